@@ -1,0 +1,86 @@
+"""Shared pieces of the CLI: error handling, JSON output, progress bars, project lookup.
+
+Commands stay thin: parse options, call the library, print. Errors that users can fix
+(:class:`segflow.SegflowError`) are printed as one clear line and exit with status 1;
+``segflow --debug ...`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from segflow.errors import SegflowError
+
+#: Human output goes to stderr so that ``--json`` output on stdout stays machine-readable.
+console = Console(stderr=True)
+stdout = Console()
+
+STATE = {"debug": False}
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn segflow errors (and a few OS errors) into a clear message and exit code 1."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except (SegflowError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        if STATE["debug"]:
+            raise
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def print_json(payload: Any) -> None:
+    """Print a JSON document on stdout (dates and numpy numbers are converted)."""
+    sys.stdout.write(json.dumps(payload, indent=2, default=_json_default) + "\n")
+    sys.stdout.flush()
+
+
+def _json_default(value: Any) -> Any:
+    import datetime as dt
+
+    import numpy as np
+
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return None if np.isnan(value) else float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return str(value)
+
+
+def progress(disable: bool = False) -> Progress:
+    """A Rich progress bar on stderr (hidden with ``--json`` or when not a terminal)."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=disable,
+        transient=False,
+    )
+
+
+ProjectDirOption = typer.Option(
+    Path("."), "--project", "-p", help="Project folder holding segflow.toml.", show_default=True
+)
+JsonOption = typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout.")
+EngineOption = typer.Option("duckdb", "--engine", help="Engine: duckdb (default) or spark.")

@@ -1,0 +1,22 @@
+"""Typed settings of a segflow project (``segflow.toml``)."""
+
+from segflow.config._schemes import RuleSettings, SchemeSettings
+from segflow.config._settings import (
+    PROJECT_FILENAME,
+    PeriodSettings,
+    ProjectSettings,
+    RfmSettings,
+    Settings,
+)
+from segflow.config._sources import SourceSettings
+
+__all__ = [
+    "PROJECT_FILENAME",
+    "PeriodSettings",
+    "ProjectSettings",
+    "RfmSettings",
+    "RuleSettings",
+    "SchemeSettings",
+    "Settings",
+    "SourceSettings",
+]

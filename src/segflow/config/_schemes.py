@@ -1,0 +1,42 @@
+"""Settings of segment schemes: RFM, lifecycle, rules, value tiers, clusters."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SchemeKind = Literal["rfm", "lifecycle", "rules", "value_tiers", "browse_no_buy", "cluster"]
+
+
+class RuleSettings(BaseModel):
+    """One rule of a rule scheme: the first rule whose condition holds names the segment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    segment: str = Field(description="Segment name given to customers matching the rule.")
+    when: str = Field(description="Condition in the rule language, e.g. \"monetary_12m >= 500\".")
+
+
+class SchemeSettings(BaseModel):
+    """One ``[[schemes]]`` entry of ``segflow.toml``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Name of the scheme; assignments are stored under it.")
+    kind: SchemeKind = Field(description="Kind of scheme.")
+    version: str = Field(default="1", description="Version; bump it when the definition changes.")
+    rules: list[RuleSettings] = Field(
+        default_factory=list, description="Ordered rules (kind = 'rules'); first match wins."
+    )
+    default: str = Field(default="Other", description="Segment of customers no rule matches.")
+    features: list[str] = Field(
+        default_factory=list, description="Features used by a cluster scheme."
+    )
+    k: int | Literal["auto"] = Field(default="auto", description="Number of clusters, or 'auto'.")
+    within: str | None = Field(
+        default=None, description="Nest this scheme inside the segments of another scheme."
+    )
+    names: dict[str, str] = Field(
+        default_factory=dict, description="Overrides of suggested segment names (cluster schemes)."
+    )

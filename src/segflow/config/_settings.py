@@ -1,0 +1,87 @@
+"""The project file ``segflow.toml`` as typed settings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from segflow.config._schemes import SchemeSettings
+from segflow.config._sources import SourceSettings
+from segflow.errors import ConfigError
+
+PROJECT_FILENAME = "segflow.toml"
+
+
+class ProjectSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(default="segflow project", description="Name shown in reports.")
+    store: str = Field(
+        default="segflow.duckdb", description="DuckDB store file, relative to the project folder."
+    )
+    currency: str = Field(default="USD", description="Currency of amounts, shown in reports.")
+
+
+class PeriodSettings(BaseModel):
+    """When snapshots are taken. A snapshot date ``s`` uses data with ``ts < s`` only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    granularity: Literal["week", "month", "quarter", "dates"] = Field(
+        default="month", description="Snapshot at the start of each calendar week/month/quarter."
+    )
+    start: dt.date | None = Field(
+        default=None, description="First snapshot date; default: first period boundary after the first transaction."
+    )
+    end: dt.date | None = Field(
+        default=None, description="Last snapshot date; default: the period boundary after the last transaction."
+    )
+    dates: list[dt.date] = Field(
+        default_factory=list, description="Explicit snapshot dates (granularity = 'dates')."
+    )
+
+
+class RfmSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    window_days: int | None = Field(
+        default=None,
+        description="Look-back window for frequency and monetary in days; None = all history.",
+    )
+    bins: int = Field(default=5, description="Number of score bins (quantiles) per R, F and M.")
+
+
+class Settings(BaseModel):
+    """All settings of a segflow project (the parsed ``segflow.toml``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project: ProjectSettings = Field(default_factory=ProjectSettings)
+    periods: PeriodSettings = Field(default_factory=PeriodSettings)
+    rfm: RfmSettings = Field(default_factory=RfmSettings)
+    sources: list[SourceSettings] = Field(default_factory=list)
+    schemes: list[SchemeSettings] = Field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Settings:
+        """Read and validate a ``segflow.toml`` (a file, or a folder holding one)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / PROJECT_FILENAME
+        if not path.exists():
+            raise ConfigError(f"no project file at {path}; create one with `segflow init`")
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            )
+            raise ConfigError(f"{path}: {problems}") from exc

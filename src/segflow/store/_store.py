@@ -1,0 +1,217 @@
+"""The DuckDB store: one file per project holding the canonical tables and all history.
+
+Writes are serialised through one lock and run inside a transaction, so a run or a load
+either lands whole or not at all. Reads go through Ibis (:meth:`Store.table`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import ibis
+import pyarrow as pa
+
+from segflow.errors import StoreError
+from segflow.store._schema import MIGRATIONS, SCHEMA_VERSION
+
+STORE_FILENAME = "segflow.duckdb"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Store:
+    """A segflow store: a DuckDB database with the canonical tables, a schema version
+    and a run log.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.duckdb`` file; ``":memory:"`` for a throw-away store (tests, notebooks).
+    read_only : bool, default=False
+        Open without writing (no schema upgrade is possible then).
+
+    Notes
+    -----
+    Opening a store written by an older segflow applies the missing schema migrations in one
+    transaction (the file is left unchanged if any step fails). A store written by a newer
+    segflow is refused with a message naming both versions.
+
+    Examples
+    --------
+    >>> store = Store(":memory:")
+    >>> store.schema_version == SCHEMA_VERSION
+    True
+    """
+
+    def __init__(self, path: str | Path = ":memory:", *, read_only: bool = False) -> None:
+        self.path = str(path)
+        self._lock = threading.RLock()
+        try:
+            self.con: ibis.BaseBackend = ibis.duckdb.connect(self.path, read_only=read_only)
+        except duckdb.Error as exc:  # unreadable or not a DuckDB file
+            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+        self.raw: duckdb.DuckDBPyConnection = self.con.con
+        if not read_only:
+            self._upgrade()
+        else:
+            self._check_version()
+
+    # -- schema -------------------------------------------------------------------------
+    @property
+    def schema_version(self) -> int:
+        """The schema version recorded in the store (0 for an empty file)."""
+        exists = self.raw.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_info'"
+        ).fetchone()[0]
+        if not exists:
+            return 0
+        row = self.raw.execute("SELECT max(version) FROM schema_info").fetchone()
+        return int(row[0] or 0)
+
+    def _check_version(self) -> int:
+        version = self.schema_version
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.path} has schema version {version}, but this segflow knows "
+                f"versions up to {SCHEMA_VERSION}; upgrade segflow to open it"
+            )
+        return version
+
+    def _upgrade(self) -> None:
+        version = self._check_version()
+        if version == SCHEMA_VERSION:
+            return
+        with self._lock:
+            self.raw.execute("BEGIN TRANSACTION")
+            try:
+                for target, statements in enumerate(MIGRATIONS[version:], start=version + 1):
+                    for statement in statements:
+                        self.raw.execute(statement)
+                    self.raw.execute("INSERT INTO schema_info VALUES (?, ?)", [target, _now()])
+                self.raw.execute("COMMIT")
+            except duckdb.Error as exc:
+                self.raw.execute("ROLLBACK")
+                raise StoreError(
+                    f"could not upgrade store {self.path} from schema version {version} to "
+                    f"{SCHEMA_VERSION}: {exc}; the store was left unchanged"
+                ) from exc
+
+    # -- reading ------------------------------------------------------------------------
+    def table(self, name: str) -> ibis.Table:
+        """The Ibis table ``name`` of the store (lazy; nothing is read yet)."""
+        return self.con.table(name)
+
+    def tables(self) -> list[str]:
+        """Names of the tables in the store."""
+        return sorted(self.con.list_tables())
+
+    def sql(self, query: str, params: list[Any] | None = None) -> pa.Table:
+        """Run a read-only SQL query on the store and return an Arrow table."""
+        with self._lock:
+            return self.raw.execute(query, params or []).fetch_arrow_table()
+
+    # -- writing ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A write transaction: everything inside lands together, or nothing does."""
+        with self._lock:
+            self.raw.execute("BEGIN TRANSACTION")
+            try:
+                yield self.raw
+            except BaseException:
+                self.raw.execute("ROLLBACK")
+                raise
+            else:
+                self.raw.execute("COMMIT")
+
+    def append(self, name: str, data: pa.Table | Any, *, con: duckdb.DuckDBPyConnection | None = None) -> int:
+        """Append an Arrow table (or anything DuckDB can scan) to table ``name``,
+        matching columns by name. Returns the number of rows appended."""
+        target = con or self.raw
+        view = f"_segflow_append_{uuid.uuid4().hex[:8]}"
+        target.register(view, data)
+        try:
+            cols = [c for c in self._columns(name, target) if c in _column_names(data)]
+            col_list = ", ".join(f'"{c}"' for c in cols)
+            target.execute(f'INSERT INTO "{name}" ({col_list}) SELECT {col_list} FROM {view}')
+            return int(target.execute(f"SELECT count(*) FROM {view}").fetchone()[0])
+        finally:
+            target.unregister(view)
+
+    def replace(self, name: str, data: pa.Table | Any, *, con: duckdb.DuckDBPyConnection | None = None) -> None:
+        """Create or replace table ``name`` with ``data`` (derived tables only)."""
+        target = con or self.raw
+        view = f"_segflow_replace_{uuid.uuid4().hex[:8]}"
+        target.register(view, data)
+        try:
+            target.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM {view}')
+        finally:
+            target.unregister(view)
+
+    @staticmethod
+    def _columns(name: str, con: duckdb.DuckDBPyConnection) -> list[str]:
+        rows = con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+            "ORDER BY ordinal_position",
+            [name],
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    # -- run log ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def run(self, command: str, params: dict[str, Any] | None = None) -> Iterator[str]:
+        """Log a run: yields its ``run_id``; records start, end and status."""
+        from segflow import __version__
+
+        run_id = uuid.uuid4().hex[:12]
+        with self._lock:
+            self.raw.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, NULL, 'running', NULL)",
+                [run_id, command, json.dumps(params or {}, default=str), __version__, _now()],
+            )
+        try:
+            yield run_id
+        except BaseException as exc:
+            self._finish_run(run_id, "failed", str(exc)[:2000])
+            raise
+        else:
+            self._finish_run(run_id, "ok", None)
+
+    def _finish_run(self, run_id: str, status: str, message: str | None) -> None:
+        with self._lock:
+            self.raw.execute(
+                "UPDATE runs SET finished_at = ?, status = ?, message = ? WHERE run_id = ?",
+                [_now(), status, message, run_id],
+            )
+
+    def close(self) -> None:
+        """Close the connection (the file stays)."""
+        with contextlib.suppress(Exception):
+            self.con.disconnect()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.path!r}, schema_version={SCHEMA_VERSION})"
+
+
+def _column_names(data: Any) -> list[str]:
+    if isinstance(data, pa.Table):
+        return data.column_names
+    if hasattr(data, "columns"):
+        return [str(c) for c in data.columns]
+    raise TypeError(f"cannot append object of type {type(data).__name__}")
