@@ -29,6 +29,8 @@ def _root(
 def _register_all() -> None:
     from segflow.cli import (
         _campaign,
+        _churn,
+        _cluster,
         _clv,
         _core,
         _ingest,
@@ -36,7 +38,8 @@ def _register_all() -> None:
         _segment,
     )
 
-    for module in (_core, _ingest, _segment, _migrate, _clv, _campaign):
+    # _segment must come before _cluster: _cluster adds commands to the segment group.
+    for module in (_core, _ingest, _segment, _cluster, _migrate, _clv, _churn, _campaign):
         module.register(app)
 
 
