@@ -33,13 +33,14 @@ def _register_all() -> None:
         _cluster,
         _clv,
         _core,
+        _generate,
         _ingest,
         _migrate,
         _segment,
     )
 
     # _segment must come before _cluster: _cluster adds commands to the segment group.
-    for module in (_core, _ingest, _segment, _cluster, _migrate, _clv, _churn, _campaign):
+    for module in (_core, _generate, _ingest, _segment, _cluster, _migrate, _clv, _churn, _campaign):
         module.register(app)
 
 
