@@ -1,9 +1,174 @@
-"""CLI commands of this stage (filled in by its owner)."""
+"""CLI: ``init``, ``run``, ``report``, ``demo`` — the project-level commands."""
 
 from __future__ import annotations
 
+import datetime as dt
+import time
+from pathlib import Path
+
 import typer
+from rich.table import Table
+
+from segflow.cli._common import (
+    EngineOption,
+    JsonOption,
+    ProjectDirOption,
+    console,
+    print_json,
+    progress,
+    user_errors,
+)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add the project-level commands to the root app."""
+    app.command("init")(init)
+    app.command("run")(run)
+    app.command("report")(report)
+    app.command("demo")(demo)
+
+
+def init(
+    directory: Path = typer.Argument(..., help="Project folder to create (or reuse)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing segflow.toml."),
+) -> None:
+    """Create a project: a commented segflow.toml and an empty DuckDB store."""
+    from segflow.project import Project
+
+    with user_errors():
+        project = Project.init(directory, overwrite=force)
+        console.print(
+            f"created [bold]{directory / 'segflow.toml'}[/] and store "
+            f"[bold]{directory / project.settings.project.store}[/] "
+            f"(schema version {project.store.schema_version})"
+        )
+        console.print("next: edit [bold][[sources]][/] in segflow.toml, then `segflow ingest` and `segflow run`")
+        project.close()
+
+
+def _progress_callback(bar, task):  # noqa: ANN001, ANN202
+    def update(description: str, done: int, total: int) -> None:
+        bar.update(task, description=description, completed=done, total=total)
+
+    return update
+
+
+def run(
+    project_dir: Path = ProjectDirOption,
+    engine: str = EngineOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Compute features and segment assignments for every snapshot date and scheme."""
+    from segflow.project import Project
+
+    with user_errors():
+        with Project.open(project_dir) as project:
+            with progress(disable=as_json) as bar:
+                task = bar.add_task("features and segments", total=None)
+                summary = project.run(engine=engine, progress=_progress_callback(bar, task))
+            if as_json:
+                print_json(summary.to_dict())
+                return
+            console.print(
+                f"run {summary.run_id} on {summary.engine}: {len(summary.snapshot_dates)} snapshots "
+                f"x {len(summary.schemes)} schemes, {summary.assignments_written:,} assignments "
+                f"in {sum(summary.seconds.values()):.1f} s"
+            )
+            for scheme in summary.schemes:
+                _print_sizes(project, scheme)
+
+
+def report(
+    project_dir: Path = ProjectDirOption,
+    out: Path = typer.Option(None, "--out", "-o", help="HTML file to write (default: PROJECT/report.html)."),
+) -> None:
+    """Write the self-contained HTML report (works offline)."""
+    from segflow.project import Project
+
+    with user_errors():
+        with Project.open(project_dir) as project:
+            with progress() as bar:
+                bar.add_task("writing report", total=None)
+                path = project.report(out)
+            console.print(f"report written to [bold]{path.resolve()}[/]")
+
+
+def demo(
+    out: Path = typer.Option(Path("out"), "--out", "-o", help="Folder for the demo project, data and report."),
+    customers: int = typer.Option(5_000, help="Number of demo customers."),
+    months: int = typer.Option(24, help="Months of history."),
+    seed: int = typer.Option(0, help="Random seed of the generator."),
+    engine: str = EngineOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Generate demo data, ingest it, run the pipeline and write OUT/report.html."""
+    from segflow.datasets import demo_project_toml, generate_demo
+    from segflow.project import Project
+    from segflow.report._queries import reconciliation
+
+    with user_errors():
+        started = time.perf_counter()
+        data_dir = out / "data"
+        with progress(disable=as_json) as bar:
+            task = bar.add_task("generating demo data", total=None)
+            generate_demo(data_dir, customers=customers, months=months, seed=seed)
+            bar.update(task, description="demo data written", completed=1, total=1)
+        project = Project.init(out, toml_text=demo_project_toml("data"), overwrite=True)
+        with project:
+            with progress(disable=as_json) as bar:
+                task = bar.add_task("ingesting", total=None)
+                project.ingest()
+                bar.update(task, description="ingested", completed=1, total=1)
+                task = bar.add_task("features and segments", total=None)
+                summary = project.run(engine=engine, progress=_progress_callback(bar, task))
+                task = bar.add_task("writing report", total=None)
+                path = project.report(out / "report.html")
+                bar.update(task, description="report written", completed=1, total=1)
+            recon = reconciliation(project.store)
+            if as_json:
+                print_json(
+                    {
+                        "report": str(path.resolve()),
+                        "run": summary.to_dict(),
+                        "reconciliation": recon.to_dict(orient="records"),
+                        "segments": {
+                            s: project.segment_sizes(s).to_dict(orient="records") for s in summary.schemes
+                        },
+                    }
+                )
+                return
+            console.print(
+                f"ingested {int(recon['rows_read'].sum()):,} rows: {int(recon['rows_accepted'].sum()):,} accepted, "
+                f"{int(recon['rows_quarantined'].sum()):,} quarantined, {int(recon['rows_duplicate'].sum()):,} duplicates"
+            )
+            scheme = summary.schemes[0]
+            _print_sizes(project, scheme)
+            _print_flows(project, scheme)
+            console.print(
+                f"\nreport: [bold]{path.resolve()}[/]  ({time.perf_counter() - started:.1f} s in all)"
+            )
+
+
+def _print_sizes(project, scheme: str, snapshot: dt.date | None = None) -> None:  # noqa: ANN001
+    sizes = project.segment_sizes(scheme, snapshot)
+    cur = project.settings.project.currency
+    table = Table(title=f"{scheme} segments at {snapshot or project.snapshot_dates(scheme)[-1]}")
+    for col in ("segment", "customers", "share", f"revenue 12m ({cur})", "revenue share"):
+        table.add_column(col, justify="left" if col == "segment" else "right")
+    for row in sizes.itertuples():
+        table.add_row(
+            str(row.segment), f"{row.customers:,}", f"{row.share:.1%}",
+            f"{row.revenue_12m:,.0f}", f"{row.revenue_share:.1%}",
+        )
+    console.print(table)
+
+
+def _print_flows(project, scheme: str, top: int = 10) -> None:  # noqa: ANN001
+    matrix = project.transitions(scheme)
+    flows = matrix.flows(top=top)
+    table = Table(title=f"biggest {scheme} migration flows, {matrix.from_date} → {matrix.to_date}")
+    for col in ("from", "to", "customers", "share of from"):
+        table.add_column(col, justify="left" if col in ("from", "to") else "right")
+    for row in flows.itertuples():
+        table.add_row(str(row.from_segment), str(row.to_segment), f"{row.customers:,}", f"{row.share:.1%}")
+    console.print(table)

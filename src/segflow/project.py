@@ -1,0 +1,144 @@
+"""A segflow project: a folder with ``segflow.toml`` and its DuckDB store.
+
+:class:`Project` is the one object the CLI, the report and notebooks use: it holds the
+settings, the store and the project folder, and exposes each stage as a method that returns
+result objects (pandas / Arrow / Plotly underneath).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from segflow.config import PROJECT_FILENAME, Settings
+from segflow.errors import ConfigError, SegflowError
+from segflow.pipeline import ProgressFn, RunSummary, resolve_schemes, run_pipeline
+from segflow.store import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TEMPLATE = Path(__file__).parent / "templates" / "segflow.toml"
+
+
+class Project:
+    """A project folder: settings (``segflow.toml``) plus the store (``segflow.duckdb``).
+
+    Parameters
+    ----------
+    directory : str or Path
+        The project folder.
+    settings : Settings
+    store : Store
+
+    Examples
+    --------
+    >>> project = Project.open("demo")          # doctest: +SKIP
+    >>> project.ingest(); project.run()         # doctest: +SKIP
+    >>> project.segment_sizes("rfm")            # doctest: +SKIP
+    """
+
+    def __init__(self, directory: str | Path, settings: Settings, store: Store) -> None:
+        self.directory = Path(directory)
+        self.settings = settings
+        self.store = store
+
+    # -- creating and opening ----------------------------------------------------------
+    @classmethod
+    def init(cls, directory: str | Path, *, toml_text: str | None = None, overwrite: bool = False) -> Project:
+        """Write a commented ``segflow.toml`` (the template, or ``toml_text``) and create the store."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / PROJECT_FILENAME
+        if path.exists() and not overwrite:
+            raise ConfigError(f"{path} already exists; use --force to overwrite it")
+        path.write_text(toml_text or TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
+        return cls.open(directory)
+
+    @classmethod
+    def open(cls, directory: str | Path = ".", *, read_only: bool = False) -> Project:
+        """Open the project in ``directory``: load its settings and its store (upgrading an
+        older store's schema)."""
+        directory = Path(directory)
+        settings = Settings.load(directory)
+        store = Store(directory / settings.project.store, read_only=read_only)
+        return cls(directory, settings, store)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Project({str(self.directory)!r}, store={self.settings.project.store!r})"
+
+    # -- stages --------------------------------------------------------------------------
+    def ingest(self, *, progress: Any = None) -> Any:
+        """Read every source into the canonical tables; returns the reconciliation report."""
+        from segflow.sources import ingest
+
+        return ingest(self.store, self.settings, self.directory, progress=progress)
+
+    def run(self, *, engine: str = "duckdb", progress: ProgressFn | None = None) -> RunSummary:
+        """Features and segment assignments for every snapshot date and scheme."""
+        return run_pipeline(self.store, self.settings, engine=engine, progress=progress)
+
+    def schemes(self) -> list[str]:
+        return [s.name for s in resolve_schemes(self.settings)]
+
+    def snapshot_dates(self, scheme: str | None = None) -> list[dt.date]:
+        """Snapshot dates that have stored assignments (for ``scheme``, or any)."""
+        query = "SELECT DISTINCT snapshot_date FROM segment_assignments"
+        params: list[Any] = []
+        if scheme:
+            query += " WHERE scheme = ?"
+            params.append(scheme)
+        rows = self.store.raw.execute(query + " ORDER BY 1", params).fetchall()
+        return [r[0] for r in rows]
+
+    def _check_scheme(self, scheme: str) -> None:
+        if not self.snapshot_dates(scheme):
+            known = ", ".join(self.schemes())
+            raise SegflowError(
+                f"no assignments stored for scheme {scheme!r}; run `segflow run` first "
+                f"(schemes of this project: {known})"
+            )
+
+    def segment_sizes(self, scheme: str, snapshot: dt.date | None = None) -> pd.DataFrame:
+        """Customers, share, revenue in the 12 months before the snapshot, and revenue share
+        per segment of ``scheme`` at ``snapshot`` (default: the latest)."""
+        from segflow.report._queries import segment_sizes
+
+        self._check_scheme(scheme)
+        snapshot = snapshot or self.snapshot_dates(scheme)[-1]
+        return segment_sizes(self.store, scheme, snapshot)
+
+    def transitions(self, scheme: str, from_date: dt.date | None = None, to_date: dt.date | None = None) -> Any:
+        """The transition matrix of ``scheme`` between two snapshots (default: the last two)."""
+        from segflow.migration import transition_matrix
+
+        self._check_scheme(scheme)
+        dates = self.snapshot_dates(scheme)
+        if len(dates) < 2 and (from_date is None or to_date is None):
+            raise SegflowError(f"scheme {scheme!r} has fewer than two snapshots; nothing to compare")
+        from_date = from_date or dates[-2]
+        to_date = to_date or dates[-1]
+        return transition_matrix(
+            self.store.table("segment_assignments"),
+            scheme=scheme,
+            from_date=from_date,
+            to_date=to_date,
+            transactions=self.store.table("transactions"),
+        )
+
+    def report(self, path: str | Path | None = None) -> Path:
+        """Write the self-contained HTML report; returns its path."""
+        from segflow.report import write_report
+
+        path = Path(path) if path else self.directory / "report.html"
+        return write_report(self, path)

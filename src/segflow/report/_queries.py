@@ -1,0 +1,73 @@
+"""Small read-only summaries of the store used by the report and the CLI (Ibis on the store)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import pandas as pd
+from ibis import _
+
+from segflow.store import Store
+
+REVENUE_WINDOW_DAYS = 365
+
+
+def segment_sizes(store: Store, scheme: str, snapshot: dt.date) -> pd.DataFrame:
+    """Per segment of ``scheme`` at ``snapshot``: customers, share of customers, net revenue
+    in the 365 days before the snapshot (``snapshot - 365 days <= ts < snapshot``, returns
+    netted, in the store's currency) and revenue share. Sorted by segment rank, then size.
+    Segments with no customers do not appear (a scheme's empty segments have no rows)."""
+    a = store.table("segment_assignments")
+    a = a.filter((a.scheme == scheme) & (a.snapshot_date == snapshot))
+    t = store.table("transactions")
+    lo = ibis.timestamp(dt.datetime.combine(snapshot - dt.timedelta(days=REVENUE_WINDOW_DAYS), dt.time()))
+    hi = ibis.timestamp(dt.datetime.combine(snapshot, dt.time()))
+    revenue = (
+        t.filter(t.customer_id.notnull() & (t.ts >= lo) & (t.ts < hi))
+        .group_by("customer_id")
+        .agg(revenue=_.amount.sum())
+    )
+    joined = a.left_join(revenue, a.customer_id == revenue.customer_id)
+    sizes = (
+        joined.group_by("segment")
+        .agg(
+            customers=_.count(),
+            revenue_12m=_.revenue.sum().fill_null(0.0),
+            segment_rank=_.segment_rank.min(),
+        )
+        .execute()
+    )
+    total_customers = float(sizes["customers"].sum()) or 1.0
+    total_revenue = float(sizes["revenue_12m"].sum())
+    sizes["share"] = sizes["customers"] / total_customers
+    sizes["revenue_share"] = sizes["revenue_12m"] / total_revenue if total_revenue else 0.0
+    sizes = sizes.sort_values(["segment_rank", "customers", "segment"], ascending=[True, False, True])
+    return sizes[["segment", "segment_rank", "customers", "share", "revenue_12m", "revenue_share"]].reset_index(drop=True)
+
+
+def reconciliation(store: Store) -> pd.DataFrame:
+    """Rows read, accepted, quarantined and de-duplicated per source and file (latest load
+    of each file), with a check column that is True when the counts add up."""
+    loads = store.table("loads").execute()
+    if loads.empty:
+        return loads
+    loads = loads.sort_values("started_at").groupby(["source", "source_file"], as_index=False).last()
+    loads["reconciles"] = loads["rows_read"] == (
+        loads["rows_accepted"] + loads["rows_quarantined"] + loads["rows_duplicate"]
+    )
+    return loads[
+        ["source", "source_file", "target_table", "rows_read", "rows_accepted",
+         "rows_quarantined", "rows_duplicate", "reconciles", "status"]
+    ]
+
+
+def quarantine_reasons(store: Store) -> pd.DataFrame:
+    """Quarantined rows per source and rule, with one example reason."""
+    q = store.table("quarantine")
+    return (
+        q.group_by(["source", "rule"])
+        .agg(rows=_.count(), example=_.reason.arbitrary())
+        .order_by([ibis.desc("rows"), "source", "rule"])
+        .execute()
+    )

@@ -1,0 +1,204 @@
+"""The self-contained HTML report: one file, Plotly's JavaScript inlined, no external URLs.
+
+Sections are built by small functions, each reading results from the store through the
+library (never recomputing raw data here): overview, data quality, segments, migration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import html
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+import pandas as pd
+
+from segflow.report._queries import quarantine_reasons, reconciliation, segment_sizes
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+    from segflow.project import Project
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=jinja2.select_autoescape(["html", "j2"]),
+)
+
+
+@dataclasses.dataclass
+class Section:
+    id: str
+    title: str
+    intro: str = ""
+    blocks: list[str] = dataclasses.field(default_factory=list)
+
+
+def figure_html(fig: go.Figure) -> str:
+    """A Plotly figure as an HTML fragment that relies on the inlined plotly.js."""
+    return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
+
+
+def table_html(frame: pd.DataFrame, *, percent: tuple[str, ...] = (), money: tuple[str, ...] = (), digits: int = 2) -> str:
+    """A DataFrame as an HTML table (values escaped), with share and money columns formatted."""
+    shown = frame.copy()
+    for col in shown.columns:
+        if col in percent:
+            shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.1%}")
+        elif col in money:
+            shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:,.2f}")
+        elif pd.api.types.is_float_dtype(shown[col]):
+            shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:,.{digits}f}")
+    return shown.to_html(index=False, classes="data", border=0, escape=True)
+
+
+def _h3(text: str) -> str:
+    return f"<h3>{html.escape(text)}</h3>"
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{html.escape(text)}</p>'
+
+
+# -- sections ---------------------------------------------------------------------------
+def overview_section(project: Project) -> Section:
+    raw = project.store.raw
+    customers, txns, revenue, first, last = raw.execute(
+        "SELECT count(DISTINCT customer_id), count(*), sum(amount), min(ts)::DATE, max(ts)::DATE "
+        "FROM transactions WHERE customer_id IS NOT NULL"
+    ).fetchone()
+    dates = project.snapshot_dates()
+    cur = project.settings.project.currency
+    kpis = [
+        ("customers with purchases", f"{customers:,}"),
+        ("transactions", f"{txns:,}"),
+        (f"net revenue ({cur})", f"{(revenue or 0):,.0f}"),
+        ("first / last purchase", f"{first} / {last}"),
+        ("snapshots", f"{len(dates)} ({dates[0]} … {dates[-1]})" if dates else "none"),
+        ("schemes", ", ".join(project.schemes())),
+    ]
+    body = "".join(
+        f'<div class="kpi">{html.escape(k)}<b>{html.escape(v)}</b></div>' for k, v in kpis
+    )
+    return Section(
+        "overview",
+        "Overview",
+        "A snapshot date s uses transactions with ts < s only; its segment assignments belong to s.",
+        [f'<div class="kpis">{body}</div>'],
+    )
+
+
+def quality_section(project: Project) -> Section:
+    section = Section(
+        "quality",
+        "Data quality",
+        "Every input row is accepted, quarantined with a reason, or removed as an exact duplicate: "
+        "rows read = accepted + quarantined + duplicates, per file.",
+    )
+    recon = reconciliation(project.store)
+    section.blocks.append(_h3("Reconciliation per file"))
+    section.blocks.append(table_html(recon) if not recon.empty else _note("No loads recorded."))
+    reasons = quarantine_reasons(project.store)
+    section.blocks.append(_h3("Quarantined rows by rule"))
+    section.blocks.append(table_html(reasons) if not reasons.empty else _note("No quarantined rows."))
+    from segflow.quality import audit
+
+    checks = audit(project.store).to_pandas()
+    section.blocks.append(_h3("Audit checks"))
+    section.blocks.append(table_html(checks))
+    return section
+
+
+def segments_section(project: Project) -> Section:
+    from segflow.viz import segment_size_value_bars
+
+    section = Section(
+        "segments",
+        "Segments",
+        "Size and 12-month net revenue of each segment at the latest snapshot. Revenue counts "
+        "transactions in the 365 days before the snapshot, returns netted.",
+    )
+    for scheme in project.schemes():
+        dates = project.snapshot_dates(scheme)
+        if not dates:
+            continue
+        sizes = segment_sizes(project.store, scheme, dates[-1])
+        section.blocks.append(_h3(f"Scheme {scheme} at {dates[-1]}"))
+        section.blocks.append(figure_html(segment_size_value_bars(sizes, title=f"{scheme}: size and value")))
+        section.blocks.append(
+            table_html(sizes, percent=("share", "revenue_share"), money=("revenue_12m",))
+        )
+        section.blocks.extend(_profile_blocks(project, scheme))
+    return section
+
+
+def _profile_blocks(project: Project, scheme: str) -> list[str]:
+    from segflow.segments import profile_segments
+
+    if "customer_features" not in project.store.tables():
+        return []
+    features = project.store.table("customer_features")
+    snapshot = project.store.raw.execute("SELECT max(snapshot_date) FROM customer_features").fetchone()[0]
+    a = project.store.table("segment_assignments")
+    a = a.filter((a.scheme == scheme) & (a.snapshot_date == snapshot)).select("customer_id", "segment")
+    profile = profile_segments(features.drop("snapshot_date"), a)
+    frame = profile.to_pandas()
+    return [_h3(f"Profile of {scheme}"), figure_html(profile.figure()), table_html(frame.head(40))]
+
+
+def migration_section(project: Project) -> Section:
+    section = Section(
+        "migration",
+        "Migration",
+        "Who moved between segments from the previous snapshot to the latest. (new) = customers "
+        "not yet in the base at the first date; (gone) = customers no longer in the base.",
+    )
+    for scheme in project.schemes():
+        dates = project.snapshot_dates(scheme)
+        if len(dates) < 2:
+            continue
+        matrix = project.transitions(scheme, dates[-2], dates[-1])
+        section.blocks.append(_h3(f"Scheme {scheme}: {dates[-2]} → {dates[-1]}"))
+        section.blocks.append(figure_html(matrix.sankey()))
+        section.blocks.append(figure_html(matrix.figure()))
+    return section
+
+
+SECTIONS: list[Callable[[Project], Section]] = [
+    overview_section,
+    quality_section,
+    segments_section,
+    migration_section,
+]
+
+
+def build_sections(project: Project) -> list[Section]:
+    return [build(project) for build in SECTIONS]
+
+
+def render_report(project: Project, sections: list[Section] | None = None) -> str:
+    """The report as one HTML string."""
+    import plotly.offline
+
+    from segflow import __version__
+
+    template = _TEMPLATES.get_template("report.html.j2")
+    return template.render(
+        title=f"segflow report: {project.settings.project.name}",
+        version=__version__,
+        generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        store=project.settings.project.store,
+        sections=sections if sections is not None else build_sections(project),
+        plotly_js=plotly.offline.get_plotlyjs(),
+    )
+
+
+def write_report(project: Project, path: str | Path, **kwargs: Any) -> Path:
+    """Write the report to ``path`` (folders are created); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_report(project, **kwargs), encoding="utf-8")
+    return path
