@@ -1,0 +1,73 @@
+"""Every dashboard page and its JSON twin, on a fixed project store."""
+
+from __future__ import annotations
+
+import duckdb
+
+
+def _expected_sizes(directory, scheme):
+    con = duckdb.connect(str(directory / "segflow.duckdb"), read_only=True)
+    try:
+        return dict(
+            con.execute(
+                "SELECT segment, count(*) FROM segment_assignments WHERE scheme = ? AND snapshot_date = "
+                "(SELECT max(snapshot_date) FROM segment_assignments WHERE scheme = ?) GROUP BY segment",
+                [scheme, scheme],
+            ).fetchall()
+        )
+    finally:
+        con.close()
+
+
+def test_health(client):
+    r = client.get("/api/v1/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok" and body["schema_version"] >= 1
+    assert body["project"] == "pipeline fixture"
+
+
+def test_schemes(client):
+    body = client.get("/api/v1/schemes").json()
+    assert body["count"] == 4
+    rfm = next(s for s in body["data"] if s["scheme"] == "rfm")
+    assert rfm["snapshots"] == 6 and rfm["last_snapshot"] == "2024-07-01"
+
+
+def test_segments_json_matches_the_store(client, served_project):
+    body = client.get("/api/v1/segments/lifecycle").json()
+    got = {row["segment"]: row["customers"] for row in body["data"]}
+    assert got == _expected_sizes(served_project, "lifecycle")
+    assert abs(sum(row["share"] for row in body["data"]) - 1.0) < 1e-9
+
+
+def test_segments_page_renders_same_numbers(client, served_project):
+    r = client.get("/segments/lifecycle")
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    for segment, n in _expected_sizes(served_project, "lifecycle").items():
+        assert segment in r.text and f"{n:,}" in r.text
+
+
+def test_migration_json_and_page(client):
+    body = client.get("/api/v1/migration/rfm").json()
+    assert body["meta"]["from_date"] == "2024-06-01" and body["meta"]["to_date"] == "2024-07-01"
+    assert body["count"] > 0
+    page = client.get("/migration/rfm")
+    assert page.status_code == 200 and "sankey" in page.text
+
+
+def test_unknown_scheme_is_404_with_a_message(client):
+    r = client.get("/api/v1/segments/nope")
+    assert r.status_code == 404
+    assert "nope" in r.json()["detail"]
+
+
+def test_customer_history(client):
+    body = client.get("/api/v1/customers/C001").json()
+    assert {row["scheme"] for row in body["data"]} <= {"rfm", "lifecycle", "tiers", "rules"}
+    assert client.get("/api/v1/customers/does-not-exist").status_code == 404
+
+
+def test_plotly_js_is_served_locally(client):
+    r = client.get("/static/plotly.js")
+    assert r.status_code == 200 and len(r.content) > 1_000_000
