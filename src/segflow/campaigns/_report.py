@@ -1,0 +1,138 @@
+"""One call for the report and the dashboard: a campaign's lift by segment and its
+migration lift, read from the store."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import pandas as pd
+
+from segflow.campaigns._effect import EffectReport, campaign_effect
+from segflow.campaigns._migration import MigrationLift, migration_lift
+from segflow.campaigns._store import (
+    TableSource,
+    campaign_window,
+    exposure_responses,
+    snapshot_before,
+)
+from segflow.errors import InputError
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+
+@dataclass
+class CampaignReport:
+    """A campaign's read-out on the store.
+
+    Attributes
+    ----------
+    campaign_id, scheme : str
+    window_days : int
+        Outcome window after each customer's exposure, in days.
+    start, end : datetime.datetime
+        First and last exposure.
+    effect : EffectReport
+        Outcomes ``purchased`` (rate) and ``revenue`` (mean, net, store currency), overall
+        and by ``segment`` (the customer's segment of ``scheme`` before the campaign).
+    migration : MigrationLift or None
+        ``None`` when the scheme has no snapshot after the campaign yet (see ``notes``).
+    notes : list of str
+    """
+
+    campaign_id: str
+    scheme: str | None
+    window_days: int
+    start: dt.datetime
+    end: dt.datetime
+    effect: EffectReport
+    migration: MigrationLift | None
+    notes: list[str] = field(default_factory=list)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The effect table (lift by arm and segment)."""
+        return self.effect.to_pandas()
+
+    def to_arrow(self) -> Any:
+        return self.effect.to_arrow()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "campaign_id": self.campaign_id,
+            "scheme": self.scheme,
+            "window_days": self.window_days,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "effect": self.effect.to_dict(),
+            "migration": self.migration.to_dict() if self.migration is not None else None,
+            "notes": self.notes,
+        }
+
+    def to_json(self) -> str:
+        import json
+
+        return json.dumps(self.to_dict(), default=str)
+
+    def figure(self) -> go.Figure:
+        """Lift of the purchase rate by segment (forest plot)."""
+        return self.effect.figure("purchased")
+
+    def figures(self) -> dict[str, go.Figure]:
+        """All figures, keyed by a short name: ``lift_purchased``, ``lift_revenue`` and, when
+        there is a snapshot after the campaign, ``migration`` and ``transitions``."""
+        figs = {f"lift_{o}": self.effect.figure(o) for o in self.effect.outcomes}
+        if self.migration is not None:
+            figs["migration"] = self.migration.figure()
+            figs["transitions"] = self.migration.heatmaps()
+        return figs
+
+    def __repr__(self) -> str:
+        return (f"CampaignReport({self.campaign_id!r}, scheme={self.scheme!r}, "
+                f"window_days={self.window_days}, migration={self.migration is not None})")
+
+
+def campaign_report(
+    source: TableSource,
+    campaign_id: str,
+    scheme: str | None = None,
+    *,
+    control: str = "control",
+    window_days: int = 30,
+    level: float = 0.95,
+    correction: Literal["holm", "bh", "none"] = "holm",
+) -> CampaignReport:
+    """Lift by segment and migration lift of one campaign in the store.
+
+    Parameters
+    ----------
+    source : Store or Engine
+    campaign_id : str
+    scheme : str, optional
+        Segment scheme for the breakdown and the migration lift; without it only the overall
+        lift is computed.
+    control : str, default="control"
+    window_days : int, default=30
+        Outcome window after exposure, in days (see :func:`exposure_responses`).
+    level, correction
+        As in :func:`campaign_effect`.
+    """
+    start, end = campaign_window(source, campaign_id)
+    notes: list[str] = []
+    snapshot = snapshot_before(source, scheme, start) if scheme else None
+    responses = exposure_responses(source, campaign_id, window_days=window_days, scheme=scheme,
+                                   snapshot=snapshot)
+    effect = campaign_effect(
+        responses, arm_col="arm", control=control, outcomes=["purchased", "revenue"],
+        by=["segment"] if scheme else [], level=level, correction=correction,
+        source=f"campaign {campaign_id}",
+    )
+    migration = None
+    if scheme:
+        try:
+            migration = migration_lift(source, campaign_id, scheme, control=control,
+                                       before=snapshot, level=level)
+        except InputError as exc:
+            notes.append(f"no migration lift: {exc}")
+    return CampaignReport(campaign_id, scheme, window_days, start, end, effect, migration, notes)

@@ -1,0 +1,209 @@
+"""Campaigns on the store's customers: customer-level responses after exposure, and the
+segment each customer was in before the campaign.
+
+Written as Ibis expressions over the canonical tables ``campaign_exposures``,
+``transactions`` and ``segment_assignments``, so they run on any engine; ``source`` is
+anything with a ``table(name)`` method (a :class:`segflow.store.Store` or a
+:class:`segflow.engine.Engine`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from typing import Any, Protocol
+
+import ibis
+from ibis import _
+
+from segflow.errors import InputError
+
+NEW = "(new)"
+GONE = "(gone)"
+
+
+class TableSource(Protocol):
+    def table(self, name: str) -> ibis.Table: ...
+
+
+def campaign_cohort(source: TableSource, campaign_id: str) -> ibis.Table:
+    """One row per customer exposed in ``campaign_id``: ``customer_id``, ``arm``,
+    ``exposed_at`` (first exposure timestamp of any type: send, open, click...).
+
+    Customers found in more than one arm are contaminated; they are left out with a warning
+    that gives their number.
+
+    Raises
+    ------
+    InputError
+        When the campaign has no exposures.
+    """
+    e = source.table("campaign_exposures")
+    e = e.filter((e.campaign_id == campaign_id) & e.customer_id.notnull() & e.arm.notnull())
+    per = e.group_by("customer_id").agg(
+        arm=_.arm.min(), arms=_.arm.nunique(), exposed_at=_.ts.min()
+    )
+    stats = per.agg(customers=_.count(), mixed=(_.arms > 1).cast("int64").sum()).to_pandas()
+    customers, mixed = int(stats.customers.iloc[0]), int(stats.mixed.fillna(0).iloc[0])
+    if customers == 0:
+        known = source.table("campaign_exposures").campaign_id.nunique().to_pandas()
+        raise InputError(
+            f"campaign {campaign_id!r} has no exposures in the store ({known} campaigns known)",
+            column="campaign_id",
+        )
+    if mixed:
+        warnings.warn(
+            f"left out {mixed} of {customers} customers of campaign {campaign_id!r} who were "
+            "exposed in more than one arm",
+            UserWarning,
+            stacklevel=3,
+        )
+    return per.filter(_.arms == 1).select("customer_id", "arm", "exposed_at")
+
+
+def campaign_window(source: TableSource, campaign_id: str) -> tuple[dt.datetime, dt.datetime]:
+    """First and last exposure timestamps of the campaign."""
+    e = source.table("campaign_exposures")
+    row = (
+        e.filter(e.campaign_id == campaign_id).agg(start=_.ts.min(), end=_.ts.max()).to_pandas()
+    )
+    if row.start.isna().iloc[0]:
+        raise InputError(f"campaign {campaign_id!r} has no exposures in the store",
+                         column="campaign_id")
+    return row.start.iloc[0].to_pydatetime(), row.end.iloc[0].to_pydatetime()
+
+
+def snapshot_before(source: TableSource, scheme: str, when: dt.datetime) -> dt.date:
+    """The latest snapshot date of ``scheme`` not after ``when``'s date.
+
+    A snapshot ``s`` uses rows with ``ts < s`` only, so a snapshot on or before the
+    campaign start date describes customers before any exposure."""
+    dates = _snapshots(source, scheme)
+    before = [d for d in dates if d <= when.date()]
+    if not before:
+        raise InputError(
+            f"scheme {scheme!r} has no snapshot on or before the campaign start {when.date()}; "
+            f"its snapshots run from {dates[0]} to {dates[-1]}",
+            column="snapshot_date",
+        )
+    return before[-1]
+
+
+def snapshot_after(source: TableSource, scheme: str, when: dt.datetime) -> dt.date:
+    """The first snapshot date of ``scheme`` strictly after ``when``."""
+    dates = _snapshots(source, scheme)
+    after = [d for d in dates if dt.datetime.combine(d, dt.time()) > when]
+    if not after:
+        raise InputError(
+            f"scheme {scheme!r} has no snapshot after {when}; its last snapshot is {dates[-1]}",
+            column="snapshot_date",
+        )
+    return after[0]
+
+
+def _snapshots(source: TableSource, scheme: str) -> list[dt.date]:
+    a = source.table("segment_assignments")
+    dates = (
+        a.filter(a.scheme == scheme).select("snapshot_date").distinct().to_pandas()["snapshot_date"]
+    )
+    if dates.empty:
+        raise InputError(f"no segment assignments for scheme {scheme!r}; run `segflow segment` first",
+                         column="scheme")
+    return sorted(_as_date(d) for d in dates)
+
+
+def _as_date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return value.to_pydatetime().date()  # pandas Timestamp
+
+
+def segments_at(source: TableSource, scheme: str, snapshot: dt.date) -> ibis.Table:
+    """``customer_id, segment, segment_rank`` of ``scheme`` at ``snapshot`` (latest run
+    if a snapshot was written twice)."""
+    a = source.table("segment_assignments")
+    a = a.filter((a.scheme == scheme) & (a.snapshot_date == snapshot))
+    return a.group_by("customer_id").agg(segment=_.segment.max(), segment_rank=_.segment_rank.min())
+
+
+def exposure_responses(
+    source: TableSource,
+    campaign_id: str,
+    *,
+    window_days: int = 30,
+    scheme: str | None = None,
+    snapshot: dt.date | None = None,
+) -> ibis.Table:
+    """Customer-level responses to a campaign: one row per exposed customer.
+
+    Parameters
+    ----------
+    source : Store or Engine
+    campaign_id : str
+    window_days : int, default=30
+        Outcomes count transactions with ``exposed_at <= ts < exposed_at + window_days``
+        (days), for treated and control customers alike (a control customer's exposure row
+        is the moment they were assigned).
+    scheme : str, optional
+        Add the column ``segment``: the customer's segment of this scheme at the snapshot
+        before the campaign (``snapshot``, default :func:`snapshot_before` the first
+        exposure); customers not yet in the base then are ``"(new)"``.
+
+    Returns
+    -------
+    ibis.Table
+        ``customer_id, arm, exposed_at, purchased`` (1 if any non-return transaction in the
+        window, else 0), ``purchases`` (count of non-return transactions), ``revenue`` (net
+        amount in the window, returns subtracted, in the store's currency)
+        [, ``segment``].
+    """
+    if window_days <= 0:
+        raise InputError(f"the response window must be a positive number of days, not {window_days}")
+    cohort = campaign_cohort(source, campaign_id)
+    t = source.table("transactions")
+    t = t.filter(t.customer_id.notnull()).select(
+        "customer_id", "ts", "amount", is_return=t.is_return.fill_null(False)
+    )
+    joined = cohort.join(t, "customer_id")
+    in_window = joined.filter(
+        (joined.ts >= joined.exposed_at)
+        & (joined.ts < joined.exposed_at + ibis.interval(days=window_days))
+    )
+    outcome = in_window.group_by("customer_id").agg(
+        purchases=(~_.is_return).cast("int64").sum(), revenue=_.amount.sum()
+    )
+    r = cohort.left_join(outcome, "customer_id")
+    r = r.select(
+        "customer_id",
+        "arm",
+        "exposed_at",
+        purchased=(r.purchases.fill_null(0) > 0).cast("int64"),
+        purchases=r.purchases.fill_null(0),
+        revenue=r.revenue.fill_null(0.0).cast("float64"),
+    )
+    _warn_censored(source, cohort, window_days)
+    if scheme is not None:
+        if snapshot is None:
+            snapshot = snapshot_before(source, scheme, campaign_window(source, campaign_id)[0])
+        seg = segments_at(source, scheme, snapshot)
+        r = r.left_join(seg, "customer_id")
+        r = r.select("customer_id", "arm", "exposed_at", "purchased", "purchases", "revenue",
+                     segment=r.segment.fill_null(NEW))
+    return r
+
+
+def _warn_censored(source: TableSource, cohort: ibis.Table, window_days: int) -> None:
+    last_tx = source.table("transactions").ts.max().to_pandas()
+    if last_tx is None:
+        return
+    cut = cohort.filter(cohort.exposed_at + ibis.interval(days=window_days) > last_tx)
+    n = int(cut.count().to_pandas())
+    if n:
+        warnings.warn(
+            f"the {window_days}-day response window of {n} customers runs past the last "
+            f"transaction in the store ({last_tx}); their outcomes are cut short",
+            UserWarning,
+            stacklevel=3,
+        )
