@@ -25,6 +25,7 @@ class Fixture:
     exposures: pd.DataFrame
     transactions: pd.DataFrame
     assignments: pd.DataFrame
+    scores: pd.DataFrame
 
 
 def _build(seed: int = 11, n: int = 6000) -> Fixture:
@@ -70,11 +71,16 @@ def _build(seed: int = 11, n: int = 6000) -> Fixture:
                                   "segment_rank": pd.Series(seg[keep]).map(SEGMENTS).to_numpy(),
                                   "run_id": "r1"}))
     assignments = pd.concat(rows, ignore_index=True)
+    scores = pd.DataFrame({"snapshot_date": SNAPSHOTS[1], "customer_id": ids, "model": "clv",
+                           "score": "clv_12m", "value": np.round(rng.gamma(2.0, 50.0, n), 2),
+                           "run_id": "r1"})
+    scores = pd.concat([scores, scores.assign(score="p_alive", value=rng.random(n))])
     store = Store(":memory:")
     store.append("campaign_exposures", pa.Table.from_pandas(exposures, preserve_index=False))
     store.append("transactions", pa.Table.from_pandas(tx, preserve_index=False))
     store.append("segment_assignments", pa.Table.from_pandas(assignments, preserve_index=False))
-    return Fixture(store, exposures, tx, assignments)
+    store.append("customer_scores", pa.Table.from_pandas(scores, preserve_index=False))
+    return Fixture(store, exposures, tx, assignments, scores)
 
 
 @pytest.fixture(scope="session")

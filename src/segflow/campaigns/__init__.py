@@ -3,10 +3,26 @@ lift, audiences and promotion sensitivity."""
 
 from segflow.campaigns._effect import EFFECT_COLUMNS, EffectReport, campaign_effect
 from segflow.campaigns._migration import MigrationLift, migration_lift
+from segflow.campaigns._playbook import ACTIONS, Playbook, load_playbook
 from segflow.campaigns._report import CampaignReport, campaign_report
 from segflow.campaigns._store import campaign_cohort, exposure_responses
+from segflow.campaigns._targeting import (
+    Audience,
+    build_audience,
+    customer_view,
+    export_table,
+    neutralise_formulas,
+)
 
 __all__ = [
+    "ACTIONS",
+    "Audience",
+    "Playbook",
+    "build_audience",
+    "customer_view",
+    "export_table",
+    "load_playbook",
+    "neutralise_formulas",
     "EFFECT_COLUMNS",
     "CampaignReport",
     "EffectReport",

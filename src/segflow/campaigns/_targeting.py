@@ -1,0 +1,302 @@
+"""Targeting: audiences from rules over segments and scores, with a random hold-out control
+sample, suggested actions from the playbook, and safe CSV/Parquet export.
+
+Rules are filters on a customer-level table: the store's :func:`customer_view` (one column
+per scheme, one per stored score) or any table you bring (e.g. customers scored with an
+uplift model). A rule is a SQL boolean expression over that table's columns (``where``), an
+Ibis predicate (``rule``), or lists of segments per scheme (``segments``); all given are
+combined with AND.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ibis
+import numpy as np
+import pandas as pd
+from ibis import _
+
+from segflow._result import TableResult
+from segflow.campaigns._playbook import Playbook, load_playbook
+from segflow.campaigns._store import TableSource
+from segflow.errors import InputError
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+#: Text starting with one of these is read as a formula by spreadsheet programs.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def column_name(*parts: str) -> str:
+    """A safe column name from a scheme or a (model, score) pair: ``churn_90d__probability``."""
+    return "__".join(re.sub(r"\W+", "_", p).strip("_").lower() for p in parts)
+
+
+def customer_view(
+    source: TableSource,
+    snapshot: dt.date | None = None,
+    *,
+    schemes: Sequence[str] | None = None,
+    scores: Sequence[tuple[str, str]] | None = None,
+) -> ibis.Table:
+    """One row per customer at ``snapshot``: their segment in each scheme and their scores.
+
+    Parameters
+    ----------
+    source : Store or Engine
+    snapshot : datetime.date, optional
+        Default: the latest snapshot with segment assignments.
+    schemes : sequence of str, optional
+        Schemes to include (default: every scheme assigned at the snapshot). Column name:
+        :func:`column_name` of the scheme (e.g. ``rfm``), plus ``<scheme>__rank``.
+    scores : sequence of (model, score), optional
+        Scores from ``customer_scores`` at the snapshot (default: all). Column name:
+        ``<model>__<score>`` (e.g. ``churn_90d__churn_probability``).
+
+    Returns
+    -------
+    ibis.Table
+        ``customer_id`` plus the columns above; customers with assignments in at least one
+        of the schemes. A missing score is NULL.
+    """
+    a = source.table("segment_assignments")
+    if snapshot is None:
+        snapshot = a.snapshot_date.max().to_pandas()
+        if snapshot is None or pd.isna(snapshot):
+            raise InputError("the store has no segment assignments; run `segflow run` first")
+        snapshot = pd.Timestamp(snapshot).date()
+    a = a.filter(a.snapshot_date == snapshot)
+    if schemes is None:
+        schemes = sorted(a.select("scheme").distinct().to_pandas()["scheme"].tolist())
+    if not schemes:
+        raise InputError(f"no segment assignments at snapshot {snapshot}")
+    a = a.filter(a.scheme.isin(list(schemes)))
+    metrics: dict[str, Any] = {}
+    for s in schemes:
+        metrics[column_name(s)] = _.segment.max(where=_.scheme == s)
+        metrics[column_name(s, "rank")] = _.segment_rank.min(where=_.scheme == s)
+    view = a.group_by("customer_id").agg(**metrics)
+    sc = source.table("customer_scores")
+    sc = sc.filter(sc.snapshot_date == snapshot)
+    if scores is None:
+        pairs = sc.select("model", "score").distinct().to_pandas()
+        scores = sorted(zip(pairs.model, pairs.score, strict=True))
+    if scores:
+        smetrics = {
+            column_name(m, s): _.value.max(where=(_.model == m) & (_.score == s)) for m, s in scores
+        }
+        wide = sc.group_by("customer_id").agg(**smetrics)
+        view = view.left_join(wide, "customer_id").drop("customer_id_right")
+    return view
+
+
+class Audience(TableResult):
+    """A target list: customers chosen by a rule, split into target and hold-out.
+
+    Attributes
+    ----------
+    members : pandas.DataFrame
+        ``customer_id``, ``group`` (``"target"`` or ``"holdout"``), the rule's input
+        columns, ``expected_value`` (the ``value`` column, if given), and the playbook's
+        ``action``, ``goal``, ``suggestion`` (if ``action_from`` was given).
+    name, rule : str
+    holdout, seed
+        The hold-out share and the random seed that drew it.
+    """
+
+    def __init__(self, members: pd.DataFrame, *, name: str, rule: str, holdout: float,
+                 seed: int, value: str | None, action_from: str | None) -> None:
+        self.members = members
+        self.name = name
+        self.rule = rule
+        self.holdout = holdout
+        self.seed = seed
+        self.value = value
+        self.action_from = action_from
+
+    def to_pandas(self) -> pd.DataFrame:
+        return self.members.copy()
+
+    def summary(self) -> dict[str, Any]:
+        """Size, target and hold-out counts, expected value (total and mean per customer)."""
+        m = self.members
+        out: dict[str, Any] = {
+            "name": self.name, "rule": self.rule, "size": len(m),
+            "target": int((m.group == "target").sum()), "holdout": int((m.group == "holdout").sum()),
+            "holdout_share": self.holdout, "seed": self.seed, "value": self.value,
+        }
+        if self.value is not None and len(m):
+            ev = m["expected_value"].astype(float)
+            out.update(expected_value_total=float(ev.sum()), expected_value_mean=float(ev.mean()),
+                       expected_value_missing=int(ev.isna().sum()))
+        if self.action_from is not None:
+            out["actions"] = m.groupby("action").size().astype(int).to_dict()
+        return out
+
+    def by_segment(self, column: str | None = None) -> pd.DataFrame:
+        """Counts (and expected value) per segment of ``column`` (default: ``action_from``)."""
+        column = column or self.action_from
+        if column is None or column not in self.members:
+            raise InputError(f"no segment column {column!r} in the audience")
+        g = self.members.groupby([column, "group"]).size().unstack(fill_value=0)
+        if self.value is not None:
+            g["expected_value"] = self.members.groupby(column)["expected_value"].sum()
+        return g.reset_index()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"summary": self.summary(), **super().to_dict()}
+
+    def export(self, path: str | Path, *, fmt: str | None = None) -> Path:
+        """Write the members to CSV or Parquet (by extension or ``fmt``); text that a
+        spreadsheet would read as a formula is neutralised (see :func:`neutralise_formulas`)."""
+        return export_table(self.members, path, fmt=fmt)
+
+    def figure(self) -> go.Figure:
+        """Bars of audience size per action (or per group)."""
+        import plotly.graph_objects as go
+
+        col = "action" if self.action_from is not None else "group"
+        counts = self.members.groupby([col, "group"]).size().unstack(fill_value=0)
+        fig = go.Figure()
+        for grp in counts.columns:
+            fig.add_bar(name=str(grp), x=counts.index.astype(str), y=counts[grp])
+        fig.update_layout(title=f"Audience {self.name}: {len(self.members)} customers",
+                          barmode="stack", yaxis_title="customers", height=360)
+        return fig
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        return f"Audience({self.name!r}, size={s['size']}, target={s['target']}, holdout={s['holdout']})"
+
+
+def build_audience(
+    customers: ibis.Table | pd.DataFrame,
+    *,
+    where: str | None = None,
+    rule: Callable[[ibis.Table], Any] | None = None,
+    segments: Mapping[str, Sequence[str]] | None = None,
+    value: str | None = None,
+    holdout: float = 0.1,
+    seed: int = 0,
+    playbook: Playbook | str | Path | None = None,
+    action_from: str | None = None,
+    name: str = "audience",
+) -> Audience:
+    """Select an audience, draw a random hold-out, and attach suggested actions.
+
+    Parameters
+    ----------
+    customers : ibis.Table or pandas.DataFrame
+        One row per customer with a ``customer_id`` column (e.g. :func:`customer_view`).
+    where : str, optional
+        SQL boolean expression over the columns, e.g.
+        ``"rfm IN ('At risk', 'Can''t lose them') AND clv__clv_12m > 200"``.
+    rule : callable, optional
+        ``rule(table) -> boolean column`` (an Ibis predicate).
+    segments : mapping, optional
+        ``{column: [segment names]}``: keep customers in any of the names, per column.
+    value : str, optional
+        Column holding each customer's expected value (CLV, expected lift x margin...);
+        summed into the audience's expected value.
+    holdout : float, default=0.1
+        Share of the audience held out as a random control (not to be contacted); exactly
+        ``round(holdout * size)`` customers.
+    seed : int, default=0
+        Seed of the hold-out draw: the same audience and seed give the same hold-out.
+    playbook : Playbook or path, optional
+        Playbook for suggested actions (default: the bundled one).
+    action_from : str, optional
+        The segment column whose names are looked up in the playbook.
+    name : str, default="audience"
+
+    Returns
+    -------
+    Audience
+    """
+    if not 0.0 <= holdout < 1.0:
+        raise InputError(f"the hold-out share must be in [0, 1), not {holdout}")
+    t = ibis.memtable(customers) if isinstance(customers, pd.DataFrame) else customers
+    cols = set(t.columns)
+    for c in [value, action_from, *(segments or {})]:
+        if c is not None and c not in cols:
+            raise InputError(f"column not found; columns are: {', '.join(t.columns)}", column=c)
+    if "customer_id" not in cols:
+        raise InputError("the customer table needs a customer_id column", column="customer_id")
+    parts = []
+    for col, names in (segments or {}).items():
+        t = t.filter(t[col].isin([str(n) for n in names]))
+        parts.append(f"{col} in {list(names)}")
+    if rule is not None:
+        t = t.filter(rule(t))
+        parts.append("rule(...)")
+    if where:
+        t = _apply_where(t, where)
+        parts.append(where)
+    members = t.order_by("customer_id").to_pandas()
+    members.insert(1, "group", _holdout_groups(len(members), holdout, seed))
+    if value is not None:
+        members["expected_value"] = members[value].astype(float)
+    if action_from is not None:
+        pb = playbook if isinstance(playbook, Playbook) else load_playbook(playbook)
+        members = pd.concat([members, pb.suggest(members[action_from])], axis=1)
+    return Audience(members, name=name, rule=" AND ".join(parts) or "(everyone)",
+                    holdout=holdout, seed=seed, value=value, action_from=action_from)
+
+
+def _apply_where(t: ibis.Table, where: str) -> ibis.Table:
+    try:
+        out = t.alias("customers").sql(f"SELECT * FROM customers WHERE {where}")
+        out.schema()  # parse and bind now, so a bad rule fails here with a clear message
+        return out
+    except Exception as exc:  # ibis/sqlglot/backend errors carry the parser's message
+        raise InputError(
+            f"cannot use the rule {where!r}: {str(exc).splitlines()[0]}; columns are: "
+            f"{', '.join(t.columns)}"
+        ) from exc
+
+
+def _holdout_groups(n: int, holdout: float, seed: int) -> np.ndarray:
+    """Exactly ``round(holdout * n)`` customers (in customer-id order) drawn at random."""
+    k = int(round(holdout * n))
+    groups = np.full(n, "target", dtype=object)
+    if k:
+        groups[np.random.default_rng(seed).choice(n, size=k, replace=False)] = "holdout"
+    return groups
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Prefix text cells that start with ``= + - @``, tab or carriage return with a single
+    quote, so spreadsheet programs show them as text instead of running them (CSV
+    injection, OWASP). Numbers are left alone."""
+    out = frame.copy()
+    for col in out.columns:
+        s = out[col]
+        if s.dtype == object or pd.api.types.is_string_dtype(s):
+            text = s.astype("string")
+            risky = text.str.startswith(FORMULA_PREFIXES).fillna(False).to_numpy(bool)
+            if risky.any():
+                s = s.astype(object)
+                s[risky] = "'" + text[risky].astype(str)
+                out[col] = s
+    return out
+
+
+def export_table(frame: pd.DataFrame, path: str | Path, *, fmt: str | None = None) -> Path:
+    """Write ``frame`` to CSV or Parquet after :func:`neutralise_formulas`."""
+    path = Path(path)
+    fmt = (fmt or path.suffix.lstrip(".")).lower()
+    safe = neutralise_formulas(frame)
+    if fmt == "csv":
+        safe.to_csv(path, index=False)
+    elif fmt in ("parquet", "pq"):
+        safe.to_parquet(path, index=False)
+    else:
+        raise InputError(f"cannot export to {path.name}: use a .csv or .parquet file name",
+                         file=str(path))
+    return path

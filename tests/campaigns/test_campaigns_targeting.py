@@ -1,0 +1,98 @@
+"""Audiences: rules over segments and scores, exact random hold-out, playbook actions, and
+CSV/Parquet export with spreadsheet formulas neutralised."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from segflow.campaigns import (
+    build_audience,
+    customer_view,
+    load_playbook,
+    neutralise_formulas,
+)
+from segflow.errors import ConfigError, InputError
+
+SNAP = dt.date(2024, 2, 1)
+
+
+def test_customer_view_pivots_segments_and_scores(campaign_store):
+    fx = campaign_store
+    v = customer_view(fx.store, SNAP).to_pandas().set_index("customer_id")
+    a = fx.assignments[fx.assignments.snapshot_date == SNAP].set_index("customer_id")
+    assert len(v) == len(a)
+    assert (v.loc[a.index, "value"] == a.segment).all()
+    assert (v.loc[a.index, "value__rank"] == a.segment_rank).all()
+    clv = fx.scores[fx.scores.score == "clv_12m"].set_index("customer_id").value
+    assert (v["clv__clv_12m"] == clv.reindex(v.index)).all()
+    assert "clv__p_alive" in v.columns
+
+
+def test_audience_rule_holdout_and_actions(campaign_store, tmp_path):
+    fx = campaign_store
+    view = customer_view(fx.store, SNAP)
+    aud = build_audience(view, segments={"value": ["low", "mid"]}, where="clv__clv_12m > 150",
+                         value="clv__clv_12m", holdout=0.2, seed=42, action_from="value",
+                         name="at risk, high value")
+    # independent: the same selection in pandas
+    a = fx.assignments[fx.assignments.snapshot_date == SNAP].set_index("customer_id").segment
+    clv = fx.scores[fx.scores.score == "clv_12m"].set_index("customer_id").value
+    chosen = a[a.isin(["low", "mid"]) & (clv.reindex(a.index) > 150)].index
+    m = aud.members
+    assert sorted(m.customer_id) == sorted(chosen)
+    s = aud.summary()
+    assert s["size"] == len(chosen) and s["holdout"] == round(0.2 * len(chosen))
+    assert s["expected_value_total"] == pytest.approx(clv.loc[chosen].sum())
+    # the hold-out is reproducible with the seed and changes with it
+    again = build_audience(view, segments={"value": ["low", "mid"]}, where="clv__clv_12m > 150",
+                           holdout=0.2, seed=42)
+    other = build_audience(view, segments={"value": ["low", "mid"]}, where="clv__clv_12m > 150",
+                           holdout=0.2, seed=7)
+    assert (again.members.group == m.group).all() and (other.members.group != m.group).any()
+    # the hold-out is random: its value distribution matches the targets' (no selection)
+    grp = m.groupby("group").expected_value.mean()
+    assert abs(grp["holdout"] - grp["target"]) < 0.15 * grp["target"]
+    # segment names 'low'/'mid' are not in the bundled playbook -> default nurture
+    assert set(m.action) == {"nurture"}
+    path = aud.export(tmp_path / "aud.parquet")
+    assert len(pd.read_parquet(path)) == len(m)
+    assert "EffectReport" not in repr(aud) and "size=" in repr(aud)
+
+
+def test_playbook_matches_builtin_segment_names(tmp_path):
+    pb = load_playbook()
+    segs = pd.Series(["Champions", "At risk", "At risk", "one-time", "top 1%", "Lost", "weird", None])
+    got = pb.suggest(segs).action.tolist()
+    assert got == ["retain", "win back", "win back", "convert", "retain", "nurture", "nurture",
+                   "nurture"]
+    bad = tmp_path / "pb.toml"
+    bad.write_text('[[actions]]\naction = "spam"\nsegments = ["*"]\n')
+    with pytest.raises(ConfigError, match="action must be one of"):
+        load_playbook(bad)
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[default]\naction = "nurture"\n[[actions]]\naction = "upsell"\nsegments = ["l*"]\n')
+    assert load_playbook(mine).suggest(pd.Series(["low", "high"])).action.tolist() == ["upsell", "nurture"]
+
+
+def test_export_neutralises_formulas(tmp_path):
+    frame = pd.DataFrame({"customer_id": ["=HYPERLINK(\"x\")", "+1", "ok", "@SUM(A1)", "-2+3"],
+                          "amount": [-1.0, 2.0, 3.0, 4.0, 5.0]})
+    safe = neutralise_formulas(frame)
+    assert safe.customer_id.tolist() == ["'=HYPERLINK(\"x\")", "'+1", "ok", "'@SUM(A1)", "'-2+3"]
+    assert safe.amount.tolist() == frame.amount.tolist()
+    aud = build_audience(frame, holdout=0.0)
+    out = pd.read_csv(aud.export(tmp_path / "a.csv"))
+    assert set(out.customer_id) == set(safe.customer_id) and (out.group == "target").all()
+    with pytest.raises(InputError, match="use a .csv or .parquet"):
+        aud.export(tmp_path / "a.xlsx")
+
+
+def test_bad_rule_is_a_clear_error(campaign_store):
+    view = customer_view(campaign_store.store, SNAP)
+    with pytest.raises(InputError, match="cannot use the rule"):
+        build_audience(view, where="no_such_column > 1")
+    with pytest.raises(InputError, match="column 'nope'"):
+        build_audience(view, value="nope")
