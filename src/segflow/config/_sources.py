@@ -13,7 +13,10 @@ SourceFormat = Literal["csv", "parquet", "jsonl", "xlsx", "duckdb", "postgres"]
 
 
 class SourceSettings(BaseModel):
-    """One ``[[sources]]`` entry of ``segflow.toml``."""
+    """One ``[[sources]]`` entry of ``segflow.toml``.
+
+    See ``docs/data.md`` for the mapping syntax, every validation rule and the return rules.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -21,7 +24,10 @@ class SourceSettings(BaseModel):
     table: CanonicalTable = Field(description="Canonical table the source is mapped into.")
     path: str | None = Field(
         default=None,
-        description="File, glob or folder (relative to the project folder); several files append.",
+        description=(
+            "File, glob or folder (relative to the project folder); several files append. "
+            "For format 'duckdb' the database file. Not used for 'postgres'."
+        ),
     )
     format: SourceFormat | None = Field(
         default=None, description="File format; inferred from the file extension when omitted."
@@ -37,14 +43,64 @@ class SourceSettings(BaseModel):
         default_factory=list,
         description="strftime formats accepted for date columns, tried in order; empty = ISO 8601.",
     )
+    date_order: Literal["dayfirst", "monthfirst"] | None = Field(
+        default=None,
+        description=(
+            "How to read a value that parses under two formats with different results "
+            "(e.g. 03/04/2024 with both %d/%m/%Y and %m/%d/%Y). Unset: quarantined as "
+            "ambiguous_date."
+        ),
+    )
     timezone: str = Field(
         default="UTC", description="Time zone of naive timestamps in the source; stored as UTC."
     )
     options: dict[str, Any] = Field(
         default_factory=dict,
-        description="Reader options: delimiter, encoding, decimal, quote, sheet, connection, query.",
+        description=(
+            "Reader options: delimiter, quote, escape, encoding, decimal, thousands (CSV); "
+            "sheet (xlsx); table, query, order_by (duckdb, postgres); connection (postgres URL)."
+        ),
     )
     value_maps: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description="Per canonical column, a map of source values to canonical values.",
+    )
+    rollup: bool = Field(
+        default=False,
+        description="Rows are order lines: lines sharing a transaction_id roll up to one order.",
+    )
+    credit_note_prefix: str | None = Field(
+        default=None,
+        description="Transaction ids starting with this prefix (e.g. 'C') are credit notes (returns).",
+    )
+    exclude: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description=(
+            "Source column = values whose rows are excluded (non-product lines such as postage); "
+            "a value containing '%' is a LIKE pattern. Excluded rows go to the quarantine."
+        ),
+    )
+    anonymous: Literal["keep", "quarantine"] = Field(
+        default="keep",
+        description=(
+            "Transactions without a customer id: kept with customer_id NULL (counted as "
+            "anonymous) or quarantined."
+        ),
+    )
+    formulas: Literal["flag", "quarantine"] = Field(
+        default="flag",
+        description=(
+            "Text values that look like spreadsheet formulas ('=', '+', '@'): kept and reported "
+            "(flag), or quarantined."
+        ),
+    )
+    check_customers: bool = Field(
+        default=True,
+        description=(
+            "Quarantine rows whose customer id is not in the customers table "
+            "(only when that table has rows)."
+        ),
+    )
+    max_field_chars: int = Field(
+        default=100_000, description="Longer values in a mapped column are quarantined."
     )

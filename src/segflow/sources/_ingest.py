@@ -1,0 +1,278 @@
+"""Ingest: every ``[[sources]]`` entry into the canonical tables, audited and reconciled.
+
+One load = one file (or database table) of one source, written in one store transaction:
+a crash in the middle leaves the store as it was before that load. Customers sources are
+loaded first, so that ``unknown_customer`` can be checked against them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from segflow._result import TableResult
+from segflow.config import Settings, SourceSettings
+from segflow.sources._load import LoadCounts, classify, rollup_orders, write
+from segflow.sources._readers import (
+    discover_files,
+    file_hash,
+    relative,
+    source_format,
+    stage,
+)
+from segflow.sources._validate import _FORMULA_RE, check_timezone, resolve, validate
+from segflow.store import CANONICAL_TABLES, Store
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+_ORDER = ["customers", "transactions", "events", "campaign_exposures", "survey_responses"]
+_COLUMNS = [
+    "source", "source_file", "table", "status", "rows_read", "rows_accepted",
+    "rows_quarantined", "rows_duplicate", "rows_replaced", "rows_anonymous", "rows_formula",
+    "load_id",
+]
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class IngestReport(TableResult):
+    """What an ingest did, per source file: the reconciliation and the quarantine reasons.
+
+    ``rows_read = rows_accepted + rows_quarantined + rows_duplicate`` holds for every row of
+    :meth:`to_pandas`. ``rows_replaced`` (late corrections) is part of ``rows_accepted``;
+    ``rows_anonymous`` (transactions kept without a customer id) too. A file whose bytes were
+    loaded before has status ``unchanged`` and zero counts.
+
+    Attributes
+    ----------
+    loads : list of LoadCounts
+        One entry per file (or table) per source.
+    warnings : list of str
+        Things kept but worth a look (e.g. text that looks like a spreadsheet formula).
+    """
+
+    def __init__(self, loads: list[LoadCounts]) -> None:
+        self.loads = loads
+        self.warnings = [w for ld in loads for w in ld.warnings]
+
+    def to_pandas(self) -> pd.DataFrame:
+        import pandas as pd
+
+        rows = [{c: getattr(ld, c) for c in _COLUMNS} for ld in self.loads]
+        return pd.DataFrame(rows, columns=_COLUMNS)
+
+    def rules(self) -> pd.DataFrame:
+        """Quarantined rows per source, file and rule."""
+        import pandas as pd
+
+        rows = [
+            {"source": ld.source, "source_file": ld.source_file, "rule": rule, "rows": n}
+            for ld in self.loads
+            for rule, n in ld.rules.items()
+        ]
+        return pd.DataFrame(rows, columns=["source", "source_file", "rule", "rows"])
+
+    @property
+    def reconciles(self) -> bool:
+        """True when every load's counts add up (always, unless a bug slipped through)."""
+        return all(ld.reconciles for ld in self.loads)
+
+    def totals(self) -> dict[str, int]:
+        frame = self.to_pandas()
+        return {c: int(frame[c].sum()) for c in _COLUMNS[4:11]}
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["totals"] = self.totals()
+        out["rules"] = self.rules().to_dict(orient="records")
+        out["warnings"] = self.warnings
+        out["reconciles"] = self.reconciles
+        return out
+
+    def figure(self) -> go.Figure:
+        import plotly.graph_objects as go
+
+        frame = self.to_pandas().groupby("source", sort=False)[
+            ["rows_accepted", "rows_quarantined", "rows_duplicate"]].sum()
+        fig = go.Figure()
+        for col, name in [("rows_accepted", "accepted"), ("rows_quarantined", "quarantined"),
+                          ("rows_duplicate", "duplicate")]:
+            fig.add_bar(x=frame.index.tolist(), y=frame[col].tolist(), name=name)
+        fig.update_layout(barmode="stack", title="Rows read per source", yaxis_title="rows")
+        return fig
+
+    def __repr__(self) -> str:
+        t = self.totals() if self.loads else {}
+        return (f"IngestReport({len(self.loads)} loads, read={t.get('rows_read', 0)}, "
+                f"accepted={t.get('rows_accepted', 0)}, quarantined={t.get('rows_quarantined', 0)}, "
+                f"duplicate={t.get('rows_duplicate', 0)})")
+
+
+def ingest(
+    store: Store,
+    settings: Settings,
+    project_dir: Path,
+    *,
+    progress: ProgressFn | None = None,
+    now: dt.datetime | None = None,
+) -> IngestReport:
+    """Read every ``[[sources]]`` entry into the canonical tables of ``store``.
+
+    Parameters
+    ----------
+    store : Store
+        The project's store.
+    settings : Settings
+        The parsed ``segflow.toml``; its ``sources`` are loaded, customers first.
+    project_dir : Path
+        Folder that source paths are relative to.
+    progress : callable, optional
+        Called as ``progress(label, done, total)`` after each file.
+    now : datetime, optional
+        Load time (tz-naive UTC) used by ``future_date``; default: the current time.
+
+    Returns
+    -------
+    IngestReport
+        The per-file reconciliation (``to_pandas()``) and the quarantine reasons (``rules()``).
+
+    Raises
+    ------
+    InputError
+        Before anything is written, when a file is missing, empty, header-only, binary, or
+        lacks a mapped column. Row-level problems never raise: they are quarantined.
+
+    Notes
+    -----
+    Re-running on unchanged files adds nothing (file hash); rows already in the store are
+    counted as duplicates; a row with the same (source, key) but new values replaces the old
+    one (key: ``transaction_id`` for transactions, ``customer_id`` for customers).
+    """
+    project_dir = Path(project_dir)
+    now = now or _now()
+    sources = sorted(settings.sources, key=lambda s: _ORDER.index(s.table))
+    plan = [(src, path) for src in sources for path in _paths(src, project_dir)]
+    for src, path in plan:  # pre-flight: fail before anything is written
+        _preflight(store, src, path, project_dir)
+    loads: list[LoadCounts] = []
+    for i, (src, path) in enumerate(plan):
+        loads.append(load_one(store, src, path, project_dir, now=now))
+        if progress:
+            progress(loads[-1].source_file, i + 1, len(plan))
+    _warn(loads)
+    return IngestReport(loads)
+
+
+def _paths(source: SourceSettings, project_dir: Path) -> list[Path | None]:
+    if source_format(source) == "postgres":
+        return [None]
+    return list(discover_files(source, project_dir))
+
+
+def _label(source: SourceSettings, path: Path | None, project_dir: Path) -> str:
+    if path is None:
+        return f"postgres:{source.options.get('table') or 'query'}"
+    label = relative(path, project_dir)
+    if source_format(source, path) == "duckdb":
+        label += f":{source.options.get('table') or 'query'}"
+    return label
+
+
+def _preflight(store: Store, source: SourceSettings, path: Path | None, project_dir: Path) -> None:
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        check_timezone(con, source)
+        staged = stage(con, source, path, _label(source, path, project_dir), limit=50)
+        resolve(source, staged)
+    finally:
+        con.close()
+
+
+def load_one(
+    store: Store,
+    source: SourceSettings,
+    path: Path | None,
+    project_dir: Path,
+    *,
+    now: dt.datetime,
+) -> LoadCounts:
+    """Load one file of one source in one transaction; see :func:`ingest`."""
+    label = _label(source, path, project_dir)
+    load_id = uuid.uuid4().hex[:12]
+    counts = LoadCounts(load_id, source.name, label, source.table)
+    digest = file_hash(path) if path is not None else None
+    if digest:
+        done = store.sql(
+            "SELECT count(*) AS n FROM loads WHERE source = ? AND file_hash = ? AND status = 'ok'",
+            [source.name, digest],
+        ).column("n")[0].as_py()
+        if done:
+            counts.status = "unchanged"
+            return counts
+    started = _now()
+    suffix = uuid.uuid4().hex[:8]
+    val, cls, orders = f"_sf_val_{suffix}", f"_sf_cls_{suffix}", None
+    with store.transaction() as con:
+        # On an exception the transaction rolls back, temporary tables included.
+        staged = stage(con, source, path, label)
+        specs = resolve(source, staged)
+        has_customers = con.execute("SELECT count(*) FROM main.customers").fetchone()[0] > 0
+        known = "main.customers" if has_customers and source.table != "customers" else None
+        present = validate(con, source, staged, specs, now=now, known_customers=known, out=val)
+        classify(con, source, val, present, cls, against_store=True)
+        if source.rollup and source.table == "transactions":
+            orders = f"_sf_ord_{suffix}"
+            rollup_orders(con, source, cls, orders, against_store=True)
+        write(con, source, staged, cls, present, counts, now=now, file_hash=digest,
+              started=started, orders=orders)
+        _formula_warning(con, source, specs, cls, counts)
+        for t in (val, cls, orders):
+            if t:
+                con.execute(f"DROP TABLE IF EXISTS {t}")
+        staged.drop(con)
+    return counts
+
+
+def _formula_warning(con, source: SourceSettings, specs, cls: str, counts: LoadCounts) -> None:
+    """Text kept as is that starts like a spreadsheet formula: count it and name the first."""
+    if source.formulas != "flag":
+        return
+    ctypes = CANONICAL_TABLES[source.table]
+    text_cols = [c for c in specs if ctypes[c] == "VARCHAR"]
+    if not text_cols:
+        return
+    conds = [f"coalesce(regexp_matches(r_{c}, '{_FORMULA_RE}'), false)" for c in text_cols]
+    which = "CASE " + " ".join(f"WHEN {cond} THEN '{specs[c].label}'" for c, cond in zip(
+        text_cols, conds, strict=True)) + " END"
+    row = con.execute(
+        f"SELECT count(*) OVER (), _row, {which} FROM {cls} WHERE _status IN ('accepted', 'replace') "
+        f"AND ({' OR '.join(conds)}) ORDER BY _row LIMIT 1").fetchone()
+    if row:
+        counts.rows_formula = int(row[0])
+        counts.warnings.append(
+            f"file {counts.source_file}, row {row[1]}, column {row[2]!r}: text starts like a "
+            f"spreadsheet formula (=, +, @); kept as text ({row[0]} such rows)."
+        )
+
+
+def _warn(loads: list[LoadCounts]) -> None:
+    quarantined = sum(ld.rows_quarantined for ld in loads)
+    duplicates = sum(ld.rows_duplicate for ld in loads)
+    if quarantined or duplicates:
+        warnings.warn(
+            f"ingest quarantined {quarantined} rows and skipped {duplicates} duplicate rows; "
+            "see the table 'quarantine' and the report",
+            stacklevel=3,
+        )

@@ -1,0 +1,393 @@
+"""Readers: find the files of a source and stage each one as a DuckDB temporary table.
+
+A staged table has one column ``_row`` (the 1-based data row number in the file, header not
+counted) and the source columns, text as VARCHAR (CSV, JSON lines, Excel) or with the types
+the format carries (Parquet, database tables). Nothing is loaded into Python memory except
+Excel sheets (openpyxl has no streaming columnar reader; a sheet holds at most ~1M rows).
+CSV rows the parser cannot split (wrong number of fields, broken quoting, invalid encoding)
+are kept in a second table ``rejects`` with their raw text, so they can be quarantined.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import io
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from segflow.config import SourceSettings
+from segflow.errors import InputError
+
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".txt": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".xlsx": "xlsx",
+    ".duckdb": "duckdb",
+    ".db": "duckdb",
+}
+_FILE_FORMATS = {"csv", "parquet", "jsonl", "xlsx"}
+#: Longest CSV line DuckDB will read; longer values are quarantined by ``field_too_long``.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class Staged:
+    """A source file (or database table) staged in DuckDB."""
+
+    table: str
+    columns: dict[str, str]  # source column -> DuckDB type
+    label: str  # the file (relative to the project) or the database table
+    rejects: str | None = None  # table (_row, raw_row, reason) of unparseable CSV rows
+    temp_tables: list[str] = field(default_factory=list)
+
+    def drop(self, con: duckdb.DuckDBPyConnection) -> None:
+        for name in self.temp_tables:
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def q(name: str) -> str:
+    """Quote an identifier for DuckDB SQL."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def lit(value: str) -> str:
+    """Quote a string literal for DuckDB SQL."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def source_format(source: SourceSettings, path: Path | None = None) -> str:
+    """The format of a source: stated, or inferred from the file extension."""
+    if source.format:
+        return source.format
+    if path is None and source.path:
+        path = Path(source.path)
+    suffix = path.suffix.lower() if path else ""
+    if suffix in _EXTENSIONS:
+        return _EXTENSIONS[suffix]
+    raise InputError(
+        f"source {source.name!r}: cannot tell the format from the extension {suffix!r}; "
+        "set format = csv | parquet | jsonl | xlsx | duckdb | postgres",
+        file=str(path) if path else None,
+    )
+
+
+def discover_files(source: SourceSettings, project_dir: Path) -> list[Path]:
+    """The files of a file source, sorted by name (a file, a glob or a folder)."""
+    if source.format == "postgres":
+        return []
+    if not source.path:
+        raise InputError(f"source {source.name!r}: no path given")
+    raw = Path(source.path)
+    base = raw if raw.is_absolute() else project_dir / raw
+    if base.is_dir():
+        files = sorted(p for p in base.iterdir() if p.is_file() and p.suffix.lower() in _EXTENSIONS)
+    elif any(ch in source.path for ch in "*?["):
+        files = sorted(Path(p) for p in glob.glob(str(base), recursive=True) if Path(p).is_file())
+    else:
+        files = [base] if base.exists() else []
+    if not files:
+        raise InputError(f"source {source.name!r}: no file matches {source.path!r}", file=str(base))
+    return files
+
+
+def file_hash(path: Path) -> str:
+    """SHA-256 of the file's bytes, read in 1 MiB chunks."""
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def relative(path: Path, project_dir: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(project_dir.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _tmp(prefix: str) -> str:
+    return f"_sf_{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+# -- CSV ---------------------------------------------------------------------------------
+def _csv_encoding(source: SourceSettings) -> str:
+    enc = str(source.options.get("encoding", "utf-8")).lower().replace("_", "-")
+    aliases = {"utf8": "utf-8", "utf-8-sig": "utf-8", "latin1": "latin-1", "iso-8859-1": "latin-1"}
+    return aliases.get(enc, enc)
+
+
+def _csv_header(path: Path, source: SourceSettings, label: str) -> tuple[list[str], str, str]:
+    """Read the header (first record) with Python's csv module; sniff the delimiter."""
+    with path.open("rb") as fh:
+        head = fh.read(256 * 1024)
+    if not head:
+        raise InputError("the file is empty (0 bytes); expected a header row", file=label)
+    if b"\x00" in head[:8192]:
+        raise InputError(
+            "the file holds binary data (NUL bytes), not delimited text; is it really a CSV?",
+            file=label,
+        )
+    encoding = _csv_encoding(source)
+    text = head.decode("utf-8-sig" if encoding == "utf-8" else encoding, errors="replace")
+    quote = str(source.options.get("quote", '"'))
+    delimiter = source.options.get("delimiter")
+    if delimiter is None:
+        first_lines = "\n".join(text.splitlines()[:20])
+        try:
+            delimiter = csv.Sniffer().sniff(first_lines, delimiters=",;\t|").delimiter
+        except csv.Error:
+            delimiter = ","
+    delimiter = "\t" if delimiter in ("\\t", "tab") else str(delimiter)
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, quotechar=quote or None)
+    header = next(reader, [])
+    header = [h.strip() for h in header]
+    if not header or all(h == "" for h in header):
+        raise InputError("the first row is empty; expected a header row", file=label, row=0)
+    blanks = [i + 1 for i, h in enumerate(header) if h == ""]
+    if blanks:
+        raise InputError(
+            f"header has empty column names at positions {blanks}", file=label, row=0
+        )
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise InputError(f"header repeats column names {dupes}", file=label, row=0)
+    return header, delimiter, quote
+
+
+def _stage_csv(con, path: Path, source: SourceSettings, label: str, limit: int | None) -> Staged:
+    header, delimiter, quote = _csv_header(path, source, label)
+    escape = str(source.options.get("escape", quote))
+    raw, rej, stg = _tmp("raw"), _tmp("rej"), _tmp("stg")
+    cols = "{" + ", ".join(f"{lit(h)}: 'VARCHAR'" for h in header) + "}"
+    args = (
+        f"header=true, auto_detect=false, columns={cols}, delim={lit(delimiter)}, "
+        f"quote={lit(quote)}, escape={lit(escape)}, encoding={lit(_csv_encoding(source))}, "
+        f"store_rejects=true, rejects_table={lit(rej)}, rejects_scan={lit(rej + '_scan')}, "
+        f"max_line_size={MAX_LINE_BYTES}, strict_mode=true"
+    )
+    lim = f" LIMIT {int(limit)}" if limit else ""
+    try:
+        con.execute(f"CREATE TEMP TABLE {raw} AS SELECT * FROM read_csv({lit(str(path))}, {args}){lim}")
+    except duckdb.Error as exc:
+        raise InputError(f"cannot read as CSV: {exc}".splitlines()[0], file=label) from exc
+    # Data row number of each reject (the physical line minus the header line).
+    rejects = _tmp("rjt")
+    con.execute(
+        f"""CREATE TEMP TABLE {rejects} AS
+        SELECT CAST(line AS BIGINT) - 1 AS _row, csv_line AS raw_row,
+               CAST(error_type AS VARCHAR) || ': ' || error_message AS reason,
+               column_name
+        FROM {rej} WHERE line > 1 {f'AND line <= {int(limit) + 1}' if limit else ''}"""
+    )
+    # Accepted row a (1-based, in file order) sits after every reject j with
+    # q_j - j <= a - 1, where q_j is the j-th reject's row number.
+    con.execute(
+        f"""CREATE TEMP TABLE {stg} AS
+        WITH r AS (SELECT _row - row_number() OVER (ORDER BY _row) AS acc_before,
+                          row_number() OVER (ORDER BY _row) AS n FROM {rejects}),
+             k AS (SELECT acc_before, max(n) AS n FROM r GROUP BY acc_before),
+             s AS (SELECT rowid - (SELECT min(rowid) FROM {raw}) AS _rid, * FROM {raw})
+        SELECT s._rid + 1 + coalesce(k.n, 0) AS _row, s.* EXCLUDE (_rid)
+        FROM s ASOF LEFT JOIN k ON s._rid >= k.acc_before"""
+    )
+    con.execute(f"DROP TABLE {raw}")
+    for t in (rej, rej + "_scan"):
+        con.execute(f"DROP TABLE IF EXISTS {t}")
+    return Staged(stg, {h: "VARCHAR" for h in header}, label, rejects, [stg, rejects])
+
+
+# -- other formats -----------------------------------------------------------------------
+def _columns_of(con, table: str) -> dict[str, str]:
+    rows = con.execute(f"DESCRIBE {table}").fetchall()
+    return {r[0]: r[1] for r in rows if r[0] != "_row"}
+
+
+def _number_rows(con, raw: str, label: str, extra: list[str] | None = None) -> Staged:
+    stg = _tmp("stg")
+    # rowids follow insertion order; inside a transaction they start at a large offset.
+    con.execute(f"CREATE TEMP TABLE {stg} AS SELECT rowid - (SELECT min(rowid) FROM {raw}) + 1 "
+                f"AS _row, * FROM {raw}")
+    con.execute(f"DROP TABLE {raw}")
+    return Staged(stg, _columns_of(con, stg), label, None, [stg, *(extra or [])])
+
+
+def _scan(con, sql: str, label: str, what: str) -> str:
+    raw = _tmp("raw")
+    try:
+        con.execute(f"CREATE TEMP TABLE {raw} AS {sql}")
+    except duckdb.Error as exc:
+        raise InputError(f"cannot read as {what}: {str(exc).splitlines()[0]}", file=label) from exc
+    return raw
+
+
+def _stage_parquet(con, path: Path, label: str, limit: int | None) -> Staged:
+    lim = f" LIMIT {int(limit)}" if limit else ""
+    raw = _scan(con, f"SELECT * FROM read_parquet({lit(str(path))}){lim}", label, "Parquet")
+    return _number_rows(con, raw, label)
+
+
+def _stage_jsonl(con, path: Path, label: str, limit: int | None) -> Staged:
+    """JSON lines: each line is one object; lines that are not valid JSON are rejects."""
+    lines = _tmp("lines")
+    args = "columns={'line': 'VARCHAR'}, header=false, auto_detect=false, delim='\x01', quote='', escape=''"
+    con.execute(
+        f"CREATE TEMP TABLE {lines}_0 AS SELECT line "
+        f"FROM read_csv({lit(str(path))}, {args}, max_line_size={MAX_LINE_BYTES})"
+    )
+    con.execute(f"CREATE TEMP TABLE {lines} AS SELECT rowid - (SELECT min(rowid) FROM {lines}_0) "
+                f"+ 1 AS _row, line FROM {lines}_0")
+    con.execute(f"DROP TABLE {lines}_0")
+    if limit:
+        con.execute(f"DELETE FROM {lines} WHERE _row > {int(limit)}")
+    con.execute(f"DELETE FROM {lines} WHERE line IS NULL OR trim(line) = ''")
+    rejects = _tmp("rjt")
+    con.execute(
+        f"""CREATE TEMP TABLE {rejects} AS SELECT _row, line AS raw_row,
+        'not a JSON object' AS reason, NULL::VARCHAR AS column_name FROM {lines}
+        WHERE NOT coalesce(json_valid(line) AND json_type(line) = 'OBJECT', false)"""
+    )
+    keys = [
+        r[0]
+        for r in con.execute(
+            f"""SELECT k FROM (SELECT unnest(json_keys(line)) AS k, _row FROM {lines}
+            WHERE json_valid(line) AND json_type(line) = 'OBJECT')
+            GROUP BY k ORDER BY min(_row), k"""
+        ).fetchall()
+    ]
+    if not keys:
+        raise InputError("no JSON objects found; expected one object per line", file=str(label))
+    sel = ", ".join(f"json_extract_string(line, {lit('$.' + _json_key(k))}) AS {q(k)}" for k in keys)
+    stg = _tmp("stg")
+    con.execute(
+        f"""CREATE TEMP TABLE {stg} AS SELECT _row, {sel} FROM {lines}
+        WHERE json_valid(line) AND json_type(line) = 'OBJECT' ORDER BY _row"""
+    )
+    con.execute(f"DROP TABLE {lines}")
+    return Staged(stg, {k: "VARCHAR" for k in keys}, label, rejects, [stg, rejects])
+
+
+def _json_key(key: str) -> str:
+    return '"' + key.replace('"', '\\"') + '"'
+
+
+def _stage_xlsx(con, path: Path, source: SourceSettings, label: str, limit: int | None) -> Staged:
+    import pandas as pd
+    import pyarrow as pa
+
+    sheet = source.options.get("sheet", 0)
+    try:
+        frame = pd.read_excel(
+            path, sheet_name=sheet, dtype=str, keep_default_na=False, nrows=limit, engine="openpyxl"
+        )
+    except Exception as exc:  # openpyxl raises many types (zipfile, KeyError, ValueError)
+        raise InputError(f"cannot read as an Excel .xlsx workbook: {exc}", file=label) from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    frame = frame.replace("", None)
+    view = _tmp("xl")
+    con.register(view, pa.Table.from_pandas(frame, preserve_index=False))
+    try:
+        raw = _scan(con, f"SELECT * FROM {view}", label, "Excel")
+    finally:
+        con.unregister(view)
+    return _number_rows(con, raw, label)
+
+
+def _db_select(source: SourceSettings, label: str) -> tuple[str | None, str | None, str | None]:
+    table = source.options.get("table")
+    query = source.options.get("query")
+    if not table and not query:
+        raise InputError(
+            f"source {source.name!r}: set options.table or options.query", file=label
+        )
+    return table, query, source.options.get("order_by")
+
+
+def _stage_duckdb(con, path: Path, source: SourceSettings, label: str, limit: int | None) -> Staged:
+    table, query, order_by = _db_select(source, label)
+    alias = _tmp("db")
+    try:
+        con.execute(f"ATTACH {lit(str(path))} AS {alias} (READ_ONLY)")
+    except duckdb.Error as exc:
+        raise InputError(f"cannot open as a DuckDB database: {exc}", file=label) from exc
+    previous = con.execute("SELECT current_database()").fetchone()[0]
+    try:
+        if query:
+            con.execute(f"USE {alias}")
+        inner = f"SELECT * FROM {alias}.{q(table)}" if table else f"SELECT * FROM ({query})"
+        order = f" ORDER BY {order_by}" if order_by else ""
+        lim = f" LIMIT {int(limit)}" if limit else ""
+        raw = _scan(con, f"{inner}{order}{lim}", label, "a DuckDB table")
+    finally:
+        con.execute(f"USE {q(previous)}")
+        con.execute(f"DETACH {alias}")
+    return _number_rows(con, raw, label)
+
+
+def _stage_postgres(con, source: SourceSettings, label: str, limit: int | None) -> Staged:
+    import ibis
+
+    table, query, order_by = _db_select(source, label)
+    url = source.options.get("connection")
+    if not url:
+        raise InputError(f"source {source.name!r}: set options.connection (a postgres:// URL)")
+    try:
+        pg = ibis.connect(url) if isinstance(url, str) else ibis.postgres.connect(**url)
+        expr = pg.table(table) if table else pg.sql(query)
+        if order_by:
+            expr = expr.order_by([c.strip() for c in str(order_by).split(",")])
+        if limit:
+            expr = expr.limit(int(limit))
+        reader = expr.to_pyarrow_batches()
+    except Exception as exc:  # psycopg / ibis raise many kinds; report them as input errors
+        raise InputError(f"cannot read from Postgres: {str(exc).splitlines()[0]}", file=label) from exc
+    view = _tmp("pg")
+    con.register(view, reader)
+    try:
+        raw = _scan(con, f"SELECT * FROM {view}", label, "a Postgres table")
+    finally:
+        con.unregister(view)
+        pg.disconnect()
+    return _number_rows(con, raw, label)
+
+
+def stage(
+    con: duckdb.DuckDBPyConnection,
+    source: SourceSettings,
+    path: Path | None,
+    label: str,
+    *,
+    limit: int | None = None,
+) -> Staged:
+    """Stage one file (or the database table) of ``source`` in ``con``."""
+    fmt = source_format(source, path)
+    if fmt in _FILE_FORMATS or fmt == "duckdb":
+        assert path is not None
+        if not path.exists():
+            raise InputError("file not found", file=label)
+        if path.stat().st_size == 0:
+            raise InputError("the file is empty (0 bytes)", file=label)
+    readers: dict[str, Any] = {
+        "csv": lambda: _stage_csv(con, path, source, label, limit),
+        "parquet": lambda: _stage_parquet(con, path, label, limit),
+        "jsonl": lambda: _stage_jsonl(con, path, label, limit),
+        "xlsx": lambda: _stage_xlsx(con, path, source, label, limit),
+        "duckdb": lambda: _stage_duckdb(con, path, source, label, limit),
+        "postgres": lambda: _stage_postgres(con, source, label, limit),
+    }
+    staged = readers[fmt]()
+    n = con.execute(f"SELECT count(*) FROM {staged.table}").fetchone()[0]
+    n_rej = con.execute(f"SELECT count(*) FROM {staged.rejects}").fetchone()[0] if staged.rejects else 0
+    if n + n_rej == 0:
+        staged.drop(con)
+        raise InputError("the file has a header but no data rows", file=label, row=1)
+    return staged

@@ -1,0 +1,53 @@
+"""The validation rules: every reason a source row can be quarantined, with its message.
+
+Rules are checked in the order of :data:`RULES`; a row is quarantined under the first rule it
+fails (one quarantine record per rejected row, so the reconciliation adds up).
+Exact duplicates are not quarantined: they are counted as ``rows_duplicate`` and listed in
+the table ``ingest_duplicates``.
+"""
+
+from __future__ import annotations
+
+#: rule name -> what it means (shown in ``docs/data.md`` and ``segflow sources check``).
+RULES: dict[str, str] = {
+    "malformed_row": "the row cannot be split into the header's columns (field count, quoting, encoding, or not a JSON object)",
+    "field_too_long": "a mapped value is longer than max_field_chars",
+    "excluded_line": "the row matches an `exclude` rule of the source (e.g. postage, fees)",
+    "missing_customer_id": "the customer id is empty",
+    "missing_transaction_id": "the transaction id column is mapped but empty",
+    "missing_date": "the timestamp is empty",
+    "missing_amount": "the amount is empty",
+    "missing_event_type": "the event type is empty",
+    "missing_campaign_id": "the campaign id is empty",
+    "missing_question": "the survey question is empty",
+    "unparseable_date": "the value matches none of the accepted date formats",
+    "ambiguous_date": "the value parses under two accepted formats with different dates, and date_order is not set",
+    "non_numeric_amount": "the amount is not a finite number in the source's number format",
+    "non_numeric_quantity": "the quantity is not a finite number in the source's number format",
+    "non_numeric_unit_price": "the unit price is not a finite number in the source's number format",
+    "future_date": "the timestamp is later than the time of the load",
+    "implausible_date": "the timestamp is before 1900-01-01",
+    "zero_amount": "the amount is exactly 0",
+    "return_sign": "a credit note or flagged return has a positive amount, or a negative quantity has a positive amount",
+    "formula_in_text": "a text value starts like a spreadsheet formula (=, +, @) and formulas = 'quarantine'",
+    "unknown_customer": "the customer id is not in the customers table",
+    "conflicting_id": "another row of the same load has the same key (transaction_id or customer_id) but different values; the first row is kept",
+    "order_customer_conflict": "lines of one order name different customers",
+}
+
+#: Columns that must be present, per canonical table (missing -> ``missing_<column>``).
+REQUIRED: dict[str, list[str]] = {
+    "customers": ["customer_id"],
+    "transactions": ["ts", "amount"],
+    "events": ["customer_id", "ts", "event_type"],
+    "campaign_exposures": ["campaign_id", "customer_id", "ts"],
+    "survey_responses": ["customer_id", "ts", "question"],
+}
+
+#: Row identity for late corrections: a new row with the same (source, key) replaces the old.
+KEYS: dict[str, str] = {"transactions": "transaction_id", "customers": "customer_id"}
+
+
+def missing_rule(column: str) -> str:
+    """Rule name for an empty required column."""
+    return "missing_date" if column in ("ts", "created_at") else f"missing_{column}"

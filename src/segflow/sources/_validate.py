@@ -1,0 +1,427 @@
+"""Map a staged source into canonical columns and validate it, column-wise, in DuckDB SQL.
+
+The result is a temporary table with one row per staged row: ``_row``, ``_raw`` (the source
+row as a JSON object), ``v_<col>`` (the parsed canonical values) and ``_rule``/``_column``/
+``_reason`` (NULL when the row passes every rule). No Python loop touches a row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+
+from segflow.config import SourceSettings
+from segflow.errors import ConfigError, InputError
+from segflow.sources._readers import Staged, lit, q
+from segflow.sources._rules import KEYS, REQUIRED, missing_rule
+from segflow.store import CANONICAL_TABLES
+
+_NUMERIC_TYPES = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "INTEGER", "BIGINT", "SMALLINT",
+                  "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT")
+_FLOAT_TYPES = ("DOUBLE", "FLOAT", "REAL")
+_OFFSET_RE = r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+_FORMULA_RE = r"^(=|@|[+-][^0-9.\s])"
+
+
+@dataclass
+class Spec:
+    """How one canonical column is computed from the source."""
+
+    text: str  # SQL: the raw value as trimmed text (NULL when empty)
+    value: str  # SQL: the parsed canonical value
+    label: str  # the source column(s) named in messages
+    dates: list[str] | None = None  # per-format parses (date columns given as text)
+    date_orders: list[str] | None = None
+
+
+def _is_numeric(dtype: str) -> bool:
+    return dtype.upper().startswith(_NUMERIC_TYPES)
+
+
+def _text(col: str, dtype: str) -> str:
+    ref = q(col)
+    if dtype.upper().startswith(_FLOAT_TYPES):  # 123.0 -> '123' so ids match text sources
+        return (f"CASE WHEN {ref} = floor({ref}) AND abs({ref}) < 1e15 "
+                f"THEN CAST(CAST({ref} AS BIGINT) AS VARCHAR) ELSE CAST({ref} AS VARCHAR) END")
+    if dtype.upper() == "VARCHAR":
+        return f"NULLIF(trim({ref}), '')"
+    return f"CAST({ref} AS VARCHAR)"
+
+
+def _number_of_text(text: str, source: SourceSettings) -> str:
+    decimal = str(source.options.get("decimal", "."))
+    thousands = source.options.get("thousands")
+    norm = text
+    if thousands:
+        norm = f"replace({norm}, {lit(str(thousands))}, '')"
+    if decimal != ".":
+        guard = "" if thousands else f"CASE WHEN contains({text}, '.') THEN NULL ELSE "
+        norm = f"{guard}replace({norm}, {lit(decimal)}, '.'){' END' if guard else ''}"
+    cast = f"TRY_CAST({norm} AS DOUBLE)"
+    return f"CASE WHEN isfinite({cast}) THEN {cast} END"
+
+
+def _number(col: str, dtype: str, source: SourceSettings) -> str:
+    if _is_numeric(dtype):
+        return f"CASE WHEN isfinite(CAST({q(col)} AS DOUBLE)) THEN CAST({q(col)} AS DOUBLE) END"
+    return _number_of_text(_text(col, dtype), source)
+
+
+def _to_utc(ts: str, tz: str) -> str:
+    if tz.upper() in ("UTC", "ETC/UTC", "Z", "GMT"):
+        return ts
+    return f"timezone('UTC', timezone({lit(tz)}, {ts}))"
+
+
+def _date_parses(text: str, source: SourceSettings) -> list[str]:
+    if not source.date_formats:
+        return [
+            f"CASE WHEN regexp_matches({text}, {lit(_OFFSET_RE)}) "
+            f"THEN timezone('UTC', TRY_CAST({text} AS TIMESTAMPTZ)) "
+            f"ELSE {_to_utc(f'TRY_CAST({text} AS TIMESTAMP)', source.timezone)} END"
+        ]
+    out = []
+    for fmt in source.date_formats:
+        parsed = f"try_strptime({text}, {lit(fmt)})"
+        out.append(f"timezone('UTC', {parsed})" if "%z" in fmt or "%Z" in fmt
+                   else _to_utc(parsed, source.timezone))
+    return out
+
+
+def _day_first(fmt: str) -> bool | None:
+    d, m = fmt.find("%d"), max(fmt.find("%m"), fmt.find("%b"), fmt.find("%B"))
+    if d < 0 or m < 0:
+        return None
+    return d < m
+
+
+def _date_spec(col: str, dtype: str, source: SourceSettings) -> Spec:
+    up = dtype.upper()
+    if up.startswith("TIMESTAMP WITH TIME ZONE") or up == "TIMESTAMPTZ":
+        value = f"timezone('UTC', {q(col)})"
+        return Spec(f"CAST({q(col)} AS VARCHAR)", value, col)
+    if up.startswith(("TIMESTAMP", "DATE")):
+        value = _to_utc(f"CAST({q(col)} AS TIMESTAMP)", source.timezone)
+        return Spec(f"CAST({q(col)} AS VARCHAR)", value, col)
+    text = _text(col, dtype)
+    return Spec(text, "", col, dates=_date_parses(text, source))
+
+
+class _Mapper:
+    """Resolves the ``columns`` mapping of a source against the staged columns."""
+
+    def __init__(self, source: SourceSettings, staged: Staged) -> None:
+        self.source, self.staged = source, staged
+        self.lower = {c.lower(): c for c in staged.columns}
+
+    def column(self, name: str, canonical: str) -> str:
+        if name in self.staged.columns:
+            return name
+        if name.lower() in self.lower:
+            return self.lower[name.lower()]
+        shown = ", ".join(list(self.staged.columns)[:30])
+        raise InputError(
+            f"mapped column {name!r} (for canonical {canonical!r}) is not in the source; "
+            f"its columns are: {shown}",
+            file=self.staged.label,
+            row=0,
+            column=name,
+        )
+
+    def spec(self, canonical: str, ctype: str) -> Spec | None:
+        mapping = self.source.columns.get(canonical)
+        if mapping is None:
+            if canonical in self.staged.columns or canonical.lower() in self.lower:
+                mapping = canonical  # same name in the source: mapped implicitly
+            else:
+                return None
+        mapping = mapping.strip()
+        if mapping.startswith("="):
+            return self._expression(mapping[1:].strip(), canonical, ctype)
+        if len(mapping) >= 2 and mapping[0] == mapping[-1] == "'":
+            const = lit(mapping[1:-1])
+            value = const
+            if ctype == "DOUBLE":
+                value = _number_of_text(const, self.source)
+            elif ctype == "TIMESTAMP":
+                return Spec(const, "", "(constant)", dates=_date_parses(const, self.source))
+            return Spec(const, value, "(constant)")
+        col = self.column(mapping, canonical)
+        dtype = self.staged.columns[col]
+        if ctype == "TIMESTAMP":
+            return _date_spec(col, dtype, self.source)
+        if ctype == "DOUBLE":
+            return Spec(_text(col, dtype), _number(col, dtype, self.source), col)
+        if ctype == "BOOLEAN":
+            text = _text(col, dtype)
+            value = (f"CASE WHEN lower({text}) IN ('1','true','t','yes','y') THEN true "
+                     f"WHEN lower({text}) IN ('0','false','f','no','n') THEN false END")
+            return Spec(text, value, col)
+        return Spec(_text(col, dtype), self._value_map(canonical, _text(col, dtype)), col)
+
+    def _value_map(self, canonical: str, text: str) -> str:
+        vmap = self.source.value_maps.get(canonical)
+        if not vmap:
+            return text
+        whens = " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in vmap.items())
+        return f"CASE {text} {whens} ELSE {text} END"
+
+    def _expression(self, sql: str, canonical: str, ctype: str) -> Spec:
+        try:
+            tree = sqlglot.parse_one(sql, read="duckdb")
+        except sqlglot.errors.ParseError as exc:
+            raise ConfigError(
+                f"source {self.source.name!r}: cannot parse expression for {canonical!r}: {exc}"
+            ) from exc
+        if tree.find(exp.Select, exp.Subquery):
+            raise ConfigError(f"source {self.source.name!r}: no subqueries in column expressions")
+        used: list[str] = []
+
+        def swap(node: exp.Expression) -> exp.Expression:
+            if isinstance(node, exp.Column):
+                col = self.column(node.name, canonical)
+                used.append(col)
+                dtype = self.staged.columns[col]
+                sub = _number(col, dtype, self.source) if ctype == "DOUBLE" else _text(col, dtype)
+                return sqlglot.parse_one(sub, read="duckdb")
+            return node
+
+        value = tree.transform(swap).sql(dialect="duckdb")
+        texts = ", ".join(_text(c, self.staged.columns[c]) for c in used) or "NULL"
+        text = f"NULLIF(concat_ws(' ', {texts}), '')"
+        label = "+".join(dict.fromkeys(used)) or "(expression)"
+        if ctype == "DOUBLE":
+            value = f"CASE WHEN isfinite(CAST(({value}) AS DOUBLE)) THEN CAST(({value}) AS DOUBLE) END"
+        elif ctype == "TIMESTAMP":
+            return Spec(text, "", label, dates=_date_parses(f"CAST(({value}) AS VARCHAR)", self.source))
+        else:
+            value = self._value_map(canonical, f"NULLIF(trim(CAST(({value}) AS VARCHAR)), '')")
+        return Spec(text, value, label)
+
+
+def resolve(source: SourceSettings, staged: Staged) -> dict[str, Spec]:
+    """The spec of every canonical column the source provides (others stay NULL)."""
+    mapper = _Mapper(source, staged)
+    unknown = set(source.columns) - set(CANONICAL_TABLES[source.table])
+    if unknown:
+        raise ConfigError(
+            f"source {source.name!r}: {sorted(unknown)} are not columns of the canonical table "
+            f"{source.table!r} (its columns: {', '.join(CANONICAL_TABLES[source.table])})"
+        )
+    specs = {}
+    for canonical, ctype in CANONICAL_TABLES[source.table].items():
+        spec = mapper.spec(canonical, ctype)
+        if spec is not None:
+            specs[canonical] = spec
+    for required in REQUIRED[source.table]:
+        if required not in specs:
+            raise InputError(
+                f"source {source.name!r} maps no column to the required canonical column "
+                f"{required!r}; add `{required} = \"<source column>\"` under [sources.columns]",
+                file=staged.label,
+                row=0,
+                column=required,
+            )
+    for col in source.exclude:
+        mapper.column(col, "exclude")
+    return specs
+
+
+def check_timezone(con: duckdb.DuckDBPyConnection, source: SourceSettings) -> None:
+    try:
+        con.execute(f"SELECT timezone({lit(source.timezone)}, TIMESTAMP '2000-01-01')::VARCHAR").fetchone()
+    except duckdb.Error as exc:
+        raise ConfigError(
+            f"source {source.name!r}: unknown time zone {source.timezone!r} (use an IANA name "
+            "such as 'Europe/Berlin')"
+        ) from exc
+
+
+def _short(text: str) -> str:
+    return f"coalesce(left({text}, 80) || CASE WHEN length({text}) > 80 THEN '…' ELSE '' END, '')"
+
+
+class _Rules:
+    """Collects (rule, condition, column, reason) in priority order."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str, str, str]] = []
+
+    def add(self, rule: str, cond: str, column: str, reason: str, *, column_sql: bool = False) -> None:
+        """Add a rule; ``column`` is a label (or SQL when ``column_sql``), ``reason`` SQL."""
+        self.items.append((rule, cond, column if column_sql else lit(column), reason))
+
+
+def validate(
+    con: duckdb.DuckDBPyConnection,
+    source: SourceSettings,
+    staged: Staged,
+    specs: dict[str, Spec],
+    *,
+    now: dt.datetime,
+    known_customers: str | None,
+    out: str,
+) -> list[str]:
+    """Create temp table ``out`` holding every staged row, parsed and judged.
+
+    Returns the canonical columns present (as ``v_<col>`` in ``out``).
+    """
+    table = source.table
+    ctypes = CANONICAL_TABLES[table]
+    raw_json = "to_json({" + ", ".join(
+        f"{lit(c)}: {q(c)}" for c in staged.columns) + "})"
+    a_cols = [f"{raw_json}::VARCHAR AS _raw"]
+    for c, spec in specs.items():
+        a_cols.append(f"{spec.text} AS r_{c}")
+        if spec.dates is not None:
+            for i, parse in enumerate(spec.dates):
+                a_cols.append(f"{parse} AS p_{c}_{i}")
+        else:
+            a_cols.append(f"{spec.value} AS {'f' if c == 'is_return' else 'v'}_{c}")
+    excl = _exclude_condition(source)
+    a_cols.append(f"{excl} AS _excluded")
+
+    b_cols = []
+    for c, spec in specs.items():
+        if spec.dates is not None:
+            b_cols += _date_value(c, len(spec.dates), source)
+    rules = _rule_list(source, specs, ctypes, now, known_customers)
+    present = list(ctypes)
+    b_select = ", ".join(["a.*", *b_cols]) if b_cols else "a.*"
+    extras = _extra_values(source, specs)
+    c_cols = [
+        f"{_case(rules, 0)} AS _rule",
+        f"{_case(rules, 2)} AS _column",
+        f"{_case(rules, 3)} AS _reason",
+    ]
+    sql = f"""CREATE TEMP TABLE {out} AS
+    WITH a AS (SELECT _row, {', '.join(a_cols)} FROM {staged.table}),
+         b AS (SELECT {b_select} FROM a),
+         c AS (SELECT b.*{''.join(', ' + e for e in extras)} FROM b)
+    SELECT c.*, {', '.join(c_cols)} FROM c"""
+    con.execute(sql)
+    return present
+
+
+def _case(rules: _Rules, part: int) -> str:
+    if not rules.items:
+        return "NULL::VARCHAR"
+    vals = {0: lambda it: lit(it[0]), 2: lambda it: it[2], 3: lambda it: it[3]}[part]
+    return "CASE " + " ".join(f"WHEN {it[1]} THEN {vals(it)}" for it in rules.items) + " END"
+
+
+def _date_value(c: str, n: int, source: SourceSettings) -> list[str]:
+    parses = [f"p_{c}_{i}" for i in range(n)]
+    order = list(range(n))
+    if source.date_order and n > 1:
+        want = source.date_order == "dayfirst"
+        pref = [_day_first(f) for f in source.date_formats]
+        order = sorted(order, key=lambda i: 0 if pref[i] is want else (1 if pref[i] is None else 2))
+    value = f"coalesce({', '.join(parses[i] for i in order)})" if n > 1 else parses[0]
+    pairs = [
+        f"({parses[i]} IS NOT NULL AND {parses[j]} IS NOT NULL AND {parses[i]} <> {parses[j]})"
+        for i in range(n) for j in range(i + 1, n)
+    ]
+    amb = " OR ".join(pairs) if pairs and not source.date_order else "false"
+    return [f"{value} AS v_{c}", f"({amb}) AS amb_{c}"]
+
+
+def _exclude_condition(source: SourceSettings) -> str:
+    parts = []
+    for col, values in source.exclude.items():
+        plain = [v for v in values if "%" not in v]
+        pats = [v for v in values if "%" in v]
+        text = f"trim(CAST({q(col)} AS VARCHAR))"
+        if plain:
+            parts.append(f"{text} IN ({', '.join(lit(v) for v in plain)})")
+        parts += [f"{text} LIKE {lit(p)}" for p in pats]
+    return f"coalesce({' OR '.join(parts)}, false)" if parts else "false"
+
+
+def _extra_values(source: SourceSettings, specs: dict[str, Spec]) -> list[str]:
+    """Unmapped canonical columns (NULL), synthetic transaction ids and the return flag."""
+    ctypes = CANONICAL_TABLES[source.table]
+    out = [f"NULL::{t} AS v_{c}" for c, t in ctypes.items()
+           if c not in specs and c not in ("transaction_id", "is_return")]
+    if source.table != "transactions":
+        return out
+    if "transaction_id" not in specs:
+        # No id in the source: the row's content identifies it (stable across re-loads).
+        out.append("'h' || left(md5(_raw), 16) AS v_transaction_id")
+    flag = "coalesce(f_is_return, false)" if "is_return" in specs else "false"
+    credit = (f"coalesce(starts_with(v_transaction_id, {lit(source.credit_note_prefix)}), false)"
+              if source.credit_note_prefix else "false")
+    out.append(f"({credit} OR {flag}) AS _declared_return")
+    out.append(f"(coalesce(v_amount < 0, false) OR {credit} OR {flag}) AS v_is_return")
+    return out
+
+
+def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
+    r = _Rules()
+    text_cols = [c for c in specs if ctypes[c] == "VARCHAR"]
+    if specs:
+        limit = int(source.max_field_chars)
+        cond = " OR ".join(f"length(r_{c}) > {limit}" for c in specs)
+        which = "CASE " + " ".join(
+            f"WHEN length(r_{c}) > {limit} THEN {lit(specs[c].label)}" for c in specs) + " END"
+        longest = ", ".join(f"coalesce(length(r_{c}), 0)" for c in specs)
+        longest = f"greatest({longest}, 0)"
+        r.add("field_too_long", cond, which,
+              f"'a value of ' || {longest} || ' characters is longer than max_field_chars = {limit}'",
+              column_sql=True)
+    if source.exclude:
+        r.add("excluded_line", "_excluded", ", ".join(source.exclude),
+              lit(f"excluded by the exclude rule on {', '.join(source.exclude)}"))
+    for c in REQUIRED[source.table]:
+        r.add(missing_rule(c), f"r_{c} IS NULL", specs[c].label,
+              lit(f"{c} is empty (source column {specs[c].label})"))
+    if source.table == "transactions" and "customer_id" in specs and source.anonymous == "quarantine":
+        r.add("missing_customer_id", "r_customer_id IS NULL", specs["customer_id"].label,
+              "'customer id is empty and anonymous = ''quarantine'''")
+    if source.table == "transactions" and "transaction_id" in specs:
+        r.add("missing_transaction_id", "r_transaction_id IS NULL", specs["transaction_id"].label,
+              "'transaction id is empty'")
+    for c, spec in specs.items():
+        if spec.dates is not None:
+            formats = ", ".join(source.date_formats) or "ISO 8601"
+            r.add("unparseable_date", f"r_{c} IS NOT NULL AND v_{c} IS NULL", spec.label,
+                  f"{_short(f'r_{c}')} || {lit(f' does not match the accepted formats ({formats})')}")
+            r.add("ambiguous_date", f"amb_{c}", spec.label,
+                  f"{_short(f'r_{c}')} || ' parses under two formats with different dates; set date_order'")
+    for c, spec in specs.items():
+        if ctypes[c] == "DOUBLE":
+            r.add(f"non_numeric_{c}", f"r_{c} IS NOT NULL AND v_{c} IS NULL", spec.label,
+                  f"{_short(f'r_{c}')} || ' is not a number'")
+    for c, spec in specs.items():
+        if ctypes[c] == "TIMESTAMP":
+            r.add("future_date", f"v_{c} > TIMESTAMP {lit(now.isoformat(sep=' '))}", spec.label,
+                  f"strftime(v_{c}, '%Y-%m-%d %H:%M:%S') || ' UTC is after the load time'")
+            r.add("implausible_date", f"v_{c} < TIMESTAMP '1900-01-01'", spec.label,
+                  f"strftime(v_{c}, '%Y-%m-%d') || ' is before 1900-01-01'")
+    if "amount" in specs:
+        r.add("zero_amount", "v_amount = 0", specs["amount"].label, "'amount is 0'")
+    if source.table == "transactions":
+        qty = "coalesce(v_quantity < 0 AND v_amount > 0, false)" if "quantity" in specs else "false"
+        r.add("return_sign", f"(_declared_return AND v_amount > 0) OR {qty}", specs["amount"].label,
+              "'a return (credit note, return flag or negative quantity) has a positive amount ' || v_amount")
+    if source.formulas == "quarantine" and text_cols:
+        cond = " OR ".join(f"coalesce(regexp_matches(r_{c}, {lit(_FORMULA_RE)}), false)" for c in text_cols)
+        which = "CASE " + " ".join(
+            f"WHEN coalesce(regexp_matches(r_{c}, {lit(_FORMULA_RE)}), false) THEN {lit(specs[c].label)}"
+            for c in text_cols) + " END"
+        r.add("formula_in_text", cond, which,
+              "'a text value starts like a spreadsheet formula (=, +, @)'", column_sql=True)
+    if known_customers and "customer_id" in specs and source.check_customers and source.table != "customers":
+        r.add("unknown_customer",
+              f"v_customer_id IS NOT NULL AND NOT (v_customer_id IN (SELECT customer_id FROM {known_customers} WHERE customer_id IS NOT NULL))",
+              specs["customer_id"].label,
+              f"'customer id ' || {_short('v_customer_id')} || ' is not in the customers table'")
+    return r
+
+
+def key_column(table: str) -> str | None:
+    return KEYS.get(table)
