@@ -1,0 +1,85 @@
+"""Web behaviour (events) and campaign responsiveness (campaign exposures).
+
+Event and exposure types are matched case-insensitively against the vocabularies below, so
+common spellings from web-analytics and e-mail tools work without a value map.
+"""
+
+from __future__ import annotations
+
+import ibis
+
+from segflow.features._window import DAYS_12M, DAYS_WEB, Frame, safe_ratio
+
+#: ``event_type`` values (lower-cased) counted as product views, cart adds and purchases.
+PRODUCT_VIEW_TYPES: tuple[str, ...] = ("product_view", "view", "item_view", "view_item")
+CART_ADD_TYPES: tuple[str, ...] = ("cart_add", "add_to_cart", "addtocart")
+PURCHASE_TYPES: tuple[str, ...] = ("purchase", "order", "checkout_complete")
+#: ``exposure_type`` values (lower-cased) meaning an open or a click; ``arm`` values meaning
+#: the control group (control rows are not a receipt of the campaign).
+OPEN_TYPES: tuple[str, ...] = ("open", "opened")
+CLICK_TYPES: tuple[str, ...] = ("click", "clicked")
+CONTROL_ARMS: tuple[str, ...] = ("control", "holdout")
+
+
+def web_features(events: ibis.Table, frame: Frame) -> ibis.Table:
+    """Sessions, views, cart adds, abandonment and conversion (90 days); days since last visit."""
+    e = events.filter(events.customer_id.notnull(), events.ts.notnull(), frame.before(events.ts))
+    day = e.ts.date().epoch_days()
+    etype = e.event_type.lower()
+    e = e.mutate(
+        _day=day,
+        _sess=e.session_id.cast("string").fill_null("day:" + day.cast("string")),
+        _view=etype.isin(PRODUCT_VIEW_TYPES).fill_null(False).cast("int64"),
+        _cart=etype.isin(CART_ADD_TYPES).fill_null(False).cast("int64"),
+        _buy=etype.isin(PURCHASE_TYPES).fill_null(False).cast("int64"),
+    )
+    last = e.group_by("customer_id").aggregate(_last_day=e._day.max())
+    last = last.select(
+        "customer_id", days_since_last_visit=(ibis.literal(frame.day) - last._last_day).cast("int64")
+    )
+    recent = e.filter(frame.within(e.ts, DAYS_WEB))
+    sessions = recent.group_by(["customer_id", "_sess"]).aggregate(
+        _views=recent._view.sum(), _carts=recent._cart.sum(), _buys=recent._buy.sum()
+    )
+    has_cart = (sessions._carts > 0).cast("int64")
+    abandoned = ((sessions._carts > 0) & (sessions._buys == 0)).cast("int64")
+    has_buy = (sessions._buys > 0).cast("int64")
+    web = sessions.group_by("customer_id").aggregate(
+        visits_90d=sessions.count(),
+        product_views_90d=sessions._views.sum(),
+        cart_adds_90d=sessions._carts.sum(),
+        _cart_sessions=has_cart.sum(),
+        _abandoned=abandoned.sum(),
+        _buy_sessions=has_buy.sum(),
+    )
+    web = web.mutate(
+        cart_abandonment_rate_90d=safe_ratio(web._abandoned, web._cart_sessions),
+        browse_to_buy_90d=safe_ratio(web._buy_sessions, web.visits_90d),
+    ).drop("_cart_sessions", "_abandoned", "_buy_sessions")
+    return last.left_join(web, "customer_id").drop("customer_id_right")
+
+
+def campaign_features(exposures: ibis.Table, frame: Frame) -> ibis.Table:
+    """Campaigns received, opened and clicked in the 365 days before ``s`` (treatment arm)."""
+    c = exposures
+    c = c.filter(
+        c.customer_id.notnull(),
+        c.ts.notnull(),
+        frame.before(c.ts),
+        frame.within(c.ts, DAYS_12M),
+        ~c.arm.lower().isin(CONTROL_ARMS).fill_null(False),
+    )
+    kind = c.exposure_type.lower()
+    clicked = kind.isin(CLICK_TYPES).fill_null(False)
+    opened = kind.isin(OPEN_TYPES).fill_null(False) | clicked
+    agg = c.group_by("customer_id").aggregate(
+        campaigns_received_12m=c.campaign_id.nunique(),
+        _opened=c.campaign_id.nunique(where=opened),
+        _clicked=c.campaign_id.nunique(where=clicked),
+    )
+    return agg.select(
+        "customer_id",
+        "campaigns_received_12m",
+        campaign_open_rate_12m=safe_ratio(agg._opened, agg.campaigns_received_12m),
+        campaign_click_rate_12m=safe_ratio(agg._clicked, agg.campaigns_received_12m),
+    )

@@ -1,0 +1,142 @@
+"""``customer_features``: one row per customer known at a snapshot, every registered feature."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+import ibis
+
+from segflow.errors import InputError
+from segflow.features._attributes import customer_base, customer_records, survey_features
+from segflow.features._behaviour import campaign_features, web_features
+from segflow.features._purchases import (
+    interpurchase_features,
+    prepare_lines,
+    seasonality_features,
+    top_share,
+    value_features,
+)
+from segflow.features._registry import FEATURES
+from segflow.features._window import Frame, left_join_all
+
+REQUIRED_TABLES: tuple[str, ...] = (
+    "customers",
+    "transactions",
+    "events",
+    "campaign_exposures",
+    "survey_responses",
+)
+
+#: Features that are 0 (not missing) for a customer without any matching rows.
+_ZERO_WHEN_ABSENT: tuple[str, ...] = (
+    "frequency",
+    "monetary",
+    "frequency_12m",
+    "monetary_12m",
+    "orders_total",
+    "category_count",
+    "channel_count",
+    "visits_90d",
+    "product_views_90d",
+    "cart_adds_90d",
+    "campaigns_received_12m",
+)
+
+
+def customer_features(
+    tables: Mapping[str, ibis.Table],
+    snapshot_date: dt.date,
+    *,
+    window_days: int | None = None,
+) -> ibis.Table:
+    """Per-customer features at a snapshot date, as one lazy Ibis table.
+
+    Parameters
+    ----------
+    tables : mapping of str to ibis.Table
+        The canonical tables ``customers``, ``transactions``, ``events``,
+        ``campaign_exposures`` and ``survey_responses`` (columns as in
+        ``segflow.store.CANONICAL_TABLES``), on any Ibis backend.
+    snapshot_date : date
+        The snapshot ``s``. Only rows with ``ts < s`` (00:00 of ``s``) are used: a transaction
+        at exactly ``s`` belongs to the next snapshot.
+    window_days : int, optional
+        Look-back in days of the *window* features (``frequency``, ``monetary`` and the
+        purchase patterns): rows with ``s - window_days days <= ts < s``. Default: all history.
+        ``recency_days``, ``orders_total``, the ``*_12m`` features and ``tenure_days`` ignore it.
+
+    Returns
+    -------
+    ibis.Table
+        One row per customer known at ``s`` (signed up before ``s``, or with any transaction
+        before ``s``); the columns of :data:`segflow.features.FEATURES`, in that order.
+        Counts and spends are 0 for customers without rows; ratios, recency and dates are
+        null when undefined (e.g. ``recency_days`` of a customer who never purchased).
+
+    Notes
+    -----
+    Returns (``is_return`` or a negative amount) reduce ``monetary`` and count in
+    ``return_rate`` but are never orders. Day counts are whole calendar days from the day of
+    the event to ``s``: a purchase on the day before ``s`` has ``recency_days = 1``.
+
+    Examples
+    --------
+    >>> from segflow.store import Store
+    >>> store = Store(":memory:")
+    >>> tables = {name: store.table(name) for name in REQUIRED_TABLES}
+    >>> features = customer_features(tables, dt.date(2025, 1, 1))
+    >>> features.columns[:4]
+    ('customer_id', 'recency_days', 'frequency', 'monetary')
+    """
+    missing = [name for name in REQUIRED_TABLES if name not in tables]
+    if missing:
+        raise InputError(f"customer_features needs the tables {', '.join(missing)}")
+    if window_days is not None and window_days <= 0:
+        raise InputError(f"window_days must be a positive number of days, got {window_days}")
+    frame = Frame(snapshot=_as_date(snapshot_date), window_days=window_days)
+
+    records = customer_records(tables["customers"], frame)
+    lines = prepare_lines(tables["transactions"], frame)
+    base = customer_base(records, tables["transactions"], frame)
+    values = value_features(lines, frame)
+    parts = [
+        records,
+        values,
+        interpurchase_features(lines, frame),
+        top_share(lines, frame, "category", "top_category"),
+        top_share(lines, frame, "channel", "main_channel"),
+        seasonality_features(lines, frame),
+        web_features(tables["events"], frame),
+        campaign_features(tables["campaign_exposures"], frame),
+        survey_features(tables["survey_responses"], frame),
+    ]
+    out = left_join_all(base, parts)
+    out = out.mutate(
+        **{name: out[name].fill_null(0) for name in _ZERO_WHEN_ABSENT},
+        same_season_flag=out.same_season_flag.fill_null(False),
+        tenure_days=_tenure(out, frame),
+    )
+    return out.select(*FEATURES)
+
+
+def _tenure(t: ibis.Table, frame: Frame) -> ibis.IntegerValue:
+    """Days from the earlier of sign-up and first purchase to ``s``."""
+    created, first = t._created_day, t._first_day
+    start = ibis.ifelse(
+        created.isnull(),
+        first,
+        ibis.ifelse(first.isnull() | (created <= first), created, first),
+    )
+    return (ibis.literal(frame.day) - start).cast("int64")
+
+
+def _as_date(value: dt.date) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise InputError(f"snapshot date {value!r} is not a date (expected YYYY-MM-DD)") from exc

@@ -1,0 +1,155 @@
+"""Purchase features from the transactions table: RFM, 12-month values, patterns, seasonality.
+
+Every function takes the transactions and a :class:`Frame` and returns one row per customer
+who has at least one transaction row before the snapshot. Definitions are in
+:mod:`segflow.features._registry`.
+"""
+
+from __future__ import annotations
+
+import ibis
+
+from segflow.features._window import DAYS_12M, Frame, safe_ratio
+
+
+def prepare_lines(transactions: ibis.Table, frame: Frame) -> ibis.Table:
+    """Transaction rows before ``s`` with helper columns.
+
+    ``_ret`` (a return line: ``is_return`` or ``amount < 0``), ``_buy`` (a purchase line: not a
+    return and ``amount > 0``), ``_day`` (days since 1970-01-01 of ``ts``), ``_order`` (the order
+    key: ``transaction_id``, or customer and timestamp when the id is missing).
+    """
+    t = transactions
+    t = t.filter(t.customer_id.notnull(), t.ts.notnull(), frame.before(t.ts))
+    is_ret = t.is_return.fill_null(False) | (t.amount < 0).fill_null(False)
+    return t.mutate(
+        _ret=is_ret,
+        _buy=~is_ret & (t.amount > 0).fill_null(False),
+        _day=t.ts.date().epoch_days(),
+        _order=t.transaction_id.cast("string").fill_null(
+            t.customer_id.cast("string") + "@" + t.ts.cast("string")
+        ),
+    )
+
+
+def value_features(lines: ibis.Table, frame: Frame) -> ibis.Table:
+    """RFM, 12-month values, order value, basket, promo share, return rate, trend."""
+    t = lines
+    buy, ret = t._buy, t._ret
+    win = frame.in_window(t.ts)
+    m12 = frame.within(t.ts, DAYS_12M)
+    prev12 = frame.within(t.ts, 2 * DAYS_12M) & ~m12
+    promo = t.promo_code.notnull() & (t.promo_code.strip() != "")
+    ret_value = t.amount.abs()
+    agg = t.group_by("customer_id").aggregate(
+        _first_day=t._day.min(where=buy),
+        _last_day=t._day.max(where=buy),
+        orders_total=t._order.nunique(where=buy),
+        frequency=t._order.nunique(where=buy & win),
+        _gross_w=t.amount.sum(where=buy & win),
+        _ret_w=ret_value.sum(where=ret & win),
+        frequency_12m=t._order.nunique(where=buy & m12),
+        _gross_12m=t.amount.sum(where=buy & m12),
+        _ret_12m=ret_value.sum(where=ret & m12),
+        _gross_prev=t.amount.sum(where=buy & prev12),
+        _qty_w=t.quantity.sum(where=buy & win),
+        _promo_orders=t._order.nunique(where=buy & win & promo),
+        category_count=t.category.nunique(where=buy & win),
+        channel_count=t.channel.nunique(where=buy & win),
+    )
+    gross_w = agg._gross_w.fill_null(0.0)
+    gross_12m = agg._gross_12m.fill_null(0.0)
+    gross_prev = agg._gross_prev.fill_null(0.0)
+    epoch = ibis.literal(frame.day)
+    return agg.mutate(
+        recency_days=(epoch - agg._last_day).cast("int64"),
+        monetary=gross_w - agg._ret_w.fill_null(0.0),
+        monetary_12m=gross_12m - agg._ret_12m.fill_null(0.0),
+        first_purchase_date=_day_to_date(agg._first_day),
+        last_purchase_date=_day_to_date(agg._last_day),
+        avg_order_value=safe_ratio(gross_w, agg.frequency),
+        basket_size=safe_ratio(agg._qty_w, agg.frequency),
+        promo_share=safe_ratio(agg._promo_orders, agg.frequency),
+        return_rate=safe_ratio(agg._ret_w.fill_null(0.0), gross_w),
+        spend_trend=safe_ratio(gross_12m - gross_prev, gross_12m + gross_prev),
+    ).drop(
+        "_gross_w", "_ret_w", "_gross_12m", "_ret_12m", "_gross_prev", "_qty_w", "_promo_orders",
+        "_last_day",
+    )
+
+
+def _day_to_date(day: ibis.IntegerValue) -> ibis.DateValue:
+    """Days since 1970-01-01 back to a date."""
+    return ibis.ifelse(
+        day.isnull(),
+        ibis.null("date"),
+        ibis.date(1970, 1, 1) + day.cast("int32").as_interval("D"),
+    )
+
+
+def interpurchase_features(lines: ibis.Table, frame: Frame) -> ibis.Table:
+    """Mean gap between distinct purchase days and its coefficient of variation (window)."""
+    t = lines
+    days = t.filter(t._buy, frame.in_window(t.ts)).select("customer_id", "_day").distinct()
+    gap = days._day - days._day.lag().over(group_by="customer_id", order_by="_day")
+    days = days.mutate(_gap=gap.cast("float64"))
+    agg = days.group_by("customer_id").aggregate(
+        _n=days._day.count(),
+        _span=(days._day.max() - days._day.min()).cast("float64"),
+        _gap_sd=days._gap.std(how="sample"),
+    )
+    mean = ibis.ifelse(agg._n >= 2, agg._span / (agg._n - 1).cast("float64"), ibis.null("float64"))
+    cv = ibis.ifelse(agg._n >= 3, safe_ratio(agg._gap_sd, mean), ibis.null("float64"))
+    return agg.select("customer_id", ipt_mean_days=mean, ipt_cv=cv)
+
+
+def top_share(lines: ibis.Table, frame: Frame, column: str, prefix: str) -> ibis.Table:
+    """The value of ``column`` with the highest gross spend in the window and its spend share.
+
+    Ties go to the alphabetically first value. Lines with a missing ``column`` are left out.
+    Returns columns ``{prefix}`` and ``{prefix}_share``.
+    """
+    t = lines
+    col = t[column]
+    spend = (
+        t.filter(t._buy, frame.in_window(t.ts), col.notnull())
+        .group_by(["customer_id", column])
+        .aggregate(_spend=lambda x: x.amount.sum())
+    )
+    rn = ibis.row_number().over(
+        group_by="customer_id", order_by=[ibis.desc("_spend"), ibis.asc(column)]
+    )
+    total = spend._spend.sum().over(group_by="customer_id")
+    ranked = spend.mutate(_rn=rn, _total=total)
+    top = ranked.filter(ranked._rn == 0)
+    return top.select(
+        "customer_id",
+        **{prefix: top[column].cast("string"), f"{prefix}_share": safe_ratio(top._spend, top._total)},
+    )
+
+
+def seasonality_features(lines: ibis.Table, frame: Frame) -> ibis.Table:
+    """Peak quarter, its share of orders, and the same-season-every-year flag (all history)."""
+    t = lines
+    yq = (
+        t.filter(t._buy)
+        .mutate(_year=t.ts.year(), _q=t.ts.quarter())
+        .group_by(["customer_id", "_year", "_q"])
+        .aggregate(_orders=lambda x: x._order.nunique())
+    )
+    per_q = yq.group_by(["customer_id", "_q"]).aggregate(_orders=yq._orders.sum())
+    rn = ibis.row_number().over(group_by="customer_id", order_by=[ibis.desc("_orders"), "_q"])
+    ranked = per_q.mutate(_rn=rn, _total=per_q._orders.sum().over(group_by="customer_id"))
+    peak = ranked.filter(ranked._rn == 0).select(
+        "customer_id",
+        peak_quarter=ranked._q.cast("int64"),
+        peak_quarter_share=safe_ratio(ranked._orders, ranked._total),
+    )
+    joined = yq.join(peak, "customer_id")
+    years = joined.group_by("customer_id").aggregate(
+        _years=joined._year.nunique(),
+        _years_peak=joined._year.nunique(where=joined._q == joined.peak_quarter),
+    )
+    out = peak.join(years, "customer_id")
+    flag = (out._years >= 2) & (out._years_peak == out._years) & (out.peak_quarter_share >= 0.5)
+    return out.select("customer_id", "peak_quarter", "peak_quarter_share", same_season_flag=flag)

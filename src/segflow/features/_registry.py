@@ -1,0 +1,155 @@
+"""The feature registry: every column of :func:`customer_features` with its unit and meaning.
+
+The docs (``docs/features.md``) and the report read this table; a test checks that every
+column the library computes is registered here and documented there.
+
+Conventions used in the definitions
+-----------------------------------
+* ``s`` is the snapshot date; only rows with ``ts < s`` are used.
+* *window* is the look-back of ``window_days`` (``[s - window_days days, s)``); with
+  ``window_days=None`` (the default) it is all history before ``s``.
+* *12m* is ``[s - 365 days, s)``: a row exactly 365 days before ``s`` (at 00:00) is included.
+* A *purchase line* is a transaction row that is not a return and has ``amount > 0``; a
+  *return line* has ``is_return`` true or ``amount < 0`` (its value is ``abs(amount)``).
+* An *order* is a distinct ``transaction_id`` among purchase lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+FeatureKind = Literal["numeric", "categorical", "date", "boolean", "id"]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One registered feature.
+
+    Parameters
+    ----------
+    name : str
+        Column name in the features table.
+    unit : str
+        Unit of the value (``"days"``, ``"currency"``, ``"orders"``, ``"share 0-1"``, ...).
+    definition : str
+        One-line definition, in the words of the field.
+    group : str
+        Family the feature belongs to (``"rfm"``, ``"pattern"``, ``"web"``, ...).
+    kind : {"numeric", "categorical", "date", "boolean", "id"}
+        Type of the value; clustering and profiles use it to pick columns.
+    """
+
+    name: str
+    unit: str
+    definition: str
+    group: str
+    kind: FeatureKind = "numeric"
+
+
+_F = Feature
+
+_ALL: tuple[Feature, ...] = (
+    _F("customer_id", "id", "Customer identifier.", "id", "id"),
+    # -- RFM -----------------------------------------------------------------------------
+    _F("recency_days", "days",
+       "Days from the calendar day of the last purchase (all history) to s; null if the "
+       "customer never purchased.", "rfm"),
+    _F("frequency", "orders", "Number of orders in the window (returns excluded).", "rfm"),
+    _F("monetary", "currency",
+       "Net spend in the window: purchase lines minus returned value; 0 without rows.", "rfm"),
+    _F("frequency_12m", "orders", "Number of orders in the 365 days before s.", "rfm"),
+    _F("monetary_12m", "currency", "Net spend (purchases minus returns) in the 365 days before s.",
+       "rfm"),
+    _F("orders_total", "orders", "Number of orders in all history before s.", "rfm"),
+    _F("first_purchase_date", "date", "Calendar day of the first purchase (all history).",
+       "rfm", "date"),
+    _F("last_purchase_date", "date", "Calendar day of the last purchase (all history).",
+       "rfm", "date"),
+    _F("tenure_days", "days",
+       "Days from the customer's start (earlier of sign-up and first purchase) to s.", "rfm"),
+    # -- purchase patterns ---------------------------------------------------------------
+    _F("avg_order_value", "currency",
+       "Gross purchase amount in the window divided by orders; null without orders.", "pattern"),
+    _F("basket_size", "items",
+       "Mean quantity per order in the window; null without orders or quantities.", "pattern"),
+    _F("ipt_mean_days", "days",
+       "Mean days between consecutive distinct purchase days in the window (span / (days - 1)); "
+       "null with fewer than 2 purchase days.", "pattern"),
+    _F("ipt_cv", "ratio",
+       "Regularity: sample standard deviation / mean of the gaps between purchase days; "
+       "0 = clockwork; null with fewer than 3 purchase days.", "pattern"),
+    _F("spend_trend", "ratio -1..1",
+       "(gross spend last 365 days - gross spend the 365 days before) / (their sum); "
+       "+1 = all recent, -1 = all earlier; null if both are 0.", "pattern"),
+    _F("category_count", "categories", "Distinct categories bought in the window.", "pattern"),
+    _F("top_category", "category",
+       "Category with the highest gross spend in the window (ties: alphabetical first).",
+       "pattern", "categorical"),
+    _F("top_category_share", "share 0-1",
+       "Share of the window's gross spend (lines with a category) in the top category.",
+       "pattern"),
+    _F("promo_share", "share 0-1", "Share of orders in the window that used a promo code.",
+       "pattern"),
+    _F("return_rate", "share of value",
+       "Returned value / gross purchase value in the window; null without purchases.", "pattern"),
+    _F("main_channel", "channel",
+       "Channel with the highest gross spend in the window (ties: alphabetical first).",
+       "pattern", "categorical"),
+    _F("main_channel_share", "share 0-1",
+       "Share of the window's gross spend (lines with a channel) in the main channel.",
+       "pattern"),
+    _F("channel_count", "channels", "Distinct channels bought through in the window.", "pattern"),
+    _F("peak_quarter", "quarter 1-4",
+       "Calendar quarter with the most orders in all history (ties: earliest quarter).",
+       "seasonality"),
+    _F("peak_quarter_share", "share 0-1", "Share of all orders (all history) in the peak quarter.",
+       "seasonality"),
+    _F("same_season_flag", "flag",
+       "Bought in at least 2 calendar years, in the peak quarter in every one of them, with at "
+       "least half of all orders in that quarter (all history).", "seasonality", "boolean"),
+    # -- web behaviour -------------------------------------------------------------------
+    _F("visits_90d", "sessions",
+       "Web/app sessions in the 90 days before s (distinct session_id; events without one "
+       "count one session per day).", "web"),
+    _F("product_views_90d", "events", "Product-view events in the 90 days before s.", "web"),
+    _F("cart_adds_90d", "events", "Add-to-cart events in the 90 days before s.", "web"),
+    _F("cart_abandonment_rate_90d", "share 0-1",
+       "Share of sessions with a cart add but no purchase event, among sessions with a cart "
+       "add (90 days); null without cart adds.", "web"),
+    _F("browse_to_buy_90d", "share 0-1",
+       "Share of sessions with a purchase event (90 days); null without sessions.", "web"),
+    _F("days_since_last_visit", "days",
+       "Days from the calendar day of the last web/app event to s; null if none.", "web"),
+    # -- campaigns -----------------------------------------------------------------------
+    _F("campaigns_received_12m", "campaigns",
+       "Distinct campaigns sent to the customer (treatment arm) in the 365 days before s.",
+       "campaign"),
+    _F("campaign_open_rate_12m", "share 0-1",
+       "Share of received campaigns the customer opened; null if none received.", "campaign"),
+    _F("campaign_click_rate_12m", "share 0-1",
+       "Share of received campaigns the customer clicked; null if none received.", "campaign"),
+    # -- attributes ----------------------------------------------------------------------
+    _F("signup_date", "date", "Calendar day the customer record was created (sign-up).",
+       "attribute", "date"),
+    _F("age_band", "band", "Age band from the customer record.", "attribute", "categorical"),
+    _F("gender", "category", "Gender from the customer record.", "attribute", "categorical"),
+    _F("income_band", "band", "Income band from the customer record.", "attribute",
+       "categorical"),
+    _F("region", "region", "Region from the customer record.", "attribute", "categorical"),
+    _F("city", "city", "City from the customer record.", "attribute", "categorical"),
+    _F("signup_channel", "channel", "Channel through which the customer signed up.",
+       "attribute", "categorical"),
+    _F("lifestyle", "category",
+       "Latest answer before s to the survey question 'lifestyle'.", "survey", "categorical"),
+    _F("price_sensitivity", "category",
+       "Latest answer before s to the survey question 'price_sensitivity'.", "survey",
+       "categorical"),
+)
+
+#: Registry of features: name -> :class:`Feature` (unit, definition, group, kind), in the
+#: column order of :func:`segflow.features.customer_features`.
+FEATURES: dict[str, Feature] = {f.name: f for f in _ALL}
+
+#: Survey questions pivoted into columns (the column is named after the question).
+SURVEY_QUESTIONS: tuple[str, ...] = ("lifestyle", "price_sensitivity")

@@ -1,0 +1,68 @@
+"""The time frame of one snapshot: cut-offs as literals and the row filters that use them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import ibis
+
+EPOCH = dt.date(1970, 1, 1)
+DAYS_12M = 365
+DAYS_WEB = 90
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Cut-offs of a snapshot ``s``: everything is computed from rows with ``ts < s``.
+
+    Attributes
+    ----------
+    snapshot : date
+        The snapshot date ``s``.
+    day : int
+        ``s`` as days since 1970-01-01 (feature day arithmetic is in whole calendar days).
+    window_days : int or None
+        Look-back of the *window* features; None = all history.
+    """
+
+    snapshot: dt.date
+    window_days: int | None
+
+    @property
+    def day(self) -> int:
+        return (self.snapshot - EPOCH).days
+
+    def ts(self, days_back: int = 0) -> ibis.Scalar:
+        """The timestamp ``s - days_back`` days at 00:00 (a literal)."""
+        moment = dt.datetime.combine(self.snapshot - dt.timedelta(days=days_back), dt.time())
+        return ibis.literal(moment, type="timestamp")
+
+    def before(self, ts: ibis.Column) -> ibis.BooleanValue:
+        """``ts < s``: the snapshot rule."""
+        return ts < self.ts(0)
+
+    def within(self, ts: ibis.Column, days: int | None) -> ibis.BooleanValue:
+        """``s - days <= ts`` (always true when ``days`` is None); combine with :meth:`before`."""
+        if days is None:
+            return ibis.literal(True)
+        return ts >= self.ts(days)
+
+    def in_window(self, ts: ibis.Column) -> ibis.BooleanValue:
+        return self.within(ts, self.window_days)
+
+
+def safe_ratio(num: ibis.NumericValue, den: ibis.NumericValue) -> ibis.NumericValue:
+    """``num / den`` as float, null when ``den`` is 0 or null (Spark raises on x / 0)."""
+    den_f = den.cast("float64")
+    return ibis.ifelse(den_f == 0, ibis.null("float64"), num.cast("float64") / den_f)
+
+
+def left_join_all(base: ibis.Table, parts: list[ibis.Table], key: str = "customer_id") -> ibis.Table:
+    """Left-join per-customer tables onto ``base`` by ``key``, dropping the duplicate keys."""
+    out = base
+    for part in parts:
+        joined = out.left_join(part, key)
+        dup = f"{key}_right"
+        out = joined.drop(dup) if dup in joined.columns else joined
+    return out

@@ -1,0 +1,124 @@
+"""Every feature of customer_features against an independent pandas computation."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from tests.features._fixture import S, make_tables, reference_features, to_store
+
+from segflow.features import FEATURES, REQUIRED_TABLES, customer_features
+from segflow.store import Store
+
+
+@pytest.fixture(scope="module")
+def frames() -> dict[str, pd.DataFrame]:
+    return make_tables()
+
+
+@pytest.fixture(scope="module")
+def tables(frames):
+    store = Store(":memory:")
+    to_store(store, frames)
+    yield {name: store.table(name) for name in REQUIRED_TABLES}
+    store.close()
+
+
+def _compute(tables, snapshot: dt.date, window_days: int | None) -> pd.DataFrame:
+    out = customer_features(tables, snapshot, window_days=window_days).to_pandas()
+    assert out["customer_id"].is_unique
+    return out.set_index("customer_id").sort_index()
+
+
+def _assert_same(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    assert list(got.index) == list(want.index)
+    for name, feature in FEATURES.items():
+        if name == "customer_id":
+            continue
+        g, w = got[name], want.reindex(got.index)[name] if name in want else None
+        assert w is not None, f"reference lacks {name}"
+        if feature.kind in ("numeric",):
+            gv = pd.to_numeric(g, errors="coerce").astype(float).to_numpy()
+            wv = pd.to_numeric(w, errors="coerce").astype(float).to_numpy()
+            np.testing.assert_allclose(gv, wv, rtol=1e-9, atol=1e-9, equal_nan=True,
+                                       err_msg=name)
+        elif feature.kind == "date":
+            gv = _plain(pd.to_datetime(g).dt.normalize())
+            wv = _plain(pd.to_datetime(w).dt.normalize())
+            assert gv == wv, name
+        elif feature.kind == "boolean":
+            assert (g.fillna(False).astype(bool) == w.fillna(False).astype(bool)).all(), name
+        else:
+            assert _plain(g) == _plain(w), name
+
+
+def _plain(values: pd.Series) -> list[object]:
+    return [None if pd.isna(v) else v for v in values]
+
+
+@pytest.mark.parametrize("window_days", [None, 180])
+def test_every_feature_matches_pandas(tables, frames, window_days):
+    got = _compute(tables, S, window_days)
+    want = reference_features(frames, S, window_days)
+    _assert_same(got, want)
+
+
+def test_every_feature_matches_pandas_at_an_earlier_snapshot(tables, frames):
+    snapshot = dt.date(2023, 1, 15)
+    _assert_same(_compute(tables, snapshot, None), reference_features(frames, snapshot))
+
+
+def test_columns_are_the_registry_in_order(tables):
+    assert customer_features(tables, S).columns == tuple(FEATURES)
+
+
+def test_window_boundaries(tables, frames):
+    """c01 holds hand-placed orders: at s (excluded), exactly 365 days before s (inside the
+    12 months), one second earlier (outside), the last second before s (recency 1)."""
+    got = _compute(tables, S, None).loc["c01"]
+    tx = frames["transactions"]
+    mine = tx[(tx.customer_id == "c01") & ~tx.is_return.fillna(False).astype(bool)
+              & (tx.amount > 0)]
+    s = pd.Timestamp(S)
+    in12 = mine[(mine.ts >= s - pd.Timedelta(days=365)) & (mine.ts < s)]
+    assert got["frequency_12m"] == in12["transaction_id"].nunique()
+    assert (mine.ts == s).any() and (mine.ts == s - pd.Timedelta(days=365)).any()
+    assert got["recency_days"] == 1  # the order at s - 1 second
+    # the order exactly at s is not counted anywhere
+    before = mine[mine.ts < s]
+    assert got["orders_total"] == before["transaction_id"].nunique()
+
+
+def test_single_purchase_returns_only_and_seasonal_customers(tables):
+    got = _compute(tables, S, None)
+    one = got.loc["c36"]
+    assert (one["frequency"], one["monetary"], one["recency_days"]) == (1, 42.0, 10)
+    assert one["avg_order_value"] == 42.0 and one["basket_size"] == 2.0
+    assert pd.isna(one["ipt_mean_days"]) and pd.isna(one["ipt_cv"])
+    ret = got.loc["c35"]
+    assert ret["frequency"] == 0 and ret["monetary"] == -25.0
+    assert pd.isna(ret["recency_days"]) and pd.isna(ret["return_rate"])
+    seasonal = got.loc["c37"]
+    assert seasonal["peak_quarter"] == 4 and seasonal["same_season_flag"]
+    assert seasonal["peak_quarter_share"] == pytest.approx(6 / 7)
+
+
+def test_customers_known_at_the_snapshot(tables, frames):
+    got = _compute(tables, S, None)
+    assert "c38" not in got.index  # signs up exactly at s, no purchase before
+    assert "c39" in got.index  # signs up one second before s
+    assert "u0" in got.index and pd.isna(got.loc["u0", "region"])  # unknown id with orders
+    assert got.loc["c06", "region"] != "Duplicate-later"  # the earliest customer row wins
+
+
+def test_bad_arguments_are_clear_errors(tables):
+    from segflow.errors import InputError
+
+    with pytest.raises(InputError, match="window_days"):
+        customer_features(tables, S, window_days=0)
+    with pytest.raises(InputError, match="events"):
+        customer_features({k: v for k, v in tables.items() if k != "events"}, S)
+    with pytest.raises(InputError, match="not a date"):
+        customer_features(tables, "2024-99-01")  # type: ignore[arg-type]
