@@ -1,0 +1,30 @@
+"""``segflow generate``: JSON summary, files, and clear errors."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from segflow.cli import app
+
+
+def test_generate_json(tmp_path):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(
+        app, ["generate", "--customers", "300", "--months", "6", "--seed", "2", "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["customers"] == 300 and summary["months"] == 6
+    assert summary["rows"]["transactions"] > 300
+    assert (out / "transactions.csv").exists() and (out / "truth" / "defects.csv").exists()
+    lines = (out / "transactions.csv").read_text().count("\n") - 1
+    assert lines == summary["rows"]["transactions"]
+
+
+def test_generate_bad_option_is_one_clear_line(tmp_path):
+    result = CliRunner().invoke(app, ["generate", "--months", "1", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "months must be an integer between 3 and 240" in result.output
+    assert "Traceback" not in result.output

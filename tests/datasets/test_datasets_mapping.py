@@ -1,0 +1,39 @@
+"""The demo segflow.toml parses, and its sources describe the generated files."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pandas as pd
+
+from segflow.config import Settings
+from segflow.datasets import TRANSACTION_DATE_FORMATS, demo_project_toml, demo_sources
+
+
+def test_project_toml_parses_to_the_demo_sources(tmp_path):
+    text = demo_project_toml("data")
+    (tmp_path / "segflow.toml").write_text(text)
+    settings = Settings.load(tmp_path)
+    assert settings.sources == demo_sources("data")
+    assert settings.periods.granularity == "month"
+    assert [s.name for s in settings.schemes] == ["rfm", "lifecycle", "value_tiers"]
+    assert "#" in text and tomllib.loads(text)["project"]["name"]
+
+
+def test_sources_map_every_column_of_the_files(demo_dir):
+    sources = demo_sources(demo_dir)
+    assert [s.table for s in sources] == [
+        "customers", "transactions", "events", "campaign_exposures", "survey_responses"]
+    for src in sources:
+        header = pd.read_csv(src.path, nrows=0).columns
+        assert set(src.columns.values()) == set(header), src.name
+        assert src.format == "csv"
+    orders = sources[1]
+    assert orders.date_formats == list(TRANSACTION_DATE_FORMATS)
+    assert orders.columns["transaction_id"] == "order_id"
+    assert orders.credit_note_prefix == "R"
+    crm = sources[0]
+    codes = set(pd.read_csv(crm.path, usecols=["gender"], dtype=str)["gender"].dropna())
+    assert set(crm.value_maps["gender"]) == {"F", "M", "X"}
+    assert codes - set(crm.value_maps["gender"]) == {"U"}  # the injected invalid code
+    assert set(crm.value_maps["gender"].values()) == {"female", "male", "other"}
