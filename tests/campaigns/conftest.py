@@ -28,7 +28,7 @@ class Fixture:
     scores: pd.DataFrame
 
 
-def _build(seed: int = 11, n: int = 6000) -> Fixture:
+def build_store(path: str = ":memory:", seed: int = 11, n: int = 6000) -> Fixture:
     rng = np.random.default_rng(seed)
     ids = np.array([f"C{i:05d}" for i in range(n)])
     seg0 = rng.choice(list(SEGMENTS), n, p=[0.2, 0.3, 0.5])
@@ -75,7 +75,7 @@ def _build(seed: int = 11, n: int = 6000) -> Fixture:
                            "score": "clv_12m", "value": np.round(rng.gamma(2.0, 50.0, n), 2),
                            "run_id": "r1"})
     scores = pd.concat([scores, scores.assign(score="p_alive", value=rng.random(n))])
-    store = Store(":memory:")
+    store = Store(path)
     store.append("campaign_exposures", pa.Table.from_pandas(exposures, preserve_index=False))
     store.append("transactions", pa.Table.from_pandas(tx, preserve_index=False))
     store.append("segment_assignments", pa.Table.from_pandas(assignments, preserve_index=False))
@@ -84,5 +84,15 @@ def _build(seed: int = 11, n: int = 6000) -> Fixture:
 
 
 @pytest.fixture(scope="session")
+def campaign_project(tmp_path_factory: pytest.TempPathFactory):
+    """A project folder (segflow.toml + store file) holding the same synthetic campaign."""
+    folder = tmp_path_factory.mktemp("campaign_project")
+    (folder / "segflow.toml").write_text('[project]\nname = "campaign test"\n')
+    fx = build_store(str(folder / "segflow.duckdb"), n=3000)
+    fx.store.close()
+    return folder
+
+
+@pytest.fixture(scope="session")
 def campaign_store() -> Fixture:
-    return _build()
+    return build_store()

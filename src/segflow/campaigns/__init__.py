@@ -9,6 +9,7 @@ from segflow.campaigns._store import campaign_cohort, exposure_responses
 from segflow.campaigns._targeting import (
     Audience,
     build_audience,
+    column_name,
     customer_view,
     export_table,
     neutralise_formulas,
@@ -19,6 +20,7 @@ __all__ = [
     "Audience",
     "Playbook",
     "build_audience",
+    "column_name",
     "customer_view",
     "export_table",
     "load_playbook",

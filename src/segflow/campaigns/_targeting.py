@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,6 +88,15 @@ def customer_view(
     if scores is None:
         pairs = sc.select("model", "score").distinct().to_pandas()
         scores = sorted(zip(pairs.model, pairs.score, strict=True))
+        if not scores:
+            other = source.table("customer_scores").snapshot_date.max().to_pandas()
+            if other is not None and not pd.isna(other):
+                warnings.warn(
+                    f"no customer scores at snapshot {snapshot} (the latest scores are at "
+                    f"{pd.Timestamp(other).date()}); the view has segments only",
+                    UserWarning,
+                    stacklevel=2,
+                )
     if scores:
         smetrics = {
             column_name(m, s): _.value.max(where=(_.model == m) & (_.score == s)) for m, s in scores

@@ -1,9 +1,261 @@
-"""CLI commands of this stage (filled in by its owner)."""
+"""``segflow campaign effect|audience|uplift|playbook``: campaign read-outs and targeting.
+
+``effect`` reads out an experiment from a customer-level file (CSV/Parquet: one row per
+customer with the arm, outcomes and attributes) or from the store's campaign exposures;
+``audience`` builds and exports a target list with a random hold-out; ``uplift`` fits an
+uplift model on a customer-level file and reports its Qini curve on held-out customers;
+``playbook`` prints the suggested action per segment.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
 import typer
+from rich.table import Table
+
+from segflow.cli._common import JsonOption, ProjectDirOption, console, print_json, user_errors
+from segflow.errors import InputError
+
+campaign_app = typer.Typer(
+    help="Campaign effects by segment, migration lift, uplift and target audiences.",
+    no_args_is_help=True,
+)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add the ``campaign`` command group to the root app."""
+    app.add_typer(campaign_app, name="campaign")
+
+
+@contextlib.contextmanager
+def _warnings_to_console() -> Iterator[None]:
+    """Show library warnings (dropped customers, cut-short windows) as one line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        yield
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            console.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
+
+
+def read_customer_file(path: Path) -> Any:
+    """A CSV or Parquet file as an Ibis table on an in-memory DuckDB (aggregation runs there)."""
+    import ibis
+
+    if not path.exists():
+        raise InputError("file not found", file=str(path))
+    con = ibis.duckdb.connect()
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return con.read_parquet(str(path))
+        if suffix in (".csv", ".txt", ".tsv"):
+            return con.read_csv(str(path))
+    except Exception as exc:  # DuckDB's reader names the line and the problem
+        raise InputError(f"cannot read as a table: {str(exc).splitlines()[0]}", file=str(path)) from exc
+    raise InputError("expected a .csv or .parquet file", file=str(path))
+
+
+def _parse_split(split: list[str]) -> dict[str, float] | None:
+    if not split:
+        return None
+    out = {}
+    for item in split:
+        arm, sep, share = item.partition("=")
+        try:
+            out[arm] = float(share)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise InputError(f"--split takes ARM=SHARE (e.g. treatment=0.9), not {item!r}")
+    return out
+
+
+@campaign_app.command("effect")
+def effect(
+    responses: Path = typer.Option(None, "--responses", help="Customer-level CSV/Parquet file: one row per customer with arm, outcomes, attributes."),
+    arm_col: str = typer.Option("arm", "--arm-col", help="Column holding the arm (file mode)."),
+    control: str = typer.Option("control", "--control", help="Arm value of the control group."),
+    outcome: list[str] = typer.Option([], "--outcome", help="Outcome column (0/1 = rate, else mean); repeat for several (file mode)."),
+    by: list[str] = typer.Option([], "--by", help="Break the effect down by this column; repeat for several (file mode)."),
+    project: Path = ProjectDirOption,
+    campaign: str = typer.Option(None, "--campaign", help="Campaign id in the store's campaign_exposures (store mode)."),
+    scheme: str = typer.Option(None, "--scheme", help="Segment scheme for the breakdown and the migration lift (store mode)."),
+    window_days: int = typer.Option(30, "--window-days", min=1, help="Store mode: outcomes = purchases/revenue in the N days after exposure."),
+    level: float = typer.Option(0.95, "--level", min=0.5, max=0.999, help="Confidence level of the intervals."),
+    correction: str = typer.Option("holm", "--correction", help="Multiple-comparison correction across segments: holm, bh or none."),
+    split: list[str] = typer.Option([], "--split", help="Designed arm share ARM=SHARE (repeat), to check the split."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Lift vs control per arm and per segment, with intervals, p-values and MDE.
+
+    File mode: --responses FILE --arm-col COL --control VALUE --outcome COL [--by COL].
+    Store mode: --project DIR --campaign ID [--scheme NAME] [--window-days N].
+    """
+    from segflow.campaigns import campaign_effect, campaign_report
+
+    with user_errors(), _warnings_to_console():
+        if correction not in ("holm", "bh", "none"):
+            raise InputError(f"--correction must be holm, bh or none, not {correction!r}")
+        if responses is None and campaign is None:
+            raise InputError("give --responses FILE (a customer-level file) or --campaign ID (the store)")
+        if responses is not None:
+            if not outcome:
+                raise InputError("name at least one --outcome column", file=str(responses))
+            table = read_customer_file(responses)
+            rep = campaign_effect(table, arm_col=arm_col, control=control, outcomes=outcome,
+                                  by=by, level=level, correction=correction,  # type: ignore[arg-type]
+                                  expected_split=_parse_split(split), source=str(responses))
+            payload: dict[str, Any] = rep.to_dict()
+            report, migration = rep, None
+        else:
+            from segflow.project import Project
+
+            with Project.open(project, read_only=True) as proj:
+                full = campaign_report(proj.store, campaign, scheme, control=control,
+                                       window_days=window_days, level=level,
+                                       correction=correction)  # type: ignore[arg-type]
+            payload = full.to_dict()
+            report, migration = full.effect, full.migration
+            for note in full.notes:
+                console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        if as_json:
+            print_json(payload)
+            return
+        _print_effect(report)
+        if migration is not None:
+            _print_migration(migration)
+
+
+def _fmt(value: float, kind: str, signed: bool = False) -> str:
+    if pd.isna(value):
+        return "–"
+    if kind == "rate":
+        return f"{value * 100:+.2f} pp" if signed else f"{value * 100:.2f}%"
+    return f"{value:+,.3g}" if signed else f"{value:,.4g}"
+
+
+def _print_effect(rep: Any) -> None:
+    t = rep.table
+    for (outcome_name, by_name), sub in t.groupby(["outcome", "by"], sort=False):
+        kind = sub.kind.iloc[0]
+        what = "response rate" if kind == "rate" else "mean"
+        where = "all customers" if by_name == "(all)" else f"by {by_name}"
+        table = Table(title=f"{outcome_name} ({what}), {where}: lift vs {rep.control!r}, "
+                      f"{rep.level:.0%} interval, p adjusted ({rep.correction})",
+                      title_justify="left")
+        for col in ("segment", "arm", "n", "value", "lift [interval]", "rel.", "p adj", "MDE"):
+            table.add_column(col, justify="right" if col in ("n", "p adj") else "left")
+        notes = []
+        for r in sub.itertuples():  # printing the small result table, not data rows
+            lift = "" if r.is_control else (
+                f"{_fmt(r.lift_abs, kind, True)} [{_fmt(r.lift_abs_low, kind, True)}, "
+                f"{_fmt(r.lift_abs_high, kind, True)}]")
+            rel = "" if r.is_control or pd.isna(r.lift_rel) else f"{r.lift_rel:+.1%}"
+            padj = "" if pd.isna(r.p_adjusted) else f"{r.p_adjusted:.3g}" + ("*" if r.significant else "")
+            mde = "" if r.is_control else _fmt(r.mde_abs, kind, False)
+            seg = "" if by_name == "(all)" else r.segment
+            table.add_row(seg, r.arm, str(r.n), _fmt(r.value, kind), lift, rel, padj, mde)
+            if r.note:
+                notes.append(f"{seg or 'all'} / {r.arm}: {r.note}")
+        console.print(table)
+        for note in dict.fromkeys(notes):
+            console.print(f"  [yellow]note[/] {note}", highlight=False)
+
+
+def _print_migration(m: Any) -> None:
+    table = Table(title=f"Migration {m.scheme} {m.before} → {m.after}: share of each arm "
+                  f"(difference vs {m.control!r})", title_justify="left")
+    for col in ("arm", "movement", "customers", "share", "difference", "interval", "p"):
+        table.add_column(col)
+    for r in m.shares.itertuples():
+        diff = "" if pd.isna(r.diff) else f"{r.diff * 100:+.2f} pp"
+        ci = "" if pd.isna(r.diff_low) else f"[{r.diff_low * 100:+.2f}, {r.diff_high * 100:+.2f}] pp"
+        p = "" if pd.isna(r.p_value) else f"{r.p_value:.3g}"
+        table.add_row(r.arm, r.movement, str(r.customers), f"{r.share:.1%}", diff, ci, p)
+    console.print(table)
+
+
+@campaign_app.command("audience")
+def audience(
+    out: Path = typer.Option(..., "--out", "-o", help="Output file: .csv or .parquet."),
+    project: Path = ProjectDirOption,
+    customers: Path = typer.Option(None, "--customers", help="Use this customer-level CSV/Parquet (e.g. uplift scores) instead of the store."),
+    snapshot: str = typer.Option(None, "--snapshot", help="Snapshot date YYYY-MM-DD (default: the latest)."),
+    segment: list[str] = typer.Option([], "--segment", help="Keep customers in SCHEME=SEGMENT; repeat (OR within a scheme, AND across)."),
+    where: str = typer.Option(None, "--where", help="SQL condition over the customer columns, e.g. \"clv__clv_12m > 200\"."),
+    value: str = typer.Option(None, "--value", help="Column with each customer's expected value (e.g. a CLV score)."),
+    holdout: float = typer.Option(0.1, "--holdout", min=0.0, max=0.99, help="Share held out at random as control."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the hold-out draw."),
+    action_from: str = typer.Option(None, "--action-from", help="Segment column for playbook actions (default: the first --segment scheme)."),
+    playbook: Path = typer.Option(None, "--playbook", help="Playbook TOML (default: the bundled one)."),
+    name: str = typer.Option("audience", "--name", help="Audience name."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Build a target audience from segments, scores and rules; export it with a hold-out.
+
+    Columns available to --where and --value: the segment of each scheme (named after the
+    scheme, e.g. rfm), its rank (rfm__rank), and each stored score as MODEL__SCORE.
+    """
+    from segflow.campaigns import build_audience, column_name, customer_view
+
+    with user_errors(), _warnings_to_console():
+        segments: dict[str, list[str]] = {}
+        for item in segment:
+            scheme_name, sep, seg = item.partition("=")
+            if not sep:
+                raise InputError(f"--segment takes SCHEME=SEGMENT, not {item!r}")
+            segments.setdefault(column_name(scheme_name) if customers is None else scheme_name,
+                                []).append(seg)
+        action_col = action_from or (next(iter(segments)) if segments else None)
+        kwargs = dict(where=where, segments=segments, value=value, holdout=holdout, seed=seed,
+                      playbook=playbook, action_from=action_col, name=name)
+        if customers is not None:
+            aud = build_audience(read_customer_file(customers), **kwargs)  # type: ignore[arg-type]
+        else:
+            from segflow.project import Project
+
+            snap = dt.date.fromisoformat(snapshot) if snapshot else None
+            with Project.open(project, read_only=True) as proj:
+                aud = build_audience(customer_view(proj.store, snap), **kwargs)  # type: ignore[arg-type]
+        path = aud.export(out)
+        summary = {**aud.summary(), "file": str(path)}
+        if as_json:
+            print_json(summary)
+            return
+        console.print(f"audience {name!r}: {summary['size']} customers ({summary['target']} target, "
+                      f"{summary['holdout']} hold-out) written to {path}", highlight=False)
+        if "expected_value_total" in summary:
+            console.print(f"expected value: {summary['expected_value_total']:,.2f} in total, "
+                          f"{summary['expected_value_mean']:,.2f} per customer", highlight=False)
+        for action, n in summary.get("actions", {}).items():
+            console.print(f"  {action}: {n}", highlight=False)
+
+
+@campaign_app.command("playbook")
+def playbook_cmd(
+    playbook: Path = typer.Option(None, "--playbook", help="Playbook TOML (default: the bundled one)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Show the suggested action per segment (retain, win back, upsell, convert, nurture)."""
+    from segflow.campaigns import load_playbook
+
+    with user_errors():
+        pb = load_playbook(playbook)
+        frame = pb.to_pandas()
+        if as_json:
+            print_json({"path": pb.path, "data": frame.to_dict(orient="records")})
+            return
+        table = Table(title=f"Playbook {pb.path}", title_justify="left")
+        for col in ("action", "segments", "suggestion"):
+            table.add_column(col)
+        for (action, suggestion), rows in frame.groupby(["action", "suggestion"], sort=False):
+            table.add_row(action, ", ".join(rows.segment_pattern), suggestion)
+        console.print(table)

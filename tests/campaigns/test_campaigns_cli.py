@@ -1,0 +1,89 @@
+"""`segflow campaign ...` on a customer-level file and on a project store."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from segflow.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def responses_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 4000
+    arm = rng.choice(["A", "B"], n)
+    seg = rng.choice(["x", "y"], n)
+    buy = (rng.random(n) < np.where((arm == "B") & (seg == "y"), 0.25, 0.10)).astype(int)
+    path = tmp_path / "resp.csv"
+    pd.DataFrame({"arm": arm, "seg": seg, "buy": buy, "spend": buy * rng.gamma(2, 20, n)}).to_csv(path, index=False)
+    return path
+
+
+def test_effect_on_file_json(responses_csv):
+    res = runner.invoke(app, ["campaign", "effect", "--responses", str(responses_csv), "--arm-col",
+                              "arm", "--control", "A", "--outcome", "buy", "--outcome", "spend",
+                              "--by", "seg", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    rows = pd.DataFrame(out["data"])
+    df = pd.read_csv(responses_csv)
+    y = rows[(rows.segment == "y") & (rows.arm == "B") & (rows.outcome == "buy")].iloc[0]
+    sub = df[df.seg == "y"]
+    expect = sub[sub.arm == "B"].buy.mean() - sub[sub.arm == "A"].buy.mean()
+    assert y["lift_abs"] == pytest.approx(expect) and y["significant"]
+    assert out["control"] == "A" and set(rows.by) == {"(all)", "seg"}
+
+
+def test_effect_human_output_and_errors(responses_csv):
+    res = runner.invoke(app, ["campaign", "effect", "--responses", str(responses_csv),
+                              "--control", "A", "--outcome", "buy"])
+    assert res.exit_code == 0 and "lift vs 'A'" in res.output
+    res = runner.invoke(app, ["campaign", "effect", "--responses", str(responses_csv),
+                              "--control", "Z", "--outcome", "buy"])
+    assert res.exit_code == 1 and "no customer has the control arm 'Z'" in res.output
+    assert "Traceback" not in res.output
+    res = runner.invoke(app, ["campaign", "effect", "--outcome", "buy"])
+    assert res.exit_code == 1 and "give --responses FILE" in res.output
+
+
+def test_effect_and_audience_on_project(campaign_project, tmp_path):
+    res = runner.invoke(app, ["campaign", "effect", "--project", str(campaign_project),
+                              "--campaign", "c1", "--scheme", "value", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["campaign_id"] == "c1" and out["migration"]["after"] == "2024-02-01"
+    assert "exposed in more than one arm" in res.stderr
+    res = runner.invoke(app, ["campaign", "effect", "--project", str(campaign_project),
+                              "--campaign", "c1", "--scheme", "value"])
+    assert res.exit_code == 0 and "Migration value" in res.output
+    target = tmp_path / "aud.csv"
+    res = runner.invoke(app, ["campaign", "audience", "--project", str(campaign_project),
+                              "--snapshot", "2024-02-01",
+                              "--segment", "value=low", "--where", "clv__clv_12m > 100",
+                              "--value", "clv__clv_12m", "--holdout", "0.25", "--out",
+                              str(target), "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    members = pd.read_csv(target)
+    assert summary["size"] == len(members) > 0
+    assert (members.value == "low").all() and (members.clv__clv_12m > 100).all()
+    assert summary["holdout"] == round(0.25 * len(members))
+    res = runner.invoke(app, ["campaign", "audience", "--project", str(campaign_project),
+                              "--segment", "value=low", "--out", str(target)])
+    assert res.exit_code == 0 and "no customer scores at snapshot 2024-03-01" in res.output
+
+
+def test_playbook_command():
+    res = runner.invoke(app, ["campaign", "playbook", "--json"])
+    assert res.exit_code == 0
+    actions = {row["action"] for row in json.loads(res.stdout)["data"]}
+    assert actions == {"retain", "win back", "upsell", "convert", "nurture"}
+    assert sys.version_info >= (3, 11)
