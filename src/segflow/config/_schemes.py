@@ -40,3 +40,17 @@ class SchemeSettings(BaseModel):
     names: dict[str, str] = Field(
         default_factory=dict, description="Overrides of suggested segment names (cluster schemes)."
     )
+    ordered: bool = Field(
+        default=False,
+        description=(
+            "Rule schemes: rank segments in rule order (1 = first rule, the default segment "
+            "last); otherwise segment_rank is empty."
+        ),
+    )
+    tiers: list[float] = Field(
+        default_factory=lambda: [1.0, 5.0, 10.0, 25.0, 50.0],
+        description="Value tiers: cut-offs in percent of spending customers, ascending.",
+    )
+    value_feature: str = Field(
+        default="monetary_12m", description="Value tiers: the feature customers are ranked by."
+    )

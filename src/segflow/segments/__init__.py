@@ -1,0 +1,51 @@
+"""Segment schemes: RFM scores and named segments, lifecycle buckets, value tiers, the rule
+language, nested schemes, and (from the clustering modules) cluster schemes and profiles.
+
+:func:`assign` turns a scheme and a features table into one segment per customer;
+:func:`builtin_schemes` lists the schemes used when a project names none. See
+``docs/segments.md``.
+"""
+
+from segflow.segments._assign import NEST_SEPARATOR, assign, builtin_schemes
+from segflow.segments._buckets import (
+    BROWSE_BUCKETS,
+    BROWSE_DEFAULT,
+    LIFECYCLE_BUCKETS,
+    LIFECYCLE_DEFAULT,
+    LIFECYCLE_ORDER,
+    Bucket,
+    tier_names,
+    value_tier_expr,
+)
+from segflow.segments._rfm import (
+    NO_PURCHASE,
+    RFM_SEGMENT_ORDER,
+    RFM_SEGMENTS,
+    RfmSegment,
+    rfm_scores,
+    rfm_segment_expr,
+)
+from segflow.segments._rules import RuleSyntaxError, compile_condition, compile_rules
+
+__all__ = [
+    "BROWSE_BUCKETS",
+    "BROWSE_DEFAULT",
+    "LIFECYCLE_BUCKETS",
+    "LIFECYCLE_DEFAULT",
+    "LIFECYCLE_ORDER",
+    "NEST_SEPARATOR",
+    "NO_PURCHASE",
+    "RFM_SEGMENTS",
+    "RFM_SEGMENT_ORDER",
+    "Bucket",
+    "RfmSegment",
+    "RuleSyntaxError",
+    "assign",
+    "builtin_schemes",
+    "compile_condition",
+    "compile_rules",
+    "rfm_scores",
+    "rfm_segment_expr",
+    "tier_names",
+    "value_tier_expr",
+]

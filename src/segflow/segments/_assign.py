@@ -1,0 +1,200 @@
+"""Assigning customers to the segments of a scheme, and the built-in schemes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import ibis
+
+from segflow.config import RuleSettings, SchemeSettings
+from segflow.errors import SegflowError
+from segflow.segments._buckets import (
+    BROWSE_BUCKETS,
+    BROWSE_DEFAULT,
+    LIFECYCLE_BUCKETS,
+    LIFECYCLE_DEFAULT,
+    LIFECYCLE_ORDER,
+    bucket_expr,
+    tier_names,
+    value_tier_expr,
+)
+from segflow.segments._rfm import RFM_SEGMENT_ORDER, rank_expr, rfm_scores, rfm_segment_expr
+from segflow.segments._rules import compile_rules
+
+#: Separator of parent and child segment names in nested schemes ("loyalists / top 10%").
+NEST_SEPARATOR = " / "
+
+
+def builtin_schemes() -> list[SchemeSettings]:
+    """The default schemes: ``rfm``, ``lifecycle``, ``value_tiers`` and ``browse_no_buy``.
+
+    Returns
+    -------
+    list of SchemeSettings
+        Fresh objects; changing them does not change later calls.
+    """
+    return [
+        SchemeSettings(name="rfm", kind="rfm"),
+        SchemeSettings(name="lifecycle", kind="lifecycle"),
+        SchemeSettings(name="value_tiers", kind="value_tiers"),
+        SchemeSettings(name="browse_no_buy", kind="browse_no_buy"),
+    ]
+
+
+def assign(
+    scheme: SchemeSettings,
+    features: ibis.Table,
+    *,
+    store: object | None = None,
+    schemes: Sequence[SchemeSettings] = (),
+) -> ibis.Table:
+    """Assign every customer of ``features`` to one segment of ``scheme``.
+
+    Parameters
+    ----------
+    scheme : SchemeSettings
+        The scheme (``kind`` rfm, lifecycle, value_tiers, browse_no_buy, rules or cluster).
+    features : ibis.Table
+        Output of :func:`segflow.features.customer_features` (one row per customer).
+    store : Store, optional
+        Passed to cluster schemes, which keep their fitted model in the store.
+    schemes : sequence of SchemeSettings, optional
+        Where a nested scheme's ``within`` is looked up; built-in scheme names are always known.
+
+    Returns
+    -------
+    ibis.Table
+        Columns ``customer_id``, ``segment`` (string), ``segment_rank`` (int64; 1 = best in
+        ordered schemes, null in unordered ones such as user rules without ``ordered`` or
+        browse_no_buy).
+
+    Notes
+    -----
+    A nested scheme (``within = "lifecycle"``) splits each segment of the parent scheme by
+    its own segments, computed within the parent segment (value tiers and RFM scores are
+    quantiles within the parent); names are ``"parent / child"`` and, when both are ordered,
+    ranks follow the parent first, then the child.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> from segflow.store import Store
+    >>> from segflow.features import REQUIRED_TABLES, customer_features
+    >>> store = Store(":memory:")
+    >>> features = customer_features({n: store.table(n) for n in REQUIRED_TABLES},
+    ...                              dt.date(2025, 1, 1))
+    >>> assign(SchemeSettings(name="lifecycle", kind="lifecycle"), features).columns
+    ('customer_id', 'segment', 'segment_rank')
+    """
+    out, _ = _assign(scheme, features, store=store, schemes=schemes, seen=())
+    return out.select("customer_id", "segment", "segment_rank")
+
+
+def _assign(
+    scheme: SchemeSettings,
+    features: ibis.Table,
+    *,
+    store: object | None,
+    schemes: Sequence[SchemeSettings],
+    seen: tuple[str, ...],
+) -> tuple[ibis.Table, int | None]:
+    """Features plus ``segment`` and ``segment_rank``; and the number of ranked segments."""
+    if scheme.kind == "cluster":
+        if scheme.within:
+            raise SegflowError(f"scheme {scheme.name!r}: cluster schemes cannot be nested")
+        from segflow.segments._cluster_scheme import assign_cluster_scheme
+
+        return assign_cluster_scheme(scheme, features, store=store), None
+    if scheme.within:
+        return _nested(scheme, features, store=store, schemes=schemes, seen=seen)
+    return _flat(scheme, features, group_by=None)
+
+
+def _flat(
+    scheme: SchemeSettings, features: ibis.Table, *, group_by: str | None
+) -> tuple[ibis.Table, int | None]:
+    kind = scheme.kind
+    if kind == "rfm":
+        scored = rfm_scores(features, bins=5, group_by=group_by)
+        segment = rfm_segment_expr(scored)
+        return _label(scored, segment, RFM_SEGMENT_ORDER)
+    if kind == "lifecycle":
+        segment = bucket_expr(LIFECYCLE_BUCKETS, LIFECYCLE_DEFAULT.name, features)
+        return _label(features, segment, LIFECYCLE_ORDER)
+    if kind == "value_tiers":
+        segment = value_tier_expr(
+            features, tiers=scheme.tiers, value=scheme.value_feature, group_by=group_by
+        )
+        return _label(features, segment, tier_names(scheme.tiers))
+    if kind == "browse_no_buy":
+        segment = bucket_expr(BROWSE_BUCKETS, BROWSE_DEFAULT.name, features)
+        return _label(features, segment, None)
+    if kind == "rules":
+        if not scheme.rules:
+            raise SegflowError(f"scheme {scheme.name!r} (kind 'rules') has no rules")
+        pairs = [(r.segment, r.when) for r in scheme.rules]
+        segment = compile_rules(pairs, features, default=scheme.default)
+        order = _rule_order(scheme.rules, scheme.default) if scheme.ordered else None
+        return _label(features, segment, order)
+    raise SegflowError(f"scheme {scheme.name!r}: unknown kind {kind!r}")
+
+
+def _rule_order(rules: Sequence[RuleSettings], default: str) -> tuple[str, ...]:
+    names: list[str] = []
+    for name in [r.segment for r in rules] + [default]:
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+def _label(
+    table: ibis.Table, segment: ibis.StringValue, order: tuple[str, ...] | None
+) -> tuple[ibis.Table, int | None]:
+    out = table.mutate(segment=segment)
+    if order is None:
+        return out.mutate(segment_rank=ibis.null("int64")), None
+    return out.mutate(segment_rank=rank_expr(out.segment, order)), len(order)
+
+
+def _nested(
+    scheme: SchemeSettings,
+    features: ibis.Table,
+    *,
+    store: object | None,
+    schemes: Sequence[SchemeSettings],
+    seen: tuple[str, ...],
+) -> tuple[ibis.Table, int | None]:
+    parent = _resolve(scheme.within or "", scheme, schemes, seen)
+    parent_table, parent_n = _assign(
+        parent, features, store=store, schemes=schemes, seen=(*seen, scheme.name)
+    )
+    parents = parent_table.select(
+        "customer_id", _parent=parent_table.segment, _parent_rank=parent_table.segment_rank
+    )
+    joined = features.join(parents, "customer_id")
+    child = scheme.model_copy(update={"within": None})
+    out, child_n = _flat(child, joined, group_by="_parent")
+    segment = out._parent + NEST_SEPARATOR + out.segment
+    if parent_n is None or child_n is None:
+        rank = ibis.null("int64")
+        total = None
+    else:
+        rank = (out._parent_rank - 1) * child_n + out.segment_rank
+        total = parent_n * child_n
+    out = out.mutate(segment=segment, segment_rank=rank.cast("int64"))
+    return out.drop("_parent", "_parent_rank"), total
+
+
+def _resolve(
+    name: str, scheme: SchemeSettings, schemes: Sequence[SchemeSettings], seen: tuple[str, ...]
+) -> SchemeSettings:
+    if name == scheme.name or name in seen:
+        chain = " -> ".join((*seen, scheme.name, name))
+        raise SegflowError(f"scheme {scheme.name!r}: nesting loops back on itself ({chain})")
+    for candidate in [*schemes, *builtin_schemes()]:
+        if candidate.name == name:
+            return candidate
+    known = ", ".join(sorted({s.name for s in [*schemes, *builtin_schemes()]}))
+    raise SegflowError(
+        f"scheme {scheme.name!r}: within = {name!r} names no scheme (known: {known})"
+    )
