@@ -19,6 +19,7 @@ created_at = "signup_date"
 [sources.value_maps.gender]
 M = "male"
 F = "female"
+X = "other"
 
 [[sources]]
 name = "shop"

@@ -112,7 +112,7 @@ def test_customers_mapping_value_maps_and_bom(project):
     store, report = _ingest(project)
     got = store.sql("SELECT customer_id, created_at, gender, email FROM customers ORDER BY 1").to_pandas()
     assert got.customer_id.tolist() == ["C001", "C002", "C003", "C005", "C006"]  # BOM stripped
-    assert got.gender.tolist() == ["female", "male", "female", "X", "female"]  # unmapped X kept
+    assert got.gender.tolist() == ["female", "male", "female", "other", "female"]
     assert str(got.created_at[0]) == "2023-01-05 00:00:00"
     assert got.email[4] == "ann@example.com"  # trimmed
     # the formula is kept as text and reported with file, row and column

@@ -65,6 +65,14 @@ class SourceSettings(BaseModel):
         default_factory=dict,
         description="Per canonical column, a map of source values to canonical values.",
     )
+    unmapped_values: Literal["null", "quarantine", "keep"] = Field(
+        default="null",
+        description=(
+            "A value of a column with a value map that is neither a key nor a target of the map: "
+            "'null' keeps the row with the value emptied and records it in ingest_flags "
+            "(invalid_value); 'quarantine' rejects the row; 'keep' keeps the value as is."
+        ),
+    )
     rollup: bool = Field(
         default=False,
         description="Rows are order lines: lines sharing a transaction_id roll up to one order.",

@@ -24,8 +24,8 @@ from segflow.sources._readers import (
     source_format,
     stage,
 )
-from segflow.sources._validate import _FORMULA_RE, check_timezone, resolve, validate
-from segflow.store import CANONICAL_TABLES, Store
+from segflow.sources._validate import check_timezone, flags, resolve, validate
+from segflow.store import Store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 _ORDER = ["customers", "transactions", "events", "campaign_exposures", "survey_responses"]
 _COLUMNS = [
     "source", "source_file", "table", "status", "rows_read", "rows_accepted",
-    "rows_quarantined", "rows_duplicate", "rows_replaced", "rows_anonymous", "rows_formula",
+    "rows_quarantined", "rows_duplicate", "rows_replaced", "rows_anonymous", "rows_flagged",
     "load_id",
 ]
 
@@ -50,7 +50,8 @@ class IngestReport(TableResult):
 
     ``rows_read = rows_accepted + rows_quarantined + rows_duplicate`` holds for every row of
     :meth:`to_pandas`. ``rows_replaced`` (late corrections) is part of ``rows_accepted``;
-    ``rows_anonymous`` (transactions kept without a customer id) too. A file whose bytes were
+    ``rows_anonymous`` (transactions kept without a customer id) and ``rows_flagged`` (values
+    noted in the table ``ingest_flags``) too. A file whose bytes were
     loaded before has status ``unchanged`` and zero counts.
 
     Attributes
@@ -236,35 +237,12 @@ def load_one(
             orders = f"_sf_ord_{suffix}"
             rollup_orders(con, source, cls, orders, against_store=True)
         write(con, source, staged, cls, present, counts, now=now, file_hash=digest,
-              started=started, orders=orders)
-        _formula_warning(con, source, specs, cls, counts)
+              started=started, orders=orders, flag_list=flags(source, specs))
         for t in (val, cls, orders):
             if t:
                 con.execute(f"DROP TABLE IF EXISTS {t}")
         staged.drop(con)
     return counts
-
-
-def _formula_warning(con, source: SourceSettings, specs, cls: str, counts: LoadCounts) -> None:
-    """Text kept as is that starts like a spreadsheet formula: count it and name the first."""
-    if source.formulas != "flag":
-        return
-    ctypes = CANONICAL_TABLES[source.table]
-    text_cols = [c for c in specs if ctypes[c] == "VARCHAR"]
-    if not text_cols:
-        return
-    conds = [f"coalesce(regexp_matches(r_{c}, '{_FORMULA_RE}'), false)" for c in text_cols]
-    which = "CASE " + " ".join(f"WHEN {cond} THEN '{specs[c].label}'" for c, cond in zip(
-        text_cols, conds, strict=True)) + " END"
-    row = con.execute(
-        f"SELECT count(*) OVER (), _row, {which} FROM {cls} WHERE _status IN ('accepted', 'replace') "
-        f"AND ({' OR '.join(conds)}) ORDER BY _row LIMIT 1").fetchone()
-    if row:
-        counts.rows_formula = int(row[0])
-        counts.warnings.append(
-            f"file {counts.source_file}, row {row[1]}, column {row[2]!r}: text starts like a "
-            f"spreadsheet formula (=, +, @); kept as text ({row[0]} such rows)."
-        )
 
 
 def _warn(loads: list[LoadCounts]) -> None:

@@ -32,6 +32,17 @@ DUPLICATES_DDL = """CREATE TABLE IF NOT EXISTS ingest_duplicates (
   duplicate_of_row BIGINT, load_id VARCHAR
 )"""
 
+FLAGS_DDL = """CREATE TABLE IF NOT EXISTS ingest_flags (
+  source VARCHAR, source_file VARCHAR, row_number BIGINT, rule VARCHAR, column_name VARCHAR,
+  value VARCHAR, load_id VARCHAR
+)"""
+
+_FLAG_TEXT = {
+    "anonymous": "no customer id; kept as an anonymous transaction (customer_id empty)",
+    "invalid_value": "value not in the value map; kept the row, emptied the value (original in ingest_flags)",
+    "formula_in_text": "text starts like a spreadsheet formula (=, +, @); kept as text",
+}
+
 _DUP_KIND = {"duplicate": "in_load", "loaded": "already_loaded", "seen": "already_quarantined"}
 
 
@@ -50,8 +61,9 @@ class LoadCounts:
     rows_duplicate: int = 0
     rows_replaced: int = 0
     rows_anonymous: int = 0
-    rows_formula: int = 0
+    rows_flagged: int = 0
     rules: dict[str, int] = field(default_factory=dict)
+    flags: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -197,6 +209,7 @@ def write(
     file_hash: str | None,
     started: dt.datetime,
     orders: str | None,
+    flag_list: list[tuple[str, str, str, str]] = (),
 ) -> None:
     """Write the load into the store (inside the caller's transaction)."""
     table, key = source.table, KEYS.get(source.table)
@@ -236,6 +249,7 @@ def write(
     if staged.rejects:
         con.execute(f"""INSERT INTO main.ingest_duplicates SELECT {src}, {label}, _row,
             'already_quarantined', NULL, {load} FROM {staged.rejects}_s WHERE _seen""")
+    _flags(con, flag_list, cls, src, label, load, counts)
     _count(con, source, staged, cls, present, counts)
     if not counts.reconciles:  # a bug guard: the transaction rolls back
         raise StoreError(f"reconciliation failed for {staged.label}: {counts}")
@@ -244,6 +258,28 @@ def write(
         [counts.load_id, source.name, staged.label, file_hash, table, counts.rows_read,
          counts.rows_accepted, counts.rows_quarantined, counts.rows_duplicate, started, now],
     )
+
+
+def _flags(con, flag_list, cls: str, src: str, label: str, load: str, counts: LoadCounts) -> None:
+    """Record accepted rows with a noted issue in ``ingest_flags``; warn with the first one."""
+    con.execute(FLAGS_DDL)
+    for rule, cond, column, value in flag_list:
+        con.execute(f"""INSERT INTO main.ingest_flags SELECT {src}, {label}, _row, {lit(rule)},
+            {lit(column)}, CAST({value} AS VARCHAR), {load} FROM {cls}
+            WHERE _status IN ('accepted', 'replace') AND ({cond})""")
+    rows = con.execute(
+        f"""SELECT rule, count(*), min(row_number), arg_min(column_name, row_number)
+        FROM main.ingest_flags WHERE load_id = {load} GROUP BY rule ORDER BY rule""").fetchall()
+    for rule, n, row, column in rows:
+        counts.flags[rule] = n
+        if rule == "anonymous":
+            counts.rows_anonymous = n
+            continue
+        counts.rows_flagged += n
+        counts.warnings.append(
+            f"file {counts.source_file}, row {row}, column {column!r}: {_FLAG_TEXT[rule]} "
+            f"({n} such values)"
+        )
 
 
 def _count(con, source, staged, cls, present, counts: LoadCounts) -> None:
@@ -263,7 +299,3 @@ def _count(con, source, staged, cls, present, counts: LoadCounts) -> None:
     if rej.get(False):
         rules["malformed_row"] = rej[False]
     counts.rules = rules
-    if source.table == "transactions" and "customer_id" in present:
-        counts.rows_anonymous = con.execute(
-            f"SELECT count(*) FROM {cls} WHERE _status IN ('accepted', 'replace') "
-            "AND v_customer_id IS NULL").fetchone()[0]

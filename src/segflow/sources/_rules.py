@@ -20,6 +20,8 @@ RULES: dict[str, str] = {
     "missing_event_type": "the event type is empty",
     "missing_campaign_id": "the campaign id is empty",
     "missing_question": "the survey question is empty",
+    "missing_answer": "the survey answer is empty",
+    "invalid_value": "a column with a value map holds a value that is neither a key nor a target of the map",
     "unparseable_date": "the value matches none of the accepted date formats",
     "ambiguous_date": "the value parses under two accepted formats with different dates, and date_order is not set",
     "non_numeric_amount": "the amount is not a finite number in the source's number format",
@@ -28,7 +30,7 @@ RULES: dict[str, str] = {
     "future_date": "the timestamp is later than the time of the load",
     "implausible_date": "the timestamp is before 1900-01-01",
     "zero_amount": "the amount is exactly 0",
-    "return_sign": "a credit note or flagged return has a positive amount, or a negative quantity has a positive amount",
+    "return_sign": "amount and quantity have opposite signs without a credit-note id or return flag, or a credit note / flagged return has a positive amount",
     "formula_in_text": "a text value starts like a spreadsheet formula (=, +, @) and formulas = 'quarantine'",
     "unknown_customer": "the customer id is not in the customers table",
     "conflicting_id": "another row of the same load has the same key (transaction_id or customer_id) but different values; the first row is kept",
@@ -41,7 +43,7 @@ REQUIRED: dict[str, list[str]] = {
     "transactions": ["ts", "amount"],
     "events": ["customer_id", "ts", "event_type"],
     "campaign_exposures": ["campaign_id", "customer_id", "ts"],
-    "survey_responses": ["customer_id", "ts", "question"],
+    "survey_responses": ["customer_id", "ts", "question", "answer"],
 }
 
 #: Row identity for late corrections: a new row with the same (source, key) replaces the old.

@@ -167,8 +167,11 @@ class _Mapper:
         vmap = self.source.value_maps.get(canonical)
         if not vmap:
             return text
-        whens = " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in vmap.items())
-        return f"CASE {text} {whens} ELSE {text} END"
+        whens = " ".join(f"WHEN {text} = {lit(k)} THEN {lit(v)}" for k, v in vmap.items())
+        if self.source.unmapped_values == "null":
+            targets = ", ".join(lit(v) for v in sorted(set(vmap.values())))
+            return f"CASE {whens} WHEN {text} IN ({targets}) THEN {text} END"
+        return f"CASE {whens} ELSE {text} END"
 
     def _expression(self, sql: str, canonical: str, ctype: str) -> Spec:
         try:
@@ -307,6 +310,27 @@ def validate(
     return present
 
 
+def flags(source: SourceSettings, specs: dict[str, Spec]) -> list[tuple[str, str, str, str]]:
+    """Accepted rows worth recording in ``ingest_flags``: (rule, condition, column, value)."""
+    out = []
+    ctypes = CANONICAL_TABLES[source.table]
+    if source.unmapped_values == "null":
+        for c in source.value_maps:
+            if c in specs:
+                out.append(("invalid_value", f"r_{c} IS NOT NULL AND v_{c} IS NULL",
+                            specs[c].label, f"r_{c}"))
+    if source.table == "transactions":
+        label = specs["customer_id"].label if "customer_id" in specs else "(not mapped)"
+        out.append(("anonymous", "v_customer_id IS NULL", label, "NULL"))
+    if source.formulas == "flag":
+        for c in specs:
+            if ctypes[c] == "VARCHAR":
+                out.append(("formula_in_text",
+                            f"coalesce(regexp_matches(r_{c}, {lit(_FORMULA_RE)}), false)",
+                            specs[c].label, f"r_{c}"))
+    return out
+
+
 def _case(rules: _Rules, part: int) -> str:
     if not rules.items:
         return "NULL::VARCHAR"
@@ -405,9 +429,19 @@ def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
     if "amount" in specs:
         r.add("zero_amount", "v_amount = 0", specs["amount"].label, "'amount is 0'")
     if source.table == "transactions":
-        qty = "coalesce(v_quantity < 0 AND v_amount > 0, false)" if "quantity" in specs else "false"
+        qty = ("coalesce((v_quantity < 0 AND v_amount > 0) OR (v_quantity > 0 AND v_amount < 0 "
+               "AND NOT _declared_return), false)") if "quantity" in specs else "false"
         r.add("return_sign", f"(_declared_return AND v_amount > 0) OR {qty}", specs["amount"].label,
-              "'a return (credit note, return flag or negative quantity) has a positive amount ' || v_amount")
+              "CASE WHEN _declared_return THEN 'a credit note or flagged return has a positive "
+              "amount ' || v_amount ELSE 'amount ' || v_amount || ' and quantity ' || "
+              "coalesce(v_quantity, 0) || ' have opposite signs' END")
+    if source.unmapped_values == "quarantine":
+        for c, vmap in source.value_maps.items():
+            if c in specs:
+                allowed = ", ".join(lit(v) for v in sorted(set(vmap) | set(vmap.values())))
+                r.add("invalid_value", f"r_{c} IS NOT NULL AND r_{c} NOT IN ({allowed})",
+                      specs[c].label,
+                      f"{_short(f'r_{c}')} || {lit(' is not one of the mapped values ' + ', '.join(sorted(vmap)))}")
     if source.formulas == "quarantine" and text_cols:
         cond = " OR ".join(f"coalesce(regexp_matches(r_{c}, {lit(_FORMULA_RE)}), false)" for c in text_cols)
         which = "CASE " + " ".join(
