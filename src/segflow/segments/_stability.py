@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import adjusted_rand_score
 
 #: Hennig's threshold: below it a segment's membership is doubtful.
 STABLE_JACCARD = 0.75
@@ -99,7 +98,7 @@ def bootstrap_stability(
         drawn = np.unique(idx)
         best[b] = _best_jaccard(labels[drawn], boot_labels[drawn], k)
     pairs = list(itertools.combinations(range(len(runs)), 2))
-    ari = float(np.mean([adjusted_rand_score(runs[i], runs[j]) for i, j in pairs])) if pairs else np.nan
+    ari = float(np.mean([_ari(runs[i], runs[j]) for i, j in pairs])) if pairs else np.nan
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a segment absent from every run
         per_segment = pd.DataFrame(
@@ -111,6 +110,27 @@ def bootstrap_stability(
             }
         )
     return Stability(per_segment=per_segment, ari=ari, n_bootstrap=n_bootstrap)
+
+
+def _ari(a: np.ndarray, b: np.ndarray) -> float:
+    """Adjusted Rand index of two labelings (Hubert & Arabie 1985, from the contingency table).
+
+    Same value as ``sklearn.metrics.adjusted_rand_score`` without its input checks (called
+    for every pair of bootstrap runs).
+    """
+    ka, kb = int(a.max()) + 1, int(b.max()) + 1
+    table = np.bincount(a * kb + b, minlength=ka * kb).reshape(ka, kb).astype(float)
+
+    def pairs(x: np.ndarray) -> float:
+        return float((x * (x - 1) / 2).sum())
+
+    n = float(a.size)
+    index, rows, cols = pairs(table), pairs(table.sum(axis=1)), pairs(table.sum(axis=0))
+    expected = rows * cols / (n * (n - 1) / 2) if n > 1 else 0.0
+    maximum = (rows + cols) / 2
+    if maximum == expected:  # both labelings put everything in one cluster (or all apart)
+        return 1.0
+    return (index - expected) / (maximum - expected)
 
 
 def _best_jaccard(original: np.ndarray, boot: np.ndarray, k: int) -> np.ndarray:

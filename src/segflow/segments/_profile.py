@@ -1,0 +1,278 @@
+"""Segment profiles: size, value, feature means and medians, distinguishing features, make-up.
+
+All per-customer work is one Ibis ``group_by`` per question, run in the engine; only the small
+per-segment tables come back to Python.
+
+Definitions (per segment ``s``, over the customers present in both the feature table and the
+assignments):
+
+``size``, ``share``
+    customers in ``s``; ``size / all customers``.
+``value``, ``revenue_share``
+    sum of ``value_col`` in ``s`` (net: returns count negative); ``value / total value``
+    (missing when the total is not positive).
+``mean__f``, ``median__f``
+    mean and median (DuckDB: exact, interpolated) of feature ``f`` over customers with a value.
+``std_diff``
+    the standardised difference ``(mean_s(f) - mean(f)) / sd(f)`` with the base mean and the
+    population standard deviation of all profiled customers (missing for a constant feature).
+    The features with the largest ``|std_diff|`` distinguish the segment.
+``makeup``
+    for each categorical column, the share of each level in the segment and in the base
+    (a missing value is the level ``"(missing)"``; beyond the 12 largest levels of the base,
+    levels are pooled into ``"(other)"``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import ibis
+import numpy as np
+import pandas as pd
+
+from segflow._result import TableResult
+from segflow.errors import InputError
+from segflow.segments._naming import NAME_THRESHOLD, suggest_names
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+MAX_MAKEUP_LEVELS = 12
+TOP_FEATURES = 3
+_SKIP = {"snapshot_date", "run_id", "load_id", "source", "source_file", "source_row", "segment_rank"}
+
+
+class SegmentProfile(TableResult):
+    """Profiles of the segments of one assignment (result contract).
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per segment: ``segment``, ``segment_rank``, ``size``, ``share``, ``value``,
+        ``revenue_share``, ``suggested_name``, ``name`` (after overrides), ``distinguishing``.
+    means, medians, std_diff : DataFrame
+        Segments (rows, ``segment``) by numeric features.
+    base : DataFrame
+        Rows ``mean``, ``std``, ``median`` of every numeric feature over all profiled customers.
+    makeup : DataFrame
+        Long: ``segment``, ``column``, ``level``, ``count``, ``share``, ``base_share``.
+    value_col : str or None
+    """
+
+    def __init__(
+        self,
+        table: pd.DataFrame,
+        means: pd.DataFrame,
+        medians: pd.DataFrame,
+        std_diff: pd.DataFrame,
+        base: pd.DataFrame,
+        makeup: pd.DataFrame,
+        value_col: str | None,
+    ) -> None:
+        self.table, self.means, self.medians, self.std_diff = table, means, medians, std_diff
+        self.base, self.makeup, self.value_col = base, makeup, value_col
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per segment: sizes, value, names, then ``mean__f`` and ``median__f``."""
+        wide = self.table.set_index("segment")
+        means = self.means.add_prefix("mean__")
+        medians = self.medians.add_prefix("median__")
+        return wide.join(means).join(medians).reset_index()
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["std_diff"] = json.loads(self.std_diff.to_json(orient="index"))
+        out["base"] = json.loads(self.base.to_json(orient="index"))
+        out["makeup"] = json.loads(self.makeup.to_json(orient="records"))
+        out["value_col"] = self.value_col
+        return out
+
+    def figure(self, kind: str = "heatmap") -> go.Figure:
+        """``kind``: "heatmap" (standardised feature profile), "snake" or "size" (size and
+        value bars)."""
+        from segflow.viz import _segments
+
+        builders = {
+            "heatmap": _segments.profile_heatmap,
+            "snake": _segments.snake_plot,
+            "size": _segments.segment_size_value_bars,
+        }
+        if kind not in builders:
+            raise InputError(f"unknown profile figure {kind!r}; expected one of {sorted(builders)}")
+        return builders[kind](self)
+
+    def __repr__(self) -> str:
+        return (
+            f"SegmentProfile({len(self.table)} segments, {int(self.table['size'].sum())} customers, "
+            f"{self.means.shape[1]} numeric features)"
+        )
+
+
+def profile_segments(
+    features: ibis.Table,
+    assignments: ibis.Table,
+    *,
+    value_col: str | None = "monetary",
+    id_col: str = "customer_id",
+    numeric: list[str] | None = None,
+    categorical: list[str] | None = None,
+    names: dict[str, str] | None = None,
+) -> SegmentProfile:
+    """Profile the segments of ``assignments`` on ``features``.
+
+    Parameters
+    ----------
+    features : ibis.Table
+        One row per customer: ``id_col`` and feature columns (one snapshot).
+    assignments : ibis.Table
+        ``id_col``, ``segment`` and optionally ``segment_rank`` (segments are listed by rank,
+        else by size).
+    value_col : str or None, default="monetary"
+        Feature summed for the revenue share; None (or absent) leaves value columns empty.
+    numeric, categorical : list of str, optional
+        Features to profile; default every numeric (and boolean) and every string column.
+    names : dict, optional
+        Overrides of suggested names, keyed by segment or suggested name.
+
+    Returns
+    -------
+    SegmentProfile
+    """
+    numeric, categorical = _columns(features, id_col, numeric, categorical)
+    if value_col is not None and value_col not in features.columns:
+        value_col = None
+    keep = ["segment"] + (["segment_rank"] if "segment_rank" in assignments.columns else [])
+    if "segment" not in assignments.columns or id_col not in assignments.columns:
+        raise InputError(f"assignments need the columns {id_col!r} and 'segment'")
+    joined = features.inner_join(assignments.select(id_col, *keep), id_col)
+    per_seg = _segment_aggregates(joined, numeric, value_col, "segment_rank" in keep)
+    if per_seg.empty:
+        raise InputError("no customer of the assignments is in the feature table")
+    base = _base_aggregates(joined, numeric)
+    table, means, medians = _split(per_seg, numeric)
+    std = base.loc["std"].replace(0.0, np.nan)
+    std_diff = (means - base.loc["mean"]) / std
+    makeup = _makeup(joined, categorical, table)
+    ranks = pd.Series(range(1, len(table) + 1), index=table["segment"])
+    makeup_ranked = makeup.assign(segment_rank=makeup["segment"].map(ranks))
+    table["suggested_name"] = suggest_names(std_diff, makeup_ranked)
+    overrides = names or {}
+    table["name"] = [
+        overrides.get(seg) or overrides.get(sug) or sug
+        for seg, sug in zip(table["segment"], table["suggested_name"], strict=True)
+    ]
+    table["distinguishing"] = [_top_features(std_diff.loc[s]) for s in table["segment"]]
+    return SegmentProfile(table, means, medians, std_diff, base, makeup, value_col)
+
+
+def _columns(
+    features: ibis.Table, id_col: str, numeric: list[str] | None, categorical: list[str] | None
+) -> tuple[list[str], list[str]]:
+    schema = features.schema()
+    for col in (numeric or []) + (categorical or []):
+        if col not in schema:
+            raise InputError(f"unknown feature {col!r}; available: {sorted(schema.names)}", column=col)
+    skip = _SKIP | {id_col, "segment"}
+    if numeric is None:
+        numeric = [n for n, t in schema.items() if n not in skip and (t.is_numeric() or t.is_boolean())]
+    if categorical is None:
+        categorical = [n for n, t in schema.items() if n not in skip and t.is_string()]
+    return numeric, categorical
+
+
+def _num(col: ibis.Value) -> ibis.Value:
+    return col.cast("float64")
+
+
+def _segment_aggregates(
+    joined: ibis.Table, numeric: list[str], value_col: str | None, has_rank: bool
+) -> pd.DataFrame:
+    metrics: dict[str, Any] = {"size": joined.count()}
+    if has_rank:
+        metrics["segment_rank"] = joined["segment_rank"].min()
+    if value_col is not None:
+        metrics["value"] = _num(joined[value_col]).sum()
+    for i, f in enumerate(numeric):
+        metrics[f"m{i}"] = _num(joined[f]).mean()
+        metrics[f"q{i}"] = _num(joined[f]).median()
+    frame = joined.group_by("segment").aggregate(**metrics).to_pandas()
+    if has_rank:
+        frame = frame.sort_values(["segment_rank", "segment"])
+    else:
+        frame = frame.sort_values(["size", "segment"], ascending=[False, True])
+    return frame.reset_index(drop=True)
+
+
+def _base_aggregates(joined: ibis.Table, numeric: list[str]) -> pd.DataFrame:
+    if not numeric:
+        return pd.DataFrame(index=["mean", "std", "median"])
+    metrics: dict[str, Any] = {}
+    for i, f in enumerate(numeric):
+        metrics[f"m{i}"] = _num(joined[f]).mean()
+        metrics[f"s{i}"] = _num(joined[f]).std(how="pop")
+        metrics[f"q{i}"] = _num(joined[f]).median()
+    row = joined.aggregate(**metrics).to_pandas().iloc[0]
+    return pd.DataFrame(
+        {f: [row[f"m{i}"], row[f"s{i}"], row[f"q{i}"]] for i, f in enumerate(numeric)},
+        index=["mean", "std", "median"],
+    ).astype(float)
+
+
+def _split(per_seg: pd.DataFrame, numeric: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    total = per_seg["size"].sum()
+    table = pd.DataFrame({"segment": per_seg["segment"].astype(str)})
+    table["segment_rank"] = (
+        per_seg["segment_rank"].astype(int) if "segment_rank" in per_seg else np.arange(1, len(per_seg) + 1)
+    )
+    table["size"] = per_seg["size"].astype(int)
+    table["share"] = table["size"] / total
+    if "value" in per_seg:
+        value = per_seg["value"].astype(float)
+        total_value = value.sum()
+        table["value"] = value
+        table["revenue_share"] = value / total_value if total_value > 0 else np.nan
+    else:
+        table["value"] = np.nan
+        table["revenue_share"] = np.nan
+    index = pd.Index(table["segment"], name="segment")
+    means = pd.DataFrame({f: per_seg[f"m{i}"].astype(float).to_numpy() for i, f in enumerate(numeric)}, index=index)
+    medians = pd.DataFrame({f: per_seg[f"q{i}"].astype(float).to_numpy() for i, f in enumerate(numeric)}, index=index)
+    return table, means, medians
+
+
+def _makeup(joined: ibis.Table, categorical: list[str], table: pd.DataFrame) -> pd.DataFrame:
+    cols = ["segment", "column", "level", "count", "share", "base_share"]
+    parts = []
+    for col in categorical:
+        level = joined[col].cast("string").fill_null("(missing)")
+        counts = (
+            joined.mutate(_level=level).group_by(["segment", "_level"]).aggregate(count=ibis._.count()).to_pandas()
+        )
+        counts = counts.rename(columns={"_level": "level"})
+        base = counts.groupby("level")["count"].sum().sort_values(ascending=False)
+        if len(base) > MAX_MAKEUP_LEVELS:
+            kept = set(base.index[: MAX_MAKEUP_LEVELS - 1])
+            counts["level"] = counts["level"].where(counts["level"].isin(kept), "(other)")
+            counts = counts.groupby(["segment", "level"], as_index=False)["count"].sum()
+            base = counts.groupby("level")["count"].sum()
+        seg_size = counts.groupby("segment")["count"].transform("sum")
+        counts["share"] = counts["count"] / seg_size
+        counts["base_share"] = counts["level"].map(base / base.sum())
+        counts["column"] = col
+        parts.append(counts)
+    if not parts:
+        return pd.DataFrame(columns=cols)
+    out = pd.concat(parts, ignore_index=True)[cols]
+    order = {s: i for i, s in enumerate(table["segment"])}
+    out["segment"] = out["segment"].astype(str)
+    out["_order"] = out["segment"].map(order)
+    out = out.sort_values(["_order", "column", "share"], ascending=[True, True, False])
+    return out.drop(columns="_order").reset_index(drop=True)
+
+
+def _top_features(row: pd.Series) -> str:
+    d = row.dropna()
+    d = d.reindex(d.abs().sort_values(ascending=False).index)[:TOP_FEATURES]
+    return ", ".join(f"{f} {v:+.2f} sd" for f, v in d.items() if abs(v) >= NAME_THRESHOLD / 2)

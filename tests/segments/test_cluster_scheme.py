@@ -1,0 +1,75 @@
+"""Cluster schemes: fitted once, saved in the store, re-applied to later snapshots."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from segflow.config import SchemeSettings
+from segflow.errors import ConfigError, InputError
+from segflow.segments._cluster_scheme import (
+    assign_cluster_scheme,
+    fit_cluster_table,
+    load_cluster_model,
+    sample_features,
+)
+
+CENTERS = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0]])
+
+
+def _snapshot(store, name: str, sizes: list[int], seed: int, start: int = 0) -> tuple:
+    rng = np.random.default_rng(seed)
+    truth = np.repeat(np.arange(3), sizes)
+    xy = CENTERS[truth] + rng.normal(0, 0.7, (len(truth), 2))
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"c{start + i:05d}" for i in range(len(truth))],
+            "frequency": xy[:, 0] + 10,
+            "monetary": xy[:, 1] + 10,
+        }
+    )
+    store.replace(name, pa.Table.from_pandas(frame, preserve_index=False))
+    return store.table(name), truth
+
+
+def test_reapplication_keeps_labels(memory_store):
+    scheme = SchemeSettings(name="behaviour", kind="cluster", features=["frequency", "monetary"])
+    s1, truth1 = _snapshot(memory_store, "feat_2024_01", [500, 300, 200], seed=1)
+    out1 = assign_cluster_scheme(scheme, s1, store=memory_store).to_pandas().sort_values("customer_id")
+    saved = load_cluster_model(memory_store, "behaviour", "1")
+    assert saved is not None and saved.k == 3
+    label_of = pd.Series(out1["segment"].to_numpy()).groupby(truth1).agg(lambda s: s.mode()[0])
+    assert label_of.nunique() == 3
+    # a later snapshot where the proportions flip: a fresh fit would renumber the segments
+    s2, truth2 = _snapshot(memory_store, "feat_2024_02", [100, 300, 600], seed=2, start=5000)
+    out2 = assign_cluster_scheme(scheme, s2, store=memory_store).to_pandas().sort_values("customer_id")
+    agree = (out2["segment"].to_numpy() == label_of[truth2].to_numpy()).mean()
+    assert agree > 0.99
+    fresh = fit_cluster_table(s2, ["frequency", "monetary"], k="auto", n_bootstrap=0)
+    assert fresh.names_ != saved.names or fresh.model_.shares != saved.shares  # would differ
+    # still one saved model; a new version fits a new one
+    assert memory_store.sql("SELECT count(*) AS n FROM cluster_models").column("n")[0].as_py() == 1
+    bumped = scheme.model_copy(update={"version": "2", "k": 2})
+    assign_cluster_scheme(bumped, s2, store=memory_store).to_pandas()
+    assert load_cluster_model(memory_store, "behaviour", "2").k == 2
+
+
+def test_names_override_and_missing_features(memory_store):
+    s1, _ = _snapshot(memory_store, "feat_a", [300, 300, 300], seed=3)
+    scheme = SchemeSettings(name="b2", kind="cluster", k=3, names={"2": "second"})
+    out = assign_cluster_scheme(scheme, s1, store=memory_store).to_pandas()
+    assert set(out.loc[out["segment_rank"] == 2, "segment"]) == {"second"}
+    assert out["customer_id"].is_unique and len(out) == 900
+    narrow = s1.select("customer_id", "frequency")
+    with pytest.raises(ConfigError, match="bump the scheme's version"):
+        assign_cluster_scheme(scheme, narrow, store=memory_store)
+    with pytest.raises(InputError, match="unknown feature"):
+        fit_cluster_table(s1, ["nope"])
+
+
+def test_engine_sampling_caps_rows(memory_store):
+    s1, _ = _snapshot(memory_store, "feat_b", [3000, 2000, 1000], seed=4)
+    sample = sample_features(s1, ["frequency", "monetary"], sample_size=500)
+    assert len(sample) == 500 and list(sample.columns) == ["frequency", "monetary"]
