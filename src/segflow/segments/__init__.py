@@ -17,6 +17,15 @@ from segflow.segments._buckets import (
     tier_names,
     value_tier_expr,
 )
+from segflow.segments._cluster import (
+    GaussianMixtureSegmenter,
+    KMeansSegmenter,
+    KPrototypesSegmenter,
+    choose_k,
+    quality_table,
+)
+from segflow.segments._cluster_model import ClusterModel
+from segflow.segments._naming import suggest_name, suggest_names
 from segflow.segments._rfm import (
     NO_PURCHASE,
     RFM_SEGMENT_ORDER,
@@ -26,6 +35,12 @@ from segflow.segments._rfm import (
     rfm_segment_expr,
 )
 from segflow.segments._rules import RuleSyntaxError, compile_condition, compile_rules
+from segflow.segments._stability import (
+    SmallSegmentWarning,
+    Stability,
+    UnstableSegmentWarning,
+    bootstrap_stability,
+)
 
 __all__ = [
     "BROWSE_BUCKETS",
@@ -38,14 +53,26 @@ __all__ = [
     "RFM_SEGMENTS",
     "RFM_SEGMENT_ORDER",
     "Bucket",
+    "ClusterModel",
+    "GaussianMixtureSegmenter",
+    "KMeansSegmenter",
+    "KPrototypesSegmenter",
     "RfmSegment",
     "RuleSyntaxError",
+    "SmallSegmentWarning",
+    "Stability",
+    "UnstableSegmentWarning",
     "assign",
+    "bootstrap_stability",
     "builtin_schemes",
+    "choose_k",
     "compile_condition",
     "compile_rules",
+    "quality_table",
     "rfm_scores",
     "rfm_segment_expr",
+    "suggest_name",
+    "suggest_names",
     "tier_names",
     "value_tier_expr",
 ]
