@@ -190,10 +190,13 @@ def to_csv_table(
             continue
         col = table[field.name]
         if pa.types.is_timestamp(field.type):
-            text = pc.strftime(col, ISO)
+            # Arrow's cast of timestamp[s] prints ISO text, ``%Y-%m-%d %H:%M:%S`` (checked in
+            # the tests); it is ~15x faster than strftime, which only formats day-first rows.
+            col = pc.cast(col, pa.string())
             if field.name == date_column and "_dayfirst" in table.column_names:
-                text = pc.if_else(table["_dayfirst"], pc.strftime(col, DAYFIRST), text)
-            col = text
+                at = np.flatnonzero(np.asarray(table["_dayfirst"]))
+                text = pc.strftime(table[field.name].take(pa.array(at)), DAYFIRST)
+                col = _set(pa.table({"c": col}), "c", at, text)["c"]
         out[field.name] = col.cast(pa.string())
     csv = pa.table(out)
     bad = inj.pos[inj.csv_only]
