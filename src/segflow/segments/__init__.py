@@ -25,7 +25,9 @@ from segflow.segments._cluster import (
     quality_table,
 )
 from segflow.segments._cluster_model import ClusterModel
+from segflow.segments._cluster_scheme import assign_cluster_scheme, fit_cluster_table
 from segflow.segments._naming import suggest_name, suggest_names
+from segflow.segments._profile import SegmentProfile, profile_segments
 from segflow.segments._rfm import (
     NO_PURCHASE,
     RFM_SEGMENT_ORDER,
@@ -59,15 +61,19 @@ __all__ = [
     "KPrototypesSegmenter",
     "RfmSegment",
     "RuleSyntaxError",
+    "SegmentProfile",
     "SmallSegmentWarning",
     "Stability",
     "UnstableSegmentWarning",
     "assign",
+    "assign_cluster_scheme",
     "bootstrap_stability",
     "builtin_schemes",
     "choose_k",
     "compile_condition",
     "compile_rules",
+    "fit_cluster_table",
+    "profile_segments",
     "quality_table",
     "rfm_scores",
     "rfm_segment_expr",
