@@ -1,9 +1,357 @@
-"""CLI commands of this stage (filled in by its owner)."""
+"""CLI: ``migrate`` (transition matrix), ``migrate forecast|who|paths|stability``, ``export``.
+
+Thin: parse options, call :mod:`segflow.migration` / :mod:`segflow.exports` on the project
+store, print. Human output goes to stderr; ``--json`` prints the result on stdout.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+
 import typer
+from rich.table import Table
+
+from segflow.cli._common import JsonOption, ProjectDirOption, console, print_json, user_errors
+from segflow.errors import SegflowError
+
+migrate_app = typer.Typer(
+    help="Customer migration: who moved between segments, forecasts, paths.",
+    no_args_is_help=False,
+    invoke_without_command=True,
+)
+
+SchemeOption = typer.Option(
+    None, "--scheme", "-s", help="Scheme name (default: the only scheme, if there is one)."
+)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add ``migrate`` (with its sub-commands) and ``export`` to the root app."""
+    app.add_typer(migrate_app, name="migrate")
+    app.command("export")(export)
+
+
+def _open(project_dir: Path, *, read_only: bool = True):  # noqa: ANN202
+    from segflow.project import Project
+
+    return Project.open(project_dir, read_only=read_only)
+
+
+def _scheme(project, scheme: str | None) -> str:  # noqa: ANN001
+    schemes = project.schemes()
+    if scheme:
+        if scheme not in schemes:
+            raise SegflowError(
+                f"no assignments for scheme {scheme!r}; schemes with assignments: {schemes or 'none'}"
+            )
+        return scheme
+    if len(schemes) == 1:
+        return schemes[0]
+    raise SegflowError(
+        f"pass --scheme; schemes with assignments: {', '.join(schemes) or 'none (run `segflow run`)'}"
+    )
+
+
+def _date(value: str | None, what: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise SegflowError(f"{what} {value!r} is not a date; expected YYYY-MM-DD") from None
+
+
+def _last_two(
+    project, scheme: str, frm: dt.date | None, to: dt.date | None
+) -> tuple[dt.date, dt.date]:  # noqa: ANN001
+    dates = project.snapshot_dates(scheme)
+    if (frm is None or to is None) and len(dates) < 2:
+        raise SegflowError(f"scheme {scheme!r} has fewer than two snapshots")
+    if to is None:
+        to = dates[-1] if frm is None else next((d for d in dates if d > frm), None)
+        if to is None:
+            raise SegflowError(f"no snapshot after {frm}")
+    if frm is None:
+        earlier = [d for d in dates if d < to]
+        if not earlier:
+            raise SegflowError(f"no snapshot before {to}")
+        frm = earlier[-1]
+    return frm, to
+
+
+@migrate_app.callback()
+def migrate(
+    ctx: typer.Context,
+    scheme: str = SchemeOption,
+    from_date: str = typer.Option(
+        None, "--from", help="First snapshot date (default: the one before --to)."
+    ),
+    to_date: str = typer.Option(None, "--to", help="Second snapshot date (default: the latest)."),
+    interval: str = typer.Option(
+        "dirichlet",
+        help="Share intervals: dirichlet (pointwise Jeffreys) or goodman (simultaneous).",
+    ),
+    level: float = typer.Option(0.95, help="Interval level."),
+    project_dir: Path = ProjectDirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Transition matrix between two snapshots: counts, shares with intervals, revenue of movers."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from segflow.migration import transition_matrix
+
+    with user_errors(), _open(project_dir) as project:
+        name = _scheme(project, scheme)
+        frm, to = _last_two(project, name, _date(from_date, "--from"), _date(to_date, "--to"))
+        tm = transition_matrix(
+            project.store.table("segment_assignments"),
+            scheme=name,
+            from_date=frm,
+            to_date=to,
+            transactions=project.store.table("transactions"),
+            interval=interval,
+            level=level,  # type: ignore[arg-type]
+        )
+        if as_json:
+            print_json(tm.to_dict())
+            return
+        _print_matrix(tm)
+
+
+def _print_matrix(tm) -> None:  # noqa: ANN001
+    cells = tm.to_pandas()
+    cells = cells[cells["customers"] > 0]
+    table = Table(title=f"{tm.scheme}: transitions {tm.from_date} → {tm.to_date} (non-empty cells)")
+    for col in ("from", "to", "customers", "row share", f"{tm.level:.0%} interval"):
+        table.add_column(col, justify="left" if col in ("from", "to") else "right")
+    if "revenue" in cells:
+        table.add_column("revenue", justify="right")
+    for row in cells.itertuples():
+        extra = [f"{row.revenue:,.0f}"] if "revenue" in cells else []
+        table.add_row(
+            str(row.from_segment),
+            str(row.to_segment),
+            f"{row.customers:,}",
+            f"{row.share:.1%}",
+            f"{row.share_lower:.1%} – {row.share_upper:.1%}",
+            *extra,
+        )
+    console.print(table)
+    s = tm.summary()
+    line = f"stayed {s['stay']:,} · up {s['up']:,} · down {s['down']:,} · new {s['new']:,} · gone {s['gone']:,}"
+    if "revenue_in_motion" in s:
+        share = s["revenue_in_motion_share"]
+        line += f" · revenue in motion {s['revenue_in_motion']:,.0f}" + (
+            f" ({share:.0%})" if share is not None else ""
+        )
+    console.print(line)
+
+
+@migrate_app.command("forecast")
+def forecast(
+    scheme: str = SchemeOption,
+    periods: int = typer.Option(6, "--periods", "-k", help="Periods to forecast."),
+    start: str = typer.Option(None, "--start", help="First snapshot used to estimate the chain."),
+    end: str = typer.Option(
+        None, "--end", help="Last snapshot used; the forecast starts from its mix."
+    ),
+    half_life: float = typer.Option(
+        None, "--half-life", help="Weight recent transitions more (half-life in periods)."
+    ),
+    arrivals: str = typer.Option(
+        "mean", help="New customers per period: a number, or 'mean' of the history."
+    ),
+    project_dir: Path = ProjectDirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Forecast the segment mix k periods ahead with a Markov chain fitted on pooled transitions."""
+    from segflow.migration import NEW, MarkovChain, pooled_transition_matrix
+
+    with user_errors(), _open(project_dir) as project:
+        name = _scheme(project, scheme)
+        pooled = pooled_transition_matrix(
+            project.store.table("segment_assignments"),
+            scheme=name,
+            start=_date(start, "--start"),
+            end=_date(end, "--end"),
+            weights=half_life,
+        )
+        chain = MarkovChain().fit(pooled)
+        last = pooled.pair_cells[pooled.pair_cells["pair"] == pooled.pairs - 1]
+        mix = (
+            last[last["to_segment"].isin(pooled.segments)].groupby("to_segment")["customers"].sum()
+        )
+        if arrivals == "mean":
+            per_pair = (
+                pooled.pair_cells[pooled.pair_cells["from_segment"] == NEW]
+                .groupby("pair")["customers"]
+                .sum()
+            )
+            a = float(per_pair.sum()) / pooled.pairs
+        else:
+            try:
+                a = float(arrivals)
+            except ValueError:
+                raise SegflowError(
+                    f"--arrivals must be a number or 'mean', got {arrivals!r}"
+                ) from None
+        fc = chain.forecast(
+            mix.to_dict(), periods, arrivals=a if chain.entry_distribution_ is not None else 0.0
+        )
+        steady = chain.absorption()
+        if as_json:
+            print_json(
+                {
+                    "scheme": name,
+                    "from_snapshot": pooled.to_date.isoformat(),
+                    "periods": periods,
+                    "arrivals_per_period": a,
+                    "transition_matrix": chain.transition_matrix_.round(6).to_dict(orient="index"),
+                    "forecast": fc.reset_index().to_dict(orient="records"),
+                    "expected_periods_until_gone": steady["expected_periods"].to_dict(),
+                }
+            )
+            return
+        table = Table(
+            title=f"{name}: expected customers per segment after {pooled.to_date} ({a:,.0f} arrivals/period)"
+        )
+        table.add_column("period", justify="right")
+        for col in fc.columns:
+            table.add_column(str(col), justify="right")
+        for period, row in fc.iterrows():
+            table.add_row(str(period), *[f"{v:,.0f}" for v in row])
+        console.print(table)
+
+
+@migrate_app.command("who")
+def who(
+    from_segment: str = typer.Option(
+        ..., "--from", help="Segment at the first snapshot, or '(new)'."
+    ),
+    to_segment: str = typer.Option(
+        ..., "--to", help="Segment at the second snapshot, or '(gone)'."
+    ),
+    scheme: str = SchemeOption,
+    from_date: str = typer.Option(
+        None, "--from-date", help="First snapshot (default: the one before --to-date)."
+    ),
+    to_date: str = typer.Option(None, "--to-date", help="Second snapshot (default: the latest)."),
+    limit: int = typer.Option(50, help="Customers shown (JSON and text); 0 = all."),
+    project_dir: Path = ProjectDirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """List the customers behind one cell of the transition matrix (drill-down)."""
+    from segflow.migration import movers
+
+    with user_errors(), _open(project_dir) as project:
+        name = _scheme(project, scheme)
+        frm, to = _last_two(
+            project, name, _date(from_date, "--from-date"), _date(to_date, "--to-date")
+        )
+        table = movers(
+            project.store.table("segment_assignments"), name, frm, to, from_segment, to_segment
+        )
+        total = int(table.count().execute())
+        ordered = table.order_by("customer_id")
+        rows = (ordered.limit(limit) if limit else ordered).execute()
+        if as_json:
+            print_json(
+                {
+                    "scheme": name,
+                    "from_date": frm,
+                    "to_date": to,
+                    "from_segment": from_segment,
+                    "to_segment": to_segment,
+                    "count": total,
+                    "data": rows.to_dict(orient="records"),
+                }
+            )
+            return
+        console.print(f"{total:,} customers moved {from_segment} → {to_segment} ({frm} → {to})")
+        for cid in rows["customer_id"]:  # the list itself goes to stdout, one id per line
+            typer.echo(str(cid))
+
+
+@migrate_app.command("paths")
+def paths(
+    scheme: str = SchemeOption,
+    top: int = typer.Option(20, help="Number of paths shown."),
+    project_dir: Path = ProjectDirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Most frequent multi-period customer paths and time spent in each segment."""
+    from segflow.migration import customer_paths
+
+    with user_errors(), _open(project_dir) as project:
+        name = _scheme(project, scheme)
+        result = customer_paths(project.store.table("segment_assignments"), name, top=top)
+        if as_json:
+            print_json(result.to_dict())
+            return
+        table = Table(title=f"{name}: most frequent paths over {len(result.dates)} snapshots")
+        for col in ("path", "customers", "share"):
+            table.add_column(col, justify="left" if col == "path" else "right")
+        for row in result.paths.itertuples():
+            table.add_row(str(row.path), f"{row.customers:,}", f"{row.share:.1%}")
+        console.print(table)
+
+
+@migrate_app.command("stability")
+def stability_cmd(
+    scheme: str = SchemeOption,
+    project_dir: Path = ProjectDirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Share who stay, membership churn per segment, and drift alarms."""
+    from segflow.migration import stability
+
+    with user_errors(), _open(project_dir) as project:
+        name = _scheme(project, scheme)
+        result = stability(project.store.table("segment_assignments"), scheme=name)
+        if as_json:
+            print_json(result.to_dict())
+            return
+        for row in result.overall.itertuples():
+            console.print(
+                f"{row.from_date} → {row.to_date}: {row.stay_rate:.1%} stayed in their segment"
+            )
+        alarms = result.alarms()
+        console.print(f"{len(alarms)} drift alarm(s)")
+        for row in alarms.itertuples():
+            console.print(
+                f"  {row.to_date} {row.segment}: size {row.size_to:,.0f}, inflow {row.inflow:,.0f}"
+            )
+
+
+def export(
+    out: Path = typer.Option(None, "--out", "-o", help="CSV or Parquet file to write (by suffix)."),
+    table_name: str = typer.Option(
+        None, "--table", help="Write to this table of the store instead of a file."
+    ),
+    scheme: str = SchemeOption,
+    as_of: str = typer.Option(None, "--as-of", help="Snapshot date (default: the latest)."),
+    project_dir: Path = ProjectDirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Export the CRM segment list: current and previous segment, last change, periods in segment."""
+    from segflow.exports import segment_list, write_segment_list
+
+    with user_errors():
+        if (out is None) == (table_name is None):
+            raise SegflowError("pass exactly one of --out FILE or --table NAME")
+        with _open(project_dir, read_only=table_name is None) as project:
+            name = _scheme(project, scheme)
+            listing = segment_list(
+                project.store.table("segment_assignments"), name, _date(as_of, "--as-of")
+            )
+            if table_name:
+                rows = write_segment_list(listing, table_name, format="table", store=project.store)
+                where = f"table {table_name}"
+            else:
+                rows = write_segment_list(listing, out)
+                where = str(out)
+            if as_json:
+                print_json({"scheme": name, "rows": rows, "target": where})
+                return
+            console.print(f"wrote {rows:,} customers of scheme {name} to {where}")

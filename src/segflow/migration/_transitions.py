@@ -134,6 +134,40 @@ class TransitionMatrix(TableResult):
         probs.loc[GONE, GONE] = 1.0
         return probs
 
+    def flows(self, top: int = 10, *, include_stay: bool = False) -> pd.DataFrame:
+        """The ``top`` biggest cells by customers (movers only unless ``include_stay``).
+
+        Columns as :meth:`to_pandas`; ``share`` is the share of the from-row. Ties are broken
+        by segment names so the order is reproducible.
+        """
+        c = self.cells
+        if not include_stay:
+            c = c[c["from_segment"] != c["to_segment"]]
+        c = c[c["customers"] > 0]
+        ordered = c.sort_values(
+            ["customers", "from_segment", "to_segment"], ascending=[False, True, True]
+        )
+        return ordered.head(top).reset_index(drop=True)
+
+    def alluvial(self) -> go.Figure:
+        """Alluvial plot over every snapshot of a pooled matrix (one column per snapshot)."""
+        from segflow.viz._migration import alluvial
+
+        if self.pair_cells is None:
+            return self.sankey()
+        return alluvial(
+            self.pair_cells, self.segments, title=f"{self.scheme}: flows across snapshots"
+        )
+
+    def net_flow_figure(self) -> go.Figure:
+        """Bars of inflow, outflow and net migration per segment."""
+        from segflow.viz._migration import net_flow_bars
+
+        return net_flow_bars(
+            self.net_migration(),
+            title=f"{self.scheme}: net migration {self.from_date} → {self.to_date}",
+        )
+
     def net_migration(self) -> pd.DataFrame:
         """Per segment: size at both snapshots, stayers, inflow, outflow and net migration.
 

@@ -1,0 +1,177 @@
+"""The CRM-style segment list: one row per customer with their current and previous segment.
+
+Built from the stored assignment history as one Ibis expression, so it runs in the engine
+and scales with the base. Writers put it into CSV (spreadsheet-safe), Parquet or a table of
+the store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import ibis
+import pyarrow as pa
+import pyarrow.compute as pc
+from ibis import _
+
+from segflow.errors import SegflowError
+from segflow.migration._pairs import _as_date, _dates_table, scheme_rows, snapshot_list
+
+if TYPE_CHECKING:
+    from segflow.store import Store
+
+#: First characters that make a spreadsheet treat a cell as a formula (OWASP "CSV injection").
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def segment_list(
+    assignments: ibis.Table, scheme: str, as_of: dt.date | str | None = None
+) -> ibis.Table:
+    """Per customer assigned at ``as_of``: current segment, previous segment, last change.
+
+    Parameters
+    ----------
+    assignments : ibis.Table
+        ``segment_assignments``.
+    scheme : str
+    as_of : date, optional
+        A snapshot date (default: the latest snapshot of the scheme). Later snapshots are
+        ignored.
+
+    Returns
+    -------
+    ibis.Table
+        ``customer_id``, ``scheme``, ``snapshot_date`` (= ``as_of``), ``segment`` (current),
+        ``segment_rank``, ``previous_segment`` (the segment at the customer's last snapshot
+        before the current run began; null when the customer has never been elsewhere and
+        was never absent), ``last_change_date`` (the snapshot date the current run began:
+        when the customer entered the current segment, or came back after an absence),
+        ``periods_in_segment`` (snapshots in the current run, ``as_of`` included).
+
+    Notes
+    -----
+    A run is broken by a change of segment or by an absence (a snapshot of the scheme at
+    which the customer has no assignment). A returning customer's ``previous_segment`` is
+    their segment before the absence.
+    """
+    a = scheme_rows(assignments, scheme)
+    available = snapshot_list(a)
+    if not available:
+        raise SegflowError(f"scheme {scheme!r} has no assignments; run the pipeline first")
+    day = _as_date(as_of) if as_of is not None else available[-1]
+    if day not in available:
+        raise SegflowError(f"scheme {scheme!r} has no snapshot at {day}; latest is {available[-1]}")
+    dates = [d for d in available if d <= day]
+    d = _dates_table(dates)
+    r = a.join(d, a.snapshot_date == d.d_snapshot).select(
+        "customer_id", "segment", "segment_rank", "snapshot_date", idx=_.d_idx
+    )
+    w = ibis.window(group_by="customer_id", order_by="idx")
+    r = r.mutate(prev_seg=r.segment.lag().over(w), prev_idx=r.idx.lag().over(w))
+    starts = r.filter(r.prev_seg.isnull() | (r.segment != r.prev_seg) | (r.idx != r.prev_idx + 1))
+    last_start = starts.mutate(
+        rn=ibis.row_number().over(ibis.window(group_by="customer_id", order_by=ibis.desc("idx")))
+    ).filter(_.rn == 0)
+    last_start = last_start.select(
+        s_cid=_.customer_id,
+        previous_segment=_.prev_seg,
+        last_change_date=_.snapshot_date,
+        s_idx=_.idx,
+    )
+    current = r.filter(r.idx == len(dates) - 1)
+    j = current.join(last_start, current.customer_id == last_start.s_cid)
+    return j.select(
+        customer_id=j.customer_id,
+        scheme=ibis.literal(scheme),
+        snapshot_date=j.snapshot_date,
+        segment=j.segment,
+        segment_rank=j.segment_rank,
+        previous_segment=j.previous_segment,
+        last_change_date=j.last_change_date,
+        periods_in_segment=(j.idx - j.s_idx + 1).cast("int64"),
+    )
+
+
+def neutralise_formulas(table: pa.Table) -> pa.Table:
+    """Prefix ``'`` to text cells starting with ``= + - @`` (or tab / carriage return), so a
+    spreadsheet shows them as text instead of running them as formulas."""
+    columns = []
+    for name in table.column_names:
+        col = table[name]
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            risky = pc.fill_null(_any_prefix(col), False)
+            col = pc.if_else(risky, pc.binary_join_element_wise("'", col, ""), col)
+        columns.append(col)
+    return pa.table(columns, names=table.column_names)
+
+
+def _any_prefix(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    out = pc.starts_with(col, FORMULA_PREFIXES[0])
+    for prefix in FORMULA_PREFIXES[1:]:
+        out = pc.or_(out, pc.starts_with(col, prefix))
+    return out
+
+
+def write_segment_list(
+    table: ibis.Table | pa.Table,
+    target: str | Path,
+    *,
+    format: Literal["csv", "parquet", "table"] | None = None,
+    store: Store | None = None,
+) -> int:
+    """Write a segment list to a CSV or Parquet file, or to a table of the store.
+
+    Parameters
+    ----------
+    table : ibis.Table or pyarrow.Table
+        Usually :func:`segment_list`.
+    target : str or Path
+        File path, or the table name when ``format="table"``.
+    format : {"csv", "parquet", "table"}, optional
+        Default: from the file suffix (``.csv``, ``.parquet``).
+    store : Store, optional
+        Needed for ``format="table"`` (the table is created or replaced).
+
+    Returns
+    -------
+    int
+        Rows written.
+
+    Notes
+    -----
+    CSV output neutralises spreadsheet formulas in text columns (see
+    :func:`neutralise_formulas`); Parquet and database tables keep values unchanged.
+    """
+    data = table if isinstance(table, pa.Table) else table.to_pyarrow()
+    fmt = format or _format_from_suffix(Path(target))
+    if fmt == "csv":
+        import pyarrow.csv as pacsv
+
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        pacsv.write_csv(neutralise_formulas(data), str(target))
+    elif fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(data, str(target))
+    elif fmt == "table":
+        if store is None:
+            raise SegflowError("writing to a database table needs store=")
+        with store.transaction() as con:
+            store.replace(str(target), data, con=con)
+    else:
+        raise SegflowError(f"unknown export format {fmt!r}; expected csv, parquet or table")
+    return data.num_rows
+
+
+def _format_from_suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    raise SegflowError(
+        f"cannot tell the export format from {path.name!r}; use .csv or .parquet, or pass format="
+    )

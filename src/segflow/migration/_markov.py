@@ -1,0 +1,332 @@
+"""Markov-chain models of customer migration: forecast, steady state, absorption, value.
+
+The states are the segments of a scheme plus ``(gone)`` (absorbing); the one-period
+transition matrix ``P`` is estimated from pooled transition counts (maximum likelihood:
+row shares of the summed counts, which assumes the migration is the same in every period).
+
+References
+----------
+Pfeifer, P. E. and Carraway, R. L. (2000). Modeling customer relationships as Markov
+chains. Journal of Interactive Marketing 14(2), 43-55.
+Kemeny, J. G. and Snell, J. L. (1976). Finite Markov Chains. Springer (fundamental matrix).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from segflow.errors import SegflowError
+from segflow.migration._pairs import GONE, NEW
+from segflow.migration._transitions import TransitionMatrix
+
+Vector = Sequence[float] | np.ndarray | pd.Series | Mapping[str, float]
+
+
+class MarkovChain(BaseEstimator):
+    """A time-homogeneous Markov chain over segments, fitted on transition counts.
+
+    Parameters
+    ----------
+    absorbing : sequence of str, optional
+        States to treat as absorbing (e.g. ``["Lost"]``) in addition to ``(gone)``: their
+        observed exits are ignored and their row becomes 1 on the diagonal.
+    prior : float, default=0.0
+        Pseudo-count added to every cell of each non-absorbing row before normalising
+        (0 = maximum likelihood; 0.5 = Jeffreys-style smoothing of never-seen moves).
+
+    Attributes
+    ----------
+    states_ : list of str
+        Segments in order, then ``(gone)`` when present.
+    counts_ : pandas.DataFrame of shape (n_states, n_states)
+        Transition counts used (rows: from, columns: to).
+    transition_matrix_ : pandas.DataFrame of shape (n_states, n_states)
+        One-period transition probabilities; each row sums to 1.
+    entry_distribution_ : pandas.Series or None
+        Where ``(new)`` customers enter (shares over states), when the input had a ``(new)`` row.
+    absorbing_states_ : list of str
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> counts = pd.DataFrame([[8, 2], [0, 10]], index=["A", "(gone)"], columns=["A", "(gone)"])
+    >>> chain = MarkovChain().fit(counts)
+    >>> chain.absorption().loc["A", "expected_periods"]
+    5.0
+    """
+
+    def __init__(self, *, absorbing: Sequence[str] | None = None, prior: float = 0.0) -> None:
+        self.absorbing = absorbing
+        self.prior = prior
+
+    # -- fitting ------------------------------------------------------------------------
+    def fit(self, X: TransitionMatrix | pd.DataFrame | np.ndarray, y: None = None) -> MarkovChain:
+        """Estimate ``P`` from a (pooled) :class:`TransitionMatrix` or a square count table.
+
+        Parameters
+        ----------
+        X : TransitionMatrix, pandas.DataFrame or ndarray of shape (n, n)
+            Counts with rows = from-state, columns = to-state. A DataFrame may carry a
+            ``(new)`` row (used for :attr:`entry_distribution_`, not as a state). An ndarray
+            gets states ``"0", "1", ...``.
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        if self.prior < 0:
+            raise SegflowError(f"prior must be >= 0, got {self.prior}")
+        counts, entry = _square_counts(X)
+        states = list(counts.index)
+        absorbing = [s for s in states if s == GONE or s in set(self.absorbing or ())]
+        unknown = sorted(set(self.absorbing or ()) - set(states))
+        if unknown:
+            raise SegflowError(f"absorbing state(s) {unknown} are not states of the chain {states}")
+        values = counts.to_numpy(dtype=float).copy()
+        probs = np.zeros_like(values)
+        empty = []
+        for i, state in enumerate(states):  # one pass over the (few) states
+            if state in absorbing:
+                probs[i, i] = 1.0
+                continue
+            row = values[i] + self.prior
+            if row.sum() <= 0:
+                empty.append(state)
+                probs[i, i] = 1.0
+                continue
+            probs[i] = row / row.sum()
+        if empty:
+            warnings.warn(
+                f"{len(empty)} state(s) had no observed exits and were made absorbing: {empty}",
+                UserWarning,
+                stacklevel=2,
+            )
+        self.states_ = states
+        self.counts_ = counts
+        self.transition_matrix_ = pd.DataFrame(probs, index=states, columns=states)
+        self.absorbing_states_ = [*absorbing, *empty]
+        self.entry_distribution_ = entry
+        return self
+
+    # -- predictions --------------------------------------------------------------------
+    def forecast(
+        self, mix: Vector, k: int, *, arrivals: float | Sequence[float] = 0.0
+    ) -> pd.DataFrame:
+        """Expected customers per state for ``k`` periods ahead: ``x_{t+1} = x_t P + a_t e``.
+
+        Parameters
+        ----------
+        mix : vector or mapping
+            Customers (or shares) per state now; missing states count 0.
+        k : int
+            Number of periods ahead (>= 0).
+        arrivals : float or sequence of float, default=0
+            New customers entering in each period (one number, or one per period); they
+            are spread over the states by :attr:`entry_distribution_`.
+
+        Returns
+        -------
+        pandas.DataFrame of shape (k + 1, n_states)
+            Row ``h`` is the expected mix ``h`` periods ahead (row 0 = ``mix``).
+        """
+        check_is_fitted(self)
+        if k < 0:
+            raise SegflowError(f"k must be >= 0, got {k}")
+        x = self._vector(mix, "mix")
+        a = np.broadcast_to(np.asarray(arrivals, dtype=float), (k,)) if k else np.zeros(0)
+        entry = self._entry() if np.any(a) else np.zeros_like(x)
+        p = self.transition_matrix_.to_numpy()
+        rows = [x]
+        for h in range(k):  # one step per period
+            rows.append(rows[-1] @ p + a[h] * entry)
+        return pd.DataFrame(rows, columns=self.states_).rename_axis("period")
+
+    def steady_state(self, *, arrivals: float | None = None) -> pd.Series:
+        """Long-run state distribution.
+
+        Without ``arrivals``: the stationary distribution ``pi = pi P`` (shares summing to
+        1) of the closed chain; with ``(gone)`` absorbing that is all mass in ``(gone)``.
+        With ``arrivals`` (new customers per period, constant): the long-run customers per
+        transient state of the open population, ``a e_T (I - Q)^{-1}``.
+
+        Raises
+        ------
+        SegflowError
+            If the closed chain has several closed classes (no unique stationary law).
+        """
+        check_is_fitted(self)
+        p = self.transition_matrix_.to_numpy()
+        n = len(self.states_)
+        if arrivals is not None:
+            transient = self._transient()
+            idx = [self.states_.index(s) for s in transient]
+            q = p[np.ix_(idx, idx)]
+            e = self._entry()[idx]
+            x = np.linalg.solve((np.eye(len(idx)) - q).T, arrivals * e)
+            return pd.Series(x, index=transient, name="customers")
+        a = np.vstack([(p.T - np.eye(n)), np.ones(n)])
+        b = np.r_[np.zeros(n), 1.0]
+        pi, *_ = np.linalg.lstsq(a, b, rcond=None)
+        if not np.allclose(a @ pi, b, atol=1e-9) or np.linalg.matrix_rank(a) < n:
+            raise SegflowError(
+                "the chain has no unique stationary distribution (several closed classes)"
+            )
+        return pd.Series(np.clip(pi, 0.0, None), index=self.states_, name="share")
+
+    def absorption(self) -> pd.DataFrame:
+        """Expected periods until absorption and absorption probabilities per transient state.
+
+        With ``Q`` the transient-to-transient block and ``R`` the transient-to-absorbing
+        block, the fundamental matrix is ``N = (I - Q)^{-1}``; ``N 1`` is the expected number
+        of periods spent before absorption (counting the current one) and ``N R`` the
+        probability of ending in each absorbing state (Kemeny & Snell 1976, ch. 3).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index: transient states; columns ``expected_periods`` and ``p_<absorbing state>``.
+        """
+        check_is_fitted(self)
+        transient = self._transient()
+        absorbing = [s for s in self.states_ if s not in transient]
+        if not absorbing:
+            raise SegflowError("the chain has no absorbing state; absorption analysis needs one")
+        p = self.transition_matrix_
+        q = p.loc[transient, transient].to_numpy()
+        r = p.loc[transient, absorbing].to_numpy()
+        try:
+            n = np.linalg.inv(np.eye(len(transient)) - q)
+        except np.linalg.LinAlgError as exc:
+            raise SegflowError("some states never reach an absorbing state") from exc
+        out = pd.DataFrame(
+            {"expected_periods": n.sum(axis=1)}, index=pd.Index(transient, name="state")
+        )
+        for j, state in enumerate(absorbing):
+            out[f"p_{state}"] = (n @ r)[:, j]
+        return out
+
+    def value(self, rewards: Vector, discount_rate: float, horizon: int | None = None) -> pd.Series:
+        """Markov-chain customer value per starting state; see :func:`markov_clv`."""
+        check_is_fitted(self)
+        return markov_clv(
+            self.transition_matrix_, self._vector(rewards, "rewards"), discount_rate, horizon
+        )
+
+    # -- helpers ------------------------------------------------------------------------
+    def _vector(self, values: Vector, what: str) -> np.ndarray:
+        if isinstance(values, Mapping | pd.Series):
+            unknown = sorted(set(values.keys()) - set(self.states_) - {NEW})
+            if unknown:
+                raise SegflowError(
+                    f"{what} names unknown state(s) {unknown}; states are {self.states_}"
+                )
+            return np.array([float(values.get(s, 0.0)) for s in self.states_])
+        arr = np.asarray(values, dtype=float)
+        if arr.shape != (len(self.states_),):
+            raise SegflowError(
+                f"{what} needs {len(self.states_)} numbers (states {self.states_}), got {arr.shape}"
+            )
+        return arr
+
+    def _entry(self) -> np.ndarray:
+        if self.entry_distribution_ is None:
+            raise SegflowError(
+                "the chain was fitted without a (new) row, so arrivals cannot be placed"
+            )
+        return self.entry_distribution_.reindex(self.states_).fillna(0.0).to_numpy()
+
+    def _transient(self) -> list[str]:
+        return [s for s in self.states_ if s not in set(self.absorbing_states_)]
+
+
+def _square_counts(X: Any) -> tuple[pd.DataFrame, pd.Series | None]:
+    if isinstance(X, TransitionMatrix):
+        counts = X.counts().astype(float)
+    elif isinstance(X, pd.DataFrame):
+        counts = X.astype(float)
+    else:
+        arr = np.asarray(X, dtype=float)
+        if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
+            raise SegflowError(f"counts must be a square matrix, got shape {arr.shape}")
+        labels = [str(i) for i in range(arr.shape[0])]
+        counts = pd.DataFrame(arr, index=labels, columns=labels)
+    if (counts.to_numpy() < 0).any() or not np.isfinite(counts.to_numpy()).all():
+        raise SegflowError("transition counts must be finite and non-negative")
+    entry = None
+    if NEW in counts.index:
+        new = counts.loc[NEW].fillna(0.0)
+        counts = counts.drop(index=NEW)
+        entry = new / new.sum() if new.sum() > 0 else None
+    states = list(counts.index)
+    if GONE in counts.columns and GONE not in states:
+        states.append(GONE)
+    if set(counts.columns) - set(states):
+        raise SegflowError(
+            f"count columns {sorted(set(counts.columns) - set(states))} are not rows; "
+            "the matrix must be square over the same states"
+        )
+    counts = counts.reindex(index=states, columns=states).fillna(0.0)
+    if entry is not None:
+        entry = entry.reindex(states).fillna(0.0)
+    return counts, entry
+
+
+def markov_clv(
+    P: pd.DataFrame | np.ndarray,
+    rewards: Vector,
+    discount_rate: float,
+    horizon: int | None = None,
+) -> pd.Series:
+    """Expected discounted value of a customer per starting state (Pfeifer & Carraway 2000).
+
+    Parameters
+    ----------
+    P : DataFrame or ndarray of shape (n, n)
+        One-period transition matrix (rows sum to 1).
+    rewards : vector of length n, or mapping state -> reward
+        Net reward (contribution minus cost) received in each state per period, in currency.
+    discount_rate : float
+        Discount rate per period ``d`` (e.g. 0.2 = 20 % per period).
+    horizon : int, optional
+        ``None``: infinite horizon, ``V = (I - P / (1 + d))^{-1} R`` (P&C eq. 8).
+        ``T``: the finite sum ``V_T = sum_{t=0}^{T} (P / (1 + d))^t R`` (P&C eq. 7), i.e.
+        the current period's reward plus ``T`` discounted future periods.
+
+    Returns
+    -------
+    pandas.Series
+        Value per starting state (index: state labels, or 0..n-1 for arrays).
+    """
+    labels = list(P.index) if isinstance(P, pd.DataFrame) else list(range(len(P)))
+    p = np.asarray(P, dtype=float)
+    n = p.shape[0]
+    if p.shape != (n, n) or not np.allclose(p.sum(axis=1), 1.0, atol=1e-9) or (p < 0).any():
+        raise SegflowError("P must be a square matrix of probabilities whose rows sum to 1")
+    if discount_rate <= -1:
+        raise SegflowError(f"discount_rate must be > -1, got {discount_rate}")
+    if isinstance(rewards, Mapping | pd.Series):
+        r = np.array([float(rewards.get(s, 0.0)) for s in labels])
+    else:
+        r = np.asarray(rewards, dtype=float)
+    if r.shape != (n,):
+        raise SegflowError(f"rewards must have {n} entries, got {r.shape}")
+    m = p / (1.0 + discount_rate)
+    if horizon is None:
+        if discount_rate <= 0:
+            raise SegflowError("an infinite horizon needs a positive discount_rate")
+        v = np.linalg.solve(np.eye(n) - m, r)
+    else:
+        if horizon < 0:
+            raise SegflowError(f"horizon must be >= 0, got {horizon}")
+        v = r.copy()
+        for _ in range(horizon):  # V_{t+1} = R + M V_t: one step per period
+            v = r + m @ v
+    return pd.Series(v, index=labels, name="value")

@@ -1,0 +1,254 @@
+"""Paths, time in segment, drill-down, stability, backtest and the CRM export."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from tests.migration._migration_fixtures import (
+    DATES,
+    count_by_hand,
+    make_store,
+    random_assignments,
+    tiny_assignments,
+)
+
+from segflow.errors import SegflowError
+from segflow.exports import neutralise_formulas, segment_list, write_segment_list
+from segflow.migration import (
+    GONE,
+    NEW,
+    MarkovChain,
+    backtest,
+    customer_paths,
+    movers,
+    pooled_transition_matrix,
+    stability,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    store = make_store(tiny_assignments())
+    yield store.table("segment_assignments")
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def rand():
+    frame = random_assignments()
+    store = make_store(frame)
+    yield store.table("segment_assignments"), frame
+    store.close()
+
+
+def _hand_paths(frame: pd.DataFrame) -> pd.Series:
+    """Paths with plain Python per customer (independent of the engine's window logic)."""
+    dates = sorted(frame["snapshot_date"].unique())
+    pos = {d: i for i, d in enumerate(dates)}
+    out = {}
+    for cid, part in frame.groupby("customer_id"):
+        seq = sorted(
+            (pos[d], s) for d, s in zip(part["snapshot_date"], part["segment"], strict=True)
+        )
+        tokens = [NEW] if seq[0][0] > 0 else []
+        for k, (i, s) in enumerate(seq):
+            if k == 0:
+                tokens.append(s)
+                continue
+            prev_i, prev_s = seq[k - 1]
+            if i != prev_i + 1:
+                tokens += [GONE, s]
+            elif s != prev_s:
+                tokens.append(s)
+        if seq[-1][0] < len(dates) - 1:
+            tokens.append(GONE)
+        out[cid] = " → ".join(tokens)
+    return pd.Series(out).value_counts()
+
+
+def test_paths_tiny(tiny):
+    paths = customer_paths(tiny, "tier").to_pandas().set_index("path")["customers"]
+    assert paths.to_dict() == {
+        "Gold": 1,
+        "Bronze → Silver → Gold": 1,
+        "Silver → (gone)": 1,
+        "(new) → Bronze": 1,
+        "Silver → (gone) → Silver": 1,
+        "Gold → (gone) → Silver": 1,
+        "Gold → Silver → Bronze": 1,
+    }
+
+
+def test_paths_random_match_python(rand):
+    table, frame = rand
+    result = customer_paths(table, "tier", top=10_000)
+    got = result.to_pandas().set_index("path")["customers"]
+    expected = _hand_paths(frame[frame["scheme"] == "tier"])
+    assert got.sort_index().to_dict() == expected.sort_index().to_dict()
+    assert result.customers == frame["customer_id"].nunique()
+    assert result.to_pandas()["customers"].is_monotonic_decreasing
+
+
+def test_time_in_segment_random(rand):
+    table, frame = rand
+    tis = customer_paths(table, "tier").time_in_segment.set_index("segment")
+    # independent: run lengths with pandas shifts on the full customer x date grid
+    grid = frame.pivot(index="customer_id", columns="snapshot_date", values="segment").sort_index(
+        axis=1
+    )
+    lengths: dict[str, list[tuple[int, bool]]] = {}
+    n = grid.shape[1]
+    for _cid, row in grid.iterrows():
+        vals = row.tolist()
+        i = 0
+        while i < n:
+            if pd.isna(vals[i]):
+                i += 1
+                continue
+            j = i
+            while j + 1 < n and vals[j + 1] == vals[i]:
+                j += 1
+            lengths.setdefault(vals[i], []).append((j - i + 1, i > 0 and j < n - 1))
+            i = j + 1
+    for seg, runs in lengths.items():
+        assert tis.loc[seg, "runs"] == len(runs)
+        done = [length for length, completed in runs if completed]
+        assert tis.loc[seg, "completed_runs"] == len(done)
+        assert tis.loc[seg, "mean_periods_completed"] == pytest.approx(np.mean(done))
+        assert tis.loc[seg, "mean_periods_all"] == pytest.approx(
+            np.mean([length for length, _ in runs])
+        )
+
+
+def test_movers_are_the_cell(rand):
+    table, frame = rand
+    for f, t in [("Gold", "Silver"), (NEW, "Bronze"), ("Silver", GONE)]:
+        ids = set(movers(table, "tier", DATES[1], DATES[2], f, t).execute()["customer_id"])
+        a1 = frame[frame["snapshot_date"] == DATES[1]].set_index("customer_id")["segment"]
+        a2 = frame[frame["snapshot_date"] == DATES[2]].set_index("customer_id")["segment"]
+        both = pd.concat([a1.rename("f"), a2.rename("t")], axis=1).fillna({"f": NEW, "t": GONE})
+        expected = set(both.index[(both["f"] == f) & (both["t"] == t)])
+        assert ids == expected and len(ids) == count_by_hand(frame, DATES[1], DATES[2])[(f, t)]
+
+
+def test_stability_numbers(rand):
+    table, frame = rand
+    st = stability(table, scheme="tier", min_history=2)
+    t = st.to_pandas().set_index(["to_date", "segment"])
+    for d1, d2 in zip(DATES[:-1], DATES[1:], strict=True):
+        hand = count_by_hand(frame, d1, d2)
+        for seg in ("Gold", "Silver", "Bronze"):
+            size_from = sum(n for (f, _), n in hand.items() if f == seg)
+            stay = hand.get((seg, seg), 0)
+            inflow = sum(n for (f, to), n in hand.items() if to == seg and f != seg)
+            row = t.loc[(d2, seg)]
+            assert (row["stay"], row["inflow"], row["size_from"]) == (stay, inflow, size_from)
+            assert row["stay_rate"] == pytest.approx(stay / size_from)
+            assert row["churn_rate"] == pytest.approx(1 - stay / size_from)
+    # random, stationary data: no alarm expected at k = 3
+    assert len(st.alarms()) == 0
+
+
+def test_drift_alarm_fires_on_a_jump():
+    frame = random_assignments(n=400, presence=1.0, seed=5)
+    extra_dates = [dt.date(2024, m, 1) for m in range(6, 10)]
+    rng = np.random.default_rng(1)
+    more = []
+    for d in extra_dates:
+        more.append(
+            frame[frame["snapshot_date"] == DATES[0]].assign(
+                snapshot_date=d,
+                segment=rng.choice(["Gold", "Silver", "Bronze"], 400, p=[0.2, 0.3, 0.5]),
+            )
+        )
+    last = more[-1]
+    last["segment"] = np.where(
+        rng.random(400) < 0.6, "Gold", last["segment"]
+    )  # Gold jumps 20% -> ~70%
+    full = pd.concat([frame, *more], ignore_index=True)
+    full["segment_rank"] = (
+        full["segment"].map({"Gold": 1, "Silver": 2, "Bronze": 3}).astype("int32")
+    )
+    store = make_store(full)
+    alarms = stability(store.table("segment_assignments"), scheme="tier").alarms()
+    assert set(zip(alarms["to_date"], alarms["segment"], strict=True)) >= {
+        (dt.date(2024, 9, 1), "Gold")
+    }
+    assert (alarms["to_date"] == dt.date(2024, 9, 1)).all()
+    store.close()
+
+
+def test_backtest_one_step_by_hand(rand):
+    table, frame = rand
+    bt = backtest(table, scheme="tier", train_end=DATES[2], horizon=2)
+    # independent: P from pairs 0-1 counted by hand, entries from their (new) row
+    states = ["Gold", "Silver", "Bronze", GONE]
+    counts = pd.DataFrame(0.0, index=[NEW, *states[:-1]], columns=states)
+    for d1, d2 in zip(DATES[:2], DATES[1:3], strict=True):
+        for (f, t), n in count_by_hand(frame, d1, d2).items():
+            counts.loc[f, t] += n
+    p = counts.loc[states[:-1]].div(counts.loc[states[:-1]].sum(axis=1), axis=0)
+    entry = counts.loc[NEW] / counts.loc[NEW].sum()
+    x0 = frame[frame["snapshot_date"] == DATES[2]]["segment"].value_counts().reindex(states[:-1])
+    arrivals = sum(n for (f, _), n in count_by_hand(frame, DATES[2], DATES[3]).items() if f == NEW)
+    x1 = x0.to_numpy() @ p[states[:-1]].to_numpy() + arrivals * entry[states[:-1]].to_numpy()
+    got = bt.to_pandas()
+    h1 = got[got["horizon"] == 1].set_index("segment").loc[states[:-1]]
+    np.testing.assert_allclose(h1["forecast"].to_numpy(), x1)
+    actual = (
+        frame[frame["snapshot_date"] == DATES[3]]["segment"].value_counts().reindex(states[:-1])
+    )
+    np.testing.assert_allclose(h1["actual"].to_numpy(), actual.to_numpy())
+    assert set(got["horizon"]) == {1, 2}
+    assert bt.errors()["mape"].notna().all()
+    assert bt.figure().data
+
+
+def test_pooled_chain_forecast_consistency(rand):
+    table, _ = rand
+    chain = MarkovChain().fit(pooled_transition_matrix(table, scheme="tier"))
+    p = chain.transition_matrix_
+    np.testing.assert_allclose(p.sum(axis=1).to_numpy(), 1.0)
+    assert p.loc[GONE, GONE] == 1.0
+
+
+def test_segment_list_tiny(tiny):
+    got = segment_list(tiny, "tier").execute().set_index("customer_id").sort_index()
+    # at DATES[2]: c1 Gold since DATES[0] (3 periods), c2 Gold from Silver, c4 Bronze since
+    # DATES[1] (entered then), c5 back in Silver after an absence, c6 back as Silver (was Gold),
+    # c7 Bronze from Silver; c3 is absent and not listed
+    assert list(got.index) == ["c1", "c2", "c4", "c5", "c6", "c7"]
+    assert got["segment"].tolist() == ["Gold", "Gold", "Bronze", "Silver", "Silver", "Bronze"]
+    prev = [None if pd.isna(v) else v for v in got["previous_segment"]]
+    assert prev == [None, "Silver", None, "Silver", "Gold", "Silver"]
+    changed = [pd.Timestamp(d).date() for d in got["last_change_date"]]
+    assert changed == [DATES[0], DATES[2], DATES[1], DATES[2], DATES[2], DATES[2]]
+    assert got["periods_in_segment"].tolist() == [3, 1, 2, 1, 1, 1]
+    older = segment_list(tiny, "tier", as_of=DATES[1]).execute().set_index("customer_id")
+    assert older.loc["c1", "periods_in_segment"] == 2 and "c3" not in older.index
+    with pytest.raises(SegflowError, match="no snapshot"):
+        segment_list(tiny, "tier", as_of=dt.date(2020, 1, 1))
+
+
+def test_export_writers_and_formula_neutralising(tmp_path, tiny):
+    import pyarrow as pa
+
+    table = pa.table(
+        {"customer_id": ["=HYPERLINK(1)", "+1", "ok", "@x", "-2"], "n": [1, 2, 3, 4, 5]}
+    )
+    safe = neutralise_formulas(table)
+    assert safe["customer_id"].to_pylist() == ["'=HYPERLINK(1)", "'+1", "ok", "'@x", "'-2"]
+    assert write_segment_list(table, tmp_path / "a.csv") == 5
+    back = pacsv.read_csv(tmp_path / "a.csv")
+    assert back["customer_id"].to_pylist()[0] == "'=HYPERLINK(1)"
+    write_segment_list(table, tmp_path / "a.parquet")
+    assert pq.read_table(tmp_path / "a.parquet")["customer_id"].to_pylist()[0] == "=HYPERLINK(1)"
+    with pytest.raises(SegflowError, match="export format"):
+        write_segment_list(table, tmp_path / "a.xlsx")
+    listing = segment_list(tiny, "tier")
+    assert write_segment_list(listing, tmp_path / "list.csv") == 6

@@ -1,0 +1,136 @@
+"""Markov forecast, steady state, absorption and value against hand-solved chains."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from segflow.errors import SegflowError
+from segflow.migration import MarkovChain, markov_clv
+
+# Pfeifer & Carraway (2000) recency example: purchase probability by recency state
+PURCHASE = [0.30, 0.20, 0.15, 0.05, 0.0]
+CONTRIBUTION, MARKETING, RATE = 40.0, 4.0, 0.2
+
+
+def _recency_P() -> np.ndarray:
+    """State i -> state 1 with p_i (a purchase), else -> i+1 (state 5 stays 5)."""
+    p = np.zeros((5, 5))
+    for i, pi in enumerate(PURCHASE):
+        p[i, 0] = pi
+        p[i, min(i + 1, 4)] += 1 - pi
+    return p
+
+
+def _rewards() -> np.ndarray:
+    # state 1: contribution of the purchase minus this period's mailing; states 2-4 are
+    # mailed (cost 4) without a purchase; state 5 is no longer mailed
+    return np.array([CONTRIBUTION - MARKETING, -MARKETING, -MARKETING, -MARKETING, 0.0])
+
+
+def _recency_value_by_hand() -> np.ndarray:
+    """Back-substitution: write V_i = a_i + b_i V_1 from state 5 upwards, then solve V_1."""
+    delta = 1.0 / (1.0 + RATE)
+    r = _rewards()
+    # V5 = r5 + delta * V5  ->  V5 = 0 (r5 = 0)
+    a5, b5 = 0.0, 0.0
+    a, b = {5: a5}, {5: b5}
+    for i in (4, 3, 2):
+        p = PURCHASE[i - 1]
+        # V_i = r_i + delta * (p V1 + (1 - p) V_{i+1})
+        a[i] = r[i - 1] + delta * (1 - p) * a[i + 1]
+        b[i] = delta * p + delta * (1 - p) * b[i + 1]
+    p1 = PURCHASE[0]
+    a1 = r[0] + delta * (1 - p1) * a[2]
+    b1 = delta * p1 + delta * (1 - p1) * b[2]
+    v1 = a1 / (1 - b1)
+    return np.array([v1] + [a[i] + b[i] * v1 for i in (2, 3, 4, 5)])
+
+
+def test_recency_example_infinite_horizon_value():
+    v = markov_clv(_recency_P(), _rewards(), RATE)
+    np.testing.assert_allclose(v.to_numpy(), _recency_value_by_hand(), rtol=1e-12)
+    assert v.iloc[0] > v.iloc[1] > v.iloc[2] > v.iloc[4] == 0.0
+
+
+def test_finite_horizon_is_the_discounted_sum():
+    p, r = _recency_P(), _rewards()
+    for horizon in (0, 1, 3, 10):
+        expected = sum(np.linalg.matrix_power(p / (1 + RATE), t) @ r for t in range(horizon + 1))
+        np.testing.assert_allclose(markov_clv(p, r, RATE, horizon=horizon).to_numpy(), expected)
+    # the finite sum converges to the infinite-horizon value
+    np.testing.assert_allclose(
+        markov_clv(p, r, RATE, horizon=400).to_numpy(), _recency_value_by_hand()
+    )
+
+
+def test_chain_value_uses_labels():
+    labels = ["1", "2", "3", "4", "5"]
+    counts = pd.DataFrame(_recency_P() * 1000, index=labels, columns=labels)
+    chain = MarkovChain().fit(counts)
+    v = chain.value(dict(zip(labels, _rewards(), strict=True)), RATE)
+    np.testing.assert_allclose(v.to_numpy(), _recency_value_by_hand(), rtol=1e-12)
+
+
+def test_forecast_two_state_by_hand():
+    counts = pd.DataFrame([[90, 10], [0, 0]], index=["A", "(gone)"], columns=["A", "(gone)"])
+    chain = MarkovChain().fit(counts)
+    fc = chain.forecast({"A": 100}, 2)
+    np.testing.assert_allclose(fc.loc[2].to_numpy(), [81.0, 19.0])
+    # arrivals placed by the (new) row: 30% to A... here all new customers enter A
+    counts_new = pd.concat(
+        [counts, pd.DataFrame([[5, 0]], index=["(new)"], columns=["A", "(gone)"])]
+    )
+    chain = MarkovChain().fit(counts_new)
+    fc = chain.forecast({"A": 100}, 2, arrivals=10)
+    # x1 = 100*.9 + 10 = 100; x2 = 100*.9 + 10 = 100
+    np.testing.assert_allclose(fc["A"].to_numpy(), [100, 100, 100])
+    # open-population steady state: a / (1 - q) = 10 / 0.1
+    assert chain.steady_state(arrivals=10)["A"] == pytest.approx(100.0)
+
+
+def test_steady_state_two_state_closed_form():
+    a, b = 0.2, 0.05
+    counts = (
+        pd.DataFrame(
+            [[1 - a, a], [b, 1 - b]], index=["Active", "Lapsed"], columns=["Active", "Lapsed"]
+        )
+        * 1000
+    )
+    pi = MarkovChain().fit(counts).steady_state()
+    np.testing.assert_allclose(pi.to_numpy(), [b / (a + b), a / (a + b)])
+
+
+def test_absorption_times_by_hand():
+    # A -> A .5, B .3, gone .2 ; B -> A .1, B .7, gone .2
+    counts = pd.DataFrame(
+        [[50, 30, 20], [10, 70, 20], [0, 0, 0]],
+        index=["A", "B", "(gone)"],
+        columns=["A", "B", "(gone)"],
+    )
+    ab = MarkovChain().fit(counts).absorption()
+    # t = (I - Q)^-1 1, solved by hand: tA = 1 + .5 tA + .3 tB, tB = 1 + .1 tA + .7 tB
+    # -> .5 tA - .3 tB = 1 ; -.1 tA + .3 tB = 1 -> .4 tA = 2 -> tA = 5, tB = (1 + .5) / .3 = 5
+    np.testing.assert_allclose(ab["expected_periods"].to_numpy(), [5.0, 5.0])
+    np.testing.assert_allclose(ab["p_(gone)"].to_numpy(), [1.0, 1.0])
+    # forcing B absorbing: from A, P(end in B) = .3 / (1 - .5) = .6
+    ab2 = MarkovChain(absorbing=["B"]).fit(counts).absorption()
+    assert ab2.loc["A", "p_B"] == pytest.approx(0.6)
+    assert ab2.loc["A", "expected_periods"] == pytest.approx(2.0)
+
+
+def test_estimator_contract_and_errors():
+    chain = MarkovChain(prior=0.5)
+    assert clone(chain).get_params() == {"absorbing": None, "prior": 0.5}
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        chain.forecast([1.0], 1)
+    with pytest.raises(SegflowError, match="square"):
+        MarkovChain().fit(np.ones((2, 3)))
+    with pytest.raises(SegflowError, match="rows sum to 1"):
+        markov_clv(np.array([[0.5, 0.2], [0, 1]]), [1, 0], 0.1)
+    with pytest.warns(UserWarning, match="no observed exits"):
+        MarkovChain().fit(np.array([[1.0, 1.0], [0.0, 0.0]]))
