@@ -1,0 +1,251 @@
+"""BG/NBD and MBG/NBD: beta-geometric dropout with Poisson purchasing, continuous time.
+
+References
+----------
+Fader, P. S., Hardie, B. G. S. & Lee, K. L. (2005). "Counting Your Customers" the Easy Way:
+An Alternative to the Pareto/NBD Model. *Marketing Science* 24(2), 275-284. (FHL 2005)
+
+Fader, P. S., Hardie, B. G. S. & Lee, K. L. (2007). Computing P(alive) Using the BG/NBD Model.
+Note, brucehardie.com.
+
+Batislam, E. P., Denizel, M. & Filiztekin, A. (2007). Empirical validation and comparison of
+models for customer base analysis. *International Journal of Research in Marketing* 24(3),
+201-209. (MBG/NBD)
+
+Model (BG/NBD): while alive a customer buys as a Poisson process with rate lambda,
+lambda ~ Gamma(r, alpha) (shape r, rate alpha, in purchases per time unit); after each *repeat*
+purchase the customer drops out with probability p, p ~ Beta(a, b). MBG/NBD lets the customer
+also drop out right after the first purchase (time 0), so customers with no repeat purchase can
+be dead; its P(alive) for x = 0 is below one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.special import betaln, gammaln, hyp2f1
+
+from segflow.errors import SegflowError
+from segflow.models._btyd_base import BTYDModel, check_recency
+
+
+def _log_a1(r: float, alpha: float, x: np.ndarray) -> np.ndarray:
+    """ln[ Gamma(r+x) alpha^r / Gamma(r) ], the common NBD factor of FHL (2005) eq. (6)."""
+    return gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+
+
+class _ContinuousBTYD(BTYDModel):
+    """Shared data checks and derived predictions of the continuous-time count models."""
+
+    _columns = ("x", "t_x", "T")
+
+    def _check_data(self, data: dict[str, np.ndarray], weights: np.ndarray) -> None:
+        check_recency(data["x"], data["t_x"], data["T"])
+        if (data["T"] <= 0).any():
+            row = int(np.flatnonzero(data["T"] <= 0)[0]) + 1
+            raise SegflowError(
+                f"{type(self).__name__}: T must be positive (row {row}); customers whose first "
+                "purchase is on the last calibration day carry no information on the rates"
+            )
+        repeaters = float(weights[data["x"] > 0].sum())
+        if repeaters == 0:
+            raise SegflowError(
+                f"{type(self).__name__}: no repeat buyers in the calibration period, so the "
+                "purchase rate and the dropout process cannot be estimated. Use a longer "
+                "calibration period or a coarser time unit."
+            )
+        if repeaters == weights.sum():
+            raise SegflowError(
+                f"{type(self).__name__}: every customer repeats, so dropout cannot be separated "
+                "from purchasing; the model is not identified on these data"
+            )
+
+    def _arrays(self, x: Any, t_x: Any, T: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x, t_x, T = (np.asarray(v, dtype=float) for v in np.broadcast_arrays(x, t_x, T))
+        return x, t_x, T
+
+    def p_no_purchase(self, t: float, x: Any, t_x: Any, T: Any) -> np.ndarray:
+        """P(no purchase in (T, T+t] | x, t_x, T).
+
+        The event "x purchases in (0, T] with the last at t_x and none in (T, T+t]" has the
+        likelihood L(x, t_x, T+t), so the probability is the ratio L(x, t_x, T+t)/L(x, t_x, T).
+        """
+        x, t_x, T = self._arrays(x, t_x, T)
+        theta = self._params()
+        return np.exp(self._loglik(theta, x=x, t_x=t_x, T=T + t) - self._loglik(theta, x=x, t_x=t_x, T=T))
+
+    def simulate(self, T: Any, *, random_state: int | None = None, params: dict | None = None) -> dict:
+        """Draw (x, t_x) for customers observed for T time units after their first purchase.
+
+        Used by the Monte Carlo tests and the refit bootstrap.
+        """
+        T = np.asarray(T, dtype=float)
+        theta = self._params() if params is None else np.array([params[n] for n in self._param_names])
+        rng = np.random.default_rng(random_state)
+        return _simulate_bg(theta, T, rng, modified=isinstance(self, ModifiedBetaGeoModel))
+
+
+class BetaGeoModel(_ContinuousBTYD):
+    """BG/NBD model of repeat purchasing (Fader, Hardie & Lee 2005).
+
+    Parameters
+    ----------
+    penalizer : float, default=0.0
+        L2 penalty on the parameters, added to the mean negative log-likelihood per customer.
+    n_starts : int, default=4
+        Number of start points of the optimizer (the first is all parameters = 1).
+    tol : float, default=1e-9
+        Gradient tolerance of BFGS (on the mean log-likelihood).
+    max_iter : int, default=2000
+    random_state : int or None, default=0
+        Seed of the random start points.
+
+    Attributes
+    ----------
+    params_ : dict
+        ``r``, ``alpha`` (Gamma of purchase rates: shape, rate per time unit), ``a``, ``b``
+        (Beta of dropout probabilities).
+    log_likelihood_ : float
+    standard_errors_ : dict
+        From the observed information (numerical Hessian), delta method.
+    n_customers_ : int
+    converged_ : bool
+    fit_seconds_ : float
+
+    Notes
+    -----
+    Times (t_x, T, t) are in the time unit of the summary (e.g. weeks). Assumes: Poisson
+    purchasing while alive, heterogeneity in rates Gamma, dropout only right after a repeat
+    purchase, rates and dropout independent.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from segflow.models import BetaGeoModel
+    >>> data = pd.DataFrame({"x": [0, 1, 2, 5, 0, 3], "t_x": [0, 5.0, 20, 30, 0, 10],
+    ...                      "T": [40.0, 38, 39, 35, 30, 40], "count": [50, 20, 10, 5, 40, 8]})
+    >>> model = BetaGeoModel().fit(data)
+    >>> sorted(model.params_)
+    ['a', 'alpha', 'b', 'r']
+    """
+
+    _param_names = ("r", "alpha", "a", "b")
+
+    @staticmethod
+    def _loglik(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        r, alpha, a, b = params
+        # FHL (2005) eq. (6), in log space:
+        # L = A1 * [ B(a, b+x)/B(a,b) (alpha+T)^-(r+x)
+        #            + d(x>0) B(a+1, b+x-1)/B(a,b) (alpha+t_x)^-(r+x) ]
+        log_alive = betaln(a, b + x) - betaln(a, b) - (r + x) * np.log(alpha + T)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            log_dead = np.where(
+                x > 0,
+                betaln(a + 1, b + np.maximum(x, 1) - 1) - betaln(a, b) - (r + x) * np.log(alpha + t_x),
+                -np.inf,
+            )
+        return _log_a1(r, alpha, x) + np.logaddexp(log_alive, log_dead)
+
+    def p_alive(self, x: Any, t_x: Any, T: Any) -> np.ndarray:
+        """P(alive at T | x, t_x, T) (Fader, Hardie & Lee 2007 note, eq. 2)."""
+        x, t_x, T = self._arrays(x, t_x, T)
+        r, alpha, a, b = self._params()
+        # 1 / (1 + d(x>0) a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x)), computed in log space
+        log_odds = np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) + (r + x) * (
+            np.log(alpha + T) - np.log(alpha + t_x)
+        )
+        return np.where(x > 0, 1.0 / (1.0 + np.exp(log_odds)), 1.0)
+
+    def expected_purchases(self, t: float, x: Any, t_x: Any, T: Any) -> np.ndarray:
+        """E[X(T, T+t) | x, t_x, T]: expected purchases in the next t time units (FHL eq. 10)."""
+        x, t_x, T = self._arrays(x, t_x, T)
+        r, alpha, a, b = self._params()
+        z = t / (alpha + T + t)
+        head = (a + b + x - 1) / (a - 1)
+        inner = 1 - np.exp((r + x) * np.log((alpha + T) / (alpha + T + t))) * hyp2f1(
+            r + x, b + x, a + b + x - 1, z
+        )
+        return head * inner * self.p_alive(x, t_x, T)
+
+    def expected_purchases_new(self, t: Any) -> np.ndarray:
+        """E[X(t)]: expected repeat purchases of a new customer in (0, t] (FHL eq. 7)."""
+        t = np.asarray(t, dtype=float)
+        r, alpha, a, b = self._params()
+        return (a + b - 1) / (a - 1) * (
+            1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, t / (alpha + t))
+        )
+
+
+class ModifiedBetaGeoModel(_ContinuousBTYD):
+    """MBG/NBD model (Batislam, Denizel & Filiztekin 2007).
+
+    As :class:`BetaGeoModel`, but a customer may also drop out right after the first purchase,
+    so P(alive) < 1 for customers without repeat purchases. Same parameters (r, alpha, a, b)
+    and the same constructor arguments.
+    """
+
+    _param_names = ("r", "alpha", "a", "b")
+
+    @staticmethod
+    def _loglik(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        r, alpha, a, b = params
+        # Batislam et al. (2007) eq. (7): every one of the x+1 purchases (incl. the first)
+        # may be followed by dropout:
+        # L = A1 [ B(a, b+x+1)/B(a,b) (alpha+T)^-(r+x) + B(a+1, b+x)/B(a,b) (alpha+t_x)^-(r+x) ]
+        log_alive = betaln(a, b + x + 1) - betaln(a, b) - (r + x) * np.log(alpha + T)
+        log_dead = betaln(a + 1, b + x) - betaln(a, b) - (r + x) * np.log(alpha + t_x)
+        return _log_a1(r, alpha, x) + np.logaddexp(log_alive, log_dead)
+
+    def _check_data(self, data: dict[str, np.ndarray], weights: np.ndarray) -> None:
+        super()._check_data(data, weights)
+
+    def p_alive(self, x: Any, t_x: Any, T: Any) -> np.ndarray:
+        """P(alive at T | x, t_x, T) = 1 / (1 + a/(b+x) ((alpha+T)/(alpha+t_x))^(r+x))."""
+        x, t_x, T = self._arrays(x, t_x, T)
+        r, alpha, a, b = self._params()
+        log_odds = np.log(a) - np.log(b + x) + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
+        return 1.0 / (1.0 + np.exp(log_odds))
+
+    def expected_purchases(self, t: float, x: Any, t_x: Any, T: Any) -> np.ndarray:
+        """E[X(T, T+t) | x, t_x, T]; the posterior of p given alive is Beta(a, b+x+1)."""
+        x, t_x, T = self._arrays(x, t_x, T)
+        r, alpha, a, b = self._params()
+        z = t / (alpha + T + t)
+        head = (a + b + x) / (a - 1)
+        inner = 1 - np.exp((r + x) * np.log((alpha + T) / (alpha + T + t))) * hyp2f1(
+            r + x, b + x + 1, a + b + x, z
+        )
+        return head * inner * self.p_alive(x, t_x, T)
+
+    def expected_purchases_new(self, t: Any) -> np.ndarray:
+        """E[X(t)] for a new customer: b/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b+1; a+b; .)]."""
+        t = np.asarray(t, dtype=float)
+        r, alpha, a, b = self._params()
+        return b / (a - 1) * (
+            1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b + 1, a + b, t / (alpha + t))
+        )
+
+
+def _simulate_bg(theta: np.ndarray, T: np.ndarray, rng: np.random.Generator, *, modified: bool) -> dict:
+    """Simulate BG/NBD (or MBG/NBD) histories; vectorised over customers, looping over events."""
+    r, alpha, a, b = theta
+    n = len(T)
+    lam = rng.gamma(r, 1.0 / alpha, size=n)
+    p = rng.beta(a, b, size=n)
+    x = np.zeros(n)
+    t_x = np.zeros(n)
+    alive = np.ones(n, dtype=bool)
+    if modified:
+        alive &= rng.random(n) >= p
+    now = np.zeros(n)
+    while alive.any():
+        idx = np.flatnonzero(alive)
+        now[idx] += rng.exponential(1.0 / lam[idx])
+        bought = now[idx] <= T[idx]
+        hit = idx[bought]
+        x[hit] += 1
+        t_x[hit] = now[hit]
+        alive[idx[~bought]] = False
+        alive[hit] = rng.random(len(hit)) >= p[hit]
+    return {"x": x, "t_x": t_x, "T": T}

@@ -1,0 +1,364 @@
+"""Shared machinery of the "buy till you die" (BTYD) models: data checks, fitting, errors.
+
+Every model is a maximum-likelihood fit on the *compressed summary*: the distinct
+``(x, t_x, T)`` triples (or ``(x, t_x, n)`` for BG/BB) with a ``count`` column. The weighted
+log-likelihood of the triples equals the log-likelihood of the customers, so the fit costs the
+number of distinct triples, not the number of customers.
+
+Fitting is done on the log of the (positive) parameters with BFGS from several start points;
+the best optimum is kept, the gradient at it is checked, and the standard errors come from the
+numerical Hessian of the log-likelihood (observed information, delta method back to the
+natural scale). The optional L2 penalty follows the convention of the ``lifetimes`` library:
+``penalizer * sum(theta**2)`` is added to the *mean* negative log-likelihood per customer.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import optimize
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted
+
+from segflow.errors import InputError, SegflowError
+
+#: Log-parameters beyond this magnitude mean the optimizer ran to a boundary (e^15 ~ 3e6).
+_LOG_BOUND = 15.0
+#: Relative agreement of log-likelihoods for two starts to count as the same optimum.
+_LL_AGREE = 1e-6
+
+
+#: Column names of other libraries accepted for the canonical ones.
+_ALIASES = {"frequency": "x", "recency": "t_x", "periods": "n", "weights": "count"}
+
+
+def as_triples(
+    data: Any,
+    columns: tuple[str, ...],
+    *,
+    integer: tuple[str, ...] = ("x",),
+    nullable: tuple[str, ...] = ("monetary_value",),
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Validate a summary and return its columns as float arrays plus the weights.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame, pyarrow.Table or ibis.Table
+        One row per customer or per distinct triple; an optional ``count`` column holds weights.
+        An Ibis table is compressed in its engine first (see :func:`compress`).
+    columns : tuple of str
+        The required columns, in the model's order.
+    """
+    frame = _to_pandas(data, columns)
+    renames = {k: v for k, v in _ALIASES.items() if k in frame.columns and v not in frame.columns}
+    if renames:
+        frame = frame.rename(columns=renames)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"the summary lacks the column(s) {missing}; expected {list(columns)} "
+            "(plus an optional 'count' of customers per row)",
+            column=missing[0],
+        )
+    arrays = {}
+    for col in columns:
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
+        if col in nullable:
+            values = np.nan_to_num(values, nan=0.0)
+        _check_column(values, col, integer=col in integer)
+        arrays[col] = values
+    if "count" in frame.columns:
+        weights = pd.to_numeric(frame["count"], errors="coerce").to_numpy(dtype=float)
+        _check_column(weights, "count", integer=False)
+    else:
+        weights = np.ones(len(frame))
+    return arrays, weights
+
+
+def _to_pandas(data: Any, columns: tuple[str, ...]) -> pd.DataFrame:
+    if isinstance(data, pd.DataFrame):
+        return data
+    if hasattr(data, "to_pandas") and not hasattr(data, "group_by"):
+        return data.to_pandas()  # pyarrow
+    if hasattr(data, "group_by") and hasattr(data, "execute"):  # ibis.Table
+        keys = [c for c in columns if c in data.columns]
+        return data.group_by(keys).aggregate(count=data.count()).execute()
+    raise InputError(f"expected a pandas DataFrame, Arrow or Ibis table, got {type(data).__name__}")
+
+
+def _check_column(values: np.ndarray, col: str, *, integer: bool) -> None:
+    bad = ~np.isfinite(values) | (values < 0)
+    if integer:
+        bad |= values != np.round(values)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        kind = "a non-negative integer" if integer else "a finite non-negative number"
+        raise InputError(
+            f"expected {kind}, got {values[row]!r}", row=row + 1, column=col
+        )
+
+
+def check_recency(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, t_name: str = "T") -> None:
+    """Recency must lie in [0, T], and be 0 when there are no repeat purchases."""
+    bad = (t_x > T + 1e-9) | ((x == 0) & (t_x > 0))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"expected 0 <= t_x <= {t_name} and t_x = 0 when x = 0; got x={x[row]:g}, "
+            f"t_x={t_x[row]:g}, {t_name}={T[row]:g}",
+            row=row + 1,
+            column="t_x",
+        )
+
+
+class BTYDModel(BaseEstimator):
+    """Base class: multi-start penalised maximum likelihood on compressed triples.
+
+    Subclasses define ``_param_names``, ``_columns`` and ``_loglik(params, **columns)``, which
+    returns the log-likelihood of each row (unweighted), and ``_check_data``.
+    """
+
+    _param_names: tuple[str, ...] = ()
+    _columns: tuple[str, ...] = ("x", "t_x", "T")
+
+    def __init__(
+        self,
+        penalizer: float = 0.0,
+        *,
+        n_starts: int = 4,
+        tol: float = 1e-9,
+        max_iter: int = 2000,
+        random_state: int | None = 0,
+    ) -> None:
+        self.penalizer = penalizer
+        self.n_starts = n_starts
+        self.tol = tol
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    # -- subclass hooks -------------------------------------------------------------------
+    @staticmethod
+    def _loglik(params: np.ndarray, **data: np.ndarray) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def _select(
+        self, data: dict[str, np.ndarray], weights: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Rows the model is fitted on (default: all)."""
+        return data, weights
+
+    def _check_data(self, data: dict[str, np.ndarray], weights: np.ndarray) -> None:
+        """Raise :class:`SegflowError` when the data cannot identify the model."""
+
+    # -- fitting --------------------------------------------------------------------------
+    def fit(self, summary: Any) -> BTYDModel:
+        """Fit by maximum likelihood on the summary (per customer or compressed triples).
+
+        Parameters
+        ----------
+        summary : pandas.DataFrame, pyarrow.Table or ibis.Table
+            Columns ``x, t_x, T`` (BG/BB: ``x, t_x, n``) and optionally ``count``, the number
+            of customers sharing the row. Times are in the summary's time unit.
+
+        Returns
+        -------
+        self
+        """
+        started = time.perf_counter()
+        data, weights = as_triples(summary, self._columns)
+        data, weights = self._select(data, weights)
+        keep = weights > 0
+        data = {k: v[keep] for k, v in data.items()}
+        weights = weights[keep]
+        if weights.sum() == 0:
+            raise SegflowError(f"{type(self).__name__}: the summary holds no customers")
+        self._check_data(data, weights)
+        n_total = float(weights.sum())
+        penalizer = float(self.penalizer)
+
+        def objective(log_params: np.ndarray) -> float:
+            if np.any(np.abs(log_params) > 30):
+                return np.inf
+            params = np.exp(log_params)
+            with np.errstate(all="ignore"):
+                ll = self._loglik(params, **data)
+            value = -np.dot(weights, ll) / n_total + penalizer * np.sum(params**2)
+            return float(value) if np.isfinite(value) else np.inf
+
+        best, results = self._multistart(objective)
+        log_params = best.x
+        if np.any(np.abs(log_params) > _LOG_BOUND):
+            name = self._param_names[int(np.argmax(np.abs(log_params)))]
+            raise SegflowError(
+                f"{type(self).__name__}: the data cannot identify the model: parameter "
+                f"{name} ran to {np.exp(log_params).max():.3g} or {np.exp(log_params).min():.3g} "
+                "(a boundary). Check the time unit, the calibration period, and that enough "
+                "customers repeat; consider a penalizer or a simpler model."
+            )
+        params = np.exp(log_params)
+        total_ll = float(np.dot(weights, self._loglik(params, **data)))
+        hess = _hessian(lambda lp: float(np.dot(weights, self._loglik(np.exp(lp), **data))), log_params)
+        grad = optimize.approx_fprime(log_params, objective, 1e-7)
+        agreeing = sum(
+            1 for r in results if np.isfinite(r.fun) and abs(r.fun - best.fun) <= _LL_AGREE * max(1.0, abs(best.fun))
+        )
+        self.params_ = dict(zip(self._param_names, params.tolist(), strict=True))
+        self.log_likelihood_ = total_ll
+        self.n_customers_ = int(round(n_total))
+        self.n_rows_ = int(len(weights))
+        self.standard_errors_, self.log_covariance_ = _standard_errors(
+            hess, params, self._param_names
+        )
+        hessian_ok = self.log_covariance_ is not None
+        self.gradient_norm_ = float(np.max(np.abs(grad)))
+        self.n_starts_agreeing_ = agreeing
+        self.converged_ = bool(hessian_ok and self.gradient_norm_ < 1e-4 and agreeing >= 1)
+        self.fit_seconds_ = time.perf_counter() - started
+        if not self.converged_:
+            warnings.warn(
+                f"{type(self).__name__} may not have converged: max |gradient| "
+                f"{self.gradient_norm_:.2g}, Hessian negative definite: {hessian_ok}, "
+                f"{agreeing} of {len(results)} starts agree",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def _start_points(self) -> list[np.ndarray]:
+        rng = np.random.default_rng(self.random_state)
+        k = len(self._param_names)
+        starts = [np.zeros(k)]
+        starts += [rng.normal(0.0, 1.0, size=k) for _ in range(max(0, int(self.n_starts) - 1))]
+        return starts
+
+    def _multistart(
+        self, objective: Callable[[np.ndarray], float]
+    ) -> tuple[optimize.OptimizeResult, list[optimize.OptimizeResult]]:
+        results = []
+        for start in self._start_points():
+            if not np.isfinite(objective(start)):
+                continue
+            results.append(
+                optimize.minimize(
+                    objective,
+                    start,
+                    method="BFGS",
+                    options={"gtol": self.tol, "maxiter": self.max_iter},
+                )
+            )
+        if results:
+            # polish the best optimum: Nelder-Mead is robust where BFGS stops on a flat
+            # numerical gradient
+            lead = min(results, key=lambda r: r.fun)
+            polished = optimize.minimize(
+                objective,
+                lead.x,
+                method="Nelder-Mead",
+                options={"xatol": 1e-9, "fatol": 1e-13, "maxiter": self.max_iter},
+            )
+            if polished.fun <= lead.fun:
+                results.append(polished)
+        finite = [r for r in results if np.isfinite(r.fun)]
+        if not finite:
+            raise SegflowError(
+                f"{type(self).__name__}: the log-likelihood is not finite at any start point; "
+                "check the summary (times in the right unit, t_x <= T)"
+            )
+        best = min(finite, key=lambda r: r.fun)
+        return best, results
+
+    # -- shared helpers -------------------------------------------------------------------
+    def _params(self) -> np.ndarray:
+        check_is_fitted(self, "params_")
+        return np.array([self.params_[n] for n in self._param_names])
+
+    def summary(self) -> pd.DataFrame:
+        """Parameters with standard errors and 95% Wald intervals (on the log scale)."""
+        check_is_fitted(self, "params_")
+        rows = []
+        for name in self._param_names:
+            est, se = self.params_[name], self.standard_errors_[name]
+            half = 1.959963984540054 * se / est if np.isfinite(se) else np.nan
+            rows.append(
+                {"parameter": name, "estimate": est, "std_error": se,
+                 "lower_95": est * np.exp(-half), "upper_95": est * np.exp(half)}
+            )
+        return pd.DataFrame(rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Fitted state as a JSON-ready dict (parameters by their usual names)."""
+        check_is_fitted(self, "params_")
+        return {
+            "model": type(self).__name__,
+            "params": dict(self.params_),
+            "standard_errors": dict(self.standard_errors_),
+            "log_likelihood": self.log_likelihood_,
+            "n_customers": self.n_customers_,
+            "n_rows": self.n_rows_,
+            "converged": self.converged_,
+            "fit_seconds": self.fit_seconds_,
+            "penalizer": self.penalizer,
+        }
+
+    def log_likelihood(self, summary: Any, params: dict[str, float] | None = None) -> float:
+        """Total log-likelihood of a summary at ``params`` (default: the fitted ones).
+
+        An optimizer-free check: evaluate at published estimates to compare published LLs.
+        """
+        data, weights = as_triples(summary, self._columns)
+        theta = (
+            self._params()
+            if params is None
+            else np.array([float(params[n]) for n in self._param_names])
+        )
+        return float(np.dot(weights, self._loglik(theta, **data)))
+
+    def _bootstrap_params(self, n: int, seed: int | None) -> np.ndarray:
+        """Draws of the parameters from the asymptotic normal of the log-parameters."""
+        check_is_fitted(self, "params_")
+        theta = self._params()
+        cov = getattr(self, "log_covariance_", None)
+        if cov is None:
+            raise SegflowError("no covariance: the Hessian was not negative definite")
+        rng = np.random.default_rng(seed)
+        return np.exp(rng.multivariate_normal(np.log(theta), cov, size=n))
+
+
+def _hessian(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-4) -> np.ndarray:
+    """Central-difference Hessian of a scalar function."""
+    k = len(x)
+    hess = np.empty((k, k))
+    f0 = f(x)
+    for i in range(k):
+        ei = np.zeros(k)
+        ei[i] = h
+        hess[i, i] = (f(x + ei) - 2 * f0 + f(x - ei)) / h**2
+        for j in range(i + 1, k):
+            ej = np.zeros(k)
+            ej[j] = h
+            val = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (4 * h**2)
+            hess[i, j] = hess[j, i] = val
+    return hess
+
+
+def _standard_errors(
+    hess_log: np.ndarray, params: np.ndarray, names: tuple[str, ...]
+) -> tuple[dict[str, float], np.ndarray | None]:
+    """Standard errors from the observed information on the log scale (delta method).
+
+    Returns the standard errors on the natural scale and the covariance matrix of the
+    log-parameters (``None`` when the Hessian is not negative definite).
+    """
+    try:
+        np.linalg.cholesky(-hess_log)
+        cov_log = np.linalg.inv(-hess_log)
+    except np.linalg.LinAlgError:
+        return {n: float("nan") for n in names}, None
+    se = params * np.sqrt(np.diag(cov_log))
+    return dict(zip(names, se.tolist(), strict=True)), cov_log

@@ -1,0 +1,226 @@
+"""Data preparation for the BTYD models, in the engine: the (x, t_x, T) summary and its triples.
+
+Definitions (those of Fader, Hardie & Lee 2005 on CDNOW, which land on the published values):
+
+* Purchases are **purchase days**: all lines of one customer on one calendar day are one
+  transaction, their amounts summed (returns, as negative lines, are netted within the day).
+  A day with only negative lines (a return-only day) is not a purchase; such days are counted
+  in a warning. Zero-value lines (free items) are purchases.
+* The **calibration period** is every day before ``calibration_end`` (a snapshot date:
+  rows with ``ts < calibration_end``). Its last day is ``calibration_end - 1 day``.
+* ``x``: purchase days in the calibration period minus one (repeat purchases).
+  ``t_x``: days from the first to the last purchase day; ``T``: days from the first purchase
+  day to the last calibration day. Both are divided by the time unit (1, 7 or 365.25/12 days).
+* ``monetary_value``: mean net amount of the *repeat* purchase days (first day excluded);
+  null when x = 0.
+* Customers whose first purchase day is on or after ``calibration_end`` are not in the summary
+  (they were not yet acquired); they are counted in a warning.
+* With ``observation_end`` the **holdout** is ``calibration_end <= day < observation_end``:
+  ``x_holdout`` purchase days, ``holdout_spend`` their net amount, and ``duration_holdout`` its
+  length in time units.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from segflow.errors import InputError
+
+#: Length of one time unit in days. A "month" is the mean Gregorian month.
+TIME_UNITS: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
+_ALIASES = {"day": "D", "days": "D", "week": "W", "weeks": "W", "month": "M", "months": "M"}
+
+
+def unit_days(time_unit: str) -> float:
+    """Days per time unit for ``"D"|"W"|"M"`` (or ``day|week|month``)."""
+    key = _ALIASES.get(str(time_unit).lower(), str(time_unit).upper())
+    if key not in TIME_UNITS:
+        raise InputError(f"unknown time unit {time_unit!r}; expected day, week or month (D, W, M)")
+    return TIME_UNITS[key]
+
+
+def _as_date(value: Any, name: str) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise InputError(f"{name}: expected a date YYYY-MM-DD, got {value!r}") from None
+
+
+def purchase_days(
+    transactions: ir.Table,
+    *,
+    end: dt.date | None,
+    customer_col: str = "customer_id",
+    ts_col: str = "ts",
+    amount_col: str | None = "amount",
+) -> ir.Table:
+    """One row per customer and calendar day before ``end``.
+
+    Columns ``customer_id, day, amount, purchase``: ``amount`` is the net amount of the day
+    (returns netted), ``purchase`` is true when the day has a line with amount >= 0 (a
+    zero-value purchase is a purchase; a return-only day is not).
+    """
+    for col in (customer_col, ts_col, amount_col):
+        if col is not None and col not in transactions.columns:
+            raise InputError(
+                f"the transactions lack the column {col!r}; columns are {list(transactions.columns)}",
+                column=col,
+            )
+    ts = transactions[ts_col]
+    day = ts if ts.type().is_date() else ts.cast("timestamp").date()
+    amount = (
+        transactions[amount_col].cast("float64") if amount_col is not None else ibis.literal(1.0)
+    )
+    rows = transactions.select(
+        customer_id=transactions[customer_col].cast("string"), day=day, amount=amount
+    ).filter(ibis._.customer_id.notnull(), ibis._.day.notnull())
+    if end is not None:
+        rows = rows.filter(rows.day < end)
+    return rows.group_by(["customer_id", "day"]).aggregate(
+        amount=rows.amount.sum(), purchase=rows.amount.max() >= 0
+    )
+
+
+def btyd_summary(
+    transactions: ir.Table,
+    *,
+    calibration_end: dt.date | str,
+    observation_end: dt.date | str | None = None,
+    time_unit: str = "W",
+    customer_col: str = "customer_id",
+    ts_col: str = "ts",
+    amount_col: str | None = "amount",
+    warn: bool = True,
+) -> ir.Table:
+    """Per-customer BTYD summary, as an Ibis expression (computed in the engine).
+
+    Parameters
+    ----------
+    transactions : ibis.Table
+        The transaction log: one row per line (purchase or return).
+    calibration_end : date or str
+        Snapshot date: the calibration period is every day *before* it.
+    observation_end : date or str, optional
+        End (exclusive) of the holdout period; adds ``x_holdout``, ``holdout_spend`` and
+        ``duration_holdout``.
+    time_unit : {"D", "W", "M"} or {"day", "week", "month"}, default="W"
+        Unit of ``t_x``, ``T`` and ``duration_holdout``.
+    customer_col, ts_col, amount_col : str
+        Column names. ``amount_col=None`` counts every day as a purchase (no spend).
+    warn : bool, default=True
+        Count and warn about excluded customers and return-only days (runs one small query).
+
+    Returns
+    -------
+    ibis.Table
+        ``customer_id, x, t_x, T, monetary_value, first_purchase`` (+ holdout columns).
+        ``x`` is int64; times are float64 in ``time_unit``.
+    """
+    cal_end = _as_date(calibration_end, "calibration_end")
+    obs_end = None if observation_end is None else _as_date(observation_end, "observation_end")
+    if obs_end is not None and obs_end <= cal_end:
+        raise InputError(
+            f"observation_end {obs_end} must be after calibration_end {cal_end}"
+        )
+    unit = unit_days(time_unit)
+    days = purchase_days(
+        transactions, end=obs_end, customer_col=customer_col, ts_col=ts_col, amount_col=amount_col
+    )
+    if warn:
+        _warn_exclusions(days, cal_end)
+    bought = days.filter(days.purchase)
+    cal = bought.filter(bought.day < cal_end)
+    cal = cal.mutate(first=cal.day.min().over(group_by="customer_id"))
+    per = cal.group_by("customer_id").aggregate(
+        first_purchase=cal.first.min(),
+        last_purchase=cal.day.max(),
+        n_days=cal.count(),
+        repeat_spend=ibis.ifelse(cal.day > cal.first, cal.amount, 0.0).sum(),
+    )
+    x = (per.n_days - 1).cast("int64")
+    last_cal_day = cal_end - dt.timedelta(days=1)
+    summary = per.select(
+        customer_id=per.customer_id,
+        x=x,
+        # t_x and T in days (engine-portable day deltas), then in time units
+        t_x=per.last_purchase.delta(per.first_purchase, unit="day").cast("float64") / unit,
+        T=ibis.literal(last_cal_day).delta(per.first_purchase, unit="day").cast("float64") / unit,
+        monetary_value=ibis.ifelse(x > 0, per.repeat_spend / x.cast("float64"), ibis.null("float64")),
+        first_purchase=per.first_purchase,
+    )
+    if obs_end is None:
+        return summary
+    hold = bought.filter(bought.day >= cal_end)
+    hold = hold.group_by("customer_id").aggregate(
+        x_holdout=hold.count(), holdout_spend=hold.amount.sum()
+    )
+    joined = summary.left_join(hold, "customer_id")
+    return joined.select(
+        *[joined[c] for c in summary.columns],
+        x_holdout=joined.x_holdout.fill_null(0).cast("int64"),
+        holdout_spend=joined.holdout_spend.fill_null(0.0),
+        duration_holdout=ibis.literal((obs_end - cal_end).days / unit, type="float64"),
+    )
+
+
+def _warn_exclusions(days: ir.Table, cal_end: dt.date) -> None:
+    """Count return-only days and customers acquired after the calibration end; warn."""
+    per = days.group_by("customer_id").aggregate(
+        first_buy=days.day.min(where=days.purchase),
+        nonpositive=(~days.purchase).cast("int64").sum(),
+    )
+    stats = per.aggregate(
+        customers=per.count(),
+        born_after=(per.first_buy >= cal_end).cast("int64").sum(),
+        only_returns=per.first_buy.isnull().cast("int64").sum(),
+        nonpositive_days=per.nonpositive.sum(),
+    ).execute()
+    row = stats.iloc[0].fillna(0)
+    total = int(row["customers"])
+    if int(row["born_after"]):
+        warnings.warn(
+            f"btyd_summary: excluded {int(row['born_after'])} of {total} customers whose first "
+            f"purchase is on or after the calibration end {cal_end} (not yet acquired)",
+            UserWarning,
+            stacklevel=3,
+        )
+    if int(row["nonpositive_days"]):
+        warnings.warn(
+            f"btyd_summary: {int(row['nonpositive_days'])} return-only customer-days are not "
+            f"purchases; {int(row['only_returns'])} of {total} customers have no purchase and "
+            "are excluded",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def compress(summary: Any, columns: tuple[str, ...] = ("x", "t_x", "T")) -> pd.DataFrame:
+    """Distinct triples with their number of customers, computed in the engine.
+
+    Parameters
+    ----------
+    summary : ibis.Table or pandas.DataFrame
+        The per-customer summary (see :func:`btyd_summary`).
+    columns : tuple of str, default=("x", "t_x", "T")
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``columns`` plus ``count``, sorted by the columns.
+    """
+    cols = list(columns)
+    if isinstance(summary, pd.DataFrame):
+        out = summary.groupby(cols, as_index=False).size().rename(columns={"size": "count"})
+    else:
+        out = summary.group_by(cols).aggregate(count=summary.count()).execute()
+    return out.sort_values(cols, ignore_index=True)
