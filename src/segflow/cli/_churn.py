@@ -1,9 +1,218 @@
-"""CLI commands of this stage (filled in by its owner)."""
+"""``segflow churn train|score``: the supervised churn model of a project.
+
+``train`` builds the stacked training set from the store's history, evaluates on a
+time-based split and saves the scoring model under ``<project>/models/``; ``score`` writes
+churn probabilities and risk bands for a snapshot into ``customer_scores``.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.table import Table
+
+from segflow.cli._common import (
+    EngineOption,
+    JsonOption,
+    ProjectDirOption,
+    console,
+    print_json,
+    progress,
+    user_errors,
+)
+from segflow.errors import SegflowError
+
+HorizonOption = typer.Option(
+    90, "--horizon-days", min=1, help="Churn = no purchase in the N days after the snapshot."
+)
+
+
+def model_path(project_dir: Path, horizon_days: int) -> Path:
+    """Where ``churn train`` saves the model of a horizon."""
+    from segflow.models._churn_train import churn_model_name
+
+    return Path(project_dir) / "models" / f"{churn_model_name(horizon_days)}.joblib"
+
+
+def features_at(tables: dict[str, Any], settings: Any) -> Callable[[dt.date], Any]:
+    """The project's feature function ``snapshot -> ibis.Table`` (the feature library)."""
+    try:
+        from segflow.features import customer_features
+    except ImportError as exc:  # pragma: no cover - the feature library ships with segflow
+        raise SegflowError(f"the feature library is not available: {exc}") from exc
+    window = settings.rfm.window_days
+    return lambda snapshot: customer_features(tables, snapshot, window_days=window)
+
+
+def _train(project_dir: Path, horizon_days: int, engine: str, quiet: bool) -> dict[str, Any]:
+    from segflow.engine import connect
+    from segflow.models._churn_train import save_churn_model, train_churn
+    from segflow.pipeline import canonical_tables, resolve_snapshot_dates
+    from segflow.project import Project
+
+    with Project.open(project_dir) as project:
+        store = project.store
+        snapshots = resolve_snapshot_dates(store, project.settings)
+        params = {"horizon_days": horizon_days, "engine": engine}
+        with store.run("churn train", params), progress(disable=quiet) as bar:
+            task = bar.add_task("building training set and fitting", total=None)
+            eng = connect(store, engine)  # type: ignore[arg-type]
+            try:
+                tables = canonical_tables(eng)
+                training = train_churn(
+                    features_at(tables, project.settings),
+                    tables["transactions"],
+                    snapshots,
+                    horizon_days=horizon_days,
+                )
+            finally:
+                eng.close()
+            bar.update(task, total=1, completed=1)
+        path = save_churn_model(training, model_path(project.directory, horizon_days))
+    summary = training.summary()
+    summary["model_file"] = str(path)
+    return summary
+
+
+def _print_training(summary: dict[str, Any]) -> None:
+    m = summary["metrics"]
+    console.print(
+        f"[bold]{summary['model']}[/]: trained on {len(summary['train_snapshots'])} snapshot(s) "
+        f"({summary['n_train']} rows), tested on {summary['test_snapshot']} "
+        f"({summary['n_test']} customers, churn rate {m['base_rate']:.1%})"
+    )
+    console.print(
+        f"AUC {m['auc']:.3f}   Brier {m['brier']:.4f}   log-loss {m['log_loss']:.4f}   "
+        f"calibration error (ECE) {m['ece']:.4f}   lift top 10% {m['lift_at_10']:.2f}   "
+        f"top 20% {m['lift_at_20']:.2f}"
+    )
+    table = Table(title="lift and calibration by decile of predicted risk (1 = highest)")
+    for col in ("decile", "customers", "mean predicted", "churn rate", "lift", "cum. capture"):
+        table.add_column(col, justify="right")
+    for row in summary["deciles"]:
+        table.add_row(
+            str(row["decile"]), str(row["customers"]), f"{row['mean_predicted']:.3f}",
+            f"{row['churn_rate']:.3f}", f"{row['lift']:.2f}", f"{row['cumulative_capture']:.1%}",
+        )
+    console.print(table)
+    lo, hi = summary["band_thresholds"]
+    console.print(
+        f"risk bands: low < {lo:.3f} <= medium < {hi:.3f} <= high; model saved to "
+        f"{summary['model_file']}"
+    )
+
+
+def _score(
+    project_dir: Path, horizon_days: int, snapshot: dt.date | None, engine: str
+) -> tuple[Any, int]:
+    from segflow.engine import connect
+    from segflow.models._churn_train import (
+        churn_model_name,
+        load_churn_model,
+        score_churn,
+        write_churn_scores,
+    )
+    from segflow.pipeline import canonical_tables, resolve_snapshot_dates
+    from segflow.project import Project
+
+    with Project.open(project_dir) as project:
+        model, _meta = load_churn_model(model_path(project.directory, horizon_days))
+        store = project.store
+        snapshot = snapshot or resolve_snapshot_dates(store, project.settings)[-1]
+        params = {"horizon_days": horizon_days, "snapshot": snapshot.isoformat()}
+        with store.run("churn score", params) as run_id:
+            eng = connect(store, engine)  # type: ignore[arg-type]
+            try:
+                tables = canonical_tables(eng)
+                scores = score_churn(
+                    model,
+                    features_at(tables, project.settings)(snapshot),
+                    tables["transactions"],
+                    snapshot,
+                    model_name=churn_model_name(horizon_days),
+                )
+            finally:
+                eng.close()
+            written = write_churn_scores(store, scores, run_id)
+    return scores, written
+
+
+def _write_out(scores: Any, out: Path) -> None:
+    frame = scores.to_pandas()
+    frame.insert(0, "snapshot_date", scores.snapshot)
+    suffix = out.suffix.lower()
+    if suffix == ".csv":
+        frame.to_csv(out, index=False)
+    elif suffix == ".parquet":
+        frame.to_parquet(out, index=False)
+    else:
+        raise SegflowError(f"--out {out}: expected a .csv or .parquet file name")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add ``segflow churn train`` and ``segflow churn score``."""
+    churn = typer.Typer(help="Supervised churn model: train, evaluate, score.", no_args_is_help=True)
+
+    @churn.command("train")
+    def train(
+        project: Path = ProjectDirOption,
+        horizon_days: int = HorizonOption,
+        engine: str = EngineOption,
+        json_out: bool = JsonOption,
+    ) -> None:
+        """Train the churn model on the store's history; print AUC, lift and calibration.
+
+        Uses every snapshot whose label window ends before the data end; tests on the latest
+        such snapshot (trained on snapshots whose window ends by it), then refits on all of
+        them and saves the model to PROJECT/models/churn_<N>d.joblib.
+        """
+        with user_errors():
+            summary = _train(project, horizon_days, engine, quiet=json_out)
+            if json_out:
+                print_json(summary)
+            else:
+                _print_training(summary)
+
+    @churn.command("score")
+    def score(
+        project: Path = ProjectDirOption,
+        snapshot: str = typer.Option(
+            None, "--snapshot", help="Snapshot date YYYY-MM-DD; default: the latest period boundary."
+        ),
+        horizon_days: int = HorizonOption,
+        out: Path = typer.Option(None, "--out", help="Also write the scores to a .csv or .parquet file."),
+        engine: str = EngineOption,
+        json_out: bool = JsonOption,
+    ) -> None:
+        """Score every customer with a purchase before the snapshot: churn probability and
+        risk band, written to the store's customer_scores table."""
+        with user_errors():
+            day = _parse_date(snapshot) if snapshot else None
+            scores, written = _score(project, horizon_days, day, engine)
+            if out is not None:
+                _write_out(scores, out)
+            if json_out:
+                payload = scores.to_dict()
+                payload["rows_written"] = written
+                print_json(payload)
+            else:
+                bands = scores.band_counts()
+                console.print(
+                    f"scored {len(scores.frame)} customers at {scores.snapshot} "
+                    f"({scores.model}): high {bands['high']}, medium {bands['medium']}, "
+                    f"low {bands['low']}; {written} rows written to customer_scores"
+                    + (f"; scores saved to {out}" if out else "")
+                )
+
+    app.add_typer(churn, name="churn")
+
+
+def _parse_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise SegflowError(f"--snapshot {text!r}: expected a date as YYYY-MM-DD") from None

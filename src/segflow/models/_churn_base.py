@@ -59,6 +59,11 @@ class BoostedCalibratedClassifier(BaseEstimator):
         categories: dict[str, list[str]] = {}
         for name in X.columns:
             col = X[name]
+            if not col.notna().any():
+                raise InputError(
+                    f"feature {name!r} is missing for every row; drop it before fitting",
+                    column=str(name),
+                )
             if _is_categorical(col):
                 counts = col.dropna().astype(str).value_counts(sort=True)
                 if len(counts) > MAX_CATEGORIES:

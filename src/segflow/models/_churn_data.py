@@ -270,19 +270,23 @@ def next_segment_training_set(
 def feature_columns(frame: pd.DataFrame, exclude: Sequence[str] = ()) -> list[str]:
     """Model feature columns of a stacked frame: numbers, booleans and text/categories.
 
-    Identifiers, labels (``churned``, ``next_segment``, ``next_snapshot``), ``exclude`` and
-    date/time columns are left out (recency is expected as a number of days).
+    Identifiers, labels (``churned``, ``next_segment``, ``next_snapshot``), ``exclude``,
+    date/time columns (recency is expected as a number of days) and columns that are missing
+    for every row (no information, e.g. web features without web events) are left out.
     """
     skip = {*ID_COLUMNS, "churned", "next_segment", "next_snapshot", *exclude}
     keep = []
     for name in frame.columns:
-        if name in skip:
+        col = frame[name]
+        if name in skip or not col.notna().any():
             continue
-        dtype = frame[name].dtype
-        if pd.api.types.is_datetime64_any_dtype(dtype) or isinstance(
-            frame[name].dropna().iloc[0] if frame[name].notna().any() else None,
-            dt.date | dt.datetime,
-        ):
+        if pd.api.types.is_datetime64_any_dtype(col.dtype):
+            continue
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            keep.append(name)
+            continue
+        first = col.loc[col.first_valid_index()]
+        if isinstance(first, dt.date | dt.datetime | pd.Timestamp):
             continue
         keep.append(name)
     return keep

@@ -1,0 +1,90 @@
+"""NextSegmentModel on planted migration: beats the stay and Markov baselines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from tests.models.test_churn_synth import LADDER, planted_migration, sigmoid
+
+from segflow.errors import SegflowError
+from segflow.models._next_segment import (
+    NextSegmentModel,
+    evaluate_next_segment,
+    markov_matrix,
+    markov_proba,
+    multiclass_log_loss,
+)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    frame = planted_migration(16_000, seed=7)
+    test = frame.snapshot == frame.snapshot.max()
+    tr, te = frame[~test], frame[test]
+    X = ["segment", "engagement"]
+    model = NextSegmentModel(random_state=0).fit(
+        tr[X], tr.next_segment, groups=tr.snapshot
+    )
+    markov = markov_matrix(tr.segment, tr.next_segment)
+    ev = evaluate_next_segment(model, te[X], te.next_segment, te.segment, markov)
+    return model, ev, te
+
+
+def _true_proba(te: pd.DataFrame) -> np.ndarray:
+    """The planted probabilities over LADDER (moves clamped at the ends)."""
+    rung = te.segment.map({s: i for i, s in enumerate(LADDER)}).to_numpy()
+    e = te.engagement.to_numpy()
+    up, down = sigmoid(2 * e - 2), sigmoid(-2 * e - 2)
+    out = np.zeros((len(te), len(LADDER)))
+    rows = np.arange(len(te))
+    np.add.at(out, (rows, np.minimum(rung + 1, 3)), up)
+    np.add.at(out, (rows, np.maximum(rung - 1, 0)), down)
+    np.add.at(out, (rows, rung), 1 - up - down)
+    return out
+
+
+def test_beats_stay_and_markov(fitted):
+    model, ev, te = fitted
+    assert list(model.classes_) == sorted(LADDER)
+    assert ev.accuracy > ev.stay_accuracy + 0.02
+    assert ev.accuracy >= ev.markov_accuracy
+    assert ev.log_loss < ev.markov_log_loss - 0.05
+    # close to the best achievable (the planted probabilities)
+    true = _true_proba(te)
+    order = [LADDER.index(c) for c in model.classes_]
+    oracle_ll = multiclass_log_loss(te.next_segment, true[:, order], list(model.classes_))
+    assert ev.log_loss == pytest.approx(oracle_ll, abs=0.05)
+    oracle_acc = np.mean(np.asarray(LADDER)[true.argmax(axis=1)] == te.next_segment.to_numpy())
+    assert ev.accuracy == pytest.approx(oracle_acc, abs=0.02)
+
+
+def test_markov_matrix_against_counts():
+    cur = ["a", "a", "a", "b", "b", "c"]
+    nxt = ["a", "b", "b", "b", "(gone)", "a"]
+    m = markov_matrix(cur, nxt)
+    assert m.loc["a", "b"] == pytest.approx(2 / 3) and m.loc["b", "(gone)"] == pytest.approx(0.5)
+    np.testing.assert_allclose(m.sum(axis=1), 1.0)
+    classes = ["(gone)", "a", "b", "z"]
+    p = markov_proba(m, ["a", "unknown"], classes)
+    np.testing.assert_allclose(p[0], [0, 1 / 3, 2 / 3, 0])
+    np.testing.assert_allclose(p[1], m.reindex(columns=classes, fill_value=0).mean(axis=0))
+    # log-loss: -mean log p(observed), zero probability clipped at 1e-15
+    ll = multiclass_log_loss(["b", "z"], p, classes)
+    assert ll == pytest.approx(-(np.log(2 / 3) + np.log(1e-15)) / 2)
+
+
+def test_stay_accuracy_and_by_segment(fitted):
+    _, ev, te = fitted
+    assert ev.stay_accuracy == pytest.approx(np.mean(te.segment == te.next_segment))
+    table = ev.to_pandas()
+    assert table.customers.sum() == len(te)
+    assert set(table.segment) == set(LADDER)
+    assert ev.figure().data[0].type == "bar"
+    assert ev.to_dict()["metrics"]["n"] == len(te)
+
+
+def test_single_class_refused():
+    X = pd.DataFrame({"segment": ["a"] * 50, "x": np.arange(50.0)})
+    with pytest.raises(SegflowError, match="same next segment"):
+        NextSegmentModel().fit(X, ["a"] * 50)
