@@ -1,11 +1,32 @@
 """CLI: ``segflow segment`` (scheme assignment) and its subcommands.
 
 ``segment_app`` is the command group; ``_cluster.py`` adds ``cluster`` and ``profile`` to it.
+``segflow segment --scheme NAME [--snapshot DATE]`` assigns the customers known at the
+snapshot to the segments of one scheme and prints the segment sizes and value.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import typer
+from rich.table import Table
+
+from segflow.cli._common import (
+    EngineOption,
+    JsonOption,
+    ProjectDirOption,
+    console,
+    print_json,
+    user_errors,
+)
+from segflow.errors import SegflowError
+
+if TYPE_CHECKING:
+    from segflow.config import SchemeSettings
+    from segflow.segments import SegmentSizes
 
 segment_app = typer.Typer(
     help="Assign customers to the segments of a scheme; cluster; profile segments.",
@@ -16,3 +37,158 @@ segment_app = typer.Typer(
 def register(app: typer.Typer) -> None:
     """Add ``segflow segment`` to the root app."""
     app.add_typer(segment_app, name="segment")
+
+
+@segment_app.callback()
+def segment(
+    ctx: typer.Context,
+    scheme: str | None = typer.Option(
+        None, "--scheme", "-s", help="Scheme to assign (a [[schemes]] name or a built-in one)."
+    ),
+    snapshot: str | None = typer.Option(
+        None, "--snapshot", help="Snapshot date YYYY-MM-DD (default: the project's last one)."
+    ),
+    project_dir: Path = ProjectDirOption,
+    engine: str = EngineOption,
+    save: bool = typer.Option(
+        False, "--save", help="Store the assignments (replacing those of the same scheme and date)."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Write the assignments to this .csv or .parquet file."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Assign customers to the segments of one scheme at a snapshot date and show sizes.
+
+    Uses only data before the snapshot date. Without --save nothing is written to the store.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    with user_errors():
+        if not scheme:
+            raise SegflowError(
+                "give a scheme: segflow segment --scheme NAME (or a subcommand; see --help)"
+            )
+        if out and out.suffix.lower() not in (".csv", ".parquet"):
+            raise SegflowError(f"--out {out}: use a .csv or .parquet file name")
+        sizes, written = _segment(scheme, snapshot, project_dir, engine, save, out)
+        if as_json:
+            payload = sizes.to_dict()
+            payload["saved"] = written
+            payload["out"] = str(out) if out else None
+            print_json(payload)
+            return
+        _print(sizes)
+        if save:
+            console.print(f"stored {written:,} assignments")
+        if out:
+            console.print(f"wrote assignments to {out}")
+
+
+def _segment(
+    scheme_name: str,
+    snapshot: str | None,
+    project_dir: Path,
+    engine: str,
+    save: bool,
+    out: Path | None,
+) -> tuple[SegmentSizes, int]:
+    from segflow.engine import connect
+    from segflow.features import customer_features
+    from segflow.pipeline import canonical_tables, resolve_schemes, resolve_snapshot_dates
+    from segflow.project import Project
+    from segflow.segments import assign, segment_sizes
+
+    with Project.open(project_dir) as project:
+        schemes = resolve_schemes(project.settings)
+        chosen = _find(scheme_name, schemes)
+        day = _parse_date(snapshot) if snapshot else None
+        if day is None:
+            day = resolve_snapshot_dates(project.store, project.settings)[-1]
+        eng = connect(project.store, engine)  # type: ignore[arg-type]
+        try:
+            tables = canonical_tables(eng)
+            features = customer_features(
+                tables, day, window_days=project.settings.rfm.window_days
+            ).cache()
+            assignments = assign(chosen, features, store=project.store, schemes=schemes).cache()
+            sizes = segment_sizes(assignments, features, scheme=chosen.name, snapshot_date=day)
+            written = _save(project.store, chosen, day, assignments) if save else 0
+            if out:
+                _write(assignments, out)
+        finally:
+            eng.close()
+    return sizes, written
+
+
+def _find(name: str, schemes: list[SchemeSettings]) -> SchemeSettings:
+    from segflow.segments import builtin_schemes
+
+    for candidate in [*schemes, *builtin_schemes()]:
+        if candidate.name == name:
+            return candidate
+    known = ", ".join(dict.fromkeys(s.name for s in [*schemes, *builtin_schemes()]))
+    raise SegflowError(f"unknown scheme {name!r}; known schemes: {known}")
+
+
+def _parse_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise SegflowError(f"--snapshot {text!r} is not a date (expected YYYY-MM-DD)") from None
+
+
+def _save(store, scheme, day: dt.date, assignments) -> int:  # noqa: ANN001
+    import ibis
+
+    params = {"scheme": scheme.name, "snapshot": day.isoformat()}
+    with store.run("segment", params) as run_id:
+        rows = assignments.select(
+            scheme=ibis.literal(scheme.name),
+            scheme_version=ibis.literal(scheme.version),
+            snapshot_date=ibis.literal(day),
+            customer_id=assignments.customer_id.cast("string"),
+            segment=assignments.segment.cast("string"),
+            segment_rank=assignments.segment_rank.cast("int32"),
+            run_id=ibis.literal(run_id),
+        ).to_pyarrow()
+        with store.transaction() as con:
+            con.execute(
+                "DELETE FROM segment_assignments WHERE scheme = ? AND snapshot_date = ?",
+                [scheme.name, day],
+            )
+            return store.append("segment_assignments", rows, con=con)
+
+
+def _write(assignments, path: Path) -> None:  # noqa: ANN001
+    table = assignments.select("customer_id", "segment", "segment_rank").to_pyarrow()
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, path)
+    elif suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, path)
+    else:  # checked before computing
+        raise SegflowError(f"--out {path}: use a .csv or .parquet file name")
+
+
+def _print(sizes: SegmentSizes) -> None:
+    frame = sizes.to_pandas()
+    table = Table(title=f"{sizes.scheme} at {sizes.snapshot_date}")
+    for col in ("segment", "rank", "customers", "share", "revenue 12m", "revenue share"):
+        table.add_column(col, justify="left" if col == "segment" else "right")
+    for row in frame.itertuples(index=False):
+        table.add_row(
+            str(row.segment),
+            "" if row.segment_rank is None or row.segment_rank != row.segment_rank
+            else str(int(row.segment_rank)),
+            f"{int(row.customers):,}",
+            f"{row.share:.1%}",
+            f"{row.revenue_12m:,.0f}",
+            "" if row.revenue_share is None or row.revenue_share != row.revenue_share
+            else f"{row.revenue_share:.1%}",
+        )
+    console.print(table)

@@ -37,6 +37,7 @@ from segflow.segments._rfm import (
     rfm_segment_expr,
 )
 from segflow.segments._rules import RuleSyntaxError, compile_condition, compile_rules
+from segflow.segments._sizes import SegmentSizes, segment_sizes
 from segflow.segments._stability import (
     SmallSegmentWarning,
     Stability,
@@ -62,6 +63,7 @@ __all__ = [
     "RfmSegment",
     "RuleSyntaxError",
     "SegmentProfile",
+    "SegmentSizes",
     "SmallSegmentWarning",
     "Stability",
     "UnstableSegmentWarning",
@@ -77,6 +79,7 @@ __all__ = [
     "quality_table",
     "rfm_scores",
     "rfm_segment_expr",
+    "segment_sizes",
     "suggest_name",
     "suggest_names",
     "tier_names",

@@ -1,0 +1,114 @@
+"""`segflow segment --scheme NAME`: JSON and text output, saving, exports and clear errors."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pandas as pd
+import pytest
+from tests.features._fixture import S, make_tables, to_store
+from typer.testing import CliRunner
+
+from segflow.cli import app
+from segflow.features import REQUIRED_TABLES, customer_features
+from segflow.project import Project
+
+TOML = textwrap.dedent(
+    """
+    [project]
+    name = "cli test"
+
+    [[schemes]]
+    name = "lifecycle"
+    kind = "lifecycle"
+
+    [[schemes]]
+    name = "big"
+    kind = "rules"
+    default = "rest"
+    ordered = true
+    rules = [{ segment = "big spenders", when = "monetary_12m >= 300" }]
+
+    [[schemes]]
+    name = "stage_value"
+    kind = "value_tiers"
+    within = "big"
+    tiers = [10, 50]
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def project_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("proj")
+    project = Project.init(folder, toml_text=TOML)
+    to_store(project.store, make_tables())
+    project.close()
+    return folder
+
+
+def _run(*args: str):
+    return CliRunner().invoke(app, ["segment", *args])
+
+
+def _reference_rules(project_dir) -> pd.Series:
+    with Project.open(project_dir) as project:
+        tables = {n: project.store.table(n) for n in REQUIRED_TABLES}
+        f = customer_features(tables, S).to_pandas()
+    return f.monetary_12m.ge(300).map({True: "big spenders", False: "rest"}).value_counts()
+
+
+def test_json_sizes_match_an_independent_count(project_dir):
+    result = _run("--scheme", "big", "--snapshot", S.isoformat(), "--project", str(project_dir),
+                  "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    got = {row["segment"]: row["customers"] for row in payload["data"]}
+    assert got == _reference_rules(project_dir).to_dict()
+    assert payload["scheme"] == "big" and payload["snapshot_date"] == S.isoformat()
+    assert [row["segment_rank"] for row in payload["data"]] == [1, 2]
+    assert sum(row["share"] for row in payload["data"]) == pytest.approx(1.0)
+
+
+def test_nested_scheme_and_save_and_out(project_dir, tmp_path):
+    out = tmp_path / "a.csv"
+    result = _run("--scheme", "stage_value", "--snapshot", S.isoformat(), "--project",
+                  str(project_dir), "--save", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    written = pd.read_csv(out)
+    assert written.segment.str.startswith(("big spenders / ", "rest / ")).all()
+    with Project.open(project_dir) as project:
+        stored = project.store.sql(
+            "SELECT count(*) AS n FROM segment_assignments WHERE scheme = 'stage_value'"
+        ).to_pylist()[0]["n"]
+    assert stored == len(written)
+    # saving again replaces, never duplicates
+    assert _run("--scheme", "stage_value", "--snapshot", S.isoformat(), "--project",
+                str(project_dir), "--save").exit_code == 0
+    with Project.open(project_dir) as project:
+        again = project.store.sql(
+            "SELECT count(*) AS n FROM segment_assignments WHERE scheme = 'stage_value'"
+        ).to_pylist()[0]["n"]
+    assert again == stored
+
+
+def test_builtin_scheme_and_default_snapshot(project_dir):
+    result = _run("--scheme", "rfm", "--project", str(project_dir))
+    assert result.exit_code == 0, result.output
+    assert "Champions" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scheme", "nope"], "unknown scheme 'nope'"),
+        (["--scheme", "big", "--snapshot", "2024-13-01"], "is not a date"),
+        ([], "give a scheme"),
+        (["--scheme", "big", "--out", "x.txt"], ".csv or .parquet"),
+    ],
+)
+def test_errors_are_one_clear_line(project_dir, args, message):
+    result = _run(*args, "--project", str(project_dir))
+    assert result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output
