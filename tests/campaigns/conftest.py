@@ -83,6 +83,16 @@ def build_store(path: str = ":memory:", seed: int = 11, n: int = 6000) -> Fixtur
     return Fixture(store, exposures, tx, assignments, scores)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Gradient boosting with OpenMP threads on a busy 2-core machine is ~100x slower than
+    single-threaded (oversubscription); run these tests with one thread."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
+
+
 @pytest.fixture(scope="session")
 def campaign_project(tmp_path_factory: pytest.TempPathFactory):
     """A project folder (segflow.toml + store file) holding the same synthetic campaign."""

@@ -87,3 +87,28 @@ def test_playbook_command():
     actions = {row["action"] for row in json.loads(res.stdout)["data"]}
     assert actions == {"retain", "win back", "upsell", "convert", "nurture"}
     assert sys.version_info >= (3, 11)
+
+
+def test_uplift_command_scores_and_feeds_audience(tmp_path):
+    rng = np.random.default_rng(5)
+    n = 6000
+    x = rng.normal(size=n)
+    t = rng.random(n) < 0.5
+    y = (rng.random(n) < 0.1 + 0.2 * t * (x > 0)).astype(int)
+    src = tmp_path / "exp.parquet"
+    pd.DataFrame({"customer_id": [f"c{i}" for i in range(n)], "arm": np.where(t, "T", "C"),
+                  "x": x, "y": y}).to_parquet(src)
+    scored = tmp_path / "scored.parquet"
+    res = runner.invoke(app, ["campaign", "uplift", "--responses", str(src), "--control", "C",
+                              "--outcome", "y", "--feature", "x", "--scores-out", str(scored),
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["scores"]["qini_coefficient"] > 0 and len(out["deciles"]) == 10
+    s = pd.read_parquet(scored)
+    assert s[s.x > 0.5].uplift.mean() > s[s.x < -0.5].uplift.mean() + 0.1
+    aud = tmp_path / "aud.csv"
+    res = runner.invoke(app, ["campaign", "audience", "--customers", str(scored), "--where",
+                              "uplift > 0.05", "--out", str(aud), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["size"] == int((s.uplift > 0.05).sum())

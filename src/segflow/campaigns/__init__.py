@@ -14,8 +14,22 @@ from segflow.campaigns._targeting import (
     export_table,
     neutralise_formulas,
 )
+from segflow.campaigns._uplift import (
+    ClassTransformationUplift,
+    TwoModelUplift,
+    UpliftResult,
+    fit_uplift,
+    qini_curve,
+    qini_scores,
+)
 
 __all__ = [
+    "ClassTransformationUplift",
+    "TwoModelUplift",
+    "UpliftResult",
+    "fit_uplift",
+    "qini_curve",
+    "qini_scores",
     "ACTIONS",
     "Audience",
     "Playbook",
