@@ -39,11 +39,12 @@ def _open(project_dir: Path, *, read_only: bool = True):  # noqa: ANN202
 
 
 def _scheme(project, scheme: str | None) -> str:  # noqa: ANN001
-    schemes = project.schemes()
+    rows = project.store.sql("SELECT DISTINCT scheme FROM segment_assignments ORDER BY 1")
+    schemes = [str(s) for s in rows["scheme"].to_pylist()]
     if scheme:
         if scheme not in schemes:
             raise SegflowError(
-                f"no assignments for scheme {scheme!r}; schemes with assignments: {schemes or 'none'}"
+                f"no assignments for scheme {scheme!r}; schemes with assignments: {', '.join(schemes) or 'none'}"
             )
         return scheme
     if len(schemes) == 1:
