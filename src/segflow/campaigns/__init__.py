@@ -4,6 +4,11 @@ lift, audiences and promotion sensitivity."""
 from segflow.campaigns._effect import EFFECT_COLUMNS, EffectReport, campaign_effect
 from segflow.campaigns._migration import MigrationLift, migration_lift
 from segflow.campaigns._playbook import ACTIONS, Playbook, load_playbook
+from segflow.campaigns._promotions import (
+    PromotionSensitivity,
+    promotion_response,
+    promotion_sensitivity,
+)
 from segflow.campaigns._report import CampaignReport, campaign_report
 from segflow.campaigns._store import campaign_cohort, exposure_responses
 from segflow.campaigns._targeting import (
@@ -24,6 +29,9 @@ from segflow.campaigns._uplift import (
 )
 
 __all__ = [
+    "PromotionSensitivity",
+    "promotion_response",
+    "promotion_sensitivity",
     "ClassTransformationUplift",
     "TwoModelUplift",
     "UpliftResult",
