@@ -1,9 +1,407 @@
-"""CLI commands of this stage (filled in by its owner)."""
+"""CLI: ``segflow segment cluster`` and ``segflow segment profile``.
+
+Both work on a project's store (features at a snapshot, default the latest) or directly on
+customer-level files (one row per customer; any numeric and categorical columns). Thin:
+parse, call :mod:`segflow.segments` clustering and profiling, print.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import warnings
+from pathlib import Path
+from typing import Any
+
+import ibis
 import typer
+
+from segflow.cli._common import JsonOption, ProjectDirOption, console, print_json, user_errors
+from segflow.cli._segment import segment_app
+from segflow.errors import InputError, SegflowError
+from segflow.segments._stability import SmallSegmentWarning, UnstableSegmentWarning
+
+_OURS = (SmallSegmentWarning, UnstableSegmentWarning)
+_READERS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Nothing to add to the root app: the commands live in the ``segment`` group."""
+
+
+# -- input ------------------------------------------------------------------------------------
+def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: str) -> ibis.Table:
+    """A customer-level file (CSV/TSV, Parquet or Excel) as an engine table; ids are strings."""
+    if not path.exists():
+        raise InputError("no such file", file=str(path))
+    suffix = path.suffix.lower()
+    try:
+        if _READERS.get(suffix) == "csv":
+            table = con.read_csv(str(path), table_name=name)
+        elif _READERS.get(suffix) == "parquet":
+            table = con.read_parquet(str(path), table_name=name)
+        elif suffix in (".xlsx", ".xls"):
+            import pandas as pd
+
+            table = con.create_table(name, pd.read_excel(path))
+        else:
+            raise InputError("expected a .csv, .tsv, .parquet or .xlsx file", file=str(path))
+    except SegflowError:
+        raise
+    except Exception as exc:  # reader errors name the line; keep them, as one message
+        raise InputError(
+            f"cannot read the file: {str(exc).splitlines()[0]}", file=str(path)
+        ) from exc
+    if id_col not in table.columns:
+        raise InputError(
+            f"no id column {id_col!r}; the columns are {list(table.columns)} (use --id-col)",
+            file=str(path),
+            column=id_col,
+        )
+    table = table.mutate(**{id_col: table[id_col].cast("string")})
+    stats = (
+        table.aggregate(
+            n=table.count(), ids=table[id_col].nunique(), nulls=table[id_col].isnull().sum()
+        )
+        .to_pandas()
+        .iloc[0]
+    )
+    if int(stats["nulls"]):
+        raise InputError(f"{int(stats['nulls'])} rows have no id", file=str(path), column=id_col)
+    if int(stats["ids"]) != int(stats["n"]):
+        raise InputError(
+            f"expected one row per customer, but {int(stats['n']) - int(stats['ids'])} ids repeat",
+            file=str(path),
+            column=id_col,
+        )
+    return table
+
+
+def _store_features(project: Any, snapshot: dt.date | None) -> tuple[ibis.Table, dt.date]:
+    """Customer features of the project at ``snapshot`` (default: its latest snapshot date)."""
+    from segflow.engine import Engine
+    from segflow.features import customer_features
+    from segflow.pipeline import canonical_tables, resolve_snapshot_dates
+
+    snapshot = snapshot or resolve_snapshot_dates(project.store, project.settings)[-1]
+    tables = canonical_tables(Engine("duckdb", project.store))
+    features = customer_features(tables, snapshot, window_days=project.settings.rfm.window_days)
+    return features.cache(), snapshot
+
+
+def _parse_k(k: str) -> int | str:
+    if k == "auto":
+        return "auto"
+    try:
+        value = int(k)
+    except ValueError:
+        raise InputError(f"--k must be 'auto' or a whole number, got {k!r}") from None
+    if value < 1:
+        raise InputError(f"--k must be at least 1, got {value}")
+    return value
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [c.strip() for c in text.split(",") if c.strip()] if text else None
+
+
+def _write(con: ibis.BaseBackend, table: ibis.Table, out: Path) -> None:
+    suffix = out.suffix.lower()
+    if suffix == ".parquet":
+        con.to_parquet(table, str(out))
+    elif suffix in (".csv", ".txt", ".tsv"):
+        con.to_csv(table, str(out))
+    else:
+        raise InputError("--out must end in .csv or .parquet", file=str(out))
+
+
+# -- cluster ------------------------------------------------------------------------------
+@segment_app.command("cluster")
+def cluster_command(
+    input: Path | None = typer.Option(
+        None,
+        "--input",
+        "-i",
+        help="Customer-level file (CSV, Parquet, Excel): one row per customer. Without it, the project's customer features are used.",
+    ),
+    id_col: str = typer.Option("customer_id", "--id-col", help="Customer id column."),
+    features: str | None = typer.Option(
+        None,
+        "--features",
+        "-f",
+        help="Comma-separated feature columns (default: all but the id in a file; recency, frequency, monetary, tenure, order value in a project).",
+    ),
+    k: str = typer.Option(
+        "auto",
+        "--k",
+        help="Number of segments, or 'auto' (chosen by silhouette, Davies-Bouldin, Calinski-Harabasz).",
+    ),
+    k_min: int = typer.Option(2, "--k-min", help="Smallest k tried by --k auto."),
+    k_max: int = typer.Option(10, "--k-max", help="Largest k tried by --k auto."),
+    method: str | None = typer.Option(
+        None,
+        "--method",
+        help="kmeans, gmm or kprototypes (default: kprototypes if a feature is text, else kmeans).",
+    ),
+    sample_size: int = typer.Option(
+        50_000,
+        "--sample-size",
+        help="Fit on a random sample of at most this many customers; all are assigned.",
+    ),
+    min_share: float = typer.Option(
+        0.02, "--min-share", help="Minimum segment share (over-segmentation guard)."
+    ),
+    bootstrap: int = typer.Option(
+        20, "--bootstrap", help="Bootstrap runs for stability (0 = skip)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Random seed (sample, fits, bootstrap)."),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Write assignments (id, segment, segment_rank) to this .csv or .parquet file.",
+    ),
+    save_model: Path | None = typer.Option(
+        None,
+        "--save-model",
+        help="Save the fitted model as JSON (re-apply with the library's ClusterModel.from_json).",
+    ),
+    snapshot: str | None = typer.Option(
+        None,
+        "--snapshot",
+        help="Snapshot date YYYY-MM-DD for project features (default: the latest).",
+    ),
+    project_dir: Path = ProjectDirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Cluster customers into segments: automatic k, quality table, bootstrap stability."""
+    from segflow.segments._cluster_scheme import fit_cluster_table
+
+    with user_errors():
+        con, table, where = _cluster_input(input, id_col, snapshot, project_dir)
+        params = dict(
+            k=_parse_k(k),
+            k_range=(k_min, k_max),
+            sample_size=sample_size,
+            min_segment_share=min_share,
+            n_bootstrap=bootstrap,
+            random_state=seed,
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SmallSegmentWarning)
+            warnings.simplefilter("always", UnstableSegmentWarning)
+            segmenter = fit_cluster_table(
+                table, _split(features), method=method, id_col=id_col, **params
+            )
+        assigned = segmenter.assign(table, id_col=id_col)
+        sizes = (
+            assigned.group_by(["segment_rank", "segment"])
+            .aggregate(customers=assigned.count())
+            .order_by("segment_rank")
+            .to_pandas()
+        )
+        if out is not None:
+            _write(con, assigned.order_by(id_col), out)
+        if save_model is not None:
+            save_model.write_text(segmenter.model_.to_json(), encoding="utf-8")
+        summary = segmenter.summary()
+        summary.update(
+            source=where,
+            customers=int(sizes["customers"].sum()),
+            sizes=sizes.to_dict(orient="records"),
+            warnings=[str(w.message) for w in caught if issubclass(w.category, _OURS)],
+            out=str(out) if out else None,
+        )
+        _print_cluster(summary)
+        if as_json:
+            print_json(summary)
+
+
+def _cluster_input(
+    input: Path | None, id_col: str, snapshot: str | None, project_dir: Path
+) -> tuple[ibis.BaseBackend, ibis.Table, str]:
+    if input is not None:
+        con = ibis.duckdb.connect()
+        return (
+            con,
+            read_customer_file(con, input, id_col=id_col, name="customers_input"),
+            str(input),
+        )
+    if id_col != "customer_id":
+        raise InputError("--id-col applies to --input files; project features use customer_id")
+    from segflow.project import Project
+
+    project = Project.open(project_dir)
+    features, day = _store_features(project, _parse_date(snapshot))
+    return project.store.con, features, f"project {project_dir} features at {day}"
+
+
+def _parse_date(text: str | None) -> dt.date | None:
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"--snapshot must be a date YYYY-MM-DD, got {text!r}") from None
+
+
+def _print_cluster(summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    console.print(
+        f"[bold]{summary['method']}[/]: k = {summary['k']} on a sample of {summary['n_sample']:,} "
+        f"of {summary['customers']:,} customers ({summary['source']})"
+    )
+    quality = Table(
+        "k", "silhouette", "Davies-Bouldin", "Calinski-Harabasz", "min share", title="Quality by k"
+    )
+    for row in summary["quality"]:
+        mark = " *" if row["k"] == summary["k"] else ""
+        quality.add_row(
+            f"{row['k']}{mark}",
+            _fmt(row["silhouette"]),
+            _fmt(row["davies_bouldin"]),
+            _fmt(row["calinski_harabasz"], 1),
+            f"{row['min_share']:.1%}",
+        )
+    console.print(quality)
+    segs = Table(
+        "#",
+        "segment",
+        "customers",
+        "Jaccard",
+        title=f"Segments (overall ARI {_fmt(summary.get('stability_ari'))})",
+    )
+    sizes = {r["segment_rank"]: r["customers"] for r in summary["sizes"]}
+    for seg in summary["segments"]:
+        segs.add_row(
+            str(seg["segment_rank"]),
+            seg["segment"],
+            f"{sizes.get(seg['segment_rank'], 0):,}",
+            _fmt(seg.get("jaccard")),
+        )
+    console.print(segs)
+    for message in summary["warnings"]:
+        console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    if summary.get("out"):
+        console.print(f"assignments written to {summary['out']}")
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or value != value:  # None or NaN
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+# -- profile ------------------------------------------------------------------------------
+@segment_app.command("profile")
+def profile_command(
+    input: Path | None = typer.Option(
+        None, "--input", "-i", help="Customer-level feature file (CSV, Parquet, Excel)."
+    ),
+    assignments: Path | None = typer.Option(
+        None,
+        "--assignments",
+        "-a",
+        help="File with the id and 'segment' columns (e.g. from `segment cluster --out`).",
+    ),
+    id_col: str = typer.Option("customer_id", "--id-col", help="Customer id column of both files."),
+    scheme: str | None = typer.Option(
+        None, "--scheme", "-s", help="Profile a scheme stored in the project (instead of files)."
+    ),
+    snapshot: str | None = typer.Option(
+        None, "--snapshot", help="Snapshot date YYYY-MM-DD (default: the scheme's latest)."
+    ),
+    value_col: str | None = typer.Option(
+        None,
+        "--value-col",
+        help="Feature summed for the revenue share (default: monetary_12m in a project, monetary in a file).",
+    ),
+    plots: Path | None = typer.Option(
+        None, "--plots", help="Folder to write heat-map, snake and size HTML plots into."
+    ),
+    project_dir: Path = ProjectDirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Profile segments: size, value, feature means/medians, distinguishing features, names."""
+    from segflow.segments._profile import profile_segments
+
+    with user_errors():
+        features, assigned, value_col, names = _profile_input(
+            input, assignments, id_col, scheme, snapshot, value_col, project_dir
+        )
+        profile = profile_segments(
+            features, assigned, value_col=value_col, id_col=id_col, names=names
+        )
+        _print_profile(profile)
+        if plots is not None:
+            plots.mkdir(parents=True, exist_ok=True)
+            for kind in ("heatmap", "snake", "size"):
+                profile.figure(kind).write_html(
+                    plots / f"profile_{kind}.html", include_plotlyjs=True
+                )
+            console.print(f"plots written to {plots}")
+        if as_json:
+            print_json(profile.to_dict())
+
+
+def _profile_input(
+    input: Path | None,
+    assignments: Path | None,
+    id_col: str,
+    scheme: str | None,
+    snapshot: str | None,
+    value_col: str | None,
+    project_dir: Path,
+) -> tuple[ibis.Table, ibis.Table, str | None, dict[str, str]]:
+    if input is not None or assignments is not None:
+        if input is None or assignments is None:
+            raise InputError("profile files need both --input (features) and --assignments")
+        con = ibis.duckdb.connect()
+        features = read_customer_file(con, input, id_col=id_col, name="features_input")
+        assigned = read_customer_file(con, assignments, id_col=id_col, name="assignments_input")
+        if "segment" not in assigned.columns:
+            raise InputError("no 'segment' column", file=str(assignments), column="segment")
+        assigned = assigned.mutate(segment=assigned["segment"].cast("string"))
+        return features, assigned, value_col or "monetary", {}
+    if scheme is None:
+        raise InputError("give --scheme NAME (project) or --input and --assignments (files)")
+    from segflow.project import Project
+
+    project = Project.open(project_dir)
+    dates = project.snapshot_dates(scheme)
+    if not dates:
+        raise SegflowError(f"scheme {scheme!r} has no stored assignments; run `segflow run` first")
+    day = _parse_date(snapshot) or dates[-1]
+    features, _ = _store_features(project, day)
+    stored = project.store.table("segment_assignments")
+    assigned = stored.filter((stored.scheme == scheme) & (stored.snapshot_date == day)).select(
+        "customer_id", "segment", "segment_rank"
+    )
+    names = next((s.names for s in project.settings.schemes if s.name == scheme), {})
+    return features, assigned, value_col or "monetary_12m", names
+
+
+def _print_profile(profile: Any) -> None:
+    from rich.table import Table
+
+    table = Table(
+        "#",
+        "segment",
+        "customers",
+        "share",
+        "value share",
+        "suggested name",
+        "distinguishing",
+        title="Segment profiles",
+    )
+    for row in profile.table.itertuples():
+        table.add_row(
+            str(row.segment_rank),
+            str(row.segment),
+            f"{row.size:,}",
+            f"{row.share:.1%}",
+            "-" if row.revenue_share != row.revenue_share else f"{row.revenue_share:.1%}",
+            row.name,
+            row.distinguishing,
+        )
+    console.print(table)

@@ -56,6 +56,9 @@ METHODS: dict[str, type[_BaseSegmenter]] = {
 }
 #: Columns never used as clustering features.
 RESERVED = {"customer_id", "snapshot_date", "run_id", "load_id", "source", "source_file", "source_row"}
+#: Features of a cluster scheme that names none, when the table has them all (segflow's
+#: customer features): behaviour in the classic RFM sense plus tenure and order size.
+DEFAULT_FEATURES = ("recency_days", "frequency", "monetary", "tenure_days", "avg_order_value")
 #: Seed of scheme fits: a scheme fitted twice on the same sample gives the same model.
 SCHEME_SEED = 0
 
@@ -70,8 +73,9 @@ def make_segmenter(method: str, **params: Any) -> _BaseSegmenter:
 
 
 def feature_columns(table: ibis.Table, requested: list[str] | None = None, *, id_col: str = "customer_id") -> list[str]:
-    """The clustering features of ``table``: ``requested`` (checked), or every numeric,
-    boolean and string column except the id and bookkeeping columns."""
+    """The clustering features of ``table``: ``requested`` (checked); else
+    :data:`DEFAULT_FEATURES` when all present; else every numeric, boolean and string column
+    except the id and bookkeeping columns."""
     schema = table.schema()
     if requested:
         unknown = [c for c in requested if c not in schema]
@@ -80,6 +84,8 @@ def feature_columns(table: ibis.Table, requested: list[str] | None = None, *, id
                 f"unknown feature(s) {unknown}; available: {sorted(schema.names)}", column=unknown[0]
             )
         return list(requested)
+    if all(name in schema for name in DEFAULT_FEATURES):
+        return list(DEFAULT_FEATURES)
     skip = RESERVED | {id_col}
     return [
         name
@@ -148,34 +154,37 @@ def fit_cluster_table(
 def save_cluster_model(
     store: Store, scheme: str, version: str, model: ClusterModel, *, snapshot_date: dt.date | None = None
 ) -> None:
-    """Save (or replace) the model of ``scheme``/``version`` in ``cluster_models``."""
-    with store.transaction() as con:
-        con.execute(CLUSTER_MODELS_DDL)
-        con.execute(
-            "DELETE FROM cluster_models WHERE scheme = ? AND scheme_version = ?", [scheme, version]
-        )
-        con.execute(
-            "INSERT INTO cluster_models VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                scheme,
-                version,
-                model.method,
-                model.k,
-                dt.datetime.now(dt.UTC).replace(tzinfo=None),
-                snapshot_date,
-                model.to_json(),
-            ],
-        )
+    """Save (or replace) the model of ``scheme``/``version`` in ``cluster_models``.
+
+    One ``INSERT OR REPLACE`` statement, atomic on its own, so it also works inside a run's
+    open transaction.
+    """
+    store.raw.execute(CLUSTER_MODELS_DDL)
+    store.raw.execute(
+        "INSERT OR REPLACE INTO cluster_models VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            scheme,
+            version,
+            model.method,
+            model.k,
+            dt.datetime.now(dt.UTC).replace(tzinfo=None),
+            snapshot_date,
+            model.to_json(),
+        ],
+    )
 
 
 def load_cluster_model(store: Store, scheme: str, version: str) -> ClusterModel | None:
     """The saved model of ``scheme``/``version``, or None if it was never fitted."""
-    with store.transaction() as con:
-        con.execute(CLUSTER_MODELS_DDL)
-        row = con.execute(
-            "SELECT model_json FROM cluster_models WHERE scheme = ? AND scheme_version = ?",
-            [scheme, version],
-        ).fetchone()
+    exists = store.raw.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'cluster_models'"
+    ).fetchone()[0]
+    if not exists:
+        return None
+    row = store.raw.execute(
+        "SELECT model_json FROM cluster_models WHERE scheme = ? AND scheme_version = ?",
+        [scheme, version],
+    ).fetchone()
     return None if row is None else ClusterModel.from_json(row[0])
 
 

@@ -1,0 +1,113 @@
+"""`segflow segment cluster` / `segment profile` on files and on a project; cluster schemes in
+the pipeline."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+from tests.pipeline._fixture import PROJECT_TOML, fixture_tables
+from typer.testing import CliRunner
+
+from segflow.cli import app
+from segflow.project import Project
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def customer_file(tmp_path):
+    X, y = make_blobs(900, n_features=3, centers=3, cluster_std=0.8, random_state=4)
+    frame = pd.DataFrame(X + 10, columns=["recency", "frequency", "monetary"])
+    frame.insert(0, "cust", [f"k{i:04d}" for i in range(len(frame))])
+    frame["region"] = np.where(y == 2, "urban", "rural")
+    path = tmp_path / "customers.csv"
+    frame.to_csv(path, index=False)
+    return path, y
+
+
+def _json(result) -> dict:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_cluster_file_auto_k_and_outputs(customer_file, tmp_path):
+    path, truth = customer_file
+    out = tmp_path / "assignments.csv"
+    model = tmp_path / "model.json"
+    args = ["segment", "cluster", "--input", str(path), "--id-col", "cust", "--k", "auto",
+            "--k-max", "6", "--bootstrap", "5", "--out", str(out), "--save-model", str(model), "--json"]
+    payload = _json(runner.invoke(app, args))
+    assert payload["k"] == 3 and payload["method"] == "kprototypes"
+    assert [row["k"] for row in payload["quality"]] == [2, 3, 4, 5, 6]
+    assert {"silhouette", "davies_bouldin", "calinski_harabasz"} <= set(payload["quality"][0])
+    assert all(seg["jaccard"] > 0.9 for seg in payload["segments"])
+    assert payload["customers"] == 900 and sum(r["customers"] for r in payload["sizes"]) == 900
+    written = pd.read_csv(out)
+    assert list(written.columns) == ["cust", "segment", "segment_rank"]
+    assert written["cust"].is_unique and len(written) == 900
+    assert adjusted_rand_score(truth, written["segment_rank"]) >= 0.9
+    assert json.loads(model.read_text())["method"] == "kprototypes"
+
+    profile = _json(runner.invoke(app, [
+        "segment", "profile", "--input", str(path), "--assignments", str(out), "--id-col", "cust",
+        "--plots", str(tmp_path / "plots"), "--json"]))
+    assert profile["count"] == 3
+    sizes = written["segment"].value_counts()
+    assert {r["segment"]: r["size"] for r in profile["data"]} == sizes.to_dict()
+    assert (tmp_path / "plots" / "profile_heatmap.html").exists()
+
+
+def test_cluster_file_errors_are_one_line(customer_file, tmp_path):
+    path, _ = customer_file
+    result = runner.invoke(app, ["segment", "cluster", "--input", str(path), "--id-col", "nope"])
+    assert result.exit_code == 1
+    assert "no id column 'nope'" in result.output and "Traceback" not in result.output
+    dup = tmp_path / "dup.csv"
+    pd.DataFrame({"id": ["a", "a", "b"], "x": [1.0, 2.0, 3.0]}).to_csv(dup, index=False)
+    result = runner.invoke(app, ["segment", "cluster", "--input", str(dup), "--id-col", "id"])
+    assert result.exit_code == 1 and "1 ids repeat" in result.output
+    result = runner.invoke(app, ["segment", "cluster", "--input", str(path), "--id-col", "cust",
+                                 "--k", "many"])
+    assert result.exit_code == 1 and "--k must be 'auto'" in result.output
+
+
+CLUSTER_TOML = PROJECT_TOML + """
+[[schemes]]
+name = "behaviour"
+kind = "cluster"
+features = ["recency_days", "frequency", "monetary"]
+k = 3
+names = { "1" = "core" }
+"""
+
+
+@pytest.mark.slow  # the whole pipeline over 6 snapshots (the cluster scheme adds < 1 s)
+def test_cluster_scheme_in_the_pipeline_is_fitted_once(tmp_path):
+    project = Project.init(tmp_path / "proj", toml_text=CLUSTER_TOML)
+    for name, table in fixture_tables(n_customers=120).items():
+        project.store.append(name, table)
+    project.run()
+    models = project.store.sql("SELECT scheme, scheme_version, k FROM cluster_models").to_pylist()
+    assert models == [{"scheme": "behaviour", "scheme_version": "1", "k": 3}]
+    rows = project.store.sql(
+        "SELECT snapshot_date, segment, segment_rank FROM segment_assignments "
+        "WHERE scheme = 'behaviour'"
+    ).to_pandas()
+    assert rows["snapshot_date"].nunique() >= 2
+    assert set(rows.loc[rows["segment_rank"] == 1, "segment"]) == {"core"}
+    # the same rank carries the same label on every snapshot
+    assert rows.groupby("segment_rank")["segment"].nunique().max() == 1
+    project.close()
+
+    payload = _json(runner.invoke(app, [
+        "segment", "profile", "--scheme", "behaviour", "--project", str(tmp_path / "proj"), "--json"]))
+    assert payload["count"] >= 2 and payload["value_col"] == "monetary_12m"
+    payload = _json(runner.invoke(app, [
+        "segment", "cluster", "--features", "frequency,monetary", "--k", "2", "--bootstrap", "0",
+        "--project", str(tmp_path / "proj"), "--json"]))
+    assert payload["k"] == 2 and payload["features"] == ["frequency", "monetary"]
