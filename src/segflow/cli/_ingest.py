@@ -1,9 +1,212 @@
-"""CLI commands of this stage (filled in by its owner)."""
+"""``segflow ingest``, ``segflow sources check``, ``segflow audit``, ``segflow customers ...``.
+
+Thin commands over :mod:`segflow.sources` and :mod:`segflow.quality`.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+
 import typer
+from rich.table import Table
+
+from segflow.cli._common import (
+    JsonOption,
+    ProjectDirOption,
+    console,
+    print_json,
+    progress,
+    user_errors,
+)
+
+sources_app = typer.Typer(help="Inspect and dry-run the [[sources]] of segflow.toml.",
+                          no_args_is_help=True)
+customers_app = typer.Typer(help="Identity resolution: link, explain and unlink customers.",
+                            no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.command("ingest")(ingest_command)
+    app.command("audit")(audit_command)
+    sources_app.command("check")(check_command)
+    customers_app.command("resolve")(resolve_command)
+    customers_app.command("explain")(explain_command)
+    customers_app.command("unlink")(unlink_command)
+    app.add_typer(sources_app, name="sources")
+    app.add_typer(customers_app, name="customers")
+
+
+def _open(project: Path):
+    from segflow.config import Settings
+    from segflow.store import Store
+
+    settings = Settings.load(project)
+    folder = project if project.is_dir() else project.parent
+    store_path = Path(settings.project.store)
+    if not store_path.is_absolute():
+        store_path = folder / store_path
+    return settings, Store(store_path), folder
+
+
+def _table(title: str, frame, columns: list[str]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for c in columns:
+        table.add_column(c, justify="right" if frame[c].dtype.kind in "iuf" else "left")
+    for row in frame[columns].itertuples(index=False):
+        table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row))
+    return table
+
+
+def ingest_command(project: Path = ProjectDirOption, json_output: bool = JsonOption) -> None:
+    """Read every [[sources]] entry into the store: validate, de-duplicate, quarantine.
+
+    Prints the reconciliation per file: rows read = accepted + quarantined + duplicate.
+    Re-running on unchanged files adds nothing.
+    """
+    import warnings
+
+    from segflow.sources import ingest
+
+    with user_errors():
+        settings, store, folder = _open(project)
+        with store, progress(disable=json_output) as bar:
+            task = bar.add_task("ingesting", total=None)
+
+            def step(label: str, done: int, total: int) -> None:
+                bar.update(task, description=label, completed=done, total=total)
+
+            with store.run("ingest", {"project": str(folder)}), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                report = ingest(store, settings, folder, progress=step)
+        if json_output:
+            print_json(report.to_dict())
+            return
+        frame = report.to_pandas()
+        console.print(_table("Reconciliation (rows)", frame, [
+            "source", "source_file", "status", "rows_read", "rows_accepted", "rows_quarantined",
+            "rows_duplicate", "rows_replaced", "rows_anonymous"]))
+        rules = report.rules()
+        if len(rules):
+            console.print(_table("Quarantined rows by rule", rules, ["source", "rule", "rows"]))
+        for w in report.warnings:
+            console.print(f"[yellow]note:[/] {w}", highlight=False)
+
+
+def check_command(
+    name: str = typer.Argument(..., help="Name of the source in segflow.toml."),
+    rows: int = typer.Option(1000, "--rows", "-n", help="Number of rows to check."),
+    project: Path = ProjectDirOption,
+    json_output: bool = JsonOption,
+) -> None:
+    """Dry-run a source's mapping on its first rows: what would be accepted and rejected.
+
+    Nothing is written. unknown_customer and the comparison with the store are not checked.
+    """
+    from segflow.config import Settings
+    from segflow.errors import ConfigError
+    from segflow.sources import check_source
+
+    with user_errors():
+        settings = Settings.load(project)
+        folder = project if project.is_dir() else project.parent
+        match = [s for s in settings.sources if s.name == name]
+        if not match:
+            names = ", ".join(s.name for s in settings.sources) or "(none)"
+            raise ConfigError(f"no source named {name!r}; sources are: {names}")
+        report = check_source(match[0], folder, n=rows)
+        if json_output:
+            print_json(report.to_dict())
+            return
+        console.print(f"source {report.source!r}, file {report.file}")
+        for canonical, col in report.mapping.items():
+            console.print(f"  {canonical:<16} <- {col}", highlight=False)
+        c = report.counts
+        console.print(f"{c['rows_read']} rows checked: {c['rows_accepted']} accepted, "
+                      f"{c['rows_quarantined']} quarantined, {c['rows_duplicate']} duplicate")
+        if len(report.rejected):
+            console.print(_table("Rejected rows", report.rejected.head(30).fillna(""),
+                                 ["row_number", "rule", "column_name", "reason"]))
+
+
+def audit_command(
+    as_of: str = typer.Option(None, "--as-of", help="Audit date (YYYY-MM-DD); default: today."),
+    project: Path = ProjectDirOption,
+    json_output: bool = JsonOption,
+) -> None:
+    """Score the customer base: completeness, duplicates, outliers, dates, gaps, integrity."""
+    from segflow.errors import ConfigError
+    from segflow.quality import audit
+
+    with user_errors():
+        when = None
+        if as_of:
+            try:
+                when = dt.date.fromisoformat(as_of)
+            except ValueError as exc:
+                raise ConfigError(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)") from exc
+        _, store, _ = _open(project)
+        with store:
+            report = audit(store, as_of=when)
+        if json_output:
+            print_json(report.to_dict())
+            return
+        console.print(f"data-quality score: {report.score:.0f} / 100")
+        console.print(_table("Checks", report.to_pandas(),
+                             ["check", "table", "severity", "count", "advice"]))
+
+
+def resolve_command(
+    id_map: Path = typer.Option(None, "--id-map", help="CSV of explicit links: customer_id,other_id."),
+    project: Path = ProjectDirOption,
+    json_output: bool = JsonOption,
+) -> None:
+    """Link customers across sources by normalised email and phone (and an id map)."""
+    from segflow.sources import resolve_identities
+
+    with user_errors():
+        _, store, _ = _open(project)
+        with store:
+            report = resolve_identities(store, id_map=id_map)
+        if json_output:
+            print_json(report.to_dict())
+            return
+        console.print(f"{report.linked} customer ids linked into {report.groups} groups "
+                      f"({report.edges} links by {', '.join(report.by_rule) or 'none'})")
+
+
+def explain_command(
+    customer_id: str = typer.Argument(..., help="A customer id."),
+    project: Path = ProjectDirOption,
+    json_output: bool = JsonOption,
+) -> None:
+    """Explain a customer's identity: which ids are merged with it, and why."""
+    from segflow.sources import explain
+
+    with user_errors():
+        _, store, _ = _open(project)
+        with store:
+            result = explain(store, customer_id)
+        if json_output:
+            print_json(result.to_dict())
+            return
+        console.print(result.text(), highlight=False)
+
+
+def unlink_command(
+    customer_id: str = typer.Argument(..., help="The customer id to separate from its group."),
+    project: Path = ProjectDirOption,
+    json_output: bool = JsonOption,
+) -> None:
+    """Undo a merge: the id stands alone again (and stays so on later resolves)."""
+    from segflow.sources import unlink
+
+    with user_errors():
+        _, store, _ = _open(project)
+        with store:
+            removed = unlink(store, customer_id)
+        if json_output:
+            print_json({"customer_id": customer_id, "links_removed": removed})
+            return
+        console.print(f"{customer_id}: {removed} links removed; it is its own customer again")

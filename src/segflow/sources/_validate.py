@@ -195,7 +195,7 @@ class _Mapper:
 
         value = tree.transform(swap).sql(dialect="duckdb")
         texts = ", ".join(_text(c, self.staged.columns[c]) for c in used) or "NULL"
-        text = f"NULLIF(concat_ws(' ', {texts}), '')"
+        text = f"NULLIF(concat_ws(', ', {texts}), '')"
         label = "+".join(dict.fromkeys(used)) or "(expression)"
         if ctype == "DOUBLE":
             value = f"CASE WHEN isfinite(CAST(({value}) AS DOUBLE)) THEN CAST(({value}) AS DOUBLE) END"
@@ -245,7 +245,10 @@ def check_timezone(con: duckdb.DuckDBPyConnection, source: SourceSettings) -> No
 
 
 def _short(text: str) -> str:
-    return f"coalesce(left({text}, 80) || CASE WHEN length({text}) > 80 THEN '…' ELSE '' END, '')"
+    """SQL: the value in quotes, cut at 80 characters."""
+    q4 = "''''"
+    return (f"coalesce({q4} || left({text}, 80) || CASE WHEN length({text}) > 80 THEN '…' "
+            f"ELSE '' END || {q4}, '')")
 
 
 class _Rules:

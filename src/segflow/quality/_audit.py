@@ -1,0 +1,316 @@
+"""The data-quality audit: scored checks over the canonical tables of a store.
+
+Every check reports a severity (ok, info, warning, error), the number of affected rows (or
+cells, days), the number it is out of, up to five examples and a piece of advice. Checks are
+Ibis expressions over the store's tables; only their small results reach Python.
+
+Robust z-score (Iglewicz & Hoaglin, 1993, "How to Detect and Handle Outliers"):
+``M = 0.6745 (x - median) / MAD``; ``|M| > 3.5`` is an outlier. When MAD is 0 the mean
+absolute deviation is used instead: ``M = (x - median) / (1.253314 * MeanAD)``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import ibis
+from ibis import _
+
+from segflow._result import TableResult
+from segflow.sources._rules import REQUIRED
+from segflow.store import CANONICAL_TABLES, Store
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+SEVERITIES = ("ok", "info", "warning", "error")
+_WEIGHT = {"ok": 1.0, "info": 0.5, "warning": 1.0, "error": 2.0}
+_DATE_COLUMNS = {"customers": "created_at", "transactions": "ts", "events": "ts",
+                 "campaign_exposures": "ts", "survey_responses": "ts"}
+
+
+@dataclass
+class Check:
+    """One audit check."""
+
+    check: str
+    table: str
+    severity: str
+    count: int
+    total: int
+    examples: list[str] = field(default_factory=list)
+    advice: str = ""
+
+    @property
+    def share(self) -> float:
+        return self.count / self.total if self.total else 0.0
+
+
+class AuditReport(TableResult):
+    """The checks of :func:`audit` and an overall score.
+
+    ``score`` (0-100) is 100 times the weighted mean over checks of (1 - affected share),
+    weights 2 for error checks, 1 for warnings and ok, 0.5 for info; ``not_provided`` checks
+    (columns no source fills) are listed but not scored; an empty base scores 0.
+    """
+
+    def __init__(self, checks: list[Check], as_of: dt.date) -> None:
+        self.checks, self.as_of = checks, as_of
+
+    @property
+    def score(self) -> float:
+        scored = [c for c in self.checks if not c.check.startswith("not_provided")]
+        if not scored:
+            return 0.0
+        w = [_WEIGHT[c.severity] for c in scored]
+        good = [1.0 - min(1.0, c.share) for c in scored]
+        return 100.0 * sum(a * b for a, b in zip(w, good, strict=True)) / sum(w)
+
+    def to_pandas(self) -> pd.DataFrame:
+        import pandas as pd
+
+        rows = [{**asdict(c), "share": c.share, "examples": "; ".join(c.examples)}
+                for c in self.checks]
+        cols = ["check", "table", "severity", "count", "total", "share", "examples", "advice"]
+        return pd.DataFrame(rows, columns=cols)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of.isoformat(), "score": round(self.score, 1),
+            "data": [{**asdict(c), "share": c.share} for c in self.checks],
+            "count": len(self.checks),
+        }
+
+    def figure(self) -> go.Figure:
+        import plotly.graph_objects as go
+
+        frame = self.to_pandas()
+        frame = frame[frame.severity != "ok"]
+        colours = {"info": "#6c8ebf", "warning": "#e6a23c", "error": "#d9534f"}
+        return go.Figure(go.Bar(
+            x=frame.share * 100, y=frame.check + " (" + frame.table + ")", orientation="h",
+            marker_color=[colours[s] for s in frame.severity],
+        )).update_layout(title=f"Data quality: {self.score:.0f}/100", xaxis_title="% affected")
+
+    def __repr__(self) -> str:
+        bad = sum(c.severity in ("warning", "error") for c in self.checks)
+        return f"AuditReport(score={self.score:.0f}, checks={len(self.checks)}, warnings_or_errors={bad})"
+
+
+def audit(store: Store, *, as_of: dt.date | None = None, stale_days: int = 365,
+          old_years: int = 20) -> AuditReport:
+    """Score the customer base in ``store``.
+
+    Parameters
+    ----------
+    store : Store
+        The store with the canonical tables.
+    as_of : date, optional
+        Audit date; rows dated on or after it are "future". Default: today (UTC).
+    stale_days : int, default 365
+        Customers with no transaction or event in this many days before ``as_of`` (and
+        created before that) are stale.
+    old_years : int, default 20
+        Dates more than this many years before ``as_of`` are "too old".
+
+    Returns
+    -------
+    AuditReport
+        Checks (``to_pandas()``, ``to_dict()``) and ``score``.
+    """
+    as_of = as_of or dt.datetime.now(dt.UTC).date()
+    tables = {n: store.table(n) for n in CANONICAL_TABLES}
+    sizes = {n: int(t.count().execute()) for n, t in tables.items()}
+    cut = ibis.timestamp(dt.datetime.combine(as_of, dt.time()))
+    checks: list[Check] = []
+    for name, t in tables.items():
+        if sizes[name]:
+            checks += _completeness(name, t, sizes[name])
+            checks += _dates(name, t, sizes[name], cut, as_of, old_years)
+            checks.append(_duplicates(name, t, sizes[name]))
+    tx, cu = tables["transactions"], tables["customers"]
+    if sizes["transactions"]:
+        checks.append(_outliers(tx, sizes["transactions"]))
+        checks.append(_gaps(tx, cut))
+        checks.append(_same_day(tx, sizes["transactions"]))
+        checks.append(_consistency(tx, sizes["transactions"]))
+        checks.append(_anonymous(tx, sizes["transactions"]))
+    if sizes["customers"]:
+        for name in ("transactions", "events", "campaign_exposures", "survey_responses"):
+            if sizes[name]:
+                checks.append(_unknown(name, tables[name], cu, sizes[name]))
+        checks.append(_stale(cu, tx, tables["events"], cut, stale_days, as_of))
+    checks += _quarantine(store)
+    return AuditReport(checks, as_of)
+
+
+def _sev(count: int, bad: str = "warning") -> str:
+    return "ok" if count == 0 else bad
+
+
+def _examples(expr: ibis.Table, cols: list[str], n: int = 5) -> list[str]:
+    frame = expr.select(*cols).limit(n).execute()
+    return [", ".join(f"{c}={v}" for c, v in zip(cols, row, strict=True))
+            for row in frame.itertuples(index=False)]
+
+
+def _completeness(name: str, t: ibis.Table, n: int) -> list[Check]:
+    cols = list(CANONICAL_TABLES[name])
+    counts = t.aggregate(**{c: t[c].count() for c in cols}).execute().iloc[0]
+    out = []
+    for c in cols:
+        missing = n - int(counts[c])
+        if missing == 0:
+            continue
+        required = c in REQUIRED.get(name, [])
+        if missing == n:
+            out.append(Check(f"not_provided:{c}", name, "info", missing, n, [],
+                             f"{c} is never filled: map it in segflow.toml if the source has it"))
+            continue
+        if required:
+            sev, advice = "error", f"{c} is required; rows without it should have been quarantined"
+        else:
+            # attributes of customers feed segments and profiles; elsewhere gaps are normal
+            sev = "warning" if name == "customers" and missing / n > 0.2 else "info"
+            advice = f"{missing / n:.1%} of {name} have no {c}; segments using it will miss them"
+        out.append(Check(f"completeness:{c}", name, sev, missing, n, [], advice))
+    return out
+
+
+def _dates(name, t, n, cut, as_of, old_years) -> list[Check]:
+    col = _DATE_COLUMNS[name]
+    ts = t[col]
+    future = t.filter(ts >= cut)
+    old_cut = ibis.timestamp(dt.datetime(as_of.year - old_years, as_of.month, 1))
+    old = t.filter(ts < old_cut)
+    nf, no = int(future.count().execute()), int(old.count().execute())
+    return [
+        Check("future_dates", name, _sev(nf, "error"), nf, n,
+              _examples(future.order_by(ts.desc()), [col]),
+              f"{col} on or after the audit date {as_of}: check time zones and the source's clock"),
+        Check("old_dates", name, _sev(no), no, n, _examples(old.order_by(ts), [col]),
+              f"{col} more than {old_years} years before {as_of}: default dates such as 1900-01-01?"),
+    ]
+
+
+def _duplicates(name: str, t: ibis.Table, n: int) -> Check:
+    cols = list(CANONICAL_TABLES[name])
+    groups = t.group_by(cols).aggregate(_n=_.count()).filter(_._n > 1)
+    extra = int(groups.aggregate(x=(_._n - 1).sum()).execute().iloc[0, 0] or 0)
+    key = "transaction_id" if name == "transactions" else "customer_id"
+    return Check("duplicate_rows", name, _sev(extra), extra, n, _examples(groups, [key]),
+                 "identical rows from different sources or loads: check overlapping sources")
+
+
+def _outliers(tx: ibis.Table, n: int) -> Check:
+    sales = tx.filter(~tx.is_return.fill_null(False) & (tx.amount > 0))
+    stats = sales.aggregate(med=sales.amount.median()).execute().iloc[0]
+    med = float(stats["med"]) if stats["med"] is not None else 0.0
+    dev = (sales.amount - med).abs()
+    agg = sales.aggregate(mad=dev.median(), meanad=dev.mean()).execute().iloc[0]
+    mad, meanad = float(agg["mad"] or 0.0), float(agg["meanad"] or 0.0)
+    if mad > 0:
+        z = 0.6745 * (sales.amount - med) / mad
+    elif meanad > 0:
+        z = (sales.amount - med) / (1.253314 * meanad)
+    else:
+        return Check("amount_outliers", "transactions", "ok", 0, n, [], "all amounts are equal")
+    out = sales.filter(z.abs() > 3.5)
+    k = int(out.count().execute())
+    return Check("amount_outliers", "transactions", _sev(k, "info"), k, n,
+                 _examples(out.order_by(out.amount.desc()), ["transaction_id", "amount"]),
+                 f"robust z-score |M| > 3.5 (median {med:.2f}, MAD {mad:.2f}): check for "
+                 "wholesale orders, test orders or unit errors (cents vs units)")
+
+
+def _gaps(tx: ibis.Table, cut) -> Check:
+    days = tx.filter(tx.ts < cut).select(d=tx.ts.date()).distinct()
+    w = ibis.window(order_by=days.d)
+    gaps = days.mutate(prev=days.d.lag().over(w)).mutate(
+        gap=(_.d.epoch_days() - _.prev.epoch_days()) - 1).filter(_.gap > 0)
+    stats = days.aggregate(first=days.d.min(), last=days.d.max(), n=days.count()).execute().iloc[0]
+    if stats["n"] == 0:
+        return Check("history_gaps", "transactions", "ok", 0, 0, [], "no history before the audit date")
+    span = (stats["last"] - stats["first"]).days + 1
+    empty = span - int(stats["n"])
+    longest = gaps.order_by([gaps.gap.desc(), gaps.d]).limit(5).execute()
+    worst = int(longest.gap.max()) if len(longest) else 0
+    ex = [f"{int(r.gap)} days without transactions before {r.d}" for r in longest.itertuples()]
+    sev = "warning" if worst >= 7 else ("info" if empty else "ok")
+    return Check("history_gaps", "transactions", sev, empty, span, ex,
+                 "days with no transactions between the first and last day: a missing file or "
+                 f"export window? (longest gap {worst} days)")
+
+
+def _same_day(tx: ibis.Table, n: int) -> Check:
+    g = (tx.filter(tx.customer_id.notnull())
+         .group_by(customer_id=tx.customer_id, day=tx.ts.date(), amount=tx.amount)
+         .aggregate(k=_.count()).filter(_.k > 1))
+    extra = int(g.aggregate(x=(_.k - 1).sum()).execute().iloc[0, 0] or 0)
+    return Check("same_day_repeats", "transactions", _sev(extra, "info"), extra, n,
+                 _examples(g.order_by([g.k.desc(), g.customer_id]), ["customer_id", "day", "amount"]),
+                 "the same customer paid the same amount twice on one day: double-submitted "
+                 "orders or near duplicates with new ids?")
+
+
+def _consistency(tx: ibis.Table, n: int) -> Check:
+    full = tx.filter(tx.quantity.notnull() & tx.unit_price.notnull())
+    off = (tx.amount - tx.quantity * tx.unit_price).abs() > 0.01 + 0.005 * tx.amount.abs()
+    bad_sign = (tx.is_return & (tx.amount > 0)) | (~tx.is_return & (tx.amount < 0))
+    bad = tx.filter((tx.quantity.notnull() & tx.unit_price.notnull() & off) | bad_sign.fill_null(False))
+    k = int(bad.count().execute())
+    checked = int(full.count().execute())
+    return Check("spend_consistency", "transactions", _sev(k), k, n,
+                 _examples(bad.order_by(bad.transaction_id), ["transaction_id", "amount", "quantity", "unit_price"]),
+                 f"amount differs from quantity x unit_price (checked {checked} rows with both) or "
+                 "its sign disagrees with is_return: discounts, shipping, or a mapping error?")
+
+
+def _anonymous(tx: ibis.Table, n: int) -> Check:
+    anon = tx.filter(tx.customer_id.isnull())
+    k = int(anon.count().execute())
+    return Check("anonymous_transactions", "transactions", _sev(k, "info"), k, n,
+                 _examples(anon.order_by(anon.transaction_id), ["transaction_id"]),
+                 "kept for revenue totals; they belong to no customer and no segment")
+
+
+def _unknown(name: str, t: ibis.Table, cu: ibis.Table, n: int) -> Check:
+    ids = cu.select("customer_id").distinct()
+    orphans = t.filter(t.customer_id.notnull()).anti_join(ids, "customer_id")
+    k = int(orphans.count().execute())
+    return Check("unknown_customers", name, _sev(k, "error"), k, n,
+                 _examples(orphans.order_by(orphans.customer_id), ["customer_id"]),
+                 "rows whose customer is not in the customers table: load the CRM export first, "
+                 "or check id formats (leading zeros, prefixes)")
+
+
+def _stale(cu, tx, ev, cut, stale_days: int, as_of: dt.date) -> Check:
+    since = ibis.timestamp(dt.datetime.combine(as_of - dt.timedelta(days=stale_days), dt.time()))
+    active = (tx.filter((tx.ts >= since) & (tx.ts < cut)).select("customer_id")
+              .union(ev.filter((ev.ts >= since) & (ev.ts < cut)).select("customer_id")).distinct())
+    base = cu.filter(cu.created_at.isnull() | (cu.created_at < since)).select("customer_id").distinct()
+    stale = base.anti_join(active, "customer_id")
+    k, total = int(stale.count().execute()), int(cu.select("customer_id").distinct().count().execute())
+    sev = "warning" if total and k / total > 0.5 else _sev(k, "info")
+    return Check("stale_customers", "customers", sev, k, total,
+                 _examples(stale.order_by(stale.customer_id), ["customer_id"]),
+                 f"no purchase or visit in the {stale_days} days before {as_of}: keep for "
+                 "win-back, but check whether the records are still valid (consent, contact)")
+
+
+def _quarantine(store: Store) -> list[Check]:
+    loads = store.table("loads")
+    per = (loads.filter(loads.status == "ok").group_by("source")
+           .aggregate(read=loads.rows_read.sum(), q=loads.rows_quarantined.sum(),
+                      d=loads.rows_duplicate.sum()).execute())
+    out = []
+    for r in per.itertuples():
+        share = r.q / r.read if r.read else 0.0
+        sev = "error" if share > 0.10 else ("warning" if share > 0.01 else _sev(int(r.q), "info"))
+        out.append(Check("quarantined_rows", f"source:{r.source}", sev, int(r.q), int(r.read), [],
+                         "rows rejected at ingest: see the quarantine table or "
+                         "`segflow sources check` for the rules they failed"))
+    return out

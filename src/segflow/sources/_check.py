@@ -1,0 +1,143 @@
+"""Dry-run a source mapping on the first rows of its first file: ``segflow sources check``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from segflow._result import TableResult
+from segflow.config import SourceSettings
+from segflow.sources._load import classify
+from segflow.sources._readers import discover_files, relative, source_format, stage
+from segflow.sources._validate import check_timezone, resolve, validate
+from segflow.store import CANONICAL_TABLES
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+
+class CheckReport(TableResult):
+    """What ingest would do with the first rows of a source (nothing is written).
+
+    Attributes
+    ----------
+    source : str
+        Source name.
+    file : str
+        The file (or table) checked.
+    mapping : dict
+        Canonical column -> the source column(s) it comes from.
+    counts : dict
+        Rows read, accepted, quarantined and duplicate among the checked rows.
+    rules : dict
+        Quarantine rule -> rows.
+    accepted : pandas.DataFrame
+        The first accepted rows as canonical columns (``to_pandas()``).
+    rejected : pandas.DataFrame
+        Every rejected row: row number, rule, column, reason.
+
+    Notes
+    -----
+    ``unknown_customer`` and the comparison with rows already in the store are not checked
+    (no store is opened); the rest of the rules are those of :func:`segflow.sources.ingest`.
+    """
+
+    def __init__(self, source: str, file: str, mapping: dict[str, str], counts: dict[str, int],
+                 rules: dict[str, int], accepted: pd.DataFrame, rejected: pd.DataFrame) -> None:
+        self.source, self.file, self.mapping = source, file, mapping
+        self.counts, self.rules, self.accepted, self.rejected = counts, rules, accepted, rejected
+
+    def to_pandas(self) -> pd.DataFrame:
+        return self.accepted
+
+    def to_dict(self) -> dict[str, Any]:
+        import json
+
+        return {
+            "source": self.source, "file": self.file, "mapping": self.mapping,
+            "counts": self.counts, "rules": self.rules,
+            "accepted": json.loads(self.accepted.to_json(orient="records", date_format="iso")),
+            "rejected": json.loads(self.rejected.to_json(orient="records")),
+        }
+
+    def figure(self) -> go.Figure:
+        import plotly.graph_objects as go
+
+        fig = go.Figure(go.Bar(x=list(self.rules), y=list(self.rules.values())))
+        fig.update_layout(title=f"Rejected rows by rule: {self.source}", yaxis_title="rows")
+        return fig
+
+    def __repr__(self) -> str:
+        c = self.counts
+        return (f"CheckReport({self.source!r}, {self.file!r}: read={c['rows_read']}, "
+                f"accepted={c['rows_accepted']}, quarantined={c['rows_quarantined']}, "
+                f"duplicate={c['rows_duplicate']})")
+
+
+def check_source(
+    source: SourceSettings, project_dir: str | Path, n: int = 1000, *,
+    now: dt.datetime | None = None,
+) -> CheckReport:
+    """Dry-run ``source`` on the first ``n`` rows of its first file.
+
+    Parameters
+    ----------
+    source : SourceSettings
+        One ``[[sources]]`` entry.
+    project_dir : str or Path
+        Folder that the source path is relative to.
+    n : int, default 1000
+        Number of data rows to check.
+    now : datetime, optional
+        Load time for ``future_date`` (tz-naive UTC); default: now.
+
+    Returns
+    -------
+    CheckReport
+    """
+    project_dir = Path(project_dir)
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    path = None if source_format(source) == "postgres" else discover_files(source, project_dir)[0]
+    label = relative(path, project_dir) if path else f"postgres:{source.options.get('table')}"
+    con = duckdb.connect()
+    try:
+        check_timezone(con, source)
+        staged = stage(con, source, path, label, limit=n)
+        specs = resolve(source, staged)
+        present = validate(con, source, staged, specs, now=now, known_customers=None, out="_v")
+        classify(con, source, "_v", present, "_c", against_store=False)
+        return _report(con, source, staged, specs, label)
+    finally:
+        con.close()
+
+
+def _report(con, source, staged, specs, label) -> CheckReport:
+    cols = list(CANONICAL_TABLES[source.table])
+    by = dict(con.execute("SELECT _status, count(*) FROM _c GROUP BY 1").fetchall())
+    n_rej = con.execute(f"SELECT count(*) FROM {staged.rejects}").fetchone()[0] if staged.rejects else 0
+    rules = dict(con.execute(
+        "SELECT _rule, count(*) FROM _c WHERE _status = 'quarantined' GROUP BY 1 ORDER BY 2 DESC"
+    ).fetchall())
+    if n_rej:
+        rules["malformed_row"] = n_rej
+    counts = {
+        "rows_read": sum(by.values()) + n_rej,
+        "rows_accepted": by.get("accepted", 0),
+        "rows_quarantined": by.get("quarantined", 0) + n_rej,
+        "rows_duplicate": by.get("duplicate", 0),
+    }
+    accepted = con.execute(
+        f"SELECT _row AS row_number, {', '.join(f'v_{c} AS {c}' for c in cols)} FROM _c "
+        "WHERE _status = 'accepted' ORDER BY _row LIMIT 20").df()
+    rejected_sql = ("SELECT _row AS row_number, _rule AS rule, _column AS column_name, "
+                    "_reason AS reason FROM _c WHERE _status = 'quarantined'")
+    if staged.rejects:
+        rejected_sql += (" UNION ALL SELECT _row, 'malformed_row', column_name, reason "
+                         f"FROM {staged.rejects}")
+    rejected = con.execute(rejected_sql + " ORDER BY 1").df()
+    mapping = {c: s.label for c, s in specs.items()}
+    return CheckReport(source.name, label, mapping, counts, rules, accepted, rejected)
