@@ -136,3 +136,48 @@ def test_demo_latent_groups_matrix_within_002(tmp_path):
     assert (estimated - truth).abs().to_numpy().max() < 0.02
     assert pooled.counts()["(gone)"].sum() == 0  # latent groups are recorded every month
     store.close()
+
+
+#: Values per recency state published in docs/migration.md (30 % margin on the mean repeat
+#: buying-quarter spend, 20 % a year discount); half a cent tolerance.
+CDNOW_VALUE_INFINITE = {"1": 52.69, "2": 26.41, "3": 23.34, "4": 21.51, "5": 20.41}
+CDNOW_VALUE_TWO_YEARS = {"1": 36.86, "2": 10.75, "3": 7.76, "4": 5.96, "5": 4.88}
+
+
+def test_cdnow_values_in_docs(cdnow):
+    table, tx = cdnow
+    pooled = pooled_transition_matrix(
+        recency_states(table, START, PERIOD_DAYS, N_PERIODS, CAP), scheme="recency"
+    )
+    chain = MarkovChain().fit(pooled)
+    # mean spend of a buying quarter after the acquisition quarter, computed with pandas
+    period = (tx["ts"] - pd.Timestamp(START)).dt.days // PERIOD_DAYS
+    per = tx.assign(period=period).groupby(["customer_id", "period"])["amount"].sum()
+    repeat = per[per.index.get_level_values("period") >= 1]
+    assert len(repeat) == 2027 and repeat.mean() == pytest.approx(64.67, abs=0.005)
+    rewards = {"1": 0.3 * repeat.mean()}
+    d = 1.2**0.25 - 1
+    for horizon, published in ((None, CDNOW_VALUE_INFINITE), (7, CDNOW_VALUE_TWO_YEARS)):
+        v = chain.value(rewards, d, horizon=horizon)
+        for state, value in published.items():
+            assert v[state] == pytest.approx(value, abs=0.005), (horizon, state)
+    one = pooled.to_pandas().set_index(["from_segment", "to_segment"]).loc[("1", "1")]
+    assert (round(one["share_lower"], 3), round(one["share_upper"], 3)) == (0.307, 0.335)
+
+
+def test_docs_examples_run(cdnow_dir):
+    """Every python block of docs/migration.md runs, in order, in one namespace."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "migration.md").read_text(
+        encoding="utf-8"
+    )
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 2
+    namespace: dict[str, object] = {}
+    for block in blocks:
+        exec(compile(block, "docs/migration.md", "exec"), namespace)  # noqa: S102
+    tm = namespace["tm"]
+    assert tm.summary()["up"] == 1 and tm.summary()["new"] == 1
+    assert int(namespace["pooled"].counts().loc["1", "2"]) == 2774

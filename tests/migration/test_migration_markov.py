@@ -134,3 +134,12 @@ def test_estimator_contract_and_errors():
         markov_clv(np.array([[0.5, 0.2], [0, 1]]), [1, 0], 0.1)
     with pytest.warns(UserWarning, match="no observed exits"):
         MarkovChain().fit(np.array([[1.0, 1.0], [0.0, 0.0]]))
+
+
+def test_steady_state_ignores_an_unreachable_gone_state():
+    # nobody left: (gone) is absorbing but never entered; A <-> B with a = .5, b = .2
+    counts = pd.DataFrame(
+        [[5, 5, 0], [2, 8, 0], [0, 0, 0]], index=["A", "B", "(gone)"], columns=["A", "B", "(gone)"]
+    )
+    pi = MarkovChain().fit(counts).steady_state()
+    np.testing.assert_allclose(pi.to_numpy(), [0.2 / 0.7, 0.5 / 0.7, 0.0])

@@ -153,7 +153,8 @@ class MarkovChain(BaseEstimator):
         """Long-run state distribution.
 
         Without ``arrivals``: the stationary distribution ``pi = pi P`` (shares summing to
-        1) of the closed chain; with ``(gone)`` absorbing that is all mass in ``(gone)``.
+        1) of the closed chain; with ``(gone)`` absorbing and reachable that is all mass in
+        ``(gone)``. Absorbing states that no other state leads to are left out (share 0).
         With ``arrivals`` (new customers per period, constant): the long-run customers per
         transient state of the open population, ``a e_T (I - Q)^{-1}``.
 
@@ -172,13 +173,26 @@ class MarkovChain(BaseEstimator):
             e = self._entry()[idx]
             x = np.linalg.solve((np.eye(len(idx)) - q).T, arrivals * e)
             return pd.Series(x, index=transient, name="customers")
-        a = np.vstack([(p.T - np.eye(n)), np.ones(n)])
-        b = np.r_[np.zeros(n), 1.0]
-        pi, *_ = np.linalg.lstsq(a, b, rcond=None)
-        if not np.allclose(a @ pi, b, atol=1e-9) or np.linalg.matrix_rank(a) < n:
+        # an absorbing state no other state leads to (e.g. (gone) in data where nobody
+        # left) is a closed class of its own that the chain never enters: leave it out
+        others = p - np.diag(np.diag(p))
+        keep = np.array(
+            [
+                not (s in self.absorbing_states_ and others[:, i].sum() == 0)
+                for i, s in enumerate(self.states_)
+            ]
+        )
+        sub = p[np.ix_(keep, keep)]
+        m = int(keep.sum())
+        a = np.vstack([(sub.T - np.eye(m)), np.ones(m)])
+        b = np.r_[np.zeros(m), 1.0]
+        sol, *_ = np.linalg.lstsq(a, b, rcond=None)
+        if np.linalg.matrix_rank(a) < m or not np.allclose(a @ sol, b, atol=1e-9):
             raise SegflowError(
                 "the chain has no unique stationary distribution (several closed classes)"
             )
+        pi = np.zeros(n)
+        pi[keep] = sol
         return pd.Series(np.clip(pi, 0.0, None), index=self.states_, name="share")
 
     def absorption(self) -> pd.DataFrame:
