@@ -43,7 +43,7 @@ def test_files_and_columns(demo_dir):
             else:
                 assert field.type == pa.string(), field
     for name in ("latent_groups.parquet", "transition_matrix.csv", "defects.csv",
-                 "campaign_effects.csv", "groups.csv"):
+                 "campaign_effects.csv", "campaign_transitions.csv", "groups.csv"):
         assert (demo_dir / "truth" / name).exists()
     assert list(pd.read_csv(demo_dir / "truth" / "defects.csv").columns[:4]) == [
         "file", "row_number", "column", "defect"]

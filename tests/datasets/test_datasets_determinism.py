@@ -24,7 +24,7 @@ def test_same_seed_gives_identical_files(tmp_path):
     a = generate_demo(tmp_path / "a", customers=1500, months=12, seed=11)
     b = generate_demo(tmp_path / "b", customers=1500, months=12, seed=11)
     da, db = _digests(a.out_dir), _digests(b.out_dir)
-    assert len(da) == 5 * 2 + 5 + 1  # data files, truth files, README
+    assert len(da) == 5 * 2 + 6 + 1  # data files, truth files, README
     assert da == db
     assert a.rows == b.rows and a.defects == b.defects
 

@@ -37,6 +37,7 @@ Parquet files hold proper timestamps.
   (rows sum to 1; `churned` is absorbing).
 - `groups.csv`: per-group order rate, spend, browsing and entry shares.
 - `campaign_effects.csv`: the true effect of each campaign per latent group.
+- `campaign_transitions.csv`: the true move out of each send month, per arm and group.
 - `defects.csv`: every injected defect: file, row_number (1-based data row, header not
   counted), column, defect, detail.
 """

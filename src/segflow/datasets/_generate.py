@@ -53,7 +53,7 @@ class DemoDataset:
         ``parquet``).
     truth : dict
         Paths of the ground-truth files (``latent_groups``, ``transition_matrix``,
-        ``defects``, ``campaign_effects``, ``groups``).
+        ``defects``, ``campaign_effects``, ``campaign_transitions``, ``groups``).
     rows : dict
         Data rows written per table (the same in both formats; defects included).
     defects : dict
@@ -208,8 +208,9 @@ def _chunk(
     writers: _Writers, truth: _Truth, start: str,
 ) -> T.Offsets:
     cust = sim.simulate_customers(rng, n, cal)
-    groups = sim.simulate_paths(rng, cust["acq"], cust["entry"], cal.months)
-    exposures, mult, arms = sim.simulate_campaigns(rng, cust, groups, cal)
+    arms = sim.draw_arms(rng, cust["acq"], cal.months)
+    groups = sim.simulate_paths(rng, cust["acq"], cust["entry"], cal.months, arms)
+    exposures, mult = sim.simulate_campaigns(rng, arms, groups, cal)
     orders = sim.simulate_orders(rng, cust, groups, mult, cal)
     dayfirst = rng.random(len(orders["ts"])) < DAYFIRST_SHARE
     orders["ts"] = np.where(dayfirst, orders["ts"] - orders["ts"] % 60, orders["ts"])
@@ -315,6 +316,7 @@ class _Truth:
             "transition_matrix": self.dir / "transition_matrix.csv",
             "groups": self.dir / "groups.csv",
             "campaign_effects": self.dir / "campaign_effects.csv",
+            "campaign_transitions": self.dir / "campaign_transitions.csv",
             "defects": self.dir / "defects.csv",
         }
         self._writer: pq.ParquetWriter | None = None
@@ -340,6 +342,7 @@ class _Truth:
         _write_matrix(self.paths["transition_matrix"])
         _write_groups(self.paths["groups"])
         _write_effects(self.paths["campaign_effects"], cal, self.arm_counts)
+        _write_campaign_transitions(self.paths["campaign_transitions"], cal)
 
 
 def _write_matrix(path: Path) -> None:
@@ -369,8 +372,8 @@ def _write_effects(path: Path, cal: sim.Calendar, counts: np.ndarray) -> None:
     from segflow.datasets._simulate import campaign_send_months
 
     rows = []
-    for c, (send_m, spec) in enumerate(zip(campaign_send_months(cal.months), S.CAMPAIGNS, strict=True)):
-        cid, effects = spec[0], spec[5]
+    for c, (send_m, camp) in enumerate(zip(campaign_send_months(cal.months), S.CAMPAIGNS, strict=True)):
+        cid, effects = camp.campaign_id, camp.rate_multiplier
         season = S.SEASONALITY[cal.cal_month[send_m] - 1]
         for g, name in enumerate(S.GROUPS):
             base = S.ORDER_RATE[g] * season
@@ -391,8 +394,33 @@ def _write_effects(path: Path, cal: sim.Calendar, counts: np.ndarray) -> None:
                     "purchase_prob_treatment": round(float(1 - np.exp(-base * mult)), 6),
                     "n_treatment": int(counts[c, 0, g]),
                     "n_control": int(counts[c, 1, g]),
+                    "migration_changed": name in camp.migration,
                 }
             )
+    _write_plain_csv(pa.Table.from_pylist(rows), path)
+
+
+def _write_campaign_transitions(path: Path, cal: sim.Calendar) -> None:
+    """True move from the send month to the next, per campaign, arm and latent group."""
+    from segflow.datasets._simulate import campaign_send_months
+
+    rows = []
+    for send_m, camp in zip(campaign_send_months(cal.months), S.CAMPAIGNS, strict=True):
+        for arm in ("treatment", "control"):
+            for g, name in enumerate(S.GROUPS):
+                probs = S.TRANSITION_MATRIX[g]
+                if arm == "treatment" and name in camp.migration:
+                    probs = np.asarray(camp.migration[name])
+                rows.append(
+                    {
+                        "campaign_id": camp.campaign_id,
+                        "arm": arm,
+                        "from_month": _month(cal, send_m),
+                        "to_month": _month(cal, send_m + 1) if send_m + 1 < cal.months else "",
+                        "from_group": name,
+                        **{to: round(float(p), 6) for to, p in zip(S.GROUPS, probs, strict=True)},
+                    }
+                )
     _write_plain_csv(pa.Table.from_pylist(rows), path)
 
 

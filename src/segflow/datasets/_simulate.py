@@ -88,19 +88,49 @@ def simulate_customers(rng: np.random.Generator, n: int, cal: Calendar) -> dict[
     }
 
 
+def draw_arms(
+    rng: np.random.Generator, acq: np.ndarray, months: int
+) -> list[dict[str, np.ndarray]]:
+    """Eligible customers of each campaign (acquired before its send month) and their arm.
+
+    Each eligible customer is randomised to the control arm with the campaign's control share,
+    independently of everything else (a true randomised hold-out).
+    """
+    arms = []
+    for send_m, camp in zip(campaign_send_months(months), S.CAMPAIGNS, strict=True):
+        idx = np.flatnonzero(acq < send_m)
+        arms.append({"idx": idx, "treated": rng.random(len(idx)) >= camp.control_share,
+                     "month": send_m})
+    return arms
+
+
 def simulate_paths(
-    rng: np.random.Generator, acq: np.ndarray, entry: np.ndarray, months: int
+    rng: np.random.Generator, acq: np.ndarray, entry: np.ndarray, months: int,
+    arms: list[dict[str, np.ndarray]] | None = None,
 ) -> np.ndarray:
-    """Latent group per customer and month, ``-1`` before acquisition; shape (n, months)."""
+    """Latent group per customer and month, ``-1`` before acquisition; shape (n, months).
+
+    The move from month m to m+1 draws from the row of the current group in
+    :data:`_spec.TRANSITION_MATRIX`, except for customers treated by a campaign sent in month
+    m whose group has a ``migration`` row for that campaign.
+    """
     n = len(acq)
     groups = np.full((n, months), -1, dtype=np.int8)
-    cum = np.cumsum(S.TRANSITION_MATRIX, axis=1)
-    k = S.TRANSITION_MATRIX.shape[1]
+    k = len(S.GROUPS)
+    base = np.broadcast_to(np.cumsum(S.TRANSITION_MATRIX, axis=1), (n, k, k))
     current = np.full(n, -1, dtype=np.int8)
     for m in range(months):
+        cum = base
+        for arm, camp in zip(arms or [], S.CAMPAIGNS, strict=False):
+            if arm["month"] == m - 1 and camp.migration:
+                cum = cum.copy() if cum is base else cum
+                treated = arm["idx"][arm["treated"]]
+                for name, row in camp.migration.items():
+                    cum[treated, S.G[name]] = np.cumsum(row)
         active = current >= 0
         u = rng.random(n)
-        moved = np.minimum((u[:, None] > cum[np.maximum(current, 0)]).sum(axis=1), k - 1)
+        rows = cum[np.arange(n), np.maximum(current, 0)]
+        moved = np.minimum((u[:, None] > rows).sum(axis=1), k - 1)
         current = np.where(active, moved, current).astype(np.int8)
         current = np.where(acq == m, entry, current).astype(np.int8)
         groups[:, m] = current
@@ -109,36 +139,34 @@ def simulate_paths(
 
 def campaign_send_months(months: int) -> list[int]:
     """Send month of each campaign of :data:`_spec.CAMPAIGNS` (never month 0)."""
-    return [min(max(int(frac * months), 1), months - 1) for _, frac, *_ in S.CAMPAIGNS]
+    return [min(max(int(c.at * months), 1), months - 1) for c in S.CAMPAIGNS]
 
 
 def simulate_campaigns(
-    rng: np.random.Generator, cust: dict[str, np.ndarray], groups: np.ndarray, cal: Calendar
-) -> tuple[dict[str, np.ndarray], np.ndarray, list[dict[str, np.ndarray]]]:
-    """Exposures of every campaign, the order-rate multiplier they cause, and per-campaign arms.
+    rng: np.random.Generator, arms: list[dict[str, np.ndarray]], groups: np.ndarray,
+    cal: Calendar,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Exposures of every campaign and the order-rate multiplier they cause.
 
-    Every customer acquired before the send month is eligible; each is randomised to the
-    control arm with the campaign's control share. Control customers get a ``send`` row (the
-    moment they were held out) but no open or click. The effect multiplies the order rate of
-    treated customers in the calendar month of the send, by their latent group in that month.
+    Control customers get a ``send`` row (the moment they were held out) but no open or
+    click. The effect multiplies the order rate of treated customers in the calendar month of
+    the send, by their latent group in that month. Adds ``group`` (the latent group in the send
+    month) to each entry of ``arms``.
     """
     n, M = groups.shape
     mult = np.ones((n, M))
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("campaign", "cust", "ts", "arm", "type")}
-    arms: list[dict[str, np.ndarray]] = []
-    for c, (send_m, spec) in enumerate(zip(campaign_send_months(M), S.CAMPAIGNS, strict=True)):
-        _, _, control_share, p_open, p_click, effects = spec
-        idx = np.flatnonzero(cust["acq"] < send_m)
-        treated = rng.random(len(idx)) >= control_share
+    for c, (arm, camp) in enumerate(zip(arms, S.CAMPAIGNS, strict=True)):
+        idx, treated, send_m = arm["idx"], arm["treated"], arm["month"]
         effect = np.ones(len(S.GROUPS))
-        for name, value in effects.items():
+        for name, value in camp.rate_multiplier.items():
             effect[S.G[name]] = value
         g = groups[idx, send_m]
         mult[idx[treated], send_m] *= effect[g[treated]]
-        arms.append({"idx": idx, "treated": treated, "group": g})
+        arm["group"] = g
         send = cal.start[send_m] + rng.integers(0, 2 * 3600, size=len(idx))
-        opened = treated & (rng.random(len(idx)) < p_open)
-        clicked = opened & (rng.random(len(idx)) < p_click)
+        opened = treated & (rng.random(len(idx)) < camp.p_open)
+        clicked = opened & (rng.random(len(idx)) < camp.p_click)
         open_ts = send + rng.integers(600, 3 * DAY, size=len(idx))
         click_ts = open_ts + rng.integers(5, 600, size=len(idx))
         for mask, ts, kind in ((None, send, 0), (opened, open_ts, 1), (clicked, click_ts, 2)):
@@ -150,7 +178,7 @@ def simulate_campaigns(
             parts["type"].append(np.full(sel.sum(), kind))
     out = {k: np.concatenate(v) if v else np.zeros(0, dtype=np.int64) for k, v in parts.items()}
     order = np.lexsort((out["ts"], out["cust"], out["campaign"]))
-    return {k: v[order] for k, v in out.items()}, mult, arms
+    return {k: v[order] for k, v in out.items()}, mult
 
 
 def order_rates(groups: np.ndarray, cust: dict[str, np.ndarray], cal: Calendar) -> np.ndarray:

@@ -8,6 +8,8 @@ seasonality; spends are currency units per order.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 #: Latent behavioural groups; ``churned`` is absorbing (no purchases, no way back).
@@ -147,13 +149,35 @@ PRICE_WEIGHTS = np.array(
 #: Share of customers answering the survey (once, at a random time after sign-up).
 SURVEY_SHARE = 0.20
 
-#: Campaigns: (campaign_id, send month as a fraction of the data span, control share,
-#: open probability, click probability given open, order-rate multiplier per latent group in
-#: the calendar month of the send). The win-back campaign lifts lapsing customers a lot,
-#: occasional ones a little, nobody else; the newsletter has no effect at all.
-CAMPAIGNS: tuple[tuple[str, float, float, float, float, dict[str, float]], ...] = (
-    ("CMP_WINBACK", 0.5, 0.2, 0.30, 0.25, {"lapsing": 2.5, "occasional": 1.3}),
-    ("CMP_NEWSLETTER", 0.25, 0.2, 0.40, 0.10, {}),
+@dataclass(frozen=True)
+class Campaign:
+    """A campaign with a random control arm and a planted, group-specific effect.
+
+    Every customer acquired before the send month is eligible. In the calendar month of the
+    send, the order rate of a treated customer is multiplied by ``rate_multiplier[group]``
+    (group = latent group in that month; 1 when absent). A treated customer in a group of
+    ``migration`` moves to next month's group with that row instead of the base matrix row.
+    """
+
+    campaign_id: str
+    at: float  # send month as a fraction of the data span
+    control_share: float
+    p_open: float
+    p_click: float  # given an open
+    rate_multiplier: dict[str, float] = field(default_factory=dict)
+    migration: dict[str, tuple[float, ...]] = field(default_factory=dict)
+
+
+#: The win-back campaign lifts lapsing customers a lot (purchases in the send month and their
+#: chance to move back to regulars/occasional), occasional ones a little, nobody else; the
+#: newsletter has no effect at all.
+CAMPAIGNS: tuple[Campaign, ...] = (
+    Campaign(
+        "CMP_WINBACK", 0.5, 0.2, 0.30, 0.25,
+        rate_multiplier={"lapsing": 2.5, "occasional": 1.3},
+        migration={"lapsing": (0.00, 0.10, 0.14, 0.00, 0.00, 0.66, 0.10)},
+    ),
+    Campaign("CMP_NEWSLETTER", 0.25, 0.2, 0.40, 0.10),
 )
 
 
@@ -178,3 +202,7 @@ def check_spec() -> None:
     }.items():
         if not np.isclose(vec.sum(), 1.0):
             raise AssertionError(f"{name} must sum to 1")
+    for c in CAMPAIGNS:
+        for row in c.migration.values():
+            if len(row) != len(GROUPS) or not np.isclose(sum(row), 1.0):
+                raise AssertionError(f"{c.campaign_id}: migration rows must sum to 1")

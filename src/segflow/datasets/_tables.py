@@ -117,7 +117,7 @@ def events_table(ev: dict[str, np.ndarray], off: Offsets) -> pa.Table:
 def exposures_table(ex: dict[str, np.ndarray], off: Offsets) -> pa.Table:
     return pa.table(
         {
-            "campaign_id": lookup(tuple(c[0] for c in S.CAMPAIGNS), ex["campaign"]),
+            "campaign_id": lookup(tuple(c.campaign_id for c in S.CAMPAIGNS), ex["campaign"]),
             "customer_id": customer_ids(ex["cust"], off),
             "ts": timestamps(ex["ts"]),
             "arm": lookup(("treatment", "control"), ex["arm"]),
