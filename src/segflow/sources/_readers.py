@@ -313,23 +313,29 @@ def _db_select(source: SourceSettings, label: str) -> tuple[str | None, str | No
 
 
 def _stage_duckdb(con, path: Path, source: SourceSettings, label: str, limit: int | None) -> Staged:
+    """A table (or query) of another DuckDB file, streamed as Arrow batches."""
     table, query, order_by = _db_select(source, label)
-    alias = _tmp("db")
     try:
-        con.execute(f"ATTACH {lit(str(path))} AS {alias} (READ_ONLY)")
+        src = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as exc:
         raise InputError(f"cannot open as a DuckDB database: {exc}", file=label) from exc
-    previous = con.execute("SELECT current_database()").fetchone()[0]
     try:
-        if query:
-            con.execute(f"USE {alias}")
-        inner = f"SELECT * FROM {alias}.{q(table)}" if table else f"SELECT * FROM ({query})"
+        inner = f"SELECT * FROM {q(table)}" if table else f"SELECT * FROM ({query})"
         order = f" ORDER BY {order_by}" if order_by else ""
         lim = f" LIMIT {int(limit)}" if limit else ""
-        raw = _scan(con, f"{inner}{order}{lim}", label, "a DuckDB table")
+        try:
+            reader = src.execute(f"{inner}{order}{lim}").fetch_record_batch(100_000)
+        except duckdb.Error as exc:
+            raise InputError(f"cannot read the DuckDB table: {str(exc).splitlines()[0]}",
+                             file=label) from exc
+        view = _tmp("dv")
+        con.register(view, reader)
+        try:
+            raw = _scan(con, f"SELECT * FROM {view}", label, "a DuckDB table")
+        finally:
+            con.unregister(view)
     finally:
-        con.execute(f"USE {q(previous)}")
-        con.execute(f"DETACH {alias}")
+        src.close()
     return _number_rows(con, raw, label)
 
 

@@ -1,0 +1,169 @@
+"""Bad input gets a clear InputError naming file, row and column, and the store is unchanged."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+from sources_project import NOW
+
+from segflow.config import Settings
+from segflow.errors import ConfigError, InputError
+from segflow.sources import ingest
+from segflow.store import Store
+
+TOML = """
+[[sources]]
+name = "orders"
+table = "transactions"
+path = "orders.csv"
+[sources.columns]
+transaction_id = "order_id"
+customer_id = "customer"
+ts = "date"
+amount = "amount"
+"""
+GOOD = "order_id,customer,date,amount,note\n1,A,2024-01-02,10.5,ok\n2,B,2024-01-03,7,fine\n"
+
+
+def _project(tmp_path: Path, data: bytes | str, toml: str = TOML, name: str = "orders.csv") -> Path:
+    (tmp_path / "segflow.toml").write_text(toml)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    (tmp_path / name).write_bytes(payload)
+    return tmp_path
+
+
+def _run(project: Path, store: Store | None = None):
+    store = store or Store(":memory:")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return store, ingest(store, Settings.load(project), project, now=NOW)
+
+
+def _rows(store: Store, table: str) -> int:
+    return store.sql(f"SELECT count(*) FROM {table}").column(0)[0].as_py()
+
+
+@pytest.mark.parametrize(
+    ("data", "message", "row"),
+    [
+        (b"", "empty", None),
+        (b"order_id,customer,date,amount\n", "header but no data rows", 1),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4, "binary", None),
+    ],
+)
+def test_unreadable_files(tmp_path, data, message, row):
+    project = _project(tmp_path, data)
+    with pytest.raises(InputError, match=message) as info:
+        _run(project)
+    assert info.value.file == "orders.csv"
+    assert info.value.row == row
+    assert "orders.csv" in str(info.value)
+
+
+def test_missing_mapped_column_names_file_and_column(tmp_path):
+    project = _project(tmp_path, GOOD.replace("customer", "client"))
+    with pytest.raises(InputError) as info:
+        _run(project)
+    err = info.value
+    assert err.file == "orders.csv" and err.column == "customer" and err.row == 0
+    assert "client" in str(err)  # lists the columns that are there
+
+
+def test_missing_file(tmp_path):
+    (tmp_path / "segflow.toml").write_text(TOML)
+    with pytest.raises(InputError, match="no file matches"):
+        _run(tmp_path)
+
+
+def test_nothing_written_when_one_file_is_bad(tmp_path):
+    toml = TOML + """
+[[sources]]
+name = "more"
+table = "transactions"
+path = "more.csv"
+[sources.columns]
+transaction_id = "order_id"
+ts = "date"
+amount = "amount"
+"""
+    project = _project(tmp_path, GOOD, toml)
+    (project / "more.csv").write_text("order_id,date\n1,2024-01-01\n")  # no amount column
+    store = Store(":memory:")
+    with pytest.raises(InputError, match="amount"):
+        _run(project, store)
+    assert _rows(store, "transactions") == 0 and _rows(store, "loads") == 0
+
+
+def test_crash_mid_load_leaves_store_unchanged(tmp_path, monkeypatch):
+    project = _project(tmp_path, GOOD)
+    store, _ = _run(project)
+    before = {t: _rows(store, t) for t in ("transactions", "quarantine", "loads")}
+    (project / "orders.csv").write_text(GOOD + "3,C,2024-01-04,5,new\n")
+    from segflow.sources import _load
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(_load, "_count", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        _run(project, store)
+    assert {t: _rows(store, t) for t in before} == before
+    monkeypatch.undo()
+    _, report = _run(project, store)  # the retry loads the new row only
+    assert report.to_pandas().rows_accepted.tolist() == [1]
+
+
+def test_ten_megabyte_field_is_quarantined_not_fatal(tmp_path):
+    big = "x" * (10 * 1024 * 1024)
+    project = _project(tmp_path, GOOD + f'3,C,2024-01-04,5,"{big}"\n4,{big},2024-01-04,5,n\n')
+    store, report = _run(project)
+    q = store.sql("SELECT row_number, rule, column_name, length(raw_row) AS n FROM quarantine").to_pandas()
+    assert q.row_number.tolist() == [4] and q.rule.tolist() == ["field_too_long"]
+    assert q.column_name.tolist() == ["customer"]
+    assert q.n[0] > 10 * 1024 * 1024  # raw row kept whole
+    # the long text in an unmapped column does not matter: row 3 is accepted
+    assert report.to_pandas().rows_accepted.tolist() == [3]
+
+
+def test_formula_is_flagged_or_quarantined(tmp_path):
+    data = GOOD + '3,"=HYPERLINK(""http://evil"",""x"")",2024-01-04,5,n\n'
+    store, report = _run(_project(tmp_path, data))
+    assert "row 3, column 'customer'" in report.warnings[0]
+    flags = store.sql("SELECT row_number, rule, value FROM ingest_flags WHERE rule = 'formula_in_text'").to_pandas()
+    assert flags.row_number.tolist() == [3] and flags.value[0].startswith("=HYPERLINK(")
+    toml = TOML.replace('path = "orders.csv"', 'path = "orders.csv"\nformulas = "quarantine"')
+    store, report = _run(_project(tmp_path, data, toml))
+    assert report.rules().rule.tolist() == ["formula_in_text"]
+
+
+def test_wrong_types_are_quarantined_with_the_value(tmp_path):
+    data = GOOD + "3,C,not a date,5,n\n4,D,2024-01-05,12 EUR,n\n5,E,2024-01-05,nan,n\n6,F,2024-01-05,inf,n\n"
+    store, _ = _run(_project(tmp_path, data))
+    q = store.sql("SELECT row_number, rule, column_name, reason FROM quarantine ORDER BY 1").to_pandas()
+    assert q.rule.tolist() == ["unparseable_date", "non_numeric_amount", "non_numeric_amount",
+                               "non_numeric_amount"]
+    assert q.column_name.tolist() == ["date", "amount", "amount", "amount"]
+    assert "'12 EUR'" in q.reason[1]
+
+
+def test_unknown_time_zone_and_bad_expression_are_config_errors(tmp_path):
+    toml = TOML.replace('path = "orders.csv"', 'path = "orders.csv"\ntimezone = "Mars/Olympus"')
+    with pytest.raises(ConfigError, match="Mars/Olympus"):
+        _run(_project(tmp_path, GOOD, toml))
+    toml = TOML.replace('amount = "amount"', 'amount = "= amount * (("')
+    with pytest.raises(ConfigError, match="cannot parse expression"):
+        _run(_project(tmp_path, GOOD, toml))
+
+
+def test_cli_prints_one_line_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from segflow.cli import app
+
+    project = _project(tmp_path, b"")
+    result = CliRunner().invoke(app, ["ingest", "--project", str(project)])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "orders.csv" in result.output and "empty" in result.output
