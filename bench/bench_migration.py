@@ -1,0 +1,272 @@
+"""Benchmark of migration: all monthly transitions over 24 months for 1M customers.
+
+    nice python bench/bench_migration.py                      # 1M customers x 24 snapshots
+    nice python bench/bench_migration.py --customers 100000   # a quicker run
+
+Synthesises assignments with NumPy (a known 8-segment monthly chain; 90 % of the customers
+are present from the first snapshot, the rest enter later, 0.5 % leave for good each month;
+about 22M rows) and writes them to one Parquet file. Every approach starts from that file
+and computes the transition counts of all 23 consecutive pairs with ``(new)`` and
+``(gone)``, and their results are checked to be identical:
+
+* ``segflow`` - :func:`segflow.migration.pooled_transition_matrix` on the Parquet file
+  through Ibis/DuckDB (its input checks included: one row per customer and snapshot);
+* ``segflow (store)`` - the same on a DuckDB store file the pipeline would have written
+  (loading the store is timed separately);
+* ``duckdb SQL`` - one hand-written SQL query (full outer join on customer and pair index),
+  what a SQL user would write, without segflow's checks;
+* ``pandas`` - the usual notebook code at its documented best: Parquet read with only the
+  needed columns (segments as categoricals), one ``merge(how="outer")`` per pair and
+  ``groupby(..., observed=True).size()`` (faster than ``crosstab``).
+
+Each approach runs in a fresh subprocess so that its peak resident memory (``ru_maxrss`` of
+the child) is its own. Writes ``bench/results/migration.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULT = HERE / "results" / "migration.md"
+MONTHS = 24
+
+COMMON = """
+import json, resource, sys, time
+path, out = sys.argv[1], sys.argv[2]
+def done(seconds, counts, extra=None):
+    import pandas as pd
+    counts = counts.groupby(["pair", "from_segment", "to_segment"])["customers"].sum()
+    counts.rename("customers").reset_index().to_parquet(out)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "peak_mib": peak, **(extra or {})}))
+"""
+
+SEGFLOW = COMMON + """
+import ibis
+from segflow.migration import pooled_transition_matrix
+t = time.perf_counter()
+con = ibis.duckdb.connect()
+table = con.read_parquet(path)
+pm = pooled_transition_matrix(table, scheme="bench")
+seconds = time.perf_counter() - t
+done(seconds, pm.pair_cells)
+"""
+
+SEGFLOW_STORE = COMMON + """
+from segflow.store import Store
+from segflow.migration import pooled_transition_matrix
+import pathlib
+store_path = pathlib.Path(out).with_suffix(".duckdb")
+t = time.perf_counter()
+with Store(store_path) as store:
+    store.raw.execute(
+        "INSERT INTO segment_assignments SELECT scheme, NULL, snapshot_date, customer_id, "
+        f"segment, segment_rank, NULL FROM read_parquet('{path}')"
+    )
+load = time.perf_counter() - t
+t = time.perf_counter()
+with Store(store_path, read_only=True) as store:
+    pm = pooled_transition_matrix(store.table("segment_assignments"), scheme="bench")
+seconds = time.perf_counter() - t
+store_path.unlink()
+done(seconds, pm.pair_cells, {"load_seconds": load})
+"""
+
+DUCKDB_SQL = COMMON + """
+import duckdb
+t = time.perf_counter()
+con = duckdb.connect()
+n = con.execute(f"SELECT count(DISTINCT snapshot_date) FROM read_parquet('{path}')").fetchone()[0]
+counts = con.execute(f'''
+WITH a AS (SELECT * FROM read_parquet('{path}')),
+d AS (SELECT snapshot_date, row_number() OVER (ORDER BY snapshot_date) - 1 AS k
+      FROM (SELECT DISTINCT snapshot_date FROM a)),
+t AS (SELECT customer_id, segment, k FROM a JOIN d USING (snapshot_date)),
+l AS (SELECT customer_id, segment AS f, k FROM t WHERE k <= {n} - 2),
+r AS (SELECT customer_id, segment AS s, k - 1 AS k FROM t WHERE k >= 1)
+SELECT coalesce(l.k, r.k) AS pair, coalesce(f, '(new)') AS from_segment,
+       coalesce(s, '(gone)') AS to_segment, count(*) AS customers
+FROM l FULL OUTER JOIN r ON l.customer_id = r.customer_id AND l.k = r.k
+GROUP BY ALL
+''').df()
+seconds = time.perf_counter() - t
+done(seconds, counts)
+"""
+
+PANDAS = COMMON + """
+import pandas as pd
+t = time.perf_counter()
+df = pd.read_parquet(path, columns=["snapshot_date", "customer_id", "segment"])
+df["segment"] = df["segment"].astype("category")
+read = time.perf_counter() - t
+dates = sorted(df["snapshot_date"].unique())
+by_date = {d: g[["customer_id", "segment"]] for d, g in df.groupby("snapshot_date", sort=True)}
+parts = []
+for k, (d1, d2) in enumerate(zip(dates[:-1], dates[1:])):
+    m = by_date[d1].merge(by_date[d2], on="customer_id", how="outer", suffixes=("_from", "_to"))
+    frm = m["segment_from"].cat.add_categories("(new)").fillna("(new)")
+    to = m["segment_to"].cat.add_categories("(gone)").fillna("(gone)")
+    size = pd.DataFrame({"from_segment": frm, "to_segment": to}).groupby(
+        ["from_segment", "to_segment"], observed=True).size()
+    parts.append(size.rename("customers").reset_index().assign(pair=k))
+counts = pd.concat(parts, ignore_index=True)
+counts["from_segment"] = counts["from_segment"].astype(str)
+counts["to_segment"] = counts["to_segment"].astype(str)
+seconds = time.perf_counter() - t
+done(seconds, counts, {"read_seconds": read})
+"""
+
+APPROACHES = {
+    "segflow": SEGFLOW,
+    "segflow (store)": SEGFLOW_STORE,
+    "duckdb SQL": DUCKDB_SQL,
+    "pandas": PANDAS,
+}
+
+
+def synthesise(path: Path, customers: int, seed: int = 0) -> int:
+    """Write the assignments of ``customers`` over 24 monthly snapshots; returns rows."""
+    import datetime as dt
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    k = 8
+    names = np.array([f"S{i + 1}" for i in range(k)])
+    # a sticky chain: stay with 0.80, otherwise move to a neighbour segment
+    p = np.full((k, k), 0.0)
+    for i in range(k):
+        p[i, i] = 0.80
+        for j, w in ((i - 1, 0.12), (i + 1, 0.08)):
+            p[i, min(max(j, 0), k - 1)] += w
+    cum = p.cumsum(axis=1)
+    ids = pa.array([f"C{i:07d}" for i in range(customers)])
+    entry = np.where(rng.random(customers) < 0.9, 0, rng.integers(1, MONTHS, customers))
+    state = rng.integers(0, k, customers)
+    alive = np.ones(customers, dtype=bool)
+    rows = 0
+    schema = pa.schema(
+        [("scheme", pa.string()), ("snapshot_date", pa.date32()), ("customer_id", pa.string()),
+         ("segment", pa.string()), ("segment_rank", pa.int32())]
+    )
+    with pq.ParquetWriter(path, schema) as writer:
+        for m in range(MONTHS):
+            if m:
+                u = rng.random(customers)
+                state = (u[:, None] > cum[state]).sum(axis=1).clip(max=k - 1)
+                alive &= rng.random(customers) >= 0.005
+            present = np.flatnonzero(alive & (entry <= m))
+            day = dt.date(2022 + m // 12, m % 12 + 1, 1)
+            n = len(present)
+            writer.write_table(
+                pa.table(
+                    {
+                        "scheme": pa.array(["bench"]).take(pa.array(np.zeros(n, dtype=np.int64))),
+                        "snapshot_date": pa.array([day] * n, pa.date32()),
+                        "customer_id": ids.take(pa.array(present)),
+                        "segment": pa.array(names[state[present]]),
+                        "segment_rank": pa.array(state[present] + 1, pa.int32()),
+                    },
+                    schema=schema,
+                )
+            )
+            rows += n
+    return rows
+
+
+def run(approach: str, data: Path, work: Path) -> dict[str, float]:
+    out = work / f"{approach.replace(' ', '_').replace('(', '').replace(')', '')}.parquet"
+    proc = subprocess.run(
+        [sys.executable, "-c", APPROACHES[approach], str(data), str(out)],
+        capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{approach} failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["out"] = str(out)
+    return result
+
+
+def same_counts(paths: list[str]) -> bool:
+    import pandas as pd
+
+    frames = [
+        pd.read_parquet(p).sort_values(["pair", "from_segment", "to_segment"]).reset_index(drop=True)
+        for p in paths
+    ]
+    for f in frames:
+        f["pair"] = f["pair"].astype(int)
+        f["customers"] = f["customers"].astype(int)
+    return all(frames[0].equals(f) for f in frames[1:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="segflow-bench-migration-") as tmp:
+        work = Path(tmp)
+        data = work / "assignments.parquet"
+        t = time.perf_counter()
+        rows = synthesise(data, args.customers)
+        synth = time.perf_counter() - t
+        print(f"synthesised {rows:,} rows in {synth:.1f} s ({data.stat().st_size / 2**20:.0f} MiB)", flush=True)
+        results = {}
+        for name in APPROACHES:
+            results[name] = run(name, data, work)
+            print(name, {k: v for k, v in results[name].items() if k != "out"}, flush=True)
+        identical = same_counts([r["out"] for r in results.values()])
+        size_mib = data.stat().st_size / 2**20
+    write_markdown(args.customers, rows, size_mib, results, identical)
+    print(f"wrote {RESULT}")
+
+
+def write_markdown(customers: int, rows: int, size_mib: float, results: dict, identical: bool) -> None:
+    base = results["segflow"]["seconds"]
+    lines = [
+        "## Migration: all monthly transitions (`pooled_transition_matrix`)",
+        "",
+        f"`bench/bench_migration.py`: {customers:,} customers, {MONTHS} monthly snapshots, "
+        f"{rows:,} assignment rows (8 segments; 10 % of the customers enter after the first snapshot, 0.5 % leave each month), one Parquet "
+        f"file of {size_mib:.0f} MiB; the transition counts of all {MONTHS - 1} consecutive pairs with "
+        f"`(new)` and `(gone)`. {os.cpu_count()} cores ({platform.machine()}), run with `nice` while "
+        "other work shared the machine; each approach in its own process (peak memory = its peak "
+        f"resident set). All approaches gave identical counts: **{'yes' if identical else 'NO'}**.",
+        "",
+        "| approach | time | vs segflow | peak memory | notes |",
+        "|---|---|---|---|---|",
+    ]
+    notes = {
+        "segflow": "from the Parquet file; includes the one-row-per-customer check and the snapshot list",
+        "segflow (store)": "on the DuckDB store (loading it took {load:.1f} s, not included)",
+        "duckdb SQL": "one hand-written query, no input checks",
+        "pandas": "of which {read:.1f} s reading Parquet; one outer merge per pair",
+    }
+    for name, r in results.items():
+        note = notes[name].format(load=r.get("load_seconds", 0.0), read=r.get("read_seconds", 0.0))
+        lines.append(
+            f"| {name} | {r['seconds']:.1f} s | {r['seconds'] / base:.2f}x | {r['peak_mib']:,.0f} MiB | {note} |"
+        )
+    lines += [
+        "",
+        "Reading: segflow's time is one engine query for all pairs plus two small checking queries; "
+        "the hand-written SQL shows the cost of those checks and of Ibis. pandas holds the whole "
+        "history in memory and joins pair by pair.",
+    ]
+    RESULT.parent.mkdir(parents=True, exist_ok=True)
+    RESULT.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
