@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Callable, Iterable
@@ -187,6 +188,7 @@ def generate_demo(
     try:
         for child in children:
             n = min(CHUNK_CUSTOMERS, customers - off.customer)
+            off = dataclasses.replace(off, size=n)
             off = _chunk(np.random.default_rng(child), n, cal, off, ctx, writers, truth, start)
             if progress is not None:
                 progress(off.customer, customers)

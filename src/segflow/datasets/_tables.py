@@ -9,6 +9,7 @@ microseconds. Identifiers are strings: ``C000123`` customers, ``O000000042`` ord
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -27,6 +28,7 @@ class Offsets:
     order: int
     session: int
     width: int  # digits of customer ids
+    size: int = 0  # customers in this chunk
 
 
 def ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
@@ -45,8 +47,17 @@ def timestamps(seconds: np.ndarray) -> pa.Array:
     return pa.array(np.asarray(seconds, dtype=np.int64), pa.int64()).cast(TS)
 
 
+@lru_cache(maxsize=2)
+def _chunk_customer_ids(first: int, n: int, width: int) -> pa.Array:
+    return ids("C", first + np.arange(n) + 1, width)
+
+
 def customer_ids(local: np.ndarray, off: Offsets) -> pa.Array:
-    return ids("C", off.customer + np.asarray(local) + 1, off.width)
+    """Ids of the chunk's customers by local index (formatted once per chunk, then taken)."""
+    local = np.asarray(local, dtype=np.int64)
+    n = int(local.max()) + 1 if len(local) else 0
+    n = max(n, off.size)
+    return _chunk_customer_ids(off.customer, n, off.width).take(pa.array(local))
 
 
 def customers_table(cust: dict[str, np.ndarray], off: Offsets) -> pa.Table:
