@@ -43,16 +43,30 @@ def figure_html(fig: go.Figure) -> str:
 
 
 def table_html(frame: pd.DataFrame, *, percent: tuple[str, ...] = (), money: tuple[str, ...] = (), digits: int = 2) -> str:
-    """A DataFrame as an HTML table (values escaped), with share and money columns formatted."""
-    shown = frame.copy()
+    """A DataFrame as an HTML table (values escaped): shares as percentages, money with two
+    decimals and thousands separators, numbers right-aligned and text left-aligned."""
+    shown = frame.reset_index(drop=True)
+    formats: dict[str, object] = {}
+    numeric: list[str] = []
     for col in shown.columns:
+        if pd.api.types.is_bool_dtype(shown[col]) or not pd.api.types.is_numeric_dtype(shown[col]):
+            continue
+        numeric.append(col)
         if col in percent:
-            shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.1%}")
+            formats[col] = "{:.1%}"
         elif col in money:
-            shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:,.2f}")
+            formats[col] = "{:,.2f}"
         elif pd.api.types.is_float_dtype(shown[col]):
-            shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:,.{digits}f}")
-    return shown.to_html(index=False, classes="data", border=0, escape=True)
+            formats[col] = "{:,.%sf}".replace("%s", str(digits))
+        else:
+            formats[col] = "{:,}"
+    styler = (
+        shown.style.format(formats, na_rep="", escape="html")
+        .hide(axis="index")
+        .set_table_attributes('class="data"')
+        .set_properties(subset=numeric, **{"text-align": "right"})
+    )
+    return styler.to_html()
 
 
 def _h3(text: str) -> str:
@@ -107,8 +121,13 @@ def quality_section(project: Project) -> Section:
     from segflow.quality import audit
 
     checks = audit(project.store).to_pandas()
+    flagged = checks[checks["severity"] != "ok"]
     section.blocks.append(_h3("Audit checks"))
-    section.blocks.append(table_html(checks))
+    section.blocks.append(
+        _note(f"{len(checks) - len(flagged)} of {len(checks)} checks passed; the others are listed below.")
+    )
+    if not flagged.empty:
+        section.blocks.append(table_html(flagged))
     return section
 
 
