@@ -23,7 +23,7 @@ from segflow.models._churn import (
 def planted():
     X, p, y, g = planted_features(24_000, seed=11)
     test = g == g.max()
-    model = ChurnModel(random_state=0).fit(X[~test], y[~test], groups=g[~test])
+    model = ChurnModel(n_threads=1, random_state=0).fit(X[~test], y[~test], groups=g[~test])
     return model, X[test], p[test], y[test]
 
 
@@ -46,7 +46,7 @@ def test_isotonic_calibration_also_calibrated(planted):
     _, X, p_true, y = planted
     Xa, pa_, ya, g = planted_features(24_000, seed=11)
     test = g == g.max()
-    iso = ChurnModel(calibration="isotonic", random_state=0).fit(Xa[~test], ya[~test], groups=g[~test])
+    iso = ChurnModel(n_threads=1, calibration="isotonic", random_state=0).fit(Xa[~test], ya[~test], groups=g[~test])
     ev = evaluate_churn(y, iso.predict_proba(X)[:, 1])
     assert ev.ece < 0.03 and ev.auc > 0.75
 
@@ -104,13 +104,13 @@ def test_risk_bands_from_quantiles(planted):
 
 def test_explicit_band_thresholds():
     X, _, y, g = planted_features(3000, seed=3)
-    model = ChurnModel(band_thresholds=(0.2, 0.7), max_iter=30, random_state=0).fit(X, y, groups=g)
+    model = ChurnModel(n_threads=1, band_thresholds=(0.2, 0.7), max_iter=30, random_state=0).fit(X, y, groups=g)
     assert model.band_thresholds_.tolist() == [0.2, 0.7]
 
 
 def test_estimator_contract_and_categories():
     X, _, y, g = planted_features(3000, seed=4)
-    model = ChurnModel(max_iter=30, random_state=0)
+    model = ChurnModel(n_threads=1, max_iter=30, random_state=0)
     assert clone(model).get_params() == model.get_params()
     with pytest.raises(NotFittedError):
         model.predict_proba(X)
@@ -130,14 +130,14 @@ def test_estimator_contract_and_categories():
 def test_bad_inputs():
     X, _, y, g = planted_features(500, seed=5)
     with pytest.raises(InputError, match="0 .purchased. or 1"):
-        ChurnModel().fit(X, y * 2, groups=g)
+        ChurnModel(n_threads=1).fit(X, y * 2, groups=g)
     with pytest.raises(SegflowError, match="single class"):
-        ChurnModel().fit(X, np.zeros(len(y), int), groups=g)
+        ChurnModel(n_threads=1).fit(X, np.zeros(len(y), int), groups=g)
     bad = X.assign(when=pd.Timestamp("2024-01-01"))
     with pytest.raises(InputError, match="when"):
-        ChurnModel().fit(bad, y, groups=g)
+        ChurnModel(n_threads=1).fit(bad, y, groups=g)
     with pytest.warns(UserWarning, match="single snapshot"):
-        model = ChurnModel(max_iter=20, random_state=0).fit(X, y, groups=np.zeros(len(y)))
+        model = ChurnModel(n_threads=1, max_iter=20, random_state=0).fit(X, y, groups=np.zeros(len(y)))
     assert model.calibration_split_ == "random"
 
 

@@ -23,7 +23,7 @@ def fitted():
     test = frame.snapshot == frame.snapshot.max()
     tr, te = frame[~test], frame[test]
     X = ["segment", "engagement"]
-    model = NextSegmentModel(random_state=0).fit(
+    model = NextSegmentModel(n_threads=1, random_state=0).fit(
         tr[X], tr.next_segment, groups=tr.snapshot
     )
     markov = markov_matrix(tr.segment, tr.next_segment)
@@ -87,4 +87,4 @@ def test_stay_accuracy_and_by_segment(fitted):
 def test_single_class_refused():
     X = pd.DataFrame({"segment": ["a"] * 50, "x": np.arange(50.0)})
     with pytest.raises(SegflowError, match="same next segment"):
-        NextSegmentModel().fit(X, ["a"] * 50)
+        NextSegmentModel(n_threads=1).fit(X, ["a"] * 50)

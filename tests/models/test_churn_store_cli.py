@@ -41,7 +41,7 @@ def project(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(project):
     directory, _ = project
-    result = runner.invoke(app, ["churn", "train", "--project", str(directory), "--json"])
+    result = runner.invoke(app, ["churn", "train", "--project", str(directory), "--threads", "1", "--json"])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -87,7 +87,7 @@ def test_score_writes_customer_scores(project, trained, tmp_path):
     snapshot = dt.date(2024, 3, 1)
     out = tmp_path / "scores.csv"
     args = ["churn", "score", "--project", str(directory), "--snapshot", "2024-03-01",
-            "--out", str(out), "--json"]
+            "--out", str(out), "--threads", "1", "--json"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)

@@ -29,6 +29,9 @@ from segflow.errors import SegflowError
 HorizonOption = typer.Option(
     90, "--horizon-days", min=1, help="Churn = no purchase in the N days after the snapshot."
 )
+ThreadsOption = typer.Option(
+    None, "--threads", min=1, help="Threads for the model (default: all cores; 1 on a busy machine)."
+)
 
 
 def model_path(project_dir: Path, horizon_days: int) -> Path:
@@ -48,8 +51,11 @@ def features_at(tables: dict[str, Any], settings: Any) -> Callable[[dt.date], An
     return lambda snapshot: customer_features(tables, snapshot, window_days=window)
 
 
-def _train(project_dir: Path, horizon_days: int, engine: str, quiet: bool) -> dict[str, Any]:
+def _train(
+    project_dir: Path, horizon_days: int, engine: str, quiet: bool, threads: int | None = None
+) -> dict[str, Any]:
     from segflow.engine import connect
+    from segflow.models._churn import ChurnModel
     from segflow.models._churn_train import save_churn_model, train_churn
     from segflow.pipeline import canonical_tables, resolve_snapshot_dates
     from segflow.project import Project
@@ -68,6 +74,7 @@ def _train(project_dir: Path, horizon_days: int, engine: str, quiet: bool) -> di
                     tables["transactions"],
                     snapshots,
                     horizon_days=horizon_days,
+                    model=ChurnModel(n_threads=threads, random_state=0),
                 )
             finally:
                 eng.close()
@@ -107,7 +114,11 @@ def _print_training(summary: dict[str, Any]) -> None:
 
 
 def _score(
-    project_dir: Path, horizon_days: int, snapshot: dt.date | None, engine: str
+    project_dir: Path,
+    horizon_days: int,
+    snapshot: dt.date | None,
+    engine: str,
+    threads: int | None = None,
 ) -> tuple[Any, int]:
     from segflow.engine import connect
     from segflow.models._churn_train import (
@@ -121,6 +132,7 @@ def _score(
 
     with Project.open(project_dir) as project:
         model, _meta = load_churn_model(model_path(project.directory, horizon_days))
+        model.set_params(n_threads=threads)
         store = project.store
         snapshot = snapshot or resolve_snapshot_dates(store, project.settings)[-1]
         params = {"horizon_days": horizon_days, "snapshot": snapshot.isoformat()}
@@ -162,6 +174,7 @@ def register(app: typer.Typer) -> None:
         project: Path = ProjectDirOption,
         horizon_days: int = HorizonOption,
         engine: str = EngineOption,
+        threads: int | None = ThreadsOption,
         json_out: bool = JsonOption,
     ) -> None:
         """Train the churn model on the store's history; print AUC, lift and calibration.
@@ -171,7 +184,7 @@ def register(app: typer.Typer) -> None:
         them and saves the model to PROJECT/models/churn_<N>d.joblib.
         """
         with user_errors():
-            summary = _train(project, horizon_days, engine, quiet=json_out)
+            summary = _train(project, horizon_days, engine, quiet=json_out, threads=threads)
             if json_out:
                 print_json(summary)
             else:
@@ -186,13 +199,14 @@ def register(app: typer.Typer) -> None:
         horizon_days: int = HorizonOption,
         out: Path = typer.Option(None, "--out", help="Also write the scores to a .csv or .parquet file."),
         engine: str = EngineOption,
+        threads: int | None = ThreadsOption,
         json_out: bool = JsonOption,
     ) -> None:
         """Score every customer with a purchase before the snapshot: churn probability and
         risk band, written to the store's customer_scores table."""
         with user_errors():
             day = _parse_date(snapshot) if snapshot else None
-            scores, written = _score(project, horizon_days, day, engine)
+            scores, written = _score(project, horizon_days, day, engine, threads)
             if out is not None:
                 _write_out(scores, out)
             if json_out:

@@ -11,8 +11,9 @@ one it learned from.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
+from threadpoolctl import threadpool_limits
 
 from segflow.errors import InputError, SegflowError
 
@@ -107,6 +109,16 @@ class BoostedCalibratedClassifier(BaseEstimator):
                 out[name] = pd.to_numeric(col, errors="raise").astype("float64").to_numpy()
         return pd.DataFrame(out, index=range(len(X)))
 
+    # -- threads -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _threads(self) -> Iterator[None]:
+        """Limit OpenMP threads to ``n_threads`` (``None``: the library default, all cores)."""
+        if self.n_threads is None:
+            yield
+        else:
+            with threadpool_limits(limits=int(self.n_threads), user_api="openmp"):
+                yield
+
     # -- fitting -----------------------------------------------------------------------------
     def _booster(self) -> HistGradientBoostingClassifier:
         return HistGradientBoostingClassifier(
@@ -169,9 +181,10 @@ class BoostedCalibratedClassifier(BaseEstimator):
                     f"the {part} fold ({len(idx)} rows) holds a single class; "
                     "the model needs both outcomes in each fold (more snapshots or customers)"
                 )
-        booster = self._booster().fit(Xt.iloc[fit_idx], y[fit_idx])
+        with self._threads():
+            booster = self._booster().fit(Xt.iloc[fit_idx], y[fit_idx])
         calibrated = CalibratedClassifierCV(FrozenEstimator(booster), method=self.calibration)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), self._threads():
             # a class absent from the calibration fold is calibrated to its prior: fine.
             warnings.filterwarnings("ignore", message=".*only one class.*")
             calibrated.fit(Xt.iloc[cal_idx], y[cal_idx])

@@ -49,6 +49,10 @@ class NextSegmentModel(ClassifierMixin, BoostedCalibratedClassifier):
         Passed to :class:`~sklearn.ensemble.HistGradientBoostingClassifier`. Early stopping
         is on by default (on a random 10 % of the fitting rows), not only above 10 000
         rows as scikit-learn's ``"auto"``: unstopped boosting overfits small fits.
+    n_threads : int, optional
+        OpenMP threads for fitting and prediction; default all cores. On a machine shared
+        with other busy processes, 1 can be many times faster (measured: 0.7 s against
+        11.6 s for 16 000 rows x 35 features at a load average of 13 on 2 cores).
     random_state : int, optional
 
     Attributes
@@ -74,6 +78,7 @@ class NextSegmentModel(ClassifierMixin, BoostedCalibratedClassifier):
         min_samples_leaf: int = 20,
         l2_regularization: float = 0.0,
         early_stopping: str | bool = True,
+        n_threads: int | None = None,
         random_state: int | None = None,
     ) -> None:
         self.calibration = calibration
@@ -84,6 +89,7 @@ class NextSegmentModel(ClassifierMixin, BoostedCalibratedClassifier):
         self.min_samples_leaf = min_samples_leaf
         self.l2_regularization = l2_regularization
         self.early_stopping = early_stopping
+        self.n_threads = n_threads
         self.random_state = random_state
 
     def fit(self, X: Any, y: Any, *, groups: Sequence[Any] | None = None) -> NextSegmentModel:
@@ -111,7 +117,9 @@ class NextSegmentModel(ClassifierMixin, BoostedCalibratedClassifier):
     def predict_proba(self, X: Any) -> np.ndarray:
         """Calibrated probabilities, shape (n_rows, n_classes), columns in ``classes_`` order."""
         check_is_fitted(self)
-        return self.calibrated_.predict_proba(self._transform(X))
+        Xt = self._transform(X)
+        with self._threads():
+            return self.calibrated_.predict_proba(Xt)
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable next segment of each row."""
