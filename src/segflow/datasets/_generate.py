@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +20,9 @@ from segflow.datasets import _spec as S
 from segflow.datasets import _tables as T
 from segflow.datasets._defects import Context, Injected, inject, to_csv_table
 from segflow.errors import SegflowError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Customers simulated per chunk. Fixed: the data for a seed must not depend on memory.
 CHUNK_CUSTOMERS = 25_000
@@ -96,6 +99,25 @@ class DemoDataset:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per table: rows written, injected defects, and the file paths."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            {
+                "table": list(self.rows),
+                "rows": list(self.rows.values()),
+                "defects": [
+                    sum(n for k, n in self.defects.items() if k.split("/")[0] == t)
+                    for t in self.rows
+                ],
+                **{
+                    fmt: [str(self.files[t].get(fmt, "")) for t in self.rows]
+                    for fmt in ("csv", "parquet")
+                },
+            }
+        )
 
     def __repr__(self) -> str:
         return (
