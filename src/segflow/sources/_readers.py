@@ -184,10 +184,12 @@ def _stage_csv(con, path: Path, source: SourceSettings, label: str, limit: int |
     rejects = _tmp("rjt")
     con.execute(
         f"""CREATE TEMP TABLE {rejects} AS
-        SELECT CAST(line AS BIGINT) - 1 AS _row, csv_line AS raw_row,
-               CAST(error_type AS VARCHAR) || ': ' || error_message AS reason,
-               column_name
-        FROM {rej} WHERE line > 1 {f'AND line <= {int(limit) + 1}' if limit else ''}"""
+        SELECT CAST(line AS BIGINT) - 1 AS _row, any_value(csv_line) AS raw_row,
+               string_agg(DISTINCT CAST(error_type AS VARCHAR) || ': ' || error_message, '; ')
+                   AS reason,
+               min(column_name) AS column_name
+        FROM {rej} WHERE line > 1 {f'AND line <= {int(limit) + 1}' if limit else ''}
+        GROUP BY line"""  # one line can carry several errors
     )
     # Accepted row a (1-based, in file order) sits after every reject j with
     # q_j - j <= a - 1, where q_j is the j-th reject's row number.
