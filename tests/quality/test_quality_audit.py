@@ -1,0 +1,114 @@
+"""The audit's counts against an independent pandas/numpy computation on a seeded base."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from segflow.quality import audit
+from segflow.store import Store
+
+AS_OF = dt.date(2024, 7, 1)
+
+
+@pytest.fixture(scope="module")
+def base() -> tuple[Store, pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(7)
+    n_cust, n_tx = 60, 900
+    customers = pd.DataFrame({
+        "customer_id": [f"C{i:03d}" for i in range(n_cust)],
+        "created_at": pd.Timestamp("2022-01-01") + pd.to_timedelta(rng.integers(0, 700, n_cust), "D"),
+        "email": [None if i % 9 == 0 else f"c{i}@x.org" for i in range(n_cust)],
+        "gender": [None if i % 4 == 0 else "female" for i in range(n_cust)],
+    })
+    days = rng.integers(0, 540, n_tx)
+    days = np.where((days > 300) & (days < 312), 299, days)  # an 11-day gap
+    ts = pd.Timestamp("2023-01-01") + pd.to_timedelta(days, "D") + pd.to_timedelta(
+        rng.integers(0, 86_400, n_tx), "s")
+    amount = np.round(rng.lognormal(3, 0.5, n_tx), 2)
+    amount[:5] = [5000, 7000, 0.5, 9000, 3.0]  # outliers
+    tx = pd.DataFrame({
+        "transaction_id": [f"T{i:04d}" for i in range(n_tx)],
+        "customer_id": [f"C{int(c):03d}" for c in rng.integers(0, n_cust + 3, n_tx)],  # 3 unknown
+        "ts": ts, "amount": amount, "quantity": 1.0, "unit_price": amount, "is_return": False,
+    })
+    tx.loc[10:12, "ts"] = pd.Timestamp("2025-01-01")  # future
+    tx.loc[20, "customer_id"] = None
+    tx.loc[30, "unit_price"] = tx.loc[30, "amount"] + 5  # inconsistent
+    # same-day repeat: copy row 40 under a new id, 2 hours later
+    rep = tx.loc[[40]].assign(transaction_id="T9999", ts=tx.loc[40, "ts"] + pd.Timedelta(hours=2))
+    rep["ts"] = rep.ts.where(rep.ts.dt.date == tx.loc[40, "ts"].date(), tx.loc[40, "ts"])
+    tx = pd.concat([tx, rep], ignore_index=True)
+    store = Store(":memory:")
+    store.append("customers", pa.Table.from_pandas(customers, preserve_index=False))
+    store.append("transactions", pa.Table.from_pandas(tx, preserve_index=False))
+    return store, customers, tx
+
+
+def _check(report, name, table):
+    frame = report.to_pandas()
+    row = frame[(frame.check == name) & (frame.table == table)]
+    assert len(row) == 1, (name, table)
+    return row.iloc[0]
+
+
+def test_outliers_match_robust_z(base):
+    store, _, tx = base
+    x = tx.amount[(tx.amount > 0) & ~tx.is_return].to_numpy()
+    med = np.median(x)
+    mad = np.median(np.abs(x - med))
+    expected = int((np.abs(0.6745 * (x - med) / mad) > 3.5).sum())
+    got = _check(audit(store, as_of=AS_OF), "amount_outliers", "transactions")
+    assert got["count"] == expected and expected >= 3
+    assert "amount=9000.0" in got.examples  # the largest first
+
+
+def test_dates_gaps_integrity(base):
+    store, customers, tx = base
+    report = audit(store, as_of=AS_OF)
+    cut = pd.Timestamp(AS_OF)
+    assert _check(report, "future_dates", "transactions")["count"] == int((tx.ts >= cut).sum()) == 3
+    days = pd.Series(sorted(tx.ts[tx.ts < cut].dt.normalize().unique()))
+    span = (days.iloc[-1] - days.iloc[0]).days + 1
+    gaps = _check(report, "history_gaps", "transactions")
+    assert gaps["count"] == span - len(days) and gaps["total"] == span
+    assert gaps.severity == "warning"  # the 11-day hole
+    assert gaps.examples.startswith(f"{int((days.diff().dt.days - 1).max())} days")
+    known = set(customers.customer_id)
+    orphans = tx.customer_id.notna() & ~tx.customer_id.isin(known)
+    assert _check(report, "unknown_customers", "transactions")["count"] == int(orphans.sum()) > 0
+    assert _check(report, "anonymous_transactions", "transactions")["count"] == 1
+
+
+def test_completeness_repeats_consistency_stale(base):
+    store, customers, tx = base
+    report = audit(store, as_of=AS_OF)
+    assert _check(report, "completeness:email", "customers")["count"] == int(customers.email.isna().sum())
+    assert _check(report, "completeness:gender", "customers").severity == "warning"  # 25% > 20%
+    assert _check(report, "not_provided:phone", "customers")["count"] == len(customers)
+    g = tx.dropna(subset=["customer_id"]).groupby(
+        [tx.customer_id, tx.ts.dt.date, tx.amount]).size()
+    assert _check(report, "same_day_repeats", "transactions")["count"] == int((g - 1).clip(lower=0).sum()) >= 1
+    off = (tx.amount - tx.quantity * tx.unit_price).abs() > 0.01 + 0.005 * tx.amount.abs()
+    assert _check(report, "spend_consistency", "transactions")["count"] == int(off.sum()) == 1
+    since, cut = pd.Timestamp(AS_OF) - pd.Timedelta(days=365), pd.Timestamp(AS_OF)
+    active = set(tx.customer_id[(tx.ts >= since) & (tx.ts < cut)].dropna())
+    old = customers[customers.created_at < since]
+    stale = (~old.customer_id.isin(active)).sum()
+    assert _check(report, "stale_customers", "customers")["count"] == int(stale)
+
+
+def test_report_contract(base):
+    store, _, _ = base
+    report = audit(store, as_of=AS_OF)
+    d = report.to_dict()
+    assert d["count"] == len(d["data"]) == len(report.to_pandas())
+    assert 0 <= report.score <= 100
+    assert {c["severity"] for c in d["data"]} <= {"ok", "info", "warning", "error"}
+    assert report.figure().data
+    assert "AuditReport(score=" in repr(report)
+    assert audit(Store(":memory:"), as_of=AS_OF).score == 0.0  # empty base
