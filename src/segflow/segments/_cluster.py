@@ -188,14 +188,15 @@ class _BaseSegmenter(ClusterMixin, BaseEstimator):
         def fit_predict(data: np.ndarray, seed: int) -> Predictor:
             return self._fit_core(data, self.k_, seed).predict
 
-        return bootstrap_stability(
-            fit_predict,
-            design[rows],
-            labels[rows],
-            self.k_,
-            n_bootstrap=self.n_bootstrap,
-            random_state=int(rng.integers(2**31 - 1)),
-        )
+        with threadpool_limits(limits=1):  # at most 2,000 rows: threads only spin-wait
+            return bootstrap_stability(
+                fit_predict,
+                design[rows],
+                labels[rows],
+                self.k_,
+                n_bootstrap=self.n_bootstrap,
+                random_state=int(rng.integers(2**31 - 1)),
+            )
 
     def _info(self, shares: np.ndarray) -> dict[str, Any]:
         info: dict[str, Any] = {
