@@ -37,3 +37,14 @@ def test_sources_map_every_column_of_the_files(demo_dir):
     assert set(crm.value_maps["gender"]) == {"F", "M", "X"}
     assert codes - set(crm.value_maps["gender"]) == {"U"}  # the injected invalid code
     assert set(crm.value_maps["gender"].values()) == {"female", "male", "other"}
+
+
+def test_parquet_sources_point_at_the_parquet_files(tmp_path, demo_dir):
+    sources = demo_sources(demo_dir, file_format="parquet")
+    assert all(s.format == "parquet" and s.path.endswith(".parquet") for s in sources)
+    for src, csv_src in zip(sources, demo_sources(demo_dir), strict=True):
+        assert src.columns == csv_src.columns
+        assert pd.read_parquet(src.path).columns.tolist() == list(
+            pd.read_csv(csv_src.path, nrows=0).columns)
+    (tmp_path / "segflow.toml").write_text(demo_project_toml("data", file_format="parquet"))
+    assert Settings.load(tmp_path).sources == demo_sources("data", file_format="parquet")

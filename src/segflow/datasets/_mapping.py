@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from segflow.config import SourceSettings
 from segflow.datasets._generate import TRANSACTION_DATE_FORMATS
@@ -85,14 +86,19 @@ def _join(data_dir: str | Path, name: str) -> str:
     return f"{base}/{name}" if base else name
 
 
-def demo_sources(data_dir: str | Path = "data") -> list[SourceSettings]:
-    """The ``[[sources]]`` that ingest the demo CSV files written by :func:`generate_demo`.
+def demo_sources(
+    data_dir: str | Path = "data", *, file_format: Literal["csv", "parquet"] = "csv"
+) -> list[SourceSettings]:
+    """The ``[[sources]]`` that ingest the demo files written by :func:`generate_demo`.
 
     Parameters
     ----------
     data_dir : str or Path, default "data"
         Folder of the demo files, as written in ``segflow.toml`` (relative to the project
         folder, or absolute).
+    file_format : {"csv", "parquet"}, default "csv"
+        Which files to read. The CSV files exercise text dates in mixed formats; the Parquet
+        files are typed and faster to ingest (same rows, without the CSV-only date defects).
 
     Returns
     -------
@@ -112,7 +118,8 @@ def demo_sources(data_dir: str | Path = "data") -> list[SourceSettings]:
             extra["value_maps"] = {"gender": dict(GENDER_WORDS)}
         out.append(
             SourceSettings(
-                name=name, table=table, path=_join(data_dir, f"{stem}.csv"), format="csv",
+                name=name, table=table, path=_join(data_dir, f"{stem}.{file_format}"),
+                format=file_format,
                 columns=dict(columns), **extra,
             )
         )
@@ -174,15 +181,19 @@ def _toml_value(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def demo_project_toml(data_dir: str | Path = "data") -> str:
+def demo_project_toml(
+    data_dir: str | Path = "data", *, file_format: Literal["csv", "parquet"] = "csv"
+) -> str:
     """A complete, commented ``segflow.toml`` for the demo data in ``data_dir``.
+
+    ``file_format`` chooses the CSV (default) or the Parquet files, as in :func:`demo_sources`.
 
     It holds the project, monthly periods, RFM settings, the sources of
     :func:`demo_sources` and the ``rfm``, ``lifecycle`` and ``value_tiers`` schemes; it parses
     with :meth:`segflow.config.Settings.load`.
     """
     parts = [_HEADER]
-    for src in demo_sources(data_dir):
+    for src in demo_sources(data_dir, file_format=file_format):
         parts.append("\n" + _COMMENTS[src.table])
         parts.append("[[sources]]")
         parts.append(f"name = {_toml_value(src.name)}")
