@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +66,8 @@ class DemoDataset:
         The arguments used.
     start, end : datetime.date
         First day of the data, and the first day after it (``ts < end`` for clean rows).
+    seconds : float
+        Wall time of the generation, in seconds.
     """
 
     out_dir: Path
@@ -79,7 +81,6 @@ class DemoDataset:
     start: dt.date
     end: dt.date
     seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary."""
