@@ -30,7 +30,8 @@ def store():
 def features(store):
     tables = {name: store.table(name) for name in REQUIRED_TABLES}
     table = customer_features(tables, S).cache()
-    return table
+    yield table
+    table.release()
 
 
 @pytest.fixture(scope="module")

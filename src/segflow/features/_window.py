@@ -59,10 +59,13 @@ def safe_ratio(num: ibis.NumericValue, den: ibis.NumericValue) -> ibis.NumericVa
 
 
 def left_join_all(base: ibis.Table, parts: list[ibis.Table], key: str = "customer_id") -> ibis.Table:
-    """Left-join per-customer tables onto ``base`` by ``key``, dropping the duplicate keys."""
+    """Left-join per-customer tables onto ``base`` by ``key`` in one join chain (a flat
+    multi-way join compiles much faster than nested joins), dropping the duplicate keys."""
     out = base
-    for part in parts:
-        joined = out.left_join(part, key)
-        dup = f"{key}_right"
-        out = joined.drop(dup) if dup in joined.columns else joined
-    return out
+    keys = []
+    for i, part in enumerate(parts):
+        alias = f"_key{i}"
+        part = part.rename({alias: key})
+        out = out.left_join(part, base[key] == part[alias])
+        keys.append(alias)
+    return out.drop(*keys)
