@@ -54,7 +54,8 @@ class Playbook:
         per distinct segment name, then mapped)."""
         names = pd.Series(segments.unique())
         table = pd.DataFrame(
-            [vars(self.entry_for(None if pd.isna(s) else str(s))) for s in names], index=names
+            [vars(self.entry_for(None if pd.isna(s) else str(s))) for s in names],
+            index=names, columns=["action", "segments", "goal", "suggestion"],
         )[["action", "goal", "suggestion"]]
         return table.reindex(segments.to_numpy()).reset_index(drop=True)
 
