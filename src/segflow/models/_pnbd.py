@@ -67,7 +67,8 @@ def _log_bracket(
             log_ratio + _log_a0_term(r, alpha, s, beta, x, T),
         ]
     )
-    signs = np.array([1.0, 1.0, -1.0])[:, None] * np.ones_like(terms)
+    signs = np.array([1.0, 1.0, -1.0]).reshape((3,) + (1,) * (terms.ndim - 1))
+    signs = np.broadcast_to(signs, terms.shape)
     return logsumexp(terms, axis=0, b=signs), log_alive
 
 
