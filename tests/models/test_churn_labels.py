@@ -200,3 +200,25 @@ def test_next_segment_labels(memory_store):
         [d2, d3, "a", "silver", "gold"], [d2, d3, "b", "silver", GONE],
         [d2, d3, "d", "gold", GONE],
     ]
+
+
+def test_stray_future_rows_warn_and_data_end_fixes_it(memory_store):
+    from segflow.models._churn import ChurnModel
+    from segflow.models._churn_train import train_churn
+
+    tx = synth_transactions(600, seed=6, end=dt.date(2024, 1, 1))
+    stray = tx.iloc[:3].assign(transaction_id=["s1", "s2", "s3"],
+                               ts=pd.to_datetime(["2024-05-02", "2024-08-03", "2024-11-04"]))
+    memory_store.append("transactions", to_arrow(pd.concat([tx, stray])))
+    tables = _tables(memory_store)
+    snaps = [dt.date(2023, m, 1) for m in (4, 7, 10)] + [dt.date(2024, m, 1) for m in (1, 4, 7)]
+    model = ChurnModel(n_threads=1, max_iter=20, random_state=0)
+    with pytest.warns(UserWarning, match="probably end before 2024-11-05"):
+        fooled = train_churn(_light_features(tables), tables["transactions"], snaps,
+                             horizon_days=90, model=model)
+    assert fooled.test_snapshot == dt.date(2024, 7, 1)
+    assert fooled.evaluation.base_rate > 0.99  # everyone "churned" in a window without data
+    right = train_churn(_light_features(tables), tables["transactions"], snaps,
+                        horizon_days=90, model=model, end=dt.date(2024, 1, 1))
+    assert right.test_snapshot == dt.date(2023, 10, 1)
+    assert right.train_snapshots == [dt.date(2023, 4, 1), dt.date(2023, 7, 1)]

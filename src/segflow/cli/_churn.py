@@ -8,6 +8,7 @@ churn probabilities and risk bands for a snapshot into ``customer_scores``.
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,12 @@ def features_at(tables: dict[str, Any], settings: Any) -> Callable[[dt.date], An
 
 
 def _train(
-    project_dir: Path, horizon_days: int, engine: str, quiet: bool, threads: int | None = None
+    project_dir: Path,
+    horizon_days: int,
+    engine: str,
+    quiet: bool,
+    threads: int | None = None,
+    data_end: dt.date | None = None,
 ) -> dict[str, Any]:
     from segflow.engine import connect
     from segflow.models._churn import ChurnModel
@@ -75,6 +81,7 @@ def _train(
                     snapshots,
                     horizon_days=horizon_days,
                     model=ChurnModel(n_threads=threads, random_state=0),
+                    end=data_end,
                 )
             finally:
                 eng.close()
@@ -175,6 +182,10 @@ def register(app: typer.Typer) -> None:
         horizon_days: int = HorizonOption,
         engine: str = EngineOption,
         threads: int | None = ThreadsOption,
+        data_end: str = typer.Option(
+            None, "--data-end",
+            help="Exclusive end of complete data YYYY-MM-DD; default: day after the last transaction.",
+        ),
         json_out: bool = JsonOption,
     ) -> None:
         """Train the churn model on the store's history; print AUC, lift and calibration.
@@ -184,7 +195,14 @@ def register(app: typer.Typer) -> None:
         them and saves the model to PROJECT/models/churn_<N>d.joblib.
         """
         with user_errors():
-            summary = _train(project, horizon_days, engine, quiet=json_out, threads=threads)
+            end = _parse_date(data_end, "--data-end") if data_end else None
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                summary = _train(project, horizon_days, engine, quiet=json_out,
+                                 threads=threads, data_end=end)
+            summary["warnings"] = [str(w.message) for w in caught if _is_ours(w)]
+            for message in summary["warnings"]:
+                console.print(f"[bold yellow]warning:[/] {message}", highlight=False)
             if json_out:
                 print_json(summary)
             else:
@@ -205,7 +223,7 @@ def register(app: typer.Typer) -> None:
         """Score every customer with a purchase before the snapshot: churn probability and
         risk band, written to the store's customer_scores table."""
         with user_errors():
-            day = _parse_date(snapshot) if snapshot else None
+            day = _parse_date(snapshot, "--snapshot") if snapshot else None
             scores, written = _score(project, horizon_days, day, engine, threads)
             if out is not None:
                 _write_out(scores, out)
@@ -225,8 +243,13 @@ def register(app: typer.Typer) -> None:
     app.add_typer(churn, name="churn")
 
 
-def _parse_date(text: str) -> dt.date:
+def _parse_date(text: str, option: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
-        raise SegflowError(f"--snapshot {text!r}: expected a date as YYYY-MM-DD") from None
+        raise SegflowError(f"{option} {text!r}: expected a date as YYYY-MM-DD") from None
+
+
+def _is_ours(caught: warnings.WarningMessage) -> bool:
+    """UserWarnings raised by segflow (not library deprecation noise)."""
+    return issubclass(caught.category, UserWarning) and "segflow" in str(caught.filename)

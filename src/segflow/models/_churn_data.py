@@ -98,6 +98,31 @@ def data_end(transactions: ibis.Table) -> dt.date:
     return pd.Timestamp(last).date() + dt.timedelta(days=1)
 
 
+def window_rates(
+    transactions: ibis.Table, snapshots: Sequence[dt.date], horizon_days: int
+) -> dict[dt.date, float]:
+    """Purchase lines per day inside each snapshot's label window ``[s, s + N days)``.
+
+    One query (daily counts over the span of all windows); used to spot label windows that
+    the data do not really cover, e.g. when a few stray future-dated rows push the data end.
+    """
+    if not snapshots:
+        return {}
+    bought = purchases(transactions)
+    lo = _ts(min(snapshots))
+    hi = _ts(max(snapshots) + dt.timedelta(days=horizon_days))
+    inside = bought.filter(bought.ts >= lo, bought.ts < hi)
+    daily = (
+        inside.group_by(day=inside.ts.date()).aggregate(n=inside.count()).to_pandas()
+    )
+    counts = pd.Series(daily["n"].to_numpy(), index=[pd.Timestamp(d).date() for d in daily["day"]])
+    out = {}
+    for s in snapshots:
+        end = s + dt.timedelta(days=horizon_days)
+        out[s] = float(counts[(counts.index >= s) & (counts.index < end)].sum()) / horizon_days
+    return out
+
+
 def complete_snapshots(
     snapshots: Sequence[dt.date], horizon_days: int, end: dt.date
 ) -> list[dt.date]:

@@ -38,6 +38,7 @@ from segflow.models._churn_data import (
     feature_columns,
     next_segment_training_set,
     time_split,
+    window_rates,
 )
 from segflow.models._next_segment import (
     NextSegmentEvaluation,
@@ -155,6 +156,7 @@ def train_churn(
     if max_snapshots is not None:
         complete = complete[-max_snapshots:]
     train_snaps, test = time_split(complete, horizon_days, end)
+    _check_coverage(transactions, train_snaps, test, horizon_days, end)
     start = time.perf_counter()
     frame = churn_training_set(features_at, transactions, complete, horizon_days)
     seconds["training_set"] = time.perf_counter() - start
@@ -193,6 +195,31 @@ def train_churn(
         features=cols,
         seconds=seconds,
     )
+
+
+#: Warn when the test label window holds fewer purchases per day than this share of the
+#: median training window.
+COVERAGE_RATIO = 0.25
+
+
+def _check_coverage(
+    transactions: ibis.Table,
+    train: Sequence[dt.date],
+    test: dt.date,
+    horizon_days: int,
+    end: dt.date,
+) -> None:
+    rates = window_rates(transactions, [*train, test], horizon_days)
+    typical = float(np.median([rates[s] for s in train]))
+    if typical > 0 and rates[test] < COVERAGE_RATIO * typical:
+        warnings.warn(
+            f"the label window of the test snapshot {test} ({horizon_days} days) holds "
+            f"{rates[test]:.2f} purchase lines per day against a median of {typical:.2f} in the "
+            f"training windows: the data probably end before {end} (stray future-dated rows?). "
+            "Churn labels there are not trustworthy; pass the real data end (--data-end).",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _as_date(value: Any) -> dt.date:
