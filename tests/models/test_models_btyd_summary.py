@@ -49,8 +49,11 @@ def _pandas_summary(log: pd.DataFrame, unit: float) -> pd.DataFrame:
         first, last = cal.index.min(), cal.index.max()
         x = len(cal) - 1
         hold = days[(days.index >= pd.Timestamp(CAL_END)) & (days.index < pd.Timestamp(OBS_END))]
+        window = cal[cal.index >= pd.Timestamp(CAL_END) - (pd.Timestamp(OBS_END) - pd.Timestamp(CAL_END))]
         out.append(
             {
+                "x_last_period": len(window),
+                "last_period_spend": window.amount.sum(),
                 "customer_id": cid,
                 "x": x,
                 "t_x": (last - first).days / unit,
@@ -74,7 +77,9 @@ def test_summary_matches_pandas(unit: str, days: float) -> None:
     got = got.sort_values("customer_id", ignore_index=True)
     want = _pandas_summary(log, days)
     assert list(got.customer_id) == list(want.customer_id)
-    for col in ("x", "t_x", "T", "monetary_value", "x_holdout", "holdout_spend"):
+    cols = ("x", "t_x", "T", "monetary_value", "x_holdout", "holdout_spend", "x_last_period",
+            "last_period_spend")
+    for col in cols:
         np.testing.assert_allclose(got[col].to_numpy(float), want[col].to_numpy(float), err_msg=col)
     assert set(got.duration_holdout) == {(OBS_END - CAL_END).days / days}
     messages = " ".join(str(w.message) for w in record)

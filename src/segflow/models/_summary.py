@@ -17,7 +17,8 @@ Definitions (those of Fader, Hardie & Lee 2005 on CDNOW, which land on the publi
   (they were not yet acquired); they are counted in a warning.
 * With ``observation_end`` the **holdout** is ``calibration_end <= day < observation_end``:
   ``x_holdout`` purchase days, ``holdout_spend`` their net amount, and ``duration_holdout`` its
-  length in time units.
+  length in time units. ``x_last_period`` and ``last_period_spend`` hold the same for the last
+  calibration window of the holdout's length (the naive "last period repeated" baseline).
 """
 
 from __future__ import annotations
@@ -164,11 +165,22 @@ def btyd_summary(
     hold = hold.group_by("customer_id").aggregate(
         x_holdout=hold.count(), holdout_spend=hold.amount.sum()
     )
+    # the naive "last period repeated" baseline: purchase days in the last calibration window
+    # as long as the holdout
+    window_start = cal_end - (obs_end - cal_end)
+    last = cal.filter(cal.day >= window_start)
+    last = last.group_by("customer_id").aggregate(
+        x_last_period=last.count(), last_period_spend=last.amount.sum()
+    )
     joined = summary.left_join(hold, "customer_id")
+    joined = joined.select(*summary.columns, "x_holdout", "holdout_spend")
+    joined = joined.left_join(last, "customer_id")
     return joined.select(
         *[joined[c] for c in summary.columns],
         x_holdout=joined.x_holdout.fill_null(0).cast("int64"),
         holdout_spend=joined.holdout_spend.fill_null(0.0),
+        x_last_period=joined.x_last_period.fill_null(0).cast("int64"),
+        last_period_spend=joined.last_period_spend.fill_null(0.0),
         duration_holdout=ibis.literal((obs_end - cal_end).days / unit, type="float64"),
     )
 
