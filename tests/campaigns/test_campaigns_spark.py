@@ -1,0 +1,46 @@
+"""The campaign read-out gives the same numbers on Spark as on DuckDB (same Ibis code)."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from segflow.campaigns import campaign_report
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+
+def _spark_reason() -> str | None:
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed (pip install 'segflow[spark]')"
+    if shutil.which("java") is None:
+        return "no Java runtime on PATH (apt-get install openjdk-17-jre-headless)"
+    return None
+
+
+def test_campaign_report_on_spark_equals_duckdb(campaign_store):
+    reason = _spark_reason()
+    if reason:
+        pytest.skip(reason)
+    from segflow.engine import Engine
+
+    store = campaign_store.store
+    engine = Engine("spark", store)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            duck = campaign_report(store, "c1", "value")
+            spark = campaign_report(engine, "c1", "value")
+        pd.testing.assert_frame_equal(duck.effect.to_pandas(), spark.effect.to_pandas(),
+                                      check_dtype=False, rtol=1e-9)
+        a = duck.migration.counts.sort_values(["arm", "from_segment", "to_segment"])
+        b = spark.migration.counts.sort_values(["arm", "from_segment", "to_segment"])
+        np.testing.assert_array_equal(a.customers.to_numpy(), b.customers.to_numpy())
+    finally:
+        engine.close()
