@@ -88,3 +88,51 @@ def test_single_class_refused():
     X = pd.DataFrame({"segment": ["a"] * 50, "x": np.arange(50.0)})
     with pytest.raises(SegflowError, match="same next segment"):
         NextSegmentModel(n_threads=1).fit(X, ["a"] * 50)
+
+
+def test_train_next_segment_from_store(memory_store):
+    """Stored assignments of four snapshots; features from a table keyed by snapshot."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from segflow.models._churn_train import train_next_segment
+
+    rng = np.random.default_rng(3)
+    n, dates = 1500, [dt.date(2024, m, 1) for m in (1, 2, 3, 4)]
+    ids = np.array([f"c{i}" for i in range(n)])
+    rung = rng.integers(0, 4, n)
+    rows, feats = [], []
+    for k, day in enumerate(dates):
+        e = rng.normal(size=n)
+        rows.append(pd.DataFrame({"snapshot_date": day, "customer_id": ids,
+                                  "segment": np.asarray(LADDER)[rung]}))
+        feats.append(pd.DataFrame({"snapshot_date": day, "customer_id": ids, "engagement": e}))
+        if k < len(dates) - 1:
+            u = rng.random(n)
+            up, down = sigmoid(2 * e - 2), sigmoid(-2 * e - 2)
+            rung = np.clip(rung + np.where(u < up, 1, np.where(u < up + down, -1, 0)), 0, 3)
+    a = pd.concat(rows)
+    memory_store.append("segment_assignments", pa.table({
+        "scheme": ["ladder"] * len(a), "scheme_version": ["1"] * len(a),
+        "snapshot_date": pa.array(a.snapshot_date.tolist(), pa.date32()),
+        "customer_id": a.customer_id.tolist(), "segment": a.segment.tolist(),
+        "segment_rank": pa.array([1] * len(a), pa.int32()), "run_id": ["r"] * len(a),
+    }))
+    f = pd.concat(feats)
+    memory_store.replace("fx_features", pa.table({
+        "snapshot_date": pa.array(f.snapshot_date.tolist(), pa.date32()),
+        "customer_id": f.customer_id.tolist(), "engagement": f.engagement.to_numpy(),
+    }))
+    table = memory_store.table("fx_features")
+
+    def features_at(day):
+        return table.filter(table.snapshot_date == day).drop("snapshot_date")
+
+    result = train_next_segment(features_at, memory_store.table("segment_assignments"), "ladder",
+                                model=NextSegmentModel(n_threads=1, random_state=0))
+    assert result.test_snapshot == dates[2] and result.train_snapshots == dates[:2]
+    assert result.features == ["engagement", "segment"]
+    ev = result.evaluation
+    assert ev.n == n
+    assert ev.accuracy > ev.stay_accuracy + 0.02 and ev.log_loss < ev.markov_log_loss
