@@ -55,19 +55,21 @@ def path_table(a: ibis.Table, dates: Sequence[dt.date]) -> ibis.Table:
     n = len(dates)
     r = _runs(a, dates)
     starts = r.filter(r.is_start)
-    token = ibis.ifelse(starts.gap, GONE + ARROW + starts.segment, starts.segment)
-    per = (
-        starts.mutate(token=token)
-        .group_by("customer_id")
-        .agg(
-            body=_.token.group_concat(ARROW, order_by=_.idx),
-            first_idx=_.idx.min(),
-            last_idx=_.last_idx.max(),
-        )
+    starts = starts.mutate(
+        token=ibis.ifelse(starts.gap, GONE + ARROW + starts.segment, starts.segment)
     )
+    # a customer has at most n runs: one aggregate per run number keeps the concatenation in
+    # order on every engine (ordered string aggregation is not portable, e.g. to Spark)
+    aggs = {f"t{k}": starts.token.max(where=starts.run_no == k) for k in range(1, n + 1)}
+    per = starts.group_by("customer_id").agg(
+        first_idx=starts.idx.min(), last_idx=starts.last_idx.max(), **aggs
+    )
+    body = per.t1
+    for k in range(2, n + 1):
+        body = body + (ARROW + per[f"t{k}"]).fill_null("")
     path = (
         ibis.ifelse(per.first_idx > 0, NEW + ARROW, "")
-        + per.body
+        + body
         + ibis.ifelse(per.last_idx < n - 1, ARROW + GONE, "")
     )
     return per.select("customer_id", path=path)
@@ -169,10 +171,11 @@ def customer_paths(
     snaps = snapshot_list(a, dates=dates)
     n = len(snaps)
     per = path_table(a, snaps)
-    counts = per.group_by("path").agg(customers=_.count())
-    totals = counts.agg(customers=_.customers.sum(), distinct=_.count()).execute()
-    top_paths = counts.order_by([ibis.desc("customers"), "path"]).limit(top).execute()
-    total = int(totals["customers"].iloc[0] or 0)
+    # one row per distinct path: small next to the base, so it is brought back once
+    counts = per.group_by("path").agg(customers=_.count()).execute()
+    total = int(counts["customers"].sum())
+    top_paths = counts.sort_values(["customers", "path"], ascending=[False, True]).head(top)
+    top_paths = top_paths.reset_index(drop=True)
     top_paths["share"] = top_paths["customers"] / total if total else 0.0
     r = _runs(a, snaps)
     runs = r.group_by("customer_id", "run_no").agg(
@@ -195,7 +198,7 @@ def customer_paths(
         scheme=scheme,
         dates=snaps,
         customers=total,
-        distinct_paths=int(totals["distinct"].iloc[0] or 0),
+        distinct_paths=len(counts),
     )
 
 
