@@ -20,12 +20,27 @@ from segflow.models._scoring import (
     score_customers,
     write_scores,
 )
-from segflow.models._summary import TIME_UNITS, btyd_summary, compress, purchase_days
+from segflow.models._summary import (
+    TIME_UNITS,
+    btyd_summary,
+    compress,
+    discrete_summary,
+    purchase_days,
+)
+from segflow.models._validation import (
+    Backtest,
+    HoldoutValidation,
+    backtest,
+    tracking_curves,
+    validate_holdout,
+)
 
 __all__ = [
     "MODEL_NAMES",
     "SCORE_COLUMNS",
     "TIME_UNITS",
+    "Backtest",
+    "HoldoutValidation",
     "BetaGeoBetaBinomModel",
     "BetaGeoModel",
     "ChurnEvaluation",
@@ -34,13 +49,17 @@ __all__ = [
     "ModifiedBetaGeoModel",
     "NextSegmentModel",
     "ParetoNBDModel",
+    "backtest",
     "btyd_summary",
     "compress",
     "discounted_purchases",
+    "discrete_summary",
     "evaluate_churn",
     "evaluate_next_segment",
     "predict_triples",
     "purchase_days",
     "score_customers",
+    "tracking_curves",
+    "validate_holdout",
     "write_scores",
 ]

@@ -236,3 +236,45 @@ def compress(summary: Any, columns: tuple[str, ...] = ("x", "t_x", "T")) -> pd.D
     else:
         out = summary.group_by(cols).aggregate(count=summary.count()).execute()
     return out.sort_values(cols, ignore_index=True)
+
+
+def discrete_summary(
+    transactions: ir.Table,
+    *,
+    calibration_end: dt.date | str,
+    time_unit: str = "M",
+    customer_col: str = "customer_id",
+    ts_col: str = "ts",
+    amount_col: str | None = "amount",
+) -> ir.Table:
+    """Per-customer ``(x, t_x, n)`` for the BG/BB model: calendar periods as opportunities.
+
+    Periods are calendar months (``year*12 + month``, never month deltas) or blocks of 1 or 7
+    days counted from 1970-01-01. The acquisition period is 0; ``n`` is the number of periods
+    after it up to the one holding the last calibration day; ``x`` counts the later periods
+    with a purchase and ``t_x`` is the last of them (0 if none). Choose a calibration end on
+    a period boundary so that the last period is complete.
+    """
+    cal_end = _as_date(calibration_end, "calibration_end")
+    unit = unit_days(time_unit)
+    days = purchase_days(
+        transactions, end=cal_end, customer_col=customer_col, ts_col=ts_col, amount_col=amount_col
+    )
+    days = days.filter(days.purchase)
+    last_day = cal_end - dt.timedelta(days=1)
+
+    def period(day: ir.DateValue) -> ir.IntegerValue:
+        if unit > 28:
+            return day.year().cast("int64") * 12 + day.month().cast("int64")
+        since = day.delta(ibis.literal(dt.date(1970, 1, 1)), unit="day").cast("float64")
+        return (since / unit).floor().cast("int64")
+
+    per = days.mutate(period=period(days.day))
+    per = per.group_by(["customer_id", "period"]).aggregate(n_days=per.count())
+    per = per.mutate(first=per.period.min().over(group_by="customer_id"))
+    out = per.group_by("customer_id").aggregate(
+        x=(per.period > per.first).cast("int64").sum(),
+        t_x=(per.period.max() - per.first.min()).cast("int64"),
+        n=(period(ibis.literal(last_day)) - per.first.min()).cast("int64"),
+    )
+    return out

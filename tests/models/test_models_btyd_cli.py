@@ -1,0 +1,77 @@
+"""``segflow clv fit|score`` on plain transaction files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from segflow.cli import app
+
+runner = CliRunner()
+
+
+def _run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_clv_fit_cdnow_json(cdnow_dir: Path) -> None:
+    result = _run(
+        "clv", "fit", "-t", str(cdnow_dir / "CDNOW_sample.txt"), "--calibration-end", "1997-10-01",
+        "--holdout-end", "1998-07-01", "--time-unit", "week", "--model", "bgnbd", "--json",
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["params"]["r"] == pytest.approx(0.243, abs=5e-4)
+    assert report["params"]["b"] == pytest.approx(2.426, abs=5e-4)
+    assert report["log_likelihood"] == pytest.approx(-9582.4, abs=0.05)
+    assert set(report["standard_errors"]) == {"r", "alpha", "a", "b"}
+    assert report["customers"] == {"in_summary": 2357, "repeat_buyers": 946, "distinct_triples": 1016}
+    assert round(report["spend_model"]["params"]["q"], 2) == 3.74
+    metrics = {m["predictor"]: m for m in report["holdout"]["metrics"]}
+    assert metrics["model"]["actual_total"] == 1882
+    assert metrics["model"]["mae_purchases"] < metrics["last_period"]["mae_purchases"]
+
+
+def test_clv_fit_csv_and_score_file(tmp_path: Path, cdnow_frame: pd.DataFrame) -> None:
+    csv = tmp_path / "tx.csv"
+    frame = cdnow_frame.rename(columns={"customer_id": "cust", "dollars": "value"})
+    frame[["cust", "date", "value"]].to_csv(csv, index=False)
+    result = _run(
+        "clv", "fit", "-t", str(csv), "--customer-col", "cust", "--date-col", "date",
+        "--date-format", "%Y%m%d", "--amount-col", "value", "--calibration-end", "1997-10-01",
+        "--model", "pnbd", "--json",
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["params"]["s"] == pytest.approx(0.606, abs=5e-4)
+    out = tmp_path / "scores.parquet"
+    result = _run(
+        "clv", "score", "-t", str(csv), "--customer-col", "cust", "--date-col", "date",
+        "--date-format", "%Y%m%d", "--amount-col", "value", "--snapshot", "1997-10-01",
+        "--horizon", "52", "--output", str(out), "--json",
+    )
+    assert result.exit_code == 0, result.output
+    scores = pd.read_parquet(out)
+    assert len(scores) == 2357
+    assert {"p_alive", "expected_purchases", "clv"} <= set(scores.columns)
+    assert (scores.p_alive.between(0, 1)).all() and (scores.clv >= 0).all()
+
+
+def test_clv_errors_are_one_line(tmp_path: Path) -> None:
+    csv = tmp_path / "bad.csv"
+    csv.write_text("customer_id,ts,amount\na,2020-01-01,5\nb,not a date,3\n")
+    result = _run("clv", "fit", "-t", str(csv), "--calibration-end", "2020-06-01")
+    assert result.exit_code == 1
+    assert "column 'ts'" in result.output and "not a date" in result.output
+    assert "Traceback" not in result.output
+    once = tmp_path / "once.csv"
+    once.write_text("customer_id,ts,amount\na,2020-01-01,5\nb,2020-02-01,3\n")
+    result = _run("clv", "fit", "-t", str(once), "--calibration-end", "2020-06-01")
+    assert result.exit_code == 1
+    assert "no repeat buyers" in result.output
+    result = _run("clv", "fit", "-t", str(once), "--calibration-end", "2020-06-01", "--model", "xyz")
+    assert result.exit_code == 1 and "unknown model" in result.output
