@@ -333,3 +333,32 @@ def _campaigns(ex: pd.DataFrame) -> dict[str, object]:
         "campaign_open_rate_12m": opened / received if received else None,
         "campaign_click_rate_12m": clicked / received if received else None,
     }
+
+
+def assert_same_features(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    """Column by column: numbers to 1e-9, dates by day, text and flags exactly."""
+    from segflow.features import FEATURES
+
+    assert list(got.index) == list(want.index)
+    for name, feature in FEATURES.items():
+        if name == "customer_id":
+            continue
+        g, w = got[name], want.reindex(got.index)[name] if name in want else None
+        assert w is not None, f"reference lacks {name}"
+        if feature.kind in ("numeric",):
+            gv = pd.to_numeric(g, errors="coerce").astype(float).to_numpy()
+            wv = pd.to_numeric(w, errors="coerce").astype(float).to_numpy()
+            np.testing.assert_allclose(gv, wv, rtol=1e-9, atol=1e-9, equal_nan=True,
+                                       err_msg=name)
+        elif feature.kind == "date":
+            gv = _plain(pd.to_datetime(g).dt.normalize())
+            wv = _plain(pd.to_datetime(w).dt.normalize())
+            assert gv == wv, name
+        elif feature.kind == "boolean":
+            assert (g.fillna(False).astype(bool) == w.fillna(False).astype(bool)).all(), name
+        else:
+            assert _plain(g) == _plain(w), name
+
+
+def _plain(values: pd.Series) -> list[object]:
+    return [None if pd.isna(v) else v for v in values]

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-import numpy as np
 import pandas as pd
 import pytest
-from tests.features._fixture import S, make_tables, reference_features, to_store
+from tests.features._fixture import (
+    S,
+    assert_same_features,
+    make_tables,
+    reference_features,
+    to_store,
+)
 
 from segflow.features import FEATURES, REQUIRED_TABLES, customer_features
 from segflow.store import Store
@@ -32,42 +37,16 @@ def _compute(tables, snapshot: dt.date, window_days: int | None) -> pd.DataFrame
     return out.set_index("customer_id").sort_index()
 
 
-def _assert_same(got: pd.DataFrame, want: pd.DataFrame) -> None:
-    assert list(got.index) == list(want.index)
-    for name, feature in FEATURES.items():
-        if name == "customer_id":
-            continue
-        g, w = got[name], want.reindex(got.index)[name] if name in want else None
-        assert w is not None, f"reference lacks {name}"
-        if feature.kind in ("numeric",):
-            gv = pd.to_numeric(g, errors="coerce").astype(float).to_numpy()
-            wv = pd.to_numeric(w, errors="coerce").astype(float).to_numpy()
-            np.testing.assert_allclose(gv, wv, rtol=1e-9, atol=1e-9, equal_nan=True,
-                                       err_msg=name)
-        elif feature.kind == "date":
-            gv = _plain(pd.to_datetime(g).dt.normalize())
-            wv = _plain(pd.to_datetime(w).dt.normalize())
-            assert gv == wv, name
-        elif feature.kind == "boolean":
-            assert (g.fillna(False).astype(bool) == w.fillna(False).astype(bool)).all(), name
-        else:
-            assert _plain(g) == _plain(w), name
-
-
-def _plain(values: pd.Series) -> list[object]:
-    return [None if pd.isna(v) else v for v in values]
-
-
 @pytest.mark.parametrize("window_days", [None, 180])
 def test_every_feature_matches_pandas(tables, frames, window_days):
     got = _compute(tables, S, window_days)
     want = reference_features(frames, S, window_days)
-    _assert_same(got, want)
+    assert_same_features(got, want)
 
 
 def test_every_feature_matches_pandas_at_an_earlier_snapshot(tables, frames):
     snapshot = dt.date(2023, 1, 15)
-    _assert_same(_compute(tables, snapshot, None), reference_features(frames, snapshot))
+    assert_same_features(_compute(tables, snapshot, None), reference_features(frames, snapshot))
 
 
 def test_columns_are_the_registry_in_order(tables):
