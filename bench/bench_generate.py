@@ -113,6 +113,7 @@ def main() -> None:
     args = ap.parse_args()
 
     results = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         peers = []
         for name, code in (("Faker 40 (row loop)", FAKER), ("Mimesis 22 (Fieldset bulk)", MIMESIS)):
@@ -127,6 +128,7 @@ def main() -> None:
         print("segflow", r, flush=True)
         results.append(r)
         shutil.rmtree(out, ignore_errors=True)
+    args.load = (load_before, os.getloadavg()[0])
     _write(args, results[0], peers)
 
 
@@ -137,7 +139,9 @@ def _write(args: argparse.Namespace, seg: dict, peers: list[tuple[str, dict]]) -
         "",
         f"`bench/bench_generate.py`: {n:,} customers, {args.months} months, seed 0, CSV and "
         f"Parquet, on {os.cpu_count()} cores ({platform.machine()}), run with `nice` while "
-        "other work shared the machine. Peak memory is the peak resident set of the process.",
+        "other work shared the machine (1-minute load average "
+        f"{args.load[0]:.1f} before, {args.load[1]:.1f} after, on 2 cores: times are "
+        "pessimistic). Peak memory is the peak resident set of the process.",
         "",
     ]
     if "error" in seg:
