@@ -259,7 +259,9 @@ def test_export_to_store_table():
     listing = segment_list(store.table("segment_assignments"), "tier")
     assert write_segment_list(listing, "crm_segment_list", format="table", store=store) == 6
     back = store.table("crm_segment_list").execute().set_index("customer_id")
-    assert back.loc["c1", "periods_in_segment"] == 3 and back.loc["c6", "previous_segment"] == "Gold"
+    assert (
+        back.loc["c1", "periods_in_segment"] == 3 and back.loc["c6", "previous_segment"] == "Gold"
+    )
     with pytest.raises(SegflowError, match="needs store"):
         write_segment_list(listing, "x", format="table")
     store.close()

@@ -85,6 +85,12 @@ def test_rows_sum_to_one_and_intervals_bracket_shares(random_store):
     )
     sums = tm.shares().sum(axis=1)
     np.testing.assert_allclose(sums.to_numpy(), 1.0, rtol=0, atol=1e-12)
+    probs = tm.probabilities()
+    np.testing.assert_allclose(probs.sum(axis=1).to_numpy(), 1.0)
+    counts = tm.counts()
+    assert probs.loc["Gold", "Silver"] == pytest.approx(
+        counts.loc["Gold", "Silver"] / counts.loc["Gold"].sum()
+    )
     c = tm.to_pandas()
     assert ((c["share_lower"] <= c["share"]) & (c["share"] <= c["share_upper"])).all()
     counts = tm.counts().loc[["Gold"], ["Gold", "Silver", "Bronze", GONE]].to_numpy()
@@ -230,3 +236,29 @@ def test_interval_coverage_by_simulation(p):
     lo, hi = row_intervals(sims, method="goodman", level=0.95)
     simultaneous = ((lo <= p) & (p <= hi)).all(axis=1).mean()
     assert simultaneous > 0.93, simultaneous
+
+
+def test_value_per_cell_and_order(random_store):
+    store, a, _ = random_store
+    rng = np.random.default_rng(4)
+    ids = sorted(a["customer_id"].unique())
+    values = pd.DataFrame({"customer_id": ids, "value": rng.gamma(2.0, 50.0, len(ids))})
+    value_table = store.con.create_table("clv_values", values, overwrite=True)
+    order = ["Bronze", "Silver", "Gold"]
+    tm = transition_matrix(
+        store.table("segment_assignments"),
+        scheme="tier",
+        from_date=DATES[2],
+        to_date=DATES[3],
+        value=value_table,
+        order=order,
+    )
+    assert tm.segments == order and list(tm.counts().columns) == [*order, GONE]
+    at1 = a[a["snapshot_date"] == DATES[2]].set_index("customer_id")["segment"]
+    at2 = a[a["snapshot_date"] == DATES[3]].set_index("customer_id")["segment"]
+    both = pd.concat([at1.rename("f"), at2.rename("t")], axis=1).fillna({"f": NEW, "t": GONE})
+    both["v"] = values.set_index("customer_id")["value"].reindex(both.index)
+    expected = both.groupby(["f", "t"])["v"].sum()
+    got = tm.to_pandas().set_index(["from_segment", "to_segment"])["value"]
+    for key, v in expected.items():
+        assert got[key] == pytest.approx(v)

@@ -200,7 +200,10 @@ def forecast(
         fc = chain.forecast(
             mix.to_dict(), periods, arrivals=a if chain.entry_distribution_ is not None else 0.0
         )
-        steady = chain.absorption()
+        try:
+            until_gone = chain.absorption()["expected_periods"].to_dict()
+        except SegflowError:  # nobody ever left in the history: no finite time to (gone)
+            until_gone = None
         if as_json:
             print_json(
                 {
@@ -210,7 +213,7 @@ def forecast(
                     "arrivals_per_period": a,
                     "transition_matrix": chain.transition_matrix_.round(6).to_dict(orient="index"),
                     "forecast": fc.reset_index().to_dict(orient="records"),
-                    "expected_periods_until_gone": steady["expected_periods"].to_dict(),
+                    "expected_periods_until_gone": until_gone,
                 }
             )
             return

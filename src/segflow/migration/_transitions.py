@@ -119,8 +119,9 @@ class TransitionMatrix(TableResult):
         """The square one-period transition matrix over segments + ``(gone)`` for Markov models.
 
         ``(gone)`` is absorbing (its row is 0 except 1 on itself). Segments with no customers
-        at the first snapshot stay in place (row with 1 on the diagonal) and are reported in a
-        warning-free way by :meth:`counts`.
+        at the first snapshot (a row total of 0) get 1 on the diagonal; :meth:`counts` shows
+        which rows those are. For smoothing or extra absorbing states use
+        :class:`segflow.migration.MarkovChain`.
         """
         states = [*self.segments, GONE]
         wide = self._wide("customers").loc[self.segments, states].fillna(0.0).astype(float)
@@ -332,12 +333,10 @@ def _full_grid(
     totals = out.groupby("from_segment")["customers"].transform("sum")
     out["share"] = np.where(totals > 0, out["customers"] / totals.where(totals > 0, 1.0), np.nan)
     out["share_lower"], out["share_upper"] = np.nan, np.nan
-    for seg, idx in out.groupby("from_segment", sort=False).groups.items():  # one per row
-        lo, hi = row_intervals(
-            out.loc[idx, "customers"].to_numpy()[None, :], method=interval, level=level
-        )
+    for idx in out.groupby("from_segment", sort=False).groups.values():  # one per matrix row
+        counts = out.loc[idx, "customers"].to_numpy()[None, :]
+        lo, hi = row_intervals(counts, method=interval, level=level)
         out.loc[idx, "share_lower"], out.loc[idx, "share_upper"] = lo[0], hi[0]
-        del seg
     out["direction"] = [
         _direction(f, t, ranks) for f, t in zip(out["from_segment"], out["to_segment"], strict=True)
     ]
