@@ -26,6 +26,7 @@ class Fixture:
     transactions: pd.DataFrame
     assignments: pd.DataFrame
     scores: pd.DataFrame
+    customers: pd.DataFrame
 
 
 def build_store(path: str = ":memory:", seed: int = 11, n: int = 6000) -> Fixture:
@@ -75,12 +76,17 @@ def build_store(path: str = ":memory:", seed: int = 11, n: int = 6000) -> Fixtur
                            "score": "clv_12m", "value": np.round(rng.gamma(2.0, 50.0, n), 2),
                            "run_id": "r1"})
     scores = pd.concat([scores, scores.assign(score="p_alive", value=rng.random(n))])
+    customers = pd.DataFrame({
+        "customer_id": ids, "region": rng.choice(["north", "south", None], n, p=[0.45, 0.45, 0.1]),
+        "created_at": pd.Timestamp("2024-01-15") - pd.to_timedelta(rng.integers(0, 800, n), "D")})
+    customers.loc[customers.index[-100:], "created_at"] = pd.NaT
     store = Store(path)
+    store.append("customers", pa.Table.from_pandas(customers, preserve_index=False))
     store.append("campaign_exposures", pa.Table.from_pandas(exposures, preserve_index=False))
     store.append("transactions", pa.Table.from_pandas(tx, preserve_index=False))
     store.append("segment_assignments", pa.Table.from_pandas(assignments, preserve_index=False))
     store.append("customer_scores", pa.Table.from_pandas(scores, preserve_index=False))
-    return Fixture(store, exposures, tx, assignments, scores)
+    return Fixture(store, exposures, tx, assignments, scores, customers)
 
 
 @pytest.fixture(autouse=True)

@@ -62,8 +62,13 @@ def test_effect_and_audience_on_project(campaign_project, tmp_path):
     assert out["campaign_id"] == "c1" and out["migration"]["after"] == "2024-02-01"
     assert "exposed in more than one arm" in res.stderr
     res = runner.invoke(app, ["campaign", "effect", "--project", str(campaign_project),
-                              "--campaign", "c1", "--scheme", "value"])
-    assert res.exit_code == 0 and "Migration value" in res.output
+                              "--campaign", "c1", "--scheme", "value", "--by", "region"])
+    assert res.exit_code == 0 and "Migration value" in res.output and "by region" in res.output
+    res = runner.invoke(app, ["campaign", "list", "--project", str(campaign_project), "--json"])
+    listed = pd.DataFrame(json.loads(res.stdout)["data"])
+    assert set(listed.campaign_id) == {"c0", "c1"}
+    c1 = listed[listed.campaign_id == "c1"].set_index("arm").customers
+    assert c1.sum() == 3000 + 2  # two customers appear in both arms
     target = tmp_path / "aud.csv"
     res = runner.invoke(app, ["campaign", "audience", "--project", str(campaign_project),
                               "--snapshot", "2024-02-01",

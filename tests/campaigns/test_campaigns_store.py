@@ -46,10 +46,29 @@ def test_responses_match_pandas(campaign_store):
     assert (r.segment == ref.segment).all()
 
 
+def test_breakdowns_by_attribute_tenure_and_other_scheme(campaign_store):
+    fx = campaign_store
+    with pytest.warns(UserWarning):
+        r = exposure_responses(fx.store, "c1", scheme="value",
+                               by=["region", "tenure", "value"]).to_pandas()
+    r = r.set_index("customer_id")
+    c = fx.customers.set_index("customer_id").loc[r.index]
+    assert (r.region.fillna("-") == c.region.fillna("-")).all()
+    days = (r.exposed_at - c.created_at).dt.total_seconds() / 86400
+    expect = np.select([c.created_at.isna(), days < 90, days < 365],
+                       ["unknown", "new (< 90 days)", "90-365 days"], "> 1 year")
+    assert (r.tenure == expect).all() and (r.tenure == "unknown").sum() == 100
+    assert (r.value == r.segment).all()
+    with pytest.raises(InputError, match="cannot break down by 'colour'"):
+        exposure_responses(fx.store, "c1", by=["colour"])
+
+
 def test_campaign_report_finds_planted_lift_in_low_segment(campaign_store):
     fx = campaign_store
     with pytest.warns(UserWarning):
-        rep = campaign_report(fx.store, "c1", "value")
+        rep = campaign_report(fx.store, "c1", "value", by=["region"])
+    assert set(rep.effect.table.by) == {"(all)", "segment", "region"}
+    assert set(rep.effect.ranked("purchased").by) == {"segment", "region"}
     t = rep.effect.table
     row = t[(t.segment == "low") & (t.arm == "treatment") & (t.outcome == "purchased")].iloc[0]
     ref = _pandas_responses(fx)

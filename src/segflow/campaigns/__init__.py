@@ -10,7 +10,7 @@ from segflow.campaigns._promotions import (
     promotion_sensitivity,
 )
 from segflow.campaigns._report import CampaignReport, campaign_report
-from segflow.campaigns._store import campaign_cohort, exposure_responses
+from segflow.campaigns._store import campaign_cohort, campaigns_summary, exposure_responses
 from segflow.campaigns._targeting import (
     Audience,
     build_audience,
@@ -52,6 +52,7 @@ __all__ = [
     "EffectReport",
     "MigrationLift",
     "campaign_cohort",
+    "campaigns_summary",
     "campaign_effect",
     "campaign_report",
     "exposure_responses",

@@ -4,6 +4,7 @@ migration lift, read from the store."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -102,6 +103,7 @@ def campaign_report(
     window_days: int = 30,
     level: float = 0.95,
     correction: Literal["holm", "bh", "none"] = "holm",
+    by: Sequence[str] = (),
 ) -> CampaignReport:
     """Lift by segment and migration lift of one campaign in the store.
 
@@ -117,15 +119,19 @@ def campaign_report(
         Outcome window after exposure, in days (see :func:`exposure_responses`).
     level, correction
         As in :func:`campaign_effect`.
+    by : sequence of str, default=()
+        More breakdowns: other schemes, columns of ``customers`` or ``"tenure"`` (see
+        :func:`exposure_responses`). Segments of every breakdown are ranked together by
+        ``report.effect.ranked()``.
     """
     start, end = campaign_window(source, campaign_id)
     notes: list[str] = []
     snapshot = snapshot_before(source, scheme, start) if scheme else None
     responses = exposure_responses(source, campaign_id, window_days=window_days, scheme=scheme,
-                                   snapshot=snapshot)
+                                   snapshot=snapshot, by=by)
     effect = campaign_effect(
         responses, arm_col="arm", control=control, outcomes=["purchased", "revenue"],
-        by=["segment"] if scheme else [], level=level, correction=correction,
+        by=(["segment"] if scheme else []) + list(by), level=level, correction=correction,
         source=f"campaign {campaign_id}",
     )
     migration = None

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import ibis
+import pandas as pd
 from ibis import _
 
 from segflow.errors import InputError
@@ -135,6 +137,7 @@ def exposure_responses(
     window_days: int = 30,
     scheme: str | None = None,
     snapshot: dt.date | None = None,
+    by: Sequence[str] = (),
 ) -> ibis.Table:
     """Customer-level responses to a campaign: one row per exposed customer.
 
@@ -157,7 +160,7 @@ def exposure_responses(
         ``customer_id, arm, exposed_at, purchased`` (1 if any non-return transaction in the
         window, else 0), ``purchases`` (count of non-return transactions), ``revenue`` (net
         amount in the window, returns subtracted, in the store's currency)
-        [, ``segment``].
+        [, ``segment``] [, one column per ``by`` entry, named after it].
     """
     if window_days <= 0:
         raise InputError(f"the response window must be a positive number of days, not {window_days}")
@@ -184,14 +187,66 @@ def exposure_responses(
         revenue=r.revenue.fill_null(0.0).cast("float64"),
     )
     _warn_censored(source, cohort, window_days)
+    if scheme is None and not by:
+        return r
+    known = _schemes(source) if by else set()
+    by_schemes = [b for b in by if b in known]
+    if snapshot is None and (scheme is not None or by_schemes):
+        snapshot = _default_snapshot(source, scheme or by_schemes[0], campaign_id)
+    base = ["customer_id", "arm", "exposed_at", "purchased", "purchases", "revenue"]
     if scheme is not None:
-        if snapshot is None:
-            snapshot = snapshot_before(source, scheme, campaign_window(source, campaign_id)[0])
-        seg = segments_at(source, scheme, snapshot)
+        seg = segments_at(source, scheme, snapshot)  # type: ignore[arg-type]
         r = r.left_join(seg, "customer_id")
-        r = r.select("customer_id", "arm", "exposed_at", "purchased", "purchases", "revenue",
-                     segment=r.segment.fill_null(NEW))
+        r = r.select(*base, segment=r.segment.fill_null(NEW))
+        base.append("segment")
+    for name in by:
+        r = _add_breakdown(source, r, name, snapshot, base, known)
+        base.append(name)
     return r
+
+
+def _default_snapshot(source: TableSource, scheme: str, campaign_id: str) -> dt.date:
+    return snapshot_before(source, scheme, campaign_window(source, campaign_id)[0])
+
+
+def _schemes(source: TableSource) -> set[str]:
+    a = source.table("segment_assignments")
+    return set(a.select("scheme").distinct().to_pandas()["scheme"])
+
+
+def _add_breakdown(
+    source: TableSource,
+    r: ibis.Table,
+    name: str,
+    snapshot: dt.date | None,
+    keep: list[str],
+    known: set[str],
+) -> ibis.Table:
+    customers = source.table("customers")
+    if name == "tenure":
+        c = customers.group_by("customer_id").agg(created_at=_.created_at.min())
+        j = r.left_join(c, "customer_id")
+        days = (j.exposed_at.epoch_seconds() - j.created_at.epoch_seconds()).cast("float64") / 86400.0
+        band = ibis.cases(
+            (j.created_at.isnull(), "unknown"),
+            (days < 90.0, "new (< 90 days)"),
+            (days < 365.0, "90-365 days"),
+            else_="> 1 year",
+        )
+        return j.select(*keep, tenure=band)
+    if name in known:
+        seg = segments_at(source, name, snapshot).select("customer_id", "segment")  # type: ignore[arg-type]
+        j = r.left_join(seg, "customer_id")
+        return j.select(*keep, **{name: j.segment.fill_null(NEW)})
+    if name in customers.columns and name != "customer_id":
+        c = customers.group_by("customer_id").agg(**{name: customers[name].max()})
+        j = r.left_join(c, "customer_id")
+        return j.select(*keep, **{name: j[name].cast("string")})
+    raise InputError(
+        f"cannot break down by {name!r}: not a scheme ({', '.join(sorted(known)) or 'none'}), "
+        f"a customers column ({', '.join(customers.columns)}) or 'tenure'",
+        column=name,
+    )
 
 
 def _warn_censored(source: TableSource, cohort: ibis.Table, window_days: int) -> None:
@@ -207,3 +262,16 @@ def _warn_censored(source: TableSource, cohort: ibis.Table, window_days: int) ->
             UserWarning,
             stacklevel=3,
         )
+
+
+def campaigns_summary(source: TableSource) -> pd.DataFrame:
+    """One row per campaign and arm: ``campaign_id, arm, customers, exposures, first_exposure,
+    last_exposure`` (customers = distinct customer ids with that arm)."""
+    e = source.table("campaign_exposures")
+    return (
+        e.group_by(["campaign_id", "arm"])
+        .agg(customers=_.customer_id.nunique(), exposures=_.count(), first_exposure=_.ts.min(),
+             last_exposure=_.ts.max())
+        .order_by(["campaign_id", "arm"])
+        .to_pandas()
+    )

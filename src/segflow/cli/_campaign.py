@@ -84,7 +84,7 @@ def effect(
     arm_col: str = typer.Option("arm", "--arm-col", help="Column holding the arm (file mode)."),
     control: str = typer.Option("control", "--control", help="Arm value of the control group."),
     outcome: list[str] = typer.Option([], "--outcome", help="Outcome column (0/1 = rate, else mean); repeat for several (file mode)."),
-    by: list[str] = typer.Option([], "--by", help="Break the effect down by this column; repeat for several (file mode)."),
+    by: list[str] = typer.Option([], "--by", help="Break the effect down by this column; repeat. Store mode: a scheme, a customers column or 'tenure'."),
     project: Path = ProjectDirOption,
     campaign: str = typer.Option(None, "--campaign", help="Campaign id in the store's campaign_exposures (store mode)."),
     scheme: str = typer.Option(None, "--scheme", help="Segment scheme for the breakdown and the migration lift (store mode)."),
@@ -97,7 +97,8 @@ def effect(
     """Lift vs control per arm and per segment, with intervals, p-values and MDE.
 
     File mode: --responses FILE --arm-col COL --control VALUE --outcome COL [--by COL].
-    Store mode: --project DIR --campaign ID [--scheme NAME] [--window-days N].
+    Store mode: --project DIR --campaign ID [--scheme NAME] [--by NAME] [--window-days N].
+    `segflow campaign list` shows the campaigns in the store.
     """
     from segflow.campaigns import campaign_effect, campaign_report
 
@@ -120,7 +121,7 @@ def effect(
 
             with Project.open(project, read_only=True) as proj:
                 full = campaign_report(proj.store, campaign, scheme, control=control,
-                                       window_days=window_days, level=level,
+                                       window_days=window_days, level=level, by=by,
                                        correction=correction)  # type: ignore[arg-type]
             payload = full.to_dict()
             report, migration = full.effect, full.migration
@@ -181,6 +182,26 @@ def _print_migration(m: Any) -> None:
         p = "" if pd.isna(r.p_value) else f"{r.p_value:.3g}"
         table.add_row(r.arm, r.movement, str(r.customers), f"{r.share:.1%}", diff, ci, p)
     console.print(table)
+
+
+@campaign_app.command("list")
+def list_campaigns(project: Path = ProjectDirOption, as_json: bool = JsonOption) -> None:
+    """List the campaigns in the store: first and last exposure, customers per arm."""
+    from segflow.campaigns import campaigns_summary
+    from segflow.project import Project
+
+    with user_errors():
+        with Project.open(project, read_only=True) as proj:
+            frame = campaigns_summary(proj.store)
+        if as_json:
+            print_json({"data": frame.to_dict(orient="records"), "count": len(frame)})
+            return
+        table = Table(title="Campaigns in the store", title_justify="left")
+        for col in frame.columns:
+            table.add_column(col)
+        for row in frame.itertuples(index=False):
+            table.add_row(*map(str, row))
+        console.print(table)
 
 
 @campaign_app.command("audience")
