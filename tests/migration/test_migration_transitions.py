@@ -262,3 +262,30 @@ def test_value_per_cell_and_order(random_store):
     got = tm.to_pandas().set_index(["from_segment", "to_segment"])["value"]
     for key, v in expected.items():
         assert got[key] == pytest.approx(v)
+
+
+def test_views_carry_the_numbers(random_store):
+    from segflow.viz._migration import forecast_chart
+
+    store, _, _ = random_store
+    pooled = pooled_transition_matrix(store.table("segment_assignments"), scheme="tier")
+    alluvial = pooled.alluvial().data[0]
+    assert sum(alluvial.link.value) == pooled.pair_cells["customers"].sum()
+    assert len(alluvial.node.label) == len(DATES) * (len(pooled.segments) + 2)
+    net = pooled.net_migration()
+    bars = pooled.net_flow_figure().data
+    np.testing.assert_allclose(
+        np.asarray(bars[0].y, dtype=float), net["inflow"].to_numpy(dtype=float)
+    )
+    np.testing.assert_allclose(
+        np.asarray(bars[1].y, dtype=float), -net["outflow"].to_numpy(dtype=float)
+    )
+    fc = pd.DataFrame({"Gold": [10.0, 12.0], "Silver": [5.0, 4.0]})
+    fig = forecast_chart(fc, actual=fc + 1)
+    assert [tr.name for tr in fig.data] == [
+        "Gold (forecast)",
+        "Gold (actual)",
+        "Silver (forecast)",
+        "Silver (actual)",
+    ]
+    assert list(fig.data[1].y) == [11.0, 13.0]
