@@ -1,0 +1,116 @@
+"""Estimator contract, identification errors, penalty, compression and standard errors."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from segflow.errors import InputError, SegflowError
+from segflow.models import (
+    BetaGeoBetaBinomModel,
+    BetaGeoModel,
+    GammaGammaModel,
+    ModifiedBetaGeoModel,
+    ParetoNBDModel,
+)
+from segflow.models._btyd_base import bootstrap_intervals
+
+TRUE = dict(r=0.25, alpha=4.4, a=0.8, b=2.4)
+COUNT_MODELS = [BetaGeoModel, ModifiedBetaGeoModel, ParetoNBDModel]
+
+
+def _simulated(n: int = 3000, seed: int = 3, cls=BetaGeoModel, params=TRUE) -> pd.DataFrame:
+    model = cls()
+    model.params_ = params
+    T = np.round(np.random.default_rng(seed).uniform(20, 39, n), 1)
+    sim = pd.DataFrame(model.simulate(T, random_state=seed))
+    return sim.groupby(["x", "t_x", "T"]).size().reset_index(name="count")
+
+
+@pytest.mark.parametrize("cls", [*COUNT_MODELS, BetaGeoBetaBinomModel, GammaGammaModel])
+def test_estimator_contract(cls) -> None:
+    model = cls(penalizer=0.1, n_starts=2)
+    assert model.get_params()["penalizer"] == 0.1
+    assert clone(model).get_params() == model.get_params()
+    with pytest.raises(NotFittedError):
+        model._params()
+
+
+@pytest.mark.parametrize("cls", COUNT_MODELS)
+def test_compressed_fit_equals_per_customer_fit(cls) -> None:
+    triples = _simulated(800)
+    per_customer = triples.loc[triples.index.repeat(triples["count"])].drop(columns="count")
+    a = cls().fit(triples)
+    b = cls().fit(per_customer)
+    assert a.n_customers_ == b.n_customers_ == 800
+    assert a.log_likelihood_ == pytest.approx(b.log_likelihood_, abs=1e-6)
+    for name in a.params_:
+        assert a.params_[name] == pytest.approx(b.params_[name], rel=1e-4)
+    assert a.fit_seconds_ > 0 and a.converged_
+
+
+def test_recovers_simulated_parameters() -> None:
+    model = BetaGeoModel().fit(_simulated(20_000, seed=8))
+    for name, value in TRUE.items():
+        se = model.standard_errors_[name]
+        assert abs(model.params_[name] - value) < 4 * se, name
+
+
+def test_identification_errors() -> None:
+    no_repeat = pd.DataFrame({"x": [0, 0], "t_x": [0.0, 0.0], "T": [10.0, 20.0], "count": [5, 7]})
+    for cls in COUNT_MODELS:
+        with pytest.raises(SegflowError, match="no repeat buyers"):
+            cls().fit(no_repeat)
+    with pytest.raises(SegflowError, match="no customer transacts"):
+        BetaGeoBetaBinomModel().fit(pd.DataFrame({"x": [0], "t_x": [0], "n": [6]}))
+    with pytest.raises(SegflowError, match="Gamma-Gamma|spend model cannot"):
+        GammaGammaModel().fit(pd.DataFrame({"x": [0, 1], "monetary_value": [np.nan, 3.0]}))
+
+
+def test_bad_input_names_row_and_column() -> None:
+    bad = pd.DataFrame({"x": [1, 2], "t_x": [5.0, 50.0], "T": [10.0, 20.0]})
+    with pytest.raises(InputError, match=r"row 2, column 't_x'"):
+        BetaGeoModel().fit(bad)
+    with pytest.raises(InputError, match=r"row 1, column 'x'.*non-negative integer"):
+        BetaGeoModel().fit(pd.DataFrame({"x": [1.5], "t_x": [1.0], "T": [2.0]}))
+    with pytest.raises(InputError, match="lacks the column"):
+        BetaGeoModel().fit(pd.DataFrame({"x": [1]}))
+
+
+def test_penalizer_shrinks_parameters() -> None:
+    triples = _simulated(2000)
+    free = BetaGeoModel().fit(triples)
+    shrunk = BetaGeoModel(penalizer=0.05).fit(triples)
+    norm = lambda m: sum(v**2 for v in m.params_.values())  # noqa: E731
+    assert norm(shrunk) < norm(free)
+    assert shrunk.log_likelihood_ < free.log_likelihood_
+
+
+def test_bootstrap_intervals_cover_estimate() -> None:
+    model = BetaGeoModel().fit(_simulated(3000))
+    ts = np.array([10.0, 39.0])
+    for method, n in (("asymptotic", 200), ("refit", 8)):
+        out = bootstrap_intervals(
+            model, lambda m: m.expected_purchases_new(ts), summary=_simulated(3000), n_boot=n,
+            method=method,
+        )
+        assert (out.lower < out.estimate).all() and (out.estimate < out.upper).all(), method
+
+
+@pytest.mark.slow
+def test_standard_errors_match_sampling_spread() -> None:
+    """Hessian standard errors vs the spread of estimates over simulated data sets."""
+    fits = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for seed in range(24):
+            fits.append(BetaGeoModel(n_starts=1).fit(_simulated(3000, seed=100 + seed)))
+    for name in ("r", "alpha"):
+        spread = np.std([f.params_[name] for f in fits], ddof=1)
+        se = np.mean([f.standard_errors_[name] for f in fits])
+        assert se == pytest.approx(spread, rel=0.4), name
