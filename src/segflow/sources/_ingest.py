@@ -225,23 +225,30 @@ def load_one(
     started = _now()
     suffix = uuid.uuid4().hex[:8]
     val, cls, orders = f"_sf_val_{suffix}", f"_sf_cls_{suffix}", None
-    with store.transaction() as con:
-        # On an exception the transaction rolls back, temporary tables included.
+    # Staging, validation and classification run on a private cursor (its temporary tables
+    # are its own and vanish when it closes); only the writes form the store transaction, so
+    # a crash or an error leaves the store as it was before this load.
+    con = store.raw.cursor()
+    try:
         staged = stage(con, source, path, label)
         specs = resolve(source, staged)
         has_customers = con.execute("SELECT count(*) FROM main.customers").fetchone()[0] > 0
         known = "main.customers" if has_customers and source.table != "customers" else None
         present = validate(con, source, staged, specs, now=now, known_customers=known, out=val)
-        classify(con, source, val, present, cls, against_store=True)
+        classify(con, source, val, present, cls, against_store=True, staged=staged)
         if source.rollup and source.table == "transactions":
             orders = f"_sf_ord_{suffix}"
             rollup_orders(con, source, cls, orders, against_store=True)
-        write(con, source, staged, cls, present, counts, now=now, file_hash=digest,
-              started=started, orders=orders, flag_list=flags(source, specs))
-        for t in (val, cls, orders):
-            if t:
-                con.execute(f"DROP TABLE IF EXISTS {t}")
-        staged.drop(con)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            write(con, source, staged, cls, present, counts, now=now, file_hash=digest,
+                  started=started, orders=orders, flag_list=flags(source, specs))
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+    finally:
+        con.close()
     return counts
 
 

@@ -25,6 +25,7 @@ from segflow.config import SourceSettings
 from segflow.errors import StoreError
 from segflow.sources._readers import Staged, lit, q
 from segflow.sources._rules import KEYS
+from segflow.sources._validate import raw_json
 from segflow.store import CANONICAL_TABLES
 
 DUPLICATES_DDL = """CREATE TABLE IF NOT EXISTS ingest_duplicates (
@@ -71,12 +72,11 @@ class LoadCounts:
         return self.rows_read == self.rows_accepted + self.rows_quarantined + self.rows_duplicate
 
 
-def _content(cols: list[str], prefix: str = "v_") -> str:
-    return ", ".join(f"{prefix}{c}" for c in cols)
-
-
-def _eq(cols: list[str], left: str, right: str) -> str:
-    return " AND ".join(f"{left}.v_{c} IS NOT DISTINCT FROM {right}.{q(c)}" for c in cols)
+def _eq(cols: list[str], left: str, right: str, *, store: bool = False) -> str:
+    """Null-safe equality of the columns of two relations (``store``: right side unprefixed)."""
+    rc = (lambda c: q(c)) if store else (lambda c: c)
+    return " AND ".join(f"{left}.{c if not store else 'v_' + c} IS NOT DISTINCT FROM {right}.{rc(c)}"
+                        for c in cols)
 
 
 def classify(
@@ -87,80 +87,90 @@ def classify(
     out: str,
     *,
     against_store: bool,
+    staged: Staged | None = None,
 ) -> None:
-    """Create ``out``: the rows of ``val`` with ``_status`` and ``_dup_of``."""
-    key = KEYS.get(source.table)
-    rollup = source.rollup and source.table == "transactions"
-    dupkey = "md5(_raw)" if rollup else _content(present)
-    s1, s2 = out + "_1", out + "_2"
-    con.execute(f"""CREATE TEMP TABLE {s1} AS SELECT *,
-        CASE WHEN _rule IS NULL THEN row_number() OVER w END AS _dn,
-        CASE WHEN _rule IS NULL THEN first_value(_row) OVER w END AS _dup_of
-        FROM {val} WINDOW w AS (PARTITION BY _rule IS NULL, {dupkey} ORDER BY _row)""")
-    if rollup:
-        _order_conflicts(con, s1, s2)
-    elif key:
-        kl = lit(key)
-        con.execute(f"""CREATE TEMP TABLE {s2} AS
-        SELECT * REPLACE (
-            CASE WHEN _kn > 1 THEN 'conflicting_id' ELSE _rule END AS _rule,
-            CASE WHEN _kn > 1 THEN {kl} ELSE _column END AS _column,
-            CASE WHEN _kn > 1 THEN 'row ' || _kfirst || ' of this load has the same ' || {kl}
-                 || ' with different values' ELSE _reason END AS _reason)
-        FROM (SELECT *,
-            CASE WHEN _rule IS NULL AND _dn = 1 THEN row_number() OVER k END AS _kn,
-            CASE WHEN _rule IS NULL AND _dn = 1 THEN first_value(_row) OVER k END AS _kfirst
-            FROM {s1} WINDOW k AS (PARTITION BY _rule IS NULL AND _dn = 1, v_{key} ORDER BY _row))""")
-    else:
-        con.execute(f"CREATE TEMP TABLE {s2} AS SELECT * FROM {s1}")
-    con.execute(f"DROP TABLE {s1}")
-    _status(con, source, s2, out, present, against_store=against_store, rollup=rollup)
-    con.execute(f"DROP TABLE {s2}")
+    """Create the view ``out``: the rows of ``val`` with ``_status`` and ``_dup_of``.
 
-
-def _order_conflicts(con, s1: str, s2: str) -> None:
-    """Order lines: all lines of one order must name the same customer (or none)."""
-    con.execute(f"""CREATE TEMP TABLE {s2} AS
-    SELECT * REPLACE (
-        CASE WHEN _conf THEN 'order_customer_conflict' ELSE _rule END AS _rule,
-        CASE WHEN _conf THEN 'customer_id' ELSE _column END AS _column,
-        CASE WHEN _conf THEN 'lines of order ' || v_transaction_id || ' name different customers'
-             ELSE _reason END AS _reason)
-    FROM (SELECT *, CASE WHEN _rule IS NULL AND _dn = 1 THEN
-            (min(v_customer_id) OVER o IS DISTINCT FROM max(v_customer_id) OVER o)
-            OR (count(v_customer_id) OVER o BETWEEN 1 AND count(*) OVER o - 1)
-          ELSE false END AS _conf
-          FROM {s1} WINDOW o AS (PARTITION BY _rule IS NULL AND _dn = 1, v_transaction_id))""")
-
-
-def _status(con, source, s2, out, present, *, against_store: bool, rollup: bool) -> None:
+    Only the exceptions are materialised, in the narrow table ``out + '_x'`` (duplicates,
+    conflicts, rows already in the store); every other row is accepted when it passed the
+    rules and quarantined otherwise. Large first loads therefore copy no data here.
+    """
     table, key = source.table, KEYS.get(source.table)
+    rollup = source.rollup and table == "transactions"
+    x = out + "_x"
+    con.execute(f"""CREATE TEMP TABLE {x} (_row BIGINT, _status VARCHAR, _dup_of BIGINT,
+        _xrule VARCHAR, _xcolumn VARCHAR, _xreason VARCHAR)""")
+    free = f"v._rule IS NULL AND v._row NOT IN (SELECT _row FROM {x})"
+    # 1. exact duplicates within the load: identical canonical values (order lines: raw line)
+    cols = ["_raw"] if rollup else [f"v_{c}" for c in present]
+    con.execute(f"""INSERT INTO {x} SELECT v._row, 'duplicate', g._first, NULL, NULL, NULL
+        FROM {val} v JOIN (SELECT {', '.join(cols)}, min(_row) AS _first FROM {val}
+                           WHERE _rule IS NULL GROUP BY ALL HAVING count(*) > 1) g
+          ON {_eq(cols, 'v', 'g')}
+        WHERE v._rule IS NULL AND v._row <> g._first""")
+    # 2. same key, different values, within the load: keep the first, quarantine the others
+    if key and not rollup:
+        kl = lit(key)
+        con.execute(f"""INSERT INTO {x} SELECT _row, 'quarantined', NULL, 'conflicting_id', {kl},
+            'row ' || _first || ' of this load has the same ' || {kl} || ' with different values'
+            FROM (SELECT v._row, min(v._row) OVER (PARTITION BY v.v_{key}) AS _first FROM {val} v
+                  WHERE {free} AND v.v_{key} IN (SELECT v_{key} FROM {val} WHERE _rule IS NULL
+                                                 GROUP BY 1 HAVING count(*) > 1))
+            WHERE _row <> _first""")
+    if rollup:  # all lines of one order must name the same customer (or none)
+        con.execute(f"""INSERT INTO {x} SELECT v._row, 'quarantined', NULL,
+            'order_customer_conflict', 'customer_id',
+            'lines of order ' || v.v_transaction_id || ' name different customers'
+            FROM {val} v WHERE {free} AND v.v_transaction_id IN (
+                SELECT v_transaction_id FROM {val} v WHERE {free} GROUP BY 1
+                HAVING min(v_customer_id) IS DISTINCT FROM max(v_customer_id)
+                    OR count(v_customer_id) BETWEEN 1 AND count(*) - 1)""")
+    if against_store:
+        _against_store(con, source, val, present, x, free, rollup)
+        _seen(con, source, val, x, staged)
+    con.execute(f"""CREATE TEMP VIEW {out} AS SELECT v.* REPLACE (
+            coalesce(x._xrule, v._rule) AS _rule, coalesce(x._xcolumn, v._column) AS _column,
+            coalesce(x._xreason, v._reason) AS _reason),
+        coalesce(x._status, CASE WHEN v._rule IS NULL THEN 'accepted' ELSE 'quarantined' END)
+            AS _status, x._dup_of
+        FROM {val} v LEFT JOIN {x} x ON x._row = v._row""")
+
+
+def _has_rows(con, table: str, source: SourceSettings) -> bool:
+    return bool(con.execute(f"SELECT count(*) FROM (SELECT 1 FROM main.{table} WHERE source = ? "
+                            "LIMIT 1)", [source.name]).fetchone()[0])
+
+
+def _against_store(con, source, val, present, x, free, rollup) -> None:
+    """Rows identical to a stored row of the source are 'loaded'; same key, new values:
+    'replace' (a late correction)."""
+    table, key = source.table, KEYS.get(source.table)
+    if rollup or not _has_rows(con, table, source):
+        return
     src = lit(source.name)
     cols = [c for c in CANONICAL_TABLES[table] if c in present]
-    seen = "false"
-    joins = ""
-    if against_store:
-        joins += f""" LEFT JOIN (SELECT DISTINCT raw_row, rule FROM main.quarantine
-            WHERE source = {src}) qq ON qq.raw_row = s._raw AND qq.rule = s._rule"""
-        seen = "qq.rule IS NOT NULL"
-    store_case = "'accepted'"
-    if against_store and not rollup:
-        if key:
-            same = " AND ".join(f"s.v_{c} IS NOT DISTINCT FROM t.{q(c)}" for c in cols)
-            joins += f""" LEFT JOIN (SELECT {', '.join(q(c) for c in cols)}, true AS _hit
-                FROM main.{table} WHERE source = {src}) t
-                ON s._rule IS NULL AND s._dn = 1 AND t.{q(key)} = s.v_{key}"""
-            store_case = f"CASE WHEN t._hit IS NULL THEN 'accepted' WHEN {same} THEN 'loaded' ELSE 'replace' END"
-        else:
-            joins += f""" LEFT JOIN (SELECT DISTINCT {', '.join(q(c) for c in cols)}, true AS _hit
-                FROM main.{table} WHERE source = {src}) t
-                ON s._rule IS NULL AND s._dn = 1 AND {_eq(cols, 's', 't')}"""
-            store_case = "CASE WHEN t._hit IS NULL THEN 'accepted' ELSE 'loaded' END"
-    con.execute(f"""CREATE TEMP TABLE {out} AS SELECT s.*,
-        CASE WHEN s._rule IS NOT NULL THEN CASE WHEN {seen} THEN 'seen' ELSE 'quarantined' END
-             WHEN s._dn > 1 THEN 'duplicate'
-             ELSE {store_case} END AS _status
-        FROM {s2} s {joins}""")
+    stored = ", ".join(q(c) for c in cols)
+    if key:
+        same = _eq(cols, "v", "t", store=True)
+        con.execute(f"""INSERT INTO {x} SELECT v._row,
+            CASE WHEN {same} THEN 'loaded' ELSE 'replace' END, NULL, NULL, NULL, NULL
+            FROM {val} v JOIN (SELECT {stored} FROM main.{table} WHERE source = {src}) t
+              ON t.{q(key)} = v.v_{key} WHERE {free}""")
+    else:
+        con.execute(f"""INSERT INTO {x} SELECT v._row, 'loaded', NULL, NULL, NULL, NULL
+            FROM {val} v JOIN (SELECT DISTINCT {stored} FROM main.{table} WHERE source = {src}) t
+              ON {_eq(cols, 'v', 't', store=True)} WHERE {free}""")
+
+
+def _seen(con, source, val, x, staged: Staged | None) -> None:
+    """Rows failing a rule, identical to a row already quarantined from the source."""
+    if staged is None or not _has_rows(con, "quarantine", source):
+        return
+    con.execute(f"""INSERT INTO {x} SELECT v._row, 'seen', NULL, NULL, NULL, NULL
+        FROM {val} v JOIN {staged.table} s ON s._row = v._row
+        JOIN (SELECT DISTINCT raw_row, rule FROM main.quarantine WHERE source = {lit(source.name)}) qq
+          ON qq.raw_row = {raw_json(staged, 's')} AND qq.rule = v._rule
+        WHERE v._rule IS NOT NULL AND v._row NOT IN (SELECT _row FROM {x})""")
 
 
 def rollup_orders(
@@ -177,7 +187,7 @@ def rollup_orders(
     """
     credit = (f"coalesce(starts_with(v_transaction_id, {lit(source.credit_note_prefix)}), false)"
               if source.credit_note_prefix else "false")
-    cols = [c for c in CANONICAL_TABLES["transactions"]]
+    cols = list(CANONICAL_TABLES["transactions"])
     con.execute(f"""CREATE TEMP TABLE {orders} AS
     SELECT v_transaction_id AS transaction_id, min(v_customer_id) AS customer_id,
         min(v_ts) AS ts, sum(v_amount) AS amount,
@@ -187,14 +197,14 @@ def rollup_orders(
         (sum(v_amount) < 0 OR bool_or({credit}) OR bool_or(_declared_return)) AS is_return,
         min(_row) AS source_row, 'accepted' AS _ostatus
     FROM {cls} WHERE _status = 'accepted' GROUP BY v_transaction_id""")
-    if against_store:
+    if against_store and _has_rows(con, "transactions", source):
         same = " AND ".join(f"o.{q(c)} IS NOT DISTINCT FROM t.{q(c)}" for c in cols)
         con.execute(f"""UPDATE {orders} o SET _ostatus = CASE WHEN {same} THEN 'loaded' ELSE 'replace' END
             FROM main.transactions t
             WHERE t.source = {lit(source.name)} AND t.transaction_id = o.transaction_id""")
-        con.execute(f"""UPDATE {cls} c SET _status = o._ostatus FROM {orders} o
-            WHERE c._status = 'accepted' AND c.v_transaction_id = o.transaction_id
-              AND o._ostatus <> 'accepted'""")
+        con.execute(f"""INSERT INTO {cls}_x SELECT c._row, o._ostatus, NULL, NULL, NULL, NULL
+            FROM {cls} c JOIN {orders} o ON c.v_transaction_id = o.transaction_id
+            WHERE c._status = 'accepted' AND o._ostatus <> 'accepted'""")
 
 
 def write(
@@ -230,8 +240,9 @@ def write(
         con.execute(f"""INSERT INTO main.{table} ({target}) SELECT {', '.join(exprs)},
             {lineage.format(row='_row')} FROM {cls} WHERE _status IN ('accepted', 'replace')""")
     con.execute(
-        f"""INSERT INTO main.quarantine SELECT {src}, {label}, _row, _raw, _rule, _reason, _column,
-        {load}, ? FROM {cls} WHERE _status = 'quarantined'""", [now])
+        f"""INSERT INTO main.quarantine SELECT {src}, {label}, c._row, {raw_json(staged, 's')},
+        c._rule, c._reason, c._column, {load}, ? FROM {cls} c JOIN {staged.table} s
+        ON s._row = c._row WHERE c._status = 'quarantined'""", [now])
     if staged.rejects:
         rej_seen = f"""EXISTS (SELECT 1 FROM main.quarantine qq WHERE qq.source = {src}
             AND qq.rule = 'malformed_row' AND qq.raw_row = r.raw_row AND qq.load_id <> {load})"""

@@ -51,8 +51,11 @@ class Staged:
     label: str  # the file (relative to the project) or the database table
     rejects: str | None = None  # table (_row, raw_row, reason) of unparseable CSV rows
     temp_tables: list[str] = field(default_factory=list)
+    temp_views: list[str] = field(default_factory=list)
 
     def drop(self, con: duckdb.DuckDBPyConnection) -> None:
+        for name in self.temp_views:
+            con.execute(f"DROP VIEW IF EXISTS {name}")
         for name in self.temp_tables:
             con.execute(f"DROP TABLE IF EXISTS {name}")
 
@@ -191,6 +194,14 @@ def _stage_csv(con, path: Path, source: SourceSettings, label: str, limit: int |
         FROM {rej} WHERE line > 1 {f'AND line <= {int(limit) + 1}' if limit else ''}
         GROUP BY line"""  # one line can carry several errors
     )
+    if not con.execute(f"SELECT count(*) FROM {rejects}").fetchone()[0]:
+        for t in (rej, rej + "_scan"):
+            con.execute(f"DROP TABLE IF EXISTS {t}")
+        staged = _number_rows(con, raw, label)
+        staged.columns = {h: "VARCHAR" for h in header}
+        staged.rejects = rejects
+        staged.temp_tables.append(rejects)
+        return staged
     # Accepted row a (1-based, in file order) sits after every reject j with
     # q_j - j <= a - 1, where q_j is the j-th reject's row number.
     con.execute(
@@ -214,13 +225,13 @@ def _columns_of(con, table: str) -> dict[str, str]:
     return {r[0]: r[1] for r in rows if r[0] != "_row"}
 
 
-def _number_rows(con, raw: str, label: str, extra: list[str] | None = None) -> Staged:
+def _number_rows(con, raw: str, label: str) -> Staged:
+    """A view numbering the rows of ``raw`` (no copy of the data)."""
     stg = _tmp("stg")
     # rowids follow insertion order; inside a transaction they start at a large offset.
-    con.execute(f"CREATE TEMP TABLE {stg} AS SELECT rowid - (SELECT min(rowid) FROM {raw}) + 1 "
+    con.execute(f"CREATE TEMP VIEW {stg} AS SELECT rowid - (SELECT min(rowid) FROM {raw}) + 1 "
                 f"AS _row, * FROM {raw}")
-    con.execute(f"DROP TABLE {raw}")
-    return Staged(stg, _columns_of(con, stg), label, None, [stg, *(extra or [])])
+    return Staged(stg, _columns_of(con, stg), label, None, [raw], [stg])
 
 
 def _scan(con, sql: str, label: str, what: str) -> str:

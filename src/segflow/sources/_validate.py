@@ -278,9 +278,8 @@ def validate(
     """
     table = source.table
     ctypes = CANONICAL_TABLES[table]
-    raw_json = "to_json({" + ", ".join(
-        f"{lit(c)}: {q(c)}" for c in staged.columns) + "})"
-    a_cols = [f"{raw_json}::VARCHAR AS _raw"]
+    need_raw = source.rollup or (table == "transactions" and "transaction_id" not in specs)
+    a_cols = [f"{raw_json(staged)} AS _raw"] if need_raw else []
     for c, spec in specs.items():
         a_cols.append(f"{spec.text} AS r_{c}")
         if spec.dates is not None:
@@ -299,18 +298,26 @@ def validate(
     present = list(ctypes)
     b_select = ", ".join(["a.*", *b_cols]) if b_cols else "a.*"
     extras = _extra_values(source, specs)
-    c_cols = [
-        f"{_case(rules, 0)} AS _rule",
-        f"{_case(rules, 2)} AS _column",
-        f"{_case(rules, 3)} AS _reason",
-    ]
+    c_cols = [f"{_case(rules, p)} AS {n}" for p, n in ((0, "_rule"), (2, "_column"), (3, "_reason"))]
+    parses = [f"p_{c}_{i}" for c, spec in specs.items() for i in range(len(spec.dates or []))]
+    first = ("CASE " + " ".join(f"WHEN {it[1]} THEN {i}" for i, it in enumerate(rules.items))
+             + " END") if rules.items else "NULL::INTEGER"
+    drop = f" EXCLUDE ({', '.join([*parses, '_ri'])})"
     sql = f"""CREATE TEMP TABLE {out} AS
     WITH a AS (SELECT _row, {', '.join(a_cols)} FROM {staged.table}),
          b AS (SELECT {b_select} FROM a),
-         c AS (SELECT b.*{''.join(', ' + e for e in extras)} FROM b)
-    SELECT c.*, {', '.join(c_cols)} FROM c"""
+         c AS (SELECT b.*{''.join(', ' + e for e in extras)} FROM b),
+         d AS (SELECT c.*, {first} AS _ri FROM c)
+    SELECT d.*{drop}, {', '.join(c_cols)} FROM d"""
     con.execute(sql)
     return present
+
+
+def raw_json(staged: Staged, alias: str = "") -> str:
+    """SQL: the staged source row as a JSON object text (what the quarantine keeps)."""
+    pre = f"{alias}." if alias else ""
+    body = ", ".join(f"{lit(c)}: {pre}{q(c)}" for c in staged.columns)
+    return f"CAST(to_json({{{body}}}) AS VARCHAR)"
 
 
 def flags(source: SourceSettings, specs: dict[str, Spec]) -> list[tuple[str, str, str, str]]:
@@ -337,8 +344,9 @@ def flags(source: SourceSettings, specs: dict[str, Spec]) -> list[tuple[str, str
 def _case(rules: _Rules, part: int) -> str:
     if not rules.items:
         return "NULL::VARCHAR"
+    # each condition is evaluated once, for _ri (the index of the first failed rule)
     vals = {0: lambda it: lit(it[0]), 2: lambda it: it[2], 3: lambda it: it[3]}[part]
-    return "CASE " + " ".join(f"WHEN {it[1]} THEN {vals(it)}" for it in rules.items) + " END"
+    return "CASE _ri " + " ".join(f"WHEN {i} THEN {vals(it)}" for i, it in enumerate(rules.items)) + " END"
 
 
 def _date_value(c: str, n: int, source: SourceSettings) -> list[str]:
