@@ -110,5 +110,12 @@ def campaign_project(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
+def store_builder():
+    """The builder itself, for tests that need their own store (test modules cannot import
+    conftest under importlib mode)."""
+    return build_store
+
+
+@pytest.fixture(scope="session")
 def campaign_store() -> Fixture:
     return build_store()

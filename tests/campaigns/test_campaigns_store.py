@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from segflow.campaigns import (
@@ -46,7 +47,7 @@ def test_responses_match_pandas(campaign_store):
     assert (r.segment == ref.segment).all()
 
 
-def test_breakdowns_by_attribute_tenure_and_other_scheme(campaign_store):
+def test_breakdowns_by_attribute_tenure_and_other_scheme(campaign_store, store_builder):
     fx = campaign_store
     with pytest.warns(UserWarning):
         r = exposure_responses(fx.store, "c1", scheme="value",
@@ -59,6 +60,14 @@ def test_breakdowns_by_attribute_tenure_and_other_scheme(campaign_store):
                        ["unknown", "new (< 90 days)", "90-365 days"], "> 1 year")
     assert (r.tenure == expect).all() and (r.tenure == "unknown").sum() == 100
     assert (r.value == r.segment).all()
+    # a second scheme: its own segments, not the first scheme's
+    small = store_builder(n=1500)
+    alt = small.assignments[small.assignments.snapshot_date == pd.Timestamp("2024-01-01").date()]
+    alt = alt.assign(scheme="alt", segment=lambda d: "alt_" + d.customer_id.str[-1])
+    small.store.append("segment_assignments", pa.Table.from_pandas(alt, preserve_index=False))
+    with pytest.warns(UserWarning):
+        r2 = exposure_responses(small.store, "c1", scheme="value", by=["alt"]).to_pandas()
+    assert (r2.alt == "alt_" + r2.customer_id.str[-1]).all()
     with pytest.raises(InputError, match="cannot break down by 'colour'"):
         exposure_responses(fx.store, "c1", by=["colour"])
 

@@ -235,9 +235,10 @@ def _add_breakdown(
         )
         return j.select(*keep, tenure=band)
     if name in known:
-        seg = segments_at(source, name, snapshot).select("customer_id", "segment")  # type: ignore[arg-type]
+        seg = segments_at(source, name, snapshot)  # type: ignore[arg-type]
+        seg = seg.select("customer_id", _by_segment=seg.segment)
         j = r.left_join(seg, "customer_id")
-        return j.select(*keep, **{name: j.segment.fill_null(NEW)})
+        return j.select(*keep, **{name: j._by_segment.fill_null(NEW)})
     if name in customers.columns and name != "customer_id":
         c = customers.group_by("customer_id").agg(**{name: customers[name].max()})
         j = r.left_join(c, "customer_id")
