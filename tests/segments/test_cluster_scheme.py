@@ -73,3 +73,25 @@ def test_engine_sampling_caps_rows(memory_store):
     s1, _ = _snapshot(memory_store, "feat_b", [3000, 2000, 1000], seed=4)
     sample = sample_features(s1, ["frequency", "monetary"], sample_size=500)
     assert len(sample) == 500 and list(sample.columns) == ["frequency", "monetary"]
+
+
+def test_decimal_and_boolean_features_are_numeric(memory_store):
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"d{i}" for i in range(300)],
+            "spend": np.round(np.r_[rng.normal(20, 2, 150), rng.normal(80, 2, 150)], 2),
+            "member": np.r_[np.zeros(150, bool), np.ones(150, bool)],
+        }
+    )
+    memory_store.replace("raw_dec", pa.Table.from_pandas(frame, preserve_index=False))
+    memory_store.raw.execute(
+        "CREATE TABLE dec AS SELECT customer_id, CAST(spend AS DECIMAL(18, 2)) AS spend, member "
+        "FROM raw_dec"
+    )
+    table = memory_store.table("dec")
+    seg = fit_cluster_table(table, ["spend", "member"], k=2, n_bootstrap=0)
+    assert [s.name for s in seg.prep_.numeric] == ["spend", "member"] and not seg.prep_.categorical
+    out = seg.assign(table).to_pandas().sort_values("customer_id", key=lambda c: c.str[1:].astype(int))
+    assert out["segment_rank"].nunique() == 2
+    assert (out["segment_rank"].to_numpy()[:150] != out["segment_rank"].to_numpy()[150:]).all()

@@ -70,7 +70,7 @@ class _BaseSegmenter(ClusterMixin, BaseEstimator):
         self
         """
         frame = _as_frame(X)
-        self._validate_params_()
+        self._check_params()
         rng = np.random.default_rng(self.random_state)
         if len(frame) > self.sample_size:
             rows = np.sort(rng.choice(len(frame), self.sample_size, replace=False))
@@ -123,7 +123,7 @@ class _BaseSegmenter(ClusterMixin, BaseEstimator):
         return self.model_.assign(table, id_col=id_col, names=names)
 
     # -- fitting guts --------------------------------------------------------------------
-    def _validate_params_(self) -> None:
+    def _check_params(self) -> None:
         k_lo, k_hi = self.k_range
         if not (isinstance(k_lo, int | np.integer) and isinstance(k_hi, int | np.integer)) or not 1 <= k_lo <= k_hi:
             raise InputError(f"k_range must be two integers 1 <= low <= high, got {self.k_range!r}")

@@ -109,7 +109,16 @@ def sample_features(
     n = int(table.count().execute())
     if n == 0:
         raise InputError("no customers to cluster (the feature table is empty)")
-    subset = table.select(id_col, *columns)
+    schema = table.schema()
+    # numbers leave the engine as float64: DECIMAL sums would arrive as Python Decimal objects
+    # (and look like text to pandas); booleans become 0/1, as the engine assignment reads them
+    subset = table.select(
+        id_col,
+        *[
+            table[c].cast("float64").name(c) if schema[c].is_numeric() or schema[c].is_boolean() else table[c]
+            for c in columns
+        ],
+    )
     if n > sample_size:
         fraction = min(1.0, 1.1 * sample_size / n)
         subset = subset.sample(fraction, seed=seed).order_by(id_col).limit(sample_size)
