@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,6 +50,13 @@ class SourceSettings(BaseModel):
             "How to read a value that parses under two formats with different results "
             "(e.g. 03/04/2024 with both %d/%m/%Y and %m/%d/%Y). Unset: quarantined as "
             "ambiguous_date."
+        ),
+    )
+    max_date: dt.date | None = Field(
+        default=None,
+        description=(
+            "Timestamps on or after this date are quarantined as future_date; default: any "
+            "timestamp later than the time of the load."
         ),
     )
     timezone: str = Field(

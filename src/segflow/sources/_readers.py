@@ -359,6 +359,7 @@ def _stage_postgres(con, source: SourceSettings, label: str, limit: int | None) 
     url = source.options.get("connection")
     if not url:
         raise InputError(f"source {source.name!r}: set options.connection (a postgres:// URL)")
+    pg = None
     try:
         pg = ibis.connect(url) if isinstance(url, str) else ibis.postgres.connect(**url)
         expr = pg.table(table) if table else pg.sql(query)
@@ -368,6 +369,8 @@ def _stage_postgres(con, source: SourceSettings, label: str, limit: int | None) 
             expr = expr.limit(int(limit))
         reader = expr.to_pyarrow_batches()
     except Exception as exc:  # psycopg / ibis raise many kinds; report them as input errors
+        if pg is not None:
+            pg.disconnect()
         raise InputError(f"cannot read from Postgres: {str(exc).splitlines()[0]}", file=label) from exc
     view = _tmp("pg")
     con.register(view, reader)

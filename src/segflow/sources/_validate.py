@@ -433,8 +433,13 @@ def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
                   f"{_short(f'r_{c}')} || ' is not a number'")
     for c, spec in specs.items():
         if ctypes[c] == "TIMESTAMP":
-            r.add("future_date", f"v_{c} > TIMESTAMP {lit(now.isoformat(sep=' '))}", spec.label,
-                  f"strftime(v_{c}, '%Y-%m-%d %H:%M:%S') || ' UTC is after the load time'")
+            if source.max_date:
+                cond = f"v_{c} >= TIMESTAMP {lit(source.max_date.isoformat())}"
+                why = f" UTC is on or after max_date {source.max_date}"
+            else:
+                cond, why = f"v_{c} > TIMESTAMP {lit(now.isoformat(sep=' '))}", " UTC is after the load time"
+            r.add("future_date", cond, spec.label,
+                  f"strftime(v_{c}, '%Y-%m-%d %H:%M:%S') || {lit(why)}")
             r.add("implausible_date", f"v_{c} < TIMESTAMP '1900-01-01'", spec.label,
                   f"strftime(v_{c}, '%Y-%m-%d') || ' is before 1900-01-01'")
     if "amount" in specs:

@@ -1,0 +1,80 @@
+"""Several files per source (a folder or glob), overlapping exports, max_date, check_source."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+from sources_project import NOW
+
+from segflow.config import Settings
+from segflow.sources import check_source, ingest
+from segflow.store import Store
+
+TOML = """
+[[sources]]
+name = "orders"
+table = "transactions"
+path = "exports/*.csv"
+{extra}
+[sources.columns]
+transaction_id = "id"
+customer_id = "cust"
+ts = "ts"
+amount = "amount"
+"""
+JAN = "id,cust,ts,amount\n1,a,2024-01-05,10\n2,b,2024-01-09,20\n3,a,2024-01-30,5\n"
+# February's export repeats the last January order, corrects order 2, and adds two orders
+FEB = "id,cust,ts,amount\n3,a,2024-01-30,5\n2,b,2024-01-09,25\n4,c,2024-02-02,7\n5,b,2024-02-03,9\n"
+
+
+def _run(project, store, extra=""):
+    (project / "segflow.toml").write_text(TOML.format(extra=extra))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ingest(store, Settings.load(project), project, now=NOW)
+
+
+def test_glob_of_monthly_exports(tmp_path):
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "exports" / "2024-01.csv").write_text(JAN)
+    store = Store(":memory:")
+    _run(tmp_path, store)
+    (tmp_path / "exports" / "2024-02.csv").write_text(FEB)
+    report = _run(tmp_path, store)
+    frame = report.to_pandas().set_index("source_file")
+    assert frame.loc["exports/2024-01.csv", "status"] == "unchanged"
+    feb = frame.loc["exports/2024-02.csv"]
+    assert (feb.rows_read, feb.rows_accepted, feb.rows_replaced, feb.rows_duplicate) == (4, 3, 1, 1)
+    got = store.sql("SELECT transaction_id, amount, source_file FROM transactions ORDER BY 1").to_pandas()
+    assert got.transaction_id.tolist() == ["1", "2", "3", "4", "5"]
+    assert got.amount.tolist() == [10, 25, 5, 7, 9]  # order 2 corrected
+    assert got.source_file.tolist()[1] == "exports/2024-02.csv"
+    kinds = store.sql("SELECT kind, row_number FROM ingest_duplicates").to_pandas()
+    assert kinds.values.tolist() == [["already_loaded", 1]]
+
+
+def test_max_date_makes_future_reproducible(tmp_path):
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "exports" / "2024-01.csv").write_text(JAN)
+    report = _run(tmp_path, Store(":memory:"), 'max_date = 2024-01-10')
+    assert report.rules().rule.tolist() == ["future_date"]
+    assert report.to_pandas().rows_quarantined.tolist() == [1]  # 2024-01-30
+
+
+def test_check_source_dry_run(tmp_path):
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "exports" / "a.csv").write_text(JAN + "6,,2024-01-31,x\n7,d,2024-01-31,0\n")
+    (tmp_path / "segflow.toml").write_text(TOML.format(extra=""))
+    source = Settings.load(tmp_path).sources[0]
+    report = check_source(source, tmp_path, n=4)
+    assert report.counts == {"rows_read": 4, "rows_accepted": 3, "rows_quarantined": 1,
+                             "rows_duplicate": 0}
+    assert report.rejected.rule.tolist() == ["non_numeric_amount"]
+    assert report.rejected.row_number.tolist() == [4]
+    assert report.to_pandas().transaction_id.tolist() == ["1", "2", "3"]
+    assert "CheckReport('orders'" in repr(report)
+    full = check_source(source, tmp_path)
+    assert full.rules == {"non_numeric_amount": 1, "zero_amount": 1}
+    with pytest.raises(Exception, match="no file matches"):
+        check_source(source.model_copy(update={"path": "nothing/*.csv"}), tmp_path)
