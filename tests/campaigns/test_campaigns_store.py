@@ -143,3 +143,11 @@ def test_store_errors_are_clear(campaign_store):
 def test_censored_window_warns(campaign_store):
     with pytest.warns(UserWarning, match="runs past the last transaction"):
         exposure_responses(campaign_store.store, "c1", window_days=400)
+
+
+def test_campaign_reports_reads_out_every_campaign_with_a_control(campaign_store):
+    from segflow.campaigns import campaign_reports
+
+    with pytest.warns(UserWarning, match="campaign 'c0' skipped: .*no snapshot on or before"):
+        reports = campaign_reports(campaign_store.store, "value")
+    assert [r.campaign_id for r in reports] == ["c1"]

@@ -9,7 +9,7 @@ from segflow.campaigns._promotions import (
     promotion_response,
     promotion_sensitivity,
 )
-from segflow.campaigns._report import CampaignReport, campaign_report
+from segflow.campaigns._report import CampaignReport, campaign_report, campaign_reports
 from segflow.campaigns._store import campaign_cohort, campaigns_summary, exposure_responses
 from segflow.campaigns._targeting import (
     Audience,
@@ -55,6 +55,7 @@ __all__ = [
     "campaigns_summary",
     "campaign_effect",
     "campaign_report",
+    "campaign_reports",
     "exposure_responses",
     "migration_lift",
 ]

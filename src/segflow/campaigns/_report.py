@@ -142,3 +142,33 @@ def campaign_report(
         except InputError as exc:
             notes.append(f"no migration lift: {exc}")
     return CampaignReport(campaign_id, scheme, window_days, start, end, effect, migration, notes)
+
+
+def campaign_reports(
+    source: TableSource,
+    scheme: str | None = None,
+    *,
+    control: str = "control",
+    window_days: int = 30,
+    level: float = 0.95,
+) -> list[CampaignReport]:
+    """:func:`campaign_report` for every campaign in the store that has a control arm, in
+    order of first exposure. Campaigns that cannot be read out (no control arm, no
+    snapshot before them) are skipped with a warning naming the reason."""
+    import warnings
+
+    from segflow.campaigns._store import campaigns_summary
+
+    summary = campaigns_summary(source)
+    with_control = summary[summary.arm == control]
+    order = with_control.sort_values("first_exposure").campaign_id.tolist()
+    for cid in sorted(set(summary.campaign_id) - set(order)):
+        warnings.warn(f"campaign {cid!r} skipped: no {control!r} arm", UserWarning, stacklevel=2)
+    reports = []
+    for cid in order:  # one read-out per campaign (few)
+        try:
+            reports.append(campaign_report(source, cid, scheme, control=control,
+                                           window_days=window_days, level=level))
+        except InputError as exc:
+            warnings.warn(f"campaign {cid!r} skipped: {exc}", UserWarning, stacklevel=2)
+    return reports
