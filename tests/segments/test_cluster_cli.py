@@ -83,31 +83,54 @@ kind = "cluster"
 features = ["recency_days", "frequency", "monetary"]
 k = 3
 names = { "1" = "core" }
+
+[[schemes]]
+name = "presaved"
+kind = "cluster"
+features = ["frequency", "monetary"]
+k = 4
 """
 
 
-@pytest.mark.slow  # the whole pipeline over 6 snapshots (the cluster scheme adds < 1 s)
-def test_cluster_scheme_in_the_pipeline_is_fitted_once(tmp_path):
-    project = Project.init(tmp_path / "proj", toml_text=CLUSTER_TOML)
+@pytest.mark.slow  # the whole pipeline over 6 snapshots (the cluster schemes add ~1 s)
+def test_cluster_schemes_in_the_pipeline(tmp_path):
+    folder = tmp_path / "proj"
+    project = Project.init(folder, toml_text=CLUSTER_TOML)
     for name, table in fixture_tables(n_customers=120).items():
         project.store.append(name, table)
+    project.close()
+    # fitted interactively with k = 2 and saved: the pipeline must re-apply it, not refit k = 4
+    payload = _json(runner.invoke(app, [
+        "segment", "cluster", "--features", "frequency,monetary", "--k", "2", "--bootstrap", "0",
+        "--save-scheme", "presaved", "--project", str(folder), "--json"]))
+    assert payload["k"] == 2 and payload["features"] == ["frequency", "monetary"]
+    assert payload["saved_scheme"] == "presaved"
+
+    project = Project.open(folder)
     project.run()
-    models = project.store.sql("SELECT scheme, scheme_version, k FROM cluster_models").to_pylist()
-    assert models == [{"scheme": "behaviour", "scheme_version": "1", "k": 3}]
+    models = project.store.sql(
+        "SELECT scheme, scheme_version, k FROM cluster_models ORDER BY scheme"
+    ).to_pylist()
+    assert models == [
+        {"scheme": "behaviour", "scheme_version": "1", "k": 3},
+        {"scheme": "presaved", "scheme_version": "1", "k": 2},
+    ]
     rows = project.store.sql(
-        "SELECT snapshot_date, segment, segment_rank FROM segment_assignments "
-        "WHERE scheme = 'behaviour'"
+        "SELECT scheme, snapshot_date, segment, segment_rank FROM segment_assignments "
+        "WHERE scheme IN ('behaviour', 'presaved')"
     ).to_pandas()
-    assert rows["snapshot_date"].nunique() >= 2
-    assert set(rows.loc[rows["segment_rank"] == 1, "segment"]) == {"core"}
+    behaviour = rows[rows["scheme"] == "behaviour"]
+    assert behaviour["snapshot_date"].nunique() >= 2
+    assert set(behaviour.loc[behaviour["segment_rank"] == 1, "segment"]) == {"core"}
     # the same rank carries the same label on every snapshot
-    assert rows.groupby("segment_rank")["segment"].nunique().max() == 1
+    assert behaviour.groupby("segment_rank")["segment"].nunique().max() == 1
+    assert set(rows.loc[rows["scheme"] == "presaved", "segment_rank"]) <= {1, 2}
     project.close()
 
     payload = _json(runner.invoke(app, [
-        "segment", "profile", "--scheme", "behaviour", "--project", str(tmp_path / "proj"), "--json"]))
+        "segment", "profile", "--scheme", "behaviour", "--project", str(folder), "--json"]))
     assert payload["count"] >= 2 and payload["value_col"] == "monetary_12m"
-    payload = _json(runner.invoke(app, [
-        "segment", "cluster", "--features", "frequency,monetary", "--k", "2", "--bootstrap", "0",
-        "--project", str(tmp_path / "proj"), "--json"]))
-    assert payload["k"] == 2 and payload["features"] == ["frequency", "monetary"]
+    small = tmp_path / "small.csv"
+    pd.DataFrame({"customer_id": ["a", "b", "c"], "x": [1.0, 2.0, 9.0]}).to_csv(small, index=False)
+    result = runner.invoke(app, ["segment", "cluster", "--input", str(small), "--save-scheme", "x"])
+    assert result.exit_code == 1 and "cannot be used with --input" in result.output

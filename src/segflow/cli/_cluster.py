@@ -170,14 +170,25 @@ def cluster_command(
         "--snapshot",
         help="Snapshot date YYYY-MM-DD for project features (default: the latest).",
     ),
+    save_scheme: str | None = typer.Option(
+        None,
+        "--save-scheme",
+        help="Save the model in the project store as cluster scheme NAME (or NAME:VERSION); "
+        "`segflow run` then re-applies it to every snapshot of a kind = 'cluster' scheme "
+        "of that name and version.",
+    ),
     project_dir: Path = ProjectDirOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Cluster customers into segments: automatic k, quality table, bootstrap stability."""
-    from segflow.segments._cluster_scheme import fit_cluster_table
+    from segflow.segments._cluster_scheme import fit_cluster_table, save_cluster_model
 
     with user_errors():
-        con, table, where = _cluster_input(input, id_col, snapshot, project_dir)
+        con, table, where, store, day = _cluster_input(input, id_col, snapshot, project_dir)
+        if save_scheme is not None and store is None:
+            raise InputError(
+                "--save-scheme saves into a project store; it cannot be used with --input"
+            )
         params = dict(
             k=_parse_k(k),
             k_range=(k_min, k_max),
@@ -203,6 +214,9 @@ def cluster_command(
             _write(con, assigned.order_by(id_col), out)
         if save_model is not None:
             save_model.write_text(segmenter.model_.to_json(), encoding="utf-8")
+        if save_scheme is not None:
+            name, _, version = save_scheme.partition(":")
+            save_cluster_model(store, name, version or "1", segmenter.model_, snapshot_date=day)
         summary = segmenter.summary()
         summary.update(
             source=where,
@@ -210,6 +224,7 @@ def cluster_command(
             sizes=sizes.to_dict(orient="records"),
             warnings=[str(w.message) for w in caught if issubclass(w.category, _OURS)],
             out=str(out) if out else None,
+            saved_scheme=save_scheme,
         )
         _print_cluster(summary)
         if as_json:
@@ -218,21 +233,25 @@ def cluster_command(
 
 def _cluster_input(
     input: Path | None, id_col: str, snapshot: str | None, project_dir: Path
-) -> tuple[ibis.BaseBackend, ibis.Table, str]:
+) -> tuple[ibis.BaseBackend, ibis.Table, str, Any, dt.date | None]:
+    """Engine, customer table, a description, the project store (or None) and the snapshot."""
     if input is not None:
         con = ibis.duckdb.connect()
-        return (
-            con,
-            read_customer_file(con, input, id_col=id_col, name="customers_input"),
-            str(input),
-        )
+        table = read_customer_file(con, input, id_col=id_col, name="customers_input")
+        return con, table, str(input), None, None
     if id_col != "customer_id":
         raise InputError("--id-col applies to --input files; project features use customer_id")
     from segflow.project import Project
 
     project = Project.open(project_dir)
     features, day = _store_features(project, _parse_date(snapshot))
-    return project.store.con, features, f"project {project_dir} features at {day}"
+    return (
+        project.store.con,
+        features,
+        f"project {project_dir} features at {day}",
+        project.store,
+        day,
+    )
 
 
 def _parse_date(text: str | None) -> dt.date | None:
@@ -284,6 +303,8 @@ def _print_cluster(summary: dict[str, Any]) -> None:
         console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
     if summary.get("out"):
         console.print(f"assignments written to {summary['out']}")
+    if summary.get("saved_scheme"):
+        console.print(f"model saved in the store as cluster scheme {summary['saved_scheme']}")
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
