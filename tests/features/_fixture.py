@@ -101,6 +101,8 @@ def make_tables(seed: int = 7) -> dict[str, pd.DataFrame]:
     special = [
         dict(transaction_id="RO1", customer_id="c35", ts=S_TS - 40 * DAY, amount=-25.0,
              quantity=-1.0, category="books", channel="web", promo_code=None, is_return=True),
+        dict(transaction_id="RESP", customer_id="c02", ts=S_TS - 95 * DAY, amount=15.0,
+             quantity=1.0, category="books", channel="web", promo_code=None, is_return=False),
         dict(transaction_id="ONE", customer_id="c36", ts=S_TS - 10 * DAY, amount=42.0,
              quantity=2.0, category="home", channel="store", promo_code=None, is_return=False),
     ]
@@ -263,7 +265,7 @@ def reference_features(
         r["channel_count"] = wb["channel"].nunique()
         r.update(_season(buys))
         r.update(_web(ev[ev["customer_id"] == cid], s))
-        r.update(_campaigns(ex[ex["customer_id"] == cid]))
+        r.update(_campaigns(ex[ex["customer_id"] == cid], buys, s))
         if cid in cust.index:
             row = cust.loc[cid]
             r["signup_date"] = created.normalize() if created is not None else None
@@ -322,8 +324,13 @@ def _web(ev: pd.DataFrame, s: pd.Timestamp) -> dict[str, object]:
     return out
 
 
-def _campaigns(ex: pd.DataFrame) -> dict[str, object]:
+def _campaigns(ex: pd.DataFrame, buys: pd.DataFrame, s: pd.Timestamp) -> dict[str, object]:
     treated = ex[ex["arm"] != "control"]
+    eligible = responded = 0
+    for _, first in treated.groupby("campaign_id")["ts"].min().items():
+        if first < s - 14 * DAY:
+            eligible += 1
+            responded += int(((buys["ts"] >= first) & (buys["ts"] < first + 14 * DAY)).any())
     kind = treated["exposure_type"].str.lower()
     received = treated["campaign_id"].nunique()
     opened = treated.loc[kind.isin(["open", "click"]), "campaign_id"].nunique()
@@ -332,6 +339,7 @@ def _campaigns(ex: pd.DataFrame) -> dict[str, object]:
         "campaigns_received_12m": received,
         "campaign_open_rate_12m": opened / received if received else None,
         "campaign_click_rate_12m": clicked / received if received else None,
+        "campaign_response_rate_12m": responded / eligible if eligible else None,
     }
 
 

@@ -101,3 +101,9 @@ def test_bad_arguments_are_clear_errors(tables):
         customer_features({k: v for k, v in tables.items() if k != "events"}, S)
     with pytest.raises(InputError, match="not a date"):
         customer_features(tables, "2024-99-01")  # type: ignore[arg-type]
+
+
+def test_campaign_responses_are_present(tables):
+    got = _compute(tables, S, None)
+    rates = got["campaign_response_rate_12m"].dropna()
+    assert len(rates) > 10 and (rates > 0).any() and (rates == 0).any()

@@ -10,6 +10,9 @@ import ibis
 
 from segflow.features._window import DAYS_12M, DAYS_WEB, Frame, safe_ratio
 
+#: Days after a campaign's first exposure in which an order counts as a response.
+RESPONSE_DAYS = 14
+
 #: ``event_type`` values (lower-cased) counted as product views, cart adds and purchases.
 PRODUCT_VIEW_TYPES: tuple[str, ...] = ("product_view", "view", "item_view", "view_item")
 CART_ADD_TYPES: tuple[str, ...] = ("cart_add", "add_to_cart", "addtocart")
@@ -59,8 +62,9 @@ def web_features(events: ibis.Table, frame: Frame) -> ibis.Table:
     return last.left_join(web, "customer_id").drop("customer_id_right")
 
 
-def campaign_features(exposures: ibis.Table, frame: Frame) -> ibis.Table:
-    """Campaigns received, opened and clicked in the 365 days before ``s`` (treatment arm)."""
+def campaign_features(exposures: ibis.Table, lines: ibis.Table, frame: Frame) -> ibis.Table:
+    """Campaigns received, opened, clicked and responded to in the 365 days before ``s``
+    (treatment arm). ``lines`` are the prepared transaction lines (for responses)."""
     c = exposures
     c = c.filter(
         c.customer_id.notnull(),
@@ -77,9 +81,34 @@ def campaign_features(exposures: ibis.Table, frame: Frame) -> ibis.Table:
         _opened=c.campaign_id.nunique(where=opened),
         _clicked=c.campaign_id.nunique(where=clicked),
     )
-    return agg.select(
+    rates = agg.select(
         "customer_id",
         "campaigns_received_12m",
         campaign_open_rate_12m=safe_ratio(agg._opened, agg.campaigns_received_12m),
         campaign_click_rate_12m=safe_ratio(agg._clicked, agg.campaigns_received_12m),
+    )
+    return rates.left_join(_responses(c, lines, frame), "customer_id").drop("customer_id_right")
+
+
+def _responses(treated: ibis.Table, lines: ibis.Table, frame: Frame) -> ibis.Table:
+    """Share of campaigns first received at least ``RESPONSE_DAYS`` before ``s`` that were
+    followed by an order within ``RESPONSE_DAYS`` days of the first exposure."""
+    first = treated.group_by(["customer_id", "campaign_id"]).aggregate(_t0=treated.ts.min())
+    eligible = first.filter(first._t0 < frame.ts(RESPONSE_DAYS))
+    orders = lines.filter(lines._buy).select(_cid=lines.customer_id, _ots=lines.ts)
+    window = ibis.interval(days=RESPONSE_DAYS)
+    hits = eligible.join(
+        orders,
+        [
+            eligible.customer_id == orders._cid,
+            orders._ots >= eligible._t0,
+            orders._ots < eligible._t0 + window,
+        ],
+    )
+    responded = hits.group_by("customer_id").aggregate(_resp=hits.campaign_id.nunique())
+    counted = eligible.group_by("customer_id").aggregate(_elig=eligible.count())
+    out = counted.left_join(responded, "customer_id").drop("customer_id_right")
+    return out.select(
+        "customer_id",
+        campaign_response_rate_12m=safe_ratio(out._resp.fill_null(0), out._elig),
     )

@@ -108,7 +108,7 @@ def customer_features(
         top_share(lines, frame, "channel", "main_channel"),
         seasonality_features(lines, frame),
         web_features(tables["events"], frame),
-        campaign_features(tables["campaign_exposures"], frame),
+        campaign_features(tables["campaign_exposures"], lines, frame),
         survey_features(tables["survey_responses"], frame),
     ]
     out = left_join_all(base, parts)

@@ -129,6 +129,9 @@ _ALL: tuple[Feature, ...] = (
        "Share of received campaigns the customer opened; null if none received.", "campaign"),
     _F("campaign_click_rate_12m", "share 0-1",
        "Share of received campaigns the customer clicked; null if none received.", "campaign"),
+    _F("campaign_response_rate_12m", "share 0-1",
+       "Share of campaigns first received 14 to 365 days before s that were followed by an "
+       "order within 14 days of the first exposure; null if none.", "campaign"),
     # -- attributes ----------------------------------------------------------------------
     _F("signup_date", "date", "Calendar day the customer record was created (sign-up).",
        "attribute", "date"),
