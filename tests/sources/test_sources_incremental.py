@@ -78,3 +78,31 @@ def test_check_source_dry_run(tmp_path):
     assert full.rules == {"non_numeric_amount": 1, "zero_amount": 1}
     with pytest.raises(Exception, match="no file matches"):
         check_source(source.model_copy(update={"path": "nothing/*.csv"}), tmp_path)
+
+
+def test_returns_file_with_positive_refunds(tmp_path):
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "exports" / "2024-01.csv").write_text(JAN)
+    (tmp_path / "returns.csv").write_text("rid,cust,day,refund\nR1,a,2024-01-12,4\nR2,b,2024-01-13,-3\n")
+    extra = """
+[[sources]]
+name = "returns"
+table = "transactions"
+path = "returns.csv"
+[sources.columns]
+transaction_id = "rid"
+customer_id = "cust"
+ts = "day"
+amount = "= -refund"
+is_return = "'true'"
+"""
+    (tmp_path / "segflow.toml").write_text(TOML.format(extra="") + extra)
+    store = Store(":memory:")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = ingest(store, Settings.load(tmp_path), tmp_path, now=NOW)
+    got = store.sql("SELECT transaction_id, amount, is_return FROM transactions "
+                    "WHERE source = 'returns'").to_pandas()
+    assert got.values.tolist() == [["R1", -4.0, True]]
+    # a refund already negative in the file becomes positive: a sign error, not a silent fix
+    assert report.rules().rule.tolist() == ["return_sign"]

@@ -17,7 +17,7 @@ from sqlglot import exp
 from segflow.config import SourceSettings
 from segflow.errors import ConfigError, InputError
 from segflow.sources._readers import Staged, lit, q
-from segflow.sources._rules import KEYS, REQUIRED, missing_rule
+from segflow.sources._rules import REQUIRED, missing_rule
 from segflow.store import CANONICAL_TABLES
 
 _NUMERIC_TYPES = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "INTEGER", "BIGINT", "SMALLINT",
@@ -69,6 +69,11 @@ def _number(col: str, dtype: str, source: SourceSettings) -> str:
     if _is_numeric(dtype):
         return f"CASE WHEN isfinite(CAST({q(col)} AS DOUBLE)) THEN CAST({q(col)} AS DOUBLE) END"
     return _number_of_text(_text(col, dtype), source)
+
+
+def _boolean(text: str) -> str:
+    return (f"CASE WHEN lower({text}) IN ('1', 'true', 't', 'yes', 'y') THEN true "
+            f"WHEN lower({text}) IN ('0', 'false', 'f', 'no', 'n') THEN false END")
 
 
 def _to_utc(ts: str, tz: str) -> str:
@@ -149,6 +154,8 @@ class _Mapper:
                 value = _number_of_text(const, self.source)
             elif ctype == "TIMESTAMP":
                 return Spec(const, "", "(constant)", dates=_date_parses(const, self.source))
+            elif ctype == "BOOLEAN":
+                value = _boolean(const)
             return Spec(const, value, "(constant)")
         col = self.column(mapping, canonical)
         dtype = self.staged.columns[col]
@@ -157,10 +164,7 @@ class _Mapper:
         if ctype == "DOUBLE":
             return Spec(_text(col, dtype), _number(col, dtype, self.source), col)
         if ctype == "BOOLEAN":
-            text = _text(col, dtype)
-            value = (f"CASE WHEN lower({text}) IN ('1','true','t','yes','y') THEN true "
-                     f"WHEN lower({text}) IN ('0','false','f','no','n') THEN false END")
-            return Spec(text, value, col)
+            return Spec(_text(col, dtype), _boolean(_text(col, dtype)), col)
         return Spec(_text(col, dtype), self._value_map(canonical, _text(col, dtype)), col)
 
     def _value_map(self, canonical: str, text: str) -> str:
@@ -472,6 +476,3 @@ def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
               f"'customer id ' || {_short('v_customer_id')} || ' is not in the customers table'")
     return r
 
-
-def key_column(table: str) -> str | None:
-    return KEYS.get(table)
