@@ -83,6 +83,7 @@ def test_export_neutralises_formulas(tmp_path):
     safe = neutralise_formulas(frame)
     assert safe.customer_id.tolist() == ["'=HYPERLINK(\"x\")", "'+1", "ok", "'@SUM(A1)", "'-2+3"]
     assert safe.amount.tolist() == frame.amount.tolist()
+    assert build_audience(frame, where="amount > 2", holdout=0.0).summary()["size"] == 3
     aud = build_audience(frame, holdout=0.0)
     out = pd.read_csv(aud.export(tmp_path / "a.csv"))
     assert set(out.customer_id) == set(safe.customer_id) and (out.group == "target").all()

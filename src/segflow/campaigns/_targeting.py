@@ -231,7 +231,9 @@ def build_audience(
     """
     if not 0.0 <= holdout < 1.0:
         raise InputError(f"the hold-out share must be in [0, 1), not {holdout}")
-    t = ibis.memtable(customers) if isinstance(customers, pd.DataFrame) else customers
+    if isinstance(customers, pd.DataFrame):  # bind to an in-memory DuckDB (SQL rules need one)
+        customers = ibis.duckdb.connect().create_table("customers", customers, temp=True)
+    t = customers
     cols = set(t.columns)
     for c in [value, action_from, *(segments or {})]:
         if c is not None and c not in cols:
