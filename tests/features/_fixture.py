@@ -243,7 +243,7 @@ def reference_features(
         r["last_purchase_date"] = buys["ts"].max().normalize() if len(buys) else None
         created = cust["created_at"].get(cid) if cid in cust.index else None
         created = created if created is not None and not pd.isna(created) and created < s else None
-        starts = [x for x in (created, buys["ts"].min() if len(buys) else None) if x is not None]
+        starts = [x for x in (created, mine["ts"].min() if len(mine) else None) if x is not None]
         r["tenure_days"] = _days(min(starts), s) if starts else None
         gross = wb["amount"].sum()
         n = r["frequency"]

@@ -121,8 +121,8 @@ def customer_features(
 
 
 def _tenure(t: ibis.Table, frame: Frame) -> ibis.IntegerValue:
-    """Days from the earlier of sign-up and first purchase to ``s``."""
-    created, first = t._created_day, t._first_day
+    """Days from the earlier of sign-up and the first transaction row (any kind) to ``s``."""
+    created, first = t._created_day, t._first_any
     start = ibis.ifelse(
         created.isnull(),
         first,

@@ -43,6 +43,7 @@ def value_features(lines: ibis.Table, frame: Frame) -> ibis.Table:
     ret_value = t.amount.abs()
     agg = t.group_by("customer_id").aggregate(
         _first_day=t._day.min(where=buy),
+        _first_any=t._day.min(),
         _last_day=t._day.max(where=buy),
         orders_total=t._order.nunique(where=buy),
         frequency=t._order.nunique(where=buy & win),

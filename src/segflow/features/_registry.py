@@ -67,7 +67,8 @@ _ALL: tuple[Feature, ...] = (
     _F("last_purchase_date", "date", "Calendar day of the last purchase (all history).",
        "rfm", "date"),
     _F("tenure_days", "days",
-       "Days from the customer's start (earlier of sign-up and first purchase) to s.", "rfm"),
+       "Days from the customer's start (earlier of sign-up and first transaction row of any "
+       "kind) to s.", "rfm"),
     # -- purchase patterns ---------------------------------------------------------------
     _F("avg_order_value", "currency",
        "Gross purchase amount in the window divided by orders; null without orders.", "pattern"),
