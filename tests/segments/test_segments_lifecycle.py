@@ -182,3 +182,14 @@ def test_assign_from_store_round_trip(store, features):
     store.raw.unregister("_a")
     back = store.sql("SELECT count(*) AS n FROM segment_assignments").to_pylist()[0]["n"]
     assert back == out.num_rows
+
+
+def test_bad_tiers_are_a_config_error(tmp_path):
+    from segflow.config import Settings
+    from segflow.errors import ConfigError
+
+    (tmp_path / "segflow.toml").write_text(
+        '[[schemes]]\nname = "v"\nkind = "value_tiers"\ntiers = [50, 10]\n', encoding="utf-8"
+    )
+    with pytest.raises(ConfigError, match="tiers"):
+        Settings.load(tmp_path)

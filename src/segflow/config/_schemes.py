@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SchemeKind = Literal["rfm", "lifecycle", "rules", "value_tiers", "browse_no_buy", "cluster"]
 
@@ -54,3 +54,10 @@ class SchemeSettings(BaseModel):
     value_feature: str = Field(
         default="monetary_12m", description="Value tiers: the feature customers are ranked by."
     )
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_ascending(cls, value: list[float]) -> list[float]:
+        if not value or any(not 0 < q < 100 for q in value) or value != sorted(set(value)):
+            raise ValueError("tiers must be ascending, distinct percentages between 0 and 100")
+        return value
