@@ -12,7 +12,8 @@ and computes the transition counts of all 23 consecutive pairs with ``(new)`` an
 * ``segflow`` - :func:`segflow.migration.pooled_transition_matrix` on the Parquet file
   through Ibis/DuckDB (its input checks included: one row per customer and snapshot);
 * ``segflow (store)`` - the same on a DuckDB store file the pipeline would have written
-  (loading the store is timed separately);
+  (loading the store is timed separately), with and without the duplicate check
+  (``validate=False``; the check is one more pass over the history);
 * ``duckdb SQL`` - one hand-written SQL query (full outer join on customer and pair index),
   what a SQL user would write, without segflow's checks;
 * ``pandas`` - the usual notebook code at its documented best: Parquet read with only the
@@ -50,7 +51,9 @@ def done(seconds, counts, extra=None):
     print(json.dumps({"seconds": seconds, "peak_mib": peak, **(extra or {})}))
 """
 
-SEGFLOW = COMMON + """
+SEGFLOW = (
+    COMMON
+    + """
 import ibis
 from segflow.migration import pooled_transition_matrix
 t = time.perf_counter()
@@ -60,28 +63,26 @@ pm = pooled_transition_matrix(table, scheme="bench")
 seconds = time.perf_counter() - t
 done(seconds, pm.pair_cells)
 """
+)
 
-SEGFLOW_STORE = COMMON + """
+SEGFLOW_STORE = (
+    COMMON
+    + """
 from segflow.store import Store
 from segflow.migration import pooled_transition_matrix
 import pathlib
-store_path = pathlib.Path(out).with_suffix(".duckdb")
+validate = sys.argv[3] == "validate"
 t = time.perf_counter()
-with Store(store_path) as store:
-    store.raw.execute(
-        "INSERT INTO segment_assignments SELECT scheme, NULL, snapshot_date, customer_id, "
-        f"segment, segment_rank, NULL FROM read_parquet('{path}')"
-    )
-load = time.perf_counter() - t
-t = time.perf_counter()
-with Store(store_path, read_only=True) as store:
-    pm = pooled_transition_matrix(store.table("segment_assignments"), scheme="bench")
+with Store(pathlib.Path(path).with_suffix(".duckdb"), read_only=True) as store:
+    pm = pooled_transition_matrix(store.table("segment_assignments"), scheme="bench", validate=validate)
 seconds = time.perf_counter() - t
-store_path.unlink()
-done(seconds, pm.pair_cells, {"load_seconds": load})
+done(seconds, pm.pair_cells)
 """
+)
 
-DUCKDB_SQL = COMMON + """
+DUCKDB_SQL = (
+    COMMON
+    + """
 import duckdb
 t = time.perf_counter()
 con = duckdb.connect()
@@ -101,8 +102,11 @@ GROUP BY ALL
 seconds = time.perf_counter() - t
 done(seconds, counts)
 """
+)
 
-PANDAS = COMMON + """
+PANDAS = (
+    COMMON
+    + """
 import pandas as pd
 t = time.perf_counter()
 df = pd.read_parquet(path, columns=["snapshot_date", "customer_id", "segment"])
@@ -124,10 +128,12 @@ counts["to_segment"] = counts["to_segment"].astype(str)
 seconds = time.perf_counter() - t
 done(seconds, counts, {"read_seconds": read})
 """
+)
 
 APPROACHES = {
     "segflow": SEGFLOW,
     "segflow (store)": SEGFLOW_STORE,
+    "segflow (store, validate=False)": SEGFLOW_STORE,
     "duckdb SQL": DUCKDB_SQL,
     "pandas": PANDAS,
 }
@@ -157,8 +163,13 @@ def synthesise(path: Path, customers: int, seed: int = 0) -> int:
     alive = np.ones(customers, dtype=bool)
     rows = 0
     schema = pa.schema(
-        [("scheme", pa.string()), ("snapshot_date", pa.date32()), ("customer_id", pa.string()),
-         ("segment", pa.string()), ("segment_rank", pa.int32())]
+        [
+            ("scheme", pa.string()),
+            ("snapshot_date", pa.date32()),
+            ("customer_id", pa.string()),
+            ("segment", pa.string()),
+            ("segment_rank", pa.int32()),
+        ]
     )
     with pq.ParquetWriter(path, schema) as writer:
         for m in range(MONTHS):
@@ -185,11 +196,27 @@ def synthesise(path: Path, customers: int, seed: int = 0) -> int:
     return rows
 
 
+def load_store(data: Path) -> float:
+    """Load the assignments into a segflow store beside the Parquet file (as the pipeline would)."""
+    from segflow.store import Store
+
+    t = time.perf_counter()
+    with Store(data.with_suffix(".duckdb")) as store:
+        store.raw.execute(
+            "INSERT INTO segment_assignments SELECT scheme, NULL, snapshot_date, customer_id, "
+            f"segment, segment_rank, NULL FROM read_parquet('{data}')"
+        )
+    return time.perf_counter() - t
+
+
 def run(approach: str, data: Path, work: Path) -> dict[str, float]:
-    out = work / f"{approach.replace(' ', '_').replace('(', '').replace(')', '')}.parquet"
+    out = work / f"{''.join(c if c.isalnum() else '_' for c in approach)}.parquet"
+    mode = "no-validate" if "validate=False" in approach else "validate"
     proc = subprocess.run(
-        [sys.executable, "-c", APPROACHES[approach], str(data), str(out)],
-        capture_output=True, text=True, check=False,
+        [sys.executable, "-c", APPROACHES[approach], str(data), str(out), mode],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"{approach} failed:\n{proc.stderr[-3000:]}")
@@ -202,7 +229,9 @@ def same_counts(paths: list[str]) -> bool:
     import pandas as pd
 
     frames = [
-        pd.read_parquet(p).sort_values(["pair", "from_segment", "to_segment"]).reset_index(drop=True)
+        pd.read_parquet(p)
+        .sort_values(["pair", "from_segment", "to_segment"])
+        .reset_index(drop=True)
         for p in paths
     ]
     for f in frames:
@@ -221,18 +250,25 @@ def main() -> None:
         t = time.perf_counter()
         rows = synthesise(data, args.customers)
         synth = time.perf_counter() - t
-        print(f"synthesised {rows:,} rows in {synth:.1f} s ({data.stat().st_size / 2**20:.0f} MiB)", flush=True)
+        print(
+            f"synthesised {rows:,} rows in {synth:.1f} s ({data.stat().st_size / 2**20:.0f} MiB)",
+            flush=True,
+        )
+        load = load_store(data)
+        print(f"loaded the store in {load:.1f} s", flush=True)
         results = {}
         for name in APPROACHES:
             results[name] = run(name, data, work)
             print(name, {k: v for k, v in results[name].items() if k != "out"}, flush=True)
         identical = same_counts([r["out"] for r in results.values()])
         size_mib = data.stat().st_size / 2**20
-    write_markdown(args.customers, rows, size_mib, results, identical)
+    write_markdown(args.customers, rows, size_mib, results, identical, load)
     print(f"wrote {RESULT}")
 
 
-def write_markdown(customers: int, rows: int, size_mib: float, results: dict, identical: bool) -> None:
+def write_markdown(
+    customers: int, rows: int, size_mib: float, results: dict, identical: bool, load: float
+) -> None:
     base = results["segflow"]["seconds"]
     lines = [
         "## Migration: all monthly transitions (`pooled_transition_matrix`)",
@@ -250,11 +286,12 @@ def write_markdown(customers: int, rows: int, size_mib: float, results: dict, id
     notes = {
         "segflow": "from the Parquet file; includes the one-row-per-customer check and the snapshot list",
         "segflow (store)": "on the DuckDB store (loading it took {load:.1f} s, not included)",
+        "segflow (store, validate=False)": "the same without the duplicate check",
         "duckdb SQL": "one hand-written query, no input checks",
         "pandas": "of which {read:.1f} s reading Parquet; one outer merge per pair",
     }
     for name, r in results.items():
-        note = notes[name].format(load=r.get("load_seconds", 0.0), read=r.get("read_seconds", 0.0))
+        note = notes[name].format(load=load, read=r.get("read_seconds", 0.0))
         lines.append(
             f"| {name} | {r['seconds']:.1f} s | {r['seconds'] / base:.2f}x | {r['peak_mib']:,.0f} MiB | {note} |"
         )

@@ -289,3 +289,18 @@ def test_views_carry_the_numbers(random_store):
         "Silver (actual)",
     ]
     assert list(fig.data[1].y) == [11.0, 13.0]
+
+
+def test_validate_false_skips_the_duplicate_check(random_store):
+    _, a, _ = random_store
+    dup = pd.concat([a, a[a["snapshot_date"] == DATES[0]].iloc[:1]])
+    store = make_store(dup)
+    table = store.table("segment_assignments")
+    with pytest.raises(InputError, match="more than one segment"):
+        pooled_transition_matrix(table, scheme="tier")
+    # unchecked, the duplicate is counted twice: the price of validate=False
+    tm = transition_matrix(
+        table, scheme="tier", from_date=DATES[0], to_date=DATES[1], validate=False
+    )
+    assert tm.summary()["customers_from"] == (a["snapshot_date"] == DATES[0]).sum() + 1
+    store.close()

@@ -365,6 +365,7 @@ def transition_matrix(
     order: Sequence[str] | None = None,
     interval: IntervalMethod = "dirichlet",
     level: float = 0.95,
+    validate: bool = True,
 ) -> TransitionMatrix:
     """The transition matrix of ``scheme`` between two snapshots.
 
@@ -388,6 +389,10 @@ def transition_matrix(
         Interval for the row shares: pointwise Jeffreys (Dirichlet(1/2, 1/2)) posterior intervals or
         Goodman simultaneous intervals; see :mod:`segflow.migration._intervals`.
     level : float, default=0.95
+    validate : bool, default=True
+        Check first that no customer has two assignments at one snapshot (one extra pass over
+        the two snapshots); such duplicates would be counted twice. Skip it only for tables
+        known to be unique, such as those written by the segflow pipeline.
 
     Returns
     -------
@@ -404,7 +409,8 @@ def transition_matrix(
         raise SegflowError(f"from_date ({f}) must be before to_date ({t})")
     a = scheme_rows(assignments, scheme)
     dates = snapshot_list(a, dates=[f, t])
-    check_one_row_per_customer(a, dates)
+    if validate:
+        check_one_row_per_customer(a, dates)
     cells = cell_counts(a, dates, transactions=transactions, value=value)
     return TransitionMatrix(
         cells, scheme=scheme, from_date=f, to_date=t, order=order, interval=interval, level=level
@@ -422,6 +428,7 @@ def pooled_transition_matrix(
     order: Sequence[str] | None = None,
     interval: IntervalMethod = "dirichlet",
     level: float = 0.95,
+    validate: bool = True,
 ) -> TransitionMatrix:
     """Transitions pooled over all consecutive snapshot pairs in ``[start, end]``.
 
@@ -441,6 +448,9 @@ def pooled_transition_matrix(
     order, interval, level
         As in :func:`transition_matrix`. With weights, intervals use the weighted counts
         (an approximation: weighted counts are not multinomial).
+    validate : bool, default=True
+        As in :func:`transition_matrix`; the check is one pass over the whole range, about
+        as costly as the counting itself on large histories.
 
     Returns
     -------
@@ -453,7 +463,8 @@ def pooled_transition_matrix(
         raise SegflowError(
             f"scheme {scheme!r} has {len(snaps)} snapshot(s) in the range; pooling needs two or more"
         )
-    check_one_row_per_customer(a, snaps)
+    if validate:
+        check_one_row_per_customer(a, snaps)
     per_pair = cell_counts(a, snaps)
     w = _pair_weights(weights, len(snaps) - 1)
     pooled = per_pair.copy()
