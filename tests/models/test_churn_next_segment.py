@@ -96,7 +96,11 @@ def test_train_next_segment_from_store(memory_store):
 
     import pyarrow as pa
 
-    from segflow.models._churn_train import train_next_segment
+    from segflow.models._churn_next import (
+        score_next_segment,
+        train_next_segment,
+        write_next_segment_scores,
+    )
 
     rng = np.random.default_rng(3)
     n, dates = 1500, [dt.date(2024, m, 1) for m in (1, 2, 3, 4)]
@@ -129,10 +133,37 @@ def test_train_next_segment_from_store(memory_store):
     def features_at(day):
         return table.filter(table.snapshot_date == day).drop("snapshot_date")
 
-    result = train_next_segment(features_at, memory_store.table("segment_assignments"), "ladder",
+    assignments = memory_store.table("segment_assignments")
+    result = train_next_segment(features_at, assignments, "ladder",
                                 model=NextSegmentModel(n_threads=1, random_state=0))
     assert result.test_snapshot == dates[2] and result.train_snapshots == dates[:2]
     assert result.features == ["engagement", "segment"]
     ev = result.evaluation
     assert ev.n == n
     assert ev.accuracy > ev.stay_accuracy + 0.02 and ev.log_loss < ev.markov_log_loss
+    assert result.summary()["metrics"]["n"] == n
+
+    # score the latest snapshot (next segment unknown) and write the probabilities
+    scores = score_next_segment(result.model, features_at(dates[3]), assignments, "ladder",
+                                dates[3])
+    frame = scores.to_pandas()
+    assert len(frame) == n and set(frame.segment) <= set(LADDER)
+    p = frame[[f"p_next:{c}" for c in scores.classes]].to_numpy()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    flows = scores.expected_flows()
+    np.testing.assert_allclose(flows.sum(axis=1), frame.segment.value_counts().sort_index())
+    # high engagement moves up: platinum more likely from gold when engagement is high
+    gold = frame.segment == "gold"
+    eng = f[f.snapshot_date == dates[3]].set_index("customer_id").engagement
+    hi = eng.reindex(frame.customer_id).to_numpy() > 1
+    assert frame.loc[gold & hi, "p_next:platinum"].mean() > frame.loc[gold & ~hi, "p_next:platinum"].mean() + 0.2
+    written = write_next_segment_scores(memory_store, scores, "run1")
+    assert written == n * len(scores.classes)
+    assert write_next_segment_scores(memory_store, scores, "run2") == written  # replaces
+    stored = memory_store.sql(
+        "SELECT customer_id, score, value FROM customer_scores WHERE model = 'next_segment:ladder'"
+    ).to_pandas()
+    assert len(stored) == written
+    wide = stored.pivot(index="customer_id", columns="score", values="value")
+    expected = frame.set_index("customer_id")[wide.columns]
+    np.testing.assert_allclose(wide.sort_index().to_numpy(), expected.sort_index().to_numpy())

@@ -160,6 +160,73 @@ def _score(
     return scores, written
 
 
+def _next_segment(
+    project_dir: Path, scheme: str, engine: str, threads: int | None, quiet: bool
+) -> tuple[dict[str, Any], Any, int]:
+    from segflow.models._churn_data import stored_snapshots
+    from segflow.models._churn_next import (
+        score_next_segment,
+        train_next_segment,
+        write_next_segment_scores,
+    )
+    from segflow.models._next_segment import NextSegmentModel
+    from segflow.pipeline import canonical_tables
+    from segflow.project import Project
+
+    with Project.open(project_dir) as project:
+        store = project.store
+        with store.run("churn next-segment", {"scheme": scheme, "engine": engine}) as run_id, \
+                progress(disable=quiet) as bar:
+            task = bar.add_task(f"next-segment model of {scheme}", total=None)
+            eng = connect_engine(store, engine)
+            try:
+                tables = canonical_tables(eng)
+                assignments = eng.table("segment_assignments")
+                feats = features_at(tables, project.settings)
+                training = train_next_segment(
+                    feats, assignments, scheme,
+                    model=NextSegmentModel(n_threads=threads, random_state=0),
+                )
+                latest = stored_snapshots(assignments, scheme)[-1]
+                scores = score_next_segment(training.model, feats(latest), assignments, scheme,
+                                            latest)
+            finally:
+                eng.close()
+            bar.update(task, total=1, completed=1)
+            written = write_next_segment_scores(store, scores, run_id)
+    return training.summary(), scores, written
+
+
+def connect_engine(store: Any, engine: str) -> Any:
+    from segflow.engine import connect
+
+    return connect(store, engine)  # type: ignore[arg-type]
+
+
+def _print_next_segment(summary: dict[str, Any], scores: Any, written: int) -> None:
+    m = summary["metrics"]
+    console.print(
+        f"[bold]{summary['model']}[/]: trained on pairs from {len(summary['train_snapshots'])} "
+        f"snapshot(s), tested on the pair from {summary['test_snapshot']} ({m['n']} customers)"
+    )
+    console.print(
+        f"accuracy: model {m['accuracy']:.3f}, stay {m['stay_accuracy']:.3f}, "
+        f"Markov {m['markov_accuracy']:.3f}   log-loss: model {m['log_loss']:.3f}, "
+        f"Markov {m['markov_log_loss']:.3f}"
+    )
+    table = Table(title="accuracy by current segment")
+    for col in ("segment", "customers", "model", "stay", "Markov"):
+        table.add_column(col, justify="right")
+    for row in summary["by_segment"]:
+        table.add_row(row["segment"], str(row["customers"]), f"{row['model_accuracy']:.3f}",
+                      f"{row['stay_accuracy']:.3f}", f"{row['markov_accuracy']:.3f}")
+    console.print(table)
+    console.print(
+        f"scored {len(scores.frame)} customers at {scores.snapshot}; {written} rows written to "
+        "customer_scores"
+    )
+
+
 def _write_out(scores: Any, out: Path) -> None:
     frame = scores.to_pandas()
     frame.insert(0, "snapshot_date", scores.snapshot)
@@ -239,6 +306,32 @@ def register(app: typer.Typer) -> None:
                     f"low {bands['low']}; {written} rows written to customer_scores"
                     + (f"; scores saved to {out}" if out else "")
                 )
+
+    @churn.command("next-segment")
+    def next_segment(
+        project: Path = ProjectDirOption,
+        scheme: str = typer.Option(..., "--scheme", help="The segment scheme to predict."),
+        engine: str = EngineOption,
+        threads: int | None = ThreadsOption,
+        json_out: bool = JsonOption,
+    ) -> None:
+        """Predict each customer's segment at the next snapshot of a scheme.
+
+        Trains on the scheme's stored snapshot pairs, tests on the latest pair against the
+        "stays in the same segment" and pooled Markov baselines, then scores the latest stored
+        snapshot: one p_next:<segment> row per customer and segment in customer_scores.
+        """
+        with user_errors():
+            summary, scores, written = _next_segment(project, scheme, engine, threads, json_out)
+            if json_out:
+                payload = {**summary, "scores": {
+                    "snapshot": scores.snapshot, "customers": len(scores.frame),
+                    "rows_written": written,
+                    "expected_flows": scores.to_dict()["expected_flows"],
+                }}
+                print_json(payload)
+            else:
+                _print_next_segment(summary, scores, written)
 
     app.add_typer(churn, name="churn")
 

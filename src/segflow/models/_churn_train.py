@@ -1,4 +1,4 @@
-"""Training, honest evaluation, scoring and persistence of the churn and next-segment models.
+"""Training, honest evaluation, scoring and persistence of the churn model.
 
 The training set stacks (customer, snapshot) rows over the snapshots whose label window is
 complete. Evaluation uses a time-based split (see :func:`segflow.models._churn_data.time_split`):
@@ -36,15 +36,8 @@ from segflow.models._churn_data import (
     data_end,
     eligible_customers,
     feature_columns,
-    next_segment_training_set,
     time_split,
     window_rates,
-)
-from segflow.models._next_segment import (
-    NextSegmentEvaluation,
-    NextSegmentModel,
-    evaluate_next_segment,
-    markov_matrix,
 )
 from segflow.store import Store
 
@@ -363,55 +356,3 @@ def load_churn_model(path: str | Path) -> tuple[ChurnModel, dict[str, Any]]:
             stacklevel=2,
         )
     return payload["model"], meta
-
-
-# -- next segment ---------------------------------------------------------------------------
-@dataclasses.dataclass
-class NextSegmentTraining:
-    """What :func:`train_next_segment` produced (model fitted on the training pairs,
-    evaluation on the latest pair, Markov matrix of the training pairs)."""
-
-    model: NextSegmentModel
-    evaluation: NextSegmentEvaluation
-    markov: pd.DataFrame
-    scheme: str
-    train_snapshots: list[dt.date]
-    test_snapshot: dt.date
-    features: list[str]
-
-
-def train_next_segment(
-    features_at: FeaturesAt,
-    assignments: ibis.Table,
-    scheme: str,
-    *,
-    model: NextSegmentModel | None = None,
-    snapshots: Sequence[dt.date] | None = None,
-) -> NextSegmentTraining:
-    """Fit the next-segment model on all but the latest snapshot pair and evaluate on it.
-
-    The latest stored "from" snapshot is the test set (its next snapshot is the latest stored
-    one); training pairs are the earlier ones, whose next snapshot is at or before the test
-    snapshot, so no training label comes from after it.
-    """
-    frame = next_segment_training_set(features_at, assignments, scheme, snapshots)
-    day = frame["snapshot_date"].map(_as_date)
-    test = max(day)
-    train_rows = (day < test).to_numpy()
-    if not train_rows.any():
-        raise SegflowError(
-            f"scheme {scheme!r} needs at least three stored snapshots for a next-segment "
-            "model (two pairs: one to train on, the latest to test on)"
-        )
-    cols = feature_columns(frame)  # includes the current segment (a text column)
-    tr, te = frame[train_rows], frame[~train_rows]
-    base = model if model is not None else NextSegmentModel(random_state=0)
-    fitted = clone(base).fit(tr[cols], tr["next_segment"], groups=day[train_rows].to_numpy())
-    markov = markov_matrix(tr["segment"], tr["next_segment"])
-    evaluation = evaluate_next_segment(
-        fitted, te[cols], te["next_segment"], te["segment"], markov, label=f"from {test}"
-    )
-    return NextSegmentTraining(
-        model=fitted, evaluation=evaluation, markov=markov, scheme=scheme,
-        train_snapshots=sorted(set(day[train_rows])), test_snapshot=test, features=cols,
-    )
