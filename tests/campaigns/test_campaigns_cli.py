@@ -64,6 +64,14 @@ def test_effect_and_audience_on_project(campaign_project, tmp_path):
     res = runner.invoke(app, ["campaign", "effect", "--project", str(campaign_project),
                               "--campaign", "c1", "--scheme", "value", "--by", "region"])
     assert res.exit_code == 0 and "Migration value" in res.output and "by region" in res.output
+    res = runner.invoke(app, ["campaign", "promotions", "--project", str(campaign_project),
+                              "--scheme", "value", "--snapshot", "2024-02-01", "--json"])
+    assert res.exit_code == 0, res.output
+    promo = pd.DataFrame(json.loads(res.stdout)["data"])
+    assert set(promo.segment) == {"high", "mid", "low"} and promo.promo_share.between(0, 1).all()
+    res = runner.invoke(app, ["campaign", "promotions", "--project", str(campaign_project),
+                              "--scheme", "value"])
+    assert res.exit_code == 0 and "Promotion share by value segment" in res.output
     res = runner.invoke(app, ["campaign", "list", "--project", str(campaign_project), "--json"])
     listed = pd.DataFrame(json.loads(res.stdout)["data"])
     assert set(listed.campaign_id) == {"c0", "c1"}

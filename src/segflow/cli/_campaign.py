@@ -311,6 +311,44 @@ def uplift(
             console.print(f"scores written to {payload['scores_file']}", highlight=False)
 
 
+@campaign_app.command("promotions")
+def promotions(
+    scheme: str = typer.Option(..., "--scheme", help="Segment scheme."),
+    project: Path = ProjectDirOption,
+    snapshot: str = typer.Option(None, "--snapshot", help="Snapshot date YYYY-MM-DD (default: the latest of the scheme)."),
+    window_days: int = typer.Option(365, "--window-days", min=1, help="Transactions in the N days before the snapshot."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Promotion sensitivity: share of each segment's purchases and revenue made with a
+    promotion code, and the share of buyers who used one."""
+    from segflow.campaigns import promotion_sensitivity
+    from segflow.project import Project
+
+    with user_errors(), _warnings_to_console():
+        with Project.open(project, read_only=True) as proj:
+            dates = proj.snapshot_dates(scheme)
+            if not dates:
+                raise InputError(f"no assignments stored for scheme {scheme!r}; run `segflow run` first")
+            snap = dt.date.fromisoformat(snapshot) if snapshot else dates[-1]
+            res = promotion_sensitivity(proj.store, scheme, snap, window_days=window_days)
+        if as_json:
+            print_json(res.to_dict())
+            return
+        table = Table(title=f"Promotion share by {scheme} segment, {window_days} days before {snap}",
+                      title_justify="left")
+        for col in ("segment", "buyers", "transactions", "with promo", "interval", "revenue share", "buyers using"):
+            table.add_column(col, justify="left" if col == "segment" else "right")
+        for r in res.table.itertuples():
+            table.add_row(str(r.segment), str(r.buyers), str(r.transactions),
+                          _pct(r.promo_share), f"[{_pct(r.promo_share_low)}, {_pct(r.promo_share_high)}]",
+                          _pct(r.promo_revenue_share), _pct(r.promo_buyer_share))
+        console.print(table)
+
+
+def _pct(value: float) -> str:
+    return "–" if pd.isna(value) else f"{value:.1%}"
+
+
 @campaign_app.command("playbook")
 def playbook_cmd(
     playbook: Path = typer.Option(None, "--playbook", help="Playbook TOML (default: the bundled one)."),
