@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.special import betaln, gammaln, hyp2f1
+from scipy.special import betaln, digamma, gammaln, hyp2f1
 
 from segflow.errors import SegflowError
 from segflow.models._btyd_base import BTYDModel, check_recency
@@ -33,6 +33,70 @@ from segflow.models._btyd_base import BTYDModel, check_recency
 def _log_a1(r: float, alpha: float, x: np.ndarray) -> np.ndarray:
     """ln[ Gamma(r+x) alpha^r / Gamma(r) ], the common NBD factor of FHL (2005) eq. (6)."""
     return gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+
+
+def _bg_family(
+    params: np.ndarray,
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,
+    xu: np.ndarray | None,
+    xi: np.ndarray | None,
+    shift: int,
+    grad: bool,
+    tu: np.ndarray | None = None,
+    ti: np.ndarray | None = None,
+    txu: np.ndarray | None = None,
+    txi: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Log-likelihood (and gradient) of BG/NBD (shift=0) and MBG/NBD (shift=1).
+
+    ln L = A1 + ln[ exp(u) + exp(v) ] with
+    u = ln B(a, b+x+shift) - ln B(a,b) - (r+x) ln(alpha+T)
+    v = ln B(a+1, b+x+shift-1) - ln B(a,b) - (r+x) ln(alpha+t_x)   (BG/NBD: only if x > 0)
+    Special functions and logarithms are evaluated once per distinct x, T and t_x and
+    gathered (``xu[xi] == x`` etc.), so a row costs one exp and one log1p.
+    """
+    r, alpha, a, b = params
+    if xu is None or xi is None:
+        xu, xi = np.unique(x, return_inverse=True)
+    if tu is None or ti is None or txu is None or txi is None:
+        tu, ti = np.unique(T, return_inverse=True)
+        txu, txi = np.unique(t_x, return_inverse=True)
+    has_v = (xu > 0) if shift == 0 else np.ones(len(xu), dtype=bool)
+    bx = b + xu + shift
+    bv_arg = np.where(has_v, bx - 1, b)  # placeholder where v is absent
+    lb0 = betaln(a, b)
+    log_a1 = gammaln(r + xu) - gammaln(r) + r * np.log(alpha)
+    bu = betaln(a, bx) - lb0
+    bv = np.where(has_v, betaln(a + 1, bv_arg) - lb0, -np.inf)
+    rx = r + x
+    l_t = np.log(alpha + tu)[ti]
+    l_tx = np.log(alpha + txu)[txi]
+    u = bu[xi] - rx * l_t
+    v = bv[xi] - rx * l_tx
+    # stable ln(e^u + e^v) = max + log1p(e^-|u-v|)
+    big = np.maximum(u, v)
+    e = np.exp(-np.abs(u - v))
+    ll = log_a1[xi] + big + np.log1p(e)
+    if not grad:
+        return ll, None
+    share = 1.0 / (1.0 + e)  # weight of the larger term
+    wu = np.where(u >= v, share, 1.0 - share)
+    wv = 1.0 - wu
+    psi_ab = digamma(a + bx)
+    inv_t = (1.0 / (alpha + tu))[ti]
+    inv_tx = (1.0 / (alpha + txu))[txi]
+    g_r = (digamma(r + xu) - digamma(r))[xi] + np.log(alpha) - wu * l_t - wv * l_tx
+    g_alpha = r / alpha - rx * (wu * inv_t + wv * inv_tx)
+    g_a = (
+        wu * (digamma(a) - psi_ab)[xi]
+        + wv * (digamma(a + 1) - psi_ab)[xi]
+        - (digamma(a) - digamma(a + b))
+    )
+    db_v = np.where(has_v, digamma(bv_arg) - psi_ab, 0.0)
+    g_b = wu * (digamma(bx) - psi_ab)[xi] + wv * db_v[xi] - (digamma(b) - digamma(a + b))
+    return ll, np.stack([g_r, g_alpha, g_a, g_b])
 
 
 class _ContinuousBTYD(BTYDModel):
@@ -60,6 +124,14 @@ class _ContinuousBTYD(BTYDModel):
                 f"{type(self).__name__}: every customer repeats, so dropout cannot be separated "
                 "from purchasing; the model is not identified on these data"
             )
+
+    def _prepare(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not self._has_gradient:
+            return data
+        xu, xi = np.unique(data["x"], return_inverse=True)
+        tu, ti = np.unique(data["T"], return_inverse=True)
+        txu, txi = np.unique(data["t_x"], return_inverse=True)
+        return {**data, "xu": xu, "xi": xi, "tu": tu, "ti": ti, "txu": txu, "txi": txi}
 
     def _arrays(self, x: Any, t_x: Any, T: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x, t_x, T = (np.asarray(v, dtype=float) for v in np.broadcast_arrays(x, t_x, T))
@@ -131,9 +203,17 @@ class BetaGeoModel(_ContinuousBTYD):
     """
 
     _param_names = ("r", "alpha", "a", "b")
+    _has_gradient = True
 
     @staticmethod
-    def _loglik(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    def _loglik_grad(params, x, t_x, T, xu=None, xi=None, **cache):  # noqa: ANN001, ANN205
+        return _bg_family(params, x, t_x, T, xu, xi, shift=0, grad=True, **cache)
+
+    @staticmethod
+    def _loglik(
+        params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
+        xu: np.ndarray | None = None, xi: np.ndarray | None = None, **cache: np.ndarray,
+    ) -> np.ndarray:
         r, alpha, a, b = params
         # FHL (2005) eq. (6), in log space:
         # L = A1 * [ B(a, b+x)/B(a,b) (alpha+T)^-(r+x)
@@ -186,9 +266,17 @@ class ModifiedBetaGeoModel(_ContinuousBTYD):
     """
 
     _param_names = ("r", "alpha", "a", "b")
+    _has_gradient = True
 
     @staticmethod
-    def _loglik(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    def _loglik_grad(params, x, t_x, T, xu=None, xi=None, **cache):  # noqa: ANN001, ANN205
+        return _bg_family(params, x, t_x, T, xu, xi, shift=1, grad=True, **cache)
+
+    @staticmethod
+    def _loglik(
+        params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
+        xu: np.ndarray | None = None, xi: np.ndarray | None = None, **cache: np.ndarray,
+    ) -> np.ndarray:
         r, alpha, a, b = params
         # Batislam et al. (2007) eq. (7): every one of the x+1 purchases (incl. the first)
         # may be followed by dropout:
