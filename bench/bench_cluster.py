@@ -227,8 +227,32 @@ def main() -> None:
 def _fmt_row(label: str, res: dict) -> str:
     if "error" in res:
         return f"| {label} | not run: {res['error'][:80]} | | | |"
-    laps = ", ".join(f"{k} {v:.1f} s" for k, v in res.get("laps", {}).items())
+    steps, before = [], 0.0
+    for name, at in res.get("laps", {}).items():  # laps are cumulative: show each step's time
+        steps.append(f"{name} {at - before:.1f} s")
+        before = at
+    laps = ", ".join(steps)
     return f"| {label} | {res['seconds']:.1f} s ({laps}) | {res['peak_mib']:,.0f} MiB | {res['k']} | {res['ari']:.3f} |"
+
+
+READING = [
+    "Reading. Wall time excludes imports. segflow fits k-means with 4 k-means++ starts on a "
+    "50,000-customer sample drawn in DuckDB and assigns all customers in DuckDB; its k = 6 "
+    "segments match full-data k-means exactly as well (ARI 0.903 both), and a single-start "
+    "scikit-learn fit on the same sample size landed in a worse local optimum (0.800). At 1M "
+    "customers segflow is not faster end to end: it was 10-20 % slower than pandas + "
+    "scikit-learn on all rows in both runs we made (6.8 vs 6.2 s here; 10.5 vs 8.6 s in a run "
+    "before the engine expression was halved), because sampling in DuckDB and a 1M-row SQL "
+    "assignment cost about what one full-data k-means costs at 10 features. The gains are "
+    "memory (about 45 % less: the data never sits in pandas), a better optimum (4 starts), and "
+    "an assignment that is SQL, so it runs on Spark and re-applies to later snapshots. "
+    "Automatic k costs a few seconds on the sample against over "
+    "a minute for the loop over k on all rows, and both choose the same k. Both choose k = 2 "
+    "on this data, not the planted 6: the planted segments overlap, and all three indices "
+    "prefer the coarse split (see docs/clustering.md, Choosing k). k-prototypes: same partition "
+    "as kmodes (ARI 0.920 vs 0.919), about 30 times faster, because kmodes moves one customer "
+    "at a time in Python; kmodes was installed outside the project for this run only.",
+]
 
 
 def write_markdown(n: int, rows: list, kp_rows: list) -> None:
@@ -256,6 +280,7 @@ def write_markdown(n: int, rows: list, kp_rows: list) -> None:
         "|---|---|---|---|---|",
     ]
     lines += [_fmt_row(label, res) for label, res in kp_rows]
+    lines += ["", *READING]
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text("\n".join(lines) + "\n")
     print(f"wrote {RESULT}")

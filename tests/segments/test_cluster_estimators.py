@@ -206,6 +206,8 @@ def test_bad_input_is_a_clear_error():
         KMeansSegmenter(k_range=(5, 2)).fit(X)
     with pytest.raises(InputError, match="missing"):
         KMeansSegmenter(k=2, n_bootstrap=0).fit(X).predict(X[["a"]])
+    with pytest.raises(InputError, match="column 'b': numeric feature has 1 infinite values"):
+        KMeansSegmenter(k=2, n_bootstrap=0).fit(X.assign(b=[1.0, np.inf, 2.0]))
 
 
 def test_sample_size_caps_the_fit(blobs):

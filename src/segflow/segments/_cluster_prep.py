@@ -204,6 +204,12 @@ def fit_prep(
     for name in numeric:
         x = _as_float(frame[name])
         finite = x[~np.isnan(x)]
+        if np.isinf(finite).any():
+            raise InputError(
+                f"numeric feature has {int(np.isinf(finite).sum())} infinite values; expected "
+                "finite numbers (or empty cells for missing)",
+                column=name,
+            )
         if finite.size == 0:
             raise InputError(f"numeric feature has no values in the sample of {len(frame)} rows", column=name)
         log1p = _wants_log(name, finite, log_transform)
