@@ -3,8 +3,8 @@
 No churn AUC is published for CDNOW, so the supervised model is validated on the hold-out
 snapshot and compared with the field's reference model on the same customers: the BG/NBD
 fitted on all purchases before the test snapshot, scored with P(no purchase in the next
-90/7 weeks). Measured (scikit-learn 1.9.1, 6 snapshots): model AUC 0.813, Brier 0.093;
-BG/NBD AUC 0.833, Brier 0.085. The BG/NBD wins on this single-cohort, transactions-only data;
+90/7 weeks). Measured (scikit-learn 1.9.1, 6 snapshots): model AUC 0.822, Brier 0.089,
+ECE 0.037; BG/NBD AUC 0.833, Brier 0.085. The BG/NBD wins on this single-cohort, transactions-only data;
 the test guards that the supervised model stays close and well calibrated.
 """
 
@@ -72,7 +72,7 @@ def test_cdnow_churn_vs_bgnbd(cdnow_store):
     reference = evaluate_churn(both.churned, both.p)
 
     assert ev.base_rate == pytest.approx(reference.base_rate)
-    assert ev.auc > 0.79
-    assert ev.auc > reference.auc - 0.03
-    assert ev.brier < reference.brier + 0.015
-    assert ev.ece < 0.07
+    assert ev.auc > 0.80
+    assert ev.auc > reference.auc - 0.025
+    assert ev.brier < reference.brier + 0.01
+    assert ev.ece < 0.06
