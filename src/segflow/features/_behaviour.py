@@ -62,9 +62,9 @@ def web_features(events: ibis.Table, frame: Frame) -> ibis.Table:
     return last.left_join(web, "customer_id").drop("customer_id_right")
 
 
-def campaign_features(exposures: ibis.Table, lines: ibis.Table, frame: Frame) -> ibis.Table:
+def campaign_features(exposures: ibis.Table, orders: ibis.Table, frame: Frame) -> ibis.Table:
     """Campaigns received, opened, clicked and responded to in the 365 days before ``s``
-    (treatment arm). ``lines`` are the prepared transaction lines (for responses)."""
+    (treatment arm). ``orders`` is the order table (for responses)."""
     c = exposures
     c = c.filter(
         c.customer_id.notnull(),
@@ -87,15 +87,15 @@ def campaign_features(exposures: ibis.Table, lines: ibis.Table, frame: Frame) ->
         campaign_open_rate_12m=safe_ratio(agg._opened, agg.campaigns_received_12m),
         campaign_click_rate_12m=safe_ratio(agg._clicked, agg.campaigns_received_12m),
     )
-    return rates.left_join(_responses(c, lines, frame), "customer_id").drop("customer_id_right")
+    return rates.left_join(_responses(c, orders, frame), "customer_id").drop("customer_id_right")
 
 
-def _responses(treated: ibis.Table, lines: ibis.Table, frame: Frame) -> ibis.Table:
+def _responses(treated: ibis.Table, orders: ibis.Table, frame: Frame) -> ibis.Table:
     """Share of campaigns first received at least ``RESPONSE_DAYS`` before ``s`` that were
     followed by an order within ``RESPONSE_DAYS`` days of the first exposure."""
     first = treated.group_by(["customer_id", "campaign_id"]).aggregate(_t0=treated.ts.min())
     eligible = first.filter(first._t0 < frame.ts(RESPONSE_DAYS))
-    orders = lines.filter(lines._buy).select(_cid=lines.customer_id, _ots=lines.ts)
+    orders = orders.select(_cid=orders.customer_id, _ots=orders._ts)
     window = ibis.interval(days=RESPONSE_DAYS)
     hits = eligible.join(
         orders,

@@ -12,6 +12,7 @@ from segflow.features._attributes import customer_base, customer_records, survey
 from segflow.features._behaviour import campaign_features, web_features
 from segflow.features._purchases import (
     interpurchase_features,
+    order_table,
     prepare_lines,
     seasonality_features,
     top_share,
@@ -99,16 +100,16 @@ def customer_features(
     records = customer_records(tables["customers"], frame)
     lines = prepare_lines(tables["transactions"], frame)
     base = customer_base(records, tables["transactions"], frame)
-    values = value_features(lines, frame)
+    orders = order_table(lines)
     parts = [
         records,
-        values,
-        interpurchase_features(lines, frame),
-        top_share(lines, frame, "category", "top_category"),
-        top_share(lines, frame, "channel", "main_channel"),
-        seasonality_features(lines, frame),
+        value_features(lines, orders, frame),
+        interpurchase_features(orders, frame),
+        top_share(lines, frame, "category", "top_category", "category_count"),
+        top_share(lines, frame, "channel", "main_channel", "channel_count"),
+        seasonality_features(orders),
         web_features(tables["events"], frame),
-        campaign_features(tables["campaign_exposures"], lines, frame),
+        campaign_features(tables["campaign_exposures"], orders, frame),
         survey_features(tables["survey_responses"], frame),
     ]
     out = left_join_all(base, parts)

@@ -16,8 +16,9 @@ def prepare_lines(transactions: ibis.Table, frame: Frame) -> ibis.Table:
     """Transaction rows before ``s`` with helper columns.
 
     ``_ret`` (a return line: ``is_return`` or ``amount < 0``), ``_buy`` (a purchase line: not a
-    return and ``amount > 0``), ``_day`` (days since 1970-01-01 of ``ts``), ``_order`` (the order
-    key: ``transaction_id``, or customer and timestamp when the id is missing).
+    return and ``amount > 0``), ``_day`` (days since 1970-01-01 of ``ts``), and the order key
+    ``(customer_id, transaction_id, _ts_key)``: ``_ts_key`` is the timestamp for rows without a
+    ``transaction_id`` (one order per customer and timestamp), null otherwise.
     """
     t = transactions
     t = t.filter(t.customer_id.notnull(), t.ts.notnull(), frame.before(t.ts))
@@ -26,41 +27,60 @@ def prepare_lines(transactions: ibis.Table, frame: Frame) -> ibis.Table:
         _ret=is_ret,
         _buy=~is_ret & (t.amount > 0).fill_null(False),
         _day=t.ts.date().epoch_days(),
-        _order=t.transaction_id.cast("string").fill_null(
-            t.customer_id.cast("string") + "@" + t.ts.cast("string")
-        ),
+        _ts_key=ibis.ifelse(t.transaction_id.isnull(), t.ts, ibis.null("timestamp")),
     )
 
 
-def value_features(lines: ibis.Table, frame: Frame) -> ibis.Table:
-    """RFM, 12-month values, order value, basket, promo share, return rate, trend."""
+def order_table(lines: ibis.Table) -> ibis.Table:
+    """One row per order (purchase lines grouped by customer and order key).
+
+    An order's time is its first line's ``ts``; amount and quantity are summed over its lines;
+    it used a promo code when any line has a non-empty one.
+    """
+    t = lines.filter(lines._buy)
+    promo = (t.promo_code.notnull() & (t.promo_code.strip() != "")).cast("int64")
+    return t.group_by(["customer_id", "transaction_id", "_ts_key"]).aggregate(
+        _ts=t.ts.min(),
+        _day=t._day.min(),
+        _amount=t.amount.sum(),
+        _qty=t.quantity.sum(),
+        _promo=promo.max(),
+    )
+
+
+def value_features(lines: ibis.Table, orders: ibis.Table, frame: Frame) -> ibis.Table:
+    """RFM, 12-month values, order value, basket, promo share, return rate, trend.
+
+    Returns one row per customer with any transaction row before ``s``.
+    """
+    o = orders
+    win = frame.in_window(o._ts)
+    m12 = frame.within(o._ts, DAYS_12M)
+    prev12 = frame.within(o._ts, 2 * DAYS_12M) & ~m12
+    per_order = o.group_by("customer_id").aggregate(
+        _first_day=o._day.min(),
+        _last_day=o._day.max(),
+        orders_total=o.count(),
+        frequency=o.count(where=win),
+        _gross_w=o._amount.sum(where=win),
+        frequency_12m=o.count(where=m12),
+        _gross_12m=o._amount.sum(where=m12),
+        _gross_prev=o._amount.sum(where=prev12),
+        _qty_w=o._qty.sum(where=win),
+        _promo_orders=o._promo.sum(where=win),
+    )
     t = lines
-    buy, ret = t._buy, t._ret
-    win = frame.in_window(t.ts)
-    m12 = frame.within(t.ts, DAYS_12M)
-    prev12 = frame.within(t.ts, 2 * DAYS_12M) & ~m12
-    promo = t.promo_code.notnull() & (t.promo_code.strip() != "")
     ret_value = t.amount.abs()
-    agg = t.group_by("customer_id").aggregate(
-        _first_day=t._day.min(where=buy),
+    per_line = t.group_by("customer_id").aggregate(
         _first_any=t._day.min(),
-        _last_day=t._day.max(where=buy),
-        orders_total=t._order.nunique(where=buy),
-        frequency=t._order.nunique(where=buy & win),
-        _gross_w=t.amount.sum(where=buy & win),
-        _ret_w=ret_value.sum(where=ret & win),
-        frequency_12m=t._order.nunique(where=buy & m12),
-        _gross_12m=t.amount.sum(where=buy & m12),
-        _ret_12m=ret_value.sum(where=ret & m12),
-        _gross_prev=t.amount.sum(where=buy & prev12),
-        _qty_w=t.quantity.sum(where=buy & win),
-        _promo_orders=t._order.nunique(where=buy & win & promo),
-        category_count=t.category.nunique(where=buy & win),
-        channel_count=t.channel.nunique(where=buy & win),
+        _ret_w=ret_value.sum(where=t._ret & frame.in_window(t.ts)),
+        _ret_12m=ret_value.sum(where=t._ret & frame.within(t.ts, DAYS_12M)),
     )
+    agg = per_line.left_join(per_order, "customer_id").drop("customer_id_right")
     gross_w = agg._gross_w.fill_null(0.0)
     gross_12m = agg._gross_12m.fill_null(0.0)
     gross_prev = agg._gross_prev.fill_null(0.0)
+    frequency = agg.frequency.fill_null(0)
     epoch = ibis.literal(frame.day)
     return agg.mutate(
         recency_days=(epoch - agg._last_day).cast("int64"),
@@ -68,9 +88,9 @@ def value_features(lines: ibis.Table, frame: Frame) -> ibis.Table:
         monetary_12m=gross_12m - agg._ret_12m.fill_null(0.0),
         first_purchase_date=_day_to_date(agg._first_day),
         last_purchase_date=_day_to_date(agg._last_day),
-        avg_order_value=safe_ratio(gross_w, agg.frequency),
-        basket_size=safe_ratio(agg._qty_w, agg.frequency),
-        promo_share=safe_ratio(agg._promo_orders, agg.frequency),
+        avg_order_value=safe_ratio(gross_w, frequency),
+        basket_size=safe_ratio(agg._qty_w, frequency),
+        promo_share=safe_ratio(agg._promo_orders.fill_null(0), frequency),
         return_rate=safe_ratio(agg._ret_w.fill_null(0.0), gross_w),
         spend_trend=safe_ratio(gross_12m - gross_prev, gross_12m + gross_prev),
     ).drop(
@@ -88,10 +108,10 @@ def _day_to_date(day: ibis.IntegerValue) -> ibis.DateValue:
     )
 
 
-def interpurchase_features(lines: ibis.Table, frame: Frame) -> ibis.Table:
+def interpurchase_features(orders: ibis.Table, frame: Frame) -> ibis.Table:
     """Mean gap between distinct purchase days and its coefficient of variation (window)."""
-    t = lines
-    days = t.filter(t._buy, frame.in_window(t.ts)).select("customer_id", "_day").distinct()
+    o = orders
+    days = o.filter(frame.in_window(o._ts)).select("customer_id", "_day").distinct()
     gap = days._day - days._day.lag().over(group_by="customer_id", order_by="_day")
     days = days.mutate(_gap=gap.cast("float64"))
     agg = days.group_by("customer_id").aggregate(
@@ -104,11 +124,14 @@ def interpurchase_features(lines: ibis.Table, frame: Frame) -> ibis.Table:
     return agg.select("customer_id", ipt_mean_days=mean, ipt_cv=cv)
 
 
-def top_share(lines: ibis.Table, frame: Frame, column: str, prefix: str) -> ibis.Table:
-    """The value of ``column`` with the highest gross spend in the window and its spend share.
+def top_share(
+    lines: ibis.Table, frame: Frame, column: str, prefix: str, count_name: str
+) -> ibis.Table:
+    """The value of ``column`` with the highest gross spend in the window, its spend share, and
+    the number of distinct values bought.
 
     Ties go to the alphabetically first value. Lines with a missing ``column`` are left out.
-    Returns columns ``{prefix}`` and ``{prefix}_share``.
+    Returns columns ``{prefix}``, ``{prefix}_share`` and ``count_name``.
     """
     t = lines
     col = t[column]
@@ -121,22 +144,26 @@ def top_share(lines: ibis.Table, frame: Frame, column: str, prefix: str) -> ibis
         group_by="customer_id", order_by=[ibis.desc("_spend"), ibis.asc(column)]
     )
     total = spend._spend.sum().over(group_by="customer_id")
-    ranked = spend.mutate(_rn=rn, _total=total)
+    count = spend._spend.count().over(group_by="customer_id")
+    ranked = spend.mutate(_rn=rn, _total=total, _n=count)
     top = ranked.filter(ranked._rn == 0)
     return top.select(
         "customer_id",
-        **{prefix: top[column].cast("string"), f"{prefix}_share": safe_ratio(top._spend, top._total)},
+        **{
+            prefix: top[column].cast("string"),
+            f"{prefix}_share": safe_ratio(top._spend, top._total),
+            count_name: top._n.cast("int64"),
+        },
     )
 
 
-def seasonality_features(lines: ibis.Table, frame: Frame) -> ibis.Table:
+def seasonality_features(orders: ibis.Table) -> ibis.Table:
     """Peak quarter, its share of orders, and the same-season-every-year flag (all history)."""
-    t = lines
+    o = orders
     yq = (
-        t.filter(t._buy)
-        .mutate(_year=t.ts.year(), _q=t.ts.quarter())
+        o.mutate(_year=o._ts.year(), _q=o._ts.quarter())
         .group_by(["customer_id", "_year", "_q"])
-        .aggregate(_orders=lambda x: x._order.nunique())
+        .aggregate(_orders=lambda x: x.count())
     )
     per_q = yq.group_by(["customer_id", "_q"]).aggregate(_orders=yq._orders.sum())
     rn = ibis.row_number().over(group_by="customer_id", order_by=[ibis.desc("_orders"), "_q"])
