@@ -80,3 +80,50 @@ def segment_size_value_bars(profile: Any, *, title: str = "") -> go.Figure:
     if value:
         fig.data[1].name = f"value ({value})"
     return fig
+
+
+def k_quality_figure(quality: Any, *, title: str = "") -> go.Figure:
+    """The quality table of automatic k: silhouette, Davies-Bouldin and Calinski-Harabasz by k,
+    one panel each, the chosen k marked (``quality`` is a segmenter's ``quality_``)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    panels = [
+        ("silhouette", "silhouette (higher is better)"),
+        ("davies_bouldin", "Davies-Bouldin (lower is better)"),
+        ("calinski_harabasz", "Calinski-Harabasz (higher is better)"),
+    ]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in panels])
+    chosen = quality.loc[quality["chosen"], "k"] if "chosen" in quality else []
+    for i, (col, _) in enumerate(panels, start=1):
+        fig.add_trace(
+            go.Scatter(x=quality["k"], y=quality[col], mode="lines+markers", name=col, showlegend=False),
+            row=1,
+            col=i,
+        )
+        for k in chosen:
+            fig.add_vline(x=int(k), line_dash="dot", line_color="firebrick", row=1, col=i)
+    fig.update_xaxes(title_text="k", dtick=1)
+    fig.update_layout(title=title or "Choosing k (dotted: chosen)", height=340, margin=dict(l=40, r=20, t=80, b=40))
+    return fig
+
+
+def stability_figure(per_segment: Any, names: list[str] | None = None, *, title: str = "") -> go.Figure:
+    """Bootstrap Jaccard per segment (``stability_.per_segment``) against Hennig's 0.75 line."""
+    import plotly.graph_objects as go
+
+    from segflow.segments._stability import STABLE_JACCARD
+
+    labels = [
+        f"{r}: {names[int(r) - 1]}" if names else str(r) for r in per_segment["segment_rank"]
+    ]
+    colours = ["#4C78A8" if j >= STABLE_JACCARD else "#E45756" for j in per_segment["jaccard"]]
+    fig = go.Figure(go.Bar(x=labels, y=per_segment["jaccard"], marker_color=colours))
+    fig.add_hline(y=STABLE_JACCARD, line_dash="dot", annotation_text="stable (0.75)")
+    fig.update_layout(
+        title=title or "Segment stability (mean bootstrap Jaccard)",
+        yaxis=dict(range=[0, 1], title="Jaccard"),
+        height=360,
+        margin=dict(l=50, r=20, t=60, b=100),
+    )
+    return fig
