@@ -150,3 +150,43 @@ def test_figures_and_json(planted):
     payload = ev.to_dict()
     assert payload["count"] == 10 and payload["metrics"]["auc"] == pytest.approx(ev.auc)
     assert "auc=" in repr(ev)
+
+
+@pytest.mark.parametrize("kind", ["churn", "next"])
+def test_contract_params_idempotent_pickle_no_data(kind):
+    import pickle
+
+    from segflow.models._next_segment import NextSegmentModel
+
+    X, _, y, g = planted_features(2000, seed=9)
+    if kind == "next":
+        y = np.where(X.recency_days > 60, "lapsed", np.where(y == 1, "at risk", "active"))
+        model = NextSegmentModel(n_threads=1, max_iter=40, random_state=0)
+    else:
+        model = ChurnModel(n_threads=1, max_iter=40, random_state=0)
+    params = model.get_params()
+    first = model.fit(X, y, groups=g).predict_proba(X)
+    assert model.get_params() == params  # fit never changes hyper-parameters
+    np.testing.assert_allclose(model.fit(X, y, groups=g).predict_proba(X), first)  # idempotent
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_allclose(restored.predict_proba(X), first)
+    # the model keeps no training data: no fitted attribute is as long as X
+    for name, value in vars(model).items():
+        if name.endswith("_") and hasattr(value, "__len__") and not isinstance(value, str):
+            assert len(value) != len(X), name
+
+
+def test_object_column_of_numbers_is_numeric():
+    X, _, y, g = planted_features(1500, seed=10)
+    X["visits"] = pd.Series([None if i % 3 else float(i % 7) for i in range(len(X))], dtype=object)
+    model = ChurnModel(n_threads=1, max_iter=20, random_state=0).fit(X, y, groups=g)
+    assert "visits" not in model.categories_ and "region" in model.categories_
+
+
+def test_unreadable_model_file_is_a_clear_error(tmp_path):
+    from segflow.models._churn_train import load_churn_model
+
+    path = tmp_path / "churn_90d.joblib"
+    path.write_bytes(b"not a model")
+    with pytest.raises(SegflowError, match="retrain it"):
+        load_churn_model(path)

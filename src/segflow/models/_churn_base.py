@@ -42,11 +42,13 @@ def as_frame(X: Any) -> pd.DataFrame:
 
 
 def _is_categorical(series: pd.Series) -> bool:
-    return (
-        isinstance(series.dtype, pd.CategoricalDtype)
-        or pd.api.types.is_object_dtype(series.dtype)
-        or pd.api.types.is_string_dtype(series.dtype)
-    )
+    """Text or category columns; an object column holding only numbers is numeric."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return True
+    if pd.api.types.is_object_dtype(series.dtype):
+        values = series.dropna()
+        return not values.map(lambda v: isinstance(v, int | float | np.number)).all()
+    return pd.api.types.is_string_dtype(series.dtype)
 
 
 class BoostedCalibratedClassifier(BaseEstimator):
@@ -80,7 +82,9 @@ class BoostedCalibratedClassifier(BaseEstimator):
                     counts = counts.iloc[:MAX_CATEGORIES]
                 categories[str(name)] = sorted(counts.index)
             elif not (
-                pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype)
+                pd.api.types.is_numeric_dtype(col.dtype)
+                or pd.api.types.is_bool_dtype(col.dtype)
+                or pd.api.types.is_object_dtype(col.dtype)  # numbers with None (see above)
             ):
                 raise InputError(
                     f"feature {name!r} has type {col.dtype}; expected numbers, booleans or text "

@@ -346,8 +346,14 @@ def load_churn_model(path: str | Path) -> tuple[ChurnModel, dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         raise SegflowError(f"no trained churn model at {path}; run `segflow churn train` first")
-    payload = joblib.load(path)
-    meta = payload.get("meta", {})
+    try:
+        payload = joblib.load(path)
+        model, meta = payload["model"], payload.get("meta", {})
+    except Exception as exc:  # a truncated, foreign or incompatible file
+        raise SegflowError(
+            f"cannot read the churn model {path} ({type(exc).__name__}: {exc}); "
+            "retrain it with `segflow churn train`"
+        ) from exc
     if meta.get("sklearn_version") != sklearn.__version__:
         warnings.warn(
             f"{path} was saved with scikit-learn {meta.get('sklearn_version')}, this is "
@@ -355,4 +361,4 @@ def load_churn_model(path: str | Path) -> tuple[ChurnModel, dict[str, Any]]:
             UserWarning,
             stacklevel=2,
         )
-    return payload["model"], meta
+    return model, meta
