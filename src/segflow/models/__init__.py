@@ -4,62 +4,56 @@ BTYD ("buy till you die") models are fitted on the compressed summary of the tra
 (distinct ``(x, t_x, T)`` triples with counts, built in the engine by :func:`btyd_summary` and
 :func:`compress`); predictions are computed per triple and joined back in the engine
 (:func:`score_customers`).
+
+Names are imported lazily on first use (PEP 562), so ``import segflow.models`` stays light:
+the churn classifier's scikit-learn ensemble modules load only when a churn name is used.
 """
 
-from segflow.models._bgbb import BetaGeoBetaBinomModel
-from segflow.models._bgnbd import BetaGeoModel, ModifiedBetaGeoModel
-from segflow.models._churn import ChurnEvaluation, ChurnModel, evaluate_churn
-from segflow.models._gammagamma import GammaGammaModel
-from segflow.models._next_segment import NextSegmentModel, evaluate_next_segment
-from segflow.models._pnbd import ParetoNBDModel
-from segflow.models._scoring import (
-    MODEL_NAMES,
-    SCORE_COLUMNS,
-    discounted_purchases,
-    predict_triples,
-    score_customers,
-    write_scores,
-)
-from segflow.models._summary import (
-    TIME_UNITS,
-    btyd_summary,
-    compress,
-    discrete_summary,
-    purchase_days,
-)
-from segflow.models._validation import (
-    Backtest,
-    HoldoutValidation,
-    backtest,
-    tracking_curves,
-    validate_holdout,
-)
+from __future__ import annotations
 
-__all__ = [
-    "MODEL_NAMES",
-    "SCORE_COLUMNS",
-    "TIME_UNITS",
-    "Backtest",
-    "HoldoutValidation",
-    "BetaGeoBetaBinomModel",
-    "BetaGeoModel",
-    "ChurnEvaluation",
-    "ChurnModel",
-    "GammaGammaModel",
-    "ModifiedBetaGeoModel",
-    "NextSegmentModel",
-    "ParetoNBDModel",
-    "backtest",
-    "btyd_summary",
-    "compress",
-    "discounted_purchases",
-    "discrete_summary",
-    "evaluate_churn",
-    "evaluate_next_segment",
-    "predict_triples",
-    "purchase_days",
-    "score_customers",
-    "tracking_curves",
-    "validate_holdout",
-    "write_scores",
-]
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "BetaGeoBetaBinomModel": "_bgbb",
+    "BetaGeoModel": "_bgnbd",
+    "ModifiedBetaGeoModel": "_bgnbd",
+    "ParetoNBDModel": "_pnbd",
+    "GammaGammaModel": "_gammagamma",
+    "bootstrap_intervals": "_btyd_base",
+    "MODEL_NAMES": "_scoring",
+    "SCORE_COLUMNS": "_scoring",
+    "discounted_purchases": "_scoring",
+    "predict_triples": "_scoring",
+    "score_customers": "_scoring",
+    "write_scores": "_scoring",
+    "TIME_UNITS": "_summary",
+    "btyd_summary": "_summary",
+    "compress": "_summary",
+    "discrete_summary": "_summary",
+    "purchase_days": "_summary",
+    "Backtest": "_validation",
+    "HoldoutValidation": "_validation",
+    "backtest": "_validation",
+    "tracking_curves": "_validation",
+    "validate_holdout": "_validation",
+    "ChurnEvaluation": "_churn",
+    "ChurnModel": "_churn",
+    "evaluate_churn": "_churn",
+    "NextSegmentModel": "_next_segment",
+    "evaluate_next_segment": "_next_segment",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'segflow.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"segflow.models.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
 from segflow.errors import SegflowError
@@ -124,6 +125,26 @@ class _ContinuousBTYD(BTYDModel):
                 f"{type(self).__name__}: every customer repeats, so dropout cannot be separated "
                 "from purchasing; the model is not identified on these data"
             )
+
+    def _coarsen(
+        self, data: dict[str, np.ndarray], weights: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+        """Round t_x and T to a grid of _COARSE_GRID steps and re-compress (order kept)."""
+        from segflow.models._btyd_base import _COARSE_GRID
+
+        step = float(data["T"].max()) / _COARSE_GRID
+        frame = pd.DataFrame(
+            {
+                "x": data["x"],
+                "t_x": np.round(data["t_x"] / step) * step,
+                "T": np.maximum(np.round(data["T"] / step), 1.0) * step,
+                "w": weights,
+            }
+        )
+        frame["t_x"] = np.minimum(frame["t_x"], frame["T"])
+        grouped = frame.groupby(["x", "t_x", "T"], as_index=False, sort=False)["w"].sum()
+        cols = {c: grouped[c].to_numpy(dtype=float) for c in ("x", "t_x", "T")}
+        return cols, grouped["w"].to_numpy(dtype=float)
 
     def _prepare(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if not self._has_gradient:

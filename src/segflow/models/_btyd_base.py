@@ -30,6 +30,10 @@ from segflow.errors import InputError, SegflowError
 
 #: Log-parameters beyond this magnitude mean the optimizer ran to a boundary (e^15 ~ 3e6).
 _LOG_BOUND = 15.0
+#: Above this many distinct rows, start points run on a coarsened summary first.
+_COARSE_ROWS = 20_000
+#: Number of grid steps over the longest observation time in the coarsened summary.
+_COARSE_GRID = 32
 #: Relative agreement of log-likelihoods for two starts to count as the same optimum.
 _LL_AGREE = 1e-6
 
@@ -193,7 +197,76 @@ class BTYDModel(BaseEstimator):
         if weights.sum() == 0:
             raise SegflowError(f"{type(self).__name__}: the summary holds no customers")
         self._check_data(data, weights)
+        n_total = float(weights.sum())
+        coarse = self._coarsen(data, weights) if len(weights) > _COARSE_ROWS else None
         data = self._prepare(data)
+        objective, objective_grad = self._objectives(data, weights)
+        if coarse is None:
+            results = self._multistart(objective, objective_grad, self._start_points())
+            best = self._best(results)
+            lead = best
+        else:
+            # coarse-to-fine: the start points run on a coarsened summary (times rounded to a
+            # grid of _COARSE_GRID steps, re-compressed); the best optimum is then refined on
+            # the full data, where it starts close and needs few iterations
+            c_data, c_weights = coarse
+            c_obj, c_grad = self._objectives(self._prepare(c_data), c_weights)
+            results = self._multistart(c_obj, c_grad, self._start_points())
+            lead = self._best(results)
+            best = self._best(self._multistart(objective, objective_grad, [lead.x]))
+        log_params = best.x
+        if np.any(np.abs(log_params) > _LOG_BOUND):
+            name = self._param_names[int(np.argmax(np.abs(log_params)))]
+            raise SegflowError(
+                f"{type(self).__name__}: the data cannot identify the model: parameter "
+                f"{name} ran to {np.exp(log_params).max():.3g} or {np.exp(log_params).min():.3g} "
+                "(a boundary). Check the time unit, the calibration period, and that enough "
+                "customers repeat; consider a penalizer or a simpler model."
+            )
+        params = np.exp(log_params)
+        total_ll = float(_wsum(weights, self._loglik(params, **data)))
+        if self._has_gradient:
+            hess = _hessian_from_gradient(
+                lambda lp: (self._loglik_grad(np.exp(lp), **data)[1] * weights).sum(axis=1) * np.exp(lp),
+                log_params,
+            )
+            grad = objective_grad(log_params)[1]
+        else:
+            hess = _hessian(
+                lambda lp: _wsum(weights, self._loglik(np.exp(lp), **data)), log_params
+            )
+            grad = optimize.approx_fprime(log_params, objective, 1e-7)
+        agreeing = sum(
+            1
+            for r in results
+            if np.isfinite(r.fun) and abs(r.fun - lead.fun) <= _LL_AGREE * max(1.0, abs(lead.fun))
+        )
+        self.params_ = dict(zip(self._param_names, params.tolist(), strict=True))
+        self.log_likelihood_ = total_ll
+        self.n_customers_ = int(round(n_total))
+        self.n_rows_ = int(len(weights))
+        self.standard_errors_, self.log_covariance_ = _standard_errors(
+            hess, params, self._param_names
+        )
+        hessian_ok = self.log_covariance_ is not None
+        self.gradient_norm_ = float(np.max(np.abs(grad)))
+        self.n_starts_agreeing_ = agreeing
+        self.converged_ = bool(hessian_ok and self.gradient_norm_ < 1e-4 and agreeing >= 1)
+        self.fit_seconds_ = time.perf_counter() - started
+        if not self.converged_:
+            warnings.warn(
+                f"{type(self).__name__} may not have converged: max |gradient| "
+                f"{self.gradient_norm_:.2g}, Hessian negative definite: {hessian_ok}, "
+                f"{agreeing} of {len(results)} starts agree",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def _objectives(
+        self, data: dict[str, np.ndarray], weights: np.ndarray
+    ) -> tuple[Callable[[np.ndarray], float], Callable | None]:
+        """The penalised mean negative log-likelihood on the log-parameters (and gradient)."""
         n_total = float(weights.sum())
         penalizer = float(self.penalizer)
 
@@ -219,53 +292,13 @@ class BTYDModel(BaseEstimator):
                 return np.inf, np.zeros_like(log_params)
             return float(value), g
 
-        best, results = self._multistart(objective, objective_grad if self._has_gradient else None)
-        log_params = best.x
-        if np.any(np.abs(log_params) > _LOG_BOUND):
-            name = self._param_names[int(np.argmax(np.abs(log_params)))]
-            raise SegflowError(
-                f"{type(self).__name__}: the data cannot identify the model: parameter "
-                f"{name} ran to {np.exp(log_params).max():.3g} or {np.exp(log_params).min():.3g} "
-                "(a boundary). Check the time unit, the calibration period, and that enough "
-                "customers repeat; consider a penalizer or a simpler model."
-            )
-        params = np.exp(log_params)
-        total_ll = float(_wsum(weights, self._loglik(params, **data)))
-        if self._has_gradient:
-            hess = _hessian_from_gradient(
-                lambda lp: (self._loglik_grad(np.exp(lp), **data)[1] * weights).sum(axis=1) * np.exp(lp),
-                log_params,
-            )
-            grad = objective_grad(log_params)[1]
-        else:
-            hess = _hessian(
-                lambda lp: _wsum(weights, self._loglik(np.exp(lp), **data)), log_params
-            )
-            grad = optimize.approx_fprime(log_params, objective, 1e-7)
-        agreeing = sum(
-            1 for r in results if np.isfinite(r.fun) and abs(r.fun - best.fun) <= _LL_AGREE * max(1.0, abs(best.fun))
-        )
-        self.params_ = dict(zip(self._param_names, params.tolist(), strict=True))
-        self.log_likelihood_ = total_ll
-        self.n_customers_ = int(round(n_total))
-        self.n_rows_ = int(len(weights))
-        self.standard_errors_, self.log_covariance_ = _standard_errors(
-            hess, params, self._param_names
-        )
-        hessian_ok = self.log_covariance_ is not None
-        self.gradient_norm_ = float(np.max(np.abs(grad)))
-        self.n_starts_agreeing_ = agreeing
-        self.converged_ = bool(hessian_ok and self.gradient_norm_ < 1e-4 and agreeing >= 1)
-        self.fit_seconds_ = time.perf_counter() - started
-        if not self.converged_:
-            warnings.warn(
-                f"{type(self).__name__} may not have converged: max |gradient| "
-                f"{self.gradient_norm_:.2g}, Hessian negative definite: {hessian_ok}, "
-                f"{agreeing} of {len(results)} starts agree",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        return self
+        return objective, (objective_grad if self._has_gradient else None)
+
+    def _coarsen(
+        self, data: dict[str, np.ndarray], weights: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+        """A smaller summary approximating the likelihood surface (default: none)."""
+        return None
 
     def _start_points(self) -> list[np.ndarray]:
         rng = np.random.default_rng(self.random_state)
@@ -277,11 +310,12 @@ class BTYDModel(BaseEstimator):
     def _multistart(
         self,
         objective: Callable[[np.ndarray], float],
-        objective_grad: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None,
-    ) -> tuple[optimize.OptimizeResult, list[optimize.OptimizeResult]]:
+        objective_grad: Callable[[np.ndarray], tuple[float, np.ndarray]] | None,
+        starts: list[np.ndarray],
+    ) -> list[optimize.OptimizeResult]:
         results = []
         if objective_grad is not None:  # analytic gradient: BFGS converges tightly alone
-            for start in self._start_points():
+            for start in starts:
                 if not np.isfinite(objective(start)):
                     continue
                 lead = self._best(results) if results else None
@@ -292,8 +326,8 @@ class BTYDModel(BaseEstimator):
                         callback=None if lead is None else _stop_near(lead),
                     )
                 )
-            return self._best(results), results
-        for start in self._start_points():
+            return results
+        for start in starts:
             if not np.isfinite(objective(start)):
                 continue
             results.append(
@@ -316,7 +350,7 @@ class BTYDModel(BaseEstimator):
             )
             if polished.fun <= lead.fun:
                 results.append(polished)
-        return self._best(results), results
+        return results
 
     def _best(self, results: list[optimize.OptimizeResult]) -> optimize.OptimizeResult:
         finite = [r for r in results if np.isfinite(r.fun)]

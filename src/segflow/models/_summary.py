@@ -141,13 +141,15 @@ def btyd_summary(
         _warn_exclusions(days, cal_end)
     bought = days.filter(days.purchase)
     cal = bought.filter(bought.day < cal_end)
-    cal = cal.mutate(first=cal.day.min().over(group_by="customer_id"))
+    # one aggregate, no window: repeat spend = total - the first day's amount (arg_min)
     per = cal.group_by("customer_id").aggregate(
-        first_purchase=cal.first.min(),
+        first_purchase=cal.day.min(),
         last_purchase=cal.day.max(),
         n_days=cal.count(),
-        repeat_spend=ibis.ifelse(cal.day > cal.first, cal.amount, 0.0).sum(),
+        total_spend=cal.amount.sum(),
+        first_spend=cal.amount.argmin(cal.day),
     )
+    per = per.mutate(repeat_spend=per.total_spend - per.first_spend)
     x = (per.n_days - 1).cast("int64")
     last_cal_day = cal_end - dt.timedelta(days=1)
     summary = per.select(
