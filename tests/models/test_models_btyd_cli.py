@@ -75,3 +75,36 @@ def test_clv_errors_are_one_line(tmp_path: Path) -> None:
     assert "no repeat buyers" in result.output
     result = _run("clv", "fit", "-t", str(once), "--calibration-end", "2020-06-01", "--model", "xyz")
     assert result.exit_code == 1 and "unknown model" in result.output
+
+
+def test_clv_score_into_project_store(tmp_path: Path, cdnow_frame: pd.DataFrame) -> None:
+    import pyarrow as pa
+
+    from segflow.project import Project
+
+    with Project.init(tmp_path / "proj") as project:
+        rows = pa.table(
+            {
+                "transaction_id": [str(i) for i in range(len(cdnow_frame))],
+                "customer_id": cdnow_frame.customer_id.tolist(),
+                "ts": pa.array(cdnow_frame.ts.to_numpy().astype("datetime64[us]")),
+                "amount": cdnow_frame.dollars.to_numpy(float),
+            }
+        )
+        project.store.append("transactions", rows)
+    result = _run(
+        "clv", "score", "--project", str(tmp_path / "proj"), "--snapshot", "1997-10-01",
+        "--horizon", "39", "--json",
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["scores"]["store_rows"] == 2357 * 5
+    with Project.open(tmp_path / "proj") as project:
+        stored = project.store.sql(
+            "select score, count(*) n, min(value) lo, max(value) hi from customer_scores "
+            "where model = 'bgnbd' and snapshot_date = DATE '1997-10-01' group by score"
+        ).to_pandas().set_index("score")
+        runs = project.store.sql("select status from runs where command = 'clv score'").to_pandas()
+    assert set(stored.index) == {"p_alive", "expected_purchases", "p_no_purchase", "expected_spend", "clv"}
+    assert (stored.n == 2357).all()
+    assert stored.loc["p_alive", "hi"] <= 1.0 and stored.loc["clv", "lo"] >= 0
+    assert runs.status.tolist() == ["ok"]

@@ -270,8 +270,6 @@ def register(app: typer.Typer) -> None:
                 transactions, fmt=fmt, date_col=date_col, date_format=date_format
             )
             amount = None if amount_col.lower() == "none" else amount_col
-            if fmt == "cdnow" or (fmt == "auto" and transactions.suffix.lower() == ".txt"):
-                customer_col = "customer_id" if customer_col == "customer_id" else customer_col
             if spend_model not in ("gamma-gamma", "none"):
                 raise InputError(f"unknown spend model {spend_model!r}; expected gamma-gamma or none")
             report, *_ = fit_clv(
@@ -332,51 +330,57 @@ def _score(
         raise SegflowError("clv score supports the continuous-time models (bgnbd, mbgnbd, pnbd)")
     if project is None and output is None:
         raise InputError("give --output FILE or --project DIR to say where the scores go")
-    store = None
-    if transactions is not None:
-        table, date_col = read_transactions(transactions, fmt=fmt, date_col=date_col,
-                                            date_format=date_format)
-    elif project is not None:
+    project_ctx = None
+    if project is not None:
         from segflow.project import Project
 
-        proj = Project.open(project)
-        store = proj.store
-        table = store.table("transactions")
-        customer_col, date_col, amount_col = "customer_id", "ts", "amount"
-    else:
-        raise InputError("give --transactions FILE or --project DIR")
-    amount = None if amount_col.lower() == "none" else amount_col
-    report, summary, model, spend = fit_clv(
-        table, calibration_end=snapshot, holdout_end=None, time_unit=time_unit,
-        model_name=model_name, spend=spend_model == "gamma-gamma", penalizer=penalizer,
-        customer_col=customer_col, ts_col=date_col, amount_col=amount,
-    )
-    scores = score_customers(summary, model, horizon=horizon, time_unit=_unit(time_unit),
-                             spend_model=spend, margin=margin, annual_discount_rate=discount_rate)
-    written: dict[str, Any] = {}
-    if output is not None:
-        frame = scores.to_pyarrow()
-        if output.suffix.lower() in (".parquet", ".pq"):
-            import pyarrow.parquet as pq
-
-            pq.write_table(frame, output)
+        project_ctx = Project.open(project)
+    try:
+        if transactions is not None:
+            table, date_col = read_transactions(transactions, fmt=fmt, date_col=date_col,
+                                                date_format=date_format)
+        elif project_ctx is not None:
+            table = project_ctx.store.table("transactions")
+            customer_col, date_col, amount_col = "customer_id", "ts", "amount"
         else:
-            import pyarrow.csv as pacsv
-
-            pacsv.write_csv(frame, output)
-        written["file"] = str(output)
-        written["rows"] = frame.num_rows
-    if project is not None:
-        if store is None:
-            from segflow.project import Project
-
-            store = Project.open(project).store
-        with store.run("clv score", {"model": model_name, "snapshot": snapshot}) as run_id:
-            written["store_rows"] = write_scores(store, scores, snapshot_date=snapshot,
-                                                 model=model_name, run_id=run_id)
+            raise InputError("give --transactions FILE or --project DIR")
+        amount = None if amount_col.lower() == "none" else amount_col
+        report, summary, model, spend = fit_clv(
+            table, calibration_end=snapshot, holdout_end=None, time_unit=time_unit,
+            model_name=model_name, spend=spend_model == "gamma-gamma", penalizer=penalizer,
+            customer_col=customer_col, ts_col=date_col, amount_col=amount,
+        )
+        scores = score_customers(summary, model, horizon=horizon, time_unit=_unit(time_unit),
+                                 spend_model=spend, margin=margin,
+                                 annual_discount_rate=discount_rate)
+        written: dict[str, Any] = {}
+        if output is not None:
+            written.update(_write_file(scores, output))
+        if project_ctx is not None:
+            store = project_ctx.store
+            params = {"model": model_name, "snapshot": snapshot, "horizon": horizon}
+            with store.run("clv score", params) as run_id:
+                written["store_rows"] = write_scores(store, scores, snapshot_date=snapshot,
+                                                     model=model_name, run_id=run_id)
+    finally:
+        if project_ctx is not None:
+            project_ctx.close()
     report["scores"] = written
     if as_json:
         print_json(report)
     else:
         _print_fit(report)
         console.print(f"scores written: {written}")
+
+
+def _write_file(scores: Any, output: Path) -> dict[str, Any]:
+    frame = scores.to_pyarrow()
+    if output.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        pq.write_table(frame, output)
+    else:
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(frame, output)
+    return {"file": str(output), "rows": frame.num_rows}
