@@ -32,8 +32,11 @@ STAGE = textwrap.dedent(
     else:
         from segflow.project import Project
         if stage == "ingest":
+            import datetime as dt
             from segflow.datasets import demo_project_toml
-            project = Project.init(workdir, toml_text=demo_project_toml("data"), overwrite=True)
+            start = dt.date(2024, 1, 1)
+            end = dt.date(start.year + (months // 12), 1 + months % 12, 1)
+            project = Project.init(workdir, toml_text=demo_project_toml("data", max_date=end), overwrite=True)
             report = project.ingest()
             frame = report.to_pandas()
             extra["rows_read"] = int(frame["rows_read"].sum())

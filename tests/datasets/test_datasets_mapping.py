@@ -16,8 +16,18 @@ def test_project_toml_parses_to_the_demo_sources(tmp_path):
     settings = Settings.load(tmp_path)
     assert settings.sources == demo_sources("data")
     assert settings.periods.granularity == "month"
-    assert [s.name for s in settings.schemes] == ["rfm", "lifecycle", "value_tiers"]
+    assert [s.name for s in settings.schemes] == ["rfm", "lifecycle", "value_tiers", "browse_no_buy"]
     assert "#" in text and tomllib.loads(text)["project"]["name"]
+
+
+def test_export_date_reaches_every_source(tmp_path):
+    import datetime as dt
+
+    end = dt.date(2026, 1, 1)
+    (tmp_path / "segflow.toml").write_text(demo_project_toml("data", max_date=end))
+    settings = Settings.load(tmp_path)
+    assert settings.sources == demo_sources("data", max_date=end)
+    assert {s.max_date for s in settings.sources} == {end}
 
 
 def test_sources_map_every_column_of_the_files(demo_dir):

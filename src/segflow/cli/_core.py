@@ -112,9 +112,9 @@ def demo(
         data_dir = out / "data"
         with progress(disable=as_json) as bar:
             task = bar.add_task("generating demo data", total=None)
-            generate_demo(data_dir, customers=customers, months=months, seed=seed)
+            dataset = generate_demo(data_dir, customers=customers, months=months, seed=seed)
             bar.update(task, description="demo data written", completed=1, total=1)
-        project = Project.init(out, toml_text=demo_project_toml("data"), overwrite=True)
+        project = Project.init(out, toml_text=demo_project_toml("data", max_date=dataset.end), overwrite=True)
         with project:
             with progress(disable=as_json) as bar:
                 task = bar.add_task("ingesting", total=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Literal
@@ -87,7 +88,10 @@ def _join(data_dir: str | Path, name: str) -> str:
 
 
 def demo_sources(
-    data_dir: str | Path = "data", *, file_format: Literal["csv", "parquet"] = "csv"
+    data_dir: str | Path = "data",
+    *,
+    file_format: Literal["csv", "parquet"] = "csv",
+    max_date: dt.date | None = None,
 ) -> list[SourceSettings]:
     """The ``[[sources]]`` that ingest the demo files written by :func:`generate_demo`.
 
@@ -99,6 +103,10 @@ def demo_sources(
     file_format : {"csv", "parquet"}, default "csv"
         Which files to read. The CSV files exercise text dates in mixed formats; the Parquet
         files are typed and faster to ingest (same rows, without the CSV-only date defects).
+    max_date : date, optional
+        The export date: timestamps on or after it are quarantined as ``future_date``. Pass
+        the generated data's ``end`` (``DemoDataset.end``) so the injected future dates are
+        caught even when they lie before today.
 
     Returns
     -------
@@ -119,7 +127,7 @@ def demo_sources(
         out.append(
             SourceSettings(
                 name=name, table=table, path=_join(data_dir, f"{stem}.{file_format}"),
-                format=file_format,
+                format=file_format, max_date=max_date,
                 columns=dict(columns), **extra,
             )
         )
@@ -170,9 +178,9 @@ kind = "lifecycle"
 name = "value_tiers"
 kind = "value_tiers"
 
-# [[schemes]]
-# name = "browse_no_buy"
-# kind = "browse_no_buy"
+[[schemes]]
+name = "browse_no_buy"
+kind = "browse_no_buy"
 """
 
 
@@ -182,18 +190,22 @@ def _toml_value(value: object) -> str:
 
 
 def demo_project_toml(
-    data_dir: str | Path = "data", *, file_format: Literal["csv", "parquet"] = "csv"
+    data_dir: str | Path = "data",
+    *,
+    file_format: Literal["csv", "parquet"] = "csv",
+    max_date: dt.date | None = None,
 ) -> str:
     """A complete, commented ``segflow.toml`` for the demo data in ``data_dir``.
 
-    ``file_format`` chooses the CSV (default) or the Parquet files, as in :func:`demo_sources`.
+    ``file_format`` chooses the CSV (default) or the Parquet files and ``max_date`` sets the
+    export date of every source, as in :func:`demo_sources`.
 
     It holds the project, monthly periods, RFM settings, the sources of
     :func:`demo_sources` and the ``rfm``, ``lifecycle`` and ``value_tiers`` schemes; it parses
     with :meth:`segflow.config.Settings.load`.
     """
     parts = [_HEADER]
-    for src in demo_sources(data_dir, file_format=file_format):
+    for src in demo_sources(data_dir, file_format=file_format, max_date=max_date):
         parts.append("\n" + _COMMENTS[src.table])
         parts.append("[[sources]]")
         parts.append(f"name = {_toml_value(src.name)}")
@@ -201,6 +213,8 @@ def demo_project_toml(
         parts.append(f"path = {_toml_value(src.path)}")
         parts.append(f"format = {_toml_value(src.format)}")
         parts.append(f"date_formats = {_toml_value(src.date_formats)}")
+        if src.max_date:
+            parts.append(f"max_date = {src.max_date.isoformat()}  # the export date: later rows are future_date")
         if src.credit_note_prefix:
             parts.append(f"credit_note_prefix = {_toml_value(src.credit_note_prefix)}")
         parts.append(f"[sources.columns]  # canonical column = column in {Path(src.path).name}")
