@@ -29,7 +29,10 @@ if TYPE_CHECKING:
     from segflow.segments import SegmentSizes
 
 segment_app = typer.Typer(
-    help="Assign customers to the segments of a scheme; cluster; profile segments.",
+    help=(
+        "Assign customers to the segments of a scheme at a snapshot (--scheme NAME "
+        "[--snapshot DATE]); cluster; profile segments."
+    ),
     invoke_without_command=True,
 )
 
@@ -43,7 +46,7 @@ def register(app: typer.Typer) -> None:
 def segment(
     ctx: typer.Context,
     scheme: str | None = typer.Option(
-        None, "--scheme", "-s", help="Scheme to assign (a [[schemes]] name or a built-in one)."
+        None, "--scheme", "-s", help="Scheme to assign: a scheme of segflow.toml or a built-in one."
     ),
     snapshot: str | None = typer.Option(
         None, "--snapshot", help="Snapshot date YYYY-MM-DD (default: the project's last one)."
