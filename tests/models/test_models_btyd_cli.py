@@ -108,3 +108,15 @@ def test_clv_score_into_project_store(tmp_path: Path, cdnow_frame: pd.DataFrame)
     assert (stored.n == 2357).all()
     assert stored.loc["p_alive", "hi"] <= 1.0 and stored.loc["clv", "lo"] >= 0
     assert runs.status.tolist() == ["ok"]
+
+
+def test_clv_fit_bgbb_on_calendar_periods(cdnow_dir: Path) -> None:
+    result = _run(
+        "clv", "fit", "-t", str(cdnow_dir / "CDNOW_sample.txt"), "--calibration-end", "1998-07-01",
+        "--time-unit", "month", "--model", "bgbb", "--json",
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["params"]) == {"alpha", "beta", "gamma", "delta"}
+    assert report["customers"]["in_summary"] == 2357
+    assert "spend_model" not in report

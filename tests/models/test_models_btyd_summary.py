@@ -124,3 +124,26 @@ def test_bad_inputs() -> None:
         btyd_summary(table, calibration_end=CAL_END, observation_end=CAL_END)
     with pytest.raises(InputError, match="expected a date"):
         btyd_summary(table, calibration_end="April")
+
+
+def test_discrete_summary_calendar_months() -> None:
+    from segflow.models import discrete_summary
+
+    log = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a", "b", "c", "c", "d"],
+            "ts": pd.to_datetime(
+                ["2020-01-05", "2020-03-01", "2020-03-09", "2020-02-01", "2020-01-01",
+                 "2020-06-30", "2020-07-02"]
+            ),
+            "amount": [1.0, 2, 3, 4, 5, 6, 7],
+        }
+    )
+    got = discrete_summary(ibis.memtable(log), calibration_end="2020-07-01").execute()
+    got = got.sort_values("customer_id", ignore_index=True)
+    # a: acquired in January (period 0), buys again in March (period 2; two days, one period);
+    # n counts the periods Feb..Jun after acquisition. d is acquired after the end.
+    want = pd.DataFrame(
+        {"customer_id": ["a", "b", "c"], "x": [1, 0, 1], "t_x": [2, 0, 5], "n": [5, 4, 5]}
+    )
+    pd.testing.assert_frame_equal(got[want.columns], want, check_dtype=False)
