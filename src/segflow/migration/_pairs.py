@@ -197,7 +197,9 @@ def cell_counts(
     if len(dates) < 2:
         raise SegflowError("a transition needs two snapshot dates; got " + _show_dates(dates))
     p = pair_rows(a, dates).view()
-    aggs = {"customers": _.count(), "from_rank": _.from_rank.min(), "to_rank": _.to_rank.min()}
+    # ranks are looked up afterwards from a tiny per-segment table: carrying them through
+    # the outer join made it about a third slower on 22M rows
+    aggs = {"customers": _.count()}
     if transactions is not None:
         rv = pair_revenue(transactions, dates)
         aggs["revenue"] = _.revenue.fill_null(0.0).sum()
@@ -208,6 +210,15 @@ def cell_counts(
         aggs["value"] = _.value.fill_null(0.0).sum()
         p = p.left_join(v, [("customer_id", "v_cid")])
     out = p.group_by("pair", "from_segment", "to_segment").agg(**aggs).execute()
+    ranks = (
+        a.filter(a.snapshot_date.isin(list(dates)))
+        .group_by("segment")
+        .agg(rank=_.segment_rank.min())
+        .execute()
+        .set_index("segment")["rank"]
+    )
+    out["from_rank"] = out["from_segment"].map(ranks)
+    out["to_rank"] = out["to_segment"].map(ranks)
     out["pair"] = out["pair"].astype(int)
     out["from_date"] = [dates[k] for k in out["pair"]]
     out["to_date"] = [dates[k + 1] for k in out["pair"]]
