@@ -306,7 +306,9 @@ def validate(
     parses = [f"p_{c}_{i}" for c, spec in specs.items() for i in range(len(spec.dates or []))]
     first = ("CASE " + " ".join(f"WHEN {it[1]} THEN {i}" for i, it in enumerate(rules.items))
              + " END") if rules.items else "NULL::INTEGER"
-    drop = f" EXCLUDE ({', '.join([*parses, '_ri'])})"
+    # raw texts are needed after this point only for value-mapped columns (invalid_value flags)
+    texts = [f"r_{c}" for c in specs if c not in source.value_maps]
+    drop = f" EXCLUDE ({', '.join([*parses, *texts, '_ri'])})"
     sql = f"""CREATE TEMP TABLE {out} AS
     WITH a AS (SELECT _row, {', '.join(a_cols)} FROM {staged.table}),
          b AS (SELECT {b_select} FROM a),
@@ -340,8 +342,8 @@ def flags(source: SourceSettings, specs: dict[str, Spec]) -> list[tuple[str, str
         for c in specs:
             if ctypes[c] == "VARCHAR":
                 out.append(("formula_in_text",
-                            f"coalesce(regexp_matches(r_{c}, {lit(_FORMULA_RE)}), false)",
-                            specs[c].label, f"r_{c}"))
+                            f"coalesce(regexp_matches(v_{c}, {lit(_FORMULA_RE)}), false)",
+                            specs[c].label, f"v_{c}"))
     return out
 
 
