@@ -213,7 +213,9 @@ class BTYDModel(BaseEstimator):
             c_obj, c_grad = self._objectives(self._prepare(c_data), c_weights)
             results = self._multistart(c_obj, c_grad, self._start_points())
             lead = self._best(results)
-            best = self._best(self._multistart(objective, objective_grad, [lead.x]))
+            best = self._best(
+                self._multistart(objective, objective_grad, [lead.x], getattr(lead, "hess_inv", None))
+            )
         log_params = best.x
         if np.any(np.abs(log_params) > _LOG_BOUND):
             name = self._param_names[int(np.argmax(np.abs(log_params)))]
@@ -229,6 +231,7 @@ class BTYDModel(BaseEstimator):
             hess = _hessian_from_gradient(
                 lambda lp: (self._loglik_grad(np.exp(lp), **data)[1] * weights).sum(axis=1) * np.exp(lp),
                 log_params,
+                central=coarse is None,  # large data: forward differences, half the cost
             )
             grad = objective_grad(log_params)[1]
         else:
@@ -312,6 +315,7 @@ class BTYDModel(BaseEstimator):
         objective: Callable[[np.ndarray], float],
         objective_grad: Callable[[np.ndarray], tuple[float, np.ndarray]] | None,
         starts: list[np.ndarray],
+        hess_inv0: np.ndarray | None = None,
     ) -> list[optimize.OptimizeResult]:
         results = []
         if objective_grad is not None:  # analytic gradient: BFGS converges tightly alone
@@ -319,10 +323,13 @@ class BTYDModel(BaseEstimator):
                 if not np.isfinite(objective(start)):
                     continue
                 lead = self._best(results) if results else None
+                options: dict[str, Any] = {"gtol": self.tol, "maxiter": self.max_iter}
+                if hess_inv0 is not None and _positive_definite(hess_inv0):
+                    # warm start from the coarse fit (exactly symmetric, as scipy checks)
+                    options["hess_inv0"] = (hess_inv0 + hess_inv0.T) / 2
                 results.append(
                     optimize.minimize(
-                        objective_grad, start, jac=True, method="BFGS",
-                        options={"gtol": self.tol, "maxiter": self.max_iter},
+                        objective_grad, start, jac=True, method="BFGS", options=options,
                         callback=None if lead is None else _stop_near(lead),
                     )
                 )
@@ -435,6 +442,17 @@ def _hessian(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-4) -
     return hess
 
 
+def _positive_definite(matrix: np.ndarray) -> bool:
+    sym = (matrix + matrix.T) / 2
+    if not np.all(np.isfinite(sym)) or np.abs(sym - matrix).max() > 1e-8 * np.abs(matrix).max():
+        return False
+    try:
+        np.linalg.cholesky(sym)
+    except np.linalg.LinAlgError:
+        return False
+    return True
+
+
 def _stop_near(lead: optimize.OptimizeResult) -> Callable[[optimize.OptimizeResult], None]:
     """BFGS callback: stop a further start once it reaches the basin of the best optimum.
 
@@ -451,15 +469,19 @@ def _stop_near(lead: optimize.OptimizeResult) -> Callable[[optimize.OptimizeResu
 
 
 def _hessian_from_gradient(
-    grad: Callable[[np.ndarray], np.ndarray], x: np.ndarray, h: float = 1e-5
+    grad: Callable[[np.ndarray], np.ndarray], x: np.ndarray, h: float = 1e-5, central: bool = True
 ) -> np.ndarray:
-    """Central differences of an analytic gradient, symmetrised."""
+    """Central (or forward) differences of an analytic gradient, symmetrised."""
     k = len(x)
     hess = np.empty((k, k))
+    g0 = None if central else grad(x)
     for i in range(k):
         e = np.zeros(k)
         e[i] = h
-        hess[:, i] = (grad(x + e) - grad(x - e)) / (2 * h)
+        if central:
+            hess[:, i] = (grad(x + e) - grad(x - e)) / (2 * h)
+        else:
+            hess[:, i] = (grad(x + e) - g0) / h
     return (hess + hess.T) / 2
 
 
