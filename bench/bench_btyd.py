@@ -237,7 +237,14 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "btyd.md")
+    parser.add_argument(
+        "--rerun", nargs="*", default=None,
+        help="Tools to run again (segflow, lifetimes, pymc); the others reuse cached results "
+        "from <workdir>/results.json. Default: run everything.",
+    )
     args = parser.parse_args()
+    cache_path = args.workdir / "results.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     args.workdir.mkdir(parents=True, exist_ok=True)
     peers = None if args.no_peers else ensure_peers(args.peers_venv)
     lines = [
@@ -261,12 +268,18 @@ def main() -> None:
         if not data.exists():
             info = make_transactions(size, data)
             print(f"generated {data}: {info}", flush=True)
-        runs = {"segflow": run_measured(sys.executable, SEGFLOW.format(cal=CAL_END), data, args.timeout)}
-        print(size, "segflow", runs["segflow"], flush=True)
+        tools = [("segflow", sys.executable, SEGFLOW)]
         if peers:
-            for name, code in (("lifetimes", LIFETIMES), ("pymc-marketing (MAP)", PYMC)):
-                runs[name] = run_measured(peers, code.format(cal=CAL_END), data, args.timeout)
-                print(size, name, runs[name], flush=True)
+            tools += [("lifetimes", peers, LIFETIMES), ("pymc-marketing (MAP)", peers, PYMC)]
+        runs = {}
+        for name, python, code in tools:
+            key = f"{size}/{name}"
+            fresh = args.rerun is None or any(name.startswith(t) for t in args.rerun)
+            if fresh or key not in cache:
+                cache[key] = run_measured(python, code.format(cal=CAL_END), data, args.timeout)
+                cache_path.write_text(json.dumps(cache, indent=1))
+            runs[name] = cache[key]
+            print(size, name, runs[name], flush=True)
         for name, r in runs.items():
             lines.append(f"| {size:,} | {name} | " + " | ".join(fmt(r)) + " |")
         ok = {k: v for k, v in runs.items() if "error" not in v and k != "segflow"}
