@@ -24,10 +24,12 @@ TRUE = dict(r=0.25, alpha=4.4, a=0.8, b=2.4)
 COUNT_MODELS = [BetaGeoModel, ModifiedBetaGeoModel, ParetoNBDModel]
 
 
-def _simulated(n: int = 3000, seed: int = 3, cls=BetaGeoModel, params=TRUE) -> pd.DataFrame:
+def _simulated(
+    n: int = 3000, seed: int = 3, cls=BetaGeoModel, params=TRUE, digits: int = 1
+) -> pd.DataFrame:
     model = cls()
     model.params_ = params
-    T = np.round(np.random.default_rng(seed).uniform(20, 39, n), 1)
+    T = np.round(np.random.default_rng(seed).uniform(20, 39, n), digits)
     sim = pd.DataFrame(model.simulate(T, random_state=seed))
     return sim.groupby(["x", "t_x", "T"]).size().reset_index(name="count")
 
@@ -114,3 +116,19 @@ def test_standard_errors_match_sampling_spread() -> None:
         spread = np.std([f.params_[name] for f in fits], ddof=1)
         se = np.mean([f.standard_errors_[name] for f in fits])
         assert se == pytest.approx(spread, rel=0.4), name
+
+
+@pytest.mark.parametrize("cls", [BetaGeoModel, ModifiedBetaGeoModel])
+def test_coarse_to_fine_reaches_full_data_optimum(cls, monkeypatch) -> None:
+    import segflow.models._btyd_base as base
+
+    triples = _simulated(30_000, seed=21, digits=3)
+    assert len(triples) > base._COARSE_ROWS  # the coarse-to-fine path is taken
+    fast = cls().fit(triples)
+    monkeypatch.setattr(base, "_COARSE_ROWS", 10**9)
+    direct = cls().fit(triples)
+    assert fast.converged_ and direct.converged_
+    assert fast.log_likelihood_ == pytest.approx(direct.log_likelihood_, abs=1e-6)
+    for name in fast.params_:
+        assert fast.params_[name] == pytest.approx(direct.params_[name], rel=1e-4), name
+        assert fast.standard_errors_[name] == pytest.approx(direct.standard_errors_[name], rel=1e-2)

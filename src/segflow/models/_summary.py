@@ -134,11 +134,10 @@ def btyd_summary(
             f"observation_end {obs_end} must be after calibration_end {cal_end}"
         )
     unit = unit_days(time_unit)
-    days = purchase_days(
-        transactions, end=obs_end, customer_col=customer_col, ts_col=ts_col, amount_col=amount_col
-    )
-    if warn:
-        _warn_exclusions(days, cal_end)
+    cols = dict(customer_col=customer_col, ts_col=ts_col, amount_col=amount_col)
+    if warn:  # counts customers acquired later too, so it reads past the calibration end
+        _warn_exclusions(purchase_days(transactions, end=obs_end, **cols), cal_end)
+    days = purchase_days(transactions, end=obs_end or cal_end, **cols)
     bought = days.filter(days.purchase)
     cal = bought.filter(bought.day < cal_end)
     # one aggregate, no window: repeat spend = total - the first day's amount (arg_min)
