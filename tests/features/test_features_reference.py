@@ -107,3 +107,20 @@ def test_campaign_responses_are_present(tables):
     got = _compute(tables, S, None)
     rates = got["campaign_response_rate_12m"].dropna()
     assert len(rates) > 10 and (rates > 0).any() and (rates == 0).any()
+
+
+def test_feature_groups_give_the_same_values(tables):
+    full = _compute(tables, S, None)
+    rfm = customer_features(tables, S, groups={"rfm"}).to_pandas().set_index("customer_id")
+    expected = [n for n, f in FEATURES.items() if f.group == "rfm"]
+    assert list(rfm.columns) == expected
+    pd.testing.assert_frame_equal(rfm.sort_index(), full[expected], check_dtype=False)
+    web = customer_features(tables, S, groups=["web", "survey"]).columns
+    assert "visits_90d" in web and "lifestyle" in web and "ipt_cv" not in web
+
+
+def test_unknown_feature_group_is_an_error(tables):
+    from segflow.errors import InputError
+
+    with pytest.raises(InputError, match="unknown feature groups"):
+        customer_features(tables, S, groups={"rfm", "astrology"})

@@ -95,7 +95,8 @@ def _responses(treated: ibis.Table, orders: ibis.Table, frame: Frame) -> ibis.Ta
     followed by an order within ``RESPONSE_DAYS`` days of the first exposure."""
     first = treated.group_by(["customer_id", "campaign_id"]).aggregate(_t0=treated.ts.min())
     eligible = first.filter(first._t0 < frame.ts(RESPONSE_DAYS))
-    orders = orders.select(_cid=orders.customer_id, _ots=orders._ts)
+    recent = orders.filter(frame.within(orders._ts, DAYS_12M))  # responses are recent orders
+    orders = recent.select(_cid=recent.customer_id, _ots=recent._ts)
     window = ibis.interval(days=RESPONSE_DAYS)
     hits = eligible.join(
         orders,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import ibis
 
@@ -50,6 +50,7 @@ def customer_features(
     snapshot_date: dt.date,
     *,
     window_days: int | None = None,
+    groups: Collection[str] | None = None,
 ) -> ibis.Table:
     """Per-customer features at a snapshot date, as one lazy Ibis table.
 
@@ -66,12 +67,17 @@ def customer_features(
         Look-back in days of the *window* features (``frequency``, ``monetary`` and the
         purchase patterns): rows with ``s - window_days days <= ts < s``. Default: all history.
         ``recency_days``, ``orders_total``, the ``*_12m`` features and ``tenure_days`` ignore it.
+    groups : collection of str, optional
+        Compute only the features of these registry groups (``"rfm"``, ``"pattern"``,
+        ``"seasonality"``, ``"web"``, ``"campaign"``, ``"attribute"``, ``"survey"``), e.g.
+        ``groups={"rfm"}`` for a fast RFM-only table. Default: every feature.
 
     Returns
     -------
     ibis.Table
         One row per customer known at ``s`` (signed up before ``s``, or with any transaction
-        before ``s``); the columns of :data:`segflow.features.FEATURES`, in that order.
+        before ``s``); the columns of :data:`segflow.features.FEATURES` (of the requested
+        groups), in that order.
         Counts and spends are 0 for customers without rows; ratios, recency and dates are
         null when undefined (e.g. ``recency_days`` of a customer who never purchased).
 
@@ -97,28 +103,47 @@ def customer_features(
         raise InputError(f"window_days must be a positive number of days, got {window_days}")
     frame = Frame(snapshot=_as_date(snapshot_date), window_days=window_days)
 
+    wanted = _check_groups(groups)
     records = customer_records(tables["customers"], frame)
     lines = prepare_lines(tables["transactions"], frame)
     base = customer_base(records, tables["transactions"], frame)
     orders = order_table(lines)
-    parts = [
-        records,
-        value_features(lines, orders, frame),
-        interpurchase_features(orders, frame),
-        top_share(lines, frame, "category", "top_category", "category_count"),
-        top_share(lines, frame, "channel", "main_channel", "channel_count"),
-        seasonality_features(orders),
-        web_features(tables["events"], frame),
-        campaign_features(tables["campaign_exposures"], orders, frame),
-        survey_features(tables["survey_responses"], frame),
-    ]
+    parts = [records, value_features(lines, orders, frame)]
+    if "pattern" in wanted:
+        parts += [
+            interpurchase_features(orders, frame),
+            top_share(lines, frame, "category", "top_category", "category_count"),
+            top_share(lines, frame, "channel", "main_channel", "channel_count"),
+        ]
+    if "seasonality" in wanted:
+        parts.append(seasonality_features(orders))
+    if "web" in wanted:
+        parts.append(web_features(tables["events"], frame))
+    if "campaign" in wanted:
+        parts.append(campaign_features(tables["campaign_exposures"], orders, frame))
+    if "survey" in wanted:
+        parts.append(survey_features(tables["survey_responses"], frame))
     out = left_join_all(base, parts)
-    out = out.mutate(
-        **{name: out[name].fill_null(0) for name in _ZERO_WHEN_ABSENT},
-        same_season_flag=out.same_season_flag.fill_null(False),
-        tenure_days=_tenure(out, frame),
-    )
-    return out.select(*FEATURES)
+    columns = [name for name, f in FEATURES.items() if f.group in wanted or f.group == "id"]
+    fills = {name: out[name].fill_null(0) for name in _ZERO_WHEN_ABSENT if name in columns}
+    if "same_season_flag" in columns:
+        fills["same_season_flag"] = out.same_season_flag.fill_null(False)
+    out = out.mutate(**fills, tenure_days=_tenure(out, frame))
+    return out.select(*columns)
+
+
+def _check_groups(groups: Collection[str] | None) -> set[str]:
+    known = {f.group for f in FEATURES.values()} - {"id"}
+    if groups is None:
+        return known
+    wanted = set(groups)
+    unknown = wanted - known
+    if unknown or not wanted:
+        raise InputError(
+            f"unknown feature groups {sorted(unknown)}; choose from {sorted(known)}"
+            if unknown else f"groups must name at least one of {sorted(known)}"
+        )
+    return wanted
 
 
 def _tenure(t: ibis.Table, frame: Frame) -> ibis.IntegerValue:
