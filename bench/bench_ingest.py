@@ -151,7 +151,7 @@ def write(results: list[dict], total: int, sizes: dict[str, float]) -> None:
                      f"| {r['peak_mb']:,.0f} | {r['accepted']:,} |")
     seg = {r["fmt"]: r for r in results if r["tool"].startswith("segflow")}
     pdx = {r["fmt"]: r for r in results if r["tool"].startswith("pandas")}
-    lines += ["", "Reading: "]
+    lines += ["", "Reading:"]
     for fmt in ("csv", "parquet"):
         ratio = seg[fmt]["seconds"] / pdx[fmt]["seconds"]
         mem = seg[fmt]["peak_mb"] / pdx[fmt]["peak_mb"]
