@@ -58,3 +58,11 @@ def test_groups_are_connected_components(store):
         {"customer_id": ["W3", "Z3"], "other_id": ["Z3", "Z2"]}))
     links = dict(zip(report.to_pandas().customer_id, report.to_pandas().master_id, strict=True))
     assert {k: v for k, v in links.items() if v == "A1"} == {"W3": "A1", "Z3": "A1", "Z2": "A1"}
+
+
+def test_explain_and_map_before_any_resolve(store):
+    e = explain(store, "W3")
+    assert e.master_id == "W3" and e.members == ["W3"] and e.edges.empty
+    ident = identity_map(store).execute()
+    assert (ident.customer_id == ident.master_id).all() and len(ident) == 8
+    assert "identity_links" not in store.tables()  # nothing written

@@ -222,9 +222,25 @@ def _ensure(store: Store) -> None:
         con.execute(VIEW)
 
 
+def _resolved(store: Store) -> bool:
+    """True once identity tables exist (read-only stores are never written to here)."""
+    return {"identity_links", "identity_edges", "identity_blocks"} <= set(store.tables())
+
+
 def explain(store: Store, customer_id: str) -> IdentityExplanation:
-    """Explain the identity of ``customer_id``: its master id, group, evidence and records."""
-    _ensure(store)
+    """Explain the identity of ``customer_id``: its master id, group, evidence and records.
+
+    Works on a read-only store; before any resolve every id stands alone.
+    """
+    if not _resolved(store):
+        known = store.sql("SELECT count(*) FROM customers WHERE customer_id = ?",
+                          [customer_id]).column(0)[0].as_py()
+        if not known:
+            raise InputError(f"customer id {customer_id!r} is not in the customers table")
+        records = store.sql("""SELECT customer_id, source, source_file, source_row, email, phone
+            FROM customers WHERE customer_id = ? ORDER BY 1, 2""", [customer_id]).to_pandas()
+        empty = pd.DataFrame(columns=["customer_id", "other_id", "rule", "evidence"])
+        return IdentityExplanation(customer_id, customer_id, [customer_id], empty, False, records)
     row = store.sql("SELECT master_id FROM identity_links WHERE customer_id = ?", [customer_id])
     master = row.column(0)[0].as_py() if row.num_rows else customer_id
     members = store.sql(
@@ -262,6 +278,13 @@ def unlink(store: Store, customer_id: str) -> int:
 
 
 def identity_map(store: Store):
-    """Ibis table ``customer_identity(customer_id, master_id)`` for joins (every customer id)."""
-    _ensure(store)
+    """Ibis table ``customer_identity(customer_id, master_id)`` for joins (every customer id).
+
+    Before any resolve (or on a read-only store without identity tables) each id is its own
+    master.
+    """
+    if "customer_identity" not in store.tables():
+        cu = store.table("customers")
+        return (cu.filter(cu.customer_id.notnull())
+                .select(customer_id=cu.customer_id, master_id=cu.customer_id).distinct())
     return store.table("customer_identity")
