@@ -213,9 +213,9 @@ class BTYDModel(BaseEstimator):
             c_obj, c_grad = self._objectives(self._prepare(c_data), c_weights)
             results = self._multistart(c_obj, c_grad, self._start_points())
             lead = self._best(results)
-            best = self._best(
-                self._multistart(objective, objective_grad, [lead.x], getattr(lead, "hess_inv", None))
-            )
+            with_inv = [r for r in results if getattr(r, "hess_inv", None) is not None]
+            hess_inv0 = min(with_inv, key=lambda r: r.fun).hess_inv if with_inv else None
+            best = self._best(self._multistart(objective, objective_grad, [lead.x], hess_inv0))
         log_params = best.x
         if np.any(np.abs(log_params) > _LOG_BOUND):
             name = self._param_names[int(np.argmax(np.abs(log_params)))]
@@ -337,17 +337,16 @@ class BTYDModel(BaseEstimator):
         for start in starts:
             if not np.isfinite(objective(start)):
                 continue
-            results.append(
-                optimize.minimize(
-                    objective,
-                    start,
-                    method="BFGS",
-                    options={"gtol": self.tol, "maxiter": self.max_iter},
-                )
-            )
-        if results:
+            # numerical gradients are good to ~1e-8: a tighter gtol only burns evaluations
+            # in failing line searches (the Nelder-Mead polish takes over from there)
+            options = {"gtol": max(self.tol, 1e-6), "maxiter": self.max_iter}
+            if hess_inv0 is not None and _positive_definite(hess_inv0):
+                options["hess_inv0"] = (hess_inv0 + hess_inv0.T) / 2
+            results.append(optimize.minimize(objective, start, method="BFGS", options=options))
+        refining = hess_inv0 is not None
+        if results and not (refining and all(r.success for r in results)):
             # polish the best optimum: Nelder-Mead is robust where BFGS stops on a flat
-            # numerical gradient
+            # numerical gradient (skipped when a warm-started refinement converged)
             lead = min(results, key=lambda r: r.fun)
             polished = optimize.minimize(
                 objective,
