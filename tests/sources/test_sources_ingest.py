@@ -168,3 +168,16 @@ def test_appended_month_adds_only_new_rows_and_corrections_replace(project):
     assert tx.set_index("transaction_id").loc["536366", "amount"] == pytest.approx(6 * 1.95)
     # quarantined rows are not quarantined twice
     assert store.sql("SELECT count(*) FROM quarantine WHERE source = 'shop'").column(0)[0].as_py() == 8
+
+
+def test_report_contract(project):
+    import json
+
+    _, report = _ingest(project)
+    assert report.to_arrow().num_rows == 3
+    payload = json.loads(report.to_json())
+    assert payload["count"] == 3 and payload["totals"]["rows_read"] == 27 and payload["reconciles"]
+    fig = report.figure()
+    assert [t.name for t in fig.data] == ["accepted", "quarantined", "duplicate"]
+    assert list(fig.data[0].y) == [5, 5, 3]
+    assert repr(report) == "IngestReport(3 loads, read=27, accepted=13, quarantined=12, duplicate=2)"
