@@ -22,7 +22,7 @@ import warnings
 from typing import Any
 
 import numpy as np
-from scipy.special import gammaln
+from scipy.special import digamma, gammaln
 
 from segflow.errors import SegflowError
 from segflow.models._btyd_base import BTYDModel
@@ -94,6 +94,24 @@ class GammaGammaModel(BTYDModel):
                 "GammaGammaModel: fewer than two repeat buyers with distinct positive mean "
                 "spend; the spend model cannot be estimated"
             )
+
+    _has_gradient = True
+
+    @staticmethod
+    def _loglik_grad(
+        params: np.ndarray, x: np.ndarray, monetary_value: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Log-likelihood and its analytic gradient in (p, q, gamma)."""
+        p, q, gamma = params
+        mx = monetary_value * x
+        log_mx = np.log(mx)
+        log_tail = np.log(gamma + mx)
+        psi_all = digamma(p * x + q)
+        ll = GammaGammaModel._loglik(params, x, monetary_value)
+        g_p = x * (psi_all - digamma(p * x) + log_mx - log_tail)
+        g_q = psi_all - digamma(q) + np.log(gamma) - log_tail
+        g_gamma = q / gamma - (p * x + q) / (gamma + mx)
+        return ll, np.stack([g_p, g_q, g_gamma])
 
     @staticmethod
     def _loglik(params: np.ndarray, x: np.ndarray, monetary_value: np.ndarray) -> np.ndarray:
