@@ -106,3 +106,28 @@ is_return = "'true'"
     assert got.values.tolist() == [["R1", -4.0, True]]
     # a refund already negative in the file becomes positive: a sign error, not a silent fix
     assert report.rules().rule.tolist() == ["return_sign"]
+
+
+def test_force_rechecks_quarantine_when_customers_arrive(tmp_path):
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "exports" / "2024-01.csv").write_text(JAN)
+    (tmp_path / "crm.csv").write_text("customer_id\na\nb\n")
+    crm = '\n[[sources]]\nname = "crm"\ntable = "customers"\npath = "crm.csv"\n'
+    (tmp_path / "segflow.toml").write_text(TOML.format(extra="") + crm)
+    store = Store(":memory:")
+
+    def run(**kw):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ingest(store, Settings.load(tmp_path), tmp_path, now=NOW, **kw)
+
+    run()
+    (tmp_path / "exports" / "2024-01.csv").write_text(JAN + "9,z,2024-01-31,4\n")
+    first = run().to_pandas().set_index("source")
+    assert first.loc["orders", "rows_quarantined"] == 1  # z is unknown
+    (tmp_path / "crm.csv").write_text("customer_id\na\nb\nz\n")
+    assert run().to_pandas().set_index("source").loc["orders", "status"] == "unchanged"
+    again = run(force=True).to_pandas().set_index("source").loc["orders"]
+    assert (again.rows_read, again.rows_accepted, again.rows_duplicate, again.rows_released) == (4, 1, 3, 1)
+    assert store.sql("SELECT count(*) FROM quarantine WHERE source = 'orders'").column(0)[0].as_py() == 0
+    assert store.sql("SELECT count(*) FROM transactions").column(0)[0].as_py() == 4

@@ -59,7 +59,12 @@ def _table(title: str, frame, columns: list[str]) -> Table:
     return table
 
 
-def ingest_command(project: Path = ProjectDirOption, json_output: bool = JsonOption) -> None:
+def ingest_command(
+    force: bool = typer.Option(
+        False, "--force", help="Re-read unchanged files too (re-checks quarantined rows)."),
+    project: Path = ProjectDirOption,
+    json_output: bool = JsonOption,
+) -> None:
     """Read every [[sources]] entry into the store: validate, de-duplicate, quarantine.
 
     Prints the reconciliation per file: rows read = accepted + quarantined + duplicate.
@@ -79,7 +84,7 @@ def ingest_command(project: Path = ProjectDirOption, json_output: bool = JsonOpt
 
             with store.run("ingest", {"project": str(folder)}), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                report = ingest(store, settings, folder, progress=step)
+                report = ingest(store, settings, folder, progress=step, force=force)
         if json_output:
             print_json(report.to_dict())
             return

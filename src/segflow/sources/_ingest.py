@@ -35,7 +35,7 @@ _ORDER = ["customers", "transactions", "events", "campaign_exposures", "survey_r
 _COLUMNS = [
     "source", "source_file", "table", "status", "rows_read", "rows_accepted",
     "rows_quarantined", "rows_duplicate", "rows_replaced", "rows_anonymous", "rows_flagged",
-    "load_id",
+    "rows_released", "load_id",
 ]
 
 ProgressFn = Callable[[str, int, int], None]
@@ -51,7 +51,8 @@ class IngestReport(TableResult):
     ``rows_read = rows_accepted + rows_quarantined + rows_duplicate`` holds for every row of
     :meth:`to_pandas`. ``rows_replaced`` (late corrections) is part of ``rows_accepted``;
     ``rows_anonymous`` (transactions kept without a customer id) and ``rows_flagged`` (values
-    noted in the table ``ingest_flags``) too. A file whose bytes were
+    noted in the table ``ingest_flags``) too; ``rows_released`` counts rows an earlier load
+    had quarantined that pass now (their old quarantine record is removed). A file whose bytes were
     loaded before has status ``unchanged`` and zero counts.
 
     Attributes
@@ -90,7 +91,7 @@ class IngestReport(TableResult):
 
     def totals(self) -> dict[str, int]:
         frame = self.to_pandas()
-        return {c: int(frame[c].sum()) for c in _COLUMNS[4:11]}
+        return {c: int(frame[c].sum()) for c in _COLUMNS[4:12]}
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
@@ -126,6 +127,7 @@ def ingest(
     *,
     progress: ProgressFn | None = None,
     now: dt.datetime | None = None,
+    force: bool = False,
 ) -> IngestReport:
     """Read every ``[[sources]]`` entry into the canonical tables of ``store``.
 
@@ -141,6 +143,10 @@ def ingest(
         Called as ``progress(label, done, total)`` after each file.
     now : datetime, optional
         Load time (tz-naive UTC) used by ``future_date``; default: the current time.
+    force : bool, default False
+        Re-read files whose bytes were loaded before (to re-check quarantined rows, e.g. after
+        the missing customers arrived). Rows already stored count as duplicates; rows that
+        pass now are loaded and leave the quarantine.
 
     Returns
     -------
@@ -167,7 +173,7 @@ def ingest(
         _preflight(store, src, path, project_dir)
     loads: list[LoadCounts] = []
     for i, (src, path) in enumerate(plan):
-        loads.append(load_one(store, src, path, project_dir, now=now))
+        loads.append(load_one(store, src, path, project_dir, now=now, force=force))
         if progress:
             progress(loads[-1].source_file, i + 1, len(plan))
     _warn(loads)
@@ -208,13 +214,14 @@ def load_one(
     project_dir: Path,
     *,
     now: dt.datetime,
+    force: bool = False,
 ) -> LoadCounts:
     """Load one file of one source in one transaction; see :func:`ingest`."""
     label = _label(source, path, project_dir)
     load_id = uuid.uuid4().hex[:12]
     counts = LoadCounts(load_id, source.name, label, source.table)
     digest = file_hash(path) if path is not None else None
-    if digest:
+    if digest and not force:
         done = store.sql(
             "SELECT count(*) AS n FROM loads WHERE source = ? AND file_hash = ? AND status = 'ok'",
             [source.name, digest],

@@ -63,6 +63,7 @@ class LoadCounts:
     rows_replaced: int = 0
     rows_anonymous: int = 0
     rows_flagged: int = 0
+    rows_released: int = 0
     rules: dict[str, int] = field(default_factory=dict)
     flags: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -260,6 +261,7 @@ def write(
     if staged.rejects:
         con.execute(f"""INSERT INTO main.ingest_duplicates SELECT {src}, {label}, _row,
             'already_quarantined', NULL, {load} FROM {staged.rejects}_s WHERE _seen""")
+    _release(con, source, staged, cls, counts)
     _flags(con, flag_list, cls, src, label, load, counts)
     _count(con, source, staged, cls, present, counts)
     if not counts.reconciles:  # a bug guard: the transaction rolls back
@@ -269,6 +271,26 @@ def write(
         [counts.load_id, source.name, staged.label, file_hash, table, counts.rows_read,
          counts.rows_accepted, counts.rows_quarantined, counts.rows_duplicate, started, now],
     )
+
+
+def _release(con, source: SourceSettings, staged: Staged, cls: str, counts: LoadCounts) -> None:
+    """Rows of this file quarantined by an earlier load that pass now (e.g. their customer
+    has arrived): the old quarantine record is removed; the row is in the canonical table."""
+    if not _has_rows(con, "quarantine", source):
+        return
+    src, label, load = lit(source.name), lit(staged.label), lit(counts.load_id)
+    mine = f"source = {src} AND source_file = {label} AND load_id <> {load}"
+    released = f"""SELECT c._row, {raw_json(staged, 's')} AS raw_row
+        FROM (SELECT DISTINCT row_number FROM main.quarantine WHERE {mine}) qn
+        JOIN {cls} c ON c._row = qn.row_number JOIN {staged.table} s ON s._row = c._row
+        WHERE c._status IN ('accepted', 'replace')"""
+    counts.rows_released = con.execute(f"""SELECT count(*) FROM main.quarantine
+        WHERE {mine} AND (row_number, raw_row) IN ({released})""").fetchone()[0]
+    if counts.rows_released:
+        con.execute(f"DELETE FROM main.quarantine WHERE {mine} AND (row_number, raw_row) IN ({released})")
+        counts.warnings.append(
+            f"file {counts.source_file}: {counts.rows_released} rows quarantined by an earlier load "
+            "pass the rules now and were loaded")
 
 
 def _flags(con, flag_list, cls: str, src: str, label: str, load: str, counts: LoadCounts) -> None:
