@@ -112,3 +112,25 @@ def test_report_contract(base):
     assert report.figure().data
     assert "AuditReport(score=" in repr(report)
     assert audit(Store(":memory:"), as_of=AS_OF).score == 0.0  # empty base
+
+
+def test_flags_from_ingest_are_reported(tmp_path):
+    import warnings
+
+    from segflow.config import Settings
+    from segflow.sources import ingest
+
+    (tmp_path / "c.csv").write_text('customer_id,gender,city\nA,M,"=cmd|x"\nB,Q,Paris\nC,F,Rome\n')
+    (tmp_path / "segflow.toml").write_text(
+        '[[sources]]\nname = "crm"\ntable = "customers"\npath = "c.csv"\n'
+        '[sources.value_maps.gender]\nM = "male"\nF = "female"\n')
+    store = Store(":memory:")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ingest(store, Settings.load(tmp_path), tmp_path)
+    frame = audit(store, as_of=AS_OF).to_pandas().set_index("check")
+    assert frame.loc["flagged:formula_in_text", "count"] == 1
+    assert "row_number=1, column_name=city" in frame.loc["flagged:formula_in_text", "examples"]
+    assert frame.loc["flagged:invalid_value", "count"] == 1
+    assert "value=Q" in frame.loc["flagged:invalid_value", "examples"]
+    assert frame.loc["flagged:invalid_value", "total"] == 3

@@ -144,6 +144,7 @@ def audit(store: Store, *, as_of: dt.date | None = None, stale_days: int = 365,
                 checks.append(_unknown(name, tables[name], cu, sizes[name]))
         checks.append(_stale(cu, tx, tables["events"], cut, stale_days, as_of))
     checks += _quarantine(store)
+    checks += _flagged(store, sizes)
     return AuditReport(checks, as_of)
 
 
@@ -299,6 +300,33 @@ def _stale(cu, tx, ev, cut, stale_days: int, as_of: dt.date) -> Check:
                  _examples(stale.order_by(stale.customer_id), ["customer_id"]),
                  f"no purchase or visit in the {stale_days} days before {as_of}: keep for "
                  "win-back, but check whether the records are still valid (consent, contact)")
+
+
+_FLAG_ADVICE = {
+    "formula_in_text": "text starting like a spreadsheet formula was kept; exports must "
+                       "neutralise it (prefix ') before writing CSV or Excel",
+    "invalid_value": "values outside the value map were emptied; the originals are in "
+                     "ingest_flags: extend [sources.value_maps] if they are valid",
+}
+
+
+def _flagged(store: Store, sizes: dict[str, int]) -> list[Check]:
+    """Accepted rows noted at ingest (table ``ingest_flags``), except anonymous ones."""
+    if "ingest_flags" not in store.tables():
+        return []
+    flags = store.table("ingest_flags").filter(_.rule != "anonymous")
+    loads = store.table("loads").select("load_id", "target_table", "rows_read")
+    per = (flags.join(loads, "load_id").group_by(["rule", "target_table"])
+           .aggregate(n=_.count(), first=_.source_file.min()).execute())
+    out = []
+    for r in per.itertuples():
+        ex = flags.filter(flags.rule == r.rule)
+        examples = _examples(ex.order_by([ex.source_file, ex.row_number]),
+                             ["source_file", "row_number", "column_name", "value"])
+        out.append(Check(f"flagged:{r.rule}", r.target_table, "info", int(r.n),
+                         max(int(sizes.get(r.target_table, 0)), int(r.n)), examples,
+                         _FLAG_ADVICE.get(r.rule, "")))
+    return out
 
 
 def _quarantine(store: Store) -> list[Check]:
