@@ -11,7 +11,7 @@ in DuckDB and written to Parquet; its build time is reported.
 
 Split (as ``segflow churn train``): the test snapshot is the latest with a complete label
 window; training snapshots are those whose window ends by it. Each variant runs in a fresh
-subprocess (its own peak resident memory, ru_maxrss), reads the Parquet file, fits on the
+subprocess (its own peak resident memory, VmHWM), reads the Parquet file, fits on the
 training rows and predicts the test rows; all are scored by the same ``evaluate_churn``.
 
 * segflow ChurnModel: HistGradientBoosting + sigmoid calibration on the latest training
@@ -46,7 +46,7 @@ HORIZON = 90
 SNAPSHOTS = [dt.date(2024, m, 1) for m in range(1, 9)]  # data end 2025-01-01
 
 PRELUDE = """
-import json, resource, sys, time, warnings
+import json, sys, time, warnings
 warnings.simplefilter("ignore")
 import numpy as np, pandas as pd
 from segflow.models._churn import evaluate_churn
@@ -63,7 +63,10 @@ nums = [c for c in cols if c not in cats]
 timings["read"] = time.perf_counter() - t0
 def done(p, y):
     ev = evaluate_churn(np.asarray(y), np.asarray(p))
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM (peak resident set of this process image): ru_maxrss would carry over the
+    # parent's peak across fork + exec on Linux
+    hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
+    rss = int(hwm.split()[1]) / 1024
     json.dump({"timings": timings, "peak_mib": rss, **ev.metrics()}, open(out, "w"))
 """
 
