@@ -186,3 +186,10 @@ def test_postgres_table(tmp_path, reference, postgres):
     toml = _toml("postgres", "", f'{{ connection = "{postgres}", table = "orders", order_by = "line" }}')
     got = _canonical(_ingest(tmp_path, toml))
     pd.testing.assert_frame_equal(got, reference, check_dtype=False)
+
+
+def test_utf16_csv(tmp_path, reference):
+    frame = ROWS.assign(ts=ROWS.ts.dt.strftime("%Y-%m-%d %H:%M:%S"))
+    frame.to_csv(tmp_path / "orders.csv", index=False, encoding="utf-16")
+    toml = _toml("csv", "orders.csv", '{ encoding = "utf-16" }')
+    pd.testing.assert_frame_equal(_canonical(_ingest(tmp_path, toml)), reference, check_dtype=False)

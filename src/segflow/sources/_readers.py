@@ -135,12 +135,12 @@ def _csv_header(path: Path, source: SourceSettings, label: str) -> tuple[list[st
         head = fh.read(256 * 1024)
     if not head:
         raise InputError("the file is empty (0 bytes); expected a header row", file=label)
-    if b"\x00" in head[:8192]:
+    encoding = _csv_encoding(source)
+    if b"\x00" in head[:8192] and not encoding.startswith("utf-16"):
         raise InputError(
             "the file holds binary data (NUL bytes), not delimited text; is it really a CSV?",
             file=label,
         )
-    encoding = _csv_encoding(source)
     text = head.decode("utf-8-sig" if encoding == "utf-8" else encoding, errors="replace")
     quote = str(source.options.get("quote", '"'))
     delimiter = source.options.get("delimiter")
