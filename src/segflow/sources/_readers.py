@@ -244,9 +244,20 @@ def _scan(con, sql: str, label: str, what: str) -> str:
 
 
 def _stage_parquet(con, path: Path, label: str, limit: int | None) -> Staged:
-    lim = f" LIMIT {int(limit)}" if limit else ""
-    raw = _scan(con, f"SELECT * FROM read_parquet({lit(str(path))}){lim}", label, "Parquet")
-    return _number_rows(con, raw, label)
+    """A view over the Parquet file itself: no copy (the file is re-read where needed)."""
+    lim = f" WHERE file_row_number < {int(limit)}" if limit else ""
+    stg = _tmp("stg")
+    try:
+        con.execute(
+            f"CREATE TEMP VIEW {stg} AS SELECT file_row_number + 1 AS _row, * EXCLUDE "
+            f"(file_row_number) FROM read_parquet({lit(str(path))}, file_row_number = true){lim}")
+        columns = _columns_of(con, stg)
+    except duckdb.Error as exc:
+        con.execute(f"DROP VIEW IF EXISTS {stg}")
+        raise InputError(f"cannot read as Parquet: {str(exc).splitlines()[0]}", file=label) from exc
+    if "file_row_number" in columns:
+        raise InputError("a column named file_row_number is reserved", file=label)
+    return Staged(stg, columns, label, None, [], [stg])
 
 
 def _stage_jsonl(con, path: Path, label: str, limit: int | None) -> Staged:
