@@ -167,3 +167,18 @@ def test_cli_prints_one_line_error(tmp_path):
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert "orders.csv" in result.output and "empty" in result.output
+
+
+def test_text_renamed_parquet(tmp_path):
+    toml = TOML.replace('path = "orders.csv"', 'path = "orders.parquet"')
+    project = _project(tmp_path, GOOD, toml, name="orders.parquet")
+    with pytest.raises(InputError, match="cannot read as Parquet") as info:
+        _run(project)
+    assert info.value.file == "orders.parquet"
+
+
+def test_excel_that_is_not_a_workbook(tmp_path):
+    toml = TOML.replace('path = "orders.csv"', 'path = "orders.xlsx"')
+    project = _project(tmp_path, GOOD, toml, name="orders.xlsx")
+    with pytest.raises(InputError, match="Excel"):
+        _run(project)
