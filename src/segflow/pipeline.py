@@ -1,7 +1,8 @@
 """The whole segflow run, top to bottom.
 
     ingest ─▶ snapshot dates ─▶ per snapshot: features ─▶ per scheme: assignments
-           ─▶ store (atomically) ─▶ migration between snapshots ─▶ report
+           ─▶ store (atomically) ─▶ CLV scores at the latest snapshot
+           ─▶ migration between snapshots ─▶ report
 
 Each stage lives in its own package; this module only wires them together. Table work is
 Ibis on the chosen engine (DuckDB by default, Spark on request); results are written to the
@@ -13,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
+import warnings
 from collections.abc import Callable, Sequence
 
 import ibis
@@ -37,6 +39,8 @@ class RunSummary:
     schemes: list[str]
     assignments_written: int
     seconds: dict[str, float]
+    scores_written: int = 0
+    notes: list[str] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -153,6 +157,11 @@ def run_pipeline(
             start = time.perf_counter()
             written = _write_run(store, batches, latest_features, dates[-1] if dates else None)
             seconds["write"] = time.perf_counter() - start
+
+            notes: list[str] = []
+            start = time.perf_counter()
+            scored = score_clv(store, tables["transactions"], dates[-1], run_id, notes=notes)
+            seconds["clv_scores"] = time.perf_counter() - start
         finally:
             eng.close()
     return RunSummary(
@@ -162,7 +171,61 @@ def run_pipeline(
         schemes=[s.name for s in schemes],
         assignments_written=written,
         seconds=seconds,
+        scores_written=scored,
+        notes=notes,
     )
+
+
+#: Settings of the CLV scores written by a run (see docs/models.md).
+CLV_MODEL = "bgnbd_gg"
+CLV_HORIZON_WEEKS = 52.0
+CLV_ANNUAL_DISCOUNT_RATE = 0.1
+
+
+def score_clv(
+    store: Store,
+    transactions: ibis.Table,
+    snapshot: dt.date,
+    run_id: str,
+    *,
+    notes: list[str] | None = None,
+) -> int:
+    """Fit BG/NBD and Gamma-Gamma on all history before ``snapshot`` (weekly time unit) and
+    write each customer's P(alive), expected purchases and 52-week revenue CLV (10 % a year
+    discount, margin 1) into ``customer_scores`` under model ``bgnbd_gg``.
+
+    A base that cannot identify the models (e.g. no repeat buyers) writes no scores; the
+    reason is added to ``notes`` and warned, the run itself goes on.
+    """
+    from segflow.models import (
+        BetaGeoModel,
+        GammaGammaModel,
+        btyd_summary,
+        compress,
+        score_customers,
+        write_scores,
+    )
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            summary = btyd_summary(transactions, calibration_end=snapshot, time_unit="W").cache()
+            model = BetaGeoModel().fit(compress(summary))
+            spend = GammaGammaModel().fit(compress(summary, ("x", "monetary_value")))
+            scores = score_customers(
+                summary, model, horizon=CLV_HORIZON_WEEKS, time_unit="W", spend_model=spend,
+                annual_discount_rate=CLV_ANNUAL_DISCOUNT_RATE,
+            )
+            n = write_scores(store, scores, snapshot_date=snapshot, model=CLV_MODEL, run_id=run_id)
+        except SegflowError as exc:
+            message = f"no CLV scores at {snapshot}: {exc}"
+            warnings.warn(message, UserWarning, stacklevel=2)
+            if notes is not None:
+                notes.append(message)
+            return 0
+    if notes is not None:
+        notes.extend(str(w.message) for w in caught)
+    return n
 
 
 def _write_run(

@@ -71,3 +71,37 @@ def quarantine_reasons(store: Store) -> pd.DataFrame:
         .order_by([ibis.desc("rows"), "source", "rule"])
         .execute()
     )
+
+
+def value_by_segment(store: Store, scheme: str, snapshot: dt.date, model: str = "bgnbd_gg") -> pd.DataFrame:
+    """Per segment of ``scheme`` at ``snapshot``: customers, mean P(alive), expected purchases
+    and predicted CLV (sum, mean and share) from the customer scores of ``model`` written at
+    the same snapshot. Customers without a score (no purchase before the snapshot) count as
+    customers but add no value."""
+    a = store.table("segment_assignments")
+    a = a.filter((a.scheme == scheme) & (a.snapshot_date == snapshot))
+    s = store.table("customer_scores")
+    s = s.filter((s.snapshot_date == snapshot) & (s.model == model))
+    wide = s.group_by("customer_id").agg(
+        p_alive=s.value.max(where=s.score == "p_alive"),
+        expected_purchases=s.value.max(where=s.score == "expected_purchases"),
+        clv=s.value.max(where=s.score == "clv"),
+    )
+    joined = a.left_join(wide, a.customer_id == wide.customer_id)
+    out = (
+        joined.group_by("segment")
+        .agg(
+            segment_rank=_.segment_rank.min(),
+            customers=_.count(),
+            mean_p_alive=_.p_alive.mean(),
+            expected_purchases=_.expected_purchases.sum().fill_null(0.0),
+            clv=_.clv.sum().fill_null(0.0),
+        )
+        .execute()
+    )
+    total = float(out["clv"].sum())
+    out["mean_clv"] = out["clv"] / out["customers"]
+    out["clv_share"] = out["clv"] / total if total else 0.0
+    out = out.sort_values(["segment_rank", "customers", "segment"], ascending=[True, False, True])
+    return out[["segment", "segment_rank", "customers", "mean_p_alive", "expected_purchases",
+                "clv", "mean_clv", "clv_share"]].reset_index(drop=True)

@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import pandas as pd
 
-from segflow.report._queries import quarantine_reasons, reconciliation, segment_sizes
+from segflow.report._queries import (
+    quarantine_reasons,
+    reconciliation,
+    segment_sizes,
+    value_by_segment,
+)
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -181,8 +186,90 @@ def migration_section(project: Project) -> Section:
             continue
         matrix = project.transitions(scheme, dates[-2], dates[-1])
         section.blocks.append(_h3(f"Scheme {scheme}: {dates[-2]} → {dates[-1]}"))
+        summary = matrix.summary()
+        section.blocks.append(_note(", ".join(f"{k}: {_fmt(v)}" for k, v in summary.items())))
         section.blocks.append(figure_html(matrix.sankey()))
         section.blocks.append(figure_html(matrix.figure()))
+        section.blocks.append(figure_html(matrix.net_flow_figure()))
+        section.blocks.extend(_history_blocks(project, scheme, dates))
+    return section
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 1 else f"{value:,.0f}"
+    return str(value)
+
+
+def _history_blocks(project: Project, scheme: str, dates: list[dt.date]) -> list[str]:
+    """Alluvial over the last snapshots and a Markov forecast of the segment mix."""
+    from segflow.migration import MarkovChain, pooled_transition_matrix
+    from segflow.viz import forecast_chart
+
+    assignments = project.store.table("segment_assignments")
+    blocks = []
+    if len(dates) > 2:
+        recent = pooled_transition_matrix(assignments, scheme=scheme, start=dates[-6:][0], end=dates[-1])
+        blocks.append(_h3(f"Alluvial over the last {len(dates[-6:])} snapshots"))
+        blocks.append(figure_html(recent.alluvial()))
+    pooled = pooled_transition_matrix(assignments, scheme=scheme, start=dates[max(0, len(dates) - 13)], end=dates[-1])
+    chain = MarkovChain().fit(pooled)
+    sizes = segment_sizes(project.store, scheme, dates[-1]).set_index("segment")["customers"]
+    mix = sizes.reindex(chain.states_).fillna(0.0)
+    forecast = chain.forecast(mix, 6)
+    blocks.append(_h3(f"Markov forecast of the {scheme} mix, 6 periods ahead (pooled over the last 12 transitions)"))
+    blocks.append(figure_html(forecast_chart(forecast, title=f"{scheme}: forecast segment mix")))
+    return blocks
+
+
+def value_section(project: Project) -> Section:
+    from segflow.pipeline import CLV_ANNUAL_DISCOUNT_RATE, CLV_HORIZON_WEEKS, CLV_MODEL
+
+    section = Section(
+        "value",
+        "Predicted value",
+        f"BG/NBD + Gamma-Gamma fitted on all history before the latest snapshot (weekly unit): "
+        f"P(alive), expected purchases and revenue CLV over the next {CLV_HORIZON_WEEKS:.0f} weeks, "
+        f"discounted at {CLV_ANNUAL_DISCOUNT_RATE:.0%} a year. See docs/models.md.",
+    )
+    rows = project.store.raw.execute(
+        "SELECT max(snapshot_date) FROM customer_scores WHERE model = ?", [CLV_MODEL]
+    ).fetchone()
+    if rows[0] is None:
+        section.blocks.append(_note("No CLV scores stored (see the run's notes)."))
+        return section
+    for scheme in project.schemes():
+        if rows[0] not in project.snapshot_dates(scheme):
+            continue
+        value = value_by_segment(project.store, scheme, rows[0], CLV_MODEL)
+        section.blocks.append(_h3(f"Scheme {scheme} at {rows[0]}"))
+        section.blocks.append(
+            table_html(value, percent=("mean_p_alive", "clv_share"), money=("clv", "mean_clv"))
+        )
+    return section
+
+
+def campaigns_section(project: Project) -> Section:
+    from segflow.campaigns import campaign_reports
+
+    section = Section(
+        "campaigns",
+        "Campaigns",
+        "Lift of each campaign with a control arm: purchase rate and revenue in the 30 days after "
+        "exposure, treatment vs control, by segment before the campaign (Newcombe intervals for "
+        "rates, Welch for revenue, Holm-adjusted p-values), and its migration lift. See docs/campaigns.md.",
+    )
+    schemes = project.schemes()
+    if project.store.raw.execute("SELECT count(*) FROM campaign_exposures").fetchone()[0] == 0 or not schemes:
+        section.blocks.append(_note("No campaign exposures in the store."))
+        return section
+    scheme = "lifecycle" if "lifecycle" in schemes else schemes[0]
+    for report in campaign_reports(project.store, scheme):
+        section.blocks.append(_h3(f"{report.campaign_id} by {scheme} segment ({report.start:%Y-%m-%d} … {report.end:%Y-%m-%d})"))
+        for note in report.notes:
+            section.blocks.append(_note(note))
+        for fig in report.figures().values():
+            section.blocks.append(figure_html(fig))
     return section
 
 
@@ -191,6 +278,8 @@ SECTIONS: list[Callable[[Project], Section]] = [
     quality_section,
     segments_section,
     migration_section,
+    value_section,
+    campaigns_section,
 ]
 
 
