@@ -210,7 +210,11 @@ def score_clv(
         warnings.simplefilter("always")
         try:
             summary = btyd_summary(transactions, calibration_end=snapshot, time_unit="W").cache()
-            model = BetaGeoModel().fit(compress(summary))
+            triples = compress(summary)
+            # Customers whose first purchase is on the last day before the snapshot have
+            # T = 0: their likelihood is 1 whatever the parameters, so leaving them out of the
+            # fit is exact. They are still scored.
+            model = BetaGeoModel().fit(triples[triples["T"] > 0])
             spend = GammaGammaModel().fit(compress(summary, ("x", "monetary_value")))
             scores = score_customers(
                 summary, model, horizon=CLV_HORIZON_WEEKS, time_unit="W", spend_model=spend,
@@ -224,7 +228,7 @@ def score_clv(
                 notes.append(message)
             return 0
     if notes is not None:
-        notes.extend(str(w.message) for w in caught)
+        notes.extend(str(w.message) for w in caught if issubclass(w.category, UserWarning))
     return n
 
 
