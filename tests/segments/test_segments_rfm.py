@@ -114,3 +114,15 @@ def test_bad_bins_and_missing_feature():
         rfm_scores(df, bins=1)
     with pytest.raises(SegflowError, match="monetary"):
         rfm_scores(df.drop("monetary"))
+
+
+def test_rules_over_rfm_scores_reproduce_the_grid():
+    df = _features(300, seed=5)
+    table = ibis.memtable(df)
+    champions = SchemeSettings(name="c", kind="rules", default="other", rules=[
+        {"segment": "champ", "when": "r_score >= 4 and fm_score >= 4"}])
+    got = assign(champions, table).to_pandas().set_index("customer_id").segment
+    named = assign(SchemeSettings(name="rfm", kind="rfm"), table).to_pandas()
+    named = named.set_index("customer_id").segment
+    assert ((got == "champ") == (named == "Champions")).all()
+    assert (got == "champ").sum() > 10

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import ibis
@@ -20,6 +21,9 @@ from segflow.segments._buckets import (
 )
 from segflow.segments._rfm import RFM_SEGMENT_ORDER, rank_expr, rfm_scores, rfm_segment_expr
 from segflow.segments._rules import compile_rules
+
+#: Rules naming an RFM score get the scores of :func:`rfm_scores` (5 bins) added first.
+_SCORES = re.compile(r"\b(?:r|f|m|fm)_score\b")
 
 #: Separator of parent and child segment names in nested schemes ("loyalists / top 10%").
 NEST_SEPARATOR = " / "
@@ -133,6 +137,8 @@ def _flat(
         if not scheme.rules:
             raise SegflowError(f"scheme {scheme.name!r} (kind 'rules') has no rules")
         pairs = [(r.segment, r.when) for r in scheme.rules]
+        if "r_score" not in features.columns and any(_SCORES.search(w) for _, w in pairs):
+            features = rfm_scores(features, bins=5, group_by=group_by)
         segment = compile_rules(pairs, features, default=scheme.default)
         order = _rule_order(scheme.rules, scheme.default) if scheme.ordered else None
         return _label(features, segment, order)
