@@ -298,9 +298,10 @@ def _season(buys: pd.DataFrame) -> dict[str, object]:
     counts = q.value_counts()
     peak = min(k for k, v in counts.items() if v == counts.max())
     share = counts[peak] / counts.sum()
-    years = set(orders["ts"].dt.year)
-    years_peak = set(orders.loc[q == peak, "ts"].dt.year)
-    flag = len(years) >= 2 and years_peak == years and share >= 0.5
+    year = orders["ts"].dt.year
+    per_year = pd.DataFrame({"all": year.value_counts(), "peak": year[q == peak].value_counts()})
+    per_year = per_year.fillna(0)
+    flag = len(per_year) >= 2 and bool((2 * per_year["peak"] >= per_year["all"]).all())
     return {"peak_quarter": peak, "peak_quarter_share": share, "same_season_flag": flag}
 
 

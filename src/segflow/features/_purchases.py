@@ -174,10 +174,14 @@ def seasonality_features(orders: ibis.Table) -> ibis.Table:
         peak_quarter_share=safe_ratio(ranked._orders, ranked._total),
     )
     joined = yq.join(peak, "customer_id")
-    years = joined.group_by("customer_id").aggregate(
-        _years=joined._year.nunique(),
-        _years_peak=joined._year.nunique(where=joined._q == joined.peak_quarter),
+    per_year = joined.group_by(["customer_id", "_year"]).aggregate(
+        _total=joined._orders.sum(),
+        _in_peak=joined._orders.sum(where=joined._q == joined.peak_quarter),
+    )
+    year_ok = (per_year._in_peak.fill_null(0) * 2 >= per_year._total).cast("int64")
+    years = per_year.group_by("customer_id").aggregate(
+        _years=per_year.count(), _years_ok=year_ok.sum()
     )
     out = peak.join(years, "customer_id")
-    flag = (out._years >= 2) & (out._years_peak == out._years) & (out.peak_quarter_share >= 0.5)
+    flag = (out._years >= 2) & (out._years_ok == out._years)
     return out.select("customer_id", "peak_quarter", "peak_quarter_share", same_season_flag=flag)

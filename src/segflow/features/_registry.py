@@ -107,8 +107,8 @@ _ALL: tuple[Feature, ...] = (
     _F("peak_quarter_share", "share 0-1", "Share of all orders (all history) in the peak quarter.",
        "seasonality"),
     _F("same_season_flag", "flag",
-       "Bought in at least 2 calendar years, in the peak quarter in every one of them, with at "
-       "least half of all orders in that quarter (all history).", "seasonality", "boolean"),
+       "Bought in at least 2 calendar years and, in every one of them, placed at least half of "
+       "that year's orders in the peak quarter (all history).", "seasonality", "boolean"),
     # -- web behaviour -------------------------------------------------------------------
     _F("visits_90d", "sessions",
        "Web/app sessions in the 90 days before s (distinct session_id; events without one "

@@ -30,8 +30,8 @@ LIFECYCLE_BUCKETS: tuple[Bucket, ...] = (
     Bucket("prospects", "recency_days is null", "Known customers who have never purchased."),
     Bucket("inactive", "recency_days > 365", "No purchase in the 365 days before the snapshot."),
     Bucket("seasonal", "same_season_flag",
-           "Buy in the same calendar quarter year after year (>= 2 years, at least half of "
-           "their orders in that quarter), and bought in the last 365 days."),
+           "Buy in the same calendar quarter year after year (>= 2 years, each with at least "
+           "half of its orders in that quarter), and bought in the last 365 days."),
     Bucket("one-time", "orders_total = 1", "Exactly one order so far, in the last 365 days."),
     Bucket("two-time", "orders_total = 2", "Exactly two orders so far; active."),
     Bucket("loyalists", "frequency_12m >= 2",
