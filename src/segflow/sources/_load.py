@@ -104,11 +104,17 @@ def classify(
     free = f"v._rule IS NULL AND v._row NOT IN (SELECT _row FROM {x})"
     # 1. exact duplicates within the load: identical canonical values (order lines: raw line)
     cols = ["_raw"] if rollup else [f"v_{c}" for c in present]
+    # A 64-bit hash narrows the candidates cheaply; the exact comparison decides.
+    cand = out + "_cand"
+    con.execute(f"""CREATE TEMP TABLE {cand} AS SELECT * FROM {val} WHERE _rule IS NULL
+        AND hash({', '.join(cols)}) IN (SELECT hash({', '.join(cols)}) AS _h FROM {val}
+                                        WHERE _rule IS NULL GROUP BY _h HAVING count(*) > 1)""")
     con.execute(f"""INSERT INTO {x} SELECT v._row, 'duplicate', g._first, NULL, NULL, NULL
-        FROM {val} v JOIN (SELECT {', '.join(cols)}, min(_row) AS _first FROM {val}
-                           WHERE _rule IS NULL GROUP BY ALL HAVING count(*) > 1) g
+        FROM {cand} v JOIN (SELECT {', '.join(cols)}, min(_row) AS _first FROM {cand}
+                            GROUP BY ALL HAVING count(*) > 1) g
           ON {_eq(cols, 'v', 'g')}
-        WHERE v._rule IS NULL AND v._row <> g._first""")
+        WHERE v._row <> g._first""")
+    con.execute(f"DROP TABLE {cand}")
     # 2. same key, different values, within the load: keep the first, quarantine the others
     if key and not rollup:
         kl = lit(key)
@@ -167,11 +173,14 @@ def _seen(con, source, val, x, staged: Staged | None) -> None:
     """Rows failing a rule, identical to a row already quarantined from the source."""
     if staged is None or not _has_rows(con, "quarantine", source):
         return
-    con.execute(f"""INSERT INTO {x} SELECT v._row, 'seen', NULL, NULL, NULL, NULL
-        FROM {val} v JOIN {staged.table} s ON s._row = v._row
-        JOIN (SELECT DISTINCT raw_row, rule FROM main.quarantine WHERE source = {lit(source.name)}) qq
-          ON qq.raw_row = {raw_json(staged, 's')} AND qq.rule = v._rule
+    failed = x + "_f"
+    con.execute(f"""CREATE TEMP TABLE {failed} AS SELECT v._row, v._rule FROM {val} v
         WHERE v._rule IS NOT NULL AND v._row NOT IN (SELECT _row FROM {x})""")
+    con.execute(f"""INSERT INTO {x} SELECT f._row, 'seen', NULL, NULL, NULL, NULL
+        FROM {failed} f JOIN {staged.table} s ON s._row = f._row
+        JOIN (SELECT DISTINCT raw_row, rule FROM main.quarantine WHERE source = {lit(source.name)}) qq
+          ON qq.raw_row = {raw_json(staged, 's')} AND qq.rule = f._rule""")
+    con.execute(f"DROP TABLE {failed}")
 
 
 def rollup_orders(
@@ -240,10 +249,14 @@ def write(
         exprs = [f"v_{c}" for c in canon]
         con.execute(f"""INSERT INTO main.{table} ({target}) SELECT {', '.join(exprs)},
             {lineage.format(row='_row')} FROM {cls} WHERE _status IN ('accepted', 'replace')""")
+    # the (few) quarantined rows first, then their raw content from the staged source
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {cls}_q AS SELECT _row, _rule, _reason, _column
+        FROM {cls} WHERE _status = 'quarantined'""")
     con.execute(
         f"""INSERT INTO main.quarantine SELECT {src}, {label}, c._row, {raw_json(staged, 's')},
-        c._rule, c._reason, c._column, {load}, ? FROM {cls} c JOIN {staged.table} s
-        ON s._row = c._row WHERE c._status = 'quarantined'""", [now])
+        c._rule, c._reason, c._column, {load}, ? FROM {cls}_q c JOIN {staged.table} s
+        ON s._row = c._row""", [now])
+    con.execute(f"DROP TABLE {cls}_q")
     if staged.rejects:
         rej_seen = f"""EXISTS (SELECT 1 FROM main.quarantine qq WHERE qq.source = {src}
             AND qq.rule = 'malformed_row' AND qq.raw_row = r.raw_row AND qq.load_id <> {load})"""
@@ -296,10 +309,15 @@ def _release(con, source: SourceSettings, staged: Staged, cls: str, counts: Load
 def _flags(con, flag_list, cls: str, src: str, label: str, load: str, counts: LoadCounts) -> None:
     """Record accepted rows with a noted issue in ``ingest_flags``; warn with the first one."""
     con.execute(FLAGS_DDL)
-    for rule, cond, column, value in flag_list:
-        con.execute(f"""INSERT INTO main.ingest_flags SELECT {src}, {label}, _row, {lit(rule)},
-            {lit(column)}, CAST({value} AS VARCHAR), {load} FROM {cls}
-            WHERE _status IN ('accepted', 'replace') AND ({cond})""")
+    if flag_list:  # one scan picks the rows with any flag; each flag then reads only those
+        cand = f"{cls}_fl"
+        any_flag = " OR ".join(f"({cond})" for _, cond, _, _ in flag_list)
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {cand} AS SELECT * FROM {cls}
+            WHERE _status IN ('accepted', 'replace') AND ({any_flag})""")
+        for rule, cond, column, value in flag_list:
+            con.execute(f"""INSERT INTO main.ingest_flags SELECT {src}, {label}, _row, {lit(rule)},
+                {lit(column)}, CAST({value} AS VARCHAR), {load} FROM {cand} WHERE {cond}""")
+        con.execute(f"DROP TABLE {cand}")
     rows = con.execute(
         f"""SELECT rule, count(*), min(row_number), arg_min(column_name, row_number)
         FROM main.ingest_flags WHERE load_id = {load} GROUP BY rule ORDER BY rule""").fetchall()

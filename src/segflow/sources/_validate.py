@@ -341,8 +341,10 @@ def flags(source: SourceSettings, specs: dict[str, Spec]) -> list[tuple[str, str
     if source.formulas == "flag":
         for c in specs:
             if ctypes[c] == "VARCHAR":
+                # a cheap first-character test keeps the regular expression off most rows
                 out.append(("formula_in_text",
-                            f"coalesce(regexp_matches(v_{c}, {lit(_FORMULA_RE)}), false)",
+                            f"coalesce(left(v_{c}, 1) IN ('=', '@', '+', '-') AND "
+                            f"regexp_matches(v_{c}, {lit(_FORMULA_RE)}), false)",
                             specs[c].label, f"v_{c}"))
     return out
 
