@@ -92,7 +92,9 @@ def compute_assignments(
     features = customer_features(tables, snapshot, window_days=settings.rfm.window_days)
     # Materialise once: every downstream execute would otherwise recompute the features.
     features = features.cache()
-    assignments = {scheme.name: assign(scheme, features, store=store) for scheme in schemes}
+    assignments = {
+        scheme.name: assign(scheme, features, store=store, schemes=schemes) for scheme in schemes
+    }
     return features, assignments
 
 
