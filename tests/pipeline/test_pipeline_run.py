@@ -6,6 +6,8 @@ import datetime as dt
 import re
 
 import pandas as pd
+import pyarrow as pa
+import pytest
 
 
 def test_run_writes_assignments_for_every_snapshot_and_scheme(fixture_project):
@@ -70,3 +72,62 @@ def test_report_is_self_contained_and_has_the_sankey(fixture_project, tmp_path):
     page = text.replace(bundle.group(1), "")
     assert not re.search(r"""(src|href)\s*=\s*["']?https?://""", page)
     assert "cdn." not in page
+
+
+
+def test_unidentifiable_clv_is_a_note_not_a_failure(fixture_project):
+    # random purchases with no dropout: BG/NBD runs to a boundary; the run still lands
+    summary = fixture_project.run()
+    assert summary.scores_written == 0
+    assert any("no CLV scores" in note for note in summary.notes)
+    assert summary.assignments_written > 0
+
+
+def test_clv_stage_on_cdnow_matches_the_published_bgnbd(cdnow_dir, tmp_path):
+    """The run's CLV stage at snapshot 1997-10-01 (calibration = every day before it) gives
+    the P(alive) of the published BG/NBD fit (Fader, Hardie & Lee 2005: r=0.243,
+    alpha=4.414, a=0.793, b=2.426, weekly unit), computed here in closed form."""
+    import numpy as np
+
+    from segflow.datasets import load_cdnow
+    from segflow.project import Project
+
+    cdnow = load_cdnow(cdnow_dir / "CDNOW_sample.txt")
+    project = Project.init(
+        tmp_path / "cdnow",
+        toml_text='[periods]\ngranularity = "dates"\ndates = [1997-10-01]\n'
+        '[[schemes]]\nname = "rfm"\nkind = "rfm"\n',
+    )
+    project.store.append("transactions", pa.table({
+        "transaction_id": [str(i) for i in range(len(cdnow))],
+        "customer_id": cdnow["customer_id"].astype(str),
+        "ts": pd.to_datetime(cdnow["date"]).astype("datetime64[us]"),
+        "amount": cdnow["amount"].astype(float),
+    }))
+    summary = project.run()
+    assert summary.scores_written > 0, summary.notes
+    got = project.store.raw.execute(
+        "SELECT customer_id, value FROM customer_scores WHERE score = 'p_alive'"
+    ).df().set_index("customer_id")["value"]
+
+    cal = cdnow[pd.to_datetime(cdnow["date"]) < pd.Timestamp("1997-10-01")]
+    days = cal.groupby("customer_id")["date"].agg(["min", "max", "nunique"])
+    x = days["nunique"] - 1
+    t_x = (pd.to_datetime(days["max"]) - pd.to_datetime(days["min"])).dt.days / 7
+    T = (pd.Timestamp("1997-09-30") - pd.to_datetime(days["min"])).dt.days / 7
+    r, alpha, a, b = 0.243, 4.414, 0.793, 2.426
+    ratio = np.where(x > 0, a / (b + x - 1) * ((alpha + T) / (alpha + t_x)) ** (r + x), 0.0)
+    expected = pd.Series(1 / (1 + ratio), index=days.index)
+    assert len(got) == 2357
+    diff = (got.reindex(expected.index) - expected).abs()
+    assert diff.max() < 5e-3, diff.sort_values().tail()
+
+    # the report's value by segment adds up to the customer scores
+    from segflow.report._queries import value_by_segment
+
+    value = value_by_segment(project.store, "rfm", dt.date(1997, 10, 1))
+    clv = project.store.raw.execute("SELECT sum(value) FROM customer_scores WHERE score = 'clv'").fetchone()[0]
+    assert value["clv"].sum() == pytest.approx(clv)
+    assert value["customers"].sum() == 2357
+    project.close()
+
