@@ -78,11 +78,14 @@ class Project:
         return f"Project({str(self.directory)!r}, store={self.settings.project.store!r})"
 
     # -- stages --------------------------------------------------------------------------
-    def ingest(self, *, progress: Any = None) -> Any:
-        """Read every source into the canonical tables; returns the reconciliation report."""
+    def ingest(self, *, progress: Any = None, force: bool = False, now: dt.datetime | None = None) -> Any:
+        """Read every source into the canonical tables; returns the reconciliation report.
+
+        ``force`` reloads files whose content was loaded before; ``now`` is the load time
+        (tz-naive UTC) that the ``future_date`` rule compares with (default: the clock)."""
         from segflow.sources import ingest
 
-        return ingest(self.store, self.settings, self.directory, progress=progress)
+        return ingest(self.store, self.settings, self.directory, progress=progress, force=force, now=now)
 
     def run(self, *, engine: str = "duckdb", progress: ProgressFn | None = None) -> RunSummary:
         """Features and segment assignments for every snapshot date and scheme."""
