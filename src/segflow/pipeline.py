@@ -25,6 +25,9 @@ from segflow.engine import Engine, connect, snapshot_dates
 from segflow.errors import SegflowError
 from segflow.store import CANONICAL_TABLES, Store
 
+#: Table where a run stages its assignments before moving them in one transaction.
+STAGING = "_staging_assignments"
+
 #: A progress callback: (stage description, steps done, steps total).
 ProgressFn = Callable[[str, int, int], None]
 
@@ -137,7 +140,11 @@ def run_pipeline(
         eng = connect(store, engine)  # type: ignore[arg-type]
         try:
             tables = canonical_tables(eng)
-            batches: list[pa.Table] = []
+            # Assignments are staged in the store as they are computed (bounded memory) and
+            # moved into segment_assignments in one transaction at the end (atomic run).
+            store.raw.execute(
+                f"CREATE OR REPLACE TABLE {STAGING} AS SELECT * FROM segment_assignments LIMIT 0"
+            )
             latest_features: pa.Table | None = None
             start = time.perf_counter()
             for i, snapshot in enumerate(dates):
@@ -147,8 +154,8 @@ def run_pipeline(
                     tables, snapshot, schemes, settings=settings, store=store
                 )
                 for scheme in schemes:
-                    batches.append(
-                        _assignment_rows(assignments[scheme.name], scheme, snapshot, run_id)
+                    store.append(
+                        STAGING, _assignment_rows(assignments[scheme.name], scheme, snapshot, run_id)
                     )
                 if i == len(dates) - 1:
                     latest_features = features.to_pyarrow()
@@ -157,7 +164,7 @@ def run_pipeline(
             seconds["features_and_segments"] = time.perf_counter() - start
 
             start = time.perf_counter()
-            written = _write_run(store, batches, latest_features, dates[-1] if dates else None)
+            written = _write_run(store, latest_features, dates[-1] if dates else None)
             seconds["write"] = time.perf_counter() - start
 
             notes: list[str] = []
@@ -234,28 +241,21 @@ def score_clv(
     return n
 
 
-def _write_run(
-    store: Store,
-    batches: list[pa.Table],
-    latest_features: pa.Table | None,
-    latest: dt.date | None,
-) -> int:
-    written = 0
+def _write_run(store: Store, latest_features: pa.Table | None, latest: dt.date | None) -> int:
+    """Move the staged assignments into ``segment_assignments`` (replacing the same scheme
+    and snapshot date) and the latest features into ``customer_features``, in one transaction."""
     with store.transaction() as con:
-        for batch in batches:
-            if batch.num_rows == 0:
-                continue
-            scheme = batch["scheme"][0].as_py()
-            snapshot = batch["snapshot_date"][0].as_py()
-            con.execute(
-                "DELETE FROM segment_assignments WHERE scheme = ? AND snapshot_date = ?",
-                [scheme, snapshot],
-            )
-            written += store.append("segment_assignments", batch, con=con)
+        con.execute(
+            f"DELETE FROM segment_assignments WHERE (scheme, snapshot_date) IN "
+            f"(SELECT DISTINCT scheme, snapshot_date FROM {STAGING})"
+        )
+        con.execute(f"INSERT INTO segment_assignments SELECT * FROM {STAGING}")
+        written = int(con.execute(f"SELECT count(*) FROM {STAGING}").fetchone()[0])
         if latest_features is not None:
             n = latest_features.num_rows
             features = latest_features.append_column(
                 "snapshot_date", pa.array([latest] * n, pa.date32())
             )
             store.replace("customer_features", features, con=con)
+        con.execute(f"DROP TABLE {STAGING}")
     return written
