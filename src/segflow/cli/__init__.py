@@ -6,6 +6,8 @@ command tree. Every command has ``--help``.
 
 from __future__ import annotations
 
+import warnings
+
 import typer
 
 from segflow.cli import _common
@@ -24,6 +26,8 @@ def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of short errors."),
 ) -> None:
     _common.STATE["debug"] = debug
+    if not debug:
+        warnings.showwarning = _common.show_warning
 
 
 def _register_all() -> None:

@@ -41,6 +41,11 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Print a warning as one line on stderr (data policies warn with counts)."""
+    console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+
 def print_json(payload: Any) -> None:
     """Print a JSON document on stdout (dates and numpy numbers are converted)."""
     sys.stdout.write(json.dumps(payload, indent=2, default=_json_default) + "\n")
