@@ -80,6 +80,39 @@ def resolve_snapshot_dates(store: Store, settings: Settings) -> list[dt.date]:
     )
 
 
+def required_feature_groups(
+    tables: dict[str, ibis.Table], schemes: Sequence[SchemeSettings], *, settings: Settings
+) -> set[str] | None:
+    """The feature groups the schemes read, or ``None`` for all of them.
+
+    A group is needed when a scheme's assignment cannot be built on an unbound features
+    table that lacks that group's columns (Ibis resolves column references when the
+    expression is built, and the rule compiler rejects unknown features). Cluster schemes,
+    whose features are chosen when they are fitted, need every group.
+    """
+    import ibis.common.exceptions as ibis_errors
+
+    from segflow.features import FEATURES, customer_features
+    from segflow.segments import assign
+
+    if any(scheme.kind == "cluster" for scheme in schemes):
+        return None
+    schema = customer_features(
+        tables, dt.date(2000, 1, 1), window_days=settings.rfm.window_days
+    ).schema()
+    all_groups = {f.group for f in FEATURES.values()} - {"id"}
+    needed = {"rfm"}  # the customer base and recency: always computed
+    for group in sorted(all_groups - needed):
+        kept = {n: t for n, t in schema.items() if n not in FEATURES or FEATURES[n].group != group}
+        unbound = ibis.table(kept, name="segflow_features")
+        try:
+            for scheme in schemes:
+                assign(scheme, unbound, schemes=schemes)
+        except (AttributeError, SegflowError, ibis_errors.IbisError):
+            needed.add(group)
+    return needed
+
+
 def compute_assignments(
     tables: dict[str, ibis.Table],
     snapshot: dt.date,
@@ -87,12 +120,16 @@ def compute_assignments(
     *,
     settings: Settings,
     store: Store | None = None,
+    groups: set[str] | None = None,
 ) -> tuple[ibis.Table, dict[str, ibis.Table]]:
-    """Features at ``snapshot`` and the assignments of every scheme (lazy Ibis tables)."""
+    """Features at ``snapshot`` (of ``groups``, default all) and the assignments of every
+    scheme (lazy Ibis tables)."""
     from segflow.features import customer_features
     from segflow.segments import assign
 
-    features = customer_features(tables, snapshot, window_days=settings.rfm.window_days)
+    features = customer_features(
+        tables, snapshot, window_days=settings.rfm.window_days, groups=groups
+    )
     # Materialise once: every downstream execute would otherwise recompute the features.
     features = features.cache()
     assignments = {
@@ -125,8 +162,13 @@ def run_pipeline(
     *,
     engine: str = "duckdb",
     progress: ProgressFn | None = None,
+    all_features: bool = False,
 ) -> RunSummary:
     """Compute features and segment assignments for every snapshot date and scheme.
+
+    ``all_features=True`` computes every feature at every snapshot; by default snapshots
+    before the latest compute only the feature groups the schemes read (same assignments,
+    less work).
 
     Assignments replace earlier ones for the same (scheme, snapshot date), so a re-run is
     idempotent. All writes of a run land in one transaction. The latest snapshot's features
@@ -147,11 +189,15 @@ def run_pipeline(
             )
             latest_features: pa.Table | None = None
             start = time.perf_counter()
+            # Earlier snapshots compute only the feature groups the schemes read; the latest
+            # computes every feature (kept in customer_features for profiles and the report).
+            groups = None if all_features else required_feature_groups(tables, schemes, settings=settings)
             for i, snapshot in enumerate(dates):
                 if progress:
                     progress(f"snapshot {snapshot}", i, len(dates))
                 features, assignments = compute_assignments(
-                    tables, snapshot, schemes, settings=settings, store=store
+                    tables, snapshot, schemes, settings=settings, store=store,
+                    groups=None if i == len(dates) - 1 else groups,
                 )
                 for scheme in schemes:
                     store.append(

@@ -131,3 +131,25 @@ def test_clv_stage_on_cdnow_matches_the_published_bgnbd(cdnow_dir, tmp_path):
     assert value["customers"].sum() == 2357
     project.close()
 
+
+
+def test_feature_groups_the_schemes_need_give_the_same_assignments(fixture_project):
+    from segflow.engine import connect
+    from segflow.pipeline import (
+        canonical_tables,
+        required_feature_groups,
+        resolve_schemes,
+        run_pipeline,
+    )
+
+    schemes = resolve_schemes(fixture_project.settings)
+    tables = canonical_tables(connect(fixture_project.store))
+    # rfm, lifecycle (its seasonal bucket), value tiers and the rules read only these groups
+    assert required_feature_groups(tables, schemes, settings=fixture_project.settings) == {
+        "rfm", "seasonality"}
+    query = "SELECT * EXCLUDE (run_id) FROM segment_assignments ORDER BY ALL"
+    run_pipeline(fixture_project.store, fixture_project.settings, all_features=True)
+    every = fixture_project.store.raw.execute(query).df()
+    run_pipeline(fixture_project.store, fixture_project.settings)
+    needed = fixture_project.store.raw.execute(query).df()
+    assert len(every) > 0 and every.equals(needed)
