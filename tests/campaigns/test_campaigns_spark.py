@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import shutil
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+from tests._engines import require_spark
 
 from segflow.campaigns import campaign_report
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 
-def _spark_reason() -> str | None:
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        return "pyspark is not installed (pip install 'segflow[spark]')"
-    if shutil.which("java") is None:
-        return "no Java runtime on PATH (apt-get install openjdk-17-jre-headless)"
-    return None
-
 
 def test_campaign_report_on_spark_equals_duckdb(campaign_store):
-    reason = _spark_reason()
-    if reason:
-        pytest.skip(reason)
+    require_spark()
     from segflow.engine import Engine
 
     store = campaign_store.store

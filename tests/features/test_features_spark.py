@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
+from tests._engines import require_spark
 from tests.features._fixture import S, assert_same_features, make_tables, to_store
 
 from segflow.features import REQUIRED_TABLES, customer_features
@@ -14,9 +13,7 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 
 def test_spark_features_equal_duckdb_features():
-    pytest.importorskip("pyspark", reason="pyspark is not installed (segflow[spark])")
-    if shutil.which("java") is None:
-        pytest.skip("no Java runtime on PATH (apt-get install openjdk-17-jre-headless)")
+    require_spark()
     from segflow.engine import connect
 
     store = Store(":memory:")

@@ -7,12 +7,11 @@ identical by hand; they share these building blocks.
 
 from __future__ import annotations
 
-import shutil
-
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tests._engines import require_spark
 from tests.migration._migration_fixtures import (
     DATES,
     make_store,
@@ -28,9 +27,7 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory):
-    pytest.importorskip("pyspark", reason="pyspark (the spark extra) is not installed")
-    if shutil.which("java") is None:
-        pytest.skip("no Java runtime for Spark")
+    require_spark()
     from segflow.engine._connect import _spark_backend
 
     frame, tx = random_assignments(n=200), random_transactions(n_customers=200, n=1000)

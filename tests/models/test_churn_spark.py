@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 
 import pandas as pd
 import pytest
+from tests._engines import require_spark
 from tests.models.test_churn_synth import synth_transactions, to_arrow
 
 from segflow.models._churn_data import (
@@ -19,14 +19,6 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 SNAPSHOTS = [dt.date(2023, 6, 1), dt.date(2023, 9, 1)]
 
-
-def _skip_without_spark() -> None:
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        pytest.skip("pyspark is not installed (pip install 'segflow[spark]')")
-    if shutil.which("java") is None:
-        pytest.skip("no Java runtime on PATH (apt-get install openjdk-17-jre-headless)")
 
 
 def _orders_features(transactions):
@@ -50,7 +42,7 @@ def _outputs(engine):
 
 
 def test_duckdb_and_spark_agree(memory_store):
-    _skip_without_spark()
+    require_spark()
     from segflow.engine import connect
 
     tx = synth_transactions(300, seed=8, end=dt.date(2024, 1, 1))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from tests._engines import require_spark
 
 from segflow.models import btyd_summary, compress
 from segflow.store import Store
@@ -33,9 +33,7 @@ def _log(n: int = 200, seed: int = 4) -> pa.Table:
 
 
 def test_spark_summary_equals_duckdb() -> None:
-    pytest.importorskip("pyspark", reason="pyspark is not installed (segflow[spark])")
-    if shutil.which("java") is None:
-        pytest.skip("no Java runtime on PATH (apt-get install openjdk-17-jre-headless)")
+    require_spark()
     from segflow.engine import connect
 
     store = Store(":memory:")

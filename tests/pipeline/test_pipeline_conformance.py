@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
+from tests._engines import require_spark
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
-
-def _spark_available() -> str | None:
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        return "pyspark is not installed (pip install 'segflow[spark]')"
-    if shutil.which("java") is None:
-        return "no Java runtime on PATH (apt-get install openjdk-17-jre-headless)"
-    return None
 
 
 def _assignments(project):
@@ -27,9 +17,7 @@ def _assignments(project):
 
 
 def test_duckdb_and_spark_give_identical_assignments_and_transitions(fixture_project):
-    reason = _spark_available()
-    if reason:
-        pytest.skip(reason)
+    require_spark()
     fixture_project.run(engine="duckdb")
     on_duckdb = _assignments(fixture_project)
     m_duckdb = fixture_project.transitions("rfm").to_pandas()

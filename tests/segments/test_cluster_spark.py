@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from tests._engines import require_spark
 
 from segflow.segments._cluster import GaussianMixtureSegmenter, KPrototypesSegmenter
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 
-def _spark_reason() -> str | None:
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        return "pyspark is not installed (pip install 'segflow[spark]')"
-    if shutil.which("java") is None:
-        return "no Java runtime on PATH (apt-get install openjdk-17-jre-headless)"
-    return None
-
 
 def test_engine_assignment_on_spark_equals_predict(tmp_path):
-    reason = _spark_reason()
-    if reason:
-        pytest.skip(reason)
+    require_spark()
     from segflow.engine import Engine
     from segflow.store import Store
 
