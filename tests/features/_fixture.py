@@ -188,7 +188,7 @@ def to_store(store, frames: dict[str, pd.DataFrame]) -> None:  # noqa: ANN001
     from segflow.store import CANONICAL_TABLES
 
     for name, frame in frames.items():
-        cols = CANONICAL_TABLES[name]
+        cols = [c for c in CANONICAL_TABLES[name] if c in frame.columns]
         arrow = pa.Table.from_pandas(frame[list(cols)], preserve_index=False)
         store.append(name, arrow)
 
@@ -210,7 +210,7 @@ def reference_features(
     tx = frames["transactions"]
     tx = tx[tx["ts"] < s].copy()
     tx["ret"] = (tx["is_return"] == True) | (tx["amount"] < 0)  # noqa: E712
-    tx["buy"] = ~tx["ret"] & (tx["amount"] > 0)
+    tx["buy"] = ~tx["ret"] & (tx["amount"] >= 0)  # a $0 line is a purchase occasion
     tx["key"] = tx["transaction_id"].where(
         tx["transaction_id"].notna(), tx["customer_id"] + "@" + tx["ts"].astype(str)
     )
@@ -247,7 +247,8 @@ def reference_features(
         r["tenure_days"] = _days(min(starts), s) if starts else None
         gross = wb["amount"].sum()
         n = r["frequency"]
-        r["avg_order_value"] = gross / n if n else None
+        paid = (wb.groupby("key")["amount"].sum() > 0).sum()  # spend averages: paid orders
+        r["avg_order_value"] = gross / paid if paid else None
         qty = wb["quantity"].dropna()
         r["basket_size"] = qty.sum() / n if n and len(qty) else None
         days = sorted({_days(pd.Timestamp("1970-01-01"), t) for t in wb["ts"]})
