@@ -109,7 +109,7 @@ def check_source(
         staged = stage(con, source, path, label, limit=n)
         specs = resolve(source, staged)
         present = validate(con, source, staged, specs, now=now, known_customers=None, out="_v")
-        classify(con, source, "_v", present, "_c", against_store=False)
+        classify(con, source, "_v", present, "_c", against_store=False, mapped=set(specs))
         return _report(con, source, staged, specs, label)
     finally:
         con.close()
