@@ -46,6 +46,7 @@ _SOURCES: tuple[tuple[str, str, str, dict[str, str]], ...] = (
             "category": "category",
             "channel": "channel",
             "promo_code": "promo_code",
+            "product_id": "product_id",
         },
     ),
     (
