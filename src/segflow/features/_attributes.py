@@ -1,10 +1,9 @@
-"""The customer base at a snapshot, customer attributes and pivoted survey answers."""
+"""The customer base at a snapshot and the customer attributes valid at it."""
 
 from __future__ import annotations
 
 import ibis
 
-from segflow.features._registry import SURVEY_QUESTIONS
 from segflow.features._window import Frame
 
 ATTRIBUTE_COLUMNS: tuple[str, ...] = (
@@ -68,25 +67,3 @@ def customer_base(records: ibis.Table, transactions: ibis.Table, frame: Frame) -
         .distinct()
     )
     return signed.union(bought, distinct=True)
-
-
-def survey_features(responses: ibis.Table, frame: Frame) -> ibis.Table:
-    """The latest answer before ``s`` to each question of :data:`SURVEY_QUESTIONS`, one column
-    per question (ties in ``ts``: the alphabetically last answer)."""
-    r = responses
-    question = r.question.lower().strip()
-    r = r.filter(
-        r.customer_id.notnull(),
-        r.ts.notnull(),
-        frame.before(r.ts),
-        question.isin(SURVEY_QUESTIONS),
-        r.answer.notnull(),
-    ).mutate(_q=question)
-    rn = ibis.row_number().over(
-        group_by=["customer_id", "_q"], order_by=[ibis.desc("ts"), ibis.desc("answer")]
-    )
-    r = r.mutate(_rn=rn)
-    latest = r.filter(r._rn == 0)
-    return latest.group_by("customer_id").aggregate(
-        **{q: latest.answer.cast("string").max(where=latest._q == q) for q in SURVEY_QUESTIONS}
-    )
