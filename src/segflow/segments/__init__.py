@@ -7,6 +7,11 @@ language, nested schemes, and (from the clustering modules) cluster schemes and 
 """
 
 from segflow.segments._assign import NEST_SEPARATOR, assign, builtin_schemes
+from segflow.segments._builtin_extra import (
+    category_breadth_scheme,
+    product_breadth_scheme,
+    psychographic_example_scheme,
+)
 from segflow.segments._buckets import (
     BROWSE_BUCKETS,
     BROWSE_DEFAULT,
@@ -70,12 +75,15 @@ __all__ = [
     "assign",
     "assign_cluster_scheme",
     "bootstrap_stability",
+    "category_breadth_scheme",
     "builtin_schemes",
     "choose_k",
     "compile_condition",
     "compile_rules",
     "fit_cluster_table",
+    "product_breadth_scheme",
     "profile_segments",
+    "psychographic_example_scheme",
     "quality_table",
     "rfm_scores",
     "rfm_segment_expr",
