@@ -7,11 +7,6 @@ language, nested schemes, and (from the clustering modules) cluster schemes and 
 """
 
 from segflow.segments._assign import NEST_SEPARATOR, assign, builtin_schemes
-from segflow.segments._builtin_extra import (
-    category_breadth_scheme,
-    product_breadth_scheme,
-    psychographic_example_scheme,
-)
 from segflow.segments._buckets import (
     BROWSE_BUCKETS,
     BROWSE_DEFAULT,
@@ -21,6 +16,11 @@ from segflow.segments._buckets import (
     Bucket,
     tier_names,
     value_tier_expr,
+)
+from segflow.segments._builtin_extra import (
+    category_breadth_scheme,
+    product_breadth_scheme,
+    psychographic_example_scheme,
 )
 from segflow.segments._cluster import (
     GaussianMixtureSegmenter,
