@@ -186,6 +186,7 @@ def migration_section(project: Project) -> Section:
             continue
         matrix = project.transitions(scheme, dates[-2], dates[-1])
         section.blocks.append(_h3(f"Scheme {scheme}: {dates[-2]} → {dates[-1]}"))
+        section.blocks.append(_note(_score_basis(project, scheme)))
         summary = matrix.summary()
         section.blocks.append(_note(", ".join(f"{k}: {_fmt(v)}" for k, v in summary.items())))
         section.blocks.append(figure_html(matrix.sankey()))
@@ -193,6 +194,17 @@ def migration_section(project: Project) -> Section:
         section.blocks.append(figure_html(matrix.net_flow_figure()))
         section.blocks.extend(_history_blocks(project, scheme, dates))
     return section
+
+
+def _score_basis(project: Project, scheme: str) -> str:
+    """Which kind of scheme a migration view shows (relative or fixed cut-offs)."""
+    from segflow.pipeline import resolve_schemes
+    from segflow.segments import builtin_schemes, score_basis
+
+    for candidate in [*resolve_schemes(project.settings), *builtin_schemes()]:
+        if candidate.name == scheme:
+            return score_basis(candidate)
+    return "Scheme no longer in segflow.toml: its kind of cut-offs is unknown."
 
 
 def _fmt(value: Any) -> str:

@@ -35,7 +35,7 @@ from segflow.segments._cluster import (
 )
 from segflow.segments._cluster_model import ClusterModel
 from segflow.segments._cluster_scheme import assign_cluster_scheme, fit_cluster_table
-from segflow.segments._frozen import freeze_cutoffs, with_project_defaults
+from segflow.segments._frozen import freeze_cutoffs, score_basis, with_project_defaults
 from segflow.segments._naming import suggest_name, suggest_names
 from segflow.segments._profile import SegmentProfile, profile_segments
 from segflow.segments._rfm import (
@@ -90,6 +90,7 @@ __all__ = [
     "rfm_cut_points",
     "rfm_scores_for",
     "rule_coverage",
+    "score_basis",
     "segment_names",
     "value_tier_thresholds",
     "with_project_defaults",

@@ -92,3 +92,22 @@ def freeze_cutoffs(
                 raise SegflowError(f"scheme {scheme.name!r}: reference snapshot {day}: {exc}") from None
         out.append(scheme.model_copy(update={"cut_points": cuts}))
     return out
+
+
+def score_basis(scheme: SchemeSettings) -> str:
+    """One sentence for migration views: are the scheme's segments relative to the base at
+    each snapshot, or fixed thresholds (so a move is the customer's own change)?"""
+    quantile = scheme.kind in ("rfm", "value_tiers") or (
+        scheme.kind == "rules" and any(t in r.when for r in scheme.rules
+                                       for t in ("r_score", "f_score", "m_score", "fm_score")))
+    if scheme.kind == "cluster":
+        return "Segments from a fitted cluster model: a move is a change of the customer's features."
+    if not quantile:
+        return "Fixed thresholds: a move is a change in the customer's own behaviour."
+    if scheme.cutoffs == "reference":
+        return (f"Quantile cut-offs frozen at {scheme.reference_snapshot}: a move is a change in "
+                "the customer's own behaviour.")
+    if scheme.cutoffs == "fixed":
+        return "Fixed cut-offs: a move is a change in the customer's own behaviour."
+    return ("Quantile scores relative to the base at each snapshot: a move can come from other "
+            "customers changing (freeze the cut-offs for customer-only moves).")
