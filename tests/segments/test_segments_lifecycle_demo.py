@@ -78,3 +78,28 @@ def test_lifecycle_inactive_are_churned(demo):
     seg = _segments(features, "lifecycle")
     inactive = group.reindex(seg[seg == "inactive"].index).dropna()
     assert (inactive == "churned").mean() >= 0.85  # measured 405 of 434
+
+
+def test_lifecycle_decline_is_judged_against_the_customer_own_past(demo):
+    features, group = demo
+    seg = _segments(features, "lifecycle")
+    fading = ["churned", "lapsing"]
+    under = group.reindex(seg[seg == "under-performers"].index).dropna()
+    loyal = group.reindex(seg[seg == "loyalists"].index).dropna()
+    # measured at seed 1: 244 of 348 under-performers are churned or lapsing in the last
+    # month; loyalists: 368 of 1,406 (the old count rule: 531 of 1,648, and 48 of its 58
+    # under-performers)
+    assert len(under) > 200 and under.isin(fading).mean() >= 0.65
+    assert loyal.isin(fading).mean() <= 0.28
+    old = SchemeSettings(name="old", kind="rules", default="under-performers", rules=[
+        {"segment": "prospects", "when": "recency_days is null"},
+        {"segment": "inactive", "when": "recency_days > 365"},
+        {"segment": "seasonal", "when": "same_season_flag"},
+        {"segment": "one-time", "when": "orders_total = 1"},
+        {"segment": "two-time", "when": "orders_total = 2"},
+        {"segment": "loyalists", "when": "frequency_12m >= 2"}])
+    old_seg = assign(old, features).to_pandas().set_index("customer_id")["segment"]
+    old_loyal = group.reindex(old_seg[old_seg == "loyalists"].index).dropna()
+    assert loyal.isin(fading).mean() < old_loyal.isin(fading).mean()
+    assert under.isin(fading).sum() > 4 * group.reindex(
+        old_seg[old_seg == "under-performers"].index).dropna().isin(fading).sum()

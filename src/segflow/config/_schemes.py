@@ -121,6 +121,9 @@ class SchemeSettings(BaseModel):
     def _check_scores(self) -> SchemeSettings:
         if self.bins is not None and self.bins < 2:
             raise ValueError(f"bins must be at least 2, got {self.bins}")
+        if self.cutoffs != "per_snapshot" and self.kind not in ("rfm", "value_tiers", "rules"):
+            raise ValueError(f"cutoffs = {self.cutoffs!r} applies to kinds rfm, value_tiers and "
+                             f"rules, not {self.kind!r}")
         if self.cutoffs == "reference" and self.reference_snapshot is None:
             raise ValueError("cutoffs = 'reference' needs reference_snapshot = YYYY-MM-DD")
         if self.cutoffs == "fixed" and not self.cut_points:
