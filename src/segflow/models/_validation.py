@@ -20,7 +20,6 @@ Table work runs in the engine (Ibis); only the small result tables reach pandas.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +28,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from segflow._result import TableResult
+from segflow._result import TableResult, json_records
 from segflow.errors import SegflowError
 from segflow.models._btyd_base import BTYDModel
 from segflow.models._gammagamma import GammaGammaModel
@@ -78,7 +77,7 @@ class HoldoutValidation(TableResult):
         def records(frame: pd.DataFrame | None) -> list[dict[str, Any]]:
             if frame is None:
                 return []
-            return json.loads(frame.to_json(orient="records", date_format="iso"))
+            return json_records(frame)
 
         return {
             "data": records(self.metrics),
