@@ -7,6 +7,7 @@ store and write its scores into the store's ``customer_scores`` table.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 import warnings
@@ -15,10 +16,11 @@ from typing import Any
 
 import typer
 
-from segflow.cli._common import JsonOption, console, print_json, user_errors
+from segflow.cli._common import JsonOption, console, print_json, stdout, user_errors
 from segflow.errors import InputError, SegflowError
 
 MODELS = ("bgnbd", "mbgnbd", "pnbd", "bgbb")
+SPEND_MODELS = ("gamma-gamma", "constant", "none")
 UNITS = {"day": "D", "week": "W", "month": "M"}
 
 TransactionsOption = typer.Option(
@@ -39,13 +41,26 @@ DateFormatOption = typer.Option(
     None, "--date-format", help="strftime format of the date column, e.g. %Y%m%d."
 )
 CalibrationOption = typer.Option(
-    ..., "--calibration-end",
-    help="Snapshot date YYYY-MM-DD: the model learns from rows before it.",
+    None, "--calibration-end",
+    help="Last day of the calibration period, YYYY-MM-DD (included; as lifetimes' "
+    "calibration_period_end). Or give --snapshot.",
+)
+SnapshotOption = typer.Option(
+    None, "--snapshot",
+    help="Snapshot date YYYY-MM-DD: the day after the calibration period (rows before it "
+    "are used). Or give --calibration-end.",
 )
 UnitOption = typer.Option("week", "--time-unit", help="Time unit: day, week or month.")
 ModelOption = typer.Option("bgnbd", "--model", help="Count model: bgnbd, mbgnbd, pnbd or bgbb.")
 SpendOption = typer.Option(
-    "gamma-gamma", "--spend-model", help="Spend model: gamma-gamma or none."
+    "gamma-gamma", "--spend-model",
+    help="Spend model: gamma-gamma, constant (--order-value, else the mean repeat order), "
+    "or none (no CLV unless --order-value is given).",
+)
+OrderValueOption = typer.Option(
+    None, "--order-value", min=0.0,
+    help="Average order value (currency) used as every customer's expected spend, with "
+    "--spend-model constant or none.",
 )
 PenalizerOption = typer.Option(0.0, "--penalizer", min=0.0, help="L2 penalty on the parameters.")
 
@@ -144,22 +159,83 @@ def _date(value: str, option: str) -> dt.date:
         raise InputError(f"{option}: expected a date YYYY-MM-DD, got {value!r}") from None
 
 
+def snapshot_of(calibration_end: str | None, snapshot: str | None) -> dt.date:
+    """The snapshot date (first day *after* the calibration) from the user's options.
+
+    ``--calibration-end`` names the last calibration day (inclusive, as lifetimes'
+    ``calibration_period_end`` and the papers' "calibration to 1997-09-30");
+    ``--snapshot`` names the day after it (segflow's snapshot rule: rows before it).
+    Exactly one of the two is given.
+    """
+    if (calibration_end is None) == (snapshot is None):
+        raise InputError(
+            "give either --calibration-end DATE (the last calibration day, included) or "
+            "--snapshot DATE (the day after it: rows before it are used), not both"
+        )
+    if calibration_end is not None:
+        return _date(calibration_end, "--calibration-end") + dt.timedelta(days=1)
+    return _date(str(snapshot), "--snapshot")
+
+
+def holdout_snapshot(holdout_end: str | None, snapshot: dt.date) -> dt.date | None:
+    """The exclusive end of the holdout from ``--holdout-end`` (its last day, inclusive)."""
+    if holdout_end is None:
+        return None
+    last = _date(holdout_end, "--holdout-end")
+    if last < snapshot:
+        raise InputError(
+            f"--holdout-end {last} must be on or after the first holdout day {snapshot} "
+            "(the day after the calibration end)"
+        )
+    return last + dt.timedelta(days=1)
+
+
+def _window(first: dt.date | None, end: dt.date, time_unit: str) -> dict[str, Any]:
+    """First and last day of a period ending before ``end``, its days and length in units."""
+    from segflow.models._summary import unit_days
+
+    last = end - dt.timedelta(days=1)
+    days = None if first is None else (end - first).days
+    return {
+        "first_day": first,
+        "last_day": last,
+        "days": days,
+        "length": None if days is None else days / unit_days(_unit(time_unit)),
+        "unit": time_unit,
+    }
+
+
+def _first_day(transactions: Any, snapshot: dt.date, cols: dict[str, Any]) -> dt.date | None:
+    """The first day with a transaction before the snapshot (the calibration's first day)."""
+    import pandas as pd
+
+    from segflow.models import purchase_days
+
+    days = purchase_days(transactions, end=snapshot, **cols)
+    value = days.day.min().execute()
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).date()
+
+
 def fit_clv(
     transactions: Any,
     *,
-    calibration_end: dt.date,
-    holdout_end: dt.date | None,
+    snapshot: dt.date,
+    observation_end: dt.date | None,
     time_unit: str,
     model_name: str,
-    spend: bool,
+    spend_model: str = "gamma-gamma",
+    order_value: float | None = None,
     penalizer: float = 0.0,
     customer_col: str = "customer_id",
     ts_col: str = "ts",
     amount_col: str | None = "amount",
 ) -> tuple[dict[str, Any], Any, Any, Any]:
-    """Summary, fit and (optionally) holdout validation; returns a JSON-ready report."""
+    """Summary, fit and (optionally) holdout validation; returns a JSON-ready report.
+
+    ``snapshot`` is the first day after the calibration period and ``observation_end`` the
+    first day after the holdout (exclusive ends; the options convert inclusive dates).
+    """
     from segflow.models import (
-        GammaGammaModel,
         btyd_summary,
         compress,
         discrete_summary,
@@ -167,49 +243,128 @@ def fit_clv(
     )
 
     unit = _unit(time_unit)
-    report: dict[str, Any] = {"model": model_name, "time_unit": time_unit,
-                              "calibration_end": calibration_end, "warnings": []}
+    cols = dict(customer_col=customer_col, ts_col=ts_col, amount_col=amount_col)
+    report: dict[str, Any] = {
+        "model": model_name, "time_unit": time_unit,
+        "calibration_end": snapshot - dt.timedelta(days=1),
+        "calibration": _window(_first_day(transactions, snapshot, cols), snapshot, time_unit),
+        "warnings": [], "notes": [],
+    }
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("ignore")
         warnings.simplefilter("always", UserWarning)  # segflow's counted data warnings
-        cols = dict(customer_col=customer_col, ts_col=ts_col, amount_col=amount_col)
         if model_name == "bgbb":
-            summary = discrete_summary(transactions, calibration_end=calibration_end,
+            summary = discrete_summary(transactions, calibration_end=snapshot,
                                        time_unit=unit, **cols)
             triples = compress(summary, ("x", "t_x", "n"))
         else:
-            summary = btyd_summary(transactions, calibration_end=calibration_end,
-                                   observation_end=holdout_end, time_unit=unit, **cols)
+            summary = btyd_summary(transactions, calibration_end=snapshot,
+                                   observation_end=observation_end, time_unit=unit, **cols)
             summary = summary.cache()
             triples = compress(summary)
         report["summary_seconds"] = time.perf_counter() - started
         model = _model(model_name, penalizer).fit(triples)
-        spend_model = None
-        if spend and amount_col is not None and model_name != "bgbb":
-            spend_model = GammaGammaModel(penalizer=penalizer).fit(
-                compress(summary, ("x", "monetary_value"))
-            )
+        spend = None
+        if amount_col is not None and model_name != "bgbb":
+            spend, notes = _fit_spend(summary, spend_model, order_value, penalizer)
+            report["notes"].extend(notes)
     report["warnings"] = [str(w.message) for w in caught]
     report.update(model.to_dict())
     report["model"] = model_name
+    zero_T = int(getattr(model, "n_zero_T_", 0))
     report["customers"] = {
-        "in_summary": model.n_customers_,
+        "in_summary": int(triples["count"].sum()),
+        "fitted": model.n_customers_,
+        "first_purchase_on_last_day": zero_T,
         "repeat_buyers": int(triples.loc[triples.x > 0, "count"].sum()),
         "distinct_triples": model.n_rows_,
     }
-    if spend_model is not None:
-        report["spend_model"] = {
-            **spend_model.to_dict(),
-            "model": "gamma-gamma",
-            "frequency_spend_correlation": spend_model.frequency_spend_correlation_,
-            "mean_spend": spend_model.mean_spend_,
+    if zero_T:
+        report["notes"].append(
+            f"{zero_T} customers made their first purchase on the last calibration day "
+            "(T = 0): they carry no information for the fit and are left out of it; they "
+            "are scored with P(alive) = 1 and the expected purchases of a new customer"
+        )
+    if spend is not None:
+        report["spend_model"] = _spend_report(spend)
+    if observation_end is not None and model_name != "bgbb":
+        result = validate_holdout(summary, model, time_unit=unit,
+                                  spend_model=spend if hasattr(spend, "params_") else None)
+        report["holdout"] = {
+            **_window(snapshot, observation_end, time_unit),
+            "end": observation_end - dt.timedelta(days=1),
+            "metrics": result.to_dict()["data"],
+            "by_frequency": result.to_dict()["by_frequency"],
         }
-    if holdout_end is not None and model_name != "bgbb":
-        result = validate_holdout(summary, model, time_unit=unit, spend_model=spend_model)
-        report["holdout"] = {"end": holdout_end, "metrics": result.to_dict()["data"],
-                             "by_frequency": result.to_dict()["by_frequency"]}
-    return report, summary, model, spend_model
+    return report, summary, model, spend
+
+
+def _fit_spend(
+    summary: Any, spend_model: str, order_value: float | None, penalizer: float
+) -> tuple[Any, list[str]]:
+    """The spend model chosen by ``--spend-model`` and ``--order-value``, and its notes.
+
+    ``gamma-gamma``: the Gamma-Gamma fit (a constant spend when every order has one price;
+    no spend model, with a warning, when it cannot be fitted). ``constant``: the given order
+    value, else the mean value of the repeat orders. ``none``: the given order value if
+    any, else no spend (no CLV column).
+    """
+    from segflow.models import ConstantSpendModel, compress, fit_spend_model
+
+    if spend_model not in SPEND_MODELS:
+        raise InputError(
+            f"unknown spend model {spend_model!r}; expected {', '.join(SPEND_MODELS)}"
+        )
+    if order_value is not None:
+        if spend_model == "gamma-gamma":
+            raise InputError(
+                "--order-value sets a constant expected spend: use it with --spend-model "
+                "constant or none"
+            )
+        return ConstantSpendModel(order_value, "given (--order-value)"), []
+    if spend_model == "none":
+        return None, []
+    pairs = compress(summary, ("x", "monetary_value"))
+    if spend_model == "constant":
+        repeat = pairs[(pairs.x > 0) & pairs.monetary_value.notna()]
+        orders = float((repeat.x * repeat["count"]).sum())
+        if orders == 0:
+            raise InputError("--spend-model constant: no repeat orders to average; give "
+                             "--order-value")
+        mean = float((repeat.x * repeat.monetary_value * repeat["count"]).sum()) / orders
+        return ConstantSpendModel(mean, "mean value of the repeat orders"), []
+    try:
+        return fit_spend_model(pairs, penalizer=penalizer)
+    except SegflowError as exc:
+        warnings.warn(
+            f"no spend model, so no expected spend or CLV: {exc}", UserWarning, stacklevel=2
+        )
+        return None, []
+
+
+def _spend_report(spend: Any) -> dict[str, Any]:
+    if not hasattr(spend, "params_"):
+        return spend.to_dict()
+    return {
+        **spend.to_dict(),
+        "model": "gamma-gamma",
+        "frequency_spend_correlation": spend.frequency_spend_correlation_,
+        "mean_spend": spend.mean_spend_,
+        "population_mean_spend": spend.population_mean_spend(),
+        "repeat_buyers_left_out_nonpositive_spend": spend.n_nonpositive_spend_,
+    }
+
+
+def _length(window: dict[str, Any]) -> str:
+    if window.get("days") is None:
+        return f"{window['first_day']} .. {window['last_day']}"
+    unit = window["unit"]
+    length = window["length"]
+    return (
+        f"{window['first_day']} .. {window['last_day']} ({window['days']} days = "
+        f"{length:.4g} {unit}{'' if length == 1 else 's'})"
+    )
 
 
 def _print_fit(report: dict[str, Any]) -> None:
@@ -220,24 +375,34 @@ def _print_fit(report: dict[str, Any]) -> None:
         table.add_column(col)
     for name, value in report["params"].items():
         table.add_row(name, f"{value:.4f}", f"{report['standard_errors'][name]:.4f}")
-    for name, value in report.get("spend_model", {}).get("params", {}).items():
+    spend = report.get("spend_model", {})
+    for name, value in spend.get("params", {}).items():
         table.add_row(f"spend {name}", f"{value:.4f}",
-                      f"{report['spend_model']['standard_errors'][name]:.4f}")
-    console.print(table)
+                      f"{spend['standard_errors'][name]:.4f}")
+    if spend.get("model") == "constant":
+        table.add_row("spend (constant)", f"{spend['expected_spend']:.4f}", spend["source"])
+    stdout.print(table)
     c = report["customers"]
-    console.print(
+    stdout.print(f"calibration: {_length(report['calibration'])}", highlight=False)
+    if "holdout" in report:
+        stdout.print(f"holdout: {_length(report['holdout'])}", highlight=False)
+    stdout.print(
         f"log-likelihood {report['log_likelihood']:.2f}; converged {report['converged']}; "
         f"fit {report['fit_seconds']:.2f} s; {c['in_summary']} customers, "
-        f"{c['repeat_buyers']} repeat buyers, {c['distinct_triples']} distinct triples"
+        f"{c['repeat_buyers']} repeat buyers, {c['distinct_triples']} distinct triples",
+        highlight=False,
     )
-    for w in report["warnings"]:
-        console.print(f"[yellow]warning:[/] {w}")
     for row in report.get("holdout", {}).get("metrics", []):
-        console.print(
+        stdout.print(
             f"holdout {row['predictor']}: MAE {row['mae_purchases']:.3f}, RMSE "
             f"{row['rmse_purchases']:.3f}, predicted {row['predicted_total']:.0f} vs actual "
-            f"{row['actual_total']:.0f}"
+            f"{row['actual_total']:.0f}",
+            highlight=False,
         )
+    for note in report["notes"]:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    for w in report["warnings"]:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -255,28 +420,29 @@ def register(app: typer.Typer) -> None:
         date_col: str = DateOption,
         amount_col: str = AmountOption,
         date_format: str | None = DateFormatOption,
-        calibration_end: str = CalibrationOption,
+        calibration_end: str | None = CalibrationOption,
+        snapshot: str | None = SnapshotOption,
         holdout_end: str | None = typer.Option(
-            None, "--holdout-end", help="End (exclusive) of the holdout; adds holdout metrics."),
+            None, "--holdout-end",
+            help="Last day of the holdout period, YYYY-MM-DD (included); adds holdout metrics."),
         time_unit: str = UnitOption,
         model: str = ModelOption,
         spend_model: str = SpendOption,
+        order_value: float | None = OrderValueOption,
         penalizer: float = PenalizerOption,
         as_json: bool = JsonOption,
     ) -> None:
         """Fit a BTYD model (and the spend model) on a transaction file; print the estimates."""
         with user_errors():
+            cut = snapshot_of(calibration_end, snapshot)
+            obs_end = holdout_snapshot(holdout_end, cut)
             table, date_col = read_transactions(
                 transactions, fmt=fmt, date_col=date_col, date_format=date_format
             )
             amount = None if amount_col.lower() == "none" else amount_col
-            if spend_model not in ("gamma-gamma", "none"):
-                raise InputError(f"unknown spend model {spend_model!r}; expected gamma-gamma or none")
             report, *_ = fit_clv(
-                table,
-                calibration_end=_date(calibration_end, "--calibration-end"),
-                holdout_end=None if holdout_end is None else _date(holdout_end, "--holdout-end"),
-                time_unit=time_unit, model_name=model, spend=spend_model == "gamma-gamma",
+                table, snapshot=cut, observation_end=obs_end, time_unit=time_unit,
+                model_name=model, spend_model=spend_model, order_value=order_value,
                 penalizer=penalizer, customer_col=customer_col, ts_col=date_col, amount_col=amount,
             )
             if as_json:
@@ -297,9 +463,14 @@ def register(app: typer.Typer) -> None:
         date_col: str = DateOption,
         amount_col: str = AmountOption,
         date_format: str | None = DateFormatOption,
-        calibration_end: str = typer.Option(
-            ..., "--snapshot", "--calibration-end",
-            help="Snapshot date YYYY-MM-DD: fit on rows before it; scores belong to it."),
+        snapshot: str | None = typer.Option(
+            None, "--snapshot",
+            help="Snapshot date YYYY-MM-DD: fit on rows before it; scores belong to it. "
+            "Or give --calibration-end."),
+        calibration_end: str | None = typer.Option(
+            None, "--calibration-end",
+            help="Last day of the calibration period, YYYY-MM-DD (included): the same as "
+            "--snapshot of the next day."),
         horizon: float = typer.Option(52.0, "--horizon", min=0.0,
                                       help="Prediction horizon in time units."),
         margin: float = typer.Option(1.0, "--margin", min=0.0, help="Profit margin on spend."),
@@ -308,25 +479,49 @@ def register(app: typer.Typer) -> None:
         time_unit: str = UnitOption,
         model: str = ModelOption,
         spend_model: str = SpendOption,
+        order_value: float | None = OrderValueOption,
         penalizer: float = PenalizerOption,
         as_json: bool = JsonOption,
     ) -> None:
         """Fit at a snapshot and score every customer: P(alive), expected purchases, CLV."""
         with user_errors():
-            _score(transactions, project, output, fmt, customer_col, date_col, amount_col,
-                   date_format, _date(calibration_end, "--snapshot"), horizon, margin,
-                   discount_rate, time_unit, model, spend_model, penalizer, as_json)
+            options = ScoreOptions(
+                fmt=fmt, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
+                date_format=date_format, snapshot=snapshot_of(calibration_end, snapshot),
+                horizon=horizon, margin=margin, discount_rate=discount_rate,
+                time_unit=time_unit, model_name=model, spend_model=spend_model,
+                order_value=order_value, penalizer=penalizer,
+            )
+            _score(transactions, project, output, options, as_json)
+
+
+@dataclasses.dataclass
+class ScoreOptions:
+    """The options of ``clv score`` after parsing (the snapshot is the exclusive cut)."""
+
+    fmt: str
+    customer_col: str
+    date_col: str
+    amount_col: str
+    date_format: str | None
+    snapshot: dt.date
+    horizon: float
+    margin: float
+    discount_rate: float
+    time_unit: str
+    model_name: str
+    spend_model: str
+    order_value: float | None
+    penalizer: float
 
 
 def _score(
-    transactions: Path | None, project: Path | None, output: Path | None, fmt: str,
-    customer_col: str, date_col: str, amount_col: str, date_format: str | None,
-    snapshot: dt.date, horizon: float, margin: float, discount_rate: float, time_unit: str,
-    model_name: str, spend_model: str, penalizer: float, as_json: bool,
+    transactions: Path | None, project: Path | None, output: Path | None, o: ScoreOptions,
+    as_json: bool,
 ) -> None:
     from segflow.models import score_customers, write_scores
 
-    if model_name == "bgbb":
+    if o.model_name == "bgbb":
         raise SegflowError("clv score supports the continuous-time models (bgnbd, mbgnbd, pnbd)")
     if project is None and output is None:
         raise InputError("give --output FILE or --project DIR to say where the scores go")
@@ -335,10 +530,11 @@ def _score(
         from segflow.project import Project
 
         project_ctx = Project.open(project)
+    customer_col, date_col, amount_col = o.customer_col, o.date_col, o.amount_col
     try:
         if transactions is not None:
-            table, date_col = read_transactions(transactions, fmt=fmt, date_col=date_col,
-                                                date_format=date_format)
+            table, date_col = read_transactions(transactions, fmt=o.fmt, date_col=date_col,
+                                                date_format=o.date_format)
         elif project_ctx is not None:
             table = project_ctx.store.table("transactions")
             customer_col, date_col, amount_col = "customer_id", "ts", "amount"
@@ -346,22 +542,24 @@ def _score(
             raise InputError("give --transactions FILE or --project DIR")
         amount = None if amount_col.lower() == "none" else amount_col
         report, summary, model, spend = fit_clv(
-            table, calibration_end=snapshot, holdout_end=None, time_unit=time_unit,
-            model_name=model_name, spend=spend_model == "gamma-gamma", penalizer=penalizer,
-            customer_col=customer_col, ts_col=date_col, amount_col=amount,
+            table, snapshot=o.snapshot, observation_end=None, time_unit=o.time_unit,
+            model_name=o.model_name, spend_model=o.spend_model, order_value=o.order_value,
+            penalizer=o.penalizer, customer_col=customer_col, ts_col=date_col,
+            amount_col=amount,
         )
-        scores = score_customers(summary, model, horizon=horizon, time_unit=_unit(time_unit),
-                                 spend_model=spend, margin=margin,
-                                 annual_discount_rate=discount_rate)
+        scores = score_customers(summary, model, horizon=o.horizon, time_unit=_unit(o.time_unit),
+                                 spend_model=spend, margin=o.margin,
+                                 annual_discount_rate=o.discount_rate)
+        report["notes"].extend(_score_notes(scores, spend))
         written: dict[str, Any] = {}
         if output is not None:
             written.update(_write_file(scores, output))
         if project_ctx is not None:
             store = project_ctx.store
-            params = {"model": model_name, "snapshot": snapshot, "horizon": horizon}
+            params = {"model": o.model_name, "snapshot": o.snapshot, "horizon": o.horizon}
             with store.run("clv score", params) as run_id:
-                written["store_rows"] = write_scores(store, scores, snapshot_date=snapshot,
-                                                     model=model_name, run_id=run_id)
+                written["store_rows"] = write_scores(store, scores, snapshot_date=o.snapshot,
+                                                     model=o.model_name, run_id=run_id)
     finally:
         if project_ctx is not None:
             project_ctx.close()
@@ -370,7 +568,25 @@ def _score(
         print_json(report)
     else:
         _print_fit(report)
-        console.print(f"scores written: {written}")
+        console.print(f"scores written: {written}", highlight=False)
+
+
+def _score_notes(scores: Any, spend: Any) -> list[str]:
+    """Say which scores are missing: no CLV column, or customers without expected spend."""
+    if spend is None:
+        return ["no spend model: the scores have no expected_spend or clv column (give "
+                "--order-value for a constant average order value)"]
+    if "expected_spend" not in scores.columns:
+        return []
+    missing = int(scores.expected_spend.isnull().sum().execute())
+    if not missing:
+        return []
+    q = getattr(spend, "params_", {}).get("q", float("nan"))
+    return [
+        f"{missing} customers have no expected_spend or clv: their expected spend is "
+        f"infinite under the fitted Gamma-Gamma model (q = {q:.3g} <= 1; customers without "
+        "a repeat purchase). Their P(alive) and expected purchases are written."
+    ]
 
 
 def _write_file(scores: Any, output: Path) -> dict[str, Any]:
@@ -382,5 +598,7 @@ def _write_file(scores: Any, output: Path) -> dict[str, Any]:
     else:
         import pyarrow.csv as pacsv
 
-        pacsv.write_csv(frame, output)
+        from segflow.exports import neutralise_formulas
+
+        pacsv.write_csv(neutralise_formulas(frame), output)
     return {"file": str(output), "rows": frame.num_rows}
