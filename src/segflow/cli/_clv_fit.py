@@ -179,8 +179,7 @@ def fit_clv(
     if spend is not None:
         report["spend_model"] = _spend_report(spend)
     if observation_end is not None and model_name != "bgbb":
-        result = validate_holdout(summary, model, time_unit=unit,
-                                  spend_model=spend if hasattr(spend, "params_") else None)
+        result = validate_holdout(summary, model, time_unit=unit, spend_model=spend)
         report["holdout"] = {
             **_window(snapshot, observation_end, time_unit),
             "end": observation_end - dt.timedelta(days=1),
