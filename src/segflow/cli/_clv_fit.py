@@ -133,6 +133,10 @@ def fit_clv(
     )
 
     unit = unit_code(time_unit)
+    if spend_model not in SPEND_MODELS:
+        raise InputError(
+            f"unknown spend model {spend_model!r}; expected {', '.join(SPEND_MODELS)}"
+        )
     cols = dict(customer_col=customer_col, ts_col=ts_col, amount_col=amount_col)
     report: dict[str, Any] = {
         "model": model_name, "time_unit": time_unit,
@@ -156,7 +160,7 @@ def fit_clv(
         report["summary_seconds"] = time.perf_counter() - started
         model = _model(model_name, penalizer).fit(triples)
         spend = None
-        if amount_col is not None and model_name != "bgbb":
+        if model_name != "bgbb" and (amount_col is not None or order_value is not None):
             spend, notes = _fit_spend(summary, spend_model, order_value, penalizer)
             report["notes"].extend(notes)
     report["warnings"] = [str(w.message) for w in caught]
@@ -174,7 +178,8 @@ def fit_clv(
         report["notes"].append(
             f"{zero_T} customers made their first purchase on the last calibration day "
             "(T = 0): they carry no information for the fit and are left out of it; they "
-            "are scored with P(alive) = 1 and the expected purchases of a new customer"
+            "are scored as new customers (BG/NBD and Pareto/NBD: P(alive) = 1; expected "
+            "purchases from the prior)"
         )
     if spend is not None:
         report["spend_model"] = _spend_report(spend)
@@ -201,10 +206,6 @@ def _fit_spend(
     """
     from segflow.models import ConstantSpendModel, compress, fit_spend_model
 
-    if spend_model not in SPEND_MODELS:
-        raise InputError(
-            f"unknown spend model {spend_model!r}; expected {', '.join(SPEND_MODELS)}"
-        )
     if order_value is not None:
         if spend_model == "gamma-gamma":
             raise InputError(
