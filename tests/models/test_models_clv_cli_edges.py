@@ -211,6 +211,12 @@ def test_one_price_shop_spends_that_price(tmp_path: Path) -> None:
     scores = pd.read_csv(out)
     assert scores.clv.to_numpy() == pytest.approx(0.5 * 25 * scores.discounted_purchases.to_numpy())
 
+    # a user-given average order value also works without an amount column
+    result = _run(*base, "--amount-col", "none", "--spend-model", "none", "--order-value", "25")
+    assert result.exit_code == 0, result.output
+    scores = pd.read_csv(out)
+    assert scores.clv.to_numpy() == pytest.approx(0.5 * 25 * scores.discounted_purchases.to_numpy())
+
     result = _run(*base, "--spend-model", "constant")
     assert result.exit_code == 0, result.output
     assert pd.read_csv(out).expected_spend.to_numpy() == pytest.approx(19.99, rel=1e-12)
