@@ -75,6 +75,8 @@ def run(
                 f"x {len(summary.schemes)} schemes, {summary.assignments_written:,} assignments "
                 f"in {sum(summary.seconds.values()):.1f} s"
             )
+            for note in summary.notes:  # e.g. a stage that could not run, and why
+                console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
             for scheme in summary.schemes:
                 _print_sizes(project, scheme)
 

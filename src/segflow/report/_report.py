@@ -247,8 +247,17 @@ def value_section(project: Project) -> Section:
     rows = project.store.raw.execute(
         "SELECT max(snapshot_date) FROM customer_scores WHERE model = ?", [CLV_MODEL]
     ).fetchone()
+    # what the latest run could not do (a skipped stage, customers left out of a fit)
+    last = project.store.raw.execute(
+        "SELECT message FROM runs WHERE command = 'run' AND status = 'ok' "
+        "ORDER BY started_at DESC LIMIT 1"
+    ).fetchone()
+    run_notes = [n for n in (last[0] or "").splitlines() if n] if last else []
     if rows[0] is None:
-        section.blocks.append(_note("No CLV scores stored (see the run's notes)."))
+        section.blocks.append(_note("No CLV scores stored."))
+    for note in run_notes:
+        section.blocks.append(_note(f"Latest run: {note}"))
+    if rows[0] is None:
         return section
     for scheme in project.schemes():
         if rows[0] not in project.snapshot_dates(scheme):

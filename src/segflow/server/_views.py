@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 import pandas as pd
 from fastapi import HTTPException
 
+from segflow._result import json_records
 from segflow.errors import SegflowError
 from segflow.project import Project
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return json.loads(frame.to_json(orient="records", date_format="iso"))
+    return json_records(frame)
 
 
 def schemes(project: Project) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from segflow._result import TableResult
+from segflow._result import TableResult, json_records
 from segflow.config import SourceSettings
 from segflow.sources._load import classify
 from segflow.sources._readers import discover_files, relative, source_format, stage
@@ -55,13 +55,12 @@ class CheckReport(TableResult):
         return self.accepted
 
     def to_dict(self) -> dict[str, Any]:
-        import json
 
         return {
             "source": self.source, "file": self.file, "mapping": self.mapping,
             "counts": self.counts, "rules": self.rules,
-            "accepted": json.loads(self.accepted.to_json(orient="records", date_format="iso")),
-            "rejected": json.loads(self.rejected.to_json(orient="records")),
+            "accepted": json_records(self.accepted),
+            "rejected": json_records(self.rejected),
         }
 
     def figure(self) -> go.Figure:

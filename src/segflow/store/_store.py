@@ -187,6 +187,11 @@ class Store:
         else:
             self._finish_run(run_id, "ok", None)
 
+    def annotate_run(self, run_id: str, message: str) -> None:
+        """Record what a finished run could not do (e.g. a stage skipped) in ``runs.message``."""
+        with self._lock:
+            self.raw.execute("UPDATE runs SET message = ? WHERE run_id = ?", [message, run_id])
+
     def _finish_run(self, run_id: str, status: str, message: str | None) -> None:
         with self._lock:
             self.raw.execute(
