@@ -16,6 +16,7 @@ from typing import Any
 import typer
 
 from segflow.cli._common import JsonOption, console, print_json, user_errors
+from segflow.cli._files import read_user_csv
 from segflow.errors import InputError, SegflowError
 
 MODELS = ("bgnbd", "mbgnbd", "pnbd", "bgbb")
@@ -51,9 +52,10 @@ PenalizerOption = typer.Option(0.0, "--penalizer", min=0.0, help="L2 penalty on 
 
 
 def read_transactions(
-    path: Path, *, fmt: str = "auto", date_col: str = "ts", date_format: str | None = None
+    path: Path, *, fmt: str = "auto", date_col: str = "ts", date_format: str | None = None,
+    id_cols: tuple[str, ...] = ("customer_id",),
 ) -> Any:
-    """Read a transaction file into an in-memory DuckDB table (Ibis)."""
+    """Read a transaction file into an in-memory DuckDB table (Ibis); ``id_cols`` stay text."""
     import ibis
 
     path = Path(path)
@@ -67,7 +69,7 @@ def read_transactions(
         if kind == "parquet":
             table = con.read_parquet(str(path))
         elif kind == "csv":
-            table = con.read_csv(str(path), all_varchar=date_format is not None)
+            table = read_user_csv(con, path, id_columns=id_cols, all_varchar=date_format is not None)
         elif kind == "cdnow":
             import pandas as pd
 
@@ -267,7 +269,8 @@ def register(app: typer.Typer) -> None:
         """Fit a BTYD model (and the spend model) on a transaction file; print the estimates."""
         with user_errors():
             table, date_col = read_transactions(
-                transactions, fmt=fmt, date_col=date_col, date_format=date_format
+                transactions, fmt=fmt, date_col=date_col, date_format=date_format,
+                id_cols=(customer_col,),
             )
             amount = None if amount_col.lower() == "none" else amount_col
             if spend_model not in ("gamma-gamma", "none"):
@@ -338,7 +341,7 @@ def _score(
     try:
         if transactions is not None:
             table, date_col = read_transactions(transactions, fmt=fmt, date_col=date_col,
-                                                date_format=date_format)
+                                                date_format=date_format, id_cols=(customer_col,))
         elif project_ctx is not None:
             table = project_ctx.store.table("transactions")
             customer_col, date_col, amount_col = "customer_id", "ts", "amount"
