@@ -2,7 +2,8 @@
 
 Property: any CSV whose id column holds long digit strings, leading zeros or mixed digits
 and letters round-trips every id unchanged through ``clv fit``, ``clv score``, ``segment
-cluster``, ``segment profile``, ``campaign effect`` and ``campaign uplift``. The written
+cluster``, ``segment profile``, ``campaign effect``, ``campaign uplift`` and ``campaign
+audience --customers``. The written
 files are read back with Python's csv module (text, no type guessing), so the check does
 not depend on the reader under test.
 """
@@ -153,6 +154,12 @@ def _round_trip(tmp: Path, ids: list[str]) -> None:
                             "--scores-out", str(scored), "--json"]))
     back = {r["customer_id"]: float(r["x"]) for r in _read_csv(scored)}
     assert back == {c: x for c, _, _, x in resp_rows}
+
+    # campaign audience --customers: the audience (target and hold-out) lists every id once
+    aud = tmp / "audience.csv"
+    _ok(runner.invoke(app, ["campaign", "audience", "--customers", str(scored), "--holdout", "0.2",
+                            "--out", str(aud), "--json"]))
+    assert sorted(r["customer_id"] for r in _read_csv(aud)) == sorted(ids)
 
 
 @pytest.mark.parametrize(("name", "is_id"), [
