@@ -16,6 +16,7 @@ import ibis
 import typer
 
 from segflow.cli._common import JsonOption, ProjectDirOption, console, print_json, user_errors
+from segflow.cli._files import read_user_csv
 from segflow.cli._segment import segment_app
 from segflow.errors import InputError, SegflowError
 from segflow.segments._stability import SmallSegmentWarning, UnstableSegmentWarning
@@ -36,13 +37,13 @@ def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: 
     suffix = path.suffix.lower()
     try:
         if _READERS.get(suffix) == "csv":
-            table = con.read_csv(str(path), table_name=name)
+            table = read_user_csv(con, path, id_columns=(id_col,), table_name=name)
         elif _READERS.get(suffix) == "parquet":
             table = con.read_parquet(str(path), table_name=name)
         elif suffix in (".xlsx", ".xls"):
             import pandas as pd
 
-            table = con.create_table(name, pd.read_excel(path))
+            table = con.create_table(name, pd.read_excel(path, dtype={id_col: str}))
         else:
             raise InputError("expected a .csv, .tsv, .parquet or .xlsx file", file=str(path))
     except SegflowError:

@@ -19,6 +19,7 @@ import pandas as pd
 from segflow.report._queries import (
     quarantine_reasons,
     reconciliation,
+    revenue_totals,
     segment_sizes,
     value_by_segment,
 )
@@ -84,18 +85,17 @@ def _note(text: str) -> str:
 
 # -- sections ---------------------------------------------------------------------------
 def overview_section(project: Project) -> Section:
-    raw = project.store.raw
-    customers, txns, revenue, first, last = raw.execute(
-        "SELECT count(DISTINCT customer_id), count(*), sum(amount), min(ts)::DATE, max(ts)::DATE "
-        "FROM transactions WHERE customer_id IS NOT NULL"
-    ).fetchone()
+    tot = revenue_totals(project.store)
     dates = project.snapshot_dates()
     cur = project.settings.project.currency
     kpis = [
-        ("customers with purchases", f"{customers:,}"),
-        ("transactions", f"{txns:,}"),
-        (f"net revenue ({cur})", f"{(revenue or 0):,.0f}"),
-        ("first / last purchase", f"{first} / {last}"),
+        ("customers with purchases", f"{tot['customers']:,}"),
+        ("transactions (all, incl. anonymous)", f"{tot['transactions']:,}"),
+        (f"net revenue ({cur}), all lines incl. anonymous, returns netted",
+         f"{tot['net_revenue']:,.0f}"),
+        (f"of which anonymous: {tot['anonymous_transactions']:,} lines without customer id ({cur})",
+         f"{tot['anonymous_revenue']:,.0f}"),
+        ("first / last purchase", f"{tot['first']} / {tot['last']}"),
         ("snapshots", f"{len(dates)} ({dates[0]} … {dates[-1]})" if dates else "none"),
         ("schemes", ", ".join(project.schemes())),
     ]
@@ -143,7 +143,8 @@ def segments_section(project: Project) -> Section:
         "segments",
         "Segments",
         "Size and 12-month net revenue of each segment at the latest snapshot. Revenue counts "
-        "transactions in the 365 days before the snapshot, returns netted.",
+        "transactions of identified customers in the 365 days before the snapshot, returns "
+        "netted; anonymous lines belong to no segment (they are in the overview's total).",
     )
     for scheme in project.schemes():
         dates = project.snapshot_dates(scheme)
