@@ -380,7 +380,7 @@ def _write_file(scores: Any, output: Path) -> dict[str, Any]:
 
         pq.write_table(frame, output)
     else:
-        import pyarrow.csv as pacsv
+        from segflow._csv import write_csv
 
-        pacsv.write_csv(frame, output)
+        write_csv(frame, output)
     return {"file": str(output), "rows": frame.num_rows}
