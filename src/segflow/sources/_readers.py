@@ -10,6 +10,7 @@ are kept in a second table ``rejects`` with their raw text, so they can be quara
 
 from __future__ import annotations
 
+import codecs
 import csv
 import glob
 import hashlib
@@ -23,6 +24,7 @@ import duckdb
 
 from segflow.config import SourceSettings
 from segflow.errors import InputError
+from segflow.sources._csvread import COMPRESSED, CsvTally, head_bytes, prescan, read_csv_file
 
 _EXTENSIONS = {
     ".csv": "csv",
@@ -52,6 +54,7 @@ class Staged:
     rejects: str | None = None  # table (_row, raw_row, reason) of unparseable CSV rows
     temp_tables: list[str] = field(default_factory=list)
     temp_views: list[str] = field(default_factory=list)
+    tally: CsvTally | None = None  # the CSV reader's own count of the file (CSV only)
 
     def drop(self, con: duckdb.DuckDBPyConnection) -> None:
         for name in self.temp_views:
@@ -123,25 +126,39 @@ def _tmp(prefix: str) -> str:
 
 
 # -- CSV ---------------------------------------------------------------------------------
-def _csv_encoding(source: SourceSettings) -> str:
-    enc = str(source.options.get("encoding", "utf-8")).lower().replace("_", "-")
-    aliases = {"utf8": "utf-8", "utf-8-sig": "utf-8", "latin1": "latin-1", "iso-8859-1": "latin-1"}
-    return aliases.get(enc, enc)
+def _csv_encoding(source: SourceSettings, head: bytes, label: str) -> str:
+    """The Python codec of a text file: the ``encoding`` option, or UTF-16 by its byte-order
+    mark, else UTF-8 (a UTF-8 byte-order mark is skipped)."""
+    stated = source.options.get("encoding")
+    if stated is None:
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return "utf-16"
+        stated = "utf-8"
+    enc = str(stated).strip().lower().replace("_", "-")
+    try:
+        name = codecs.lookup(enc).name
+    except LookupError as exc:
+        raise InputError(f"unknown encoding {stated!r} (options.encoding); use e.g. utf-8, "
+                         "windows-1252, latin-1 or utf-16", file=label) from exc
+    return "utf-8-sig" if name == "utf-8" else name
 
 
-def _csv_header(path: Path, source: SourceSettings, label: str) -> tuple[list[str], str, str]:
+def _csv_header(path: Path, source: SourceSettings, label: str) -> tuple[list[str], str, str, str]:
     """Read the header (first record) with Python's csv module; sniff the delimiter."""
-    with path.open("rb") as fh:
-        head = fh.read(256 * 1024)
+    head = head_bytes(path)
     if not head:
         raise InputError("the file is empty (0 bytes); expected a header row", file=label)
-    encoding = _csv_encoding(source)
+    encoding = _csv_encoding(source, head, label)
     if b"\x00" in head[:8192] and not encoding.startswith("utf-16"):
+        odd = head[1:8192:2]
+        if odd and odd.count(0) > 0.9 * len(odd):
+            raise InputError("the file looks like UTF-16 text without a byte-order mark; set "
+                             "options.encoding = 'utf-16-le'", file=label)
         raise InputError(
             "the file holds binary data (NUL bytes), not delimited text; is it really a CSV?",
             file=label,
         )
-    text = head.decode("utf-8-sig" if encoding == "utf-8" else encoding, errors="replace")
+    text = head.decode(encoding, errors="replace")
     quote = str(source.options.get("quote", '"'))
     delimiter = source.options.get("delimiter")
     if delimiter is None:
@@ -151,8 +168,12 @@ def _csv_header(path: Path, source: SourceSettings, label: str) -> tuple[list[st
         except csv.Error:
             delimiter = ","
     delimiter = "\t" if delimiter in ("\\t", "tab") else str(delimiter)
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter, quotechar=quote or None)
-    header = next(reader, [])
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
+                        quotechar=quote or None, quoting=csv.QUOTE_MINIMAL if quote else csv.QUOTE_NONE)
+    try:
+        header = next(reader, [])
+    except csv.Error as exc:
+        raise InputError(f"cannot read the header row: {exc}", file=label, row=0) from exc
     header = [h.strip() for h in header]
     if not header or all(h == "" for h in header):
         raise InputError("the first row is empty; expected a header row", file=label, row=0)
@@ -164,17 +185,21 @@ def _csv_header(path: Path, source: SourceSettings, label: str) -> tuple[list[st
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
         raise InputError(f"header repeats column names {dupes}", file=label, row=0)
-    return header, delimiter, quote
+    if "_row" in header:
+        raise InputError("a column named _row is reserved", file=label, row=0, column="_row")
+    return header, delimiter, quote, encoding
 
 
-def _stage_csv(con, path: Path, source: SourceSettings, label: str, limit: int | None) -> Staged:
-    header, delimiter, quote = _csv_header(path, source, label)
-    escape = str(source.options.get("escape", quote))
+def _stage_csv_duckdb(con, path: Path, header: list[str], delimiter: str, quote: str,
+                      label: str, limit: int | None) -> Staged:
+    """DuckDB's CSV reader, for simple files only (see :func:`prescan`): one record per line
+    after the header, so rejects and rows are numbered exactly."""
+    escape = quote
     raw, rej, stg = _tmp("raw"), _tmp("rej"), _tmp("stg")
     cols = "{" + ", ".join(f"{lit(h)}: 'VARCHAR'" for h in header) + "}"
     args = (
         f"header=true, auto_detect=false, columns={cols}, delim={lit(delimiter)}, "
-        f"quote={lit(quote)}, escape={lit(escape)}, encoding={lit(_csv_encoding(source))}, "
+        f"quote={lit(quote)}, escape={lit(escape)}, encoding='utf-8', "
         f"store_rejects=true, rejects_table={lit(rej)}, rejects_scan={lit(rej + '_scan')}, "
         f"max_line_size={MAX_LINE_BYTES}, strict_mode=true"
     )
@@ -217,6 +242,51 @@ def _stage_csv(con, path: Path, source: SourceSettings, label: str, limit: int |
     for t in (rej, rej + "_scan"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
     return Staged(stg, {h: "VARCHAR" for h in header}, label, rejects, [stg, rejects])
+
+
+def _stage_csv(con, path: Path, source: SourceSettings, label: str, limit: int | None) -> Staged:
+    """Stage a CSV file.
+
+    A simple UTF-8 file (no quote character, blank line or CR-only line end; see
+    :func:`prescan`) is read by DuckDB's fast reader, and its rows plus rejects must equal
+    the file's lines after the header; otherwise (or when they do not) the careful reader
+    :func:`segflow.sources._csvread.read_csv_file` reads it.
+    """
+    header, delimiter, quote, encoding = _csv_header(path, source, label)
+    escape = str(source.options.get("escape", quote))
+    plain = (encoding == "utf-8-sig" and escape == quote and not limit
+             and path.suffix.lower() not in COMPRESSED)
+    if plain:
+        scan = prescan(path, quote)
+        if scan.simple:
+            staged = _stage_csv_duckdb(con, path, header, delimiter, quote, label, None)
+            n = con.execute(f"SELECT count(*) FROM {staged.table}").fetchone()[0]
+            n_rej, longest = con.execute(
+                f"SELECT count(*), coalesce(max(length(raw_row)), 0) FROM {staged.rejects}"
+            ).fetchone()
+            # DuckDB cuts a reject's text at 10,000 characters: such files take the careful path
+            if n + n_rej == scan.lines - 1 and longest < 9_999:
+                con.execute(f"UPDATE {staged.rejects} SET reason = reason || ' (set options."
+                            "encoding, e.g. ''windows-1252'' or ''latin-1'')' "
+                            "WHERE reason LIKE 'INVALID ENCODING%'")
+                staged.tally = CsvTally(scan.size, scan.size, scan.lines, 1, 0, scan.lines - 1,
+                                        n + n_rej, scan.digest)
+                return staged
+            staged.drop(con)  # the counts disagree: read it again, carefully
+    stg, rejects = _tmp("stg"), _tmp("rjt")
+    cols = ", ".join(f"{q(h)} VARCHAR" for h in header)
+    con.execute(f"CREATE TEMP TABLE {stg} (_row BIGINT, {cols})")
+    con.execute(f"CREATE TEMP TABLE {rejects} (_row BIGINT, raw_row VARCHAR, reason VARCHAR, "
+                "column_name VARCHAR)")
+    staged = Staged(stg, {h: "VARCHAR" for h in header}, label, rejects, [stg, rejects])
+    try:
+        staged.tally = read_csv_file(
+            con, path, label, header=header, delimiter=delimiter, quote=quote, escape=escape,
+            encoding=encoding, rows_table=stg, rejects_table=rejects, limit=limit)
+    except BaseException:
+        staged.drop(con)
+        raise
+    return staged
 
 
 # -- other formats -----------------------------------------------------------------------
