@@ -41,7 +41,7 @@ FLAGS_DDL = """CREATE TABLE IF NOT EXISTS ingest_flags (
 _FLAG_TEXT = {
     "anonymous": "no customer id; kept as an anonymous transaction (customer_id empty)",
     "invalid_value": "value not in the value map; kept the row, emptied the value (original in ingest_flags)",
-    "formula_in_text": "text starts like a spreadsheet formula (=, +, @); kept as text",
+    "formula_in_text": "text starts like a spreadsheet formula (=, @, tab, CR, or +/- before a non-number); kept as text",
 }
 
 _DUP_KIND = {"duplicate": "in_load", "loaded": "already_loaded", "seen": "already_quarantined"}

@@ -55,6 +55,7 @@ class Staged:
     temp_tables: list[str] = field(default_factory=list)
     temp_views: list[str] = field(default_factory=list)
     tally: CsvTally | None = None  # the CSV reader's own count of the file (CSV only)
+    nested: list[str] = field(default_factory=list)  # list/struct columns, staged as JSON text
 
     def drop(self, con: duckdb.DuckDBPyConnection) -> None:
         for name in self.temp_views:
@@ -73,13 +74,21 @@ def lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _suffix(path: Path) -> tuple[str, str]:
+    """(format suffix, compression suffix) of a file name: ``a.csv.gz`` -> (".csv", ".gz")."""
+    suffixes = [x.lower() for x in path.suffixes]
+    comp = suffixes[-1] if suffixes and suffixes[-1] in COMPRESSED else ""
+    rest = suffixes[:-1] if comp else suffixes
+    return (rest[-1] if rest else ""), comp
+
+
 def source_format(source: SourceSettings, path: Path | None = None) -> str:
-    """The format of a source: stated, or inferred from the file extension."""
+    """The format of a source file: stated, or inferred from the file extension."""
     if source.format:
         return source.format
     if path is None and source.path:
         path = Path(source.path)
-    suffix = path.suffix.lower() if path else ""
+    suffix = _suffix(path)[0] if path else ""
     if suffix in _EXTENSIONS:
         return _EXTENSIONS[suffix]
     raise InputError(
@@ -89,23 +98,57 @@ def source_format(source: SourceSettings, path: Path | None = None) -> str:
     )
 
 
-def discover_files(source: SourceSettings, project_dir: Path) -> list[Path]:
-    """The files of a file source, sorted by name (a file, a glob or a folder)."""
+def _skip_reason(source: SourceSettings, path: Path) -> str | None:
+    """Why a file of a folder source is not read (None: it is read)."""
+    if path.name.startswith((".", "~$")):
+        return "hidden or temporary file"
+    if path.is_dir():
+        return "a folder (folder sources read the files directly inside the folder)"
+    suffix, comp = _suffix(path)
+    fmt = _EXTENSIONS.get(suffix)
+    if fmt is None:
+        return f"extension {suffix or '(none)'!r} is not a data format segflow reads"
+    if source.format and source.format != fmt:
+        return f"a {fmt} file, but the source's format is {source.format}"
+    if comp and fmt not in ("csv", "jsonl"):
+        return f"compressed ({comp}) {fmt} files are not read; decompress it"
+    if comp and fmt == "jsonl" and comp != ".gz":
+        return f"compressed ({comp}) JSON lines are not read; use .gz or decompress it"
+    return None
+
+
+def discover(source: SourceSettings, project_dir: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The files of a file source, sorted by name (a file, a glob or a folder), and the files
+    of a folder that are not read, each with the reason."""
     if source.format == "postgres":
-        return []
+        return [], []
     if not source.path:
         raise InputError(f"source {source.name!r}: no path given")
     raw = Path(source.path)
     base = raw if raw.is_absolute() else project_dir / raw
+    skipped: list[tuple[Path, str]] = []
     if base.is_dir():
-        files = sorted(p for p in base.iterdir() if p.is_file() and p.suffix.lower() in _EXTENSIONS)
+        files = []
+        for p in sorted(base.iterdir()):
+            reason = _skip_reason(source, p)
+            if reason:
+                skipped.append((p, reason))
+            else:
+                files.append(p)
     elif any(ch in source.path for ch in "*?["):
         files = sorted(Path(p) for p in glob.glob(str(base), recursive=True) if Path(p).is_file())
     else:
         files = [base] if base.exists() else []
     if not files:
-        raise InputError(f"source {source.name!r}: no file matches {source.path!r}", file=str(base))
-    return files
+        why = "".join(f"; {p.name}: {r}" for p, r in skipped[:5])
+        raise InputError(f"source {source.name!r}: no file matches {source.path!r}{why}",
+                         file=str(base))
+    return files, skipped
+
+
+def discover_files(source: SourceSettings, project_dir: Path) -> list[Path]:
+    """The files of a file source that are read (see :func:`discover`)."""
+    return discover(source, project_dir)[0]
 
 
 def file_hash(path: Path) -> str:
@@ -327,7 +370,31 @@ def _stage_parquet(con, path: Path, label: str, limit: int | None) -> Staged:
         raise InputError(f"cannot read as Parquet: {str(exc).splitlines()[0]}", file=label) from exc
     if "file_row_number" in columns:
         raise InputError("a column named file_row_number is reserved", file=label)
+    nested = [c for c, t in columns.items() if _is_nested(t)]
+    if nested:  # lists, structs, maps: kept as JSON text (a mapped one is quarantined later)
+        flat = _tmp("stg")
+        swap = ", ".join(f"CAST(to_json({q(c)}) AS VARCHAR) AS {q(c)}" for c in nested)
+        con.execute(f"CREATE TEMP VIEW {flat} AS SELECT * REPLACE ({swap}) FROM {stg}")
+        return Staged(flat, {c: ("VARCHAR" if c in nested else t) for c, t in columns.items()},
+                      label, None, [], [flat, stg], nested=nested)
     return Staged(stg, columns, label, None, [], [stg])
+
+
+def refuse_nested(con: duckdb.DuckDBPyConnection, staged: Staged, used: list[str]) -> None:
+    """A one-line error when a mapped column holds lists or structures (Parquet)."""
+    for col in staged.nested:
+        if any(col in label.split("+") for label in used):
+            row = con.execute(f"SELECT min(_row) FROM {staged.table} WHERE {q(col)} IS NOT NULL "
+                              "AND {q(col)} <> 'null'".replace("{q(col)}", q(col))).fetchone()[0]
+            raise InputError(
+                f"column {col!r} holds lists or structures, not single values; map a column "
+                "of plain values (or an expression extracting one)",
+                file=staged.label, row=row or 1, column=col)
+
+
+def _is_nested(dtype: str) -> bool:
+    up = dtype.upper()
+    return up.endswith("[]") or up.endswith("]") or up.startswith(("STRUCT", "MAP", "UNION"))
 
 
 def _stage_jsonl(con, path: Path, label: str, limit: int | None) -> Staged:
@@ -348,23 +415,28 @@ def _stage_jsonl(con, path: Path, label: str, limit: int | None) -> Staged:
     con.execute(
         f"""CREATE TEMP TABLE {rejects} AS SELECT _row, line AS raw_row,
         'not a JSON object' AS reason, NULL::VARCHAR AS column_name FROM {lines}
-        WHERE NOT coalesce(json_valid(line) AND json_type(line) = 'OBJECT', false)"""
+        WHERE NOT coalesce(CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' END, false)"""
     )
+    con.execute(f"DELETE FROM {lines} WHERE _row IN (SELECT _row FROM {rejects})")
+    objs = _tmp("obj")
+    con.execute(f"CREATE TEMP TABLE {objs} AS SELECT _row, CAST(line AS JSON) AS line FROM {lines}")
+    con.execute(f"DROP TABLE {lines}")
+    lines = objs
     keys = [
         r[0]
         for r in con.execute(
-            f"""SELECT k FROM (SELECT unnest(json_keys(line)) AS k, _row FROM {lines}
-            WHERE json_valid(line) AND json_type(line) = 'OBJECT')
+            f"""SELECT k FROM (SELECT unnest(json_keys(line)) AS k, _row FROM {lines})
             GROUP BY k ORDER BY min(_row), k"""
         ).fetchall()
     ]
     if not keys:
+        con.execute(f"DROP TABLE {lines}")
+        con.execute(f"DROP TABLE {rejects}")
         raise InputError("no JSON objects found; expected one object per line", file=str(label))
     sel = ", ".join(f"json_extract_string(line, {lit('$.' + _json_key(k))}) AS {q(k)}" for k in keys)
     stg = _tmp("stg")
     con.execute(
-        f"""CREATE TEMP TABLE {stg} AS SELECT _row, {sel} FROM {lines}
-        WHERE json_valid(line) AND json_type(line) = 'OBJECT' ORDER BY _row"""
+        f"""CREATE TEMP TABLE {stg} AS SELECT _row, {sel} FROM {lines} ORDER BY _row"""
     )
     con.execute(f"DROP TABLE {lines}")
     return Staged(stg, {k: "VARCHAR" for k in keys}, label, rejects, [stg, rejects])
