@@ -27,6 +27,7 @@ import io
 import lzma
 import re
 import uuid
+import zlib
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,8 +44,9 @@ from segflow.errors import InputError, StoreError
 MAX_FIELD_CHARS = 64 * 1024 * 1024
 _BATCH = 100_000
 _BAD_BYTES = re.compile("[\udc80-\udcff]")
-_OPENERS = {".gz": gzip.GzipFile, ".bz2": bz2.BZ2File, ".xz": lzma.LZMAFile}
+_OPENERS = {".gz": lambda fh: gzip.GzipFile(fileobj=fh), ".bz2": bz2.BZ2File, ".xz": lzma.LZMAFile}
 COMPRESSED = tuple(_OPENERS)
+_DECOMPRESS_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
 
 
 @dataclass
@@ -134,7 +136,7 @@ def prescan(path: Path, quote: str) -> Prescan:
 def decompressed(path: Path, raw: IO[bytes]) -> IO[bytes]:
     """The file's content: decompressed for ``.gz``, ``.bz2`` and ``.xz``."""
     opener = _OPENERS.get(path.suffix.lower())
-    return opener(fileobj=raw) if opener else raw  # type: ignore[operator]
+    return opener(raw) if opener else raw  # type: ignore[operator]
 
 
 def head_bytes(path: Path, n: int = 256 * 1024) -> bytes:
@@ -142,7 +144,7 @@ def head_bytes(path: Path, n: int = 256 * 1024) -> bytes:
     try:
         with path.open("rb") as fh:
             return decompressed(path, fh).read(n)
-    except (OSError, EOFError, lzma.LZMAError) as exc:
+    except _DECOMPRESS_ERRORS as exc:
         raise InputError(f"cannot decompress: {exc}", file=str(path)) from exc
 
 
@@ -264,7 +266,7 @@ def read_csv_file(
             _parse(_Lines(text), dialect, ncols, header, sink, tally, limit, encoding)
             if tally.complete:
                 tap.drain()
-        except (OSError, EOFError, lzma.LZMAError) as exc:
+        except _DECOMPRESS_ERRORS as exc:
             raise InputError(f"cannot decompress: {str(exc).splitlines()[0]}", file=label) from exc
         sink.flush()
         tally.bytes_read, tally.digest = tap.n, tap.sha.hexdigest()
@@ -301,6 +303,8 @@ def _parse(lines: _Lines, dialect: dict[str, Any], ncols: int, header: list[str]
         if limit is not None and tally.records >= limit:
             tally.complete = False
             break
+        if fields is not None and len(fields) == ncols + 1 and fields[-1] == "":
+            fields.pop()  # a trailing delimiter (an empty last field): as DuckDB reads it
         if fields is not None and len(fields) == ncols and not _has_bad_bytes(taken):
             tally.records += 1
             tally.record_lines += len(taken)

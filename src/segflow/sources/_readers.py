@@ -304,16 +304,21 @@ def _stage_csv(con, path: Path, source: SourceSettings, label: str, limit: int |
         if scan.simple:
             staged = _stage_csv_duckdb(con, path, header, delimiter, quote, label, None)
             n = con.execute(f"SELECT count(*) FROM {staged.table}").fetchone()[0]
+            # a line of only spaces or tabs is a blank line (as in the careful reader)
+            blank = con.execute(f"SELECT count(*) FROM {staged.rejects} "
+                                r"WHERE regexp_matches(raw_row, '^\s*$')").fetchone()[0]
+            if blank:
+                con.execute(rf"DELETE FROM {staged.rejects} WHERE regexp_matches(raw_row, '^\s*$')")
             n_rej, longest = con.execute(
                 f"SELECT count(*), coalesce(max(length(raw_row)), 0) FROM {staged.rejects}"
             ).fetchone()
             # DuckDB cuts a reject's text at 10,000 characters: such files take the careful path
-            if n + n_rej == scan.lines - 1 and longest < 9_999:
+            if n + n_rej + blank == scan.lines - 1 and longest < 9_999:
                 con.execute(f"UPDATE {staged.rejects} SET reason = reason || ' (set options."
                             "encoding, e.g. ''windows-1252'' or ''latin-1'')' "
                             "WHERE reason LIKE 'INVALID ENCODING%'")
-                staged.tally = CsvTally(scan.size, scan.size, scan.lines, 1, 0, scan.lines - 1,
-                                        n + n_rej, scan.digest)
+                staged.tally = CsvTally(scan.size, scan.size, scan.lines, 1, blank,
+                                        scan.lines - 1 - blank, n + n_rej, scan.digest)
                 return staged
             staged.drop(con)  # the counts disagree: read it again, carefully
     stg, rejects = _tmp("stg"), _tmp("rjt")
