@@ -42,3 +42,28 @@ def test_own_running_run_is_left_alone(tmp_path: Path) -> None:
         assert status == "running"
     assert store.sql("SELECT status FROM runs").column(0)[0].as_py() == "ok"
     store.close()
+
+
+def test_second_writer_is_refused_with_a_lock_error(tmp_path: Path) -> None:
+    import pytest
+
+    from segflow.errors import StoreError
+
+    db = tmp_path / "s.duckdb"
+    Store(db).close()
+    code = textwrap.dedent(f"""
+        import sys, time
+        from segflow.store import Store
+        store = Store({str(db)!r})
+        print("open", flush=True)
+        time.sleep(30)
+    """)
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(StoreError, match="lock") as info:
+            Store(db)
+        assert "\n" not in str(info.value).strip()
+    finally:
+        holder.kill()
+        holder.wait()
