@@ -110,7 +110,9 @@ def _write(con: ibis.BaseBackend, table: ibis.Table, out: Path) -> None:
     if suffix == ".parquet":
         con.to_parquet(table, str(out))
     elif suffix in (".csv", ".txt", ".tsv"):
-        con.to_csv(table, str(out))
+        from segflow._csv import write_csv
+
+        write_csv(table, out, delimiter="\t" if suffix == ".tsv" else ",")
     else:
         raise InputError("--out must end in .csv or .parquet", file=str(out))
 

@@ -321,9 +321,7 @@ def _write_file(scores: Any, output: Path) -> dict[str, Any]:
 
         pq.write_table(frame, output)
     else:
-        import pyarrow.csv as pacsv
+        from segflow._csv import write_csv
 
-        from segflow.exports import neutralise_formulas
-
-        pacsv.write_csv(neutralise_formulas(frame), output)
+        write_csv(frame, output)
     return {"file": str(output), "rows": frame.num_rows}

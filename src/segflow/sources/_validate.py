@@ -16,15 +16,15 @@ from sqlglot import exp
 
 from segflow.config import SourceSettings
 from segflow.errors import ConfigError, InputError
+from segflow.sources._ids import ID_COLUMNS, id_reason, id_value
 from segflow.sources._readers import Staged, lit, q
-from segflow.sources._rules import REQUIRED, missing_rule
+from segflow.sources._rules import REQUIRED, formula_condition, missing_rule
 from segflow.store import CANONICAL_TABLES
 
 _NUMERIC_TYPES = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "INTEGER", "BIGINT", "SMALLINT",
                   "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT")
 _FLOAT_TYPES = ("DOUBLE", "FLOAT", "REAL")
 _OFFSET_RE = r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
-_FORMULA_RE = r"^(=|@|[+-][^0-9.\s])"
 
 
 @dataclass
@@ -198,7 +198,9 @@ class _Mapper:
             return Spec(text, _number(col, dtype, self.source), col)
         if ctype == "BOOLEAN":
             return Spec(text, _boolean(text), col)
-        return Spec(text, self._value_map(canonical, text), col)
+        idv = id_value(col, dtype) if canonical in ID_COLUMNS else None
+        value = f"CASE WHEN {text} IS NULL THEN NULL ELSE {idv} END" if idv else text
+        return Spec(text, self._value_map(canonical, value), col)
 
     def _value_map(self, canonical: str, text: str) -> str:
         vmap = self.source.value_maps.get(canonical)
@@ -377,9 +379,7 @@ def flags(source: SourceSettings, specs: dict[str, Spec]) -> list[tuple[str, str
         for c in specs:
             if ctypes[c] == "VARCHAR":
                 # a cheap first-character test keeps the regular expression off most rows
-                out.append(("formula_in_text",
-                            f"coalesce(left(v_{c}, 1) IN ('=', '@', '+', '-') AND "
-                            f"regexp_matches(v_{c}, {lit(_FORMULA_RE)}), false)",
+                out.append(("formula_in_text", formula_condition(f"v_{c}"),
                             specs[c].label, f"v_{c}"))
     return out
 
@@ -463,6 +463,9 @@ def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
     if source.table == "transactions" and "transaction_id" in specs:
         r.add("missing_transaction_id", "r_transaction_id IS NULL", specs["transaction_id"].label,
               "'transaction id is empty'")
+    for c in ID_COLUMNS:
+        if c in specs:
+            r.add("invalid_id", f"r_{c} IS NOT NULL AND v_{c} IS NULL", specs[c].label, id_reason(f"r_{c}"))
     for c, spec in specs.items():
         if spec.dates is not None:
             formats = ", ".join(source.date_formats) or "ISO 8601"
@@ -503,9 +506,9 @@ def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
                       specs[c].label,
                       f"{_short(f'r_{c}')} || {lit(' is not one of the mapped values ' + ', '.join(sorted(vmap)))}")
     if source.formulas == "quarantine" and text_cols:
-        cond = " OR ".join(f"coalesce(regexp_matches(r_{c}, {lit(_FORMULA_RE)}), false)" for c in text_cols)
+        cond = " OR ".join(formula_condition(f"r_{c}") for c in text_cols)
         which = "CASE " + " ".join(
-            f"WHEN coalesce(regexp_matches(r_{c}, {lit(_FORMULA_RE)}), false) THEN {lit(specs[c].label)}"
+            f"WHEN {formula_condition(f'r_{c}')} THEN {lit(specs[c].label)}"
             for c in text_cols) + " END"
         r.add("formula_in_text", cond, which,
               "'a text value starts like a spreadsheet formula (=, +, @)'", column_sql=True)
