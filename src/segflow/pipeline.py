@@ -92,7 +92,7 @@ def required_feature_groups(
     """
     import ibis.common.exceptions as ibis_errors
 
-    from segflow.features import FEATURES, customer_features
+    from segflow.features import FEATURE_GROUPS, FEATURES, customer_features
     from segflow.segments import assign
 
     if any(scheme.kind == "cluster" for scheme in schemes):
@@ -100,10 +100,12 @@ def required_feature_groups(
     schema = customer_features(
         tables, dt.date(2000, 1, 1), window_days=settings.rfm.window_days
     ).schema()
-    all_groups = {f.group for f in FEATURES.values()} - {"id"}
+    all_groups = set(FEATURE_GROUPS)
     needed = {"rfm"}  # the customer base and recency: always computed
     for group in sorted(all_groups - needed):
-        kept = {n: t for n, t in schema.items() if n not in FEATURES or FEATURES[n].group != group}
+        # a column outside the static registry is a survey answer (one per question)
+        kept = {n: t for n, t in schema.items()
+                if (FEATURES[n].group if n in FEATURES else "survey") != group}
         unbound = ibis.table(kept, name="segflow_features")
         try:
             for scheme in schemes:

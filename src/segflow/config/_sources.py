@@ -128,6 +128,22 @@ class SourceSettings(BaseModel):
             "(only when that table has rows)."
         ),
     )
+    zero_amount: Literal["keep", "quarantine"] = Field(
+        default="keep",
+        description=(
+            "Rows with an amount of exactly 0 (free items, fully discounted orders): kept as "
+            "purchase occasions, or quarantined as zero_amount."
+        ),
+    )
+    duplicate_key: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Canonical columns that identify a row for de-duplication, e.g. ['customer_id', "
+            "'ts', 'product_id']: rows equal on them are duplicates. Empty: rows are duplicates "
+            "when all values are equal, except transactions without a transaction id, whose "
+            "identical lines are kept (lines of one order, one per customer and timestamp)."
+        ),
+    )
     max_field_chars: int = Field(
         default=100_000, description="Longer values in a mapped column are quarantined."
     )

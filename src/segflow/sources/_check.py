@@ -109,7 +109,7 @@ def check_source(
         specs = resolve(source, staged)
         refuse_nested(con, staged, [s.label for s in specs.values()])
         present = validate(con, source, staged, specs, now=now, known_customers=None, out="_v")
-        classify(con, source, "_v", present, "_c", against_store=False)
+        classify(con, source, "_v", present, "_c", against_store=False, mapped=set(specs))
         return _report(con, source, staged, specs, label)
     finally:
         con.close()

@@ -256,6 +256,12 @@ def resolve(source: SourceSettings, staged: Staged) -> dict[str, Spec]:
             f"source {source.name!r}: {sorted(unknown)} are not columns of the canonical table "
             f"{source.table!r} (its columns: {', '.join(CANONICAL_TABLES[source.table])})"
         )
+    bad_key = set(source.duplicate_key) - set(CANONICAL_TABLES[source.table])
+    if bad_key:
+        raise ConfigError(
+            f"source {source.name!r}: duplicate_key names {sorted(bad_key)}, which are not "
+            f"columns of the canonical table {source.table!r}"
+        )
     specs = {}
     for canonical, ctype in CANONICAL_TABLES[source.table].items():
         spec = mapper.spec(canonical, ctype)
@@ -319,7 +325,7 @@ def validate(
     """
     table = source.table
     ctypes = CANONICAL_TABLES[table]
-    need_raw = source.rollup or (table == "transactions" and "transaction_id" not in specs)
+    need_raw = source.rollup
     a_cols = [f"{raw_json(staged)} AS _raw"] if need_raw else []
     for c, spec in specs.items():
         a_cols.append(f"{spec.text} AS r_{c}")
@@ -428,8 +434,8 @@ def _extra_values(source: SourceSettings, specs: dict[str, Spec]) -> list[str]:
     if source.table != "transactions":
         return out
     if "transaction_id" not in specs:
-        # No id in the source: the row's content identifies it (stable across re-loads).
-        out.append("'h' || left(md5(_raw), 16) AS v_transaction_id")
+        # No id in the source: the lines of one customer and timestamp form one order
+        out.append("NULL::VARCHAR AS v_transaction_id")
     flag = "coalesce(f_is_return, false)" if "is_return" in specs else "false"
     credit = (f"coalesce(starts_with(v_transaction_id, {lit(source.credit_note_prefix)}), false)"
               if source.credit_note_prefix else "false")
@@ -479,7 +485,7 @@ def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
             r.add(f"non_numeric_{c}", f"r_{c} IS NOT NULL AND v_{c} IS NULL", spec.label,
                   f"{_short(f'r_{c}')} || ' is not a number'")
     for c, spec in specs.items():
-        if ctypes[c] == "TIMESTAMP":
+        if ctypes[c] == "TIMESTAMP" and c != "valid_to":  # an end of validity may lie ahead
             if source.max_date:
                 cond = f"v_{c} >= TIMESTAMP {lit(source.max_date.isoformat())}"
                 why = f" UTC is on or after max_date {source.max_date}"
@@ -489,7 +495,7 @@ def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
                   f"strftime(v_{c}, '%Y-%m-%d %H:%M:%S') || {lit(why)}")
             r.add("implausible_date", f"v_{c} < TIMESTAMP '1900-01-01'", spec.label,
                   f"strftime(v_{c}, '%Y-%m-%d') || ' is before 1900-01-01'")
-    if "amount" in specs:
+    if "amount" in specs and source.zero_amount == "quarantine":
         r.add("zero_amount", "v_amount = 0", specs["amount"].label, "'amount is 0'")
     if source.table == "transactions":
         qty = ("coalesce((v_quantity < 0 AND v_amount > 0) OR (v_quantity > 0 AND v_amount < 0 "

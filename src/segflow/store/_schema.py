@@ -8,8 +8,8 @@ All timestamps are tz-naive UTC. Identifiers are strings.
 
 from __future__ import annotations
 
-#: Canonical columns of each input table, in order, with their DuckDB types.
-CANONICAL_TABLES: dict[str, dict[str, str]] = {
+#: Canonical columns of each input table at schema version 1 (frozen: migrations build on it).
+_V1_TABLES: dict[str, dict[str, str]] = {
     "customers": {
         "customer_id": "VARCHAR",
         "created_at": "TIMESTAMP",
@@ -57,6 +57,23 @@ CANONICAL_TABLES: dict[str, dict[str, str]] = {
     },
 }
 
+#: Columns added by later schema versions: version -> table -> column -> type.
+_ADDED: dict[int, dict[str, dict[str, str]]] = {
+    # 2: attribute history (a customer row is valid from valid_from to valid_to, both
+    # optional) and the product of a transaction line
+    2: {
+        "customers": {"valid_from": "TIMESTAMP", "valid_to": "TIMESTAMP"},
+        "transactions": {"product_id": "VARCHAR"},
+    },
+}
+
+#: Canonical columns of each input table, in order, with their DuckDB types: those of
+#: version 1, then the columns later versions added (in the order of the migrations).
+CANONICAL_TABLES: dict[str, dict[str, str]] = {
+    name: {**cols, **{c: t for added in _ADDED.values() for c, t in added.get(name, {}).items()}}
+    for name, cols in _V1_TABLES.items()
+}
+
 #: Lineage columns every canonical row carries: where it came from.
 LINEAGE_COLUMNS: dict[str, str] = {
     "source": "VARCHAR",  # the source name in segflow.toml
@@ -67,14 +84,14 @@ LINEAGE_COLUMNS: dict[str, str] = {
 
 
 def _create_canonical(name: str) -> str:
-    cols = {**CANONICAL_TABLES[name], **LINEAGE_COLUMNS}
+    cols = {**_V1_TABLES[name], **LINEAGE_COLUMNS}
     body = ",\n  ".join(f"{c} {t}" for c, t in cols.items())
     return f"CREATE TABLE IF NOT EXISTS {name} (\n  {body}\n)"
 
 
 _V1 = [
     "CREATE TABLE IF NOT EXISTS schema_info (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)",
-    *(_create_canonical(name) for name in CANONICAL_TABLES),
+    *(_create_canonical(name) for name in _V1_TABLES),
     """CREATE TABLE IF NOT EXISTS quarantine (
   source VARCHAR, source_file VARCHAR, row_number BIGINT, raw_row VARCHAR,
   rule VARCHAR, reason VARCHAR, column_name VARCHAR, load_id VARCHAR, ingested_at TIMESTAMP
@@ -102,7 +119,13 @@ _V1 = [
 )""",
 ]
 
+_V2 = [
+    f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {ctype}"
+    for table, cols in _ADDED[2].items()
+    for column, ctype in cols.items()
+]
+
 #: Ordered schema migrations; index i holds the statements that bring version i to i+1.
-MIGRATIONS: list[list[str]] = [_V1]
+MIGRATIONS: list[list[str]] = [_V1, _V2]
 
 SCHEMA_VERSION = len(MIGRATIONS)
