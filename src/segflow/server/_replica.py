@@ -143,11 +143,19 @@ class Replica:
         self._swap_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self._current: Generation | None = None
-        self.refresh()
+        self.poll_seconds = poll_seconds
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
-        if poll_seconds > 0:
-            self._poller = threading.Thread(target=self._poll, args=(poll_seconds,), daemon=True, name="segflow-replica")
+        self.start()
+
+    def start(self) -> None:
+        """Copy the store (if not open) and start the poller; idempotent."""
+        if self._current is None:
+            self.refresh()
+        if self.poll_seconds > 0 and (self._poller is None or not self._poller.is_alive()):
+            self._stop = threading.Event()
+            self._poller = threading.Thread(target=self._poll, args=(self.poll_seconds,), daemon=True,
+                                            name="segflow-replica")
             self._poller.start()
 
     @property

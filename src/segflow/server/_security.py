@@ -106,7 +106,12 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
 
     from segflow.exports import neutralise_formulas
 
-    table = neutralise_formulas(pa.Table.from_pandas(frame, preserve_index=False))
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    # pandas' string dtype arrives as large_string, which the shared helper does not take
+    table = table.cast(pa.schema([
+        f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f for f in table.schema
+    ]))
+    table = neutralise_formulas(table)
     sink = io.BytesIO()
     pacsv.write_csv(table, sink)
     return sink.getvalue()

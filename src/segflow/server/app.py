@@ -52,8 +52,15 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        app.state.replica.close()
+        # several test clients may share one app: close the copy when the last one stops
+        app.state.running = getattr(app.state, "running", 0) + 1
+        app.state.replica.start()
+        try:
+            yield
+        finally:
+            app.state.running -= 1
+            if app.state.running == 0:
+                app.state.replica.close()
 
     app = FastAPI(
         title=settings.title,

@@ -20,7 +20,10 @@ def figure(request: Request, fig: Any) -> str:
     from segflow.report._report import figure_html
 
     nonce = request.state.csp_nonce
-    return figure_html(fig).replace("<script type=\"text/javascript\">", f'<script nonce="{nonce}">')
+    html = figure_html(fig)
+    for tag in ('<script type="text/javascript">', "<script>"):
+        html = html.replace(tag, f'<script nonce="{nonce}">')
+    return html
 
 
 def render(request: Request, title: str, blocks: list[str], *, json_url: str | None = None,
