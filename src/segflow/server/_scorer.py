@@ -111,7 +111,7 @@ class Scorer:
         con.execute("DELETE FROM transactions")
         con.execute("DELETE FROM customers")
         con.register("_tx", transactions)
-        con.execute(f"INSERT INTO transactions BY NAME SELECT * FROM _tx")  # noqa: S608
+        con.execute("INSERT INTO transactions BY NAME SELECT * FROM _tx")  # noqa: S608
         con.unregister("_tx")
         attrs = {c: attributes.get(c) for c in CANONICAL_TABLES["customers"] if c != "customer_id"}
         cols = ", ".join(["customer_id", *attrs])
