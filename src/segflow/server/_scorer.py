@@ -5,7 +5,8 @@ of the store and snapshot date, then executed per request on a small in-memory D
 per thread:
 
 1. features: :func:`segflow.features.customer_features` on the posted rows (events,
-   exposures and surveys empty), as of the snapshot (default: the store's latest);
+   exposures and surveys empty), as of the snapshot (default: the store's latest), for the
+   feature groups the schemes read (:func:`segflow.pipeline.required_feature_groups`);
 2. segments: each scheme's :func:`segflow.segments.assign` on the stored features of a
    reference sample of the customer base at that snapshot (the whole base up to
    :data:`REFERENCE_SIZE` customers; a hash-ordered sample beyond) plus this customer, so
@@ -42,7 +43,7 @@ class Scorer:
 
     def __init__(self, project: Any, snapshot: dt.date) -> None:
         from segflow.features import customer_features
-        from segflow.pipeline import resolve_schemes
+        from segflow.pipeline import required_feature_groups, resolve_schemes
         from segflow.segments import assign
 
         self.snapshot = snapshot
@@ -62,7 +63,9 @@ class Scorer:
         for name in CANONICAL_TABLES:
             template.create_table(name, _empty(name))
         tables = {name: template.table(name) for name in CANONICAL_TABLES}
-        features = customer_features(tables, snapshot, window_days=settings.rfm.window_days)
+        # only the feature groups the schemes read (as `segflow run` does for older snapshots)
+        groups = required_feature_groups(tables, self.schemes, settings=settings)
+        features = customer_features(tables, snapshot, window_days=settings.rfm.window_days, groups=groups)
         self.features_sql = ibis.to_sql(features, dialect="duckdb")
         self.feature_columns = features.columns
         template.create_table("features_input", ref.slice(0, 0))
@@ -122,7 +125,7 @@ class Scorer:
             raise SegflowError(f"no transactions before {self.snapshot}: nothing to score")
         con.execute("DELETE FROM features_input")
         con.execute("INSERT INTO features_input SELECT * FROM _reference WHERE customer_id <> ?", [customer_id])
-        con.register("_new", features.select(self.reference.column_names))
+        con.register("_new", features)
         con.execute("INSERT INTO features_input BY NAME SELECT * FROM _new")
         con.unregister("_new")
         segments = {}
