@@ -1,7 +1,7 @@
 """Response headers of every answer, and personal data rules.
 
 Headers: a Content-Security-Policy allowing only this server's scripts (and inline ones
-carrying the page's nonce), no framing, no MIME sniffing, no referrer, and ``no-store``
+carrying the page's nonce), no framing, no MIME sniffing, no referrer to other sites, and ``no-store``
 on everything but the static library files. No CORS headers are ever sent, so browsers keep
 other sites from reading the API.
 
@@ -50,7 +50,7 @@ class SecurityHeaders:
                       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'").encode()),
                     (b"x-content-type-options", b"nosniff"),
                     (b"x-frame-options", b"DENY"),
-                    (b"referrer-policy", b"no-referrer"),
+                    (b"referrer-policy", b"same-origin"),  # "no-referrer" makes Chromium send Origin: null
                     (b"cross-origin-opener-policy", b"same-origin"),
                     (b"cross-origin-resource-policy", b"same-origin"),
                     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),

@@ -80,9 +80,14 @@ def openapi(request: Request, who: Viewer) -> JSONResponse:
 
 @router.get("/docs", response_class=HTMLResponse, include_in_schema=False)
 def docs(request: Request, who: Viewer) -> HTMLResponse:
-    """Swagger UI from the installed ``swagger-ui-bundle`` package: works offline."""
+    """Swagger UI from the installed ``swagger-ui-py`` package: works offline."""
     html = env.get_template("docs.html.j2").render(title=request.app.title)
     return HTMLResponse(html)
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> Response:
+    return Response(status_code=204)
 
 
 @router.get("/static/plotly.js", include_in_schema=False)
@@ -98,9 +103,10 @@ def plotly_js() -> Response:
 def swagger_asset(name: str) -> FileResponse:
     if name not in _SWAGGER_FILES:
         raise HTTPException(status_code=404, detail="not found")
-    import swagger_ui_bundle
+    import swagger_ui  # the swagger-ui-py package ships Swagger UI 5 (OpenAPI 3.1)
 
-    return FileResponse(Path(swagger_ui_bundle.swagger_ui_path) / name, headers={"cache-control": "public, max-age=86400"})
+    return FileResponse(Path(swagger_ui.__file__).parent / "static" / name,
+                        headers={"cache-control": "public, max-age=86400"})
 
 
 @router.get("/static/docs-init.js", include_in_schema=False)
