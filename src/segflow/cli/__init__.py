@@ -41,10 +41,11 @@ def _register_all() -> None:
         _ingest,
         _migrate,
         _segment,
+        _server,
     )
 
     # _segment must come before _cluster: _cluster adds commands to the segment group.
-    for module in (_core, _generate, _ingest, _segment, _cluster, _migrate, _clv, _churn, _campaign):
+    for module in (_core, _generate, _ingest, _segment, _cluster, _migrate, _clv, _churn, _campaign, _server):
         module.register(app)
 
 

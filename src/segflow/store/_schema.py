@@ -124,8 +124,20 @@ _V2 = [
     for table, cols in _ADDED[2].items()
     for column, ctype in cols.items()
 ]
+#: Version 3: API tokens of ``segflow serve`` (only a SHA-256 of each secret is kept) and the
+#: audit log of who read customer-level data and who exported (see docs/server.md).
+_V3_SERVER_AUTH = [
+    """CREATE TABLE IF NOT EXISTS api_tokens (
+  token_id VARCHAR PRIMARY KEY, name VARCHAR, role VARCHAR NOT NULL, secret_sha256 VARCHAR NOT NULL,
+  created_at TIMESTAMP NOT NULL, expires_at TIMESTAMP, revoked_at TIMESTAMP
+)""",
+    """CREATE TABLE IF NOT EXISTS audit_log (
+  event_id VARCHAR PRIMARY KEY, event_at TIMESTAMP NOT NULL, token_id VARCHAR, role VARCHAR,
+  action VARCHAR NOT NULL, resource VARCHAR, detail VARCHAR, client VARCHAR
+)""",
+]
 
 #: Ordered schema migrations; index i holds the statements that bring version i to i+1.
-MIGRATIONS: list[list[str]] = [_V1, _V2]
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V3_SERVER_AUTH]
 
 SCHEMA_VERSION = len(MIGRATIONS)
