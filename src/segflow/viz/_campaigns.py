@@ -96,7 +96,7 @@ def transition_heatmaps(matrices: dict[str, pd.DataFrame], *, title: str = "") -
             showscale=diff, row=1, col=i,
         )
     fig.update_yaxes(autorange="reversed", title_text="before", col=1)
-    fig.update_xaxes(title_text="after")
+    fig.update_xaxes(title_text="after", tickangle=-90, type="category")
     fig.update_layout(title=title or "Transition shares (%) by arm", height=420,
                       margin=dict(l=90, r=10, t=70, b=60))
     return fig
