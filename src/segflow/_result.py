@@ -46,3 +46,12 @@ class TableResult:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), default=str)
+
+    def _repr_html_(self) -> str:
+        """Notebook view: the one-line repr as a caption over the first 20 rows of the table."""
+        import html
+
+        frame = self.to_pandas()
+        more = f" (first 20 of {len(frame):,} rows)" if len(frame) > 20 else ""
+        table = frame.head(20).to_html(index=False, border=0, float_format=lambda v: f"{v:,.4g}")
+        return f"<p><b>{html.escape(repr(self))}</b>{html.escape(more)}</p>{table}"

@@ -10,17 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import ibis
 import typer
 
 from segflow.cli._common import JsonOption, ProjectDirOption, console, print_json, user_errors
 from segflow.cli._segment import segment_app
 from segflow.errors import InputError, SegflowError
-from segflow.segments._stability import SmallSegmentWarning, UnstableSegmentWarning
 
-_OURS = (SmallSegmentWarning, UnstableSegmentWarning)
+if TYPE_CHECKING:  # ibis and scikit-learn load only in the commands that use them (fast --help)
+    import ibis
+
 _READERS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
@@ -182,7 +182,9 @@ def cluster_command(
 ) -> None:
     """Cluster customers into segments: automatic k, quality table, bootstrap stability."""
     from segflow.segments._cluster_scheme import fit_cluster_table, save_cluster_model
+    from segflow.segments._stability import SmallSegmentWarning, UnstableSegmentWarning
 
+    ours = (SmallSegmentWarning, UnstableSegmentWarning)
     with user_errors():
         con, table, where, store, day = _cluster_input(input, id_col, snapshot, project_dir)
         if save_scheme is not None and store is None:
@@ -222,7 +224,7 @@ def cluster_command(
             source=where,
             customers=int(sizes["customers"].sum()),
             sizes=sizes.to_dict(orient="records"),
-            warnings=[str(w.message) for w in caught if issubclass(w.category, _OURS)],
+            warnings=[str(w.message) for w in caught if issubclass(w.category, ours)],
             out=str(out) if out else None,
             saved_scheme=save_scheme,
         )
@@ -236,6 +238,8 @@ def _cluster_input(
 ) -> tuple[ibis.BaseBackend, ibis.Table, str, Any, dt.date | None]:
     """Engine, customer table, a description, the project store (or None) and the snapshot."""
     if input is not None:
+        import ibis
+
         con = ibis.duckdb.connect()
         table = read_customer_file(con, input, id_col=id_col, name="customers_input")
         return con, table, str(input), None, None
@@ -377,6 +381,8 @@ def _profile_input(
     if input is not None or assignments is not None:
         if input is None or assignments is None:
             raise InputError("profile files need both --input (features) and --assignments")
+        import ibis
+
         con = ibis.duckdb.connect()
         features = read_customer_file(con, input, id_col=id_col, name="features_input")
         assigned = read_customer_file(con, assignments, id_col=id_col, name="assignments_input")

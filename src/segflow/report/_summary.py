@@ -39,6 +39,10 @@ class ExecutiveSummary:
     kpis: list[tuple[str, str, str]]
     health: str
     actions: pd.DataFrame
+    currency: str = ""
+
+    def _repr_html_(self) -> str:
+        return summary_html(self, self.currency)
 
 
 def headlines(cells: pd.DataFrame, total_customers: float, total_revenue: float) -> list[str]:
@@ -185,7 +189,7 @@ def executive_summary(ctx: ReportContext) -> ExecutiveSummary:
             kpis.append(("Moved to a worse segment", count(down.customers.sum()),
                          f"{money(down.clv.sum(), ctx.currency)} predicted value" if down.clv.sum() else
                          f"{money(down.revenue_12m.sum(), ctx.currency)} revenue"))
-    return ExecutiveSummary(scheme, before, now, lines, kpis, health, actions)
+    return ExecutiveSummary(scheme, before, now, lines, kpis, health, actions, ctx.currency)
 
 
 def summary_html(summary: ExecutiveSummary, currency: str) -> str:
