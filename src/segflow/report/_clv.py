@@ -102,6 +102,8 @@ class ClvDiagnostics:
             fig.add_vline(x=dt.datetime.combine(self.calibration_end, dt.time()).timestamp() * 1000,
                           line_dash="dot", line_color="grey", row=1, col=col)
         fig.update_yaxes(title_text="repeat purchases", col=1)
+        # keep the first date label clear of the y axis' "0"
+        fig.update_xaxes(ticklabelstandoff=8)
         fig.update_layout(
             title=f"Calibration (before {self.calibration_end}) and holdout (dotted line to {self.snapshot})",
             height=400, margin={"t": 80},
