@@ -106,15 +106,12 @@ class Project:
 
     def _check_scheme(self, scheme: str) -> None:
         if not self.snapshot_dates(scheme):
-            import difflib
+            from segflow._suggest import did_you_mean
 
             schemes = self.schemes()
-            close = difflib.get_close_matches(scheme, schemes, n=1, cutoff=0.6)
-            if close and scheme not in schemes:
-                raise SegflowError(
-                    f"no scheme {scheme!r}; did you mean {close[0]!r}? (schemes of this project: "
-                    f"{', '.join(schemes)})"
-                )
+            hint = did_you_mean(scheme, schemes)
+            if hint:
+                raise SegflowError(f"no scheme {scheme!r}; {hint}(schemes of this project: {', '.join(schemes)})")
             raise SegflowError(
                 f"no assignments stored for scheme {scheme!r}; run `segflow run` first "
                 f"(schemes of this project: {', '.join(schemes)})"

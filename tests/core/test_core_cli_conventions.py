@@ -25,6 +25,21 @@ def _segflow(*args: str, stdin: str | None = None) -> subprocess.CompletedProces
                           input=stdin, timeout=120)
 
 
+@pytest.fixture(scope="module")
+def demo_like_project(tmp_path_factory):
+    """A project with a completed run on the pipeline fixture (rfm and lifecycle schemes)."""
+    from tests.pipeline._fixture import PROJECT_TOML, fixture_tables
+
+    from segflow.project import Project
+
+    directory = tmp_path_factory.mktemp("cli") / "proj"
+    with Project.init(directory, toml_text=PROJECT_TOML) as project:
+        for name, table in fixture_tables().items():
+            project.store.append(name, table)
+        project.run()
+    return directory
+
+
 def test_version_prints_the_package_version():
     from segflow import __version__
 
@@ -95,6 +110,25 @@ def test_errors_are_one_line_on_stderr_with_a_suggestion(tmp_path):
     out = _segflow("migrate", "stability", "-p", str(tmp_path / "p"), "--scheme", "lifecycl")
     assert out.returncode == 1 and out.stdout == ""
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_mistyped_scheme_on_the_command_line_gets_a_suggestion(demo_like_project):
+    for cmd in (["migrate", "stability"], ["segment", "profile"]):
+        out = _segflow(*cmd, "-p", str(demo_like_project), "--scheme", "lifecycl")
+        assert out.returncode == 1 and out.stdout == ""
+        assert "did you mean 'lifecycle'?" in out.stderr, (cmd, out.stderr)
+
+
+def test_mistyped_feature_gets_a_suggestion():
+    import ibis
+
+    from segflow.errors import InputError
+    from segflow.segments import profile_segments
+
+    features = ibis.memtable({"customer_id": ["a", "b"], "monetary": [1.0, 2.0]})
+    assignments = ibis.memtable({"customer_id": ["a", "b"], "segment": ["x", "y"]})
+    with pytest.raises(InputError, match="did you mean 'monetary'"):
+        profile_segments(features, assignments, numeric=["monetry"])
 
 
 def test_mistyped_scheme_gets_a_suggestion(tmp_path):

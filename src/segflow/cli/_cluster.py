@@ -397,7 +397,7 @@ def _profile_input(
     project = Project.open(project_dir)
     dates = project.snapshot_dates(scheme)
     if not dates:
-        raise SegflowError(f"scheme {scheme!r} has no stored assignments; run `segflow run` first")
+        project._check_scheme(scheme)  # names a close scheme ("did you mean ...")
     day = _parse_date(snapshot) or dates[-1]
     features, _ = _store_features(project, day)
     stored = project.store.table("segment_assignments")

@@ -65,7 +65,8 @@ def pct(value: float | None, *, signed: bool = False, digits: int = 1) -> str:
     """``12.3 %`` (``+1.2 pp``-style signs for changes when ``signed``)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    return f"{value * 100:+.{digits}f} %" if signed else f"{value * 100:.{digits}f} %"
+    shown = round(value * 100, digits) + 0.0  # no "-0.0 %"
+    return f"{shown:+.{digits}f} %" if signed else f"{shown:.{digits}f} %"
 
 
 def count(value: float | None, *, signed: bool = False) -> str:
