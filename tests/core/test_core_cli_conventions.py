@@ -161,9 +161,24 @@ def _readme_commands() -> list[list[str]]:
     return commands
 
 
-def test_readme_examples_parse_as_written():
-    """Every ``segflow ...`` line of the README names real commands and options (Click parses
-    it without error; files it names need not exist for parsing)."""
+def _help_commands() -> list[list[str]]:
+    """```segflow ...``` examples quoted in any command's help text."""
+    from typer.testing import CliRunner
+
+    from segflow.cli import app
+
+    runner = CliRunner()
+    found = []
+    for path in _commands():
+        text = runner.invoke(app, [*path, "--help"], terminal_width=400).stdout
+        found += [shlex.split(m)[1:] for m in re.findall(r"`(segflow [^`]+)`", text.replace("\n", " "))]
+    return found
+
+
+def test_readme_and_help_examples_parse_as_written():
+    """Every ``segflow ...`` line of the README, and every `segflow ...` example quoted in a
+    help text, names real commands and options (Click parses it without error; files it
+    names need not exist for parsing)."""
     from typer.main import get_command
 
     from segflow.cli import app
@@ -171,7 +186,9 @@ def test_readme_examples_parse_as_written():
     root = get_command(app)
     commands = _readme_commands()
     assert len(commands) >= 8
-    for args in commands:
+    helps = _help_commands()
+    assert ["campaign", "list"] in helps
+    for args in commands + helps:
         cmd, rest, ctx_parent = root, list(args), None
         ctx = root.make_context("segflow", list(rest), resilient_parsing=True)
         while hasattr(cmd, "commands") and rest and rest[0] in cmd.commands:
