@@ -18,11 +18,13 @@ CELLS = [
     ("md", "# segflow in a notebook\n\nA demo shop generated on the fly (1,500 customers, 18 months), "
            "ingested and segmented; then every stage's results as DataFrames and Plotly figures. "
            "Result objects show as HTML tables; `.to_pandas()` is always there."),
-    ("code", "import tempfile\nfrom pathlib import Path\n\nimport segflow\nfrom segflow.datasets import demo_project_toml, generate_demo\n\n"
+    ("code", "import tempfile\nimport warnings\nfrom pathlib import Path\n\nimport segflow\nfrom segflow.datasets import demo_project_toml, generate_demo\n\n"
              "folder = Path(tempfile.mkdtemp()) / \"demo\"\n"
              "data = generate_demo(folder / \"data\", customers=1500, months=18, seed=3)\n"
              "project = segflow.Project.init(folder, toml_text=demo_project_toml(\"data\", max_date=data.end))\n"
-             "project.ingest()\nrun = project.run()\nproject.schemes()"),
+             "with warnings.catch_warnings(record=True) as caught:  # the ingest's counts, as one line\n"
+             "    warnings.simplefilter(\"always\")\n    project.ingest()\n"
+             "print(*{str(w.message) for w in caught}, sep=\"\\n\")\nrun = project.run()\nproject.schemes()"),
     ("md", "## The first screen of the report: what changed and what to do"),
     ("code", "summary = project.summary()\nsummary"),
     ("code", "summary.actions[[\"action\", \"customers\", \"revenue_12m\", \"clv\"]]"),

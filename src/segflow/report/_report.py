@@ -182,6 +182,7 @@ def value_section(ctx: ReportContext) -> Section:
 
 def campaigns_section(ctx: ReportContext) -> Section:
     from segflow.campaigns import campaign_reports
+    from segflow.viz._core import house_style
 
     project = ctx.project
     section = Section(
@@ -200,8 +201,12 @@ def campaigns_section(ctx: ReportContext) -> Section:
         section.blocks.append(_h3(f"{report.campaign_id} by {scheme} segment ({report.start:%Y-%m-%d} … {report.end:%Y-%m-%d})"))
         for note in report.notes:
             section.blocks.append(_note(note))
-        for fig in report.figures().values():
-            section.blocks.append(_figure(fig, name=f"campaign-{report.campaign_id}"))
+        for key, fig in report.figures().items():
+            title = str(fig.layout.xaxis.title.text or "")
+            if title.endswith("per customer)") and "revenue" in title:
+                # money outcomes in the project's currency, not "outcome units"
+                fig.update_xaxes(title_text=f"treated minus control ({ctx.currency} per customer)")
+            section.blocks.append(_figure(house_style(fig), name=f"campaign-{report.campaign_id}-{key}"))
     return section
 
 

@@ -49,7 +49,7 @@ def lift_forest(report: Any, outcome: str) -> go.Figure:
             "%{customdata[1]}<br>adjusted p %{customdata[2]:.3g}<extra>%{fullData.name}</extra>",
         )
     fig.add_vline(x=0, line_dash="dot", line_color="grey")
-    unit = "percentage points" if rate else "outcome units"
+    unit = "percentage points" if rate else f"{outcome.replace('_', ' ')} per customer"
     fig.update_layout(
         title=f"Lift vs control ({report.control}) on {outcome}, {report.level:.0%} intervals",
         xaxis_title=f"treated minus control ({unit})",
