@@ -42,7 +42,9 @@ def init(
             f"[bold]{directory / project.settings.project.store}[/] "
             f"(schema version {project.store.schema_version})"
         )
-        console.print("next: edit [bold][[sources]][/] in segflow.toml, then `segflow ingest` and `segflow run`")
+        console.print(
+            "next: edit [bold]\\[\\[sources]][/] in segflow.toml, then `segflow ingest` and `segflow run`"
+        )
         project.close()
 
 

@@ -43,8 +43,11 @@ def _scheme(project, scheme: str | None) -> str:  # noqa: ANN001
     schemes = [str(s) for s in rows["scheme"].to_pylist()]
     if scheme:
         if scheme not in schemes:
+            from segflow._suggest import did_you_mean
+
             raise SegflowError(
-                f"no assignments for scheme {scheme!r}; schemes with assignments: {', '.join(schemes) or 'none'}"
+                f"no assignments for scheme {scheme!r}; {did_you_mean(scheme, schemes)}"
+                f"schemes with assignments: {', '.join(schemes) or 'none'}"
             )
         return scheme
     if len(schemes) == 1:
