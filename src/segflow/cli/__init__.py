@@ -37,6 +37,7 @@ def _register_all() -> None:
         _cluster,
         _clv,
         _core,
+        _export,
         _generate,
         _ingest,
         _migrate,
@@ -44,7 +45,8 @@ def _register_all() -> None:
     )
 
     # _segment must come before _cluster: _cluster adds commands to the segment group.
-    for module in (_core, _generate, _ingest, _segment, _cluster, _migrate, _clv, _churn, _campaign):
+    for module in (_core, _generate, _ingest, _segment, _cluster, _migrate, _clv, _churn, _campaign,
+                   _export):
         module.register(app)
 
 
