@@ -41,12 +41,13 @@ def _register_all() -> None:
         _generate,
         _ingest,
         _migrate,
+        _refresh,
         _segment,
     )
 
     # _segment must come before _cluster: _cluster adds commands to the segment group.
     for module in (_core, _generate, _ingest, _segment, _cluster, _migrate, _clv, _churn, _campaign,
-                   _export):
+                   _export, _refresh):
         module.register(app)
 
 
