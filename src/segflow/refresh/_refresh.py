@@ -187,11 +187,19 @@ def refresh(
         fp = fingerprint(directory, settings)
         params: dict[str, Any] = {"fingerprint": fp, "force": force}
         with Store(path, memory_limit=limit) as store:
-            pending = pending_inputs(store, settings, directory)
+            try:
+                pending = pending_inputs(store, settings, directory)
+            except SegflowError as exc:
+                pending, failure = [], exc
+            else:
+                failure = None
             unchanged = _last_fingerprint(store) == fp
             has_runs = store.raw.execute("SELECT count(*) FROM segment_assignments").fetchone()[0] > 0
             skip = not force and not pending and unchanged and has_runs
             store.raw.execute("CHECKPOINT")
+        if failure is not None:
+            _log_outcome(path, limit, params, "failed", str(failure))
+            raise SegflowError(f"refresh failed, the store is unchanged: {failure}") from failure
         if skip:
             _log_outcome(path, limit, params, "ok", "nothing new")
             return RefreshResult(run_id=None, status="nothing new", new_inputs=[])
