@@ -47,7 +47,7 @@ def _open(project: Path):
     store_path = Path(settings.project.store)
     if not store_path.is_absolute():
         store_path = folder / store_path
-    return settings, Store(store_path), folder
+    return settings, Store(store_path, memory_limit=settings.project.memory_limit), folder
 
 
 def _table(title: str, frame, columns: list[str]) -> Table:

@@ -27,9 +27,9 @@ SchemeOption = typer.Option(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``migrate`` (with its sub-commands) and ``export`` to the root app."""
+    """Add ``migrate`` (with its sub-commands) to the root app. Its ``export`` command is
+    ``segflow export`` without a sub-command (see :mod:`segflow.cli._export`)."""
     app.add_typer(migrate_app, name="migrate")
-    app.command("export")(export)
 
 
 def _open(project_dir: Path, *, read_only: bool = True):  # noqa: ANN202
