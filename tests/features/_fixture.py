@@ -254,6 +254,9 @@ def reference_features(
         r["monetary"] = wb["amount"].sum() - wr["amount"].abs().sum()
         r["frequency_12m"] = b12["key"].nunique()
         r["monetary_12m"] = b12["amount"].sum() - r12["amount"].abs().sum()
+        rprev = rets[(rets["ts"] >= s - 730 * DAY) & (rets["ts"] < s - 365 * DAY)]
+        r["frequency_prev_12m"] = bprev["key"].nunique()
+        r["monetary_prev_12m"] = bprev["amount"].sum() - rprev["amount"].abs().sum()
         r["orders_total"] = buys["key"].nunique()
         r["first_purchase_date"] = buys["ts"].min().normalize() if len(buys) else None
         r["last_purchase_date"] = buys["ts"].max().normalize() if len(buys) else None

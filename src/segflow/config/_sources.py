@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 CanonicalTable = Literal[
     "customers", "transactions", "events", "campaign_exposures", "survey_responses"
 ]
+#: Missing-value tokens of common exports (spreadsheets, R, pandas, SQL dumps).
+DEFAULT_NULL_VALUES = ("NA", "N/A", "null", "NULL", "None", "-")
+
 SourceFormat = Literal["csv", "parquet", "jsonl", "xlsx", "duckdb", "postgres"]
 
 
@@ -38,6 +41,14 @@ class SourceSettings(BaseModel):
         description=(
             "Canonical column = source column. A value starting with '=' is an expression over "
             "source columns (e.g. '= quantity * unit_price'); a quoted literal is a constant."
+        ),
+    )
+    null_values: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_NULL_VALUES),
+        description=(
+            "Text values that mean 'missing', in every column, compared after trimming "
+            "(case-sensitive); an empty value is always missing. A customer id written as one "
+            "of them is an anonymous line. Set [] to keep them as text."
         ),
     )
     date_formats: list[str] = Field(

@@ -37,6 +37,8 @@ _ZERO_WHEN_ABSENT: tuple[str, ...] = (
     "monetary",
     "frequency_12m",
     "monetary_12m",
+    "frequency_prev_12m",
+    "monetary_prev_12m",
     "orders_total",
     "category_count",
     "channel_count",

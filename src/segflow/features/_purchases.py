@@ -71,6 +71,7 @@ def value_features(lines: ibis.Table, orders: ibis.Table, frame: Frame) -> ibis.
         frequency_12m=o.count(where=m12),
         _gross_12m=o._amount.sum(where=m12),
         _gross_prev=o._amount.sum(where=prev12),
+        frequency_prev_12m=o.count(where=prev12),
         _qty_w=o._qty.sum(where=win),
         _promo_orders=o._promo.sum(where=win),
     )
@@ -80,6 +81,9 @@ def value_features(lines: ibis.Table, orders: ibis.Table, frame: Frame) -> ibis.
         _first_any=t._day.min(),
         _ret_w=ret_value.sum(where=t._ret & frame.in_window(t.ts)),
         _ret_12m=ret_value.sum(where=t._ret & frame.within(t.ts, DAYS_12M)),
+        _ret_prev=ret_value.sum(
+            where=t._ret & frame.within(t.ts, 2 * DAYS_12M) & ~frame.within(t.ts, DAYS_12M)
+        ),
     )
     agg = per_line.left_join(per_order, "customer_id").drop("customer_id_right")
     gross_w = agg._gross_w.fill_null(0.0)
@@ -91,6 +95,8 @@ def value_features(lines: ibis.Table, orders: ibis.Table, frame: Frame) -> ibis.
         recency_days=(epoch - agg._last_day).cast("int64"),
         monetary=gross_w - agg._ret_w.fill_null(0.0),
         monetary_12m=gross_12m - agg._ret_12m.fill_null(0.0),
+        frequency_prev_12m=agg.frequency_prev_12m.fill_null(0),
+        monetary_prev_12m=gross_prev - agg._ret_prev.fill_null(0.0),
         first_purchase_date=_day_to_date(agg._first_day),
         last_purchase_date=_day_to_date(agg._last_day),
         avg_order_value=safe_ratio(gross_w, agg._paid_w.fill_null(0)),
@@ -99,8 +105,8 @@ def value_features(lines: ibis.Table, orders: ibis.Table, frame: Frame) -> ibis.
         return_rate=safe_ratio(agg._ret_w.fill_null(0.0), gross_w),
         spend_trend=safe_ratio(gross_12m - gross_prev, gross_12m + gross_prev),
     ).drop(
-        "_gross_w", "_ret_w", "_gross_12m", "_ret_12m", "_gross_prev", "_qty_w", "_promo_orders",
-        "_last_day", "_paid_w",
+        "_gross_w", "_ret_w", "_gross_12m", "_ret_12m", "_gross_prev", "_ret_prev", "_qty_w",
+        "_promo_orders", "_last_day", "_paid_w",
     )
 
 

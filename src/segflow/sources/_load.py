@@ -42,7 +42,7 @@ FLAGS_DDL = """CREATE TABLE IF NOT EXISTS ingest_flags (
 _FLAG_TEXT = {
     "anonymous": "no customer id; kept as an anonymous transaction (customer_id empty)",
     "invalid_value": "value not in the value map; kept the row, emptied the value (original in ingest_flags)",
-    "formula_in_text": "text starts like a spreadsheet formula (=, +, @); kept as text",
+    "formula_in_text": "text starts like a spreadsheet formula (=, @, tab, CR, or +/- before a non-number); kept as text",
 }
 
 _DUP_KIND = {"duplicate": "in_load", "loaded": "already_loaded", "seen": "already_quarantined"}
@@ -189,6 +189,13 @@ def _seen(con, source, val, x, staged: Staged | None) -> None:
         JOIN (SELECT DISTINCT raw_row, rule FROM main.quarantine WHERE source = {lit(source.name)}) qq
           ON qq.raw_row = {raw_json(staged, 's')} AND qq.rule = f._rule""")
     con.execute(f"DROP TABLE {failed}")
+    # rows quarantined by the load's own checks (conflicting_id, order_customer_conflict)
+    con.execute(f"""UPDATE {x} SET _status = 'seen' FROM (
+            SELECT s._row, qq.rule FROM {staged.table} s
+            JOIN (SELECT DISTINCT raw_row, rule FROM main.quarantine WHERE source = {lit(source.name)}) qq
+              ON qq.raw_row = {raw_json(staged, 's')}
+            WHERE s._row IN (SELECT _row FROM {x} WHERE _status = 'quarantined')) m
+        WHERE {x}._row = m._row AND {x}._xrule = m.rule AND {x}._status = 'quarantined'""")
 
 
 def rollup_orders(
@@ -279,12 +286,25 @@ def write(
             WHERE NOT _seen""", [now])
     con.execute(DUPLICATES_DDL)
     kinds = " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in _DUP_KIND.items())
-    con.execute(f"""INSERT INTO main.ingest_duplicates SELECT {src}, {label}, _row,
-        CASE _status {kinds} END, CASE WHEN _status = 'duplicate' THEN _dup_of END, {load}
-        FROM {cls} WHERE _status IN ('duplicate', 'loaded', 'seen')""")
+    # A re-read logs each row once: not again when the row is logged already, or when it is
+    # the very row (same file and row number) that is stored or quarantined.
+    logged = f"""(SELECT row_number, kind FROM main.ingest_duplicates
+        WHERE source = {src} AND source_file = {label})"""
+    itself = f"""(SELECT source_row AS r, 'already_loaded' AS k FROM main.{table}
+            WHERE source = {src} AND source_file = {label}
+        UNION ALL SELECT row_number, 'already_quarantined' FROM main.quarantine
+            WHERE source = {src} AND source_file = {label} AND load_id <> {load})"""
+    con.execute(f"""INSERT INTO main.ingest_duplicates SELECT {src}, {label}, _row, _kind,
+        CASE WHEN _status = 'duplicate' THEN _dup_of END, {load}
+        FROM (SELECT *, CASE _status {kinds} END AS _kind FROM {cls}
+              WHERE _status IN ('duplicate', 'loaded', 'seen')) c
+        WHERE (c._row, c._kind) NOT IN (SELECT * FROM {logged})
+          AND (c._row, c._kind) NOT IN (SELECT * FROM {itself})""")
     if staged.rejects:
         con.execute(f"""INSERT INTO main.ingest_duplicates SELECT {src}, {label}, _row,
-            'already_quarantined', NULL, {load} FROM {staged.rejects}_s WHERE _seen""")
+            'already_quarantined', NULL, {load} FROM {staged.rejects}_s r WHERE _seen
+            AND (r._row, 'already_quarantined') NOT IN (SELECT * FROM {logged})
+            AND (r._row, 'already_quarantined') NOT IN (SELECT * FROM {itself})""")
     _release(con, source, staged, cls, counts)
     _flags(con, flag_list, cls, src, label, load, counts)
     _count(con, source, staged, cls, present, counts)

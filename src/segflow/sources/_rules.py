@@ -25,6 +25,7 @@ RULES: dict[str, str] = {
     "missing_campaign_id": "the campaign id is empty",
     "missing_question": "the survey question is empty",
     "missing_answer": "the survey answer is empty",
+    "invalid_id": "an identifier is not usable: a float id that is not an exact integer (NaN, infinity, a fraction, beyond 2^53), or only invisible characters",
     "invalid_value": "a column with a value map holds a value that is neither a key nor a target of the map",
     "unparseable_date": "the value matches none of the accepted date formats",
     "ambiguous_date": "the value parses under two accepted formats with different dates, and date_order is not set",
@@ -35,7 +36,7 @@ RULES: dict[str, str] = {
     "implausible_date": "the timestamp is before 1900-01-01",
     "zero_amount": "the amount is exactly 0",
     "return_sign": "amount and quantity have opposite signs without a credit-note id or return flag, or a credit note / flagged return has a positive amount",
-    "formula_in_text": "a text value starts like a spreadsheet formula (=, +, @) and formulas = 'quarantine'",
+    "formula_in_text": "a text value starts like a spreadsheet formula (=, @, tab, carriage return, or + / - unless it is a plain number) and formulas = 'quarantine'",
     "unknown_customer": "the customer id is not in the customers table",
     "conflicting_id": "another row of the same load has the same key (transaction_id or customer_id) but different values; the first row is kept",
     "order_customer_conflict": "lines of one order name different customers",
@@ -88,3 +89,19 @@ def duplicate_columns(
 def missing_rule(column: str) -> str:
     """Rule name for an empty required column."""
     return "missing_date" if column in ("ts", "created_at") else f"missing_{column}"
+
+
+#: A signed number or phone number (``-12.5``, ``+3``, ``-2e3``, ``+44 20 7946 0000``,
+#: ``+1-555-0100``): digits and separators only, not a spreadsheet formula.
+_SIGNED_NUMBER = r"^[+-][0-9 .,()/%eE-]*[0-9][0-9 .,()/%eE-]*$"
+
+
+def formula_condition(text: str) -> str:
+    """SQL: the text value ``text`` starts like a spreadsheet formula (OWASP CSV injection):
+    ``=``, ``@``, a tab or a carriage return, or ``+``/``-`` unless the rest is only digits
+    and number separators (a signed number or a phone number). A cheap first-character test keeps the regular expressions off
+    most rows."""
+    first = f"left({text}, 1)"
+    number = f"regexp_matches({text}, '{_SIGNED_NUMBER}')"
+    return (f"coalesce({first} IN ('=', '@', chr(9), chr(13)) OR ({first} IN ('+', '-') AND length({text}) > 1 "
+            f"AND NOT {number}), false)")

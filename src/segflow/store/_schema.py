@@ -124,8 +124,40 @@ _V2 = [
     for table, cols in _ADDED[2].items()
     for column, ctype in cols.items()
 ]
+#: Version 3: API tokens of ``segflow serve`` (only a SHA-256 of each secret is kept) and the
+#: audit log of who read customer-level data and who exported (see docs/server.md).
+_V3_SERVER_AUTH = [
+    """CREATE TABLE IF NOT EXISTS api_tokens (
+  token_id VARCHAR PRIMARY KEY, name VARCHAR, role VARCHAR NOT NULL, secret_sha256 VARCHAR NOT NULL,
+  created_at TIMESTAMP NOT NULL, expires_at TIMESTAMP, revoked_at TIMESTAMP
+)""",
+    """CREATE TABLE IF NOT EXISTS audit_log (
+  event_id VARCHAR PRIMARY KEY, event_at TIMESTAMP NOT NULL, token_id VARCHAR, role VARCHAR,
+  action VARCHAR NOT NULL, resource VARCHAR, detail VARCHAR, client VARCHAR
+)""",
+]
+
+#: Version 4: exports and refresh: the export log whose latest row per export name is its watermark,
+#: webhook deliveries, and the drift alerts of ``segflow refresh``.
+_V4_EXPORTS_REFRESH = [
+    """CREATE TABLE IF NOT EXISTS export_log (
+  export_id VARCHAR NOT NULL, export_name VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+  scheme VARCHAR, snapshot_date DATE, since_snapshot DATE, mode VARCHAR NOT NULL,
+  target VARCHAR, format VARCHAR, pii VARCHAR, rows_written BIGINT, exported_at TIMESTAMP NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS webhook_deliveries (
+  export_id VARCHAR NOT NULL, url VARCHAR NOT NULL, scheme VARCHAR, customer_id VARCHAR,
+  change VARCHAR, payload VARCHAR, status VARCHAR NOT NULL, attempts INTEGER NOT NULL,
+  http_status INTEGER, error VARCHAR, first_attempt_at TIMESTAMP, last_attempt_at TIMESTAMP
+)""",
+    """CREATE TABLE IF NOT EXISTS alerts (
+  alert_id VARCHAR NOT NULL, run_id VARCHAR, created_at TIMESTAMP NOT NULL,
+  snapshot_date DATE, kind VARCHAR NOT NULL, subject VARCHAR, metric VARCHAR,
+  value DOUBLE, threshold DOUBLE, severity VARCHAR NOT NULL, message VARCHAR NOT NULL
+)""",
+]
 
 #: Ordered schema migrations; index i holds the statements that bring version i to i+1.
-MIGRATIONS: list[list[str]] = [_V1, _V2]
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V3_SERVER_AUTH, _V4_EXPORTS_REFRESH]
 
 SCHEMA_VERSION = len(MIGRATIONS)
