@@ -31,6 +31,12 @@ def question_column(question: str) -> str | None:
     return slug
 
 
+def _trim(value: ibis.StringValue) -> ibis.StringValue:
+    """Leading and trailing white space removed (a regular expression: Ibis's ``strip`` on
+    Spark also strips the letter ``f``)."""
+    return value.re_replace(r"^\s+|\s+$", "")
+
+
 def _usable(responses: ibis.Table) -> ibis.Table:
     r = responses
     return r.filter(
@@ -38,7 +44,7 @@ def _usable(responses: ibis.Table) -> ibis.Table:
         r.ts.notnull(),
         r.question.notnull(),
         r.answer.notnull(),
-        r.answer.cast("string").strip() != "",
+        _trim(r.answer.cast("string")) != "",
     )
 
 
@@ -55,7 +61,7 @@ def survey_registry(responses: ibis.Table) -> dict[str, tuple[Feature, tuple[str
         ("Price sensitivity", "price_sensitivity") are one question.
     """
     r = _usable(responses)
-    value = r.answer.cast("string").strip().try_cast("float64")
+    value = _trim(r.answer.cast("string")).try_cast("float64")
     stats = (
         r.group_by(r.question)
         .aggregate(_n=r.count(), _num=value.notnull().cast("int64").sum())
@@ -99,7 +105,7 @@ def survey_features(
     column = ibis.literal(None, type="string")
     for name, (_, raws) in registry.items():
         column = ibis.ifelse(r.question.isin(list(raws)), ibis.literal(name), column)
-    r = r.mutate(_q=column, _a=r.answer.cast("string").strip()).filter(ibis._._q.notnull())
+    r = r.mutate(_q=column, _a=_trim(r.answer.cast("string"))).filter(ibis._._q.notnull())
     rn = ibis.row_number().over(
         group_by=["customer_id", "_q"], order_by=[ibis.desc("ts"), ibis.desc("_a")]
     )
