@@ -153,4 +153,4 @@ def test_report_is_one_offline_file_with_plotly_once(demo_report):
     text = Path(demo_report).read_text(encoding="utf-8")
     assert text.count("plotly.js v") == 1  # the library's banner: inlined once
     assert "<script src=" not in text  # nothing loaded from elsewhere (the page test checks requests)
-    assert "@media print" in text and '"toImageButtonOptions"' in text
+    assert "@media print" in text and "toImageButtonOptions" in text  # PNG download per chart
