@@ -62,7 +62,11 @@ class Project:
         older store's schema)."""
         directory = Path(directory)
         settings = Settings.load(directory)
-        store = Store(directory / settings.project.store, read_only=read_only)
+        store = Store(
+            directory / settings.project.store,
+            read_only=read_only,
+            memory_limit=settings.project.memory_limit,
+        )
         return cls(directory, settings, store)
 
     def close(self) -> None:

@@ -48,14 +48,18 @@ def _register_all() -> None:
         _cluster,
         _clv,
         _core,
+        _export,
         _generate,
         _ingest,
         _migrate,
+        _refresh,
         _segment,
+        _server,
     )
 
     # _segment must come before _cluster: _cluster adds commands to the segment group.
-    for module in (_core, _generate, _ingest, _segment, _cluster, _migrate, _clv, _churn, _campaign):
+    for module in (_core, _generate, _ingest, _segment, _cluster, _migrate, _clv, _churn, _campaign,
+                   _server, _export, _refresh):
         module.register(app)
     _plain_help(app)
 

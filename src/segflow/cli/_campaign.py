@@ -20,6 +20,7 @@ import typer
 from rich.table import Table
 
 from segflow.cli._common import JsonOption, ProjectDirOption, console, print_json, user_errors
+from segflow.cli._files import read_user_csv
 from segflow.errors import InputError
 
 campaign_app = typer.Typer(
@@ -56,7 +57,7 @@ def read_customer_file(path: Path) -> Any:
         if suffix in (".parquet", ".pq"):
             return con.read_parquet(str(path))
         if suffix in (".csv", ".txt", ".tsv"):
-            return con.read_csv(str(path))
+            return read_user_csv(con, path)  # identifier columns (customer_id, ...) as text
     except Exception as exc:  # DuckDB's reader names the line and the problem
         raise InputError(f"cannot read as a table: {str(exc).splitlines()[0]}", file=str(path)) from exc
     raise InputError("expected a .csv or .parquet file", file=str(path))

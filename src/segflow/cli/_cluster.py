@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from segflow.cli._common import JsonOption, ProjectDirOption, console, print_json, user_errors
+from segflow.cli._files import read_user_csv
 from segflow.cli._segment import segment_app
 from segflow.errors import InputError, SegflowError
 
@@ -36,13 +37,13 @@ def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: 
     suffix = path.suffix.lower()
     try:
         if _READERS.get(suffix) == "csv":
-            table = con.read_csv(str(path), table_name=name)
+            table = read_user_csv(con, path, id_columns=(id_col,), table_name=name)
         elif _READERS.get(suffix) == "parquet":
             table = con.read_parquet(str(path), table_name=name)
         elif suffix in (".xlsx", ".xls"):
             import pandas as pd
 
-            table = con.create_table(name, pd.read_excel(path))
+            table = con.create_table(name, pd.read_excel(path, dtype={id_col: str}))
         else:
             raise InputError("expected a .csv, .tsv, .parquet or .xlsx file", file=str(path))
     except SegflowError:
@@ -109,7 +110,9 @@ def _write(con: ibis.BaseBackend, table: ibis.Table, out: Path) -> None:
     if suffix == ".parquet":
         con.to_parquet(table, str(out))
     elif suffix in (".csv", ".txt", ".tsv"):
-        con.to_csv(table, str(out))
+        from segflow._csv import write_csv
+
+        write_csv(table, out, delimiter="\t" if suffix == ".tsv" else ",")
     else:
         raise InputError("--out must end in .csv or .parquet", file=str(out))
 

@@ -55,27 +55,16 @@ def show_warning(message, category, filename, lineno, file=None, line=None) -> N
 
 
 def print_json(payload: Any) -> None:
-    """Print a JSON document on stdout (dates and numpy numbers are converted)."""
-    sys.stdout.write(json.dumps(payload, indent=2, default=_json_default) + "\n")
+    """Print a JSON document on stdout.
+
+    Values go through :func:`segflow._result.jsonable`: floats at full precision (15
+    significant digits, NaN as null), every date as YYYY-MM-DD and every point in time as
+    YYYY-MM-DDTHH:MM:SS, NumPy and pandas values as plain JSON.
+    """
+    from segflow._result import jsonable
+
+    sys.stdout.write(json.dumps(jsonable(payload), indent=2, allow_nan=False) + "\n")
     sys.stdout.flush()
-
-
-def _json_default(value: Any) -> Any:
-    import datetime as dt
-
-    import numpy as np
-
-    if isinstance(value, dt.date | dt.datetime):
-        return value.isoformat()
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return None if np.isnan(value) else float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    return str(value)
 
 
 class _CountColumn(ProgressColumn):

@@ -24,6 +24,7 @@ from segflow.report._format import table_html as _table
 from segflow.report._queries import (
     quarantine_reasons,
     reconciliation,
+    revenue_totals,
     value_by_segment,
 )
 from segflow.report._sections import Section, migration_section, segments_section
@@ -83,18 +84,17 @@ def _note(text: str) -> str:
 # -- sections ---------------------------------------------------------------------------
 def overview_section(ctx: ReportContext) -> Section:
     project = ctx.project
-    raw = project.store.raw
-    customers, txns, revenue, first, last = raw.execute(
-        "SELECT count(DISTINCT customer_id), count(*), sum(amount), min(ts)::DATE, max(ts)::DATE "
-        "FROM transactions WHERE customer_id IS NOT NULL"
-    ).fetchone()
+    tot = revenue_totals(project.store)
     dates = project.snapshot_dates()
     cur = project.settings.project.currency
     kpis = [
-        ("customers with purchases", f"{customers:,}"),
-        ("transactions", f"{txns:,}"),
-        (f"net revenue ({cur})", f"{(revenue or 0):,.0f}"),
-        ("first / last purchase", f"{first} / {last}"),
+        ("customers with purchases", f"{tot['customers']:,}"),
+        ("transactions (all, incl. anonymous)", f"{tot['transactions']:,}"),
+        (f"net revenue ({cur}), all lines incl. anonymous, returns netted",
+         f"{tot['net_revenue']:,.0f}"),
+        (f"of which anonymous: {tot['anonymous_transactions']:,} lines without customer id ({cur})",
+         f"{tot['anonymous_revenue']:,.0f}"),
+        ("first / last purchase", f"{tot['first']} / {tot['last']}"),
         ("snapshots", f"{len(dates)} ({dates[0]} … {dates[-1]})" if dates else "none"),
         ("schemes", ", ".join(project.schemes())),
     ]
@@ -152,8 +152,17 @@ def value_section(ctx: ReportContext) -> Section:
         f"({ctx.currency}), discounted at {CLV_ANNUAL_DISCOUNT_RATE:.0%} a year. See docs/models.md.",
     )
     snapshot = ctx.clv_date
+    # what the latest run could not do (a skipped stage, customers left out of a fit)
+    last = project.store.raw.execute(
+        "SELECT message FROM runs WHERE command = 'run' AND status = 'ok' "
+        "ORDER BY started_at DESC LIMIT 1"
+    ).fetchone()
+    run_notes = [n for n in (last[0] or "").splitlines() if n] if last else []
     if snapshot is None:
-        section.blocks.append(_note("No CLV scores stored (see the run's notes)."))
+        section.blocks.append(_note("No CLV scores stored."))
+    for run_note in run_notes:
+        section.blocks.append(_note(f"Latest run: {run_note}"))
+    if snapshot is None:
         return section
     for scheme in ctx.schemes:
         if snapshot not in ctx.dates(scheme):

@@ -157,6 +157,7 @@ def migration_section(ctx: ReportContext) -> Section:
         matrix = project.transitions(scheme, dates[-2], dates[-1])
         s = matrix.summary()
         section.blocks.append(h3(f"{scheme}: {dates[-2]} → {dates[-1]}", f"migration-{scheme}"))
+        section.blocks.append(note(_score_basis(project, scheme)))
         base = s["customers_from"] or 1
         section.blocks.append(note(
             f"Of {count(s['customers_from'])} customers at {dates[-2]}, {pct(s['stay'] / base)} stayed in "
@@ -168,6 +169,17 @@ def migration_section(ctx: ReportContext) -> Section:
         section.blocks.append(figure_html(matrix.net_flow_figure(), name=f"{scheme}-net-flow"))
         section.blocks.extend(_history_blocks(ctx, scheme, dates))
     return section
+
+
+def _score_basis(project, scheme: str) -> str:  # noqa: ANN001
+    """Which kind of scheme a migration view shows (relative or fixed cut-offs)."""
+    from segflow.pipeline import resolve_schemes
+    from segflow.segments import builtin_schemes, score_basis
+
+    for candidate in [*resolve_schemes(project.settings), *builtin_schemes()]:
+        if candidate.name == scheme:
+            return score_basis(candidate)
+    return "Scheme no longer in segflow.toml: its kind of cut-offs is unknown."
 
 
 def step_dates(dates: list[dt.date], periods: int) -> list[dt.date]:

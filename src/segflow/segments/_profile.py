@@ -25,14 +25,13 @@ assignments):
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import ibis
 import numpy as np
 import pandas as pd
 
-from segflow._result import TableResult
+from segflow._result import TableResult, json_records, jsonable
 from segflow.errors import InputError
 from segflow.segments._naming import NAME_THRESHOLD, suggest_names
 
@@ -83,9 +82,9 @@ class SegmentProfile(TableResult):
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
-        out["std_diff"] = json.loads(self.std_diff.to_json(orient="index"))
-        out["base"] = json.loads(self.base.to_json(orient="index"))
-        out["makeup"] = json.loads(self.makeup.to_json(orient="records"))
+        out["std_diff"] = jsonable(self.std_diff.to_dict(orient="index"))
+        out["base"] = jsonable(self.base.to_dict(orient="index"))
+        out["makeup"] = json_records(self.makeup)
         out["value_col"] = self.value_col
         return out
 
