@@ -280,3 +280,37 @@ def test_same_segments_on_any_thread_count():
             assert other[name].equals(runs[0][name]), name
     assert runs[0]["rfm"].nunique() > 5
     store.close()
+
+
+@pytest.mark.slow
+def test_run_with_a_frozen_scheme_and_rfm_bins(tmp_path, ties_store):
+    from segflow.project import Project
+
+    toml = (
+        '[project]\nname = "frozen"\n[rfm]\nbins = 3\n'
+        '[[schemes]]\nname = "rfm"\nkind = "rfm"\n'
+        '[[schemes]]\nname = "rfm_frozen"\nkind = "rfm"\ncutoffs = "reference"\n'
+        'reference_snapshot = 2024-04-01\n'
+    )
+    project = Project.init(tmp_path / "p", toml_text=toml)
+    rows = ties_store.raw.execute("SELECT * FROM transactions").fetch_arrow_table()
+    project.store.append("transactions", rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SchemeCheckWarning)
+        summary = project.run()
+    got = project.store.raw.execute(
+        "SELECT scheme, snapshot_date, customer_id, segment FROM segment_assignments"
+    ).df()
+    project.close()
+    assert summary.schemes == ["rfm", "rfm_frozen"]
+    wide = got.pivot_table(index=["snapshot_date", "customer_id"], columns="scheme",
+                           values="segment", aggfunc="first")
+    at_ref = wide.loc[pd.Timestamp("2024-04-01")]
+    assert (at_ref["rfm"] == at_ref["rfm_frozen"]).all()  # same cut points at the reference
+    # later snapshots: the frozen scheme equals scoring against the reference cut points
+    tables = {n: ties_store.table(n) for n in REQUIRED_TABLES}
+    scheme = freeze_cutoffs([SchemeSettings(name="f", kind="rfm", bins=3, cutoffs="reference",
+                                            reference_snapshot=dt.date(2024, 4, 1))], tables)[0]
+    later = _segments(scheme, _features(ties_store, dt.date(2024, 7, 1))).sort_index()
+    stored = wide.loc[pd.Timestamp("2024-07-01")]["rfm_frozen"].sort_index()
+    assert stored.equals(later.rename("rfm_frozen").rename_axis("customer_id"))
