@@ -194,7 +194,7 @@ def test_nesting_errors(features):
 
 def test_builtin_schemes_assign_everyone_once(features, fdf):
     names = [s.name for s in builtin_schemes()]
-    assert names == ["rfm", "lifecycle", "value_tiers", "browse_no_buy"]
+    assert names == ["rfm", "lifecycle", "value_tiers", "browse_no_buy", "product_breadth"]
     for scheme in builtin_schemes():
         got = _assigned(scheme, features)
         assert list(got.index) == sorted(fdf.index), scheme.name

@@ -27,9 +27,9 @@ SchemeOption = typer.Option(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``migrate`` (with its sub-commands) and ``export`` to the root app."""
+    """Add ``migrate`` (with its sub-commands) to the root app. Its ``export`` command is
+    ``segflow export`` without a sub-command (see :mod:`segflow.cli._export`)."""
     app.add_typer(migrate_app, name="migrate")
-    app.command("export")(export)
 
 
 def _open(project_dir: Path, *, read_only: bool = True):  # noqa: ANN202
@@ -43,8 +43,11 @@ def _scheme(project, scheme: str | None) -> str:  # noqa: ANN001
     schemes = [str(s) for s in rows["scheme"].to_pylist()]
     if scheme:
         if scheme not in schemes:
+            from segflow._suggest import did_you_mean
+
             raise SegflowError(
-                f"no assignments for scheme {scheme!r}; schemes with assignments: {', '.join(schemes) or 'none'}"
+                f"no assignments for scheme {scheme!r}; {did_you_mean(scheme, schemes)}"
+                f"schemes with assignments: {', '.join(schemes) or 'none'}"
             )
         return scheme
     if len(schemes) == 1:

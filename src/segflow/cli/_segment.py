@@ -182,9 +182,9 @@ def _write(assignments, path: Path) -> None:  # noqa: ANN001
     table = assignments.select("customer_id", "segment", "segment_rank").to_pyarrow()
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        import pyarrow.csv as pacsv
+        from segflow._csv import write_csv
 
-        pacsv.write_csv(table, path)
+        write_csv(table, path)
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
 

@@ -25,6 +25,11 @@ from segflow.segments._buckets import (
     value_tier_expr,
     value_tier_thresholds,
 )
+from segflow.segments._builtin_extra import (
+    category_breadth_scheme,
+    product_breadth_scheme,
+    psychographic_example_scheme,
+)
 from segflow.segments._checks import SchemeCheckWarning, check_scheme, rule_coverage
 from segflow.segments._cluster import (
     GaussianMixtureSegmenter,
@@ -94,12 +99,15 @@ __all__ = [
     "segment_names",
     "value_tier_thresholds",
     "with_project_defaults",
+    "category_breadth_scheme",
     "builtin_schemes",
     "choose_k",
     "compile_condition",
     "compile_rules",
     "fit_cluster_table",
+    "product_breadth_scheme",
     "profile_segments",
+    "psychographic_example_scheme",
     "quality_table",
     "rfm_scores",
     "rfm_segment_expr",

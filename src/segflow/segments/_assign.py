@@ -18,6 +18,7 @@ from segflow.segments._buckets import (
     tier_names,
     value_tier_expr,
 )
+from segflow.segments._builtin_extra import product_breadth_scheme
 from segflow.segments._rfm import (
     GRID_BINS,
     RFM_SEGMENT_ORDER,
@@ -35,7 +36,8 @@ NEST_SEPARATOR = " / "
 
 
 def builtin_schemes() -> list[SchemeSettings]:
-    """The default schemes: ``rfm``, ``lifecycle``, ``value_tiers`` and ``browse_no_buy``.
+    """The default schemes: ``rfm``, ``lifecycle``, ``value_tiers``, ``browse_no_buy`` and
+    ``product_breadth`` (see :mod:`segflow.segments._builtin_extra`).
 
     Returns
     -------
@@ -47,6 +49,7 @@ def builtin_schemes() -> list[SchemeSettings]:
         SchemeSettings(name="lifecycle", kind="lifecycle"),
         SchemeSettings(name="value_tiers", kind="value_tiers"),
         SchemeSettings(name="browse_no_buy", kind="browse_no_buy"),
+        product_breadth_scheme(),
     ]
 
 
