@@ -48,6 +48,15 @@ class TableResult:
     def to_json(self) -> str:
         return json.dumps(jsonable(self.to_dict()), allow_nan=False)
 
+    def _repr_html_(self) -> str:
+        """Notebook view: the one-line repr as a caption over the first 20 rows of the table."""
+        import html
+
+        frame = self.to_pandas()
+        more = f" (first 20 of {len(frame):,} rows)" if len(frame) > 20 else ""
+        table = frame.head(20).to_html(index=False, border=0, float_format=lambda v: f"{v:,.4g}")
+        return f"<p><b>{html.escape(repr(self))}</b>{html.escape(more)}</p>{table}"
+
 
 #: Significant digits of a float in JSON: the most that every decimal number keeps through a
 #: double (DBL_DIG). Parameters, p-values (1.5e-13) and money keep their value; the noise

@@ -55,12 +55,12 @@ def canonical_tables(engine: Engine) -> dict[str, ibis.Table]:
 
 
 def resolve_schemes(settings: Settings) -> list[SchemeSettings]:
-    """The schemes of the project file, or the built-in ones when it names none."""
-    if settings.schemes:
-        return list(settings.schemes)
-    from segflow.segments import builtin_schemes
+    """The schemes of the project file, or the built-in ones when it names none (an unset
+    ``bins`` takes ``[rfm] bins``)."""
+    from segflow.segments import builtin_schemes, with_project_defaults
 
-    return builtin_schemes()
+    schemes = list(settings.schemes) if settings.schemes else builtin_schemes()
+    return with_project_defaults(schemes, rfm_bins=settings.rfm.bins)
 
 
 def resolve_snapshot_dates(store: Store, settings: Settings) -> list[dt.date]:
@@ -92,7 +92,7 @@ def required_feature_groups(
     """
     import ibis.common.exceptions as ibis_errors
 
-    from segflow.features import FEATURES, customer_features
+    from segflow.features import FEATURE_GROUPS, FEATURES, customer_features
     from segflow.segments import assign
 
     if any(scheme.kind == "cluster" for scheme in schemes):
@@ -100,10 +100,12 @@ def required_feature_groups(
     schema = customer_features(
         tables, dt.date(2000, 1, 1), window_days=settings.rfm.window_days
     ).schema()
-    all_groups = {f.group for f in FEATURES.values()} - {"id"}
+    all_groups = set(FEATURE_GROUPS)
     needed = {"rfm"}  # the customer base and recency: always computed
     for group in sorted(all_groups - needed):
-        kept = {n: t for n, t in schema.items() if n not in FEATURES or FEATURES[n].group != group}
+        # a column outside the static registry is a survey answer (one per question)
+        kept = {n: t for n, t in schema.items()
+                if (FEATURES[n].group if n in FEATURES else "survey") != group}
         unbound = ibis.table(kept, name="segflow_features")
         try:
             for scheme in schemes:
@@ -182,6 +184,10 @@ def run_pipeline(
         eng = connect(store, engine)  # type: ignore[arg-type]
         try:
             tables = canonical_tables(eng)
+            from segflow.segments import check_scheme, freeze_cutoffs
+
+            schemes = freeze_cutoffs(schemes, tables, window_days=settings.rfm.window_days)
+            notes: list[str] = []
             # Assignments are staged in the store as they are computed (bounded memory) and
             # moved into segment_assignments in one transaction at the end (atomic run).
             store.raw.execute(
@@ -205,6 +211,10 @@ def run_pipeline(
                     )
                 if i == len(dates) - 1:
                     latest_features = features.to_pyarrow()
+                    for scheme in schemes:  # empty rules, small segments: warn once, at the end
+                        notes += check_scheme(
+                            scheme, features, assignments[scheme.name], snapshot=snapshot
+                        )
             if progress:
                 progress("snapshots done", len(dates), len(dates))
             seconds["features_and_segments"] = time.perf_counter() - start
@@ -213,7 +223,6 @@ def run_pipeline(
             written = _write_run(store, latest_features, dates[-1] if dates else None)
             seconds["write"] = time.perf_counter() - start
 
-            notes: list[str] = []
             start = time.perf_counter()
             scored = score_clv(store, tables["transactions"], dates[-1], run_id, notes=notes)
             seconds["clv_scores"] = time.perf_counter() - start

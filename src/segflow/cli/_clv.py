@@ -16,6 +16,7 @@ import typer
 
 from segflow.cli._clv_fit import fit_clv, holdout_snapshot, print_fit, snapshot_of, unit_code
 from segflow.cli._common import JsonOption, console, print_json, user_errors
+from segflow.cli._files import read_user_csv
 from segflow.errors import InputError, SegflowError
 
 TransactionsOption = typer.Option(
@@ -61,9 +62,10 @@ PenalizerOption = typer.Option(0.0, "--penalizer", min=0.0, help="L2 penalty on 
 
 
 def read_transactions(
-    path: Path, *, fmt: str = "auto", date_col: str = "ts", date_format: str | None = None
+    path: Path, *, fmt: str = "auto", date_col: str = "ts", date_format: str | None = None,
+    id_cols: tuple[str, ...] = ("customer_id",),
 ) -> Any:
-    """Read a transaction file into an in-memory DuckDB table (Ibis)."""
+    """Read a transaction file into an in-memory DuckDB table (Ibis); ``id_cols`` stay text."""
     import ibis
 
     path = Path(path)
@@ -77,7 +79,7 @@ def read_transactions(
         if kind == "parquet":
             table = con.read_parquet(str(path))
         elif kind == "csv":
-            table = con.read_csv(str(path), all_varchar=date_format is not None)
+            table = read_user_csv(con, path, id_columns=id_cols, all_varchar=date_format is not None)
         elif kind == "cdnow":
             import pandas as pd
 
@@ -158,7 +160,8 @@ def register(app: typer.Typer) -> None:
             cut = snapshot_of(calibration_end, snapshot)
             obs_end = holdout_snapshot(holdout_end, cut)
             table, date_col = read_transactions(
-                transactions, fmt=fmt, date_col=date_col, date_format=date_format
+                transactions, fmt=fmt, date_col=date_col, date_format=date_format,
+                id_cols=(customer_col,),
             )
             amount = None if amount_col.lower() == "none" else amount_col
             report, *_ = fit_clv(
@@ -255,7 +258,8 @@ def _score(
     try:
         if transactions is not None:
             table, date_col = read_transactions(transactions, fmt=o.fmt, date_col=date_col,
-                                                date_format=o.date_format)
+                                                date_format=o.date_format,
+                                                id_cols=(customer_col,))
         elif project_ctx is not None:
             table = project_ctx.store.table("transactions")
             customer_col, date_col, amount_col = "customer_id", "ts", "amount"
@@ -317,9 +321,7 @@ def _write_file(scores: Any, output: Path) -> dict[str, Any]:
 
         pq.write_table(frame, output)
     else:
-        import pyarrow.csv as pacsv
+        from segflow._csv import write_csv
 
-        from segflow.exports import neutralise_formulas
-
-        pacsv.write_csv(neutralise_formulas(frame), output)
+        write_csv(frame, output)
     return {"file": str(output), "rows": frame.num_rows}

@@ -16,7 +16,15 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.text import Text
 
 from segflow.errors import SegflowError
 
@@ -59,13 +67,24 @@ def print_json(payload: Any) -> None:
     sys.stdout.flush()
 
 
+class _CountColumn(ProgressColumn):
+    """``done/total`` when the total is known; nothing (never "0/None") while it is not."""
+
+    def render(self, task) -> Text:  # noqa: ANN001
+        if task.total is None:
+            return Text("")
+        return Text(f"{task.completed:,.0f}/{task.total:,.0f}", style="progress.download")
+
+
 def progress(disable: bool = False) -> Progress:
-    """A Rich progress bar on stderr (hidden with ``--json`` or when not a terminal)."""
+    """A Rich progress bar on stderr (hidden with ``--json`` or when not a terminal).
+
+    Steps with an unknown total show a spinner and the elapsed time, not a count."""
     return Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
+        _CountColumn(),
         TimeElapsedColumn(),
         console=console,
         disable=disable,

@@ -172,7 +172,10 @@ def _columns(
     schema = features.schema()
     for col in (numeric or []) + (categorical or []):
         if col not in schema:
-            raise InputError(f"unknown feature {col!r}; available: {sorted(schema.names)}", column=col)
+            from segflow._suggest import did_you_mean
+
+            hint = did_you_mean(col, schema.names)
+            raise InputError(f"unknown feature {col!r}; {hint}available: {sorted(schema.names)}", column=col)
     skip = _SKIP | {id_col, "segment"}
     if numeric is None:
         numeric = [n for n, t in schema.items() if n not in skip and (t.is_numeric() or t.is_boolean())]
