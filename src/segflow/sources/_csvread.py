@@ -105,17 +105,18 @@ class Prescan:
     digest: str
     size: int
     lines: int
-    simple: bool  # no quote character, no CR-only line end, no blank line, no NUL byte
+    simple: bool  # no CR-only line end, blank line or NUL byte
 
 
-def prescan(path: Path, quote: str) -> Prescan:
+def prescan(path: Path) -> Prescan:
     """Hash and count the file's bytes and lines in one pass (C-speed byte operations).
 
-    A *simple* file can be read by DuckDB's CSV reader with exact row numbers: each physical
-    line after the header is one record.
+    A *simple* file (no blank line, CR-only line end or NUL byte) is first given to DuckDB's
+    CSV reader; its result is kept only when its rows plus rejects equal the lines after the
+    header, i.e. each physical line was one record (a quoted line break or an unclosed quote
+    makes fewer records than lines, and the careful reader takes over).
     """
     sha, size, lines = hashlib.sha256(), 0, 0
-    qb = quote.encode("utf-8") if quote else b""
     simple, prev = True, b"\n"  # a blank first line counts as a blank line
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 22):
@@ -124,7 +125,7 @@ def prescan(path: Path, quote: str) -> Prescan:
             lines += chunk.count(b"\n")
             if simple:
                 joined = prev[-1:] + chunk
-                simple = not ((qb and qb in chunk) or b"\x00" in chunk
+                simple = not (b"\x00" in chunk
                               or joined.count(b"\r") != joined.count(b"\r\n") + joined.endswith(b"\r")
                               or b"\n\n" in joined or b"\n\r\n" in joined)
             prev = chunk

@@ -290,9 +290,9 @@ def _stage_csv_duckdb(con, path: Path, header: list[str], delimiter: str, quote:
 def _stage_csv(con, path: Path, source: SourceSettings, label: str, limit: int | None) -> Staged:
     """Stage a CSV file.
 
-    A simple UTF-8 file (no quote character, blank line or CR-only line end; see
-    :func:`prescan`) is read by DuckDB's fast reader, and its rows plus rejects must equal
-    the file's lines after the header; otherwise (or when they do not) the careful reader
+    A simple UTF-8 file (no blank line, CR-only line end or NUL byte; see :func:`prescan`) is
+    read by DuckDB's fast reader, and its rows plus rejects must equal the file's lines after
+    the header (each line one record); otherwise (or when they do not) the careful reader
     :func:`segflow.sources._csvread.read_csv_file` reads it.
     """
     header, delimiter, quote, encoding = _csv_header(path, source, label)
@@ -300,9 +300,14 @@ def _stage_csv(con, path: Path, source: SourceSettings, label: str, limit: int |
     plain = (encoding == "utf-8-sig" and escape == quote and not limit
              and path.suffix.lower() not in COMPRESSED)
     if plain:
-        scan = prescan(path, quote)
+        scan = prescan(path)
+        staged = None
         if scan.simple:
-            staged = _stage_csv_duckdb(con, path, header, delimiter, quote, label, None)
+            try:
+                staged = _stage_csv_duckdb(con, path, header, delimiter, quote, label, None)
+            except InputError:  # DuckDB gave up (e.g. a runaway quote): the careful reader
+                staged = None
+        if staged is not None:
             n = con.execute(f"SELECT count(*) FROM {staged.table}").fetchone()[0]
             # a line of only spaces or tabs is a blank line (as in the careful reader)
             blank = con.execute(f"SELECT count(*) FROM {staged.rejects} "
