@@ -54,6 +54,7 @@ class Case:
     accepted: int | None = None  # exact accepted count, when the case fixes it
     skipped: int = 0  # files of a folder listed as skipped
     distinct_customers: int | None = None
+    flagged: int | None = None  # accepted rows flagged formula_in_text
 
     def write(self, root: Path) -> Path:
         (root / "segflow.toml").write_text(TOML.format(path=self.path, extra=self.extra))
@@ -250,13 +251,15 @@ def _refused() -> list[Case]:
 
 
 def _values() -> list[Case]:
-    def one(name: str, n_bad: int = 1, *, accepted: int | None = None, **over: str) -> Case:
+    def one(name: str, n_bad: int = 1, *, accepted: int | None = None, flagged: int | None = None,
+            **over: str) -> Case:
         rows = [_row(i) for i in range(1, 11)]
         for k in range(n_bad):
             rows[2 + k] = _row(3 + k, **over)
         return Case(name, {"orders.csv": _csv(rows).encode()}, records=10,
                     accepted=10 - n_bad if accepted is None else accepted,
-                    quarantined_rows=[] if accepted is not None else list(range(3, 3 + n_bad)))
+                    quarantined_rows=[] if accepted is not None else list(range(3, 3 + n_bad)),
+                    flagged=flagged)
 
     out = [
         one("bad_date", date="31/02/2024"), one("future_date", date="2999-01-01"),
@@ -266,14 +269,14 @@ def _values() -> list[Case]:
         one("amount_empty", amount=""), one("amount_decimal_comma", amount="1,5"),
         one("amount_zero", amount="0"), one("order_id_empty", order_id=""),
         one("id_only_zero_width", customer="\u200b\u200b"),
-        one("formula_eq", accepted=10, note="=cmd|' /C calc'!A0"),
-        one("formula_plus", accepted=10, note="+1+cmd|' /C calc'!A0"),
-        one("formula_minus", accepted=10, note="-2+3+cmd|' /C calc'!A0"),
-        one("formula_at", accepted=10, note="@SUM(1+1)"),
-        one("formula_tab", accepted=10, note="\t=1+1"),
-        one("negative_number_text", accepted=10, note="-12.5"),
-        one("html_in_text", accepted=10, note="<script>alert(1)</script>"),
-        one("sql_in_text", accepted=10, note="'; DROP TABLE transactions; --"),
+        one("formula_eq", accepted=10, flagged=1, note="=cmd|' /C calc'!A0"),
+        one("formula_plus", accepted=10, flagged=1, note="+1+cmd|' /C calc'!A0"),
+        one("formula_minus", accepted=10, flagged=1, note="-2+3+cmd|' /C calc'!A0"),
+        one("formula_at", accepted=10, flagged=1, note="@SUM(1+1)"),
+        one("formula_tab", accepted=10, flagged=1, note="\t=1+1"),
+        one("negative_number_text", accepted=10, flagged=0, note="-12.5"),
+        one("html_in_text", accepted=10, flagged=0, note="<script>alert(1)</script>"),
+        one("sql_in_text", accepted=10, flagged=0, note="'; DROP TABLE transactions; --"),
         one("very_negative_amount", accepted=10, amount="-1e12"),
     ]
     rows = [_row(i) for i in range(1, 11)]

@@ -71,6 +71,9 @@ def test_bad_input_kind(case: Case, tmp_path: Path) -> None:
     if case.distinct_customers is not None:
         assert _count(store, "SELECT count(DISTINCT customer_id) FROM transactions") == \
             case.distinct_customers
+    if case.flagged is not None:
+        assert _count(store, "SELECT count(*) FROM ingest_flags WHERE rule = 'formula_in_text'") \
+            == case.flagged
     # Every stored row names its physical line: re-reading that line gives the row's id.
     if case.path == "orders.csv" and case.records and stored:
         _check_lineage(root / "orders.csv", store)
