@@ -35,6 +35,7 @@ def _count(store: Store, sql: str, params: list | None = None) -> int:
     return store.sql(sql, params).column(0)[0].as_py()
 
 
+@pytest.mark.slow  # 132 kinds x two ingests: about a minute on a quiet machine
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input_kind(case: Case, tmp_path: Path) -> None:
     root = case.write(tmp_path)
@@ -102,6 +103,7 @@ def _delim(header: str) -> str:
     return next((d for d in (";", "\t", "|") if d in header), ",")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", [c for c in CASES if c.refused],
                          ids=[c.name for c in CASES if c.refused])
 def test_cli_refuses_with_one_line(case: Case, tmp_path: Path) -> None:
