@@ -199,6 +199,8 @@ def _encodings() -> list[Case]:
              extra='options = { encoding = "windows-1252" }', records=8, accepted=8),
         Case("latin1_option", {"orders.csv": text.replace("€", "E").encode("latin-1")},
              extra='options = { encoding = "latin-1" }', records=8, accepted=8),
+        Case("utf16_truncated", {"orders.csv": text.encode("utf-16") + b"A"},
+             refused="not valid utf-16"),
         Case("unknown_encoding", {"orders.csv": text.encode()},
              extra='options = { encoding = "klingon-8" }', refused="unknown encoding"),
         Case("invalid_utf8_bytes", {"orders.csv": text.encode().replace(b"M\xc3\xbc", b"M\xff\xfe")},
@@ -322,6 +324,11 @@ def _jsonl() -> list[Case]:
         case("jsonl_all_invalid", ["{bad", "nope"], refused="no JSON objects"),
         case("jsonl_truncated_last", [*good, good[0][:10]], records=9, quarantined_rows=[9],
              accepted=8),
+        case("jsonl_cr_only", good, end="\r", records=8, accepted=8),
+        Case("jsonl_invalid_utf8", {p: ("\n".join(good) + "\n").encode().replace(b'"C1"', b'"C\xff1"')},
+             path=p, records=8, quarantined_rows=[1, 8], accepted=6),  # C1: rows 1 and 8
+        Case("jsonl_bz2", {"orders.jsonl.bz2": bz2.compress(("\n".join(good) + "\n").encode())},
+             path="orders.jsonl.bz2", records=8, accepted=8),
         Case("jsonl_gzip", {"orders.jsonl.gz": gzip.compress(("\n".join(good) + "\n").encode())},
              path="orders.jsonl.gz", records=8, accepted=8),
     ]
