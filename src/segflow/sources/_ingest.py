@@ -260,14 +260,16 @@ def load_one(
         has_customers = con.execute("SELECT count(*) FROM main.customers").fetchone()[0] > 0
         known = "main.customers" if has_customers and source.table != "customers" else None
         present = validate(con, source, staged, specs, now=now, known_customers=known, out=val)
-        classify(con, source, val, present, cls, against_store=True, staged=staged)
+        classify(con, source, val, present, cls, against_store=True, staged=staged,
+                 mapped=set(specs))
         if source.rollup and source.table == "transactions":
             orders = f"_sf_ord_{suffix}"
             rollup_orders(con, source, cls, orders, against_store=True)
         con.execute("BEGIN TRANSACTION")
         try:
             write(con, source, staged, cls, present, counts, now=now, file_hash=read,
-                  started=started, orders=orders, flag_list=flags(source, specs))
+                  started=started, orders=orders, flag_list=flags(source, specs),
+                  mapped=set(specs))
             _recheck(staged, counts, path, digest, read)
         except BaseException:
             con.execute("ROLLBACK")

@@ -2,11 +2,15 @@
 
 Rules are checked in the order of :data:`RULES`; a row is quarantined under the first rule it
 fails (one quarantine record per rejected row, so the reconciliation adds up).
-Exact duplicates are not quarantined: they are counted as ``rows_duplicate`` and listed in
+Exact duplicates (rows equal on the source's ``duplicate_key``, by default on every value;
+never for transaction lines without a transaction id unless a ``duplicate_key`` is named) are
+not quarantined: they are counted as ``rows_duplicate`` and listed in
 the table ``ingest_duplicates``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 #: rule name -> what it means (shown in ``docs/data.md`` and ``segflow sources check``).
 RULES: dict[str, str] = {
@@ -49,6 +53,37 @@ REQUIRED: dict[str, list[str]] = {
 
 #: Row identity for late corrections: a new row with the same (source, key) replaces the old.
 KEYS: dict[str, str] = {"transactions": "transaction_id", "customers": "customer_id"}
+
+
+def row_key(source: object, mapped: Collection[str]) -> str | None:
+    """The column identifying a row of ``source`` for late corrections, or None.
+
+    ``mapped`` holds the canonical columns the source provides (explicitly or by name).
+
+    None for transactions without a mapped ``transaction_id`` (their lines are grouped into
+    one order per customer and timestamp and have no identity of their own) and for customer
+    sources with a ``valid_from`` column (attribute history: one customer has several rows).
+    """
+    table = source.table  # type: ignore[attr-defined]
+    if table == "transactions" and "transaction_id" not in mapped:
+        return None
+    if table == "customers" and "valid_from" in mapped:
+        return None
+    return KEYS.get(table)
+
+
+def duplicate_columns(
+    source: object, present: list[str], mapped: Collection[str]
+) -> list[str] | None:
+    """Canonical columns whose equality makes two rows of ``source`` duplicates, or None
+    when identical rows are not de-duplicated (transactions without a transaction id and
+    without a ``duplicate_key``: identical lines are lines of one basket)."""
+    key = list(source.duplicate_key)  # type: ignore[attr-defined]
+    if key:
+        return key
+    if source.table == "transactions" and "transaction_id" not in mapped:  # type: ignore[attr-defined]
+        return None
+    return list(present)
 
 
 def missing_rule(column: str) -> str:

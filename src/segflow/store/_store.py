@@ -22,6 +22,7 @@ import ibis
 import pyarrow as pa
 
 from segflow.errors import StoreError
+from segflow.store._memory import resolve_memory_limit
 from segflow.store._schema import MIGRATIONS, SCHEMA_VERSION
 
 STORE_FILENAME = "segflow.duckdb"
@@ -41,6 +42,10 @@ class Store:
         The ``.duckdb`` file; ``":memory:"`` for a throw-away store (tests, notebooks).
     read_only : bool, default=False
         Open without writing (no schema upgrade is possible then).
+    memory_limit : str, default="auto"
+        DuckDB's memory limit for this connection: ``"auto"`` (half the physical RAM), a
+        share such as ``"40%"`` or a size such as ``"8GB"`` (see
+        :func:`~segflow.store._memory.resolve_memory_limit`). Beyond it DuckDB spills to disk.
 
     Notes
     -----
@@ -55,14 +60,18 @@ class Store:
     True
     """
 
-    def __init__(self, path: str | Path = ":memory:", *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: str | Path = ":memory:", *, read_only: bool = False, memory_limit: str = "auto"
+    ) -> None:
         self.path = str(path)
         self._lock = threading.RLock()
+        limit = resolve_memory_limit(memory_limit)
         try:
             self.con: ibis.BaseBackend = ibis.duckdb.connect(self.path, read_only=read_only)
         except duckdb.Error as exc:  # unreadable or not a DuckDB file
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         self.raw: duckdb.DuckDBPyConnection = self.con.con
+        self.raw.execute(f"SET memory_limit = '{limit}'")
         if not read_only:
             self._upgrade()
             self._recover_runs()
@@ -143,6 +152,11 @@ class Store:
         """Names of the tables in the store."""
         return sorted(self.con.list_tables())
 
+    @property
+    def memory_limit(self) -> str:
+        """DuckDB's memory limit of this connection, as DuckDB reports it (e.g. ``'11.7 GiB'``)."""
+        return str(self.raw.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+
     def sql(self, query: str, params: list[Any] | None = None) -> pa.Table:
         """Run a read-only SQL query on the store and return an Arrow table."""
         with self._lock:
@@ -215,6 +229,11 @@ class Store:
             raise
         else:
             self._finish_run(run_id, "ok", None)
+
+    def annotate_run(self, run_id: str, message: str) -> None:
+        """Record what a finished run could not do (e.g. a stage skipped) in ``runs.message``."""
+        with self._lock:
+            self.raw.execute("UPDATE runs SET message = ? WHERE run_id = ?", [message, run_id])
 
     def _finish_run(self, run_id: str, status: str, message: str | None) -> None:
         with self._lock:
