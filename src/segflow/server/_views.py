@@ -203,3 +203,16 @@ def timeline(history: pd.DataFrame) -> pd.DataFrame:
             end = date
         rows.append((scheme, current, start, end))
     return pd.DataFrame(rows, columns=["scheme", "segment", "from_snapshot", "to_snapshot"])
+
+
+def warm(gen: Generation) -> None:
+    """Precompute what the first pages show, on a new copy before it is served: schemes,
+    snapshots, latest segment sizes and the latest transition matrix of every scheme."""
+    project = gen.pool.get()
+    try:
+        for s in schemes(project, gen):
+            segment_sizes(project, gen, s["scheme"], None)
+            if s["snapshots"] >= 2:
+                transitions(project, gen, s["scheme"], None, None)
+    finally:
+        gen.pool.put(project)
