@@ -207,12 +207,16 @@ def timeline(history: pd.DataFrame) -> pd.DataFrame:
 
 def warm(gen: Generation) -> None:
     """Precompute what the first pages show, on a new copy before it is served: schemes,
-    snapshots, latest segment sizes and the latest transition matrix of every scheme."""
+    snapshots, latest segment sizes and the latest transition matrix of every scheme, and
+    the scorer of the latest snapshot (compiled SQL, fitted models)."""
     project = gen.pool.get()
     try:
         for s in schemes(project, gen):
             segment_sizes(project, gen, s["scheme"], None)
             if s["snapshots"] >= 2:
                 transitions(project, gen, s["scheme"], None, None)
+        from segflow.server.routes.score import scorer_for
+
+        scorer_for(project, gen, None)
     finally:
         gen.pool.put(project)
