@@ -42,7 +42,9 @@ def init(
             f"[bold]{directory / project.settings.project.store}[/] "
             f"(schema version {project.store.schema_version})"
         )
-        console.print("next: edit [bold][[sources]][/] in segflow.toml, then `segflow ingest` and `segflow run`")
+        console.print(
+            "next: edit [bold]\\[\\[sources]][/] in segflow.toml, then `segflow ingest` and `segflow run`"
+        )
         project.close()
 
 
@@ -74,6 +76,8 @@ def run(
                 f"x {len(summary.schemes)} schemes, {summary.assignments_written:,} assignments "
                 f"in {sum(summary.seconds.values()):.1f} s"
             )
+            for note in summary.notes:  # e.g. a stage that could not run, and why
+                console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
             for scheme in summary.schemes:
                 _print_sizes(project, scheme)
 

@@ -47,7 +47,7 @@ def _open(project: Path):
     store_path = Path(settings.project.store)
     if not store_path.is_absolute():
         store_path = folder / store_path
-    return settings, Store(store_path), folder
+    return settings, Store(store_path, memory_limit=settings.project.memory_limit), folder
 
 
 def _table(title: str, frame, columns: list[str]) -> Table:
@@ -157,7 +157,8 @@ def audit_command(
         if json_output:
             print_json(report.to_dict())
             return
-        console.print(f"data-quality score: {report.score:.0f} / 100")
+        console.print(f"data-quality score: {report.score:.0f} / 100 (audit date {report.as_of}; "
+                      f"stale and old dates judged against the data's end {report.data_end})")
         console.print(_table("Checks", report.to_pandas(),
                              ["check", "table", "severity", "count", "advice"]))
 

@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from segflow.config._schemes import SchemeSettings
 from segflow.config._sources import SourceSettings
@@ -24,6 +24,27 @@ class ProjectSettings(BaseModel):
         default="segflow.duckdb", description="DuckDB store file, relative to the project folder."
     )
     currency: str = Field(default="USD", description="Currency of amounts, shown in reports.")
+    memory_limit: str = Field(
+        default="auto",
+        description=(
+            "DuckDB memory limit of every store connection: 'auto' (half the physical RAM), "
+            "a share of the RAM ('40%') or a size ('8GB', '1.5GiB'). Beyond it DuckDB spills "
+            "to disk (DuckDB's own default is 80% of the RAM). Keep it at 2GB or more: the "
+            "CSV reader takes 1 GiB buffers."
+        ),
+    )
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _check_memory_limit(cls, value: str) -> str:
+        from segflow.errors import SegflowError
+        from segflow.store._memory import resolve_memory_limit
+
+        try:
+            resolve_memory_limit(value)
+        except SegflowError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
 
 class PeriodSettings(BaseModel):

@@ -1,5 +1,33 @@
-"""Exports: segment lists with CRM-style fields to CSV, Parquet or database tables."""
+"""Exports: segment lists with CRM-style fields and audiences to CSV, Parquet or Postgres,
+in full or as the changes since the last export, with optional webhooks per change."""
 
-from segflow.exports._segment_list import neutralise_formulas, segment_list, write_segment_list
+from segflow._csv import neutralise_formulas, write_csv
+from segflow.exports._crm import crm_segment_list, segment_changes
+from segflow.exports._export import (
+    ExportResult,
+    export_audience,
+    export_history,
+    export_segments,
+    watermark,
+)
+from segflow.exports._pii import PII_COLUMNS, PII_POLICIES, personal_columns
+from segflow.exports._segment_list import segment_list, write_segment_list
+from segflow.exports._webhook import WebhookPolicy
 
-__all__ = ["neutralise_formulas", "segment_list", "write_segment_list"]
+__all__ = [
+    "PII_COLUMNS",
+    "PII_POLICIES",
+    "ExportResult",
+    "WebhookPolicy",
+    "crm_segment_list",
+    "export_audience",
+    "export_history",
+    "export_segments",
+    "neutralise_formulas",
+    "personal_columns",
+    "segment_changes",
+    "segment_list",
+    "watermark",
+    "write_csv",
+    "write_segment_list",
+]

@@ -100,18 +100,12 @@ def protect(frame: pd.DataFrame, how: str) -> pd.DataFrame:
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """The frame as CSV (UTF-8, header), formulas neutralised by the shared export helper."""
-    import pyarrow as pa
+    """The frame as CSV (UTF-8, header), formulas neutralised by segflow's one CSV writer
+    (:mod:`segflow._csv`)."""
     import pyarrow.csv as pacsv
 
-    from segflow.exports import neutralise_formulas
+    from segflow._csv import neutralise_formulas, to_arrow
 
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    # pandas' string dtype arrives as large_string, which the shared helper does not take
-    table = table.cast(pa.schema([
-        f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f for f in table.schema
-    ]))
-    table = neutralise_formulas(table)
     sink = io.BytesIO()
-    pacsv.write_csv(table, sink)
+    pacsv.write_csv(neutralise_formulas(to_arrow(frame)), sink)
     return sink.getvalue()

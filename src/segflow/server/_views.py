@@ -8,28 +8,20 @@ the pooled connection.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 import pandas as pd
 from fastapi import HTTPException
 
+from segflow._result import json_records
 from segflow.errors import SegflowError
 from segflow.project import Project
 from segflow.server._replica import Generation
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as JSON-ready dicts: dates as ``YYYY-MM-DD``, timestamps as ISO 8601, NaN as null."""
-    out = frame.copy()
-    for col in out.columns:
-        values = out[col]
-        if pd.api.types.is_datetime64_any_dtype(values):
-            midnight = values.dropna().dt.normalize().eq(values.dropna()).all()
-            out[col] = values.dt.strftime("%Y-%m-%d" if midnight else "%Y-%m-%dT%H:%M:%S")
-        elif values.dtype == object and values.map(lambda v: isinstance(v, dt.date)).any():
-            out[col] = values.map(lambda v: v.isoformat() if isinstance(v, dt.date) else v)
-    return json.loads(out.to_json(orient="records"))
+    """Rows as JSON-ready dicts at full precision (see :func:`segflow._result.json_records`)."""
+    return json_records(frame)
 
 
 def page(frame: pd.DataFrame, limit: int, offset: int) -> pd.DataFrame:

@@ -1,0 +1,149 @@
+"""``segflow export segments|audience``: CRM segment lists and audiences to CSV, Parquet or
+Postgres, in full or as the changes since the last export, with webhooks per change."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import typer
+
+from segflow.cli._common import JsonOption, ProjectDirOption, console, print_json, user_errors
+from segflow.errors import InputError, SegflowError
+
+export_app = typer.Typer(
+    help="Export segment lists and audiences to CSV, Parquet or Postgres (full or changes).",
+)
+
+ToOption = typer.Option(
+    ..., "--to", "-o", help="A .csv or .parquet file, or a postgresql:// URL (with --table)."
+)
+TableOption = typer.Option(None, "--table", help="Postgres table to write (with a postgresql:// --to).")
+PiiOption = typer.Option(
+    "hash", "--pii",
+    help="Personal columns (email, phone): hash (SHA-256), mask, omit, or include in clear.",
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``export`` and its sub-commands to the root app."""
+    app.add_typer(export_app, name="export")
+
+
+@export_app.callback(invoke_without_command=True)
+def _segment_list(
+    ctx: typer.Context,
+    out: Path = typer.Option(None, "--out", help="(Without a sub-command) CSV or Parquet file."),
+    table_name: str = typer.Option(None, "--table", help="(Without a sub-command) a table of the store."),
+    scheme: str = typer.Option(None, "--scheme", "-s", help="(Without a sub-command) scheme name."),
+    as_of: str = typer.Option(None, "--as-of", help="(Without a sub-command) snapshot date."),
+    project_dir: Path = ProjectDirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Without a sub-command: the plain segment list (current and previous segment, last
+    change, periods in segment) to a file or a store table, as before `export segments`."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from segflow.cli._migrate import export
+
+    export(out=out, table_name=table_name, scheme=scheme, as_of=as_of, project_dir=project_dir,
+           as_json=as_json)
+
+
+def _date(value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"--snapshot {value!r} is not a date; expected YYYY-MM-DD") from None
+
+
+@export_app.command("segments")
+def segments(
+    scheme: str = typer.Option(..., "--scheme", "-s", help="Scheme to export."),
+    to: str = ToOption,
+    table: str = TableOption,
+    changes: bool = typer.Option(
+        False, "--changes", help="Only customers whose segment changed since the last export "
+        "of --name (the first one is full)."),
+    name: str = typer.Option(None, "--name", help="Export name keying the watermark (default: the scheme)."),
+    snapshot: str = typer.Option(None, "--snapshot", help="Snapshot date YYYY-MM-DD (default: the latest)."),
+    pii: str = PiiOption,
+    no_scores: bool = typer.Option(False, "--no-scores", help="Leave out the stored scores."),
+    webhook: str = typer.Option(None, "--webhook", help="POST each change to this URL (with --changes)."),
+    attempts: int = typer.Option(5, "--webhook-attempts", min=1, help="Attempts per webhook."),
+    backoff: float = typer.Option(0.5, "--webhook-backoff", min=0.0,
+                                  help="Seconds before the 2nd attempt, doubled each time."),
+    project_dir: Path = ProjectDirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Export the CRM segment list of a scheme: current and previous segment, change date,
+    periods in segment, scores, personal columns (hashed by default)."""
+    from segflow.exports import WebhookPolicy, export_segments
+    from segflow.project import Project
+
+    with user_errors():
+        policy = WebhookPolicy(webhook, attempts=attempts, backoff=backoff) if webhook else None
+        with Project.open(project_dir) as project:
+            result = export_segments(
+                project.store, scheme, to, mode="changes" if changes else "full", name=name,
+                as_of=_date(snapshot), pii=pii, scores=not no_scores, table=table, webhook=policy,
+            )
+        if as_json:
+            print_json(result.to_dict())
+        else:
+            what = (f"changes since {result.since_snapshot} "
+                    + ", ".join(f"{n} {k}" for k, n in result.changes.items())
+                    if result.mode == "changes" else "full list")
+            console.print(f"export {result.name!r}: {result.rows:,} rows ({what}) of scheme "
+                          f"{scheme} at {result.snapshot_date} to {result.target}", highlight=False)
+            if webhook:
+                console.print(f"webhooks: {result.webhooks_delivered} delivered, "
+                              f"{result.webhooks_failed} failed", highlight=False)
+        if result.webhooks_failed:
+            raise SegflowError(
+                f"{result.webhooks_failed} of {result.webhooks_failed + result.webhooks_delivered} "
+                f"webhooks failed after {attempts} attempts; see table webhook_deliveries "
+                f"(export {result.export_id})"
+            )
+
+
+@export_app.command("audience")
+def audience(
+    to: str = ToOption,
+    table: str = TableOption,
+    segment: list[str] = typer.Option([], "--segment", help="Keep customers in SCHEME=SEGMENT; repeat."),
+    where: str = typer.Option(None, "--where", help="SQL condition over the customer columns."),
+    snapshot: str = typer.Option(None, "--snapshot", help="Snapshot date YYYY-MM-DD (default: the latest)."),
+    holdout: float = typer.Option(0.1, "--holdout", min=0.0, max=0.99, help="Share held out at random."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the hold-out draw."),
+    name: str = typer.Option("audience", "--name", help="Audience name."),
+    pii: str = PiiOption,
+    project_dir: Path = ProjectDirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Export an audience (segments and/or a rule) with its hold-out flag; see also
+    `segflow campaign audience`."""
+    from segflow.campaigns import build_audience, column_name, customer_view
+    from segflow.exports import export_audience
+    from segflow.project import Project
+
+    with user_errors():
+        segments: dict[str, list[str]] = {}
+        for item in segment:
+            scheme_name, sep, seg = item.partition("=")
+            if not sep:
+                raise InputError(f"--segment takes SCHEME=SEGMENT, not {item!r}")
+            segments.setdefault(column_name(scheme_name), []).append(seg)
+        with Project.open(project_dir) as project:
+            view = customer_view(project.store, _date(snapshot))
+            aud = build_audience(view, where=where, segments=segments, holdout=holdout,
+                                 seed=seed, name=name)
+            result = export_audience(project.store, aud, to, pii=pii, table=table)
+        if as_json:
+            print_json(result.to_dict())
+            return
+        s = aud.summary()
+        console.print(f"audience {name!r}: {result.rows:,} customers ({s['target']} target, "
+                      f"{s['holdout']} hold-out) to {result.target}", highlight=False)

@@ -1,0 +1,106 @@
+"""``segflow refresh`` (ingest, recompute, re-score, record drift; safe from cron) and
+``segflow alerts`` (the drift alerts it recorded)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from segflow.cli._common import (
+    JsonOption,
+    ProjectDirOption,
+    console,
+    print_json,
+    stdout,
+    user_errors,
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``refresh`` and ``alerts`` to the root app."""
+    app.command("refresh")(refresh)
+    app.command("alerts")(alerts)
+
+
+def refresh(
+    project_dir: Path = ProjectDirOption,
+    wait: float = typer.Option(
+        0.0, "--wait", min=0.0,
+        help="Seconds to wait for a refresh already running (default: refuse at once)."),
+    force: bool = typer.Option(False, "--force", help="Recompute even when nothing is new."),
+    share_pp: float = typer.Option(5.0, "--share-alert", min=0.0,
+                                   help="Segment share change (percentage points) that raises an alert."),
+    psi: float = typer.Option(0.1, "--psi-alert", min=0.0,
+                              help="Population stability index of a feature that raises an alert."),
+    calibration: float = typer.Option(
+        0.2, "--calibration-alert", min=0.0,
+        help="Relative error of predicted purchases in the latest period that raises an alert."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Ingest new files, recompute snapshots, re-apply saved schemes and models, record drift.
+
+    All or nothing: the work is done on a copy of the store, which replaces it at the end; a
+    refresh that fails or is killed leaves the store as it was. One refresh at a time per
+    store. Exits 0 when done or when nothing was new, 1 with one line on stderr otherwise.
+    """
+    from segflow.refresh import DriftThresholds
+    from segflow.refresh import refresh as run_refresh
+
+    with user_errors():
+        thresholds = DriftThresholds(share_pp=share_pp, psi_warning=psi,
+                                     psi_critical=max(psi, 0.25), calibration=calibration)
+        result = run_refresh(
+            project_dir, wait=wait, force=force, thresholds=thresholds,
+            stage=None if as_json else (lambda msg: console.print(f"refresh: {msg}", highlight=False)),
+        )
+    if as_json:
+        print_json(result.to_dict())
+        return
+    if result.status == "nothing new":
+        console.print("refresh: nothing new (no new source file, same settings and models)")
+        return
+    console.print(
+        f"refresh {result.run_id}: {len(result.new_inputs)} new input(s), "
+        f"{result.rows_loaded:,} rows loaded, {len(result.snapshot_dates)} snapshots, "
+        f"{result.assignments_written:,} assignments, {result.scores_written:,} scores in "
+        f"{sum(result.seconds.values()):.1f} s; {len(result.alerts)} drift alert(s)",
+        highlight=False,
+    )
+    for a in result.alerts:
+        console.print(f"  [{'red' if a.severity == 'critical' else 'yellow'}]{a.severity}[/]: "
+                      f"{a.message}", highlight=False)
+    for note in result.notes:
+        console.print(f"  note: {note}", highlight=False)
+
+
+def alerts(
+    project_dir: Path = ProjectDirOption,
+    since: str = typer.Option(None, "--since", help="Only alerts from this date (YYYY-MM-DD)."),
+    latest: bool = typer.Option(False, "--latest", help="Only the alerts of the latest refresh."),
+    as_json: bool = JsonOption,
+) -> None:
+    """List the drift alerts recorded by `segflow refresh` (newest first)."""
+    from segflow.errors import InputError
+    from segflow.project import Project
+    from segflow.refresh import read_alerts
+
+    with user_errors():
+        try:
+            day = dt.date.fromisoformat(since) if since else None
+        except ValueError:
+            raise InputError(f"--since {since!r} is not a date; expected YYYY-MM-DD") from None
+        with Project.open(project_dir, read_only=True) as project:
+            table = read_alerts(project.store, since=day, latest_run=latest)
+    rows = table.to_pylist()
+    if as_json:
+        print_json({"data": rows, "count": len(rows)})
+        return
+    out = Table(title=f"{len(rows)} drift alert(s)", title_justify="left")
+    for col in ("created (UTC)", "severity", "kind", "message"):
+        out.add_column(col)
+    for r in rows:
+        out.add_row(f"{r['created_at']:%Y-%m-%d %H:%M}", r["severity"], r["kind"], r["message"])
+    stdout.print(out)

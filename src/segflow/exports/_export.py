@@ -1,0 +1,248 @@
+"""``segflow export``: segment lists and audiences to files or Postgres, full or incremental.
+
+An export has a name (default: the scheme). Every export is logged in the store table
+``export_log``; the snapshot of the latest logged export of a name is its **watermark**. An
+incremental export (``mode="changes"``) writes only the customers whose segment differs
+from the one they had at the watermark (:func:`~segflow.exports.segment_changes`) and then
+moves the watermark to the exported snapshot; exporting twice the same snapshot writes no
+rows the second time. With no watermark yet, the first incremental export is a full one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import pyarrow as pa
+
+from segflow.errors import InputError
+from segflow.exports._crm import crm_segment_list, latest_snapshot, segment_changes
+from segflow.exports._pii import check_policy, personal_columns
+from segflow.exports._targets import target_format, write_file, write_postgres
+from segflow.exports._webhook import WebhookPolicy, send_changes
+from segflow.migration._pairs import _as_date
+
+if TYPE_CHECKING:
+    from segflow.campaigns import Audience
+    from segflow.store import Store
+
+
+@dataclasses.dataclass
+class ExportResult:
+    """What an export wrote: rows, where, the snapshots compared, webhook outcomes."""
+
+    export_id: str
+    name: str
+    kind: str
+    mode: str
+    target: str
+    format: str
+    rows: int
+    snapshot_date: dt.date | None
+    scheme: str | None = None
+    since_snapshot: dt.date | None = None
+    pii: str = "hash"
+    changes: dict[str, int] = dataclasses.field(default_factory=dict)
+    webhooks_delivered: int = 0
+    webhooks_failed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def watermark(store: Store, name: str) -> dt.date | None:
+    """The snapshot of the latest export logged under ``name`` (None before the first)."""
+    row = store.raw.execute(
+        "SELECT snapshot_date FROM export_log WHERE export_name = ? "
+        "ORDER BY exported_at DESC, export_id DESC LIMIT 1",
+        [name],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def export_history(store: Store, name: str | None = None) -> pa.Table:
+    """The export log (all exports, or those of ``name``), newest first."""
+    query = "SELECT * FROM export_log"
+    params: list[Any] = []
+    if name is not None:
+        query += " WHERE export_name = ?"
+        params.append(name)
+    return store.sql(query + " ORDER BY exported_at DESC", params)
+
+
+def _log(store: Store, result: ExportResult) -> None:
+    with store.transaction() as con:
+        con.execute(
+            "INSERT INTO export_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [result.export_id, result.name, result.kind, result.scheme, result.snapshot_date, result.since_snapshot, result.mode,
+             result.target, result.format, result.pii, result.rows, _now()],
+        )
+
+
+def _write(data: pa.Table, target: str, fmt: str, *, table: str | None, key: tuple[str, ...],
+           scope: dict[str, str], removed: list[str] | None, replace: bool) -> str:
+    if fmt == "postgres":
+        if not table:
+            raise InputError("a Postgres export needs --table NAME")
+        write_postgres(data, target, table, key=key, scope=scope, removed=removed, replace=replace)
+        return f"{_redact(target)} table {table}"
+    write_file(data, target, fmt)
+    return str(Path(target))
+
+
+def _redact(url: str) -> str:
+    """A connection URL without its password (for the export log)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def export_segments(
+    store: Store,
+    scheme: str,
+    target: str | Path,
+    *,
+    mode: Literal["full", "changes"] = "full",
+    name: str | None = None,
+    as_of: dt.date | str | None = None,
+    pii: str = "hash",
+    scores: bool = True,
+    format: str | None = None,
+    table: str | None = None,
+    webhook: WebhookPolicy | None = None,
+) -> ExportResult:
+    """Export the CRM segment list of ``scheme``, in full or as the changes since the last
+    export of the same ``name``.
+
+    Parameters
+    ----------
+    store : Store
+    scheme : str
+    target : str or Path
+        A ``.csv`` / ``.parquet`` file, or a ``postgresql://`` URL (then ``table=``).
+    mode : {"full", "changes"}, default="full"
+    name : str, optional
+        The export's name, which keys its watermark (default: ``scheme``). Give each
+        destination its own name.
+    as_of : date, optional
+        Snapshot to export (default: the scheme's latest).
+    pii : {"hash", "mask", "omit", "include"}, default="hash"
+        Personal columns policy; ``include`` writes them in clear.
+    scores : bool, default=True
+        Add the scores stored at the snapshot.
+    format : {"csv", "parquet", "postgres"}, optional
+        Default: from the target.
+    table : str, optional
+        Postgres table name.
+    webhook : WebhookPolicy, optional
+        POST each change (incremental exports only) to a URL; see
+        :mod:`segflow.exports._webhook`.
+
+    Returns
+    -------
+    ExportResult
+
+    Raises
+    ------
+    InputError
+        Unknown mode, policy or format; a webhook with a full export.
+    """
+    if mode not in ("full", "changes"):
+        raise InputError(f"unknown export mode {mode!r}; expected 'full' or 'changes'")
+    if webhook is not None and mode != "changes":
+        raise InputError("webhooks are sent per segment change: use them with --changes")
+    check_policy(pii)
+    name = name or scheme
+    fmt = target_format(str(target), format)
+    day = _as_date(as_of) if as_of is not None else latest_snapshot(store, scheme)
+    since = watermark(store, name) if mode == "changes" else None
+    export_id = uuid.uuid4().hex[:12]
+    removed: list[str] | None = None
+    changes: dict[str, int] = {}
+    if since is None:
+        data = crm_segment_list(store, scheme, day, pii=pii, scores=scores).to_pyarrow()
+        effective = "full"
+    else:
+        data = segment_changes(store, scheme, since, day, pii=pii, scores=scores).to_pyarrow()
+        effective = "changes"
+        kinds = data["change"].to_pylist()
+        changes = {k: kinds.count(k) for k in ("new", "changed", "removed")}
+        removed = [c for c, k in zip(data["customer_id"].to_pylist(), kinds, strict=True) if k == "removed"]
+    written_to = _write(
+        data if fmt != "postgres" or effective == "full" else _without_removed(data),
+        str(target), fmt, table=table, key=("scheme", "customer_id"), scope={"scheme": scheme},
+        removed=removed, replace=effective == "full",
+    )
+    result = ExportResult(
+        export_id=export_id, name=name, kind="segments", mode=effective, target=written_to,
+        format=fmt, rows=data.num_rows, snapshot_date=day, scheme=scheme, since_snapshot=since,
+        pii=pii, changes=changes,
+    )
+    if webhook is not None and effective == "changes" and data.num_rows:
+        deliveries = send_changes(data.to_pylist(), webhook, export_id)
+        with store.transaction() as con:
+            store.append("webhook_deliveries", deliveries, con=con)
+        statuses = deliveries["status"].to_pylist()
+        result.webhooks_delivered = statuses.count("delivered")
+        result.webhooks_failed = statuses.count("failed")
+    _log(store, result)
+    return result
+
+
+def _without_removed(data: pa.Table) -> pa.Table:
+    import pyarrow.compute as pc
+
+    keep = pc.fill_null(pc.not_equal(data["change"], "removed"), True)
+    return data.filter(keep)
+
+
+def export_audience(
+    store: Store,
+    audience: Audience,
+    target: str | Path,
+    *,
+    pii: str = "hash",
+    format: str | None = None,
+    table: str | None = None,
+) -> ExportResult:
+    """Export an audience (from :func:`segflow.campaigns.build_audience`) with its hold-out
+    flag and the members' personal columns under ``pii``.
+
+    A Postgres table keyed on (``audience``, ``customer_id``) gets the audience's rows
+    replaced. The export is logged under the audience's name.
+    """
+    import ibis
+
+    check_policy(pii)
+    fmt = target_format(str(target), format)
+    members = audience.to_pandas()
+    members.insert(0, "audience", audience.name)
+    members["holdout"] = members["group"] == "holdout"
+    data = pa.Table.from_pandas(members, preserve_index=False)
+    people = personal_columns(store.table("customers"), pii).to_pyarrow()
+    if people.num_columns > 1:
+        con = ibis.duckdb.connect()
+        m = con.create_table("members", data, temp=True)
+        p = con.create_table("people", people.rename_columns(
+            ["p_customer_id", *people.column_names[1:]]), temp=True)
+        data = (m.left_join(p, m.customer_id == p.p_customer_id).drop("p_customer_id")
+                .order_by("customer_id").to_pyarrow())
+    written_to = _write(data, str(target), fmt, table=table, key=("audience", "customer_id"),
+                        scope={"audience": audience.name}, removed=None, replace=True)
+    result = ExportResult(
+        export_id=uuid.uuid4().hex[:12], name=audience.name, kind="audience", mode="full",
+        target=written_to, format=fmt, rows=data.num_rows, snapshot_date=None, pii=pii,
+    )
+    _log(store, result)
+    return result

@@ -1,0 +1,144 @@
+"""`segflow export segments`: the CRM list, personal data, watermarks and changes.
+
+Expected values are the hand-written ones of tests/exports/_store.py, and hashes are
+recomputed with hashlib.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+
+import pyarrow.parquet as pq
+import pytest
+from tests.exports._store import (
+    CUSTOMERS,
+    EXPECTED_S3,
+    HISTORY,
+    S1,
+    S2,
+    S3,
+    SCORES,
+    build,
+    changes_by_hand,
+)
+from typer.testing import CliRunner
+
+from segflow.cli import app
+from segflow.errors import SegflowError
+from segflow.exports import export_segments, watermark
+from segflow.project import Project
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def project(tmp_path):
+    build(tmp_path / "shop")
+    with Project.open(tmp_path / "shop") as p:
+        yield p
+
+
+def _sha(value: str) -> str:
+    return hashlib.sha256(value.strip().lower().encode()).hexdigest()
+
+
+def _read_csv(path):
+    with open(path, newline="") as f:
+        return {r["customer_id"]: r for r in csv.DictReader(f)}
+
+
+def test_full_csv_holds_the_crm_fields(project, tmp_path):
+    out = tmp_path / "crm.csv"
+    result = export_segments(project.store, "rfm", out)
+    rows = _read_csv(out)
+    assert result.rows == len(rows) == len(EXPECTED_S3)
+    assert set(rows) == set(EXPECTED_S3)
+    for cid, (prev, change_date, periods) in EXPECTED_S3.items():
+        r = rows[cid]
+        assert r["snapshot_date"] == S3.isoformat()
+        assert r["previous_segment"] == (prev or "")
+        assert r["last_change_date"] == change_date.isoformat()
+        assert int(r["periods_in_segment"]) == periods
+        email, phone = CUSTOMERS[cid]
+        assert r["email_sha256"] == (_sha(email) if email else "")
+        assert r["phone_sha256"] == (_sha(phone) if phone else "")
+        p_alive, clv = SCORES.get(cid, (None, None))
+        assert (float(r["bgnbd_gg__p_alive"]) if r["bgnbd_gg__p_alive"] else None) == p_alive
+        assert (float(r["bgnbd_gg__clv"]) if r["bgnbd_gg__clv"] else None) == clv
+    # the formula-like segment is neutralised, and no personal value is in the file
+    assert rows["C3"]["segment"] == "'" + HISTORY["C3"][2]
+    text = out.read_text()
+    assert "example.com" not in text.lower() and "HYPERLINK" not in text
+    assert watermark(project.store, "rfm") == S3
+
+
+@pytest.mark.parametrize("pii", ["mask", "omit", "include"])
+def test_personal_data_policies(project, tmp_path, pii):
+    out = tmp_path / f"crm-{pii}.parquet"
+    export_segments(project.store, "rfm", out, pii=pii)
+    t = pq.read_table(out).to_pandas().set_index("customer_id")
+    if pii == "omit":
+        assert not {"email", "phone", "email_sha256", "phone_sha256"} & set(t.columns)
+    elif pii == "include":
+        assert t.loc["C1", "email"] == CUSTOMERS["C1"][0]
+        assert t.loc["C3", "email"] == CUSTOMERS["C3"][0]  # Parquet keeps values as they are
+    else:
+        assert t.loc["C2", "email"] == "b***@example.org"
+        assert t.loc["C1", "phone"] == "*" * (len("+44 20 7946 0001") - 4) + "0001"
+        assert t.loc["C7", "phone"] == "****"  # too short to show any digit
+        assert "bob" not in " ".join(t["email"].dropna())
+
+
+def test_changes_since_the_watermark(project, tmp_path):
+    store = project.store
+    first = export_segments(store, "rfm", tmp_path / "a.csv", mode="changes", as_of=S2, name="crm")
+    assert first.mode == "full" and first.rows == sum(s[1] is not None for s in HISTORY.values())
+    assert watermark(store, "crm") == S2
+    second = export_segments(store, "rfm", tmp_path / "b.csv", mode="changes", name="crm")
+    expected = changes_by_hand(S2, S3)
+    rows = _read_csv(tmp_path / "b.csv")
+    assert second.mode == "changes" and second.since_snapshot == S2
+    assert set(rows) == set(expected) == {"C3", "C4", "C5", "C6", "C7"}
+    for cid, (change, before, after) in expected.items():
+        assert rows[cid]["change"] == change
+        assert rows[cid]["segment_at_since"] == (before or "")
+        shown = rows[cid]["segment"]
+        assert shown == ("" if after is None else ("'" + after if after.startswith("=") else after))
+    assert second.changes == {"new": 2, "changed": 2, "removed": 1}
+    # the same snapshot again: nothing new
+    third = export_segments(store, "rfm", tmp_path / "c.csv", mode="changes", name="crm")
+    assert third.rows == 0 and third.since_snapshot == S3
+    # other export names keep their own watermark
+    assert watermark(store, "other") is None
+    log = store.sql("SELECT export_name, mode, rows_written FROM export_log ORDER BY exported_at")
+    assert log["rows_written"].to_pylist() == [5, 5, 0]
+
+
+def test_watermark_on_a_vanished_snapshot_is_a_clear_error(project, tmp_path):
+    export_segments(project.store, "rfm", tmp_path / "a.csv", mode="changes", as_of=S1)
+    project.store.raw.execute("DELETE FROM segment_assignments WHERE snapshot_date = ?", [S1])
+    with pytest.raises(SegflowError, match="no snapshot at 2024-01-01.*--full"):
+        export_segments(project.store, "rfm", tmp_path / "b.csv", mode="changes")
+
+
+def test_cli_json_and_errors(project, tmp_path):
+    directory = str(project.directory)
+    project.close()
+    out = tmp_path / "crm.parquet"
+    res = runner.invoke(app, ["export", "segments", "-p", directory, "-s", "rfm", "--to", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout)
+    assert payload["rows"] == len(EXPECTED_S3) and payload["format"] == "parquet"
+    assert pq.read_table(out).num_rows == len(EXPECTED_S3)
+    bad = runner.invoke(app, ["export", "segments", "-p", directory, "-s", "rfm", "--to", str(tmp_path / "x.xlsx")])
+    assert bad.exit_code == 1 and "cannot tell the export format" in bad.output
+    assert "Traceback" not in bad.output
+    bad = runner.invoke(app, ["export", "segments", "-p", directory, "-s", "nope", "--to", str(out)])
+    assert bad.exit_code == 1 and "scheme 'nope' has no assignments" in bad.output
+    bad = runner.invoke(app, ["export", "segments", "-p", directory, "-s", "rfm", "--to", str(out), "--pii", "clear"])
+    assert bad.exit_code == 1 and "unknown personal-data policy 'clear'" in bad.output
+    bad = runner.invoke(app, ["export", "segments", "-p", directory, "-s", "rfm", "--to", str(out),
+                              "--webhook", "http://127.0.0.1:9/"])
+    assert bad.exit_code == 1 and "use them with --changes" in bad.output

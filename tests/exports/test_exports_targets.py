@@ -1,0 +1,107 @@
+"""Postgres tables and audiences as export targets (a real PostgreSQL server on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pyarrow.parquet as pq
+import pytest
+from tests.exports._store import CUSTOMERS, EXPECTED_S3, HISTORY, S2, S3, build
+from typer.testing import CliRunner
+
+from segflow.campaigns import build_audience, customer_view
+from segflow.cli import app
+from segflow.exports import crm_segment_list, export_audience, export_segments
+from segflow.project import Project
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def project(tmp_path):
+    build(tmp_path / "shop")
+    with Project.open(tmp_path / "shop") as p:
+        yield p
+
+
+def _pg_rows(url: str, query: str) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(url.replace("postgres://", "postgresql://")) as con:
+        return con.execute(query).fetchall()
+
+
+@pytest.mark.postgres
+def test_postgres_full_then_changes_mirrors_the_latest_list(project, postgres):
+    store = project.store
+    first = export_segments(store, "rfm", postgres, table="crm_rfm", mode="changes", as_of=S2)
+    assert first.mode == "full"
+    at_s2 = {c: segs[1] for c, segs in HISTORY.items() if segs[1] is not None}
+    assert dict(_pg_rows(postgres, "SELECT customer_id, segment FROM crm_rfm")) == at_s2
+    second = export_segments(store, "rfm", postgres, table="crm_rfm", mode="changes")
+    assert second.mode == "changes" and second.rows == 5
+    # after the upsert and the delete the table holds the segments of the list at S3 (the
+    # fields that move for everyone, periods_in_segment and scores, only with a full export)
+    cols = ["customer_id", "segment", "previous_segment", "last_change_date", "email_sha256"]
+    got = _pg_rows(postgres, f"SELECT {', '.join(cols)} FROM crm_rfm ORDER BY customer_id")
+    full = crm_segment_list(store, "rfm", S3).select(*cols).to_pyarrow().to_pylist()
+    assert got == [tuple(r[c] for c in cols) for r in full]
+    assert {c for c, *_ in got} == set(EXPECTED_S3)
+    # Postgres keeps values unchanged (no formula prefix), and no clear e-mail was written
+    assert dict((c, s) for c, s, *_ in got)["C3"] == HISTORY["C3"][2]
+    assert hashlib.sha256(b"ann@example.com").hexdigest() in {row[-1] for row in got}
+    # the log keeps the URL, without a password
+    assert store.sql("SELECT target FROM export_log")["target"].to_pylist()[0].endswith("table crm_rfm")
+
+
+@pytest.mark.postgres
+def test_postgres_full_export_replaces_only_its_scheme(project, postgres):
+    store = project.store
+    export_segments(store, "rfm", postgres, table="crm_all", as_of=S2)
+    _pg_rows(postgres, "SELECT 1")
+    import psycopg
+
+    with psycopg.connect(postgres.replace("postgres://", "postgresql://"), autocommit=True) as con:
+        con.execute("INSERT INTO crm_all (scheme, customer_id, segment) VALUES ('other', 'X', 'Y')")
+    export_segments(store, "rfm", postgres, table="crm_all")
+    rows = _pg_rows(postgres, "SELECT scheme, count(*) FROM crm_all GROUP BY 1 ORDER BY 1")
+    assert rows == [("other", 1), ("rfm", len(EXPECTED_S3))]
+
+
+def test_postgres_without_table_is_a_clear_error(project):
+    directory = str(project.directory)
+    project.close()
+    res = runner.invoke(app, ["export", "segments", "-p", directory, "-s", "rfm", "--to",
+                              "postgresql://nobody@127.0.0.1:1/db"])
+    assert res.exit_code == 1 and "needs --table NAME" in res.output
+
+
+def test_audience_with_holdout_and_hashed_contacts(project, tmp_path):
+    aud = build_audience(customer_view(project.store, S3), segments={"rfm": ["Loyal", "At risk"]},
+                         holdout=0.25, seed=3, name="winback")
+    out = tmp_path / "winback.parquet"
+    result = export_audience(project.store, aud, out)
+    t = pq.read_table(out).to_pandas().set_index("customer_id")
+    members = {c for c, segs in HISTORY.items() if segs[2] in ("Loyal", "At risk")}
+    assert set(t.index) == members and result.rows == len(members)
+    assert int(t["holdout"].sum()) == round(0.25 * len(members))
+    assert (t["holdout"] == (t["group"] == "holdout")).all()
+    for c in members:
+        email = CUSTOMERS[c][0]
+        assert t.loc[c, "email_sha256"] == hashlib.sha256(email.strip().lower().encode()).hexdigest()
+    assert "email" not in t.columns
+    assert project.store.sql("SELECT kind, export_name FROM export_log").to_pylist() == [
+        {"kind": "audience", "export_name": "winback"}]
+
+
+def test_audience_cli_csv(project, tmp_path):
+    directory = str(project.directory)
+    project.close()
+    out = tmp_path / "aud.csv"
+    res = runner.invoke(app, ["export", "audience", "-p", directory, "--segment", "rfm=Loyal",
+                              "--holdout", "0", "--to", str(out), "--pii", "include"])
+    assert res.exit_code == 0, res.output
+    lines = out.read_text().splitlines()
+    loyal = sorted(c for c, segs in HISTORY.items() if segs[2] == "Loyal")
+    assert len(lines) == 1 + len(loyal)
+    assert CUSTOMERS["C1"][0] in out.read_text()  # included on request

@@ -1,0 +1,133 @@
+"""Webhooks per segment change: retried with backoff against a local server that fails the
+first attempts, and every delivery recorded in the store."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+
+import pytest
+from tests.exports._store import S2, S3, build, changes_by_hand
+from typer.testing import CliRunner
+
+from segflow.cli import app
+from segflow.exports import WebhookPolicy, export_segments
+from segflow.project import Project
+
+runner = CliRunner()
+
+
+class _Receiver(http.server.ThreadingHTTPServer):
+    """Answers ``fail_first`` requests with 503 (then 200), or every one with ``always``."""
+
+    def __init__(self, fail_first: int = 0, always: int | None = None) -> None:
+        self.fail_first, self.always = fail_first, always
+        self.requests: list[tuple[float, str, dict]] = []
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        srv: _Receiver = self.server  # type: ignore[assignment]
+        with srv.lock:
+            srv.requests.append((time.monotonic(), self.headers["Idempotency-Key"], body))
+            n = len(srv.requests)
+        status = srv.always or (503 if n <= srv.fail_first else 200)
+        self.send_response(status)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture()
+def receiver(request):
+    srv = _Receiver(**getattr(request, "param", {}))
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture()
+def project(tmp_path):
+    build(tmp_path / "shop")
+    with Project.open(tmp_path / "shop") as p:
+        yield p
+
+
+@pytest.mark.parametrize("receiver", [{"fail_first": 2}], indirect=True)
+def test_retried_with_backoff_and_recorded(project, tmp_path, receiver):
+    store = project.store
+    export_segments(store, "rfm", tmp_path / "a.csv", mode="changes", as_of=S2, name="crm")
+    assert receiver.requests == []  # the first export is full: no webhooks
+    policy = WebhookPolicy(receiver.url, attempts=4, backoff=0.05)
+    result = export_segments(store, "rfm", tmp_path / "b.csv", mode="changes", name="crm", webhook=policy)
+    expected = changes_by_hand(S2, S3)
+    assert result.webhooks_delivered == len(expected) and result.webhooks_failed == 0
+    # 2 failed attempts + one per change
+    assert len(receiver.requests) == len(expected) + 2
+    # the first change was tried three times, with the same idempotency key, waiting >= 0.05 s
+    # then >= 0.1 s (exponential backoff)
+    t, keys, bodies = zip(*receiver.requests, strict=True)
+    assert keys[0] == keys[1] == keys[2] and len(set(keys)) == len(expected)
+    assert t[1] - t[0] >= 0.05 and t[2] - t[1] >= 0.1
+    got = {b["customer_id"]: (b["change"], b["previous_segment"], b["segment"]) for b in bodies}
+    assert got == expected
+    assert all(b["scheme"] == "rfm" and b["export_id"] == result.export_id for b in bodies)
+    rec = store.sql("SELECT customer_id, status, attempts, http_status FROM webhook_deliveries "
+                    "ORDER BY customer_id").to_pylist()
+    assert [r["customer_id"] for r in rec] == sorted(expected)
+    assert [r["attempts"] for r in rec] == [3] + [1] * (len(expected) - 1)
+    assert {r["status"] for r in rec} == {"delivered"} and {r["http_status"] for r in rec} == {200}
+
+
+@pytest.mark.parametrize("receiver", [{"always": 500}], indirect=True)
+def test_failures_are_recorded_and_the_command_fails(project, tmp_path, receiver):
+    store, directory = project.store, str(project.directory)
+    export_segments(store, "rfm", tmp_path / "a.csv", mode="changes", as_of=S2, name="crm")
+    project.close()
+    res = runner.invoke(app, ["export", "segments", "-p", directory, "-s", "rfm", "--changes",
+                              "--name", "crm", "--to", str(tmp_path / "b.csv"), "--webhook",
+                              receiver.url, "--webhook-attempts", "3", "--webhook-backoff", "0.01"])
+    n = len(changes_by_hand(S2, S3))
+    assert res.exit_code == 1
+    assert f"{n} of {n} webhooks failed after 3 attempts" in res.output
+    assert len(receiver.requests) == 3 * n
+    with Project.open(directory) as p:
+        rec = p.store.sql("SELECT status, attempts, http_status, error FROM webhook_deliveries").to_pylist()
+    assert len(rec) == n
+    assert all(r == {"status": "failed", "attempts": 3, "http_status": 500, "error": "HTTP 500"} for r in rec)
+
+
+@pytest.mark.parametrize("receiver", [{"always": 400}], indirect=True)
+def test_client_errors_are_not_retried(project, tmp_path, receiver):
+    export_segments(project.store, "rfm", tmp_path / "a.csv", mode="changes", as_of=S2, name="crm")
+    result = export_segments(project.store, "rfm", tmp_path / "b.csv", mode="changes", name="crm",
+                             webhook=WebhookPolicy(receiver.url, attempts=5, backoff=0.01))
+    n = len(changes_by_hand(S2, S3))
+    assert result.webhooks_failed == n and len(receiver.requests) == n
+
+
+def test_unreachable_receiver(project, tmp_path):
+    export_segments(project.store, "rfm", tmp_path / "a.csv", mode="changes", as_of=S2, name="crm")
+    # a port nothing listens on (bound, then closed)
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = export_segments(project.store, "rfm", tmp_path / "b.csv", mode="changes", name="crm",
+                             webhook=WebhookPolicy(f"http://127.0.0.1:{port}/", attempts=2, backoff=0.01))
+    rec = project.store.sql("SELECT attempts, http_status, error FROM webhook_deliveries").to_pylist()
+    assert result.webhooks_failed == len(rec) > 0
+    assert all(r["attempts"] == 2 and r["http_status"] is None and "ConnectError" in r["error"] for r in rec)
