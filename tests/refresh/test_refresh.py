@@ -171,3 +171,34 @@ def test_failure_is_one_line_and_changes_nothing_but_the_log(project):
     with Store(store_file, read_only=True) as store:
         last = store.sql("SELECT status, message FROM runs ORDER BY started_at DESC LIMIT 1").to_pylist()[0]
     assert last["status"] == "failed" and "orders-2024-06.csv" in last["message"]
+
+
+def test_a_saved_churn_model_is_re_applied(project):
+    from typer.testing import CliRunner
+
+    from segflow.cli import app
+
+    trained = CliRunner().invoke(app, ["churn", "train", "-p", str(project), "--horizon-days", "30",
+                                       "--threads", "1", "--json"])
+    assert trained.exit_code == 0, trained.output
+    # no new file, but a new model: the fingerprint changed, so the refresh runs
+    result = refresh(project)
+    assert result.status == "refreshed" and result.new_inputs == []
+    latest = result.snapshot_dates[-1]
+    with Store(project / "segflow.duckdb", read_only=True) as store:
+        stored = store.sql(
+            "SELECT customer_id, value FROM customer_scores WHERE model = 'churn_30d' AND "
+            "score = 'churn_probability' AND snapshot_date = ? ORDER BY customer_id", [latest]
+        ).to_pandas()
+    # the same model scored by `segflow churn score` on the refreshed store
+    scored = CliRunner().invoke(app, ["churn", "score", "-p", str(project), "--horizon-days", "30",
+                                      "--threads", "1"])
+    assert scored.exit_code == 0, scored.output
+    with Store(project / "segflow.duckdb", read_only=True) as store:
+        direct = store.sql(
+            "SELECT customer_id, value FROM customer_scores WHERE model = 'churn_30d' AND "
+            "score = 'churn_probability' AND snapshot_date = ? ORDER BY customer_id", [latest]
+        ).to_pandas()
+    assert len(stored) > 0
+    pd.testing.assert_frame_equal(stored, direct)
+    assert refresh(project).status == "nothing new"
