@@ -202,3 +202,32 @@ def test_a_saved_churn_model_is_re_applied(project):
     assert len(stored) > 0
     pd.testing.assert_frame_equal(stored, direct)
     assert refresh(project).status == "nothing new"
+
+
+def test_refresh_while_a_reader_holds_the_store(project):
+    """A dashboard keeps the store open read-only; the refresh still runs and swaps."""
+    import subprocess
+    import sys
+
+    store_file = project / "segflow.duckdb"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time\n"
+         f"con = duckdb.connect({str(store_file)!r}, read_only=True)\n"
+         "print(con.execute('SELECT count(*) FROM transactions').fetchone()[0], flush=True)\n"
+         "sys.stdin.readline()\n"
+         "print(con.execute('SELECT count(*) FROM transactions').fetchone()[0], flush=True)\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        before = int(reader.stdout.readline())
+        add_month(project, 5)
+        result = refresh(project)
+        assert result.status == "refreshed" and result.rows_loaded > 0
+        reader.stdin.write("\n")
+        reader.stdin.flush()
+        assert int(reader.stdout.readline()) == before  # the reader still sees its version
+    finally:
+        reader.kill()
+        reader.wait()
+    with Store(store_file, read_only=True) as store:
+        n = store.sql("SELECT count(*) AS n FROM transactions")["n"][0].as_py()
+    assert n == before + result.rows_loaded
