@@ -29,3 +29,7 @@ def __getattr__(name: str):  # lazy: importing segflow should not import the who
 
         return Project
     raise AttributeError(name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"Project"})

@@ -55,12 +55,12 @@ def canonical_tables(engine: Engine) -> dict[str, ibis.Table]:
 
 
 def resolve_schemes(settings: Settings) -> list[SchemeSettings]:
-    """The schemes of the project file, or the built-in ones when it names none."""
-    if settings.schemes:
-        return list(settings.schemes)
-    from segflow.segments import builtin_schemes
+    """The schemes of the project file, or the built-in ones when it names none (an unset
+    ``bins`` takes ``[rfm] bins``)."""
+    from segflow.segments import builtin_schemes, with_project_defaults
 
-    return builtin_schemes()
+    schemes = list(settings.schemes) if settings.schemes else builtin_schemes()
+    return with_project_defaults(schemes, rfm_bins=settings.rfm.bins)
 
 
 def resolve_snapshot_dates(store: Store, settings: Settings) -> list[dt.date]:
@@ -92,7 +92,7 @@ def required_feature_groups(
     """
     import ibis.common.exceptions as ibis_errors
 
-    from segflow.features import FEATURES, customer_features
+    from segflow.features import FEATURE_GROUPS, FEATURES, customer_features
     from segflow.segments import assign
 
     if any(scheme.kind == "cluster" for scheme in schemes):
@@ -100,10 +100,12 @@ def required_feature_groups(
     schema = customer_features(
         tables, dt.date(2000, 1, 1), window_days=settings.rfm.window_days
     ).schema()
-    all_groups = {f.group for f in FEATURES.values()} - {"id"}
+    all_groups = set(FEATURE_GROUPS)
     needed = {"rfm"}  # the customer base and recency: always computed
     for group in sorted(all_groups - needed):
-        kept = {n: t for n, t in schema.items() if n not in FEATURES or FEATURES[n].group != group}
+        # a column outside the static registry is a survey answer (one per question)
+        kept = {n: t for n, t in schema.items()
+                if (FEATURES[n].group if n in FEATURES else "survey") != group}
         unbound = ibis.table(kept, name="segflow_features")
         try:
             for scheme in schemes:
@@ -182,6 +184,10 @@ def run_pipeline(
         eng = connect(store, engine)  # type: ignore[arg-type]
         try:
             tables = canonical_tables(eng)
+            from segflow.segments import check_scheme, freeze_cutoffs
+
+            schemes = freeze_cutoffs(schemes, tables, window_days=settings.rfm.window_days)
+            notes: list[str] = []
             # Assignments are staged in the store as they are computed (bounded memory) and
             # moved into segment_assignments in one transaction at the end (atomic run).
             store.raw.execute(
@@ -205,6 +211,10 @@ def run_pipeline(
                     )
                 if i == len(dates) - 1:
                     latest_features = features.to_pyarrow()
+                    for scheme in schemes:  # empty rules, small segments: warn once, at the end
+                        notes += check_scheme(
+                            scheme, features, assignments[scheme.name], snapshot=snapshot
+                        )
             if progress:
                 progress("snapshots done", len(dates), len(dates))
             seconds["features_and_segments"] = time.perf_counter() - start
@@ -213,12 +223,13 @@ def run_pipeline(
             written = _write_run(store, latest_features, dates[-1] if dates else None)
             seconds["write"] = time.perf_counter() - start
 
-            notes: list[str] = []
             start = time.perf_counter()
             scored = score_clv(store, tables["transactions"], dates[-1], run_id, notes=notes)
             seconds["clv_scores"] = time.perf_counter() - start
         finally:
             eng.close()
+    if notes:  # the run log says what a stage could not do (runs.message)
+        store.annotate_run(run_id, "\n".join(notes))
     return RunSummary(
         run_id=run_id,
         engine=engine,
@@ -249,14 +260,16 @@ def score_clv(
     write each customer's P(alive), expected purchases and 52-week revenue CLV (10 % a year
     discount, margin 1) into ``customer_scores`` under model ``bgnbd_gg``.
 
-    A base that cannot identify the models (e.g. no repeat buyers) writes no scores; the
-    reason is added to ``notes`` and warned, the run itself goes on.
+    A base that cannot identify the count model (e.g. no repeat buyers) writes no scores; a
+    spend model that cannot be fitted leaves out only ``expected_spend`` and ``clv``. The
+    reason is added to ``notes`` and warned, the run itself goes on. Customers the models
+    leave out of their fits (T = 0, non-positive mean spend) are counted in notes and scored.
     """
     from segflow.models import (
         BetaGeoModel,
-        GammaGammaModel,
         btyd_summary,
         compress,
+        fit_spend_model,
         score_customers,
         write_scores,
     )
@@ -265,19 +278,26 @@ def score_clv(
         warnings.simplefilter("always")
         try:
             summary = btyd_summary(transactions, calibration_end=snapshot, time_unit="W").cache()
-            triples = compress(summary)
-            # Customers whose first purchase is on the last day before the snapshot have
-            # T = 0: their likelihood is 1 whatever the parameters, so leaving them out of the
-            # fit is exact. They are still scored.
-            model = BetaGeoModel().fit(triples[triples["T"] > 0])
-            spend = GammaGammaModel().fit(compress(summary, ("x", "monetary_value")))
+            model = BetaGeoModel().fit(compress(summary))
+            if getattr(model, "n_zero_T_", 0):
+                warnings.warn(f"CLV: {model.n_zero_T_} customers with their first purchase on "
+                              "the last day before the snapshot are left out of the fit and "
+                              "scored as new customers", UserWarning, stacklevel=2)
+            try:
+                spend, spend_notes = fit_spend_model(compress(summary, ("x", "monetary_value")))
+                for note in spend_notes:
+                    warnings.warn(f"CLV: {note}", UserWarning, stacklevel=2)
+            except SegflowError as exc:
+                spend = None
+                warnings.warn(f"no expected spend or CLV at {snapshot} (P(alive) and expected "
+                              f"purchases are written): {exc}", UserWarning, stacklevel=2)
             scores = score_customers(
                 summary, model, horizon=CLV_HORIZON_WEEKS, time_unit="W", spend_model=spend,
                 annual_discount_rate=CLV_ANNUAL_DISCOUNT_RATE,
             )
             n = write_scores(store, scores, snapshot_date=snapshot, model=CLV_MODEL, run_id=run_id)
         except SegflowError as exc:
-            message = f"no CLV scores at {snapshot}: {exc}"
+            message = f"CLV stage did not run: no CLV scores at {snapshot}: {exc}"
             warnings.warn(message, UserWarning, stacklevel=2)
             if notes is not None:
                 notes.append(message)

@@ -110,10 +110,15 @@ class Project:
 
     def _check_scheme(self, scheme: str) -> None:
         if not self.snapshot_dates(scheme):
-            known = ", ".join(self.schemes())
+            from segflow._suggest import did_you_mean
+
+            schemes = self.schemes()
+            hint = did_you_mean(scheme, schemes)
+            if hint:
+                raise SegflowError(f"no scheme {scheme!r}; {hint}(schemes of this project: {', '.join(schemes)})")
             raise SegflowError(
                 f"no assignments stored for scheme {scheme!r}; run `segflow run` first "
-                f"(schemes of this project: {known})"
+                f"(schemes of this project: {', '.join(schemes)})"
             )
 
     def segment_sizes(self, scheme: str, snapshot: dt.date | None = None) -> pd.DataFrame:
@@ -142,6 +147,58 @@ class Project:
             to_date=to_date,
             transactions=self.store.table("transactions"),
         )
+
+    # -- notebook views of the other stages -----------------------------------------------
+    def clv(self, scheme: str | None = None) -> pd.DataFrame:
+        """Predicted value by segment of ``scheme`` (default: the first scheme) at the latest
+        snapshot with stored CLV scores: customers, mean P(active), expected purchases and
+        52-week CLV (sum, mean, share). Raises SegflowError when no scores are stored."""
+        from segflow.report._context import CLV_MODEL, ReportContext
+
+        ctx = ReportContext(self)
+        scheme = scheme or (ctx.headline_scheme or "")
+        self._check_scheme(scheme)
+        if ctx.clv_date is None:
+            raise SegflowError("no CLV scores stored; `segflow run` writes them at the latest snapshot")
+        from segflow.report._queries import value_by_segment
+
+        return value_by_segment(self.store, scheme, ctx.clv_date, CLV_MODEL)
+
+    def clv_diagnostics(self) -> Any:
+        """The report's CLV checks (frequency/recency matrices, holdout tracking, deciles,
+        caveats) at the latest CLV snapshot; ``.figures()`` gives the Plotly figures."""
+        from segflow.report._clv import clv_diagnostics
+        from segflow.report._context import ReportContext
+
+        snapshot = ReportContext(self).clv_date
+        if snapshot is None:
+            raise SegflowError("no CLV scores stored; `segflow run` writes them at the latest snapshot")
+        return clv_diagnostics(self.store, snapshot)
+
+    def churn_scores(self) -> pd.DataFrame:
+        """Stored churn scores (every model and snapshot) as a long DataFrame, from the store's
+        ``customer_scores`` (score names starting with ``churn``; empty when none are stored)."""
+        return self.store.raw.execute(
+            "SELECT * FROM customer_scores WHERE score LIKE 'churn%' OR model LIKE 'churn%' "
+            "ORDER BY snapshot_date, model, customer_id"
+        ).df()
+
+    def campaigns(self, scheme: str | None = None) -> list[Any]:
+        """Campaign read-outs (lift by segment of ``scheme``, default lifecycle or the first
+        scheme) of every campaign with exposures; each has ``.table``, ``.figures()``."""
+        from segflow.campaigns import campaign_reports
+
+        schemes = self.schemes()
+        scheme = scheme or ("lifecycle" if "lifecycle" in schemes else schemes[0])
+        return list(campaign_reports(self.store, scheme))
+
+    def summary(self) -> Any:
+        """The report's executive summary: headline movements, value at stake, data health and
+        the playbook's actions (``.headlines``, ``.kpis``, ``.actions``); shows as HTML."""
+        from segflow.report._context import ReportContext
+        from segflow.report._summary import executive_summary
+
+        return executive_summary(ReportContext(self))
 
     def report(self, path: str | Path | None = None) -> Path:
         """Write the self-contained HTML report; returns its path."""

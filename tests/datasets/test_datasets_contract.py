@@ -13,7 +13,7 @@ COLUMNS = {
     "customers": ["customer_id", "created_at", "email", "phone", "age_band", "gender",
                   "income_band", "region", "city", "signup_channel"],
     "transactions": ["order_id", "customer_id", "order_date", "amount", "quantity",
-                     "unit_price", "category", "channel", "promo_code"],
+                     "unit_price", "category", "channel", "promo_code", "product_id"],
     "events": ["customer_id", "ts", "event_type", "item", "category", "session_id"],
     "campaign_exposures": ["campaign_id", "customer_id", "ts", "arm", "exposure_type"],
     "survey_responses": ["customer_id", "ts", "question", "answer"],

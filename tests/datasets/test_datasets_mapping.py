@@ -16,7 +16,12 @@ def test_project_toml_parses_to_the_demo_sources(tmp_path):
     settings = Settings.load(tmp_path)
     assert settings.sources == demo_sources("data")
     assert settings.periods.granularity == "month"
-    assert [s.name for s in settings.schemes] == ["rfm", "lifecycle", "value_tiers", "browse_no_buy"]
+    assert [s.name for s in settings.schemes] == ["rfm", "lifecycle", "value_tiers", "browse_no_buy",
+                                                  "product_breadth", "price_vs_quality"]
+    from segflow.segments import product_breadth_scheme, psychographic_example_scheme
+
+    # the demo lists the built-in breadth scheme and the documented psychographic example
+    assert settings.schemes[4:] == [product_breadth_scheme(), psychographic_example_scheme()]
     assert "#" in text and tomllib.loads(text)["project"]["name"]
 
 

@@ -13,7 +13,12 @@ import pyarrow as pa
 S = dt.date(2024, 7, 1)
 S_TS = pd.Timestamp(S)
 DAY = pd.Timedelta(days=1)
-QUESTIONS = ("lifestyle", "price_sensitivity")
+#: survey question texts -> column (every question becomes a feature; case and
+#: punctuation do not matter; 'satisfaction' has numbers only, so it is numeric)
+QUESTIONS = {"lifestyle": "lifestyle", "Lifestyle": "lifestyle",
+             "price_sensitivity": "price_sensitivity", "other": "other",
+             "Satisfaction (1-10)": "satisfaction_1_10", "frequency": "survey_frequency"}
+NUMERIC_QUESTIONS = ("satisfaction_1_10",)
 
 
 def make_tables(seed: int = 7) -> dict[str, pd.DataFrame]:
@@ -117,6 +122,10 @@ def make_tables(seed: int = 7) -> dict[str, pd.DataFrame]:
                         category="books", channel="web", promo_code=None, is_return=False))
     tx = pd.concat([tx, ret, zero, pd.DataFrame(special)], ignore_index=True)
     tx["unit_price"] = tx["unit_price"].astype("float64")
+    # product ids from a stream of their own (the rest of the data is as before products)
+    prng = np.random.default_rng(seed + 1000)
+    tx["product_id"] = [f"P{k}" if k < 12 else None for k in prng.integers(0, 14, len(tx))]
+    tx.loc[tx["customer_id"] == "c36", "product_id"] = None  # bought, but no product id
     tx["is_return"] = tx["is_return"].astype("object")
 
     events = _events(rng, ids + ["u0"])
@@ -180,6 +189,13 @@ def _survey(rng: np.random.Generator, ids: list[str]) -> pd.DataFrame:
             "question": rng.choice(["lifestyle", "price_sensitivity", "Lifestyle", "other"]),
             "answer": rng.choice(["family", "student", "low", "high"]),
         })
+    for k in range(30):  # a numeric question, and one named like a feature
+        rows.append({
+            "customer_id": rng.choice(ids[:25]),
+            "ts": S_TS - pd.Timedelta(days=int(rng.integers(-30, 400)), hours=k),
+            "question": "Satisfaction (1-10)" if k % 3 else "frequency",
+            "answer": f" {rng.integers(1, 11)}" if k % 3 else rng.choice(["weekly", "rarely"]),
+        })
     return pd.DataFrame(rows)
 
 
@@ -188,7 +204,7 @@ def to_store(store, frames: dict[str, pd.DataFrame]) -> None:  # noqa: ANN001
     from segflow.store import CANONICAL_TABLES
 
     for name, frame in frames.items():
-        cols = CANONICAL_TABLES[name]
+        cols = [c for c in CANONICAL_TABLES[name] if c in frame.columns]
         arrow = pa.Table.from_pandas(frame[list(cols)], preserve_index=False)
         store.append(name, arrow)
 
@@ -210,7 +226,7 @@ def reference_features(
     tx = frames["transactions"]
     tx = tx[tx["ts"] < s].copy()
     tx["ret"] = (tx["is_return"] == True) | (tx["amount"] < 0)  # noqa: E712
-    tx["buy"] = ~tx["ret"] & (tx["amount"] > 0)
+    tx["buy"] = ~tx["ret"] & (tx["amount"] >= 0)  # a $0 line is a purchase occasion
     tx["key"] = tx["transaction_id"].where(
         tx["transaction_id"].notna(), tx["customer_id"] + "@" + tx["ts"].astype(str)
     )
@@ -238,6 +254,9 @@ def reference_features(
         r["monetary"] = wb["amount"].sum() - wr["amount"].abs().sum()
         r["frequency_12m"] = b12["key"].nunique()
         r["monetary_12m"] = b12["amount"].sum() - r12["amount"].abs().sum()
+        rprev = rets[(rets["ts"] >= s - 730 * DAY) & (rets["ts"] < s - 365 * DAY)]
+        r["frequency_prev_12m"] = bprev["key"].nunique()
+        r["monetary_prev_12m"] = bprev["amount"].sum() - rprev["amount"].abs().sum()
         r["orders_total"] = buys["key"].nunique()
         r["first_purchase_date"] = buys["ts"].min().normalize() if len(buys) else None
         r["last_purchase_date"] = buys["ts"].max().normalize() if len(buys) else None
@@ -247,7 +266,8 @@ def reference_features(
         r["tenure_days"] = _days(min(starts), s) if starts else None
         gross = wb["amount"].sum()
         n = r["frequency"]
-        r["avg_order_value"] = gross / n if n else None
+        paid = (wb.groupby("key")["amount"].sum() > 0).sum()  # spend averages: paid orders
+        r["avg_order_value"] = gross / paid if paid else None
         qty = wb["quantity"].dropna()
         r["basket_size"] = qty.sum() / n if n and len(qty) else None
         days = sorted({_days(pd.Timestamp("1970-01-01"), t) for t in wb["ts"]})
@@ -263,6 +283,7 @@ def reference_features(
         r["return_rate"] = wr["amount"].abs().sum() / gross if gross else None
         r["main_channel"], r["main_channel_share"] = _top(wb, "channel")
         r["channel_count"] = wb["channel"].nunique()
+        r.update(_breadth(buys, b12))
         r.update(_season(buys))
         r.update(_web(ev[ev["customer_id"] == cid], s))
         r.update(_campaigns(ex[ex["customer_id"] == cid], buys, s))
@@ -271,11 +292,12 @@ def reference_features(
             r["signup_date"] = created.normalize() if created is not None else None
             for col in ("age_band", "gender", "income_band", "region", "city", "signup_channel"):
                 r[col] = row[col]
-        mine_sv = sv[sv["customer_id"] == cid]
-        for q in QUESTIONS:
-            ans = mine_sv[mine_sv["question"].str.lower() == q]
-            ans = ans.sort_values(["ts", "answer"])
-            r[q] = ans["answer"].iloc[-1] if len(ans) else None
+        mine_sv = sv[sv["customer_id"] == cid].assign(a=lambda d: d["answer"].str.strip())
+        for col in sorted(set(QUESTIONS.values())):
+            texts = [q for q, c in QUESTIONS.items() if c == col]
+            ans = mine_sv[mine_sv["question"].isin(texts)].sort_values(["ts", "a"])
+            value = ans["a"].iloc[-1] if len(ans) else None
+            r[col] = float(value) if value is not None and col in NUMERIC_QUESTIONS else value
         rows.append(r)
     return pd.DataFrame(rows).set_index("customer_id")
 
@@ -287,6 +309,15 @@ def _top(lines: pd.DataFrame, col: str) -> tuple[object, object]:
     spend = have.groupby(col)["amount"].sum()
     ties = sorted(k for k, v in spend.items() if v == spend.max())
     return ties[0], spend[ties[0]] / spend.sum()
+
+
+def _breadth(buys: pd.DataFrame, b12: pd.DataFrame) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for col, name in (("product_id", "products"), ("category", "categories")):
+        known = buys[col].notna().any()
+        out[f"{name}_total"] = buys[col].nunique() if known else None
+        out[f"{name}_12m"] = b12[col].nunique() if known else None
+    return out
 
 
 def _season(buys: pd.DataFrame) -> dict[str, object]:
@@ -346,10 +377,14 @@ def _campaigns(ex: pd.DataFrame, buys: pd.DataFrame, s: pd.Timestamp) -> dict[st
 
 def assert_same_features(got: pd.DataFrame, want: pd.DataFrame) -> None:
     """Column by column: numbers to 1e-9, dates by day, text and flags exactly."""
-    from segflow.features import FEATURES
+    from segflow.features import FEATURES, Feature
 
     assert list(got.index) == list(want.index)
-    for name, feature in FEATURES.items():
+    survey = {c: Feature(c, "", "", "survey",
+                         "numeric" if c in NUMERIC_QUESTIONS else "categorical")
+              for c in got.columns if c not in FEATURES}
+    assert set(survey) == set(QUESTIONS.values())
+    for name, feature in {**FEATURES, **survey}.items():
         if name == "customer_id":
             continue
         g, w = got[name], want.reindex(got.index)[name] if name in want else None

@@ -39,3 +39,35 @@ def test_doc_examples_run(doc):
     namespace: dict[str, object] = {}
     for block in blocks:  # blocks of one page share a namespace, like a notebook
         exec(compile(block, doc, "exec"), namespace)  # noqa: S102
+
+
+def test_survey_features_follow_their_documented_row():
+    """Survey columns are made per question; their unit and definition follow the one
+    documented `<question>` row of docs/features.md."""
+    import datetime as dt
+
+    import pandas as pd
+    import pyarrow as pa
+
+    from segflow.features import feature_registry
+
+    store = Store(":memory:")
+    frame = pd.DataFrame({"customer_id": ["a", "a", "b"], "ts": pd.to_datetime(["2024-01-01"] * 3),
+                          "question": ["Lifestyle", "NPS score", "nps score"],
+                          "answer": ["family", "7", "10"]})
+    store.append("survey_responses", pa.Table.from_pandas(frame, preserve_index=False))
+    store.raw.execute("INSERT INTO customers (customer_id, created_at) VALUES "
+                      "('a', '2023-01-01'), ('b', '2023-01-01')")  # the base: known customers
+    tables = {n: store.table(n) for n in REQUIRED_TABLES}
+    survey = {n: f for n, f in feature_registry(tables).items() if n not in FEATURES}
+    assert {n: (f.unit, f.kind) for n, f in survey.items()} == {
+        "lifestyle": ("answer", "categorical"), "nps_score": ("number", "numeric")}
+    text = (DOCS / "features.md").read_text(encoding="utf-8")
+    row = re.search(r"^\| `<question>` \| ([^|]+) \| (.+) \|$", text, flags=re.M)
+    assert row and row.group(1).strip() == "answer or number"
+    stem = row.group(2).split(";")[0]  # "Latest answer before s to the survey question"
+    for feature in survey.values():
+        assert feature.definition.startswith(stem) and feature.group == "survey"
+    got = customer_features(tables, dt.date(2024, 2, 1)).to_pandas().set_index("customer_id")
+    assert got.loc["a", "nps_score"] == 7.0 and got.loc["b", "nps_score"] == 10.0
+    assert got.loc["a", "lifestyle"] == "family"

@@ -14,7 +14,7 @@ from tests.features._fixture import (
     to_store,
 )
 
-from segflow.features import FEATURES, REQUIRED_TABLES, customer_features
+from segflow.features import FEATURES, REQUIRED_TABLES, customer_features, feature_registry
 from segflow.store import Store
 
 
@@ -50,7 +50,15 @@ def test_every_feature_matches_pandas_at_an_earlier_snapshot(tables, frames):
 
 
 def test_columns_are_the_registry_in_order(tables):
-    assert customer_features(tables, S).columns == tuple(FEATURES)
+    survey = ("lifestyle", "other", "price_sensitivity", "satisfaction_1_10", "survey_frequency")
+    assert customer_features(tables, S).columns == (*FEATURES, *sorted(survey))
+    registry = feature_registry(tables)
+    assert tuple(registry) == customer_features(tables, S).columns
+    assert registry["satisfaction_1_10"].kind == "numeric"
+    assert registry["satisfaction_1_10"].unit == "number"
+    assert registry["lifestyle"].kind == "categorical"
+    assert registry["survey_frequency"].definition == (
+        "Latest answer before s to the survey question 'frequency'.")
 
 
 def test_window_boundaries(tables, frames):

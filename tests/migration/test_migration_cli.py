@@ -82,6 +82,11 @@ def test_forecast_who_paths_stability_export(project_dir, tmp_path):
     assert out.exit_code == 0, out.output
     fc = json.loads(out.stdout)
     assert len(fc["forecast"]) == 3
+    # JSON has no infinity: states never absorbed into (gone) are null and listed by name
+    until = fc["expected_periods_until_gone"]
+    assert sorted(fc["never_gone"]) == sorted(s for s, v in until.items() if v is None)
+    assert all(v is None or v > 0 for v in until.values())
+    assert (fc["never_gone_note"] is None) == (not fc["never_gone"])
     who = _run(
         "migrate",
         "who",

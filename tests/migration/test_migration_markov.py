@@ -143,3 +143,43 @@ def test_steady_state_ignores_an_unreachable_gone_state():
     )
     pi = MarkovChain().fit(counts).steady_state()
     np.testing.assert_allclose(pi.to_numpy(), [0.2 / 0.7, 0.5 / 0.7, 0.0])
+
+
+def test_absorption_says_never_when_gone_is_unreachable():
+    # nobody left: (gone) is absorbing but never entered; before, inverting I - Q gave
+    # nonsense like -3.65e16 periods
+    counts = pd.DataFrame(
+        [[5, 5, 0], [2, 8, 0], [0, 0, 0]], index=["A", "B", "(gone)"], columns=["A", "B", "(gone)"]
+    )
+    ab = MarkovChain().fit(counts).absorption()
+    assert np.isinf(ab["expected_periods"]).all()
+    np.testing.assert_allclose(ab["p_(gone)"], [0.0, 0.0])
+    np.testing.assert_allclose(ab["p_never"], [1.0, 1.0])
+
+
+def test_absorption_with_a_closed_class_beside_gone():
+    # A -> A .5, B .25, gone .25 ; B -> B .5, C .5 ; C -> C 1 (a closed class, never absorbed)
+    counts = pd.DataFrame(
+        [[2, 1, 0, 1], [0, 1, 1, 0], [0, 0, 4, 0], [0, 0, 0, 0]],
+        index=["A", "B", "C", "(gone)"], columns=["A", "B", "C", "(gone)"],
+    )
+    chain = MarkovChain().fit(counts)
+    ab = chain.absorption()
+    # from A: P(gone) = .25 / (1 - .5) = .5 (the other half goes to B and then to C for good)
+    assert ab.loc["A", "p_(gone)"] == pytest.approx(0.5)
+    assert ab.loc["A", "p_never"] == pytest.approx(0.5)
+    assert ab.loc["B", "p_(gone)"] == 0.0 and ab.loc["C", "p_never"] == 1.0
+    # absorption is not certain from any state: the expected time is infinite everywhere
+    assert np.isinf(ab["expected_periods"]).all()
+    # with C absorbing too, every state is absorbed for sure: finite, solved by hand
+    ab2 = MarkovChain(absorbing=["C"]).fit(counts).absorption()
+    # tB = 1 + .5 tB -> 2 ; tA = 1 + .5 tA + .25 tB -> tA = (1 + .5) / .5 = 3
+    assert ab2.loc["A", "expected_periods"] == pytest.approx(3.0)
+    assert ab2.loc["B", "expected_periods"] == pytest.approx(2.0)
+    assert ab2.loc["A", "p_C"] == pytest.approx(0.5) and (ab2["p_never"] == 0).all()
+
+
+def test_absorption_without_any_absorbing_state_is_never():
+    chain = MarkovChain().fit(pd.DataFrame([[1, 1], [1, 1]], index=["A", "B"], columns=["A", "B"]))
+    ab = chain.absorption()
+    assert np.isinf(ab["expected_periods"]).all() and (ab["p_never"] == 1).all()

@@ -271,14 +271,21 @@ def test_views_carry_the_numbers(random_store):
     pooled = pooled_transition_matrix(store.table("segment_assignments"), scheme="tier")
     alluvial = pooled.alluvial().data[0]
     assert sum(alluvial.link.value) == pooled.pair_cells["customers"].sum()
-    assert len(alluvial.node.label) == len(DATES) * (len(pooled.segments) + 2)
+    # one node per (date, state) that has customers (plotly draws no empty nodes)
+    pc = pooled.pair_cells[pooled.pair_cells["customers"] > 0]
+    linked = set(zip(pc["from_date"], pc["from_segment"], strict=True)) | set(
+        zip(pc["to_date"], pc["to_segment"], strict=True)
+    )
+    assert len(alluvial.node.label) == len(linked)
     net = pooled.net_migration()
     bars = pooled.net_flow_figure().data
+    # horizontal bars: the numbers are on x, the segments on y
+    assert list(bars[0].y) == list(net["segment"])
     np.testing.assert_allclose(
-        np.asarray(bars[0].y, dtype=float), net["inflow"].to_numpy(dtype=float)
+        np.asarray(bars[0].x, dtype=float), net["inflow"].to_numpy(dtype=float)
     )
     np.testing.assert_allclose(
-        np.asarray(bars[1].y, dtype=float), -net["outflow"].to_numpy(dtype=float)
+        np.asarray(bars[1].x, dtype=float), -net["outflow"].to_numpy(dtype=float)
     )
     fc = pd.DataFrame({"Gold": [10.0, 12.0], "Silver": [5.0, 4.0]})
     fig = forecast_chart(fc, actual=fc + 1)

@@ -50,7 +50,8 @@ BOUNDARY = [
     ("E", "2024-02-01", 20.0, False), ("E", "2024-04-10", -20.0, True),
     # F: only a return before s -> not eligible
     ("F", "2024-02-01", -20.0, True), ("F", "2024-04-10", 20.0, False),
-    # G: a zero-amount line inside the window is not a purchase -> churned
+    # G: a zero-amount line inside the window is a purchase occasion (one purchase
+    # definition: not a return, amount >= 0) -> not churned
     ("G", "2024-02-01", 20.0, False), ("G", "2024-04-10", 0.0, False),
     # H: is_return unknown (null) counts as a purchase
     ("H", "2024-02-01", 20.0, None), ("H", "2024-04-10", 20.0, None),
@@ -61,14 +62,14 @@ def test_label_boundaries(memory_store):
     memory_store.append("transactions", _tx(BOUNDARY))
     labels = churn_labels(memory_store.table("transactions"), S, 30).to_pandas()
     got = dict(zip(labels.customer_id, labels.churned, strict=True))
-    assert got == {"A": 1, "B": 0, "C": 0, "E": 1, "G": 1, "H": 0}
+    assert got == {"A": 1, "B": 0, "C": 0, "E": 1, "G": 0, "H": 0}
 
 
 def _pandas_labels(tx: pd.DataFrame, snapshot: dt.date, horizon: int) -> dict[str, int]:
     """Independent computation: sets of buyers before s and inside [s, s + N days)."""
     s = pd.Timestamp(snapshot)
     e = s + pd.Timedelta(days=horizon)
-    buys = tx[(tx.amount > 0) & ~tx.is_return.fillna(False).astype(bool)]
+    buys = tx[(tx.amount >= 0) & ~tx.is_return.fillna(False).astype(bool)]  # $0 counts
     before = set(buys.loc[buys.ts < s, "customer_id"])
     inside = set(buys.loc[(buys.ts >= s) & (buys.ts < e), "customer_id"])
     return {c: int(c not in inside) for c in before}

@@ -47,7 +47,7 @@ def trained(project):
 
 
 def _buyers_before(tx: pd.DataFrame, day: dt.date) -> set[str]:
-    buys = tx[(tx.amount > 0) & ~tx.is_return]
+    buys = tx[(tx.amount >= 0) & ~tx.is_return]
     return set(buys.loc[buys.ts < pd.Timestamp(day), "customer_id"])
 
 

@@ -20,8 +20,8 @@ def _run(*args: str):
 
 def test_clv_fit_cdnow_json(cdnow_dir: Path) -> None:
     result = _run(
-        "clv", "fit", "-t", str(cdnow_dir / "CDNOW_sample.txt"), "--calibration-end", "1997-10-01",
-        "--holdout-end", "1998-07-01", "--time-unit", "week", "--model", "bgnbd", "--json",
+        "clv", "fit", "-t", str(cdnow_dir / "CDNOW_sample.txt"), "--calibration-end", "1997-09-30",
+        "--holdout-end", "1998-06-30", "--time-unit", "week", "--model", "bgnbd", "--json",
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -29,7 +29,8 @@ def test_clv_fit_cdnow_json(cdnow_dir: Path) -> None:
     assert report["params"]["b"] == pytest.approx(2.426, abs=5e-4)
     assert report["log_likelihood"] == pytest.approx(-9582.4, abs=0.05)
     assert set(report["standard_errors"]) == {"r", "alpha", "a", "b"}
-    assert report["customers"] == {"in_summary": 2357, "repeat_buyers": 946, "distinct_triples": 1016}
+    assert report["customers"] == {"in_summary": 2357, "fitted": 2357, "first_purchase_on_last_day": 0,
+                                   "repeat_buyers": 946, "distinct_triples": 1016}
     assert round(report["spend_model"]["params"]["q"], 2) == 3.74
     metrics = {m["predictor"]: m for m in report["holdout"]["metrics"]}
     assert metrics["model"]["actual_total"] == 1882
@@ -42,7 +43,7 @@ def test_clv_fit_csv_and_score_file(tmp_path: Path, cdnow_frame: pd.DataFrame) -
     frame[["cust", "date", "value"]].to_csv(csv, index=False)
     result = _run(
         "clv", "fit", "-t", str(csv), "--customer-col", "cust", "--date-col", "date",
-        "--date-format", "%Y%m%d", "--amount-col", "value", "--calibration-end", "1997-10-01",
+        "--date-format", "%Y%m%d", "--amount-col", "value", "--calibration-end", "1997-09-30",
         "--model", "pnbd", "--json",
     )
     assert result.exit_code == 0, result.output
@@ -112,7 +113,7 @@ def test_clv_score_into_project_store(tmp_path: Path, cdnow_frame: pd.DataFrame)
 
 def test_clv_fit_bgbb_on_calendar_periods(cdnow_dir: Path) -> None:
     result = _run(
-        "clv", "fit", "-t", str(cdnow_dir / "CDNOW_sample.txt"), "--calibration-end", "1998-07-01",
+        "clv", "fit", "-t", str(cdnow_dir / "CDNOW_sample.txt"), "--calibration-end", "1998-06-30",
         "--time-unit", "month", "--model", "bgbb", "--json",
     )
     assert result.exit_code == 0, result.output

@@ -41,7 +41,9 @@ def _pandas_summary(log: pd.DataFrame, unit: float) -> pd.DataFrame:
     out = []
     log = log.assign(day=log.ts.dt.normalize())
     for cid, g in log.groupby("customer_id"):
-        days = g.groupby("day").agg(amount=("amount", "sum"), top=("amount", "max"))
+        # spend of a day: its purchase lines (amount >= 0); returns are not netted
+        g = g.assign(buy=g.amount.where(g.amount >= 0))
+        days = g.groupby("day").agg(amount=("buy", "sum"), top=("amount", "max"))
         days = days[days.top >= 0]
         cal = days[days.index < pd.Timestamp(CAL_END)]
         if cal.empty:

@@ -95,7 +95,10 @@ def test_completeness_repeats_consistency_stale(base):
     assert _check(report, "same_day_repeats", "transactions")["count"] == int((g - 1).clip(lower=0).sum()) >= 1
     off = (tx.amount - tx.quantity * tx.unit_price).abs() > 0.01 + 0.005 * tx.amount.abs()
     assert _check(report, "spend_consistency", "transactions")["count"] == int(off.sum()) == 1
-    since, cut = pd.Timestamp(AS_OF) - pd.Timedelta(days=365), pd.Timestamp(AS_OF)
+    end = tx.ts[tx.ts < pd.Timestamp(AS_OF)].max().normalize()  # the data's end, not AS_OF
+    assert report.data_end == end.date() < AS_OF
+    cut = end + pd.Timedelta(days=1)
+    since = cut - pd.Timedelta(days=365)
     active = set(tx.customer_id[(tx.ts >= since) & (tx.ts < cut)].dropna())
     old = customers[customers.created_at < since]
     stale = (~old.customer_id.isin(active)).sum()
@@ -134,3 +137,51 @@ def test_flags_from_ingest_are_reported(tmp_path):
     assert frame.loc["flagged:invalid_value", "count"] == 1
     assert "value=Q" in frame.loc["flagged:invalid_value", "examples"]
     assert frame.loc["flagged:invalid_value", "total"] == 3
+
+
+def _historic_base() -> tuple[Store, pd.DataFrame, pd.DataFrame]:
+    """An export of 2010-12-01 .. 2011-12-09 (like the Online Retail data), audited years later."""
+    rng = np.random.default_rng(3)
+    n_cust, n_tx = 80, 1500
+    customers = pd.DataFrame({
+        "customer_id": [f"K{i:03d}" for i in range(n_cust)],
+        "created_at": pd.Timestamp("2009-06-01") + pd.to_timedelta(rng.integers(0, 700, n_cust), "D"),
+    })
+    customers.loc[0, "created_at"] = pd.Timestamp("1900-01-01")  # a default date
+    ts = pd.Series(pd.Timestamp("2010-12-01 08:00")
+                   + pd.to_timedelta(rng.integers(0, 373 * 86_400, n_tx), "s"))
+    ts[0] = pd.Timestamp("2011-12-09 12:50")  # the data's end
+    tx = pd.DataFrame({
+        "transaction_id": [f"T{i:05d}" for i in range(n_tx)],
+        "customer_id": [f"K{int(c):03d}" for c in rng.integers(0, n_cust, n_tx)],
+        "ts": ts, "amount": np.round(rng.lognormal(3, 0.4, n_tx), 2), "is_return": False,
+    })
+    # a third of the customers bought only in the first week (December 2010)
+    quiet = tx.customer_id.isin([f"K{i:03d}" for i in range(1, n_cust, 3)])
+    tx = tx[~quiet | (tx.ts < pd.Timestamp("2010-12-08"))].reset_index(drop=True)
+    store = Store(":memory:")
+    store.append("customers", pa.Table.from_pandas(customers, preserve_index=False))
+    store.append("transactions", pa.Table.from_pandas(tx, preserve_index=False))
+    return store, customers, tx
+
+
+@pytest.mark.parametrize("as_of", [dt.date(2026, 11, 30), None])
+def test_stale_and_old_dates_are_relative_to_the_data_end(as_of):
+    store, customers, tx = _historic_base()
+    report = audit(store, as_of=as_of)
+    assert report.data_end == dt.date(2011, 12, 9) and report.to_dict()["data_end"] == "2011-12-09"
+    # independent count: customers created before the 365 days up to 2011-12-09 and inactive in them
+    cut = pd.Timestamp("2011-12-10")
+    since = cut - pd.Timedelta(days=365)
+    active = set(tx.customer_id[(tx.ts >= since) & (tx.ts < cut)])
+    old_enough = customers[customers.created_at < since]
+    want = int((~old_enough.customer_id.isin(active)).sum())
+    stale = _check(report, "stale_customers", "customers")
+    assert stale["count"] == want
+    assert 0 < want < len(customers) // 2  # relative to today every customer would be stale
+    assert "up to the data's end 2011-12-09" in stale.advice
+    # old dates: only the 1900 default is more than 20 years before 2011-12 (not 2009-2010 rows)
+    old = _check(report, "old_dates", "customers")
+    assert old["count"] == int((customers.created_at < pd.Timestamp("1991-12-01")).sum()) == 1
+    assert _check(report, "old_dates", "transactions")["count"] == 0
+    assert "data's end 2011-12-09" in old.advice

@@ -48,6 +48,9 @@ def _lifecycle(row) -> str:
         return "prospects"
     if row.recency_days > 365:
         return "inactive"
+    prev, prev_spend = row.frequency_prev_12m, row.monetary_prev_12m
+    if prev >= 2 and (row.frequency_12m <= 0.5 * prev or row.monetary_12m <= 0.5 * prev_spend):
+        return "under-performers"
     if row.same_season_flag:
         return "seasonal"
     if row.orders_total == 1:
@@ -56,7 +59,7 @@ def _lifecycle(row) -> str:
         return "two-time"
     if row.frequency_12m >= 2:
         return "loyalists"
-    return "under-performers"
+    return "steady"
 
 
 def _assigned(scheme: SchemeSettings, features, **kw) -> pd.DataFrame:
@@ -75,13 +78,17 @@ def test_lifecycle_matches_definitions(features, fdf):
     assert got.loc["c37", "segment"] == "seasonal" and got.loc["c36", "segment"] == "one-time"
 
 
-def _tiers_ref(values: pd.Series, tiers=(1, 5, 10, 25, 50)) -> pd.Series:
+def _tiers_ref(values: pd.Series, tiers=(1, 5, 10, 25, 50), by_id: bool = False) -> pd.Series:
+    """Tier of each customer; position = customers with the same or a higher value (the
+    default rule), or the row number by value, ties by id (``by_id``, the ntile rule)."""
     names = tier_names(tiers)
     out = pd.Series("no spend", index=values.index, dtype=object)
-    spend = values[values.fillna(0) > 0]
+    spend = values.round(2)
+    spend = spend[spend.fillna(0) > 0]
     order = sorted(spend.index, key=lambda cid: (-spend[cid], cid))
     n = len(order)
-    for i, cid in enumerate(order, start=1):
+    for pos, cid in enumerate(order, start=1):
+        i = pos if by_id else int((spend >= spend[cid]).sum())
         tier = next((names[k] for k, q in enumerate(tiers) if 100 * i <= q * n), names[-2])
         out[cid] = tier
     return out
@@ -103,12 +110,36 @@ def test_value_tiers_on_a_larger_table_have_exact_shares():
     df = pd.DataFrame({"customer_id": [f"x{i:04d}" for i in range(n)],
                        "monetary_12m": np.round(rng.gamma(1.5, 100, n), 0) + 1})
     df.loc[:99, "monetary_12m"] = 0.0  # 100 without spend: 900 spenders
-    got = _assigned(SchemeSettings(name="vt", kind="value_tiers"), ibis.memtable(df))
-    counts = got.segment.value_counts().to_dict()
+    by_id = SchemeSettings(name="vt", kind="value_tiers", score_method="ntile")
+    counts = _assigned(by_id, ibis.memtable(df)).segment.value_counts().to_dict()
     assert counts == {"top 1%": 9, "top 5%": 36, "top 10%": 45, "top 25%": 135, "top 50%": 225,
                       "bottom 50%": 450, "no spend": 100}
+    # the default keeps ties (whole dollars here) together: each top tier holds at most its
+    # share of the 900 spenders, cumulatively
+    got = _assigned(SchemeSettings(name="vt", kind="value_tiers"), ibis.memtable(df))
     want = _tiers_ref(df.set_index("customer_id").monetary_12m).sort_index()
     assert got.segment.to_dict() == want.to_dict()
+    counts = got.segment.value_counts()
+    for k, q in enumerate((1, 5, 10, 25, 50)):
+        held = sum(counts.get(f"top {p}%", 0) for p in (1, 5, 10, 25, 50)[: k + 1])
+        assert held <= q * 9
+
+
+def test_value_tiers_ntile_option_keeps_the_id_rule():
+    # ten identical spenders: the tie rule keeps them in one tier; ntile splits them by id
+    df = pd.DataFrame({"customer_id": [f"y{i}" for i in range(12)],
+                       "monetary_12m": [50.0] * 10 + [500.0, 0.0]})
+    tiers = [10, 50]
+    got = _assigned(SchemeSettings(name="vt", kind="value_tiers", tiers=tiers),
+                    ibis.memtable(df))
+    values = df.set_index("customer_id").monetary_12m
+    assert got.segment.to_dict() == _tiers_ref(values, tiers=tiers).sort_index().to_dict()
+    assert set(got.segment[[f"y{i}" for i in range(10)]]) == {"bottom 50%"}
+    assert got.loc["y10", "segment"] == "top 10%"  # 1 of 11 spenders: 100 * 1 <= 10 * 11
+    ntile = _assigned(SchemeSettings(name="vt", kind="value_tiers", tiers=tiers,
+                                     score_method="ntile"), ibis.memtable(df))
+    assert ntile.segment.to_dict() == _tiers_ref(values, tiers, by_id=True).sort_index().to_dict()
+    assert ntile.loc["y0", "segment"] == "top 50%" and ntile.loc["y9", "segment"] == "bottom 50%"
 
 
 def test_browse_no_buy(features, fdf):
@@ -163,7 +194,7 @@ def test_nesting_errors(features):
 
 def test_builtin_schemes_assign_everyone_once(features, fdf):
     names = [s.name for s in builtin_schemes()]
-    assert names == ["rfm", "lifecycle", "value_tiers", "browse_no_buy"]
+    assert names == ["rfm", "lifecycle", "value_tiers", "browse_no_buy", "product_breadth"]
     for scheme in builtin_schemes():
         got = _assigned(scheme, features)
         assert list(got.index) == sorted(fdf.index), scheme.name

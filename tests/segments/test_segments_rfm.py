@@ -11,7 +11,14 @@ import pytest
 
 from segflow.config import SchemeSettings
 from segflow.errors import SegflowError
-from segflow.segments import NO_PURCHASE, RFM_SEGMENT_ORDER, RFM_SEGMENTS, assign, rfm_scores
+from segflow.segments import (
+    NO_PURCHASE,
+    RFM_SEGMENT_ORDER,
+    RFM_SEGMENTS,
+    assign,
+    rfm_cut_points,
+    rfm_scores,
+)
 
 
 def _features(n: int = 203, seed: int = 3) -> pd.DataFrame:
@@ -46,10 +53,59 @@ def _reference(df: pd.DataFrame, bins: int) -> pd.DataFrame:
     return out
 
 
-@pytest.mark.parametrize("bins", [5, 3, 4])
-def test_scores_match_pandas_ntile(bins):
+def _quantile(values: pd.Series, bins: int, lower_is_better: bool) -> pd.Series:
+    """The documented default: 1 + floor(bins * (customers strictly worse) / n)."""
+    worse = values.rank(method="min", ascending=not lower_is_better) - 1
+    return (1 + (bins * worse) // len(values)).astype(int)
+
+
+def _quantile_reference(df: pd.DataFrame, bins: int) -> pd.DataFrame:
+    buyers = df[df.recency_days.notna()]
+    out = df.copy()
+    out["r_score"] = _quantile(buyers.recency_days, bins, True)
+    out["f_score"] = _quantile(buyers.frequency, bins, False)
+    out["m_score"] = _quantile(buyers.monetary.round(2), bins, False)
+    out["fm_score"] = (out.f_score + out.m_score) // 2
+    return out
+
+
+@pytest.mark.parametrize("bins", [5, 3, 4, 7])
+def test_quantile_scores_match_pandas(bins):
     df = _features()
     got = rfm_scores(ibis.memtable(df), bins=bins).to_pandas().set_index("customer_id")
+    want = _quantile_reference(df, bins).set_index("customer_id").loc[got.index]
+    for col in ("r_score", "f_score", "m_score", "fm_score"):
+        np.testing.assert_array_equal(got[col].astype(float), want[col].astype(float), col)
+    buyers = got[got.recency_days.notna()]
+    for col, feature in (("r_score", "recency_days"), ("f_score", "frequency"),
+                         ("m_score", "monetary")):
+        # equal values, equal scores; better values never score lower
+        assert (buyers.groupby(feature)[col].nunique() == 1).all()
+        ordered = buyers.sort_values(feature, ascending=feature != "recency_days")[col]
+        assert ordered.is_monotonic_increasing
+    assert set(buyers.r_score) <= set(range(1, bins + 1))
+
+
+def test_heavy_ties_take_the_lowest_score_and_no_ties_equal_ntile():
+    # 55 of 100 buyers ordered once: all of them f_score 1; two orders start at 1 + 5*55//100 = 3
+    df = pd.DataFrame({"customer_id": [f"c{i:03d}" for i in range(100)],
+                       "recency_days": np.arange(100, dtype=float),
+                       "frequency": [1] * 55 + [2] * 20 + [3] * 10 + [5] * 15,
+                       "monetary": np.arange(100, dtype=float) + 0.5})
+    got = rfm_scores(ibis.memtable(df)).to_pandas().set_index("customer_id").sort_index()
+    assert got.f_score.value_counts().to_dict() == {1: 55, 3: 20, 4: 10, 5: 15}
+    # no ties in recency and monetary: exactly the ntile scores
+    ntile = rfm_scores(ibis.memtable(df), method="ntile").to_pandas().set_index("customer_id")
+    ntile = ntile.sort_index()
+    assert (got.r_score == ntile.r_score).all() and (got.m_score == ntile.m_score).all()
+    assert got.r_score.value_counts().tolist() == [20] * 5
+
+
+@pytest.mark.parametrize("bins", [5, 3, 4])
+def test_ntile_option_matches_pandas_ntile(bins):
+    df = _features()
+    got = rfm_scores(ibis.memtable(df), bins=bins, method="ntile").to_pandas()
+    got = got.set_index("customer_id")
     want = _reference(df, bins).set_index("customer_id").loc[got.index]
     for col in ("r_score", "f_score", "m_score", "fm_score"):
         np.testing.assert_array_equal(got[col].astype(float), want[col].astype(float), col)
@@ -67,13 +123,16 @@ def test_five_is_best():
     assert got.loc["e", ["r_score", "f_score", "m_score"]].tolist() == [1, 1, 1]
 
 
-def test_tie_rule_is_customer_id_order():
+def test_ntile_tie_rule_is_customer_id_order_and_default_keeps_ties():
     df = pd.DataFrame({"customer_id": ["b", "a", "d", "c", "e"], "recency_days": [7] * 5,
                        "frequency": [1] * 5, "monetary": [10.0] * 5})
-    got = rfm_scores(ibis.memtable(df)).to_pandas().set_index("customer_id").sort_index()
+    got = rfm_scores(ibis.memtable(df), method="ntile").to_pandas().set_index("customer_id")
+    got = got.sort_index()
     # equal recency: ordered by id ascending, descending recency => a gets the lowest score
     assert got.r_score.tolist() == [1, 2, 3, 4, 5]
     assert got.f_score.tolist() == [1, 2, 3, 4, 5]
+    same = rfm_scores(ibis.memtable(df)).to_pandas()
+    assert same.r_score.tolist() == [1] * 5 and same.m_score.tolist() == [1] * 5
 
 
 def test_grid_covers_every_cell_once():
@@ -93,10 +152,19 @@ GRID = {
 }
 
 
-def test_named_segments_match_the_grid():
+@pytest.mark.parametrize(("bins", "method"), [(5, "quantile"), (5, "ntile"), (3, "quantile"),
+                                              (10, "quantile")])
+def test_named_segments_match_the_grid(bins, method):
     df = _features(500, seed=11)
-    got = assign(SchemeSettings(name="rfm", kind="rfm"), ibis.memtable(df)).to_pandas()
-    ref = _reference(df, 5).set_index("customer_id")
+    scheme = SchemeSettings(name="rfm", kind="rfm", bins=bins, score_method=method)
+    got = assign(scheme, ibis.memtable(df)).to_pandas()
+    ref = (_quantile_reference if method == "quantile" else _reference)(df, bins)
+    # documented placement on the 5-point grid: bins = 3 -> 1, 3, 5; bins = 10 -> pairs
+    to_grid = {5: [1, 2, 3, 4, 5], 3: [1, 3, 5], 10: [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]}[bins]
+    for col in ("r_score", "f_score", "m_score"):
+        ref[col] = ref[col].map(lambda s: to_grid[int(s) - 1] if pd.notna(s) else s)
+    ref["fm_score"] = (ref.f_score + ref.m_score) // 2
+    ref = ref.set_index("customer_id")
     got = got.set_index("customer_id").join(ref)
     for cid, row in got.iterrows():
         if pd.isna(row.recency_days):
@@ -106,6 +174,8 @@ def test_named_segments_match_the_grid():
             assert row.segment == want, (cid, row.r_score, row.fm_score)
             assert row.segment_rank == RFM_SEGMENT_ORDER.index(want) + 1
     assert set(got.segment) - {NO_PURCHASE} <= {s.name for s in RFM_SEGMENTS}
+    if bins == 3:  # the top third on R and FM are Champions; the bottom third Lost
+        assert "Champions" in set(got.segment) and "Lost" in set(got.segment)
 
 
 def test_bad_bins_and_missing_feature():
@@ -126,3 +196,37 @@ def test_rules_over_rfm_scores_reproduce_the_grid():
     named = named.set_index("customer_id").segment
     assert ((got == "champ") == (named == "Champions")).all()
     assert (got == "champ").sum() > 10
+    # rules use the scheme's bins: with 3 bins the top R score is 3
+    three = SchemeSettings(name="c3", kind="rules", default="other", bins=3, rules=[
+        {"segment": "champ", "when": "r_score = 3 and f_score = 3"}])
+    got3 = assign(three, table).to_pandas().set_index("customer_id").segment
+    ref = _quantile_reference(df, 3).set_index("customer_id").loc[got3.index]
+    assert ((got3 == "champ") == ((ref.r_score == 3) & (ref.f_score == 3))).all()
+
+
+def test_frozen_cut_points_reproduce_the_reference_and_hold_later():
+    df = _features(400, seed=7)
+    table = ibis.memtable(df)
+    cuts = rfm_cut_points(table, bins=5)
+    assert [len(v) for v in cuts.values()] == [4, 4, 4]
+    per_snapshot = rfm_scores(table).to_pandas().set_index("customer_id").sort_index()
+    frozen = rfm_scores(table, cut_points=cuts).to_pandas().set_index("customer_id").sort_index()
+    for col in ("r_score", "f_score", "m_score"):
+        np.testing.assert_array_equal(frozen[col].astype(float), per_snapshot[col].astype(float))
+    # 400 new customers who buy more and more recently: relative scores of the old customers
+    # fall although they did nothing; frozen ones do not move
+    new = df.assign(customer_id=[f"new{i}" for i in range(len(df))],
+                    recency_days=0.0, frequency=50, monetary=10_000.0)
+    both = ibis.memtable(pd.concat([df, new]))
+    rel = rfm_scores(both).to_pandas().set_index("customer_id").loc[per_snapshot.index]
+    fro = rfm_scores(both, cut_points=cuts).to_pandas().set_index("customer_id")
+    fro = fro.loc[per_snapshot.index]
+    buyers = per_snapshot.recency_days.notna()
+    assert (rel.r_score[buyers] < per_snapshot.r_score[buyers]).mean() > 0.5
+    np.testing.assert_array_equal(fro.r_score.astype(float), per_snapshot.r_score.astype(float))
+    scheme = SchemeSettings(name="f", kind="rfm", cutoffs="fixed", cut_points=cuts)
+    fixed = assign(scheme, both).to_pandas().set_index("customer_id")
+    base = assign(SchemeSettings(name="r", kind="rfm"), table).to_pandas()
+    assert (fixed.segment.loc[base.customer_id].to_numpy() == base.segment.to_numpy()).all()
+    with pytest.raises(SegflowError, match="needs 4 values"):
+        rfm_scores(table, cut_points={**cuts, "frequency": [1.0]})

@@ -31,6 +31,16 @@ TOML = textwrap.dedent(
     rules = [{ segment = "big spenders", when = "monetary_12m >= 300" }]
 
     [[schemes]]
+    name = "shadowed"
+    kind = "rules"
+    default = "rest"
+    ordered = true
+    rules = [
+      { segment = "spenders", when = "monetary_12m >= 100" },
+      { segment = "big spenders", when = "monetary_12m >= 300" },
+    ]
+
+    [[schemes]]
     name = "stage_value"
     kind = "value_tiers"
     within = "big"
@@ -112,3 +122,19 @@ def test_errors_are_one_clear_line(project_dir, args, message):
     result = _run(*args, "--project", str(project_dir))
     assert result.exit_code == 1
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_shadowed_rule_is_warned_and_listed_with_zero_customers(project_dir):
+    out = _run("-p", str(project_dir), "--scheme", "shadowed", "--snapshot", S.isoformat(),
+               "--json")
+    assert out.exit_code == 0, out.output
+    rows = {r["segment"]: r for r in json.loads(out.stdout)["data"]}
+    with Project.open(project_dir) as project:
+        tables = {n: project.store.table(n) for n in REQUIRED_TABLES}
+        f = customer_features(tables, S).to_pandas()
+    big = int((f.monetary_12m >= 300).sum())
+    assert big > 0
+    assert rows["big spenders"]["customers"] == 0 and rows["big spenders"]["segment_rank"] == 2
+    assert rows["spenders"]["customers"] == int((f.monetary_12m >= 100).sum())
+    assert (f"rule 2 ('big spenders') names no customer: earlier rules take all {big} "
+            f"customers it matches: 'spenders' ({big})") in " ".join(out.stderr.split())

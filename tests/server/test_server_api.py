@@ -29,7 +29,7 @@ def test_health(client):
 
 def test_schemes(client):
     body = client.get("/api/v1/schemes").json()
-    assert body["count"] == 4
+    assert body["count"] == 4 and body["total"] == 4
     rfm = next(s for s in body["data"] if s["scheme"] == "rfm")
     assert rfm["snapshots"] == 6 and rfm["last_snapshot"] == "2024-07-01"
 
@@ -68,6 +68,6 @@ def test_customer_history(client):
     assert client.get("/api/v1/customers/does-not-exist").status_code == 404
 
 
-def test_plotly_js_is_served_locally(client):
-    r = client.get("/static/plotly.js")
+def test_plotly_js_is_served_locally(anon):
+    r = anon.get("/static/plotly.js")
     assert r.status_code == 200 and len(r.content) > 1_000_000

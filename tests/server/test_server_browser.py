@@ -1,4 +1,9 @@
-"""The dashboard in a real browser: Debian's Chromium driven by Playwright."""
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright.
+
+Logs in with an analyst token, picks a snapshot, opens the Sankey, clicks a heat-map cell,
+opens a customer, downloads a CSV; screenshots at 1280 px and at phone size are saved as
+test artefacts (``tmp_path``) after checking the elements a person sees.
+"""
 
 from __future__ import annotations
 
@@ -36,10 +41,13 @@ def live_server(served_project):
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
-    app.state.project_handle.project.close()
 
 
-def test_migration_page_draws_a_sankey(live_server, tmp_path):
+def _no_horizontal_scroll(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+def test_dashboard_in_a_browser(live_server, tokens, tmp_path):
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -49,17 +57,61 @@ def test_migration_page_draws_a_sankey(live_server, tmp_path):
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"],
         )
-        page = browser.new_page()
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+        page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        # not logged in: the page sends us to the login form
         page.goto(f"{live_server}/migration/rfm")
-        page.wait_for_selector("g.sankey", timeout=20_000)
-        links = page.locator("g.sankey path.sankey-link").count()
-        assert links > 0
-        # clicking the header link navigates to the segments page, which draws bars
-        page.click("text=lifecycle >> nth=0")
+        assert "/login" in page.url
+        page.fill("#token", tokens["analyst"])
+        page.click("#login")
+        page.wait_for_selector("g.sankey", timeout=30_000)
+        assert page.locator("g.sankey path.sankey-link").count() > 0
+        assert "analyst" in page.inner_text("header")
+        # pick the snapshots of the migration, then click a heat-map cell
+        page.select_option("#from_date", "2024-05-01")
+        page.click("#show")
+        page.wait_for_selector("g.sankey", timeout=30_000)
+        assert "2024-05-01" in page.inner_text("#title")
+        page.screenshot(path=str(tmp_path / "migration-1280.png"), full_page=True)
+        assert _no_horizontal_scroll(page)
+        page.locator("g.heatmaplayer").first.scroll_into_view_if_needed()
+        box = page.locator("g.heatmaplayer").first.bounding_box()
+        page.mouse.click(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.1)
+        page.wait_for_url("**/migration/rfm/customers?**", timeout=20_000)
+        assert "customers)" in page.inner_text("#title")
+        # download the cell's customers as CSV
+        with page.expect_download() as info:
+            page.click("#csv")
+        csv_path = tmp_path / "cell.csv"
+        info.value.save_as(csv_path)
+        assert csv_path.read_text().startswith("\"customer_id\"")
+        # open a customer: timeline figure and masked personal data
+        links = page.locator("table a[href^='/customers/']")
+        if links.count():
+            links.first.click()
+        else:
+            page.goto(f"{live_server}/customers/C001")
         page.wait_for_selector("g.barlayer", timeout=20_000)
-        assert "Segments: lifecycle" in page.inner_text("#title")
-        page.screenshot(path=str(tmp_path / "dashboard.png"))
+        assert "Segment history" in page.inner_text("main")
+        page.goto(f"{live_server}/customers/C001")
+        page.wait_for_selector("g.barlayer", timeout=20_000)
+        assert "jane.doe@example.com" not in page.content() and "j***@example.com" in page.content()
+        page.screenshot(path=str(tmp_path / "customer-1280.png"), full_page=True)
+        # a segments page with the snapshot picker, on a phone-sized window
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.goto(f"{live_server}/segments/rfm")
+        page.select_option("#snapshot", "2024-06-01")
+        page.click("#show")
+        page.wait_for_selector("g.barlayer", timeout=20_000)
+        assert "2024-06-01" in page.url
+        assert _no_horizontal_scroll(page)
+        page.screenshot(path=str(tmp_path / "segments-phone.png"), full_page=True)
+        # the API docs render offline
+        page.goto(f"{live_server}/docs")
+        page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
+        assert page.locator(".opblock").count() > 10
         browser.close()
     assert errors == []

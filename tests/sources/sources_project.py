@@ -28,6 +28,7 @@ path = "order_lines_latin1.csv"
 date_formats = ["%d.%m.%Y %H:%M", "%Y-%m-%d %H:%M"]
 rollup = true
 credit_note_prefix = "C"
+zero_amount = "quarantine"  # opt-in rule (the default keeps $0 lines as purchases)
 options = { delimiter = ";", decimal = ",", encoding = "latin-1" }
 exclude = { StockCode = ["POST", "DOT", "M"] }
 [sources.columns]

@@ -43,7 +43,8 @@ amount = "amount"
 quantity = "qty"
 category = "category"
 """
-EXPECTED_IDS = ["A1", "A2", "A3", "A4"]  # A5 future, A6 zero amount, 2nd A2 duplicate
+# A5 future, 2nd A2 duplicate; A6 ($0) is kept: zero_amount is an opt-in rule
+EXPECTED_IDS = ["A1", "A2", "A3", "A4", "A6"]
 
 
 def _toml(fmt: str, path: str, options: str = "") -> str:
@@ -63,7 +64,7 @@ def _ingest(project: Path, toml: str) -> Store:
         report = ingest(store, Settings.load(project), project, now=NOW)
     frame = report.to_pandas()
     assert frame.rows_read.tolist() == [7]
-    assert frame.rows_accepted.tolist() == [4] and frame.rows_duplicate.tolist() == [1]
+    assert frame.rows_accepted.tolist() == [5] and frame.rows_duplicate.tolist() == [1]
     return store
 
 
@@ -79,9 +80,9 @@ def reference(tmp_path_factory) -> pd.DataFrame:
     frame.to_csv(root / "orders.csv", index=False)
     got = _canonical(_ingest(root, _toml("csv", "orders.csv")))
     assert got.transaction_id.tolist() == EXPECTED_IDS
-    assert got.amount.tolist() == [10.5, 20.25, 5.0, -10.5]
-    assert got.is_return.tolist() == [False, False, False, True]
-    assert got.customer_id.isna().tolist() == [False, False, True, False]
+    assert got.amount.tolist() == [10.5, 20.25, 5.0, -10.5, 0.0]
+    assert got.is_return.tolist() == [False, False, False, True, False]
+    assert got.customer_id.isna().tolist() == [False, False, True, False, False]
     assert str(got.ts[1]) == "2024-01-03 11:30:00"
     return got
 

@@ -75,7 +75,9 @@ def test_check_source_dry_run(tmp_path):
     assert report.to_pandas().transaction_id.tolist() == ["1", "2", "3"]
     assert "CheckReport('orders'" in repr(report)
     full = check_source(source, tmp_path)
-    assert full.rules == {"non_numeric_amount": 1, "zero_amount": 1}
+    assert full.rules == {"non_numeric_amount": 1}  # the $0 row is kept by default
+    strict = check_source(source.model_copy(update={"zero_amount": "quarantine"}), tmp_path)
+    assert strict.rules == {"non_numeric_amount": 1, "zero_amount": 1}
     with pytest.raises(Exception, match="no file matches"):
         check_source(source.model_copy(update={"path": "nothing/*.csv"}), tmp_path)
 

@@ -11,6 +11,7 @@ treated-minus-control difference of each share has a Newcombe interval and a z-t
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -36,6 +37,11 @@ if TYPE_CHECKING:
 
 MOVEMENTS = ["up", "same", "down", "lapsed", "entered"]
 
+#: Segments of the built-in schemes that mean a customer has lapsed: lifecycle ``inactive``
+#: (no purchase in the active window) and RFM ``Lost``. Moving into one (or out of the base,
+#: ``(gone)``) from any other segment is the movement ``lapsed``.
+LAPSED_SEGMENTS: tuple[str, ...] = ("inactive", "Lost")
+
 
 class MigrationLift(TableResult):
     """Transitions of treated vs control customers between two snapshots of a scheme.
@@ -46,19 +52,32 @@ class MigrationLift(TableResult):
         ``arm, from_segment, to_segment, from_rank, to_rank, customers, movement``.
     shares : pandas.DataFrame
         Per arm and movement (``up``: to a better-ranked segment, ``same``, ``down``: to a
-        worse-ranked segment, ``lapsed``: absent from the base after (``(gone)``),
-        ``entered``: not in the base before (``(new)``)): ``customers``, ``n`` (customers of
+        worse-ranked segment, ``lapsed``: into a lapsed segment (:data:`LAPSED_SEGMENTS`,
+        e.g. ``inactive``, ``Lost``) or out of the base (``(gone)``) from a segment that is
+        not lapsed, ``entered``: not in the base before (``(new)``)): ``customers``, ``n`` (customers of
         the arm), ``share`` with ``share_low``/``share_high`` (Wilson), and for treated
         arms ``diff`` = share minus the control share with ``diff_low``/``diff_high``
         (Newcombe) and ``p_value`` (two-proportion z-test; Fisher's exact test for small
         cells). ``to_pandas()`` returns this table.
+    lapsed_into : pandas.DataFrame
+        The ``lapsed`` moves by segment they went into: ``arm, to_segment, customers, n,
+        share`` (of the arm's customers).
+    lapsed_segments : list of str
+        The segment names counted as lapsed.
     before, after : datetime.date
         The two snapshots.
     """
 
     def __init__(self, counts: pd.DataFrame, shares: pd.DataFrame, *, campaign_id: str,
-                 scheme: str, control: str, before: dt.date, after: dt.date, level: float) -> None:
+                 scheme: str, control: str, before: dt.date, after: dt.date, level: float,
+                 lapsed_segments: list[str] | None = None) -> None:
         self.counts = counts
+        self.lapsed_segments = list(lapsed_segments or [])
+        lapsed = counts[counts.movement == "lapsed"]
+        into = lapsed.groupby(["arm", "to_segment"], as_index=False)["customers"].sum()
+        into["n"] = into.arm.map(counts.groupby("arm")["customers"].sum())
+        into["share"] = into.customers / into.n
+        self.lapsed_into = into
         self.shares = shares
         self.campaign_id = campaign_id
         self.scheme = scheme
@@ -73,7 +92,9 @@ class MigrationLift(TableResult):
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
         out.update(campaign_id=self.campaign_id, scheme=self.scheme, control=self.control,
-                   before=self.before.isoformat(), after=self.after.isoformat(), level=self.level)
+                   before=self.before.isoformat(), after=self.after.isoformat(), level=self.level,
+                   lapsed_segments=self.lapsed_segments,
+                   lapsed_into=self.lapsed_into.to_dict(orient="records"))
         return out
 
     def matrices(self) -> dict[str, pd.DataFrame]:
@@ -132,6 +153,7 @@ def migration_lift(
     after: dt.date | None = None,
     level: float = 0.95,
     better: Literal["lower", "higher"] = "lower",
+    lapsed: Sequence[str] | None = None,
 ) -> MigrationLift:
     """Transition matrices of treated vs control customers around a campaign.
 
@@ -150,11 +172,16 @@ def migration_lift(
     better : {"lower", "higher"}, default="lower"
         Which ``segment_rank`` is the better segment (segflow's schemes rank 1 = best).
         Moving to a better-ranked segment is ``up``, to a worse-ranked one ``down``.
+    lapsed : sequence of str, optional
+        Segments that mean "lapsed" (default :data:`LAPSED_SEGMENTS`: ``inactive``,
+        ``Lost``); in a nested scheme the parent part counts (``"inactive / top 10%"``).
 
     Notes
     -----
     Customers absent from the base at ``before`` come from ``(new)`` (movement
-    ``entered``); customers absent at ``after`` go to ``(gone)`` (movement ``lapsed``).
+    ``entered``). A move from a segment that is not lapsed into a lapsed one, or out of the
+    base (``(gone)``, which segflow's runs rarely produce: customers stay in the base), is
+    ``lapsed``; :attr:`MigrationLift.lapsed_into` names the segments.
     A move between two different segments where either rank is missing cannot be called up
     or down: it is counted as ``other``. Customers exposed in more than one arm are left
     out with a warning (see :func:`campaign_cohort`).
@@ -185,14 +212,21 @@ def migration_lift(
     if control not in set(counts.arm):
         raise InputError(f"campaign {campaign_id!r} has no customers in the control arm {control!r};"
                          f" arms: {sorted(set(counts.arm))}", column="arm")
-    counts["movement"] = _movement(counts, better)
+    lapsed_names = list(LAPSED_SEGMENTS if lapsed is None else lapsed)
+    counts["movement"] = _movement(counts, better, lapsed_names)
     counts = counts.sort_values(["arm", "from_segment", "to_segment"]).reset_index(drop=True)
     shares = _shares(counts, control, level)
     return MigrationLift(counts, shares, campaign_id=campaign_id, scheme=scheme, control=control,
-                         before=before, after=after, level=level)
+                         before=before, after=after, level=level, lapsed_segments=lapsed_names)
 
 
-def _movement(c: pd.DataFrame, better: str) -> np.ndarray:
+def _is_lapsed(segments: pd.Series, lapsed: Sequence[str]) -> np.ndarray:
+    names = set(lapsed)
+    parent = segments.astype(str).str.split(" / ", n=1).str[0]
+    return (segments.isin(names) | parent.isin(names)).to_numpy()
+
+
+def _movement(c: pd.DataFrame, better: str, lapsed: Sequence[str] = LAPSED_SEGMENTS) -> np.ndarray:
     fr, to = c.from_rank.to_numpy(float), c.to_rank.to_numpy(float)
     sign = 1.0 if better == "lower" else -1.0
     with np.errstate(invalid="ignore"):
@@ -200,7 +234,8 @@ def _movement(c: pd.DataFrame, better: str) -> np.ndarray:
     same_seg = (c.from_segment == c.to_segment).to_numpy()
     out = np.where(same_seg | (gain == 0), "same",
                    np.where(gain > 0, "up", np.where(gain < 0, "down", "other")))
-    out = np.where(c.to_segment.to_numpy() == GONE, "lapsed", out)
+    into = _is_lapsed(c.to_segment, lapsed) & ~_is_lapsed(c.from_segment, lapsed)
+    out = np.where(into | (c.to_segment.to_numpy() == GONE), "lapsed", out)
     return np.where(c.from_segment.to_numpy() == NEW, "entered", out)
 
 

@@ -19,6 +19,7 @@ from ibis import _
 from segflow._result import TableResult
 from segflow.campaigns import _stats
 from segflow.campaigns._store import TableSource, segments_at
+from segflow.features._purchase_def import is_purchase_line
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -90,7 +91,8 @@ def promotion_sensitivity(
 
     Notes
     -----
-    Returns (``is_return``) are left out of the transaction counts; revenue is net of them.
+    Transactions are purchase lines (not returns, amount >= 0: segflow's one purchase
+    definition); revenue is net of returns.
     The interval of ``promo_share`` treats customers, not transactions, as independent: it
     is the ratio-estimator (delta method) interval
     ``r +- z * sqrt(sum (p_i - r t_i)^2 / (n (n - 1))) / mean(t_i)`` over the segment's
@@ -102,7 +104,7 @@ def promotion_sensitivity(
     lo = ibis.timestamp(dt.datetime.combine(snapshot - dt.timedelta(days=window_days), dt.time()))
     t = t.filter(t.customer_id.notnull() & (t.ts >= lo) & (t.ts < hi))
     promo = t.promo_code.notnull() & (t.promo_code.strip() != "")
-    purchase = ~t.is_return.fill_null(False)
+    purchase = is_purchase_line(t)  # the one purchase definition (not a return, amount >= 0)
     t = t.mutate(tx=purchase.cast("float64"), ptx=(purchase & promo).cast("float64"),
                  rev=t.amount.cast("float64"),
                  prev=ibis.ifelse(promo, t.amount.cast("float64"), 0.0))

@@ -19,6 +19,7 @@ import pandas as pd
 from ibis import _
 
 from segflow.errors import InputError
+from segflow.features._purchase_def import is_purchase_line, order_ts_key
 
 NEW = "(new)"
 GONE = "(gone)"
@@ -157,9 +158,11 @@ def exposure_responses(
     Returns
     -------
     ibis.Table
-        ``customer_id, arm, exposed_at, purchased`` (1 if any non-return transaction in the
-        window, else 0), ``purchases`` (count of non-return transactions), ``revenue`` (net
-        amount in the window, returns subtracted, in the store's currency)
+        ``customer_id, arm, exposed_at, purchased`` (1 if any purchase in the window, else 0),
+        ``purchases`` (orders in the window under segflow's one purchase definition: purchase
+        lines are not returns and have amount >= 0; lines without an order id form one order
+        per timestamp), ``revenue`` (net amount in the window, returns subtracted, in the
+        store's currency)
         [, ``segment``] [, one column per ``by`` entry, named after it].
     """
     if window_days <= 0:
@@ -167,7 +170,8 @@ def exposure_responses(
     cohort = campaign_cohort(source, campaign_id)
     t = source.table("transactions")
     t = t.filter(t.customer_id.notnull()).select(
-        "customer_id", "ts", "amount", is_return=t.is_return.fill_null(False)
+        "customer_id", "ts", "amount", is_buy=is_purchase_line(t),
+        order=ibis.coalesce(t.transaction_id, order_ts_key(t).cast("string")),
     )
     joined = cohort.join(t, "customer_id")
     in_window = joined.filter(
@@ -175,7 +179,7 @@ def exposure_responses(
         & (joined.ts < joined.exposed_at + ibis.interval(days=window_days))
     )
     outcome = in_window.group_by("customer_id").agg(
-        purchases=(~_.is_return).cast("int64").sum(), revenue=_.amount.sum()
+        purchases=_.order.nunique(where=_.is_buy).cast("int64"), revenue=_.amount.sum()
     )
     r = cohort.left_join(outcome, "customer_id")
     r = r.select(

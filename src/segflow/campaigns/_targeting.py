@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from ibis import _
 
+from segflow._csv import FORMULA_PREFIXES, write_csv
 from segflow._result import TableResult
 from segflow.campaigns._playbook import Playbook, load_playbook
 from segflow.campaigns._store import TableSource
@@ -30,8 +31,6 @@ from segflow.errors import InputError
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-#: Text starting with one of these is read as a formula by spreadsheet programs.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def column_name(*parts: str) -> str:
@@ -285,7 +284,8 @@ def _holdout_groups(n: int, holdout: float, seed: int) -> np.ndarray:
 def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     """Prefix text cells that start with ``= + - @``, tab or carriage return with a single
     quote, so spreadsheet programs show them as text instead of running them (CSV
-    injection, OWASP). Numbers are left alone."""
+    injection, OWASP). Numbers are left alone (the rule of
+    :func:`segflow._csv.neutralise_formulas`, which CSV files also pass)."""
     out = frame.copy()
     for col in out.columns:
         s = out[col]
@@ -303,11 +303,10 @@ def export_table(frame: pd.DataFrame, path: str | Path, *, fmt: str | None = Non
     """Write ``frame`` to CSV or Parquet after :func:`neutralise_formulas`."""
     path = Path(path)
     fmt = (fmt or path.suffix.lstrip(".")).lower()
-    safe = neutralise_formulas(frame)
     if fmt == "csv":
-        safe.to_csv(path, index=False)
+        write_csv(frame, path)  # the shared writer neutralises formulas
     elif fmt in ("parquet", "pq"):
-        safe.to_parquet(path, index=False)
+        neutralise_formulas(frame).to_parquet(path, index=False)
     else:
         raise InputError(f"cannot export to {path.name}: use a .csv or .parquet file name",
                          file=str(path))

@@ -21,9 +21,20 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from segflow import __version__
+
+        typer.echo(f"segflow {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of short errors."),
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+    ),
 ) -> None:
     _common.STATE["debug"] = debug
     if not debug:
@@ -43,17 +54,38 @@ def _register_all() -> None:
         _migrate,
         _refresh,
         _segment,
+        _server,
     )
 
     # _segment must come before _cluster: _cluster adds commands to the segment group.
     for module in (_core, _generate, _ingest, _segment, _cluster, _migrate, _clv, _churn, _campaign,
-                   _export, _refresh):
+                   _server, _export, _refresh):
         module.register(app)
+    _plain_help(app)
+
+
+def _plain_help(typer_app: typer.Typer) -> None:
+    """Help texts are plain text, not Rich markup, in every command group: TOML names such as
+    ``[[sources]]`` must print as written (Rich would read them as style tags and drop them)."""
+    typer_app.rich_markup_mode = None
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _plain_help(group.typer_instance)
 
 
 _register_all()
 
 
 def main() -> None:
-    """Console entry point."""
-    app()
+    """Console entry point. A closed stdout (``segflow ... | head``) ends quietly, without an
+    "Exception ignored" traceback at exit."""
+    import os
+    import sys
+
+    try:
+        app()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit; point it at devnull so that flush cannot fail
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)

@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import typer
 from rich.table import Table
 
 from segflow.cli._common import JsonOption, ProjectDirOption, console, print_json, user_errors
+from segflow.cli._files import read_user_csv
 from segflow.errors import InputError
 
 campaign_app = typer.Typer(
@@ -57,7 +57,7 @@ def read_customer_file(path: Path) -> Any:
         if suffix in (".parquet", ".pq"):
             return con.read_parquet(str(path))
         if suffix in (".csv", ".txt", ".tsv"):
-            return con.read_csv(str(path))
+            return read_user_csv(con, path)  # identifier columns (customer_id, ...) as text
     except Exception as exc:  # DuckDB's reader names the line and the problem
         raise InputError(f"cannot read as a table: {str(exc).splitlines()[0]}", file=str(path)) from exc
     raise InputError("expected a .csv or .parquet file", file=str(path))
@@ -135,8 +135,14 @@ def effect(
             _print_migration(migration)
 
 
+def _isna(value: object) -> bool:
+    import pandas as pd  # pandas loads only when a command prints (fast --help)
+
+    return bool(pd.isna(value))
+
+
 def _fmt(value: float, kind: str, signed: bool = False) -> str:
-    if pd.isna(value):
+    if _isna(value):
         return "–"
     if kind == "rate":
         return f"{value * 100:+.2f} pp" if signed else f"{value * 100:.2f}%"
@@ -159,8 +165,8 @@ def _print_effect(rep: Any) -> None:
             lift = "" if r.is_control else (
                 f"{_fmt(r.lift_abs, kind, True)} [{_fmt(r.lift_abs_low, kind, True)}, "
                 f"{_fmt(r.lift_abs_high, kind, True)}]")
-            rel = "" if r.is_control or pd.isna(r.lift_rel) else f"{r.lift_rel:+.1%}"
-            padj = "" if pd.isna(r.p_adjusted) else f"{r.p_adjusted:.3g}" + ("*" if r.significant else "")
+            rel = "" if r.is_control or _isna(r.lift_rel) else f"{r.lift_rel:+.1%}"
+            padj = "" if _isna(r.p_adjusted) else f"{r.p_adjusted:.3g}" + ("*" if r.significant else "")
             mde = "" if r.is_control else _fmt(r.mde_abs, kind, False)
             seg = "" if by_name == "(all)" else r.segment
             table.add_row(seg, r.arm, str(r.n), _fmt(r.value, kind), lift, rel, padj, mde)
@@ -177,9 +183,9 @@ def _print_migration(m: Any) -> None:
     for col in ("arm", "movement", "customers", "share", "difference", "interval", "p"):
         table.add_column(col)
     for r in m.shares.itertuples():
-        diff = "" if pd.isna(r.diff) else f"{r.diff * 100:+.2f} pp"
-        ci = "" if pd.isna(r.diff_low) else f"[{r.diff_low * 100:+.2f}, {r.diff_high * 100:+.2f}] pp"
-        p = "" if pd.isna(r.p_value) else f"{r.p_value:.3g}"
+        diff = "" if _isna(r.diff) else f"{r.diff * 100:+.2f} pp"
+        ci = "" if _isna(r.diff_low) else f"[{r.diff_low * 100:+.2f}, {r.diff_high * 100:+.2f}] pp"
+        p = "" if _isna(r.p_value) else f"{r.p_value:.3g}"
         table.add_row(r.arm, r.movement, str(r.customers), f"{r.share:.1%}", diff, ci, p)
     console.print(table)
 
@@ -346,7 +352,7 @@ def promotions(
 
 
 def _pct(value: float) -> str:
-    return "–" if pd.isna(value) else f"{value:.1%}"
+    return "–" if _isna(value) else f"{value:.1%}"
 
 
 @campaign_app.command("playbook")

@@ -232,7 +232,9 @@ def _write_out(scores: Any, out: Path) -> None:
     frame.insert(0, "snapshot_date", scores.snapshot)
     suffix = out.suffix.lower()
     if suffix == ".csv":
-        frame.to_csv(out, index=False)
+        from segflow._csv import write_csv
+
+        write_csv(frame, out)
     elif suffix == ".parquet":
         frame.to_parquet(out, index=False)
     else:

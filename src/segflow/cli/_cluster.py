@@ -10,17 +10,18 @@ from __future__ import annotations
 import datetime as dt
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import ibis
 import typer
 
 from segflow.cli._common import JsonOption, ProjectDirOption, console, print_json, user_errors
+from segflow.cli._files import read_user_csv
 from segflow.cli._segment import segment_app
 from segflow.errors import InputError, SegflowError
-from segflow.segments._stability import SmallSegmentWarning, UnstableSegmentWarning
 
-_OURS = (SmallSegmentWarning, UnstableSegmentWarning)
+if TYPE_CHECKING:  # ibis and scikit-learn load only in the commands that use them (fast --help)
+    import ibis
+
 _READERS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
@@ -36,13 +37,13 @@ def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: 
     suffix = path.suffix.lower()
     try:
         if _READERS.get(suffix) == "csv":
-            table = con.read_csv(str(path), table_name=name)
+            table = read_user_csv(con, path, id_columns=(id_col,), table_name=name)
         elif _READERS.get(suffix) == "parquet":
             table = con.read_parquet(str(path), table_name=name)
         elif suffix in (".xlsx", ".xls"):
             import pandas as pd
 
-            table = con.create_table(name, pd.read_excel(path))
+            table = con.create_table(name, pd.read_excel(path, dtype={id_col: str}))
         else:
             raise InputError("expected a .csv, .tsv, .parquet or .xlsx file", file=str(path))
     except SegflowError:
@@ -109,7 +110,9 @@ def _write(con: ibis.BaseBackend, table: ibis.Table, out: Path) -> None:
     if suffix == ".parquet":
         con.to_parquet(table, str(out))
     elif suffix in (".csv", ".txt", ".tsv"):
-        con.to_csv(table, str(out))
+        from segflow._csv import write_csv
+
+        write_csv(table, out, delimiter="\t" if suffix == ".tsv" else ",")
     else:
         raise InputError("--out must end in .csv or .parquet", file=str(out))
 
@@ -182,7 +185,9 @@ def cluster_command(
 ) -> None:
     """Cluster customers into segments: automatic k, quality table, bootstrap stability."""
     from segflow.segments._cluster_scheme import fit_cluster_table, save_cluster_model
+    from segflow.segments._stability import SmallSegmentWarning, UnstableSegmentWarning
 
+    ours = (SmallSegmentWarning, UnstableSegmentWarning)
     with user_errors():
         con, table, where, store, day = _cluster_input(input, id_col, snapshot, project_dir)
         if save_scheme is not None and store is None:
@@ -222,7 +227,7 @@ def cluster_command(
             source=where,
             customers=int(sizes["customers"].sum()),
             sizes=sizes.to_dict(orient="records"),
-            warnings=[str(w.message) for w in caught if issubclass(w.category, _OURS)],
+            warnings=[str(w.message) for w in caught if issubclass(w.category, ours)],
             out=str(out) if out else None,
             saved_scheme=save_scheme,
         )
@@ -236,6 +241,8 @@ def _cluster_input(
 ) -> tuple[ibis.BaseBackend, ibis.Table, str, Any, dt.date | None]:
     """Engine, customer table, a description, the project store (or None) and the snapshot."""
     if input is not None:
+        import ibis
+
         con = ibis.duckdb.connect()
         table = read_customer_file(con, input, id_col=id_col, name="customers_input")
         return con, table, str(input), None, None
@@ -377,6 +384,8 @@ def _profile_input(
     if input is not None or assignments is not None:
         if input is None or assignments is None:
             raise InputError("profile files need both --input (features) and --assignments")
+        import ibis
+
         con = ibis.duckdb.connect()
         features = read_customer_file(con, input, id_col=id_col, name="features_input")
         assigned = read_customer_file(con, assignments, id_col=id_col, name="assignments_input")
@@ -391,7 +400,7 @@ def _profile_input(
     project = Project.open(project_dir)
     dates = project.snapshot_dates(scheme)
     if not dates:
-        raise SegflowError(f"scheme {scheme!r} has no stored assignments; run `segflow run` first")
+        project._check_scheme(scheme)  # names a close scheme ("did you mean ...")
     day = _parse_date(snapshot) or dates[-1]
     features, _ = _store_features(project, day)
     stored = project.store.table("segment_assignments")

@@ -7,19 +7,17 @@ store and write its scores into the store's ``customer_scores`` table.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from segflow.cli._clv_fit import fit_clv, holdout_snapshot, print_fit, snapshot_of, unit_code
 from segflow.cli._common import JsonOption, console, print_json, user_errors
+from segflow.cli._files import read_user_csv
 from segflow.errors import InputError, SegflowError
-
-MODELS = ("bgnbd", "mbgnbd", "pnbd", "bgbb")
-UNITS = {"day": "D", "week": "W", "month": "M"}
 
 TransactionsOption = typer.Option(
     None, "--transactions", "-t", help="Transaction file: .csv, .parquet, or CDNOW .txt.",
@@ -39,21 +37,35 @@ DateFormatOption = typer.Option(
     None, "--date-format", help="strftime format of the date column, e.g. %Y%m%d."
 )
 CalibrationOption = typer.Option(
-    ..., "--calibration-end",
-    help="Snapshot date YYYY-MM-DD: the model learns from rows before it.",
+    None, "--calibration-end",
+    help="Last day of the calibration period, YYYY-MM-DD (included; as lifetimes' "
+    "calibration_period_end). Or give --snapshot.",
+)
+SnapshotOption = typer.Option(
+    None, "--snapshot",
+    help="Snapshot date YYYY-MM-DD: the day after the calibration period (rows before it "
+    "are used). Or give --calibration-end.",
 )
 UnitOption = typer.Option("week", "--time-unit", help="Time unit: day, week or month.")
 ModelOption = typer.Option("bgnbd", "--model", help="Count model: bgnbd, mbgnbd, pnbd or bgbb.")
 SpendOption = typer.Option(
-    "gamma-gamma", "--spend-model", help="Spend model: gamma-gamma or none."
+    "gamma-gamma", "--spend-model",
+    help="Spend model: gamma-gamma, constant (--order-value, else the mean repeat order), "
+    "or none (no CLV unless --order-value is given).",
+)
+OrderValueOption = typer.Option(
+    None, "--order-value", min=0.0,
+    help="Average order value (currency) used as every customer's expected spend, with "
+    "--spend-model constant or none.",
 )
 PenalizerOption = typer.Option(0.0, "--penalizer", min=0.0, help="L2 penalty on the parameters.")
 
 
 def read_transactions(
-    path: Path, *, fmt: str = "auto", date_col: str = "ts", date_format: str | None = None
+    path: Path, *, fmt: str = "auto", date_col: str = "ts", date_format: str | None = None,
+    id_cols: tuple[str, ...] = ("customer_id",),
 ) -> Any:
-    """Read a transaction file into an in-memory DuckDB table (Ibis)."""
+    """Read a transaction file into an in-memory DuckDB table (Ibis); ``id_cols`` stay text."""
     import ibis
 
     path = Path(path)
@@ -67,7 +79,7 @@ def read_transactions(
         if kind == "parquet":
             table = con.read_parquet(str(path))
         elif kind == "csv":
-            table = con.read_csv(str(path), all_varchar=date_format is not None)
+            table = read_user_csv(con, path, id_columns=id_cols, all_varchar=date_format is not None)
         elif kind == "cdnow":
             import pandas as pd
 
@@ -116,130 +128,6 @@ def _check_dates(table: Any, date_col: str, path: Path) -> None:
         )
 
 
-def _model(name: str, penalizer: float) -> Any:
-    from segflow.models import (
-        BetaGeoBetaBinomModel,
-        BetaGeoModel,
-        ModifiedBetaGeoModel,
-        ParetoNBDModel,
-    )
-
-    classes = {"bgnbd": BetaGeoModel, "mbgnbd": ModifiedBetaGeoModel, "pnbd": ParetoNBDModel,
-               "bgbb": BetaGeoBetaBinomModel}
-    if name not in classes:
-        raise InputError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}")
-    return classes[name](penalizer=penalizer)
-
-
-def _unit(time_unit: str) -> str:
-    if time_unit not in UNITS:
-        raise InputError(f"unknown time unit {time_unit!r}; expected day, week or month")
-    return UNITS[time_unit]
-
-
-def _date(value: str, option: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"{option}: expected a date YYYY-MM-DD, got {value!r}") from None
-
-
-def fit_clv(
-    transactions: Any,
-    *,
-    calibration_end: dt.date,
-    holdout_end: dt.date | None,
-    time_unit: str,
-    model_name: str,
-    spend: bool,
-    penalizer: float = 0.0,
-    customer_col: str = "customer_id",
-    ts_col: str = "ts",
-    amount_col: str | None = "amount",
-) -> tuple[dict[str, Any], Any, Any, Any]:
-    """Summary, fit and (optionally) holdout validation; returns a JSON-ready report."""
-    from segflow.models import (
-        GammaGammaModel,
-        btyd_summary,
-        compress,
-        discrete_summary,
-        validate_holdout,
-    )
-
-    unit = _unit(time_unit)
-    report: dict[str, Any] = {"model": model_name, "time_unit": time_unit,
-                              "calibration_end": calibration_end, "warnings": []}
-    started = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("ignore")
-        warnings.simplefilter("always", UserWarning)  # segflow's counted data warnings
-        cols = dict(customer_col=customer_col, ts_col=ts_col, amount_col=amount_col)
-        if model_name == "bgbb":
-            summary = discrete_summary(transactions, calibration_end=calibration_end,
-                                       time_unit=unit, **cols)
-            triples = compress(summary, ("x", "t_x", "n"))
-        else:
-            summary = btyd_summary(transactions, calibration_end=calibration_end,
-                                   observation_end=holdout_end, time_unit=unit, **cols)
-            summary = summary.cache()
-            triples = compress(summary)
-        report["summary_seconds"] = time.perf_counter() - started
-        model = _model(model_name, penalizer).fit(triples)
-        spend_model = None
-        if spend and amount_col is not None and model_name != "bgbb":
-            spend_model = GammaGammaModel(penalizer=penalizer).fit(
-                compress(summary, ("x", "monetary_value"))
-            )
-    report["warnings"] = [str(w.message) for w in caught]
-    report.update(model.to_dict())
-    report["model"] = model_name
-    report["customers"] = {
-        "in_summary": model.n_customers_,
-        "repeat_buyers": int(triples.loc[triples.x > 0, "count"].sum()),
-        "distinct_triples": model.n_rows_,
-    }
-    if spend_model is not None:
-        report["spend_model"] = {
-            **spend_model.to_dict(),
-            "model": "gamma-gamma",
-            "frequency_spend_correlation": spend_model.frequency_spend_correlation_,
-            "mean_spend": spend_model.mean_spend_,
-        }
-    if holdout_end is not None and model_name != "bgbb":
-        result = validate_holdout(summary, model, time_unit=unit, spend_model=spend_model)
-        report["holdout"] = {"end": holdout_end, "metrics": result.to_dict()["data"],
-                             "by_frequency": result.to_dict()["by_frequency"]}
-    return report, summary, model, spend_model
-
-
-def _print_fit(report: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"{report['model']} fit ({report['time_unit']})")
-    for col in ("parameter", "estimate", "std. error"):
-        table.add_column(col)
-    for name, value in report["params"].items():
-        table.add_row(name, f"{value:.4f}", f"{report['standard_errors'][name]:.4f}")
-    for name, value in report.get("spend_model", {}).get("params", {}).items():
-        table.add_row(f"spend {name}", f"{value:.4f}",
-                      f"{report['spend_model']['standard_errors'][name]:.4f}")
-    console.print(table)
-    c = report["customers"]
-    console.print(
-        f"log-likelihood {report['log_likelihood']:.2f}; converged {report['converged']}; "
-        f"fit {report['fit_seconds']:.2f} s; {c['in_summary']} customers, "
-        f"{c['repeat_buyers']} repeat buyers, {c['distinct_triples']} distinct triples"
-    )
-    for w in report["warnings"]:
-        console.print(f"[yellow]warning:[/] {w}")
-    for row in report.get("holdout", {}).get("metrics", []):
-        console.print(
-            f"holdout {row['predictor']}: MAE {row['mae_purchases']:.3f}, RMSE "
-            f"{row['rmse_purchases']:.3f}, predicted {row['predicted_total']:.0f} vs actual "
-            f"{row['actual_total']:.0f}"
-        )
-
-
 def register(app: typer.Typer) -> None:
     """Add ``clv fit`` and ``clv score`` to the root app."""
     clv = typer.Typer(help="Customer lifetime value: BTYD models (BG/NBD, Pareto/NBD, ...).",
@@ -255,34 +143,36 @@ def register(app: typer.Typer) -> None:
         date_col: str = DateOption,
         amount_col: str = AmountOption,
         date_format: str | None = DateFormatOption,
-        calibration_end: str = CalibrationOption,
+        calibration_end: str | None = CalibrationOption,
+        snapshot: str | None = SnapshotOption,
         holdout_end: str | None = typer.Option(
-            None, "--holdout-end", help="End (exclusive) of the holdout; adds holdout metrics."),
+            None, "--holdout-end",
+            help="Last day of the holdout period, YYYY-MM-DD (included); adds holdout metrics."),
         time_unit: str = UnitOption,
         model: str = ModelOption,
         spend_model: str = SpendOption,
+        order_value: float | None = OrderValueOption,
         penalizer: float = PenalizerOption,
         as_json: bool = JsonOption,
     ) -> None:
         """Fit a BTYD model (and the spend model) on a transaction file; print the estimates."""
         with user_errors():
+            cut = snapshot_of(calibration_end, snapshot)
+            obs_end = holdout_snapshot(holdout_end, cut)
             table, date_col = read_transactions(
-                transactions, fmt=fmt, date_col=date_col, date_format=date_format
+                transactions, fmt=fmt, date_col=date_col, date_format=date_format,
+                id_cols=(customer_col,),
             )
             amount = None if amount_col.lower() == "none" else amount_col
-            if spend_model not in ("gamma-gamma", "none"):
-                raise InputError(f"unknown spend model {spend_model!r}; expected gamma-gamma or none")
             report, *_ = fit_clv(
-                table,
-                calibration_end=_date(calibration_end, "--calibration-end"),
-                holdout_end=None if holdout_end is None else _date(holdout_end, "--holdout-end"),
-                time_unit=time_unit, model_name=model, spend=spend_model == "gamma-gamma",
+                table, snapshot=cut, observation_end=obs_end, time_unit=time_unit,
+                model_name=model, spend_model=spend_model, order_value=order_value,
                 penalizer=penalizer, customer_col=customer_col, ts_col=date_col, amount_col=amount,
             )
             if as_json:
                 print_json(report)
             else:
-                _print_fit(report)
+                print_fit(report)
 
     @clv.command("score")
     def score_cmd(
@@ -297,9 +187,14 @@ def register(app: typer.Typer) -> None:
         date_col: str = DateOption,
         amount_col: str = AmountOption,
         date_format: str | None = DateFormatOption,
-        calibration_end: str = typer.Option(
-            ..., "--snapshot", "--calibration-end",
-            help="Snapshot date YYYY-MM-DD: fit on rows before it; scores belong to it."),
+        snapshot: str | None = typer.Option(
+            None, "--snapshot",
+            help="Snapshot date YYYY-MM-DD: fit on rows before it; scores belong to it. "
+            "Or give --calibration-end."),
+        calibration_end: str | None = typer.Option(
+            None, "--calibration-end",
+            help="Last day of the calibration period, YYYY-MM-DD (included): the same as "
+            "--snapshot of the next day."),
         horizon: float = typer.Option(52.0, "--horizon", min=0.0,
                                       help="Prediction horizon in time units."),
         margin: float = typer.Option(1.0, "--margin", min=0.0, help="Profit margin on spend."),
@@ -308,25 +203,49 @@ def register(app: typer.Typer) -> None:
         time_unit: str = UnitOption,
         model: str = ModelOption,
         spend_model: str = SpendOption,
+        order_value: float | None = OrderValueOption,
         penalizer: float = PenalizerOption,
         as_json: bool = JsonOption,
     ) -> None:
         """Fit at a snapshot and score every customer: P(alive), expected purchases, CLV."""
         with user_errors():
-            _score(transactions, project, output, fmt, customer_col, date_col, amount_col,
-                   date_format, _date(calibration_end, "--snapshot"), horizon, margin,
-                   discount_rate, time_unit, model, spend_model, penalizer, as_json)
+            options = ScoreOptions(
+                fmt=fmt, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
+                date_format=date_format, snapshot=snapshot_of(calibration_end, snapshot),
+                horizon=horizon, margin=margin, discount_rate=discount_rate,
+                time_unit=time_unit, model_name=model, spend_model=spend_model,
+                order_value=order_value, penalizer=penalizer,
+            )
+            _score(transactions, project, output, options, as_json)
+
+
+@dataclasses.dataclass
+class ScoreOptions:
+    """The options of ``clv score`` after parsing (the snapshot is the exclusive cut)."""
+
+    fmt: str
+    customer_col: str
+    date_col: str
+    amount_col: str
+    date_format: str | None
+    snapshot: dt.date
+    horizon: float
+    margin: float
+    discount_rate: float
+    time_unit: str
+    model_name: str
+    spend_model: str
+    order_value: float | None
+    penalizer: float
 
 
 def _score(
-    transactions: Path | None, project: Path | None, output: Path | None, fmt: str,
-    customer_col: str, date_col: str, amount_col: str, date_format: str | None,
-    snapshot: dt.date, horizon: float, margin: float, discount_rate: float, time_unit: str,
-    model_name: str, spend_model: str, penalizer: float, as_json: bool,
+    transactions: Path | None, project: Path | None, output: Path | None, o: ScoreOptions,
+    as_json: bool,
 ) -> None:
     from segflow.models import score_customers, write_scores
 
-    if model_name == "bgbb":
+    if o.model_name == "bgbb":
         raise SegflowError("clv score supports the continuous-time models (bgnbd, mbgnbd, pnbd)")
     if project is None and output is None:
         raise InputError("give --output FILE or --project DIR to say where the scores go")
@@ -335,10 +254,12 @@ def _score(
         from segflow.project import Project
 
         project_ctx = Project.open(project)
+    customer_col, date_col, amount_col = o.customer_col, o.date_col, o.amount_col
     try:
         if transactions is not None:
-            table, date_col = read_transactions(transactions, fmt=fmt, date_col=date_col,
-                                                date_format=date_format)
+            table, date_col = read_transactions(transactions, fmt=o.fmt, date_col=date_col,
+                                                date_format=o.date_format,
+                                                id_cols=(customer_col,))
         elif project_ctx is not None:
             table = project_ctx.store.table("transactions")
             customer_col, date_col, amount_col = "customer_id", "ts", "amount"
@@ -346,22 +267,24 @@ def _score(
             raise InputError("give --transactions FILE or --project DIR")
         amount = None if amount_col.lower() == "none" else amount_col
         report, summary, model, spend = fit_clv(
-            table, calibration_end=snapshot, holdout_end=None, time_unit=time_unit,
-            model_name=model_name, spend=spend_model == "gamma-gamma", penalizer=penalizer,
-            customer_col=customer_col, ts_col=date_col, amount_col=amount,
+            table, snapshot=o.snapshot, observation_end=None, time_unit=o.time_unit,
+            model_name=o.model_name, spend_model=o.spend_model, order_value=o.order_value,
+            penalizer=o.penalizer, customer_col=customer_col, ts_col=date_col,
+            amount_col=amount,
         )
-        scores = score_customers(summary, model, horizon=horizon, time_unit=_unit(time_unit),
-                                 spend_model=spend, margin=margin,
-                                 annual_discount_rate=discount_rate)
+        scores = score_customers(summary, model, horizon=o.horizon, time_unit=unit_code(o.time_unit),
+                                 spend_model=spend, margin=o.margin,
+                                 annual_discount_rate=o.discount_rate)
+        report["notes"].extend(_score_notes(scores, spend))
         written: dict[str, Any] = {}
         if output is not None:
             written.update(_write_file(scores, output))
         if project_ctx is not None:
             store = project_ctx.store
-            params = {"model": model_name, "snapshot": snapshot, "horizon": horizon}
+            params = {"model": o.model_name, "snapshot": o.snapshot, "horizon": o.horizon}
             with store.run("clv score", params) as run_id:
-                written["store_rows"] = write_scores(store, scores, snapshot_date=snapshot,
-                                                     model=model_name, run_id=run_id)
+                written["store_rows"] = write_scores(store, scores, snapshot_date=o.snapshot,
+                                                     model=o.model_name, run_id=run_id)
     finally:
         if project_ctx is not None:
             project_ctx.close()
@@ -369,8 +292,26 @@ def _score(
     if as_json:
         print_json(report)
     else:
-        _print_fit(report)
-        console.print(f"scores written: {written}")
+        print_fit(report)
+        console.print(f"scores written: {written}", highlight=False)
+
+
+def _score_notes(scores: Any, spend: Any) -> list[str]:
+    """Say which scores are missing: no CLV column, or customers without expected spend."""
+    if spend is None:
+        return ["no spend model: the scores have no expected_spend or clv column (give "
+                "--order-value for a constant average order value)"]
+    if "expected_spend" not in scores.columns:
+        return []
+    missing = int(scores.expected_spend.isnull().sum().execute())
+    if not missing:
+        return []
+    q = getattr(spend, "params_", {}).get("q", float("nan"))
+    return [
+        f"{missing} customers have no expected_spend or clv: their expected spend is "
+        f"infinite under the fitted Gamma-Gamma model (q = {q:.3g} <= 1; customers without "
+        "a repeat purchase). Their P(alive) and expected purchases are written."
+    ]
 
 
 def _write_file(scores: Any, output: Path) -> dict[str, Any]:
@@ -380,7 +321,7 @@ def _write_file(scores: Any, output: Path) -> dict[str, Any]:
 
         pq.write_table(frame, output)
     else:
-        import pyarrow.csv as pacsv
+        from segflow._csv import write_csv
 
-        pacsv.write_csv(frame, output)
+        write_csv(frame, output)
     return {"file": str(output), "rows": frame.num_rows}

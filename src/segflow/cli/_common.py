@@ -16,7 +16,15 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.text import Text
 
 from segflow.errors import SegflowError
 
@@ -47,36 +55,36 @@ def show_warning(message, category, filename, lineno, file=None, line=None) -> N
 
 
 def print_json(payload: Any) -> None:
-    """Print a JSON document on stdout (dates and numpy numbers are converted)."""
-    sys.stdout.write(json.dumps(payload, indent=2, default=_json_default) + "\n")
+    """Print a JSON document on stdout.
+
+    Values go through :func:`segflow._result.jsonable`: floats at full precision (15
+    significant digits, NaN as null), every date as YYYY-MM-DD and every point in time as
+    YYYY-MM-DDTHH:MM:SS, NumPy and pandas values as plain JSON.
+    """
+    from segflow._result import jsonable
+
+    sys.stdout.write(json.dumps(jsonable(payload), indent=2, allow_nan=False) + "\n")
     sys.stdout.flush()
 
 
-def _json_default(value: Any) -> Any:
-    import datetime as dt
+class _CountColumn(ProgressColumn):
+    """``done/total`` when the total is known; nothing (never "0/None") while it is not."""
 
-    import numpy as np
-
-    if isinstance(value, dt.date | dt.datetime):
-        return value.isoformat()
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return None if np.isnan(value) else float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    return str(value)
+    def render(self, task) -> Text:  # noqa: ANN001
+        if task.total is None:
+            return Text("")
+        return Text(f"{task.completed:,.0f}/{task.total:,.0f}", style="progress.download")
 
 
 def progress(disable: bool = False) -> Progress:
-    """A Rich progress bar on stderr (hidden with ``--json`` or when not a terminal)."""
+    """A Rich progress bar on stderr (hidden with ``--json`` or when not a terminal).
+
+    Steps with an unknown total show a spinner and the elapsed time, not a count."""
     return Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
+        _CountColumn(),
         TimeElapsedColumn(),
         console=console,
         disable=disable,

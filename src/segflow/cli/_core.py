@@ -26,7 +26,6 @@ def register(app: typer.Typer) -> None:
     app.command("run")(run)
     app.command("report")(report)
     app.command("demo")(demo)
-    app.command("serve")(serve)
 
 
 def init(
@@ -43,7 +42,9 @@ def init(
             f"[bold]{directory / project.settings.project.store}[/] "
             f"(schema version {project.store.schema_version})"
         )
-        console.print("next: edit [bold][[sources]][/] in segflow.toml, then `segflow ingest` and `segflow run`")
+        console.print(
+            "next: edit [bold]\\[\\[sources]][/] in segflow.toml, then `segflow ingest` and `segflow run`"
+        )
         project.close()
 
 
@@ -75,6 +76,8 @@ def run(
                 f"x {len(summary.schemes)} schemes, {summary.assignments_written:,} assignments "
                 f"in {sum(summary.seconds.values()):.1f} s"
             )
+            for note in summary.notes:  # e.g. a stage that could not run, and why
+                console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
             for scheme in summary.schemes:
                 _print_sizes(project, scheme)
 
@@ -173,34 +176,3 @@ def _print_flows(project, scheme: str, top: int = 10) -> None:  # noqa: ANN001
     for row in flows.itertuples():
         table.add_row(str(row.from_segment), str(row.to_segment), f"{row.customers:,}", f"{row.share:.1%}")
     console.print(table)
-
-
-def serve(
-    project_dir: Path = ProjectDirOption,
-    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8000, help="Port to listen on."),
-    get: str = typer.Option(
-        None, "--get", help="Run one GET request against this path in-process, print it and exit."
-    ),
-) -> None:
-    """Serve the dashboard and the JSON API (/api/v1) of a project (store opened read-only)."""
-    with user_errors():
-        try:
-            import uvicorn
-            from fastapi.testclient import TestClient
-        except ImportError as exc:
-            from segflow.errors import SegflowError
-
-            raise SegflowError(
-                "serve needs the optional server extra: pip install 'segflow[server]'"
-            ) from exc
-        from segflow.server import ServerSettings, create_app
-
-        app = create_app(ServerSettings(project_dir=project_dir))
-        if get:
-            with TestClient(app) as client:
-                response = client.get(get)
-            typer.echo(response.text)
-            raise typer.Exit(0 if response.status_code < 400 else 1)
-        console.print(f"serving {project_dir} on http://{host}:{port}/  (API: /api/v1, docs: /docs)")
-        uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -157,7 +157,8 @@ def audit_command(
         if json_output:
             print_json(report.to_dict())
             return
-        console.print(f"data-quality score: {report.score:.0f} / 100")
+        console.print(f"data-quality score: {report.score:.0f} / 100 (audit date {report.as_of}; "
+                      f"stale and old dates judged against the data's end {report.data_end})")
         console.print(_table("Checks", report.to_pandas(),
                              ["check", "table", "severity", "count", "advice"]))
 

@@ -43,8 +43,11 @@ def _scheme(project, scheme: str | None) -> str:  # noqa: ANN001
     schemes = [str(s) for s in rows["scheme"].to_pylist()]
     if scheme:
         if scheme not in schemes:
+            from segflow._suggest import did_you_mean
+
             raise SegflowError(
-                f"no assignments for scheme {scheme!r}; schemes with assignments: {', '.join(schemes) or 'none'}"
+                f"no assignments for scheme {scheme!r}; {did_you_mean(scheme, schemes)}"
+                f"schemes with assignments: {', '.join(schemes) or 'none'}"
             )
         return scheme
     if len(schemes) == 1:
@@ -167,6 +170,8 @@ def forecast(
     as_json: bool = JsonOption,
 ) -> None:
     """Forecast the segment mix k periods ahead with a Markov chain fitted on pooled transitions."""
+    import numpy as np
+
     from segflow.migration import NEW, MarkovChain, pooled_transition_matrix
 
     with user_errors(), _open(project_dir) as project:
@@ -200,10 +205,10 @@ def forecast(
         fc = chain.forecast(
             mix.to_dict(), periods, arrivals=a if chain.entry_distribution_ is not None else 0.0
         )
-        try:
-            until_gone = chain.absorption()["expected_periods"].to_dict()
-        except SegflowError:  # nobody ever left in the history: no finite time to (gone)
-            until_gone = None
+        # inf = never absorbed (e.g. nobody ever left in the history): JSON null, listed
+        periods_to_gone = chain.absorption()["expected_periods"]
+        until_gone = {s: (None if np.isinf(v) else float(v)) for s, v in periods_to_gone.items()}
+        never_gone = [s for s, v in periods_to_gone.items() if np.isinf(v)]
         if as_json:
             print_json(
                 {
@@ -214,6 +219,12 @@ def forecast(
                     "transition_matrix": chain.transition_matrix_.round(6).to_dict(orient="index"),
                     "forecast": fc.reset_index().to_dict(orient="records"),
                     "expected_periods_until_gone": until_gone,
+                    "never_gone": never_gone,
+                    "never_gone_note": (
+                        "expected_periods_until_gone is null for states from which leaving "
+                        "the base is not certain in the fitted chain (never, or not with "
+                        "probability 1)" if never_gone else None
+                    ),
                 }
             )
             return

@@ -100,34 +100,49 @@ def _segment(
     from segflow.features import customer_features
     from segflow.pipeline import canonical_tables, resolve_schemes, resolve_snapshot_dates
     from segflow.project import Project
-    from segflow.segments import assign, segment_sizes
+    from segflow.segments import (
+        assign,
+        check_scheme,
+        freeze_cutoffs,
+        segment_names,
+        segment_sizes,
+    )
 
     with Project.open(project_dir) as project:
         schemes = resolve_schemes(project.settings)
-        chosen = _find(scheme_name, schemes)
+        chosen = _find(scheme_name, schemes, project.settings.rfm.bins)
         day = _parse_date(snapshot) if snapshot else None
         if day is None:
             day = resolve_snapshot_dates(project.store, project.settings)[-1]
         eng = connect(project.store, engine)  # type: ignore[arg-type]
+        cached = []
         try:
             tables = canonical_tables(eng)
-            features = customer_features(
-                tables, day, window_days=project.settings.rfm.window_days
-            ).cache()
+            window = project.settings.rfm.window_days
+            schemes = freeze_cutoffs(schemes, tables, window_days=window)
+            chosen = freeze_cutoffs([chosen], tables, window_days=window)[0]
+            features = customer_features(tables, day, window_days=window).cache()
+            cached.append(features)
             assignments = assign(chosen, features, store=project.store, schemes=schemes).cache()
-            sizes = segment_sizes(assignments, features, scheme=chosen.name, snapshot_date=day)
+            cached.append(assignments)
+            check_scheme(chosen, features, assignments, snapshot=day)
+            sizes = segment_sizes(assignments, features, scheme=chosen.name, snapshot_date=day,
+                                  segments=segment_names(chosen))
             written = _save(project.store, chosen, day, assignments) if save else 0
             if out:
                 _write(assignments, out)
         finally:
+            for table in reversed(cached):  # before the engine closes (no drop on a closed one)
+                table.release()
             eng.close()
     return sizes, written
 
 
-def _find(name: str, schemes: list[SchemeSettings]) -> SchemeSettings:
-    from segflow.segments import builtin_schemes
+def _find(name: str, schemes: list[SchemeSettings], rfm_bins: int = 5) -> SchemeSettings:
+    from segflow.segments import builtin_schemes, with_project_defaults
 
-    for candidate in [*schemes, *builtin_schemes()]:
+    builtins = with_project_defaults(builtin_schemes(), rfm_bins=rfm_bins)
+    for candidate in [*schemes, *builtins]:
         if candidate.name == name:
             return candidate
     known = ", ".join(dict.fromkeys(s.name for s in [*schemes, *builtin_schemes()]))
@@ -167,9 +182,9 @@ def _write(assignments, path: Path) -> None:  # noqa: ANN001
     table = assignments.select("customer_id", "segment", "segment_rank").to_pyarrow()
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        import pyarrow.csv as pacsv
+        from segflow._csv import write_csv
 
-        pacsv.write_csv(table, path)
+        write_csv(table, path)
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SchemeKind = Literal["rfm", "lifecycle", "rules", "value_tiers", "browse_no_buy", "cluster"]
 
@@ -54,6 +55,84 @@ class SchemeSettings(BaseModel):
     value_feature: str = Field(
         default="monetary_12m", description="Value tiers: the feature customers are ranked by."
     )
+
+    bins: int | None = Field(
+        default=None,
+        description=(
+            "RFM scores (kind 'rfm' and rules naming r/f/m/fm_score): number of score bins; "
+            "empty = [rfm] bins of the project (5)."
+        ),
+    )
+    score_method: Literal["quantile", "ntile"] = Field(
+        default="quantile",
+        description=(
+            "Quantile scores (RFM, value tiers): 'quantile' = cut points from value quantiles, "
+            "equal values get equal scores; 'ntile' = equal-count bins with ties split by "
+            "customer_id (the old rule)."
+        ),
+    )
+    cutoffs: Literal["per_snapshot", "reference", "fixed"] = Field(
+        default="per_snapshot",
+        description=(
+            "Quantile scores: 'per_snapshot' = cut points recomputed at every snapshot "
+            "(relative to the base); 'reference' = cut points of reference_snapshot used at "
+            "every snapshot; 'fixed' = the values in cut_points."
+        ),
+    )
+    reference_snapshot: dt.date | None = Field(
+        default=None, description="cutoffs = 'reference': the snapshot whose cut points are kept."
+    )
+    cut_points: dict[str, list[float]] = Field(
+        default_factory=dict,
+        description=(
+            "cutoffs = 'fixed': RFM: recency_days, frequency, monetary (bins - 1 values each); "
+            "value tiers: value (one threshold per tier, in the feature's unit)."
+        ),
+    )
+    active_days: int = Field(
+        default=365, description="Lifecycle: days without a purchase after which a buyer is inactive."
+    )
+    loyal_orders_12m: int = Field(
+        default=2, description="Lifecycle: orders in the last 365 days that make a loyalist."
+    )
+    decline_ratio: float = Field(
+        default=0.5,
+        description=(
+            "Lifecycle: under-performer when orders or net spend of the last 365 days are at "
+            "most this share of the 365 days before."
+        ),
+    )
+    min_prior_orders: int = Field(
+        default=2,
+        description="Lifecycle: orders needed in the 365 days before the last 365 to judge a decline.",
+    )
+    seasonal: bool = Field(
+        default=True, description="Lifecycle: keep the seasonal bucket (same_season_flag)."
+    )
+    min_segment_share: float = Field(
+        default=0.01,
+        description=(
+            "Warn at run/segment when a segment holds less than this share of the base "
+            "(0 = never); rule schemes also report rules that match nobody."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _check_scores(self) -> SchemeSettings:
+        if self.bins is not None and self.bins < 2:
+            raise ValueError(f"bins must be at least 2, got {self.bins}")
+        if self.cutoffs != "per_snapshot" and self.kind not in ("rfm", "value_tiers", "rules"):
+            raise ValueError(f"cutoffs = {self.cutoffs!r} applies to kinds rfm, value_tiers and "
+                             f"rules, not {self.kind!r}")
+        if self.cutoffs == "reference" and self.reference_snapshot is None:
+            raise ValueError("cutoffs = 'reference' needs reference_snapshot = YYYY-MM-DD")
+        if self.cutoffs == "fixed" and not self.cut_points:
+            raise ValueError("cutoffs = 'fixed' needs cut_points")
+        if not 0 < self.decline_ratio < 1:
+            raise ValueError(f"decline_ratio must be between 0 and 1, got {self.decline_ratio}")
+        if not 0 <= self.min_segment_share < 1:
+            raise ValueError(f"min_segment_share must be in [0, 1), got {self.min_segment_share}")
+        return self
 
     @field_validator("tiers")
     @classmethod

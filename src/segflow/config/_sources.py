@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 CanonicalTable = Literal[
     "customers", "transactions", "events", "campaign_exposures", "survey_responses"
 ]
+#: Missing-value tokens of common exports (spreadsheets, R, pandas, SQL dumps).
+DEFAULT_NULL_VALUES = ("NA", "N/A", "null", "NULL", "None", "-")
+
 SourceFormat = Literal["csv", "parquet", "jsonl", "xlsx", "duckdb", "postgres"]
 
 
@@ -38,6 +41,14 @@ class SourceSettings(BaseModel):
         description=(
             "Canonical column = source column. A value starting with '=' is an expression over "
             "source columns (e.g. '= quantity * unit_price'); a quoted literal is a constant."
+        ),
+    )
+    null_values: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_NULL_VALUES),
+        description=(
+            "Text values that mean 'missing', in every column, compared after trimming "
+            "(case-sensitive); an empty value is always missing. A customer id written as one "
+            "of them is an anonymous line. Set [] to keep them as text."
         ),
     )
     date_formats: list[str] = Field(
@@ -115,6 +126,22 @@ class SourceSettings(BaseModel):
         description=(
             "Quarantine rows whose customer id is not in the customers table "
             "(only when that table has rows)."
+        ),
+    )
+    zero_amount: Literal["keep", "quarantine"] = Field(
+        default="keep",
+        description=(
+            "Rows with an amount of exactly 0 (free items, fully discounted orders): kept as "
+            "purchase occasions, or quarantined as zero_amount."
+        ),
+    )
+    duplicate_key: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Canonical columns that identify a row for de-duplication, e.g. ['customer_id', "
+            "'ts', 'product_id']: rows equal on them are duplicates. Empty: rows are duplicates "
+            "when all values are equal, except transactions without a transaction id, whose "
+            "identical lines are kept (lines of one order, one per customer and timestamp)."
         ),
     )
     max_field_chars: int = Field(

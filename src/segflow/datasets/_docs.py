@@ -11,7 +11,7 @@ order; CSV values are unquoted, missing values are empty fields.
 | file | columns |
 |---|---|
 | customers | customer_id, created_at, email, phone, age_band, gender, income_band, region, city, signup_channel |
-| transactions | order_id, customer_id, order_date, amount, quantity, unit_price, category, channel, promo_code |
+| transactions | order_id, customer_id, order_date, amount, quantity, unit_price, category, channel, promo_code, product_id |
 | events | customer_id, ts, event_type, item, category, session_id |
 | campaign_exposures | campaign_id, customer_id, ts, arm, exposure_type |
 | survey_responses | customer_id, ts, question, answer |
@@ -27,6 +27,9 @@ Parquet files hold proper timestamps.
 - gender: `F` female, `M` male, `X` other (`U` is a defect).
 - order_id: `O` + 9 digits for orders; a return is its own row `R` + the digits of the order
   it returns, with negative quantity and amount.
+- product_id: `P` + 5 digits (category number x 1000 + item); a customer's first order is
+  their home item, later orders repeat it half of the time, so buyers broaden over time. A
+  return carries the product of its order.
 - campaign arm: `treatment` or `control` (random hold-out); control customers have one `send`
   row (the time they were held out) and never `open` or `click`.
 - survey question: `lifestyle` or `price_sensitivity`.

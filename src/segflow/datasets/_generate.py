@@ -241,6 +241,9 @@ def _chunk(
     orders["ts"] = np.where(dayfirst, orders["ts"] - orders["ts"] % 60, orders["ts"])
     sessions = sim.simulate_sessions(rng, cust, groups, orders, cal)
     surveys = sim.simulate_surveys(rng, cust, groups, cal)
+    # products from a stream of their own: the other tables are as before products existed
+    product_rng = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
+    orders["product"] = sim.assign_products(product_rng, orders, cust)
 
     tx = T.transactions_table(orders, off).append_column("_dayfirst", pa.array(dayfirst))
     tables = {

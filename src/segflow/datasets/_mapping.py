@@ -46,6 +46,7 @@ _SOURCES: tuple[tuple[str, str, str, dict[str, str]], ...] = (
             "category": "category",
             "channel": "channel",
             "promo_code": "promo_code",
+            "product_id": "product_id",
         },
     ),
     (
@@ -181,6 +182,30 @@ kind = "value_tiers"
 [[schemes]]
 name = "browse_no_buy"
 kind = "browse_no_buy"
+
+# Product breadth: distinct products bought so far (built in as "product_breadth").
+[[schemes]]
+name = "product_breadth"
+kind = "rules"
+ordered = true
+default = "No product data"
+rules = [
+  { segment = "Many products (5+)", when = "products_total >= 5" },
+  { segment = "Few products (2-4)", when = "products_total >= 2" },
+  { segment = "Single product", when = "products_total = 1" },
+]
+
+# Psychographic example: the survey question price_sensitivity and promo use.
+[[schemes]]
+name = "price_vs_quality"
+kind = "rules"
+default = "Not surveyed"
+rules = [
+  { segment = "Price-sensitive", when = "price_sensitivity = 'high'" },
+  { segment = "Price-sensitive", when = "price_sensitivity = 'medium' and promo_share >= 0.5" },
+  { segment = "Quality-seeking", when = "price_sensitivity = 'low'" },
+  { segment = "Balanced", when = "price_sensitivity is not null" },
+]
 """
 
 

@@ -273,6 +273,34 @@ def _add_returns(
     return {k: v[order] for k, v in rows.items()}
 
 
+def assign_products(
+    rng: np.random.Generator, orders: dict[str, np.ndarray], cust: dict[str, np.ndarray]
+) -> np.ndarray:
+    """A product number (``category * 1000 + item``, item 0-399) for every row of ``orders``.
+
+    A customer's first order is their *home* item; each later order repeats it with
+    probability ``S.HOME_PRODUCT_PROB`` and is otherwise a random item, in the order's
+    category. So one-order buyers have a single product and customers broaden as they keep
+    buying. A return carries the product of its order. ``rng`` is a stream of its own, so the
+    other tables do not change with it.
+    """
+    buy = np.flatnonzero(~orders["is_return"])
+    c, seq = orders["cust"][buy], orders["seq"][buy]
+    order = np.lexsort((seq, c))
+    c_sorted = c[order]
+    start = np.r_[True, c_sorted[1:] != c_sorted[:-1]]
+    run_start = np.maximum.accumulate(np.where(start, np.arange(len(order)), 0))
+    k = np.empty(len(order), dtype=np.int64)
+    k[order] = np.arange(len(order)) - run_start  # 0 for a customer's first order
+    home = rng.integers(0, 400, size=len(cust["acq"]))
+    other = rng.integers(0, 400, size=len(buy))
+    repeat = (k == 0) | (rng.random(len(buy)) < S.HOME_PRODUCT_PROB)
+    item = np.where(repeat, home[c], other)
+    by_seq = np.zeros(int(orders["seq"].max(initial=-1)) + 1, dtype=np.int64)
+    by_seq[seq] = orders["category"][buy] * 1000 + item
+    return by_seq[orders["seq"]]
+
+
 def simulate_sessions(
     rng: np.random.Generator, cust: dict[str, np.ndarray], groups: np.ndarray,
     orders: dict[str, np.ndarray], cal: Calendar,

@@ -131,6 +131,9 @@ PLACES: tuple[tuple[str, str, float], ...] = (
 SIGNUP_CHANNELS: tuple[str, ...] = ("web", "app", "store", "referral", "social")
 SIGNUP_WEIGHTS = np.array([0.35, 0.25, 0.20, 0.10, 0.10])
 
+#: Probability that a repeat order is the customer's home item again (else a random item).
+HOME_PRODUCT_PROB = 0.5
+
 LIFESTYLES: tuple[str, ...] = ("family", "professional", "student", "retired", "outdoor")
 LIFESTYLE_WEIGHTS = np.array([0.30, 0.30, 0.15, 0.12, 0.13])
 PRICE_SENSITIVITY: tuple[str, ...] = ("low", "medium", "high")

@@ -98,6 +98,7 @@ def transactions_table(orders: dict[str, np.ndarray], off: Offsets) -> pa.Table:
             "category": lookup(S.CATEGORIES, orders["category"]),
             "channel": lookup(S.CHANNELS, orders["channel"]),
             "promo_code": lookup(S.PROMO_CODES, orders["promo"]),
+            "product_id": ids("P", orders["product"], 5),
         }
     )
 

@@ -1,6 +1,7 @@
 """Exports: segment lists with CRM-style fields and audiences to CSV, Parquet or Postgres,
 in full or as the changes since the last export, with optional webhooks per change."""
 
+from segflow._csv import neutralise_formulas, write_csv
 from segflow.exports._crm import crm_segment_list, segment_changes
 from segflow.exports._export import (
     ExportResult,
@@ -10,7 +11,7 @@ from segflow.exports._export import (
     watermark,
 )
 from segflow.exports._pii import PII_COLUMNS, PII_POLICIES, personal_columns
-from segflow.exports._segment_list import neutralise_formulas, segment_list, write_segment_list
+from segflow.exports._segment_list import segment_list, write_segment_list
 from segflow.exports._webhook import WebhookPolicy
 
 __all__ = [
@@ -27,5 +28,6 @@ __all__ = [
     "segment_changes",
     "segment_list",
     "watermark",
+    "write_csv",
     "write_segment_list",
 ]

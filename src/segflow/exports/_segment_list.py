@@ -13,17 +13,15 @@ from typing import TYPE_CHECKING, Literal
 
 import ibis
 import pyarrow as pa
-import pyarrow.compute as pc
 from ibis import _
 
+from segflow._csv import write_csv
 from segflow.errors import SegflowError
 from segflow.migration._pairs import _as_date, _dates_table, scheme_rows, snapshot_list
 
 if TYPE_CHECKING:
     from segflow.store import Store
 
-#: First characters that make a spreadsheet treat a cell as a formula (OWASP "CSV injection").
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def segment_list(
@@ -94,26 +92,6 @@ def segment_list(
     )
 
 
-def neutralise_formulas(table: pa.Table) -> pa.Table:
-    """Prefix ``'`` to text cells starting with ``= + - @`` (or tab / carriage return), so a
-    spreadsheet shows them as text instead of running them as formulas."""
-    columns = []
-    for name in table.column_names:
-        col = table[name]
-        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-            risky = pc.fill_null(_any_prefix(col), False)
-            col = pc.if_else(risky, pc.binary_join_element_wise("'", col, ""), col)
-        columns.append(col)
-    return pa.table(columns, names=table.column_names)
-
-
-def _any_prefix(col: pa.ChunkedArray) -> pa.ChunkedArray:
-    out = pc.starts_with(col, FORMULA_PREFIXES[0])
-    for prefix in FORMULA_PREFIXES[1:]:
-        out = pc.or_(out, pc.starts_with(col, prefix))
-    return out
-
-
 def write_segment_list(
     table: ibis.Table | pa.Table,
     target: str | Path,
@@ -147,10 +125,7 @@ def write_segment_list(
     data = table if isinstance(table, pa.Table) else table.to_pyarrow()
     fmt = format or _format_from_suffix(Path(target))
     if fmt == "csv":
-        import pyarrow.csv as pacsv
-
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        pacsv.write_csv(neutralise_formulas(data), str(target))
+        write_csv(data, target)
     elif fmt == "parquet":
         import pyarrow.parquet as pq
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from segflow._csv import write_csv
 from segflow.errors import InputError, SegflowError
-from segflow.exports._segment_list import neutralise_formulas
 
 #: Postgres column types of Arrow types (anything else is written as text).
 _PG_TYPES = {
@@ -63,9 +63,7 @@ def write_file(data: pa.Table, path: str | Path, fmt: str) -> Path:
     os.close(fd)
     try:
         if fmt == "csv":
-            import pyarrow.csv as pacsv
-
-            pacsv.write_csv(neutralise_formulas(data), tmp)
+            write_csv(data, tmp)
         elif fmt == "parquet":
             import pyarrow.parquet as pq
 

@@ -1,10 +1,9 @@
-"""The customer base at a snapshot, customer attributes and pivoted survey answers."""
+"""The customer base at a snapshot and the customer attributes valid at it."""
 
 from __future__ import annotations
 
 import ibis
 
-from segflow.features._registry import SURVEY_QUESTIONS
 from segflow.features._window import Frame
 
 ATTRIBUTE_COLUMNS: tuple[str, ...] = (
@@ -18,23 +17,42 @@ ATTRIBUTE_COLUMNS: tuple[str, ...] = (
 
 
 def customer_records(customers: ibis.Table, frame: Frame) -> ibis.Table:
-    """One customer row per ``customer_id`` with attributes and ``signup_date`` (< s, else null).
+    """One customer row per ``customer_id``: the attributes valid at ``s`` and ``signup_date``.
 
-    When a customer id appears on several rows, the row with the earliest ``created_at`` wins
-    (missing dates last; then the lowest ``source_file``/``source_row`` when present).
+    A customer row is *valid at s* when ``valid_from`` is missing or before ``s`` and
+    ``valid_to`` is missing or on or after ``s`` (the half-open interval
+    ``[valid_from, valid_to)`` holds the instant just before ``s``), so a change dated exactly
+    ``s`` belongs to the next snapshot, like a transaction at ``s``. Among the rows valid at
+    ``s`` the one with the latest ``valid_from`` wins (rows without one count as the oldest);
+    then the earliest ``created_at`` (missing dates last; then the lowest
+    ``source_file``/``source_row`` when present). Without ``valid_from``/``valid_to`` columns
+    (or values) this is the earliest customer record, as before attribute history existed.
+    ``signup_date`` is the earliest ``created_at`` of all the customer's rows (< s, else null).
     """
     c = customers.filter(customers.customer_id.notnull())
-    order = [c.created_at.isnull(), c.created_at]
-    order += [c[name] for name in ("source_file", "source_row") if name in c.columns]
-    c = c.mutate(_rn=ibis.row_number().over(group_by="customer_id", order_by=order))
-    c = c.filter(c._rn == 0)
-    created_before = c.created_at.notnull() & frame.before(c.created_at)
+    none = ibis.null("timestamp")
+    c = c.mutate(
+        _vf=c.valid_from if "valid_from" in c.columns else none,
+        _vt=c.valid_to if "valid_to" in c.columns else none,
+    )
+    signup = c.group_by("customer_id").aggregate(_created=c.created_at.min())
+    valid = c.filter(
+        c._vf.isnull() | frame.before(c._vf), c._vt.isnull() | ~frame.before(c._vt)
+    )
+    order = [valid._vf.isnull(), ibis.desc(valid._vf), valid.created_at.isnull(), valid.created_at]
+    order += [valid[name] for name in ("source_file", "source_row") if name in valid.columns]
+    valid = valid.mutate(_rn=ibis.row_number().over(group_by="customer_id", order_by=order))
+    valid = valid.filter(valid._rn == 0).select(
+        _vid=valid.customer_id, **{name: valid[name] for name in ATTRIBUTE_COLUMNS}
+    )
+    c = signup.left_join(valid, signup.customer_id == valid._vid)
+    created_before = c._created.notnull() & frame.before(c._created)
     return c.select(
         customer_id=c.customer_id.cast("string"),
         _created_day=ibis.ifelse(
-            created_before, c.created_at.date().epoch_days(), ibis.null("int64")
+            created_before, c._created.date().epoch_days(), ibis.null("int64")
         ),
-        signup_date=ibis.ifelse(created_before, c.created_at.date(), ibis.null("date")),
+        signup_date=ibis.ifelse(created_before, c._created.date(), ibis.null("date")),
         **{name: c[name].cast("string") for name in ATTRIBUTE_COLUMNS},
     )
 
@@ -49,25 +67,3 @@ def customer_base(records: ibis.Table, transactions: ibis.Table, frame: Frame) -
         .distinct()
     )
     return signed.union(bought, distinct=True)
-
-
-def survey_features(responses: ibis.Table, frame: Frame) -> ibis.Table:
-    """The latest answer before ``s`` to each question of :data:`SURVEY_QUESTIONS`, one column
-    per question (ties in ``ts``: the alphabetically last answer)."""
-    r = responses
-    question = r.question.lower().strip()
-    r = r.filter(
-        r.customer_id.notnull(),
-        r.ts.notnull(),
-        frame.before(r.ts),
-        question.isin(SURVEY_QUESTIONS),
-        r.answer.notnull(),
-    ).mutate(_q=question)
-    rn = ibis.row_number().over(
-        group_by=["customer_id", "_q"], order_by=[ibis.desc("ts"), ibis.desc("answer")]
-    )
-    r = r.mutate(_rn=rn)
-    latest = r.filter(r._rn == 0)
-    return latest.group_by("customer_id").aggregate(
-        **{q: latest.answer.cast("string").max(where=latest._q == q) for q in SURVEY_QUESTIONS}
-    )

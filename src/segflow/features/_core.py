@@ -8,8 +8,9 @@ from collections.abc import Collection, Mapping
 import ibis
 
 from segflow.errors import InputError
-from segflow.features._attributes import customer_base, customer_records, survey_features
+from segflow.features._attributes import customer_base, customer_records
 from segflow.features._behaviour import campaign_features, web_features
+from segflow.features._breadth import breadth_features
 from segflow.features._purchases import (
     interpurchase_features,
     order_table,
@@ -18,7 +19,8 @@ from segflow.features._purchases import (
     top_share,
     value_features,
 )
-from segflow.features._registry import FEATURES
+from segflow.features._registry import FEATURE_GROUPS, FEATURES, Feature
+from segflow.features._survey import survey_features, survey_registry
 from segflow.features._window import Frame, left_join_all
 
 REQUIRED_TABLES: tuple[str, ...] = (
@@ -35,6 +37,8 @@ _ZERO_WHEN_ABSENT: tuple[str, ...] = (
     "monetary",
     "frequency_12m",
     "monetary_12m",
+    "frequency_prev_12m",
+    "monetary_prev_12m",
     "orders_total",
     "category_count",
     "channel_count",
@@ -69,7 +73,7 @@ def customer_features(
         ``recency_days``, ``orders_total``, the ``*_12m`` features and ``tenure_days`` ignore it.
     groups : collection of str, optional
         Compute only the features of these registry groups (``"rfm"``, ``"pattern"``,
-        ``"seasonality"``, ``"web"``, ``"campaign"``, ``"attribute"``, ``"survey"``), e.g.
+        ``"breadth"``, ``"seasonality"``, ``"web"``, ``"campaign"``, ``"attribute"``, ``"survey"``), e.g.
         ``groups={"rfm"}`` for a fast RFM-only table. Default: every feature.
 
     Returns
@@ -77,7 +81,8 @@ def customer_features(
     ibis.Table
         One row per customer known at ``s`` (signed up before ``s``, or with any transaction
         before ``s``); the columns of :data:`segflow.features.FEATURES` (of the requested
-        groups), in that order.
+        groups), in that order, then (group ``survey``) one column per survey question in
+        the order of :func:`segflow.features.survey_registry`.
         Counts and spends are 0 for customers without rows; ratios, recency and dates are
         null when undefined (e.g. ``recency_days`` of a customer who never purchased).
 
@@ -115,16 +120,21 @@ def customer_features(
             top_share(lines, frame, "category", "top_category", "category_count"),
             top_share(lines, frame, "channel", "main_channel", "channel_count"),
         ]
+    if "breadth" in wanted:
+        parts.append(breadth_features(lines, frame))
     if "seasonality" in wanted:
         parts.append(seasonality_features(orders))
     if "web" in wanted:
         parts.append(web_features(tables["events"], frame))
     if "campaign" in wanted:
         parts.append(campaign_features(tables["campaign_exposures"], orders, frame))
-    if "survey" in wanted:
-        parts.append(survey_features(tables["survey_responses"], frame))
+    survey = survey_registry(tables["survey_responses"]) if "survey" in wanted else {}
+    answers = survey_features(tables["survey_responses"], frame, survey)
+    if answers is not None:
+        parts.append(answers)
     out = left_join_all(base, parts)
     columns = [name for name, f in FEATURES.items() if f.group in wanted or f.group == "id"]
+    columns += list(survey)
     fills = {name: out[name].fill_null(0) for name in _ZERO_WHEN_ABSENT if name in columns}
     if "same_season_flag" in columns:
         fills["same_season_flag"] = out.same_season_flag.fill_null(False)
@@ -133,7 +143,7 @@ def customer_features(
 
 
 def _check_groups(groups: Collection[str] | None) -> set[str]:
-    known = {f.group for f in FEATURES.values()} - {"id"}
+    known = set(FEATURE_GROUPS)
     if groups is None:
         return known
     wanted = set(groups)
@@ -166,3 +176,11 @@ def _as_date(value: dt.date) -> dt.date:
         return dt.date.fromisoformat(str(value))
     except ValueError as exc:
         raise InputError(f"snapshot date {value!r} is not a date (expected YYYY-MM-DD)") from exc
+
+
+def feature_registry(tables: Mapping[str, ibis.Table]) -> dict[str, Feature]:
+    """Every feature :func:`customer_features` computes on ``tables``: :data:`FEATURES` and
+    one survey feature per question of ``tables["survey_responses"]`` (runs one small query).
+    """
+    survey = survey_registry(tables["survey_responses"])
+    return {**FEATURES, **{name: feature for name, (feature, _) in survey.items()}}

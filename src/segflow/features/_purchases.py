@@ -9,25 +9,28 @@ from __future__ import annotations
 
 import ibis
 
+from segflow.features._purchase_def import is_purchase_line, is_return_line, order_ts_key
 from segflow.features._window import DAYS_12M, Frame, safe_ratio
 
 
 def prepare_lines(transactions: ibis.Table, frame: Frame) -> ibis.Table:
     """Transaction rows before ``s`` with helper columns.
 
-    ``_ret`` (a return line: ``is_return`` or ``amount < 0``), ``_buy`` (a purchase line: not a
-    return and ``amount > 0``), ``_day`` (days since 1970-01-01 of ``ts``), and the order key
-    ``(customer_id, transaction_id, _ts_key)``: ``_ts_key`` is the timestamp for rows without a
-    ``transaction_id`` (one order per customer and timestamp), null otherwise.
+    ``_ret`` (a return line), ``_buy`` (a purchase line: not a return and ``amount >= 0``; see
+    :mod:`segflow.features._purchase_def`), ``_day`` (days since 1970-01-01 of ``ts``), and
+    the order key ``(customer_id, transaction_id, _ts_key)``: ``_ts_key`` is the timestamp for
+    rows without a ``transaction_id`` (one order per customer and timestamp), null otherwise.
+    ``product_id`` is added (null) when the table has no such column.
     """
     t = transactions
     t = t.filter(t.customer_id.notnull(), t.ts.notnull(), frame.before(t.ts))
-    is_ret = t.is_return.fill_null(False) | (t.amount < 0).fill_null(False)
+    if "product_id" not in t.columns:
+        t = t.mutate(product_id=ibis.null("string"))
     return t.mutate(
-        _ret=is_ret,
-        _buy=~is_ret & (t.amount > 0).fill_null(False),
+        _ret=is_return_line(t),
+        _buy=is_purchase_line(t),
         _day=t.ts.date().epoch_days(),
-        _ts_key=ibis.ifelse(t.transaction_id.isnull(), t.ts, ibis.null("timestamp")),
+        _ts_key=order_ts_key(t),
     )
 
 
@@ -35,7 +38,8 @@ def order_table(lines: ibis.Table) -> ibis.Table:
     """One row per order (purchase lines grouped by customer and order key).
 
     An order's time is its first line's ``ts``; amount and quantity are summed over its lines;
-    it used a promo code when any line has a non-empty one.
+    it used a promo code when any line has a non-empty one. A zero-value order is an order
+    (a purchase occasion) but not a *paid* order: spend averages divide by paid orders.
     """
     t = lines.filter(lines._buy)
     promo = (t.promo_code.notnull() & (t.promo_code.strip() != "")).cast("int64")
@@ -62,10 +66,12 @@ def value_features(lines: ibis.Table, orders: ibis.Table, frame: Frame) -> ibis.
         _last_day=o._day.max(),
         orders_total=o.count(),
         frequency=o.count(where=win),
+        _paid_w=o.count(where=win & (o._amount > 0)),
         _gross_w=o._amount.sum(where=win),
         frequency_12m=o.count(where=m12),
         _gross_12m=o._amount.sum(where=m12),
         _gross_prev=o._amount.sum(where=prev12),
+        frequency_prev_12m=o.count(where=prev12),
         _qty_w=o._qty.sum(where=win),
         _promo_orders=o._promo.sum(where=win),
     )
@@ -75,6 +81,9 @@ def value_features(lines: ibis.Table, orders: ibis.Table, frame: Frame) -> ibis.
         _first_any=t._day.min(),
         _ret_w=ret_value.sum(where=t._ret & frame.in_window(t.ts)),
         _ret_12m=ret_value.sum(where=t._ret & frame.within(t.ts, DAYS_12M)),
+        _ret_prev=ret_value.sum(
+            where=t._ret & frame.within(t.ts, 2 * DAYS_12M) & ~frame.within(t.ts, DAYS_12M)
+        ),
     )
     agg = per_line.left_join(per_order, "customer_id").drop("customer_id_right")
     gross_w = agg._gross_w.fill_null(0.0)
@@ -86,16 +95,18 @@ def value_features(lines: ibis.Table, orders: ibis.Table, frame: Frame) -> ibis.
         recency_days=(epoch - agg._last_day).cast("int64"),
         monetary=gross_w - agg._ret_w.fill_null(0.0),
         monetary_12m=gross_12m - agg._ret_12m.fill_null(0.0),
+        frequency_prev_12m=agg.frequency_prev_12m.fill_null(0),
+        monetary_prev_12m=gross_prev - agg._ret_prev.fill_null(0.0),
         first_purchase_date=_day_to_date(agg._first_day),
         last_purchase_date=_day_to_date(agg._last_day),
-        avg_order_value=safe_ratio(gross_w, frequency),
+        avg_order_value=safe_ratio(gross_w, agg._paid_w.fill_null(0)),
         basket_size=safe_ratio(agg._qty_w, frequency),
         promo_share=safe_ratio(agg._promo_orders.fill_null(0), frequency),
         return_rate=safe_ratio(agg._ret_w.fill_null(0.0), gross_w),
         spend_trend=safe_ratio(gross_12m - gross_prev, gross_12m + gross_prev),
     ).drop(
-        "_gross_w", "_ret_w", "_gross_12m", "_ret_12m", "_gross_prev", "_qty_w", "_promo_orders",
-        "_last_day",
+        "_gross_w", "_ret_w", "_gross_12m", "_ret_12m", "_gross_prev", "_ret_prev", "_qty_w",
+        "_promo_orders", "_last_day", "_paid_w",
     )
 
 

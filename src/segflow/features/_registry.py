@@ -9,9 +9,11 @@ Conventions used in the definitions
 * *window* is the look-back of ``window_days`` (``[s - window_days days, s)``); with
   ``window_days=None`` (the default) it is all history before ``s``.
 * *12m* is ``[s - 365 days, s)``: a row exactly 365 days before ``s`` (at 00:00) is included.
-* A *purchase line* is a transaction row that is not a return and has ``amount > 0``; a
-  *return line* has ``is_return`` true or ``amount < 0`` (its value is ``abs(amount)``).
-* An *order* is a distinct ``transaction_id`` among purchase lines.
+* A *purchase line* is a transaction row that is not a return and has ``amount >= 0``; a
+  *return line* has ``is_return`` true or ``amount < 0`` (its value is ``abs(amount)``); see
+  :mod:`segflow.features._purchase_def`, the one definition every module uses.
+* An *order* is a distinct ``transaction_id`` among purchase lines (lines without one: one
+  order per customer and timestamp); a *paid order* has a positive amount.
 """
 
 from __future__ import annotations
@@ -61,6 +63,10 @@ _ALL: tuple[Feature, ...] = (
     _F("frequency_12m", "orders", "Number of orders in the 365 days before s.", "rfm"),
     _F("monetary_12m", "currency", "Net spend (purchases minus returns) in the 365 days before s.",
        "rfm"),
+    _F("frequency_prev_12m", "orders",
+       "Number of orders 365 to 730 days before s (the year before the last 12 months).", "rfm"),
+    _F("monetary_prev_12m", "currency",
+       "Net spend (purchases minus returns) 365 to 730 days before s.", "rfm"),
     _F("orders_total", "orders", "Number of orders in all history before s.", "rfm"),
     _F("first_purchase_date", "date", "Calendar day of the first purchase (all history).",
        "rfm", "date"),
@@ -71,7 +77,8 @@ _ALL: tuple[Feature, ...] = (
        "kind) to s.", "rfm"),
     # -- purchase patterns ---------------------------------------------------------------
     _F("avg_order_value", "currency",
-       "Gross purchase amount in the window divided by orders; null without orders.", "pattern"),
+       "Gross purchase amount in the window divided by paid orders (amount > 0); null without "
+       "paid orders.", "pattern"),
     _F("basket_size", "items",
        "Mean quantity per order in the window; null without orders or quantities.", "pattern"),
     _F("ipt_mean_days", "days",
@@ -101,6 +108,19 @@ _ALL: tuple[Feature, ...] = (
        "Share of the window's gross spend (lines with a channel) in the main channel.",
        "pattern"),
     _F("channel_count", "channels", "Distinct channels bought through in the window.", "pattern"),
+    # -- product breadth -----------------------------------------------------------------
+    _F("products_total", "products",
+       "Distinct product ids among the purchase lines in all history before s; null without a "
+       "purchase line that has a product id.", "breadth"),
+    _F("products_12m", "products",
+       "Distinct product ids among the purchase lines in the 365 days before s; null without a "
+       "purchase line that has a product id.", "breadth"),
+    _F("categories_total", "categories",
+       "Distinct categories among the purchase lines in all history before s; null without a "
+       "purchase line that has a category.", "breadth"),
+    _F("categories_12m", "categories",
+       "Distinct categories among the purchase lines in the 365 days before s; null without a "
+       "purchase line that has a category.", "breadth"),
     _F("peak_quarter", "quarter 1-4",
        "Calendar quarter with the most orders in all history (ties: earliest quarter).",
        "seasonality"),
@@ -144,16 +164,15 @@ _ALL: tuple[Feature, ...] = (
     _F("city", "city", "City from the customer record.", "attribute", "categorical"),
     _F("signup_channel", "channel", "Channel through which the customer signed up.",
        "attribute", "categorical"),
-    _F("lifestyle", "category",
-       "Latest answer before s to the survey question 'lifestyle'.", "survey", "categorical"),
-    _F("price_sensitivity", "category",
-       "Latest answer before s to the survey question 'price_sensitivity'.", "survey",
-       "categorical"),
 )
 
 #: Registry of features: name -> :class:`Feature` (unit, definition, group, kind), in the
 #: column order of :func:`segflow.features.customer_features`.
 FEATURES: dict[str, Feature] = {f.name: f for f in _ALL}
 
-#: Survey questions pivoted into columns (the column is named after the question).
-SURVEY_QUESTIONS: tuple[str, ...] = ("lifestyle", "price_sensitivity")
+#: Every feature group, in column order; ``survey`` columns are not in :data:`FEATURES`: one
+#: per question of the survey table, named after it (see ``segflow.features.survey_registry``).
+FEATURE_GROUPS: tuple[str, ...] = (
+    *dict.fromkeys(f.group for f in _ALL if f.group != "id"),
+    "survey",
+)

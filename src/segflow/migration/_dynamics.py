@@ -14,7 +14,7 @@ import ibis
 import numpy as np
 import pandas as pd
 
-from segflow._result import TableResult
+from segflow._result import TableResult, json_records
 from segflow.errors import SegflowError
 from segflow.migration._markov import MarkovChain
 from segflow.migration._pairs import (
@@ -223,10 +223,9 @@ class Stability(TableResult):
         return t[t["size_alarm"] | t["inflow_alarm"]].reset_index(drop=True)
 
     def to_dict(self) -> dict[str, Any]:
-        import json
 
         payload = super().to_dict()
-        payload["overall"] = json.loads(self.overall.to_json(orient="records", date_format="iso"))
+        payload["overall"] = json_records(self.overall)
         payload["rule"] = self.rule
         return payload
 

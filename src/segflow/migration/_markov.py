@@ -203,28 +203,46 @@ class MarkovChain(BaseEstimator):
         of periods spent before absorption (counting the current one) and ``N R`` the
         probability of ending in each absorbing state (Kemeny & Snell 1976, ch. 3).
 
+        Reachability is decided on the graph of positive transition probabilities, not by
+        inverting a (near-)singular matrix: a state from which no absorbing state can be
+        reached is **never** absorbed, and one from which a never-absorbed state can be
+        reached is absorbed with probability below 1. For both, ``expected_periods`` is
+        ``inf`` ("never": the expected time is infinite) and ``p_never`` says how likely it
+        is never to be absorbed. The fundamental matrix is inverted only over states that
+        reach absorption, where it is non-singular.
+
         Returns
         -------
         pandas.DataFrame
-            Index: transient states; columns ``expected_periods`` and ``p_<absorbing state>``.
+            Index: transient states; columns ``expected_periods`` (``inf`` = never, see
+            above), ``p_<absorbing state>`` for each absorbing state, and ``p_never``.
+            With no absorbing state at all every row is ``inf`` with ``p_never = 1``.
         """
         check_is_fitted(self)
         transient = self._transient()
         absorbing = [s for s in self.states_ if s not in transient]
-        if not absorbing:
-            raise SegflowError("the chain has no absorbing state; absorption analysis needs one")
         p = self.transition_matrix_
+        index = pd.Index(transient, name="state")
         q = p.loc[transient, transient].to_numpy()
-        r = p.loc[transient, absorbing].to_numpy()
-        try:
-            n = np.linalg.inv(np.eye(len(transient)) - q)
-        except np.linalg.LinAlgError as exc:
-            raise SegflowError("some states never reach an absorbing state") from exc
-        out = pd.DataFrame(
-            {"expected_periods": n.sum(axis=1)}, index=pd.Index(transient, name="state")
-        )
+        r = p.loc[transient, absorbing].to_numpy() if absorbing else np.zeros((len(transient), 0))
+        edge = q > 0
+        reaches_abs = _reaches(edge, r.sum(axis=1) > 0) if absorbing else np.zeros(len(transient), bool)
+        never = ~reaches_abs  # can never be absorbed
+        reaches_never = _reaches(edge, never)  # may escape absorption (includes never)
+        probs = np.zeros((len(transient), len(absorbing)))
+        ok = np.flatnonzero(reaches_abs)
+        if ok.size:
+            probs[ok] = np.linalg.solve(np.eye(ok.size) - q[np.ix_(ok, ok)], r[ok])
+        periods = np.full(len(transient), np.inf)
+        sure = np.flatnonzero(reaches_abs & ~reaches_never)
+        if sure.size:
+            periods[sure] = np.linalg.solve(np.eye(sure.size) - q[np.ix_(sure, sure)],
+                                            np.ones(sure.size))
+        out = pd.DataFrame({"expected_periods": periods}, index=index)
         for j, state in enumerate(absorbing):
-            out[f"p_{state}"] = (n @ r)[:, j]
+            out[f"p_{state}"] = probs[:, j]
+        out["p_never"] = np.clip(1.0 - probs.sum(axis=1), 0.0, 1.0)
+        out.loc[~reaches_never, "p_never"] = 0.0
         return out
 
     def value(self, rewards: Vector, discount_rate: float, horizon: int | None = None) -> pd.Series:
@@ -259,6 +277,16 @@ class MarkovChain(BaseEstimator):
 
     def _transient(self) -> list[str]:
         return [s for s in self.states_ if s not in set(self.absorbing_states_)]
+
+
+def _reaches(edge: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """States from which a ``target`` state can be reached along ``edge`` (itself included)."""
+    hit = target.copy()
+    while True:  # at most n rounds over a small matrix
+        more = hit | (edge & hit[None, :]).any(axis=1)
+        if (more == hit).all():
+            return hit
+        hit = more
 
 
 def _square_counts(X: Any) -> tuple[pd.DataFrame, pd.Series | None]:

@@ -17,7 +17,7 @@ import ibis
 import pandas as pd
 from ibis import _
 
-from segflow._result import TableResult
+from segflow._result import TableResult, json_records
 from segflow.migration._pairs import (
     GONE,
     NEW,
@@ -104,7 +104,6 @@ class Paths(TableResult):
         return self.paths.copy()
 
     def to_dict(self) -> dict[str, object]:
-        import json
 
         payload = super().to_dict()
         payload.update(
@@ -112,7 +111,7 @@ class Paths(TableResult):
             dates=[d.isoformat() for d in self.dates],
             customers=self.customers,
             distinct_paths=self.distinct_paths,
-            time_in_segment=json.loads(self.time_in_segment.to_json(orient="records")),
+            time_in_segment=json_records(self.time_in_segment),
         )
         return payload
 

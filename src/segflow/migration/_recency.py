@@ -15,6 +15,7 @@ import pyarrow as pa
 from ibis import _
 
 from segflow.errors import SegflowError
+from segflow.features._purchase_def import is_purchase_line
 from segflow.migration._pairs import _as_date, _require
 
 
@@ -32,7 +33,7 @@ def recency_states(
     Parameters
     ----------
     transactions : ibis.Table
-        Needs ``customer_id`` and ``ts``; returns (rows with ``amount < 0``) are ignored.
+        Needs ``customer_id`` and ``ts``; returns (``is_return`` or ``amount < 0``) are ignored.
     start : date
         First day of period 0.
     period_days : int, default=91
@@ -66,8 +67,8 @@ def recency_states(
         & (transactions.ts >= dt.datetime.combine(s, dt.time()))
         & (transactions.ts < end)
     )
-    if "amount" in t.columns:
-        t = t.filter(t.amount >= 0)
+    if "amount" in t.columns or "is_return" in t.columns:  # the one purchase definition
+        t = t.filter(is_purchase_line(t))
     days = t.ts.date().delta(ibis.date(s), unit="day")
     # floor division on whole days (never month deltas); days >= 0 here
     bought = t.select("customer_id", p=(days // period_days).cast("int64")).distinct()

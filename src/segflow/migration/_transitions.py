@@ -10,7 +10,6 @@ probability of moving from ``i`` to ``j`` in one period.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +17,7 @@ import ibis
 import numpy as np
 import pandas as pd
 
-from segflow._result import TableResult
+from segflow._result import TableResult, json_records
 from segflow.errors import SegflowError
 from segflow.migration._intervals import IntervalMethod, row_intervals
 from segflow.migration._pairs import (
@@ -242,7 +241,7 @@ class TransitionMatrix(TableResult):
             level=self.level,
             segments=self.segments,
             summary=self.summary(),
-            net=json.loads(self.net_migration().to_json(orient="records")),
+            net=json_records(self.net_migration()),
         )
         return payload
 

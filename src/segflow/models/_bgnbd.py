@@ -104,21 +104,34 @@ class _ContinuousBTYD(BTYDModel):
     """Shared data checks and derived predictions of the continuous-time count models."""
 
     _columns = ("x", "t_x", "T")
+    _scaled_columns = ("T", "t_x")
+
+    def _select(
+        self, data: dict[str, np.ndarray], weights: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Leave out customers with T = 0 (first purchase on the last calibration day).
+
+        Their likelihood is 1 whatever the parameters (no time to repeat: x = t_x = T = 0
+        makes every model's L(x, t_x, T) equal to 1), so leaving them out gives the same
+        estimates; they are counted in ``n_zero_T_`` and still scored (P(alive) = 1 and the
+        expected purchases of a new customer).
+        """
+        check_recency(data["x"], data["t_x"], data["T"], where=getattr(self, "_where", None))
+        zero = data["T"] <= 0
+        self.n_zero_T_ = int(round(weights[zero].sum()))
+        if not zero.any():
+            return data, weights
+        return {k: v[~zero] for k, v in data.items()}, weights[~zero]
 
     def _check_data(self, data: dict[str, np.ndarray], weights: np.ndarray) -> None:
-        check_recency(data["x"], data["t_x"], data["T"])
-        if (data["T"] <= 0).any():
-            row = int(np.flatnonzero(data["T"] <= 0)[0]) + 1
-            raise SegflowError(
-                f"{type(self).__name__}: T must be positive (row {row}); customers whose first "
-                "purchase is on the last calibration day carry no information on the rates"
-            )
         repeaters = float(weights[data["x"] > 0].sum())
         if repeaters == 0:
             raise SegflowError(
-                f"{type(self).__name__}: no repeat buyers in the calibration period, so the "
-                "purchase rate and the dropout process cannot be estimated. Use a longer "
-                "calibration period or a coarser time unit."
+                f"{type(self).__name__}: no repeat buyers in the calibration period (every "
+                "customer bought on a single day), so the purchase rate and the dropout "
+                "process cannot be estimated. Use a longer calibration period (an earlier "
+                "start of the data or a later calibration end); a different time unit does "
+                "not help, since purchases are counted as days whatever the unit."
             )
         if repeaters == weights.sum():
             raise SegflowError(
@@ -224,6 +237,7 @@ class BetaGeoModel(_ContinuousBTYD):
     """
 
     _param_names = ("r", "alpha", "a", "b")
+    _param_units = (0, 1, 0, 0)
     _has_gradient = True
 
     @staticmethod
@@ -287,6 +301,7 @@ class ModifiedBetaGeoModel(_ContinuousBTYD):
     """
 
     _param_names = ("r", "alpha", "a", "b")
+    _param_units = (0, 1, 0, 0)
     _has_gradient = True
 
     @staticmethod

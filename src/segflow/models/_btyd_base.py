@@ -48,7 +48,8 @@ def as_triples(
     *,
     integer: tuple[str, ...] = ("x",),
     nullable: tuple[str, ...] = ("monetary_value",),
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    return_namer: bool = False,
+) -> Any:
     """Validate a summary and return its columns as float arrays plus the weights.
 
     Parameters
@@ -58,6 +59,13 @@ def as_triples(
         An Ibis table is compressed in its engine first (see :func:`compress`).
     columns : tuple of str
         The required columns, in the model's order.
+    return_namer : bool, default=False
+        Also return a function naming a row in error messages (the customer when the data
+        has a ``customer_id`` column, else the row's number and values).
+
+    Returns
+    -------
+    (arrays, weights) or (arrays, weights, namer)
     """
     frame = _to_pandas(data, columns)
     renames = {k: v for k, v in _ALIASES.items() if k in frame.columns and v not in frame.columns}
@@ -71,18 +79,43 @@ def as_triples(
             column=missing[0],
         )
     arrays = {}
+    where = _row_namer(frame, columns)
     for col in columns:
         values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
         if col in nullable:
-            values = np.nan_to_num(values, nan=0.0)
-        _check_column(values, col, integer=col in integer)
+            # a missing or negative mean spend is the spend model's to handle (it leaves
+            # such customers out of its fit and counts them); only infinities are errors
+            values = np.nan_to_num(values, nan=0.0, posinf=np.inf, neginf=-np.inf)
+            _check_column(values, col, integer=False, where=where, negative_ok=True)
+        else:
+            _check_column(values, col, integer=col in integer, where=where)
         arrays[col] = values
     if "count" in frame.columns:
         weights = pd.to_numeric(frame["count"], errors="coerce").to_numpy(dtype=float)
-        _check_column(weights, "count", integer=False)
+        _check_column(weights, "count", integer=False, where=where)
     else:
         weights = np.ones(len(frame))
+    if return_namer:
+        return arrays, weights, where
     return arrays, weights
+
+
+def _row_namer(frame: pd.DataFrame, columns: tuple[str, ...]) -> Callable[[int], str]:
+    """How an error names a row: the customer when the summary has ids, else the row's values.
+
+    A compressed summary's row number means nothing to a user (it is a position in an
+    internal table), so rows without a customer id are named by their values.
+    """
+    if "customer_id" in frame.columns:
+        ids = frame["customer_id"].to_numpy()
+        return lambda row: f"customer {ids[row]!s}"
+    present = [c for c in columns if c in frame.columns]
+
+    def name(row: int) -> str:
+        values = ", ".join(f"{c}={frame[c].iloc[row]!s}" for c in present)
+        return f"summary row {row + 1} ({values})"
+
+    return name
 
 
 def _to_pandas(data: Any, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -96,28 +129,48 @@ def _to_pandas(data: Any, columns: tuple[str, ...]) -> pd.DataFrame:
     raise InputError(f"expected a pandas DataFrame, Arrow or Ibis table, got {type(data).__name__}")
 
 
-def _check_column(values: np.ndarray, col: str, *, integer: bool) -> None:
-    bad = ~np.isfinite(values) | (values < 0)
+def _check_column(
+    values: np.ndarray,
+    col: str,
+    *,
+    integer: bool,
+    where: Callable[[int], str] | None = None,
+    negative_ok: bool = False,
+) -> None:
+    bad = ~np.isfinite(values)
+    if not negative_ok:
+        bad |= values < 0
     if integer:
         bad |= values != np.round(values)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        kind = "a non-negative integer" if integer else "a finite non-negative number"
-        raise InputError(
-            f"expected {kind}, got {values[row]!r}", row=row + 1, column=col
+        kind = (
+            "a non-negative integer" if integer
+            else "a finite number" if negative_ok else "a finite non-negative number"
         )
+        name = where(row) if where is not None else f"row {row + 1}"
+        raise InputError(f"{name}: column {col!r}: expected {kind}, got {values[row]!r}")
 
 
-def check_recency(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, t_name: str = "T") -> None:
-    """Recency must lie in [0, T], and be 0 when there are no repeat purchases."""
-    bad = (t_x > T + 1e-9) | ((x == 0) & (t_x > 0))
+def check_recency(
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,
+    t_name: str = "T",
+    where: Callable[[int], str] | None = None,
+) -> None:
+    """Recency must lie in [0, T], and be 0 when there are no repeat purchases.
+
+    ``where`` names the offending row (see :func:`as_triples`); the message also gives its
+    values, since a compressed summary's row number means nothing to a user.
+    """
+    bad = (t_x > T + 1e-9) | ((x == 0) & (t_x > 0)) | (T < 0)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
+        name = where(row) if where is not None else f"row {row + 1}"
         raise InputError(
-            f"expected 0 <= t_x <= {t_name} and t_x = 0 when x = 0; got x={x[row]:g}, "
-            f"t_x={t_x[row]:g}, {t_name}={T[row]:g}",
-            row=row + 1,
-            column="t_x",
+            f"{name}: column 't_x': expected 0 <= t_x <= {t_name} and t_x = 0 when x = 0; "
+            f"got x={x[row]:g}, t_x={t_x[row]:g}, {t_name}={T[row]:g}"
         )
 
 
@@ -130,6 +183,11 @@ class BTYDModel(BaseEstimator):
 
     _param_names: tuple[str, ...] = ()
     _columns: tuple[str, ...] = ("x", "t_x", "T")
+    #: Columns measured in a unit the user chooses (time, money): the fit runs on them divided
+    #: by a typical value, so the estimates do not depend on the unit (see :meth:`_unit_scale`).
+    _scaled_columns: tuple[str, ...] = ()
+    #: Per parameter, the power of that unit it carries (alpha is in time units: 1; r: 0).
+    _param_units: tuple[int, ...] = ()
 
     def __init__(
         self,
@@ -174,6 +232,25 @@ class BTYDModel(BaseEstimator):
     def _check_data(self, data: dict[str, np.ndarray], weights: np.ndarray) -> None:
         """Raise :class:`SegflowError` when the data cannot identify the model."""
 
+    def _unit_scale(self, data: dict[str, np.ndarray], weights: np.ndarray) -> float:
+        """A typical positive value of the first scaled column (its weighted mean), or 1.
+
+        The fit runs on the scaled columns divided by it and multiplies the parameters by
+        ``scale ** _param_units`` afterwards. The likelihood is equivariant in the unit (the
+        estimates in another unit are the same, rescaled), but the optimizer's start points
+        (all parameters 1) and its boundary check (|log theta| <= 15) are not: amounts in a
+        currency with large nominal values or times in a very short unit put the optimum
+        far from the start or past the boundary.
+        """
+        if not self._scaled_columns:
+            return 1.0
+        values = data[self._scaled_columns[0]]
+        positive = values > 0
+        if not positive.any():
+            return 1.0
+        scale = float(np.average(values[positive], weights=weights[positive]))
+        return scale if np.isfinite(scale) and scale > 0 else 1.0
+
     # -- fitting --------------------------------------------------------------------------
     def fit(self, summary: Any) -> BTYDModel:
         """Fit by maximum likelihood on the summary (per customer or compressed triples).
@@ -189,7 +266,7 @@ class BTYDModel(BaseEstimator):
         self
         """
         started = time.perf_counter()
-        data, weights = as_triples(summary, self._columns)
+        data, weights, self._where = as_triples(summary, self._columns, return_namer=True)
         data, weights = self._select(data, weights)
         keep = weights > 0
         data = {k: v[keep] for k, v in data.items()}
@@ -197,7 +274,13 @@ class BTYDModel(BaseEstimator):
         if weights.sum() == 0:
             raise SegflowError(f"{type(self).__name__}: the summary holds no customers")
         self._check_data(data, weights)
+        self._where = None  # a closure over the input frame: not kept on the fitted model
         n_total = float(weights.sum())
+        natural_data = data
+        scale = self._unit_scale(data, weights)
+        data = {k: v / scale if k in self._scaled_columns else v for k, v in data.items()}
+        units = np.array(self._param_units or (0,) * len(self._param_names), dtype=float)
+        self._unit_factor = scale**units  # natural parameters = fitted parameters * factor
         coarse = self._coarsen(data, weights) if len(weights) > _COARSE_ROWS else None
         data = self._prepare(data)
         objective, objective_grad = self._objectives(data, weights)
@@ -221,12 +304,14 @@ class BTYDModel(BaseEstimator):
             name = self._param_names[int(np.argmax(np.abs(log_params)))]
             raise SegflowError(
                 f"{type(self).__name__}: the data cannot identify the model: parameter "
-                f"{name} ran to {np.exp(log_params).max():.3g} or {np.exp(log_params).min():.3g} "
-                "(a boundary). Check the time unit, the calibration period, and that enough "
-                "customers repeat; consider a penalizer or a simpler model."
+                f"{name} ran to a boundary ({np.exp(log_params).max():.3g} or "
+                f"{np.exp(log_params).min():.3g} on the unit-free scale). Check the "
+                "calibration period and that enough customers repeat; consider a penalizer "
+                "or a simpler model."
             )
-        params = np.exp(log_params)
-        total_ll = float(_wsum(weights, self._loglik(params, **data)))
+        fitted = np.exp(log_params)  # on the scaled data
+        params = fitted * self._unit_factor
+        total_ll = float(_wsum(weights, self._loglik(params, **natural_data)))
         if self._has_gradient:
             hess = _hessian_from_gradient(
                 lambda lp: (self._loglik_grad(np.exp(lp), **data)[1] * weights).sum(axis=1) * np.exp(lp),
@@ -272,6 +357,8 @@ class BTYDModel(BaseEstimator):
         """The penalised mean negative log-likelihood on the log-parameters (and gradient)."""
         n_total = float(weights.sum())
         penalizer = float(self.penalizer)
+        # the penalty is on the parameters in the user's units (lifetimes' convention)
+        factor2 = getattr(self, "_unit_factor", np.ones(len(self._param_names))) ** 2
 
         def objective(log_params: np.ndarray) -> float:
             if np.any(np.abs(log_params) > 30):
@@ -279,7 +366,7 @@ class BTYDModel(BaseEstimator):
             params = np.exp(log_params)
             with np.errstate(all="ignore"):
                 ll = self._loglik(params, **data)
-            value = -_wsum(weights, ll) / n_total + penalizer * np.sum(params**2)
+            value = -_wsum(weights, ll) / n_total + penalizer * np.sum(factor2 * params**2)
             return float(value) if np.isfinite(value) else np.inf
 
         def objective_grad(log_params: np.ndarray) -> tuple[float, np.ndarray]:
@@ -288,9 +375,9 @@ class BTYDModel(BaseEstimator):
             params = np.exp(log_params)
             with np.errstate(all="ignore"):
                 ll, grad = self._loglik_grad(params, **data)
-            value = -_wsum(weights, ll) / n_total + penalizer * np.sum(params**2)
+            value = -_wsum(weights, ll) / n_total + penalizer * np.sum(factor2 * params**2)
             # chain rule to the log-parameters: d/d(log theta) = theta * d/d theta
-            g = (-(grad * weights).sum(axis=1) / n_total + 2 * penalizer * params) * params
+            g = (-(grad * weights).sum(axis=1) / n_total + 2 * penalizer * factor2 * params) * params
             if not (np.isfinite(value) and np.all(np.isfinite(g))):
                 return np.inf, np.zeros_like(log_params)
             return float(value), g

@@ -6,8 +6,9 @@ brought into pandas, because scikit-learn fits on it.
 
 Definitions (see ``docs/churn.md``):
 
-* A **purchase** is a transaction line that is not a return (``is_return`` not true) and has a
-  positive ``amount``.
+* A **purchase** is a purchase line of segflow's one purchase definition
+  (:mod:`segflow.features._purchase_def`): not a return (``is_return`` not true, amount not
+  negative), ``amount >= 0`` (a zero-value order is a purchase occasion).
 * A customer is **eligible** at snapshot ``s`` when they made at least one purchase with
   ``ts < s``. Customers who never bought cannot "churn" and are not scored.
 * The **churn label** at ``s`` with horizon ``N`` days is 1 when the customer makes no purchase
@@ -28,6 +29,7 @@ import ibis
 import pandas as pd
 
 from segflow.errors import SegflowError
+from segflow.features._purchase_def import purchase_lines
 
 #: The pseudo-segment of customers with no assignment at the next snapshot.
 GONE = "(gone)"
@@ -43,11 +45,9 @@ def _ts(day: dt.date) -> dt.datetime:
 
 
 def purchases(transactions: ibis.Table) -> ibis.Table:
-    """Purchase lines of a transaction table: not returns, positive amount, known customer."""
-    is_return = transactions.is_return.fill_null(False)
-    return transactions.filter(
-        transactions.customer_id.notnull(), ~is_return, transactions.amount > 0
-    )
+    """Purchase lines of a transaction table with a known customer (not returns, amount >= 0;
+    see :mod:`segflow.features._purchase_def`)."""
+    return purchase_lines(transactions)
 
 
 def eligible_customers(transactions: ibis.Table, snapshot: dt.date) -> ibis.Table:

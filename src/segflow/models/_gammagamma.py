@@ -29,6 +29,24 @@ from segflow.models._btyd_base import BTYDModel
 
 #: Above this absolute correlation of frequency and mean spend, the fit warns.
 CORRELATION_WARNING = 0.3
+#: Mean spends within this relative spread of each other count as one price (degenerate).
+DEGENERATE_SPREAD = 1e-9
+
+
+class DegenerateSpendError(SegflowError):
+    """Every repeat buyer has the same mean spend: the spend distribution is one price.
+
+    ``price`` holds that price; :func:`fit_spend_model` turns it into a
+    :class:`ConstantSpendModel`.
+    """
+
+    def __init__(self, price: float, buyers: int) -> None:
+        self.price, self.buyers = price, buyers
+        super().__init__(
+            f"GammaGammaModel: all {buyers} repeat buyers have the same mean spend "
+            f"{price:.10g} (a single price): the spend distribution is degenerate and the "
+            "Gamma-Gamma model is not identified; the expected spend is that price"
+        )
 
 
 class GammaGammaModel(BTYDModel):
@@ -62,16 +80,60 @@ class GammaGammaModel(BTYDModel):
 
     _param_names = ("p", "q", "gamma")
     _columns = ("x", "monetary_value")
+    _scaled_columns = ("monetary_value",)
+    _param_units = (0, 0, 1)  # gamma is in currency units, p and q are unit-free
 
     def fit(self, summary: Any) -> GammaGammaModel:
-        """Fit on per-customer ``x, monetary_value`` (rows with x = 0 are skipped, counted)."""
-        return super().fit(summary)
+        """Fit on per-customer ``x, monetary_value`` (rows with x = 0 are skipped, counted).
+
+        The fit runs on the mean spends divided by their mean and scales gamma back, so p and
+        q do not depend on the unit of money (cents or a currency with large nominal values
+        give the same p, q and a gamma scaled with the amounts).
+
+        Raises
+        ------
+        DegenerateSpendError
+            When every repeat buyer has the same mean spend (one price).
+        SegflowError
+            With fewer than two repeat buyers with a positive mean spend.
+
+        Warns
+        -----
+        UserWarning
+            When q <= 1: the spend is heavy-tailed, the population mean is infinite, and only
+            repeat buyers get a (finite) expected spend.
+        """
+        super().fit(summary)
+        q = self.params_["q"]
+        if q <= 1:
+            warnings.warn(
+                f"GammaGammaModel: q = {q:.3g} <= 1: spend per order is heavy-tailed across "
+                "customers and the population mean spend is infinite; repeat buyers are "
+                "scored (their expected spend is finite), customers without a repeat "
+                "purchase get no expected spend or CLV. Capping extreme orders before "
+                "fitting gives every customer a finite value.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return self
 
     def _select(
         self, data: dict[str, np.ndarray], weights: np.ndarray
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        keep = (data["x"] > 0) & (data["monetary_value"] > 0)
+        repeat = data["x"] > 0
+        keep = repeat & (data["monetary_value"] > 0)
         self.n_excluded_ = int(round(weights[~keep].sum()))
+        # repeat buyers whose mean repeat spend is zero or negative (returns netted against
+        # purchases): no Gamma density; left out of the fit, counted, still scored
+        self.n_nonpositive_spend_ = int(round(weights[repeat & ~keep].sum()))
+        if self.n_nonpositive_spend_:
+            warnings.warn(
+                f"GammaGammaModel: {self.n_nonpositive_spend_} repeat buyers with a zero or "
+                "negative mean spend (returns netted against purchases) are left out of the "
+                "spend fit; they are scored with the population's expected spend",
+                UserWarning,
+                stacklevel=3,
+            )
         data = {k: v[keep] for k, v in data.items()}
         weights = weights[keep]
         if weights.sum() > 0:
@@ -89,11 +151,17 @@ class GammaGammaModel(BTYDModel):
         return data, weights
 
     def _check_data(self, data: dict[str, np.ndarray], weights: np.ndarray) -> None:
-        if weights.sum() < 2 or len(np.unique(data["monetary_value"])) < 2:
+        m = data["monetary_value"]
+        if weights.sum() < 2:
             raise SegflowError(
-                "GammaGammaModel: fewer than two repeat buyers with distinct positive mean "
-                "spend; the spend model cannot be estimated"
+                "GammaGammaModel: fewer than two repeat buyers with a positive mean spend; "
+                "the spend model cannot be estimated"
             )
+        low, high = float(m.min()), float(m.max())
+        if high - low <= DEGENERATE_SPREAD * high:
+            # every repeat buyer has the same mean spend up to rounding (one price): the
+            # variance across customers is 0 and the MLE runs to q, gamma -> infinity
+            raise DegenerateSpendError(float(np.average(m, weights=weights)), int(weights.sum()))
 
     _has_gradient = True
 
@@ -134,15 +202,29 @@ class GammaGammaModel(BTYDModel):
         """E(Z | x, m): expected value of a future transaction (FH 2013 eq. 5), in currency.
 
         A weighted mean of the population mean p*gamma/(q-1) and the customer's own mean m,
-        the weight on m growing with x. Customers with x = 0 get the population mean.
+        the weight on m growing with x. Customers without a positive repeat spend get the
+        population mean. Where the expectation is infinite (p*x + q <= 1; with q <= 1 at
+        least every customer without a repeat purchase) the result is NaN.
         """
         p, q, gamma = self._params()
-        if q <= 1:
-            raise SegflowError(f"GammaGammaModel: q = {q:.3g} <= 1, the mean spend is infinite")
         x = np.asarray(x, dtype=float)
         m = np.nan_to_num(np.asarray(monetary_value, dtype=float), nan=0.0)
         x = np.where(m > 0, x, 0.0)
-        return (p * (gamma + m * x)) / (p * x + q - 1)
+        m = np.where(m > 0, m, 0.0)
+        den = p * x + q - 1
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(den > 0, p * (gamma + m * x) / den, np.nan)
+
+    def spend_expression(self, x: Any, monetary_value: Any) -> Any:
+        """:meth:`expected_spend` as an Ibis expression (null where it is infinite)."""
+        import ibis
+
+        p, q, gamma = self._params()
+        has = monetary_value.notnull() & (monetary_value > 0) & (x > 0)
+        xf = ibis.ifelse(has, x.cast("float64"), 0.0)
+        mf = ibis.ifelse(has, monetary_value, 0.0)
+        den = p * xf + (q - 1)
+        return ibis.ifelse(den > 0, (p * (gamma + mf * xf)) / den, ibis.null("float64"))
 
     def population_mean_spend(self) -> float:
         """E(Z) = p gamma / (q - 1), the mean transaction value of the population."""
@@ -164,3 +246,58 @@ def _weighted_corr(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
     cov = np.average((x - mx) * (y - my), weights=w)
     var = np.average((x - mx) ** 2, weights=w) * np.average((y - my) ** 2, weights=w)
     return float(cov / np.sqrt(var)) if var > 0 else float("nan")
+
+
+class ConstantSpendModel:
+    """Expected spend equal to one value for every customer (a one-price shop, or a given
+    average order value).
+
+    Parameters
+    ----------
+    value : float
+        Expected spend per purchase, in currency units.
+    source : str
+        Where the value comes from (``"single price"``, ``"given"``, ``"observed mean"``).
+    """
+
+    def __init__(self, value: float, source: str = "given") -> None:
+        if not np.isfinite(value):
+            raise SegflowError(f"the average order value must be a finite number, got {value!r}")
+        self.value = float(value)
+        self.source = source
+
+    def expected_spend(self, x: Any, monetary_value: Any) -> np.ndarray:
+        """``value`` for every customer."""
+        return np.full(np.shape(np.asarray(x, dtype=float)), self.value)
+
+    def spend_expression(self, x: Any, monetary_value: Any) -> Any:
+        import ibis
+
+        return ibis.literal(self.value, type="float64")
+
+    def population_mean_spend(self) -> float:
+        return self.value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": "constant", "expected_spend": self.value, "source": self.source}
+
+
+def fit_spend_model(
+    summary: Any, *, penalizer: float = 0.0
+) -> tuple[GammaGammaModel | ConstantSpendModel, list[str]]:
+    """Fit the Gamma-Gamma model, or a constant spend when every order has one price.
+
+    Parameters
+    ----------
+    summary : DataFrame or Ibis table with ``x``, ``monetary_value`` (optionally ``count``)
+
+    Returns
+    -------
+    (model, notes)
+        ``notes`` holds the degenerate-spend message when a :class:`ConstantSpendModel` is
+        returned.
+    """
+    try:
+        return GammaGammaModel(penalizer=penalizer).fit(summary), []
+    except DegenerateSpendError as exc:
+        return ConstantSpendModel(exc.price, "single price"), [str(exc)]

@@ -96,6 +96,7 @@ class ParetoNBDModel(_ContinuousBTYD):
     """
 
     _param_names = ("r", "alpha", "s", "beta")
+    _param_units = (0, 1, 0, 1)
 
     @staticmethod
     def _loglik(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from segflow.errors import SegflowError
 from segflow.models._btyd_base import BTYDModel
-from segflow.models._gammagamma import GammaGammaModel
+from segflow.models._gammagamma import ConstantSpendModel, GammaGammaModel
 from segflow.models._summary import compress, unit_days
 
 #: Short model names used in the store's customer_scores.model column and in the CLI.
@@ -103,7 +103,7 @@ def score_customers(
     *,
     horizon: float,
     time_unit: str = "W",
-    spend_model: GammaGammaModel | None = None,
+    spend_model: GammaGammaModel | ConstantSpendModel | None = None,
     margin: float = 1.0,
     annual_discount_rate: float = 0.1,
 ) -> ir.Table:
@@ -116,8 +116,11 @@ def score_customers(
     model : fitted count model
     horizon : float
         Prediction horizon in ``time_unit`` (e.g. 52 weeks).
-    spend_model : fitted GammaGammaModel, optional
+    spend_model : fitted GammaGammaModel or ConstantSpendModel, optional
         Adds ``expected_spend`` and ``clv`` (margin x expected spend x discounted purchases).
+        With a Gamma-Gamma ``q <= 1`` both are null for customers whose expected spend is
+        infinite (those without a repeat purchase); the count models' scores are written
+        for everybody.
     margin : float, default=1.0
         Profit margin applied to spend (1.0 = revenue CLV).
     annual_discount_rate : float, default=0.1
@@ -141,16 +144,10 @@ def score_customers(
     out = joined.select(*cols, "monetary_value")
     if spend_model is None:
         return out.drop("monetary_value")
-    p, q, gamma = (spend_model.params_[k] for k in ("p", "q", "gamma"))
-    if q <= 1:
-        raise SegflowError(f"GammaGammaModel: q = {q:.3g} <= 1, the mean spend is infinite")
     # FH (2013) eq. (5), in the engine: customers without a positive repeat spend get the
-    # population mean p*gamma/(q-1)
-    has = out.monetary_value.notnull() & (out.monetary_value > 0) & (out.x > 0)
-    xf = ibis.ifelse(has, out.x.cast("float64"), 0.0)
-    mf = ibis.ifelse(has, out.monetary_value, 0.0)
-    spend = (p * (gamma + mf * xf)) / (p * xf + (q - 1))
-    out = out.mutate(expected_spend=spend)
+    # population mean p*gamma/(q-1); where that is infinite (q <= 1) expected_spend and clv
+    # are null (a constant spend model gives its value to everybody)
+    out = out.mutate(expected_spend=spend_model.spend_expression(out.x, out.monetary_value))
     out = out.mutate(clv=margin * out.expected_spend * out.discounted_purchases)
     return out.drop("monetary_value")
 

@@ -3,9 +3,12 @@
 Definitions (those of Fader, Hardie & Lee 2005 on CDNOW, which land on the published values):
 
 * Purchases are **purchase days**: all lines of one customer on one calendar day are one
-  transaction, their amounts summed (returns, as negative lines, are netted within the day).
-  A day with only negative lines (a return-only day) is not a purchase; such days are counted
-  in a warning. Zero-value lines (free items) are purchases.
+  transaction. A day is a purchase day when it has a purchase line (segflow's one purchase
+  definition, :mod:`segflow.features._purchase_def`: not a return, amount >= 0, so zero-value
+  lines are purchases); its spend is the sum of its purchase lines (returns are not netted
+  into spend statistics). A return-only day is not a purchase; a purchase day whose returns
+  exceed its purchases (net-negative) stays a purchase day with its purchase spend. Both
+  kinds of day are counted in a warning.
 * The **calibration period** is every day before ``calibration_end`` (a snapshot date:
   rows with ``ts < calibration_end``). Its last day is ``calibration_end - 1 day``.
 * ``x``: purchase days in the calibration period minus one (repeat purchases).
@@ -32,6 +35,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from segflow.errors import InputError
+from segflow.features._purchase_def import is_purchase_line
 
 #: Length of one time unit in days. A "month" is the mean Gregorian month.
 TIME_UNITS: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
@@ -67,9 +71,11 @@ def purchase_days(
 ) -> ir.Table:
     """One row per customer and calendar day before ``end``.
 
-    Columns ``customer_id, day, amount, purchase``: ``amount`` is the net amount of the day
-    (returns netted), ``purchase`` is true when the day has a line with amount >= 0 (a
-    zero-value purchase is a purchase; a return-only day is not).
+    Columns ``customer_id, day, amount, net_amount, purchase``: ``amount`` is the spend of
+    the day's purchase lines, ``net_amount`` the sum of all its lines (returns included),
+    ``purchase`` is true when the day has a purchase line (not a return, amount >= 0: a
+    zero-value purchase is a purchase; a return-only day is not). A return is a line with
+    ``is_return`` true (when the table has that column) or a negative amount.
     """
     for col in (customer_col, ts_col, amount_col):
         if col is not None and col not in transactions.columns:
@@ -82,13 +88,16 @@ def purchase_days(
     amount = (
         transactions[amount_col].cast("float64") if amount_col is not None else ibis.literal(1.0)
     )
+    buy = is_purchase_line(transactions, amount_col=amount_col)
     rows = transactions.select(
-        customer_id=transactions[customer_col].cast("string"), day=day, amount=amount
+        customer_id=transactions[customer_col].cast("string"), day=day, amount=amount, _buy=buy
     ).filter(ibis._.customer_id.notnull(), ibis._.day.notnull())
     if end is not None:
         rows = rows.filter(rows.day < end)
     return rows.group_by(["customer_id", "day"]).aggregate(
-        amount=rows.amount.sum(), purchase=rows.amount.max() >= 0
+        amount=rows.amount.sum(where=rows._buy).fill_null(0.0),
+        net_amount=rows.amount.sum(),
+        purchase=rows._buy.any(),
     )
 
 
@@ -191,12 +200,14 @@ def _warn_exclusions(days: ir.Table, cal_end: dt.date) -> None:
     per = days.group_by("customer_id").aggregate(
         first_buy=days.day.min(where=days.purchase),
         nonpositive=(~days.purchase).cast("int64").sum(),
+        net_negative=(days.purchase & (days.net_amount < 0)).cast("int64").sum(),
     )
     stats = per.aggregate(
         customers=per.count(),
         born_after=(per.first_buy >= cal_end).cast("int64").sum(),
         only_returns=per.first_buy.isnull().cast("int64").sum(),
         nonpositive_days=per.nonpositive.sum(),
+        net_negative_days=per.net_negative.sum(),
     ).execute()
     row = stats.iloc[0].fillna(0)
     total = int(row["customers"])
@@ -212,6 +223,15 @@ def _warn_exclusions(days: ir.Table, cal_end: dt.date) -> None:
             f"btyd_summary: {int(row['nonpositive_days'])} return-only customer-days are not "
             f"purchases; {int(row['only_returns'])} of {total} customers have no purchase and "
             "are excluded",
+            UserWarning,
+            stacklevel=3,
+        )
+
+    if int(row["net_negative_days"]):
+        warnings.warn(
+            f"btyd_summary: {int(row['net_negative_days'])} purchase days have more returns "
+            "than purchases (net-negative); they count as purchase days with the spend of "
+            "their purchase lines",
             UserWarning,
             stacklevel=3,
         )

@@ -20,7 +20,6 @@ Table work runs in the engine (Ibis); only the small result tables reach pandas.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -29,10 +28,10 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from segflow._result import TableResult
+from segflow._result import TableResult, json_records
 from segflow.errors import SegflowError
 from segflow.models._btyd_base import BTYDModel
-from segflow.models._gammagamma import GammaGammaModel
+from segflow.models._gammagamma import ConstantSpendModel, GammaGammaModel
 from segflow.models._scoring import score_customers
 from segflow.models._summary import btyd_summary, compress, purchase_days, unit_days
 
@@ -78,7 +77,7 @@ class HoldoutValidation(TableResult):
         def records(frame: pd.DataFrame | None) -> list[dict[str, Any]]:
             if frame is None:
                 return []
-            return json.loads(frame.to_json(orient="records", date_format="iso"))
+            return json_records(frame)
 
         return {
             "data": records(self.metrics),
@@ -126,7 +125,7 @@ def validate_holdout(
     model: BTYDModel,
     *,
     time_unit: str = "W",
-    spend_model: GammaGammaModel | None = None,
+    spend_model: GammaGammaModel | ConstantSpendModel | None = None,
     transactions: ir.Table | None = None,
     customer_col: str = "customer_id",
     ts_col: str = "ts",
@@ -141,7 +140,7 @@ def validate_holdout(
     model : fitted count model (BG/NBD, MBG/NBD or Pareto/NBD), fitted on this calibration.
     time_unit : str
         The summary's time unit.
-    spend_model : fitted GammaGammaModel, optional
+    spend_model : fitted GammaGammaModel or ConstantSpendModel, optional
         Adds spend errors and the CLV decile check (holdout spend, undiscounted).
     transactions : ibis.Table, optional
         The transaction log, for the tracking curves.

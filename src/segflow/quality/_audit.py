@@ -57,8 +57,9 @@ class AuditReport(TableResult):
     (columns no source fills) are listed but not scored; an empty base scores 0.
     """
 
-    def __init__(self, checks: list[Check], as_of: dt.date) -> None:
+    def __init__(self, checks: list[Check], as_of: dt.date, data_end: dt.date | None = None) -> None:
         self.checks, self.as_of = checks, as_of
+        self.data_end = data_end or as_of
 
     @property
     def score(self) -> float:
@@ -79,7 +80,8 @@ class AuditReport(TableResult):
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "as_of": self.as_of.isoformat(), "score": round(self.score, 1),
+            "as_of": self.as_of.isoformat(), "data_end": self.data_end.isoformat(),
+            "score": round(self.score, 1),
             "data": [{**asdict(c), "share": c.share} for c in self.checks],
             "count": len(self.checks),
         }
@@ -111,10 +113,14 @@ def audit(store: Store, *, as_of: dt.date | None = None, stale_days: int = 365,
     as_of : date, optional
         Audit date; rows dated on or after it are "future". Default: today (UTC).
     stale_days : int, default 365
-        Customers with no transaction or event in this many days before ``as_of`` (and
-        created before that) are stale.
+        Customers with no transaction or event in the ``stale_days`` days up to the data's
+        end (and created before that window) are stale.
     old_years : int, default 20
-        Dates more than this many years before ``as_of`` are "too old".
+        Dates more than this many years before the data's end are "too old".
+
+    The data's end (``data_end``) is the day of the latest transaction, event, campaign
+    exposure or survey response dated before ``as_of`` (``as_of`` itself when there is
+    none), so that a historic export is judged against its own time, not against today.
 
     Returns
     -------
@@ -125,11 +131,12 @@ def audit(store: Store, *, as_of: dt.date | None = None, stale_days: int = 365,
     tables = {n: store.table(n) for n in CANONICAL_TABLES}
     sizes = {n: int(t.count().execute()) for n, t in tables.items()}
     cut = ibis.timestamp(dt.datetime.combine(as_of, dt.time()))
+    end = _data_end(tables, sizes, cut) or as_of
     checks: list[Check] = []
     for name, t in tables.items():
         if sizes[name]:
             checks += _completeness(name, t, sizes[name])
-            checks += _dates(name, t, sizes[name], cut, as_of, old_years)
+            checks += _dates(name, t, sizes[name], cut, as_of, old_years, end)
             checks.append(_duplicates(name, t, sizes[name]))
     tx, cu = tables["transactions"], tables["customers"]
     if sizes["transactions"]:
@@ -142,10 +149,22 @@ def audit(store: Store, *, as_of: dt.date | None = None, stale_days: int = 365,
         for name in ("transactions", "events", "campaign_exposures", "survey_responses"):
             if sizes[name]:
                 checks.append(_unknown(name, tables[name], cu, sizes[name]))
-        checks.append(_stale(cu, tx, tables["events"], cut, stale_days, as_of))
+        checks.append(_stale(cu, tx, tables["events"], stale_days, end))
     checks += _quarantine(store)
     checks += _flagged(store, sizes)
-    return AuditReport(checks, as_of)
+    return AuditReport(checks, as_of, end)
+
+
+def _data_end(tables: dict[str, ibis.Table], sizes: dict[str, int], cut) -> dt.date | None:
+    """The day of the latest activity (transaction, event, exposure, survey) before ``cut``."""
+    ends = []
+    for name in ("transactions", "events", "campaign_exposures", "survey_responses"):
+        if sizes[name]:
+            t = tables[name]
+            latest = t.filter(t.ts < cut).ts.max().execute()
+            if latest is not None and latest == latest:  # neither None nor NaT
+                ends.append(latest.date())
+    return max(ends) if ends else None
 
 
 def _sev(count: int, bad: str = "warning") -> str:
@@ -181,11 +200,11 @@ def _completeness(name: str, t: ibis.Table, n: int) -> list[Check]:
     return out
 
 
-def _dates(name, t, n, cut, as_of, old_years) -> list[Check]:
+def _dates(name, t, n, cut, as_of, old_years, end: dt.date) -> list[Check]:
     col = _DATE_COLUMNS[name]
     ts = t[col]
     future = t.filter(ts >= cut)
-    old_cut = ibis.timestamp(dt.datetime(as_of.year - old_years, as_of.month, 1))
+    old_cut = ibis.timestamp(dt.datetime(end.year - old_years, end.month, 1))
     old = t.filter(ts < old_cut)
     nf, no = int(future.count().execute()), int(old.count().execute())
     return [
@@ -193,7 +212,8 @@ def _dates(name, t, n, cut, as_of, old_years) -> list[Check]:
               _examples(future.order_by(ts.desc()), [col]),
               f"{col} on or after the audit date {as_of}: check time zones and the source's clock"),
         Check("old_dates", name, _sev(no), no, n, _examples(old.order_by(ts), [col]),
-              f"{col} more than {old_years} years before {as_of}: default dates such as 1900-01-01?"),
+              f"{col} more than {old_years} years before the data's end {end} (the latest "
+              "activity before the audit date): default dates such as 1900-01-01?"),
     ]
 
 
@@ -288,8 +308,11 @@ def _unknown(name: str, t: ibis.Table, cu: ibis.Table, n: int) -> Check:
                  "or check id formats (leading zeros, prefixes)")
 
 
-def _stale(cu, tx, ev, cut, stale_days: int, as_of: dt.date) -> Check:
-    since = ibis.timestamp(dt.datetime.combine(as_of - dt.timedelta(days=stale_days), dt.time()))
+def _stale(cu, tx, ev, stale_days: int, end: dt.date) -> Check:
+    """Customers without activity in the ``stale_days`` days up to and including ``end``."""
+    upto = end + dt.timedelta(days=1)
+    cut = ibis.timestamp(dt.datetime.combine(upto, dt.time()))
+    since = ibis.timestamp(dt.datetime.combine(upto - dt.timedelta(days=stale_days), dt.time()))
     active = (tx.filter((tx.ts >= since) & (tx.ts < cut)).select("customer_id")
               .union(ev.filter((ev.ts >= since) & (ev.ts < cut)).select("customer_id")).distinct())
     base = cu.filter(cu.created_at.isnull() | (cu.created_at < since)).select("customer_id").distinct()
@@ -298,7 +321,8 @@ def _stale(cu, tx, ev, cut, stale_days: int, as_of: dt.date) -> Check:
     sev = "warning" if total and k / total > 0.5 else _sev(k, "info")
     return Check("stale_customers", "customers", sev, k, total,
                  _examples(stale.order_by(stale.customer_id), ["customer_id"]),
-                 f"no purchase or visit in the {stale_days} days before {as_of}: keep for "
+                 f"no purchase or visit in the {stale_days} days up to the data's end {end} "
+                 "(the latest activity, not today): keep for "
                  "win-back, but check whether the records are still valid (consent, contact)")
 
 

@@ -13,6 +13,34 @@ from segflow.store import Store
 REVENUE_WINDOW_DAYS = 365
 
 
+def revenue_totals(store: Store) -> dict[str, object]:
+    """Totals of the ``transactions`` table as the report's overview shows them.
+
+    ``net_revenue`` is the sum of every accepted transaction in the store's currency:
+    returns netted (negative lines) and **anonymous lines included** (no customer id; they
+    are real revenue, see docs/data.md), so it reconciles with finance. It splits into
+    ``identified_revenue`` (lines with a customer id, the revenue segments share) and
+    ``anonymous_revenue``. Counts: ``transactions`` (all), ``anonymous_transactions``,
+    ``customers`` (distinct ids with a transaction); ``first``/``last``: the dates of the
+    earliest and latest transaction (UTC). Amounts are summed in SQL (DOUBLE).
+    """
+    t = store.table("transactions")
+    anon = t.customer_id.isnull()
+    row = t.aggregate(
+        net_revenue=t.amount.sum(),
+        anonymous_revenue=t.amount.sum(where=anon),
+        transactions=t.count(),
+        anonymous_transactions=t.count(where=anon),
+        customers=t.customer_id.nunique(),
+        first=t.ts.min().date(),
+        last=t.ts.max().date(),
+    ).to_pyarrow().to_pylist()[0]
+    row["net_revenue"] = float(row["net_revenue"] or 0.0)
+    row["anonymous_revenue"] = float(row["anonymous_revenue"] or 0.0)
+    row["identified_revenue"] = row["net_revenue"] - row["anonymous_revenue"]
+    return row
+
+
 def segment_sizes(store: Store, scheme: str, snapshot: dt.date) -> pd.DataFrame:
     """Per segment of ``scheme`` at ``snapshot``: customers, share of customers, net revenue
     in the 365 days before the snapshot (``snapshot - 365 days <= ts < snapshot``, returns

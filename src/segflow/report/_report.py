@@ -1,12 +1,13 @@
-"""The self-contained HTML report: one file, Plotly's JavaScript inlined, no external URLs.
+"""The self-contained HTML report: one file, Plotly's JavaScript inlined once, no external URLs.
 
-Sections are built by small functions, each reading results from the store through the
-library (never recomputing raw data here): overview, data quality, segments, migration.
+The first screen is the executive summary (:mod:`segflow.report._summary`); then the detail:
+overview, segments with change, migration, predicted value with CLV diagnostics, campaigns,
+data quality. Sections are small functions reading results from the store through the
+library (never recomputing raw data here).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import html
 from collections.abc import Callable
@@ -16,12 +17,18 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import pandas as pd
 
+from segflow.errors import SegflowError
+from segflow.report._context import ReportContext
+from segflow.report._format import figure_html as _figure
+from segflow.report._format import table_html as _table
 from segflow.report._queries import (
     quarantine_reasons,
     reconciliation,
-    segment_sizes,
+    revenue_totals,
     value_by_segment,
 )
+from segflow.report._sections import Section, migration_section, segments_section
+from segflow.report._summary import executive_summary, summary_html
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -32,14 +39,6 @@ _TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=jinja2.select_autoescape(["html", "j2"]),
 )
-
-
-@dataclasses.dataclass
-class Section:
-    id: str
-    title: str
-    intro: str = ""
-    blocks: list[str] = dataclasses.field(default_factory=list)
 
 
 def figure_html(fig: go.Figure) -> str:
@@ -83,19 +82,19 @@ def _note(text: str) -> str:
 
 
 # -- sections ---------------------------------------------------------------------------
-def overview_section(project: Project) -> Section:
-    raw = project.store.raw
-    customers, txns, revenue, first, last = raw.execute(
-        "SELECT count(DISTINCT customer_id), count(*), sum(amount), min(ts)::DATE, max(ts)::DATE "
-        "FROM transactions WHERE customer_id IS NOT NULL"
-    ).fetchone()
+def overview_section(ctx: ReportContext) -> Section:
+    project = ctx.project
+    tot = revenue_totals(project.store)
     dates = project.snapshot_dates()
     cur = project.settings.project.currency
     kpis = [
-        ("customers with purchases", f"{customers:,}"),
-        ("transactions", f"{txns:,}"),
-        (f"net revenue ({cur})", f"{(revenue or 0):,.0f}"),
-        ("first / last purchase", f"{first} / {last}"),
+        ("customers with purchases", f"{tot['customers']:,}"),
+        ("transactions (all, incl. anonymous)", f"{tot['transactions']:,}"),
+        (f"net revenue ({cur}), all lines incl. anonymous, returns netted",
+         f"{tot['net_revenue']:,.0f}"),
+        (f"of which anonymous: {tot['anonymous_transactions']:,} lines without customer id ({cur})",
+         f"{tot['anonymous_revenue']:,.0f}"),
+        ("first / last purchase", f"{tot['first']} / {tot['last']}"),
         ("snapshots", f"{len(dates)} ({dates[0]} … {dates[-1]})" if dates else "none"),
         ("schemes", ", ".join(project.schemes())),
     ]
@@ -110,7 +109,8 @@ def overview_section(project: Project) -> Section:
     )
 
 
-def quality_section(project: Project) -> Section:
+def quality_section(ctx: ReportContext) -> Section:
+    project = ctx.project
     section = Section(
         "quality",
         "Data quality",
@@ -119,139 +119,81 @@ def quality_section(project: Project) -> Section:
     )
     recon = reconciliation(project.store)
     section.blocks.append(_h3("Reconciliation per file"))
-    section.blocks.append(table_html(recon) if not recon.empty else _note("No loads recorded."))
+    section.blocks.append(_table(recon) if not recon.empty else _note("No loads recorded."))
     reasons = quarantine_reasons(project.store)
     section.blocks.append(_h3("Quarantined rows by rule"))
-    section.blocks.append(table_html(reasons) if not reasons.empty else _note("No quarantined rows."))
-    from segflow.quality import audit
-
-    checks = audit(project.store).to_pandas()
+    section.blocks.append(_table(reasons) if not reasons.empty else _note("No quarantined rows."))
+    checks = ctx.audit
     flagged = checks[checks["severity"] != "ok"]
     section.blocks.append(_h3("Audit checks"))
     section.blocks.append(
         _note(f"{len(checks) - len(flagged)} of {len(checks)} checks passed; the others are listed below.")
     )
     if not flagged.empty:
-        section.blocks.append(table_html(flagged))
+        section.blocks.append(_table(flagged, percent=("share",)))
     return section
 
 
-def segments_section(project: Project) -> Section:
-    from segflow.viz import segment_size_value_bars
-
-    section = Section(
-        "segments",
-        "Segments",
-        "Size and 12-month net revenue of each segment at the latest snapshot. Revenue counts "
-        "transactions in the 365 days before the snapshot, returns netted.",
-    )
-    for scheme in project.schemes():
-        dates = project.snapshot_dates(scheme)
-        if not dates:
-            continue
-        sizes = segment_sizes(project.store, scheme, dates[-1])
-        section.blocks.append(_h3(f"Scheme {scheme} at {dates[-1]}"))
-        section.blocks.append(figure_html(segment_size_value_bars(sizes, title=f"{scheme}: size and value")))
-        section.blocks.append(
-            table_html(sizes, percent=("share", "revenue_share"), money=("revenue_12m",))
-        )
-        section.blocks.extend(_profile_blocks(project, scheme))
-    return section
+def summary_section(ctx: ReportContext) -> Section:
+    summary = executive_summary(ctx)
+    return Section("summary", "Summary", "", [summary_html(summary, ctx.currency)])
 
 
-def _profile_blocks(project: Project, scheme: str) -> list[str]:
-    from segflow.segments import profile_segments
-
-    if "customer_features" not in project.store.tables():
-        return []
-    features = project.store.table("customer_features")
-    snapshot = project.store.raw.execute("SELECT max(snapshot_date) FROM customer_features").fetchone()[0]
-    a = project.store.table("segment_assignments")
-    a = a.filter((a.scheme == scheme) & (a.snapshot_date == snapshot)).select("customer_id", "segment")
-    profile = profile_segments(features.drop("snapshot_date"), a)
-    frame = profile.to_pandas()
-    return [_h3(f"Profile of {scheme}"), figure_html(profile.figure()), table_html(frame.head(40))]
-
-
-def migration_section(project: Project) -> Section:
-    section = Section(
-        "migration",
-        "Migration",
-        "Who moved between segments from the previous snapshot to the latest. (new) = customers "
-        "not yet in the base at the first date; (gone) = customers no longer in the base.",
-    )
-    for scheme in project.schemes():
-        dates = project.snapshot_dates(scheme)
-        if len(dates) < 2:
-            continue
-        matrix = project.transitions(scheme, dates[-2], dates[-1])
-        section.blocks.append(_h3(f"Scheme {scheme}: {dates[-2]} → {dates[-1]}"))
-        summary = matrix.summary()
-        section.blocks.append(_note(", ".join(f"{k}: {_fmt(v)}" for k, v in summary.items())))
-        section.blocks.append(figure_html(matrix.sankey()))
-        section.blocks.append(figure_html(matrix.figure()))
-        section.blocks.append(figure_html(matrix.net_flow_figure()))
-        section.blocks.extend(_history_blocks(project, scheme, dates))
-    return section
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:,.3f}" if abs(value) < 1 else f"{value:,.0f}"
-    return str(value)
-
-
-def _history_blocks(project: Project, scheme: str, dates: list[dt.date]) -> list[str]:
-    """Alluvial over the last snapshots and a Markov forecast of the segment mix."""
-    from segflow.migration import MarkovChain, pooled_transition_matrix
-    from segflow.viz import forecast_chart
-
-    assignments = project.store.table("segment_assignments")
-    blocks = []
-    if len(dates) > 2:
-        recent = pooled_transition_matrix(assignments, scheme=scheme, start=dates[-6:][0], end=dates[-1])
-        blocks.append(_h3(f"Alluvial over the last {len(dates[-6:])} snapshots"))
-        blocks.append(figure_html(recent.alluvial()))
-    pooled = pooled_transition_matrix(assignments, scheme=scheme, start=dates[max(0, len(dates) - 13)], end=dates[-1])
-    chain = MarkovChain().fit(pooled)
-    sizes = segment_sizes(project.store, scheme, dates[-1]).set_index("segment")["customers"]
-    mix = sizes.reindex(chain.states_).fillna(0.0)
-    forecast = chain.forecast(mix, 6)
-    blocks.append(_h3(f"Markov forecast of the {scheme} mix, 6 periods ahead (pooled over the last 12 transitions)"))
-    blocks.append(figure_html(forecast_chart(forecast, title=f"{scheme}: forecast segment mix")))
-    return blocks
-
-
-def value_section(project: Project) -> Section:
+def value_section(ctx: ReportContext) -> Section:
     from segflow.pipeline import CLV_ANNUAL_DISCOUNT_RATE, CLV_HORIZON_WEEKS, CLV_MODEL
+    from segflow.report._clv import HOLDOUT_WEEKS, clv_diagnostics
 
+    project = ctx.project
     section = Section(
         "value",
         "Predicted value",
         f"BG/NBD + Gamma-Gamma fitted on all history before the latest snapshot (weekly unit): "
-        f"P(alive), expected purchases and revenue CLV over the next {CLV_HORIZON_WEEKS:.0f} weeks, "
-        f"discounted at {CLV_ANNUAL_DISCOUNT_RATE:.0%} a year. See docs/models.md.",
+        f"P(active), expected purchases and predicted revenue over the next {CLV_HORIZON_WEEKS:.0f} weeks "
+        f"({ctx.currency}), discounted at {CLV_ANNUAL_DISCOUNT_RATE:.0%} a year. See docs/models.md.",
     )
-    rows = project.store.raw.execute(
-        "SELECT max(snapshot_date) FROM customer_scores WHERE model = ?", [CLV_MODEL]
+    snapshot = ctx.clv_date
+    # what the latest run could not do (a skipped stage, customers left out of a fit)
+    last = project.store.raw.execute(
+        "SELECT message FROM runs WHERE command = 'run' AND status = 'ok' "
+        "ORDER BY started_at DESC LIMIT 1"
     ).fetchone()
-    if rows[0] is None:
-        section.blocks.append(_note("No CLV scores stored (see the run's notes)."))
+    run_notes = [n for n in (last[0] or "").splitlines() if n] if last else []
+    if snapshot is None:
+        section.blocks.append(_note("No CLV scores stored."))
+    for run_note in run_notes:
+        section.blocks.append(_note(f"Latest run: {run_note}"))
+    if snapshot is None:
         return section
-    for scheme in project.schemes():
-        if rows[0] not in project.snapshot_dates(scheme):
+    for scheme in ctx.schemes:
+        if snapshot not in ctx.dates(scheme):
             continue
-        value = value_by_segment(project.store, scheme, rows[0], CLV_MODEL)
-        section.blocks.append(_h3(f"Scheme {scheme} at {rows[0]}"))
-        section.blocks.append(
-            table_html(value, percent=("mean_p_alive", "clv_share"), money=("clv", "mean_clv"))
-        )
+        value = value_by_segment(project.store, scheme, snapshot, CLV_MODEL).drop(columns="segment_rank")
+        section.blocks.append(_h3(f"{scheme} at {snapshot}"))
+        section.blocks.append(_table(
+            value, percent=("mean_p_alive", "clv_share"), money_cols=("clv", "mean_clv"), currency=ctx.currency
+        ))
+    section.blocks.append(_h3("How far to trust the model", ))
+    try:
+        diag = clv_diagnostics(project.store, snapshot)
+    except SegflowError as exc:
+        section.blocks.append(_note(f"No diagnostics: {exc}"))
+        return section
+    section.blocks.append(_note(
+        f"The model was refitted on history before {diag.calibration_end} and asked to predict the "
+        f"{HOLDOUT_WEEKS} weeks up to {snapshot}; the charts compare its predictions with what happened."
+    ))
+    section.blocks.append('<ul class="caveats">' + "".join(
+        f"<li>{html.escape(c)}</li>" for c in diag.caveats()) + "</ul>")
+    for name, fig in diag.figures(ctx.currency).items():
+        section.blocks.append(_figure(fig, name=f"clv-{name}"))
     return section
 
 
-def campaigns_section(project: Project) -> Section:
+def campaigns_section(ctx: ReportContext) -> Section:
     from segflow.campaigns import campaign_reports
+    from segflow.viz._core import house_style
 
+    project = ctx.project
     section = Section(
         "campaigns",
         "Campaigns",
@@ -268,23 +210,30 @@ def campaigns_section(project: Project) -> Section:
         section.blocks.append(_h3(f"{report.campaign_id} by {scheme} segment ({report.start:%Y-%m-%d} … {report.end:%Y-%m-%d})"))
         for note in report.notes:
             section.blocks.append(_note(note))
-        for fig in report.figures().values():
-            section.blocks.append(figure_html(fig))
+        for key, fig in report.figures().items():
+            title = str(fig.layout.xaxis.title.text or "")
+            if title.endswith("per customer)") and "revenue" in title:
+                # money outcomes in the project's currency, not "outcome units"
+                fig.update_xaxes(title_text=f"treated minus control ({ctx.currency} per customer)")
+            section.blocks.append(_figure(house_style(fig), name=f"campaign-{report.campaign_id}-{key}"))
     return section
 
 
-SECTIONS: list[Callable[[Project], Section]] = [
+SECTIONS: list[Callable[[ReportContext], Section]] = [
+    summary_section,
     overview_section,
-    quality_section,
     segments_section,
     migration_section,
     value_section,
     campaigns_section,
+    quality_section,
 ]
 
 
 def build_sections(project: Project) -> list[Section]:
-    return [build(project) for build in SECTIONS]
+    """Every section, in order (the executive summary first)."""
+    ctx = ReportContext(project)
+    return [build(ctx) for build in SECTIONS]
 
 
 def render_report(project: Project, sections: list[Section] | None = None) -> str:

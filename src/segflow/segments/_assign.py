@@ -12,17 +12,23 @@ from segflow.errors import SegflowError
 from segflow.segments._buckets import (
     BROWSE_BUCKETS,
     BROWSE_DEFAULT,
-    LIFECYCLE_BUCKETS,
-    LIFECYCLE_DEFAULT,
     LIFECYCLE_ORDER,
     bucket_expr,
+    lifecycle_buckets,
     tier_names,
     value_tier_expr,
 )
-from segflow.segments._rfm import RFM_SEGMENT_ORDER, rank_expr, rfm_scores, rfm_segment_expr
+from segflow.segments._builtin_extra import product_breadth_scheme
+from segflow.segments._rfm import (
+    GRID_BINS,
+    RFM_SEGMENT_ORDER,
+    rank_expr,
+    rfm_scores,
+    rfm_segment_expr,
+)
 from segflow.segments._rules import compile_rules
 
-#: Rules naming an RFM score get the scores of :func:`rfm_scores` (5 bins) added first.
+#: Rules naming an RFM score get the scores of :func:`rfm_scores` (the scheme's bins) first.
 _SCORES = re.compile(r"\b(?:r|f|m|fm)_score\b")
 
 #: Separator of parent and child segment names in nested schemes ("loyalists / top 10%").
@@ -30,7 +36,8 @@ NEST_SEPARATOR = " / "
 
 
 def builtin_schemes() -> list[SchemeSettings]:
-    """The default schemes: ``rfm``, ``lifecycle``, ``value_tiers`` and ``browse_no_buy``.
+    """The default schemes: ``rfm``, ``lifecycle``, ``value_tiers``, ``browse_no_buy`` and
+    ``product_breadth`` (see :mod:`segflow.segments._builtin_extra`).
 
     Returns
     -------
@@ -42,6 +49,7 @@ def builtin_schemes() -> list[SchemeSettings]:
         SchemeSettings(name="lifecycle", kind="lifecycle"),
         SchemeSettings(name="value_tiers", kind="value_tiers"),
         SchemeSettings(name="browse_no_buy", kind="browse_no_buy"),
+        product_breadth_scheme(),
     ]
 
 
@@ -114,22 +122,62 @@ def _assign(
     return _flat(scheme, features, group_by=None)
 
 
+def scheme_bins(scheme: SchemeSettings) -> int:
+    """Number of RFM score bins of ``scheme`` (its ``bins``, else 5)."""
+    return scheme.bins if scheme.bins is not None else GRID_BINS
+
+
+def _rfm_cuts(scheme: SchemeSettings) -> dict[str, list[float]] | None:
+    if scheme.cutoffs == "per_snapshot":
+        return None
+    if scheme.cutoffs == "reference" and not scheme.cut_points:
+        raise SegflowError(
+            f"scheme {scheme.name!r}: cutoffs = 'reference' but the cut points of "
+            f"{scheme.reference_snapshot} were not computed; resolve the scheme with "
+            "segflow.segments.freeze_cutoffs first"
+        )
+    return scheme.cut_points
+
+
+def rfm_scores_for(
+    scheme: SchemeSettings, features: ibis.Table, *, group_by: str | None = None
+) -> ibis.Table:
+    """:func:`rfm_scores` with the scheme's bins, score method and (frozen) cut points."""
+    return rfm_scores(features, bins=scheme_bins(scheme), group_by=group_by,
+                      method=scheme.score_method, cut_points=_rfm_cuts(scheme))
+
+
 def _flat(
     scheme: SchemeSettings, features: ibis.Table, *, group_by: str | None
 ) -> tuple[ibis.Table, int | None]:
     kind = scheme.kind
     if kind == "rfm":
-        scored = rfm_scores(features, bins=5, group_by=group_by)
-        segment = rfm_segment_expr(scored)
+        scored = rfm_scores_for(scheme, features, group_by=group_by)
+        segment = rfm_segment_expr(scored, bins=scheme_bins(scheme))
         return _label(scored, segment, RFM_SEGMENT_ORDER)
     if kind == "lifecycle":
-        segment = bucket_expr(LIFECYCLE_BUCKETS, LIFECYCLE_DEFAULT.name, features)
-        return _label(features, segment, LIFECYCLE_ORDER)
-    if kind == "value_tiers":
-        segment = value_tier_expr(
-            features, tiers=scheme.tiers, value=scheme.value_feature, group_by=group_by
+        buckets, default = lifecycle_buckets(
+            active_days=scheme.active_days, loyal_orders_12m=scheme.loyal_orders_12m,
+            decline_ratio=scheme.decline_ratio, min_prior_orders=scheme.min_prior_orders,
+            seasonal=scheme.seasonal,
         )
-        return _label(features, segment, tier_names(scheme.tiers))
+        segment = bucket_expr(buckets, default.name, features)
+        order = tuple(n for n in LIFECYCLE_ORDER if scheme.seasonal or n != "seasonal")
+        return _label(features, segment, order)
+    if kind == "value_tiers":
+        thresholds = None
+        if scheme.cutoffs != "per_snapshot":
+            if "value" not in scheme.cut_points:
+                raise SegflowError(
+                    f"scheme {scheme.name!r}: cutoffs = {scheme.cutoffs!r} needs cut_points.value "
+                    "(resolve a reference snapshot with segflow.segments.freeze_cutoffs)"
+                )
+            thresholds = list(scheme.cut_points["value"])
+        out = value_tier_expr(
+            features, tiers=scheme.tiers, value=scheme.value_feature, group_by=group_by,
+            method=scheme.score_method, thresholds=thresholds,
+        )
+        return _label(out, out.segment, tier_names(scheme.tiers))
     if kind == "browse_no_buy":
         segment = bucket_expr(BROWSE_BUCKETS, BROWSE_DEFAULT.name, features)
         return _label(features, segment, None)
@@ -137,12 +185,20 @@ def _flat(
         if not scheme.rules:
             raise SegflowError(f"scheme {scheme.name!r} (kind 'rules') has no rules")
         pairs = [(r.segment, r.when) for r in scheme.rules]
-        if "r_score" not in features.columns and any(_SCORES.search(w) for _, w in pairs):
-            features = rfm_scores(features, bins=5, group_by=group_by)
+        features = rule_features(scheme, features, group_by=group_by)
         segment = compile_rules(pairs, features, default=scheme.default)
         order = _rule_order(scheme.rules, scheme.default) if scheme.ordered else None
         return _label(features, segment, order)
     raise SegflowError(f"scheme {scheme.name!r}: unknown kind {kind!r}")
+
+
+def rule_features(
+    scheme: SchemeSettings, features: ibis.Table, *, group_by: str | None = None
+) -> ibis.Table:
+    """``features`` plus RFM scores when a rule of ``scheme`` names one."""
+    if "r_score" not in features.columns and any(_SCORES.search(r.when) for r in scheme.rules):
+        return rfm_scores_for(scheme, features, group_by=group_by)
+    return features
 
 
 def _rule_order(rules: Sequence[RuleSettings], default: str) -> tuple[str, ...]:
@@ -204,3 +260,12 @@ def _resolve(
     raise SegflowError(
         f"scheme {scheme.name!r}: within = {name!r} names no scheme (known: {known})"
     )
+
+
+def segment_names(scheme: SchemeSettings) -> list[tuple[str, int | None]]:
+    """(segment, rank) of every segment a flat rule scheme can name, in rule order; empty
+    for other kinds of scheme."""
+    from segflow.segments._checks import expected_segments
+
+    names = expected_segments(scheme)
+    return [(n, i + 1 if scheme.ordered else None) for i, n in enumerate(names)]

@@ -1,4 +1,4 @@
-"""Lifecycle buckets, value tiers and the browse-but-rarely-buy scheme.
+"""Lifecycle buckets (from each customer's own history), value tiers, browse-but-rarely-buy.
 
 Lifecycle buckets and browse segments are written in the rule language, so their
 thresholds are visible (``docs/segments.md`` prints them from these tables).
@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import ibis
 
 from segflow.errors import SegflowError
 from segflow.segments._rules import compile_condition
+from segflow.segments._scores import comparable, tier_thresholds, worse_counts
 
 
 @dataclass(frozen=True)
@@ -24,33 +26,88 @@ class Bucket:
     description: str
 
 
-#: Lifecycle buckets, tested top to bottom (first match wins); customers no rule matches are
-#: ``under-performers``. Days and orders are counted before the snapshot date.
-LIFECYCLE_BUCKETS: tuple[Bucket, ...] = (
-    Bucket("prospects", "recency_days is null", "Known customers who have never purchased."),
-    Bucket("inactive", "recency_days > 365", "No purchase in the 365 days before the snapshot."),
-    Bucket("seasonal", "same_season_flag",
-           "Buy in the same calendar quarter year after year (>= 2 years, each with at least "
-           "half of its orders in that quarter), and bought in the last 365 days."),
-    Bucket("one-time", "orders_total = 1", "Exactly one order so far, in the last 365 days."),
-    Bucket("two-time", "orders_total = 2", "Exactly two orders so far; active."),
-    Bucket("loyalists", "frequency_12m >= 2",
-           "Three or more orders so far and at least two in the last 365 days."),
-)
-LIFECYCLE_DEFAULT = Bucket(
-    "under-performers", "",
-    "Three or more orders so far but at most one in the last 365 days: buying less than before.",
-)
-#: Lifecycle buckets by value, 1 = best.
+#: Lifecycle bucket names by value, 1 = best.
 LIFECYCLE_ORDER: tuple[str, ...] = (
     "loyalists",
     "seasonal",
+    "steady",
     "under-performers",
     "two-time",
     "one-time",
     "inactive",
     "prospects",
 )
+
+
+def lifecycle_buckets(
+    *,
+    active_days: int = 365,
+    loyal_orders_12m: int = 2,
+    decline_ratio: float = 0.5,
+    min_prior_orders: int = 2,
+    seasonal: bool = True,
+) -> tuple[tuple[Bucket, ...], Bucket]:
+    """The lifecycle buckets (tested top to bottom, first match wins) and the default bucket.
+
+    Parameters
+    ----------
+    active_days : int, default=365
+        A buyer whose last purchase is more than this many days before the snapshot is
+        ``inactive``.
+    loyal_orders_12m : int, default=2
+        Orders in the 365 days before the snapshot that make a (non-declining) ``loyalist``.
+    decline_ratio : float, default=0.5
+        An ``under-performer`` buys at most this share of their own previous year: orders
+        ``frequency_12m <= decline_ratio * frequency_prev_12m`` or net spend
+        ``monetary_12m <= decline_ratio * monetary_prev_12m``.
+    min_prior_orders : int, default=2
+        The decline is judged only with at least this many orders in the previous year
+        (365 to 730 days before the snapshot): the minimum history.
+    seasonal : bool, default=True
+        Keep the ``seasonal`` bucket (``same_season_flag``); without it seasonal buyers
+        fall into the other buckets.
+
+    Returns
+    -------
+    (tuple of Bucket, Bucket)
+        The tested buckets and the default (``steady``).
+    """
+    r = decline_ratio
+    decline = (
+        f"frequency_prev_12m >= {min_prior_orders} and (frequency_12m <= {r:g} * "
+        f"frequency_prev_12m or monetary_12m <= {r:g} * monetary_prev_12m)"
+    )
+    buckets = [
+        Bucket("prospects", "recency_days is null", "Known customers who have never purchased."),
+        Bucket("inactive", f"recency_days > {active_days}",
+               f"No purchase in the {active_days} days before the snapshot."),
+        Bucket("under-performers", decline,
+               f"Buying clearly below their own previous year: at least {min_prior_orders} "
+               f"orders 365-730 days before the snapshot, and in the last 365 days at most "
+               f"{r:.0%} of that year's orders or of its net spend."),
+    ]
+    if seasonal:
+        buckets.append(Bucket(
+            "seasonal", "same_season_flag",
+            "Buy in the same calendar quarter year after year (>= 2 years, each with at least "
+            "half of its orders in that quarter); active and not declining."))
+    buckets += [
+        Bucket("one-time", "orders_total = 1", "Exactly one order so far; active."),
+        Bucket("two-time", "orders_total = 2", "Exactly two orders so far; active."),
+        Bucket("loyalists", f"frequency_12m >= {loyal_orders_12m}",
+               f"Three or more orders so far, at least {loyal_orders_12m} in the last 365 "
+               "days, and not declining."),
+    ]
+    default = Bucket(
+        "steady", "",
+        f"Three or more orders so far, fewer than {loyal_orders_12m} in the last 365 days, "
+        "and not buying clearly less than the year before (e.g. a steady once-a-year buyer).",
+    )
+    return tuple(buckets), default
+
+
+#: The lifecycle buckets with the default settings, and the default bucket.
+LIFECYCLE_BUCKETS, LIFECYCLE_DEFAULT = lifecycle_buckets()
 
 #: Browse-but-rarely-buy segments (web behaviour in the 90 days before the snapshot).
 BROWSE_BUCKETS: tuple[Bucket, ...] = (
@@ -88,31 +145,70 @@ def value_tier_expr(
     tiers: Sequence[float] = (1, 5, 10, 25, 50),
     value: str = "monetary_12m",
     group_by: str | None = None,
-) -> ibis.StringValue:
-    """The value tier of each customer among customers with ``value > 0``.
+    method: Literal["quantile", "ntile"] = "quantile",
+    thresholds: Sequence[float | None] | None = None,
+) -> ibis.Table:
+    """``features`` with column ``segment``: the value tier of each customer among customers
+    with ``value > 0`` (compared in cents for currency; see :func:`comparable`).
 
-    Customers are ranked by ``value`` descending (ties: ``customer_id`` ascending); the
-    customer at position ``i`` of ``n`` (1-based) is in the first tier ``q`` with
-    ``100 * i <= q * n`` (so "top 10%" holds at most 10 % of spenders, never more). Customers
-    with ``value <= 0`` or missing are ``no spend``. With ``group_by``, tiers are computed
-    within each group.
+    ``method="quantile"`` (default): a customer's position ``i`` is the number of spenders
+    with the same or a higher value, and the customer is in the first tier ``q`` with
+    ``100 * i <= q * n`` (``n`` spenders): "top 10%" never holds more than 10 % of spenders
+    and equal values share a tier (a tie that straddles a boundary goes to the lower tier).
+    ``method="ntile"``: ``i`` is the row number by value descending, ties by
+    ``customer_id`` (identical customers can land in different tiers).
+    ``thresholds``: fixed lowest values per tier (one per entry of ``tiers``, ``None`` =
+    empty tier); a customer is in the first tier whose threshold their value reaches.
+    Customers with ``value <= 0`` or missing are ``no spend``. With ``group_by``, tiers are
+    computed within each group.
     """
     names = tier_names(tiers)
     if value not in features.columns:
         raise SegflowError(f"value tiers: unknown feature {value!r}")
-    col = features[value].cast("float64")
+    col = comparable(features, value)
     spender = col.notnull() & (col > 0)
-    part = [group_by, spender] if group_by else [spender]
-    pos = ibis.row_number().over(
-        group_by=part, order_by=[ibis.desc(col), features.customer_id]
-    ) + 1
-    n = col.count().over(group_by=part)
-    pos_f = pos.cast("float64") * 100.0
-    n_f = n.cast("float64")
+    no_spend = (~spender, ibis.literal(NO_SPEND))
+    if thresholds is not None:
+        if group_by:
+            raise SegflowError("frozen value-tier thresholds cannot be used in a nested scheme")
+        if len(thresholds) != len(tiers):
+            raise SegflowError(f"value tiers: {len(tiers)} tiers need {len(tiers)} thresholds "
+                               f"(cut_points.value), got {len(thresholds)}")
+        branches = [(col >= t, ibis.literal(names[i]))
+                    for i, t in enumerate(thresholds) if t is not None]
+        return features.mutate(segment=ibis.cases(no_spend, *branches,
+                                                  else_=ibis.literal(names[-2])))
+    if method == "ntile":
+        part = [group_by, spender] if group_by else [spender]
+        pos = ibis.row_number().over(
+            group_by=part, order_by=[ibis.desc(col), features.customer_id]
+        ) + 1
+        n = col.count().over(group_by=part)
+        out = features.mutate(_pos=pos, _n=n)
+    else:
+        keyed = features.mutate(_v=ibis.ifelse(spender, col, ibis.null("float64")))
+        counts = worse_counts(keyed, "_v", higher_is_better=True, group_by=group_by)
+        keys = [group_by] if group_by else []
+        lookup = counts.select(*keys, "_v", _pos=counts._total - counts._worse, _n=counts._total)
+        out = keyed.left_join(lookup, [*keys, "_v"])
+        out = out.drop(*[c for c in out.columns if c.endswith("_right")], "_v")
+    pos_f = out._pos.cast("float64") * 100.0
+    n_f = out._n.cast("float64")
+    spender = comparable(out, value).notnull() & (comparable(out, value) > 0)
     branches = [(pos_f <= float(q) * n_f, ibis.literal(names[i])) for i, q in enumerate(tiers)]
-    return ibis.cases(
-        (~spender, ibis.literal(NO_SPEND)), *branches, else_=ibis.literal(names[-2])
-    )
+    segment = ibis.cases((~spender, ibis.literal(NO_SPEND)), *branches,
+                         else_=ibis.literal(names[-2]))
+    return out.mutate(segment=segment).drop("_pos", "_n")
+
+
+def value_tier_thresholds(
+    features: ibis.Table, *, tiers: Sequence[float], value: str = "monetary_12m"
+) -> list[float | None]:
+    """Per tier, the lowest value (cents for currency) that is in it under the quantile rule
+    on ``features``: the frozen thresholds of a reference snapshot."""
+    col = comparable(features, value)
+    t = features.filter(col.notnull() & (col > 0)).select(_v=col)
+    return tier_thresholds(t, "_v", tiers)
 
 
 def _check_tiers(tiers: Sequence[float]) -> None:

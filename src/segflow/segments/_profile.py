@@ -25,14 +25,13 @@ assignments):
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import ibis
 import numpy as np
 import pandas as pd
 
-from segflow._result import TableResult
+from segflow._result import TableResult, json_records, jsonable
 from segflow.errors import InputError
 from segflow.segments._naming import NAME_THRESHOLD, suggest_names
 
@@ -83,9 +82,9 @@ class SegmentProfile(TableResult):
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
-        out["std_diff"] = json.loads(self.std_diff.to_json(orient="index"))
-        out["base"] = json.loads(self.base.to_json(orient="index"))
-        out["makeup"] = json.loads(self.makeup.to_json(orient="records"))
+        out["std_diff"] = jsonable(self.std_diff.to_dict(orient="index"))
+        out["base"] = jsonable(self.base.to_dict(orient="index"))
+        out["makeup"] = json_records(self.makeup)
         out["value_col"] = self.value_col
         return out
 
@@ -173,7 +172,10 @@ def _columns(
     schema = features.schema()
     for col in (numeric or []) + (categorical or []):
         if col not in schema:
-            raise InputError(f"unknown feature {col!r}; available: {sorted(schema.names)}", column=col)
+            from segflow._suggest import did_you_mean
+
+            hint = did_you_mean(col, schema.names)
+            raise InputError(f"unknown feature {col!r}; {hint}available: {sorted(schema.names)}", column=col)
     skip = _SKIP | {id_col, "segment"}
     if numeric is None:
         numeric = [n for n, t in schema.items() if n not in skip and (t.is_numeric() or t.is_boolean())]

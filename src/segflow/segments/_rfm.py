@@ -1,36 +1,50 @@
-"""RFM scores (quantile bins with an explicit tie rule) and the named RFM segments.
+"""RFM scores (quantile cut points, equal values get equal scores) and the named segments.
 
 Scores
 ------
 Among customers with at least one purchase (``recency_days`` not null), each of R, F and M is
-the ``ntile(bins)`` of the customer in an ordering by the feature, so each score holds the
-same number of customers (the first ``n mod bins`` scores one more). ``bins`` is best:
+a score from 1 to ``bins`` (``bins`` best):
 
-* ``r_score``: ordered by ``recency_days`` descending (the most recent buyers get ``bins``);
-* ``f_score``: ordered by ``frequency`` ascending;
-* ``m_score``: ordered by ``monetary`` ascending.
+* ``r_score`` from ``recency_days`` (fewer days is better);
+* ``f_score`` from ``frequency`` (more orders is better);
+* ``m_score`` from ``monetary`` rounded to cents (more is better).
 
-**Tie rule**: customers with equal values are ordered by ``customer_id`` ascending, so the
-scores are deterministic and identical on every engine, and a run of equal values may straddle
-two scores (the customer with the smaller id gets the lower score). Equal-sized bins are the
-point of quantile scoring; keeping ties together would make bins of very unequal size when
-most customers bought once. ``fm_score = floor((f_score + m_score) / 2)``.
+**Default rule (``method="quantile"``)**: ``score = 1 + floor(bins * w / n)`` where ``w`` is
+the number of scored customers with a strictly worse value and ``n`` all scored customers
+(see :mod:`segflow.segments._scores`). Equal values get equal scores; a value held by more
+than ``1 / bins`` of the customers takes the lowest score its run covers and the scores it
+spans stay empty (most one-order buyers: all of them ``f_score = 1``).
 
-Customers who never purchased get null scores and the segment ``"No purchase yet"``.
+**``method="ntile"``** keeps the older rule: ``ntile(bins)`` in an ordering by the value with
+ties broken by ``customer_id`` ascending (equal-count bins; identical customers can get
+different scores).
+
+**Frozen cut points** (``cut_points=``): scores against fixed cut points per feature
+(``recency_days``, ``frequency``, ``monetary``; ``bins - 1`` each): one point is earned for
+each cut point the value is strictly better than. :func:`rfm_cut_points` returns the cut
+points of a snapshot (they reproduce that snapshot's quantile scores exactly).
+
+``fm_score = floor((f_score + m_score) / 2)``. Customers who never purchased get null scores
+and the segment ``"No purchase yet"``.
 
 Named segments
 --------------
-:data:`RFM_SEGMENTS` is the common R x FM grid (5 bins): every cell of the 5 x 5 grid belongs
-to exactly one segment, shown in ``docs/segments.md``.
+:data:`RFM_SEGMENTS` is an R x FM grid on 5-point scores: every cell of the 5 x 5 grid belongs
+to exactly one segment, shown in ``docs/segments.md``. With ``bins`` other than 5 each score is
+placed on the 5-point grid at the middle of its quantile range, ``ceil(5 * (s - 1/2) / bins)``
+(bins = 3: 1, 2, 3 -> 1, 3, 5; bins = 10: 1-2 -> 1, ..., 9-10 -> 5); :func:`grid_score`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import ibis
 
 from segflow.errors import SegflowError
+from segflow.segments._scores import comparable, cut_points, cut_score, quantile_score
 
 NO_PURCHASE = "No purchase yet"
 
@@ -87,11 +101,23 @@ RFM_SEGMENTS: tuple[RfmSegment, ...] = (
 RFM_SEGMENT_ORDER: tuple[str, ...] = (*(s.name for s in RFM_SEGMENTS), NO_PURCHASE)
 
 
+#: The three RFM inputs: score column, feature, whether a higher value is better.
+RFM_INPUTS: tuple[tuple[str, str, bool], ...] = (
+    ("r_score", "recency_days", False),
+    ("f_score", "frequency", True),
+    ("m_score", "monetary", True),
+)
+#: Grid size of :data:`RFM_SEGMENTS`.
+GRID_BINS = 5
+
+
 def rfm_scores(
     features: ibis.Table,
     *,
     bins: int = 5,
     group_by: str | None = None,
+    method: Literal["quantile", "ntile"] = "quantile",
+    cut_points: Mapping[str, Sequence[float]] | None = None,
 ) -> ibis.Table:
     """Add ``r_score``, ``f_score``, ``m_score`` and ``fm_score`` (1..bins, bins = best).
 
@@ -100,55 +126,122 @@ def rfm_scores(
     features : ibis.Table
         Needs ``customer_id``, ``recency_days``, ``frequency`` and ``monetary``.
     bins : int, default=5
-        Number of quantile bins per score.
+        Number of score bins.
     group_by : str, optional
         Score within each value of this column (nested schemes), instead of over all customers.
+    method : {"quantile", "ntile"}, default="quantile"
+        ``"quantile"``: equal values, equal scores (module notes); ``"ntile"``: equal-count
+        bins, ties split by ``customer_id``.
+    cut_points : mapping, optional
+        Fixed cut points per feature (``recency_days``, ``frequency``, ``monetary``), each
+        ``bins - 1`` values in the feature's unit; overrides ``method``.
 
     Returns
     -------
     ibis.Table
         ``features`` with the four score columns (int64); null for customers who never
-        purchased. See the module notes for the tie rule.
+        purchased.
+
+    Raises
+    ------
+    SegflowError
+        ``bins`` below 2, a missing feature, cut points of the wrong length, or cut points
+        combined with ``group_by``.
 
     Examples
     --------
     >>> import ibis
-    >>> t = ibis.memtable({"customer_id": ["a", "b", "c"], "recency_days": [3, 30, None],
-    ...                    "frequency": [5, 1, 0], "monetary": [100.0, 20.0, 0.0]})
-    >>> rfm_scores(t, bins=2).order_by("customer_id").r_score.to_list()
-    [2, 1, None]
+    >>> t = ibis.memtable({"customer_id": ["a", "b", "c", "d"], "recency_days": [3, 30, 30, None],
+    ...                    "frequency": [5, 1, 1, 0], "monetary": [100.0, 20.0, 20.0, 0.0]})
+    >>> rfm_scores(t, bins=2).order_by("customer_id").f_score.to_list()
+    [2, 1, 1, None]
     """
-    if not isinstance(bins, int) or bins < 2:
+    if not isinstance(bins, int) or isinstance(bins, bool) or bins < 2:
         raise SegflowError(f"RFM bins must be an integer of at least 2, got {bins!r}")
     for name in ("customer_id", "recency_days", "frequency", "monetary"):
         if name not in features.columns:
             raise SegflowError(f"rfm_scores needs the feature {name!r}")
+    if method not in ("quantile", "ntile"):
+        raise SegflowError(f"RFM score method must be 'quantile' or 'ntile', got {method!r}")
+    if cut_points is not None:
+        _check_cuts(cut_points, bins, group_by)
     buyers = features.filter(features.recency_days.notnull())
     others = features.filter(features.recency_days.isnull())
+    values = {col: f"_v_{col}" for _, col, _ in RFM_INPUTS}
+    scored = buyers.mutate(**{tmp: comparable(buyers, col) for col, tmp in values.items()})
     part = [group_by] if group_by else None
-
-    def score(order: list[ibis.Value]) -> ibis.IntegerValue:
-        return (ibis.ntile(bins).over(group_by=part, order_by=order) + 1).cast("int64")
-
-    cid = buyers.customer_id
-    scored = buyers.mutate(
-        r_score=score([ibis.desc(buyers.recency_days), cid]),
-        f_score=score([buyers.frequency, cid]),
-        m_score=score([buyers.monetary, cid]),
-    )
+    for score, col, higher in RFM_INPUTS:
+        v = scored[values[col]]
+        if cut_points is not None:
+            scored = scored.mutate(**{score: cut_score(v, cut_points[col], higher_is_better=higher)})
+        elif method == "ntile":
+            order = [v if higher else ibis.desc(v), scored.customer_id]
+            tile = (ibis.ntile(bins).over(group_by=part, order_by=order) + 1).cast("int64")
+            scored = scored.mutate(**{score: tile})
+        else:
+            scored = quantile_score(scored, values[col], score, bins=bins,
+                                    higher_is_better=higher, group_by=group_by)
+    scored = scored.drop(*values.values())
     scored = scored.mutate(fm_score=((scored.f_score + scored.m_score) / 2).floor().cast("int64"))
     null = ibis.null("int64")
     others = others.mutate(r_score=null, f_score=null, m_score=null, fm_score=null)
-    return scored.union(others)
+    return scored.select(*others.columns).union(others)
 
 
-def rfm_segment_expr(scores: ibis.Table) -> ibis.StringValue:
-    """The named segment of each row of :func:`rfm_scores` output (5 bins)."""
+def rfm_cut_points(features: ibis.Table, *, bins: int = 5) -> dict[str, list[float]]:
+    """Cut points of the quantile rule per RFM feature over the buyers of ``features``.
+
+    Scoring ``features`` with ``rfm_scores(features, bins=bins, cut_points=...)`` gives the
+    same scores as ``method="quantile"``; later snapshots scored against them move a
+    customer only when their own values cross a cut point.
+
+    Returns
+    -------
+    dict
+        ``{"recency_days": [...], "frequency": [...], "monetary": [...]}``, ``bins - 1``
+        values each (days, orders, currency rounded to cents).
+    """
+    buyers = features.filter(features.recency_days.notnull())
+    out: dict[str, list[float]] = {}
+    for _, col, higher in RFM_INPUTS:
+        t = buyers.select(**{col: comparable(buyers, col)})
+        out[col] = cut_points(t, col, bins=bins, higher_is_better=higher)
+        if len(out[col]) != bins - 1:
+            raise SegflowError("RFM cut points need at least one customer with a purchase")
+    return out
+
+
+def _check_cuts(cuts: Mapping[str, Sequence[float]], bins: int, group_by: str | None) -> None:
+    if group_by:
+        raise SegflowError("frozen RFM cut points cannot be used in a nested scheme (within)")
+    for _, col, _ in RFM_INPUTS:
+        got = cuts.get(col)
+        if got is None or len(got) != bins - 1:
+            raise SegflowError(
+                f"RFM cut_points.{col} needs {bins - 1} values for {bins} bins, got "
+                f"{None if got is None else list(got)}"
+            )
+    extra = sorted(set(cuts) - {col for _, col, _ in RFM_INPUTS})
+    if extra:
+        raise SegflowError(f"RFM cut_points: unknown feature(s) {extra}; use recency_days, "
+                           "frequency, monetary")
+
+
+def grid_score(score: ibis.IntegerValue, bins: int) -> ibis.IntegerValue:
+    """A score of ``bins`` bins on the 5-point grid: ``ceil(5 * (s - 1/2) / bins)``."""
+    if bins == GRID_BINS:
+        return score
+    # integer form of ceil((10 s - 5) / (2 bins))
+    return ((score * 10 - 5 + 2 * bins - 1) // (2 * bins)).cast("int64")
+
+
+def rfm_segment_expr(scores: ibis.Table, *, bins: int = 5) -> ibis.StringValue:
+    """The named segment of each row of :func:`rfm_scores` output (scores of ``bins`` bins,
+    placed on the 5-point grid by :func:`grid_score`)."""
+    r = grid_score(scores.r_score, bins)
+    fm = ((grid_score(scores.f_score, bins) + grid_score(scores.m_score, bins)) / 2).floor()
     branches = [
-        (
-            scores.r_score.between(seg.r[0], seg.r[1]) & scores.fm_score.between(*seg.fm),
-            ibis.literal(seg.name),
-        )
+        (r.between(seg.r[0], seg.r[1]) & fm.between(*seg.fm), ibis.literal(seg.name))
         for seg in RFM_SEGMENTS
     ]
     return ibis.cases(

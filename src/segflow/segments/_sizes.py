@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import ibis
@@ -64,6 +65,7 @@ def segment_sizes(
     *,
     scheme: str = "",
     snapshot_date: object = None,
+    segments: Sequence[tuple[str, int | None]] = (),
 ) -> SegmentSizes:
     """Size and value of each segment (aggregated in the engine; only the summary is pulled).
 
@@ -75,6 +77,9 @@ def segment_sizes(
         The features the assignments were made from (for ``monetary_12m``).
     scheme, snapshot_date : optional
         Labels carried by the result.
+    segments : sequence of (segment, rank), optional
+        Segments the scheme can name; those nobody is in are listed with 0 customers (e.g.
+        a rule that earlier rules pre-empt).
     """
     joined = assignments.join(features.select("customer_id", "monetary_12m"), "customer_id")
     agg = joined.group_by("segment").aggregate(
@@ -83,6 +88,14 @@ def segment_sizes(
         revenue_12m=joined.monetary_12m.sum(),
     )
     frame = agg.to_pandas()
+    missing = [(name, rank) for name, rank in segments if name not in set(frame["segment"])]
+    if missing:
+        import pandas as pd
+
+        empty = pd.DataFrame({"segment": [m[0] for m in missing],
+                              "segment_rank": [m[1] for m in missing],
+                              "customers": 0, "revenue_12m": 0.0})
+        frame = pd.concat([frame, empty], ignore_index=True)
     total = frame["customers"].sum()
     revenue = frame["revenue_12m"].sum()
     frame["share"] = frame["customers"] / total if total else 0.0

@@ -1,63 +1,197 @@
-"""Data shared by each dashboard page and its JSON twin: one function per resource."""
+"""Data shared by each dashboard page and its JSON twin: one function per resource.
+
+Aggregates (schemes, snapshots, segment sizes, transition matrices) are cached per copy of
+the store (:meth:`Generation.cached`); customer-level reads are plain parameterised SQL on
+the pooled connection.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 import pandas as pd
 from fastapi import HTTPException
 
+from segflow._result import json_records
 from segflow.errors import SegflowError
 from segflow.project import Project
+from segflow.server._replica import Generation
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return json.loads(frame.to_json(orient="records", date_format="iso"))
+    """Rows as JSON-ready dicts at full precision (see :func:`segflow._result.json_records`)."""
+    return json_records(frame)
 
 
-def schemes(project: Project) -> list[dict[str, Any]]:
-    rows = project.store.raw.execute(
-        "SELECT scheme, count(DISTINCT snapshot_date), min(snapshot_date), max(snapshot_date) "
-        "FROM segment_assignments GROUP BY scheme ORDER BY scheme"
-    ).fetchall()
-    return [
-        {"scheme": s, "snapshots": n, "first_snapshot": lo, "last_snapshot": hi} for s, n, lo, hi in rows
-    ]
+def page(frame: pd.DataFrame, limit: int, offset: int) -> pd.DataFrame:
+    return frame.iloc[offset : offset + limit].reset_index(drop=True)
 
 
-def _known(project: Project, scheme: str) -> list[dt.date]:
-    dates = project.snapshot_dates(scheme)
+def schemes(project: Project, gen: Generation) -> list[dict[str, Any]]:
+    def compute() -> list[dict[str, Any]]:
+        rows = project.store.raw.execute(
+            "SELECT scheme, count(DISTINCT snapshot_date), min(snapshot_date), max(snapshot_date) "
+            "FROM segment_assignments GROUP BY scheme ORDER BY scheme"
+        ).fetchall()
+        return [
+            {"scheme": s, "snapshots": n, "first_snapshot": lo, "last_snapshot": hi} for s, n, lo, hi in rows
+        ]
+
+    return gen.cached(("schemes",), compute)
+
+
+def snapshots(project: Project, gen: Generation, scheme: str) -> list[dt.date]:
+    dates = gen.cached(("snapshots", scheme), lambda: project.snapshot_dates(scheme))
     if not dates:
         raise HTTPException(status_code=404, detail=f"no assignments stored for scheme {scheme!r}")
     return dates
 
 
-def segment_sizes(project: Project, scheme: str, snapshot: dt.date | None) -> tuple[pd.DataFrame, dt.date]:
-    dates = _known(project, scheme)
+def _pick(dates: list[dt.date], scheme: str, snapshot: dt.date | None) -> dt.date:
     snapshot = snapshot or dates[-1]
     if snapshot not in dates:
         raise HTTPException(status_code=404, detail=f"scheme {scheme!r} has no snapshot {snapshot}")
-    return project.segment_sizes(scheme, snapshot), snapshot
+    return snapshot
 
 
-def transitions(project: Project, scheme: str, from_date: dt.date | None, to_date: dt.date | None) -> Any:
-    dates = _known(project, scheme)
+def segment_sizes(project: Project, gen: Generation, scheme: str, snapshot: dt.date | None) -> tuple[pd.DataFrame, dt.date]:
+    """Sizes at ``snapshot`` with ``change`` (customers) since the previous snapshot."""
+    dates = snapshots(project, gen, scheme)
+    snapshot = _pick(dates, scheme, snapshot)
+
+    def compute() -> pd.DataFrame:
+        frame = project.segment_sizes(scheme, snapshot)
+        i = dates.index(snapshot)
+        if i > 0:
+            before = project.segment_sizes(scheme, dates[i - 1]).set_index("segment")["customers"]
+            frame["change_customers"] = (
+                frame["customers"] - frame["segment"].map(before).fillna(0)
+            ).astype("int64")
+            frame["previous_snapshot"] = dates[i - 1]
+        return frame
+
+    return gen.cached(("sizes", scheme, snapshot), compute).copy(), snapshot
+
+
+def transitions(project: Project, gen: Generation, scheme: str, from_date: dt.date | None, to_date: dt.date | None) -> Any:
+    dates = snapshots(project, gen, scheme)
     if len(dates) < 2 and (from_date is None or to_date is None):
         raise HTTPException(status_code=404, detail=f"scheme {scheme!r} has fewer than two snapshots")
-    try:
-        return project.transitions(scheme, from_date or dates[-2], to_date or dates[-1])
-    except SegflowError as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from exc
+    from_date = _pick(dates, scheme, from_date or dates[-2])
+    to_date = _pick(dates, scheme, to_date or dates[-1])
+
+    def compute() -> Any:
+        try:
+            return project.transitions(scheme, from_date, to_date)
+        except SegflowError as exc:
+            raise HTTPException(status_code=400, detail=str(exc)) from exc
+
+    return gen.cached(("transitions", scheme, from_date, to_date), compute)
 
 
-def customer_history(project: Project, customer_id: str) -> pd.DataFrame:
+def cell_customers(project: Project, gen: Generation, scheme: str, from_date: dt.date, to_date: dt.date,
+                   from_segment: str, to_segment: str) -> pd.DataFrame:
+    """Customers who moved ``from_segment`` -> ``to_segment`` between the two snapshots;
+    ``(new)`` / ``(gone)`` stand for customers absent at one side (as in the matrix)."""
+    dates = snapshots(project, gen, scheme)
+    _pick(dates, scheme, from_date)
+    _pick(dates, scheme, to_date)
+    return project.store.raw.execute(
+        """
+        WITH a AS (SELECT customer_id, segment FROM segment_assignments WHERE scheme = ? AND snapshot_date = ?),
+             b AS (SELECT customer_id, segment FROM segment_assignments WHERE scheme = ? AND snapshot_date = ?)
+        SELECT coalesce(a.customer_id, b.customer_id) AS customer_id,
+               coalesce(a.segment, '(new)') AS from_segment, coalesce(b.segment, '(gone)') AS to_segment
+        FROM a FULL OUTER JOIN b ON a.customer_id = b.customer_id
+        WHERE coalesce(a.segment, '(new)') = ? AND coalesce(b.segment, '(gone)') = ?
+        ORDER BY customer_id
+        """,
+        [scheme, from_date, scheme, to_date, from_segment, to_segment],
+    ).df()
+
+
+def _columns(project: Project, table: str) -> list[str]:
+    rows = project.store.raw.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def search_customers(project: Project, q: str | None, scheme: str | None, segment: str | None,
+                     snapshot: dt.date | None, limit: int, offset: int) -> tuple[pd.DataFrame, int]:
+    """Customers by id prefix, exact e-mail (case-insensitive) or name part, and/or by
+    segment at a snapshot; returns a page and the total count."""
+    where, params = [], []
+    cols = _columns(project, "customers")
+    select = ["c.customer_id"] + [f"c.{c}" for c in ("email", "phone", "name", "region", "created_at") if c in cols]
+    if q:
+        ors = ["c.customer_id LIKE ? ESCAPE '\\'"]
+        params.append(q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        if "email" in cols:
+            ors.append("lower(c.email) = lower(?)")
+            params.append(q.strip())
+        if "name" in cols:
+            ors.append("c.name ILIKE ?")
+            params.append(f"%{q.strip()}%")
+        where.append("(" + " OR ".join(ors) + ")")
+    join = ""
+    if scheme:
+        dates = project.snapshot_dates(scheme)
+        if not dates:
+            raise HTTPException(status_code=404, detail=f"no assignments stored for scheme {scheme!r}")
+        snapshot = _pick(dates, scheme, snapshot)
+        join = "JOIN segment_assignments s ON s.customer_id = c.customer_id AND s.scheme = ? AND s.snapshot_date = ?"
+        params = [scheme, snapshot, *params]
+        select.append("s.segment")
+        if segment:
+            where.append("s.segment = ?")
+            params.append(segment)
+    sql_where = ("WHERE " + " AND ".join(where)) if where else ""
+    base = f"FROM customers c {join} {sql_where}"
+    total = int(project.store.raw.execute(f"SELECT count(*) {base}", params).fetchone()[0])
     frame = project.store.raw.execute(
+        f"SELECT {', '.join(select)} {base} ORDER BY c.customer_id LIMIT ? OFFSET ?", [*params, limit, offset]
+    ).df()
+    return frame, total
+
+
+def customer_detail(project: Project, customer_id: str) -> dict[str, Any]:
+    """Attributes, segment history per scheme, scores and latest features of a customer."""
+    raw = project.store.raw
+    history = raw.execute(
         "SELECT scheme, snapshot_date, segment FROM segment_assignments WHERE customer_id = ? "
         "ORDER BY scheme, snapshot_date",
         [customer_id],
     ).df()
-    if frame.empty:
-        raise HTTPException(status_code=404, detail=f"customer {customer_id!r} has no assignments")
-    return frame
+    attributes = raw.execute(
+        "SELECT * EXCLUDE (source, source_file, source_row, load_id) FROM customers WHERE customer_id = ? LIMIT 1",
+        [customer_id],
+    ).df()
+    if history.empty and attributes.empty:
+        raise HTTPException(status_code=404, detail=f"no customer {customer_id!r}")
+    scores = raw.execute(
+        "SELECT snapshot_date, model, score, value FROM customer_scores WHERE customer_id = ? "
+        "ORDER BY snapshot_date DESC, model, score",
+        [customer_id],
+    ).df()
+    features = pd.DataFrame()
+    if "customer_features" in project.store.tables():
+        features = raw.execute("SELECT * FROM customer_features WHERE customer_id = ?", [customer_id]).df()
+    return {"history": history, "attributes": attributes, "scores": scores, "features": features}
+
+
+def timeline(history: pd.DataFrame) -> pd.DataFrame:
+    """Segment history compressed to spells: one row per scheme and run of equal segments."""
+    rows = []
+    for scheme, group in history.sort_values(["scheme", "snapshot_date"]).groupby("scheme", sort=True):
+        current, start, end = None, None, None
+        for date, segment in zip(group["snapshot_date"], group["segment"], strict=True):
+            if segment != current:
+                if current is not None:
+                    rows.append((scheme, current, start, end))
+                current, start = segment, date
+            end = date
+        rows.append((scheme, current, start, end))
+    return pd.DataFrame(rows, columns=["scheme", "segment", "from_snapshot", "to_snapshot"])

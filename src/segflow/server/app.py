@@ -1,24 +1,106 @@
-"""The segflow web app: a JSON API under /api/v1 and dashboard pages, on one project."""
+"""The segflow web app: a JSON API under /api/v1 and dashboard pages, on one project.
+
+Everything but the login form and the static library files needs a token (see
+:mod:`segflow.server._auth`); requests whose Host header is not an allowed name are refused
+(DNS rebinding); every answer carries the security headers of
+:class:`segflow.server._security.SecurityHeaders`; no CORS.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-from fastapi.routing import APIRoute
+import contextlib
+from collections.abc import AsyncIterator
+from urllib.parse import quote
 
-from segflow.server.deps import ProjectHandle, ServerSettings, get_settings
-from segflow.server.routes import api, pages
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from segflow.server._auth import LoginRequired, Sessions
+from segflow.server._replica import Replica
+from segflow.server._security import SecurityHeaders
+from segflow.server.deps import ServerSettings, get_settings
+from segflow.server.routes import api, auth, pages, score
 
 
 def _operation_id(route: APIRoute) -> str:
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
 
 
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", "")
+
+
+def _error_page(request: Request, status: int, detail: str) -> Response:
+    from segflow.server.routes._render import render
+
+    return render(request, f"Error {status}", [f'<p class="error" id="error">{_escape(detail)}</p>'], status_code=status)
+
+
+def _escape(text: str) -> str:
+    from markupsafe import escape
+
+    return str(escape(text))
+
+
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
-    """Build the app for one project folder (opened read-only)."""
+    """Build the app for one project folder (served from a read-only copy of its store)."""
     settings = settings or get_settings()
-    app = FastAPI(title=settings.title, generate_unique_id_function=_operation_id)
-    app.state.project_handle = ProjectHandle(settings.project_dir)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # several test clients may share one app: close the copy when the last one stops
+        app.state.running = getattr(app.state, "running", 0) + 1
+        app.state.replica.start()
+        try:
+            yield
+        finally:
+            app.state.running -= 1
+            if app.state.running == 0:
+                app.state.replica.close()
+
+    app = FastAPI(
+        title=settings.title,
+        generate_unique_id_function=_operation_id,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
+    app.state.replica = Replica(settings.project_dir, pool_size=settings.pool_size, poll_seconds=settings.poll_seconds)
+    app.state.sessions = Sessions(settings.session_hours)
     app.dependency_overrides[get_settings] = lambda: settings
+    app.include_router(auth.router)
     app.include_router(api.router)
+    app.include_router(score.router)
     app.include_router(pages.router)
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, exc: LoginRequired) -> Response:
+        if _is_api(request):
+            return JSONResponse({"detail": exc.reason}, status_code=401, headers={"www-authenticate": "Bearer"})
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _is_api(request):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        return _error_page(request, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in exc.errors()
+        )
+        if _is_api(request):
+            return JSONResponse({"detail": problems}, status_code=422)
+        return _error_page(request, 422, problems)
+
+    # Outermost first: the Host check answers before anything else, headers go on everything.
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
+    app.add_middleware(SecurityHeaders)
     return app

@@ -1,8 +1,7 @@
-"""FastAPI dependencies: the server settings and the open project (one per app)."""
+"""FastAPI dependencies: the server settings and a project on a pooled read-only connection."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -12,6 +11,10 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, Field
 
 from segflow.project import Project
+from segflow.server._replica import Generation, Replica
+
+#: Host names a server bound to loopback answers to (anything else: 400, against DNS rebinding).
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
 
 class ServerSettings(BaseModel):
@@ -19,6 +22,13 @@ class ServerSettings(BaseModel):
 
     project_dir: Path = Field(default=Path("."), description="Project folder holding segflow.toml.")
     title: str = Field(default="segflow", description="Title shown on dashboard pages.")
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: list(LOOPBACK_HOSTS),
+        description="Host header values answered; others get 400 (DNS rebinding).",
+    )
+    pool_size: int = Field(default=8, ge=1, le=64, description="Read-only store connections.")
+    poll_seconds: float = Field(default=2.0, ge=0, description="How often to look for a changed store.")
+    session_hours: float = Field(default=8.0, gt=0, description="Lifetime of a browser login.")
 
 
 @lru_cache
@@ -26,20 +36,22 @@ def get_settings() -> ServerSettings:
     return ServerSettings()
 
 
-class ProjectHandle:
-    """The project opened read-only, with a lock: DuckDB connections are not shared across
-    threads, so requests take turns on the one connection (reads are short)."""
-
-    def __init__(self, project_dir: Path) -> None:
-        self.project = Project.open(project_dir, read_only=True)
-        self.lock = threading.Lock()
+def get_replica(request: Request) -> Replica:
+    return request.app.state.replica
 
 
 def get_project(request: Request) -> Iterator[Project]:
-    handle: ProjectHandle = request.app.state.project_handle
-    with handle.lock:
-        yield handle.project
+    """A project on one pooled read-only connection; the copy it reads is ``request.state.generation``."""
+    replica: Replica = request.app.state.replica
+    with replica.lease() as (generation, project):
+        request.state.generation = generation
+        yield project
+
+
+def get_generation(request: Request, project: Annotated[Project, Depends(get_project)]) -> Generation:
+    return request.state.generation
 
 
 SettingsDep = Annotated[ServerSettings, Depends(get_settings)]
 ProjectDep = Annotated[Project, Depends(get_project)]
+GenerationDep = Annotated[Generation, Depends(get_generation)]

@@ -1,11 +1,10 @@
-"""Response models of the JSON API: every list is ``{"data": [...], "count": n}``."""
+"""Response models of the JSON API: every list is ``{"data": [...], "count": n, "total": N}``."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class HealthPublic(BaseModel):
@@ -13,23 +12,20 @@ class HealthPublic(BaseModel):
     segflow_version: str
     schema_version: int
     project: str
+    store_copy: int = Field(description="Number of the store copy served (grows after each refresh).")
 
 
-class SchemePublic(BaseModel):
-    scheme: str
-    snapshots: int
-    first_snapshot: dt.date | None
-    last_snapshot: dt.date | None
-
-
-class SchemesPublic(BaseModel):
-    data: list[SchemePublic]
-    count: int
+class WhoAmIPublic(BaseModel):
+    token_id: str
+    role: str
+    name: str | None
+    csrf_token: str | None = Field(description="Send as X-CSRF-Token on POSTs made with the session cookie.")
 
 
 class RecordsPublic(BaseModel):
-    """A table as records, with the query that produced it."""
+    """A table as records (one page), the total number of rows, and the query."""
 
     data: list[dict[str, Any]]
     count: int
+    total: int | None = None
     meta: dict[str, Any] = {}

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from segflow._result import TableResult
+from segflow._result import TableResult, json_records
 from segflow.config import SourceSettings
 from segflow.sources._load import classify
-from segflow.sources._readers import discover_files, relative, source_format, stage
+from segflow.sources._readers import discover_files, refuse_nested, relative, stage
 from segflow.sources._validate import check_timezone, resolve, validate
 from segflow.store import CANONICAL_TABLES
 
@@ -55,13 +55,12 @@ class CheckReport(TableResult):
         return self.accepted
 
     def to_dict(self) -> dict[str, Any]:
-        import json
 
         return {
             "source": self.source, "file": self.file, "mapping": self.mapping,
             "counts": self.counts, "rules": self.rules,
-            "accepted": json.loads(self.accepted.to_json(orient="records", date_format="iso")),
-            "rejected": json.loads(self.rejected.to_json(orient="records")),
+            "accepted": json_records(self.accepted),
+            "rejected": json_records(self.rejected),
         }
 
     def figure(self) -> go.Figure:
@@ -101,15 +100,16 @@ def check_source(
     """
     project_dir = Path(project_dir)
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    path = None if source_format(source) == "postgres" else discover_files(source, project_dir)[0]
+    path = None if source.format == "postgres" else discover_files(source, project_dir)[0]
     label = relative(path, project_dir) if path else f"postgres:{source.options.get('table')}"
     con = duckdb.connect()
     try:
         check_timezone(con, source)
         staged = stage(con, source, path, label, limit=n)
         specs = resolve(source, staged)
+        refuse_nested(con, staged, [s.label for s in specs.values()])
         present = validate(con, source, staged, specs, now=now, known_customers=None, out="_v")
-        classify(con, source, "_v", present, "_c", against_store=False)
+        classify(con, source, "_v", present, "_c", against_store=False, mapped=set(specs))
         return _report(con, source, staged, specs, label)
     finally:
         con.close()

@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from segflow._result import TableResult
 from segflow.config import Settings, SourceSettings
+from segflow.errors import InputError, StoreError
 from segflow.sources._load import LoadCounts, classify, rollup_orders, write
 from segflow.sources._readers import (
-    discover_files,
+    discover,
     file_hash,
+    refuse_nested,
     relative,
     source_format,
     stage,
@@ -171,7 +173,7 @@ def ingest(
     plan = [(src, path) for src in sources for path in _paths(src, project_dir)]
     for src, path in plan:  # pre-flight: fail before anything is written
         _preflight(store, src, path, project_dir)
-    loads: list[LoadCounts] = []
+    loads: list[LoadCounts] = _skipped(sources, project_dir)
     for i, (src, path) in enumerate(plan):
         loads.append(load_one(store, src, path, project_dir, now=now, force=force))
         if progress:
@@ -181,9 +183,22 @@ def ingest(
 
 
 def _paths(source: SourceSettings, project_dir: Path) -> list[Path | None]:
-    if source_format(source) == "postgres":
+    if source.format == "postgres":
         return [None]
-    return list(discover_files(source, project_dir))
+    return list(discover(source, project_dir)[0])
+
+
+def _skipped(sources: list[SourceSettings], project_dir: Path) -> list[LoadCounts]:
+    """One ``skipped`` entry (with the reason as a warning) per unread file of a folder."""
+    out = []
+    for src in sources:
+        if src.format == "postgres":
+            continue
+        for path, reason in discover(src, project_dir)[1]:
+            counts = LoadCounts("", src.name, relative(path, project_dir), src.table, "skipped")
+            counts.warnings.append(f"file {counts.source_file}: not read: {reason}")
+            out.append(counts)
+    return out
 
 
 def _label(source: SourceSettings, path: Path | None, project_dir: Path) -> str:
@@ -202,7 +217,8 @@ def _preflight(store: Store, source: SourceSettings, path: Path | None, project_
     try:
         check_timezone(con, source)
         staged = stage(con, source, path, _label(source, path, project_dir), limit=50)
-        resolve(source, staged)
+        specs = resolve(source, staged)
+        refuse_nested(con, staged, [s.label for s in specs.values()])
     finally:
         con.close()
 
@@ -239,17 +255,22 @@ def load_one(
     try:
         staged = stage(con, source, path, label)
         specs = resolve(source, staged)
+        refuse_nested(con, staged, [s.label for s in specs.values()])
+        read = staged.tally.digest if staged.tally and staged.tally.digest else digest
         has_customers = con.execute("SELECT count(*) FROM main.customers").fetchone()[0] > 0
         known = "main.customers" if has_customers and source.table != "customers" else None
         present = validate(con, source, staged, specs, now=now, known_customers=known, out=val)
-        classify(con, source, val, present, cls, against_store=True, staged=staged)
+        classify(con, source, val, present, cls, against_store=True, staged=staged,
+                 mapped=set(specs))
         if source.rollup and source.table == "transactions":
             orders = f"_sf_ord_{suffix}"
             rollup_orders(con, source, cls, orders, against_store=True)
         con.execute("BEGIN TRANSACTION")
         try:
-            write(con, source, staged, cls, present, counts, now=now, file_hash=digest,
-                  started=started, orders=orders, flag_list=flags(source, specs))
+            write(con, source, staged, cls, present, counts, now=now, file_hash=read,
+                  started=started, orders=orders, flag_list=flags(source, specs),
+                  mapped=set(specs))
+            _recheck(staged, counts, path, digest, read)
         except BaseException:
             con.execute("ROLLBACK")
             raise
@@ -257,6 +278,23 @@ def load_one(
     finally:
         con.close()
     return counts
+
+
+def _recheck(staged, counts: LoadCounts, path: Path | None, before: str | None,
+             read: str | None) -> None:
+    """Before the commit: the counts match the reader's own count of the file, and the file
+    still has the bytes that were read (else nothing of it is written)."""
+    tally = staged.tally
+    if tally is not None and tally.complete and counts.rows_read != tally.records:
+        raise StoreError(f"file {staged.label}: the reader counted {tally.records} records but "
+                         f"{counts.rows_read} rows were classified; nothing was loaded from it")
+    if path is None or before is None:
+        return
+    now = file_hash(path)
+    if now != before or now != read:
+        raise InputError("the file changed while it was being loaded (its bytes differ from "
+                         "those read); nothing was loaded from it; run ingest again",
+                         file=staged.label)
 
 
 def _warn(loads: list[LoadCounts]) -> None:

@@ -17,6 +17,7 @@ The last three count as ``rows_duplicate`` and are listed in ``ingest_duplicates
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import duckdb
@@ -24,7 +25,7 @@ import duckdb
 from segflow.config import SourceSettings
 from segflow.errors import StoreError
 from segflow.sources._readers import Staged, lit, q
-from segflow.sources._rules import KEYS
+from segflow.sources._rules import duplicate_columns, row_key
 from segflow.sources._validate import raw_json
 from segflow.store import CANONICAL_TABLES
 
@@ -41,7 +42,7 @@ FLAGS_DDL = """CREATE TABLE IF NOT EXISTS ingest_flags (
 _FLAG_TEXT = {
     "anonymous": "no customer id; kept as an anonymous transaction (customer_id empty)",
     "invalid_value": "value not in the value map; kept the row, emptied the value (original in ingest_flags)",
-    "formula_in_text": "text starts like a spreadsheet formula (=, +, @); kept as text",
+    "formula_in_text": "text starts like a spreadsheet formula (=, @, tab, CR, or +/- before a non-number); kept as text",
 }
 
 _DUP_KIND = {"duplicate": "in_load", "loaded": "already_loaded", "seen": "already_quarantined"}
@@ -89,6 +90,7 @@ def classify(
     *,
     against_store: bool,
     staged: Staged | None = None,
+    mapped: Collection[str],
 ) -> None:
     """Create the view ``out``: the rows of ``val`` with ``_status`` and ``_dup_of``.
 
@@ -96,25 +98,28 @@ def classify(
     conflicts, rows already in the store); every other row is accepted when it passed the
     rules and quarantined otherwise. Large first loads therefore copy no data here.
     """
-    table, key = source.table, KEYS.get(source.table)
+    table, key = source.table, row_key(source, mapped)
     rollup = source.rollup and table == "transactions"
     x = out + "_x"
     con.execute(f"""CREATE TEMP TABLE {x} (_row BIGINT, _status VARCHAR, _dup_of BIGINT,
         _xrule VARCHAR, _xcolumn VARCHAR, _xreason VARCHAR)""")
     free = f"v._rule IS NULL AND v._row NOT IN (SELECT _row FROM {x})"
-    # 1. exact duplicates within the load: identical canonical values (order lines: raw line)
-    cols = ["_raw"] if rollup else [f"v_{c}" for c in present]
-    # A 64-bit hash narrows the candidates cheaply; the exact comparison decides.
-    cand = out + "_cand"
-    con.execute(f"""CREATE TEMP TABLE {cand} AS SELECT * FROM {val} WHERE _rule IS NULL
-        AND hash({', '.join(cols)}) IN (SELECT hash({', '.join(cols)}) AS _h FROM {val}
-                                        WHERE _rule IS NULL GROUP BY _h HAVING count(*) > 1)""")
-    con.execute(f"""INSERT INTO {x} SELECT v._row, 'duplicate', g._first, NULL, NULL, NULL
-        FROM {cand} v JOIN (SELECT {', '.join(cols)}, min(_row) AS _first FROM {cand}
-                            GROUP BY ALL HAVING count(*) > 1) g
-          ON {_eq(cols, 'v', 'g')}
-        WHERE v._row <> g._first""")
-    con.execute(f"DROP TABLE {cand}")
+    # 1. duplicates within the load: equal on the duplicate columns (order lines: raw line);
+    # none for transaction lines without an id and without a duplicate_key
+    dup = duplicate_columns(source, present, mapped)
+    if dup is not None:
+        cols = ["_raw"] if rollup and not source.duplicate_key else [f"v_{c}" for c in dup]
+        # A 64-bit hash narrows the candidates cheaply; the exact comparison decides.
+        cand = out + "_cand"
+        con.execute(f"""CREATE TEMP TABLE {cand} AS SELECT * FROM {val} WHERE _rule IS NULL
+            AND hash({', '.join(cols)}) IN (SELECT hash({', '.join(cols)}) AS _h FROM {val}
+                                            WHERE _rule IS NULL GROUP BY _h HAVING count(*) > 1)""")
+        con.execute(f"""INSERT INTO {x} SELECT v._row, 'duplicate', g._first, NULL, NULL, NULL
+            FROM {cand} v JOIN (SELECT {', '.join(cols)}, min(_row) AS _first FROM {cand}
+                                GROUP BY ALL HAVING count(*) > 1) g
+              ON {_eq(cols, 'v', 'g')}
+            WHERE v._row <> g._first""")
+        con.execute(f"DROP TABLE {cand}")
     # 2. same key, different values, within the load: keep the first, quarantine the others
     if key and not rollup:
         kl = lit(key)
@@ -133,7 +138,7 @@ def classify(
                 HAVING min(v_customer_id) IS DISTINCT FROM max(v_customer_id)
                     OR count(v_customer_id) BETWEEN 1 AND count(*) - 1)""")
     if against_store:
-        _against_store(con, source, val, present, x, free, rollup)
+        _against_store(con, source, val, present, x, free, rollup, mapped)
         _seen(con, source, val, x, staged)
     con.execute(f"""CREATE TEMP VIEW {out} AS SELECT v.* REPLACE (
             coalesce(x._xrule, v._rule) AS _rule, coalesce(x._xcolumn, v._column) AS _column,
@@ -148,14 +153,17 @@ def _has_rows(con, table: str, source: SourceSettings) -> bool:
                             "LIMIT 1)", [source.name]).fetchone()[0])
 
 
-def _against_store(con, source, val, present, x, free, rollup) -> None:
+def _against_store(con, source, val, present, x, free, rollup, mapped) -> None:
     """Rows identical to a stored row of the source are 'loaded'; same key, new values:
-    'replace' (a late correction)."""
-    table, key = source.table, KEYS.get(source.table)
-    if rollup or not _has_rows(con, table, source):
+    'replace' (a late correction). Without a key, rows equal to a stored row on the
+    duplicate columns are 'loaded' (none for transaction lines without an id or a
+    duplicate_key: a re-sent file is caught by its hash)."""
+    table, key = source.table, row_key(source, mapped)
+    dup = duplicate_columns(source, present, mapped)
+    if rollup or not _has_rows(con, table, source) or (key is None and dup is None):
         return
     src = lit(source.name)
-    cols = [c for c in CANONICAL_TABLES[table] if c in present]
+    cols = [c for c in CANONICAL_TABLES[table] if c in (present if key else dup)]
     stored = ", ".join(q(c) for c in cols)
     if key:
         same = _eq(cols, "v", "t", store=True)
@@ -181,6 +189,13 @@ def _seen(con, source, val, x, staged: Staged | None) -> None:
         JOIN (SELECT DISTINCT raw_row, rule FROM main.quarantine WHERE source = {lit(source.name)}) qq
           ON qq.raw_row = {raw_json(staged, 's')} AND qq.rule = f._rule""")
     con.execute(f"DROP TABLE {failed}")
+    # rows quarantined by the load's own checks (conflicting_id, order_customer_conflict)
+    con.execute(f"""UPDATE {x} SET _status = 'seen' FROM (
+            SELECT s._row, qq.rule FROM {staged.table} s
+            JOIN (SELECT DISTINCT raw_row, rule FROM main.quarantine WHERE source = {lit(source.name)}) qq
+              ON qq.raw_row = {raw_json(staged, 's')}
+            WHERE s._row IN (SELECT _row FROM {x} WHERE _status = 'quarantined')) m
+        WHERE {x}._row = m._row AND {x}._xrule = m.rule AND {x}._status = 'quarantined'""")
 
 
 def rollup_orders(
@@ -190,7 +205,8 @@ def rollup_orders(
     """Roll accepted order lines up to orders and compare them with the store.
 
     Rules: amount and quantity are summed over the lines (returns net within the order); ts is
-    the earliest line; category is that of the largest line (ties: the earliest row); channel
+    the earliest line; category and product_id are those of the largest line (ties: the
+    earliest row; keep lines, without rollup, to measure product breadth); channel
     and promo code the smallest non-empty value; unit_price is left empty; the order is a
     return when its net amount is negative or its id is a credit note. ``source_row`` is the
     first line's row.
@@ -203,6 +219,7 @@ def rollup_orders(
         min(v_ts) AS ts, sum(v_amount) AS amount,
         sum(v_quantity) AS quantity, NULL::DOUBLE AS unit_price,
         arg_max(v_category, (abs(v_amount), -_row)) AS category,
+        arg_max(v_product_id, (abs(v_amount), -_row)) AS product_id,
         min(v_channel) AS channel, min(v_promo_code) AS promo_code,
         (sum(v_amount) < 0 OR bool_or({credit}) OR bool_or(_declared_return)) AS is_return,
         min(_row) AS source_row, 'accepted' AS _ostatus
@@ -230,9 +247,10 @@ def write(
     started: dt.datetime,
     orders: str | None,
     flag_list: list[tuple[str, str, str, str]] = (),
+    mapped: Collection[str],
 ) -> None:
     """Write the load into the store (inside the caller's transaction)."""
-    table, key = source.table, KEYS.get(source.table)
+    table, key = source.table, row_key(source, mapped)
     src, label, load = lit(source.name), lit(staged.label), lit(counts.load_id)
     canon = list(CANONICAL_TABLES[table])
     lineage = f"{src}, {label}, {{row}}, {load}"
@@ -268,12 +286,25 @@ def write(
             WHERE NOT _seen""", [now])
     con.execute(DUPLICATES_DDL)
     kinds = " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in _DUP_KIND.items())
-    con.execute(f"""INSERT INTO main.ingest_duplicates SELECT {src}, {label}, _row,
-        CASE _status {kinds} END, CASE WHEN _status = 'duplicate' THEN _dup_of END, {load}
-        FROM {cls} WHERE _status IN ('duplicate', 'loaded', 'seen')""")
+    # A re-read logs each row once: not again when the row is logged already, or when it is
+    # the very row (same file and row number) that is stored or quarantined.
+    logged = f"""(SELECT row_number, kind FROM main.ingest_duplicates
+        WHERE source = {src} AND source_file = {label})"""
+    itself = f"""(SELECT source_row AS r, 'already_loaded' AS k FROM main.{table}
+            WHERE source = {src} AND source_file = {label}
+        UNION ALL SELECT row_number, 'already_quarantined' FROM main.quarantine
+            WHERE source = {src} AND source_file = {label} AND load_id <> {load})"""
+    con.execute(f"""INSERT INTO main.ingest_duplicates SELECT {src}, {label}, _row, _kind,
+        CASE WHEN _status = 'duplicate' THEN _dup_of END, {load}
+        FROM (SELECT *, CASE _status {kinds} END AS _kind FROM {cls}
+              WHERE _status IN ('duplicate', 'loaded', 'seen')) c
+        WHERE (c._row, c._kind) NOT IN (SELECT * FROM {logged})
+          AND (c._row, c._kind) NOT IN (SELECT * FROM {itself})""")
     if staged.rejects:
         con.execute(f"""INSERT INTO main.ingest_duplicates SELECT {src}, {label}, _row,
-            'already_quarantined', NULL, {load} FROM {staged.rejects}_s WHERE _seen""")
+            'already_quarantined', NULL, {load} FROM {staged.rejects}_s r WHERE _seen
+            AND (r._row, 'already_quarantined') NOT IN (SELECT * FROM {logged})
+            AND (r._row, 'already_quarantined') NOT IN (SELECT * FROM {itself})""")
     _release(con, source, staged, cls, counts)
     _flags(con, flag_list, cls, src, label, load, counts)
     _count(con, source, staged, cls, present, counts)

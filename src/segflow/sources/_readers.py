@@ -10,6 +10,7 @@ are kept in a second table ``rejects`` with their raw text, so they can be quara
 
 from __future__ import annotations
 
+import codecs
 import csv
 import glob
 import hashlib
@@ -23,6 +24,7 @@ import duckdb
 
 from segflow.config import SourceSettings
 from segflow.errors import InputError
+from segflow.sources._csvread import COMPRESSED, CsvTally, head_bytes, prescan, read_csv_file
 
 _EXTENSIONS = {
     ".csv": "csv",
@@ -52,6 +54,8 @@ class Staged:
     rejects: str | None = None  # table (_row, raw_row, reason) of unparseable CSV rows
     temp_tables: list[str] = field(default_factory=list)
     temp_views: list[str] = field(default_factory=list)
+    tally: CsvTally | None = None  # the CSV reader's own count of the file (CSV only)
+    nested: list[str] = field(default_factory=list)  # list/struct columns, staged as JSON text
 
     def drop(self, con: duckdb.DuckDBPyConnection) -> None:
         for name in self.temp_views:
@@ -70,13 +74,21 @@ def lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _suffix(path: Path) -> tuple[str, str]:
+    """(format suffix, compression suffix) of a file name: ``a.csv.gz`` -> (".csv", ".gz")."""
+    suffixes = [x.lower() for x in path.suffixes]
+    comp = suffixes[-1] if suffixes and suffixes[-1] in COMPRESSED else ""
+    rest = suffixes[:-1] if comp else suffixes
+    return (rest[-1] if rest else ""), comp
+
+
 def source_format(source: SourceSettings, path: Path | None = None) -> str:
-    """The format of a source: stated, or inferred from the file extension."""
+    """The format of a source file: stated, or inferred from the file extension."""
     if source.format:
         return source.format
     if path is None and source.path:
         path = Path(source.path)
-    suffix = path.suffix.lower() if path else ""
+    suffix = _suffix(path)[0] if path else ""
     if suffix in _EXTENSIONS:
         return _EXTENSIONS[suffix]
     raise InputError(
@@ -86,23 +98,57 @@ def source_format(source: SourceSettings, path: Path | None = None) -> str:
     )
 
 
-def discover_files(source: SourceSettings, project_dir: Path) -> list[Path]:
-    """The files of a file source, sorted by name (a file, a glob or a folder)."""
+def _skip_reason(source: SourceSettings, path: Path) -> str | None:
+    """Why a file of a folder source is not read (None: it is read)."""
+    if path.name.startswith((".", "~$")):
+        return "hidden or temporary file"
+    if path.is_dir():
+        return "a folder (folder sources read the files directly inside the folder)"
+    suffix, comp = _suffix(path)
+    fmt = _EXTENSIONS.get(suffix)
+    if fmt is None:
+        return f"extension {suffix or '(none)'!r} is not a data format segflow reads"
+    if source.format and source.format != fmt:
+        return f"a {fmt} file, but the source's format is {source.format}"
+    if comp and fmt not in ("csv", "jsonl"):
+        return f"compressed ({comp}) {fmt} files are not read; decompress it"
+    if comp and fmt == "jsonl" and comp != ".gz":
+        return f"compressed ({comp}) JSON lines are not read; use .gz or decompress it"
+    return None
+
+
+def discover(source: SourceSettings, project_dir: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The files of a file source, sorted by name (a file, a glob or a folder), and the files
+    of a folder that are not read, each with the reason."""
     if source.format == "postgres":
-        return []
+        return [], []
     if not source.path:
         raise InputError(f"source {source.name!r}: no path given")
     raw = Path(source.path)
     base = raw if raw.is_absolute() else project_dir / raw
+    skipped: list[tuple[Path, str]] = []
     if base.is_dir():
-        files = sorted(p for p in base.iterdir() if p.is_file() and p.suffix.lower() in _EXTENSIONS)
+        files = []
+        for p in sorted(base.iterdir()):
+            reason = _skip_reason(source, p)
+            if reason:
+                skipped.append((p, reason))
+            else:
+                files.append(p)
     elif any(ch in source.path for ch in "*?["):
         files = sorted(Path(p) for p in glob.glob(str(base), recursive=True) if Path(p).is_file())
     else:
         files = [base] if base.exists() else []
     if not files:
-        raise InputError(f"source {source.name!r}: no file matches {source.path!r}", file=str(base))
-    return files
+        why = "".join(f"; {p.name}: {r}" for p, r in skipped[:5])
+        raise InputError(f"source {source.name!r}: no file matches {source.path!r}{why}",
+                         file=str(base))
+    return files, skipped
+
+
+def discover_files(source: SourceSettings, project_dir: Path) -> list[Path]:
+    """The files of a file source that are read (see :func:`discover`)."""
+    return discover(source, project_dir)[0]
 
 
 def file_hash(path: Path) -> str:
@@ -123,25 +169,39 @@ def _tmp(prefix: str) -> str:
 
 
 # -- CSV ---------------------------------------------------------------------------------
-def _csv_encoding(source: SourceSettings) -> str:
-    enc = str(source.options.get("encoding", "utf-8")).lower().replace("_", "-")
-    aliases = {"utf8": "utf-8", "utf-8-sig": "utf-8", "latin1": "latin-1", "iso-8859-1": "latin-1"}
-    return aliases.get(enc, enc)
+def _csv_encoding(source: SourceSettings, head: bytes, label: str) -> str:
+    """The Python codec of a text file: the ``encoding`` option, or UTF-16 by its byte-order
+    mark, else UTF-8 (a UTF-8 byte-order mark is skipped)."""
+    stated = source.options.get("encoding")
+    if stated is None:
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return "utf-16"
+        stated = "utf-8"
+    enc = str(stated).strip().lower().replace("_", "-")
+    try:
+        name = codecs.lookup(enc).name
+    except LookupError as exc:
+        raise InputError(f"unknown encoding {stated!r} (options.encoding); use e.g. utf-8, "
+                         "windows-1252, latin-1 or utf-16", file=label) from exc
+    return "utf-8-sig" if name == "utf-8" else name
 
 
-def _csv_header(path: Path, source: SourceSettings, label: str) -> tuple[list[str], str, str]:
+def _csv_header(path: Path, source: SourceSettings, label: str) -> tuple[list[str], str, str, str]:
     """Read the header (first record) with Python's csv module; sniff the delimiter."""
-    with path.open("rb") as fh:
-        head = fh.read(256 * 1024)
+    head = head_bytes(path)
     if not head:
         raise InputError("the file is empty (0 bytes); expected a header row", file=label)
-    encoding = _csv_encoding(source)
+    encoding = _csv_encoding(source, head, label)
     if b"\x00" in head[:8192] and not encoding.startswith("utf-16"):
+        odd = head[1:8192:2]
+        if odd and odd.count(0) > 0.9 * len(odd):
+            raise InputError("the file looks like UTF-16 text without a byte-order mark; set "
+                             "options.encoding = 'utf-16-le'", file=label)
         raise InputError(
             "the file holds binary data (NUL bytes), not delimited text; is it really a CSV?",
             file=label,
         )
-    text = head.decode("utf-8-sig" if encoding == "utf-8" else encoding, errors="replace")
+    text = head.decode(encoding, errors="replace")
     quote = str(source.options.get("quote", '"'))
     delimiter = source.options.get("delimiter")
     if delimiter is None:
@@ -151,8 +211,12 @@ def _csv_header(path: Path, source: SourceSettings, label: str) -> tuple[list[st
         except csv.Error:
             delimiter = ","
     delimiter = "\t" if delimiter in ("\\t", "tab") else str(delimiter)
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter, quotechar=quote or None)
-    header = next(reader, [])
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
+                        quotechar=quote or None, quoting=csv.QUOTE_MINIMAL if quote else csv.QUOTE_NONE)
+    try:
+        header = next(reader, [])
+    except csv.Error as exc:
+        raise InputError(f"cannot read the header row: {exc}", file=label, row=0) from exc
     header = [h.strip() for h in header]
     if not header or all(h == "" for h in header):
         raise InputError("the first row is empty; expected a header row", file=label, row=0)
@@ -164,17 +228,21 @@ def _csv_header(path: Path, source: SourceSettings, label: str) -> tuple[list[st
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
         raise InputError(f"header repeats column names {dupes}", file=label, row=0)
-    return header, delimiter, quote
+    if "_row" in header:
+        raise InputError("a column named _row is reserved", file=label, row=0, column="_row")
+    return header, delimiter, quote, encoding
 
 
-def _stage_csv(con, path: Path, source: SourceSettings, label: str, limit: int | None) -> Staged:
-    header, delimiter, quote = _csv_header(path, source, label)
-    escape = str(source.options.get("escape", quote))
+def _stage_csv_duckdb(con, path: Path, header: list[str], delimiter: str, quote: str,
+                      label: str, limit: int | None) -> Staged:
+    """DuckDB's CSV reader, for simple files only (see :func:`prescan`): one record per line
+    after the header, so rejects and rows are numbered exactly."""
+    escape = quote
     raw, rej, stg = _tmp("raw"), _tmp("rej"), _tmp("stg")
     cols = "{" + ", ".join(f"{lit(h)}: 'VARCHAR'" for h in header) + "}"
     args = (
         f"header=true, auto_detect=false, columns={cols}, delim={lit(delimiter)}, "
-        f"quote={lit(quote)}, escape={lit(escape)}, encoding={lit(_csv_encoding(source))}, "
+        f"quote={lit(quote)}, escape={lit(escape)}, encoding='utf-8', "
         f"store_rejects=true, rejects_table={lit(rej)}, rejects_scan={lit(rej + '_scan')}, "
         f"max_line_size={MAX_LINE_BYTES}, strict_mode=true"
     )
@@ -219,6 +287,56 @@ def _stage_csv(con, path: Path, source: SourceSettings, label: str, limit: int |
     return Staged(stg, {h: "VARCHAR" for h in header}, label, rejects, [stg, rejects])
 
 
+def _stage_csv(con, path: Path, source: SourceSettings, label: str, limit: int | None) -> Staged:
+    """Stage a CSV file.
+
+    A simple UTF-8 file (no quote character, blank line or CR-only line end; see
+    :func:`prescan`) is read by DuckDB's fast reader, and its rows plus rejects must equal
+    the file's lines after the header; otherwise (or when they do not) the careful reader
+    :func:`segflow.sources._csvread.read_csv_file` reads it.
+    """
+    header, delimiter, quote, encoding = _csv_header(path, source, label)
+    escape = str(source.options.get("escape", quote))
+    plain = (encoding == "utf-8-sig" and escape == quote and not limit
+             and path.suffix.lower() not in COMPRESSED)
+    if plain:
+        scan = prescan(path, quote)
+        if scan.simple:
+            staged = _stage_csv_duckdb(con, path, header, delimiter, quote, label, None)
+            n = con.execute(f"SELECT count(*) FROM {staged.table}").fetchone()[0]
+            # a line of only spaces or tabs is a blank line (as in the careful reader)
+            blank = con.execute(f"SELECT count(*) FROM {staged.rejects} "
+                                r"WHERE regexp_matches(raw_row, '^\s*$')").fetchone()[0]
+            if blank:
+                con.execute(rf"DELETE FROM {staged.rejects} WHERE regexp_matches(raw_row, '^\s*$')")
+            n_rej, longest = con.execute(
+                f"SELECT count(*), coalesce(max(length(raw_row)), 0) FROM {staged.rejects}"
+            ).fetchone()
+            # DuckDB cuts a reject's text at 10,000 characters: such files take the careful path
+            if n + n_rej + blank == scan.lines - 1 and longest < 9_999:
+                con.execute(f"UPDATE {staged.rejects} SET reason = reason || ' (set options."
+                            "encoding, e.g. ''windows-1252'' or ''latin-1'')' "
+                            "WHERE reason LIKE 'INVALID ENCODING%'")
+                staged.tally = CsvTally(scan.size, scan.size, scan.lines, 1, blank,
+                                        scan.lines - 1 - blank, n + n_rej, scan.digest)
+                return staged
+            staged.drop(con)  # the counts disagree: read it again, carefully
+    stg, rejects = _tmp("stg"), _tmp("rjt")
+    cols = ", ".join(f"{q(h)} VARCHAR" for h in header)
+    con.execute(f"CREATE TEMP TABLE {stg} (_row BIGINT, {cols})")
+    con.execute(f"CREATE TEMP TABLE {rejects} (_row BIGINT, raw_row VARCHAR, reason VARCHAR, "
+                "column_name VARCHAR)")
+    staged = Staged(stg, {h: "VARCHAR" for h in header}, label, rejects, [stg, rejects])
+    try:
+        staged.tally = read_csv_file(
+            con, path, label, header=header, delimiter=delimiter, quote=quote, escape=escape,
+            encoding=encoding, rows_table=stg, rejects_table=rejects, limit=limit)
+    except BaseException:
+        staged.drop(con)
+        raise
+    return staged
+
+
 # -- other formats -----------------------------------------------------------------------
 def _columns_of(con, table: str) -> dict[str, str]:
     rows = con.execute(f"DESCRIBE {table}").fetchall()
@@ -257,7 +375,31 @@ def _stage_parquet(con, path: Path, label: str, limit: int | None) -> Staged:
         raise InputError(f"cannot read as Parquet: {str(exc).splitlines()[0]}", file=label) from exc
     if "file_row_number" in columns:
         raise InputError("a column named file_row_number is reserved", file=label)
+    nested = [c for c, t in columns.items() if _is_nested(t)]
+    if nested:  # lists, structs, maps: kept as JSON text (a mapped one is quarantined later)
+        flat = _tmp("stg")
+        swap = ", ".join(f"CAST(to_json({q(c)}) AS VARCHAR) AS {q(c)}" for c in nested)
+        con.execute(f"CREATE TEMP VIEW {flat} AS SELECT * REPLACE ({swap}) FROM {stg}")
+        return Staged(flat, {c: ("VARCHAR" if c in nested else t) for c, t in columns.items()},
+                      label, None, [], [flat, stg], nested=nested)
     return Staged(stg, columns, label, None, [], [stg])
+
+
+def refuse_nested(con: duckdb.DuckDBPyConnection, staged: Staged, used: list[str]) -> None:
+    """A one-line error when a mapped column holds lists or structures (Parquet)."""
+    for col in staged.nested:
+        if any(col in label.split("+") for label in used):
+            row = con.execute(f"SELECT min(_row) FROM {staged.table} WHERE {q(col)} IS NOT NULL "
+                              "AND {q(col)} <> 'null'".replace("{q(col)}", q(col))).fetchone()[0]
+            raise InputError(
+                f"column {col!r} holds lists or structures, not single values; map a column "
+                "of plain values (or an expression extracting one)",
+                file=staged.label, row=row or 1, column=col)
+
+
+def _is_nested(dtype: str) -> bool:
+    up = dtype.upper()
+    return up.endswith("[]") or up.endswith("]") or up.startswith(("STRUCT", "MAP", "UNION"))
 
 
 def _stage_jsonl(con, path: Path, label: str, limit: int | None) -> Staged:
@@ -278,23 +420,28 @@ def _stage_jsonl(con, path: Path, label: str, limit: int | None) -> Staged:
     con.execute(
         f"""CREATE TEMP TABLE {rejects} AS SELECT _row, line AS raw_row,
         'not a JSON object' AS reason, NULL::VARCHAR AS column_name FROM {lines}
-        WHERE NOT coalesce(json_valid(line) AND json_type(line) = 'OBJECT', false)"""
+        WHERE NOT coalesce(CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' END, false)"""
     )
+    con.execute(f"DELETE FROM {lines} WHERE _row IN (SELECT _row FROM {rejects})")
+    objs = _tmp("obj")
+    con.execute(f"CREATE TEMP TABLE {objs} AS SELECT _row, CAST(line AS JSON) AS line FROM {lines}")
+    con.execute(f"DROP TABLE {lines}")
+    lines = objs
     keys = [
         r[0]
         for r in con.execute(
-            f"""SELECT k FROM (SELECT unnest(json_keys(line)) AS k, _row FROM {lines}
-            WHERE json_valid(line) AND json_type(line) = 'OBJECT')
+            f"""SELECT k FROM (SELECT unnest(json_keys(line)) AS k, _row FROM {lines})
             GROUP BY k ORDER BY min(_row), k"""
         ).fetchall()
     ]
     if not keys:
+        con.execute(f"DROP TABLE {lines}")
+        con.execute(f"DROP TABLE {rejects}")
         raise InputError("no JSON objects found; expected one object per line", file=str(label))
     sel = ", ".join(f"json_extract_string(line, {lit('$.' + _json_key(k))}) AS {q(k)}" for k in keys)
     stg = _tmp("stg")
     con.execute(
-        f"""CREATE TEMP TABLE {stg} AS SELECT _row, {sel} FROM {lines}
-        WHERE json_valid(line) AND json_type(line) = 'OBJECT' ORDER BY _row"""
+        f"""CREATE TEMP TABLE {stg} AS SELECT _row, {sel} FROM {lines} ORDER BY _row"""
     )
     con.execute(f"DROP TABLE {lines}")
     return Staged(stg, {k: "VARCHAR" for k in keys}, label, rejects, [stg, rejects])

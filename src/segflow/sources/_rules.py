@@ -2,11 +2,15 @@
 
 Rules are checked in the order of :data:`RULES`; a row is quarantined under the first rule it
 fails (one quarantine record per rejected row, so the reconciliation adds up).
-Exact duplicates are not quarantined: they are counted as ``rows_duplicate`` and listed in
+Exact duplicates (rows equal on the source's ``duplicate_key``, by default on every value;
+never for transaction lines without a transaction id unless a ``duplicate_key`` is named) are
+not quarantined: they are counted as ``rows_duplicate`` and listed in
 the table ``ingest_duplicates``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 #: rule name -> what it means (shown in ``docs/data.md`` and ``segflow sources check``).
 RULES: dict[str, str] = {
@@ -21,6 +25,7 @@ RULES: dict[str, str] = {
     "missing_campaign_id": "the campaign id is empty",
     "missing_question": "the survey question is empty",
     "missing_answer": "the survey answer is empty",
+    "invalid_id": "an identifier is not usable: a float id that is not an exact integer (NaN, infinity, a fraction, beyond 2^53), or only invisible characters",
     "invalid_value": "a column with a value map holds a value that is neither a key nor a target of the map",
     "unparseable_date": "the value matches none of the accepted date formats",
     "ambiguous_date": "the value parses under two accepted formats with different dates, and date_order is not set",
@@ -31,7 +36,7 @@ RULES: dict[str, str] = {
     "implausible_date": "the timestamp is before 1900-01-01",
     "zero_amount": "the amount is exactly 0",
     "return_sign": "amount and quantity have opposite signs without a credit-note id or return flag, or a credit note / flagged return has a positive amount",
-    "formula_in_text": "a text value starts like a spreadsheet formula (=, +, @) and formulas = 'quarantine'",
+    "formula_in_text": "a text value starts like a spreadsheet formula (=, @, tab, carriage return, or + / - unless it is a plain number) and formulas = 'quarantine'",
     "unknown_customer": "the customer id is not in the customers table",
     "conflicting_id": "another row of the same load has the same key (transaction_id or customer_id) but different values; the first row is kept",
     "order_customer_conflict": "lines of one order name different customers",
@@ -50,6 +55,53 @@ REQUIRED: dict[str, list[str]] = {
 KEYS: dict[str, str] = {"transactions": "transaction_id", "customers": "customer_id"}
 
 
+def row_key(source: object, mapped: Collection[str]) -> str | None:
+    """The column identifying a row of ``source`` for late corrections, or None.
+
+    ``mapped`` holds the canonical columns the source provides (explicitly or by name).
+
+    None for transactions without a mapped ``transaction_id`` (their lines are grouped into
+    one order per customer and timestamp and have no identity of their own) and for customer
+    sources with a ``valid_from`` column (attribute history: one customer has several rows).
+    """
+    table = source.table  # type: ignore[attr-defined]
+    if table == "transactions" and "transaction_id" not in mapped:
+        return None
+    if table == "customers" and "valid_from" in mapped:
+        return None
+    return KEYS.get(table)
+
+
+def duplicate_columns(
+    source: object, present: list[str], mapped: Collection[str]
+) -> list[str] | None:
+    """Canonical columns whose equality makes two rows of ``source`` duplicates, or None
+    when identical rows are not de-duplicated (transactions without a transaction id and
+    without a ``duplicate_key``: identical lines are lines of one basket)."""
+    key = list(source.duplicate_key)  # type: ignore[attr-defined]
+    if key:
+        return key
+    if source.table == "transactions" and "transaction_id" not in mapped:  # type: ignore[attr-defined]
+        return None
+    return list(present)
+
+
 def missing_rule(column: str) -> str:
     """Rule name for an empty required column."""
     return "missing_date" if column in ("ts", "created_at") else f"missing_{column}"
+
+
+#: A signed number or phone number (``-12.5``, ``+3``, ``-2e3``, ``+44 20 7946 0000``,
+#: ``+1-555-0100``): digits and separators only, not a spreadsheet formula.
+_SIGNED_NUMBER = r"^[+-][0-9 .,()/%eE-]*[0-9][0-9 .,()/%eE-]*$"
+
+
+def formula_condition(text: str) -> str:
+    """SQL: the text value ``text`` starts like a spreadsheet formula (OWASP CSV injection):
+    ``=``, ``@``, a tab or a carriage return, or ``+``/``-`` unless the rest is only digits
+    and number separators (a signed number or a phone number). A cheap first-character test keeps the regular expressions off
+    most rows."""
+    first = f"left({text}, 1)"
+    number = f"regexp_matches({text}, '{_SIGNED_NUMBER}')"
+    return (f"coalesce({first} IN ('=', '@', chr(9), chr(13)) OR ({first} IN ('+', '-') AND length({text}) > 1 "
+            f"AND NOT {number}), false)")

@@ -16,15 +16,15 @@ from sqlglot import exp
 
 from segflow.config import SourceSettings
 from segflow.errors import ConfigError, InputError
+from segflow.sources._ids import ID_COLUMNS, id_reason, id_value
 from segflow.sources._readers import Staged, lit, q
-from segflow.sources._rules import REQUIRED, missing_rule
+from segflow.sources._rules import REQUIRED, formula_condition, missing_rule
 from segflow.store import CANONICAL_TABLES
 
 _NUMERIC_TYPES = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "INTEGER", "BIGINT", "SMALLINT",
                   "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT")
 _FLOAT_TYPES = ("DOUBLE", "FLOAT", "REAL")
 _OFFSET_RE = r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
-_FORMULA_RE = r"^(=|@|[+-][^0-9.\s])"
 
 
 @dataclass
@@ -42,13 +42,23 @@ def _is_numeric(dtype: str) -> bool:
     return dtype.upper().startswith(_NUMERIC_TYPES)
 
 
-def _text(col: str, dtype: str) -> str:
+def _text(col: str, dtype: str, nulls: list[str] | tuple[str, ...] = ()) -> str:
+    """SQL: the value of a source column as trimmed text; NULL when empty or a null token.
+
+    ``nulls`` are the source's missing-value tokens (``null_values``), compared with the
+    trimmed text exactly (case-sensitive); they apply to text columns only (a typed column of
+    Parquet or a database has real NULLs).
+    """
     ref = q(col)
     if dtype.upper().startswith(_FLOAT_TYPES):  # 123.0 -> '123' so ids match text sources
         return (f"CASE WHEN {ref} = floor({ref}) AND abs({ref}) < 1e15 "
                 f"THEN CAST(CAST({ref} AS BIGINT) AS VARCHAR) ELSE CAST({ref} AS VARCHAR) END")
     if dtype.upper() == "VARCHAR":
-        return f"NULLIF(trim({ref}), '')"
+        tokens = sorted({t.strip() for t in nulls} - {""})
+        if not tokens:
+            return f"NULLIF(trim({ref}), '')"
+        listed = ", ".join(lit(t) for t in tokens)
+        return f"CASE WHEN trim({ref}) IN ('', {listed}) THEN NULL ELSE trim({ref}) END"
     return f"CAST({ref} AS VARCHAR)"
 
 
@@ -68,7 +78,7 @@ def _number_of_text(text: str, source: SourceSettings) -> str:
 def _number(col: str, dtype: str, source: SourceSettings) -> str:
     if _is_numeric(dtype):
         return f"CASE WHEN isfinite(CAST({q(col)} AS DOUBLE)) THEN CAST({q(col)} AS DOUBLE) END"
-    return _number_of_text(_text(col, dtype), source)
+    return _number_of_text(_text(col, dtype, source.null_values), source)
 
 
 def _boolean(text: str) -> str:
@@ -91,10 +101,32 @@ def _date_parses(text: str, source: SourceSettings) -> list[str]:
         ]
     out = []
     for fmt in source.date_formats:
-        parsed = f"try_strptime({text}, {lit(fmt)})"
+        parsed = _strptime(text, fmt)
         out.append(f"timezone('UTC', {parsed})" if "%z" in fmt or "%Z" in fmt
                    else _to_utc(parsed, source.timezone))
     return out
+
+
+def _strptime(text: str, fmt: str) -> str:
+    """SQL: ``text`` parsed with the strftime format ``fmt``; NULL unless the year is >= 1000.
+
+    DuckDB's ``%Y`` also takes one to three digits ('11' is the year 0011); a four-digit-year
+    format must need four digits, so a reading before the year 1000 is no reading at all (and
+    never a rival of another format's reading). ``%y`` maps 00-68 to 2000-2068 and 69-99 to
+    1969-1999 (POSIX).
+    """
+    parsed = f"try_strptime({text}, {lit(fmt)})"
+    return f"CASE WHEN year({parsed}) >= 1000 THEN {parsed} END"
+
+
+def _short_year_hint(text: str, source: SourceSettings) -> str:
+    """SQL: a hint for a value that a ``%Y`` format reads with fewer than four year digits."""
+    fours = [f for f in source.date_formats if "%Y" in f]
+    if not fours:
+        return "''"
+    short = " OR ".join(f"year(try_strptime({text}, {lit(f)})) < 1000" for f in fours)
+    return (f"CASE WHEN coalesce({short}, false) THEN '; %Y reads its year as before 1000 "
+            "(%Y needs four digits): for two-digit years add a format with %y' ELSE '' END")
 
 
 def _day_first(fmt: str) -> bool | None:
@@ -112,7 +144,7 @@ def _date_spec(col: str, dtype: str, source: SourceSettings) -> Spec:
     if up.startswith(("TIMESTAMP", "DATE")):
         value = _to_utc(f"CAST({q(col)} AS TIMESTAMP)", source.timezone)
         return Spec(f"CAST({q(col)} AS VARCHAR)", value, col)
-    text = _text(col, dtype)
+    text = _text(col, dtype, source.null_values)
     return Spec(text, "", col, dates=_date_parses(text, source))
 
 
@@ -161,11 +193,14 @@ class _Mapper:
         dtype = self.staged.columns[col]
         if ctype == "TIMESTAMP":
             return _date_spec(col, dtype, self.source)
+        text = _text(col, dtype, self.source.null_values)
         if ctype == "DOUBLE":
-            return Spec(_text(col, dtype), _number(col, dtype, self.source), col)
+            return Spec(text, _number(col, dtype, self.source), col)
         if ctype == "BOOLEAN":
-            return Spec(_text(col, dtype), _boolean(_text(col, dtype)), col)
-        return Spec(_text(col, dtype), self._value_map(canonical, _text(col, dtype)), col)
+            return Spec(text, _boolean(text), col)
+        idv = id_value(col, dtype) if canonical in ID_COLUMNS else None
+        value = f"CASE WHEN {text} IS NULL THEN NULL ELSE {idv} END" if idv else text
+        return Spec(text, self._value_map(canonical, value), col)
 
     def _value_map(self, canonical: str, text: str) -> str:
         vmap = self.source.value_maps.get(canonical)
@@ -193,12 +228,14 @@ class _Mapper:
                 col = self.column(node.name, canonical)
                 used.append(col)
                 dtype = self.staged.columns[col]
-                sub = _number(col, dtype, self.source) if ctype == "DOUBLE" else _text(col, dtype)
+                sub = (_number(col, dtype, self.source) if ctype == "DOUBLE"
+                       else _text(col, dtype, self.source.null_values))
                 return sqlglot.parse_one(sub, read="duckdb")
             return node
 
         value = tree.transform(swap).sql(dialect="duckdb")
-        texts = ", ".join(_text(c, self.staged.columns[c]) for c in used) or "NULL"
+        nulls = self.source.null_values
+        texts = ", ".join(_text(c, self.staged.columns[c], nulls) for c in used) or "NULL"
         text = f"NULLIF(concat_ws(', ', {texts}), '')"
         label = "+".join(dict.fromkeys(used)) or "(expression)"
         if ctype == "DOUBLE":
@@ -218,6 +255,12 @@ def resolve(source: SourceSettings, staged: Staged) -> dict[str, Spec]:
         raise ConfigError(
             f"source {source.name!r}: {sorted(unknown)} are not columns of the canonical table "
             f"{source.table!r} (its columns: {', '.join(CANONICAL_TABLES[source.table])})"
+        )
+    bad_key = set(source.duplicate_key) - set(CANONICAL_TABLES[source.table])
+    if bad_key:
+        raise ConfigError(
+            f"source {source.name!r}: duplicate_key names {sorted(bad_key)}, which are not "
+            f"columns of the canonical table {source.table!r}"
         )
     specs = {}
     for canonical, ctype in CANONICAL_TABLES[source.table].items():
@@ -282,7 +325,7 @@ def validate(
     """
     table = source.table
     ctypes = CANONICAL_TABLES[table]
-    need_raw = source.rollup or (table == "transactions" and "transaction_id" not in specs)
+    need_raw = source.rollup
     a_cols = [f"{raw_json(staged)} AS _raw"] if need_raw else []
     for c, spec in specs.items():
         a_cols.append(f"{spec.text} AS r_{c}")
@@ -342,9 +385,7 @@ def flags(source: SourceSettings, specs: dict[str, Spec]) -> list[tuple[str, str
         for c in specs:
             if ctypes[c] == "VARCHAR":
                 # a cheap first-character test keeps the regular expression off most rows
-                out.append(("formula_in_text",
-                            f"coalesce(left(v_{c}, 1) IN ('=', '@', '+', '-') AND "
-                            f"regexp_matches(v_{c}, {lit(_FORMULA_RE)}), false)",
+                out.append(("formula_in_text", formula_condition(f"v_{c}"),
                             specs[c].label, f"v_{c}"))
     return out
 
@@ -393,8 +434,8 @@ def _extra_values(source: SourceSettings, specs: dict[str, Spec]) -> list[str]:
     if source.table != "transactions":
         return out
     if "transaction_id" not in specs:
-        # No id in the source: the row's content identifies it (stable across re-loads).
-        out.append("'h' || left(md5(_raw), 16) AS v_transaction_id")
+        # No id in the source: the lines of one customer and timestamp form one order
+        out.append("NULL::VARCHAR AS v_transaction_id")
     flag = "coalesce(f_is_return, false)" if "is_return" in specs else "false"
     credit = (f"coalesce(starts_with(v_transaction_id, {lit(source.credit_note_prefix)}), false)"
               if source.credit_note_prefix else "false")
@@ -428,11 +469,15 @@ def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
     if source.table == "transactions" and "transaction_id" in specs:
         r.add("missing_transaction_id", "r_transaction_id IS NULL", specs["transaction_id"].label,
               "'transaction id is empty'")
+    for c in ID_COLUMNS:
+        if c in specs:
+            r.add("invalid_id", f"r_{c} IS NOT NULL AND v_{c} IS NULL", specs[c].label, id_reason(f"r_{c}"))
     for c, spec in specs.items():
         if spec.dates is not None:
             formats = ", ".join(source.date_formats) or "ISO 8601"
             r.add("unparseable_date", f"r_{c} IS NOT NULL AND v_{c} IS NULL", spec.label,
-                  f"{_short(f'r_{c}')} || {lit(f' does not match the accepted formats ({formats})')}")
+                  f"{_short(f'r_{c}')} || {lit(f' does not match the accepted formats ({formats})')}"
+                  f" || {_short_year_hint(f'r_{c}', source)}")
             r.add("ambiguous_date", f"amb_{c}", spec.label,
                   f"{_short(f'r_{c}')} || ' parses under two formats with different dates; set date_order'")
     for c, spec in specs.items():
@@ -440,7 +485,7 @@ def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
             r.add(f"non_numeric_{c}", f"r_{c} IS NOT NULL AND v_{c} IS NULL", spec.label,
                   f"{_short(f'r_{c}')} || ' is not a number'")
     for c, spec in specs.items():
-        if ctypes[c] == "TIMESTAMP":
+        if ctypes[c] == "TIMESTAMP" and c != "valid_to":  # an end of validity may lie ahead
             if source.max_date:
                 cond = f"v_{c} >= TIMESTAMP {lit(source.max_date.isoformat())}"
                 why = f" UTC is on or after max_date {source.max_date}"
@@ -450,7 +495,7 @@ def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
                   f"strftime(v_{c}, '%Y-%m-%d %H:%M:%S') || {lit(why)}")
             r.add("implausible_date", f"v_{c} < TIMESTAMP '1900-01-01'", spec.label,
                   f"strftime(v_{c}, '%Y-%m-%d') || ' is before 1900-01-01'")
-    if "amount" in specs:
+    if "amount" in specs and source.zero_amount == "quarantine":
         r.add("zero_amount", "v_amount = 0", specs["amount"].label, "'amount is 0'")
     if source.table == "transactions":
         qty = ("coalesce((v_quantity < 0 AND v_amount > 0) OR (v_quantity > 0 AND v_amount < 0 "
@@ -467,9 +512,9 @@ def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
                       specs[c].label,
                       f"{_short(f'r_{c}')} || {lit(' is not one of the mapped values ' + ', '.join(sorted(vmap)))}")
     if source.formulas == "quarantine" and text_cols:
-        cond = " OR ".join(f"coalesce(regexp_matches(r_{c}, {lit(_FORMULA_RE)}), false)" for c in text_cols)
+        cond = " OR ".join(formula_condition(f"r_{c}") for c in text_cols)
         which = "CASE " + " ".join(
-            f"WHEN coalesce(regexp_matches(r_{c}, {lit(_FORMULA_RE)}), false) THEN {lit(specs[c].label)}"
+            f"WHEN {formula_condition(f'r_{c}')} THEN {lit(specs[c].label)}"
             for c in text_cols) + " END"
         r.add("formula_in_text", cond, which,
               "'a text value starts like a spreadsheet formula (=, +, @)'", column_sql=True)

@@ -8,8 +8,8 @@ All timestamps are tz-naive UTC. Identifiers are strings.
 
 from __future__ import annotations
 
-#: Canonical columns of each input table, in order, with their DuckDB types.
-CANONICAL_TABLES: dict[str, dict[str, str]] = {
+#: Canonical columns of each input table at schema version 1 (frozen: migrations build on it).
+_V1_TABLES: dict[str, dict[str, str]] = {
     "customers": {
         "customer_id": "VARCHAR",
         "created_at": "TIMESTAMP",
@@ -57,6 +57,23 @@ CANONICAL_TABLES: dict[str, dict[str, str]] = {
     },
 }
 
+#: Columns added by later schema versions: version -> table -> column -> type.
+_ADDED: dict[int, dict[str, dict[str, str]]] = {
+    # 2: attribute history (a customer row is valid from valid_from to valid_to, both
+    # optional) and the product of a transaction line
+    2: {
+        "customers": {"valid_from": "TIMESTAMP", "valid_to": "TIMESTAMP"},
+        "transactions": {"product_id": "VARCHAR"},
+    },
+}
+
+#: Canonical columns of each input table, in order, with their DuckDB types: those of
+#: version 1, then the columns later versions added (in the order of the migrations).
+CANONICAL_TABLES: dict[str, dict[str, str]] = {
+    name: {**cols, **{c: t for added in _ADDED.values() for c, t in added.get(name, {}).items()}}
+    for name, cols in _V1_TABLES.items()
+}
+
 #: Lineage columns every canonical row carries: where it came from.
 LINEAGE_COLUMNS: dict[str, str] = {
     "source": "VARCHAR",  # the source name in segflow.toml
@@ -67,14 +84,14 @@ LINEAGE_COLUMNS: dict[str, str] = {
 
 
 def _create_canonical(name: str) -> str:
-    cols = {**CANONICAL_TABLES[name], **LINEAGE_COLUMNS}
+    cols = {**_V1_TABLES[name], **LINEAGE_COLUMNS}
     body = ",\n  ".join(f"{c} {t}" for c, t in cols.items())
     return f"CREATE TABLE IF NOT EXISTS {name} (\n  {body}\n)"
 
 
 _V1 = [
     "CREATE TABLE IF NOT EXISTS schema_info (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)",
-    *(_create_canonical(name) for name in CANONICAL_TABLES),
+    *(_create_canonical(name) for name in _V1_TABLES),
     """CREATE TABLE IF NOT EXISTS quarantine (
   source VARCHAR, source_file VARCHAR, row_number BIGINT, raw_row VARCHAR,
   rule VARCHAR, reason VARCHAR, column_name VARCHAR, load_id VARCHAR, ingested_at TIMESTAMP
@@ -102,9 +119,27 @@ _V1 = [
 )""",
 ]
 
-#: Exports and refresh: the export log whose latest row per export name is its watermark,
+_V2 = [
+    f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {ctype}"
+    for table, cols in _ADDED[2].items()
+    for column, ctype in cols.items()
+]
+#: Version 3: API tokens of ``segflow serve`` (only a SHA-256 of each secret is kept) and the
+#: audit log of who read customer-level data and who exported (see docs/server.md).
+_V3_SERVER_AUTH = [
+    """CREATE TABLE IF NOT EXISTS api_tokens (
+  token_id VARCHAR PRIMARY KEY, name VARCHAR, role VARCHAR NOT NULL, secret_sha256 VARCHAR NOT NULL,
+  created_at TIMESTAMP NOT NULL, expires_at TIMESTAMP, revoked_at TIMESTAMP
+)""",
+    """CREATE TABLE IF NOT EXISTS audit_log (
+  event_id VARCHAR PRIMARY KEY, event_at TIMESTAMP NOT NULL, token_id VARCHAR, role VARCHAR,
+  action VARCHAR NOT NULL, resource VARCHAR, detail VARCHAR, client VARCHAR
+)""",
+]
+
+#: Version 4: exports and refresh: the export log whose latest row per export name is its watermark,
 #: webhook deliveries, and the drift alerts of ``segflow refresh``.
-_V2_EXPORTS_REFRESH = [
+_V4_EXPORTS_REFRESH = [
     """CREATE TABLE IF NOT EXISTS export_log (
   export_id VARCHAR NOT NULL, export_name VARCHAR NOT NULL, kind VARCHAR NOT NULL,
   scheme VARCHAR, snapshot_date DATE, since_snapshot DATE, mode VARCHAR NOT NULL,
@@ -123,6 +158,6 @@ _V2_EXPORTS_REFRESH = [
 ]
 
 #: Ordered schema migrations; index i holds the statements that bring version i to i+1.
-MIGRATIONS: list[list[str]] = [_V1, _V2_EXPORTS_REFRESH]
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V3_SERVER_AUTH, _V4_EXPORTS_REFRESH]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -72,6 +74,7 @@ class Store:
         self.raw.execute(f"SET memory_limit = '{limit}'")
         if not read_only:
             self._upgrade()
+            self._recover_runs()
         else:
             self._check_version()
 
@@ -114,6 +117,31 @@ class Store:
                     f"could not upgrade store {self.path} from schema version {version} to "
                     f"{SCHEMA_VERSION}: {exc}; the store was left unchanged"
                 ) from exc
+
+    def _recover_runs(self) -> None:
+        """Mark runs left ``running`` by a process that ended without finishing them as failed.
+
+        DuckDB lets one process at a time open the file for writing, so a ``running`` run is
+        still alive only if this very process started it (its id is in the run's
+        ``message`` while it runs); every other one was killed mid-run.
+        """
+        if "runs" not in self._table_names():
+            return
+        mine = _owner()
+        with self._lock:
+            self.raw.execute(
+                "UPDATE runs SET status = 'failed', finished_at = ?, message = "
+                "'interrupted: the process ended while the run was in progress "
+                "(marked failed when the store was next opened)' "
+                "WHERE status = 'running' AND message IS DISTINCT FROM ?",
+                [_now(), mine],
+            )
+
+    def _table_names(self) -> set[str]:
+        rows = self.raw.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+        ).fetchall()
+        return {r[0] for r in rows}
 
     # -- reading ------------------------------------------------------------------------
     def table(self, name: str) -> ibis.Table:
@@ -190,8 +218,9 @@ class Store:
         run_id = uuid.uuid4().hex[:12]
         with self._lock:
             self.raw.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, NULL, 'running', NULL)",
-                [run_id, command, json.dumps(params or {}, default=str), __version__, _now()],
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, NULL, 'running', ?)",
+                [run_id, command, json.dumps(params or {}, default=str), __version__, _now(),
+                 _owner()],
             )
         try:
             yield run_id
@@ -200,6 +229,11 @@ class Store:
             raise
         else:
             self._finish_run(run_id, "ok", None)
+
+    def annotate_run(self, run_id: str, message: str) -> None:
+        """Record what a finished run could not do (e.g. a stage skipped) in ``runs.message``."""
+        with self._lock:
+            self.raw.execute("UPDATE runs SET message = ? WHERE run_id = ?", [message, run_id])
 
     def _finish_run(self, run_id: str, status: str, message: str | None) -> None:
         with self._lock:
@@ -221,6 +255,11 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({self.path!r}, schema_version={SCHEMA_VERSION})"
+
+
+def _owner() -> str:
+    """Who runs this process: written in a running run's ``message`` (see ``_recover_runs``)."""
+    return f"running in process {os.getpid()} on {socket.gethostname()}"
 
 
 def _column_names(data: Any) -> list[str]:

@@ -49,7 +49,7 @@ def lift_forest(report: Any, outcome: str) -> go.Figure:
             "%{customdata[1]}<br>adjusted p %{customdata[2]:.3g}<extra>%{fullData.name}</extra>",
         )
     fig.add_vline(x=0, line_dash="dot", line_color="grey")
-    unit = "percentage points" if rate else "outcome units"
+    unit = "percentage points" if rate else f"{outcome.replace('_', ' ')} per customer"
     fig.update_layout(
         title=f"Lift vs control ({report.control}) on {outcome}, {report.level:.0%} intervals",
         xaxis_title=f"treated minus control ({unit})",
@@ -96,7 +96,7 @@ def transition_heatmaps(matrices: dict[str, pd.DataFrame], *, title: str = "") -
             showscale=diff, row=1, col=i,
         )
     fig.update_yaxes(autorange="reversed", title_text="before", col=1)
-    fig.update_xaxes(title_text="after")
+    fig.update_xaxes(title_text="after", tickangle=-90, type="category")
     fig.update_layout(title=title or "Transition shares (%) by arm", height=420,
                       margin=dict(l=90, r=10, t=70, b=60))
     return fig

@@ -19,37 +19,57 @@ def _labels(profile: Any) -> list[str]:
     return [f"{seg}: {name}" if name != seg else str(seg) for seg, name in zip(table["segment"], table["name"], strict=True)]
 
 
-def profile_heatmap(profile: Any, *, title: str = "") -> go.Figure:
+def _top_features(diff: Any, max_features: int | None) -> Any:
+    """The ``max_features`` columns of ``diff`` with the largest absolute standardised
+    difference in any segment, most distinguishing first (all columns when None)."""
+    if max_features is None or diff.shape[1] <= max_features:
+        return diff
+    strength = diff.abs().max(axis=0).fillna(0.0).sort_values(ascending=False, kind="stable")
+    return diff[list(strength.index[:max_features])]
+
+
+def profile_heatmap(profile: Any, *, title: str = "", max_features: int | None = None) -> go.Figure:
     """Segments (rows) by features (columns), coloured by the standardised difference from the
-    base mean, in base standard deviations (diverging scale centred on 0, clipped at +-2)."""
+    base mean, in base standard deviations (diverging scale centred on 0, clipped at +-2).
+
+    ``max_features`` keeps only the most distinguishing features (largest absolute difference
+    in any segment). Cell numbers are drawn at a fixed, readable size."""
     import plotly.graph_objects as go
 
-    diff = profile.std_diff
+    from segflow.viz._core import MIN_FONT_PX, house_style
+
+    diff = _top_features(profile.std_diff, max_features)
     values = diff.to_numpy(dtype=float)
-    text = np.where(np.isnan(values), "", np.vectorize(lambda v: f"{v:+.2f}")(np.nan_to_num(values)))
+    text = np.where(np.isnan(values), "", np.vectorize(lambda v: f"{v:+.1f}")(np.nan_to_num(values)))
+    columns = [str(c).replace("_", " ") for c in diff.columns]
+    fits = len(columns) <= 16
     fig = go.Figure(
         go.Heatmap(
             z=np.clip(values, -2, 2),
-            x=list(diff.columns),
+            x=columns,
             y=_labels(profile),
             text=text,
-            texttemplate="%{text}",
+            texttemplate="%{text}" if fits else None,
+            textfont={"size": MIN_FONT_PX + 1},
             colorscale="RdBu",
             reversescale=True,
             zmid=0,
             zmin=-2,
             zmax=2,
-            colorbar=dict(title="sd from base"),
+            xgap=1,
+            ygap=1,
+            colorbar=dict(title=dict(text="sd from base", side="right")),
             hovertemplate="%{y}<br>%{x}: %{text} sd<extra></extra>",
         )
     )
     fig.update_layout(
         title=title or "Segment profiles (standardised difference from the whole base)",
-        height=max(300, 60 + 40 * len(diff)),
-        yaxis=dict(autorange="reversed"),
-        margin=dict(l=200, r=20, t=60, b=80),
+        height=max(320, 200 + 34 * len(diff)),
+        yaxis=dict(autorange="reversed", type="category"),
+        xaxis=dict(tickangle=-90 if len(columns) > 6 else 0, type="category"),
+        margin=dict(l=10, r=10, t=60, b=10),
     )
-    return fig
+    return house_style(fig)
 
 
 def snake_plot(profile: Any, *, title: str = "") -> go.Figure:

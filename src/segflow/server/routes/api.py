@@ -1,22 +1,55 @@
-"""The JSON API under ``/api/v1``: one function per resource, shared with the pages."""
+"""The JSON API under ``/api/v1``: one function per resource, shared with the pages.
+
+Roles: viewers read aggregates; analysts also customer-level data (every such read is in
+the audit log) and CSV downloads of it; admins also tokens and the audit log. Lists take
+``limit`` / ``offset`` and answer ``{"data", "count", "total", "meta"}``; ``format=csv``
+downloads the same rows (formula cells neutralised).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+import pandas as pd
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 
 from segflow.report._queries import quarantine_reasons, reconciliation
-from segflow.server import _views
-from segflow.server.deps import ProjectDep
-from segflow.server.schemas import HealthPublic, RecordsPublic, SchemesPublic
+from segflow.server import _audit, _views
+from segflow.server._auth import Admin, Analyst, Viewer, audit
+from segflow.server._security import csv_bytes, protect
+from segflow.server.deps import GenerationDep, ProjectDep
+from segflow.server.schemas import HealthPublic, RecordsPublic, WhoAmIPublic
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 
+Limit = Annotated[int, Query(ge=1, le=10_000, description="Rows per page.")]
+Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
+Format = Annotated[Literal["json", "csv"], Query(description="json, or csv to download the rows.")]
+Pii = Annotated[
+    Literal["default", "full"],
+    Query(description="Personal data: masked in JSON and hashed in CSV by default; 'full' shows it (audited)."),
+]
+
+
+def table_response(frame: pd.DataFrame, *, fmt: str, filename: str, meta: dict[str, Any],
+                   limit: int | None = None, offset: int = 0, total: int | None = None) -> RecordsPublic | Response:
+    """A table as JSON records (one page) or as a CSV download (every row of the query)."""
+    if fmt == "csv":
+        return Response(
+            csv_bytes(frame), media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": f'attachment; filename="{filename}.csv"'},
+        )
+    total = len(frame) if total is None else total
+    shown = _views.page(frame, limit, offset) if limit is not None else frame
+    data = _views.records(shown)
+    return RecordsPublic(data=data, count=len(data), total=total, meta={**meta, "limit": limit, "offset": offset})
+
 
 @router.get("/health", response_model=HealthPublic)
-def health(project: ProjectDep) -> HealthPublic:
-    """Liveness and the versions of segflow and of the store schema."""
+def health(project: ProjectDep, gen: GenerationDep, who: Viewer) -> HealthPublic:
+    """Liveness, versions, and which copy of the store is served."""
     from segflow import __version__
 
     return HealthPublic(
@@ -24,48 +57,134 @@ def health(project: ProjectDep) -> HealthPublic:
         segflow_version=__version__,
         schema_version=project.store.schema_version,
         project=project.settings.project.name,
+        store_copy=gen.number,
     )
 
 
-@router.get("/schemes", response_model=SchemesPublic)
-def list_schemes(project: ProjectDep) -> SchemesPublic:
+@router.get("/whoami", response_model=WhoAmIPublic)
+def whoami(who: Viewer) -> WhoAmIPublic:
+    """The caller's token id and role (and the CSRF token of a browser session)."""
+    return WhoAmIPublic(token_id=who.token_id, role=who.role, name=who.name,
+                        csrf_token=who.session.csrf if who.session else None)
+
+
+@router.get("/schemes", response_model=RecordsPublic)
+def list_schemes(project: ProjectDep, gen: GenerationDep, who: Viewer, limit: Limit = 100, offset: Offset = 0) -> Any:
     """Schemes with stored assignments and their snapshot range."""
-    data = _views.schemes(project)
-    return SchemesPublic(data=data, count=len(data))
+    frame = pd.DataFrame(_views.schemes(project, gen), columns=["scheme", "snapshots", "first_snapshot", "last_snapshot"])
+    return table_response(frame, fmt="json", filename="schemes", meta={}, limit=limit, offset=offset)
+
+
+@router.get("/snapshots/{scheme}", response_model=RecordsPublic)
+def list_snapshots(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
+                   limit: Limit = 100, offset: Offset = 0) -> Any:
+    """Snapshot dates of a scheme, oldest first."""
+    frame = pd.DataFrame({"snapshot_date": _views.snapshots(project, gen, scheme)})
+    return table_response(frame, fmt="json", filename="snapshots", meta={"scheme": scheme}, limit=limit, offset=offset)
 
 
 @router.get("/segments/{scheme}", response_model=RecordsPublic)
-def segments(project: ProjectDep, scheme: str, snapshot: dt.date | None = None) -> RecordsPublic:
-    """Customers, share and 12-month revenue per segment at a snapshot (default: latest)."""
-    frame, snapshot = _views.segment_sizes(project, scheme, snapshot)
-    data = _views.records(frame)
-    return RecordsPublic(data=data, count=len(data), meta={"scheme": scheme, "snapshot": snapshot})
+def segments(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, snapshot: dt.date | None = None,
+             limit: Limit = 100, offset: Offset = 0, format: Format = "json") -> Any:
+    """Customers, share and 12-month revenue per segment at a snapshot (default: latest),
+    with the change in customers since the previous snapshot."""
+    frame, snapshot = _views.segment_sizes(project, gen, scheme, snapshot)
+    return table_response(frame, fmt=format, filename=f"segments-{scheme}-{snapshot}",
+                          meta={"scheme": scheme, "snapshot": snapshot}, limit=limit, offset=offset)
 
 
 @router.get("/migration/{scheme}", response_model=RecordsPublic)
-def migration(
-    project: ProjectDep, scheme: str, from_date: dt.date | None = None, to_date: dt.date | None = None
-) -> RecordsPublic:
+def migration(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
+              from_date: dt.date | None = None, to_date: dt.date | None = None,
+              from_segment: str | None = None, to_segment: str | None = None,
+              limit: Limit = 1000, offset: Offset = 0, format: Format = "json") -> Any:
     """The transition matrix between two snapshots (default: the last two), long form."""
-    matrix = _views.transitions(project, scheme, from_date, to_date)
-    data = _views.records(matrix.to_pandas())
-    return RecordsPublic(
-        data=data,
-        count=len(data),
+    matrix = _views.transitions(project, gen, scheme, from_date, to_date)
+    frame = matrix.to_pandas()
+    if from_segment:
+        frame = frame[frame["from_segment"] == from_segment]
+    if to_segment:
+        frame = frame[frame["to_segment"] == to_segment]
+    return table_response(
+        frame, fmt=format, filename=f"migration-{scheme}-{matrix.from_date}-{matrix.to_date}",
         meta={"scheme": scheme, "from_date": matrix.from_date, "to_date": matrix.to_date},
+        limit=limit, offset=offset,
     )
 
 
+@router.get("/migration/{scheme}/customers", response_model=RecordsPublic)
+def migration_customers(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst, scheme: str,
+                        from_date: dt.date, to_date: dt.date, from_segment: str, to_segment: str,
+                        limit: Limit = 100, offset: Offset = 0, format: Format = "json") -> Any:
+    """The customers of one cell of the transition matrix (analysts; audited)."""
+    frame = _views.cell_customers(project, gen, scheme, from_date, to_date, from_segment, to_segment)
+    audit(request, who, "export" if format == "csv" else "read_customers", {"rows": len(frame)})
+    return table_response(
+        frame, fmt=format, filename=f"migration-{scheme}-{from_date}-{to_date}-customers",
+        meta={"scheme": scheme, "from_date": from_date, "to_date": to_date,
+              "from_segment": from_segment, "to_segment": to_segment},
+        limit=limit, offset=offset,
+    )
+
+
+@router.get("/customers", response_model=RecordsPublic)
+def customers(request: Request, project: ProjectDep, who: Analyst, q: str | None = None, scheme: str | None = None,
+              segment: str | None = None, snapshot: dt.date | None = None, limit: Limit = 100,
+              offset: Offset = 0, format: Format = "json", pii: Pii = "default") -> Any:
+    """Customer search by id prefix, e-mail or name, and/or by segment (analysts; audited).
+    ``format=csv`` downloads every match."""
+    if format == "csv":
+        frame, total = _views.search_customers(project, q, scheme, segment, snapshot, 10_000_000, 0)
+    else:
+        frame, total = _views.search_customers(project, q, scheme, segment, snapshot, limit, offset)
+    how = "full" if pii == "full" else ("hash" if format == "csv" else "mask")
+    audit(request, who, "export" if format == "csv" else "read_customers",
+          {"rows": len(frame), "pii": how, "q": q, "scheme": scheme, "segment": segment})
+    return table_response(protect(frame, how), fmt=format, filename="customers",
+                          meta={"q": q, "scheme": scheme, "segment": segment, "pii": how},
+                          limit=None if format == "csv" else len(frame), offset=offset, total=total)
+
+
 @router.get("/customers/{customer_id}", response_model=RecordsPublic)
-def customer(project: ProjectDep, customer_id: str) -> RecordsPublic:
-    """A customer's segment at every snapshot of every scheme."""
-    data = _views.records(_views.customer_history(project, customer_id))
-    return RecordsPublic(data=data, count=len(data), meta={"customer_id": customer_id})
+def customer(request: Request, project: ProjectDep, who: Analyst, customer_id: str, pii: Pii = "default") -> Any:
+    """A customer's segment at every snapshot of every scheme (``data``), with attributes,
+    timeline, scores and latest features in ``meta`` (analysts; audited)."""
+    detail = _views.customer_detail(project, customer_id)
+    how = "full" if pii == "full" else "mask"
+    audit(request, who, "read_customer", {"customer_id": customer_id, "pii": how})
+    data = _views.records(detail["history"])
+    attributes = _views.records(protect(detail["attributes"], how))
+    return RecordsPublic(data=data, count=len(data), total=len(data), meta={
+        "customer_id": customer_id,
+        "pii": how,
+        "attributes": attributes[0] if attributes else {},
+        "timeline": _views.records(_views.timeline(detail["history"])) if not detail["history"].empty else [],
+        "scores": _views.records(detail["scores"]),
+        "features": _views.records(detail["features"])[0] if not detail["features"].empty else {},
+    })
 
 
 @router.get("/quality", response_model=RecordsPublic)
-def quality(project: ProjectDep) -> RecordsPublic:
+def quality(project: ProjectDep, who: Viewer, limit: Limit = 1000, offset: Offset = 0) -> Any:
     """Reconciliation per loaded file; quarantine reasons in ``meta``."""
-    data = _views.records(reconciliation(project.store))
     reasons = _views.records(quarantine_reasons(project.store))
-    return RecordsPublic(data=data, count=len(data), meta={"quarantine": reasons})
+    return table_response(reconciliation(project.store), fmt="json", filename="quality",
+                          meta={"quarantine": reasons}, limit=limit, offset=offset)
+
+
+@router.get("/tokens", response_model=RecordsPublic)
+def tokens(request: Request, who: Admin, limit: Limit = 100, offset: Offset = 0) -> Any:
+    """API tokens (never their secrets or hashes); admins only. Create and revoke them with
+    ``segflow tokens``."""
+    rows = [t.public() for t in request.app.state.replica.current.tokens.values()]
+    return table_response(pd.DataFrame(rows), fmt="json", filename="tokens", meta={}, limit=limit, offset=offset)
+
+
+@router.get("/audit", response_model=RecordsPublic)
+def audit_log(request: Request, project: ProjectDep, who: Admin, action: str | None = None,
+              token_id: str | None = None, limit: Limit = 100, offset: Offset = 0) -> Any:
+    """Who read customer-level data and who exported, newest first; admins only."""
+    events = _audit.read_events(request.app.state.replica.work_dir, project.store.raw, limit=limit,
+                                offset=offset, action=action, token_id=token_id)
+    return RecordsPublic(data=events, count=len(events), total=None,
+                         meta={"action": action, "token_id": token_id, "limit": limit, "offset": offset})

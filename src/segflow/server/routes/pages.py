@@ -1,73 +1,200 @@
-"""Dashboard pages: each renders the same data as its JSON twin, with Plotly figures."""
+"""Dashboard pages: each renders the same data as its JSON twin (linked at the bottom, with
+a CSV download of its table), with Plotly figures. Roles as in the API."""
 
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
+import json
+from urllib.parse import urlencode
 
-import jinja2
-from fastapi import APIRouter
-from fastapi.responses import HTMLResponse, Response
+import pandas as pd
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from markupsafe import escape
 
-from segflow.report._report import figure_html, table_html
-from segflow.server import _views
-from segflow.server.deps import ProjectDep
+from segflow.report._report import table_html
+from segflow.server import _audit, _views
+from segflow.server._auth import Admin, Analyst, Viewer, audit
+from segflow.server._security import protect
+from segflow.server.deps import GenerationDep, ProjectDep
+from segflow.server.routes._render import figure, render
 
 router = APIRouter(tags=["pages"])
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parents[1] / "templates"),
-    autoescape=jinja2.select_autoescape(["html", "j2"]),
-)
 
 
-def _page(project, title: str, blocks: list[str], json_url: str) -> HTMLResponse:  # noqa: ANN001
-    html = _env.get_template("page.html.j2").render(
-        title=title, project=project.settings.project.name, blocks=blocks, json_url=json_url,
-        schemes=[s["scheme"] for s in _views.schemes(project)],
+def _names(project, gen) -> list[str]:  # noqa: ANN001
+    return [s["scheme"] for s in _views.schemes(project, gen)]
+
+
+def _picker(name: str, label: str, dates: list[dt.date], chosen: dt.date) -> str:
+    options = "".join(
+        f'<option value="{d}"{" selected" if d == chosen else ""}>{d}</option>' for d in dates
     )
-    return HTMLResponse(html)
+    return f'<label>{escape(label)}<br><select name="{name}" id="{name}">{options}</select></label>'
+
+
+def _form(fields: list[str], action: str) -> str:
+    return (f'<form class="picker" method="get" action="{escape(action)}">{"".join(fields)}'
+            '<button type="submit" id="show">show</button></form>')
 
 
 @router.get("/", response_class=HTMLResponse)
-def index(project: ProjectDep) -> HTMLResponse:
-    import pandas as pd
-
-    frame = pd.DataFrame(_views.schemes(project))
-    return _page(project, "Schemes", [table_html(frame) if not frame.empty else "<p>No runs yet.</p>"], "/api/v1/schemes")
+def index(request: Request, project: ProjectDep, gen: GenerationDep, who: Viewer) -> HTMLResponse:
+    """Overview: schemes and, per scheme, the headline changes since the previous snapshot."""
+    schemes = _views.schemes(project, gen)
+    if not schemes:
+        return render(request, "Overview", ["<p>No runs yet: `segflow ingest` then `segflow run`.</p>"])
+    blocks = [table_html(pd.DataFrame(schemes))]
+    for s in schemes:
+        frame, snapshot = _views.segment_sizes(project, gen, s["scheme"], None)
+        if "change_customers" in frame:
+            top = frame.reindex(frame["change_customers"].abs().sort_values(ascending=False).index).head(3)
+            moves = ", ".join(f"{r.segment} {r.change_customers:+,}" for r in top.itertuples())
+            blocks.append(f'<p><a href="/segments/{escape(s["scheme"])}">{escape(s["scheme"])}</a> at '
+                          f"{snapshot} (vs {frame['previous_snapshot'].iloc[0]}): {escape(moves)}</p>")
+    return render(request, "Overview", blocks, json_url="/api/v1/schemes", schemes=[s["scheme"] for s in schemes])
 
 
 @router.get("/segments/{scheme}", response_class=HTMLResponse)
-def segments_page(project: ProjectDep, scheme: str, snapshot: dt.date | None = None) -> HTMLResponse:
+def segments_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
+                  snapshot: dt.date | None = None) -> HTMLResponse:
+    """Segments of a scheme at any snapshot (picker), with change since the previous one."""
     from segflow.viz import segment_size_value_bars
 
-    frame, snapshot = _views.segment_sizes(project, scheme, snapshot)
+    dates = _views.snapshots(project, gen, scheme)
+    frame, snapshot = _views.segment_sizes(project, gen, scheme, snapshot)
+    query = urlencode({"snapshot": snapshot})
     blocks = [
-        figure_html(segment_size_value_bars(frame, title=f"{scheme} at {snapshot}")),
+        _form([_picker("snapshot", "snapshot", dates, snapshot)], f"/segments/{scheme}"),
+        figure(request, segment_size_value_bars(frame.drop(columns=["previous_snapshot"], errors="ignore"),
+                                                title=f"{scheme} at {snapshot}")),
         table_html(frame, percent=("share", "revenue_share"), money=("revenue_12m",)),
     ]
-    return _page(project, f"Segments: {scheme}", blocks, f"/api/v1/segments/{scheme}")
+    return render(request, f"Segments: {scheme}", blocks, json_url=f"/api/v1/segments/{scheme}?{query}",
+                  csv_url=f"/api/v1/segments/{scheme}?{query}&format=csv", schemes=_names(project, gen))
 
 
 @router.get("/migration/{scheme}", response_class=HTMLResponse)
-def migration_page(
-    project: ProjectDep, scheme: str, from_date: dt.date | None = None, to_date: dt.date | None = None
-) -> HTMLResponse:
-    matrix = _views.transitions(project, scheme, from_date, to_date)
-    blocks = [figure_html(matrix.sankey()), figure_html(matrix.figure())]
-    return _page(
-        project, f"Migration: {scheme}, {matrix.from_date} → {matrix.to_date}", blocks, f"/api/v1/migration/{scheme}"
-    )
+def migration_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
+                   from_date: dt.date | None = None, to_date: dt.date | None = None) -> HTMLResponse:
+    """Migration between any two snapshots: Sankey, heat-map, revenue moved; analysts click a
+    heat-map cell (or a table row) for its customers."""
+    dates = _views.snapshots(project, gen, scheme)
+    matrix = _views.transitions(project, gen, scheme, from_date, to_date)
+    cells = matrix.to_pandas()
+    analyst = who.role in ("analyst", "admin")
+    base = {"from_date": matrix.from_date, "to_date": matrix.to_date}
+    if analyst:
+        cells["customers_link"] = [
+            f"/migration/{scheme}/customers?"
+            + urlencode({**base, "from_segment": r.from_segment, "to_segment": r.to_segment})
+            for r in cells.itertuples()
+        ]
+    scheme_links = " ".join(f'<a href="/migration/{escape(s)}">{escape(s)}</a>' for s in _names(project, gen))
+    blocks = [
+        f"<p>scheme: {scheme_links}</p>",
+        _form([_picker("from_date", "from", dates, matrix.from_date), _picker("to_date", "to", dates, matrix.to_date)],
+              f"/migration/{scheme}"),
+        figure(request, matrix.sankey()),
+        figure(request, matrix.figure()),
+    ]
+    if analyst:
+        url = json.dumps(f"/migration/{scheme}/customers?" + urlencode(base))
+        blocks.append(
+            f'<script nonce="{request.state.csp_nonce}">'
+            "document.querySelectorAll('.plotly-graph-div').forEach(function (div) {"
+            " div.on('plotly_click', function (ev) { var p = ev.points && ev.points[0];"
+            " if (!p || p.data.type !== 'heatmap') return;"
+            f" window.location = {url} + '&from_segment=' + encodeURIComponent(p.y) +"
+            " '&to_segment=' + encodeURIComponent(p.x); }); });</script>"
+            "<p>Click a heat-map cell to list its customers.</p>"
+        )
+    shown = cells.drop(columns=["customers_link"], errors="ignore")
+    table = table_html(shown, money=("revenue",))
+    if analyst:
+        items = "".join(
+            f'<li><a href="{escape(u)}">{escape(r.from_segment)} → {escape(r.to_segment)}</a> ({int(r.customers):,})</li>'
+            for u, r in zip(cells["customers_link"], cells.itertuples(), strict=True) if r.customers
+        )
+        blocks.append(f"<details><summary>customers of each cell</summary><ul>{items}</ul></details>")
+    blocks.append(table)
+    q = urlencode(base)
+    return render(request, f"Migration: {scheme}, {matrix.from_date} → {matrix.to_date}", blocks,
+                  json_url=f"/api/v1/migration/{scheme}?{q}", csv_url=f"/api/v1/migration/{scheme}?{q}&format=csv",
+                  schemes=_names(project, gen))
+
+
+@router.get("/migration/{scheme}/customers", response_class=HTMLResponse)
+def migration_customers_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst, scheme: str,
+                             from_date: dt.date, to_date: dt.date, from_segment: str, to_segment: str) -> HTMLResponse:
+    """The customers of one cell (analysts; audited)."""
+    frame = _views.cell_customers(project, gen, scheme, from_date, to_date, from_segment, to_segment)
+    audit(request, who, "read_customers", {"rows": len(frame)})
+    q = urlencode({"from_date": from_date, "to_date": to_date, "from_segment": from_segment, "to_segment": to_segment})
+    shown = frame.head(1000).copy()
+    shown["customer_id"] = [f'<a href="/customers/{escape(c)}">{escape(c)}</a>' for c in shown["customer_id"]]
+    table = shown.to_html(index=False, escape=False, classes="data", border=0)
+    return render(request, f"{scheme}: {from_segment} → {to_segment} ({len(frame):,} customers)",
+                  [table], json_url=f"/api/v1/migration/{scheme}/customers?{q}",
+                  csv_url=f"/api/v1/migration/{scheme}/customers?{q}&format=csv", schemes=_names(project, gen))
+
+
+@router.get("/customers", response_class=HTMLResponse)
+def customers_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst,
+                   q: str | None = None) -> HTMLResponse:
+    """Customer search by id, e-mail or name (analysts; audited; personal data masked)."""
+    form = ('<form class="picker" method="get" action="/customers"><label>id, e-mail or name<br>'
+            f'<input name="q" id="q" value="{escape(q or "")}"></label><button type="submit" id="search">search</button></form>')
+    blocks = [form]
+    if q:
+        frame, total = _views.search_customers(project, q, None, None, None, 100, 0)
+        audit(request, who, "read_customers", {"rows": len(frame), "q": q, "pii": "mask"})
+        shown = protect(frame, "mask")
+        shown["customer_id"] = [f'<a href="/customers/{escape(c)}">{escape(c)}</a>' for c in shown["customer_id"]]
+        shown = shown.map(lambda v: v if isinstance(v, str) and v.startswith('<a href="/customers/') else escape(v))
+        blocks.append(f"<p>{total:,} match(es)</p>" + shown.to_html(index=False, escape=False, classes="data", border=0))
+    query = urlencode({"q": q or ""})
+    return render(request, "Customers", blocks, json_url=f"/api/v1/customers?{query}",
+                  csv_url=f"/api/v1/customers?{query}&format=csv", schemes=_names(project, gen))
 
 
 @router.get("/customers/{customer_id}", response_class=HTMLResponse)
-def customer_page(project: ProjectDep, customer_id: str) -> HTMLResponse:
-    frame = _views.customer_history(project, customer_id)
-    return _page(project, f"Customer {customer_id}", [table_html(frame)], f"/api/v1/customers/{customer_id}")
+def customer_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst,
+                  customer_id: str) -> HTMLResponse:
+    """A customer: attributes (personal data masked), segment timeline, scores, features."""
+    import plotly.graph_objects as go
+
+    detail = _views.customer_detail(project, customer_id)
+    audit(request, who, "read_customer", {"customer_id": customer_id, "pii": "mask"})
+    blocks = []
+    if not detail["attributes"].empty:
+        blocks += ["<h2>Attributes</h2>", table_html(protect(detail["attributes"], "mask"))]
+    if not detail["history"].empty:
+        spells = _views.timeline(detail["history"])
+        fig = go.Figure()
+        for r in spells.itertuples():
+            end = pd.Timestamp(r.to_snapshot) + pd.Timedelta(days=1)
+            fig.add_bar(y=[r.scheme], x=[(end - pd.Timestamp(r.from_snapshot)).days * 86_400_000],
+                        base=[pd.Timestamp(r.from_snapshot).isoformat()], orientation="h", name=r.segment,
+                        text=[r.segment], textposition="inside", showlegend=False,
+                        hovertemplate=f"{r.scheme}: {r.segment}<br>{r.from_snapshot} – {r.to_snapshot}<extra></extra>")
+        fig.update_layout(barmode="overlay", xaxis={"type": "date"}, height=120 + 50 * spells["scheme"].nunique(),
+                          title="segment history", margin={"l": 90, "r": 20, "t": 40, "b": 30})
+        blocks += ["<h2>Segment history</h2>", figure(request, fig), table_html(spells)]
+    if not detail["scores"].empty:
+        blocks += ["<h2>Scores</h2>", table_html(detail["scores"], digits=3)]
+    if not detail["features"].empty:
+        features = detail["features"].T.reset_index()
+        features.columns = ["feature", "value"]
+        features["value"] = features["value"].astype(str)
+        blocks += ["<h2>Features at the latest snapshot</h2>", table_html(features)]
+    return render(request, f"Customer {customer_id}", blocks, json_url=f"/api/v1/customers/{customer_id}",
+                  schemes=_names(project, gen))
 
 
-@router.get("/static/plotly.js")
-def plotly_js() -> Response:
-    """plotly.js from the installed plotly package: the dashboard works offline."""
-    import plotly.offline
-
-    return Response(plotly.offline.get_plotlyjs(), media_type="application/javascript")
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Admin) -> HTMLResponse:
+    """The latest 500 audit events (admins)."""
+    events = _audit.read_events(request.app.state.replica.work_dir, project.store.raw, limit=500)
+    frame = pd.DataFrame(events, columns=["at", "token_id", "role", "action", "resource", "detail", "client"])
+    return render(request, "Audit log", [table_html(frame)], json_url="/api/v1/audit", schemes=_names(project, gen))

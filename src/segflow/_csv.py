@@ -1,0 +1,107 @@
+"""The one CSV writer of segflow: every CSV file segflow writes goes through :func:`write_csv`.
+
+Spreadsheet programs run a cell as a formula when its text starts with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return (OWASP, "CSV injection"). :func:`neutralise_formulas`
+prefixes such text cells with a single quote, so the spreadsheet shows the text instead of
+running it. Numeric columns are never changed; a text column holding ``-12.5`` is (OWASP's
+advice: a leading sign in text is enough for some spreadsheets to start a formula such as
+``-2+3+cmd|...``, so no attempt is made to tell harmless text numbers apart).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+#: First characters that make a spreadsheet treat a cell as a formula.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _risky(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    starts = pc.starts_with(col, FORMULA_PREFIXES[0])
+    for prefix in FORMULA_PREFIXES[1:]:
+        starts = pc.or_(starts, pc.starts_with(col, prefix))
+    return pc.fill_null(starts, False)
+
+
+def neutralise_formulas(table: pa.Table) -> pa.Table:
+    """Prefix ``'`` to text cells a spreadsheet would run as a formula.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        Any table; only string columns (also dictionary-encoded ones) are changed.
+
+    Returns
+    -------
+    pyarrow.Table
+        The same columns; risky text cells start with ``'``.
+
+    Examples
+    --------
+    >>> t = pa.table({"a": ["=1+1", "-12.5", "-1+cmd|' /C calc'!A0", "ok"], "n": [1, 2, 3, 4]})
+    >>> neutralise_formulas(t).column("a").to_pylist()
+    ["'=1+1", "'-12.5", "'-1+cmd|' /C calc'!A0", 'ok']
+    """
+    columns = []
+    for name in table.column_names:
+        col = table[name]
+        if pa.types.is_dictionary(col.type) and pa.types.is_string(col.type.value_type):
+            col = col.cast(pa.string())
+        if pa.types.is_large_string(col.type) or pa.types.is_string_view(col.type):
+            col = col.cast(pa.string())
+        if pa.types.is_string(col.type):
+            col = pc.if_else(_risky(col), pc.binary_join_element_wise("'", col, ""), col)
+        columns.append(col)
+    return pa.table(columns, names=table.column_names)
+
+
+def to_arrow(data: Any) -> pa.Table:
+    """An Arrow table from an Arrow table, a pandas frame, an Ibis table or a DuckDB relation."""
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if hasattr(data, "to_pyarrow"):  # Ibis table
+        return data.to_pyarrow()
+    if hasattr(data, "arrow") and hasattr(data, "columns") and hasattr(data, "types"):
+        result = data.arrow()  # DuckDB relation
+        return result.read_all() if hasattr(result, "read_all") else result
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        frame = data.copy()
+        for c in frame.columns:  # mixed object columns (text and None) become strings
+            if frame[c].dtype == object:
+                frame[c] = frame[c].map(lambda v: v if v is None or isinstance(v, str) else str(v))
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    raise TypeError(f"cannot write an object of type {type(data).__name__} as CSV")
+
+
+def write_csv(data: Any, path: str | Path, *, delimiter: str = ",") -> int:
+    """Write ``data`` as a CSV file (header row, UTF-8) with formulas neutralised.
+
+    Parameters
+    ----------
+    data : pyarrow.Table, pandas.DataFrame, Ibis table or DuckDB relation
+        The rows to write.
+    path : str or Path
+        Target file; its folder is created when missing.
+    delimiter : str, default ","
+        Field separator (``"\\t"`` for TSV).
+
+    Returns
+    -------
+    int
+        Rows written.
+    """
+    import pyarrow.csv as pacsv
+
+    table = neutralise_formulas(to_arrow(data))
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    pacsv.write_csv(table, str(target), write_options=pacsv.WriteOptions(delimiter=delimiter))
+    return table.num_rows

@@ -1,0 +1,295 @@
+"""Fitting behind ``segflow clv fit|score``: dates at the interface, the fit, its report.
+
+The options take *inclusive* dates (``--calibration-end``, ``--holdout-end``: the last day
+of the period, as lifetimes and the papers state them) or the *snapshot* (``--snapshot``:
+the first day after the calibration); :func:`snapshot_of` converts them once, and
+everything inside uses segflow's snapshot rule (rows before the snapshot).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import warnings
+from typing import Any
+
+from segflow.cli._common import console, stdout
+from segflow.errors import InputError, SegflowError
+
+MODELS = ("bgnbd", "mbgnbd", "pnbd", "bgbb")
+SPEND_MODELS = ("gamma-gamma", "constant", "none")
+UNITS = {"day": "D", "week": "W", "month": "M"}
+
+
+def _model(name: str, penalizer: float) -> Any:
+    from segflow.models import (
+        BetaGeoBetaBinomModel,
+        BetaGeoModel,
+        ModifiedBetaGeoModel,
+        ParetoNBDModel,
+    )
+
+    classes = {"bgnbd": BetaGeoModel, "mbgnbd": ModifiedBetaGeoModel, "pnbd": ParetoNBDModel,
+               "bgbb": BetaGeoBetaBinomModel}
+    if name not in classes:
+        raise InputError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}")
+    return classes[name](penalizer=penalizer)
+
+
+def unit_code(time_unit: str) -> str:
+    if time_unit not in UNITS:
+        raise InputError(f"unknown time unit {time_unit!r}; expected day, week or month")
+    return UNITS[time_unit]
+
+
+def _date(value: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{option}: expected a date YYYY-MM-DD, got {value!r}") from None
+
+
+def snapshot_of(calibration_end: str | None, snapshot: str | None) -> dt.date:
+    """The snapshot date (first day *after* the calibration) from the user's options.
+
+    ``--calibration-end`` names the last calibration day (inclusive, as lifetimes'
+    ``calibration_period_end`` and the papers' "calibration to 1997-09-30");
+    ``--snapshot`` names the day after it (segflow's snapshot rule: rows before it).
+    Exactly one of the two is given.
+    """
+    if (calibration_end is None) == (snapshot is None):
+        raise InputError(
+            "give either --calibration-end DATE (the last calibration day, included) or "
+            "--snapshot DATE (the day after it: rows before it are used), not both"
+        )
+    if calibration_end is not None:
+        return _date(calibration_end, "--calibration-end") + dt.timedelta(days=1)
+    return _date(str(snapshot), "--snapshot")
+
+
+def holdout_snapshot(holdout_end: str | None, snapshot: dt.date) -> dt.date | None:
+    """The exclusive end of the holdout from ``--holdout-end`` (its last day, inclusive)."""
+    if holdout_end is None:
+        return None
+    last = _date(holdout_end, "--holdout-end")
+    if last < snapshot:
+        raise InputError(
+            f"--holdout-end {last} must be on or after the first holdout day {snapshot} "
+            "(the day after the calibration end)"
+        )
+    return last + dt.timedelta(days=1)
+
+
+def _window(first: dt.date | None, end: dt.date, time_unit: str) -> dict[str, Any]:
+    """First and last day of a period ending before ``end``, its days and length in units."""
+    from segflow.models._summary import unit_days
+
+    last = end - dt.timedelta(days=1)
+    days = None if first is None else (end - first).days
+    return {
+        "first_day": first,
+        "last_day": last,
+        "days": days,
+        "length": None if days is None else days / unit_days(unit_code(time_unit)),
+        "unit": time_unit,
+    }
+
+
+def _first_day(transactions: Any, snapshot: dt.date, cols: dict[str, Any]) -> dt.date | None:
+    """The first day with a transaction before the snapshot (the calibration's first day)."""
+    import pandas as pd
+
+    from segflow.models import purchase_days
+
+    days = purchase_days(transactions, end=snapshot, **cols)
+    value = days.day.min().execute()
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).date()
+
+
+def fit_clv(
+    transactions: Any,
+    *,
+    snapshot: dt.date,
+    observation_end: dt.date | None,
+    time_unit: str,
+    model_name: str,
+    spend_model: str = "gamma-gamma",
+    order_value: float | None = None,
+    penalizer: float = 0.0,
+    customer_col: str = "customer_id",
+    ts_col: str = "ts",
+    amount_col: str | None = "amount",
+) -> tuple[dict[str, Any], Any, Any, Any]:
+    """Summary, fit and (optionally) holdout validation; returns a JSON-ready report.
+
+    ``snapshot`` is the first day after the calibration period and ``observation_end`` the
+    first day after the holdout (exclusive ends; the options convert inclusive dates).
+    """
+    from segflow.models import (
+        btyd_summary,
+        compress,
+        discrete_summary,
+        validate_holdout,
+    )
+
+    unit = unit_code(time_unit)
+    if spend_model not in SPEND_MODELS:
+        raise InputError(
+            f"unknown spend model {spend_model!r}; expected {', '.join(SPEND_MODELS)}"
+        )
+    cols = dict(customer_col=customer_col, ts_col=ts_col, amount_col=amount_col)
+    report: dict[str, Any] = {
+        "model": model_name, "time_unit": time_unit,
+        "calibration_end": snapshot - dt.timedelta(days=1),
+        "calibration": _window(_first_day(transactions, snapshot, cols), snapshot, time_unit),
+        "warnings": [], "notes": [],
+    }
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("always", UserWarning)  # segflow's counted data warnings
+        if model_name == "bgbb":
+            summary = discrete_summary(transactions, calibration_end=snapshot,
+                                       time_unit=unit, **cols)
+            triples = compress(summary, ("x", "t_x", "n"))
+        else:
+            summary = btyd_summary(transactions, calibration_end=snapshot,
+                                   observation_end=observation_end, time_unit=unit, **cols)
+            summary = summary.cache()
+            triples = compress(summary)
+        report["summary_seconds"] = time.perf_counter() - started
+        model = _model(model_name, penalizer).fit(triples)
+        spend = None
+        if model_name != "bgbb" and (amount_col is not None or order_value is not None):
+            spend, notes = _fit_spend(summary, spend_model, order_value, penalizer)
+            report["notes"].extend(notes)
+    report["warnings"] = [str(w.message) for w in caught]
+    report.update(model.to_dict())
+    report["model"] = model_name
+    zero_T = int(getattr(model, "n_zero_T_", 0))
+    report["customers"] = {
+        "in_summary": int(triples["count"].sum()),
+        "fitted": model.n_customers_,
+        "first_purchase_on_last_day": zero_T,
+        "repeat_buyers": int(triples.loc[triples.x > 0, "count"].sum()),
+        "distinct_triples": model.n_rows_,
+    }
+    if zero_T:
+        report["notes"].append(
+            f"{zero_T} customers made their first purchase on the last calibration day "
+            "(T = 0): they carry no information for the fit and are left out of it; they "
+            "are scored as new customers (BG/NBD and Pareto/NBD: P(alive) = 1; expected "
+            "purchases from the prior)"
+        )
+    if spend is not None:
+        report["spend_model"] = _spend_report(spend)
+    if observation_end is not None and model_name != "bgbb":
+        result = validate_holdout(summary, model, time_unit=unit, spend_model=spend)
+        report["holdout"] = {
+            **_window(snapshot, observation_end, time_unit),
+            "end": observation_end - dt.timedelta(days=1),
+            "metrics": result.to_dict()["data"],
+            "by_frequency": result.to_dict()["by_frequency"],
+        }
+    return report, summary, model, spend
+
+
+def _fit_spend(
+    summary: Any, spend_model: str, order_value: float | None, penalizer: float
+) -> tuple[Any, list[str]]:
+    """The spend model chosen by ``--spend-model`` and ``--order-value``, and its notes.
+
+    ``gamma-gamma``: the Gamma-Gamma fit (a constant spend when every order has one price;
+    no spend model, with a warning, when it cannot be fitted). ``constant``: the given order
+    value, else the mean value of the repeat orders. ``none``: the given order value if
+    any, else no spend (no CLV column).
+    """
+    from segflow.models import ConstantSpendModel, compress, fit_spend_model
+
+    if order_value is not None:
+        if spend_model == "gamma-gamma":
+            raise InputError(
+                "--order-value sets a constant expected spend: use it with --spend-model "
+                "constant or none"
+            )
+        return ConstantSpendModel(order_value, "given (--order-value)"), []
+    if spend_model == "none":
+        return None, []
+    pairs = compress(summary, ("x", "monetary_value"))
+    if spend_model == "constant":
+        repeat = pairs[(pairs.x > 0) & pairs.monetary_value.notna()]
+        orders = float((repeat.x * repeat["count"]).sum())
+        if orders == 0:
+            raise InputError("--spend-model constant: no repeat orders to average; give "
+                             "--order-value")
+        mean = float((repeat.x * repeat.monetary_value * repeat["count"]).sum()) / orders
+        return ConstantSpendModel(mean, "mean value of the repeat orders"), []
+    try:
+        return fit_spend_model(pairs, penalizer=penalizer)
+    except SegflowError as exc:
+        warnings.warn(
+            f"no spend model, so no expected spend or CLV: {exc}", UserWarning, stacklevel=2
+        )
+        return None, []
+
+
+def _spend_report(spend: Any) -> dict[str, Any]:
+    if not hasattr(spend, "params_"):
+        return spend.to_dict()
+    return {
+        **spend.to_dict(),
+        "model": "gamma-gamma",
+        "frequency_spend_correlation": spend.frequency_spend_correlation_,
+        "mean_spend": spend.mean_spend_,
+        "population_mean_spend": spend.population_mean_spend(),
+        "repeat_buyers_left_out_nonpositive_spend": spend.n_nonpositive_spend_,
+    }
+
+
+def _length(window: dict[str, Any]) -> str:
+    if window.get("days") is None:
+        return f"{window['first_day']} .. {window['last_day']}"
+    unit = window["unit"]
+    length = window["length"]
+    return (
+        f"{window['first_day']} .. {window['last_day']} ({window['days']} days = "
+        f"{length:.4g} {unit}{'' if length == 1 else 's'})"
+    )
+
+
+def print_fit(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{report['model']} fit ({report['time_unit']})")
+    for col in ("parameter", "estimate", "std. error"):
+        table.add_column(col)
+    for name, value in report["params"].items():
+        table.add_row(name, f"{value:.4f}", f"{report['standard_errors'][name]:.4f}")
+    spend = report.get("spend_model", {})
+    for name, value in spend.get("params", {}).items():
+        table.add_row(f"spend {name}", f"{value:.4f}",
+                      f"{spend['standard_errors'][name]:.4f}")
+    if spend.get("model") == "constant":
+        table.add_row("spend (constant)", f"{spend['expected_spend']:.4f}", spend["source"])
+    stdout.print(table)
+    c = report["customers"]
+    stdout.print(f"calibration: {_length(report['calibration'])}", highlight=False)
+    if "holdout" in report:
+        stdout.print(f"holdout: {_length(report['holdout'])}", highlight=False)
+    stdout.print(
+        f"log-likelihood {report['log_likelihood']:.2f}; converged {report['converged']}; "
+        f"fit {report['fit_seconds']:.2f} s; {c['in_summary']} customers, "
+        f"{c['repeat_buyers']} repeat buyers, {c['distinct_triples']} distinct triples",
+        highlight=False,
+    )
+    for row in report.get("holdout", {}).get("metrics", []):
+        stdout.print(
+            f"holdout {row['predictor']}: MAE {row['mae_purchases']:.3f}, RMSE "
+            f"{row['rmse_purchases']:.3f}, predicted {row['predicted_total']:.0f} vs actual "
+            f"{row['actual_total']:.0f}",
+            highlight=False,
+        )
+    for note in report["notes"]:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    for w in report["warnings"]:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)

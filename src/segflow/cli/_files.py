@@ -1,0 +1,54 @@
+"""Reading a user's CSV file for the file commands, with identifier columns kept as text.
+
+DuckDB's CSV sniffer guesses column types from the values, so an id column of digits
+becomes a number: ``00123`` turns into ``123`` (and merges with a customer ``123``), a
+20-digit id overflows into a DOUBLE and is written back rounded. Every file command
+(``clv fit/score``, ``segment cluster/profile --input``, ``campaign ... --responses``)
+reads its CSV through :func:`read_user_csv`, which reads the identifier columns as VARCHAR,
+exactly as they are in the file; the other columns keep the sniffed types.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+#: camelCase identifiers: ``CustomerID``, ``customerId`` (but not ``paid`` or ``valid``).
+_ID_CAMEL = re.compile(r"^.*[a-z](?:ID|Id)$")
+
+
+def is_id_column(name: str) -> bool:
+    """Whether a column name marks an identifier: ``id``, ``customer_id``, ``customer id``,
+    ``customer-id``, ``CustomerID``, ``customerId`` (whatever its values look like)."""
+    low = name.strip().lower()
+    return low == "id" or bool(re.search(r"[_ .\-]id$", low)) or bool(_ID_CAMEL.match(name.strip()))
+
+
+def read_user_csv(
+    con: Any,
+    path: Path | str,
+    *,
+    id_columns: Iterable[str] = (),
+    table_name: str | None = None,
+    all_varchar: bool = False,
+) -> Any:
+    """A delimited text file as an Ibis table on the DuckDB backend ``con``.
+
+    ``id_columns`` (those present in the file) and every column whose name marks an
+    identifier (:func:`is_id_column`) are read as text exactly as written (leading zeros,
+    long digit strings, letters); the other columns are typed by DuckDB's sniffer, or all
+    read as text with ``all_varchar``. The delimiter is sniffed. Errors are the reader's
+    (``duckdb.Error``); callers turn them into a one-line :class:`segflow.InputError`.
+    """
+    path = str(path)
+    header = con.read_csv(path, all_varchar=True).columns
+    wanted = set(id_columns)
+    text = {c: "VARCHAR" for c in header if c in wanted or is_id_column(c)}
+    kwargs: dict[str, Any] = {"all_varchar": True} if all_varchar else {}
+    if text and not all_varchar:
+        kwargs["types"] = text
+    if table_name is not None:
+        kwargs["table_name"] = table_name
+    return con.read_csv(path, **kwargs)

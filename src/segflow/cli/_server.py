@@ -1,0 +1,192 @@
+"""CLI: ``serve`` and ``tokens create|list|revoke|audit`` (API tokens of the server)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from segflow.cli._common import JsonOption, ProjectDirOption, console, user_errors
+
+tokens_app = typer.Typer(help="API tokens of `segflow serve`: create, list, revoke; the audit log.",
+                         no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and the ``tokens`` group to the root app."""
+    app.command("serve")(serve)
+    tokens_app.command("create")(create)
+    tokens_app.command("list")(list_tokens)
+    tokens_app.command("revoke")(revoke)
+    tokens_app.command("audit")(audit)
+    app.add_typer(tokens_app, name="tokens")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    project_dir: Path = ProjectDirOption,
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback by default)."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    allowed_host: list[str] = typer.Option(
+        None, "--allowed-host",
+        help="Host header value to answer besides 127.0.0.1/localhost (repeatable; others get 400).",
+    ),
+    pool_size: int = typer.Option(8, help="Read-only store connections (requests read in parallel)."),
+    get: str = typer.Option(
+        None, "--get", help="Run one GET request against this path in-process, print it and exit."
+    ),
+    token: str = typer.Option(
+        None, "--token", envvar="SEGFLOW_TOKEN", help="API token for --get (or env SEGFLOW_TOKEN)."
+    ),
+) -> None:
+    """Serve the dashboard and the JSON API (/api/v1) of a project, from a read-only copy of
+    its store (ingest and run keep working). Every route needs a token: `segflow tokens create`."""
+    with user_errors():
+        try:
+            import uvicorn
+            from fastapi.testclient import TestClient
+        except ImportError as exc:
+            from segflow.errors import SegflowError
+
+            raise SegflowError(
+                "serve needs the optional server extra: pip install 'segflow[server]'"
+            ) from exc
+        from segflow.server import ServerSettings, create_app
+        from segflow.server.deps import LOOPBACK_HOSTS
+
+        hosts = [*LOOPBACK_HOSTS, *(allowed_host or [])]
+        if get:
+            hosts.append("testserver")
+        if not _is_loopback(host) and host not in ("0.0.0.0", "::"):
+            hosts.append(host)
+        settings = ServerSettings(project_dir=project_dir, allowed_hosts=hosts, pool_size=pool_size)
+        app = create_app(settings)
+        if get:
+            headers = {"authorization": f"Bearer {token}"} if token else {}
+            with TestClient(app, base_url="https://testserver") as client:
+                response = client.get(get, headers=headers)
+            typer.echo(response.text)
+            raise typer.Exit(0 if response.status_code < 400 else 1)
+        if not _is_loopback(host):
+            console.print(
+                f"[bold yellow]warning:[/] listening on {host}, reachable from other machines: "
+                "put a TLS proxy in front (the session cookie is Secure; tokens travel in the clear "
+                "otherwise) and pass the public name with --allowed-host"
+            )
+        console.print(f"serving {project_dir} on http://{host}:{port}/  (API: /api/v1, docs: /docs; log in with a token)")
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+RoleOption = typer.Option(..., "--role", help="viewer (aggregates), analyst (+ customer data, exports) or admin (+ tokens, audit).")
+
+
+def _open(project_dir: Path):  # noqa: ANN202
+    from segflow.project import Project
+    from segflow.server._audit import drain, work_dir_for
+
+    project = Project.open(project_dir)
+    drain(work_dir_for(project.store.path), project.store.raw)
+    return project
+
+
+def _close(project) -> None:  # noqa: ANN001
+    project.store.raw.execute("CHECKPOINT")  # a running server copies the store at checkpoints
+    project.close()
+
+
+def create(
+    role: str = RoleOption,
+    name: str = typer.Option(None, "--name", help="Who or what the token is for (shown in lists)."),
+    expires: str = typer.Option(None, "--expires", help="Lifetime (30d, 12h, 90m) or a UTC date (2027-01-31)."),
+    project_dir: Path = ProjectDirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Create a token; it is printed once on stdout and only its SHA-256 is stored."""
+    from segflow.server._tokens import create_token, parse_expires
+
+    with user_errors():
+        expires_at = parse_expires(expires)
+        project = _open(project_dir)
+        try:
+            with project.store.transaction() as con:
+                token, record = create_token(con, role, name=name, expires_at=expires_at)
+        finally:
+            _close(project)
+        if as_json:
+            typer.echo(json.dumps({"token": token, **record.public()}, default=str))
+        else:
+            typer.echo(token)
+            until = f"until {record.expires_at:%Y-%m-%d %H:%M} UTC" if record.expires_at else "without expiry"
+            console.print(f"created token {record.token_id} ({record.role}, {until}); it is shown only now")
+
+
+def list_tokens(project_dir: Path = ProjectDirOption, as_json: bool = JsonOption) -> None:
+    """Tokens with role, dates and state (never the secret)."""
+    from segflow.server._tokens import load_tokens
+
+    with user_errors():
+        project = _open(project_dir)
+        try:
+            rows = [t.public() for t in load_tokens(project.store.raw).values()]
+        finally:
+            _close(project)
+        if as_json:
+            typer.echo(json.dumps(rows, default=str))
+            return
+        table = Table("id", "name", "role", "created (UTC)", "expires (UTC)", "state")
+        for r in rows:
+            table.add_row(r["token_id"], r["name"] or "", r["role"], f"{r['created_at']:%Y-%m-%d %H:%M}",
+                          f"{r['expires_at']:%Y-%m-%d %H:%M}" if r["expires_at"] else "never", r["state"])
+        from rich.console import Console
+
+        Console().print(table)  # results on stdout
+
+
+def revoke(
+    token_id: str = typer.Argument(..., help="The token id (8 hex characters, see `tokens list`)."),
+    project_dir: Path = ProjectDirOption,
+) -> None:
+    """Revoke a token; a running server refuses it within seconds (its next store copy)."""
+    from segflow.server._tokens import revoke_token
+
+    with user_errors():
+        project = _open(project_dir)
+        try:
+            with project.store.transaction() as con:
+                record = revoke_token(con, token_id)
+        finally:
+            _close(project)
+        console.print(f"token {record.token_id} ({record.role}) revoked at {record.revoked_at:%Y-%m-%d %H:%M} UTC")
+
+
+def audit(
+    limit: int = typer.Option(100, help="Newest events to show."),
+    action: str = typer.Option(None, help="Only this action (read_customer, read_customers, export, score)."),
+    project_dir: Path = ProjectDirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """The audit log: who read customer-level data and who exported (newest first)."""
+    from segflow.server._audit import read_events, work_dir_for
+
+    with user_errors():
+        project = _open(project_dir)
+        try:
+            events = read_events(work_dir_for(project.store.path), project.store.raw, limit=limit, action=action)
+        finally:
+            _close(project)
+        if as_json:
+            typer.echo(json.dumps(events, default=str))
+            return
+        for e in events:
+            typer.echo(f"{e['at']}\t{e['token_id']}\t{e['role']}\t{e['action']}\t{e['resource']}\t{e['detail']}")

@@ -1,0 +1,207 @@
+"""CLV diagnostics for the report, the checks BTYD users expect (Fader, Hardie & Lee 2005):
+
+* frequency/recency matrices of expected purchases (next 52 weeks) and of P(active) from the
+  BG/NBD fitted on all history before the latest snapshot, for a customer of typical age;
+* calibration vs holdout tracking, cumulative and per week: the model is refitted on history
+  up to 26 weeks before the latest snapshot and predicts those 26 weeks
+  (:func:`segflow.models.validate_holdout`);
+* calibration by decile of predicted purchases (same split);
+* plain-words caveats where the model is known to mislead.
+
+Only aggregates leave the engine (compressed (x, t_x, T) triples and per-week counts).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+    from segflow.store import Store
+
+HOLDOUT_WEEKS = 26
+HORIZON_WEEKS = 52.0
+
+
+@dataclasses.dataclass
+class ClvDiagnostics:
+    """Results of :func:`clv_diagnostics` (pandas tables; figures built on demand)."""
+
+    snapshot: dt.date
+    calibration_end: dt.date
+    model: Any
+    grid_x: np.ndarray
+    grid_recency: np.ndarray
+    typical_T: float
+    expected: np.ndarray
+    p_alive: np.ndarray
+    validation: Any
+    one_time_share: float
+    one_time_customers: int
+    customers: int
+
+    def tracking(self) -> pd.DataFrame:
+        """Weekly and cumulative repeat purchases, actual vs model, with each week's date."""
+        tr = self.validation.tracking.copy()
+        start = self._tracking_start
+        tr.insert(0, "week_starting", [start + dt.timedelta(weeks=int(p)) for p in tr["period"]])
+        return tr
+
+    _tracking_start: dt.date = dt.date(1970, 1, 1)
+
+    def figures(self, currency: str = "") -> dict[str, go.Figure]:
+        """Plotly figures: ``matrix`` (two heat-maps), ``tracking`` (cumulative and weekly),
+        ``deciles`` (predicted vs actual holdout purchases and P(active) vs share buying)."""
+        return {"matrix": self._matrix_figure(), "tracking": self._tracking_figure(),
+                "deciles": self._decile_figure()}
+
+    def _matrix_figure(self) -> go.Figure:
+        from plotly.subplots import make_subplots
+
+        from segflow.viz._core import house_style
+
+        fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.14, subplot_titles=(
+            "Expected purchases, next 52 weeks", "P(active)"))
+        for col, (z, fmt, scale) in enumerate(
+            [(self.expected, ".2f", "Viridis"), (self.p_alive, ".0%", "Blues")], start=1
+        ):
+            fig.add_heatmap(
+                z=z, x=self.grid_recency, y=self.grid_x, colorscale=scale, row=1, col=col,
+                colorbar={"x": 0.43 if col == 1 else 1.0, "len": 0.9, "tickformat": fmt},
+                hovertemplate="repeat purchases %{y}<br>last purchase in week %{x} of "
+                f"{self.typical_T:.0f}<br>%{{z:{fmt}}}<extra></extra>",
+            )
+        fig.update_xaxes(title_text="week of the last purchase (customer age in weeks)")
+        fig.update_yaxes(title_text="repeat purchases", col=1)
+        fig.update_layout(
+            title=f"BG/NBD by purchase history, for a customer first seen {self.typical_T:.0f} weeks before {self.snapshot}",
+            height=440, margin={"t": 80},
+        )
+        return house_style(fig)
+
+    def _tracking_figure(self) -> go.Figure:
+        from plotly.subplots import make_subplots
+
+        from segflow.viz._core import PALETTE, house_style
+
+        tr = self.tracking()
+        fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
+            "Cumulative repeat purchases", "Repeat purchases per week"))
+        for col, (a, m) in enumerate([("actual_cumulative", "model_cumulative"), ("actual", "model")], start=1):
+            fig.add_scatter(x=tr.week_starting, y=tr[a], name="actual", mode="lines",
+                            line={"color": PALETTE[0]}, legendgroup="a", showlegend=col == 1, row=1, col=col)
+            fig.add_scatter(x=tr.week_starting, y=tr[m], name="BG/NBD", mode="lines",
+                            line={"color": PALETTE[1], "dash": "dash"}, legendgroup="m",
+                            showlegend=col == 1, row=1, col=col)
+            fig.add_vline(x=dt.datetime.combine(self.calibration_end, dt.time()).timestamp() * 1000,
+                          line_dash="dot", line_color="grey", row=1, col=col)
+        fig.update_yaxes(title_text="repeat purchases", col=1)
+        # keep the first date label clear of the y axis' "0"
+        fig.update_xaxes(ticklabelstandoff=8)
+        fig.update_layout(
+            title=f"Calibration (before {self.calibration_end}) and holdout (dotted line to {self.snapshot})",
+            height=400, margin={"t": 80},
+        )
+        return house_style(fig)
+
+    def _decile_figure(self) -> go.Figure:
+        from plotly.subplots import make_subplots
+
+        from segflow.viz._core import PALETTE, house_style
+
+        dc = self.validation.deciles
+        fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
+            "Holdout purchases per customer", "Share buying in the holdout"))
+        fig.add_bar(x=dc.decile, y=dc.predicted_purchases, name="predicted", marker_color=PALETTE[1], row=1, col=1)
+        fig.add_bar(x=dc.decile, y=dc.actual_purchases, name="actual", marker_color=PALETTE[0], row=1, col=1)
+        fig.add_scatter(x=dc.decile, y=dc.predicted_any_purchase, name="predicted P(buys)",
+                        mode="lines+markers", line={"color": PALETTE[1]}, row=1, col=2)
+        fig.add_scatter(x=dc.decile, y=dc.actual_any_purchase, name="actual share buying",
+                        mode="lines+markers", line={"color": PALETTE[0]}, row=1, col=2)
+        fig.add_scatter(x=dc.decile, y=dc.p_alive, name="average P(active)", mode="lines+markers",
+                        line={"color": PALETTE[2], "dash": "dot"}, row=1, col=2)
+        fig.update_xaxes(title_text="decile of predicted purchases (1 = highest)", dtick=1)
+        fig.update_yaxes(tickformat=".0%", col=2)
+        fig.update_layout(title=f"Calibration by decile, holdout {self.calibration_end} → {self.snapshot}",
+                          barmode="group", height=400, margin={"t": 80})
+        return house_style(fig)
+
+    def caveats(self) -> list[str]:
+        """Plain-words warnings about where these numbers mislead."""
+        notes = [
+            f"{self.one_time_customers:,} customers ({self.one_time_share:.0%} of those scored) bought only "
+            "once. BG/NBD gives every one-time buyer P(active) = 100 %, however long ago the "
+            "purchase was (the bottom row of the right-hand matrix): do not read their P(active) "
+            "as a sign of loyalty; look at the time since their purchase instead.",
+            "P(active) and expected purchases assume purchases at a steady rate per customer; "
+            "seasonal peaks (e.g. December) are averaged out, so a single week can differ from "
+            "the weekly line above.",
+        ]
+        worst = self.validation.deciles
+        if len(worst):
+            top = worst.iloc[0]
+            if top.actual_purchases > 0:
+                ratio = top.predicted_purchases / top.actual_purchases
+                if abs(ratio - 1) > 0.2:
+                    word = "over" if ratio > 1 else "under"
+                    notes.append(
+                        f"For the top decile the model {word}-predicted holdout purchases by "
+                        f"{abs(ratio - 1):.0%}: treat the highest predicted values with care."
+                    )
+        gaps = worst.assign(gap=worst.actual_any_purchase - worst.predicted_any_purchase)
+        off = gaps[gaps.gap.abs() > 0.1]
+        if len(off):
+            r = off.loc[off.gap.abs().idxmax()]
+            notes.append(
+                f"In decile {int(r.decile)} the model expected {r.predicted_any_purchase:.0%} of customers "
+                f"to buy in the holdout and {r.actual_any_purchase:.0%} did: predictions for this group "
+                "are the least reliable."
+            )
+        return notes
+
+
+def clv_diagnostics(store: Store, snapshot: dt.date, *, holdout_weeks: int = HOLDOUT_WEEKS) -> ClvDiagnostics:
+    """Fit BG/NBD twice (all history before ``snapshot``; and up to ``holdout_weeks`` before
+    it, validated on those weeks) and return the diagnostics.
+
+    Raises
+    ------
+    SegflowError
+        When the models cannot be identified (e.g. no repeat buyers).
+    """
+    from segflow.models import BetaGeoModel, btyd_summary, compress, validate_holdout
+
+    txns = store.table("transactions")
+    full = compress(btyd_summary(txns, calibration_end=snapshot, time_unit="W", warn=False))
+    model = BetaGeoModel().fit(full[full["T"] > 0])
+    weights = full["count"]
+    typical_T = float(np.round(np.average(full["T"], weights=weights)))
+    max_x = int(min(np.quantile(np.repeat(full["x"].to_numpy(), weights.to_numpy().astype(int)), 0.99), 30)) + 1
+    grid_x = np.arange(0, max_x + 1)
+    grid_r = np.arange(0, int(typical_T) + 1)
+    xx, rr = np.meshgrid(grid_x, grid_r, indexing="ij")
+    t_x = np.where(xx == 0, 0.0, rr.astype(float))
+    expected = model.expected_purchases(HORIZON_WEEKS, xx, t_x, np.full(xx.shape, typical_T))
+    p_alive = model.p_alive(xx, t_x, np.full(xx.shape, typical_T))
+    one_time = int(weights[full["x"] == 0].sum())
+    total = int(weights.sum())
+    cal_end = snapshot - dt.timedelta(weeks=holdout_weeks)
+    summary = btyd_summary(txns, calibration_end=cal_end, observation_end=snapshot, time_unit="W", warn=False)
+    cal = compress(summary)
+    cal_model = BetaGeoModel().fit(cal[cal["T"] > 0])
+    validation = validate_holdout(summary, cal_model, time_unit="W", transactions=txns)
+    first = summary.aggregate(first=summary.first_purchase.min()).execute().iloc[0, 0]
+    out = ClvDiagnostics(
+        snapshot=snapshot, calibration_end=cal_end, model=model, grid_x=grid_x, grid_recency=grid_r,
+        typical_T=typical_T, expected=np.asarray(expected), p_alive=np.asarray(p_alive),
+        validation=validation, one_time_share=one_time / total if total else 0.0,
+        one_time_customers=one_time, customers=total,
+    )
+    out._tracking_start = pd.Timestamp(first).date()
+    return out

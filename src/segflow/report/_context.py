@@ -1,0 +1,108 @@
+"""What every report section reads, computed once per report: the project, its currency, the
+headline scheme, and cached store summaries (segment sizes, value, movements, the audit)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from segflow.report._movement import movement_cells
+from segflow.report._queries import segment_sizes, value_by_segment
+
+if TYPE_CHECKING:
+    from segflow.campaigns._playbook import Playbook
+    from segflow.project import Project
+
+CLV_MODEL = "bgnbd_gg"
+
+
+@dataclasses.dataclass
+class ReportContext:
+    """Shared, cached inputs of the report sections.
+
+    The headline scheme is the first scheme of the project file (``[[schemes]]`` order);
+    its latest two snapshots are the "now" and "before" of the executive summary."""
+
+    project: Project
+    _cache: dict[Any, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def currency(self) -> str:
+        return self.project.settings.project.currency
+
+    @functools.cached_property
+    def schemes(self) -> list[str]:
+        return [s for s in self.project.schemes() if self.project.snapshot_dates(s)]
+
+    @functools.cached_property
+    def scheme_kinds(self) -> dict[str, str]:
+        from segflow.pipeline import resolve_schemes
+
+        return {s.name: s.kind for s in resolve_schemes(self.project.settings)}
+
+    @property
+    def headline_scheme(self) -> str | None:
+        return self.schemes[0] if self.schemes else None
+
+    def dates(self, scheme: str) -> list[dt.date]:
+        key = ("dates", scheme)
+        if key not in self._cache:
+            self._cache[key] = self.project.snapshot_dates(scheme)
+        return self._cache[key]
+
+    def sizes(self, scheme: str, snapshot: dt.date) -> pd.DataFrame:
+        key = ("sizes", scheme, snapshot)
+        if key not in self._cache:
+            self._cache[key] = segment_sizes(self.project.store, scheme, snapshot)
+        return self._cache[key]
+
+    @functools.cached_property
+    def clv_date(self) -> dt.date | None:
+        row = self.project.store.raw.execute(
+            "SELECT max(snapshot_date) FROM customer_scores WHERE model = ?", [CLV_MODEL]
+        ).fetchone()
+        return row[0]
+
+    def value(self, scheme: str, snapshot: dt.date) -> pd.DataFrame | None:
+        """CLV by segment when scores are stored at ``snapshot`` (else None)."""
+        key = ("value", scheme, snapshot)
+        if key not in self._cache:
+            has = self.project.store.raw.execute(
+                "SELECT count(*) FROM customer_scores WHERE model = ? AND snapshot_date = ?",
+                [CLV_MODEL, snapshot],
+            ).fetchone()[0]
+            self._cache[key] = (
+                value_by_segment(self.project.store, scheme, snapshot, CLV_MODEL) if has else None
+            )
+        return self._cache[key]
+
+    def movements(self, scheme: str) -> pd.DataFrame | None:
+        """:func:`movement_cells` between the last two snapshots of ``scheme`` (None if < 2)."""
+        key = ("moves", scheme)
+        if key not in self._cache:
+            d = self.dates(scheme)
+            self._cache[key] = (
+                movement_cells(self.project.store, scheme, d[-2], d[-1], model=CLV_MODEL)
+                if len(d) >= 2
+                else None
+            )
+        return self._cache[key]
+
+    @functools.cached_property
+    def playbook(self) -> Playbook:
+        from segflow.campaigns._playbook import load_playbook
+
+        return load_playbook()
+
+    @functools.cached_property
+    def audit(self) -> pd.DataFrame:
+        from segflow.quality import audit
+
+        return audit(self.project.store).to_pandas()
+
+    def is_rule_based(self, scheme: str) -> bool:
+        return self.scheme_kinds.get(scheme, "rules") != "cluster"

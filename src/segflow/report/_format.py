@@ -1,0 +1,144 @@
+"""Human labels and units for the report: column names in words, money with the project's
+currency, shares as percentages, changes with a sign, and HTML tables built from them."""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+#: Words for the column names used across the report; anything else is de-snake-cased.
+LABELS = {
+    "segment": "Segment",
+    "segment_rank": "Rank",
+    "customers": "Customers",
+    "share": "Share of customers",
+    "revenue_12m": "Revenue, last 12 months",
+    "revenue_share": "Share of revenue",
+    "clv": "Predicted value, next 52 weeks",
+    "mean_clv": "Predicted value per customer",
+    "clv_share": "Share of predicted value",
+    "mean_p_alive": "Average P(active)",
+    "expected_purchases": "Expected purchases, next 52 weeks",
+    "source": "Source",
+    "source_file": "File",
+    "target_table": "Table",
+    "rows_read": "Rows read",
+    "rows_accepted": "Accepted",
+    "rows_quarantined": "Quarantined",
+    "rows_duplicate": "Duplicates",
+    "reconciles": "Adds up",
+    "status": "Status",
+    "rule": "Rule",
+    "rows": "Rows",
+    "example": "Example reason",
+    "action": "Suggested action",
+    "goal": "Goal",
+    "suggestion": "What to send",
+}
+
+
+def label(column: str) -> str:
+    """The human label of a column name (``revenue_12m`` -> ``Revenue, last 12 months``)."""
+    if column in LABELS:
+        return LABELS[column]
+    text = column.replace("__", " ").replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def money(value: float | None, currency: str, *, signed: bool = False) -> str:
+    """``12,345 USD`` (no decimals; ``1.2 M USD`` from a million up); empty for missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    sign = "+" if signed and value > 0 else ""
+    if abs(value) >= 1e6:
+        return f"{sign}{value / 1e6:,.1f} M {currency}"
+    return f"{sign}{value:,.0f} {currency}"
+
+
+def pct(value: float | None, *, signed: bool = False, digits: int = 1) -> str:
+    """``12.3 %`` (``+1.2 pp``-style signs for changes when ``signed``)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    shown = round(value * 100, digits) + 0.0  # no "-0.0 %"
+    return f"{shown:+.{digits}f} %" if signed else f"{shown:.{digits}f} %"
+
+
+def count(value: float | None, *, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:+,.0f}" if signed else f"{value:,.0f}"
+
+
+def table_html(
+    frame: pd.DataFrame,
+    *,
+    percent: tuple[str, ...] = (),
+    money_cols: tuple[str, ...] = (),
+    currency: str = "",
+    signed: tuple[str, ...] = (),
+    digits: int = 2,
+    labels: dict[str, str] | None = None,
+    css: str = "data",
+) -> str:
+    """A DataFrame as an HTML table: human headers, values escaped, shares as %, money with
+    the currency, numbers right-aligned, text left-aligned. ``signed`` columns show +/-."""
+    head = []
+    numeric = []
+    for col in frame.columns:
+        is_num = pd.api.types.is_numeric_dtype(frame[col]) and not pd.api.types.is_bool_dtype(frame[col])
+        numeric.append(is_num)
+        text = (labels or {}).get(col) or label(str(col))
+        head.append(f'<th class="{"num" if is_num else "txt"}">{html.escape(text)}</th>')
+    rows = []
+    for values in frame.itertuples(index=False):
+        cells = []
+        for col, value, is_num in zip(frame.columns, values, numeric, strict=True):
+            cells.append(
+                f'<td class="{"num" if is_num else "txt"}">'
+                f"{html.escape(_cell(col, value, percent, money_cols, currency, signed, digits))}</td>"
+            )
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        f'<div class="tablewrap"><table class="{css}"><thead><tr>{"".join(head)}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def _cell(col: Any, value: Any, percent: tuple, money_cols: tuple, currency: str, signed: tuple, digits: int) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    sign = col in signed
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if col in percent:
+        return pct(float(value), signed=sign)
+    if col in money_cols:
+        return money(float(value), currency, signed=sign)
+    if isinstance(value, int) or (isinstance(value, float) and float(value).is_integer() and abs(value) >= 100):
+        return count(float(value), signed=sign)
+    if isinstance(value, float):
+        return f"{value:+,.{digits}f}" if sign else f"{value:,.{digits}f}"
+    if hasattr(value, "dtype") and pd.api.types.is_integer_dtype(getattr(value, "dtype", None)):
+        return count(float(value), signed=sign)
+    return str(value)
+
+
+def figure_html(fig: go.Figure, *, name: str = "chart") -> str:
+    """A Plotly figure as an HTML fragment relying on the plotly.js inlined once in the page:
+    responsive width, the mode bar always shown with a PNG download named after the chart."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name).strip("-") or "chart"
+    config = {
+        "displaylogo": False,
+        "responsive": True,
+        "displayModeBar": True,
+        "modeBarButtonsToRemove": ["lasso2d", "select2d"],
+        "toImageButtonOptions": {"format": "png", "filename": safe, "scale": 2},
+    }
+    body = fig.to_html(full_html=False, include_plotlyjs=False, config=config, default_width="100%")
+    return f'<div class="chart">{body}</div>'

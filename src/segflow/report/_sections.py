@@ -1,0 +1,220 @@
+"""Report sections after the executive summary: segments (with change since the previous
+snapshot), migration, predicted value with CLV diagnostics. Each reads the store through the
+library and the shared :class:`ReportContext`; nothing here recomputes raw data."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import html
+
+import pandas as pd
+
+from segflow.errors import SegflowError
+from segflow.report._context import ReportContext
+from segflow.report._format import count, figure_html, label, pct, table_html
+
+#: Profile heat-maps show this many features (the most distinguishing); the rest are listed
+#: in a collapsed table.
+PROFILE_FEATURES = 8
+ALLUVIAL_SNAPSHOTS = 6
+FORECAST_PERIODS = 6
+
+
+@dataclasses.dataclass
+class Section:
+    id: str
+    title: str
+    intro: str = ""
+    blocks: list[str] = dataclasses.field(default_factory=list)
+
+
+def h3(text: str, anchor: str = "") -> str:
+    ident = f' id="{html.escape(anchor)}"' if anchor else ""
+    return f"<h3{ident}>{html.escape(text)}</h3>"
+
+
+def note(text: str) -> str:
+    return f'<p class="note">{html.escape(text)}</p>'
+
+
+def details(summary: str, body: str) -> str:
+    return f"<details><summary>{html.escape(summary)}</summary>{body}</details>"
+
+
+# -- segments ---------------------------------------------------------------------------
+def segment_change_table(ctx: ReportContext, scheme: str) -> pd.DataFrame:
+    """Per segment at the latest snapshot: action, customers, share, revenue (12 months),
+    predicted value, and their change since the previous snapshot (size, share, revenue; the
+    value change only when scores exist at both snapshots)."""
+    dates = ctx.dates(scheme)
+    now = ctx.sizes(scheme, dates[-1]).set_index("segment")
+    out = pd.DataFrame(index=now.index)
+    out["action"] = [ctx.playbook.entry_for(str(s)).action for s in now.index]
+    out["customers"] = now["customers"].astype(int)
+    out["share"] = now["share"]
+    out["revenue_12m"] = now["revenue_12m"]
+    value_now = ctx.value(scheme, dates[-1])
+    if value_now is not None:
+        out["clv"] = value_now.set_index("segment")["clv"].reindex(out.index)
+    if len(dates) > 1:
+        before = ctx.sizes(scheme, dates[-2]).set_index("segment")
+        idx = out.index.union(before.index, sort=False)
+        out = out.reindex(idx)
+        out["customers"] = out["customers"].fillna(0).astype(int)
+        b = before.reindex(idx)
+        out["change_customers"] = out["customers"] - b["customers"].fillna(0)
+        out["change_share"] = out["share"].fillna(0) - b["share"].fillna(0)
+        out["change_revenue"] = out["revenue_12m"].fillna(0) - b["revenue_12m"].fillna(0)
+        value_before = ctx.value(scheme, dates[-2])
+        if value_now is not None and value_before is not None:
+            out["change_clv"] = out["clv"].fillna(0) - value_before.set_index("segment")["clv"].reindex(idx).fillna(0)
+        out["action"] = [ctx.playbook.entry_for(str(s)).action for s in out.index]
+    return out.rename_axis("segment").reset_index()
+
+
+def segments_section(ctx: ReportContext) -> Section:
+    from segflow.viz import segment_size_value_bars
+
+    section = Section(
+        "segments",
+        "Segments",
+        "Size, revenue and predicted value of each segment at the latest snapshot, and the change "
+        "since the previous snapshot. Revenue: net revenue in the 365 days before the snapshot "
+        f"(returns netted, {ctx.currency}). Predicted value: BG/NBD + Gamma-Gamma, next 52 weeks.",
+    )
+    cur = ctx.currency
+    for scheme in ctx.schemes:
+        dates = ctx.dates(scheme)
+        since = f" (change since {dates[-2]})" if len(dates) > 1 else ""
+        section.blocks.append(h3(f"{scheme} at {dates[-1]}{since}", f"segments-{scheme}"))
+        table = segment_change_table(ctx, scheme)
+        labels = {
+            "change_customers": "Δ customers", "change_share": "Δ share (points)",
+            "change_revenue": "Δ revenue", "change_clv": "Δ predicted value",
+            "action": "Suggested action",
+        }
+        section.blocks.append(table_html(
+            table, percent=("share", "change_share"),
+            money_cols=("revenue_12m", "clv", "change_revenue", "change_clv"), currency=cur,
+            signed=("change_customers", "change_share", "change_revenue", "change_clv"), labels=labels,
+        ))
+        sizes = ctx.sizes(scheme, dates[-1])
+        section.blocks.append(figure_html(
+            segment_size_value_bars(sizes, title=f"{scheme}: share of customers and of revenue"),
+            name=f"{scheme}-size-value"))
+        section.blocks.extend(_profile_blocks(ctx, scheme))
+    return section
+
+
+def _profile_blocks(ctx: ReportContext, scheme: str) -> list[str]:
+    from segflow.segments import profile_segments
+    from segflow.viz._segments import profile_heatmap
+
+    project = ctx.project
+    if "customer_features" not in project.store.tables():
+        return []
+    snapshot = project.store.raw.execute("SELECT max(snapshot_date) FROM customer_features").fetchone()[0]
+    features = project.store.table("customer_features")
+    features = features.filter(features.snapshot_date == snapshot).drop("snapshot_date")
+    a = project.store.table("segment_assignments")
+    a = a.filter((a.scheme == scheme) & (a.snapshot_date == snapshot))
+    a = a.select("customer_id", "segment", segment_rank=a.segment_rank.fill_null(10_000))
+    segs = [str(s) for s in a.select("segment").distinct().execute()["segment"]]
+    if not segs:
+        return []
+    # rule-based segments keep their rule names; suggested names are for clusters only
+    names = {s: s for s in segs} if ctx.is_rule_based(scheme) else None
+    try:
+        profile = profile_segments(features, a, names=names)
+    except SegflowError as exc:
+        return [note(f"No profile for {scheme}: {exc}")]
+    fig = profile_heatmap(profile, max_features=PROFILE_FEATURES,
+                          title=f"{scheme}: what sets each segment apart (the {PROFILE_FEATURES} most distinguishing features)")
+    means = profile.means.copy()
+    means.index = [str(i) for i in means.index]
+    full = means.T.rename_axis("feature").reset_index()
+    full["feature"] = [label(f) for f in full["feature"]]
+    return [
+        figure_html(fig, name=f"{scheme}-profile"),
+        details(f"All {means.shape[1]} features: mean per segment ({snapshot})", table_html(full, digits=2)),
+    ]
+
+
+# -- migration --------------------------------------------------------------------------
+def migration_section(ctx: ReportContext) -> Section:
+    section = Section(
+        "migration",
+        "Migration",
+        "Who moved between segments from the previous snapshot to the latest. (new) = customers "
+        "who were not yet in the base at the earlier date; (gone) = customers no longer in the base.",
+    )
+    project = ctx.project
+    for scheme in ctx.schemes:
+        dates = ctx.dates(scheme)
+        if len(dates) < 2:
+            continue
+        matrix = project.transitions(scheme, dates[-2], dates[-1])
+        s = matrix.summary()
+        section.blocks.append(h3(f"{scheme}: {dates[-2]} → {dates[-1]}", f"migration-{scheme}"))
+        section.blocks.append(note(_score_basis(project, scheme)))
+        base = s["customers_from"] or 1
+        section.blocks.append(note(
+            f"Of {count(s['customers_from'])} customers at {dates[-2]}, {pct(s['stay'] / base)} stayed in "
+            f"their segment, {count(s['up'])} moved to a better one, {count(s['down'])} to a worse one "
+            f"and {count(s['gone'])} left the base; {count(s['new'])} customers joined."
+        ))
+        section.blocks.append(figure_html(matrix.sankey(), name=f"{scheme}-sankey"))
+        section.blocks.append(figure_html(matrix.figure(), name=f"{scheme}-transitions"))
+        section.blocks.append(figure_html(matrix.net_flow_figure(), name=f"{scheme}-net-flow"))
+        section.blocks.extend(_history_blocks(ctx, scheme, dates))
+    return section
+
+
+def _score_basis(project, scheme: str) -> str:  # noqa: ANN001
+    """Which kind of scheme a migration view shows (relative or fixed cut-offs)."""
+    from segflow.pipeline import resolve_schemes
+    from segflow.segments import builtin_schemes, score_basis
+
+    for candidate in [*resolve_schemes(project.settings), *builtin_schemes()]:
+        if candidate.name == scheme:
+            return score_basis(candidate)
+    return "Scheme no longer in segflow.toml: its kind of cut-offs is unknown."
+
+
+def step_dates(dates: list[dt.date], periods: int) -> list[dt.date]:
+    """``periods + 1`` dates from the last snapshot on, stepping like the last two snapshots
+    (whole months when both fall on the same day of the month, else whole days)."""
+    last = dates[-1]
+    prev = dates[-2] if len(dates) > 1 else last - dt.timedelta(days=30)
+    months = (last.year - prev.year) * 12 + last.month - prev.month
+    if last.day == prev.day and months > 0:
+        return [(pd.Timestamp(last) + pd.DateOffset(months=months * k)).date() for k in range(periods + 1)]
+    step = (last - prev).days or 30
+    return [last + dt.timedelta(days=step * k) for k in range(periods + 1)]
+
+
+def _history_blocks(ctx: ReportContext, scheme: str, dates: list[dt.date]) -> list[str]:
+    """Alluvial over the last snapshots and a Markov forecast of the segment mix on dates."""
+    from segflow.migration import GONE, MarkovChain, pooled_transition_matrix
+    from segflow.viz import forecast_chart
+
+    assignments = ctx.project.store.table("segment_assignments")
+    blocks = []
+    if len(dates) > 2:
+        recent = pooled_transition_matrix(
+            assignments, scheme=scheme, start=dates[-ALLUVIAL_SNAPSHOTS:][0], end=dates[-1]
+        )
+        blocks.append(figure_html(recent.alluvial(), name=f"{scheme}-alluvial"))
+    pooled = pooled_transition_matrix(assignments, scheme=scheme, start=dates[max(0, len(dates) - 13)], end=dates[-1])
+    chain = MarkovChain().fit(pooled)
+    sizes = ctx.sizes(scheme, dates[-1]).set_index("segment")["customers"]
+    mix = sizes.reindex(chain.states_).fillna(0.0)
+    forecast = chain.forecast(mix, FORECAST_PERIODS)
+    forecast.index = step_dates(dates, FORECAST_PERIODS)
+    forecast = forecast.drop(columns=[GONE], errors="ignore")
+    blocks.append(figure_html(forecast_chart(
+        forecast,
+        title=f"{scheme}: expected customers per segment if the last 12 moves repeat (no new customers)",
+    ), name=f"{scheme}-forecast"))
+    return blocks

@@ -1,0 +1,221 @@
+"""The executive summary: the first screen of the report.
+
+Three to five headline movements of the headline scheme since the previous snapshot, in words
+and numbers; revenue and predicted value at stake; data health in one line; and the
+playbook's suggested action per segment with its audience size.
+
+Definitions (also written under the numbers in the report):
+
+* *base*: customers assigned a segment at the latest snapshot.
+* *revenue, last 12 months*: net revenue (returns netted) in the 365 days before the latest
+  snapshot, of customers in the base.
+* *at stake*: customers whose segment's playbook action is "win back" (lapsing customers),
+  with their 12-month revenue and predicted 52-week value (BG/NBD + Gamma-Gamma).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+
+import pandas as pd
+
+from segflow.report._context import ReportContext
+from segflow.report._format import count, money, pct
+from segflow.report._movement import GONE, NEW, segment_changes
+from segflow.report._queries import quarantine_reasons, reconciliation
+
+MAX_HEADLINES = 5
+
+
+@dataclasses.dataclass
+class ExecutiveSummary:
+    """The numbers of the first screen (all computed from the store; see the module doc)."""
+
+    scheme: str | None
+    before: object | None
+    now: object | None
+    headlines: list[str]
+    kpis: list[tuple[str, str, str]]
+    health: str
+    actions: pd.DataFrame
+    currency: str = ""
+
+    def _repr_html_(self) -> str:
+        return summary_html(self, self.currency)
+
+
+def headlines(cells: pd.DataFrame, total_customers: float, total_revenue: float) -> list[str]:
+    """Sentences for the largest movements (see :func:`executive_summary`), best first:
+    the two costliest moves to a worse segment (by the movers' 12-month revenue), the largest
+    move to a better segment, the segment whose size changed most, then arrivals and exits."""
+    out: list[str] = []
+    base = total_customers or 1.0
+    rev = total_revenue or 0.0
+
+    def spent(r: pd.Series) -> str:
+        if rev > 0 and r.revenue_12m > 0:
+            return f"; they spent {pct(r.revenue_12m / rev)} of the last 12 months' revenue"
+        return ""
+
+    down = cells[cells.direction == "down"].sort_values(["revenue_12m", "customers"], ascending=False)
+    for r in down.head(2).itertuples():
+        out.append(
+            f"{count(r.customers)} customers ({pct(r.customers / base)}) moved down from "
+            f"{r.from_segment} to {r.to_segment}{spent(pd.Series(r._asdict()))}."
+        )
+    up = cells[cells.direction == "up"].sort_values(["customers", "revenue_12m"], ascending=False)
+    for r in up.head(1).itertuples():
+        out.append(
+            f"{count(r.customers)} customers ({pct(r.customers / base)}) moved up from "
+            f"{r.from_segment} to {r.to_segment}{spent(pd.Series(r._asdict()))}."
+        )
+    if not out:  # segments without a rank order (clusters): the largest moves
+        moves = cells[cells.direction == "move"].head(3)
+        for r in moves.itertuples():
+            out.append(
+                f"{count(r.customers)} customers ({pct(r.customers / base)}) moved from "
+                f"{r.from_segment} to {r.to_segment}{spent(pd.Series(r._asdict()))}."
+            )
+    changes = segment_changes(cells)
+    if not changes.empty:
+        big = changes.loc[changes["change"].abs().idxmax()]
+        if big["change"] != 0:
+            verb = "grew" if big["change"] > 0 else "shrank"
+            rel = big["change"] / big["customers_before"] if big["customers_before"] else None
+            rel_text = f", {pct(rel, signed=True)}" if rel is not None else ""
+            out.append(
+                f"{big['segment']} {verb} the most: {count(big['customers_before'])} → "
+                f"{count(big['customers_after'])} customers ({count(big['change'], signed=True)}{rel_text})."
+            )
+    new = int(cells.loc[cells.from_segment == NEW, "customers"].sum())
+    gone = int(cells.loc[cells.to_segment == GONE, "customers"].sum())
+    if new or gone:
+        out.append(f"{count(new)} customers joined the base and {count(gone)} left it.")
+    return out[:MAX_HEADLINES]
+
+
+def action_table(ctx: ReportContext, scheme: str) -> pd.DataFrame:
+    """Per playbook action (in the playbook's order): the segments of ``scheme`` it covers at
+    the latest snapshot with their sizes, the audience, its 12-month revenue and predicted
+    value, and the suggestion."""
+    now = ctx.dates(scheme)[-1]
+    sizes = ctx.sizes(scheme, now)
+    value = ctx.value(scheme, now)
+    clv = value.set_index("segment")["clv"] if value is not None else pd.Series(dtype=float)
+    rows = []
+    for r in sizes.itertuples():
+        entry = ctx.playbook.entry_for(str(r.segment))
+        rows.append({"action": entry.action, "segment": str(r.segment), "customers": int(r.customers),
+                     "revenue_12m": float(r.revenue_12m), "clv": float(clv.get(r.segment, float("nan"))),
+                     "suggestion": entry.suggestion})
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    order = {e.action: i for i, e in enumerate(ctx.playbook.entries)}
+    order.setdefault(ctx.playbook.default.action, len(order))
+    grouped = []
+    for action, sub in frame.groupby("action", sort=False):
+        grouped.append({
+            "action": action,
+            "segments": ", ".join(f"{s} ({count(c)})" for s, c in zip(sub.segment, sub.customers, strict=True)),
+            "customers": int(sub.customers.sum()),
+            "revenue_12m": float(sub.revenue_12m.sum()),
+            "clv": float(sub.clv.sum()) if sub.clv.notna().any() else float("nan"),
+            "suggestion": sub.suggestion.iloc[0],
+        })
+    out = pd.DataFrame(grouped)
+    return out.sort_values("action", key=lambda s: s.map(order)).reset_index(drop=True)
+
+
+def data_health(ctx: ReportContext) -> str:
+    """One line: rows read, accepted (%), quarantined (rules), duplicates, audit checks."""
+    store = ctx.project.store
+    recon = reconciliation(store)
+    if recon.empty:
+        return "No data loaded yet."
+    read = int(recon["rows_read"].sum())
+    acc = int(recon["rows_accepted"].sum())
+    quar = int(recon["rows_quarantined"].sum())
+    dup = int(recon["rows_duplicate"].sum())
+    rules = len(quarantine_reasons(store))
+    checks = ctx.audit
+    passed = int((checks["severity"] == "ok").sum())
+    adds = "all files reconcile" if bool(recon["reconciles"].all()) else "some files do NOT reconcile"
+    return (
+        f"{count(read)} rows read: {pct(acc / read if read else 0)} accepted, {count(quar)} quarantined "
+        f"({rules} rules), {count(dup)} duplicates; {adds}; {passed} of {len(checks)} audit checks passed."
+    )
+
+
+def executive_summary(ctx: ReportContext) -> ExecutiveSummary:
+    """Compute the first screen's numbers for the headline scheme."""
+    scheme = ctx.headline_scheme
+    health = data_health(ctx)
+    if scheme is None:
+        return ExecutiveSummary(None, None, None, [], [], health, pd.DataFrame())
+    dates = ctx.dates(scheme)
+    now = dates[-1]
+    before = dates[-2] if len(dates) > 1 else None
+    sizes = ctx.sizes(scheme, now)
+    total_c = float(sizes["customers"].sum())
+    total_r = float(sizes["revenue_12m"].sum())
+    cells = ctx.movements(scheme)
+    lines = headlines(cells, total_c, total_r) if cells is not None else []
+    actions = action_table(ctx, scheme)
+    kpis: list[tuple[str, str, str]] = []
+    if before is not None:
+        prev = ctx.sizes(scheme, before)
+        pc, pr = float(prev["customers"].sum()), float(prev["revenue_12m"].sum())
+        kpis.append(("Customers in the base", count(total_c),
+                     f"{count(total_c - pc, signed=True)} since {before}"))
+        kpis.append(("Revenue, last 12 months", money(total_r, ctx.currency),
+                     f"{pct((total_r - pr) / pr, signed=True)} vs the 12 months before {before}" if pr else ""))
+    else:
+        kpis.append(("Customers in the base", count(total_c), f"at {now}"))
+        kpis.append(("Revenue, last 12 months", money(total_r, ctx.currency), f"before {now}"))
+    stake = actions[actions.action == "win back"] if not actions.empty else actions
+    if not stake.empty:
+        row = stake.iloc[0]
+        kpis.append(("Revenue at stake", money(row.revenue_12m, ctx.currency),
+                     f"{count(row.customers)} lapsing customers (win-back segments); "
+                     f"{pct(row.revenue_12m / total_r if total_r else 0)} of revenue"))
+        if pd.notna(row.clv):
+            kpis.append(("Predicted value at stake", money(row.clv, ctx.currency),
+                         "their expected revenue in the next 52 weeks"))
+    if cells is not None:
+        down = cells[cells.direction == "down"]
+        if len(down):
+            kpis.append(("Moved to a worse segment", count(down.customers.sum()),
+                         f"{money(down.clv.sum(), ctx.currency)} predicted value" if down.clv.sum() else
+                         f"{money(down.revenue_12m.sum(), ctx.currency)} revenue"))
+    return ExecutiveSummary(scheme, before, now, lines, kpis, health, actions, ctx.currency)
+
+
+def summary_html(summary: ExecutiveSummary, currency: str) -> str:
+    """The first screen as HTML (ids used by the browser test: ``headlines``, ``actions``)."""
+    e = html.escape
+    if summary.scheme is None:
+        return f'<p class="health">{e(summary.health)}</p><p>No segment assignments stored yet: run <code>segflow run</code>.</p>'
+    when = (f"{summary.before} → {summary.now}" if summary.before else f"at {summary.now}")
+    kpis = "".join(
+        f'<div class="kpi"><span class="kl">{e(k)}</span><b>{e(v)}</b><span class="kd">{e(d)}</span></div>'
+        for k, v, d in summary.kpis
+    )
+    items = "".join(f"<li>{e(h)}</li>" for h in summary.headlines) or "<li>Only one snapshot so far: no movements to report.</li>"
+    cards = []
+    for r in summary.actions.itertuples():
+        clv = f" · {money(r.clv, currency)} predicted value" if pd.notna(r.clv) else ""
+        cards.append(
+            f'<li class="action"><span class="act act-{e(r.action.replace(" ", "-"))}">{e(r.action)}</span> '
+            f"<b>{count(r.customers)} customers</b> · {e(money(r.revenue_12m, currency))} revenue{e(clv)}"
+            f'<span class="segs">{e(r.segments)}</span><span class="sugg">{e(r.suggestion)}</span></li>'
+        )
+    actions = f'<ul class="actions">{"".join(cards)}</ul>'
+    return (
+        f'<p class="lead">Scheme <b>{e(summary.scheme)}</b>, {e(when)}.</p>'
+        f'<div class="kpis">{kpis}</div>'
+        f'<div class="firstscreen"><div id="headlines"><h3>What changed</h3><ul class="headlines">{items}</ul></div>'
+        f'<div id="actions"><h3>What to do (campaign playbook)</h3>{actions}</div></div>'
+        f'<p class="health" id="health"><b>Data health:</b> {e(summary.health)}</p>'
+    )

@@ -1,0 +1,147 @@
+"""Quantile scores with equal scores for equal values, from counts; and frozen cut points.
+
+The rule (``score_method = "quantile"``, the default of every built-in quantile score)
+------------------------------------------------------------------------------------
+Among the ``n`` customers scored together, a customer whose value ``v`` is strictly worse
+than that of ``w`` customers gets::
+
+    score = 1 + floor(bins * w / n)                       (1 .. bins, bins = best)
+
+So a score is a function of the value alone (equal values, equal scores), and it is the
+score of the lowest-placed customer of a tie: a value held by more than ``1 / bins`` of the
+customers takes the lowest score its run covers, and the scores it spans stay empty (with
+55 % one-order buyers and 5 bins, every one-order buyer has ``f_score = 1``, two-order buyers
+start at 3, and score 2 is empty). Without ties the rule gives the same scores as ``ntile``.
+
+It is computed from counts: one row per distinct value with its number of customers, and a
+running sum over the distinct values; no sort of the customers themselves. The same
+scores come from cut points: ``c_k`` is the smallest value ``v`` with
+``bins * (customers with a value <= v) >= k * n`` (the lower ``k / bins`` quantile of the
+values, ``k = 1 .. bins - 1``), and ``score = 1 + #{k : v is strictly better than c_k}``.
+:func:`cut_points` returns them, so a scheme can keep the cut points of a reference snapshot
+(or fixed values) and score later snapshots against them.
+
+Determinism: money is rounded to cents before it is compared (:func:`comparable`), so sums
+that differ in the last bits with the order of a parallel aggregation give the same score
+on any engine and thread count; the comparisons are on integers otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import ibis
+import ibis.expr.types as ir
+
+#: Features compared after rounding to this many decimals (currency: cents).
+CURRENCY_DECIMALS = 2
+#: Other floating-point features are rounded to this many decimals before comparison.
+FLOAT_DECIMALS = 9
+
+
+def comparable(table: ibis.Table, column: str) -> ir.NumericValue:
+    """``table[column]`` as it is compared when scoring: currency rounded to cents, other
+    floats to 9 decimals, integers unchanged."""
+    from segflow.features import FEATURES
+
+    col = table[column]
+    if col.type().is_integer():
+        return col
+    feature = FEATURES.get(column)
+    digits = CURRENCY_DECIMALS if feature is not None and feature.unit == "currency" else (
+        FLOAT_DECIMALS)
+    return col.cast("float64").round(digits)
+
+
+def worse_counts(
+    table: ibis.Table, value: str, *, higher_is_better: bool, group_by: str | None
+) -> ibis.Table:
+    """Per distinct ``value`` (within ``group_by``): ``_n`` customers, ``_worse`` customers
+    with a strictly worse value, ``_total`` customers. Null values are left out."""
+    keys = [group_by] if group_by else []
+    t = table.filter(table[value].notnull())
+    counts = t.group_by([*keys, value]).aggregate(_n=t.count())
+    order = counts[value] if higher_is_better else ibis.desc(counts[value])
+    running = counts._n.sum().over(group_by=keys or None, order_by=order, rows=(None, 0))
+    total = counts._n.sum().over(group_by=keys or None)
+    return counts.mutate(_worse=(running - counts._n).cast("int64"), _total=total.cast("int64"))
+
+
+def quantile_score(
+    table: ibis.Table,
+    value: str,
+    name: str,
+    *,
+    bins: int,
+    higher_is_better: bool,
+    group_by: str | None = None,
+) -> ibis.Table:
+    """``table`` with column ``name``: ``1 + floor(bins * worse / n)`` (see the module notes).
+
+    ``value`` must already hold the comparable values (see :func:`comparable`); rows with a
+    null value get a null score.
+    """
+    counts = worse_counts(table, value, higher_is_better=higher_is_better, group_by=group_by)
+    keys = [group_by] if group_by else []
+    score = (1 + (counts._worse * bins) // counts._total).cast("int64")
+    lookup = counts.select(*keys, value, **{name: score})
+    joined = table.left_join(lookup, [*keys, value])
+    return joined.drop(*[c for c in joined.columns if c.endswith("_right")])
+
+
+def cut_score(
+    value: ir.NumericValue, cuts: Sequence[float], *, higher_is_better: bool
+) -> ir.IntegerValue:
+    """``1 + #{c in cuts : value strictly better than c}``; null where ``value`` is null."""
+    score: ir.IntegerValue = ibis.literal(1, "int64")
+    for c in cuts:
+        better = value > c if higher_is_better else value < c
+        score = score + better.cast("int64")
+    return ibis.ifelse(value.isnull(), ibis.null("int64"), score)
+
+
+def cut_points(
+    table: ibis.Table, value: str, *, bins: int, higher_is_better: bool
+) -> list[float]:
+    """The ``bins - 1`` cut points of the quantile rule over all rows of ``table``.
+
+    ``c_k`` is the first value, from worst to best, at which at least ``k / bins`` of the
+    customers have that value or a worse one. Scoring with :func:`cut_score` against these
+    cut points gives, on ``table`` itself, exactly the scores of :func:`quantile_score`.
+
+    Returns
+    -------
+    list of float
+        In the feature's unit; empty when ``table`` has no non-null value.
+    """
+    counts = worse_counts(table, value, higher_is_better=higher_is_better, group_by=None)
+    frame = counts.select(value, "_n", "_worse", "_total").to_pandas()
+    if frame.empty:
+        return []
+    frame = frame.sort_values(value, ascending=higher_is_better)
+    at_or_worse = (frame["_worse"] + frame["_n"]).to_numpy()
+    total = int(frame["_total"].iloc[0])
+    values = frame[value].to_numpy(dtype=float)
+    out = []
+    for k in range(1, bins):
+        first = int((at_or_worse * bins >= k * total).argmax())
+        out.append(float(values[first]))
+    return out
+
+
+def tier_thresholds(table: ibis.Table, value: str, tiers: Sequence[float]) -> list[float | None]:
+    """Per tier ``q`` (percent), the lowest value whose customers are in the top ``q`` %:
+    the smallest ``v`` with ``100 * (customers with a value >= v) <= q * n``; ``None`` when
+    no value qualifies (the tier is empty)."""
+    counts = worse_counts(table, value, higher_is_better=True, group_by=None)
+    frame = counts.select(value, "_n", "_worse", "_total").to_pandas()
+    if frame.empty:
+        return [None for _ in tiers]
+    at_or_better = (frame["_total"] - frame["_worse"]).to_numpy()
+    total = int(frame["_total"].iloc[0])
+    values = frame[value].to_numpy(dtype=float)
+    out: list[float | None] = []
+    for q in tiers:
+        ok = 100 * at_or_better <= q * total
+        out.append(float(values[ok].min()) if ok.any() else None)
+    return out

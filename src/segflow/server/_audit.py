@@ -1,0 +1,142 @@
+"""The audit log: who read customer-level data and who exported.
+
+``segflow serve`` never opens the store for writing (it reads a replica, so that ``ingest``
+and ``run`` are not locked out), so it appends each event as one JSON line to a spool file
+next to the store, under an exclusive ``flock``. Any writer that later holds the store's
+write lock (``segflow tokens ...`` and serve at shutdown) moves the spool into the
+``audit_log`` table: it renames the spool under the same lock, inserts its events
+(skipping ids already present, so a move cut half-way is redone without duplicates) and
+deletes it. :func:`read_events` shows the table and the spool together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+_SPOOL = "audit.jsonl"
+_lock = threading.Lock()
+
+
+def work_dir_for(store_path: str | Path) -> Path:
+    """The folder beside the store where serve keeps its replica and the audit spool."""
+    store_path = Path(store_path)
+    path = store_path.parent / f".{store_path.name}.serve"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def spool_path(work_dir: Path) -> Path:
+    return work_dir / _SPOOL
+
+
+def record(work_dir: Path, *, token_id: str | None, role: str | None, action: str,
+           resource: str, detail: dict[str, Any] | None = None, client: str | None = None) -> dict[str, Any]:
+    """Append one event to the spool (flushed to the OS before returning)."""
+    event = {
+        "event_id": uuid.uuid4().hex,
+        "at": dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds"),
+        "token_id": token_id,
+        "role": role,
+        "action": action,
+        "resource": resource,
+        "detail": json.dumps(detail or {}, sort_keys=True, default=str),
+        "client": client,
+    }
+    line = json.dumps(event) + "\n"
+    path = spool_path(work_dir)
+    with _lock:
+        while True:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                # A drainer may have renamed the file between open and lock: write to the new one.
+                try:
+                    same = os.fstat(fd).st_ino == os.stat(path).st_ino
+                except FileNotFoundError:
+                    same = False
+                if same:
+                    os.write(fd, line.encode("utf-8"))
+                    return event
+            finally:
+                os.close(fd)
+
+
+def _read_lines(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        with contextlib.suppress(json.JSONDecodeError):  # a line cut by a crash mid-write
+            events.append(json.loads(line))
+    return events
+
+
+def drain(work_dir: Path, con: Any) -> int:
+    """Move spooled events into ``audit_log`` (``con`` open for writing). Returns how many."""
+    path = spool_path(work_dir)
+    moved = 0
+    pending = sorted(work_dir.glob(_SPOOL + ".*.draining"))
+    if path.exists():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            target = work_dir / f"{_SPOOL}.{uuid.uuid4().hex}.draining"
+            os.replace(path, target)
+            pending.append(target)
+        finally:
+            os.close(fd)
+    for target in pending:
+        events = _read_lines(target)
+        if events:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for e in events:
+                    con.execute(
+                        "INSERT INTO audit_log SELECT ?, ?, ?, ?, ?, ?, ?, ? "
+                        "WHERE NOT EXISTS (SELECT 1 FROM audit_log WHERE event_id = ?)",
+                        [e["event_id"], dt.datetime.fromisoformat(e["at"]), e["token_id"], e["role"],
+                         e["action"], e["resource"], e["detail"], e["client"], e["event_id"]],
+                    )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            moved += len(events)
+        target.unlink()
+    return moved
+
+
+def read_events(work_dir: Path, con: Any | None, *, limit: int = 1000, offset: int = 0,
+                action: str | None = None, token_id: str | None = None) -> list[dict[str, Any]]:
+    """Events of the store table (``con`` may be a read-only connection or ``None``) and of
+    the spool, newest first."""
+    events: list[dict[str, Any]] = []
+    if con is not None:
+        exists = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'audit_log'"
+        ).fetchone()[0]
+        if exists:
+            cols = ["event_id", "at", "token_id", "role", "action", "resource", "detail", "client"]
+            rows = con.execute(
+                "SELECT event_id, event_at, token_id, role, action, resource, detail, client FROM audit_log"
+            ).fetchall()
+            events = [dict(zip(cols, r, strict=True)) for r in rows]
+            for e in events:
+                e["at"] = e["at"].isoformat(timespec="microseconds")
+    seen = {e["event_id"] for e in events}
+    for path in [*sorted(work_dir.glob(_SPOOL + ".*.draining")), spool_path(work_dir)]:
+        events.extend(e for e in _read_lines(path) if e["event_id"] not in seen)
+    if action:
+        events = [e for e in events if e["action"] == action]
+    if token_id:
+        events = [e for e in events if e["token_id"] == token_id]
+    events.sort(key=lambda e: (e["at"], e["event_id"]), reverse=True)
+    return events[offset : offset + limit]

@@ -1,0 +1,183 @@
+"""Who is calling: bearer tokens, browser sessions, roles, CSRF and the audit helper.
+
+Every route except ``/login`` and the static library files depends on :func:`principal`:
+a request carries ``Authorization: Bearer sf_...`` or the session cookie set by the login
+form. Sessions live in the server's memory (a restart logs browsers out), last at most
+``session_hours`` and never outlive their token; a revoked token ends its sessions at the
+next copy of the store (see :mod:`segflow.server._replica`).
+
+CSRF: a state-changing request (POST) authenticated by the cookie must carry the session's
+CSRF token (form field ``csrf_token`` or header ``X-CSRF-Token``) and, when the browser sends
+an ``Origin``, come from this server. Bearer-token requests need neither: browsers never
+attach that header on their own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hmac
+import secrets
+import threading
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+
+from segflow.server import _audit
+from segflow.server._tokens import TokenRecord, role_at_least, verify
+
+SESSION_COOKIE = "segflow_session"
+
+
+class LoginRequired(Exception):
+    """No valid credentials: 401 for the API, a redirect to the login page for pages."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclasses.dataclass
+class Session:
+    session_id: str
+    token_id: str
+    csrf: str
+    expires_at: dt.datetime
+
+
+class Sessions:
+    """Browser sessions in memory: session id -> token id, CSRF token, expiry."""
+
+    def __init__(self, hours: float = 8.0) -> None:
+        self.hours = hours
+        self._sessions: dict[str, Session] = {}
+        self._lock = threading.Lock()
+
+    def create(self, token: TokenRecord) -> Session:
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        expires = now + dt.timedelta(hours=self.hours)
+        if token.expires_at is not None:
+            expires = min(expires, token.expires_at)
+        session = Session(secrets.token_urlsafe(32), token.token_id, secrets.token_urlsafe(32), expires)
+        with self._lock:
+            self._sessions = {k: s for k, s in self._sessions.items() if s.expires_at > now}
+            self._sessions[session.session_id] = session
+        return session
+
+    def get(self, session_id: str) -> Session | None:
+        with self._lock:
+            session = self._sessions.get(session_id)
+        if session is None or session.expires_at <= dt.datetime.now(dt.UTC).replace(tzinfo=None):
+            return None
+        return session
+
+    def drop(self, session_id: str) -> None:
+        with self._lock:
+            self._sessions.pop(session_id, None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Principal:
+    """The caller: its token id and role, and its session when it came with the cookie."""
+
+    token_id: str
+    role: str
+    name: str | None
+    session: Session | None = None
+
+
+def _tokens(request: Request) -> dict[str, TokenRecord]:
+    return request.app.state.replica.current.tokens
+
+
+def principal(request: Request) -> Principal:
+    """The authenticated caller, or :class:`LoginRequired`."""
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value:
+            raise LoginRequired("the Authorization header must read 'Bearer <token>'")
+        record = verify(value, _tokens(request))
+        if record is None:
+            raise LoginRequired("the token is unknown, expired or revoked")
+        found = Principal(record.token_id, record.role, record.name)
+    else:
+        session_id = request.cookies.get(SESSION_COOKIE)
+        session = request.app.state.sessions.get(session_id) if session_id else None
+        if session is None:
+            raise LoginRequired("log in, or send 'Authorization: Bearer <token>'")
+        record = _tokens(request).get(session.token_id)
+        if record is None or record.state() != "active":
+            request.app.state.sessions.drop(session.session_id)
+            raise LoginRequired("the token of this session was revoked or has expired")
+        found = Principal(record.token_id, record.role, record.name, session)
+    request.state.principal = found
+    return found
+
+
+PrincipalDep = Annotated[Principal, Depends(principal)]
+
+
+def require(role: str) -> Any:
+    """A dependency refusing (403) callers below ``role``."""
+
+    def check(who: PrincipalDep) -> Principal:
+        if not role_at_least(who.role, role):
+            raise HTTPException(
+                status_code=403,
+                detail=f"this needs the {role} role or above; token {who.token_id} has the {who.role} role",
+            )
+        return who
+
+    return Depends(check)
+
+
+Viewer = Annotated[Principal, require("viewer")]
+Analyst = Annotated[Principal, require("analyst")]
+Admin = Annotated[Principal, require("admin")]
+
+
+def same_origin(request: Request) -> bool:
+    """Whether the browser's ``Origin`` (when sent) is this server."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    host = request.headers.get("host", "")
+    return origin in (f"http://{host}", f"https://{host}")
+
+
+async def check_csrf(request: Request, who: PrincipalDep) -> Principal:
+    """For state-changing requests authenticated by the session cookie: the CSRF token."""
+    if who.session is None:
+        return who
+    if not same_origin(request):
+        raise HTTPException(status_code=403, detail="cross-origin request refused (CSRF)")
+    sent = request.headers.get("x-csrf-token")
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        value = form.get("csrf_token")
+        sent = value if isinstance(value, str) else None
+    if not sent or not hmac.compare_digest(sent, who.session.csrf):
+        raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
+    return who
+
+
+CsrfChecked = Annotated[Principal, Depends(check_csrf)]
+
+
+def audit(request: Request, who: Principal, action: str, detail: dict[str, Any] | None = None) -> None:
+    """Record that ``who`` read customer-level data or exported (see :mod:`._audit`)."""
+    resource = request.url.path
+    if request.url.query:
+        resource += "?" + request.url.query
+    _audit.record(
+        request.app.state.replica.work_dir,
+        token_id=who.token_id,
+        role=who.role,
+        action=action,
+        resource=resource,
+        detail=detail,
+        client=request.client.host if request.client else None,
+    )

@@ -1,0 +1,218 @@
+"""What ``segflow serve`` reads: a copy of the store, served by a pool of read-only connections.
+
+DuckDB lets one process write a database file and nobody else open it meanwhile, so a
+server holding the store open would lock ``ingest`` and ``run`` out. The server therefore
+never opens the store itself: it copies the store file into its work folder (without
+taking DuckDB's lock; see :func:`_copy_consistent`) and opens the copy read-only. A poller
+copies again when the store file changes (a writer checkpoints on commit of a run and on
+close), and swaps the new copy in between requests; requests running on the old copy
+finish on it. Each copy is served by a pool of DuckDB cursors (one per concurrent request;
+DuckDB runs queries on several cursors in parallel and releases the GIL while it does).
+
+Results of aggregate queries are cached per copy (they cannot change until the next copy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from segflow.config import Settings
+from segflow.errors import StoreError
+from segflow.project import Project
+from segflow.server._audit import work_dir_for
+from segflow.server._tokens import TokenRecord, load_tokens
+from segflow.store import Store
+
+_counter = itertools.count(1)
+
+
+def _fingerprint(path: Path) -> tuple[int, int, int]:
+    st = os.stat(path)
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _copy_consistent(src: Path, dst: Path, *, attempts: int = 5) -> tuple[int, int, int]:
+    """Copy the store file without DuckDB's lock: a writer's committed data reach the main
+    file only at a checkpoint, so a copy during which the file's size and modification time
+    did not change is the state of the last checkpoint. Retries while a checkpoint runs."""
+    for _ in range(attempts):
+        before = _fingerprint(src)
+        shutil.copyfile(src, dst)
+        if _fingerprint(src) == before:
+            return before
+        time.sleep(0.2)
+    raise StoreError(f"the store {src} kept changing while it was copied ({attempts} attempts)")
+
+
+def _pooled_project(directory: Path, settings: Settings, path: Path, cursor: duckdb.DuckDBPyConnection) -> Project:
+    """A Project whose store is one read-only cursor of the replica (no lock, no upgrade)."""
+    import ibis
+
+    store = Store.__new__(Store)
+    store.path = str(path)
+    store._lock = threading.RLock()
+    store.con = ibis.duckdb.from_connection(cursor)
+    store.raw = cursor
+    return Project(directory, settings, store)
+
+
+class Generation:
+    """One copy of the store with its connection pool, tokens and result cache."""
+
+    def __init__(self, directory: Path, settings: Settings, path: Path, fingerprint: tuple[int, int, int], pool_size: int) -> None:
+        self.number = next(_counter)
+        self.path = path
+        self.fingerprint = fingerprint
+        self.db = duckdb.connect(str(path), read_only=True)
+        self.tokens: dict[str, TokenRecord] = load_tokens(self.db)
+        self.pool: queue.Queue[Project] = queue.Queue()
+        for _ in range(pool_size):
+            self.pool.put(_pooled_project(directory, settings, path, self.db.cursor()))
+        self.pool_size = pool_size
+        self.users = 0
+        self.retired = False
+        self._lock = threading.Lock()
+        self._cache: dict[Any, Any] = {}
+
+    def cached(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per copy and key (aggregates only: they are small)."""
+        try:
+            return self._cache[key]
+        except KeyError:
+            value = compute()
+            with self._lock:
+                if len(self._cache) > 2048:
+                    self._cache.clear()
+                self._cache[key] = value
+            return value
+
+    def _release(self) -> None:
+        with self._lock:
+            self.users -= 1
+            done = self.retired and self.users == 0
+        if done:
+            self.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.db.close()
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+
+class Replica:
+    """The served copy of a project's store, refreshed when the store changes.
+
+    Parameters
+    ----------
+    directory : Path
+        The project folder.
+    pool_size : int, default=8
+        Read-only connections, i.e. requests reading at the same time.
+    poll_seconds : float, default=2.0
+        How often the store file is checked for changes (0: never; call :meth:`refresh`).
+
+    Raises
+    ------
+    StoreError
+        When the store does not exist or its copy cannot be opened.
+    """
+
+    def __init__(self, directory: Path, *, pool_size: int = 8, poll_seconds: float = 2.0) -> None:
+        self.directory = Path(directory)
+        self.settings = Settings.load(self.directory)
+        self.store_path = self.directory / self.settings.project.store
+        if not self.store_path.exists():
+            raise StoreError(f"no store at {self.store_path}; run `segflow init` and `segflow ingest` first")
+        self.work_dir = work_dir_for(self.store_path)
+        for stale in self.work_dir.glob("replica-*.duckdb*"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+        self.pool_size = pool_size
+        self._swap_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self._current: Generation | None = None
+        self.poll_seconds = poll_seconds
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self.start()
+
+    def start(self) -> None:
+        """Copy the store (if not open) and start the poller; idempotent."""
+        if self._current is None:
+            self.refresh()
+        if self.poll_seconds > 0 and (self._poller is None or not self._poller.is_alive()):
+            self._stop = threading.Event()
+            self._poller = threading.Thread(target=self._poll, args=(self.poll_seconds,), daemon=True,
+                                            name="segflow-replica")
+            self._poller.start()
+
+    @property
+    def current(self) -> Generation:
+        assert self._current is not None
+        return self._current
+
+    def refresh(self) -> bool:
+        """Copy the store again if it changed since the last copy; True when swapped."""
+        with self._refresh_lock:  # one copy at a time; requests go on meanwhile
+            if self._current is not None and _fingerprint(self.store_path) == self._current.fingerprint:
+                return False
+            target = self.work_dir / f"replica-{os.getpid()}-{next(_counter)}.duckdb"
+            fingerprint = _copy_consistent(self.store_path, target)
+            try:
+                generation = Generation(self.directory, self.settings, target, fingerprint, self.pool_size)
+            except duckdb.Error as exc:
+                target.unlink(missing_ok=True)
+                raise StoreError(f"cannot open the copy of {self.store_path}: {exc}") from exc
+            with self._swap_lock:
+                old, self._current = self._current, generation
+        if old is not None:
+            with old._lock:
+                old.retired = True
+                idle = old.users == 0
+            if idle:
+                old.close()
+        return True
+
+    def _poll(self, seconds: float) -> None:
+        while not self._stop.wait(seconds):
+            with contextlib.suppress(Exception):  # a failed copy keeps the current one
+                self.refresh()
+
+    @contextlib.contextmanager
+    def lease(self, timeout: float = 30.0) -> Iterator[tuple[Generation, Project]]:
+        """A project on one pooled read-only connection of the current copy."""
+        with self._swap_lock:
+            generation = self.current
+            with generation._lock:
+                generation.users += 1
+        try:
+            project = generation.pool.get(timeout=timeout)
+        except queue.Empty:
+            generation._release()
+            raise StoreError("the server is busy: no free store connection within 30 s") from None
+        try:
+            yield generation, project
+        finally:
+            generation.pool.put(project)
+            generation._release()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=5)
+        with self._swap_lock:
+            if self._current is not None:
+                self._current.close()
+                self._current = None

@@ -1,0 +1,332 @@
+"""The CSV reader: Python's ``csv`` module over numbered physical lines, with recovery.
+
+Why not DuckDB's reader: after an unclosed quote it stops, and the rest of the file is
+neither loaded nor quarantined; blank lines shift its row numbers. This reader
+
+- numbers every record by its first physical line (``_row`` = line - 1, so row 1 is line 2
+  when the header is on line 1); blank lines are counted, not numbered as rows;
+- quarantines a record with the wrong number of fields (``malformed_row``) with its raw text,
+  uncut; when such a record spans several lines because a quote opened and never closed
+  properly (a runaway quoted field), only its first line is quarantined and reading resumes
+  on the next line, so one stray quote costs one row, not the rest of the file;
+- quarantines lines whose bytes are invalid in the file's encoding;
+- reads ``.gz``, ``.bz2`` and ``.xz`` files, and any line ending (``\\n``, ``\\r\\n``, ``\\r``);
+- hashes exactly the bytes it read and counts them, and counts physical lines apart from the
+  CSV parser: header + blank lines + the lines of every record must equal the lines of the
+  file, and the bytes read must equal the file size, or the load fails loudly
+  (:class:`~segflow.errors.StoreError`) instead of losing rows.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import gzip
+import hashlib
+import io
+import lzma
+import re
+import uuid
+import zlib
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from segflow.errors import InputError, StoreError
+
+#: Longest field the CSV parser holds (a runaway quoted field is cut off here and recovered).
+MAX_FIELD_CHARS = 64 * 1024 * 1024
+_BATCH = 100_000
+_BAD_BYTES = re.compile("[\udc80-\udcff]")
+_OPENERS = {".gz": lambda fh: gzip.GzipFile(fileobj=fh), ".bz2": bz2.BZ2File, ".xz": lzma.LZMAFile}
+COMPRESSED = tuple(_OPENERS)
+_DECOMPRESS_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
+
+
+@dataclass
+class CsvTally:
+    """The reader's own count of the file, checked against the records it staged."""
+
+    bytes_read: int = 0
+    file_bytes: int = 0
+    lines: int = 0  # physical lines (a last line without a line end counts)
+    header_lines: int = 0
+    blank_lines: int = 0
+    record_lines: int = 0  # lines of the records (accepted and quarantined)
+    records: int = 0  # data records staged: accepted rows + rejects
+    digest: str | None = None  # SHA-256 of the bytes read (the file as stored)
+    complete: bool = True  # False when a row limit stopped the read early
+
+    def check(self, label: str) -> None:
+        """Fail loudly when the counts disagree (a reader bug would otherwise lose rows)."""
+        if not self.complete:
+            return
+        if self.bytes_read != self.file_bytes:
+            raise StoreError(f"file {label}: read {self.bytes_read} bytes of {self.file_bytes}; "
+                             "nothing was loaded from it")
+        if self.header_lines + self.blank_lines + self.record_lines != self.lines:
+            raise StoreError(
+                f"file {label}: {self.lines} lines, but header ({self.header_lines}) + blank "
+                f"({self.blank_lines}) + record lines ({self.record_lines}) disagree; nothing "
+                "was loaded from it")
+
+
+class _Tap(io.RawIOBase):
+    """A binary file that hashes and counts the bytes read through it."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self.fh, self.sha, self.n = fh, hashlib.sha256(), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        n = self.fh.readinto(buf)
+        if n:
+            self.sha.update(memoryview(buf)[:n])
+            self.n += n
+        return n or 0
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+
+@dataclass
+class Prescan:
+    """What one pass over the raw bytes shows (hash, size, lines, and whether it is simple)."""
+
+    digest: str
+    size: int
+    lines: int
+    simple: bool  # no quote character, no CR-only line end, no blank line, no NUL byte
+
+
+def prescan(path: Path, quote: str) -> Prescan:
+    """Hash and count the file's bytes and lines in one pass (C-speed byte operations).
+
+    A *simple* file can be read by DuckDB's CSV reader with exact row numbers: each physical
+    line after the header is one record.
+    """
+    sha, size, lines = hashlib.sha256(), 0, 0
+    qb = quote.encode("utf-8") if quote else b""
+    simple, prev = True, b"\n"  # a blank first line counts as a blank line
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 22):
+            sha.update(chunk)
+            size += len(chunk)
+            lines += chunk.count(b"\n")
+            if simple:
+                joined = prev[-1:] + chunk
+                simple = not ((qb and qb in chunk) or b"\x00" in chunk
+                              or joined.count(b"\r") != joined.count(b"\r\n") + joined.endswith(b"\r")
+                              or b"\n\n" in joined or b"\n\r\n" in joined)
+            prev = chunk
+    if prev and not prev.endswith(b"\n"):
+        lines += 1
+    return Prescan(sha.hexdigest(), size, lines, simple and not prev.endswith(b"\r"))
+
+
+def decompressed(path: Path, raw: IO[bytes]) -> IO[bytes]:
+    """The file's content: decompressed for ``.gz``, ``.bz2`` and ``.xz``."""
+    opener = _OPENERS.get(path.suffix.lower())
+    return opener(raw) if opener else raw  # type: ignore[operator]
+
+
+def head_bytes(path: Path, n: int = 256 * 1024) -> bytes:
+    """The first ``n`` bytes of the (decompressed) file."""
+    try:
+        with path.open("rb") as fh:
+            return decompressed(path, fh).read(n)
+    except _DECOMPRESS_ERRORS as exc:
+        raise InputError(f"cannot decompress: {exc}", file=str(path)) from exc
+
+
+class _Lines:
+    """Numbered physical lines of a text stream, with a push-back for recovery."""
+
+    def __init__(self, text: IO[str]) -> None:
+        self.it = iter(text)
+        self.back: deque[tuple[int, str]] = deque()
+        self.count = 0
+        self.taken: list[tuple[int, str]] = []
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if self.back:
+            item = self.back.popleft()
+        else:
+            line = next(self.it)
+            self.count += 1
+            item = (self.count, line)
+        self.taken.append(item)
+        return item[1]
+
+    def push_back(self, items: list[tuple[int, str]]) -> None:
+        self.back.extendleft(reversed(items))
+
+
+def _dialect(delimiter: str, quote: str, escape: str) -> dict[str, Any]:
+    if not quote:
+        return {"delimiter": delimiter, "quoting": csv.QUOTE_NONE, "escapechar": escape or None,
+                "strict": True}
+    return {"delimiter": delimiter, "quotechar": quote, "doublequote": escape in ("", quote),
+            "escapechar": None if escape in ("", quote) else escape, "strict": True}
+
+
+def _text(lines: list[tuple[int, str]]) -> str:
+    return "".join(t for _, t in lines).rstrip("\r\n")
+
+
+def _has_bad_bytes(lines: list[tuple[int, str]]) -> bool:
+    return any(not t.isascii() and _BAD_BYTES.search(t) for _, t in lines)
+
+
+class _Sink:
+    """Accumulates rows and rejects and appends them to DuckDB tables in Arrow batches."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, header: list[str], rows: str, rejects: str):
+        self.con, self.header, self.rows_t, self.rej_t = con, header, rows, rejects
+        self.rows: list[list[str]] = []
+        self.numbers: list[int] = []
+        self.rejects: list[tuple[int, str, str]] = []
+
+    def add(self, row: int, fields: list[str]) -> None:
+        self.numbers.append(row)
+        self.rows.append(fields)
+        if len(self.rows) >= _BATCH:
+            self.flush()
+
+    def reject(self, row: int, raw: str, reason: str) -> None:
+        self.rejects.append((row, raw, reason))
+
+    def flush(self) -> None:
+        if self.rows:
+            cols = [pa.array(self.numbers, pa.int64())]
+            for values in zip(*self.rows, strict=True):
+                arr = pa.array(values, pa.string())
+                cols.append(pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr))
+            self._append(self.rows_t, pa.table(cols, names=["_row", *self.header]))
+            self.rows, self.numbers = [], []
+        if self.rejects:
+            rows, raws, reasons = zip(*self.rejects, strict=True)
+            self._append(self.rej_t, pa.table(
+                [pa.array(rows, pa.int64()), pa.array(raws, pa.string()),
+                 pa.array(reasons, pa.string()), pa.nulls(len(rows), pa.string())],
+                names=["_row", "raw_row", "reason", "column_name"]))
+            self.rejects = []
+
+    def _append(self, table: str, data: pa.Table) -> None:
+        view = f"_sf_batch_{uuid.uuid4().hex[:8]}"
+        self.con.register(view, data)
+        try:
+            self.con.execute(f"INSERT INTO {table} SELECT * FROM {view}")
+        finally:
+            self.con.unregister(view)
+
+
+def read_csv_file(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    label: str,
+    *,
+    header: list[str],
+    delimiter: str,
+    quote: str,
+    escape: str,
+    encoding: str,
+    rows_table: str,
+    rejects_table: str,
+    limit: int | None = None,
+) -> CsvTally:
+    """Read ``path`` into ``rows_table`` (``_row`` and the header's columns, VARCHAR) and
+    ``rejects_table`` (``_row, raw_row, reason, column_name``); both must exist.
+
+    Returns the tally (hash, bytes, lines, records); :meth:`CsvTally.check` is called here.
+    """
+    tally = CsvTally(file_bytes=path.stat().st_size)
+    sink = _Sink(con, header, rows_table, rejects_table)
+    ncols = len(header)
+    dialect = _dialect(delimiter, quote, escape)
+    if csv.field_size_limit() < MAX_FIELD_CHARS:
+        csv.field_size_limit(MAX_FIELD_CHARS)
+    with path.open("rb") as fh:
+        tap = _Tap(fh)
+        try:
+            data = decompressed(path, io.BufferedReader(tap, 1 << 20))
+            text = io.TextIOWrapper(data, encoding=encoding, errors="surrogateescape", newline="")
+            _parse(_Lines(text), dialect, ncols, header, sink, tally, limit, encoding)
+            if tally.complete:
+                tap.drain()
+        except _DECOMPRESS_ERRORS as exc:
+            raise InputError(f"cannot decompress: {str(exc).splitlines()[0]}", file=label) from exc
+        sink.flush()
+        tally.bytes_read, tally.digest = tap.n, tap.sha.hexdigest()
+    tally.check(label)
+    return tally
+
+
+def _parse(lines: _Lines, dialect: dict[str, Any], ncols: int, header: list[str], sink: _Sink,
+           tally: CsvTally, limit: int | None, encoding: str) -> None:
+    reader = csv.reader(lines, **dialect)
+    seen_header = False
+    while True:
+        lines.taken = []
+        try:
+            fields = next(reader)
+            error = None
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            fields, error = None, str(exc)
+            reader = csv.reader(lines, **dialect)  # a fresh parser state after an error
+        taken = lines.taken
+        if not taken:
+            break
+        first = taken[0][0]
+        if fields is not None and (not fields or (len(fields) == 1 and not fields[0].strip())) \
+                and len(taken) == 1:
+            tally.blank_lines += 1
+            continue
+        if not seen_header:
+            seen_header = True
+            tally.header_lines = len(taken)
+            continue
+        if limit is not None and tally.records >= limit:
+            tally.complete = False
+            break
+        if fields is not None and len(fields) == ncols + 1 and fields[-1] == "":
+            fields.pop()  # a trailing delimiter (an empty last field): as DuckDB reads it
+        if fields is not None and len(fields) == ncols and not _has_bad_bytes(taken):
+            tally.records += 1
+            tally.record_lines += len(taken)
+            sink.add(first - 1, fields)
+            continue
+        if len(taken) > 1:  # a quote opened and ran past the line end: quarantine line 1 only
+            lines.push_back(taken[1:])
+            taken = taken[:1]
+            reason = (f"a quoted field opened on line {first} does not close properly "
+                      f"({error or f'{len(fields or [])} fields instead of {ncols}'}); this "
+                      "line is quarantined alone and reading resumes on the next line")
+        elif _has_bad_bytes(taken):
+            reason = (f"bytes that are not valid {encoding.removesuffix('-sig')} text (set options.encoding, e.g. "
+                      "'windows-1252' or 'latin-1')")
+        elif error:
+            reason = f"cannot split the line: {error}"
+        else:
+            reason = f"{len(fields or [])} fields instead of the header's {ncols}"
+        tally.records += 1
+        tally.record_lines += 1
+        sink.reject(first - 1, _text(taken).encode("utf-8", "backslashreplace").decode("utf-8"),
+                    reason)
+    tally.lines = lines.count
+    if lines.back:  # lines pushed back but not re-read (only when a limit stopped the read)
+        tally.complete = False

@@ -1,0 +1,201 @@
+"""CLI conventions: --version, fast --help (no heavy imports), help text printed as written,
+results on stdout and messages on stderr, no "Exception ignored" at exit, README examples
+that parse as written, and a suggestion for a mistyped scheme."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(REPO / "src"), "COLUMNS": "100"}
+HEAVY = ("pandas", "ibis", "sklearn", "plotly", "duckdb", "pyarrow", "scipy")
+
+
+def _segflow(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    code = "import sys; from segflow.cli import main; sys.argv = ['segflow', *sys.argv[1:]]; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=ENV,
+                          input=stdin, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def demo_like_project(tmp_path_factory):
+    """A project with a completed run on the pipeline fixture (rfm and lifecycle schemes)."""
+    from tests.pipeline._fixture import PROJECT_TOML, fixture_tables
+
+    from segflow.project import Project
+
+    directory = tmp_path_factory.mktemp("cli") / "proj"
+    with Project.init(directory, toml_text=PROJECT_TOML) as project:
+        for name, table in fixture_tables().items():
+            project.store.append(name, table)
+        project.run()
+    return directory
+
+
+def test_version_prints_the_package_version():
+    from segflow import __version__
+
+    out = _segflow("--version")
+    assert out.returncode == 0
+    assert out.stdout.strip() == f"segflow {__version__}"
+
+
+def test_help_imports_no_heavy_library_and_is_fast():
+    code = (
+        "import sys, time; t = time.perf_counter(); from segflow.cli import app; "
+        "from typer.main import get_command; get_command(app); "
+        "print(time.perf_counter() - t); print(','.join(m for m in " + repr(HEAVY) + " if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
+    seconds, loaded = out.stdout.splitlines()
+    assert loaded == ""  # pandas, ibis, scikit-learn, plotly ... load only in the commands using them
+    # 0.35 s measured on an idle machine (1.6 s before the lazy imports); the bound leaves room
+    # for a machine shared with other jobs, the heavy-module check above is the exact guard
+    assert float(seconds) < 3.0
+    started = time.perf_counter()
+    assert _segflow("--help").returncode == 0
+    assert time.perf_counter() - started < 5.0  # the interpreter start included, on a loaded machine
+
+
+def test_help_prints_toml_names_as_written():
+    out = _segflow("ingest", "--help")
+    assert "[[sources]]" in out.stdout
+    assert "[[sources]]" in _segflow("sources", "--help").stdout
+
+
+def _commands():
+    from typer.main import get_command
+
+    from segflow.cli import app
+
+    def walk(cmd, prefix):
+        yield prefix
+        for name, sub in getattr(cmd, "commands", {}).items():
+            yield from walk(sub, [*prefix, name])
+
+    return list(walk(get_command(app), []))
+
+
+def test_every_help_works_and_goes_to_stdout():
+    from typer.testing import CliRunner
+
+    from segflow.cli import app
+
+    runner = CliRunner()
+    for path in _commands():
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "Usage:" in result.stdout
+
+
+def test_results_on_stdout_messages_on_stderr(tmp_path):
+    out = _segflow("init", str(tmp_path / "p"))
+    assert out.returncode == 0
+    assert out.stdout == ""  # nothing but results on stdout
+    assert "[[sources]]" in out.stderr and "created" in out.stderr
+
+
+def test_errors_are_one_line_on_stderr_with_a_suggestion(tmp_path):
+    from segflow.project import Project
+
+    Project.init(tmp_path / "p").close()
+    out = _segflow("migrate", "stability", "-p", str(tmp_path / "p"), "--scheme", "lifecycl")
+    assert out.returncode == 1 and out.stdout == ""
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_mistyped_scheme_on_the_command_line_gets_a_suggestion(demo_like_project):
+    for cmd in (["migrate", "stability"], ["segment", "profile"]):
+        out = _segflow(*cmd, "-p", str(demo_like_project), "--scheme", "lifecycl")
+        assert out.returncode == 1 and out.stdout == ""
+        assert "did you mean 'lifecycle'?" in out.stderr, (cmd, out.stderr)
+
+
+def test_mistyped_feature_gets_a_suggestion():
+    import ibis
+
+    from segflow.errors import InputError
+    from segflow.segments import profile_segments
+
+    features = ibis.memtable({"customer_id": ["a", "b"], "monetary": [1.0, 2.0]})
+    assignments = ibis.memtable({"customer_id": ["a", "b"], "segment": ["x", "y"]})
+    with pytest.raises(InputError, match="did you mean 'monetary'"):
+        profile_segments(features, assignments, numeric=["monetry"])
+
+
+def test_mistyped_scheme_gets_a_suggestion(tmp_path):
+    from segflow.errors import SegflowError
+    from segflow.project import Project
+
+    with Project.init(tmp_path / "p") as project:
+        with pytest.raises(SegflowError, match="did you mean 'lifecycle'"):
+            project.segment_sizes("lifecycl")
+
+
+def test_closed_stdout_ends_quietly():
+    code = (
+        "import sys; from segflow.cli import main; sys.argv = ['segflow', '--help']; main()"
+    )
+    proc = subprocess.run(f"{shlex.quote(sys.executable)} -c {shlex.quote(code)} | head -c 1",
+                          shell=True, capture_output=True, text=True, env=ENV, timeout=60)
+    assert "Exception ignored" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _readme_commands() -> list[list[str]]:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        block = block.replace("\\\n", " ")
+        for line in block.splitlines():
+            line = line.split("  #")[0].strip()
+            if line.startswith("segflow "):
+                commands.append(shlex.split(line)[1:])
+    return commands
+
+
+def _help_commands() -> list[list[str]]:
+    """```segflow ...``` examples quoted in any command's help text."""
+    from typer.testing import CliRunner
+
+    from segflow.cli import app
+
+    runner = CliRunner()
+    found = []
+    for path in _commands():
+        text = runner.invoke(app, [*path, "--help"], terminal_width=400).stdout
+        found += [shlex.split(m)[1:] for m in re.findall(r"`(segflow [^`]+)`", text.replace("\n", " "))]
+    return found
+
+
+def test_readme_and_help_examples_parse_as_written():
+    """Every ``segflow ...`` line of the README, and every `segflow ...` example quoted in a
+    help text, names real commands and options (Click parses it without error; files it
+    names need not exist for parsing)."""
+    from typer.main import get_command
+
+    from segflow.cli import app
+
+    root = get_command(app)
+    commands = _readme_commands()
+    assert len(commands) >= 8
+    helps = _help_commands()
+    assert ["campaign", "list"] in helps
+    for args in commands + helps:
+        cmd, rest, ctx_parent = root, list(args), None
+        ctx = root.make_context("segflow", list(rest), resilient_parsing=True)
+        while hasattr(cmd, "commands") and rest and rest[0] in cmd.commands:
+            ctx_parent = ctx
+            cmd = cmd.commands[rest.pop(0)]
+            ctx = cmd.make_context(cmd.name, list(rest), parent=ctx_parent, resilient_parsing=True)
+        # a group takes options itself only when it runs without a subcommand
+        assert not hasattr(cmd, "commands") or not rest or cmd.invoke_without_command, args
+        # strict parse: unknown options or a wrong number of arguments raise here
+        cmd.make_context(cmd.name, list(rest), parent=ctx_parent)

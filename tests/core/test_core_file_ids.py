@@ -1,0 +1,182 @@
+"""Identifiers are text in every file command (issue 12, item 3).
+
+Property: any CSV whose id column holds long digit strings, leading zeros or mixed digits
+and letters round-trips every id unchanged through ``clv fit``, ``clv score``, ``segment
+cluster``, ``segment profile``, ``campaign effect``, ``campaign uplift`` and ``campaign
+audience --customers``. The written
+files are read back with Python's csv module (text, no type guessing), so the check does
+not depend on the reader under test.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from segflow.cli import app
+from segflow.cli._files import is_id_column, read_user_csv
+
+runner = CliRunner()
+
+_long_digits = st.from_regex(r"[1-9][0-9]{15,24}", fullmatch=True)
+_plain = st.from_regex(r"[1-9][0-9]{0,8}", fullmatch=True)
+_leading_zeros = st.from_regex(r"0[0-9]{1,10}", fullmatch=True)
+_mixed = st.from_regex(r"[0-9]{1,6}[A-Za-z][0-9A-Za-z]{0,6}|[A-Za-z]{1,3}[0-9]{1,8}", fullmatch=True)
+
+
+@st.composite
+def id_sets(draw: st.DrawFn, kind: str) -> list[str]:
+    """10-30 distinct ids plus numeric twins ('007' next to '7', a long id next to its
+    float-rounded form). ``long``: long and short digit strings without leading zeros (the
+    column a type-guessing reader turns into a DOUBLE); ``zeros``: leading zeros too;
+    ``mixed``: letters too."""
+    kinds = {"long": [_long_digits, _plain], "zeros": [_long_digits, _leading_zeros],
+             "mixed": [_long_digits, _leading_zeros, _mixed]}[kind]
+    ids = draw(st.lists(st.one_of(*kinds), min_size=10, max_size=26, unique=True))
+    twins = [i.lstrip("0") or "0" for i in ids if i.startswith("0")][:3]
+    longs = [i for i in ids if len(i) > 15 and i.isdigit()]
+    twins += [str(int(float(longs[0])))] if longs else []  # what a DOUBLE reader would write
+    return list(dict.fromkeys([*ids, *twins]))
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def _ok(result) -> dict:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _histories(n: int = 330) -> list[list[tuple[int, float]]]:
+    """(day of 2023, amount) purchases of ``n`` customers drawn from BG/NBD and Gamma-Gamma
+    processes with a fixed seed, so that every example fits the same, identified data."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(n):
+        rate, drop = rng.gamma(0.8, 1 / 25), rng.beta(1.0, 3.0)  # purchases per day, dropout
+        nu = rng.gamma(3.0, 1 / 40)  # spend per order ~ Gamma(4, nu)
+        t, days = float(rng.integers(0, 300)), set()
+        while t < 364 and len(days) < 30:
+            days.add(int(t))
+            if rng.random() < drop:
+                break
+            t += rng.exponential(1 / rate)
+        out.append([(d, round(float(rng.gamma(4, 1 / nu)), 2)) for d in sorted(days)])
+    return out
+
+
+HISTORIES = _histories()
+
+
+def _transactions(ids: list[str]) -> tuple[list[list[object]], dict[str, int]]:
+    """The fixed histories, the first ones named by ``ids`` and the rest 500000, 500001...;
+    returns the rows and each customer's repeat count (distinct purchase days - 1)."""
+    fillers = (str(k) for k in range(500_000, 600_000) if str(k) not in ids)  # digits too
+    names = [*ids, *(next(fillers) for _ in range(len(HISTORIES) - len(ids)))]
+    rows, repeats = [], {}
+    start = dt.date(2023, 1, 1)
+    for cid, history in zip(names, HISTORIES, strict=True):
+        rows += [[cid, (start + dt.timedelta(days=d)).isoformat(), f"{a:.2f}"] for d, a in history]
+        repeats[cid] = len(history) - 1
+    return rows, repeats
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["long", "zeros", "mixed"])
+def test_ids_round_trip_through_every_file_command(tmp_path_factory, kind):
+    @settings(max_examples=2, deadline=None, derandomize=True, phases=[Phase.generate],
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(ids=id_sets(kind))
+    def check(ids: list[str]) -> None:
+        _round_trip(tmp_path_factory.mktemp("ids"), ids)
+
+    check()
+
+
+def _round_trip(tmp: Path, ids: list[str]) -> None:
+    n = len(ids)
+
+    # clv fit / clv score: one customer per id, none merged; scores carry the ids unchanged
+    rows, repeats = _transactions(ids)
+    tx = _write_csv(tmp / "tx.csv", ["customer_id", "ts", "amount"], rows)
+    fit = _ok(runner.invoke(app, ["clv", "fit", "-t", str(tx), "--calibration-end", "2023-12-31",
+                                  "--time-unit", "week", "--spend-model", "none", "--json"]))
+    assert fit["customers"]["in_summary"] == len(HISTORIES)
+    scores = tmp / "scores.csv"
+    _ok(runner.invoke(app, ["clv", "score", "-t", str(tx), "--snapshot", "2023-12-31",
+                            "--time-unit", "week", "--spend-model", "none", "--output", str(scores), "--json"]))
+    written = _read_csv(scores)
+    assert sorted(r["customer_id"] for r in written) == sorted(repeats)
+    assert {r["customer_id"]: round(float(r["x"])) for r in written} == repeats
+
+    # segment cluster / profile: the assignments name every input id once, unchanged
+    feats = [[cid, k % 5 + (k % 2) * 40.0, 100.0 + k] for k, cid in enumerate(ids)]
+    customers = _write_csv(tmp / "customers.csv", ["customer_id", "frequency", "monetary"], feats)
+    out = tmp / "assign.csv"
+    _ok(runner.invoke(app, ["segment", "cluster", "--input", str(customers), "--k", "2",
+                            "--bootstrap", "0", "--min-share", "0", "--out", str(out), "--json"]))
+    assert sorted(r["customer_id"] for r in _read_csv(out)) == sorted(ids)
+    profile = _ok(runner.invoke(app, ["segment", "profile", "--input", str(customers),
+                                      "--assignments", str(out), "--json"]))
+    assert sum(s["size"] for s in profile["data"]) == n
+    assert sum(s["value"] for s in profile["data"]) == pytest.approx(sum(f[2] for f in feats))
+
+    # campaign effect / uplift: every id is one customer; scored rows keep id and attributes
+    resp_rows = [[cid, "T" if k % 2 else "C", (k * 5) % 3 == 0, k % 7 - 3.0]
+                 for k, cid in enumerate(ids)]
+    resp = _write_csv(tmp / "resp.csv", ["customer_id", "arm", "y", "x"],
+                      [[c, a, int(y), x] for c, a, y, x in resp_rows])
+    effect = _ok(runner.invoke(app, ["campaign", "effect", "--responses", str(resp),
+                                     "--outcome", "y", "--control", "C", "--json"]))
+    assert sum(r["n"] for r in effect["data"] if r["by"] == "(all)") == n
+    scored = tmp / "uplift.csv"
+    _ok(runner.invoke(app, ["campaign", "uplift", "--responses", str(resp), "--control", "C",
+                            "--outcome", "y", "--feature", "x", "--test-size", "0.3",
+                            "--scores-out", str(scored), "--json"]))
+    back = {r["customer_id"]: float(r["x"]) for r in _read_csv(scored)}
+    assert back == {c: x for c, _, _, x in resp_rows}
+
+    # campaign audience --customers: the audience (target and hold-out) lists every id once
+    aud = tmp / "audience.csv"
+    _ok(runner.invoke(app, ["campaign", "audience", "--customers", str(scored), "--holdout", "0.2",
+                            "--out", str(aud), "--json"]))
+    assert sorted(r["customer_id"] for r in _read_csv(aud)) == sorted(ids)
+
+
+@pytest.mark.parametrize(("name", "is_id"), [
+    ("id", True), ("customer_id", True), ("Customer ID", True), ("customer-id", True),
+    ("CustomerID", True), ("customerId", True), ("paid", False), ("valid", False),
+    ("idle_days", False), ("amount", False)])
+def test_id_column_names(name, is_id):
+    assert is_id_column(name) is is_id
+
+
+def test_reader_keeps_id_text_and_types_the_rest(tmp_path):
+    import ibis
+
+    path = _write_csv(tmp_path / "f.csv", ["CustomerID", "member", "amount"],
+                      [["00123", "0042", "1.5"], ["12345678901234567890123", "7", "2"]])
+    table = read_user_csv(ibis.duckdb.connect(), path, id_columns=("member",))
+    frame = table.to_pyarrow().to_pylist()
+    assert [r["CustomerID"] for r in frame] == ["00123", "12345678901234567890123"]
+    assert [r["member"] for r in frame] == ["0042", "7"]
+    assert [r["amount"] for r in frame] == [1.5, 2.0]

@@ -1,0 +1,150 @@
+"""The demo report in Debian's Chromium at 1280 px (Playwright): the first screen carries the
+headline movements and the actions, nothing is wider than the window, no two chart labels
+overlap (from the rendered SVG text boxes), chart text is at least 10 px, Sankey nodes keep
+the segment order. Screenshots go to $SEGFLOW_ARTEFACTS (default: the test's temp folder)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+WIDTH, HEIGHT = 1280, 800
+
+_TEXT_BOXES = r"""
+() => Array.from(document.querySelectorAll('.js-plotly-plot')).map((plot) => {
+  const boxes = [];
+  plot.querySelectorAll('svg text').forEach((t) => {
+    const s = (t.textContent || '').trim();
+    const st = getComputedStyle(t);
+    if (!s || st.display === 'none' || st.visibility === 'hidden') return;
+    const r = t.getBoundingClientRect();
+    if (r.width < 1 || r.height < 1) return;
+    boxes.push({s, x0: r.left, y0: r.top, x1: r.right, y1: r.bottom, px: parseFloat(st.fontSize)});
+  });
+  return boxes;
+})
+"""
+
+
+def _overlaps(boxes: list[dict]) -> list[tuple[str, str]]:
+    out = []
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            w = min(a["x1"], b["x1"]) - max(a["x0"], b["x0"])
+            h = min(a["y1"], b["y1"]) - max(a["y0"], b["y0"])
+            if w > 1 and h > 1:
+                out.append((a["s"], b["s"]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def page(demo_report, tmp_path_factory):
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    artefacts = Path(os.environ.get("SEGFLOW_ARTEFACTS") or tmp_path_factory.mktemp("artefacts"))
+    artefacts.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        pg = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
+        errors: list[str] = []
+        requests: list[str] = []
+        pg.on("pageerror", lambda exc: errors.append(str(exc)))
+        pg.on("request", lambda r: requests.append(r.url))
+        pg.goto(Path(demo_report).as_uri())
+        pg.wait_for_function(
+            "Array.from(document.querySelectorAll('.js-plotly-plot')).every(p => p._fullLayout)",
+            timeout=60_000,
+        )
+        pg.wait_for_timeout(500)
+        pg.screenshot(path=str(artefacts / "report-first-screen.png"))
+        pg.screenshot(path=str(artefacts / "report-full.png"), full_page=True)
+        yield pg, errors, requests
+        browser.close()
+
+
+def test_first_screen_has_headlines_and_actions(page, demo_project):
+    from segflow.project import Project
+    from segflow.report._context import ReportContext
+    from segflow.report._summary import executive_summary
+
+    pg, errors, requests = page
+    assert errors == []
+    assert all(u.startswith(("file:", "data:", "about:")) for u in requests), requests
+    for sel in ("#headlines", "#actions"):
+        box = pg.locator(sel).bounding_box()
+        assert box is not None and box["y"] + 60 < HEIGHT, (sel, box)
+    headlines = pg.locator("#headlines li")
+    assert 3 <= headlines.count() <= 5
+    assert headlines.nth(0).bounding_box()["y"] + headlines.nth(0).bounding_box()["height"] <= HEIGHT
+    with Project.open(demo_project, read_only=True) as project:
+        summary = executive_summary(ReportContext(project))
+    shown = [headlines.nth(i).inner_text() for i in range(headlines.count())]
+    assert shown == summary.headlines
+    actions = pg.locator("#actions li.action")
+    assert actions.count() == len(summary.actions) > 0
+    first = actions.nth(0).bounding_box()
+    assert first["y"] + first["height"] <= HEIGHT
+    assert f"{summary.actions.iloc[0].customers:,} customers" in actions.nth(0).inner_text()
+
+
+def test_nothing_is_wider_than_the_window(page):
+    pg, _, _ = page
+    assert pg.evaluate("document.documentElement.scrollWidth") <= WIDTH
+    wide = pg.evaluate(
+        # plotly's off-screen text-measuring helper (#js-plotly-tester) is not page content
+        "() => Array.from(document.querySelectorAll('body *')).filter(e => e.id !== 'js-plotly-tester'"
+        " && !e.closest('#js-plotly-tester') && e.getBoundingClientRect().width > window.innerWidth + 0.5)"
+        ".map(e => e.tagName + '#' + e.id)"
+    )
+    assert wide == []
+
+
+def test_chart_labels_do_not_overlap_and_are_readable(page):
+    pg, _, _ = page
+    plots = pg.evaluate(_TEXT_BOXES)
+    assert len(plots) >= 10
+    overlapping = {i: _overlaps(boxes) for i, boxes in enumerate(plots)}
+    print(overlapping)
+    assert {i: o for i, o in overlapping.items() if o} == {}
+    small = [b["s"] for boxes in plots for b in boxes if b["px"] < 10]
+    assert small == []
+
+
+def test_sankey_nodes_keep_the_segment_order(page):
+    pg, _, _ = page
+    # the first Sankey (headline scheme, two snapshots): left and right columns top to bottom
+    columns = pg.evaluate(
+        """() => {
+          const plot = Array.from(document.querySelectorAll('.js-plotly-plot')).find(p => p.querySelector('g.sankey'));
+          const nodes = Array.from(plot.querySelectorAll('g.sankey-node')).map(g => {
+            const r = g.querySelector('rect').getBoundingClientRect();
+            return {x: Math.round(r.left), y: r.top, label: (g.querySelector('text') || {}).textContent || ''};
+          });
+          const cols = {};
+          nodes.forEach(n => { (cols[n.x] = cols[n.x] || []).push(n); });
+          return Object.keys(cols).sort((a, b) => a - b).map(k => cols[k].sort((a, b) => a.y - b.y).map(n => n.label));
+        }"""
+    )
+    assert len(columns) == 2
+    order = [s for s in columns[0] if s != "(new)"]
+    right = [s for s in columns[1] if s != "(gone)"]
+    common = [s for s in order if s in right]
+    assert [s for s in right if s in common] == common
+
+
+def test_report_is_one_offline_file_with_plotly_once(demo_report):
+    text = Path(demo_report).read_text(encoding="utf-8")
+    assert text.count("plotly.js v") == 1  # the library's banner: inlined once
+    assert "<script src=" not in text  # nothing loaded from elsewhere (the page test checks requests)
+    assert "@media print" in text and '"toImageButtonOptions"' in text

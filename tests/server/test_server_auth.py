@@ -1,0 +1,288 @@
+"""Authentication, roles, personal data, CSRF, Host check, headers: every route is checked."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+
+import duckdb
+import pytest
+from fastapi.routing import APIRoute
+from tests.server.conftest import EMAIL, FORMULA, PHONE
+
+#: Values for path and required query parameters, so every route can be called.
+PARAMS = {"scheme": "rfm", "customer_id": "C001", "name": "swagger-ui.css"}
+QUERY = {"from_date": "2024-06-01", "to_date": "2024-07-01", "from_segment": "Champions",
+         "to_segment": "Champions"}
+PUBLIC = {"/login", "/favicon.ico", "/static/plotly.js", "/static/swagger/{name}", "/static/docs-init.js"}
+CUSTOMER_LEVEL = ["/api/v1/customers/C001", "/api/v1/customers?q=C00", "/api/v1/customers?format=csv",
+                  "/api/v1/migration/rfm/customers?" + "&".join(f"{k}={v}" for k, v in QUERY.items()),
+                  "/customers?q=C001", "/customers/C001",
+                  "/migration/rfm/customers?" + "&".join(f"{k}={v}" for k, v in QUERY.items())]
+
+
+def _routes(app):
+    """(route, url) of every route of the app; FastAPI >= 0.165 nests included routers."""
+    import fastapi.routing
+
+    if hasattr(fastapi.routing, "iter_route_contexts"):
+        routes = list(fastapi.routing.iter_route_contexts(app.routes))
+    else:
+        routes = [r for r in app.routes if isinstance(r, APIRoute)]
+    for route in routes:
+        if route.methods:
+            path = route.path
+            for key, value in PARAMS.items():
+                path = path.replace("{" + key + "}", value)
+            yield route, path + "?" + "&".join(f"{k}={v}" for k, v in QUERY.items())
+
+
+def test_no_route_answers_without_a_token(app, anon):
+    checked = 0
+    for route, url in _routes(app):
+        for method in route.methods:
+            r = anon.request(method, url, follow_redirects=False, json={} if method == "POST" else None)
+            checked += 1
+            assert "C001" not in r.text and EMAIL not in r.text, (method, url)
+            if route.path in PUBLIC:
+                continue
+            if r.status_code == 303:  # a page: to the login form
+                assert r.headers["location"].startswith("/login?next="), (method, url)
+            else:
+                assert r.status_code == 401, (method, url, r.status_code, r.text[:200])
+    assert checked >= 25
+
+
+def test_wrong_expired_and_malformed_tokens_are_refused(anon, served_project, tokens, app):
+    token_id = tokens["admin"].split("_")[1]
+    bad = [tokens["admin"][:-2] + "xx", "sf_deadbeef_" + "a" * 43, "nonsense", ""]
+    for value in bad:
+        r = anon.get("/api/v1/schemes", headers={"authorization": f"Bearer {value}"})
+        assert r.status_code == 401
+    r = anon.get("/api/v1/schemes", headers={"authorization": f"Basic {tokens['admin']}"})
+    assert r.status_code == 401
+    assert token_id not in r.text
+
+
+def test_viewer_sees_aggregates_only(viewer, served_project):
+    assert viewer.get("/api/v1/segments/rfm").status_code == 200
+    assert viewer.get("/api/v1/migration/rfm").status_code == 200
+    assert viewer.get("/segments/rfm").status_code == 200
+    for url in CUSTOMER_LEVEL + ["/api/v1/customers/C001?pii=full", "/api/v1/tokens", "/api/v1/audit", "/audit"]:
+        r = viewer.get(url, follow_redirects=False)
+        assert r.status_code == 403, url
+        assert EMAIL not in r.text and "C001" not in r.text.replace("/C001", "")
+    # the migration page has no links to customers for a viewer
+    page = viewer.get("/migration/rfm").text
+    assert "/migration/rfm/customers" not in page and EMAIL not in page
+
+
+def test_analyst_gets_personal_data_masked_unless_asked(analyst):
+    body = analyst.get("/api/v1/customers/C001").json()
+    assert body["meta"]["attributes"]["email"] == "j***@example.com"
+    assert body["meta"]["attributes"]["phone"] == "***23"
+    assert EMAIL not in analyst.get("/api/v1/customers/C001").text
+    assert EMAIL not in analyst.get("/customers/C001").text
+    full = analyst.get("/api/v1/customers/C001?pii=full").json()
+    assert full["meta"]["attributes"]["email"] == EMAIL and full["meta"]["attributes"]["phone"] == PHONE
+    # search by e-mail finds the customer, masked
+    found = analyst.get("/api/v1/customers", params={"q": EMAIL.upper()}).json()
+    assert [r["customer_id"] for r in found["data"]] == ["C001"]
+    assert found["data"][0]["email"] == "j***@example.com"
+
+
+def test_csv_export_hashes_personal_data_and_neutralises_formulas(analyst):
+    import csv
+    import io
+
+    r = analyst.get("/api/v1/customers?format=csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = {row["customer_id"]: row for row in csv.DictReader(io.StringIO(r.text))}
+    assert rows["C001"]["email"] == hashlib.sha256(EMAIL.lower().encode()).hexdigest()
+    assert EMAIL not in r.text
+    full = analyst.get("/api/v1/customers?format=csv&pii=full")
+    rows = {row["customer_id"]: row for row in csv.DictReader(io.StringIO(full.text))}
+    assert rows["C001"]["email"] == EMAIL
+    assert rows["C002"]["email"] == "'" + FORMULA  # formula cell neutralised
+
+
+def test_audit_log_records_reads_and_exports(admin, analyst, tokens, viewer):
+    analyst_id = tokens["analyst"].split("_")[1]
+    analyst.get("/api/v1/customers/C003")
+    analyst.get("/api/v1/customers?format=csv&scheme=rfm&segment=Champions")
+    events = admin.get("/api/v1/audit", params={"token_id": analyst_id, "limit": 1000}).json()["data"]
+    reads = [e for e in events if e["action"] == "read_customer" and e["resource"] == "/api/v1/customers/C003"]
+    exports = [e for e in events if e["action"] == "export" and "segment=Champions" in e["resource"]]
+    assert reads and exports and all(e["role"] == "analyst" for e in reads + exports)
+    assert admin.get("/api/v1/audit", params={"action": "export"}).json()["count"] >= 1
+    assert analyst.get("/api/v1/audit").status_code == 403
+
+
+def test_admin_lists_tokens_without_secrets(admin, tokens):
+    body = admin.get("/api/v1/tokens").json()
+    assert {r["role"] for r in body["data"]} >= {"viewer", "analyst", "admin"}
+    text = admin.get("/api/v1/tokens").text
+    for token in tokens.values():
+        secret = token.split("_", 2)[2]
+        assert secret not in text and hashlib.sha256(secret.encode()).hexdigest() not in text
+
+
+def test_store_stays_writable_and_revocation_reaches_the_server(app, served_project, tokens):
+    """The server reads a copy: a writer opens the store while it serves; a revoked token is
+    refused after the next copy."""
+    from fastapi.testclient import TestClient
+
+    from segflow.server._tokens import create_token, revoke_token
+
+    con = duckdb.connect(str(served_project / "segflow.duckdb"))  # would fail if serve held it
+    token, record = create_token(con, "viewer", name="short-lived")
+    con.execute("CHECKPOINT")
+    con.close()
+    assert app.state.replica.refresh()
+    with TestClient(app, base_url="https://testserver", headers={"authorization": f"Bearer {token}"}) as c:
+        assert c.get("/api/v1/schemes").status_code == 200
+        con = duckdb.connect(str(served_project / "segflow.duckdb"))
+        revoke_token(con, record.token_id)
+        con.execute("CHECKPOINT")
+        con.close()
+        assert app.state.replica.refresh()
+        assert c.get("/api/v1/schemes").status_code == 401
+        # an expired token (inserted as the CLI would, with a past expiry)
+        con = duckdb.connect(str(served_project / "segflow.duckdb"))
+        past_token, past = create_token(con, "admin", expires_at=dt.datetime(2020, 1, 1))
+        con.execute("CHECKPOINT")
+        con.close()
+        app.state.replica.refresh()
+        assert c.get("/api/v1/schemes", headers={"authorization": f"Bearer {past_token}"}).status_code == 401
+
+
+def _login(anon, token, origin=None):
+    form = anon.get("/login")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+    headers = {"origin": origin} if origin else {}
+    return anon.post("/login", data={"token": token, "csrf_token": csrf, "next": "/segments/rfm"},
+                     headers=headers, follow_redirects=False), form
+
+
+def test_login_sets_a_secure_session_and_csrf_guards_posts(app, tokens):
+    from fastapi.testclient import TestClient
+
+    with TestClient(app, base_url="https://testserver") as browser:
+        r, form = _login(browser, tokens["analyst"])
+        assert "samesite=strict" in form.headers["set-cookie"].lower()
+        assert r.status_code == 303 and r.headers["location"] == "/segments/rfm"
+        cookie = r.headers["set-cookie"].lower()
+        assert "segflow_session=" in cookie and "httponly" in cookie and "secure" in cookie
+        assert "samesite=strict" in cookie
+        assert browser.get("/customers/C001").status_code == 200
+        who = browser.get("/api/v1/whoami").json()
+        assert who["role"] == "analyst" and who["csrf_token"]
+        # POSTs with the cookie need the CSRF token and a same-origin Origin
+        assert browser.post("/logout", follow_redirects=False).status_code == 403
+        assert browser.post("/logout", data={"csrf_token": who["csrf_token"]},
+                            headers={"origin": "https://evil.example"}, follow_redirects=False).status_code == 403
+        r = browser.post("/logout", data={"csrf_token": who["csrf_token"]}, follow_redirects=False)
+        assert r.status_code == 303
+        assert browser.get("/api/v1/whoami").status_code == 401
+    with TestClient(app, base_url="https://testserver") as browser:
+        r, _ = _login(browser, tokens["analyst"], origin="https://evil.example")
+        assert r.status_code == 403
+        r, _ = _login(browser, "sf_00000000_" + "x" * 43)
+        assert r.status_code == 401 and "unknown, expired or revoked" in r.text
+        r = browser.post("/login", data={"token": tokens["analyst"], "csrf_token": "forged"})
+        assert r.status_code == 403
+
+
+def test_login_redirect_stays_on_this_site(app, tokens):
+    from fastapi.testclient import TestClient
+
+    with TestClient(app, base_url="https://testserver") as browser:
+        form = browser.get("/login")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+        r = browser.post("/login", data={"token": tokens["viewer"], "csrf_token": csrf,
+                                         "next": "//evil.example/x"}, follow_redirects=False)
+        assert r.headers["location"] == "/"
+
+
+def test_host_header_is_checked(viewer):
+    r = viewer.get("/api/v1/schemes", headers={"host": "evil.example"})
+    assert r.status_code == 400
+
+
+def test_security_headers_and_no_cors(viewer):
+    r = viewer.get("/segments/rfm", headers={"origin": "https://evil.example"})
+    csp = r.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self' 'nonce-" in csp and "unsafe-eval" not in csp
+    nonce = re.search(r"'nonce-([^']+)'", csp).group(1)
+    inline = re.findall(r"<script(?![^>]*\bsrc=)([^>]*)>", r.text)
+    assert inline and all(f'nonce="{nonce}"' in attrs for attrs in inline)
+    assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-frame-options"] == "DENY"
+    assert r.headers["cache-control"] == "no-store"
+    assert "access-control-allow-origin" not in r.headers
+    pre = viewer.options("/api/v1/schemes", headers={"origin": "https://evil.example",
+                                                     "access-control-request-method": "GET"})
+    assert "access-control-allow-origin" not in pre.headers and pre.status_code == 405
+
+
+def test_docs_work_offline(viewer, anon):
+    page = viewer.get("/docs")
+    assert page.status_code == 200
+    assert not re.search(r"(src|href)=\"(https?:)?//", page.text)
+    for url in re.findall(r"(?:src|href)=\"(/static/[^\"]+)\"", page.text):
+        asset = anon.get(url)
+        assert asset.status_code == 200 and len(asset.content) > 200, url
+    spec = viewer.get("/api/v1/openapi.json").json()
+    assert "/api/v1/customers/{customer_id}" in spec["paths"] and "/api/v1/score" in spec["paths"]
+    assert anon.get("/api/v1/openapi.json").status_code == 401
+
+
+def test_paging_and_filters(viewer):
+    full = viewer.get("/api/v1/migration/rfm", params={"limit": 1000}).json()
+    page = viewer.get("/api/v1/migration/rfm", params={"limit": 3, "offset": 2}).json()
+    assert page["data"] == full["data"][2:5] and page["total"] == full["total"] == len(full["data"])
+    champions = viewer.get("/api/v1/migration/rfm", params={"from_segment": "Champions"}).json()
+    assert champions["data"] and {r["from_segment"] for r in champions["data"]} == {"Champions"}
+    assert viewer.get("/api/v1/migration/rfm", params={"limit": 0}).status_code == 422
+
+
+@pytest.mark.parametrize("snapshot", ["2024-06-01", "2024-07-01"])
+def test_segment_picker_and_change_since_previous(viewer, served_project, snapshot):
+    con = duckdb.connect(str(served_project / "segflow.duckdb"), read_only=True)
+    try:
+        counts = dict(con.execute(
+            "SELECT segment, count(*) FROM segment_assignments WHERE scheme = 'rfm' AND snapshot_date = ? "
+            "GROUP BY 1", [snapshot]).fetchall())
+        prev = dict(con.execute(
+            "SELECT segment, count(*) FROM segment_assignments WHERE scheme = 'rfm' AND snapshot_date = "
+            "(SELECT max(snapshot_date) FROM segment_assignments WHERE scheme = 'rfm' AND snapshot_date < ?) "
+            "GROUP BY 1", [snapshot]).fetchall())
+    finally:
+        con.close()
+    body = viewer.get("/api/v1/segments/rfm", params={"snapshot": snapshot}).json()
+    assert {r["segment"]: r["customers"] for r in body["data"]} == counts
+    assert {r["segment"]: r["change_customers"] for r in body["data"]} == {
+        s: n - prev.get(s, 0) for s, n in counts.items()}
+    page = viewer.get("/segments/rfm", params={"snapshot": snapshot}).text
+    assert f'<option value="{snapshot}" selected>' in page
+
+
+def test_migration_cell_lists_its_customers(analyst):
+    cells = analyst.get("/api/v1/migration/rfm", params={"limit": 1000}).json()
+    meta = cells["meta"]
+    for cell in [c for c in cells["data"] if c["customers"]][:4]:
+        params = {"from_date": meta["from_date"], "to_date": meta["to_date"],
+                  "from_segment": cell["from_segment"], "to_segment": cell["to_segment"], "limit": 1000}
+        body = analyst.get("/api/v1/migration/rfm/customers", params=params).json()
+        assert body["total"] == cell["customers"]
+    page = analyst.get("/migration/rfm")
+    assert "/migration/rfm/customers?" in page.text and "plotly_click" in page.text
+
+
+def test_errors_are_pages_for_browsers_and_json_for_the_api(analyst):
+    r = analyst.get("/segments/nope", headers={"accept": "text/html"})
+    assert r.status_code == 404 and "<html" in r.text and "nope" in r.text
+    r = analyst.get("/api/v1/segments/nope")
+    assert r.status_code == 404 and "nope" in r.json()["detail"]
+    r = analyst.get("/api/v1/segments/rfm", params={"snapshot": "not-a-date"})
+    assert r.status_code == 422 and "snapshot" in r.json()["detail"]

@@ -1,0 +1,44 @@
+"""POST /api/v1/score: the segments of a stored customer's history equal the stored ones."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+
+def _history(directory, customer_id):
+    con = duckdb.connect(str(directory / "segflow.duckdb"), read_only=True)
+    try:
+        tx = con.execute(
+            "SELECT ts, amount, quantity, category, channel, is_return FROM transactions "
+            "WHERE customer_id = ? AND ts < DATE '2024-07-01' ORDER BY ts", [customer_id]).df()
+        stored = dict(con.execute(
+            "SELECT scheme, segment FROM segment_assignments WHERE customer_id = ? AND snapshot_date = '2024-07-01'",
+            [customer_id]).fetchall())
+    finally:
+        con.close()
+    rows = [{k: (str(v) if k == "ts" else (None if v != v else v)) for k, v in r.items()} for r in tx.to_dict("records")]
+    return rows, stored
+
+
+@pytest.mark.parametrize("customer_id", ["C001", "C007", "C030"])
+def test_score_reproduces_stored_segments(analyst, served_project, customer_id):
+    rows, stored = _history(served_project, customer_id)
+    if not rows:
+        pytest.skip(f"{customer_id} has no transactions before the snapshot")
+    r = analyst.post("/api/v1/score", json={"customer_id": customer_id, "transactions": rows})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["snapshot_date"] == "2024-07-01"
+    assert body["segments"] == stored
+    assert body["features"]["orders_total"] >= 1
+
+
+def test_score_refusals(viewer, analyst, anon):
+    body = {"transactions": [{"ts": "2024-05-01T10:00:00", "amount": 20.0}]}
+    assert anon.post("/api/v1/score", json=body).status_code == 401
+    assert viewer.post("/api/v1/score", json=body).status_code == 403
+    assert analyst.post("/api/v1/score", json={"transactions": []}).status_code == 422
+    late = {"transactions": [{"ts": "2030-01-01T00:00:00", "amount": 5.0}]}
+    r = analyst.post("/api/v1/score", json=late)
+    assert r.status_code == 422 and "no transactions before" in r.json()["detail"]

@@ -1,0 +1,96 @@
+"""Every CSV segflow writes goes through one writer that neutralises spreadsheet formulas."""
+
+from __future__ import annotations
+
+import ast
+import csv
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from segflow._csv import neutralise_formulas, write_csv
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "segflow"
+PAYLOADS = ["=cmd|' /C calc'!A0", "+1+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0",
+            "@SUM(1+1)*cmd|' /C calc'!A0", "\t=1+1", "\r=1+1"]
+
+
+def test_neutralise_prefixes_formulas_in_text_not_in_numbers() -> None:
+    values = [*PAYLOADS, "-12.5", "1e5", "plain", None, "'=already"]
+    out = neutralise_formulas(pa.table({"v": values, "n": [-1.5] * len(values)}))
+    got = out.column("v").to_pylist()
+    assert got[: len(PAYLOADS)] == ["'" + p for p in PAYLOADS]
+    assert got[len(PAYLOADS):] == ["'-12.5", "1e5", "plain", None, "'=already"]
+    assert out.column("n").to_pylist() == [-1.5] * len(values)  # numeric columns unchanged
+
+
+def test_write_csv_round_trip(tmp_path: Path) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"id": PAYLOADS, "x": np.arange(len(PAYLOADS), dtype=float)})
+    n = write_csv(frame, tmp_path / "sub" / "a.csv")
+    with (tmp_path / "sub" / "a.csv").open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert n == len(rows) == len(PAYLOADS)
+    assert all(r["id"].startswith("'") for r in rows)
+
+
+def _csv_calls(tree: ast.AST) -> list[int]:
+    """Lines calling a CSV writer other than segflow._csv.write_csv."""
+    bad = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+            owner = f.value.id if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) else ""
+            if name == "to_csv" or (name == "write_csv" and owner in ("pacsv", "pcsv", "csv")) \
+                    or (name in ("writer", "DictWriter") and owner == "csv"):
+                bad.append(node.lineno)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and "FORMAT CSV" in node.value.upper():
+            bad.append(node.lineno)
+    return bad
+
+
+def test_no_csv_writer_bypasses_the_shared_one() -> None:
+    # The demo-data generator writes *input* files (with deliberate defects) and is exempt.
+    exempt = {SRC / "_csv.py", SRC / "datasets" / "_generate.py"}
+    offenders = {str(p.relative_to(SRC)): _csv_calls(ast.parse(p.read_text()))
+                 for p in SRC.rglob("*.py") if p not in exempt}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def _cli(*args: str, cwd: Path):
+    import os
+
+    from typer.testing import CliRunner
+
+    from segflow.cli import app
+
+    old = Path.cwd()
+    os.chdir(cwd)
+    try:
+        return CliRunner().invoke(app, list(args))
+    finally:
+        os.chdir(old)
+
+
+@pytest.mark.slow
+def test_cluster_output_is_neutralised(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    ids = [*PAYLOADS, *(f"c{i}" for i in range(200))]
+    with (tmp_path / "cust.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["customer_id", "recency", "frequency"])
+        for cid in ids:
+            w.writerow([cid, rng.integers(1, 300), rng.integers(1, 20)])
+    r = _cli("segment", "cluster", "--input", "cust.csv", "--k", "3", "--bootstrap", "0",
+             "--out", "seg.csv", cwd=tmp_path)
+    assert r.exit_code == 0, r.output
+    for name in ("seg.csv",):
+        with (tmp_path / name).open(newline="", encoding="utf-8") as fh:
+            got = {r["customer_id"] for r in csv.DictReader(fh)}
+        assert {"'" + p for p in PAYLOADS} <= got, name
+        assert not any(v[:1] in "=+-@\t\r" for v in got), name
