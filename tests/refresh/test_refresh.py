@@ -100,6 +100,18 @@ def test_nothing_new_is_a_cheap_no_op_and_a_new_month_raises_alerts(project):
         assert read_alerts(store, latest_run=True).num_rows == len(alerts)
         assert read_alerts(store, kind="model_calibration").num_rows == 1
         assert read_alerts(store, since=pd.Timestamp("2100-01-01").to_pydatetime()).num_rows == 0
+    # and on the command line, as JSON on stdout
+    import json
+
+    from typer.testing import CliRunner
+
+    from segflow.cli import app
+
+    shown = CliRunner().invoke(app, ["alerts", "-p", str(project), "--latest", "--json"])
+    assert shown.exit_code == 0, shown.output
+    payload = json.loads(shown.stdout)
+    assert payload["count"] == len(alerts)
+    assert {r["alert_id"] for r in payload["data"]} == set(alerts["alert_id"])
 
 
 def _wait_for(proc, text: str, timeout: float = 300.0) -> list[str]:
