@@ -109,3 +109,10 @@ def test_audience_cli_csv(project, tmp_path):
     loyal = sorted(c for c, segs in HISTORY.items() if segs[2] == "Loyal")
     assert len(lines) == 1 + len(loyal)
     assert CUSTOMERS["C1"][0] in out.read_text()  # included on request
+
+
+def test_the_log_never_keeps_a_password():
+    from segflow.exports._export import _redact
+
+    assert _redact("postgresql://crm:s3cret@db.internal:5432/crm") == "postgresql://crm:***@db.internal:5432/crm"
+    assert _redact("postgresql://crm@127.0.0.1/crm") == "postgresql://crm@127.0.0.1/crm"

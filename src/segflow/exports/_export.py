@@ -58,9 +58,10 @@ def _now() -> dt.datetime:
 
 
 def watermark(store: Store, name: str) -> dt.date | None:
-    """The snapshot of the latest export logged under ``name`` (None before the first)."""
+    """The snapshot of the latest segment-list export logged under ``name`` (None before
+    the first)."""
     row = store.raw.execute(
-        "SELECT snapshot_date FROM export_log WHERE export_name = ? "
+        "SELECT snapshot_date FROM export_log WHERE export_name = ? AND kind = 'segments' "
         "ORDER BY exported_at DESC, export_id DESC LIMIT 1",
         [name],
     ).fetchone()
