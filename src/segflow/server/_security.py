@@ -100,12 +100,10 @@ def protect(frame: pd.DataFrame, how: str) -> pd.DataFrame:
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """The frame as CSV (UTF-8, header), formulas neutralised by segflow's one CSV writer
-    (:mod:`segflow._csv`)."""
-    import pyarrow.csv as pacsv
-
-    from segflow._csv import neutralise_formulas, to_arrow
+    """The frame as CSV (UTF-8, header), through segflow's one CSV writer (formulas
+    neutralised)."""
+    from segflow._csv import write_csv
 
     sink = io.BytesIO()
-    pacsv.write_csv(neutralise_formulas(to_arrow(frame)), sink)
+    write_csv(frame, sink)
     return sink.getvalue()
