@@ -46,6 +46,10 @@ def test_postgres_full_then_changes_mirrors_the_latest_list(project, postgres):
     got = _pg_rows(postgres, f"SELECT {', '.join(cols)} FROM crm_rfm ORDER BY customer_id")
     full = crm_segment_list(store, "rfm", S3).select(*cols).to_pyarrow().to_pylist()
     assert got == [tuple(r[c] for c in cols) for r in full]
+    # the table mirrors the list: no change-log columns
+    pg_cols = {r[0] for r in _pg_rows(postgres, "SELECT column_name FROM information_schema.columns "
+                                                "WHERE table_name = 'crm_rfm'")}
+    assert not {"change", "segment_at_since"} & pg_cols
     assert {c for c, *_ in got} == set(EXPECTED_S3)
     # Postgres keeps values unchanged (no formula prefix), and no clear e-mail was written
     assert dict((c, s) for c, s, *_ in got)["C3"] == HISTORY["C3"][2]
