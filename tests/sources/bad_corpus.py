@@ -269,7 +269,8 @@ def _values() -> list[Case]:
         one("amount_text", amount="abc"), one("amount_nan", amount="NaN"),
         one("amount_inf", amount="inf"), one("amount_overflow", amount="1e309"),
         one("amount_empty", amount=""), one("amount_decimal_comma", amount="1,5"),
-        one("amount_zero", amount="0"), one("order_id_empty", order_id=""),
+        one("amount_zero", accepted=10, amount="0"),  # $0 rows are kept (purchase definition)
+        one("order_id_empty", order_id=""),
         one("id_only_zero_width", customer="\u200b\u200b"),
         one("formula_eq", accepted=10, flagged=1, note="=cmd|' /C calc'!A0"),
         one("formula_plus", accepted=10, flagged=1, note="+1+cmd|' /C calc'!A0"),
