@@ -11,7 +11,7 @@ advice: a leading sign in text is enough for some spreadsheets to start a formul
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -81,15 +81,16 @@ def to_arrow(data: Any) -> pa.Table:
     raise TypeError(f"cannot write an object of type {type(data).__name__} as CSV")
 
 
-def write_csv(data: Any, path: str | Path, *, delimiter: str = ",") -> int:
+def write_csv(data: Any, path: str | Path | IO[bytes], *, delimiter: str = ",") -> int:
     """Write ``data`` as a CSV file (header row, UTF-8) with formulas neutralised.
 
     Parameters
     ----------
     data : pyarrow.Table, pandas.DataFrame, Ibis table or DuckDB relation
         The rows to write.
-    path : str or Path
-        Target file; its folder is created when missing.
+    path : str, Path or binary file object
+        Target file (its folder is created when missing), or a binary stream such as
+        ``io.BytesIO`` (HTTP downloads).
     delimiter : str, default ","
         Field separator (``"\\t"`` for TSV).
 
@@ -101,7 +102,11 @@ def write_csv(data: Any, path: str | Path, *, delimiter: str = ",") -> int:
     import pyarrow.csv as pacsv
 
     table = neutralise_formulas(to_arrow(data))
-    target = Path(path)
+    options = pacsv.WriteOptions(delimiter=delimiter)
+    if hasattr(path, "write"):
+        pacsv.write_csv(table, path, write_options=options)
+        return table.num_rows
+    target = Path(path)  # type: ignore[arg-type]
     target.parent.mkdir(parents=True, exist_ok=True)
-    pacsv.write_csv(table, str(target), write_options=pacsv.WriteOptions(delimiter=delimiter))
+    pacsv.write_csv(table, str(target), write_options=options)
     return table.num_rows

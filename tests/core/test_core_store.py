@@ -82,3 +82,9 @@ def test_run_log_records_status(memory_store):
     rows = memory_store.raw.execute("SELECT run_id, command, status, message FROM runs ORDER BY started_at").fetchall()
     assert rows[0][:3] == (run_id, "unit", "ok")
     assert rows[1][1:] == ("unit-fail", "failed", "boom")
+
+
+def test_store_connection_draws_no_progress_bar_on_stdout(tmp_path):
+    # DuckDB's own progress bar goes to stdout, which is reserved for results (--json)
+    with Store(tmp_path / "s.duckdb") as store:
+        assert store.raw.execute("SELECT current_setting('enable_progress_bar')").fetchone() == (False,)

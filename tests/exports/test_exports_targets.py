@@ -46,6 +46,10 @@ def test_postgres_full_then_changes_mirrors_the_latest_list(project, postgres):
     got = _pg_rows(postgres, f"SELECT {', '.join(cols)} FROM crm_rfm ORDER BY customer_id")
     full = crm_segment_list(store, "rfm", S3).select(*cols).to_pyarrow().to_pylist()
     assert got == [tuple(r[c] for c in cols) for r in full]
+    # the table mirrors the list: no change-log columns
+    pg_cols = {r[0] for r in _pg_rows(postgres, "SELECT column_name FROM information_schema.columns "
+                                                "WHERE table_name = 'crm_rfm'")}
+    assert not {"change", "segment_at_since"} & pg_cols
     assert {c for c, *_ in got} == set(EXPECTED_S3)
     # Postgres keeps values unchanged (no formula prefix), and no clear e-mail was written
     assert dict((c, s) for c, s, *_ in got)["C3"] == HISTORY["C3"][2]
@@ -105,3 +109,10 @@ def test_audience_cli_csv(project, tmp_path):
     loyal = sorted(c for c, segs in HISTORY.items() if segs[2] == "Loyal")
     assert len(lines) == 1 + len(loyal)
     assert CUSTOMERS["C1"][0] in out.read_text()  # included on request
+
+
+def test_the_log_never_keeps_a_password():
+    from segflow.exports._export import _redact
+
+    assert _redact("postgresql://crm:s3cret@db.internal:5432/crm") == "postgresql://crm:***@db.internal:5432/crm"
+    assert _redact("postgresql://crm@127.0.0.1/crm") == "postgresql://crm@127.0.0.1/crm"

@@ -237,3 +237,17 @@ def test_no_repeat_buyers_hint_is_the_same_for_every_unit(tmp_path: Path) -> Non
         assert "no repeat buyers" in result.output and "coarser" not in result.output
         messages.add(result.output)
     assert len(messages) == 1
+
+
+def test_a_non_finite_amount_names_the_customer(tmp_path: Path) -> None:
+    csv = _one_price_csv(tmp_path)
+    frame = pd.read_csv(csv)
+    days = frame.groupby("customer_id").ts.nunique()
+    repeat = sorted(days[days > 1].index)[0]  # a repeat buyer: inf - inf makes its repeat mean NaN
+    frame.loc[frame.customer_id == repeat, "amount"] = np.inf
+    frame.to_csv(csv, index=False)
+    result = _run("clv", "fit", "-t", csv, "--snapshot", "2024-01-01", "--json")
+    assert result.exit_code == 0, result.output  # the count model still runs
+    report = json.loads(result.stdout)
+    assert "spend_model" not in report
+    assert any(f"customer {repeat}: the mean repeat spend is nan" in w for w in report["warnings"])

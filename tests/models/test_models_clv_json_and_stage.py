@@ -90,11 +90,12 @@ def _shop(seed: int = 4, n: int = 400) -> list[tuple[str, str, float]]:
     return rows
 
 
-def test_negative_mean_spend_does_not_drop_the_clv_stage(tmp_path) -> None:
+def test_nonpositive_mean_spend_does_not_drop_the_clv_stage(tmp_path) -> None:
     rows = _shop()
-    # two repeat buyers whose repeat day nets a return against the purchase: mean spend < 0
-    rows += [("neg1", "2023-03-01", 50.0), ("neg1", "2023-05-01", 20.0), ("neg1", "2023-05-01", -60.0),
-             ("neg2", "2023-02-01", 30.0), ("neg2", "2023-06-01", 10.0), ("neg2", "2023-06-01", -35.0)]
+    # two repeat buyers whose repeat orders are free (zero-value lines are purchases), one
+    # with a same-day return as well: mean repeat spend 0, no Gamma density
+    rows += [("neg1", "2023-03-01", 50.0), ("neg1", "2023-05-01", 0.0), ("neg1", "2023-05-01", -60.0),
+             ("neg2", "2023-02-01", 30.0), ("neg2", "2023-06-01", 0.0), ("neg2", "2023-07-01", 0.0)]
     project = _project(tmp_path, rows)
     with project:
         summary = project.run()

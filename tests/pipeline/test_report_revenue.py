@@ -11,6 +11,7 @@ import pytest
 from tests.pipeline._fixture import PROJECT_TOML, fixture_tables
 
 from segflow.project import Project
+from segflow.report._context import ReportContext
 from segflow.report._queries import revenue_totals
 from segflow.report._report import overview_section
 
@@ -54,7 +55,7 @@ def test_revenue_totals_include_anonymous_lines(project_with_anonymous):
 
 def test_overview_shows_the_total_and_labels_the_anonymous_part(project_with_anonymous):
     project, tx, _ = project_with_anonymous
-    text = html.unescape("".join(overview_section(project).blocks))
+    text = html.unescape("".join(overview_section(ReportContext(project)).blocks))
     total = math.fsum(tx.column("amount").to_pylist()) + 3460.75
     assert "net revenue (USD), all lines incl. anonymous, returns netted" in text
     assert f"<b>{total:,.0f}</b>" in text

@@ -117,4 +117,4 @@ def test_result_contract_and_figures(profile):
     snake = profile.figure("snake")
     assert len(snake.data) == 3
     bars = profile.figure("size")
-    assert list(bars.data[0].y) == pytest.approx(list(profile.table["share"]))
+    assert list(bars.data[0].x) == pytest.approx(list(profile.table["share"]))  # horizontal bars

@@ -54,6 +54,7 @@ class Case:
     accepted: int | None = None  # exact accepted count, when the case fixes it
     skipped: int = 0  # files of a folder listed as skipped
     distinct_customers: int | None = None
+    flagged: int | None = None  # accepted rows flagged formula_in_text
 
     def write(self, root: Path) -> Path:
         (root / "segflow.toml").write_text(TOML.format(path=self.path, extra=self.extra))
@@ -198,6 +199,8 @@ def _encodings() -> list[Case]:
              extra='options = { encoding = "windows-1252" }', records=8, accepted=8),
         Case("latin1_option", {"orders.csv": text.replace("€", "E").encode("latin-1")},
              extra='options = { encoding = "latin-1" }', records=8, accepted=8),
+        Case("utf16_truncated", {"orders.csv": text.encode("utf-16") + b"A"},
+             refused="not valid utf-16"),
         Case("unknown_encoding", {"orders.csv": text.encode()},
              extra='options = { encoding = "klingon-8" }', refused="unknown encoding"),
         Case("invalid_utf8_bytes", {"orders.csv": text.encode().replace(b"M\xc3\xbc", b"M\xff\xfe")},
@@ -250,13 +253,15 @@ def _refused() -> list[Case]:
 
 
 def _values() -> list[Case]:
-    def one(name: str, n_bad: int = 1, *, accepted: int | None = None, **over: str) -> Case:
+    def one(name: str, n_bad: int = 1, *, accepted: int | None = None, flagged: int | None = None,
+            **over: str) -> Case:
         rows = [_row(i) for i in range(1, 11)]
         for k in range(n_bad):
             rows[2 + k] = _row(3 + k, **over)
         return Case(name, {"orders.csv": _csv(rows).encode()}, records=10,
                     accepted=10 - n_bad if accepted is None else accepted,
-                    quarantined_rows=[] if accepted is not None else list(range(3, 3 + n_bad)))
+                    quarantined_rows=[] if accepted is not None else list(range(3, 3 + n_bad)),
+                    flagged=flagged)
 
     out = [
         one("bad_date", date="31/02/2024"), one("future_date", date="2999-01-01"),
@@ -264,17 +269,17 @@ def _values() -> list[Case]:
         one("amount_text", amount="abc"), one("amount_nan", amount="NaN"),
         one("amount_inf", amount="inf"), one("amount_overflow", amount="1e309"),
         one("amount_empty", amount=""), one("amount_decimal_comma", amount="1,5"),
-        one("amount_zero", accepted=10, amount="0"),  # a $0 line is a purchase (opt-in rule)
+        one("amount_zero", accepted=10, amount="0"),  # $0 rows are kept (purchase definition)
         one("order_id_empty", order_id=""),
         one("id_only_zero_width", customer="\u200b\u200b"),
-        one("formula_eq", accepted=10, note="=cmd|' /C calc'!A0"),
-        one("formula_plus", accepted=10, note="+1+cmd|' /C calc'!A0"),
-        one("formula_minus", accepted=10, note="-2+3+cmd|' /C calc'!A0"),
-        one("formula_at", accepted=10, note="@SUM(1+1)"),
-        one("formula_tab", accepted=10, note="\t=1+1"),
-        one("negative_number_text", accepted=10, note="-12.5"),
-        one("html_in_text", accepted=10, note="<script>alert(1)</script>"),
-        one("sql_in_text", accepted=10, note="'; DROP TABLE transactions; --"),
+        one("formula_eq", accepted=10, flagged=1, note="=cmd|' /C calc'!A0"),
+        one("formula_plus", accepted=10, flagged=1, note="+1+cmd|' /C calc'!A0"),
+        one("formula_minus", accepted=10, flagged=1, note="-2+3+cmd|' /C calc'!A0"),
+        one("formula_at", accepted=10, flagged=1, note="@SUM(1+1)"),
+        one("formula_tab", accepted=10, flagged=1, note="\t=1+1"),
+        one("negative_number_text", accepted=10, flagged=0, note="-12.5"),
+        one("html_in_text", accepted=10, flagged=0, note="<script>alert(1)</script>"),
+        one("sql_in_text", accepted=10, flagged=0, note="'; DROP TABLE transactions; --"),
         one("very_negative_amount", accepted=10, amount="-1e12"),
     ]
     rows = [_row(i) for i in range(1, 11)]
@@ -320,6 +325,11 @@ def _jsonl() -> list[Case]:
         case("jsonl_all_invalid", ["{bad", "nope"], refused="no JSON objects"),
         case("jsonl_truncated_last", [*good, good[0][:10]], records=9, quarantined_rows=[9],
              accepted=8),
+        case("jsonl_cr_only", good, end="\r", records=8, accepted=8),
+        Case("jsonl_invalid_utf8", {p: ("\n".join(good) + "\n").encode().replace(b'"C1"', b'"C\xff1"')},
+             path=p, records=8, quarantined_rows=[1, 8], accepted=6),  # C1: rows 1 and 8
+        Case("jsonl_bz2", {"orders.jsonl.bz2": bz2.compress(("\n".join(good) + "\n").encode())},
+             path="orders.jsonl.bz2", records=8, accepted=8),
         Case("jsonl_gzip", {"orders.jsonl.gz": gzip.compress(("\n".join(good) + "\n").encode())},
              path="orders.jsonl.gz", records=8, accepted=8),
     ]

@@ -35,6 +35,7 @@ def _count(store: Store, sql: str, params: list | None = None) -> int:
     return store.sql(sql, params).column(0)[0].as_py()
 
 
+@pytest.mark.slow  # 132 kinds x two ingests: about a minute on a quiet machine
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input_kind(case: Case, tmp_path: Path) -> None:
     root = case.write(tmp_path)
@@ -71,6 +72,9 @@ def test_bad_input_kind(case: Case, tmp_path: Path) -> None:
     if case.distinct_customers is not None:
         assert _count(store, "SELECT count(DISTINCT customer_id) FROM transactions") == \
             case.distinct_customers
+    if case.flagged is not None:
+        assert _count(store, "SELECT count(*) FROM ingest_flags WHERE rule = 'formula_in_text'") \
+            == case.flagged
     # Every stored row names its physical line: re-reading that line gives the row's id.
     if case.path == "orders.csv" and case.records and stored:
         _check_lineage(root / "orders.csv", store)
@@ -99,6 +103,7 @@ def _delim(header: str) -> str:
     return next((d for d in (";", "\t", "|") if d in header), ",")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", [c for c in CASES if c.refused],
                          ids=[c.name for c in CASES if c.refused])
 def test_cli_refuses_with_one_line(case: Case, tmp_path: Path) -> None:

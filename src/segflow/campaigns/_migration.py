@@ -75,7 +75,8 @@ class MigrationLift(TableResult):
         self.lapsed_segments = list(lapsed_segments or [])
         lapsed = counts[counts.movement == "lapsed"]
         into = lapsed.groupby(["arm", "to_segment"], as_index=False)["customers"].sum()
-        into["n"] = into.arm.map(counts.groupby("arm")["customers"].sum())
+        # float: on an empty frame (nobody lapsed) map() would keep the arms' string dtype
+        into["n"] = into.arm.map(counts.groupby("arm")["customers"].sum()).astype("float64")
         into["share"] = into.customers / into.n
         self.lapsed_into = into
         self.shares = shares

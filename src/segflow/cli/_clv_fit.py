@@ -205,6 +205,7 @@ def _fit_spend(
     any, else no spend (no CLV column).
     """
     from segflow.models import ConstantSpendModel, compress, fit_spend_model
+    from segflow.models._summary import check_spend
 
     if order_value is not None:
         if spend_model == "gamma-gamma":
@@ -217,6 +218,7 @@ def _fit_spend(
         return None, []
     pairs = compress(summary, ("x", "monetary_value"))
     if spend_model == "constant":
+        check_spend(summary)
         repeat = pairs[(pairs.x > 0) & pairs.monetary_value.notna()]
         orders = float((repeat.x * repeat["count"]).sum())
         if orders == 0:
@@ -225,6 +227,7 @@ def _fit_spend(
         mean = float((repeat.x * repeat.monetary_value * repeat["count"]).sum()) / orders
         return ConstantSpendModel(mean, "mean value of the repeat orders"), []
     try:
+        check_spend(summary)
         return fit_spend_model(pairs, penalizer=penalizer)
     except SegflowError as exc:
         warnings.warn(

@@ -51,7 +51,7 @@ def serve(
     ),
 ) -> None:
     """Serve the dashboard and the JSON API (/api/v1) of a project, from a read-only copy of
-    its store (ingest and run keep working). Every route needs a token: `segflow tokens create`."""
+    its store (ingest and run keep working). Every route needs a token: `segflow tokens create --role viewer`."""
     with user_errors():
         try:
             import uvicorn

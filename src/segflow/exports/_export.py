@@ -58,9 +58,10 @@ def _now() -> dt.datetime:
 
 
 def watermark(store: Store, name: str) -> dt.date | None:
-    """The snapshot of the latest export logged under ``name`` (None before the first)."""
+    """The snapshot of the latest segment-list export logged under ``name`` (None before
+    the first)."""
     row = store.raw.execute(
-        "SELECT snapshot_date FROM export_log WHERE export_name = ? "
+        "SELECT snapshot_date FROM export_log WHERE export_name = ? AND kind = 'segments' "
         "ORDER BY exported_at DESC, export_id DESC LIMIT 1",
         [name],
     ).fetchone()
@@ -180,7 +181,7 @@ def export_segments(
         changes = {k: kinds.count(k) for k in ("new", "changed", "removed")}
         removed = [c for c, k in zip(data["customer_id"].to_pylist(), kinds, strict=True) if k == "removed"]
     written_to = _write(
-        data if fmt != "postgres" or effective == "full" else _without_removed(data),
+        data if fmt != "postgres" or effective == "full" else _mirror_rows(data),
         str(target), fmt, table=table, key=("scheme", "customer_id"), scope={"scheme": scheme},
         removed=removed, replace=effective == "full",
     )
@@ -200,11 +201,13 @@ def export_segments(
     return result
 
 
-def _without_removed(data: pa.Table) -> pa.Table:
+def _mirror_rows(data: pa.Table) -> pa.Table:
+    """The rows a mirrored table upserts: new and changed customers, without the change
+    columns (removed customers are deleted instead)."""
     import pyarrow.compute as pc
 
     keep = pc.fill_null(pc.not_equal(data["change"], "removed"), True)
-    return data.filter(keep)
+    return data.filter(keep).drop_columns(["change", "segment_at_since"])
 
 
 def export_audience(

@@ -149,7 +149,7 @@ def _check_column(
             else "a finite number" if negative_ok else "a finite non-negative number"
         )
         name = where(row) if where is not None else f"row {row + 1}"
-        raise InputError(f"{name}: column {col!r}: expected {kind}, got {values[row]!r}")
+        raise InputError(f"{name}: column {col!r}: expected {kind}, got {float(values[row])!r}")
 
 
 def check_recency(

@@ -123,13 +123,13 @@ class GammaGammaModel(BTYDModel):
         repeat = data["x"] > 0
         keep = repeat & (data["monetary_value"] > 0)
         self.n_excluded_ = int(round(weights[~keep].sum()))
-        # repeat buyers whose mean repeat spend is zero or negative (returns netted against
-        # purchases): no Gamma density; left out of the fit, counted, still scored
+        # repeat buyers whose mean repeat spend is zero or negative (free repeat orders, or a
+        # summary netting returns into spend): no Gamma density; left out, counted, scored
         self.n_nonpositive_spend_ = int(round(weights[repeat & ~keep].sum()))
         if self.n_nonpositive_spend_:
             warnings.warn(
                 f"GammaGammaModel: {self.n_nonpositive_spend_} repeat buyers with a zero or "
-                "negative mean spend (returns netted against purchases) are left out of the "
+                "negative mean spend (e.g. only free repeat orders) are left out of the "
                 "spend fit; they are scored with the population's expected spend",
                 UserWarning,
                 stacklevel=3,

@@ -237,6 +237,23 @@ def _warn_exclusions(days: ir.Table, cal_end: dt.date) -> None:
         )
 
 
+def check_spend(summary: ir.Table) -> None:
+    """Raise :class:`InputError` naming the first customer whose mean spend is not finite.
+
+    Infinite or NaN amounts in the file make a customer's ``monetary_value`` non-finite;
+    the error names the customer (not a row of the compressed summary).
+    """
+    mv = summary.monetary_value
+    bad = summary.filter(mv.notnull() & (mv.isinf() | mv.isnan()))
+    row = bad.select("customer_id", "monetary_value").order_by("customer_id").limit(1).execute()
+    if len(row):
+        raise InputError(
+            f"customer {row.customer_id.iloc[0]}: the mean repeat spend is "
+            f"{float(row.monetary_value.iloc[0])!r}, not a finite number; check the amounts",
+            column="monetary_value",
+        )
+
+
 def compress(summary: Any, columns: tuple[str, ...] = ("x", "t_x", "T")) -> pd.DataFrame:
     """Distinct triples with their number of customers, computed in the engine.
 

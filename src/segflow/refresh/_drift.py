@@ -126,7 +126,7 @@ def share_alerts(store: Store, previous: dt.date, latest: dt.date,
     alerts = []
     for r in rows:
         change = 100.0 * (r["share_after"] - r["share_before"])
-        if abs(change) >= thresholds.share_pp:
+        if abs(change) >= thresholds.share_pp - 1e-9:  # a change exactly at the threshold counts
             alerts.append(Alert(
                 "segment_share", f"{r['scheme']}: {r['segment']}", "share_change_pp", change,
                 thresholds.share_pp, "critical" if abs(change) >= 2 * thresholds.share_pp else "warning",

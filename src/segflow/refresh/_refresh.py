@@ -29,6 +29,7 @@ import os
 import shutil
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -128,12 +129,21 @@ def _remove_work(work: Path) -> None:
 
 
 def _log_outcome(path: Path, memory_limit: str, params: dict[str, Any], status: str,
-                 message: str) -> None:
-    """One finished row in the run log of the store at ``path``."""
+                 message: str, *, quiet: bool = False) -> None:
+    """One finished row in the run log of the store at ``path`` (when the store can be
+    opened for writing: not while another process holds it; ``quiet`` skips the warning)."""
     from segflow import __version__
 
     now = _now()
-    with Store(path, memory_limit=memory_limit) as store, store.transaction() as con:
+    try:
+        store = Store(path, memory_limit=memory_limit)
+    except SegflowError as exc:  # e.g. another process holds the store open
+        if quiet:
+            return
+        warnings.warn(f"could not record the refresh in the run log: {exc}", UserWarning,
+                      stacklevel=3)
+        return
+    with store, store.transaction() as con:
         con.execute(
             "INSERT INTO runs VALUES (?, 'refresh', ?, ?, ?, ?, ?, ?)",
             [uuid.uuid4().hex[:12], json.dumps(params, default=str), __version__, now, now,
@@ -186,7 +196,11 @@ def refresh(
         _remove_work(work)  # left by a refresh that was killed
         fp = fingerprint(directory, settings)
         params: dict[str, Any] = {"fingerprint": fp, "force": force}
-        with Store(path, memory_limit=limit) as store:
+        if not path.exists():  # a new project: create the store
+            Store(path, memory_limit=limit).close()
+        # Read-only until the swap: a dashboard (`segflow serve`) may hold the store open
+        # read-only, and DuckDB lets readers share a file but not with a writer.
+        with Store(path, read_only=True, memory_limit=limit) as store:
             try:
                 pending = pending_inputs(store, settings, directory)
             except SegflowError as exc:
@@ -196,20 +210,24 @@ def refresh(
             unchanged = _last_fingerprint(store) == fp
             has_runs = store.raw.execute("SELECT count(*) FROM segment_assignments").fetchone()[0] > 0
             skip = not force and not pending and unchanged and has_runs
-            store.raw.execute("CHECKPOINT")
         if failure is not None:
             _log_outcome(path, limit, params, "failed", str(failure))
             raise SegflowError(f"refresh failed, the store is unchanged: {failure}") from failure
         if skip:
-            _log_outcome(path, limit, params, "ok", "nothing new")
+            _log_outcome(path, limit, params, "ok", "nothing new", quiet=True)
             return RefreshResult(run_id=None, status="nothing new", new_inputs=[])
         say("copying the store")
         shutil.copy2(path, work)
+        wal = path.with_name(path.name + ".wal")
+        if wal.exists():  # not yet checkpointed: the copy replays it when opened
+            shutil.copy2(wal, work.with_name(work.name + ".wal"))
         try:
             result = _refresh_copy(work, directory, settings, params, pending, thresholds, say)
             with open(work, "rb+") as fh:
                 os.fsync(fh.fileno())
             os.replace(work, path)
+            # a WAL of the old file would be replayed onto the new one: it is in the copy already
+            path.with_name(path.name + ".wal").unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 dir_fd = os.open(path.parent, os.O_RDONLY)
                 os.fsync(dir_fd)

@@ -4,6 +4,7 @@ currency, shares as percentages, changes with a sign, and HTML tables built from
 from __future__ import annotations
 
 import html
+import json
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -130,8 +131,12 @@ def _cell(col: Any, value: Any, percent: tuple, money_cols: tuple, currency: str
 
 
 def figure_html(fig: go.Figure, *, name: str = "chart") -> str:
-    """A Plotly figure as an HTML fragment relying on the plotly.js inlined once in the page:
-    responsive width, the mode bar always shown with a PNG download named after the chart."""
+    """A Plotly figure as an HTML fragment for the report: its JSON in a data script and a
+    placeholder of the figure's height; the page draws it with the plotly.js inlined once
+    when it scrolls near the window (or before printing), so the first screen opens at once
+    however many charts follow. Mode bar always shown, PNG download named after the chart."""
+    import uuid
+
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name).strip("-") or "chart"
     config = {
         "displaylogo": False,
@@ -140,5 +145,12 @@ def figure_html(fig: go.Figure, *, name: str = "chart") -> str:
         "modeBarButtonsToRemove": ["lasso2d", "select2d"],
         "toImageButtonOptions": {"format": "png", "filename": safe, "scale": 2},
     }
-    body = fig.to_html(full_html=False, include_plotlyjs=False, config=config, default_width="100%")
-    return f'<div class="chart">{body}</div>'
+    ident = f"chart-{safe}-{uuid.uuid4().hex[:8]}"
+    height = int(fig.layout.height or 450)
+    payload = fig.to_json().replace("</", "<\\/")
+    conf = json.dumps(config).replace("</", "<\\/")
+    return (
+        f'<div class="chart"><div id="{ident}" class="plotly-lazy" style="height:{height}px" '
+        f'data-config="{html.escape(conf, quote=True)}"></div>'
+        f'<script type="application/json" id="{ident}-data">{payload}</script></div>'
+    )

@@ -80,8 +80,10 @@ def segments_section(ctx: ReportContext) -> Section:
         "segments",
         "Segments",
         "Size, revenue and predicted value of each segment at the latest snapshot, and the change "
-        "since the previous snapshot. Revenue: net revenue in the 365 days before the snapshot "
-        f"(returns netted, {ctx.currency}). Predicted value: BG/NBD + Gamma-Gamma, next 52 weeks.",
+        "since the previous snapshot. Revenue: net revenue of identified customers in the 365 "
+        f"days before the snapshot (returns netted, {ctx.currency}; anonymous lines belong to no "
+        "segment and count only in the overview's total). Predicted value: BG/NBD + Gamma-Gamma, "
+        "next 52 weeks.",
     )
     cur = ctx.currency
     for scheme in ctx.schemes:

@@ -91,7 +91,9 @@ def headlines(cells: pd.DataFrame, total_customers: float, total_revenue: float)
     new = int(cells.loc[cells.from_segment == NEW, "customers"].sum())
     gone = int(cells.loc[cells.to_segment == GONE, "customers"].sum())
     if new or gone:
-        out.append(f"{count(new)} customers joined the base and {count(gone)} left it.")
+        joined = f"{count(new)} customers joined the base" if new else "Nobody joined the base"
+        left = f"{count(gone)} left it" if gone else "nobody left it"
+        out.append(f"{joined} and {left}.")
     return out[:MAX_HEADLINES]
 
 

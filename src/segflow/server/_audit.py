@@ -3,7 +3,7 @@
 ``segflow serve`` never opens the store for writing (it reads a replica, so that ``ingest``
 and ``run`` are not locked out), so it appends each event as one JSON line to a spool file
 next to the store, under an exclusive ``flock``. Any writer that later holds the store's
-write lock (``segflow tokens ...`` and serve at shutdown) moves the spool into the
+write lock (any ``segflow tokens ...`` command) moves the spool into the
 ``audit_log`` table: it renames the spool under the same lock, inserts its events
 (skipping ids already present, so a move cut half-way is redone without duplicates) and
 deletes it. :func:`read_events` shows the table and the spool together.

@@ -55,6 +55,24 @@ def _copy_consistent(src: Path, dst: Path, *, attempts: int = 5) -> tuple[int, i
     raise StoreError(f"the store {src} kept changing while it was copied ({attempts} attempts)")
 
 
+#: Tables read per customer: the copy gets an index on ``customer_id`` for each.
+_CUSTOMER_TABLES = ("segment_assignments", "customers", "customer_scores", "customer_features")
+
+
+def _prepare(path: Path) -> None:
+    """Index the copy for customer lookups (the copy is private: the store is untouched)."""
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("SET enable_progress_bar = false")
+        present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        for table in _CUSTOMER_TABLES:
+            if table in present:
+                con.execute(f"CREATE INDEX IF NOT EXISTS _serve_{table}_customer ON {table} (customer_id)")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+
+
 def _pooled_project(directory: Path, settings: Settings, path: Path, cursor: duckdb.DuckDBPyConnection) -> Project:
     """A Project whose store is one read-only cursor of the replica (no lock, no upgrade)."""
     import ibis
@@ -75,22 +93,34 @@ class Generation:
         self.path = path
         self.fingerprint = fingerprint
         self.db = duckdb.connect(str(path), read_only=True)
+        self.db.execute("SET enable_progress_bar = false")
         self.tokens: dict[str, TokenRecord] = load_tokens(self.db)
         self.pool: queue.Queue[Project] = queue.Queue()
         for _ in range(pool_size):
-            self.pool.put(_pooled_project(directory, settings, path, self.db.cursor()))
+            cursor = self.db.cursor()
+            cursor.execute("SET enable_progress_bar = false")
+            self.pool.put(_pooled_project(directory, settings, path, cursor))
         self.pool_size = pool_size
         self.users = 0
         self.retired = False
         self._lock = threading.Lock()
         self._cache: dict[Any, Any] = {}
+        self._key_locks: dict[Any, threading.Lock] = {}
 
     def cached(self, key: Any, compute: Callable[[], Any]) -> Any:
-        """``compute()`` once per copy and key (aggregates only: they are small)."""
+        """``compute()`` once per copy and key (aggregates only: they are small); concurrent
+        requests for the same key wait for the first one instead of computing it again."""
         try:
             return self._cache[key]
         except KeyError:
-            value = compute()
+            pass
+        with self._lock:
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            try:
+                return self._cache[key]
+            except KeyError:
+                value = compute()
             with self._lock:
                 if len(self._cache) > 2048:
                     self._cache.clear()
@@ -122,6 +152,11 @@ class Replica:
         Read-only connections, i.e. requests reading at the same time.
     poll_seconds : float, default=2.0
         How often the store file is checked for changes (0: never; call :meth:`refresh`).
+    min_refresh_seconds : float, default=10.0
+        Least time between two copies made by the poller (a store being written
+        continuously is not copied again and again).
+    warm : callable, optional
+        Called with each new copy before it is swapped in (to precompute aggregates).
 
     Raises
     ------
@@ -129,7 +164,8 @@ class Replica:
         When the store does not exist or its copy cannot be opened.
     """
 
-    def __init__(self, directory: Path, *, pool_size: int = 8, poll_seconds: float = 2.0) -> None:
+    def __init__(self, directory: Path, *, pool_size: int = 8, poll_seconds: float = 2.0,
+                 min_refresh_seconds: float = 10.0, warm: Callable[[Generation], None] | None = None) -> None:
         self.directory = Path(directory)
         self.settings = Settings.load(self.directory)
         self.store_path = self.directory / self.settings.project.store
@@ -140,6 +176,9 @@ class Replica:
             with contextlib.suppress(OSError):
                 stale.unlink()
         self.pool_size = pool_size
+        self.min_refresh_seconds = min_refresh_seconds
+        self.warm = warm
+        self._last_refresh = 0.0
         self._swap_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self._current: Generation | None = None
@@ -171,7 +210,11 @@ class Replica:
             target = self.work_dir / f"replica-{os.getpid()}-{next(_counter)}.duckdb"
             fingerprint = _copy_consistent(self.store_path, target)
             try:
+                _prepare(target)
                 generation = Generation(self.directory, self.settings, target, fingerprint, self.pool_size)
+                if self.warm is not None:  # precompute the first pages' aggregates before the swap
+                    with contextlib.suppress(Exception):
+                        self.warm(generation)
             except duckdb.Error as exc:
                 target.unlink(missing_ok=True)
                 raise StoreError(f"cannot open the copy of {self.store_path}: {exc}") from exc
@@ -187,8 +230,11 @@ class Replica:
 
     def _poll(self, seconds: float) -> None:
         while not self._stop.wait(seconds):
+            if time.monotonic() - self._last_refresh < self.min_refresh_seconds:
+                continue  # a store written continuously is copied at most this often
             with contextlib.suppress(Exception):  # a failed copy keeps the current one
-                self.refresh()
+                if self.refresh():
+                    self._last_refresh = time.monotonic()
 
     @contextlib.contextmanager
     def lease(self, timeout: float = 30.0) -> Iterator[tuple[Generation, Project]]:

@@ -100,18 +100,10 @@ def protect(frame: pd.DataFrame, how: str) -> pd.DataFrame:
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """The frame as CSV (UTF-8, header), formulas neutralised by the shared export helper."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
+    """The frame as CSV (UTF-8, header), through segflow's one CSV writer (formulas
+    neutralised)."""
+    from segflow._csv import write_csv
 
-    from segflow.exports import neutralise_formulas
-
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    # pandas' string dtype arrives as large_string, which the shared helper does not take
-    table = table.cast(pa.schema([
-        f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f for f in table.schema
-    ]))
-    table = neutralise_formulas(table)
     sink = io.BytesIO()
-    pacsv.write_csv(table, sink)
+    write_csv(frame, sink)
     return sink.getvalue()

@@ -158,27 +158,31 @@ def search_customers(project: Project, q: str | None, scheme: str | None, segmen
 
 
 def customer_detail(project: Project, customer_id: str) -> dict[str, Any]:
-    """Attributes, segment history per scheme, scores and latest features of a customer."""
+    """Attributes, segment history per scheme, scores and latest features of a customer
+    (point lookups on the copy's ``customer_id`` indexes)."""
     raw = project.store.raw
-    history = raw.execute(
+
+    def frame(sql: str) -> pd.DataFrame:
+        cursor = raw.execute(sql, [customer_id])
+        return pd.DataFrame(cursor.fetchall(), columns=[d[0] for d in cursor.description])
+
+    history = frame(
         "SELECT scheme, snapshot_date, segment FROM segment_assignments WHERE customer_id = ? "
-        "ORDER BY scheme, snapshot_date",
-        [customer_id],
-    ).df()
-    attributes = raw.execute(
-        "SELECT * EXCLUDE (source, source_file, source_row, load_id) FROM customers WHERE customer_id = ? LIMIT 1",
-        [customer_id],
-    ).df()
+        "ORDER BY scheme, snapshot_date"
+    )
+    attributes = frame(
+        "SELECT * EXCLUDE (source, source_file, source_row, load_id) FROM customers WHERE customer_id = ? LIMIT 1"
+    )
     if history.empty and attributes.empty:
         raise HTTPException(status_code=404, detail=f"no customer {customer_id!r}")
-    scores = raw.execute(
+    scores = frame(
         "SELECT snapshot_date, model, score, value FROM customer_scores WHERE customer_id = ? "
-        "ORDER BY snapshot_date DESC, model, score",
-        [customer_id],
-    ).df()
-    features = pd.DataFrame()
-    if "customer_features" in project.store.tables():
-        features = raw.execute("SELECT * FROM customer_features WHERE customer_id = ?", [customer_id]).df()
+        "ORDER BY snapshot_date DESC, model, score"
+    )
+    has_features = raw.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'customer_features'"
+    ).fetchone()[0]
+    features = frame("SELECT * FROM customer_features WHERE customer_id = ?") if has_features else pd.DataFrame()
     return {"history": history, "attributes": attributes, "scores": scores, "features": features}
 
 
@@ -195,3 +199,20 @@ def timeline(history: pd.DataFrame) -> pd.DataFrame:
             end = date
         rows.append((scheme, current, start, end))
     return pd.DataFrame(rows, columns=["scheme", "segment", "from_snapshot", "to_snapshot"])
+
+
+def warm(gen: Generation) -> None:
+    """Precompute what the first pages show, on a new copy before it is served: schemes,
+    snapshots, latest segment sizes and the latest transition matrix of every scheme, and
+    the scorer of the latest snapshot (compiled SQL, fitted models)."""
+    project = gen.pool.get()
+    try:
+        for s in schemes(project, gen):
+            segment_sizes(project, gen, s["scheme"], None)
+            if s["snapshots"] >= 2:
+                transitions(project, gen, s["scheme"], None, None)
+        from segflow.server.routes.score import scorer_for
+
+        scorer_for(project, gen, None)
+    finally:
+        gen.pool.put(project)

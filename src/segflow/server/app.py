@@ -70,7 +70,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         openapi_url=None,
         lifespan=lifespan,
     )
-    app.state.replica = Replica(settings.project_dir, pool_size=settings.pool_size, poll_seconds=settings.poll_seconds)
+    from segflow.server._views import warm
+
+    app.state.replica = Replica(
+        settings.project_dir, pool_size=settings.pool_size, poll_seconds=settings.poll_seconds,
+        min_refresh_seconds=settings.min_refresh_seconds, warm=warm if settings.warm else None,
+    )
     app.state.sessions = Sessions(settings.session_hours)
     app.dependency_overrides[get_settings] = lambda: settings
     app.include_router(auth.router)

@@ -28,6 +28,8 @@ class ServerSettings(BaseModel):
     )
     pool_size: int = Field(default=8, ge=1, le=64, description="Read-only store connections.")
     poll_seconds: float = Field(default=2.0, ge=0, description="How often to look for a changed store.")
+    min_refresh_seconds: float = Field(default=10.0, ge=0, description="Least time between two store copies.")
+    warm: bool = Field(default=True, description="Precompute the first pages' aggregates of each copy.")
     session_hours: float = Field(default=8.0, gt=0, description="Lifetime of a browser login.")
 
 

@@ -105,17 +105,18 @@ class Prescan:
     digest: str
     size: int
     lines: int
-    simple: bool  # no quote character, no CR-only line end, no blank line, no NUL byte
+    simple: bool  # no CR-only line end, blank line or NUL byte
 
 
-def prescan(path: Path, quote: str) -> Prescan:
+def prescan(path: Path) -> Prescan:
     """Hash and count the file's bytes and lines in one pass (C-speed byte operations).
 
-    A *simple* file can be read by DuckDB's CSV reader with exact row numbers: each physical
-    line after the header is one record.
+    A *simple* file (no blank line, CR-only line end or NUL byte) is first given to DuckDB's
+    CSV reader; its result is kept only when its rows plus rejects equal the lines after the
+    header, i.e. each physical line was one record (a quoted line break or an unclosed quote
+    makes fewer records than lines, and the careful reader takes over).
     """
     sha, size, lines = hashlib.sha256(), 0, 0
-    qb = quote.encode("utf-8") if quote else b""
     simple, prev = True, b"\n"  # a blank first line counts as a blank line
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 22):
@@ -124,7 +125,7 @@ def prescan(path: Path, quote: str) -> Prescan:
             lines += chunk.count(b"\n")
             if simple:
                 joined = prev[-1:] + chunk
-                simple = not ((qb and qb in chunk) or b"\x00" in chunk
+                simple = not (b"\x00" in chunk
                               or joined.count(b"\r") != joined.count(b"\r\n") + joined.endswith(b"\r")
                               or b"\n\n" in joined or b"\n\r\n" in joined)
             prev = chunk
@@ -268,6 +269,9 @@ def read_csv_file(
                 tap.drain()
         except _DECOMPRESS_ERRORS as exc:
             raise InputError(f"cannot decompress: {str(exc).splitlines()[0]}", file=label) from exc
+        except UnicodeDecodeError as exc:  # only codecs whose errors escape handling cannot fix
+            raise InputError(f"the file is not valid {encoding} text: {exc.reason} (set "
+                             "options.encoding)", file=label) from exc
         sink.flush()
         tally.bytes_read, tally.digest = tap.n, tap.sha.hexdigest()
     tally.check(label)
@@ -330,3 +334,59 @@ def _parse(lines: _Lines, dialect: dict[str, Any], ncols: int, header: list[str]
     tally.lines = lines.count
     if lines.back:  # lines pushed back but not re-read (only when a limit stopped the read)
         tally.complete = False
+
+
+def read_lines(con: duckdb.DuckDBPyConnection, path: Path, label: str, table: str,
+               rejects: str, *, limit: int | None = None) -> CsvTally:
+    """Read a JSON-lines file into ``table`` (``_row`` = physical line, ``line``), skipping
+    blank lines; lines with bytes that are not UTF-8 go to ``rejects`` (both must exist).
+    Any line ending, ``.gz``/``.bz2``/``.xz``; hashes and counts what it read."""
+    tally = CsvTally(file_bytes=path.stat().st_size)
+    rows: list[int] = []
+    texts: list[str] = []
+    bad: list[tuple[int, str, str]] = []
+
+    def flush() -> None:
+        if rows:
+            _Sink(con, [], table, rejects)._append(table, pa.table(
+                [pa.array(rows, pa.int64()), pa.array(texts, pa.string())], names=["_row", "line"]))
+            rows.clear()
+            texts.clear()
+
+    with path.open("rb") as fh:
+        tap = _Tap(fh)
+        try:
+            data = decompressed(path, io.BufferedReader(tap, 1 << 20))
+            text = io.TextIOWrapper(data, encoding="utf-8-sig", errors="surrogateescape", newline="")
+            for n, line in enumerate(text, start=1):
+                tally.lines = n
+                if not line.strip():
+                    tally.blank_lines += 1
+                    continue
+                if limit is not None and tally.records >= limit:
+                    tally.complete = False
+                    break
+                tally.records += 1
+                tally.record_lines += 1
+                if not line.isascii() and _BAD_BYTES.search(line):
+                    raw = line.rstrip("\r\n").encode("utf-8", "backslashreplace").decode("utf-8")
+                    bad.append((n, raw, "bytes that are not valid UTF-8 text"))
+                    continue
+                rows.append(n)
+                texts.append(line.rstrip("\r\n"))
+                if len(rows) >= _BATCH:
+                    flush()
+            if tally.complete:
+                tap.drain()
+        except _DECOMPRESS_ERRORS as exc:
+            raise InputError(f"cannot decompress: {str(exc).splitlines()[0]}", file=label) from exc
+        flush()
+        if bad:
+            n, raw, why = zip(*bad, strict=True)
+            _Sink(con, [], table, rejects)._append(rejects, pa.table(
+                [pa.array(n, pa.int64()), pa.array(raw, pa.string()), pa.array(why, pa.string()),
+                 pa.nulls(len(n), pa.string())], names=["_row", "raw_row", "reason", "column_name"]))
+        tally.bytes_read, tally.digest = tap.n, tap.sha.hexdigest()
+    tally.header_lines = 0
+    tally.check(label)
+    return tally

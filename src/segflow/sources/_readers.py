@@ -24,7 +24,14 @@ import duckdb
 
 from segflow.config import SourceSettings
 from segflow.errors import InputError
-from segflow.sources._csvread import COMPRESSED, CsvTally, head_bytes, prescan, read_csv_file
+from segflow.sources._csvread import (
+    COMPRESSED,
+    CsvTally,
+    head_bytes,
+    prescan,
+    read_csv_file,
+    read_lines,
+)
 
 _EXTENSIONS = {
     ".csv": "csv",
@@ -112,8 +119,6 @@ def _skip_reason(source: SourceSettings, path: Path) -> str | None:
         return f"a {fmt} file, but the source's format is {source.format}"
     if comp and fmt not in ("csv", "jsonl"):
         return f"compressed ({comp}) {fmt} files are not read; decompress it"
-    if comp and fmt == "jsonl" and comp != ".gz":
-        return f"compressed ({comp}) JSON lines are not read; use .gz or decompress it"
     return None
 
 
@@ -290,9 +295,9 @@ def _stage_csv_duckdb(con, path: Path, header: list[str], delimiter: str, quote:
 def _stage_csv(con, path: Path, source: SourceSettings, label: str, limit: int | None) -> Staged:
     """Stage a CSV file.
 
-    A simple UTF-8 file (no quote character, blank line or CR-only line end; see
-    :func:`prescan`) is read by DuckDB's fast reader, and its rows plus rejects must equal
-    the file's lines after the header; otherwise (or when they do not) the careful reader
+    A simple UTF-8 file (no blank line, CR-only line end or NUL byte; see :func:`prescan`) is
+    read by DuckDB's fast reader, and its rows plus rejects must equal the file's lines after
+    the header (each line one record); otherwise (or when they do not) the careful reader
     :func:`segflow.sources._csvread.read_csv_file` reads it.
     """
     header, delimiter, quote, encoding = _csv_header(path, source, label)
@@ -300,9 +305,14 @@ def _stage_csv(con, path: Path, source: SourceSettings, label: str, limit: int |
     plain = (encoding == "utf-8-sig" and escape == quote and not limit
              and path.suffix.lower() not in COMPRESSED)
     if plain:
-        scan = prescan(path, quote)
+        scan = prescan(path)
+        staged = None
         if scan.simple:
-            staged = _stage_csv_duckdb(con, path, header, delimiter, quote, label, None)
+            try:
+                staged = _stage_csv_duckdb(con, path, header, delimiter, quote, label, None)
+            except InputError:  # DuckDB gave up (e.g. a runaway quote): the careful reader
+                staged = None
+        if staged is not None:
             n = con.execute(f"SELECT count(*) FROM {staged.table}").fetchone()[0]
             # a line of only spaces or tabs is a blank line (as in the careful reader)
             blank = con.execute(f"SELECT count(*) FROM {staged.rejects} "
@@ -404,21 +414,18 @@ def _is_nested(dtype: str) -> bool:
 
 def _stage_jsonl(con, path: Path, label: str, limit: int | None) -> Staged:
     """JSON lines: each line is one object; lines that are not valid JSON are rejects."""
-    lines = _tmp("lines")
-    args = "columns={'line': 'VARCHAR'}, header=false, auto_detect=false, delim='\x01', quote='', escape=''"
+    lines, rejects = _tmp("lines"), _tmp("rjt")
+    con.execute(f"CREATE TEMP TABLE {lines} (_row BIGINT, line VARCHAR)")
+    con.execute(f"CREATE TEMP TABLE {rejects} (_row BIGINT, raw_row VARCHAR, reason VARCHAR, "
+                "column_name VARCHAR)")
+    try:
+        tally = read_lines(con, path, label, lines, rejects, limit=limit)
+    except BaseException:
+        con.execute(f"DROP TABLE {lines}")
+        con.execute(f"DROP TABLE {rejects}")
+        raise
     con.execute(
-        f"CREATE TEMP TABLE {lines}_0 AS SELECT line "
-        f"FROM read_csv({lit(str(path))}, {args}, max_line_size={MAX_LINE_BYTES})"
-    )
-    con.execute(f"CREATE TEMP TABLE {lines} AS SELECT rowid - (SELECT min(rowid) FROM {lines}_0) "
-                f"+ 1 AS _row, line FROM {lines}_0")
-    con.execute(f"DROP TABLE {lines}_0")
-    if limit:
-        con.execute(f"DELETE FROM {lines} WHERE _row > {int(limit)}")
-    con.execute(f"DELETE FROM {lines} WHERE line IS NULL OR trim(line) = ''")
-    rejects = _tmp("rjt")
-    con.execute(
-        f"""CREATE TEMP TABLE {rejects} AS SELECT _row, line AS raw_row,
+        f"""INSERT INTO {rejects} SELECT _row, line AS raw_row,
         'not a JSON object' AS reason, NULL::VARCHAR AS column_name FROM {lines}
         WHERE NOT coalesce(CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' END, false)"""
     )
@@ -444,7 +451,7 @@ def _stage_jsonl(con, path: Path, label: str, limit: int | None) -> Staged:
         f"""CREATE TEMP TABLE {stg} AS SELECT _row, {sel} FROM {lines} ORDER BY _row"""
     )
     con.execute(f"DROP TABLE {lines}")
-    return Staged(stg, {k: "VARCHAR" for k in keys}, label, rejects, [stg, rejects])
+    return Staged(stg, {k: "VARCHAR" for k in keys}, label, rejects, [stg, rejects], tally=tally)
 
 
 def _json_key(key: str) -> str:

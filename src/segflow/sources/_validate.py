@@ -42,24 +42,38 @@ def _is_numeric(dtype: str) -> bool:
     return dtype.upper().startswith(_NUMERIC_TYPES)
 
 
-def _text(col: str, dtype: str, nulls: list[str] | tuple[str, ...] = ()) -> str:
-    """SQL: the value of a source column as trimmed text; NULL when empty or a null token.
+def _text(col: str, dtype: str) -> str:
+    """SQL: the value of a source column as trimmed text; NULL when empty.
 
-    ``nulls`` are the source's missing-value tokens (``null_values``), compared with the
-    trimmed text exactly (case-sensitive); they apply to text columns only (a typed column of
-    Parquet or a database has real NULLs).
+    Missing-value tokens (``null_values``) are already NULL here: :func:`validate` reads the
+    staged table through :func:`_without_null_tokens`.
     """
     ref = q(col)
     if dtype.upper().startswith(_FLOAT_TYPES):  # 123.0 -> '123' so ids match text sources
         return (f"CASE WHEN {ref} = floor({ref}) AND abs({ref}) < 1e15 "
                 f"THEN CAST(CAST({ref} AS BIGINT) AS VARCHAR) ELSE CAST({ref} AS VARCHAR) END")
     if dtype.upper() == "VARCHAR":
-        tokens = sorted({t.strip() for t in nulls} - {""})
-        if not tokens:
-            return f"NULLIF(trim({ref}), '')"
-        listed = ", ".join(lit(t) for t in tokens)
-        return f"CASE WHEN trim({ref}) IN ('', {listed}) THEN NULL ELSE trim({ref}) END"
+        return f"NULLIF(trim({ref}), '')"
     return f"CAST({ref} AS VARCHAR)"
+
+
+def _without_null_tokens(source: SourceSettings, staged: Staged, extra: list[str]) -> str:
+    """SQL: the staged table with every text column's missing-value tokens set to NULL.
+
+    ``null_values`` are compared with the trimmed value, exactly (case-sensitive); typed
+    columns (Parquet, databases) carry real NULLs and are left alone. Each value is tested
+    once, here, so the many expressions over a column do not repeat the test. ``extra``
+    (SQL ``expr AS name``) is computed from the original values (the raw row for the
+    quarantine, the exclude rule).
+    """
+    tokens = sorted({t.strip() for t in source.null_values} - {""})
+    texts = [c for c, t in staged.columns.items() if t.upper() == "VARCHAR"]
+    if not tokens or not texts:
+        return f"(SELECT *{''.join(', ' + e for e in extra)} FROM {staged.table})"
+    listed = ", ".join(lit(t) for t in tokens)
+    reps = ", ".join(f"CASE WHEN trim({q(c)}) IN ({listed}) THEN NULL ELSE {q(c)} END AS {q(c)}"
+                     for c in texts)
+    return f"(SELECT * REPLACE ({reps}){''.join(', ' + e for e in extra)} FROM {staged.table})"
 
 
 def _number_of_text(text: str, source: SourceSettings) -> str:
@@ -78,7 +92,7 @@ def _number_of_text(text: str, source: SourceSettings) -> str:
 def _number(col: str, dtype: str, source: SourceSettings) -> str:
     if _is_numeric(dtype):
         return f"CASE WHEN isfinite(CAST({q(col)} AS DOUBLE)) THEN CAST({q(col)} AS DOUBLE) END"
-    return _number_of_text(_text(col, dtype, source.null_values), source)
+    return _number_of_text(_text(col, dtype), source)
 
 
 def _boolean(text: str) -> str:
@@ -144,7 +158,7 @@ def _date_spec(col: str, dtype: str, source: SourceSettings) -> Spec:
     if up.startswith(("TIMESTAMP", "DATE")):
         value = _to_utc(f"CAST({q(col)} AS TIMESTAMP)", source.timezone)
         return Spec(f"CAST({q(col)} AS VARCHAR)", value, col)
-    text = _text(col, dtype, source.null_values)
+    text = _text(col, dtype)
     return Spec(text, "", col, dates=_date_parses(text, source))
 
 
@@ -193,7 +207,7 @@ class _Mapper:
         dtype = self.staged.columns[col]
         if ctype == "TIMESTAMP":
             return _date_spec(col, dtype, self.source)
-        text = _text(col, dtype, self.source.null_values)
+        text = _text(col, dtype)
         if ctype == "DOUBLE":
             return Spec(text, _number(col, dtype, self.source), col)
         if ctype == "BOOLEAN":
@@ -228,14 +242,12 @@ class _Mapper:
                 col = self.column(node.name, canonical)
                 used.append(col)
                 dtype = self.staged.columns[col]
-                sub = (_number(col, dtype, self.source) if ctype == "DOUBLE"
-                       else _text(col, dtype, self.source.null_values))
+                sub = _number(col, dtype, self.source) if ctype == "DOUBLE" else _text(col, dtype)
                 return sqlglot.parse_one(sub, read="duckdb")
             return node
 
         value = tree.transform(swap).sql(dialect="duckdb")
-        nulls = self.source.null_values
-        texts = ", ".join(_text(c, self.staged.columns[c], nulls) for c in used) or "NULL"
+        texts = ", ".join(_text(c, self.staged.columns[c]) for c in used) or "NULL"
         text = f"NULLIF(concat_ws(', ', {texts}), '')"
         label = "+".join(dict.fromkeys(used)) or "(expression)"
         if ctype == "DOUBLE":
@@ -326,7 +338,9 @@ def validate(
     table = source.table
     ctypes = CANONICAL_TABLES[table]
     need_raw = source.rollup
-    a_cols = [f"{raw_json(staged)} AS _raw"] if need_raw else []
+    extra = [f"{raw_json(staged)} AS _raw"] if need_raw else []
+    extra.append(f"{_exclude_condition(source)} AS _excluded")
+    a_cols = ["_raw"] if need_raw else []
     for c, spec in specs.items():
         a_cols.append(f"{spec.text} AS r_{c}")
         if spec.dates is not None:
@@ -334,8 +348,7 @@ def validate(
                 a_cols.append(f"{parse} AS p_{c}_{i}")
         else:
             a_cols.append(f"{spec.value} AS {'f' if c == 'is_return' else 'v'}_{c}")
-    excl = _exclude_condition(source)
-    a_cols.append(f"{excl} AS _excluded")
+    a_cols.append("_excluded")
 
     b_cols = []
     for c, spec in specs.items():
@@ -353,7 +366,7 @@ def validate(
     texts = [f"r_{c}" for c in specs if c not in source.value_maps]
     drop = f" EXCLUDE ({', '.join([*parses, *texts, '_ri'])})"
     sql = f"""CREATE TEMP TABLE {out} AS
-    WITH a AS (SELECT _row, {', '.join(a_cols)} FROM {staged.table}),
+    WITH a AS (SELECT _row, {', '.join(a_cols)} FROM {_without_null_tokens(source, staged, extra)}),
          b AS (SELECT {b_select} FROM a),
          c AS (SELECT b.*{''.join(', ' + e for e in extras)} FROM b),
          d AS (SELECT c.*, {first} AS _ri FROM c)

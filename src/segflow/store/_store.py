@@ -72,6 +72,8 @@ class Store:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         self.raw: duckdb.DuckDBPyConnection = self.con.con
         self.raw.execute(f"SET memory_limit = '{limit}'")
+        # DuckDB draws its own progress bar on stdout for long queries: stdout is for results
+        self.raw.execute("SET enable_progress_bar = false")
         if not read_only:
             self._upgrade()
             self._recover_runs()

@@ -44,23 +44,29 @@ class ScoreOut(BaseModel):
     notes: list[str]
 
 
-@router.post("/score", response_model=ScoreOut)
-def score(request: Request, body: ScoreIn, project: ProjectDep, gen: GenerationDep, who: CsrfChecked) -> ScoreOut:
-    """Segment of each saved scheme and the model scores (P(alive), expected purchases,
-    52-week CLV) for one customer's transactions, as of a stored snapshot."""
-    if not role_at_least(who.role, "analyst"):
-        raise HTTPException(status_code=403, detail=f"this needs the analyst role or above; token {who.token_id} has the {who.role} role")
+def scorer_for(project: Any, gen: Any, as_of: dt.date | None) -> Any:
+    """The scorer of a stored features snapshot (default: the latest), built once per copy."""
     from segflow.server._scorer import Scorer
 
     dates = gen.cached(("features_dates",), lambda: [r[0] for r in project.store.raw.execute(
         "SELECT DISTINCT snapshot_date FROM customer_features ORDER BY 1").fetchall()])
     if not dates:
         raise HTTPException(status_code=409, detail="no stored features: run `segflow run` first")
-    snapshot = body.as_of or dates[-1]
+    snapshot = as_of or dates[-1]
     if snapshot not in dates:
         raise HTTPException(status_code=404, detail=f"no stored features at {snapshot}; stored: {', '.join(map(str, dates))}")
+    return gen.cached(("scorer", snapshot), lambda: Scorer(project, snapshot))
+
+
+@router.post("/score", response_model=ScoreOut)
+def score(request: Request, body: ScoreIn, project: ProjectDep, gen: GenerationDep, who: CsrfChecked) -> ScoreOut:
+    """Segment of each saved scheme and the model scores (P(alive), expected purchases,
+    52-week CLV) for one customer's transactions, as of a stored snapshot."""
+    if not role_at_least(who.role, "analyst"):
+        raise HTTPException(status_code=403, detail=f"this needs the analyst role or above; token {who.token_id} has the {who.role} role")
     try:
-        scorer = gen.cached(("scorer", snapshot), lambda: Scorer(project, snapshot))
+        scorer = scorer_for(project, gen, body.as_of)
+        snapshot = scorer.snapshot
         rows = [t.model_dump() for t in body.transactions]
         table = pa.table({
             "transaction_id": pa.array([r["transaction_id"] or f"t{i}" for i, r in enumerate(rows)], pa.string()),

@@ -1,0 +1,111 @@
+"""Benchmark of `segflow export segments` on a large store.
+
+    nice python bench/bench_export.py                        # 1M customers x 12 snapshots
+    nice python bench/bench_export.py --customers 100000     # a quicker run
+
+Builds a store with DuckDB SQL only (no pipeline): ``customers`` with an e-mail and a phone,
+``segment_assignments`` of one 8-segment scheme at monthly snapshots (each month about a
+third of the customers change segment; 2 % of the base enters over the months and 1 %
+leaves before the last two snapshots), and two scores per customer at the latest snapshot. Then times, on that store:
+
+* a full export to Parquet and to CSV (contacts hashed, scores joined);
+* an incremental export (``--changes``) to Parquet against a watermark one snapshot back.
+
+Reports seconds and the process's peak resident memory (``ru_maxrss``) after each step, and
+writes ``bench/results/export.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULT = HERE / "results" / "export.md"
+
+
+def build(store, customers: int, snapshots: int) -> None:
+    con = store.raw
+    con.execute(f"""
+        INSERT INTO customers (customer_id, email, phone)
+        SELECT printf('C%08d', i), printf('user%d@example.com', i), printf('+44 20 %08d', i)
+        FROM range({customers}) t(i)""")
+    for k in range(snapshots):
+        day = dt.date(2024 + (k // 12), k % 12 + 1, 1)
+        # a customer's segment drifts: base segment from a hash, shifted every few months
+        con.execute(f"""
+            INSERT INTO segment_assignments
+            SELECT 'rfm', '1', DATE '{day}', printf('C%08d', i),
+                   'S' || ((hash(i) + (hash(i * 7 + {k}) % 5 = 0)::INT * {k}) % 8)::VARCHAR,
+                   ((hash(i) + (hash(i * 7 + {k}) % 5 = 0)::INT * {k}) % 8)::INT + 1, 'bench'
+            FROM range({customers}) t(i)
+            WHERE (i % 100 >= 2 OR i < {customers} * {k + 1} / {snapshots})
+              AND NOT (i % 100 = 99 AND {k} >= {snapshots} - 2)""")
+    latest = dt.date(2024 + ((snapshots - 1) // 12), (snapshots - 1) % 12 + 1, 1)
+    con.execute(f"""
+        INSERT INTO customer_scores
+        SELECT DATE '{latest}', printf('C%08d', i), 'bgnbd_gg', s,
+               CASE s WHEN 'p_alive' THEN (hash(i) % 1000) / 1000.0 ELSE (hash(i) % 50000) / 100.0 END,
+               'bench'
+        FROM range({customers}) t(i), (VALUES ('p_alive'), ('clv')) v(s)""")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--snapshots", type=int, default=12)
+    args = parser.parse_args()
+    sys.path.insert(0, str(HERE.parent / "src"))
+    from segflow.exports import export_segments
+    from segflow.store import Store
+
+    rows: list[tuple[str, float, float, int]] = []
+
+    def peak_gib() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+    with tempfile.TemporaryDirectory(prefix="segflow-bench-export-") as tmp:
+        store = Store(Path(tmp) / "store.duckdb")
+        t = time.perf_counter()
+        build(store, args.customers, args.snapshots)
+        rows.append(("build the store (not segflow)", time.perf_counter() - t, peak_gib(), 0))
+        dates = [r[0] for r in store.raw.execute(
+            "SELECT DISTINCT snapshot_date FROM segment_assignments ORDER BY 1").fetchall()]
+        for fmt in ("parquet", "csv"):
+            t = time.perf_counter()
+            r = export_segments(store, "rfm", Path(tmp) / f"full.{fmt}", name=f"full-{fmt}")
+            rows.append((f"full export to {fmt.upper()}", time.perf_counter() - t, peak_gib(), r.rows))
+        export_segments(store, "rfm", Path(tmp) / "w.parquet", name="delta", as_of=dates[-2])
+        t = time.perf_counter()
+        r = export_segments(store, "rfm", Path(tmp) / "delta.parquet", name="delta", mode="changes")
+        rows.append(("changes export to Parquet (one snapshot)", time.perf_counter() - t, peak_gib(), r.rows))
+        store.close()
+    load = os.getloadavg()
+    lines = [
+        "# Export benchmark",
+        "",
+        f"{args.customers:,} customers x {args.snapshots} monthly snapshots of one 8-segment scheme, "
+        f"2 scores at the latest; {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, load average {load[0]:.1f} at the end (a shared machine).",
+        "",
+        "| step | seconds | peak RSS (GiB, process so far) | rows written |",
+        "|---|---|---|---|",
+        *(f"| {name} | {sec:.1f} | {mem:.2f} | {n:,} |" for name, sec, mem, n in rows),
+        "",
+        f"`python bench/bench_export.py --customers {args.customers} --snapshots {args.snapshots}`",
+        "",
+    ]
+    RESULT.write_text("\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""`segflow tokens create|list|revoke|audit` and `serve`'s refusals, through the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import duckdb
+from typer.testing import CliRunner
+
+from segflow.cli import app
+
+
+def test_tokens_lifecycle_and_audit_drain(tmp_path):
+    from segflow.project import Project
+    from segflow.server import _audit
+
+    directory = tmp_path / "proj"
+    Project.init(directory).close()
+    runner = CliRunner()
+    created = runner.invoke(app, ["tokens", "create", "--role", "analyst", "--name", "crm", "--expires", "30d",
+                                  "-p", str(directory), "--json"])
+    assert created.exit_code == 0, created.output
+    body = json.loads(created.stdout)
+    token, token_id = body["token"], body["token_id"]
+    assert token.startswith(f"sf_{token_id}_") and body["role"] == "analyst" and body["state"] == "active"
+    con = duckdb.connect(str(directory / "segflow.duckdb"), read_only=True)
+    stored = con.execute("SELECT secret_sha256 FROM api_tokens WHERE token_id = ?", [token_id]).fetchone()[0]
+    con.close()
+    assert stored == hashlib.sha256(token.split("_", 2)[2].encode()).hexdigest()
+    listed = runner.invoke(app, ["tokens", "list", "-p", str(directory), "--json"])
+    assert listed.exit_code == 0 and token.split("_", 2)[2] not in listed.stdout and stored not in listed.stdout
+    assert [r["name"] for r in json.loads(listed.stdout)] == ["crm"]
+    bad = runner.invoke(app, ["tokens", "create", "--role", "root", "-p", str(directory)])
+    assert bad.exit_code == 1 and "unknown role 'root'" in bad.output
+    past = runner.invoke(app, ["tokens", "create", "--role", "viewer", "--expires", "2001-01-01", "-p", str(directory)])
+    assert past.exit_code == 1 and "lies in the past" in past.output
+    revoked = runner.invoke(app, ["tokens", "revoke", token_id, "-p", str(directory)])
+    assert revoked.exit_code == 0
+    states = {r["token_id"]: r["state"] for r in json.loads(
+        runner.invoke(app, ["tokens", "list", "-p", str(directory), "--json"]).stdout)}
+    assert states[token_id] == "revoked"
+    assert runner.invoke(app, ["tokens", "revoke", "nope", "-p", str(directory)]).exit_code == 1
+    # events spooled by a server move into the store's audit_log, once
+    work = _audit.work_dir_for(directory / "segflow.duckdb")
+    event = _audit.record(work, token_id=token_id, role="analyst", action="export", resource="/api/v1/customers?format=csv")
+    shown = runner.invoke(app, ["tokens", "audit", "-p", str(directory), "--json"])
+    assert [e["event_id"] for e in json.loads(shown.stdout)] == [event["event_id"]]
+    assert not _audit.spool_path(work).exists()
+    runner.invoke(app, ["tokens", "audit", "-p", str(directory), "--json"])
+    con = duckdb.connect(str(directory / "segflow.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*), min(action) FROM audit_log").fetchone() == (1, "export")
+    con.close()
+
+
+def test_serve_get_needs_a_token(tmp_path):
+    from segflow.project import Project
+
+    directory = tmp_path / "proj"
+    Project.init(directory).close()
+    runner = CliRunner()
+    refused = runner.invoke(app, ["serve", "-p", str(directory), "--get", "/api/v1/schemes"])
+    assert refused.exit_code == 1 and "Bearer" in refused.stdout
+    token = json.loads(runner.invoke(app, ["tokens", "create", "--role", "viewer", "-p", str(directory),
+                                           "--json"]).stdout)["token"]
+    ok = runner.invoke(app, ["serve", "-p", str(directory), "--get", "/api/v1/schemes", "--token", token])
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["count"] == 0
