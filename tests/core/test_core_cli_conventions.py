@@ -103,6 +103,20 @@ def test_results_on_stdout_messages_on_stderr(tmp_path):
     assert "[[sources]]" in out.stderr and "created" in out.stderr
 
 
+def test_result_tables_go_to_stdout_in_full(demo_like_project):
+    """A segment table is a result: on stdout (not cut to 80 columns when piped), nothing of
+    it on stderr."""
+    out = _segflow("segment", "-p", str(demo_like_project), "--scheme", "rfm")
+    assert out.returncode == 0, out.stderr
+    from segflow.project import Project
+
+    with Project.open(demo_like_project, read_only=True) as project:
+        sizes = project.segment_sizes("rfm")
+    names = [str(s) for s in sizes["segment"] if int(sizes.loc[sizes["segment"] == s, "customers"].iloc[0]) > 0]
+    assert names and all(name in out.stdout for name in names), out.stdout
+    assert not any(name in out.stderr for name in names if name not in ("Lost", "New")), out.stderr
+
+
 def test_errors_are_one_line_on_stderr_with_a_suggestion(tmp_path):
     from segflow.project import Project
 

@@ -19,7 +19,14 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from segflow.cli._common import JsonOption, ProjectDirOption, console, print_json, user_errors
+from segflow.cli._common import (
+    JsonOption,
+    ProjectDirOption,
+    console,
+    print_json,
+    stdout,
+    user_errors,
+)
 from segflow.cli._files import read_user_csv
 from segflow.errors import InputError
 
@@ -172,7 +179,7 @@ def _print_effect(rep: Any) -> None:
             table.add_row(seg, r.arm, str(r.n), _fmt(r.value, kind), lift, rel, padj, mde)
             if r.note:
                 notes.append(f"{seg or 'all'} / {r.arm}: {r.note}")
-        console.print(table)
+        stdout.print(table)
         for note in dict.fromkeys(notes):
             console.print(f"  [yellow]note[/] {note}", highlight=False)
 
@@ -187,7 +194,7 @@ def _print_migration(m: Any) -> None:
         ci = "" if _isna(r.diff_low) else f"[{r.diff_low * 100:+.2f}, {r.diff_high * 100:+.2f}] pp"
         p = "" if _isna(r.p_value) else f"{r.p_value:.3g}"
         table.add_row(r.arm, r.movement, str(r.customers), f"{r.share:.1%}", diff, ci, p)
-    console.print(table)
+    stdout.print(table)
 
 
 @campaign_app.command("list")
@@ -207,7 +214,7 @@ def list_campaigns(project: Path = ProjectDirOption, as_json: bool = JsonOption)
             table.add_column(col)
         for row in frame.itertuples(index=False):
             table.add_row(*map(str, row))
-        console.print(table)
+        stdout.print(table)
 
 
 @campaign_app.command("audience")
@@ -312,7 +319,7 @@ def uplift(
         for r in res.deciles.itertuples():
             table.add_row(str(r.decile), str(r.customers), f"{r.predicted_lift:+.4g}",
                           f"{r.observed_lift:+.4g}")
-        console.print(table)
+        stdout.print(table)
         if "scores_file" in payload:
             console.print(f"scores written to {payload['scores_file']}", highlight=False)
 
@@ -348,7 +355,7 @@ def promotions(
             table.add_row(str(r.segment), str(r.buyers), str(r.transactions),
                           _pct(r.promo_share), f"[{_pct(r.promo_share_low)}, {_pct(r.promo_share_high)}]",
                           _pct(r.promo_revenue_share), _pct(r.promo_buyer_share))
-        console.print(table)
+        stdout.print(table)
 
 
 def _pct(value: float) -> str:
@@ -374,4 +381,4 @@ def playbook_cmd(
             table.add_column(col)
         for (action, suggestion), rows in frame.groupby(["action", "suggestion"], sort=False):
             table.add_row(action, ", ".join(rows.segment_pattern), suggestion)
-        console.print(table)
+        stdout.print(table)

@@ -23,6 +23,7 @@ from segflow.cli._common import (
     console,
     print_json,
     progress,
+    stdout,
     user_errors,
 )
 from segflow.errors import SegflowError
@@ -112,7 +113,7 @@ def _print_training(summary: dict[str, Any]) -> None:
             str(row["decile"]), str(row["customers"]), f"{row['mean_predicted']:.3f}",
             f"{row['churn_rate']:.3f}", f"{row['lift']:.2f}", f"{row['cumulative_capture']:.1%}",
         )
-    console.print(table)
+    stdout.print(table)
     lo, hi = summary["band_thresholds"]
     console.print(
         f"risk bands: low < {lo:.3f} <= medium < {hi:.3f} <= high; model saved to "
@@ -220,7 +221,7 @@ def _print_next_segment(summary: dict[str, Any], scores: Any, written: int) -> N
     for row in summary["by_segment"]:
         table.add_row(row["segment"], str(row["customers"]), f"{row['model_accuracy']:.3f}",
                       f"{row['stay_accuracy']:.3f}", f"{row['markov_accuracy']:.3f}")
-    console.print(table)
+    stdout.print(table)
     console.print(
         f"scored {len(scores.frame)} customers at {scores.snapshot}; {written} rows written to "
         "customer_scores"

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from segflow.cli._common import JsonOption, ProjectDirOption, console, print_json, user_errors
+from segflow.cli._common import (
+    JsonOption,
+    ProjectDirOption,
+    console,
+    print_json,
+    stdout,
+    user_errors,
+)
 from segflow.cli._files import read_user_csv
 from segflow.cli._segment import segment_app
 from segflow.errors import InputError, SegflowError
@@ -289,7 +296,7 @@ def _print_cluster(summary: dict[str, Any]) -> None:
             _fmt(row["calinski_harabasz"], 1),
             f"{row['min_share']:.1%}",
         )
-    console.print(quality)
+    stdout.print(quality)
     segs = Table(
         "#",
         "segment",
@@ -305,7 +312,7 @@ def _print_cluster(summary: dict[str, Any]) -> None:
             f"{sizes.get(seg['segment_rank'], 0):,}",
             _fmt(seg.get("jaccard")),
         )
-    console.print(segs)
+    stdout.print(segs)
     for message in summary["warnings"]:
         console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
     if summary.get("out"):
@@ -434,4 +441,4 @@ def _print_profile(profile: Any) -> None:
             row.name,
             row.distinguishing,
         )
-    console.print(table)
+    stdout.print(table)

@@ -30,7 +30,9 @@ from segflow.errors import SegflowError
 
 #: Human output goes to stderr so that ``--json`` output on stdout stays machine-readable.
 console = Console(stderr=True)
-stdout = Console()
+#: Results (tables) go to stdout; piped to a file they keep their full width (Rich would
+#: squeeze them to 80 columns and cut the headers).
+stdout = Console(width=None if sys.stdout.isatty() else 200)
 
 STATE = {"debug": False}
 

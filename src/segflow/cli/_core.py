@@ -16,6 +16,7 @@ from segflow.cli._common import (
     console,
     print_json,
     progress,
+    stdout,
     user_errors,
 )
 
@@ -164,7 +165,7 @@ def _print_sizes(project, scheme: str, snapshot: dt.date | None = None) -> None:
             str(row.segment), f"{row.customers:,}", f"{row.share:.1%}",
             f"{row.revenue_12m:,.0f}", f"{row.revenue_share:.1%}",
         )
-    console.print(table)
+    stdout.print(table)
 
 
 def _print_flows(project, scheme: str, top: int = 10) -> None:  # noqa: ANN001
@@ -175,4 +176,4 @@ def _print_flows(project, scheme: str, top: int = 10) -> None:  # noqa: ANN001
         table.add_column(col, justify="left" if col in ("from", "to") else "right")
     for row in flows.itertuples():
         table.add_row(str(row.from_segment), str(row.to_segment), f"{row.customers:,}", f"{row.share:.1%}")
-    console.print(table)
+    stdout.print(table)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from segflow.cli._common import (
     JsonOption,
@@ -17,6 +18,7 @@ from segflow.cli._common import (
     console,
     print_json,
     progress,
+    stdout,
     user_errors,
 )
 
@@ -55,7 +57,8 @@ def _table(title: str, frame, columns: list[str]) -> Table:
     for c in columns:
         table.add_column(c, justify="right" if frame[c].dtype.kind in "iuf" else "left")
     for row in frame[columns].itertuples(index=False):
-        table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row))
+        # Text(): data and advice such as "[sources.value_maps]" are not Rich markup
+        table.add_row(*(Text(f"{v:,}" if isinstance(v, int) else str(v)) for v in row))
     return table
 
 
@@ -89,12 +92,12 @@ def ingest_command(
             print_json(report.to_dict())
             return
         frame = report.to_pandas()
-        console.print(_table("Reconciliation (rows)", frame, [
+        stdout.print(_table("Reconciliation (rows)", frame, [
             "source", "source_file", "status", "rows_read", "rows_accepted", "rows_quarantined",
             "rows_duplicate", "rows_replaced", "rows_anonymous"]))
         rules = report.rules()
         if len(rules):
-            console.print(_table("Quarantined rows by rule", rules, ["source", "rule", "rows"]))
+            stdout.print(_table("Quarantined rows by rule", rules, ["source", "rule", "rows"]))
         for w in report.warnings:
             console.print(f"[yellow]note:[/] {w}", highlight=False)
 
@@ -131,7 +134,7 @@ def check_command(
         console.print(f"{c['rows_read']} rows checked: {c['rows_accepted']} accepted, "
                       f"{c['rows_quarantined']} quarantined, {c['rows_duplicate']} duplicate")
         if len(report.rejected):
-            console.print(_table("Rejected rows", report.rejected.head(30).fillna(""),
+            stdout.print(_table("Rejected rows", report.rejected.head(30).fillna(""),
                                  ["row_number", "rule", "column_name", "reason"]))
 
 
@@ -159,7 +162,7 @@ def audit_command(
             return
         console.print(f"data-quality score: {report.score:.0f} / 100 (audit date {report.as_of}; "
                       f"stale and old dates judged against the data's end {report.data_end})")
-        console.print(_table("Checks", report.to_pandas(),
+        stdout.print(_table("Checks", report.to_pandas(),
                              ["check", "table", "severity", "count", "advice"]))
 
 

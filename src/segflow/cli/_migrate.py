@@ -12,7 +12,14 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from segflow.cli._common import JsonOption, ProjectDirOption, console, print_json, user_errors
+from segflow.cli._common import (
+    JsonOption,
+    ProjectDirOption,
+    console,
+    print_json,
+    stdout,
+    user_errors,
+)
 from segflow.errors import SegflowError
 
 migrate_app = typer.Typer(
@@ -141,7 +148,7 @@ def _print_matrix(tm) -> None:  # noqa: ANN001
             f"{row.share_lower:.1%} – {row.share_upper:.1%}",
             *extra,
         )
-    console.print(table)
+    stdout.print(table)
     s = tm.summary()
     line = f"stayed {s['stay']:,} · up {s['up']:,} · down {s['down']:,} · new {s['new']:,} · gone {s['gone']:,}"
     if "revenue_in_motion" in s:
@@ -236,7 +243,7 @@ def forecast(
             table.add_column(str(col), justify="right")
         for period, row in fc.iterrows():
             table.add_row(str(period), *[f"{v:,.0f}" for v in row])
-        console.print(table)
+        stdout.print(table)
 
 
 @migrate_app.command("who")
@@ -309,7 +316,7 @@ def paths(
             table.add_column(col, justify="left" if col == "path" else "right")
         for row in result.paths.itertuples():
             table.add_row(str(row.path), f"{row.customers:,}", f"{row.share:.1%}")
-        console.print(table)
+        stdout.print(table)
 
 
 @migrate_app.command("stability")

@@ -20,6 +20,7 @@ from segflow.cli._common import (
     ProjectDirOption,
     console,
     print_json,
+    stdout,
     user_errors,
 )
 from segflow.errors import SegflowError
@@ -209,4 +210,4 @@ def _print(sizes: SegmentSizes) -> None:
             "" if row.revenue_share is None or row.revenue_share != row.revenue_share
             else f"{row.revenue_share:.1%}",
         )
-    console.print(table)
+    stdout.print(table)

@@ -72,8 +72,11 @@ class Store:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         self.raw: duckdb.DuckDBPyConnection = self.con.con
         self.raw.execute(f"SET memory_limit = '{limit}'")
-        # DuckDB draws its own progress bar on stdout for long queries: stdout is for results
-        self.raw.execute("SET enable_progress_bar = false")
+        # DuckDB draws its own progress bar on stdout for long queries: stdout is for results.
+        # (In Jupyter DuckDB refuses to change the setting without ipywidgets; its bar is a
+        # widget there, not stdout, so it can stay.)
+        with contextlib.suppress(duckdb.Error):
+            self.raw.execute("SET enable_progress_bar = false")
         if not read_only:
             self._upgrade()
             self._recover_runs()
