@@ -37,6 +37,7 @@ def _root(
     ),
 ) -> None:
     _common.STATE["debug"] = debug
+    _common.STATE["json"] = False  # set again by a command's --json option
     if not debug:
         warnings.showwarning = _common.show_warning
 

@@ -30,11 +30,27 @@ from segflow.errors import SegflowError
 
 #: Human output goes to stderr so that ``--json`` output on stdout stays machine-readable.
 console = Console(stderr=True)
-#: Results (tables) go to stdout; piped to a file they keep their full width (Rich would
-#: squeeze them to 80 columns and cut the headers).
-stdout = Console(width=None if sys.stdout.isatty() else 200)
+STATE = {"debug": False, "json": False}
 
-STATE = {"debug": False}
+
+class _ResultConsole:
+    """Where result tables go: stdout, except under ``--json``, whose stdout holds the JSON
+    document alone (the tables then go to stderr with the messages). Piped to a file, tables
+    keep their full width (Rich would squeeze them to 80 columns and cut the headers)."""
+
+    def __init__(self) -> None:
+        self._out = Console(width=None if sys.stdout.isatty() else 200)
+
+    def print(self, *args: Any, **kwargs: Any) -> None:
+        (console if STATE["json"] else self._out).print(*args, **kwargs)
+
+
+stdout = _ResultConsole()
+
+
+def _json_mode(value: bool) -> bool:
+    STATE["json"] = bool(value)
+    return value
 
 
 @contextlib.contextmanager
@@ -97,5 +113,7 @@ def progress(disable: bool = False) -> Progress:
 ProjectDirOption = typer.Option(
     Path("."), "--project", "-p", help="Project folder holding segflow.toml.", show_default=True
 )
-JsonOption = typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout.")
+JsonOption = typer.Option(
+    False, "--json", help="Print a machine-readable JSON summary on stdout.", callback=_json_mode
+)
 EngineOption = typer.Option("duckdb", "--engine", help="Engine: duckdb (default) or spark.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import warnings
 from pathlib import Path
 
 import typer
@@ -68,7 +69,12 @@ def run(
         with Project.open(project_dir) as project:
             with progress(disable=as_json) as bar:
                 task = bar.add_task("features and segments", total=None)
-                summary = project.run(engine=engine, progress=_progress_callback(bar, task))
+                # the run's notes repeat its warnings: hold the warnings, print each message once
+                with warnings.catch_warnings(record=True) as caught:  # keeps the CLI's filters
+                    summary = project.run(engine=engine, progress=_progress_callback(bar, task))
+            for message in dict.fromkeys(str(w.message) for w in caught):
+                if not any(message in note or note in message for note in summary.notes):
+                    console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
             if as_json:
                 print_json(summary.to_dict())
                 return
@@ -125,7 +131,12 @@ def demo(
                 project.ingest()
                 bar.update(task, description="ingested", completed=1, total=1)
                 task = bar.add_task("features and segments", total=None)
-                summary = project.run(engine=engine, progress=_progress_callback(bar, task))
+                # the run's notes repeat its warnings: hold the warnings, print each message once
+                with warnings.catch_warnings(record=True) as caught:  # keeps the CLI's filters
+                    summary = project.run(engine=engine, progress=_progress_callback(bar, task))
+            for message in dict.fromkeys(str(w.message) for w in caught):
+                if not any(message in note or note in message for note in summary.notes):
+                    console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
                 task = bar.add_task("writing report", total=None)
                 path = project.report(out / "report.html")
                 bar.update(task, description="report written", completed=1, total=1)
