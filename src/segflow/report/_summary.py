@@ -142,11 +142,15 @@ def data_health(ctx: ReportContext) -> str:
     dup = int(recon["rows_duplicate"].sum())
     rules = len(quarantine_reasons(store))
     checks = ctx.audit
-    passed = int((checks["severity"] == "ok").sum())
+    severity = checks["severity"]
+    # "info" checks report something to know (no failure): count the warnings and errors only
+    problems = int(severity.isin(["warning", "error", "critical"]).sum())
     adds = "all files reconcile" if bool(recon["reconciles"].all()) else "some files do NOT reconcile"
+    audit = (f"{len(checks)} audit checks: {problems} need attention" if problems
+             else f"{len(checks)} audit checks: none needs attention")
     return (
         f"{count(read)} rows read: {pct(acc / read if read else 0)} accepted, {count(quar)} quarantined "
-        f"({rules} rules), {count(dup)} duplicates; {adds}; {passed} of {len(checks)} audit checks passed."
+        f"({rules} rules), {count(dup)} duplicates; {adds}; {audit}."
     )
 
 
