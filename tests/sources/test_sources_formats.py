@@ -3,11 +3,6 @@ identical canonical tables; reader options (delimiter, decimal comma, time zone)
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -21,8 +16,6 @@ from sources_project import NOW
 from segflow.config import Settings
 from segflow.sources import ingest
 from segflow.store import Store
-
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 ROWS = pd.DataFrame({
     "order_id": ["A1", "A2", "A3", "A4", "A5", "A6", "A2"],
@@ -136,40 +129,12 @@ def test_semicolon_decimal_comma_thousands_and_time_zone(tmp_path, reference):
 
 
 # -- Postgres -----------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def postgres():
-    if not (PG_BIN / "initdb").exists():
-        pytest.skip(f"no PostgreSQL server binary at {PG_BIN} (apt-get install postgresql)")
-    pytest.importorskip("psycopg", reason="psycopg not installed (pip install 'segflow[postgres]')")
-    # pytest's tmp folders are private to root; the server user needs its own folder.
-    root = Path(tempfile.mkdtemp(prefix="segflow-pg-"))
-    data, sock = root / "data", root / "sock"
-    sock.mkdir()
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        if shutil.which("runuser") is None:
-            pytest.skip("running as root without runuser: cannot start PostgreSQL")
-        prefix = ["runuser", "-u", "postgres", "--"]
-        for p in (root, sock):
-            shutil.chown(p, "postgres")
-    port = _free_port()
-    run = lambda *cmd: subprocess.run([*prefix, *cmd], check=True, capture_output=True)  # noqa: E731
-    run(str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
-    run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
-        f"-p {port} -k {sock} -c listen_addresses=127.0.0.1", "start")
-    try:
-        url = f"postgres://postgres@127.0.0.1:{port}/postgres"
+    from tests._postgres import postgres_server
+
+    with postgres_server() as url:
         yield url
-    finally:
-        subprocess.run([*prefix, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                        "stop"], capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.postgres
