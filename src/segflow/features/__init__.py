@@ -15,6 +15,7 @@ from segflow.features._purchase_def import (
     purchase_lines,
 )
 from segflow.features._registry import FEATURE_GROUPS, FEATURES, Feature
+from segflow.features._snapshots import snapshot_features
 from segflow.features._survey import question_column, survey_registry
 
 __all__ = [
@@ -29,5 +30,6 @@ __all__ = [
     "is_spend_line",
     "purchase_lines",
     "question_column",
+    "snapshot_features",
     "survey_registry",
 ]
