@@ -226,6 +226,12 @@ def run_pipeline(
             start = time.perf_counter()
             scored = score_clv(store, tables["transactions"], dates[-1], run_id, notes=notes)
             seconds["clv_scores"] = time.perf_counter() - start
+
+            start = time.perf_counter()
+            from segflow.summaries import write_aggregates
+
+            write_aggregates(store, run_id, kinds={s.name: s.kind for s in schemes})
+            seconds["aggregates"] = time.perf_counter() - start
         finally:
             eng.close()
     if notes:  # the run log says what a stage could not do (runs.message)
