@@ -9,7 +9,9 @@ one under ``--workdir``), time and peak memory of
   to Arrow (what ``segflow run`` did before issue 10),
 
 for all feature groups and for the groups the built-in schemes read
-(``rfm,seasonality,web``). Each measurement runs in its own subprocess (its own peak RSS).
+(``rfm,seasonality,web``). Each measurement runs in its own subprocess (its own peak RSS);
+CPU seconds (user + system, all threads) are reported next to wall-clock seconds because
+the latter depend on what else the machine is doing.
 
 Usage::
 
@@ -61,6 +63,8 @@ MEASURE = textwrap.dedent(
     dates.sort()
     tables = {name: store.table(name) for name in REQUIRED_TABLES}
     t0 = time.perf_counter()
+    use0 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = use0.ru_utime + use0.ru_stime
     rows = 0
     if how == "onepass":
         rows = snapshot_features(tables, dates, groups=groups).to_pyarrow().num_rows
@@ -68,9 +72,11 @@ MEASURE = textwrap.dedent(
         for s in dates:
             rows += customer_features(tables, s, groups=groups).to_pyarrow().num_rows
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = use.ru_utime + use.ru_stime - cpu0
+    peak = use.ru_maxrss / 1024
     print(json.dumps({"how": how, "groups": sys.argv[4], "snapshots": n, "rows": rows,
-                      "seconds": round(seconds, 1), "peak_rss_mb": round(peak)}))
+                      "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1), "peak_rss_mb": round(peak)}))
     """
 )
 

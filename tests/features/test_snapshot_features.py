@@ -172,7 +172,9 @@ def edge():
     store.close()
 
 
-@pytest.mark.parametrize("window_days", [None, 90, 365])
+@pytest.mark.parametrize(
+    "window_days", [None, 90, pytest.param(365, marks=pytest.mark.slow)]
+)
 def test_one_pass_equals_each_snapshot_on_the_edges(edge, window_days):
     got = assert_same_table(edge, S, window_days=window_days)
     at = got.set_index(["snapshot_date", "customer_id"])
@@ -198,6 +200,7 @@ def test_duplicate_and_unsorted_dates_give_one_row_per_snapshot(edge):
                                   b.sort_values(key, ignore_index=True))
 
 
+@pytest.mark.slow
 def test_one_snapshot_and_single_groups(edge):
     assert_same_table(edge, [S[3]], window_days=90)
     for group in FEATURE_GROUPS:
@@ -222,6 +225,7 @@ def random_tables():
     store.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("window_days", [None, 180])
 def test_one_pass_equals_each_snapshot_on_the_random_fixture(random_tables, window_days):
     dates = [dt.date(2021, 9, 1), dt.date(2022, 9, 1), dt.date(2023, 7, 1), dt.date(2024, 3, 1),
@@ -262,3 +266,37 @@ def test_one_pass_equals_each_snapshot_on_the_demo_data(demo, window_days):
     dates = [(pd.Timestamp(ds.start) + pd.DateOffset(months=m)).date() for m in range(1, 25, 3)]
     got = assert_same_table(tables, dates, window_days=window_days)
     assert got.customer_id.nunique() > 300 and got.visits_90d.sum() > 0
+
+
+# -- the same expressions on Spark -------------------------------------------------------
+@pytest.mark.spark
+@pytest.mark.slow
+def test_spark_one_pass_equals_duckdb_one_pass():
+    from tests._engines import require_spark
+
+    require_spark()
+    from segflow.engine import connect
+
+    store = Store(":memory:")
+    to_store(store, edge_tables())
+    engine = connect(store, "spark")
+    key = ["snapshot_date", "customer_id"]
+    try:
+        on_spark = snapshot_features({n: engine.table(n) for n in REQUIRED_TABLES}, S,
+                                     window_days=90).to_pandas()
+    finally:
+        engine.close()
+    want = snapshot_features({n: store.table(n) for n in REQUIRED_TABLES}, S, window_days=90)
+    want = want.to_pandas().sort_values(key, ignore_index=True)
+    got = on_spark.sort_values(key, ignore_index=True)
+    store.close()
+    assert list(got.columns) == list(want.columns) and len(got) == len(want) > 40
+    for name in got.columns:
+        g, w = got[name], want[name]
+        if w.dtype.kind == "f":
+            np.testing.assert_allclose(g.astype(float), w, rtol=1e-9, equal_nan=True,
+                                       err_msg=name)
+        else:
+            assert [None if pd.isna(v) else v for v in g] == [
+                None if pd.isna(v) else v for v in w
+            ], name

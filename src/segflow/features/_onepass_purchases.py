@@ -29,11 +29,11 @@ _ORDER_KEY = ["customer_id", "transaction_id", "_ts_key"]
 
 def period_lines(transactions: ibis.Table, periods: Periods) -> ibis.Table:
     """Transaction rows seen by some snapshot, with ``_ret``, ``_buy``, ``_day``, the order
-    key part ``_ts_key`` and their period ``_k``."""
+    key part ``_ts_key`` and their period ``_k`` (``customer_id`` as given: the caller passes
+    integer surrogate keys)."""
     t = transactions
     t = t.filter(t.customer_id.notnull(), t.ts.notnull(), t.ts < periods.end_ts())
     t = t.mutate(
-        customer_id=t.customer_id.cast("string"),
         _ret=is_return_line(t),
         _buy=is_purchase_line(t),
         _day=t.ts.date().epoch_days().cast("int64"),

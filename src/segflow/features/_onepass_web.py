@@ -24,7 +24,6 @@ def web_deltas(events: ibis.Table, periods: Periods) -> list[ibis.Table]:
     day = e.ts.date().epoch_days().cast("int64")
     etype = e.event_type.lower()
     e = e.mutate(
-        customer_id=e.customer_id.cast("string"),
         _day=day,
         _sess=e.session_id.cast("string").fill_null("day:" + day.cast("string")),
         _view=etype.isin(PRODUCT_VIEW_TYPES).fill_null(False).cast("int64"),

@@ -101,24 +101,28 @@ def snapshot_features(
     schema = customer_features(tables, unique[0], window_days=window_days, groups=groups).schema()
     periods = Periods(tuple(unique))
 
-    lines = purchases.period_lines(tables["transactions"], periods)
+    keys = _customer_keys(tables, periods)
+    keyed = {name: _keyed(tables[name], keys) for name in ("customers", "transactions", "events")}
+    lines = purchases.period_lines(keyed["transactions"], periods)
     parts = purchases.order_deltas(lines, periods, window_days)
     parts += purchases.line_deltas(lines, periods, window_days)
     sums, mins, maxs = list(purchases.SUMS), list(purchases.MINS), list(purchases.MAXS)
     if "web" in wanted:
-        parts += web.web_deltas(tables["events"], periods)
+        parts += web.web_deltas(keyed["events"], periods)
         sums += web.SUMS
         maxs += web.MAXS
     deltas = union_deltas(parts, mins, maxs)
 
-    grid = _grid(tables["customers"], lines, periods)
+    grid = _grid(keyed["customers"], lines, periods)
     g = grid.left_join(deltas, ["customer_id", "_k"]).drop("customer_id_right", "_k_right")
     g = g.mutate(**running(g, sums, mins, maxs))
     out = g.mutate(**_features(g, wanted))
-    extra = []
     if "attribute" in wanted:
-        extra.append(_attributes(tables["customers"], periods))
-    extra += _per_snapshot_parts(tables, periods, window_days, wanted, list(schema))
+        out = _left_join_keyed(out, [_attributes(keyed["customers"], periods)])
+    # back to the original customer ids, then the per-snapshot parts (keyed by them)
+    out = out.join(keys, out.customer_id == keys._ck).drop("customer_id", "_ck")
+    out = out.rename(customer_id="_cid")
+    extra = _per_snapshot_parts(tables, periods, window_days, wanted, list(schema))
     out = _left_join_keyed(out, extra)
 
     fills = {n: out[n].fill_null(0) for n in _ZERO_WHEN_ABSENT if n in schema}
@@ -130,12 +134,34 @@ def snapshot_features(
     )
 
 
+def _customer_keys(tables: Mapping[str, ibis.Table], periods: Periods) -> ibis.Table:
+    """Integer surrogate keys ``_ck`` (1, 2, ... in id order) for the customer ids ``_cid``
+    of the customers, transactions and events: the heavy grouping, windows and joins run on
+    them instead of strings."""
+    end = periods.end_ts()
+    ids = []
+    for name in ("customers", "transactions", "events"):
+        t = tables[name]
+        t = t.filter(t.customer_id.notnull())
+        if name != "customers":
+            t = t.filter(t.ts.notnull(), t.ts < end)
+        ids.append(t.select(_cid=t.customer_id.cast("string")).distinct())
+    u = ibis.union(*ids, distinct=True)
+    return u.mutate(_ck=ibis.row_number().over(order_by="_cid").cast("int64"))
+
+
+def _keyed(t: ibis.Table, keys: ibis.Table) -> ibis.Table:
+    """``t`` (rows with a customer id) with ``customer_id`` replaced by its surrogate key."""
+    j = t.join(keys, t.customer_id.cast("string") == keys._cid)
+    return j.select(*[c for c in t.columns if c != "customer_id"], customer_id=j._ck)
+
+
 def _grid(customers: ibis.Table, lines: ibis.Table, periods: Periods) -> ibis.Table:
     """One row per (customer, snapshot ``_k``) from the first snapshot that knows the customer
     (sign-up or any transaction row before it), with ``snapshot_date``, ``_sday`` and the
     sign-up day ``_cd`` with its period ``_kc``."""
     c = customers.filter(customers.customer_id.notnull())
-    created = c.group_by(customer_id=c.customer_id.cast("string")).aggregate(
+    created = c.group_by("customer_id").aggregate(
         _created=c.created_at.min()
     )
     created = created.filter(created._created.notnull())
@@ -254,7 +280,7 @@ def _attributes(customers: ibis.Table, periods: Periods) -> ibis.Table:
     )
     v = v.filter(v._rn == 0)
     return v.select(
-        customer_id=v.customer_id.cast("string"),
+        customer_id=v.customer_id,
         _k=v._k,
         **{name: v[name].cast("string") for name in ATTRIBUTE_COLUMNS},
     )
