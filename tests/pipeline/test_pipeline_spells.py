@@ -9,32 +9,12 @@ import os
 import warnings
 
 import duckdb
-import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
+from tests.pipeline._spells_fixture import COLS, _random_history, _write
 
 from segflow.store import Store
 from segflow.store._schema import MIGRATIONS
-from segflow.store._spells import write_spells
-
-COLS = ["scheme", "scheme_version", "snapshot_date", "customer_id", "segment", "segment_rank"]
-
-
-def _random_history(seed: int, n_customers: int = 40, n_snaps: int = 9) -> pd.DataFrame:
-    """Per-snapshot assignments with entries, exits, returns and segment changes."""
-    rng = np.random.default_rng(seed)
-    days = [dt.date(2024, m, 1) for m in range(1, n_snaps + 1)]
-    rows = []
-    for c in range(n_customers):
-        segment = rng.integers(0, 3)
-        for d in days:
-            if rng.random() < 0.15:  # absent at this snapshot
-                continue
-            if rng.random() < 0.3:
-                segment = rng.integers(0, 3)
-            rows.append(("s", "1", d, f"c{c:02d}", f"g{segment}", int(segment) + 1))
-    return pd.DataFrame(rows, columns=COLS)
 
 
 def _view(store: Store) -> pd.DataFrame:
@@ -44,15 +24,6 @@ def _view(store: Store) -> pd.DataFrame:
     out["snapshot_date"] = pd.to_datetime(out["snapshot_date"]).dt.date
     out["segment_rank"] = out["segment_rank"].astype("int64")
     return out
-
-
-def _write(store: Store, frame: pd.DataFrame, days: list[dt.date], run: str) -> None:
-    part = frame[frame["snapshot_date"].isin(days)][COLS[2:]]
-    with store.transaction() as con:
-        con.register("_rows", pa.Table.from_pandas(part, preserve_index=False))
-        write_spells(con, scheme="s", scheme_version="1", source="_rows", snapshots=days,
-                     run_id=run)
-        con.unregister("_rows")
 
 
 def _expected(frame: pd.DataFrame) -> pd.DataFrame:
@@ -201,14 +172,16 @@ def test_incremental_month_equals_a_full_run_and_reruns_do_not_grow(demo_data, t
     full = _reopen(folder / "full", folder, ds, max_date=ds.end)
     path = folder / "full" / "segflow.duckdb"
     before, spells_before = _state(full), _spells(full)
-    again = full.run()
-    assert again.snapshots_computed == [] and again.assignments_written == 0
-    full.store.raw.execute("CHECKPOINT")
-    size = os.path.getsize(path)
-    again = full.run()
-    full.store.raw.execute("CHECKPOINT")
+    sizes = []
+    for _ in range(4):
+        again = full.run()
+        assert again.snapshots_computed == [] and again.assignments_written == 0
+        full.store.raw.execute("CHECKPOINT")
+        sizes.append(os.path.getsize(path))
     assert _state(full) == before and _spells(full) == spells_before
-    assert os.path.getsize(path) == size
+    # only the run log changes: DuckDB alternates between two block layouts for it (measured
+    # 5,517,312 and 5,779,456 bytes), it does not grow
+    assert max(sizes[2:]) <= max(sizes[:2]), sizes
     # a forced full re-run rewrites everything with identical results
     forced = full.run(full=True)
     assert forced.snapshots_computed == first.snapshot_dates
