@@ -59,3 +59,17 @@ def test_segment_list_from_spells_equals_the_view(history):
         got = spell_segment_list(store, "s", day).order_by("customer_id").to_pandas()
         pd.testing.assert_frame_equal(got[want.columns], want, check_dtype=False)
     assert want["previous_segment"].notna().any() and (want["periods_in_segment"] > 1).any()
+
+
+def test_paths_and_time_in_segment_from_spells_equal_the_view(history):
+    from segflow.migration import customer_paths
+
+    store, _ = history
+    want = customer_paths(store.table("segment_assignments"), "s", top=50)
+    got = customer_paths(store, "s", top=50)
+    pd.testing.assert_frame_equal(got.to_pandas(), want.to_pandas())
+    pd.testing.assert_frame_equal(got.time_in_segment, want.time_in_segment, check_dtype=False)
+    assert (got.customers, got.distinct_paths, got.dates) == (
+        want.customers, want.distinct_paths, want.dates)
+    assert want.time_in_segment["completed_runs"].sum() > 0
+    assert any("(gone)" in p for p in want.to_pandas()["path"])

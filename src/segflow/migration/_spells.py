@@ -145,3 +145,34 @@ def spell_segment_list(store: Store, scheme: str, day: dt.date) -> ibis.Table | 
         last_change_date=j.valid_from,
         periods_in_segment=j.periods.cast("int64"),
     )
+
+
+def spell_runs(
+    store: Store, scheme: str
+) -> tuple[list[dt.date], ibis.Table, ibis.Table] | None:
+    """The runs of :func:`segflow.migration.customer_paths` over all snapshots of ``scheme``,
+    from the spells: the snapshot dates, the runs (``customer_id, run_no, segment, length,
+    first, last``) and one row per run for the path strings (``customer_id, idx, gap,
+    segment, run_no, last_idx``). ``None`` when the scheme's snapshots span several scheme
+    versions (the view is exact then)."""
+    versions = store.raw.execute(
+        "SELECT count(DISTINCT scheme_version) FROM segment_snapshots WHERE scheme = ?", [scheme]
+    ).fetchone()[0]
+    if versions > 1:
+        return None
+    dates = spell_snapshots(store, scheme)
+    if not dates:
+        raise SegflowError(f"scheme {scheme!r} has no assignments; run the pipeline first")
+    sp = store.table("segment_spells")
+    sp = _indexed(sp.filter(sp.scheme == scheme), dates)
+    w = ibis.window(group_by="customer_id", order_by="i0")
+    sp = sp.mutate(
+        run_no=ibis.row_number().over(w) + 1,
+        prev_last=sp.i1.lag().over(w),
+        last_idx=sp.i1.max().over(ibis.window(group_by="customer_id")),
+    )
+    runs = sp.select("customer_id", "run_no", "segment", length=(sp.i1 - sp.i0 + 1),
+                     first=sp.i0, last=sp.i1)
+    starts = sp.select("customer_id", "segment", "run_no", "last_idx", idx=sp.i0,
+                       gap=sp.prev_last.notnull() & (sp.i0 != sp.prev_last + 1))
+    return dates, runs, starts
