@@ -221,3 +221,35 @@ def write_spells(
     for temp in ("_spell_todo", "_spell_snaps", "_spell_new"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
     return written
+
+
+def append_assignments(con: duckdb.DuckDBPyConnection, view: str) -> int:
+    """Write per-snapshot rows (the columns of ``segment_assignments``; ``scheme_version``
+    and ``run_id`` optional) held in relation ``view`` as spells: per scheme and version, the
+    rows replace the stored assignments at their snapshot dates. Returns the rows read.
+
+    This is what ``Store.append("segment_assignments", rows)`` does since the table became
+    a view (schema version 5).
+    """
+    cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {view}").fetchall()}
+    version = "CAST(scheme_version AS VARCHAR)" if "scheme_version" in cols else "NULL"
+    run = "CAST(run_id AS VARCHAR)" if "run_id" in cols else "NULL"
+    groups = con.execute(
+        f"SELECT DISTINCT scheme, {version} AS v, {run} AS r FROM {view} ORDER BY ALL"
+    ).fetchall()
+    seen: set[tuple[str, str | None]] = set()
+    for scheme, ver, run_id in groups:
+        if (scheme, ver) in seen:  # several run ids: written with the first
+            continue
+        seen.add((scheme, ver))
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _append_rows AS SELECT snapshot_date, customer_id, "
+            f"segment, segment_rank FROM {view} WHERE scheme = ? AND {version} IS NOT DISTINCT "
+            "FROM ?", [scheme, ver],
+        )
+        days = [r[0] for r in con.execute(
+            "SELECT DISTINCT CAST(snapshot_date AS DATE) FROM _append_rows ORDER BY 1").fetchall()]
+        write_spells(con, scheme=scheme, scheme_version=ver, source="_append_rows",
+                     snapshots=days, run_id=run_id)
+    con.execute("DROP TABLE IF EXISTS _append_rows")
+    return int(con.execute(f"SELECT count(*) FROM {view}").fetchone()[0])
