@@ -118,7 +118,9 @@ def test_changes_since_the_watermark(project, tmp_path):
 
 def test_watermark_on_a_vanished_snapshot_is_a_clear_error(project, tmp_path):
     export_segments(project.store, "rfm", tmp_path / "a.csv", mode="changes", as_of=S1)
-    project.store.raw.execute("DELETE FROM segment_assignments WHERE snapshot_date = ?", [S1])
+    # the snapshot is no longer computed (segment_assignments is a view over the change rows
+    # and the computed snapshots)
+    project.store.raw.execute("DELETE FROM segment_snapshots WHERE snapshot_date = ?", [S1])
     with pytest.raises(SegflowError, match="no snapshot at 2024-01-01.*--full"):
         export_segments(project.store, "rfm", tmp_path / "b.csv", mode="changes")
 

@@ -8,6 +8,8 @@ All timestamps are tz-naive UTC. Identifiers are strings.
 
 from __future__ import annotations
 
+from segflow.store._spells import MIGRATION_V5
+
 #: Canonical columns of each input table at schema version 1 (frozen: migrations build on it).
 _V1_TABLES: dict[str, dict[str, str]] = {
     "customers": {
@@ -157,7 +159,13 @@ _V4_EXPORTS_REFRESH = [
 )""",
 ]
 
+#: Version 5 (issue 10): assignments as change rows. ``segment_spells`` holds one row per
+#: (scheme, customer, run of equal segments); ``segment_snapshots`` the snapshots computed per
+#: scheme; ``segment_assignments`` becomes a view with its former columns. Existing rows are
+#: moved into spells. See :mod:`segflow.store._spells`.
+_V5_SPELLS = MIGRATION_V5
+
 #: Ordered schema migrations; index i holds the statements that bring version i to i+1.
-MIGRATIONS: list[list[str]] = [_V1, _V2, _V3_SERVER_AUTH, _V4_EXPORTS_REFRESH]
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V3_SERVER_AUTH, _V4_EXPORTS_REFRESH, _V5_SPELLS]
 
 SCHEMA_VERSION = len(MIGRATIONS)
