@@ -205,12 +205,15 @@ def run_pipeline(
                                      latest, dates[-1], run_id=run_id, settings=settings)
                 seconds["write"] = time.perf_counter() - start
                 features.release()
-                # (issue 10, H3) stored aggregates of the run go here:
-                # write_aggregates(store, run_id)
-
                 start = time.perf_counter()
                 scored = score_clv(store, tables["transactions"], dates[-1], run_id, notes=notes)
                 seconds["clv_scores"] = time.perf_counter() - start
+
+                start = time.perf_counter()
+                from segflow.summaries import write_aggregates
+
+                write_aggregates(store, run_id, kinds={s.name: s.kind for s in schemes})
+                seconds["aggregates"] = time.perf_counter() - start
             if progress:
                 progress("snapshots done", max(len(computed), 1), max(len(computed), 1))
         finally:

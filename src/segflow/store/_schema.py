@@ -165,7 +165,38 @@ _V4_EXPORTS_REFRESH = [
 #: moved into spells. See :mod:`segflow.store._spells`.
 _V5_SPELLS = MIGRATION_V5
 
+#: Version 6: the run's aggregates, which the report and ``serve`` read
+#: instead of customer-level tables (written by :func:`segflow.summaries.write_aggregates`;
+#: each run replaces them). Money in the project's currency, net of returns.
+_V6_SUMMARIES = [
+    """CREATE TABLE IF NOT EXISTS summary_segments (
+  scheme VARCHAR NOT NULL, snapshot_date DATE NOT NULL, segment VARCHAR NOT NULL, segment_rank BIGINT,
+  customers BIGINT NOT NULL, share DOUBLE, revenue_12m DOUBLE, revenue_share DOUBLE,
+  revenue_all_time DOUBLE, scored_customers BIGINT, mean_p_alive DOUBLE, expected_purchases DOUBLE,
+  clv DOUBLE, mean_clv DOUBLE, clv_share DOUBLE, run_id VARCHAR
+)""",
+    """CREATE TABLE IF NOT EXISTS summary_transitions (
+  scheme VARCHAR NOT NULL, from_date DATE NOT NULL, to_date DATE NOT NULL,
+  from_segment VARCHAR NOT NULL, to_segment VARCHAR NOT NULL, from_rank BIGINT, to_rank BIGINT,
+  customers BIGINT NOT NULL, revenue DOUBLE, revenue_12m DOUBLE, clv DOUBLE, run_id VARCHAR
+)""",
+    """CREATE TABLE IF NOT EXISTS summary_profile_segments (
+  scheme VARCHAR NOT NULL, snapshot_date DATE NOT NULL, segment VARCHAR NOT NULL, name VARCHAR,
+  suggested_name VARCHAR, distinguishing VARCHAR, run_id VARCHAR
+)""",
+    """CREATE TABLE IF NOT EXISTS summary_profiles (
+  scheme VARCHAR NOT NULL, snapshot_date DATE NOT NULL, segment VARCHAR NOT NULL,
+  feature VARCHAR NOT NULL, mean DOUBLE, median DOUBLE, std_diff DOUBLE, base_mean DOUBLE,
+  base_std DOUBLE, base_median DOUBLE, run_id VARCHAR
+)""",
+    """CREATE TABLE IF NOT EXISTS summary_audit (
+  as_of DATE, "check" VARCHAR, "table" VARCHAR, severity VARCHAR, count BIGINT, total BIGINT,
+  share DOUBLE, examples VARCHAR, advice VARCHAR, data_end DATE, score DOUBLE,
+  created_at TIMESTAMP, run_id VARCHAR
+)""",
+]
+
 #: Ordered schema migrations; index i holds the statements that bring version i to i+1.
-MIGRATIONS: list[list[str]] = [_V1, _V2, _V3_SERVER_AUTH, _V4_EXPORTS_REFRESH, _V5_SPELLS]
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V3_SERVER_AUTH, _V4_EXPORTS_REFRESH, _V5_SPELLS, _V6_SUMMARIES]
 
 SCHEMA_VERSION = len(MIGRATIONS)
