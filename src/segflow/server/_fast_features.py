@@ -1,15 +1,15 @@
 """One customer's features in plain Python, for real-time scoring (no query engine).
 
 The definitions are those of :func:`segflow.features.customer_features` (the Ibis code is
-the reference; ``tests/server/test_server_score.py`` checks that both agree on every stored
+the reference; ``tests/server/test_server_score_demo.py`` checks that both agree on every stored
 customer of a demo store): only rows with ``ts < s`` are used, returns and purchase lines
 follow :mod:`segflow.features._purchase_def`, orders are keyed by ``transaction_id`` (one
-order per timestamp without one), day counts are whole calendar days. Campaign features
-(exposures are not part of a scoring request) are those of a customer without exposures.
+order per timestamp without one), day counts are whole calendar days.
 
 Money is summed in Python (``math.fsum``, exactly rounded) where the engine sums in its own
 order; the two differ at most in the last bits, and every comparison of money is made after
-rounding to cents (:func:`segflow.segments._scores.comparable`).
+rounding to cents (:func:`segflow.segments._scores.comparable`). Campaign features use the
+posted exposures (none posted: those of a customer who received no campaign).
 """
 
 from __future__ import annotations
@@ -24,7 +24,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from segflow.features._attributes import ATTRIBUTE_COLUMNS
-from segflow.features._behaviour import CART_ADD_TYPES, PRODUCT_VIEW_TYPES, PURCHASE_TYPES
+from segflow.features._behaviour import (
+    CART_ADD_TYPES,
+    CLICK_TYPES,
+    CONTROL_ARMS,
+    OPEN_TYPES,
+    PRODUCT_VIEW_TYPES,
+    PURCHASE_TYPES,
+    RESPONSE_DAYS,
+)
 from segflow.features._registry import FEATURES
 from segflow.features._window import DAYS_12M, DAYS_WEB, EPOCH
 
@@ -54,6 +62,16 @@ class Event:
     ts: dt.datetime
     event_type: str | None
     session_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """One posted campaign exposure (send, open, click; ``arm`` control rows are not receipts)."""
+
+    ts: dt.datetime
+    campaign_id: str | None
+    exposure_type: str | None = None
+    arm: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,7 +137,8 @@ class FeatureComputer:
 
     # -- the whole row --------------------------------------------------------------------
     def compute(self, lines: Sequence[Line], events: Sequence[Event] = (), answers: Sequence[Answer] = (),
-                attributes: Mapping[str, Any] | None = None, customer_id: str = "") -> dict[str, Any] | None:
+                attributes: Mapping[str, Any] | None = None, customer_id: str = "",
+                exposures: Sequence[Exposure] = ()) -> dict[str, Any] | None:
         """The feature row (columns of ``customer_features``), or None when the customer is
         not known at ``s`` (no sign-up and no transaction before it)."""
         attributes = attributes or {}
@@ -134,8 +153,7 @@ class FeatureComputer:
         row.update(self._breadth(lines))
         row.update(self._seasonality(lines))
         row.update(self._web(events))
-        row.update({"campaigns_received_12m": 0, "campaign_open_rate_12m": None,
-                    "campaign_click_rate_12m": None, "campaign_response_rate_12m": None})
+        row.update(self._campaigns(exposures, lines))
         row["signup_date"] = None if created_day is None else created.date()
         for name in ATTRIBUTE_COLUMNS:
             value = attributes.get(name)
@@ -301,6 +319,30 @@ class FeatureComputer:
                 "cart_abandonment_rate_90d": _ratio(sum(1 for s in sessions.values() if s[1] > 0 and s[2] == 0), cart),
                 "browse_to_buy_90d": _ratio(sum(1 for s in sessions.values() if s[2] > 0), len(sessions)),
             })
+        return out
+
+    def _campaigns(self, exposures: Sequence[Exposure], lines: Sequence[Line]) -> dict[str, Any]:
+        treated = [e for e in exposures if self.m12_start <= e.ts < self.s_ts
+                   and (e.arm is None or e.arm.lower() not in CONTROL_ARMS)]
+        received = {e.campaign_id for e in treated if e.campaign_id is not None}
+        kinds = [(e, None if e.exposure_type is None else e.exposure_type.lower()) for e in treated]
+        clicked = {e.campaign_id for e, k in kinds if e.campaign_id is not None and k in CLICK_TYPES}
+        opened = {e.campaign_id for e, k in kinds if e.campaign_id is not None and k in OPEN_TYPES} | clicked
+        out: dict[str, Any] = {"campaigns_received_12m": len(received),
+                               "campaign_open_rate_12m": _ratio(len(opened), len(received)),
+                               "campaign_click_rate_12m": _ratio(len(clicked), len(received)),
+                               "campaign_response_rate_12m": None}
+        first: dict[str | None, dt.datetime] = {}
+        for e in treated:
+            if e.campaign_id not in first or e.ts < first[e.campaign_id]:
+                first[e.campaign_id] = e.ts
+        cutoff = self.s_ts - dt.timedelta(days=RESPONSE_DAYS)
+        eligible = {c: t0 for c, t0 in first.items() if t0 < cutoff}
+        if eligible:
+            times = [o["ts"] for o in self.orders(lines) if o["ts"] >= self.m12_start]
+            window = dt.timedelta(days=RESPONSE_DAYS)
+            hits = {c for c, t0 in eligible.items() if c is not None and any(t0 <= t < t0 + window for t in times)}
+            out["campaign_response_rate_12m"] = _ratio(len(hits), len(eligible))
         return out
 
     def _answers(self, answers: Sequence[Answer]) -> dict[str, Any]:

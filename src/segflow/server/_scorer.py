@@ -33,7 +33,7 @@ import numpy as np
 from segflow.config import SchemeSettings
 from segflow.errors import SegflowError
 from segflow.server._fast_eval import UnsupportedExpression, compile_row
-from segflow.server._fast_features import Answer, Event, FeatureComputer, Line
+from segflow.server._fast_features import Answer, Event, Exposure, FeatureComputer, Line
 
 Row = dict[str, Any]
 SegmentFn = Callable[[Row], "str | None"]
@@ -241,7 +241,8 @@ class Scorer:
                 "annual_discount_rate": CLV_ANNUAL_DISCOUNT_RATE}
 
     def score(self, customer_id: str, lines: Sequence[Line], events: Sequence[Event] = (),
-              answers: Sequence[Answer] = (), attributes: dict[str, Any] | None = None) -> dict[str, Any]:
+              answers: Sequence[Answer] = (), attributes: dict[str, Any] | None = None,
+              exposures: Sequence[Exposure] = ()) -> dict[str, Any]:
         """Features, segment per scheme and model scores of one customer.
 
         Raises
@@ -249,7 +250,7 @@ class Scorer:
         SegflowError
             When the customer is not known at the snapshot (no sign-up, no transaction before it).
         """
-        row = self.features.compute(lines, events, answers, attributes, customer_id=customer_id)
+        row = self.features.compute(lines, events, answers, attributes, customer_id=customer_id, exposures=exposures)
         if row is None:
             raise SegflowError(f"no transactions before {self.snapshot} and no sign-up before it: nothing to score")
         segments = {name: fn(row) for name, fn in self.plans.items()}

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from segflow.errors import SegflowError
 from segflow.features._attributes import ATTRIBUTE_COLUMNS
 from segflow.server._auth import CsrfChecked, audit
-from segflow.server._fast_features import Answer, Event, Line
+from segflow.server._fast_features import Answer, Event, Exposure, Line
 from segflow.server._tokens import role_at_least
 from segflow.server.deps import GenerationDep, ProjectDep
 
@@ -67,10 +67,20 @@ class SurveyAnswerIn(_Strict):
     _ts = field_validator("ts")(_naive)
 
 
+class ExposureIn(_Strict):
+    ts: dt.datetime
+    campaign_id: str
+    exposure_type: str | None = Field(default=None, description="send, open, click, ...")
+    arm: str | None = Field(default=None, description="treatment or control")
+
+    _ts = field_validator("ts")(_naive)
+
+
 class ScoreIn(_Strict):
     customer_id: str = Field(default="(scored)", max_length=200)
     transactions: list[TransactionIn] = Field(min_length=1, max_length=10_000)
     events: list[EventIn] = Field(default_factory=list, max_length=50_000, description="Web/app events (optional).")
+    campaign_exposures: list[ExposureIn] = Field(default_factory=list, max_length=10_000)
     survey_responses: list[SurveyAnswerIn] = Field(default_factory=list, max_length=1_000)
     attributes: dict[str, Any] = Field(
         default_factory=dict, description=f"Customer record: {', '.join(ATTRIBUTES)} (created_at: ISO 8601).")
@@ -131,7 +141,8 @@ def score(request: Request, body: ScoreIn, project: ProjectDep, gen: GenerationD
         lines = [Line(**t.model_dump()) for t in body.transactions]
         events = [Event(**e.model_dump()) for e in body.events]
         answers = [Answer(**a.model_dump()) for a in body.survey_responses]
-        result = scorer.score(body.customer_id, lines, events, answers, body.attributes)
+        exposures = [Exposure(**x.model_dump()) for x in body.campaign_exposures]
+        result = scorer.score(body.customer_id, lines, events, answers, body.attributes, exposures)
     except SegflowError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from exc
     audit(request, who, "score", {"customer_id": body.customer_id, "transactions": len(lines)})
