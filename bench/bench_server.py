@@ -231,6 +231,8 @@ def main() -> None:
                 raise SystemExit("server did not start")
             time.sleep(0.3)
         started = time.time()
+        while not httpx.get(f"{base}/api/v1/health", headers={"authorization": f"Bearer {token}"}).json().get("warm"):
+            time.sleep(1)  # the first copy is served at once and warmed in the background
         warm = httpx.post(f"{base}/api/v1/score", json=bodies[0], timeout=1800,
                           headers={"authorization": f"Bearer {token}"})
         if warm.status_code != 200:

@@ -106,6 +106,7 @@ class Generation:
         self._lock = threading.Lock()
         self._cache: dict[Any, Any] = {}
         self._key_locks: dict[Any, threading.Lock] = {}
+        self.warmed = threading.Event()  # set when the first pages' aggregates and the scorer are ready
 
     def cached(self, key: Any, compute: Callable[[], Any]) -> Any:
         """``compute()`` once per copy and key (aggregates only: they are small); concurrent
@@ -216,6 +217,9 @@ class Replica:
                 if self.warm is not None and not first:  # precompute the first pages before the swap
                     with contextlib.suppress(Exception):
                         self.warm(generation)
+                    generation.warmed.set()
+                elif self.warm is None:
+                    generation.warmed.set()
             except duckdb.Error as exc:
                 target.unlink(missing_ok=True)
                 raise StoreError(f"cannot open the copy of {self.store_path}: {exc}") from exc
@@ -238,6 +242,7 @@ class Replica:
     def _warm_quietly(self, generation: Generation) -> None:
         with contextlib.suppress(Exception):
             self.warm(generation)  # type: ignore[misc]
+        generation.warmed.set()
 
     def _poll(self, seconds: float) -> None:
         while not self._stop.wait(seconds):
