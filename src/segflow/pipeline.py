@@ -404,6 +404,8 @@ def score_clv(
         btyd_summary,
         compress,
         fit_spend_model,
+        model_document,
+        save_model_params,
         score_customers,
         write_scores,
     )
@@ -430,6 +432,11 @@ def score_clv(
                 annual_discount_rate=CLV_ANNUAL_DISCOUNT_RATE,
             )
             n = write_scores(store, scores, snapshot_date=snapshot, model=CLV_MODEL, run_id=run_id)
+            # the fitted parameters, so real-time scoring applies the same models (V8)
+            save_model_params(store, model_document(
+                model, spend, horizon=CLV_HORIZON_WEEKS, time_unit="W",
+                annual_discount_rate=CLV_ANNUAL_DISCOUNT_RATE,
+            ), snapshot_date=snapshot, model=CLV_MODEL, run_id=run_id)
         except SegflowError as exc:
             message = f"CLV stage did not run: no CLV scores at {snapshot}: {exc}"
             warnings.warn(message, UserWarning, stacklevel=2)

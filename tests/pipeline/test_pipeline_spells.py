@@ -14,7 +14,7 @@ import pytest
 from tests.pipeline._spells_fixture import COLS, _random_history, _write
 
 from segflow.store import Store
-from segflow.store._schema import MIGRATIONS
+from segflow.store._schema import MIGRATIONS, SCHEMA_VERSION
 
 
 def _view(store: Store) -> pd.DataFrame:
@@ -81,7 +81,7 @@ def test_a_version_4_store_migrates_its_assignments_into_spells(tmp_path):
     con.execute("INSERT INTO segment_assignments SELECT * FROM _rows")
     con.close()
     store = Store(path)
-    assert store.schema_version == 5
+    assert store.schema_version == SCHEMA_VERSION
     got = _view(store)
     assert got.equals(_expected(frame))
     kind = store.raw.execute("SELECT table_type FROM information_schema.tables "

@@ -196,7 +196,19 @@ _V6_SUMMARIES = [
 )""",
 ]
 
+#: Version 7: the fitted parameters of the models a run
+#: scores with (one JSON document per snapshot and model), so ``POST /api/v1/score`` applies
+#: exactly the models behind the stored scores without refitting them.
+_V7_MODEL_PARAMS = [
+    """CREATE TABLE IF NOT EXISTS model_params (
+  snapshot_date DATE NOT NULL, model VARCHAR NOT NULL, params VARCHAR NOT NULL,
+  run_id VARCHAR, fitted_at TIMESTAMP
+)""",
+]
+
 #: Ordered schema migrations; index i holds the statements that bring version i to i+1.
-MIGRATIONS: list[list[str]] = [_V1, _V2, _V3_SERVER_AUTH, _V4_EXPORTS_REFRESH, _V5_SPELLS, _V6_SUMMARIES]
+MIGRATIONS: list[list[str]] = [
+    _V1, _V2, _V3_SERVER_AUTH, _V4_EXPORTS_REFRESH, _V5_SPELLS, _V6_SUMMARIES, _V7_MODEL_PARAMS,
+]
 
 SCHEMA_VERSION = len(MIGRATIONS)
