@@ -34,12 +34,22 @@ def _score_name(model: str, score: str) -> str:
     return column_name(model, score)
 
 
+def _snapshots(store: Store, scheme: str) -> list[dt.date]:
+    """The snapshot dates of ``scheme``, oldest first."""
+    return snapshot_list(scheme_rows(store.table("segment_assignments"), scheme))
+
+
 def latest_snapshot(store: Store, scheme: str) -> dt.date:
     """The latest snapshot date of ``scheme`` (an error naming the scheme when it has none)."""
-    dates = snapshot_list(scheme_rows(store.table("segment_assignments"), scheme))
+    dates = _snapshots(store, scheme)
     if not dates:
         raise SegflowError(f"scheme {scheme!r} has no assignments; run `segflow run` first")
     return dates[-1]
+
+
+def _snapshot(store: Store, scheme: str, as_of: dt.date | str | None) -> dt.date:
+    """``as_of`` as a date, or the scheme's latest snapshot when it is None."""
+    return _as_date(as_of) if as_of is not None else latest_snapshot(store, scheme)
 
 
 def scores_wide(store: Store, snapshot: dt.date) -> ibis.Table | None:
@@ -84,7 +94,7 @@ def crm_segment_list(
         The columns of :func:`~segflow.exports.segment_list`, then the personal columns,
         then the scores; ordered by ``customer_id``.
     """
-    day = _as_date(as_of) if as_of is not None else latest_snapshot(store, scheme)
+    day = _snapshot(store, scheme, as_of)
     out = segment_list(store.table("segment_assignments"), scheme, day)
     people = personal_columns(store.table("customers"), pii).rename(p_customer_id="customer_id")
     if len(people.columns) > 1:
@@ -126,10 +136,9 @@ def segment_changes(
         changed back between the two snapshots is not listed: the receiving system already
         holds their segment. Score changes alone do not make a row.
     """
-    day = _as_date(as_of) if as_of is not None else latest_snapshot(store, scheme)
+    day = _snapshot(store, scheme, as_of)
     since = _as_date(since)
-    available = snapshot_list(scheme_rows(store.table("segment_assignments"), scheme))
-    if since not in available:
+    if since not in _snapshots(store, scheme):
         raise SegflowError(
             f"scheme {scheme!r} has no snapshot at {since} (the last export's watermark); the "
             "history was recomputed on other dates: export in full once (--full)"
