@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from sources_project import NOW
+from sources_project import NOW, ORDERS_TOML
 
 from segflow.config import Settings
 from segflow.sources import ingest
@@ -16,20 +16,7 @@ from segflow.sources._csvread import MAX_LINE_BYTES, csv_buffer_sizes
 from segflow.store import Store
 from segflow.store._memory import memory_limit_bytes
 
-TOML = """
-[project]
-memory_limit = "{limit}"
-
-[[sources]]
-name = "orders"
-table = "transactions"
-path = "orders.csv"
-[sources.columns]
-transaction_id = "order_id"
-customer_id = "customer"
-ts = "date"
-amount = "amount"
-"""
+TOML = '[project]\nmemory_limit = "{limit}"\n' + ORDERS_TOML
 
 
 @pytest.mark.parametrize(("value", "expected"), [("500MB", 500e6), ("1.5GiB", 1.5 * 2**30),
