@@ -181,7 +181,7 @@ def run_pipeline(
     dates = resolve_snapshot_dates(store, settings)
     params = {"engine": engine, "schemes": [s.name for s in schemes], "snapshots": len(dates)}
     with store.run("run", params) as run_id:
-        eng = connect(store, engine)  # type: ignore[arg-type]
+        eng = connect(store, engine, settings=settings.engine)
         try:
             tables = canonical_tables(eng)
             from segflow.segments import check_scheme, freeze_cutoffs

@@ -91,8 +91,12 @@ class Project:
 
         return ingest(self.store, self.settings, self.directory, progress=progress, force=force, now=now)
 
-    def run(self, *, engine: str = "duckdb", progress: ProgressFn | None = None) -> RunSummary:
-        """Features and segment assignments for every snapshot date and scheme."""
+    def run(self, *, engine: str | None = None, progress: ProgressFn | None = None) -> RunSummary:
+        """Features and segment assignments for every snapshot date and scheme, on ``engine``
+        (default: ``[engine] kind`` of segflow.toml)."""
+        from segflow.engine import resolve_engine
+
+        engine = resolve_engine(engine, self.settings.engine)
         return run_pipeline(self.store, self.settings, engine=engine, progress=progress)
 
     def schemes(self) -> list[str]:
