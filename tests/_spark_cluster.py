@@ -26,9 +26,11 @@ from pathlib import Path
 
 import pytest
 
-#: Memory of each worker (what executors may use) and of each daemon's own JVM.
-WORKER_MEMORY = "1g"
-EXECUTOR_MEMORY = "640m"
+#: Cores and memory of each worker (room for two applications' executors at once: the test
+#: process and a driver process it starts), of each executor and of each daemon's own JVM.
+WORKER_CORES = 2
+WORKER_MEMORY = "1280m"
+EXECUTOR_MEMORY = "512m"
 DAEMON_MEMORY = "256m"
 
 
@@ -80,7 +82,8 @@ class SparkCluster:
 
     # -- daemons ----------------------------------------------------------------------
     def start_worker(self, i: int) -> None:
-        """Start (or restart) worker ``i`` (0-based) with 1 core and :data:`WORKER_MEMORY`."""
+        """Start (or restart) worker ``i`` (0-based) with :data:`WORKER_CORES` cores and
+        :data:`WORKER_MEMORY`."""
         if i < len(self.worker_ports):
             port = self.worker_ports[i]
         else:
@@ -93,7 +96,7 @@ class SparkCluster:
             self.root / f"worker{i}.log",
             "org.apache.spark.deploy.worker.Worker",
             "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(_free_port()),
-            "--cores", "1", "--memory", WORKER_MEMORY, "--work-dir", str(work),
+            "--cores", str(WORKER_CORES), "--memory", WORKER_MEMORY, "--work-dir", str(work),
             self.master_url,
         )
 
@@ -110,7 +113,8 @@ class SparkCluster:
                 _kill_group(proc)
 
     def session_conf(self) -> dict[str, str]:
-        """Spark settings a driver of the tests uses on this cluster (small executors)."""
+        """Spark settings a driver of the tests uses on this cluster: two 1-core executors,
+        one on each worker (the master spreads an application over the workers)."""
         return {
             "spark.executor.memory": EXECUTOR_MEMORY,
             "spark.executor.cores": "1",

@@ -16,14 +16,25 @@ def cluster() -> Iterator[SparkCluster]:
         yield running
 
 
-@pytest.fixture()
-def cluster_session(cluster: SparkCluster, tmp_path):
-    """A Spark session on the cluster whose warehouse is a fresh folder; both workers alive."""
+@pytest.fixture(scope="session")
+def _cluster_spark(cluster: SparkCluster, tmp_path_factory):
     from segflow.engine import spark_session, warehouse_url
 
-    for i, proc in enumerate(cluster.workers):  # a fault test may have killed one
+    warehouse = warehouse_url(str(tmp_path_factory.mktemp("spark-warehouse")))
+    return spark_session(cluster.master_url, warehouse=warehouse, conf=cluster.session_conf())
+
+
+@pytest.fixture()
+def cluster_session(cluster: SparkCluster, _cluster_spark):
+    """The Spark session on the cluster (one for all tests: a session costs seconds to start),
+    with both workers alive (a fault test may have killed one). Stores of the tests take
+    their own warehouse folder (SparkStore's ``warehouse``), not the session's."""
+    from segflow.engine import spark_session
+
+    for i, proc in enumerate(cluster.workers):
         if proc is None:
             cluster.start_worker(i)
     cluster.wait_for_workers(len(cluster.workers))
-    return spark_session(cluster.master_url, warehouse=warehouse_url(str(tmp_path / "warehouse")),
-                         conf=cluster.session_conf())
+    master = cluster.master_url
+    warehouse = _cluster_spark.conf.get("spark.sql.warehouse.dir")
+    return spark_session(master, warehouse=warehouse, conf=cluster.session_conf())
