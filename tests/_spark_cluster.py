@@ -69,7 +69,7 @@ class SparkCluster:
         except OSError:
             return 0
 
-    def wait_for_workers(self, n: int, timeout: float = 120.0) -> None:
+    def wait_for_workers(self, n: int, timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.alive_workers() >= n:

@@ -122,3 +122,22 @@ def test_killed_driver_leaves_committed_state_readable_and_a_rerun_completes(
         store.write("segment_assignments", _assignments([("rfm", D2, "a", "rerun", 1)]), rerun)
     assert _state(store) == [("rfm", str(D2), "a", "rerun")]
     assert store.committed_runs() == [first, rerun]
+
+
+def test_ibis_expressions_on_the_store_are_computed_and_written_by_spark(spark_store):
+    """Table work stays in the engine: an Ibis aggregate of the committed assignments is
+    written back as scores without passing through the driver; the counts are the ones the
+    input says (2 customers in Champions, 1 in Lost)."""
+    store = spark_store
+    with store.run("assign") as first:
+        store.write("segment_assignments", _assignments([
+            ("rfm", D1, "a", "Champions", 1), ("rfm", D1, "b", "Champions", 1),
+            ("rfm", D1, "c", "Lost", 5)]), first)
+    t = store.table("segment_assignments")
+    sizes = t.group_by(["snapshot_date", "segment"]).aggregate(value=t.count().cast("float64"))
+    scores = sizes.mutate(customer_id=sizes.segment, model="segment_size", score="customers")
+    with store.run("sizes") as second:
+        assert store.write("customer_scores", scores, second) == 2
+    got = store.table("customer_scores").to_pandas().sort_values("customer_id")
+    assert got[["customer_id", "value"]].values.tolist() == [["Champions", 2.0], ["Lost", 1.0]]
+    assert set(got["run_id"]) == {second} and set(got["snapshot_date"].astype(str)) == {str(D1)}
