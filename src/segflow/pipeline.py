@@ -174,7 +174,7 @@ def run_pipeline(
     notes: list[str] = []
     written = scored = 0
     with store.run("run", params) as run_id:
-        eng = connect(store, engine)  # type: ignore[arg-type]
+        eng = connect(store, engine, settings=settings.engine)
         try:
             tables = canonical_tables(eng)
             from segflow.segments import freeze_cutoffs

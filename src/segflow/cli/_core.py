@@ -59,7 +59,7 @@ def _progress_callback(bar, task):  # noqa: ANN001, ANN202
 
 def run(
     project_dir: Path = ProjectDirOption,
-    engine: str = EngineOption,
+    engine: str | None = EngineOption,
     full: bool = typer.Option(
         False, "--full",
         help="Recompute every snapshot (default: only new snapshots and those whose data changed).",
@@ -115,7 +115,7 @@ def demo(
     customers: int = typer.Option(5_000, help="Number of demo customers."),
     months: int = typer.Option(24, help="Months of history."),
     seed: int = typer.Option(0, help="Random seed of the generator."),
-    engine: str = EngineOption,
+    engine: str | None = EngineOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Generate demo data, ingest it, run the pipeline and write OUT/report.html."""

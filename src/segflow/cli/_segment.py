@@ -53,7 +53,7 @@ def segment(
         None, "--snapshot", help="Snapshot date YYYY-MM-DD (default: the project's last one)."
     ),
     project_dir: Path = ProjectDirOption,
-    engine: str = EngineOption,
+    engine: str | None = EngineOption,
     save: bool = typer.Option(
         False, "--save", help="Store the assignments (replacing those of the same scheme and date)."
     ),
@@ -93,7 +93,7 @@ def _segment(
     scheme_name: str,
     snapshot: str | None,
     project_dir: Path,
-    engine: str,
+    engine: str | None,
     save: bool,
     out: Path | None,
 ) -> tuple[SegmentSizes, int]:
@@ -115,7 +115,7 @@ def _segment(
         day = _parse_date(snapshot) if snapshot else None
         if day is None:
             day = resolve_snapshot_dates(project.store, project.settings)[-1]
-        eng = connect(project.store, engine)  # type: ignore[arg-type]
+        eng = connect(project.store, engine, settings=project.settings.engine)
         cached = []
         try:
             tables = canonical_tables(eng)
