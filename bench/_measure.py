@@ -38,10 +38,11 @@ def _tree_rss(proc: psutil.Process) -> int:
 
 
 def measure(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
-            nice: int = 0, label: str = "") -> dict:
+            nice: int = 0, label: str = "", also: tuple[int, ...] | list[int] = ()) -> dict:
     """Run ``argv`` to completion; its last stdout line parsed as JSON (if it is JSON) plus
     ``seconds``, ``peak_rss_mib``, ``tree_peak_mib``, ``load_before``, ``load_after``,
-    ``exit_code`` and, on failure, the last lines of its stderr as ``error``."""
+    ``exit_code`` and, on failure, the last lines of its stderr as ``error``. ``also``: pids
+    of other processes (a Spark master and workers) whose trees count in ``tree_peak_mib``."""
     full_env = {**os.environ, "PYTHONPATH": str(SRC), **(env or {})}
     load_before = os.getloadavg()
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
@@ -55,8 +56,9 @@ def measure(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | N
         def sample() -> None:
             try:
                 ps = psutil.Process(proc.pid)
+                others = [psutil.Process(pid) for pid in also]
                 while not done.is_set():
-                    peak[0] = max(peak[0], _tree_rss(ps))
+                    peak[0] = max(peak[0], _tree_rss(ps) + sum(_tree_rss(o) for o in others))
                     done.wait(0.25)
             except psutil.NoSuchProcess:
                 pass
