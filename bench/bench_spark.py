@@ -140,7 +140,8 @@ def project_for(root: Path, name: str, engine: str, master: str, memory_limit: s
     if engine != "duckdb" and "engine" in Settings.model_fields:
         toml = proj / "segflow.toml"
         toml.write_text(toml.read_text() + f'\n[engine]\nkind = "spark"\nmaster = "{master}"\n'
-                        f'warehouse = "{proj / "warehouse"}"\ndatabase = "segflow"\n')
+                        f'warehouse = "{proj / "warehouse"}"\ndatabase = "segflow"\n'
+                        '[engine.conf]\n"spark.driver.memory" = "4g"\n"spark.executor.memory" = "3g"\n')
     return proj
 
 
