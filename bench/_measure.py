@@ -107,9 +107,10 @@ def record(path: Path, result: dict) -> None:
 
 
 def git_head() -> str:
-    """The commit of the checkout the bench runs (short hash, ``+dirty`` when modified)."""
+    """The last commit that changed src/ in the checkout the bench runs (short hash, ``+dirty``
+    when src/ has uncommitted changes): the code measured, not the bench scripts."""
     root = Path(__file__).resolve().parents[1]
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+    head = subprocess.run(["git", "log", "-1", "--format=%h", "--", "src"], cwd=root, capture_output=True,
                           text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=root,
                            capture_output=True, text=True).stdout.strip()

@@ -117,7 +117,8 @@ def pristine(root: Path, name: str, args: argparse.Namespace, meta: dict) -> Pat
     info = data_info(root, name)
     proj = root / f"proj-{name}"
     mark = proj / "ingested.json"
-    if mark.exists() and not store_code_changed(json.loads(mark.read_text())["commit"]) and not args.reingest:
+    if mark.exists() and not args.reingest and (
+            getattr(args, "keep_ingest", False) or not store_code_changed(json.loads(mark.read_text())["commit"])):
         return proj
     make_project(proj, root / f"data-{name}", dt.date.fromisoformat(info["end"]), args.memory_limit)
     result = stage("ingest", proj, **meta)
@@ -218,6 +219,9 @@ def main() -> None:
     ap.add_argument("--tag", default="", help="a label stored with every figure (e.g. before, after)")
     ap.add_argument("--memory-limit", default=None, help='[project] memory_limit, e.g. "9GB"')
     ap.add_argument("--reingest", action="store_true", help="compare: ingest again even if current")
+    ap.add_argument("--keep-ingest", action="store_true",
+                    help="compare: reuse the pristine store even if the store/ingest code changed since "
+                         "(the run then opens and upgrades it: the upgrade counts in the run's time)")
     ap.add_argument("--no-report", action="store_true", help="compare: skip the report stage")
     ap.add_argument("--keep", action="store_true", help="job/newmonth: keep the project folder")
     args = ap.parse_args()
