@@ -136,12 +136,14 @@ def compare(args: argparse.Namespace) -> None:
         if scratch.exists():
             shutil.rmtree(scratch)
         shutil.copytree(proj, scratch)
-        stage("run", scratch, **meta)
-        if not args.no_report:
-            stage("report", scratch, **meta)
+        only = set(args.only.split(","))
+        if "run" in only:
+            ok = stage("run", scratch, **meta)["exit_code"] == 0
+            if ok and "report" in only and not args.no_report:
+                stage("report", scratch, **meta)
         shutil.rmtree(scratch)
         store = proj / "segflow.duckdb"
-        for schemes in ("all", "rfm"):
+        for schemes in [s for s in ("all", "rfm") if f"baseline-{s}" in only]:
             out = args.root / "baseline-out.duckdb"
             result = measure([sys.executable, str(BASELINE), "--store", str(store), "--schemes", schemes,
                               "--out", str(out)], label=f"baseline-{schemes}")
@@ -222,6 +224,8 @@ def main() -> None:
     ap.add_argument("--keep-ingest", action="store_true",
                     help="compare: reuse the pristine store even if the store/ingest code changed since "
                          "(the run then opens and upgrades it: the upgrade counts in the run's time)")
+    ap.add_argument("--only", default="run,report,baseline-all,baseline-rfm",
+                    help="compare: which of run, report, baseline-all, baseline-rfm to measure")
     ap.add_argument("--no-report", action="store_true", help="compare: skip the report stage")
     ap.add_argument("--keep", action="store_true", help="job/newmonth: keep the project folder")
     args = ap.parse_args()
