@@ -43,9 +43,24 @@ def _mem(r: dict) -> str:
 def _secs(r: dict | None) -> str:
     if r is None:
         return "not measured"
+    if r.get("exit_code") == -15:
+        return f"stopped unfinished after {r['seconds']:,.0f}"
     if r.get("exit_code") != 0:
         return f"failed ({r.get('error', '')[:80]})"
     return f"{r['seconds']:,.1f}"
+
+
+def data_table(path: Path) -> str:
+    """The data sets: rows, generation time and peak memory (bench_data.py's log)."""
+    out = ["| set | customers | months | transactions | all source rows | generation (s) | peak RSS (MiB) | "
+           "1-min load before / after |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in _load(path):
+        secs = f"{r['seconds']:,.0f}" if r.get("seconds") else "copied (see note)"
+        load = _load_str(r) if "load_before" in r else ""
+        out.append(f"| {r['set']} | {sum([r['rows']['customers']]):,} | {r['months']} | "
+                   f"{r['rows']['transactions']:,} | {sum(r['rows'].values()):,} | {secs} | "
+                   f"{r.get('peak_rss_mib', 0):,.0f} | {load} |")
+    return "\n".join(out)
 
 
 def compare_table(rows: list[dict]) -> str:
@@ -53,17 +68,19 @@ def compare_table(rows: list[dict]) -> str:
            "baseline time / segflow run time | 1-min load before / after | commit | started (UTC) |",
            "|---|---|---|---:|---:|---:|---|---|---|"]
     for tag in ("before", "after"):
-        for name in ("400k", "1m"):
-            run = _latest(rows, mode="compare", tag=tag, set=name, stage="run")
+        for name in ("tx1m", "400k", "1m"):
+            run = _latest(rows, mode="compare", tag=tag, set=name, stage="ingest")
             if run is None:
                 continue
+            run = _latest(rows, mode="compare", tag=tag, set=name, stage="run") or run
             size = f"{run['customers']:,} ({run['transactions'] / 1e6:.1f}M)"
             for st in ("ingest", "run", "report", "baseline-all", "baseline-rfm"):
                 r = _latest(rows, mode="compare", tag=tag, set=name, stage=st)
                 if r is None:
                     continue
                 ratio = ""
-                if st.startswith("baseline") and r.get("exit_code") == 0 and run.get("exit_code") == 0:
+                if st.startswith("baseline") and r.get("exit_code") == 0 and run.get("exit_code") == 0 \
+                        and run["stage"] == "run":
                     ratio = f"{r['seconds'] / run['seconds']:.2f}"
                 label = {"baseline-all": "baseline `--schemes all`",
                          "baseline-rfm": "baseline `--schemes rfm`"}.get(st, f"segflow {st}")
@@ -189,7 +206,10 @@ def splice(text: str, name: str, body: str) -> str:
 def render(results: Path) -> None:
     rows = _load(results) + [dict(r, mode="spark") for r in _load(results.parent / "spark.jsonl")]
     rows = [r for r in rows if r.get("tag") in ("before", "after")]
+    profiles = sorted((results.parent / "profile").glob("profile-*.md"))
     tables = {
+        "data": data_table(results.parent / "data.jsonl"),
+        "profile": "\n\n".join(p.read_text().strip() for p in profiles) or "not measured yet",
         "compare": compare_table(rows),
         "job10m": job_table(rows, "10m"),
         "newmonth": newmonth_table(rows),

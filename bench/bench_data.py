@@ -12,7 +12,7 @@ Sets (the demo generator's default mix, seed 1):
 
 The generator simulates and writes customers in chunks of 25,000, so its memory does not grow
 with the size; each set is written in its own process. Each set's wall time, peak RSS and row
-counts are appended to ``<root>/generate.jsonl`` (generation is excluded from the job timings).
+counts are appended to ``<root>/generate.jsonl`` and ``bench/results/data.jsonl`` (generation is excluded from the job timings).
 A set whose ``done.json`` exists is skipped.
 """
 
@@ -71,8 +71,9 @@ def generate(root: Path, name: str) -> dict:
                   mib_on_disk=sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20,
                   finished_utc=time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()))
     (out / "done.json").write_text(json.dumps(record, indent=2))
-    with (root / "generate.jsonl").open("a") as log:
-        log.write(json.dumps(record) + "\n")
+    for log in (root / "generate.jsonl", Path(__file__).resolve().parent / "results" / "data.jsonl"):
+        with log.open("a") as f:
+            f.write(json.dumps(record) + "\n")
     return record
 
 

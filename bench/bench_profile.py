@@ -85,21 +85,34 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=20, help="samples per second")
     ap.add_argument("--reingest", action="store_true")
     ap.add_argument("--memory-limit", default=None)
+    ap.add_argument("--pid", type=int, default=None,
+                    help="sample an already running `segflow run` stage process instead (for --duration s)")
+    ap.add_argument("--duration", type=int, default=120)
     args = ap.parse_args()
+    spy = Path(sys.executable).parent / "py-spy"
+    raw = args.root / f"profile-{args.set}.txt"
+    if args.pid:
+        subprocess.run([str(spy), "record", "--native", "--format", "raw", "--rate", str(args.rate), "-o", str(raw),
+                        "--pid", str(args.pid), "--duration", str(args.duration)], check=True)
+        write(args, raw, f"a {args.duration} s window of a running `segflow run` (pid {args.pid})")
+        return
     proj = pristine(args.root, args.set, args, {"mode": "profile", "set": args.set, "tag": "profile"})
     scratch = args.root / f"profile-{args.set}"
     shutil.rmtree(scratch, ignore_errors=True)
     shutil.copytree(proj, scratch)
-    raw = args.root / f"profile-{args.set}.txt"
-    spy = Path(sys.executable).parent / "py-spy"
     subprocess.run([str(spy), "record", "--native", "--format", "raw", "--rate", str(args.rate), "-o", str(raw), "--",
                     sys.executable, "-c", STAGE, "run", str(scratch)], check=True)
     shutil.rmtree(scratch, ignore_errors=True)
-    kinds, funcs, total = summarise(raw)
+    write(args, raw, "the whole run")
+
+
+def write(args: argparse.Namespace, raw: Path, what: str) -> None:
     import os
 
-    lines = [f"Profile of `segflow run` at {args.set} customers (commit {git_head()}, py-spy {args.rate} "
-             f"samples/s, {total:,} samples, 1-min load after {os.getloadavg()[0]:.1f}):", "",
+    kinds, funcs, total = summarise(raw)
+    lines = [f"Profile of `segflow run` on set {args.set}, {what} (commit {git_head()}, py-spy --native "
+             f"{args.rate} samples/s of the main thread, {total:,} samples, 1-min load after "
+             f"{os.getloadavg()[0]:.1f}):", "",
              "| kind of work (innermost frame) | share of samples |", "|---|---:|"]
     lines += [f"| {k} | {n / total:.0%} |" for k, n in kinds.most_common()]
     lines += ["", "| segflow function (inclusive) | share of samples |", "|---|---:|"]
