@@ -94,21 +94,43 @@ class Cluster:
         cls = str(SPARK_HOME / "bin" / "spark-class")
         port, ui = _free_port(), _free_port()
         self.url = f"spark://127.0.0.1:{port}"
-        self._start([cls, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                     "--port", str(port), "--webui-port", str(ui)], env, "master")
-        self._wait(port)
-        for i in range(workers):
-            self._start([cls, "org.apache.spark.deploy.worker.Worker", self.url, "--host", "127.0.0.1",
-                         "--cores", str(cores), "--memory", memory, "--webui-port", str(_free_port())],
-                        env, f"worker-{i}")
-        time.sleep(8)  # the workers register with the master
+        try:
+            self._start([cls, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                         "--port", str(port), "--webui-port", str(ui)], env, "master")
+            self._wait(port)
+            for i in range(workers):
+                self._start([cls, "org.apache.spark.deploy.worker.Worker", self.url, "--host", "127.0.0.1",
+                             "--cores", str(cores), "--memory", memory, "--webui-port", str(_free_port())],
+                            env, f"worker-{i}")
+            self._wait_workers(ui, workers)
+        except BaseException:
+            self.stop()
+            raise
 
     def _start(self, argv: list[str], env: dict, name: str) -> None:
         log = (self.workdir / f"{name}.log").open("w")
         self.procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT))
 
     @staticmethod
-    def _wait(port: int, timeout: float = 60.0) -> None:
+    def _wait_workers(ui: int, n: int, timeout: float = 300.0) -> None:
+        """Until the master's JSON page lists ``n`` alive workers."""
+        import json
+        import urllib.request
+
+        end = time.time() + timeout
+        while time.time() < end:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=5) as page:
+                    alive = [w for w in json.load(page).get("workers", []) if w.get("state") == "ALIVE"]
+                if len(alive) >= n:
+                    return
+            except OSError:
+                pass
+            time.sleep(1)
+        raise SystemExit(f"{n} Spark workers did not register with the master in {timeout:.0f} s")
+
+    @staticmethod
+    def _wait(port: int, timeout: float = 300.0) -> None:
         end = time.time() + timeout
         while time.time() < end:
             with socket.socket() as s:
