@@ -179,6 +179,7 @@ def plot(rows: list[dict]) -> None:
                             (axes[1], "Peak memory per stage", "GiB (peak RSS)")):
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xlim(5e4, 2e7)
         ax.set_xlabel("customers (24 months; 10M: 12 months)", fontsize=12)
         ax.set_ylabel(unit, fontsize=12)
         ax.set_title(title, fontsize=14)
@@ -186,7 +187,7 @@ def plot(rows: list[dict]) -> None:
         ax.tick_params(labelsize=11)
         ax.legend(fontsize=10)
     axes[1].axhline(12, color="grey", linewidth=1)
-    axes[1].text(1.1e5, 12.5, "12 GB target", fontsize=10, color="grey")
+    axes[1].text(6e4, 10.8, "12 GB target", fontsize=10, color="grey")
     fig.suptitle("segflow main job on the demo data: 2 shared cores, load averages in docs/benchmarks.md",
                  fontsize=12)
     fig.tight_layout()
