@@ -91,9 +91,12 @@ class Project:
 
         return ingest(self.store, self.settings, self.directory, progress=progress, force=force, now=now)
 
-    def run(self, *, engine: str = "duckdb", progress: ProgressFn | None = None) -> RunSummary:
-        """Features and segment assignments for every snapshot date and scheme."""
-        return run_pipeline(self.store, self.settings, engine=engine, progress=progress)
+    def run(
+        self, *, engine: str = "duckdb", progress: ProgressFn | None = None, full: bool = False
+    ) -> RunSummary:
+        """Features and segment assignments for the snapshots that are new or whose data
+        changed (every snapshot with ``full=True``); see :func:`segflow.pipeline.run_pipeline`."""
+        return run_pipeline(self.store, self.settings, engine=engine, progress=progress, full=full)
 
     def schemes(self) -> list[str]:
         return [s.name for s in resolve_schemes(self.settings)]
