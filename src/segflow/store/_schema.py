@@ -8,6 +8,8 @@ All timestamps are tz-naive UTC. Identifiers are strings.
 
 from __future__ import annotations
 
+from segflow.store._spells import MIGRATION_V5
+
 #: Canonical columns of each input table at schema version 1 (frozen: migrations build on it).
 _V1_TABLES: dict[str, dict[str, str]] = {
     "customers": {
@@ -157,10 +159,16 @@ _V4_EXPORTS_REFRESH = [
 )""",
 ]
 
-#: Version 7 (numbered at merge): the run's aggregates, which the report and ``serve`` read
+#: Version 5 (issue 10): assignments as change rows. ``segment_spells`` holds one row per
+#: (scheme, customer, run of equal segments); ``segment_snapshots`` the snapshots computed per
+#: scheme; ``segment_assignments`` becomes a view with its former columns. Existing rows are
+#: moved into spells. See :mod:`segflow.store._spells`.
+_V5_SPELLS = MIGRATION_V5
+
+#: Version 6: the run's aggregates, which the report and ``serve`` read
 #: instead of customer-level tables (written by :func:`segflow.summaries.write_aggregates`;
 #: each run replaces them). Money in the project's currency, net of returns.
-_V7_SUMMARIES = [
+_V6_SUMMARIES = [
     """CREATE TABLE IF NOT EXISTS summary_segments (
   scheme VARCHAR NOT NULL, snapshot_date DATE NOT NULL, segment VARCHAR NOT NULL, segment_rank BIGINT,
   customers BIGINT NOT NULL, share DOUBLE, revenue_12m DOUBLE, revenue_share DOUBLE,
@@ -188,7 +196,19 @@ _V7_SUMMARIES = [
 )""",
 ]
 
+#: Version 7: the fitted parameters of the models a run
+#: scores with (one JSON document per snapshot and model), so ``POST /api/v1/score`` applies
+#: exactly the models behind the stored scores without refitting them.
+_V7_MODEL_PARAMS = [
+    """CREATE TABLE IF NOT EXISTS model_params (
+  snapshot_date DATE NOT NULL, model VARCHAR NOT NULL, params VARCHAR NOT NULL,
+  run_id VARCHAR, fitted_at TIMESTAMP
+)""",
+]
+
 #: Ordered schema migrations; index i holds the statements that bring version i to i+1.
-MIGRATIONS: list[list[str]] = [_V1, _V2, _V3_SERVER_AUTH, _V4_EXPORTS_REFRESH, _V7_SUMMARIES]
+MIGRATIONS: list[list[str]] = [
+    _V1, _V2, _V3_SERVER_AUTH, _V4_EXPORTS_REFRESH, _V5_SPELLS, _V6_SUMMARIES, _V7_MODEL_PARAMS,
+]
 
 SCHEMA_VERSION = len(MIGRATIONS)
