@@ -57,6 +57,7 @@ def _model_rows(model, prefix: str) -> list[str]:  # noqa: ANN001
 
 def render_settings() -> str:
     from segflow.config import (
+        EngineSettings,
         PeriodSettings,
         ProjectSettings,
         RfmSettings,
@@ -76,6 +77,7 @@ def render_settings() -> str:
         ("[project]", ProjectSettings, "project."),
         ("[periods]", PeriodSettings, "periods."),
         ("[rfm]", RfmSettings, "rfm."),
+        ("[engine]", EngineSettings, "engine."),
         ("[[sources]]", SourceSettings, "sources."),
         ("[[schemes]]", SchemeSettings, "schemes."),
         ("rules = [{...}] of a rule scheme", RuleSettings, "rules."),

@@ -56,7 +56,7 @@ def features_at(tables: dict[str, Any], settings: Any) -> Callable[[dt.date], An
 def _train(
     project_dir: Path,
     horizon_days: int,
-    engine: str,
+    engine: str | None,
     quiet: bool,
     threads: int | None = None,
     data_end: dt.date | None = None,
@@ -73,7 +73,7 @@ def _train(
         params = {"horizon_days": horizon_days, "engine": engine}
         with store.run("churn train", params), progress(disable=quiet) as bar:
             task = bar.add_task("building training set and fitting", total=None)
-            eng = connect(store, engine)  # type: ignore[arg-type]
+            eng = connect(store, engine, settings=project.settings.engine)
             try:
                 tables = canonical_tables(eng)
                 training = train_churn(
@@ -125,7 +125,7 @@ def _score(
     project_dir: Path,
     horizon_days: int,
     snapshot: dt.date | None,
-    engine: str,
+    engine: str | None,
     threads: int | None = None,
 ) -> tuple[Any, int]:
     from segflow.engine import connect
@@ -145,7 +145,7 @@ def _score(
         snapshot = snapshot or resolve_snapshot_dates(store, project.settings)[-1]
         params = {"horizon_days": horizon_days, "snapshot": snapshot.isoformat()}
         with store.run("churn score", params) as run_id:
-            eng = connect(store, engine)  # type: ignore[arg-type]
+            eng = connect(store, engine, settings=project.settings.engine)
             try:
                 tables = canonical_tables(eng)
                 scores = score_churn(
@@ -162,7 +162,7 @@ def _score(
 
 
 def _next_segment(
-    project_dir: Path, scheme: str, engine: str, threads: int | None, quiet: bool
+    project_dir: Path, scheme: str, engine: str | None, threads: int | None, quiet: bool
 ) -> tuple[dict[str, Any], Any, int]:
     from segflow.models._churn_data import stored_snapshots
     from segflow.models._churn_next import (
@@ -179,7 +179,7 @@ def _next_segment(
         with store.run("churn next-segment", {"scheme": scheme, "engine": engine}) as run_id, \
                 progress(disable=quiet) as bar:
             task = bar.add_task(f"next-segment model of {scheme}", total=None)
-            eng = connect_engine(store, engine)
+            eng = connect_engine(store, engine, project.settings)
             try:
                 tables = canonical_tables(eng)
                 assignments = eng.table("segment_assignments")
@@ -198,10 +198,10 @@ def _next_segment(
     return training.summary(), scores, written
 
 
-def connect_engine(store: Any, engine: str) -> Any:
+def connect_engine(store: Any, engine: str | None, settings: Any = None) -> Any:
     from segflow.engine import connect
 
-    return connect(store, engine)  # type: ignore[arg-type]
+    return connect(store, engine, settings=settings.engine if settings is not None else None)
 
 
 def _print_next_segment(summary: dict[str, Any], scores: Any, written: int) -> None:
@@ -250,7 +250,7 @@ def register(app: typer.Typer) -> None:
     def train(
         project: Path = ProjectDirOption,
         horizon_days: int = HorizonOption,
-        engine: str = EngineOption,
+        engine: str | None = EngineOption,
         threads: int | None = ThreadsOption,
         data_end: str = typer.Option(
             None, "--data-end",
@@ -286,7 +286,7 @@ def register(app: typer.Typer) -> None:
         ),
         horizon_days: int = HorizonOption,
         out: Path = typer.Option(None, "--out", help="Also write the scores to a .csv or .parquet file."),
-        engine: str = EngineOption,
+        engine: str | None = EngineOption,
         threads: int | None = ThreadsOption,
         json_out: bool = JsonOption,
     ) -> None:
@@ -314,7 +314,7 @@ def register(app: typer.Typer) -> None:
     def next_segment(
         project: Path = ProjectDirOption,
         scheme: str = typer.Option(..., "--scheme", help="The segment scheme to predict."),
-        engine: str = EngineOption,
+        engine: str | None = EngineOption,
         threads: int | None = ThreadsOption,
         json_out: bool = JsonOption,
     ) -> None:

@@ -116,4 +116,7 @@ ProjectDirOption = typer.Option(
 JsonOption = typer.Option(
     False, "--json", help="Print a machine-readable JSON summary on stdout.", callback=_json_mode
 )
-EngineOption = typer.Option("duckdb", "--engine", help="Engine: duckdb (default) or spark.")
+EngineOption = typer.Option(
+    None, "--engine",
+    help="Engine: duckdb or spark (default: [engine] kind in segflow.toml, else duckdb).",
+)

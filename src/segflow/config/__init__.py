@@ -3,6 +3,7 @@
 from segflow.config._schemes import RuleSettings, SchemeSettings
 from segflow.config._settings import (
     PROJECT_FILENAME,
+    EngineSettings,
     PeriodSettings,
     ProjectSettings,
     RfmSettings,
@@ -11,6 +12,7 @@ from segflow.config._settings import (
 from segflow.config._sources import SourceSettings
 
 __all__ = [
+    "EngineSettings",
     "PROJECT_FILENAME",
     "PeriodSettings",
     "ProjectSettings",

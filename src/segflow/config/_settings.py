@@ -29,8 +29,8 @@ class ProjectSettings(BaseModel):
         description=(
             "DuckDB memory limit of every store connection: 'auto' (half the physical RAM), "
             "a share of the RAM ('40%') or a size ('8GB', '1.5GiB'). Beyond it DuckDB spills "
-            "to disk (DuckDB's own default is 80% of the RAM). Keep it at 2GB or more: the "
-            "CSV reader takes 1 GiB buffers."
+            "to disk (DuckDB's own default is 80% of the RAM). The CSV reader's buffer is an "
+            "eighth of it (at most 1 GiB)."
         ),
     )
 
@@ -76,6 +76,54 @@ class RfmSettings(BaseModel):
     bins: int = Field(default=5, description="Number of score bins (quantiles) per R, F and M.")
 
 
+class EngineSettings(BaseModel):
+    """Which engine computes a run, and for Spark where the cluster and the warehouse are
+    (see docs/scale.md). ``--engine`` on the command line overrides ``kind``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["duckdb", "spark"] = Field(
+        default="duckdb",
+        description="Engine of every run: 'duckdb' (embedded, one machine) or 'spark'.",
+    )
+    master: str = Field(
+        default="local[*]",
+        description=(
+            "Spark master URL: 'local[*]' (all cores of this machine), 'local[2]', "
+            "'spark://host:7077' (a standalone cluster), 'yarn', or anything the Spark "
+            "session builder accepts."
+        ),
+    )
+    warehouse: str = Field(
+        default="spark-warehouse",
+        description=(
+            "Spark warehouse: a local folder (relative to the project folder) or any Hadoop "
+            "file-system URL the cluster can write (hdfs://..., s3a://..., abfss://...). "
+            "Every worker must reach it under the same name."
+        ),
+    )
+    database: str = Field(
+        default="segflow",
+        description="Database (schema) of the Spark catalog that holds segflow's tables.",
+    )
+    conf: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Extra Spark settings passed to the session builder, e.g. "
+            "{\"spark.executor.memory\" = \"4g\"}."
+        ),
+    )
+
+    @field_validator("database")
+    @classmethod
+    def _check_database(cls, value: str) -> str:
+        if not value.replace("_", "").isalnum() or value[0].isdigit():
+            raise ValueError(
+                f"database {value!r}: use letters, digits and underscores, not starting with a digit"
+            )
+        return value
+
+
 class Settings(BaseModel):
     """All settings of a segflow project (the parsed ``segflow.toml``)."""
 
@@ -84,6 +132,7 @@ class Settings(BaseModel):
     project: ProjectSettings = Field(default_factory=ProjectSettings)
     periods: PeriodSettings = Field(default_factory=PeriodSettings)
     rfm: RfmSettings = Field(default_factory=RfmSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
     sources: list[SourceSettings] = Field(default_factory=list)
     schemes: list[SchemeSettings] = Field(default_factory=list)
 

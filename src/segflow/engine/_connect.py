@@ -8,17 +8,19 @@ engine rules say: load Spark from Parquet/Arrow, never from pandas with nulls).
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import ibis
 import pyarrow as pa
 
 from segflow.errors import SegflowError
 from segflow.store import Store
+
+if TYPE_CHECKING:  # pragma: no cover
+    from segflow.config import EngineSettings
 
 EngineName = Literal["duckdb", "spark"]
 
@@ -77,28 +79,38 @@ class Engine:
 
 
 def _spark_backend(master: str) -> ibis.BaseBackend:
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError as exc:
-        raise SegflowError(
-            "engine 'spark' needs the optional spark extra, which is not installed. "
-            "Install it with `pip install 'segflow[spark]'` (and a Java 17 runtime)."
-        ) from exc
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        raise SegflowError("engine 'spark' needs a Java runtime (e.g. apt-get install openjdk-17-jre-headless)")
-    session = (
-        SparkSession.builder.master(master)
-        .appName("segflow")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.ansi.enabled", "false")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    return ibis.pyspark.connect(session)
+    from segflow.engine._spark import spark_session
+
+    return ibis.pyspark.connect(spark_session(master))
 
 
-def connect(store: Store, engine: EngineName = "duckdb", **kwargs: str) -> Engine:
-    """Connect an engine to a store. See :class:`Engine`."""
-    return Engine(engine, store, **kwargs)
+def resolve_engine(engine: str | None, settings: EngineSettings | None = None) -> EngineName:
+    """The engine of a command: ``--engine`` when given, else ``[engine] kind``, else DuckDB.
+
+    Raises
+    ------
+    SegflowError
+        The name is neither ``duckdb`` nor ``spark``.
+    """
+    name = engine or (settings.kind if settings is not None else "duckdb")
+    if name not in ("duckdb", "spark"):
+        raise SegflowError(f"unknown engine {name!r}; expected 'duckdb' or 'spark'")
+    return name  # type: ignore[return-value]
+
+
+def connect(
+    store: Store,
+    engine: str | None = "duckdb",
+    *,
+    settings: EngineSettings | None = None,
+    **kwargs: str,
+) -> Engine:
+    """Connect an engine to a store. See :class:`Engine`.
+
+    ``engine=None`` takes ``settings.kind`` (the ``[engine]`` table of segflow.toml); the
+    Spark master then comes from ``settings.master`` unless ``spark_master`` is given.
+    """
+    name = resolve_engine(engine, settings)
+    if name == "spark" and settings is not None and "spark_master" not in kwargs:
+        kwargs["spark_master"] = settings.master
+    return Engine(name, store, **kwargs)

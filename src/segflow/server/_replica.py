@@ -56,7 +56,7 @@ def _copy_consistent(src: Path, dst: Path, *, attempts: int = 5) -> tuple[int, i
 
 
 #: Tables read per customer: the copy gets an index on ``customer_id`` for each.
-_CUSTOMER_TABLES = ("segment_assignments", "customers", "customer_scores", "customer_features")
+_CUSTOMER_TABLES = ("segment_spells", "customers", "customer_scores", "customer_features")
 
 
 def _prepare(path: Path) -> None:
@@ -64,7 +64,8 @@ def _prepare(path: Path) -> None:
     con = duckdb.connect(str(path))
     try:
         con.execute("SET enable_progress_bar = false")
-        present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        present = {r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'").fetchall()}
         for table in _CUSTOMER_TABLES:
             if table in present:
                 con.execute(f"CREATE INDEX IF NOT EXISTS _serve_{table}_customer ON {table} (customer_id)")

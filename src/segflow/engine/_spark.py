@@ -1,0 +1,161 @@
+"""The Spark session of segflow: built from the ``[engine]`` settings (docs/scale.md).
+
+One session per process (Spark's own rule). :func:`spark_session` returns the active
+session when its master and warehouse are the ones asked for, and otherwise stops it and
+builds a new one, so a test that moves from ``local[1]`` to a standalone cluster gets the
+cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from segflow.errors import SegflowError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import SparkSession
+
+    from segflow.config import EngineSettings
+
+#: Settings every segflow session gets (the ``[engine] conf`` table may override them).
+BASE_CONF: dict[str, str] = {
+    # timestamps are tz-naive UTC everywhere in segflow
+    "spark.sql.session.timeZone": "UTC",
+    # no web UI: nothing listens on a port the user did not ask for; no progress bars on
+    # the terminal (stdout is for results)
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    # the portable subset the Ibis code relies on (integer division, casts returning null)
+    "spark.sql.ansi.enabled": "false",
+    # small default; the data of one run rarely needs Spark's 200 shuffle partitions
+    "spark.sql.shuffle.partitions": "8",
+    # dynamic partition overwrite: a rewrite replaces only the partitions it writes
+    "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    # Parquet timestamps without a time zone (TIMESTAMP_NTZ round-trips as written)
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+}
+
+
+def warehouse_url(warehouse: str, project_dir: str | Path | None = None) -> str:
+    """The warehouse as a URL Spark understands.
+
+    A value with a scheme (``hdfs://``, ``s3a://``, ``file:/``...) is returned unchanged; a
+    plain path is made absolute (relative to ``project_dir``) and written ``file:/...``, so
+    every executor reads the same folder whatever its working directory.
+    """
+    if "://" in warehouse or warehouse.startswith("file:"):
+        return warehouse.rstrip("/")
+    path = Path(warehouse)
+    if not path.is_absolute():
+        path = Path(project_dir or ".") / path
+    return path.resolve().as_uri()
+
+
+def check_spark_available() -> None:
+    """Raise a one-line :class:`SegflowError` when pyspark or a Java runtime is missing."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError as exc:
+        raise SegflowError(
+            "engine 'spark' needs the optional spark extra, which is not installed. "
+            "Install it with `pip install 'segflow[spark]'` (and a Java 17 runtime)."
+        ) from exc
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        raise SegflowError(
+            "engine 'spark' needs a Java runtime (e.g. apt-get install openjdk-17-jre-headless)"
+        )
+
+
+def spark_session(
+    master: str,
+    *,
+    warehouse: str | None = None,
+    conf: dict[str, str] | None = None,
+    app_name: str = "segflow",
+) -> SparkSession:
+    """A Spark session on ``master`` whose SQL warehouse is ``warehouse`` (a URL).
+
+    Parameters
+    ----------
+    master : str
+        ``local[n]``, ``spark://host:port`` or anything ``SparkSession.builder.master`` takes.
+    warehouse : str, optional
+        ``spark.sql.warehouse.dir`` (see :func:`warehouse_url`); Spark's default when unset.
+    conf : dict, optional
+        Further Spark settings; they win over :data:`BASE_CONF`.
+
+    Raises
+    ------
+    SegflowError
+        pyspark or Java is missing, or the session could not start (e.g. the master is
+        unreachable); the message names the master.
+    """
+    check_spark_available()
+    from pyspark.sql import SparkSession
+
+    settings = {**BASE_CONF, **_loopback_conf(master), **(conf or {})}
+    if warehouse:
+        settings["spark.sql.warehouse.dir"] = warehouse
+    active = SparkSession.getActiveSession()
+    if active is not None and not _same_session(active, master, settings):
+        active.stop()
+    # executors on a cluster run Python workers with this very interpreter (same packages)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.master(master).appName(app_name)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    try:
+        session = builder.getOrCreate()
+    except Exception as exc:  # py4j / JVM start-up errors carry long Java traces
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SegflowError(f"could not start a Spark session on master {master!r}: {first}") from exc
+    for key, value in settings.items():  # runtime settings of a reused session
+        if not key.startswith(("spark.sql.warehouse", "spark.ui", "spark.master")):
+            _set_runtime(session, key, value)
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def session_from_settings(engine: EngineSettings, project_dir: str | Path | None = None) -> SparkSession:
+    """The Spark session that the ``[engine]`` settings describe."""
+    return spark_session(
+        engine.master,
+        warehouse=warehouse_url(engine.warehouse, project_dir),
+        conf=dict(engine.conf),
+    )
+
+
+def _loopback_conf(master: str) -> dict[str, str]:
+    """A driver for a master on this machine listens on 127.0.0.1 only (its block manager
+    and RPC ports); a driver for a remote cluster must be reachable from it, so Spark picks."""
+    if master.startswith("local") or master.startswith(("spark://127.0.0.1", "spark://localhost")):
+        return {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
+    return {}
+
+
+def _same_session(session: Any, master: str, settings: dict[str, str]) -> bool:
+    sc = session.sparkContext
+    if sc.master != master:
+        return False
+    want = settings.get("spark.sql.warehouse.dir")
+    if want is None:
+        return True
+    have = session.conf.get("spark.sql.warehouse.dir", None)
+    return have is not None and _norm_url(have) == _norm_url(want)
+
+
+def _norm_url(url: str) -> str:
+    """``file:/x``, ``file:///x`` and ``file:/x/`` name the same folder."""
+    return re.sub(r"^file:/+", "file:///", url.rstrip("/"))
+
+
+def _set_runtime(session: Any, key: str, value: str) -> None:
+    try:
+        session.conf.set(key, value)
+    except Exception:  # a static setting of a reused session: it was set at start-up  # noqa: S110
+        pass

@@ -1,0 +1,294 @@
+"""The Spark store: segflow's tables as Parquet tables in a Spark warehouse (docs/scale.md).
+
+Layout: ``<warehouse>/<database>.db/<table>/run_id=<id>/part-*.parquet`` for every table of
+:data:`~segflow.store._spark_layout.TABLES`, and the run log ``runs`` in the same form. No
+table format beyond Parquet is needed (Delta or Iceberg would need jars fetched at run time).
+
+Atomic runs: a run writes only partitions of its own ``run_id``. It starts by writing a
+``running`` row to ``runs`` and ends by writing an ``ok`` row, the last thing it writes. A
+reader lists the committed runs (those with an ``ok`` row) and reads exactly their
+partition folders, so a run's output becomes visible all at once, when its ``ok`` row
+lands (one Parquet file renamed into place by Spark's job commit), or never: a run killed
+at any point leaves the earlier state readable, and its partial folders are ignored (and
+removed by :meth:`SparkStore.vacuum`). One writer at a time, as with the DuckDB store.
+
+The tables are also registered in the session catalog as ``<database>.<table>`` (external
+Parquet tables with the ``run_id`` partition column) for users' own queries; those see
+every partition, committed or not: filter on ``run_id`` in the ``ok`` runs of ``runs``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ibis
+import pyarrow as pa
+
+from segflow.errors import StoreError
+from segflow.store._spark_layout import RUNS, TABLES, spark_ddl
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame, SparkSession
+
+    from segflow.config import EngineSettings
+
+#: Status of the run-log row that commits a run.
+COMMITTED = "ok"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class SparkStore:
+    """segflow's store as Parquet tables in a Spark warehouse.
+
+    Parameters
+    ----------
+    session : SparkSession
+        The session (see :func:`segflow.engine.spark_session`); its executors must reach
+        ``warehouse`` under the same URL.
+    warehouse : str
+        Warehouse URL (``file:///...``, ``hdfs://...``, ``s3a://...``).
+    database : str, default="segflow"
+        Database of the session catalog; its folder is ``<warehouse>/<database>.db``.
+
+    Raises
+    ------
+    StoreError
+        The warehouse cannot be created or listed (the message names the URL).
+    """
+
+    def __init__(self, session: SparkSession, warehouse: str, database: str = "segflow") -> None:
+        self.session = session
+        self.con: ibis.BaseBackend = ibis.pyspark.connect(session)
+        self.warehouse = warehouse.rstrip("/")
+        self.database = database
+        self.root = f"{self.warehouse}/{database}.db"
+        self._committed: list[str] | None = None
+        try:
+            session.sql(f"CREATE DATABASE IF NOT EXISTS `{database}` LOCATION '{self.root}'")
+            self._mkdirs(self.root)
+        except Exception as exc:  # JVM errors: permission, unknown file system scheme
+            raise StoreError(f"cannot use the Spark warehouse {self.root}: {_first_line(exc)}") from exc
+
+    @classmethod
+    def open(cls, engine: EngineSettings, project_dir: str | Path | None = None) -> SparkStore:
+        """The store that the ``[engine]`` settings name (session built from them too)."""
+        from segflow.engine import session_from_settings, warehouse_url
+
+        session = session_from_settings(engine, project_dir)
+        return cls(session, warehouse_url(engine.warehouse, project_dir), engine.database)
+
+    # -- file system (Hadoop FS through the JVM: works for every URL scheme Spark reads) --
+    def _fs_path(self, url: str) -> tuple[Any, Any]:
+        jvm = self.session.sparkContext._jvm
+        path = jvm.org.apache.hadoop.fs.Path(url)
+        return path.getFileSystem(self.session.sparkContext._jsc.hadoopConfiguration()), path
+
+    def _mkdirs(self, url: str) -> None:
+        fs, path = self._fs_path(url)
+        fs.mkdirs(path)
+
+    def _partitions(self, name: str) -> set[str]:
+        """The run ids that have a partition folder in table ``name`` (committed or not)."""
+        fs, path = self._fs_path(f"{self.root}/{name}")
+        if not fs.exists(path):
+            return set()
+        out = set()
+        for status in fs.listStatus(path):
+            folder = status.getPath().getName()
+            if status.isDirectory() and folder.startswith("run_id="):
+                out.add(folder.removeprefix("run_id="))
+        return out
+
+    def _delete(self, url: str) -> None:
+        fs, path = self._fs_path(url)
+        fs.delete(path, True)
+
+    # -- run log ----------------------------------------------------------------------
+    def runs(self) -> DataFrame:
+        """The run log: one row per state a run reached (``running``, then ``ok`` or
+        ``failed``), newest last; a run with no ``ok`` row never committed."""
+        path = f"{self.root}/runs"
+        if not self._partitions("runs"):
+            return self.session.createDataFrame([], spark_ddl(RUNS))
+        return (self.session.read.schema(spark_ddl(RUNS)).option("basePath", path)
+                .parquet(path).select("run_id", *RUNS))
+
+    def committed_runs(self) -> list[str]:
+        """Run ids with an ``ok`` row, in commit order (oldest first)."""
+        if self._committed is None:
+            rows = (self.runs().where(f"status = '{COMMITTED}'")
+                    .select("run_id", "finished_at").collect())
+            self._committed = [r.run_id for r in sorted(rows, key=lambda r: (r.finished_at, r.run_id))]
+        return list(self._committed)
+
+    def _log(self, run_id: str, row: dict[str, Any]) -> None:
+        cols = {"run_id": "VARCHAR", **RUNS}
+        values = (run_id, *(row.get(c) for c in RUNS))
+        df = self.session.createDataFrame([values], spark_ddl(cols, run_id=False))
+        # one file: its rename into place by the job commit is what makes the row appear
+        df.coalesce(1).write.mode("append").partitionBy("run_id").parquet(f"{self.root}/runs")
+        self._committed = None
+
+    @contextlib.contextmanager
+    def run(self, command: str, params: dict[str, Any] | None = None) -> Iterator[str]:
+        """A run: yields its ``run_id``; its writes become visible together when the block
+        ends without an error (the ``ok`` row), and never otherwise."""
+        from segflow import __version__
+
+        run_id = uuid.uuid4().hex[:12]
+        base = {"command": command, "params": json.dumps(params or {}, default=str),
+                "segflow_version": __version__, "started_at": _now()}
+        self._log(run_id, {**base, "status": "running"})
+        try:
+            yield run_id
+        except BaseException as exc:
+            with contextlib.suppress(Exception):  # the session itself may be gone
+                self._log(run_id, {**base, "finished_at": _now(), "status": "failed",
+                                   "message": str(exc)[:2000]})
+            raise
+        self._log(run_id, {**base, "finished_at": _now(), "status": COMMITTED})
+
+    # -- reading ----------------------------------------------------------------------
+    def dataframe(self, name: str) -> DataFrame:
+        """The committed state of table ``name`` as a Spark DataFrame (with ``run_id``)."""
+        spec = _spec(name)
+        committed = self.committed_runs()
+        present = self._partitions(name)
+        runs = [r for r in committed if r in present]
+        path = f"{self.root}/{name}"
+        if spec.keys == () and runs:
+            runs = runs[-1:]
+        if not runs:
+            if spec.columns is None:
+                raise StoreError(f"the Spark store has no committed rows of {name!r} yet")
+            return self.session.createDataFrame([], spark_ddl(spec.columns))
+        reader = self.session.read.option("basePath", path)
+        if spec.columns is not None:
+            reader = reader.schema(spark_ddl(spec.columns))
+        df = reader.parquet(*[f"{path}/run_id={r}" for r in runs])
+        if spec.keys:  # per key, the rows of the latest committed run that wrote it
+            from pyspark.sql import Window
+            from pyspark.sql import functions as F
+
+            order = self.session.createDataFrame(
+                [(r, i) for i, r in enumerate(runs)], "run_id string, _seq int")
+            df = df.join(F.broadcast(order), "run_id")
+            latest = F.max("_seq").over(Window.partitionBy(*spec.keys))
+            df = df.withColumn("_latest", latest).where("_seq = _latest").drop("_seq", "_latest")
+        return df
+
+    def table(self, name: str) -> ibis.Table:
+        """The committed state of table ``name`` as an Ibis table on the Spark backend
+        (columns as in the DuckDB store; ``run_id`` kept where the DuckDB store has it)."""
+        df = self.dataframe(name)
+        if name not in ("segment_assignments", "customer_scores"):
+            df = df.drop("run_id")
+        view = f"segflow_{name}"
+        df.createOrReplaceTempView(view)
+        return self.con.table(view)
+
+    def tables(self) -> list[str]:
+        """Names of the tables that have at least one committed partition."""
+        committed = set(self.committed_runs())
+        return sorted(n for n in TABLES if self._partitions(n) & committed)
+
+    # -- writing ----------------------------------------------------------------------
+    def write(self, name: str, data: ibis.Table | DataFrame | pa.Table, run_id: str) -> int:
+        """Write ``data`` as the rows of run ``run_id`` in table ``name``; returns the row
+        count. The rows stay invisible until the run commits.
+
+        ``data`` is an Ibis table on this store's backend (computed by Spark, never brought
+        to the driver), a Spark DataFrame, or an Arrow table (small data from the driver).
+        Columns are matched by name and cast to the table's types; missing ones are null.
+        """
+        from pyspark.sql import functions as F
+
+        spec = _spec(name)
+        df = self._as_dataframe(data)
+        if "run_id" in df.columns:
+            df = df.drop("run_id")
+        if spec.columns is not None:
+            unknown = sorted(set(df.columns) - set(spec.columns))
+            if unknown:
+                raise StoreError(f"table {name!r} of the Spark store has no column(s) {unknown}")
+            types = dict(c.split(" ", 1) for c in spark_ddl(spec.columns, run_id=False).split(", "))
+            df = df.select(*[
+                (F.col(f"`{c}`") if c in df.columns else F.lit(None)).cast(types[f"`{c}`"]).alias(c)
+                for c in spec.columns
+            ])
+        df = df.withColumn("run_id", F.lit(run_id)).cache()
+        try:
+            n = df.count()
+            df.write.mode("append").partitionBy("run_id").parquet(f"{self.root}/{name}")
+        finally:
+            df.unpersist()
+        return n
+
+    def _as_dataframe(self, data: Any) -> DataFrame:
+        if isinstance(data, pa.Table):
+            return self.session.createDataFrame(data)
+        if isinstance(data, ibis.Table):
+            return self.con.raw_sql(self.con.compile(data))
+        return data
+
+    def vacuum(self) -> list[str]:
+        """Delete the partition folders of runs that never committed and are not running in
+        this process; returns the run ids removed. Run it when no other run is writing."""
+        committed = set(self.committed_runs())
+        removed: set[str] = set()
+        for name in [*TABLES, "runs"]:
+            for run_id in self._partitions(name) - committed:
+                if name == "runs":
+                    continue  # the log of a failed run is kept
+                self._delete(f"{self.root}/{name}/run_id={run_id}")
+                removed.add(run_id)
+        return sorted(removed)
+
+    def register_catalog_tables(self) -> None:
+        """Register every table as ``<database>.<table>`` (external Parquet, partitioned by
+        ``run_id``) in the session catalog, with the partitions present now."""
+        for name, spec in {**TABLES, "runs": None}.items():
+            if not self._partitions(name):
+                continue
+            cols = spark_ddl(RUNS) if spec is None else (
+                spark_ddl(spec.columns) if spec.columns is not None else None)
+            schema = f"({cols}) " if cols else ""
+            table = f"`{self.database}`.`{name}`"
+            self.session.sql(f"CREATE TABLE IF NOT EXISTS {table} {schema}USING parquet "
+                             f"PARTITIONED BY (run_id) LOCATION '{self.root}/{name}'")
+            self.session.sql(f"MSCK REPAIR TABLE {table}")
+
+    def close(self) -> None:
+        """Nothing to release: the session belongs to the process (stop it with Spark)."""
+
+    def __enter__(self) -> SparkStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SparkStore({self.root!r})"
+
+
+def _spec(name: str) -> Any:
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise StoreError(
+            f"the Spark store has no table {name!r}; it has {', '.join(sorted(TABLES))}"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,85 @@
+"""What the Spark store keeps: its tables, their columns and how a run's rows replace others.
+
+Every table of the Spark store is a Parquet dataset ``<warehouse>/<database>.db/<table>``
+partitioned by ``run_id``: a run writes only new partitions and never touches committed
+ones. How a table's committed partitions combine into its current state is its *mode*:
+
+- ``append``: every committed run's rows (canonical tables, quarantine, loads, registry);
+- ``replace``: the rows of the latest committed run that wrote the table (latest features);
+- ``replace by keys``: per key (e.g. scheme and snapshot date), the rows of the latest
+  committed run that wrote that key (assignments, scores), like the DuckDB store's
+  delete-then-insert of a run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from segflow.store._schema import CANONICAL_TABLES, LINEAGE_COLUMNS
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table of the Spark store.
+
+    columns : column -> DuckDB type name, in order (without ``run_id``); ``None`` when the
+        columns vary by project (they are then read from the committed files).
+    keys : ``None`` for append mode, ``()`` to replace the whole table, or the key columns.
+    """
+
+    columns: dict[str, str] | None
+    keys: tuple[str, ...] | None = None
+
+
+QUARANTINE = {
+    "source": "VARCHAR", "source_file": "VARCHAR", "row_number": "BIGINT", "raw_row": "VARCHAR",
+    "rule": "VARCHAR", "reason": "VARCHAR", "column_name": "VARCHAR", "load_id": "VARCHAR",
+    "ingested_at": "TIMESTAMP",
+}
+LOADS = {
+    "load_id": "VARCHAR", "source": "VARCHAR", "source_file": "VARCHAR", "file_hash": "VARCHAR",
+    "target_table": "VARCHAR", "rows_read": "BIGINT", "rows_accepted": "BIGINT",
+    "rows_quarantined": "BIGINT", "rows_duplicate": "BIGINT", "started_at": "TIMESTAMP",
+    "finished_at": "TIMESTAMP", "status": "VARCHAR",
+}
+RUNS = {
+    "command": "VARCHAR", "params": "VARCHAR", "segflow_version": "VARCHAR",
+    "started_at": "TIMESTAMP", "finished_at": "TIMESTAMP", "status": "VARCHAR",
+    "message": "VARCHAR",
+}
+ASSIGNMENTS = {
+    "scheme": "VARCHAR", "scheme_version": "VARCHAR", "snapshot_date": "DATE",
+    "customer_id": "VARCHAR", "segment": "VARCHAR", "segment_rank": "INTEGER",
+}
+SCORES = {
+    "snapshot_date": "DATE", "customer_id": "VARCHAR", "model": "VARCHAR", "score": "VARCHAR",
+    "value": "DOUBLE",
+}
+SCHEME_REGISTRY = {
+    "scheme": "VARCHAR", "scheme_version": "VARCHAR", "kind": "VARCHAR",
+    "definition": "VARCHAR", "created_at": "TIMESTAMP",
+}
+
+#: The tables of the Spark store (the run log ``runs`` is kept apart: see SparkStore).
+TABLES: dict[str, TableSpec] = {
+    **{name: TableSpec({**cols, **LINEAGE_COLUMNS}) for name, cols in CANONICAL_TABLES.items()},
+    "quarantine": TableSpec(QUARANTINE),
+    "loads": TableSpec(LOADS),
+    "segment_assignments": TableSpec(ASSIGNMENTS, keys=("scheme", "snapshot_date")),
+    "customer_scores": TableSpec(SCORES, keys=("snapshot_date", "model")),
+    "scheme_registry": TableSpec(SCHEME_REGISTRY),
+    "customer_features": TableSpec(None, keys=()),
+}
+
+_SPARK_TYPES = {
+    "VARCHAR": "string", "TIMESTAMP": "timestamp_ntz", "DOUBLE": "double", "BIGINT": "bigint",
+    "INTEGER": "int", "BOOLEAN": "boolean", "DATE": "date",
+}
+
+
+def spark_ddl(columns: dict[str, str], *, run_id: bool = True) -> str:
+    """A Spark DDL schema string (``"a string, b double"``) for DuckDB-typed columns."""
+    parts = [f"`{c}` {_SPARK_TYPES[t]}" for c, t in columns.items()]
+    if run_id:
+        parts.append("`run_id` string")
+    return ", ".join(parts)

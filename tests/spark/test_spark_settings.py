@@ -1,0 +1,88 @@
+"""The [engine] table of segflow.toml, `--engine` overriding it, and the Spark session builder."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from tests._engines import require_spark
+
+from segflow.config import EngineSettings, Settings
+from segflow.engine import resolve_engine, warehouse_url
+from segflow.errors import ConfigError, SegflowError
+
+
+def _settings(tmp_path: Path, engine_toml: str) -> Settings:
+    (tmp_path / "segflow.toml").write_text(textwrap.dedent(engine_toml))
+    return Settings.load(tmp_path)
+
+
+def test_engine_table_is_read_with_its_defaults(tmp_path):
+    assert Settings().engine == EngineSettings(
+        kind="duckdb", master="local[*]", warehouse="spark-warehouse", database="segflow"
+    )
+    s = _settings(tmp_path, """
+        [engine]
+        kind = "spark"
+        master = "spark://127.0.0.1:7077"
+        warehouse = "hdfs://namenode:8020/lake"
+        database = "retail_seg"
+        conf = {"spark.executor.memory" = "2g"}
+    """)
+    assert (s.engine.kind, s.engine.master, s.engine.database) == (
+        "spark", "spark://127.0.0.1:7077", "retail_seg")
+    assert s.engine.conf == {"spark.executor.memory": "2g"}
+
+
+@pytest.mark.parametrize("toml, needle", [
+    ('[engine]\nkind = "flink"', "engine.kind"),
+    ('[engine]\ndatabase = "my-db"', "engine.database"),
+    ('[engine]\nmaster_url = "local[2]"', "engine.master_url"),
+])
+def test_bad_engine_settings_name_the_setting(tmp_path, toml, needle):
+    with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
+        _settings(tmp_path, toml)
+
+
+def test_command_line_engine_overrides_the_project_file():
+    spark = EngineSettings(kind="spark")
+    assert resolve_engine(None, spark) == "spark"
+    assert resolve_engine("duckdb", spark) == "duckdb"
+    assert resolve_engine(None, None) == "duckdb"
+    with pytest.raises(SegflowError, match="unknown engine 'flink'"):
+        resolve_engine("flink", spark)
+
+
+def test_warehouse_paths_become_absolute_urls_and_urls_stay(tmp_path):
+    assert warehouse_url("wh", tmp_path) == (tmp_path / "wh").resolve().as_uri()
+    assert warehouse_url("s3a://bucket/lake/") == "s3a://bucket/lake"
+    assert warehouse_url("hdfs://nn:8020/w") == "hdfs://nn:8020/w"
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_session_builder_sets_warehouse_utc_no_ui_and_ansi_off(tmp_path):
+    require_spark()
+    from segflow.engine import session_from_settings
+
+    settings = EngineSettings(kind="spark", master="local[1]", warehouse="wh",
+                              conf={"spark.sql.shuffle.partitions": "3"})
+    session = session_from_settings(settings, tmp_path)
+    conf = session.conf
+    assert session.sparkContext.master == "local[1]"
+    assert conf.get("spark.sql.warehouse.dir").rstrip("/").endswith(str(tmp_path / "wh"))
+    assert conf.get("spark.sql.session.timeZone") == "UTC"
+    assert conf.get("spark.ui.enabled") == "false"
+    assert conf.get("spark.sql.ansi.enabled") == "false"
+    assert conf.get("spark.sql.shuffle.partitions") == "3"  # [engine] conf wins
+    # a table created in the catalog lands in the warehouse folder
+    session.sql("CREATE DATABASE IF NOT EXISTS probe")
+    session.range(3).write.mode("overwrite").saveAsTable("probe.t")
+    assert (tmp_path / "wh" / "probe.db" / "t").is_dir()
+    assert session.table("probe.t").count() == 3
+    # the same settings reuse the session; another warehouse gets a new one
+    assert session_from_settings(settings, tmp_path) is session
+    other = session_from_settings(settings.model_copy(update={"warehouse": "wh2"}), tmp_path)
+    assert other is not session
+    assert other.conf.get("spark.sql.warehouse.dir").rstrip("/").endswith(str(tmp_path / "wh2"))
