@@ -93,8 +93,9 @@ def open_loop(base: str, token: str, requests: list[tuple[str, str, dict | None]
               seconds: float) -> dict[str, object]:
     """``rate`` requests per second for ``seconds`` (open loop, one asyncio loop): request i
     leaves at ``start + i / rate`` whatever the earlier answers; its latency runs from that
-    scheduled time to the answer. Answers other than 200 and answers slower than 2 s are
-    errors. ``requests`` are (method, path, json body) cycled through."""
+    scheduled time to the answer (queueing included). Answers other than 200 and requests
+    whose connection or read exceeds 2 s are errors; a slow answer that arrives is a latency,
+    not an error. ``requests`` are (method, path, json body) cycled through."""
     import asyncio
 
     async def run() -> dict[str, object]:
