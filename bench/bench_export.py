@@ -40,14 +40,17 @@ def build(store, customers: int, snapshots: int) -> None:
     for k in range(snapshots):
         day = dt.date(2024 + (k // 12), k % 12 + 1, 1)
         # a customer's segment drifts: base segment from a hash, shifted every few months
-        con.execute(f"""
-            INSERT INTO segment_assignments
-            SELECT 'rfm', '1', DATE '{day}', printf('C%08d', i),
-                   'S' || ((hash(i) + (hash(i * 7 + {k}) % 5 = 0)::INT * {k}) % 8)::VARCHAR,
-                   ((hash(i) + (hash(i * 7 + {k}) % 5 = 0)::INT * {k}) % 8)::INT + 1, 'bench'
+        # segment_assignments is a view over change rows: appending stores them as spells
+        store.append("segment_assignments", con.execute(f"""
+            SELECT 'rfm' AS scheme, '1' AS scheme_version, DATE '{day}' AS snapshot_date,
+                   printf('C%08d', i) AS customer_id,
+                   'S' || ((hash(i) + (hash(i * 7 + {k}) % 5 = 0)::INT * {k}) % 8)::VARCHAR
+                       AS segment,
+                   ((hash(i) + (hash(i * 7 + {k}) % 5 = 0)::INT * {k}) % 8)::INT + 1
+                       AS segment_rank, 'bench' AS run_id
             FROM range({customers}) t(i)
             WHERE (i % 100 >= 2 OR i < {customers} * {k + 1} / {snapshots})
-              AND NOT (i % 100 = 99 AND {k} >= {snapshots} - 2)""")
+              AND NOT (i % 100 = 99 AND {k} >= {snapshots} - 2)""").arrow())
     latest = dt.date(2024 + ((snapshots - 1) // 12), (snapshots - 1) % 12 + 1, 1)
     con.execute(f"""
         INSERT INTO customer_scores

@@ -202,10 +202,12 @@ def load_store(data: Path) -> float:
 
     t = time.perf_counter()
     with Store(data.with_suffix(".duckdb")) as store:
-        store.raw.execute(
-            "INSERT INTO segment_assignments SELECT scheme, NULL, snapshot_date, customer_id, "
-            f"segment, segment_rank, NULL FROM read_parquet('{data}')"
-        )
+        # segment_assignments is a view over change rows: appending stores them as spells
+        rows = store.raw.execute(
+            "SELECT scheme, snapshot_date, customer_id, segment, segment_rank "
+            f"FROM read_parquet('{data}')"
+        ).arrow()
+        store.append("segment_assignments", rows)
     return time.perf_counter() - t
 
 

@@ -5,13 +5,20 @@ Starts ``segflow serve`` on a free loopback port for an existing project (e.g. o
 
 1. customer lookup, segment sizes and the migration matrix with 8 and 32 concurrent
    clients (closed loop, ``--seconds`` each) while ``segflow ingest --force`` runs in a loop
-   on the same project (the server reads a copy of the store, so ingest is not locked out);
-2. ``POST /api/v1/score`` at a fixed arrival rate (open loop: 100 and 500 requests/s).
+   on the same project (the server reads a copy of the store, so ingest is not locked out;
+   ``--no-ingest`` skips it);
+2. ``POST /api/v1/score`` (one client in sequence: the single-request latency) and, open
+   loop, ``POST /api/v1/score`` and ``GET /api/v1/customers/{id}`` at fixed arrival rates
+   (``--rates``, default 100 and 500 requests/s): requests leave on schedule whatever the
+   answers (one asyncio event loop, httpx), and latency is measured from the *scheduled*
+   send time, so a server that falls behind shows it (no coordinated omission). Each score
+   request posts the history of one of ``--customers`` stored customers (transactions,
+   events, survey answers, campaign exposures and attributes before the latest snapshot).
 
-Prints p50/p99 latency (ms), throughput (requests/s) and errors per step, and writes them
+Prints p50/p99 latency (ms), throughput (answers/s) and errors per step, and writes them
 to ``bench/results/server.json``. Usage::
 
-    python bench/bench_server.py PROJECT_DIR [--seconds 8]
+    nice python bench/bench_server.py PROJECT_DIR [--seconds 8] [--no-ingest]
 
 Only 127.0.0.1 is ever contacted.
 """
@@ -19,7 +26,6 @@ Only 127.0.0.1 is ever contacted.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import json
 import os
 import random
@@ -83,58 +89,94 @@ def closed_loop(base: str, token: str, urls: list[str], clients: int, seconds: f
     return _stats(latencies, errors[0], time.perf_counter() - start)
 
 
-def open_loop(base: str, token: str, body: dict, rate: float, seconds: float) -> dict[str, float]:
-    """Requests sent at ``rate`` per second whatever the answers (a pool of 64 senders);
-    an answer slower than 2 s counts as an error."""
-    latencies: list[float] = []
-    errors = [0]
-    kinds: dict[str, int] = {}
-    lock = threading.Lock()
-    local = threading.local()
+def open_loop(base: str, token: str, requests: list[tuple[str, str, dict | None]], rate: float,
+              seconds: float) -> dict[str, object]:
+    """``rate`` requests per second for ``seconds`` (open loop, one asyncio loop): request i
+    leaves at ``start + i / rate`` whatever the earlier answers; its latency runs from that
+    scheduled time to the answer. Answers other than 200 and answers slower than 2 s are
+    errors. ``requests`` are (method, path, json body) cycled through."""
+    import asyncio
 
-    def send() -> None:
-        c = getattr(local, "c", None)
-        if c is None:
-            c = local.c = httpx.Client(base_url=base, headers={"authorization": f"Bearer {token}"}, timeout=2)
-        t = time.perf_counter()
-        try:
-            status = c.post("/api/v1/score", json=body).status_code
-        except httpx.TimeoutException:
-            status = "timeout"
-        except httpx.HTTPError:
-            status = "connection"
-        dt = time.perf_counter() - t
-        with lock:
-            if status == 200:
-                latencies.append(dt)
-            else:
-                errors[0] += 1
-                kinds[str(status)] = kinds.get(str(status), 0) + 1
+    async def run() -> dict[str, object]:
+        latencies: list[float] = []
+        kinds: dict[str, int] = {}
+        limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+        async with httpx.AsyncClient(base_url=base, headers={"authorization": f"Bearer {token}"},
+                                     timeout=2.0, limits=limits) as client:
+            loop = asyncio.get_running_loop()
+            n = int(rate * seconds)
+            start = loop.time() + 0.05
 
-    n = int(rate * seconds)
-    start = time.perf_counter()
-    with cf.ThreadPoolExecutor(64) as pool:
-        for i in range(n):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            pool.submit(send)
-    elapsed = time.perf_counter() - start
-    out = _stats(latencies, errors[0], elapsed)
-    out["offered_rps"] = rate
-    out["error_kinds"] = kinds
-    return out
+            async def one(i: int) -> None:
+                method, path, body = requests[i % len(requests)]
+                due = start + i / rate
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                try:
+                    r = await client.request(method, path, json=body)
+                    status = str(r.status_code)
+                except httpx.TimeoutException:
+                    status = "timeout"
+                except httpx.HTTPError as exc:
+                    status = type(exc).__name__
+                if status == "200":
+                    latencies.append(loop.time() - due)
+                else:
+                    kinds[status] = kinds.get(status, 0) + 1
+
+            await asyncio.gather(*(one(i) for i in range(n)))
+            elapsed = loop.time() - start
+        out: dict[str, object] = _stats(latencies, sum(kinds.values()), elapsed)
+        out["offered_rps"] = rate
+        out["error_kinds"] = kinds
+        return out
+
+    return asyncio.run(run())
 
 
-def score_sequential(base: str, token: str, body: dict, seconds: float) -> dict[str, float]:
+def _bodies(con: duckdb.DuckDBPyConnection, ids: list[str], snap: object) -> list[dict]:
+    """Score requests: each customer's rows before the snapshot, as an API client sends them."""
+    con.execute("CREATE TEMP TABLE _ids AS SELECT unnest(?) AS customer_id", [ids])
+    by: dict[str, dict] = {i: {"customer_id": i, "transactions": [], "events": [], "survey_responses": [],
+                               "campaign_exposures": [], "attributes": {}} for i in ids}
+    for cid, ts, amount, qty, cat, ch, promo, ret, tid, pid in con.execute(
+            "SELECT customer_id, ts, amount, quantity, category, channel, promo_code, is_return, transaction_id, "
+            "product_id FROM transactions JOIN _ids USING (customer_id) WHERE ts < ? AND amount IS NOT NULL "
+            "ORDER BY ts", [snap]).fetchall():
+        by[cid]["transactions"].append({"ts": ts.isoformat(), "amount": amount, "quantity": qty, "category": cat,
+                                        "channel": ch, "promo_code": promo, "is_return": bool(ret),
+                                        "transaction_id": tid, "product_id": pid})
+    for cid, ts, kind, session in con.execute(
+            "SELECT customer_id, ts, event_type, session_id FROM events JOIN _ids USING (customer_id) "
+            "WHERE ts < ? AND event_type IS NOT NULL", [snap]).fetchall():
+        by[cid]["events"].append({"ts": ts.isoformat(), "event_type": kind, "session_id": session})
+    for cid, ts, q, a in con.execute(
+            "SELECT customer_id, ts, question, answer FROM survey_responses JOIN _ids USING (customer_id) "
+            "WHERE ts < ? AND question IS NOT NULL AND answer IS NOT NULL", [snap]).fetchall():
+        by[cid]["survey_responses"].append({"ts": ts.isoformat(), "question": q, "answer": str(a)})
+    for cid, ts, camp, kind, arm in con.execute(
+            "SELECT customer_id, ts, campaign_id, exposure_type, arm FROM campaign_exposures "
+            "JOIN _ids USING (customer_id) WHERE ts < ? AND campaign_id IS NOT NULL", [snap]).fetchall():
+        by[cid]["campaign_exposures"].append({"ts": ts.isoformat(), "campaign_id": camp, "exposure_type": kind,
+                                              "arm": arm})
+    for cid, created, region in con.execute(
+            "SELECT customer_id, min(created_at), min(region) FROM customers JOIN _ids USING (customer_id) "
+            "GROUP BY 1").fetchall():
+        by[cid]["attributes"] = {k: v for k, v in (("created_at", created and created.isoformat()),
+                                                   ("region", region)) if v is not None}
+    return [b for b in by.values() if b["transactions"]]
+
+
+def score_sequential(base: str, token: str, bodies: list[dict], seconds: float) -> dict[str, float]:
     """One client scoring one customer after another: the single-request latency."""
     latencies: list[float] = []
     errors = 0
     stop = time.perf_counter() + seconds
     with httpx.Client(base_url=base, headers={"authorization": f"Bearer {token}"}, timeout=30) as c:
+        i = 0
         while time.perf_counter() < stop:
             t = time.perf_counter()
-            ok = c.post("/api/v1/score", json=body).status_code == 200
+            ok = c.post("/api/v1/score", json=bodies[i % len(bodies)]).status_code == 200
+            i += 1
             if ok:
                 latencies.append(time.perf_counter() - t)
             else:
@@ -147,6 +189,10 @@ def main() -> None:
     ap.add_argument("project", type=Path)
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--no-ingest", action="store_true", help="Do not run ingest during the lookups.")
+    ap.add_argument("--rates", type=float, nargs="+", default=[100.0, 500.0], help="Open-loop rates (requests/s).")
+    ap.add_argument("--open-seconds", type=float, default=10.0, help="Length of each open-loop step.")
+    ap.add_argument("--customers", type=int, default=200, help="Distinct customers posted to /score.")
+    ap.add_argument("--skip-closed", action="store_true", help="Only the score and open-loop steps.")
     args = ap.parse_args()
     project = args.project
     env = {**os.environ}
@@ -154,24 +200,27 @@ def main() -> None:
                             "-p", str(project)], check=True, capture_output=True, text=True, env=env).stdout.strip()
     store = project / "segflow.duckdb"
     con = duckdb.connect(str(store), read_only=True)
-    ids = [r[0] for r in con.execute("SELECT customer_id FROM segment_assignments USING SAMPLE 500 ROWS").fetchall()]
+    snap = con.execute("SELECT max(snapshot_date) FROM customer_features").fetchone()[0]
+    ids = [r[0] for r in con.execute(
+        "SELECT customer_id FROM customer_features WHERE snapshot_date = ? ORDER BY hash(customer_id) LIMIT ?",
+        [snap, max(500, args.customers)]).fetchall()]
     schemes = [r[0] for r in con.execute("SELECT DISTINCT scheme FROM segment_assignments").fetchall()]
     n_customers = con.execute("SELECT count(*) FROM customers").fetchone()[0]
-    snap = con.execute("SELECT max(snapshot_date) FROM customer_features").fetchone()[0]
-    tx = con.execute("SELECT ts, amount, category, channel FROM transactions WHERE customer_id = ? AND ts < ? "
-                     "ORDER BY ts", [ids[0], snap]).fetchall()
+    bodies = _bodies(con, ids[: args.customers], snap)
     con.close()
-    body = {"customer_id": ids[0], "transactions": [
-        {"ts": ts.isoformat(), "amount": a, "category": c, "channel": ch} for ts, a, c, ch in tx]}
+    sizes = sorted(len(b["transactions"]) for b in bodies)
+    print(json.dumps({"customers": n_customers, "score_bodies": len(bodies),
+                      "transactions_per_body_median": sizes[len(sizes) // 2]}), flush=True)
 
     port = _free_port()
     base = f"http://{HOST}:{port}"
     server = subprocess.Popen([*SEGFLOW, "serve", "-p", str(project), "--host", HOST, "--port", str(port),
                                "--pool-size", "8"], env=env, stderr=subprocess.DEVNULL)
     ingest: subprocess.Popen | None = None
-    results: dict[str, object] = {"customers": n_customers, "cpu_count": os.cpu_count(), "steps": []}
+    results: dict[str, object] = {"customers": n_customers, "cpu_count": os.cpu_count(), "snapshot": str(snap),
+                                  "score_bodies": len(bodies), "load_average_before": os.getloadavg(), "steps": []}
     try:
-        deadline = time.time() + 120
+        deadline = time.time() + 1800  # a 1M-customer store is copied and indexed first
         while True:
             try:
                 if httpx.get(f"{base}/api/v1/health", headers={"authorization": f"Bearer {token}"}).status_code == 200:
@@ -181,6 +230,16 @@ def main() -> None:
             if time.time() > deadline:
                 raise SystemExit("server did not start")
             time.sleep(0.3)
+        started = time.time()
+        while not httpx.get(f"{base}/api/v1/health", headers={"authorization": f"Bearer {token}"}).json().get("warm"):
+            time.sleep(1)  # the first copy is served at once and warmed in the background
+        warm = httpx.post(f"{base}/api/v1/score", json=bodies[0], timeout=1800,
+                          headers={"authorization": f"Bearer {token}"})
+        if warm.status_code != 200:
+            raise SystemExit(f"score warm-up failed: {warm.status_code} {warm.text[:300]}")
+        results["scorer_ready_seconds"] = round(time.time() - started, 1)
+        print(json.dumps({"scorer_ready_seconds": results["scorer_ready_seconds"],
+                          "warm_up_notes": warm.json()["notes"]}), flush=True)
         stop_ingest = threading.Event()
         ingests = {"ok": 0, "failed": 0}
 
@@ -200,7 +259,7 @@ def main() -> None:
             "segment sizes": [f"/api/v1/segments/{s}" for s in schemes],
             "migration matrix": [f"/api/v1/migration/{s}" for s in schemes],
         }
-        for name, urls in steps.items():
+        for name, urls in ({} if args.skip_closed else steps).items():
             for clients in (8, 32):
                 row = {"step": name, "clients": clients, **closed_loop(base, token, urls, clients, args.seconds)}
                 print(json.dumps(row), flush=True)
@@ -210,13 +269,16 @@ def main() -> None:
             runner.join()
         results["ingests_during_reads"] = ingests
         print(json.dumps({"ingests_during_reads": ingests}), flush=True)
-        row = {"step": "score", "clients": 1, **score_sequential(base, token, body, args.seconds)}
+        row = {"step": "score", "clients": 1, **score_sequential(base, token, bodies, args.seconds)}
         print(json.dumps(row), flush=True)
         results["steps"].append(row)
-        for rate in (100, 500):
-            row = {"step": "score", **open_loop(base, token, body, rate, min(args.seconds, 3.0))}
-            print(json.dumps(row), flush=True)
-            results["steps"].append(row)
+        score_requests = [("POST", "/api/v1/score", b) for b in bodies]
+        lookup_requests = [("GET", f"/api/v1/customers/{i}", None) for i in ids]
+        for name, requests in (("score", score_requests), ("customer lookup", lookup_requests)):
+            for rate in args.rates:
+                row = {"step": name, "clients": "open", **open_loop(base, token, requests, rate, args.open_seconds)}
+                print(json.dumps(row), flush=True)
+                results["steps"].append(row)
     finally:
         server.terminate()
         try:
@@ -224,6 +286,7 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+    results["load_average_after"] = os.getloadavg()
     out = Path(__file__).parent / "results" / "server.json"
     out.write_text(json.dumps(results, indent=1))
     print(f"wrote {out}", file=sys.stderr)

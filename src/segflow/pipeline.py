@@ -1,7 +1,8 @@
 """The whole segflow run, top to bottom.
 
-    ingest ─▶ snapshot dates ─▶ per snapshot: features ─▶ per scheme: assignments
-           ─▶ store (atomically) ─▶ CLV scores at the latest snapshot
+    ingest ─▶ snapshot dates ─▶ snapshots to compute (new or changed only)
+           ─▶ features of all of them (one long table) ─▶ per scheme: assignments of all
+           ─▶ change rows merged into the store (atomically) ─▶ CLV scores at the latest
            ─▶ migration between snapshots ─▶ report
 
 Each stage lives in its own package; this module only wires them together. Table work is
@@ -25,9 +26,6 @@ from segflow.engine import Engine, connect, snapshot_dates
 from segflow.errors import SegflowError
 from segflow.store import CANONICAL_TABLES, Store
 
-#: Table where a run stages its assignments before moving them in one transaction.
-STAGING = "_staging_assignments"
-
 #: A progress callback: (stage description, steps done, steps total).
 ProgressFn = Callable[[str, int, int], None]
 
@@ -44,6 +42,8 @@ class RunSummary:
     seconds: dict[str, float]
     scores_written: int = 0
     notes: list[str] = dataclasses.field(default_factory=list)
+    #: The snapshot dates this run computed (the others were up to date).
+    snapshots_computed: list[dt.date] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -124,8 +124,8 @@ def compute_assignments(
     store: Store | None = None,
     groups: set[str] | None = None,
 ) -> tuple[ibis.Table, dict[str, ibis.Table]]:
-    """Features at ``snapshot`` (of ``groups``, default all) and the assignments of every
-    scheme (lazy Ibis tables)."""
+    """Features at one ``snapshot`` (of ``groups``, default all) and the assignments of every
+    scheme (lazy Ibis tables): the readable per-snapshot form of what a run computes."""
     from segflow.features import customer_features
     from segflow.segments import assign
 
@@ -140,24 +140,6 @@ def compute_assignments(
     return features, assignments
 
 
-def _assignment_rows(
-    assignments: ibis.Table, scheme: SchemeSettings, snapshot: dt.date, run_id: str
-) -> pa.Table:
-    table = assignments.select("customer_id", "segment", "segment_rank").to_pyarrow()
-    n = table.num_rows
-    return pa.table(
-        {
-            "scheme": pa.array([scheme.name] * n, pa.string()),
-            "scheme_version": pa.array([scheme.version] * n, pa.string()),
-            "snapshot_date": pa.array([snapshot] * n, pa.date32()),
-            "customer_id": table["customer_id"].cast(pa.string()),
-            "segment": table["segment"].cast(pa.string()),
-            "segment_rank": table["segment_rank"].cast(pa.int32()),
-            "run_id": pa.array([run_id] * n, pa.string()),
-        }
-    )
-
-
 def run_pipeline(
     store: Store,
     settings: Settings,
@@ -165,67 +147,75 @@ def run_pipeline(
     engine: str = "duckdb",
     progress: ProgressFn | None = None,
     all_features: bool = False,
+    full: bool = False,
 ) -> RunSummary:
-    """Compute features and segment assignments for every snapshot date and scheme.
+    """Compute features and segment assignments for the snapshots that need it.
 
-    ``all_features=True`` computes every feature at every snapshot; by default snapshots
-    before the latest compute only the feature groups the schemes read (same assignments,
-    less work).
+    The snapshots computed are those of :func:`snapshots_to_compute`: snapshots not yet
+    computed under the schemes' current definitions, and every snapshot after the earliest
+    data loaded since the last run; ``full=True`` recomputes them all. Features of all of
+    them are one long table (:func:`segflow.features.snapshot_features`), every scheme
+    assigns all of them at once, and the assignments are merged into the stored change rows
+    (``segment_spells``; the view ``segment_assignments`` gives them per snapshot).
 
-    Assignments replace earlier ones for the same (scheme, snapshot date), so a re-run is
-    idempotent. All writes of a run land in one transaction. The latest snapshot's features
-    are kept in the table ``customer_features`` for profiles and the report.
+    ``all_features=True`` computes every feature at every snapshot; by default only the
+    feature groups the schemes read (same assignments, less work), and every feature at the
+    latest snapshot, kept in the table ``customer_features`` for profiles and the report.
+
+    All writes of a run land in one transaction; a run with nothing to compute changes no
+    stored result (only the run log).
     """
     seconds: dict[str, float] = {}
     schemes = resolve_schemes(settings)
     dates = resolve_snapshot_dates(store, settings)
-    params = {"engine": engine, "schemes": [s.name for s in schemes], "snapshots": len(dates)}
+    inputs = input_row_counts(store)
+    params = {"engine": engine, "schemes": [s.name for s in schemes], "snapshots": len(dates),
+              "full": full, "input_rows": inputs}
+    notes: list[str] = []
+    written = scored = 0
     with store.run("run", params) as run_id:
         eng = connect(store, engine, settings=settings.engine)
         try:
             tables = canonical_tables(eng)
-            from segflow.segments import check_scheme, freeze_cutoffs
+            from segflow.segments import freeze_cutoffs
 
+            start = time.perf_counter()
             schemes = freeze_cutoffs(schemes, tables, window_days=settings.rfm.window_days)
-            notes: list[str] = []
-            # Assignments are staged in the store as they are computed (bounded memory) and
-            # moved into segment_assignments in one transaction at the end (atomic run).
-            store.raw.execute(
-                f"CREATE OR REPLACE TABLE {STAGING} AS SELECT * FROM segment_assignments LIMIT 0"
-            )
-            latest_features: pa.Table | None = None
-            start = time.perf_counter()
-            # Earlier snapshots compute only the feature groups the schemes read; the latest
-            # computes every feature (kept in customer_features for profiles and the report).
-            groups = None if all_features else required_feature_groups(tables, schemes, settings=settings)
-            for i, snapshot in enumerate(dates):
-                if progress:
-                    progress(f"snapshot {snapshot}", i, len(dates))
-                features, assignments = compute_assignments(
-                    tables, snapshot, schemes, settings=settings, store=store,
-                    groups=None if i == len(dates) - 1 else groups,
-                )
-                for scheme in schemes:
-                    store.append(
-                        STAGING, _assignment_rows(assignments[scheme.name], scheme, snapshot, run_id)
-                    )
-                if i == len(dates) - 1:
-                    latest_features = features.to_pyarrow()
-                    for scheme in schemes:  # empty rules, small segments: warn once, at the end
-                        notes += check_scheme(
-                            scheme, features, assignments[scheme.name], snapshot=snapshot
-                        )
+            todo = snapshots_to_compute(store, schemes, dates, settings=settings, full=full,
+                                        current_run=run_id)
+            computed = sorted({d for days in todo.values() for d in days})
+            seconds["plan"] = time.perf_counter() - start
             if progress:
-                progress("snapshots done", len(dates), len(dates))
-            seconds["features_and_segments"] = time.perf_counter() - start
+                progress(f"{len(computed)} of {len(dates)} snapshots to compute", 0,
+                         max(len(computed), 1))
+            if computed:
+                start = time.perf_counter()
+                groups = None if all_features else required_feature_groups(
+                    tables, schemes, settings=settings)
+                features, assignments, latest = _features_and_assignments(
+                    tables, store, schemes, computed, groups=groups, settings=settings,
+                    latest=dates[-1] if dates[-1] in computed else None,
+                )
+                if latest is not None:
+                    notes += _scheme_notes(schemes, latest, assignments, dates[-1])
+                seconds["features_and_segments"] = time.perf_counter() - start
 
-            start = time.perf_counter()
-            written = _write_run(store, latest_features, dates[-1] if dates else None)
-            seconds["write"] = time.perf_counter() - start
+                start = time.perf_counter()
+                written = _write_run(store, eng, schemes, assignments, todo, features,
+                                     latest, dates[-1], run_id=run_id, settings=settings)
+                seconds["write"] = time.perf_counter() - start
+                features.release()
+                start = time.perf_counter()
+                scored = score_clv(store, tables["transactions"], dates[-1], run_id, notes=notes)
+                seconds["clv_scores"] = time.perf_counter() - start
 
-            start = time.perf_counter()
-            scored = score_clv(store, tables["transactions"], dates[-1], run_id, notes=notes)
-            seconds["clv_scores"] = time.perf_counter() - start
+                start = time.perf_counter()
+                from segflow.summaries import write_aggregates
+
+                write_aggregates(store, run_id, kinds={s.name: s.kind for s in schemes})
+                seconds["aggregates"] = time.perf_counter() - start
+            if progress:
+                progress("snapshots done", max(len(computed), 1), max(len(computed), 1))
         finally:
             eng.close()
     if notes:  # the run log says what a stage could not do (runs.message)
@@ -239,7 +229,151 @@ def run_pipeline(
         seconds=seconds,
         scores_written=scored,
         notes=notes,
+        snapshots_computed=computed,
     )
+
+
+def _features_and_assignments(
+    tables: dict[str, ibis.Table],
+    store: Store,
+    schemes: Sequence[SchemeSettings],
+    computed: list[dt.date],
+    *,
+    groups: set[str] | None,
+    settings: Settings,
+    latest: dt.date | None,
+) -> tuple[ibis.Table, dict[str, ibis.Table], ibis.Table | None]:
+    """The long features table of ``computed`` (cached), every scheme's assignments of all
+    those snapshots (lazy) and the latest snapshot's full features (cached), if computed."""
+    from segflow.features import customer_features, snapshot_features
+    from segflow.segments import assign
+
+    window = settings.rfm.window_days
+    features = snapshot_features(tables, computed, window_days=window, groups=groups).cache()
+    assignments = {
+        s.name: assign(s, features, store=store, schemes=schemes, by="snapshot_date")
+        for s in schemes
+    }
+    full_latest = None
+    if latest is not None:
+        if groups is None:
+            full_latest = features.filter(features.snapshot_date == ibis.literal(latest, "date"))
+            full_latest = full_latest.drop("snapshot_date").cache()
+        else:
+            full_latest = customer_features(tables, latest, window_days=window).cache()
+    return features, assignments, full_latest
+
+
+def _scheme_notes(
+    schemes: Sequence[SchemeSettings],
+    latest: ibis.Table,
+    assignments: dict[str, ibis.Table],
+    snapshot: dt.date,
+) -> list[str]:
+    """check_scheme's notes at the latest snapshot (empty rules, small segments)."""
+    from segflow.segments import check_scheme
+
+    notes: list[str] = []
+    for scheme in schemes:
+        a = assignments[scheme.name]
+        at = a.filter(a.snapshot_date == ibis.literal(snapshot, "date")).drop("snapshot_date")
+        notes += check_scheme(scheme, latest, at, snapshot=snapshot)
+    return notes
+
+
+def settings_key(scheme: SchemeSettings, settings: Settings) -> str:
+    """Fingerprint of what a scheme's assignments depend on besides the data: its resolved
+    definition (frozen cut points included) and the project's feature settings. A stored
+    snapshot computed under another key is computed again."""
+    import hashlib
+    import json
+
+    payload = {"scheme": scheme.model_dump(mode="json"), "rfm": settings.rfm.model_dump(mode="json")}
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+#: Canonical tables and the timestamp of their rows that decides which snapshots they touch.
+_TIMED = {"transactions": "ts", "events": "ts", "campaign_exposures": "ts",
+          "survey_responses": "ts", "customers": "least(created_at, valid_from)"}
+
+
+def input_row_counts(store: Store) -> dict[str, int]:
+    """Rows per canonical input table (recorded with every run, see :func:`changed_since`)."""
+    return {t: int(store.raw.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0])
+            for t in CANONICAL_TABLES}
+
+
+def changed_since(store: Store, *, current_run: str | None = None) -> dt.datetime | None:
+    """The earliest time of input data that changed since the last successful run: the
+    minimum ``ts`` (customers: sign-up or ``valid_from``) of rows whose load finished after
+    that run started; ``None`` when nothing changed.
+
+    Rows that changed outside the load log (rows replaced by a late correction, deleted, or
+    appended without a load) are seen by comparing the row counts recorded with the last run
+    with today's: any difference not explained by logged loads gives ``datetime.min``
+    (recompute everything). A store without a previous successful run gives ``datetime.min``.
+    """
+    import json
+
+    row = store.raw.execute(
+        "SELECT started_at, params FROM runs WHERE command = 'run' AND status = 'ok' "
+        "AND run_id IS DISTINCT FROM ? ORDER BY started_at DESC LIMIT 1", [current_run]
+    ).fetchone()
+    if row is None:
+        return dt.datetime.min
+    since, params = row
+    recorded = json.loads(params or "{}").get("input_rows")
+    if not recorded:
+        return dt.datetime.min
+    loads = "(SELECT load_id FROM loads WHERE finished_at >= ?)"
+    earliest: dt.datetime | None = None
+    for table in CANONICAL_TABLES:
+        when = _TIMED.get(table, "NULL")
+        n_new, n_undated, first = store.raw.execute(
+            f'SELECT count(*), count(*) FILTER (WHERE {when} IS NULL), min({when}) FROM "{table}" '
+            f"WHERE load_id IN {loads}", [since]
+        ).fetchone()
+        now = int(store.raw.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
+        if now != int(recorded.get(table, 0)) + int(n_new) or n_undated:
+            return dt.datetime.min
+        if first is not None:
+            first = first if isinstance(first, dt.datetime) else dt.datetime.combine(
+                first, dt.time())
+            earliest = first if earliest is None else min(earliest, first)
+    return earliest
+
+
+def snapshots_to_compute(
+    store: Store,
+    schemes: Sequence[SchemeSettings],
+    dates: Sequence[dt.date],
+    *,
+    settings: Settings,
+    full: bool = False,
+    current_run: str | None = None,
+) -> dict[str, list[dt.date]]:
+    """Per scheme, the snapshot dates of ``dates`` a run computes (ascending).
+
+    A snapshot is computed when it was never computed for the scheme under its current
+    definition (:func:`settings_key`: a new version, changed settings, cut points), or when
+    input data at or before it changed since the last run (:func:`changed_since`: a feature
+    at snapshot ``s`` reads data with ``ts < s``, so new data at ``t`` changes every
+    snapshot after ``t``). ``full=True`` computes every date. So a run after loading one new
+    month computes one new snapshot, and a run with nothing new computes none.
+    """
+    from segflow.store._spells import stored_snapshots
+
+    since = None if full else changed_since(store, current_run=current_run)
+    out: dict[str, list[dt.date]] = {}
+    for scheme in schemes:
+        done = set(stored_snapshots(store.raw, scheme.name, settings_key(scheme, settings)))
+        out[scheme.name] = [
+            d for d in sorted(set(dates))
+            if full or d not in done
+            or (since is not None and dt.datetime.combine(d, dt.time()) > since)
+        ]
+    return out
 
 
 #: Settings of the CLV scores written by a run (see docs/models.md).
@@ -270,6 +404,8 @@ def score_clv(
         btyd_summary,
         compress,
         fit_spend_model,
+        model_document,
+        save_model_params,
         score_customers,
         write_scores,
     )
@@ -296,6 +432,11 @@ def score_clv(
                 annual_discount_rate=CLV_ANNUAL_DISCOUNT_RATE,
             )
             n = write_scores(store, scores, snapshot_date=snapshot, model=CLV_MODEL, run_id=run_id)
+            # the fitted parameters, so real-time scoring applies the same models (V8)
+            save_model_params(store, model_document(
+                model, spend, horizon=CLV_HORIZON_WEEKS, time_unit="W",
+                annual_discount_rate=CLV_ANNUAL_DISCOUNT_RATE,
+            ), snapshot_date=snapshot, model=CLV_MODEL, run_id=run_id)
         except SegflowError as exc:
             message = f"CLV stage did not run: no CLV scores at {snapshot}: {exc}"
             warnings.warn(message, UserWarning, stacklevel=2)
@@ -307,21 +448,72 @@ def score_clv(
     return n
 
 
-def _write_run(store: Store, latest_features: pa.Table | None, latest: dt.date | None) -> int:
-    """Move the staged assignments into ``segment_assignments`` (replacing the same scheme
-    and snapshot date) and the latest features into ``customer_features``, in one transaction."""
+def _write_run(
+    store: Store,
+    eng: Engine,
+    schemes: Sequence[SchemeSettings],
+    assignments: dict[str, ibis.Table],
+    todo: dict[str, list[dt.date]],
+    features: ibis.Table,
+    latest_features: ibis.Table | None,
+    latest: dt.date,
+    *,
+    run_id: str,
+    settings: Settings,
+) -> int:
+    """Merge every scheme's assignments at its snapshots to compute into the stored spells
+    and replace ``customer_features`` by the latest snapshot's features, in one transaction.
+
+    On DuckDB the assignments go from the engine into the spells in one INSERT ... SELECT
+    (no rows through Python); on another engine they arrive as Arrow first.
+
+    Returns the number of per-snapshot assignment rows computed (customers x snapshots x
+    schemes).
+    """
+    from segflow.store._spells import write_spells
+
+    sizes = _sizes(features)
+    latest_arrow = latest_features.to_pyarrow() if latest_features is not None else None
+    written = 0
     with store.transaction() as con:
-        con.execute(
-            f"DELETE FROM segment_assignments WHERE (scheme, snapshot_date) IN "
-            f"(SELECT DISTINCT scheme, snapshot_date FROM {STAGING})"
-        )
-        con.execute(f"INSERT INTO segment_assignments SELECT * FROM {STAGING}")
-        written = int(con.execute(f"SELECT count(*) FROM {STAGING}").fetchone()[0])
-        if latest_features is not None:
-            n = latest_features.num_rows
-            features = latest_features.append_column(
-                "snapshot_date", pa.array([latest] * n, pa.date32())
-            )
-            store.replace("customer_features", features, con=con)
-        con.execute(f"DROP TABLE {STAGING}")
+        for scheme in schemes:
+            days = todo[scheme.name]
+            if not days:
+                continue
+            a = assignments[scheme.name]
+            a = a.filter(a.snapshot_date.isin([ibis.literal(d, "date") for d in days]))
+            source, cleanup = _relation(store, eng, a, con)
+            try:
+                write_spells(con, scheme=scheme.name, scheme_version=scheme.version, source=source,
+                             snapshots=days, run_id=run_id,
+                             settings_key=settings_key(scheme, settings))
+            finally:
+                cleanup()
+            written += sum(sizes.get(d, 0) for d in days)
+        if latest_arrow is not None:
+            n = latest_arrow.num_rows
+            rows = latest_arrow.append_column("snapshot_date", pa.array([latest] * n, pa.date32()))
+            store.replace("customer_features", rows, con=con)
     return written
+
+
+def _sizes(features: ibis.Table) -> dict[dt.date, int]:
+    counts = features.group_by("snapshot_date").aggregate(n=features.count()).to_pyarrow()
+    return dict(zip(counts["snapshot_date"].to_pylist(), counts["n"].to_pylist(), strict=True))
+
+
+def _relation(
+    store: Store, eng: Engine, table: ibis.Table, con: object
+) -> tuple[str, Callable[[], None]]:
+    """SQL for ``table`` on the store's connection, and how to clean up after it."""
+    if eng.name == "duckdb":
+        return f"({store.con.compile(table)})", lambda: None
+    name = f"_segflow_assign_{run_hex()}"
+    con.register(name, table.to_pyarrow())  # type: ignore[attr-defined]
+    return name, lambda: con.unregister(name)  # type: ignore[attr-defined]
+
+
+def run_hex() -> str:
+    import uuid
+
+    return uuid.uuid4().hex[:8]

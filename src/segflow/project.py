@@ -91,13 +91,16 @@ class Project:
 
         return ingest(self.store, self.settings, self.directory, progress=progress, force=force, now=now)
 
-    def run(self, *, engine: str | None = None, progress: ProgressFn | None = None) -> RunSummary:
-        """Features and segment assignments for every snapshot date and scheme, on ``engine``
-        (default: ``[engine] kind`` of segflow.toml)."""
+    def run(
+        self, *, engine: str | None = None, progress: ProgressFn | None = None, full: bool = False
+    ) -> RunSummary:
+        """Features and segment assignments for the snapshots that are new or whose data
+        changed (every snapshot with ``full=True``), on ``engine`` (default: ``[engine] kind``
+        of segflow.toml); see :func:`segflow.pipeline.run_pipeline`."""
         from segflow.engine import resolve_engine
 
         engine = resolve_engine(engine, self.settings.engine)
-        return run_pipeline(self.store, self.settings, engine=engine, progress=progress)
+        return run_pipeline(self.store, self.settings, engine=engine, progress=progress, full=full)
 
     def schemes(self) -> list[str]:
         return [s.name for s in resolve_schemes(self.settings)]

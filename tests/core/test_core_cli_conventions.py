@@ -215,3 +215,15 @@ def test_readme_and_help_examples_parse_as_written():
             continue  # a bare command name in a help text is a cross-reference, not an example
         # strict parse: unknown options or a wrong number of arguments raise here
         cmd.make_context(cmd.name, list(rest), parent=ctx_parent)
+
+
+def test_profile_of_a_rule_scheme_keeps_the_rule_names(demo_like_project):
+    """Rule-based segments are named by their rules: no cluster-style suggested names."""
+    import json
+
+    out = _segflow("segment", "profile", "-p", str(demo_like_project), "--scheme", "lifecycle", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)["data"]
+    assert len(rows) >= 3
+    assert [r["name"] for r in rows] == [r["segment"] for r in rows]
+    assert all(r["suggested_name"] is None for r in rows)

@@ -116,9 +116,34 @@ def test_changes_since_the_watermark(project, tmp_path):
     assert log["rows_written"].to_pylist() == [5, 5, 0]
 
 
+def test_segment_changes_and_crm_list_default_to_the_latest_snapshot(project):
+    """The two CRM queries share their snapshot resolution: without ``as_of`` both use the
+    latest snapshot (S3), with it the given one; a watermark after ``as_of`` or on no
+    snapshot, and a scheme without assignments, are one-line errors."""
+    from segflow.exports import crm_segment_list, segment_changes
+
+    store = project.store
+    for since, as_of in ((S1, None), (S1, S2), (S2, "2024-03-01")):
+        got = segment_changes(store, "rfm", since, as_of, pii="omit").to_pyarrow().to_pylist()
+        want = changes_by_hand(since, S2 if as_of == S2 else S3)
+        assert {r["customer_id"]: (r["change"], r["segment_at_since"], r["segment"]) for r in got} == want
+    at_s3 = {r["customer_id"] for r in crm_segment_list(store, "rfm", scores=False).to_pyarrow().to_pylist()}
+    assert at_s3 == {c for c, segs in HISTORY.items() if segs[2] is not None}
+    at_s1 = crm_segment_list(store, "rfm", S1, scores=False).to_pyarrow().to_pylist()
+    assert {r["customer_id"] for r in at_s1} == {c for c, segs in HISTORY.items() if segs[0] is not None}
+    with pytest.raises(SegflowError, match="watermark 2024-03-01 is after the snapshot 2024-02-01"):
+        segment_changes(store, "rfm", S3, S2)
+    with pytest.raises(SegflowError, match="no snapshot at 2024-01-15"):
+        segment_changes(store, "rfm", "2024-01-15")
+    with pytest.raises(SegflowError, match="scheme 'nope' has no assignments"):
+        crm_segment_list(store, "nope")
+
+
 def test_watermark_on_a_vanished_snapshot_is_a_clear_error(project, tmp_path):
     export_segments(project.store, "rfm", tmp_path / "a.csv", mode="changes", as_of=S1)
-    project.store.raw.execute("DELETE FROM segment_assignments WHERE snapshot_date = ?", [S1])
+    # the snapshot is no longer computed (segment_assignments is a view over the change rows
+    # and the computed snapshots)
+    project.store.raw.execute("DELETE FROM segment_snapshots WHERE snapshot_date = ?", [S1])
     with pytest.raises(SegflowError, match="no snapshot at 2024-01-01.*--full"):
         export_segments(project.store, "rfm", tmp_path / "b.csv", mode="changes")
 

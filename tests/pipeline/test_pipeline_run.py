@@ -34,11 +34,14 @@ def test_run_writes_assignments_for_every_snapshot_and_scheme(fixture_project):
 
 def test_rerun_replaces_rather_than_appends(fixture_project):
     first = fixture_project.run()
-    second = fixture_project.run()
+    second = fixture_project.run()  # nothing new: computes nothing, still completes
+    third = fixture_project.run(full=True)  # recomputes every snapshot, replacing them
     n = fixture_project.store.raw.execute("SELECT count(*) FROM segment_assignments").fetchone()[0]
-    assert n == first.assignments_written == second.assignments_written
+    assert n == first.assignments_written == third.assignments_written
+    assert second.assignments_written == 0 and second.snapshots_computed == []
+    assert third.snapshots_computed == first.snapshots_computed == first.snapshot_dates
     runs = fixture_project.store.raw.execute("SELECT status FROM runs WHERE command = 'run'").fetchall()
-    assert runs == [("ok",), ("ok",)]
+    assert runs == [("ok",), ("ok",), ("ok",)]
 
 
 def test_rule_scheme_matches_an_independent_computation(fixture_project):

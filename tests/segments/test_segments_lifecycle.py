@@ -203,16 +203,21 @@ def test_builtin_schemes_assign_everyone_once(features, fdf):
 
 
 def test_assign_from_store_round_trip(store, features):
-    """Assignments written to the store's segment_assignments table read back unchanged."""
+    """Assignments written to the store (as change rows) read back unchanged from the view
+    segment_assignments."""
+    import datetime as dt
+
+    import pyarrow as pa
+
     out = assign(SchemeSettings(name="lifecycle", kind="lifecycle"), features).to_pyarrow()
-    store.raw.register("_a", out)
-    store.raw.execute(
-        "INSERT INTO segment_assignments SELECT 'lifecycle', '1', DATE '2024-07-01', "
-        "customer_id, segment, segment_rank, 'test' FROM _a"
-    )
-    store.raw.unregister("_a")
-    back = store.sql("SELECT count(*) AS n FROM segment_assignments").to_pylist()[0]["n"]
-    assert back == out.num_rows
+    n = out.num_rows
+    rows = out.append_column("scheme", pa.array(["lifecycle"] * n)).append_column(
+        "snapshot_date", pa.array([dt.date(2024, 7, 1)] * n, pa.date32()))
+    assert store.append("segment_assignments", rows) == n
+    back = store.sql("SELECT customer_id, segment, segment_rank FROM segment_assignments "
+                     "ORDER BY customer_id")
+    assert back.to_pylist() == out.sort_by("customer_id").select(
+        ["customer_id", "segment", "segment_rank"]).to_pylist()
 
 
 def test_bad_tiers_are_a_config_error(tmp_path):

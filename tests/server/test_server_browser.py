@@ -1,12 +1,15 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright.
 
 Logs in with an analyst token, picks a snapshot, opens the Sankey, clicks a heat-map cell,
-opens a customer, downloads a CSV; screenshots at 1280 px and at phone size are saved as
-test artefacts (``tmp_path``) after checking the elements a person sees.
+opens a customer, downloads a CSV, builds an audience and downloads it; screenshots at
+1280 px and at phone size are saved as test artefacts (``tmp_path``) after checking the
+elements a person sees. With ``SEGFLOW_SCREENSHOTS=DIR`` the 1280 px dashboard screenshot
+is also written to ``DIR/dashboard.png`` (the README's picture: ``docs/img``).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import threading
@@ -76,6 +79,8 @@ def test_dashboard_in_a_browser(live_server, tokens, tmp_path):
         page.wait_for_selector("g.sankey", timeout=30_000)
         assert "2024-05-01" in page.inner_text("#title")
         page.screenshot(path=str(tmp_path / "migration-1280.png"), full_page=True)
+        if os.environ.get("SEGFLOW_SCREENSHOTS"):
+            page.screenshot(path=os.path.join(os.environ["SEGFLOW_SCREENSHOTS"], "dashboard.png"))
         assert _no_horizontal_scroll(page)
         page.locator("g.heatmaplayer").first.scroll_into_view_if_needed()
         box = page.locator("g.heatmaplayer").first.bounding_box()
@@ -100,6 +105,25 @@ def test_dashboard_in_a_browser(live_server, tokens, tmp_path):
         page.wait_for_selector("g.barlayer", timeout=20_000)
         assert "jane.doe@example.com" not in page.content() and "j***@example.com" in page.content()
         page.screenshot(path=str(tmp_path / "customer-1280.png"), full_page=True)
+        # build an audience from a segment and download it with its hold-out flags
+        page.goto(f"{live_server}/audiences")
+        page.select_option("#scheme", "lifecycle")
+        page.click("#build")  # reload the segment list of the chosen scheme
+        page.select_option("#segment", "one-time")
+        page.fill("#holdout", "0.2")
+        page.click("#build")
+        page.wait_for_selector("#audience-size", timeout=20_000)
+        size = int(page.inner_text("#audience-size").split()[0].replace(",", ""))
+        assert size > 0
+        with page.expect_download() as info:
+            page.click("#audience-csv")
+        audience_path = tmp_path / "audience.csv"
+        info.value.save_as(audience_path)
+        lines = audience_path.read_text().splitlines()
+        assert lines[0] == '"customer_id","scheme","segment","snapshot","revenue_12m","clv","holdout"'
+        assert len(lines) == size + 1 and all(line.endswith((",true", ",false")) for line in lines[1:])
+        assert _no_horizontal_scroll(page)
+        page.screenshot(path=str(tmp_path / "audience-1280.png"), full_page=True)
         # a segments page with the snapshot picker, on a phone-sized window
         page.set_viewport_size({"width": 390, "height": 844})
         page.goto(f"{live_server}/segments/rfm")

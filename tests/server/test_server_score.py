@@ -30,7 +30,7 @@ def test_score_reproduces_stored_segments(analyst, served_project, customer_id):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["snapshot_date"] == "2024-07-01"
-    assert body["segments"] == stored
+    assert body["segments"] == stored, body["notes"]
     assert body["features"]["orders_total"] >= 1
 
 

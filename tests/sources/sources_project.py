@@ -9,6 +9,19 @@ from pathlib import Path
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = dt.datetime(2024, 6, 1)
 
+#: One CSV source, orders.csv, mapped to transactions (the small single-file tests).
+ORDERS_TOML = """
+[[sources]]
+name = "orders"
+table = "transactions"
+path = "orders.csv"
+[sources.columns]
+transaction_id = "order_id"
+customer_id = "customer"
+ts = "date"
+amount = "amount"
+"""
+
 PROJECT_TOML = """
 [[sources]]
 name = "crm"

@@ -6,24 +6,14 @@ import warnings
 from pathlib import Path
 
 import pytest
-from sources_project import NOW
+from sources_project import NOW, ORDERS_TOML
 
 from segflow.config import Settings
 from segflow.errors import ConfigError, InputError
 from segflow.sources import ingest
 from segflow.store import Store
 
-TOML = """
-[[sources]]
-name = "orders"
-table = "transactions"
-path = "orders.csv"
-[sources.columns]
-transaction_id = "order_id"
-customer_id = "customer"
-ts = "date"
-amount = "amount"
-"""
+TOML = ORDERS_TOML
 GOOD = "order_id,customer,date,amount,note\n1,A,2024-01-02,10.5,ok\n2,B,2024-01-03,7,fine\n"
 
 

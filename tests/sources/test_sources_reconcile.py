@@ -7,24 +7,14 @@ import warnings
 from pathlib import Path
 
 import pytest
-from sources_project import NOW
+from sources_project import NOW, ORDERS_TOML
 
 from segflow.config import Settings
 from segflow.errors import StoreError
 from segflow.sources import _csvread, ingest
 from segflow.store import Store
 
-TOML = """
-[[sources]]
-name = "orders"
-table = "transactions"
-path = "orders.csv"
-[sources.columns]
-transaction_id = "order_id"
-customer_id = "customer"
-ts = "date"
-amount = "amount"
-"""
+TOML = ORDERS_TOML
 
 
 def _project(tmp_path: Path, body: str) -> Path:

@@ -364,10 +364,16 @@ def profile_command(
         features, assigned, value_col, names = _profile_input(
             input, assignments, id_col, scheme, snapshot, value_col, project_dir
         )
+        rule_based = scheme is not None and input is None and _is_rule_scheme(scheme, project_dir)
+        if rule_based:  # rule segments are named by their rules; suggested names are for clusters
+            segs = [str(s) for s in assigned.select("segment").distinct().to_pyarrow()["segment"].to_pylist()]
+            names = {**{s: s for s in segs}, **names}
         profile = profile_segments(
             features, assigned, value_col=value_col, id_col=id_col, names=names
         )
-        _print_profile(profile)
+        if rule_based:
+            profile.table["suggested_name"] = None
+        _print_profile(profile, rule_based=rule_based)
         if plots is not None:
             plots.mkdir(parents=True, exist_ok=True)
             for kind in ("heatmap", "snake", "size"):
@@ -418,7 +424,16 @@ def _profile_input(
     return features, assigned, value_col or "monetary_12m", names
 
 
-def _print_profile(profile: Any) -> None:
+def _is_rule_scheme(scheme: str, project_dir: Path) -> bool:
+    """True unless ``scheme`` is a cluster scheme of the project (kind ``cluster``)."""
+    from segflow.config import Settings
+    from segflow.pipeline import resolve_schemes
+
+    settings = Settings.load(project_dir)
+    return all(s.kind != "cluster" for s in resolve_schemes(settings) if s.name == scheme)
+
+
+def _print_profile(profile: Any, *, rule_based: bool = False) -> None:
     from rich.table import Table
 
     table = Table(
@@ -427,7 +442,7 @@ def _print_profile(profile: Any) -> None:
         "customers",
         "share",
         "value share",
-        "suggested name",
+        "name (the rule's)" if rule_based else "suggested name",
         "distinguishing",
         title="Segment profiles",
     )

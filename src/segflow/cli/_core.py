@@ -60,9 +60,13 @@ def _progress_callback(bar, task):  # noqa: ANN001, ANN202
 def run(
     project_dir: Path = ProjectDirOption,
     engine: str | None = EngineOption,
+    full: bool = typer.Option(
+        False, "--full",
+        help="Recompute every snapshot (default: only new snapshots and those whose data changed).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Compute features and segment assignments for every snapshot date and scheme."""
+    """Compute features and segment assignments for new or changed snapshot dates and schemes."""
     from segflow.project import Project
 
     with user_errors():
@@ -71,7 +75,8 @@ def run(
                 task = bar.add_task("features and segments", total=None)
                 # the run's notes repeat its warnings: hold the warnings, print each message once
                 with warnings.catch_warnings(record=True) as caught:  # keeps the CLI's filters
-                    summary = project.run(engine=engine, progress=_progress_callback(bar, task))
+                    summary = project.run(engine=engine, progress=_progress_callback(bar, task),
+                                          full=full)
             for message in dict.fromkeys(str(w.message) for w in caught):
                 if not any(message in note or note in message for note in summary.notes):
                     console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
@@ -79,7 +84,8 @@ def run(
                 print_json(summary.to_dict())
                 return
             console.print(
-                f"run {summary.run_id} on {summary.engine}: {len(summary.snapshot_dates)} snapshots "
+                f"run {summary.run_id} on {summary.engine}: {len(summary.snapshots_computed)} of "
+                f"{len(summary.snapshot_dates)} snapshots computed (the others were up to date) "
                 f"x {len(summary.schemes)} schemes, {summary.assignments_written:,} assignments "
                 f"in {sum(summary.seconds.values()):.1f} s"
             )

@@ -184,7 +184,7 @@ def forecast(
     with user_errors(), _open(project_dir) as project:
         name = _scheme(project, scheme)
         pooled = pooled_transition_matrix(
-            project.store.table("segment_assignments"),
+            project.store,  # all-pair counts read from the change rows
             scheme=name,
             start=_date(start, "--start"),
             end=_date(end, "--end"),
@@ -307,7 +307,7 @@ def paths(
 
     with user_errors(), _open(project_dir) as project:
         name = _scheme(project, scheme)
-        result = customer_paths(project.store.table("segment_assignments"), name, top=top)
+        result = customer_paths(project.store, name, top=top)  # runs = the change rows
         if as_json:
             print_json(result.to_dict())
             return

@@ -160,23 +160,25 @@ def _parse_date(text: str) -> dt.date:
 def _save(store, scheme, day: dt.date, assignments) -> int:  # noqa: ANN001
     import ibis
 
+    from segflow.store._spells import write_spells
+
     params = {"scheme": scheme.name, "snapshot": day.isoformat()}
     with store.run("segment", params) as run_id:
         rows = assignments.select(
-            scheme=ibis.literal(scheme.name),
-            scheme_version=ibis.literal(scheme.version),
             snapshot_date=ibis.literal(day),
             customer_id=assignments.customer_id.cast("string"),
             segment=assignments.segment.cast("string"),
             segment_rank=assignments.segment_rank.cast("int32"),
-            run_id=ibis.literal(run_id),
         ).to_pyarrow()
         with store.transaction() as con:
-            con.execute(
-                "DELETE FROM segment_assignments WHERE scheme = ? AND snapshot_date = ?",
-                [scheme.name, day],
-            )
-            return store.append("segment_assignments", rows, con=con)
+            con.register("_segment_rows", rows)
+            try:
+                # replaces the scheme's assignments at that date (in the change rows)
+                write_spells(con, scheme=scheme.name, scheme_version=scheme.version,
+                             source="_segment_rows", snapshots=[day], run_id=run_id)
+            finally:
+                con.unregister("_segment_rows")
+            return rows.num_rows
 
 
 def _write(assignments, path: Path) -> None:  # noqa: ANN001

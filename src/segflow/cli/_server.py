@@ -55,7 +55,6 @@ def serve(
     with user_errors():
         try:
             import uvicorn
-            from fastapi.testclient import TestClient
         except ImportError as exc:
             from segflow.errors import SegflowError
 
@@ -73,6 +72,11 @@ def serve(
         settings = ServerSettings(project_dir=project_dir, allowed_hosts=hosts, pool_size=pool_size)
         app = create_app(settings)
         if get:
+            import warnings
+
+            with warnings.catch_warnings():  # Starlette's notice about its httpx-based test client
+                warnings.simplefilter("ignore", DeprecationWarning)
+                from fastapi.testclient import TestClient
             headers = {"authorization": f"Bearer {token}"} if token else {}
             with TestClient(app, base_url="https://testserver") as client:
                 response = client.get(get, headers=headers)
@@ -84,7 +88,13 @@ def serve(
                 "put a TLS proxy in front (the session cookie is Secure; tokens travel in the clear "
                 "otherwise) and pass the public name with --allowed-host"
             )
-        console.print(f"serving {project_dir} on http://{host}:{port}/  (API: /api/v1, docs: /docs; log in with a token)")
+        url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+        console.print(
+            f"segflow serve: project {project_dir.resolve()}\n"
+            f"  dashboard  {url}/   (log in with a token: segflow tokens create --role viewer)\n"
+            f"  API        {url}/api/v1   docs {url}/docs",
+            soft_wrap=True, highlight=False, markup=False,
+        )
         uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

@@ -29,8 +29,8 @@ class ProjectSettings(BaseModel):
         description=(
             "DuckDB memory limit of every store connection: 'auto' (half the physical RAM), "
             "a share of the RAM ('40%') or a size ('8GB', '1.5GiB'). Beyond it DuckDB spills "
-            "to disk (DuckDB's own default is 80% of the RAM). Keep it at 2GB or more: the "
-            "CSV reader takes 1 GiB buffers."
+            "to disk (DuckDB's own default is 80% of the RAM). The CSV reader's buffer is an "
+            "eighth of it (at most 1 GiB)."
         ),
     )
 

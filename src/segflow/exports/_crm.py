@@ -20,6 +20,7 @@ from segflow.errors import SegflowError
 from segflow.exports._pii import personal_columns
 from segflow.exports._segment_list import segment_list
 from segflow.migration._pairs import _as_date, scheme_rows, snapshot_list
+from segflow.migration._spells import has_spells, spell_segment_list, spell_snapshots
 
 if TYPE_CHECKING:
     from segflow.store import Store
@@ -36,7 +37,10 @@ def _score_name(model: str, score: str) -> str:
 
 def latest_snapshot(store: Store, scheme: str) -> dt.date:
     """The latest snapshot date of ``scheme`` (an error naming the scheme when it has none)."""
-    dates = snapshot_list(scheme_rows(store.table("segment_assignments"), scheme))
+    if has_spells(store):
+        dates = spell_snapshots(store, scheme)
+    else:
+        dates = snapshot_list(scheme_rows(store.table("segment_assignments"), scheme))
     if not dates:
         raise SegflowError(f"scheme {scheme!r} has no assignments; run `segflow run` first")
     return dates[-1]
@@ -85,7 +89,11 @@ def crm_segment_list(
         then the scores; ordered by ``customer_id``.
     """
     day = _as_date(as_of) if as_of is not None else latest_snapshot(store, scheme)
-    out = segment_list(store.table("segment_assignments"), scheme, day)
+    # read from the change rows where the store has them (same result, no per-snapshot rows)
+    out = spell_segment_list(store, scheme, day) if has_spells(store) and day in set(
+        spell_snapshots(store, scheme)) else None
+    if out is None:
+        out = segment_list(store.table("segment_assignments"), scheme, day)
     people = personal_columns(store.table("customers"), pii).rename(p_customer_id="customer_id")
     if len(people.columns) > 1:
         out = out.left_join(people, out.customer_id == people.p_customer_id).drop("p_customer_id")
@@ -128,7 +136,10 @@ def segment_changes(
     """
     day = _as_date(as_of) if as_of is not None else latest_snapshot(store, scheme)
     since = _as_date(since)
-    available = snapshot_list(scheme_rows(store.table("segment_assignments"), scheme))
+    if has_spells(store):
+        available = spell_snapshots(store, scheme)
+    else:
+        available = snapshot_list(scheme_rows(store.table("segment_assignments"), scheme))
     if since not in available:
         raise SegflowError(
             f"scheme {scheme!r} has no snapshot at {since} (the last export's watermark); the "

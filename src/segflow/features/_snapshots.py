@@ -1,4 +1,24 @@
-"""``snapshot_features``: the features of many snapshots as one long table."""
+"""``snapshot_features``: the features of many snapshots as one long table, in one pass.
+
+The readable definition is :func:`segflow.features.customer_features` at one snapshot; this
+module computes the same table for every snapshot of a grid at once (see
+``docs/concepts.md``, "Period aggregates", and :mod:`segflow.features._periods`):
+
+1. every transaction line, web event and customer row is tagged with its period ``k`` (the
+   first snapshot that sees it) by an equi-join on its calendar day;
+2. lines, orders and sessions are aggregated once per (customer, period) into integer
+   *deltas*; an amount inside a 12-month, 90-day or ``window_days`` window enters at its
+   period and leaves (a negative delta) at the first snapshot after the window;
+3. running sums (minima, maxima) over a customer's periods give every snapshot's values on a
+   grid of one row per (snapshot, customer known at it).
+
+One pass: groups ``rfm``, ``seasonality``, ``web``, ``attribute`` and the order-value part of
+``pattern`` (``avg_order_value``, ``basket_size``, ``promo_share``, ``return_rate``,
+``spend_trend``). Still per snapshot (the functions of the readable definition, one query
+part per snapshot, joined on (snapshot, customer)): ``ipt_mean_days``, ``ipt_cv``, the top
+category / main channel columns and their counts (``pattern``), ``breadth``, ``campaign``
+and ``survey``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +28,28 @@ from collections.abc import Collection, Mapping, Sequence
 import ibis
 
 from segflow.errors import InputError
-from segflow.features._core import customer_features
+from segflow.features import _onepass_purchases as purchases
+from segflow.features import _onepass_web as web
+from segflow.features._attributes import ATTRIBUTE_COLUMNS
+from segflow.features._behaviour import campaign_features
+from segflow.features._breadth import breadth_features
+from segflow.features._core import (
+    _ZERO_WHEN_ABSENT,
+    REQUIRED_TABLES,
+    _as_date,
+    _check_groups,
+    customer_features,
+)
+from segflow.features._periods import Periods, from_micro, running, union_deltas
+from segflow.features._purchases import (
+    _day_to_date,
+    interpurchase_features,
+    order_table,
+    prepare_lines,
+    top_share,
+)
+from segflow.features._survey import survey_features, survey_registry
+from segflow.features._window import Frame, safe_ratio
 
 
 def snapshot_features(
@@ -32,21 +73,266 @@ def snapshot_features(
     ibis.Table
         Column ``snapshot_date`` (date) followed by exactly the columns of
         ``customer_features(tables, s, window_days=window_days, groups=groups)``; its rows
-        are the union over ``s`` of those tables.
+        equal the union over ``s`` of those tables (money to a millionth of the currency
+        unit: amounts are summed as exact integers of millionths, so windowed sums do not
+        drift; floats otherwise agree to rounding). Row order is unspecified.
 
     Raises
     ------
     InputError
         When ``dates`` is empty, or as :func:`customer_features`.
+
+    Notes
+    -----
+    Computed in one pass over the history (module docstring): groups ``rfm``,
+    ``seasonality``, ``web``, ``attribute`` and the order-value columns of ``pattern``.
+    Computed per snapshot and joined: the inter-purchase, top-category and main-channel
+    columns of ``pattern``, and the groups ``breadth``, ``campaign`` and ``survey``.
     """
-    unique = sorted(set(dates))
+    missing = [name for name in REQUIRED_TABLES if name not in tables]
+    if missing:
+        raise InputError(f"snapshot_features needs the tables {', '.join(missing)}")
+    unique = sorted({_as_date(d) for d in dates})
     if not unique:
         raise InputError("snapshot_features needs at least one snapshot date")
-    parts = [
-        customer_features(tables, s, window_days=window_days, groups=groups).mutate(
-            snapshot_date=ibis.literal(s, type="date")
+    if window_days is not None and window_days <= 0:
+        raise InputError(f"window_days must be a positive number of days, got {window_days}")
+    wanted = _check_groups(groups)
+    schema = customer_features(tables, unique[0], window_days=window_days, groups=groups).schema()
+    periods = Periods(tuple(unique))
+
+    keys = _customer_keys(tables, periods)
+    keyed = {name: _keyed(tables[name], keys) for name in ("customers", "transactions", "events")}
+    lines = purchases.period_lines(keyed["transactions"], periods)
+    parts = purchases.order_deltas(lines, periods, window_days)
+    parts += purchases.line_deltas(lines, periods, window_days)
+    sums, mins, maxs = list(purchases.SUMS), list(purchases.MINS), list(purchases.MAXS)
+    if "web" in wanted:
+        parts += web.web_deltas(keyed["events"], periods)
+        sums += web.SUMS
+        maxs += web.MAXS
+    deltas = union_deltas(parts, mins, maxs)
+
+    grid = _grid(keyed["customers"], lines, periods)
+    g = grid.left_join(deltas, ["customer_id", "_k"]).drop("customer_id_right", "_k_right")
+    g = g.mutate(**running(g, sums, mins, maxs))
+    out = g.mutate(**_features(g, wanted))
+    if "attribute" in wanted:
+        out = _left_join_keyed(out, [_attributes(keyed["customers"], periods)])
+    # back to the original customer ids, then the per-snapshot parts (keyed by them)
+    out = out.join(keys, out.customer_id == keys._ck).drop("customer_id", "_ck")
+    out = out.rename(customer_id="_cid")
+    extra = _per_snapshot_parts(tables, periods, window_days, wanted, list(schema))
+    out = _left_join_keyed(out, extra)
+
+    fills = {n: out[n].fill_null(0) for n in _ZERO_WHEN_ABSENT if n in schema}
+    if "same_season_flag" in schema:
+        fills["same_season_flag"] = out.same_season_flag.fill_null(False)
+    out = out.mutate(**fills)
+    return out.select(
+        "snapshot_date", **{name: out[name].cast(dtype) for name, dtype in schema.items()}
+    )
+
+
+def _customer_keys(tables: Mapping[str, ibis.Table], periods: Periods) -> ibis.Table:
+    """Integer surrogate keys ``_ck`` (1, 2, ... in id order) for the customer ids ``_cid``
+    of the customers, transactions and events: the heavy grouping, windows and joins run on
+    them instead of strings."""
+    end = periods.end_ts()
+    ids = []
+    for name in ("customers", "transactions", "events"):
+        t = tables[name]
+        t = t.filter(t.customer_id.notnull())
+        if name != "customers":
+            t = t.filter(t.ts.notnull(), t.ts < end)
+        ids.append(t.select(_cid=t.customer_id.cast("string")).distinct())
+    u = ibis.union(*ids, distinct=True)
+    return u.mutate(_ck=ibis.row_number().over(order_by="_cid").cast("int64"))
+
+
+def _keyed(t: ibis.Table, keys: ibis.Table) -> ibis.Table:
+    """``t`` (rows with a customer id) with ``customer_id`` replaced by its surrogate key."""
+    j = t.join(keys, t.customer_id.cast("string") == keys._cid)
+    return j.select(*[c for c in t.columns if c != "customer_id"], customer_id=j._ck)
+
+
+def _grid(customers: ibis.Table, lines: ibis.Table, periods: Periods) -> ibis.Table:
+    """One row per (customer, snapshot ``_k``) from the first snapshot that knows the customer
+    (sign-up or any transaction row before it), with ``snapshot_date``, ``_sday`` and the
+    sign-up day ``_cd`` with its period ``_kc``."""
+    c = customers.filter(customers.customer_id.notnull())
+    created = c.group_by("customer_id").aggregate(
+        _created=c.created_at.min()
+    )
+    created = created.filter(created._created.notnull())
+    created = created.mutate(_cd=created._created.date().epoch_days().cast("int64"))
+    created = periods.lookup(created, "_cd", {"_kc": 0})
+    null = ibis.null("int64")
+    first = lines.group_by("customer_id").aggregate(_kl=lines._k.min())
+    u = ibis.union(
+        created.select("customer_id", "_kc", "_cd", _kl=null),
+        first.select("customer_id", _kc=null, _cd=null, _kl=first._kl),
+        distinct=False,
+    )
+    e = u.group_by("customer_id").aggregate(_kc=u._kc.min(), _cd=u._cd.min(), _kl=u._kl.min())
+    k0 = ibis.ifelse(
+        e._kc.isnull(), e._kl, ibis.ifelse(e._kl.isnull() | (e._kc <= e._kl), e._kc, e._kl)
+    )
+    e = e.mutate(_k0=k0)
+    e = e.filter(e._k0 <= periods.n)
+    snaps = periods.snapshots()
+    return e.join(snaps, snaps._k >= e._k0).drop("_k0", "_kl")
+
+
+def _features(g: ibis.Table, wanted: set[str]) -> dict[str, ibis.Value]:
+    """Every one-pass feature from the running sums of a grid row."""
+    null = ibis.null("int64")
+    sday = g._sday
+    created = ibis.ifelse(g._kc.notnull() & (g._k >= g._kc), g._cd, null)
+    first_any = g._first_any
+    start = ibis.ifelse(
+        created.isnull(),
+        first_any,
+        ibis.ifelse(first_any.isnull() | (created <= first_any), created, first_any),
+    )
+    gross_w, gross_12, gross_prev = (from_micro(g[c]) for c in ("_gross_w", "_gross_12",
+                                                                "_gross_prev"))
+    out: dict[str, ibis.Value] = {
+        "recency_days": sday - g._last,
+        "frequency": g._freq_w,
+        "monetary": from_micro(g._gross_w - g._ret_w),
+        "frequency_12m": g._freq_12,
+        "monetary_12m": from_micro(g._gross_12 - g._ret_12),
+        "frequency_prev_12m": g._freq_prev,
+        "monetary_prev_12m": from_micro(g._gross_prev - g._ret_prev),
+        "first_purchase_date": _day_to_date(g._first),
+        "last_purchase_date": _day_to_date(g._last),
+        "tenure_days": sday - start,
+        "signup_date": _day_to_date(created),
+        "avg_order_value": safe_ratio(gross_w, g._paid_w),
+        "basket_size": ibis.ifelse(
+            g._qtyn_w == 0, ibis.null("float64"), safe_ratio(from_micro(g._qty_w), g._freq_w)
+        ),
+        "promo_share": safe_ratio(g._promo_w, g._freq_w),
+        "return_rate": safe_ratio(from_micro(g._ret_w), gross_w),
+        "spend_trend": safe_ratio(gross_12 - gross_prev, gross_12 + gross_prev),
+    }
+    if "seasonality" in wanted:
+        out |= _seasonality(g)
+    if "web" in wanted:
+        out |= {
+            "visits_90d": g._sess_90,
+            "product_views_90d": g._views_90,
+            "cart_adds_90d": g._carts_90,
+            "cart_abandonment_rate_90d": safe_ratio(g._cart_sess - g._both_sess, g._cart_sess),
+            "browse_to_buy_90d": safe_ratio(g._buy_sess, g._sess_90),
+            "days_since_last_visit": sday - g._last_visit,
+        }
+    return out
+
+
+def _seasonality(g: ibis.Table) -> dict[str, ibis.Value]:
+    q1, q2, q3, q4 = g._q1, g._q2, g._q3, g._q4
+    total = q1 + q2 + q3 + q4
+    peak = (
+        ibis.cases(
+            ((q1 >= q2) & (q1 >= q3) & (q1 >= q4), 1),
+            ((q2 >= q3) & (q2 >= q4), 2),
+            (q3 >= q4, 3),
+            else_=4,
         )
-        for s in unique
+    )
+    peak = ibis.ifelse(total > 0, peak, ibis.null("int64"))
+    top = ibis.cases((peak == 1, q1), (peak == 2, q2), (peak == 3, q3), (peak == 4, q4))
+    bad = ibis.cases(
+        (peak == 1, g._dbad1), (peak == 2, g._dbad2), (peak == 3, g._dbad3), (peak == 4, g._dbad4)
+    )
+    return {
+        "peak_quarter": peak,
+        "peak_quarter_share": safe_ratio(top, total),
+        "same_season_flag": ibis.ifelse(total > 0, (g._years >= 2) & (bad == 0), ibis.null("boolean")),
+    }
+
+
+def _attributes(customers: ibis.Table, periods: Periods) -> ibis.Table:
+    """The customer row valid at each snapshot (the rule of ``customer_records``), as
+    ``(customer_id, _k, attribute columns)``: each row is expanded over the snapshots of its
+    validity and the winner picked per (customer, snapshot)."""
+    c = customers.filter(customers.customer_id.notnull())
+    none = ibis.null("timestamp")
+    c = c.mutate(
+        _vf=c.valid_from if "valid_from" in c.columns else none,
+        _vt=c.valid_to if "valid_to" in c.columns else none,
+    )
+    c = c.mutate(
+        _vfd=c._vf.date().epoch_days().cast("int64").fill_null(periods.days[0] - 1),
+        _vtd=c._vt.date().epoch_days().cast("int64").fill_null(periods.days[-1]),
+    )
+    c = periods.lookup(c, "_vfd", {"_ka": 0})
+    c = periods.lookup(c, "_vtd", {"_kb": 0})
+    c = c.mutate(_kb=ibis.ifelse(c._vt.isnull(), periods.n + 1, c._kb))
+    snaps = periods.snapshots().select("_k")
+    v = c.join(snaps, (snaps._k >= c._ka) & (snaps._k < c._kb))
+    order = [v._vf.isnull(), ibis.desc(v._vf), v.created_at.isnull(), v.created_at]
+    order += [v[name] for name in ("source_file", "source_row") if name in v.columns]
+    v = v.mutate(
+        _rn=ibis.row_number().over(group_by=["customer_id", "_k"], order_by=order)
+    )
+    v = v.filter(v._rn == 0)
+    return v.select(
+        customer_id=v.customer_id,
+        _k=v._k,
+        **{name: v[name].cast("string") for name in ATTRIBUTE_COLUMNS},
+    )
+
+
+def _per_snapshot_parts(
+    tables: Mapping[str, ibis.Table],
+    periods: Periods,
+    window_days: int | None,
+    wanted: set[str],
+    columns: list[str],
+) -> list[ibis.Table]:
+    """The columns not (yet) computed in one pass: the readable per-snapshot functions, one
+    union over the snapshots per family, keyed by ``(customer_id, _k)``."""
+    survey = survey_registry(tables["survey_responses"]) if "survey" in wanted else {}
+    families: dict[str, list[ibis.Table]] = {}
+    for k, s in enumerate(periods.dates, start=1):
+        frame = Frame(snapshot=s, window_days=window_days)
+        parts: dict[str, ibis.Table] = {}
+        if wanted & {"pattern", "campaign", "breadth"}:
+            lines = prepare_lines(tables["transactions"], frame)
+            orders = order_table(lines)
+        if "pattern" in wanted:
+            parts["ipt"] = interpurchase_features(orders, frame)
+            parts["cat"] = top_share(lines, frame, "category", "top_category", "category_count")
+            parts["chan"] = top_share(lines, frame, "channel", "main_channel", "channel_count")
+        if "breadth" in wanted:
+            parts["breadth"] = breadth_features(lines, frame)
+        if "campaign" in wanted:
+            parts["campaign"] = campaign_features(tables["campaign_exposures"], orders, frame)
+        answers = survey_features(tables["survey_responses"], frame, survey)
+        if answers is not None:
+            parts["survey"] = answers
+        for name, part in parts.items():
+            keep = [c for c in part.columns if c in columns and c != "customer_id"]
+            families.setdefault(name, []).append(
+                part.select(customer_id=part.customer_id.cast("string"), _k=ibis.literal(k, "int64"),
+                            **{c: part[c] for c in keep})
+            )
+    return [
+        fam[0] if len(fam) == 1 else ibis.union(*fam, distinct=False)
+        for fam in families.values()
     ]
-    out = parts[0] if len(parts) == 1 else ibis.union(*parts, distinct=False)
-    return out.relocate("snapshot_date")
+
+
+def _left_join_keyed(base: ibis.Table, parts: list[ibis.Table]) -> ibis.Table:
+    """Left-join ``(customer_id, _k)``-keyed tables onto ``base`` in one join chain."""
+    out = base
+    drop = []
+    for i, part in enumerate(parts):
+        cid, k = f"_cid{i}", f"_kk{i}"
+        part = part.rename({cid: "customer_id", k: "_k"})
+        out = out.left_join(part, (base.customer_id == part[cid]) & (base._k == part[k]))
+        drop += [cid, k]
+    return out.drop(*drop)

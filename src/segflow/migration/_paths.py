@@ -52,9 +52,13 @@ def _runs(a: ibis.Table, dates: Sequence[dt.date]) -> ibis.Table:
 
 def path_table(a: ibis.Table, dates: Sequence[dt.date]) -> ibis.Table:
     """One row per customer with their ``path`` string (see the module docstring)."""
-    n = len(dates)
     r = _runs(a, dates)
-    starts = r.filter(r.is_start)
+    return _paths_from_starts(r.filter(r.is_start), len(dates))
+
+
+def _paths_from_starts(starts: ibis.Table, n: int) -> ibis.Table:
+    """Path strings from one row per run: ``customer_id, idx`` (first snapshot index),
+    ``gap`` (an absence before it), ``segment``, ``run_no``, ``last_idx`` (the customer's)."""
     starts = starts.mutate(
         token=ibis.ifelse(starts.gap, GONE + ARROW + starts.segment, starts.segment)
     )
@@ -166,20 +170,32 @@ def customer_paths(
         unbiased view of time in segment), and ``mean_periods_all`` (all runs, including
         censored ones, so a lower bound).
     """
-    a = scheme_rows(assignments, scheme)
-    snaps = snapshot_list(a, dates=dates)
+    from segflow.migration._spells import has_spells, spell_runs
+
+    runs = starts = None
+    if has_spells(assignments) and dates is None:
+        # all snapshots of a scheme: the runs are the stored change rows
+        found = spell_runs(assignments, scheme)  # type: ignore[arg-type]
+        if found is not None:
+            snaps, runs, starts = found
+    if runs is None:
+        view = assignments.table("segment_assignments") if has_spells(assignments) else (
+            assignments)
+        a = scheme_rows(view, scheme)
+        snaps = snapshot_list(a, dates=dates)
     n = len(snaps)
-    per = path_table(a, snaps)
+    per = _paths_from_starts(starts, n) if starts is not None else path_table(a, snaps)
     # one row per distinct path: small next to the base, so it is brought back once
     counts = per.group_by("path").agg(customers=_.count()).execute()
     total = int(counts["customers"].sum())
     top_paths = counts.sort_values(["customers", "path"], ascending=[False, True]).head(top)
     top_paths = top_paths.reset_index(drop=True)
     top_paths["share"] = top_paths["customers"] / total if total else 0.0
-    r = _runs(a, snaps)
-    runs = r.group_by("customer_id", "run_no").agg(
-        segment=_.segment.max(), length=_.count(), first=_.idx.min(), last=_.idx.max()
-    )
+    if runs is None:
+        r = _runs(a, snaps)
+        runs = r.group_by("customer_id", "run_no").agg(
+            segment=_.segment.max(), length=_.count(), first=_.idx.min(), last=_.idx.max()
+        )
     completed = (runs["last"] < n - 1) & (runs["first"] > 0)
     tis = (
         runs.group_by("segment")

@@ -24,11 +24,13 @@ from segflow.migration._pairs import (
     GONE,
     NEW,
     _as_date,
+    _show_dates,
     cell_counts,
     check_one_row_per_customer,
     scheme_rows,
     snapshot_list,
 )
+from segflow.migration._spells import has_spells, spell_cell_counts, spell_snapshots
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -406,6 +408,13 @@ def transition_matrix(
     f, t = _as_date(from_date), _as_date(to_date)
     if not f < t:
         raise SegflowError(f"from_date ({f}) must be before to_date ({t})")
+    if has_spells(assignments) and transactions is None and value is None:
+        _check_dates(spell_snapshots(assignments, scheme), [f, t], scheme)
+        cells = spell_cell_counts(assignments, scheme, [f, t])
+        return TransitionMatrix(
+            cells, scheme=scheme, from_date=f, to_date=t, order=order, interval=interval,
+            level=level,
+        )
     a = scheme_rows(assignments, scheme)
     dates = snapshot_list(a, dates=[f, t])
     if validate:
@@ -456,15 +465,21 @@ def pooled_transition_matrix(
     TransitionMatrix
         With ``pairs`` > 1 and ``pair_cells``: the per-pair counts (long form).
     """
-    a = scheme_rows(assignments, scheme)
-    snaps = snapshot_list(a, dates=dates, start=start, end=end)
+    if has_spells(assignments):
+        snaps = _spell_range(spell_snapshots(assignments, scheme), scheme, dates, start, end)
+    else:
+        a = scheme_rows(assignments, scheme)
+        snaps = snapshot_list(a, dates=dates, start=start, end=end)
     if len(snaps) < 2:
         raise SegflowError(
             f"scheme {scheme!r} has {len(snaps)} snapshot(s) in the range; pooling needs two or more"
         )
-    if validate:
-        check_one_row_per_customer(a, snaps)
-    per_pair = cell_counts(a, snaps)
+    if has_spells(assignments):  # unique by construction: one spell per customer and date
+        per_pair = spell_cell_counts(assignments, scheme, snaps)
+    else:
+        if validate:
+            check_one_row_per_customer(a, snaps)
+        per_pair = cell_counts(a, snaps)
     w = _pair_weights(weights, len(snaps) - 1)
     pooled = per_pair.copy()
     if w is not None:
@@ -480,6 +495,32 @@ def pooled_transition_matrix(
         pairs=len(snaps) - 1,
         pair_cells=per_pair,
     )
+
+
+def _check_dates(available: list[dt.date], wanted: Sequence[dt.date], scheme: str) -> None:
+    absent = [d for d in wanted if d not in set(available)]
+    if absent:
+        raise SegflowError(
+            f"no assignments at snapshot date(s) {[d.isoformat() for d in absent]}; "
+            f"available: {_show_dates(available)}"
+        )
+
+
+def _spell_range(
+    available: list[dt.date],
+    scheme: str,
+    dates: Sequence[dt.date | str] | None,
+    start: dt.date | str | None,
+    end: dt.date | str | None,
+) -> list[dt.date]:
+    """As :func:`snapshot_list`, on the snapshot dates of a store's change rows."""
+    if dates is not None:
+        wanted = sorted({_as_date(d) for d in dates})
+        _check_dates(available, wanted, scheme)
+        return wanted
+    lo = _as_date(start) if start is not None else None
+    hi = _as_date(end) if end is not None else None
+    return [d for d in available if (lo is None or d >= lo) and (hi is None or d <= hi)]
 
 
 def _pair_weights(weights: Sequence[float] | float | None, m: int) -> np.ndarray | None:

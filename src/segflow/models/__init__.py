@@ -67,6 +67,9 @@ _EXPORTS: dict[str, str] = {
     "NextSegmentScores": "_churn_next",
     "NextSegmentEvaluation": "_next_segment",
     "markov_matrix": "_next_segment",
+    "model_document": "_saved",
+    "save_model_params": "_saved",
+    "load_model_params": "_saved",
 }
 
 __all__ = sorted(_EXPORTS)

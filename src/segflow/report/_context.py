@@ -48,6 +48,14 @@ class ReportContext:
     def headline_scheme(self) -> str | None:
         return self.schemes[0] if self.schemes else None
 
+    @functools.cached_property
+    def stored(self) -> bool:
+        """True when the latest run stored its aggregates (:mod:`segflow.summaries`): the
+        report then reads them instead of customer-level tables."""
+        from segflow.summaries import summaries_run
+
+        return summaries_run(self.project.store) is not None
+
     def dates(self, scheme: str) -> list[dt.date]:
         key = ("dates", scheme)
         if key not in self._cache:
@@ -57,7 +65,13 @@ class ReportContext:
     def sizes(self, scheme: str, snapshot: dt.date) -> pd.DataFrame:
         key = ("sizes", scheme, snapshot)
         if key not in self._cache:
-            self._cache[key] = segment_sizes(self.project.store, scheme, snapshot)
+            if self.stored:
+                from segflow.summaries import segment_table
+
+                self._cache[key] = segment_table(self.project.store, scheme, snapshot).drop(
+                    columns="revenue_all_time")
+            else:
+                self._cache[key] = segment_sizes(self.project.store, scheme, snapshot)
         return self._cache[key]
 
     @functools.cached_property
@@ -70,6 +84,10 @@ class ReportContext:
     def value(self, scheme: str, snapshot: dt.date) -> pd.DataFrame | None:
         """CLV by segment when scores are stored at ``snapshot`` (else None)."""
         key = ("value", scheme, snapshot)
+        if key not in self._cache and self.stored:
+            from segflow.summaries import value_table
+
+            self._cache[key] = value_table(self.project.store, scheme, snapshot)
         if key not in self._cache:
             has = self.project.store.raw.execute(
                 "SELECT count(*) FROM customer_scores WHERE model = ? AND snapshot_date = ?",
@@ -85,6 +103,11 @@ class ReportContext:
         key = ("moves", scheme)
         if key not in self._cache:
             d = self.dates(scheme)
+            if self.stored and len(d) >= 2:
+                from segflow.summaries import movement_table
+
+                self._cache[key] = movement_table(self.project.store, scheme, d[-2], d[-1])
+                return self._cache[key]
             self._cache[key] = (
                 movement_cells(self.project.store, scheme, d[-2], d[-1], model=CLV_MODEL)
                 if len(d) >= 2
@@ -101,8 +124,30 @@ class ReportContext:
     @functools.cached_property
     def audit(self) -> pd.DataFrame:
         from segflow.quality import audit
+        from segflow.summaries import audit_table
 
+        stored = audit_table(self.project.store) if self.stored else None
+        if stored is not None:
+            return stored
         return audit(self.project.store).to_pandas()
+
+    def transitions(self, scheme: str, from_date: dt.date, to_date: dt.date) -> Any:
+        """The transition matrix (with revenue moved) from the aggregates, else computed."""
+        if self.stored:
+            from segflow.summaries import transition_table
+
+            return transition_table(self.project.store, scheme, from_date, to_date)
+        return self.project.transitions(scheme, from_date, to_date)
+
+    def pooled(self, scheme: str, dates: list[dt.date]) -> Any:
+        """Transitions pooled over consecutive ``dates`` (aggregates, else computed)."""
+        if self.stored:
+            from segflow.summaries import pooled_table
+
+            return pooled_table(self.project.store, scheme, dates)
+        from segflow.migration import pooled_transition_matrix
+
+        return pooled_transition_matrix(self.project.store.table("segment_assignments"), scheme=scheme, dates=dates)
 
     def is_rule_based(self, scheme: str) -> bool:
         return self.scheme_kinds.get(scheme, "rules") != "cluster"

@@ -10,6 +10,7 @@ import pandas as pd
 from ibis import _
 
 from segflow.store import Store
+from segflow.summaries._write import cell_direction as _direction
 
 NEW, GONE = "(new)", "(gone)"
 REVENUE_WINDOW_DAYS = 365
@@ -76,20 +77,6 @@ def movement_cells(
     return out.sort_values(["customers", "from_segment", "to_segment"], ascending=[False, True, True]).reset_index(
         drop=True
     )
-
-
-def _direction(row: object) -> str:
-    frm, to = row.from_segment, row.to_segment  # type: ignore[attr-defined]
-    if frm == to:
-        return "stay"
-    if frm == NEW:
-        return "new"
-    if to == GONE:
-        return "gone"
-    fr, tr = row.from_rank, row.to_rank  # type: ignore[attr-defined]
-    if pd.isna(fr) or pd.isna(tr) or fr == tr:
-        return "move"
-    return "down" if tr > fr else "up"
 
 
 def segment_changes(cells: pd.DataFrame) -> pd.DataFrame:

@@ -25,7 +25,6 @@ from segflow.report._queries import (
     quarantine_reasons,
     reconciliation,
     revenue_totals,
-    value_by_segment,
 )
 from segflow.report._sections import Section, migration_section, segments_section
 from segflow.report._summary import executive_summary, summary_html
@@ -140,7 +139,7 @@ def summary_section(ctx: ReportContext) -> Section:
 
 
 def value_section(ctx: ReportContext) -> Section:
-    from segflow.pipeline import CLV_ANNUAL_DISCOUNT_RATE, CLV_HORIZON_WEEKS, CLV_MODEL
+    from segflow.pipeline import CLV_ANNUAL_DISCOUNT_RATE, CLV_HORIZON_WEEKS
     from segflow.report._clv import HOLDOUT_WEEKS, clv_diagnostics
 
     project = ctx.project
@@ -167,7 +166,10 @@ def value_section(ctx: ReportContext) -> Section:
     for scheme in ctx.schemes:
         if snapshot not in ctx.dates(scheme):
             continue
-        value = value_by_segment(project.store, scheme, snapshot, CLV_MODEL).drop(columns="segment_rank")
+        stored = ctx.value(scheme, snapshot)
+        if stored is None:
+            continue
+        value = stored.drop(columns="segment_rank")
         section.blocks.append(_h3(f"{scheme} at {snapshot}"))
         section.blocks.append(_table(
             value, percent=("mean_p_alive", "clv_share"), money_cols=("clv", "mean_clv"), currency=ctx.currency

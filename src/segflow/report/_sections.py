@@ -111,9 +111,10 @@ def segments_section(ctx: ReportContext) -> Section:
 
 def _profile_blocks(ctx: ReportContext, scheme: str) -> list[str]:
     from segflow.segments import profile_segments
-    from segflow.viz._segments import profile_heatmap
 
     project = ctx.project
+    if ctx.stored:
+        return _stored_profile_blocks(ctx, scheme)
     if "customer_features" not in project.store.tables():
         return []
     snapshot = project.store.raw.execute("SELECT max(snapshot_date) FROM customer_features").fetchone()[0]
@@ -131,6 +132,24 @@ def _profile_blocks(ctx: ReportContext, scheme: str) -> list[str]:
         profile = profile_segments(features, a, names=names)
     except SegflowError as exc:
         return [note(f"No profile for {scheme}: {exc}")]
+    return _profile_figure_blocks(profile, scheme, snapshot)
+
+
+def _stored_profile_blocks(ctx: ReportContext, scheme: str) -> list[str]:
+    """The profile heat-map and the collapsed table of all features, from the aggregates."""
+    from segflow.summaries import profile_table
+
+    profile = profile_table(ctx.project.store, scheme)
+    if profile is None:
+        return []
+    snapshot = ctx.project.store.raw.execute(
+        "SELECT max(snapshot_date) FROM summary_profile_segments WHERE scheme = ?", [scheme]).fetchone()[0]
+    return _profile_figure_blocks(profile, scheme, snapshot)
+
+
+def _profile_figure_blocks(profile, scheme: str, snapshot: dt.date) -> list[str]:  # noqa: ANN001
+    from segflow.viz._segments import profile_heatmap
+
     fig = profile_heatmap(profile, max_features=PROFILE_FEATURES,
                           title=f"{scheme}: what sets each segment apart (the {PROFILE_FEATURES} most distinguishing features)")
     means = profile.means.copy()
@@ -156,7 +175,7 @@ def migration_section(ctx: ReportContext) -> Section:
         dates = ctx.dates(scheme)
         if len(dates) < 2:
             continue
-        matrix = project.transitions(scheme, dates[-2], dates[-1])
+        matrix = ctx.transitions(scheme, dates[-2], dates[-1])
         s = matrix.summary()
         section.blocks.append(h3(f"{scheme}: {dates[-2]} → {dates[-1]}", f"migration-{scheme}"))
         section.blocks.append(note(_score_basis(project, scheme)))
@@ -198,17 +217,14 @@ def step_dates(dates: list[dt.date], periods: int) -> list[dt.date]:
 
 def _history_blocks(ctx: ReportContext, scheme: str, dates: list[dt.date]) -> list[str]:
     """Alluvial over the last snapshots and a Markov forecast of the segment mix on dates."""
-    from segflow.migration import GONE, MarkovChain, pooled_transition_matrix
+    from segflow.migration import GONE, MarkovChain
     from segflow.viz import forecast_chart
 
-    assignments = ctx.project.store.table("segment_assignments")
     blocks = []
     if len(dates) > 2:
-        recent = pooled_transition_matrix(
-            assignments, scheme=scheme, start=dates[-ALLUVIAL_SNAPSHOTS:][0], end=dates[-1]
-        )
+        recent = ctx.pooled(scheme, dates[-ALLUVIAL_SNAPSHOTS:])
         blocks.append(figure_html(recent.alluvial(), name=f"{scheme}-alluvial"))
-    pooled = pooled_transition_matrix(assignments, scheme=scheme, start=dates[max(0, len(dates) - 13)], end=dates[-1])
+    pooled = ctx.pooled(scheme, dates[max(0, len(dates) - 13):])
     chain = MarkovChain().fit(pooled)
     sizes = ctx.sizes(scheme, dates[-1]).set_index("segment")["customers"]
     mix = sizes.reindex(chain.states_).fillna(0.0)

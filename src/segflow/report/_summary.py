@@ -9,8 +9,10 @@ Definitions (also written under the numbers in the report):
 * *base*: customers assigned a segment at the latest snapshot.
 * *revenue, last 12 months*: net revenue (returns netted) in the 365 days before the latest
   snapshot, of customers in the base.
-* *at stake*: customers whose segment's playbook action is "win back" (lapsing customers),
-  with their 12-month revenue and predicted 52-week value (BG/NBD + Gamma-Gamma).
+* *at stake*: customers whose segment's playbook action is "win back" (lapsing customers).
+  Two figures with their bases in their names: *revenue at stake, last 12 months* (what they
+  spent in the 365 days before the latest snapshot) and *predicted value at stake, next 52
+  weeks* (what BG/NBD + Gamma-Gamma expects them to spend after it).
 """
 
 from __future__ import annotations
@@ -183,18 +185,22 @@ def executive_summary(ctx: ReportContext) -> ExecutiveSummary:
     stake = actions[actions.action == "win back"] if not actions.empty else actions
     if not stake.empty:
         row = stake.iloc[0]
-        kpis.append(("Revenue at stake", money(row.revenue_12m, ctx.currency),
-                     f"{count(row.customers)} lapsing customers (win-back segments); "
+        # two bases, each named: what these customers spent (past 12 months) and what they
+        # are predicted to spend (next 52 weeks); the same customers in both
+        who = f"{count(row.customers)} lapsing customers (win-back segments)"
+        kpis.append(("Revenue at stake, last 12 months", money(row.revenue_12m, ctx.currency),
+                     f"what {who} spent in the 365 days before {now}: "
                      f"{pct(row.revenue_12m / total_r if total_r else 0)} of revenue"))
         if pd.notna(row.clv):
-            kpis.append(("Predicted value at stake", money(row.clv, ctx.currency),
-                         "their expected revenue in the next 52 weeks"))
+            kpis.append(("Predicted value at stake, next 52 weeks", money(row.clv, ctx.currency),
+                         f"what the same {count(row.customers)} customers are expected to spend "
+                         "in the 52 weeks after the snapshot (BG/NBD + Gamma-Gamma)"))
     if cells is not None:
         down = cells[cells.direction == "down"]
         if len(down):
             kpis.append(("Moved to a worse segment", count(down.customers.sum()),
-                         f"{money(down.clv.sum(), ctx.currency)} predicted value" if down.clv.sum() else
-                         f"{money(down.revenue_12m.sum(), ctx.currency)} revenue"))
+                         f"{money(down.clv.sum(), ctx.currency)} predicted value, next 52 weeks" if down.clv.sum()
+                         else f"{money(down.revenue_12m.sum(), ctx.currency)} revenue, last 12 months"))
     return ExecutiveSummary(scheme, before, now, lines, kpis, health, actions, ctx.currency)
 
 

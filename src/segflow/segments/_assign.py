@@ -27,6 +27,7 @@ from segflow.segments._rfm import (
     rfm_segment_expr,
 )
 from segflow.segments._rules import compile_rules
+from segflow.segments._scores import GroupBy, group_keys
 
 #: Rules naming an RFM score get the scores of :func:`rfm_scores` (the scheme's bins) first.
 _SCORES = re.compile(r"\b(?:r|f|m|fm)_score\b")
@@ -59,6 +60,7 @@ def assign(
     *,
     store: object | None = None,
     schemes: Sequence[SchemeSettings] = (),
+    by: str | None = None,
 ) -> ibis.Table:
     """Assign every customer of ``features`` to one segment of ``scheme``.
 
@@ -72,13 +74,21 @@ def assign(
         Passed to cluster schemes, which keep their fitted model in the store.
     schemes : sequence of SchemeSettings, optional
         Where a nested scheme's ``within`` is looked up; built-in scheme names are always known.
+    by : str, optional
+        A column of ``features`` that partitions it into independent customer bases, in
+        practice ``"snapshot_date"`` with the long table of
+        :func:`segflow.features.snapshot_features`: every snapshot is assigned at once, as if
+        each were assigned alone (quantile scores, cut points and value tiers are computed
+        per snapshot, nested schemes per snapshot and parent segment; frozen cut points,
+        rules and clusters are row-wise). A cluster scheme without a stored model is fitted
+        on the earliest snapshot of ``features``.
 
     Returns
     -------
     ibis.Table
         Columns ``customer_id``, ``segment`` (string), ``segment_rank`` (int64; 1 = best in
         ordered schemes, null in unordered ones such as user rules without ``ordered`` or
-        browse_no_buy).
+        browse_no_buy); with ``by``, the column ``by`` first.
 
     Notes
     -----
@@ -98,8 +108,11 @@ def assign(
     >>> assign(SchemeSettings(name="lifecycle", kind="lifecycle"), features).columns
     ('customer_id', 'segment', 'segment_rank')
     """
-    out, _ = _assign(scheme, features, store=store, schemes=schemes, seen=())
-    return out.select("customer_id", "segment", "segment_rank")
+    if by is not None and by not in features.columns:
+        raise SegflowError(f"scheme {scheme.name!r}: by = {by!r} is not a column of the features")
+    out, _ = _assign(scheme, features, store=store, schemes=schemes, seen=(), by=by)
+    keys = [by] if by else []
+    return out.select(*keys, "customer_id", "segment", "segment_rank")
 
 
 def _assign(
@@ -109,17 +122,19 @@ def _assign(
     store: object | None,
     schemes: Sequence[SchemeSettings],
     seen: tuple[str, ...],
+    by: str | None = None,
 ) -> tuple[ibis.Table, int | None]:
-    """Features plus ``segment`` and ``segment_rank``; and the number of ranked segments."""
+    """Features plus ``segment`` and ``segment_rank`` (and ``by``); and the number of
+    ranked segments."""
     if scheme.kind == "cluster":
         if scheme.within:
             raise SegflowError(f"scheme {scheme.name!r}: cluster schemes cannot be nested")
         from segflow.segments._cluster_scheme import assign_cluster_scheme
 
-        return assign_cluster_scheme(scheme, features, store=store), None
+        return assign_cluster_scheme(scheme, features, store=store, by=by), None
     if scheme.within:
-        return _nested(scheme, features, store=store, schemes=schemes, seen=seen)
-    return _flat(scheme, features, group_by=None)
+        return _nested(scheme, features, store=store, schemes=schemes, seen=seen, by=by)
+    return _flat(scheme, features, group_by=[by] if by else [], by=by)
 
 
 def scheme_bins(scheme: SchemeSettings) -> int:
@@ -140,19 +155,33 @@ def _rfm_cuts(scheme: SchemeSettings) -> dict[str, list[float]] | None:
 
 
 def rfm_scores_for(
-    scheme: SchemeSettings, features: ibis.Table, *, group_by: str | None = None
+    scheme: SchemeSettings, features: ibis.Table, *, group_by: GroupBy = None,
+    by: str | None = None,
 ) -> ibis.Table:
-    """:func:`rfm_scores` with the scheme's bins, score method and (frozen) cut points."""
+    """:func:`rfm_scores` with the scheme's bins, score method and (frozen) cut points.
+
+    ``by`` (one of ``group_by``) partitions independent customer bases (snapshots): frozen
+    cut points apply to every one of them alike.
+    """
+    cuts = _rfm_cuts(scheme)
+    if cuts is not None:
+        group_by = _row_wise(group_by, by)
     return rfm_scores(features, bins=scheme_bins(scheme), group_by=group_by,
-                      method=scheme.score_method, cut_points=_rfm_cuts(scheme))
+                      method=scheme.score_method, cut_points=cuts)
+
+
+def _row_wise(group_by: GroupBy, by: str | None) -> list[str] | None:
+    """``group_by`` without ``by``: scoring against fixed cut points needs no partition by
+    snapshot (a parent segment is kept, so nested frozen scores are still refused)."""
+    return [k for k in group_keys(group_by) if k != by] or None
 
 
 def _flat(
-    scheme: SchemeSettings, features: ibis.Table, *, group_by: str | None
+    scheme: SchemeSettings, features: ibis.Table, *, group_by: list[str], by: str | None
 ) -> tuple[ibis.Table, int | None]:
     kind = scheme.kind
     if kind == "rfm":
-        scored = rfm_scores_for(scheme, features, group_by=group_by)
+        scored = rfm_scores_for(scheme, features, group_by=group_by, by=by)
         segment = rfm_segment_expr(scored, bins=scheme_bins(scheme))
         return _label(scored, segment, RFM_SEGMENT_ORDER)
     if kind == "lifecycle":
@@ -174,7 +203,8 @@ def _flat(
                 )
             thresholds = list(scheme.cut_points["value"])
         out = value_tier_expr(
-            features, tiers=scheme.tiers, value=scheme.value_feature, group_by=group_by,
+            features, tiers=scheme.tiers, value=scheme.value_feature,
+            group_by=group_by if thresholds is None else _row_wise(group_by, by),
             method=scheme.score_method, thresholds=thresholds,
         )
         return _label(out, out.segment, tier_names(scheme.tiers))
@@ -185,7 +215,7 @@ def _flat(
         if not scheme.rules:
             raise SegflowError(f"scheme {scheme.name!r} (kind 'rules') has no rules")
         pairs = [(r.segment, r.when) for r in scheme.rules]
-        features = rule_features(scheme, features, group_by=group_by)
+        features = rule_features(scheme, features, group_by=group_by, by=by)
         segment = compile_rules(pairs, features, default=scheme.default)
         order = _rule_order(scheme.rules, scheme.default) if scheme.ordered else None
         return _label(features, segment, order)
@@ -193,11 +223,12 @@ def _flat(
 
 
 def rule_features(
-    scheme: SchemeSettings, features: ibis.Table, *, group_by: str | None = None
+    scheme: SchemeSettings, features: ibis.Table, *, group_by: GroupBy = None,
+    by: str | None = None,
 ) -> ibis.Table:
     """``features`` plus RFM scores when a rule of ``scheme`` names one."""
     if "r_score" not in features.columns and any(_SCORES.search(r.when) for r in scheme.rules):
-        return rfm_scores_for(scheme, features, group_by=group_by)
+        return rfm_scores_for(scheme, features, group_by=group_by, by=by)
     return features
 
 
@@ -225,17 +256,20 @@ def _nested(
     store: object | None,
     schemes: Sequence[SchemeSettings],
     seen: tuple[str, ...],
+    by: str | None = None,
 ) -> tuple[ibis.Table, int | None]:
     parent = _resolve(scheme.within or "", scheme, schemes, seen)
     parent_table, parent_n = _assign(
-        parent, features, store=store, schemes=schemes, seen=(*seen, scheme.name)
+        parent, features, store=store, schemes=schemes, seen=(*seen, scheme.name), by=by
     )
+    keys = [by] if by else []
     parents = parent_table.select(
-        "customer_id", _parent=parent_table.segment, _parent_rank=parent_table.segment_rank
+        *keys, "customer_id", _parent=parent_table.segment,
+        _parent_rank=parent_table.segment_rank,
     )
-    joined = features.join(parents, "customer_id")
+    joined = features.join(parents, [*keys, "customer_id"])
     child = scheme.model_copy(update={"within": None})
-    out, child_n = _flat(child, joined, group_by="_parent")
+    out, child_n = _flat(child, joined, group_by=[*keys, "_parent"], by=by)
     segment = out._parent + NEST_SEPARATOR + out.segment
     if parent_n is None or child_n is None:
         rank = ibis.null("int64")

@@ -14,7 +14,13 @@ import ibis
 
 from segflow.errors import SegflowError
 from segflow.segments._rules import compile_condition
-from segflow.segments._scores import comparable, tier_thresholds, worse_counts
+from segflow.segments._scores import (
+    GroupBy,
+    comparable,
+    group_keys,
+    tier_thresholds,
+    worse_counts,
+)
 
 
 @dataclass(frozen=True)
@@ -144,7 +150,7 @@ def value_tier_expr(
     *,
     tiers: Sequence[float] = (1, 5, 10, 25, 50),
     value: str = "monetary_12m",
-    group_by: str | None = None,
+    group_by: GroupBy = None,
     method: Literal["quantile", "ntile"] = "quantile",
     thresholds: Sequence[float | None] | None = None,
 ) -> ibis.Table:
@@ -160,7 +166,8 @@ def value_tier_expr(
     ``thresholds``: fixed lowest values per tier (one per entry of ``tiers``, ``None`` =
     empty tier); a customer is in the first tier whose threshold their value reaches.
     Customers with ``value <= 0`` or missing are ``no spend``. With ``group_by``, tiers are
-    computed within each group.
+    computed within each group
+    (``group_by``: a column or several, e.g. snapshot date and parent segment).
     """
     names = tier_names(tiers)
     if value not in features.columns:
@@ -179,7 +186,7 @@ def value_tier_expr(
         return features.mutate(segment=ibis.cases(no_spend, *branches,
                                                   else_=ibis.literal(names[-2])))
     if method == "ntile":
-        part = [group_by, spender] if group_by else [spender]
+        part = [*group_keys(group_by), spender]
         pos = ibis.row_number().over(
             group_by=part, order_by=[ibis.desc(col), features.customer_id]
         ) + 1
@@ -188,7 +195,7 @@ def value_tier_expr(
     else:
         keyed = features.mutate(_v=ibis.ifelse(spender, col, ibis.null("float64")))
         counts = worse_counts(keyed, "_v", higher_is_better=True, group_by=group_by)
-        keys = [group_by] if group_by else []
+        keys = group_keys(group_by)
         lookup = counts.select(*keys, "_v", _pos=counts._total - counts._worse, _n=counts._total)
         out = keyed.left_join(lookup, [*keys, "_v"])
         out = out.drop(*[c for c in out.columns if c.endswith("_right")], "_v")

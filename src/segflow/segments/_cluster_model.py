@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,7 +90,8 @@ class ClusterModel:
         return np.argmin(self.scores(design), axis=1)
 
     def assign(
-        self, table: ibis.Table, *, id_col: str = "customer_id", names: dict[str, str] | None = None
+        self, table: ibis.Table, *, id_col: str = "customer_id", names: dict[str, str] | None = None,
+        keys: Sequence[str] = (),
     ) -> ibis.Table:
         """Assign every row of ``table`` in the engine.
 
@@ -101,6 +103,9 @@ class ClusterModel:
         names : dict, optional
             Overrides of segment labels, keyed by the suggested label or the segment number
             (``"1"``) as in the scheme's ``names``.
+        keys : sequence of str, default=()
+            Further columns carried through to the output before ``id_col`` (the snapshot date
+            of a long features table).
 
         Returns
         -------
@@ -111,13 +116,15 @@ class ClusterModel:
         """
         design = self.prep.design_columns(table)
         z_names = [f"_z{i}" for i in range(len(design))]
+        keys = list(keys)
         step1 = table.select(
+            *keys,
             table[id_col].name("_id"),
             **{zn: expr for zn, expr in zip(z_names, design.values(), strict=True)},
         )
         zs = [step1[zn] for zn in z_names]
         step2 = step1.select(
-            step1["_id"], **{f"_d{j}": self._score_expr(zs, j) for j in range(self.k)}
+            *keys, step1["_id"], **{f"_d{j}": self._score_expr(zs, j) for j in range(self.k)}
         )
         ds = [step2[f"_d{j}"] for j in range(self.k)]
         dmin = ibis.least(*ds) if self.k > 1 else ds[0]
@@ -126,6 +133,7 @@ class ClusterModel:
         hits = [step3[f"_d{j}"] == step3["_dmin"] for j in range(self.k)]
         rank = ibis.cases(*[(hit, j + 1) for j, hit in enumerate(hits)], else_=1)
         return step3.select(
+            *keys,
             step3["_id"].name(id_col),
             ibis.cases(*[(hit, labels[j]) for j, hit in enumerate(hits)], else_=labels[0])
             .cast("string")

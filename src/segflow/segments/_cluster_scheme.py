@@ -203,6 +203,7 @@ def assign_cluster_scheme(
     *,
     store: Store | None = None,
     snapshot_date: dt.date | None = None,
+    by: str | None = None,
 ) -> ibis.Table:
     """Segments of a ``kind = "cluster"`` scheme for one snapshot's customer features.
 
@@ -219,6 +220,10 @@ def assign_cluster_scheme(
         the scheme is fitted afresh on every call.
     snapshot_date : date, optional
         Recorded with a newly fitted model.
+    by : str, optional
+        A column (``snapshot_date``) partitioning ``features`` into snapshots: kept in the
+        output; a model not yet stored is fitted on the earliest snapshot alone (as a run
+        that assigns snapshot by snapshot would).
 
     Returns
     -------
@@ -227,7 +232,14 @@ def assign_cluster_scheme(
     """
     model = load_cluster_model(store, scheme.name, scheme.version) if store is not None else None
     if model is None:
-        segmenter = fit_cluster_table(features, scheme.features or None, k=scheme.k)
+        sample = features
+        if by is not None:
+            first = features[by].min().execute()
+            first = first.date() if isinstance(first, dt.datetime) else first
+            sample = features.filter(features[by] == first).drop(by)
+            if snapshot_date is None and isinstance(first, dt.date):
+                snapshot_date = first
+        segmenter = fit_cluster_table(sample, scheme.features or None, k=scheme.k)
         model = segmenter.model_
         if store is not None:
             save_cluster_model(store, scheme.name, scheme.version, model, snapshot_date=snapshot_date)
@@ -238,4 +250,4 @@ def assign_cluster_scheme(
             f"{model.prep.feature_names}, but {missing} are missing from the feature table; "
             "bump the scheme's version to refit"
         )
-    return model.assign(features, names=scheme.names)
+    return model.assign(features, names=scheme.names, keys=[by] if by else ())

@@ -44,7 +44,14 @@ from typing import Literal
 import ibis
 
 from segflow.errors import SegflowError
-from segflow.segments._scores import comparable, cut_points, cut_score, quantile_score
+from segflow.segments._scores import (
+    GroupBy,
+    comparable,
+    cut_points,
+    cut_score,
+    group_keys,
+    quantile_score,
+)
 
 NO_PURCHASE = "No purchase yet"
 
@@ -115,7 +122,7 @@ def rfm_scores(
     features: ibis.Table,
     *,
     bins: int = 5,
-    group_by: str | None = None,
+    group_by: GroupBy = None,
     method: Literal["quantile", "ntile"] = "quantile",
     cut_points: Mapping[str, Sequence[float]] | None = None,
 ) -> ibis.Table:
@@ -127,8 +134,9 @@ def rfm_scores(
         Needs ``customer_id``, ``recency_days``, ``frequency`` and ``monetary``.
     bins : int, default=5
         Number of score bins.
-    group_by : str, optional
-        Score within each value of this column (nested schemes), instead of over all customers.
+    group_by : str or sequence of str, optional
+        Score within each value of this column, or each combination of these columns
+        (snapshot date, parent segment of a nested scheme), instead of over all customers.
     method : {"quantile", "ntile"}, default="quantile"
         ``"quantile"``: equal values, equal scores (module notes); ``"ntile"``: equal-count
         bins, ties split by ``customer_id``.
@@ -169,7 +177,7 @@ def rfm_scores(
     others = features.filter(features.recency_days.isnull())
     values = {col: f"_v_{col}" for _, col, _ in RFM_INPUTS}
     scored = buyers.mutate(**{tmp: comparable(buyers, col) for col, tmp in values.items()})
-    part = [group_by] if group_by else None
+    part = group_keys(group_by) or None
     for score, col, higher in RFM_INPUTS:
         v = scored[values[col]]
         if cut_points is not None:
@@ -211,7 +219,7 @@ def rfm_cut_points(features: ibis.Table, *, bins: int = 5) -> dict[str, list[flo
     return out
 
 
-def _check_cuts(cuts: Mapping[str, Sequence[float]], bins: int, group_by: str | None) -> None:
+def _check_cuts(cuts: Mapping[str, Sequence[float]], bins: int, group_by: GroupBy) -> None:
     if group_by:
         raise SegflowError("frozen RFM cut points cannot be used in a nested scheme (within)")
     for _, col, _ in RFM_INPUTS:

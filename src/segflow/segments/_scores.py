@@ -53,12 +53,25 @@ def comparable(table: ibis.Table, column: str) -> ir.NumericValue:
     return col.cast("float64").round(digits)
 
 
+#: Partition of a score: one column, several (snapshot and parent segment), or none.
+GroupBy = str | Sequence[str] | None
+
+
+def group_keys(group_by: GroupBy) -> list[str]:
+    """``group_by`` as a list of column names (empty: score over all rows)."""
+    if group_by is None:
+        return []
+    if isinstance(group_by, str):
+        return [group_by]
+    return list(group_by)
+
+
 def worse_counts(
-    table: ibis.Table, value: str, *, higher_is_better: bool, group_by: str | None
+    table: ibis.Table, value: str, *, higher_is_better: bool, group_by: GroupBy
 ) -> ibis.Table:
     """Per distinct ``value`` (within ``group_by``): ``_n`` customers, ``_worse`` customers
     with a strictly worse value, ``_total`` customers. Null values are left out."""
-    keys = [group_by] if group_by else []
+    keys = group_keys(group_by)
     t = table.filter(table[value].notnull())
     counts = t.group_by([*keys, value]).aggregate(_n=t.count())
     order = counts[value] if higher_is_better else ibis.desc(counts[value])
@@ -74,15 +87,16 @@ def quantile_score(
     *,
     bins: int,
     higher_is_better: bool,
-    group_by: str | None = None,
+    group_by: GroupBy = None,
 ) -> ibis.Table:
     """``table`` with column ``name``: ``1 + floor(bins * worse / n)`` (see the module notes).
 
     ``value`` must already hold the comparable values (see :func:`comparable`); rows with a
-    null value get a null score.
+    null value get a null score. With ``group_by`` (a column or several: snapshot date,
+    parent segment) customers are scored within each group.
     """
     counts = worse_counts(table, value, higher_is_better=higher_is_better, group_by=group_by)
-    keys = [group_by] if group_by else []
+    keys = group_keys(group_by)
     score = (1 + (counts._worse * bins) // counts._total).cast("int64")
     lookup = counts.select(*keys, value, **{name: score})
     joined = table.left_join(lookup, [*keys, value])

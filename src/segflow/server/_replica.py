@@ -56,7 +56,7 @@ def _copy_consistent(src: Path, dst: Path, *, attempts: int = 5) -> tuple[int, i
 
 
 #: Tables read per customer: the copy gets an index on ``customer_id`` for each.
-_CUSTOMER_TABLES = ("segment_assignments", "customers", "customer_scores", "customer_features")
+_CUSTOMER_TABLES = ("segment_spells", "customers", "customer_scores", "customer_features")
 
 
 def _prepare(path: Path) -> None:
@@ -64,7 +64,8 @@ def _prepare(path: Path) -> None:
     con = duckdb.connect(str(path))
     try:
         con.execute("SET enable_progress_bar = false")
-        present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        present = {r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'").fetchall()}
         for table in _CUSTOMER_TABLES:
             if table in present:
                 con.execute(f"CREATE INDEX IF NOT EXISTS _serve_{table}_customer ON {table} (customer_id)")
@@ -106,6 +107,7 @@ class Generation:
         self._lock = threading.Lock()
         self._cache: dict[Any, Any] = {}
         self._key_locks: dict[Any, threading.Lock] = {}
+        self.warmed = threading.Event()  # set when the first pages' aggregates and the scorer are ready
 
     def cached(self, key: Any, compute: Callable[[], Any]) -> Any:
         """``compute()`` once per copy and key (aggregates only: they are small); concurrent
@@ -209,17 +211,27 @@ class Replica:
                 return False
             target = self.work_dir / f"replica-{os.getpid()}-{next(_counter)}.duckdb"
             fingerprint = _copy_consistent(self.store_path, target)
+            first = self._current is None
             try:
                 _prepare(target)
                 generation = Generation(self.directory, self.settings, target, fingerprint, self.pool_size)
-                if self.warm is not None:  # precompute the first pages' aggregates before the swap
+                if self.warm is not None and not first:  # precompute the first pages before the swap
                     with contextlib.suppress(Exception):
                         self.warm(generation)
+                    generation.warmed.set()
+                elif self.warm is None:
+                    generation.warmed.set()
             except duckdb.Error as exc:
                 target.unlink(missing_ok=True)
                 raise StoreError(f"cannot open the copy of {self.store_path}: {exc}") from exc
             with self._swap_lock:
                 old, self._current = self._current, generation
+            if self.warm is not None and first:
+                # the first copy is served at once (start-up in about a second); its aggregates
+                # and scorer are computed in the background, and a request that needs one
+                # meanwhile waits for that same computation (Generation.cached)
+                threading.Thread(target=self._warm_quietly, args=(generation,), daemon=True,
+                                 name="segflow-warm").start()
         if old is not None:
             with old._lock:
                 old.retired = True
@@ -227,6 +239,11 @@ class Replica:
             if idle:
                 old.close()
         return True
+
+    def _warm_quietly(self, generation: Generation) -> None:
+        with contextlib.suppress(Exception):
+            self.warm(generation)  # type: ignore[misc]
+        generation.warmed.set()
 
     def _poll(self, seconds: float) -> None:
         while not self._stop.wait(seconds):

@@ -1,160 +1,310 @@
-"""Real-time scoring of one customer from posted transactions.
+"""Real-time scoring of one customer from posted rows, without a query engine per request.
 
-The same feature and scheme code as ``segflow run`` (Ibis), compiled once to SQL per copy
-of the store and snapshot date, then executed per request on a small in-memory DuckDB
-per thread:
+Built once per copy of the store and snapshot (in a background thread when a copy is
+swapped in), then each request is plain Python on one customer's rows (about a millisecond):
 
-1. features: :func:`segflow.features.customer_features` on the posted rows (events,
-   exposures and surveys empty), as of the snapshot (default: the store's latest), for the
-   feature groups the schemes read (:func:`segflow.pipeline.required_feature_groups`);
-2. segments: each scheme's :func:`segflow.segments.assign` on the stored features of a
-   reference sample of the customer base at that snapshot (the whole base up to
-   :data:`REFERENCE_SIZE` customers; a hash-ordered sample beyond) plus this customer, so
-   quantile schemes (RFM, value tiers) rank the customer among the others;
-3. scores: BG/NBD and Gamma-Gamma (as in ``segflow run``) fitted once per copy on the
-   stored history before the snapshot; P(alive), expected purchases and 52-week CLV.
+1. features: :class:`segflow.server._fast_features.FeatureComputer`, the definitions of
+   :func:`segflow.features.customer_features` on the posted transactions, events, survey
+   answers and attributes (``ts < s``);
+2. segments: quantile schemes (RFM scores, value tiers, rules naming RFM scores) score
+   against the cut points of the stored features at the snapshot
+   (:func:`segflow.segments._rfm.rfm_cut_points`, :func:`segflow.segments._buckets.value_tier_thresholds`;
+   per parent segment in nested schemes); by construction a stored customer gets exactly their
+   stored segment, a new one the segment they would have had among the base. Frozen cut-offs
+   (``cutoffs = "reference"|"fixed"``) are used as they are. The segment expressions are the
+   engine's own (rules, lifecycle buckets, RFM grid, value tiers, cluster scores), built once
+   on an unbound table and evaluated on the row by :mod:`segflow.server._fast_eval`;
+3. scores: the BG/NBD and spend models saved by ``segflow run`` (table ``model_params``; a
+   store written before it was added gets them refitted once) give P(alive), expected
+   purchases, P(no purchase), expected spend and the discounted 52-week CLV.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import duckdb
 import ibis
-import pandas as pd
-import pyarrow as pa
+import numpy as np
 
+from segflow.config import SchemeSettings
 from segflow.errors import SegflowError
-from segflow.store import CANONICAL_TABLES
+from segflow.server._fast_eval import UnsupportedExpression, compile_row
+from segflow.server._fast_features import Answer, Event, Exposure, FeatureComputer, Line
 
-REFERENCE_SIZE = 20_000
-_DUCK = {"VARCHAR": pa.string(), "TIMESTAMP": pa.timestamp("us"), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_()}
+Row = dict[str, Any]
+SegmentFn = Callable[[Row], "str | None"]
+_SCORE_COLUMNS = ("r_score", "f_score", "m_score", "fm_score")
 
 
-def _empty(name: str) -> pa.Table:
-    cols = CANONICAL_TABLES[name]
-    return pa.table({c: pa.array([], _DUCK[t]) for c, t in cols.items()})
+@dataclass
+class _Context:
+    features: ibis.Table  # stored features at the snapshot (engine)
+    unbound: ibis.Table  # the same columns, unbound, plus the RFM score columns
+    store: Any
+    schemes: Sequence[SchemeSettings]
+    snapshot: dt.date
+
+
+def _unbound(features: ibis.Table) -> ibis.Table:
+    schema = dict(features.schema().items())
+    schema.pop("snapshot_date", None)
+    schema.update({c: ibis.dtype("int64") for c in _SCORE_COLUMNS})
+    schema["_parent"] = ibis.dtype("string")
+    return ibis.table(schema, name="segflow_score_row")
+
+
+def _rfm_scorer(scheme: SchemeSettings, cuts: dict[str, list[float]], u: ibis.Table) -> Callable[[Row], dict[str, Any]]:
+    """r/f/m/fm scores of a row against cut points (the engine's ``cut_score`` expressions)."""
+    from segflow.segments._rfm import RFM_INPUTS
+    from segflow.segments._scores import comparable, cut_score
+
+    fns = {score: compile_row(cut_score(comparable(u, col), cuts[col], higher_is_better=higher))
+           for score, col, higher in RFM_INPUTS}
+
+    def scores(row: Row) -> dict[str, Any]:
+        if row.get("recency_days") is None:
+            return dict.fromkeys(_SCORE_COLUMNS)
+        out = {k: f(row) for k, f in fns.items()}
+        out["fm_score"] = (out["f_score"] + out["m_score"]) // 2
+        return out
+    return scores
+
+
+def _rfm_cuts(scheme: SchemeSettings, table: ibis.Table) -> dict[str, list[float]]:
+    from segflow.segments._assign import scheme_bins
+    from segflow.segments._rfm import rfm_cut_points
+
+    if scheme.cutoffs != "per_snapshot" and scheme.cut_points:
+        return {k: list(v) for k, v in scheme.cut_points.items()}
+    if scheme.score_method == "ntile":
+        raise SegflowError(f"scheme {scheme.name!r}: score_method = 'ntile' splits ties by customer id, "
+                           "which no cut point reproduces")
+    return rfm_cut_points(table, bins=scheme_bins(scheme))
+
+
+def _flat_plan(scheme: SchemeSettings, table: ibis.Table, ctx: _Context) -> SegmentFn:
+    """The segment function of a flat scheme whose quantiles are taken over ``table``."""
+    from segflow.segments._assign import _SCORES, scheme_bins
+    from segflow.segments._buckets import (
+        BROWSE_BUCKETS,
+        BROWSE_DEFAULT,
+        bucket_expr,
+        lifecycle_buckets,
+        value_tier_expr,
+        value_tier_thresholds,
+    )
+    from segflow.segments._rfm import rfm_segment_expr
+    from segflow.segments._rules import compile_rules
+
+    u = ctx.unbound
+    kind = scheme.kind
+    if kind == "rfm":
+        scores = _rfm_scorer(scheme, _rfm_cuts(scheme, table), u)
+        segment = compile_row(rfm_segment_expr(u, bins=scheme_bins(scheme)))
+        return lambda row: segment({**row, **scores(row)})
+    if kind == "lifecycle":
+        buckets, default = lifecycle_buckets(
+            active_days=scheme.active_days, loyal_orders_12m=scheme.loyal_orders_12m,
+            decline_ratio=scheme.decline_ratio, min_prior_orders=scheme.min_prior_orders,
+            seasonal=scheme.seasonal)
+        return compile_row(bucket_expr(buckets, default.name, u))
+    if kind == "browse_no_buy":
+        return compile_row(bucket_expr(BROWSE_BUCKETS, BROWSE_DEFAULT.name, u))
+    if kind == "value_tiers":
+        if scheme.cutoffs != "per_snapshot":
+            thresholds = list(scheme.cut_points["value"])
+        else:
+            if scheme.score_method == "ntile":
+                raise SegflowError(f"scheme {scheme.name!r}: score_method = 'ntile' is not reproducible by thresholds")
+            thresholds = value_tier_thresholds(table, tiers=scheme.tiers, value=scheme.value_feature)
+        expr = value_tier_expr(u, tiers=scheme.tiers, value=scheme.value_feature, thresholds=thresholds)
+        return compile_row(expr.segment)
+    if kind == "rules":
+        if not scheme.rules:
+            raise SegflowError(f"scheme {scheme.name!r} (kind 'rules') has no rules")
+        segment = compile_row(compile_rules([(r.segment, r.when) for r in scheme.rules], u, default=scheme.default))
+        if any(_SCORES.search(r.when) for r in scheme.rules):
+            scores = _rfm_scorer(scheme, _rfm_cuts(scheme, table), u)
+            return lambda row: segment({**row, **scores(row)})
+        return segment
+    raise SegflowError(f"scheme {scheme.name!r}: kind {kind!r} is not scored in real time")
+
+
+def _cluster_plan(scheme: SchemeSettings, ctx: _Context) -> SegmentFn:
+    from segflow.segments._cluster_scheme import load_cluster_model
+
+    model = load_cluster_model(ctx.store, scheme.name, scheme.version)
+    if model is None:
+        raise SegflowError(f"cluster scheme {scheme.name!r} has no saved model (run `segflow run` first)")
+    design = list(model.prep.design_columns(ctx.unbound).values())
+    scores = [compile_row(model._score_expr([d for d in design], j)) for j in range(model.k)]
+    labels = model.labels(scheme.names)
+
+    def segment(row: Row) -> str:
+        values = [f(row) for f in scores]
+        finite = [v for v in values if v is not None]
+        best = min(finite) if finite else None
+        for j, v in enumerate(values):
+            if v is not None and v == best:
+                return labels[j]
+        return labels[0]
+    return segment
+
+
+def _plan(scheme: SchemeSettings, ctx: _Context, seen: tuple[str, ...] = ()) -> SegmentFn:
+    from segflow.segments._assign import NEST_SEPARATOR, _resolve
+
+    if scheme.kind == "cluster":
+        return _cluster_plan(scheme, ctx)
+    if not scheme.within:
+        return _flat_plan(scheme, ctx.features, ctx)
+    parent = _resolve(scheme.within, scheme, ctx.schemes, seen)
+    parent_fn = _plan(parent, ctx, (*seen, scheme.name))
+    child = scheme.model_copy(update={"within": None})
+    # quantiles within each parent segment: the stored parent segments at the snapshot
+    stored = ctx.store.table("segment_assignments")
+    stored = stored.filter(stored.scheme == parent.name, stored.snapshot_date == ctx.snapshot)
+    joined = ctx.features.join(stored.select("customer_id", _parent=stored.segment), "customer_id")
+    parents = [r for r in joined.select("_parent").distinct().to_pyarrow()["_parent"].to_pylist()]
+    per_parent = {p: _flat_plan(child, joined.filter(joined._parent == p), ctx) for p in parents}
+
+    def segment(row: Row) -> str | None:
+        p = parent_fn(row)
+        if p is None:
+            return None
+        fn = per_parent.get(p)
+        if fn is None:  # a parent segment nobody holds at the snapshot: quantiles of one
+            fn = per_parent[p] = _flat_plan(child, ctx.features.filter(ibis.literal(False)), ctx)
+        child_segment = fn(row)
+        return None if child_segment is None else p + NEST_SEPARATOR + child_segment
+    return segment
 
 
 class Scorer:
-    """Compiled scoring for one copy of the store and one snapshot date."""
+    """Real-time scoring for one copy of the store and one stored snapshot of features."""
 
     def __init__(self, project: Any, snapshot: dt.date) -> None:
-        from segflow.features import customer_features
-        from segflow.pipeline import required_feature_groups, resolve_schemes
-        from segflow.segments import assign
+        from segflow.features import survey_registry
+        from segflow.pipeline import resolve_schemes
+        from segflow.segments import freeze_cutoffs
 
         self.snapshot = snapshot
         settings = project.settings
-        self.schemes = [s for s in resolve_schemes(settings) if s.kind != "cluster"]
-        raw = project.store.raw
-        # reference sample: stored features at the snapshot (latest run keeps only the latest)
-        ref = raw.execute(
-            "SELECT * EXCLUDE (snapshot_date) FROM customer_features WHERE snapshot_date = ? "
-            "ORDER BY hash(customer_id) LIMIT ?", [snapshot, REFERENCE_SIZE],
-        ).to_arrow_table()
-        if ref.num_rows == 0:
-            raise SegflowError(f"no stored features at {snapshot}: scoring needs a completed `segflow run`")
-        self.reference = ref
-        # compile features and assignments once, on a template connection
-        template = ibis.duckdb.connect()
-        for name in CANONICAL_TABLES:
-            template.create_table(name, _empty(name))
-        tables = {name: template.table(name) for name in CANONICAL_TABLES}
-        # only the feature groups the schemes read (as `segflow run` does for older snapshots)
-        groups = required_feature_groups(tables, self.schemes, settings=settings)
-        features = customer_features(tables, snapshot, window_days=settings.rfm.window_days, groups=groups)
-        self.features_sql = ibis.to_sql(features, dialect="duckdb")
-        self.feature_columns = features.columns
-        template.create_table("features_input", ref.slice(0, 0))
-        unbound = template.table("features_input")
-        self.assign_sql = {}
+        store = project.store
         self.notes: list[str] = []
-        for scheme in self.schemes:
+        tables = {name: store.table(name) for name in ("customers", "transactions", "events",
+                                                       "campaign_exposures", "survey_responses")}
+        schemes = resolve_schemes(settings)
+        if any(s.cutoffs == "reference" and not s.cut_points for s in schemes):
+            schemes = freeze_cutoffs(schemes, tables, window_days=settings.rfm.window_days)
+        stored = store.table("customer_features")
+        stored = stored.filter(stored.snapshot_date == snapshot).drop("snapshot_date")
+        if int(stored.count().execute()) == 0:
+            raise SegflowError(f"no stored features at {snapshot}: scoring needs a completed `segflow run`")
+        self.features = FeatureComputer(snapshot, settings.rfm.window_days, survey_registry(tables["survey_responses"]))
+        ctx = _Context(stored, _unbound(stored), store, schemes, snapshot)
+        self.plans: dict[str, SegmentFn] = {}
+        for scheme in schemes:
             try:
-                expr = assign(scheme, unbound, store=project.store, schemes=self.schemes)
-                self.assign_sql[scheme.name] = ibis.to_sql(expr.select("customer_id", "segment"), dialect="duckdb")
-            except Exception as exc:  # noqa: BLE001 - a scheme that cannot score is named, not fatal
+                self.plans[scheme.name] = _plan(scheme, ctx)
+            except (SegflowError, UnsupportedExpression) as exc:
                 self.notes.append(f"scheme {scheme.name} is not scored: {exc}")
-        template.disconnect()
-        self._models = self._fit_models(project)
-        self._local = threading.local()
+        self.models = self._models(project)
 
-    def _fit_models(self, project: Any) -> Any:
-        from segflow.models import BetaGeoModel, GammaGammaModel, btyd_summary, compress
+    def _models(self, project: Any) -> dict[str, Any] | None:
+        from segflow.models import load_model_params
+        from segflow.pipeline import CLV_ANNUAL_DISCOUNT_RATE, CLV_HORIZON_WEEKS, CLV_MODEL
+
+        saved = load_model_params(project.store.raw, snapshot_date=self.snapshot, model=CLV_MODEL)
+        if saved is not None:
+            return saved
+        # a store written before model_params existed: fit once, as `segflow run` did
+        from segflow.models import BetaGeoModel, btyd_summary, compress, fit_spend_model
 
         try:
             summary = btyd_summary(project.store.table("transactions"), calibration_end=self.snapshot,
                                    time_unit="W", warn=False).cache()
-            triples = compress(summary)
-            model = BetaGeoModel().fit(triples[triples["T"] > 0])
-            spend = GammaGammaModel().fit(compress(summary, ("x", "monetary_value")))
-            return model, spend
+            model = BetaGeoModel().fit(compress(summary))
+            try:
+                spend, _ = fit_spend_model(compress(summary, ("x", "monetary_value")))
+            except SegflowError:
+                spend = None
         except (SegflowError, ValueError) as exc:
             self.notes.append(f"no model scores: {exc}")
             return None
+        self.notes.append("model parameters refitted (the store has no saved parameters; re-run `segflow run`)")
+        return {"count": model, "spend": spend, "horizon": CLV_HORIZON_WEEKS, "time_unit": "W",
+                "annual_discount_rate": CLV_ANNUAL_DISCOUNT_RATE}
 
-    def _con(self) -> duckdb.DuckDBPyConnection:
-        con = getattr(self._local, "con", None)
-        if con is None:
-            con = duckdb.connect()
-            con.execute("SET threads = 1")
-            for name in CANONICAL_TABLES:
-                con.register(f"_empty_{name}", _empty(name))
-                con.execute(f"CREATE TABLE {name} AS SELECT * FROM _empty_{name}")
-            con.register("_reference", self.reference)
-            con.execute("CREATE TABLE features_input AS SELECT * FROM _reference LIMIT 0")
-            self._local.con = con
-        return con
+    def score(self, customer_id: str, lines: Sequence[Line], events: Sequence[Event] = (),
+              answers: Sequence[Answer] = (), attributes: dict[str, Any] | None = None,
+              exposures: Sequence[Exposure] = ()) -> dict[str, Any]:
+        """Features, segment per scheme and model scores of one customer.
 
-    def score(self, customer_id: str, transactions: pa.Table, attributes: dict[str, Any]) -> dict[str, Any]:
-        con = self._con()
-        con.execute("DELETE FROM transactions")
-        con.execute("DELETE FROM customers")
-        con.register("_tx", transactions)
-        con.execute("INSERT INTO transactions BY NAME SELECT * FROM _tx")  # noqa: S608
-        con.unregister("_tx")
-        attrs = {c: attributes.get(c) for c in CANONICAL_TABLES["customers"] if c != "customer_id"}
-        cols = ", ".join(["customer_id", *attrs])
-        con.execute(f"INSERT INTO customers ({cols}) VALUES ({', '.join('?' * (len(attrs) + 1))})",
-                    [customer_id, *attrs.values()])
-        features = con.execute(self.features_sql).to_arrow_table()
-        if features.num_rows == 0:
-            raise SegflowError(f"no transactions before {self.snapshot}: nothing to score")
-        con.execute("DELETE FROM features_input")
-        con.execute("INSERT INTO features_input SELECT * FROM _reference WHERE customer_id <> ?", [customer_id])
-        con.register("_new", features)
-        con.execute("INSERT INTO features_input BY NAME SELECT * FROM _new")
-        con.unregister("_new")
-        segments = {}
-        for name, sql in self.assign_sql.items():
-            row = con.execute(f"SELECT segment FROM ({sql}) WHERE customer_id = ?", [customer_id]).fetchone()  # noqa: S608
-            segments[name] = row[0] if row else None
-        return {"segments": segments, "scores": self._scores(features), "features": features.to_pylist()[0]}
+        Raises
+        ------
+        SegflowError
+            When the customer is not known at the snapshot (no sign-up, no transaction before it).
+        """
+        row = self.features.compute(lines, events, answers, attributes, customer_id=customer_id, exposures=exposures)
+        if row is None:
+            raise SegflowError(f"no transactions before {self.snapshot} and no sign-up before it: nothing to score")
+        segments = {name: fn(row) for name, fn in self.plans.items()}
+        return {"segments": segments, "scores": self._scores(lines), "features": row}
 
-    def _scores(self, features: pa.Table) -> dict[str, float] | None:
-        if self._models is None:
+    def _scores(self, lines: Sequence[Line]) -> dict[str, float | None] | None:
+        """BTYD scores from the customer's purchase days before the snapshot (the definitions of
+        :func:`segflow.models.btyd_summary`, weekly time unit); None without a purchase day."""
+        if self.models is None:
             return None
-        from segflow.models._scoring import predict_triples
+        from segflow.models._scoring import discounted_purchases
+        from segflow.models._summary import unit_days
 
-        model, spend = self._models
-        f = features.to_pylist()[0]
-        first, last = f.get("first_purchase_date"), f.get("last_purchase_date")
-        if first is None:
+        days: dict[dt.date, list[float]] = {}
+        for ln in lines:
+            day = ln.ts.date()
+            if day >= self.snapshot:
+                continue
+            buy = not (bool(ln.is_return) or (ln.amount is not None and ln.amount < 0)) and ln.amount is not None and ln.amount >= 0
+            if buy:
+                days.setdefault(day, []).append(float(ln.amount))  # type: ignore[arg-type]
+        if not days:
             return None
-        snap = pd.Timestamp(self.snapshot)
-        orders = int(f.get("frequency") or 0)
-        x = max(orders - 1, 0)
-        T = (snap - pd.Timestamp(first)).days / 7.0
-        t_x = (pd.Timestamp(last) - pd.Timestamp(first)).days / 7.0 if x > 0 else 0.0
-        preds = predict_triples(model, pd.DataFrame({"x": [x], "t_x": [t_x], "T": [T]}), horizon=52.0, time_unit="W")
-        p, q, gamma = (spend.params_[k] for k in ("p", "q", "gamma"))
-        m = float(f.get("monetary") or 0.0) / orders if orders else 0.0
-        has = x > 0 and m > 0
-        expected_spend = (p * (gamma + (m * x if has else 0.0))) / (p * (x if has else 0) + (q - 1))
-        out = {k: float(preds[k].iloc[0]) for k in ("p_alive", "expected_purchases", "p_no_purchase")}
-        out["expected_spend"] = float(expected_spend)
-        out["clv"] = float(expected_spend * preds["discounted_purchases"].iloc[0])
+        ordered = sorted(days)
+        first, last = ordered[0], ordered[-1]
+        spend = {d: math.fsum(v) for d, v in days.items()}
+        x = len(ordered) - 1
+        unit = unit_days(self.models["time_unit"])
+        t_x = (last - first).days / unit
+        T = (self.snapshot - dt.timedelta(days=1) - first).days / unit
+        repeat = math.fsum(spend.values()) - spend[first]
+        mv = repeat / float(x) if x > 0 else None
+        model, spend_model = self.models["count"], self.models["spend"]
+        xs, txs, Ts = np.array([float(x)]), np.array([t_x]), np.array([T])
+        horizon = self.models["horizon"]
+        with np.errstate(all="ignore"):
+            out: dict[str, float | None] = {
+                "p_alive": float(model.p_alive(xs, txs, Ts)[0]),
+                "expected_purchases": float(model.expected_purchases(horizon, xs, txs, Ts)[0]),
+                "p_no_purchase": float(model.p_no_purchase(horizon, xs, txs, Ts)[0]),
+            }
+            disc = float(discounted_purchases(model, xs, txs, Ts, horizon=horizon, time_unit=self.models["time_unit"],
+                                              annual_discount_rate=self.models["annual_discount_rate"])[0])
+        if spend_model is None:
+            return out
+        if hasattr(spend_model, "params_"):
+            p, q, gamma = (spend_model.params_[k] for k in ("p", "q", "gamma"))
+            has = mv is not None and mv > 0 and x > 0
+            xf, mf = (float(x), mv) if has else (0.0, 0.0)
+            den = p * xf + (q - 1)
+            expected = (p * (gamma + mf * xf)) / den if den > 0 else None
+        else:
+            expected = float(spend_model.value)
+        out["expected_spend"] = expected
+        out["clv"] = None if expected is None else 1.0 * expected * disc
         return out
+

@@ -7,6 +7,7 @@ the pooled connection.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from typing import Any
 
@@ -207,12 +208,13 @@ def warm(gen: Generation) -> None:
     the scorer of the latest snapshot (compiled SQL, fitted models)."""
     project = gen.pool.get()
     try:
+        from segflow.server.routes.score import scorer_for
+
+        with contextlib.suppress(Exception):  # a store without features: /score answers 409
+            scorer_for(project, gen, None)
         for s in schemes(project, gen):
             segment_sizes(project, gen, s["scheme"], None)
             if s["snapshots"] >= 2:
                 transitions(project, gen, s["scheme"], None, None)
-        from segflow.server.routes.score import scorer_for
-
-        scorer_for(project, gen, None)
     finally:
         gen.pool.put(project)

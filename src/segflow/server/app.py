@@ -23,7 +23,7 @@ from segflow.server._auth import LoginRequired, Sessions
 from segflow.server._replica import Replica
 from segflow.server._security import SecurityHeaders
 from segflow.server.deps import ServerSettings, get_settings
-from segflow.server.routes import api, auth, pages, score
+from segflow.server.routes import api, auth, insights, pages, score
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -81,7 +81,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(api.router)
     app.include_router(score.router)
+    app.include_router(insights.api)
     app.include_router(pages.router)
+    app.include_router(insights.pages)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired) -> Response:

@@ -13,6 +13,8 @@ class HealthPublic(BaseModel):
     schema_version: int
     project: str
     store_copy: int = Field(description="Number of the store copy served (grows after each refresh).")
+    warm: bool = Field(default=True, description="False while the first pages' aggregates and the scorer are "
+                       "still being computed in the background after start-up.")
 
 
 class WhoAmIPublic(BaseModel):

@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from segflow.errors import InputError, StoreError
+from segflow.store._memory import memory_limit_bytes
 
 #: Longest field the CSV parser holds (a runaway quoted field is cut off here and recovered).
 MAX_FIELD_CHARS = 64 * 1024 * 1024
@@ -47,6 +48,19 @@ _BAD_BYTES = re.compile("[\udc80-\udcff]")
 _OPENERS = {".gz": lambda fh: gzip.GzipFile(fileobj=fh), ".bz2": bz2.BZ2File, ".xz": lzma.LZMAFile}
 COMPRESSED = tuple(_OPENERS)
 _DECOMPRESS_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
+
+#: Longest CSV line DuckDB will read; longer values are quarantined by ``field_too_long``.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+
+
+def csv_buffer_sizes(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """DuckDB CSV reader ``(buffer_size, max_line_size)`` in bytes under the connection's
+    memory limit: DuckDB's default buffer, 16 x max_line_size = 1 GiB, fails below a limit
+    of about 2 GB. Here the buffer is at most an eighth of the limit and a line at most half
+    the buffer; a longer line is a reject cut to 10,000 characters, so the file takes this
+    module's reader instead (as any file with a reject that long does)."""
+    buffer = min(16 * MAX_LINE_BYTES, memory_limit_bytes(con) // 8)
+    return buffer, min(MAX_LINE_BYTES, buffer // 2)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from segflow.errors import InputError
 from segflow.sources._csvread import (
     COMPRESSED,
     CsvTally,
+    csv_buffer_sizes,
     head_bytes,
     prescan,
     read_csv_file,
@@ -47,8 +48,6 @@ _EXTENSIONS = {
     ".db": "duckdb",
 }
 _FILE_FORMATS = {"csv", "parquet", "jsonl", "xlsx"}
-#: Longest CSV line DuckDB will read; longer values are quarantined by ``field_too_long``.
-MAX_LINE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -243,13 +242,14 @@ def _stage_csv_duckdb(con, path: Path, header: list[str], delimiter: str, quote:
     """DuckDB's CSV reader, for simple files only (see :func:`prescan`): one record per line
     after the header, so rejects and rows are numbered exactly."""
     escape = quote
+    buffer, max_line = csv_buffer_sizes(con)
     raw, rej, stg = _tmp("raw"), _tmp("rej"), _tmp("stg")
     cols = "{" + ", ".join(f"{lit(h)}: 'VARCHAR'" for h in header) + "}"
     args = (
         f"header=true, auto_detect=false, columns={cols}, delim={lit(delimiter)}, "
         f"quote={lit(quote)}, escape={lit(escape)}, encoding='utf-8', "
         f"store_rejects=true, rejects_table={lit(rej)}, rejects_scan={lit(rej + '_scan')}, "
-        f"max_line_size={MAX_LINE_BYTES}, strict_mode=true"
+        f"max_line_size={max_line}, buffer_size={buffer}, strict_mode=true"
     )
     lim = f" LIMIT {int(limit)}" if limit else ""
     try:

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import os
 import re
+from typing import TYPE_CHECKING
 
 from segflow.errors import StoreError
+
+if TYPE_CHECKING:
+    import duckdb
 
 #: Share of the physical RAM that ``memory_limit = "auto"`` gives DuckDB.
 AUTO_SHARE = 0.5
@@ -20,6 +24,9 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", r
 _SHARE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 _UNITS = {"kb": "KB", "mb": "MB", "gb": "GB", "tb": "TB",
           "kib": "KiB", "mib": "MiB", "gib": "GiB", "tib": "TiB"}
+#: How DuckDB shows a size (``current_setting('memory_limit')``: '476.8 MiB', '500 bytes').
+_SHOWN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(bytes|KiB|MiB|GiB|TiB|PiB)\s*$")
+_POWERS = {"bytes": 0, "KiB": 1, "MiB": 2, "GiB": 3, "TiB": 4, "PiB": 5}
 
 
 def physical_memory_bytes() -> int:
@@ -62,3 +69,19 @@ def resolve_memory_limit(value: str) -> str:
             "'8GB' or '1.5GiB'"
         )
     return f"{max(1, int(physical_memory_bytes() * share / 2**20))}MiB"
+
+
+def memory_limit_bytes(con: duckdb.DuckDBPyConnection) -> int:
+    """The memory limit of a DuckDB connection, in bytes (DuckDB shows it rounded to 0.1 of
+    its unit, e.g. '476.8 MiB' for 500MB, so the value is exact to about 0.1 %).
+
+    Raises
+    ------
+    StoreError
+        DuckDB showed the limit in a form this function does not know.
+    """
+    shown = str(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+    m = _SHOWN.match(shown)
+    if m is None:
+        raise StoreError(f"cannot read DuckDB's memory limit {shown!r}")
+    return int(float(m.group(1)) * 1024 ** _POWERS[m.group(2)])

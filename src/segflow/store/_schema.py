@@ -8,6 +8,8 @@ All timestamps are tz-naive UTC. Identifiers are strings.
 
 from __future__ import annotations
 
+from segflow.store._spells import MIGRATION_V5
+
 #: Canonical columns of each input table at schema version 1 (frozen: migrations build on it).
 _V1_TABLES: dict[str, dict[str, str]] = {
     "customers": {
@@ -157,7 +159,56 @@ _V4_EXPORTS_REFRESH = [
 )""",
 ]
 
+#: Version 5 (issue 10): assignments as change rows. ``segment_spells`` holds one row per
+#: (scheme, customer, run of equal segments); ``segment_snapshots`` the snapshots computed per
+#: scheme; ``segment_assignments`` becomes a view with its former columns. Existing rows are
+#: moved into spells. See :mod:`segflow.store._spells`.
+_V5_SPELLS = MIGRATION_V5
+
+#: Version 6: the run's aggregates, which the report and ``serve`` read
+#: instead of customer-level tables (written by :func:`segflow.summaries.write_aggregates`;
+#: each run replaces them). Money in the project's currency, net of returns.
+_V6_SUMMARIES = [
+    """CREATE TABLE IF NOT EXISTS summary_segments (
+  scheme VARCHAR NOT NULL, snapshot_date DATE NOT NULL, segment VARCHAR NOT NULL, segment_rank BIGINT,
+  customers BIGINT NOT NULL, share DOUBLE, revenue_12m DOUBLE, revenue_share DOUBLE,
+  revenue_all_time DOUBLE, scored_customers BIGINT, mean_p_alive DOUBLE, expected_purchases DOUBLE,
+  clv DOUBLE, mean_clv DOUBLE, clv_share DOUBLE, run_id VARCHAR
+)""",
+    """CREATE TABLE IF NOT EXISTS summary_transitions (
+  scheme VARCHAR NOT NULL, from_date DATE NOT NULL, to_date DATE NOT NULL,
+  from_segment VARCHAR NOT NULL, to_segment VARCHAR NOT NULL, from_rank BIGINT, to_rank BIGINT,
+  customers BIGINT NOT NULL, revenue DOUBLE, revenue_12m DOUBLE, clv DOUBLE, run_id VARCHAR
+)""",
+    """CREATE TABLE IF NOT EXISTS summary_profile_segments (
+  scheme VARCHAR NOT NULL, snapshot_date DATE NOT NULL, segment VARCHAR NOT NULL, name VARCHAR,
+  suggested_name VARCHAR, distinguishing VARCHAR, run_id VARCHAR
+)""",
+    """CREATE TABLE IF NOT EXISTS summary_profiles (
+  scheme VARCHAR NOT NULL, snapshot_date DATE NOT NULL, segment VARCHAR NOT NULL,
+  feature VARCHAR NOT NULL, mean DOUBLE, median DOUBLE, std_diff DOUBLE, base_mean DOUBLE,
+  base_std DOUBLE, base_median DOUBLE, run_id VARCHAR
+)""",
+    """CREATE TABLE IF NOT EXISTS summary_audit (
+  as_of DATE, "check" VARCHAR, "table" VARCHAR, severity VARCHAR, count BIGINT, total BIGINT,
+  share DOUBLE, examples VARCHAR, advice VARCHAR, data_end DATE, score DOUBLE,
+  created_at TIMESTAMP, run_id VARCHAR
+)""",
+]
+
+#: Version 7: the fitted parameters of the models a run
+#: scores with (one JSON document per snapshot and model), so ``POST /api/v1/score`` applies
+#: exactly the models behind the stored scores without refitting them.
+_V7_MODEL_PARAMS = [
+    """CREATE TABLE IF NOT EXISTS model_params (
+  snapshot_date DATE NOT NULL, model VARCHAR NOT NULL, params VARCHAR NOT NULL,
+  run_id VARCHAR, fitted_at TIMESTAMP
+)""",
+]
+
 #: Ordered schema migrations; index i holds the statements that bring version i to i+1.
-MIGRATIONS: list[list[str]] = [_V1, _V2, _V3_SERVER_AUTH, _V4_EXPORTS_REFRESH]
+MIGRATIONS: list[list[str]] = [
+    _V1, _V2, _V3_SERVER_AUTH, _V4_EXPORTS_REFRESH, _V5_SPELLS, _V6_SUMMARIES, _V7_MODEL_PARAMS,
+]
 
 SCHEMA_VERSION = len(MIGRATIONS)

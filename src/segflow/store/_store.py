@@ -183,10 +183,18 @@ class Store:
 
     def append(self, name: str, data: pa.Table | Any, *, con: duckdb.DuckDBPyConnection | None = None) -> int:
         """Append an Arrow table (or anything DuckDB can scan) to table ``name``,
-        matching columns by name. Returns the number of rows appended."""
+        matching columns by name. Returns the number of rows appended.
+
+        ``segment_assignments`` is a view over change rows: rows appended to it replace the
+        stored assignments of their (scheme, snapshot date) and are stored as spells."""
         target = con or self.raw
         view = f"_segflow_append_{uuid.uuid4().hex[:8]}"
         target.register(view, data)
+        if name == "segment_assignments":  # a view over the change rows since schema 5
+            try:
+                return self._append_assignments(target, view, in_transaction=con is not None)
+            finally:
+                target.unregister(view)
         try:
             cols = [c for c in self._columns(name, target) if c in _column_names(data)]
             col_list = ", ".join(f'"{c}"' for c in cols)
@@ -194,6 +202,17 @@ class Store:
             return int(target.execute(f"SELECT count(*) FROM {view}").fetchone()[0])
         finally:
             target.unregister(view)
+
+    def _append_assignments(
+        self, target: duckdb.DuckDBPyConnection, view: str, *, in_transaction: bool
+    ) -> int:
+        """Per-snapshot assignment rows merged into ``segment_spells`` (one transaction)."""
+        from segflow.store._spells import append_assignments
+
+        if in_transaction:
+            return append_assignments(target, view)
+        with self.transaction() as con:
+            return append_assignments(con, view)
 
     def replace(self, name: str, data: pa.Table | Any, *, con: duckdb.DuckDBPyConnection | None = None) -> None:
         """Create or replace table ``name`` with ``data`` (derived tables only)."""

@@ -58,6 +58,7 @@ def health(project: ProjectDep, gen: GenerationDep, who: Viewer) -> HealthPublic
         schema_version=project.store.schema_version,
         project=project.settings.project.name,
         store_copy=gen.number,
+        warm=gen.warmed.is_set(),
     )
 
 

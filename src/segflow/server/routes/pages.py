@@ -18,6 +18,7 @@ from segflow.server._auth import Admin, Analyst, Viewer, audit
 from segflow.server._security import protect
 from segflow.server.deps import GenerationDep, ProjectDep
 from segflow.server.routes._render import figure, render
+from segflow.server.routes.insights import profile_blocks, value_blocks
 
 router = APIRouter(tags=["pages"])
 
@@ -69,6 +70,8 @@ def segments_page(request: Request, project: ProjectDep, gen: GenerationDep, who
         figure(request, segment_size_value_bars(frame.drop(columns=["previous_snapshot"], errors="ignore"),
                                                 title=f"{scheme} at {snapshot}")),
         table_html(frame, percent=("share", "revenue_share"), money=("revenue_12m",)),
+        *profile_blocks(request, project, gen, scheme, snapshot),
+        f'<p><a href="/forecasts/{escape(scheme)}">forecast of {escape(scheme)}</a></p>',
     ]
     return render(request, f"Segments: {scheme}", blocks, json_url=f"/api/v1/segments/{scheme}?{query}",
                   csv_url=f"/api/v1/segments/{scheme}?{query}&format=csv", schemes=_names(project, gen))
@@ -118,6 +121,7 @@ def migration_page(request: Request, project: ProjectDep, gen: GenerationDep, wh
         )
         blocks.append(f"<details><summary>customers of each cell</summary><ul>{items}</ul></details>")
     blocks.append(table)
+    blocks += value_blocks(project, gen, scheme, matrix.from_date, matrix.to_date)
     q = urlencode(base)
     return render(request, f"Migration: {scheme}, {matrix.from_date} → {matrix.to_date}", blocks,
                   json_url=f"/api/v1/migration/{scheme}?{q}", csv_url=f"/api/v1/migration/{scheme}?{q}&format=csv",

@@ -1,55 +1,127 @@
-"""Real-time scoring: ``POST /api/v1/score`` (analysts; audited)."""
+"""Real-time scoring: ``POST /api/v1/score`` (analysts; audited).
+
+The body is validated strictly: an unknown field, a date that is not ISO 8601, a timestamp
+with a time zone, or an unknown attribute answers 422 naming the field (``transactions.3.ts:
+...``). The scorer of the copy is built once in the background when a copy of the store is
+swapped in (see :mod:`segflow.server._scorer`); requests then run plain Python only.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-import pyarrow as pa
 from fastapi import APIRouter, HTTPException, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from segflow.errors import SegflowError
+from segflow.features._attributes import ATTRIBUTE_COLUMNS
 from segflow.server._auth import CsrfChecked, audit
+from segflow.server._fast_features import Answer, Event, Exposure, Line
 from segflow.server._tokens import role_at_least
 from segflow.server.deps import GenerationDep, ProjectDep
 
 router = APIRouter(prefix="/api/v1", tags=["score"])
 
+#: Attributes a scoring request may carry (the customers columns features read).
+ATTRIBUTES = ("created_at", *ATTRIBUTE_COLUMNS)
 
-class TransactionIn(BaseModel):
-    ts: dt.datetime
-    amount: float
+
+def _naive(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is not None:
+        raise ValueError("give local time without a time zone offset, as the store holds it")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TransactionIn(_Strict):
+    ts: dt.datetime = Field(description="Time of the line, ISO 8601 (YYYY-MM-DDTHH:MM:SS), no time zone.")
+    amount: float = Field(allow_inf_nan=False, description="Line amount; negative for a return.")
     quantity: float | None = None
     category: str | None = None
     channel: str | None = None
     promo_code: str | None = None
     is_return: bool = False
-    transaction_id: str | None = None
+    transaction_id: str | None = Field(default=None, description="Order id; lines without one: one order per timestamp.")
+    product_id: str | None = None
+
+    _ts = field_validator("ts")(_naive)
 
 
-class ScoreIn(BaseModel):
+class EventIn(_Strict):
+    ts: dt.datetime
+    event_type: str
+    session_id: str | None = None
+
+    _ts = field_validator("ts")(_naive)
+
+
+class SurveyAnswerIn(_Strict):
+    ts: dt.datetime
+    question: str
+    answer: str
+
+    _ts = field_validator("ts")(_naive)
+
+
+class ExposureIn(_Strict):
+    ts: dt.datetime
+    campaign_id: str
+    exposure_type: str | None = Field(default=None, description="send, open, click, ...")
+    arm: str | None = Field(default=None, description="treatment or control")
+
+    _ts = field_validator("ts")(_naive)
+
+
+class ScoreIn(_Strict):
     customer_id: str = Field(default="(scored)", max_length=200)
     transactions: list[TransactionIn] = Field(min_length=1, max_length=10_000)
-    attributes: dict[str, Any] = Field(default_factory=dict, description="customers columns, e.g. region")
+    events: list[EventIn] = Field(default_factory=list, max_length=50_000, description="Web/app events (optional).")
+    campaign_exposures: list[ExposureIn] = Field(default_factory=list, max_length=10_000)
+    survey_responses: list[SurveyAnswerIn] = Field(default_factory=list, max_length=1_000)
+    attributes: dict[str, Any] = Field(
+        default_factory=dict, description=f"Customer record: {', '.join(ATTRIBUTES)} (created_at: ISO 8601).")
     as_of: dt.date | None = Field(default=None, description="A stored snapshot date (default: the latest).")
+
+    @field_validator("attributes")
+    @classmethod
+    def _known_attributes(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - set(ATTRIBUTES))
+        if unknown:
+            raise ValueError(f"unknown attribute(s) {', '.join(unknown)}; known: {', '.join(ATTRIBUTES)}")
+        out = dict(value)
+        created = out.get("created_at")
+        if created is not None:
+            try:
+                parsed = dt.datetime.fromisoformat(str(created))
+            except ValueError:
+                raise ValueError(f"created_at {created!r} is not an ISO 8601 date or time") from None
+            out["created_at"] = _naive(parsed)
+        return out
 
 
 class ScoreOut(BaseModel):
     customer_id: str
     snapshot_date: dt.date
     segments: dict[str, str | None]
-    scores: dict[str, float] | None
+    scores: dict[str, float | None] | None
     features: dict[str, Any]
     notes: list[str]
+
+
+def feature_dates(project: Any, gen: Any) -> list[dt.date]:
+    return gen.cached(("features_dates",), lambda: [r[0] for r in project.store.raw.execute(
+        "SELECT DISTINCT snapshot_date FROM customer_features ORDER BY 1").fetchall()])
 
 
 def scorer_for(project: Any, gen: Any, as_of: dt.date | None) -> Any:
     """The scorer of a stored features snapshot (default: the latest), built once per copy."""
     from segflow.server._scorer import Scorer
 
-    dates = gen.cached(("features_dates",), lambda: [r[0] for r in project.store.raw.execute(
-        "SELECT DISTINCT snapshot_date FROM customer_features ORDER BY 1").fetchall()])
+    dates = feature_dates(project, gen)
     if not dates:
         raise HTTPException(status_code=409, detail="no stored features: run `segflow run` first")
     snapshot = as_of or dates[-1]
@@ -61,28 +133,19 @@ def scorer_for(project: Any, gen: Any, as_of: dt.date | None) -> Any:
 @router.post("/score", response_model=ScoreOut)
 def score(request: Request, body: ScoreIn, project: ProjectDep, gen: GenerationDep, who: CsrfChecked) -> ScoreOut:
     """Segment of each saved scheme and the model scores (P(alive), expected purchases,
-    52-week CLV) for one customer's transactions, as of a stored snapshot."""
+    52-week CLV) for one customer's posted history, as of a stored snapshot."""
     if not role_at_least(who.role, "analyst"):
         raise HTTPException(status_code=403, detail=f"this needs the analyst role or above; token {who.token_id} has the {who.role} role")
     try:
         scorer = scorer_for(project, gen, body.as_of)
-        snapshot = scorer.snapshot
-        rows = [t.model_dump() for t in body.transactions]
-        table = pa.table({
-            "transaction_id": pa.array([r["transaction_id"] or f"t{i}" for i, r in enumerate(rows)], pa.string()),
-            "customer_id": pa.array([body.customer_id] * len(rows), pa.string()),
-            "ts": pa.array([r["ts"].replace(tzinfo=None) for r in rows], pa.timestamp("us")),
-            "amount": pa.array([r["amount"] for r in rows], pa.float64()),
-            "quantity": pa.array([r["quantity"] for r in rows], pa.float64()),
-            "category": pa.array([r["category"] for r in rows], pa.string()),
-            "channel": pa.array([r["channel"] for r in rows], pa.string()),
-            "promo_code": pa.array([r["promo_code"] for r in rows], pa.string()),
-            "is_return": pa.array([r["is_return"] for r in rows], pa.bool_()),
-        })
-        result = scorer.score(body.customer_id, table, body.attributes)
+        lines = [Line(**t.model_dump()) for t in body.transactions]
+        events = [Event(**e.model_dump()) for e in body.events]
+        answers = [Answer(**a.model_dump()) for a in body.survey_responses]
+        exposures = [Exposure(**x.model_dump()) for x in body.campaign_exposures]
+        result = scorer.score(body.customer_id, lines, events, answers, body.attributes, exposures)
     except SegflowError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from exc
-    audit(request, who, "score", {"customer_id": body.customer_id, "transactions": len(rows)})
+    audit(request, who, "score", {"customer_id": body.customer_id, "transactions": len(lines)})
     features = {k: (v.isoformat() if isinstance(v, dt.date | dt.datetime) else v) for k, v in result["features"].items()}
-    return ScoreOut(customer_id=body.customer_id, snapshot_date=snapshot, segments=result["segments"],
+    return ScoreOut(customer_id=body.customer_id, snapshot_date=scorer.snapshot, segments=result["segments"],
                     scores=result["scores"], features=features, notes=scorer.notes)

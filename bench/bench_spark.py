@@ -1,0 +1,205 @@
+"""Issue 16 bench: the main job (ingest, run, report) on DuckDB, on Spark ``local[2]`` and on a
+local two-worker standalone Spark cluster, at about 1M and 10M transactions.
+
+    python bench/bench_spark.py --sets tx1m,tx10m --engines duckdb,local --tag before
+    python bench/bench_spark.py --sets tx10m --engines cluster
+
+Data: the sets ``tx1m`` (51,500 customers, about 1.0M transactions) and ``tx10m`` (515,000
+customers, about 10M transactions) of ``bench/bench_data.py``, 24 months each. Each stage
+runs in its own process (``bench/_measure.py``); for Spark the memory figure that counts is
+``tree_peak_mib``, the sampled resident set of the stage's process tree (the driver JVM is a
+child of the Python process) plus, on the cluster, the master's and workers' trees (their
+executors): ``ru_maxrss`` sees the Python process only.
+
+How the engine is chosen: when the project settings have an ``[engine]`` section (issue 16),
+the project file sets ``kind``, ``master`` and a warehouse folder and every stage runs on it;
+otherwise (before issue 16) ingest and report use the DuckDB store and only ``run`` uses Spark:
+the stage starts the Spark session itself with the master and 4 GB of driver memory, and the
+pipeline's ``getOrCreate`` picks it up. The cluster (a master and two workers of 1 core and
+3 GB each, all on 127.0.0.1) is started with the launcher that ships with pyspark
+(``spark-class ...deploy.master.Master`` / ``...deploy.worker.Worker``) and stopped by pid.
+Figures are appended to ``bench/results/spark.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _measure import git_head, python_stage, record  # noqa: E402
+from bench_run import data_info, make_project  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "spark.jsonl"
+SPARK_HOME = Path(sys.executable).parents[1] / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / \
+    "site-packages" / "pyspark"
+
+STAGE = """
+import json, sys, time
+from pathlib import Path
+stage, workdir, engine, master = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4]
+t0 = time.perf_counter()
+extra = {}
+from segflow.config import Settings
+configured = "engine" in Settings.model_fields
+if engine != "duckdb" and not configured and stage == "run":
+    from pyspark.sql import SparkSession
+    (SparkSession.builder.master(master).appName("segflow-bench")
+        .config("spark.driver.memory", "4g").config("spark.executor.memory", "3g")
+        .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4").config("spark.sql.ansi.enabled", "false")
+        .getOrCreate())
+from segflow.project import Project
+project = Project.open(workdir)
+if stage == "ingest":
+    frame = project.ingest().to_pandas()
+    extra["rows_read"] = int(frame["rows_read"].sum())
+elif stage == "run":
+    kw = {} if configured or engine == "duckdb" else {"engine": "spark"}
+    summary = project.run(**kw)
+    extra["assignments"] = int(summary.assignments_written)
+    extra["snapshots"] = len(summary.snapshot_dates)
+    extra["engine_used"] = summary.engine
+    extra["run_stages_s"] = {k: round(float(v), 2) for k, v in summary.seconds.items()}
+elif stage == "report":
+    project.report(workdir / "report.html")
+project.close()
+print(json.dumps({"inner_seconds": round(time.perf_counter() - t0, 2), **extra}))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    """A Spark standalone master and two workers on 127.0.0.1, started and stopped by pid."""
+
+    def __init__(self, workdir: Path, workers: int = 2, cores: int = 1, memory: str = "3g") -> None:
+        self.workdir, self.procs = workdir, []
+        workdir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": "127.0.0.1",
+               "PYSPARK_PYTHON": sys.executable, "SPARK_WORKER_DIR": str(workdir / "work")}
+        cls = str(SPARK_HOME / "bin" / "spark-class")
+        port, ui = _free_port(), _free_port()
+        self.url = f"spark://127.0.0.1:{port}"
+        try:
+            self._start([cls, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                         "--port", str(port), "--webui-port", str(ui)], env, "master")
+            self._wait(port)
+            for i in range(workers):
+                self._start([cls, "org.apache.spark.deploy.worker.Worker", self.url, "--host", "127.0.0.1",
+                             "--cores", str(cores), "--memory", memory, "--webui-port", str(_free_port())],
+                            env, f"worker-{i}")
+            self._wait_workers(ui, workers)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, argv: list[str], env: dict, name: str) -> None:
+        log = (self.workdir / f"{name}.log").open("w")
+        self.procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT))
+
+    @staticmethod
+    def _wait_workers(ui: int, n: int, timeout: float = 300.0) -> None:
+        """Until the master's JSON page lists ``n`` alive workers."""
+        import json
+        import urllib.request
+
+        end = time.time() + timeout
+        while time.time() < end:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=5) as page:
+                    alive = [w for w in json.load(page).get("workers", []) if w.get("state") == "ALIVE"]
+                if len(alive) >= n:
+                    return
+            except OSError:
+                pass
+            time.sleep(1)
+        raise SystemExit(f"{n} Spark workers did not register with the master in {timeout:.0f} s")
+
+    @staticmethod
+    def _wait(port: int, timeout: float = 300.0) -> None:
+        end = time.time() + timeout
+        while time.time() < end:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            time.sleep(0.5)
+        raise SystemExit(f"the Spark master did not listen on 127.0.0.1:{port}")
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def project_for(root: Path, name: str, engine: str, master: str, memory_limit: str | None) -> Path:
+    info = data_info(root, name)
+    proj = root / f"spark-{engine}-{name}"
+    make_project(proj, root / f"data-{name}", dt.date.fromisoformat(info["end"]), memory_limit)
+    from segflow.config import Settings
+
+    if engine != "duckdb" and "engine" in Settings.model_fields:
+        toml = proj / "segflow.toml"
+        toml.write_text(toml.read_text() + f'\n[engine]\nkind = "spark"\nmaster = "{master}"\n'
+                        f'warehouse = "{proj / "warehouse"}"\ndatabase = "segflow"\n'
+                        '[engine.conf]\n"spark.driver.memory" = "4g"\n"spark.executor.memory" = "3g"\n')
+    return proj
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sets", default="tx1m,tx10m")
+    ap.add_argument("--engines", default="duckdb,local,cluster",
+                    help="from duckdb, local (Spark local[2]), cluster (two local workers; 10M set only)")
+    ap.add_argument("--root", type=Path, default=Path("/tmp/segflow-bench"))
+    ap.add_argument("--tag", default="")
+    ap.add_argument("--memory-limit", default=None)
+    ap.add_argument("--stages", default="ingest,run,report")
+    args = ap.parse_args()
+    for name in args.sets.split(","):
+        info = data_info(args.root, name)
+        for engine in args.engines.split(","):
+            if engine == "cluster" and name != "tx10m":
+                continue
+            cluster = Cluster(args.root / "spark-cluster") if engine == "cluster" else None
+            master = cluster.url if cluster else "local[2]"
+            try:
+                proj = project_for(args.root, name, engine, master, args.memory_limit)
+                meta = {"set": name, "engine": engine, "master": master, "tag": args.tag,
+                        "customers": info["customers"], "transactions": info["rows"]["transactions"]}
+                for stage in args.stages.split(","):
+                    result = python_stage(STAGE, stage, str(proj), engine, master, label=stage,
+                                          also=cluster.pids if cluster else ())
+                    result.update(stage=stage, commit=git_head(), **meta)
+                    record(RESULTS, result)
+                    if result["exit_code"] != 0:
+                        break
+                shutil.rmtree(proj, ignore_errors=True)
+            finally:
+                if cluster:
+                    cluster.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Period deltas of the web features (group ``web``): events are read once, for every snapshot.
+
+The definitions are those of :func:`segflow.features._behaviour.web_features`. Event counts
+(views, cart adds) enter at the event's period and leave 90 days later. A *session* counts at
+snapshot ``s`` when one of its events lies in ``[s - 90 days, s)``, which holds exactly when
+its *last* event before ``s`` does; so between two periods with events of the session, the
+session counts until the period of (its last event + 90 days). Likewise for "has a cart add",
+"has a purchase" (its last such event) and "has both" (the earlier of the two lasts). Each of
+these indicators becomes one +1/-1 pair of deltas per stretch.
+"""
+
+from __future__ import annotations
+
+import ibis
+
+from segflow.features._behaviour import CART_ADD_TYPES, PRODUCT_VIEW_TYPES, PURCHASE_TYPES
+from segflow.features._periods import Periods, emit
+from segflow.features._window import DAYS_WEB
+
+
+def web_deltas(events: ibis.Table, periods: Periods) -> list[ibis.Table]:
+    """Deltas of sessions, views, cart adds, cart/buy sessions (90 days) and the last event day."""
+    e = events.filter(events.customer_id.notnull(), events.ts.notnull(), events.ts < periods.end_ts())
+    day = e.ts.date().epoch_days().cast("int64")
+    etype = e.event_type.lower()
+    e = e.mutate(
+        _day=day,
+        _sess=e.session_id.cast("string").fill_null("day:" + day.cast("string")),
+        _view=etype.isin(PRODUCT_VIEW_TYPES).fill_null(False).cast("int64"),
+        _cart=etype.isin(CART_ADD_TYPES).fill_null(False).cast("int64"),
+        _buy=etype.isin(PURCHASE_TYPES).fill_null(False).cast("int64"),
+    )
+    per_day = e.group_by(["customer_id", "_sess", "_day"]).aggregate(
+        _views=e._view.sum(), _carts=e._cart.sum(), _buys=e._buy.sum()
+    )
+    d = periods.lookup(per_day, "_day", {"_k": 0, "_b": DAYS_WEB})
+    counts = d.group_by(["customer_id", "_k", "_b"]).aggregate(
+        _views=d._views.sum(), _carts=d._carts.sum(), _last_visit=d._day.max()
+    )
+    live = counts.filter(counts._b > counts._k)
+    parts = [
+        emit(counts, counts._k, {"_last_visit": counts._last_visit}),
+        emit(live, live._k, {"_views_90": live._views, "_carts_90": live._carts}),
+        emit(live, live._b, {"_views_90": live._views, "_carts_90": live._carts}, negate=True),
+    ]
+    return parts + _session_deltas(d, periods)
+
+
+def _session_deltas(d: ibis.Table, periods: Periods) -> list[ibis.Table]:
+    null = ibis.null("int64")
+    s = d.group_by(["customer_id", "_sess", "_k"]).aggregate(
+        _bv=d._b.max(),
+        _bc=ibis.ifelse(d._carts > 0, d._b, null).max(),
+        _bb=ibis.ifelse(d._buys > 0, d._b, null).max(),
+    )
+    w = ibis.cumulative_window(group_by=["customer_id", "_sess"], order_by="_k")
+    nxt = s._k.lead().over(group_by=["customer_id", "_sess"], order_by="_k")
+    s = s.mutate(
+        _bv=s._bv.max().over(w),
+        _bc=s._bc.max().over(w),
+        _bb=s._bb.max().over(w),
+        _next=nxt.fill_null(periods.n + 1),
+    )
+    # "has a cart add and a purchase" ends when the older of the two leaves the window
+    both = ibis.ifelse(s._bc.isnull() | s._bb.isnull(), null, ibis.least(s._bc, s._bb))
+    parts = []
+    for name, end in (("_sess_90", s._bv), ("_cart_sess", s._bc), ("_buy_sess", s._bb),
+                      ("_both_sess", both)):
+        x = s.mutate(_end=end, _stop=ibis.least(s._next, end))
+        x = x.filter(x._end.notnull(), x._stop > x._k)
+        parts.append(emit(x, x._k, {name: ibis.literal(1)}))
+        parts.append(emit(x, x._stop, {name: ibis.literal(1)}, negate=True))
+    return parts
+
+
+SUMS = ("_views_90", "_carts_90", "_sess_90", "_cart_sess", "_buy_sess", "_both_sess")
+MAXS = ("_last_visit",)

@@ -1,0 +1,147 @@
+"""The snapshot grid as periods, and the delta/running-sum machinery of the one-pass features.
+
+Snapshots ``s_1 < ... < s_n`` cut time into periods: period ``k`` holds the rows with
+``s_{k-1} <= ts < s_k`` (period 1 everything before ``s_1``), i.e. the rows snapshot ``k`` is
+the first to see. Because every ``s_k`` is 00:00 of a day, ``ts < s_k`` exactly when the
+calendar day of ``ts`` is before ``s_k``, so the period of any time, and of any time plus a
+whole number of days (the end of a 365-day window), depends on its day alone: a small
+calendar table (one row per day of the snapshot span) maps a day to those periods with an
+equi-join, on any Ibis backend.
+
+A windowed amount (one that counts at snapshot ``j`` while ``entry <= j < leave``) becomes a
+*delta*: ``+v`` at period ``entry`` and ``-v`` at period ``leave``; the amount at every
+snapshot is then the running sum of a customer's deltas over the periods. All deltas are
+64-bit integers (money in millionths of the currency unit), so leaving cancels entering
+exactly and the result does not depend on the order of summation.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import ibis
+import pyarrow as pa
+
+from segflow.features._window import EPOCH
+
+#: Money and quantities are summed as integers of this many units per currency unit.
+MICRO = 1_000_000
+
+
+def micro(value: ibis.NumericValue) -> ibis.IntegerValue:
+    """``value`` in millionths, rounded, as int64 (null stays null)."""
+    return (value.cast("float64") * MICRO).round().cast("int64")
+
+
+def from_micro(value: ibis.IntegerValue) -> ibis.FloatingValue:
+    return value.cast("float64") / MICRO
+
+
+@dataclass(frozen=True)
+class Periods:
+    """Sorted distinct snapshot dates; period ``k`` (1-based) ends at ``dates[k - 1]``."""
+
+    dates: tuple[dt.date, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.dates)
+
+    @property
+    def days(self) -> list[int]:
+        return [(d - EPOCH).days for d in self.dates]
+
+    def period_of_day(self, day: int) -> int:
+        """The first ``k`` with ``day < s_k`` (``n + 1`` when no snapshot sees the day)."""
+        return bisect.bisect_right(self.days, day) + 1
+
+    def end_ts(self) -> ibis.Scalar:
+        """00:00 of the last snapshot: rows at or after it are seen by no snapshot."""
+        return ibis.literal(dt.datetime.combine(self.dates[-1], dt.time()), type="timestamp")
+
+    def snapshots(self) -> ibis.Table:
+        """One row per snapshot: ``_k``, ``snapshot_date``, ``_sday`` (days since 1970)."""
+        return ibis.memtable(
+            pa.table(
+                {
+                    "_k": pa.array(range(1, self.n + 1), pa.int64()),
+                    "snapshot_date": pa.array(self.dates, pa.date32()),
+                    "_sday": pa.array(self.days, pa.int64()),
+                }
+            )
+        )
+
+    def lookup(self, t: ibis.Table, day: str, offsets: Mapping[str, int]) -> ibis.Table:
+        """``t`` with one int64 column per ``offsets`` item: the period of day ``t[day] +
+        offset`` (``n + 1``: after the last snapshot). ``t[day]`` must not be null."""
+        lo = self.days[0] - 1 - max(max(offsets.values()), 0)
+        hi = self.days[-1]
+        span = range(lo, hi + 1)
+        cal = ibis.memtable(
+            pa.table(
+                {
+                    "_cday": pa.array(span, pa.int64()),
+                    **{
+                        name: pa.array([self.period_of_day(d + off) for d in span], pa.int64())
+                        for name, off in offsets.items()
+                    },
+                }
+            )
+        )
+        keyed = t.mutate(_cday=t[day].cast("int64").clip(lo, hi))
+        return keyed.join(cal, "_cday").drop("_cday")
+
+
+def emit(t: ibis.Table, pos: ibis.IntegerValue, values: Mapping[str, ibis.Value], *,
+         negate: bool = False) -> ibis.Table:
+    """Delta rows ``(customer_id, _k, measures...)`` of ``t`` at period ``pos``."""
+    return t.select(
+        customer_id=t.customer_id,
+        _k=pos.cast("int64"),
+        **{m: (-v if negate else v).cast("int64") for m, v in values.items()},
+    )
+
+
+def windowed(
+    t: ibis.Table,
+    entry: ibis.IntegerValue,
+    leave: ibis.IntegerValue | None,
+    values: Mapping[str, ibis.Value],
+) -> list[ibis.Table]:
+    """Deltas of amounts that count while ``entry <= k < leave`` (``leave=None``: forever)."""
+    if leave is None:
+        return [emit(t, entry, values)]
+    live = t.filter(leave > entry)
+    return [emit(live, entry, values), emit(live, leave, values, negate=True)]
+
+
+def union_deltas(parts: Sequence[ibis.Table], mins: Sequence[str] = (),
+                 maxs: Sequence[str] = ()) -> ibis.Table:
+    """One row per (customer, period): the sum of every measure (min/max for ``mins`` and
+    ``maxs``) over ``parts``, which may each carry a different subset of the measures."""
+    measures: list[str] = []
+    for p in parts:
+        measures += [c for c in p.columns if c not in ("customer_id", "_k") and c not in measures]
+    null = ibis.null("int64")
+    aligned = [
+        p.select("customer_id", "_k", **{m: p[m] if m in p.columns else null for m in measures})
+        for p in parts
+    ]
+    u = aligned[0] if len(aligned) == 1 else ibis.union(*aligned, distinct=False)
+    aggs = {}
+    for m in measures:
+        aggs[m] = u[m].min() if m in mins else u[m].max() if m in maxs else u[m].sum()
+    return u.group_by(["customer_id", "_k"]).aggregate(**aggs)
+
+
+def running(t: ibis.Table, sums: Sequence[str], mins: Sequence[str] = (),
+            maxs: Sequence[str] = ()) -> dict[str, ibis.Value]:
+    """Running sums (0 when empty), minima and maxima of a customer's periods up to ``_k``."""
+    w = ibis.cumulative_window(group_by="customer_id", order_by="_k")
+    out: dict[str, ibis.Value] = {m: t[m].sum().over(w).fill_null(0) for m in sums}
+    out |= {m: t[m].min().over(w) for m in mins}
+    out |= {m: t[m].max().over(w) for m in maxs}
+    return out

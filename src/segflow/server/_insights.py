@@ -1,0 +1,215 @@
+"""Data of the campaign, forecast, audience and profile pages (and their JSON twins).
+
+Aggregates are cached per copy of the store (:meth:`Generation.cached`); audiences are
+computed per request (they are customer-level and depend on the request's filters).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from fastapi import HTTPException
+
+from segflow.errors import SegflowError
+from segflow.project import Project
+from segflow.server import _views
+from segflow.server._replica import Generation
+
+CLV_MODEL = "bgnbd_gg"
+
+
+# -- campaigns -------------------------------------------------------------------------------
+def campaigns(project: Project, gen: Generation) -> pd.DataFrame:
+    """Every campaign with exposures: first and last exposure, customers per arm."""
+    def compute() -> pd.DataFrame:
+        return project.store.raw.execute(
+            "SELECT campaign_id, min(ts) AS first_exposure, max(ts) AS last_exposure, "
+            "count(DISTINCT customer_id) FILTER (WHERE lower(coalesce(arm, '')) NOT IN ('control', 'holdout')) "
+            "AS treated_customers, count(DISTINCT customer_id) FILTER (WHERE lower(arm) IN ('control', 'holdout')) "
+            "AS control_customers FROM campaign_exposures WHERE campaign_id IS NOT NULL "
+            "GROUP BY campaign_id ORDER BY first_exposure, campaign_id").df()
+    return gen.cached(("campaigns",), compute).copy()
+
+
+def campaign_lift(project: Project, gen: Generation, campaign_id: str, scheme: str | None) -> Any:
+    """The campaign's read-out: lift of purchase rate and revenue by segment of ``scheme``
+    (default lifecycle, else the first scheme) against the control arm."""
+    from segflow.campaigns import campaign_report
+
+    if campaign_id not in set(campaigns(project, gen)["campaign_id"]):
+        raise HTTPException(status_code=404, detail=f"no exposures stored for campaign {campaign_id!r}")
+    names = [s["scheme"] for s in _views.schemes(project, gen)]
+    scheme = scheme or ("lifecycle" if "lifecycle" in names else (names[0] if names else None))
+    if scheme is not None and scheme not in names:
+        raise HTTPException(status_code=404, detail=f"no assignments stored for scheme {scheme!r}")
+
+    def compute() -> Any:
+        try:
+            return campaign_report(project.store, campaign_id, scheme)
+        except SegflowError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from exc
+    return gen.cached(("campaign", campaign_id, scheme), compute), scheme
+
+
+# -- forecasts -------------------------------------------------------------------------------
+def forecast(project: Project, gen: Generation, scheme: str, periods: int) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Segment sizes ``periods`` snapshots ahead from a Markov chain fitted on the transition
+    counts of every consecutive pair of snapshots (pooled), starting from the latest sizes,
+    with the mean number of new customers per period entering as they did."""
+    from segflow.migration import MarkovChain
+
+    dates = _views.snapshots(project, gen, scheme)
+    if len(dates) < 2:
+        raise HTTPException(status_code=409, detail=f"scheme {scheme!r} has one snapshot; a forecast needs two")
+
+    def compute() -> tuple[Any, dict[str, float], float, int]:
+        pooled = _pooled_counts(project, scheme, dates)
+        table = pooled.pivot_table(index="from_segment", columns="to_segment", values="customers",
+                                   aggfunc="sum", fill_value=0)
+        states = [s for s in table.index if s != "(new)"]
+        states += [s for s in table.columns if s not in states and s != "(new)"]
+        if "(gone)" in states:
+            states = [s for s in states if s != "(gone)"] + ["(gone)"]
+        square = table.reindex(index=[*states, *(["(new)"] if "(new)" in table.index else [])],
+                               columns=states, fill_value=0)
+        if "(gone)" in square.index:
+            square.loc["(gone)"] = 0
+            square.loc["(gone)", "(gone)"] = 1
+        chain = MarkovChain().fit(square)
+        sizes, _ = _views.segment_sizes(project, gen, scheme, dates[-1])
+        mix = sizes.set_index("segment")["customers"].to_dict()
+        arrivals = float(table.loc["(new)"].sum()) / (len(dates) - 1) if "(new)" in table.index else 0.0
+        steps = [(b - a).days for a, b in zip(dates, dates[1:], strict=False)]
+        step_days = int(np.median(steps))
+        return chain, mix, arrivals, step_days
+
+    chain, mix, arrivals, step_days = gen.cached(("forecast_chain", scheme), compute)
+    wide = chain.forecast(mix, periods, arrivals=arrivals)
+    wide = wide.drop(columns=["(gone)"], errors="ignore")
+    monthly = all(d.day == 1 for d in dates) and 28 <= step_days <= 31
+    ahead = [(pd.Timestamp(dates[-1]) + pd.DateOffset(months=h)).date() if monthly
+             else dates[-1] + dt.timedelta(days=step_days * h) for h in range(periods + 1)]
+    wide.insert(0, "snapshot_estimate", ahead)
+    long = wide.reset_index().melt(id_vars=["period", "snapshot_estimate"], var_name="segment",
+                                   value_name="expected_customers")
+    meta = {"scheme": scheme, "from_snapshot": dates[-1], "periods": periods, "new_customers_per_period": arrivals,
+            "pairs_pooled": len(dates) - 1, "period_days": step_days}
+    return long, meta
+
+
+def _pooled_counts(project: Project, scheme: str, dates: list[dt.date]) -> pd.DataFrame:
+    """Transition counts summed over every consecutive pair of snapshots, with ``(new)`` and
+    ``(gone)`` (customers absent at one side)."""
+    frames = []
+    for a, b in zip(dates, dates[1:], strict=False):
+        frames.append(project.store.raw.execute(
+            "WITH x AS (SELECT customer_id, segment FROM segment_assignments WHERE scheme = ? AND snapshot_date = ?), "
+            "y AS (SELECT customer_id, segment FROM segment_assignments WHERE scheme = ? AND snapshot_date = ?) "
+            "SELECT coalesce(x.segment, '(new)') AS from_segment, coalesce(y.segment, '(gone)') AS to_segment, "
+            "count(*) AS customers FROM x FULL JOIN y USING (customer_id) GROUP BY ALL", [scheme, a, scheme, b]).df())
+    return pd.concat(frames, ignore_index=True)
+
+
+# -- profiles and value moved ----------------------------------------------------------------
+def profiles(project: Project, gen: Generation, scheme: str, snapshot: dt.date) -> pd.DataFrame | None:
+    """Segment profiles (means of the main features, size, revenue share, suggested name) at
+    ``snapshot``; None when the store keeps no features for that snapshot (only the latest)."""
+    from segflow.segments import profile_segments
+
+    def compute() -> pd.DataFrame | None:
+        features = project.store.table("customer_features")
+        features = features.filter(features.snapshot_date == snapshot).drop("snapshot_date")
+        if int(features.count().execute()) == 0:
+            return None
+        assignments = project.store.table("segment_assignments")
+        assignments = assignments.filter(assignments.scheme == scheme, assignments.snapshot_date == snapshot)
+        numeric = [c for c in ("recency_days", "frequency", "monetary", "monetary_12m", "orders_total",
+                               "avg_order_value", "tenure_days") if c in features.columns]
+        profile = profile_segments(features, assignments.select("customer_id", "segment", "segment_rank"),
+                                   numeric=numeric, categorical=[])
+        return profile.to_pandas()
+    out = gen.cached(("profiles", scheme, snapshot), compute)
+    return None if out is None else out.copy()
+
+
+def value_moved(project: Project, gen: Generation, scheme: str, from_date: dt.date, to_date: dt.date) -> pd.DataFrame:
+    """Per transition cell: customers, 12-month revenue at the later snapshot's features (when
+    stored) and the sum of the customers' latest 52-week CLV (model ``bgnbd_gg``)."""
+    def compute() -> pd.DataFrame:
+        return project.store.raw.execute(
+            "WITH a AS (SELECT customer_id, segment FROM segment_assignments WHERE scheme = ? AND snapshot_date = ?), "
+            "b AS (SELECT customer_id, segment FROM segment_assignments WHERE scheme = ? AND snapshot_date = ?), "
+            "c AS (SELECT customer_id, value FROM customer_scores WHERE model = ? AND score = 'clv' AND snapshot_date = "
+            "      (SELECT max(snapshot_date) FROM customer_scores WHERE model = ?)) "
+            "SELECT coalesce(a.segment, '(new)') AS from_segment, coalesce(b.segment, '(gone)') AS to_segment, "
+            "count(*) AS customers, sum(c.value) AS clv_moved, avg(c.value) AS mean_clv "
+            "FROM a FULL JOIN b USING (customer_id) LEFT JOIN c USING (customer_id) "
+            "GROUP BY ALL ORDER BY clv_moved DESC NULLS LAST",
+            [scheme, from_date, scheme, to_date, CLV_MODEL, CLV_MODEL]).df()
+    return gen.cached(("value_moved", scheme, from_date, to_date), compute).copy()
+
+
+# -- audiences -------------------------------------------------------------------------------
+def holdout_flags(ids: list[str], share: float, seed: str) -> np.ndarray:
+    """Deterministic hold-out: a customer is held out when the first 8 bytes of
+    SHA-256(seed + ":" + id), read as a fraction of 2^64, fall below ``share``. The same id,
+    seed and share always give the same flag, on any machine and in any audience."""
+    limit = int(share * 2**64)
+    prefix = (seed + ":").encode()
+    return np.array([int.from_bytes(hashlib.sha256(prefix + i.encode()).digest()[:8], "big") < limit for i in ids],
+                    dtype=bool)
+
+
+def audience(project: Project, gen: Generation, *, scheme: str | None, segment: str | None,
+             snapshot: dt.date | None, rule: str | None, holdout: float, seed: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The customers of a segment (``scheme`` + ``segment`` at ``snapshot``, default latest) or
+    of a ``rule`` (the rule language over the features of the latest snapshot), with their
+    12-month revenue, latest CLV and a hold-out flag. Raises 422 for a bad rule or request."""
+    from segflow.segments._rules import compile_condition
+
+    if bool(rule) == bool(scheme and segment):
+        raise HTTPException(status_code=422, detail="give either scheme and segment, or rule (not both)")
+    if not 0 <= holdout < 1:
+        raise HTTPException(status_code=422, detail=f"holdout must be a share in [0, 1), got {holdout}")
+    features = project.store.table("customer_features")
+    latest = project.store.raw.execute("SELECT max(snapshot_date) FROM customer_features").fetchone()[0]
+    if rule:
+        f = features.filter(features.snapshot_date == latest)
+        try:
+            condition = compile_condition(rule, f, rule="audience")
+        except SegflowError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from exc
+        ids = f.filter(condition).select("customer_id").to_pyarrow()["customer_id"].to_pylist()
+        source = {"rule": rule, "snapshot": latest}
+    else:
+        dates = _views.snapshots(project, gen, scheme)  # type: ignore[arg-type]
+        snapshot = snapshot or dates[-1]
+        if snapshot not in dates:
+            raise HTTPException(status_code=404, detail=f"scheme {scheme!r} has no snapshot {snapshot}")
+        ids = [r[0] for r in project.store.raw.execute(
+            "SELECT customer_id FROM segment_assignments WHERE scheme = ? AND snapshot_date = ? AND segment = ?",
+            [scheme, snapshot, segment]).fetchall()]
+        source = {"scheme": scheme, "segment": segment, "snapshot": snapshot}
+    project.store.raw.execute("CREATE OR REPLACE TEMP TABLE _audience AS SELECT unnest(?::VARCHAR[]) AS customer_id", [ids])
+    frame = project.store.raw.execute(
+        "SELECT a.customer_id, f.monetary_12m AS revenue_12m, c.value AS clv "
+        "FROM _audience a LEFT JOIN customer_features f ON f.customer_id = a.customer_id AND f.snapshot_date = ? "
+        "LEFT JOIN customer_scores c ON c.customer_id = a.customer_id AND c.model = ? AND c.score = 'clv' "
+        "AND c.snapshot_date = (SELECT max(snapshot_date) FROM customer_scores WHERE model = ?) "
+        "ORDER BY a.customer_id", [latest, CLV_MODEL, CLV_MODEL]).df()
+    project.store.raw.execute("DROP TABLE IF EXISTS _audience")
+    frame["holdout"] = holdout_flags(frame["customer_id"].tolist(), holdout, seed)
+    for i, (key, value) in enumerate(source.items()):
+        frame.insert(1 + i, key, value)
+    summary = {
+        **source, "customers": len(frame), "holdout_customers": int(frame["holdout"].sum()),
+        "target_customers": int((~frame["holdout"]).sum()), "holdout_share": holdout, "seed": seed,
+        "revenue_12m": float(frame["revenue_12m"].sum()) if len(frame) else 0.0,
+        "clv_total": float(frame["clv"].sum()) if len(frame) else 0.0,
+        "clv_mean": float(frame["clv"].mean()) if frame["clv"].notna().any() else None,
+    }
+    return frame, summary

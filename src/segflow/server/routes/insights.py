@@ -1,0 +1,264 @@
+"""Campaigns (lift by segment), forecasts (Markov chain), audiences (segment or rule, hold-out
+flag, CSV/Parquet download), segment profiles and CLV moved: pages and their JSON twins.
+
+Roles: campaigns, forecasts, profiles and value moved are aggregates (viewers); audiences
+are customer-level (analysts; every build and download is in the audit log).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+
+import pandas as pd
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from markupsafe import escape
+
+from segflow.report._report import table_html
+from segflow.server import _insights, _views
+from segflow.server._auth import Analyst, Viewer, audit
+from segflow.server._security import csv_bytes
+from segflow.server.deps import GenerationDep, ProjectDep
+from segflow.server.routes._render import figure, render
+from segflow.server.routes.api import Format, Limit, Offset, table_response
+from segflow.server.schemas import RecordsPublic
+
+api = APIRouter(prefix="/api/v1", tags=["insights"])
+pages = APIRouter(tags=["pages"])
+
+Periods = Annotated[int, Query(ge=1, le=36, description="Snapshots ahead.")]
+Holdout = Annotated[float, Query(ge=0, lt=1, description="Share of the audience held out (control), 0-1.")]
+Seed = Annotated[str, Query(max_length=100, description="Seed of the hold-out draw (same seed, same flags).")]
+AudienceFormat = Annotated[Literal["json", "csv", "parquet"], Query(description="json, csv or parquet download.")]
+
+
+def _names(project: Any, gen: Any) -> list[str]:
+    return [s["scheme"] for s in _views.schemes(project, gen)]
+
+
+# -- campaigns -------------------------------------------------------------------------------
+@api.get("/campaigns", response_model=RecordsPublic)
+def campaigns(project: ProjectDep, gen: GenerationDep, who: Viewer, q: str | None = None,
+              limit: Limit = 100, offset: Offset = 0, format: Format = "json") -> Any:
+    """Campaigns with exposures (filter ``q``: campaign id contains), customers per arm."""
+    frame = _insights.campaigns(project, gen)
+    if q:
+        frame = frame[frame["campaign_id"].str.contains(q, case=False, regex=False)]
+    return table_response(frame, fmt=format, filename="campaigns", meta={"q": q}, limit=limit, offset=offset)
+
+
+@api.get("/campaigns/{campaign_id}", response_model=RecordsPublic)
+def campaign(project: ProjectDep, gen: GenerationDep, who: Viewer, campaign_id: str, scheme: str | None = None,
+             limit: Limit = 1000, offset: Offset = 0, format: Format = "json") -> Any:
+    """Lift of the purchase rate and revenue by segment of ``scheme`` (default lifecycle),
+    treatment against control, with intervals and multiple-testing correction."""
+    report, scheme = _insights.campaign_lift(project, gen, campaign_id, scheme)
+    return table_response(report.to_pandas(), fmt=format, filename=f"campaign-{campaign_id}",
+                          meta={"campaign_id": campaign_id, "scheme": scheme, "window_days": report.window_days,
+                                "start": report.start, "end": report.end, "notes": report.notes},
+                          limit=limit, offset=offset)
+
+
+@pages.get("/campaigns", response_class=HTMLResponse)
+def campaigns_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Viewer) -> HTMLResponse:
+    """Campaigns with exposures; each links to its lift by segment."""
+    frame = _insights.campaigns(project, gen)
+    shown = frame.copy()
+    shown["campaign_id"] = [f'<a href="/campaigns/{escape(c)}">{escape(c)}</a>' for c in frame["campaign_id"]]
+    blocks = [shown.to_html(index=False, escape=False, classes="data", border=0) if len(frame)
+              else "<p>No campaign exposures stored.</p>"]
+    return render(request, "Campaigns", blocks, json_url="/api/v1/campaigns", csv_url="/api/v1/campaigns?format=csv",
+                  schemes=_names(project, gen))
+
+
+@pages.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
+def campaign_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Viewer, campaign_id: str,
+                  scheme: str | None = None) -> HTMLResponse:
+    """A campaign's lift by segment (forest plots) and its table."""
+    report, scheme = _insights.campaign_lift(project, gen, campaign_id, scheme)
+    options = "".join(f'<option value="{escape(s)}"{" selected" if s == scheme else ""}>{escape(s)}</option>'
+                      for s in _names(project, gen))
+    blocks = [f'<form class="picker" method="get"><label>segments of<br><select name="scheme" id="scheme">{options}'
+              '</select></label><button type="submit" id="show">show</button></form>',
+              f"<p>{report.start:%Y-%m-%d} to {report.end:%Y-%m-%d}; outcome window {report.window_days} days "
+              "after each exposure; lift = treatment minus control.</p>"]
+    blocks += [figure(request, fig) for name, fig in report.figures().items() if name.startswith("lift_")]
+    blocks.append(table_html(report.to_pandas(), digits=3))
+    blocks += [f'<p class="note">{escape(n)}</p>' for n in report.notes]
+    q = urlencode({"scheme": scheme})
+    return render(request, f"Campaign {campaign_id}: lift by {scheme}", blocks,
+                  json_url=f"/api/v1/campaigns/{campaign_id}?{q}", csv_url=f"/api/v1/campaigns/{campaign_id}?{q}&format=csv",
+                  schemes=_names(project, gen))
+
+
+# -- forecasts -------------------------------------------------------------------------------
+@api.get("/forecasts/{scheme}", response_model=RecordsPublic)
+def forecasts(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, periods: Periods = 6,
+              segment: str | None = None, limit: Limit = 1000, offset: Offset = 0, format: Format = "json") -> Any:
+    """Expected customers per segment ``periods`` snapshots ahead (Markov chain of the
+    pooled transitions, new customers entering at the observed mean rate)."""
+    frame, meta = _insights.forecast(project, gen, scheme, periods)
+    if segment:
+        frame = frame[frame["segment"] == segment]
+    return table_response(frame, fmt=format, filename=f"forecast-{scheme}", meta={**meta, "segment": segment},
+                          limit=limit, offset=offset)
+
+
+@pages.get("/forecasts/{scheme}", response_class=HTMLResponse)
+def forecast_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
+                  periods: Periods = 6) -> HTMLResponse:
+    """Segment-size forecast of a scheme (lines per segment)."""
+    import plotly.express as px
+
+    frame, meta = _insights.forecast(project, gen, scheme, periods)
+    fig = px.line(frame, x="snapshot_estimate", y="expected_customers", color="segment", markers=True,
+                  title=f"{scheme}: expected customers per segment")
+    links = " ".join(f'<a href="/forecasts/{escape(s)}">{escape(s)}</a>' for s in _names(project, gen))
+    blocks = [f"<p>scheme: {links}</p>",
+              f'<form class="picker" method="get"><label>periods ahead<br><input type="number" min="1" max="36" '
+              f'name="periods" id="periods" value="{periods}"></label><button type="submit" id="show">show</button></form>',
+              f"<p>From {meta['from_snapshot']}: a Markov chain fitted on {meta['pairs_pooled']} snapshot pairs; "
+              f"{meta['new_customers_per_period']:,.0f} new customers per period enter as new customers did.</p>",
+              figure(request, fig), table_html(frame.pivot(index="snapshot_estimate", columns="segment",
+                                                          values="expected_customers").round(1).reset_index())]
+    q = urlencode({"periods": periods})
+    return render(request, f"Forecast: {scheme}", blocks, json_url=f"/api/v1/forecasts/{scheme}?{q}",
+                  csv_url=f"/api/v1/forecasts/{scheme}?{q}&format=csv", schemes=_names(project, gen))
+
+
+# -- profiles and value moved ----------------------------------------------------------------
+@api.get("/profiles/{scheme}", response_model=RecordsPublic)
+def profiles(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, snapshot: dt.date | None = None,
+             limit: Limit = 100, offset: Offset = 0, format: Format = "json") -> Any:
+    """Segment profiles at a snapshot with stored features (the latest)."""
+    frame, snapshot = _profiles_or_404(project, gen, scheme, snapshot)
+    return table_response(frame, fmt=format, filename=f"profiles-{scheme}-{snapshot}",
+                          meta={"scheme": scheme, "snapshot": snapshot}, limit=limit, offset=offset)
+
+
+def _profiles_or_404(project: Any, gen: Any, scheme: str, snapshot: dt.date | None) -> tuple[pd.DataFrame, dt.date]:
+    from fastapi import HTTPException
+
+    dates = _views.snapshots(project, gen, scheme)
+    snapshot = snapshot or dates[-1]
+    frame = _insights.profiles(project, gen, scheme, snapshot)
+    if frame is None:
+        raise HTTPException(status_code=404, detail=f"no stored features at {snapshot}: the store keeps the "
+                            "features of the latest snapshot only")
+    return frame, snapshot
+
+
+@api.get("/migration/{scheme}/value", response_model=RecordsPublic)
+def value_moved(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, from_date: dt.date | None = None,
+                to_date: dt.date | None = None, limit: Limit = 1000, offset: Offset = 0, format: Format = "json") -> Any:
+    """Customers and the sum of their latest 52-week CLV per transition cell."""
+    matrix = _views.transitions(project, gen, scheme, from_date, to_date)
+    frame = _insights.value_moved(project, gen, scheme, matrix.from_date, matrix.to_date)
+    return table_response(frame, fmt=format, filename=f"clv-moved-{scheme}-{matrix.from_date}-{matrix.to_date}",
+                          meta={"scheme": scheme, "from_date": matrix.from_date, "to_date": matrix.to_date},
+                          limit=limit, offset=offset)
+
+
+def profile_blocks(request: Request, project: Any, gen: Any, scheme: str, snapshot: dt.date) -> list[str]:
+    """The profiles section of the segments page (empty note when features are not stored)."""
+    frame = _insights.profiles(project, gen, scheme, snapshot)
+    if frame is None:
+        return ["<h2>Profiles</h2><p>Profiles need the features of the snapshot; the store keeps those of the "
+                "latest snapshot only.</p>"]
+    q = urlencode({"snapshot": snapshot})
+    return ["<h2 id=\"profiles\">Profiles</h2>", table_html(frame, digits=2),
+            f'<p class="links"><a href="/api/v1/profiles/{escape(scheme)}?{q}">profiles as JSON</a>'
+            f'<a href="/api/v1/profiles/{escape(scheme)}?{q}&format=csv">download profiles CSV</a></p>']
+
+
+def value_blocks(project: Any, gen: Any, scheme: str, from_date: dt.date, to_date: dt.date) -> list[str]:
+    """The CLV-moved section of the migration page."""
+    frame = _insights.value_moved(project, gen, scheme, from_date, to_date)
+    if frame["clv_moved"].isna().all():
+        return ["<h2>CLV moved</h2><p>No CLV scores stored (`segflow run` writes them).</p>"]
+    q = urlencode({"from_date": from_date, "to_date": to_date})
+    return ['<h2 id="clv-moved">CLV moved</h2><p>Sum of the customers\' latest 52-week CLV per move.</p>',
+            table_html(frame.head(30), money=("clv_moved", "mean_clv")),
+            f'<p class="links"><a href="/api/v1/migration/{escape(scheme)}/value?{q}">CLV moved as JSON</a>'
+            f'<a href="/api/v1/migration/{escape(scheme)}/value?{q}&format=csv">download CLV moved CSV</a></p>']
+
+
+# -- audiences -------------------------------------------------------------------------------
+def _audience_download(frame: pd.DataFrame, fmt: str, name: str) -> Response:
+    if fmt == "csv":
+        return Response(csv_bytes(frame), media_type="text/csv; charset=utf-8",
+                        headers={"content-disposition": f'attachment; filename="{name}.csv"'})
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer)
+    return Response(buffer.getvalue(), media_type="application/vnd.apache.parquet",
+                    headers={"content-disposition": f'attachment; filename="{name}.parquet"'})
+
+
+@api.get("/audiences", response_model=RecordsPublic)
+def audiences(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst, scheme: str | None = None,
+              segment: str | None = None, snapshot: dt.date | None = None, rule: str | None = None,
+              holdout: Holdout = 0.1, seed: Seed = "segflow", limit: Limit = 100, offset: Offset = 0,
+              format: AudienceFormat = "json") -> Any:
+    """An audience from a segment (``scheme`` + ``segment`` [+ ``snapshot``]) or a ``rule``
+    over the latest features: its customers with 12-month revenue, CLV and a deterministic
+    hold-out flag; size and value in ``meta``; CSV or Parquet download (analysts; audited).
+    No personal data is included."""
+    frame, summary = _insights.audience(project, gen, scheme=scheme, segment=segment, snapshot=snapshot,
+                                        rule=rule, holdout=holdout, seed=seed)
+    audit(request, who, "export" if format != "json" else "read_customers",
+          {"audience": {k: str(v) for k, v in summary.items()}, "rows": len(frame), "format": format})
+    if format != "json":
+        return _audience_download(frame, format, "audience")
+    shown = _views.page(frame, limit, offset)
+    data = _views.records(shown)
+    return RecordsPublic(data=data, count=len(data), total=len(frame),
+                         meta={**json.loads(json.dumps(summary, default=str)), "limit": limit, "offset": offset})
+
+
+@pages.get("/audiences", response_class=HTMLResponse)
+def audiences_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst, scheme: str | None = None,
+                   segment: str | None = None, rule: str | None = None, holdout: Holdout = 0.1,
+                   seed: Seed = "segflow") -> HTMLResponse:
+    """Build an audience from a segment or a rule; see its size and value; download it."""
+    names = _names(project, gen)
+    chosen = scheme or (names[0] if names else "")
+    segs = []
+    if chosen:
+        sizes, _ = _views.segment_sizes(project, gen, chosen, None)
+        segs = list(sizes["segment"])
+    scheme_opts = "".join(f'<option value="{escape(s)}"{" selected" if s == chosen else ""}>{escape(s)}</option>'
+                          for s in names)
+    seg_opts = '<option value="">(a rule instead)</option>' + "".join(
+        f'<option value="{escape(s)}"{" selected" if s == segment else ""}>{escape(s)}</option>' for s in segs)
+    form = ('<form class="picker" method="get" action="/audiences">'
+            f'<label>scheme<br><select name="scheme" id="scheme">{scheme_opts}</select></label>'
+            f'<label>segment (latest snapshot)<br><select name="segment" id="segment">{seg_opts}</select></label>'
+            f'<label>or a rule<br><input name="rule" id="rule" size="36" placeholder="monetary_12m >= 500 and recency_days <= 90" '
+            f'value="{escape(rule or "")}"></label>'
+            f'<label>hold-out share<br><input name="holdout" id="holdout" type="number" step="0.01" min="0" max="0.99" '
+            f'value="{holdout}"></label><label>seed<br><input name="seed" id="seed" value="{escape(seed)}" size="10"></label>'
+            '<button type="submit" id="build">build</button></form>')
+    blocks = [form]
+    query = None
+    if segment or rule:
+        params = {"rule": rule} if rule else {"scheme": chosen, "segment": segment}
+        frame, summary = _insights.audience(project, gen, scheme=params.get("scheme"), segment=params.get("segment"),
+                                            snapshot=None, rule=params.get("rule"), holdout=holdout, seed=seed)
+        audit(request, who, "read_customers", {"audience": {k: str(v) for k, v in summary.items()}, "rows": len(frame)})
+        query = urlencode({**params, "holdout": holdout, "seed": seed})
+        stats = pd.DataFrame([{k: summary[k] for k in ("customers", "target_customers", "holdout_customers",
+                                                       "revenue_12m", "clv_total", "clv_mean")}])
+        blocks += [f'<h2 id="audience-size">{summary["customers"]:,} customers</h2>',
+                   table_html(stats, money=("revenue_12m", "clv_total", "clv_mean")),
+                   f'<p class="links"><a id="audience-csv" href="/api/v1/audiences?{escape(query)}&format=csv">download CSV</a>'
+                   f'<a id="audience-parquet" href="/api/v1/audiences?{escape(query)}&format=parquet">download Parquet</a></p>',
+                   "<h2>First customers</h2>", table_html(frame.head(50), money=("revenue_12m", "clv"))]
+    return render(request, "Audiences", blocks, json_url=f"/api/v1/audiences?{query}" if query else None,
+                  csv_url=f"/api/v1/audiences?{query}&format=csv" if query else None, schemes=names)

@@ -1,0 +1,56 @@
+"""The run's aggregates: what the report and ``serve`` read instead of customer-level tables.
+
+:func:`write_aggregates` (called at the end of ``segflow run``) computes, from the
+``segment_assignments`` table or view, the transactions and the CLV scores, and stores in one
+transaction (each run replaces the previous aggregates):
+
+``summary_segments``
+    per scheme, snapshot and segment: ``customers``, ``share`` (of the scheme's customers at
+    the snapshot), ``revenue_12m`` (net revenue of the segment's customers with
+    ``snapshot - 365 days <= ts < snapshot``), ``revenue_share``, ``revenue_all_time`` (every
+    line before the snapshot), and where CLV scores (model ``bgnbd_gg``) are stored at the
+    snapshot: ``scored_customers``, ``mean_p_alive``, ``expected_purchases`` and ``clv`` (sums
+    over the next 52 weeks), ``mean_clv`` (per customer of the segment), ``clv_share``.
+``summary_transitions``
+    per scheme and pair of snapshots (every consecutive pair, and every snapshot with the
+    latest) and cell ``from_segment -> to_segment`` (``(new)``/``(gone)`` for customers at
+    one side only): ``customers``, ``revenue`` (their net revenue between the two snapshots,
+    ``from <= ts < to``: the revenue moved), ``revenue_12m`` (in the 365 days before ``to``)
+    and ``clv`` (at ``to``, when scores are stored there).
+``summary_profiles`` / ``summary_profile_segments``
+    the segment profiles at the latest features snapshot: per segment and feature the mean,
+    median and standardised difference from the base; per segment its name (rule-based
+    schemes: the rule's name; clusters: the suggested name) and distinguishing features.
+``summary_audit``
+    the data-quality audit of the store (:func:`segflow.quality.audit`).
+
+Money is in the project's currency (``[project] currency``), returns netted, anonymous lines
+(no customer id) left out: they belong to no segment.
+"""
+
+from segflow.summaries._read import (
+    audit_table,
+    movement_table,
+    pooled_table,
+    profile_table,
+    segment_table,
+    summaries_run,
+    transition_table,
+    value_table,
+)
+from segflow.summaries._revenue import revenue_at_snapshots
+from segflow.summaries._write import snapshot_pairs, write_aggregates
+
+__all__ = [
+    "audit_table",
+    "movement_table",
+    "pooled_table",
+    "profile_table",
+    "revenue_at_snapshots",
+    "segment_table",
+    "snapshot_pairs",
+    "summaries_run",
+    "transition_table",
+    "value_table",
+    "write_aggregates",
+]

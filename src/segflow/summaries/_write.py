@@ -1,0 +1,287 @@
+"""Compute and store the run's aggregates (see :mod:`segflow.summaries`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import ibis
+import pandas as pd
+import pyarrow as pa
+from ibis import _
+
+from segflow.store import Store
+from segflow.summaries._revenue import revenue_at_snapshots
+
+#: The CLV model whose scores the aggregates read (written by ``segflow run``).
+CLV_MODEL = "bgnbd_gg"
+NEW, GONE = "(new)", "(gone)"
+TABLES = ("summary_segments", "summary_transitions", "summary_profiles", "summary_audit")
+
+
+def cell_direction(row: object) -> str:
+    """``stay``, ``new``, ``gone``, ``up``/``down`` (to a better/worse ``segment_rank``) or
+    ``move`` (unranked or equal ranks) for a row with ``from_segment, to_segment, from_rank,
+    to_rank``."""
+    frm, to = row.from_segment, row.to_segment  # type: ignore[attr-defined]
+    if frm == to:
+        return "stay"
+    if frm == NEW:
+        return "new"
+    if to == GONE:
+        return "gone"
+    fr, tr = row.from_rank, row.to_rank  # type: ignore[attr-defined]
+    if pd.isna(fr) or pd.isna(tr) or fr == tr:
+        return "move"
+    return "down" if tr > fr else "up"
+
+
+def snapshot_pairs(dates: Sequence[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """The pairs summarised: every consecutive pair, then every earlier snapshot with the
+    latest (each pair once), oldest first."""
+    d = sorted(dates)
+    pairs = [(d[k], d[k + 1]) for k in range(len(d) - 1)]
+    pairs += [(d[k], d[-1]) for k in range(len(d) - 2)]
+    return pairs
+
+
+def _assignments(store: Store, scheme: str) -> ibis.Table:
+    a = store.table("segment_assignments")
+    return a.filter(a.scheme == scheme).select("snapshot_date", "customer_id", "segment", "segment_rank")
+
+
+def _scores(store: Store) -> ibis.Table:
+    """One row per (snapshot, customer) with CLV scores: p_alive, expected_purchases, clv."""
+    s = store.table("customer_scores")
+    s = s.filter(s.model == CLV_MODEL)
+    return s.group_by(s_date=s.snapshot_date, s_cid=s.customer_id).agg(
+        p_alive=s.value.max(where=s.score == "p_alive"),
+        expected_purchases=s.value.max(where=s.score == "expected_purchases"),
+        clv=s.value.max(where=s.score == "clv"),
+    )
+
+
+def _scored_dates(store: Store) -> set[dt.date]:
+    rows = store.raw.execute(
+        "SELECT DISTINCT snapshot_date FROM customer_scores WHERE model = ?", [CLV_MODEL]
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def segment_summary(store: Store, scheme: str, revenue: ibis.Table, scores: ibis.Table,
+                    scored: set[dt.date]) -> pd.DataFrame:
+    """Per snapshot and segment of ``scheme``: size, share, revenue (12 months and all
+    time before the snapshot) and its share, and the CLV columns where scores exist."""
+    a = _assignments(store, scheme)
+    rv = revenue.select(r_cid="customer_id", r_date="snapshot_date", rall="revenue_all_time", r12="revenue_12m")
+    j = a.left_join(rv, (a.customer_id == rv.r_cid) & (a.snapshot_date == rv.r_date))
+    j = j.left_join(scores, (j.customer_id == scores.s_cid) & (j.snapshot_date == scores.s_date))
+    out = (
+        j.group_by("snapshot_date", "segment")
+        .agg(
+            segment_rank=_.segment_rank.min(),
+            customers=_.count(),
+            revenue_12m=_.r12.sum().fill_null(0.0),
+            revenue_all_time=_.rall.sum().fill_null(0.0),
+            scored_customers=_.p_alive.count(),
+            mean_p_alive=_.p_alive.mean(),
+            expected_purchases=_.expected_purchases.sum().fill_null(0.0),
+            clv=_.clv.sum().fill_null(0.0),
+        )
+        .execute()
+    )
+    if out.empty:
+        return out
+    g = out.groupby("snapshot_date")
+    out["share"] = out["customers"] / g["customers"].transform("sum")
+    tot_rev = g["revenue_12m"].transform("sum")
+    out["revenue_share"] = (out["revenue_12m"] / tot_rev).where(tot_rev != 0, 0.0)
+    tot_clv = g["clv"].transform("sum")
+    out["mean_clv"] = out["clv"] / out["customers"]
+    out["clv_share"] = (out["clv"] / tot_clv).where(tot_clv != 0, 0.0)
+    no_scores = ~pd.to_datetime(out["snapshot_date"]).isin(pd.to_datetime(sorted(scored)))
+    out.loc[no_scores, ["scored_customers", "mean_p_alive", "expected_purchases", "clv", "mean_clv",
+                        "clv_share"]] = None
+    out.insert(0, "scheme", scheme)
+    return out
+
+
+def transition_summary(store: Store, scheme: str, dates: Sequence[dt.date], revenue: ibis.Table,
+                       scores: ibis.Table, scored: set[dt.date]) -> pd.DataFrame:
+    """Per pair of :func:`snapshot_pairs` and cell (from segment, to segment; ``(new)`` and
+    ``(gone)`` for customers at one side only): customers, their net revenue between the two
+    snapshots (``from <= ts < to``), their net revenue in the 365 days before ``to`` and their
+    predicted value stored at ``to`` (null when no scores are stored there)."""
+    pairs = snapshot_pairs(dates)
+    if not pairs:
+        return pd.DataFrame()
+    p = ibis.memtable(pa.table({
+        "pair": pa.array(range(len(pairs)), pa.int64()),
+        "p_from": pa.array([f for f, _t in pairs], pa.date32()),
+        "p_to": pa.array([t for _f, t in pairs], pa.date32()),
+    }))
+    a = _assignments(store, scheme)
+    left = a.join(p, a.snapshot_date == p.p_from).select(
+        l_pair="pair", l_cid="customer_id", from_segment="segment", from_rank="segment_rank",
+        l_from="p_from", l_to="p_to",
+    )
+    a2, pr = a.view(), p.view()
+    right = a2.join(pr, a2.snapshot_date == pr.p_to).select(
+        r_pair="pair", r_cid="customer_id", to_segment="segment", to_rank="segment_rank",
+        r_from="p_from", r_to="p_to",
+    )
+    j = left.outer_join(right, (left.l_pair == right.r_pair) & (left.l_cid == right.r_cid))
+    j = j.select(
+        p_from=ibis.coalesce(j.l_from, j.r_from),
+        p_to=ibis.coalesce(j.l_to, j.r_to),
+        customer_id=ibis.coalesce(j.l_cid, j.r_cid),
+        from_segment=j.from_segment.fill_null(NEW),
+        to_segment=j.to_segment.fill_null(GONE),
+        from_rank=j.from_rank,
+        to_rank=j.to_rank,
+    ).view()
+    rv_to = revenue.select(t_cid="customer_id", t_date="snapshot_date", t_all="revenue_all_time", t_12="revenue_12m")
+    rv_from = revenue.view().select(f_cid="customer_id", f_date="snapshot_date", f_all="revenue_all_time")
+    j = j.left_join(rv_to, [("customer_id", "t_cid"), ("p_to", "t_date")])
+    j = j.left_join(rv_from, [("customer_id", "f_cid"), ("p_from", "f_date")])
+    j = j.left_join(scores, [("customer_id", "s_cid"), ("p_to", "s_date")])
+    out = (
+        j.group_by("p_from", "p_to", "from_segment", "to_segment")
+        .agg(
+            from_rank=_.from_rank.min(),
+            to_rank=_.to_rank.min(),
+            customers=_.count(),
+            revenue=(_.t_all.fill_null(0.0) - _.f_all.fill_null(0.0)).sum(),
+            revenue_12m=_.t_12.sum().fill_null(0.0),
+            clv=_.clv.sum().fill_null(0.0),
+        )
+        .execute()
+        .rename(columns={"p_from": "from_date", "p_to": "to_date"})
+    )
+    out.loc[~pd.to_datetime(out["to_date"]).isin(pd.to_datetime(sorted(scored))), "clv"] = None
+    out.insert(0, "scheme", scheme)
+    return out
+
+
+def profile_summary(store: Store, scheme: str, *, rule_based: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Segment profiles of ``scheme`` at the snapshot of ``customer_features`` (the latest):
+    per segment its display ``name`` (the rule name for rule-based schemes; a suggested name
+    for clusters) and distinguishing features, and per segment and feature the mean, median
+    and standardised difference from the base (see :func:`segflow.segments.profile_segments`).
+    Empty frames when there are no features or no assignments at that snapshot."""
+    from segflow.errors import SegflowError
+    from segflow.segments import profile_segments
+
+    if "customer_features" not in store.tables():
+        return pd.DataFrame(), pd.DataFrame()
+    snapshot = store.raw.execute("SELECT max(snapshot_date) FROM customer_features").fetchone()[0]
+    features = store.table("customer_features")
+    features = features.filter(features.snapshot_date == snapshot).drop("snapshot_date")
+    a = _assignments(store, scheme)
+    a = a.filter(a.snapshot_date == snapshot).select(
+        "customer_id", "segment", segment_rank=a.segment_rank.fill_null(10_000)
+    )
+    segs = [str(s) for s in a.select("segment").distinct().execute()["segment"]]
+    if not segs:
+        return pd.DataFrame(), pd.DataFrame()
+    names = {s: s for s in segs} if rule_based else None
+    try:
+        # the categorical make-up only feeds the suggested names of clusters
+        prof = profile_segments(features, a, names=names, categorical=[] if rule_based else None)
+    except SegflowError:
+        return pd.DataFrame(), pd.DataFrame()
+    seg = prof.table[["segment", "name", "suggested_name", "distinguishing"]].copy()
+    if rule_based:  # rule segments are named by their rules: no cluster-style suggestion
+        seg["suggested_name"] = None
+    seg.insert(0, "snapshot_date", snapshot)
+    seg.insert(0, "scheme", scheme)
+    long = prof.means.stack(future_stack=True).rename("mean").to_frame()
+    long["median"] = prof.medians.stack(future_stack=True)
+    long["std_diff"] = prof.std_diff.stack(future_stack=True)
+    long = long.rename_axis(["segment", "feature"]).reset_index()
+    base = prof.base.T
+    long["base_mean"] = long["feature"].map(base["mean"])
+    long["base_std"] = long["feature"].map(base["std"])
+    long["base_median"] = long["feature"].map(base["median"])
+    long.insert(0, "snapshot_date", snapshot)
+    long.insert(0, "scheme", scheme)
+    return seg, long
+
+
+def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None = None,
+                     kinds: dict[str, str] | None = None, audit: bool = True) -> dict[str, int]:
+    """Compute the report's aggregates from the store and replace the stored ones, in one
+    transaction: ``summary_segments``, ``summary_transitions``, ``summary_profiles`` (with
+    the per-segment names and distinguishing features in ``summary_profile_segments``) and
+    ``summary_audit`` (see :mod:`segflow.summaries` for definitions and units).
+
+    Segments are read through the ``segment_assignments`` table or view only.
+
+    Parameters
+    ----------
+    store : Store
+    run_id : str
+        The run the aggregates belong to (stored in every row).
+    schemes : sequence of str, optional
+        Default: every scheme with stored assignments.
+    kinds : dict, optional
+        Scheme -> kind (``"rules"``, ``"rfm"``, ``"cluster"`` ...). Segments of every kind but
+        ``"cluster"`` are named by their rules; only clusters get suggested names. A scheme
+        missing here counts as rule-based.
+    audit : bool, default=True
+        Also store the data-quality audit (:func:`segflow.quality.audit`).
+
+    Returns
+    -------
+    dict
+        Rows written per table.
+    """
+    assigned = store.raw.execute(
+        "SELECT scheme, list(DISTINCT snapshot_date ORDER BY snapshot_date) FROM segment_assignments GROUP BY scheme"
+    ).fetchall()
+    dates_of = {s: list(d) for s, d in assigned}
+    schemes = [s for s in (schemes if schemes is not None else sorted(dates_of)) if s in dates_of]
+    rule_based = {s: (kinds or {}).get(s) != "cluster" for s in schemes}
+    all_dates = sorted({d for s in schemes for d in dates_of[s]})
+    scored = _scored_dates(store)
+    frames: dict[str, list[pd.DataFrame]] = {t: [] for t in (*TABLES, "summary_profile_segments")}
+    if all_dates:
+        revenue = revenue_at_snapshots(store.table("transactions"), all_dates).cache()
+        scores = _scores(store).cache()
+        try:
+            for scheme in schemes:
+                frames["summary_segments"].append(segment_summary(store, scheme, revenue, scores, scored))
+                frames["summary_transitions"].append(
+                    transition_summary(store, scheme, dates_of[scheme], revenue, scores, scored))
+                seg, long = profile_summary(store, scheme, rule_based=rule_based[scheme])
+                frames["summary_profile_segments"].append(seg)
+                frames["summary_profiles"].append(long)
+        finally:
+            revenue.release()
+            scores.release()
+    if audit:
+        frames["summary_audit"].append(_audit_frame(store))
+    written: dict[str, int] = {}
+    with store.transaction() as con:
+        for table, parts in frames.items():
+            con.execute(f"DELETE FROM {table}")
+            parts = [f for f in parts if not f.empty]
+            if not parts:
+                written[table] = 0
+                continue
+            frame = pd.concat(parts, ignore_index=True)
+            frame["run_id"] = run_id
+            written[table] = store.append(table, frame, con=con)
+    return written
+
+
+def _audit_frame(store: Store) -> pd.DataFrame:
+    from segflow.quality import audit
+
+    report = audit(store)
+    frame = report.to_pandas()
+    frame.insert(0, "as_of", report.as_of)
+    frame["data_end"] = report.data_end
+    frame["score"] = report.score
+    frame["created_at"] = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return frame

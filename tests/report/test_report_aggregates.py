@@ -1,0 +1,170 @@
+"""The run's stored aggregates equal a direct computation from customer-level tables, on the
+demo project: segment sizes and revenue at every snapshot, CLV by segment, every stored pair
+of snapshots' transitions with the revenue moved, profiles and the audit."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def project(demo_project):
+    from segflow.project import Project
+
+    with Project.open(demo_project, read_only=True) as p:
+        yield p
+
+
+def _frame(project, sql, params=()):
+    return project.store.sql(sql, list(params)).to_pandas()
+
+
+def test_the_run_stored_aggregates_of_its_own_run(project):
+    from segflow.summaries import summaries_run
+
+    run = _frame(project, "SELECT run_id FROM runs WHERE command = 'run' AND status = 'ok' "
+                 "ORDER BY started_at DESC LIMIT 1")["run_id"].iloc[0]
+    assert summaries_run(project.store) == run
+    counts = _frame(project, "SELECT scheme, count(DISTINCT snapshot_date) AS n FROM summary_segments GROUP BY 1")
+    dates = project.snapshot_dates()
+    assert len(dates) == 18
+    assert dict(zip(counts.scheme, counts.n, strict=True)) == {s: 18 for s in project.schemes()}
+
+
+def test_segment_sizes_and_revenue_match_the_customer_level_tables(project):
+    from segflow.report._queries import segment_sizes
+    from segflow.summaries import segment_table
+
+    store = project.store
+    for scheme in project.schemes():
+        dates = project.snapshot_dates(scheme)
+        for snapshot in (dates[0], dates[len(dates) // 2], dates[-1]):
+            direct = segment_sizes(store, scheme, snapshot)
+            stored = segment_table(store, scheme, snapshot)
+            assert list(stored.segment) == list(direct.segment)
+            assert list(stored.customers) == list(direct.customers)
+            np.testing.assert_allclose(stored.revenue_12m, direct.revenue_12m, atol=0.005)
+            np.testing.assert_allclose(stored.share, direct.share, atol=1e-12)
+            np.testing.assert_allclose(stored.revenue_share, direct.revenue_share, atol=1e-9)
+    # all-time revenue: every line of the segment's customers before the snapshot (pandas)
+    scheme, snapshot = "rfm", project.snapshot_dates("rfm")[-1]
+    a = _frame(project, "SELECT customer_id, segment FROM segment_assignments WHERE scheme = ? "
+               "AND snapshot_date = ?", [scheme, snapshot])
+    t = _frame(project, "SELECT customer_id, ts, amount FROM transactions WHERE customer_id IS NOT NULL")
+    before = t[t.ts < pd.Timestamp(snapshot)].groupby("customer_id").amount.sum()
+    expected = a.assign(r=a.customer_id.map(before).fillna(0.0)).groupby("segment").r.sum()
+    stored = segment_table(store, scheme, snapshot).set_index("segment").revenue_all_time
+    assert expected.sum() > 100_000  # real money, not an empty join
+    np.testing.assert_allclose(stored.reindex(expected.index), expected, atol=0.005)
+
+
+def test_clv_by_segment_matches_the_scores(project):
+    from segflow.report._queries import value_by_segment
+    from segflow.summaries import value_table
+
+    store = project.store
+    latest = project.snapshot_dates()[-1]
+    for scheme in project.schemes():
+        direct = value_by_segment(store, scheme, latest)
+        stored = value_table(store, scheme, latest)
+        assert list(stored.segment) == list(direct.segment)
+        assert direct.clv.sum() > 0
+        np.testing.assert_allclose(stored.clv, direct.clv, rtol=1e-9)
+        np.testing.assert_allclose(stored.mean_p_alive, direct.mean_p_alive, rtol=1e-9)
+        np.testing.assert_allclose(stored.expected_purchases, direct.expected_purchases, rtol=1e-9)
+    # no scores at earlier snapshots: no CLV there
+    assert value_table(store, "rfm", project.snapshot_dates()[0]) is None
+
+
+def test_every_stored_pair_matches_the_transition_matrix(project):
+    from segflow.migration import transition_matrix
+    from segflow.summaries import snapshot_pairs, transition_table
+
+    store = project.store
+    a, tx = store.table("segment_assignments"), store.table("transactions")
+    dates = project.snapshot_dates("lifecycle")
+    pairs = snapshot_pairs(dates)
+    assert len(pairs) == 17 + 16
+    stored_pairs = _frame(project, "SELECT DISTINCT from_date, to_date FROM summary_transitions WHERE scheme = ?",
+                          ["lifecycle"])
+    assert len(stored_pairs) == len(pairs)
+    for f, t in [pairs[0], pairs[16], (dates[0], dates[-1]), (dates[9], dates[-1])]:
+        direct = transition_matrix(a, scheme="lifecycle", from_date=f, to_date=t, transactions=tx)
+        stored = transition_table(store, "lifecycle", f, t)
+        assert stored.segments == direct.segments
+        pd.testing.assert_frame_equal(stored.counts(), direct.counts())
+        np.testing.assert_allclose(stored.revenue().fillna(0).to_numpy(), direct.revenue().fillna(0).to_numpy(),
+                                   atol=0.005)
+        assert direct.summary()["revenue_in_motion"] > 0
+
+
+def test_revenue_moved_equals_a_pandas_computation(project):
+    """Cell (new) -> segment and segment -> segment revenue from the raw tables."""
+    dates = project.snapshot_dates("rfm")
+    f, t = dates[3], dates[-1]
+    a = _frame(project, "SELECT snapshot_date, customer_id, segment FROM segment_assignments WHERE scheme = 'rfm'")
+    frm = a[a.snapshot_date == f].set_index("customer_id").segment
+    to = a[a.snapshot_date == t].set_index("customer_id").segment
+    both = pd.DataFrame({"from_segment": frm, "to_segment": to})
+    both["from_segment"] = both.from_segment.fillna("(new)")
+    both["to_segment"] = both.to_segment.fillna("(gone)")
+    tx = _frame(project, "SELECT customer_id, ts, amount FROM transactions WHERE customer_id IS NOT NULL")
+    between = tx[(tx.ts >= pd.Timestamp(f)) & (tx.ts < pd.Timestamp(t))].groupby("customer_id").amount.sum()
+    both["revenue"] = both.index.map(between).fillna(0.0)
+    expected = both.groupby(["from_segment", "to_segment"]).agg(customers=("revenue", "size"), revenue=("revenue", "sum"))
+    stored = _frame(project, "SELECT from_segment, to_segment, customers, revenue FROM summary_transitions "
+                    "WHERE scheme = 'rfm' AND from_date = ? AND to_date = ?", [f, t])
+    stored = stored.set_index(["from_segment", "to_segment"]).sort_index()
+    expected = expected.sort_index()
+    assert list(stored.index) == list(expected.index)
+    assert list(stored.customers) == list(expected.customers)
+    np.testing.assert_allclose(stored.revenue, expected.revenue, atol=0.005)
+    assert expected.loc[expected.index.get_level_values(0) == "(new)", "customers"].sum() > 0
+
+
+def test_movements_pooled_matrices_profiles_and_audit_match(project):
+    from segflow.migration import pooled_transition_matrix
+    from segflow.quality import audit
+    from segflow.report._movement import movement_cells
+    from segflow.segments import profile_segments
+    from segflow.summaries import audit_table, movement_table, pooled_table, profile_table
+
+    store = project.store
+    dates = project.snapshot_dates("value_tiers")
+    direct = movement_cells(store, "value_tiers", dates[-2], dates[-1])
+    stored = movement_table(store, "value_tiers", dates[-2], dates[-1])
+    cols = ["from_segment", "to_segment", "customers", "direction"]
+    pd.testing.assert_frame_equal(stored[cols], direct[cols])
+    np.testing.assert_allclose(stored.revenue_12m, direct.revenue_12m, atol=0.005)
+    np.testing.assert_allclose(stored.clv, direct.clv, rtol=1e-9)
+
+    recent = dates[-6:]
+    pooled = pooled_transition_matrix(store.table("segment_assignments"), scheme="value_tiers", dates=recent)
+    mine = pooled_table(store, "value_tiers", recent)
+    pd.testing.assert_frame_equal(mine.counts(), pooled.counts())
+    assert mine.pairs == pooled.pairs == 5
+
+    feats = store.table("customer_features")
+    snapshot = feats.snapshot_date.max().execute()
+    a = store.table("segment_assignments")
+    a = a.filter((a.scheme == "rfm") & (a.snapshot_date == snapshot)).select("customer_id", "segment", "segment_rank")
+    direct_p = profile_segments(feats.filter(feats.snapshot_date == snapshot).drop("snapshot_date"), a)
+    stored_p = profile_table(store, "rfm")
+    assert list(stored_p.table.segment) == list(direct_p.table.segment)
+    assert list(stored_p.table["size"]) == list(direct_p.table["size"])
+    # rule segments keep their rule names; no cluster-style suggestion is stored for them
+    assert list(stored_p.table.name) == list(stored_p.table.segment)
+    assert stored_p.table.suggested_name.isna().all()
+    pd.testing.assert_frame_equal(stored_p.means, direct_p.means[stored_p.means.columns], check_names=False)
+    pd.testing.assert_frame_equal(stored_p.std_diff, direct_p.std_diff[stored_p.std_diff.columns], check_names=False)
+
+    checks = audit(store, as_of=dt.datetime.now(dt.UTC).date()).to_pandas()
+    stored_a = audit_table(store)
+    assert list(stored_a["check"]) == list(checks["check"])
+    assert list(stored_a["count"]) == list(checks["count"])
