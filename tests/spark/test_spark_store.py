@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ibis
 import pyarrow as pa
 import pytest
 
@@ -135,7 +136,8 @@ def test_ibis_expressions_on_the_store_are_computed_and_written_by_spark(spark_s
             ("rfm", D1, "c", "Lost", 5)]), first)
     t = store.table("segment_assignments")
     sizes = t.group_by(["snapshot_date", "segment"]).aggregate(value=t.count().cast("float64"))
-    scores = sizes.mutate(customer_id=sizes.segment, model="segment_size", score="customers")
+    scores = sizes.mutate(customer_id=sizes.segment, model=ibis.literal("segment_size"),
+                          score=ibis.literal("customers"))
     with store.run("sizes") as second:
         assert store.write("customer_scores", scores, second) == 2
     got = store.table("customer_scores").to_pandas().sort_values("customer_id")
