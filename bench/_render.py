@@ -68,7 +68,7 @@ def compare_table(rows: list[dict]) -> str:
            "baseline time / segflow run time | 1-min load before / after | commit | started (UTC) |",
            "|---|---|---|---:|---:|---:|---|---|---|"]
     for tag in ("before", "after"):
-        for name in ("tx1m", "400k", "1m"):
+        for name in ("2k", "tx1m", "400k", "1m"):
             run = _latest(rows, mode="compare", tag=tag, set=name, stage="ingest")
             if run is None:
                 continue

@@ -176,8 +176,10 @@ def split_month(data_dir: Path, out: Path, cut: dt.date) -> None:
         for part, cond, folder in (("part-1", f"{col} IS NULL OR {col} < DATE '{cut}'", out),
                                    ("part-2", f"{col} >= DATE '{cut}'", out / "month-24")):
             (folder / table).mkdir(parents=True, exist_ok=True)
-            con.execute(f"COPY (SELECT * FROM read_parquet('{src}') WHERE {cond}) "
-                        f"TO '{folder / table / (part + '.parquet')}' (FORMAT parquet)")
+            target = folder / table / (part + ".parquet")
+            con.execute(f"COPY (SELECT * FROM read_parquet('{src}') WHERE {cond}) TO '{target}' (FORMAT parquet)")
+            if con.execute(f"SELECT count(*) FROM read_parquet('{target}')").fetchone()[0] == 0:
+                target.unlink()  # ingest rejects a file without rows (no exposures in the last month)
     con.close()
 
 
@@ -198,7 +200,8 @@ def newmonth(args: argparse.Namespace) -> None:
         ok = stage("ingest", proj, step="ingest 23 months", **meta)["exit_code"] == 0
         ok = ok and stage("run", proj, step="run 23 months", **meta)["exit_code"] == 0
         for table in DATE_COLUMN:
-            shutil.copy(split / "month-24" / table / "part-2.parquet", split / table / "part-2.parquet")
+            if (split / "month-24" / table / "part-2.parquet").exists():
+                shutil.copy(split / "month-24" / table / "part-2.parquet", split / table / "part-2.parquet")
         ok = ok and stage("ingest", proj, step="ingest month 24", **meta)["exit_code"] == 0
         ok = ok and stage("run", proj, step="run with month 24", **meta)["exit_code"] == 0
         for table in DATE_COLUMN:
