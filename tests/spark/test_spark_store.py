@@ -137,7 +137,8 @@ def test_ibis_expressions_on_the_store_are_computed_and_written_by_spark(spark_s
     t = store.table("segment_assignments")
     sizes = t.group_by(["snapshot_date", "segment"]).aggregate(value=t.count().cast("float64"))
     scores = sizes.mutate(customer_id=sizes.segment, model=ibis.literal("segment_size"),
-                          score=ibis.literal("customers"))
+                          score=ibis.literal("customers")).select(
+        "snapshot_date", "customer_id", "model", "score", "value")
     with store.run("sizes") as second:
         assert store.write("customer_scores", scores, second) == 2
     got = store.table("customer_scores").to_pandas().sort_values("customer_id")
