@@ -341,7 +341,7 @@ def _flagged(store: Store, sizes: dict[str, int]) -> list[Check]:
     flags = store.table("ingest_flags").filter(_.rule != "anonymous")
     loads = store.table("loads").select("load_id", "target_table", "rows_read")
     per = (flags.join(loads, "load_id").group_by(["rule", "target_table"])
-           .aggregate(n=_.count(), first=_.source_file.min()).execute())
+           .aggregate(n=_.count(), first=_.source_file.min()).order_by(["rule", "target_table"]).execute())
     out = []
     for r in per.itertuples():
         ex = flags.filter(flags.rule == r.rule)
@@ -357,7 +357,7 @@ def _quarantine(store: Store) -> list[Check]:
     loads = store.table("loads")
     per = (loads.filter(loads.status == "ok").group_by("source")
            .aggregate(read=loads.rows_read.sum(), q=loads.rows_quarantined.sum(),
-                      d=loads.rows_duplicate.sum()).execute())
+                      d=loads.rows_duplicate.sum()).order_by("source").execute())
     out = []
     for r in per.itertuples():
         share = r.q / r.read if r.read else 0.0
