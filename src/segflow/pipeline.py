@@ -163,7 +163,7 @@ def run_pipeline(
     latest snapshot, kept in the table ``customer_features`` for profiles and the report.
 
     All writes of a run land in one transaction; a run with nothing to compute changes no
-    stored result (only the run log).
+    stored result (only the run log, and the run stamp of the report's aggregates).
     """
     seconds: dict[str, float] = {}
     schemes = resolve_schemes(settings)
@@ -214,6 +214,10 @@ def run_pipeline(
 
                 write_aggregates(store, run_id, kinds={s.name: s.kind for s in schemes})
                 seconds["aggregates"] = time.perf_counter() - start
+            else:  # the aggregates still hold: the report keeps reading them
+                from segflow.summaries import carry_aggregates
+
+                carry_aggregates(store, run_id)
             if progress:
                 progress("snapshots done", max(len(computed), 1), max(len(computed), 1))
         finally:
