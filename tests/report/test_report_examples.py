@@ -128,6 +128,15 @@ def test_every_readme_and_help_example_runs_as_written(demo_project, tmp_path, m
     assert (tmp_path / "scores.csv").is_file() and (tmp_path / "segments.csv").is_file()
     assert (tmp_path / "crm_rfm.csv").is_file()
     assert len(ran) == len(lines) - 1
+    # the README's notebook example, on the same project
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(encoding="utf-8"), flags=re.S)
+    assert blocks
+    for block in blocks:
+        namespace: dict = {}
+        exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - the README's own code
+        if "project" in namespace:
+            assert namespace["project"].summary().headlines
+            namespace["project"].close()
 
 
 @pytest.mark.slow
