@@ -199,17 +199,31 @@ def main() -> None:
     meta: dict = {"label": args.label or (args.project or report).name, "tag": args.tag,
                   "commit": git_head(), "load_before": [round(x, 2) for x in os.getloadavg()]}
     if args.render:
-        code = ("import sys, time; from segflow.project import Project; t = time.perf_counter(); "
-                "p = Project.open(sys.argv[1], read_only=True); "
-                "from segflow.report._context import ReportContext; "
-                "stored = ReportContext(p).stored; p.report(sys.argv[2]); p.close(); "
-                "import json; print(json.dumps({'inner_seconds': round(time.perf_counter() - t, 2), "
-                "'from_aggregates': stored}))")
+        code = """
+import json, sys, time
+from pathlib import Path
+t0 = time.perf_counter()
+from segflow.project import Project
+from segflow.report._context import ReportContext
+from segflow.report._report import SECTIONS, render_report
+p = Project.open(sys.argv[1], read_only=True)
+ctx = ReportContext(p)
+sections, seconds = [], {}
+for build in SECTIONS:
+    t = time.perf_counter()
+    sections.append(build(ctx))
+    seconds[build.__name__.removesuffix("_section")] = round(time.perf_counter() - t, 2)
+Path(sys.argv[2]).write_text(render_report(p, sections), encoding="utf-8")
+stored = ctx.stored
+p.close()
+print(json.dumps({"inner_seconds": round(time.perf_counter() - t0, 2), "from_aggregates": stored,
+                  "sections_s": seconds}))
+"""
         rendered = measure([sys.executable, "-c", code, str(args.project), str(report)], nice=0, label="render")
         if rendered["exit_code"] != 0:
             raise SystemExit(f"render failed: {rendered.get('error')}")
         meta["render"] = {k: rendered[k] for k in ("seconds", "inner_seconds", "peak_rss_mib", "from_aggregates",
-                                                   "load_before", "load_after") if k in rendered}
+                                                   "sections_s", "load_before", "load_after") if k in rendered}
     if args.project is not None:
         meta["customers"] = customers_of(args.project)
     result = {**meta, **open_report(report, args.repeat),
