@@ -39,11 +39,10 @@ from segflow.summaries._read import (
     value_table,
 )
 from segflow.summaries._revenue import revenue_at_snapshots
-from segflow.summaries._write import carry_aggregates, snapshot_pairs, write_aggregates
+from segflow.summaries._write import snapshot_pairs, write_aggregates
 
 __all__ = [
     "audit_table",
-    "carry_aggregates",
     "movement_table",
     "pooled_table",
     "profile_table",

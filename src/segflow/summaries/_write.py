@@ -275,22 +275,6 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
     return written
 
 
-def carry_aggregates(store: Store, run_id: str) -> bool:
-    """Hand the stored aggregates on to ``run_id``, a run that computed nothing (no new data,
-    no changed scheme): they still describe the stored results, so the report keeps reading
-    them instead of falling back to customer-level tables. Only the ``run_id`` stamp of their
-    rows changes. Returns False (and changes nothing) when the aggregates were not current
-    before this run, see :func:`segflow.summaries.summaries_run`."""
-    from segflow.summaries._read import summaries_run
-
-    if not hasattr(store, "transaction") or summaries_run(store) is None:
-        return False  # no aggregates (a store without them, or stale ones): nothing to carry
-    with store.transaction() as con:
-        for table in (*TABLES, "summary_profile_segments"):
-            con.execute(f"UPDATE {table} SET run_id = ?", [run_id])
-    return True
-
-
 def _audit_frame(store: Store) -> pd.DataFrame:
     from segflow.quality import audit
 
