@@ -152,18 +152,19 @@ def customers_of(project: Path) -> int | None:
 
 
 def render_docs() -> None:
-    """The latest result per (label, tag) as a table between the markers in docs/benchmarks.md."""
+    """The latest result per (label, tag, commit) as a table between the markers in
+    docs/benchmarks.md, smallest store first."""
     rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
     latest: dict[tuple, dict] = {}
     for r in rows:
-        latest[(r.get("label"), r.get("tag"))] = r
+        latest[(r.get("label"), r.get("tag"), r.get("commit"))] = r
     lines = [
         "| store | tag | report render (s, peak MiB) | file (MiB) | charts (drawn on opening) "
         "| first paint | first screen painted | page loaded | visible charts | all charts (from the request) "
         "| load avg (1 min) | commit |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for r in latest.values():
+    for r in sorted(latest.values(), key=lambda r: (r.get("customers") or 0, r.get("started_utc") or "")):
         render = r.get("render") or {}
         rendered = f"{render['seconds']:.1f}, {render['peak_rss_mib']:,}" if render else "–"
         customers = f"{r['customers']:,} customers" if r.get("customers") else r.get("label", "")
