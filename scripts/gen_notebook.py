@@ -1,7 +1,8 @@
 """Write and execute docs/notebook.ipynb: segflow in a notebook, on generated demo data.
 
 Run from the repository root: ``python scripts/gen_notebook.py`` (about a minute). The
-executed notebook, outputs included, is committed; tests/report/test_report_notebook.py runs
+executed notebook, outputs included, is committed; each Plotly figure carries a PNG drawn in
+Chromium next to its live JSON, since GitHub runs no JavaScript; tests/report/test_report_notebook.py runs
 it again (slow test)."""
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ CELLS = [
              "folder = Path(tempfile.mkdtemp()) / \"demo\"\n"
              "data = generate_demo(folder / \"data\", customers=1500, months=18, seed=3)\n"
              "project = segflow.Project.init(folder, toml_text=demo_project_toml(\"data\", max_date=data.end))\n"
-             "with warnings.catch_warnings(record=True) as caught:  # the ingest's counts, as one line\n"
-             "    warnings.simplefilter(\"always\")\n    project.ingest()\n"
-             "print(*{str(w.message) for w in caught}, sep=\"\\n\")\nrun = project.run()\nproject.schemes()"),
+             "with warnings.catch_warnings(record=True) as caught:  # the ingest's counts and the run's checks\n"
+             "    warnings.simplefilter(\"always\")\n    project.ingest()\n    run = project.run()\n"
+             "print(*dict.fromkeys(str(w.message) for w in caught), sep=\"\\n\")  # one line each\nproject.schemes()"),
     ("md", "## The first screen of the report: what changed and what to do"),
     ("code", "summary = project.summary()\nsummary"),
     ("code", "summary.actions[[\"action\", \"customers\", \"revenue_12m\", \"clv\"]]"),
@@ -58,8 +59,53 @@ def execute(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 900) -> nbforma
     return nb
 
 
+PLOTLY = "application/vnd.plotly.v1+json"
+_PAGE = """<!doctype html><html><head><meta charset="utf-8"><script>{js}</script></head>
+<body style="margin:0;background:#fff"><div id="fig" style="width:{width}px;height:{height}px"></div>
+<script>var f = {fig}; Plotly.newPlot("fig", f.data, f.layout, {{staticPlot: true}});</script></body></html>"""
+
+
+def add_png_fallbacks(nb: nbformat.NotebookNode, width: int = 960) -> int:
+    """Give every Plotly output a static ``image/png`` next to its Plotly JSON: GitHub (and any
+    viewer that runs no JavaScript) shows the picture, Jupyter still draws the live chart.
+
+    The picture is the figure drawn by plotly.js in Debian's Chromium (through Playwright),
+    so no image-export package (kaleido) is needed. Returns the number of figures drawn."""
+    import base64
+    import json
+    import shutil
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+    from plotly.offline import get_plotlyjs
+
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if PLOTLY in o.get("data", {})]
+    if not outputs:
+        return 0
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    js = get_plotlyjs()
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": width, "height": 800})
+        for i, output in enumerate(outputs):
+            fig = output["data"][PLOTLY]
+            height = int((fig.get("layout") or {}).get("height") or 450)
+            html = _PAGE.format(js=js, width=width, height=height, fig=json.dumps(fig).replace("</", "<\\/"))
+            path = Path(tmp) / f"fig{i}.html"
+            path.write_text(html, encoding="utf-8")
+            page.goto(path.as_uri())
+            page.wait_for_function("document.getElementById('fig')._fullLayout !== undefined", timeout=60_000)
+            page.wait_for_timeout(200)
+            png = page.locator("#fig").screenshot(type="png")
+            output["data"]["image/png"] = base64.b64encode(png).decode("ascii")
+            output["data"].setdefault("text/plain", "<plotly figure: the live chart in Jupyter, a picture elsewhere>")
+        browser.close()
+    return len(outputs)
+
+
 if __name__ == "__main__":
     out = DOCS / "notebook.ipynb"
     notebook = execute(build(), DOCS)
+    add_png_fallbacks(notebook)
     nbformat.write(notebook, out)
     print(f"wrote {out}", file=sys.stderr)

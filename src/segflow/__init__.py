@@ -10,26 +10,30 @@ Each stage of the pipeline is a package: ``sources`` (ingest), ``quality`` (audi
 ``features``, ``segments``, ``migration``, ``models``, ``campaigns``, ``report``.
 """
 
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _version
-
-try:
-    __version__ = _version("segflow")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0"
-
-from segflow.errors import SegflowError  # noqa: E402
+from segflow.errors import SegflowError
 
 __all__ = ["SegflowError", "__version__", "Project"]
 
 
-def __getattr__(name: str):  # lazy: importing segflow should not import the whole pipeline
-    if name == "Project":
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("segflow")
+    except PackageNotFoundError:  # running from a source tree without installation
+        return "0.0.0"
+
+
+def __getattr__(name: str):  # lazy: importing segflow imports neither the pipeline nor
+    if name == "Project":  # importlib.metadata (0.1 s, which `segflow --help` does not need)
         from segflow.project import Project
 
         return Project
+    if name == "__version__":
+        globals()["__version__"] = _package_version()
+        return globals()["__version__"]
     raise AttributeError(name)
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | {"Project"})
+    return sorted(set(globals()) | {"Project", "__version__"})

@@ -163,7 +163,7 @@ def run_pipeline(
     latest snapshot, kept in the table ``customer_features`` for profiles and the report.
 
     All writes of a run land in one transaction; a run with nothing to compute changes no
-    stored result (only the run log).
+    stored result (only the run log, which records that it computed nothing).
     """
     seconds: dict[str, float] = {}
     schemes = resolve_schemes(settings)
@@ -218,6 +218,10 @@ def run_pipeline(
                 progress("snapshots done", max(len(computed), 1), max(len(computed), 1))
         finally:
             eng.close()
+    if not computed and hasattr(store, "annotate_run_params"):
+        # the run log says this run changed nothing: the report's aggregates of an earlier
+        # run still describe the stored results (segflow.summaries.summaries_run)
+        store.annotate_run_params(run_id, snapshots_computed=0)
     if notes:  # the run log says what a stage could not do (runs.message)
         store.annotate_run(run_id, "\n".join(notes))
     return RunSummary(

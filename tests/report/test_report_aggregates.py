@@ -168,3 +168,28 @@ def test_movements_pooled_matrices_profiles_and_audit_match(project):
     stored_a = audit_table(store)
     assert list(stored_a["check"]) == list(checks["check"])
     assert list(stored_a["count"]) == list(checks["count"])
+
+
+def test_a_run_with_nothing_to_compute_keeps_the_aggregates(demo_project, tmp_path):
+    """A second ``run`` with no new data computes nothing: the aggregates stay current (the
+    report keeps reading them, instead of falling back to customer-level tables), unchanged;
+    only the run log records the run (``snapshots_computed: 0``)."""
+    import shutil
+
+    from segflow.project import Project
+    from segflow.summaries import summaries_run
+
+    shutil.copytree(demo_project, tmp_path / "p")
+    query = "SELECT * EXCLUDE (run_id) FROM summary_segments ORDER BY ALL"
+    with Project.open(tmp_path / "p") as p:
+        before, stored = _frame(p, query), summaries_run(p.store)
+        assert stored is not None
+        for _ in range(2):
+            summary = p.run()
+            assert summary.snapshots_computed == [] and summary.assignments_written == 0
+            assert summaries_run(p.store) == stored  # still current, and untouched
+        pd.testing.assert_frame_equal(_frame(p, query), before)
+        # a later run that does not say it computed nothing makes them stale
+        with p.store.run("run", {}):
+            pass
+        assert summaries_run(p.store) is None

@@ -11,6 +11,7 @@ import warnings
 import typer
 
 from segflow.cli import _common
+from segflow.cli._examples import add_examples
 
 app = typer.Typer(
     name="segflow",
@@ -63,6 +64,7 @@ def _register_all() -> None:
                    _server, _export, _refresh):
         module.register(app)
     _plain_help(app)
+    add_examples(app)
 
 
 def _plain_help(typer_app: typer.Typer) -> None:

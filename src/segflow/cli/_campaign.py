@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from segflow.cli._common import (
     JsonOption,
     ProjectDirOption,
+    Table,
     console,
     print_json,
     stdout,

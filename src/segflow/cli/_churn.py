@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from segflow.cli._common import (
     EngineOption,
     JsonOption,
     ProjectDirOption,
+    Table,
     console,
     print_json,
     progress,

@@ -293,7 +293,13 @@ def _score(
         print_json(report)
     else:
         print_fit(report)
-        console.print(f"scores written: {written}", highlight=False)
+        where = []
+        if "file" in written:
+            where.append(f"{written.get('rows', 0):,} customers to {written['file']}")
+        if "store_rows" in written:
+            where.append(f"{written['store_rows']:,} score rows to the project's customer_scores")
+        console.print(f"scores written: {'; '.join(where) or 'none (give -o FILE or -p DIR)'}",
+                      highlight=False)
 
 
 def _score_notes(scores: Any, spend: Any) -> list[str]:

@@ -12,25 +12,53 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    ProgressColumn,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.text import Text
 
 from segflow.errors import SegflowError
 
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table as _RichTable
+    from rich.text import Text as _RichText
+
+# Rich loads on the first message, not at import: ``segflow --help`` imports only Typer/Click.
+
+
+class _LazyConsole:
+    """A Rich console created on first use (``stderr=True``: messages, progress, errors)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
 #: Human output goes to stderr so that ``--json`` output on stdout stays machine-readable.
-console = Console(stderr=True)
+console: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
 STATE = {"debug": False, "json": False}
+
+
+def Table(*args: Any, **kwargs: Any) -> _RichTable:  # noqa: N802 - stands in for the class
+    """A :class:`rich.table.Table` (Rich imported on first use)."""
+    from rich.table import Table as _Table
+
+    return _Table(*args, **kwargs)
+
+
+def Text(*args: Any, **kwargs: Any) -> _RichText:  # noqa: N802 - stands in for the class
+    """A :class:`rich.text.Text`: printed as written, never read as markup."""
+    from rich.text import Text as _Text
+
+    return _Text(*args, **kwargs)
 
 
 class _ResultConsole:
@@ -39,7 +67,7 @@ class _ResultConsole:
     keep their full width (Rich would squeeze them to 80 columns and cut the headers)."""
 
     def __init__(self) -> None:
-        self._out = Console(width=None if sys.stdout.isatty() else 200)
+        self._out = _LazyConsole(width=None if sys.stdout.isatty() else 200)
 
     def print(self, *args: Any, **kwargs: Any) -> None:
         (console if STATE["json"] else self._out).print(*args, **kwargs)
@@ -85,26 +113,35 @@ def print_json(payload: Any) -> None:
     sys.stdout.flush()
 
 
-class _CountColumn(ProgressColumn):
-    """``done/total`` when the total is known; nothing (never "0/None") while it is not."""
-
-    def render(self, task) -> Text:  # noqa: ANN001
-        if task.total is None:
-            return Text("")
-        return Text(f"{task.completed:,.0f}/{task.total:,.0f}", style="progress.download")
-
-
 def progress(disable: bool = False) -> Progress:
     """A Rich progress bar on stderr (hidden with ``--json`` or when not a terminal).
 
     Steps with an unknown total show a spinner and the elapsed time, not a count."""
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        ProgressColumn,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    class _CountColumn(ProgressColumn):
+        """``done/total`` when the total is known; nothing (never "0/None") while it is not."""
+
+        def render(self, task) -> _RichText:  # noqa: ANN001
+            if task.total is None:
+                return Text("")
+            return Text(f"{task.completed:,.0f}/{task.total:,.0f}", style="progress.download")
+
+    console.file  # noqa: B018 - creates the Rich console before Progress reads it
     return Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         _CountColumn(),
         TimeElapsedColumn(),
-        console=console,
+        console=console._console,
         disable=disable,
         transient=False,
     )

@@ -8,12 +8,12 @@ import warnings
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from segflow.cli._common import (
     EngineOption,
     JsonOption,
     ProjectDirOption,
+    Table,
     console,
     print_json,
     progress,

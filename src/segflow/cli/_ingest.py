@@ -9,12 +9,12 @@ import datetime as dt
 from pathlib import Path
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from segflow.cli._common import (
     JsonOption,
     ProjectDirOption,
+    Table,
+    Text,
     console,
     print_json,
     progress,

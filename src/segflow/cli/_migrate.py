@@ -10,11 +10,11 @@ import datetime as dt
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from segflow.cli._common import (
     JsonOption,
     ProjectDirOption,
+    Table,
     console,
     print_json,
     stdout,

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
 from segflow.cli._common import (
     EngineOption,
     JsonOption,
     ProjectDirOption,
+    Table,
     console,
     print_json,
     stdout,

@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from segflow.cli._common import JsonOption, ProjectDirOption, console, user_errors
+from segflow.cli._common import JsonOption, ProjectDirOption, Table, console, user_errors
 
 tokens_app = typer.Typer(help="API tokens of `segflow serve`: create, list, revoke; the audit log.",
                          no_args_is_help=True)

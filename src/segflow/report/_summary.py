@@ -214,7 +214,9 @@ def summary_html(summary: ExecutiveSummary, currency: str) -> str:
         f'<div class="kpi"><span class="kl">{e(k)}</span><b>{e(v)}</b><span class="kd">{e(d)}</span></div>'
         for k, v, d in summary.kpis
     )
-    items = "".join(f"<li>{e(h)}</li>" for h in summary.headlines) or "<li>Only one snapshot so far: no movements to report.</li>"
+    # elementtiming: the browser records when each headline is painted (bench_report_open.py)
+    items = "".join(f'<li elementtiming="headline">{e(h)}</li>' for h in summary.headlines) or (
+        '<li elementtiming="headline">Only one snapshot so far: no movements to report.</li>')
     cards = []
     for r in summary.actions.itertuples():
         clv = f" · {money(r.clv, currency)} predicted value" if pd.notna(r.clv) else ""
@@ -229,5 +231,5 @@ def summary_html(summary: ExecutiveSummary, currency: str) -> str:
         f'<div class="kpis">{kpis}</div>'
         f'<div class="firstscreen"><div id="headlines"><h3>What changed</h3><ul class="headlines">{items}</ul></div>'
         f'<div id="actions"><h3>What to do (campaign playbook)</h3>{actions}</div></div>'
-        f'<p class="health" id="health"><b>Data health:</b> {e(summary.health)}</p>'
+        f'<p class="health" id="health" elementtiming="health"><b>Data health:</b> {e(summary.health)}</p>'
     )

@@ -259,6 +259,15 @@ class Store:
         with self._lock:
             self.raw.execute("UPDATE runs SET message = ? WHERE run_id = ?", [message, run_id])
 
+    def annotate_run_params(self, run_id: str, **values: Any) -> None:
+        """Add ``values`` to the run's ``params`` (JSON) in the run log, e.g. what it computed."""
+        with self._lock:
+            row = self.raw.execute("SELECT params FROM runs WHERE run_id = ?", [run_id]).fetchone()
+            params = json.loads(row[0]) if row and row[0] else {}
+            params.update(values)
+            self.raw.execute("UPDATE runs SET params = ? WHERE run_id = ?",
+                             [json.dumps(params, default=str), run_id])
+
     def _finish_run(self, run_id: str, status: str, message: str | None) -> None:
         with self._lock:
             self.raw.execute(

@@ -7,6 +7,7 @@ docstring), so a caller can switch between them; a test compares the two on demo
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +23,10 @@ if TYPE_CHECKING:
 
 
 def summaries_run(store: Store) -> str | None:
-    """The run whose aggregates are stored, when it is the latest successful ``run`` (else
-    None: the aggregates are missing or older than the assignments, so callers compute)."""
+    """The run whose aggregates are stored, when they describe the stored results: that run is
+    the latest successful ``run``, or every successful ``run`` since computed nothing (their
+    run log says ``snapshots_computed: 0``). Else None: the aggregates are missing or older
+    than the assignments, so callers compute."""
     names = store.tables()
     if "summary_segments" not in names:
         return None
@@ -31,10 +34,17 @@ def summaries_run(store: Store) -> str | None:
     stored = row[0] if row else None
     if stored is None:
         return None
-    latest = store.raw.execute(
-        "SELECT run_id FROM runs WHERE command = 'run' AND status = 'ok' ORDER BY started_at DESC LIMIT 1"
-    ).fetchone()
-    return stored if latest and latest[0] == stored else None
+    later = store.raw.execute(
+        "SELECT run_id, params FROM runs WHERE command = 'run' AND status = 'ok' AND started_at >= "
+        "(SELECT max(started_at) FROM runs WHERE run_id = ? AND status = 'ok') ORDER BY started_at",
+        [stored],
+    ).fetchall()
+    if not later or later[0][0] != stored:
+        return None  # the aggregates' run is not a successful run of the log
+    for _, params in later[1:]:
+        if json.loads(params or "{}").get("snapshots_computed") != 0:
+            return None  # a later run changed the results
+    return stored
 
 
 def _sql(store: Store, query: str, params: list[Any]) -> pd.DataFrame:
