@@ -43,6 +43,7 @@ def serve(
         help="Host header value to answer besides 127.0.0.1/localhost (repeatable; others get 400).",
     ),
     pool_size: int = typer.Option(8, help="Read-only store connections (requests read in parallel)."),
+    workers: int = typer.Option(1, min=1, max=64, help="Server processes (uvicorn workers) sharing one copy of the store."),
     get: str = typer.Option(
         None, "--get", help="Run one GET request against this path in-process, print it and exit."
     ),
@@ -111,8 +112,14 @@ def _open(project_dir: Path):  # noqa: ANN202
 
 
 def _close(project) -> None:  # noqa: ANN001
+    from segflow.server._audit import work_dir_for
+    from segflow.server._token_cache import publish_revocations
+
     project.store.raw.execute("CHECKPOINT")  # a running server copies the store at checkpoints
-    project.close()
+    try:  # running servers refuse revoked tokens within seconds, without waiting for a copy
+        publish_revocations(work_dir_for(project.store.path), project.store.raw)
+    finally:
+        project.close()
 
 
 def create(
@@ -167,7 +174,7 @@ def revoke(
     token_id: str = typer.Argument(..., help="The token id (8 hex characters, see `tokens list`)."),
     project_dir: Path = ProjectDirOption,
 ) -> None:
-    """Revoke a token; a running server refuses it within seconds (its next store copy)."""
+    """Revoke a token; a running server refuses it within 5 s (`token_cache_seconds`)."""
     from segflow.server._tokens import revoke_token
 
     with user_errors():

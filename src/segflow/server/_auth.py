@@ -3,8 +3,8 @@
 Every route except ``/login`` and the static library files depends on :func:`principal`:
 a request carries ``Authorization: Bearer sf_...`` or the session cookie set by the login
 form. Sessions live in the server's memory (a restart logs browsers out), last at most
-``session_hours`` and never outlive their token; a revoked token ends its sessions at the
-next copy of the store (see :mod:`segflow.server._replica`).
+``session_hours`` and never outlive their token; a revoked token is refused, and its
+sessions ended, within ``token_cache_seconds`` (see :mod:`segflow.server._token_cache`).
 
 CSRF: a state-changing request (POST) authenticated by the cookie must carry the session's
 CSRF token (form field ``csrf_token`` or header ``X-CSRF-Token``) and, when the browser sends
@@ -24,7 +24,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 
 from segflow.server import _audit
-from segflow.server._tokens import TokenRecord, role_at_least, verify
+from segflow.server._tokens import TokenRecord, role_at_least
 
 SESSION_COOKIE = "segflow_session"
 
@@ -90,14 +90,17 @@ def _tokens(request: Request) -> dict[str, TokenRecord]:
     return request.app.state.replica.current.tokens
 
 
-def principal(request: Request) -> Principal:
-    """The authenticated caller, or :class:`LoginRequired`."""
+async def principal(request: Request) -> Principal:
+    """The authenticated caller, or :class:`LoginRequired`. Runs on the event loop (no I/O
+    but a ``stat`` of the revocation file when a cached check is older than its lifetime)."""
     header = request.headers.get("authorization")
+    book = request.app.state.token_book
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value:
             raise LoginRequired("the Authorization header must read 'Bearer <token>'")
-        record = verify(value, _tokens(request))
+        generation = request.app.state.replica.current
+        record = book.verify(value, generation.tokens, generation.number)
         if record is None:
             raise LoginRequired("the token is unknown, expired or revoked")
         found = Principal(record.token_id, record.role, record.name)
@@ -107,7 +110,7 @@ def principal(request: Request) -> Principal:
         if session is None:
             raise LoginRequired("log in, or send 'Authorization: Bearer <token>'")
         record = _tokens(request).get(session.token_id)
-        if record is None or record.state() != "active":
+        if record is None or not book.active(record):
             request.app.state.sessions.drop(session.session_id)
             raise LoginRequired("the token of this session was revoked or has expired")
         found = Principal(record.token_id, record.role, record.name, session)
@@ -121,7 +124,7 @@ PrincipalDep = Annotated[Principal, Depends(principal)]
 def require(role: str) -> Any:
     """A dependency refusing (403) callers below ``role``."""
 
-    def check(who: PrincipalDep) -> Principal:
+    async def check(who: PrincipalDep) -> Principal:
         if not role_at_least(who.role, role):
             raise HTTPException(
                 status_code=403,

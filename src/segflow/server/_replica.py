@@ -129,6 +129,10 @@ class Generation:
                 self._cache[key] = value
             return value
 
+    def peek(self, key: Any) -> Any:
+        """The cached value of ``key``, or None (never computes; no store connection needed)."""
+        return self._cache.get(key)
+
     def _release(self) -> None:
         with self._lock:
             self.users -= 1

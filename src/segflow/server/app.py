@@ -22,6 +22,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from segflow.server._auth import LoginRequired, Sessions
 from segflow.server._replica import Replica
 from segflow.server._security import SecurityHeaders
+from segflow.server._token_cache import TokenBook
 from segflow.server.deps import ServerSettings, get_settings
 from segflow.server.routes import api, auth, insights, pages, score
 
@@ -77,6 +78,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         min_refresh_seconds=settings.min_refresh_seconds, warm=warm if settings.warm else None,
     )
     app.state.sessions = Sessions(settings.session_hours)
+    app.state.token_book = TokenBook(app.state.replica.work_dir, settings.token_cache_seconds)
     app.dependency_overrides[get_settings] = lambda: settings
     app.include_router(auth.router)
     app.include_router(api.router)
