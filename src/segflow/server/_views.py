@@ -158,19 +158,56 @@ def search_customers(project: Project, q: str | None, scheme: str | None, segmen
     return frame, total
 
 
-def customer_detail(project: Project, customer_id: str) -> dict[str, Any]:
+def _spell_snapshots(project: Project, gen: Generation | None) -> dict[str, list[dt.date]] | None:
+    """Computed snapshots per scheme (``segment_snapshots``, duplicates kept as the view keeps
+    them), cached per copy; None on a store without spells (schema < 5)."""
+
+    def compute() -> dict[str, list[dt.date]] | None:
+        raw = project.store.raw
+        present = raw.execute("SELECT count(*) FROM information_schema.tables WHERE table_name IN "
+                              "('segment_spells', 'segment_snapshots') AND table_type = 'BASE TABLE'").fetchone()[0]
+        if present < 2:
+            return None
+        out: dict[str, list[dt.date]] = {}
+        for scheme, date in raw.execute("SELECT scheme, snapshot_date FROM segment_snapshots ORDER BY 1, 2").fetchall():
+            out.setdefault(scheme, []).append(date)
+        return out
+
+    return compute() if gen is None else gen.cached(("spell_snapshots",), compute)
+
+
+def _history(project: Project, gen: Generation | None, customer_id: str) -> pd.DataFrame:
+    """A customer's segment at every computed snapshot of every scheme: the rows of the view
+    ``segment_assignments`` for one customer, expanded from the customer's spells (an index
+    lookup on the copy) in Python, instead of asking the engine to plan the view's range join
+    (see docs/server.md, "Customer lookup")."""
+    raw = project.store.raw
+    snapshots = _spell_snapshots(project, gen)
+    columns = ["scheme", "snapshot_date", "segment"]
+    if snapshots is None:  # a store of schema < 5: the per-snapshot table itself
+        cursor = raw.execute("SELECT scheme, snapshot_date, segment FROM segment_assignments WHERE customer_id = ? "
+                             "ORDER BY scheme, snapshot_date", [customer_id])
+        return pd.DataFrame(cursor.fetchall(), columns=columns)
+    rows = []
+    spells = raw.execute("SELECT scheme, segment, valid_from, valid_to FROM segment_spells WHERE customer_id = ?",
+                         [customer_id]).fetchall()
+    for scheme, segment, start, end in spells:
+        rows.extend((scheme, d, segment) for d in snapshots.get(scheme, ())
+                    if d >= start and (end is None or d < end))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return pd.DataFrame(rows, columns=columns)
+
+
+def customer_detail(project: Project, customer_id: str, gen: Generation | None = None) -> dict[str, Any]:
     """Attributes, segment history per scheme, scores and latest features of a customer
-    (point lookups on the copy's ``customer_id`` indexes)."""
+    (point lookups on the copy's ``customer_id`` indexes; ``gen``: the copy, for its cache)."""
     raw = project.store.raw
 
     def frame(sql: str) -> pd.DataFrame:
         cursor = raw.execute(sql, [customer_id])
         return pd.DataFrame(cursor.fetchall(), columns=[d[0] for d in cursor.description])
 
-    history = frame(
-        "SELECT scheme, snapshot_date, segment FROM segment_assignments WHERE customer_id = ? "
-        "ORDER BY scheme, snapshot_date"
-    )
+    history = _history(project, gen, customer_id)
     attributes = frame(
         "SELECT * EXCLUDE (source, source_file, source_row, load_id) FROM customers WHERE customer_id = ? LIMIT 1"
     )

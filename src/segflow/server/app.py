@@ -23,7 +23,7 @@ from segflow.server._auth import LoginRequired, Sessions
 from segflow.server._replica import Replica
 from segflow.server._security import SecurityHeaders
 from segflow.server._token_cache import TokenBook
-from segflow.server.deps import ServerSettings, get_settings
+from segflow.server.deps import ServerSettings, default_settings
 from segflow.server.routes import api, auth, insights, pages, score
 
 
@@ -49,7 +49,7 @@ def _escape(text: str) -> str:
 
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
     """Build the app for one project folder (served from a read-only copy of its store)."""
-    settings = settings or get_settings()
+    settings = settings or default_settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,10 +79,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     )
     app.state.sessions = Sessions(settings.session_hours)
     app.state.token_book = TokenBook(app.state.replica.work_dir, settings.token_cache_seconds)
-    app.dependency_overrides[get_settings] = lambda: settings
+    app.state.settings = settings
+    app.include_router(score.router)  # first: routes are matched in order, /score is the hot path
     app.include_router(auth.router)
     app.include_router(api.router)
-    app.include_router(score.router)
     app.include_router(insights.api)
     app.include_router(pages.router)
     app.include_router(insights.pages)

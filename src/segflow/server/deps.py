@@ -38,8 +38,14 @@ class ServerSettings(BaseModel):
 
 
 @lru_cache
-def get_settings() -> ServerSettings:
+def default_settings() -> ServerSettings:
     return ServerSettings()
+
+
+def get_settings(request: Request) -> ServerSettings:
+    """The settings the app was created with (not a dependency override: FastAPI rebuilds
+    every route's dependencies on each request while any override is set)."""
+    return request.app.state.settings
 
 
 def get_replica(request: Request) -> Replica:

@@ -147,10 +147,11 @@ def customers(request: Request, project: ProjectDep, who: Analyst, q: str | None
 
 
 @router.get("/customers/{customer_id}", response_model=RecordsPublic)
-def customer(request: Request, project: ProjectDep, who: Analyst, customer_id: str, pii: Pii = "default") -> Any:
+def customer(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst, customer_id: str,
+             pii: Pii = "default") -> Any:
     """A customer's segment at every snapshot of every scheme (``data``), with attributes,
     timeline, scores and latest features in ``meta`` (analysts; audited)."""
-    detail = _views.customer_detail(project, customer_id)
+    detail = _views.customer_detail(project, customer_id, gen)
     how = "full" if pii == "full" else "mask"
     audit(request, who, "read_customer", {"customer_id": customer_id, "pii": how})
     data = _views.records(detail["history"])
