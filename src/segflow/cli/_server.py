@@ -63,6 +63,7 @@ def serve(
                 "serve needs the optional server extra: pip install 'segflow[server]'"
             ) from exc
         from segflow.server import ServerSettings, create_app
+        from segflow.server.app import SETTINGS_ENV
         from segflow.server.deps import LOOPBACK_HOSTS
 
         hosts = [*LOOPBACK_HOSTS, *(allowed_host or [])]
@@ -71,8 +72,8 @@ def serve(
         if not _is_loopback(host) and host not in ("0.0.0.0", "::"):
             hosts.append(host)
         settings = ServerSettings(project_dir=project_dir, allowed_hosts=hosts, pool_size=pool_size)
-        app = create_app(settings)
         if get:
+            app = create_app(settings)
             import warnings
 
             with warnings.catch_warnings():  # Starlette's notice about its httpx-based test client
@@ -96,7 +97,16 @@ def serve(
             f"  API        {url}/api/v1   docs {url}/docs",
             soft_wrap=True, highlight=False, markup=False,
         )
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        if workers == 1:
+            uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+            return
+        # several processes: uvicorn starts each worker, which builds its own app from these
+        # settings; the workers share one copy of the store (see segflow.server._replica)
+        import os
+
+        os.environ[SETTINGS_ENV] = settings.model_dump_json()
+        uvicorn.run("segflow.server.app:app_from_environment", factory=True, workers=workers, host=host,
+                    port=port, log_level="warning")
 
 
 RoleOption = typer.Option(..., "--role", help="viewer (aggregates), analyst (+ customer data, exports) or admin (+ tokens, audit).")

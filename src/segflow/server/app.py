@@ -77,7 +77,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         settings.project_dir, pool_size=settings.pool_size, poll_seconds=settings.poll_seconds,
         min_refresh_seconds=settings.min_refresh_seconds, warm=warm if settings.warm else None,
     )
-    app.state.sessions = Sessions(settings.session_hours)
+    app.state.sessions = Sessions(settings.session_hours, app.state.replica.work_dir, settings.token_cache_seconds)
     app.state.token_book = TokenBook(app.state.replica.work_dir, settings.token_cache_seconds)
     app.state.settings = settings
     app.include_router(score.router)  # first: routes are matched in order, /score is the hot path
@@ -113,3 +113,15 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(SecurityHeaders)
     return app
+
+
+#: Environment variable carrying the settings (JSON) to the worker processes of ``serve --workers``.
+SETTINGS_ENV = "SEGFLOW_SERVE_SETTINGS"
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process of ``segflow serve --workers N`` (an app factory for
+    uvicorn): the settings come as JSON in :data:`SETTINGS_ENV`."""
+    import os
+
+    return create_app(ServerSettings.model_validate_json(os.environ[SETTINGS_ENV]))
