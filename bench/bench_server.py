@@ -108,16 +108,35 @@ def _process_cpu(pid: int) -> float:
     return total
 
 
-def open_loop_step(port: int, server_pid: int, requests: list[bytes], rate: float, seconds: float) -> dict[str, object]:
-    """One open-loop step (:func:`_loadgen.open_loop`) with the server's CPU use beside the
-    generator's, and the machine's load average before it."""
+def _settle(base: str, token: str, limit: float = 120.0) -> float:
+    """Wait until the server answers a health check within 50 ms (the queue of the previous
+    step has drained), at most ``limit`` seconds; returns the seconds waited."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < limit:
+        t = time.perf_counter()
+        try:
+            ok = httpx.get(f"{base}/api/v1/whoami", headers={"authorization": f"Bearer {token}"}, timeout=5).status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        if ok and time.perf_counter() - t < 0.05:
+            break
+        time.sleep(0.5)
+    return round(time.perf_counter() - t0, 1)
+
+
+def open_loop_step(port: int, server_pid: int, requests: list[bytes], rate: float, seconds: float,
+                   token: str) -> dict[str, object]:
+    """One open-loop step (:func:`_loadgen.open_loop`) once the server is idle, with the
+    server's CPU use beside the generator's, and the machine's load average before it."""
     from _loadgen import open_loop
 
+    settled = _settle(f"http://{HOST}:{port}", token)
     load = os.getloadavg()[0]
     cpu = _process_cpu(server_pid)
     row = open_loop(port, requests, rate, seconds)
     row["server_cpu_seconds"] = round(_process_cpu(server_pid) - cpu, 2)
     row["load_average_1m_before"] = round(load, 2)
+    row["settle_seconds_before"] = settled
     return row
 
 
@@ -205,7 +224,8 @@ def main() -> None:
     port = _free_port()
     base = f"http://{HOST}:{port}"
     server = subprocess.Popen([*SEGFLOW, "serve", "-p", str(project), "--host", HOST, "--port", str(port),
-                               "--pool-size", "8", "--workers", str(args.workers)], env=env, stderr=subprocess.DEVNULL)
+                               "--pool-size", "8", "--workers", str(args.workers)], env=env, stderr=subprocess.DEVNULL,
+                              start_new_session=True)  # its own process group: workers stop with it
     ingest: subprocess.Popen | None = None
     results: dict[str, object] = {"customers": n_customers, "cpu_count": os.cpu_count(), "snapshot": str(snap),
                                   "score_bodies": len(bodies), "load_average_before": os.getloadavg(), "steps": []}
@@ -272,15 +292,17 @@ def main() -> None:
                 continue
             for rate in args.rates:
                 row = {"step": name, "clients": "open", "workers": args.workers,
-                       **open_loop_step(port, server.pid, requests, rate, args.open_seconds)}
+                       **open_loop_step(port, server.pid, requests, rate, args.open_seconds, token)}
                 print(json.dumps(row), flush=True)
                 results["steps"].append(row)
     finally:
-        server.terminate()
+        import signal
+
+        os.killpg(server.pid, signal.SIGTERM)  # the server and its worker processes
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            server.kill()
+            os.killpg(server.pid, signal.SIGKILL)
             server.wait()
     results["load_average_after"] = os.getloadavg()
     out = Path(__file__).parent / "results" / "server.json"
