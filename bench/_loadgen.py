@@ -100,7 +100,18 @@ def open_loop(port: int, requests: Sequence[bytes], rate: float, seconds: float,
                         reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), timeout)
                         conn = _Conn(reader, writer)
                         opened[0] += 1
-                    status, keep = await asyncio.wait_for(_exchange(conn, requests[i % len(requests)]), timeout)
+                    try:
+                        status, keep = await asyncio.wait_for(_exchange(conn, requests[i % len(requests)]), timeout)
+                    except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError) as exc:
+                        # an idle keep-alive connection the server had closed (uvicorn: after 5 s):
+                        # what any HTTP client does, send once more on a new connection
+                        if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
+                            raise
+                        conn.writer.close()
+                        reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), timeout)
+                        conn = _Conn(reader, writer)
+                        opened[0] += 1
+                        status, keep = await asyncio.wait_for(_exchange(conn, requests[i % len(requests)]), timeout)
                 except TimeoutError:
                     errors["timeout"] = errors.get("timeout", 0) + 1
                     if conn is not None:

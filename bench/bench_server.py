@@ -89,6 +89,28 @@ def closed_loop(base: str, token: str, urls: list[str], clients: int, seconds: f
     return _stats(latencies, errors[0], time.perf_counter() - start)
 
 
+def _server_pids(pid: int) -> list[int]:
+    pids = [pid]
+    try:
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    return pids
+
+
+def _server_rss_mib(pid: int) -> float:
+    """Resident memory of the server and its worker processes (MiB, Linux /proc)."""
+    total = 0
+    for p in _server_pids(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return round(total / 1024, 1)
+
+
 def _process_cpu(pid: int) -> float:
     """CPU seconds (user + system) of a process and its children so far (Linux /proc)."""
     total = 0.0
@@ -135,6 +157,7 @@ def open_loop_step(port: int, server_pid: int, requests: list[bytes], rate: floa
     cpu = _process_cpu(server_pid)
     row = open_loop(port, requests, rate, seconds)
     row["server_cpu_seconds"] = round(_process_cpu(server_pid) - cpu, 2)
+    row["server_rss_mib"] = _server_rss_mib(server_pid)
     row["load_average_1m_before"] = round(load, 2)
     row["settle_seconds_before"] = settled
     return row
