@@ -130,7 +130,7 @@ def _process_cpu(pid: int) -> float:
     return total
 
 
-def _settle(base: str, token: str, limit: float = 120.0) -> float:
+def _settle(base: str, token: str, limit: float = 30.0) -> float:
     """Wait until the server answers a health check within 50 ms (the queue of the previous
     step has drained), at most ``limit`` seconds; returns the seconds waited."""
     t0 = time.perf_counter()

@@ -161,13 +161,15 @@ class Generation:
     """One copy of the store with its connection pool, tokens and result cache."""
 
     def __init__(self, directory: Path, settings: Settings, path: Path, fingerprint: tuple[int, int, int], pool_size: int,
-                 users_fd: int | None = None) -> None:
+                 users_fd: int | None = None, threads: int | None = None) -> None:
         self.number = next(_counter)
         self.path = path
         self.users_fd = users_fd  # this process's hold on a shared copy (see _shared_copy)
         self.fingerprint = fingerprint
         self.db = duckdb.connect(str(path), read_only=True)
         self.db.execute("SET enable_progress_bar = false")
+        if threads:  # requests are the unit of parallelism: one thread per query costs less CPU
+            self.db.execute(f"SET threads = {int(threads)}")
         self.tokens: dict[str, TokenRecord] = load_tokens(self.db)
         self.pool: queue.Queue[Project] = queue.Queue()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
@@ -250,6 +252,8 @@ class Replica:
         continuously is not copied again and again).
     warm : callable, optional
         Called with each new copy before it is swapped in (to precompute aggregates).
+    threads : int, optional
+        DuckDB threads per query on the copy (None: DuckDB's default, one per core).
 
     Raises
     ------
@@ -258,7 +262,8 @@ class Replica:
     """
 
     def __init__(self, directory: Path, *, pool_size: int = 8, poll_seconds: float = 2.0,
-                 min_refresh_seconds: float = 10.0, warm: Callable[[Generation], None] | None = None) -> None:
+                 min_refresh_seconds: float = 10.0, warm: Callable[[Generation], None] | None = None,
+                 threads: int | None = None) -> None:
         self.directory = Path(directory)
         self.settings = Settings.load(self.directory)
         self.store_path = self.directory / self.settings.project.store
@@ -270,6 +275,7 @@ class Replica:
                 with contextlib.suppress(OSError):
                     _delete_if_unused(stale)
         self.pool_size = pool_size
+        self.threads = threads
         self.min_refresh_seconds = min_refresh_seconds
         self.warm = warm
         self._last_refresh = 0.0
@@ -307,7 +313,7 @@ class Replica:
                 return False
             first = self._current is None
             try:
-                generation = Generation(self.directory, self.settings, target, fingerprint, self.pool_size, users_fd)
+                generation = Generation(self.directory, self.settings, target, fingerprint, self.pool_size, users_fd, self.threads)
                 if self.warm is not None and not first:  # precompute the first pages before the swap
                     with contextlib.suppress(Exception):
                         self.warm(generation)

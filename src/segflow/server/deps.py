@@ -31,6 +31,10 @@ class ServerSettings(BaseModel):
     min_refresh_seconds: float = Field(default=10.0, ge=0, description="Least time between two store copies.")
     warm: bool = Field(default=True, description="Precompute the first pages' aggregates of each copy.")
     session_hours: float = Field(default=8.0, gt=0, description="Lifetime of a browser login.")
+    duckdb_threads: int | None = Field(
+        default=1, ge=1, le=256,
+        description="DuckDB threads per query on the served copy (None: one per core). Concurrent "
+                    "requests are the parallelism; one thread per point lookup uses a quarter less CPU.")
     token_cache_seconds: float = Field(
         default=5.0, ge=0, le=300,
         description="How long a verified token is trusted before it is checked again (the most "
