@@ -363,7 +363,7 @@ class Replica:
             project = generation.pool.get(timeout=timeout)
         except queue.Empty:
             generation._release()
-            raise StoreError("the server is busy: no free store connection within 30 s") from None
+            raise StoreError(f"the server is busy: no free store connection within {timeout:g} s") from None
         try:
             yield generation, project
         finally:

@@ -7,9 +7,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
+from segflow.errors import StoreError
 from segflow.project import Project
 from segflow.server._replica import Generation, Replica
 
@@ -31,6 +32,9 @@ class ServerSettings(BaseModel):
     min_refresh_seconds: float = Field(default=10.0, ge=0, description="Least time between two store copies.")
     warm: bool = Field(default=True, description="Precompute the first pages' aggregates of each copy.")
     session_hours: float = Field(default=8.0, gt=0, description="Lifetime of a browser login.")
+    busy_seconds: float = Field(
+        default=2.0, gt=0, le=300,
+        description="Longest wait for a free store connection before answering 503 (load shedding).")
     duckdb_threads: int | None = Field(
         default=1, ge=1, le=256,
         description="DuckDB threads per query on the served copy (None: one per core). Concurrent "
@@ -57,11 +61,22 @@ def get_replica(request: Request) -> Replica:
 
 
 def get_project(request: Request) -> Iterator[Project]:
-    """A project on one pooled read-only connection; the copy it reads is ``request.state.generation``."""
+    """A project on one pooled read-only connection; the copy it reads is ``request.state.generation``.
+
+    A request that finds no free connection within ``busy_seconds`` answers 503 with
+    ``Retry-After`` at once (load shedding: under overload the server keeps answering the
+    requests it admits instead of queueing work whose callers have given up)."""
     replica: Replica = request.app.state.replica
-    with replica.lease() as (generation, project):
+    try:
+        lease = replica.lease(timeout=request.app.state.settings.busy_seconds)
+        generation, project = lease.__enter__()
+    except StoreError as exc:
+        raise HTTPException(status_code=503, detail=str(exc), headers={"Retry-After": "1"}) from None
+    try:
         request.state.generation = generation
         yield project
+    finally:
+        lease.__exit__(None, None, None)
 
 
 def get_generation(request: Request, project: Annotated[Project, Depends(get_project)]) -> Generation:
