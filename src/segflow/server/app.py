@@ -81,6 +81,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.sessions = Sessions(settings.session_hours, app.state.replica.work_dir, settings.token_cache_seconds)
     app.state.token_book = TokenBook(app.state.replica.work_dir, settings.token_cache_seconds)
     app.state.settings = settings
+    import weakref
+
+    app.state.gates = weakref.WeakKeyDictionary()  # admission gate per event loop (deps.get_project)
     app.include_router(score.router)  # first: routes are matched in order, /score is the hot path
     app.include_router(auth.router)
     app.include_router(api.router)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from segflow.errors import StoreError
 from segflow.project import Project
@@ -60,23 +63,46 @@ def get_replica(request: Request) -> Replica:
     return request.app.state.replica
 
 
-def get_project(request: Request) -> Iterator[Project]:
+def _gate(request: Request) -> asyncio.Semaphore:
+    """The admission gate of this event loop: as many requests as store connections."""
+    gates: weakref.WeakKeyDictionary = request.app.state.gates
+    loop = asyncio.get_running_loop()
+    gate = gates.get(loop)
+    if gate is None:
+        gate = gates[loop] = asyncio.Semaphore(request.app.state.replica.pool_size)
+    return gate
+
+
+async def get_project(request: Request) -> AsyncIterator[Project]:
     """A project on one pooled read-only connection; the copy it reads is ``request.state.generation``.
 
-    A request that finds no free connection within ``busy_seconds`` answers 503 with
-    ``Retry-After`` at once (load shedding: under overload the server keeps answering the
-    requests it admits instead of queueing work whose callers have given up)."""
+    Admission control: at most ``pool_size`` requests per process hold a connection; the
+    others wait on the event loop (not in the thread pool, where a flood of waiting requests
+    would slow every admitted one down) and, after ``busy_seconds``, answer 503 with
+    ``Retry-After`` (load shedding: under overload the server keeps answering the requests
+    it admits instead of queueing work whose callers have given up)."""
     replica: Replica = request.app.state.replica
+    gate = _gate(request)
+    try:
+        await asyncio.wait_for(gate.acquire(), request.app.state.settings.busy_seconds)
+    except TimeoutError:
+        raise HTTPException(status_code=503, detail="the server is busy: try again",
+                            headers={"Retry-After": "1"}) from None
     try:
         lease = replica.lease(timeout=request.app.state.settings.busy_seconds)
-        generation, project = lease.__enter__()
-    except StoreError as exc:
-        raise HTTPException(status_code=503, detail=str(exc), headers={"Retry-After": "1"}) from None
-    try:
-        request.state.generation = generation
-        yield project
+        try:
+            # usually free at once (admitted requests <= connections), but the background warm-up
+            # also holds one: wait for it off the event loop
+            generation, project = await run_in_threadpool(lease.__enter__)
+        except StoreError as exc:
+            raise HTTPException(status_code=503, detail=str(exc), headers={"Retry-After": "1"}) from None
+        try:
+            request.state.generation = generation
+            yield project
+        finally:
+            lease.__exit__(None, None, None)
     finally:
-        lease.__exit__(None, None, None)
+        gate.release()
 
 
 def get_generation(request: Request, project: Annotated[Project, Depends(get_project)]) -> Generation:
