@@ -350,3 +350,31 @@ def test_token_book_reuses_a_check_for_its_lifetime_only(tmp_path):
     (tmp_path / REVOKED_FILE).write_text(json.dumps({record.token_id: "2026-12-01T00:00:00"}))
     time.sleep(0.7)
     assert book.verify(token, tokens, 1) is None  # after ttl the revocation applies
+
+
+def test_worker_processes_share_one_copy_of_the_store(served_project):
+    """What `serve --workers N` relies on: replicas of one project (one per worker) open the
+    same copy instead of making one each, and the last to close deletes it."""
+    from segflow.server._replica import Replica
+
+    first = Replica(served_project, poll_seconds=0)
+    second = Replica(served_project, poll_seconds=0)
+    try:
+        assert first.current.path == second.current.path and first.current.path.exists()
+        assert first.current.db.execute("SELECT count(*) FROM customers").fetchone()[0] > 0
+        first.close()
+        assert second.current.path.exists()  # still in use by the other "worker"
+        path = second.current.path
+    finally:
+        first.close()
+        second.close()
+    if path.exists():  # only while another server of this module (the app fixture) serves it
+        import fcntl
+        import os
+
+        fd = os.open(path.with_suffix(".users"), os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
