@@ -89,49 +89,78 @@ def closed_loop(base: str, token: str, urls: list[str], clients: int, seconds: f
     return _stats(latencies, errors[0], time.perf_counter() - start)
 
 
-def open_loop(base: str, token: str, requests: list[tuple[str, str, dict | None]], rate: float,
-              seconds: float) -> dict[str, object]:
-    """``rate`` requests per second for ``seconds`` (open loop, one asyncio loop): request i
-    leaves at ``start + i / rate`` whatever the earlier answers; its latency runs from that
-    scheduled time to the answer (queueing included). Answers other than 200 and requests
-    whose connection or read exceeds 2 s are errors; a slow answer that arrives is a latency,
-    not an error. ``requests`` are (method, path, json body) cycled through."""
-    import asyncio
+def _server_pids(pid: int) -> list[int]:
+    pids = [pid]
+    try:
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    return pids
 
-    async def run() -> dict[str, object]:
-        latencies: list[float] = []
-        kinds: dict[str, int] = {}
-        limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
-        async with httpx.AsyncClient(base_url=base, headers={"authorization": f"Bearer {token}"},
-                                     timeout=2.0, limits=limits) as client:
-            loop = asyncio.get_running_loop()
-            n = int(rate * seconds)
-            start = loop.time() + 0.05
 
-            async def one(i: int) -> None:
-                method, path, body = requests[i % len(requests)]
-                due = start + i / rate
-                await asyncio.sleep(max(0.0, due - loop.time()))
-                try:
-                    r = await client.request(method, path, json=body)
-                    status = str(r.status_code)
-                except httpx.TimeoutException:
-                    status = "timeout"
-                except httpx.HTTPError as exc:
-                    status = type(exc).__name__
-                if status == "200":
-                    latencies.append(loop.time() - due)
-                else:
-                    kinds[status] = kinds.get(status, 0) + 1
+def _server_rss_mib(pid: int) -> float:
+    """Resident memory of the server and its worker processes (MiB, Linux /proc)."""
+    total = 0
+    for p in _server_pids(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return round(total / 1024, 1)
 
-            await asyncio.gather(*(one(i) for i in range(n)))
-            elapsed = loop.time() - start
-        out: dict[str, object] = _stats(latencies, sum(kinds.values()), elapsed)
-        out["offered_rps"] = rate
-        out["error_kinds"] = kinds
-        return out
 
-    return asyncio.run(run())
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its children so far (Linux /proc)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def _settle(base: str, token: str, limit: float = 30.0) -> float:
+    """Wait until the server answers a health check within 50 ms (the queue of the previous
+    step has drained), at most ``limit`` seconds; returns the seconds waited."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < limit:
+        t = time.perf_counter()
+        try:
+            ok = httpx.get(f"{base}/api/v1/whoami", headers={"authorization": f"Bearer {token}"}, timeout=5).status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        if ok and time.perf_counter() - t < 0.05:
+            break
+        time.sleep(0.5)
+    return round(time.perf_counter() - t0, 1)
+
+
+def open_loop_step(port: int, server_pid: int, requests: list[bytes], rate: float, seconds: float,
+                   token: str) -> dict[str, object]:
+    """One open-loop step (:func:`_loadgen.open_loop`) once the server is idle, with the
+    server's CPU use beside the generator's, and the machine's load average before it."""
+    from _loadgen import open_loop
+
+    settled = _settle(f"http://{HOST}:{port}", token)
+    load = os.getloadavg()[0]
+    cpu = _process_cpu(server_pid)
+    row = open_loop(port, requests, rate, seconds)
+    row["server_cpu_seconds"] = round(_process_cpu(server_pid) - cpu, 2)
+    row["server_rss_mib"] = _server_rss_mib(server_pid)
+    row["load_average_1m_before"] = round(load, 2)
+    row["settle_seconds_before"] = settled
+    return row
 
 
 def _bodies(con: duckdb.DuckDBPyConnection, ids: list[str], snap: object) -> list[dict]:
@@ -194,6 +223,8 @@ def main() -> None:
     ap.add_argument("--open-seconds", type=float, default=10.0, help="Length of each open-loop step.")
     ap.add_argument("--customers", type=int, default=200, help="Distinct customers posted to /score.")
     ap.add_argument("--skip-closed", action="store_true", help="Only the score and open-loop steps.")
+    ap.add_argument("--workers", type=int, default=1, help="`segflow serve --workers` (processes).")
+    ap.add_argument("--steps", nargs="+", default=["score", "customer lookup"], help="Open-loop steps to run.")
     args = ap.parse_args()
     project = args.project
     env = {**os.environ}
@@ -205,7 +236,7 @@ def main() -> None:
     ids = [r[0] for r in con.execute(
         "SELECT customer_id FROM customer_features WHERE snapshot_date = ? ORDER BY hash(customer_id) LIMIT ?",
         [snap, max(500, args.customers)]).fetchall()]
-    schemes = [r[0] for r in con.execute("SELECT DISTINCT scheme FROM segment_assignments").fetchall()]
+    schemes = [r[0] for r in con.execute("SELECT DISTINCT scheme FROM segment_snapshots").fetchall()]
     n_customers = con.execute("SELECT count(*) FROM customers").fetchone()[0]
     bodies = _bodies(con, ids[: args.customers], snap)
     con.close()
@@ -216,7 +247,8 @@ def main() -> None:
     port = _free_port()
     base = f"http://{HOST}:{port}"
     server = subprocess.Popen([*SEGFLOW, "serve", "-p", str(project), "--host", HOST, "--port", str(port),
-                               "--pool-size", "8"], env=env, stderr=subprocess.DEVNULL)
+                               "--pool-size", "8", "--workers", str(args.workers)], env=env, stderr=subprocess.DEVNULL,
+                              start_new_session=True)  # its own process group: workers stop with it
     ingest: subprocess.Popen | None = None
     results: dict[str, object] = {"customers": n_customers, "cpu_count": os.cpu_count(), "snapshot": str(snap),
                                   "score_bodies": len(bodies), "load_average_before": os.getloadavg(), "steps": []}
@@ -273,19 +305,27 @@ def main() -> None:
         row = {"step": "score", "clients": 1, **score_sequential(base, token, bodies, args.seconds)}
         print(json.dumps(row), flush=True)
         results["steps"].append(row)
-        score_requests = [("POST", "/api/v1/score", b) for b in bodies]
-        lookup_requests = [("GET", f"/api/v1/customers/{i}", None) for i in ids]
+        from _loadgen import encode
+
+        auth = {"Authorization": f"Bearer {token}"}
+        score_requests = [encode("POST", "/api/v1/score", b, auth, port) for b in bodies]
+        lookup_requests = [encode("GET", f"/api/v1/customers/{i}", None, auth, port) for i in ids]
         for name, requests in (("score", score_requests), ("customer lookup", lookup_requests)):
+            if name not in args.steps:
+                continue
             for rate in args.rates:
-                row = {"step": name, "clients": "open", **open_loop(base, token, requests, rate, args.open_seconds)}
+                row = {"step": name, "clients": "open", "workers": args.workers,
+                       **open_loop_step(port, server.pid, requests, rate, args.open_seconds, token)}
                 print(json.dumps(row), flush=True)
                 results["steps"].append(row)
     finally:
-        server.terminate()
+        import signal
+
+        os.killpg(server.pid, signal.SIGTERM)  # the server and its worker processes
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            server.kill()
+            os.killpg(server.pid, signal.SIGKILL)
             server.wait()
     results["load_average_after"] = os.getloadavg()
     out = Path(__file__).parent / "results" / "server.json"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import re
+import time
 
 import duckdb
 import pytest
@@ -286,3 +288,93 @@ def test_errors_are_pages_for_browsers_and_json_for_the_api(analyst):
     assert r.status_code == 404 and "nope" in r.json()["detail"]
     r = analyst.get("/api/v1/segments/rfm", params={"snapshot": "not-a-date"})
     assert r.status_code == 422 and "snapshot" in r.json()["detail"]
+
+
+def test_revocation_reaches_a_running_server_within_the_token_cache_lifetime(served_project):
+    """A verified token is trusted for ``token_cache_seconds``; `segflow tokens revoke` writes
+    the revocation file, and every server process refuses the token once its cached check is
+    older than that, without a new copy of the store (the poller is off here)."""
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from segflow.cli import app as cli
+    from segflow.server import ServerSettings, create_app
+
+    runner = CliRunner()
+    made = runner.invoke(cli, ["tokens", "create", "--role", "viewer", "--json", "-p", str(served_project)])
+    assert made.exit_code == 0, made.output
+    created = json.loads(made.stdout)
+    ttl = 1.0
+    server = create_app(ServerSettings(project_dir=served_project, allowed_hosts=["testserver"], poll_seconds=0,
+                                       token_cache_seconds=ttl, warm=False))
+    headers = {"authorization": f"Bearer {created['token']}"}
+    with TestClient(server, base_url="https://testserver", headers=headers) as c:
+        assert c.get("/api/v1/whoami").status_code == 200
+        copy = server.state.replica.current.number
+        revoked = runner.invoke(cli, ["tokens", "revoke", created["token_id"], "-p", str(served_project)])
+        assert revoked.exit_code == 0, revoked.output
+        t0 = time.monotonic()
+        statuses = []
+        while time.monotonic() - t0 < ttl + 2:
+            statuses.append((time.monotonic() - t0, c.get("/api/v1/whoami").status_code))
+            if statuses[-1][1] == 401:
+                break
+            time.sleep(0.05)
+        assert server.state.replica.current.number == copy  # no new copy was made
+        assert statuses[-1][1] == 401, statuses
+        assert statuses[-1][0] <= ttl + 0.5, statuses  # refused within the cache lifetime
+        # a wrong secret for a known id is never taken from the cache
+        wrong = created["token"][:-4] + ("AAAA" if not created["token"].endswith("AAAA") else "BBBB")
+        assert c.get("/api/v1/whoami", headers={"authorization": f"Bearer {wrong}"}).status_code == 401
+
+
+def test_token_book_reuses_a_check_for_its_lifetime_only(tmp_path):
+    """The cache in isolation: a check is reused (even after the revocation file lists the
+    token) until ``ttl`` has passed, then the revocation applies; a new copy of the store
+    (another ``copy`` number) checks again at once; a wrong secret is never a cache hit."""
+    from segflow.server._token_cache import REVOKED_FILE, TokenBook
+    from segflow.server._tokens import TokenRecord, hash_secret
+
+    secret = "s" * 43
+    record = TokenRecord("0123abcd", None, "viewer", hash_secret(secret), dt.datetime(2026, 1, 1), None, None)
+    tokens = {record.token_id: record}
+    token = f"sf_{record.token_id}_{secret}"
+    book = TokenBook(tmp_path, ttl=0.6)
+    assert book.verify(token, tokens, 1) == record
+    (tmp_path / REVOKED_FILE).write_text(json.dumps({record.token_id: "2026-12-01T00:00:00"}))
+    assert book.verify(token, tokens, 1) == record  # cached: at most ttl old
+    assert book.verify(token, tokens, 2) is None  # a new copy: checked again, revoked
+    assert book.verify(f"sf_{record.token_id}_{'t' * 43}", tokens, 1) is None
+    (tmp_path / REVOKED_FILE).write_text("{}")
+    assert book.verify(token, tokens, 1) == record
+    (tmp_path / REVOKED_FILE).write_text(json.dumps({record.token_id: "2026-12-01T00:00:00"}))
+    time.sleep(0.7)
+    assert book.verify(token, tokens, 1) is None  # after ttl the revocation applies
+
+
+def test_worker_processes_share_one_copy_of_the_store(served_project):
+    """What `serve --workers N` relies on: replicas of one project (one per worker) open the
+    same copy instead of making one each, and the last to close deletes it."""
+    from segflow.server._replica import Replica
+
+    first = Replica(served_project, poll_seconds=0)
+    second = Replica(served_project, poll_seconds=0)
+    try:
+        assert first.current.path == second.current.path and first.current.path.exists()
+        assert first.current.db.execute("SELECT count(*) FROM customers").fetchone()[0] > 0
+        first.close()
+        assert second.current.path.exists()  # still in use by the other "worker"
+        path = second.current.path
+    finally:
+        first.close()
+        second.close()
+    if path.exists():  # only while another server of this module (the app fixture) serves it
+        import fcntl
+        import os
+
+        fd = os.open(path.with_suffix(".users"), os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)

@@ -42,6 +42,7 @@ def serve(
         help="Host header value to answer besides 127.0.0.1/localhost (repeatable; others get 400).",
     ),
     pool_size: int = typer.Option(8, help="Read-only store connections (requests read in parallel)."),
+    workers: int = typer.Option(1, min=1, max=64, help="Server processes (uvicorn workers) sharing one copy of the store."),
     get: str = typer.Option(
         None, "--get", help="Run one GET request against this path in-process, print it and exit."
     ),
@@ -61,6 +62,7 @@ def serve(
                 "serve needs the optional server extra: pip install 'segflow[server]'"
             ) from exc
         from segflow.server import ServerSettings, create_app
+        from segflow.server.app import SETTINGS_ENV
         from segflow.server.deps import LOOPBACK_HOSTS
 
         hosts = [*LOOPBACK_HOSTS, *(allowed_host or [])]
@@ -69,8 +71,8 @@ def serve(
         if not _is_loopback(host) and host not in ("0.0.0.0", "::"):
             hosts.append(host)
         settings = ServerSettings(project_dir=project_dir, allowed_hosts=hosts, pool_size=pool_size)
-        app = create_app(settings)
         if get:
+            app = create_app(settings)
             import warnings
 
             with warnings.catch_warnings():  # Starlette's notice about its httpx-based test client
@@ -94,7 +96,16 @@ def serve(
             f"  API        {url}/api/v1   docs {url}/docs",
             soft_wrap=True, highlight=False, markup=False,
         )
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        if workers == 1:
+            uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+            return
+        # several processes: uvicorn starts each worker, which builds its own app from these
+        # settings; the workers share one copy of the store (see segflow.server._replica)
+        import os
+
+        os.environ[SETTINGS_ENV] = settings.model_dump_json()
+        uvicorn.run("segflow.server.app:app_from_environment", factory=True, workers=workers, host=host,
+                    port=port, log_level="warning")
 
 
 RoleOption = typer.Option(..., "--role", help="viewer (aggregates), analyst (+ customer data, exports) or admin (+ tokens, audit).")
@@ -110,8 +121,14 @@ def _open(project_dir: Path):  # noqa: ANN202
 
 
 def _close(project) -> None:  # noqa: ANN001
+    from segflow.server._audit import work_dir_for
+    from segflow.server._token_cache import publish_revocations
+
     project.store.raw.execute("CHECKPOINT")  # a running server copies the store at checkpoints
-    project.close()
+    try:  # running servers refuse revoked tokens within seconds, without waiting for a copy
+        publish_revocations(work_dir_for(project.store.path), project.store.raw)
+    finally:
+        project.close()
 
 
 def create(
@@ -166,7 +183,7 @@ def revoke(
     token_id: str = typer.Argument(..., help="The token id (8 hex characters, see `tokens list`)."),
     project_dir: Path = ProjectDirOption,
 ) -> None:
-    """Revoke a token; a running server refuses it within seconds (its next store copy)."""
+    """Revoke a token; a running server refuses it within 5 s (`token_cache_seconds`)."""
     from segflow.server._tokens import revoke_token
 
     with user_errors():

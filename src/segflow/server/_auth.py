@@ -2,9 +2,10 @@
 
 Every route except ``/login`` and the static library files depends on :func:`principal`:
 a request carries ``Authorization: Bearer sf_...`` or the session cookie set by the login
-form. Sessions live in the server's memory (a restart logs browsers out), last at most
-``session_hours`` and never outlive their token; a revoked token ends its sessions at the
-next copy of the store (see :mod:`segflow.server._replica`).
+form. Sessions live in the server's memory and in a SQLite file of its work folder (shared
+by worker processes; see :class:`Sessions`), last at most
+``session_hours`` and never outlive their token; a revoked token is refused, and its
+sessions ended, within ``token_cache_seconds`` (see :mod:`segflow.server._token_cache`).
 
 CSRF: a state-changing request (POST) authenticated by the cookie must carry the session's
 CSRF token (form field ``csrf_token`` or header ``X-CSRF-Token``) and, when the browser sends
@@ -14,17 +15,23 @@ attach that header on their own.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import hashlib
 import hmac
+import os
 import secrets
+import sqlite3
 import threading
+import time
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
 from segflow.server import _audit
-from segflow.server._tokens import TokenRecord, role_at_least, verify
+from segflow.server._tokens import TokenRecord, role_at_least
 
 SESSION_COOKIE = "segflow_session"
 
@@ -46,12 +53,36 @@ class Session:
 
 
 class Sessions:
-    """Browser sessions in memory: session id -> token id, CSRF token, expiry."""
+    """Browser sessions: session id -> token id, CSRF token, expiry.
 
-    def __init__(self, hours: float = 8.0) -> None:
+    Kept in memory, and, with ``path`` (the server's work folder), also in a small SQLite
+    file there so that every worker process of ``segflow serve --workers N`` knows every
+    session (a login answered by one worker, the next page by another). The file holds the
+    SHA-256 of each session id, never the id itself. A logout ends the session at once in
+    the worker that answered it and within ``ttl`` seconds in the others.
+    """
+
+    def __init__(self, hours: float = 8.0, path: Path | None = None, ttl: float = 5.0) -> None:
         self.hours = hours
-        self._sessions: dict[str, Session] = {}
+        self.ttl = ttl
+        self._sessions: dict[str, tuple[Session, float]] = {}
         self._lock = threading.Lock()
+        self._db: Path | None = None
+        if path is not None:
+            self._db = Path(path) / "sessions.sqlite"
+            with contextlib.closing(self._connect()) as con, con:
+                con.execute("CREATE TABLE IF NOT EXISTS sessions (id_sha256 TEXT PRIMARY KEY, token_id TEXT, "
+                            "csrf TEXT, expires_at TEXT)")
+            with contextlib.suppress(OSError):
+                os.chmod(self._db, 0o600)
+
+    def _connect(self) -> sqlite3.Connection:
+        assert self._db is not None
+        return sqlite3.connect(self._db, timeout=10, isolation_level=None)
+
+    @staticmethod
+    def _key(session_id: str) -> str:
+        return hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()
 
     def create(self, token: TokenRecord) -> Session:
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -59,14 +90,31 @@ class Sessions:
         if token.expires_at is not None:
             expires = min(expires, token.expires_at)
         session = Session(secrets.token_urlsafe(32), token.token_id, secrets.token_urlsafe(32), expires)
+        if self._db is not None:
+            with contextlib.closing(self._connect()) as con:
+                con.execute("DELETE FROM sessions WHERE expires_at <= ?", [now.isoformat()])
+                con.execute("INSERT INTO sessions VALUES (?, ?, ?, ?)",
+                            [self._key(session.session_id), session.token_id, session.csrf, expires.isoformat()])
         with self._lock:
-            self._sessions = {k: s for k, s in self._sessions.items() if s.expires_at > now}
-            self._sessions[session.session_id] = session
+            self._sessions = {k: v for k, v in self._sessions.items() if v[0].expires_at > now}
+            self._sessions[session.session_id] = (session, time.monotonic())
         return session
 
     def get(self, session_id: str) -> Session | None:
         with self._lock:
-            session = self._sessions.get(session_id)
+            hit = self._sessions.get(session_id)
+        clock = time.monotonic()
+        session = hit[0] if hit is not None else None
+        if self._db is not None and (hit is None or clock - hit[1] >= self.ttl):
+            with contextlib.closing(self._connect()) as con:
+                row = con.execute("SELECT token_id, csrf, expires_at FROM sessions WHERE id_sha256 = ?",
+                                  [self._key(session_id)]).fetchone()
+            session = None if row is None else Session(session_id, row[0], row[1], dt.datetime.fromisoformat(row[2]))
+            with self._lock:
+                if session is None:
+                    self._sessions.pop(session_id, None)
+                else:
+                    self._sessions[session_id] = (session, clock)
         if session is None or session.expires_at <= dt.datetime.now(dt.UTC).replace(tzinfo=None):
             return None
         return session
@@ -74,6 +122,9 @@ class Sessions:
     def drop(self, session_id: str) -> None:
         with self._lock:
             self._sessions.pop(session_id, None)
+        if self._db is not None:
+            with contextlib.closing(self._connect()) as con:
+                con.execute("DELETE FROM sessions WHERE id_sha256 = ?", [self._key(session_id)])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,14 +141,17 @@ def _tokens(request: Request) -> dict[str, TokenRecord]:
     return request.app.state.replica.current.tokens
 
 
-def principal(request: Request) -> Principal:
-    """The authenticated caller, or :class:`LoginRequired`."""
+async def principal(request: Request) -> Principal:
+    """The authenticated caller, or :class:`LoginRequired`. Runs on the event loop (no I/O
+    but a ``stat`` of the revocation file when a cached check is older than its lifetime)."""
     header = request.headers.get("authorization")
+    book = request.app.state.token_book
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value:
             raise LoginRequired("the Authorization header must read 'Bearer <token>'")
-        record = verify(value, _tokens(request))
+        generation = request.app.state.replica.current
+        record = book.verify(value, generation.tokens, generation.number)
         if record is None:
             raise LoginRequired("the token is unknown, expired or revoked")
         found = Principal(record.token_id, record.role, record.name)
@@ -107,7 +161,7 @@ def principal(request: Request) -> Principal:
         if session is None:
             raise LoginRequired("log in, or send 'Authorization: Bearer <token>'")
         record = _tokens(request).get(session.token_id)
-        if record is None or record.state() != "active":
+        if record is None or not book.active(record):
             request.app.state.sessions.drop(session.session_id)
             raise LoginRequired("the token of this session was revoked or has expired")
         found = Principal(record.token_id, record.role, record.name, session)
@@ -121,7 +175,7 @@ PrincipalDep = Annotated[Principal, Depends(principal)]
 def require(role: str) -> Any:
     """A dependency refusing (403) callers below ``role``."""
 
-    def check(who: PrincipalDep) -> Principal:
+    async def check(who: PrincipalDep) -> Principal:
         if not role_at_least(who.role, role):
             raise HTTPException(
                 status_code=403,

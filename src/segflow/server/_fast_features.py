@@ -148,12 +148,13 @@ class FeatureComputer:
         if created_day is None and not lines:
             return None
         row: dict[str, Any] = {"customer_id": customer_id}
-        row.update(self._values(lines))
-        row.update(self._patterns(lines))
+        orders = self.orders(lines)  # once per request: four feature groups read it
+        row.update(self._values(lines, orders))
+        row.update(self._patterns(lines, orders))
         row.update(self._breadth(lines))
-        row.update(self._seasonality(lines))
+        row.update(self._seasonality(orders))
         row.update(self._web(events))
-        row.update(self._campaigns(exposures, lines))
+        row.update(self._campaigns(exposures, orders))
         row["signup_date"] = None if created_day is None else created.date()
         for name in ATTRIBUTE_COLUMNS:
             value = attributes.get(name)
@@ -191,8 +192,7 @@ class FeatureComputer:
                         "qty": _sum(ln.quantity for ln in group), "promo": int(promo)})
         return out
 
-    def _values(self, lines: Sequence[Line]) -> dict[str, Any]:
-        orders = self.orders(lines)
+    def _values(self, lines: Sequence[Line], orders: list[dict[str, Any]]) -> dict[str, Any]:
         win = [o for o in orders if self._win(o["ts"])]
         m12 = [o for o in orders if o["ts"] >= self.m12_start]
         prev = [o for o in orders if self.prev_start <= o["ts"] < self.m12_start]
@@ -229,8 +229,8 @@ class FeatureComputer:
             "spend_trend": _ratio(gross_12m - gross_prev, gross_12m + gross_prev),
         }
 
-    def _patterns(self, lines: Sequence[Line]) -> dict[str, Any]:
-        orders = [o for o in self.orders(lines) if self._win(o["ts"])]
+    def _patterns(self, lines: Sequence[Line], orders: list[dict[str, Any]]) -> dict[str, Any]:
+        orders = [o for o in orders if self._win(o["ts"])]
         days = sorted({o["day"] for o in orders})
         n = len(days)
         mean = (days[-1] - days[0]) / (n - 1) if n >= 2 else None
@@ -271,8 +271,7 @@ class FeatureComputer:
             out[last12] = len({getattr(ln, column) for ln in known if ln.ts >= self.m12_start})
         return out
 
-    def _seasonality(self, lines: Sequence[Line]) -> dict[str, Any]:
-        orders = self.orders(lines)
+    def _seasonality(self, orders: list[dict[str, Any]]) -> dict[str, Any]:
         if not orders:
             return {"peak_quarter": None, "peak_quarter_share": None, "same_season_flag": False}
         yq: dict[tuple[int, int], int] = defaultdict(int)
@@ -321,7 +320,7 @@ class FeatureComputer:
             })
         return out
 
-    def _campaigns(self, exposures: Sequence[Exposure], lines: Sequence[Line]) -> dict[str, Any]:
+    def _campaigns(self, exposures: Sequence[Exposure], orders: list[dict[str, Any]]) -> dict[str, Any]:
         treated = [e for e in exposures if self.m12_start <= e.ts < self.s_ts
                    and (e.arm is None or e.arm.lower() not in CONTROL_ARMS)]
         received = {e.campaign_id for e in treated if e.campaign_id is not None}
@@ -339,7 +338,7 @@ class FeatureComputer:
         cutoff = self.s_ts - dt.timedelta(days=RESPONSE_DAYS)
         eligible = {c: t0 for c, t0 in first.items() if t0 < cutoff}
         if eligible:
-            times = [o["ts"] for o in self.orders(lines) if o["ts"] >= self.m12_start]
+            times = [o["ts"] for o in orders if o["ts"] >= self.m12_start]
             window = dt.timedelta(days=RESPONSE_DAYS)
             hits = {c for c, t0 in eligible.items() if c is not None and any(t0 <= t < t0 + window for t in times)}
             out["campaign_response_rate_12m"] = _ratio(len(hits), len(eligible))

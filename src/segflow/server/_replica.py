@@ -3,7 +3,10 @@
 DuckDB lets one process write a database file and nobody else open it meanwhile, so a
 server holding the store open would lock ``ingest`` and ``run`` out. The server therefore
 never opens the store itself: it copies the store file into its work folder (without
-taking DuckDB's lock; see :func:`_copy_consistent`) and opens the copy read-only. A poller
+taking DuckDB's lock; see :func:`_copy_consistent`) and opens the copy read-only. Worker
+processes of one server (``segflow serve --workers N``) share each copy: the first that
+needs it makes and indexes it under a file lock, the others open the same file read-only,
+and the last one to let go deletes it (:func:`_shared_copy`). A poller
 copies again when the store file changes (a writer checkpoints on commit of a run and on
 close), and swaps the new copy in between requests; requests running on the old copy
 finish on it. Each copy is served by a pool of DuckDB cursors (one per concurrent request;
@@ -15,6 +18,7 @@ Results of aggregate queries are cached per copy (they cannot change until the n
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import os
 import queue
@@ -74,6 +78,73 @@ def _prepare(path: Path) -> None:
         con.close()
 
 
+@contextlib.contextmanager
+def _copies_lock(work_dir: Path) -> Iterator[None]:
+    """The work folder's lock around making, taking and deleting copies (between processes)."""
+    fd = os.open(work_dir / "replica.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _copy_name(work_dir: Path, fingerprint: tuple[int, int, int]) -> Path:
+    return work_dir / "replica-{}-{}-{}.duckdb".format(*fingerprint)
+
+
+def _take(path: Path) -> int:
+    """Mark the copy at ``path`` as used by this process (a shared lock on its ``.users``
+    file, held until :func:`_give_back`); returns the file descriptor."""
+    fd = os.open(path.with_suffix(".users"), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
+
+
+def _delete_if_unused(path: Path) -> None:
+    """Delete a copy (and its markers) when no process holds it (call under the lock)."""
+    users = path.with_suffix(".users")
+    if users.exists():
+        fd = os.open(users, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # another worker serves it
+        finally:
+            os.close(fd)
+    for leftover in (path, Path(f"{path}.wal"), path.with_suffix(".ready"), users):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+
+
+def _give_back(path: Path, fd: int, work_dir: Path) -> None:
+    """Release this process's use of a copy; the last user deletes it."""
+    with _copies_lock(work_dir):
+        os.close(fd)
+        _delete_if_unused(path)
+
+
+def _shared_copy(store_path: Path, work_dir: Path) -> tuple[Path, tuple[int, int, int], int]:
+    """The copy of the store's current state, made and indexed by the first process that
+    needs it and reused by the others (``segflow serve --workers N`` keeps one copy, not N):
+    (path, fingerprint of the store it copies, descriptor from :func:`_take`)."""
+    with _copies_lock(work_dir):
+        fingerprint = _fingerprint(store_path)
+        target = _copy_name(work_dir, fingerprint)
+        if not (target.exists() and target.with_suffix(".ready").exists()):
+            tmp = work_dir / f"replica-tmp-{os.getpid()}-{next(_counter)}.duckdb"
+            try:
+                fingerprint = _copy_consistent(store_path, tmp)
+                _prepare(tmp)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            target = _copy_name(work_dir, fingerprint)
+            os.replace(tmp, target)
+            target.with_suffix(".ready").touch(mode=0o600)
+        return target, fingerprint, _take(target)
+
+
 def _pooled_project(directory: Path, settings: Settings, path: Path, cursor: duckdb.DuckDBPyConnection) -> Project:
     """A Project whose store is one read-only cursor of the replica (no lock, no upgrade)."""
     import ibis
@@ -89,17 +160,23 @@ def _pooled_project(directory: Path, settings: Settings, path: Path, cursor: duc
 class Generation:
     """One copy of the store with its connection pool, tokens and result cache."""
 
-    def __init__(self, directory: Path, settings: Settings, path: Path, fingerprint: tuple[int, int, int], pool_size: int) -> None:
+    def __init__(self, directory: Path, settings: Settings, path: Path, fingerprint: tuple[int, int, int], pool_size: int,
+                 users_fd: int | None = None, threads: int | None = None) -> None:
         self.number = next(_counter)
         self.path = path
+        self.users_fd = users_fd  # this process's hold on a shared copy (see _shared_copy)
         self.fingerprint = fingerprint
         self.db = duckdb.connect(str(path), read_only=True)
         self.db.execute("SET enable_progress_bar = false")
+        if threads:  # requests are the unit of parallelism: one thread per query costs less CPU
+            self.db.execute(f"SET threads = {int(threads)}")
         self.tokens: dict[str, TokenRecord] = load_tokens(self.db)
         self.pool: queue.Queue[Project] = queue.Queue()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
         for _ in range(pool_size):
             cursor = self.db.cursor()
             cursor.execute("SET enable_progress_bar = false")
+            self._cursors.append(cursor)
             self.pool.put(_pooled_project(directory, settings, path, cursor))
         self.pool_size = pool_size
         self.users = 0
@@ -129,6 +206,10 @@ class Generation:
                 self._cache[key] = value
             return value
 
+    def peek(self, key: Any) -> Any:
+        """The cached value of ``key``, or None (never computes; no store connection needed)."""
+        return self._cache.get(key)
+
     def _release(self) -> None:
         with self._lock:
             self.users -= 1
@@ -137,10 +218,22 @@ class Generation:
             self.close()
 
     def close(self) -> None:
+        # the background warm-up may still be querying this copy: interrupt it and wait for it
+        # to end (closing the database under a running query crashes the process)
+        deadline = time.monotonic() + 30
+        while not self.warmed.wait(0.05) and time.monotonic() < deadline:
+            for cursor in self._cursors:
+                with contextlib.suppress(Exception):
+                    cursor.interrupt()
         with contextlib.suppress(Exception):
             self.db.close()
+        if self.users_fd is None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            return
+        fd, self.users_fd = self.users_fd, None
         with contextlib.suppress(OSError):
-            self.path.unlink()
+            _give_back(self.path, fd, self.path.parent)
 
 
 class Replica:
@@ -159,6 +252,8 @@ class Replica:
         continuously is not copied again and again).
     warm : callable, optional
         Called with each new copy before it is swapped in (to precompute aggregates).
+    threads : int, optional
+        DuckDB threads per query on the copy (None: DuckDB's default, one per core).
 
     Raises
     ------
@@ -167,17 +262,20 @@ class Replica:
     """
 
     def __init__(self, directory: Path, *, pool_size: int = 8, poll_seconds: float = 2.0,
-                 min_refresh_seconds: float = 10.0, warm: Callable[[Generation], None] | None = None) -> None:
+                 min_refresh_seconds: float = 10.0, warm: Callable[[Generation], None] | None = None,
+                 threads: int | None = None) -> None:
         self.directory = Path(directory)
         self.settings = Settings.load(self.directory)
         self.store_path = self.directory / self.settings.project.store
         if not self.store_path.exists():
             raise StoreError(f"no store at {self.store_path}; run `segflow init` and `segflow ingest` first")
         self.work_dir = work_dir_for(self.store_path)
-        for stale in self.work_dir.glob("replica-*.duckdb*"):
-            with contextlib.suppress(OSError):
-                stale.unlink()
+        with _copies_lock(self.work_dir):  # copies left by stopped servers (not those in use)
+            for stale in self.work_dir.glob("replica-*.duckdb"):
+                with contextlib.suppress(OSError):
+                    _delete_if_unused(stale)
         self.pool_size = pool_size
+        self.threads = threads
         self.min_refresh_seconds = min_refresh_seconds
         self.warm = warm
         self._last_refresh = 0.0
@@ -209,12 +307,13 @@ class Replica:
         with self._refresh_lock:  # one copy at a time; requests go on meanwhile
             if self._current is not None and _fingerprint(self.store_path) == self._current.fingerprint:
                 return False
-            target = self.work_dir / f"replica-{os.getpid()}-{next(_counter)}.duckdb"
-            fingerprint = _copy_consistent(self.store_path, target)
+            target, fingerprint, users_fd = _shared_copy(self.store_path, self.work_dir)
+            if self._current is not None and fingerprint == self._current.fingerprint:
+                _give_back(target, users_fd, self.work_dir)
+                return False
             first = self._current is None
             try:
-                _prepare(target)
-                generation = Generation(self.directory, self.settings, target, fingerprint, self.pool_size)
+                generation = Generation(self.directory, self.settings, target, fingerprint, self.pool_size, users_fd, self.threads)
                 if self.warm is not None and not first:  # precompute the first pages before the swap
                     with contextlib.suppress(Exception):
                         self.warm(generation)
@@ -222,7 +321,7 @@ class Replica:
                 elif self.warm is None:
                     generation.warmed.set()
             except duckdb.Error as exc:
-                target.unlink(missing_ok=True)
+                _give_back(target, users_fd, self.work_dir)
                 raise StoreError(f"cannot open the copy of {self.store_path}: {exc}") from exc
             with self._swap_lock:
                 old, self._current = self._current, generation
@@ -264,7 +363,7 @@ class Replica:
             project = generation.pool.get(timeout=timeout)
         except queue.Empty:
             generation._release()
-            raise StoreError("the server is busy: no free store connection within 30 s") from None
+            raise StoreError(f"the server is busy: no free store connection within {timeout:g} s") from None
         try:
             yield generation, project
         finally:

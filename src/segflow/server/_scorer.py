@@ -184,6 +184,27 @@ def _plan(scheme: SchemeSettings, ctx: _Context, seen: tuple[str, ...] = ()) -> 
     return segment
 
 
+def _discount_steps(models: dict[str, Any]) -> tuple[np.ndarray, list[float]]:
+    """The step ends of :func:`segflow.models._scoring.discounted_purchases` followed by the
+    horizon, and each step's discount factor (computed once per scorer)."""
+    from segflow.models._summary import unit_days
+
+    horizon, rate = models["horizon"], models["annual_discount_rate"]
+    units_per_year = 365.25 / unit_days(models["time_unit"])
+    n_steps = max(1, math.ceil(horizon / units_per_year * 12 - 1e-9))
+    ends = np.minimum(np.arange(1, n_steps + 1) * units_per_year / 12, horizon)
+    return np.append(ends, horizon), [(1 + rate) ** (float(end) / units_per_year) for end in ends]
+
+
+def _expected_at(model: Any, ts: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> list[float]:
+    """Expected purchases of one customer over each horizon in ``ts``: one vectorised call
+    where the model broadcasts ``t``, else one call per horizon (same values either way)."""
+    values = np.asarray(model.expected_purchases(ts, x, t_x, T), dtype=float)
+    if values.shape != ts.shape:
+        values = np.array([float(model.expected_purchases(float(t), x, t_x, T)[0]) for t in ts])
+    return [float(v) for v in values]
+
+
 class Scorer:
     """Real-time scoring for one copy of the store and one stored snapshot of features."""
 
@@ -214,6 +235,7 @@ class Scorer:
             except (SegflowError, UnsupportedExpression) as exc:
                 self.notes.append(f"scheme {scheme.name} is not scored: {exc}")
         self.models = self._models(project)
+        self._steps, self._discounts = _discount_steps(self.models) if self.models else (np.zeros(0), [])
 
     def _models(self, project: Any) -> dict[str, Any] | None:
         from segflow.models import load_model_params
@@ -261,7 +283,6 @@ class Scorer:
         :func:`segflow.models.btyd_summary`, weekly time unit); None without a purchase day."""
         if self.models is None:
             return None
-        from segflow.models._scoring import discounted_purchases
         from segflow.models._summary import unit_days
 
         days: dict[dt.date, list[float]] = {}
@@ -287,13 +308,18 @@ class Scorer:
         xs, txs, Ts = np.array([float(x)]), np.array([t_x]), np.array([T])
         horizon = self.models["horizon"]
         with np.errstate(all="ignore"):
+            cumulative = _expected_at(model, self._steps, xs, txs, Ts)
             out: dict[str, float | None] = {
                 "p_alive": float(model.p_alive(xs, txs, Ts)[0]),
-                "expected_purchases": float(model.expected_purchases(horizon, xs, txs, Ts)[0]),
+                "expected_purchases": cumulative[-1],
                 "p_no_purchase": float(model.p_no_purchase(horizon, xs, txs, Ts)[0]),
             }
-            disc = float(discounted_purchases(model, xs, txs, Ts, horizon=horizon, time_unit=self.models["time_unit"],
-                                              annual_discount_rate=self.models["annual_discount_rate"])[0])
+        # segflow.models._scoring.discounted_purchases, same steps and the same order of sums
+        total, previous = 0.0, 0.0
+        for value, factor in zip(cumulative[:-1], self._discounts, strict=True):
+            total += (value - previous) / factor
+            previous = value
+        disc = total
         if spend_model is None:
             return out
         if hasattr(spend_model, "params_"):

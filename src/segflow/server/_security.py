@@ -99,6 +99,22 @@ def protect(frame: pd.DataFrame, how: str) -> pd.DataFrame:
     return out
 
 
+def protect_rows(columns: list[str], rows: list[tuple[Any, ...]], how: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """:func:`protect` on plain rows (columns, tuples)."""
+    if how == "full":
+        return columns, rows
+    pii = [j for j, c in enumerate(columns) if c.lower() in PII_COLUMNS]
+    if not pii:
+        return columns, rows
+    out = []
+    for r in rows:
+        values = list(r)
+        for j in pii:
+            values[j] = hash_value(values[j]) if how == "hash" else mask_value(columns[j].lower(), values[j])
+        out.append(tuple(values))
+    return columns, out
+
+
 def csv_bytes(frame: pd.DataFrame) -> bytes:
     """The frame as CSV (UTF-8, header), through segflow's one CSV writer (formulas
     neutralised)."""

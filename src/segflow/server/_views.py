@@ -158,33 +158,119 @@ def search_customers(project: Project, q: str | None, scheme: str | None, segmen
     return frame, total
 
 
-def customer_detail(project: Project, customer_id: str) -> dict[str, Any]:
-    """Attributes, segment history per scheme, scores and latest features of a customer
-    (point lookups on the copy's ``customer_id`` indexes)."""
+def _spell_snapshots(project: Project, gen: Generation | None) -> dict[str, list[dt.date]] | None:
+    """Computed snapshots per scheme (``segment_snapshots``, duplicates kept as the view keeps
+    them), cached per copy; None on a store without spells (schema < 5)."""
+
+    def compute() -> dict[str, list[dt.date]] | None:
+        raw = project.store.raw
+        present = raw.execute("SELECT count(*) FROM information_schema.tables WHERE table_name IN "
+                              "('segment_spells', 'segment_snapshots') AND table_type = 'BASE TABLE'").fetchone()[0]
+        if present < 2:
+            return None
+        out: dict[str, list[dt.date]] = {}
+        for scheme, date in raw.execute("SELECT scheme, snapshot_date FROM segment_snapshots ORDER BY 1, 2").fetchall():
+            out.setdefault(scheme, []).append(date)
+        return out
+
+    return compute() if gen is None else gen.cached(("spell_snapshots",), compute)
+
+
+def _history_rows(project: Project, gen: Generation | None, customer_id: str) -> list[tuple[Any, ...]]:
+    """A customer's (scheme, snapshot_date, segment) at every computed snapshot of every
+    scheme, sorted: the rows of the view ``segment_assignments`` for one customer, expanded
+    from the customer's spells (an index lookup on the copy) in Python, instead of asking the
+    engine to plan the view's range join (see docs/server.md, "Customer lookup")."""
+    raw = project.store.raw
+    snapshots = _spell_snapshots(project, gen)
+    if snapshots is None:  # a store of schema < 5: the per-snapshot table itself
+        return raw.execute("SELECT scheme, snapshot_date, segment FROM segment_assignments WHERE customer_id = ? "
+                           "ORDER BY scheme, snapshot_date", [customer_id]).fetchall()
+    rows = []
+    spells = raw.execute("SELECT scheme, segment, valid_from, valid_to FROM segment_spells WHERE customer_id = ?",
+                         [customer_id]).fetchall()
+    for scheme, segment, start, end in spells:
+        rows.extend((scheme, d, segment) for d in snapshots.get(scheme, ())
+                    if d >= start and (end is None or d < end))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return rows
+
+
+HISTORY_COLUMNS = ["scheme", "snapshot_date", "segment"]
+
+
+def _history(project: Project, gen: Generation | None, customer_id: str) -> pd.DataFrame:
+    return pd.DataFrame(_history_rows(project, gen, customer_id), columns=HISTORY_COLUMNS)
+
+
+Rows = tuple[list[str], list[tuple[Any, ...]]]
+
+
+def customer_rows(project: Project, customer_id: str, gen: Generation | None = None) -> dict[str, Rows]:
+    """:func:`customer_detail` as (columns, rows) per part, without pandas (the JSON route
+    formats them directly: a lookup is a handful of index reads and no DataFrame)."""
     raw = project.store.raw
 
-    def frame(sql: str) -> pd.DataFrame:
+    def rows(sql: str) -> Rows:
         cursor = raw.execute(sql, [customer_id])
-        return pd.DataFrame(cursor.fetchall(), columns=[d[0] for d in cursor.description])
+        return [d[0] for d in cursor.description], cursor.fetchall()
 
-    history = frame(
-        "SELECT scheme, snapshot_date, segment FROM segment_assignments WHERE customer_id = ? "
-        "ORDER BY scheme, snapshot_date"
-    )
-    attributes = frame(
+    history = _history_rows(project, gen, customer_id)
+    attributes = rows(
         "SELECT * EXCLUDE (source, source_file, source_row, load_id) FROM customers WHERE customer_id = ? LIMIT 1"
     )
-    if history.empty and attributes.empty:
+    if not history and not attributes[1]:
         raise HTTPException(status_code=404, detail=f"no customer {customer_id!r}")
-    scores = frame(
+    scores = rows(
         "SELECT snapshot_date, model, score, value FROM customer_scores WHERE customer_id = ? "
         "ORDER BY snapshot_date DESC, model, score"
     )
-    has_features = raw.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'customer_features'"
-    ).fetchone()[0]
-    features = frame("SELECT * FROM customer_features WHERE customer_id = ?") if has_features else pd.DataFrame()
-    return {"history": history, "attributes": attributes, "scores": scores, "features": features}
+
+    def has_features() -> bool:
+        return bool(raw.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'customer_features'").fetchone()[0])
+
+    present = has_features() if gen is None else gen.cached(("has_features",), has_features)
+    features = rows("SELECT * FROM customer_features WHERE customer_id = ?") if present else ([], [])
+    return {"history": (HISTORY_COLUMNS, history), "attributes": attributes, "scores": scores, "features": features}
+
+
+def customer_detail(project: Project, customer_id: str, gen: Generation | None = None) -> dict[str, Any]:
+    """Attributes, segment history per scheme, scores and latest features of a customer
+    (point lookups on the copy's ``customer_id`` indexes; ``gen``: the copy, for its cache),
+    as DataFrames (the dashboard page)."""
+    parts = customer_rows(project, customer_id, gen)
+    out = {name: pd.DataFrame(rows, columns=columns) for name, (columns, rows) in parts.items()}
+    if not parts["features"][0]:
+        out["features"] = pd.DataFrame()
+    return out
+
+
+def fast_records(columns: list[str], rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """:func:`records` of ``pd.DataFrame(rows, columns=columns)`` without building it: a
+    column of timestamps all at midnight is written as dates, everything else by
+    :func:`segflow._result.jsonable` (full-precision floats, NaN as null)."""
+    from segflow._result import jsonable
+
+    midnight = set()
+    for j in range(len(columns)):
+        values = [r[j] for r in rows if r[j] is not None]
+        if values and all(isinstance(v, dt.datetime) for v in values) and all(
+                v.hour == v.minute == v.second == v.microsecond == 0 for v in values):
+            midnight.add(j)
+    return [{str(c): jsonable(v.date() if j in midnight and v is not None else v)
+             for j, (c, v) in enumerate(zip(columns, r, strict=True))} for r in rows]
+
+
+def fast_timeline(history: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """:func:`timeline` of sorted (scheme, snapshot_date, segment) rows, as JSON records."""
+    spells: list[list[Any]] = []
+    for scheme, date, segment in history:
+        if spells and spells[-1][0] == scheme and spells[-1][1] == segment:
+            spells[-1][3] = date
+        else:
+            spells.append([scheme, segment, date, date])
+    return fast_records(["scheme", "segment", "from_snapshot", "to_snapshot"], [tuple(s) for s in spells])
 
 
 def timeline(history: pd.DataFrame) -> pd.DataFrame:

@@ -22,7 +22,8 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from segflow.server._auth import LoginRequired, Sessions
 from segflow.server._replica import Replica
 from segflow.server._security import SecurityHeaders
-from segflow.server.deps import ServerSettings, get_settings
+from segflow.server._token_cache import TokenBook
+from segflow.server.deps import ServerSettings, default_settings
 from segflow.server.routes import api, auth, insights, pages, score
 
 
@@ -48,7 +49,7 @@ def _escape(text: str) -> str:
 
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
     """Build the app for one project folder (served from a read-only copy of its store)."""
-    settings = settings or get_settings()
+    settings = settings or default_settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -75,12 +76,17 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.replica = Replica(
         settings.project_dir, pool_size=settings.pool_size, poll_seconds=settings.poll_seconds,
         min_refresh_seconds=settings.min_refresh_seconds, warm=warm if settings.warm else None,
+        threads=settings.duckdb_threads,
     )
-    app.state.sessions = Sessions(settings.session_hours)
-    app.dependency_overrides[get_settings] = lambda: settings
+    app.state.sessions = Sessions(settings.session_hours, app.state.replica.work_dir, settings.token_cache_seconds)
+    app.state.token_book = TokenBook(app.state.replica.work_dir, settings.token_cache_seconds)
+    app.state.settings = settings
+    import weakref
+
+    app.state.gates = weakref.WeakKeyDictionary()  # admission gate per event loop (deps.get_project)
+    app.include_router(score.router)  # first: routes are matched in order, /score is the hot path
     app.include_router(auth.router)
     app.include_router(api.router)
-    app.include_router(score.router)
     app.include_router(insights.api)
     app.include_router(pages.router)
     app.include_router(insights.pages)
@@ -111,3 +117,15 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(SecurityHeaders)
     return app
+
+
+#: Environment variable carrying the settings (JSON) to the worker processes of ``serve --workers``.
+SETTINGS_ENV = "SEGFLOW_SERVE_SETTINGS"
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process of ``segflow serve --workers N`` (an app factory for
+    uvicorn): the settings come as JSON in :data:`SETTINGS_ENV`."""
+    import os
+
+    return create_app(ServerSettings.model_validate_json(os.environ[SETTINGS_ENV]))

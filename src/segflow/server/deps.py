@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
+from segflow.errors import StoreError
 from segflow.project import Project
 from segflow.server._replica import Generation, Replica
 
@@ -31,23 +35,74 @@ class ServerSettings(BaseModel):
     min_refresh_seconds: float = Field(default=10.0, ge=0, description="Least time between two store copies.")
     warm: bool = Field(default=True, description="Precompute the first pages' aggregates of each copy.")
     session_hours: float = Field(default=8.0, gt=0, description="Lifetime of a browser login.")
+    busy_seconds: float = Field(
+        default=2.0, gt=0, le=300,
+        description="Longest wait for a free store connection before answering 503 (load shedding).")
+    duckdb_threads: int | None = Field(
+        default=1, ge=1, le=256,
+        description="DuckDB threads per query on the served copy (None: one per core). Concurrent "
+                    "requests are the parallelism; one thread per point lookup uses a quarter less CPU.")
+    token_cache_seconds: float = Field(
+        default=5.0, ge=0, le=300,
+        description="How long a verified token is trusted before it is checked again (the most "
+                    "a revocation takes to reach a running server).")
 
 
 @lru_cache
-def get_settings() -> ServerSettings:
+def default_settings() -> ServerSettings:
     return ServerSettings()
+
+
+def get_settings(request: Request) -> ServerSettings:
+    """The settings the app was created with (not a dependency override: FastAPI rebuilds
+    every route's dependencies on each request while any override is set)."""
+    return request.app.state.settings
 
 
 def get_replica(request: Request) -> Replica:
     return request.app.state.replica
 
 
-def get_project(request: Request) -> Iterator[Project]:
-    """A project on one pooled read-only connection; the copy it reads is ``request.state.generation``."""
+def _gate(request: Request) -> asyncio.Semaphore:
+    """The admission gate of this event loop: as many requests as store connections."""
+    gates: weakref.WeakKeyDictionary = request.app.state.gates
+    loop = asyncio.get_running_loop()
+    gate = gates.get(loop)
+    if gate is None:
+        gate = gates[loop] = asyncio.Semaphore(request.app.state.replica.pool_size)
+    return gate
+
+
+async def get_project(request: Request) -> AsyncIterator[Project]:
+    """A project on one pooled read-only connection; the copy it reads is ``request.state.generation``.
+
+    Admission control: at most ``pool_size`` requests per process hold a connection; the
+    others wait on the event loop (not in the thread pool, where a flood of waiting requests
+    would slow every admitted one down) and, after ``busy_seconds``, answer 503 with
+    ``Retry-After`` (load shedding: under overload the server keeps answering the requests
+    it admits instead of queueing work whose callers have given up)."""
     replica: Replica = request.app.state.replica
-    with replica.lease() as (generation, project):
-        request.state.generation = generation
-        yield project
+    gate = _gate(request)
+    try:
+        await asyncio.wait_for(gate.acquire(), request.app.state.settings.busy_seconds)
+    except TimeoutError:
+        raise HTTPException(status_code=503, detail="the server is busy: try again",
+                            headers={"Retry-After": "1"}) from None
+    try:
+        lease = replica.lease(timeout=request.app.state.settings.busy_seconds)
+        try:
+            # usually free at once (admitted requests <= connections), but the background warm-up
+            # also holds one: wait for it off the event loop
+            generation, project = await run_in_threadpool(lease.__enter__)
+        except StoreError as exc:
+            raise HTTPException(status_code=503, detail=str(exc), headers={"Retry-After": "1"}) from None
+        try:
+            request.state.generation = generation
+            yield project
+        finally:
+            lease.__exit__(None, None, None)
+    finally:
+        gate.release()
 
 
 def get_generation(request: Request, project: Annotated[Project, Depends(get_project)]) -> Generation:

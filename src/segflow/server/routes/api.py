@@ -9,6 +9,7 @@ downloads the same rows (formula cells neutralised).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Annotated, Any, Literal
 
 import pandas as pd
@@ -18,7 +19,7 @@ from fastapi.responses import Response
 from segflow.report._queries import quarantine_reasons, reconciliation
 from segflow.server import _audit, _views
 from segflow.server._auth import Admin, Analyst, Viewer, audit
-from segflow.server._security import csv_bytes, protect
+from segflow.server._security import csv_bytes, protect, protect_rows
 from segflow.server.deps import GenerationDep, ProjectDep
 from segflow.server.schemas import HealthPublic, RecordsPublic, WhoAmIPublic
 
@@ -147,22 +148,26 @@ def customers(request: Request, project: ProjectDep, who: Analyst, q: str | None
 
 
 @router.get("/customers/{customer_id}", response_model=RecordsPublic)
-def customer(request: Request, project: ProjectDep, who: Analyst, customer_id: str, pii: Pii = "default") -> Any:
+def customer(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst, customer_id: str,
+             pii: Pii = "default") -> Any:
     """A customer's segment at every snapshot of every scheme (``data``), with attributes,
     timeline, scores and latest features in ``meta`` (analysts; audited)."""
-    detail = _views.customer_detail(project, customer_id)
+    parts = _views.customer_rows(project, customer_id, gen)
     how = "full" if pii == "full" else "mask"
     audit(request, who, "read_customer", {"customer_id": customer_id, "pii": how})
-    data = _views.records(detail["history"])
-    attributes = _views.records(protect(detail["attributes"], how))
-    return RecordsPublic(data=data, count=len(data), total=len(data), meta={
+    history = parts["history"][1]
+    data = _views.fast_records(*parts["history"])
+    attributes = _views.fast_records(*protect_rows(*parts["attributes"], how))
+    features = _views.fast_records(*parts["features"])
+    body = {"data": data, "count": len(data), "total": len(data), "meta": {
         "customer_id": customer_id,
         "pii": how,
         "attributes": attributes[0] if attributes else {},
-        "timeline": _views.records(_views.timeline(detail["history"])) if not detail["history"].empty else [],
-        "scores": _views.records(detail["scores"]),
-        "features": _views.records(detail["features"])[0] if not detail["features"].empty else {},
-    })
+        "timeline": _views.fast_timeline(history),
+        "scores": _views.fast_records(*parts["scores"]),
+        "features": features[0] if features else {},
+    }}
+    return Response(json.dumps(body, default=str), media_type="application/json")
 
 
 @router.get("/quality", response_model=RecordsPublic)

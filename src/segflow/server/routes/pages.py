@@ -168,7 +168,7 @@ def customer_page(request: Request, project: ProjectDep, gen: GenerationDep, who
     """A customer: attributes (personal data masked), segment timeline, scores, features."""
     import plotly.graph_objects as go
 
-    detail = _views.customer_detail(project, customer_id)
+    detail = _views.customer_detail(project, customer_id, gen)
     audit(request, who, "read_customer", {"customer_id": customer_id, "pii": "mask"})
     blocks = []
     if not detail["attributes"].empty:
