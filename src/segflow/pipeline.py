@@ -212,7 +212,10 @@ def run_pipeline(
                 start = time.perf_counter()
                 from segflow.summaries import write_aggregates
 
-                write_aggregates(store, run_id, kinds={s.name: s.kind for s in schemes})
+                # only the snapshots (and pairs) this run computed or scored are summarised again
+                changed = {s.name: {*todo.get(s.name, ()), dates[-1]} for s in schemes}
+                write_aggregates(store, run_id, kinds={s.name: s.kind for s in schemes},
+                                 changed=None if full else changed)
                 seconds["aggregates"] = time.perf_counter() - start
             if progress:
                 progress("snapshots done", max(len(computed), 1), max(len(computed), 1))
