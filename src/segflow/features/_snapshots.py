@@ -12,6 +12,11 @@ module computes the same table for every snapshot of a grid at once (see
 3. running sums (minima, maxima) over a customer's periods give every snapshot's values on a
    grid of one row per (snapshot, customer known at it).
 
+Customers are numbered (integer keys in id order, materialised once) and processed in chunks
+of :data:`CHUNK_CUSTOMERS`: each chunk's period-tagged lines and its result are materialised
+(Ibis ``cache``) before the next chunk starts, so the working set of DuckDB (or Spark) is
+that of one chunk, and no sub-plan is computed twice within a chunk.
+
 One pass: groups ``rfm``, ``seasonality``, ``web``, ``attribute`` and the order-value part of
 ``pattern`` (``avg_order_value``, ``basket_size``, ``promo_share``, ``return_rate``,
 ``spend_trend``). Still per snapshot (the functions of the readable definition, one query
