@@ -28,9 +28,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--project", type=Path, required=True)
     ap.add_argument("--memory-limit", default="4GB")
-    ap.add_argument("--groups", default="rfm,seasonality,web,pattern,attribute")
+    ap.add_argument("--groups", default="run",
+                    help='feature groups, or "run": the groups and columns segflow run computes')
     ap.add_argument("--explain", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--chunk", type=int, default=None, help="chunk_customers")
     args = ap.parse_args()
 
     from segflow.engine import connect
@@ -50,8 +52,20 @@ def main() -> None:
         eng = connect(store, "duckdb", settings=settings.engine)
         tables = canonical_tables(eng)
         t0 = time.perf_counter()
+        if args.groups == "run":  # what segflow run computes for the project's schemes
+            from segflow.pipeline import (
+                required_feature_columns,
+                required_feature_groups,
+                resolve_schemes,
+            )
+
+            schemes = resolve_schemes(settings)
+            groups = required_feature_groups(tables, schemes, settings=settings)
+            columns = required_feature_columns(tables, schemes, groups, settings=settings)
+        else:
+            groups, columns = set(args.groups.split(",")), None
         expr = snapshot_features(tables, dates, window_days=settings.rfm.window_days,
-                                 groups=set(args.groups.split(",")))
+                                 groups=groups, columns=columns, chunk_customers=args.chunk)
         t1 = time.perf_counter()
         sql = str(ibis.to_sql(expr, dialect="duckdb"))
         t2 = time.perf_counter()
