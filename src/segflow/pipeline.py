@@ -115,6 +115,46 @@ def required_feature_groups(
     return needed
 
 
+#: Feature columns computed per snapshot by :func:`segflow.features.snapshot_features` (the
+#: expensive part of a run), in the families it computes together.
+_PER_SNAPSHOT_FAMILIES = (("ipt_mean_days", "ipt_cv"),
+                          ("top_category", "top_category_share", "category_count"),
+                          ("main_channel", "main_channel_share", "channel_count"))
+
+
+def required_feature_columns(
+    tables: dict[str, ibis.Table], schemes: Sequence[SchemeSettings], groups: set[str] | None,
+    *, settings: Settings,
+) -> list[str] | None:
+    """The columns of ``groups`` the schemes read, leaving out the per-snapshot families of
+    the ``pattern`` group and the survey questions no scheme reads (None: every column).
+
+    As for :func:`required_feature_groups`, a family is needed when a scheme's assignment
+    cannot be built on an unbound features table without it.
+    """
+    import ibis.common.exceptions as ibis_errors
+
+    from segflow.features import FEATURES, customer_features
+    from segflow.segments import assign
+
+    if groups is None:
+        return None
+    schema = dict(customer_features(
+        tables, dt.date(2000, 1, 1), window_days=settings.rfm.window_days, groups=groups
+    ).schema().items())
+    families = [f for f in _PER_SNAPSHOT_FAMILIES if set(f) <= set(schema)]
+    families += [(n,) for n in schema if n not in FEATURES and n != "customer_id"]  # survey
+    for family in families:
+        kept = {n: t for n, t in schema.items() if n not in family}
+        try:
+            for scheme in schemes:
+                assign(scheme, ibis.table(kept, name="segflow_features"), schemes=schemes)
+        except (AttributeError, SegflowError, ibis_errors.IbisError):
+            continue
+        schema = kept
+    return list(schema)
+
+
 def compute_assignments(
     tables: dict[str, ibis.Table],
     snapshot: dt.date,
@@ -212,7 +252,10 @@ def run_pipeline(
                 start = time.perf_counter()
                 from segflow.summaries import write_aggregates
 
-                write_aggregates(store, run_id, kinds={s.name: s.kind for s in schemes})
+                # only the snapshots (and pairs) this run computed or scored are summarised again
+                changed = {s.name: {*todo.get(s.name, ()), dates[-1]} for s in schemes}
+                write_aggregates(store, run_id, kinds={s.name: s.kind for s in schemes},
+                                 changed=None if full else changed)
                 seconds["aggregates"] = time.perf_counter() - start
             if progress:
                 progress("snapshots done", max(len(computed), 1), max(len(computed), 1))
@@ -253,7 +296,9 @@ def _features_and_assignments(
     from segflow.segments import assign
 
     window = settings.rfm.window_days
-    features = snapshot_features(tables, computed, window_days=window, groups=groups).cache()
+    columns = required_feature_columns(tables, schemes, groups, settings=settings)
+    features = snapshot_features(tables, computed, window_days=window, groups=groups,
+                                 columns=columns).cache()
     assignments = {
         s.name: assign(s, features, store=store, schemes=schemes, by="snapshot_date")
         for s in schemes

@@ -306,3 +306,19 @@ def test_spark_one_pass_equals_duckdb_one_pass():
             assert [None if pd.isna(v) else v for v in g] == [
                 None if pd.isna(v) else v for v in w
             ], name
+
+
+def test_customer_chunks_and_column_subsets_give_the_same_rows(edge):
+    """Chunks of 2 customers (several materialised parts) give the rows of one chunk, and
+    asking for a few columns gives those columns of the full table."""
+    key = ["snapshot_date", "customer_id"]
+    whole = snapshot_features(edge, S, window_days=90).to_pandas().sort_values(key, ignore_index=True)
+    chunked = snapshot_features(edge, S, window_days=90, chunk_customers=6).to_pandas()
+    assert whole.customer_id.nunique() > 6
+    pd.testing.assert_frame_equal(chunked.sort_values(key, ignore_index=True), whole)
+    few = ["customer_id", "frequency", "products_total", "promo_share", "visits_90d"]
+    part = snapshot_features(edge, S, window_days=90, columns=few).to_pandas()
+    assert list(part.columns) == ["snapshot_date", *[c for c in whole.columns if c in few]]
+    pd.testing.assert_frame_equal(part.sort_values(key, ignore_index=True), whole[part.columns])
+    with pytest.raises(InputError, match="chunk_customers"):
+        snapshot_features(edge, S, chunk_customers=0)

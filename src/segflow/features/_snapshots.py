@@ -12,6 +12,11 @@ module computes the same table for every snapshot of a grid at once (see
 3. running sums (minima, maxima) over a customer's periods give every snapshot's values on a
    grid of one row per (snapshot, customer known at it).
 
+Customers are numbered (integer keys in id order, materialised once) and processed in chunks
+of :data:`CHUNK_CUSTOMERS`: each chunk's period-tagged lines and its result are materialised
+(Ibis ``cache``) before the next chunk starts, so the working set of DuckDB (or Spark) is
+that of one chunk, and no sub-plan is computed twice within a chunk.
+
 One pass: groups ``rfm``, ``seasonality``, ``web``, ``attribute`` and the order-value part of
 ``pattern`` (``avg_order_value``, ``basket_size``, ``promo_share``, ``return_rate``,
 ``spend_trend``). Still per snapshot (the functions of the readable definition, one query
@@ -58,6 +63,8 @@ def snapshot_features(
     *,
     window_days: int | None = None,
     groups: Collection[str] | None = None,
+    columns: Collection[str] | None = None,
+    chunk_customers: int | None = None,
 ) -> ibis.Table:
     """Features at every date of ``dates``, one row per (snapshot, customer known at it).
 
@@ -67,6 +74,13 @@ def snapshot_features(
         As for :func:`segflow.features.customer_features`.
     dates : sequence of date
         The snapshot dates (at least one; duplicates are ignored).
+    columns : collection of str, optional
+        Only these feature columns (``customer_id`` always); the per-snapshot parts none of
+        whose columns are asked for are not computed. Default: every column of ``groups``.
+    chunk_customers : int, optional
+        Customers per chunk (default :data:`CHUNK_CUSTOMERS`): the customers are split by
+        their surrogate key into chunks computed and materialised one after the other (with
+        Ibis ``cache``, on the tables' backend), which bounds the memory of the run.
 
     Returns
     -------
@@ -80,7 +94,8 @@ def snapshot_features(
     Raises
     ------
     InputError
-        When ``dates`` is empty, or as :func:`customer_features`.
+        When ``dates`` is empty, ``chunk_customers`` is not positive, or as
+        :func:`customer_features`.
 
     Notes
     -----
@@ -99,11 +114,45 @@ def snapshot_features(
         raise InputError(f"window_days must be a positive number of days, got {window_days}")
     wanted = _check_groups(groups)
     schema = customer_features(tables, unique[0], window_days=window_days, groups=groups).schema()
+    if columns is not None:
+        keep = set(columns) | {"customer_id"}
+        schema = ibis.schema({n: t for n, t in schema.items() if n in keep})
+    if chunk_customers is not None and chunk_customers <= 0:
+        raise InputError(f"chunk_customers must be a positive number, got {chunk_customers}")
     periods = Periods(tuple(unique))
+    # the survey's questions and their kinds come from the whole table, as in customer_features
+    survey = survey_registry(tables["survey_responses"]) if "survey" in wanted else {}
+    survey = {name: entry for name, entry in survey.items() if name in schema}
+    keys = _customer_keys(tables, periods).cache()
+    n_keys = int(keys.count().execute())
+    size = max(1, chunk_customers or CHUNK_CUSTOMERS)
+    chunks = []
+    for lo in range(0, max(n_keys, 1), size):  # keys are 0, 1, ... n_keys - 1
+        part = keys.filter(keys._ck.between(lo, lo + size - 1))
+        chunks.append(_chunk(tables, part, periods, window_days, wanted, schema, survey).cache())
+    return chunks[0] if len(chunks) == 1 else ibis.union(*chunks, distinct=False)
 
-    keys = _customer_keys(tables, periods)
+
+#: Customers per chunk of :func:`snapshot_features` (each chunk is computed and materialised
+#: on its own, so the working set is bounded by the chunk, not the customer base: about
+#: 1 GB of DuckDB memory per 100,000 customers of 24 monthly snapshots).
+CHUNK_CUSTOMERS = 200_000
+
+
+def _chunk(
+    tables: Mapping[str, ibis.Table],
+    keys: ibis.Table,
+    periods: Periods,
+    window_days: int | None,
+    wanted: set[str],
+    schema: ibis.Schema,
+    survey: dict,
+) -> ibis.Table:
+    """The result of :func:`snapshot_features` for the customers of ``keys`` (``_cid``,
+    ``_ck``): the period-tagged lines and web days are materialised first (each read by
+    several delta parts), then one query builds the grid."""
     keyed = {name: _keyed(tables[name], keys) for name in ("customers", "transactions", "events")}
-    lines = purchases.period_lines(keyed["transactions"], periods)
+    lines = purchases.period_lines(keyed["transactions"], periods).cache()
     parts = purchases.order_deltas(lines, periods, window_days)
     parts += purchases.line_deltas(lines, periods, window_days)
     sums, mins, maxs = list(purchases.SUMS), list(purchases.MINS), list(purchases.MAXS)
@@ -122,7 +171,8 @@ def snapshot_features(
     # back to the original customer ids, then the per-snapshot parts (keyed by them)
     out = out.join(keys, out.customer_id == keys._ck).drop("customer_id", "_ck")
     out = out.rename(customer_id="_cid")
-    extra = _per_snapshot_parts(tables, periods, window_days, wanted, list(schema))
+    extra = _per_snapshot_parts(_only(tables, keys), periods, window_days, wanted, list(schema),
+                                survey)
     out = _left_join_keyed(out, extra)
 
     fills = {n: out[n].fill_null(0) for n in _ZERO_WHEN_ABSENT if n in schema}
@@ -134,8 +184,17 @@ def snapshot_features(
     )
 
 
+def _only(tables: Mapping[str, ibis.Table], keys: ibis.Table) -> dict[str, ibis.Table]:
+    """The tables with only the rows of the customers of ``keys`` (a semi-join)."""
+    out = dict(tables)
+    for name in ("transactions", "campaign_exposures", "survey_responses"):
+        t = tables[name]
+        out[name] = t.filter(t.customer_id.cast("string").isin(keys._cid))
+    return out
+
+
 def _customer_keys(tables: Mapping[str, ibis.Table], periods: Periods) -> ibis.Table:
-    """Integer surrogate keys ``_ck`` (1, 2, ... in id order) for the customer ids ``_cid``
+    """Integer surrogate keys ``_ck`` (0, 1, ... in id order) for the customer ids ``_cid``
     of the customers, transactions and events: the heavy grouping, windows and joins run on
     them instead of strings."""
     end = periods.end_ts()
@@ -292,10 +351,11 @@ def _per_snapshot_parts(
     window_days: int | None,
     wanted: set[str],
     columns: list[str],
+    survey: dict,
 ) -> list[ibis.Table]:
     """The columns not (yet) computed in one pass: the readable per-snapshot functions, one
     union over the snapshots per family, keyed by ``(customer_id, _k)``."""
-    survey = survey_registry(tables["survey_responses"]) if "survey" in wanted else {}
+    cols = set(columns)
     families: dict[str, list[ibis.Table]] = {}
     for k, s in enumerate(periods.dates, start=1):
         frame = Frame(snapshot=s, window_days=window_days)
@@ -303,9 +363,11 @@ def _per_snapshot_parts(
         if wanted & {"pattern", "campaign", "breadth"}:
             lines = prepare_lines(tables["transactions"], frame)
             orders = order_table(lines)
-        if "pattern" in wanted:
+        if "pattern" in wanted and {"ipt_mean_days", "ipt_cv"} & cols:
             parts["ipt"] = interpurchase_features(orders, frame)
+        if "pattern" in wanted and {"top_category", "top_category_share", "category_count"} & cols:
             parts["cat"] = top_share(lines, frame, "category", "top_category", "category_count")
+        if "pattern" in wanted and {"main_channel", "main_channel_share", "channel_count"} & cols:
             parts["chan"] = top_share(lines, frame, "channel", "main_channel", "channel_count")
         if "breadth" in wanted:
             parts["breadth"] = breadth_features(lines, frame)

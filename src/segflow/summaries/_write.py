@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import ibis
 import pandas as pd
@@ -69,10 +70,13 @@ def _scored_dates(store: Store) -> set[dt.date]:
 
 
 def segment_summary(store: Store, scheme: str, revenue: ibis.Table, scores: ibis.Table,
-                    scored: set[dt.date]) -> pd.DataFrame:
+                    scored: set[dt.date], dates: Collection[dt.date] | None = None) -> pd.DataFrame:
     """Per snapshot and segment of ``scheme``: size, share, revenue (12 months and all
-    time before the snapshot) and its share, and the CLV columns where scores exist."""
+    time before the snapshot) and its share, and the CLV columns where scores exist
+    (``dates``: only those snapshots; default all)."""
     a = _assignments(store, scheme)
+    if dates is not None:
+        a = a.filter(a.snapshot_date.isin([ibis.literal(d, "date") for d in sorted(dates)]))
     rv = revenue.select(r_cid="customer_id", r_date="snapshot_date", rall="revenue_all_time", r12="revenue_12m")
     j = a.left_join(rv, (a.customer_id == rv.r_cid) & (a.snapshot_date == rv.r_date))
     j = j.left_join(scores, (j.customer_id == scores.s_cid) & (j.snapshot_date == scores.s_date))
@@ -107,12 +111,14 @@ def segment_summary(store: Store, scheme: str, revenue: ibis.Table, scores: ibis
 
 
 def transition_summary(store: Store, scheme: str, dates: Sequence[dt.date], revenue: ibis.Table,
-                       scores: ibis.Table, scored: set[dt.date]) -> pd.DataFrame:
+                       scores: ibis.Table, scored: set[dt.date],
+                       pairs: Sequence[tuple[dt.date, dt.date]] | None = None) -> pd.DataFrame:
     """Per pair of :func:`snapshot_pairs` and cell (from segment, to segment; ``(new)`` and
     ``(gone)`` for customers at one side only): customers, their net revenue between the two
     snapshots (``from <= ts < to``), their net revenue in the 365 days before ``to`` and their
-    predicted value stored at ``to`` (null when no scores are stored there)."""
-    pairs = snapshot_pairs(dates)
+    predicted value stored at ``to`` (null when no scores are stored there). ``pairs``: only
+    those pairs (default all pairs of ``dates``)."""
+    pairs = snapshot_pairs(dates) if pairs is None else list(pairs)
     if not pairs:
         return pd.DataFrame()
     p = ibis.memtable(pa.table({
@@ -209,13 +215,21 @@ def profile_summary(store: Store, scheme: str, *, rule_based: bool) -> tuple[pd.
 
 
 def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None = None,
-                     kinds: dict[str, str] | None = None, audit: bool = True) -> dict[str, int]:
+                     kinds: dict[str, str] | None = None, audit: bool = True,
+                     changed: Mapping[str, Collection[dt.date]] | None = None) -> dict[str, int]:
     """Compute the report's aggregates from the store and replace the stored ones, in one
     transaction: ``summary_segments``, ``summary_transitions``, ``summary_profiles`` (with
     the per-segment names and distinguishing features in ``summary_profile_segments``) and
     ``summary_audit`` (see :mod:`segflow.summaries` for definitions and units).
 
     Segments are read through the ``segment_assignments`` table or view only.
+
+    Incremental with ``changed``: the segment rows of a snapshot and the transition rows of a
+    pair are computed again only when a date of theirs is in ``changed[scheme]``, is not
+    stored yet, or its CLV scores appeared or disappeared since they were stored; the other
+    stored rows are kept (rows of snapshots, pairs and schemes that no longer exist are
+    deleted). The result equals a full rewrite's. Profiles (one snapshot) and the audit are
+    always computed again. Every row ends up carrying ``run_id``.
 
     Parameters
     ----------
@@ -230,11 +244,15 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
         missing here counts as rule-based.
     audit : bool, default=True
         Also store the data-quality audit (:func:`segflow.quality.audit`).
+    changed : mapping of scheme to dates, optional
+        The snapshots whose assignments, revenue or scores this run may have changed
+        (``segflow run``: the snapshots it computed, and the latest, which it scores).
+        ``None`` (default): compute everything again.
 
     Returns
     -------
     dict
-        Rows written per table.
+        Rows written (computed) per table.
     """
     assigned = store.raw.execute(
         "SELECT scheme, list(DISTINCT snapshot_date ORDER BY snapshot_date) FROM segment_assignments GROUP BY scheme"
@@ -242,29 +260,44 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
     dates_of = {s: list(d) for s, d in assigned}
     schemes = [s for s in (schemes if schemes is not None else sorted(dates_of)) if s in dates_of]
     rule_based = {s: (kinds or {}).get(s) != "cluster" for s in schemes}
-    all_dates = sorted({d for s in schemes for d in dates_of[s]})
     scored = _scored_dates(store)
+    plan = {s: _plan(store, s, dates_of[s], scored, None if changed is None else changed.get(s, ()))
+            for s in schemes}
     frames: dict[str, list[pd.DataFrame]] = {t: [] for t in (*TABLES, "summary_profile_segments")}
-    if all_dates:
-        revenue = revenue_at_snapshots(store.table("transactions"), all_dates).cache()
+    needed = sorted({d for s in schemes for d in plan[s].dates}
+                    | {d for s in schemes for pair in plan[s].pairs for d in pair})
+    if needed:
+        revenue = revenue_at_snapshots(store.table("transactions"), needed).cache()
         scores = _scores(store).cache()
         try:
             for scheme in schemes:
-                frames["summary_segments"].append(segment_summary(store, scheme, revenue, scores, scored))
-                frames["summary_transitions"].append(
-                    transition_summary(store, scheme, dates_of[scheme], revenue, scores, scored))
-                seg, long = profile_summary(store, scheme, rule_based=rule_based[scheme])
-                frames["summary_profile_segments"].append(seg)
-                frames["summary_profiles"].append(long)
+                if plan[scheme].dates:
+                    frames["summary_segments"].append(segment_summary(
+                        store, scheme, revenue, scores, scored, dates=plan[scheme].dates))
+                if plan[scheme].pairs:
+                    frames["summary_transitions"].append(transition_summary(
+                        store, scheme, dates_of[scheme], revenue, scores, scored,
+                        pairs=plan[scheme].pairs))
         finally:
             revenue.release()
             scores.release()
+    for scheme in schemes:
+        seg, long = profile_summary(store, scheme, rule_based=rule_based[scheme])
+        frames["summary_profile_segments"].append(seg)
+        frames["summary_profiles"].append(long)
     if audit:
         frames["summary_audit"].append(_audit_frame(store))
     written: dict[str, int] = {}
     with store.transaction() as con:
         for table, parts in frames.items():
-            con.execute(f"DELETE FROM {table}")
+            if table == "summary_segments":
+                _delete_stale(con, table, "snapshot_date", schemes,
+                              {s: (dates_of[s], plan[s].dates) for s in schemes})
+            elif table == "summary_transitions":
+                _delete_stale_pairs(con, schemes, {s: plan[s] for s in schemes}, dates_of)
+            else:
+                con.execute(f"DELETE FROM {table}")
+            con.execute(f"UPDATE {table} SET run_id = ?", [run_id])
             parts = [f for f in parts if not f.empty]
             if not parts:
                 written[table] = 0
@@ -273,6 +306,66 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
             frame["run_id"] = run_id
             written[table] = store.append(table, frame, con=con)
     return written
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """What to compute for one scheme: snapshot dates of segment rows, pairs of transitions."""
+
+    dates: list[dt.date]
+    pairs: list[tuple[dt.date, dt.date]]
+
+
+def _plan(store: Store, scheme: str, dates: Sequence[dt.date], scored: set[dt.date],
+          changed: Collection[dt.date] | None) -> _Plan:
+    """The snapshots and pairs of ``scheme`` to compute: all (``changed`` None), else those
+    touching a changed date, not stored yet, or whose scored state differs from the stored."""
+    pairs = snapshot_pairs(dates)
+    if changed is None:
+        return _Plan(list(dates), pairs)
+    stored = dict(store.raw.execute(
+        "SELECT snapshot_date, bool_or(scored_customers IS NOT NULL) FROM summary_segments "
+        "WHERE scheme = ? GROUP BY 1", [scheme]).fetchall())
+    stored_pairs = {tuple(r) for r in store.raw.execute(
+        "SELECT DISTINCT from_date, to_date FROM summary_transitions WHERE scheme = ?",
+        [scheme]).fetchall()}
+    dirty = set(changed)
+    dirty |= {d for d in dates if d not in stored or bool(stored[d]) != (d in scored)}
+    return _Plan(
+        [d for d in dates if d in dirty],
+        [p for p in pairs if p[0] in dirty or p[1] in dirty or p not in stored_pairs],
+    )
+
+
+def _delete_stale(con: object, table: str, column: str, schemes: Sequence[str],
+                  keep: dict[str, tuple[Sequence[dt.date], Sequence[dt.date]]]) -> None:
+    """Delete the rows of ``table`` of other schemes, and per scheme those of dates that no
+    longer exist or are computed again."""
+    con.execute(f"DELETE FROM {table} WHERE scheme NOT IN (SELECT unnest(?::VARCHAR[]))",  # type: ignore[attr-defined]
+                [list(schemes)])
+    for scheme, (current, redo) in keep.items():
+        con.execute(  # type: ignore[attr-defined]
+            f"DELETE FROM {table} WHERE scheme = ? AND ({column} IN (SELECT unnest(?::DATE[])) "
+            f"OR {column} NOT IN (SELECT unnest(?::DATE[])))",
+            [scheme, list(redo), list(current)])
+
+
+def _delete_stale_pairs(con: object, schemes: Sequence[str], plan: dict[str, _Plan],
+                        dates_of: dict[str, list[dt.date]]) -> None:
+    """Delete the transition rows of other schemes, of pairs no longer summarised, and of
+    pairs computed again."""
+    con.execute("DELETE FROM summary_transitions WHERE scheme NOT IN (SELECT unnest(?::VARCHAR[]))",  # type: ignore[attr-defined]
+                [list(schemes)])
+    for scheme in schemes:
+        current = set(snapshot_pairs(dates_of[scheme]))
+        redo = set(plan[scheme].pairs)
+        stored = con.execute(  # type: ignore[attr-defined]
+            "SELECT DISTINCT from_date, to_date FROM summary_transitions WHERE scheme = ?",
+            [scheme]).fetchall()
+        for frm, to in (tuple(p) for p in stored if tuple(p) in redo or tuple(p) not in current):
+            con.execute(  # type: ignore[attr-defined]
+                "DELETE FROM summary_transitions WHERE scheme = ? AND from_date = ? AND to_date = ?",
+                [scheme, frm, to])
 
 
 def _audit_frame(store: Store) -> pd.DataFrame:
