@@ -105,11 +105,11 @@ def _warehouse_state(store) -> dict[str, pd.DataFrame]:
 
 def assert_same_results(got: dict[str, pd.DataFrame], want: dict[str, pd.DataFrame]) -> None:
     ga, wa = got["assignments"], want["assignments"]
-    assert len(wa) > 1000
+    assert len(wa) > 500
     wa = wa.assign(segment_rank=wa["segment_rank"].astype("Int64"))
     pd.testing.assert_frame_equal(ga, wa, check_dtype=False)
     gs, ws = got["scores"], want["scores"]
-    assert len(ws) > 300
+    assert len(ws) > 200
     pd.testing.assert_frame_equal(gs.drop(columns="value"), ws.drop(columns="value"),
                                   check_dtype=False)
     # the fit runs on the driver from the same distinct triples: equal to float tolerance
@@ -125,7 +125,7 @@ def test_demo_pipeline_on_the_cluster_equals_duckdb(demo_project, cluster_sessio
     # reconciliation: every row DuckDB accepted (and quarantined, and every load) is there
     for table, n in pushed.items():
         assert n == _duck(project, f'SELECT count(*) AS n FROM "{table}"')["n"][0], table
-    assert pushed["transactions"] > 1000
+    assert pushed["transactions"] > 300
 
     _cli("run", "-p", str(project.directory))
     store = _store(cluster_session)
