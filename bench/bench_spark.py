@@ -12,8 +12,10 @@ child of the Python process) plus, on the cluster, the master's and workers' tre
 executors): ``ru_maxrss`` sees the Python process only.
 
 How the engine is chosen: when the project settings have an ``[engine]`` section (issue 16),
-the project file sets ``kind``, ``master`` and a warehouse folder and every stage runs on it;
-otherwise (before issue 16) ingest and report use the DuckDB store and only ``run`` uses Spark:
+the project file sets ``kind``, ``master`` and a warehouse folder; ingest loads the DuckDB
+store, ``push`` copies it into the warehouse (the interim step of docs/scale.md) and ``run``
+reads the warehouse and writes there (:func:`segflow.warehouse.run_on_warehouse`); the
+report stage (which reads the DuckDB store) runs for DuckDB only. Otherwise (before issue 16) ingest and report use the DuckDB store and only ``run`` uses Spark:
 the stage starts the Spark session itself with the master and 4 GB of driver memory, and the
 pipeline's ``getOrCreate`` picks it up. The cluster (a master and two workers of 1 core and
 3 GB each, all on 127.0.0.1) is started with the launcher that ships with pyspark
@@ -59,6 +61,24 @@ if engine != "duckdb" and not configured and stage == "run":
         .config("spark.sql.shuffle.partitions", "4").config("spark.sql.ansi.enabled", "false")
         .getOrCreate())
 from segflow.project import Project
+if configured and engine != "duckdb" and stage in ("push", "run"):
+    # issue 16: the run reads the canonical tables from the Spark warehouse and writes there
+    from segflow.store._spark import SparkStore
+    from segflow.warehouse import push_to_warehouse, run_on_warehouse
+    settings = Settings.load(workdir)
+    warehouse = SparkStore.open(settings.engine, workdir)
+    if stage == "push":
+        with Project.open(workdir, read_only=True) as project:
+            extra["rows"] = push_to_warehouse(project.store, warehouse)
+    else:
+        summary = run_on_warehouse(warehouse, settings)
+        extra["assignments"] = int(summary.assignments_written)
+        extra["snapshots"] = len(summary.snapshot_dates)
+        extra["engine_used"] = "spark-warehouse"
+        extra["run_stages_s"] = {k: round(float(v), 2) for k, v in summary.seconds.items()}
+    warehouse.session.stop()
+    print(json.dumps({"inner_seconds": round(time.perf_counter() - t0, 2), **extra}))
+    sys.exit(0)
 project = Project.open(workdir)
 if stage == "ingest":
     frame = project.ingest().to_pandas()
@@ -153,9 +173,11 @@ class Cluster:
                 p.kill()
 
 
-def project_for(root: Path, name: str, engine: str, master: str, memory_limit: str | None) -> Path:
+def project_for(root: Path, work: Path, name: str, engine: str, master: str,
+                memory_limit: str | None) -> Path:
+    """A project in ``work`` reading the data set ``name`` of ``root`` (read only)."""
     info = data_info(root, name)
-    proj = root / f"spark-{engine}-{name}"
+    proj = work / f"spark-{engine}-{name}"
     make_project(proj, root / f"data-{name}", dt.date.fromisoformat(info["end"]), memory_limit)
     from segflow.config import Settings
 
@@ -173,22 +195,27 @@ def main() -> None:
     ap.add_argument("--engines", default="duckdb,local,cluster",
                     help="from duckdb, local (Spark local[2]), cluster (two local workers; 10M set only)")
     ap.add_argument("--root", type=Path, default=Path("/tmp/segflow-bench"))
+    ap.add_argument("--work", type=Path, default=Path("/tmp/segflow-spark-bench"),
+                    help="projects, warehouses and the cluster's folders (--root is only read)")
     ap.add_argument("--tag", default="")
     ap.add_argument("--memory-limit", default=None)
-    ap.add_argument("--stages", default="ingest,run,report")
+    ap.add_argument("--stages", default="ingest,push,run,report",
+                    help="push (Spark only) copies the ingested tables into the warehouse")
     args = ap.parse_args()
     for name in args.sets.split(","):
         info = data_info(args.root, name)
         for engine in args.engines.split(","):
             if engine == "cluster" and name != "tx10m":
                 continue
-            cluster = Cluster(args.root / "spark-cluster") if engine == "cluster" else None
+            cluster = Cluster(args.work / "spark-cluster") if engine == "cluster" else None
             master = cluster.url if cluster else "local[2]"
             try:
-                proj = project_for(args.root, name, engine, master, args.memory_limit)
+                proj = project_for(args.root, args.work, name, engine, master, args.memory_limit)
                 meta = {"set": name, "engine": engine, "master": master, "tag": args.tag,
                         "customers": info["customers"], "transactions": info["rows"]["transactions"]}
                 for stage in args.stages.split(","):
+                    if (stage == "push") != (engine != "duckdb") and stage in ("push", "report"):
+                        continue  # push: Spark only; the report reads the DuckDB store
                     result = python_stage(STAGE, stage, str(proj), engine, master, label=stage,
                                           also=cluster.pids if cluster else ())
                     result.update(stage=stage, commit=git_head(), **meta)

@@ -68,6 +68,14 @@ def resolve_snapshot_dates(store: Store, settings: Settings) -> list[dt.date]:
     first, last = store.raw.execute(
         "SELECT min(ts)::DATE, max(ts)::DATE FROM transactions WHERE customer_id IS NOT NULL"
     ).fetchone()
+    return snapshot_dates_between(settings, first, last)
+
+
+def snapshot_dates_between(
+    settings: Settings, first: dt.date | None, last: dt.date | None
+) -> list[dt.date]:
+    """Snapshot dates of ``[periods]`` for transactions from ``first`` to ``last`` (their
+    dates; ``None`` when there are none)."""
     periods = settings.periods
     if periods.granularity == "dates":
         if not periods.dates:
@@ -438,6 +446,7 @@ def score_clv(
     run_id: str,
     *,
     notes: list[str] | None = None,
+    sink: Callable[[ibis.Table, str], int] | None = None,
 ) -> int:
     """Fit BG/NBD and Gamma-Gamma on all history before ``snapshot`` (weekly time unit) and
     write each customer's P(alive), expected purchases and 52-week revenue CLV (10 % a year
@@ -447,6 +456,10 @@ def score_clv(
     spend model that cannot be fitted leaves out only ``expected_spend`` and ``clv``. The
     reason is added to ``notes`` and warned, the run itself goes on. Customers the models
     leave out of their fits (T = 0, non-positive mean spend) are counted in notes and scored.
+
+    ``sink(scores, model_document)``, when given, stores the scores (an Ibis table on the
+    engine of ``transactions``) and returns the rows written, in place of ``store``
+    (``segflow.warehouse`` writes them to the Spark warehouse this way).
     """
     from segflow.models import (
         BetaGeoModel,
@@ -480,12 +493,18 @@ def score_clv(
                 summary, model, horizon=CLV_HORIZON_WEEKS, time_unit="W", spend_model=spend,
                 annual_discount_rate=CLV_ANNUAL_DISCOUNT_RATE,
             )
-            n = write_scores(store, scores, snapshot_date=snapshot, model=CLV_MODEL, run_id=run_id)
-            # the fitted parameters, so real-time scoring applies the same models (V8)
-            save_model_params(store, model_document(
+            document = model_document(
                 model, spend, horizon=CLV_HORIZON_WEEKS, time_unit="W",
                 annual_discount_rate=CLV_ANNUAL_DISCOUNT_RATE,
-            ), snapshot_date=snapshot, model=CLV_MODEL, run_id=run_id)
+            )
+            if sink is not None:
+                n = sink(scores, document)
+            else:
+                n = write_scores(store, scores, snapshot_date=snapshot, model=CLV_MODEL,
+                                 run_id=run_id)
+                # the fitted parameters, so real-time scoring applies the same models (V8)
+                save_model_params(store, document, snapshot_date=snapshot, model=CLV_MODEL,
+                                  run_id=run_id)
         except SegflowError as exc:
             message = f"CLV stage did not run: no CLV scores at {snapshot}: {exc}"
             warnings.warn(message, UserWarning, stacklevel=2)

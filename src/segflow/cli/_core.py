@@ -66,10 +66,18 @@ def run(
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Compute features and segment assignments for new or changed snapshot dates and schemes."""
+    """Compute features and segment assignments for new or changed snapshot dates and schemes.
+
+    On Spark (``[engine] kind = "spark"`` or ``--engine spark``) the run reads the canonical
+    tables from the project's Spark warehouse and writes its results there (docs/scale.md)."""
     from segflow.project import Project
 
     with user_errors():
+        if _on_spark(project_dir, engine):
+            from segflow.cli._warehouse import run_on_spark
+
+            run_on_spark(project_dir, as_json=as_json)
+            return
         with Project.open(project_dir) as project:
             with progress(disable=as_json) as bar:
                 task = bar.add_task("features and segments", total=None)
@@ -93,6 +101,13 @@ def run(
                 console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
             for scheme in summary.schemes:
                 _print_sizes(project, scheme)
+
+
+def _on_spark(project_dir: Path, engine: str | None) -> bool:
+    from segflow.config import Settings
+    from segflow.engine import resolve_engine
+
+    return resolve_engine(engine, Settings.load(project_dir).engine) == "spark"
 
 
 def report(

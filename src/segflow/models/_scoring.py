@@ -155,6 +155,24 @@ def score_customers(
 SCORE_COLUMNS = ("p_alive", "expected_purchases", "p_no_purchase", "expected_spend", "clv")
 
 
+def scores_long(scores: ir.Table, *, snapshot_date: dt.date, model: str, run_id: str) -> ir.Table:
+    """Per-customer scores in the long form of ``customer_scores`` (an expression on the
+    scores' engine): ``snapshot_date, customer_id, model, score, value, run_id``, one row per
+    customer and score name of :data:`SCORE_COLUMNS`."""
+    present = [c for c in SCORE_COLUMNS if c in scores.columns]
+    long = scores.select("customer_id", *present).pivot_longer(
+        present, names_to="score", values_to="value"
+    )
+    return long.select(
+        snapshot_date=ibis.literal(snapshot_date, type="date"),
+        customer_id=long.customer_id,
+        model=ibis.literal(model),
+        score=long.score,
+        value=long.value.cast("float64"),
+        run_id=ibis.literal(run_id),
+    )
+
+
 def write_scores(
     store: Any,
     scores: ir.Table,
@@ -166,19 +184,7 @@ def write_scores(
     """Write per-customer scores into ``customer_scores`` (long format), replacing the same
     snapshot and model. One row per customer and score name (see :data:`SCORE_COLUMNS`).
     Returns rows written."""
-    present = [c for c in SCORE_COLUMNS if c in scores.columns]
-    long = scores.select("customer_id", *present).pivot_longer(
-        present, names_to="score", values_to="value"
-    )
-    long = long.select(
-        snapshot_date=ibis.literal(snapshot_date, type="date"),
-        customer_id=long.customer_id,
-        model=ibis.literal(model),
-        score=long.score,
-        value=long.value.cast("float64"),
-        run_id=ibis.literal(run_id),
-    )
-    rows = long.to_pyarrow()
+    rows = scores_long(scores, snapshot_date=snapshot_date, model=model, run_id=run_id).to_pyarrow()
     with store.transaction() as con:
         con.execute(
             "DELETE FROM customer_scores WHERE snapshot_date = ? AND model = ?",

@@ -158,12 +158,15 @@ class SparkStore:
         self._log(run_id, {**base, "finished_at": _now(), "status": COMMITTED})
 
     # -- reading ----------------------------------------------------------------------
-    def dataframe(self, name: str) -> DataFrame:
-        """The committed state of table ``name`` as a Spark DataFrame (with ``run_id``)."""
+    def dataframe(self, name: str, *, pending: str | None = None) -> DataFrame:
+        """The committed state of table ``name`` as a Spark DataFrame (with ``run_id``).
+
+        ``pending``: a run of this process that has not committed yet, read as if it had
+        (after every committed run): how a run reads back what it wrote so far."""
         spec = _spec(name)
-        committed = self.committed_runs()
+        committed = [r for r in self.committed_runs() if r != pending]
         present = self._partitions(name)
-        runs = [r for r in committed if r in present]
+        runs = [r for r in [*committed, *([pending] if pending else [])] if r in present]
         path = f"{self.root}/{name}"
         if spec.keys == () and runs:
             runs = runs[-1:]
@@ -186,15 +189,22 @@ class SparkStore:
             df = df.withColumn("_latest", latest).where("_seq = _latest").drop("_seq", "_latest")
         return df
 
-    def table(self, name: str) -> ibis.Table:
+    def table(self, name: str, *, pending: str | None = None) -> ibis.Table:
         """The committed state of table ``name`` as an Ibis table on the Spark backend
-        (columns as in the DuckDB store; ``run_id`` kept where the DuckDB store has it)."""
-        df = self.dataframe(name)
+        (columns as in the DuckDB store; ``run_id`` kept where the DuckDB store has it);
+        ``pending`` as in :meth:`dataframe`."""
+        df = self.dataframe(name, pending=pending)
         if name not in ("segment_assignments", "customer_scores"):
             df = df.drop("run_id")
-        view = f"segflow_{name}"
+        view = f"segflow_{name}" + (f"_{pending}" if pending else "")
         df.createOrReplaceTempView(view)
         return self.con.table(view)
+
+    def cache(self, expr: ibis.Table) -> ibis.Table:
+        """``expr.cache()`` on this store's backend, with the expression's in-memory tables
+        registered first (Ibis's PySpark backend caches without registering them)."""
+        self.con._run_pre_execute_hooks(expr)
+        return expr.cache()
 
     def tables(self) -> list[str]:
         """Names of the tables that have at least one committed partition."""
@@ -235,8 +245,12 @@ class SparkStore:
 
     def _as_dataframe(self, data: Any) -> DataFrame:
         if isinstance(data, pa.Table):
-            return self.session.createDataFrame(data)
+            # an all-null column has Arrow type null, which Parquet cannot store: string
+            fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f
+                      for f in data.schema]
+            return self.session.createDataFrame(data.cast(pa.schema(fields)))
         if isinstance(data, ibis.Table):
+            self.con._run_pre_execute_hooks(data)  # registers in-memory tables (memtables)
             return self.con.raw_sql(self.con.compile(data))
         return data
 

@@ -55,6 +55,23 @@ SCORES = {
     "snapshot_date": "DATE", "customer_id": "VARCHAR", "model": "VARCHAR", "score": "VARCHAR",
     "value": "DOUBLE",
 }
+SPELLS = {
+    "scheme": "VARCHAR", "scheme_version": "VARCHAR", "customer_id": "VARCHAR",
+    "segment": "VARCHAR", "segment_rank": "INTEGER", "valid_from": "DATE", "valid_to": "DATE",
+}
+SNAPSHOTS = {"scheme": "VARCHAR", "scheme_version": "VARCHAR", "snapshot_date": "DATE",
+             "settings_key": "VARCHAR", "computed_at": "TIMESTAMP"}
+SUMMARY_SEGMENTS = {
+    "scheme": "VARCHAR", "snapshot_date": "DATE", "segment": "VARCHAR", "segment_rank": "BIGINT",
+    "customers": "BIGINT", "share": "DOUBLE", "revenue_12m": "DOUBLE", "revenue_share": "DOUBLE",
+    "revenue_all_time": "DOUBLE", "scored_customers": "BIGINT", "mean_p_alive": "DOUBLE",
+    "expected_purchases": "DOUBLE", "clv": "DOUBLE", "mean_clv": "DOUBLE", "clv_share": "DOUBLE",
+}
+SUMMARY_TRANSITIONS = {
+    "scheme": "VARCHAR", "from_date": "DATE", "to_date": "DATE", "from_segment": "VARCHAR",
+    "to_segment": "VARCHAR", "from_rank": "BIGINT", "to_rank": "BIGINT", "customers": "BIGINT",
+    "revenue": "DOUBLE", "revenue_12m": "DOUBLE", "clv": "DOUBLE",
+}
 SCHEME_REGISTRY = {
     "scheme": "VARCHAR", "scheme_version": "VARCHAR", "kind": "VARCHAR",
     "definition": "VARCHAR", "created_at": "TIMESTAMP",
@@ -69,6 +86,12 @@ TABLES: dict[str, TableSpec] = {
     "customer_scores": TableSpec(SCORES, keys=("snapshot_date", "model")),
     "scheme_registry": TableSpec(SCHEME_REGISTRY),
     "customer_features": TableSpec(None, keys=()),
+    # change rows of a run computed on Spark (every snapshot of a scheme: replaced per scheme)
+    "segment_spells": TableSpec(SPELLS, keys=("scheme",)),
+    "segment_snapshots": TableSpec(SNAPSHOTS, keys=("scheme",)),
+    # the report's aggregates (segflow.summaries): small, replaced by every run
+    "summary_segments": TableSpec(SUMMARY_SEGMENTS, keys=()),
+    "summary_transitions": TableSpec(SUMMARY_TRANSITIONS, keys=()),
 }
 
 _SPARK_TYPES = {

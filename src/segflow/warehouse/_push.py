@@ -1,0 +1,53 @@
+"""``segflow warehouse push``: the canonical tables of the DuckDB store copied into the Spark
+warehouse, an interim step until ingest runs on Spark itself (issue 16, item 3).
+
+Only rows of loads the warehouse does not have yet are copied (by ``load_id``), so pushing
+after every ``segflow ingest`` adds the new loads and nothing twice. Rows a late correction
+replaced in the DuckDB store are not replaced in the warehouse (push into a new warehouse
+then). The push is one run of the Spark store: all its tables appear at once or not at all.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from segflow.store import CANONICAL_TABLES, Store
+from segflow.store._spark import SparkStore
+
+#: Tables a push copies: the canonical ones and the ingest's own records.
+PUSHED = (*CANONICAL_TABLES, "quarantine", "loads")
+
+
+def push_to_warehouse(store: Store, warehouse: SparkStore) -> dict[str, int]:
+    """Copy the rows of ``store``'s loads that ``warehouse`` lacks; returns rows per table.
+
+    The rows go through Parquet files in a temporary folder of this machine, read by Spark:
+    the warehouse may be remote, the executors of the session must see this machine's
+    temporary folder (true for ``local[*]`` and a cluster on this machine).
+    """
+    pushed = set()
+    if "loads" in warehouse.tables():
+        pushed = {r.load_id for r in warehouse.dataframe("loads").select("load_id").collect()}
+    first = not warehouse.tables()
+    counts: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="segflow-push-") as tmp:
+        store.raw.execute("CREATE OR REPLACE TEMP TABLE _segflow_pushed (load_id VARCHAR)")
+        try:
+            if pushed:
+                store.raw.executemany("INSERT INTO _segflow_pushed VALUES (?)",
+                                      [[p] for p in pushed])
+            with warehouse.run("push", {"from": str(store.path)}) as run_id:
+                for name in PUSHED:
+                    where = ("WHERE load_id NOT IN (SELECT load_id FROM _segflow_pushed)"
+                             if not first else "")
+                    if not first:
+                        where += " AND load_id IS NOT NULL"
+                    path = Path(tmp) / f"{name}.parquet"
+                    store.raw.execute(f"COPY (SELECT * FROM \"{name}\" {where}) TO '{path}' "
+                                      "(FORMAT parquet)")
+                    df = warehouse.session.read.parquet(path.resolve().as_uri())
+                    counts[name] = warehouse.write(name, df, run_id)
+        finally:
+            store.raw.execute("DROP TABLE IF EXISTS _segflow_pushed")
+    return counts

@@ -1,0 +1,242 @@
+"""``segflow run`` on Spark: canonical tables read from the warehouse, results written there.
+
+    canonical tables (committed) ─▶ snapshot dates ─▶ features of every snapshot (one pass)
+      ─▶ per scheme: assignments of all snapshots ─▶ change rows (spells), computed snapshots
+      ─▶ latest full features ─▶ CLV: summary in Spark, fit on the driver (distinct triples),
+         scores in Spark ─▶ report aggregates ─▶ the run's ``ok`` row (commit)
+
+The same Ibis expressions as the DuckDB pipeline (:mod:`segflow.pipeline`) compute every
+table; only the reading and writing differ. Every write goes to partitions of the run's own
+``run_id`` (:class:`~segflow.store.SparkStore`), so the run's output appears all at once
+when its ``ok`` row lands, or not at all. Nothing passes through a local DuckDB file.
+
+What differs from the DuckDB pipeline: every snapshot is computed on every run (no
+incremental planning yet), cluster schemes are not supported (their fitted models live in
+the DuckDB store), and the audit, segment profiles and saved model parameters are not
+written (see docs/scale.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import ibis
+import pyarrow as pa
+
+from segflow.errors import SegflowError
+from segflow.store import CANONICAL_TABLES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from segflow.config import SchemeSettings, Settings
+    from segflow.pipeline import ProgressFn, RunSummary
+    from segflow.store._spark import SparkStore
+
+
+#: Change rows from the run's per-snapshot assignments, in Spark SQL: the same definition
+#: as :func:`segflow.store._spells.spells_select` (DuckDB), written with Spark's names
+#: (``max_by`` for ``arg_max``, ``<=>`` for ``IS NOT DISTINCT FROM``).
+SPELLS_SQL = """
+WITH snaps AS (
+  SELECT scheme, snapshot_date,
+         row_number() OVER (PARTITION BY scheme ORDER BY snapshot_date) AS idx
+  FROM (SELECT DISTINCT scheme, snapshot_date FROM {rows})
+), r AS (
+  SELECT x.*, s.idx FROM {rows} AS x JOIN snaps AS s USING (scheme, snapshot_date)
+), m AS (
+  SELECT *,
+    CASE WHEN lag(idx) OVER w = idx - 1 AND lag(segment) OVER w = segment
+          AND lag(segment_rank) OVER w <=> segment_rank
+          AND lag(scheme_version) OVER w <=> scheme_version
+         THEN 0 ELSE 1 END AS _new
+  FROM r WINDOW w AS (PARTITION BY scheme, customer_id ORDER BY idx)
+), g AS (
+  SELECT *, sum(_new) OVER (PARTITION BY scheme, customer_id ORDER BY idx
+                            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS _spell
+  FROM m
+), sp AS (
+  SELECT scheme, customer_id, _spell, first(scheme_version) AS scheme_version,
+         first(segment) AS segment, first(segment_rank) AS segment_rank,
+         min(snapshot_date) AS valid_from, max(idx) AS _last
+  FROM g GROUP BY scheme, customer_id, _spell
+)
+SELECT sp.scheme, sp.scheme_version, sp.customer_id, sp.segment,
+       CAST(sp.segment_rank AS INT) AS segment_rank, sp.valid_from,
+       nx.snapshot_date AS valid_to
+FROM sp LEFT JOIN snaps AS nx ON nx.scheme = sp.scheme AND nx.idx = sp._last + 1"""
+
+
+def transaction_span(transactions: ibis.Table) -> tuple[dt.date | None, dt.date | None]:
+    """First and last date of the transactions with a customer (computed in the engine)."""
+    t = transactions.filter(transactions.customer_id.notnull())
+    row = t.aggregate(first=t.ts.min().date(), last=t.ts.max().date()).to_pyarrow()
+    return row["first"][0].as_py(), row["last"][0].as_py()
+
+
+class _RunView:
+    """What :mod:`segflow.summaries` reads from a store, on the warehouse: the committed
+    tables plus the rows this run wrote so far."""
+
+    def __init__(self, store: SparkStore, run_id: str) -> None:
+        self.store, self.run_id = store, run_id
+
+    def table(self, name: str) -> ibis.Table:
+        return self.store.table(name, pending=self.run_id)
+
+
+def run_on_warehouse(
+    store: SparkStore,
+    settings: Settings,
+    *,
+    progress: ProgressFn | None = None,
+) -> RunSummary:
+    """Compute features, every scheme's assignments (per snapshot and as change rows), CLV
+    scores and the report's aggregates on Spark, from the canonical tables committed in the
+    warehouse, and write them there as one run (see the module notes).
+
+    Raises
+    ------
+    SegflowError
+        No transactions in the warehouse (run ``segflow warehouse push`` first), or a
+        cluster scheme (not supported on Spark yet).
+    """
+    from segflow.features import snapshot_features
+    from segflow.pipeline import (
+        RunSummary,
+        resolve_schemes,
+        settings_key,
+        snapshot_dates_between,
+    )
+    from segflow.segments import assign, freeze_cutoffs
+
+    seconds: dict[str, float] = {}
+    notes: list[str] = []
+    schemes = resolve_schemes(settings)
+    clusters = [s.name for s in schemes if s.kind == "cluster"]
+    if clusters:
+        raise SegflowError(f"cluster schemes do not run on Spark yet: {', '.join(clusters)}; "
+                           "run them with --engine duckdb")
+    if "transactions" not in store.tables():
+        raise SegflowError(f"the warehouse {store.root} has no transactions; load them with "
+                           "`segflow ingest` and `segflow warehouse push` first")
+    start = time.perf_counter()
+    tables = {name: store.table(name) for name in CANONICAL_TABLES}
+    dates = snapshot_dates_between(settings, *transaction_span(tables["transactions"]))
+    window = settings.rfm.window_days
+    schemes = freeze_cutoffs(schemes, tables, window_days=window)
+    seconds["plan"] = time.perf_counter() - start
+    params = {"engine": "spark", "master": store.session.sparkContext.master,
+              "schemes": [s.name for s in schemes], "snapshots": len(dates), "full": True}
+    written = scored = 0
+    with store.run("run", params) as run_id:
+        if progress:
+            progress(f"{len(dates)} snapshots to compute", 0, len(dates))
+        start = time.perf_counter()
+        # every feature group at every snapshot: the latest snapshot's full features (kept
+        # for profiles) are then a filter of the same cached table, not a second plan
+        features = store.cache(snapshot_features(tables, dates, window_days=window))
+        try:
+            parts = []
+            for scheme in schemes:
+                a = assign(scheme, features, store=None, schemes=schemes, by="snapshot_date")
+                parts.append(a.select(
+                    "snapshot_date", "customer_id", "segment",
+                    segment_rank=a.segment_rank.cast("int64"),
+                    scheme=ibis.literal(scheme.name), scheme_version=ibis.literal(scheme.version)))
+            written = store.write("segment_assignments", ibis.union(*parts), run_id)
+            latest = features.filter(features.snapshot_date == ibis.literal(dates[-1], "date"))
+            store.write("customer_features", latest, run_id)
+        finally:
+            features.release()
+        seconds["features_and_segments"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        _write_spells(store, schemes, dates, run_id, {s.name: settings_key(s, settings)
+                                                      for s in schemes})
+        seconds["spells"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        scored = _score(store, tables["transactions"], dates[-1], run_id, notes)
+        seconds["clv_scores"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        write_warehouse_aggregates(store, run_id, schemes, dates)
+        seconds["aggregates"] = time.perf_counter() - start
+        if progress:
+            progress("snapshots done", len(dates), len(dates))
+    return RunSummary(run_id=run_id, engine="spark", snapshot_dates=dates,
+                      schemes=[s.name for s in schemes], assignments_written=written,
+                      seconds=seconds, scores_written=scored, notes=notes,
+                      snapshots_computed=list(dates))
+
+
+def _write_spells(store: SparkStore, schemes: Sequence[SchemeSettings], dates: list[dt.date],
+                  run_id: str, keys: dict[str, str]) -> None:
+    """Change rows and computed snapshots of every scheme, from the assignments this run
+    wrote (read back from its partitions: Spark does not compute the features again)."""
+    rows = store.dataframe("segment_assignments", pending=run_id).where(f"run_id = '{run_id}'")
+    rows.createOrReplaceTempView("_segflow_run_rows")
+    store.write("segment_spells", store.session.sql(SPELLS_SQL.format(rows="_segflow_run_rows")),
+                run_id)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    snaps = pa.table({
+        "scheme": [s.name for s in schemes for _ in dates],
+        "scheme_version": [s.version for s in schemes for _ in dates],
+        "snapshot_date": pa.array([d for _ in schemes for d in dates], pa.date32()),
+        "settings_key": [keys[s.name] for s in schemes for _ in dates],
+        "computed_at": pa.array([now] * (len(schemes) * len(dates)), pa.timestamp("us")),
+    })
+    store.write("segment_snapshots", snaps, run_id)
+
+
+def _score(store: SparkStore, transactions: ibis.Table, snapshot: dt.date, run_id: str,
+           notes: list[str]) -> int:
+    """CLV scores at ``snapshot`` (:func:`segflow.pipeline.score_clv`), written to the
+    warehouse: the BTYD summary and the scoring run in Spark, the fit on the driver."""
+    from segflow.models._scoring import scores_long
+    from segflow.pipeline import CLV_MODEL, score_clv
+
+    def sink(scores: ibis.Table, _document: str) -> int:
+        long = scores_long(scores, snapshot_date=snapshot, model=CLV_MODEL, run_id=run_id)
+        return store.write("customer_scores", long, run_id)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # score_clv records its warnings in notes
+        return score_clv(None, transactions, snapshot, run_id, notes=notes, sink=sink)  # type: ignore[arg-type]
+
+
+def write_warehouse_aggregates(store: SparkStore, run_id: str,
+                               schemes: Sequence[SchemeSettings], dates: list[dt.date]) -> dict[str, int]:
+    """The report's segment and transition aggregates (:mod:`segflow.summaries`, same
+    definitions), computed in Spark from this run's rows and written to the warehouse."""
+    from segflow.summaries._revenue import revenue_at_snapshots
+    from segflow.summaries._write import _scores, segment_summary, transition_summary
+
+    view = _RunView(store, run_id)
+    revenue = store.cache(revenue_at_snapshots(store.table("transactions"), dates))
+    scores = store.cache(_scores(view))  # type: ignore[arg-type]
+    scored = {dates[-1]} if store.dataframe("customer_scores", pending=run_id).where(
+        f"run_id = '{run_id}'").limit(1).count() else set()
+    frames: dict[str, list] = {"summary_segments": [], "summary_transitions": []}
+    try:
+        for scheme in schemes:
+            frames["summary_segments"].append(
+                segment_summary(view, scheme.name, revenue, scores, scored))  # type: ignore[arg-type]
+            frames["summary_transitions"].append(
+                transition_summary(view, scheme.name, dates, revenue, scores, scored))  # type: ignore[arg-type]
+    finally:
+        revenue.release()
+        scores.release()
+    import pandas as pd
+
+    written = {}
+    for table, parts in frames.items():
+        parts = [f for f in parts if not f.empty]
+        if parts:
+            frame = pd.concat(parts, ignore_index=True)
+            written[table] = store.write(table, pa.Table.from_pandas(frame, preserve_index=False),
+                                         run_id)
+    return written

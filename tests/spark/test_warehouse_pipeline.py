@@ -1,0 +1,247 @@
+"""The demo pipeline on the two-worker cluster, warehouse in a local folder: the same results
+as on DuckDB, a killed driver leaves the committed state, a killed worker changes nothing.
+
+One demo project (ingested by DuckDB, pushed into the warehouse with ``segflow warehouse
+push``); DuckDB's run is the reference. ``segflow run`` (``[engine] kind = "spark"``) then
+runs on the cluster from the warehouse and must give identical assignments, change rows,
+transition matrices and reconciliation counts, and the same CLV scores to float tolerance.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+DATABASE = "pipeline"
+KEY = ["scheme", "snapshot_date", "customer_id"]
+
+
+@pytest.fixture(scope="module")
+def demo_project(tmp_path_factory, cluster, _cluster_spark):
+    """The DuckDB-ingested demo project, its DuckDB run done, its settings pointing at the
+    cluster and at the test session's warehouse folder (database ``pipeline``)."""
+    from tests._spark_cluster import EXECUTOR_MEMORY
+
+    from segflow.datasets import demo_project_toml, generate_demo
+    from segflow.project import Project
+
+    folder = tmp_path_factory.mktemp("warehouse_demo")
+    ds = generate_demo(folder / "data", customers=150, months=6, seed=11, formats=("parquet",))
+    warehouse = _cluster_spark.conf.get("spark.sql.warehouse.dir")
+    conf = {**cluster.session_conf(), "spark.executor.memory": EXECUTOR_MEMORY}
+    engine = "\n".join([
+        "[engine]", 'kind = "spark"', f'master = "{cluster.master_url}"',
+        f'warehouse = "{warehouse}"', f'database = "{DATABASE}"', "",
+        "[engine.conf]", *[f'"{k}" = "{v}"' for k, v in conf.items()], ""])
+    toml = demo_project_toml(folder / "data", file_format="parquet", max_date=ds.end)
+    project = Project.init(folder / "proj", toml_text=toml + "\n" + engine)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the demo data carries injected defects on purpose
+        project.ingest()
+        project.run(engine="duckdb")
+    yield project
+    project.close()
+
+
+def _cli(*args: str) -> str:
+    from segflow.cli import app
+
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _store(session):
+    from segflow.store._spark import SparkStore
+
+    return SparkStore(session, session.conf.get("spark.sql.warehouse.dir"), DATABASE)
+
+
+def _sorted(frame: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    out = frame.copy()
+    for col in out.columns:
+        if col.endswith("date") or col in ("valid_from", "valid_to"):
+            out[col] = pd.to_datetime(out[col]).astype("datetime64[ns]")
+    return out.sort_values(key, ignore_index=True)
+
+
+def _duck(project, query: str) -> pd.DataFrame:
+    return project.store.raw.execute(query).df()
+
+
+def _reference(project) -> dict[str, pd.DataFrame]:
+    return {
+        "assignments": _sorted(_duck(project, "SELECT scheme, snapshot_date, customer_id, segment, "
+                                     "segment_rank FROM segment_assignments"), KEY),
+        "scores": _sorted(_duck(project, "SELECT snapshot_date, customer_id, score, value FROM "
+                                "customer_scores WHERE model = 'bgnbd_gg'"),
+                          ["customer_id", "score"]),
+    }
+
+
+def _warehouse_state(store) -> dict[str, pd.DataFrame]:
+    a = store.table("segment_assignments").to_pandas()
+    s = store.table("customer_scores").to_pandas()
+    a["segment_rank"] = a["segment_rank"].astype("Int64")
+    return {
+        "assignments": _sorted(a[[*KEY[:2], "customer_id", "segment", "segment_rank"]], KEY),
+        "scores": _sorted(s[["snapshot_date", "customer_id", "score", "value"]],
+                          ["customer_id", "score"]),
+    }
+
+
+def assert_same_results(got: dict[str, pd.DataFrame], want: dict[str, pd.DataFrame]) -> None:
+    ga, wa = got["assignments"], want["assignments"]
+    assert len(wa) > 500
+    wa = wa.assign(segment_rank=wa["segment_rank"].astype("Int64"))
+    pd.testing.assert_frame_equal(ga, wa, check_dtype=False)
+    gs, ws = got["scores"], want["scores"]
+    assert len(ws) > 200
+    pd.testing.assert_frame_equal(gs.drop(columns="value"), ws.drop(columns="value"),
+                                  check_dtype=False)
+    # the fit runs on the driver from the same distinct triples: equal to float tolerance
+    np.testing.assert_allclose(gs["value"], ws["value"], rtol=1e-6, atol=1e-9, equal_nan=True)
+
+
+def test_demo_pipeline_on_the_cluster_equals_duckdb(demo_project, cluster_session):
+    project = demo_project
+    out = _cli("warehouse", "push", "-p", str(project.directory), "--json")
+    import json
+
+    pushed = json.loads(out)["rows"]
+    # reconciliation: every row DuckDB accepted (and quarantined, and every load) is there
+    for table, n in pushed.items():
+        assert n == _duck(project, f'SELECT count(*) AS n FROM "{table}"')["n"][0], table
+    assert pushed["transactions"] > 300
+
+    _cli("run", "-p", str(project.directory))
+    store = _store(cluster_session)
+    assert len(store.committed_runs()) == 2  # the push and the run
+    want = _reference(project)
+    assert_same_results(_warehouse_state(store), want)
+
+    # change rows: the same spells as DuckDB's (written by Spark SQL from the assignments)
+    cols = "scheme, scheme_version, customer_id, segment, segment_rank, valid_from, valid_to"
+    spells_key = ["scheme", "customer_id", "valid_from"]
+    w = _sorted(_duck(project, f"SELECT {cols} FROM segment_spells"), spells_key)
+    g = store.table("segment_spells").to_pandas()[w.columns.tolist()]
+    g = _sorted(g, spells_key)
+    assert 0 < len(w) < len(want["assignments"])
+    pd.testing.assert_frame_equal(g, w, check_dtype=False)
+
+    # transition matrices: the report's aggregate, computed by Spark, against DuckDB's
+    cell = ["scheme", "from_date", "to_date", "from_segment", "to_segment"]
+    wt = _sorted(_duck(project, "SELECT * EXCLUDE (run_id) FROM summary_transitions"), cell)
+    gt = _sorted(store.table("summary_transitions").to_pandas()[wt.columns.tolist()], cell)
+    assert len(wt) > 50
+    pd.testing.assert_frame_equal(gt[cell + ["customers"]], wt[cell + ["customers"]],
+                                  check_dtype=False)
+    for col in ("revenue", "revenue_12m", "clv"):
+        np.testing.assert_allclose(gt[col].astype(float), wt[col].astype(float), rtol=1e-9,
+                                   atol=1e-6, equal_nan=True, err_msg=col)
+    # ... and the library's transition matrix on the warehouse's tables, for one pair
+    from segflow.migration import transition_matrix
+
+    dates = project.snapshot_dates("rfm")
+    m_spark = transition_matrix(store.table("segment_assignments"), scheme="rfm",
+                                from_date=dates[-2], to_date=dates[-1],
+                                transactions=store.table("transactions")).to_pandas()
+    m_duck = project.transitions("rfm").to_pandas()
+    for m in (m_spark, m_duck):
+        m["revenue"] = m["revenue"].round(2)
+    pd.testing.assert_frame_equal(m_spark, m_duck, check_dtype=False)
+
+
+def _new_run_dir(root: Path, table: str, before: set[str], timeout: float) -> str:
+    """Wait for a ``run_id=`` folder of ``table`` not in ``before``; return the run id."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        folder = root / table
+        now = {p.name.removeprefix("run_id=") for p in folder.glob("run_id=*")} if folder.is_dir() else set()
+        if now - before:
+            return sorted(now - before)[0]
+        time.sleep(0.5)
+    raise AssertionError(f"no new run in {root / table} after {timeout:.0f} s")
+
+
+def _root(store) -> Path:
+    return Path(store.root.removeprefix("file:"))
+
+
+def _kill_worker_mid_run(cluster, root: Path, killed: dict[str, float]) -> threading.Thread:
+    """A thread that SIGKILLs worker 1 (and its executor) eight seconds after the next run
+    writes its ``running`` row: inside the features job."""
+    before = {p.name.removeprefix("run_id=") for p in (root / "runs").glob("run_id=*")}
+
+    def kill() -> None:
+        _new_run_dir(root, "runs", before, timeout=300)
+        time.sleep(8)
+        killed["at"] = time.monotonic()
+        cluster.kill_worker(1)
+
+    thread = threading.Thread(target=kill, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_killed_driver_and_a_killed_worker_leave_the_results_unchanged(
+        demo_project, cluster, cluster_session):
+    """``segflow run`` in its own process (its own driver on the cluster) is SIGKILLed after
+    it wrote some of its partitions: the committed state stays the previous run's, readable.
+    The rerun loses worker 1 (SIGKILL, executor included) mid-run: Spark retries the lost
+    tasks on the other worker, the run commits, its results are still DuckDB's, and vacuum
+    removes the killed run's files."""
+    from segflow.warehouse import run_on_warehouse
+
+    store = _store(cluster_session)
+    if len(store.committed_runs()) < 2:
+        pytest.skip("needs the conformance test's push and run")
+    committed = store.committed_runs()
+    root = _root(store)
+    before = {p.name.removeprefix("run_id=") for p in (root / "runs").glob("run_id=*")}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    driver = subprocess.Popen(
+        [sys.executable, "-c", "from segflow.cli import main; main()", "run", "-p",
+         str(demo_project.directory)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    try:
+        run_id = _new_run_dir(root, "runs", before, timeout=300)
+        _new_run_dir(root, "segment_assignments", set(committed), timeout=900)
+        assert driver.poll() is None, "the driver finished before it could be killed"
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=60)
+
+    fresh = _store(cluster_session)
+    assert fresh.committed_runs() == committed
+    assert {r.status for r in fresh.runs().collect() if r.run_id == run_id} == {"running"}
+    assert (root / "segment_assignments" / f"run_id={run_id}").is_dir()  # on disk, unseen
+    want = _reference(demo_project)
+    assert_same_results(_warehouse_state(fresh), want)
+
+    killed: dict[str, float] = {}
+    killer = _kill_worker_mid_run(cluster, root, killed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rerun = run_on_warehouse(fresh, demo_project.settings)
+    finished = time.monotonic()
+    killer.join(timeout=5)
+    assert "at" in killed and killed["at"] < finished, "the worker was not killed mid-run"
+    assert cluster.alive_workers() == 1
+    assert fresh.committed_runs() == [*committed, rerun.run_id]
+    assert_same_results(_warehouse_state(_store(cluster_session)), want)
+    assert fresh.vacuum() == [run_id]
+    assert not (root / "segment_assignments" / f"run_id={run_id}").exists()
