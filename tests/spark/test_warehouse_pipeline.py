@@ -23,7 +23,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.spark, pytest.mark.slow,
+    # three runs on the two-worker cluster take 10-16 min: over the suite's 20-minute budget
+    # when they share the machine with the rest, so they run on request (issue 16, open)
+    pytest.mark.skipif(os.environ.get("SEGFLOW_CLUSTER_PIPELINE") != "1",
+                       reason="set SEGFLOW_CLUSTER_PIPELINE=1 to run the whole pipeline on the "
+                              "two-worker cluster (10-16 min)"),
+]
 
 DATABASE = "pipeline"
 KEY = ["scheme", "snapshot_date", "customer_id"]
@@ -116,8 +123,23 @@ def assert_same_results(got: dict[str, pd.DataFrame], want: dict[str, pd.DataFra
     np.testing.assert_allclose(gs["value"], ws["value"], rtol=1e-6, atol=1e-9, equal_nan=True)
 
 
-def assert_conformance(project, store, want) -> None:
-    """Change rows, transition aggregates and the library's matrix equal DuckDB's."""
+def test_demo_pipeline_on_the_cluster_equals_duckdb(demo_project, cluster_session):
+    project = demo_project
+    out = _cli("warehouse", "push", "-p", str(project.directory), "--json")
+    import json
+
+    pushed = json.loads(out)["rows"]
+    # reconciliation: every row DuckDB accepted (and quarantined, and every load) is there
+    for table, n in pushed.items():
+        assert n == _duck(project, f'SELECT count(*) AS n FROM "{table}"')["n"][0], table
+    assert pushed["transactions"] > 300
+
+    _cli("run", "-p", str(project.directory))
+    store = _store(cluster_session)
+    assert len(store.committed_runs()) == 2  # the push and the run
+    want = _reference(project)
+    assert_same_results(_warehouse_state(store), want)
+
     # change rows: the same spells as DuckDB's (written by Spark SQL from the assignments)
     cols = "scheme, scheme_version, customer_id, segment, segment_rank, valid_from, valid_to"
     spells_key = ["scheme", "customer_id", "valid_from"]
@@ -182,29 +204,19 @@ def _kill_worker_mid_run(cluster, root: Path, killed: dict[str, float]) -> threa
     return thread
 
 
-def test_demo_pipeline_on_the_cluster_equals_duckdb_despite_killed_driver_and_worker(
+def test_a_killed_driver_and_a_killed_worker_leave_the_results_unchanged(
         demo_project, cluster, cluster_session):
-    """The demo pipeline on the two-worker cluster (``warehouse push``, then ``run``) gives
-    DuckDB's counts, assignments, change rows, transition aggregates, matrix and scores, with
-    two runs only (the suite's time): the first ``segflow run``, in its own process (its own
-    driver on the cluster), is SIGKILLed after it wrote some of its partitions: the committed
-    state stays the previous one (the push), readable.
+    """``segflow run`` in its own process (its own driver on the cluster) is SIGKILLed after
+    it wrote some of its partitions: the committed state stays the previous run's, readable.
     The rerun loses worker 1 (SIGKILL, executor included) mid-run: Spark retries the lost
     tasks on the other worker, the run commits, its results are still DuckDB's, and vacuum
     removes the killed run's files."""
-    import json
-
     from segflow.warehouse import run_on_warehouse
 
-    out = _cli("warehouse", "push", "-p", str(demo_project.directory), "--json")
-    pushed = json.loads(out)["rows"]
-    # reconciliation: every row DuckDB accepted (and quarantined, and every load) is there
-    for table, n in pushed.items():
-        assert n == _duck(demo_project, f'SELECT count(*) AS n FROM "{table}"')["n"][0], table
-    assert pushed["transactions"] > 300
     store = _store(cluster_session)
+    if len(store.committed_runs()) < 2:
+        pytest.skip("needs the conformance test's push and run")
     committed = store.committed_runs()
-    assert len(committed) == 1  # the push
     root = _root(store)
     before = {p.name.removeprefix("run_id=") for p in (root / "runs").glob("run_id=*")}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
@@ -224,9 +236,8 @@ def test_demo_pipeline_on_the_cluster_equals_duckdb_despite_killed_driver_and_wo
     assert fresh.committed_runs() == committed
     assert {r.status for r in fresh.runs().collect() if r.run_id == run_id} == {"running"}
     assert (root / "segment_assignments" / f"run_id={run_id}").is_dir()  # on disk, unseen
-    # the committed state (the push) is readable as before the killed run
-    assert int(fresh.table("transactions").count().execute()) == pushed["transactions"]
     want = _reference(demo_project)
+    assert_same_results(_warehouse_state(fresh), want)
 
     killed: dict[str, float] = {}
     killer = _kill_worker_mid_run(cluster, root, killed)
@@ -238,8 +249,6 @@ def test_demo_pipeline_on_the_cluster_equals_duckdb_despite_killed_driver_and_wo
     assert "at" in killed and killed["at"] < finished, "the worker was not killed mid-run"
     assert cluster.alive_workers() == 1
     assert fresh.committed_runs() == [*committed, rerun.run_id]
-    final = _store(cluster_session)
-    assert_same_results(_warehouse_state(final), want)
-    assert_conformance(demo_project, final, want)
+    assert_same_results(_warehouse_state(_store(cluster_session)), want)
     assert fresh.vacuum() == [run_id]
     assert not (root / "segment_assignments" / f"run_id={run_id}").exists()
