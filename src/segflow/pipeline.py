@@ -258,13 +258,21 @@ def run_pipeline(
                 seconds["clv_scores"] = time.perf_counter() - start
 
                 start = time.perf_counter()
-                from segflow.summaries import write_aggregates
+                from segflow.summaries import campaign_scheme, write_aggregates
 
                 # only the snapshots (and pairs) this run computed or scored are summarised again
                 changed = {s.name: {*todo.get(s.name, ()), dates[-1]} for s in schemes}
                 write_aggregates(store, run_id, kinds={s.name: s.kind for s in schemes},
-                                 changed=None if full else changed)
+                                 changed=None if full else changed,
+                                 campaign_scheme=campaign_scheme([s.name for s in schemes]))
                 seconds["aggregates"] = time.perf_counter() - start
+            else:
+                from segflow.summaries import add_missing_results, campaign_scheme
+
+                # a store whose aggregates an older segflow wrote: add the results it lacks
+                start = time.perf_counter()
+                if add_missing_results(store, run_id, campaign_scheme([s.name for s in schemes])):
+                    seconds["aggregates"] = time.perf_counter() - start
             if progress:
                 progress("snapshots done", max(len(computed), 1), max(len(computed), 1))
         finally:

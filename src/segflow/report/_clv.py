@@ -8,7 +8,10 @@
 * calibration by decile of predicted purchases (same split);
 * plain-words caveats where the model is known to mislead.
 
-Only aggregates leave the engine (compressed (x, t_x, T) triples and per-week counts).
+``segflow run`` computes them at the latest CLV snapshot and stores them (``summary_results``,
+:mod:`segflow.summaries._results`): the report reads the stored model parameters and tables
+and refits nothing. Only aggregates leave the engine (compressed (x, t_x, T) triples and
+per-week counts).
 """
 
 from __future__ import annotations
@@ -20,18 +23,26 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from segflow.errors import SegflowError
+from segflow.summaries._results import HOLDOUT_WEEKS
+
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
     from segflow.store import Store
 
-HOLDOUT_WEEKS = 26
+__all__ = ["HOLDOUT_WEEKS", "ClvDiagnostics", "clv_diagnostics"]
+
 HORIZON_WEEKS = 52.0
 
 
 @dataclasses.dataclass
 class ClvDiagnostics:
-    """Results of :func:`clv_diagnostics` (pandas tables; figures built on demand)."""
+    """Results of :func:`clv_diagnostics` (pandas tables; figures built on demand).
+
+    ``model``: the BG/NBD fitted on all history before ``snapshot`` (the run's); ``tracking_
+    table``/``deciles``: the holdout check of the model refitted up to ``calibration_end``
+    (:func:`segflow.models.validate_holdout`)."""
 
     snapshot: dt.date
     calibration_end: dt.date
@@ -41,19 +52,53 @@ class ClvDiagnostics:
     typical_T: float
     expected: np.ndarray
     p_alive: np.ndarray
-    validation: Any
+    tracking_table: pd.DataFrame
+    deciles: pd.DataFrame
     one_time_share: float
     one_time_customers: int
     customers: int
+    tracking_start: dt.date
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> ClvDiagnostics:
+        """The diagnostics of a stored document (:func:`segflow.summaries._results.clv_diagnostics_document`):
+        the frequency/recency matrices are evaluated from the stored model parameters."""
+        from segflow.models._saved import models_from_document
+        from segflow.summaries._results import document_frame
+
+        if "error" in doc:
+            raise SegflowError(doc["error"])
+        model = models_from_document({"count": doc["model"], "spend": None, "horizon": HORIZON_WEEKS,
+                                      "time_unit": "W", "annual_discount_rate": 0.0})["count"]
+        typical_t = float(doc["typical_T"])
+        grid_x = np.arange(0, int(doc["max_x"]) + 1)
+        grid_r = np.arange(0, int(typical_t) + 1)
+        xx, rr = np.meshgrid(grid_x, grid_r, indexing="ij")
+        t_x = np.where(xx == 0, 0.0, rr.astype(float))
+        expected = model.expected_purchases(HORIZON_WEEKS, xx, t_x, np.full(xx.shape, typical_t))
+        p_alive = model.p_alive(xx, t_x, np.full(xx.shape, typical_t))
+        total = int(doc["customers"])
+        one_time = int(doc["one_time_customers"])
+        return cls(
+            snapshot=dt.date.fromisoformat(doc["snapshot"]),
+            calibration_end=dt.date.fromisoformat(doc["calibration_end"]), model=model, grid_x=grid_x,
+            grid_recency=grid_r, typical_T=typical_t, expected=np.asarray(expected), p_alive=np.asarray(p_alive),
+            tracking_table=document_frame(doc["tracking"]), deciles=document_frame(doc["deciles"]),
+            one_time_share=one_time / total if total else 0.0, one_time_customers=one_time, customers=total,
+            tracking_start=dt.date.fromisoformat(doc["tracking_start"]),
+        )
 
     def tracking(self) -> pd.DataFrame:
-        """Weekly and cumulative repeat purchases, actual vs model, with each week's date."""
-        tr = self.validation.tracking.copy()
-        start = self._tracking_start
-        tr.insert(0, "week_starting", [start + dt.timedelta(weeks=int(p)) for p in tr["period"]])
+        """Weekly and cumulative repeat purchases, actual vs model, with each week's first
+        date, its ``days`` observed before the snapshot (7, fewer for a last, partial week)
+        and ``complete`` (all 7 days observed)."""
+        tr = self.tracking_table.copy()
+        start = self.tracking_start
+        weeks = [start + dt.timedelta(weeks=int(p)) for p in tr["period"]]
+        tr.insert(0, "week_starting", weeks)
+        tr["days"] = [max(0, min(7, (self.snapshot - w).days)) for w in weeks]
+        tr["complete"] = tr["days"] == 7
         return tr
-
-    _tracking_start: dt.date = dt.date(1970, 1, 1)
 
     def figures(self, currency: str = "") -> dict[str, go.Figure]:
         """Plotly figures: ``matrix`` (two heat-maps), ``tracking`` (cumulative and weekly),
@@ -90,7 +135,11 @@ class ClvDiagnostics:
 
         from segflow.viz._core import PALETTE, house_style
 
-        tr = self.tracking()
+        full = self.tracking()
+        # a last week cut short by the snapshot holds only part of a week's purchases, while
+        # the model's line runs to the week's end: it would read as a collapse; leave it out
+        tr = full[full["complete"]]
+        partial = full[~full["complete"]]
         fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
             "Cumulative repeat purchases", "Repeat purchases per week"))
         for col, (a, m) in enumerate([("actual_cumulative", "model_cumulative"), ("actual", "model")], start=1):
@@ -104,10 +153,12 @@ class ClvDiagnostics:
         fig.update_yaxes(title_text="repeat purchases", col=1)
         # keep the first date label clear of the y axis' "0"
         fig.update_xaxes(ticklabelstandoff=8)
-        fig.update_layout(
-            title=f"Calibration (before {self.calibration_end}) and holdout (dotted line to {self.snapshot})",
-            height=400, margin={"t": 80},
-        )
+        title = f"Calibration (before {self.calibration_end}) and holdout (dotted line to {self.snapshot})"
+        if len(partial):
+            p = partial.iloc[0]
+            title += (f"<br><sup>Complete weeks only: the last week, from {p.week_starting} "
+                      f"({int(p.days)} of 7 days before the snapshot), is left out.</sup>")
+        fig.update_layout(title=title, height=420, margin={"t": 100})
         return house_style(fig)
 
     def _decile_figure(self) -> go.Figure:
@@ -115,7 +166,7 @@ class ClvDiagnostics:
 
         from segflow.viz._core import PALETTE, house_style
 
-        dc = self.validation.deciles
+        dc = self.deciles
         fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
             "Holdout purchases per customer", "Share buying in the holdout"))
         fig.add_bar(x=dc.decile, y=dc.predicted_purchases, name="predicted", marker_color=PALETTE[1], row=1, col=1)
@@ -143,7 +194,7 @@ class ClvDiagnostics:
             "seasonal peaks (e.g. December) are averaged out, so a single week can differ from "
             "the weekly line above.",
         ]
-        worst = self.validation.deciles
+        worst = self.deciles
         if len(worst):
             top = worst.iloc[0]
             if top.actual_purchases > 0:
@@ -167,41 +218,20 @@ class ClvDiagnostics:
 
 
 def clv_diagnostics(store: Store, snapshot: dt.date, *, holdout_weeks: int = HOLDOUT_WEEKS) -> ClvDiagnostics:
-    """Fit BG/NBD twice (all history before ``snapshot``; and up to ``holdout_weeks`` before
-    it, validated on those weeks) and return the diagnostics.
+    """The CLV diagnostics at ``snapshot``: those the run stored (``summary_results``,
+    :mod:`segflow.summaries._results`) when they are for ``snapshot`` and ``holdout_weeks``;
+    else computed here (two BTYD summaries and BG/NBD fits on the transactions).
 
     Raises
     ------
     SegflowError
         When the models cannot be identified (e.g. no repeat buyers).
     """
-    from segflow.models import BetaGeoModel, btyd_summary, compress, validate_holdout
+    from segflow.summaries import stored_result, summaries_run
+    from segflow.summaries._results import clv_diagnostics_document
 
-    txns = store.table("transactions")
-    full = compress(btyd_summary(txns, calibration_end=snapshot, time_unit="W", warn=False))
-    model = BetaGeoModel().fit(full[full["T"] > 0])
-    weights = full["count"]
-    typical_T = float(np.round(np.average(full["T"], weights=weights)))
-    max_x = int(min(np.quantile(np.repeat(full["x"].to_numpy(), weights.to_numpy().astype(int)), 0.99), 30)) + 1
-    grid_x = np.arange(0, max_x + 1)
-    grid_r = np.arange(0, int(typical_T) + 1)
-    xx, rr = np.meshgrid(grid_x, grid_r, indexing="ij")
-    t_x = np.where(xx == 0, 0.0, rr.astype(float))
-    expected = model.expected_purchases(HORIZON_WEEKS, xx, t_x, np.full(xx.shape, typical_T))
-    p_alive = model.p_alive(xx, t_x, np.full(xx.shape, typical_T))
-    one_time = int(weights[full["x"] == 0].sum())
-    total = int(weights.sum())
-    cal_end = snapshot - dt.timedelta(weeks=holdout_weeks)
-    summary = btyd_summary(txns, calibration_end=cal_end, observation_end=snapshot, time_unit="W", warn=False)
-    cal = compress(summary)
-    cal_model = BetaGeoModel().fit(cal[cal["T"] > 0])
-    validation = validate_holdout(summary, cal_model, time_unit="W", transactions=txns)
-    first = summary.aggregate(first=summary.first_purchase.min()).execute().iloc[0, 0]
-    out = ClvDiagnostics(
-        snapshot=snapshot, calibration_end=cal_end, model=model, grid_x=grid_x, grid_recency=grid_r,
-        typical_T=typical_T, expected=np.asarray(expected), p_alive=np.asarray(p_alive),
-        validation=validation, one_time_share=one_time / total if total else 0.0,
-        one_time_customers=one_time, customers=total,
-    )
-    out._tracking_start = pd.Timestamp(first).date()
-    return out
+    stored = stored_result(store, "clv_diagnostics") if summaries_run(store) is not None else None
+    if stored is not None and stored[0] == snapshot and stored[1].get("holdout_weeks", holdout_weeks) == holdout_weeks:
+        return ClvDiagnostics.from_document(stored[1])
+    return ClvDiagnostics.from_document(
+        clv_diagnostics_document(store.table("transactions"), snapshot, holdout_weeks=holdout_weeks))

@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from segflow.report._movement import movement_cells
-from segflow.report._queries import segment_sizes, value_by_segment
+from segflow.report._queries import (
+    quarantine_reasons,
+    reconciliation,
+    revenue_totals,
+    segment_sizes,
+    value_by_segment,
+)
 
 if TYPE_CHECKING:
     from segflow.campaigns._playbook import Playbook
@@ -36,7 +42,7 @@ class ReportContext:
 
     @functools.cached_property
     def schemes(self) -> list[str]:
-        return [s for s in self.project.schemes() if self.project.snapshot_dates(s)]
+        return [s for s in self.project.schemes() if self.dates(s)]
 
     @functools.cached_property
     def scheme_kinds(self) -> dict[str, str]:
@@ -57,10 +63,55 @@ class ReportContext:
         return summaries_run(self.project.store) is not None
 
     def dates(self, scheme: str) -> list[dt.date]:
+        """Snapshot dates with assignments of ``scheme`` (from the aggregates when stored:
+        the per-snapshot assignments view expands every change row)."""
         key = ("dates", scheme)
         if key not in self._cache:
-            self._cache[key] = self.project.snapshot_dates(scheme)
+            if self.stored:
+                rows = self.project.store.raw.execute(
+                    "SELECT DISTINCT snapshot_date FROM summary_segments WHERE scheme = ? ORDER BY 1",
+                    [scheme]).fetchall()
+                self._cache[key] = [r[0] for r in rows]
+            else:
+                self._cache[key] = self.project.snapshot_dates(scheme)
         return self._cache[key]
+
+    @functools.cached_property
+    def all_dates(self) -> list[dt.date]:
+        """Snapshot dates with assignments of any scheme."""
+        if self.stored:
+            rows = self.project.store.raw.execute(
+                "SELECT DISTINCT snapshot_date FROM summary_segments ORDER BY 1").fetchall()
+            return [r[0] for r in rows]
+        return self.project.snapshot_dates()
+
+    def stored_result(self, name: str) -> tuple[dt.date | None, Any] | None:
+        """``(snapshot, document)`` of a result the run stored (``summary_results``), when
+        the stored aggregates are current; else None."""
+        key = ("result", name)
+        if key not in self._cache:
+            from segflow.summaries import stored_result
+
+            self._cache[key] = stored_result(self.project.store, name) if self.stored else None
+        return self._cache[key]
+
+    @functools.cached_property
+    def totals(self) -> dict[str, Any]:
+        """:func:`revenue_totals` of the transactions (stored by the run, else computed)."""
+        from segflow.summaries import overview_from_document
+
+        stored = self.stored_result("overview")
+        if stored is not None:
+            return overview_from_document(stored[1])
+        return revenue_totals(self.project.store)
+
+    @functools.cached_property
+    def reconciliation(self) -> pd.DataFrame:
+        return reconciliation(self.project.store)
+
+    @functools.cached_property
+    def quarantine_reasons(self) -> pd.DataFrame:
+        return quarantine_reasons(self.project.store)
 
     def sizes(self, scheme: str, snapshot: dt.date) -> pd.DataFrame:
         key = ("sizes", scheme, snapshot)

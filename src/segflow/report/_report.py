@@ -21,11 +21,6 @@ from segflow.errors import SegflowError
 from segflow.report._context import ReportContext
 from segflow.report._format import figure_html as _figure
 from segflow.report._format import table_html as _table
-from segflow.report._queries import (
-    quarantine_reasons,
-    reconciliation,
-    revenue_totals,
-)
 from segflow.report._sections import Section, migration_section, segments_section
 from segflow.report._summary import executive_summary, summary_html
 
@@ -83,8 +78,8 @@ def _note(text: str) -> str:
 # -- sections ---------------------------------------------------------------------------
 def overview_section(ctx: ReportContext) -> Section:
     project = ctx.project
-    tot = revenue_totals(project.store)
-    dates = project.snapshot_dates()
+    tot = ctx.totals
+    dates = ctx.all_dates
     cur = project.settings.project.currency
     kpis = [
         ("customers with purchases", f"{tot['customers']:,}"),
@@ -109,17 +104,16 @@ def overview_section(ctx: ReportContext) -> Section:
 
 
 def quality_section(ctx: ReportContext) -> Section:
-    project = ctx.project
     section = Section(
         "quality",
         "Data quality",
         "Every input row is accepted, quarantined with a reason, or removed as an exact duplicate: "
         "rows read = accepted + quarantined + duplicates, per file.",
     )
-    recon = reconciliation(project.store)
+    recon = ctx.reconciliation
     section.blocks.append(_h3("Reconciliation per file"))
     section.blocks.append(_table(recon) if not recon.empty else _note("No loads recorded."))
-    reasons = quarantine_reasons(project.store)
+    reasons = ctx.quarantine_reasons
     section.blocks.append(_h3("Quarantined rows by rule"))
     section.blocks.append(_table(reasons) if not reasons.empty else _note("No quarantined rows."))
     checks = ctx.audit
@@ -193,6 +187,7 @@ def value_section(ctx: ReportContext) -> Section:
 
 def campaigns_section(ctx: ReportContext) -> Section:
     from segflow.campaigns import campaign_reports
+    from segflow.summaries import campaign_from_document, campaign_scheme
     from segflow.viz._core import house_style
 
     project = ctx.project
@@ -207,8 +202,13 @@ def campaigns_section(ctx: ReportContext) -> Section:
     if project.store.raw.execute("SELECT count(*) FROM campaign_exposures").fetchone()[0] == 0 or not schemes:
         section.blocks.append(_note("No campaign exposures in the store."))
         return section
-    scheme = "lifecycle" if "lifecycle" in schemes else schemes[0]
-    for report in campaign_reports(project.store, scheme):
+    scheme = campaign_scheme(schemes)
+    stored = ctx.stored_result("campaigns")
+    if stored is not None and stored[1].get("scheme") == scheme:
+        reports = [campaign_from_document(doc) for doc in stored[1]["reports"]]
+    else:
+        reports = campaign_reports(project.store, scheme)
+    for report in reports:
         section.blocks.append(_h3(f"{report.campaign_id} by {scheme} segment ({report.start:%Y-%m-%d} … {report.end:%Y-%m-%d})"))
         for note in report.notes:
             section.blocks.append(_note(note))

@@ -25,7 +25,6 @@ import pandas as pd
 from segflow.report._context import ReportContext
 from segflow.report._format import count, money, pct
 from segflow.report._movement import GONE, NEW, segment_changes
-from segflow.report._queries import quarantine_reasons, reconciliation
 
 MAX_HEADLINES = 5
 
@@ -134,15 +133,14 @@ def action_table(ctx: ReportContext, scheme: str) -> pd.DataFrame:
 
 def data_health(ctx: ReportContext) -> str:
     """One line: rows read, accepted (%), quarantined (rules), duplicates, audit checks."""
-    store = ctx.project.store
-    recon = reconciliation(store)
+    recon = ctx.reconciliation
     if recon.empty:
         return "No data loaded yet."
     read = int(recon["rows_read"].sum())
     acc = int(recon["rows_accepted"].sum())
     quar = int(recon["rows_quarantined"].sum())
     dup = int(recon["rows_duplicate"].sum())
-    rules = len(quarantine_reasons(store))
+    rules = len(ctx.quarantine_reasons)
     checks = ctx.audit
     severity = checks["severity"]
     # "info" checks report something to know (no failure): count the warnings and errors only

@@ -206,9 +206,21 @@ _V7_MODEL_PARAMS = [
 )""",
 ]
 
+#: Version 8: the run's stored model results (one JSON document per result name: the CLV
+#: diagnostics, the campaign read-outs, the overview's totals; see
+#: :mod:`segflow.summaries._results`), so the report neither refits models nor scans
+#: customer-level tables.
+_V8_SUMMARY_RESULTS = [
+    """CREATE TABLE IF NOT EXISTS summary_results (
+  name VARCHAR NOT NULL, snapshot_date DATE, document VARCHAR NOT NULL, run_id VARCHAR,
+  created_at TIMESTAMP
+)""",
+]
+
 #: Ordered schema migrations; index i holds the statements that bring version i to i+1.
 MIGRATIONS: list[list[str]] = [
     _V1, _V2, _V3_SERVER_AUTH, _V4_EXPORTS_REFRESH, _V5_SPELLS, _V6_SUMMARIES, _V7_MODEL_PARAMS,
+    _V8_SUMMARY_RESULTS,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

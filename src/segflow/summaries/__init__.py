@@ -23,6 +23,10 @@ transaction (each run replaces the previous aggregates):
     schemes: the rule's name; clusters: the suggested name) and distinguishing features.
 ``summary_audit``
     the data-quality audit of the store (:func:`segflow.quality.audit`).
+``summary_results``
+    the model results the report shows, one JSON document each: the CLV diagnostics (the
+    run's fitted BG/NBD, a holdout refit with its tracking and decile tables), the campaign
+    read-outs and the overview's totals (see :mod:`segflow.summaries._results`).
 
 Money is in the project's currency (``[project] currency``), returns netted, anonymous lines
 (no customer id) left out: they belong to no segment.
@@ -38,10 +42,22 @@ from segflow.summaries._read import (
     transition_table,
     value_table,
 )
+from segflow.summaries._results import (
+    add_missing_results,
+    campaign_from_document,
+    campaign_scheme,
+    overview_from_document,
+    stored_result,
+)
 from segflow.summaries._revenue import revenue_at_snapshots
 from segflow.summaries._write import snapshot_pairs, write_aggregates
 
 __all__ = [
+    "add_missing_results",
+    "campaign_from_document",
+    "campaign_scheme",
+    "overview_from_document",
+    "stored_result",
     "audit_table",
     "movement_table",
     "pooled_table",

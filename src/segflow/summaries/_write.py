@@ -216,7 +216,8 @@ def profile_summary(store: Store, scheme: str, *, rule_based: bool) -> tuple[pd.
 
 def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None = None,
                      kinds: dict[str, str] | None = None, audit: bool = True,
-                     changed: Mapping[str, Collection[dt.date]] | None = None) -> dict[str, int]:
+                     changed: Mapping[str, Collection[dt.date]] | None = None,
+                     results: bool = True, campaign_scheme: str | None = None) -> dict[str, int]:
     """Compute the report's aggregates from the store and replace the stored ones, in one
     transaction: ``summary_segments``, ``summary_transitions``, ``summary_profiles`` (with
     the per-segment names and distinguishing features in ``summary_profile_segments``) and
@@ -228,8 +229,8 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
     pair are computed again only when a date of theirs is in ``changed[scheme]``, is not
     stored yet, or its CLV scores appeared or disappeared since they were stored; the other
     stored rows are kept (rows of snapshots, pairs and schemes that no longer exist are
-    deleted). The result equals a full rewrite's. Profiles (one snapshot) and the audit are
-    always computed again. Every row ends up carrying ``run_id``.
+    deleted). The result equals a full rewrite's. Profiles (one snapshot), the audit and the
+    model results are always computed again. Every row ends up carrying ``run_id``.
 
     Parameters
     ----------
@@ -248,6 +249,12 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
         The snapshots whose assignments, revenue or scores this run may have changed
         (``segflow run``: the snapshots it computed, and the latest, which it scores).
         ``None`` (default): compute everything again.
+    results : bool, default=True
+        Also store the model results the report shows in ``summary_results`` (CLV
+        diagnostics, campaign read-outs, overview totals; :mod:`segflow.summaries._results`).
+    campaign_scheme : str, optional
+        The scheme of the campaign read-outs (default: ``lifecycle`` when summarised, else
+        the first scheme).
 
     Returns
     -------
@@ -287,8 +294,19 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
         frames["summary_profiles"].append(long)
     if audit:
         frames["summary_audit"].append(_audit_frame(store))
+    documents = []
+    if results and "summary_results" in store.tables():
+        from segflow.summaries._results import result_documents
+
+        if campaign_scheme is None and schemes:
+            campaign_scheme = "lifecycle" if "lifecycle" in schemes else schemes[0]
+        documents = result_documents(store, campaign_scheme=campaign_scheme)
     written: dict[str, int] = {}
     with store.transaction() as con:
+        if documents:
+            from segflow.summaries._results import store_results
+
+            written["summary_results"] = store_results(con, documents, run_id)
         for table, parts in frames.items():
             if table == "summary_segments":
                 _delete_stale(con, table, "snapshot_date", schemes,

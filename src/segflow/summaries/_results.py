@@ -1,0 +1,298 @@
+"""The run's stored model results: what the report shows beyond segment aggregates.
+
+``segflow run`` stores, next to the ``summary_*`` tables and in the same transaction, one JSON
+document per result in ``summary_results`` (store schema 8), so that the report reads them
+instead of refitting models or scanning customer-level tables:
+
+``clv_diagnostics`` (at the latest CLV snapshot)
+    the BG/NBD diagnostics of :mod:`segflow.report._clv`: the fitted model's parameters (the
+    run's own, from ``model_params``), the typical customer age and the frequency range of
+    the matrices, the number of one-time buyers, and the holdout check (the model refitted on
+    history up to ``holdout_weeks`` before the snapshot): weekly tracking (actual and
+    expected repeat purchases) and calibration by decile. Or ``{"error": ...}`` when the
+    model cannot be identified.
+``campaigns`` (at the latest snapshot of the campaigns' scheme)
+    :func:`segflow.campaigns.campaign_reports` of every campaign with a control arm: the
+    lift table by segment and the migration counts and shares (a list, empty when there are
+    no campaigns).
+``overview`` (at the latest snapshot)
+    :func:`segflow.report._queries.revenue_totals` (totals of the transactions table).
+
+Tables inside a document keep their columns, dtypes and values exactly (floats through
+``repr``; NaN as JSON ``NaN``), so a report from the stored documents shows the same numbers
+as one computed directly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    import ibis
+
+    from segflow.store import Store
+
+#: The weeks before the latest snapshot held out to check the CLV model.
+HOLDOUT_WEEKS = 26
+CLV_MODEL = "bgnbd_gg"
+RESULTS = ("clv_diagnostics", "campaigns", "overview")
+
+
+# -- exact JSON for small frames ---------------------------------------------------------
+def _value(v: Any) -> Any:
+    if v is None or v is pd.NaT or v is pd.NA:
+        return None
+    if isinstance(v, np.bool_ | bool):
+        return bool(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating | float):
+        return float(v)  # json writes repr(): exact; NaN/inf as NaN/Infinity
+    if isinstance(v, pd.Timestamp):
+        return {"ts": v.isoformat()}
+    if isinstance(v, dt.datetime):
+        return {"ts": v.isoformat()}
+    if isinstance(v, dt.date):
+        return {"date": v.isoformat()}
+    return v
+
+
+def _revive(v: Any) -> Any:
+    if isinstance(v, dict):
+        if "date" in v:
+            return dt.date.fromisoformat(v["date"])
+        if "ts" in v:
+            return dt.datetime.fromisoformat(v["ts"])
+    return v
+
+
+def frame_document(frame: pd.DataFrame) -> dict[str, Any]:
+    """A small DataFrame as a JSON-ready dict that :func:`document_frame` turns back into an
+    equal frame (columns, dtypes, values)."""
+    frame = frame.reset_index(drop=True)
+    return {
+        "columns": [str(c) for c in frame.columns],
+        "dtypes": [str(t) for t in frame.dtypes],
+        "data": [[_value(v) for v in row] for row in frame.itertuples(index=False, name=None)],
+    }
+
+
+def document_frame(doc: dict[str, Any]) -> pd.DataFrame:
+    """The DataFrame of a :func:`frame_document`."""
+    rows = [[_revive(v) for v in row] for row in doc["data"]]
+    frame = pd.DataFrame(rows, columns=doc["columns"])
+    if not rows:
+        frame = pd.DataFrame({c: pd.Series([], dtype=object) for c in doc["columns"]})
+    for col, dtype in zip(doc["columns"], doc["dtypes"], strict=True):
+        if dtype == "object":
+            frame[col] = frame[col].astype(object)
+            continue
+        if dtype.startswith("datetime64"):
+            frame[col] = pd.to_datetime(frame[col]).astype(dtype)
+            continue
+        frame[col] = frame[col].astype(dtype)
+    return frame
+
+
+def dumps(doc: Any) -> str:
+    """JSON text of a document (floats exact through ``repr``)."""
+    return json.dumps(doc, allow_nan=True)
+
+
+# -- computing ---------------------------------------------------------------------------
+def clv_diagnostics_document(
+    transactions: ibis.Table, snapshot: dt.date, *, holdout_weeks: int = HOLDOUT_WEEKS,
+    model: Any = None,
+) -> dict[str, Any]:
+    """The CLV diagnostics at ``snapshot`` (see the module notes): two BTYD summaries of the
+    transactions (all history before ``snapshot``; and up to ``holdout_weeks`` before it with
+    those weeks held out), the holdout refit and its tracking and decile tables.
+
+    ``model``: the fitted BG/NBD of the snapshot (the run's, from ``model_params``); fitted
+    here on all history when None.
+
+    Raises
+    ------
+    SegflowError
+        When a model cannot be identified (e.g. no repeat buyers).
+    """
+    from segflow.models import BetaGeoModel, btyd_summary, compress, validate_holdout
+
+    full = compress(btyd_summary(transactions, calibration_end=snapshot, time_unit="W", warn=False))
+    if model is None:
+        model = BetaGeoModel().fit(full[full["T"] > 0])
+    weights = full["count"]
+    typical_t = float(np.round(np.average(full["T"], weights=weights)))
+    max_x = int(min(np.quantile(np.repeat(full["x"].to_numpy(), weights.to_numpy().astype(int)), 0.99), 30)) + 1
+    one_time = int(weights[full["x"] == 0].sum())
+    total = int(weights.sum())
+    cal_end = snapshot - dt.timedelta(weeks=holdout_weeks)
+    summary = btyd_summary(transactions, calibration_end=cal_end, observation_end=snapshot, time_unit="W",
+                           warn=False)
+    cal = compress(summary)
+    cal_model = BetaGeoModel().fit(cal[cal["T"] > 0])
+    validation = validate_holdout(summary, cal_model, time_unit="W", transactions=transactions)
+    first = summary.aggregate(first=summary.first_purchase.min()).execute().iloc[0, 0]
+    return {
+        "snapshot": snapshot.isoformat(),
+        "calibration_end": cal_end.isoformat(),
+        "holdout_weeks": holdout_weeks,
+        "model": {"model": type(model).__name__, "params": {k: float(v) for k, v in model.params_.items()}},
+        "calibration_model": {"model": type(cal_model).__name__,
+                              "params": {k: float(v) for k, v in cal_model.params_.items()}},
+        "typical_T": typical_t,
+        "max_x": max_x,
+        "one_time_customers": one_time,
+        "customers": total,
+        "tracking_start": pd.Timestamp(first).date().isoformat(),
+        "tracking": frame_document(validation.tracking),
+        "deciles": frame_document(validation.deciles),
+    }
+
+
+def campaign_documents(store: Store, scheme: str | None) -> list[dict[str, Any]]:
+    """:func:`segflow.campaigns.campaign_reports` of ``scheme`` as documents (see
+    :func:`campaign_from_document`); empty without exposures or schemes."""
+    from segflow.campaigns import campaign_reports
+
+    if scheme is None or store.raw.execute("SELECT count(*) FROM campaign_exposures").fetchone()[0] == 0:
+        return []
+    out = []
+    for report in campaign_reports(store, scheme):
+        e, m = report.effect, report.migration
+        out.append({
+            "campaign_id": report.campaign_id, "scheme": report.scheme, "window_days": report.window_days,
+            "start": _value(report.start), "end": _value(report.end), "notes": list(report.notes),
+            "effect": {"table": frame_document(e.table), "control": e.control, "arms": list(e.arms),
+                       "outcomes": list(e.outcomes), "by": list(e.by), "level": e.level,
+                       "correction": e.correction},
+            "migration": None if m is None else {
+                "counts": frame_document(m.counts), "shares": frame_document(m.shares),
+                "campaign_id": m.campaign_id, "scheme": m.scheme, "control": m.control,
+                "before": _value(m.before), "after": _value(m.after), "level": m.level,
+                "lapsed_segments": list(m.lapsed_segments)},
+        })
+    return out
+
+
+def campaign_from_document(doc: dict[str, Any]) -> Any:
+    """The :class:`segflow.campaigns.CampaignReport` of a stored document."""
+    from segflow.campaigns._effect import EffectReport
+    from segflow.campaigns._migration import MigrationLift
+    from segflow.campaigns._report import CampaignReport
+
+    e = doc["effect"]
+    effect = EffectReport(document_frame(e["table"]), control=e["control"], arms=e["arms"],
+                          outcomes=e["outcomes"], by=e["by"], level=e["level"], correction=e["correction"])
+    m = doc["migration"]
+    migration = None if m is None else MigrationLift(
+        document_frame(m["counts"]), document_frame(m["shares"]), campaign_id=m["campaign_id"],
+        scheme=m["scheme"], control=m["control"], before=_revive(m["before"]), after=_revive(m["after"]),
+        level=m["level"], lapsed_segments=m["lapsed_segments"])
+    return CampaignReport(doc["campaign_id"], doc["scheme"], doc["window_days"], _revive(doc["start"]),
+                          _revive(doc["end"]), effect, migration, list(doc["notes"]))
+
+
+def overview_document(store: Store) -> dict[str, Any]:
+    """:func:`segflow.report._queries.revenue_totals` as a document."""
+    from segflow.report._queries import revenue_totals
+
+    return {k: _value(v) for k, v in revenue_totals(store).items()}
+
+
+def overview_from_document(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: _revive(v) for k, v in doc.items()}
+
+
+def _saved_model(store: Store, snapshot: dt.date) -> Any:
+    from segflow.models import load_model_params
+
+    saved = load_model_params(store.raw, snapshot_date=snapshot, model=CLV_MODEL)
+    return None if saved is None else saved["count"]
+
+
+def result_documents(store: Store, *, campaign_scheme: str | None,
+                     names: tuple[str, ...] = RESULTS) -> list[tuple[str, dt.date | None, str]]:
+    """Compute the stored results ``names`` from the store: ``(name, snapshot, JSON)`` rows.
+
+    The CLV diagnostics are computed at the latest snapshot with CLV scores (none without
+    scores); the campaigns for ``campaign_scheme``."""
+    from segflow.errors import SegflowError
+
+    rows: list[tuple[str, dt.date | None, str]] = []
+    if "clv_diagnostics" in names:
+        clv_date = store.raw.execute(
+            "SELECT max(snapshot_date) FROM customer_scores WHERE model = ?", [CLV_MODEL]).fetchone()[0]
+        if clv_date is not None:
+            try:
+                doc = clv_diagnostics_document(store.table("transactions"), clv_date,
+                                               model=_saved_model(store, clv_date))
+            except SegflowError as exc:
+                doc = {"error": str(exc)}
+            rows.append(("clv_diagnostics", clv_date, dumps(doc)))
+    latest = store.raw.execute("SELECT max(snapshot_date) FROM segment_snapshots").fetchone()[0] \
+        if "segment_snapshots" in store.tables() else None
+    if "campaigns" in names:
+        import warnings
+
+        with warnings.catch_warnings():  # skipped campaigns: the run's own warnings say why
+            warnings.simplefilter("ignore")
+            docs = campaign_documents(store, campaign_scheme)
+        rows.append(("campaigns", latest, dumps({"scheme": campaign_scheme, "reports": docs})))
+    if "overview" in names:
+        rows.append(("overview", latest, dumps(overview_document(store))))
+    return rows
+
+
+def store_results(con: Any, rows: list[tuple[str, dt.date | None, str]], run_id: str) -> int:
+    """Replace the stored documents of the names in ``rows`` (inside the caller's transaction)."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    for name, snapshot, text in rows:
+        con.execute("DELETE FROM summary_results WHERE name = ?", [name])
+        con.execute("INSERT INTO summary_results VALUES (?, ?, ?, ?, ?)", [name, snapshot, text, run_id, now])
+    return len(rows)
+
+
+def campaign_scheme(schemes: list[str]) -> str | None:
+    """The scheme of the report's campaign read-outs: ``lifecycle``, else the first one
+    (``schemes`` in the project file's order)."""
+    return "lifecycle" if "lifecycle" in schemes else (schemes[0] if schemes else None)
+
+
+def add_missing_results(store: Store, run_id: str, scheme: str | None) -> bool:
+    """Store the results that the stored aggregates lack (a run of an older segflow wrote
+    them), when those aggregates still describe the stored assignments; True when something
+    was written. Assignments and the other aggregates are left as they are."""
+    from segflow.summaries._read import summaries_run
+
+    missing = missing_results(store)
+    if not missing or summaries_run(store) is None:
+        return False
+    rows = result_documents(store, campaign_scheme=scheme, names=missing)
+    with store.transaction() as con:
+        store_results(con, rows, run_id)
+    return True
+
+
+def missing_results(store: Store) -> tuple[str, ...]:
+    """The result names not stored yet (a store whose aggregates an older segflow wrote)."""
+    if "summary_results" not in store.tables():
+        return ()
+    have = {r[0] for r in store.raw.execute("SELECT DISTINCT name FROM summary_results").fetchall()}
+    return tuple(n for n in RESULTS if n not in have)
+
+
+def stored_result(store: Store, name: str) -> tuple[dt.date | None, Any] | None:
+    """``(snapshot, document)`` of a stored result, or None when it is not stored."""
+    if "summary_results" not in store.tables():
+        return None
+    row = store.raw.execute("SELECT snapshot_date, document FROM summary_results WHERE name = ?",
+                            [name]).fetchone()
+    if row is None:
+        return None
+    return row[0], json.loads(row[1])
