@@ -1,0 +1,139 @@
+"""The model results the run stores (``summary_results``: CLV diagnostics, campaign read-outs,
+overview totals) equal a recomputation from the customer-level tables, and the report built
+from them equals the report that recomputes them, on the demo project. Also: a run with
+nothing to compute adds the results a store lacks, and the weekly tracking chart leaves out
+a last week cut short by the snapshot."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def project(demo_project):
+    from segflow.project import Project
+
+    with Project.open(demo_project, read_only=True) as p:
+        yield p
+
+
+def test_stored_clv_diagnostics_equal_a_refit(project):
+    from segflow.report._clv import ClvDiagnostics
+    from segflow.summaries import stored_result
+    from segflow.summaries._results import clv_diagnostics_document, document_frame
+
+    snapshot, stored = stored_result(project.store, "clv_diagnostics")
+    assert snapshot == project.snapshot_dates()[-1]
+    # the recomputation fits both models itself (the report did this before)
+    fresh = clv_diagnostics_document(project.store.table("transactions"), snapshot)
+    for model in ("model", "calibration_model"):
+        assert stored[model]["model"] == fresh[model]["model"] == "BetaGeoModel"
+        for k, v in fresh[model]["params"].items():
+            assert stored[model]["params"][k] == pytest.approx(v, rel=1e-9)
+    for key in ("typical_T", "max_x", "one_time_customers", "customers", "tracking_start", "calibration_end"):
+        assert stored[key] == fresh[key], key
+    assert stored["customers"] > 1000 and stored["one_time_customers"] > 0
+    for part in ("tracking", "deciles"):
+        pd.testing.assert_frame_equal(document_frame(stored[part]), document_frame(fresh[part]))
+    assert document_frame(stored["tracking"])["actual"].sum() > 1000  # real purchases
+    a, b = ClvDiagnostics.from_document(stored), ClvDiagnostics.from_document(fresh)
+    np.testing.assert_allclose(a.expected, b.expected, rtol=1e-9)
+    np.testing.assert_allclose(a.p_alive, b.p_alive, rtol=1e-9)
+    assert a.caveats() == b.caveats()
+    # the stored model is the run's own (model_params), the one behind the stored scores
+    from segflow.models import load_model_params
+
+    saved = load_model_params(project.store.raw, snapshot_date=snapshot, model="bgnbd_gg")["count"]
+    assert stored["model"]["params"] == {k: float(v) for k, v in saved.params_.items()}
+
+
+def test_stored_campaign_readouts_equal_a_recomputation(project):
+    from segflow.campaigns import campaign_reports
+    from segflow.summaries import campaign_from_document, stored_result
+
+    _, stored = stored_result(project.store, "campaigns")
+    assert stored["scheme"] == "lifecycle"
+    fresh = campaign_reports(project.store, stored["scheme"])
+    assert len(stored["reports"]) == len(fresh) >= 1
+    for doc, want in zip(stored["reports"], fresh, strict=True):
+        got = campaign_from_document(doc)
+        assert (got.campaign_id, got.start, got.end, got.window_days, got.notes) == (
+            want.campaign_id, want.start, want.end, want.window_days, want.notes)
+        pd.testing.assert_frame_equal(got.effect.table, want.effect.table.reset_index(drop=True))
+        assert want.effect.table["n"].sum() > 0
+        if want.migration is None:
+            assert got.migration is None
+            continue
+        for part in ("counts", "shares", "lapsed_into"):
+            pd.testing.assert_frame_equal(getattr(got.migration, part).reset_index(drop=True),
+                                          getattr(want.migration, part).reset_index(drop=True))
+
+
+def test_stored_overview_equals_the_transactions_totals(project):
+    from segflow.report._queries import revenue_totals
+    from segflow.summaries import overview_from_document, stored_result
+
+    _, stored = stored_result(project.store, "overview")
+    want = revenue_totals(project.store)
+    assert overview_from_document(stored) == want
+    # and an independent pandas computation
+    t = project.store.sql("SELECT customer_id, ts, amount FROM transactions").to_pandas()
+    assert want["transactions"] == len(t)
+    assert want["net_revenue"] == pytest.approx(t.amount.sum(), abs=0.005)
+    assert want["customers"] == t.customer_id.nunique()
+
+
+def _normalised(section) -> str:
+    return re.sub(r"chart-([\w-]+?)-[0-9a-f]{8}", r"chart-\1", "".join(section.blocks))
+
+
+def test_report_sections_from_stored_results_equal_the_recomputed_ones(project, monkeypatch):
+    from segflow.report import _report
+    from segflow.report._context import ReportContext
+
+    stored_ctx = ReportContext(project)
+    assert stored_ctx.stored and stored_ctx.stored_result("clv_diagnostics") is not None
+    sections = [_report.overview_section, _report.value_section, _report.campaigns_section]
+    from_store = [build(stored_ctx) for build in sections]
+    # the same report with nothing read from summary_results: computed as before
+    monkeypatch.setattr(ReportContext, "stored_result", lambda self, name: None)
+    monkeypatch.setattr("segflow.summaries.stored_result", lambda store, name: None)
+    computed = [build(ReportContext(project)) for build in sections]
+    for got, want in zip(from_store, computed, strict=True):
+        assert _normalised(got) == _normalised(want), got.id
+    value = _normalised(from_store[1])
+    assert "Calibration by decile" in value and "How far to trust the model" in value
+
+
+def test_tracking_chart_leaves_out_a_partial_last_week(project):
+    diag = project.clv_diagnostics()
+    tracking = diag.tracking()
+    last = tracking.iloc[-1]
+    # the demo's history starts on a Monday 78 weeks and 1 day before the snapshot
+    assert (diag.snapshot - last.week_starting).days == last.days < 7 and not last.complete
+    assert tracking["complete"].iloc[:-1].all()
+    fig = diag.figures()["tracking"]
+    weekly = [tr for tr in fig.data if tr.xaxis == "x2"]
+    assert weekly and all(pd.Timestamp(max(tr.x)).date() == tracking.week_starting.iloc[-2] for tr in weekly)
+    assert f"the last week, from {last.week_starting} ({last.days} of 7 days" in fig.layout.title.text
+
+
+def test_a_run_with_nothing_to_compute_adds_missing_results(demo_project, tmp_path):
+    from segflow.project import Project
+
+    copy = tmp_path / "demo"
+    shutil.copytree(demo_project, copy, ignore=shutil.ignore_patterns("report.html", "*.wal"))
+    with Project.open(copy) as p:
+        before = p.store.sql("SELECT name, snapshot_date, document FROM summary_results ORDER BY 1").to_pandas()
+        p.store.raw.execute("DELETE FROM summary_results WHERE name IN ('clv_diagnostics', 'campaigns')")
+        summary = p.run()
+        assert summary.snapshots_computed == []
+        after = p.store.sql("SELECT name, snapshot_date, document FROM summary_results ORDER BY 1").to_pandas()
+    pd.testing.assert_frame_equal(after, before)
