@@ -47,6 +47,12 @@ def test_stored_clv_diagnostics_equal_a_refit(project):
     np.testing.assert_allclose(a.expected, b.expected, rtol=1e-9)
     np.testing.assert_allclose(a.p_alive, b.p_alive, rtol=1e-9)
     assert a.caveats() == b.caveats()
+    # the stored matrices are the model's: repeat purchases x week of the last purchase
+    xx, rr = np.meshgrid(a.grid_x, a.grid_recency, indexing="ij")
+    t_x, ages = np.where(xx == 0, 0.0, rr.astype(float)), np.full(xx.shape, a.typical_T)
+    np.testing.assert_array_equal(a.expected, a.model.expected_purchases(52.0, xx, t_x, ages))
+    np.testing.assert_array_equal(a.p_alive, a.model.p_alive(xx, t_x, ages))
+    assert a.expected.shape == (stored["max_x"] + 1, int(stored["typical_T"]) + 1)
     # the stored model is the run's own (model_params), the one behind the stored scores
     from segflow.models import load_model_params
 
@@ -100,7 +106,9 @@ def test_report_sections_from_stored_results_equal_the_recomputed_ones(project, 
 
     stored_ctx = ReportContext(project)
     assert stored_ctx.stored and stored_ctx.stored_result("clv_diagnostics") is not None
-    sections = [_report.overview_section, _report.value_section, _report.campaigns_section]
+    from segflow.report._sections import migration_section
+
+    sections = [_report.overview_section, _report.value_section, _report.campaigns_section, migration_section]
     from_store = [build(stored_ctx) for build in sections]
     # the same report with nothing read from summary_results: computed as before
     monkeypatch.setattr(ReportContext, "stored_result", lambda self, name: None)

@@ -1,61 +1,56 @@
 """Campaign effectiveness and targeting by segment: experiment read-outs, uplift, migration
-lift, audiences and promotion sensitivity."""
+lift, audiences and promotion sensitivity.
+Names are imported lazily on first use (PEP 562): the uplift models load scikit-learn and
+the read-outs SciPy only when they are used.
+"""
 
-from segflow.campaigns._effect import EFFECT_COLUMNS, EffectReport, campaign_effect
-from segflow.campaigns._migration import MigrationLift, migration_lift
-from segflow.campaigns._playbook import ACTIONS, Playbook, load_playbook
-from segflow.campaigns._promotions import (
-    PromotionSensitivity,
-    promotion_response,
-    promotion_sensitivity,
-)
-from segflow.campaigns._report import CampaignReport, campaign_report, campaign_reports
-from segflow.campaigns._store import campaign_cohort, campaigns_summary, exposure_responses
-from segflow.campaigns._targeting import (
-    Audience,
-    build_audience,
-    column_name,
-    customer_view,
-    export_table,
-    neutralise_formulas,
-)
-from segflow.campaigns._uplift import (
-    ClassTransformationUplift,
-    TwoModelUplift,
-    UpliftResult,
-    fit_uplift,
-    qini_curve,
-    qini_scores,
-)
+from __future__ import annotations
 
-__all__ = [
-    "ACTIONS",
-    "Audience",
-    "CampaignReport",
-    "ClassTransformationUplift",
-    "EFFECT_COLUMNS",
-    "EffectReport",
-    "MigrationLift",
-    "Playbook",
-    "PromotionSensitivity",
-    "TwoModelUplift",
-    "UpliftResult",
-    "build_audience",
-    "campaign_cohort",
-    "campaign_effect",
-    "campaign_report",
-    "campaign_reports",
-    "campaigns_summary",
-    "column_name",
-    "customer_view",
-    "export_table",
-    "exposure_responses",
-    "fit_uplift",
-    "load_playbook",
-    "migration_lift",
-    "neutralise_formulas",
-    "promotion_response",
-    "promotion_sensitivity",
-    "qini_curve",
-    "qini_scores",
-]
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "ACTIONS": "_playbook",
+    "Audience": "_targeting",
+    "CampaignReport": "_report",
+    "ClassTransformationUplift": "_uplift",
+    "EFFECT_COLUMNS": "_effect",
+    "EffectReport": "_effect",
+    "MigrationLift": "_migration",
+    "Playbook": "_playbook",
+    "PromotionSensitivity": "_promotions",
+    "TwoModelUplift": "_uplift",
+    "UpliftResult": "_uplift",
+    "build_audience": "_targeting",
+    "campaign_cohort": "_store",
+    "campaign_effect": "_effect",
+    "campaign_report": "_report",
+    "campaign_reports": "_report",
+    "campaigns_summary": "_store",
+    "column_name": "_targeting",
+    "customer_view": "_targeting",
+    "export_table": "_targeting",
+    "exposure_responses": "_store",
+    "fit_uplift": "_uplift",
+    "load_playbook": "_playbook",
+    "migration_lift": "_migration",
+    "neutralise_formulas": "_targeting",
+    "promotion_response": "_promotions",
+    "promotion_sensitivity": "_promotions",
+    "qini_curve": "_uplift",
+    "qini_scores": "_uplift",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'segflow.campaigns' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"segflow.campaigns.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from segflow._result import TableResult
-from segflow.campaigns import _stats
 from segflow.errors import InputError
 
 if TYPE_CHECKING:
@@ -317,6 +316,8 @@ def _statistics(
     power: float,
     min_n: int,
 ) -> pd.DataFrame:
+    from segflow.campaigns import _stats  # SciPy: imported on first use
+
     frames = []
     for o in outcomes:
         f = agg[["by", "segment", "arm", "n"]].copy()
@@ -356,6 +357,8 @@ def _statistics(
 
 
 def _rate_stats(t: pd.DataFrame, rate: np.ndarray, level: float) -> None:
+    from segflow.campaigns import _stats  # SciPy: imported on first use
+
     n1, n0 = t["n"].to_numpy(float), t["n_control"].to_numpy(float)
     x1 = np.round(t["value"].fillna(0).to_numpy() * n1)
     x0 = np.round(t["value_control"].fillna(0).to_numpy() * n0)
@@ -374,6 +377,8 @@ def _rate_stats(t: pd.DataFrame, rate: np.ndarray, level: float) -> None:
 
 def _mean_stats(t: pd.DataFrame, mean: np.ndarray, level: float) -> None:
     from scipy import stats
+
+    from segflow.campaigns import _stats  # SciPy: imported on first use
 
     n1 = t["n"].to_numpy(float)
     m1, v1 = t["value"].to_numpy(float), t["var"].to_numpy(float)
@@ -412,6 +417,8 @@ def _notes(t: pd.DataFrame, min_n: int) -> pd.Series:
 
 
 def _correct(t: pd.DataFrame, correction: str, level: float) -> pd.DataFrame:
+    from segflow.campaigns import _stats  # SciPy: imported on first use
+
     t["p_adjusted"] = np.nan
     for _, idx in t.groupby(["by", "outcome"]).groups.items():
         t.loc[idx, "p_adjusted"] = _stats.adjust_pvalues(t.loc[idx, "p_value"].to_numpy(float),
@@ -428,6 +435,8 @@ def _balance(
     alpha: float,
     expected_split: Mapping[str, float] | None,
 ) -> pd.DataFrame:
+    from segflow.campaigns import _stats  # SciPy: imported on first use
+
     counts = agg.pivot_table(index=["by", "segment"], columns="arm", values="n",
                              aggfunc="sum", fill_value=0)[arms]
     shares = None

@@ -19,7 +19,6 @@ import pandas as pd
 from ibis import _
 
 from segflow._result import TableResult
-from segflow.campaigns import _stats
 from segflow.campaigns._store import (
     GONE,
     NEW,
@@ -241,6 +240,8 @@ def _movement(c: pd.DataFrame, better: str, lapsed: Sequence[str] = LAPSED_SEGME
 
 
 def _shares(counts: pd.DataFrame, control: str, level: float) -> pd.DataFrame:
+    from segflow.campaigns import _stats  # SciPy: imported on first use
+
     arms = sorted(set(counts.arm), key=lambda a: (a != control, a))
     moves = [m for m in [*MOVEMENTS, "other"] if m in set(counts.movement) or m in MOVEMENTS[:4]]
     grid = counts.pivot_table(index="arm", columns="movement", values="customers", aggfunc="sum",

@@ -3,35 +3,45 @@
 Migration is a query over the stored assignment history (``segment_assignments``): nothing
 is recomputed to answer "who moved where, and when?". Table work runs in the engine (Ibis);
 only the small matrices reach pandas.
+
+Names are imported lazily on first use (PEP 562): the Markov models load scikit-learn only
+when they are used.
 """
 
-from segflow.migration._dynamics import Backtest, Stability, backtest, stability
-from segflow.migration._intervals import row_intervals
-from segflow.migration._markov import MarkovChain, markov_clv
-from segflow.migration._pairs import GONE, NEW
-from segflow.migration._paths import Paths, customer_paths, movers
-from segflow.migration._recency import recency_states
-from segflow.migration._transitions import (
-    TransitionMatrix,
-    pooled_transition_matrix,
-    transition_matrix,
-)
+from __future__ import annotations
 
-__all__ = [
-    "GONE",
-    "NEW",
-    "Backtest",
-    "MarkovChain",
-    "Paths",
-    "Stability",
-    "TransitionMatrix",
-    "backtest",
-    "customer_paths",
-    "markov_clv",
-    "movers",
-    "pooled_transition_matrix",
-    "recency_states",
-    "row_intervals",
-    "stability",
-    "transition_matrix",
-]
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "GONE": "_pairs",
+    "NEW": "_pairs",
+    "Backtest": "_dynamics",
+    "MarkovChain": "_markov",
+    "Paths": "_paths",
+    "Stability": "_dynamics",
+    "TransitionMatrix": "_transitions",
+    "backtest": "_dynamics",
+    "customer_paths": "_paths",
+    "markov_clv": "_markov",
+    "movers": "_paths",
+    "pooled_transition_matrix": "_transitions",
+    "recency_states": "_recency",
+    "row_intervals": "_intervals",
+    "stability": "_dynamics",
+    "transition_matrix": "_transitions",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'segflow.migration' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"segflow.migration.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -24,29 +24,29 @@ import numpy as np
 import pandas as pd
 
 from segflow.errors import SegflowError
-from segflow.summaries._results import HOLDOUT_WEEKS
+from segflow.summaries._results import HOLDOUT_WEEKS, HORIZON_WEEKS
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
     from segflow.store import Store
 
-__all__ = ["HOLDOUT_WEEKS", "ClvDiagnostics", "clv_diagnostics"]
+__all__ = ["HOLDOUT_WEEKS", "HORIZON_WEEKS", "ClvDiagnostics", "clv_diagnostics"]
 
-HORIZON_WEEKS = 52.0
 
 
 @dataclasses.dataclass
 class ClvDiagnostics:
     """Results of :func:`clv_diagnostics` (pandas tables; figures built on demand).
 
-    ``model``: the BG/NBD fitted on all history before ``snapshot`` (the run's); ``tracking_
-    table``/``deciles``: the holdout check of the model refitted up to ``calibration_end``
+    ``model``: the BG/NBD fitted on all history before ``snapshot`` (the run's; its
+    ``model_params``), ``expected``/``p_alive``: its matrices over ``grid_x`` (repeat
+    purchases) x ``grid_recency`` (week of the last purchase); ``tracking_table``/``deciles``: the holdout check of the model refitted up to ``calibration_end``
     (:func:`segflow.models.validate_holdout`)."""
 
     snapshot: dt.date
     calibration_end: dt.date
-    model: Any
+    model_params: dict[str, Any]
     grid_x: np.ndarray
     grid_recency: np.ndarray
     typical_T: float
@@ -61,32 +61,32 @@ class ClvDiagnostics:
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> ClvDiagnostics:
-        """The diagnostics of a stored document (:func:`segflow.summaries._results.clv_diagnostics_document`):
-        the frequency/recency matrices are evaluated from the stored model parameters."""
-        from segflow.models._saved import models_from_document
+        """The diagnostics of a stored document (:func:`segflow.summaries._results.clv_diagnostics_document`)."""
         from segflow.summaries._results import document_frame
 
         if "error" in doc:
             raise SegflowError(doc["error"])
-        model = models_from_document({"count": doc["model"], "spend": None, "horizon": HORIZON_WEEKS,
-                                      "time_unit": "W", "annual_discount_rate": 0.0})["count"]
         typical_t = float(doc["typical_T"])
-        grid_x = np.arange(0, int(doc["max_x"]) + 1)
-        grid_r = np.arange(0, int(typical_t) + 1)
-        xx, rr = np.meshgrid(grid_x, grid_r, indexing="ij")
-        t_x = np.where(xx == 0, 0.0, rr.astype(float))
-        expected = model.expected_purchases(HORIZON_WEEKS, xx, t_x, np.full(xx.shape, typical_t))
-        p_alive = model.p_alive(xx, t_x, np.full(xx.shape, typical_t))
         total = int(doc["customers"])
         one_time = int(doc["one_time_customers"])
         return cls(
             snapshot=dt.date.fromisoformat(doc["snapshot"]),
-            calibration_end=dt.date.fromisoformat(doc["calibration_end"]), model=model, grid_x=grid_x,
-            grid_recency=grid_r, typical_T=typical_t, expected=np.asarray(expected), p_alive=np.asarray(p_alive),
+            calibration_end=dt.date.fromisoformat(doc["calibration_end"]), model_params=doc["model"],
+            grid_x=np.arange(0, int(doc["max_x"]) + 1), grid_recency=np.arange(0, int(typical_t) + 1),
+            typical_T=typical_t, expected=np.asarray(doc["expected"], dtype=float),
+            p_alive=np.asarray(doc["p_alive"], dtype=float),
             tracking_table=document_frame(doc["tracking"]), deciles=document_frame(doc["deciles"]),
             one_time_share=one_time / total if total else 0.0, one_time_customers=one_time, customers=total,
             tracking_start=dt.date.fromisoformat(doc["tracking_start"]),
         )
+
+    @property
+    def model(self) -> Any:
+        """The fitted BG/NBD (a :class:`segflow.models.BetaGeoModel` with the stored parameters)."""
+        from segflow.models._saved import models_from_document
+
+        return models_from_document({"count": self.model_params, "spend": None, "horizon": HORIZON_WEEKS,
+                                     "time_unit": "W", "annual_discount_rate": 0.0})["count"]
 
     def tracking(self) -> pd.DataFrame:
         """Weekly and cumulative repeat purchases, actual vs model, with each week's first
@@ -231,7 +231,8 @@ def clv_diagnostics(store: Store, snapshot: dt.date, *, holdout_weeks: int = HOL
     from segflow.summaries._results import clv_diagnostics_document
 
     stored = stored_result(store, "clv_diagnostics") if summaries_run(store) is not None else None
-    if stored is not None and stored[0] == snapshot and stored[1].get("holdout_weeks", holdout_weeks) == holdout_weeks:
+    if (stored is not None and stored[0] == snapshot and stored[1].get("holdout_weeks") == holdout_weeks
+            and ("expected" in stored[1] or "error" in stored[1])):
         return ClvDiagnostics.from_document(stored[1])
     return ClvDiagnostics.from_document(
         clv_diagnostics_document(store.table("transactions"), snapshot, holdout_weeks=holdout_weeks))

@@ -18,7 +18,6 @@ from segflow.report._format import count, figure_html, label, pct, table_html
 #: in a collapsed table.
 PROFILE_FEATURES = 8
 ALLUVIAL_SNAPSHOTS = 6
-FORECAST_PERIODS = 6
 
 
 @dataclasses.dataclass
@@ -203,34 +202,20 @@ def _score_basis(project, scheme: str) -> str:  # noqa: ANN001
     return "Scheme no longer in segflow.toml: its kind of cut-offs is unknown."
 
 
-def step_dates(dates: list[dt.date], periods: int) -> list[dt.date]:
-    """``periods + 1`` dates from the last snapshot on, stepping like the last two snapshots
-    (whole months when both fall on the same day of the month, else whole days)."""
-    last = dates[-1]
-    prev = dates[-2] if len(dates) > 1 else last - dt.timedelta(days=30)
-    months = (last.year - prev.year) * 12 + last.month - prev.month
-    if last.day == prev.day and months > 0:
-        return [(pd.Timestamp(last) + pd.DateOffset(months=months * k)).date() for k in range(periods + 1)]
-    step = (last - prev).days or 30
-    return [last + dt.timedelta(days=step * k) for k in range(periods + 1)]
-
-
 def _history_blocks(ctx: ReportContext, scheme: str, dates: list[dt.date]) -> list[str]:
     """Alluvial over the last snapshots and a Markov forecast of the segment mix on dates."""
-    from segflow.migration import GONE, MarkovChain
+    from segflow.summaries._results import FORECAST_SNAPSHOTS, segment_forecast, stored_forecast
     from segflow.viz import forecast_chart
 
     blocks = []
     if len(dates) > 2:
         recent = ctx.pooled(scheme, dates[-ALLUVIAL_SNAPSHOTS:])
         blocks.append(figure_html(recent.alluvial(), name=f"{scheme}-alluvial"))
-    pooled = ctx.pooled(scheme, dates[max(0, len(dates) - 13):])
-    chain = MarkovChain().fit(pooled)
-    sizes = ctx.sizes(scheme, dates[-1]).set_index("segment")["customers"]
-    mix = sizes.reindex(chain.states_).fillna(0.0)
-    forecast = chain.forecast(mix, FORECAST_PERIODS)
-    forecast.index = step_dates(dates, FORECAST_PERIODS)
-    forecast = forecast.drop(columns=[GONE], errors="ignore")
+    stored = ctx.stored_result("forecasts")
+    forecast = stored_forecast(stored[1], scheme, dates[-1]) if stored is not None else None
+    if forecast is None:
+        pooled = ctx.pooled(scheme, dates[-FORECAST_SNAPSHOTS:])
+        forecast = segment_forecast(pooled, ctx.sizes(scheme, dates[-1]), dates)
     blocks.append(figure_html(forecast_chart(
         forecast,
         title=f"{scheme}: expected customers per segment if the last 12 moves repeat (no new customers)",

@@ -4,116 +4,82 @@ language, nested schemes, and (from the clustering modules) cluster schemes and 
 :func:`assign` turns a scheme and a features table into one segment per customer;
 :func:`builtin_schemes` lists the schemes used when a project names none. See
 ``docs/segments.md``.
+
+Names are imported lazily on first use (PEP 562), so ``import segflow.segments`` stays light:
+the clustering modules load scikit-learn only when a clustering name is used.
 """
 
-from segflow.segments._assign import (
-    NEST_SEPARATOR,
-    assign,
-    builtin_schemes,
-    rfm_scores_for,
-    segment_names,
-)
-from segflow.segments._buckets import (
-    BROWSE_BUCKETS,
-    BROWSE_DEFAULT,
-    LIFECYCLE_BUCKETS,
-    LIFECYCLE_DEFAULT,
-    LIFECYCLE_ORDER,
-    Bucket,
-    lifecycle_buckets,
-    tier_names,
-    value_tier_expr,
-    value_tier_thresholds,
-)
-from segflow.segments._builtin_extra import (
-    category_breadth_scheme,
-    product_breadth_scheme,
-    psychographic_example_scheme,
-)
-from segflow.segments._checks import SchemeCheckWarning, check_scheme, rule_coverage
-from segflow.segments._cluster import (
-    GaussianMixtureSegmenter,
-    KMeansSegmenter,
-    KPrototypesSegmenter,
-    choose_k,
-    quality_table,
-)
-from segflow.segments._cluster_model import ClusterModel
-from segflow.segments._cluster_scheme import assign_cluster_scheme, fit_cluster_table
-from segflow.segments._frozen import freeze_cutoffs, score_basis, with_project_defaults
-from segflow.segments._naming import suggest_name, suggest_names
-from segflow.segments._profile import SegmentProfile, profile_segments
-from segflow.segments._rfm import (
-    NO_PURCHASE,
-    RFM_SEGMENT_ORDER,
-    RFM_SEGMENTS,
-    RfmSegment,
-    grid_score,
-    rfm_cut_points,
-    rfm_scores,
-    rfm_segment_expr,
-)
-from segflow.segments._rules import RuleSyntaxError, compile_condition, compile_rules
-from segflow.segments._sizes import SegmentSizes, segment_sizes
-from segflow.segments._stability import (
-    SmallSegmentWarning,
-    Stability,
-    UnstableSegmentWarning,
-    bootstrap_stability,
-)
+from __future__ import annotations
 
-__all__ = [
-    "BROWSE_BUCKETS",
-    "BROWSE_DEFAULT",
-    "LIFECYCLE_BUCKETS",
-    "LIFECYCLE_DEFAULT",
-    "LIFECYCLE_ORDER",
-    "NEST_SEPARATOR",
-    "NO_PURCHASE",
-    "RFM_SEGMENTS",
-    "RFM_SEGMENT_ORDER",
-    "Bucket",
-    "ClusterModel",
-    "GaussianMixtureSegmenter",
-    "KMeansSegmenter",
-    "KPrototypesSegmenter",
-    "RfmSegment",
-    "RuleSyntaxError",
-    "SchemeCheckWarning",
-    "SegmentProfile",
-    "SegmentSizes",
-    "SmallSegmentWarning",
-    "Stability",
-    "UnstableSegmentWarning",
-    "assign",
-    "assign_cluster_scheme",
-    "bootstrap_stability",
-    "check_scheme",
-    "freeze_cutoffs",
-    "grid_score",
-    "lifecycle_buckets",
-    "rfm_cut_points",
-    "rfm_scores_for",
-    "rule_coverage",
-    "score_basis",
-    "segment_names",
-    "value_tier_thresholds",
-    "with_project_defaults",
-    "category_breadth_scheme",
-    "builtin_schemes",
-    "choose_k",
-    "compile_condition",
-    "compile_rules",
-    "fit_cluster_table",
-    "product_breadth_scheme",
-    "profile_segments",
-    "psychographic_example_scheme",
-    "quality_table",
-    "rfm_scores",
-    "rfm_segment_expr",
-    "segment_sizes",
-    "suggest_name",
-    "suggest_names",
-    "tier_names",
-    "value_tier_expr",
-]
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "BROWSE_BUCKETS": "_buckets",
+    "BROWSE_DEFAULT": "_buckets",
+    "LIFECYCLE_BUCKETS": "_buckets",
+    "LIFECYCLE_DEFAULT": "_buckets",
+    "LIFECYCLE_ORDER": "_buckets",
+    "NEST_SEPARATOR": "_assign",
+    "NO_PURCHASE": "_rfm",
+    "RFM_SEGMENTS": "_rfm",
+    "RFM_SEGMENT_ORDER": "_rfm",
+    "Bucket": "_buckets",
+    "ClusterModel": "_cluster_model",
+    "GaussianMixtureSegmenter": "_cluster",
+    "KMeansSegmenter": "_cluster",
+    "KPrototypesSegmenter": "_cluster",
+    "RfmSegment": "_rfm",
+    "RuleSyntaxError": "_rules",
+    "SchemeCheckWarning": "_checks",
+    "SegmentProfile": "_profile",
+    "SegmentSizes": "_sizes",
+    "SmallSegmentWarning": "_stability",
+    "Stability": "_stability",
+    "UnstableSegmentWarning": "_stability",
+    "assign": "_assign",
+    "assign_cluster_scheme": "_cluster_scheme",
+    "bootstrap_stability": "_stability",
+    "check_scheme": "_checks",
+    "freeze_cutoffs": "_frozen",
+    "grid_score": "_rfm",
+    "lifecycle_buckets": "_buckets",
+    "rfm_cut_points": "_rfm",
+    "rfm_scores_for": "_assign",
+    "rule_coverage": "_checks",
+    "score_basis": "_frozen",
+    "segment_names": "_assign",
+    "value_tier_thresholds": "_buckets",
+    "with_project_defaults": "_frozen",
+    "category_breadth_scheme": "_builtin_extra",
+    "builtin_schemes": "_assign",
+    "choose_k": "_cluster",
+    "compile_condition": "_rules",
+    "compile_rules": "_rules",
+    "fit_cluster_table": "_cluster_scheme",
+    "product_breadth_scheme": "_builtin_extra",
+    "profile_segments": "_profile",
+    "psychographic_example_scheme": "_builtin_extra",
+    "quality_table": "_cluster",
+    "rfm_scores": "_rfm",
+    "rfm_segment_expr": "_rfm",
+    "segment_sizes": "_sizes",
+    "suggest_name": "_naming",
+    "suggest_names": "_naming",
+    "tier_names": "_buckets",
+    "value_tier_expr": "_buckets",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'segflow.segments' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"segflow.segments.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

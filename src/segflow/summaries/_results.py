@@ -17,6 +17,10 @@ instead of refitting models or scanning customer-level tables:
     no campaigns).
 ``overview`` (at the latest snapshot)
     :func:`segflow.report._queries.revenue_totals` (totals of the transactions table).
+``forecasts`` (at the latest snapshot)
+    per scheme, the expected customers per segment at the next :data:`FORECAST_PERIODS`
+    snapshot dates if the last 12 moves repeat (:func:`segment_forecast`, a Markov chain on
+    the stored pooled transitions).
 
 Tables inside a document keep their columns, dtypes and values exactly (floats through
 ``repr``; NaN as JSON ``NaN``), so a report from the stored documents shows the same numbers
@@ -39,8 +43,13 @@ if TYPE_CHECKING:
 
 #: The weeks before the latest snapshot held out to check the CLV model.
 HOLDOUT_WEEKS = 26
+#: Horizon of the expected purchases in the diagnostics' matrix.
+HORIZON_WEEKS = 52.0
 CLV_MODEL = "bgnbd_gg"
-RESULTS = ("clv_diagnostics", "campaigns", "overview")
+RESULTS = ("clv_diagnostics", "campaigns", "overview", "forecasts")
+FORECAST_PERIODS = 6
+#: The forecast's chain is fitted on the moves between this many last snapshots.
+FORECAST_SNAPSHOTS = 13
 
 
 # -- exact JSON for small frames ---------------------------------------------------------
@@ -138,6 +147,13 @@ def clv_diagnostics_document(
     cal_model = BetaGeoModel().fit(cal[cal["T"] > 0])
     validation = validate_holdout(summary, cal_model, time_unit="W", transactions=transactions)
     first = summary.aggregate(first=summary.first_purchase.min()).execute().iloc[0, 0]
+    # the frequency/recency matrices for a customer of typical age (evaluated here, so that
+    # the report needs no model code)
+    xx, rr = np.meshgrid(np.arange(0, max_x + 1), np.arange(0, int(typical_t) + 1), indexing="ij")
+    t_x = np.where(xx == 0, 0.0, rr.astype(float))
+    ages = np.full(xx.shape, typical_t)
+    expected = np.asarray(model.expected_purchases(HORIZON_WEEKS, xx, t_x, ages), dtype=float)
+    p_alive = np.asarray(model.p_alive(xx, t_x, ages), dtype=float)
     return {
         "snapshot": snapshot.isoformat(),
         "calibration_end": cal_end.isoformat(),
@@ -150,6 +166,9 @@ def clv_diagnostics_document(
         "one_time_customers": one_time,
         "customers": total,
         "tracking_start": pd.Timestamp(first).date().isoformat(),
+        "horizon_weeks": HORIZON_WEEKS,
+        "expected": expected.tolist(),
+        "p_alive": p_alive.tolist(),
         "tracking": frame_document(validation.tracking),
         "deciles": frame_document(validation.deciles),
     }
@@ -209,6 +228,57 @@ def overview_from_document(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: _revive(v) for k, v in doc.items()}
 
 
+def step_dates(dates: list[dt.date], periods: int) -> list[dt.date]:
+    """``periods + 1`` dates from the last snapshot on, stepping like the last two snapshots
+    (whole months when both fall on the same day of the month, else whole days)."""
+    last = dates[-1]
+    prev = dates[-2] if len(dates) > 1 else last - dt.timedelta(days=30)
+    months = (last.year - prev.year) * 12 + last.month - prev.month
+    if last.day == prev.day and months > 0:
+        return [(pd.Timestamp(last) + pd.DateOffset(months=months * k)).date() for k in range(periods + 1)]
+    step = (last - prev).days or 30
+    return [last + dt.timedelta(days=step * k) for k in range(periods + 1)]
+
+
+def segment_forecast(pooled: Any, sizes: pd.DataFrame, dates: list[dt.date]) -> pd.DataFrame:
+    """Expected customers per segment (columns) at the latest snapshot and the next
+    :data:`FORECAST_PERIODS` dates (index, :func:`step_dates`) if the moves of ``pooled``
+    (a pooled :class:`~segflow.migration.TransitionMatrix`) repeat, starting from the segment
+    sizes ``sizes`` (``segment, customers``) at ``dates[-1]``; no new customers."""
+    from segflow.migration import GONE, MarkovChain
+
+    chain = MarkovChain().fit(pooled)
+    mix = sizes.set_index("segment")["customers"].reindex(chain.states_).fillna(0.0)
+    forecast = chain.forecast(mix, FORECAST_PERIODS)
+    forecast.index = step_dates(dates, FORECAST_PERIODS)
+    return forecast.drop(columns=[GONE], errors="ignore")
+
+
+def forecast_document(store: Store, schemes: list[str]) -> dict[str, Any]:
+    """:func:`segment_forecast` of every scheme with two or more snapshots, from the stored
+    ``summary_segments`` and ``summary_transitions`` (read inside the run's transaction)."""
+    from segflow.summaries._read import pooled_table, segment_table
+
+    out: dict[str, Any] = {}
+    for scheme in schemes:
+        dates = [r[0] for r in store.raw.execute(
+            "SELECT DISTINCT snapshot_date FROM summary_segments WHERE scheme = ? ORDER BY 1", [scheme]).fetchall()]
+        if len(dates) < 2:
+            continue
+        pooled = pooled_table(store, scheme, dates[-FORECAST_SNAPSHOTS:])
+        frame = segment_forecast(pooled, segment_table(store, scheme, dates[-1]), dates)
+        out[scheme] = {"last": dates[-1].isoformat(), "frame": frame_document(frame.rename_axis("date").reset_index())}
+    return out
+
+
+def stored_forecast(doc: dict[str, Any], scheme: str, last: dt.date) -> pd.DataFrame | None:
+    """The stored forecast of ``scheme`` when it starts at ``last`` (else None)."""
+    item = doc.get(scheme)
+    if item is None or item["last"] != last.isoformat():
+        return None
+    return document_frame(item["frame"]).set_index("date").rename_axis(None)
+
+
 def _saved_model(store: Store, snapshot: dt.date) -> Any:
     from segflow.models import load_model_params
 
@@ -216,12 +286,13 @@ def _saved_model(store: Store, snapshot: dt.date) -> Any:
     return None if saved is None else saved["count"]
 
 
-def result_documents(store: Store, *, campaign_scheme: str | None,
-                     names: tuple[str, ...] = RESULTS) -> list[tuple[str, dt.date | None, str]]:
+def result_documents(store: Store, *, campaign_scheme: str | None, names: tuple[str, ...] = RESULTS,
+                     schemes: list[str] | None = None) -> list[tuple[str, dt.date | None, str]]:
     """Compute the stored results ``names`` from the store: ``(name, snapshot, JSON)`` rows.
 
     The CLV diagnostics are computed at the latest snapshot with CLV scores (none without
-    scores); the campaigns for ``campaign_scheme``."""
+    scores); the campaigns for ``campaign_scheme``; the forecasts of ``schemes`` (none when
+    None) from the stored aggregates, so after those are written."""
     from segflow.errors import SegflowError
 
     rows: list[tuple[str, dt.date | None, str]] = []
@@ -246,6 +317,8 @@ def result_documents(store: Store, *, campaign_scheme: str | None,
         rows.append(("campaigns", latest, dumps({"scheme": campaign_scheme, "reports": docs})))
     if "overview" in names:
         rows.append(("overview", latest, dumps(overview_document(store))))
+    if "forecasts" in names and schemes is not None:
+        rows.append(("forecasts", latest, dumps(forecast_document(store, schemes))))
     return rows
 
 
@@ -273,7 +346,8 @@ def add_missing_results(store: Store, run_id: str, scheme: str | None) -> bool:
     missing = missing_results(store)
     if not missing or summaries_run(store) is None:
         return False
-    rows = result_documents(store, campaign_scheme=scheme, names=missing)
+    schemes = [r[0] for r in store.raw.execute("SELECT DISTINCT scheme FROM summary_segments ORDER BY 1").fetchall()]
+    rows = result_documents(store, campaign_scheme=scheme, names=missing, schemes=schemes)
     with store.transaction() as con:
         store_results(con, rows, run_id)
     return True

@@ -296,11 +296,12 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
         frames["summary_audit"].append(_audit_frame(store))
     documents = []
     if results and "summary_results" in store.tables():
-        from segflow.summaries._results import result_documents
+        from segflow.summaries._results import RESULTS, result_documents
 
         if campaign_scheme is None and schemes:
             campaign_scheme = "lifecycle" if "lifecycle" in schemes else schemes[0]
-        documents = result_documents(store, campaign_scheme=campaign_scheme)
+        documents = result_documents(store, campaign_scheme=campaign_scheme,
+                                     names=tuple(n for n in RESULTS if n != "forecasts"))
     written: dict[str, int] = {}
     with store.transaction() as con:
         if documents:
@@ -323,6 +324,12 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
             frame = pd.concat(parts, ignore_index=True)
             frame["run_id"] = run_id
             written[table] = store.append(table, frame, con=con)
+        if results and "summary_results" in store.tables():
+            from segflow.summaries._results import result_documents, store_results
+
+            # the forecasts read the aggregates just written (same connection, same transaction)
+            store_results(con, result_documents(store, campaign_scheme=None, names=("forecasts",),
+                                                schemes=list(schemes)), run_id)
     return written
 
 

@@ -23,13 +23,27 @@ PALETTE = (
 )
 
 
+def _white_template(fig: go.Figure) -> None:
+    """Set Plotly's registered ``plotly_white`` template without validating it again, as
+    Plotly itself applies its default template (validating the copy costs about 50 ms a
+    figure, most of a report's rendering time at any size). The figure's JSON is the same."""
+    import plotly.io as pio
+
+    layout = fig.layout
+    layout._validate = False  # noqa: SLF001 - Plotly's own switch for pre-validated templates
+    try:
+        layout.template = pio.templates["plotly_white"]
+    finally:
+        layout._validate = fig._validate  # noqa: SLF001
+
+
 def house_style(fig: go.Figure, *, height: int | None = None) -> go.Figure:
     """Apply the report's style in place (fonts >= :data:`MIN_FONT_PX`, automatic margins,
     white background, legend below the plot) and return the figure."""
+    _white_template(fig)
     fig.update_layout(
         font={"size": 13, "family": "-apple-system, Segoe UI, Roboto, Helvetica, Arial, sans-serif"},
         title={"font": {"size": 15}, "x": 0, "xanchor": "left"},
-        template="plotly_white",
         autosize=True,
         hoverlabel={"font": {"size": 13}},
     )
