@@ -289,7 +289,9 @@ def tracking_curves(
     period = (since / unit).floor().cast("int64")
     rep = rep.mutate(period=period)
     actual = rep.group_by("period").aggregate(actual=rep.count()).execute()
-    cohorts = summary.group_by("first_purchase").aggregate(n=summary.count()).execute()
+    # sorted: the expectation sums over cohorts in one order (equal inputs, equal floats)
+    cohorts = (summary.group_by("first_purchase").aggregate(n=summary.count())
+               .order_by("first_purchase").execute())
     offset = np.array([(pd.Timestamp(d).date() - start).days for d in cohorts.first_purchase]) / unit
     n_periods = int(np.ceil(total_days / unit))
     ends = np.arange(1, n_periods + 1, dtype=float)
