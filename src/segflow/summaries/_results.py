@@ -143,10 +143,16 @@ def clv_diagnostics_document(
     cal_end = snapshot - dt.timedelta(weeks=holdout_weeks)
     summary = btyd_summary(transactions, calibration_end=cal_end, observation_end=snapshot, time_unit="W",
                            warn=False)
-    cal = compress(summary)
-    cal_model = BetaGeoModel().fit(cal[cal["T"] > 0])
-    validation = validate_holdout(summary, cal_model, time_unit="W", transactions=transactions)
-    first = summary.aggregate(first=summary.first_purchase.min()).execute().iloc[0, 0]
+    # one customer-level table, read by the fit, the validation and the tracking curves
+    cached = summary.cache() if hasattr(summary, "cache") else summary
+    try:
+        cal = compress(cached)
+        cal_model = BetaGeoModel().fit(cal[cal["T"] > 0])
+        validation = validate_holdout(cached, cal_model, time_unit="W", transactions=transactions)
+        first = cached.aggregate(first=cached.first_purchase.min()).execute().iloc[0, 0]
+    finally:
+        if cached is not summary:
+            cached.release()
     # the frequency/recency matrices for a customer of typical age (evaluated here, so that
     # the report needs no model code)
     xx, rr = np.meshgrid(np.arange(0, max_x + 1), np.arange(0, int(typical_t) + 1), indexing="ij")
