@@ -22,7 +22,9 @@ transaction (each run replaces the previous aggregates):
     median and standardised difference from the base; per segment its name (rule-based
     schemes: the rule's name; clusters: the suggested name) and distinguishing features.
 ``summary_audit``
-    the data-quality audit of the store (:func:`segflow.quality.audit`).
+    the data-quality audit of the store (:func:`segflow.quality.audit`), stored by
+    :func:`store_audit` at the end of ``segflow ingest`` (every load empties it) and by a run
+    when it is missing; a run keeps a current one instead of auditing the same data again.
 
 Money is in the project's currency (``[project] currency``), returns netted, anonymous lines
 (no customer id) left out: they belong to no segment.
@@ -39,9 +41,10 @@ from segflow.summaries._read import (
     value_table,
 )
 from segflow.summaries._revenue import revenue_at_snapshots
-from segflow.summaries._write import snapshot_pairs, write_aggregates
+from segflow.summaries._write import audit_is_current, snapshot_pairs, store_audit, write_aggregates
 
 __all__ = [
+    "audit_is_current",
     "audit_table",
     "movement_table",
     "pooled_table",
@@ -49,6 +52,7 @@ __all__ = [
     "revenue_at_snapshots",
     "segment_table",
     "snapshot_pairs",
+    "store_audit",
     "summaries_run",
     "transition_table",
     "value_table",
