@@ -88,8 +88,12 @@ class Project:
         ``force`` reloads files whose content was loaded before; ``now`` is the load time
         (tz-naive UTC) that the ``future_date`` rule compares with (default: the clock)."""
         from segflow.sources import ingest
+        from segflow.summaries import store_audit
 
-        return ingest(self.store, self.settings, self.directory, progress=progress, force=force, now=now)
+        report = ingest(self.store, self.settings, self.directory, progress=progress, force=force,
+                        now=now)
+        store_audit(self.store)  # the audit of the data as loaded, read by the run and report
+        return report
 
     def run(
         self, *, engine: str | None = None, progress: ProgressFn | None = None, full: bool = False

@@ -76,6 +76,7 @@ def ingest_command(
     import warnings
 
     from segflow.sources import ingest
+    from segflow.summaries import store_audit
 
     with user_errors():
         settings, store, folder = _open(project)
@@ -88,6 +89,8 @@ def ingest_command(
             with store.run("ingest", {"project": str(folder)}), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 report = ingest(store, settings, folder, progress=step, force=force)
+                bar.update(task, description="auditing the data", completed=0, total=None)
+                store_audit(store)
         if json_output:
             print_json(report.to_dict())
             return

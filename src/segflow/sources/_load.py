@@ -315,6 +315,8 @@ def write(
         [counts.load_id, source.name, staged.label, file_hash, table, counts.rows_read,
          counts.rows_accepted, counts.rows_quarantined, counts.rows_duplicate, started, now],
     )
+    # the stored audit (segflow.summaries.store_audit) no longer describes the data
+    con.execute("DELETE FROM main.summary_audit")
 
 
 def _release(con, source: SourceSettings, staged: Staged, cls: str, counts: LoadCounts) -> None:

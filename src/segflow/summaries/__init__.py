@@ -22,11 +22,14 @@ transaction (each run replaces the previous aggregates):
     median and standardised difference from the base; per segment its name (rule-based
     schemes: the rule's name; clusters: the suggested name) and distinguishing features.
 ``summary_audit``
-    the data-quality audit of the store (:func:`segflow.quality.audit`).
+    the data-quality audit of the store (:func:`segflow.quality.audit`), stored by
+    :func:`store_audit` at the end of ``segflow ingest`` (every load empties it) and by a run
+    when it is missing; a run keeps a current one instead of auditing the same data again.
 ``summary_results``
     the model results the report shows, one JSON document each: the CLV diagnostics (the
-    run's fitted BG/NBD, a holdout refit with its tracking and decile tables), the campaign
-    read-outs and the overview's totals (see :mod:`segflow.summaries._results`).
+    run's fitted BG/NBD, its matrices, a holdout refit with its tracking and decile tables),
+    the campaign read-outs, the Markov forecasts and the overview's totals (see
+    :mod:`segflow.summaries._results`).
 
 Money is in the project's currency (``[project] currency``), returns netted, anonymous lines
 (no customer id) left out: they belong to no segment.
@@ -50,10 +53,11 @@ from segflow.summaries._results import (
     stored_result,
 )
 from segflow.summaries._revenue import revenue_at_snapshots
-from segflow.summaries._write import snapshot_pairs, write_aggregates
+from segflow.summaries._write import audit_is_current, snapshot_pairs, store_audit, write_aggregates
 
 __all__ = [
     "add_missing_results",
+    "audit_is_current",
     "campaign_from_document",
     "campaign_scheme",
     "overview_from_document",
@@ -65,6 +69,7 @@ __all__ = [
     "revenue_at_snapshots",
     "segment_table",
     "snapshot_pairs",
+    "store_audit",
     "summaries_run",
     "transition_table",
     "value_table",

@@ -244,7 +244,8 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
         ``"cluster"`` are named by their rules; only clusters get suggested names. A scheme
         missing here counts as rule-based.
     audit : bool, default=True
-        Also store the data-quality audit (:func:`segflow.quality.audit`).
+        Also store the data-quality audit (:func:`segflow.quality.audit`), unless the stored
+        one is current (:func:`audit_is_current`: computed after the last load).
     changed : mapping of scheme to dates, optional
         The snapshots whose assignments, revenue or scores this run may have changed
         (``segflow run``: the snapshots it computed, and the latest, which it scores).
@@ -292,7 +293,8 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
         seg, long = profile_summary(store, scheme, rule_based=rule_based[scheme])
         frames["summary_profile_segments"].append(seg)
         frames["summary_profiles"].append(long)
-    if audit:
+    keep_audit = not audit or audit_is_current(store)
+    if not keep_audit:
         frames["summary_audit"].append(_audit_frame(store))
     documents = []
     if results and "summary_results" in store.tables():
@@ -314,7 +316,7 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
                               {s: (dates_of[s], plan[s].dates) for s in schemes})
             elif table == "summary_transitions":
                 _delete_stale_pairs(con, schemes, {s: plan[s] for s in schemes}, dates_of)
-            else:
+            elif not (table == "summary_audit" and keep_audit):
                 con.execute(f"DELETE FROM {table}")
             con.execute(f"UPDATE {table} SET run_id = ?", [run_id])
             parts = [f for f in parts if not f.empty]
@@ -391,6 +393,40 @@ def _delete_stale_pairs(con: object, schemes: Sequence[str], plan: dict[str, _Pl
             con.execute(  # type: ignore[attr-defined]
                 "DELETE FROM summary_transitions WHERE scheme = ? AND from_date = ? AND to_date = ?",
                 [scheme, frm, to])
+
+
+def audit_is_current(store: Store) -> bool:
+    """Whether ``summary_audit`` holds an audit of the store's current data, so that a run
+    need not audit the same data again: every load empties the table in its transaction,
+    and an audit stored before the last load finished (a store of an older segflow) is not
+    current either."""
+    names = store.tables()
+    if "summary_audit" not in names or "loads" not in names:
+        return False
+    row = store.raw.execute(
+        "SELECT (SELECT min(created_at) FROM summary_audit), "
+        "(SELECT max(greatest(coalesce(finished_at, started_at), started_at)) FROM loads)"
+    ).fetchone()
+    audited, loaded = row if row else (None, None)
+    return audited is not None and (loaded is None or audited >= loaded)
+
+
+def store_audit(store: Store, *, force: bool = False) -> bool:
+    """Audit the store (:func:`segflow.quality.audit`) and replace ``summary_audit`` with it,
+    unless the stored audit is current (:func:`audit_is_current`; ``force``: always).
+
+    Called at the end of ``segflow ingest``, which is what changes the audited data, so that
+    ``segflow run`` and the report read the stored audit instead of scanning every canonical
+    table again. Returns whether an audit was computed."""
+    if not force and audit_is_current(store):
+        return False
+    frame = _audit_frame(store)
+    frame["run_id"] = store.raw.execute(
+        "SELECT any_value(run_id) FROM summary_audit").fetchone()[0]
+    with store.transaction() as con:
+        con.execute("DELETE FROM summary_audit")
+        store.append("summary_audit", frame, con=con)
+    return True
 
 
 def _audit_frame(store: Store) -> pd.DataFrame:
