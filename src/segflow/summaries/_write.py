@@ -69,24 +69,61 @@ def _scored_dates(store: Store) -> set[dt.date]:
     return {r[0] for r in rows}
 
 
+def scheme_states(store: Store, scheme: str, revenue: ibis.Table, scores: ibis.Table,
+                  dates: Collection[dt.date]) -> ibis.Table:
+    """One row per (customer, snapshot of ``dates``) that has an assignment of ``scheme``,
+    revenue or CLV scores there: ``customer_id``, ``snapshot_date``, ``segment`` and
+    ``segment_rank`` (null when not assigned), ``r_all`` and ``r_12`` (net revenue before the
+    snapshot, all time and in 365 days; null when none), ``p_alive``, ``expected_purchases``
+    and ``clv`` (scores at the snapshot; null when none).
+
+    The customer-level joins of the segment and transition aggregates happen here, once per
+    (customer, snapshot); callers cache it and read it for both (lazy Ibis table)."""
+    days = [ibis.literal(d, "date") for d in sorted(set(dates))]
+    a = _assignments(store, scheme)
+    a = a.filter(a.snapshot_date.isin(days))
+    rv = revenue.filter(revenue.snapshot_date.isin(days)).select(
+        r_cid="customer_id", r_date="snapshot_date", r_all="revenue_all_time", r_12="revenue_12m")
+    j = a.outer_join(rv, (a.customer_id == rv.r_cid) & (a.snapshot_date == rv.r_date))
+    j = j.select(
+        customer_id=ibis.coalesce(j.customer_id, j.r_cid),
+        snapshot_date=ibis.coalesce(j.snapshot_date, j.r_date),
+        segment=j.segment, segment_rank=j.segment_rank, r_all=j.r_all, r_12=j.r_12,
+    ).view()
+    sc = scores.filter(scores.s_date.isin(days))
+    k = j.outer_join(sc, (j.customer_id == sc.s_cid) & (j.snapshot_date == sc.s_date))
+    return k.select(
+        customer_id=ibis.coalesce(k.customer_id, k.s_cid),
+        snapshot_date=ibis.coalesce(k.snapshot_date, k.s_date),
+        segment=k.segment, segment_rank=k.segment_rank, r_all=k.r_all, r_12=k.r_12,
+        p_alive=k.p_alive, expected_purchases=k.expected_purchases, clv=k.clv,
+    ).view()
+
+
 def segment_summary(store: Store, scheme: str, revenue: ibis.Table, scores: ibis.Table,
-                    scored: set[dt.date], dates: Collection[dt.date] | None = None) -> pd.DataFrame:
+                    scored: set[dt.date], dates: Collection[dt.date] | None = None, *,
+                    states: ibis.Table | None = None) -> pd.DataFrame:
     """Per snapshot and segment of ``scheme``: size, share, revenue (12 months and all
     time before the snapshot) and its share, and the CLV columns where scores exist
-    (``dates``: only those snapshots; default all)."""
-    a = _assignments(store, scheme)
-    if dates is not None:
-        a = a.filter(a.snapshot_date.isin([ibis.literal(d, "date") for d in sorted(dates)]))
-    rv = revenue.select(r_cid="customer_id", r_date="snapshot_date", rall="revenue_all_time", r12="revenue_12m")
-    j = a.left_join(rv, (a.customer_id == rv.r_cid) & (a.snapshot_date == rv.r_date))
-    j = j.left_join(scores, (j.customer_id == scores.s_cid) & (j.snapshot_date == scores.s_date))
+    (``dates``: only those snapshots; default all). ``states``: the table of
+    :func:`scheme_states` covering those snapshots, when the caller has it."""
+    if dates is None:
+        dates = [r[0] for r in store.raw.execute(
+            "SELECT DISTINCT snapshot_date FROM segment_snapshots WHERE scheme = ?", [scheme]
+        ).fetchall()]
+    if not dates:
+        return pd.DataFrame()
+    if states is None:
+        states = scheme_states(store, scheme, revenue, scores, dates)
+    j = states.filter(states.segment.notnull(),
+                      states.snapshot_date.isin([ibis.literal(d, "date") for d in sorted(dates)]))
     out = (
         j.group_by("snapshot_date", "segment")
         .agg(
             segment_rank=_.segment_rank.min(),
             customers=_.count(),
-            revenue_12m=_.r12.sum().fill_null(0.0),
-            revenue_all_time=_.rall.sum().fill_null(0.0),
+            revenue_12m=_.r_12.sum().fill_null(0.0),
+            revenue_all_time=_.r_all.sum().fill_null(0.0),
             scored_customers=_.p_alive.count(),
             mean_p_alive=_.p_alive.mean(),
             expected_purchases=_.expected_purchases.sum().fill_null(0.0),
@@ -112,12 +149,18 @@ def segment_summary(store: Store, scheme: str, revenue: ibis.Table, scores: ibis
 
 def transition_summary(store: Store, scheme: str, dates: Sequence[dt.date], revenue: ibis.Table,
                        scores: ibis.Table, scored: set[dt.date],
-                       pairs: Sequence[tuple[dt.date, dt.date]] | None = None) -> pd.DataFrame:
+                       pairs: Sequence[tuple[dt.date, dt.date]] | None = None, *,
+                       states: ibis.Table | None = None) -> pd.DataFrame:
     """Per pair of :func:`snapshot_pairs` and cell (from segment, to segment; ``(new)`` and
     ``(gone)`` for customers at one side only): customers, their net revenue between the two
     snapshots (``from <= ts < to``), their net revenue in the 365 days before ``to`` and their
     predicted value stored at ``to`` (null when no scores are stored there). ``pairs``: only
-    those pairs (default all pairs of ``dates``)."""
+    those pairs (default all pairs of ``dates``); ``states``: the table of
+    :func:`scheme_states` covering their snapshots, when the caller has it.
+
+    Each customer's state at a snapshot (segment, revenue before it, CLV at it) is joined
+    once (:func:`scheme_states`), then paired by snapshot (the pairs table is small), so the
+    customer-level joins run on customers x snapshots rows, not customers x pairs."""
     pairs = snapshot_pairs(dates) if pairs is None else list(pairs)
     if not pairs:
         return pd.DataFrame()
@@ -126,44 +169,38 @@ def transition_summary(store: Store, scheme: str, dates: Sequence[dt.date], reve
         "p_from": pa.array([f for f, _t in pairs], pa.date32()),
         "p_to": pa.array([t for _f, t in pairs], pa.date32()),
     }))
-    a = _assignments(store, scheme)
-    left = a.join(p, a.snapshot_date == p.p_from).select(
+    if states is None:
+        states = scheme_states(store, scheme, revenue, scores, {d for pair in pairs for d in pair})
+    left = states.join(p, states.snapshot_date == p.p_from).select(
         l_pair="pair", l_cid="customer_id", from_segment="segment", from_rank="segment_rank",
-        l_from="p_from", l_to="p_to",
+        f_all="r_all",
     )
-    a2, pr = a.view(), p.view()
-    right = a2.join(pr, a2.snapshot_date == pr.p_to).select(
+    pr, st = p.view(), states.view()
+    right = st.join(pr, st.snapshot_date == pr.p_to).select(
         r_pair="pair", r_cid="customer_id", to_segment="segment", to_rank="segment_rank",
-        r_from="p_from", r_to="p_to",
+        t_all="r_all", t_12="r_12", t_clv="clv",
     )
     j = left.outer_join(right, (left.l_pair == right.r_pair) & (left.l_cid == right.r_cid))
-    j = j.select(
-        p_from=ibis.coalesce(j.l_from, j.r_from),
-        p_to=ibis.coalesce(j.l_to, j.r_to),
-        customer_id=ibis.coalesce(j.l_cid, j.r_cid),
-        from_segment=j.from_segment.fill_null(NEW),
-        to_segment=j.to_segment.fill_null(GONE),
-        from_rank=j.from_rank,
-        to_rank=j.to_rank,
-    ).view()
-    rv_to = revenue.select(t_cid="customer_id", t_date="snapshot_date", t_all="revenue_all_time", t_12="revenue_12m")
-    rv_from = revenue.view().select(f_cid="customer_id", f_date="snapshot_date", f_all="revenue_all_time")
-    j = j.left_join(rv_to, [("customer_id", "t_cid"), ("p_to", "t_date")])
-    j = j.left_join(rv_from, [("customer_id", "f_cid"), ("p_from", "f_date")])
-    j = j.left_join(scores, [("customer_id", "s_cid"), ("p_to", "s_date")])
+    # a customer unassigned at both snapshots belongs to no cell
+    j = j.filter(j.from_segment.notnull() | j.to_segment.notnull())
     out = (
-        j.group_by("p_from", "p_to", "from_segment", "to_segment")
+        j.group_by(pair=ibis.coalesce(j.l_pair, j.r_pair),
+                   from_segment=j.from_segment.fill_null(NEW),
+                   to_segment=j.to_segment.fill_null(GONE))
         .agg(
             from_rank=_.from_rank.min(),
             to_rank=_.to_rank.min(),
             customers=_.count(),
             revenue=(_.t_all.fill_null(0.0) - _.f_all.fill_null(0.0)).sum(),
             revenue_12m=_.t_12.sum().fill_null(0.0),
-            clv=_.clv.sum().fill_null(0.0),
+            clv=_.t_clv.sum().fill_null(0.0),
         )
         .execute()
-        .rename(columns={"p_from": "from_date", "p_to": "to_date"})
     )
+    out.insert(0, "from_date", [pairs[i][0] for i in out["pair"]])
+    out.insert(1, "to_date", [pairs[i][1] for i in out["pair"]])
+    out = out.drop(columns="pair").sort_values(
+        ["from_date", "to_date", "from_segment", "to_segment"], ignore_index=True)
     out.loc[~pd.to_datetime(out["to_date"]).isin(pd.to_datetime(sorted(scored))), "clv"] = None
     out.insert(0, "scheme", scheme)
     return out
@@ -279,13 +316,22 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
         scores = _scores(store).cache()
         try:
             for scheme in schemes:
-                if plan[scheme].dates:
-                    frames["summary_segments"].append(segment_summary(
-                        store, scheme, revenue, scores, scored, dates=plan[scheme].dates))
-                if plan[scheme].pairs:
-                    frames["summary_transitions"].append(transition_summary(
-                        store, scheme, dates_of[scheme], revenue, scores, scored,
-                        pairs=plan[scheme].pairs))
+                todo = plan[scheme]
+                days = {*todo.dates, *(d for pair in todo.pairs for d in pair)}
+                if not days:
+                    continue
+                states = scheme_states(store, scheme, revenue, scores, days).cache()
+                try:
+                    if todo.dates:
+                        frames["summary_segments"].append(segment_summary(
+                            store, scheme, revenue, scores, scored, dates=todo.dates,
+                            states=states))
+                    if todo.pairs:
+                        frames["summary_transitions"].append(transition_summary(
+                            store, scheme, dates_of[scheme], revenue, scores, scored,
+                            pairs=todo.pairs, states=states))
+                finally:
+                    states.release()
         finally:
             revenue.release()
             scores.release()
