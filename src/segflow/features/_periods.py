@@ -118,10 +118,22 @@ def windowed(
     return [emit(live, entry, values), emit(live, leave, values, negate=True)]
 
 
+def live(value: ibis.Value, entry: ibis.IntegerValue,
+         leave: ibis.IntegerValue | None) -> ibis.Value:
+    """``value`` when an amount entering at ``entry`` and leaving at ``leave`` counts at some
+    period (``leave > entry``; always when ``leave`` is None), else 0: the form in which
+    several windows share one delta row per position (an entry and a leave at the same
+    period would cancel anyway)."""
+    if leave is None:
+        return value
+    return ibis.ifelse(leave > entry, value, 0)
+
+
 def union_deltas(parts: Sequence[ibis.Table], mins: Sequence[str] = (),
-                 maxs: Sequence[str] = ()) -> ibis.Table:
+                 maxs: Sequence[str] = (), *, n: int | None = None) -> ibis.Table:
     """One row per (customer, period): the sum of every measure (min/max for ``mins`` and
-    ``maxs``) over ``parts``, which may each carry a different subset of the measures."""
+    ``maxs``) over ``parts``, which may each carry a different subset of the measures.
+    With ``n``, rows of periods after ``n`` (seen by no snapshot) are left out first."""
     measures: list[str] = []
     for p in parts:
         measures += [c for c in p.columns if c not in ("customer_id", "_k") and c not in measures]
@@ -131,6 +143,8 @@ def union_deltas(parts: Sequence[ibis.Table], mins: Sequence[str] = (),
         for p in parts
     ]
     u = aligned[0] if len(aligned) == 1 else ibis.union(*aligned, distinct=False)
+    if n is not None:
+        u = u.filter(u._k <= n)
     aggs = {}
     for m in measures:
         aggs[m] = u[m].min() if m in mins else u[m].max() if m in maxs else u[m].sum()
