@@ -17,12 +17,12 @@ of :data:`CHUNK_CUSTOMERS`: each chunk's period-tagged lines and its result are 
 (Ibis ``cache``) before the next chunk starts, so the working set of DuckDB (or Spark) is
 that of one chunk, and no sub-plan is computed twice within a chunk.
 
-One pass: groups ``rfm``, ``seasonality``, ``web``, ``attribute`` and the order-value part of
+One pass: groups ``rfm``, ``seasonality``, ``web``, ``breadth``, ``attribute`` and the order-value part of
 ``pattern`` (``avg_order_value``, ``basket_size``, ``promo_share``, ``return_rate``,
 ``spend_trend``). Still per snapshot (the functions of the readable definition, one query
 part per snapshot, joined on (snapshot, customer)): ``ipt_mean_days``, ``ipt_cv``, the top
-category / main channel columns and their counts (``pattern``), ``breadth``, ``campaign``
-and ``survey``.
+category / main channel columns and their counts (``pattern``), ``campaign`` and
+``survey``.
 """
 
 from __future__ import annotations
@@ -99,9 +99,9 @@ def snapshot_features(
     Notes
     -----
     Computed in one pass over the history (module docstring): groups ``rfm``,
-    ``seasonality``, ``web``, ``attribute`` and the order-value columns of ``pattern``.
-    Computed per snapshot and joined: the inter-purchase, top-category and main-channel
-    columns of ``pattern``, and the groups ``breadth``, ``campaign`` and ``survey``.
+    ``seasonality``, ``web``, ``breadth``, ``attribute`` and the order-value columns of
+    ``pattern``. Computed per snapshot and joined: the inter-purchase, top-category and
+    main-channel columns of ``pattern``, and the groups ``campaign`` and ``survey``.
     """
     missing = [name for name in REQUIRED_TABLES if name not in tables]
     if missing:
