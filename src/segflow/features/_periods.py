@@ -159,3 +159,33 @@ def running(t: ibis.Table, sums: Sequence[str], mins: Sequence[str] = (),
     out |= {m: t[m].min().over(w) for m in mins}
     out |= {m: t[m].max().over(w) for m in maxs}
     return out
+
+
+def running_onto(grid: ibis.Table, families: Sequence[ibis.Table], mins: Sequence[str],
+                 maxs: Sequence[str], n: int) -> ibis.Table:
+    """``grid`` (one row per customer and snapshot ``_k``) with the running sums (0 when
+    empty), minima and maxima of every measure of ``families`` (tables of one row per
+    customer and period with deltas).
+
+    The running values are computed on each family's own rows (a customer's periods with
+    deltas, far fewer than the grid's rows), each valid from its period until the family's
+    next one (``_next``), and joined onto the grid rows in that range: a window over the
+    sparse rows instead of one over the grid, whose cost grows with rows x measures."""
+    out = grid
+    drop: list[str] = []
+    sums: list[str] = []
+    w = ibis.cumulative_window(group_by="customer_id", order_by="_k")
+    for i, fam in enumerate(families):
+        measures = [c for c in fam.columns if c not in ("customer_id", "_k")]
+        sums += [m for m in measures if m not in mins and m not in maxs]
+        nxt = fam._k.lead().over(group_by="customer_id", order_by="_k").fill_null(n + 1)
+        cid, k, stop = f"_rc{i}", f"_rk{i}", f"_rn{i}"
+        cum = fam.select(**{cid: fam.customer_id, k: fam._k, stop: nxt}, **{
+            m: (fam[m].min() if m in mins else fam[m].max() if m in maxs else fam[m].sum()).over(w)
+            for m in measures
+        })
+        out = out.left_join(cum, (grid.customer_id == cum[cid]) & (cum[k] <= grid._k)
+                            & (grid._k < cum[stop]))
+        drop += [cid, k, stop]
+    out = out.drop(*drop)
+    return out.mutate(**{m: out[m].fill_null(0) for m in sums})

@@ -44,7 +44,7 @@ from segflow.features._core import (
     _check_groups,
     customer_features,
 )
-from segflow.features._periods import Periods, from_micro, running, union_deltas
+from segflow.features._periods import Periods, from_micro, running_onto, union_deltas
 from segflow.features._purchases import (
     _day_to_date,
     interpurchase_features,
@@ -154,29 +154,22 @@ def _chunk(
     lines = purchases.period_lines(keyed["transactions"], periods).cache()
     per = purchases.order_periods(lines, periods, window_days)
     n = periods.n
-    # one (customer, period) table per family of deltas, each narrow, left-joined onto the grid
+    # one (customer, period) table per family of deltas, each narrow; their running values
+    # are computed on their own rows and joined onto the grid
+    mins, maxs = purchases.MINS, (*purchases.MAXS, *web.MAXS)
     families = [
-        union_deltas(purchases.order_deltas(per, window_days), purchases.MINS, purchases.MAXS,
-                     n=n),
-        union_deltas(purchases.line_deltas(lines, periods, window_days), purchases.MINS, n=n),
+        union_deltas(purchases.order_deltas(per, window_days), mins, maxs, n=n),
+        union_deltas(purchases.line_deltas(lines, periods, window_days), mins, n=n),
     ]
-    sums, mins, maxs = list(purchases.SUMS), list(purchases.MINS), list(purchases.MAXS)
     if "seasonality" in wanted:
         families.append(purchases.season_deltas(per))
-    else:
-        sums = [m for m in sums if m not in purchases.SEASON_SUMS]
     if "web" in wanted:
-        families.append(union_deltas(web.web_deltas(keyed["events"], periods), maxs=web.MAXS,
-                                     n=n))
-        sums += web.SUMS
-        maxs += web.MAXS
+        families.append(union_deltas(web.web_deltas(keyed["events"], periods), maxs=maxs, n=n))
     if "breadth" in wanted:
         families.append(union_deltas(purchases.breadth_deltas(lines, periods), n=n))
-        sums += purchases.BREADTH_SUMS
 
     grid = _grid(keyed["customers"], lines, periods)
-    g = _left_join_keyed(grid, families)
-    g = g.mutate(**running(g, sums, mins, maxs))
+    g = running_onto(grid, families, mins, maxs, n)
     out = g.mutate(**_features(g, wanted))
     if "attribute" in wanted:
         out = _left_join_keyed(out, [_attributes(keyed["customers"], periods)])
