@@ -105,19 +105,6 @@ def emit(t: ibis.Table, pos: ibis.IntegerValue, values: Mapping[str, ibis.Value]
     )
 
 
-def windowed(
-    t: ibis.Table,
-    entry: ibis.IntegerValue,
-    leave: ibis.IntegerValue | None,
-    values: Mapping[str, ibis.Value],
-) -> list[ibis.Table]:
-    """Deltas of amounts that count while ``entry <= k < leave`` (``leave=None``: forever)."""
-    if leave is None:
-        return [emit(t, entry, values)]
-    live = t.filter(leave > entry)
-    return [emit(live, entry, values), emit(live, leave, values, negate=True)]
-
-
 def live(value: ibis.Value, entry: ibis.IntegerValue,
          leave: ibis.IntegerValue | None) -> ibis.Value:
     """``value`` when an amount entering at ``entry`` and leaving at ``leave`` counts at some
@@ -149,16 +136,6 @@ def union_deltas(parts: Sequence[ibis.Table], mins: Sequence[str] = (),
     for m in measures:
         aggs[m] = u[m].min() if m in mins else u[m].max() if m in maxs else u[m].sum()
     return u.group_by(["customer_id", "_k"]).aggregate(**aggs)
-
-
-def running(t: ibis.Table, sums: Sequence[str], mins: Sequence[str] = (),
-            maxs: Sequence[str] = ()) -> dict[str, ibis.Value]:
-    """Running sums (0 when empty), minima and maxima of a customer's periods up to ``_k``."""
-    w = ibis.cumulative_window(group_by="customer_id", order_by="_k")
-    out: dict[str, ibis.Value] = {m: t[m].sum().over(w).fill_null(0) for m in sums}
-    out |= {m: t[m].min().over(w) for m in mins}
-    out |= {m: t[m].max().over(w) for m in maxs}
-    return out
 
 
 def running_onto(grid: ibis.Table, families: Sequence[ibis.Table], mins: Sequence[str],
