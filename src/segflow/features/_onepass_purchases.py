@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import ibis
 
-from segflow.features._periods import Periods, emit, micro, windowed
+from segflow.features._periods import Periods, emit, live, micro
 from segflow.features._purchase_def import is_purchase_line, is_return_line, order_ts_key
 from segflow.features._window import DAYS_12M
 
@@ -49,8 +49,11 @@ def _window_offsets(window_days: int | None) -> dict[str, int]:
     return offsets
 
 
-def order_deltas(lines: ibis.Table, periods: Periods, window_days: int | None) -> list[ibis.Table]:
-    """Deltas of the order counts and amounts, first/last purchase days and seasonality."""
+def order_periods(lines: ibis.Table, periods: Periods, window_days: int | None) -> ibis.Table:
+    """One row per (order, period with purchase lines of it): the period's amount, quantity,
+    flags, the order's first day ``_od`` and time ``_ot``, whether the order becomes visible
+    (``_cnt``), paid (``_paid``) or a promo order (``_pr``) at this period, and the periods
+    where its windows end (``_b12``, ``_b24``, ``_bw``)."""
     b = lines.filter(lines._buy)
     promo = (b.promo_code.notnull() & (b.promo_code.strip() != "")).cast("int64")
     per = b.group_by([*_ORDER_KEY, "_k"]).aggregate(
@@ -76,7 +79,14 @@ def order_deltas(lines: ibis.Table, periods: Periods, window_days: int | None) -
         _paid=(per._k == per._kp).fill_null(False).cast("int64"),
         _pr=(per._k == per._kpr).fill_null(False).cast("int64"),
     )
-    per = periods.lookup(per, "_od", _window_offsets(window_days))
+    return periods.lookup(per, "_od", _window_offsets(window_days))
+
+
+def order_deltas(per: ibis.Table, window_days: int | None) -> list[ibis.Table]:
+    """Deltas of the order counts and amounts and the first/last purchase days, from
+    :func:`order_periods`: one part per position (the period itself, the end of the
+    ``window_days`` window, the end of the 12 months = start of the previous 12, the end of
+    the previous 12), each carrying every measure that enters or leaves there."""
     keys = ["customer_id", "_k", "_b12", "_b24", *(["_bw"] if window_days is not None else [])]
     g = per.group_by(keys).aggregate(
         _cnt=per._cnt.sum(),
@@ -88,17 +98,42 @@ def order_deltas(lines: ibis.Table, periods: Periods, window_days: int | None) -
         _first=per._od.min(where=per._cnt == 1),
         _last=per._od.max(where=per._cnt == 1),
     )
-    k = g._k
-    parts = [emit(g, k, {"orders_total": g._cnt, "_first": g._first, "_last": g._last})]
-    parts += windowed(g, k, g._bw if window_days is not None else None, {
+    return _window_parts(g, window_days, {
         "_freq_w": g._cnt, "_paid_w": g._paid, "_promo_w": g._pr, "_gross_w": g._amt,
         "_qty_w": g._qty.fill_null(0), "_qtyn_w": g._qtyn,
-    })
-    parts += windowed(g, k, g._b12, {"_freq_12": g._cnt, "_gross_12": g._amt})
-    prev_entry = ibis.greatest(k, g._b12)
-    parts += windowed(g, prev_entry, g._b24, {"_freq_prev": g._cnt, "_gross_prev": g._amt})
-    parts.append(_season_deltas(per.filter(per._cnt == 1)))
+    }, {"_freq_12": g._cnt, "_gross_12": g._amt}, {"_freq_prev": g._cnt, "_gross_prev": g._amt},
+        {"orders_total": g._cnt, "_first": g._first, "_last": g._last})
+
+
+def _window_parts(
+    g: ibis.Table,
+    window_days: int | None,
+    in_w: dict[str, ibis.Value],
+    in_12: dict[str, ibis.Value],
+    in_prev: dict[str, ibis.Value],
+    forever: dict[str, ibis.Value],
+) -> list[ibis.Table]:
+    """Delta parts of amounts counted forever, in the ``window_days`` window (``_bw``), the
+    last 12 months (until ``_b12``) and the 12 months before (from ``_b12`` until ``_b24``)
+    of a table with ``customer_id``, ``_k`` and those ends."""
+    k = g._k
+    bw = g._bw if window_days is not None else None
+    p1 = ibis.greatest(k, g._b12)  # where the last 12 months end and the previous 12 start
+    w = {m: live(v, k, bw) for m, v in in_w.items()}
+    m12 = {m: live(v, k, g._b12) for m, v in in_12.items()}
+    prev = {m: live(v, p1, g._b24) for m, v in in_prev.items()}
+    parts = [emit(g, k, {**forever, **w, **m12})]
+    parts.append(emit(g, p1, {**{m: -v for m, v in m12.items()}, **prev}))
+    parts.append(emit(g, g._b24, prev, negate=True))
+    if bw is not None:
+        parts.append(emit(g, bw, w, negate=True))
     return parts
+
+
+def season_deltas(per: ibis.Table) -> ibis.Table:
+    """The seasonality deltas of the orders of :func:`order_periods` (one row per customer
+    and period, see :func:`_season_deltas`)."""
+    return _season_deltas(per.filter(per._cnt == 1))
 
 
 def _season_deltas(orders: ibis.Table) -> ibis.Table:
@@ -141,12 +176,47 @@ def line_deltas(lines: ibis.Table, periods: Periods, window_days: int | None) ->
     r = periods.lookup(r, "_day", _window_offsets(window_days))
     keys = ["customer_id", "_k", "_b12", "_b24", *(["_bw"] if window_days is not None else [])]
     g = r.group_by(keys).aggregate(_ret=r._ret.sum())
-    k = g._k
     parts = [emit(first, first._k, {"_first_any": first._first_any})]
-    parts += windowed(g, k, g._bw if window_days is not None else None, {"_ret_w": g._ret})
-    parts += windowed(g, k, g._b12, {"_ret_12": g._ret})
-    parts += windowed(g, ibis.greatest(k, g._b12), g._b24, {"_ret_prev": g._ret})
+    return parts + _window_parts(g, window_days, {"_ret_w": g._ret}, {"_ret_12": g._ret},
+                                 {"_ret_prev": g._ret}, {})
+
+
+def breadth_deltas(lines: ibis.Table, periods: Periods) -> list[ibis.Table]:
+    """Deltas of the distinct products and categories among purchase lines (group
+    ``breadth``, :func:`segflow.features._breadth.breadth_features`): a product counts in
+    all history from the period of its first line, and in the last 12 months while one of
+    its lines is less than 365 days old (a stretch per product, as web sessions)."""
+    b = lines.filter(lines._buy)
+    b = periods.lookup(b, "_day", {"_b12": DAYS_12M})
+    parts: list[ibis.Table] = []
+    for col, total, m12 in (("product_id", "_products", "_products_12"),
+                            ("category", "_categories", "_categories_12")):
+        if col not in b.columns:
+            continue
+        x = b.filter(b[col].notnull())
+        x = x.group_by(["customer_id", x[col].name("_item"), "_k"]).aggregate(_b=x._b12.max())
+        parts += stretch_deltas(x, ["customer_id", "_item"], total, m12, periods.n)
     return parts
+
+
+def stretch_deltas(x: ibis.Table, key: list[str], total: str, recent: str,
+                   n: int) -> list[ibis.Table]:
+    """For items ``key`` (customer first) seen at periods ``_k`` with window ends ``_b`` (the
+    period from which the latest occurrence so far stops counting): ``total`` is +1 at an
+    item's first period, ``recent`` +1 at every period with occurrences and -1 where that
+    stretch ends (the next period with occurrences, or the window end before it)."""
+    w = ibis.cumulative_window(group_by=key, order_by="_k")
+    nxt = x._k.lead().over(group_by=key, order_by="_k")
+    rn = ibis.row_number().over(group_by=key, order_by="_k")
+    x = x.mutate(_end=x._b.max().over(w), _next=nxt.fill_null(n + 1), _rn=rn)
+    x = x.mutate(_stop=ibis.least(x._next, x._end))
+    return [
+        x.select(customer_id=x.customer_id, _k=x._k,
+                 **{total: (x._rn == 0).cast("int64"),
+                    recent: (x._stop > x._k).cast("int64")}),
+        x.filter(x._stop > x._k).select(customer_id=x.customer_id, _k=x._stop,
+                                        **{recent: ibis.literal(-1, "int64")}),
+    ]
 
 
 #: Running-sum measures of the purchase deltas, and those combined by min / max.
@@ -155,5 +225,7 @@ SUMS = (
     "_freq_12", "_gross_12", "_freq_prev", "_gross_prev", "_ret_w", "_ret_12", "_ret_prev",
     "_q1", "_q2", "_q3", "_q4", "_dbad1", "_dbad2", "_dbad3", "_dbad4", "_years",
 )
+SEASON_SUMS = ("_q1", "_q2", "_q3", "_q4", "_dbad1", "_dbad2", "_dbad3", "_dbad4", "_years")
+BREADTH_SUMS = ("_products", "_products_12", "_categories", "_categories_12")
 MINS = ("_first", "_first_any")
 MAXS = ("_last",)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ibis
 
 from segflow.features._behaviour import CART_ADD_TYPES, PRODUCT_VIEW_TYPES, PURCHASE_TYPES
-from segflow.features._periods import Periods, emit
+from segflow.features._periods import Periods, emit, live
 from segflow.features._window import DAYS_WEB
 
 
@@ -37,11 +37,12 @@ def web_deltas(events: ibis.Table, periods: Periods) -> list[ibis.Table]:
     counts = d.group_by(["customer_id", "_k", "_b"]).aggregate(
         _views=d._views.sum(), _carts=d._carts.sum(), _last_visit=d._day.max()
     )
-    live = counts.filter(counts._b > counts._k)
+    views = live(counts._views, counts._k, counts._b)
+    carts = live(counts._carts, counts._k, counts._b)
     parts = [
-        emit(counts, counts._k, {"_last_visit": counts._last_visit}),
-        emit(live, live._k, {"_views_90": live._views, "_carts_90": live._carts}),
-        emit(live, live._b, {"_views_90": live._views, "_carts_90": live._carts}, negate=True),
+        emit(counts, counts._k, {"_last_visit": counts._last_visit, "_views_90": views,
+                                 "_carts_90": carts}),
+        emit(counts, counts._b, {"_views_90": views, "_carts_90": carts}, negate=True),
     ]
     return parts + _session_deltas(d, periods)
 
@@ -63,14 +64,15 @@ def _session_deltas(d: ibis.Table, periods: Periods) -> list[ibis.Table]:
     )
     # "has a cart add and a purchase" ends when the older of the two leaves the window
     both = ibis.ifelse(s._bc.isnull() | s._bb.isnull(), null, ibis.least(s._bc, s._bb))
-    parts = []
+    enters, parts = {}, []
     for name, end in (("_sess_90", s._bv), ("_cart_sess", s._bc), ("_buy_sess", s._bb),
                       ("_both_sess", both)):
-        x = s.mutate(_end=end, _stop=ibis.least(s._next, end))
+        stop = ibis.least(s._next, end)
+        enters[name] = (end.notnull() & (stop > s._k)).cast("int64")
+        x = s.mutate(_end=end, _stop=stop)
         x = x.filter(x._end.notnull(), x._stop > x._k)
-        parts.append(emit(x, x._k, {name: ibis.literal(1)}))
         parts.append(emit(x, x._stop, {name: ibis.literal(1)}, negate=True))
-    return parts
+    return [emit(s, s._k, enters), *parts]
 
 
 SUMS = ("_views_90", "_carts_90", "_sess_90", "_cart_sess", "_buy_sess", "_both_sess")

@@ -105,23 +105,22 @@ def emit(t: ibis.Table, pos: ibis.IntegerValue, values: Mapping[str, ibis.Value]
     )
 
 
-def windowed(
-    t: ibis.Table,
-    entry: ibis.IntegerValue,
-    leave: ibis.IntegerValue | None,
-    values: Mapping[str, ibis.Value],
-) -> list[ibis.Table]:
-    """Deltas of amounts that count while ``entry <= k < leave`` (``leave=None``: forever)."""
+def live(value: ibis.Value, entry: ibis.IntegerValue,
+         leave: ibis.IntegerValue | None) -> ibis.Value:
+    """``value`` when an amount entering at ``entry`` and leaving at ``leave`` counts at some
+    period (``leave > entry``; always when ``leave`` is None), else 0: the form in which
+    several windows share one delta row per position (an entry and a leave at the same
+    period would cancel anyway)."""
     if leave is None:
-        return [emit(t, entry, values)]
-    live = t.filter(leave > entry)
-    return [emit(live, entry, values), emit(live, leave, values, negate=True)]
+        return value
+    return ibis.ifelse(leave > entry, value, 0)
 
 
 def union_deltas(parts: Sequence[ibis.Table], mins: Sequence[str] = (),
-                 maxs: Sequence[str] = ()) -> ibis.Table:
+                 maxs: Sequence[str] = (), *, n: int | None = None) -> ibis.Table:
     """One row per (customer, period): the sum of every measure (min/max for ``mins`` and
-    ``maxs``) over ``parts``, which may each carry a different subset of the measures."""
+    ``maxs``) over ``parts``, which may each carry a different subset of the measures.
+    With ``n``, rows of periods after ``n`` (seen by no snapshot) are left out first."""
     measures: list[str] = []
     for p in parts:
         measures += [c for c in p.columns if c not in ("customer_id", "_k") and c not in measures]
@@ -131,17 +130,39 @@ def union_deltas(parts: Sequence[ibis.Table], mins: Sequence[str] = (),
         for p in parts
     ]
     u = aligned[0] if len(aligned) == 1 else ibis.union(*aligned, distinct=False)
+    if n is not None:
+        u = u.filter(u._k <= n)
     aggs = {}
     for m in measures:
         aggs[m] = u[m].min() if m in mins else u[m].max() if m in maxs else u[m].sum()
     return u.group_by(["customer_id", "_k"]).aggregate(**aggs)
 
 
-def running(t: ibis.Table, sums: Sequence[str], mins: Sequence[str] = (),
-            maxs: Sequence[str] = ()) -> dict[str, ibis.Value]:
-    """Running sums (0 when empty), minima and maxima of a customer's periods up to ``_k``."""
+def running_onto(grid: ibis.Table, families: Sequence[ibis.Table], mins: Sequence[str],
+                 maxs: Sequence[str], n: int) -> ibis.Table:
+    """``grid`` (one row per customer and snapshot ``_k``) with the running sums (0 when
+    empty), minima and maxima of every measure of ``families`` (tables of one row per
+    customer and period with deltas).
+
+    The running values are computed on each family's own rows (a customer's periods with
+    deltas, far fewer than the grid's rows), each valid from its period until the family's
+    next one (``_next``), and joined onto the grid rows in that range: a window over the
+    sparse rows instead of one over the grid, whose cost grows with rows x measures."""
+    out = grid
+    drop: list[str] = []
+    sums: list[str] = []
     w = ibis.cumulative_window(group_by="customer_id", order_by="_k")
-    out: dict[str, ibis.Value] = {m: t[m].sum().over(w).fill_null(0) for m in sums}
-    out |= {m: t[m].min().over(w) for m in mins}
-    out |= {m: t[m].max().over(w) for m in maxs}
-    return out
+    for i, fam in enumerate(families):
+        measures = [c for c in fam.columns if c not in ("customer_id", "_k")]
+        sums += [m for m in measures if m not in mins and m not in maxs]
+        nxt = fam._k.lead().over(group_by="customer_id", order_by="_k").fill_null(n + 1)
+        cid, k, stop = f"_rc{i}", f"_rk{i}", f"_rn{i}"
+        cum = fam.select(**{cid: fam.customer_id, k: fam._k, stop: nxt}, **{
+            m: (fam[m].min() if m in mins else fam[m].max() if m in maxs else fam[m].sum()).over(w)
+            for m in measures
+        })
+        out = out.left_join(cum, (grid.customer_id == cum[cid]) & (cum[k] <= grid._k)
+                            & (grid._k < cum[stop]))
+        drop += [cid, k, stop]
+    out = out.drop(*drop)
+    return out.mutate(**{m: out[m].fill_null(0) for m in sums})

@@ -17,12 +17,12 @@ of :data:`CHUNK_CUSTOMERS`: each chunk's period-tagged lines and its result are 
 (Ibis ``cache``) before the next chunk starts, so the working set of DuckDB (or Spark) is
 that of one chunk, and no sub-plan is computed twice within a chunk.
 
-One pass: groups ``rfm``, ``seasonality``, ``web``, ``attribute`` and the order-value part of
+One pass: groups ``rfm``, ``seasonality``, ``web``, ``breadth``, ``attribute`` and the order-value part of
 ``pattern`` (``avg_order_value``, ``basket_size``, ``promo_share``, ``return_rate``,
 ``spend_trend``). Still per snapshot (the functions of the readable definition, one query
 part per snapshot, joined on (snapshot, customer)): ``ipt_mean_days``, ``ipt_cv``, the top
-category / main channel columns and their counts (``pattern``), ``breadth``, ``campaign``
-and ``survey``.
+category / main channel columns and their counts (``pattern``), ``campaign`` and
+``survey``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from segflow.features import _onepass_purchases as purchases
 from segflow.features import _onepass_web as web
 from segflow.features._attributes import ATTRIBUTE_COLUMNS
 from segflow.features._behaviour import campaign_features
-from segflow.features._breadth import breadth_features
 from segflow.features._core import (
     _ZERO_WHEN_ABSENT,
     REQUIRED_TABLES,
@@ -45,7 +44,7 @@ from segflow.features._core import (
     _check_groups,
     customer_features,
 )
-from segflow.features._periods import Periods, from_micro, running, union_deltas
+from segflow.features._periods import Periods, from_micro, running_onto, union_deltas
 from segflow.features._purchases import (
     _day_to_date,
     interpurchase_features,
@@ -100,9 +99,9 @@ def snapshot_features(
     Notes
     -----
     Computed in one pass over the history (module docstring): groups ``rfm``,
-    ``seasonality``, ``web``, ``attribute`` and the order-value columns of ``pattern``.
-    Computed per snapshot and joined: the inter-purchase, top-category and main-channel
-    columns of ``pattern``, and the groups ``breadth``, ``campaign`` and ``survey``.
+    ``seasonality``, ``web``, ``breadth``, ``attribute`` and the order-value columns of
+    ``pattern``. Computed per snapshot and joined: the inter-purchase, top-category and
+    main-channel columns of ``pattern``, and the groups ``campaign`` and ``survey``.
     """
     missing = [name for name in REQUIRED_TABLES if name not in tables]
     if missing:
@@ -153,18 +152,24 @@ def _chunk(
     several delta parts), then one query builds the grid."""
     keyed = {name: _keyed(tables[name], keys) for name in ("customers", "transactions", "events")}
     lines = purchases.period_lines(keyed["transactions"], periods).cache()
-    parts = purchases.order_deltas(lines, periods, window_days)
-    parts += purchases.line_deltas(lines, periods, window_days)
-    sums, mins, maxs = list(purchases.SUMS), list(purchases.MINS), list(purchases.MAXS)
+    per = purchases.order_periods(lines, periods, window_days)
+    n = periods.n
+    # one (customer, period) table per family of deltas, each narrow; their running values
+    # are computed on their own rows and joined onto the grid
+    mins, maxs = purchases.MINS, (*purchases.MAXS, *web.MAXS)
+    families = [
+        union_deltas(purchases.order_deltas(per, window_days), mins, maxs, n=n),
+        union_deltas(purchases.line_deltas(lines, periods, window_days), mins, n=n),
+    ]
+    if "seasonality" in wanted:
+        families.append(purchases.season_deltas(per))
     if "web" in wanted:
-        parts += web.web_deltas(keyed["events"], periods)
-        sums += web.SUMS
-        maxs += web.MAXS
-    deltas = union_deltas(parts, mins, maxs)
+        families.append(union_deltas(web.web_deltas(keyed["events"], periods), maxs=maxs, n=n))
+    if "breadth" in wanted:
+        families.append(union_deltas(purchases.breadth_deltas(lines, periods), n=n))
 
     grid = _grid(keyed["customers"], lines, periods)
-    g = grid.left_join(deltas, ["customer_id", "_k"]).drop("customer_id_right", "_k_right")
-    g = g.mutate(**running(g, sums, mins, maxs))
+    g = running_onto(grid, families, mins, maxs, n)
     out = g.mutate(**_features(g, wanted))
     if "attribute" in wanted:
         out = _left_join_keyed(out, [_attributes(keyed["customers"], periods)])
@@ -278,6 +283,8 @@ def _features(g: ibis.Table, wanted: set[str]) -> dict[str, ibis.Value]:
     }
     if "seasonality" in wanted:
         out |= _seasonality(g)
+    if "breadth" in wanted:
+        out |= _breadth(g)
     if "web" in wanted:
         out |= {
             "visits_90d": g._sess_90,
@@ -287,6 +294,19 @@ def _features(g: ibis.Table, wanted: set[str]) -> dict[str, ibis.Value]:
             "browse_to_buy_90d": safe_ratio(g._buy_sess, g._sess_90),
             "days_since_last_visit": sday - g._last_visit,
         }
+    return out
+
+
+def _breadth(g: ibis.Table) -> dict[str, ibis.Value]:
+    """Distinct products / categories: null until the customer's first purchase line with
+    one (as :func:`segflow.features._breadth.breadth_features`)."""
+    null = ibis.null("int64")
+    out = {}
+    for name, total, recent in (("products", g._products, g._products_12),
+                                ("categories", g._categories, g._categories_12)):
+        known = total > 0
+        out[f"{name}_total"] = ibis.ifelse(known, total, null)
+        out[f"{name}_12m"] = ibis.ifelse(known, recent, null)
     return out
 
 
@@ -360,7 +380,7 @@ def _per_snapshot_parts(
     for k, s in enumerate(periods.dates, start=1):
         frame = Frame(snapshot=s, window_days=window_days)
         parts: dict[str, ibis.Table] = {}
-        if wanted & {"pattern", "campaign", "breadth"}:
+        if wanted & {"pattern", "campaign"}:
             lines = prepare_lines(tables["transactions"], frame)
             orders = order_table(lines)
         if "pattern" in wanted and {"ipt_mean_days", "ipt_cv"} & cols:
@@ -369,8 +389,6 @@ def _per_snapshot_parts(
             parts["cat"] = top_share(lines, frame, "category", "top_category", "category_count")
         if "pattern" in wanted and {"main_channel", "main_channel_share", "channel_count"} & cols:
             parts["chan"] = top_share(lines, frame, "channel", "main_channel", "channel_count")
-        if "breadth" in wanted:
-            parts["breadth"] = breadth_features(lines, frame)
         if "campaign" in wanted:
             parts["campaign"] = campaign_features(tables["campaign_exposures"], orders, frame)
         answers = survey_features(tables["survey_responses"], frame, survey)

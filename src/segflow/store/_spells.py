@@ -65,23 +65,18 @@ WITH snaps AS (
   FROM (SELECT DISTINCT scheme, snapshot_date FROM {snapshots})
 ), r AS (
   SELECT x.*, s.idx FROM {rows} AS x JOIN snaps AS s USING (scheme, snapshot_date)
-), m AS (
-  SELECT *,
-    CASE WHEN lag(idx) OVER w = idx - 1 AND lag(segment) OVER w = segment
-          AND lag(segment_rank) OVER w IS NOT DISTINCT FROM segment_rank
-          AND lag(scheme_version) OVER w IS NOT DISTINCT FROM scheme_version
-         THEN 0 ELSE 1 END AS _new
-  FROM r WINDOW w AS (PARTITION BY scheme, customer_id ORDER BY idx)
 ), g AS (
-  SELECT *, sum(_new) OVER (PARTITION BY scheme, customer_id ORDER BY idx
-                            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS _spell
-  FROM m
+  -- gaps and islands: within a customer's rows of one (segment, rank, version), idx minus
+  -- the row number is constant along consecutive snapshots and grows at every gap
+  SELECT *, idx - row_number() OVER (
+           PARTITION BY scheme, customer_id, segment, segment_rank, scheme_version
+           ORDER BY idx) AS _spell
+  FROM r
 ), sp AS (
-  SELECT scheme, customer_id, _spell, any_value(scheme_version) AS scheme_version,
-         any_value(segment) AS segment, any_value(segment_rank) AS segment_rank,
+  SELECT scheme, customer_id, _spell, scheme_version, segment, segment_rank,
          min(snapshot_date) AS valid_from, max(idx) AS _last,
          arg_max(run_id, snapshot_date) AS run_id
-  FROM g GROUP BY scheme, customer_id, _spell
+  FROM g GROUP BY scheme, customer_id, segment, segment_rank, scheme_version, _spell
 )
 SELECT sp.scheme, sp.scheme_version, sp.customer_id, sp.segment,
        CAST(sp.segment_rank AS INTEGER) AS segment_rank, sp.valid_from,
