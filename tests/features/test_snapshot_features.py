@@ -272,8 +272,6 @@ def test_one_pass_equals_each_snapshot_on_the_demo_data(demo, window_days):
 # -- the same expressions on Spark -------------------------------------------------------
 @pytest.mark.spark
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="passed alone (session 20) but failed once in the full "
-                   "suite beside the other Spark tests; cause not found yet")
 def test_spark_one_pass_equals_duckdb_one_pass():
     from tests._engines import require_spark
 
