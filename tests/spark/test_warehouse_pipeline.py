@@ -179,9 +179,13 @@ def _assert_conformance(project, store, want) -> None:
     assert len(wt) > 40
     pd.testing.assert_frame_equal(gt[cell + ["customers"]], wt[cell + ["customers"]],
                                   check_dtype=False)
-    for col in ("revenue", "revenue_12m", "clv"):
+    for col in ("revenue", "revenue_12m"):
         np.testing.assert_allclose(gt[col].astype(float), wt[col].astype(float), rtol=1e-9,
                                    atol=1e-6, equal_nan=True, err_msg=col)
+    # sums of CLV scores: the scores' tolerance (the driver's fit agrees to ~1e-7 between
+    # the engines: its distinct triples arrive in another order)
+    np.testing.assert_allclose(gt["clv"].astype(float), wt["clv"].astype(float), rtol=1e-6,
+                               atol=1e-6, equal_nan=True, err_msg="clv")
     # ... and the library's transition matrix on the warehouse's tables, for one pair
     from segflow.migration import transition_matrix
 
@@ -242,7 +246,7 @@ def test_demo_pipeline_on_the_cluster_survives_a_killed_driver_and_a_killed_work
     killer = _kill_worker_mid_run(cluster, root, killed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _cli("run", "-p", str(project.directory))
+        print(_cli("run", "-p", str(project.directory), "--json"))  # timings, shown by -rP
     finished = time.monotonic()
     killer.join(timeout=5)
     assert "at" in killed and killed["at"] < finished, "the worker was not killed mid-run"
