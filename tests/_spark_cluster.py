@@ -119,8 +119,11 @@ class SparkCluster:
             "spark.executor.memory": EXECUTOR_MEMORY,
             "spark.executor.cores": "1",
             "spark.cores.max": "2",
-            "spark.sql.shuffle.partitions": "4",
-            "spark.default.parallelism": "4",
+            "spark.sql.shuffle.partitions": "2",
+            "spark.default.parallelism": "2",
+            # the tests' data are tiny and segflow's queries have hundreds of shuffles:
+            # adaptive execution would run each as a job of its own (about 9 times the jobs)
+            "spark.sql.adaptive.enabled": "false",
             # a killed worker's tasks are retried on the other one
             "spark.task.maxFailures": "4",
         }

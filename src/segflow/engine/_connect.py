@@ -79,9 +79,9 @@ class Engine:
 
 
 def _spark_backend(master: str) -> ibis.BaseBackend:
-    from segflow.engine._spark import spark_session
+    from segflow.engine._spark import ibis_backend, spark_session
 
-    return ibis.pyspark.connect(spark_session(master))
+    return ibis_backend(spark_session(master))
 
 
 def resolve_engine(engine: str | None, settings: EngineSettings | None = None) -> EngineName:

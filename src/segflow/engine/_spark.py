@@ -8,6 +8,7 @@ cluster.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -119,6 +120,38 @@ def spark_session(
             _set_runtime(session, key, value)
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def ibis_backend(session: SparkSession) -> Any:
+    """An Ibis PySpark backend on ``session`` whose ``Table.cache()`` works on expressions
+    that contain in-memory tables (``ibis.memtable``).
+
+    Ibis's PySpark backend caches a table by compiling it and running the SQL directly,
+    without first registering the expression's in-memory tables as temporary views (its
+    ``execute`` and ``to_pyarrow`` do register them). Any ``.cache()`` of an expression
+    with a memtable then fails with ``TABLE_OR_VIEW_NOT_FOUND`` unless an earlier query of
+    the same backend happened to register that memtable — which made results depend on
+    what ran before (:func:`segflow.features.snapshot_features` caches the period-tagged
+    lines, which join a calendar memtable). This backend registers them first.
+    """
+    return _backend_class()().connect(session)
+
+
+@functools.cache
+def _backend_class() -> type:
+    import ibis
+    from ibis.backends.pyspark import Backend
+
+    ibis.pyspark  # noqa: B018 (loading the backend through ibis registers its options)
+
+    class SegflowSparkBackend(Backend):  # type: ignore[misc, valid-type]
+        """Ibis's PySpark backend, registering in-memory tables before caching."""
+
+        def _create_cached_table(self, name: str, expr: Any) -> Any:
+            self._run_pre_execute_hooks(expr)
+            return super()._create_cached_table(name, expr)
+
+    return SegflowSparkBackend
 
 
 def session_from_settings(engine: EngineSettings, project_dir: str | Path | None = None) -> SparkSession:

@@ -67,7 +67,9 @@ class SparkStore:
 
     def __init__(self, session: SparkSession, warehouse: str, database: str = "segflow") -> None:
         self.session = session
-        self.con: ibis.BaseBackend = ibis.pyspark.connect(session)
+        from segflow.engine._spark import ibis_backend
+
+        self.con: ibis.BaseBackend = ibis_backend(session)
         self.warehouse = warehouse.rstrip("/")
         self.database = database
         self.root = f"{self.warehouse}/{database}.db"
@@ -201,9 +203,8 @@ class SparkStore:
         return self.con.table(view)
 
     def cache(self, expr: ibis.Table) -> ibis.Table:
-        """``expr.cache()`` on this store's backend, with the expression's in-memory tables
-        registered first (Ibis's PySpark backend caches without registering them)."""
-        self.con._run_pre_execute_hooks(expr)
+        """``expr.cache()`` on this store's backend (in-memory tables are registered first:
+        :func:`segflow.engine.ibis_backend`)."""
         return expr.cache()
 
     def tables(self) -> list[str]:

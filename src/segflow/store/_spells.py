@@ -11,7 +11,8 @@ Why: a customer keeps a segment for months, so storing one row per change instea
 per snapshot is several times smaller (docs/concepts.md, "change rows (spells)"), and a
 run that adds one snapshot only closes or extends the open spells.
 
-Everything here is DuckDB SQL on the store's connection (the store is DuckDB whatever engine
+The spells themselves are one Ibis expression (:func:`spells`), the same on Spark; the
+merging here is DuckDB SQL on the store's connection (the store is DuckDB whatever engine
 computed the assignments): no rows travel through Python.
 """
 
@@ -21,6 +22,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 import duckdb
+import ibis
 
 #: Far-future stand-in for an open spell's end in range joins (keeps the join an inequality
 #: join the engine can run as such, instead of an OR).
@@ -47,41 +49,63 @@ JOIN segment_snapshots AS s
  AND s.snapshot_date < coalesce(sp.valid_to, {OPEN_END})"""
 
 
-def spells_select(rows: str, snapshots: str) -> str:
-    """SQL turning per-snapshot rows into spells.
+#: Columns (and types) of the per-snapshot rows :func:`spells` reads.
+ROWS_SCHEMA = {"scheme": "string", "scheme_version": "string", "snapshot_date": "date",
+               "customer_id": "string", "segment": "string", "segment_rank": "int32",
+               "run_id": "string"}
 
-    ``rows`` is a relation with ``scheme, scheme_version, snapshot_date, customer_id,
-    segment, segment_rank, run_id``; ``snapshots`` one with ``scheme, snapshot_date``: the
-    computed snapshots the rows come from (a snapshot where a customer has no row ends the
-    customer's spell). A spell starts where the previous computed snapshot of the scheme
-    had no row for the customer or another segment, rank or scheme version; its
-    ``valid_to`` is the computed snapshot after its last one (NULL after the last).
-    Output: the columns of ``segment_spells``, ``run_id`` that of the spell's last row.
+
+def spells(rows: ibis.Table, snapshots: ibis.Table) -> ibis.Table:
+    """Per-snapshot rows turned into spells: one Ibis expression for every engine (the
+    DuckDB store through :func:`spells_select`, the Spark warehouse run directly).
+
+    Parameters
+    ----------
+    rows : ibis.Table
+        ``scheme, scheme_version, snapshot_date, customer_id, segment, segment_rank`` and
+        optionally ``run_id``: the assignments of the computed snapshots.
+    snapshots : ibis.Table
+        ``scheme, snapshot_date`` (other columns ignored, duplicates allowed): the computed
+        snapshots the rows come from; a snapshot where a customer has no row ends the
+        customer's spell.
+
+    Returns
+    -------
+    ibis.Table
+        The columns of ``segment_spells``: ``scheme, scheme_version, customer_id, segment,
+        segment_rank`` (int32), ``valid_from``, ``valid_to`` and, when ``rows`` has it,
+        ``run_id`` (that of the spell's last row). A spell starts where the previous
+        computed snapshot of the scheme had no row for the customer or another segment, rank
+        or scheme version; its ``valid_to`` is the computed snapshot after its last one
+        (null after the last).
     """
-    return f"""
-WITH snaps AS (
-  SELECT scheme, snapshot_date,
-         row_number() OVER (PARTITION BY scheme ORDER BY snapshot_date) AS idx
-  FROM (SELECT DISTINCT scheme, snapshot_date FROM {snapshots})
-), r AS (
-  SELECT x.*, s.idx FROM {rows} AS x JOIN snaps AS s USING (scheme, snapshot_date)
-), g AS (
-  -- gaps and islands: within a customer's rows of one (segment, rank, version), idx minus
-  -- the row number is constant along consecutive snapshots and grows at every gap
-  SELECT *, idx - row_number() OVER (
-           PARTITION BY scheme, customer_id, segment, segment_rank, scheme_version
-           ORDER BY idx) AS _spell
-  FROM r
-), sp AS (
-  SELECT scheme, customer_id, _spell, scheme_version, segment, segment_rank,
-         min(snapshot_date) AS valid_from, max(idx) AS _last,
-         arg_max(run_id, snapshot_date) AS run_id
-  FROM g GROUP BY scheme, customer_id, segment, segment_rank, scheme_version, _spell
-)
-SELECT sp.scheme, sp.scheme_version, sp.customer_id, sp.segment,
-       CAST(sp.segment_rank AS INTEGER) AS segment_rank, sp.valid_from,
-       nx.snapshot_date AS valid_to, sp.run_id
-FROM sp LEFT JOIN snaps AS nx ON nx.scheme = sp.scheme AND nx.idx = sp._last + 1"""
+    # (a grouping, not select().distinct(): on a table of exactly these columns Ibis drops
+    # the projection, and the SQL of an unbound table must not read its other columns)
+    snaps = snapshots.group_by(["scheme", "snapshot_date"]).aggregate()
+    snaps = snaps.mutate(idx=ibis.row_number().over(group_by="scheme", order_by="snapshot_date"))
+    r = rows.join(snaps, ["scheme", "snapshot_date"])
+    # gaps and islands: within a customer's rows of one (segment, rank, version), idx minus
+    # the row number is constant along consecutive snapshots and grows at every gap
+    w = ibis.window(group_by=[r.scheme, r.customer_id, r.segment, r.segment_rank,
+                              r.scheme_version], order_by=r.idx)
+    g = r.mutate(_spell=r.idx - ibis.row_number().over(w))
+    extra = {"run_id": g.run_id.argmax(g.snapshot_date)} if "run_id" in rows.columns else {}
+    sp = g.group_by(["scheme", "customer_id", "segment", "segment_rank", "scheme_version",
+                     "_spell"]).aggregate(valid_from=g.snapshot_date.min(),
+        _last=g.idx.max(), **extra)
+    nx = snaps.select(_nscheme=snaps.scheme, _nidx=snaps.idx, valid_to=snaps.snapshot_date)
+    out = sp.left_join(nx, [sp.scheme == nx._nscheme, sp._last + 1 == nx._nidx])
+    return out.select("scheme", "scheme_version", "customer_id", "segment",
+                      segment_rank=out.segment_rank.cast("int32"), valid_from=out.valid_from,
+                      valid_to=out.valid_to, **({"run_id": out.run_id} if extra else {}))
+
+
+def spells_select(rows: str, snapshots: str) -> str:
+    """DuckDB SQL of :func:`spells` on the relations named ``rows`` (the columns of
+    :data:`ROWS_SCHEMA`) and ``snapshots`` (``scheme, snapshot_date``): table or view names."""
+    expr = spells(ibis.table(ROWS_SCHEMA, name=rows),
+                  ibis.table({"scheme": "string", "snapshot_date": "date"}, name=snapshots))
+    return str(ibis.to_sql(expr, dialect="duckdb"))
 
 
 #: Version 5 of the store schema: spells, computed snapshots, and the view in place of the
@@ -183,9 +207,12 @@ def write_spells(
         FROM {source} AS n
     )"""
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _spell_new AS "
-        + spells_select(rows, "(SELECT scheme, snapshot_date FROM _spell_snaps)"),
+        f"CREATE OR REPLACE TEMP TABLE _spell_rows AS SELECT * FROM {rows}",
         {"scheme": scheme, "version": scheme_version, "run": run_id},
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _spell_new AS "
+        + spells_select("_spell_rows", "_spell_snaps")
     )
     params = {"scheme": scheme, "floor": floor}
     # the spell covering p started before it: keep its start
@@ -213,7 +240,7 @@ def write_spells(
         "FROM _spell_todo",
         [scheme, scheme_version, settings_key, run_id],
     )
-    for temp in ("_spell_todo", "_spell_snaps", "_spell_new"):
+    for temp in ("_spell_todo", "_spell_snaps", "_spell_rows", "_spell_new"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
     return written
 

@@ -1,7 +1,8 @@
 """``segflow run`` on Spark: canonical tables read from the warehouse, results written there.
 
     canonical tables (committed) ─▶ snapshot dates ─▶ features of every snapshot (one pass)
-      ─▶ per scheme: assignments of all snapshots ─▶ change rows (spells), computed snapshots
+      ─▶ per scheme: assignments of all snapshots ─▶ change rows (spells: the
+      DuckDB store's expression), computed snapshots
       ─▶ latest full features ─▶ CLV: summary in Spark, fit on the driver (distinct triples),
          scores in Spark ─▶ report aggregates ─▶ the run's ``ok`` row (commit)
 
@@ -34,39 +35,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from segflow.config import SchemeSettings, Settings
     from segflow.pipeline import ProgressFn, RunSummary
     from segflow.store._spark import SparkStore
-
-
-#: Change rows from the run's per-snapshot assignments, in Spark SQL: the same definition
-#: as :func:`segflow.store._spells.spells_select` (DuckDB), written with Spark's names
-#: (``max_by`` for ``arg_max``, ``<=>`` for ``IS NOT DISTINCT FROM``).
-SPELLS_SQL = """
-WITH snaps AS (
-  SELECT scheme, snapshot_date,
-         row_number() OVER (PARTITION BY scheme ORDER BY snapshot_date) AS idx
-  FROM (SELECT DISTINCT scheme, snapshot_date FROM {rows})
-), r AS (
-  SELECT x.*, s.idx FROM {rows} AS x JOIN snaps AS s USING (scheme, snapshot_date)
-), m AS (
-  SELECT *,
-    CASE WHEN lag(idx) OVER w = idx - 1 AND lag(segment) OVER w = segment
-          AND lag(segment_rank) OVER w <=> segment_rank
-          AND lag(scheme_version) OVER w <=> scheme_version
-         THEN 0 ELSE 1 END AS _new
-  FROM r WINDOW w AS (PARTITION BY scheme, customer_id ORDER BY idx)
-), g AS (
-  SELECT *, sum(_new) OVER (PARTITION BY scheme, customer_id ORDER BY idx
-                            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS _spell
-  FROM m
-), sp AS (
-  SELECT scheme, customer_id, _spell, first(scheme_version) AS scheme_version,
-         first(segment) AS segment, first(segment_rank) AS segment_rank,
-         min(snapshot_date) AS valid_from, max(idx) AS _last
-  FROM g GROUP BY scheme, customer_id, _spell
-)
-SELECT sp.scheme, sp.scheme_version, sp.customer_id, sp.segment,
-       CAST(sp.segment_rank AS INT) AS segment_rank, sp.valid_from,
-       nx.snapshot_date AS valid_to
-FROM sp LEFT JOIN snaps AS nx ON nx.scheme = sp.scheme AND nx.idx = sp._last + 1"""
 
 
 def transaction_span(transactions: ibis.Table) -> tuple[dt.date | None, dt.date | None]:
@@ -103,9 +71,11 @@ def run_on_warehouse(
         No transactions in the warehouse (run ``segflow warehouse push`` first), or a
         cluster scheme (not supported on Spark yet).
     """
-    from segflow.features import snapshot_features
+    from segflow.features import customer_features, snapshot_features
     from segflow.pipeline import (
         RunSummary,
+        required_feature_columns,
+        required_feature_groups,
         resolve_schemes,
         settings_key,
         snapshot_dates_between,
@@ -135,9 +105,13 @@ def run_on_warehouse(
         if progress:
             progress(f"{len(dates)} snapshots to compute", 0, len(dates))
         start = time.perf_counter()
-        # every feature group at every snapshot: the latest snapshot's full features (kept
-        # for profiles) are then a filter of the same cached table, not a second plan
-        features = store.cache(snapshot_features(tables, dates, window_days=window))
+        # as the DuckDB run: only the feature columns the schemes read at every snapshot
+        # (the per-snapshot families no scheme reads are most of Spark's stages), the full
+        # features of the latest snapshot (kept for profiles) on their own
+        groups = required_feature_groups(tables, schemes, settings=settings)
+        columns = required_feature_columns(tables, schemes, groups, settings=settings)
+        features = store.cache(snapshot_features(tables, dates, window_days=window,
+                                                 groups=groups, columns=columns))
         try:
             parts = []
             for scheme in schemes:
@@ -147,7 +121,11 @@ def run_on_warehouse(
                     segment_rank=a.segment_rank.cast("int64"),
                     scheme=ibis.literal(scheme.name), scheme_version=ibis.literal(scheme.version)))
             written = store.write("segment_assignments", ibis.union(*parts), run_id)
-            latest = features.filter(features.snapshot_date == ibis.literal(dates[-1], "date"))
+            if columns is None:
+                latest = features.filter(features.snapshot_date == ibis.literal(dates[-1], "date"))
+            else:
+                latest = customer_features(tables, dates[-1], window_days=window).mutate(
+                    snapshot_date=ibis.literal(dates[-1], "date"))
             store.write("customer_features", latest, run_id)
         finally:
             features.release()
@@ -177,10 +155,8 @@ def _write_spells(store: SparkStore, schemes: Sequence[SchemeSettings], dates: l
                   run_id: str, keys: dict[str, str]) -> None:
     """Change rows and computed snapshots of every scheme, from the assignments this run
     wrote (read back from its partitions: Spark does not compute the features again)."""
-    rows = store.dataframe("segment_assignments", pending=run_id).where(f"run_id = '{run_id}'")
-    rows.createOrReplaceTempView("_segflow_run_rows")
-    store.write("segment_spells", store.session.sql(SPELLS_SQL.format(rows="_segflow_run_rows")),
-                run_id)
+    from segflow.store._spells import spells
+
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     snaps = pa.table({
         "scheme": [s.name for s in schemes for _ in dates],
@@ -189,6 +165,11 @@ def _write_spells(store: SparkStore, schemes: Sequence[SchemeSettings], dates: l
         "settings_key": [keys[s.name] for s in schemes for _ in dates],
         "computed_at": pa.array([now] * (len(schemes) * len(dates)), pa.timestamp("us")),
     })
+    rows = store.table("segment_assignments", pending=run_id)
+    rows = rows.filter(rows.run_id == run_id).drop("run_id")
+    # the same expression as the DuckDB store's (segflow.store._spells.spells)
+    store.write("segment_spells", spells(rows, ibis.memtable(snaps.select(["scheme", "snapshot_date"]))),
+                run_id)
     store.write("segment_snapshots", snaps, run_id)
 
 
