@@ -1,8 +1,9 @@
 """Data shared by each dashboard page and its JSON twin: one function per resource.
 
 Aggregates (schemes, snapshots, segment sizes, transition matrices) are cached per copy of
-the store (:meth:`Generation.cached`); customer-level reads are plain parameterised SQL on
-the pooled connection.
+the store (:meth:`Generation.cached`); a customer lookup reads the copy's memory-mapped lookup
+files (:mod:`segflow.server._lookup`), other customer-level reads are plain parameterised
+SQL on the pooled connection.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from fastapi import HTTPException
 from segflow._result import json_records
 from segflow.errors import SegflowError
 from segflow.project import Project
+from segflow.server import _lookup
 from segflow.server._replica import Generation
 
 
@@ -176,6 +178,17 @@ def _spell_snapshots(project: Project, gen: Generation | None) -> dict[str, list
     return compute() if gen is None else gen.cached(("spell_snapshots",), compute)
 
 
+def _expand_spells(spells: list[tuple[Any, ...]], snapshots: dict[str, list[dt.date]]) -> list[tuple[Any, ...]]:
+    """(scheme, segment, valid_from, valid_to) spells -> sorted (scheme, snapshot_date, segment)
+    at every computed snapshot the spell covers (what the view ``segment_assignments`` holds)."""
+    rows = []
+    for scheme, segment, start, end in spells:
+        rows.extend((scheme, d, segment) for d in snapshots.get(scheme, ())
+                    if d >= start and (end is None or d < end))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return rows
+
+
 def _history_rows(project: Project, gen: Generation | None, customer_id: str) -> list[tuple[Any, ...]]:
     """A customer's (scheme, snapshot_date, segment) at every computed snapshot of every
     scheme, sorted: the rows of the view ``segment_assignments`` for one customer, expanded
@@ -186,14 +199,9 @@ def _history_rows(project: Project, gen: Generation | None, customer_id: str) ->
     if snapshots is None:  # a store of schema < 5: the per-snapshot table itself
         return raw.execute("SELECT scheme, snapshot_date, segment FROM segment_assignments WHERE customer_id = ? "
                            "ORDER BY scheme, snapshot_date", [customer_id]).fetchall()
-    rows = []
     spells = raw.execute("SELECT scheme, segment, valid_from, valid_to FROM segment_spells WHERE customer_id = ?",
                          [customer_id]).fetchall()
-    for scheme, segment, start, end in spells:
-        rows.extend((scheme, d, segment) for d in snapshots.get(scheme, ())
-                    if d >= start and (end is None or d < end))
-    rows.sort(key=lambda r: (r[0], r[1]))
-    return rows
+    return _expand_spells(spells, snapshots)
 
 
 HISTORY_COLUMNS = ["scheme", "snapshot_date", "segment"]
@@ -206,33 +214,52 @@ def _history(project: Project, gen: Generation | None, customer_id: str) -> pd.D
 Rows = tuple[list[str], list[tuple[Any, ...]]]
 
 
+def customer_rows_indexed(gen: Generation | None, customer_id: str) -> dict[str, Rows] | None:
+    """:func:`customer_rows` from the copy's memory-mapped lookup files (no query, no store
+    connection: :mod:`segflow.server._lookup`), or None when the copy has none."""
+    index = getattr(gen, "lookup", None)
+    if index is None:
+        return None
+    k = index.position(customer_id)
+    history = _expand_spells(index.rows("spells", k)[1], index.snapshots) if k is not None else []
+    attributes = index.rows("attributes", k) if "attributes" in index else ([], [])
+    attributes = (attributes[0], attributes[1][:1])
+    if not history and not attributes[1]:
+        raise HTTPException(status_code=404, detail=f"no customer {customer_id!r}")
+    scores = index.rows("scores", k) if "scores" in index else (["snapshot_date", "model", "score", "value"], [])
+    features = index.rows("features", k) if "features" in index else ([], [])
+    return {"history": (HISTORY_COLUMNS, history), "attributes": attributes, "scores": scores, "features": features}
+
+
 def customer_rows(project: Project, customer_id: str, gen: Generation | None = None) -> dict[str, Rows]:
     """:func:`customer_detail` as (columns, rows) per part, without pandas (the JSON route
-    formats them directly: a lookup is a handful of index reads and no DataFrame)."""
+    formats them directly). From the copy's lookup files when it has them
+    (:func:`customer_rows_indexed`), else a handful of index reads in DuckDB."""
+    indexed = customer_rows_indexed(gen, customer_id)
+    if indexed is not None:
+        return indexed
     raw = project.store.raw
 
-    def rows(sql: str) -> Rows:
-        cursor = raw.execute(sql, [customer_id])
+    def parts() -> dict[str, tuple[str, str, str]]:
+        return _lookup.part_sql(raw)
+
+    sql = parts() if gen is None else gen.cached(("lookup_parts",), parts)
+
+    def rows(part: str, limit: int | None = None) -> Rows:
+        if part not in sql:
+            return [], []
+        cursor = raw.execute(_lookup.lookup_sql(*sql[part], limit=limit), [customer_id])
         return [d[0] for d in cursor.description], cursor.fetchall()
 
     history = _history_rows(project, gen, customer_id)
-    attributes = rows(
-        "SELECT * EXCLUDE (source, source_file, source_row, load_id) FROM customers WHERE customer_id = ? LIMIT 1"
-    )
+    attributes = rows("attributes", limit=1)
     if not history and not attributes[1]:
         raise HTTPException(status_code=404, detail=f"no customer {customer_id!r}")
-    scores = rows(
-        "SELECT snapshot_date, model, score, value FROM customer_scores WHERE customer_id = ? "
-        "ORDER BY snapshot_date DESC, model, score"
-    )
-
-    def has_features() -> bool:
-        return bool(raw.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'customer_features'").fetchone()[0])
-
-    present = has_features() if gen is None else gen.cached(("has_features",), has_features)
-    features = rows("SELECT * FROM customer_features WHERE customer_id = ?") if present else ([], [])
-    return {"history": (HISTORY_COLUMNS, history), "attributes": attributes, "scores": scores, "features": features}
+    scores = rows("scores")
+    if not scores[0]:
+        scores = (["snapshot_date", "model", "score", "value"], [])
+    return {"history": (HISTORY_COLUMNS, history), "attributes": attributes, "scores": scores,
+            "features": rows("features")}
 
 
 def customer_detail(project: Project, customer_id: str, gen: Generation | None = None) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections.abc import AsyncIterator
 from functools import lru_cache
@@ -73,7 +74,8 @@ def _gate(request: Request) -> asyncio.Semaphore:
     return gate
 
 
-async def get_project(request: Request) -> AsyncIterator[Project]:
+@contextlib.asynccontextmanager
+async def leased_project(request: Request) -> AsyncIterator[Project]:
     """A project on one pooled read-only connection; the copy it reads is ``request.state.generation``.
 
     Admission control: at most ``pool_size`` requests per process hold a connection; the
@@ -103,6 +105,12 @@ async def get_project(request: Request) -> AsyncIterator[Project]:
             lease.__exit__(None, None, None)
     finally:
         gate.release()
+
+
+async def get_project(request: Request) -> AsyncIterator[Project]:
+    """The dependency form of :func:`leased_project`."""
+    async with leased_project(request) as project:
+        yield project
 
 
 def get_generation(request: Request, project: Annotated[Project, Depends(get_project)]) -> Generation:
