@@ -138,7 +138,7 @@ def build(con: duckdb.DuckDBPyConnection, folder: Path, *, batch_rows: int = 262
         for name, (table, select, order) in parts.items():
             sql = f"SELECT {select} FROM {table} WHERE customer_id IS NOT NULL ORDER BY customer_id"
             sql += f", {order}" if order else ""
-            reader = con.execute(sql).fetch_record_batch(batch_rows)
+            reader = con.execute(sql).to_arrow_reader(batch_rows)
             for field in reader.schema:
                 if not _safe(field.type):
                     raise IndexNotBuilt(f"{table}.{field.name} has the Arrow type {field.type}")

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 from fastapi import HTTPException
 
-from segflow._result import json_records
+from segflow._result import json_float, json_records, jsonable
 from segflow.errors import SegflowError
 from segflow.project import Project
 from segflow.server import _lookup
@@ -273,20 +273,39 @@ def customer_detail(project: Project, customer_id: str, gen: Generation | None =
     return out
 
 
+def _json_value(value: Any) -> Any:
+    """:func:`segflow._result.jsonable` of one value, with the Python types a database row
+    holds (None, str, bool, int, float, date, datetime) taken first (a lookup formats a few
+    hundred values: the general function's checks cost more than the formatting)."""
+    kind = type(value)
+    if value is None or kind is str or kind is bool or kind is int:
+        return value
+    if kind is float:
+        return json_float(value)
+    if kind is dt.date or kind is dt.datetime:
+        return value.isoformat()
+    return jsonable(value)
+
+
 def fast_records(columns: list[str], rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     """:func:`records` of ``pd.DataFrame(rows, columns=columns)`` without building it: a
     column of timestamps all at midnight is written as dates, everything else by
-    :func:`segflow._result.jsonable` (full-precision floats, NaN as null)."""
-    from segflow._result import jsonable
-
-    midnight = set()
-    for j in range(len(columns)):
-        values = [r[j] for r in rows if r[j] is not None]
-        if values and all(isinstance(v, dt.datetime) for v in values) and all(
-                v.hour == v.minute == v.second == v.microsecond == 0 for v in values):
-            midnight.add(j)
-    return [{str(c): jsonable(v.date() if j in midnight and v is not None else v)
-             for j, (c, v) in enumerate(zip(columns, r, strict=True))} for r in rows]
+    :func:`segflow._result.jsonable` (full-precision floats, NaN as null). Works column by
+    column: text columns are taken as they are."""
+    if not rows:
+        return []
+    out_columns = []
+    for values in zip(*rows, strict=True):
+        present = [v for v in values if v is not None]
+        if all(type(v) is str for v in present):
+            out_columns.append(values)
+            continue
+        if present and all(isinstance(v, dt.datetime) for v in present) and all(
+                v.hour == v.minute == v.second == v.microsecond == 0 for v in present):
+            values = tuple(None if v is None else v.date() for v in values)
+        out_columns.append([_json_value(v) for v in values])
+    names = [str(c) for c in columns]
+    return [dict(zip(names, r, strict=True)) for r in zip(*out_columns, strict=True)]
 
 
 def fast_timeline(history: list[tuple[Any, ...]]) -> list[dict[str, Any]]:

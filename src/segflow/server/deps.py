@@ -43,6 +43,10 @@ class ServerSettings(BaseModel):
         default=1, ge=1, le=256,
         description="DuckDB threads per query on the served copy (None: one per core). Concurrent "
                     "requests are the parallelism; one thread per point lookup uses a quarter less CPU.")
+    hot_paths: bool = Field(
+        default=True,
+        description="Answer successful /api/v1/score and customer lookups without FastAPI's routing "
+                    "(segflow.server._hot); refusals and errors always come from the app.")
     token_cache_seconds: float = Field(
         default=5.0, ge=0, le=300,
         description="How long a verified token is trusted before it is checked again (the most "

@@ -162,6 +162,12 @@ async def customer(request: Request, who: Analyst, customer_id: str, pii: Pii = 
             parts = await run_in_threadpool(_views.customer_rows, project, customer_id, request.state.generation)
     how = "full" if pii == "full" else "mask"
     audit(request, who, "read_customer", {"customer_id": customer_id, "pii": how})
+    return Response(customer_answer(parts, customer_id, how), media_type="application/json")
+
+
+def customer_answer(parts: dict[str, _views.Rows], customer_id: str, how: str) -> bytes:
+    """The JSON answer of ``GET /api/v1/customers/{id}`` from :func:`_views.customer_rows`
+    (``how``: ``mask`` or ``full`` for the personal data)."""
     history = parts["history"][1]
     data = _views.fast_records(*parts["history"])
     attributes = _views.fast_records(*protect_rows(*parts["attributes"], how))
@@ -174,7 +180,7 @@ async def customer(request: Request, who: Analyst, customer_id: str, pii: Pii = 
         "scores": _views.fast_records(*parts["scores"]),
         "features": features[0] if features else {},
     }}
-    return Response(json.dumps(body, default=str), media_type="application/json")
+    return json.dumps(body, default=str).encode()
 
 
 @router.get("/quality", response_model=RecordsPublic)
