@@ -157,8 +157,10 @@ def open_loop_step(port: int, server_pid: int, requests: list[bytes], rate: floa
     cpu = _process_cpu(server_pid)
     row = open_loop(port, requests, rate, seconds)
     row["server_cpu_seconds"] = round(_process_cpu(server_pid) - cpu, 2)
+    row["server_cpu_ms_per_answer"] = round(1000 * row["server_cpu_seconds"] / max(1, row["answered_ok"]), 2)
     row["server_rss_mib"] = _server_rss_mib(server_pid)
     row["load_average_1m_before"] = round(load, 2)
+    row["load_average_1m_after"] = round(os.getloadavg()[0], 2)
     row["settle_seconds_before"] = settled
     return row
 
