@@ -287,21 +287,46 @@ def _json_value(value: Any) -> Any:
     return jsonable(value)
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})  # JSON-ready as they are
+
+
+def _iso_column(values: tuple[Any, ...], midnight: bool) -> list[Any]:
+    """ISO strings of a column of dates or datetimes (as dates when ``midnight``); each
+    distinct value is formatted once (a customer's history repeats two dozen dates)."""
+    memo: dict[Any, Any] = {None: None}
+    out = []
+    for v in values:
+        text = memo.get(v)
+        if text is None and v is not None:
+            text = memo[v] = (v.date() if midnight else v).isoformat()
+        out.append(text)
+    return out
+
+
 def fast_records(columns: list[str], rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     """:func:`records` of ``pd.DataFrame(rows, columns=columns)`` without building it: a
     column of timestamps all at midnight is written as dates, everything else by
     :func:`segflow._result.jsonable` (full-precision floats, NaN as null). Works column by
-    column: text columns are taken as they are."""
+    column: text and integer columns are taken as they are, dates formatted once each."""
     if not rows:
         return []
     out_columns = []
     for values in zip(*rows, strict=True):
-        present = [v for v in values if v is not None]
-        if all(type(v) is str for v in present):
+        kinds = set(map(type, values))
+        if kinds <= _PLAIN:
             out_columns.append(values)
             continue
-        if present and all(isinstance(v, dt.datetime) for v in present) and all(
-                v.hour == v.minute == v.second == v.microsecond == 0 for v in present):
+        kinds.discard(type(None))
+        if kinds == {dt.date}:
+            out_columns.append(_iso_column(values, False))
+            continue
+        present = [v for v in values if v is not None]
+        midnight = all(isinstance(v, dt.datetime) for v in present) and all(
+            v.hour == v.minute == v.second == v.microsecond == 0 for v in present)
+        if kinds == {dt.datetime}:
+            out_columns.append(_iso_column(values, midnight))
+            continue
+        if midnight:
             values = tuple(None if v is None else v.date() for v in values)
         out_columns.append([_json_value(v) for v in values])
     names = [str(c) for c in columns]
