@@ -157,10 +157,25 @@ def open_loop_step(port: int, server_pid: int, requests: list[bytes], rate: floa
     cpu = _process_cpu(server_pid)
     row = open_loop(port, requests, rate, seconds)
     row["server_cpu_seconds"] = round(_process_cpu(server_pid) - cpu, 2)
+    row["server_cpu_ms_per_answer"] = round(1000 * row["server_cpu_seconds"] / max(1, row["answered_ok"]), 2)
     row["server_rss_mib"] = _server_rss_mib(server_pid)
     row["load_average_1m_before"] = round(load, 2)
+    row["load_average_1m_after"] = round(os.getloadavg()[0], 2)
     row["settle_seconds_before"] = settled
     return row
+
+
+def _lookup_files(project: Path) -> dict[str, object] | None:
+    """What the served copy's lookup files hold (segflow.server._lookup), their size and build time."""
+    for folder in (project / ".segflow.duckdb.serve").glob("replica-*.lookup"):
+        try:
+            meta = json.loads((folder / "index.json").read_text())
+        except (OSError, ValueError):
+            continue
+        size = sum(f.stat().st_size for f in folder.iterdir())
+        return {"customers": meta.get("customers"), "build_seconds": meta.get("seconds"),
+                "rows": {k: v["rows"] for k, v in meta.get("parts", {}).items()}, "mib": round(size / 2**20, 1)}
+    return None
 
 
 def _bodies(con: duckdb.DuckDBPyConnection, ids: list[str], snap: object) -> list[dict]:
@@ -252,6 +267,7 @@ def main() -> None:
     ingest: subprocess.Popen | None = None
     results: dict[str, object] = {"customers": n_customers, "cpu_count": os.cpu_count(), "snapshot": str(snap),
                                   "score_bodies": len(bodies), "load_average_before": os.getloadavg(), "steps": []}
+    launched = time.time()
     try:
         deadline = time.time() + 1800  # a 1M-customer store is copied and indexed first
         while True:
@@ -264,6 +280,10 @@ def main() -> None:
                 raise SystemExit("server did not start")
             time.sleep(0.3)
         started = time.time()
+        results["server_answering_seconds"] = round(started - launched, 1)  # copy, indexes, lookup files
+        results["lookup_files"] = _lookup_files(project)
+        print(json.dumps({"server_answering_seconds": results["server_answering_seconds"],
+                          "lookup_files": results["lookup_files"]}), flush=True)
         while not httpx.get(f"{base}/api/v1/health", headers={"authorization": f"Bearer {token}"}).json().get("warm"):
             time.sleep(1)  # the first copy is served at once and warmed in the background
         warm = httpx.post(f"{base}/api/v1/score", json=bodies[0], timeout=1800,

@@ -362,8 +362,12 @@ def test_worker_processes_share_one_copy_of_the_store(served_project):
     try:
         assert first.current.path == second.current.path and first.current.path.exists()
         assert first.current.db.execute("SELECT count(*) FROM customers").fetchone()[0] > 0
+        # one set of lookup files too, mapped by both
+        assert first.current.lookup is not None and second.current.lookup is not None
+        assert first.current.path.with_suffix(".lookup").is_dir()
         first.close()
         assert second.current.path.exists()  # still in use by the other "worker"
+        assert second.current.path.with_suffix(".lookup").is_dir()
         path = second.current.path
     finally:
         first.close()
@@ -378,3 +382,5 @@ def test_worker_processes_share_one_copy_of_the_store(served_project):
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         finally:
             os.close(fd)
+    else:
+        assert not path.with_suffix(".lookup").exists(), "the lookup files go with the copy"

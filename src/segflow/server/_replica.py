@@ -63,19 +63,33 @@ def _copy_consistent(src: Path, dst: Path, *, attempts: int = 5) -> tuple[int, i
 _CUSTOMER_TABLES = ("segment_spells", "customers", "customer_scores", "customer_features")
 
 
-def _prepare(path: Path) -> None:
-    """Index the copy for customer lookups (the copy is private: the store is untouched)."""
+def _prepare(path: Path, memory_limit: str | None = None) -> None:
+    """Index the copy for customer lookups (the copy is private: the store is untouched):
+    DuckDB indexes on ``customer_id`` and the memory-mapped lookup files of
+    :mod:`segflow.server._lookup` (``<copy>.lookup/``; none when the store cannot be indexed
+    that way, and lookups then use DuckDB)."""
+    from segflow.server import _lookup
+
     con = duckdb.connect(str(path))
     try:
         con.execute("SET enable_progress_bar = false")
+        if memory_limit:
+            con.execute(f"SET memory_limit = '{memory_limit}'")
         present = {r[0] for r in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'").fetchall()}
         for table in _CUSTOMER_TABLES:
             if table in present:
                 con.execute(f"CREATE INDEX IF NOT EXISTS _serve_{table}_customer ON {table} (customer_id)")
         con.execute("CHECKPOINT")
+        with contextlib.suppress(_lookup.IndexNotBuilt):
+            _lookup.build(con, lookup_folder(path))
     finally:
         con.close()
+
+
+def lookup_folder(path: Path) -> Path:
+    """The folder of a copy's lookup files."""
+    return path.with_suffix(".lookup")
 
 
 @contextlib.contextmanager
@@ -115,6 +129,7 @@ def _delete_if_unused(path: Path) -> None:
     for leftover in (path, Path(f"{path}.wal"), path.with_suffix(".ready"), users):
         with contextlib.suppress(OSError):
             leftover.unlink()
+    shutil.rmtree(lookup_folder(path), ignore_errors=True)
 
 
 def _give_back(path: Path, fd: int, work_dir: Path) -> None:
@@ -124,7 +139,8 @@ def _give_back(path: Path, fd: int, work_dir: Path) -> None:
         _delete_if_unused(path)
 
 
-def _shared_copy(store_path: Path, work_dir: Path) -> tuple[Path, tuple[int, int, int], int]:
+def _shared_copy(store_path: Path, work_dir: Path,
+                 memory_limit: str | None = None) -> tuple[Path, tuple[int, int, int], int]:
     """The copy of the store's current state, made and indexed by the first process that
     needs it and reused by the others (``segflow serve --workers N`` keeps one copy, not N):
     (path, fingerprint of the store it copies, descriptor from :func:`_take`)."""
@@ -135,11 +151,15 @@ def _shared_copy(store_path: Path, work_dir: Path) -> tuple[Path, tuple[int, int
             tmp = work_dir / f"replica-tmp-{os.getpid()}-{next(_counter)}.duckdb"
             try:
                 fingerprint = _copy_consistent(store_path, tmp)
-                _prepare(tmp)
+                _prepare(tmp, memory_limit)
             except BaseException:
                 tmp.unlink(missing_ok=True)
+                shutil.rmtree(lookup_folder(tmp), ignore_errors=True)
                 raise
             target = _copy_name(work_dir, fingerprint)
+            shutil.rmtree(lookup_folder(target), ignore_errors=True)
+            if lookup_folder(tmp).exists():
+                os.replace(lookup_folder(tmp), lookup_folder(target))
             os.replace(tmp, target)
             target.with_suffix(".ready").touch(mode=0o600)
         return target, fingerprint, _take(target)
@@ -171,6 +191,9 @@ class Generation:
         if threads:  # requests are the unit of parallelism: one thread per query costs less CPU
             self.db.execute(f"SET threads = {int(threads)}")
         self.tokens: dict[str, TokenRecord] = load_tokens(self.db)
+        from segflow.server._lookup import open_index
+
+        self.lookup = open_index(lookup_folder(path))  # None: lookups read DuckDB
         self.pool: queue.Queue[Project] = queue.Queue()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         for _ in range(pool_size):
@@ -227,9 +250,11 @@ class Generation:
                     cursor.interrupt()
         with contextlib.suppress(Exception):
             self.db.close()
+        self.lookup = None  # requests still reading it keep their maps; the files may go
         if self.users_fd is None:
             with contextlib.suppress(OSError):
                 self.path.unlink()
+            shutil.rmtree(lookup_folder(self.path), ignore_errors=True)
             return
         fd, self.users_fd = self.users_fd, None
         with contextlib.suppress(OSError):
@@ -276,6 +301,9 @@ class Replica:
                     _delete_if_unused(stale)
         self.pool_size = pool_size
         self.threads = threads
+        from segflow.store._memory import resolve_memory_limit
+
+        self.memory_limit = resolve_memory_limit(self.settings.project.memory_limit)
         self.min_refresh_seconds = min_refresh_seconds
         self.warm = warm
         self._last_refresh = 0.0
@@ -307,7 +335,7 @@ class Replica:
         with self._refresh_lock:  # one copy at a time; requests go on meanwhile
             if self._current is not None and _fingerprint(self.store_path) == self._current.fingerprint:
                 return False
-            target, fingerprint, users_fd = _shared_copy(self.store_path, self.work_dir)
+            target, fingerprint, users_fd = _shared_copy(self.store_path, self.work_dir, self.memory_limit)
             if self._current is not None and fingerprint == self._current.fingerprint:
                 _give_back(target, users_fd, self.work_dir)
                 return False

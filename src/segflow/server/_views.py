@@ -1,8 +1,9 @@
 """Data shared by each dashboard page and its JSON twin: one function per resource.
 
 Aggregates (schemes, snapshots, segment sizes, transition matrices) are cached per copy of
-the store (:meth:`Generation.cached`); customer-level reads are plain parameterised SQL on
-the pooled connection.
+the store (:meth:`Generation.cached`); a customer lookup reads the copy's memory-mapped lookup
+files (:mod:`segflow.server._lookup`), other customer-level reads are plain parameterised
+SQL on the pooled connection.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import Any
 import pandas as pd
 from fastapi import HTTPException
 
-from segflow._result import json_records
+from segflow._result import json_float, json_records, jsonable
 from segflow.errors import SegflowError
 from segflow.project import Project
+from segflow.server import _lookup
 from segflow.server._replica import Generation
 
 
@@ -176,6 +178,17 @@ def _spell_snapshots(project: Project, gen: Generation | None) -> dict[str, list
     return compute() if gen is None else gen.cached(("spell_snapshots",), compute)
 
 
+def _expand_spells(spells: list[tuple[Any, ...]], snapshots: dict[str, list[dt.date]]) -> list[tuple[Any, ...]]:
+    """(scheme, segment, valid_from, valid_to) spells -> sorted (scheme, snapshot_date, segment)
+    at every computed snapshot the spell covers (what the view ``segment_assignments`` holds)."""
+    rows = []
+    for scheme, segment, start, end in spells:
+        rows.extend((scheme, d, segment) for d in snapshots.get(scheme, ())
+                    if d >= start and (end is None or d < end))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return rows
+
+
 def _history_rows(project: Project, gen: Generation | None, customer_id: str) -> list[tuple[Any, ...]]:
     """A customer's (scheme, snapshot_date, segment) at every computed snapshot of every
     scheme, sorted: the rows of the view ``segment_assignments`` for one customer, expanded
@@ -186,14 +199,9 @@ def _history_rows(project: Project, gen: Generation | None, customer_id: str) ->
     if snapshots is None:  # a store of schema < 5: the per-snapshot table itself
         return raw.execute("SELECT scheme, snapshot_date, segment FROM segment_assignments WHERE customer_id = ? "
                            "ORDER BY scheme, snapshot_date", [customer_id]).fetchall()
-    rows = []
     spells = raw.execute("SELECT scheme, segment, valid_from, valid_to FROM segment_spells WHERE customer_id = ?",
                          [customer_id]).fetchall()
-    for scheme, segment, start, end in spells:
-        rows.extend((scheme, d, segment) for d in snapshots.get(scheme, ())
-                    if d >= start and (end is None or d < end))
-    rows.sort(key=lambda r: (r[0], r[1]))
-    return rows
+    return _expand_spells(spells, snapshots)
 
 
 HISTORY_COLUMNS = ["scheme", "snapshot_date", "segment"]
@@ -206,33 +214,52 @@ def _history(project: Project, gen: Generation | None, customer_id: str) -> pd.D
 Rows = tuple[list[str], list[tuple[Any, ...]]]
 
 
+def customer_rows_indexed(gen: Generation | None, customer_id: str) -> dict[str, Rows] | None:
+    """:func:`customer_rows` from the copy's memory-mapped lookup files (no query, no store
+    connection: :mod:`segflow.server._lookup`), or None when the copy has none."""
+    index = getattr(gen, "lookup", None)
+    if index is None:
+        return None
+    k = index.position(customer_id)
+    history = _expand_spells(index.rows("spells", k)[1], index.snapshots) if k is not None else []
+    attributes = index.rows("attributes", k) if "attributes" in index else ([], [])
+    attributes = (attributes[0], attributes[1][:1])
+    if not history and not attributes[1]:
+        raise HTTPException(status_code=404, detail=f"no customer {customer_id!r}")
+    scores = index.rows("scores", k) if "scores" in index else (["snapshot_date", "model", "score", "value"], [])
+    features = index.rows("features", k) if "features" in index else ([], [])
+    return {"history": (HISTORY_COLUMNS, history), "attributes": attributes, "scores": scores, "features": features}
+
+
 def customer_rows(project: Project, customer_id: str, gen: Generation | None = None) -> dict[str, Rows]:
     """:func:`customer_detail` as (columns, rows) per part, without pandas (the JSON route
-    formats them directly: a lookup is a handful of index reads and no DataFrame)."""
+    formats them directly). From the copy's lookup files when it has them
+    (:func:`customer_rows_indexed`), else a handful of index reads in DuckDB."""
+    indexed = customer_rows_indexed(gen, customer_id)
+    if indexed is not None:
+        return indexed
     raw = project.store.raw
 
-    def rows(sql: str) -> Rows:
-        cursor = raw.execute(sql, [customer_id])
+    def parts() -> dict[str, tuple[str, str, str]]:
+        return _lookup.part_sql(raw)
+
+    sql = parts() if gen is None else gen.cached(("lookup_parts",), parts)
+
+    def rows(part: str, limit: int | None = None) -> Rows:
+        if part not in sql:
+            return [], []
+        cursor = raw.execute(_lookup.lookup_sql(*sql[part], limit=limit), [customer_id])
         return [d[0] for d in cursor.description], cursor.fetchall()
 
     history = _history_rows(project, gen, customer_id)
-    attributes = rows(
-        "SELECT * EXCLUDE (source, source_file, source_row, load_id) FROM customers WHERE customer_id = ? LIMIT 1"
-    )
+    attributes = rows("attributes", limit=1)
     if not history and not attributes[1]:
         raise HTTPException(status_code=404, detail=f"no customer {customer_id!r}")
-    scores = rows(
-        "SELECT snapshot_date, model, score, value FROM customer_scores WHERE customer_id = ? "
-        "ORDER BY snapshot_date DESC, model, score"
-    )
-
-    def has_features() -> bool:
-        return bool(raw.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'customer_features'").fetchone()[0])
-
-    present = has_features() if gen is None else gen.cached(("has_features",), has_features)
-    features = rows("SELECT * FROM customer_features WHERE customer_id = ?") if present else ([], [])
-    return {"history": (HISTORY_COLUMNS, history), "attributes": attributes, "scores": scores, "features": features}
+    scores = rows("scores")
+    if not scores[0]:
+        scores = (["snapshot_date", "model", "score", "value"], [])
+    return {"history": (HISTORY_COLUMNS, history), "attributes": attributes, "scores": scores,
+            "features": rows("features")}
 
 
 def customer_detail(project: Project, customer_id: str, gen: Generation | None = None) -> dict[str, Any]:
@@ -246,20 +273,64 @@ def customer_detail(project: Project, customer_id: str, gen: Generation | None =
     return out
 
 
+def _json_value(value: Any) -> Any:
+    """:func:`segflow._result.jsonable` of one value, with the Python types a database row
+    holds (None, str, bool, int, float, date, datetime) taken first (a lookup formats a few
+    hundred values: the general function's checks cost more than the formatting)."""
+    kind = type(value)
+    if value is None or kind is str or kind is bool or kind is int:
+        return value
+    if kind is float:
+        return json_float(value)
+    if kind is dt.date or kind is dt.datetime:
+        return value.isoformat()
+    return jsonable(value)
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})  # JSON-ready as they are
+
+
+def _iso_column(values: tuple[Any, ...], midnight: bool) -> list[Any]:
+    """ISO strings of a column of dates or datetimes (as dates when ``midnight``); each
+    distinct value is formatted once (a customer's history repeats two dozen dates)."""
+    memo: dict[Any, Any] = {None: None}
+    out = []
+    for v in values:
+        text = memo.get(v)
+        if text is None and v is not None:
+            text = memo[v] = (v.date() if midnight else v).isoformat()
+        out.append(text)
+    return out
+
+
 def fast_records(columns: list[str], rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     """:func:`records` of ``pd.DataFrame(rows, columns=columns)`` without building it: a
     column of timestamps all at midnight is written as dates, everything else by
-    :func:`segflow._result.jsonable` (full-precision floats, NaN as null)."""
-    from segflow._result import jsonable
-
-    midnight = set()
-    for j in range(len(columns)):
-        values = [r[j] for r in rows if r[j] is not None]
-        if values and all(isinstance(v, dt.datetime) for v in values) and all(
-                v.hour == v.minute == v.second == v.microsecond == 0 for v in values):
-            midnight.add(j)
-    return [{str(c): jsonable(v.date() if j in midnight and v is not None else v)
-             for j, (c, v) in enumerate(zip(columns, r, strict=True))} for r in rows]
+    :func:`segflow._result.jsonable` (full-precision floats, NaN as null). Works column by
+    column: text and integer columns are taken as they are, dates formatted once each."""
+    if not rows:
+        return []
+    out_columns = []
+    for values in zip(*rows, strict=True):
+        kinds = set(map(type, values))
+        if kinds <= _PLAIN:
+            out_columns.append(values)
+            continue
+        kinds.discard(type(None))
+        if kinds == {dt.date}:
+            out_columns.append(_iso_column(values, False))
+            continue
+        present = [v for v in values if v is not None]
+        midnight = all(isinstance(v, dt.datetime) for v in present) and all(
+            v.hour == v.minute == v.second == v.microsecond == 0 for v in present)
+        if kinds == {dt.datetime}:
+            out_columns.append(_iso_column(values, midnight))
+            continue
+        if midnight:
+            values = tuple(None if v is None else v.date() for v in values)
+        out_columns.append([_json_value(v) for v in values])
+    names = [str(c) for c in columns]
+    return [dict(zip(names, r, strict=True)) for r in zip(*out_columns, strict=True)]
 
 
 def fast_timeline(history: list[tuple[Any, ...]]) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from segflow.server._auth import LoginRequired, Sessions
+from segflow.server._hot import HotPaths
 from segflow.server._replica import Replica
 from segflow.server._security import SecurityHeaders
 from segflow.server._token_cache import TokenBook
@@ -113,7 +114,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             return JSONResponse({"detail": problems}, status_code=422)
         return _error_page(request, 422, problems)
 
-    # Outermost first: the Host check answers before anything else, headers go on everything.
+    # Added innermost first: the Host check answers before anything else, headers go on
+    # everything, and the hot routes' successful requests skip the framework (HotPaths).
+    if settings.hot_paths:
+        app.add_middleware(HotPaths)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(SecurityHeaders)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections.abc import AsyncIterator
 from functools import lru_cache
@@ -42,6 +43,10 @@ class ServerSettings(BaseModel):
         default=1, ge=1, le=256,
         description="DuckDB threads per query on the served copy (None: one per core). Concurrent "
                     "requests are the parallelism; one thread per point lookup uses a quarter less CPU.")
+    hot_paths: bool = Field(
+        default=True,
+        description="Answer successful /api/v1/score and customer lookups without FastAPI's routing "
+                    "(segflow.server._hot); refusals and errors always come from the app.")
     token_cache_seconds: float = Field(
         default=5.0, ge=0, le=300,
         description="How long a verified token is trusted before it is checked again (the most "
@@ -73,7 +78,8 @@ def _gate(request: Request) -> asyncio.Semaphore:
     return gate
 
 
-async def get_project(request: Request) -> AsyncIterator[Project]:
+@contextlib.asynccontextmanager
+async def leased_project(request: Request) -> AsyncIterator[Project]:
     """A project on one pooled read-only connection; the copy it reads is ``request.state.generation``.
 
     Admission control: at most ``pool_size`` requests per process hold a connection; the
@@ -103,6 +109,12 @@ async def get_project(request: Request) -> AsyncIterator[Project]:
             lease.__exit__(None, None, None)
     finally:
         gate.release()
+
+
+async def get_project(request: Request) -> AsyncIterator[Project]:
+    """The dependency form of :func:`leased_project`."""
+    async with leased_project(request) as project:
+        yield project
 
 
 def get_generation(request: Request, project: Annotated[Project, Depends(get_project)]) -> Generation:

@@ -15,12 +15,13 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from segflow.report._queries import quarantine_reasons, reconciliation
 from segflow.server import _audit, _views
 from segflow.server._auth import Admin, Analyst, Viewer, audit
 from segflow.server._security import csv_bytes, protect, protect_rows
-from segflow.server.deps import GenerationDep, ProjectDep
+from segflow.server.deps import GenerationDep, ProjectDep, leased_project
 from segflow.server.schemas import HealthPublic, RecordsPublic, WhoAmIPublic
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
@@ -148,13 +149,25 @@ def customers(request: Request, project: ProjectDep, who: Analyst, q: str | None
 
 
 @router.get("/customers/{customer_id}", response_model=RecordsPublic)
-def customer(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst, customer_id: str,
-             pii: Pii = "default") -> Any:
+async def customer(request: Request, who: Analyst, customer_id: str, pii: Pii = "default") -> Any:
     """A customer's segment at every snapshot of every scheme (``data``), with attributes,
-    timeline, scores and latest features in ``meta`` (analysts; audited)."""
-    parts = _views.customer_rows(project, customer_id, gen)
+    timeline, scores and latest features in ``meta`` (analysts; audited).
+
+    Served on the event loop from the copy's memory-mapped lookup files (no store
+    connection; :mod:`segflow.server._lookup`); a copy without them is read through a pooled
+    connection."""
+    parts = _views.customer_rows_indexed(request.app.state.replica.current, customer_id)
+    if parts is None:
+        async with leased_project(request) as project:
+            parts = await run_in_threadpool(_views.customer_rows, project, customer_id, request.state.generation)
     how = "full" if pii == "full" else "mask"
     audit(request, who, "read_customer", {"customer_id": customer_id, "pii": how})
+    return Response(customer_answer(parts, customer_id, how), media_type="application/json")
+
+
+def customer_answer(parts: dict[str, _views.Rows], customer_id: str, how: str) -> bytes:
+    """The JSON answer of ``GET /api/v1/customers/{id}`` from :func:`_views.customer_rows`
+    (``how``: ``mask`` or ``full`` for the personal data)."""
     history = parts["history"][1]
     data = _views.fast_records(*parts["history"])
     attributes = _views.fast_records(*protect_rows(*parts["attributes"], how))
@@ -167,7 +180,7 @@ def customer(request: Request, project: ProjectDep, gen: GenerationDep, who: Ana
         "scores": _views.fast_records(*parts["scores"]),
         "features": features[0] if features else {},
     }}
-    return Response(json.dumps(body, default=str), media_type="application/json")
+    return json.dumps(body, default=str).encode()
 
 
 @router.get("/quality", response_model=RecordsPublic)

@@ -205,15 +205,26 @@ async def score(request: Request, who: CsrfChecked) -> Response:
         scorer = _ready_scorer(gen, body.as_of)
         if scorer is None:  # first request of a copy, or a snapshot not yet checked: needs the store
             gen, scorer = await run_in_threadpool(_scorer_on_store, replica, body.as_of)
-        lines = [Line(**t.__dict__) for t in body.transactions]
-        events = [Event(**e.__dict__) for e in body.events]
-        answers = [Answer(**a.__dict__) for a in body.survey_responses]
-        exposures = [Exposure(**x.__dict__) for x in body.campaign_exposures]
-        result = scorer.score(body.customer_id, lines, events, answers, body.attributes, exposures)
+        answer, lines = score_answer(scorer, body)
     except SegflowError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from exc
-    audit(request, who, "score", {"customer_id": body.customer_id, "transactions": len(lines)})
+    audit(request, who, "score", {"customer_id": body.customer_id, "transactions": lines})
+    return Response(answer, media_type="application/json")
+
+
+def score_answer(scorer: Any, body: ScoreIn) -> tuple[bytes, int]:
+    """The JSON answer of ``POST /api/v1/score`` for a validated body, and the number of
+    transaction lines scored (for the audit log).
+
+    Raises
+    ------
+    SegflowError
+        When the scorer refuses the history (the route answers 422)."""
+    lines = [Line(**t.__dict__) for t in body.transactions]
+    events = [Event(**e.__dict__) for e in body.events]
+    answers = [Answer(**a.__dict__) for a in body.survey_responses]
+    exposures = [Exposure(**x.__dict__) for x in body.campaign_exposures]
+    result = scorer.score(body.customer_id, lines, events, answers, body.attributes, exposures)
     out = {"customer_id": body.customer_id, "snapshot_date": scorer.snapshot, "segments": result["segments"],
            "scores": _finite(result["scores"]), "features": _finite(result["features"]), "notes": scorer.notes}
-    return Response(json.dumps(out, default=_json_default, allow_nan=False, separators=(",", ":")),
-                    media_type="application/json")
+    return json.dumps(out, default=_json_default, allow_nan=False, separators=(",", ":")).encode(), len(lines)

@@ -1,0 +1,223 @@
+"""The fast paths of the hot routes: lookups from the copy's memory-mapped lookup files, and
+HotPaths (score and lookup answered without FastAPI's routing) give the app's own answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+
+import duckdb
+import pytest
+from fastapi.testclient import TestClient
+
+from segflow.server import _lookup, _views
+
+
+@pytest.fixture(scope="module")
+def plain_app(served_project):
+    """The same project served with the hot paths off: every request through FastAPI."""
+    from segflow.server import ServerSettings, create_app
+
+    return create_app(ServerSettings(project_dir=served_project, allowed_hosts=["testserver"], poll_seconds=0,
+                                     hot_paths=False))
+
+
+@pytest.fixture(scope="module")
+def plain(plain_app, tokens):
+    with TestClient(plain_app, base_url="https://testserver",
+                    headers={"authorization": f"Bearer {tokens['analyst']}"}) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def customer_ids(served_project) -> list[str]:
+    con = duckdb.connect(str(served_project / "segflow.duckdb"), read_only=True)
+    try:
+        return [r[0] for r in con.execute(
+            "SELECT customer_id FROM customers UNION SELECT customer_id FROM segment_spells ORDER BY 1").fetchall()]
+    finally:
+        con.close()
+
+
+def _spool(served_project) -> list[dict]:
+    path = served_project / ".segflow.duckdb.serve" / "audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_lookup_files_give_the_rows_duckdb_gives_for_every_customer(app, analyst, customer_ids):
+    analyst.get("/api/v1/health")  # the app is running: its copy is open
+    replica = app.state.replica
+    with replica.lease() as (gen, project):
+        assert gen.lookup is not None, "the copy has lookup files"
+        assert gen.lookup.meta["customers"] == len(customer_ids)
+        for cid in [*customer_ids, "C001x", "", "zzz", "C00"]:
+            try:
+                fast = _views.customer_rows_indexed(gen, cid)
+            except Exception as exc:  # noqa: BLE001 - compared with the DuckDB path's
+                fast = type(exc).__name__
+            try:
+                slow = _views.customer_rows(project, cid, None)  # no copy: DuckDB queries
+            except Exception as exc:  # noqa: BLE001
+                slow = type(exc).__name__
+            assert fast == slow, cid
+        assert _views.customer_rows_indexed(gen, customer_ids[3])["history"][1], "a customer with history"
+
+
+def _count_hot(monkeypatch) -> list[str]:
+    """Record each answer HotPaths gives itself."""
+    from segflow.server import _hot
+
+    seen: list[str] = []
+    for name in ("customer_answer", "score_answer"):
+        real = getattr(_hot, name)
+
+        def counted(*args, _real=real, _name=name):
+            seen.append(_name)
+            return _real(*args)
+
+        monkeypatch.setattr(_hot, name, counted)
+    return seen
+
+
+def test_hot_paths_answer_exactly_what_the_app_answers(analyst, plain, viewer, anon, tokens, customer_ids,
+                                                      monkeypatch):
+    hot = _count_hot(monkeypatch)
+    urls = [f"/api/v1/customers/{c}" for c in customer_ids[:25]]
+    urls += [f"/api/v1/customers/{customer_ids[0]}?pii=full", f"/api/v1/customers/{customer_ids[0]}?pii=default",
+             f"/api/v1/customers/{customer_ids[0]}?pii=bogus", "/api/v1/customers/nobody",
+             "/api/v1/customers/C001%20x", f"/api/v1/customers/{customer_ids[1]}?pii=full&x=1"]
+    for url in urls:
+        a, b = analyst.get(url), plain.get(url)
+        assert (a.status_code, a.headers["content-type"], a.content) == (b.status_code, b.headers["content-type"],
+                                                                       b.content), url
+        assert a.headers.get("content-security-policy") and a.headers.get("cache-control") == "no-store"
+    assert hot.count("customer_answer") == 27, "the 25 customers and the two pii forms were answered by HotPaths"
+    assert analyst.get(urls[0]).json()["meta"]["customer_id"] == customer_ids[0]
+    # refusals come from the app, whichever path
+    assert anon.get(urls[0]).status_code == 401
+    assert viewer.get(urls[0]).status_code == 403
+    assert analyst.get(urls[0], headers={"authorization": "Basic abc"}).status_code == 401
+    assert analyst.get(urls[0], headers={"authorization": f"Bearer {tokens['analyst']}x"}).status_code == 401
+    assert analyst.get(urls[0], headers={"host": "evil.test"}).status_code == 400
+
+
+def test_hot_score_answers_exactly_what_the_app_answers(analyst, plain, viewer, served_project, monkeypatch):
+    hot = _count_hot(monkeypatch)
+    con = duckdb.connect(str(served_project / "segflow.duckdb"), read_only=True)
+    try:
+        rows = con.execute("SELECT customer_id, ts, amount, category, channel FROM transactions "
+                           "WHERE ts < DATE '2024-07-01' AND customer_id IN ('C001', 'C007', 'C030') ORDER BY ts").fetchall()
+    finally:
+        con.close()
+    bodies = []
+    for cid in ("C001", "C007", "C030"):
+        lines = [{"ts": ts.isoformat(), "amount": amount, "category": cat, "channel": ch}
+                 for c, ts, amount, cat, ch in rows if c == cid]
+        if lines:
+            bodies.append({"customer_id": cid, "transactions": lines})
+    assert bodies
+    bad = [{"transactions": []}, {"transactions": [{"ts": "yesterday", "amount": 1}]}, {"nope": 1},
+           {"transactions": [{"ts": "2030-01-01T00:00:00", "amount": 5.0}]},
+           {"transactions": [{"ts": "2024-05-01T10:00:00", "amount": 5.0}], "as_of": "1999-01-01"}]
+    for body in [*bodies, *bad]:
+        a, b = analyst.post("/api/v1/score", json=body), plain.post("/api/v1/score", json=body)
+        assert (a.status_code, a.content) == (b.status_code, b.content), body
+    assert hot.count("score_answer") == len(bodies) + 1  # the late history was scored and refused (422)
+    assert analyst.post("/api/v1/score", content=b"{not json").status_code == 422
+    assert viewer.post("/api/v1/score", json=bodies[0]).status_code == 403
+
+
+def test_hot_paths_audit_what_the_app_audits(analyst, plain, served_project, customer_ids):
+    def last(action):
+        events = [e for e in _spool(served_project) if e["action"] == action]
+        e = events[-1]
+        return {k: e[k] for k in ("token_id", "role", "action", "resource", "detail", "client")}
+
+    url = f"/api/v1/customers/{customer_ids[2]}?pii=full"
+    assert analyst.get(url).status_code == 200
+    fast = last("read_customer")
+    assert plain.get(url).status_code == 200
+    assert last("read_customer") == fast
+    assert fast["resource"] == url and json.loads(fast["detail"]) == {"customer_id": customer_ids[2], "pii": "full"}
+    body = {"customer_id": "web-1", "transactions": [{"ts": "2024-05-01T10:00:00", "amount": 20.0}]}
+    assert analyst.post("/api/v1/score", json=body).status_code == 200
+    fast = last("score")
+    assert plain.post("/api/v1/score", json=body).status_code == 200
+    assert last("score") == fast and json.loads(fast["detail"]) == {"customer_id": "web-1", "transactions": 1}
+
+
+def test_fast_records_equal_the_value_by_value_version():
+    columns = ["s", "d", "t", "midnight", "f", "i", "b", "n"]
+    rows = [("a", dt.date(2024, 1, 1), dt.datetime(2024, 1, 1, 10, 30), dt.datetime(2024, 2, 1), 1 / 3, 7, True, None),
+            (None, None, None, None, math.nan, None, False, None),
+            ("c", dt.date(2024, 3, 1), dt.datetime(2024, 3, 1, 0, 0, 1), dt.datetime(2024, 3, 1), 2.5e-12, -1, None, None)]
+    fast = _views.fast_records(columns, rows)
+    assert fast == _reference(columns, rows)
+    assert fast[0]["midnight"] == "2024-02-01" and fast[0]["t"] == "2024-01-01T10:30:00" and fast[1]["f"] is None
+    assert _views.fast_records(columns, []) == []
+
+
+def _reference(columns, rows):
+    """What fast_records returned before it worked by column (the value-by-value version)."""
+    from segflow._result import jsonable
+
+    midnight = set()
+    for j in range(len(columns)):
+        values = [r[j] for r in rows if r[j] is not None]
+        if values and all(isinstance(v, dt.datetime) for v in values) and all(
+                v.hour == v.minute == v.second == v.microsecond == 0 for v in values):
+            midnight.add(j)
+    return [{str(c): jsonable(v.date() if j in midnight and v is not None else v)
+             for j, (c, v) in enumerate(zip(columns, r, strict=True))} for r in rows]
+
+
+def test_lookup_build_refuses_what_it_cannot_index(tmp_path):
+    con = duckdb.connect()
+    con.execute("CREATE TABLE segment_spells (customer_id VARCHAR, scheme VARCHAR, segment VARCHAR, "
+                "valid_from DATE, valid_to DATE)")
+    con.execute("CREATE TABLE segment_snapshots (scheme VARCHAR, snapshot_date DATE)")
+    con.execute("CREATE TABLE customers (customer_id VARCHAR, since INTERVAL)")
+    con.execute("INSERT INTO customers VALUES ('a', INTERVAL 3 DAY)")
+    with pytest.raises(_lookup.IndexNotBuilt, match="customers.since"):
+        _lookup.build(con, tmp_path / "x.lookup")
+    assert not (tmp_path / "x.lookup").exists()
+    con.execute("DROP TABLE customers")
+    con.execute("INSERT INTO segment_spells VALUES ('b', 'rfm', 'new', DATE '2024-01-01', NULL), "
+                "('é', 'rfm', 'gone', DATE '2024-01-01', DATE '2024-02-01'), ('a', 'rfm', 'new', DATE '2024-02-01', NULL)")
+    con.execute("INSERT INTO segment_snapshots VALUES ('rfm', DATE '2024-01-01'), ('rfm', DATE '2024-02-01')")
+    meta = _lookup.build(con, tmp_path / "y.lookup")
+    assert meta["customers"] == 3 and meta["parts"]["spells"]["rows"] == 3
+    index = _lookup.CustomerIndex(tmp_path / "y.lookup")
+    assert index.rows("spells", index.position("é"))[1] == [("rfm", "gone", dt.date(2024, 1, 1), dt.date(2024, 2, 1))]
+    assert index.position("c") is None and index.position("") is None
+    assert index.snapshots == {"rfm": [dt.date(2024, 1, 1), dt.date(2024, 2, 1)]}
+    empty = duckdb.connect()
+    empty.execute("CREATE TABLE segment_spells (customer_id VARCHAR, scheme VARCHAR, segment VARCHAR, "
+                  "valid_from DATE, valid_to DATE)")
+    empty.execute("CREATE TABLE segment_snapshots (scheme VARCHAR, snapshot_date DATE)")
+    _lookup.build(empty, tmp_path / "z.lookup")
+    assert _lookup.CustomerIndex(tmp_path / "z.lookup").position("a") is None
+
+
+def test_lookup_rows_across_small_batches_equal_duckdb(served_project, customer_ids, tmp_path):
+    """Batches of 7 rows: a customer's rows often straddle two batches; both ways of reading
+    rows (value by value for a few rows, column slices for more) are compared with DuckDB."""
+    con = duckdb.connect(str(served_project / "segflow.duckdb"), read_only=True)
+    try:
+        _lookup.build(con, tmp_path / "small.lookup", batch_rows=7)
+        index = _lookup.CustomerIndex(tmp_path / "small.lookup")
+        parts = _lookup.part_sql(con)
+        sizes = set()
+        for cid in customer_ids:
+            k = index.position(cid)
+            for name, (table, select, order) in parts.items():
+                got = index.rows(name, k)
+                want = con.execute(_lookup.lookup_sql(table, select, order), [cid]).fetchall()
+                if name == "spells":  # the DuckDB path sorts the expanded rows itself
+                    got, want = (got[0], sorted(got[1], key=repr)), sorted(want, key=repr)
+                assert got[1] == want, (cid, name)
+                sizes.add(len(want) > 4)
+    finally:
+        con.close()
+    assert sizes == {True, False}, "both ways of reading rows were used"
