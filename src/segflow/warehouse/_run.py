@@ -205,7 +205,7 @@ def write_warehouse_aggregates(store: SparkStore, run_id: str,
     try:
         for scheme in schemes:
             frames["summary_segments"].append(
-                segment_summary(view, scheme.name, revenue, scores, scored))  # type: ignore[arg-type]
+                segment_summary(view, scheme.name, revenue, scores, scored, dates=dates))  # type: ignore[arg-type]
             frames["summary_transitions"].append(
                 transition_summary(view, scheme.name, dates, revenue, scores, scored))  # type: ignore[arg-type]
     finally:
