@@ -20,6 +20,14 @@ from segflow.features._window import DAYS_WEB
 
 def web_deltas(events: ibis.Table, periods: Periods) -> list[ibis.Table]:
     """Deltas of sessions, views, cart adds, cart/buy sessions (90 days) and the last event day."""
+    return web_day_deltas(web_days(events, periods), periods)
+
+
+def web_days(events: ibis.Table, periods: Periods) -> ibis.Table:
+    """One row per (customer, session, event day) before the last snapshot: its views, cart
+    adds and purchases (``_views``, ``_carts``, ``_buys``), its period ``_k`` and the period
+    ``_b`` where it leaves the 90-day window. Read twice by :func:`web_day_deltas` (callers
+    that execute may materialise it first)."""
     e = events.filter(events.customer_id.notnull(), events.ts.notnull(), events.ts < periods.end_ts())
     day = e.ts.date().epoch_days().cast("int64")
     etype = e.event_type.lower()
@@ -33,7 +41,11 @@ def web_deltas(events: ibis.Table, periods: Periods) -> list[ibis.Table]:
     per_day = e.group_by(["customer_id", "_sess", "_day"]).aggregate(
         _views=e._view.sum(), _carts=e._cart.sum(), _buys=e._buy.sum()
     )
-    d = periods.lookup(per_day, "_day", {"_k": 0, "_b": DAYS_WEB})
+    return periods.lookup(per_day, "_day", {"_k": 0, "_b": DAYS_WEB})
+
+
+def web_day_deltas(d: ibis.Table, periods: Periods) -> list[ibis.Table]:
+    """The deltas of :func:`web_deltas` from the table of :func:`web_days`."""
     counts = d.group_by(["customer_id", "_k", "_b"]).aggregate(
         _views=d._views.sum(), _carts=d._carts.sum(), _last_visit=d._day.max()
     )

@@ -128,7 +128,11 @@ def snapshot_features(
     chunks = []
     for lo in range(0, max(n_keys, 1), size):  # keys are 0, 1, ... n_keys - 1
         part = keys.filter(keys._ck.between(lo, lo + size - 1))
-        chunks.append(_chunk(tables, part, periods, window_days, wanted, schema, survey).cache())
+        held: list[ibis.Table] = []
+        chunks.append(_chunk(tables, part, periods, window_days, wanted, schema, survey,
+                             held).cache())
+        for table in held:  # the chunk's intermediate tables, no longer needed
+            table.release()
     return chunks[0] if len(chunks) == 1 else ibis.union(*chunks, distinct=False)
 
 
@@ -146,13 +150,19 @@ def _chunk(
     wanted: set[str],
     schema: ibis.Schema,
     survey: dict,
+    held: list[ibis.Table],
 ) -> ibis.Table:
     """The result of :func:`snapshot_features` for the customers of ``keys`` (``_cid``,
-    ``_ck``): the period-tagged lines and web days are materialised first (each read by
-    several delta parts), then one query builds the grid."""
+    ``_ck``): the period-tagged lines, order periods and web days are materialised first
+    (each read by several delta parts; appended to ``held``, for the caller to release once
+    the result is materialised), then one query builds the grid."""
     keyed = {name: _keyed(tables[name], keys) for name in ("customers", "transactions", "events")}
     lines = purchases.period_lines(keyed["transactions"], periods).cache()
-    per = purchases.order_periods(lines, periods, window_days)
+    held.append(lines)
+    # the order periods feed the order and season deltas, the web days two delta parts:
+    # materialised once rather than computed by every part that reads them
+    per = purchases.order_periods(lines, periods, window_days).cache()
+    held.append(per)
     n = periods.n
     # one (customer, period) table per family of deltas, each narrow; their running values
     # are computed on their own rows and joined onto the grid
@@ -164,7 +174,9 @@ def _chunk(
     if "seasonality" in wanted:
         families.append(purchases.season_deltas(per))
     if "web" in wanted:
-        families.append(union_deltas(web.web_deltas(keyed["events"], periods), maxs=maxs, n=n))
+        days = web.web_days(keyed["events"], periods).cache()
+        held.append(days)
+        families.append(union_deltas(web.web_day_deltas(days, periods), maxs=maxs, n=n))
     if "breadth" in wanted:
         families.append(union_deltas(purchases.breadth_deltas(lines, periods), n=n))
 
