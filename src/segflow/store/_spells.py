@@ -206,13 +206,14 @@ def write_spells(
                CAST(n.segment AS VARCHAR), CAST(n.segment_rank AS INTEGER), $run
         FROM {source} AS n
     )"""
+    # the rows feed the spells query directly (a CTE read once, not a table written first)
+    query = spells_select("_spell_rows", "_spell_snaps")
+    cte = f"_spell_rows AS (SELECT * FROM {rows})"
+    query = (f"WITH {cte}, " + query[len("WITH "):] if query.startswith("WITH ")
+             else f"WITH {cte} " + query)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _spell_rows AS SELECT * FROM {rows}",
+        "CREATE OR REPLACE TEMP TABLE _spell_new AS " + query,
         {"scheme": scheme, "version": scheme_version, "run": run_id},
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _spell_new AS "
-        + spells_select("_spell_rows", "_spell_snaps")
     )
     params = {"scheme": scheme, "floor": floor}
     # the spell covering p started before it: keep its start
