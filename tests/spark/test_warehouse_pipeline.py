@@ -56,7 +56,7 @@ def demo_project(tmp_path_factory, cluster, _cluster_spark):
     project = Project.init(folder / "proj", toml_text=toml + "\n" + engine)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the demo data carries injected defects on purpose
-        project.ingest()
+        project.ingest(engine="duckdb")
         project.run(engine="duckdb")
     yield project
     project.close()
