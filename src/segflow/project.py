@@ -237,9 +237,17 @@ class Project:
 
         return executive_summary(ReportContext(self))
 
-    def report(self, path: str | Path | None = None) -> Path:
-        """Write the self-contained HTML report; returns its path."""
+    def report(self, path: str | Path | None = None, *, engine: str | None = None) -> Path:
+        """Write the self-contained HTML report; returns its path. On Spark (``engine``,
+        default ``[engine] kind``) it reads the aggregates of the project's warehouse
+        (:func:`segflow.warehouse.aggregates_store`) instead of the DuckDB store."""
+        from segflow.engine import resolve_engine
         from segflow.report import write_report
 
         path = Path(path) if path else self.directory / "report.html"
+        if resolve_engine(engine, self.settings.engine) == "spark":
+            from segflow.warehouse import aggregates_store
+
+            with Project(self.directory, self.settings, aggregates_store(self.warehouse)) as view:
+                return write_report(view, path)
         return write_report(self, path)

@@ -113,15 +113,19 @@ def _on_spark(project_dir: Path, engine: str | None) -> bool:
 def report(
     project_dir: Path = ProjectDirOption,
     out: Path = typer.Option(None, "--out", "-o", help="HTML file to write (default: PROJECT/report.html)."),
+    engine: str | None = EngineOption,
 ) -> None:
-    """Write the self-contained HTML report (works offline)."""
+    """Write the self-contained HTML report (works offline).
+
+    On Spark (``[engine] kind = "spark"`` or ``--engine spark``) the report reads the
+    aggregates of the latest run in the project's warehouse (docs/scale.md)."""
     from segflow.project import Project
 
     with user_errors():
         with Project.open(project_dir) as project:
             with progress() as bar:
                 bar.add_task("writing report", total=None)
-                path = project.report(out)
+                path = project.report(out, engine=engine)
             console.print(f"report written to [bold]{path.resolve()}[/]")
 
 
