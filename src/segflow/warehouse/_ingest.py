@@ -232,6 +232,8 @@ def _read(store: SparkStore, inp: _Input) -> DataFrame:
 
 
 def _has_rows(store: SparkStore, table: str, source: str, run_id: str) -> bool:
+    if not store._partitions(table) & {*store.committed_runs(), run_id}:
+        return False  # no Spark job when the table is empty
     df = store.dataframe(table, pending=run_id)
     return bool(df.where(df.source == source).limit(1).count())
 
