@@ -54,6 +54,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from segflow.store._spark import SparkStore
 
 _STG, _VAL, _CLS, _ORD = "_sf_stg", "_sf_val", "_sf_cls", "_sf_ord"
+_ROW_INDEX = "_sf_row_index"
 _ACCEPTED = ("accepted", "replace")
 
 
@@ -121,6 +122,7 @@ class _Job:
     specs: dict[str, Spec]
     now: dt.datetime
     offsets: dict[int, int] = field(default_factory=dict)  # partition -> rows before it
+    row_index: bool = False  # rows carry their row index in the file (``_ROW_INDEX``)
     known: bool = False  # unknown_customer applies (rows carry ``_known``)
     val_schema: pa.Schema | None = None
     cls_schema: pa.Schema | None = None
@@ -189,10 +191,16 @@ class _Job:
     def validate_task(self, batches: Any) -> Any:
         from pyspark import TaskContext
 
-        first = self.offsets.get(TaskContext.get().partitionId(), 0)
         rows = _table(batches)
-        rows = rows.append_column("_row", pa.array(range(first + 1, first + 1 + rows.num_rows),
-                                                   pa.int64()))
+        if self.row_index:
+            import pyarrow.compute as pc
+
+            number = pc.add(rows.column(_ROW_INDEX), 1).cast(pa.int64())
+            rows = rows.drop_columns([_ROW_INDEX])
+        else:
+            first = self.offsets.get(TaskContext.get().partitionId(), 0)
+            number = pa.array(range(first + 1, first + 1 + rows.num_rows), pa.int64())
+        rows = rows.append_column("_row", number)
         yield from _out(self.validated(rows), self.val_schema)
 
     def classify_task(self, batches: Any) -> Any:
@@ -221,10 +229,15 @@ def _out(table: pa.Table, schema: pa.Schema | None) -> Any:
 
 
 def _read(store: SparkStore, inp: _Input) -> DataFrame:
+    """The rows of ``inp``; a single local file's carry their row index in the file
+    (``_ROW_INDEX``: Spark's ``_metadata.row_index``), whatever the splits Spark reads."""
     try:
         if inp.fmt == "table":
             return store.session.table(inp.url)
-        return store.session.read.parquet(inp.url)
+        df = store.session.read.parquet(inp.url)
+        if inp.path is not None:
+            df = df.select("*", df["_metadata.row_index"].alias(_ROW_INDEX))
+        return df
     except Exception as exc:  # JVM errors: missing path, unknown scheme, not Parquet
         text = str(exc).strip().splitlines()
         raise InputError(f"Spark cannot read it: {text[0] if text else type(exc).__name__}",
@@ -298,24 +311,27 @@ def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *
                              "is not done on Spark yet: load it into a new warehouse, or with "
                              "--engine duckdb", file=inp.label)
     raw = _read(store, inp)
-    types = _duckdb_types(to_arrow_schema(raw.schema))
+    columns = raw.drop(_ROW_INDEX) if _ROW_INDEX in raw.columns else raw
+    types = _duckdb_types(to_arrow_schema(columns.schema))
     if "_row" in types:
         raise InputError("a column named _row is reserved", file=inp.label)
     staged = Staged(_STG, types, inp.label)
     job = _Job(source, inp.label, types, resolve(source, staged), now)  # mapping errors: now
     rollup = bool(source.rollup and source.table == "transactions")
     # output schemas: the same code on no rows, on the driver
-    empty = to_arrow_schema(raw.schema).empty_table().append_column("_row", pa.array([], pa.int64()))
+    empty = to_arrow_schema(columns.schema).empty_table().append_column(
+        "_row", pa.array([], pa.int64()))
     job.val_schema = _plain(job.validated(empty).schema)
     job.cls_schema = _plain(job.classified(job.val_schema_known.empty_table()).schema)
     if rollup:
         job.ord_schema = _plain(job.rolled_up(job.cls_schema.empty_table()).schema)
-    # row numbers: the rows before each partition (a count per partition, then the tasks)
-    job.offsets, total = {}, 0
-    for r in sorted(raw.groupBy(F.spark_partition_id().alias("p")).count().collect()):
-        job.offsets[r.p], total = total, total + r["count"]
-    if total == 0:
-        raise InputError("the file has a header but no data rows", file=inp.label, row=1)
+    # row numbers: the row index in a local file, else the rows before each partition (a
+    # count per partition, then the tasks) in Spark's read order
+    job.row_index, total = _ROW_INDEX in raw.columns, None
+    if not job.row_index:
+        total = 0
+        for r in sorted(raw.groupBy(F.spark_partition_id().alias("p")).count().collect()):
+            job.offsets[r.p], total = total, total + r["count"]
     val = raw.mapInArrow(job.validate_task, from_arrow_schema(job.val_schema, prefer_timestamp_ntz=True))
     customers = store.dataframe("customers", pending=run_id)
     job.known = bool(unknown_customer_rule(source, job.specs, "_") and customers.limit(1).count())
@@ -333,7 +349,9 @@ def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *
         _write(store, run_id, source, job, cls, counts, now=now, rollup=rollup)
     finally:
         cls.unpersist()
-    if not counts.reconciles or counts.rows_read != total:  # a bug guard: the run fails
+    if counts.rows_read == 0:
+        raise InputError("the file has a header but no data rows", file=inp.label, row=1)
+    if not counts.reconciles or total not in (None, counts.rows_read):  # a bug guard
         raise StoreError(f"reconciliation failed for {inp.label}: {counts} ({total} rows read)")
     store.write("loads", pa.table({
         "load_id": [counts.load_id], "source": [source.name], "source_file": [inp.label],
