@@ -134,27 +134,19 @@ class _Job:
 
     # -- the DuckDB side, on an Arrow table (the rows of one task, or none for the schema) --
     def validated(self, rows: pa.Table) -> pa.Table:
-        import duckdb
-
-        con = duckdb.connect()
-        try:
-            con.register("_sf_in", rows)
+        def body(con: Any) -> str:
             cols = ", ".join(["_row", *(q(c) for c in self.types)])
             con.execute(f"CREATE TEMP TABLE {_STG} AS SELECT {cols} FROM _sf_in")
             staged = Staged(_STG, self.types, self.label)
             validate(con, self.source, staged, self.specs, now=self.now, known_customers=None,
                      out=_VAL)
-            return con.execute(f"SELECT v.*, {raw_json(staged, 's')} AS _raw_row FROM {_VAL} v "
-                               f"JOIN {_STG} s ON s._row = v._row").to_arrow_table()
-        finally:
-            con.close()
+            return (f"SELECT v.*, {raw_json(staged, 's')} AS _raw_row FROM {_VAL} v "
+                    f"JOIN {_STG} s ON s._row = v._row")
+
+        return _in_duckdb(rows, body)
 
     def classified(self, rows: pa.Table) -> pa.Table:
-        import duckdb
-
-        con = duckdb.connect()
-        try:
-            con.register("_sf_in", rows)
+        def body(con: Any) -> str:
             con.execute(f"CREATE TEMP TABLE {_VAL} AS SELECT * EXCLUDE (_known) FROM _sf_in")
             rule = unknown_customer_rule(self.source, self.specs, "_sf_known") if self.known else None
             if rule:  # the last rule of validate(): it applies to rows that passed the others
@@ -163,29 +155,23 @@ class _Job:
                 name, cond, column, reason = rule
                 con.execute(f"UPDATE {_VAL} SET _rule = {lit(name)}, _column = {lit(column)}, "
                             f"_reason = {reason} WHERE _rule IS NULL AND ({cond})")
-            mapped = set(self.specs)
             classify(con, self.source, _VAL, self.present, _CLS, against_store=False,
-                     mapped=mapped)
+                     mapped=set(self.specs))
             marks = []
             for i, (_rule, cond, _col, value) in enumerate(flags(self.source, self.specs)):
                 hit = f"(_status IN ('accepted', 'replace') AND coalesce(({cond}), false))"
                 marks += [f"{hit} AS _f{i}", f"CASE WHEN {hit} THEN CAST({value} AS VARCHAR) END AS _fv{i}"]
-            extra = "".join(", " + m for m in marks)
-            return con.execute(f"SELECT *{extra} FROM {_CLS}").to_arrow_table()
-        finally:
-            con.close()
+            return f"SELECT *{''.join(', ' + m for m in marks)} FROM {_CLS}"
+
+        return _in_duckdb(rows, body)
 
     def rolled_up(self, rows: pa.Table) -> pa.Table:
-        import duckdb
-
-        con = duckdb.connect()
-        try:
-            con.register("_sf_in", rows)
+        def body(con: Any) -> str:
             con.execute(f"CREATE TEMP TABLE {_CLS} AS SELECT * FROM _sf_in")
             rollup_orders(con, self.source, _CLS, _ORD, against_store=False)
-            return con.execute(f"SELECT * FROM {_ORD}").to_arrow_table()
-        finally:
-            con.close()
+            return f"SELECT * FROM {_ORD}"
+
+        return _in_duckdb(rows, body)
 
     # -- the Spark tasks ------------------------------------------------------------------
     def validate_task(self, batches: Any) -> Any:
@@ -213,6 +199,19 @@ class _Job:
     def val_schema_known(self) -> pa.Schema:
         assert self.val_schema is not None
         return self.val_schema.append(pa.field("_known", pa.bool_()))
+
+
+def _in_duckdb(rows: pa.Table, body: Any) -> pa.Table:
+    """``body(con)`` on a fresh in-memory DuckDB where ``rows`` is the table ``_sf_in``:
+    it runs the ingest's SQL and returns the query whose result is returned (Arrow)."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.register("_sf_in", rows)
+        return con.execute(body(con)).to_arrow_table()
+    finally:
+        con.close()
 
 
 def _table(batches: Any, schema: pa.Schema | None = None) -> pa.Table:
