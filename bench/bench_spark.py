@@ -12,10 +12,11 @@ child of the Python process) plus, on the cluster, the master's and workers' tre
 executors): ``ru_maxrss`` sees the Python process only.
 
 How the engine is chosen: when the project settings have an ``[engine]`` section (issue 16),
-the project file sets ``kind``, ``master`` and a warehouse folder; ingest loads the DuckDB
-store, ``push`` copies it into the warehouse (the interim step of docs/scale.md) and ``run``
-reads the warehouse and writes there (:func:`segflow.warehouse.run_on_warehouse`); the
-report stage (which reads the DuckDB store) runs for DuckDB only. Otherwise (before issue 16) ingest and report use the DuckDB store and only ``run`` uses Spark:
+the project file sets ``kind``, ``master`` and a warehouse folder; ingest runs on Spark
+into the warehouse (:func:`segflow.warehouse.ingest_on_warehouse`), ``run`` reads the
+warehouse and writes there (:func:`segflow.warehouse.run_on_warehouse`) and the report
+reads the warehouse's aggregates; the optional ``push`` stage (``--stages``) measures the
+migration tool instead (DuckDB's ingest, then ``segflow warehouse push``). Otherwise (before issue 16) ingest and report use the DuckDB store and only ``run`` uses Spark:
 the stage starts the Spark session itself with the master and 4 GB of driver memory, and the
 pipeline's ``getOrCreate`` picks it up. The cluster (a master and two workers of 1 core and
 3 GB each, all on 127.0.0.1) is started with the launcher that ships with pyspark
@@ -67,8 +68,9 @@ if configured and engine != "duckdb" and stage in ("push", "run"):
     from segflow.warehouse import push_to_warehouse, run_on_warehouse
     settings = Settings.load(workdir)
     warehouse = SparkStore.open(settings.engine, workdir)
-    if stage == "push":
-        with Project.open(workdir, read_only=True) as project:
+    if stage == "push":  # the migration path: DuckDB's ingest, then `warehouse push`
+        with Project.open(workdir) as project:
+            project.ingest(engine="duckdb")
             extra["rows"] = push_to_warehouse(project.store, warehouse)
     else:
         summary = run_on_warehouse(warehouse, settings)
@@ -80,8 +82,8 @@ if configured and engine != "duckdb" and stage in ("push", "run"):
     print(json.dumps({"inner_seconds": round(time.perf_counter() - t0, 2), **extra}))
     sys.exit(0)
 project = Project.open(workdir)
-if stage == "ingest":
-    frame = project.ingest().to_pandas()
+if stage == "ingest":  # on Spark when the project's [engine] says so
+    frame = project.ingest(engine="duckdb" if engine == "duckdb" else None).to_pandas()
     extra["rows_read"] = int(frame["rows_read"].sum())
 elif stage == "run":
     kw = {} if configured or engine == "duckdb" else {"engine": "spark"}
@@ -199,8 +201,9 @@ def main() -> None:
                     help="projects, warehouses and the cluster's folders (--root is only read)")
     ap.add_argument("--tag", default="")
     ap.add_argument("--memory-limit", default=None)
-    ap.add_argument("--stages", default="ingest,push,run,report",
-                    help="push (Spark only) copies the ingested tables into the warehouse")
+    ap.add_argument("--stages", default="ingest,run,report",
+                    help="ingest, run, report; push (Spark only): DuckDB's ingest then "
+                    "`warehouse push` (the migration tool) instead of the Spark ingest")
     args = ap.parse_args()
     for name in args.sets.split(","):
         info = data_info(args.root, name)
@@ -214,8 +217,8 @@ def main() -> None:
                 meta = {"set": name, "engine": engine, "master": master, "tag": args.tag,
                         "customers": info["customers"], "transactions": info["rows"]["transactions"]}
                 for stage in args.stages.split(","):
-                    if (stage == "push") != (engine != "duckdb") and stage in ("push", "report"):
-                        continue  # push: Spark only; the report reads the DuckDB store
+                    if stage == "push" and engine == "duckdb":
+                        continue  # push: Spark only
                     result = python_stage(STAGE, stage, str(proj), engine, master, label=stage,
                                           also=cluster.pids if cluster else ())
                     result.update(stage=stage, commit=git_head(), **meta)

@@ -212,7 +212,15 @@ def run_pipeline(
 
     All writes of a run land in one transaction; a run with nothing to compute changes no
     stored result (only the run log, which records that it computed nothing).
+
+    This is the run on the DuckDB store; on Spark the run reads and writes the project's
+    warehouse instead (:func:`segflow.warehouse.run_on_warehouse`, which
+    ``Project.run(engine="spark")`` and ``segflow run`` call): ``engine="spark"`` here
+    raises :class:`SegflowError`.
     """
+    if engine == "spark":
+        raise SegflowError("run_pipeline runs on the DuckDB store; on Spark use "
+                           "Project.run(engine='spark') (the project's warehouse, docs/scale.md)")
     seconds: dict[str, float] = {}
     schemes = resolve_schemes(settings)
     dates = resolve_snapshot_dates(store, settings)

@@ -43,6 +43,7 @@ class Project:
         self.directory = Path(directory)
         self.settings = settings
         self.store = store
+        self._warehouse: Any = None
 
     # -- creating and opening ----------------------------------------------------------
     @classmethod
@@ -82,14 +83,23 @@ class Project:
         return f"Project({str(self.directory)!r}, store={self.settings.project.store!r})"
 
     # -- stages --------------------------------------------------------------------------
-    def ingest(self, *, progress: Any = None, force: bool = False, now: dt.datetime | None = None) -> Any:
+    def ingest(self, *, progress: Any = None, force: bool = False, now: dt.datetime | None = None,
+               engine: str | None = None) -> Any:
         """Read every source into the canonical tables; returns the reconciliation report.
 
         ``force`` reloads files whose content was loaded before; ``now`` is the load time
-        (tz-naive UTC) that the ``future_date`` rule compares with (default: the clock)."""
+        (tz-naive UTC) that the ``future_date`` rule compares with (default: the clock).
+        On Spark (``engine``, default ``[engine] kind``) Spark reads the sources and the
+        loads go to the project's warehouse (:attr:`warehouse`) as one run."""
+        from segflow.engine import resolve_engine
         from segflow.sources import ingest
         from segflow.summaries import store_audit
 
+        if resolve_engine(engine, self.settings.engine) == "spark":
+            from segflow.warehouse import ingest_on_warehouse
+
+            return ingest_on_warehouse(self.warehouse, self.settings, self.directory,
+                                       progress=progress, force=force, now=now)
         report = ingest(self.store, self.settings, self.directory, progress=progress, force=force,
                         now=now)
         store_audit(self.store)  # the audit of the data as loaded, read by the run and report
@@ -100,11 +110,27 @@ class Project:
     ) -> RunSummary:
         """Features and segment assignments for the snapshots that are new or whose data
         changed (every snapshot with ``full=True``), on ``engine`` (default: ``[engine] kind``
-        of segflow.toml); see :func:`segflow.pipeline.run_pipeline`."""
+        of segflow.toml); see :func:`segflow.pipeline.run_pipeline`. On Spark the run reads
+        and writes the project's warehouse (:attr:`warehouse`,
+        :func:`segflow.warehouse.run_on_warehouse`: every snapshot, ``full`` or not)."""
         from segflow.engine import resolve_engine
 
         engine = resolve_engine(engine, self.settings.engine)
+        if engine == "spark":
+            from segflow.warehouse import run_on_warehouse
+
+            return run_on_warehouse(self.warehouse, self.settings, progress=progress)
         return run_pipeline(self.store, self.settings, engine=engine, progress=progress, full=full)
+
+    @property
+    def warehouse(self) -> Any:
+        """The project's Spark store (:class:`segflow.store.SparkStore`), from ``[engine]``
+        (master, warehouse, database); the session starts on first use."""
+        if self._warehouse is None:
+            from segflow.store._spark import SparkStore
+
+            self._warehouse = SparkStore.open(self.settings.engine, self.directory)
+        return self._warehouse
 
     def schemes(self) -> list[str]:
         return [s.name for s in resolve_schemes(self.settings)]
@@ -211,9 +237,17 @@ class Project:
 
         return executive_summary(ReportContext(self))
 
-    def report(self, path: str | Path | None = None) -> Path:
-        """Write the self-contained HTML report; returns its path."""
+    def report(self, path: str | Path | None = None, *, engine: str | None = None) -> Path:
+        """Write the self-contained HTML report; returns its path. On Spark (``engine``,
+        default ``[engine] kind``) it reads the aggregates of the project's warehouse
+        (:func:`segflow.warehouse.aggregates_store`) instead of the DuckDB store."""
+        from segflow.engine import resolve_engine
         from segflow.report import write_report
 
         path = Path(path) if path else self.directory / "report.html"
+        if resolve_engine(engine, self.settings.engine) == "spark":
+            from segflow.warehouse import aggregates_store
+
+            with Project(self.directory, self.settings, aggregates_store(self.warehouse)) as view:
+                return write_report(view, path)
         return write_report(self, path)

@@ -1,12 +1,13 @@
 """The demo pipeline on the two-worker cluster, warehouse in a local folder: the same results
 as on DuckDB, a killed driver leaves the committed state, a killed worker changes nothing.
 
-One demo project (ingested by DuckDB, pushed into the warehouse with ``segflow warehouse
-push``); DuckDB's run is the reference. A ``segflow run`` in its own process (its own driver
+One demo project, ingested by DuckDB and by ``segflow ingest`` on the cluster (same counts
+and rows); DuckDB's run is the reference. A ``segflow run`` in its own process (its own driver
 on the cluster) is killed mid-run; then ``segflow run`` (``[engine] kind = "spark"``) runs on
 the cluster from the warehouse while worker 1 is killed, and must give identical
 assignments, change rows, transition matrices and reconciliation counts, and the same CLV
-scores to float tolerance. One full cluster run in all (each costs minutes on 2 cores).
+scores to float tolerance; the report built from the warehouse's aggregates shows DuckDB's
+segment tables. One full cluster run in all (each costs minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def demo_project(tmp_path_factory, cluster, _cluster_spark):
     project = Project.init(folder / "proj", toml_text=toml + "\n" + engine)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the demo data carries injected defects on purpose
-        project.ingest()
+        project.ingest(engine="duckdb")
         project.run(engine="duckdb")
     yield project
     project.close()
@@ -201,20 +202,20 @@ def _assert_conformance(project, store, want) -> None:
 
 def test_demo_pipeline_on_the_cluster_survives_a_killed_driver_and_a_killed_worker(
         demo_project, cluster, cluster_session, tmp_path):
-    """Push; a ``segflow run`` in its own process (its own driver on the cluster) SIGKILLed
-    mid-run leaves the pushed state committed and readable; ``segflow run`` then loses
+    """Ingest on the cluster; a ``segflow run`` in its own process (its own driver on the cluster) SIGKILLed
+    mid-run leaves the ingested state committed and readable; ``segflow run`` then loses
     worker 1 (SIGKILL, executor included) mid-run: Spark retries the lost tasks on the
     other worker, the run commits, and its results are DuckDB's; vacuum removes the killed
     run's files."""
     project = demo_project
-    pushed = json.loads(_cli("warehouse", "push", "-p", str(project.directory), "--json"))["rows"]
-    # reconciliation: every row DuckDB accepted (and quarantined, and every load) is there
-    for table, n in pushed.items():
-        assert n == _duck(project, f'SELECT count(*) AS n FROM "{table}"')["n"][0], table
-    assert pushed["transactions"] > 200
+    ingested = json.loads(_cli("ingest", "-p", str(project.directory), "--json"))
     store = _store(cluster_session)
+    _assert_same_ingest(project, store, ingested)
+    ingested_rows = {t: int(_duck(project, f'SELECT count(*) AS n FROM "{t}"')["n"][0])
+              for t in ("customers", "transactions", "events", "quarantine", "loads")}
+    assert ingested_rows["transactions"] > 200
     committed = store.committed_runs()
-    assert len(committed) == 1  # the push
+    assert len(committed) == 1  # the ingest
     root = _root(store)
 
     # -- a driver killed mid-run -------------------------------------------------------
@@ -237,7 +238,7 @@ def test_demo_pipeline_on_the_cluster_survives_a_killed_driver_and_a_killed_work
     fresh = _store(cluster_session)
     assert fresh.committed_runs() == committed
     assert {r.status for r in fresh.runs().collect() if r.run_id == run_id} == {"running"}
-    for table, n in pushed.items():  # the committed state reads as pushed
+    for table, n in ingested_rows.items():  # the committed state reads as ingested
         assert fresh.dataframe(table).count() == n, table
     assert "segment_assignments" not in fresh.tables()
 
@@ -258,3 +259,59 @@ def test_demo_pipeline_on_the_cluster_survives_a_killed_driver_and_a_killed_work
     # the killed run's data folders (if it got as far as writing any) go; its log stays
     assert set(store.vacuum()) <= {run_id}
     assert [p.parent.name for p in root.glob(f"*/run_id={run_id}")] == ["runs"]
+    _assert_same_report(project, store, tmp_path)
+
+
+def _assert_same_ingest(project, store, ingested: dict) -> None:
+    """``segflow ingest`` on the cluster against the DuckDB ingest of the same demo files:
+    the same counts per load and rule, the same canonical and quarantine rows."""
+    cols = ["source", "source_file", "rows_read", "rows_accepted", "rows_quarantined",
+            "rows_duplicate"]
+    got = pd.DataFrame(ingested["data"])[cols].sort_values("source_file", ignore_index=True)
+    want = _duck(project, f"SELECT {', '.join(cols)} FROM loads ORDER BY source_file")
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    assert want["rows_quarantined"].sum() > 0 and want["rows_duplicate"].sum() > 0
+    rules = _duck(project, "SELECT source, rule, count(*) AS n FROM quarantine GROUP BY ALL")
+    assert {(r["source"], r["rule"]): r["rows"] for r in ingested["rules"]} == \
+        {(r.source, r.rule): r.n for r in rules.itertuples()}
+    for table, key in (("customers", "customer_id"), ("transactions", "transaction_id"),
+                       ("events", "source_row"), ("quarantine", "row_number")):
+        w = _duck(project, f'SELECT * EXCLUDE (load_id) FROM "{table}"')
+        g = store.table(table).to_pandas()[w.columns.tolist()]
+        w, g = (f.sort_values(["source", key], ignore_index=True).astype(object) for f in (w, g))
+        w, g = (f.where(f.notna(), None) for f in (w, g))
+        if "ingested_at" in w:
+            w, g = w.drop(columns="ingested_at"), g.drop(columns="ingested_at")
+        pd.testing.assert_frame_equal(g, w, check_dtype=False, obj=table)
+
+
+def _assert_same_report(project, store, tmp_path: Path) -> None:
+    """The report built from the warehouse's aggregates shows DuckDB's segment tables,
+    transitions and totals; ``segflow report`` on Spark writes it."""
+    from segflow.project import Project
+    from segflow.report._context import ReportContext
+    from segflow.warehouse import aggregates_store
+
+    duck = ReportContext(project)
+    with Project(project.directory, project.settings, aggregates_store(store)) as view:
+        spark = ReportContext(view)
+        assert spark.stored and duck.stored
+        assert spark.schemes == duck.schemes and len(duck.schemes) >= 5
+        for scheme in duck.schemes:
+            dates = duck.dates(scheme)
+            assert spark.dates(scheme) == dates and len(dates) == MONTHS
+            for d in dates:
+                pd.testing.assert_frame_equal(spark.sizes(scheme, d), duck.sizes(scheme, d),
+                                              check_dtype=False, rtol=1e-9, obj=f"{scheme} {d}")
+            w, g = duck.movements(scheme), spark.movements(scheme)
+            pd.testing.assert_frame_equal(g.drop(columns="clv"), w.drop(columns="clv"),
+                                          check_dtype=False, rtol=1e-9)
+        for key, value in duck.totals.items():  # amounts to float tolerance, dates equal
+            want = pytest.approx(value, rel=1e-9) if isinstance(value, float) else value
+            assert spark.totals[key] == want, key
+        pd.testing.assert_frame_equal(spark.reconciliation, duck.reconciliation,
+                                      check_dtype=False)
+    out = tmp_path / "report.html"
+    _cli("report", "-p", str(project.directory), "-o", str(out))
+    html = out.read_text()
+    assert "segflow" in html.lower() and duck.headline_scheme in html

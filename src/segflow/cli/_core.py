@@ -6,6 +6,7 @@ import datetime as dt
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -103,6 +104,20 @@ def run(
                 _print_sizes(project, scheme)
 
 
+def _demo_view(project: Any, engine: str | None) -> Any:
+    """What the demo's summary reads: the DuckDB store, or on Spark the warehouse's
+    aggregates (a :class:`~segflow.report._context.ReportContext` either way)."""
+    from segflow.engine import resolve_engine
+    from segflow.project import Project
+    from segflow.report._context import ReportContext
+
+    if resolve_engine(engine, project.settings.engine) == "spark":
+        from segflow.warehouse import aggregates_store
+
+        project = Project(project.directory, project.settings, aggregates_store(project.warehouse))
+    return ReportContext(project)
+
+
 def _on_spark(project_dir: Path, engine: str | None) -> bool:
     from segflow.config import Settings
     from segflow.engine import resolve_engine
@@ -113,15 +128,19 @@ def _on_spark(project_dir: Path, engine: str | None) -> bool:
 def report(
     project_dir: Path = ProjectDirOption,
     out: Path = typer.Option(None, "--out", "-o", help="HTML file to write (default: PROJECT/report.html)."),
+    engine: str | None = EngineOption,
 ) -> None:
-    """Write the self-contained HTML report (works offline)."""
+    """Write the self-contained HTML report (works offline).
+
+    On Spark (``[engine] kind = "spark"`` or ``--engine spark``) the report reads the
+    aggregates of the latest run in the project's warehouse (docs/scale.md)."""
     from segflow.project import Project
 
     with user_errors():
         with Project.open(project_dir) as project:
             with progress() as bar:
                 bar.add_task("writing report", total=None)
-                path = project.report(out)
+                path = project.report(out, engine=engine)
             console.print(f"report written to [bold]{path.resolve()}[/]")
 
 
@@ -149,7 +168,7 @@ def demo(
         with project:
             with progress(disable=as_json) as bar:
                 task = bar.add_task("ingesting", total=None)
-                project.ingest()
+                project.ingest(engine=engine)
                 bar.update(task, description="ingested", completed=1, total=1)
                 task = bar.add_task("features and segments", total=None)
                 # the run's notes repeat its warnings: hold the warnings, print each message once
@@ -159,9 +178,10 @@ def demo(
                 if not any(message in note or note in message for note in summary.notes):
                     console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
                 task = bar.add_task("writing report", total=None)
-                path = project.report(out / "report.html")
+                path = project.report(out / "report.html", engine=engine)
                 bar.update(task, description="report written", completed=1, total=1)
-            recon = reconciliation(project.store)
+            shown = _demo_view(project, engine)
+            recon = reconciliation(shown.project.store)
             if as_json:
                 print_json(
                     {
@@ -169,6 +189,9 @@ def demo(
                         "run": summary.to_dict(),
                         "reconciliation": recon.to_dict(orient="records"),
                         "segments": {
+                            s: shown.sizes(s, shown.dates(s)[-1]).to_dict(orient="records")
+                            for s in summary.schemes
+                        } if shown.project is not project else {
                             s: project.segment_sizes(s).to_dict(orient="records") for s in summary.schemes
                         },
                     }
@@ -179,8 +202,9 @@ def demo(
                 f"{int(recon['rows_quarantined'].sum()):,} quarantined, {int(recon['rows_duplicate'].sum()):,} duplicates"
             )
             scheme = summary.schemes[0]
-            _print_sizes(project, scheme)
-            _print_flows(project, scheme)
+            if shown.project is project:  # on Spark: the report has them
+                _print_sizes(project, scheme)
+                _print_flows(project, scheme)
             console.print(
                 f"\nreport: [bold]{path.resolve()}[/]  ({time.perf_counter() - started:.1f} s in all)"
             )

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from segflow.cli._common import (
+    EngineOption,
     JsonOption,
     ProjectDirOption,
     Table,
@@ -52,6 +53,13 @@ def _open(project: Path):
     return settings, Store(store_path, memory_limit=settings.project.memory_limit), folder
 
 
+def _on_spark(project: Path, engine: str | None) -> bool:
+    from segflow.config import Settings
+    from segflow.engine import resolve_engine
+
+    return resolve_engine(engine, Settings.load(project).engine) == "spark"
+
+
 def _table(title: str, frame, columns: list[str]) -> Table:
     table = Table(title=title, title_justify="left")
     for c in columns:
@@ -67,11 +75,14 @@ def ingest_command(
         False, "--force", help="Re-read unchanged files too (re-checks quarantined rows)."),
     project: Path = ProjectDirOption,
     json_output: bool = JsonOption,
+    engine: str | None = EngineOption,
 ) -> None:
     """Read every [[sources]] entry into the store: validate, de-duplicate, quarantine.
 
     Prints the reconciliation per file: rows read = accepted + quarantined + duplicate.
-    Re-running on unchanged files adds nothing.
+    Re-running on unchanged files adds nothing. On Spark (``[engine] kind = "spark"`` or
+    ``--engine spark``) Spark reads the sources and checks their rows, and the loads are
+    written to the project's warehouse as one run (docs/scale.md).
     """
     import warnings
 
@@ -79,6 +90,17 @@ def ingest_command(
     from segflow.summaries import store_audit
 
     with user_errors():
+        if _on_spark(project, engine):
+            from segflow.cli._warehouse import open_warehouse
+            from segflow.warehouse import ingest_on_warehouse
+
+            settings, warehouse = open_warehouse(project)
+            folder = project if project.is_dir() else project.parent
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                report = ingest_on_warehouse(warehouse, settings, folder, force=force)
+            _show(report, json_output)
+            return
         settings, store, folder = _open(project)
         with store, progress(disable=json_output) as bar:
             task = bar.add_task("ingesting", total=None)
@@ -91,18 +113,23 @@ def ingest_command(
                 report = ingest(store, settings, folder, progress=step, force=force)
                 bar.update(task, description="auditing the data", completed=0, total=None)
                 store_audit(store)
-        if json_output:
-            print_json(report.to_dict())
-            return
-        frame = report.to_pandas()
-        stdout.print(_table("Reconciliation (rows)", frame, [
-            "source", "source_file", "status", "rows_read", "rows_accepted", "rows_quarantined",
-            "rows_duplicate", "rows_replaced", "rows_anonymous"]))
-        rules = report.rules()
-        if len(rules):
-            stdout.print(_table("Quarantined rows by rule", rules, ["source", "rule", "rows"]))
-        for w in report.warnings:
-            console.print(f"[yellow]note:[/] {w}", highlight=False)
+        _show(report, json_output)
+
+
+def _show(report, json_output: bool) -> None:
+    """The reconciliation (stdout) and the notes (stderr) of an ingest."""
+    if json_output:
+        print_json(report.to_dict())
+        return
+    frame = report.to_pandas()
+    stdout.print(_table("Reconciliation (rows)", frame, [
+        "source", "source_file", "status", "rows_read", "rows_accepted", "rows_quarantined",
+        "rows_duplicate", "rows_replaced", "rows_anonymous"]))
+    rules = report.rules()
+    if len(rules):
+        stdout.print(_table("Quarantined rows by rule", rules, ["source", "rule", "rows"]))
+    for w in report.warnings:
+        console.print(f"[yellow]note:[/] {w}", highlight=False)
 
 
 def check_command(

@@ -351,9 +351,14 @@ def _flags(con, flag_list, cls: str, src: str, label: str, load: str, counts: Lo
             con.execute(f"""INSERT INTO main.ingest_flags SELECT {src}, {label}, _row, {lit(rule)},
                 {lit(column)}, CAST({value} AS VARCHAR), {load} FROM {cand} WHERE {cond}""")
         con.execute(f"DROP TABLE {cand}")
-    rows = con.execute(
+    note_flags(counts, con.execute(
         f"""SELECT rule, count(*), min(row_number), arg_min(column_name, row_number)
-        FROM main.ingest_flags WHERE load_id = {load} GROUP BY rule ORDER BY rule""").fetchall()
+        FROM main.ingest_flags WHERE load_id = {load} GROUP BY rule ORDER BY rule""").fetchall())
+
+
+def note_flags(counts: LoadCounts, rows: list[tuple[str, int, int, str]]) -> None:
+    """Fill ``counts`` from the load's flags: (rule, rows, first row, its column) per rule,
+    sorted by rule (the DuckDB and the Spark ingest share this)."""
     for rule, n, row, column in rows:
         counts.flags[rule] = n
         if rule == "anonymous":
@@ -371,15 +376,24 @@ def _count(con, source, staged, cls, present, counts: LoadCounts) -> None:
     rej = dict(con.execute(
         f"SELECT _seen, count(*) FROM {staged.rejects}_s GROUP BY _seen").fetchall()
     ) if staged.rejects else {}
-    counts.rows_read = sum(by.values()) + sum(rej.values())
-    counts.rows_accepted = by.get("accepted", 0) + by.get("replace", 0)
-    counts.rows_replaced = by.get("replace", 0)
-    counts.rows_quarantined = by.get("quarantined", 0) + rej.get(False, 0)
-    counts.rows_duplicate = (by.get("duplicate", 0) + by.get("loaded", 0) + by.get("seen", 0)
-                             + rej.get(True, 0))
     rules = dict(con.execute(
         f"SELECT _rule, count(*) FROM {cls} WHERE _status = 'quarantined' GROUP BY _rule "
         "ORDER BY 2 DESC").fetchall())
-    if rej.get(False):
-        rules["malformed_row"] = rej[False]
+    tally(counts, by, rules, rej)
+
+
+def tally(counts: LoadCounts, by: dict[str, int], rules: dict[str, int],
+          rejects: dict[bool, int]) -> None:
+    """Fill the reconciliation of ``counts`` from the rows per ``_status``, the quarantined
+    rows per rule (largest first) and the malformed rows per ``_seen`` (the DuckDB and the
+    Spark ingest share this)."""
+    counts.rows_read = sum(by.values()) + sum(rejects.values())
+    counts.rows_accepted = by.get("accepted", 0) + by.get("replace", 0)
+    counts.rows_replaced = by.get("replace", 0)
+    counts.rows_quarantined = by.get("quarantined", 0) + rejects.get(False, 0)
+    counts.rows_duplicate = (by.get("duplicate", 0) + by.get("loaded", 0) + by.get("seen", 0)
+                             + rejects.get(True, 0))
+    rules = dict(rules)
+    if rejects.get(False):
+        rules["malformed_row"] = rejects[False]
     counts.rules = rules

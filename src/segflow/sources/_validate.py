@@ -531,10 +531,21 @@ def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
             for c in text_cols) + " END"
         r.add("formula_in_text", cond, which,
               "'a text value starts like a spreadsheet formula (=, +, @)'", column_sql=True)
-    if known_customers and "customer_id" in specs and source.check_customers and source.table != "customers":
-        r.add("unknown_customer",
-              f"v_customer_id IS NOT NULL AND NOT (v_customer_id IN (SELECT customer_id FROM {known_customers} WHERE customer_id IS NOT NULL))",
-              specs["customer_id"].label,
-              f"'customer id ' || {_short('v_customer_id')} || ' is not in the customers table'")
+    unknown = unknown_customer_rule(source, specs, known_customers)
+    if unknown:
+        r.add(*unknown)
     return r
+
+
+def unknown_customer_rule(source: SourceSettings, specs: dict[str, Spec],
+                          known_customers: str | None) -> tuple[str, str, str, str] | None:
+    """The last rule (rule, condition, column label, reason SQL): a customer id not in the
+    table ``known_customers`` (column ``customer_id``); None when it does not apply."""
+    if not (known_customers and "customer_id" in specs and source.check_customers
+            and source.table != "customers"):
+        return None
+    return ("unknown_customer",
+            f"v_customer_id IS NOT NULL AND NOT (v_customer_id IN (SELECT customer_id FROM {known_customers} WHERE customer_id IS NOT NULL))",
+            specs["customer_id"].label,
+            f"'customer id ' || {_short('v_customer_id')} || ' is not in the customers table'")
 

@@ -42,6 +42,14 @@ LOADS = {
     "rows_quarantined": "BIGINT", "rows_duplicate": "BIGINT", "started_at": "TIMESTAMP",
     "finished_at": "TIMESTAMP", "status": "VARCHAR",
 }
+DUPLICATES = {
+    "source": "VARCHAR", "source_file": "VARCHAR", "row_number": "BIGINT", "kind": "VARCHAR",
+    "duplicate_of_row": "BIGINT", "load_id": "VARCHAR",
+}
+FLAGS = {
+    "source": "VARCHAR", "source_file": "VARCHAR", "row_number": "BIGINT", "rule": "VARCHAR",
+    "column_name": "VARCHAR", "value": "VARCHAR", "load_id": "VARCHAR",
+}
 RUNS = {
     "command": "VARCHAR", "params": "VARCHAR", "segflow_version": "VARCHAR",
     "started_at": "TIMESTAMP", "finished_at": "TIMESTAMP", "status": "VARCHAR",
@@ -82,6 +90,8 @@ TABLES: dict[str, TableSpec] = {
     **{name: TableSpec({**cols, **LINEAGE_COLUMNS}) for name, cols in CANONICAL_TABLES.items()},
     "quarantine": TableSpec(QUARANTINE),
     "loads": TableSpec(LOADS),
+    "ingest_duplicates": TableSpec(DUPLICATES),
+    "ingest_flags": TableSpec(FLAGS),
     "segment_assignments": TableSpec(ASSIGNMENTS, keys=("scheme", "snapshot_date")),
     "customer_scores": TableSpec(SCORES, keys=("snapshot_date", "model")),
     "scheme_registry": TableSpec(SCHEME_REGISTRY),

@@ -1,0 +1,443 @@
+"""``segflow ingest`` on Spark: sources read by Spark, checked by Spark tasks, written to the
+warehouse as one run of the Spark store (docs/scale.md).
+
+    source (Parquet file/folder at any URL Spark reads, or a catalog table)
+      ─▶ rows numbered per Spark partition (``_row``: the row number in the file)
+      ─▶ mapping and validation: a Spark task per partition runs segflow's own rules
+         (:func:`segflow.sources._validate.validate`) on its rows, in an in-memory DuckDB
+      ─▶ known customers: a Spark join with the warehouse's customers
+      ─▶ rows shuffled by their key (rows that can be duplicates or conflicts of each other
+         meet in one partition) ─▶ a task per partition: ``unknown_customer`` and the
+         classification (:func:`segflow.sources._load.classify`, :func:`rollup_orders`)
+      ─▶ canonical rows, quarantine, duplicates, flags and the load row written by Spark;
+         the counts aggregated by Spark (:func:`segflow.sources._load.tally`)
+
+The rules exist once, as the SQL that the DuckDB ingest runs; here Spark distributes the
+rows and each task applies that SQL to its share, so the Spark ingest has the DuckDB
+ingest's rules and counts by construction. Every load of one ``segflow ingest`` is part of
+one run: all of it becomes visible at once, or nothing.
+
+Not yet on Spark: CSV (and JSON lines, Excel, database) sources, and comparing a changed
+file with rows of the same source loaded earlier (late corrections, re-checked quarantine):
+such a load stops with a one-line error and the run leaves no trace.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from segflow.errors import InputError, StoreError
+from segflow.sources._ingest import _ORDER, IngestReport, ProgressFn, _now
+from segflow.sources._load import _DUP_KIND, LoadCounts, classify, note_flags, rollup_orders, tally
+from segflow.sources._readers import Staged, discover, file_hash, lit, q, relative, source_format
+from segflow.sources._rules import duplicate_columns, row_key
+from segflow.sources._validate import (
+    Spec,
+    flags,
+    raw_json,
+    resolve,
+    unknown_customer_rule,
+    validate,
+)
+from segflow.store import CANONICAL_TABLES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame
+
+    from segflow.config import Settings, SourceSettings
+    from segflow.store._spark import SparkStore
+
+_STG, _VAL, _CLS, _ORD = "_sf_stg", "_sf_val", "_sf_cls", "_sf_ord"
+_ROW_INDEX = "_sf_row_index"
+_ACCEPTED = ("accepted", "replace")
+
+
+@dataclass
+class _Input:
+    """One load: a file (or folder, or catalog table) of one source."""
+
+    label: str  # source_file of the load (relative path, URL or table name)
+    url: str  # what Spark reads
+    fmt: str  # parquet | table
+    path: Path | None = None  # a local file: its hash tells an unchanged file
+
+
+def _inputs(source: SourceSettings, project_dir: Path) -> list[_Input]:
+    fmt = source.format
+    if fmt in ("duckdb", "postgres", "csv", "jsonl", "xlsx"):
+        raise InputError(f"source {source.name!r}: format {fmt!r} is not read by the Spark ingest "
+                         "yet (Parquet files and folders, and catalog tables are: docs/scale.md)")
+    path = source.path or ""
+    if path.startswith("table:"):  # a table of the session catalog
+        return [_Input(path, path.removeprefix("table:"), "table")]
+    if "://" in path:  # any URL Spark reads: one load (a folder of part files included)
+        return [_Input(path, path, "parquet")]
+    out = []
+    for file in discover(source, project_dir)[0]:
+        if source_format(source, file) != "parquet":
+            raise InputError(f"source {source.name!r}: only Parquet files are read by the Spark "
+                             "ingest yet", file=relative(file, project_dir))
+        out.append(_Input(relative(file, project_dir), file.resolve().as_uri(), "parquet", file))
+    return out
+
+
+def _duckdb_types(schema: pa.Schema) -> dict[str, str]:
+    """DuckDB's type of every column of an Arrow schema (as the DuckDB ingest stages it)."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.register("_sf_empty", schema.empty_table())
+        return {r[0]: r[1] for r in con.execute("DESCRIBE _sf_empty").fetchall()}
+    finally:
+        con.close()
+
+
+def _plain(schema: pa.Schema) -> pa.Schema:
+    """Arrow types Spark takes back from a task (DuckDB's decimals as doubles, nulls as text)."""
+    fields = []
+    for f in schema:
+        t = f.type
+        if pa.types.is_decimal(t):
+            t = pa.float64()
+        elif pa.types.is_null(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+            t = pa.string()
+        fields.append(pa.field(f.name, t))
+    return pa.schema(fields)
+
+
+@dataclass
+class _Job:
+    """What a Spark task needs to check its rows (pickled to the executors)."""
+
+    source: SourceSettings
+    label: str
+    types: dict[str, str]  # staged column -> DuckDB type
+    specs: dict[str, Spec]
+    now: dt.datetime
+    offsets: dict[int, int] = field(default_factory=dict)  # partition -> rows before it
+    row_index: bool = False  # rows carry their row index in the file (``_ROW_INDEX``)
+    known: bool = False  # unknown_customer applies (rows carry ``_known``)
+    val_schema: pa.Schema | None = None
+    cls_schema: pa.Schema | None = None
+    ord_schema: pa.Schema | None = None
+
+    @property
+    def present(self) -> list[str]:
+        return list(CANONICAL_TABLES[self.source.table])
+
+    # -- the DuckDB side, on an Arrow table (the rows of one task, or none for the schema) --
+    def validated(self, rows: pa.Table) -> pa.Table:
+        def body(con: Any) -> str:
+            cols = ", ".join(["_row", *(q(c) for c in self.types)])
+            con.execute(f"CREATE TEMP TABLE {_STG} AS SELECT {cols} FROM _sf_in")
+            staged = Staged(_STG, self.types, self.label)
+            validate(con, self.source, staged, self.specs, now=self.now, known_customers=None,
+                     out=_VAL)
+            return (f"SELECT v.*, {raw_json(staged, 's')} AS _raw_row FROM {_VAL} v "
+                    f"JOIN {_STG} s ON s._row = v._row")
+
+        return _in_duckdb(rows, body)
+
+    def classified(self, rows: pa.Table) -> pa.Table:
+        def body(con: Any) -> str:
+            con.execute(f"CREATE TEMP TABLE {_VAL} AS SELECT * EXCLUDE (_known) FROM _sf_in")
+            rule = unknown_customer_rule(self.source, self.specs, "_sf_known") if self.known else None
+            if rule:  # the last rule of validate(): it applies to rows that passed the others
+                con.execute("CREATE TEMP TABLE _sf_known AS SELECT DISTINCT v_customer_id AS "
+                            "customer_id FROM _sf_in WHERE _known")
+                name, cond, column, reason = rule
+                con.execute(f"UPDATE {_VAL} SET _rule = {lit(name)}, _column = {lit(column)}, "
+                            f"_reason = {reason} WHERE _rule IS NULL AND ({cond})")
+            classify(con, self.source, _VAL, self.present, _CLS, against_store=False,
+                     mapped=set(self.specs))
+            marks = []
+            for i, (_rule, cond, _col, value) in enumerate(flags(self.source, self.specs)):
+                hit = f"(_status IN ('accepted', 'replace') AND coalesce(({cond}), false))"
+                marks += [f"{hit} AS _f{i}", f"CASE WHEN {hit} THEN CAST({value} AS VARCHAR) END AS _fv{i}"]
+            return f"SELECT *{''.join(', ' + m for m in marks)} FROM {_CLS}"
+
+        return _in_duckdb(rows, body)
+
+    def rolled_up(self, rows: pa.Table) -> pa.Table:
+        def body(con: Any) -> str:
+            con.execute(f"CREATE TEMP TABLE {_CLS} AS SELECT * FROM _sf_in")
+            rollup_orders(con, self.source, _CLS, _ORD, against_store=False)
+            return f"SELECT * FROM {_ORD}"
+
+        return _in_duckdb(rows, body)
+
+    # -- the Spark tasks ------------------------------------------------------------------
+    def validate_task(self, batches: Any) -> Any:
+        from pyspark import TaskContext
+
+        rows = _table(batches)
+        if self.row_index:
+            import pyarrow.compute as pc
+
+            number = pc.add(rows.column(_ROW_INDEX), 1).cast(pa.int64())
+            rows = rows.drop_columns([_ROW_INDEX])
+        else:
+            first = self.offsets.get(TaskContext.get().partitionId(), 0)
+            number = pa.array(range(first + 1, first + 1 + rows.num_rows), pa.int64())
+        rows = rows.append_column("_row", number)
+        yield from _out(self.validated(rows), self.val_schema)
+
+    def classify_task(self, batches: Any) -> Any:
+        yield from _out(self.classified(_table(batches, self.val_schema_known)), self.cls_schema)
+
+    def rollup_task(self, batches: Any) -> Any:
+        yield from _out(self.rolled_up(_table(batches, self.cls_schema)), self.ord_schema)
+
+    @property
+    def val_schema_known(self) -> pa.Schema:
+        assert self.val_schema is not None
+        return self.val_schema.append(pa.field("_known", pa.bool_()))
+
+
+def _in_duckdb(rows: pa.Table, body: Any) -> pa.Table:
+    """``body(con)`` on a fresh in-memory DuckDB where ``rows`` is the table ``_sf_in``:
+    it runs the ingest's SQL and returns the query whose result is returned (Arrow)."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.register("_sf_in", rows)
+        return con.execute(body(con)).to_arrow_table()
+    finally:
+        con.close()
+
+
+def _table(batches: Any, schema: pa.Schema | None = None) -> pa.Table:
+    batches = list(batches)
+    if batches:
+        return pa.Table.from_batches(batches)
+    assert schema is not None
+    return schema.empty_table()
+
+
+def _out(table: pa.Table, schema: pa.Schema | None) -> Any:
+    assert schema is not None
+    yield from table.cast(schema).to_batches()
+
+
+def _read(store: SparkStore, inp: _Input) -> DataFrame:
+    """The rows of ``inp``; a single local file's carry their row index in the file
+    (``_ROW_INDEX``: Spark's ``_metadata.row_index``), whatever the splits Spark reads."""
+    try:
+        if inp.fmt == "table":
+            return store.session.table(inp.url)
+        df = store.session.read.parquet(inp.url)
+        if inp.path is not None:
+            df = df.select("*", df["_metadata.row_index"].alias(_ROW_INDEX))
+        return df
+    except Exception as exc:  # JVM errors: missing path, unknown scheme, not Parquet
+        text = str(exc).strip().splitlines()
+        raise InputError(f"Spark cannot read it: {text[0] if text else type(exc).__name__}",
+                         file=inp.label) from exc
+
+
+def _has_rows(store: SparkStore, table: str, source: str, run_id: str) -> bool:
+    if not store._partitions(table) & {*store.committed_runs(), run_id}:
+        return False  # no Spark job when the table is empty
+    df = store.dataframe(table, pending=run_id)
+    return bool(df.where(df.source == source).limit(1).count())
+
+
+def ingest_on_warehouse(
+    store: SparkStore,
+    settings: Settings,
+    project_dir: Path,
+    *,
+    progress: ProgressFn | None = None,
+    now: dt.datetime | None = None,
+    force: bool = False,
+) -> IngestReport:
+    """Read every ``[[sources]]`` entry into the warehouse's canonical tables, on Spark, as
+    one run of ``store`` (see the module notes); the same rules, statuses and counts as
+    :func:`segflow.sources.ingest` on DuckDB.
+
+    Sources: a ``path`` that is a local Parquet file, folder or glob (one load per file, as
+    on DuckDB), a URL Spark reads (``hdfs://``, ``s3a://``, ``file://``: one load), or
+    ``table:<database>.<table>`` for a table of the session catalog (one load).
+
+    Raises
+    ------
+    InputError
+        A source Spark cannot read, a format the Spark ingest does not read yet, a mapped
+        column missing, or a changed file of a source with rows loaded before (comparing
+        with the stored rows is not on Spark yet). Nothing of the run is then visible.
+    """
+    project_dir = Path(project_dir)
+    now = now or _now()
+    sources = sorted(settings.sources, key=lambda s: _ORDER.index(s.table))
+    plan = [(src, inp) for src in sources for inp in _inputs(src, project_dir)]
+    done: set[tuple[str, str]] = set()
+    if "loads" in store.tables():
+        done = {(r.source, r.file_hash) for r in store.dataframe("loads").where(
+            "status = 'ok' AND file_hash IS NOT NULL").select("source", "file_hash").collect()}
+    loads: list[LoadCounts] = []
+    with store.run("ingest", {"project": str(project_dir)}) as run_id:
+        for i, (src, inp) in enumerate(plan):
+            digest = file_hash(inp.path) if inp.path is not None else None
+            if digest and not force and (src.name, digest) in done:
+                loads.append(LoadCounts("", src.name, inp.label, src.table, "unchanged"))
+            else:
+                loads.append(_load(store, run_id, src, inp, now=now, digest=digest))
+            if progress:
+                progress(inp.label, i + 1, len(plan))
+    return IngestReport(loads)
+
+
+def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *,
+          now: dt.datetime, digest: str | None) -> LoadCounts:
+    """One load: its rows checked by Spark tasks and written as rows of ``run_id``."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+
+    started = _now()
+    counts = LoadCounts(uuid.uuid4().hex[:12], source.name, inp.label, source.table)
+    for table in (source.table, "quarantine"):
+        if _has_rows(store, table, source.name, run_id):
+            raise InputError(f"source {source.name!r} has rows in the warehouse's {table} from an "
+                             "earlier load; comparing a changed file with them (late corrections) "
+                             "is not done on Spark yet: load it into a new warehouse, or with "
+                             "--engine duckdb", file=inp.label)
+    raw = _read(store, inp)
+    columns = raw.drop(_ROW_INDEX) if _ROW_INDEX in raw.columns else raw
+    types = _duckdb_types(to_arrow_schema(columns.schema))
+    if "_row" in types:
+        raise InputError("a column named _row is reserved", file=inp.label)
+    staged = Staged(_STG, types, inp.label)
+    job = _Job(source, inp.label, types, resolve(source, staged), now)  # mapping errors: now
+    rollup = bool(source.rollup and source.table == "transactions")
+    # output schemas: the same code on no rows, on the driver
+    empty = to_arrow_schema(columns.schema).empty_table().append_column(
+        "_row", pa.array([], pa.int64()))
+    job.val_schema = _plain(job.validated(empty).schema)
+    job.cls_schema = _plain(job.classified(job.val_schema_known.empty_table()).schema)
+    if rollup:
+        job.ord_schema = _plain(job.rolled_up(job.cls_schema.empty_table()).schema)
+    # row numbers: the row index in a local file, else the rows before each partition (a
+    # count per partition, then the tasks) in Spark's read order
+    job.row_index, total = _ROW_INDEX in raw.columns, None
+    if not job.row_index:
+        total = 0
+        for r in sorted(raw.groupBy(F.spark_partition_id().alias("p")).count().collect()):
+            job.offsets[r.p], total = total, total + r["count"]
+    val = raw.mapInArrow(job.validate_task, from_arrow_schema(job.val_schema, prefer_timestamp_ntz=True))
+    customers = store.dataframe("customers", pending=run_id)
+    job.known = bool(unknown_customer_rule(source, job.specs, "_") and customers.limit(1).count())
+    if job.known:
+        ids = customers.where("customer_id IS NOT NULL").select(
+            F.col("customer_id").alias("_kid")).distinct()
+        val = (val.join(ids, val.v_customer_id == ids._kid, "left")
+               .withColumn("_known", F.col("_kid").isNotNull()).drop("_kid"))
+    else:
+        val = val.withColumn("_known", F.lit(False))
+    val = _by_key(val, source, job)
+    cls = val.mapInArrow(job.classify_task, from_arrow_schema(job.cls_schema, prefer_timestamp_ntz=True))
+    cls = cls.cache()
+    try:
+        _write(store, run_id, source, job, cls, counts, now=now, rollup=rollup)
+    finally:
+        cls.unpersist()
+    if counts.rows_read == 0:
+        raise InputError("the file has a header but no data rows", file=inp.label, row=1)
+    if not counts.reconciles or total not in (None, counts.rows_read):  # a bug guard
+        raise StoreError(f"reconciliation failed for {inp.label}: {counts} ({total} rows read)")
+    store.write("loads", pa.table({
+        "load_id": [counts.load_id], "source": [source.name], "source_file": [inp.label],
+        "file_hash": pa.array([digest], pa.string()), "target_table": [source.table],
+        "rows_read": [counts.rows_read], "rows_accepted": [counts.rows_accepted],
+        "rows_quarantined": [counts.rows_quarantined], "rows_duplicate": [counts.rows_duplicate],
+        "started_at": [started], "finished_at": [now], "status": ["ok"]}), run_id)
+    return counts
+
+
+def _by_key(val: DataFrame, source: SourceSettings, job: _Job) -> DataFrame:
+    """The rows shuffled so that every group the classification compares (equal duplicate
+    columns, equal key, lines of one order) lies in one partition; one partition when no
+    column is shared by all those groups."""
+    mapped = set(job.specs)
+    key = row_key(source, mapped)
+    rollup = source.rollup and source.table == "transactions"
+    dup = duplicate_columns(source, job.present, mapped)
+    groups: list[set[str]] = []
+    if dup is not None:  # order lines without duplicate_key compare their raw line
+        groups.append({"transaction_id"} if rollup and not source.duplicate_key else set(dup))
+    if rollup:
+        groups.append({"transaction_id"})
+    elif key:
+        groups.append({key})
+    if not groups:
+        return val
+    shared = set.intersection(*groups)
+    if not shared:
+        return val.repartition(1)
+    return val.repartition(*[f"v_{c}" for c in sorted(shared)])
+
+
+def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cls: DataFrame,
+           counts: LoadCounts, *, now: dt.datetime, rollup: bool) -> None:
+    """The load's canonical rows, quarantine, duplicates and flags, and its counts."""
+    from pyspark.sql import functions as F
+
+    src, label, load = F.lit(source.name), F.lit(job.label), F.lit(counts.load_id)
+    canon = list(CANONICAL_TABLES[source.table])
+    if rollup:
+        orders = cls.mapInArrow(job.rollup_task, _spark_schema(job.ord_schema))
+        rows = orders.where(F.col("_ostatus").isin(*_ACCEPTED)).select(
+            *canon, src.alias("source"), label.alias("source_file"), "source_row",
+            load.alias("load_id"))
+    else:
+        rows = cls.where(F.col("_status").isin(*_ACCEPTED)).select(
+            *[F.col(f"v_{c}").alias(c) for c in canon], src.alias("source"),
+            label.alias("source_file"), F.col("_row").alias("source_row"), load.alias("load_id"))
+    store.write(source.table, rows, run_id)
+    store.write("quarantine", cls.where("_status = 'quarantined'").select(
+        src.alias("source"), label.alias("source_file"), F.col("_row").alias("row_number"),
+        F.col("_raw_row").alias("raw_row"), F.col("_rule").alias("rule"),
+        F.col("_reason").alias("reason"), F.col("_column").alias("column_name"),
+        load.alias("load_id"), F.lit(now).alias("ingested_at")), run_id)
+    kind = F.create_map(*[F.lit(x) for kv in _DUP_KIND.items() for x in kv])
+    store.write("ingest_duplicates", cls.where(F.col("_status").isin(*_DUP_KIND)).select(
+        src.alias("source"), label.alias("source_file"), F.col("_row").alias("row_number"),
+        kind[F.col("_status")].alias("kind"),
+        F.when(F.col("_status") == "duplicate", F.col("_dup_of")).alias("duplicate_of_row"),
+        load.alias("load_id")), run_id)
+    flag_list = flags(source, job.specs)
+    if flag_list:
+        parts = [cls.where(F.col(f"_f{i}")).select(
+            src.alias("source"), label.alias("source_file"), F.col("_row").alias("row_number"),
+            F.lit(rule).alias("rule"), F.lit(column).alias("column_name"),
+            F.col(f"_fv{i}").alias("value"), load.alias("load_id"))
+            for i, (rule, _cond, column, _value) in enumerate(flag_list)]
+        found = parts[0]
+        for part in parts[1:]:
+            found = found.unionByName(part)
+        found = found.cache()
+        try:
+            store.write("ingest_flags", found, run_id)
+            note_flags(counts, [(r.rule, r.n, r.row, r.column) for r in found.groupBy("rule").agg(
+                F.count(F.lit(1)).alias("n"), F.min("row_number").alias("row"),
+                F.min_by("column_name", "row_number").alias("column")).orderBy("rule").collect()])
+        finally:
+            found.unpersist()
+    by = {r._status: r["count"] for r in cls.groupBy("_status").count().collect()}
+    rules = {r._rule: r["count"] for r in cls.where("_status = 'quarantined'")
+             .groupBy("_rule").count().orderBy(F.desc("count")).collect()}
+    tally(counts, by, rules, {})
+
+
+def _spark_schema(schema: pa.Schema | None) -> Any:
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    assert schema is not None
+    return from_arrow_schema(schema, prefer_timestamp_ntz=True)
