@@ -127,6 +127,30 @@ def test_chart_labels_do_not_overlap_and_are_readable(page):
     assert small == []
 
 
+_CATEGORY_LABELS = r"""
+() => Array.from(document.querySelectorAll('.js-plotly-plot')).flatMap((plot) =>
+  Object.keys(plot._fullLayout).filter((k) => /^[xy]axis\d*$/.test(k)).map((k) => {
+    const ax = plot._fullLayout[k];
+    if (ax.type !== 'category' || !ax.visible || !ax.showticklabels) return null;
+    const shown = Array.from(plot.querySelectorAll('g.' + ax._id + 'tick text'))
+      .map((t) => (t.textContent || '').trim()).filter((s) => s);
+    const title = (plot._fullLayout.title && plot._fullLayout.title.text) || '';
+    return {title, axis: k, categories: ax._categories.map(String), shown};
+  }).filter((a) => a))
+"""
+
+
+def test_every_category_of_a_chart_axis_is_labelled(page):
+    """Plotly drops category tick labels it cannot fit: a segment bar without its name. Every
+    category axis of every chart must show one label per category."""
+    pg, _, _ = page
+    axes = pg.evaluate(_CATEGORY_LABELS)
+    assert len(axes) >= 20
+    missing = [(a["title"], a["axis"], sorted(set(a["categories"]) - set(a["shown"])))
+               for a in axes if set(a["categories"]) - set(a["shown"])]
+    assert missing == []
+
+
 def test_sankey_nodes_keep_the_segment_order(page):
     pg, _, _ = page
     # the first Sankey (headline scheme, two snapshots): left and right columns top to bottom

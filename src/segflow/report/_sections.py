@@ -82,7 +82,7 @@ def segments_section(ctx: ReportContext) -> Section:
         "since the previous snapshot. Revenue: net revenue of identified customers in the 365 "
         f"days before the snapshot (returns netted, {ctx.currency}; anonymous lines belong to no "
         "segment and count only in the overview's total). Predicted value: BG/NBD + Gamma-Gamma, "
-        "next 52 weeks.",
+        "next 52 weeks. Δ: change since the previous snapshot; pp: percentage points.",
     )
     cur = ctx.currency
     for scheme in ctx.schemes:
@@ -91,12 +91,12 @@ def segments_section(ctx: ReportContext) -> Section:
         section.blocks.append(h3(f"{scheme} at {dates[-1]}{since}", f"segments-{scheme}"))
         table = segment_change_table(ctx, scheme)
         labels = {
-            "change_customers": "Δ customers", "change_share": "Δ share (points)",
+            "change_customers": "Δ customers", "change_share": "Δ share",
             "change_revenue": "Δ revenue", "change_clv": "Δ predicted value",
             "action": "Suggested action",
         }
         section.blocks.append(table_html(
-            table, percent=("share", "change_share"),
+            table, percent=("share",), point_cols=("change_share",),
             money_cols=("revenue_12m", "clv", "change_revenue", "change_clv"), currency=cur,
             signed=("change_customers", "change_share", "change_revenue", "change_clv"), labels=labels,
         ))
@@ -178,17 +178,36 @@ def migration_section(ctx: ReportContext) -> Section:
         s = matrix.summary()
         section.blocks.append(h3(f"{scheme}: {dates[-2]} → {dates[-1]}", f"migration-{scheme}"))
         section.blocks.append(note(_score_basis(project, scheme)))
-        base = s["customers_from"] or 1
-        section.blocks.append(note(
-            f"Of {count(s['customers_from'])} customers at {dates[-2]}, {pct(s['stay'] / base)} stayed in "
-            f"their segment, {count(s['up'])} moved to a better one, {count(s['down'])} to a worse one "
-            f"and {count(s['gone'])} left the base; {count(s['new'])} customers joined."
-        ))
+        section.blocks.append(note(movement_sentence(s, dates[-2])))
         section.blocks.append(figure_html(matrix.sankey(), name=f"{scheme}-sankey"))
         section.blocks.append(figure_html(matrix.figure(), name=f"{scheme}-transitions"))
         section.blocks.append(figure_html(matrix.net_flow_figure(), name=f"{scheme}-net-flow"))
         section.blocks.extend(_history_blocks(ctx, scheme, dates))
     return section
+
+
+def movement_sentence(summary: dict, before: dt.date) -> str:
+    """One sentence on a transition matrix's :meth:`summary`: stayers, moves up and down (only
+    when the scheme orders its segments; otherwise moves to another segment), exits, entries.
+
+    >>> movement_sentence({"customers_from": 200, "stay": 150, "up": 0, "down": 0, "lateral": 0,
+    ...                    "move": 40, "gone": 10, "new": 5}, dt.date(2025, 1, 1))
+    'Of 200 customers at 2025-01-01, 75.0 % stayed in their segment, 40 moved to another segment (this scheme does not rank its segments) and 10 left the base; 5 customers joined.'
+    """
+    s = summary
+    base = s["customers_from"] or 1
+    ranked = s["up"] + s["down"]
+    other = s.get("lateral", 0) + s.get("move", 0)
+    moves = []
+    if ranked or not other:
+        moves.append(f"{count(s['up'])} moved to a better one, {count(s['down'])} to a worse one")
+    if other:
+        what = "a segment of the same rank" if s.get("lateral", 0) and not s.get("move", 0) else "another segment"
+        moves.append(f"{count(other)} moved to {what}"
+                     + (" (this scheme does not rank its segments)" if not ranked and not s.get("lateral", 0) else ""))
+    return (f"Of {count(s['customers_from'])} customers at {before}, {pct(s['stay'] / base)} stayed in "
+            f"their segment, {', '.join(moves)} and {count(s['gone'])} left the base; "
+            f"{count(s['new'])} customers joined.")
 
 
 def _score_basis(project, scheme: str) -> str:  # noqa: ANN001
