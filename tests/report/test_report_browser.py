@@ -151,6 +151,25 @@ def test_every_category_of_a_chart_axis_is_labelled(page):
     assert missing == []
 
 
+_WORDS = r"""
+() => Array.from(document.querySelectorAll('th, h2, h3, summary, .kpi .kl, .js-plotly-plot .gtitle, '
+  + '.js-plotly-plot .g-xtitle, .js-plotly-plot .g-ytitle, .js-plotly-plot .legendtext'))
+  .map((e) => (e.textContent || '').trim()).filter((s) => s)
+"""
+
+
+def test_headers_titles_and_legends_are_words_not_column_names(page):
+    """No snake_case or ``mean__`` column name in a table header, a heading, a card label or a
+    chart's title, axis title or legend (ids in upper case, e.g. a campaign's, are data)."""
+    import re
+
+    pg, _, _ = page
+    texts = pg.evaluate(_WORDS)
+    assert len(texts) > 200
+    assert [t for t in texts if re.search(r"\b[a-z0-9]+_[a-z0-9_]*\b|__", t)] == []
+    assert any(t.startswith("Value tiers") for t in texts)  # a scheme in words, not value_tiers
+
+
 def test_sankey_nodes_keep_the_segment_order(page):
     pg, _, _ = page
     # the first Sankey (headline scheme, two snapshots): left and right columns top to bottom

@@ -52,6 +52,28 @@ def label(column: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+#: Titles of the built-in schemes; a project's own scheme is titled from its name.
+SCHEME_TITLES = {
+    "rfm": "RFM", "lifecycle": "Lifecycle", "value_tiers": "Value tiers",
+    "browse_no_buy": "Browsing without buying", "product_breadth": "Product breadth",
+}
+
+
+def scheme_title(name: str) -> str:
+    """A scheme's name in words for headings and chart titles (``value_tiers`` -> ``Value
+    tiers``, ``rfm`` -> ``RFM``); the name itself stays what ``--scheme`` takes."""
+    return SCHEME_TITLES.get(name) or label(name)
+
+
+def retitle(fig: go.Figure, scheme: str) -> go.Figure:
+    """Replace a leading ``"<scheme>: "`` of a figure's title by the scheme's title (the
+    migration results title their charts with the scheme's name)."""
+    text = str(fig.layout.title.text or "")
+    if text.startswith(f"{scheme}: "):
+        fig.update_layout(title_text=f"{scheme_title(scheme)}: {text[len(scheme) + 2:]}")
+    return fig
+
+
 def money(value: float | None, currency: str, *, signed: bool = False) -> str:
     """``12,345 USD`` (no decimals; ``1.2 M USD`` from a million up); empty for missing."""
     if value is None or (isinstance(value, float) and math.isnan(value)):

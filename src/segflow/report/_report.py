@@ -20,7 +20,7 @@ import pandas as pd
 from segflow.errors import SegflowError
 from segflow.report._context import ReportContext
 from segflow.report._format import figure_html as _figure
-from segflow.report._format import money
+from segflow.report._format import money, scheme_title
 from segflow.report._format import table_html as _table
 from segflow.report._sections import Section, details, migration_section, segments_section
 from segflow.report._summary import executive_summary, summary_html
@@ -96,7 +96,7 @@ def overview_section(ctx: ReportContext) -> Section:
         f'<div class="kpi"><span class="kl">{html.escape(k)}</span><b>{html.escape(v)}</b>'
         f'<span class="kd">{html.escape(d)}</span></div>' for k, v, d in kpis
     )
-    schemes = ", ".join(project.schemes()) or "none"
+    schemes = ", ".join(f"{scheme_title(s)} ({s})" for s in project.schemes()) or "none"
     return Section(
         "overview",
         "Overview",
@@ -168,7 +168,7 @@ def value_section(ctx: ReportContext) -> Section:
         if stored is None:
             continue
         value = stored.drop(columns="segment_rank")
-        section.blocks.append(_h3(f"{scheme} at {snapshot}"))
+        section.blocks.append(_h3(f"{scheme_title(scheme)} at {snapshot}"))
         section.blocks.append(_table(
             value, percent=("mean_p_alive", "clv_share"), money_cols=("clv", "mean_clv"), currency=ctx.currency,
             digits=0,  # expected purchases of a segment: whole purchases
@@ -214,7 +214,7 @@ def campaigns_section(ctx: ReportContext) -> Section:
     else:
         reports = campaign_reports(project.store, scheme)
     for report in reports:
-        section.blocks.append(_h3(f"{report.campaign_id} by {scheme} segment ({report.start:%Y-%m-%d} … {report.end:%Y-%m-%d})"))
+        section.blocks.append(_h3(f"{report.campaign_id} by {scheme_title(scheme)} segment ({report.start:%Y-%m-%d} … {report.end:%Y-%m-%d})"))
         for note in report.notes:
             section.blocks.append(_note(note))
         for key, fig in report.figures().items():

@@ -12,7 +12,7 @@ import pandas as pd
 
 from segflow.errors import SegflowError
 from segflow.report._context import ReportContext
-from segflow.report._format import count, figure_html, label, pct, table_html
+from segflow.report._format import count, figure_html, label, pct, retitle, scheme_title, table_html
 
 #: Profile heat-maps show this many features (the most distinguishing); the rest are listed
 #: in a collapsed table.
@@ -88,7 +88,7 @@ def segments_section(ctx: ReportContext) -> Section:
     for scheme in ctx.schemes:
         dates = ctx.dates(scheme)
         since = f" (change since {dates[-2]})" if len(dates) > 1 else ""
-        section.blocks.append(h3(f"{scheme} at {dates[-1]}{since}", f"segments-{scheme}"))
+        section.blocks.append(h3(f"{scheme_title(scheme)} at {dates[-1]}{since}", f"segments-{scheme}"))
         table = segment_change_table(ctx, scheme)
         labels = {
             "change_customers": "Δ customers", "change_share": "Δ share",
@@ -102,7 +102,7 @@ def segments_section(ctx: ReportContext) -> Section:
         ))
         sizes = ctx.sizes(scheme, dates[-1])
         section.blocks.append(figure_html(
-            segment_size_value_bars(sizes, title=f"{scheme}: share of customers and of revenue"),
+            segment_size_value_bars(sizes, title=f"{scheme_title(scheme)}: share of customers and of revenue"),
             name=f"{scheme}-size-value"))
         section.blocks.extend(_profile_blocks(ctx, scheme))
     return section
@@ -150,7 +150,7 @@ def _profile_figure_blocks(profile, scheme: str, snapshot: dt.date) -> list[str]
     from segflow.viz._segments import profile_heatmap
 
     fig = profile_heatmap(profile, max_features=PROFILE_FEATURES,
-                          title=f"{scheme}: what sets each segment apart (the {PROFILE_FEATURES} most distinguishing features)")
+                          title=f"{scheme_title(scheme)}: what sets each segment apart (the {PROFILE_FEATURES} most distinguishing features)")
     means = profile.means.copy()
     means.index = [str(i) for i in means.index]
     full = means.T.rename_axis("feature").reset_index()
@@ -176,12 +176,12 @@ def migration_section(ctx: ReportContext) -> Section:
             continue
         matrix = ctx.transitions(scheme, dates[-2], dates[-1])
         s = matrix.summary()
-        section.blocks.append(h3(f"{scheme}: {dates[-2]} → {dates[-1]}", f"migration-{scheme}"))
+        section.blocks.append(h3(f"{scheme_title(scheme)}: {dates[-2]} → {dates[-1]}", f"migration-{scheme}"))
         section.blocks.append(note(_score_basis(project, scheme)))
         section.blocks.append(note(movement_sentence(s, dates[-2])))
-        section.blocks.append(figure_html(matrix.sankey(), name=f"{scheme}-sankey"))
-        section.blocks.append(figure_html(matrix.figure(), name=f"{scheme}-transitions"))
-        section.blocks.append(figure_html(matrix.net_flow_figure(), name=f"{scheme}-net-flow"))
+        section.blocks.append(figure_html(retitle(matrix.sankey(), scheme), name=f"{scheme}-sankey"))
+        section.blocks.append(figure_html(retitle(matrix.figure(), scheme), name=f"{scheme}-transitions"))
+        section.blocks.append(figure_html(retitle(matrix.net_flow_figure(), scheme), name=f"{scheme}-net-flow"))
         section.blocks.extend(_history_blocks(ctx, scheme, dates))
     return section
 
@@ -229,7 +229,7 @@ def _history_blocks(ctx: ReportContext, scheme: str, dates: list[dt.date]) -> li
     blocks = []
     if len(dates) > 2:
         recent = ctx.pooled(scheme, dates[-ALLUVIAL_SNAPSHOTS:])
-        blocks.append(figure_html(recent.alluvial(), name=f"{scheme}-alluvial"))
+        blocks.append(figure_html(retitle(recent.alluvial(), scheme), name=f"{scheme}-alluvial"))
     stored = ctx.stored_result("forecasts")
     forecast = stored_forecast(stored[1], scheme, dates[-1]) if stored is not None else None
     if forecast is None:
@@ -237,6 +237,6 @@ def _history_blocks(ctx: ReportContext, scheme: str, dates: list[dt.date]) -> li
         forecast = segment_forecast(pooled, ctx.sizes(scheme, dates[-1]), dates)
     blocks.append(figure_html(forecast_chart(
         forecast,
-        title=f"{scheme}: expected customers per segment if the last 12 moves repeat (no new customers)",
+        title=f"{scheme_title(scheme)}: expected customers per segment if the last 12 moves repeat (no new customers)",
     ), name=f"{scheme}-forecast"))
     return blocks
