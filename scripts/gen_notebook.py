@@ -36,11 +36,11 @@ CELLS = [
     ("code", "matrix.sankey()"),
     ("md", "## Predicted value (CLV) and how far to trust it"),
     ("code", "project.clv(\"rfm\")"),
-    ("code", "diagnostics = project.clv_diagnostics()\nfor caveat in diagnostics.caveats():\n    print(\"-\", caveat)"),
+    ("code", "diagnostics = project.clv_diagnostics()\ndiagnostics  # the caveats in words and the calibration by decile"),
     ("code", "diagnostics.figures()[\"tracking\"]"),
     ("md", "## Churn scores and campaigns"),
     ("code", "project.churn_scores().head()"),
-    ("code", "campaigns = project.campaigns()\n[c.campaign_id for c in campaigns]"),
+    ("code", "campaigns = project.campaigns()\ncampaigns[-1]  # lift vs control by segment; campaigns[-1].figures() has the charts"),
     ("md", "## The report file"),
     ("code", "path = project.report(folder / \"report.html\")\npath.name, round(path.stat().st_size / 1e6, 1)"),
 ]

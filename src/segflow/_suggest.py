@@ -14,3 +14,12 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
         return ""
     close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}? " if close else ""
+
+
+def scheme_hint(name: str, schemes: Iterable[str]) -> str:
+    """The end of an "unknown scheme" message: ``"did you mean 'rfm'? schemes with
+    assignments: rfm, lifecycle"``, or the advice to run the pipeline when no scheme has any."""
+    known = sorted({str(s) for s in schemes})
+    if not known:
+        return "no scheme has assignments yet: run `segflow run` first"
+    return f"{did_you_mean(name, known)}schemes with assignments: {', '.join(known)}"

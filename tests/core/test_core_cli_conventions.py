@@ -4,6 +4,7 @@ that parse as written, and a suggestion for a mistyped scheme."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import shlex
@@ -132,11 +133,42 @@ def test_errors_are_one_line_on_stderr_with_a_suggestion(tmp_path):
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
-def test_mistyped_scheme_on_the_command_line_gets_a_suggestion(demo_like_project):
-    for cmd in (["migrate", "stability"], ["segment", "profile"]):
+def test_mistyped_scheme_on_the_command_line_gets_a_suggestion(demo_like_project, tmp_path):
+    for cmd in (["migrate", "stability"], ["segment", "profile"], ["segment"], ["migrate"],
+                ["export", "segments", "--to", str(tmp_path / "list.csv")]):
         out = _segflow(*cmd, "-p", str(demo_like_project), "--scheme", "lifecycl")
         assert out.returncode == 1 and out.stdout == ""
         assert "did you mean 'lifecycle'?" in out.stderr, (cmd, out.stderr)
+
+
+def test_mistyped_column_of_a_file_gets_a_suggestion(tmp_path):
+    tx = tmp_path / "tx.csv"
+    tx.write_text("customer_id,ts,amount\na,2024-01-02,10\na,2024-02-03,12\nb,2024-01-05,7\n")
+    out = _segflow("clv", "fit", "-t", str(tx), "--amount-col", "amout", "--calibration-end", "2024-03-01")
+    assert out.returncode == 1 and out.stdout == ""
+    assert "column 'amout'" in out.stderr and "did you mean 'amount'?" in out.stderr, out.stderr
+    out = _segflow("segment", "cluster", "--input", str(tx), "--id-col", "customerid", "--features", "amount",
+                   "--out", str(tmp_path / "seg.csv"))
+    assert out.returncode == 1 and "did you mean 'customer_id'?" in out.stderr, out.stderr
+
+
+def test_mistyped_campaign_gets_a_suggestion():
+    import ibis
+
+    from segflow.campaigns import campaign_cohort
+    from segflow.errors import InputError
+
+    exposures = ibis.memtable({"campaign_id": ["SPRING_SALE", "WINBACK"], "customer_id": ["a", "b"],
+                               "arm": ["treatment", "control"],
+                               "ts": [dt.datetime(2024, 3, 1), dt.datetime(2024, 3, 2)]})
+
+    class Source:
+        def table(self, name):
+            assert name == "campaign_exposures"
+            return exposures
+
+    with pytest.raises(InputError, match=r"'WINBAK' .*did you mean 'WINBACK'\? 2 campaigns known: SPRING_SALE, WINBACK"):
+        campaign_cohort(Source(), "WINBAK")
 
 
 def test_mistyped_feature_gets_a_suggestion():

@@ -86,7 +86,7 @@ def test_first_screen_has_headlines_and_actions(page, demo_project):
 
     pg, errors, requests = page
     assert errors == []
-    assert all(u.startswith(("file:", "data:", "about:")) for u in requests), requests
+    assert all(u.startswith(("file:", "data:", "about:", "blob:")) for u in requests), requests  # blob: plotly.js from the page's own text
     for sel in ("#headlines", "#actions"):
         box = pg.locator(sel).bounding_box()
         assert box is not None and box["y"] + 60 < HEIGHT, (sel, box)
@@ -125,6 +125,49 @@ def test_chart_labels_do_not_overlap_and_are_readable(page):
     assert {i: o for i, o in overlapping.items() if o} == {}
     small = [b["s"] for boxes in plots for b in boxes if b["px"] < 10]
     assert small == []
+
+
+_CATEGORY_LABELS = r"""
+() => Array.from(document.querySelectorAll('.js-plotly-plot')).flatMap((plot) =>
+  Object.keys(plot._fullLayout).filter((k) => /^[xy]axis\d*$/.test(k)).map((k) => {
+    const ax = plot._fullLayout[k];
+    if (ax.type !== 'category' || !ax.visible || !ax.showticklabels) return null;
+    const shown = Array.from(plot.querySelectorAll('g.' + ax._id + 'tick text'))
+      .map((t) => (t.textContent || '').trim()).filter((s) => s);
+    const title = (plot._fullLayout.title && plot._fullLayout.title.text) || '';
+    return {title, axis: k, categories: ax._categories.map(String), shown};
+  }).filter((a) => a))
+"""
+
+
+def test_every_category_of_a_chart_axis_is_labelled(page):
+    """Plotly drops category tick labels it cannot fit: a segment bar without its name. Every
+    category axis of every chart must show one label per category."""
+    pg, _, _ = page
+    axes = pg.evaluate(_CATEGORY_LABELS)
+    assert len(axes) >= 20
+    missing = [(a["title"], a["axis"], sorted(set(a["categories"]) - set(a["shown"])))
+               for a in axes if set(a["categories"]) - set(a["shown"])]
+    assert missing == []
+
+
+_WORDS = r"""
+() => Array.from(document.querySelectorAll('th, h2, h3, summary, .kpi .kl, .js-plotly-plot .gtitle, '
+  + '.js-plotly-plot .g-xtitle, .js-plotly-plot .g-ytitle, .js-plotly-plot .legendtext'))
+  .map((e) => (e.textContent || '').trim()).filter((s) => s)
+"""
+
+
+def test_headers_titles_and_legends_are_words_not_column_names(page):
+    """No snake_case or ``mean__`` column name in a table header, a heading, a card label or a
+    chart's title, axis title or legend (ids in upper case, e.g. a campaign's, are data)."""
+    import re
+
+    pg, _, _ = page
+    texts = pg.evaluate(_WORDS)
+    assert len(texts) > 200
+    assert [t for t in texts if re.search(r"\b[a-z0-9]+_[a-z0-9_]*\b|__", t)] == []
+    assert any(t.startswith("Value tiers") for t in texts)  # a scheme in words, not value_tiers
 
 
 def test_sankey_nodes_keep_the_segment_order(page):

@@ -6,8 +6,7 @@ the read-outs SciPy only when they are used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from segflow._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "ACTIONS": "_playbook",
@@ -43,14 +42,4 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'segflow.campaigns' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"segflow.campaigns.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -89,6 +89,23 @@ class CampaignReport:
             figs["transitions"] = self.migration.heatmaps()
         return figs
 
+    def _repr_html_(self) -> str:
+        """Notebook view: the campaign, its window and notes over the lift table (arms and
+        segments; ``figures()`` has the charts)."""
+        import html
+
+        from segflow.report._format import table_html
+
+        cols = [c for c in ("by", "segment", "arm", "outcome", "n", "value", "lift_abs", "lift_abs_low",
+                            "lift_abs_high", "p_adjusted", "significant") if c in self.effect.table]
+        head = (f"<p><b>Campaign {html.escape(self.campaign_id)}</b> ({self.start:%Y-%m-%d} … {self.end:%Y-%m-%d}), "
+                f"outcomes in the {self.window_days} days after exposure"
+                + (f", by {html.escape(self.scheme)} segment" if self.scheme else "") + ".</p>")
+        notes = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
+        labels = {"by": "Breakdown", "n": "Customers", "value": "Result", "lift_abs": "Lift vs control",
+                  "lift_abs_low": "Lift, low", "lift_abs_high": "Lift, high", "p_adjusted": "Adjusted p"}
+        return head + notes + table_html(self.effect.table[cols], digits=3, labels=labels)
+
     def __repr__(self) -> str:
         return (f"CampaignReport({self.campaign_id!r}, scheme={self.scheme!r}, "
                 f"window_days={self.window_days}, migration={self.migration is not None})")

@@ -49,11 +49,7 @@ def campaign_cohort(source: TableSource, campaign_id: str) -> ibis.Table:
     stats = per.agg(customers=_.count(), mixed=(_.arms > 1).cast("int64").sum()).to_pandas()
     customers, mixed = int(stats.customers.iloc[0]), int(stats.mixed.fillna(0).iloc[0])
     if customers == 0:
-        known = source.table("campaign_exposures").campaign_id.nunique().to_pandas()
-        raise InputError(
-            f"campaign {campaign_id!r} has no exposures in the store ({known} campaigns known)",
-            column="campaign_id",
-        )
+        raise _unknown_campaign(source, campaign_id)
     if mixed:
         warnings.warn(
             f"left out {mixed} of {customers} customers of campaign {campaign_id!r} who were "
@@ -64,6 +60,20 @@ def campaign_cohort(source: TableSource, campaign_id: str) -> ibis.Table:
     return per.filter(_.arms == 1).select("customer_id", "arm", "exposed_at")
 
 
+def _unknown_campaign(source: TableSource, campaign_id: str) -> InputError:
+    """The error for a campaign id without exposures, naming the closest known id."""
+    from segflow._suggest import did_you_mean
+
+    known = sorted(source.table("campaign_exposures").select("campaign_id").distinct()
+                   .to_pandas()["campaign_id"].dropna().astype(str))
+    listed = f": {', '.join(known[:20])}" if known else ""
+    return InputError(
+        f"campaign {campaign_id!r} has no exposures in the store; "
+        f"{did_you_mean(campaign_id, known)}{len(known)} campaigns known{listed}",
+        column="campaign_id",
+    )
+
+
 def campaign_window(source: TableSource, campaign_id: str) -> tuple[dt.datetime, dt.datetime]:
     """First and last exposure timestamps of the campaign."""
     e = source.table("campaign_exposures")
@@ -71,8 +81,7 @@ def campaign_window(source: TableSource, campaign_id: str) -> tuple[dt.datetime,
         e.filter(e.campaign_id == campaign_id).agg(start=_.ts.min(), end=_.ts.max()).to_pandas()
     )
     if row.start.isna().iloc[0]:
-        raise InputError(f"campaign {campaign_id!r} has no exposures in the store",
-                         column="campaign_id")
+        raise _unknown_campaign(source, campaign_id)
     return row.start.iloc[0].to_pydatetime(), row.end.iloc[0].to_pydatetime()
 
 
@@ -110,7 +119,10 @@ def _snapshots(source: TableSource, scheme: str) -> list[dt.date]:
         a.filter(a.scheme == scheme).select("snapshot_date").distinct().to_pandas()["snapshot_date"]
     )
     if dates.empty:
-        raise InputError(f"no segment assignments for scheme {scheme!r}; run `segflow segment` first",
+        from segflow._suggest import scheme_hint
+
+        schemes = a.select("scheme").distinct().to_pandas()["scheme"].astype(str)
+        raise InputError(f"no segment assignments for scheme {scheme!r}; {scheme_hint(scheme, schemes)}",
                          column="scheme")
     return sorted(_as_date(d) for d in dates)
 

@@ -60,8 +60,11 @@ def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: 
             f"cannot read the file: {str(exc).splitlines()[0]}", file=str(path)
         ) from exc
     if id_col not in table.columns:
+        from segflow._suggest import did_you_mean
+
         raise InputError(
-            f"no id column {id_col!r}; the columns are {list(table.columns)} (use --id-col)",
+            f"no id column {id_col!r}; {did_you_mean(id_col, table.columns)}"
+            f"the columns are {list(table.columns)} (use --id-col)",
             file=str(path),
             column=id_col,
         )

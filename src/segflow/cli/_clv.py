@@ -98,8 +98,11 @@ def read_transactions(
     except ibis.common.exceptions.IbisError as exc:  # pragma: no cover - engine message
         raise InputError(f"cannot read the file: {exc}", file=str(path)) from None
     if date_col not in table.columns:
+        from segflow._suggest import did_you_mean
+
         raise InputError(
-            f"no date column {date_col!r}; columns are {list(table.columns)} (use --date-col)",
+            f"no date column {date_col!r}; {did_you_mean(date_col, table.columns)}"
+            f"columns are {list(table.columns)} (use --date-col)",
             file=str(path), column=date_col,
         )
     if date_format is not None:

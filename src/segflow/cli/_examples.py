@@ -31,6 +31,9 @@ EXAMPLES: dict[str, list[str]] = {
     "migrate forecast": ["segflow migrate forecast -p myproject --scheme rfm --periods 6"],
     "migrate who": ["segflow migrate who -p myproject --scheme rfm --from Champions --to 'At risk'"],
     "migrate stability": ["segflow migrate stability -p myproject --scheme rfm"],
+    "migrate paths": ["segflow migrate paths -p myproject --scheme rfm --top 10"],
+    "audit": ["segflow audit -p myproject --as-of 2026-01-01"],
+    "sources check": ["segflow sources check -p myproject orders --rows 500"],
     "generate": ["segflow generate --customers 2000 --months 24 --seed 1 demo-data"],
     "clv fit": [
         "segflow clv fit -t demo-data/transactions.parquet --date-col order_date "
@@ -45,6 +48,7 @@ EXAMPLES: dict[str, list[str]] = {
     "campaign playbook": ["segflow campaign playbook"],
     "export segments": ["segflow export segments -p myproject --scheme rfm --to crm_rfm.csv"],
     "tokens create": ["segflow tokens create -p myproject --role analyst --expires 30d"],
+    "tokens list": ["segflow tokens list -p myproject"],
     "serve": ["segflow serve -p myproject"],
 }
 

@@ -146,8 +146,10 @@ def _find(name: str, schemes: list[SchemeSettings], rfm_bins: int = 5) -> Scheme
     for candidate in [*schemes, *builtins]:
         if candidate.name == name:
             return candidate
-    known = ", ".join(dict.fromkeys(s.name for s in [*schemes, *builtin_schemes()]))
-    raise SegflowError(f"unknown scheme {name!r}; known schemes: {known}")
+    from segflow._suggest import did_you_mean
+
+    known = list(dict.fromkeys(s.name for s in [*schemes, *builtin_schemes()]))
+    raise SegflowError(f"unknown scheme {name!r}; {did_you_mean(name, known)}known schemes: {', '.join(known)}")
 
 
 def _parse_date(text: str) -> dt.date:

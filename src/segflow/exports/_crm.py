@@ -42,7 +42,10 @@ def latest_snapshot(store: Store, scheme: str) -> dt.date:
     else:
         dates = snapshot_list(scheme_rows(store.table("segment_assignments"), scheme))
     if not dates:
-        raise SegflowError(f"scheme {scheme!r} has no assignments; run `segflow run` first")
+        from segflow._suggest import scheme_hint
+
+        schemes = store.sql("SELECT DISTINCT scheme FROM segment_assignments")["scheme"].to_pylist()
+        raise SegflowError(f"scheme {scheme!r} has no assignments; {scheme_hint(scheme, schemes)}")
     return dates[-1]
 
 

@@ -57,7 +57,10 @@ def segment_list(
     a = scheme_rows(assignments, scheme)
     available = snapshot_list(a)
     if not available:
-        raise SegflowError(f"scheme {scheme!r} has no assignments; run the pipeline first")
+        from segflow._suggest import scheme_hint
+
+        schemes = assignments.select("scheme").distinct().to_pandas()["scheme"].astype(str)
+        raise SegflowError(f"scheme {scheme!r} has no assignments; {scheme_hint(scheme, schemes)}")
     day = _as_date(as_of) if as_of is not None else available[-1]
     if day not in available:
         raise SegflowError(f"scheme {scheme!r} has no snapshot at {day}; latest is {available[-1]}")

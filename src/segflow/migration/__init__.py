@@ -10,8 +10,7 @@ when they are used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from segflow._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "GONE": "_pairs",
@@ -34,14 +33,4 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'segflow.migration' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"segflow.migration.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -162,7 +162,10 @@ def spell_runs(
         return None
     dates = spell_snapshots(store, scheme)
     if not dates:
-        raise SegflowError(f"scheme {scheme!r} has no assignments; run the pipeline first")
+        from segflow._suggest import scheme_hint
+
+        schemes = store.sql("SELECT DISTINCT scheme FROM segment_assignments")["scheme"].to_pylist()
+        raise SegflowError(f"scheme {scheme!r} has no assignments; {scheme_hint(scheme, schemes)}")
     sp = store.table("segment_spells")
     sp = _indexed(sp.filter(sp.scheme == scheme), dates)
     w = ibis.window(group_by="customer_id", order_by="i0")

@@ -11,8 +11,7 @@ the churn classifier's scikit-learn ensemble modules load only when a churn name
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from segflow._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "BetaGeoBetaBinomModel": "_bgbb",
@@ -74,14 +73,4 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'segflow.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"segflow.models.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -79,8 +79,11 @@ def purchase_days(
     """
     for col in (customer_col, ts_col, amount_col):
         if col is not None and col not in transactions.columns:
+            from segflow._suggest import did_you_mean
+
             raise InputError(
-                f"the transactions lack the column {col!r}; columns are {list(transactions.columns)}",
+                f"the transactions lack the column {col!r}; {did_you_mean(col, transactions.columns)}"
+                f"columns are {list(transactions.columns)}",
                 column=col,
             )
     ts = transactions[ts_col]

@@ -183,6 +183,27 @@ class ClvDiagnostics:
                           barmode="group", height=400, margin={"t": 80})
         return house_style(fig)
 
+    def _repr_html_(self) -> str:
+        """Notebook view: what was checked, the caveats in words, and the decile table
+        (``figures()`` has the charts)."""
+        import html
+
+        from segflow.report._format import table_html
+
+        params = ", ".join(f"{k} = {float(v):.4g}" for k, v in self.model_params.get("params", {}).items())
+        deciles = self.deciles[["decile", "customers", "predicted_purchases", "actual_purchases",
+                                "predicted_any_purchase", "actual_any_purchase", "p_alive"]]
+        labels = {"decile": "Decile (1 = highest)", "predicted_purchases": "Predicted purchases per customer",
+                  "actual_purchases": "Actual purchases per customer", "predicted_any_purchase": "Predicted share buying",
+                  "actual_any_purchase": "Actual share buying", "p_alive": "Average P(active)"}
+        return (
+            f"<p><b>CLV diagnostics at {self.snapshot}</b>: BG/NBD ({html.escape(params)}); holdout check "
+            f"refitted on history before {self.calibration_end}, predicting the weeks up to {self.snapshot}.</p>"
+            + "<ul>" + "".join(f"<li>{html.escape(c)}</li>" for c in self.caveats()) + "</ul>"
+            + table_html(deciles, percent=("predicted_any_purchase", "actual_any_purchase", "p_alive"),
+                         labels=labels)
+        )
+
     def caveats(self) -> list[str]:
         """Plain-words warnings about where these numbers mislead."""
         notes = [

@@ -52,6 +52,28 @@ def label(column: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+#: Titles of the built-in schemes; a project's own scheme is titled from its name.
+SCHEME_TITLES = {
+    "rfm": "RFM", "lifecycle": "Lifecycle", "value_tiers": "Value tiers",
+    "browse_no_buy": "Browsing without buying", "product_breadth": "Product breadth",
+}
+
+
+def scheme_title(name: str) -> str:
+    """A scheme's name in words for headings and chart titles (``value_tiers`` -> ``Value
+    tiers``, ``rfm`` -> ``RFM``); the name itself stays what ``--scheme`` takes."""
+    return SCHEME_TITLES.get(name) or label(name)
+
+
+def retitle(fig: go.Figure, scheme: str) -> go.Figure:
+    """Replace a leading ``"<scheme>: "`` of a figure's title by the scheme's title (the
+    migration results title their charts with the scheme's name)."""
+    text = str(fig.layout.title.text or "")
+    if text.startswith(f"{scheme}: "):
+        fig.update_layout(title_text=f"{scheme_title(scheme)}: {text[len(scheme) + 2:]}")
+    return fig
+
+
 def money(value: float | None, currency: str, *, signed: bool = False) -> str:
     """``12,345 USD`` (no decimals; ``1.2 M USD`` from a million up); empty for missing."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -63,11 +85,20 @@ def money(value: float | None, currency: str, *, signed: bool = False) -> str:
 
 
 def pct(value: float | None, *, signed: bool = False, digits: int = 1) -> str:
-    """``12.3 %`` (``+1.2 pp``-style signs for changes when ``signed``)."""
+    """``12.3 %`` (``+1.2 %`` with ``signed``: a relative change; see :func:`points` for a
+    change of a share)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     shown = round(value * 100, digits) + 0.0  # no "-0.0 %"
     return f"{shown:+.{digits}f} %" if signed else f"{shown:.{digits}f} %"
+
+
+def points(value: float | None, *, digits: int = 1) -> str:
+    """A change of a share in percentage points, signed: 0.0123 -> ``+1.2 pp``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    shown = round(value * 100, digits) + 0.0  # no "-0.0 pp"
+    return f"{shown:+.{digits}f} pp"
 
 
 def count(value: float | None, *, signed: bool = False) -> str:
@@ -86,9 +117,11 @@ def table_html(
     digits: int = 2,
     labels: dict[str, str] | None = None,
     css: str = "data",
+    point_cols: tuple[str, ...] = (),
 ) -> str:
     """A DataFrame as an HTML table: human headers, values escaped, shares as %, money with
-    the currency, numbers right-aligned, text left-aligned. ``signed`` columns show +/-."""
+    the currency, numbers right-aligned, text left-aligned. ``signed`` columns show +/-;
+    ``point_cols`` (changes of a share) show signed percentage points (``+1.2 pp``)."""
     head = []
     numeric = []
     for col in frame.columns:
@@ -102,7 +135,7 @@ def table_html(
         for col, value, is_num in zip(frame.columns, values, numeric, strict=True):
             cells.append(
                 f'<td class="{"num" if is_num else "txt"}">'
-                f"{html.escape(_cell(col, value, percent, money_cols, currency, signed, digits))}</td>"
+                f"{html.escape(_cell(col, value, percent, money_cols, currency, signed, digits, point_cols))}</td>"
             )
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return (
@@ -111,12 +144,15 @@ def table_html(
     )
 
 
-def _cell(col: Any, value: Any, percent: tuple, money_cols: tuple, currency: str, signed: tuple, digits: int) -> str:
+def _cell(col: Any, value: Any, percent: tuple, money_cols: tuple, currency: str, signed: tuple, digits: int,
+          point_cols: tuple = ()) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return ""
     sign = col in signed
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if col in point_cols:
+        return points(float(value))
     if col in percent:
         return pct(float(value), signed=sign)
     if col in money_cols:

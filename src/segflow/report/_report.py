@@ -20,8 +20,9 @@ import pandas as pd
 from segflow.errors import SegflowError
 from segflow.report._context import ReportContext
 from segflow.report._format import figure_html as _figure
+from segflow.report._format import money, scheme_title
 from segflow.report._format import table_html as _table
-from segflow.report._sections import Section, migration_section, segments_section
+from segflow.report._sections import Section, details, migration_section, segments_section
 from segflow.report._summary import executive_summary, summary_html
 
 if TYPE_CHECKING:
@@ -81,25 +82,26 @@ def overview_section(ctx: ReportContext) -> Section:
     tot = ctx.totals
     dates = ctx.all_dates
     cur = project.settings.project.currency
+    # (label, value, detail): the value short enough for one line of a card
     kpis = [
-        ("customers with purchases", f"{tot['customers']:,}"),
-        ("transactions (all, incl. anonymous)", f"{tot['transactions']:,}"),
-        (f"net revenue ({cur}), all lines incl. anonymous, returns netted",
-         f"{tot['net_revenue']:,.0f}"),
-        (f"of which anonymous: {tot['anonymous_transactions']:,} lines without customer id ({cur})",
-         f"{tot['anonymous_revenue']:,.0f}"),
-        ("first / last purchase", f"{tot['first']} / {tot['last']}"),
-        ("snapshots", f"{len(dates)} ({dates[0]} … {dates[-1]})" if dates else "none"),
-        ("schemes", ", ".join(project.schemes())),
+        ("Customers with purchases", f"{tot['customers']:,}", ""),
+        ("Transactions", f"{tot['transactions']:,}", "all, anonymous ones included"),
+        ("Net revenue, all time", money(tot["net_revenue"], cur),
+         f"returns netted; {money(tot['anonymous_revenue'], cur)} of it from "
+         f"{tot['anonymous_transactions']:,} lines without a customer id"),
+        ("First purchase", str(tot["first"]), f"last purchase {tot['last']}"),
+        ("Snapshots", f"{len(dates)}", f"{dates[0]} … {dates[-1]}" if dates else "none yet"),
     ]
     body = "".join(
-        f'<div class="kpi">{html.escape(k)}<b>{html.escape(v)}</b></div>' for k, v in kpis
+        f'<div class="kpi"><span class="kl">{html.escape(k)}</span><b>{html.escape(v)}</b>'
+        f'<span class="kd">{html.escape(d)}</span></div>' for k, v, d in kpis
     )
+    schemes = ", ".join(f"{scheme_title(s)} ({s})" for s in project.schemes()) or "none"
     return Section(
         "overview",
         "Overview",
         "A snapshot date s uses transactions with ts < s only; its segment assignments belong to s.",
-        [f'<div class="kpis">{body}</div>'],
+        [f'<div class="kpis">{body}</div>', f'<p class="lead">Segment schemes: {html.escape(schemes)}.</p>'],
     )
 
 
@@ -153,8 +155,10 @@ def value_section(ctx: ReportContext) -> Section:
     run_notes = [n for n in (last[0] or "").splitlines() if n] if last else []
     if snapshot is None:
         section.blocks.append(_note("No CLV scores stored."))
-    for run_note in run_notes:
-        section.blocks.append(_note(f"Latest run: {run_note}"))
+    if run_notes:  # for the analyst: collapsed, the numbers below stand without them
+        section.blocks.append(details(
+            f"Notes from the latest run ({len(run_notes)})",
+            '<ul class="caveats">' + "".join(f"<li>{html.escape(n)}</li>" for n in run_notes) + "</ul>"))
     if snapshot is None:
         return section
     for scheme in ctx.schemes:
@@ -164,9 +168,10 @@ def value_section(ctx: ReportContext) -> Section:
         if stored is None:
             continue
         value = stored.drop(columns="segment_rank")
-        section.blocks.append(_h3(f"{scheme} at {snapshot}"))
+        section.blocks.append(_h3(f"{scheme_title(scheme)} at {snapshot}"))
         section.blocks.append(_table(
-            value, percent=("mean_p_alive", "clv_share"), money_cols=("clv", "mean_clv"), currency=ctx.currency
+            value, percent=("mean_p_alive", "clv_share"), money_cols=("clv", "mean_clv"), currency=ctx.currency,
+            digits=0,  # expected purchases of a segment: whole purchases
         ))
     section.blocks.append(_h3("How far to trust the model", ))
     try:
@@ -209,7 +214,7 @@ def campaigns_section(ctx: ReportContext) -> Section:
     else:
         reports = campaign_reports(project.store, scheme)
     for report in reports:
-        section.blocks.append(_h3(f"{report.campaign_id} by {scheme} segment ({report.start:%Y-%m-%d} … {report.end:%Y-%m-%d})"))
+        section.blocks.append(_h3(f"{report.campaign_id} by {scheme_title(scheme)} segment ({report.start:%Y-%m-%d} … {report.end:%Y-%m-%d})"))
         for note in report.notes:
             section.blocks.append(_note(note))
         for key, fig in report.figures().items():

@@ -12,7 +12,7 @@ import pandas as pd
 
 from segflow.errors import SegflowError
 from segflow.report._context import ReportContext
-from segflow.report._format import count, figure_html, label, pct, table_html
+from segflow.report._format import count, figure_html, label, pct, retitle, scheme_title, table_html
 
 #: Profile heat-maps show this many features (the most distinguishing); the rest are listed
 #: in a collapsed table.
@@ -82,27 +82,27 @@ def segments_section(ctx: ReportContext) -> Section:
         "since the previous snapshot. Revenue: net revenue of identified customers in the 365 "
         f"days before the snapshot (returns netted, {ctx.currency}; anonymous lines belong to no "
         "segment and count only in the overview's total). Predicted value: BG/NBD + Gamma-Gamma, "
-        "next 52 weeks.",
+        "next 52 weeks. Δ: change since the previous snapshot; pp: percentage points.",
     )
     cur = ctx.currency
     for scheme in ctx.schemes:
         dates = ctx.dates(scheme)
         since = f" (change since {dates[-2]})" if len(dates) > 1 else ""
-        section.blocks.append(h3(f"{scheme} at {dates[-1]}{since}", f"segments-{scheme}"))
+        section.blocks.append(h3(f"{scheme_title(scheme)} at {dates[-1]}{since}", f"segments-{scheme}"))
         table = segment_change_table(ctx, scheme)
         labels = {
-            "change_customers": "Δ customers", "change_share": "Δ share (points)",
+            "change_customers": "Δ customers", "change_share": "Δ share",
             "change_revenue": "Δ revenue", "change_clv": "Δ predicted value",
             "action": "Suggested action",
         }
         section.blocks.append(table_html(
-            table, percent=("share", "change_share"),
+            table, percent=("share",), point_cols=("change_share",),
             money_cols=("revenue_12m", "clv", "change_revenue", "change_clv"), currency=cur,
             signed=("change_customers", "change_share", "change_revenue", "change_clv"), labels=labels,
         ))
         sizes = ctx.sizes(scheme, dates[-1])
         section.blocks.append(figure_html(
-            segment_size_value_bars(sizes, title=f"{scheme}: share of customers and of revenue"),
+            segment_size_value_bars(sizes, title=f"{scheme_title(scheme)}: share of customers and of revenue"),
             name=f"{scheme}-size-value"))
         section.blocks.extend(_profile_blocks(ctx, scheme))
     return section
@@ -150,7 +150,7 @@ def _profile_figure_blocks(profile, scheme: str, snapshot: dt.date) -> list[str]
     from segflow.viz._segments import profile_heatmap
 
     fig = profile_heatmap(profile, max_features=PROFILE_FEATURES,
-                          title=f"{scheme}: what sets each segment apart (the {PROFILE_FEATURES} most distinguishing features)")
+                          title=f"{scheme_title(scheme)}: what sets each segment apart (the {PROFILE_FEATURES} most distinguishing features)")
     means = profile.means.copy()
     means.index = [str(i) for i in means.index]
     full = means.T.rename_axis("feature").reset_index()
@@ -176,19 +176,38 @@ def migration_section(ctx: ReportContext) -> Section:
             continue
         matrix = ctx.transitions(scheme, dates[-2], dates[-1])
         s = matrix.summary()
-        section.blocks.append(h3(f"{scheme}: {dates[-2]} → {dates[-1]}", f"migration-{scheme}"))
+        section.blocks.append(h3(f"{scheme_title(scheme)}: {dates[-2]} → {dates[-1]}", f"migration-{scheme}"))
         section.blocks.append(note(_score_basis(project, scheme)))
-        base = s["customers_from"] or 1
-        section.blocks.append(note(
-            f"Of {count(s['customers_from'])} customers at {dates[-2]}, {pct(s['stay'] / base)} stayed in "
-            f"their segment, {count(s['up'])} moved to a better one, {count(s['down'])} to a worse one "
-            f"and {count(s['gone'])} left the base; {count(s['new'])} customers joined."
-        ))
-        section.blocks.append(figure_html(matrix.sankey(), name=f"{scheme}-sankey"))
-        section.blocks.append(figure_html(matrix.figure(), name=f"{scheme}-transitions"))
-        section.blocks.append(figure_html(matrix.net_flow_figure(), name=f"{scheme}-net-flow"))
+        section.blocks.append(note(movement_sentence(s, dates[-2])))
+        section.blocks.append(figure_html(retitle(matrix.sankey(), scheme), name=f"{scheme}-sankey"))
+        section.blocks.append(figure_html(retitle(matrix.figure(), scheme), name=f"{scheme}-transitions"))
+        section.blocks.append(figure_html(retitle(matrix.net_flow_figure(), scheme), name=f"{scheme}-net-flow"))
         section.blocks.extend(_history_blocks(ctx, scheme, dates))
     return section
+
+
+def movement_sentence(summary: dict, before: dt.date) -> str:
+    """One sentence on a transition matrix's :meth:`summary`: stayers, moves up and down (only
+    when the scheme orders its segments; otherwise moves to another segment), exits, entries.
+
+    >>> movement_sentence({"customers_from": 200, "stay": 150, "up": 0, "down": 0, "lateral": 0,
+    ...                    "move": 40, "gone": 10, "new": 5}, dt.date(2025, 1, 1))
+    'Of 200 customers at 2025-01-01, 75.0 % stayed in their segment, 40 moved to another segment (this scheme does not rank its segments) and 10 left the base; 5 customers joined.'
+    """
+    s = summary
+    base = s["customers_from"] or 1
+    ranked = s["up"] + s["down"]
+    other = s.get("lateral", 0) + s.get("move", 0)
+    moves = []
+    if ranked or not other:
+        moves.append(f"{count(s['up'])} moved to a better one, {count(s['down'])} to a worse one")
+    if other:
+        what = "a segment of the same rank" if s.get("lateral", 0) and not s.get("move", 0) else "another segment"
+        moves.append(f"{count(other)} moved to {what}"
+                     + (" (this scheme does not rank its segments)" if not ranked and not s.get("lateral", 0) else ""))
+    return (f"Of {count(s['customers_from'])} customers at {before}, {pct(s['stay'] / base)} stayed in "
+            f"their segment, {', '.join(moves)} and {count(s['gone'])} left the base; "
+            f"{count(s['new'])} customers joined.")
 
 
 def _score_basis(project, scheme: str) -> str:  # noqa: ANN001
@@ -210,7 +229,7 @@ def _history_blocks(ctx: ReportContext, scheme: str, dates: list[dt.date]) -> li
     blocks = []
     if len(dates) > 2:
         recent = ctx.pooled(scheme, dates[-ALLUVIAL_SNAPSHOTS:])
-        blocks.append(figure_html(recent.alluvial(), name=f"{scheme}-alluvial"))
+        blocks.append(figure_html(retitle(recent.alluvial(), scheme), name=f"{scheme}-alluvial"))
     stored = ctx.stored_result("forecasts")
     forecast = stored_forecast(stored[1], scheme, dates[-1]) if stored is not None else None
     if forecast is None:
@@ -218,6 +237,6 @@ def _history_blocks(ctx: ReportContext, scheme: str, dates: list[dt.date]) -> li
         forecast = segment_forecast(pooled, ctx.sizes(scheme, dates[-1]), dates)
     blocks.append(figure_html(forecast_chart(
         forecast,
-        title=f"{scheme}: expected customers per segment if the last 12 moves repeat (no new customers)",
+        title=f"{scheme_title(scheme)}: expected customers per segment if the last 12 moves repeat (no new customers)",
     ), name=f"{scheme}-forecast"))
     return blocks

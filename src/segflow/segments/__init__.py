@@ -11,8 +11,7 @@ the clustering modules load scikit-learn only when a clustering name is used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from segflow._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "BROWSE_BUCKETS": "_buckets",
@@ -72,14 +71,4 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'segflow.segments' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"segflow.segments.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -276,7 +276,10 @@ def split_columns(frame: pd.DataFrame, columns: list[str]) -> tuple[list[str], l
     numeric, categorical = [], []
     for name in columns:
         if name not in frame.columns:
-            raise InputError(f"no column {name!r}; columns are {list(frame.columns)}", column=name)
+            from segflow._suggest import did_you_mean
+
+            raise InputError(f"no column {name!r}; {did_you_mean(name, frame.columns)}"
+                             f"columns are {list(frame.columns)}", column=name)
         dtype = frame[name].dtype
         if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
             numeric.append(name)

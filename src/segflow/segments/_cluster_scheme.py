@@ -80,8 +80,11 @@ def feature_columns(table: ibis.Table, requested: list[str] | None = None, *, id
     if requested:
         unknown = [c for c in requested if c not in schema]
         if unknown:
+            from segflow._suggest import did_you_mean
+
             raise InputError(
-                f"unknown feature(s) {unknown}; available: {sorted(schema.names)}", column=unknown[0]
+                f"unknown feature(s) {unknown}; {did_you_mean(unknown[0], schema.names)}"
+                f"available: {sorted(schema.names)}", column=unknown[0]
             )
         return list(requested)
     if all(name in schema for name in DEFAULT_FEATURES):

@@ -15,6 +15,16 @@ if TYPE_CHECKING:
 
 _COLOURS = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2"]
 
+#: Words for the usual outcomes of a read-out (others are de-snake-cased).
+OUTCOME_LABELS = {"purchased": "Purchase rate", "revenue": "Revenue per customer", "orders": "Orders per customer"}
+
+
+def outcome_label(outcome: str) -> str:
+    """``purchased`` -> ``Purchase rate``; an unknown outcome in words (``gross_margin`` ->
+    ``Gross margin``)."""
+    text = OUTCOME_LABELS.get(outcome) or outcome.replace("_", " ")
+    return text[:1].upper() + text[1:]
+
 
 def lift_forest(report: Any, outcome: str) -> go.Figure:
     """Forest plot: absolute lift vs control with its interval, per segment and treated arm.
@@ -31,9 +41,12 @@ def lift_forest(report: Any, outcome: str) -> go.Figure:
     t = t[(t.outcome == outcome) & ~t.is_control]
     rate = bool((t.kind == "rate").all())
     scale = 100.0 if rate else 1.0
+    single_by = t.loc[t.by != "(all)", "by"].nunique() <= 1
     fig = go.Figure()
     for i, (arm, sub) in enumerate(t.groupby("arm", sort=False)):
-        label = np.where(sub.by == "(all)", "all customers", sub.by + " = " + sub.segment)
+        # the segment's name alone when one grouping is shown ("Loyal", not "segment = Loyal")
+        label = np.where(sub.by == "(all)", "all customers",
+                         sub.segment.astype(str) if single_by else sub.by + ": " + sub.segment.astype(str))
         fig.add_scatter(
             x=sub.lift_abs * scale,
             y=label,
@@ -51,7 +64,7 @@ def lift_forest(report: Any, outcome: str) -> go.Figure:
     fig.add_vline(x=0, line_dash="dot", line_color="grey")
     unit = "percentage points" if rate else f"{outcome.replace('_', ' ')} per customer"
     fig.update_layout(
-        title=f"Lift vs control ({report.control}) on {outcome}, {report.level:.0%} intervals",
+        title=f"{outcome_label(outcome)}: lift vs the {report.control} arm, {report.level:.0%} intervals",
         xaxis_title=f"treated minus control ({unit})",
         yaxis=dict(autorange="reversed"),
         height=max(300, 40 + 28 * t[["by", "segment"]].drop_duplicates().shape[0]),
@@ -81,7 +94,8 @@ def migration_lift_bars(shares: pd.DataFrame, *, title: str = "") -> go.Figure:
 
 def transition_heatmaps(matrices: dict[str, pd.DataFrame], *, title: str = "") -> go.Figure:
     """Side-by-side heatmaps of row-normalised transition matrices (from-segment rows),
-    one per arm plus their difference."""
+    one per arm plus their difference; cells and the difference's colour bar in percent
+    (percentage points for the difference)."""
     from plotly.subplots import make_subplots
 
     names = list(matrices)
@@ -89,10 +103,13 @@ def transition_heatmaps(matrices: dict[str, pd.DataFrame], *, title: str = "") -
     for i, name in enumerate(names, start=1):
         m = matrices[name]
         diff = name.startswith("difference")
+        z = m.to_numpy(dtype=float) * 100
         fig.add_heatmap(
-            z=m.to_numpy(), x=[str(c) for c in m.columns], y=[str(r) for r in m.index],
+            z=z, x=[str(c) for c in m.columns], y=[str(r) for r in m.index],
             colorscale="RdBu" if diff else "Blues", zmid=0 if diff else None,
-            text=np.round(m.to_numpy() * 100, 1), texttemplate="%{text}",
+            text=np.round(z, 1), texttemplate="%{text}",
+            colorbar={"title": {"text": "points"}} if diff else None,
+            hovertemplate="%{y} → %{x}: %{z:.1f}" + (" points" if diff else " %") + "<extra></extra>",
             showscale=diff, row=1, col=i,
         )
     fig.update_yaxes(autorange="reversed", title_text="before", col=1)

@@ -18,7 +18,7 @@ MIN_FONT_PX = 11
 #: Twenty distinguishable colours (the first ten are Tableau 10), used in order per segment.
 PALETTE = (
     "#4E79A7", "#F28E2B", "#59A14F", "#E15759", "#76B7B2", "#EDC948", "#B07AA1", "#FF9DA7",
-    "#9C755F", "#BAB0AC", "#1F4E79", "#A0522D", "#2E8B57", "#8B008B", "#008B8B", "#B8860B",
+    "#9C755F", "#BAB0AC", "#8B008B", "#333333", "#2E8B57", "#1F4E79", "#008B8B", "#B8860B",
     "#4B0082", "#DC143C", "#556B2F", "#708090",
 )
 

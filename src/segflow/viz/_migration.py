@@ -291,8 +291,10 @@ def net_flow_bars(net: pd.DataFrame, *, title: str = "Net migration per segment"
     )
     fig.update_layout(
         title=title, barmode="relative", xaxis={"title": {"text": "customers"}},
-        yaxis={"autorange": "reversed", "type": "category"},
-        height=max(300, 90 + 30 * len(net)),
+        # every segment labelled (dtick 1): 30 px a row leaves room for each label
+        yaxis={"autorange": "reversed", "type": "category", "dtick": 1},
+        height=140 + 30 * len(net),
+        margin={"t": 60, "b": 50},
     )
     return house_style(fig)
 
