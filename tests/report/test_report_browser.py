@@ -235,3 +235,46 @@ def test_profile_heatmaps_name_features_in_words_with_units_and_angle_at_most_45
         assert [t for t in plot["y"] + plot["x"] if t["angle"] > 45] == []
     labels = {t["s"] for plot in heatmaps for t in plot["x"]}
     assert any(f"({currency})" in s for s in labels)  # money features carry the currency
+
+
+_QUALITY_CELLS = r"""
+() => Array.from(document.querySelectorAll('#quality table')).map((table) => {
+  const heads = Array.from(table.querySelectorAll('thead th')).map((th) => th.textContent.trim());
+  const col = heads.findIndex((h) => h === 'Rule' || h === 'Check');
+  if (col < 0) return {head: null};
+  return {head: heads[col], cells: Array.from(table.querySelectorAll('tbody tr')).map((tr) => {
+    const td = tr.children[col];
+    return {text: td.innerText.trim(), id: td.getAttribute('title')};
+  })};
+}).filter((t) => t.head)
+"""
+
+
+def test_quality_rules_and_checks_are_described_in_words_with_the_id_on_hover(page, demo_project):
+    """The data-quality tables describe each quarantine rule and audit check in words (from
+    the rules' and checks' descriptions), never as an id such as ``unknown_customer`` or
+    ``completeness:email``; the id is the cell's tooltip. Every quarantined rule and every
+    failed check in the store is listed."""
+    import re
+
+    from segflow.project import Project
+    from segflow.quality import audit
+    from segflow.quality._audit import check_title
+    from segflow.sources._rules import RULES
+
+    pg, _, _ = page
+    tables = {t["head"]: t["cells"] for t in pg.evaluate(_QUALITY_CELLS)}
+    assert set(tables) == {"Rule", "Check"}
+    with Project.open(demo_project, read_only=True) as project:
+        rules = {r for (r,) in project.store.raw.execute("SELECT DISTINCT rule FROM quarantine").fetchall()}
+        checks = audit(project.store).to_pandas()
+    failed = set(checks.loc[checks.severity != "ok", "check"])
+    assert {c["id"] for c in tables["Rule"]} == rules and "unknown_customer" in rules
+    assert {c["id"] for c in tables["Check"]} == failed and "completeness:email" in failed
+    for cell in tables["Rule"]:
+        assert cell["text"].lower() == RULES[cell["id"]].lower()
+    described = {c["id"]: c["text"] for c in tables["Check"]}
+    assert described["completeness:email"] == "Missing email"
+    for check, text in described.items():
+        assert text == check_title(check)
+    assert [c["text"] for t in tables.values() for c in t if re.fullmatch(r"[a-z0-9_:]+", c["text"])] == []
