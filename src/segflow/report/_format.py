@@ -119,15 +119,18 @@ def table_html(
     css: str = "data",
     point_cols: tuple[str, ...] = (),
     tips: dict[str, list[str]] | None = None,
+    right: tuple[str, ...] = (),
 ) -> str:
     """A DataFrame as an HTML table: human headers, values escaped, shares as %, money with
     the currency, numbers right-aligned, text left-aligned. ``signed`` columns show +/-;
     ``point_cols`` (changes of a share) show signed percentage points (``+1.2 pp``); ``tips``
-    gives a column one tooltip per row (e.g. the id behind a description)."""
+    gives a column one tooltip per row (e.g. the id behind a description); ``right`` columns
+    hold numbers already formatted as text (right-aligned like numbers)."""
     head = []
     numeric = []
     for col in frame.columns:
-        is_num = pd.api.types.is_numeric_dtype(frame[col]) and not pd.api.types.is_bool_dtype(frame[col])
+        is_num = col in right or (pd.api.types.is_numeric_dtype(frame[col])
+                                  and not pd.api.types.is_bool_dtype(frame[col]))
         numeric.append(is_num)
         text = (labels or {}).get(col) or label(str(col))
         head.append(f'<th class="{"num" if is_num else "txt"}">{html.escape(text)}</th>')

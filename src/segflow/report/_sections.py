@@ -170,7 +170,7 @@ def _profile_figure_blocks(profile, scheme: str, snapshot: dt.date, currency: st
     full["feature"] = [feature_label(f, currency) for f in full["feature"]]
     return [
         figure_html(fig, name=f"{scheme}-profile"),
-        details(f"All {means.shape[1]} features: mean per segment ({snapshot})", table_html(full, digits=2)),
+        details(f"All {means.shape[1]} features: mean per segment ({snapshot})", table_html(full, right=tuple(means.index))),
     ]
 
 
