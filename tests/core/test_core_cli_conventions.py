@@ -265,3 +265,20 @@ def test_profile_of_a_rule_scheme_keeps_the_rule_names(demo_like_project):
     assert len(rows) >= 3
     assert [r["name"] for r in rows] == [r["segment"] for r in rows]
     assert all(r["suggested_name"] is None for r in rows)
+
+
+def test_messages_to_a_pipe_are_not_hard_wrapped(tmp_path):
+    """Rich wraps at 80 columns when stderr is not a terminal ("(schema" / "version 8)" on two
+    lines): a message to a pipe or a file stays one line however long (no COLUMNS set)."""
+    env = {k: v for k, v in ENV.items() if k != "COLUMNS"}
+    target = tmp_path / ("a-rather-long-project-folder-name-" * 3 + "p")
+    code = "import sys; from segflow.cli import main; sys.argv = ['segflow', *sys.argv[1:]]; main()"
+    out = subprocess.run([sys.executable, "-c", code, "init", str(target)], capture_output=True,
+                         text=True, env=env, timeout=120)  # stderr: a pipe
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.splitlines()
+    created = [line for line in lines if line.startswith("created ")]
+    assert len(created) == 1 and len(created[0]) > 120, lines
+    assert created[0].endswith(")") and "(schema version " in created[0], lines
+    assert str(target / "segflow.toml") in created[0]
+    assert any(line.startswith("next: edit [[sources]]") and line.endswith("`segflow run`") for line in lines), lines

@@ -27,6 +27,24 @@ def test_every_feature_is_registered_and_documented():
         assert feature.unit and feature.definition.endswith(".")
 
 
+def test_every_feature_has_a_human_label_with_its_unit():
+    """One label per registered feature (the report's heat-maps and tables read them); money
+    features name the project's currency, shares are labelled as percentages."""
+    from segflow.features._registry import FEATURE_LABELS, SHARE_UNITS, feature_label
+
+    assert set(FEATURE_LABELS) == set(FEATURES)
+    for name, feature in FEATURES.items():
+        text = feature_label(name, "EUR")
+        assert "_" not in text and text[:1].isupper(), name
+        if feature.unit == "currency":
+            assert text.endswith("(EUR)"), name
+        if feature.unit in SHARE_UNITS:
+            assert text.endswith("(%)"), name
+    assert feature_label("monetary_12m", "EUR") == "Revenue, last 12 months (EUR)"
+    assert feature_label("ipt_cv") == "Inter-purchase time, CV"
+    assert feature_label("nps_score") == "Nps score"  # a survey question: de-snake-cased
+
+
 def _python_blocks(name: str) -> list[str]:
     text = (DOCS / name).read_text(encoding="utf-8")
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)

@@ -146,8 +146,11 @@ def test_every_category_of_a_chart_axis_is_labelled(page):
     pg, _, _ = page
     axes = pg.evaluate(_CATEGORY_LABELS)
     assert len(axes) >= 20
-    missing = [(a["title"], a["axis"], sorted(set(a["categories"]) - set(a["shown"])))
-               for a in axes if set(a["categories"]) - set(a["shown"])]
+    def flat(texts: list[str]) -> set[str]:  # a wrapped label: lines in tspans, <br> in the category
+        return {"".join(t.replace("<br>", " ").split()) for t in texts}
+
+    missing = [(a["title"], a["axis"], sorted(flat(a["categories"]) - flat(a["shown"])))
+               for a in axes if flat(a["categories"]) - flat(a["shown"])]
     assert missing == []
 
 
@@ -197,3 +200,81 @@ def test_report_is_one_offline_file_with_plotly_once(demo_report):
     assert text.count("plotly.js v") == 1  # the library's banner: inlined once
     assert "<script src=" not in text  # nothing loaded from elsewhere (the page test checks requests)
     assert "@media print" in text and "toImageButtonOptions" in text  # PNG download per chart
+
+
+_PROFILE_TICKS = r"""
+() => Array.from(document.querySelectorAll('.js-plotly-plot')).filter((plot) =>
+  ((plot._fullLayout.title || {}).text || '').includes('what sets each segment apart')).map((plot) => {
+  const ticks = (cls) => Array.from(plot.querySelectorAll('g.' + cls + ' text')).map((t) => {
+    const m = /rotate\((-?[\d.]+)/.exec((t.getAttribute('transform') || '') + ' ' + (t.parentNode.getAttribute('transform') || ''));
+    return {s: (t.textContent || '').trim(), angle: m ? Math.abs(parseFloat(m[1])) : 0};
+  });
+  return {title: plot._fullLayout.title.text, y: ticks('ytick'), x: ticks('xtick')};
+})
+"""
+
+
+def test_profile_heatmaps_name_features_in_words_with_units_and_angle_at_most_45(page, demo_project):
+    """The profile heat-maps name the features by their human labels with units (the
+    registry's :func:`feature_label`, the project's currency: no de-snaked column names such as
+    "ipt cv"), across the top-8 columns; no tick label is turned by more than 45 degrees."""
+    from segflow.features._registry import FEATURE_LABELS, feature_label
+    from segflow.project import Project
+
+    pg, _, _ = page
+    with Project.open(demo_project, read_only=True) as project:
+        currency = project.settings.project.currency
+    heatmaps = pg.evaluate(_PROFILE_TICKS)
+    assert len(heatmaps) >= 3
+    # a wrapped label's lines are separate tspans: compare without white space
+    words = {"".join(feature_label(name, currency).split()) for name in FEATURE_LABELS}
+    for plot in heatmaps:
+        shown = ["".join(t["s"].split()) for t in plot["x"]]
+        assert len(shown) == 8, plot["title"]
+        assert set(shown) <= words, (plot["title"], sorted(set(shown) - words))
+        assert [t for t in plot["y"] + plot["x"] if t["angle"] > 45] == []
+    labels = {t["s"] for plot in heatmaps for t in plot["x"]}
+    assert any(f"({currency})" in s for s in labels)  # money features carry the currency
+
+
+_QUALITY_CELLS = r"""
+() => Array.from(document.querySelectorAll('#quality table')).map((table) => {
+  const heads = Array.from(table.querySelectorAll('thead th')).map((th) => th.textContent.trim());
+  const col = heads.findIndex((h) => h === 'Rule' || h === 'Check');
+  if (col < 0) return {head: null};
+  return {head: heads[col], cells: Array.from(table.querySelectorAll('tbody tr')).map((tr) => {
+    const td = tr.children[col];
+    return {text: td.innerText.trim(), id: td.getAttribute('title')};
+  })};
+}).filter((t) => t.head)
+"""
+
+
+def test_quality_rules_and_checks_are_described_in_words_with_the_id_on_hover(page, demo_project):
+    """The data-quality tables describe each quarantine rule and audit check in words (from
+    the rules' and checks' descriptions), never as an id such as ``unknown_customer`` or
+    ``completeness:email``; the id is the cell's tooltip. Every quarantined rule and every
+    failed check in the store is listed."""
+    import re
+
+    from segflow.project import Project
+    from segflow.quality import audit
+    from segflow.quality._audit import check_title
+    from segflow.sources._rules import RULES
+
+    pg, _, _ = page
+    tables = {t["head"]: t["cells"] for t in pg.evaluate(_QUALITY_CELLS)}
+    assert set(tables) == {"Rule", "Check"}
+    with Project.open(demo_project, read_only=True) as project:
+        rules = {r for (r,) in project.store.raw.execute("SELECT DISTINCT rule FROM quarantine").fetchall()}
+        checks = audit(project.store).to_pandas()
+    failed = set(checks.loc[checks.severity != "ok", "check"])
+    assert {c["id"] for c in tables["Rule"]} == rules and "unknown_customer" in rules
+    assert {c["id"] for c in tables["Check"]} == failed and "completeness:email" in failed
+    for cell in tables["Rule"]:
+        assert cell["text"].lower() == RULES[cell["id"]].lower()
+    described = {c["id"]: c["text"] for c in tables["Check"]}
+    assert described["completeness:email"] == "Missing email"
+    for check, text in described.items():
+        assert text == check_title(check)
+    assert [c["text"] for t in tables.values() for c in t if re.fullmatch(r"[a-z0-9_:]+", c["text"])] == []

@@ -27,7 +27,7 @@ def _first_screen(report: Path) -> str:
     start = page.index(">", page.index('id="summary"')) + 1
     fragment = page[start:page.index("</section>", start)]
     text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
-    return re.sub(r" ([,.;:])", r"\1", text)  # "<b>rfm</b>, ..." reads "rfm, ..."
+    return re.sub(r" ([,.;:])", r"\1", text)  # "<b>RFM</b>, ..." reads "RFM, ..."
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +46,15 @@ def test_every_name_the_script_quotes_is_on_the_first_screen(screen):
 
 def test_the_dates_line_is_the_headline_schemes_last_two_snapshots(demo_project, screen):
     from segflow.project import Project
+    from segflow.report._format import SCHEME_TITLES
 
     with Project.open(demo_project, read_only=True) as project:
         scheme = project.settings.schemes[0].name
         dates = project.snapshot_dates(scheme)
-    assert f"Scheme {scheme}, {dates[-2]} → {dates[-1]}." in screen
+    assert scheme == "rfm"
+    # the scheme by its title, as in the rest of the report, not by its --scheme name
+    assert f"Scheme {SCHEME_TITLES[scheme]}, {dates[-2]} → {dates[-1]}." in screen
+    assert f"Scheme {scheme}," not in screen
 
 
 def test_the_dates_quoted_are_those_of_the_segflow_demo_report(tmp_path):
@@ -64,7 +68,7 @@ def test_the_dates_quoted_are_those_of_the_segflow_demo_report(tmp_path):
     from segflow.pipeline import resolve_snapshot_dates
     from segflow.project import Project
 
-    quoted = re.search(r'"Scheme rfm, (\d{4}-\d\d-\d\d) → (\d{4}-\d\d-\d\d)"', _script())
+    quoted = re.search(r'"Scheme RFM, (\d{4}-\d\d-\d\d) → (\d{4}-\d\d-\d\d)"', _script())
     assert quoted, "the script quotes the demo's dates line"
     months = next(p.default for p in get_command(app).commands["demo"].params if p.name == "months")
     data = generate_demo(tmp_path / "data", customers=200, months=months, seed=0)

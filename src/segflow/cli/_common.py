@@ -43,7 +43,10 @@ class _LazyConsole:
 
 
 #: Human output goes to stderr so that ``--json`` output on stdout stays machine-readable.
-console: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
+#: To a pipe or a file, messages are not hard-wrapped (Rich would break them at 80 columns:
+#: one message, one line, for grep and logs) and tables keep the width they have on stdout.
+console: Console = _LazyConsole(  # type: ignore[assignment]
+    stderr=True, **({} if sys.stderr.isatty() else {"soft_wrap": True, "width": 200}))
 STATE = {"debug": False, "json": False}
 
 

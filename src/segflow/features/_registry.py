@@ -176,3 +176,74 @@ FEATURE_GROUPS: tuple[str, ...] = (
     *dict.fromkeys(f.group for f in _ALL if f.group != "id"),
     "survey",
 )
+
+#: Human label of each registered feature, with its unit; ``{currency}`` is replaced by the
+#: project's currency (see :func:`feature_label`). The report, the profile heat-maps and the
+#: profile tables read their feature names from here.
+FEATURE_LABELS: dict[str, str] = {
+    "customer_id": "Customer",
+    "recency_days": "Days since last purchase",
+    "frequency": "Orders, feature window",
+    "monetary": "Revenue, feature window ({currency})",
+    "frequency_12m": "Orders, last 12 months",
+    "monetary_12m": "Revenue, last 12 months ({currency})",
+    "frequency_prev_12m": "Orders, the 12 months before",
+    "monetary_prev_12m": "Revenue, the 12 months before ({currency})",
+    "orders_total": "Orders, all time",
+    "first_purchase_date": "First purchase (date)",
+    "last_purchase_date": "Last purchase (date)",
+    "tenure_days": "Customer for (days)",
+    "avg_order_value": "Average order value ({currency})",
+    "basket_size": "Items per order",
+    "ipt_mean_days": "Inter-purchase time, mean (days)",
+    "ipt_cv": "Inter-purchase time, CV",
+    "spend_trend": "Spend trend (-1 earlier to +1 recent)",
+    "category_count": "Categories bought",
+    "top_category": "Top category",
+    "top_category_share": "Top category, share of spend (%)",
+    "promo_share": "Orders with a promo code (%)",
+    "return_rate": "Returned, share of value (%)",
+    "main_channel": "Main channel",
+    "main_channel_share": "Main channel, share of spend (%)",
+    "channel_count": "Channels used",
+    "products_total": "Products bought, all time",
+    "products_12m": "Products bought, last 12 months",
+    "categories_total": "Categories bought, all time",
+    "categories_12m": "Categories bought, last 12 months",
+    "peak_quarter": "Peak quarter (1-4)",
+    "peak_quarter_share": "Orders in the peak quarter (%)",
+    "same_season_flag": "Buys in the same season each year",
+    "visits_90d": "Visits, last 90 days",
+    "product_views_90d": "Product views, last 90 days",
+    "cart_adds_90d": "Cart adds, last 90 days",
+    "cart_abandonment_rate_90d": "Cart abandonment, last 90 days (%)",
+    "browse_to_buy_90d": "Visits with a purchase, last 90 days (%)",
+    "days_since_last_visit": "Days since last visit",
+    "campaigns_received_12m": "Campaigns received, last 12 months",
+    "campaign_open_rate_12m": "Campaign open rate, last 12 months (%)",
+    "campaign_click_rate_12m": "Campaign click rate, last 12 months (%)",
+    "campaign_response_rate_12m": "Campaign response rate, last 12 months (%)",
+    "signup_date": "Sign-up date",
+    "age_band": "Age band",
+    "gender": "Gender",
+    "income_band": "Income band",
+    "region": "Region",
+    "city": "City",
+    "signup_channel": "Sign-up channel",
+}
+
+#: Units whose values are shares 0-1 (shown as percentages).
+SHARE_UNITS = frozenset({"share 0-1", "share of value"})
+
+
+def feature_label(name: str, currency: str | None = None) -> str:
+    """The human label of a feature column with its unit (``monetary_12m`` -> ``Revenue,
+    last 12 months (EUR)`` with ``currency="EUR"``; ``ipt_cv`` -> ``Inter-purchase time,
+    CV``). Shares are labelled ``(%)``: show their values as percentages. A column that is
+    not registered (a survey question, a project's own feature) is de-snake-cased
+    (``nps_score`` -> ``Nps score``)."""
+    text = FEATURE_LABELS.get(name)
+    if text is None:
+        text = name.replace("__", " ").replace("_", " ").strip()
+        return text[:1].upper() + text[1:]
+    return text.replace("{currency}", currency or "currency")

@@ -19,7 +19,7 @@ import ibis
 from ibis import _
 
 from segflow._result import TableResult
-from segflow.sources._rules import REQUIRED
+from segflow.sources._rules import REQUIRED, RULES
 from segflow.store import CANONICAL_TABLES, Store
 
 if TYPE_CHECKING:
@@ -47,6 +47,42 @@ class Check:
     @property
     def share(self) -> float:
         return self.count / self.total if self.total else 0.0
+
+
+#: What each audit check looks for, in words (the report shows these; the id stays for
+#: support and scripts). Checks of one column (``completeness:email``) and flags of an ingest
+#: rule (``flagged:formula_in_text``) are worded by :func:`check_title`.
+CHECK_TITLES: dict[str, str] = {
+    "future_dates": "Dates after the audit date",
+    "old_dates": "Suspiciously old dates",
+    "duplicate_rows": "Identical rows",
+    "amount_outliers": "Unusually large or small amounts",
+    "history_gaps": "Days without any transactions",
+    "same_day_repeats": "Same amount paid twice on one day",
+    "spend_consistency": "Amount does not match quantity x unit price",
+    "anonymous_transactions": "Transactions without a customer",
+    "unknown_customers": "Customer not in the customers table",
+    "stale_customers": "Customers without recent activity",
+    "quarantined_rows": "Rows rejected at ingest",
+}
+
+
+def check_title(check: str) -> str:
+    """An audit check's id in words: ``completeness:email`` -> ``Missing email``,
+    ``not_provided:region`` -> ``Region never provided``, ``flagged:formula_in_text`` ->
+    ``Kept but flagged: a text value starts like a spreadsheet formula ...``,
+    ``unknown_customers`` -> ``Customer not in the customers table``; an unknown id is
+    returned de-snake-cased."""
+    kind, _, column = check.partition(":")
+    words = column.replace("_", " ")
+    if kind == "completeness" and column:
+        return f"Missing {words}"
+    if kind == "not_provided" and column:
+        return f"{words[:1].upper()}{words[1:]} never provided"
+    if kind == "flagged" and column:
+        return f"Kept but flagged: {RULES.get(column, words)}"
+    text = CHECK_TITLES.get(check) or check.replace("_", " ")
+    return text[:1].upper() + text[1:]
 
 
 class AuditReport(TableResult):

@@ -118,23 +118,30 @@ def table_html(
     labels: dict[str, str] | None = None,
     css: str = "data",
     point_cols: tuple[str, ...] = (),
+    tips: dict[str, list[str]] | None = None,
+    right: tuple[str, ...] = (),
 ) -> str:
     """A DataFrame as an HTML table: human headers, values escaped, shares as %, money with
     the currency, numbers right-aligned, text left-aligned. ``signed`` columns show +/-;
-    ``point_cols`` (changes of a share) show signed percentage points (``+1.2 pp``)."""
+    ``point_cols`` (changes of a share) show signed percentage points (``+1.2 pp``); ``tips``
+    gives a column one tooltip per row (e.g. the id behind a description); ``right`` columns
+    hold numbers already formatted as text (right-aligned like numbers)."""
     head = []
     numeric = []
     for col in frame.columns:
-        is_num = pd.api.types.is_numeric_dtype(frame[col]) and not pd.api.types.is_bool_dtype(frame[col])
+        is_num = col in right or (pd.api.types.is_numeric_dtype(frame[col])
+                                  and not pd.api.types.is_bool_dtype(frame[col]))
         numeric.append(is_num)
         text = (labels or {}).get(col) or label(str(col))
         head.append(f'<th class="{"num" if is_num else "txt"}">{html.escape(text)}</th>')
     rows = []
-    for values in frame.itertuples(index=False):
+    tips = tips or {}
+    for i, values in enumerate(frame.itertuples(index=False)):
         cells = []
         for col, value, is_num in zip(frame.columns, values, numeric, strict=True):
+            tip = f' title="{html.escape(str(tips[col][i]), quote=True)}"' if col in tips else ""
             cells.append(
-                f'<td class="{"num" if is_num else "txt"}">'
+                f'<td class="{"num" if is_num else "txt"}"{tip}>'
                 f"{html.escape(_cell(col, value, percent, money_cols, currency, signed, digits, point_cols))}</td>"
             )
         rows.append("<tr>" + "".join(cells) + "</tr>")

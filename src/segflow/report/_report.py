@@ -115,17 +115,27 @@ def quality_section(ctx: ReportContext) -> Section:
     recon = ctx.reconciliation
     section.blocks.append(_h3("Reconciliation per file"))
     section.blocks.append(_table(recon) if not recon.empty else _note("No loads recorded."))
+    from segflow.quality._audit import check_title
+    from segflow.sources._rules import rule_title
+
     reasons = ctx.quarantine_reasons
     section.blocks.append(_h3("Quarantined rows by rule"))
-    section.blocks.append(_table(reasons) if not reasons.empty else _note("No quarantined rows."))
+    if reasons.empty:
+        section.blocks.append(_note("No quarantined rows."))
+    else:  # the rule in words; its id (for support) in the tooltip
+        ids = [str(r) for r in reasons["rule"]]
+        section.blocks.append(_table(reasons.assign(rule=[rule_title(r) for r in ids]), tips={"rule": ids}))
     checks = ctx.audit
     flagged = checks[checks["severity"] != "ok"]
     section.blocks.append(_h3("Audit checks"))
     section.blocks.append(
-        _note(f"{len(checks) - len(flagged)} of {len(checks)} checks passed; the others are listed below.")
+        _note(f"{len(checks) - len(flagged)} of {len(checks)} checks passed; the others are listed below "
+              "(point at a rule or a check to see its id).")
     )
     if not flagged.empty:
-        section.blocks.append(_table(flagged, percent=("share",)))
+        ids = [str(c) for c in flagged["check"]]
+        section.blocks.append(_table(flagged.assign(check=[check_title(c) for c in ids]), percent=("share",),
+                                     tips={"check": ids}, labels={"share": "Share affected", "total": "Checked"}))
     return section
 
 

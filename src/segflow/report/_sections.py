@@ -12,7 +12,15 @@ import pandas as pd
 
 from segflow.errors import SegflowError
 from segflow.report._context import ReportContext
-from segflow.report._format import count, figure_html, label, pct, retitle, scheme_title, table_html
+from segflow.report._format import (
+    count,
+    figure_html,
+    money,
+    pct,
+    retitle,
+    scheme_title,
+    table_html,
+)
 
 #: Profile heat-maps show this many features (the most distinguishing); the rest are listed
 #: in a collapsed table.
@@ -131,7 +139,7 @@ def _profile_blocks(ctx: ReportContext, scheme: str) -> list[str]:
         profile = profile_segments(features, a, names=names)
     except SegflowError as exc:
         return [note(f"No profile for {scheme}: {exc}")]
-    return _profile_figure_blocks(profile, scheme, snapshot)
+    return _profile_figure_blocks(profile, scheme, snapshot, ctx.currency)
 
 
 def _stored_profile_blocks(ctx: ReportContext, scheme: str) -> list[str]:
@@ -143,22 +151,32 @@ def _stored_profile_blocks(ctx: ReportContext, scheme: str) -> list[str]:
         return []
     snapshot = ctx.project.store.raw.execute(
         "SELECT max(snapshot_date) FROM summary_profile_segments WHERE scheme = ?", [scheme]).fetchone()[0]
-    return _profile_figure_blocks(profile, scheme, snapshot)
+    return _profile_figure_blocks(profile, scheme, snapshot, ctx.currency)
 
 
-def _profile_figure_blocks(profile, scheme: str, snapshot: dt.date) -> list[str]:  # noqa: ANN001
+def _profile_figure_blocks(profile, scheme: str, snapshot: dt.date, currency: str) -> list[str]:  # noqa: ANN001
+    from segflow.features._registry import FEATURES, SHARE_UNITS, feature_label
     from segflow.viz._segments import profile_heatmap
 
-    fig = profile_heatmap(profile, max_features=PROFILE_FEATURES,
+    fig = profile_heatmap(profile, max_features=PROFILE_FEATURES, currency=currency,
                           title=f"{scheme_title(scheme)}: what sets each segment apart (the {PROFILE_FEATURES} most distinguishing features)")
     means = profile.means.copy()
     means.index = [str(i) for i in means.index]
     full = means.T.rename_axis("feature").reset_index()
-    full["feature"] = [label(f) for f in full["feature"]]
+    units = [FEATURES[f].unit if f in FEATURES else "" for f in full["feature"]]
+    for col in means.index:
+        full[col] = [pct(v) if u in SHARE_UNITS else money(v, currency) if u == "currency" else _number(v)
+                     for v, u in zip(full[col], units, strict=True)]
+    full["feature"] = [feature_label(f, currency) for f in full["feature"]]
     return [
         figure_html(fig, name=f"{scheme}-profile"),
-        details(f"All {means.shape[1]} features: mean per segment ({snapshot})", table_html(full, digits=2)),
+        details(f"All {means.shape[1]} features: mean per segment ({snapshot})", table_html(full, right=tuple(means.index))),
     ]
+
+
+def _number(value: float | None) -> str:
+    """A feature mean with two decimals (``1,234.50``); empty for missing."""
+    return "" if value is None or pd.isna(value) else f"{value:,.2f}"
 
 
 # -- migration --------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import html
 import pandas as pd
 
 from segflow.report._context import ReportContext
-from segflow.report._format import count, money, pct
+from segflow.report._format import count, money, pct, scheme_title
 from segflow.report._movement import GONE, NEW, segment_changes
 
 MAX_HEADLINES = 5
@@ -225,7 +225,7 @@ def summary_html(summary: ExecutiveSummary, currency: str) -> str:
         )
     actions = f'<ul class="actions">{"".join(cards)}</ul>'
     return (
-        f'<p class="lead">Scheme <b>{e(summary.scheme)}</b>, {e(when)}.</p>'
+        f'<p class="lead">Scheme <b>{e(scheme_title(summary.scheme))}</b>, {e(when)}.</p>'
         f'<div class="kpis">{kpis}</div>'
         f'<div class="firstscreen"><div id="headlines"><h3>What changed</h3><ul class="headlines">{items}</ul></div>'
         f'<div id="actions"><h3>What to do (campaign playbook)</h3>{actions}</div></div>'

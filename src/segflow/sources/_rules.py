@@ -42,6 +42,13 @@ RULES: dict[str, str] = {
     "order_customer_conflict": "lines of one order name different customers",
 }
 
+def rule_title(rule: str) -> str:
+    """A quarantine rule's id in words, from :data:`RULES` (``unknown_customer`` -> ``The
+    customer id is not in the customers table``); an unknown id is de-snake-cased."""
+    text = RULES.get(rule) or rule.replace("_", " ")
+    return text[:1].upper() + text[1:]
+
+
 #: Columns that must be present, per canonical table (missing -> ``missing_<column>``).
 REQUIRED: dict[str, list[str]] = {
     "customers": ["customer_id"],

@@ -28,28 +28,50 @@ def _top_features(diff: Any, max_features: int | None) -> Any:
     return diff[list(strength.index[:max_features])]
 
 
-def profile_heatmap(profile: Any, *, title: str = "", max_features: int | None = None) -> go.Figure:
-    """Segments (rows) by features (columns), coloured by the standardised difference from the
-    base mean, in base standard deviations (diverging scale centred on 0, clipped at +-2).
+#: At most this many features go across the heat-map (labels wrapped onto lines of
+#: :data:`_WRAP` characters, written horizontally); longer lists go down the side.
+_ACROSS = 10
+_WRAP = 16
 
-    ``max_features`` keeps only the most distinguishing features (largest absolute difference
-    in any segment). Cell numbers are drawn at a fixed, readable size."""
+
+def profile_heatmap(
+    profile: Any, *, title: str = "", max_features: int | None = None, currency: str | None = None
+) -> go.Figure:
+    """Segments by features, coloured by the standardised difference of the segment's mean
+    from the base mean, in base standard deviations (diverging scale centred on 0, clipped at
+    +-2).
+
+    Features are named by :func:`segflow.features._registry.feature_label` (words and unit;
+    ``currency`` names the money unit) and every label is written horizontally: up to 10
+    features go across (segments down the side, feature labels wrapped onto lines of 16
+    characters), more go down the side (segments across). ``max_features`` keeps only the most
+    distinguishing features (largest absolute difference in any segment). Cell numbers are
+    drawn at a fixed, readable size."""
+    import textwrap
+
     import plotly.graph_objects as go
 
+    from segflow.features._registry import feature_label
     from segflow.viz._core import MIN_FONT_PX, house_style
 
     diff = _top_features(profile.std_diff, max_features)
+    names = [feature_label(str(c), currency) for c in diff.columns]
+    across = len(names) <= _ACROSS
+    if across:
+        x = ["<br>".join(textwrap.wrap(n, _WRAP)) for n in names]
+        y, rows, hover = _labels(profile), len(diff), "%{y}<br>%{x}: %{text} sd<extra></extra>"
+    else:
+        diff = diff.T
+        x, y, rows, hover = _labels(profile), names, len(names), "%{x}<br>%{y}: %{text} sd<extra></extra>"
     values = diff.to_numpy(dtype=float)
     text = np.where(np.isnan(values), "", np.vectorize(lambda v: f"{v:+.1f}")(np.nan_to_num(values)))
-    columns = [str(c).replace("_", " ") for c in diff.columns]
-    fits = len(columns) <= 16
     fig = go.Figure(
         go.Heatmap(
             z=np.clip(values, -2, 2),
-            x=columns,
-            y=_labels(profile),
+            x=x,
+            y=y,
             text=text,
-            texttemplate="%{text}" if fits else None,
+            texttemplate="%{text}" if len(x) <= 16 else None,
             textfont={"size": MIN_FONT_PX + 1},
             colorscale="RdBu",
             reversescale=True,
@@ -59,14 +81,14 @@ def profile_heatmap(profile: Any, *, title: str = "", max_features: int | None =
             xgap=1,
             ygap=1,
             colorbar=dict(title=dict(text="sd from base", side="right")),
-            hovertemplate="%{y}<br>%{x}: %{text} sd<extra></extra>",
+            hovertemplate=hover,
         )
     )
     fig.update_layout(
         title=title or "Segment profiles (standardised difference from the whole base)",
-        height=max(320, 200 + 34 * len(diff)),
+        height=max(320, 240 + 32 * rows),
         yaxis=dict(autorange="reversed", type="category"),
-        xaxis=dict(tickangle=-90 if len(columns) > 6 else 0, type="category"),
+        xaxis=dict(type="category", tickangle=0),
         margin=dict(l=10, r=10, t=60, b=10),
     )
     return house_style(fig)
