@@ -184,3 +184,21 @@ def test_figure_draws_every_segment():
     assert len(fig.data[0].x) == 4
     row = rep.table[(rep.table.arm == "email") & (rep.table.by == "(all)")].iloc[0]
     assert fig.data[0].x[0] == pytest.approx(100 * row.lift_abs)
+
+
+def test_read_out_statistics_do_not_depend_on_the_order_of_float_sums():
+    """Two parallel sums of the same doubles may differ in their last bits (seen in stored
+    campaign read-outs: 41.419374999999995 against 41.419375): the means and variances are
+    kept to 12 significant digits, so both orders give the same read-out."""
+    from segflow.campaigns._effect import _significant
+
+    got = _significant(pd.Series([41.419374999999995, 41.419375, float("nan"), 0.0, -1.23456789012345e-7]))
+    assert got.iloc[0] == got.iloc[1] == 41.419375
+    assert np.isnan(got.iloc[2]) and got.iloc[3] == 0.0
+    assert got.iloc[4] == -1.23456789012e-7
+    rng = np.random.default_rng(3)
+    y = rng.gamma(2.0, 30.0, 10_000)
+    shuffled = rng.permutation(y)
+    a, b = _significant(pd.Series([y.mean(), y.var(ddof=1)])), _significant(pd.Series([shuffled.mean(), shuffled.var(ddof=1)]))
+    assert a.tolist() == b.tolist()
+    assert a.iloc[0] == pytest.approx(y.mean(), rel=1e-11)

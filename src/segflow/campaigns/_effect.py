@@ -273,6 +273,9 @@ def _aggregate(
     for part in parts[1:]:
         query = query.union(part.select(cols))
     agg = query.to_pandas()
+    for key in ys:  # parallel float sums differ in their last bits from run to run
+        for stat in ("mean", "var"):
+            agg[f"{key}_{stat}"] = _significant(agg[f"{key}_{stat}"])
     overall = agg[agg.by == ALL]
     binary = {o: int(overall[f"y{i}_odd"].fillna(0).sum()) == 0 for i, o in enumerate(outcomes)}
     rename = {}
@@ -281,6 +284,18 @@ def _aggregate(
             rename[f"y{i}_{stat}"] = f"{o}\x00{stat}"
     agg = agg.drop(columns=[f"y{i}_odd" for i in range(len(outcomes))]).rename(columns=rename)
     return agg, binary
+
+
+def _significant(values: pd.Series, digits: int = 12) -> pd.Series:
+    """``values`` rounded to ``digits`` significant digits (NaN kept).
+
+    The engine sums doubles in parallel, so a mean or variance may differ in its last bits
+    between two runs on the same rows; 12 significant digits (far above any reported
+    precision) make equal inputs give equal read-outs. One value per (segment, arm): small.
+    """
+    x = values.to_numpy(dtype="float64")
+    out = np.array([float(f"{v:.{digits}g}") if np.isfinite(v) else v for v in x])
+    return pd.Series(out, index=values.index, dtype="float64")
 
 
 def _complete(
