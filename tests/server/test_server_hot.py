@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 
 import duckdb
 import pytest
@@ -92,6 +93,7 @@ def test_hot_paths_answer_exactly_what_the_app_answers(analyst, plain, viewer, a
         assert (a.status_code, a.headers["content-type"], a.content) == (b.status_code, b.headers["content-type"],
                                                                        b.content), url
         assert a.headers.get("content-security-policy") and a.headers.get("cache-control") == "no-store"
+        assert _headers(a) == _headers(b), url
     assert hot.count("customer_answer") == 27, "the 25 customers and the two pii forms were answered by HotPaths"
     assert analyst.get(urls[0]).json()["meta"]["customer_id"] == customer_ids[0]
     # refusals come from the app, whichever path
@@ -100,6 +102,46 @@ def test_hot_paths_answer_exactly_what_the_app_answers(analyst, plain, viewer, a
     assert analyst.get(urls[0], headers={"authorization": "Basic abc"}).status_code == 401
     assert analyst.get(urls[0], headers={"authorization": f"Bearer {tokens['analyst']}x"}).status_code == 401
     assert analyst.get(urls[0], headers={"host": "evil.test"}).status_code == 400
+
+
+def _headers(response) -> dict[str, str]:
+    """The answer's headers, the CSP nonce (new on every request) blanked."""
+    out = dict(response.headers)
+    out["content-security-policy"] = re.sub(r"'nonce-[^']+'", "'nonce-'", out["content-security-policy"])
+    return out
+
+
+def test_hot_paths_check_the_host_and_answer_errors_as_the_app(analyst, customer_ids, monkeypatch):
+    """A Host the app refuses is refused (400) before the hot path reads anything, and an
+    unexpected error in the hot path answers 500 as Starlette's error middleware does."""
+    from segflow.server import _hot
+
+    hot = _count_hot(monkeypatch)
+    url = f"/api/v1/customers/{customer_ids[0]}"
+    for host in ("evil.test", "testserver.evil.test", "127.0.0.2", ""):
+        answer = analyst.get(url, headers={"host": host})
+        assert (answer.status_code, answer.text) == (400, "Invalid host header"), host
+        assert analyst.post("/api/v1/score", headers={"host": host}, json={}).status_code == 400
+    assert hot == []
+
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(_hot, "customer_answer", broken)
+    with pytest.raises(RuntimeError, match="boom"):  # the test client raises what the app raised
+        analyst.get(url)
+    monkeypatch.setattr(_hot, "score_answer", broken)
+    body = {"customer_id": "x", "transactions": [{"ts": "2024-05-01T10:00:00", "amount": 20.0}]}
+    with pytest.raises(RuntimeError, match="boom"):
+        analyst.post("/api/v1/score", json=body)
+    from fastapi.testclient import TestClient
+
+    safe = TestClient(analyst.app, base_url="https://testserver", raise_server_exceptions=False,
+                      headers=dict(analyst.headers))
+    answer = safe.get(url)
+    assert (answer.status_code, answer.text) == (500, "Internal Server Error")
+    assert answer.headers["cache-control"] == "no-store"
+    assert safe.post("/api/v1/score", json=body).status_code == 500
 
 
 def test_hot_score_answers_exactly_what_the_app_answers(analyst, plain, viewer, served_project, monkeypatch):
