@@ -9,6 +9,7 @@ import math
 import re
 
 import duckdb
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -194,9 +195,14 @@ def test_fast_records_equal_the_value_by_value_version():
     rows = [("a", dt.date(2024, 1, 1), dt.datetime(2024, 1, 1, 10, 30), dt.datetime(2024, 2, 1), 1 / 3, 7, True, None),
             (None, None, None, None, math.nan, None, False, None),
             ("c", dt.date(2024, 3, 1), dt.datetime(2024, 3, 1, 0, 0, 1), dt.datetime(2024, 3, 1), 2.5e-12, -1, None, None)]
-    fast = _views.fast_records(columns, rows)
+    fast = orjson.loads(orjson.dumps(_views.fast_records(columns, rows)))
     assert fast == _reference(columns, rows)
     assert fast[0]["midnight"] == "2024-02-01" and fast[0]["t"] == "2024-01-01T10:30:00" and fast[1]["f"] is None
+    assert fast[2]["t"] == "2024-03-01T00:00:01" and fast[0]["f"] == 0.333333333333333  # 15 digits
+    for row in rows:  # one row: value by value, same answer
+        assert orjson.loads(orjson.dumps(_views.fast_records(columns, [row]))) == _reference(columns, [row])
+    micro = [(dt.datetime(2024, 1, 1, 10, 30, 0, 120),), (dt.datetime(2024, 1, 2),)]
+    assert orjson.loads(orjson.dumps(_views.fast_records(["t"], micro))) == _reference(["t"], micro)
     assert _views.fast_records(columns, []) == []
 
 

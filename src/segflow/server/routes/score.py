@@ -9,10 +9,10 @@ swapped in (see :mod:`segflow.server._scorer`); requests then run plain Python o
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -227,4 +227,4 @@ def score_answer(scorer: Any, body: ScoreIn) -> tuple[bytes, int]:
     result = scorer.score(body.customer_id, lines, events, answers, body.attributes, exposures)
     out = {"customer_id": body.customer_id, "snapshot_date": scorer.snapshot, "segments": result["segments"],
            "scores": _finite(result["scores"]), "features": _finite(result["features"]), "notes": scorer.notes}
-    return json.dumps(out, default=_json_default, allow_nan=False, separators=(",", ":")).encode(), len(lines)
+    return orjson.dumps(out, default=_json_default), len(lines)
