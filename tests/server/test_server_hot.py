@@ -43,6 +43,9 @@ def customer_ids(served_project) -> list[str]:
 
 
 def _spool(served_project) -> list[dict]:
+    from segflow.server import _audit
+
+    _audit.flush()  # the hot paths' deferred events (written within 50 ms by the server)
     path = served_project / ".segflow.duckdb.serve" / "audit.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
@@ -269,3 +272,51 @@ def test_lookup_rows_across_small_batches_equal_duckdb(served_project, customer_
     finally:
         con.close()
     assert sizes == {True, False}, "both ways of reading rows were used"
+
+
+def test_score_models_carry_what_the_feature_computer_reads():
+    """score_answer hands the validated request models to the scorer in place of Line, Event,
+    Answer and Exposure: they must carry the same fields."""
+    from dataclasses import fields
+
+    from segflow.server._fast_features import Answer, Event, Exposure, Line
+    from segflow.server.routes.score import EventIn, ExposureIn, SurveyAnswerIn, TransactionIn
+
+    for model, data in ((TransactionIn, Line), (EventIn, Event), (ExposureIn, Exposure), (SurveyAnswerIn, Answer)):
+        assert set(model.model_fields) == {f.name for f in fields(data)}, model.__name__
+
+
+def test_float_stdev_agrees_with_the_exact_one():
+    import random
+    import statistics
+
+    from segflow.server._fast_features import _stdev
+
+    rng = random.Random(7)
+    for n in (2, 3, 5, 40, 400):
+        for scale in (1.0, 1e-3, 1e6):
+            gaps = [float(rng.randint(1, 400)) * scale for _ in range(n)]
+            assert math.isclose(_stdev(gaps), statistics.stdev(gaps), rel_tol=1e-13), (n, scale)
+    assert _stdev([3.0, 3.0, 3.0]) == 0.0
+
+
+def test_hot_audit_events_are_written_within_the_flush_interval(analyst, served_project, customer_ids):
+    """The hot routes defer their audit lines; the server's timer writes them within 50 ms,
+    and anything reading the log in the process sees them at once."""
+    import time
+
+    from segflow.server import _audit
+    from segflow.server._hot import AUDIT_FLUSH_SECONDS
+
+    path = served_project / ".segflow.duckdb.serve" / "audit.jsonl"
+    _audit.flush()
+    url = f"/api/v1/customers/{customer_ids[4]}?pii=default"
+    assert analyst.get(url).status_code == 200
+    time.sleep(AUDIT_FLUSH_SECONDS + 0.5)  # the timer runs on the test client's event loop
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert lines[-1]["resource"] == url and lines[-1]["action"] == "read_customer"
+    work = path.parent
+    _audit.record(work, token_id="t1", role="analyst", action="score", resource="/x", deferred=True)
+    assert json.loads(path.read_text().splitlines()[-1])["resource"] == url, "not yet written"
+    assert _audit.read_events(work, None, limit=1)[0]["resource"] == "/x", "read_events flushes first"
+    assert json.loads(path.read_text().splitlines()[-1])["resource"] == "/x"

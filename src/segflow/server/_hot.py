@@ -7,7 +7,8 @@ on this machine, as much as the customer lookup itself. :class:`HotPaths` is cal
 app before any of it (:class:`segflow.server.app.SegflowApp`) and answers the **successful**
 requests of those two routes itself, with the same functions the routes use
 (:func:`segflow.server.routes.score.score_answer`,
-:func:`segflow.server.routes.api.customer_answer`, the same token check and audit record),
+:func:`segflow.server.routes.api.customer_answer`, the same token check and audit record;
+the record is written with the others of the next 50 ms: :mod:`segflow.server._audit`),
 after the same Host check (an exact allowed name) and with the same security headers
 (:func:`segflow.server._security.security_headers`); an unexpected error answers 500 as
 Starlette's outermost middleware does, and is raised on to the server's log.
@@ -24,6 +25,7 @@ files, a scorer not yet built. The tests compare both paths' answers and audit l
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from collections.abc import Iterable
@@ -45,6 +47,8 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9._~@:+\-]{1,200}")
 _PII = {b"": "mask", b"pii=default": "mask", b"pii=full": "full"}
 #: Larger score bodies go through the app (whose validation bounds the lists).
 MAX_BODY = 4 * 1024 * 1024
+#: Seconds an audit event of a hot route waits to be written with the others (at most).
+AUDIT_FLUSH_SECONDS = 0.05
 
 Scope = dict[str, Any]
 
@@ -74,6 +78,7 @@ class HotPaths:
     def __init__(self, app: Any, allowed_hosts: Iterable[str] = ()) -> None:
         self.app = app
         self.hosts = frozenset(h for h in allowed_hosts if "*" not in h)
+        self._flush_due = False
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and "app" in scope:
@@ -112,15 +117,22 @@ class HotPaths:
         record = state.token_book.verify(token, generation.tokens, generation.number)
         return record if record is not None and role_at_least(record.role, "analyst") else None
 
-    @staticmethod
-    def _audit(scope: Scope, record: Any, action: str, detail: dict[str, Any]) -> None:
+    def _audit(self, scope: Scope, record: Any, action: str, detail: dict[str, Any]) -> None:
         """What :func:`segflow.server._auth.audit` records for the same request."""
         resource = scope["path"]
         if scope.get("query_string"):
             resource += "?" + scope["query_string"].decode()
         client = scope.get("client")
         _audit.record(scope["app"].state.replica.work_dir, token_id=record.token_id, role=record.role,
-                      action=action, resource=resource, detail=detail, client=client[0] if client else None)
+                      action=action, resource=resource, detail=detail, client=client[0] if client else None,
+                      deferred=True)
+        if not self._flush_due:  # written with the others of the next 50 ms (segflow.server._audit)
+            self._flush_due = True
+            asyncio.get_running_loop().call_later(AUDIT_FLUSH_SECONDS, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        _audit.flush()
 
     async def _customer(self, scope: Scope, receive: Any, send: Any) -> None:
         try:

@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from segflow.server import _audit
 from segflow.server._auth import LoginRequired, Sessions
 from segflow.server._hot import HotPaths
 from segflow.server._replica import Replica
@@ -79,6 +80,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             yield
         finally:
             app.state.running -= 1
+            _audit.flush()  # the hot routes' deferred audit events
             if app.state.running == 0:
                 app.state.replica.close()
 
