@@ -134,8 +134,9 @@ def test_hot_paths_check_the_host_and_answer_errors_as_the_app(analyst, customer
     monkeypatch.setattr(_hot, "customer_answer", broken)
     with pytest.raises(RuntimeError, match="boom"):  # the test client raises what the app raised
         analyst.get(url)
-    monkeypatch.setattr(_hot, "score_answer", broken)
     body = {"customer_id": "x", "transactions": [{"ts": "2024-05-01T10:00:00", "amount": 20.0}]}
+    assert analyst.post("/api/v1/score", json=body).status_code == 200  # the copy's scorer is built
+    monkeypatch.setattr(_hot, "score_answer", broken)
     with pytest.raises(RuntimeError, match="boom"):
         analyst.post("/api/v1/score", json=body)
     from fastapi.testclient import TestClient
@@ -149,7 +150,6 @@ def test_hot_paths_check_the_host_and_answer_errors_as_the_app(analyst, customer
 
 
 def test_hot_score_answers_exactly_what_the_app_answers(analyst, plain, viewer, served_project, monkeypatch):
-    hot = _count_hot(monkeypatch)
     con = duckdb.connect(str(served_project / "segflow.duckdb"), read_only=True)
     try:
         rows = con.execute("SELECT customer_id, ts, amount, category, channel FROM transactions "
@@ -163,6 +163,9 @@ def test_hot_score_answers_exactly_what_the_app_answers(analyst, plain, viewer, 
         if lines:
             bodies.append({"customer_id": cid, "transactions": lines})
     assert bodies
+    # the first score of a copy builds its scorer through the app (on a fresh test worker)
+    assert analyst.post("/api/v1/score", json=bodies[0]).status_code == 200
+    hot = _count_hot(monkeypatch)
     bad = [{"transactions": []}, {"transactions": [{"ts": "yesterday", "amount": 1}]}, {"nope": 1},
            {"transactions": [{"ts": "2030-01-01T00:00:00", "amount": 5.0}]},
            {"transactions": [{"ts": "2024-05-01T10:00:00", "amount": 5.0}], "as_of": "1999-01-01"}]
