@@ -13,12 +13,16 @@ Starts ``segflow serve`` on a free loopback port for an existing project (e.g. o
    answers (one asyncio event loop, httpx), and latency is measured from the *scheduled*
    send time, so a server that falls behind shows it (no coordinated omission). Each score
    request posts the history of one of ``--customers`` stored customers (transactions,
-   events, survey answers, campaign exposures and attributes before the latest snapshot).
+   events, survey answers, campaign exposures and attributes before the latest snapshot);
+   lookups cycle over ``--lookup-customers`` stored customers (default 5,000, a random
+   sample);
+3. with ``--wrk SECONDS``, a cross-check by ``wrk`` (closed loop: the most the server answers
+   with 16 connections, and wrk's own latency percentiles; :mod:`_wrk`).
 
 Prints p50/p99 latency (ms), throughput (answers/s) and errors per step, and writes them
-to ``bench/results/server.json``. Usage::
+to ``--out`` (default ``bench/results/server.json``). Usage::
 
-    nice python bench/bench_server.py PROJECT_DIR [--seconds 8] [--no-ingest]
+    python bench/bench_server.py PROJECT_DIR --skip-closed --no-ingest --rates 100 500 --workers 2
 
 Only 127.0.0.1 is ever contacted.
 """
@@ -240,6 +244,13 @@ def main() -> None:
     ap.add_argument("--skip-closed", action="store_true", help="Only the score and open-loop steps.")
     ap.add_argument("--workers", type=int, default=1, help="`segflow serve --workers` (processes).")
     ap.add_argument("--steps", nargs="+", default=["score", "customer lookup"], help="Open-loop steps to run.")
+    ap.add_argument("--lookup-customers", type=int, default=5000,
+                    help="Distinct stored customers the lookups cycle over (random sample).")
+    ap.add_argument("--repeat", type=int, default=1, help="Run every open-loop step this many times (in turn).")
+    ap.add_argument("--wrk", type=float, default=0.0, metavar="SECONDS",
+                    help="Also run wrk (closed loop, 16 connections, one thread) on each route for this long.")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "server.json",
+                    help="Where the figures go (JSON).")
     args = ap.parse_args()
     project = args.project
     env = {**os.environ}
@@ -250,7 +261,7 @@ def main() -> None:
     snap = con.execute("SELECT max(snapshot_date) FROM customer_features").fetchone()[0]
     ids = [r[0] for r in con.execute(
         "SELECT customer_id FROM customer_features WHERE snapshot_date = ? ORDER BY hash(customer_id) LIMIT ?",
-        [snap, max(500, args.customers)]).fetchall()]
+        [snap, max(args.lookup_customers, args.customers)]).fetchall()]
     schemes = [r[0] for r in con.execute("SELECT DISTINCT scheme FROM segment_snapshots").fetchall()]
     n_customers = con.execute("SELECT count(*) FROM customers").fetchone()[0]
     bodies = _bodies(con, ids[: args.customers], snap)
@@ -330,14 +341,29 @@ def main() -> None:
         auth = {"Authorization": f"Bearer {token}"}
         score_requests = [encode("POST", "/api/v1/score", b, auth, port) for b in bodies]
         lookup_requests = [encode("GET", f"/api/v1/customers/{i}", None, auth, port) for i in ids]
-        for name, requests in (("score", score_requests), ("customer lookup", lookup_requests)):
-            if name not in args.steps:
-                continue
-            for rate in args.rates:
-                row = {"step": name, "clients": "open", "workers": args.workers,
-                       **open_loop_step(port, server.pid, requests, rate, args.open_seconds, token)}
-                print(json.dumps(row), flush=True)
-                results["steps"].append(row)
+        for repeat in range(args.repeat):
+            for name, requests in (("score", score_requests), ("customer lookup", lookup_requests)):
+                if name not in args.steps:
+                    continue
+                for rate in args.rates:
+                    row = {"step": name, "clients": "open", "workers": args.workers, "repeat": repeat + 1,
+                           **open_loop_step(port, server.pid, requests, rate, args.open_seconds, token)}
+                    print(json.dumps(row), flush=True)
+                    results["steps"].append(row)
+        if args.wrk:
+            from _wrk import run_wrk
+
+            for name, method, items in (("score", "POST", bodies), ("customer lookup", "GET", ids)):
+                if name in args.steps:
+                    _settle(base, token)
+                    cpu, load = _process_cpu(server.pid), os.getloadavg()[0]
+                    row = {"step": name, "clients": "wrk closed loop", "workers": args.workers,
+                           **run_wrk(port, token, method, items, args.wrk)}
+                    row["server_cpu_ms_per_answer"] = round(
+                        1000 * (_process_cpu(server.pid) - cpu) / max(1, row.get("requests") or 1), 2)
+                    row["load_average_1m_before"] = round(load, 2)
+                    print(json.dumps(row), flush=True)
+                    results["steps"].append(row)
     finally:
         import signal
 
@@ -348,7 +374,7 @@ def main() -> None:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
     results["load_average_after"] = os.getloadavg()
-    out = Path(__file__).parent / "results" / "server.json"
+    out = args.out
     out.write_text(json.dumps(results, indent=1))
     print(f"wrote {out}", file=sys.stderr)
 

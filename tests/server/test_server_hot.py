@@ -6,8 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 
 import duckdb
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -41,6 +43,9 @@ def customer_ids(served_project) -> list[str]:
 
 
 def _spool(served_project) -> list[dict]:
+    from segflow.server import _audit
+
+    _audit.flush()  # the hot paths' deferred events (written within 50 ms by the server)
     path = served_project / ".segflow.duckdb.serve" / "audit.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
@@ -92,6 +97,7 @@ def test_hot_paths_answer_exactly_what_the_app_answers(analyst, plain, viewer, a
         assert (a.status_code, a.headers["content-type"], a.content) == (b.status_code, b.headers["content-type"],
                                                                        b.content), url
         assert a.headers.get("content-security-policy") and a.headers.get("cache-control") == "no-store"
+        assert _headers(a) == _headers(b), url
     assert hot.count("customer_answer") == 27, "the 25 customers and the two pii forms were answered by HotPaths"
     assert analyst.get(urls[0]).json()["meta"]["customer_id"] == customer_ids[0]
     # refusals come from the app, whichever path
@@ -102,8 +108,48 @@ def test_hot_paths_answer_exactly_what_the_app_answers(analyst, plain, viewer, a
     assert analyst.get(urls[0], headers={"host": "evil.test"}).status_code == 400
 
 
-def test_hot_score_answers_exactly_what_the_app_answers(analyst, plain, viewer, served_project, monkeypatch):
+def _headers(response) -> dict[str, str]:
+    """The answer's headers, the CSP nonce (new on every request) blanked."""
+    out = dict(response.headers)
+    out["content-security-policy"] = re.sub(r"'nonce-[^']+'", "'nonce-'", out["content-security-policy"])
+    return out
+
+
+def test_hot_paths_check_the_host_and_answer_errors_as_the_app(analyst, customer_ids, monkeypatch):
+    """A Host the app refuses is refused (400) before the hot path reads anything, and an
+    unexpected error in the hot path answers 500 as Starlette's error middleware does."""
+    from segflow.server import _hot
+
     hot = _count_hot(monkeypatch)
+    url = f"/api/v1/customers/{customer_ids[0]}"
+    for host in ("evil.test", "testserver.evil.test", "127.0.0.2", ""):
+        answer = analyst.get(url, headers={"host": host})
+        assert (answer.status_code, answer.text) == (400, "Invalid host header"), host
+        assert analyst.post("/api/v1/score", headers={"host": host}, json={}).status_code == 400
+    assert hot == []
+
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(_hot, "customer_answer", broken)
+    with pytest.raises(RuntimeError, match="boom"):  # the test client raises what the app raised
+        analyst.get(url)
+    body = {"customer_id": "x", "transactions": [{"ts": "2024-05-01T10:00:00", "amount": 20.0}]}
+    assert analyst.post("/api/v1/score", json=body).status_code == 200  # the copy's scorer is built
+    monkeypatch.setattr(_hot, "score_answer", broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        analyst.post("/api/v1/score", json=body)
+    from fastapi.testclient import TestClient
+
+    safe = TestClient(analyst.app, base_url="https://testserver", raise_server_exceptions=False,
+                      headers=dict(analyst.headers))
+    answer = safe.get(url)
+    assert (answer.status_code, answer.text) == (500, "Internal Server Error")
+    assert answer.headers["cache-control"] == "no-store"
+    assert safe.post("/api/v1/score", json=body).status_code == 500
+
+
+def test_hot_score_answers_exactly_what_the_app_answers(analyst, plain, viewer, served_project, monkeypatch):
     con = duckdb.connect(str(served_project / "segflow.duckdb"), read_only=True)
     try:
         rows = con.execute("SELECT customer_id, ts, amount, category, channel FROM transactions "
@@ -117,6 +163,9 @@ def test_hot_score_answers_exactly_what_the_app_answers(analyst, plain, viewer, 
         if lines:
             bodies.append({"customer_id": cid, "transactions": lines})
     assert bodies
+    # the first score of a copy builds its scorer through the app (on a fresh test worker)
+    assert analyst.post("/api/v1/score", json=bodies[0]).status_code == 200
+    hot = _count_hot(monkeypatch)
     bad = [{"transactions": []}, {"transactions": [{"ts": "yesterday", "amount": 1}]}, {"nope": 1},
            {"transactions": [{"ts": "2030-01-01T00:00:00", "amount": 5.0}]},
            {"transactions": [{"ts": "2024-05-01T10:00:00", "amount": 5.0}], "as_of": "1999-01-01"}]
@@ -152,9 +201,14 @@ def test_fast_records_equal_the_value_by_value_version():
     rows = [("a", dt.date(2024, 1, 1), dt.datetime(2024, 1, 1, 10, 30), dt.datetime(2024, 2, 1), 1 / 3, 7, True, None),
             (None, None, None, None, math.nan, None, False, None),
             ("c", dt.date(2024, 3, 1), dt.datetime(2024, 3, 1, 0, 0, 1), dt.datetime(2024, 3, 1), 2.5e-12, -1, None, None)]
-    fast = _views.fast_records(columns, rows)
+    fast = orjson.loads(orjson.dumps(_views.fast_records(columns, rows)))
     assert fast == _reference(columns, rows)
     assert fast[0]["midnight"] == "2024-02-01" and fast[0]["t"] == "2024-01-01T10:30:00" and fast[1]["f"] is None
+    assert fast[2]["t"] == "2024-03-01T00:00:01" and fast[0]["f"] == 0.333333333333333  # 15 digits
+    for row in rows:  # one row: value by value, same answer
+        assert orjson.loads(orjson.dumps(_views.fast_records(columns, [row]))) == _reference(columns, [row])
+    micro = [(dt.datetime(2024, 1, 1, 10, 30, 0, 120),), (dt.datetime(2024, 1, 2),)]
+    assert orjson.loads(orjson.dumps(_views.fast_records(["t"], micro))) == _reference(["t"], micro)
     assert _views.fast_records(columns, []) == []
 
 
@@ -221,3 +275,51 @@ def test_lookup_rows_across_small_batches_equal_duckdb(served_project, customer_
     finally:
         con.close()
     assert sizes == {True, False}, "both ways of reading rows were used"
+
+
+def test_score_models_carry_what_the_feature_computer_reads():
+    """score_answer hands the validated request models to the scorer in place of Line, Event,
+    Answer and Exposure: they must carry the same fields."""
+    from dataclasses import fields
+
+    from segflow.server._fast_features import Answer, Event, Exposure, Line
+    from segflow.server.routes.score import EventIn, ExposureIn, SurveyAnswerIn, TransactionIn
+
+    for model, data in ((TransactionIn, Line), (EventIn, Event), (ExposureIn, Exposure), (SurveyAnswerIn, Answer)):
+        assert set(model.model_fields) == {f.name for f in fields(data)}, model.__name__
+
+
+def test_float_stdev_agrees_with_the_exact_one():
+    import random
+    import statistics
+
+    from segflow.server._fast_features import _stdev
+
+    rng = random.Random(7)
+    for n in (2, 3, 5, 40, 400):
+        for scale in (1.0, 1e-3, 1e6):
+            gaps = [float(rng.randint(1, 400)) * scale for _ in range(n)]
+            assert math.isclose(_stdev(gaps), statistics.stdev(gaps), rel_tol=1e-13), (n, scale)
+    assert _stdev([3.0, 3.0, 3.0]) == 0.0
+
+
+def test_hot_audit_events_are_written_within_the_flush_interval(analyst, served_project, customer_ids):
+    """The hot routes defer their audit lines; the server's timer writes them within 50 ms,
+    and anything reading the log in the process sees them at once."""
+    import time
+
+    from segflow.server import _audit
+    from segflow.server._hot import AUDIT_FLUSH_SECONDS
+
+    path = served_project / ".segflow.duckdb.serve" / "audit.jsonl"
+    _audit.flush()
+    url = f"/api/v1/customers/{customer_ids[4]}?pii=default"
+    assert analyst.get(url).status_code == 200
+    time.sleep(AUDIT_FLUSH_SECONDS + 0.5)  # the timer runs on the test client's event loop
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert lines[-1]["resource"] == url and lines[-1]["action"] == "read_customer"
+    work = path.parent
+    _audit.record(work, token_id="t1", role="analyst", action="score", resource="/x", deferred=True)
+    assert json.loads(path.read_text().splitlines()[-1])["resource"] == url, "not yet written"
+    assert _audit.read_events(work, None, limit=1)[0]["resource"] == "/x", "read_events flushes first"
+    assert json.loads(path.read_text().splitlines()[-1])["resource"] == "/x"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -97,7 +98,10 @@ def serve(
             soft_wrap=True, highlight=False, markup=False,
         )
         if workers == 1:
-            uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+            # access_log off: at log level warning its lines are dropped anyway, after being
+            # formatted (a few microseconds a request on the hot routes)
+            uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False,
+                        http=_http_protocol())
             return
         # several processes: uvicorn starts each worker, which builds its own app from these
         # settings; the workers share one copy of the store (see segflow.server._replica)
@@ -105,7 +109,17 @@ def serve(
 
         os.environ[SETTINGS_ENV] = settings.model_dump_json()
         uvicorn.run("segflow.server.app:app_from_environment", factory=True, workers=workers, host=host,
-                    port=port, log_level="warning")
+                    port=port, log_level="warning", access_log=False, http=_http_protocol())
+
+
+def _http_protocol() -> Any:
+    """uvicorn's httptools protocol writing each answer once (segflow.server._protocol), or
+    uvicorn's own choice when httptools is not installed."""
+    try:
+        from segflow.server._protocol import CoalescingHttpTools
+    except ImportError:
+        return "auto"
+    return CoalescingHttpTools
 
 
 RoleOption = typer.Option(..., "--role", help="viewer (aggregates), analyst (+ customer data, exports) or admin (+ tokens, audit).")

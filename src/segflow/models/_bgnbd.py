@@ -168,6 +168,9 @@ class _ContinuousBTYD(BTYDModel):
         return {**data, "xu": xu, "xi": xi, "tu": tu, "ti": ti, "txu": txu, "txi": txi}
 
     def _arrays(self, x: Any, t_x: Any, T: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if (type(x) is type(t_x) is type(T) is np.ndarray and x.dtype == t_x.dtype == T.dtype == np.float64
+                and x.shape == t_x.shape == T.shape):
+            return x, t_x, T  # already what the broadcast gives (real-time scoring: 10 us a call)
         x, t_x, T = (np.asarray(v, dtype=float) for v in np.broadcast_arrays(x, t_x, T))
         return x, t_x, T
 

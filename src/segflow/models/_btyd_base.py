@@ -456,7 +456,8 @@ class BTYDModel(BaseEstimator):
 
     # -- shared helpers -------------------------------------------------------------------
     def _params(self) -> np.ndarray:
-        check_is_fitted(self, "params_")
+        if not hasattr(self, "params_"):  # check_is_fitted costs 15 us a call (real-time scoring)
+            check_is_fitted(self, "params_")
         return np.array([self.params_[n] for n in self._param_names])
 
     def summary(self) -> pd.DataFrame:

@@ -7,10 +7,17 @@ write lock (any ``segflow tokens ...`` command) moves the spool into the
 ``audit_log`` table: it renames the spool under the same lock, inserts its events
 (skipping ids already present, so a move cut half-way is redone without duplicates) and
 deletes it. :func:`read_events` shows the table and the spool together.
+
+The two hot routes (``/score`` and customer lookups, :mod:`segflow.server._hot`) record
+their events ``deferred``: kept in the worker process and written together at most 50 ms
+later (:func:`flush`; also when the app stops, at interpreter exit, and before this process
+reads or drains the log). A worker killed outright (``SIGKILL``, power loss) loses the events
+of its last 50 ms; a normal stop (``SIGTERM``, Ctrl-C) writes them.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as dt
 import fcntl
@@ -23,6 +30,10 @@ from typing import Any
 
 _SPOOL = "audit.jsonl"
 _lock = threading.Lock()
+#: Deferred events of this process (work folder -> JSON lines), written by :func:`flush`.
+_pending: dict[Path, list[str]] = {}
+_pending_lock = threading.Lock()
+atexit.register(lambda: flush())
 
 
 def work_dir_for(store_path: str | Path) -> Path:
@@ -38,8 +49,12 @@ def spool_path(work_dir: Path) -> Path:
 
 
 def record(work_dir: Path, *, token_id: str | None, role: str | None, action: str,
-           resource: str, detail: dict[str, Any] | None = None, client: str | None = None) -> dict[str, Any]:
-    """Append one event to the spool (flushed to the OS before returning)."""
+           resource: str, detail: dict[str, Any] | None = None, client: str | None = None,
+           deferred: bool = False) -> dict[str, Any]:
+    """Append one event to the spool (flushed to the OS before returning), or, ``deferred``,
+    keep it in this process until the next :func:`flush` (the hot routes: one write for all
+    the events of the last 50 ms instead of six system calls per request; the event's time is
+    the request's either way)."""
     event = {
         "event_id": uuid.uuid4().hex,
         "at": dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds"),
@@ -51,7 +66,29 @@ def record(work_dir: Path, *, token_id: str | None, role: str | None, action: st
         "client": client,
     }
     line = json.dumps(event) + "\n"
-    path = spool_path(work_dir)
+    if deferred:
+        with _pending_lock:
+            _pending.setdefault(Path(work_dir), []).append(line)
+        return event
+    _append(spool_path(work_dir), line)
+    return event
+
+
+def flush() -> int:
+    """Write this process's deferred events to their spools (one locked write per folder);
+    returns how many. Called by the hot routes' timer, when the app stops, at exit and before
+    the log is read."""
+    with _pending_lock:
+        batches = list(_pending.items())
+        _pending.clear()
+    for work_dir, lines in batches:
+        _append(spool_path(work_dir), "".join(lines))
+    return sum(len(lines) for _, lines in batches)
+
+
+def _append(path: Path, text: str) -> None:
+    """Append ``text`` to the spool under an exclusive ``flock`` (to the file a drainer has
+    not renamed away)."""
     with _lock:
         while True:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -63,8 +100,8 @@ def record(work_dir: Path, *, token_id: str | None, role: str | None, action: st
                 except FileNotFoundError:
                     same = False
                 if same:
-                    os.write(fd, line.encode("utf-8"))
-                    return event
+                    os.write(fd, text.encode("utf-8"))
+                    return
             finally:
                 os.close(fd)
 
@@ -81,6 +118,7 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
 
 def drain(work_dir: Path, con: Any) -> int:
     """Move spooled events into ``audit_log`` (``con`` open for writing). Returns how many."""
+    flush()
     path = spool_path(work_dir)
     moved = 0
     pending = sorted(work_dir.glob(_SPOOL + ".*.draining"))
@@ -117,7 +155,8 @@ def drain(work_dir: Path, con: Any) -> int:
 def read_events(work_dir: Path, con: Any | None, *, limit: int = 1000, offset: int = 0,
                 action: str | None = None, token_id: str | None = None) -> list[dict[str, Any]]:
     """Events of the store table (``con`` may be a read-only connection or ``None``) and of
-    the spool, newest first."""
+    the spool (this process's deferred events written first), newest first."""
+    flush()
     events: list[dict[str, Any]] = []
     if con is not None:
         exists = con.execute(

@@ -3,14 +3,19 @@
 ``POST /api/v1/score`` and ``GET /api/v1/customers/{id}`` are what integrations call at
 hundreds of requests per second. Through FastAPI each request crosses about fifteen layers
 of middleware, routing, dependency resolution and exception handling, about 0.6 ms of CPU
-on this machine, as much as the customer lookup itself. :class:`HotPaths` sits just inside
-the Host check and the security headers (which still apply to every answer) and answers the
-**successful** requests of those two routes itself, with the same functions the routes use
+on this machine, as much as the customer lookup itself. :class:`HotPaths` is called by the
+app before any of it (:class:`segflow.server.app.SegflowApp`) and answers the **successful**
+requests of those two routes itself, with the same functions the routes use
 (:func:`segflow.server.routes.score.score_answer`,
-:func:`segflow.server.routes.api.customer_answer`, the same token check and audit record).
+:func:`segflow.server.routes.api.customer_answer`, the same token check and audit record;
+the record is written with the others of the next 50 ms: :mod:`segflow.server._audit`),
+after the same Host check (an exact allowed name) and with the same security headers
+(:func:`segflow.server._security.security_headers`); an unexpected error answers 500 as
+Starlette's outermost middleware does, and is raised on to the server's log.
 
 Anything else is handed to the full app unchanged, so every refusal and error is the
-app's own: no or a malformed ``Authorization`` header (browsers with the session cookie
+app's own: a Host header that is not exactly an allowed name (the app answers 400, or
+accepts a wildcard name), no or a malformed ``Authorization`` header (browsers with the session cookie
 included, so CSRF checks stay where they are), a token that is unknown, expired, revoked
 or below the analyst role, a body that does not validate (the body already read is passed
 on), a customer id with characters beyond ``[A-Za-z0-9._~@:+-]``, a query string other
@@ -20,7 +25,10 @@ files, a scorer not yet built. The tests compare both paths' answers and audit l
 
 from __future__ import annotations
 
+import asyncio
 import re
+import secrets
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import HTTPException
@@ -28,6 +36,7 @@ from pydantic import ValidationError
 
 from segflow.errors import SegflowError
 from segflow.server import _audit, _views
+from segflow.server._security import security_headers
 from segflow.server._tokens import role_at_least
 from segflow.server.routes.api import customer_answer
 from segflow.server.routes.score import ScoreIn, _ready_scorer, score_answer
@@ -38,30 +47,57 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9._~@:+\-]{1,200}")
 _PII = {b"": "mask", b"pii=default": "mask", b"pii=full": "full"}
 #: Larger score bodies go through the app (whose validation bounds the lists).
 MAX_BODY = 4 * 1024 * 1024
+#: Seconds an audit event of a hot route waits to be written with the others (at most).
+AUDIT_FLUSH_SECONDS = 0.05
 
 Scope = dict[str, Any]
 
 
-def _headers(body: bytes) -> list[tuple[bytes, bytes]]:
-    return [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+_ERROR = b"Internal Server Error"
+
+
+async def _answer(send: Any, status: int, body: bytes, content_type: bytes) -> None:
+    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", content_type),
+               *security_headers(secrets.token_urlsafe(16))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class HotPaths:
-    """ASGI middleware answering the successful requests of the hot routes (module notes)."""
+    """The hot routes' successful requests, answered in front of the app (module notes).
 
-    def __init__(self, app: Any) -> None:
+    Parameters
+    ----------
+    app : ASGI callable
+        The full app (its middleware stack): every request not answered here goes to it.
+    allowed_hosts : iterable of str
+        Host names answered here (the app's TrustedHost list; patterns with ``*`` are left
+        to the app).
+    """
+
+    def __init__(self, app: Any, allowed_hosts: Iterable[str] = ()) -> None:
         self.app = app
+        self.hosts = frozenset(h for h in allowed_hosts if "*" not in h)
+        self._flush_due = False
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and "app" in scope:
             path, method = scope["path"], scope["method"]
-            if method == "POST" and path == _SCORE:
+            if method == "POST" and path == _SCORE and self._host_ok(scope):
                 await self._score(scope, receive, send)
                 return
-            if method == "GET" and path.startswith(_CUSTOMER):
+            if method == "GET" and path.startswith(_CUSTOMER) and self._host_ok(scope):
                 await self._customer(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+    def _host_ok(self, scope: Scope) -> bool:
+        """Whether the Host header (without its port) is exactly one of the allowed names,
+        as :class:`starlette.middleware.trustedhost.TrustedHostMiddleware` reads it."""
+        for key, value in scope["headers"]:
+            if key == b"host":
+                return value.decode("latin-1").split(":")[0] in self.hosts
+        return False
 
     @staticmethod
     def _analyst(scope: Scope) -> Any:
@@ -81,38 +117,58 @@ class HotPaths:
         record = state.token_book.verify(token, generation.tokens, generation.number)
         return record if record is not None and role_at_least(record.role, "analyst") else None
 
-    @staticmethod
-    def _audit(scope: Scope, record: Any, action: str, detail: dict[str, Any]) -> None:
+    def _audit(self, scope: Scope, record: Any, action: str, detail: dict[str, Any]) -> None:
         """What :func:`segflow.server._auth.audit` records for the same request."""
         resource = scope["path"]
         if scope.get("query_string"):
             resource += "?" + scope["query_string"].decode()
         client = scope.get("client")
         _audit.record(scope["app"].state.replica.work_dir, token_id=record.token_id, role=record.role,
-                      action=action, resource=resource, detail=detail, client=client[0] if client else None)
+                      action=action, resource=resource, detail=detail, client=client[0] if client else None,
+                      deferred=True)
+        if not self._flush_due:  # written with the others of the next 50 ms (segflow.server._audit)
+            self._flush_due = True
+            asyncio.get_running_loop().call_later(AUDIT_FLUSH_SECONDS, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        _audit.flush()
 
     async def _customer(self, scope: Scope, receive: Any, send: Any) -> None:
-        customer_id = scope["path"][len(_CUSTOMER):]
-        how = _PII.get(scope.get("query_string", b""))
-        record = None
-        if how is not None and _SAFE_ID.fullmatch(customer_id):
-            record = self._analyst(scope)
-        parts = None
-        if record is not None:
-            try:
-                parts = _views.customer_rows_indexed(scope["app"].state.replica.current, customer_id)
-            except HTTPException:  # unknown customer: the app answers 404
-                parts = None
-        if parts is None:
+        try:
+            body = self._customer_body(scope)
+        except Exception:
+            await _answer(send, 500, _ERROR, b"text/plain; charset=utf-8")
+            raise
+        if body is None:
             await self.app(scope, receive, send)
             return
+        await _answer(send, 200, body, b"application/json")
+
+    def _customer_body(self, scope: Scope) -> bytes | None:
+        """The lookup's answer (audited), or None when the app is to answer."""
+        customer_id = scope["path"][len(_CUSTOMER):]
+        how = _PII.get(scope.get("query_string", b""))
+        if how is None or not _SAFE_ID.fullmatch(customer_id):
+            return None
+        record = self._analyst(scope)
+        if record is None:
+            return None
+        try:
+            parts = _views.customer_rows_indexed(scope["app"].state.replica.current, customer_id)
+        except HTTPException:  # unknown customer: the app answers 404
+            return None
+        if parts is None:
+            return None
         self._audit(scope, record, "read_customer", {"customer_id": customer_id, "pii": how})
-        body = customer_answer(parts, customer_id, how)
-        await send({"type": "http.response.start", "status": 200, "headers": _headers(body)})
-        await send({"type": "http.response.body", "body": body})
+        return customer_answer(parts, customer_id, how)
 
     async def _score(self, scope: Scope, receive: Any, send: Any) -> None:
-        record = self._analyst(scope)
+        try:
+            record = self._analyst(scope)
+        except Exception:
+            await _answer(send, 500, _ERROR, b"text/plain; charset=utf-8")
+            raise
         if record is None:
             await self.app(scope, receive, send)
             return
@@ -129,18 +185,27 @@ class HotPaths:
         answer = None
         if not more and last is not None and last["type"] == "http.request":
             try:
-                body = ScoreIn.model_validate_json(raw or b"null")
-                scorer = _ready_scorer(scope["app"].state.replica.current, body.as_of)
-                if scorer is not None:
-                    answer, lines = score_answer(scorer, body)
-            except (ValidationError, SegflowError):
-                answer = None
+                answer = self._score_body(scope, record, raw)
+            except Exception:
+                await _answer(send, 500, _ERROR, b"text/plain; charset=utf-8")
+                raise
         if answer is None:  # the app answers (422, 409, a scorer to build...), from the same body
             await self.app(scope, _replay(raw, more, last, receive), send)
             return
+        await _answer(send, 200, answer, b"application/json")
+
+    def _score_body(self, scope: Scope, record: Any, raw: bytes) -> bytes | None:
+        """The score's answer (audited), or None when the app is to answer."""
+        try:
+            body = ScoreIn.model_validate_json(raw or b"null")
+            scorer = _ready_scorer(scope["app"].state.replica.current, body.as_of)
+            if scorer is None:
+                return None
+            answer, lines = score_answer(scorer, body)
+        except (ValidationError, SegflowError):
+            return None
         self._audit(scope, record, "score", {"customer_id": body.customer_id, "transactions": lines})
-        await send({"type": "http.response.start", "status": 200, "headers": _headers(answer)})
-        await send({"type": "http.response.body", "body": answer})
+        return answer
 
 
 def _replay(raw: bytes, more: bool, last: dict[str, Any] | None, receive: Any) -> Any:

@@ -26,6 +26,28 @@ PII_COLUMNS = ("email", "phone", "name", "first_name", "last_name", "full_name",
 _STATIC = ("/static/",)
 
 
+_CSP = ("default-src 'none'; script-src 'self' 'nonce-{nonce}'; "
+        "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+_FIXED = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),  # "no-referrer" makes Chromium send Origin: null
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+]
+
+
+def security_headers(nonce: str, static: bool = False) -> list[tuple[bytes, bytes]]:
+    """The headers :class:`SecurityHeaders` adds to an answer (``nonce``: the page's CSP nonce;
+    ``static``: a static library file, which may be cached)."""
+    headers = [(b"content-security-policy", _CSP.format(nonce=nonce).encode()), *_FIXED]
+    if not static:
+        headers.append((b"cache-control", b"no-store"))
+    return headers
+
+
 class SecurityHeaders:
     """ASGI middleware adding the security headers and a per-request CSP nonce."""
 
@@ -42,22 +64,7 @@ class SecurityHeaders:
 
         async def send_with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers += [
-                    (b"content-security-policy",
-                     (f"default-src 'none'; script-src 'self' 'nonce-{nonce}'; "
-                      "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
-                      "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'").encode()),
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"x-frame-options", b"DENY"),
-                    (b"referrer-policy", b"same-origin"),  # "no-referrer" makes Chromium send Origin: null
-                    (b"cross-origin-opener-policy", b"same-origin"),
-                    (b"cross-origin-resource-policy", b"same-origin"),
-                    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
-                ]
-                if not static:
-                    headers.append((b"cache-control", b"no-store"))
-                message["headers"] = headers
+                message["headers"] = [*message.get("headers", []), *security_headers(nonce, static)]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -9,7 +9,9 @@ Everything but the login form and the static library files needs a token (see
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -19,6 +21,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from segflow.server import _audit
 from segflow.server._auth import LoginRequired, Sessions
 from segflow.server._hot import HotPaths
 from segflow.server._replica import Replica
@@ -48,6 +51,22 @@ def _escape(text: str) -> str:
     return str(escape(text))
 
 
+class SegflowApp(FastAPI):
+    """FastAPI with :class:`segflow.server._hot.HotPaths` in front of its middleware stack:
+    the successful requests of ``POST /api/v1/score`` and ``GET /api/v1/customers/{id}`` are
+    answered before any middleware, routing or dependency runs (about 0.1-0.2 ms of CPU less
+    per request); everything else goes through the whole app as before."""
+
+    hot_paths: HotPaths | None = None
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if self.hot_paths is not None and scope["type"] == "http":
+            scope["app"] = self
+            await self.hot_paths(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
     """Build the app for one project folder (served from a read-only copy of its store)."""
     settings = settings or default_settings()
@@ -61,10 +80,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             yield
         finally:
             app.state.running -= 1
+            _audit.flush()  # the hot routes' deferred audit events
             if app.state.running == 0:
                 app.state.replica.close()
 
-    app = FastAPI(
+    app = SegflowApp(
         title=settings.title,
         generate_unique_id_function=_operation_id,
         docs_url=None,
@@ -114,12 +134,13 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             return JSONResponse({"detail": problems}, status_code=422)
         return _error_page(request, 422, problems)
 
-    # Added innermost first: the Host check answers before anything else, headers go on
-    # everything, and the hot routes' successful requests skip the framework (HotPaths).
-    if settings.hot_paths:
-        app.add_middleware(HotPaths)
+    # Added innermost first: the Host check answers before anything else and headers go on
+    # everything; the hot routes' successful requests skip all of it (HotPaths, which makes
+    # the same Host check and adds the same headers).
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(SecurityHeaders)
+    if settings.hot_paths:
+        app.hot_paths = HotPaths(functools.partial(FastAPI.__call__, app), settings.allowed_hosts)
     return app
 
 

@@ -9,9 +9,9 @@ downloads the same rows (formula cells neutralised).
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Annotated, Any, Literal
 
+import orjson
 import pandas as pd
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -169,7 +169,7 @@ def customer_answer(parts: dict[str, _views.Rows], customer_id: str, how: str) -
     """The JSON answer of ``GET /api/v1/customers/{id}`` from :func:`_views.customer_rows`
     (``how``: ``mask`` or ``full`` for the personal data)."""
     history = parts["history"][1]
-    data = _views.fast_records(*parts["history"])
+    data = _views.history_records(history)
     attributes = _views.fast_records(*protect_rows(*parts["attributes"], how))
     features = _views.fast_records(*parts["features"])
     body = {"data": data, "count": len(data), "total": len(data), "meta": {
@@ -180,7 +180,7 @@ def customer_answer(parts: dict[str, _views.Rows], customer_id: str, how: str) -
         "scores": _views.fast_records(*parts["scores"]),
         "features": features[0] if features else {},
     }}
-    return json.dumps(body, default=str).encode()
+    return orjson.dumps(body, default=str)
 
 
 @router.get("/quality", response_model=RecordsPublic)

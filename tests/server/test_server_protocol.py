@@ -1,0 +1,108 @@
+"""The coalescing transport of `segflow serve` (segflow.server._protocol): one write per
+event-loop step, same bytes, and a real server answering through it on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+
+import pytest
+
+uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("httptools")
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str) -> str:
+        return f"info:{name}"
+
+
+def test_writes_of_one_loop_step_leave_as_one():
+    from segflow.server._protocol import CoalescingTransport
+
+    async def run() -> _Recorder:
+        real = _Recorder()
+        t = CoalescingTransport(real, asyncio.get_running_loop())
+        t.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        t.write(b"body")
+        assert real.writes == [], "nothing sent within the step"
+        await asyncio.sleep(0)
+        assert real.writes == [b"HTTP/1.1 200 OK\r\n\r\nbody"]
+        t.write(b"next")
+        await asyncio.sleep(0)
+        t.write(b"last")
+        t.close()  # sends what is pending first
+        assert real.writes == [b"HTTP/1.1 200 OK\r\n\r\nbody", b"next", b"last"] and real.closed
+        assert t.get_extra_info("peername") == "info:peername"
+        return real
+
+    asyncio.run(run())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_server_on_the_coalescing_protocol_answers_keep_alive_and_streams():
+    from segflow.server._protocol import CoalescingHttpTools
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        body = (await receive())["body"]
+        if scope["path"] == "/stream":  # three body messages, one awaited pause between
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"6")]})
+            await send({"type": "http.response.body", "body": b"ab", "more_body": True})
+            await asyncio.sleep(0.01)
+            await send({"type": "http.response.body", "body": b"cd", "more_body": True})
+            await send({"type": "http.response.body", "body": b"ef"})
+            return
+        answer = b"echo:" + body
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(answer)).encode())]})
+        await send({"type": "http.response.body", "body": answer})
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=CoalescingHttpTools,
+                                           log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            time.sleep(0.05)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            stream = sock.makefile("rb")
+            for i in range(3):  # keep-alive: three requests on one connection
+                payload = f"x{i}".encode()
+                sock.sendall(b"POST /e HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n" + payload)
+                assert stream.readline() == b"HTTP/1.1 200 OK\r\n"
+                headers = {}
+                while (line := stream.readline()) != b"\r\n":
+                    name, _, value = line.decode().partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                assert stream.read(int(headers["content-length"])) == b"echo:" + payload
+            sock.sendall(b"GET /stream HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            rest = stream.read()
+            assert rest.startswith(b"HTTP/1.1 200 OK\r\n") and rest.endswith(b"\r\n\r\nabcdef")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
