@@ -323,3 +323,26 @@ def test_hot_audit_events_are_written_within_the_flush_interval(analyst, served_
     assert json.loads(path.read_text().splitlines()[-1])["resource"] == url, "not yet written"
     assert _audit.read_events(work, None, limit=1)[0]["resource"] == "/x", "read_events flushes first"
     assert json.loads(path.read_text().splitlines()[-1])["resource"] == "/x"
+
+
+def test_hot_audit_events_are_written_after_a_loop_ended_before_its_timer(app, tokens, analyst, served_project,
+                                                                         customer_ids):
+    """A request on an event loop that ends within 50 ms (a client without a lifespan runs
+    each request on its own loop) must not stop later requests' events from being written:
+    the next loop schedules its own flush, which writes both."""
+    import time
+
+    from segflow.server import _audit
+    from segflow.server._hot import AUDIT_FLUSH_SECONDS
+
+    path = served_project / ".segflow.duckdb.serve" / "audit.jsonl"
+    _audit.flush()
+    short_lived = TestClient(app, base_url="https://testserver",
+                             headers={"authorization": f"Bearer {tokens['analyst']}"})
+    first = f"/api/v1/customers/{customer_ids[5]}?pii=default"
+    assert short_lived.get(first).status_code == 200  # its loop ends with the request
+    second = f"/api/v1/customers/{customer_ids[6]}?pii=default"
+    assert analyst.get(second).status_code == 200
+    time.sleep(AUDIT_FLUSH_SECONDS + 0.5)
+    resources = [json.loads(line)["resource"] for line in path.read_text().splitlines()[-2:]]
+    assert resources == [first, second]

@@ -78,7 +78,7 @@ class HotPaths:
     def __init__(self, app: Any, allowed_hosts: Iterable[str] = ()) -> None:
         self.app = app
         self.hosts = frozenset(h for h in allowed_hosts if "*" not in h)
-        self._flush_due = False
+        self._flush_loop: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and "app" in scope:
@@ -126,12 +126,17 @@ class HotPaths:
         _audit.record(scope["app"].state.replica.work_dir, token_id=record.token_id, role=record.role,
                       action=action, resource=resource, detail=detail, client=client[0] if client else None,
                       deferred=True)
-        if not self._flush_due:  # written with the others of the next 50 ms (segflow.server._audit)
-            self._flush_due = True
-            asyncio.get_running_loop().call_later(AUDIT_FLUSH_SECONDS, self._flush)
+        # Written with the others of the next 50 ms (segflow.server._audit). A flush is due on
+        # one event loop; a request on another loop (a loop that ended before its timer ran,
+        # as test clients and server restarts do) schedules its own, so no event waits forever.
+        loop = asyncio.get_running_loop()
+        if self._flush_loop is not loop:
+            self._flush_loop = loop
+            loop.call_later(AUDIT_FLUSH_SECONDS, self._flush, loop)
 
-    def _flush(self) -> None:
-        self._flush_due = False
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._flush_loop is loop:
+            self._flush_loop = None
         _audit.flush()
 
     async def _customer(self, scope: Scope, receive: Any, send: Any) -> None:
