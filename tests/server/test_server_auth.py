@@ -290,10 +290,12 @@ def test_errors_are_pages_for_browsers_and_json_for_the_api(analyst):
     assert r.status_code == 422 and "snapshot" in r.json()["detail"]
 
 
-def test_revocation_reaches_a_running_server_within_the_token_cache_lifetime(served_project):
-    """A verified token is trusted for ``token_cache_seconds``; `segflow tokens revoke` writes
-    the revocation file, and every server process refuses the token once its cached check is
-    older than that, without a new copy of the store (the poller is off here)."""
+def test_new_and_revoked_tokens_reach_a_running_server_without_a_new_copy(served_project):
+    """`segflow tokens create` while the server runs: the token works on its first request
+    (the token file is read when it changes). A verified token is trusted for
+    ``token_cache_seconds``; `segflow tokens revoke` rewrites the token file, and every server
+    process refuses the token once its cached check is older than that. No new copy of the
+    store is made (the poller is off here)."""
     from fastapi.testclient import TestClient
     from typer.testing import CliRunner
 
@@ -301,55 +303,89 @@ def test_revocation_reaches_a_running_server_within_the_token_cache_lifetime(ser
     from segflow.server import ServerSettings, create_app
 
     runner = CliRunner()
-    made = runner.invoke(cli, ["tokens", "create", "--role", "viewer", "--json", "-p", str(served_project)])
-    assert made.exit_code == 0, made.output
-    created = json.loads(made.stdout)
     ttl = 1.0
     server = create_app(ServerSettings(project_dir=served_project, allowed_hosts=["testserver"], poll_seconds=0,
                                        token_cache_seconds=ttl, warm=False))
-    headers = {"authorization": f"Bearer {created['token']}"}
-    with TestClient(server, base_url="https://testserver", headers=headers) as c:
-        assert c.get("/api/v1/whoami").status_code == 200
+    with TestClient(server, base_url="https://testserver") as c:
         copy = server.state.replica.current.number
+        made = runner.invoke(cli, ["tokens", "create", "--role", "analyst", "--json", "-p", str(served_project)])
+        assert made.exit_code == 0, made.output
+        created = json.loads(made.stdout)
+        headers = {"authorization": f"Bearer {created['token']}"}
+        assert c.get("/api/v1/whoami", headers=headers).json()["role"] == "analyst"  # at once
+        customer = _first_customer(served_project)
+        assert c.get(f"/api/v1/customers/{customer}", headers=headers).status_code == 200  # the hot path too
         revoked = runner.invoke(cli, ["tokens", "revoke", created["token_id"], "-p", str(served_project)])
         assert revoked.exit_code == 0, revoked.output
         t0 = time.monotonic()
         statuses = []
         while time.monotonic() - t0 < ttl + 2:
-            statuses.append((time.monotonic() - t0, c.get("/api/v1/whoami").status_code))
+            statuses.append((time.monotonic() - t0, c.get("/api/v1/whoami", headers=headers).status_code))
             if statuses[-1][1] == 401:
                 break
             time.sleep(0.05)
         assert server.state.replica.current.number == copy  # no new copy was made
         assert statuses[-1][1] == 401, statuses
         assert statuses[-1][0] <= ttl + 0.5, statuses  # refused within the cache lifetime
+        assert c.get(f"/api/v1/customers/{customer}", headers=headers).status_code == 401
         # a wrong secret for a known id is never taken from the cache
         wrong = created["token"][:-4] + ("AAAA" if not created["token"].endswith("AAAA") else "BBBB")
         assert c.get("/api/v1/whoami", headers={"authorization": f"Bearer {wrong}"}).status_code == 401
 
 
+def _first_customer(project_dir) -> str:
+    import duckdb
+
+    con = duckdb.connect(str(project_dir / "segflow.duckdb"), read_only=True)
+    try:
+        return con.execute("SELECT min(customer_id) FROM customers").fetchone()[0]
+    finally:
+        con.close()
+
+
 def test_token_book_reuses_a_check_for_its_lifetime_only(tmp_path):
-    """The cache in isolation: a check is reused (even after the revocation file lists the
-    token) until ``ttl`` has passed, then the revocation applies; a new copy of the store
-    (another ``copy`` number) checks again at once; a wrong secret is never a cache hit."""
-    from segflow.server._token_cache import REVOKED_FILE, TokenBook
+    """The cache in isolation: a check is reused (even after the token file marks the token
+    revoked) until ``ttl`` has passed, then the revocation applies; a new copy of the store
+    (another ``copy`` number) checks again at once; a wrong secret is never a cache hit; a
+    token only in the token file (created after the copy) is known at once."""
+    import dataclasses
+
+    from segflow.server._token_cache import TOKENS_FILE, TokenBook
     from segflow.server._tokens import TokenRecord, hash_secret
+
+    def publish(*records):
+        rows = {}
+        for r in records:
+            row = dataclasses.asdict(r)
+            for name in ("created_at", "expires_at", "revoked_at"):
+                row[name] = row[name].isoformat() if row[name] else None
+            rows[r.token_id] = row
+        (tmp_path / TOKENS_FILE).write_text(json.dumps(rows))
 
     secret = "s" * 43
     record = TokenRecord("0123abcd", None, "viewer", hash_secret(secret), dt.datetime(2026, 1, 1), None, None)
+    revoked = dataclasses.replace(record, revoked_at=dt.datetime(2026, 12, 1))
     tokens = {record.token_id: record}
     token = f"sf_{record.token_id}_{secret}"
     book = TokenBook(tmp_path, ttl=0.6)
     assert book.verify(token, tokens, 1) == record
-    (tmp_path / REVOKED_FILE).write_text(json.dumps({record.token_id: "2026-12-01T00:00:00"}))
+    publish(revoked)
     assert book.verify(token, tokens, 1) == record  # cached: at most ttl old
     assert book.verify(token, tokens, 2) is None  # a new copy: checked again, revoked
+    assert not book.active(record)
     assert book.verify(f"sf_{record.token_id}_{'t' * 43}", tokens, 1) is None
-    (tmp_path / REVOKED_FILE).write_text("{}")
+    publish(record)
     assert book.verify(token, tokens, 1) == record
-    (tmp_path / REVOKED_FILE).write_text(json.dumps({record.token_id: "2026-12-01T00:00:00"}))
+    publish(revoked)
     time.sleep(0.7)
     assert book.verify(token, tokens, 1) is None  # after ttl the revocation applies
+    fresh = TokenRecord("89abcdef", "new", "analyst", hash_secret("n" * 43), dt.datetime(2026, 12, 1), None, None)
+    assert book.verify(f"sf_89abcdef_{'n' * 43}", tokens, 1) is None
+    publish(revoked, fresh)
+    assert book.verify(f"sf_89abcdef_{'n' * 43}", tokens, 1) == fresh  # not in the copy, known at once
+    assert book.lookup("89abcdef", tokens) == fresh and book.lookup("0123abcd", {}) == revoked
+    (tmp_path / TOKENS_FILE).write_text("{not json")
+    assert book.verify(token, tokens, 3) == record  # an unreadable file: the copy's records apply
 
 
 def test_worker_processes_share_one_copy_of_the_store(served_project):

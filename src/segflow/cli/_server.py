@@ -136,11 +136,11 @@ def _open(project_dir: Path):  # noqa: ANN202
 
 def _close(project) -> None:  # noqa: ANN001
     from segflow.server._audit import work_dir_for
-    from segflow.server._token_cache import publish_revocations
+    from segflow.server._token_cache import publish_tokens
 
     project.store.raw.execute("CHECKPOINT")  # a running server copies the store at checkpoints
-    try:  # running servers refuse revoked tokens within seconds, without waiting for a copy
-        publish_revocations(work_dir_for(project.store.path), project.store.raw)
+    try:  # running servers know new and revoked tokens at once, without waiting for a copy
+        publish_tokens(work_dir_for(project.store.path), project.store.raw)
     finally:
         project.close()
 

@@ -143,7 +143,7 @@ def _tokens(request: Request) -> dict[str, TokenRecord]:
 
 async def principal(request: Request) -> Principal:
     """The authenticated caller, or :class:`LoginRequired`. Runs on the event loop (no I/O
-    but a ``stat`` of the revocation file when a cached check is older than its lifetime)."""
+    but a ``stat`` of the token file when a cached check is older than its lifetime)."""
     header = request.headers.get("authorization")
     book = request.app.state.token_book
     if header:
@@ -160,7 +160,7 @@ async def principal(request: Request) -> Principal:
         session = request.app.state.sessions.get(session_id) if session_id else None
         if session is None:
             raise LoginRequired("log in, or send 'Authorization: Bearer <token>'")
-        record = _tokens(request).get(session.token_id)
+        record = book.lookup(session.token_id, _tokens(request))
         if record is None or not book.active(record):
             request.app.state.sessions.drop(session.session_id)
             raise LoginRequired("the token of this session was revoked or has expired")

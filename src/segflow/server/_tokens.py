@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from segflow.errors import SegflowError
@@ -150,7 +151,7 @@ def revoke_token(con: Any, token_id: str) -> TokenRecord:
     return load_tokens(con)[token_id]
 
 
-def verify(token: str, tokens: dict[str, TokenRecord], now: dt.datetime | None = None) -> TokenRecord | None:
+def verify(token: str, tokens: Mapping[str, TokenRecord], now: dt.datetime | None = None) -> TokenRecord | None:
     """The active token record matching ``token``, or ``None`` (unknown, wrong secret,
     expired or revoked). The secret's hash is compared in constant time."""
     match = _TOKEN.match(token.strip())

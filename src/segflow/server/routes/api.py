@@ -195,7 +195,8 @@ def quality(project: ProjectDep, who: Viewer, limit: Limit = 1000, offset: Offse
 def tokens(request: Request, who: Admin, limit: Limit = 100, offset: Offset = 0) -> Any:
     """API tokens (never their secrets or hashes); admins only. Create and revoke them with
     ``segflow tokens``."""
-    rows = [t.public() for t in request.app.state.replica.current.tokens.values()]
+    newest = {**request.app.state.replica.current.tokens, **request.app.state.token_book.published()}
+    rows = [t.public() for t in sorted(newest.values(), key=lambda t: (t.created_at, t.token_id))]
     return table_response(pd.DataFrame(rows), fmt="json", filename="tokens", meta={}, limit=limit, offset=offset)
 
 

@@ -15,7 +15,6 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from segflow.server._auth import SESSION_COOKIE, CsrfChecked, Viewer, same_origin
-from segflow.server._tokens import verify
 from segflow.server.routes._render import env
 
 router = APIRouter(tags=["auth"])
@@ -54,7 +53,8 @@ def login(request: Request, token: Annotated[str, Form()], csrf_token: Annotated
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not same_origin(request) or not expected or not hmac.compare_digest(expected, csrf_token):
         raise HTTPException(status_code=403, detail="the login form expired or came from another site; reload it")
-    record = verify(token, request.app.state.replica.current.tokens)
+    generation = request.app.state.replica.current
+    record = request.app.state.token_book.verify(token, generation.tokens, generation.number)
     if record is None:
         return login_form(request, next=next, error="That token is unknown, expired or revoked.")
     session = request.app.state.sessions.create(record)
