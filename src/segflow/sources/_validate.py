@@ -70,12 +70,16 @@ def _without_null_tokens(source: SourceSettings, staged: Staged, extra: list[str
     texts = [c for c, t in staged.columns.items() if t.upper() == "VARCHAR"]
     if not tokens or not texts:
         return f"(SELECT *{''.join(', ' + e for e in extra)} FROM {staged.table})"
-    listed = ", ".join(lit(t) for t in tokens)
-    # a settled value longer than every token is no token: no trim, no lookup
     longest = max(len(t.encode()) for t in tokens)
+
+    def token(text: str) -> str:  # equalities, not IN: DuckDB turns IN into a join on every row
+        return " OR ".join(f"{text} = {lit(t)}" for t in tokens)
+
+    # a settled value (its own trim) longer than every token is no token: no trim, no lookup
     reps = ", ".join(
         f"CASE WHEN strlen({q(c)}) > {longest} AND {settled(q(c))} THEN {q(c)} "
-        f"WHEN trim({q(c)}) IN ({listed}) THEN NULL ELSE {q(c)} END AS {q(c)}" for c in texts)
+        f"WHEN {settled(q(c))} THEN CASE WHEN {token(q(c))} THEN NULL ELSE {q(c)} END "
+        f"WHEN {token(f'trim({q(c)})')} THEN NULL ELSE {q(c)} END AS {q(c)}" for c in texts)
     return f"(SELECT * REPLACE ({reps}){''.join(', ' + e for e in extra)} FROM {staged.table})"
 
 
