@@ -286,25 +286,28 @@ def write(
             WHERE NOT _seen""", [now])
     con.execute(DUPLICATES_DDL)
     kinds = " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in _DUP_KIND.items())
+    # the (few) duplicate rows first; the checks below then read only their row numbers
+    dups = f"{cls}_d"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {dups} AS SELECT _row, _kind,
+        CASE WHEN _status = 'duplicate' THEN _dup_of END AS _dup_of
+        FROM (SELECT *, CASE _status {kinds} END AS _kind FROM {cls}
+              WHERE _status IN ('duplicate', 'loaded', 'seen'))""")
+    if staged.rejects:
+        con.execute(f"""INSERT INTO {dups} SELECT _row, 'already_quarantined', NULL
+            FROM {staged.rejects}_s WHERE _seen""")
     # A re-read logs each row once: not again when the row is logged already, or when it is
     # the very row (same file and row number) that is stored or quarantined.
-    logged = f"""(SELECT row_number, kind FROM main.ingest_duplicates
-        WHERE source = {src} AND source_file = {label})"""
-    itself = f"""(SELECT source_row AS r, 'already_loaded' AS k FROM main.{table}
-            WHERE source = {src} AND source_file = {label}
-        UNION ALL SELECT row_number, 'already_quarantined' FROM main.quarantine
-            WHERE source = {src} AND source_file = {label} AND load_id <> {load})"""
+    mine = f"source = {src} AND source_file = {label}"
+    rows = f"IN (SELECT _row FROM {dups})"
     con.execute(f"""INSERT INTO main.ingest_duplicates SELECT {src}, {label}, _row, _kind,
-        CASE WHEN _status = 'duplicate' THEN _dup_of END, {load}
-        FROM (SELECT *, CASE _status {kinds} END AS _kind FROM {cls}
-              WHERE _status IN ('duplicate', 'loaded', 'seen')) c
-        WHERE (c._row, c._kind) NOT IN (SELECT * FROM {logged})
-          AND (c._row, c._kind) NOT IN (SELECT * FROM {itself})""")
-    if staged.rejects:
-        con.execute(f"""INSERT INTO main.ingest_duplicates SELECT {src}, {label}, _row,
-            'already_quarantined', NULL, {load} FROM {staged.rejects}_s r WHERE _seen
-            AND (r._row, 'already_quarantined') NOT IN (SELECT * FROM {logged})
-            AND (r._row, 'already_quarantined') NOT IN (SELECT * FROM {itself})""")
+        _dup_of, {load} FROM {dups} c
+        WHERE (c._row, c._kind) NOT IN (SELECT row_number, kind FROM main.ingest_duplicates
+                                        WHERE {mine} AND row_number {rows})
+          AND (c._row, c._kind) NOT IN (
+            SELECT source_row, 'already_loaded' FROM main.{table} WHERE {mine} AND source_row {rows}
+            UNION ALL SELECT row_number, 'already_quarantined' FROM main.quarantine
+            WHERE {mine} AND load_id <> {load} AND row_number {rows})""")
+    con.execute(f"DROP TABLE {dups}")
     _release(con, source, staged, cls, counts)
     _flags(con, flag_list, cls, src, label, load, counts)
     _count(con, source, staged, cls, present, counts)

@@ -106,9 +106,15 @@ _SIGNED_NUMBER = r"^[+-][0-9 .,()/%eE-]*[0-9][0-9 .,()/%eE-]*$"
 def formula_condition(text: str) -> str:
     """SQL: the text value ``text`` starts like a spreadsheet formula (OWASP CSV injection):
     ``=``, ``@``, a tab or a carriage return, or ``+``/``-`` unless the rest is only digits
-    and number separators (a signed number or a phone number). A cheap first-character test keeps the regular expressions off
-    most rows."""
+    and number separators (a signed number or a phone number). False for NULL.
+
+    Every such first character sorts before ``A``, so a value ``>= 'A'`` (a byte comparison;
+    most values: ids, names, codes) is decided without looking further; a CASE (not AND/OR,
+    which DuckDB evaluates on every row) keeps the regular expression to the few values
+    starting with ``+`` or ``-``.
+    """
     first = f"left({text}, 1)"
     number = f"regexp_matches({text}, '{_SIGNED_NUMBER}')"
-    return (f"coalesce({first} IN ('=', '@', chr(9), chr(13)) OR ({first} IN ('+', '-') AND length({text}) > 1 "
-            f"AND NOT {number}), false)")
+    return (f"CASE WHEN {text} >= 'A' THEN false "
+            f"WHEN {first} IN ('=', '@', chr(9), chr(13)) THEN true "
+            f"WHEN {first} IN ('+', '-') AND length({text}) > 1 THEN NOT {number} ELSE false END")

@@ -16,7 +16,7 @@ from sqlglot import exp
 
 from segflow.config import SourceSettings
 from segflow.errors import ConfigError, InputError
-from segflow.sources._ids import ID_COLUMNS, id_reason, id_value
+from segflow.sources._ids import ID_COLUMNS, id_reason, id_value, settled, trim_text
 from segflow.sources._readers import Staged, lit, q
 from segflow.sources._rules import REQUIRED, formula_condition, missing_rule
 from segflow.store import CANONICAL_TABLES
@@ -53,7 +53,7 @@ def _text(col: str, dtype: str) -> str:
         return (f"CASE WHEN {ref} = floor({ref}) AND abs({ref}) < 1e15 "
                 f"THEN CAST(CAST({ref} AS BIGINT) AS VARCHAR) ELSE CAST({ref} AS VARCHAR) END")
     if dtype.upper() == "VARCHAR":
-        return f"NULLIF(trim({ref}), '')"
+        return trim_text(ref)
     return f"CAST({ref} AS VARCHAR)"
 
 
@@ -70,9 +70,16 @@ def _without_null_tokens(source: SourceSettings, staged: Staged, extra: list[str
     texts = [c for c, t in staged.columns.items() if t.upper() == "VARCHAR"]
     if not tokens or not texts:
         return f"(SELECT *{''.join(', ' + e for e in extra)} FROM {staged.table})"
-    listed = ", ".join(lit(t) for t in tokens)
-    reps = ", ".join(f"CASE WHEN trim({q(c)}) IN ({listed}) THEN NULL ELSE {q(c)} END AS {q(c)}"
-                     for c in texts)
+    longest = max(len(t.encode()) for t in tokens)
+
+    def token(text: str) -> str:  # equalities, not IN: DuckDB turns IN into a join on every row
+        return " OR ".join(f"{text} = {lit(t)}" for t in tokens)
+
+    # a settled value (its own trim) longer than every token is no token: no trim, no lookup
+    reps = ", ".join(
+        f"CASE WHEN strlen({q(c)}) > {longest} AND {settled(q(c))} THEN {q(c)} "
+        f"WHEN {settled(q(c))} THEN CASE WHEN {token(q(c))} THEN NULL ELSE {q(c)} END "
+        f"WHEN {token(f'trim({q(c)})')} THEN NULL ELSE {q(c)} END AS {q(c)}" for c in texts)
     return f"(SELECT * REPLACE ({reps}){''.join(', ' + e for e in extra)} FROM {staged.table})"
 
 
