@@ -9,15 +9,14 @@ import multiprocessing
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import warnings
 from pathlib import Path
 
 import pytest
+from tests.sources.fork_child import run_cli
 
-from segflow.cli import main
 from segflow.store import Store
 
 pytestmark = pytest.mark.slow
@@ -36,25 +35,22 @@ def _project(root: Path) -> Path:
     return root
 
 
-# Commands run in forked children of this (already imported) process: SIGKILL ends them
-# without any clean-up, as a crash would, and no interpreter start-up is paid per command.
-_FORK = multiprocessing.get_context("fork")
-
-
-def _child(args: list[str]) -> None:
-    null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 1)
-    os.dup2(null, 2)
-    sys.argv = ["segflow", *args]
-    main()
+# Commands run in children forked from a fork server that imported segflow once: SIGKILL ends
+# them without any clean-up, as a crash would, and no interpreter start-up is paid per
+# command. Not forked from this process: it has DuckDB and Arrow threads, and a fork of a
+# threaded process can inherit a lock held by another thread and hang.
+_FORK = multiprocessing.get_context("forkserver")
+_FORK.set_forkserver_preload(["segflow.cli", "tests.sources.fork_child"])
+#: Longest wait for a command that is not killed (a hang fails the test, not the CI run).
+_WAIT_SECONDS = 600
 
 
 class _Command:
     def __init__(self, args: list[str]) -> None:
-        self.proc = _FORK.Process(target=_child, args=(args,))
+        self.proc = _FORK.Process(target=run_cli, args=(args,))
         self.proc.start()
 
-    def wait(self, timeout: float | None = None) -> int:
+    def wait(self, timeout: float | None = _WAIT_SECONDS) -> int:
         self.proc.join(timeout)
         if self.proc.exitcode is None:
             raise subprocess.TimeoutExpired("segflow", timeout or 0)
