@@ -312,29 +312,9 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
     needed = sorted({d for s in schemes for d in plan[s].dates}
                     | {d for s in schemes for pair in plan[s].pairs for d in pair})
     if needed:
-        revenue = revenue_at_snapshots(store.table("transactions"), needed).cache()
-        scores = _scores(store).cache()
-        try:
-            for scheme in schemes:
-                todo = plan[scheme]
-                days = {*todo.dates, *(d for pair in todo.pairs for d in pair)}
-                if not days:
-                    continue
-                states = scheme_states(store, scheme, revenue, scores, days).cache()
-                try:
-                    if todo.dates:
-                        frames["summary_segments"].append(segment_summary(
-                            store, scheme, revenue, scores, scored, dates=todo.dates,
-                            states=states))
-                    if todo.pairs:
-                        frames["summary_transitions"].append(transition_summary(
-                            store, scheme, dates_of[scheme], revenue, scores, scored,
-                            pairs=todo.pairs, states=states))
-                finally:
-                    states.release()
-        finally:
-            revenue.release()
-            scores.release()
+        segments, transitions = _scheme_rows(store, schemes, plan, needed, scored)
+        frames["summary_segments"].append(segments)
+        frames["summary_transitions"].append(transitions)
     for scheme in schemes:
         seg, long = profile_summary(store, scheme, rule_based=rule_based[scheme])
         frames["summary_profile_segments"].append(seg)
@@ -379,6 +359,47 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
             store_results(con, result_documents(store, campaign_scheme=None, names=("forecasts",),
                                                 schemes=list(schemes)), run_id)
     return written
+
+
+def _scheme_rows(store: Store, schemes: Sequence[str], plan: dict[str, _Plan],
+                 needed: Sequence[dt.date], scored: set[dt.date]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The segment and transition rows of every scheme's plan, in one pass on integer keys
+    (:mod:`segflow.summaries._cells`), with shares and the CLV columns only where scores are
+    stored."""
+    from segflow.summaries import _cells
+
+    names = store.tables()
+    catalogue = store.table("segment_spells" if "segment_spells" in names else "segment_assignments")
+    keyed = _cells.keys(catalogue).cache()
+    coded = _cells.codes(catalogue, schemes).cache()
+    try:
+        code_table = coded.execute()
+        states = _cells.states(store.table("segment_assignments"),
+                               revenue_at_snapshots(store.table("transactions"), needed),
+                               _scores(store), keyed, coded, len(schemes), needed).cache()
+        try:
+            seg = _cells.segment_rows(states, code_table, schemes, {s: plan[s].dates for s in schemes})
+            tr = _cells.transition_rows(states, code_table, schemes, {s: plan[s].pairs for s in schemes})
+        finally:
+            states.release()
+    finally:
+        keyed.release()
+        coded.release()
+    unscored = sorted(scored)
+    if not seg.empty:
+        g = seg.groupby(["scheme", "snapshot_date"])
+        seg["share"] = seg["customers"] / g["customers"].transform("sum")
+        tot_rev = g["revenue_12m"].transform("sum")
+        seg["revenue_share"] = (seg["revenue_12m"] / tot_rev).where(tot_rev != 0, 0.0)
+        tot_clv = g["clv"].transform("sum")
+        seg["mean_clv"] = seg["clv"] / seg["customers"]
+        seg["clv_share"] = (seg["clv"] / tot_clv).where(tot_clv != 0, 0.0)
+        no_scores = ~pd.to_datetime(seg["snapshot_date"]).isin(pd.to_datetime(unscored))
+        seg.loc[no_scores, ["scored_customers", "mean_p_alive", "expected_purchases", "clv",
+                            "mean_clv", "clv_share"]] = None
+    if not tr.empty:
+        tr.loc[~pd.to_datetime(tr["to_date"]).isin(pd.to_datetime(unscored)), "clv"] = None
+    return seg, tr
 
 
 @dataclasses.dataclass(frozen=True)
