@@ -315,8 +315,14 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
         segments, transitions = _scheme_rows(store, schemes, plan, needed, scored)
         frames["summary_segments"].append(segments)
         frames["summary_transitions"].append(transitions)
+    from segflow.summaries._profiles import rule_profiles
+
+    _, ruled = rule_profiles(store, [s for s in schemes if rule_based[s]])
     for scheme in schemes:
-        seg, long = profile_summary(store, scheme, rule_based=rule_based[scheme])
+        if rule_based[scheme]:
+            seg, long = ruled.get(scheme, (pd.DataFrame(), pd.DataFrame()))
+        else:
+            seg, long = profile_summary(store, scheme, rule_based=False)
         frames["summary_profile_segments"].append(seg)
         frames["summary_profiles"].append(long)
     keep_audit = not audit or audit_is_current(store)
