@@ -53,23 +53,47 @@ def keys(catalogue: ibis.Table) -> ibis.Table:
     return catalogue.select("customer_id").distinct().mutate(k=ibis.row_number())
 
 
-def states(assignments: ibis.Table, revenue: ibis.Table, scores: ibis.Table, keyed: ibis.Table,
-           coded: ibis.Table, n_schemes: int, days: Sequence[dt.date]) -> ibis.Table:
+def coded_rows(assignments: ibis.Table, keyed: ibis.Table, coded: ibis.Table,
+               days: Sequence[dt.date]) -> ibis.Table:
+    """Per-snapshot assignments (``scheme, snapshot_date, customer_id, segment,
+    segment_rank``) at ``days`` as ``snapshot_date, k, si, g``."""
+    a = assignments.filter(assignments.snapshot_date.isin(_dates(days)))
+    a = a.join(keyed, a.customer_id == keyed.customer_id).select(
+        "scheme", "snapshot_date", "segment", "segment_rank", "k").view()
+    return a.join(coded, (a.scheme == coded.scheme) & (a.segment == coded.segment)
+                  & a.segment_rank.identical_to(coded.segment_rank)).select("snapshot_date", "k", "si", "g")
+
+
+def coded_spells(spells: ibis.Table, snapshots: ibis.Table, keyed: ibis.Table, coded: ibis.Table,
+                 days: Sequence[dt.date]) -> ibis.Table:
+    """The same rows as :func:`coded_rows`, from the change rows (``segment_spells``: a spell
+    holds at every computed snapshot of ``segment_snapshots`` from ``valid_from`` up to
+    ``valid_to``, as the view ``segment_assignments`` says), keyed and coded before they are
+    expanded to snapshots (a few rows per customer instead of one per snapshot)."""
+    sp = spells.join(keyed, spells.customer_id == keyed.customer_id).select(
+        "scheme", "segment", "segment_rank", "valid_from", "k",
+        valid_to=spells.valid_to.fill_null(ibis.date(9999, 12, 31))).view()
+    sp = sp.join(coded, (sp.scheme == coded.scheme) & (sp.segment == coded.segment)
+                 & sp.segment_rank.identical_to(coded.segment_rank)).select(
+        "scheme", "valid_from", "valid_to", "k", "si", "g").view()
+    snaps = snapshots.filter(snapshots.snapshot_date.isin(_dates(days))).select(
+        s_scheme="scheme", snapshot_date="snapshot_date")
+    j = sp.join(snaps, (snaps.s_scheme == sp.scheme) & (snaps.snapshot_date >= sp.valid_from)
+                & (snaps.snapshot_date < sp.valid_to))
+    return j.select("snapshot_date", "k", "si", "g")
+
+
+def states(a: ibis.Table, revenue: ibis.Table, scores: ibis.Table, keyed: ibis.Table,
+           n_schemes: int, days: Sequence[dt.date]) -> ibis.Table:
     """One row per (customer key, snapshot of ``days``) with an assignment, revenue or
     scores there: ``k, snapshot_date``, ``g0 .. g{n-1}`` (segment code per scheme, null when
     not assigned), ``r_all, r_12`` (revenue before the snapshot: all time, 365 days),
     ``p_alive, expected_purchases, clv`` (null when none).
 
-    ``assignments``: ``scheme, snapshot_date, customer_id, segment, segment_rank``;
-    ``revenue``: :func:`segflow.summaries.revenue_at_snapshots`; ``scores``: ``s_date,
-    s_cid, p_alive, expected_purchases, clv``; ``keyed``/``coded``: :func:`keys` and
-    :func:`codes` (cached by the caller)."""
+    ``a``: :func:`coded_rows` or :func:`coded_spells`; ``revenue``:
+    :func:`segflow.summaries.revenue_at_snapshots`; ``scores``: ``s_date, s_cid, p_alive,
+    expected_purchases, clv``; ``keyed``: :func:`keys` (cached by the caller)."""
     lit = _dates(days)
-    a = assignments.filter(assignments.snapshot_date.isin(lit))
-    a = a.join(keyed, a.customer_id == keyed.customer_id).select(
-        "scheme", "snapshot_date", "segment", "segment_rank", "k")
-    a = a.join(coded, (a.scheme == coded.scheme) & (a.segment == coded.segment)
-               & a.segment_rank.identical_to(coded.segment_rank)).select("snapshot_date", "k", "si", "g")
     wide = a.group_by("k", "snapshot_date").agg(
         **{f"g{i}": a.g.max(where=a.si == i) for i in range(n_schemes)}).view()
     rv = revenue.filter(revenue.snapshot_date.isin(lit))

@@ -380,9 +380,13 @@ def _scheme_rows(store: Store, schemes: Sequence[str], plan: dict[str, _Plan],
     coded = _cells.codes(catalogue, schemes).cache()
     try:
         code_table = coded.execute()
-        states = _cells.states(store.table("segment_assignments"),
-                               revenue_at_snapshots(store.table("transactions"), needed),
-                               _scores(store), keyed, coded, len(schemes), needed).cache()
+        if "segment_spells" in names and "segment_snapshots" in names:
+            rows = _cells.coded_spells(store.table("segment_spells"), store.table("segment_snapshots"),
+                                       keyed, coded, needed)
+        else:
+            rows = _cells.coded_rows(store.table("segment_assignments"), keyed, coded, needed)
+        states = _cells.states(rows, revenue_at_snapshots(store.table("transactions"), needed),
+                               _scores(store), keyed, len(schemes), needed).cache()
         try:
             seg = _cells.segment_rows(states, code_table, schemes, {s: plan[s].dates for s in schemes})
             tr = _cells.transition_rows(states, code_table, schemes, {s: plan[s].pairs for s in schemes})
