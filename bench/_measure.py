@@ -40,7 +40,7 @@ def _tree_rss(proc: psutil.Process) -> int:
 def measure(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
             nice: int = 0, label: str = "", also: tuple[int, ...] | list[int] = ()) -> dict:
     """Run ``argv`` to completion; its last stdout line parsed as JSON (if it is JSON) plus
-    ``seconds``, ``peak_rss_mib``, ``tree_peak_mib``, ``load_before``, ``load_after``,
+    ``seconds``, ``cpu_s`` (user + system CPU seconds of the child), ``peak_rss_mib``, ``tree_peak_mib``, ``load_before``, ``load_after``,
     ``exit_code`` and, on failure, the last lines of its stderr as ``error``. ``also``: pids
     of other processes (a Spark master and workers) whose trees count in ``tree_peak_mib``."""
     full_env = {**os.environ, "PYTHONPATH": str(SRC), **(env or {})}
@@ -84,6 +84,7 @@ def measure(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | N
             pass
     result.update(
         label=label, started_utc=started, seconds=round(seconds, 2),
+        cpu_s=round(usage.ru_utime + usage.ru_stime, 2),
         peak_rss_mib=round(usage.ru_maxrss / 1024), tree_peak_mib=round(peak[0] / 2**20),
         load_before=[round(x, 2) for x in load_before],
         load_after=[round(x, 2) for x in os.getloadavg()], exit_code=proc.returncode,
