@@ -133,7 +133,16 @@ def segment_summary(store: Store, scheme: str, revenue: ibis.Table, scores: ibis
     )
     if out.empty:
         return out
-    g = out.groupby("snapshot_date")
+    _add_shares(out, ["snapshot_date"], scored)
+    out.insert(0, "scheme", scheme)
+    return out
+
+
+def _add_shares(out: pd.DataFrame, by: list[str], scored: Collection[dt.date]) -> None:
+    """Add ``share``, ``revenue_share``, ``mean_clv`` and ``clv_share`` to segment rows (the
+    shares within each group of ``by``), and blank the CLV columns of snapshots without
+    stored scores (in place)."""
+    g = out.groupby(by)
     out["share"] = out["customers"] / g["customers"].transform("sum")
     tot_rev = g["revenue_12m"].transform("sum")
     out["revenue_share"] = (out["revenue_12m"] / tot_rev).where(tot_rev != 0, 0.0)
@@ -143,8 +152,6 @@ def segment_summary(store: Store, scheme: str, revenue: ibis.Table, scores: ibis
     no_scores = ~pd.to_datetime(out["snapshot_date"]).isin(pd.to_datetime(sorted(scored)))
     out.loc[no_scores, ["scored_customers", "mean_p_alive", "expected_purchases", "clv", "mean_clv",
                         "clv_share"]] = None
-    out.insert(0, "scheme", scheme)
-    return out
 
 
 def transition_summary(store: Store, scheme: str, dates: Sequence[dt.date], revenue: ibis.Table,
@@ -395,20 +402,10 @@ def _scheme_rows(store: Store, schemes: Sequence[str], plan: dict[str, _Plan],
     finally:
         keyed.release()
         coded.release()
-    unscored = sorted(scored)
     if not seg.empty:
-        g = seg.groupby(["scheme", "snapshot_date"])
-        seg["share"] = seg["customers"] / g["customers"].transform("sum")
-        tot_rev = g["revenue_12m"].transform("sum")
-        seg["revenue_share"] = (seg["revenue_12m"] / tot_rev).where(tot_rev != 0, 0.0)
-        tot_clv = g["clv"].transform("sum")
-        seg["mean_clv"] = seg["clv"] / seg["customers"]
-        seg["clv_share"] = (seg["clv"] / tot_clv).where(tot_clv != 0, 0.0)
-        no_scores = ~pd.to_datetime(seg["snapshot_date"]).isin(pd.to_datetime(unscored))
-        seg.loc[no_scores, ["scored_customers", "mean_p_alive", "expected_purchases", "clv",
-                            "mean_clv", "clv_share"]] = None
+        _add_shares(seg, ["scheme", "snapshot_date"], scored)
     if not tr.empty:
-        tr.loc[~pd.to_datetime(tr["to_date"]).isin(pd.to_datetime(unscored)), "clv"] = None
+        tr.loc[~pd.to_datetime(tr["to_date"]).isin(pd.to_datetime(sorted(scored))), "clv"] = None
     return seg, tr
 
 
