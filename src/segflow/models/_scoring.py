@@ -183,8 +183,30 @@ def write_scores(
 ) -> int:
     """Write per-customer scores into ``customer_scores`` (long format), replacing the same
     snapshot and model. One row per customer and score name (see :data:`SCORE_COLUMNS`).
-    Returns rows written."""
-    rows = scores_long(scores, snapshot_date=snapshot_date, model=model, run_id=run_id).to_pyarrow()
+    Returns rows written.
+
+    When ``scores`` is an expression on the store's own DuckDB connection (``segflow run``),
+    the rows go from the engine into the table (materialised there once, then INSERT ...
+    SELECT); otherwise they arrive as Arrow."""
+    long = scores_long(scores, snapshot_date=snapshot_date, model=model, run_id=run_id)
+    con_of_store = getattr(store, "con", None)
+    try:
+        same = con_of_store is not None and long._find_backend() is con_of_store
+    except Exception:  # noqa: BLE001 - an expression of several backends: the Arrow path
+        same = False
+    if same:
+        cached = long.cache()
+        try:
+            name = cached.get_name()
+            cols = ", ".join(f'"{c}"' for c in long.columns)
+            with store.transaction() as con:
+                con.execute("DELETE FROM customer_scores WHERE snapshot_date = ? AND model = ?",
+                            [snapshot_date, model])
+                con.execute(f'INSERT INTO customer_scores ({cols}) SELECT {cols} FROM {name}')
+                return int(con.execute(f'SELECT count(*) FROM {name}').fetchone()[0])
+        finally:
+            cached.release()
+    rows = long.to_pyarrow()
     with store.transaction() as con:
         con.execute(
             "DELETE FROM customer_scores WHERE snapshot_date = ? AND model = ?",

@@ -10,7 +10,8 @@ How: the snapshot dates and the dates 365 days before them are the sorted *bound
 ``B_0 < ... < B_m-1``; each transaction falls in the bucket ``b`` = number of boundaries at or
 before its timestamp. Per customer and bucket the amounts are summed once, a running sum over
 buckets gives the revenue before each boundary, and each boundary reads the running sum of the
-customer's last bucket at or before it (no per-snapshot scan of the transactions).
+customer's last bucket at or before it (no per-snapshot scan of the transactions); the
+12-month revenue is the difference of two such reads, both taken in one join and group-by.
 """
 
 from __future__ import annotations
@@ -58,16 +59,21 @@ def revenue_at_snapshots(transactions: ibis.Table, dates: Sequence[dt.date]) -> 
     at = running.join(grid, (running.bucket <= grid.g_i) & (grid.g_i < running.next_bucket)).select(
         "customer_id", i="g_i", cum="cum"
     )
+    # each boundary row serves the snapshots it is the "now" or the "a year before" index of
+    # (one join, one group-by: the running sums are computed once)
+    snap_rows = [(d, index[d], True) for d in snaps]
+    snap_rows += [(d, index[d - dt.timedelta(days=REVENUE_WINDOW_DAYS)], False) for d in snaps]
     snap_idx = ibis.memtable(pa.table({
-        "snapshot_date": pa.array(snaps, pa.date32()),
-        "i_now": pa.array([index[d] for d in snaps], pa.int64()),
-        "i_year": pa.array([index[d - dt.timedelta(days=REVENUE_WINDOW_DAYS)] for d in snaps], pa.int64()),
+        "snapshot_date": pa.array([r[0] for r in snap_rows], pa.date32()),
+        "s_i": pa.array([r[1] for r in snap_rows], pa.int64()),
+        "is_now": pa.array([r[2] for r in snap_rows], pa.bool_()),
     }))
-    now = at.join(snap_idx, at.i == snap_idx.i_now).select(
-        "customer_id", "snapshot_date", "i_year", revenue_all_time="cum"
+    j = at.join(snap_idx, at.i == snap_idx.s_i)
+    out = j.group_by("customer_id", "snapshot_date").agg(
+        revenue_all_time=j.cum.max(where=j.is_now),
+        before_year=j.cum.max(where=~j.is_now),
     )
-    year = at.select(y_cid="customer_id", y_i="i", before_year="cum")
-    out = now.left_join(year, (now.customer_id == year.y_cid) & (now.i_year == year.y_i))
+    out = out.filter(out.revenue_all_time.notnull())
     return out.select(
         "customer_id",
         "snapshot_date",

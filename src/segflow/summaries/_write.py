@@ -133,7 +133,16 @@ def segment_summary(store: Store, scheme: str, revenue: ibis.Table, scores: ibis
     )
     if out.empty:
         return out
-    g = out.groupby("snapshot_date")
+    _add_shares(out, ["snapshot_date"], scored)
+    out.insert(0, "scheme", scheme)
+    return out
+
+
+def _add_shares(out: pd.DataFrame, by: list[str], scored: Collection[dt.date]) -> None:
+    """Add ``share``, ``revenue_share``, ``mean_clv`` and ``clv_share`` to segment rows (the
+    shares within each group of ``by``), and blank the CLV columns of snapshots without
+    stored scores (in place)."""
+    g = out.groupby(by)
     out["share"] = out["customers"] / g["customers"].transform("sum")
     tot_rev = g["revenue_12m"].transform("sum")
     out["revenue_share"] = (out["revenue_12m"] / tot_rev).where(tot_rev != 0, 0.0)
@@ -143,8 +152,6 @@ def segment_summary(store: Store, scheme: str, revenue: ibis.Table, scores: ibis
     no_scores = ~pd.to_datetime(out["snapshot_date"]).isin(pd.to_datetime(sorted(scored)))
     out.loc[no_scores, ["scored_customers", "mean_p_alive", "expected_purchases", "clv", "mean_clv",
                         "clv_share"]] = None
-    out.insert(0, "scheme", scheme)
-    return out
 
 
 def transition_summary(store: Store, scheme: str, dates: Sequence[dt.date], revenue: ibis.Table,
@@ -312,31 +319,17 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
     needed = sorted({d for s in schemes for d in plan[s].dates}
                     | {d for s in schemes for pair in plan[s].pairs for d in pair})
     if needed:
-        revenue = revenue_at_snapshots(store.table("transactions"), needed).cache()
-        scores = _scores(store).cache()
-        try:
-            for scheme in schemes:
-                todo = plan[scheme]
-                days = {*todo.dates, *(d for pair in todo.pairs for d in pair)}
-                if not days:
-                    continue
-                states = scheme_states(store, scheme, revenue, scores, days).cache()
-                try:
-                    if todo.dates:
-                        frames["summary_segments"].append(segment_summary(
-                            store, scheme, revenue, scores, scored, dates=todo.dates,
-                            states=states))
-                    if todo.pairs:
-                        frames["summary_transitions"].append(transition_summary(
-                            store, scheme, dates_of[scheme], revenue, scores, scored,
-                            pairs=todo.pairs, states=states))
-                finally:
-                    states.release()
-        finally:
-            revenue.release()
-            scores.release()
+        segments, transitions = _scheme_rows(store, schemes, plan, needed, scored)
+        frames["summary_segments"].append(segments)
+        frames["summary_transitions"].append(transitions)
+    from segflow.summaries._profiles import rule_profiles
+
+    _, ruled = rule_profiles(store, [s for s in schemes if rule_based[s]])
     for scheme in schemes:
-        seg, long = profile_summary(store, scheme, rule_based=rule_based[scheme])
+        if rule_based[scheme]:
+            seg, long = ruled.get(scheme, (pd.DataFrame(), pd.DataFrame()))
+        else:
+            seg, long = profile_summary(store, scheme, rule_based=False)
         frames["summary_profile_segments"].append(seg)
         frames["summary_profiles"].append(long)
     keep_audit = not audit or audit_is_current(store)
@@ -379,6 +372,41 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
             store_results(con, result_documents(store, campaign_scheme=None, names=("forecasts",),
                                                 schemes=list(schemes)), run_id)
     return written
+
+
+def _scheme_rows(store: Store, schemes: Sequence[str], plan: dict[str, _Plan],
+                 needed: Sequence[dt.date], scored: set[dt.date]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The segment and transition rows of every scheme's plan, in one pass on integer keys
+    (:mod:`segflow.summaries._cells`), with shares and the CLV columns only where scores are
+    stored."""
+    from segflow.summaries import _cells
+
+    names = store.tables()
+    catalogue = store.table("segment_spells" if "segment_spells" in names else "segment_assignments")
+    keyed = _cells.keys(catalogue).cache()
+    coded = _cells.codes(catalogue, schemes).cache()
+    try:
+        code_table = coded.execute()
+        if "segment_spells" in names and "segment_snapshots" in names:
+            rows = _cells.coded_spells(store.table("segment_spells"), store.table("segment_snapshots"),
+                                       keyed, coded, needed)
+        else:
+            rows = _cells.coded_rows(store.table("segment_assignments"), keyed, coded, needed)
+        states = _cells.states(rows, revenue_at_snapshots(store.table("transactions"), needed),
+                               _scores(store), keyed, len(schemes), needed).cache()
+        try:
+            seg = _cells.segment_rows(states, code_table, schemes, {s: plan[s].dates for s in schemes})
+            tr = _cells.transition_rows(states, code_table, schemes, {s: plan[s].pairs for s in schemes})
+        finally:
+            states.release()
+    finally:
+        keyed.release()
+        coded.release()
+    if not seg.empty:
+        _add_shares(seg, ["scheme", "snapshot_date"], scored)
+    if not tr.empty:
+        tr.loc[~pd.to_datetime(tr["to_date"]).isin(pd.to_datetime(sorted(scored))), "clv"] = None
+    return seg, tr
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,223 @@
+"""Segment and transition aggregates of every scheme at once, on integer keys (Ibis).
+
+The customer-level work of :func:`segflow.summaries.write_aggregates` in one pass for all
+schemes, instead of one set of joins per scheme on string customer ids:
+
+1. *Keys.* Every customer id of the assignments' catalogue (``segment_spells`` on the store:
+   a few rows per customer) gets an integer key ``k``; every (scheme, segment, rank) an
+   integer code ``g``. Customers never assigned are left out (they belong to no cell).
+2. *States.* One row per (customer key, snapshot) with the code of each scheme's segment
+   (one column per scheme, null when not assigned), the net revenue before the snapshot (all
+   time and 365 days) and the CLV scores at it (:func:`states`): the assignments pivoted
+   once, outer-joined with revenue and scores once, shared by all schemes.
+3. *Segments.* Per scheme a group-by of the states on (snapshot, code).
+4. *Transitions.* Every pair of snapshots of any scheme: the states at ``from`` full-outer-
+   joined with the states at ``to`` on (pair, key), once for all schemes, then per scheme a
+   group-by on (pair, from code, to code).
+
+Only the small grouped tables come back to Python, where codes become segment names and
+ranks (a segment whose customers carry several ranks is one row with the smallest, as in a
+group-by on the segment name). Definitions and units: :mod:`segflow.summaries`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+
+import ibis
+import pandas as pd
+import pyarrow as pa
+from ibis import _
+
+NEW, GONE = "(new)", "(gone)"
+
+
+def _dates(days: Sequence[dt.date]) -> list[ibis.Value]:
+    return [ibis.literal(d, "date") for d in sorted(set(days))]
+
+
+def codes(catalogue: ibis.Table, schemes: Sequence[str]) -> ibis.Table:
+    """One row per (scheme of ``schemes``, segment, rank) of ``catalogue`` (columns
+    ``scheme, segment, segment_rank``): ``si`` (the scheme's position in ``schemes``),
+    ``scheme``, ``segment``, ``segment_rank`` and the code ``g`` (int64, unique overall)."""
+    names = ibis.memtable(pa.table({"c_scheme": pa.array(list(schemes), pa.string()),
+                                    "si": pa.array(range(len(schemes)), pa.int64())}))
+    c = catalogue.select("scheme", "segment", "segment_rank").distinct()
+    c = c.join(names, c.scheme == names.c_scheme).select("si", "scheme", "segment", "segment_rank")
+    return c.mutate(g=ibis.row_number())
+
+
+def keys(catalogue: ibis.Table) -> ibis.Table:
+    """``customer_id`` -> ``k`` (int64) for every customer id of ``catalogue``."""
+    return catalogue.select("customer_id").distinct().mutate(k=ibis.row_number())
+
+
+def coded_rows(assignments: ibis.Table, keyed: ibis.Table, coded: ibis.Table,
+               days: Sequence[dt.date]) -> ibis.Table:
+    """Per-snapshot assignments (``scheme, snapshot_date, customer_id, segment,
+    segment_rank``) at ``days`` as ``snapshot_date, k, si, g``."""
+    a = assignments.filter(assignments.snapshot_date.isin(_dates(days)))
+    a = a.join(keyed, a.customer_id == keyed.customer_id).select(
+        "scheme", "snapshot_date", "segment", "segment_rank", "k").view()
+    return a.join(coded, (a.scheme == coded.scheme) & (a.segment == coded.segment)
+                  & a.segment_rank.identical_to(coded.segment_rank)).select("snapshot_date", "k", "si", "g")
+
+
+def coded_spells(spells: ibis.Table, snapshots: ibis.Table, keyed: ibis.Table, coded: ibis.Table,
+                 days: Sequence[dt.date]) -> ibis.Table:
+    """The same rows as :func:`coded_rows`, from the change rows (``segment_spells``: a spell
+    holds at every computed snapshot of ``segment_snapshots`` from ``valid_from`` up to
+    ``valid_to``, as the view ``segment_assignments`` says), keyed and coded before they are
+    expanded to snapshots (a few rows per customer instead of one per snapshot)."""
+    sp = spells.join(keyed, spells.customer_id == keyed.customer_id).select(
+        "scheme", "segment", "segment_rank", "valid_from", "k",
+        valid_to=spells.valid_to.fill_null(ibis.date(9999, 12, 31))).view()
+    sp = sp.join(coded, (sp.scheme == coded.scheme) & (sp.segment == coded.segment)
+                 & sp.segment_rank.identical_to(coded.segment_rank)).select(
+        "scheme", "valid_from", "valid_to", "k", "si", "g").view()
+    snaps = snapshots.filter(snapshots.snapshot_date.isin(_dates(days))).select(
+        s_scheme="scheme", snapshot_date="snapshot_date")
+    j = sp.join(snaps, (snaps.s_scheme == sp.scheme) & (snaps.snapshot_date >= sp.valid_from)
+                & (snaps.snapshot_date < sp.valid_to))
+    return j.select("snapshot_date", "k", "si", "g")
+
+
+def states(a: ibis.Table, revenue: ibis.Table, scores: ibis.Table, keyed: ibis.Table,
+           n_schemes: int, days: Sequence[dt.date]) -> ibis.Table:
+    """One row per (customer key, snapshot of ``days``) with an assignment, revenue or
+    scores there: ``k, snapshot_date``, ``g0 .. g{n-1}`` (segment code per scheme, null when
+    not assigned), ``r_all, r_12`` (revenue before the snapshot: all time, 365 days),
+    ``p_alive, expected_purchases, clv`` (null when none).
+
+    ``a``: :func:`coded_rows` or :func:`coded_spells`; ``revenue``:
+    :func:`segflow.summaries.revenue_at_snapshots`; ``scores``: ``s_date, s_cid, p_alive,
+    expected_purchases, clv``; ``keyed``: :func:`keys` (cached by the caller)."""
+    lit = _dates(days)
+    wide = a.group_by("k", "snapshot_date").agg(
+        **{f"g{i}": a.g.max(where=a.si == i) for i in range(n_schemes)}).view()
+    rv = revenue.filter(revenue.snapshot_date.isin(lit))
+    kr = keyed.view()
+    rv = rv.join(kr, rv.customer_id == kr.customer_id).select(
+        r_k="k", r_date="snapshot_date", r_all="revenue_all_time", r_12="revenue_12m")
+    j = wide.outer_join(rv, (wide.k == rv.r_k) & (wide.snapshot_date == rv.r_date))
+    j = j.select(k=ibis.coalesce(j.k, j.r_k), snapshot_date=ibis.coalesce(j.snapshot_date, j.r_date),
+                 **{f"g{i}": j[f"g{i}"] for i in range(n_schemes)}, r_all=j.r_all, r_12=j.r_12).view()
+    sc = scores.filter(scores.s_date.isin(lit))
+    ks = keyed.view()
+    sc = sc.join(ks, sc.s_cid == ks.customer_id).select(
+        "s_date", "p_alive", "expected_purchases", "clv", s_k="k")
+    o = j.outer_join(sc, (j.k == sc.s_k) & (j.snapshot_date == sc.s_date))
+    return o.select(
+        k=ibis.coalesce(o.k, o.s_k), snapshot_date=ibis.coalesce(o.snapshot_date, o.s_date),
+        **{f"g{i}": o[f"g{i}"] for i in range(n_schemes)}, r_all=o.r_all, r_12=o.r_12,
+        p_alive=o.p_alive, expected_purchases=o.expected_purchases, clv=o.clv,
+    )
+
+
+def _named(frame: pd.DataFrame, code_table: pd.DataFrame, col: str, seg: str, rank: str,
+           missing: str) -> pd.DataFrame:
+    """Codes of ``col`` as segment names and ranks (``missing`` for a null code)."""
+    lookup = code_table.set_index("g")
+    frame[seg] = frame[col].map(lookup["segment"]).fillna(missing)
+    frame[rank] = frame[col].map(lookup["segment_rank"])
+    return frame.drop(columns=col)
+
+
+def segment_rows(st: ibis.Table, code_table: pd.DataFrame, schemes: Sequence[str],
+                 dates: Mapping[str, Sequence[dt.date]]) -> pd.DataFrame:
+    """Per scheme, snapshot of ``dates[scheme]`` and segment: the columns of
+    ``summary_segments`` before shares (``scheme, snapshot_date, segment, segment_rank,
+    customers, revenue_12m, revenue_all_time, scored_customers, mean_p_alive,
+    expected_purchases, clv``) from the :func:`states` table ``st``."""
+    parts = []
+    for i, scheme in enumerate(schemes):
+        if not dates.get(scheme):
+            continue
+        g = st[f"g{i}"]
+        part = st.filter(g.notnull(), st.snapshot_date.isin(_dates(dates[scheme])))
+        parts.append(part.group_by(si=ibis.literal(i, "int64"), snapshot_date=part.snapshot_date,
+                                   g=part[f"g{i}"]).agg(
+            customers=_.count(),
+            revenue_12m=_.r_12.sum(),
+            revenue_all_time=_.r_all.sum(),
+            scored_customers=_.p_alive.count(),
+            mean_p_alive=_.p_alive.mean(),
+            p_alive_sum=_.p_alive.sum(),
+            expected_purchases=_.expected_purchases.sum(),
+            clv=_.clv.sum(),
+        ))
+    if not parts:
+        return pd.DataFrame()
+    out = ibis.union(*parts).execute()
+    out = _named(out, code_table, "g", "segment", "segment_rank", "")
+    out["scheme"] = [schemes[i] for i in out["si"]]
+    by = ["scheme", "snapshot_date", "segment"]
+    sums = ["revenue_12m", "revenue_all_time", "expected_purchases", "clv"]
+    if out.duplicated(by).any():  # a segment with customers of several ranks: one row
+        out = out.groupby(by, as_index=False).agg(
+            segment_rank=("segment_rank", "min"), customers=("customers", "sum"),
+            scored_customers=("scored_customers", "sum"), p_alive_sum=("p_alive_sum", "sum"),
+            **{c: (c, "sum") for c in sums})
+        scored = out["scored_customers"]
+        out["mean_p_alive"] = (out["p_alive_sum"] / scored).where(scored > 0)
+    out[sums] = out[sums].fillna(0.0)
+    return out.drop(columns=["si", "p_alive_sum"], errors="ignore").sort_values(by, ignore_index=True)
+
+
+def transition_rows(st: ibis.Table, code_table: pd.DataFrame, schemes: Sequence[str],
+                    pairs: Mapping[str, Sequence[tuple[dt.date, dt.date]]]) -> pd.DataFrame:
+    """Per scheme, pair of ``pairs[scheme]`` and cell: ``scheme, from_date, to_date,
+    from_segment, to_segment, from_rank, to_rank, customers, revenue, revenue_12m, clv``
+    (see :func:`segflow.summaries._write.transition_summary`) from the :func:`states` table
+    ``st`` (which must cover every date of the pairs)."""
+    every = sorted({p for s in schemes for p in pairs.get(s, ())})
+    if not every:
+        return pd.DataFrame()
+    n = len(schemes)
+    p = ibis.memtable(pa.table({
+        "pair": pa.array(range(len(every)), pa.int64()),
+        "p_from": pa.array([f for f, _t in every], pa.date32()),
+        "p_to": pa.array([t for _f, t in every], pa.date32()),
+    }))
+    left = st.join(p, st.snapshot_date == p.p_from).select(
+        l_pair="pair", l_k="k", f_all="r_all", **{f"f{i}": f"g{i}" for i in range(n)})
+    pr, sv = p.view(), st.view()
+    right = sv.join(pr, sv.snapshot_date == pr.p_to).select(
+        r_pair="pair", r_k="k", t_all="r_all", t_12="r_12", t_clv="clv",
+        **{f"t{i}": f"g{i}" for i in range(n)})
+    j = left.outer_join(right, (left.l_pair == right.r_pair) & (left.l_k == right.r_k))
+    j = j.select(pair=ibis.coalesce(j.l_pair, j.r_pair),
+                 moved=j.t_all.fill_null(0.0) - j.f_all.fill_null(0.0), t_12=j.t_12, t_clv=j.t_clv,
+                 **{c: j[c] for i in range(n) for c in (f"f{i}", f"t{i}")}).cache()
+    try:
+        parts = []
+        for i, scheme in enumerate(schemes):
+            wanted = {every.index(x) for x in pairs.get(scheme, ())}
+            if not wanted:
+                continue
+            f, t = j[f"f{i}"], j[f"t{i}"]
+            keep = [f.notnull() | t.notnull()]
+            if len(wanted) < len(every):
+                keep.append(j.pair.isin(sorted(wanted)))
+            part = j.filter(*keep)
+            parts.append(part.group_by(si=ibis.literal(i, "int64"), pair=part.pair,
+                                       f=part[f"f{i}"], t=part[f"t{i}"]).agg(
+                customers=_.count(), revenue=_.moved.sum(), revenue_12m=_.t_12.sum(),
+                clv=_.t_clv.sum()))
+        out = ibis.union(*parts).execute()
+    finally:
+        j.release()
+    out = _named(out, code_table, "f", "from_segment", "from_rank", NEW)
+    out = _named(out, code_table, "t", "to_segment", "to_rank", GONE)
+    out["scheme"] = [schemes[i] for i in out["si"]]
+    out["from_date"] = [every[i][0] for i in out["pair"]]
+    out["to_date"] = [every[i][1] for i in out["pair"]]
+    by = ["scheme", "from_date", "to_date", "from_segment", "to_segment"]
+    sums = ["revenue", "revenue_12m", "clv"]
+    if out.duplicated(by).any():  # a segment with customers of several ranks: one cell
+        out = out.groupby(by, as_index=False).agg(
+            from_rank=("from_rank", "min"), to_rank=("to_rank", "min"),
+            customers=("customers", "sum"), **{c: (c, "sum") for c in sums})
+    out[sums] = out[sums].fillna(0.0)
+    return out.drop(columns=["si", "pair"], errors="ignore").sort_values(by, ignore_index=True)

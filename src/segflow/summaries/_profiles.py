@@ -1,0 +1,110 @@
+"""Segment profiles of every rule-based scheme at once: one grouped query, one shared base.
+
+:func:`segflow.segments.profile_segments` per scheme recomputes the base (mean, population
+standard deviation and exact median of every numeric feature over the profiled customers)
+and runs one query per scheme. Here the per-segment means and medians of all schemes are one
+group-by on (scheme, segment) over the latest features joined with every scheme's
+assignments, and the base is computed once over the customers assigned in any scheme; a
+scheme whose profiled customers are not all of those (fewer assigned) gets its own base in
+the same kind of grouped query. Same definitions and results as ``profile_segments`` (see
+:mod:`segflow.segments._profile`); cluster schemes, whose suggested names also read the
+categorical make-up, go through ``profile_segments``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import ibis
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from segflow.store import Store
+
+
+def _numeric(features: ibis.Table) -> list[str]:
+    from segflow.segments._profile import _columns
+
+    return _columns(features, "customer_id", None, [])[0]
+
+
+def _base(joined: ibis.Table, numeric: list[str], by: list[str]) -> pd.DataFrame:
+    """Mean, population std and median per feature (columns m{i}, s{i}, q{i}) by ``by``."""
+    metrics: dict[str, Any] = {"n": joined.count()}
+    for i, f in enumerate(numeric):
+        x = joined[f].cast("float64")
+        metrics[f"m{i}"], metrics[f"s{i}"], metrics[f"q{i}"] = x.mean(), x.std(how="pop"), x.median()
+    q = joined.group_by(by).aggregate(**metrics) if by else joined.aggregate(**metrics)
+    return q.to_pandas()
+
+
+def rule_profiles(store: Store, schemes: Sequence[str]) -> tuple[dt.date | None, dict[str, tuple[pd.DataFrame, pd.DataFrame]]]:
+    """``(snapshot, {scheme: (segments, long)})``: the frames of
+    :func:`segflow.summaries._write.profile_summary` (rule-based) for every scheme of
+    ``schemes`` with assignments at the latest ``customer_features`` snapshot (schemes
+    without any are left out)."""
+    from segflow.segments._profile import _split, _top_features
+
+    if "customer_features" not in store.tables() or not schemes:
+        return None, {}
+    snapshot = store.raw.execute("SELECT max(snapshot_date) FROM customer_features").fetchone()[0]
+    if snapshot is None:
+        return None, {}
+    features = store.table("customer_features")
+    features = features.filter(features.snapshot_date == snapshot).drop("snapshot_date")
+    numeric = _numeric(features)
+    value_col = "monetary" if "monetary" in features.columns else None
+    names = ibis.memtable(pa.table({"n_scheme": pa.array(list(schemes), pa.string())}))
+    a = store.table("segment_assignments")
+    a = a.filter(a.snapshot_date == snapshot)
+    a = a.join(names, a.scheme == names.n_scheme).select(
+        "scheme", "customer_id", "segment", segment_rank=a.segment_rank.fill_null(10_000))
+    a = a.cache()
+    try:
+        joined = features.inner_join(a, "customer_id")
+        metrics: dict[str, Any] = {"size": joined.count(), "segment_rank": joined.segment_rank.min()}
+        if value_col is not None:
+            metrics["value"] = joined[value_col].cast("float64").sum()
+        for i, f in enumerate(numeric):
+            x = joined[f].cast("float64")
+            metrics[f"m{i}"], metrics[f"q{i}"] = x.mean(), x.median()
+        per_seg = joined.group_by("scheme", "segment").aggregate(**metrics).to_pandas()
+        # the base: over the customers assigned in any scheme, unless a scheme covers fewer
+        sizes = per_seg.groupby("scheme")["size"].sum()
+        anyone = a.select("customer_id").distinct()
+        union = features.semi_join(anyone, "customer_id")
+        shared = _base(union, numeric, [])
+        own = [s for s in sizes.index if int(sizes[s]) != int(shared["n"].iloc[0])]
+        bases = {s: shared.iloc[0] for s in sizes.index if s not in own}
+        if own:
+            j = joined.filter(joined.scheme.isin(own))
+            for _, row in _base(j, numeric, ["scheme"]).iterrows():
+                bases[row["scheme"]] = row
+    finally:
+        a.release()
+    out: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+    for scheme, part in per_seg.groupby("scheme", sort=False):
+        part = part.sort_values(["segment_rank", "segment"]).reset_index(drop=True)
+        row = bases[scheme]
+        base = pd.DataFrame({f: [row[f"m{i}"], row[f"s{i}"], row[f"q{i}"]] for i, f in enumerate(numeric)},
+                            index=["mean", "std", "median"]).astype(float)
+        table, means, medians = _split(part, numeric)
+        std_diff = (means - base.loc["mean"]) / base.loc["std"].replace(0.0, np.nan)
+        seg = pd.DataFrame({"scheme": scheme, "snapshot_date": snapshot, "segment": table["segment"],
+                            "name": table["segment"], "suggested_name": None,
+                            "distinguishing": [_top_features(std_diff.loc[s]) for s in table["segment"]]})
+        long = means.stack(future_stack=True).rename("mean").to_frame()
+        long["median"] = medians.stack(future_stack=True)
+        long["std_diff"] = std_diff.stack(future_stack=True)
+        long = long.rename_axis(["segment", "feature"]).reset_index()
+        b = base.T
+        long["base_mean"] = long["feature"].map(b["mean"])
+        long["base_std"] = long["feature"].map(b["std"])
+        long["base_median"] = long["feature"].map(b["median"])
+        long.insert(0, "snapshot_date", snapshot)
+        long.insert(0, "scheme", scheme)
+        out[str(scheme)] = (seg, long)
+    return snapshot, out
