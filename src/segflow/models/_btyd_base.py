@@ -125,7 +125,9 @@ def _to_pandas(data: Any, columns: tuple[str, ...]) -> pd.DataFrame:
         return data.to_pandas()  # pyarrow
     if hasattr(data, "group_by") and hasattr(data, "execute"):  # ibis.Table
         keys = [c for c in columns if c in data.columns]
-        return data.group_by(keys).aggregate(count=data.count()).execute()
+        # sorted: the fit sums over rows, so the same triples in another order (a parallel
+        # group-by's) would move the optimum in its last bits
+        return data.group_by(keys).aggregate(count=data.count()).order_by(keys).execute()
     raise InputError(f"expected a pandas DataFrame, Arrow or Ibis table, got {type(data).__name__}")
 
 
