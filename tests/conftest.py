@@ -27,11 +27,14 @@ SPARK_TEST_CONF = {"spark.sql.shuffle.partitions": "1", "spark.sql.adaptive.enab
 
 
 def xdist_group_of(item: pytest.Item) -> str | None:
-    """The xdist group of a test: one for every Spark test (one JVM, started once), one per
-    shared session fixture, else its module (module fixtures are built once); None spreads."""
+    """The xdist group of a test: two for the Spark tests (``spark-cluster``: those on the
+    standalone cluster, started once; ``spark-local``: those on a ``local[1]`` session; one
+    JVM each, and the two groups run side by side), one per shared session fixture, else
+    its module (module fixtures are built once); None spreads."""
     path = Path(str(item.fspath))
     if item.get_closest_marker("spark") or path.parent.name == "spark":
-        return "spark"
+        names = getattr(item, "fixturenames", ())
+        return "spark-cluster" if any(n in names for n in CLUSTER_FIXTURES) else "spark-local"
     names = getattr(item, "fixturenames", ())
     for name in SHARED_FIXTURES:
         if name in names:  # defined in the conftest of the test's folder
@@ -50,20 +53,20 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _spark_order(item: pytest.Item) -> int:
-    """Order of the Spark tests, all in one process where Spark allows one session at a
-    time (a change of master or warehouse stops it and starts another, seconds each):
-    tests/spark's session tests first, then the local ones (they reuse the last local
-    session), then those on the cluster (one session, one set of executors)."""
+    """Order of the Spark tests: the cluster's group first (the longest of the suite: xdist
+    hands out groups in collection order); in the local group, tests/spark's session tests
+    first (they build sessions with warehouses of their own; the local tests after them
+    reuse the last session, where Spark allows one session per process and a change of
+    master or warehouse costs seconds)."""
     if any(name in getattr(item, "fixturenames", ()) for name in CLUSTER_FIXTURES):
-        return 2
-    return 0 if Path(str(item.fspath)).parent.name == "spark" else 1
+        return 0
+    return 1 if Path(str(item.fspath)).parent.name == "spark" else 2
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test with its xdist group (used by ``--dist loadgroup``; without xdist the
-    mark does nothing). A test marked ``xdist_group`` itself keeps its own. The Spark group
-    goes first (the longest group: xdist hands out groups in collection order), in the
-    order of :func:`_spark_order`."""
+    mark does nothing). A test marked ``xdist_group`` itself keeps its own. The Spark
+    groups go first, in the order of :func:`_spark_order`."""
     spark = []
     for item in items:
         if item.get_closest_marker("xdist_group"):
@@ -71,7 +74,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         group = xdist_group_of(item)
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
-        if group == "spark":
+        if group in ("spark-cluster", "spark-local"):
             spark.append(item)
     chosen = set(map(id, spark))
     rest = [item for item in items if id(item) not in chosen]
