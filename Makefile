@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/segflow demo --out out
 
-# The suite on every core (pytest-xdist); tests that share a costly fixture, and all Spark
-# tests (one JVM), stay on one worker: see xdist_group_of in tests/conftest.py.
+# The suite on every core (pytest-xdist); tests that share a costly fixture stay on one
+# worker, and the Spark tests on two (the cluster's, the local session's; one JVM each):
+# see xdist_group_of in tests/conftest.py.
 # TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= auto
 

@@ -17,12 +17,24 @@ SHARED_FIXTURES = ("demo_project", "demo", "campaign_store", "campaign_project",
 SPREAD_MODULES = ("test_sources_bad_corpus.py",)
 
 
+#: Fixtures of the standalone Spark cluster (tests/spark/conftest.py).
+CLUSTER_FIXTURES = ("cluster", "_cluster_spark", "cluster_session")
+#: Spark settings of the tests' local sessions, made for their tiny data (docs/scale.md):
+#: segflow's queries have hundreds of shuffles whatever the data size; one partition each
+#: and no adaptive execution (which runs every shuffle as a job of its own) halve the time.
+#: The cluster's sessions set the same (tests/_spark_cluster.py, two partitions there).
+SPARK_TEST_CONF = {"spark.sql.shuffle.partitions": "1", "spark.sql.adaptive.enabled": "false"}
+
+
 def xdist_group_of(item: pytest.Item) -> str | None:
-    """The xdist group of a test: one for every Spark test (one JVM, started once), one per
-    shared session fixture, else its module (module fixtures are built once); None spreads."""
+    """The xdist group of a test: two for the Spark tests (``spark-cluster``: those on the
+    standalone cluster, started once; ``spark-local``: those on a ``local[1]`` session; one
+    JVM each, and the two groups run side by side), one per shared session fixture, else
+    its module (module fixtures are built once); None spreads."""
     path = Path(str(item.fspath))
     if item.get_closest_marker("spark") or path.parent.name == "spark":
-        return "spark"
+        names = getattr(item, "fixturenames", ())
+        return "spark-cluster" if any(n in names for n in CLUSTER_FIXTURES) else "spark-local"
     names = getattr(item, "fixturenames", ())
     for name in SHARED_FIXTURES:
         if name in names:  # defined in the conftest of the test's folder
@@ -32,15 +44,41 @@ def xdist_group_of(item: pytest.Item) -> str | None:
     return path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else path.name
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Every Spark session the tests start gets :data:`SPARK_TEST_CONF` (settings passed by
+    a test or a project's ``[engine] conf`` still win)."""
+    from segflow.engine._spark import BASE_CONF
+
+    BASE_CONF.update(SPARK_TEST_CONF)
+
+
+def _spark_order(item: pytest.Item) -> int:
+    """Order of the Spark tests: the cluster's group first (the longest of the suite: xdist
+    hands out groups in collection order); in the local group, tests/spark's session tests
+    first (they build sessions with warehouses of their own; the local tests after them
+    reuse the last session, where Spark allows one session per process and a change of
+    master or warehouse costs seconds)."""
+    if any(name in getattr(item, "fixturenames", ()) for name in CLUSTER_FIXTURES):
+        return 0
+    return 1 if Path(str(item.fspath)).parent.name == "spark" else 2
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test with its xdist group (used by ``--dist loadgroup``; without xdist the
-    mark does nothing). A test marked ``xdist_group`` itself keeps its own."""
+    mark does nothing). A test marked ``xdist_group`` itself keeps its own. The Spark
+    groups go first, in the order of :func:`_spark_order`."""
+    spark = []
     for item in items:
         if item.get_closest_marker("xdist_group"):
             continue
         group = xdist_group_of(item)
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
+        if group in ("spark-cluster", "spark-local"):
+            spark.append(item)
+    chosen = set(map(id, spark))
+    rest = [item for item in items if id(item) not in chosen]
+    items[:] = sorted(spark, key=_spark_order) + rest  # sorted() keeps the order within
 
 
 @pytest.fixture(scope="session")

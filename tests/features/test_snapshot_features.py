@@ -282,19 +282,12 @@ def test_spark_one_pass_equals_duckdb_one_pass():
     to_store(store, edge_tables())
     engine = connect(store, "spark")
     key = ["snapshot_date", "customer_id"]
-    # 39 rows through a plan of ~250 shuffles: one partition each and no adaptive execution
-    # (which would run every shuffle as a job of its own) cut the time by half; restored after
-    conf = engine.con._session.conf
-    tuned = {"spark.sql.adaptive.enabled": "false", "spark.sql.shuffle.partitions": "1"}
-    saved = {k: conf.get(k) for k in tuned}
+    # 39 rows through a plan of ~250 shuffles: the tests' sessions have one partition per
+    # shuffle and no adaptive execution (tests/conftest.py SPARK_TEST_CONF)
     try:
-        for k, v in tuned.items():
-            conf.set(k, v)
         on_spark = snapshot_features({n: engine.table(n) for n in REQUIRED_TABLES}, S,
                                      window_days=90).to_pandas()
     finally:
-        for k, v in saved.items():
-            conf.set(k, v)
         engine.close()
     want = snapshot_features({n: store.table(n) for n in REQUIRED_TABLES}, S, window_days=90)
     want = want.to_pandas().sort_values(key, ignore_index=True)

@@ -1,14 +1,10 @@
 """The Spark store on the two-worker cluster: runs are visible whole or not at all, later
-runs replace the keys they write, a killed driver leaves the committed state readable."""
+runs replace the keys they write. (A driver killed mid-run: tests/spark/test_warehouse_pipeline.py,
+where a real ``segflow run`` is killed.)"""
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import ibis
 import pyarrow as pa
@@ -84,45 +80,6 @@ def test_store_refuses_unknown_tables_and_columns(spark_store):
         spark_store.table("nope")
     with spark_store.run("bad") as run_id, pytest.raises(StoreError, match=r"no column\(s\) \['colour'\]"):
         spark_store.write("segment_assignments", pa.table({"colour": ["red"]}), run_id)
-
-
-def test_killed_driver_leaves_committed_state_readable_and_a_rerun_completes(
-        cluster, spark_store, tmp_path):
-    """A run commits; a second driver process on the cluster writes its rows and is killed
-    (SIGKILL) before committing; the state is the first run's; a rerun then commits."""
-    from tests._spark_cluster import EXECUTOR_MEMORY
-
-    from segflow.store._spark import SparkStore
-
-    rows = [("rfm", D2, c, "first", 1) for c in "abc"]
-    with spark_store.run("first") as first:
-        spark_store.write("segment_assignments", _assignments(rows), first)
-
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    killed = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("_driver.py")), cluster.master_url,
-         spark_store.warehouse, "seg", EXECUTOR_MEMORY],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
-        start_new_session=True)
-    try:
-        line = killed.stdout.readline()
-        assert line.startswith("written "), line
-    finally:
-        os.killpg(killed.pid, signal.SIGKILL)
-        killed.wait(timeout=60)
-    killed_run = line.split()[1]
-
-    store = SparkStore(spark_store.session, spark_store.warehouse, "seg")  # a fresh reader
-    assert (tmp_path / "warehouse" / "seg.db" / "segment_assignments"
-            / f"run_id={killed_run}").is_dir()  # its rows are on disk ...
-    assert {s for *_, s in _state(store)} == {"first"}  # ... but not in the state
-    status = {r.status for r in store.runs().collect() if r.run_id == killed_run}
-    assert status == {"running"}  # never committed, never marked: it was killed
-
-    with store.run("rerun") as rerun:
-        store.write("segment_assignments", _assignments([("rfm", D2, "a", "rerun", 1)]), rerun)
-    assert _state(store) == [("rfm", str(D2), "a", "rerun")]
-    assert store.committed_runs() == [first, rerun]
 
 
 def test_ibis_expressions_on_the_store_are_computed_and_written_by_spark(spark_store):

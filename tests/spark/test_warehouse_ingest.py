@@ -2,15 +2,19 @@
 messy files: the same reconciliation per load, the same quarantine reasons, and the same
 canonical, quarantine, duplicate and flag rows.
 
-The files are Parquet with text columns, so that the rules have something to reject: empty
-and unparseable values, ambiguous and future dates, exact duplicates, one id with two
-versions, unknown and missing customers, a credit note with a positive amount, an unmapped
-value, missing-value tokens. Every expected count below was worked out by hand from the
-rows (and DuckDB must agree, so the reference is not the code under test alone).
+The customers are a CSV file, the orders Parquet with text columns, so that the rules have
+something to reject: empty and unparseable values, ambiguous and future dates, exact
+duplicates, one id with two versions, unknown and missing customers, a credit note with a
+positive amount, an unmapped value, missing-value tokens; and, in the CSV, a blank line, a
+quoted field over two lines and a line with a field missing (a malformed row). Every
+expected count below was worked out by hand from the rows (and DuckDB must agree, so the
+reference is not the code under test alone).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import warnings
 
@@ -32,6 +36,12 @@ CUSTOMERS = {  # id, signup, sex
                "2024-03-06 10:00:00"],
     "sex": ["F", "M", "Q", "F", "M", "M", "F", "F", "N/A", "M"],
 }
+#: The customers as CSV: the rows above (a ``note`` column, empty), then a blank line, C8
+#: whose note spans two lines (one record: row 12, on lines 13-14) and C9 with three fields
+#: of four (row 14: malformed, quarantined with its text).
+CUSTOMERS_CSV = "id,signup,sex,note\n" + "".join(
+    f"{i},{d},{s},\n" for i, d, s in zip(*CUSTOMERS.values(), strict=True)
+) + '\nC8,2024-03-07 10:00:00,F,"two\nlines"\nC9,2024-03-08 10:00:00,F\n'
 ORDERS = {  # order_id, customer, order_date, amount, quantity
     "order_id": ["O1", "O2", "O3", "O3", "O4", "O4", "", "O5", "O6", "O7", "O8", "O9",
                  "R10", "O11", "O12", "O13"],
@@ -55,7 +65,7 @@ name = "messy"
 [[sources]]
 name = "crm"
 table = "customers"
-path = "data/customers.parquet"
+path = "data/customers.csv"
 null_values = ["N/A"]
 date_formats = ["%Y-%m-%d %H:%M:%S"]
 unmapped_values = "null"
@@ -87,6 +97,7 @@ WANT_RULES = {
     ("crm", "unparseable_date"): 1,  # C6: 31/02/2024
     ("crm", "missing_customer_id"): 1,  # the empty id
     ("crm", "conflicting_id"): 1,  # C7's second version
+    ("crm", "malformed_row"): 1,  # C9: three fields of four
     ("orders", "conflicting_id"): 1,  # O4's second version
     ("orders", "missing_transaction_id"): 1,
     ("orders", "unknown_customer"): 1,  # C999
@@ -98,7 +109,7 @@ WANT_RULES = {
     ("orders", "missing_date"): 1,  # O13: N/A is a missing value
 }
 WANT_LOADS = {  # source: read, accepted, quarantined, duplicate
-    "crm": (10, 6, 3, 1),  # C5 twice: one duplicate
+    "crm": (12, 7, 4, 1),  # C5 twice: one duplicate; C8 accepted, C9 malformed
     "orders": (16, 5, 10, 1),  # O3 twice; accepted O1, O2, O3, O4 and O6 (anonymous, kept)
 }
 
@@ -106,7 +117,7 @@ WANT_LOADS = {  # source: read, accepted, quarantined, duplicate
 def _write_files(folder) -> None:
     data = folder / "data"
     data.mkdir()
-    pq.write_table(pa.table(CUSTOMERS), data / "customers.parquet")
+    (data / "customers.csv").write_text(CUSTOMERS_CSV)
     pq.write_table(pa.table(ORDERS), data / "orders.parquet")
 
 
@@ -149,6 +160,10 @@ def test_ingest_on_the_cluster_equals_the_duckdb_ingest(tmp_path, cluster, clust
     for frame in (duck.to_pandas(), spark):
         got = frame[want.columns].sort_values("source", ignore_index=True)
         pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    # the CSV's records counted apart from segflow (Python's csv module; a blank line is no
+    # record): every one of them is accepted, quarantined or a duplicate on both engines
+    records = sum(1 for r in csv.reader(io.StringIO(CUSTOMERS_CSV)) if r) - 1
+    assert records == WANT_LOADS["crm"][0] == sum(WANT_LOADS["crm"][1:])
     rules = {(r["source"], r["rule"]): r["rows"] for r in out["rules"]}
     assert rules == WANT_RULES
     assert {(r.source, r.rule): r.rows for r in duck.rules().itertuples()} == WANT_RULES

@@ -243,6 +243,7 @@ def test_demo_pipeline_on_the_cluster_survives_a_killed_driver_and_a_killed_work
     assert "segment_assignments" not in fresh.tables()
 
     # -- the run on the cluster, losing a worker mid-run --------------------------------
+    duck_runs = _duck(project, "SELECT run_id, status FROM runs ORDER BY ALL")
     killed: dict[str, float] = {}
     killer = _kill_worker_mid_run(cluster, root, killed)
     with warnings.catch_warnings():
@@ -255,6 +256,8 @@ def test_demo_pipeline_on_the_cluster_survives_a_killed_driver_and_a_killed_work
     store = _store(cluster_session)
     runs = store.committed_runs()
     assert len(runs) == 2 and runs[0] == committed[0] and runs[1] != run_id
+    # the run read and wrote the warehouse only: the DuckDB store has its runs as before
+    assert _duck(project, "SELECT run_id, status FROM runs ORDER BY ALL").equals(duck_runs)
     _assert_conformance(project, store, _reference(project))
     # the killed run's data folders (if it got as far as writing any) go; its log stays
     assert set(store.vacuum()) <= {run_id}

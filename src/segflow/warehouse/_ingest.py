@@ -17,7 +17,10 @@ rows and each task applies that SQL to its share, so the Spark ingest has the Du
 ingest's rules and counts by construction. Every load of one ``segflow ingest`` is part of
 one run: all of it becomes visible at once, or nothing.
 
-Not yet on Spark: CSV (and JSON lines, Excel, database) sources, and comparing a changed
+CSV files are parsed by the DuckDB ingest's own reader, a Spark task per file (module
+:mod:`segflow.warehouse._text`); its rejects are quarantined as ``malformed_row``.
+
+Not yet on Spark: JSON lines, Excel and database sources, and comparing a changed
 file with rows of the same source loaded earlier (late corrections, re-checked quarantine):
 such a load stops with a one-line error and the run leaves no trace.
 """
@@ -46,6 +49,7 @@ from segflow.sources._validate import (
     validate,
 )
 from segflow.store import CANONICAL_TABLES
+from segflow.warehouse._text import TextRead, read_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
@@ -70,20 +74,24 @@ class _Input:
 
 def _inputs(source: SourceSettings, project_dir: Path) -> list[_Input]:
     fmt = source.format
-    if fmt in ("duckdb", "postgres", "csv", "jsonl", "xlsx"):
+    if fmt in ("duckdb", "postgres", "jsonl", "xlsx"):
         raise InputError(f"source {source.name!r}: format {fmt!r} is not read by the Spark ingest "
-                         "yet (Parquet files and folders, and catalog tables are: docs/scale.md)")
+                         "yet (Parquet and CSV files and folders, and catalog tables are: "
+                         "docs/scale.md)")
     path = source.path or ""
     if path.startswith("table:"):  # a table of the session catalog
         return [_Input(path, path.removeprefix("table:"), "table")]
     if "://" in path:  # any URL Spark reads: one load (a folder of part files included)
-        return [_Input(path, path, "parquet")]
+        suffix = Path(path.split("://", 1)[1]).suffixes
+        csv = fmt == "csv" or (not fmt and bool({".csv", ".tsv", ".txt"} & set(suffix)))
+        return [_Input(path, path, "csv" if csv else "parquet")]
     out = []
     for file in discover(source, project_dir)[0]:
-        if source_format(source, file) != "parquet":
-            raise InputError(f"source {source.name!r}: only Parquet files are read by the Spark "
-                             "ingest yet", file=relative(file, project_dir))
-        out.append(_Input(relative(file, project_dir), file.resolve().as_uri(), "parquet", file))
+        fmt = source_format(source, file)
+        if fmt not in ("parquet", "csv"):
+            raise InputError(f"source {source.name!r}: only Parquet and CSV files are read by "
+                             "the Spark ingest yet", file=relative(file, project_dir))
+        out.append(_Input(relative(file, project_dir), file.resolve().as_uri(), fmt, file))
     return out
 
 
@@ -123,6 +131,7 @@ class _Job:
     now: dt.datetime
     offsets: dict[int, int] = field(default_factory=dict)  # partition -> rows before it
     row_index: bool = False  # rows carry their row index in the file (``_ROW_INDEX``)
+    numbered: bool = False  # rows carry their ``_row`` already (CSV: the reader's numbers)
     known: bool = False  # unknown_customer applies (rows carry ``_known``)
     val_schema: pa.Schema | None = None
     cls_schema: pa.Schema | None = None
@@ -178,6 +187,9 @@ class _Job:
         from pyspark import TaskContext
 
         rows = _table(batches)
+        if self.numbered:
+            yield from _out(self.validated(rows), self.val_schema)
+            return
         if self.row_index:
             import pyarrow.compute as pc
 
@@ -298,9 +310,6 @@ def ingest_on_warehouse(
 def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *,
           now: dt.datetime, digest: str | None) -> LoadCounts:
     """One load: its rows checked by Spark tasks and written as rows of ``run_id``."""
-    from pyspark.sql import functions as F
-    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
-
     started = _now()
     counts = LoadCounts(uuid.uuid4().hex[:12], source.name, inp.label, source.table)
     for table in (source.table, "quarantine"):
@@ -309,8 +318,26 @@ def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *
                              "earlier load; comparing a changed file with them (late corrections) "
                              "is not done on Spark yet: load it into a new warehouse, or with "
                              "--engine duckdb", file=inp.label)
-    raw = _read(store, inp)
+    text = read_text(store.session, source, inp.url, inp.label, inp.path is not None) \
+        if inp.fmt == "csv" else None
+    try:
+        return _load_rows(store, run_id, source, inp, text, counts, now=now, digest=digest,
+                          started=started)
+    finally:
+        if text is not None:
+            text.release()
+
+
+def _load_rows(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input,
+               text: TextRead | None, counts: LoadCounts, *, now: dt.datetime,
+               digest: str | None, started: dt.datetime) -> LoadCounts:
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+
+    raw = _read(store, inp) if text is None else text.rows
     columns = raw.drop(_ROW_INDEX) if _ROW_INDEX in raw.columns else raw
+    if text is not None:
+        columns = raw.drop("_row")
     types = _duckdb_types(to_arrow_schema(columns.schema))
     if "_row" in types:
         raise InputError("a column named _row is reserved", file=inp.label)
@@ -327,7 +354,9 @@ def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *
     # row numbers: the row index in a local file, else the rows before each partition (a
     # count per partition, then the tasks) in Spark's read order
     job.row_index, total = _ROW_INDEX in raw.columns, None
-    if not job.row_index:
+    if text is not None:
+        job.numbered, total = True, text.records
+    elif not job.row_index:
         total = 0
         for r in sorted(raw.groupBy(F.spark_partition_id().alias("p")).count().collect()):
             job.offsets[r.p], total = total, total + r["count"]
@@ -345,7 +374,8 @@ def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *
     cls = val.mapInArrow(job.classify_task, from_arrow_schema(job.cls_schema, prefer_timestamp_ntz=True))
     cls = cls.cache()
     try:
-        _write(store, run_id, source, job, cls, counts, now=now, rollup=rollup)
+        _write(store, run_id, source, job, cls, counts, now=now, rollup=rollup,
+               rejects=text.rejects if text is not None else None)
     finally:
         cls.unpersist()
     if counts.rows_read == 0:
@@ -385,8 +415,10 @@ def _by_key(val: DataFrame, source: SourceSettings, job: _Job) -> DataFrame:
 
 
 def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cls: DataFrame,
-           counts: LoadCounts, *, now: dt.datetime, rollup: bool) -> None:
-    """The load's canonical rows, quarantine, duplicates and flags, and its counts."""
+           counts: LoadCounts, *, now: dt.datetime, rollup: bool,
+           rejects: DataFrame | None = None) -> None:
+    """The load's canonical rows, quarantine (with the ``rejects`` of a CSV reader:
+    ``malformed_row``), duplicates and flags, and its counts."""
     from pyspark.sql import functions as F
 
     src, label, load = F.lit(source.name), F.lit(job.label), F.lit(counts.load_id)
@@ -401,11 +433,20 @@ def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cl
             *[F.col(f"v_{c}").alias(c) for c in canon], src.alias("source"),
             label.alias("source_file"), F.col("_row").alias("source_row"), load.alias("load_id"))
     store.write(source.table, rows, run_id)
-    store.write("quarantine", cls.where("_status = 'quarantined'").select(
+    quarantined = cls.where("_status = 'quarantined'").select(
         src.alias("source"), label.alias("source_file"), F.col("_row").alias("row_number"),
         F.col("_raw_row").alias("raw_row"), F.col("_rule").alias("rule"),
         F.col("_reason").alias("reason"), F.col("_column").alias("column_name"),
-        load.alias("load_id"), F.lit(now).alias("ingested_at")), run_id)
+        load.alias("load_id"), F.lit(now).alias("ingested_at"))
+    n_rejects = 0
+    if rejects is not None:
+        n_rejects = rejects.count()
+        if n_rejects:  # the rows the reader could not split: as the DuckDB ingest writes them
+            quarantined = quarantined.unionByName(rejects.select(
+                src.alias("source"), label.alias("source_file"),
+                F.col("_row").alias("row_number"), "raw_row", F.lit("malformed_row").alias("rule"),
+                "reason", "column_name", load.alias("load_id"), F.lit(now).alias("ingested_at")))
+    store.write("quarantine", quarantined, run_id)
     kind = F.create_map(*[F.lit(x) for kv in _DUP_KIND.items() for x in kv])
     store.write("ingest_duplicates", cls.where(F.col("_status").isin(*_DUP_KIND)).select(
         src.alias("source"), label.alias("source_file"), F.col("_row").alias("row_number"),
@@ -433,7 +474,7 @@ def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cl
     by = {r._status: r["count"] for r in cls.groupBy("_status").count().collect()}
     rules = {r._rule: r["count"] for r in cls.where("_status = 'quarantined'")
              .groupBy("_rule").count().orderBy(F.desc("count")).collect()}
-    tally(counts, by, rules, {})
+    tally(counts, by, rules, {False: n_rejects} if n_rejects else {})
 
 
 def _spark_schema(schema: pa.Schema | None) -> Any:

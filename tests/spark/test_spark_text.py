@@ -1,0 +1,50 @@
+"""CSV files at a URL on the Spark ingest (segflow.warehouse._text): Spark reads the bytes of
+every file of a folder, a task per file parses it with the DuckDB ingest's reader; the rows
+and rejects carry the reader's row numbers, the files one after another in path order."""
+
+from __future__ import annotations
+
+import pytest
+from tests._engines import require_spark
+
+from segflow.config import SourceSettings
+from segflow.errors import InputError
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+#: a.csv: a blank line (line 3, no row), three fields of two on line 4 (row 3, malformed);
+#: b.csv: a quoted field over two lines (one record). Rows of b follow a's last row (4).
+FILES = {
+    "a.csv": "id,x\n1,a\n\n2,b,extra\n3,c\n",
+    "b.csv": 'id,x\n4,d\n5,"e\nf"\n',
+}
+
+
+def test_a_folder_url_of_csv_files_is_read_with_the_readers_rows_and_rejects(tmp_path):
+    require_spark()
+    from segflow.engine import spark_session
+    from segflow.warehouse._text import read_text
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, text in FILES.items():
+        (folder / name).write_text(text)
+    source = SourceSettings(name="s", table="customers", format="csv",
+                            columns={"customer_id": "id"})
+    session = spark_session("local[1]")
+    url = folder.resolve().as_uri()
+    read = read_text(session, source, url, url, local=False)  # the bytes through Spark
+    try:
+        rows = sorted(tuple(r) for r in read.rows.collect())
+        rejects = [tuple(r)[:2] for r in read.rejects.collect()]
+        reason = read.rejects.collect()[0].reason
+        records = read.records
+    finally:
+        read.release()
+    assert rows == [(1, "1", "a"), (4, "3", "c"), (5, "4", "d"), (6, "5", "e\nf")]
+    assert rejects == [(3, "2,b,extra")] and "3 fields" in reason
+    assert records == 5  # the readers' own counts: 3 records in a.csv, 2 in b.csv
+
+    (folder / "c.csv").write_text("id,y\n7,g\n")
+    with pytest.raises(InputError, match=r"c\.csv.*header \['id', 'y'\] differs"):
+        read_text(session, source, url, url, local=False)
