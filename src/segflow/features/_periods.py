@@ -154,7 +154,6 @@ def running_onto(grid: ibis.Table, families: Sequence[ibis.Table], mins: Sequenc
     drop: list[str] = []
     sums: list[str] = []
     w = ibis.cumulative_window(group_by="customer_id", order_by="_k")
-    ks = ibis.memtable(pa.table({"_kx": pa.array(range(1, n + 1), pa.int64())}))
     for i, fam in enumerate(families):
         measures = [c for c in fam.columns if c not in ("customer_id", "_k")]
         sums += [m for m in measures if m not in mins and m not in maxs]
@@ -164,8 +163,8 @@ def running_onto(grid: ibis.Table, families: Sequence[ibis.Table], mins: Sequenc
             m: (fam[m].min() if m in mins else fam[m].max() if m in maxs else fam[m].sum()).over(w)
             for m in measures
         })
-        x = cum.join(ks, (ks._kx >= cum._k) & (ks._kx < cum._next))
-        x = x.select(**{cid: x.customer_id, k: x._kx}, **{m: x[m] for m in measures})
+        x = cum.select(**{cid: cum.customer_id, k: ibis.range(cum._k, cum._next).unnest()},
+                       **{m: cum[m] for m in measures})
         out = out.left_join(x, (grid.customer_id == x[cid]) & (grid._k == x[k]))
         drop += [cid, k]
     out = out.drop(*drop)
