@@ -32,7 +32,7 @@ _ORDER_KEY = ["customer_id", "transaction_id", "_ts_key"]
 def period_lines(transactions: ibis.Table, periods: Periods) -> ibis.Table:
     """Transaction rows seen by some snapshot, with ``_ret``, ``_buy``, ``_day``, the order
     key part ``_ts_key`` and their period ``_k`` (``customer_id`` as given: the caller passes
-    integer surrogate keys)."""
+    integer surrogate keys); of the other columns only those of :data:`_LINE_COLUMNS`."""
     t = transactions
     t = t.filter(t.customer_id.notnull(), t.ts.notnull(), t.ts < periods.end_ts())
     t = t.mutate(
@@ -41,7 +41,14 @@ def period_lines(transactions: ibis.Table, periods: Periods) -> ibis.Table:
         _day=t.ts.date().epoch_days().cast("int64"),
         _ts_key=order_ts_key(t),
     )
+    # only the columns the deltas read: callers materialise this table
+    t = t.select(*[c for c in t.columns if c in _LINE_COLUMNS])
     return periods.lookup(t, "_day", {"_k": 0})
+
+
+#: The columns of :func:`period_lines` (those of the transactions that exist, and the flags).
+_LINE_COLUMNS = ("customer_id", "transaction_id", "ts", "amount", "quantity", "promo_code",
+                 "product_id", "category", "_ret", "_buy", "_day", "_ts_key")
 
 
 def _window_offsets(window_days: int | None) -> dict[str, int]:
