@@ -146,10 +146,8 @@ def running_onto(grid: ibis.Table, families: Sequence[ibis.Table], mins: Sequenc
 
     The running values are computed on each family's own rows (a customer's periods with
     deltas, far fewer than the grid's rows), each valid from its period until the family's
-    next one (``_next``): a window over the sparse rows instead of one over the grid, whose
-    cost grows with rows x measures. Each such row is expanded to the snapshots of its range
-    (a join with the ``n``-row table of snapshots) and joined onto the grid on the equality
-    of (customer, snapshot): no join of a customer's grid rows with all its family rows."""
+    next one (``_next``), and joined onto the grid rows in that range: a window over the
+    sparse rows instead of one over the grid, whose cost grows with rows x measures."""
     out = grid
     drop: list[str] = []
     sums: list[str] = []
@@ -158,14 +156,13 @@ def running_onto(grid: ibis.Table, families: Sequence[ibis.Table], mins: Sequenc
         measures = [c for c in fam.columns if c not in ("customer_id", "_k")]
         sums += [m for m in measures if m not in mins and m not in maxs]
         nxt = fam._k.lead().over(group_by="customer_id", order_by="_k").fill_null(n + 1)
-        cid, k = f"_rc{i}", f"_rk{i}"
-        cum = fam.select("customer_id", "_k", _next=nxt, **{
+        cid, k, stop = f"_rc{i}", f"_rk{i}", f"_rn{i}"
+        cum = fam.select(**{cid: fam.customer_id, k: fam._k, stop: nxt}, **{
             m: (fam[m].min() if m in mins else fam[m].max() if m in maxs else fam[m].sum()).over(w)
             for m in measures
         })
-        x = cum.select(**{cid: cum.customer_id, k: ibis.range(cum._k, cum._next).unnest()},
-                       **{m: cum[m] for m in measures})
-        out = out.left_join(x, (grid.customer_id == x[cid]) & (grid._k == x[k]))
-        drop += [cid, k]
+        out = out.left_join(cum, (grid.customer_id == cum[cid]) & (cum[k] <= grid._k)
+                            & (grid._k < cum[stop]))
+        drop += [cid, k, stop]
     out = out.drop(*drop)
     return out.mutate(**{m: out[m].fill_null(0) for m in sums})
