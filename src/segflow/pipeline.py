@@ -123,19 +123,14 @@ def required_feature_groups(
     return needed
 
 
-#: Feature columns computed per snapshot by :func:`segflow.features.snapshot_features` (the
-#: expensive part of a run), in the families it computes together.
-_PER_SNAPSHOT_FAMILIES = (("ipt_mean_days", "ipt_cv"),
-                          ("top_category", "top_category_share", "category_count"),
-                          ("main_channel", "main_channel_share", "channel_count"))
-
-
 def required_feature_columns(
     tables: dict[str, ibis.Table], schemes: Sequence[SchemeSettings], groups: set[str] | None,
     *, settings: Settings,
 ) -> list[str] | None:
-    """The columns of ``groups`` the schemes read, leaving out the per-snapshot families of
-    the ``pattern`` group and the survey questions no scheme reads (None: every column).
+    """The columns of ``groups`` the schemes read, leaving out the families of columns that
+    :func:`segflow.features.snapshot_features` can skip (``OPTIONAL_FAMILIES``: parts of the
+    ``pattern``, ``breadth`` and ``web`` groups) and the survey questions no scheme reads
+    (None: every column).
 
     As for :func:`required_feature_groups`, a family is needed when a scheme's assignment
     cannot be built on an unbound features table without it.
@@ -143,6 +138,7 @@ def required_feature_columns(
     import ibis.common.exceptions as ibis_errors
 
     from segflow.features import FEATURES, customer_features
+    from segflow.features._snapshots import OPTIONAL_FAMILIES
     from segflow.segments import assign
 
     if groups is None:
@@ -150,7 +146,7 @@ def required_feature_columns(
     schema = dict(customer_features(
         tables, dt.date(2000, 1, 1), window_days=settings.rfm.window_days, groups=groups
     ).schema().items())
-    families = [f for f in _PER_SNAPSHOT_FAMILIES if set(f) <= set(schema)]
+    families = [f for f in OPTIONAL_FAMILIES if set(f) <= set(schema)]
     families += [(n,) for n in schema if n not in FEATURES and n != "customer_id"]  # survey
     for family in families:
         kept = {n: t for n, t in schema.items() if n not in family}

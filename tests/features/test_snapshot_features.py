@@ -317,9 +317,13 @@ def test_customer_chunks_and_column_subsets_give_the_same_rows(edge):
     chunked = snapshot_features(edge, S, window_days=90, chunk_customers=6).to_pandas()
     assert whole.customer_id.nunique() > 6
     pd.testing.assert_frame_equal(chunked.sort_values(key, ignore_index=True), whole)
-    few = ["customer_id", "frequency", "products_total", "promo_share", "visits_90d"]
-    part = snapshot_features(edge, S, window_days=90, columns=few).to_pandas()
-    assert list(part.columns) == ["snapshot_date", *[c for c in whole.columns if c in few]]
-    pd.testing.assert_frame_equal(part.sort_values(key, ignore_index=True), whole[part.columns])
+    # each subset leaves out other parts of the breadth and web deltas
+    for few in (["customer_id", "frequency", "products_total", "promo_share", "visits_90d"],
+                ["customer_id", "categories_12m", "cart_abandonment_rate_90d",
+                 "browse_to_buy_90d"]):
+        part = snapshot_features(edge, S, window_days=90, columns=few).to_pandas()
+        assert list(part.columns) == ["snapshot_date", *[c for c in whole.columns if c in few]]
+        pd.testing.assert_frame_equal(part.sort_values(key, ignore_index=True),
+                                      whole[part.columns])
     with pytest.raises(InputError, match="chunk_customers"):
         snapshot_features(edge, S, chunk_customers=0)

@@ -18,6 +18,8 @@ Returns (line by line, at the line's own time) follow the same windows.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import ibis
 
 from segflow.features._periods import Periods, emit, live, micro
@@ -30,7 +32,7 @@ _ORDER_KEY = ["customer_id", "transaction_id", "_ts_key"]
 def period_lines(transactions: ibis.Table, periods: Periods) -> ibis.Table:
     """Transaction rows seen by some snapshot, with ``_ret``, ``_buy``, ``_day``, the order
     key part ``_ts_key`` and their period ``_k`` (``customer_id`` as given: the caller passes
-    integer surrogate keys)."""
+    integer surrogate keys); of the other columns only those of :data:`_LINE_COLUMNS`."""
     t = transactions
     t = t.filter(t.customer_id.notnull(), t.ts.notnull(), t.ts < periods.end_ts())
     t = t.mutate(
@@ -39,7 +41,14 @@ def period_lines(transactions: ibis.Table, periods: Periods) -> ibis.Table:
         _day=t.ts.date().epoch_days().cast("int64"),
         _ts_key=order_ts_key(t),
     )
+    # only the columns the deltas read: callers materialise this table
+    t = t.select(*[c for c in t.columns if c in _LINE_COLUMNS])
     return periods.lookup(t, "_day", {"_k": 0})
+
+
+#: The columns of :func:`period_lines` (those of the transactions that exist, and the flags).
+_LINE_COLUMNS = ("customer_id", "transaction_id", "ts", "amount", "quantity", "promo_code",
+                 "product_id", "category", "_ret", "_buy", "_day", "_ts_key")
 
 
 def _window_offsets(window_days: int | None) -> dict[str, int]:
@@ -181,17 +190,19 @@ def line_deltas(lines: ibis.Table, periods: Periods, window_days: int | None) ->
                                  {"_ret_prev": g._ret}, {})
 
 
-def breadth_deltas(lines: ibis.Table, periods: Periods) -> list[ibis.Table]:
+def breadth_deltas(lines: ibis.Table, periods: Periods,
+                   items: Collection[str] = ("product_id", "category")) -> list[ibis.Table]:
     """Deltas of the distinct products and categories among purchase lines (group
     ``breadth``, :func:`segflow.features._breadth.breadth_features`): a product counts in
     all history from the period of its first line, and in the last 12 months while one of
-    its lines is less than 365 days old (a stretch per product, as web sessions)."""
+    its lines is less than 365 days old (a stretch per product, as web sessions). Only the
+    counts of the columns ``items`` (``product_id``, ``category``) are computed."""
     b = lines.filter(lines._buy)
     b = periods.lookup(b, "_day", {"_b12": DAYS_12M})
     parts: list[ibis.Table] = []
     for col, total, m12 in (("product_id", "_products", "_products_12"),
                             ("category", "_categories", "_categories_12")):
-        if col not in b.columns:
+        if col not in b.columns or col not in items:
             continue
         x = b.filter(b[col].notnull())
         x = x.group_by(["customer_id", x[col].name("_item"), "_k"]).aggregate(_b=x._b12.max())

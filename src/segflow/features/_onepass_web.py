@@ -11,6 +11,8 @@ these indicators becomes one +1/-1 pair of deltas per stretch.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+
 import ibis
 
 from segflow.features._behaviour import CART_ADD_TYPES, PRODUCT_VIEW_TYPES, PURCHASE_TYPES
@@ -44,41 +46,56 @@ def web_days(events: ibis.Table, periods: Periods) -> ibis.Table:
     return periods.lookup(per_day, "_day", {"_k": 0, "_b": DAYS_WEB})
 
 
-def web_day_deltas(d: ibis.Table, periods: Periods) -> list[ibis.Table]:
-    """The deltas of :func:`web_deltas` from the table of :func:`web_days`."""
-    counts = d.group_by(["customer_id", "_k", "_b"]).aggregate(
-        _views=d._views.sum(), _carts=d._carts.sum(), _last_visit=d._day.max()
-    )
-    views = live(counts._views, counts._k, counts._b)
-    carts = live(counts._carts, counts._k, counts._b)
-    parts = [
-        emit(counts, counts._k, {"_last_visit": counts._last_visit, "_views_90": views,
-                                 "_carts_90": carts}),
-        emit(counts, counts._b, {"_views_90": views, "_carts_90": carts}, negate=True),
-    ]
-    return parts + _session_deltas(d, periods)
+#: The web measures each output column needs (its deltas are computed only when asked for).
+NEEDS = {
+    "visits_90d": ("_sess_90",),
+    "product_views_90d": ("_views_90",),
+    "cart_adds_90d": ("_carts_90",),
+    "cart_abandonment_rate_90d": ("_cart_sess", "_both_sess"),
+    "browse_to_buy_90d": ("_buy_sess", "_sess_90"),
+    "days_since_last_visit": ("_last_visit",),
+}
 
 
-def _session_deltas(d: ibis.Table, periods: Periods) -> list[ibis.Table]:
+def web_day_deltas(d: ibis.Table, periods: Periods,
+                   measures: Collection[str] | None = None) -> list[ibis.Table]:
+    """The deltas of :func:`web_deltas` from the table of :func:`web_days`: of ``measures``
+    only (names of :data:`SUMS` and :data:`MAXS`; default all of them)."""
+    want = set(SUMS + MAXS if measures is None else measures)
+    parts = []
+    if want & {"_views_90", "_carts_90", "_last_visit"}:
+        counts = d.group_by(["customer_id", "_k", "_b"]).aggregate(
+            _views=d._views.sum(), _carts=d._carts.sum(), _last_visit=d._day.max()
+        )
+        views = live(counts._views, counts._k, counts._b)
+        carts = live(counts._carts, counts._k, counts._b)
+        parts += [
+            emit(counts, counts._k, {"_last_visit": counts._last_visit, "_views_90": views,
+                                     "_carts_90": carts}),
+            emit(counts, counts._b, {"_views_90": views, "_carts_90": carts}, negate=True),
+        ]
+    sessions = [m for m in ("_sess_90", "_cart_sess", "_buy_sess", "_both_sess") if m in want]
+    return parts + (_session_deltas(d, periods, sessions) if sessions else [])
+
+
+def _session_deltas(d: ibis.Table, periods: Periods, measures: Sequence[str]) -> list[ibis.Table]:
     null = ibis.null("int64")
-    s = d.group_by(["customer_id", "_sess", "_k"]).aggregate(
-        _bv=d._b.max(),
-        _bc=ibis.ifelse(d._carts > 0, d._b, null).max(),
-        _bb=ibis.ifelse(d._buys > 0, d._b, null).max(),
-    )
+    ends = {"_bv": d._b}
+    if {"_cart_sess", "_both_sess"} & set(measures):
+        ends["_bc"] = ibis.ifelse(d._carts > 0, d._b, null)
+    if {"_buy_sess", "_both_sess"} & set(measures):
+        ends["_bb"] = ibis.ifelse(d._buys > 0, d._b, null)
+    s = d.group_by(["customer_id", "_sess", "_k"]).aggregate(**{n: v.max() for n, v in ends.items()})
     w = ibis.cumulative_window(group_by=["customer_id", "_sess"], order_by="_k")
     nxt = s._k.lead().over(group_by=["customer_id", "_sess"], order_by="_k")
-    s = s.mutate(
-        _bv=s._bv.max().over(w),
-        _bc=s._bc.max().over(w),
-        _bb=s._bb.max().over(w),
-        _next=nxt.fill_null(periods.n + 1),
-    )
-    # "has a cart add and a purchase" ends when the older of the two leaves the window
-    both = ibis.ifelse(s._bc.isnull() | s._bb.isnull(), null, ibis.least(s._bc, s._bb))
+    s = s.mutate(**{n: s[n].max().over(w) for n in ends}, _next=nxt.fill_null(periods.n + 1))
+    end_of = {"_sess_90": lambda: s._bv, "_cart_sess": lambda: s._bc, "_buy_sess": lambda: s._bb,
+              # "has a cart add and a purchase" ends when the older of the two leaves the window
+              "_both_sess": lambda: ibis.ifelse(s._bc.isnull() | s._bb.isnull(), null,
+                                                ibis.least(s._bc, s._bb))}
     enters, parts = {}, []
-    for name, end in (("_sess_90", s._bv), ("_cart_sess", s._bc), ("_buy_sess", s._bb),
-                      ("_both_sess", both)):
+    for name in measures:
+        end = end_of[name]()
         stop = ibis.least(s._next, end)
         enters[name] = (end.notnull() & (stop > s._k)).cast("int64")
         x = s.mutate(_end=end, _stop=stop)

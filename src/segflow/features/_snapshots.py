@@ -136,6 +136,23 @@ def snapshot_features(
     return chunks[0] if len(chunks) == 1 else ibis.union(*chunks, distinct=False)
 
 
+#: Families of columns :func:`snapshot_features` computes only when one of them is asked for
+#: (``columns``): the per-snapshot parts of ``pattern``, and the one-pass parts of ``breadth``
+#: and ``web`` (their own deltas); :func:`segflow.pipeline.required_feature_columns` leaves out
+#: those no scheme reads.
+OPTIONAL_FAMILIES = (
+    ("ipt_mean_days", "ipt_cv"),
+    ("top_category", "top_category_share", "category_count"),
+    ("main_channel", "main_channel_share", "channel_count"),
+    ("products_total", "products_12m"),
+    ("categories_total", "categories_12m"),
+    ("product_views_90d", "cart_adds_90d", "days_since_last_visit"),
+    ("cart_abandonment_rate_90d",),
+    ("browse_to_buy_90d",),
+    ("visits_90d",),
+)
+
+
 #: Customers per chunk of :func:`snapshot_features` (each chunk is computed and materialised
 #: on its own, so the working set is bounded by the chunk, not the customer base: about
 #: 1 GB of DuckDB memory per 100,000 customers of 24 monthly snapshots).
@@ -173,16 +190,21 @@ def _chunk(
     ]
     if "seasonality" in wanted:
         families.append(purchases.season_deltas(per))
-    if "web" in wanted:
+    cols = set(schema)
+    web_measures = {m for c, ms in web.NEEDS.items() if c in cols for m in ms}
+    if "web" in wanted and web_measures:
         days = web.web_days(keyed["events"], periods).cache()
         held.append(days)
-        families.append(union_deltas(web.web_day_deltas(days, periods), maxs=maxs, n=n))
-    if "breadth" in wanted:
-        families.append(union_deltas(purchases.breadth_deltas(lines, periods), n=n))
+        families.append(union_deltas(web.web_day_deltas(days, periods, web_measures), maxs=maxs,
+                                     n=n))
+    items = [i for i, c in (("product_id", "products"), ("category", "categories"))
+             if {f"{c}_total", f"{c}_12m"} & cols]
+    if "breadth" in wanted and items:
+        families.append(union_deltas(purchases.breadth_deltas(lines, periods, items), n=n))
 
     grid = _grid(keyed["customers"], lines, periods)
     g = running_onto(grid, families, mins, maxs, n)
-    out = g.mutate(**_features(g, wanted))
+    out = g.mutate(**_features(g, wanted, cols))
     if "attribute" in wanted:
         out = _left_join_keyed(out, [_attributes(keyed["customers"], periods)])
     # back to the original customer ids, then the per-snapshot parts (keyed by them)
@@ -260,8 +282,9 @@ def _grid(customers: ibis.Table, lines: ibis.Table, periods: Periods) -> ibis.Ta
     return e.join(snaps, snaps._k >= e._k0).drop("_k0", "_kl")
 
 
-def _features(g: ibis.Table, wanted: set[str]) -> dict[str, ibis.Value]:
-    """Every one-pass feature from the running sums of a grid row."""
+def _features(g: ibis.Table, wanted: set[str], cols: set[str]) -> dict[str, ibis.Value]:
+    """The one-pass features of ``cols`` from the running sums of a grid row (the breadth and
+    web columns only when asked for: their measures are computed only then)."""
     null = ibis.null("int64")
     sday = g._sday
     created = ibis.ifelse(g._kc.notnull() & (g._k >= g._kc), g._cd, null)
@@ -296,29 +319,33 @@ def _features(g: ibis.Table, wanted: set[str]) -> dict[str, ibis.Value]:
     if "seasonality" in wanted:
         out |= _seasonality(g)
     if "breadth" in wanted:
-        out |= _breadth(g)
+        out |= _breadth(g, cols)
     if "web" in wanted:
-        out |= {
-            "visits_90d": g._sess_90,
-            "product_views_90d": g._views_90,
-            "cart_adds_90d": g._carts_90,
-            "cart_abandonment_rate_90d": safe_ratio(g._cart_sess - g._both_sess, g._cart_sess),
-            "browse_to_buy_90d": safe_ratio(g._buy_sess, g._sess_90),
-            "days_since_last_visit": sday - g._last_visit,
+        web_cols = {
+            "visits_90d": lambda: g._sess_90,
+            "product_views_90d": lambda: g._views_90,
+            "cart_adds_90d": lambda: g._carts_90,
+            "cart_abandonment_rate_90d": lambda: safe_ratio(g._cart_sess - g._both_sess,
+                                                            g._cart_sess),
+            "browse_to_buy_90d": lambda: safe_ratio(g._buy_sess, g._sess_90),
+            "days_since_last_visit": lambda: sday - g._last_visit,
         }
+        out |= {name: value() for name, value in web_cols.items() if name in cols}
     return out
 
 
-def _breadth(g: ibis.Table) -> dict[str, ibis.Value]:
+def _breadth(g: ibis.Table, cols: set[str]) -> dict[str, ibis.Value]:
     """Distinct products / categories: null until the customer's first purchase line with
-    one (as :func:`segflow.features._breadth.breadth_features`)."""
+    one (as :func:`segflow.features._breadth.breadth_features`); of ``cols`` only."""
     null = ibis.null("int64")
     out = {}
-    for name, total, recent in (("products", g._products, g._products_12),
-                                ("categories", g._categories, g._categories_12)):
-        known = total > 0
-        out[f"{name}_total"] = ibis.ifelse(known, total, null)
-        out[f"{name}_12m"] = ibis.ifelse(known, recent, null)
+    for name, total, recent in (("products", "_products", "_products_12"),
+                                ("categories", "_categories", "_categories_12")):
+        if not {f"{name}_total", f"{name}_12m"} & cols:
+            continue
+        known = g[total] > 0
+        out[f"{name}_total"] = ibis.ifelse(known, g[total], null)
+        out[f"{name}_12m"] = ibis.ifelse(known, g[recent], null)
     return out
 
 

@@ -211,26 +211,30 @@ def write_spells(
     cte = f"_spell_rows AS (SELECT * FROM {rows})"
     query = (f"WITH {cte}, " + query[len("WITH "):] if query.startswith("WITH ")
              else f"WITH {cte} " + query)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _spell_new AS " + query,
-        {"scheme": scheme, "version": scheme_version, "run": run_id},
-    )
+    args = {"scheme": scheme, "version": scheme_version, "run": run_id}
     params = {"scheme": scheme, "floor": floor}
-    # the spell covering p started before it: keep its start
-    con.execute(
-        f"""UPDATE _spell_new AS n SET valid_from = sp.valid_from
-        FROM segment_spells AS sp
-        WHERE sp.scheme = $scheme AND n.valid_from = $floor AND sp.customer_id = n.customer_id
-          AND sp.valid_from <= $floor AND coalesce(sp.valid_to, {OPEN_END}) > $floor""",
-        params,
-    )
-    con.execute(
-        f"""DELETE FROM segment_spells WHERE scheme = $scheme
-        AND coalesce(valid_to, {OPEN_END}) > $floor""",
-        params,
-    )
-    con.execute("INSERT INTO segment_spells SELECT * FROM _spell_new")
-    written = int(con.execute("SELECT count(*) FROM _spell_new").fetchone()[0])
+    delete = f"""DELETE FROM segment_spells WHERE scheme = $scheme
+        AND coalesce(valid_to, {OPEN_END}) > $floor"""
+    kept = con.execute("SELECT count(*) FROM _spell_snaps WHERE NOT is_new").fetchone()[0]
+    if prev is None and not kept:
+        # every snapshot of the scheme is recomputed: no stored row is read and no spell
+        # covers the floor, so the new spells go straight into the table
+        con.execute(delete, params)
+        written = int(con.execute("INSERT INTO segment_spells " + query, args).fetchone()[0])
+    else:
+        con.execute("CREATE OR REPLACE TEMP TABLE _spell_new AS " + query, args)
+        # the spell covering p started before it: keep its start
+        con.execute(
+            f"""UPDATE _spell_new AS n SET valid_from = sp.valid_from
+            FROM segment_spells AS sp
+            WHERE sp.scheme = $scheme AND n.valid_from = $floor
+              AND sp.customer_id = n.customer_id
+              AND sp.valid_from <= $floor AND coalesce(sp.valid_to, {OPEN_END}) > $floor""",
+            params,
+        )
+        con.execute(delete, params)
+        con.execute("INSERT INTO segment_spells SELECT * FROM _spell_new")
+        written = int(con.execute("SELECT count(*) FROM _spell_new").fetchone()[0])
     con.execute(
         "DELETE FROM segment_snapshots WHERE scheme = ? AND snapshot_date IN "
         "(SELECT snapshot_date FROM _spell_todo)",
