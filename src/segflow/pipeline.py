@@ -317,32 +317,25 @@ def _features_and_assignments(
 
     window = settings.rfm.window_days
     columns = required_feature_columns(tables, schemes, groups, settings=settings)
+    full_latest = None
     if latest is not None and computed == [latest]:
-        # One snapshot (a run with one new month): the per-snapshot definition reads the
-        # history once for it, where the one pass would build every period's running sums
-        # to keep the last; both give the same features (tests/features), so the latest
-        # snapshot's full table serves as both.
+        # One snapshot (one new month): its per-snapshot features, needed in full for
+        # `customer_features` anyway, also feed the assignments (equal to the one pass,
+        # tests/features), instead of a pass over every period's running sums.
         full_latest = customer_features(tables, latest, window_days=window).cache()
-        keep = None if columns is None else set(columns) | {"customer_id"}
-        if groups is not None:
-            keep = (keep or set(full_latest.columns)) & set(
-                customer_features(tables, latest, window_days=window, groups=groups).columns)
-        names = [c for c in full_latest.columns if keep is None or c in keep]
+        if columns is None and groups is not None:
+            columns = customer_features(tables, latest, window_days=window, groups=groups).columns
+        keep = set(full_latest.columns if columns is None else [*columns, "customer_id"])
         features = full_latest.select(snapshot_date=ibis.literal(latest, "date"),
-                                      **{c: full_latest[c] for c in names}).cache()
-        assignments = {
-            s.name: assign(s, features, store=store, schemes=schemes, by="snapshot_date")
-            for s in schemes
-        }
-        return features, assignments, full_latest
-    features = snapshot_features(tables, computed, window_days=window, groups=groups,
-                                 columns=columns).cache()
+                                      **{c: full_latest[c] for c in full_latest.columns if c in keep}).cache()
+    else:
+        features = snapshot_features(tables, computed, window_days=window, groups=groups,
+                                     columns=columns).cache()
     assignments = {
         s.name: assign(s, features, store=store, schemes=schemes, by="snapshot_date")
         for s in schemes
     }
-    full_latest = None
-    if latest is not None:
+    if latest is not None and full_latest is None:
         if groups is None:
             full_latest = features.filter(features.snapshot_date == ibis.literal(latest, "date"))
             full_latest = full_latest.drop("snapshot_date").cache()
