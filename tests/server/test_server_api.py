@@ -27,6 +27,14 @@ def test_health(client):
     assert body["project"] == "pipeline fixture"
 
 
+def test_live_needs_no_login_and_says_nothing_about_the_project(anon):
+    r = anon.get("/api/v1/live")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok", "warm": r.json()["warm"]}
+    assert isinstance(r.json()["warm"], bool)
+    assert anon.get("/api/v1/health").status_code == 401  # the details need a viewer
+
+
 def test_schemes(client):
     body = client.get("/api/v1/schemes").json()
     assert body["count"] == 4 and body["total"] == 4

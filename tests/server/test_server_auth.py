@@ -17,7 +17,7 @@ from tests.server.conftest import EMAIL, FORMULA, PHONE
 PARAMS = {"scheme": "rfm", "customer_id": "C001", "name": "swagger-ui.css"}
 QUERY = {"from_date": "2024-06-01", "to_date": "2024-07-01", "from_segment": "Champions",
          "to_segment": "Champions"}
-PUBLIC = {"/login", "/favicon.ico", "/static/plotly.js", "/static/swagger/{name}", "/static/docs-init.js"}
+PUBLIC = {"/login", "/favicon.ico", "/api/v1/live", "/static/plotly.js", "/static/swagger/{name}", "/static/docs-init.js"}
 CUSTOMER_LEVEL = ["/api/v1/customers/C001", "/api/v1/customers?q=C00", "/api/v1/customers?format=csv",
                   "/api/v1/migration/rfm/customers?" + "&".join(f"{k}={v}" for k, v in QUERY.items()),
                   "/customers?q=C001", "/customers/C001",

@@ -17,6 +17,11 @@ class HealthPublic(BaseModel):
                        "still being computed in the background after start-up.")
 
 
+class LivePublic(BaseModel):
+    status: str
+    warm: bool = Field(description="False while the first pages' aggregates are still being computed.")
+
+
 class WhoAmIPublic(BaseModel):
     token_id: str
     role: str

@@ -22,7 +22,7 @@ from segflow.server import _audit, _views
 from segflow.server._auth import Admin, Analyst, Viewer, audit
 from segflow.server._security import csv_bytes, protect, protect_rows
 from segflow.server.deps import GenerationDep, ProjectDep, leased_project
-from segflow.server.schemas import HealthPublic, RecordsPublic, WhoAmIPublic
+from segflow.server.schemas import HealthPublic, LivePublic, RecordsPublic, WhoAmIPublic
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 
@@ -62,6 +62,13 @@ def health(project: ProjectDep, gen: GenerationDep, who: Viewer) -> HealthPublic
         store_copy=gen.number,
         warm=gen.warmed.is_set(),
     )
+
+
+@router.get("/live", response_model=LivePublic)
+def live(gen: GenerationDep) -> LivePublic:
+    """Liveness for a load balancer or an orchestrator: no login, and nothing about the
+    project, its data or its versions (``/health`` gives those to a viewer)."""
+    return LivePublic(status="ok", warm=gen.warmed.is_set())
 
 
 @router.get("/whoami", response_model=WhoAmIPublic)
