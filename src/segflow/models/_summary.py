@@ -98,10 +98,28 @@ def purchase_days(
     if end is not None:
         rows = rows.filter(rows.day < end)
     return rows.group_by(["customer_id", "day"]).aggregate(
-        amount=rows.amount.sum(where=rows._buy).fill_null(0.0),
-        net_amount=rows.amount.sum(),
+        amount=exact_sum(rows.amount, where=rows._buy).fill_null(0.0),
+        net_amount=exact_sum(rows.amount),
         purchase=rows._buy.any(),
     )
+
+
+def exact_sum(value: ir.NumericColumn, where: ir.BooleanValue | None = None) -> ir.FloatingScalar:
+    """The sum of ``value`` to the millionth (decimal(38, 6), exact), as float64.
+
+    A float sum in a parallel aggregation depends on the order the engine's threads add the
+    rows in, so two runs (or two thread counts) could give a customer's spend different last
+    bits, and the models fitted on it different last digits; a decimal sum is exact on
+    DuckDB and Spark alike, and its float is the same on every run. A group with a value a
+    decimal cannot hold (infinite, NaN, 1e30 or more) keeps the float sum, so the non-finite
+    result still reaches :func:`check_spend`, which names the customer.
+    """
+    value = value.cast("float64")
+    odd = value.isnan() | value.isinf() | (value.abs() >= 1e30)
+    fits = ~odd if where is None else (~odd & where)
+    exact = ibis.ifelse(fits, value, ibis.null("float64")).cast("decimal(38, 6)").sum()
+    odd_rows = odd.cast("int64").sum(where=where)
+    return ibis.ifelse(odd_rows > 0, value.sum(where=where), exact.cast("float64"))
 
 
 def btyd_summary(
@@ -157,7 +175,7 @@ def btyd_summary(
         first_purchase=cal.day.min(),
         last_purchase=cal.day.max(),
         n_days=cal.count(),
-        total_spend=cal.amount.sum(),
+        total_spend=exact_sum(cal.amount),
         first_spend=cal.amount.argmin(cal.day),
     )
     per = per.mutate(repeat_spend=per.total_spend - per.first_spend)
@@ -176,14 +194,14 @@ def btyd_summary(
         return summary
     hold = bought.filter(bought.day >= cal_end)
     hold = hold.group_by("customer_id").aggregate(
-        x_holdout=hold.count(), holdout_spend=hold.amount.sum()
+        x_holdout=hold.count(), holdout_spend=exact_sum(hold.amount)
     )
     # the naive "last period repeated" baseline: purchase days in the last calibration window
     # as long as the holdout
     window_start = cal_end - (obs_end - cal_end)
     last = cal.filter(cal.day >= window_start)
     last = last.group_by("customer_id").aggregate(
-        x_last_period=last.count(), last_period_spend=last.amount.sum()
+        x_last_period=last.count(), last_period_spend=exact_sum(last.amount)
     )
     joined = summary.left_join(hold, "customer_id")
     joined = joined.select(*summary.columns, "x_holdout", "holdout_spend")
