@@ -34,6 +34,9 @@ KEY = ["scheme", "snapshot_date", "customer_id"]
 #: The demo data: small, because Spark plans the one-pass feature query (hundreds of stages)
 #: whatever the size of the data; four monthly snapshots, so three transitions per scheme.
 CUSTOMERS, MONTHS = 100, 4
+#: A cluster scheme besides the demo's six (k-means on the default features): fitted on the
+#: driver, assigned by the engine, re-applied from the saved model.
+CLUSTERS = '\n[[schemes]]\nname = "clusters"\nkind = "cluster"\nk = 3\n'
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +57,7 @@ def demo_project(tmp_path_factory, cluster, _cluster_spark):
         f'warehouse = "{warehouse}"', f'database = "{DATABASE}"', "",
         "[engine.conf]", *[f'"{k}" = "{v}"' for k, v in conf.items()], ""])
     toml = demo_project_toml(folder / "data", file_format="parquet", max_date=ds.end)
-    project = Project.init(folder / "proj", toml_text=toml + "\n" + engine)
+    project = Project.init(folder / "proj", toml_text=toml + CLUSTERS + "\n" + engine)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the demo data carries injected defects on purpose
         project.ingest(engine="duckdb")
@@ -166,6 +169,15 @@ def _assert_conformance(project, store, want) -> None:
     scores (assert_same_results), change rows, transition aggregates and the library's
     transition matrix on the warehouse's tables."""
     assert_same_results(_warehouse_state(store), want)
+    # the cluster scheme's model: fitted once on each engine, saved with the run, the same
+    models = store.dataframe("cluster_models").toPandas()
+    duck = _duck(project, "SELECT scheme, scheme_version, k, snapshot_date, model_json "
+                 "FROM cluster_models")
+    assert len(models) == len(duck) == 1 and models["scheme"][0] == duck["scheme"][0] == "clusters"
+    assert (models["k"][0], models["snapshot_date"][0]) == (duck["k"][0], duck["snapshot_date"][0])
+    got, ref = (json.loads(m) for m in (models["model_json"][0], duck["model_json"][0]))
+    assert got["names"] == ref["names"] and got["shares"] == ref["shares"]
+    np.testing.assert_allclose(np.array(got["centers"]), np.array(ref["centers"]), rtol=1e-9)
     # change rows: the same spells as DuckDB's (one Ibis expression, segflow.store._spells)
     cols = "scheme, scheme_version, customer_id, segment, segment_rank, valid_from, valid_to"
     spells_key = ["scheme", "customer_id", "valid_from"]
