@@ -382,6 +382,9 @@ def _assert_same_dashboard(project, store) -> None:
                     got[f"segments {scheme} {d}"] = anon.get(
                         f"/api/v1/segments/{scheme}?snapshot={d['snapshot_date']}", headers=viewer).json()
                 got[f"migration {scheme}"] = anon.get(f"/api/v1/migration/{scheme}", headers=viewer).json()
+            for path in ("/api/v1/profiles/lifecycle", "/api/v1/forecasts/rfm"):  # from the copied tables
+                r = anon.get(path, headers=viewer)
+                got[path] = {"status": r.status_code, "body": r.json()}
             for c in customers:
                 body = anon.get(f"/api/v1/customers/{c}", headers=analyst).json()
                 got[f"customer {c}"] = {"data": body["data"], "scores": body["meta"]["scores"]}

@@ -230,6 +230,8 @@ class Generation:
         self._cache: dict[Any, Any] = {}
         self._key_locks: dict[Any, threading.Lock] = {}
         self.warmed = threading.Event()  # set when the first pages' aggregates and the scorer are ready
+        #: a copy filled from a Spark warehouse: no transactions, the stored aggregates instead
+        self.warehouse = False
 
     def cached(self, key: Any, compute: Callable[[], Any]) -> Any:
         """``compute()`` once per copy and key (aggregates only: they are small); concurrent
@@ -401,6 +403,7 @@ class Replica:
             first = self._current is None
             try:
                 generation = Generation(self.directory, self.settings, target, fingerprint, self.pool_size, users_fd, self.threads)
+                generation.warehouse = spark
                 if self.warm is not None and not first:  # precompute the first pages before the swap
                     with contextlib.suppress(Exception):
                         self.warm(generation)
