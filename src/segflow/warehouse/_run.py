@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from segflow.errors import SegflowError
 from segflow.store import CANONICAL_TABLES
+from segflow.store._spark_layout import TABLES
 
 if TYPE_CHECKING:  # pragma: no cover
     from segflow.config import SchemeSettings, Settings
@@ -57,6 +58,11 @@ class _RunView:
 
     def table(self, name: str) -> ibis.Table:
         return self.store.table(name, pending=self.run_id)
+
+    def tables(self) -> list[str]:
+        """The warehouse's committed tables and those this run wrote so far."""
+        return sorted({*self.store.tables(), *(n for n in TABLES
+                                                if self.run_id in self.store._partitions(n))})
 
 
 def run_on_warehouse(
@@ -222,33 +228,22 @@ def _score(store: SparkStore, transactions: ibis.Table, snapshot: dt.date, run_i
 
 def write_warehouse_aggregates(store: SparkStore, run_id: str,
                                schemes: Sequence[SchemeSettings], dates: list[dt.date]) -> dict[str, int]:
-    """The report's segment and transition aggregates (:mod:`segflow.summaries`, same
-    definitions), computed in Spark from this run's rows and written to the warehouse."""
-    from segflow.summaries._revenue import revenue_at_snapshots
-    from segflow.summaries._write import _scores, segment_summary, transition_summary
+    """The report's segment and transition aggregates, computed in Spark from this run's rows
+    (the change rows, transactions and scores) and written to the warehouse: the DuckDB
+    run's own code (:func:`segflow.summaries._write._scheme_rows`: every scheme at once, on
+    integer customer keys; same definitions, :mod:`segflow.summaries`), every snapshot and
+    pair of snapshots."""
+    from segflow.summaries._write import _Plan, _scheme_rows, snapshot_pairs
 
     view = _RunView(store, run_id)
-    revenue = store.cache(revenue_at_snapshots(store.table("transactions"), dates))
-    scores = store.cache(_scores(view))  # type: ignore[arg-type]
+    names = [s.name for s in schemes]
     scored = {dates[-1]} if store.dataframe("customer_scores", pending=run_id).where(
         f"run_id = '{run_id}'").limit(1).count() else set()
-    frames: dict[str, list] = {"summary_segments": [], "summary_transitions": []}
-    try:
-        for scheme in schemes:
-            frames["summary_segments"].append(
-                segment_summary(view, scheme.name, revenue, scores, scored, dates=dates))  # type: ignore[arg-type]
-            frames["summary_transitions"].append(
-                transition_summary(view, scheme.name, dates, revenue, scores, scored))  # type: ignore[arg-type]
-    finally:
-        revenue.release()
-        scores.release()
-    import pandas as pd
-
+    plan = {name: _Plan(list(dates), snapshot_pairs(dates)) for name in names}
+    segments, transitions = _scheme_rows(view, names, plan, dates, scored)  # type: ignore[arg-type]
     written = {}
-    for table, parts in frames.items():
-        parts = [f for f in parts if not f.empty]
-        if parts:
-            frame = pd.concat(parts, ignore_index=True)
+    for table, frame in (("summary_segments", segments), ("summary_transitions", transitions)):
+        if not frame.empty:
             written[table] = store.write(table, pa.Table.from_pandas(frame, preserve_index=False),
                                          run_id)
     return written
