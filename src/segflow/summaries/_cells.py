@@ -169,7 +169,7 @@ def transition_rows(st: ibis.Table, code_table: pd.DataFrame, schemes: Sequence[
                     pairs: Mapping[str, Sequence[tuple[dt.date, dt.date]]]) -> pd.DataFrame:
     """Per scheme, pair of ``pairs[scheme]`` and cell: ``scheme, from_date, to_date,
     from_segment, to_segment, from_rank, to_rank, customers, revenue, revenue_12m, clv``
-    (see :func:`segflow.summaries._write.transition_summary`) from the :func:`states` table
+    (definitions: :mod:`segflow.summaries`) from the :func:`states` table
     ``st`` (which must cover every date of the pairs)."""
     every = sorted({p for s in schemes for p in pairs.get(s, ())})
     if not every:
