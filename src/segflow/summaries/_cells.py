@@ -45,12 +45,18 @@ def codes(catalogue: ibis.Table, schemes: Sequence[str]) -> ibis.Table:
                                     "si": pa.array(range(len(schemes)), pa.int64())}))
     c = catalogue.select("scheme", "segment", "segment_rank").distinct()
     c = c.join(names, c.scheme == names.c_scheme).select("si", "scheme", "segment", "segment_rank")
-    return c.mutate(g=ibis.row_number())
+    # numbered in a fixed order: a code means the same segment however often it is computed
+    # (Spark may compute a cached table again, and rows reach a window in any order there)
+    return c.mutate(g=ibis.row_number().over(order_by=["si", "segment", "segment_rank"]))
 
 
-def keys(catalogue: ibis.Table) -> ibis.Table:
-    """``customer_id`` -> ``k`` (int64) for every customer id of ``catalogue``."""
-    return catalogue.select("customer_id").distinct().mutate(k=ibis.row_number())
+def keys(catalogue: ibis.Table, *, ordered: bool = False) -> ibis.Table:
+    """``customer_id`` -> ``k`` (int64) for every customer id of ``catalogue``; ``ordered``:
+    numbered in id order, the same keys every time the table is computed (needed on Spark,
+    which may compute a cached table again and hands rows to a window in any order; on
+    DuckDB a cached table is computed once, and the sort is saved)."""
+    ids = catalogue.select("customer_id").distinct()
+    return ids.mutate(k=ibis.row_number().over(order_by="customer_id") if ordered else ibis.row_number())
 
 
 def coded_rows(assignments: ibis.Table, keyed: ibis.Table, coded: ibis.Table,

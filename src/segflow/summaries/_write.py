@@ -245,15 +245,16 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
 
 
 def _scheme_rows(store: Store, schemes: Sequence[str], plan: dict[str, _Plan],
-                 needed: Sequence[dt.date], scored: set[dt.date]) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 needed: Sequence[dt.date], scored: set[dt.date],
+                 *, ordered_keys: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The segment and transition rows of every scheme's plan, in one pass on integer keys
     (:mod:`segflow.summaries._cells`), with shares and the CLV columns only where scores are
-    stored."""
+    stored. ``ordered_keys``: see :func:`segflow.summaries._cells.keys` (True on Spark)."""
     from segflow.summaries import _cells
 
     names = store.tables()
     catalogue = store.table("segment_spells" if "segment_spells" in names else "segment_assignments")
-    keyed = _cells.keys(catalogue).cache()
+    keyed = _cells.keys(catalogue, ordered=ordered_keys).cache()
     coded = _cells.codes(catalogue, schemes).cache()
     try:
         code_table = coded.execute()

@@ -240,7 +240,8 @@ def write_warehouse_aggregates(store: SparkStore, run_id: str,
     scored = {dates[-1]} if store.dataframe("customer_scores", pending=run_id).where(
         f"run_id = '{run_id}'").limit(1).count() else set()
     plan = {name: _Plan(list(dates), snapshot_pairs(dates)) for name in names}
-    segments, transitions = _scheme_rows(view, names, plan, dates, scored)  # type: ignore[arg-type]
+    segments, transitions = _scheme_rows(view, names, plan, dates, scored,  # type: ignore[arg-type]
+                                         ordered_keys=True)
     written = {}
     for table, frame in (("summary_segments", segments), ("summary_transitions", transitions)):
         if not frame.empty:
