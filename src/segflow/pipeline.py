@@ -95,28 +95,32 @@ def required_feature_groups(
 
     A group is needed when a scheme's assignment cannot be built on an unbound features
     table that lacks that group's columns (Ibis resolves column references when the
-    expression is built, and the rule compiler rejects unknown features). Cluster schemes,
-    whose features are chosen when they are fitted, need every group.
+    expression is built, and the rule compiler rejects unknown features). A cluster scheme
+    reads the features it is fitted on
+    (:func:`segflow.segments._cluster_scheme.cluster_feature_columns`): their groups.
     """
     import ibis.common.exceptions as ibis_errors
 
     from segflow.features import FEATURE_GROUPS, FEATURES, customer_features
     from segflow.segments import assign
+    from segflow.segments._cluster_scheme import cluster_feature_columns
 
-    if any(scheme.kind == "cluster" for scheme in schemes):
+    clustered = cluster_feature_columns(schemes)
+    if clustered is None:
         return None
     schema = customer_features(
         tables, dt.date(2000, 1, 1), window_days=settings.rfm.window_days
     ).schema()
     all_groups = set(FEATURE_GROUPS)
-    needed = {"rfm"}  # the customer base and recency: always computed
+    needed = {"rfm"} | {FEATURES[c].group for c in clustered}  # rfm: the customer base, recency
+    others = [s for s in schemes if s.kind != "cluster"]
     for group in sorted(all_groups - needed):
         # a column outside the static registry is a survey answer (one per question)
         kept = {n: t for n, t in schema.items()
                 if (FEATURES[n].group if n in FEATURES else "survey") != group}
         unbound = ibis.table(kept, name="segflow_features")
         try:
-            for scheme in schemes:
+            for scheme in others:
                 assign(scheme, unbound, schemes=schemes)
         except (AttributeError, SegflowError, ibis_errors.IbisError):
             needed.add(group)
@@ -140,18 +144,23 @@ def required_feature_columns(
     from segflow.features import FEATURES, customer_features
     from segflow.features._snapshots import OPTIONAL_FAMILIES
     from segflow.segments import assign
+    from segflow.segments._cluster_scheme import cluster_feature_columns
 
     if groups is None:
         return None
+    clustered = set(cluster_feature_columns(schemes) or ())
     schema = dict(customer_features(
         tables, dt.date(2000, 1, 1), window_days=settings.rfm.window_days, groups=groups
     ).schema().items())
     families = [f for f in OPTIONAL_FAMILIES if set(f) <= set(schema)]
     families += [(n,) for n in schema if n not in FEATURES and n != "customer_id"]  # survey
+    others = [s for s in schemes if s.kind != "cluster"]
     for family in families:
+        if clustered & set(family):
+            continue
         kept = {n: t for n, t in schema.items() if n not in family}
         try:
-            for scheme in schemes:
+            for scheme in others:
                 assign(scheme, ibis.table(kept, name="segflow_features"), schemes=schemes)
         except (AttributeError, SegflowError, ibis_errors.IbisError):
             continue

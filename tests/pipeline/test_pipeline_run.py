@@ -142,6 +142,7 @@ def test_feature_groups_the_schemes_need_give_the_same_assignments(fixture_proje
     from segflow.engine import connect
     from segflow.pipeline import (
         canonical_tables,
+        required_feature_columns,
         required_feature_groups,
         resolve_schemes,
         run_pipeline,
@@ -152,6 +153,21 @@ def test_feature_groups_the_schemes_need_give_the_same_assignments(fixture_proje
     # rfm, lifecycle (its seasonal bucket), value tiers and the rules read only these groups
     assert required_feature_groups(tables, schemes, settings=fixture_project.settings) == {
         "rfm", "seasonality"}
+    # a cluster scheme reads the features it is fitted on: by default four of the rfm group
+    # and avg_order_value (pattern); a survey answer or a scheme nested in it: every group
+    from segflow.config import SchemeSettings
+
+    clusters = SchemeSettings(name="clusters", kind="cluster", k=3)
+    assert required_feature_groups(tables, [*schemes, clusters], settings=fixture_project.settings) == {
+        "rfm", "seasonality", "pattern"}
+    named = clusters.model_copy(update={"features": ["visits_90d", "frequency"]})
+    assert required_feature_groups(tables, [*schemes, named], settings=fixture_project.settings) == {
+        "rfm", "seasonality", "web"}
+    groups = required_feature_groups(tables, [*schemes, named], settings=fixture_project.settings)
+    columns = required_feature_columns(tables, [*schemes, named], groups, settings=fixture_project.settings)
+    assert "visits_90d" in columns and "product_views_90d" not in columns  # an optional family kept
+    odd = clusters.model_copy(update={"features": ["q_satisfaction"]})
+    assert required_feature_groups(tables, [*schemes, odd], settings=fixture_project.settings) is None
     query = "SELECT * EXCLUDE (run_id) FROM segment_assignments ORDER BY ALL"
     run_pipeline(fixture_project.store, fixture_project.settings, all_features=True)
     every = fixture_project.store.raw.execute(query).df()

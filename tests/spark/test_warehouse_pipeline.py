@@ -34,6 +34,9 @@ KEY = ["scheme", "snapshot_date", "customer_id"]
 #: The demo data: small, because Spark plans the one-pass feature query (hundreds of stages)
 #: whatever the size of the data; four monthly snapshots, so three transitions per scheme.
 CUSTOMERS, MONTHS = 100, 4
+#: A cluster scheme besides the demo's six (k-means on the default features): fitted on the
+#: driver, assigned by the engine, re-applied from the saved model.
+CLUSTERS = '\n[[schemes]]\nname = "clusters"\nkind = "cluster"\nk = 3\n'
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +57,7 @@ def demo_project(tmp_path_factory, cluster, _cluster_spark):
         f'warehouse = "{warehouse}"', f'database = "{DATABASE}"', "",
         "[engine.conf]", *[f'"{k}" = "{v}"' for k, v in conf.items()], ""])
     toml = demo_project_toml(folder / "data", file_format="parquet", max_date=ds.end)
-    project = Project.init(folder / "proj", toml_text=toml + "\n" + engine)
+    project = Project.init(folder / "proj", toml_text=toml + CLUSTERS + "\n" + engine)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the demo data carries injected defects on purpose
         project.ingest(engine="duckdb")
@@ -166,6 +169,16 @@ def _assert_conformance(project, store, want) -> None:
     scores (assert_same_results), change rows, transition aggregates and the library's
     transition matrix on the warehouse's tables."""
     assert_same_results(_warehouse_state(store), want)
+    # the cluster scheme's model: fitted once on each engine, saved with the run, the same
+    models = store.dataframe("cluster_models").toPandas()
+    duck = _duck(project, "SELECT scheme, scheme_version, k, snapshot_date, model_json "
+                 "FROM cluster_models")
+    assert len(models) == len(duck) == 1 and models["scheme"][0] == duck["scheme"][0] == "clusters"
+    assert models["k"][0] == duck["k"][0]
+    assert pd.Timestamp(models["snapshot_date"][0]) == pd.Timestamp(duck["snapshot_date"][0])
+    got, ref = (json.loads(m) for m in (models["model_json"][0], duck["model_json"][0]))
+    assert got["names"] == ref["names"] and got["shares"] == ref["shares"]
+    np.testing.assert_allclose(np.array(got["centers"]), np.array(ref["centers"]), rtol=1e-9)
     # change rows: the same spells as DuckDB's (one Ibis expression, segflow.store._spells)
     cols = "scheme, scheme_version, customer_id, segment, segment_rank, valid_from, valid_to"
     spells_key = ["scheme", "customer_id", "valid_from"]
@@ -263,6 +276,7 @@ def test_demo_pipeline_on_the_cluster_survives_a_killed_driver_and_a_killed_work
     assert set(store.vacuum()) <= {run_id}
     assert [p.parent.name for p in root.glob(f"*/run_id={run_id}")] == ["runs"]
     _assert_same_report(project, store, tmp_path)
+    _assert_same_dashboard(project, store)
 
 
 def _assert_same_ingest(project, store, ingested: dict) -> None:
@@ -318,3 +332,70 @@ def _assert_same_report(project, store, tmp_path: Path) -> None:
     _cli("report", "-p", str(project.directory), "-o", str(out))
     html = out.read_text()
     assert "segflow" in html.lower() and duck.headline_scheme in html
+
+
+def _same(got, want, where: str = "") -> None:
+    """JSON values equal, numbers to a relative 1e-6 (CLV scores: float tolerance)."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and set(got) == set(want), where
+        for key in want:
+            _same(got[key], want[key], f"{where}.{key}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), where
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            _same(g, w, f"{where}[{i}]")
+    elif isinstance(want, float) and not isinstance(want, bool):
+        assert got == pytest.approx(want, rel=1e-6, abs=1e-9), where
+    else:
+        assert got == want, where
+
+
+def _assert_same_dashboard(project, store) -> None:
+    """``serve`` on Spark: the served copy shows the warehouse (the aggregates of its latest
+    committed run, the customer-level tables, no transactions) and answers the dashboard's
+    API as the DuckDB-served project does; tokens and roles are the DuckDB store's."""
+    from fastapi.testclient import TestClient
+
+    from segflow.server import ServerSettings, create_app
+    from segflow.server._tokens import create_token
+
+    with project.store.transaction() as con:
+        tokens = {role: create_token(con, role, name=f"dashboard {role}")[0]
+                  for role in ("viewer", "analyst")}
+    project.store.raw.execute("CHECKPOINT")
+    answers = {}
+    customers = _duck(project, "SELECT DISTINCT customer_id FROM segment_assignments "
+                      "ORDER BY 1 LIMIT 3")["customer_id"].tolist()
+    for engine in ("duckdb", "spark"):
+        app = create_app(ServerSettings(project_dir=project.directory, allowed_hosts=["testserver"],
+                                        poll_seconds=0, warm=False, engine=engine))
+        with TestClient(app, base_url="https://testserver") as anon:
+            assert anon.get("/api/v1/schemes").status_code == 401
+            viewer = {"authorization": f"Bearer {tokens['viewer']}"}
+            analyst = {"authorization": f"Bearer {tokens['analyst']}"}
+            assert anon.get(f"/api/v1/customers/{customers[0]}", headers=viewer).status_code == 403
+            assert anon.get("/", headers={**viewer, "accept": "text/html"}).status_code == 200
+            got = {"schemes": anon.get("/api/v1/schemes", headers=viewer).json()["data"]}
+            for row in got["schemes"]:
+                scheme = row["scheme"]
+                dates = anon.get(f"/api/v1/snapshots/{scheme}", headers=viewer).json()["data"]
+                for d in dates:
+                    got[f"segments {scheme} {d}"] = anon.get(
+                        f"/api/v1/segments/{scheme}?snapshot={d['snapshot_date']}", headers=viewer).json()
+                got[f"migration {scheme}"] = anon.get(f"/api/v1/migration/{scheme}", headers=viewer).json()
+            for path in ("/api/v1/profiles/lifecycle", "/api/v1/forecasts/rfm"):  # from the copied tables
+                r = anon.get(path, headers=viewer)
+                got[path] = {"status": r.status_code, "body": r.json()}
+            for c in customers:
+                body = anon.get(f"/api/v1/customers/{c}", headers=analyst).json()
+                got[f"customer {c}"] = {"data": body["data"], "scores": body["meta"]["scores"]}
+            answers[engine] = got
+            if engine == "spark":  # the copy is the warehouse's: its run's aggregates, no transactions
+                db = app.state.replica.current.db
+                assert db.execute("SELECT DISTINCT run_id FROM summary_segments").fetchall() == \
+                    [(store.committed_runs()[-1],)]
+                assert db.execute("SELECT count(*) FROM transactions").fetchone()[0] == 0
+    assert len(answers["duckdb"]["schemes"]) >= 5
+    assert len(answers["duckdb"]) == len(answers["spark"]) > 5 + MONTHS * 5
+    assert any(a["data"] for k, a in answers["duckdb"].items() if k.startswith("customer"))
+    _same(answers["spark"], answers["duckdb"])

@@ -9,7 +9,14 @@ from typing import Any
 
 import typer
 
-from segflow.cli._common import JsonOption, ProjectDirOption, Table, console, user_errors
+from segflow.cli._common import (
+    EngineOption,
+    JsonOption,
+    ProjectDirOption,
+    Table,
+    console,
+    user_errors,
+)
 
 tokens_app = typer.Typer(help="API tokens of `segflow serve`: create, list, revoke; the audit log.",
                          no_args_is_help=True)
@@ -50,9 +57,11 @@ def serve(
     token: str = typer.Option(
         None, "--token", envvar="SEGFLOW_TOKEN", help="API token for --get (or env SEGFLOW_TOKEN)."
     ),
+    engine: str | None = EngineOption,
 ) -> None:
     """Serve the dashboard and the JSON API (/api/v1) of a project, from a read-only copy of
-    its store (ingest and run keep working). Every route needs a token: `segflow tokens create --role viewer`."""
+    its store (ingest and run keep working). Every route needs a token: `segflow tokens create --role viewer`.
+    On Spark the copy shows the warehouse: its aggregates, logs and customer-level tables."""
     with user_errors():
         try:
             import uvicorn
@@ -71,7 +80,8 @@ def serve(
             hosts.append("testserver")
         if not _is_loopback(host) and host not in ("0.0.0.0", "::"):
             hosts.append(host)
-        settings = ServerSettings(project_dir=project_dir, allowed_hosts=hosts, pool_size=pool_size)
+        settings = ServerSettings(project_dir=project_dir, allowed_hosts=hosts, pool_size=pool_size,
+                                  engine=engine)
         if get:
             app = create_app(settings)
             import warnings

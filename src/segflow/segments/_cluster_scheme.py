@@ -17,6 +17,7 @@ Table ``cluster_models`` (created here with ``CREATE TABLE IF NOT EXISTS``)::
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import ibis
@@ -63,6 +64,20 @@ DEFAULT_FEATURES = ("recency_days", "frequency", "monetary", "tenure_days", "avg
 SCHEME_SEED = 0
 
 
+def cluster_feature_columns(schemes: Sequence[SchemeSettings]) -> list[str] | None:
+    """The features the cluster schemes among ``schemes`` are fitted on and read (a scheme's
+    ``features``, else :data:`DEFAULT_FEATURES`, which every
+    features table has); None when one is not a feature of the registry (a survey answer, a
+    custom column) or a scheme is nested in a cluster scheme: then every group is computed."""
+    from segflow.features import FEATURES
+
+    clusters = {s.name: s for s in schemes if s.kind == "cluster"}
+    if any(s.within in clusters for s in schemes if s.within):
+        return None
+    columns = sorted({c for s in clusters.values() for c in (s.features or DEFAULT_FEATURES)})
+    return None if any(c not in FEATURES for c in columns) else columns
+
+
 def make_segmenter(method: str, **params: Any) -> _BaseSegmenter:
     """The segmenter of ``method`` ("kmeans", "gmm" or "kprototypes") with ``params``."""
     try:
@@ -107,7 +122,9 @@ def sample_features(
     """At most ``sample_size`` rows of ``table[columns]`` pulled from the engine.
 
     Uses the engine's row sampling (Bernoulli, seeded) with a 10 % margin, then keeps the
-    ``sample_size`` smallest ids of the sample, so only the sample leaves the engine.
+    ``sample_size`` smallest ids of the sample, so only the sample leaves the engine. Rows
+    come in id order (a fit depends on the order of its rows: the same customers give the
+    same model on every engine and every run).
     """
     n = int(table.count().execute())
     if n == 0:
@@ -125,6 +142,8 @@ def sample_features(
     if n > sample_size:
         fraction = min(1.0, 1.1 * sample_size / n)
         subset = subset.sample(fraction, seed=seed).order_by(id_col).limit(sample_size)
+    else:
+        subset = subset.order_by(id_col)
     return subset.to_pandas().drop(columns=[id_col])
 
 

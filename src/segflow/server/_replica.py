@@ -13,6 +13,15 @@ finish on it. Each copy is served by a pool of DuckDB cursors (one per concurren
 DuckDB runs queries on several cursors in parallel and releases the GIL while it does).
 
 Results of aggregate queries are cached per copy (they cannot change until the next copy).
+
+On Spark (``[engine] kind = "spark"`` or ``segflow serve --engine spark``) the copy of the
+store file is then filled from the project's warehouse before it is indexed
+(:func:`segflow.warehouse.fill_served_copy`): the aggregates, the run and load logs, the
+quarantine and the customer-level tables come from the warehouse's committed state, and only
+the server's own records (API tokens, the audit log) are the DuckDB store's, so
+authentication works exactly as on DuckDB. A copy is made again when the store file changes
+or a run commits in the warehouse (the poller looks at the warehouse's run log, a small
+Spark job, at most every ``min_refresh_seconds``).
 """
 
 from __future__ import annotations
@@ -44,6 +53,11 @@ _counter = itertools.count(1)
 def _fingerprint(path: Path) -> tuple[int, int, int]:
     st = os.stat(path)
     return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+#: What a copy shows: the store file's fingerprint (plus, on Spark, the warehouse's latest
+#: committed run).
+Fingerprint = tuple[Any, ...]
 
 
 def _copy_consistent(src: Path, dst: Path, *, attempts: int = 5) -> tuple[int, int, int]:
@@ -103,8 +117,8 @@ def _copies_lock(work_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _copy_name(work_dir: Path, fingerprint: tuple[int, int, int]) -> Path:
-    return work_dir / "replica-{}-{}-{}.duckdb".format(*fingerprint)
+def _copy_name(work_dir: Path, fingerprint: Fingerprint) -> Path:
+    return work_dir / ("replica-" + "-".join(str(part) for part in fingerprint) + ".duckdb")
 
 
 def _take(path: Path) -> int:
@@ -139,18 +153,26 @@ def _give_back(path: Path, fd: int, work_dir: Path) -> None:
         _delete_if_unused(path)
 
 
-def _shared_copy(store_path: Path, work_dir: Path,
-                 memory_limit: str | None = None) -> tuple[Path, tuple[int, int, int], int]:
+def _shared_copy(store_path: Path, work_dir: Path, memory_limit: str | None = None,
+                 source: Callable[[], Fingerprint] | None = None,
+                 fill: Callable[[Path], None] | None = None) -> tuple[Path, Fingerprint, int]:
     """The copy of the store's current state, made and indexed by the first process that
     needs it and reused by the others (``segflow serve --workers N`` keeps one copy, not N):
-    (path, fingerprint of the store it copies, descriptor from :func:`_take`)."""
+    (path, fingerprint of the store it copies, descriptor from :func:`_take`).
+
+    ``source``: the warehouse's part of the fingerprint (its latest committed run), appended
+    to the store file's; ``fill``: called with the fresh copy before it is indexed (on Spark:
+    :func:`segflow.warehouse.fill_served_copy`)."""
     with _copies_lock(work_dir):
-        fingerprint = _fingerprint(store_path)
+        extra = source() if source is not None else ()
+        fingerprint = (*_fingerprint(store_path), *extra)
         target = _copy_name(work_dir, fingerprint)
         if not (target.exists() and target.with_suffix(".ready").exists()):
             tmp = work_dir / f"replica-tmp-{os.getpid()}-{next(_counter)}.duckdb"
             try:
-                fingerprint = _copy_consistent(store_path, tmp)
+                fingerprint = (*_copy_consistent(store_path, tmp), *extra)
+                if fill is not None:
+                    fill(tmp)
                 _prepare(tmp, memory_limit)
             except BaseException:
                 tmp.unlink(missing_ok=True)
@@ -180,7 +202,7 @@ def _pooled_project(directory: Path, settings: Settings, path: Path, cursor: duc
 class Generation:
     """One copy of the store with its connection pool, tokens and result cache."""
 
-    def __init__(self, directory: Path, settings: Settings, path: Path, fingerprint: tuple[int, int, int], pool_size: int,
+    def __init__(self, directory: Path, settings: Settings, path: Path, fingerprint: Fingerprint, pool_size: int,
                  users_fd: int | None = None, threads: int | None = None) -> None:
         self.number = next(_counter)
         self.path = path
@@ -208,6 +230,8 @@ class Generation:
         self._cache: dict[Any, Any] = {}
         self._key_locks: dict[Any, threading.Lock] = {}
         self.warmed = threading.Event()  # set when the first pages' aggregates and the scorer are ready
+        #: a copy filled from a Spark warehouse: no transactions, the stored aggregates instead
+        self.warehouse = False
 
     def cached(self, key: Any, compute: Callable[[], Any]) -> Any:
         """``compute()`` once per copy and key (aggregates only: they are small); concurrent
@@ -279,18 +303,27 @@ class Replica:
         Called with each new copy before it is swapped in (to precompute aggregates).
     threads : int, optional
         DuckDB threads per query on the copy (None: DuckDB's default, one per core).
+    engine : str, optional
+        ``duckdb`` or ``spark`` (None: ``[engine] kind``); on Spark the copy shows the
+        project's warehouse (see the module notes).
 
     Raises
     ------
     StoreError
         When the store does not exist or its copy cannot be opened.
+    SegflowError
+        On Spark: the warehouse has no committed run with aggregates.
     """
 
     def __init__(self, directory: Path, *, pool_size: int = 8, poll_seconds: float = 2.0,
                  min_refresh_seconds: float = 10.0, warm: Callable[[Generation], None] | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, engine: str | None = None) -> None:
+        from segflow.engine import resolve_engine
+
         self.directory = Path(directory)
         self.settings = Settings.load(self.directory)
+        self.engine = resolve_engine(engine, self.settings.engine)
+        self._warehouse: Any = None
         self.store_path = self.directory / self.settings.project.store
         if not self.store_path.exists():
             raise StoreError(f"no store at {self.store_path}; run `segflow init` and `segflow ingest` first")
@@ -305,6 +338,8 @@ class Replica:
 
         self.memory_limit = resolve_memory_limit(self.settings.project.memory_limit)
         self.min_refresh_seconds = min_refresh_seconds
+        if self.engine == "spark":  # each look at the warehouse is a Spark job: not every 2 s
+            poll_seconds = max(poll_seconds, min_refresh_seconds) if poll_seconds > 0 else 0
         self.warm = warm
         self._last_refresh = 0.0
         self._swap_lock = threading.Lock()
@@ -326,6 +361,29 @@ class Replica:
             self._poller.start()
 
     @property
+    def warehouse(self) -> Any:
+        """The project's Spark store (on Spark; the session starts on first use)."""
+        if self._warehouse is None:
+            from segflow.store._spark import SparkStore
+
+            self._warehouse = SparkStore.open(self.settings.engine, self.directory)
+        return self._warehouse
+
+    def _source(self) -> Fingerprint:
+        """The warehouse's latest committed run (on Spark), read afresh."""
+        runs = self.warehouse.committed_runs(fresh=True)
+        return (runs[-1] if runs else "none",)
+
+    def _fill(self, path: Path) -> None:
+        from segflow.warehouse import fill_served_copy
+
+        fill_served_copy(path, self.warehouse)
+
+    def _current_fingerprint(self) -> Fingerprint:
+        extra = self._source() if self.engine == "spark" else ()
+        return (*_fingerprint(self.store_path), *extra)
+
+    @property
     def current(self) -> Generation:
         assert self._current is not None
         return self._current
@@ -333,15 +391,19 @@ class Replica:
     def refresh(self) -> bool:
         """Copy the store again if it changed since the last copy; True when swapped."""
         with self._refresh_lock:  # one copy at a time; requests go on meanwhile
-            if self._current is not None and _fingerprint(self.store_path) == self._current.fingerprint:
+            if self._current is not None and self._current_fingerprint() == self._current.fingerprint:
                 return False
-            target, fingerprint, users_fd = _shared_copy(self.store_path, self.work_dir, self.memory_limit)
+            spark = self.engine == "spark"
+            target, fingerprint, users_fd = _shared_copy(
+                self.store_path, self.work_dir, self.memory_limit,
+                source=self._source if spark else None, fill=self._fill if spark else None)
             if self._current is not None and fingerprint == self._current.fingerprint:
                 _give_back(target, users_fd, self.work_dir)
                 return False
             first = self._current is None
             try:
                 generation = Generation(self.directory, self.settings, target, fingerprint, self.pool_size, users_fd, self.threads)
+                generation.warehouse = spark
                 if self.warm is not None and not first:  # precompute the first pages before the swap
                     with contextlib.suppress(Exception):
                         self.warm(generation)

@@ -66,11 +66,18 @@ def segment_sizes(project: Project, gen: Generation, scheme: str, snapshot: dt.d
     dates = snapshots(project, gen, scheme)
     snapshot = _pick(dates, scheme, snapshot)
 
+    def sizes(day: dt.date) -> pd.DataFrame:
+        if gen.warehouse:  # a copy of a Spark warehouse: the stored aggregates (no transactions)
+            from segflow.summaries import segment_table
+
+            return segment_table(project.store, scheme, day).drop(columns="revenue_all_time")
+        return project.segment_sizes(scheme, day)
+
     def compute() -> pd.DataFrame:
-        frame = project.segment_sizes(scheme, snapshot)
+        frame = sizes(snapshot)
         i = dates.index(snapshot)
         if i > 0:
-            before = project.segment_sizes(scheme, dates[i - 1]).set_index("segment")["customers"]
+            before = sizes(dates[i - 1]).set_index("segment")["customers"]
             frame["change_customers"] = (
                 frame["customers"] - frame["segment"].map(before).fillna(0)
             ).astype("int64")
@@ -88,6 +95,15 @@ def transitions(project: Project, gen: Generation, scheme: str, from_date: dt.da
     to_date = _pick(dates, scheme, to_date or dates[-1])
 
     def compute() -> Any:
+        if gen.warehouse:  # a copy of a Spark warehouse: the stored cells (no transactions)
+            from segflow.summaries import transition_table
+
+            try:
+                return transition_table(project.store, scheme, from_date, to_date)
+            except SegflowError as exc:
+                raise HTTPException(status_code=404, detail=f"{exc}: served from a Spark warehouse, "
+                                    "only the stored pairs (consecutive snapshots, any snapshot with "
+                                    "the latest) are available") from exc
         try:
             return project.transitions(scheme, from_date, to_date)
         except SegflowError as exc:

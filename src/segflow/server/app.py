@@ -97,7 +97,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.replica = Replica(
         settings.project_dir, pool_size=settings.pool_size, poll_seconds=settings.poll_seconds,
         min_refresh_seconds=settings.min_refresh_seconds, warm=warm if settings.warm else None,
-        threads=settings.duckdb_threads,
+        threads=settings.duckdb_threads, engine=settings.engine,
     )
     app.state.sessions = Sessions(settings.session_hours, app.state.replica.work_dir, settings.token_cache_seconds)
     app.state.token_book = TokenBook(app.state.replica.work_dir, settings.token_cache_seconds)

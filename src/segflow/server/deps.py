@@ -47,6 +47,10 @@ class ServerSettings(BaseModel):
         default=True,
         description="Answer successful /api/v1/score and customer lookups without FastAPI's routing "
                     "(segflow.server._hot); refusals and errors always come from the app.")
+    engine: str | None = Field(
+        default=None,
+        description="Where the served data come from: duckdb (the store) or spark (the project's "
+                    "warehouse, see segflow.server._replica); None: [engine] kind.")
     token_cache_seconds: float = Field(
         default=5.0, ge=0, le=300,
         description="How long a verified token is trusted before it is checked again (the most "

@@ -124,9 +124,10 @@ class SparkStore:
         return (self.session.read.schema(spark_ddl(RUNS)).option("basePath", path)
                 .parquet(path).select("run_id", *RUNS))
 
-    def committed_runs(self) -> list[str]:
-        """Run ids with an ``ok`` row, in commit order (oldest first)."""
-        if self._committed is None:
+    def committed_runs(self, *, fresh: bool = False) -> list[str]:
+        """Run ids with an ``ok`` row, in commit order (oldest first); ``fresh``: read the run
+        log again (runs of other processes may have committed since it was read)."""
+        if self._committed is None or fresh:
             rows = (self.runs().where(f"status = '{COMMITTED}'")
                     .select("run_id", "finished_at").collect())
             self._committed = [r.run_id for r in sorted(rows, key=lambda r: (r.finished_at, r.run_id))]

@@ -80,6 +80,11 @@ SUMMARY_TRANSITIONS = {
     "to_segment": "VARCHAR", "from_rank": "BIGINT", "to_rank": "BIGINT", "customers": "BIGINT",
     "revenue": "DOUBLE", "revenue_12m": "DOUBLE", "clv": "DOUBLE",
 }
+#: The fitted models of cluster schemes (as the DuckDB store's ``cluster_models``).
+CLUSTER_MODELS = {
+    "scheme": "VARCHAR", "scheme_version": "VARCHAR", "method": "VARCHAR", "k": "INTEGER",
+    "fitted_at": "TIMESTAMP", "snapshot_date": "DATE", "model_json": "VARCHAR",
+}
 SCHEME_REGISTRY = {
     "scheme": "VARCHAR", "scheme_version": "VARCHAR", "kind": "VARCHAR",
     "definition": "VARCHAR", "created_at": "TIMESTAMP",
@@ -95,6 +100,8 @@ TABLES: dict[str, TableSpec] = {
     "segment_assignments": TableSpec(ASSIGNMENTS, keys=("scheme", "snapshot_date")),
     "customer_scores": TableSpec(SCORES, keys=("snapshot_date", "model")),
     "scheme_registry": TableSpec(SCHEME_REGISTRY),
+    # a scheme version's model, fitted once (by the first run that assigns it), then re-applied
+    "cluster_models": TableSpec(CLUSTER_MODELS, keys=("scheme", "scheme_version")),
     "customer_features": TableSpec(None, keys=()),
     # change rows of a run computed on Spark (every snapshot of a scheme: replaced per scheme)
     "segment_spells": TableSpec(SPELLS, keys=("scheme",)),

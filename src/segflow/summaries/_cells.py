@@ -45,12 +45,18 @@ def codes(catalogue: ibis.Table, schemes: Sequence[str]) -> ibis.Table:
                                     "si": pa.array(range(len(schemes)), pa.int64())}))
     c = catalogue.select("scheme", "segment", "segment_rank").distinct()
     c = c.join(names, c.scheme == names.c_scheme).select("si", "scheme", "segment", "segment_rank")
-    return c.mutate(g=ibis.row_number())
+    # numbered in a fixed order: a code means the same segment however often it is computed
+    # (Spark may compute a cached table again, and rows reach a window in any order there)
+    return c.mutate(g=ibis.row_number().over(order_by=["si", "segment", "segment_rank"]))
 
 
-def keys(catalogue: ibis.Table) -> ibis.Table:
-    """``customer_id`` -> ``k`` (int64) for every customer id of ``catalogue``."""
-    return catalogue.select("customer_id").distinct().mutate(k=ibis.row_number())
+def keys(catalogue: ibis.Table, *, ordered: bool = False) -> ibis.Table:
+    """``customer_id`` -> ``k`` (int64) for every customer id of ``catalogue``; ``ordered``:
+    numbered in id order, the same keys every time the table is computed (needed on Spark,
+    which may compute a cached table again and hands rows to a window in any order; on
+    DuckDB a cached table is computed once, and the sort is saved)."""
+    ids = catalogue.select("customer_id").distinct()
+    return ids.mutate(k=ibis.row_number().over(order_by="customer_id") if ordered else ibis.row_number())
 
 
 def coded_rows(assignments: ibis.Table, keyed: ibis.Table, coded: ibis.Table,
@@ -169,7 +175,7 @@ def transition_rows(st: ibis.Table, code_table: pd.DataFrame, schemes: Sequence[
                     pairs: Mapping[str, Sequence[tuple[dt.date, dt.date]]]) -> pd.DataFrame:
     """Per scheme, pair of ``pairs[scheme]`` and cell: ``scheme, from_date, to_date,
     from_segment, to_segment, from_rank, to_rank, customers, revenue, revenue_12m, clv``
-    (see :func:`segflow.summaries._write.transition_summary`) from the :func:`states` table
+    (definitions: :mod:`segflow.summaries`) from the :func:`states` table
     ``st`` (which must cover every date of the pairs)."""
     every = sorted({p for s in schemes for p in pairs.get(s, ())})
     if not every:

@@ -8,8 +8,6 @@ from collections.abc import Collection, Mapping, Sequence
 
 import ibis
 import pandas as pd
-import pyarrow as pa
-from ibis import _
 
 from segflow.store import Store
 from segflow.summaries._revenue import revenue_at_snapshots
@@ -69,75 +67,6 @@ def _scored_dates(store: Store) -> set[dt.date]:
     return {r[0] for r in rows}
 
 
-def scheme_states(store: Store, scheme: str, revenue: ibis.Table, scores: ibis.Table,
-                  dates: Collection[dt.date]) -> ibis.Table:
-    """One row per (customer, snapshot of ``dates``) that has an assignment of ``scheme``,
-    revenue or CLV scores there: ``customer_id``, ``snapshot_date``, ``segment`` and
-    ``segment_rank`` (null when not assigned), ``r_all`` and ``r_12`` (net revenue before the
-    snapshot, all time and in 365 days; null when none), ``p_alive``, ``expected_purchases``
-    and ``clv`` (scores at the snapshot; null when none).
-
-    The customer-level joins of the segment and transition aggregates happen here, once per
-    (customer, snapshot); callers cache it and read it for both (lazy Ibis table)."""
-    days = [ibis.literal(d, "date") for d in sorted(set(dates))]
-    a = _assignments(store, scheme)
-    a = a.filter(a.snapshot_date.isin(days))
-    rv = revenue.filter(revenue.snapshot_date.isin(days)).select(
-        r_cid="customer_id", r_date="snapshot_date", r_all="revenue_all_time", r_12="revenue_12m")
-    j = a.outer_join(rv, (a.customer_id == rv.r_cid) & (a.snapshot_date == rv.r_date))
-    j = j.select(
-        customer_id=ibis.coalesce(j.customer_id, j.r_cid),
-        snapshot_date=ibis.coalesce(j.snapshot_date, j.r_date),
-        segment=j.segment, segment_rank=j.segment_rank, r_all=j.r_all, r_12=j.r_12,
-    ).view()
-    sc = scores.filter(scores.s_date.isin(days))
-    k = j.outer_join(sc, (j.customer_id == sc.s_cid) & (j.snapshot_date == sc.s_date))
-    return k.select(
-        customer_id=ibis.coalesce(k.customer_id, k.s_cid),
-        snapshot_date=ibis.coalesce(k.snapshot_date, k.s_date),
-        segment=k.segment, segment_rank=k.segment_rank, r_all=k.r_all, r_12=k.r_12,
-        p_alive=k.p_alive, expected_purchases=k.expected_purchases, clv=k.clv,
-    ).view()
-
-
-def segment_summary(store: Store, scheme: str, revenue: ibis.Table, scores: ibis.Table,
-                    scored: set[dt.date], dates: Collection[dt.date] | None = None, *,
-                    states: ibis.Table | None = None) -> pd.DataFrame:
-    """Per snapshot and segment of ``scheme``: size, share, revenue (12 months and all
-    time before the snapshot) and its share, and the CLV columns where scores exist
-    (``dates``: only those snapshots; default all). ``states``: the table of
-    :func:`scheme_states` covering those snapshots, when the caller has it."""
-    if dates is None:
-        dates = [r[0] for r in store.raw.execute(
-            "SELECT DISTINCT snapshot_date FROM segment_snapshots WHERE scheme = ?", [scheme]
-        ).fetchall()]
-    if not dates:
-        return pd.DataFrame()
-    if states is None:
-        states = scheme_states(store, scheme, revenue, scores, dates)
-    j = states.filter(states.segment.notnull(),
-                      states.snapshot_date.isin([ibis.literal(d, "date") for d in sorted(dates)]))
-    out = (
-        j.group_by("snapshot_date", "segment")
-        .agg(
-            segment_rank=_.segment_rank.min(),
-            customers=_.count(),
-            revenue_12m=_.r_12.sum().fill_null(0.0),
-            revenue_all_time=_.r_all.sum().fill_null(0.0),
-            scored_customers=_.p_alive.count(),
-            mean_p_alive=_.p_alive.mean(),
-            expected_purchases=_.expected_purchases.sum().fill_null(0.0),
-            clv=_.clv.sum().fill_null(0.0),
-        )
-        .execute()
-    )
-    if out.empty:
-        return out
-    _add_shares(out, ["snapshot_date"], scored)
-    out.insert(0, "scheme", scheme)
-    return out
-
-
 def _add_shares(out: pd.DataFrame, by: list[str], scored: Collection[dt.date]) -> None:
     """Add ``share``, ``revenue_share``, ``mean_clv`` and ``clv_share`` to segment rows (the
     shares within each group of ``by``), and blank the CLV columns of snapshots without
@@ -152,65 +81,6 @@ def _add_shares(out: pd.DataFrame, by: list[str], scored: Collection[dt.date]) -
     no_scores = ~pd.to_datetime(out["snapshot_date"]).isin(pd.to_datetime(sorted(scored)))
     out.loc[no_scores, ["scored_customers", "mean_p_alive", "expected_purchases", "clv", "mean_clv",
                         "clv_share"]] = None
-
-
-def transition_summary(store: Store, scheme: str, dates: Sequence[dt.date], revenue: ibis.Table,
-                       scores: ibis.Table, scored: set[dt.date],
-                       pairs: Sequence[tuple[dt.date, dt.date]] | None = None, *,
-                       states: ibis.Table | None = None) -> pd.DataFrame:
-    """Per pair of :func:`snapshot_pairs` and cell (from segment, to segment; ``(new)`` and
-    ``(gone)`` for customers at one side only): customers, their net revenue between the two
-    snapshots (``from <= ts < to``), their net revenue in the 365 days before ``to`` and their
-    predicted value stored at ``to`` (null when no scores are stored there). ``pairs``: only
-    those pairs (default all pairs of ``dates``); ``states``: the table of
-    :func:`scheme_states` covering their snapshots, when the caller has it.
-
-    Each customer's state at a snapshot (segment, revenue before it, CLV at it) is joined
-    once (:func:`scheme_states`), then paired by snapshot (the pairs table is small), so the
-    customer-level joins run on customers x snapshots rows, not customers x pairs."""
-    pairs = snapshot_pairs(dates) if pairs is None else list(pairs)
-    if not pairs:
-        return pd.DataFrame()
-    p = ibis.memtable(pa.table({
-        "pair": pa.array(range(len(pairs)), pa.int64()),
-        "p_from": pa.array([f for f, _t in pairs], pa.date32()),
-        "p_to": pa.array([t for _f, t in pairs], pa.date32()),
-    }))
-    if states is None:
-        states = scheme_states(store, scheme, revenue, scores, {d for pair in pairs for d in pair})
-    left = states.join(p, states.snapshot_date == p.p_from).select(
-        l_pair="pair", l_cid="customer_id", from_segment="segment", from_rank="segment_rank",
-        f_all="r_all",
-    )
-    pr, st = p.view(), states.view()
-    right = st.join(pr, st.snapshot_date == pr.p_to).select(
-        r_pair="pair", r_cid="customer_id", to_segment="segment", to_rank="segment_rank",
-        t_all="r_all", t_12="r_12", t_clv="clv",
-    )
-    j = left.outer_join(right, (left.l_pair == right.r_pair) & (left.l_cid == right.r_cid))
-    # a customer unassigned at both snapshots belongs to no cell
-    j = j.filter(j.from_segment.notnull() | j.to_segment.notnull())
-    out = (
-        j.group_by(pair=ibis.coalesce(j.l_pair, j.r_pair),
-                   from_segment=j.from_segment.fill_null(NEW),
-                   to_segment=j.to_segment.fill_null(GONE))
-        .agg(
-            from_rank=_.from_rank.min(),
-            to_rank=_.to_rank.min(),
-            customers=_.count(),
-            revenue=(_.t_all.fill_null(0.0) - _.f_all.fill_null(0.0)).sum(),
-            revenue_12m=_.t_12.sum().fill_null(0.0),
-            clv=_.t_clv.sum().fill_null(0.0),
-        )
-        .execute()
-    )
-    out.insert(0, "from_date", [pairs[i][0] for i in out["pair"]])
-    out.insert(1, "to_date", [pairs[i][1] for i in out["pair"]])
-    out = out.drop(columns="pair").sort_values(
-        ["from_date", "to_date", "from_segment", "to_segment"], ignore_index=True)
-    out.loc[~pd.to_datetime(out["to_date"]).isin(pd.to_datetime(sorted(scored))), "clv"] = None
-    out.insert(0, "scheme", scheme)
-    return out
 
 
 def profile_summary(store: Store, scheme: str, *, rule_based: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -375,15 +245,16 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
 
 
 def _scheme_rows(store: Store, schemes: Sequence[str], plan: dict[str, _Plan],
-                 needed: Sequence[dt.date], scored: set[dt.date]) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 needed: Sequence[dt.date], scored: set[dt.date],
+                 *, ordered_keys: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The segment and transition rows of every scheme's plan, in one pass on integer keys
     (:mod:`segflow.summaries._cells`), with shares and the CLV columns only where scores are
-    stored."""
+    stored. ``ordered_keys``: see :func:`segflow.summaries._cells.keys` (True on Spark)."""
     from segflow.summaries import _cells
 
     names = store.tables()
     catalogue = store.table("segment_spells" if "segment_spells" in names else "segment_assignments")
-    keyed = _cells.keys(catalogue).cache()
+    keyed = _cells.keys(catalogue, ordered=ordered_keys).cache()
     coded = _cells.codes(catalogue, schemes).cache()
     try:
         code_table = coded.execute()

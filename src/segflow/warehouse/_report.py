@@ -1,29 +1,42 @@
-"""The report's reader of a Spark warehouse: what the report reads, taken from the warehouse
-into a small in-memory DuckDB store, so that :mod:`segflow.report` (and the readers of
-:mod:`segflow.summaries` it uses) run unchanged.
+"""What the report and ``segflow serve`` read, taken from a Spark warehouse into DuckDB, so
+that :mod:`segflow.report`, :mod:`segflow.summaries` and :mod:`segflow.server` run unchanged.
 
-Only small tables travel to the driver: the aggregates of the latest committed run on
-Spark (``summary_segments``: one row per snapshot and segment; ``summary_transitions``: one
-per pair of snapshots and cell), that run's row of the run log, the load log and the
-quarantine (the rows ingest refused). The overview totals (revenue, transactions,
-customers) are computed by Spark from the warehouse's transactions. Customer-level tables
-(assignments, scores, features, transactions) stay in the warehouse: the report's sections
-that need them (CLV diagnostics, campaign read-outs, segment profiles, the data audit) are
-left out of a report built from a warehouse.
+Only small tables come to the driver for the report: the aggregates of the latest committed
+run on Spark (``summary_segments``: one row per snapshot and segment; ``summary_transitions``:
+one per pair of snapshots and cell), the run log (the last state of every run), the load log
+and the quarantine (the rows ingest refused). The overview totals (revenue, transactions,
+customers) are computed by Spark from the warehouse's transactions. The report's sections
+that need customer-level tables (CLV diagnostics, campaign read-outs, segment profiles, the
+data audit) are left out of a report built from a warehouse.
+
+The dashboard (:func:`fill_served_copy`) also takes the customer-level tables its analyst
+routes read: ``customers``, the change rows ``segment_spells`` with ``segment_snapshots``
+(the per-snapshot ``segment_assignments`` is a view over them), ``customer_scores``,
+``customer_features`` (latest snapshot) and ``scheme_registry`` -- one or a few rows per
+customer. Transactions and events stay in the warehouse.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from segflow.errors import SegflowError
 from segflow.store import Store
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
     from segflow.store._spark import SparkStore
 
-#: Tables copied whole from the warehouse's committed state.
+#: Tables the report reads, copied whole from the warehouse's committed state.
 COPIED = ("summary_segments", "summary_transitions", "loads", "quarantine")
+#: The customer-level tables the dashboard's analyst routes read (not transactions, events).
+CUSTOMER_TABLES = ("customers", "segment_spells", "segment_snapshots", "customer_scores",
+                   "customer_features", "scheme_registry")
+#: Tables of a served copy kept from the project's DuckDB store: the server's own records
+#: (API tokens, the audit log of requests) and the schema version.
+KEPT = ("api_tokens", "audit_log", "schema_info")
 
 
 def aggregates_store(warehouse: SparkStore) -> Store:
@@ -35,31 +48,88 @@ def aggregates_store(warehouse: SparkStore) -> Store:
     SegflowError
         The warehouse has no committed run with aggregates (run ``segflow run`` first).
     """
+    store = Store(":memory:")
+    fill_from_warehouse(store.raw, warehouse, COPIED)
+    return store
+
+
+def fill_served_copy(path: Path, warehouse: SparkStore) -> None:
+    """Make the DuckDB file at ``path`` (a private copy of the project's DuckDB store, made by
+    :mod:`segflow.server._replica`) show the warehouse: every table but :data:`KEPT` is
+    emptied, then the report's tables and :data:`CUSTOMER_TABLES` are filled from the
+    warehouse's committed state (see the module notes).
+
+    Raises
+    ------
+    SegflowError
+        The warehouse has no committed run with aggregates.
+    """
+    import duckdb
+
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("SET enable_progress_bar = false")
+        con.execute("BEGIN TRANSACTION")
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+            "AND table_schema = 'main'").fetchall()]
+        for name in tables:
+            if name not in KEPT:
+                con.execute(f'DELETE FROM "{name}"')
+        fill_from_warehouse(con, warehouse, (*COPIED, *CUSTOMER_TABLES))
+        con.execute("COMMIT")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+
+
+def fill_from_warehouse(con: Any, warehouse: SparkStore, names: Iterable[str]) -> None:
+    """Insert into the DuckDB connection ``con`` (a segflow store's tables, empty) the
+    committed state of the warehouse's tables ``names`` (those it has; columns matched by
+    name, ``run_id`` kept where the DuckDB table has it; ``customer_features`` replaced
+    whole), its run log (the last state of every run: ``ok`` or ``failed`` over ``running``)
+    and the overview totals of the aggregates' run (``summary_results``).
+
+    Raises
+    ------
+    SegflowError
+        The warehouse has no committed run with aggregates (run ``segflow run`` first).
+    """
     from segflow.summaries._results import dumps, overview_document, store_results
 
-    if "summary_segments" not in warehouse.tables():
+    present = warehouse.tables()
+    if "summary_segments" not in present:
         raise SegflowError(f"the warehouse {warehouse.root} has no segment aggregates yet; "
                            "run `segflow run` (on Spark) first")
-    runs = warehouse.runs()
     segments = warehouse.dataframe("summary_segments")
     run_id = segments.select("run_id").limit(1).collect()[0].run_id
-    store = Store(":memory:")
-    for name in COPIED:
-        if name not in warehouse.tables():
-            continue
-        df = warehouse.dataframe(name)
-        if name not in ("summary_segments", "summary_transitions"):
-            df = df.drop("run_id")
-        rows = df.toArrow()
-        cols = ", ".join(f'"{c}"' for c in rows.column_names)
-        store.raw.register("_sf_rows", rows)
-        store.raw.execute(f'INSERT INTO "{name}" ({cols}) SELECT {cols} FROM _sf_rows')
-        store.raw.unregister("_sf_rows")
-    row = runs.where(f"run_id = '{run_id}' AND status = 'ok'").collect()[0]
-    store.raw.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                      [run_id, row.command, row.params, row.segflow_version, row.started_at,
-                       row.finished_at, row.status, row.message])
+    for name in names:
+        if name in present:
+            _insert(con, name, warehouse.dataframe(name).toArrow())
+    log = warehouse.runs().toArrow()
+    con.register("_sf_runs", log)
+    try:
+        con.execute("INSERT INTO runs SELECT run_id, command, params, segflow_version, started_at, "
+                    "finished_at, status, message FROM _sf_runs QUALIFY row_number() OVER ("
+                    "PARTITION BY run_id ORDER BY status = 'running', finished_at DESC NULLS LAST) = 1")
+    finally:
+        con.unregister("_sf_runs")
     latest = segments.agg({"snapshot_date": "max"}).collect()[0][0]
     # the totals of the transactions, computed by Spark (revenue_totals is an Ibis expression)
-    store_results(store.raw, [("overview", latest, dumps(overview_document(warehouse)))], run_id)  # type: ignore[arg-type]
-    return store
+    store_results(con, [("overview", latest, dumps(overview_document(warehouse)))], run_id)  # type: ignore[arg-type]
+
+
+def _insert(con: Any, name: str, rows: Any) -> None:
+    con.register("_sf_rows", rows)
+    try:
+        if name == "customer_features":  # its columns follow the features: replaced whole
+            con.execute('CREATE OR REPLACE TABLE customer_features AS '
+                        'SELECT * EXCLUDE (run_id) FROM _sf_rows')
+            return
+        have = [r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+            "AND table_schema = 'main' ORDER BY ordinal_position", [name]).fetchall()]
+        cols = ", ".join(f'"{c}"' for c in have if c in rows.column_names)
+        con.execute(f'INSERT INTO "{name}" ({cols}) SELECT {cols} FROM _sf_rows')
+    finally:
+        con.unregister("_sf_rows")

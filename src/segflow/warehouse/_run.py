@@ -11,10 +11,14 @@ table; only the reading and writing differ. Every write goes to partitions of th
 ``run_id`` (:class:`~segflow.store.SparkStore`), so the run's output appears all at once
 when its ``ok`` row lands, or not at all. Nothing passes through a local DuckDB file.
 
+Cluster schemes: as on DuckDB, a scheme version's model is fitted once, on the driver (on
+a sample of the earliest snapshot's features, :func:`segflow.segments.assign`), saved (the
+warehouse's ``cluster_models``, with the run) and re-applied by every later run; the
+assignment (scaling, distances, nearest centre) is an Ibis expression run by Spark.
+
 What differs from the DuckDB pipeline: every snapshot is computed on every run (no
-incremental planning yet), cluster schemes are not supported (their fitted models live in
-the DuckDB store), and the audit, segment profiles and saved model parameters are not
-written (see docs/scale.md).
+incremental planning yet), and the audit, segment profiles and saved model parameters are
+not written (see docs/scale.md).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import pyarrow as pa
 
 from segflow.errors import SegflowError
 from segflow.store import CANONICAL_TABLES
+from segflow.store._spark_layout import TABLES
 
 if TYPE_CHECKING:  # pragma: no cover
     from segflow.config import SchemeSettings, Settings
@@ -54,6 +59,11 @@ class _RunView:
     def table(self, name: str) -> ibis.Table:
         return self.store.table(name, pending=self.run_id)
 
+    def tables(self) -> list[str]:
+        """The warehouse's committed tables and those this run wrote so far."""
+        return sorted({*self.store.tables(), *(n for n in TABLES
+                                                if self.run_id in self.store._partitions(n))})
+
 
 def run_on_warehouse(
     store: SparkStore,
@@ -68,8 +78,7 @@ def run_on_warehouse(
     Raises
     ------
     SegflowError
-        No transactions in the warehouse (run ``segflow warehouse push`` first), or a
-        cluster scheme (not supported on Spark yet).
+        No transactions in the warehouse (run ``segflow ingest`` first).
     """
     from segflow.features import customer_features, snapshot_features
     from segflow.pipeline import (
@@ -85,10 +94,6 @@ def run_on_warehouse(
     seconds: dict[str, float] = {}
     notes: list[str] = []
     schemes = resolve_schemes(settings)
-    clusters = [s.name for s in schemes if s.kind == "cluster"]
-    if clusters:
-        raise SegflowError(f"cluster schemes do not run on Spark yet: {', '.join(clusters)}; "
-                           "run them with --engine duckdb")
     if "transactions" not in store.tables():
         raise SegflowError(f"the warehouse {store.root} has no transactions; load them with "
                            "`segflow ingest` and `segflow warehouse push` first")
@@ -112,15 +117,19 @@ def run_on_warehouse(
         columns = required_feature_columns(tables, schemes, groups, settings=settings)
         features = store.cache(snapshot_features(tables, dates, window_days=window,
                                                  groups=groups, columns=columns))
+        models = _ClusterModels(store) if any(s.kind == "cluster" for s in schemes) else None
         try:
             parts = []
             for scheme in schemes:
-                a = assign(scheme, features, store=None, schemes=schemes, by="snapshot_date")
+                a = assign(scheme, features, store=models.book if models else None,
+                           schemes=schemes, by="snapshot_date")
                 parts.append(a.select(
                     "snapshot_date", "customer_id", "segment",
                     segment_rank=a.segment_rank.cast("int64"),
                     scheme=ibis.literal(scheme.name), scheme_version=ibis.literal(scheme.version)))
             written = store.write("segment_assignments", ibis.union(*parts), run_id)
+            if models:
+                models.save_new(run_id)
             if columns is None:
                 latest = features.filter(features.snapshot_date == ibis.literal(dates[-1], "date"))
             else:
@@ -149,6 +158,34 @@ def run_on_warehouse(
                       schemes=[s.name for s in schemes], assignments_written=written,
                       seconds=seconds, scores_written=scored, notes=notes,
                       snapshots_computed=list(dates))
+
+
+class _ClusterModels:
+    """The warehouse's fitted cluster models in an in-memory DuckDB store (``book``), where
+    :func:`segflow.segments.assign` finds a scheme version's model, or saves the one it
+    fits; :meth:`save_new` writes the models fitted by this run to the warehouse."""
+
+    def __init__(self, store: SparkStore) -> None:
+        from segflow.segments._cluster_scheme import CLUSTER_MODELS_DDL
+        from segflow.store import Store
+
+        self.store = store
+        self.book = Store(":memory:")
+        self.book.raw.execute(CLUSTER_MODELS_DDL)
+        self.known: set[tuple[str, str]] = set()
+        if "cluster_models" in store.tables():
+            rows = store.dataframe("cluster_models").drop("run_id").toArrow()
+            self.book.append("cluster_models", rows)
+            self.known = set(zip(rows["scheme"].to_pylist(), rows["scheme_version"].to_pylist(),
+                                 strict=True))
+
+    def save_new(self, run_id: str) -> None:
+        rows = self.book.raw.execute("SELECT * FROM cluster_models").to_arrow_table()
+        fresh = [i for i, key in enumerate(zip(rows["scheme"].to_pylist(),
+                                               rows["scheme_version"].to_pylist(), strict=True))
+                 if key not in self.known]
+        if fresh:
+            self.store.write("cluster_models", rows.take(fresh), run_id)
 
 
 def _write_spells(store: SparkStore, schemes: Sequence[SchemeSettings], dates: list[dt.date],
@@ -191,33 +228,23 @@ def _score(store: SparkStore, transactions: ibis.Table, snapshot: dt.date, run_i
 
 def write_warehouse_aggregates(store: SparkStore, run_id: str,
                                schemes: Sequence[SchemeSettings], dates: list[dt.date]) -> dict[str, int]:
-    """The report's segment and transition aggregates (:mod:`segflow.summaries`, same
-    definitions), computed in Spark from this run's rows and written to the warehouse."""
-    from segflow.summaries._revenue import revenue_at_snapshots
-    from segflow.summaries._write import _scores, segment_summary, transition_summary
+    """The report's segment and transition aggregates, computed in Spark from this run's rows
+    (the change rows, transactions and scores) and written to the warehouse: the DuckDB
+    run's own code (:func:`segflow.summaries._write._scheme_rows`: every scheme at once, on
+    integer customer keys; same definitions, :mod:`segflow.summaries`), every snapshot and
+    pair of snapshots."""
+    from segflow.summaries._write import _Plan, _scheme_rows, snapshot_pairs
 
     view = _RunView(store, run_id)
-    revenue = store.cache(revenue_at_snapshots(store.table("transactions"), dates))
-    scores = store.cache(_scores(view))  # type: ignore[arg-type]
+    names = [s.name for s in schemes]
     scored = {dates[-1]} if store.dataframe("customer_scores", pending=run_id).where(
         f"run_id = '{run_id}'").limit(1).count() else set()
-    frames: dict[str, list] = {"summary_segments": [], "summary_transitions": []}
-    try:
-        for scheme in schemes:
-            frames["summary_segments"].append(
-                segment_summary(view, scheme.name, revenue, scores, scored, dates=dates))  # type: ignore[arg-type]
-            frames["summary_transitions"].append(
-                transition_summary(view, scheme.name, dates, revenue, scores, scored))  # type: ignore[arg-type]
-    finally:
-        revenue.release()
-        scores.release()
-    import pandas as pd
-
+    plan = {name: _Plan(list(dates), snapshot_pairs(dates)) for name in names}
+    segments, transitions = _scheme_rows(view, names, plan, dates, scored,  # type: ignore[arg-type]
+                                         ordered_keys=True)
     written = {}
-    for table, parts in frames.items():
-        parts = [f for f in parts if not f.empty]
-        if parts:
-            frame = pd.concat(parts, ignore_index=True)
+    for table, frame in (("summary_segments", segments), ("summary_transitions", transitions)):
+        if not frame.empty:
             written[table] = store.write(table, pa.Table.from_pandas(frame, preserve_index=False),
                                          run_id)
     return written
