@@ -9,8 +9,6 @@ empties), for every consecutive pair of its snapshots, and on the demo data.
 
 from __future__ import annotations
 
-import datetime as dt
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,6 +17,7 @@ from tests.features.test_snapshot_features import MONEY, S, edge_tables
 
 from segflow.features import REQUIRED_TABLES, customer_features
 from segflow.features._state import feature_state, next_state, state_features
+from segflow.features._stored_state import latest_features, stored_state, write_state
 from segflow.store import Store
 
 
@@ -48,14 +47,47 @@ def edge():
     store.close()
 
 
-@pytest.mark.parametrize("window_days", [None, 90])
-def test_state_carried_over_each_period_equals_the_definition(edge, window_days):
-    for a, b in zip(S, S[1:]):
-        state = feature_state(edge, a, window_days=window_days).cache()
-        new = next_state(edge, state, a, b, window_days=window_days)
-        got = state_features(edge, new, b, window_days=window_days).to_pandas()
-        want = customer_features(edge, b, window_days=window_days).to_pandas()
-        assert_same(got, want)
-        # carrying the state equals the state computed from all history
-        full = feature_state(edge, b, window_days=window_days).to_pandas()
-        assert_same(new.to_pandas()[full.columns], full)
+def test_state_carried_over_the_periods_equals_the_definition(edge):
+    # chained: the state at S[2] carried to S[3], S[4], S[5] (the edges around S4, the
+    # customer first seen just before S[5], the exits), 90-day window
+    state = feature_state(edge, S[2], window_days=90).cache()
+    for a, b in zip(S[2:], S[3:], strict=False):
+        state = next_state(edge, state, a, b, window_days=90).cache()
+        got = state_features(edge, state, b, window_days=90).to_pandas()
+        assert_same(got, customer_features(edge, b, window_days=90).to_pandas())
+    at = got.set_index("customer_id")
+    assert at.loc["late", "frequency"] == 1 and at.loc["x", "frequency_12m"] == 0
+    assert at.loc["r", "monetary_12m"] == pytest.approx(40 - 15 - 15 - 200)
+    # carrying the state equals the state computed from all history
+    full = feature_state(edge, S[-1], window_days=90).to_pandas()
+    assert_same(state.to_pandas()[full.columns], full)
+
+
+def test_state_without_a_window_and_over_two_periods(edge):
+    # no window_days; from S[1] straight to S[4] (three periods at once)
+    state = feature_state(edge, S[1]).cache()
+    got = state_features(edge, next_state(edge, state, S[1], S[4]), S[4]).to_pandas()
+    assert_same(got, customer_features(edge, S[4]).to_pandas())
+
+
+def test_stored_state_is_used_only_at_its_snapshot_and_settings():
+    store = Store(":memory:")
+    to_store(store, edge_tables())
+    tables = {name: store.table(name) for name in REQUIRED_TABLES}
+    assert stored_state(store, tables, S[3], 90) is None  # nothing stored yet
+    write_state(store, feature_state(tables, S[3], window_days=90), S[3], 90)
+    assert stored_state(store, tables, S[2], 90) is None  # another snapshot
+    assert stored_state(store, tables, S[3], None) is None  # other settings
+    got = stored_state(store, tables, S[3], 90).to_pandas()
+    want = feature_state(tables, S[3], window_days=90).to_pandas()
+    assert_same(got[want.columns], want)
+    # the new snapshot's features from it equal the definition (and the state is carried)
+    latest, state = latest_features(store, tables, S[4], S[3], window_days=90)
+    assert state is not None
+    assert_same(latest.to_pandas(), customer_features(tables, S[4], window_days=90).to_pandas())
+    # without a state at the previous snapshot: the definition, no carried state
+    latest, state = latest_features(store, tables, S[5], S[4], window_days=90)
+    assert state is None and latest.count().execute() == \
+        customer_features(tables, S[5], window_days=90).count().execute()
+    latest.release()
+    store.close()
