@@ -16,7 +16,7 @@ from tests.features._fixture import to_store
 from tests.features.test_snapshot_features import MONEY, S, edge_tables
 
 from segflow.features import REQUIRED_TABLES, customer_features
-from segflow.features._state import feature_state, next_state, state_features
+from segflow.features._state import MEASURES, feature_state, next_state, state_features
 from segflow.features._stored_state import latest_features, stored_state, write_state
 from segflow.store import Store
 
@@ -74,6 +74,9 @@ def test_stored_state_is_used_only_at_its_snapshot_and_settings():
     store = Store(":memory:")
     to_store(store, edge_tables())
     tables = {name: store.table(name) for name in REQUIRED_TABLES}
+    # a new (or upgraded) store has the table, empty, with the state's columns
+    cols = [r[0] for r in store.raw.execute("DESCRIBE feature_state").fetchall()]
+    assert cols == ["snapshot_date", "state_key", "customer_id", *MEASURES]
     assert stored_state(store, tables, S[3], 90) is None  # nothing stored yet
     write_state(store, feature_state(tables, S[3], window_days=90), S[3], 90)
     assert stored_state(store, tables, S[2], 90) is None  # another snapshot

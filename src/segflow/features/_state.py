@@ -46,21 +46,28 @@ from segflow.features._purchases import (
     interpurchase_features,
     order_table,
     prepare_lines,
-    seasonality_features,
     top_share,
 )
 from segflow.features._survey import survey_features, survey_registry
-from segflow.features._window import DAYS_12M, DAYS_WEB, EPOCH, Frame, left_join_all
+from segflow.features._window import DAYS_12M, DAYS_WEB, EPOCH, Frame, left_join_all, safe_ratio
 
-#: The running measures of the state: sums, then minima, then maxima (int64 each).
-SUMS = tuple(m for m in purchases.SUMS if m not in purchases.SEASON_SUMS) + web.SUMS
+#: The running measures of the state (int64 each): sums (those of the one pass, with the
+#: seasonality counts ``_q*``, ``_dbad*``, ``_years``; ``_ndays`` distinct order days and
+#: ``_gap2`` the sum of squared gaps between them, for ``ipt_*``), minima, maxima, and the
+#: orders per quarter of the calendar year of the state's last day (``_yc*``: where the
+#: seasonality of the next period's orders starts).
+_SEASON = tuple(f"_q{q}" for q in range(1, 5))
+_BAD = (*[f"_dbad{q}" for q in range(1, 5)], "_years")
+_YEAR = tuple(f"_yc{q}" for q in range(1, 5))
+SUMS = (tuple(m for m in purchases.SUMS if m not in purchases.SEASON_SUMS) + web.SUMS + _SEASON
+        + _BAD + ("_ndays",))
 MINS = purchases.MINS
 MAXS = purchases.MAXS + web.MAXS
-MEASURES = SUMS + MINS + MAXS
+MEASURES = SUMS + ("_gap2",) + MINS + MAXS + _YEAR
 
 #: Changes whenever the meaning of a stored state changes (a stored state of another
 #: version is not used).
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 def state_key(window_days: int | None) -> str:
@@ -80,7 +87,9 @@ def feature_state(tables: Mapping[str, ibis.Table], snapshot: dt.date, *,
         the customer has none of those rows; minima and maxima of days null).
     """
     periods = Periods((_as_date(snapshot),))
-    return _fill(_deltas(tables["transactions"], tables["events"], periods, window_days, 1))
+    d, _ = _deltas(tables["transactions"], tables["events"], periods, window_days, 1)
+    d = d.mutate(**{m: d[m].fill_null(0) for m in (*SUMS, "_gap2", *_YEAR)})
+    return d.select("customer_id", *MEASURES)
 
 
 def next_state(tables: Mapping[str, ibis.Table], state: ibis.Table, state_date: dt.date,
@@ -110,8 +119,8 @@ def next_state(tables: Mapping[str, ibis.Table], state: ibis.Table, state_date: 
     rest = rest.semi_join(touched, ["customer_id", "transaction_id"])
     lines = ibis.union(near, rest, distinct=False)
     events = e.filter(e.ts >= _ts(a - dt.timedelta(days=DAYS_WEB)), e.ts < _ts(b))
-    d = _deltas(lines, events, Periods((a, b)), window_days, 2)
-    return _combine(state, d)
+    d, years = _deltas(lines, events, Periods((a, b)), window_days, 2)
+    return _combine(state, d, years, _year(a), _year(b))
 
 
 def state_features(tables: Mapping[str, ibis.Table], state: ibis.Table, snapshot: dt.date, *,
@@ -139,8 +148,10 @@ def state_features(tables: Mapping[str, ibis.Table], state: ibis.Table, snapshot
     g = g.mutate(_k=ibis.literal(1, "int64"), _kc=ibis.literal(1, "int64"),
                  _sday=ibis.literal(sday, "int64"))
     g = g.mutate(**{m: g[m].fill_null(0) for m in SUMS})
-    wanted = {"rfm", "pattern", "web"}
+    wanted = {"rfm", "pattern", "web", "seasonality"}
     derived = _features(g, wanted, set(schema))
+    if window_days is None:
+        derived |= _interpurchase(g)
     one_pass = g.select("customer_id", "orders_total", **derived)
 
     frame = Frame(snapshot=s, window_days=window_days)
@@ -149,13 +160,13 @@ def state_features(tables: Mapping[str, ibis.Table], state: ibis.Table, snapshot
     records = customer_records(tables["customers"], frame)
     parts = [
         records.drop(*[n for n in records.columns if n.startswith("_") or n == "signup_date"]),
-        interpurchase_features(orders, frame),
         top_share(lines, frame, "category", "top_category", "category_count"),
         top_share(lines, frame, "channel", "main_channel", "channel_count"),
         breadth_features(lines, frame),
-        seasonality_features(orders),
         campaign_features(tables["campaign_exposures"], orders, frame),
     ]
+    if window_days is not None:  # the gaps of orders leaving a window: not in the state
+        parts.append(interpurchase_features(orders, frame))
     answers = survey_features(tables["survey_responses"], frame,
                               survey_registry(tables["survey_responses"]))
     if answers is not None:
@@ -171,45 +182,117 @@ def state_features(tables: Mapping[str, ibis.Table], state: ibis.Table, snapshot
     return out.select(**{name: out[name].cast(dtype) for name, dtype in schema.items()})
 
 
+def _interpurchase(g: ibis.Table) -> dict[str, ibis.Value]:
+    """``ipt_mean_days`` and ``ipt_cv`` over all history from the distinct order days
+    (``_ndays``), their span and the sum of squared gaps (as
+    :func:`segflow.features._purchases.interpurchase_features`, sample deviation)."""
+    n, span = g._ndays, (g._last - g._first).cast("float64")
+    m = (n - 1).cast("float64")
+    mean = ibis.ifelse(n >= 2, span / m, ibis.null("float64"))
+    var = (g._gap2 * (n - 1) - (g._last - g._first) ** 2).cast("float64") / (m * (m - 1))
+    sd = ibis.ifelse(var > 0, var.sqrt(), 0.0)
+    return {"ipt_mean_days": mean,
+            "ipt_cv": ibis.ifelse(n >= 3, safe_ratio(sd, mean), ibis.null("float64"))}
+
+
+def _year(day: dt.date) -> int:
+    """The calendar year of the last day before ``day`` (of the period ending there)."""
+    return (day - dt.timedelta(days=1)).year
+
+
 def _ts(day: dt.date) -> ibis.Scalar:
     return ibis.literal(dt.datetime.combine(day, dt.time()), type="timestamp")
 
 
 def _deltas(transactions: ibis.Table, events: ibis.Table, periods: Periods,
-            window_days: int | None, k: int) -> ibis.Table:
+            window_days: int | None, k: int) -> tuple[ibis.Table, ibis.Table]:
     """The state's deltas at period ``k`` of ``periods`` (one row per customer with any),
-    from the given rows (customer ids as strings)."""
+    from the given rows (customer ids as strings); and the orders first seen at ``k`` per
+    customer and calendar year ``_y`` and quarter (``_c1`` ... ``_c4``)."""
     t = transactions.mutate(customer_id=transactions.customer_id.cast("string"))
     e = events.mutate(customer_id=events.customer_id.cast("string"))
-    lines = purchases.period_lines(t, periods)
-    per = purchases.order_periods(lines, periods, window_days)
+    # materialised: each is read by several delta parts (as in the one pass's chunks)
+    lines = purchases.period_lines(t, periods).cache()
+    per = purchases.order_periods(lines, periods, window_days).cache()
+    days = web.web_days(e, periods).cache()
+    o = per.filter(per._cnt == 1, per._k == k)
+    o = o.mutate(_y=o._ot.year().cast("int64"), _qq=o._ot.quarter())
+    quarters = {f"_c{q}": o.count(where=o._qq == q) for q in range(1, 5)}
+    years = o.group_by(["customer_id", "_y"]).aggregate(**quarters).cache()
+    last = _year(periods.dates[-1])
     parts = [
         *purchases.order_deltas(per, window_days),
         *purchases.line_deltas(lines, periods, window_days),
-        *web.web_day_deltas(web.web_days(e, periods), periods),
+        *web.web_day_deltas(days, periods),
+        years.group_by("customer_id").aggregate(
+            _k=ibis.literal(k, "int64"),
+            **{f"_q{q}": years[f"_c{q}"].sum() for q in range(1, 5)},
+            **{f"_yc{q}": years[f"_c{q}"].sum(where=years._y == last) for q in range(1, 5)},
+        ),
+        _order_days(o, k),
     ]
-    u = union_deltas(parts, MINS, MAXS, n=periods.n)
-    u = u.filter(u._k == k)
-    return u.select("customer_id", *MEASURES)
+    if k == 1:  # all history: the seasonality flags of the one pass
+        season = purchases.season_deltas(per)
+        parts.append(season.select("customer_id", "_k", *_BAD))
+    u = union_deltas([p.filter(p._k == k) for p in parts], (*MINS, "_dmin"), MAXS)
+    cols = [c for c in (*MEASURES, "_dmin") if c in u.columns]
+    out = u.select("customer_id", *cols).cache()
+    for table in (lines, per, days):
+        table.release()
+    return out, years
 
 
-def _fill(t: ibis.Table) -> ibis.Table:
-    return t.mutate(**{m: t[m].fill_null(0) for m in SUMS})
+def _order_days(o: ibis.Table, k: int) -> ibis.Table:
+    """Distinct order days of the orders ``o`` per customer: their number, first day and the
+    sum of squared gaps between consecutive ones."""
+    d = o.select("customer_id", "_od").distinct()
+    gap = d._od - d._od.lag().over(group_by="customer_id", order_by="_od")
+    d = d.mutate(_g=gap)
+    return d.group_by("customer_id").aggregate(
+        _k=ibis.literal(k, "int64"), _ndays=d._od.count(), _gap2=(d._g * d._g).sum(),
+        _dmin=d._od.min(),
+    )
 
 
-def _combine(state: ibis.Table, delta: ibis.Table) -> ibis.Table:
-    """``state`` + ``delta`` per customer: sums added, minima and maxima combined."""
-    d = delta.rename({f"_d{m}": m for m in MEASURES}).rename(_dcid="customer_id")
+def _combine(state: ibis.Table, delta: ibis.Table, years: ibis.Table, year_a: int,
+             year_b: int) -> ibis.Table:
+    """``state`` (whose last day is in ``year_a``) + ``delta`` (a period whose last day is
+    in ``year_b``) per customer: sums added, minima and maxima combined; the seasonality
+    flags from the state's counts of ``year_a`` and the new orders per year (``years``, as
+    ``_season_deltas`` of the one pass); the squared gaps with the gap from the state's last
+    order day to the first new one; the counts of ``year_b``."""
     state = state.view()
+    sy = state.select(_scid=state.customer_id, **{m: state[m] for m in _YEAR})
+    y = years.left_join(sy, years.customer_id == sy._scid)
+    prev = {q: ibis.ifelse(y._y == year_a, y[f"_yc{q}"].fill_null(0), 0) for q in range(1, 5)}
+    tot0 = prev[1] + prev[2] + prev[3] + prev[4]
+    cur = {q: prev[q] + y[f"_c{q}"] for q in range(1, 5)}
+    tot1 = cur[1] + cur[2] + cur[3] + cur[4]
+    flags = y.select(
+        "customer_id",
+        **{f"_dbad{q}": ((cur[q] * 2 < tot1).cast("int64")
+                         - ((tot0 > 0) & (prev[q] * 2 < tot0)).cast("int64")) for q in range(1, 5)},
+        _years=(tot0 == 0).cast("int64"),
+    )
+    flags = flags.group_by("customer_id").aggregate(**{m: flags[m].sum() for m in _BAD})
+    d = delta.drop(*_BAD) if set(_BAD) & set(delta.columns) else delta
+    f = flags.rename(_fcid="customer_id")
+    d = d.left_join(f, d.customer_id == f._fcid).drop("_fcid")
+    keep = [m for m in d.columns if m != "customer_id"]
+    d = d.rename({f"_d{m}": m for m in keep}).rename(_dcid="customer_id")
     j = state.outer_join(d, state.customer_id == d._dcid)
 
     def pick(m: str, fn) -> ibis.Value:  # noqa: ANN001
         a, b = j[m], j[f"_d{m}"]
         return ibis.ifelse(a.isnull(), b, ibis.ifelse(b.isnull(), a, fn(a, b)))
 
+    link = j._d_dmin - j._last  # from the state's last order day to the first new one
     return j.select(
         customer_id=j.customer_id.fill_null(j._dcid),
         **{m: j[m].fill_null(0) + j[f"_d{m}"].fill_null(0) for m in SUMS},
+        _gap2=j._gap2.fill_null(0) + j._d_gap2.fill_null(0) + (link * link).fill_null(0),
         **{m: pick(m, ibis.least) for m in MINS},
         **{m: pick(m, ibis.greatest) for m in MAXS},
+        **{f"_yc{q}": (j[f"_yc{q}"].fill_null(0) if year_a == year_b else 0)
+           + j[f"_d_yc{q}"].fill_null(0) for q in range(1, 5)},
     )

@@ -65,10 +65,10 @@ def write_state(store: Any, state: ibis.Table, snapshot: dt.date,
     sql = store.con.compile(state)
     cols = ", ".join(f'"{m}"' for m in MEASURES)
     with store.transaction() as con:
-        con.execute("DELETE FROM feature_state")
+        # replaced whole: a newer state version may carry other measures
         con.execute(
-            f"INSERT INTO feature_state (snapshot_date, state_key, customer_id, {cols}) "
-            f"SELECT ?, ?, customer_id, {cols} FROM ({sql})",
-            [snapshot, state_key(window_days)],
+            f"CREATE OR REPLACE TABLE feature_state AS SELECT DATE '{snapshot.isoformat()}' "
+            f"AS snapshot_date, '{state_key(window_days)}' AS state_key, customer_id, {cols} "
+            f"FROM ({sql})"
         )
     state.release()
