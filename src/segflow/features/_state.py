@@ -36,9 +36,8 @@ import ibis
 
 from segflow.errors import InputError
 from segflow.features import _onepass_purchases as purchases
-from segflow.features import _onepass_web as web
 from segflow.features._attributes import customer_records
-from segflow.features._behaviour import campaign_features
+from segflow.features._behaviour import campaign_features, web_features
 from segflow.features._breadth import breadth_features
 from segflow.features._core import _ZERO_WHEN_ABSENT, REQUIRED_TABLES, _as_date, customer_features
 from segflow.features._periods import Periods, union_deltas
@@ -49,7 +48,7 @@ from segflow.features._purchases import (
     top_share,
 )
 from segflow.features._survey import survey_features, survey_registry
-from segflow.features._window import DAYS_12M, DAYS_WEB, EPOCH, Frame, left_join_all, safe_ratio
+from segflow.features._window import DAYS_12M, EPOCH, Frame, left_join_all, safe_ratio
 
 #: The running measures of the state (int64 each): sums (those of the one pass, with the
 #: seasonality counts ``_q*``, ``_dbad*``, ``_years``; ``_ndays`` distinct order days and
@@ -59,15 +58,15 @@ from segflow.features._window import DAYS_12M, DAYS_WEB, EPOCH, Frame, left_join
 _SEASON = tuple(f"_q{q}" for q in range(1, 5))
 _BAD = (*[f"_dbad{q}" for q in range(1, 5)], "_years")
 _YEAR = tuple(f"_yc{q}" for q in range(1, 5))
-SUMS = (tuple(m for m in purchases.SUMS if m not in purchases.SEASON_SUMS) + web.SUMS + _SEASON
-        + _BAD + ("_ndays",))
+SUMS = (tuple(m for m in purchases.SUMS if m not in purchases.SEASON_SUMS) + _SEASON + _BAD
+        + ("_ndays",))
 MINS = purchases.MINS
-MAXS = purchases.MAXS + web.MAXS
+MAXS = purchases.MAXS
 MEASURES = SUMS + ("_gap2",) + MINS + MAXS + _YEAR
 
 #: Changes whenever the meaning of a stored state changes (a stored state of another
 #: version is not used).
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 
 def state_key(window_days: int | None) -> str:
@@ -87,7 +86,7 @@ def feature_state(tables: Mapping[str, ibis.Table], snapshot: dt.date, *,
         the customer has none of those rows; minima and maxima of days null).
     """
     periods = Periods((_as_date(snapshot),))
-    d, _ = _deltas(tables["transactions"], tables["events"], periods, window_days, 1)
+    d, _ = _deltas(tables["transactions"], periods, window_days, 1)
     d = d.mutate(**{m: d[m].fill_null(0) for m in (*SUMS, "_gap2", *_YEAR)})
     return d.select("customer_id", *MEASURES)
 
@@ -108,7 +107,7 @@ def next_state(tables: Mapping[str, ibis.Table], state: ibis.Table, state_date: 
     a, b = _as_date(state_date), _as_date(snapshot)
     if b <= a:
         raise InputError(f"the state at {a} cannot be carried back to {b}")
-    t, e = tables["transactions"], tables["events"]
+    t = tables["transactions"]
     ranges = [(a, b)] + [(a - dt.timedelta(days=d), b - dt.timedelta(days=d))
                          for d in {DAYS_12M, 2 * DAYS_12M, *([window_days] if window_days else [])}]
     inside = ibis.or_(*[(t.ts >= _ts(lo)) & (t.ts < _ts(hi)) for lo, hi in ranges])
@@ -118,8 +117,7 @@ def next_state(tables: Mapping[str, ibis.Table], state: ibis.Table, state_date: 
     rest = t.filter(~inside, t.ts < _ts(b), t.transaction_id.notnull())
     rest = rest.semi_join(touched, ["customer_id", "transaction_id"])
     lines = ibis.union(near, rest, distinct=False)
-    events = e.filter(e.ts >= _ts(a - dt.timedelta(days=DAYS_WEB)), e.ts < _ts(b))
-    d, years = _deltas(lines, events, Periods((a, b)), window_days, 2)
+    d, years = _deltas(lines, Periods((a, b)), window_days, 2)
     return _combine(state, d, years, _year(a), _year(b))
 
 
@@ -148,7 +146,7 @@ def state_features(tables: Mapping[str, ibis.Table], state: ibis.Table, snapshot
     g = g.mutate(_k=ibis.literal(1, "int64"), _kc=ibis.literal(1, "int64"),
                  _sday=ibis.literal(sday, "int64"))
     g = g.mutate(**{m: g[m].fill_null(0) for m in SUMS})
-    wanted = {"rfm", "pattern", "web", "seasonality"}
+    wanted = {"rfm", "pattern", "seasonality"}
     derived = _features(g, wanted, set(schema))
     if window_days is None:
         derived |= _interpurchase(g)
@@ -164,6 +162,9 @@ def state_features(tables: Mapping[str, ibis.Table], state: ibis.Table, snapshot
         top_share(lines, frame, "channel", "main_channel", "channel_count"),
         breadth_features(lines, frame),
         campaign_features(tables["campaign_exposures"], orders, frame),
+        # the 90-day web counts: cheaper from the window's events than carried (their
+        # sessions' stretches need the events from 90 days before the state on)
+        web_features(tables["events"], frame),
     ]
     if window_days is not None:  # the gaps of orders leaving a window: not in the state
         parts.append(interpurchase_features(orders, frame))
@@ -204,17 +205,15 @@ def _ts(day: dt.date) -> ibis.Scalar:
     return ibis.literal(dt.datetime.combine(day, dt.time()), type="timestamp")
 
 
-def _deltas(transactions: ibis.Table, events: ibis.Table, periods: Periods,
+def _deltas(transactions: ibis.Table, periods: Periods,
             window_days: int | None, k: int) -> tuple[ibis.Table, ibis.Table]:
     """The state's deltas at period ``k`` of ``periods`` (one row per customer with any),
     from the given rows (customer ids as strings); and the orders first seen at ``k`` per
     customer and calendar year ``_y`` and quarter (``_c1`` ... ``_c4``)."""
     t = transactions.mutate(customer_id=transactions.customer_id.cast("string"))
-    e = events.mutate(customer_id=events.customer_id.cast("string"))
     # materialised: each is read by several delta parts (as in the one pass's chunks)
     lines = purchases.period_lines(t, periods).cache()
     per = purchases.order_periods(lines, periods, window_days).cache()
-    days = web.web_days(e, periods).cache()
     o = per.filter(per._cnt == 1, per._k == k)
     o = o.mutate(_y=o._ot.year().cast("int64"), _qq=o._ot.quarter())
     quarters = {f"_c{q}": o.count(where=o._qq == q) for q in range(1, 5)}
@@ -223,7 +222,6 @@ def _deltas(transactions: ibis.Table, events: ibis.Table, periods: Periods,
     parts = [
         *purchases.order_deltas(per, window_days),
         *purchases.line_deltas(lines, periods, window_days),
-        *web.web_day_deltas(days, periods),
         years.group_by("customer_id").aggregate(
             _k=ibis.literal(k, "int64"),
             **{f"_q{q}": years[f"_c{q}"].sum() for q in range(1, 5)},
@@ -237,7 +235,7 @@ def _deltas(transactions: ibis.Table, events: ibis.Table, periods: Periods,
     u = union_deltas([p.filter(p._k == k) for p in parts], (*MINS, "_dmin"), MAXS)
     cols = [c for c in (*MEASURES, "_dmin") if c in u.columns]
     out = u.select("customer_id", *cols).cache()
-    for table in (lines, per, days):
+    for table in (lines, per):
         table.release()
     return out, years
 

@@ -226,9 +226,8 @@ _V8_SUMMARY_RESULTS = [
 _V9_STATE_MEASURES = (
     "orders_total", "_freq_w", "_paid_w", "_promo_w", "_gross_w", "_qty_w", "_qtyn_w",
     "_freq_12", "_gross_12", "_freq_prev", "_gross_prev", "_ret_w", "_ret_12", "_ret_prev",
-    "_views_90", "_carts_90", "_sess_90", "_cart_sess", "_buy_sess", "_both_sess",
     "_q1", "_q2", "_q3", "_q4", "_dbad1", "_dbad2", "_dbad3", "_dbad4", "_years", "_ndays",
-    "_gap2", "_first", "_first_any", "_last", "_last_visit", "_yc1", "_yc2", "_yc3", "_yc4",
+    "_gap2", "_first", "_first_any", "_last", "_yc1", "_yc2", "_yc3", "_yc4",
 )
 _V9_FEATURE_STATE = [
     "CREATE TABLE IF NOT EXISTS feature_state (\n  snapshot_date DATE NOT NULL, "
