@@ -1,30 +1,35 @@
 """The feature state: the running sums of the one pass at one snapshot, carried to the next.
 
-:func:`segflow.features.snapshot_features` turns transactions and events into integer deltas
-per (customer, period) and sums them over the periods (:mod:`segflow.features._periods`). The
+:func:`segflow.features.snapshot_features` turns transactions into integer deltas per
+(customer, period) and sums them over the periods (:mod:`segflow.features._periods`). The
 running values at snapshot ``s_a`` (before any ratio is derived) are the *feature state*: one
 row per customer, :data:`MEASURES`, all 64-bit integers (money and quantities in millionths,
 days since 1970), so carrying it forward is exact.
 
 The features at a later snapshot ``s_b`` are then the state at ``s_a`` plus the deltas of the
-period ``[s_a, s_b)``, and only these rows produce such deltas (see the two module docstrings
-of the one pass):
+period ``[s_a, s_b)``, and only these transaction rows produce such deltas (see the module
+docstring of :mod:`segflow.features._onepass_purchases`):
 
-* transaction lines and web events of ``[s_a, s_b)`` (entering);
+* lines of ``[s_a, s_b)`` (entering);
 * lines whose day plus 365, 730 or ``window_days`` days falls in ``[s_a, s_b)`` (an order's
   or a return's amount leaving the 12 months, the previous 12 months, the window), and every
   line of an order one of these lines belongs to (an order's time is that of its first line,
-  its amount the sum of all);
-* web events from ``s_a - 90 days`` (a session's or an event's 90-day stretch can end in the
-  period only if its last event is that recent).
+  its amount the sum of all).
 
-:func:`next_state` reads only those rows (time-range filters on ``ts``, which the engine
-prunes; the lines of the touched orders outside those ranges by a semi-join on
-``(customer_id, transaction_id)``), computes their deltas with the one-pass functions on the
-two-snapshot grid ``(s_a, s_b)`` and keeps those of period 2. :func:`state_features` derives
-the features at ``s_b`` from the new state exactly as the one pass does, and takes the other
-columns (``ipt_*``, top category / main channel, groups ``breadth``, ``seasonality``,
-``campaign``, ``attribute``, ``survey``) from the readable per-snapshot functions.
+:func:`next_state` reads only those rows (filters on ``ts``; the lines of the touched orders
+outside those ranges by a semi-join on ``(customer_id, transaction_id)``), computes their
+deltas with the one-pass functions on the two-snapshot grid ``(s_a, s_b)`` and keeps those of
+period 2. Seasonality needs, besides its running sums, the orders per quarter of the current
+calendar year (``_yc*``: the flags of a year change with its own counts); the inter-purchase
+gaps (all history, i.e. without ``window_days``) the number of distinct order days and the
+sum of their squared gaps, plus the gap from the state's last order day to the first new one.
+
+:func:`state_features` derives the features at ``s_b`` from the state exactly as the one pass
+does (groups ``rfm``, ``seasonality``, the order-value columns of ``pattern`` and, without
+``window_days``, ``ipt_*``) and takes the others from the readable per-snapshot functions:
+top category / main channel, groups ``breadth``, ``web`` (its 90-day window is cheaper to
+read again than to carry: a session's stretch needs the events from 90 days before ``s_a``),
+``campaign``, ``attribute`` and ``survey``.
 """
 
 from __future__ import annotations
@@ -81,7 +86,7 @@ def feature_state(tables: Mapping[str, ibis.Table], snapshot: dt.date, *,
     Returns
     -------
     ibis.Table
-        One row per customer id (string) with a transaction line or web event before
+        One row per customer id (string) with a transaction line before
         ``snapshot``: ``customer_id`` and the int64 columns of :data:`MEASURES` (sums 0 when
         the customer has none of those rows; minima and maxima of days null).
     """
