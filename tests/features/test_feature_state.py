@@ -9,11 +9,10 @@ empties), for every consecutive pair of its snapshots, and on the demo data.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 from tests.features._fixture import to_store
-from tests.features.test_snapshot_features import MONEY, S, edge_tables
+from tests.features.test_snapshot_features import S, assert_same_columns, edge_tables
 
 from segflow.features import REQUIRED_TABLES, customer_features
 from segflow.features._state import MEASURES, feature_state, next_state, state_features
@@ -26,17 +25,7 @@ def assert_same(got: pd.DataFrame, want: pd.DataFrame) -> None:
     got = got.sort_values("customer_id", ignore_index=True)
     want = want.sort_values("customer_id", ignore_index=True)
     assert got.customer_id.tolist() == want.customer_id.tolist()
-    for name in got.columns[1:]:
-        g, w = got[name], want[name]
-        if name in MONEY:
-            np.testing.assert_allclose(g.astype(float), w.astype(float), rtol=0, atol=1e-4,
-                                       equal_nan=True, err_msg=name)
-        elif g.dtype.kind == "f" or w.dtype.kind == "f":
-            np.testing.assert_allclose(g.astype(float), w.astype(float), rtol=1e-9,
-                                       atol=1e-12, equal_nan=True, err_msg=name)
-        else:
-            assert [None if pd.isna(v) else v for v in g] == \
-                [None if pd.isna(v) else v for v in w], name
+    assert_same_columns(got, want, got.columns[1:])
 
 
 @pytest.fixture(scope="module")
