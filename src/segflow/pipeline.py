@@ -24,6 +24,7 @@ import pyarrow as pa
 from segflow.config import SchemeSettings, Settings
 from segflow.engine import Engine, connect, snapshot_dates
 from segflow.errors import SegflowError
+from segflow.features._stored_state import write_state
 from segflow.store import CANONICAL_TABLES, Store
 
 #: A progress callback: (stage description, steps done, steps total).
@@ -253,9 +254,10 @@ def run_pipeline(
                 start = time.perf_counter()
                 groups = None if all_features else required_feature_groups(
                     tables, schemes, settings=settings)
-                features, assignments, latest = _features_and_assignments(
+                features, assignments, latest, state = _features_and_assignments(
                     tables, store, schemes, computed, groups=groups, settings=settings,
                     latest=dates[-1] if dates[-1] in computed else None,
+                    previous=dates[-2] if len(dates) > 1 else None,
                 )
                 if latest is not None:
                     notes += _scheme_notes(schemes, latest, assignments, dates[-1])
@@ -264,6 +266,8 @@ def run_pipeline(
                 start = time.perf_counter()
                 written = _write_run(store, eng, schemes, assignments, todo, features,
                                      latest, dates[-1], run_id=run_id, settings=settings)
+                if state is not None:  # the next run's starting point (features._stored_state)
+                    write_state(store, state, dates[-1], settings.rfm.window_days)
                 seconds["write"] = time.perf_counter() - start
                 features.release()
                 start = time.perf_counter()
@@ -318,20 +322,24 @@ def _features_and_assignments(
     groups: set[str] | None,
     settings: Settings,
     latest: dt.date | None,
-) -> tuple[ibis.Table, dict[str, ibis.Table], ibis.Table | None]:
+    previous: dt.date | None = None,
+) -> tuple[ibis.Table, dict[str, ibis.Table], ibis.Table | None, ibis.Table | None]:
     """The long features table of ``computed`` (cached), every scheme's assignments of all
-    those snapshots (lazy) and the latest snapshot's full features (cached), if computed."""
+    those snapshots (lazy), the latest snapshot's full features (cached) and feature state
+    (lazy), if computed; ``previous`` is the snapshot before ``latest``."""
     from segflow.features import customer_features, snapshot_features
+    from segflow.features._state import feature_state
+    from segflow.features._stored_state import latest_features
     from segflow.segments import assign
 
     window = settings.rfm.window_days
     columns = required_feature_columns(tables, schemes, groups, settings=settings)
-    full_latest = None
+    full_latest = state = None
     if latest is not None and computed == [latest]:
-        # One snapshot (one new month): its per-snapshot features, needed in full for
-        # `customer_features` anyway, also feed the assignments (equal to the one pass,
-        # tests/features), instead of a pass over every period's running sums.
-        full_latest = customer_features(tables, latest, window_days=window).cache()
+        # One snapshot (one new month): its features in full (for `customer_features`), from
+        # the stored feature state carried forward or else the per-snapshot definition, also
+        # feed the assignments (equal to the one pass, tests/features).
+        full_latest, state = latest_features(store, tables, latest, previous, window_days=window)
         if columns is None and groups is not None:
             columns = customer_features(tables, latest, window_days=window, groups=groups).columns
         keep = set(full_latest.columns if columns is None else [*columns, "customer_id"])
@@ -350,7 +358,9 @@ def _features_and_assignments(
             full_latest = full_latest.drop("snapshot_date").cache()
         else:
             full_latest = customer_features(tables, latest, window_days=window).cache()
-    return features, assignments, full_latest
+    if latest is not None and state is None:
+        state = feature_state(tables, latest, window_days=window)
+    return features, assignments, full_latest, state
 
 
 def _scheme_notes(

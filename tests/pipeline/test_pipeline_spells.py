@@ -155,8 +155,18 @@ def test_incremental_month_equals_a_full_run_and_reruns_do_not_grow(demo_data, t
     for table in ("customers", "transactions", "events", "campaign_exposures"):
         count = f"SELECT count(*) FROM {table}"
         assert (inc.store.raw.execute(count).fetchone() == full.store.raw.execute(count).fetchone()), table
+    state_at = "SELECT DISTINCT snapshot_date FROM feature_state"
+    assert inc.store.raw.execute(state_at).fetchall() == [(early.snapshot_dates[-1],)]
     late = inc.run()
     assert late.snapshot_dates == first.snapshot_dates
+    # the new month carried the stored feature state forward (features._state): the state
+    # and the latest features equal those computed from all history
+    state = "SELECT * EXCLUDE (state_key) FROM feature_state ORDER BY customer_id"
+    assert inc.store.raw.execute(state).fetchall() == full.store.raw.execute(state).fetchall()
+    latest = "SELECT * FROM customer_features ORDER BY customer_id"
+    pd.testing.assert_frame_equal(inc.store.raw.execute(latest).df(),
+                                  full.store.raw.execute(latest).df(), check_exact=False,
+                                  rtol=1e-9, atol=1e-6)
     # the new month touches the snapshot after it only (data before ts < snapshot)
     assert late.snapshots_computed == [first.snapshot_dates[-1]], late.snapshots_computed
     assert len(early.snapshots_computed) == len(first.snapshot_dates)

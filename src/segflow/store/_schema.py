@@ -217,10 +217,28 @@ _V8_SUMMARY_RESULTS = [
 )""",
 ]
 
+#: Version 9 (issue 10): the feature state, the one pass's running sums per customer at the
+#: latest computed snapshot (:mod:`segflow.features._state`), from which a run computing one
+#: new snapshot derives its features without reading all history. One row per customer;
+#: ``snapshot_date`` and ``state_key`` say what it was computed for (every row the same).
+#: Money and quantities in millionths, days since 1970-01-01. A run replaces the whole table
+#: (its columns are those of the state version it writes, see ``state_key``).
+_V9_STATE_MEASURES = (
+    "orders_total", "_freq_w", "_paid_w", "_promo_w", "_gross_w", "_qty_w", "_qtyn_w",
+    "_freq_12", "_gross_12", "_freq_prev", "_gross_prev", "_ret_w", "_ret_12", "_ret_prev",
+    "_q1", "_q2", "_q3", "_q4", "_dbad1", "_dbad2", "_dbad3", "_dbad4", "_years", "_ndays",
+    "_gap2", "_first", "_first_any", "_last", "_yc1", "_yc2", "_yc3", "_yc4",
+)
+_V9_FEATURE_STATE = [
+    "CREATE TABLE IF NOT EXISTS feature_state (\n  snapshot_date DATE NOT NULL, "
+    "state_key VARCHAR NOT NULL, customer_id VARCHAR NOT NULL,\n  "
+    + ", ".join(f'"{m}" BIGINT' for m in _V9_STATE_MEASURES) + "\n)",
+]
+
 #: Ordered schema migrations; index i holds the statements that bring version i to i+1.
 MIGRATIONS: list[list[str]] = [
     _V1, _V2, _V3_SERVER_AUTH, _V4_EXPORTS_REFRESH, _V5_SPELLS, _V6_SUMMARIES, _V7_MODEL_PARAMS,
-    _V8_SUMMARY_RESULTS,
+    _V8_SUMMARY_RESULTS, _V9_FEATURE_STATE,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,74 @@
+"""The run's use of the stored feature state (table ``feature_state`` of the store).
+
+A run that computes its latest snapshot stores the feature state there
+(:func:`write_state`); a later run that computes only one new snapshot, right after the
+stored one, carries it forward instead of reading all history
+(:func:`latest_features`). A store without the table's rows, or with a state of another
+snapshot or of other settings (:func:`segflow.features._state.state_key`), takes the
+per-snapshot definition instead (same result, more work).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import ibis
+
+from segflow.features._core import customer_features
+from segflow.features._state import MEASURES, next_state, state_features, state_key
+
+
+def stored_state(store: Any, tables: Mapping[str, ibis.Table], snapshot: dt.date,
+                 window_days: int | None) -> ibis.Table | None:
+    """The stored state at ``snapshot`` for ``window_days`` as a table on the backend of
+    ``tables`` (``customer_id`` and :data:`MEASURES`), or None when there is none."""
+    if tables["customers"]._find_backend() is not store.con:
+        return None  # the state is read on the store's own DuckDB only
+    rows = store.raw.execute(
+        "SELECT DISTINCT snapshot_date, state_key FROM feature_state"
+    ).fetchall()
+    if rows != [(snapshot, state_key(window_days))]:
+        return None
+    return store.table("feature_state").select("customer_id", *MEASURES)
+
+
+def latest_features(
+    store: Any, tables: Mapping[str, ibis.Table], latest: dt.date, previous: dt.date | None,
+    *, window_days: int | None,
+) -> tuple[ibis.Table, ibis.Table | None]:
+    """Every feature at ``latest`` (cached) and, when the stored state is at ``previous``,
+    the state carried to ``latest`` (cached; else None: the caller computes it).
+
+    The caller guarantees that no input row before ``previous`` changed since the stored
+    state was written (true when the run computes only ``latest``, see
+    :func:`segflow.pipeline.snapshots_to_compute`)."""
+    prior = None if previous is None else stored_state(store, tables, previous, window_days)
+    if prior is None:
+        return customer_features(tables, latest, window_days=window_days).cache(), None
+    state = next_state(tables, prior, previous, latest, window_days=window_days).cache()
+    return state_features(tables, state, latest, window_days=window_days).cache(), state
+
+
+def write_state(store: Any, state: ibis.Table, snapshot: dt.date,
+                window_days: int | None) -> None:
+    """Replace the stored state by ``state`` (at ``snapshot``), in one transaction; a state
+    computed on another backend than the store's is not stored (the stored one is removed)."""
+    if state._find_backend() is not store.con:
+        with store.transaction() as con:
+            con.execute("DELETE FROM feature_state")
+        return
+    # materialised first: ibis registers the query's in-memory tables (calendars) on
+    # execution, the SQL alone would not find them
+    state = state.select("customer_id", *MEASURES).cache()
+    sql = store.con.compile(state)
+    cols = ", ".join(f'"{m}"' for m in MEASURES)
+    with store.transaction() as con:
+        # replaced whole: a newer state version may carry other measures
+        con.execute(
+            f"CREATE OR REPLACE TABLE feature_state AS SELECT DATE '{snapshot.isoformat()}' "
+            f"AS snapshot_date, '{state_key(window_days)}' AS state_key, customer_id, {cols} "
+            f"FROM ({sql})"
+        )
+    state.release()
