@@ -555,8 +555,9 @@ def _write_run(
     """Merge every scheme's assignments at its snapshots to compute into the stored spells
     and replace ``customer_features`` by the latest snapshot's features, in one transaction.
 
-    On DuckDB the assignments go from the engine into the spells in one INSERT ... SELECT
-    (no rows through Python); on another engine they arrive as Arrow first.
+    On DuckDB the assignments go from the engine into the spells in one INSERT ... SELECT,
+    and the latest features into ``customer_features`` in one CREATE TABLE ... AS SELECT (no
+    rows through Python); on another engine they arrive as Arrow first.
 
     Returns the number of per-snapshot assignment rows computed (customers x snapshots x
     schemes).
@@ -564,7 +565,9 @@ def _write_run(
     from segflow.store._spells import write_spells
 
     sizes = _sizes(features)
-    latest_arrow = latest_features.to_pyarrow() if latest_features is not None else None
+    in_engine = eng.name == "duckdb"  # the engine computes on the store's own connection
+    latest_arrow = (latest_features.to_pyarrow()
+                    if latest_features is not None and not in_engine else None)
     written = 0
     with store.transaction() as con:
         for scheme in schemes:
@@ -581,7 +584,11 @@ def _write_run(
             finally:
                 cleanup()
             written += sum(sizes.get(d, 0) for d in days)
-        if latest_arrow is not None:
+        if latest_features is not None and in_engine:
+            con.execute(f'CREATE OR REPLACE TABLE customer_features AS SELECT *, '
+                        f"DATE '{latest.isoformat()}' AS snapshot_date "
+                        f"FROM ({store.con.compile(latest_features)})")
+        elif latest_arrow is not None:
             n = latest_arrow.num_rows
             rows = latest_arrow.append_column("snapshot_date", pa.array([latest] * n, pa.date32()))
             store.replace("customer_features", rows, con=con)
