@@ -258,7 +258,9 @@ def run_pipeline(
                 seconds["write"] = time.perf_counter() - start
                 features.release()
                 start = time.perf_counter()
-                scored = score_clv(store, tables["transactions"], dates[-1], run_id, notes=notes)
+                kept: dict[str, object] = {}
+                scored = score_clv(store, tables["transactions"], dates[-1], run_id, notes=notes,
+                                   keep=kept)
                 seconds["clv_scores"] = time.perf_counter() - start
 
                 start = time.perf_counter()
@@ -268,7 +270,8 @@ def run_pipeline(
                 changed = {s.name: {*todo.get(s.name, ()), dates[-1]} for s in schemes}
                 write_aggregates(store, run_id, kinds={s.name: s.kind for s in schemes},
                                  changed=None if full else changed,
-                                 campaign_scheme=campaign_scheme([s.name for s in schemes]))
+                                 campaign_scheme=campaign_scheme([s.name for s in schemes]),
+                                 clv_triples=kept.get("btyd_triples"))
                 seconds["aggregates"] = time.perf_counter() - start
             else:
                 from segflow.summaries import add_missing_results, campaign_scheme
@@ -470,6 +473,7 @@ def score_clv(
     *,
     notes: list[str] | None = None,
     sink: Callable[[ibis.Table, str], int] | None = None,
+    keep: dict[str, object] | None = None,
 ) -> int:
     """Fit BG/NBD and Gamma-Gamma on all history before ``snapshot`` (weekly time unit) and
     write each customer's P(alive), expected purchases and 52-week revenue CLV (10 % a year
@@ -483,6 +487,10 @@ def score_clv(
     ``sink(scores, model_document)``, when given, stores the scores (an Ibis table on the
     engine of ``transactions``) and returns the rows written, in place of ``store``
     (``segflow.warehouse`` writes them to the Spark warehouse this way).
+
+    ``keep``, when given, receives ``keep["btyd_triples"] = (snapshot, triples)``: the
+    distinct (x, t_x, T) of the summary with their ``count`` (:func:`segflow.models.compress`),
+    which the CLV diagnostics read too (``write_aggregates(clv_triples=...)``).
     """
     from segflow.models import (
         BetaGeoModel,
@@ -499,7 +507,10 @@ def score_clv(
         warnings.simplefilter("always")
         try:
             summary = btyd_summary(transactions, calibration_end=snapshot, time_unit="W").cache()
-            model = BetaGeoModel().fit(compress(summary))
+            triples = compress(summary)
+            if keep is not None:
+                keep["btyd_triples"] = (snapshot, triples)
+            model = BetaGeoModel().fit(triples)
             if getattr(model, "n_zero_T_", 0):
                 warnings.warn(f"CLV: {model.n_zero_T_} customers with their first purchase on "
                               "the last day before the snapshot are left out of the fit and "

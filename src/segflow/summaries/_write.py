@@ -261,7 +261,8 @@ def profile_summary(store: Store, scheme: str, *, rule_based: bool) -> tuple[pd.
 def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None = None,
                      kinds: dict[str, str] | None = None, audit: bool = True,
                      changed: Mapping[str, Collection[dt.date]] | None = None,
-                     results: bool = True, campaign_scheme: str | None = None) -> dict[str, int]:
+                     results: bool = True, campaign_scheme: str | None = None,
+                     clv_triples: tuple[dt.date, pd.DataFrame] | None = None) -> dict[str, int]:
     """Compute the report's aggregates from the store and replace the stored ones, in one
     transaction: ``summary_segments``, ``summary_transitions``, ``summary_profiles`` (with
     the per-segment names and distinguishing features in ``summary_profile_segments``) and
@@ -300,6 +301,10 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
     campaign_scheme : str, optional
         The scheme of the campaign read-outs (default: ``lifecycle`` when summarised, else
         the first scheme).
+    clv_triples : (date, DataFrame), optional
+        The distinct (x, t_x, T) triples with ``count`` of the BTYD summary at that snapshot,
+        as the run's CLV stage computed them (``score_clv(keep=...)``): the CLV diagnostics
+        at that snapshot read them instead of summarising the transactions again.
 
     Returns
     -------
@@ -342,7 +347,8 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
         if campaign_scheme is None and schemes:
             campaign_scheme = "lifecycle" if "lifecycle" in schemes else schemes[0]
         documents = result_documents(store, campaign_scheme=campaign_scheme,
-                                     names=tuple(n for n in RESULTS if n != "forecasts"))
+                                     names=tuple(n for n in RESULTS if n != "forecasts"),
+                                     clv_triples=clv_triples)
     written: dict[str, int] = {}
     with store.transaction() as con:
         if documents:
