@@ -303,8 +303,10 @@ def ending_transitions(spells: ibis.Table, latest: ibis.Table, amounts: ibis.Tab
         bx = bx.group_by("si", "p_from", "f", "t").agg(r_before=bx.r_before.sum()).execute()
     finally:
         s.release()
-    # the to segments' totals and the revenue of their customers before each F
+    # the to segments' totals and the revenue of their customers before each F (the amounts
+    # grouped by every scheme's to segment at once: a small table)
     la = lt.join(amounts, lt.k == amounts.k)
+    la = la.group_by(*[f"g{i}" for i in range(n)], "be").agg(amount=la.amount.sum()).cache()
     totals, before_to = [], []
     for i in range(n):
         g = lt[f"g{i}"]
@@ -315,8 +317,11 @@ def ending_transitions(spells: ibis.Table, latest: ibis.Table, amounts: ibis.Tab
             amount=part.amount.sum())
         j = part.join(pv, (part.si == pv.p_si) & (part.be <= pv.p_from))
         before_to.append(j.group_by("si", "p_from", "t").agg(r_before=j.amount.sum()))
-    totals_df = ibis.union(*totals).execute()
-    before_df = ibis.union(*before_to).execute()
+    try:
+        totals_df = ibis.union(*totals).execute()
+        before_df = ibis.union(*before_to).execute()
+    finally:
+        la.release()
     return _ending_cells(cx, bx, totals_df, before_df, rows, code_table, schemes, last)
 
 

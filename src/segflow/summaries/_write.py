@@ -436,13 +436,14 @@ def _latest_rows(store: Store, schemes: Sequence[str], plan: dict[str, _Plan], n
     transactions = store.table("transactions")
     states = _cells.states(rows, revenue_at_snapshots(transactions, [latest]), _scores(store), keyed,
                            len(schemes), [latest]).cache()
+    amounts = _cells.bucket_amounts(transactions, keyed, needed).cache()  # read by several queries
     try:
         seg = _cells.segment_rows(states, code_table, schemes, {s: plan[s].dates for s in schemes})
-        tr = _cells.ending_transitions(_cells.spell_codes(spells, keyed, coded), states,
-                                       _cells.bucket_amounts(transactions, keyed, needed), code_table,
-                                       schemes, {s: plan[s].pairs for s in schemes})
+        tr = _cells.ending_transitions(_cells.spell_codes(spells, keyed, coded), states, amounts,
+                                       code_table, schemes, {s: plan[s].pairs for s in schemes})
     finally:
         states.release()
+        amounts.release()
     return seg, tr
 
 
