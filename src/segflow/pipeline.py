@@ -271,7 +271,9 @@ def run_pipeline(
                 seconds["write"] = time.perf_counter() - start
                 features.release()
                 start = time.perf_counter()
-                scored = score_clv(store, tables["transactions"], dates[-1], run_id, notes=notes)
+                kept: dict[str, object] = {}
+                scored = score_clv(store, tables["transactions"], dates[-1], run_id, notes=notes,
+                                   keep=kept)
                 seconds["clv_scores"] = time.perf_counter() - start
 
                 start = time.perf_counter()
@@ -281,7 +283,8 @@ def run_pipeline(
                 changed = {s.name: {*todo.get(s.name, ()), dates[-1]} for s in schemes}
                 write_aggregates(store, run_id, kinds={s.name: s.kind for s in schemes},
                                  changed=None if full else changed,
-                                 campaign_scheme=campaign_scheme([s.name for s in schemes]))
+                                 campaign_scheme=campaign_scheme([s.name for s in schemes]),
+                                 clv_triples=kept.get("btyd_triples"))
                 seconds["aggregates"] = time.perf_counter() - start
             else:
                 from segflow.summaries import add_missing_results, campaign_scheme
@@ -489,6 +492,7 @@ def score_clv(
     *,
     notes: list[str] | None = None,
     sink: Callable[[ibis.Table, str], int] | None = None,
+    keep: dict[str, object] | None = None,
 ) -> int:
     """Fit BG/NBD and Gamma-Gamma on all history before ``snapshot`` (weekly time unit) and
     write each customer's P(alive), expected purchases and 52-week revenue CLV (10 % a year
@@ -502,6 +506,10 @@ def score_clv(
     ``sink(scores, model_document)``, when given, stores the scores (an Ibis table on the
     engine of ``transactions``) and returns the rows written, in place of ``store``
     (``segflow.warehouse`` writes them to the Spark warehouse this way).
+
+    ``keep``, when given, receives ``keep["btyd_triples"] = (snapshot, triples)``: the
+    distinct (x, t_x, T) of the summary with their ``count`` (:func:`segflow.models.compress`),
+    which the CLV diagnostics read too (``write_aggregates(clv_triples=...)``).
     """
     from segflow.models import (
         BetaGeoModel,
@@ -518,7 +526,10 @@ def score_clv(
         warnings.simplefilter("always")
         try:
             summary = btyd_summary(transactions, calibration_end=snapshot, time_unit="W").cache()
-            model = BetaGeoModel().fit(compress(summary))
+            triples = compress(summary)
+            if keep is not None:
+                keep["btyd_triples"] = (snapshot, triples)
+            model = BetaGeoModel().fit(triples)
             if getattr(model, "n_zero_T_", 0):
                 warnings.warn(f"CLV: {model.n_zero_T_} customers with their first purchase on "
                               "the last day before the snapshot are left out of the fit and "
@@ -574,8 +585,9 @@ def _write_run(
     """Merge every scheme's assignments at its snapshots to compute into the stored spells
     and replace ``customer_features`` by the latest snapshot's features, in one transaction.
 
-    On DuckDB the assignments go from the engine into the spells in one INSERT ... SELECT
-    (no rows through Python); on another engine they arrive as Arrow first.
+    On DuckDB the assignments go from the engine into the spells in one INSERT ... SELECT,
+    and the latest features into ``customer_features`` in one CREATE TABLE ... AS SELECT (no
+    rows through Python); on another engine they arrive as Arrow first.
 
     Returns the number of per-snapshot assignment rows computed (customers x snapshots x
     schemes).
@@ -583,7 +595,9 @@ def _write_run(
     from segflow.store._spells import write_spells
 
     sizes = _sizes(features)
-    latest_arrow = latest_features.to_pyarrow() if latest_features is not None else None
+    in_engine = eng.name == "duckdb"  # the engine computes on the store's own connection
+    latest_arrow = (latest_features.to_pyarrow()
+                    if latest_features is not None and not in_engine else None)
     written = 0
     with store.transaction() as con:
         for scheme in schemes:
@@ -600,7 +614,11 @@ def _write_run(
             finally:
                 cleanup()
             written += sum(sizes.get(d, 0) for d in days)
-        if latest_arrow is not None:
+        if latest_features is not None and in_engine:
+            con.execute(f'CREATE OR REPLACE TABLE customer_features AS SELECT *, '
+                        f"DATE '{latest.isoformat()}' AS snapshot_date "
+                        f"FROM ({store.con.compile(latest_features)})")
+        elif latest_arrow is not None:
             n = latest_arrow.num_rows
             rows = latest_arrow.append_column("snapshot_date", pa.array([latest] * n, pa.date32()))
             store.replace("customer_features", rows, con=con)

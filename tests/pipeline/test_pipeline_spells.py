@@ -67,6 +67,29 @@ def test_spells_merged_in_steps_expand_to_the_per_snapshot_rows(seed):
     assert adjacent == 0
 
 
+def test_one_new_snapshot_at_a_time_gives_the_general_merge_s_spells(monkeypatch):
+    """The fast path of a snapshot after every stored one (close, extend or open spells in
+    place) writes the same spells, run ids included, as the general merge of the stretch."""
+    import segflow.store._spells as spells_module
+
+    def stepwise(frame: pd.DataFrame) -> list[tuple]:
+        store = Store(":memory:")
+        for i, d in enumerate(sorted(frame["snapshot_date"].unique())):
+            _write(store, frame, [d], f"r{i}")
+        return store.raw.execute("SELECT * FROM segment_spells ORDER BY ALL").fetchall()
+
+    frames = [_random_history(seed) for seed in (4, 5)]
+    used = []
+    real = spells_module._append_snapshot
+    monkeypatch.setattr(spells_module, "_append_snapshot",
+                        lambda *a, **k: used.append(real(*a, **k)) or used[-1])
+    fast = [stepwise(f) for f in frames]
+    assert sum(n is not None for n in used) == 2 * (9 - 1)  # every snapshot but the first
+    monkeypatch.setattr(spells_module, "_append_snapshot", lambda *a, **k: None)
+    assert fast == [stepwise(f) for f in frames]
+    assert {r[-1] for r in fast[0]} > {"r0", "r8"}  # extended spells carry the last run
+
+
 def test_a_version_4_store_migrates_its_assignments_into_spells(tmp_path):
     path = tmp_path / "old.duckdb"
     frame = _random_history(5)

@@ -112,3 +112,36 @@ def test_transition_rows_equal_a_pandas_outer_merge(computed):
     # c2 of scheme a: absent at D2, back at D3 in "hi" with rank 3 -> counted in (new) -> hi
     cell = tr[(tr.scheme == "a") & (tr.from_date == D2) & (tr.to_date == D3) & (tr.from_segment == NEW)]
     assert cell["customers"].sum() == 1 and cell["revenue"].iloc[0] == pytest.approx(4.5)
+
+
+def test_transitions_ending_at_the_latest_from_spells_equal_those_from_states(computed):
+    """ending_transitions (change rows + per-bucket amounts, the new-month path) gives the
+    rows of transition_rows for the pairs ending at D3."""
+    from segflow.store._spells import spells
+    from segflow.summaries import _cells
+
+    a, rv, sc, _, tr = computed
+    con = ibis.duckdb.connect()
+    rows = con.create_table("rows", a.assign(scheme_version="1"))
+    snaps = con.create_table("snaps", a[["scheme", "snapshot_date"]].drop_duplicates())
+    sp = con.create_table("sp", spells(rows, snaps).execute())
+    # the amounts per bucket: differences of the revenue before consecutive snapshots
+    wide = rv.pivot(index="customer_id", columns="snapshot_date", values="revenue_all_time")
+    wide = wide[[D1, D2, D3]].ffill(axis=1).fillna(0.0)
+    steps = wide.diff(axis=1).fillna(wide)
+    amounts = steps.stack().rename("amount").reset_index().rename(columns={"snapshot_date": "be"})
+    keyed = _cells.keys(sp).cache()
+    coded = _cells.codes(sp, SCHEMES).cache()
+    table = coded.execute()
+    am = con.create_table("am", amounts).join(keyed, "customer_id").select("k", "be", "amount")
+    latest = _cells.states(_cells.coded_spells(sp, snaps, keyed, coded, [D3]),
+                           con.create_table("rv", rv), con.create_table("sc", sc), keyed,
+                           len(SCHEMES), [D3]).cache()
+    pairs = {"a": [(D1, D3), (D2, D3)], "b": [(D2, D3)]}
+    got = _cells.ending_transitions(_cells.spell_codes(sp, keyed, coded), latest, am, table,
+                                    SCHEMES, pairs)
+    want = tr[tr.to_date == D3].reset_index(drop=True)
+    assert len(got) == len(want) == 11
+    cols = ["scheme", "from_date", "to_date", "from_segment", "to_segment", "customers",
+            "from_rank", "to_rank", "revenue", "revenue_12m", "clv"]
+    pd.testing.assert_frame_equal(got[cols], want[cols], check_dtype=False, atol=1e-12)

@@ -186,26 +186,28 @@ def write_scores(
     Returns rows written.
 
     When ``scores`` is an expression on the store's own DuckDB connection (``segflow run``),
-    the rows go from the engine into the table (materialised there once, then INSERT ...
-    SELECT); otherwise they arrive as Arrow."""
-    long = scores_long(scores, snapshot_date=snapshot_date, model=model, run_id=run_id)
+    the rows go from the engine into the table (the per-customer scores materialised there
+    once, then one INSERT ... SELECT makes them long); otherwise they arrive as Arrow."""
     con_of_store = getattr(store, "con", None)
     try:
-        same = con_of_store is not None and long._find_backend() is con_of_store
+        same = con_of_store is not None and scores._find_backend() is con_of_store
     except Exception:  # noqa: BLE001 - an expression of several backends: the Arrow path
         same = False
     if same:
-        cached = long.cache()
+        # the per-customer scores materialised once (their inputs include in-memory tables
+        # the SQL cannot name), then turned long inside the INSERT
+        cached = scores.cache()
         try:
-            name = cached.get_name()
+            long = scores_long(cached, snapshot_date=snapshot_date, model=model, run_id=run_id)
             cols = ", ".join(f'"{c}"' for c in long.columns)
             with store.transaction() as con:
                 con.execute("DELETE FROM customer_scores WHERE snapshot_date = ? AND model = ?",
                             [snapshot_date, model])
-                con.execute(f'INSERT INTO customer_scores ({cols}) SELECT {cols} FROM {name}')
-                return int(con.execute(f'SELECT count(*) FROM {name}').fetchone()[0])
+                return int(con.execute(f"INSERT INTO customer_scores ({cols}) SELECT {cols} "
+                                       f"FROM ({con_of_store.compile(long)})").fetchone()[0])
         finally:
             cached.release()
+    long = scores_long(scores, snapshot_date=snapshot_date, model=model, run_id=run_id)
     rows = long.to_pyarrow()
     with store.transaction() as con:
         con.execute(

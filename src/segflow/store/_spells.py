@@ -177,6 +177,12 @@ def write_spells(
     todo = sorted(set(snapshots))
     if not todo:
         return 0
+    if len(todo) == 1:
+        appended = _append_snapshot(con, scheme=scheme, scheme_version=scheme_version,
+                                    source=source, day=todo[0], run_id=run_id)
+        if appended is not None:
+            _record_snapshots(con, scheme, scheme_version, todo, settings_key, run_id)
+            return appended
     con.execute("CREATE OR REPLACE TEMP TABLE _spell_todo (snapshot_date DATE)")
     con.executemany("INSERT INTO _spell_todo VALUES (?)", [[d] for d in todo])
     prev = con.execute(
@@ -235,19 +241,64 @@ def write_spells(
         con.execute(delete, params)
         con.execute("INSERT INTO segment_spells SELECT * FROM _spell_new")
         written = int(con.execute("SELECT count(*) FROM _spell_new").fetchone()[0])
-    con.execute(
-        "DELETE FROM segment_snapshots WHERE scheme = ? AND snapshot_date IN "
-        "(SELECT snapshot_date FROM _spell_todo)",
-        [scheme],
-    )
-    con.execute(
-        "INSERT INTO segment_snapshots SELECT ?, ?, snapshot_date, ?, ?, now()::TIMESTAMP "
-        "FROM _spell_todo",
-        [scheme, scheme_version, settings_key, run_id],
-    )
+    _record_snapshots(con, scheme, scheme_version, todo, settings_key, run_id)
     for temp in ("_spell_todo", "_spell_snaps", "_spell_rows", "_spell_new"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
     return written
+
+
+def _record_snapshots(con: duckdb.DuckDBPyConnection, scheme: str, scheme_version: str,
+                      todo: Sequence[dt.date], settings_key: str | None, run_id: str) -> None:
+    """``segment_snapshots``: the snapshots ``todo`` of ``scheme`` replaced by this run's."""
+    con.execute("DELETE FROM segment_snapshots WHERE scheme = ? AND snapshot_date IN "
+                "(SELECT unnest(?::DATE[]))", [scheme, list(todo)])
+    con.execute("INSERT INTO segment_snapshots SELECT ?, ?, unnest(?::DATE[]), ?, ?, now()::TIMESTAMP",
+                [scheme, scheme_version, list(todo), settings_key, run_id])
+
+
+def _append_snapshot(con: duckdb.DuckDBPyConnection, *, scheme: str, scheme_version: str,
+                     source: str, day: dt.date, run_id: str) -> int | None:
+    """:func:`write_spells` of one snapshot ``day`` after every stored snapshot of ``scheme``
+    (one new month), when there is a stored one: the open spells whose customer has the same
+    segment, rank and version at ``day`` stay open (their ``run_id`` becomes ``run_id``: that of
+    their last row), the other open spells close at ``day``, and the other rows open new
+    spells; nothing else is read or rewritten. The same spells as the general merge; ``None``
+    (nothing done) when ``day`` is not after every stored snapshot or none is stored.
+    Returns the spells written (closed, extended and opened)."""
+    prev, later = con.execute(
+        "SELECT max(snapshot_date) FILTER (WHERE snapshot_date < $day), "
+        "count(*) FILTER (WHERE snapshot_date >= $day) FROM segment_snapshots WHERE scheme = $scheme",
+        {"scheme": scheme, "day": day}).fetchone()
+    if prev is None or later:
+        return None
+    # the new rows, each with whether its customer's open spell goes on (same segment, rank
+    # and version); a spell open at the last stored snapshot is one with no end
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _spell_add AS
+        SELECT n.customer_id, n.segment, n.segment_rank,
+               coalesce(o.segment = n.segment AND o.segment_rank IS NOT DISTINCT FROM n.segment_rank
+                        AND o.scheme_version IS NOT DISTINCT FROM $version, false) AS goes_on
+        FROM (SELECT CAST(customer_id AS VARCHAR) AS customer_id, CAST(segment AS VARCHAR) AS segment,
+                     CAST(segment_rank AS INTEGER) AS segment_rank
+              FROM {source} WHERE CAST(snapshot_date AS DATE) = $day) AS n
+        LEFT JOIN (SELECT customer_id, segment, segment_rank, scheme_version FROM segment_spells
+                   WHERE scheme = $scheme AND valid_to IS NULL) AS o USING (customer_id)""",
+        {"scheme": scheme, "version": scheme_version, "day": day})
+    closed = con.execute(
+        """UPDATE segment_spells SET valid_to = $day WHERE scheme = $scheme AND valid_to IS NULL
+        AND customer_id NOT IN (SELECT customer_id FROM _spell_add WHERE goes_on)""",
+        {"scheme": scheme, "day": day}).fetchone()[0]
+    extended = con.execute(
+        """UPDATE segment_spells AS sp SET run_id = $run FROM _spell_add AS n
+        WHERE sp.scheme = $scheme AND sp.valid_to IS NULL AND n.goes_on
+          AND sp.customer_id = n.customer_id""",
+        {"scheme": scheme, "run": run_id}).fetchone()[0]
+    opened = con.execute(
+        """INSERT INTO segment_spells SELECT $scheme, $version, customer_id, segment, segment_rank,
+        $day, NULL, $run FROM _spell_add WHERE NOT goes_on""",
+        {"scheme": scheme, "version": scheme_version, "day": day, "run": run_id}).fetchone()[0]
+    con.execute("DROP TABLE _spell_add")
+    return int(closed) + int(extended) + int(opened)
 
 
 def append_assignments(con: duckdb.DuckDBPyConnection, view: str) -> int:

@@ -76,17 +76,37 @@ def coded_spells(spells: ibis.Table, snapshots: ibis.Table, keyed: ibis.Table, c
     holds at every computed snapshot of ``segment_snapshots`` from ``valid_from`` up to
     ``valid_to``, as the view ``segment_assignments`` says), keyed and coded before they are
     expanded to snapshots (a few rows per customer instead of one per snapshot)."""
-    sp = spells.join(keyed, spells.customer_id == keyed.customer_id).select(
-        "scheme", "segment", "segment_rank", "valid_from", "k",
-        valid_to=spells.valid_to.fill_null(ibis.date(9999, 12, 31))).view()
-    sp = sp.join(coded, (sp.scheme == coded.scheme) & (sp.segment == coded.segment)
-                 & sp.segment_rank.identical_to(coded.segment_rank)).select(
-        "scheme", "valid_from", "valid_to", "k", "si", "g").view()
+    sp = spell_codes(spells, keyed, coded)
     snaps = snapshots.filter(snapshots.snapshot_date.isin(_dates(days))).select(
         s_scheme="scheme", snapshot_date="snapshot_date")
     j = sp.join(snaps, (snaps.s_scheme == sp.scheme) & (snaps.snapshot_date >= sp.valid_from)
                 & (snaps.snapshot_date < sp.valid_to))
     return j.select("snapshot_date", "k", "si", "g")
+
+
+def spell_codes(spells: ibis.Table, keyed: ibis.Table, coded: ibis.Table) -> ibis.Table:
+    """The change rows keyed and coded: ``scheme, valid_from, valid_to`` (an open spell ends
+    9999-12-31), ``k, si, g``."""
+    sp = spells.join(keyed, spells.customer_id == keyed.customer_id).select(
+        "scheme", "segment", "segment_rank", "valid_from", "k",
+        valid_to=spells.valid_to.fill_null(ibis.date(9999, 12, 31))).view()
+    return sp.join(coded, (sp.scheme == coded.scheme) & (sp.segment == coded.segment)
+                   & sp.segment_rank.identical_to(coded.segment_rank)).select(
+        "scheme", "valid_from", "valid_to", "k", "si", "g").view()
+
+
+def bucket_amounts(transactions: ibis.Table, keyed: ibis.Table, days: Sequence[dt.date]) -> ibis.Table:
+    """``k, be, amount``: per customer key, the net amount (float64, currency units) of the
+    lines with ``ts`` before the last of ``days``, by ``be``, the first day of ``days`` after
+    ``ts`` (so the revenue before a day ``F`` of ``days`` is the sum over ``be <= F``).
+    Anonymous lines and customers outside ``keyed`` are left out."""
+    d = sorted(set(days))
+    t = transactions.filter(transactions.customer_id.notnull(),
+                            transactions.ts < ibis.timestamp(dt.datetime.combine(d[-1], dt.time())))
+    t = t.join(keyed, t.customer_id == keyed.customer_id)
+    be = ibis.cases(*[(t.ts < ibis.timestamp(dt.datetime.combine(x, dt.time())), ibis.literal(x, "date"))
+                      for x in d])
+    return t.group_by(k=t.k, be=be).agg(amount=t.amount.cast("float64").sum())
 
 
 def states(a: ibis.Table, revenue: ibis.Table, scores: ibis.Table, keyed: ibis.Table,
@@ -219,6 +239,12 @@ def transition_rows(st: ibis.Table, code_table: pd.DataFrame, schemes: Sequence[
     out["scheme"] = [schemes[i] for i in out["si"]]
     out["from_date"] = [every[i][0] for i in out["pair"]]
     out["to_date"] = [every[i][1] for i in out["pair"]]
+    return _one_row_per_cell(out)
+
+
+def _one_row_per_cell(out: pd.DataFrame) -> pd.DataFrame:
+    """Transition rows with one row per cell (a segment with customers of several ranks is
+    one cell with the smallest), null sums as 0, sorted; helper columns dropped."""
     by = ["scheme", "from_date", "to_date", "from_segment", "to_segment"]
     sums = ["revenue", "revenue_12m", "clv"]
     if out.duplicated(by).any():  # a segment with customers of several ranks: one cell
@@ -226,4 +252,111 @@ def transition_rows(st: ibis.Table, code_table: pd.DataFrame, schemes: Sequence[
             from_rank=("from_rank", "min"), to_rank=("to_rank", "min"),
             customers=("customers", "sum"), **{c: (c, "sum") for c in sums})
     out[sums] = out[sums].fillna(0.0)
-    return out.drop(columns=["si", "pair"], errors="ignore").sort_values(by, ignore_index=True)
+    cols = ["scheme", "from_date", "to_date", "from_segment", "to_segment", "from_rank", "to_rank",
+            "customers", *sums]
+    return out[cols].sort_values(by, ignore_index=True)
+
+
+def ending_transitions(spells: ibis.Table, latest: ibis.Table, amounts: ibis.Table,
+                       code_table: pd.DataFrame, schemes: Sequence[str],
+                       pairs: Mapping[str, Sequence[tuple[dt.date, dt.date]]]) -> pd.DataFrame:
+    """:func:`transition_rows` of pairs that all end at the latest snapshot ``L``, from the
+    change rows instead of every snapshot's states: the same rows (up to the order of double
+    sums) with work proportional to spells, not customers x snapshots.
+
+    Each customer's "to" side is one row of ``latest`` (:func:`states` at ``L``: ``k, g0 ..
+    g{n-1}, r_all, r_12, clv``); the "from" side at a snapshot ``F < L`` is the spell covering
+    ``F``. So spells joined with ``latest`` and grouped by (scheme, from code, to code,
+    valid_from, valid_to) give the cells of every pair at once once expanded to the ``F`` in
+    each group's range (a small table). The revenue between ``F`` and ``L`` is the to-side
+    revenue minus the revenue before ``F``, which is the sum of ``amounts`` (``k, be, amount``:
+    a customer's net amount per bucket of transactions before ``be``, the first snapshot after
+    them) with ``be <= F``: per spell, an amount counts for every ``F`` from ``max(valid_from,
+    be)`` on. Customers with no spell at ``F`` and a segment at ``L`` (``(new)``) are the
+    customers of the to segment minus those with a spell at ``F``.
+
+    ``spells``: ``si, k, g, valid_from, valid_to`` (open end: 9999-12-31), every scheme's
+    spells keyed and coded (:func:`coded_spells` before expansion).
+    """
+    n = len(schemes)
+    rows = [(i, f) for i, s in enumerate(schemes) for f, _t in pairs.get(s, ())]
+    if not rows:
+        return pd.DataFrame()
+    p = ibis.memtable(pa.table({"p_si": pa.array([r[0] for r in rows], pa.int64()),
+                                "p_from": pa.array([r[1] for r in rows], pa.date32())}))
+    last = max(t for x in schemes for _f, t in pairs.get(x, ()))
+    lt = latest.view()
+    early = spells.filter(spells.valid_from < ibis.literal(last, "date"))  # a from side: F < L
+    s = early.left_join(lt, early.k == lt.k)
+    s = s.select(si=s.si, k=s.k, f=s.g, valid_from=s.valid_from, valid_to=s.valid_to,
+                 t=ibis.cases(*[(s.si == i, s[f"g{i}"]) for i in range(n)]),
+                 t_all=s.r_all, t_12=s.r_12, t_clv=s.clv).cache()
+    try:
+        cells = s.group_by("si", "f", "t", "valid_from", "valid_to").agg(
+            customers=_.count(), t_all=_.t_all.sum(), t_12=_.t_12.sum(), t_clv=_.t_clv.sum())
+        a = amounts.view()
+        m = s.join(a, (s.k == a.k) & (a.be < s.valid_to))
+        before = m.group_by(si=m.si, f=m.f, t=m.t, lo=ibis.greatest(m.valid_from, m.be),
+                            valid_to=m.valid_to).agg(r_before=m.amount.sum())
+        cx = cells.join(p, (cells.si == p.p_si) & (cells.valid_from <= p.p_from)
+                        & (p.p_from < cells.valid_to))
+        cx = cx.group_by("si", "p_from", "f", "t").agg(
+            customers=cx.customers.sum(), t_all=cx.t_all.sum(), t_12=cx.t_12.sum(),
+            t_clv=cx.t_clv.sum()).execute()
+        pv = p.view()
+        bx = before.join(pv, (before.si == pv.p_si) & (before.lo <= pv.p_from)
+                         & (pv.p_from < before.valid_to))
+        bx = bx.group_by("si", "p_from", "f", "t").agg(r_before=bx.r_before.sum()).execute()
+    finally:
+        s.release()
+    # the to segments' totals and the revenue of their customers before each F (the amounts
+    # grouped by every scheme's to segment at once: a small table)
+    la = lt.join(amounts, lt.k == amounts.k)
+    la = la.group_by(*[f"g{i}" for i in range(n)], "be").agg(amount=la.amount.sum()).cache()
+    totals, before_to = [], []
+    for i in range(n):
+        g = lt[f"g{i}"]
+        totals.append(lt.filter(g.notnull()).group_by(si=ibis.literal(i, "int64"), t=g).agg(
+            customers=_.count(), t_all=_.r_all.sum(), t_12=_.r_12.sum(), t_clv=_.clv.sum()))
+        part = la.filter(la[f"g{i}"].notnull())
+        part = part.group_by(si=ibis.literal(i, "int64"), t=part[f"g{i}"], be=part.be).agg(
+            amount=part.amount.sum())
+        j = part.join(pv, (part.si == pv.p_si) & (part.be <= pv.p_from))
+        before_to.append(j.group_by("si", "p_from", "t").agg(r_before=j.amount.sum()))
+    try:
+        totals_df = ibis.union(*totals).execute()
+        before_df = ibis.union(*before_to).execute()
+    finally:
+        la.release()
+    return _ending_cells(cx, bx, totals_df, before_df, rows, code_table, schemes, last)
+
+
+def _ending_cells(cx: pd.DataFrame, bx: pd.DataFrame, totals: pd.DataFrame, before_to: pd.DataFrame,
+                  rows: list[tuple[int, dt.date]], code_table: pd.DataFrame,
+                  schemes: Sequence[str], latest: dt.date) -> pd.DataFrame:
+    """The cells of :func:`ending_transitions` from its small grouped tables (pandas)."""
+    key = ["si", "p_from", "f", "t"]
+    for frame in (cx, bx, before_to):
+        frame["p_from"] = pd.to_datetime(frame["p_from"]).dt.date
+    spelled = cx.merge(bx, on=key, how="outer")
+    sums = ["customers", "t_all", "t_12", "t_clv", "r_before"]
+    spelled[sums] = spelled[sums].fillna(0.0)
+    # (new): every customer of the to segment minus those with a spell at F
+    grid = pd.DataFrame(rows, columns=["si", "p_from"]).merge(totals, on="si")
+    grid = grid.merge(before_to, on=["si", "p_from", "t"], how="left")
+    covered = spelled[spelled["t"].notnull()].groupby(["si", "p_from", "t"], as_index=False)[sums].sum()
+    new = grid.merge(covered, on=["si", "p_from", "t"], how="left", suffixes=("", "_c"))
+    new[sums] = new[sums].fillna(0.0)
+    for c in sums:
+        new[c] = new[c] - new[f"{c}_c"].fillna(0.0)
+    new = new[new["customers"] > 0].assign(f=pd.NA)[key + sums]
+    out = pd.concat([spelled[key + sums], new], ignore_index=True)
+    out["customers"] = out["customers"].astype("int64")
+    out["revenue"] = out["t_all"] - out["r_before"]
+    out = out.rename(columns={"t_12": "revenue_12m", "t_clv": "clv"})
+    out = _named(out, code_table, "f", "from_segment", "from_rank", NEW)
+    out = _named(out, code_table, "t", "to_segment", "to_rank", GONE)
+    out["scheme"] = [schemes[i] for i in out["si"]]
+    out["from_date"] = out["p_from"]
+    out["to_date"] = latest
+    return _one_row_per_cell(out)

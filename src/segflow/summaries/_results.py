@@ -116,14 +116,16 @@ def dumps(doc: Any) -> str:
 # -- computing ---------------------------------------------------------------------------
 def clv_diagnostics_document(
     transactions: ibis.Table, snapshot: dt.date, *, holdout_weeks: int = HOLDOUT_WEEKS,
-    model: Any = None,
+    model: Any = None, triples: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """The CLV diagnostics at ``snapshot`` (see the module notes): two BTYD summaries of the
     transactions (all history before ``snapshot``; and up to ``holdout_weeks`` before it with
     those weeks held out), the holdout refit and its tracking and decile tables.
 
     ``model``: the fitted BG/NBD of the snapshot (the run's, from ``model_params``); fitted
-    here on all history when None.
+    here on all history when None. ``triples``: the compressed summary of all history before
+    ``snapshot`` (:func:`segflow.models.compress`: ``x, t_x, T, count``) when the caller has
+    it (the run's CLV stage); computed here when None.
 
     Raises
     ------
@@ -132,7 +134,8 @@ def clv_diagnostics_document(
     """
     from segflow.models import BetaGeoModel, btyd_summary, compress, validate_holdout
 
-    full = compress(btyd_summary(transactions, calibration_end=snapshot, time_unit="W", warn=False))
+    full = triples if triples is not None else compress(
+        btyd_summary(transactions, calibration_end=snapshot, time_unit="W", warn=False))
     if model is None:
         model = BetaGeoModel().fit(full[full["T"] > 0])
     weights = full["count"]
@@ -293,12 +296,16 @@ def _saved_model(store: Store, snapshot: dt.date) -> Any:
 
 
 def result_documents(store: Store, *, campaign_scheme: str | None, names: tuple[str, ...] = RESULTS,
-                     schemes: list[str] | None = None) -> list[tuple[str, dt.date | None, str]]:
+                     schemes: list[str] | None = None,
+                     clv_triples: tuple[dt.date, pd.DataFrame] | None = None,
+                     ) -> list[tuple[str, dt.date | None, str]]:
     """Compute the stored results ``names`` from the store: ``(name, snapshot, JSON)`` rows.
 
     The CLV diagnostics are computed at the latest snapshot with CLV scores (none without
     scores); the campaigns for ``campaign_scheme``; the forecasts of ``schemes`` (none when
-    None) from the stored aggregates, so after those are written."""
+    None) from the stored aggregates, so after those are written. ``clv_triples``: ``(snapshot,
+    compressed BTYD summary)`` of the run's CLV stage, used when it is at the diagnostics'
+    snapshot."""
     from segflow.errors import SegflowError
 
     rows: list[tuple[str, dt.date | None, str]] = []
@@ -307,8 +314,9 @@ def result_documents(store: Store, *, campaign_scheme: str | None, names: tuple[
             "SELECT max(snapshot_date) FROM customer_scores WHERE model = ?", [CLV_MODEL]).fetchone()[0]
         if clv_date is not None:
             try:
+                triples = clv_triples[1] if clv_triples and clv_triples[0] == clv_date else None
                 doc = clv_diagnostics_document(store.table("transactions"), clv_date,
-                                               model=_saved_model(store, clv_date))
+                                               model=_saved_model(store, clv_date), triples=triples)
             except SegflowError as exc:
                 doc = {"error": str(exc)}
             rows.append(("clv_diagnostics", clv_date, dumps(doc)))

@@ -131,7 +131,8 @@ def profile_summary(store: Store, scheme: str, *, rule_based: bool) -> tuple[pd.
 def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None = None,
                      kinds: dict[str, str] | None = None, audit: bool = True,
                      changed: Mapping[str, Collection[dt.date]] | None = None,
-                     results: bool = True, campaign_scheme: str | None = None) -> dict[str, int]:
+                     results: bool = True, campaign_scheme: str | None = None,
+                     clv_triples: tuple[dt.date, pd.DataFrame] | None = None) -> dict[str, int]:
     """Compute the report's aggregates from the store and replace the stored ones, in one
     transaction: ``summary_segments``, ``summary_transitions``, ``summary_profiles`` (with
     the per-segment names and distinguishing features in ``summary_profile_segments``) and
@@ -170,6 +171,10 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
     campaign_scheme : str, optional
         The scheme of the campaign read-outs (default: ``lifecycle`` when summarised, else
         the first scheme).
+    clv_triples : (date, DataFrame), optional
+        The distinct (x, t_x, T) triples with ``count`` of the BTYD summary at that snapshot,
+        as the run's CLV stage computed them (``score_clv(keep=...)``): the CLV diagnostics
+        at that snapshot read them instead of summarising the transactions again.
 
     Returns
     -------
@@ -212,7 +217,8 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
         if campaign_scheme is None and schemes:
             campaign_scheme = "lifecycle" if "lifecycle" in schemes else schemes[0]
         documents = result_documents(store, campaign_scheme=campaign_scheme,
-                                     names=tuple(n for n in RESULTS if n != "forecasts"))
+                                     names=tuple(n for n in RESULTS if n != "forecasts"),
+                                     clv_triples=clv_triples)
     written: dict[str, int] = {}
     with store.transaction() as con:
         if documents:
@@ -256,20 +262,28 @@ def _scheme_rows(store: Store, schemes: Sequence[str], plan: dict[str, _Plan],
     catalogue = store.table("segment_spells" if "segment_spells" in names else "segment_assignments")
     keyed = _cells.keys(catalogue, ordered=ordered_keys).cache()
     coded = _cells.codes(catalogue, schemes).cache()
+    latest = max(needed)
+    spelled = "segment_spells" in names and "segment_snapshots" in names
     try:
         code_table = coded.execute()
-        if "segment_spells" in names and "segment_snapshots" in names:
-            rows = _cells.coded_spells(store.table("segment_spells"), store.table("segment_snapshots"),
-                                       keyed, coded, needed)
+        if spelled and all(set(plan[s].dates) <= {latest} and all(t == latest for _f, t in plan[s].pairs)
+                           for s in schemes):
+            # one new month: the latest snapshot's rows and the pairs ending there, from the
+            # change rows (no states at every earlier snapshot)
+            seg, tr = _latest_rows(store, schemes, plan, needed, keyed, coded, code_table)
         else:
-            rows = _cells.coded_rows(store.table("segment_assignments"), keyed, coded, needed)
-        states = _cells.states(rows, revenue_at_snapshots(store.table("transactions"), needed),
-                               _scores(store), keyed, len(schemes), needed).cache()
-        try:
-            seg = _cells.segment_rows(states, code_table, schemes, {s: plan[s].dates for s in schemes})
-            tr = _cells.transition_rows(states, code_table, schemes, {s: plan[s].pairs for s in schemes})
-        finally:
-            states.release()
+            if spelled:
+                rows = _cells.coded_spells(store.table("segment_spells"), store.table("segment_snapshots"),
+                                           keyed, coded, needed)
+            else:
+                rows = _cells.coded_rows(store.table("segment_assignments"), keyed, coded, needed)
+            states = _cells.states(rows, revenue_at_snapshots(store.table("transactions"), needed),
+                                   _scores(store), keyed, len(schemes), needed).cache()
+            try:
+                seg = _cells.segment_rows(states, code_table, schemes, {s: plan[s].dates for s in schemes})
+                tr = _cells.transition_rows(states, code_table, schemes, {s: plan[s].pairs for s in schemes})
+            finally:
+                states.release()
     finally:
         keyed.release()
         coded.release()
@@ -277,6 +291,30 @@ def _scheme_rows(store: Store, schemes: Sequence[str], plan: dict[str, _Plan],
         _add_shares(seg, ["scheme", "snapshot_date"], scored)
     if not tr.empty:
         tr.loc[~pd.to_datetime(tr["to_date"]).isin(pd.to_datetime(sorted(scored))), "clv"] = None
+    return seg, tr
+
+
+def _latest_rows(store: Store, schemes: Sequence[str], plan: dict[str, _Plan], needed: Sequence[dt.date],
+                 keyed: ibis.Table, coded: ibis.Table, code_table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Segment rows at the latest of ``needed`` and the transitions of pairs ending there
+    (every plan holds no other), from the latest states and the change rows
+    (:func:`segflow.summaries._cells.ending_transitions`)."""
+    from segflow.summaries import _cells
+
+    latest = max(needed)
+    spells = store.table("segment_spells")
+    rows = _cells.coded_spells(spells, store.table("segment_snapshots"), keyed, coded, [latest])
+    transactions = store.table("transactions")
+    states = _cells.states(rows, revenue_at_snapshots(transactions, [latest]), _scores(store), keyed,
+                           len(schemes), [latest]).cache()
+    amounts = _cells.bucket_amounts(transactions, keyed, needed).cache()  # read by several queries
+    try:
+        seg = _cells.segment_rows(states, code_table, schemes, {s: plan[s].dates for s in schemes})
+        tr = _cells.ending_transitions(_cells.spell_codes(spells, keyed, coded), states, amounts,
+                                       code_table, schemes, {s: plan[s].pairs for s in schemes})
+    finally:
+        states.release()
+        amounts.release()
     return seg, tr
 
 
