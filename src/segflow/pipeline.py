@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-import warnings
 from collections.abc import Callable, Sequence
 
 import ibis
@@ -271,6 +270,8 @@ def run_pipeline(
                 seconds["write"] = time.perf_counter() - start
                 features.release()
                 start = time.perf_counter()
+                from segflow.models._run_scores import score_clv
+
                 kept: dict[str, object] = {}
                 scored = score_clv(store, tables["transactions"], dates[-1], run_id, notes=notes,
                                    keep=kept)
@@ -476,97 +477,6 @@ def snapshots_to_compute(
             or (since is not None and dt.datetime.combine(d, dt.time()) > since)
         ]
     return out
-
-
-#: Settings of the CLV scores written by a run (see docs/models.md).
-CLV_MODEL = "bgnbd_gg"
-CLV_HORIZON_WEEKS = 52.0
-CLV_ANNUAL_DISCOUNT_RATE = 0.1
-
-
-def score_clv(
-    store: Store,
-    transactions: ibis.Table,
-    snapshot: dt.date,
-    run_id: str,
-    *,
-    notes: list[str] | None = None,
-    sink: Callable[[ibis.Table, str], int] | None = None,
-    keep: dict[str, object] | None = None,
-) -> int:
-    """Fit BG/NBD and Gamma-Gamma on all history before ``snapshot`` (weekly time unit) and
-    write each customer's P(alive), expected purchases and 52-week revenue CLV (10 % a year
-    discount, margin 1) into ``customer_scores`` under model ``bgnbd_gg``.
-
-    A base that cannot identify the count model (e.g. no repeat buyers) writes no scores; a
-    spend model that cannot be fitted leaves out only ``expected_spend`` and ``clv``. The
-    reason is added to ``notes`` and warned, the run itself goes on. Customers the models
-    leave out of their fits (T = 0, non-positive mean spend) are counted in notes and scored.
-
-    ``sink(scores, model_document)``, when given, stores the scores (an Ibis table on the
-    engine of ``transactions``) and returns the rows written, in place of ``store``
-    (``segflow.warehouse`` writes them to the Spark warehouse this way).
-
-    ``keep``, when given, receives ``keep["btyd_triples"] = (snapshot, triples)``: the
-    distinct (x, t_x, T) of the summary with their ``count`` (:func:`segflow.models.compress`),
-    which the CLV diagnostics read too (``write_aggregates(clv_triples=...)``).
-    """
-    from segflow.models import (
-        BetaGeoModel,
-        btyd_summary,
-        compress,
-        fit_spend_model,
-        model_document,
-        save_model_params,
-        score_customers,
-        write_scores,
-    )
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            summary = btyd_summary(transactions, calibration_end=snapshot, time_unit="W").cache()
-            triples = compress(summary)
-            if keep is not None:
-                keep["btyd_triples"] = (snapshot, triples)
-            model = BetaGeoModel().fit(triples)
-            if getattr(model, "n_zero_T_", 0):
-                warnings.warn(f"CLV: {model.n_zero_T_} customers with their first purchase on "
-                              "the last day before the snapshot are left out of the fit and "
-                              "scored as new customers", UserWarning, stacklevel=2)
-            try:
-                spend, spend_notes = fit_spend_model(compress(summary, ("x", "monetary_value")))
-                for note in spend_notes:
-                    warnings.warn(f"CLV: {note}", UserWarning, stacklevel=2)
-            except SegflowError as exc:
-                spend = None
-                warnings.warn(f"no expected spend or CLV at {snapshot} (P(alive) and expected "
-                              f"purchases are written): {exc}", UserWarning, stacklevel=2)
-            scores = score_customers(
-                summary, model, horizon=CLV_HORIZON_WEEKS, time_unit="W", spend_model=spend,
-                annual_discount_rate=CLV_ANNUAL_DISCOUNT_RATE,
-            )
-            document = model_document(
-                model, spend, horizon=CLV_HORIZON_WEEKS, time_unit="W",
-                annual_discount_rate=CLV_ANNUAL_DISCOUNT_RATE,
-            )
-            if sink is not None:
-                n = sink(scores, document)
-            else:
-                n = write_scores(store, scores, snapshot_date=snapshot, model=CLV_MODEL,
-                                 run_id=run_id)
-                # the fitted parameters, so real-time scoring applies the same models (V8)
-                save_model_params(store, document, snapshot_date=snapshot, model=CLV_MODEL,
-                                  run_id=run_id)
-        except SegflowError as exc:
-            message = f"CLV stage did not run: no CLV scores at {snapshot}: {exc}"
-            warnings.warn(message, UserWarning, stacklevel=2)
-            if notes is not None:
-                notes.append(message)
-            return 0
-    if notes is not None:
-        notes.extend(str(w.message) for w in caught if issubclass(w.category, UserWarning))
-    return n
 
 
 def _write_run(

@@ -145,7 +145,7 @@ def summary_section(ctx: ReportContext) -> Section:
 
 
 def value_section(ctx: ReportContext) -> Section:
-    from segflow.pipeline import CLV_ANNUAL_DISCOUNT_RATE, CLV_HORIZON_WEEKS
+    from segflow.models._run_scores import CLV_ANNUAL_DISCOUNT_RATE, CLV_HORIZON_WEEKS
     from segflow.report._clv import HOLDOUT_WEEKS, clv_diagnostics
 
     project = ctx.project

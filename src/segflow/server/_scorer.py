@@ -239,7 +239,11 @@ class Scorer:
 
     def _models(self, project: Any) -> dict[str, Any] | None:
         from segflow.models import load_model_params
-        from segflow.pipeline import CLV_ANNUAL_DISCOUNT_RATE, CLV_HORIZON_WEEKS, CLV_MODEL
+        from segflow.models._run_scores import (
+            CLV_ANNUAL_DISCOUNT_RATE,
+            CLV_HORIZON_WEEKS,
+            CLV_MODEL,
+        )
 
         saved = load_model_params(project.store.raw, snapshot_date=self.snapshot, model=CLV_MODEL)
         if saved is not None:

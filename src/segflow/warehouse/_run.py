@@ -212,10 +212,10 @@ def _write_spells(store: SparkStore, schemes: Sequence[SchemeSettings], dates: l
 
 def _score(store: SparkStore, transactions: ibis.Table, snapshot: dt.date, run_id: str,
            notes: list[str]) -> int:
-    """CLV scores at ``snapshot`` (:func:`segflow.pipeline.score_clv`), written to the
+    """CLV scores at ``snapshot`` (:func:`segflow.models._run_scores.score_clv`), written to the
     warehouse: the BTYD summary and the scoring run in Spark, the fit on the driver."""
+    from segflow.models._run_scores import CLV_MODEL, score_clv
     from segflow.models._scoring import scores_long
-    from segflow.pipeline import CLV_MODEL, score_clv
 
     def sink(scores: ibis.Table, _document: str) -> int:
         long = scores_long(scores, snapshot_date=snapshot, model=CLV_MODEL, run_id=run_id)
