@@ -180,3 +180,73 @@ def test_score_is_fast_and_strict(demo_served, demo_client):
     bad = {**body, "transactions": [{**body["transactions"][0], "amount": "lots"}]}
     r = demo_client.post("/api/v1/score", json=bad)
     assert r.status_code == 422 and r.json()["detail"].startswith("transactions.0.amount:")
+
+
+def _equal_json(a, b, where: str) -> None:
+    """Equal answers: every value the same, floats to 1e-12 relative (the stored aggregates
+    and a recomputation add the same doubles in another order)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for k in a:
+            _equal_json(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _equal_json(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        assert b is not None and math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12), (where, a, b)
+    else:
+        assert a == b, (where, a, b)
+
+
+def test_aggregate_routes_read_the_stored_aggregates_and_answer_as_computed(demo_served, demo_client, tmp_path):
+    """On the demo store the aggregate routes (schemes, snapshots, segment sizes, transition
+    matrices, forecasts, profiles, campaign lift) read the run's stored aggregates, and answer
+    what the same routes compute from the customer-level tables on a copy whose aggregates are
+    stale (a later run in its log): same rows, same numbers."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from segflow.project import Project
+    from segflow.server import ServerSettings, create_app
+
+    directory, token = demo_served
+    shutil.copytree(directory, tmp_path / "p", ignore=shutil.ignore_patterns("*.serve"))
+    with Project.open(tmp_path / "p") as p, p.store.run("run", {}):
+        pass  # the aggregates no longer describe the latest run: the routes compute
+    app = create_app(ServerSettings(project_dir=tmp_path / "p", allowed_hosts=["testserver"], poll_seconds=0))
+    con = duckdb.connect(str(directory / "segflow.duckdb"), read_only=True)
+    with TestClient(app, base_url="https://testserver", headers={"authorization": f"Bearer {token}"}) as computed:
+        urls = ["/api/v1/schemes"]
+        for s in demo_client.get("/api/v1/schemes").json()["data"]:
+            scheme = s["scheme"]
+            dates = [d["snapshot_date"] for d in demo_client.get(f"/api/v1/snapshots/{scheme}").json()["data"]]
+            assert len(dates) == s["snapshots"] == 15
+            urls += [f"/api/v1/snapshots/{scheme}", f"/api/v1/profiles/{scheme}", f"/api/v1/migration/{scheme}",
+                     f"/api/v1/migration/{scheme}?from_date={dates[0]}&to_date={dates[-1]}",
+                     f"/api/v1/segments/{scheme}?snapshot={dates[0]}", f"/api/v1/segments/{scheme}"]
+            # independent: the latest sizes add up to the customers assigned at that snapshot
+            sizes = demo_client.get(f"/api/v1/segments/{scheme}").json()["data"]
+            assigned = con.execute("SELECT count(*) FROM segment_assignments WHERE scheme = ? AND snapshot_date = ?",
+                                   [scheme, dates[-1]]).fetchone()[0]
+            assert sum(r["customers"] for r in sizes) == assigned > 400
+        # and the stored first-to-last matrix holds every customer assigned at either end
+        cells = demo_client.get(f"/api/v1/migration/rfm?from_date={dates[0]}&to_date={dates[-1]}").json()["data"]
+        either = con.execute("SELECT count(DISTINCT customer_id) FROM segment_assignments WHERE scheme = 'rfm' "
+                             "AND snapshot_date IN (?, ?)", [dates[0], dates[-1]]).fetchone()[0]
+        assert sum(r["customers"] for r in cells) == either > 400
+        campaigns = [c["campaign_id"] for c in demo_client.get("/api/v1/campaigns").json()["data"]]
+        assert campaigns
+        urls += [f"/api/v1/campaigns/{c}?scheme=lifecycle" for c in campaigns]
+        urls += [f"/api/v1/forecasts/{s}?periods=3" for s in ("rfm", "lifecycle")]
+        # computed on both: a pair of snapshots the run does not store, the CLV moved
+        urls += [f"/api/v1/migration/rfm?from_date={dates[0]}&to_date={dates[2]}", "/api/v1/migration/rfm/value"]
+        for url in urls:
+            a, b = demo_client.get(url), computed.get(url)
+            assert a.status_code == b.status_code == 200, (url, a.status_code, b.status_code, a.text[:200])
+            assert a.json()["count"] > 0, url
+            _equal_json(a.json(), b.json(), url)
+        assert demo_client.app.state.replica.current.peek(("stored",)) is True
+        assert app.state.replica.current.peek(("stored",)) is False
+    con.close()

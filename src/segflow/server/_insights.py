@@ -1,7 +1,12 @@
 """Data of the campaign, forecast, audience and profile pages (and their JSON twins).
 
-Aggregates are cached per copy of the store (:meth:`Generation.cached`); audiences are
-computed per request (they are customer-level and depend on the request's filters).
+Aggregates are read from the run's stored aggregates when they are current
+(:func:`segflow.server._views.stored`: the forecast's pooled counts, the profiles at the
+latest features snapshot, the campaign read-outs by the campaigns' scheme), else computed,
+and cached per copy of the store (:meth:`Generation.cached`); audiences are computed per
+request (they are customer-level and depend on the request's filters). The CLV moved per
+transition cell is computed: the stored cells sum the CLV of the later snapshot's customers
+only and keep no count of scored customers (see docs/server.md).
 """
 
 from __future__ import annotations
@@ -48,11 +53,31 @@ def campaign_lift(project: Project, gen: Generation, campaign_id: str, scheme: s
         raise HTTPException(status_code=404, detail=f"no assignments stored for scheme {scheme!r}")
 
     def compute() -> Any:
+        report = _stored_campaign(project, gen, campaign_id, scheme)
+        if report is not None:
+            return report
         try:
             return campaign_report(project.store, campaign_id, scheme)
         except SegflowError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
     return gen.cached(("campaign", campaign_id, scheme), compute), scheme
+
+
+def _stored_campaign(project: Project, gen: Generation, campaign_id: str, scheme: str | None) -> Any:
+    """The campaign's read-out the run stored (``summary_results`` ``campaigns``: every
+    campaign with a control arm, by the campaigns' scheme), when it is current and of
+    ``scheme``; else None."""
+    from segflow.summaries import campaign_from_document, stored_result
+
+    if not _views.stored(project, gen):
+        return None
+    found = stored_result(project.store, "campaigns")
+    if found is None or found[1].get("scheme") != scheme:
+        return None
+    for doc in found[1]["reports"]:
+        if doc["campaign_id"] == campaign_id:
+            return campaign_from_document(doc)
+    return None
 
 
 # -- forecasts -------------------------------------------------------------------------------
@@ -67,7 +92,7 @@ def forecast(project: Project, gen: Generation, scheme: str, periods: int) -> tu
         raise HTTPException(status_code=409, detail=f"scheme {scheme!r} has one snapshot; a forecast needs two")
 
     def compute() -> tuple[Any, dict[str, float], float, int]:
-        pooled = _pooled_counts(project, scheme, dates)
+        pooled = _pooled_counts(project, gen, scheme, dates)
         table = pooled.pivot_table(index="from_segment", columns="to_segment", values="customers",
                                    aggfunc="sum", fill_value=0)
         states = [s for s in table.index if s != "(new)"]
@@ -101,9 +126,16 @@ def forecast(project: Project, gen: Generation, scheme: str, periods: int) -> tu
     return long, meta
 
 
-def _pooled_counts(project: Project, scheme: str, dates: list[dt.date]) -> pd.DataFrame:
-    """Transition counts summed over every consecutive pair of snapshots, with ``(new)`` and
-    ``(gone)`` (customers absent at one side)."""
+def _pooled_counts(project: Project, gen: Generation, scheme: str, dates: list[dt.date]) -> pd.DataFrame:
+    """Transition counts (``from_segment, to_segment, customers``, one row per cell and pair)
+    of every consecutive pair of snapshots, with ``(new)`` and ``(gone)`` (customers absent at
+    one side): the run's stored cells (it stores every consecutive pair), else computed."""
+    if _views.stored(project, gen):
+        from segflow.summaries import pooled_table
+
+        cells = pooled_table(project.store, scheme, dates).pair_cells
+        if cells["pair"].nunique() == len(dates) - 1:
+            return cells[["from_segment", "to_segment", "customers"]]
     frames = []
     for a, b in zip(dates, dates[1:], strict=False):
         frames.append(project.store.raw.execute(
@@ -115,6 +147,51 @@ def _pooled_counts(project: Project, scheme: str, dates: list[dt.date]) -> pd.Da
 
 
 # -- profiles and value moved ----------------------------------------------------------------
+#: The rank a profile gives the segments of a scheme without ranks (shown as none).
+_UNRANKED = 10_000
+#: The features a profile shows (those the store has), means and medians per segment.
+PROFILE_FEATURES = ("recency_days", "frequency", "monetary", "monetary_12m", "orders_total", "avg_order_value",
+                    "tenure_days")
+
+
+def _stored_profile(project: Project, scheme: str, snapshot: dt.date, numeric: list[str],
+                    valued: bool) -> pd.DataFrame | None:
+    """The profile of :func:`profiles` (``profile_segments(numeric=numeric,
+    categorical=[]).to_pandas()``) from the run's stored profile of ``scheme``, when it is
+    at ``snapshot`` and holds every feature of ``numeric`` (else None). The stored one covers
+    every feature; the suggested names and distinguishing features are those of ``numeric``
+    (from the stored standardised differences, as ``profile_segments`` names them), the
+    value the segment's sum of ``monetary`` (its stored mean times its size) when
+    ``valued``."""
+    from segflow.segments._naming import suggest_names
+    from segflow.segments._profile import _top_features
+    from segflow.summaries import profile_table
+
+    row = project.store.raw.execute("SELECT any_value(snapshot_date) FROM summary_profile_segments WHERE scheme = ?",
+                                    [scheme]).fetchone()
+    if row is None or row[0] != snapshot:
+        return None
+    profile = profile_table(project.store, scheme)
+    needed = [*numeric, *(["monetary"] if valued else [])]
+    if profile is None or not set(needed) <= set(profile.means.columns):
+        return None
+    table = profile.table[["segment", "segment_rank", "size", "share"]].copy()
+    if valued:
+        value = profile.means["monetary"].to_numpy() * table["size"].to_numpy()
+        total = value.sum()
+        table["value"] = value
+        table["revenue_share"] = value / total if total > 0 else np.nan
+    else:
+        table["value"] = np.nan
+        table["revenue_share"] = np.nan
+    std_diff = profile.std_diff[numeric]
+    makeup = pd.DataFrame(columns=["segment", "column", "level", "count", "share", "base_share", "segment_rank"])
+    table["suggested_name"] = suggest_names(std_diff, makeup)
+    table["name"] = table["suggested_name"]
+    table["distinguishing"] = [_top_features(std_diff.loc[s]) for s in table["segment"]]
+    wide = table.set_index("segment")
+    wide = wide.join(profile.means[numeric].add_prefix("mean__")).join(profile.medians[numeric].add_prefix("median__"))
+    return wide.reset_index()
 def profiles(project: Project, gen: Generation, scheme: str, snapshot: dt.date) -> pd.DataFrame | None:
     """Segment profiles (means of the main features, size, revenue share, suggested name) at
     ``snapshot``; None when the store keeps no features for that snapshot (only the latest)."""
@@ -122,16 +199,23 @@ def profiles(project: Project, gen: Generation, scheme: str, snapshot: dt.date) 
 
     def compute() -> pd.DataFrame | None:
         features = project.store.table("customer_features")
+        numeric = [c for c in PROFILE_FEATURES if c in features.columns]
+        if _views.stored(project, gen):
+            frame = _stored_profile(project, scheme, snapshot, numeric, "monetary" in features.columns)
+            if frame is not None:
+                return frame
         features = features.filter(features.snapshot_date == snapshot).drop("snapshot_date")
         if int(features.count().execute()) == 0:
             return None
         assignments = project.store.table("segment_assignments")
         assignments = assignments.filter(assignments.scheme == scheme, assignments.snapshot_date == snapshot)
-        numeric = [c for c in ("recency_days", "frequency", "monetary", "monetary_12m", "orders_total",
-                               "avg_order_value", "tenure_days") if c in features.columns]
-        profile = profile_segments(features, assignments.select("customer_id", "segment", "segment_rank"),
-                                   numeric=numeric, categorical=[])
-        return profile.to_pandas()
+        # a scheme without ranks: segments by name, as the run's stored profiles list them
+        assignments = assignments.select("customer_id", "segment",
+                                         segment_rank=assignments.segment_rank.fill_null(_UNRANKED))
+        frame = profile_segments(features, assignments, numeric=numeric, categorical=[]).to_pandas()
+        if (frame["segment_rank"] == _UNRANKED).any():
+            frame["segment_rank"] = frame["segment_rank"].astype(object).where(frame["segment_rank"] != _UNRANKED, None)
+        return frame
     out = gen.cached(("profiles", scheme, snapshot), compute)
     return None if out is None else out.copy()
 

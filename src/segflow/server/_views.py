@@ -1,9 +1,11 @@
 """Data shared by each dashboard page and its JSON twin: one function per resource.
 
-Aggregates (schemes, snapshots, segment sizes, transition matrices) are cached per copy of
-the store (:meth:`Generation.cached`); a customer lookup reads the copy's memory-mapped lookup
-files (:mod:`segflow.server._lookup`), other customer-level reads are plain parameterised
-SQL on the pooled connection.
+Aggregates (schemes, snapshots, segment sizes, transition matrices) are read from the run's
+stored aggregates (:mod:`segflow.summaries`) when they describe the copy's assignments
+(:func:`stored`), else computed from the assignments and transactions; either way they are
+cached per copy of the store (:meth:`Generation.cached`). A customer lookup reads the copy's
+memory-mapped lookup files (:mod:`segflow.server._lookup`), other customer-level reads are
+plain parameterised SQL on the pooled connection.
 """
 
 from __future__ import annotations
@@ -34,11 +36,34 @@ def page(frame: pd.DataFrame, limit: int, offset: int) -> pd.DataFrame:
     return frame.iloc[offset : offset + limit].reset_index(drop=True)
 
 
+def stored(project: Project, gen: Generation) -> bool:
+    """Whether the copy's stored aggregates (``summary_*``, :mod:`segflow.summaries`) describe
+    its assignments, so that the aggregate routes read them: always on a copy of a Spark
+    warehouse (it has no transactions), and on a DuckDB store when the aggregates are those of
+    its latest run (:func:`segflow.summaries.summaries_run`; a store whose latest run failed
+    to write them, or of a segflow before them, is computed from). Cached per copy."""
+    if gen.warehouse:
+        return True
+
+    def compute() -> bool:
+        from segflow.summaries import summaries_run
+
+        return summaries_run(project.store) is not None
+
+    return gen.cached(("stored",), compute)
+
+
+#: Where the aggregate routes read the schemes and snapshots: the per-segment aggregates (one
+#: row per scheme, snapshot and segment) or the per-snapshot view of the change rows (one row
+#: per scheme, snapshot and customer: at 1M customers a scan of 24M rows per scheme).
+_DATES_FROM = {True: "summary_segments", False: "segment_assignments"}
+
+
 def schemes(project: Project, gen: Generation) -> list[dict[str, Any]]:
     def compute() -> list[dict[str, Any]]:
         rows = project.store.raw.execute(
             "SELECT scheme, count(DISTINCT snapshot_date), min(snapshot_date), max(snapshot_date) "
-            "FROM segment_assignments GROUP BY scheme ORDER BY scheme"
+            f"FROM {_DATES_FROM[stored(project, gen)]} GROUP BY scheme ORDER BY scheme"
         ).fetchall()
         return [
             {"scheme": s, "snapshots": n, "first_snapshot": lo, "last_snapshot": hi} for s, n, lo, hi in rows
@@ -48,7 +73,14 @@ def schemes(project: Project, gen: Generation) -> list[dict[str, Any]]:
 
 
 def snapshots(project: Project, gen: Generation, scheme: str) -> list[dt.date]:
-    dates = gen.cached(("snapshots", scheme), lambda: project.snapshot_dates(scheme))
+    def compute() -> list[dt.date]:
+        if not stored(project, gen):
+            return project.snapshot_dates(scheme)
+        rows = project.store.raw.execute("SELECT DISTINCT snapshot_date FROM summary_segments WHERE scheme = ? "
+                                         "ORDER BY 1", [scheme]).fetchall()
+        return [r[0] for r in rows]
+
+    dates = gen.cached(("snapshots", scheme), compute)
     if not dates:
         raise HTTPException(status_code=404, detail=f"no assignments stored for scheme {scheme!r}")
     return dates
@@ -67,7 +99,7 @@ def segment_sizes(project: Project, gen: Generation, scheme: str, snapshot: dt.d
     snapshot = _pick(dates, scheme, snapshot)
 
     def sizes(day: dt.date) -> pd.DataFrame:
-        if gen.warehouse:  # a copy of a Spark warehouse: the stored aggregates (no transactions)
+        if stored(project, gen):  # the run's aggregates (a Spark warehouse's copy has only those)
             from segflow.summaries import segment_table
 
             return segment_table(project.store, scheme, day).drop(columns="revenue_all_time")
@@ -95,16 +127,17 @@ def transitions(project: Project, gen: Generation, scheme: str, from_date: dt.da
     to_date = _pick(dates, scheme, to_date or dates[-1])
 
     def compute() -> Any:
-        if gen.warehouse:  # a copy of a Spark warehouse: the stored cells (no transactions)
+        if stored(project, gen):  # the run's cells: consecutive snapshots, any snapshot with the latest
             from segflow.summaries import transition_table
 
             try:
                 return transition_table(project.store, scheme, from_date, to_date)
             except SegflowError as exc:
-                raise HTTPException(status_code=404, detail=f"{exc}: served from a Spark warehouse, "
-                                    "only the stored pairs (consecutive snapshots, any snapshot with "
-                                    "the latest) are available") from exc
-        try:
+                if gen.warehouse:  # no transactions to compute another pair from
+                    raise HTTPException(status_code=404, detail=f"{exc}: served from a Spark warehouse, "
+                                        "only the stored pairs (consecutive snapshots, any snapshot with "
+                                        "the latest) are available") from exc
+        try:  # another pair of snapshots (or no current aggregates): computed
             return project.transitions(scheme, from_date, to_date)
         except SegflowError as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from exc
