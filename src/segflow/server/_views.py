@@ -175,9 +175,11 @@ def _columns(project: Project, table: str) -> list[str]:
 
 
 def search_customers(project: Project, q: str | None, scheme: str | None, segment: str | None,
-                     snapshot: dt.date | None, limit: int, offset: int) -> tuple[pd.DataFrame, int]:
+                     snapshot: dt.date | None, limit: int, offset: int,
+                     gen: Generation | None = None) -> tuple[pd.DataFrame, int]:
     """Customers by id prefix, exact e-mail (case-insensitive) or name part, and/or by
-    segment at a snapshot; returns a page and the total count."""
+    segment at a snapshot; returns a page and the total count. ``gen``: the copy, whose
+    cached snapshot dates are used (:func:`snapshots`)."""
     where, params = [], []
     cols = _columns(project, "customers")
     select = ["c.customer_id"] + [f"c.{c}" for c in ("email", "phone", "name", "region", "created_at") if c in cols]
@@ -193,7 +195,7 @@ def search_customers(project: Project, q: str | None, scheme: str | None, segmen
         where.append("(" + " OR ".join(ors) + ")")
     join = ""
     if scheme:
-        dates = project.snapshot_dates(scheme)
+        dates = snapshots(project, gen, scheme) if gen is not None else project.snapshot_dates(scheme)
         if not dates:
             raise HTTPException(status_code=404, detail=f"no assignments stored for scheme {scheme!r}")
         snapshot = _pick(dates, scheme, snapshot)

@@ -138,15 +138,15 @@ def migration_customers(request: Request, project: ProjectDep, gen: GenerationDe
 
 
 @router.get("/customers", response_model=RecordsPublic)
-def customers(request: Request, project: ProjectDep, who: Analyst, q: str | None = None, scheme: str | None = None,
-              segment: str | None = None, snapshot: dt.date | None = None, limit: Limit = 100,
-              offset: Offset = 0, format: Format = "json", pii: Pii = "default") -> Any:
+def customers(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst, q: str | None = None,
+              scheme: str | None = None, segment: str | None = None, snapshot: dt.date | None = None,
+              limit: Limit = 100, offset: Offset = 0, format: Format = "json", pii: Pii = "default") -> Any:
     """Customer search by id prefix, e-mail or name, and/or by segment (analysts; audited).
     ``format=csv`` downloads every match."""
     if format == "csv":
-        frame, total = _views.search_customers(project, q, scheme, segment, snapshot, 10_000_000, 0)
+        frame, total = _views.search_customers(project, q, scheme, segment, snapshot, 10_000_000, 0, gen)
     else:
-        frame, total = _views.search_customers(project, q, scheme, segment, snapshot, limit, offset)
+        frame, total = _views.search_customers(project, q, scheme, segment, snapshot, limit, offset, gen)
     how = "full" if pii == "full" else ("hash" if format == "csv" else "mask")
     audit(request, who, "export" if format == "csv" else "read_customers",
           {"rows": len(frame), "pii": how, "q": q, "scheme": scheme, "segment": segment})
