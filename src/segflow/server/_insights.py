@@ -192,6 +192,8 @@ def _stored_profile(project: Project, scheme: str, snapshot: dt.date, numeric: l
     wide = table.set_index("segment")
     wide = wide.join(profile.means[numeric].add_prefix("mean__")).join(profile.medians[numeric].add_prefix("median__"))
     return wide.reset_index()
+
+
 def profiles(project: Project, gen: Generation, scheme: str, snapshot: dt.date) -> pd.DataFrame | None:
     """Segment profiles (means of the main features, size, revenue share, suggested name) at
     ``snapshot``; None when the store keeps no features for that snapshot (only the latest)."""
