@@ -116,7 +116,7 @@ def dumps(doc: Any) -> str:
 # -- computing ---------------------------------------------------------------------------
 def clv_diagnostics_document(
     transactions: ibis.Table, snapshot: dt.date, *, holdout_weeks: int = HOLDOUT_WEEKS,
-    model: Any = None, triples: pd.DataFrame | None = None,
+    model: Any = None, triples: pd.DataFrame | None = None, days: ibis.Table | None = None,
 ) -> dict[str, Any]:
     """The CLV diagnostics at ``snapshot`` (see the module notes): two BTYD summaries of the
     transactions (all history before ``snapshot``; and up to ``holdout_weeks`` before it with
@@ -125,7 +125,10 @@ def clv_diagnostics_document(
     ``model``: the fitted BG/NBD of the snapshot (the run's, from ``model_params``); fitted
     here on all history when None. ``triples``: the compressed summary of all history before
     ``snapshot`` (:func:`segflow.models.compress`: ``x, t_x, T, count``) when the caller has
-    it (the run's CLV stage); computed here when None.
+    it (the run's CLV stage); computed here when None. ``days``: the purchase days of
+    ``transactions`` (:func:`segflow.models.purchase_days`, ``end=None``) when the caller has
+    them cached (the run's CLV stage): both summaries and the tracking curves read them
+    instead of the lines (same result).
 
     Raises
     ------
@@ -135,7 +138,7 @@ def clv_diagnostics_document(
     from segflow.models import BetaGeoModel, btyd_summary, compress, validate_holdout
 
     full = triples if triples is not None else compress(
-        btyd_summary(transactions, calibration_end=snapshot, time_unit="W", warn=False))
+        btyd_summary(transactions, calibration_end=snapshot, time_unit="W", warn=False, days=days))
     if model is None:
         model = BetaGeoModel().fit(full[full["T"] > 0])
     weights = full["count"]
@@ -145,13 +148,14 @@ def clv_diagnostics_document(
     total = int(weights.sum())
     cal_end = snapshot - dt.timedelta(weeks=holdout_weeks)
     summary = btyd_summary(transactions, calibration_end=cal_end, observation_end=snapshot, time_unit="W",
-                           warn=False)
+                           warn=False, days=days)
     # one customer-level table, read by the fit, the validation and the tracking curves
     cached = summary.cache() if hasattr(summary, "cache") else summary
     try:
         cal = compress(cached)
         cal_model = BetaGeoModel().fit(cal[cal["T"] > 0])
-        validation = validate_holdout(cached, cal_model, time_unit="W", transactions=transactions)
+        validation = validate_holdout(cached, cal_model, time_unit="W", transactions=transactions,
+                                      days=days)
         first = cached.aggregate(first=cached.first_purchase.min()).execute().iloc[0, 0]
     finally:
         if cached is not summary:
@@ -298,6 +302,7 @@ def _saved_model(store: Store, snapshot: dt.date) -> Any:
 def result_documents(store: Store, *, campaign_scheme: str | None, names: tuple[str, ...] = RESULTS,
                      schemes: list[str] | None = None,
                      clv_triples: tuple[dt.date, pd.DataFrame] | None = None,
+                     clv_days: ibis.Table | None = None,
                      ) -> list[tuple[str, dt.date | None, str]]:
     """Compute the stored results ``names`` from the store: ``(name, snapshot, JSON)`` rows.
 
@@ -305,7 +310,8 @@ def result_documents(store: Store, *, campaign_scheme: str | None, names: tuple[
     scores); the campaigns for ``campaign_scheme``; the forecasts of ``schemes`` (none when
     None) from the stored aggregates, so after those are written. ``clv_triples``: ``(snapshot,
     compressed BTYD summary)`` of the run's CLV stage, used when it is at the diagnostics'
-    snapshot."""
+    snapshot; ``clv_days``: the stage's cached purchase days (read by the diagnostics at any
+    snapshot: they hold every day)."""
     from segflow.errors import SegflowError
 
     rows: list[tuple[str, dt.date | None, str]] = []
@@ -316,7 +322,8 @@ def result_documents(store: Store, *, campaign_scheme: str | None, names: tuple[
             try:
                 triples = clv_triples[1] if clv_triples and clv_triples[0] == clv_date else None
                 doc = clv_diagnostics_document(store.table("transactions"), clv_date,
-                                               model=_saved_model(store, clv_date), triples=triples)
+                                               model=_saved_model(store, clv_date), triples=triples,
+                                               days=clv_days)
             except SegflowError as exc:
                 doc = {"error": str(exc)}
             rows.append(("clv_diagnostics", clv_date, dumps(doc)))

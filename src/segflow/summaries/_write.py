@@ -132,7 +132,8 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
                      kinds: dict[str, str] | None = None, audit: bool = True,
                      changed: Mapping[str, Collection[dt.date]] | None = None,
                      results: bool = True, campaign_scheme: str | None = None,
-                     clv_triples: tuple[dt.date, pd.DataFrame] | None = None) -> dict[str, int]:
+                     clv_triples: tuple[dt.date, pd.DataFrame] | None = None,
+                     clv_days: ibis.Table | None = None) -> dict[str, int]:
     """Compute the report's aggregates from the store and replace the stored ones, in one
     transaction: ``summary_segments``, ``summary_transitions``, ``summary_profiles`` (with
     the per-segment names and distinguishing features in ``summary_profile_segments``) and
@@ -175,6 +176,9 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
         The distinct (x, t_x, T) triples with ``count`` of the BTYD summary at that snapshot,
         as the run's CLV stage computed them (``score_clv(keep=...)``): the CLV diagnostics
         at that snapshot read them instead of summarising the transactions again.
+    clv_days : ibis.Table, optional
+        The CLV stage's cached purchase days of every day (``score_clv(keep=...)``), which
+        the CLV diagnostics read instead of the transactions' lines.
 
     Returns
     -------
@@ -218,7 +222,7 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
             campaign_scheme = "lifecycle" if "lifecycle" in schemes else schemes[0]
         documents = result_documents(store, campaign_scheme=campaign_scheme,
                                      names=tuple(n for n in RESULTS if n != "forecasts"),
-                                     clv_triples=clv_triples)
+                                     clv_triples=clv_triples, clv_days=clv_days)
     written: dict[str, int] = {}
     with store.transaction() as con:
         if documents:
