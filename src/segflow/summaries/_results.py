@@ -31,10 +31,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from segflow.errors import InputError
 
 if TYPE_CHECKING:
     import ibis
@@ -187,29 +190,85 @@ def clv_diagnostics_document(
     }
 
 
-def campaign_documents(store: Store, scheme: str | None) -> list[dict[str, Any]]:
+def campaign_documents(store: Store, scheme: str | None, *,
+                       reuse: tuple[dt.datetime, Collection[dt.date]] | None = None) -> list[dict[str, Any]]:
     """:func:`segflow.campaigns.campaign_reports` of ``scheme`` as documents (see
-    :func:`campaign_from_document`); empty without exposures or schemes."""
-    from segflow.campaigns import campaign_reports
+    :func:`campaign_from_document`); empty without exposures or schemes.
+
+    ``reuse = (unchanged_before, recomputed)``: no input row with ``ts`` before
+    ``unchanged_before`` changed since the stored ``campaigns`` document was written, and
+    ``recomputed`` holds the snapshots of ``scheme`` whose assignments this run wrote (or
+    may have changed). A stored read-out is then kept as it is when nothing it reads can
+    have changed: same scheme, same first and last exposure, its response windows (up to
+    the last exposure plus ``window_days``) before ``unchanged_before``, a migration lift
+    between the same snapshots before and after it, neither of them recomputed. The others
+    are computed again; the list equals a full recomputation's.
+    """
+    from segflow.campaigns import campaign_report
+    from segflow.campaigns._store import campaigns_summary
 
     if scheme is None or store.raw.execute("SELECT count(*) FROM campaign_exposures").fetchone()[0] == 0:
         return []
+    summary = campaigns_summary(store)
+    order = summary[summary.arm == "control"].sort_values("first_exposure").campaign_id.tolist()
+    windows = summary.groupby("campaign_id").agg(start=("first_exposure", "min"), end=("last_exposure", "max"))
+    kept = _reusable_campaigns(store, scheme, reuse, windows)
     out = []
-    for report in campaign_reports(store, scheme):
-        e, m = report.effect, report.migration
-        out.append({
-            "campaign_id": report.campaign_id, "scheme": report.scheme, "window_days": report.window_days,
-            "start": _value(report.start), "end": _value(report.end), "notes": list(report.notes),
-            "effect": {"table": frame_document(e.table), "control": e.control, "arms": list(e.arms),
-                       "outcomes": list(e.outcomes), "by": list(e.by), "level": e.level,
-                       "correction": e.correction},
-            "migration": None if m is None else {
-                "counts": frame_document(m.counts), "shares": frame_document(m.shares),
-                "campaign_id": m.campaign_id, "scheme": m.scheme, "control": m.control,
-                "before": _value(m.before), "after": _value(m.after), "level": m.level,
-                "lapsed_segments": list(m.lapsed_segments)},
-        })
+    for cid in order:  # one read-out per campaign (few), as campaign_reports
+        if cid in kept:
+            out.append(kept[cid])
+            continue
+        try:
+            report = campaign_report(store, cid, scheme)
+        except InputError:  # skipped (campaign_reports warns why)
+            continue
+        out.append(_campaign_document(report))
     return out
+
+
+def _reusable_campaigns(store: Store, scheme: str, reuse: tuple[dt.datetime, Collection[dt.date]] | None,
+                        windows: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """The stored campaign documents :func:`campaign_documents` keeps (by campaign id)."""
+    stored = stored_result(store, "campaigns") if reuse is not None else None
+    if stored is None or stored[1].get("scheme") != scheme:
+        return {}
+    unchanged_before, recomputed = reuse
+    snaps = sorted(r[0] for r in store.raw.execute(
+        "SELECT DISTINCT snapshot_date FROM segment_snapshots WHERE scheme = ?", [scheme]).fetchall())
+    kept = {}
+    for doc in stored[1]["reports"]:
+        cid, m = doc["campaign_id"], doc["migration"]
+        if cid not in windows.index or m is None:
+            continue
+        start, end = _revive(doc["start"]), _revive(doc["end"])
+        now = windows.loc[cid]
+        if (pd.Timestamp(now["start"]), pd.Timestamp(now["end"])) != (pd.Timestamp(start), pd.Timestamp(end)):
+            continue
+        if end + dt.timedelta(days=doc["window_days"]) > unchanged_before:
+            continue
+        before = [d for d in snaps if d <= start.date()]
+        after = [d for d in snaps if dt.datetime.combine(d, dt.time()) > end]
+        b, a = _revive(m["before"]), _revive(m["after"])
+        if not before or not after or (before[-1], after[0]) != (b, a) or {b, a} & set(recomputed):
+            continue
+        kept[cid] = doc
+    return kept
+
+
+def _campaign_document(report: Any) -> dict[str, Any]:
+    e, m = report.effect, report.migration
+    return {
+        "campaign_id": report.campaign_id, "scheme": report.scheme, "window_days": report.window_days,
+        "start": _value(report.start), "end": _value(report.end), "notes": list(report.notes),
+        "effect": {"table": frame_document(e.table), "control": e.control, "arms": list(e.arms),
+                   "outcomes": list(e.outcomes), "by": list(e.by), "level": e.level,
+                   "correction": e.correction},
+        "migration": None if m is None else {
+            "counts": frame_document(m.counts), "shares": frame_document(m.shares),
+            "campaign_id": m.campaign_id, "scheme": m.scheme, "control": m.control,
+            "before": _value(m.before), "after": _value(m.after), "level": m.level,
+            "lapsed_segments": list(m.lapsed_segments)},
+    }
 
 
 def campaign_from_document(doc: dict[str, Any]) -> Any:
@@ -303,6 +362,7 @@ def result_documents(store: Store, *, campaign_scheme: str | None, names: tuple[
                      schemes: list[str] | None = None,
                      clv_triples: tuple[dt.date, pd.DataFrame] | None = None,
                      clv_days: ibis.Table | None = None,
+                     campaigns_reuse: tuple[dt.datetime, Collection[dt.date]] | None = None,
                      ) -> list[tuple[str, dt.date | None, str]]:
     """Compute the stored results ``names`` from the store: ``(name, snapshot, JSON)`` rows.
 
@@ -311,7 +371,7 @@ def result_documents(store: Store, *, campaign_scheme: str | None, names: tuple[
     None) from the stored aggregates, so after those are written. ``clv_triples``: ``(snapshot,
     compressed BTYD summary)`` of the run's CLV stage, used when it is at the diagnostics'
     snapshot; ``clv_days``: the stage's cached purchase days (read by the diagnostics at any
-    snapshot: they hold every day)."""
+    snapshot: they hold every day); ``campaigns_reuse``: see :func:`campaign_documents`."""
     from segflow.errors import SegflowError
 
     rows: list[tuple[str, dt.date | None, str]] = []
@@ -334,7 +394,7 @@ def result_documents(store: Store, *, campaign_scheme: str | None, names: tuple[
 
         with warnings.catch_warnings():  # skipped campaigns: the run's own warnings say why
             warnings.simplefilter("ignore")
-            docs = campaign_documents(store, campaign_scheme)
+            docs = campaign_documents(store, campaign_scheme, reuse=campaigns_reuse)
         rows.append(("campaigns", latest, dumps({"scheme": campaign_scheme, "reports": docs})))
     if "overview" in names:
         rows.append(("overview", latest, dumps(overview_document(store))))

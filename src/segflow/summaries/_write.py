@@ -133,7 +133,8 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
                      changed: Mapping[str, Collection[dt.date]] | None = None,
                      results: bool = True, campaign_scheme: str | None = None,
                      clv_triples: tuple[dt.date, pd.DataFrame] | None = None,
-                     clv_days: ibis.Table | None = None) -> dict[str, int]:
+                     clv_days: ibis.Table | None = None,
+                     unchanged_before: dt.datetime | None = None) -> dict[str, int]:
     """Compute the report's aggregates from the store and replace the stored ones, in one
     transaction: ``summary_segments``, ``summary_transitions``, ``summary_profiles`` (with
     the per-segment names and distinguishing features in ``summary_profile_segments``) and
@@ -179,6 +180,11 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
     clv_days : ibis.Table, optional
         The CLV stage's cached purchase days of every day (``score_clv(keep=...)``), which
         the CLV diagnostics read instead of the transactions' lines.
+    unchanged_before : datetime, optional
+        With ``changed``: no input row with ``ts`` before it changed since the stored
+        aggregates were written (``segflow run``: its latest snapshot not computed again).
+        The campaign read-outs that read nothing newer, at snapshots not in ``changed``, are
+        kept (:func:`segflow.summaries._results.campaign_documents`).
 
     Returns
     -------
@@ -220,9 +226,13 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
 
         if campaign_scheme is None and schemes:
             campaign_scheme = "lifecycle" if "lifecycle" in schemes else schemes[0]
+        reuse = None
+        if changed is not None and unchanged_before is not None and campaign_scheme is not None:
+            reuse = (unchanged_before, changed.get(campaign_scheme, ()))
         documents = result_documents(store, campaign_scheme=campaign_scheme,
                                      names=tuple(n for n in RESULTS if n != "forecasts"),
-                                     clv_triples=clv_triples, clv_days=clv_days)
+                                     clv_triples=clv_triples, clv_days=clv_days,
+                                     campaigns_reuse=reuse)
     written: dict[str, int] = {}
     with store.transaction() as con:
         if documents:
