@@ -191,10 +191,7 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
     dict
         Rows written (computed) per table.
     """
-    assigned = store.raw.execute(
-        "SELECT scheme, list(DISTINCT snapshot_date ORDER BY snapshot_date) FROM segment_assignments GROUP BY scheme"
-    ).fetchall()
-    dates_of = {s: list(d) for s, d in assigned}
+    dates_of = _assigned_dates(store)
     schemes = [s for s in (schemes if schemes is not None else sorted(dates_of)) if s in dates_of]
     rule_based = {s: (kinds or {}).get(s) != "cluster" for s in schemes}
     scored = _scored_dates(store)
@@ -262,6 +259,23 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
             store_results(con, result_documents(store, campaign_scheme=None, names=("forecasts",),
                                                 schemes=list(schemes)), run_id)
     return written
+
+
+def _assigned_dates(store: Store) -> dict[str, list[dt.date]]:
+    """Per scheme, the snapshot dates with at least one assignment (ascending): the distinct
+    dates of ``segment_assignments``, read from the spells' distinct ranges (a few hundred
+    rows) instead of the view's expansion to every customer and snapshot."""
+    if {"segment_spells", "segment_snapshots"} <= set(store.tables()):
+        query = """SELECT s.scheme, list(DISTINCT s.snapshot_date ORDER BY s.snapshot_date)
+            FROM segment_snapshots AS s
+            JOIN (SELECT DISTINCT scheme, valid_from, coalesce(valid_to, DATE '9999-12-31') AS valid_to
+                  FROM segment_spells) AS sp
+              ON sp.scheme = s.scheme AND s.snapshot_date >= sp.valid_from AND s.snapshot_date < sp.valid_to
+            GROUP BY s.scheme"""
+    else:
+        query = ("SELECT scheme, list(DISTINCT snapshot_date ORDER BY snapshot_date) "
+                 "FROM segment_assignments GROUP BY scheme")
+    return {s: list(d) for s, d in store.raw.execute(query).fetchall()}
 
 
 def _scheme_rows(store: Store, schemes: Sequence[str], plan: dict[str, _Plan],
