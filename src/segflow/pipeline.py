@@ -282,10 +282,19 @@ def run_pipeline(
 
                 # only the snapshots (and pairs) this run computed or scored are summarised again
                 changed = {s.name: {*todo.get(s.name, ()), dates[-1]} for s in schemes}
-                write_aggregates(store, run_id, kinds={s.name: s.kind for s in schemes},
-                                 changed=None if full else changed,
-                                 campaign_scheme=campaign_scheme([s.name for s in schemes]),
-                                 clv_triples=kept.get("btyd_triples"))
+                # a snapshot not computed again means no input before it changed
+                kept_dates = [d for s in schemes for d in set(dates) - set(todo.get(s.name, ()))]
+                try:
+                    write_aggregates(store, run_id, kinds={s.name: s.kind for s in schemes},
+                                     changed=None if full else changed,
+                                     campaign_scheme=campaign_scheme([s.name for s in schemes]),
+                                     clv_triples=kept.get("btyd_triples"),
+                                     clv_days=kept.get("purchase_days"),
+                                     unchanged_before=None if full or not kept_dates else
+                                     dt.datetime.combine(max(kept_dates), dt.time()))
+                finally:
+                    if "purchase_days" in kept:
+                        kept["purchase_days"].release()
                 seconds["aggregates"] = time.perf_counter() - start
             else:
                 from segflow.summaries import add_missing_results, campaign_scheme

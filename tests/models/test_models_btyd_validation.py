@@ -112,3 +112,33 @@ def test_backtest(setup) -> None:
     assert list(table.origin) == [dt.date(1997, 7, 1), dt.date(1997, 10, 1)]
     assert (table.mae_model < table.mae_last_period).all()
     assert table.converged.all()
+
+
+def test_shared_purchase_days_give_the_same_summaries_warnings_and_tracking(setup) -> None:
+    # the run's CLV stage groups the lines by customer and day once and hands the cached days
+    # to every summary and to the tracking curves: exactly the results of reading the lines
+    from segflow.models import purchase_days
+    from segflow.models._validation import tracking_curves
+
+    tx, summary, _frame, model, _spend = setup
+    days = purchase_days(tx, end=None, amount_col="dollars").cache()
+    try:
+        for kwargs in ({"calibration_end": "1997-10-01"},
+                       {"calibration_end": "1997-06-01", "observation_end": "1998-01-01"}):
+            with warnings.catch_warnings(record=True) as direct:
+                warnings.simplefilter("always")
+                a = btyd_summary(tx, amount_col="dollars", **kwargs).execute()
+            with warnings.catch_warnings(record=True) as shared:
+                warnings.simplefilter("always")
+                b = btyd_summary(tx, amount_col="dollars", days=days, **kwargs).execute()
+            assert [str(w.message) for w in direct] == [str(w.message) for w in shared]
+            assert len(direct) >= 1  # customers acquired after the calibration end are counted
+            a, b = (f.sort_values("customer_id", ignore_index=True) for f in (a, b))
+            assert len(a) > 1000
+            pd.testing.assert_frame_equal(a, b, check_exact=True)
+        plain = tracking_curves(tx, summary, model, amount_col="dollars")
+        from_days = tracking_curves(tx, summary, model, amount_col="dollars", days=days)
+        assert plain["actual"].sum() > 0
+        pd.testing.assert_frame_equal(plain, from_days, check_exact=True)
+    finally:
+        days.release()

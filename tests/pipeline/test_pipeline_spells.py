@@ -5,6 +5,8 @@ run (one new month) equals a full run."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 import os
 import warnings
 
@@ -160,7 +162,7 @@ def _assignments(project) -> pd.DataFrame:
 
 
 @pytest.mark.slow
-def test_incremental_month_equals_a_full_run_and_reruns_do_not_grow(demo_data, tmp_path):
+def test_incremental_month_equals_a_full_run_and_reruns_do_not_grow(demo_data, tmp_path, monkeypatch):
     folder, ds = demo_data
     last_month = dt.date(ds.end.year - (ds.end.month == 1), (ds.end.month - 2) % 12 + 1, 1)
     # full: all 24 months at once
@@ -180,7 +182,17 @@ def test_incremental_month_equals_a_full_run_and_reruns_do_not_grow(demo_data, t
         assert (inc.store.raw.execute(count).fetchone() == full.store.raw.execute(count).fetchone()), table
     state_at = "SELECT DISTINCT snapshot_date FROM feature_state"
     assert inc.store.raw.execute(state_at).fetchall() == [(early.snapshot_dates[-1],)]
+    import segflow.campaigns
+
+    read_outs = []  # the campaigns read out again (the others keep their stored read-out)
+    report = segflow.campaigns.campaign_report
+    monkeypatch.setattr(segflow.campaigns, "campaign_report",
+                        lambda store, cid, *a, **k: read_outs.append(cid) or report(store, cid, *a, **k))
     late = inc.run()
+    monkeypatch.undo()
+    stored = json.loads(inc.store.raw.execute(
+        "SELECT document FROM summary_results WHERE name = 'campaigns'").fetchone()[0])["reports"]
+    assert len(read_outs) < len(stored), (read_outs, len(stored))  # read-outs kept (equal: below)
     assert late.snapshot_dates == first.snapshot_dates
     # the new month carried the stored feature state forward (features._state): the state
     # and the latest features equal those computed from all history
@@ -265,6 +277,29 @@ def _check_incremental_summaries(full, inc, run_id: str) -> None:
     assert rewritten["summary_segments"] == len(kept["summary_segments"])
     _same_summaries(kept, _summaries(inc))
     assert inc.store.raw.execute("SELECT count(DISTINCT run_id) FROM summary_transitions").fetchone() == (1,)
+    # the model results too (CLV diagnostics from the shared purchase days, campaign read-outs
+    # kept or computed again, overview, forecasts) and the CLV scores at the new snapshot
+    docs = [dict(p.store.raw.execute("SELECT name, document FROM summary_results").fetchall())
+            for p in (full, inc)]
+    assert sorted(docs[0]) == sorted(docs[1]) == ["campaigns", "clv_diagnostics", "forecasts", "overview"]
+    for name, text in docs[0].items():
+        assert _close(json.loads(text), json.loads(docs[1][name])), name
+    scores = ("SELECT customer_id, score, value FROM customer_scores WHERE snapshot_date = "
+              "(SELECT max(snapshot_date) FROM customer_scores) ORDER BY ALL")
+    a, b = (p.store.raw.execute(scores).df() for p in (full, inc))
+    assert len(a) > 1000
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9, atol=1e-9)
+
+
+def _close(x: object, y: object) -> bool:
+    """Equal documents up to the last bits of floats (double sums of different orders)."""
+    if isinstance(x, float) and isinstance(y, float):
+        return (math.isnan(x) and math.isnan(y)) or math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9)
+    if isinstance(x, dict) and isinstance(y, dict):
+        return x.keys() == y.keys() and all(_close(x[k], y[k]) for k in x)
+    if isinstance(x, list) and isinstance(y, list):
+        return len(x) == len(y) and all(_close(p, q) for p, q in zip(x, y, strict=True))
+    return x == y
 
 
 def _reopen(directory, folder, ds, *, max_date):

@@ -16,6 +16,10 @@ from segflow.store import Store
 CLV_MODEL = "bgnbd_gg"
 CLV_HORIZON_WEEKS = 52.0
 CLV_ANNUAL_DISCOUNT_RATE = 0.1
+#: Up to this many transaction lines, the run's purchase days (one row per customer and
+#: day) are materialised once and shared by the CLV summary, its warnings and the CLV
+#: diagnostics; above it each reads the lines again (bounded memory at 10M customers).
+SHARED_DAYS_MAX_LINES = 40_000_000
 
 
 def score_clv(
@@ -43,7 +47,11 @@ def score_clv(
 
     ``keep``, when given, receives ``keep["btyd_triples"] = (snapshot, triples)``: the
     distinct (x, t_x, T) of the summary with their ``count`` (:func:`segflow.models.compress`),
-    which the CLV diagnostics read too (``write_aggregates(clv_triples=...)``).
+    which the CLV diagnostics read too (``write_aggregates(clv_triples=...)``); and, when the
+    purchase days were shared (see :data:`SHARED_DAYS_MAX_LINES`), ``keep["purchase_days"]``:
+    the cached :func:`segflow.models.purchase_days` of every day (``end=None``), which the
+    caller releases after the diagnostics read them (``write_aggregates(clv_days=...)``).
+    Without ``keep`` nothing is shared.
     """
     from segflow.models import (
         BetaGeoModel,
@@ -51,6 +59,7 @@ def score_clv(
         compress,
         fit_spend_model,
         model_document,
+        purchase_days,
         save_model_params,
         score_customers,
         write_scores,
@@ -59,7 +68,13 @@ def score_clv(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            summary = btyd_summary(transactions, calibration_end=snapshot, time_unit="W").cache()
+            days = None
+            if keep is not None and int(transactions.count().execute()) <= SHARED_DAYS_MAX_LINES:
+                # one grouping of the lines by customer and day, read by the summary, its
+                # warnings and the diagnostics' holdout summary and tracking curves
+                days = keep["purchase_days"] = purchase_days(transactions, end=None).cache()
+            summary = btyd_summary(transactions, calibration_end=snapshot, time_unit="W",
+                                   days=days).cache()
             triples = compress(summary)
             if keep is not None:
                 keep["btyd_triples"] = (snapshot, triples)

@@ -132,6 +132,7 @@ def btyd_summary(
     ts_col: str = "ts",
     amount_col: str | None = "amount",
     warn: bool = True,
+    days: ir.Table | None = None,
 ) -> ir.Table:
     """Per-customer BTYD summary, as an Ibis expression (computed in the engine).
 
@@ -150,6 +151,11 @@ def btyd_summary(
         Column names. ``amount_col=None`` counts every day as a purchase (no spend).
     warn : bool, default=True
         Count and warn about excluded customers and return-only days (runs one small query).
+    days : ibis.Table, optional
+        :func:`purchase_days` of ``transactions`` with ``end=None`` (every day), when the
+        caller has them (cached, read by several summaries: ``segflow run``'s CLV stage and
+        its diagnostics); the summary filters them instead of grouping the lines again.
+        Same result.
 
     Returns
     -------
@@ -165,10 +171,16 @@ def btyd_summary(
         )
     unit = unit_days(time_unit)
     cols = dict(customer_col=customer_col, ts_col=ts_col, amount_col=amount_col)
+
+    def before(end: dt.date | None) -> ir.Table:
+        if days is None:
+            return purchase_days(transactions, end=end, **cols)
+        return days if end is None else days.filter(days.day < end)
+
     if warn:  # counts customers acquired later too, so it reads past the calibration end
-        _warn_exclusions(purchase_days(transactions, end=obs_end, **cols), cal_end)
-    days = purchase_days(transactions, end=obs_end or cal_end, **cols)
-    bought = days.filter(days.purchase)
+        _warn_exclusions(before(obs_end), cal_end)
+    bought = before(obs_end or cal_end)
+    bought = bought.filter(bought.purchase)
     cal = bought.filter(bought.day < cal_end)
     # one aggregate, no window: repeat spend = total - the first day's amount (arg_min)
     per = cal.group_by("customer_id").aggregate(

@@ -130,6 +130,7 @@ def validate_holdout(
     customer_col: str = "customer_id",
     ts_col: str = "ts",
     amount_col: str | None = "amount",
+    days: ir.Table | None = None,
 ) -> HoldoutValidation:
     """Compare a fitted model's holdout predictions with the actual purchases.
 
@@ -144,6 +145,9 @@ def validate_holdout(
         Adds spend errors and the CLV decile check (holdout spend, undiscounted).
     transactions : ibis.Table, optional
         The transaction log, for the tracking curves.
+    days : ibis.Table, optional
+        :func:`segflow.models.purchase_days` of ``transactions`` (``end=None``), when the
+        caller has them: the tracking curves read them instead of the lines.
     """
     if "x_holdout" not in summary.columns:
         raise SegflowError("validate_holdout needs a summary built with observation_end")
@@ -175,7 +179,7 @@ def validate_holdout(
     if transactions is not None:
         tracking = tracking_curves(
             transactions, summary, model, time_unit=time_unit, customer_col=customer_col,
-            ts_col=ts_col, amount_col=amount_col,
+            ts_col=ts_col, amount_col=amount_col, days=days,
         )
     return HoldoutValidation(metrics, by_freq, deciles, tracking)
 
@@ -257,12 +261,15 @@ def tracking_curves(
     customer_col: str = "customer_id",
     ts_col: str = "ts",
     amount_col: str | None = "amount",
+    days: ir.Table | None = None,
 ) -> pd.DataFrame:
     """Repeat purchases per time unit since the first acquisition, actual vs expected.
 
     The model's expectation at period end e is sum over acquisition days c of
     n_c * E[X((e - c) / unit)] (E[X(t)]: repeat purchases of a new customer by t).
     Only customers in the summary (acquired before the calibration end) are counted.
+    ``days``: :func:`segflow.models.purchase_days` of ``transactions`` with ``end=None``,
+    when the caller has them (read instead of the lines; same result).
     """
     unit = unit_days(time_unit)
     end = None
@@ -278,9 +285,12 @@ def tracking_curves(
     start = pd.Timestamp(row["first"]).date()
     total_days = int(round((float(row["T"]) + float(row["h"])) * unit)) + 1
     end = start + dt.timedelta(days=total_days)
-    days = purchase_days(
-        transactions, end=end, customer_col=customer_col, ts_col=ts_col, amount_col=amount_col
-    )
+    if days is None:
+        days = purchase_days(
+            transactions, end=end, customer_col=customer_col, ts_col=ts_col, amount_col=amount_col
+        )
+    else:
+        days = days.filter(days.day < end)
     days = days.filter(days.purchase)
     members = summary.select("customer_id", "first_purchase")
     rep = days.inner_join(members, "customer_id")

@@ -76,6 +76,10 @@ def coded_spells(spells: ibis.Table, snapshots: ibis.Table, keyed: ibis.Table, c
     holds at every computed snapshot of ``segment_snapshots`` from ``valid_from`` up to
     ``valid_to``, as the view ``segment_assignments`` says), keyed and coded before they are
     expanded to snapshots (a few rows per customer instead of one per snapshot)."""
+    lo, hi = min(days), max(days)
+    # only spells covering some day of ``days`` are keyed and coded (one new month: the open ones)
+    spells = spells.filter(spells.valid_from <= ibis.literal(hi, "date"),
+                           spells.valid_to.isnull() | (spells.valid_to > ibis.literal(lo, "date")))
     sp = spell_codes(spells, keyed, coded)
     snaps = snapshots.filter(snapshots.snapshot_date.isin(_dates(days))).select(
         s_scheme="scheme", snapshot_date="snapshot_date")

@@ -31,10 +31,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from segflow.errors import InputError
 
 if TYPE_CHECKING:
     import ibis
@@ -116,7 +119,7 @@ def dumps(doc: Any) -> str:
 # -- computing ---------------------------------------------------------------------------
 def clv_diagnostics_document(
     transactions: ibis.Table, snapshot: dt.date, *, holdout_weeks: int = HOLDOUT_WEEKS,
-    model: Any = None, triples: pd.DataFrame | None = None,
+    model: Any = None, triples: pd.DataFrame | None = None, days: ibis.Table | None = None,
 ) -> dict[str, Any]:
     """The CLV diagnostics at ``snapshot`` (see the module notes): two BTYD summaries of the
     transactions (all history before ``snapshot``; and up to ``holdout_weeks`` before it with
@@ -125,7 +128,10 @@ def clv_diagnostics_document(
     ``model``: the fitted BG/NBD of the snapshot (the run's, from ``model_params``); fitted
     here on all history when None. ``triples``: the compressed summary of all history before
     ``snapshot`` (:func:`segflow.models.compress`: ``x, t_x, T, count``) when the caller has
-    it (the run's CLV stage); computed here when None.
+    it (the run's CLV stage); computed here when None. ``days``: the purchase days of
+    ``transactions`` (:func:`segflow.models.purchase_days`, ``end=None``) when the caller has
+    them cached (the run's CLV stage): both summaries and the tracking curves read them
+    instead of the lines (same result).
 
     Raises
     ------
@@ -135,7 +141,7 @@ def clv_diagnostics_document(
     from segflow.models import BetaGeoModel, btyd_summary, compress, validate_holdout
 
     full = triples if triples is not None else compress(
-        btyd_summary(transactions, calibration_end=snapshot, time_unit="W", warn=False))
+        btyd_summary(transactions, calibration_end=snapshot, time_unit="W", warn=False, days=days))
     if model is None:
         model = BetaGeoModel().fit(full[full["T"] > 0])
     weights = full["count"]
@@ -145,13 +151,14 @@ def clv_diagnostics_document(
     total = int(weights.sum())
     cal_end = snapshot - dt.timedelta(weeks=holdout_weeks)
     summary = btyd_summary(transactions, calibration_end=cal_end, observation_end=snapshot, time_unit="W",
-                           warn=False)
+                           warn=False, days=days)
     # one customer-level table, read by the fit, the validation and the tracking curves
     cached = summary.cache() if hasattr(summary, "cache") else summary
     try:
         cal = compress(cached)
         cal_model = BetaGeoModel().fit(cal[cal["T"] > 0])
-        validation = validate_holdout(cached, cal_model, time_unit="W", transactions=transactions)
+        validation = validate_holdout(cached, cal_model, time_unit="W", transactions=transactions,
+                                      days=days)
         first = cached.aggregate(first=cached.first_purchase.min()).execute().iloc[0, 0]
     finally:
         if cached is not summary:
@@ -183,29 +190,85 @@ def clv_diagnostics_document(
     }
 
 
-def campaign_documents(store: Store, scheme: str | None) -> list[dict[str, Any]]:
+def campaign_documents(store: Store, scheme: str | None, *,
+                       reuse: tuple[dt.datetime, Collection[dt.date]] | None = None) -> list[dict[str, Any]]:
     """:func:`segflow.campaigns.campaign_reports` of ``scheme`` as documents (see
-    :func:`campaign_from_document`); empty without exposures or schemes."""
-    from segflow.campaigns import campaign_reports
+    :func:`campaign_from_document`); empty without exposures or schemes.
+
+    ``reuse = (unchanged_before, recomputed)``: no input row with ``ts`` before
+    ``unchanged_before`` changed since the stored ``campaigns`` document was written, and
+    ``recomputed`` holds the snapshots of ``scheme`` whose assignments this run wrote (or
+    may have changed). A stored read-out is then kept as it is when nothing it reads can
+    have changed: same scheme, same first and last exposure, its response windows (up to
+    the last exposure plus ``window_days``) before ``unchanged_before``, a migration lift
+    between the same snapshots before and after it, neither of them recomputed. The others
+    are computed again; the list equals a full recomputation's.
+    """
+    from segflow.campaigns import campaign_report
+    from segflow.campaigns._store import campaigns_summary
 
     if scheme is None or store.raw.execute("SELECT count(*) FROM campaign_exposures").fetchone()[0] == 0:
         return []
+    summary = campaigns_summary(store)
+    order = summary[summary.arm == "control"].sort_values("first_exposure").campaign_id.tolist()
+    windows = summary.groupby("campaign_id").agg(start=("first_exposure", "min"), end=("last_exposure", "max"))
+    kept = _reusable_campaigns(store, scheme, reuse, windows)
     out = []
-    for report in campaign_reports(store, scheme):
-        e, m = report.effect, report.migration
-        out.append({
-            "campaign_id": report.campaign_id, "scheme": report.scheme, "window_days": report.window_days,
-            "start": _value(report.start), "end": _value(report.end), "notes": list(report.notes),
-            "effect": {"table": frame_document(e.table), "control": e.control, "arms": list(e.arms),
-                       "outcomes": list(e.outcomes), "by": list(e.by), "level": e.level,
-                       "correction": e.correction},
-            "migration": None if m is None else {
-                "counts": frame_document(m.counts), "shares": frame_document(m.shares),
-                "campaign_id": m.campaign_id, "scheme": m.scheme, "control": m.control,
-                "before": _value(m.before), "after": _value(m.after), "level": m.level,
-                "lapsed_segments": list(m.lapsed_segments)},
-        })
+    for cid in order:  # one read-out per campaign (few), as campaign_reports
+        if cid in kept:
+            out.append(kept[cid])
+            continue
+        try:
+            report = campaign_report(store, cid, scheme)
+        except InputError:  # skipped (campaign_reports warns why)
+            continue
+        out.append(_campaign_document(report))
     return out
+
+
+def _reusable_campaigns(store: Store, scheme: str, reuse: tuple[dt.datetime, Collection[dt.date]] | None,
+                        windows: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """The stored campaign documents :func:`campaign_documents` keeps (by campaign id)."""
+    stored = stored_result(store, "campaigns") if reuse is not None else None
+    if stored is None or stored[1].get("scheme") != scheme:
+        return {}
+    unchanged_before, recomputed = reuse
+    snaps = sorted(r[0] for r in store.raw.execute(
+        "SELECT DISTINCT snapshot_date FROM segment_snapshots WHERE scheme = ?", [scheme]).fetchall())
+    kept = {}
+    for doc in stored[1]["reports"]:
+        cid, m = doc["campaign_id"], doc["migration"]
+        if cid not in windows.index or m is None:
+            continue
+        start, end = _revive(doc["start"]), _revive(doc["end"])
+        now = windows.loc[cid]
+        if (pd.Timestamp(now["start"]), pd.Timestamp(now["end"])) != (pd.Timestamp(start), pd.Timestamp(end)):
+            continue
+        if end + dt.timedelta(days=doc["window_days"]) > unchanged_before:
+            continue
+        before = [d for d in snaps if d <= start.date()]
+        after = [d for d in snaps if dt.datetime.combine(d, dt.time()) > end]
+        b, a = _revive(m["before"]), _revive(m["after"])
+        if not before or not after or (before[-1], after[0]) != (b, a) or {b, a} & set(recomputed):
+            continue
+        kept[cid] = doc
+    return kept
+
+
+def _campaign_document(report: Any) -> dict[str, Any]:
+    e, m = report.effect, report.migration
+    return {
+        "campaign_id": report.campaign_id, "scheme": report.scheme, "window_days": report.window_days,
+        "start": _value(report.start), "end": _value(report.end), "notes": list(report.notes),
+        "effect": {"table": frame_document(e.table), "control": e.control, "arms": list(e.arms),
+                   "outcomes": list(e.outcomes), "by": list(e.by), "level": e.level,
+                   "correction": e.correction},
+        "migration": None if m is None else {
+            "counts": frame_document(m.counts), "shares": frame_document(m.shares),
+            "campaign_id": m.campaign_id, "scheme": m.scheme, "control": m.control,
+            "before": _value(m.before), "after": _value(m.after), "level": m.level,
+            "lapsed_segments": list(m.lapsed_segments)},
+    }
 
 
 def campaign_from_document(doc: dict[str, Any]) -> Any:
@@ -298,6 +361,8 @@ def _saved_model(store: Store, snapshot: dt.date) -> Any:
 def result_documents(store: Store, *, campaign_scheme: str | None, names: tuple[str, ...] = RESULTS,
                      schemes: list[str] | None = None,
                      clv_triples: tuple[dt.date, pd.DataFrame] | None = None,
+                     clv_days: ibis.Table | None = None,
+                     campaigns_reuse: tuple[dt.datetime, Collection[dt.date]] | None = None,
                      ) -> list[tuple[str, dt.date | None, str]]:
     """Compute the stored results ``names`` from the store: ``(name, snapshot, JSON)`` rows.
 
@@ -305,7 +370,8 @@ def result_documents(store: Store, *, campaign_scheme: str | None, names: tuple[
     scores); the campaigns for ``campaign_scheme``; the forecasts of ``schemes`` (none when
     None) from the stored aggregates, so after those are written. ``clv_triples``: ``(snapshot,
     compressed BTYD summary)`` of the run's CLV stage, used when it is at the diagnostics'
-    snapshot."""
+    snapshot; ``clv_days``: the stage's cached purchase days (read by the diagnostics at any
+    snapshot: they hold every day); ``campaigns_reuse``: see :func:`campaign_documents`."""
     from segflow.errors import SegflowError
 
     rows: list[tuple[str, dt.date | None, str]] = []
@@ -316,7 +382,8 @@ def result_documents(store: Store, *, campaign_scheme: str | None, names: tuple[
             try:
                 triples = clv_triples[1] if clv_triples and clv_triples[0] == clv_date else None
                 doc = clv_diagnostics_document(store.table("transactions"), clv_date,
-                                               model=_saved_model(store, clv_date), triples=triples)
+                                               model=_saved_model(store, clv_date), triples=triples,
+                                               days=clv_days)
             except SegflowError as exc:
                 doc = {"error": str(exc)}
             rows.append(("clv_diagnostics", clv_date, dumps(doc)))
@@ -327,7 +394,7 @@ def result_documents(store: Store, *, campaign_scheme: str | None, names: tuple[
 
         with warnings.catch_warnings():  # skipped campaigns: the run's own warnings say why
             warnings.simplefilter("ignore")
-            docs = campaign_documents(store, campaign_scheme)
+            docs = campaign_documents(store, campaign_scheme, reuse=campaigns_reuse)
         rows.append(("campaigns", latest, dumps({"scheme": campaign_scheme, "reports": docs})))
     if "overview" in names:
         rows.append(("overview", latest, dumps(overview_document(store))))

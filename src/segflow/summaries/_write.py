@@ -132,7 +132,9 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
                      kinds: dict[str, str] | None = None, audit: bool = True,
                      changed: Mapping[str, Collection[dt.date]] | None = None,
                      results: bool = True, campaign_scheme: str | None = None,
-                     clv_triples: tuple[dt.date, pd.DataFrame] | None = None) -> dict[str, int]:
+                     clv_triples: tuple[dt.date, pd.DataFrame] | None = None,
+                     clv_days: ibis.Table | None = None,
+                     unchanged_before: dt.datetime | None = None) -> dict[str, int]:
     """Compute the report's aggregates from the store and replace the stored ones, in one
     transaction: ``summary_segments``, ``summary_transitions``, ``summary_profiles`` (with
     the per-segment names and distinguishing features in ``summary_profile_segments``) and
@@ -175,16 +177,21 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
         The distinct (x, t_x, T) triples with ``count`` of the BTYD summary at that snapshot,
         as the run's CLV stage computed them (``score_clv(keep=...)``): the CLV diagnostics
         at that snapshot read them instead of summarising the transactions again.
+    clv_days : ibis.Table, optional
+        The CLV stage's cached purchase days of every day (``score_clv(keep=...)``), which
+        the CLV diagnostics read instead of the transactions' lines.
+    unchanged_before : datetime, optional
+        With ``changed``: no input row with ``ts`` before it changed since the stored
+        aggregates were written (``segflow run``: its latest snapshot not computed again).
+        The campaign read-outs that read nothing newer, at snapshots not in ``changed``, are
+        kept (:func:`segflow.summaries._results.campaign_documents`).
 
     Returns
     -------
     dict
         Rows written (computed) per table.
     """
-    assigned = store.raw.execute(
-        "SELECT scheme, list(DISTINCT snapshot_date ORDER BY snapshot_date) FROM segment_assignments GROUP BY scheme"
-    ).fetchall()
-    dates_of = {s: list(d) for s, d in assigned}
+    dates_of = _assigned_dates(store)
     schemes = [s for s in (schemes if schemes is not None else sorted(dates_of)) if s in dates_of]
     rule_based = {s: (kinds or {}).get(s) != "cluster" for s in schemes}
     scored = _scored_dates(store)
@@ -216,9 +223,13 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
 
         if campaign_scheme is None and schemes:
             campaign_scheme = "lifecycle" if "lifecycle" in schemes else schemes[0]
+        reuse = None
+        if changed is not None and unchanged_before is not None and campaign_scheme is not None:
+            reuse = (unchanged_before, changed.get(campaign_scheme, ()))
         documents = result_documents(store, campaign_scheme=campaign_scheme,
                                      names=tuple(n for n in RESULTS if n != "forecasts"),
-                                     clv_triples=clv_triples)
+                                     clv_triples=clv_triples, clv_days=clv_days,
+                                     campaigns_reuse=reuse)
     written: dict[str, int] = {}
     with store.transaction() as con:
         if documents:
@@ -248,6 +259,23 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
             store_results(con, result_documents(store, campaign_scheme=None, names=("forecasts",),
                                                 schemes=list(schemes)), run_id)
     return written
+
+
+def _assigned_dates(store: Store) -> dict[str, list[dt.date]]:
+    """Per scheme, the snapshot dates with at least one assignment (ascending): the distinct
+    dates of ``segment_assignments``, read from the spells' distinct ranges (a few hundred
+    rows) instead of the view's expansion to every customer and snapshot."""
+    if {"segment_spells", "segment_snapshots"} <= set(store.tables()):
+        query = """SELECT s.scheme, list(DISTINCT s.snapshot_date ORDER BY s.snapshot_date)
+            FROM segment_snapshots AS s
+            JOIN (SELECT DISTINCT scheme, valid_from, coalesce(valid_to, DATE '9999-12-31') AS valid_to
+                  FROM segment_spells) AS sp
+              ON sp.scheme = s.scheme AND s.snapshot_date >= sp.valid_from AND s.snapshot_date < sp.valid_to
+            GROUP BY s.scheme"""
+    else:
+        query = ("SELECT scheme, list(DISTINCT snapshot_date ORDER BY snapshot_date) "
+                 "FROM segment_assignments GROUP BY scheme")
+    return {s: list(d) for s, d in store.raw.execute(query).fetchall()}
 
 
 def _scheme_rows(store: Store, schemes: Sequence[str], plan: dict[str, _Plan],
