@@ -18,6 +18,7 @@ from segflow._result import TableResult
 from segflow.config import Settings, SourceSettings
 from segflow.errors import InputError, StoreError
 from segflow.sources._load import LoadCounts, classify, rollup_orders, write
+from segflow.sources._once import judge
 from segflow.sources._readers import (
     discover,
     file_hash,
@@ -27,7 +28,7 @@ from segflow.sources._readers import (
     stage,
 )
 from segflow.sources._validate import check_timezone, flags, resolve, validate
-from segflow.store import Store
+from segflow.store import CANONICAL_TABLES, Store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -259,17 +260,23 @@ def load_one(
         read = staged.tally.digest if staged.tally and staged.tally.digest else digest
         has_customers = con.execute("SELECT count(*) FROM main.customers").fetchone()[0] > 0
         known = "main.customers" if has_customers and source.table != "customers" else None
-        present = validate(con, source, staged, specs, now=now, known_customers=known, out=val)
-        classify(con, source, val, present, cls, against_store=True, staged=staged,
-                 mapped=set(specs))
-        if source.rollup and source.table == "transactions":
+        flag_list, once = flags(source, specs), {}
+        if source.rollup and source.table == "transactions":  # lines judged per order
+            present = validate(con, source, staged, specs, now=now, known_customers=known, out=val)
+            classify(con, source, val, present, cls, against_store=True, staged=staged,
+                     mapped=set(specs))
             orders = f"_sf_ord_{suffix}"
             rollup_orders(con, source, cls, orders, against_store=True)
+        else:  # one narrow pass, then each accepted row written once
+            present = list(CANONICAL_TABLES[source.table])
+            got = judge(con, source, staged, specs, now=now, known_customers=known, name=cls,
+                        mapped=set(specs), flag_list=flag_list)
+            cls, once = got.cls, {"insert_from": got.rows, "flagged": got.flagged}
         con.execute("BEGIN TRANSACTION")
         try:
             write(con, source, staged, cls, present, counts, now=now, file_hash=read,
-                  started=started, orders=orders, flag_list=flags(source, specs),
-                  mapped=set(specs))
+                  started=started, orders=orders, flag_list=flag_list, mapped=set(specs),
+                  **once)
             _recheck(staged, counts, path, digest, read)
         except BaseException:
             con.execute("ROLLBACK")
