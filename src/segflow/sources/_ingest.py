@@ -261,12 +261,15 @@ def load_one(
         has_customers = con.execute("SELECT count(*) FROM main.customers").fetchone()[0] > 0
         known = "main.customers" if has_customers and source.table != "customers" else None
         flag_list, once = flags(source, specs), {}
-        if source.rollup and source.table == "transactions":  # lines judged per order
+        again = con.execute("SELECT count(*) FROM main.loads WHERE source = ? AND source_file = ? "
+                            "AND status = 'ok'", [source.name, label]).fetchone()[0] > 0
+        if not write_once(source, again):
             present = validate(con, source, staged, specs, now=now, known_customers=known, out=val)
             classify(con, source, val, present, cls, against_store=True, staged=staged,
                      mapped=set(specs))
-            orders = f"_sf_ord_{suffix}"
-            rollup_orders(con, source, cls, orders, against_store=True)
+            if source.rollup and source.table == "transactions":
+                orders = f"_sf_ord_{suffix}"
+                rollup_orders(con, source, cls, orders, against_store=True)
         else:  # one narrow pass, then each accepted row written once
             present = list(CANONICAL_TABLES[source.table])
             got = judge(con, source, staged, specs, now=now, known_customers=known, name=cls,
@@ -285,6 +288,15 @@ def load_one(
     finally:
         con.close()
     return counts
+
+
+def write_once(source: SourceSettings, again: bool) -> bool:
+    """Whether a file of ``source`` is loaded by one narrow judging pass and one insert
+    (:mod:`segflow.sources._once`), else from a validated copy of the file. The copy serves
+    order roll-ups (lines are judged per order) and a file read ``again`` (loaded before
+    under the same name: most of its rows are likely stored, so the narrow pass would pick
+    nearly every row for a full parse anyway)."""
+    return not again and not (source.rollup and source.table == "transactions")
 
 
 def _recheck(staged, counts: LoadCounts, path: Path | None, before: str | None,
