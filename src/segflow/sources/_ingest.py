@@ -18,6 +18,7 @@ from segflow._result import TableResult
 from segflow.config import Settings, SourceSettings
 from segflow.errors import InputError, StoreError
 from segflow.sources._load import LoadCounts, classify, rollup_orders, write
+from segflow.sources._once import judge
 from segflow.sources._readers import (
     discover,
     file_hash,
@@ -27,7 +28,7 @@ from segflow.sources._readers import (
     stage,
 )
 from segflow.sources._validate import check_timezone, flags, resolve, validate
-from segflow.store import Store
+from segflow.store import CANONICAL_TABLES, Store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -259,17 +260,26 @@ def load_one(
         read = staged.tally.digest if staged.tally and staged.tally.digest else digest
         has_customers = con.execute("SELECT count(*) FROM main.customers").fetchone()[0] > 0
         known = "main.customers" if has_customers and source.table != "customers" else None
-        present = validate(con, source, staged, specs, now=now, known_customers=known, out=val)
-        classify(con, source, val, present, cls, against_store=True, staged=staged,
-                 mapped=set(specs))
-        if source.rollup and source.table == "transactions":
-            orders = f"_sf_ord_{suffix}"
-            rollup_orders(con, source, cls, orders, against_store=True)
+        flag_list, once = flags(source, specs), {}
+        again = con.execute("SELECT count(*) FROM main.loads WHERE source = ? AND source_file = ? "
+                            "AND status = 'ok'", [source.name, label]).fetchone()[0] > 0
+        if not write_once(source, again):
+            present = validate(con, source, staged, specs, now=now, known_customers=known, out=val)
+            classify(con, source, val, present, cls, against_store=True, staged=staged,
+                     mapped=set(specs))
+            if source.rollup and source.table == "transactions":
+                orders = f"_sf_ord_{suffix}"
+                rollup_orders(con, source, cls, orders, against_store=True)
+        else:  # one narrow pass, then each accepted row written once
+            present = list(CANONICAL_TABLES[source.table])
+            got = judge(con, source, staged, specs, now=now, known_customers=known, name=cls,
+                        mapped=set(specs), flag_list=flag_list)
+            cls, once = got.cls, {"insert_from": got.rows, "flagged": got.flagged}
         con.execute("BEGIN TRANSACTION")
         try:
             write(con, source, staged, cls, present, counts, now=now, file_hash=read,
-                  started=started, orders=orders, flag_list=flags(source, specs),
-                  mapped=set(specs))
+                  started=started, orders=orders, flag_list=flag_list, mapped=set(specs),
+                  **once)
             _recheck(staged, counts, path, digest, read)
         except BaseException:
             con.execute("ROLLBACK")
@@ -278,6 +288,15 @@ def load_one(
     finally:
         con.close()
     return counts
+
+
+def write_once(source: SourceSettings, again: bool) -> bool:
+    """Whether a file of ``source`` is loaded by one narrow judging pass and one insert
+    (:mod:`segflow.sources._once`), else from a validated copy of the file. The copy serves
+    order roll-ups (lines are judged per order) and a file read ``again`` (loaded before
+    under the same name: most of its rows are likely stored, so the narrow pass would pick
+    nearly every row for a full parse anyway)."""
+    return not again and not (source.rollup and source.table == "transactions")
 
 
 def _recheck(staged, counts: LoadCounts, path: Path | None, before: str | None,

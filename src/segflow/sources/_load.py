@@ -248,8 +248,16 @@ def write(
     orders: str | None,
     flag_list: list[tuple[str, str, str, str]] = (),
     mapped: Collection[str],
+    insert_from: str | None = None,
+    flagged: str | None = None,
 ) -> None:
-    """Write the load into the store (inside the caller's transaction)."""
+    """Write the load into the store (inside the caller's transaction).
+
+    ``insert_from`` (SQL relation: ``_row`` and ``v_<col>``) gives the rows to insert and
+    ``flagged`` those of them that may carry a flag (``v_``/``r_`` columns); by default both
+    are the accepted and replaced rows of ``cls`` (see :mod:`segflow.sources._once`).
+    """
+    kept = f"(SELECT * FROM {cls} WHERE _status IN ('accepted', 'replace'))"
     table, key = source.table, row_key(source, mapped)
     src, label, load = lit(source.name), lit(staged.label), lit(counts.load_id)
     canon = list(CANONICAL_TABLES[table])
@@ -266,7 +274,7 @@ def write(
     else:
         exprs = [f"v_{c}" for c in canon]
         con.execute(f"""INSERT INTO main.{table} ({target}) SELECT {', '.join(exprs)},
-            {lineage.format(row='_row')} FROM {cls} WHERE _status IN ('accepted', 'replace')""")
+            {lineage.format(row='_row')} FROM {insert_from or kept}""")
     # the (few) quarantined rows first, then their raw content from the staged source
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {cls}_q AS SELECT _row, _rule, _reason, _column
         FROM {cls} WHERE _status = 'quarantined'""")
@@ -309,7 +317,7 @@ def write(
             WHERE {mine} AND load_id <> {load} AND row_number {rows})""")
     con.execute(f"DROP TABLE {dups}")
     _release(con, source, staged, cls, counts)
-    _flags(con, flag_list, cls, src, label, load, counts)
+    _flags(con, flag_list, flagged or kept, f"{cls}_fl", src, label, load, counts)
     _count(con, source, staged, cls, present, counts)
     if not counts.reconciles:  # a bug guard: the transaction rolls back
         raise StoreError(f"reconciliation failed for {staged.label}: {counts}")
@@ -342,14 +350,15 @@ def _release(con, source: SourceSettings, staged: Staged, cls: str, counts: Load
             "pass the rules now and were loaded")
 
 
-def _flags(con, flag_list, cls: str, src: str, label: str, load: str, counts: LoadCounts) -> None:
-    """Record accepted rows with a noted issue in ``ingest_flags``; warn with the first one."""
+def _flags(con, flag_list, kept: str, cand: str, src: str, label: str, load: str,
+           counts: LoadCounts) -> None:
+    """Record the rows of ``kept`` (the loaded rows) with a noted issue in ``ingest_flags``;
+    warn with the first one."""
     con.execute(FLAGS_DDL)
     if flag_list:  # one scan picks the rows with any flag; each flag then reads only those
-        cand = f"{cls}_fl"
         any_flag = " OR ".join(f"({cond})" for _, cond, _, _ in flag_list)
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE {cand} AS SELECT * FROM {cls}
-            WHERE _status IN ('accepted', 'replace') AND ({any_flag})""")
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {cand} AS SELECT * FROM {kept}
+            WHERE ({any_flag})""")
         for rule, cond, column, value in flag_list:
             con.execute(f"""INSERT INTO main.ingest_flags SELECT {src}, {label}, _row, {lit(rule)},
                 {lit(column)}, CAST({value} AS VARCHAR), {load} FROM {cand} WHERE {cond}""")

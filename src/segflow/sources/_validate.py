@@ -57,19 +57,24 @@ def _text(col: str, dtype: str) -> str:
     return f"CAST({ref} AS VARCHAR)"
 
 
-def _without_null_tokens(source: SourceSettings, staged: Staged, extra: list[str]) -> str:
+def _without_null_tokens(source: SourceSettings, staged: Staged, extra: list[str],
+                         where: str = "", used: str | None = None) -> str:
     """SQL: the staged table with every text column's missing-value tokens set to NULL.
 
     ``null_values`` are compared with the trimmed value, exactly (case-sensitive); typed
     columns (Parquet, databases) carry real NULLs and are left alone. Each value is tested
     once, here, so the many expressions over a column do not repeat the test. ``extra``
     (SQL ``expr AS name``) is computed from the original values (the raw row for the
-    quarantine, the exclude rule).
+    quarantine, the exclude rule). ``where`` (SQL, optional) selects the staged rows. Given
+    ``used`` (the SQL that reads the result), only the columns it names are cleaned (a file
+    of 500 unmapped columns would otherwise cost seconds of query planning).
     """
+    sel = f" WHERE {where}" if where else ""
     tokens = sorted({t.strip() for t in source.null_values} - {""})
-    texts = [c for c, t in staged.columns.items() if t.upper() == "VARCHAR"]
+    texts = [c for c, t in staged.columns.items()
+             if t.upper() == "VARCHAR" and (used is None or q(c) in used)]
     if not tokens or not texts:
-        return f"(SELECT *{''.join(', ' + e for e in extra)} FROM {staged.table})"
+        return f"(SELECT *{''.join(', ' + e for e in extra)} FROM {staged.table}{sel})"
     longest = max(len(t.encode()) for t in tokens)
 
     def token(text: str) -> str:  # equalities, not IN: DuckDB turns IN into a join on every row
@@ -80,7 +85,7 @@ def _without_null_tokens(source: SourceSettings, staged: Staged, extra: list[str
         f"CASE WHEN strlen({q(c)}) > {longest} AND {settled(q(c))} THEN {q(c)} "
         f"WHEN {settled(q(c))} THEN CASE WHEN {token(q(c))} THEN NULL ELSE {q(c)} END "
         f"WHEN {token(f'trim({q(c)})')} THEN NULL ELSE {q(c)} END AS {q(c)}" for c in texts)
-    return f"(SELECT * REPLACE ({reps}){''.join(', ' + e for e in extra)} FROM {staged.table})"
+    return f"(SELECT * REPLACE ({reps}){''.join(', ' + e for e in extra)} FROM {staged.table}{sel})"
 
 
 def _number_of_text(text: str, source: SourceSettings) -> str:
@@ -342,8 +347,31 @@ def validate(
 
     Returns the canonical columns present (as ``v_<col>`` in ``out``).
     """
-    table = source.table
-    ctypes = CANONICAL_TABLES[table]
+    con.execute(f"CREATE TEMP TABLE {out} AS "
+                + judged(source, staged, specs, now=now, known_customers=known_customers))
+    return list(CANONICAL_TABLES[source.table])
+
+
+def judged(source: SourceSettings, staged: Staged, specs: dict[str, Spec], *,
+           now: dt.datetime, known_customers: str | None, where: str = "") -> str:
+    """SQL query: every staged row (restricted by ``where``, a condition on ``_row``), with
+    ``_row``, the ``v_<col>`` values and ``_rule``/``_column``/``_reason`` (NULL: passes)."""
+    rules = _rule_list(source, specs, CANONICAL_TABLES[source.table], now, known_customers)
+    c_cols = [f"{_case(rules, p)} AS {n}" for p, n in ((0, "_rule"), (2, "_column"), (3, "_reason"))]
+    parses = [f"p_{c}_{i}" for c, spec in specs.items() for i in range(len(spec.dates or []))]
+    # raw texts are needed after this point only for value-mapped columns (invalid_value flags)
+    texts = [f"r_{c}" for c in specs if c not in source.value_maps]
+    drop = f" EXCLUDE ({', '.join([*parses, *texts, '_ri'])})"
+    return (f"{judging(source, staged, specs, rules, where=where)}\n"
+            f"    SELECT d.*{drop}, {', '.join(c_cols)} FROM d")
+
+
+def judging(source: SourceSettings, staged: Staged, specs: dict[str, Spec], rules: _Rules, *,
+            where: str = "") -> str:
+    """SQL ``WITH`` clause: the staged rows (those meeting ``where``, a condition on ``_row``
+    applied before any value is parsed) as ``c`` (``_row``, ``r_<col>`` raw texts,
+    ``p_<col>_<i>`` date parses, ``v_<col>`` values, helper flags) and ``d`` (``c`` plus
+    ``_ri``: the index in ``rules`` of the first rule the row fails, NULL when none)."""
     need_raw = source.rollup
     extra = [f"{raw_json(staged)} AS _raw"] if need_raw else []
     extra.append(f"{_exclude_condition(source)} AS _excluded")
@@ -356,30 +384,25 @@ def validate(
         else:
             a_cols.append(f"{spec.value} AS {'f' if c == 'is_return' else 'v'}_{c}")
     a_cols.append("_excluded")
-
     b_cols = []
     for c, spec in specs.items():
         if spec.dates is not None:
             b_cols += _date_value(c, len(spec.dates), source)
-    rules = _rule_list(source, specs, ctypes, now, known_customers)
-    present = list(ctypes)
     b_select = ", ".join(["a.*", *b_cols]) if b_cols else "a.*"
     extras = _extra_values(source, specs)
-    c_cols = [f"{_case(rules, p)} AS {n}" for p, n in ((0, "_rule"), (2, "_column"), (3, "_reason"))]
-    parses = [f"p_{c}_{i}" for c, spec in specs.items() for i in range(len(spec.dates or []))]
     first = ("CASE " + " ".join(f"WHEN {it[1]} THEN {i}" for i, it in enumerate(rules.items))
              + " END") if rules.items else "NULL::INTEGER"
-    # raw texts are needed after this point only for value-mapped columns (invalid_value flags)
-    texts = [f"r_{c}" for c in specs if c not in source.value_maps]
-    drop = f" EXCLUDE ({', '.join([*parses, *texts, '_ri'])})"
-    sql = f"""CREATE TEMP TABLE {out} AS
-    WITH a AS (SELECT _row, {', '.join(a_cols)} FROM {_without_null_tokens(source, staged, extra)}),
+    rows = _without_null_tokens(source, staged, extra, where, used=" ".join(a_cols))
+    return f"""WITH a AS (SELECT _row, {', '.join(a_cols)} FROM {rows}),
          b AS (SELECT {b_select} FROM a),
          c AS (SELECT b.*{''.join(', ' + e for e in extras)} FROM b),
-         d AS (SELECT c.*, {first} AS _ri FROM c)
-    SELECT d.*{drop}, {', '.join(c_cols)} FROM d"""
-    con.execute(sql)
-    return present
+         d AS (SELECT c.*, {first} AS _ri FROM c)"""
+
+
+def rule_list(source: SourceSettings, specs: dict[str, Spec], *, now: dt.datetime,
+              known_customers: str | None) -> _Rules:
+    """The rules of ``source`` in priority order (``.items``: rule, condition, column, reason)."""
+    return _rule_list(source, specs, CANONICAL_TABLES[source.table], now, known_customers)
 
 
 def raw_json(staged: Staged, alias: str = "") -> str:
