@@ -15,7 +15,9 @@ module computes the same table for every snapshot of a grid at once (see
 Customers are numbered (integer keys in id order, materialised once) and processed in chunks
 of :data:`CHUNK_CUSTOMERS`: each chunk's period-tagged lines and its result are materialised
 (Ibis ``cache``) before the next chunk starts, so the working set of DuckDB (or Spark) is
-that of one chunk, and no sub-plan is computed twice within a chunk.
+that of one chunk, and no sub-plan is computed twice within a chunk. With the feature state
+(:func:`snapshot_features_and_state`), each chunk also sums its deltas up to the last snapshot
+from the same materialised tables (:func:`segflow.features._state.period_deltas`).
 
 One pass: groups ``rfm``, ``seasonality``, ``web``, ``breadth``, ``attribute`` and the order-value part of
 ``pattern`` (``avg_order_value``, ``basket_size``, ``promo_share``, ``return_rate``,
