@@ -176,7 +176,6 @@ def _snapshot_features(
         states += [s.cache() for s in pending or []]  # while its inputs exist
         for table in held:  # the chunk's intermediate tables, no longer needed
             table.release()
-    keys.release()
     if len(states) > 1:  # one table the caller releases: the chunks' states copied (small)
         whole = _union(states).cache()
         for table in states:
