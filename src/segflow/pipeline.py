@@ -264,9 +264,8 @@ def run_pipeline(
 
                 start = time.perf_counter()
                 written = _write_run(store, eng, schemes, assignments, todo, features,
-                                     latest, dates[-1], run_id=run_id, settings=settings)
-                if state is not None:  # the next run's starting point (features._stored_state)
-                    write_state(store, state, dates[-1], settings.rfm.window_days)
+                                     latest, dates[-1], run_id=run_id, settings=settings,
+                                     state=state)
                 seconds["write"] = time.perf_counter() - start
                 features.release()
                 start = time.perf_counter()
@@ -338,9 +337,10 @@ def _features_and_assignments(
     previous: dt.date | None = None,
 ) -> tuple[ibis.Table, dict[str, ibis.Table], ibis.Table | None, ibis.Table | None]:
     """The long features table of ``computed`` (cached), every scheme's assignments of all
-    those snapshots (lazy), the latest snapshot's full features (cached) and feature state
-    (lazy), if computed; ``previous`` is the snapshot before ``latest``."""
+    those snapshots (lazy), the latest snapshot's full features and feature state (both
+    cached), if computed; ``previous`` is the snapshot before ``latest``."""
     from segflow.features import customer_features, snapshot_features
+    from segflow.features._snapshots import snapshot_features_and_state
     from segflow.features._state import feature_state
     from segflow.features._stored_state import latest_features
     from segflow.segments import assign
@@ -358,6 +358,10 @@ def _features_and_assignments(
         keep = set(full_latest.columns if columns is None else [*columns, "customer_id"])
         features = full_latest.select(snapshot_date=ibis.literal(latest, "date"),
                                       **{c: full_latest[c] for c in full_latest.columns if c in keep}).cache()
+    elif latest is not None:  # the state at the latest snapshot from the same pass
+        features, state = snapshot_features_and_state(tables, computed, window_days=window,
+                                                      groups=groups, columns=columns)
+        features = features.cache()
     else:
         features = snapshot_features(tables, computed, window_days=window, groups=groups,
                                      columns=columns).cache()
@@ -500,9 +504,12 @@ def _write_run(
     *,
     run_id: str,
     settings: Settings,
+    state: ibis.Table | None = None,
 ) -> int:
     """Merge every scheme's assignments at its snapshots to compute into the stored spells
-    and replace ``customer_features`` by the latest snapshot's features, in one transaction.
+    and replace ``customer_features`` by the latest snapshot's features and the stored
+    feature state by ``state`` (the next run's starting point, released once written;
+    :mod:`segflow.features._stored_state`), in one transaction.
 
     On DuckDB the assignments go from the engine into the spells in one INSERT ... SELECT,
     and the latest features into ``customer_features`` in one CREATE TABLE ... AS SELECT (no
@@ -541,6 +548,8 @@ def _write_run(
             n = latest_arrow.num_rows
             rows = latest_arrow.append_column("snapshot_date", pa.array([latest] * n, pa.date32()))
             store.replace("customer_features", rows, con=con)
+        if state is not None:
+            write_state(store, state, latest, settings.rfm.window_days, con=con)
     return written
 
 

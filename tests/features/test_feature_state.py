@@ -15,6 +15,7 @@ from tests.features._fixture import to_store
 from tests.features.test_snapshot_features import S, assert_same_columns, edge_tables
 
 from segflow.features import REQUIRED_TABLES, customer_features
+from segflow.features._snapshots import snapshot_features_and_state
 from segflow.features._state import MEASURES, feature_state, next_state, state_features
 from segflow.features._stored_state import latest_features, stored_state, write_state
 from segflow.store import Store
@@ -50,6 +51,21 @@ def test_state_carried_over_the_periods_equals_the_definition(edge):
     # carrying the state equals the state computed from all history
     full = feature_state(edge, S[-1], window_days=90).to_pandas()
     assert_same(state.to_pandas()[full.columns], full)
+
+
+def test_the_one_pass_gives_the_state_of_its_last_snapshot(edge):
+    # the full run's state comes from the one pass's own tables (two chunks of customers)
+    # and equals the state computed from all history (its features: the code of
+    # snapshot_features, tests/features/test_snapshot_features.py; without a window: the
+    # demo's full and incremental runs, tests/pipeline/test_pipeline_spells.py)
+    window = 90
+    features, state = snapshot_features_and_state(edge, S, window_days=window,
+                                                  chunk_customers=6)
+    got, want = state.to_pandas(), feature_state(edge, S[-1], window_days=window).to_pandas()
+    assert list(got.columns) == ["customer_id", *MEASURES] and len(got) == len(want) > 5
+    assert_same(got, want)
+    assert (got.dtypes[1:] == "int64").all() and got._dbad1.abs().sum() + got._yc3.sum() > 0
+    assert features.snapshot_date.nunique().execute() == len(S)
 
 
 def test_state_without_a_window_and_over_two_periods(edge):

@@ -174,3 +174,31 @@ def test_feature_groups_the_schemes_need_give_the_same_assignments(fixture_proje
     run_pipeline(fixture_project.store, fixture_project.settings)
     needed = fixture_project.store.raw.execute(query).df()
     assert len(every) > 0 and every.equals(needed)
+
+
+def test_a_run_failing_after_its_state_is_written_stores_nothing(fixture_project, monkeypatch):
+    # the feature state is written in the run's one transaction: a failure after it rolls
+    # the state back with the spells and customer_features
+    import segflow.pipeline as pipeline
+    from segflow.features._stored_state import write_state
+
+    seen = []
+
+    def write_then_fail(store, state, snapshot, window_days, *, con=None):  # noqa: ANN001
+        write_state(store, state, snapshot, window_days, con=con)
+        seen.append(con.execute("SELECT count(*) FROM feature_state").fetchone()[0])
+        raise RuntimeError("killed after the state")
+
+    monkeypatch.setattr(pipeline, "write_state", write_then_fail)
+    with pytest.raises(RuntimeError, match="killed after the state"):
+        fixture_project.run()
+    raw = fixture_project.store.raw
+    counts = "SELECT (SELECT count(*) FROM feature_state), (SELECT count(*) FROM segment_spells)"
+    made = "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'customer_features'"
+    assert seen[0] > 0 and raw.execute(counts).fetchone() == (0, 0)
+    assert raw.execute(made).fetchone() == (0,)
+    monkeypatch.undo()
+    summary = fixture_project.run()
+    stored = raw.execute("SELECT DISTINCT snapshot_date FROM feature_state").fetchall()
+    assert stored == [(summary.snapshot_dates[-1],)]
+    assert raw.execute(counts).fetchone()[0] == seen[0] and raw.execute(made).fetchone() == (1,)

@@ -15,7 +15,9 @@ module computes the same table for every snapshot of a grid at once (see
 Customers are numbered (integer keys in id order, materialised once) and processed in chunks
 of :data:`CHUNK_CUSTOMERS`: each chunk's period-tagged lines and its result are materialised
 (Ibis ``cache``) before the next chunk starts, so the working set of DuckDB (or Spark) is
-that of one chunk, and no sub-plan is computed twice within a chunk.
+that of one chunk, and no sub-plan is computed twice within a chunk. With the feature state
+(:func:`snapshot_features_and_state`), each chunk also sums its deltas up to the last snapshot
+from the same materialised tables (:func:`segflow.features._state.period_deltas`).
 
 One pass: groups ``rfm``, ``seasonality``, ``web``, ``breadth``, ``attribute`` and the order-value part of
 ``pattern`` (``avg_order_value``, ``basket_size``, ``promo_share``, ``return_rate``,
@@ -44,16 +46,17 @@ from segflow.features._core import (
     _check_groups,
     customer_features,
 )
-from segflow.features._periods import Periods, from_micro, running_onto, union_deltas
+from segflow.features._derive import one_pass_features
+from segflow.features._periods import Periods, running_onto, union_deltas
 from segflow.features._purchases import (
-    _day_to_date,
     interpurchase_features,
     order_table,
     prepare_lines,
     top_share,
 )
+from segflow.features._state import MEASURES, period_deltas
 from segflow.features._survey import survey_features, survey_registry
-from segflow.features._window import Frame, safe_ratio
+from segflow.features._window import Frame
 
 
 def snapshot_features(
@@ -103,6 +106,44 @@ def snapshot_features(
     ``pattern``. Computed per snapshot and joined: the inter-purchase, top-category and
     main-channel columns of ``pattern``, and the groups ``campaign`` and ``survey``.
     """
+    return _snapshot_features(tables, dates, window_days=window_days, groups=groups,
+                              columns=columns, chunk_customers=chunk_customers,
+                              with_state=False)[0]
+
+
+def snapshot_features_and_state(
+    tables: Mapping[str, ibis.Table],
+    dates: Sequence[dt.date],
+    *,
+    window_days: int | None = None,
+    groups: Collection[str] | None = None,
+    columns: Collection[str] | None = None,
+    chunk_customers: int | None = None,
+) -> tuple[ibis.Table, ibis.Table]:
+    """:func:`snapshot_features` and the feature state at the last of ``dates``
+    (:func:`segflow.features._state.feature_state`: same rows and values), from the same
+    pass: each chunk's state is computed from its period-tagged lines and order periods
+    while they are materialised (no second read of the history) and materialised itself
+    (one row per customer, int64 measures), then the chunk's intermediate tables are
+    released. The state is returned materialised: the caller releases it once written
+    (:func:`segflow.features._stored_state.write_state`)."""
+    features, state = _snapshot_features(
+        tables, dates, window_days=window_days, groups=groups, columns=columns,
+        chunk_customers=chunk_customers, with_state=True)
+    assert state is not None
+    return features, state
+
+
+def _snapshot_features(
+    tables: Mapping[str, ibis.Table],
+    dates: Sequence[dt.date],
+    *,
+    window_days: int | None,
+    groups: Collection[str] | None,
+    columns: Collection[str] | None,
+    chunk_customers: int | None,
+    with_state: bool,
+) -> tuple[ibis.Table, ibis.Table | None]:
     missing = [name for name in REQUIRED_TABLES if name not in tables]
     if missing:
         raise InputError(f"snapshot_features needs the tables {', '.join(missing)}")
@@ -125,15 +166,26 @@ def snapshot_features(
     keys = _customer_keys(tables, periods).cache()
     n_keys = int(keys.count().execute())
     size = max(1, chunk_customers or CHUNK_CUSTOMERS)
-    chunks = []
+    chunks, states = [], []
     for lo in range(0, max(n_keys, 1), size):  # keys are 0, 1, ... n_keys - 1
         part = keys.filter(keys._ck.between(lo, lo + size - 1))
         held: list[ibis.Table] = []
+        pending: list[ibis.Table] | None = [] if with_state else None
         chunks.append(_chunk(tables, part, periods, window_days, wanted, schema, survey,
-                             held).cache())
+                             held, pending).cache())
+        states += [s.cache() for s in pending or []]  # while its inputs exist
         for table in held:  # the chunk's intermediate tables, no longer needed
             table.release()
-    return chunks[0] if len(chunks) == 1 else ibis.union(*chunks, distinct=False)
+    if len(states) > 1:  # one table the caller releases: the chunks' states copied (small)
+        whole = _union(states).cache()
+        for table in states:
+            table.release()
+        states = [whole]
+    return _union(chunks), _union(states) if with_state else None
+
+
+def _union(tables: list[ibis.Table]) -> ibis.Table:
+    return tables[0] if len(tables) == 1 else ibis.union(*tables, distinct=False)
 
 
 #: Families of columns :func:`snapshot_features` computes only when one of them is asked for
@@ -168,11 +220,14 @@ def _chunk(
     schema: ibis.Schema,
     survey: dict,
     held: list[ibis.Table],
+    state: list[ibis.Table] | None = None,
 ) -> ibis.Table:
     """The result of :func:`snapshot_features` for the customers of ``keys`` (``_cid``,
     ``_ck``): the period-tagged lines, order periods and web days are materialised first
     (each read by several delta parts; appended to ``held``, for the caller to release once
-    the result is materialised), then one query builds the grid."""
+    the result is materialised), then one query builds the grid. With a list ``state``,
+    the chunk's feature state at the last snapshot (a query on the same materialised tables,
+    keyed by the original ids) is appended to it."""
     keyed = {name: _keyed(tables[name], keys) for name in ("customers", "transactions", "events")}
     lines = purchases.period_lines(keyed["transactions"], periods).cache()
     held.append(lines)
@@ -180,6 +235,10 @@ def _chunk(
     # materialised once rather than computed by every part that reads them
     per = purchases.order_periods(lines, periods, window_days).cache()
     held.append(per)
+    if state is not None:
+        d, _ = period_deltas(lines, per, periods, window_days, 1)
+        d = d.join(keys, d.customer_id == keys._ck)
+        state.append(d.select(customer_id=d._cid, **{m: d[m] for m in MEASURES}))
     n = periods.n
     # one (customer, period) table per family of deltas, each narrow; their running values
     # are computed on their own rows and joined onto the grid
@@ -204,7 +263,7 @@ def _chunk(
 
     grid = _grid(keyed["customers"], lines, periods)
     g = running_onto(grid, families, mins, maxs, n)
-    out = g.mutate(**_features(g, wanted, cols))
+    out = g.mutate(**one_pass_features(g, wanted, cols))
     if "attribute" in wanted:
         out = _left_join_keyed(out, [_attributes(keyed["customers"], periods)])
     # back to the original customer ids, then the per-snapshot parts (keyed by them)
@@ -280,96 +339,6 @@ def _grid(customers: ibis.Table, lines: ibis.Table, periods: Periods) -> ibis.Ta
     e = e.filter(e._k0 <= periods.n)
     snaps = periods.snapshots()
     return e.join(snaps, snaps._k >= e._k0).drop("_k0", "_kl")
-
-
-def _features(g: ibis.Table, wanted: set[str], cols: set[str]) -> dict[str, ibis.Value]:
-    """The one-pass features of ``cols`` from the running sums of a grid row (the breadth and
-    web columns only when asked for: their measures are computed only then)."""
-    null = ibis.null("int64")
-    sday = g._sday
-    created = ibis.ifelse(g._kc.notnull() & (g._k >= g._kc), g._cd, null)
-    first_any = g._first_any
-    start = ibis.ifelse(
-        created.isnull(),
-        first_any,
-        ibis.ifelse(first_any.isnull() | (created <= first_any), created, first_any),
-    )
-    gross_w, gross_12, gross_prev = (from_micro(g[c]) for c in ("_gross_w", "_gross_12",
-                                                                "_gross_prev"))
-    out: dict[str, ibis.Value] = {
-        "recency_days": sday - g._last,
-        "frequency": g._freq_w,
-        "monetary": from_micro(g._gross_w - g._ret_w),
-        "frequency_12m": g._freq_12,
-        "monetary_12m": from_micro(g._gross_12 - g._ret_12),
-        "frequency_prev_12m": g._freq_prev,
-        "monetary_prev_12m": from_micro(g._gross_prev - g._ret_prev),
-        "first_purchase_date": _day_to_date(g._first),
-        "last_purchase_date": _day_to_date(g._last),
-        "tenure_days": sday - start,
-        "signup_date": _day_to_date(created),
-        "avg_order_value": safe_ratio(gross_w, g._paid_w),
-        "basket_size": ibis.ifelse(
-            g._qtyn_w == 0, ibis.null("float64"), safe_ratio(from_micro(g._qty_w), g._freq_w)
-        ),
-        "promo_share": safe_ratio(g._promo_w, g._freq_w),
-        "return_rate": safe_ratio(from_micro(g._ret_w), gross_w),
-        "spend_trend": safe_ratio(gross_12 - gross_prev, gross_12 + gross_prev),
-    }
-    if "seasonality" in wanted:
-        out |= _seasonality(g)
-    if "breadth" in wanted:
-        out |= _breadth(g, cols)
-    if "web" in wanted:
-        web_cols = {
-            "visits_90d": lambda: g._sess_90,
-            "product_views_90d": lambda: g._views_90,
-            "cart_adds_90d": lambda: g._carts_90,
-            "cart_abandonment_rate_90d": lambda: safe_ratio(g._cart_sess - g._both_sess,
-                                                            g._cart_sess),
-            "browse_to_buy_90d": lambda: safe_ratio(g._buy_sess, g._sess_90),
-            "days_since_last_visit": lambda: sday - g._last_visit,
-        }
-        out |= {name: value() for name, value in web_cols.items() if name in cols}
-    return out
-
-
-def _breadth(g: ibis.Table, cols: set[str]) -> dict[str, ibis.Value]:
-    """Distinct products / categories: null until the customer's first purchase line with
-    one (as :func:`segflow.features._breadth.breadth_features`); of ``cols`` only."""
-    null = ibis.null("int64")
-    out = {}
-    for name, total, recent in (("products", "_products", "_products_12"),
-                                ("categories", "_categories", "_categories_12")):
-        if not {f"{name}_total", f"{name}_12m"} & cols:
-            continue
-        known = g[total] > 0
-        out[f"{name}_total"] = ibis.ifelse(known, g[total], null)
-        out[f"{name}_12m"] = ibis.ifelse(known, g[recent], null)
-    return out
-
-
-def _seasonality(g: ibis.Table) -> dict[str, ibis.Value]:
-    q1, q2, q3, q4 = g._q1, g._q2, g._q3, g._q4
-    total = q1 + q2 + q3 + q4
-    peak = (
-        ibis.cases(
-            ((q1 >= q2) & (q1 >= q3) & (q1 >= q4), 1),
-            ((q2 >= q3) & (q2 >= q4), 2),
-            (q3 >= q4, 3),
-            else_=4,
-        )
-    )
-    peak = ibis.ifelse(total > 0, peak, ibis.null("int64"))
-    top = ibis.cases((peak == 1, q1), (peak == 2, q2), (peak == 3, q3), (peak == 4, q4))
-    bad = ibis.cases(
-        (peak == 1, g._dbad1), (peak == 2, g._dbad2), (peak == 3, g._dbad3), (peak == 4, g._dbad4)
-    )
-    return {
-        "peak_quarter": peak,
-        "peak_quarter_share": safe_ratio(top, total),
-        "same_season_flag": ibis.ifelse(total > 0, (g._years >= 2) & (bad == 0), ibis.null("boolean")),
-    }
 
 
 def _attributes(customers: ibis.Table, periods: Periods) -> ibis.Table:

@@ -45,6 +45,7 @@ from segflow.features._attributes import customer_records
 from segflow.features._behaviour import campaign_features, web_features
 from segflow.features._breadth import breadth_features
 from segflow.features._core import _ZERO_WHEN_ABSENT, REQUIRED_TABLES, _as_date, customer_features
+from segflow.features._derive import one_pass_features
 from segflow.features._periods import Periods, union_deltas
 from segflow.features._purchases import (
     interpurchase_features,
@@ -81,19 +82,20 @@ def state_key(window_days: int | None) -> str:
 
 def feature_state(tables: Mapping[str, ibis.Table], snapshot: dt.date, *,
                   window_days: int | None = None) -> ibis.Table:
-    """The feature state at ``snapshot`` from all history.
+    """The feature state at ``snapshot`` from all history (the readable definition; a run
+    of every snapshot takes it from its one pass instead,
+    :func:`segflow.features._snapshots.snapshot_features_and_state`).
 
     Returns
     -------
     ibis.Table
-        One row per customer id (string) with a transaction line before
-        ``snapshot``: ``customer_id`` and the int64 columns of :data:`MEASURES` (sums 0 when
-        the customer has none of those rows; minima and maxima of days null).
+        Materialised (``release()`` it when done): one row per customer id (string) with a
+        transaction line before ``snapshot``: ``customer_id`` and the int64 columns of
+        :data:`MEASURES` (sums 0 when the customer has none of those rows; minima and maxima
+        of days null).
     """
     periods = Periods((_as_date(snapshot),))
-    d, _ = _deltas(tables["transactions"], periods, window_days, 1)
-    d = d.mutate(**{m: d[m].fill_null(0) for m in (*SUMS, "_gap2", *_YEAR)})
-    return d.select("customer_id", *MEASURES)
+    return _deltas(tables["transactions"], periods, window_days, 1, keep_years=False)[0]
 
 
 def next_state(tables: Mapping[str, ibis.Table], state: ibis.Table, state_date: dt.date,
@@ -122,7 +124,7 @@ def next_state(tables: Mapping[str, ibis.Table], state: ibis.Table, state_date: 
     rest = t.filter(~inside, t.ts < _ts(b), t.transaction_id.notnull())
     rest = rest.semi_join(touched, ["customer_id", "transaction_id"])
     lines = ibis.union(near, rest, distinct=False)
-    d, years = _deltas(lines, Periods((a, b)), window_days, 2)
+    d, years = _deltas(lines, Periods((a, b)), window_days, 2, keep_years=True)
     return _combine(state, d, years, _year(a), _year(b))
 
 
@@ -131,8 +133,6 @@ def state_features(tables: Mapping[str, ibis.Table], state: ibis.Table, snapshot
     """``customer_features(tables, snapshot, window_days=window_days)`` (every group, same
     columns, types and rows) with the one-pass columns derived from ``state``, the feature
     state at ``snapshot`` (:func:`feature_state` or :func:`next_state`)."""
-    from segflow.features._snapshots import _features
-
     missing = [name for name in REQUIRED_TABLES if name not in tables]
     if missing:
         raise InputError(f"state_features needs the tables {', '.join(missing)}")
@@ -152,7 +152,7 @@ def state_features(tables: Mapping[str, ibis.Table], state: ibis.Table, snapshot
                  _sday=ibis.literal(sday, "int64"))
     g = g.mutate(**{m: g[m].fill_null(0) for m in SUMS})
     wanted = {"rfm", "pattern", "seasonality"}
-    derived = _features(g, wanted, set(schema))
+    derived = one_pass_features(g, wanted, set(schema))
     if window_days is None:
         derived |= _interpurchase(g)
     one_pass = g.select("customer_id", "orders_total", **derived)
@@ -210,39 +210,60 @@ def _ts(day: dt.date) -> ibis.Scalar:
     return ibis.literal(dt.datetime.combine(day, dt.time()), type="timestamp")
 
 
-def _deltas(transactions: ibis.Table, periods: Periods,
-            window_days: int | None, k: int) -> tuple[ibis.Table, ibis.Table]:
-    """The state's deltas at period ``k`` of ``periods`` (one row per customer with any),
-    from the given rows (customer ids as strings); and the orders first seen at ``k`` per
-    customer and calendar year ``_y`` and quarter (``_c1`` ... ``_c4``)."""
+def _deltas(transactions: ibis.Table, periods: Periods, window_days: int | None, k: int,
+            *, keep_years: bool) -> tuple[ibis.Table, ibis.Table | None]:
+    """The state's deltas at period ``k`` of ``periods`` (``k`` = 1: the state at the last
+    snapshot, ``customer_id`` and :data:`MEASURES`), from the given rows (customer ids as
+    strings), cached; with ``keep_years`` (for :func:`next_state`) also ``_dmin`` and the
+    orders first seen at ``k`` per customer and calendar year ``_y`` and quarter (``_c1``
+    ... ``_c4``), cached (else None). The intermediate tables are released."""
     t = transactions.mutate(customer_id=transactions.customer_id.cast("string"))
     # materialised: each is read by several delta parts (as in the one pass's chunks)
     lines = purchases.period_lines(t, periods).cache()
     per = purchases.order_periods(lines, periods, window_days).cache()
-    o = per.filter(per._cnt == 1, per._k == k)
+    d, years = period_deltas(lines, per, periods, window_days, k)
+    years = years.cache() if keep_years else None
+    out = (d if keep_years else d.select("customer_id", *MEASURES)).cache()
+    for table in (lines, per):
+        table.release()
+    return out, years
+
+
+def period_deltas(lines: ibis.Table, per: ibis.Table, periods: Periods,
+                  window_days: int | None, since: int) -> tuple[ibis.Table, ibis.Table]:
+    """The state's deltas of the periods ``since`` ... ``n`` of ``periods`` summed per
+    customer (minima, maxima combined), from the period-tagged lines and order periods of
+    :mod:`segflow.features._onepass_purchases` (any customer key type); ``since`` = 1 gives
+    the feature state at the last snapshot (sums 0, ``_dmin`` included), ``since`` = 2 of a
+    two-snapshot grid the delta :func:`next_state` adds. Also the orders first seen in those
+    periods per customer, calendar year ``_y`` and quarter (``_c1`` ... ``_c4``). Both lazy:
+    the caller materialises them while ``lines`` and ``per`` exist."""
+    n = periods.n
+    o = per.filter(per._cnt == 1, per._k >= since)
     o = o.mutate(_y=o._ot.year().cast("int64"), _qq=o._ot.quarter())
     quarters = {f"_c{q}": o.count(where=o._qq == q) for q in range(1, 5)}
-    years = o.group_by(["customer_id", "_y"]).aggregate(**quarters).cache()
+    years = o.group_by(["customer_id", "_y"]).aggregate(**quarters)
     last = _year(periods.dates[-1])
     parts = [
         *purchases.order_deltas(per, window_days),
         *purchases.line_deltas(lines, periods, window_days),
         years.group_by("customer_id").aggregate(
-            _k=ibis.literal(k, "int64"),
+            _k=ibis.literal(since, "int64"),
             **{f"_q{q}": years[f"_c{q}"].sum() for q in range(1, 5)},
             **{f"_yc{q}": years[f"_c{q}"].sum(where=years._y == last) for q in range(1, 5)},
         ),
-        _order_days(o, k),
+        _order_days(o, since),
     ]
-    if k == 1:  # all history: the seasonality flags of the one pass
+    if since == 1:  # all history: the seasonality flags of the one pass
         season = purchases.season_deltas(per)
         parts.append(season.select("customer_id", "_k", *_BAD))
-    u = union_deltas([p.filter(p._k == k) for p in parts], (*MINS, "_dmin"), MAXS)
+    # every period from `since` on counts as one (window ends after the last: never)
+    parts = [p.filter(p._k >= since, p._k <= n).mutate(_k=ibis.literal(since, "int64"))
+             for p in parts]
+    u = union_deltas(parts, (*MINS, "_dmin"), MAXS)
+    u = u.mutate(**{m: u[m].fill_null(0) for m in (*SUMS, "_gap2", *_YEAR) if m in u.columns})
     cols = [c for c in (*MEASURES, "_dmin") if c in u.columns]
-    out = u.select("customer_id", *cols).cache()
-    for table in (lines, per):
-        table.release()
-    return out, years
+    return u.select("customer_id", *cols), years
 
 
 def _order_days(o: ibis.Table, k: int) -> ibis.Table:

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import ibis
+from ibis.expr import operations as ops
+from ibis.expr.types import CachedTable
 
 from segflow.features._core import customer_features
 from segflow.features._state import MEASURES, next_state, state_features, state_key
@@ -51,24 +53,37 @@ def latest_features(
     return state_features(tables, state, latest, window_days=window_days).cache(), state
 
 
-def write_state(store: Any, state: ibis.Table, snapshot: dt.date,
-                window_days: int | None) -> None:
-    """Replace the stored state by ``state`` (at ``snapshot``), in one transaction; a state
-    computed on another backend than the store's is not stored (the stored one is removed)."""
+def write_state(store: Any, state: ibis.Table, snapshot: dt.date, window_days: int | None,
+                *, con: Any = None) -> None:
+    """Replace the stored state by ``state`` (at ``snapshot``; materialised, as
+    :func:`segflow.features._state.feature_state`, :func:`latest_features` and
+    :func:`segflow.features._snapshots.snapshot_features_and_state` give it), then release
+    ``state``. Inside the caller's transaction ``con`` (the run's), else in one of its own.
+    A state computed on another backend than the store's is not stored (the stored one is
+    removed)."""
     if state._find_backend() is not store.con:
-        with store.transaction() as con:
-            con.execute("DELETE FROM feature_state")
+        _execute(store, con, "DELETE FROM feature_state")
         return
-    # materialised first: ibis registers the query's in-memory tables (calendars) on
-    # execution, the SQL alone would not find them
-    state = state.select("customer_id", *MEASURES).cache()
-    sql = store.con.compile(state)
+    # an expression over in-memory tables (calendars) is materialised first: ibis registers
+    # them on execution, the SQL alone would not find them
+    held = state.cache() if state.op().find(ops.InMemoryTable) else state
+    sql = store.con.compile(held.select("customer_id", *MEASURES))
     cols = ", ".join(f'"{m}"' for m in MEASURES)
-    with store.transaction() as con:
-        # replaced whole: a newer state version may carry other measures
-        con.execute(
-            f"CREATE OR REPLACE TABLE feature_state AS SELECT DATE '{snapshot.isoformat()}' "
-            f"AS snapshot_date, '{state_key(window_days)}' AS state_key, customer_id, {cols} "
-            f"FROM ({sql})"
-        )
-    state.release()
+    # replaced whole: a newer state version may carry other measures
+    _execute(store, con,
+             f"CREATE OR REPLACE TABLE feature_state AS SELECT DATE '{snapshot.isoformat()}' "
+             f"AS snapshot_date, '{state_key(window_days)}' AS state_key, customer_id, {cols} "
+             f"FROM ({sql})")
+    if held is not state:
+        held.release()
+    if isinstance(state, CachedTable):  # a lazy expression has nothing to drop
+        state.release()
+
+
+def _execute(store: Any, con: Any, statement: str) -> None:
+    """``statement`` on the transaction ``con``, or in a transaction of its own."""
+    if con is not None:
+        con.execute(statement)
+        return
+    with store.transaction() as own:
+        own.execute(statement)
