@@ -361,10 +361,9 @@ def _features_and_assignments(
     elif latest is not None:  # the state at the latest snapshot from the same pass
         features, state = snapshot_features_and_state(tables, computed, window_days=window,
                                                       groups=groups, columns=columns)
-        features = features.cache()
-    else:
+    else:  # materialised already (caching it again would copy it)
         features = snapshot_features(tables, computed, window_days=window, groups=groups,
-                                     columns=columns).cache()
+                                     columns=columns)
     assignments = {
         s.name: assign(s, features, store=store, schemes=schemes, by="snapshot_date")
         for s in schemes

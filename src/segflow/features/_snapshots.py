@@ -87,7 +87,9 @@ def snapshot_features(
     Returns
     -------
     ibis.Table
-        Column ``snapshot_date`` (date) followed by exactly the columns of
+        Materialised on the tables' backend (an Ibis cached table: release it when done;
+        caching it again would copy it). Column ``snapshot_date`` (date) followed by exactly
+        the columns of
         ``customer_features(tables, s, window_days=window_days, groups=groups)``; its rows
         equal the union over ``s`` of those tables (money to a millionth of the currency
         unit: amounts are summed as exact integers of millionths, so windowed sums do not
@@ -176,12 +178,22 @@ def _snapshot_features(
         states += [s.cache() for s in pending or []]  # while its inputs exist
         for table in held:  # the chunk's intermediate tables, no longer needed
             table.release()
-    if len(states) > 1:  # one table the caller releases: the chunks' states copied (small)
-        whole = _union(states).cache()
-        for table in states:
-            table.release()
-        states = [whole]
-    return _union(chunks), _union(states) if with_state else None
+    keys.release()
+    # One materialised table each: the chunks copied into it and released, so that the run
+    # never holds two copies of the features (caching a cached table copies it again).
+    features = _materialised(chunks)
+    return features, _materialised(states) if with_state else None
+
+
+def _materialised(tables: list[ibis.Table]) -> ibis.Table:
+    """The union of cached ``tables`` as one cached table (the one table itself, or their
+    union cached, the parts then released)."""
+    if len(tables) == 1:
+        return tables[0]
+    whole = _union(tables).cache()
+    for table in tables:
+        table.release()
+    return whole
 
 
 def _union(tables: list[ibis.Table]) -> ibis.Table:
