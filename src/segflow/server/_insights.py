@@ -48,11 +48,30 @@ def campaign_lift(project: Project, gen: Generation, campaign_id: str, scheme: s
         raise HTTPException(status_code=404, detail=f"no assignments stored for scheme {scheme!r}")
 
     def compute() -> Any:
+        if gen.warehouse:  # a copy of a Spark warehouse: no transactions, the run's read-outs
+            return _stored_campaign(project, campaign_id, scheme)
         try:
             return campaign_report(project.store, campaign_id, scheme)
         except SegflowError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
     return gen.cached(("campaign", campaign_id, scheme), compute), scheme
+
+
+def _stored_campaign(project: Project, campaign_id: str, scheme: str | None) -> Any:
+    """The campaign's read-out stored by the warehouse's run (``summary_results``: every
+    campaign with a control arm, by the campaigns' scheme), on a copy without transactions."""
+    from segflow.summaries import campaign_from_document, stored_result
+
+    stored = stored_result(project.store, "campaigns")
+    doc = stored[1] if stored else {"scheme": None, "reports": []}
+    if doc["scheme"] != scheme:
+        raise HTTPException(status_code=404, detail=f"served from a Spark warehouse: campaign "
+                            f"read-outs are stored by scheme {doc['scheme']!r} only")
+    for report in doc["reports"]:
+        if report["campaign_id"] == campaign_id:
+            return campaign_from_document(report)
+    raise HTTPException(status_code=422, detail=f"no read-out of campaign {campaign_id!r} stored "
+                        "by the warehouse's run (it has no control arm, or the run skipped it)")
 
 
 # -- forecasts -------------------------------------------------------------------------------
