@@ -7,7 +7,9 @@ on the cluster) is killed mid-run; then ``segflow run`` (``[engine] kind = "spar
 the cluster from the warehouse while worker 1 is killed, and must give identical
 assignments, change rows, transition matrices and reconciliation counts, and the same CLV
 scores to float tolerance; the report built from the warehouse's aggregates shows DuckDB's
-segment tables. One full cluster run in all (each costs minutes on 2 cores).
+segment tables, profiles, audit, CLV diagnostics, campaign read-outs and forecasts, and the
+served warehouse copy answers the API (real-time scoring included) as DuckDB's. One full
+cluster run in all (each costs minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -403,7 +405,8 @@ def _same(got, want, where: str = "") -> None:
 def _assert_same_dashboard(project, store) -> None:
     """``serve`` on Spark: the served copy shows the warehouse (the aggregates of its latest
     committed run, the customer-level tables, no transactions) and answers the dashboard's
-    API as the DuckDB-served project does; tokens and roles are the DuckDB store's."""
+    API as the DuckDB-served project does (campaigns and ``POST /api/v1/score`` included);
+    tokens and roles are the DuckDB store's."""
     from fastapi.testclient import TestClient
 
     from segflow.server import ServerSettings, create_app
