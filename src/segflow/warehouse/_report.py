@@ -5,7 +5,7 @@ Only small tables come to the driver for the report: the aggregates of the lates
 run on Spark (``summary_segments``: one row per snapshot and segment; ``summary_transitions``:
 one per pair of snapshots and cell; the segment profiles; the data audit; the model results:
 CLV diagnostics, campaign read-outs, forecasts and overview totals, one JSON document each;
-the fitted BTYD models), the run log (the last state of every run), the load log and the
+the fitted BTYD and cluster models), the run log (the last state of every run), the load log and the
 quarantine (the rows ingest refused). A warehouse whose run stored no overview document (an
 older segflow's) gets its totals computed by Spark from the warehouse's transactions.
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
 #: Tables the report reads, copied whole from the warehouse's committed state.
 COPIED = ("summary_segments", "summary_transitions", "summary_profiles",
           "summary_profile_segments", "summary_audit", "summary_results", "model_params",
-          "loads", "quarantine")
+          "cluster_models", "loads", "quarantine")
 #: The customer-level tables the dashboard's analyst routes read (not transactions, events).
 CUSTOMER_TABLES = ("customers", "segment_spells", "segment_snapshots", "customer_scores",
                    "customer_features", "scheme_registry", "campaign_exposures")
