@@ -131,6 +131,10 @@ def _insert(con: Any, name: str, rows: Any) -> None:
             con.execute('CREATE OR REPLACE TABLE customer_features AS '
                         'SELECT * EXCLUDE (run_id) FROM _sf_rows')
             return
+        if name == "cluster_models":  # created by the first cluster run, not with the store
+            from segflow.segments._cluster_scheme import CLUSTER_MODELS_DDL
+
+            con.execute(CLUSTER_MODELS_DDL)
         have = [r[0] for r in con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
             "AND table_schema = 'main' ORDER BY ordinal_position", [name]).fetchall()]
