@@ -450,7 +450,9 @@ def _assert_same_dashboard(project, store) -> None:
             for c, body in bodies.items():  # real-time scoring: the run's saved models
                 r = anon.post("/api/v1/score", headers=analyst, json=body)
                 assert r.status_code == 200, (engine, r.text)
-                got[f"score {c}"] = r.json()
+                # features: the Spark copy's scorer lacks the survey answer columns (no
+                # survey_responses copied; docs/scale.md): segments and scores compared
+                got[f"score {c}"] = {k: v for k, v in r.json().items() if k != "features"}
             answers[engine] = got
             if engine == "spark":  # the copy is the warehouse's: its run's aggregates, no transactions
                 db = app.state.replica.current.db
