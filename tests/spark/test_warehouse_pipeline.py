@@ -7,13 +7,16 @@ on the cluster) is killed mid-run; then ``segflow run`` (``[engine] kind = "spar
 the cluster from the warehouse while worker 1 is killed, and must give identical
 assignments, change rows, transition matrices and reconciliation counts, and the same CLV
 scores to float tolerance; the report built from the warehouse's aggregates shows DuckDB's
-segment tables. One full cluster run in all (each costs minutes on 2 cores).
+segment tables, profiles, audit, CLV diagnostics, campaign read-outs and forecasts, and the
+served warehouse copy answers the API (real-time scoring included) as DuckDB's. One full
+cluster run in all (each costs minutes on 2 cores).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -328,10 +331,59 @@ def _assert_same_report(project, store, tmp_path: Path) -> None:
             assert spark.totals[key] == want, key
         pd.testing.assert_frame_equal(spark.reconciliation, duck.reconciliation,
                                       check_dtype=False)
+        _assert_same_stored_results(project, store, view, duck, spark)
     out = tmp_path / "report.html"
     _cli("report", "-p", str(project.directory), "-o", str(out))
     html = out.read_text()
     assert "segflow" in html.lower() and duck.headline_scheme in html
+    # the same sections (profiles, audit, CLV diagnostics, campaigns, forecasts) as DuckDB's
+    duck_html = project.report(tmp_path / "duck.html", engine="duckdb").read_text()
+    headings = [re.findall(r"<h[234][^>]*>(.*?)</h[234]>", h, flags=re.S) for h in (html, duck_html)]
+    assert headings[0] == headings[1] and len(headings[1]) > 10
+
+
+def _assert_same_stored_results(project, warehouse, view, duck, spark) -> None:
+    """What the Spark run stored beyond the segment aggregates, against the DuckDB run's:
+    segment profiles, the data audit, the model results (CLV diagnostics, campaign
+    read-outs, forecasts, overview totals) and the fitted BTYD models."""
+    from segflow.summaries import profile_table, stored_result
+
+    profiled = 0
+    for scheme in duck.schemes:
+        w, g = profile_table(project.store, scheme), profile_table(view.store, scheme)
+        assert (g is None) == (w is None), scheme
+        if w is None:
+            continue
+        profiled += 1
+        pd.testing.assert_frame_equal(g.table, w.table, check_dtype=False, obj=f"{scheme} profile")
+        for part in ("means", "medians", "std_diff", "base"):
+            pd.testing.assert_frame_equal(getattr(g, part), getattr(w, part), rtol=1e-9,
+                                          check_dtype=False, obj=f"{scheme} {part}")
+    assert profiled == len(duck.schemes)
+    audit = duck.audit
+    assert len(audit) > 10 and (audit["count"] > 0).any()
+    pd.testing.assert_frame_equal(spark.audit, audit, check_dtype=False)
+    names = ("clv_diagnostics", "campaigns", "forecasts", "overview")
+    docs = {e: {n: stored_result(s, n) for n in names}
+            for e, s in (("duckdb", project.store), ("spark", view.store))}
+    for name in names:
+        w, g = docs["duckdb"][name], docs["spark"][name]
+        assert w is not None and g is not None, name
+        assert g[0] == w[0], name  # the snapshot
+        _same(g[1], w[1], name)
+    assert len(docs["duckdb"]["campaigns"][1]["reports"]) >= 1
+    # four months hold no customer before the diagnostics' 26-week holdout (both runs stored
+    # the same error): the same document with an 8-week holdout, on each engine's tables
+    from segflow.summaries._results import clv_diagnostics_document
+
+    at = docs["duckdb"]["clv_diagnostics"][0]
+    clv = [clv_diagnostics_document(s.table("transactions"), at, holdout_weeks=8)
+           for s in (warehouse, project.store)]
+    assert len(clv[1]["tracking"]["data"]) > 5 and clv[1]["one_time_customers"] > 0
+    _same(clv[0], clv[1], "clv_diagnostics")
+    saved = [json.loads(s.raw.execute("SELECT params FROM model_params").fetchone()[0])
+             for s in (view.store, project.store)]
+    _same(saved[0], saved[1], "model_params")
 
 
 def _same(got, want, where: str = "") -> None:
@@ -345,7 +397,7 @@ def _same(got, want, where: str = "") -> None:
         for i, (g, w) in enumerate(zip(got, want, strict=True)):
             _same(g, w, f"{where}[{i}]")
     elif isinstance(want, float) and not isinstance(want, bool):
-        assert got == pytest.approx(want, rel=1e-6, abs=1e-9), where
+        assert got == pytest.approx(want, rel=1e-6, abs=1e-9, nan_ok=True), where
     else:
         assert got == want, where
 
@@ -353,7 +405,8 @@ def _same(got, want, where: str = "") -> None:
 def _assert_same_dashboard(project, store) -> None:
     """``serve`` on Spark: the served copy shows the warehouse (the aggregates of its latest
     committed run, the customer-level tables, no transactions) and answers the dashboard's
-    API as the DuckDB-served project does; tokens and roles are the DuckDB store's."""
+    API as the DuckDB-served project does (campaigns and ``POST /api/v1/score`` included);
+    tokens and roles are the DuckDB store's."""
     from fastapi.testclient import TestClient
 
     from segflow.server import ServerSettings, create_app
@@ -366,6 +419,7 @@ def _assert_same_dashboard(project, store) -> None:
     answers = {}
     customers = _duck(project, "SELECT DISTINCT customer_id FROM segment_assignments "
                       "ORDER BY 1 LIMIT 3")["customer_id"].tolist()
+    bodies, stored_clv = _score_bodies(project)
     for engine in ("duckdb", "spark"):
         app = create_app(ServerSettings(project_dir=project.directory, allowed_hosts=["testserver"],
                                         poll_seconds=0, warm=False, engine=engine))
@@ -383,12 +437,22 @@ def _assert_same_dashboard(project, store) -> None:
                     got[f"segments {scheme} {d}"] = anon.get(
                         f"/api/v1/segments/{scheme}?snapshot={d['snapshot_date']}", headers=viewer).json()
                 got[f"migration {scheme}"] = anon.get(f"/api/v1/migration/{scheme}", headers=viewer).json()
+            got["campaigns"] = anon.get("/api/v1/campaigns", headers=viewer).json()
+            for row in got["campaigns"]["data"]:  # on Spark: the run's stored read-outs
+                r = anon.get(f"/api/v1/campaigns/{row['campaign_id']}", headers=viewer)
+                got[f"campaign {row['campaign_id']}"] = r.json() if r.status_code == 200 else r.status_code
             for path in ("/api/v1/profiles/lifecycle", "/api/v1/forecasts/rfm"):  # from the copied tables
                 r = anon.get(path, headers=viewer)
                 got[path] = {"status": r.status_code, "body": r.json()}
             for c in customers:
                 body = anon.get(f"/api/v1/customers/{c}", headers=analyst).json()
                 got[f"customer {c}"] = {"data": body["data"], "scores": body["meta"]["scores"]}
+            for c, body in bodies.items():  # real-time scoring: the run's saved models
+                r = anon.post("/api/v1/score", headers=analyst, json=body)
+                assert r.status_code == 200, (engine, r.text)
+                # features: the Spark copy's scorer lacks the survey answer columns (no
+                # survey_responses copied; docs/scale.md): segments and scores compared
+                got[f"score {c}"] = {k: v for k, v in r.json().items() if k != "features"}
             answers[engine] = got
             if engine == "spark":  # the copy is the warehouse's: its run's aggregates, no transactions
                 db = app.state.replica.current.db
@@ -398,4 +462,29 @@ def _assert_same_dashboard(project, store) -> None:
     assert len(answers["duckdb"]["schemes"]) >= 5
     assert len(answers["duckdb"]) == len(answers["spark"]) > 5 + MONTHS * 5
     assert any(a["data"] for k, a in answers["duckdb"].items() if k.startswith("customer"))
+    assert any(isinstance(a, dict) and a["data"] for k, a in answers["duckdb"].items()
+               if k.startswith("campaign "))
+    for c, clv in stored_clv.items():  # a customer's whole history posted: the stored CLV
+        assert answers["duckdb"][f"score {c}"]["scores"]["clv"] == pytest.approx(clv, rel=1e-9)
     _same(answers["spark"], answers["duckdb"])
+
+
+def _score_bodies(project) -> tuple[dict[str, dict], dict[str, float]]:
+    """``POST /api/v1/score`` bodies of three customers with CLV scores (their transactions
+    as stored in the DuckDB store), and their stored CLV."""
+    clv = _duck(project, "SELECT customer_id, value FROM customer_scores WHERE score = 'clv' "
+                "AND value > 0 ORDER BY customer_id LIMIT 3")
+    bodies = {}
+    for cid in clv["customer_id"]:
+        lines = project.store.raw.execute(
+            "SELECT ts, amount, quantity, category, channel, promo_code, is_return, transaction_id, "
+            "product_id FROM transactions WHERE customer_id = ? AND ts IS NOT NULL "
+            "AND amount IS NOT NULL ORDER BY ts, transaction_id", [cid]).fetchall()
+        bodies[cid] = {"customer_id": cid, "transactions": [
+            {"ts": ts.isoformat(), "amount": amount,
+             "quantity": None if qty is None or qty != qty else qty, "category": cat,
+             "channel": ch, "promo_code": promo, "is_return": bool(ret), "transaction_id": tid,
+             "product_id": pid}
+            for ts, amount, qty, cat, ch, promo, ret, tid, pid in lines]}
+    assert len(bodies) == 3
+    return bodies, dict(zip(clv["customer_id"], clv["value"], strict=True))

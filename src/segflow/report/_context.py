@@ -127,6 +127,11 @@ class ReportContext:
 
     @functools.cached_property
     def clv_date(self) -> dt.date | None:
+        """The latest snapshot with CLV scores: the stored diagnostics' (a report from a
+        Spark warehouse has no scores), else the scores'."""
+        stored = self.stored_result("clv_diagnostics")
+        if stored is not None:
+            return stored[0]
         row = self.project.store.raw.execute(
             "SELECT max(snapshot_date) FROM customer_scores WHERE model = ?", [CLV_MODEL]
         ).fetchone()

@@ -214,11 +214,12 @@ def campaigns_section(ctx: ReportContext) -> Section:
         "rates, Welch for revenue, Holm-adjusted p-values), and its migration lift. See docs/campaigns.md.",
     )
     schemes = project.schemes()
-    if project.store.raw.execute("SELECT count(*) FROM campaign_exposures").fetchone()[0] == 0 or not schemes:
+    stored = ctx.stored_result("campaigns")  # a report from a Spark warehouse: no exposures
+    if not (stored and stored[1]["reports"]) and (not schemes or project.store.raw.execute(
+            "SELECT count(*) FROM campaign_exposures").fetchone()[0] == 0):
         section.blocks.append(_note("No campaign exposures in the store."))
         return section
     scheme = campaign_scheme(schemes)
-    stored = ctx.stored_result("campaigns")
     if stored is not None and stored[1].get("scheme") == scheme:
         reports = [campaign_from_document(doc) for doc in stored[1]["reports"]]
     else:

@@ -56,6 +56,8 @@ def campaign_lift(project: Project, gen: Generation, campaign_id: str, scheme: s
         report = _stored_campaign(project, gen, campaign_id, scheme)
         if report is not None:
             return report
+        if gen.warehouse:  # a copy of a Spark warehouse: no transactions to compute from
+            _not_stored(project, campaign_id, scheme)
         try:
             return campaign_report(project.store, campaign_id, scheme)
         except SegflowError as exc:
@@ -78,6 +80,21 @@ def _stored_campaign(project: Project, gen: Generation, campaign_id: str, scheme
         if doc["campaign_id"] == campaign_id:
             return campaign_from_document(doc)
     return None
+
+
+def _not_stored(project: Project, campaign_id: str, scheme: str | None) -> None:
+    """Raise why a Spark warehouse's copy has no read-out of ``campaign_id`` by ``scheme``:
+    404 when the run stored its read-outs by another scheme, else 422 (the campaign has no
+    control arm, or the run skipped it)."""
+    from segflow.summaries import stored_result
+
+    found = stored_result(project.store, "campaigns")
+    by = found[1].get("scheme") if found else None
+    if by != scheme:
+        raise HTTPException(status_code=404, detail=f"served from a Spark warehouse: campaign "
+                            f"read-outs are stored by scheme {by!r} only")
+    raise HTTPException(status_code=422, detail=f"no read-out of campaign {campaign_id!r} stored "
+                        "by the warehouse's run (it has no control arm, or the run skipped it)")
 
 
 # -- forecasts -------------------------------------------------------------------------------

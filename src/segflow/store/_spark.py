@@ -250,7 +250,9 @@ class SparkStore:
             # an all-null column has Arrow type null, which Parquet cannot store: string
             fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f
                       for f in data.schema]
-            return self.session.createDataFrame(data.cast(pa.schema(fields)))
+            # small rows from the driver: one file, so that they read back in their order
+            # (the DuckDB store keeps insertion order; e.g. a profile's feature order)
+            return self.session.createDataFrame(data.cast(pa.schema(fields))).coalesce(1)
         if isinstance(data, ibis.Table):
             self.con._run_pre_execute_hooks(data)  # registers in-memory tables (memtables)
             return self.con.raw_sql(self.con.compile(data))

@@ -80,6 +80,25 @@ SUMMARY_TRANSITIONS = {
     "to_segment": "VARCHAR", "from_rank": "BIGINT", "to_rank": "BIGINT", "customers": "BIGINT",
     "revenue": "DOUBLE", "revenue_12m": "DOUBLE", "clv": "DOUBLE",
 }
+SUMMARY_PROFILE_SEGMENTS = {
+    "scheme": "VARCHAR", "snapshot_date": "DATE", "segment": "VARCHAR", "name": "VARCHAR",
+    "suggested_name": "VARCHAR", "distinguishing": "VARCHAR",
+}
+SUMMARY_PROFILES = {
+    "scheme": "VARCHAR", "snapshot_date": "DATE", "segment": "VARCHAR", "feature": "VARCHAR",
+    "mean": "DOUBLE", "median": "DOUBLE", "std_diff": "DOUBLE", "base_mean": "DOUBLE",
+    "base_std": "DOUBLE", "base_median": "DOUBLE",
+}
+SUMMARY_AUDIT = {
+    "as_of": "DATE", "check": "VARCHAR", "table": "VARCHAR", "severity": "VARCHAR",
+    "count": "BIGINT", "total": "BIGINT", "share": "DOUBLE", "examples": "VARCHAR",
+    "advice": "VARCHAR", "data_end": "DATE", "score": "DOUBLE", "created_at": "TIMESTAMP",
+}
+SUMMARY_RESULTS = {"name": "VARCHAR", "snapshot_date": "DATE", "document": "VARCHAR",
+                   "created_at": "TIMESTAMP"}
+#: The fitted BTYD models a run scored with (``POST /api/v1/score`` applies them).
+MODEL_PARAMS = {"snapshot_date": "DATE", "model": "VARCHAR", "params": "VARCHAR",
+                "fitted_at": "TIMESTAMP"}
 #: The fitted models of cluster schemes (as the DuckDB store's ``cluster_models``).
 CLUSTER_MODELS = {
     "scheme": "VARCHAR", "scheme_version": "VARCHAR", "method": "VARCHAR", "k": "INTEGER",
@@ -109,6 +128,12 @@ TABLES: dict[str, TableSpec] = {
     # the report's aggregates (segflow.summaries): small, replaced by every run
     "summary_segments": TableSpec(SUMMARY_SEGMENTS, keys=()),
     "summary_transitions": TableSpec(SUMMARY_TRANSITIONS, keys=()),
+    "summary_profile_segments": TableSpec(SUMMARY_PROFILE_SEGMENTS, keys=()),
+    "summary_profiles": TableSpec(SUMMARY_PROFILES, keys=()),
+    # written by a run when the committed audit is older than the last load
+    "summary_audit": TableSpec(SUMMARY_AUDIT, keys=()),
+    "summary_results": TableSpec(SUMMARY_RESULTS, keys=()),
+    "model_params": TableSpec(MODEL_PARAMS, keys=("snapshot_date", "model")),
 }
 
 _SPARK_TYPES = {

@@ -25,6 +25,13 @@ import pyarrow as pa
 from segflow.store import Store
 
 
+def features_snapshot(store: Any) -> dt.date | None:
+    """The snapshot of the stored ``customer_features`` (the latest), computed by the store's
+    engine (an Ibis expression: a DuckDB store or a Spark warehouse's run); None when empty."""
+    t = store.table("customer_features")
+    return t.snapshot_date.max().to_pyarrow().as_py()
+
+
 def _numeric(features: ibis.Table) -> list[str]:
     from segflow.segments._profile import _columns
 
@@ -41,7 +48,7 @@ def _base(joined: ibis.Table, numeric: list[str], by: list[str]) -> pd.DataFrame
     return q.to_pandas()
 
 
-def rule_profiles(store: Store, schemes: Sequence[str]) -> tuple[dt.date | None, dict[str, tuple[pd.DataFrame, pd.DataFrame]]]:
+def rule_profiles(store: Store | Any, schemes: Sequence[str]) -> tuple[dt.date | None, dict[str, tuple[pd.DataFrame, pd.DataFrame]]]:
     """``(snapshot, {scheme: (segments, long)})``: the frames of
     :func:`segflow.summaries._write.profile_summary` (rule-based) for every scheme of
     ``schemes`` with assignments at the latest ``customer_features`` snapshot (schemes
@@ -50,7 +57,7 @@ def rule_profiles(store: Store, schemes: Sequence[str]) -> tuple[dt.date | None,
 
     if "customer_features" not in store.tables() or not schemes:
         return None, {}
-    snapshot = store.raw.execute("SELECT max(snapshot_date) FROM customer_features").fetchone()[0]
+    snapshot = features_snapshot(store)
     if snapshot is None:
         return None, {}
     features = store.table("customer_features")

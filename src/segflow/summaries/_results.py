@@ -207,7 +207,7 @@ def campaign_documents(store: Store, scheme: str | None, *,
     from segflow.campaigns import campaign_report
     from segflow.campaigns._store import campaigns_summary
 
-    if scheme is None or store.raw.execute("SELECT count(*) FROM campaign_exposures").fetchone()[0] == 0:
+    if scheme is None or int(store.table("campaign_exposures").count().execute()) == 0:
         return []
     summary = campaigns_summary(store)
     order = summary[summary.arm == "control"].sort_values("first_exposure").campaign_id.tolist()
@@ -352,10 +352,20 @@ def stored_forecast(doc: dict[str, Any], scheme: str, last: dt.date) -> pd.DataF
 
 
 def _saved_model(store: Store, snapshot: dt.date) -> Any:
-    from segflow.models import load_model_params
+    """The BG/NBD model saved by the run at ``snapshot`` (``model_params``), or None."""
+    from segflow.models._saved import models_from_document
 
-    saved = load_model_params(store.raw, snapshot_date=snapshot, model=CLV_MODEL)
-    return None if saved is None else saved["count"]
+    if "model_params" not in store.tables():
+        return None
+    t = store.table("model_params")
+    rows = t.filter((t.snapshot_date == snapshot) & (t.model == CLV_MODEL)).select("params") \
+        .limit(1).to_pyarrow()["params"].to_pylist()
+    return models_from_document(json.loads(rows[0]))["count"] if rows else None
+
+
+def _latest(table: ibis.Table, column: str = "snapshot_date") -> dt.date | None:
+    """``max(column)`` of ``table``, computed by its engine."""
+    return table[column].max().to_pyarrow().as_py()
 
 
 def result_documents(store: Store, *, campaign_scheme: str | None, names: tuple[str, ...] = RESULTS,
@@ -376,8 +386,8 @@ def result_documents(store: Store, *, campaign_scheme: str | None, names: tuple[
 
     rows: list[tuple[str, dt.date | None, str]] = []
     if "clv_diagnostics" in names:
-        clv_date = store.raw.execute(
-            "SELECT max(snapshot_date) FROM customer_scores WHERE model = ?", [CLV_MODEL]).fetchone()[0]
+        scores = store.table("customer_scores")
+        clv_date = _latest(scores.filter(scores.model == CLV_MODEL))
         if clv_date is not None:
             try:
                 triples = clv_triples[1] if clv_triples and clv_triples[0] == clv_date else None
@@ -387,8 +397,8 @@ def result_documents(store: Store, *, campaign_scheme: str | None, names: tuple[
             except SegflowError as exc:
                 doc = {"error": str(exc)}
             rows.append(("clv_diagnostics", clv_date, dumps(doc)))
-    latest = store.raw.execute("SELECT max(snapshot_date) FROM segment_snapshots").fetchone()[0] \
-        if "segment_snapshots" in store.tables() else None
+    latest = _latest(store.table("segment_snapshots")) if "segment_snapshots" in store.tables() \
+        else None
     if "campaigns" in names:
         import warnings
 

@@ -91,10 +91,11 @@ def profile_summary(store: Store, scheme: str, *, rule_based: bool) -> tuple[pd.
     Empty frames when there are no features or no assignments at that snapshot."""
     from segflow.errors import SegflowError
     from segflow.segments import profile_segments
+    from segflow.summaries._profiles import features_snapshot
 
     if "customer_features" not in store.tables():
         return pd.DataFrame(), pd.DataFrame()
-    snapshot = store.raw.execute("SELECT max(snapshot_date) FROM customer_features").fetchone()[0]
+    snapshot = features_snapshot(store)
     features = store.table("customer_features")
     features = features.filter(features.snapshot_date == snapshot).drop("snapshot_date")
     a = _assignments(store, scheme)
@@ -126,6 +127,27 @@ def profile_summary(store: Store, scheme: str, *, rule_based: bool) -> tuple[pd.
     long.insert(0, "snapshot_date", snapshot)
     long.insert(0, "scheme", scheme)
     return seg, long
+
+
+def profile_frames(store: Store, schemes: Sequence[str], rule_based: Mapping[str, bool],
+                   ) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
+    """The rows of ``summary_profile_segments`` and ``summary_profiles`` of every scheme (one
+    frame per scheme each; empty frames for a scheme without assignments at the features'
+    snapshot): rule-based schemes at once (:func:`segflow.summaries._profiles.rule_profiles`),
+    cluster schemes one by one (:func:`profile_summary`). Ibis expressions only: ``store`` is
+    a DuckDB store or a Spark warehouse's run (``segflow.warehouse``)."""
+    from segflow.summaries._profiles import rule_profiles
+
+    segs, longs = [], []
+    _, ruled = rule_profiles(store, [s for s in schemes if rule_based[s]])
+    for scheme in schemes:
+        if rule_based[scheme]:
+            seg, long = ruled.get(scheme, (pd.DataFrame(), pd.DataFrame()))
+        else:
+            seg, long = profile_summary(store, scheme, rule_based=False)
+        segs.append(seg)
+        longs.append(long)
+    return segs, longs
 
 
 def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None = None,
@@ -204,16 +226,8 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
         segments, transitions = _scheme_rows(store, schemes, plan, needed, scored)
         frames["summary_segments"].append(segments)
         frames["summary_transitions"].append(transitions)
-    from segflow.summaries._profiles import rule_profiles
-
-    _, ruled = rule_profiles(store, [s for s in schemes if rule_based[s]])
-    for scheme in schemes:
-        if rule_based[scheme]:
-            seg, long = ruled.get(scheme, (pd.DataFrame(), pd.DataFrame()))
-        else:
-            seg, long = profile_summary(store, scheme, rule_based=False)
-        frames["summary_profile_segments"].append(seg)
-        frames["summary_profiles"].append(long)
+    frames["summary_profile_segments"], frames["summary_profiles"] = profile_frames(
+        store, schemes, rule_based)
     keep_audit = not audit or audit_is_current(store)
     if not keep_audit:
         frames["summary_audit"].append(_audit_frame(store))
@@ -414,11 +428,11 @@ def audit_is_current(store: Store) -> bool:
     names = store.tables()
     if "summary_audit" not in names or "loads" not in names:
         return False
-    row = store.raw.execute(
-        "SELECT (SELECT min(created_at) FROM summary_audit), "
-        "(SELECT max(greatest(coalesce(finished_at, started_at), started_at)) FROM loads)"
-    ).fetchone()
-    audited, loaded = row if row else (None, None)
+    # Ibis expressions: a DuckDB store or a Spark warehouse's run (segflow.warehouse)
+    audited = store.table("summary_audit").created_at.min().to_pyarrow().as_py()
+    loads = store.table("loads")
+    loaded = ibis.greatest(loads.finished_at.fill_null(loads.started_at),
+                           loads.started_at).max().to_pyarrow().as_py()
     return audited is not None and (loaded is None or audited >= loaded)
 
 

@@ -3,16 +3,17 @@ that :mod:`segflow.report`, :mod:`segflow.summaries` and :mod:`segflow.server` r
 
 Only small tables come to the driver for the report: the aggregates of the latest committed
 run on Spark (``summary_segments``: one row per snapshot and segment; ``summary_transitions``:
-one per pair of snapshots and cell), the run log (the last state of every run), the load log
-and the quarantine (the rows ingest refused). The overview totals (revenue, transactions,
-customers) are computed by Spark from the warehouse's transactions. The report's sections
-that need customer-level tables (CLV diagnostics, campaign read-outs, segment profiles, the
-data audit) are left out of a report built from a warehouse.
+one per pair of snapshots and cell; the segment profiles; the data audit; the model results:
+CLV diagnostics, campaign read-outs, forecasts and overview totals, one JSON document each;
+the fitted BTYD and cluster models), the run log (the last state of every run), the load log and the
+quarantine (the rows ingest refused). A warehouse whose run stored no overview document (an
+older segflow's) gets its totals computed by Spark from the warehouse's transactions.
 
 The dashboard (:func:`fill_served_copy`) also takes the customer-level tables its analyst
 routes read: ``customers``, the change rows ``segment_spells`` with ``segment_snapshots``
 (the per-snapshot ``segment_assignments`` is a view over them), ``customer_scores``,
-``customer_features`` (latest snapshot) and ``scheme_registry`` -- one or a few rows per
+``customer_features`` (latest snapshot), ``scheme_registry`` and ``campaign_exposures`` (the
+campaign list; a campaign's read-out is the run's stored one) -- one or a few rows per
 customer. Transactions and events stay in the warehouse.
 """
 
@@ -30,10 +31,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from segflow.store._spark import SparkStore
 
 #: Tables the report reads, copied whole from the warehouse's committed state.
-COPIED = ("summary_segments", "summary_transitions", "loads", "quarantine")
+COPIED = ("summary_segments", "summary_transitions", "summary_profiles",
+          "summary_profile_segments", "summary_audit", "summary_results", "model_params",
+          "cluster_models", "loads", "quarantine")
 #: The customer-level tables the dashboard's analyst routes read (not transactions, events).
 CUSTOMER_TABLES = ("customers", "segment_spells", "segment_snapshots", "customer_scores",
-                   "customer_features", "scheme_registry")
+                   "customer_features", "scheme_registry", "campaign_exposures")
 #: Tables of a served copy kept from the project's DuckDB store: the server's own records
 #: (API tokens, the audit log of requests) and the schema version.
 KEPT = ("api_tokens", "audit_log", "schema_info")
@@ -88,7 +91,7 @@ def fill_from_warehouse(con: Any, warehouse: SparkStore, names: Iterable[str]) -
     committed state of the warehouse's tables ``names`` (those it has; columns matched by
     name, ``run_id`` kept where the DuckDB table has it; ``customer_features`` replaced
     whole), its run log (the last state of every run: ``ok`` or ``failed`` over ``running``)
-    and the overview totals of the aggregates' run (``summary_results``).
+    and, when the run stored none, the overview totals of the aggregates' run.
 
     Raises
     ------
@@ -114,6 +117,8 @@ def fill_from_warehouse(con: Any, warehouse: SparkStore, names: Iterable[str]) -
                     "PARTITION BY run_id ORDER BY status = 'running', finished_at DESC NULLS LAST) = 1")
     finally:
         con.unregister("_sf_runs")
+    if con.execute("SELECT count(*) FROM summary_results WHERE name = 'overview'").fetchone()[0]:
+        return
     latest = segments.agg({"snapshot_date": "max"}).collect()[0][0]
     # the totals of the transactions, computed by Spark (revenue_totals is an Ibis expression)
     store_results(con, [("overview", latest, dumps(overview_document(warehouse)))], run_id)  # type: ignore[arg-type]
@@ -126,6 +131,10 @@ def _insert(con: Any, name: str, rows: Any) -> None:
             con.execute('CREATE OR REPLACE TABLE customer_features AS '
                         'SELECT * EXCLUDE (run_id) FROM _sf_rows')
             return
+        if name == "cluster_models":  # created by the first cluster run, not with the store
+            from segflow.segments._cluster_scheme import CLUSTER_MODELS_DDL
+
+            con.execute(CLUSTER_MODELS_DDL)
         have = [r[0] for r in con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
             "AND table_schema = 'main' ORDER BY ordinal_position", [name]).fetchall()]

@@ -4,7 +4,8 @@
       ─▶ per scheme: assignments of all snapshots ─▶ change rows (spells: the
       DuckDB store's expression), computed snapshots
       ─▶ latest full features ─▶ CLV: summary in Spark, fit on the driver (distinct triples),
-         scores in Spark ─▶ report aggregates ─▶ the run's ``ok`` row (commit)
+         scores in Spark ─▶ report aggregates ─▶ profiles, audit, model results
+      ─▶ the run's ``ok`` row (commit)
 
 The same Ibis expressions as the DuckDB pipeline (:mod:`segflow.pipeline`) compute every
 table; only the reading and writing differ. Every write goes to partitions of the run's own
@@ -16,9 +17,12 @@ a sample of the earliest snapshot's features, :func:`segflow.segments.assign`), 
 warehouse's ``cluster_models``, with the run) and re-applied by every later run; the
 assignment (scaling, distances, nearest centre) is an Ibis expression run by Spark.
 
+Then the rest of what the report and ``serve`` read, from the DuckDB run's code too
+(:mod:`segflow.warehouse._results`): segment profiles, the data audit, CLV diagnostics,
+campaign read-outs, forecasts, overview totals and the fitted BTYD models.
+
 What differs from the DuckDB pipeline: every snapshot is computed on every run (no
-incremental planning yet), and the audit, segment profiles and saved model parameters are
-not written (see docs/scale.md).
+incremental planning yet; see docs/scale.md).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import ibis
+import pandas as pd
 import pyarrow as pa
 
 from segflow.errors import SegflowError
@@ -146,12 +151,21 @@ def run_on_warehouse(
         seconds["spells"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        scored = _score(store, tables["transactions"], dates[-1], run_id, notes)
+        kept: dict[str, object] = {}
+        scored = _score(store, tables["transactions"], dates[-1], run_id, notes, kept)
         seconds["clv_scores"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        write_warehouse_aggregates(store, run_id, schemes, dates)
+        frames: dict[str, pd.DataFrame] = {}
+        write_warehouse_aggregates(store, run_id, schemes, dates, frames=frames)
         seconds["aggregates"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        from segflow.warehouse._results import write_warehouse_results
+
+        write_warehouse_results(store, _RunView(store, run_id), run_id, schemes, frames,
+                                kept.get("btyd_triples"))  # type: ignore[arg-type]
+        seconds["results"] = time.perf_counter() - start
         if progress:
             progress("snapshots done", len(dates), len(dates))
     return RunSummary(run_id=run_id, engine="spark", snapshot_dates=dates,
@@ -211,28 +225,38 @@ def _write_spells(store: SparkStore, schemes: Sequence[SchemeSettings], dates: l
 
 
 def _score(store: SparkStore, transactions: ibis.Table, snapshot: dt.date, run_id: str,
-           notes: list[str]) -> int:
+           notes: list[str], keep: dict[str, object]) -> int:
     """CLV scores at ``snapshot`` (:func:`segflow.models._run_scores.score_clv`), written to the
-    warehouse: the BTYD summary and the scoring run in Spark, the fit on the driver."""
+    warehouse with the fitted models (``model_params``, as the DuckDB run saves them): the
+    BTYD summary and the scoring run in Spark, the fit on the driver. ``keep`` receives the
+    compressed summary (``btyd_triples``), which the CLV diagnostics read."""
     from segflow.models._run_scores import CLV_MODEL, score_clv
     from segflow.models._scoring import scores_long
 
-    def sink(scores: ibis.Table, _document: str) -> int:
+    def sink(scores: ibis.Table, document: str) -> int:
         long = scores_long(scores, snapshot_date=snapshot, model=CLV_MODEL, run_id=run_id)
-        return store.write("customer_scores", long, run_id)
+        n = store.write("customer_scores", long, run_id)
+        store.write("model_params", pa.table({
+            "snapshot_date": pa.array([snapshot], pa.date32()), "model": [CLV_MODEL],
+            "params": [document],
+            "fitted_at": pa.array([dt.datetime.now(dt.UTC).replace(tzinfo=None)], pa.timestamp("us")),
+        }), run_id)
+        return n
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # score_clv records its warnings in notes
-        return score_clv(None, transactions, snapshot, run_id, notes=notes, sink=sink)  # type: ignore[arg-type]
+        return score_clv(None, transactions, snapshot, run_id, notes=notes, sink=sink,  # type: ignore[arg-type]
+                         keep=keep)
 
 
 def write_warehouse_aggregates(store: SparkStore, run_id: str,
-                               schemes: Sequence[SchemeSettings], dates: list[dt.date]) -> dict[str, int]:
+                               schemes: Sequence[SchemeSettings], dates: list[dt.date], *,
+                               frames: dict[str, pd.DataFrame] | None = None) -> dict[str, int]:
     """The report's segment and transition aggregates, computed in Spark from this run's rows
     (the change rows, transactions and scores) and written to the warehouse: the DuckDB
     run's own code (:func:`segflow.summaries._write._scheme_rows`: every scheme at once, on
     integer customer keys; same definitions, :mod:`segflow.summaries`), every snapshot and
-    pair of snapshots."""
+    pair of snapshots. ``frames``, when given, receives the two tables as written (pandas)."""
     from segflow.summaries._write import _Plan, _scheme_rows, snapshot_pairs
 
     view = _RunView(store, run_id)
@@ -244,6 +268,8 @@ def write_warehouse_aggregates(store: SparkStore, run_id: str,
                                          ordered_keys=True)
     written = {}
     for table, frame in (("summary_segments", segments), ("summary_transitions", transitions)):
+        if frames is not None:
+            frames[table] = frame
         if not frame.empty:
             written[table] = store.write(table, pa.Table.from_pandas(frame, preserve_index=False),
                                          run_id)
