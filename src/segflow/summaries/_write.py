@@ -332,7 +332,9 @@ def _scheme_rows(store: Store, schemes: Sequence[str], plan: dict[str, _Plan],
     if not seg.empty:
         _add_shares(seg, ["scheme", "snapshot_date"], scored)
     if not tr.empty:
-        tr.loc[~pd.to_datetime(tr["to_date"]).isin(pd.to_datetime(sorted(scored))), "clv"] = None
+        tr["scored_customers"] = tr["scored_customers"].astype("Int64")
+        tr.loc[~pd.to_datetime(tr["to_date"]).isin(pd.to_datetime(sorted(scored))),
+               ["clv", "scored_customers"]] = None
     return seg, tr
 
 
@@ -371,16 +373,18 @@ class _Plan:
 def _plan(store: Store, scheme: str, dates: Sequence[dt.date], scored: set[dt.date],
           changed: Collection[dt.date] | None) -> _Plan:
     """The snapshots and pairs of ``scheme`` to compute: all (``changed`` None), else those
-    touching a changed date, not stored yet, or whose scored state differs from the stored."""
+    touching a changed date, not stored yet (or without scored counts), or whose scored state
+    differs from the stored."""
     pairs = snapshot_pairs(dates)
     if changed is None:
         return _Plan(list(dates), pairs)
     stored = dict(store.raw.execute(
         "SELECT snapshot_date, bool_or(scored_customers IS NOT NULL) FROM summary_segments "
         "WHERE scheme = ? GROUP BY 1", [scheme]).fetchall())
-    stored_pairs = {tuple(r) for r in store.raw.execute(
-        "SELECT DISTINCT from_date, to_date FROM summary_transitions WHERE scheme = ?",
-        [scheme]).fetchall()}
+    # pairs stored by a segflow before scored counts (clv without them) count as missing
+    stored_pairs = {tuple(r[:2]) for r in store.raw.execute(
+        "SELECT from_date, to_date, bool_or(clv IS NOT NULL AND scored_customers IS NULL) "
+        "FROM summary_transitions WHERE scheme = ? GROUP BY ALL", [scheme]).fetchall() if not r[2]}
     dirty = set(changed)
     dirty |= {d for d in dates if d not in stored or bool(stored[d]) != (d in scored)}
     return _Plan(
