@@ -22,6 +22,10 @@ transaction (each run replaces the previous aggregates):
     the segment profiles at the latest features snapshot: per segment and feature the mean,
     median and standardised difference from the base; per segment its name (rule-based
     schemes: the rule's name; clusters: the suggested name) and distinguishing features.
+``summary_amounts`` / ``summary_amount_periods``
+    each customer's net amount per period between the revenue's boundaries (the snapshot
+    dates and 365 days before them), which the revenue above reads and a new month extends
+    instead of reading every transaction again (:mod:`segflow.summaries._amounts`).
 ``summary_audit``
     the data-quality audit of the store (:func:`segflow.quality.audit`), stored by
     :func:`store_audit` at the end of ``segflow ingest`` (every load empties it) and by a run
