@@ -74,8 +74,6 @@ def profile_stats(profiled: ibis.Table, assignments: ibis.Table, numeric: Sequen
     segs = assignments.select("scheme", "segment").distinct().to_pandas()
     segs = segs.sort_values(["scheme", "segment"], ignore_index=True)
     schemes = list(dict.fromkeys(segs["scheme"]))
-    if not schemes:  # nobody assigned: no segment rows
-        return pd.DataFrame(columns=["scheme", "segment", "size", "segment_rank"]), {}
     segs["code"] = segs.groupby("scheme").cumcount()
     names = ibis.memtable(pa.Table.from_pandas(
         segs.rename(columns={"scheme": "c_scheme", "segment": "c_segment"}), preserve_index=False))
