@@ -1,7 +1,6 @@
-"""The profiles' statistics from one fetch of the features (segflow.summaries._medians)
-equal DuckDB's grouped ones (the engine's definitions: exact medians, means, population
-standard deviations, sizes, value sums): odd and even groups, missing values, ties, a group
-without values of a feature, customers in no segment of a scheme."""
+"""The profiles' exact medians from one sort per feature (segflow.summaries._medians) equal
+DuckDB's grouped median (the engine's definition) and pandas' median: odd and even groups,
+missing values, ties, an empty group, customers in no segment of a scheme."""
 
 from __future__ import annotations
 
@@ -25,45 +24,36 @@ def _data(seed: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
         for i in range(n):
             if scheme == "b" and i % 10 == 0:
                 continue  # not assigned in b
-            rows.append((scheme, f"c{i}", f"{scheme}{seg[i]}", int(seg[i]) + (i % 2 if scheme == "a" else 0)))
-    rows.append(("c", "c5", "only", 1))  # a one-customer segment
-    rows.append(("d", "c6", "empty_z", 1))  # a segment whose one customer has no z
-    a = pd.DataFrame(rows, columns=["scheme", "customer_id", "segment", "segment_rank"])
+            rows.append((scheme, f"c{i}", f"{scheme}{seg[i]}"))
+    rows.append(("c", "c5", "only"))  # a one-customer segment
+    rows.append(("d", "c6", "empty_z"))  # a segment whose one customer has no z
+    a = pd.DataFrame(rows, columns=["scheme", "customer_id", "segment"])
     f.loc[f.customer_id == "c6", "z"] = np.nan
     return f, a
 
 
-def test_profile_statistics_equal_duckdb_s_grouped_ones():
-    from segflow.summaries._medians import profile_stats
+def test_medians_equal_duckdb_and_pandas():
+    from segflow.summaries._medians import profile_medians
 
     f, a = _data()
     con = ibis.duckdb.connect()
     ft, at = con.create_table("f", f), con.create_table("a", a).cache()
     numeric = ["x", "y", "z"]
-    per_seg, bases = profile_stats(ft, at, numeric, "x")
+    by_seg, by_base = profile_medians(ft, at, numeric, ["b"])
 
     raw = duckdb.connect()
     raw.register("f", f)
     raw.register("a", a)
-    want = raw.execute(
-        "SELECT scheme, segment, count(*) AS size, min(segment_rank) AS segment_rank, sum(x) AS value, "
-        "avg(x) AS m0, avg(y) AS m1, avg(z) AS m2, median(x) AS q0, median(y) AS q1, median(z) AS q2 "
-        "FROM a JOIN f USING (customer_id) GROUP BY ALL ORDER BY ALL").df()
-    got = per_seg.sort_values(["scheme", "segment"], ignore_index=True)
-    assert len(got) == len(want) == 4 + 7 + 2
-    assert list(got.segment) == list(want.segment) and list(got["size"]) == list(want["size"])
-    assert list(got.segment_rank) == list(want.segment_rank)
-    np.testing.assert_allclose(got[["q0", "q1", "q2"]], want[["q0", "q1", "q2"]], rtol=1e-15, equal_nan=True)
-    np.testing.assert_allclose(got[["value", "m0", "m1", "m2"]], want[["value", "m0", "m1", "m2"]], rtol=1e-12,
-                               equal_nan=True)
-    assert np.isnan(got.loc[got.segment == "empty_z", "q2"]).all()
-    assert got.loc[got.segment == "only", "q0"].item() == f.x[5]
-    # the bases: every profiled customer, and scheme b's (it leaves customers out); c and d too
-    assert set(bases) == {None, "b", "c", "d"}
-    for key, who in ((None, f), ("b", f[f.customer_id.isin(a[a.scheme == "b"].customer_id)])):
-        b = bases[key]
-        assert b["n"] == len(who)
-        for j, col in enumerate(numeric):
-            v = who[col].dropna()
-            np.testing.assert_allclose([b[f"m{j}"], b[f"s{j}"], b[f"q{j}"]],
-                                       [v.mean(), v.std(ddof=0), v.median()], rtol=1e-12)
+    want = raw.execute("SELECT scheme, segment, median(x), median(y), median(z) FROM a JOIN f USING (customer_id) "
+                       "GROUP BY ALL ORDER BY ALL").fetchall()
+    assert len(by_seg) == len(want) == 4 + 7 + 2
+    for scheme, segment, *q in want:
+        got = by_seg[(scheme, segment)]
+        np.testing.assert_allclose(got, np.array(q, dtype=float), rtol=1e-15, equal_nan=True)
+        member = f[f.customer_id.isin(a[(a.scheme == scheme) & (a.segment == segment)].customer_id)]
+        np.testing.assert_allclose(got, member[numeric].median().to_numpy(), rtol=1e-12, equal_nan=True)
+    assert np.isnan(by_seg[("d", "empty_z")][2]) and by_seg[("c", "only")][0] == f.x[5]
+    np.testing.assert_allclose(by_base[None], f[numeric].median().to_numpy(), rtol=1e-12)
+    in_b = f[f.customer_id.isin(a[a.scheme == "b"].customer_id)]
+    np.testing.assert_allclose(by_base["b"], in_b[numeric].median().to_numpy(), rtol=1e-12)
+    assert len(in_b) < len(f)

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 
 import ibis
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 #: Feature columns fetched from the engine at a time (memory: rows x this x 8 bytes).
@@ -39,7 +38,7 @@ def group_medians(values: np.ndarray, codes: Sequence[np.ndarray], groups: Seque
     """For one feature: per code array ``codes[s]`` (int, ``-1``: in no group, else ``0 ..
     groups[s] - 1``) the median of ``values`` (float64, NaN: no value) of each group, and per
     boolean mask of ``bases`` the median of the values it selects."""
-    order = np.argsort(values)  # ties in any order: equal values
+    order = np.argsort(values, kind="stable")
     have = int(np.count_nonzero(~np.isnan(values)))
     idx = order[:have]  # NaN sorts last
     sv = values[idx]
@@ -57,20 +56,13 @@ def group_medians(values: np.ndarray, codes: Sequence[np.ndarray], groups: Seque
     return out, base
 
 
-def profile_stats(profiled: ibis.Table, assignments: ibis.Table, numeric: Sequence[str],
-                  value_col: str | None) -> tuple[pd.DataFrame, dict[str | None, pd.Series]]:
-    """The grouped statistics of :func:`segflow.summaries._profiles.rule_profiles`, from one
-    fetch of the profiled customers' features (numpy) instead of grouped queries.
-
-    ``profiled``: the features of the profiled customers (one row per ``customer_id``: those
-    assigned in any scheme); ``assignments``: ``scheme, customer_id, segment, segment_rank``
-    (materialised, ranks filled). Returns the per-segment frame (``scheme, segment, size,
-    segment_rank`` (smallest), ``value`` (sum of ``value_col``, when given), ``m{i}`` (mean)
-    and ``q{i}`` (median) of every feature of ``numeric`` over the customers with a value)
-    and the bases (``n, m{i}, s{i}`` (population std), ``q{i}``): key None over every
-    profiled customer, a scheme's name over its assigned customers for every scheme that
-    covers fewer. Means and standard deviations are summed by numpy (the last digits may
-    differ from the engine's sums); medians are exact (module docstring)."""
+def profile_medians(profiled: ibis.Table, assignments: ibis.Table, numeric: Sequence[str],
+                    own: Sequence[str]) -> tuple[dict[tuple[str, str], np.ndarray], dict[str | None, np.ndarray]]:
+    """The medians of ``numeric`` (cast to float64) of ``profiled`` (the features of the
+    profiled customers, one row per ``customer_id``) per (scheme, segment) of
+    ``assignments`` (``scheme, customer_id, segment``, materialised), and of the base: key
+    None over every profiled customer, key ``s`` over the customers assigned in ``s`` (for
+    the schemes of ``own``). Arrays hold one median per feature, in the order of ``numeric``."""
     segs = assignments.select("scheme", "segment").distinct().to_pandas()
     segs = segs.sort_values(["scheme", "segment"], ignore_index=True)
     schemes = list(dict.fromkeys(segs["scheme"]))
@@ -79,70 +71,33 @@ def profile_stats(profiled: ibis.Table, assignments: ibis.Table, numeric: Sequen
         segs.rename(columns={"scheme": "c_scheme", "segment": "c_segment"}), preserve_index=False))
     a = assignments.join(names, (assignments.scheme == names.c_scheme) & (assignments.segment == names.c_segment))
     wide = a.group_by(w_cid=a.customer_id).aggregate(
-        **{f"c{i}": a.code.max(where=a.scheme == s) for i, s in enumerate(schemes)},
-        **{f"r{i}": a.segment_rank.min(where=a.scheme == s) for i, s in enumerate(schemes)})
+        **{f"c{i}": a.code.max(where=a.scheme == s) for i, s in enumerate(schemes)})
     m = profiled.left_join(wide, profiled.customer_id == wide.w_cid)
-    xs = list(numeric) + ([value_col] if value_col is not None and value_col not in numeric else [])
     m = m.select(**{f"c{i}": m[f"c{i}"].fill_null(-1) for i in range(len(schemes))},
-                 **{f"r{i}": m[f"r{i}"] for i in range(len(schemes))},
-                 **{f"x{j}": m[f].cast("float64") for j, f in enumerate(xs)}).cache()
+                 **{f"x{j}": m[f].cast("float64") for j, f in enumerate(numeric)}).cache()
     try:
         # a plain scan of a materialised table keeps its row order: columns fetched apart align
-        head = m.select(*[f"{p}{i}" for i in range(len(schemes)) for p in ("c", "r")]).to_pyarrow()
-        n_rows = head.num_rows
-        # 16-bit codes: numpy's stable sort of them is a radix sort
-        codes = [head[f"c{i}"].to_numpy().astype(np.int16) for i in range(len(schemes))]
+        head = m.select(*[f"c{i}" for i in range(len(schemes))]).to_pyarrow()
+        codes = [head[f"c{i}"].to_numpy().astype(np.int32) for i in range(len(schemes))]
         groups = [int((segs["scheme"] == s).sum()) for s in schemes]
-        sizes = [np.bincount(c[c >= 0], minlength=g) for c, g in zip(codes, groups, strict=True)]
-        ranks = []
-        for i, c in enumerate(codes):
-            r = pd.Series(head[f"r{i}"].to_numpy(zero_copy_only=False)[c >= 0]).groupby(c[c >= 0]).min()
-            ranks.append(r.reindex(range(groups[i])).to_numpy())
-        own = [s for i, s in enumerate(schemes) if int(sizes[i].sum()) != n_rows]
-        masks = [np.ones(n_rows, dtype=bool)] + [codes[schemes.index(s)] >= 0 for s in own]
-        seg_m = [np.full((g, len(xs)), np.nan) for g in groups]
-        seg_sum = [np.full((g, len(xs)), np.nan) for g in groups]
-        seg_q = [np.full((g, len(xs)), np.nan) for g in groups]
-        base = np.full((len(masks), 3, len(xs)), np.nan)
-        for lo in range(0, len(xs), _BATCH):
-            cols = [f"x{j}" for j in range(lo, min(lo + _BATCH, len(xs)))]
+        masks = [np.ones(len(codes[0]) if codes else head.num_rows, dtype=bool)]
+        masks += [codes[schemes.index(s)] >= 0 for s in own]
+        seg_q = np.full((len(schemes), max(groups, default=0), len(numeric)), np.nan)
+        base_q = np.full((len(masks), len(numeric)), np.nan)
+        for lo in range(0, len(numeric), _BATCH):
+            cols = [f"x{j}" for j in range(lo, min(lo + _BATCH, len(numeric)))]
             batch = m.select(*cols).to_pyarrow()
             for j, col in enumerate(cols, start=lo):
                 values = batch[col].to_numpy(zero_copy_only=False).astype(np.float64)
-                per, medians = group_medians(values, codes, groups, masks)
-                valid = ~np.isnan(values)
-                for i, c in enumerate(codes):
-                    k = valid & (c >= 0)
-                    count = np.bincount(c[k], minlength=groups[i])
-                    total = np.bincount(c[k], weights=values[k], minlength=groups[i])
-                    with np.errstate(invalid="ignore", divide="ignore"):
-                        seg_m[i][:, j] = np.where(count > 0, total / count, np.nan)
-                    seg_sum[i][:, j] = np.where(count > 0, total, np.nan)
-                    seg_q[i][: len(per[i]), j] = per[i]
-                for b, mask in enumerate(masks):
-                    v = values[mask & valid]
-                    if len(v):
-                        base[b, :, j] = [v.mean(), v.std(), medians[b]]
+                per, base = group_medians(values, codes, groups, masks)
+                for i, q in enumerate(per):
+                    seg_q[i, : len(q), j] = q
+                base_q[:, j] = base
     finally:
         m.release()
-    rows = []
-    vi = xs.index(value_col) if value_col is not None else None
-    for i, s in enumerate(schemes):
-        part = segs[segs["scheme"] == s]
-        for r in part.itertuples():
-            if sizes[i][r.code] == 0:
-                continue  # no profiled customer: not a row of the grouped join
-            row = {"scheme": s, "segment": r.segment, "size": int(sizes[i][r.code]),
-                   "segment_rank": int(ranks[i][r.code])}
-            if vi is not None:
-                row["value"] = seg_sum[i][r.code, vi]
-            row.update({f"m{j}": seg_m[i][r.code, j] for j in range(len(numeric))})
-            row.update({f"q{j}": seg_q[i][r.code, j] for j in range(len(numeric))})
-            rows.append(row)
-    bases: dict[str | None, pd.Series] = {}
-    for b, key in enumerate([None, *own]):
-        stats = {"n": int(np.count_nonzero(masks[b]))}
-        for j in range(len(numeric)):
-            stats[f"m{j}"], stats[f"s{j}"], stats[f"q{j}"] = base[b, :, j]
-        bases[key] = pd.Series(stats)
-    return pd.DataFrame(rows), bases
+    by_seg = {(str(r.scheme), str(r.segment)): seg_q[schemes.index(r.scheme), r.code]
+              for r in segs.itertuples()}
+    by_base: dict[str | None, np.ndarray] = {None: base_q[0]}
+    by_base.update({s: base_q[k + 1] for k, s in enumerate(own)})
+    return by_seg, by_base
+

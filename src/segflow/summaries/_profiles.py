@@ -38,38 +38,17 @@ def _numeric(features: ibis.Table) -> list[str]:
     return _columns(features, "customer_id", None, [])[0]
 
 
-def _base(joined: ibis.Table, numeric: list[str], by: list[str]) -> pd.DataFrame:
-    """Mean, population std and median per feature (columns m{i}, s{i}, q{i}) by ``by``."""
+def _base(joined: ibis.Table, numeric: list[str], by: list[str], *, medians: bool = True) -> pd.DataFrame:
+    """Mean, population std and median per feature (columns m{i}, s{i}, q{i}) by ``by``
+    (``medians=False``: no q{i}, the caller adds them)."""
     metrics: dict[str, Any] = {"n": joined.count()}
     for i, f in enumerate(numeric):
         x = joined[f].cast("float64")
-        metrics[f"m{i}"], metrics[f"s{i}"], metrics[f"q{i}"] = x.mean(), x.std(how="pop"), x.median()
+        metrics[f"m{i}"], metrics[f"s{i}"] = x.mean(), x.std(how="pop")
+        if medians:
+            metrics[f"q{i}"] = x.median()
     q = joined.group_by(by).aggregate(**metrics) if by else joined.aggregate(**metrics)
     return q.to_pandas()
-
-
-def _grouped(features: ibis.Table, a: ibis.Table, union: ibis.Table, numeric: list[str],
-             value_col: str | None) -> tuple[pd.DataFrame, dict[Any, Any]]:
-    """The per-segment statistics and the bases of :func:`rule_profiles` by grouped queries
-    of the engine (as :func:`segflow.summaries._medians.profile_stats` returns them)."""
-    joined = features.inner_join(a, "customer_id")
-    metrics: dict[str, Any] = {"size": joined.count(), "segment_rank": joined.segment_rank.min()}
-    if value_col is not None:
-        metrics["value"] = joined[value_col].cast("float64").sum()
-    for i, f in enumerate(numeric):
-        x = joined[f].cast("float64")
-        metrics[f"m{i}"], metrics[f"q{i}"] = x.mean(), x.median()
-    per_seg = joined.group_by("scheme", "segment").aggregate(**metrics).to_pandas()
-    # the base: over the customers assigned in any scheme, unless a scheme covers fewer
-    sizes = per_seg.groupby("scheme")["size"].sum()
-    shared = _base(union, numeric, [])
-    own = [s for s in sizes.index if int(sizes[s]) != int(shared["n"].iloc[0])]
-    bases: dict[Any, Any] = {None: shared.iloc[0]}
-    if own:
-        j = joined.filter(joined.scheme.isin(own))
-        for _, row in _base(j, numeric, ["scheme"]).iterrows():
-            bases[row["scheme"]] = row
-    return per_seg, bases
 
 
 def rule_profiles(store: Store | Any, schemes: Sequence[str]) -> tuple[dt.date | None, dict[str, tuple[pd.DataFrame, pd.DataFrame]]]:
@@ -94,23 +73,49 @@ def rule_profiles(store: Store | Any, schemes: Sequence[str]) -> tuple[dt.date |
     a = a.join(names, a.scheme == names.n_scheme).select(
         "scheme", "customer_id", "segment", segment_rank=a.segment_rank.fill_null(10_000))
     a = a.cache()
+    # on the store's DuckDB the exact medians are computed from one sort per feature
+    # (segflow.summaries._medians); elsewhere (Spark) by the engine's grouped median
+    local = isinstance(store, Store)
     try:
+        joined = features.inner_join(a, "customer_id")
+        metrics: dict[str, Any] = {"size": joined.count(), "segment_rank": joined.segment_rank.min()}
+        if value_col is not None:
+            metrics["value"] = joined[value_col].cast("float64").sum()
+        for i, f in enumerate(numeric):
+            x = joined[f].cast("float64")
+            metrics[f"m{i}"] = x.mean()
+            if not local:
+                metrics[f"q{i}"] = x.median()
+        per_seg = joined.group_by("scheme", "segment").aggregate(**metrics).to_pandas()
+        # the base: over the customers assigned in any scheme, unless a scheme covers fewer
+        sizes = per_seg.groupby("scheme")["size"].sum()
         anyone = a.select("customer_id").distinct()
         union = features.semi_join(anyone, "customer_id")
-        if isinstance(store, Store):
-            # on the store's DuckDB: one fetch of the features, statistics and exact medians
-            # in numpy (segflow.summaries._medians), instead of grouped medians per segment
-            from segflow.summaries._medians import profile_stats
+        shared = _base(union, numeric, [], medians=not local)
+        own = [s for s in sizes.index if int(sizes[s]) != int(shared["n"].iloc[0])]
+        if own:
+            j = joined.filter(joined.scheme.isin(own))
+            own_rows = _base(j, numeric, ["scheme"], medians=not local)
+        if local:
+            from segflow.summaries._medians import profile_medians
 
-            per_seg, bases = profile_stats(union, a, numeric, value_col)
-        else:
-            per_seg, bases = _grouped(features, a, union, numeric, value_col)
+            seg_q, base_q = profile_medians(union, a, numeric, own)
+            q = [f"q{i}" for i in range(len(numeric))]
+            per_seg[q] = np.vstack([seg_q[(s, g)] for s, g in zip(per_seg["scheme"], per_seg["segment"],
+                                                                      strict=True)])
+            shared[q] = base_q[None][None, :]
+            if own:
+                own_rows[q] = np.vstack([base_q[s] for s in own_rows["scheme"]])
+        bases = {s: shared.iloc[0] for s in sizes.index if s not in own}
+        if own:
+            for _, row in own_rows.iterrows():
+                bases[row["scheme"]] = row
     finally:
         a.release()
     out: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
     for scheme, part in per_seg.groupby("scheme", sort=False):
         part = part.sort_values(["segment_rank", "segment"]).reset_index(drop=True)
-        row = bases.get(scheme, bases[None])
+        row = bases[scheme]
         base = pd.DataFrame({f: [row[f"m{i}"], row[f"s{i}"], row[f"q{i}"]] for i, f in enumerate(numeric)},
                             index=["mean", "std", "median"]).astype(float)
         table, means, medians = _split(part, numeric)
