@@ -163,10 +163,6 @@ def test_movements_pooled_matrices_profiles_and_audit_match(project):
     assert stored_p.table.suggested_name.isna().all()
     pd.testing.assert_frame_equal(stored_p.means, direct_p.means[stored_p.means.columns], check_names=False)
     pd.testing.assert_frame_equal(stored_p.std_diff, direct_p.std_diff[stored_p.std_diff.columns], check_names=False)
-    # exact medians (one sort per feature) = the engine's grouped median of profile_segments
-    pd.testing.assert_frame_equal(stored_p.medians, direct_p.medians[stored_p.medians.columns], check_names=False,
-                                  rtol=1e-12)
-    assert stored_p.medians.notna().to_numpy().mean() > 0.5
 
     checks = audit(store, as_of=dt.datetime.now(dt.UTC).date()).to_pandas()
     stored_a = audit_table(store)

@@ -38,15 +38,12 @@ def _numeric(features: ibis.Table) -> list[str]:
     return _columns(features, "customer_id", None, [])[0]
 
 
-def _base(joined: ibis.Table, numeric: list[str], by: list[str], *, medians: bool = True) -> pd.DataFrame:
-    """Mean, population std and median per feature (columns m{i}, s{i}, q{i}) by ``by``
-    (``medians=False``: no q{i}, the caller adds them)."""
+def _base(joined: ibis.Table, numeric: list[str], by: list[str]) -> pd.DataFrame:
+    """Mean, population std and median per feature (columns m{i}, s{i}, q{i}) by ``by``."""
     metrics: dict[str, Any] = {"n": joined.count()}
     for i, f in enumerate(numeric):
         x = joined[f].cast("float64")
-        metrics[f"m{i}"], metrics[f"s{i}"] = x.mean(), x.std(how="pop")
-        if medians:
-            metrics[f"q{i}"] = x.median()
+        metrics[f"m{i}"], metrics[f"s{i}"], metrics[f"q{i}"] = x.mean(), x.std(how="pop"), x.median()
     q = joined.group_by(by).aggregate(**metrics) if by else joined.aggregate(**metrics)
     return q.to_pandas()
 
@@ -73,9 +70,6 @@ def rule_profiles(store: Store | Any, schemes: Sequence[str]) -> tuple[dt.date |
     a = a.join(names, a.scheme == names.n_scheme).select(
         "scheme", "customer_id", "segment", segment_rank=a.segment_rank.fill_null(10_000))
     a = a.cache()
-    # on the store's DuckDB the exact medians are computed from one sort per feature
-    # (segflow.summaries._medians); elsewhere (Spark) by the engine's grouped median
-    local = isinstance(store, Store)
     try:
         joined = features.inner_join(a, "customer_id")
         metrics: dict[str, Any] = {"size": joined.count(), "segment_rank": joined.segment_rank.min()}
@@ -83,32 +77,18 @@ def rule_profiles(store: Store | Any, schemes: Sequence[str]) -> tuple[dt.date |
             metrics["value"] = joined[value_col].cast("float64").sum()
         for i, f in enumerate(numeric):
             x = joined[f].cast("float64")
-            metrics[f"m{i}"] = x.mean()
-            if not local:
-                metrics[f"q{i}"] = x.median()
+            metrics[f"m{i}"], metrics[f"q{i}"] = x.mean(), x.median()
         per_seg = joined.group_by("scheme", "segment").aggregate(**metrics).to_pandas()
         # the base: over the customers assigned in any scheme, unless a scheme covers fewer
         sizes = per_seg.groupby("scheme")["size"].sum()
         anyone = a.select("customer_id").distinct()
         union = features.semi_join(anyone, "customer_id")
-        shared = _base(union, numeric, [], medians=not local)
+        shared = _base(union, numeric, [])
         own = [s for s in sizes.index if int(sizes[s]) != int(shared["n"].iloc[0])]
-        if own:
-            j = joined.filter(joined.scheme.isin(own))
-            own_rows = _base(j, numeric, ["scheme"], medians=not local)
-        if local:
-            from segflow.summaries._medians import profile_medians
-
-            seg_q, base_q = profile_medians(union, a, numeric, own)
-            q = [f"q{i}" for i in range(len(numeric))]
-            per_seg[q] = np.vstack([seg_q[(s, g)] for s, g in zip(per_seg["scheme"], per_seg["segment"],
-                                                                      strict=True)])
-            shared[q] = base_q[None][None, :]
-            if own:
-                own_rows[q] = np.vstack([base_q[s] for s in own_rows["scheme"]])
         bases = {s: shared.iloc[0] for s in sizes.index if s not in own}
         if own:
-            for _, row in own_rows.iterrows():
+            j = joined.filter(joined.scheme.isin(own))
+            for _, row in _base(j, numeric, ["scheme"]).iterrows():
                 bases[row["scheme"]] = row
     finally:
         a.release()
