@@ -237,7 +237,7 @@ def test_incremental_month_equals_a_full_run_and_reruns_do_not_grow(demo_data, t
 
 
 _SUMMARIES = ("summary_segments", "summary_transitions", "summary_profiles",
-              "summary_profile_segments")
+              "summary_profile_segments", "summary_amounts", "summary_amount_periods")
 
 
 def _summaries(project) -> dict[str, pd.DataFrame]:
@@ -245,7 +245,8 @@ def _summaries(project) -> dict[str, pd.DataFrame]:
     con = project.store.raw
     out = {}
     for table in _SUMMARIES:
-        frame = con.execute(f"SELECT * EXCLUDE (run_id) FROM {table}").df()
+        cols = "*" if table.startswith("summary_amount") else "* EXCLUDE (run_id)"  # none there
+        frame = con.execute(f"SELECT {cols} FROM {table}").df()
         keys = [c for c in frame.columns if frame[c].dtype.kind not in "fc"]
         out[table] = frame.sort_values(keys, ignore_index=True, na_position="first")
     return out

@@ -201,7 +201,7 @@ def _equal_json(a, b, where: str) -> None:
 
 def test_aggregate_routes_read_the_stored_aggregates_and_answer_as_computed(demo_served, demo_client, tmp_path):
     """On the demo store the aggregate routes (schemes, snapshots, segment sizes, transition
-    matrices, forecasts, profiles, campaign lift) read the run's stored aggregates, and answer
+    matrices, CLV moved, forecasts, profiles, campaign lift) read the run's stored aggregates, and answer
     what the same routes compute from the customer-level tables on a copy whose aggregates are
     stale (a later run in its log): same rows, same numbers."""
     import shutil
@@ -225,7 +225,9 @@ def test_aggregate_routes_read_the_stored_aggregates_and_answer_as_computed(demo
             assert len(dates) == s["snapshots"] == 15
             urls += [f"/api/v1/snapshots/{scheme}", f"/api/v1/profiles/{scheme}", f"/api/v1/migration/{scheme}",
                      f"/api/v1/migration/{scheme}?from_date={dates[0]}&to_date={dates[-1]}",
-                     f"/api/v1/segments/{scheme}?snapshot={dates[0]}", f"/api/v1/segments/{scheme}"]
+                     f"/api/v1/segments/{scheme}?snapshot={dates[0]}", f"/api/v1/segments/{scheme}",
+                     f"/api/v1/migration/{scheme}/value",
+                     f"/api/v1/migration/{scheme}/value?from_date={dates[0]}&to_date={dates[-1]}"]
             # independent: the latest sizes add up to the customers assigned at that snapshot
             sizes = demo_client.get(f"/api/v1/segments/{scheme}").json()["data"]
             assigned = con.execute("SELECT count(*) FROM segment_assignments WHERE scheme = ? AND snapshot_date = ?",
@@ -236,12 +238,21 @@ def test_aggregate_routes_read_the_stored_aggregates_and_answer_as_computed(demo
         either = con.execute("SELECT count(DISTINCT customer_id) FROM segment_assignments WHERE scheme = 'rfm' "
                              "AND snapshot_date IN (?, ?)", [dates[0], dates[-1]]).fetchone()[0]
         assert sum(r["customers"] for r in cells) == either > 400
+        # the CLV moved from the stored cells: every customer of either end, and the CLV of those
+        # scored at the latest snapshot (independent: the stored scores)
+        moved = demo_client.get(f"/api/v1/migration/rfm/value?from_date={dates[0]}&to_date={dates[-1]}").json()["data"]
+        assert sum(r["customers"] for r in moved) == either
+        clv = con.execute("SELECT sum(value) FROM customer_scores WHERE model = 'bgnbd_gg' AND score = 'clv' AND "
+                          "snapshot_date = ? AND customer_id IN (SELECT customer_id FROM segment_assignments WHERE "
+                          "scheme = 'rfm' AND snapshot_date IN (?, ?))", [dates[-1], dates[0], dates[-1]]).fetchone()[0]
+        assert math.isclose(sum(r["clv_moved"] or 0.0 for r in moved), clv, rel_tol=1e-9) and clv > 0
         campaigns = [c["campaign_id"] for c in demo_client.get("/api/v1/campaigns").json()["data"]]
         assert campaigns
         urls += [f"/api/v1/campaigns/{c}?scheme=lifecycle" for c in campaigns]
         urls += [f"/api/v1/forecasts/{s}?periods=3" for s in ("rfm", "lifecycle")]
         # computed on both: a pair of snapshots the run does not store, the CLV moved
-        urls += [f"/api/v1/migration/rfm?from_date={dates[0]}&to_date={dates[2]}", "/api/v1/migration/rfm/value"]
+        urls += [f"/api/v1/migration/rfm?from_date={dates[0]}&to_date={dates[2]}",
+                 f"/api/v1/migration/rfm/value?from_date={dates[0]}&to_date={dates[1]}"]
         for url in urls:
             a, b = demo_client.get(url), computed.get(url)
             assert a.status_code == b.status_code == 200, (url, a.status_code, b.status_code, a.text[:200])
@@ -249,4 +260,14 @@ def test_aggregate_routes_read_the_stored_aggregates_and_answer_as_computed(demo
             _equal_json(a.json(), b.json(), url)
         assert demo_client.app.state.replica.current.peek(("stored",)) is True
         assert app.state.replica.current.peek(("stored",)) is False
+    # the stored cells give the CLV moved; those of an older segflow (no scored counts) do not
+    import datetime as dt
+
+    from segflow.summaries import value_moved_table
+
+    pair = [dt.date.fromisoformat(d) for d in (dates[0], dates[-1])]
+    with Project.open(tmp_path / "p") as p:
+        assert value_moved_table(p.store, "rfm", *pair) is not None
+        p.store.raw.execute("UPDATE summary_transitions SET scored_customers = NULL")
+        assert value_moved_table(p.store, "rfm", *pair) is None
     con.close()

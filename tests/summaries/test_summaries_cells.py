@@ -98,15 +98,17 @@ def test_transition_rows_equal_a_pandas_outer_merge(computed):
             m["revenue"] = np.subtract(r_t, r_f)
             m["revenue_12m"] = [rev["revenue_12m"].get((c, t), 0.0) for c in m.customer_id]
             m["clv"] = [clv.get(c, 0.0) if t == D3 else 0.0 for c in m.customer_id]
+            m["scored"] = [int(t == D3 and c in clv.index) for c in m.customer_id]
             g = m.groupby(["from_segment", "to_segment"], as_index=False).agg(
                 customers=("customer_id", "size"), revenue=("revenue", "sum"),
-                revenue_12m=("revenue_12m", "sum"), clv=("clv", "sum"))
+                revenue_12m=("revenue_12m", "sum"), clv=("clv", "sum"), scored_customers=("scored", "sum"))
             want.append(g.assign(scheme=scheme, from_date=f, to_date=t))
     want = pd.concat(want).sort_values(["scheme", "from_date", "to_date", "from_segment", "to_segment"],
                                        ignore_index=True)
     assert len(tr) == len(want)
-    for col in ("scheme", "from_date", "to_date", "from_segment", "to_segment", "customers"):
+    for col in ("scheme", "from_date", "to_date", "from_segment", "to_segment", "customers", "scored_customers"):
         assert list(tr[col]) == list(want[col]), col
+    assert tr["scored_customers"].sum() > 0
     for col in ("revenue", "revenue_12m", "clv"):
         np.testing.assert_allclose(tr[col], want[col])
     # c2 of scheme a: absent at D2, back at D3 in "hi" with rank 3 -> counted in (new) -> hi
@@ -143,5 +145,5 @@ def test_transitions_ending_at_the_latest_from_spells_equal_those_from_states(co
     want = tr[tr.to_date == D3].reset_index(drop=True)
     assert len(got) == len(want) == 11
     cols = ["scheme", "from_date", "to_date", "from_segment", "to_segment", "customers",
-            "from_rank", "to_rank", "revenue", "revenue_12m", "clv"]
+            "from_rank", "to_rank", "revenue", "revenue_12m", "clv", "scored_customers"]
     pd.testing.assert_frame_equal(got[cols], want[cols], check_dtype=False, atol=1e-12)

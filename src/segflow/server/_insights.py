@@ -240,9 +240,17 @@ def profiles(project: Project, gen: Generation, scheme: str, snapshot: dt.date) 
 
 
 def value_moved(project: Project, gen: Generation, scheme: str, from_date: dt.date, to_date: dt.date) -> pd.DataFrame:
-    """Per transition cell: customers, 12-month revenue at the later snapshot's features (when
-    stored) and the sum of the customers' latest 52-week CLV (model ``bgnbd_gg``)."""
+    """Per transition cell: customers and the sum and mean of the customers' latest 52-week
+    CLV (model ``bgnbd_gg``), largest sum first. From the stored transition cells when they
+    are current and ``to_date`` is the latest scored snapshot
+    (:func:`segflow.summaries.value_moved_table`), else computed from the assignments."""
     def compute() -> pd.DataFrame:
+        if _views.stored(project, gen):
+            from segflow.summaries import value_moved_table
+
+            out = value_moved_table(project.store, scheme, from_date, to_date)
+            if out is not None:
+                return out
         return project.store.raw.execute(
             "WITH a AS (SELECT customer_id, segment FROM segment_assignments WHERE scheme = ? AND snapshot_date = ?), "
             "b AS (SELECT customer_id, segment FROM segment_assignments WHERE scheme = ? AND snapshot_date = ?), "
@@ -251,7 +259,7 @@ def value_moved(project: Project, gen: Generation, scheme: str, from_date: dt.da
             "SELECT coalesce(a.segment, '(new)') AS from_segment, coalesce(b.segment, '(gone)') AS to_segment, "
             "count(*) AS customers, sum(c.value) AS clv_moved, avg(c.value) AS mean_clv "
             "FROM a FULL JOIN b USING (customer_id) LEFT JOIN c USING (customer_id) "
-            "GROUP BY ALL ORDER BY clv_moved DESC NULLS LAST",
+            "GROUP BY ALL ORDER BY clv_moved DESC NULLS LAST, from_segment, to_segment",
             [scheme, from_date, scheme, to_date, CLV_MODEL, CLV_MODEL]).df()
     return gen.cached(("value_moved", scheme, from_date, to_date), compute).copy()
 

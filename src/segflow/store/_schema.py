@@ -235,10 +235,25 @@ _V9_FEATURE_STATE = [
     + ", ".join(f'"{m}" BIGINT' for m in _V9_STATE_MEASURES) + "\n)",
 ]
 
+#: Version 10 (issue 10): the customers with CLV scores per transition cell
+#: (``summary_transitions.scored_customers``: the mean CLV of a cell; null in rows an older
+#: segflow wrote, which a run computes again), and the net amounts per customer and period of
+#: the aggregates' grid (``summary_amounts``: ``period_end`` is the first boundary after the
+#: lines, the boundaries being the snapshot dates and the dates 365 days before them, listed
+#: in ``summary_amount_periods``), which a run computing one new snapshot extends instead of
+#: reading every transaction again (:mod:`segflow.summaries._amounts`).
+_V10_AMOUNTS = [
+    "ALTER TABLE summary_transitions ADD COLUMN IF NOT EXISTS scored_customers BIGINT",
+    """CREATE TABLE IF NOT EXISTS summary_amounts (
+  customer_id VARCHAR NOT NULL, period_end DATE NOT NULL, amount DOUBLE NOT NULL
+)""",
+    "CREATE TABLE IF NOT EXISTS summary_amount_periods (period_end DATE NOT NULL)",
+]
+
 #: Ordered schema migrations; index i holds the statements that bring version i to i+1.
 MIGRATIONS: list[list[str]] = [
     _V1, _V2, _V3_SERVER_AUTH, _V4_EXPORTS_REFRESH, _V5_SPELLS, _V6_SUMMARIES, _V7_MODEL_PARAMS,
-    _V8_SUMMARY_RESULTS, _V9_FEATURE_STATE,
+    _V8_SUMMARY_RESULTS, _V9_FEATURE_STATE, _V10_AMOUNTS,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

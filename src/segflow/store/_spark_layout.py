@@ -78,7 +78,7 @@ SUMMARY_SEGMENTS = {
 SUMMARY_TRANSITIONS = {
     "scheme": "VARCHAR", "from_date": "DATE", "to_date": "DATE", "from_segment": "VARCHAR",
     "to_segment": "VARCHAR", "from_rank": "BIGINT", "to_rank": "BIGINT", "customers": "BIGINT",
-    "revenue": "DOUBLE", "revenue_12m": "DOUBLE", "clv": "DOUBLE",
+    "revenue": "DOUBLE", "revenue_12m": "DOUBLE", "clv": "DOUBLE", "scored_customers": "BIGINT",
 }
 SUMMARY_PROFILE_SEGMENTS = {
     "scheme": "VARCHAR", "snapshot_date": "DATE", "segment": "VARCHAR", "name": "VARCHAR",

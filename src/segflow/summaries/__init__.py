@@ -16,11 +16,16 @@ transaction (each run replaces the previous aggregates):
     latest) and cell ``from_segment -> to_segment`` (``(new)``/``(gone)`` for customers at
     one side only): ``customers``, ``revenue`` (their net revenue between the two snapshots,
     ``from <= ts < to``: the revenue moved), ``revenue_12m`` (in the 365 days before ``to``)
-    and ``clv`` (at ``to``, when scores are stored there).
+    and ``clv`` with ``scored_customers`` (the sum of the 52-week CLV at ``to`` and the
+    customers it is summed over, when scores are stored there; else null).
 ``summary_profiles`` / ``summary_profile_segments``
     the segment profiles at the latest features snapshot: per segment and feature the mean,
     median and standardised difference from the base; per segment its name (rule-based
     schemes: the rule's name; clusters: the suggested name) and distinguishing features.
+``summary_amounts`` / ``summary_amount_periods``
+    each customer's net amount per period between the revenue's boundaries (the snapshot
+    dates and 365 days before them), which the revenue above reads and a new month extends
+    instead of reading every transaction again (:mod:`segflow.summaries._amounts`).
 ``summary_audit``
     the data-quality audit of the store (:func:`segflow.quality.audit`), stored by
     :func:`store_audit` at the end of ``segflow ingest`` (every load empties it) and by a run
@@ -43,6 +48,7 @@ from segflow.summaries._read import (
     segment_table,
     summaries_run,
     transition_table,
+    value_moved_table,
     value_table,
 )
 from segflow.summaries._results import (
@@ -72,6 +78,7 @@ __all__ = [
     "store_audit",
     "summaries_run",
     "transition_table",
+    "value_moved_table",
     "value_table",
     "write_aggregates",
 ]

@@ -198,7 +198,8 @@ def segment_rows(st: ibis.Table, code_table: pd.DataFrame, schemes: Sequence[str
 def transition_rows(st: ibis.Table, code_table: pd.DataFrame, schemes: Sequence[str],
                     pairs: Mapping[str, Sequence[tuple[dt.date, dt.date]]]) -> pd.DataFrame:
     """Per scheme, pair of ``pairs[scheme]`` and cell: ``scheme, from_date, to_date,
-    from_segment, to_segment, from_rank, to_rank, customers, revenue, revenue_12m, clv``
+    from_segment, to_segment, from_rank, to_rank, customers, revenue, revenue_12m, clv,
+    scored_customers`` (those with a CLV score at ``to``)
     (definitions: :mod:`segflow.summaries`) from the :func:`states` table
     ``st`` (which must cover every date of the pairs)."""
     every = sorted({p for s in schemes for p in pairs.get(s, ())})
@@ -234,7 +235,7 @@ def transition_rows(st: ibis.Table, code_table: pd.DataFrame, schemes: Sequence[
             parts.append(part.group_by(si=ibis.literal(i, "int64"), pair=part.pair,
                                        f=part[f"f{i}"], t=part[f"t{i}"]).agg(
                 customers=_.count(), revenue=_.moved.sum(), revenue_12m=_.t_12.sum(),
-                clv=_.t_clv.sum()))
+                clv=_.t_clv.sum(), scored_customers=_.t_clv.count()))
         out = ibis.union(*parts).execute()
     finally:
         j.release()
@@ -254,10 +255,12 @@ def _one_row_per_cell(out: pd.DataFrame) -> pd.DataFrame:
     if out.duplicated(by).any():  # a segment with customers of several ranks: one cell
         out = out.groupby(by, as_index=False).agg(
             from_rank=("from_rank", "min"), to_rank=("to_rank", "min"),
-            customers=("customers", "sum"), **{c: (c, "sum") for c in sums})
+            customers=("customers", "sum"), scored_customers=("scored_customers", "sum"),
+            **{c: (c, "sum") for c in sums})
     out[sums] = out[sums].fillna(0.0)
+    out["scored_customers"] = out["scored_customers"].fillna(0).astype("int64")
     cols = ["scheme", "from_date", "to_date", "from_segment", "to_segment", "from_rank", "to_rank",
-            "customers", *sums]
+            "customers", *sums, "scored_customers"]
     return out[cols].sort_values(by, ignore_index=True)
 
 
@@ -297,7 +300,8 @@ def ending_transitions(spells: ibis.Table, latest: ibis.Table, amounts: ibis.Tab
                  t_all=s.r_all, t_12=s.r_12, t_clv=s.clv).cache()
     try:
         cells = s.group_by("si", "f", "t", "valid_from", "valid_to").agg(
-            customers=_.count(), t_all=_.t_all.sum(), t_12=_.t_12.sum(), t_clv=_.t_clv.sum())
+            customers=_.count(), t_all=_.t_all.sum(), t_12=_.t_12.sum(), t_clv=_.t_clv.sum(),
+            scored=_.t_clv.count())
         a = amounts.view()
         m = s.join(a, (s.k == a.k) & (a.be < s.valid_to))
         before = m.group_by(si=m.si, f=m.f, t=m.t, lo=ibis.greatest(m.valid_from, m.be),
@@ -306,7 +310,7 @@ def ending_transitions(spells: ibis.Table, latest: ibis.Table, amounts: ibis.Tab
                         & (p.p_from < cells.valid_to))
         cx = cx.group_by("si", "p_from", "f", "t").agg(
             customers=cx.customers.sum(), t_all=cx.t_all.sum(), t_12=cx.t_12.sum(),
-            t_clv=cx.t_clv.sum()).execute()
+            t_clv=cx.t_clv.sum(), scored=cx.scored.sum()).execute()
         pv = p.view()
         bx = before.join(pv, (before.si == pv.p_si) & (before.lo <= pv.p_from)
                          & (pv.p_from < before.valid_to))
@@ -321,7 +325,8 @@ def ending_transitions(spells: ibis.Table, latest: ibis.Table, amounts: ibis.Tab
     for i in range(n):
         g = lt[f"g{i}"]
         totals.append(lt.filter(g.notnull()).group_by(si=ibis.literal(i, "int64"), t=g).agg(
-            customers=_.count(), t_all=_.r_all.sum(), t_12=_.r_12.sum(), t_clv=_.clv.sum()))
+            customers=_.count(), t_all=_.r_all.sum(), t_12=_.r_12.sum(), t_clv=_.clv.sum(),
+            scored=_.clv.count()))
         part = la.filter(la[f"g{i}"].notnull())
         part = part.group_by(si=ibis.literal(i, "int64"), t=part[f"g{i}"], be=part.be).agg(
             amount=part.amount.sum())
@@ -343,7 +348,7 @@ def _ending_cells(cx: pd.DataFrame, bx: pd.DataFrame, totals: pd.DataFrame, befo
     for frame in (cx, bx, before_to):
         frame["p_from"] = pd.to_datetime(frame["p_from"]).dt.date
     spelled = cx.merge(bx, on=key, how="outer")
-    sums = ["customers", "t_all", "t_12", "t_clv", "r_before"]
+    sums = ["customers", "t_all", "t_12", "t_clv", "scored", "r_before"]
     spelled[sums] = spelled[sums].fillna(0.0)
     # (new): every customer of the to segment minus those with a spell at F
     grid = pd.DataFrame(rows, columns=["si", "p_from"]).merge(totals, on="si")
@@ -357,7 +362,7 @@ def _ending_cells(cx: pd.DataFrame, bx: pd.DataFrame, totals: pd.DataFrame, befo
     out = pd.concat([spelled[key + sums], new], ignore_index=True)
     out["customers"] = out["customers"].astype("int64")
     out["revenue"] = out["t_all"] - out["r_before"]
-    out = out.rename(columns={"t_12": "revenue_12m", "t_clv": "clv"})
+    out = out.rename(columns={"t_12": "revenue_12m", "t_clv": "clv", "scored": "scored_customers"})
     out = _named(out, code_table, "f", "from_segment", "from_rank", NEW)
     out = _named(out, code_table, "t", "to_segment", "to_rank", GONE)
     out["scheme"] = [schemes[i] for i in out["si"]]

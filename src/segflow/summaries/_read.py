@@ -94,6 +94,35 @@ def movement_table(store: Store, scheme: str, from_date: dt.date, to_date: dt.da
     return out.reset_index(drop=True)
 
 
+def value_moved_table(store: Store, scheme: str, from_date: dt.date, to_date: dt.date) -> pd.DataFrame | None:
+    """Per transition cell from ``from_date`` to ``to_date``: ``from_segment, to_segment,
+    customers, clv_moved, mean_clv`` (the sum and mean of the 52-week CLV of the cell's scored
+    customers; null when none is scored), sorted by ``clv_moved`` (descending, nulls last),
+    then the segments: the answer of the dashboard's CLV moved, which takes the CLV at the
+    latest scored snapshot. None when the stored cells cannot give it: ``to_date`` is not the
+    latest snapshot with scores (model ``bgnbd_gg``), or the pair is not stored, or its cells
+    lack scored counts (written by an older segflow)."""
+    from segflow.summaries._write import CLV_MODEL
+
+    latest = store.raw.execute("SELECT max(snapshot_date) FROM customer_scores WHERE model = ?",
+                               [CLV_MODEL]).fetchone()[0]
+    if latest is None or latest != to_date:
+        return None
+    cells = _sql(store, "SELECT from_segment, to_segment, customers, clv, scored_customers FROM "
+                 "summary_transitions WHERE scheme = ? AND from_date = ? AND to_date = ?",
+                 [scheme, from_date, to_date])
+    if cells.empty or cells["scored_customers"].isna().any():
+        return None
+    scored = cells.pop("scored_customers").astype("int64")
+    clv = cells.pop("clv").astype(float)
+    cells["customers"] = cells["customers"].astype("int64")
+    cells["clv_moved"] = clv.where(scored > 0)
+    cells["mean_clv"] = (clv / scored).where(scored > 0)
+    out = cells.sort_values(["clv_moved", "from_segment", "to_segment"], ascending=[False, True, True],
+                            na_position="last")
+    return out.reset_index(drop=True)
+
+
 def transition_table(store: Store, scheme: str, from_date: dt.date, to_date: dt.date) -> TransitionMatrix:
     """As :meth:`segflow.project.Project.transitions` (counts and each cell's net revenue
     between the two snapshots), from the stored cells. ``from_date``/``to_date`` must be a

@@ -222,10 +222,41 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
     frames: dict[str, list[pd.DataFrame]] = {t: [] for t in (*TABLES, "summary_profile_segments")}
     needed = sorted({d for s in schemes for d in plan[s].dates}
                     | {d for s in schemes for pair in plan[s].pairs for d in pair})
+    amounts = None
     if needed:
-        segments, transitions = _scheme_rows(store, schemes, plan, needed, scored)
+        from segflow.summaries._amounts import prepare
+
+        # the revenue read from the period amounts (stored and extended, or all computed)
+        amounts = prepare(store, sorted({d for s in schemes for d in dates_of[s]}),
+                          None if changed is None else unchanged_before)
+        try:
+            segments, transitions = _scheme_rows(store, schemes, plan, needed, scored,
+                                                 amounts=None if amounts is None else amounts.table)
+        except BaseException:
+            if amounts is not None:
+                amounts.release()
+            raise
         frames["summary_segments"].append(segments)
         frames["summary_transitions"].append(transitions)
+    try:
+        return _compute_and_store(store, run_id, schemes, frames, plan, dates_of, rule_based, audit=audit,
+                                  changed=changed, results=results, campaign_scheme=campaign_scheme,
+                                  clv_triples=clv_triples, clv_days=clv_days,
+                                  unchanged_before=unchanged_before, amounts=amounts)
+    finally:
+        if amounts is not None:
+            amounts.release()
+
+
+def _compute_and_store(store: Store, run_id: str, schemes: Sequence[str], frames: dict[str, list[pd.DataFrame]],
+                       plan: dict[str, _Plan], dates_of: dict[str, list[dt.date]], rule_based: dict[str, bool],
+                       *, audit: bool, changed: Mapping[str, Collection[dt.date]] | None, results: bool,
+                       campaign_scheme: str | None, clv_triples: tuple[dt.date, pd.DataFrame] | None,
+                       clv_days: ibis.Table | None, unchanged_before: dt.datetime | None,
+                       amounts: object | None) -> dict[str, int]:
+    """The rest of :func:`write_aggregates` once the segment and transition rows are in
+    ``frames``: profiles, audit, results, then every table written in one transaction (the
+    period amounts ``amounts`` too, :class:`segflow.summaries._amounts.Amounts`)."""
     frames["summary_profile_segments"], frames["summary_profiles"] = profile_frames(
         store, schemes, rule_based)
     keep_audit = not audit or audit_is_current(store)
@@ -246,6 +277,8 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
                                      campaigns_reuse=reuse)
     written: dict[str, int] = {}
     with store.transaction() as con:
+        if amounts is not None:
+            written["summary_amounts"] = amounts.write(store, con)  # type: ignore[attr-defined]
         if documents:
             from segflow.summaries._results import store_results
 
@@ -294,10 +327,13 @@ def _assigned_dates(store: Store) -> dict[str, list[dt.date]]:
 
 def _scheme_rows(store: Store, schemes: Sequence[str], plan: dict[str, _Plan],
                  needed: Sequence[dt.date], scored: set[dt.date],
-                 *, ordered_keys: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 *, ordered_keys: bool = False, amounts: ibis.Table | None = None,
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The segment and transition rows of every scheme's plan, in one pass on integer keys
     (:mod:`segflow.summaries._cells`), with shares and the CLV columns only where scores are
-    stored. ``ordered_keys``: see :func:`segflow.summaries._cells.keys` (True on Spark)."""
+    stored. ``ordered_keys``: see :func:`segflow.summaries._cells.keys` (True on Spark).
+    ``amounts``: the period amounts of the transactions at the boundaries of every snapshot
+    (:mod:`segflow.summaries._amounts`), which the revenue reads instead of the lines."""
     from segflow.summaries import _cells
 
     names = store.tables()
@@ -312,14 +348,15 @@ def _scheme_rows(store: Store, schemes: Sequence[str], plan: dict[str, _Plan],
                            for s in schemes):
             # one new month: the latest snapshot's rows and the pairs ending there, from the
             # change rows (no states at every earlier snapshot)
-            seg, tr = _latest_rows(store, schemes, plan, needed, keyed, coded, code_table)
+            seg, tr = _latest_rows(store, schemes, plan, needed, keyed, coded, code_table, amounts)
         else:
             if spelled:
                 rows = _cells.coded_spells(store.table("segment_spells"), store.table("segment_snapshots"),
                                            keyed, coded, needed)
             else:
                 rows = _cells.coded_rows(store.table("segment_assignments"), keyed, coded, needed)
-            states = _cells.states(rows, revenue_at_snapshots(store.table("transactions"), needed),
+            revenue = revenue_at_snapshots(store.table("transactions"), needed, amounts=amounts)
+            states = _cells.states(rows, revenue,
                                    _scores(store), keyed, len(schemes), needed).cache()
             try:
                 seg = _cells.segment_rows(states, code_table, schemes, {s: plan[s].dates for s in schemes})
@@ -332,12 +369,15 @@ def _scheme_rows(store: Store, schemes: Sequence[str], plan: dict[str, _Plan],
     if not seg.empty:
         _add_shares(seg, ["scheme", "snapshot_date"], scored)
     if not tr.empty:
-        tr.loc[~pd.to_datetime(tr["to_date"]).isin(pd.to_datetime(sorted(scored))), "clv"] = None
+        tr["scored_customers"] = tr["scored_customers"].astype("Int64")
+        tr.loc[~pd.to_datetime(tr["to_date"]).isin(pd.to_datetime(sorted(scored))),
+               ["clv", "scored_customers"]] = None
     return seg, tr
 
 
 def _latest_rows(store: Store, schemes: Sequence[str], plan: dict[str, _Plan], needed: Sequence[dt.date],
-                 keyed: ibis.Table, coded: ibis.Table, code_table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 keyed: ibis.Table, coded: ibis.Table, code_table: pd.DataFrame,
+                 amounts: ibis.Table | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Segment rows at the latest of ``needed`` and the transitions of pairs ending there
     (every plan holds no other), from the latest states and the change rows
     (:func:`segflow.summaries._cells.ending_transitions`)."""
@@ -347,9 +387,16 @@ def _latest_rows(store: Store, schemes: Sequence[str], plan: dict[str, _Plan], n
     spells = store.table("segment_spells")
     rows = _cells.coded_spells(spells, store.table("segment_snapshots"), keyed, coded, [latest])
     transactions = store.table("transactions")
-    states = _cells.states(rows, revenue_at_snapshots(transactions, [latest]), _scores(store), keyed,
-                           len(schemes), [latest]).cache()
-    amounts = _cells.bucket_amounts(transactions, keyed, needed).cache()  # read by several queries
+    if amounts is not None:  # the period amounts instead of every line
+        from segflow.summaries import _amounts
+
+        revenue = _amounts.revenue_at(amounts, latest)
+        buckets = _amounts.bucket_amounts(amounts, keyed, needed)
+    else:
+        revenue = revenue_at_snapshots(transactions, [latest])
+        buckets = _cells.bucket_amounts(transactions, keyed, needed)
+    states = _cells.states(rows, revenue, _scores(store), keyed, len(schemes), [latest]).cache()
+    amounts = buckets.cache()  # read by several queries
     try:
         seg = _cells.segment_rows(states, code_table, schemes, {s: plan[s].dates for s in schemes})
         tr = _cells.ending_transitions(_cells.spell_codes(spells, keyed, coded), states, amounts,
@@ -371,16 +418,18 @@ class _Plan:
 def _plan(store: Store, scheme: str, dates: Sequence[dt.date], scored: set[dt.date],
           changed: Collection[dt.date] | None) -> _Plan:
     """The snapshots and pairs of ``scheme`` to compute: all (``changed`` None), else those
-    touching a changed date, not stored yet, or whose scored state differs from the stored."""
+    touching a changed date, not stored yet (or without scored counts), or whose scored state
+    differs from the stored."""
     pairs = snapshot_pairs(dates)
     if changed is None:
         return _Plan(list(dates), pairs)
     stored = dict(store.raw.execute(
         "SELECT snapshot_date, bool_or(scored_customers IS NOT NULL) FROM summary_segments "
         "WHERE scheme = ? GROUP BY 1", [scheme]).fetchall())
-    stored_pairs = {tuple(r) for r in store.raw.execute(
-        "SELECT DISTINCT from_date, to_date FROM summary_transitions WHERE scheme = ?",
-        [scheme]).fetchall()}
+    # pairs stored by a segflow before scored counts (clv without them) count as missing
+    stored_pairs = {tuple(r[:2]) for r in store.raw.execute(
+        "SELECT from_date, to_date, bool_or(clv IS NOT NULL AND scored_customers IS NULL) "
+        "FROM summary_transitions WHERE scheme = ? GROUP BY ALL", [scheme]).fetchall() if not r[2]}
     dirty = set(changed)
     dirty |= {d for d in dates if d not in stored or bool(stored[d]) != (d in scored)}
     return _Plan(
