@@ -57,6 +57,9 @@ def _lines() -> pd.DataFrame:
         ("early", day("2024-07-03 10:00"), 1.0, False),  # around L - 182 d and L0 - 182 d
         ("early", day("2024-06-04 10:00"), 2.0, False),
         ("early", day("2024-01-03 10:00"), 3.0, False),  # around L - 364 d
+        ("infinite", day("2024-05-05 10:00"), 10.0, False),  # a spend no decimal holds
+        ("infinite", day("2024-08-08 10:00"), float("inf"), False),
+        ("infinite", day("2024-12-12 10:00"), 5.0, False),
     ]
     return pd.DataFrame(rows, columns=["customer_id", "ts", "amount", "is_return"])
 
@@ -115,6 +118,7 @@ def test_a_state_carried_one_month_equals_the_state_from_all_history(store):
     summary = carried.summary(L, time_unit="W")
     _same(summary, expected, check_exact=True)
     assert summary.filter(summary.customer_id == "last_day").execute()["T"].tolist() == [0.0]
+    assert summary.filter(summary.customer_id == "infinite").execute().monetary_value.tolist() == [np.inf]
     _same(carried.holdout_summary(state_dates(L)[1], L, time_unit="W"), held, check_exact=True)
     # the tracking curves from the repeat days equal those from the purchase days
     from segflow.models import BetaGeoModel, compress

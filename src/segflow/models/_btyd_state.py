@@ -8,9 +8,10 @@ date ``D`` (purchase days before ``D``, :func:`segflow.models.purchase_days`):
 
 ``first_buy``, ``last_buy`` (dates, null without a purchase day), ``n_days`` (purchase days),
 ``spend`` (the exact decimal(38, 6) sum of the purchase days' spend, days whose spend a
-decimal cannot hold left out), ``float_spend`` (the float sum of every purchase day's spend)
-and ``odd_days`` (purchase days whose spend a decimal cannot hold: then ``float_spend`` is
-the spend, as :func:`segflow.models._summary.exact_sum` does), ``first_spend`` (the spend of
+decimal cannot hold left out), ``odd_days`` and ``odd_spend`` (the number and float sum of
+the purchase days whose spend a decimal cannot hold: infinite, NaN, 1e30 or more; the spend
+is then the sum of both parts, non-finite as :func:`segflow.models._summary.exact_sum`
+keeps it for :func:`segflow.models.check_spend`), ``first_spend`` (the spend of
 the first purchase day), ``return_days`` (return-only days) and ``negative_days`` (purchase
 days with more returns than purchases), the last two for the summary's warnings.
 
@@ -48,7 +49,7 @@ STATE_KEY = "btyd-v1"
 #: Days between the three dates of the state (the diagnostics' 26 holdout weeks).
 HOLDOUT_DAYS = 182
 DECIMAL = "decimal(38, 6)"
-COLUMNS = ("first_buy", "last_buy", "n_days", "spend", "float_spend", "odd_days",
+COLUMNS = ("first_buy", "last_buy", "n_days", "spend", "odd_spend", "odd_days",
            "first_spend", "return_days", "negative_days")
 
 
@@ -73,7 +74,7 @@ def day_state(days: ir.Table, by: tuple[str, ...] = ("customer_id",)) -> ir.Tabl
         n_days=buy.cast("int64").sum(),
         spend=ibis.ifelse(buy & ~odd, amount, ibis.null("float64")).cast(DECIMAL).sum()
         .fill_null(ibis.literal(0, DECIMAL)).cast(DECIMAL),
-        float_spend=amount.sum(where=buy).fill_null(0.0),
+        odd_spend=amount.sum(where=buy & odd).fill_null(0.0),
         odd_days=(buy & odd).cast("int64").sum(),
         first_spend=amount.argmin(days.day, where=buy),
         return_days=(~buy).cast("int64").sum(),
@@ -89,7 +90,7 @@ def combine(*states: ir.Table) -> ir.Table:
         last_buy=u.last_buy.max(),
         n_days=u.n_days.sum(),
         spend=u.spend.sum().cast(DECIMAL),
-        float_spend=u.float_spend.sum(),
+        odd_spend=u.odd_spend.sum(),
         odd_days=u.odd_days.sum(),
         first_spend=u.first_spend.argmin(u.first_buy, where=u.first_buy.notnull()),
         return_days=u.return_days.sum(),
@@ -98,18 +99,21 @@ def combine(*states: ir.Table) -> ir.Table:
 
 
 def _total(state: ir.Table) -> ir.FloatingValue:
-    """The spend of a state as :func:`segflow.models._summary.exact_sum` gives it."""
-    return ibis.ifelse(state.odd_days > 0, state.float_spend, state.spend.cast("float64"))
+    """The spend of a state: the exact sum, plus the days a decimal cannot hold (the float
+    sum of all days in :func:`segflow.models._summary.exact_sum`: the same when the odd days
+    are infinite or NaN, the last bits may differ for finite ones of 1e30 or more)."""
+    exact = state.spend.cast("float64")
+    return ibis.ifelse(state.odd_days > 0, exact + state.odd_spend, exact)
 
 
 def _difference(late: ir.Table, early: ir.Table, prefix: str) -> dict[str, ir.Value]:
     """Purchase days and spend between two states of the same customers (early left-joined:
     columns of ``early`` named ``prefix + column``)."""
-    odd = (late.odd_days > 0) | (early[f"{prefix}odd_days"].fill_null(0) > 0)
-    exact = late.spend - early[f"{prefix}spend"].fill_null(ibis.literal(0, DECIMAL))
-    floats = late.float_spend - early[f"{prefix}float_spend"].fill_null(0.0)
+    odd = late.odd_days - early[f"{prefix}odd_days"].fill_null(0) > 0  # odd days in between
+    exact = (late.spend - early[f"{prefix}spend"].fill_null(ibis.literal(0, DECIMAL))).cast("float64")
+    floats = late.odd_spend - early[f"{prefix}odd_spend"].fill_null(0.0)
     return {"n": (late.n_days - early[f"{prefix}n_days"].fill_null(0)).cast("int64"),
-            "spend": ibis.ifelse(odd, floats, exact.cast("float64"))}
+            "spend": ibis.ifelse(odd, exact + floats, exact)}
 
 
 @dataclasses.dataclass
