@@ -19,8 +19,10 @@ CLV_MODEL = "bgnbd_gg"
 CLV_HORIZON_WEEKS = 52.0
 CLV_ANNUAL_DISCOUNT_RATE = 0.1
 #: Up to this many transaction lines, the run's purchase days (one row per customer and
-#: day) are materialised once and shared by the CLV summary, its warnings and the CLV
-#: diagnostics; above it each reads the lines again (bounded memory at 10M customers).
+#: day) are materialised once: on the store, read by the BTYD states computed from all
+#: history (states and repeat days); on another engine, shared by the CLV summary, its
+#: warnings and the CLV diagnostics. Above it each reads the lines again (bounded memory at
+#: 10M customers).
 SHARED_DAYS_MAX_LINES = 40_000_000
 
 
