@@ -132,3 +132,45 @@ def test_a_state_carried_one_month_equals_the_state_from_all_history(store):
     for s in (carried, full):
         s.release()
     days.release()
+
+
+def test_the_clv_stage_carries_the_stored_state_and_drops_it_when_it_fails(tmp_path, monkeypatch):
+    import segflow.models._btyd_state as btyd_state
+    from segflow.errors import InputError
+    from segflow.models._run_scores import score_clv
+
+    with Store(tmp_path / "segflow.duckdb") as store:
+        store.raw.register("lines", _lines())
+        store.raw.execute("INSERT INTO transactions BY NAME SELECT * FROM lines")
+        tx = store.table("transactions")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            kept: dict = {}
+            assert score_clv(store, tx, L0, "r0", keep=kept) > 0  # no stored state: all history
+            kept["btyd_states"].release()
+            stored = "SELECT DISTINCT as_of FROM btyd_state ORDER BY 1"
+            assert store.raw.execute(stored).fetchall() == [(d,) for d in state_dates(L0)]
+            carries = []
+            advance = btyd_state.advanced_states
+            monkeypatch.setattr(btyd_state, "advanced_states",
+                                lambda prior, *a, **k: carries.append(prior.as_of) or advance(prior, *a, **k))
+            kept = {}
+            notes: list[str] = []
+            n = score_clv(store, tx, L, "r1", keep=kept, carried_from=L0, notes=notes)
+            assert carries == [L0] and n == store.raw.execute(
+                "SELECT count(*) FROM customer_scores WHERE snapshot_date = ?", [L]).fetchone()[0] > 0
+            counts = _counts(_lines())
+            assert any(f"excluded {counts['born_after']} of {counts['customers']} customers whose "
+                       in note for note in notes), notes
+            kept["btyd_states"].release()
+            assert store.raw.execute(stored).fetchall() == [(d,) for d in state_dates(L)]
+
+            def fail(*a, **k):
+                raise InputError("disk full")
+
+            monkeypatch.setattr(btyd_state, "write_states", fail)
+            notes = []
+            assert score_clv(store, tx, L, "r2", keep={}, carried_from=L0, notes=notes) == 0
+            assert "disk full" in notes[-1]
+        # a failed state is not left behind for the next run to carry
+        assert not {"btyd_state", "btyd_repeat_days"} & set(store.tables())
