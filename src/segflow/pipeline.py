@@ -272,8 +272,10 @@ def run_pipeline(
                 from segflow.models._run_scores import score_clv
 
                 kept: dict[str, object] = {}
+                # one new snapshot: nothing before the one it follows changed (as for features)
+                carried = dates[-2] if len(dates) > 1 and computed == [dates[-1]] else None
                 scored = score_clv(store, tables["transactions"], dates[-1], run_id, notes=notes,
-                                   keep=kept)
+                                   keep=kept, carried_from=carried)
                 seconds["clv_scores"] = time.perf_counter() - start
 
                 start = time.perf_counter()
@@ -289,11 +291,13 @@ def run_pipeline(
                                      campaign_scheme=campaign_scheme([s.name for s in schemes]),
                                      clv_triples=kept.get("btyd_triples"),
                                      clv_days=kept.get("purchase_days"),
+                                     clv_states=kept.get("btyd_states"),
                                      unchanged_before=None if full or not kept_dates else
                                      dt.datetime.combine(max(kept_dates), dt.time()))
                 finally:
-                    if "purchase_days" in kept:
-                        kept["purchase_days"].release()
+                    for shared in ("purchase_days", "btyd_states"):
+                        if shared in kept:
+                            kept[shared].release()
                 seconds["aggregates"] = time.perf_counter() - start
             else:
                 from segflow.summaries import add_missing_results, campaign_scheme

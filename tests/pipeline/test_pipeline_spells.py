@@ -127,13 +127,13 @@ def demo_data(tmp_path_factory):
     return folder, ds
 
 
-def _project(folder, ds, name: str, *, max_date: dt.date):
+def _project(folder, ds, name: str, *, max_date: dt.date, end: dt.date | None = None):
     from segflow.datasets import demo_project_toml
     from segflow.project import Project
 
     toml = demo_project_toml(folder / "data", file_format="parquet", max_date=max_date)
-    # snapshots up to the data's end, whatever has been ingested so far
-    toml = toml.replace("[periods]", f"[periods]\nend = {ds.end.isoformat()}", 1)
+    # snapshots up to ``end`` (default the data's end), whatever has been ingested so far
+    toml = toml.replace("[periods]", f"[periods]\nend = {(end or ds.end).isoformat()}", 1)
     return Project.init(folder / name, toml_text=toml)
 
 
@@ -169,11 +169,16 @@ def test_incremental_month_equals_a_full_run_and_reruns_do_not_grow(demo_data, t
     full = _project(folder, ds, "full", max_date=ds.end)
     _ingest(full)
     first = full.run()
-    # incremental: the first 23 months (later rows are future-dated at that export date), run;
-    # then the files again with the last month accepted (rows seen before are duplicates), run
-    inc = _project(folder, ds, "inc", max_date=last_month)
+    # incremental: the first 23 months (later rows are future-dated at that export date), run
+    # (snapshots up to the last month); then the files again with the last month accepted
+    # (rows seen before are duplicates) and one snapshot more, run: a new month
+    inc = _project(folder, ds, "inc", max_date=last_month, end=last_month)
     _ingest(inc)
     early = inc.run()
+    # the full run scores its latest snapshot only: without the early run's scores at the last
+    # month both stores hold the same results (the aggregates there are summarised again)
+    for table in ("customer_scores", "model_params"):
+        inc.store.raw.execute(f"DELETE FROM {table} WHERE snapshot_date = ?", [last_month])
     inc.close()
     inc = _reopen(folder / "inc", folder, ds, max_date=ds.end)
     _ingest(inc, force=True)
@@ -181,15 +186,24 @@ def test_incremental_month_equals_a_full_run_and_reruns_do_not_grow(demo_data, t
         count = f"SELECT count(*) FROM {table}"
         assert (inc.store.raw.execute(count).fetchone() == full.store.raw.execute(count).fetchone()), table
     state_at = "SELECT DISTINCT snapshot_date FROM feature_state"
-    assert inc.store.raw.execute(state_at).fetchall() == [(early.snapshot_dates[-1],)]
+    assert inc.store.raw.execute(state_at).fetchall() == [(early.snapshot_dates[-1],)] == [(last_month,)]
+    btyd_at = "SELECT max(as_of) FROM btyd_state"
+    assert inc.store.raw.execute(btyd_at).fetchall() == [(last_month,)]
     import segflow.campaigns
 
     read_outs = []  # the campaigns read out again (the others keep their stored read-out)
     report = segflow.campaigns.campaign_report
     monkeypatch.setattr(segflow.campaigns, "campaign_report",
                         lambda store, cid, *a, **k: read_outs.append(cid) or report(store, cid, *a, **k))
+    import segflow.models._btyd_state as btyd_state
+
+    carries = []  # the BTYD states carried from the stored ones (not from all history)
+    advance = btyd_state.advanced_states
+    monkeypatch.setattr(btyd_state, "advanced_states",
+                        lambda prior, *a, **k: carries.append(prior.as_of) or advance(prior, *a, **k))
     late = inc.run()
     monkeypatch.undo()
+    assert carries == [last_month]
     stored = json.loads(inc.store.raw.execute(
         "SELECT document FROM summary_results WHERE name = 'campaigns'").fetchone()[0])["reports"]
     assert len(read_outs) < len(stored), (read_outs, len(stored))  # read-outs kept (equal: below)
@@ -198,13 +212,18 @@ def test_incremental_month_equals_a_full_run_and_reruns_do_not_grow(demo_data, t
     # and the latest features equal those computed from all history
     state = "SELECT * EXCLUDE (state_key) FROM feature_state ORDER BY customer_id"
     assert inc.store.raw.execute(state).fetchall() == full.store.raw.execute(state).fetchall()
+    # and the stored BTYD state (models._btyd_state) too: carried, equal to the full run's
+    for btyd in ("SELECT * FROM btyd_state ORDER BY as_of, customer_id",
+                 "SELECT * FROM btyd_repeat_days ORDER BY ALL"):
+        carried = inc.store.raw.execute(btyd).fetchall()
+        assert carried == full.store.raw.execute(btyd).fetchall() and len(carried) > 100
     latest = "SELECT * FROM customer_features ORDER BY customer_id"
     pd.testing.assert_frame_equal(inc.store.raw.execute(latest).df(),
                                   full.store.raw.execute(latest).df(), check_exact=False,
                                   rtol=1e-9, atol=1e-6)
     # the new month touches the snapshot after it only (data before ts < snapshot)
     assert late.snapshots_computed == [first.snapshot_dates[-1]], late.snapshots_computed
-    assert len(early.snapshots_computed) == len(first.snapshot_dates)
+    assert early.snapshots_computed == first.snapshot_dates[:-1]
     a, b = _assignments(full), _assignments(inc)
     pd.testing.assert_frame_equal(a, b)
     assert _spells(full) == _spells(inc)

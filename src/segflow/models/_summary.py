@@ -242,14 +242,19 @@ def _warn_exclusions(days: ir.Table, cal_end: dt.date) -> None:
         nonpositive_days=per.nonpositive.sum(),
         net_negative_days=per.net_negative.sum(),
     ).execute()
-    row = stats.iloc[0].fillna(0)
+    warn_exclusions({k: int(v) for k, v in stats.iloc[0].fillna(0).items()}, cal_end)
+
+
+def warn_exclusions(row: dict[str, int], cal_end: dt.date) -> None:
+    """Warn about the counts of :func:`_warn_exclusions` (``customers``, ``born_after``,
+    ``only_returns``, ``nonpositive_days``, ``net_negative_days``)."""
     total = int(row["customers"])
     if int(row["born_after"]):
         warnings.warn(
             f"btyd_summary: excluded {int(row['born_after'])} of {total} customers whose first "
             f"purchase is on or after the calibration end {cal_end} (not yet acquired)",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     if int(row["nonpositive_days"]):
         warnings.warn(
@@ -257,7 +262,7 @@ def _warn_exclusions(days: ir.Table, cal_end: dt.date) -> None:
             f"purchases; {int(row['only_returns'])} of {total} customers have no purchase and "
             "are excluded",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
     if int(row["net_negative_days"]):
@@ -266,7 +271,7 @@ def _warn_exclusions(days: ir.Table, cal_end: dt.date) -> None:
             "than purchases (net-negative); they count as purchase days with the spend of "
             "their purchase lines",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 

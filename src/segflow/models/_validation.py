@@ -131,6 +131,7 @@ def validate_holdout(
     ts_col: str = "ts",
     amount_col: str | None = "amount",
     days: ir.Table | None = None,
+    repeat_days: ir.Table | None = None,
 ) -> HoldoutValidation:
     """Compare a fitted model's holdout predictions with the actual purchases.
 
@@ -148,6 +149,9 @@ def validate_holdout(
     days : ibis.Table, optional
         :func:`segflow.models.purchase_days` of ``transactions`` (``end=None``), when the
         caller has them: the tracking curves read them instead of the lines.
+    repeat_days : ibis.Table, optional
+        Repeat purchase days per (``day``, ``first_buy``) with their number ``n``
+        (:mod:`segflow.models._btyd_state`), read by the tracking curves instead of both.
     """
     if "x_holdout" not in summary.columns:
         raise SegflowError("validate_holdout needs a summary built with observation_end")
@@ -179,7 +183,7 @@ def validate_holdout(
     if transactions is not None:
         tracking = tracking_curves(
             transactions, summary, model, time_unit=time_unit, customer_col=customer_col,
-            ts_col=ts_col, amount_col=amount_col, days=days,
+            ts_col=ts_col, amount_col=amount_col, days=days, repeat_days=repeat_days,
         )
     return HoldoutValidation(metrics, by_freq, deciles, tracking)
 
@@ -262,6 +266,7 @@ def tracking_curves(
     ts_col: str = "ts",
     amount_col: str | None = "amount",
     days: ir.Table | None = None,
+    repeat_days: ir.Table | None = None,
 ) -> pd.DataFrame:
     """Repeat purchases per time unit since the first acquisition, actual vs expected.
 
@@ -269,36 +274,47 @@ def tracking_curves(
     n_c * E[X((e - c) / unit)] (E[X(t)]: repeat purchases of a new customer by t).
     Only customers in the summary (acquired before the calibration end) are counted.
     ``days``: :func:`segflow.models.purchase_days` of ``transactions`` with ``end=None``,
-    when the caller has them (read instead of the lines; same result).
+    when the caller has them (read instead of the lines; same result). ``repeat_days``:
+    repeat purchase days per (``day``, ``first_buy``) with their number ``n``, of at least
+    every day before the tracking's end (:mod:`segflow.models._btyd_state`), read instead of
+    both: the summary holds every customer whose first purchase is on or before its latest
+    ``first_purchase`` (a :func:`btyd_summary`), so those rows are its repeat purchases.
     """
     unit = unit_days(time_unit)
     end = None
     if "duration_holdout" in summary.columns:
         row = summary.aggregate(
             first=summary.first_purchase.min(), T=summary["T"].max(),
-            h=summary.duration_holdout.max(),
+            h=summary.duration_holdout.max(), last=summary.first_purchase.max(),
         ).execute().iloc[0]
     else:
         row = summary.aggregate(
-            first=summary.first_purchase.min(), T=summary["T"].max(), h=ibis.literal(0.0)
+            first=summary.first_purchase.min(), T=summary["T"].max(), h=ibis.literal(0.0),
+            last=summary.first_purchase.max(),
         ).execute().iloc[0]
     start = pd.Timestamp(row["first"]).date()
     total_days = int(round((float(row["T"]) + float(row["h"])) * unit)) + 1
     end = start + dt.timedelta(days=total_days)
-    if days is None:
-        days = purchase_days(
-            transactions, end=end, customer_col=customer_col, ts_col=ts_col, amount_col=amount_col
-        )
+    if repeat_days is not None:
+        last = pd.Timestamp(row["last"]).date()
+        rep = repeat_days.filter((repeat_days.first_buy <= last) & (repeat_days.day < end))
+        count = "n"
     else:
-        days = days.filter(days.day < end)
-    days = days.filter(days.purchase)
-    members = summary.select("customer_id", "first_purchase")
-    rep = days.inner_join(members, "customer_id")
-    rep = rep.filter(rep.day > rep.first_purchase)
+        if days is None:
+            days = purchase_days(transactions, end=end, customer_col=customer_col, ts_col=ts_col,
+                                 amount_col=amount_col)
+        else:
+            days = days.filter(days.day < end)
+        days = days.filter(days.purchase)
+        members = summary.select("customer_id", "first_purchase")
+        rep = days.inner_join(members, "customer_id")
+        rep = rep.filter(rep.day > rep.first_purchase)
+        count = None
     since = rep.day.delta(ibis.literal(start), unit="day").cast("float64")
     period = (since / unit).floor().cast("int64")
     rep = rep.mutate(period=period)
-    actual = rep.group_by("period").aggregate(actual=rep.count()).execute()
+    actual = rep.group_by("period").aggregate(
+        actual=rep.count() if count is None else rep[count].sum()).execute()
     # sorted: the expectation sums over cohorts in one order (equal inputs, equal floats)
     cohorts = (summary.group_by("first_purchase").aggregate(n=summary.count())
                .order_by("first_purchase").execute())

@@ -120,6 +120,7 @@ def dumps(doc: Any) -> str:
 def clv_diagnostics_document(
     transactions: ibis.Table, snapshot: dt.date, *, holdout_weeks: int = HOLDOUT_WEEKS,
     model: Any = None, triples: pd.DataFrame | None = None, days: ibis.Table | None = None,
+    states: Any = None,
 ) -> dict[str, Any]:
     """The CLV diagnostics at ``snapshot`` (see the module notes): two BTYD summaries of the
     transactions (all history before ``snapshot``; and up to ``holdout_weeks`` before it with
@@ -131,7 +132,9 @@ def clv_diagnostics_document(
     it (the run's CLV stage); computed here when None. ``days``: the purchase days of
     ``transactions`` (:func:`segflow.models.purchase_days`, ``end=None``) when the caller has
     them cached (the run's CLV stage): both summaries and the tracking curves read them
-    instead of the lines (same result).
+    instead of the lines (same result). ``states``: the run's BTYD states
+    (:class:`segflow.models._btyd_state.BTYDStates`), read instead of both when they hold
+    the dates of the holdout summary (same result).
 
     Raises
     ------
@@ -150,15 +153,21 @@ def clv_diagnostics_document(
     one_time = int(weights[full["x"] == 0].sum())
     total = int(weights.sum())
     cal_end = snapshot - dt.timedelta(weeks=holdout_weeks)
-    summary = btyd_summary(transactions, calibration_end=cal_end, observation_end=snapshot, time_unit="W",
-                           warn=False, days=days)
+    window_start = cal_end - (snapshot - cal_end)
+    if states is not None and {window_start, cal_end, snapshot} <= set(states.states):
+        summary = states.holdout_summary(cal_end, snapshot, time_unit="W")
+        repeat_days = states.repeat_days
+    else:
+        summary = btyd_summary(transactions, calibration_end=cal_end, observation_end=snapshot,
+                               time_unit="W", warn=False, days=days)
+        repeat_days = None
     # one customer-level table, read by the fit, the validation and the tracking curves
     cached = summary.cache() if hasattr(summary, "cache") else summary
     try:
         cal = compress(cached)
         cal_model = BetaGeoModel().fit(cal[cal["T"] > 0])
         validation = validate_holdout(cached, cal_model, time_unit="W", transactions=transactions,
-                                      days=days)
+                                      days=days, repeat_days=repeat_days)
         first = cached.aggregate(first=cached.first_purchase.min()).execute().iloc[0, 0]
     finally:
         if cached is not summary:
@@ -372,6 +381,7 @@ def result_documents(store: Store, *, campaign_scheme: str | None, names: tuple[
                      schemes: list[str] | None = None,
                      clv_triples: tuple[dt.date, pd.DataFrame] | None = None,
                      clv_days: ibis.Table | None = None,
+                     clv_states: Any = None,
                      campaigns_reuse: tuple[dt.datetime, Collection[dt.date]] | None = None,
                      ) -> list[tuple[str, dt.date | None, str]]:
     """Compute the stored results ``names`` from the store: ``(name, snapshot, JSON)`` rows.
@@ -381,7 +391,8 @@ def result_documents(store: Store, *, campaign_scheme: str | None, names: tuple[
     None) from the stored aggregates, so after those are written. ``clv_triples``: ``(snapshot,
     compressed BTYD summary)`` of the run's CLV stage, used when it is at the diagnostics'
     snapshot; ``clv_days``: the stage's cached purchase days (read by the diagnostics at any
-    snapshot: they hold every day); ``campaigns_reuse``: see :func:`campaign_documents`."""
+    snapshot: they hold every day); ``clv_states``: the stage's BTYD states (read by the
+    diagnostics at their snapshot); ``campaigns_reuse``: see :func:`campaign_documents`."""
     from segflow.errors import SegflowError
 
     rows: list[tuple[str, dt.date | None, str]] = []
@@ -393,7 +404,7 @@ def result_documents(store: Store, *, campaign_scheme: str | None, names: tuple[
                 triples = clv_triples[1] if clv_triples and clv_triples[0] == clv_date else None
                 doc = clv_diagnostics_document(store.table("transactions"), clv_date,
                                                model=_saved_model(store, clv_date), triples=triples,
-                                               days=clv_days)
+                                               days=clv_days, states=clv_states)
             except SegflowError as exc:
                 doc = {"error": str(exc)}
             rows.append(("clv_diagnostics", clv_date, dumps(doc)))

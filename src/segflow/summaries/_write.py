@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 import ibis
 import pandas as pd
@@ -156,6 +157,7 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
                      results: bool = True, campaign_scheme: str | None = None,
                      clv_triples: tuple[dt.date, pd.DataFrame] | None = None,
                      clv_days: ibis.Table | None = None,
+                     clv_states: Any = None,
                      unchanged_before: dt.datetime | None = None) -> dict[str, int]:
     """Compute the report's aggregates from the store and replace the stored ones, in one
     transaction: ``summary_segments``, ``summary_transitions``, ``summary_profiles`` (with
@@ -202,6 +204,9 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
     clv_days : ibis.Table, optional
         The CLV stage's cached purchase days of every day (``score_clv(keep=...)``), which
         the CLV diagnostics read instead of the transactions' lines.
+    clv_states : segflow.models._btyd_state.BTYDStates, optional
+        The CLV stage's BTYD states (``score_clv(keep=...)``): the diagnostics' holdout
+        summary and tracking curves read them, when they are at the diagnostics' dates.
     unchanged_before : datetime, optional
         With ``changed``: no input row with ``ts`` before it changed since the stored
         aggregates were written (``segflow run``: its latest snapshot not computed again).
@@ -274,6 +279,7 @@ def _compute_and_store(store: Store, run_id: str, schemes: Sequence[str], frames
         documents = result_documents(store, campaign_scheme=campaign_scheme,
                                      names=tuple(n for n in RESULTS if n != "forecasts"),
                                      clv_triples=clv_triples, clv_days=clv_days,
+                                     clv_states=clv_states,
                                      campaigns_reuse=reuse)
     written: dict[str, int] = {}
     with store.transaction() as con:
