@@ -247,7 +247,8 @@ def write_aggregates(store: Store, run_id: str, *, schemes: Sequence[str] | None
         return _compute_and_store(store, run_id, schemes, frames, plan, dates_of, rule_based, audit=audit,
                                   changed=changed, results=results, campaign_scheme=campaign_scheme,
                                   clv_triples=clv_triples, clv_days=clv_days,
-                                  unchanged_before=unchanged_before, amounts=amounts)
+                                  clv_states=clv_states, unchanged_before=unchanged_before,
+                                  amounts=amounts)
     finally:
         if amounts is not None:
             amounts.release()
@@ -257,7 +258,8 @@ def _compute_and_store(store: Store, run_id: str, schemes: Sequence[str], frames
                        plan: dict[str, _Plan], dates_of: dict[str, list[dt.date]], rule_based: dict[str, bool],
                        *, audit: bool, changed: Mapping[str, Collection[dt.date]] | None, results: bool,
                        campaign_scheme: str | None, clv_triples: tuple[dt.date, pd.DataFrame] | None,
-                       clv_days: ibis.Table | None, unchanged_before: dt.datetime | None,
+                       clv_days: ibis.Table | None, clv_states: Any,
+                       unchanged_before: dt.datetime | None,
                        amounts: object | None) -> dict[str, int]:
     """The rest of :func:`write_aggregates` once the segment and transition rows are in
     ``frames``: profiles, audit, results, then every table written in one transaction (the
