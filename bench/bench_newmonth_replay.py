@@ -64,6 +64,7 @@ def replay(store: Path, label: str, src: Path, scratch: Path, prof: str, nice: i
         shutil.rmtree(scratch)
     shutil.copytree(store, scratch)
     load = os.getloadavg()[0]
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     env = {**os.environ, "PYTHONPATH": str(src.resolve())}
     proc = subprocess.run(["nice", "-n", str(nice), sys.executable, "-c", CHILD, str(scratch), prof],
                           env=env, capture_output=True, text=True)
@@ -74,7 +75,7 @@ def replay(store: Path, label: str, src: Path, scratch: Path, prof: str, nice: i
                             capture_output=True, text=True).stdout.strip()
     out = {"label": label, "src": str(src), "head": commit, "load_before": round(load, 1),
            "load_after": round(os.getloadavg()[0], 1),
-           "started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()), **out}
+           "started": started, **out}
     shutil.rmtree(scratch)
     return out
 

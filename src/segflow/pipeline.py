@@ -214,7 +214,8 @@ def run_pipeline(
 
     ``all_features=True`` computes every feature at every snapshot; by default only the
     feature groups the schemes read (same assignments, less work), and every feature at the
-    latest snapshot, kept in the table ``customer_features`` for profiles and the report.
+    latest snapshot, kept in the table ``customer_features`` for profiles and the report (a
+    run that computes only the latest snapshot assigns from those).
 
     All writes of a run land in one transaction; a run with nothing to compute changes no
     stored result (only the run log, which records that it computed nothing).
