@@ -14,7 +14,8 @@ one JSON line to ``bench/results/run.jsonl`` with the commit it ran on and a ``-
     python bench/bench_run.py job --sets 100k,10m --tag after
         ingest -> run -> report in one project per set (the scaling curve; 10M job)
     python bench/bench_run.py newmonth --sets 1m --tag after
-        the store holds 23 months; run; ingest month 24; run again (the timed refresh)
+        the store holds 23 months; run; ingest month 24; run again (the timed refresh);
+        ``--keep-ingested`` keeps a copy of the store before that run (to replay it)
     python bench/bench_run.py render
         tables into bench/results/run.md and the docs section, plot docs/img/bench-scaling.png
 
@@ -203,6 +204,11 @@ def newmonth(args: argparse.Namespace) -> None:
             if (split / "month-24" / table / "part-2.parquet").exists():
                 shutil.copy(split / "month-24" / table / "part-2.parquet", split / table / "part-2.parquet")
         ok = ok and stage("ingest", proj, step="ingest month 24", **meta)["exit_code"] == 0
+        if ok and args.keep_ingested:  # the store the timed run starts from, to replay it
+            ingested = args.root / f"newmonth-{name}-ingested"
+            if ingested.exists():
+                shutil.rmtree(ingested)
+            shutil.copytree(proj, ingested)
         ok = ok and stage("run", proj, step="run with month 24", **meta)["exit_code"] == 0
         for table in DATE_COLUMN:
             (split / table / "part-2.parquet").unlink(missing_ok=True)
@@ -231,6 +237,9 @@ def main() -> None:
                     help="compare: which of run, report, baseline-all, baseline-rfm to measure")
     ap.add_argument("--no-report", action="store_true", help="compare: skip the report stage")
     ap.add_argument("--keep", action="store_true", help="job/newmonth: keep the project folder")
+    ap.add_argument("--keep-ingested", action="store_true",
+                    help="newmonth: also keep a copy of the project after \"ingest month 24\" "
+                         "(<root>/newmonth-<set>-ingested: the store the timed run starts from)")
     args = ap.parse_args()
     os.environ.setdefault("PYTHONPATH", str(HERE.parent / "src"))
     if args.mode == "render":

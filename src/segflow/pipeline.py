@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 import ibis
 import pyarrow as pa
+from ibis.expr.types import CachedTable
 
 from segflow.config import SchemeSettings, Settings
 from segflow.engine import Engine, connect, snapshot_dates
@@ -213,7 +214,8 @@ def run_pipeline(
 
     ``all_features=True`` computes every feature at every snapshot; by default only the
     feature groups the schemes read (same assignments, less work), and every feature at the
-    latest snapshot, kept in the table ``customer_features`` for profiles and the report.
+    latest snapshot, kept in the table ``customer_features`` for profiles and the report (a
+    run that computes only the latest snapshot assigns from those).
 
     All writes of a run land in one transaction; a run with nothing to compute changes no
     stored result (only the run log, which records that it computed nothing).
@@ -251,7 +253,11 @@ def run_pipeline(
                          max(len(computed), 1))
             if computed:
                 start = time.perf_counter()
-                groups = None if all_features else required_feature_groups(
+                # one new latest snapshot: its full features are computed anyway (for
+                # `customer_features`), so the schemes read those (same assignments) and the
+                # groups they need are not worked out
+                one_latest = computed == [dates[-1]]
+                groups = None if all_features or one_latest else required_feature_groups(
                     tables, schemes, settings=settings)
                 features, assignments, latest, state = _features_and_assignments(
                     tables, store, schemes, computed, groups=groups, settings=settings,
@@ -268,6 +274,9 @@ def run_pipeline(
                                      state=state)
                 seconds["write"] = time.perf_counter() - start
                 features.release()
+                for table in assignments.values():
+                    if isinstance(table, CachedTable):  # one new snapshot's (see above)
+                        table.release()
                 start = time.perf_counter()
                 from segflow.models._run_scores import score_clv
 
@@ -341,7 +350,7 @@ def _features_and_assignments(
     previous: dt.date | None = None,
 ) -> tuple[ibis.Table, dict[str, ibis.Table], ibis.Table | None, ibis.Table | None]:
     """The long features table of ``computed`` (cached), every scheme's assignments of all
-    those snapshots (lazy), the latest snapshot's full features and feature state (both
+    those snapshots (lazy; cached when ``computed`` is the latest alone), the latest snapshot's full features and feature state (both
     cached), if computed; ``previous`` is the snapshot before ``latest``."""
     from segflow.features import customer_features, snapshot_features
     from segflow.features._snapshots import snapshot_features_and_state
@@ -350,19 +359,24 @@ def _features_and_assignments(
     from segflow.segments import assign
 
     window = settings.rfm.window_days
-    columns = required_feature_columns(tables, schemes, groups, settings=settings)
     full_latest = state = None
     if latest is not None and computed == [latest]:
         # One snapshot (one new month): its features in full (for `customer_features`), from
         # the stored feature state carried forward or else the per-snapshot definition, also
-        # feed the assignments (equal to the one pass, tests/features).
+        # feed the assignments (equal to the one pass, tests/features): every column, which
+        # the schemes read as they read those of their groups
         full_latest, state = latest_features(store, tables, latest, previous, window_days=window)
-        if columns is None and groups is not None:
-            columns = customer_features(tables, latest, window_days=window, groups=groups).columns
-        keep = set(full_latest.columns if columns is None else [*columns, "customer_id"])
         features = full_latest.select(snapshot_date=ibis.literal(latest, "date"),
-                                      **{c: full_latest[c] for c in full_latest.columns if c in keep}).cache()
-    elif latest is not None:  # the state at the latest snapshot from the same pass
+                                      **{c: full_latest[c] for c in full_latest.columns}).cache()
+        # materialised (one snapshot: a few columns per customer): read by the checks and
+        # by the write, which would each compute them again
+        assignments = {
+            s.name: assign(s, features, store=store, schemes=schemes, by="snapshot_date").cache()
+            for s in schemes
+        }
+        return features, assignments, full_latest, state
+    columns = required_feature_columns(tables, schemes, groups, settings=settings)
+    if latest is not None:  # the state at the latest snapshot from the same pass
         features, state = snapshot_features_and_state(tables, computed, window_days=window,
                                                       groups=groups, columns=columns)
     else:  # materialised already (caching it again would copy it)
