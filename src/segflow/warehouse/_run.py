@@ -120,8 +120,9 @@ def run_on_warehouse(
         # features of the latest snapshot (kept for profiles) on their own
         groups = required_feature_groups(tables, schemes, settings=settings)
         columns = required_feature_columns(tables, schemes, groups, settings=settings)
-        features = store.cache(snapshot_features(tables, dates, window_days=window,
-                                                 groups=groups, columns=columns))
+        # materialised (and checkpointed: segflow.engine.ibis_backend) by snapshot_features
+        features = snapshot_features(tables, dates, window_days=window, groups=groups,
+                                     columns=columns)
         models = _ClusterModels(store) if any(s.kind == "cluster" for s in schemes) else None
         try:
             parts = []
