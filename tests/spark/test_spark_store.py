@@ -40,6 +40,7 @@ def spark_store(cluster_session, tmp_path):
 
 def test_runs_commit_whole_replace_their_keys_and_failed_runs_stay_invisible(spark_store, tmp_path):
     store = spark_store
+    root = tmp_path / "warehouse" / "seg.db"
     assert store.committed_runs() == [] and _state(store) == []
     with store.run("first") as first:
         n = store.write("segment_assignments", _assignments([
@@ -47,7 +48,13 @@ def test_runs_commit_whole_replace_their_keys_and_failed_runs_stay_invisible(spa
             ("rfm", D2, "a", "Champions", 1), ("life", D2, "a", "Active", 1)]), first)
         assert n == 4
         assert _state(store) == []  # written, not yet committed: invisible
+        # a cached table of the run is checkpointed in the run's folder (engine.ibis_backend)
+        kept = store.cache(store.table("segment_assignments", pending=first))
+        assert list((root / "_checkpoints" / first).rglob("part-*"))
+        assert kept.count().to_pyarrow().as_py() == 4
+        kept.release()
     assert store.committed_runs() == [first]
+    assert not (root / "_checkpoints" / first).exists()  # removed when the run ends
     # the data really is Parquet partitioned by run id under <warehouse>/<database>.db
     assert (tmp_path / "warehouse" / "seg.db" / "segment_assignments" / f"run_id={first}").is_dir()
 
@@ -69,7 +76,10 @@ def test_runs_commit_whole_replace_their_keys_and_failed_runs_stay_invisible(spa
     assert _state(store) == before
     log = {r.status for r in store.runs().where(f"run_id = '{third}'").collect()}
     assert log == {"running", "failed"}
+    assert not (root / "_checkpoints" / third).exists()  # a failed run's too
+    (root / "_checkpoints" / "killed-run" / "rdd-1").mkdir(parents=True)  # a killed run's
     assert store.vacuum() == [third]
+    assert not (root / "_checkpoints" / "killed-run").exists()
     assert not (tmp_path / "warehouse" / "seg.db" / "segment_assignments" / f"run_id={third}").exists()
     assert _state(store) == before
     assert store.committed_runs() == [first, second]

@@ -186,9 +186,10 @@ def migration_lift(
     or down: it is counted as ``other``. Customers exposed in more than one arm are left
     out with a warning (see :func:`campaign_cohort`).
     """
-    start, end = campaign_window(source, campaign_id)
-    before = before or snapshot_before(source, scheme, start)
-    after = after or snapshot_after(source, scheme, end)
+    if before is None or after is None:
+        start, end = campaign_window(source, campaign_id)
+        before = before or snapshot_before(source, scheme, start)
+        after = after or snapshot_after(source, scheme, end)
     if after <= before:
         raise InputError(f"the snapshot after ({after}) must come after the snapshot before ({before})")
     cohort = campaign_cohort(source, campaign_id)

@@ -16,6 +16,7 @@ from segflow.campaigns._store import (
     TableSource,
     campaign_window,
     exposure_responses,
+    snapshot_after,
     snapshot_before,
 )
 from segflow.errors import InputError
@@ -153,9 +154,10 @@ def campaign_report(
     )
     migration = None
     if scheme:
-        try:
+        try:  # the snapshots around the campaign from its window, read once above
             migration = migration_lift(source, campaign_id, scheme, control=control,
-                                       before=snapshot, level=level)
+                                       before=snapshot, after=snapshot_after(source, scheme, end),
+                                       level=level)
         except InputError as exc:
             notes.append(f"no migration lift: {exc}")
     return CampaignReport(campaign_id, scheme, window_days, start, end, effect, migration, notes)

@@ -133,6 +133,25 @@ def ibis_backend(session: SparkSession) -> Any:
     the same backend happened to register that memtable — which made results depend on
     what ran before (:func:`segflow.features.snapshot_features` caches the period-tagged
     lines, which join a calendar memtable). This backend registers them first.
+
+    Its ``cache()`` is also eager, as DuckDB's (which creates a table): Spark's
+    ``DataFrame.cache()`` only marks the plan, so a cached intermediate released before the
+    first action on the tables built from it was never stored at all: every reference to it
+    was computed again, and each release made Spark plan the dependent cached queries again
+    (the one-pass features of :func:`segflow.features.snapshot_features` release a chunk's
+    intermediates right after caching the chunk: on the demo about twice the features
+    stage's time, docs/benchmarks.md). Here the cached table is computed (a ``count``)
+    before ``cache()`` returns, so releasing its inputs afterwards costs nothing; Spark
+    still recomputes lost blocks (a dead executor) from the plan.
+
+    With ``checkpoint_dir`` set (a folder every executor reaches: :meth:`SparkStore.run
+    <segflow.store.SparkStore.run>` sets one per run, under the warehouse) the cached table
+    is then also checkpointed there (Spark's reliable checkpoint: files, not executor
+    memory, so a dead executor loses nothing) and read from the checkpoint, whose plan is
+    one node: every later query built on it is planned without the plan that computed it.
+    Without this, each query on the one-pass features planned (and matched against the
+    cache) the whole features plan again: the demo's assignments, a query on the cached
+    features, spent about 50 CPU seconds in planning.
     """
     return _backend_class()().connect(session)
 
@@ -145,11 +164,25 @@ def _backend_class() -> type:
     ibis.pyspark  # noqa: B018 (loading the backend through ibis registers its options)
 
     class SegflowSparkBackend(Backend):  # type: ignore[misc, valid-type]
-        """Ibis's PySpark backend, registering in-memory tables before caching."""
+        """Ibis's PySpark backend, registering in-memory tables before caching, caching eagerly."""
+
+        #: Folder of the session's checkpoints (``SparkContext.setCheckpointDir``), or None:
+        #: cached tables are then not checkpointed (see :func:`ibis_backend`).
+        checkpoint_dir: str | None = None
 
         def _create_cached_table(self, name: str, expr: Any) -> Any:
             self._run_pre_execute_hooks(expr)
-            return super()._create_cached_table(name, expr)
+            table = super()._create_cached_table(name, expr)
+            df = self._cached_dataframes[name]
+            df.count()  # computed now: see ibis_backend
+            if self.checkpoint_dir is not None:
+                # files written from the cached blocks; then read from them (one-node plan)
+                kept = df.checkpoint(eager=True).cache()
+                self._session.catalog.dropTempView(name)
+                df.unpersist()
+                kept.createTempView(name)
+                self._cached_dataframes[name] = kept
+            return table
 
     return SegflowSparkBackend
 

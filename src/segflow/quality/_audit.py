@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import ibis
+import pandas as pd
 from ibis import _
 
 from segflow._result import TableResult
@@ -23,7 +24,6 @@ from segflow.sources._rules import REQUIRED, RULES
 from segflow.store import CANONICAL_TABLES, Store
 
 if TYPE_CHECKING:
-    import pandas as pd
     import plotly.graph_objects as go
 
 SEVERITIES = ("ok", "info", "warning", "error")
@@ -165,14 +165,18 @@ def audit(store: Store, *, as_of: dt.date | None = None, stale_days: int = 365,
     """
     as_of = as_of or dt.datetime.now(dt.UTC).date()
     tables = {n: store.table(n) for n in CANONICAL_TABLES}
-    sizes = {n: int(t.count().execute()) for n, t in tables.items()}
     cut = ibis.timestamp(dt.datetime.combine(as_of, dt.time()))
-    end = _data_end(tables, sizes, cut) or as_of
+    # one query per table: its size, filled cells, future dates and date range
+    stats = {n: _table_stats(n, t, cut) for n, t in tables.items()}
+    sizes = {n: s["n"] for n, s in stats.items()}
+    ends = [stats[n]["before_cut"] for n in _ACTIVITY if sizes[n]]
+    ends = [e.date() for e in ends if e is not None and e == e]  # neither None nor NaT
+    end = max(ends) if ends else as_of
     checks: list[Check] = []
     for name, t in tables.items():
         if sizes[name]:
-            checks += _completeness(name, t, sizes[name])
-            checks += _dates(name, t, sizes[name], cut, as_of, old_years, end)
+            checks += _completeness(name, sizes[name], stats[name])
+            checks += _dates(name, t, sizes[name], cut, as_of, old_years, end, stats[name])
             checks.append(_duplicates(name, t, sizes[name]))
     tx, cu = tables["transactions"], tables["customers"]
     if sizes["transactions"]:
@@ -180,7 +184,8 @@ def audit(store: Store, *, as_of: dt.date | None = None, stale_days: int = 365,
         checks.append(_gaps(tx, cut))
         checks.append(_same_day(tx, sizes["transactions"]))
         checks.append(_consistency(tx, sizes["transactions"]))
-        checks.append(_anonymous(tx, sizes["transactions"]))
+        checks.append(_anonymous(tx, sizes["transactions"],
+                                 sizes["transactions"] - stats["transactions"]["filled"]["customer_id"]))
     if sizes["customers"]:
         for name in ("transactions", "events", "campaign_exposures", "survey_responses"):
             if sizes[name]:
@@ -191,34 +196,43 @@ def audit(store: Store, *, as_of: dt.date | None = None, stale_days: int = 365,
     return AuditReport(checks, as_of, end)
 
 
-def _data_end(tables: dict[str, ibis.Table], sizes: dict[str, int], cut) -> dt.date | None:
-    """The day of the latest activity (transaction, event, exposure, survey) before ``cut``."""
-    ends = []
-    for name in ("transactions", "events", "campaign_exposures", "survey_responses"):
-        if sizes[name]:
-            t = tables[name]
-            latest = t.filter(t.ts < cut).ts.max().execute()
-            if latest is not None and latest == latest:  # neither None nor NaT
-                ends.append(latest.date())
-    return max(ends) if ends else None
+#: The tables whose latest date before the audit date is the data's end (activity).
+_ACTIVITY = ("transactions", "events", "campaign_exposures", "survey_responses")
+
+
+def _table_stats(name: str, t: ibis.Table, cut) -> dict[str, Any]:
+    """One query over a table: ``n`` rows, ``filled`` non-null cells per column, ``future``
+    rows dated on or after ``cut``, the earliest date (``first``) and the latest before
+    ``cut`` (``before_cut``; None or NaT when there is none) of its date column."""
+    cols = list(CANONICAL_TABLES[name])
+    ts = t[_DATE_COLUMNS[name]]
+    metrics: dict[str, Any] = {f"c{i}": t[c].count() for i, c in enumerate(cols)}
+    row = t.aggregate(_n=t.count(), _future=t.count(where=ts >= cut), _first=ts.min(),
+                      _before_cut=ts.max(where=ts < cut), **metrics).execute().iloc[0]
+    return {"n": int(row["_n"]), "future": int(row["_future"] or 0), "first": row["_first"],
+            "before_cut": row["_before_cut"],
+            "filled": {c: int(row[f"c{i}"] or 0) for i, c in enumerate(cols)}}
 
 
 def _sev(count: int, bad: str = "warning") -> str:
     return "ok" if count == 0 else bad
 
 
-def _examples(expr: ibis.Table, cols: list[str], n: int = 5) -> list[str]:
+def _examples(expr: ibis.Table, cols: list[str], n: int = 5, *, count: int = 1) -> list[str]:
+    """Up to ``n`` rows of ``expr`` as text; none (no query) when ``count``, the number of
+    rows of ``expr``, is 0."""
+    if count == 0:
+        return []
     frame = expr.select(*cols).limit(n).execute()
     return [", ".join(f"{c}={v}" for c, v in zip(cols, row, strict=True))
             for row in frame.itertuples(index=False)]
 
 
-def _completeness(name: str, t: ibis.Table, n: int) -> list[Check]:
+def _completeness(name: str, n: int, stats: dict[str, Any]) -> list[Check]:
     cols = list(CANONICAL_TABLES[name])
-    counts = t.aggregate(**{c: t[c].count() for c in cols}).execute().iloc[0]
     out = []
     for c in cols:
-        missing = n - int(counts[c])
+        missing = n - stats["filled"][c]
         if missing == 0:
             continue
         required = c in REQUIRED.get(name, [])
@@ -236,18 +250,22 @@ def _completeness(name: str, t: ibis.Table, n: int) -> list[Check]:
     return out
 
 
-def _dates(name, t, n, cut, as_of, old_years, end: dt.date) -> list[Check]:
+def _dates(name, t, n, cut, as_of, old_years, end: dt.date, stats: dict[str, Any]) -> list[Check]:
     col = _DATE_COLUMNS[name]
     ts = t[col]
     future = t.filter(ts >= cut)
-    old_cut = ibis.timestamp(dt.datetime(end.year - old_years, end.month, 1))
-    old = t.filter(ts < old_cut)
-    nf, no = int(future.count().execute()), int(old.count().execute())
+    oldest = dt.datetime(end.year - old_years, end.month, 1)
+    old = t.filter(ts < ibis.timestamp(oldest))
+    first = stats["first"]
+    # no date before the cut-off (the earliest is not): no query
+    nf = stats["future"]
+    no = int(old.count().execute()) if first is not None and first == first and \
+        pd.Timestamp(first) < pd.Timestamp(oldest) else 0
     return [
         Check("future_dates", name, _sev(nf, "error"), nf, n,
-              _examples(future.order_by(ts.desc()), [col]),
+              _examples(future.order_by(ts.desc()), [col], count=nf),
               f"{col} on or after the audit date {as_of}: check time zones and the source's clock"),
-        Check("old_dates", name, _sev(no), no, n, _examples(old.order_by(ts), [col]),
+        Check("old_dates", name, _sev(no), no, n, _examples(old.order_by(ts), [col], count=no),
               f"{col} more than {old_years} years before the data's end {end} (the latest "
               "activity before the audit date): default dates such as 1900-01-01?"),
     ]
@@ -280,7 +298,7 @@ def _outliers(tx: ibis.Table, n: int) -> Check:
     out = sales.filter(z.abs() > 3.5)
     k = int(out.count().execute())
     return Check("amount_outliers", "transactions", _sev(k, "info"), k, n,
-                 _examples(out.order_by(out.amount.desc()), ["transaction_id", "amount"]),
+                 _examples(out.order_by(out.amount.desc()), ["transaction_id", "amount"], count=k),
                  f"robust z-score |M| > 3.5 (median {med:.2f}, MAD {mad:.2f}): check for "
                  "wholesale orders, test orders or unit errors (cents vs units)")
 
@@ -311,29 +329,32 @@ def _same_day(tx: ibis.Table, n: int) -> Check:
     # no repeats: the sum of no rows is NULL (None on DuckDB, NaN from Spark): 0
     extra = int(g.aggregate(x=(_.k - 1).sum().fill_null(0)).execute().iloc[0, 0])
     return Check("same_day_repeats", "transactions", _sev(extra, "info"), extra, n,
-                 _examples(g.order_by([g.k.desc(), g.customer_id]), ["customer_id", "day", "amount"]),
+                 _examples(g.order_by([g.k.desc(), g.customer_id]), ["customer_id", "day", "amount"],
+                           count=extra),
                  "the same customer paid the same amount twice on one day: double-submitted "
                  "orders or near duplicates with new ids?")
 
 
 def _consistency(tx: ibis.Table, n: int) -> Check:
-    full = tx.filter(tx.quantity.notnull() & tx.unit_price.notnull())
+    full_rows = tx.quantity.notnull() & tx.unit_price.notnull()
     off = (tx.amount - tx.quantity * tx.unit_price).abs() > 0.01 + 0.005 * tx.amount.abs()
     bad_sign = (tx.is_return & (tx.amount > 0)) | (~tx.is_return & (tx.amount < 0))
-    bad = tx.filter((tx.quantity.notnull() & tx.unit_price.notnull() & off) | bad_sign.fill_null(False))
-    k = int(bad.count().execute())
-    checked = int(full.count().execute())
+    is_bad = (full_rows & off) | bad_sign.fill_null(False)
+    bad = tx.filter(is_bad)
+    row = tx.aggregate(k=tx.count(where=is_bad), checked=tx.count(where=full_rows)).execute().iloc[0]
+    k, checked = int(row["k"]), int(row["checked"])
     return Check("spend_consistency", "transactions", _sev(k), k, n,
-                 _examples(bad.order_by(bad.transaction_id), ["transaction_id", "amount", "quantity", "unit_price"]),
+                 _examples(bad.order_by(bad.transaction_id), ["transaction_id", "amount", "quantity", "unit_price"],
+                           count=k),
                  f"amount differs from quantity x unit_price (checked {checked} rows with both) or "
                  "its sign disagrees with is_return: discounts, shipping, or a mapping error?")
 
 
-def _anonymous(tx: ibis.Table, n: int) -> Check:
+def _anonymous(tx: ibis.Table, n: int, k: int) -> Check:
+    """``k``: the transactions without a customer (of :func:`_table_stats`)."""
     anon = tx.filter(tx.customer_id.isnull())
-    k = int(anon.count().execute())
     return Check("anonymous_transactions", "transactions", _sev(k, "info"), k, n,
-                 _examples(anon.order_by(anon.transaction_id), ["transaction_id"]),
+                 _examples(anon.order_by(anon.transaction_id), ["transaction_id"], count=k),
                  "kept for revenue totals; they belong to no customer and no segment")
 
 
@@ -342,7 +363,7 @@ def _unknown(name: str, t: ibis.Table, cu: ibis.Table, n: int) -> Check:
     orphans = t.filter(t.customer_id.notnull()).anti_join(ids, "customer_id")
     k = int(orphans.count().execute())
     return Check("unknown_customers", name, _sev(k, "error"), k, n,
-                 _examples(orphans.order_by(orphans.customer_id), ["customer_id"]),
+                 _examples(orphans.order_by(orphans.customer_id), ["customer_id"], count=k),
                  "rows whose customer is not in the customers table: load the CRM export first, "
                  "or check id formats (leading zeros, prefixes)")
 
@@ -356,10 +377,13 @@ def _stale(cu, tx, ev, stale_days: int, end: dt.date) -> Check:
               .union(ev.filter((ev.ts >= since) & (ev.ts < cut)).select("customer_id")).distinct())
     base = cu.filter(cu.created_at.isnull() | (cu.created_at < since)).select("customer_id").distinct()
     stale = base.anti_join(active, "customer_id")
-    k, total = int(stale.count().execute()), int(cu.select("customer_id").distinct().count().execute())
+    ids = cu.select("customer_id").distinct()
+    row = stale.aggregate(k=stale.count()).cross_join(ids.aggregate(total=ids.count())) \
+        .execute().iloc[0]
+    k, total = int(row["k"]), int(row["total"])
     sev = "warning" if total and k / total > 0.5 else _sev(k, "info")
     return Check("stale_customers", "customers", sev, k, total,
-                 _examples(stale.order_by(stale.customer_id), ["customer_id"]),
+                 _examples(stale.order_by(stale.customer_id), ["customer_id"], count=k),
                  f"no purchase or visit in the {stale_days} days up to the data's end {end} "
                  "(the latest activity, not today): keep for "
                  "win-back, but check whether the records are still valid (consent, contact)")

@@ -40,6 +40,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Status of the run-log row that commits a run.
 COMMITTED = "ok"
+#: Folder (under the database's) of the runs' checkpoints: ``<folder>/<run_id>/...``.
+CHECKPOINTS = "_checkpoints"
 
 
 def _now() -> dt.datetime:
@@ -74,6 +76,7 @@ class SparkStore:
         self.database = database
         self.root = f"{self.warehouse}/{database}.db"
         self._committed: list[str] | None = None
+        self._running: set[str] = set()
         try:
             session.sql(f"CREATE DATABASE IF NOT EXISTS `{database}` LOCATION '{self.root}'")
             self._mkdirs(self.root)
@@ -151,6 +154,12 @@ class SparkStore:
         base = {"command": command, "params": json.dumps(params or {}, default=str),
                 "segflow_version": __version__, "started_at": _now()}
         self._log(run_id, {**base, "status": "running"})
+        self._running.add(run_id)
+        # the run's cached Ibis tables are checkpointed here (engine.ibis_backend), removed
+        # when the run ends (a killed run's folder: by vacuum)
+        checkpoints = f"{self.root}/{CHECKPOINTS}/{run_id}"
+        self.session.sparkContext.setCheckpointDir(checkpoints)
+        self.con.checkpoint_dir = checkpoints  # type: ignore[attr-defined]
         try:
             yield run_id
         except BaseException as exc:
@@ -158,6 +167,11 @@ class SparkStore:
                 self._log(run_id, {**base, "finished_at": _now(), "status": "failed",
                                    "message": str(exc)[:2000]})
             raise
+        finally:
+            self.con.checkpoint_dir = None  # type: ignore[attr-defined]
+            self._running.discard(run_id)
+            with contextlib.suppress(Exception):
+                self._delete(checkpoints)
         self._log(run_id, {**base, "finished_at": _now(), "status": COMMITTED})
 
     # -- reading ----------------------------------------------------------------------
@@ -269,6 +283,11 @@ class SparkStore:
                     continue  # the log of a failed run is kept
                 self._delete(f"{self.root}/{name}/run_id={run_id}")
                 removed.add(run_id)
+        fs, path = self._fs_path(f"{self.root}/{CHECKPOINTS}")
+        if fs.exists(path):  # checkpoints of killed runs
+            for status in fs.listStatus(path):
+                if status.getPath().getName() not in self._running:
+                    fs.delete(status.getPath(), True)
         return sorted(removed)
 
     def register_catalog_tables(self) -> None:

@@ -41,11 +41,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def write_warehouse_results(store: SparkStore, view: Any, run_id: str,
                             schemes: Sequence[SchemeSettings], frames: dict[str, pd.DataFrame],
-                            clv_triples: tuple[dt.date, pd.DataFrame] | None) -> dict[str, int]:
+                            clv_triples: tuple[dt.date, pd.DataFrame] | None, *,
+                            clv_days: Any = None) -> dict[str, int]:
     """Compute the results of the module notes on Spark and write them as run ``run_id``'s
     rows; ``view``: the run's view of ``store``, ``frames``: the run's ``summary_segments``
     and ``summary_transitions`` (pandas, as written), ``clv_triples``: the CLV stage's
-    compressed BTYD summary. Returns the rows written per table."""
+    compressed BTYD summary, ``clv_days``: its cached purchase days (an Ibis table on the
+    run's Spark session, or None; :func:`segflow.models._run_scores.score_clv`). Returns the
+    rows written per table."""
     from segflow.summaries import audit_is_current, campaign_scheme
     from segflow.summaries._results import RESULTS, result_documents
     from segflow.summaries._write import _audit_frame, profile_frames
@@ -63,7 +66,7 @@ def write_warehouse_results(store: SparkStore, view: Any, run_id: str,
         warnings.simplefilter("ignore")
         rows = result_documents(view, campaign_scheme=campaign_scheme(names),
                                 names=tuple(n for n in RESULTS if n != "forecasts"),
-                                clv_triples=clv_triples)
+                                clv_triples=clv_triples, clv_days=clv_days)
     rows += _forecasts(frames, names, run_id)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     written["summary_results"] = store.write("summary_results", pa.table({

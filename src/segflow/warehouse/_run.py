@@ -56,18 +56,40 @@ def transaction_span(transactions: ibis.Table) -> tuple[dt.date | None, dt.date 
 
 class _RunView:
     """What :mod:`segflow.summaries` reads from a store, on the warehouse: the committed
-    tables plus the rows this run wrote so far."""
+    tables plus the rows this run wrote so far.
 
-    def __init__(self, store: SparkStore, run_id: str) -> None:
+    ``cached``: tables (customer-level: a row or a few per customer and snapshot) read
+    once, cached (Spark memory, spilling to disk) and handed out again by :meth:`table`,
+    until :meth:`release`: the results stage's queries then do not list, read and resolve
+    their latest runs again (tables this run still writes must not be cached)."""
+
+    def __init__(self, store: SparkStore, run_id: str, cached: Sequence[str] = ()) -> None:
         self.store, self.run_id = store, run_id
+        self._cacheable = set(cached)
+        self._cached: dict[str, ibis.Table] = {}
 
     def table(self, name: str) -> ibis.Table:
-        return self.store.table(name, pending=self.run_id)
+        if name not in self._cacheable:
+            return self.store.table(name, pending=self.run_id)
+        if name not in self._cached:
+            self._cached[name] = self.store.cache(self.store.table(name, pending=self.run_id))
+        return self._cached[name]
+
+    def release(self) -> None:
+        """Release the cached tables."""
+        for t in self._cached.values():
+            t.release()
+        self._cached.clear()
 
     def tables(self) -> list[str]:
         """The warehouse's committed tables and those this run wrote so far."""
         return sorted({*self.store.tables(), *(n for n in TABLES
                                                 if self.run_id in self.store._partitions(n))})
+
+
+#: Tables the results stage reads through a cache (see :class:`_RunView`): customer-level,
+#: written by the run before it, read by many of its queries.
+RESULTS_CACHED = ("segment_assignments", "customer_features")
 
 
 def run_on_warehouse(
@@ -120,8 +142,9 @@ def run_on_warehouse(
         # features of the latest snapshot (kept for profiles) on their own
         groups = required_feature_groups(tables, schemes, settings=settings)
         columns = required_feature_columns(tables, schemes, groups, settings=settings)
-        features = store.cache(snapshot_features(tables, dates, window_days=window,
-                                                 groups=groups, columns=columns))
+        # materialised (and checkpointed: segflow.engine.ibis_backend) by snapshot_features
+        features = snapshot_features(tables, dates, window_days=window, groups=groups,
+                                     columns=columns)
         models = _ClusterModels(store) if any(s.kind == "cluster" for s in schemes) else None
         try:
             parts = []
@@ -152,20 +175,32 @@ def run_on_warehouse(
 
         start = time.perf_counter()
         kept: dict[str, object] = {}
-        scored = _score(store, tables["transactions"], dates[-1], run_id, notes, kept)
-        seconds["clv_scores"] = time.perf_counter() - start
+        try:
+            scored = _score(store, tables["transactions"], dates[-1], run_id, notes, kept)
+            seconds["clv_scores"] = time.perf_counter() - start
 
-        start = time.perf_counter()
-        frames: dict[str, pd.DataFrame] = {}
-        write_warehouse_aggregates(store, run_id, schemes, dates, frames=frames)
-        seconds["aggregates"] = time.perf_counter() - start
+            start = time.perf_counter()
+            frames: dict[str, pd.DataFrame] = {}
+            write_warehouse_aggregates(store, run_id, schemes, dates, frames=frames)
+            seconds["aggregates"] = time.perf_counter() - start
 
-        start = time.perf_counter()
-        from segflow.warehouse._results import write_warehouse_results
+            start = time.perf_counter()
+            from segflow.warehouse._results import write_warehouse_results
 
-        write_warehouse_results(store, _RunView(store, run_id), run_id, schemes, frames,
-                                kept.get("btyd_triples"))  # type: ignore[arg-type]
-        seconds["results"] = time.perf_counter() - start
+            # the per-customer tables the profiles and campaign read-outs read again and
+            # again, read once; the CLV diagnostics read the CLV stage's compressed summary
+            # and cached purchase days (as on DuckDB: segflow.pipeline)
+            view = _RunView(store, run_id, cached=RESULTS_CACHED)
+            try:
+                write_warehouse_results(store, view, run_id, schemes, frames,
+                                        kept.get("btyd_triples"),  # type: ignore[arg-type]
+                                        clv_days=kept.get("purchase_days"))
+            finally:
+                view.release()
+            seconds["results"] = time.perf_counter() - start
+        finally:
+            if "purchase_days" in kept:
+                kept["purchase_days"].release()  # type: ignore[attr-defined]
         if progress:
             progress("snapshots done", len(dates), len(dates))
     return RunSummary(run_id=run_id, engine="spark", snapshot_dates=dates,
