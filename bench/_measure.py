@@ -7,14 +7,27 @@ Two memory figures per stage:
 - ``tree_peak_mib``: the largest sum of resident sets over the process and all its
   descendants, sampled with psutil every 0.25 s (may miss a peak shorter than that).
 
+Two CPU figures per stage:
+
+- ``cpu_s``: user + system CPU seconds of the stage's process and the children it waited for
+  (``os.wait4``); blind to children it did not wait for (Spark's JVM and its Python workers);
+- ``tree_cpu_s``: the same for the whole process tree: this process becomes a child
+  subreaper (Linux ``PR_SET_CHILD_SUBREAPER``), so the descendants orphaned when the stage's
+  process exits (the JVM) are reparented to it and reaped here, and their CPU (with that of
+  the processes they waited for: the Python workers) is read from ``RUSAGE_CHILDREN``; plus,
+  for the ``also`` processes (a Spark master and workers, which outlive the stage), the CPU
+  they used during the stage (psutil, their own and their waited-for children's).
+
 The load averages (1, 5, 15 minutes) before and after go with every figure, since the machine
 is shared: on 2 cores a 1-minute load of 4 means the stage had about half the CPU it asked for.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -37,6 +50,41 @@ def _tree_rss(proc: psutil.Process) -> int:
     return total
 
 
+def _subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants (Linux); whether it worked."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def _cpu(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+        except psutil.Error:
+            pass
+    return total
+
+
+def _reap(pids: set[int], timeout: float = 120.0) -> None:
+    """Wait (up to ``timeout`` s in all) for those of ``pids`` that became children of this
+    process (orphans reparented to the subreaper), so that their CPU counts in
+    ``RUSAGE_CHILDREN``."""
+    end = time.time() + timeout
+    for pid in pids:
+        while True:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                break  # not a child of this process (reaped by its own parent)
+            if done or time.time() > end:
+                break
+            time.sleep(0.1)
+
+
 def measure(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
             nice: int = 0, label: str = "", also: tuple[int, ...] | list[int] = ()) -> dict:
     """Run ``argv`` to completion; its last stdout line parsed as JSON (if it is JSON) plus
@@ -45,6 +93,11 @@ def measure(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | N
     ``exit_code`` and, on failure, the last lines of its stderr as ``error``. ``also``: pids
     of other processes (a Spark master and workers) whose trees count in ``tree_peak_mib``."""
     full_env = {**os.environ, "PYTHONPATH": str(SRC), **(env or {})}
+    reaper = _subreaper()
+    children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    others0 = [psutil.Process(pid) for pid in also]
+    others_cpu0 = _cpu(others0)
+    mine0 = {c.pid for c in psutil.Process().children()}
     load_before = os.getloadavg()
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
@@ -52,6 +105,7 @@ def measure(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | N
         proc = subprocess.Popen(argv, stdout=out, stderr=err, env=full_env, cwd=cwd,
                                 preexec_fn=(lambda: os.nice(nice)) if nice else None)
         peak = [0]
+        seen: set[int] = set()  # the stage's descendants
         done = threading.Event()
 
         def sample() -> None:
@@ -59,6 +113,7 @@ def measure(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | N
                 ps = psutil.Process(proc.pid)
                 others = [psutil.Process(pid) for pid in also]
                 while not done.is_set():
+                    seen.update(c.pid for c in ps.children(recursive=True))
                     peak[0] = max(peak[0], _tree_rss(ps) + sum(_tree_rss(o) for o in others))
                     done.wait(0.25)
             except psutil.NoSuchProcess:
@@ -70,6 +125,11 @@ def measure(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | N
         seconds = time.perf_counter() - t0
         done.set()
         sampler.join()
+        if reaper:  # the sampled descendants, and orphans reparented here since
+            _reap(seen | ({c.pid for c in psutil.Process().children()} - mine0 - set(also)))
+        children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        tree_cpu = (children1.ru_utime + children1.ru_stime - children0.ru_utime - children0.ru_stime
+                    + _cpu(others0) - others_cpu0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
@@ -86,6 +146,7 @@ def measure(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | N
     result.update(
         label=label, started_utc=started, seconds=round(seconds, 2),
         cpu_s=round(usage.ru_utime + usage.ru_stime, 2),
+        tree_cpu_s=round(tree_cpu, 2) if reaper else None,
         peak_rss_mib=round(usage.ru_maxrss / 1024), tree_peak_mib=round(peak[0] / 2**20),
         load_before=[round(x, 2) for x in load_before],
         load_after=[round(x, 2) for x in os.getloadavg()], exit_code=proc.returncode,

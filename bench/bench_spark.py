@@ -204,6 +204,8 @@ def main() -> None:
     ap.add_argument("--stages", default="ingest,run,report",
                     help="ingest, run, report; push (Spark only): DuckDB's ingest then "
                     "`warehouse push` (the migration tool) instead of the Spark ingest")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep each project (and its warehouse) in --work after its stages")
     args = ap.parse_args()
     for name in args.sets.split(","):
         info = data_info(args.root, name)
@@ -225,7 +227,8 @@ def main() -> None:
                     record(RESULTS, result)
                     if result["exit_code"] != 0:
                         break
-                shutil.rmtree(proj, ignore_errors=True)
+                if not args.keep:
+                    shutil.rmtree(proj, ignore_errors=True)
             finally:
                 if cluster:
                     cluster.stop()
