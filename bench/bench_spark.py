@@ -176,7 +176,7 @@ class Cluster:
 
 
 def project_for(root: Path, work: Path, name: str, engine: str, master: str,
-                memory_limit: str | None) -> Path:
+                memory_limit: str | None, event_log: Path | None = None) -> Path:
     """A project in ``work`` reading the data set ``name`` of ``root`` (read only)."""
     info = data_info(root, name)
     proj = work / f"spark-{engine}-{name}"
@@ -188,6 +188,10 @@ def project_for(root: Path, work: Path, name: str, engine: str, master: str,
         toml.write_text(toml.read_text() + f'\n[engine]\nkind = "spark"\nmaster = "{master}"\n'
                         f'warehouse = "{proj / "warehouse"}"\ndatabase = "segflow"\n'
                         '[engine.conf]\n"spark.driver.memory" = "4g"\n"spark.executor.memory" = "3g"\n')
+        if event_log is not None:  # Spark's event log: every job's and stage's times and call site
+            event_log.mkdir(parents=True, exist_ok=True)
+            toml.write_text(toml.read_text() + '"spark.eventLog.enabled" = "true"\n'
+                            f'"spark.eventLog.dir" = "{event_log.resolve().as_uri()}"\n')
     return proj
 
 
@@ -204,6 +208,8 @@ def main() -> None:
     ap.add_argument("--stages", default="ingest,run,report",
                     help="ingest, run, report; push (Spark only): DuckDB's ingest then "
                     "`warehouse push` (the migration tool) instead of the Spark ingest")
+    ap.add_argument("--event-log", type=Path, default=None,
+                    help="Spark engines: write Spark's event log (jobs, stages, tasks) to this folder")
     ap.add_argument("--keep", action="store_true",
                     help="keep each project (and its warehouse) in --work after its stages")
     args = ap.parse_args()
@@ -215,7 +221,8 @@ def main() -> None:
             cluster = Cluster(args.work / "spark-cluster") if engine == "cluster" else None
             master = cluster.url if cluster else "local[2]"
             try:
-                proj = project_for(args.root, args.work, name, engine, master, args.memory_limit)
+                proj = project_for(args.root, args.work, name, engine, master, args.memory_limit,
+                                   args.event_log)
                 meta = {"set": name, "engine": engine, "master": master, "tag": args.tag,
                         "customers": info["customers"], "transactions": info["rows"]["transactions"]}
                 for stage in args.stages.split(","):
