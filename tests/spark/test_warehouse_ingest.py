@@ -171,6 +171,9 @@ def test_ingest_on_the_cluster_equals_the_duckdb_ingest(tmp_path, cluster, clust
     pd.testing.assert_frame_equal(
         spark.sort_values("source", ignore_index=True)[flags_cols],
         duck.to_pandas().sort_values("source", ignore_index=True)[flags_cols], check_dtype=False)
+    # the flags' warnings (rows per rule, the first row and its column): the same text
+    assert any("not in the value map" in w for w in duck.warnings)  # gender Q: kept, emptied
+    assert sorted(out["warnings"]) == sorted(duck.warnings)
 
     # the rows themselves: canonical tables, quarantine (raw rows and reasons), duplicates
     store = SparkStore(cluster_session, warehouse, DATABASE)

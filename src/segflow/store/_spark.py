@@ -228,13 +228,16 @@ class SparkStore:
         return sorted(n for n in TABLES if self._partitions(n) & committed)
 
     # -- writing ----------------------------------------------------------------------
-    def write(self, name: str, data: ibis.Table | DataFrame | pa.Table, run_id: str) -> int:
+    def write(self, name: str, data: ibis.Table | DataFrame | pa.Table, run_id: str, *,
+              count: bool = True) -> int:
         """Write ``data`` as the rows of run ``run_id`` in table ``name``; returns the row
         count. The rows stay invisible until the run commits.
 
         ``data`` is an Ibis table on this store's backend (computed by Spark, never brought
         to the driver), a Spark DataFrame, or an Arrow table (small data from the driver).
         Columns are matched by name and cast to the table's types; missing ones are null.
+        ``count=False``: the rows are written without being counted (one Spark job: no
+        cached copy to count; for a caller that knows the count) and -1 is returned.
         """
         from pyspark.sql import functions as F
 
@@ -251,7 +254,11 @@ class SparkStore:
                 (F.col(f"`{c}`") if c in df.columns else F.lit(None)).cast(types[f"`{c}`"]).alias(c)
                 for c in spec.columns
             ])
-        df = df.withColumn("run_id", F.lit(run_id)).cache()
+        df = df.withColumn("run_id", F.lit(run_id))
+        if not count:
+            df.write.mode("append").partitionBy("run_id").parquet(f"{self.root}/{name}")
+            return -1
+        df = df.cache()
         try:
             n = df.count()
             df.write.mode("append").partitionBy("run_id").parquet(f"{self.root}/{name}")

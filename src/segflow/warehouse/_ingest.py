@@ -387,7 +387,7 @@ def _load_rows(store: SparkStore, run_id: str, source: SourceSettings, inp: _Inp
         "file_hash": pa.array([digest], pa.string()), "target_table": [source.table],
         "rows_read": [counts.rows_read], "rows_accepted": [counts.rows_accepted],
         "rows_quarantined": [counts.rows_quarantined], "rows_duplicate": [counts.rows_duplicate],
-        "started_at": [started], "finished_at": [now], "status": ["ok"]}), run_id)
+        "started_at": [started], "finished_at": [now], "status": ["ok"]}), run_id, count=False)
     return counts
 
 
@@ -432,7 +432,8 @@ def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cl
         rows = cls.where(F.col("_status").isin(*_ACCEPTED)).select(
             *[F.col(f"v_{c}").alias(c) for c in canon], src.alias("source"),
             label.alias("source_file"), F.col("_row").alias("source_row"), load.alias("load_id"))
-    store.write(source.table, rows, run_id)
+    # the counts come from one aggregation of the classified rows (below): written uncounted
+    store.write(source.table, rows, run_id, count=False)
     quarantined = cls.where("_status = 'quarantined'").select(
         src.alias("source"), label.alias("source_file"), F.col("_row").alias("row_number"),
         F.col("_raw_row").alias("raw_row"), F.col("_rule").alias("rule"),
@@ -446,13 +447,13 @@ def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cl
                 src.alias("source"), label.alias("source_file"),
                 F.col("_row").alias("row_number"), "raw_row", F.lit("malformed_row").alias("rule"),
                 "reason", "column_name", load.alias("load_id"), F.lit(now).alias("ingested_at")))
-    store.write("quarantine", quarantined, run_id)
+    store.write("quarantine", quarantined, run_id, count=False)
     kind = F.create_map(*[F.lit(x) for kv in _DUP_KIND.items() for x in kv])
     store.write("ingest_duplicates", cls.where(F.col("_status").isin(*_DUP_KIND)).select(
         src.alias("source"), label.alias("source_file"), F.col("_row").alias("row_number"),
         kind[F.col("_status")].alias("kind"),
         F.when(F.col("_status") == "duplicate", F.col("_dup_of")).alias("duplicate_of_row"),
-        load.alias("load_id")), run_id)
+        load.alias("load_id")), run_id, count=False)
     flag_list = flags(source, job.specs)
     if flag_list:
         parts = [cls.where(F.col(f"_f{i}")).select(
@@ -463,18 +464,44 @@ def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cl
         found = parts[0]
         for part in parts[1:]:
             found = found.unionByName(part)
-        found = found.cache()
-        try:
-            store.write("ingest_flags", found, run_id)
-            note_flags(counts, [(r.rule, r.n, r.row, r.column) for r in found.groupBy("rule").agg(
-                F.count(F.lit(1)).alias("n"), F.min("row_number").alias("row"),
-                F.min_by("column_name", "row_number").alias("column")).orderBy("rule").collect()])
-        finally:
-            found.unpersist()
-    by = {r._status: r["count"] for r in cls.groupBy("_status").count().collect()}
-    rules = {r._rule: r["count"] for r in cls.where("_status = 'quarantined'")
-             .groupBy("_rule").count().orderBy(F.desc("count")).collect()}
+        store.write("ingest_flags", found, run_id, count=False)
+    by, rules, flagged = _counts(cls, flag_list)
+    if flagged:
+        note_flags(counts, flagged)
     tally(counts, by, rules, {False: n_rejects} if n_rejects else {})
+
+
+def _counts(cls: DataFrame, flag_list: list[tuple[str, str, str, str]],
+            ) -> tuple[dict[str, int], dict[str, int], list[tuple[str, int, int, str]]]:
+    """The load's counts from one Spark aggregation of its classified rows: rows per
+    ``_status``, quarantined rows per rule (largest first), and per flag rule (sorted) its
+    rows, first row and that row's column (as :func:`segflow.sources._load.note_flags`
+    takes them, the DuckDB ingest's ``GROUP BY rule`` of its flags)."""
+    from pyspark.sql import functions as F
+
+    aggs = [F.count(F.lit(1)).alias("n")]
+    for i in range(len(flag_list)):
+        aggs += [F.sum(F.col(f"_f{i}").cast("long")).alias(f"n{i}"),
+                 F.min(F.when(F.col(f"_f{i}"), F.col("_row"))).alias(f"r{i}")]
+    groups = cls.groupBy("_status", "_rule").agg(*aggs).collect()
+    by: dict[str, int] = {}
+    rules: dict[str, int] = {}
+    for g in groups:
+        by[g["_status"]] = by.get(g["_status"], 0) + g["n"]
+        if g["_status"] == "quarantined":
+            rules[g["_rule"]] = rules.get(g["_rule"], 0) + g["n"]
+    per_rule: dict[str, list] = {}  # rule -> [rows, first row, its column]
+    for i, (rule, _cond, column, _value) in enumerate(flag_list):
+        n = sum(g[f"n{i}"] or 0 for g in groups)
+        if not n:
+            continue
+        first = min(g[f"r{i}"] for g in groups if g[f"r{i}"] is not None)
+        have = per_rule.setdefault(rule, [0, first, column])
+        have[0] += n
+        if first < have[1]:
+            have[1:] = [first, column]
+    rules = dict(sorted(rules.items(), key=lambda kv: -kv[1]))
+    return by, rules, [(rule, *per_rule[rule]) for rule in sorted(per_rule)]
 
 
 def _spark_schema(schema: pa.Schema | None) -> Any:
