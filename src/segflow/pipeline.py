@@ -274,14 +274,16 @@ def run_pipeline(
                 seconds["features_and_segments"] = time.perf_counter() - start
 
                 start = time.perf_counter()
-                written = _write_run(store, eng, schemes, assignments, todo, features,
-                                     latest, dates[-1], run_id=run_id, settings=settings,
-                                     state=state)
+                try:
+                    written = _write_run(store, eng, schemes, assignments, todo, features,
+                                         latest, dates[-1], run_id=run_id, settings=settings,
+                                         state=state)
+                finally:  # also when the write fails (a notebook's session goes on)
+                    features.release()
+                    for table in assignments.values():
+                        if isinstance(table, CachedTable):  # one new snapshot's (see above)
+                            table.release()
                 seconds["write"] = time.perf_counter() - start
-                features.release()
-                for table in assignments.values():
-                    if isinstance(table, CachedTable):  # one new snapshot's (see above)
-                        table.release()
                 start = time.perf_counter()
                 from segflow.models._run_scores import score_clv
 
