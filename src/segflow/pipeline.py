@@ -217,8 +217,13 @@ def run_pipeline(
     latest snapshot, kept in the table ``customer_features`` for profiles and the report (a
     run that computes only the latest snapshot assigns from those).
 
-    All writes of a run land in one transaction; a run with nothing to compute changes no
-    stored result (only the run log, which records that it computed nothing).
+    The segments, the latest features and the feature state land in one transaction; the
+    CLV scores (with the BTYD state) and the aggregates follow, each in one of its own. A
+    run that fails or is killed after committing its segments leaves them to be computed
+    again by the next run (:func:`snapshots_to_compute`), and until then the stored
+    aggregates are not taken as current (:func:`segflow.summaries.summaries_run`). A run with
+    nothing to compute changes no stored result (only the run log, which records that it
+    computed nothing).
 
     This is the run on the DuckDB store; on Spark the run reads and writes the project's
     warehouse instead (:func:`segflow.warehouse.run_on_warehouse`, which
@@ -269,14 +274,16 @@ def run_pipeline(
                 seconds["features_and_segments"] = time.perf_counter() - start
 
                 start = time.perf_counter()
-                written = _write_run(store, eng, schemes, assignments, todo, features,
-                                     latest, dates[-1], run_id=run_id, settings=settings,
-                                     state=state)
+                try:
+                    written = _write_run(store, eng, schemes, assignments, todo, features,
+                                         latest, dates[-1], run_id=run_id, settings=settings,
+                                         state=state)
+                finally:  # also when the write fails (a notebook's session goes on)
+                    features.release()
+                    for table in assignments.values():
+                        if isinstance(table, CachedTable):  # one new snapshot's (see above)
+                            table.release()
                 seconds["write"] = time.perf_counter() - start
-                features.release()
-                for table in assignments.values():
-                    if isinstance(table, CachedTable):  # one new snapshot's (see above)
-                        table.release()
                 start = time.perf_counter()
                 from segflow.models._run_scores import score_clv
 
@@ -492,15 +499,18 @@ def snapshots_to_compute(
     definition (:func:`settings_key`: a new version, changed settings, cut points), or when
     input data at or before it changed since the last run (:func:`changed_since`: a feature
     at snapshot ``s`` reads data with ``ts < s``, so new data at ``t`` changes every
-    snapshot after ``t``). ``full=True`` computes every date. So a run after loading one new
-    month computes one new snapshot, and a run with nothing new computes none.
+    snapshot after ``t``), or when the run that wrote it did not finish (failed or killed
+    after committing its segments, before its scores and aggregates). ``full=True`` computes
+    every date. So a run after loading one new month computes one new snapshot, and a run
+    with nothing new computes none.
     """
     from segflow.store._spells import stored_snapshots
 
     since = None if full else changed_since(store, current_run=current_run)
     out: dict[str, list[dt.date]] = {}
     for scheme in schemes:
-        done = set(stored_snapshots(store.raw, scheme.name, settings_key(scheme, settings)))
+        done = set(stored_snapshots(store.raw, scheme.name, settings_key(scheme, settings),
+                                     finished_only=True))
         out[scheme.name] = [
             d for d in sorted(set(dates))
             if full or d not in done

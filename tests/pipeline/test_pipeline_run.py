@@ -202,3 +202,41 @@ def test_a_run_failing_after_its_state_is_written_stores_nothing(fixture_project
     stored = raw.execute("SELECT DISTINCT snapshot_date FROM feature_state").fetchall()
     assert stored == [(summary.snapshot_dates[-1],)]
     assert raw.execute(counts).fetchone()[0] == seen[0] and raw.execute(made).fetchone() == (1,)
+
+
+def test_a_run_failing_after_its_segments_are_committed_is_computed_again(fixture_project,
+                                                                          monkeypatch):
+    # segments are committed before the scores and aggregates: a run failing in between
+    # leaves its snapshots to the next run, and the old aggregates are not served meanwhile
+    import segflow.models._run_scores as run_scores
+    from segflow.summaries import summaries_run
+
+    store = fixture_project.store
+    first = fixture_project.run()
+    assert summaries_run(store) == first.run_id
+    fixture_project.settings.schemes[0].version = "2"  # its snapshots are computed again
+
+    def fail(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise RuntimeError("killed after the segments")
+
+    monkeypatch.setattr(run_scores, "score_clv", fail)
+    with pytest.raises(RuntimeError, match="killed after the segments"):
+        fixture_project.run()
+    assert summaries_run(store) is None
+    monkeypatch.undo()
+    again = fixture_project.run()
+    assert again.snapshots_computed == again.snapshot_dates
+    assert summaries_run(store) == again.run_id
+    # the stored sizes are those of the stored segments, at every snapshot
+    scheme = fixture_project.settings.schemes[0].name
+    stored = store.raw.execute(
+        "SELECT snapshot_date, segment, customers FROM summary_segments WHERE scheme = ? "
+        "ORDER BY ALL", [scheme]).fetchall()
+    counted = store.raw.execute(
+        "SELECT snapshot_date, segment, count(*) FROM segment_assignments WHERE scheme = ? "
+        "GROUP BY ALL ORDER BY ALL", [scheme]).fetchall()
+    assert len(stored) > 0 and stored == counted
+    versions = store.raw.execute(
+        "SELECT DISTINCT scheme_version FROM segment_snapshots WHERE scheme = ?", [scheme]
+    ).fetchall()
+    assert versions == [("2",)]

@@ -123,14 +123,25 @@ FROM segment_assignments GROUP BY scheme, snapshot_date""",
 
 
 def stored_snapshots(
-    con: duckdb.DuckDBPyConnection, scheme: str, settings_key: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    scheme: str,
+    settings_key: str | None = None,
+    *,
+    finished_only: bool = False,
 ) -> list[dt.date]:
-    """Snapshots computed for ``scheme`` (with ``settings_key``, when given), ascending."""
+    """Snapshots computed for ``scheme`` (with ``settings_key``, when given), ascending.
+
+    ``finished_only=True`` leaves out the snapshots last written by a run that did not end
+    well (``runs.status`` failed, or still running: a killed process): such a run committed
+    its segments but not its scores and aggregates, so its snapshots are computed again."""
     query = "SELECT snapshot_date FROM segment_snapshots WHERE scheme = ?"
     params: list[object] = [scheme]
     if settings_key is not None:
         query += " AND settings_key IS NOT DISTINCT FROM ?"
         params.append(settings_key)
+    if finished_only:
+        query += (" AND (run_id IS NULL OR run_id NOT IN "
+                  "(SELECT run_id FROM runs WHERE status <> 'ok' AND run_id IS NOT NULL))")
     return [r[0] for r in con.execute(query + " ORDER BY 1", params).fetchall()]
 
 

@@ -26,7 +26,8 @@ def summaries_run(store: Store) -> str | None:
     """The run whose aggregates are stored, when they describe the stored results: that run is
     the latest successful ``run``, or every successful ``run`` since computed nothing (their
     run log says ``snapshots_computed: 0``). Else None: the aggregates are missing or older
-    than the assignments, so callers compute."""
+    than the assignments (a later run changed them, or a run failed or was killed after
+    committing its segments: the next run computes those again), so callers compute."""
     names = store.tables()
     if "summary_segments" not in names:
         return None
@@ -44,6 +45,11 @@ def summaries_run(store: Store) -> str | None:
     for _, params in later[1:]:
         if json.loads(params or "{}").get("snapshots_computed") != 0:
             return None  # a later run changed the results
+    if "segment_snapshots" in names and store.raw.execute(
+        "SELECT count(*) FROM segment_snapshots WHERE run_id IN "
+        "(SELECT run_id FROM runs WHERE status <> 'ok')"
+    ).fetchone()[0]:
+        return None  # a run that failed after committing its segments changed them
     return stored
 
 
