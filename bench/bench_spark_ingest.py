@@ -19,22 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import tree_cpu  # noqa: E402
 from bench_run import make_project  # noqa: E402
-
-
-def tree_cpu() -> float:
-    me = psutil.Process()
-    total = 0.0
-    for p in [me, *me.children(recursive=True)]:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system + t.children_user + t.children_system
-        except psutil.Error:
-            pass
-    return total
 
 
 def main() -> None:

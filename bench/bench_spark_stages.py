@@ -23,22 +23,11 @@ import time
 import warnings
 from pathlib import Path
 
-import psutil
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import tree_cpu  # noqa: E402
 
 W = Path(os.environ.get("SEGFLOW_SPARK_STAGES_WORK", "/tmp/segflow-spark-stages"))
 CLUSTERS = '\n[[schemes]]\nname = "clusters"\nkind = "cluster"\nk = 3\n'
-
-
-def tree_cpu():
-    me = psutil.Process()
-    total = 0.0
-    for p in [me, *me.children(recursive=True)]:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system + t.children_user + t.children_system
-        except psutil.Error:
-            pass
-    return total
 
 
 def setup():
