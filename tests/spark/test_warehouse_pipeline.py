@@ -30,6 +30,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from segflow.features._survey import question_column
+
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 DATABASE = "pipeline"
@@ -457,9 +459,7 @@ def _assert_same_dashboard(project, store) -> None:
             for c, body in bodies.items():  # real-time scoring: the run's saved models
                 r = anon.post("/api/v1/score", headers=analyst, json=body)
                 assert r.status_code == 200, (engine, r.text)
-                # features: the Spark copy's scorer lacks the survey answer columns (no
-                # survey_responses copied; docs/scale.md): segments and scores compared
-                got[f"score {c}"] = {k: v for k, v in r.json().items() if k != "features"}
+                got[f"score {c}"] = r.json()  # features (survey columns included), segments, scores
             answers[engine] = got
             if engine == "spark":  # the copy is the warehouse's: its run's aggregates, no transactions
                 db = app.state.replica.current.db
@@ -473,12 +473,16 @@ def _assert_same_dashboard(project, store) -> None:
                if k.startswith("campaign "))
     for c, clv in stored_clv.items():  # a customer's whole history posted: the stored CLV
         assert answers["duckdb"][f"score {c}"]["scores"]["clv"] == pytest.approx(clv, rel=1e-9)
+    posted = [(c, a) for c, body in bodies.items() for a in body["survey_responses"]]
+    assert posted, "no scored customer answered the survey: the survey columns are not compared"
+    for c, a in posted:  # a posted answer lands in its question's column (the latest one wins)
+        assert answers["spark"][f"score {c}"]["features"][question_column(a["question"])] is not None
     _same(answers["spark"], answers["duckdb"])
 
 
 def _score_bodies(project) -> tuple[dict[str, dict], dict[str, float]]:
     """``POST /api/v1/score`` bodies of three customers with CLV scores (their transactions
-    as stored in the DuckDB store), and their stored CLV."""
+    and survey answers as stored in the DuckDB store), and their stored CLV."""
     clv = _duck(project, "SELECT customer_id, value FROM customer_scores WHERE score = 'clv' "
                 "AND value > 0 ORDER BY customer_id LIMIT 3")
     bodies = {}
@@ -493,5 +497,11 @@ def _score_bodies(project) -> tuple[dict[str, dict], dict[str, float]]:
              "channel": ch, "promo_code": promo, "is_return": bool(ret), "transaction_id": tid,
              "product_id": pid}
             for ts, amount, qty, cat, ch, promo, ret, tid, pid in lines]}
+        answers = project.store.raw.execute(
+            "SELECT ts, question, answer FROM survey_responses WHERE customer_id = ? "
+            "AND ts IS NOT NULL AND question IS NOT NULL AND trim(answer) <> '' ORDER BY ts",
+            [cid]).fetchall()
+        bodies[cid]["survey_responses"] = [
+            {"ts": ts.isoformat(), "question": q, "answer": str(a)} for ts, q, a in answers]
     assert len(bodies) == 3
     return bodies, dict(zip(clv["customer_id"], clv["value"], strict=True))

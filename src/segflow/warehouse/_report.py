@@ -12,9 +12,10 @@ older segflow's) gets its totals computed by Spark from the warehouse's transact
 The dashboard (:func:`fill_served_copy`) also takes the customer-level tables its analyst
 routes read: ``customers``, the change rows ``segment_spells`` with ``segment_snapshots``
 (the per-snapshot ``segment_assignments`` is a view over them), ``customer_scores``,
-``customer_features`` (latest snapshot), ``scheme_registry`` and ``campaign_exposures`` (the
-campaign list; a campaign's read-out is the run's stored one) -- one or a few rows per
-customer. Transactions and events stay in the warehouse.
+``customer_features`` (latest snapshot), ``scheme_registry``, ``campaign_exposures`` (the
+campaign list; a campaign's read-out is the run's stored one) and ``survey_responses`` (their
+questions fix the survey columns of ``POST /api/v1/score``'s features, as on DuckDB) -- one or
+a few rows per customer. Transactions and events stay in the warehouse.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ COPIED = ("summary_segments", "summary_transitions", "summary_profiles",
           "cluster_models", "loads", "quarantine")
 #: The customer-level tables the dashboard's analyst routes read (not transactions, events).
 CUSTOMER_TABLES = ("customers", "segment_spells", "segment_snapshots", "customer_scores",
-                   "customer_features", "scheme_registry", "campaign_exposures")
+                   "customer_features", "scheme_registry", "campaign_exposures",
+                   "survey_responses")
 #: Tables of a served copy kept from the project's DuckDB store: the server's own records
 #: (API tokens, the audit log of requests) and the schema version.
 KEPT = ("api_tokens", "audit_log", "schema_info")
