@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import ibis
+import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -26,8 +27,9 @@ def _assignments(rows: list[tuple[str, dt.date, str, str, int]]) -> pa.Table:
 
 def _state(store) -> list[tuple]:
     df = store.table("segment_assignments").to_pandas()
-    return sorted(df[["scheme", "snapshot_date", "customer_id", "segment"]]
-                  .astype(str).itertuples(index=False, name=None))
+    day = [None if pd.isna(v) else str(pd.Timestamp(v).date()) for v in df["snapshot_date"]]
+    return sorted((s, str(d), c, g) for s, d, c, g in
+                  zip(df["scheme"], day, df["customer_id"], df["segment"], strict=True))
 
 
 @pytest.fixture()
@@ -67,6 +69,14 @@ def test_runs_commit_whole_replace_their_keys_and_failed_runs_stay_invisible(spa
         ("life", str(D2), "a", "Active"), ("rfm", str(D1), "a", "Champions"),
         ("rfm", str(D1), "b", "Lost"), ("rfm", str(D2), "a", "At risk"),
         ("rfm", str(D2), "c", "New")])
+    # a null in a key is a key like any other (as in a grouping): replaced by a later run
+    with store.run("null key") as nulls:
+        store.write("segment_assignments", _assignments([("rfm", None, "n", "Old", 9)]), nulls)
+    with store.run("null key again") as again:
+        store.write("segment_assignments", _assignments([("rfm", None, "n", "Newer", 9)]), again)
+    got = store.table("segment_assignments").to_pandas()
+    assert got.loc[got.customer_id == "n", "segment"].tolist() == ["Newer"]
+    assert len(got) == 6
 
     # a run that fails after writing leaves no trace in the state; its log says failed
     before = _state(store)
@@ -82,7 +92,7 @@ def test_runs_commit_whole_replace_their_keys_and_failed_runs_stay_invisible(spa
     assert not (root / "_checkpoints" / "killed-run").exists()
     assert not (tmp_path / "warehouse" / "seg.db" / "segment_assignments" / f"run_id={third}").exists()
     assert _state(store) == before
-    assert store.committed_runs() == [first, second]
+    assert store.committed_runs() == [first, second, nulls, again]
 
 
 def test_store_refuses_unknown_tables_and_columns(spark_store):
