@@ -359,9 +359,9 @@ def _features_and_assignments(
     """The long features table of ``computed`` (cached), every scheme's assignments of all
     those snapshots (lazy; cached when ``computed`` is the latest alone), the latest snapshot's full features and feature state (both
     cached), if computed; ``previous`` is the snapshot before ``latest``."""
-    from segflow.features import customer_features, snapshot_features
+    from segflow.features import snapshot_features
     from segflow.features._snapshots import snapshot_features_and_state
-    from segflow.features._state import feature_state
+    from segflow.features._state import state_features
     from segflow.features._stored_state import latest_features
     from segflow.segments import assign
 
@@ -393,14 +393,12 @@ def _features_and_assignments(
         s.name: assign(s, features, store=store, schemes=schemes, by="snapshot_date")
         for s in schemes
     }
-    if latest is not None and full_latest is None:
+    if latest is not None:
         if groups is None:
             full_latest = features.filter(features.snapshot_date == ibis.literal(latest, "date"))
             full_latest = full_latest.drop("snapshot_date").cache()
-        else:
-            full_latest = customer_features(tables, latest, window_days=window).cache()
-    if latest is not None and state is None:
-        state = feature_state(tables, latest, window_days=window)
+        else:  # the groups the schemes do not read: from the pass's state, not all history
+            full_latest = state_features(tables, state, latest, window_days=window).cache()
     return features, assignments, full_latest, state
 
 

@@ -283,6 +283,8 @@ def test_spark_one_pass_equals_duckdb_one_pass():
 
     require_spark()
     from segflow.engine import connect
+    from segflow.features._snapshots import snapshot_features_and_state
+    from segflow.features._state import state_features
 
     store = Store(":memory:")
     to_store(store, edge_tables())
@@ -290,15 +292,26 @@ def test_spark_one_pass_equals_duckdb_one_pass():
     key = ["snapshot_date", "customer_id"]
     # 39 rows through a plan of ~250 shuffles: the tests' sessions have one partition per
     # shuffle and no adaptive execution (tests/conftest.py SPARK_TEST_CONF)
+    # with the feature state at the last snapshot, from which the Spark run derives that
+    # snapshot's full features (segflow.warehouse._run, as the DuckDB run)
     try:
-        on_spark = snapshot_features({n: engine.table(n) for n in REQUIRED_TABLES}, S,
-                                     window_days=90).to_pandas()
+        tables = {n: engine.table(n) for n in REQUIRED_TABLES}
+        features, state = snapshot_features_and_state(tables, S, window_days=90)
+        on_spark = features.to_pandas()
+        latest = state_features(tables, state, S[-1], window_days=90).to_pandas()
     finally:
         engine.close()
-    want = snapshot_features({n: store.table(n) for n in REQUIRED_TABLES}, S, window_days=90)
+    duck = {n: store.table(n) for n in REQUIRED_TABLES}
+    want = snapshot_features(duck, S, window_days=90)
     want = want.to_pandas().sort_values(key, ignore_index=True)
     got = on_spark.sort_values(key, ignore_index=True)
+    reference = customer_features(duck, S[-1], window_days=90).to_pandas()
     store.close()
+    latest = latest.sort_values("customer_id", ignore_index=True)
+    reference = reference.sort_values("customer_id", ignore_index=True)
+    assert list(latest.columns) == list(reference.columns) and len(latest) == 9
+    assert latest.customer_id.tolist() == reference.customer_id.tolist()
+    assert_same_columns(latest, reference, latest.columns[1:])
     # 39 (snapshot, customer) rows: 3, 6, 7, 7, 7 and 9 customers at the six snapshots of
     # the edge fixture (the DuckDB tests above check each against customer_features)
     assert list(got.columns) == list(want.columns)

@@ -176,6 +176,34 @@ def test_feature_groups_the_schemes_need_give_the_same_assignments(fixture_proje
     assert len(every) > 0 and every.equals(needed)
 
 
+def test_the_full_run_stores_the_latest_features_of_the_definition(fixture_project):
+    # a run of every snapshot reading some groups only takes the latest snapshot's full
+    # features (table customer_features, read by the profiles) from its one pass's feature
+    # state (segflow.features._state.state_features), not from all history again: they equal
+    # the readable definition, and the same run reading every group (its pass's last
+    # snapshot)
+    from tests.features.test_feature_state import assert_same
+
+    from segflow.engine import connect
+    from segflow.features import customer_features
+    from segflow.pipeline import canonical_tables, run_pipeline
+
+    store, settings = fixture_project.store, fixture_project.settings
+    query = "SELECT * EXCLUDE (snapshot_date) FROM customer_features ORDER BY customer_id"
+    summary = run_pipeline(store, settings, full=True)
+    assert summary.snapshots_computed == summary.snapshot_dates
+    needed = store.raw.execute(query).df()
+    latest = summary.snapshot_dates[-1]
+    assert store.raw.execute("SELECT DISTINCT snapshot_date FROM customer_features"
+                             ).fetchall() == [(latest,)]
+    want = customer_features(canonical_tables(connect(store)), latest).to_pandas()
+    assert len(needed) == len(want) > 50 and needed.frequency.sum() > 100
+    assert_same(needed, want)
+    run_pipeline(store, settings, full=True, all_features=True)
+    # (ipt_cv: here from the state's squared gaps, there by the per-snapshot function)
+    assert_same(store.raw.execute(query).df(), needed)
+
+
 def test_a_run_failing_after_its_state_is_written_stores_nothing(fixture_project, monkeypatch):
     # the feature state is written in the run's one transaction: a failure after it rolls
     # the state back with the spells and customer_features

@@ -184,6 +184,14 @@ def _assert_conformance(project, store, want) -> None:
     got, ref = (json.loads(m) for m in (models["model_json"][0], duck["model_json"][0]))
     assert got["names"] == ref["names"] and got["shares"] == ref["shares"]
     np.testing.assert_allclose(np.array(got["centers"]), np.array(ref["centers"]), rtol=1e-9)
+    # the latest snapshot's full features (profiles read them): each run derives them from
+    # its one pass's feature state; DuckDB's, money to 1e-4, other floats to 1e-9
+    from tests.features.test_snapshot_features import assert_same_columns
+
+    w = _sorted(_duck(project, "SELECT * FROM customer_features"), ["customer_id"])
+    g = _sorted(store.table("customer_features").to_pandas()[w.columns.tolist()], ["customer_id"])
+    assert len(w) > 50 and g.customer_id.tolist() == w.customer_id.tolist()
+    assert_same_columns(g, w, w.columns[1:])
     # change rows: the same spells as DuckDB's (one Ibis expression, segflow.store._spells)
     cols = "scheme, scheme_version, customer_id, segment, segment_rank, valid_from, valid_to"
     spells_key = ["scheme", "customer_id", "valid_from"]

@@ -3,8 +3,9 @@
     canonical tables (committed) ─▶ snapshot dates ─▶ features of every snapshot (one pass)
       ─▶ per scheme: assignments of all snapshots ─▶ change rows (spells: the
       DuckDB store's expression), computed snapshots
-      ─▶ latest full features ─▶ CLV: summary in Spark, fit on the driver (distinct triples),
-         scores in Spark ─▶ report aggregates ─▶ profiles, audit, model results
+      ─▶ latest full features (from the one pass's feature state at that snapshot)
+      ─▶ CLV: summary in Spark, fit on the driver (distinct triples), scores in Spark
+      ─▶ report aggregates ─▶ profiles, audit, model results
       ─▶ the run's ``ok`` row (commit)
 
 The same Ibis expressions as the DuckDB pipeline (:mod:`segflow.pipeline`) compute every
@@ -107,7 +108,9 @@ def run_on_warehouse(
     SegflowError
         No transactions in the warehouse (run ``segflow ingest`` first).
     """
-    from segflow.features import customer_features, snapshot_features
+    from segflow.features import snapshot_features
+    from segflow.features._snapshots import snapshot_features_and_state
+    from segflow.features._state import state_features
     from segflow.pipeline import (
         RunSummary,
         required_feature_columns,
@@ -138,13 +141,18 @@ def run_on_warehouse(
             progress(f"{len(dates)} snapshots to compute", 0, len(dates))
         start = time.perf_counter()
         # as the DuckDB run: only the feature columns the schemes read at every snapshot
-        # (the per-snapshot families no scheme reads are most of Spark's stages), the full
-        # features of the latest snapshot (kept for profiles) on their own
+        # (the per-snapshot families no scheme reads are most of Spark's stages); the full
+        # features of the latest snapshot (kept for profiles) then from the pass's feature
+        # state at that snapshot (the rest of history is not read again for them)
         groups = required_feature_groups(tables, schemes, settings=settings)
         columns = required_feature_columns(tables, schemes, groups, settings=settings)
         # materialised (and checkpointed: segflow.engine.ibis_backend) by snapshot_features
-        features = snapshot_features(tables, dates, window_days=window, groups=groups,
-                                     columns=columns)
+        state = None
+        if columns is None:  # every column: the latest features are the pass's last snapshot
+            features = snapshot_features(tables, dates, window_days=window)
+        else:
+            features, state = snapshot_features_and_state(tables, dates, window_days=window,
+                                                          groups=groups, columns=columns)
         models = _ClusterModels(store) if any(s.kind == "cluster" for s in schemes) else None
         try:
             parts = []
@@ -158,14 +166,16 @@ def run_on_warehouse(
             written = store.write("segment_assignments", ibis.union(*parts), run_id)
             if models:
                 models.save_new(run_id)
-            if columns is None:
+            if state is None:
                 latest = features.filter(features.snapshot_date == ibis.literal(dates[-1], "date"))
-            else:
-                latest = customer_features(tables, dates[-1], window_days=window).mutate(
+            else:  # as the DuckDB run's (segflow.pipeline): the same expression
+                latest = state_features(tables, state, dates[-1], window_days=window).mutate(
                     snapshot_date=ibis.literal(dates[-1], "date"))
             store.write("customer_features", latest, run_id)
         finally:
             features.release()
+            if state is not None:
+                state.release()
         seconds["features_and_segments"] = time.perf_counter() - start
 
         start = time.perf_counter()
