@@ -186,17 +186,15 @@ def project_for(root: Path, work: Path, name: str, engine: str, master: str,
     from segflow.config import Settings
 
     if engine != "duckdb" and "engine" in Settings.model_fields:
-        toml = proj / "segflow.toml"
-        toml.write_text(toml.read_text() + f'\n[engine]\nkind = "spark"\nmaster = "{master}"\n'
-                        f'warehouse = "{proj / "warehouse"}"\ndatabase = "segflow"\n'
-                        '[engine.conf]\n"spark.driver.memory" = "4g"\n"spark.executor.memory" = "3g"\n')
+        settings = {"spark.driver.memory": "4g", "spark.executor.memory": "3g"}
         if event_log is not None:  # Spark's event log: every job's and stage's times and call site
             event_log.mkdir(parents=True, exist_ok=True)
-            toml.write_text(toml.read_text() + '"spark.eventLog.enabled" = "true"\n'
-                            f'"spark.eventLog.dir" = "{event_log.resolve().as_uri()}"\n')
-        for item in conf:
-            key, _, value = item.partition("=")
-            toml.write_text(toml.read_text() + f'"{key.strip()}" = "{value.strip()}"\n')
+            settings.update({"spark.eventLog.enabled": "true", "spark.eventLog.dir": event_log.resolve().as_uri()})
+        settings.update((k.strip(), v.strip()) for k, _, v in (item.partition("=") for item in conf))
+        toml = proj / "segflow.toml"
+        toml.write_text(toml.read_text() + f'\n[engine]\nkind = "spark"\nmaster = "{master}"\n'
+                        f'warehouse = "{proj / "warehouse"}"\ndatabase = "segflow"\n[engine.conf]\n'
+                        + "".join(f'"{k}" = "{v}"\n' for k, v in settings.items()))
     return proj
 
 
