@@ -176,22 +176,25 @@ class Cluster:
 
 
 def project_for(root: Path, work: Path, name: str, engine: str, master: str,
-                memory_limit: str | None, event_log: Path | None = None) -> Path:
-    """A project in ``work`` reading the data set ``name`` of ``root`` (read only)."""
+                memory_limit: str | None, event_log: Path | None = None,
+                conf: tuple[str, ...] = ()) -> Path:
+    """A project in ``work`` reading the data set ``name`` of ``root`` (read only); ``conf``:
+    extra ``[engine.conf]`` settings ``KEY=VALUE`` for the Spark engines."""
     info = data_info(root, name)
     proj = work / f"spark-{engine}-{name}"
     make_project(proj, root / f"data-{name}", dt.date.fromisoformat(info["end"]), memory_limit)
     from segflow.config import Settings
 
     if engine != "duckdb" and "engine" in Settings.model_fields:
-        toml = proj / "segflow.toml"
-        toml.write_text(toml.read_text() + f'\n[engine]\nkind = "spark"\nmaster = "{master}"\n'
-                        f'warehouse = "{proj / "warehouse"}"\ndatabase = "segflow"\n'
-                        '[engine.conf]\n"spark.driver.memory" = "4g"\n"spark.executor.memory" = "3g"\n')
+        settings = {"spark.driver.memory": "4g", "spark.executor.memory": "3g"}
         if event_log is not None:  # Spark's event log: every job's and stage's times and call site
             event_log.mkdir(parents=True, exist_ok=True)
-            toml.write_text(toml.read_text() + '"spark.eventLog.enabled" = "true"\n'
-                            f'"spark.eventLog.dir" = "{event_log.resolve().as_uri()}"\n')
+            settings.update({"spark.eventLog.enabled": "true", "spark.eventLog.dir": event_log.resolve().as_uri()})
+        settings.update((k.strip(), v.strip()) for k, _, v in (item.partition("=") for item in conf))
+        toml = proj / "segflow.toml"
+        toml.write_text(toml.read_text() + f'\n[engine]\nkind = "spark"\nmaster = "{master}"\n'
+                        f'warehouse = "{proj / "warehouse"}"\ndatabase = "segflow"\n[engine.conf]\n'
+                        + "".join(f'"{k}" = "{v}"\n' for k, v in settings.items()))
     return proj
 
 
@@ -210,6 +213,9 @@ def main() -> None:
                     "`warehouse push` (the migration tool) instead of the Spark ingest")
     ap.add_argument("--event-log", type=Path, default=None,
                     help="Spark engines: write Spark's event log (jobs, stages, tasks) to this folder")
+    ap.add_argument("--conf", action="append", default=[],
+                    help="Spark engines: an extra [engine.conf] setting KEY=VALUE (repeatable), "
+                    "e.g. spark.sql.shuffle.partitions=64")
     ap.add_argument("--keep", action="store_true",
                     help="keep each project (and its warehouse) in --work after its stages")
     args = ap.parse_args()
@@ -222,8 +228,9 @@ def main() -> None:
             master = cluster.url if cluster else "local[2]"
             try:
                 proj = project_for(args.root, args.work, name, engine, master, args.memory_limit,
-                                   args.event_log)
+                                   args.event_log, tuple(args.conf))
                 meta = {"set": name, "engine": engine, "master": master, "tag": args.tag,
+                        **({"conf": args.conf} if args.conf and engine != "duckdb" else {}),
                         "customers": info["customers"], "transactions": info["rows"]["transactions"]}
                 for stage in args.stages.split(","):
                     if stage == "push" and engine == "duckdb":
