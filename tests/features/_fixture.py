@@ -306,9 +306,10 @@ def _top(lines: pd.DataFrame, col: str) -> tuple[object, object]:
     have = lines[lines[col].notna()]
     if have.empty:
         return None, None
-    spend = have.groupby(col)["amount"].sum()
+    # exact money (integer millionths), as the definition: equal spends tie
+    spend = (have["amount"] * 1_000_000).round().astype("int64").groupby(have[col]).sum()
     ties = sorted(k for k, v in spend.items() if v == spend.max())
-    return ties[0], spend[ties[0]] / spend.sum()
+    return ties[0], float(spend[ties[0]]) / float(spend.sum())
 
 
 def _breadth(buys: pd.DataFrame, b12: pd.DataFrame) -> dict[str, object]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ibis
 
+from segflow.features._periods import micro
 from segflow.features._purchase_def import is_purchase_line, is_return_line, order_ts_key
 from segflow.features._window import DAYS_12M, Frame, safe_ratio
 
@@ -141,15 +142,18 @@ def top_share(
     """The value of ``column`` with the highest gross spend in the window, its spend share, and
     the number of distinct values bought.
 
-    Ties go to the alphabetically first value. Lines with a missing ``column`` are left out.
-    Returns columns ``{prefix}``, ``{prefix}_share`` and ``count_name``.
+    Spend is summed exactly, in millionths of the currency unit (:func:`micro`), so equal
+    spends tie whatever the order of a parallel sum (with floating-point sums, 0.1 + 0.2
+    beat 0.3, and two runs could rank the same two values differently). Ties go to the
+    alphabetically first value. Lines with a missing ``column`` are left out. Returns
+    columns ``{prefix}``, ``{prefix}_share`` and ``count_name``.
     """
     t = lines
     col = t[column]
     spend = (
         t.filter(t._buy, frame.in_window(t.ts), col.notnull())
         .group_by(["customer_id", column])
-        .aggregate(_spend=lambda x: x.amount.sum())
+        .aggregate(_spend=lambda x: micro(x.amount).sum())
     )
     rn = ibis.row_number().over(
         group_by="customer_id", order_by=[ibis.desc("_spend"), ibis.asc(column)]
@@ -162,7 +166,7 @@ def top_share(
         "customer_id",
         **{
             prefix: top[column].cast("string"),
-            f"{prefix}_share": safe_ratio(top._spend, top._total),
+            f"{prefix}_share": safe_ratio(top._spend.cast("float64"), top._total.cast("float64")),
             count_name: top._n.cast("int64"),
         },
     )
