@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ibis
 
-from segflow.features._periods import micro
 from segflow.features._purchase_def import is_purchase_line, is_return_line, order_ts_key
 from segflow.features._window import DAYS_12M, Frame, safe_ratio
 
@@ -136,15 +135,20 @@ def interpurchase_features(orders: ibis.Table, frame: Frame) -> ibis.Table:
     return agg.select("customer_id", ipt_mean_days=mean, ipt_cv=cv)
 
 
+#: Exact money for ranking sums: six decimal places (a millionth), 38 digits in all.
+EXACT_MONEY = ibis.dtype("decimal(38, 6)")
+
+
 def top_share(
     lines: ibis.Table, frame: Frame, column: str, prefix: str, count_name: str
 ) -> ibis.Table:
     """The value of ``column`` with the highest gross spend in the window, its spend share, and
     the number of distinct values bought.
 
-    Spend is summed exactly, in millionths of the currency unit (:func:`micro`), so equal
-    spends tie whatever the order of a parallel sum (with floating-point sums, 0.1 + 0.2
-    beat 0.3, and two runs could rank the same two values differently). Ties go to the
+    Spend is summed exactly, as decimals of six places (a millionth of the currency unit; 38
+    digits, so huge currencies do not overflow), so equal spends tie whatever the order of a
+    parallel sum (with floating-point sums, 0.1 + 0.2 beat 0.3, and two runs could rank the
+    same two values differently). Ties go to the
     alphabetically first value. Lines with a missing ``column`` are left out. Returns
     columns ``{prefix}``, ``{prefix}_share`` and ``count_name``.
     """
@@ -153,7 +157,7 @@ def top_share(
     spend = (
         t.filter(t._buy, frame.in_window(t.ts), col.notnull())
         .group_by(["customer_id", column])
-        .aggregate(_spend=lambda x: micro(x.amount).sum())
+        .aggregate(_spend=lambda x: x.amount.cast(EXACT_MONEY).sum())
     )
     rn = ibis.row_number().over(
         group_by="customer_id", order_by=[ibis.desc("_spend"), ibis.asc(column)]
