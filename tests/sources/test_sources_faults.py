@@ -105,14 +105,20 @@ def _consistent(root: Path) -> None:
 
 def _kill_after(root: Path, delay: float, *args: str) -> bool:
     """Start the command, SIGKILL it after ``delay`` seconds; True when it was killed."""
+    return _timed_kill(root, delay, *args)[0]
+
+
+def _timed_kill(root: Path, delay: float, *args: str) -> tuple[bool, float]:
+    """Start the command, SIGKILL it after ``delay`` seconds: (killed, seconds it ran)."""
+    t0 = time.perf_counter()
     proc = _cli(root, *args)
     try:
         proc.wait(timeout=delay)
-        return False
+        return False, time.perf_counter() - t0
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        return True
+        return True, time.perf_counter() - t0
 
 
 def _copy(src: Path, dst: Path) -> None:
@@ -148,14 +154,22 @@ def test_ingest_killed_at_many_points(reference, tmp_path: Path) -> None:
     pristine, expected, t_ingest, _, _ = reference
     killed = 0
     for i, frac in enumerate((0.2, 0.35, 0.5, 0.65, 0.8, 0.95)):
-        root = tmp_path / f"k{i}"
-        _copy(pristine, root)
-        killed += _kill_after(root, frac * t_ingest, "ingest")
-        _consistent(root)
-        assert _cli(root, "ingest").wait() == 0  # the rerun completes the store
-        _consistent(root)
-        assert _content(root) == {t: expected[t] for t in expected}
-    assert killed >= 3  # most points hit a running ingest (timing varies with load)
+        # The reference time was taken under whatever load the machine had then: an ingest
+        # that completes before its kill point measures a shorter time, and the point is
+        # tried again on a fresh copy at that fraction of it (a few times at most).
+        for attempt in range(4):
+            root = tmp_path / f"k{i}-{attempt}"
+            _copy(pristine, root)
+            hit, took = _timed_kill(root, frac * t_ingest, "ingest")
+            _consistent(root)
+            assert _cli(root, "ingest").wait() == 0  # the rerun completes the store
+            _consistent(root)
+            assert _content(root) == {t: expected[t] for t in expected}
+            if hit:
+                killed += 1
+                break
+            t_ingest = min(t_ingest, took)
+    assert killed >= 4  # the kill points hit a running ingest
 
 
 def test_run_killed_at_many_points(reference, tmp_path: Path) -> None:
