@@ -97,3 +97,78 @@ def test_write_once_stores_what_the_two_copy_path_stores(data, tmp_path, monkeyp
     assert again.rows_duplicate.sum() == first.rows_read.sum() - CORRECTED
     assert first.rows_quarantined.sum() > 0 and first.rows_duplicate.sum() > 0
     assert len(once["ingest_flags"]) > 0 and len(once["quarantine"]) == first.rows_quarantined.sum()
+
+
+_TYPED_TOML = """
+[[sources]]
+name = "orders"
+table = "transactions"
+path = "orders.parquet"
+{extra}
+[sources.columns]
+transaction_id = "order_id"
+customer_id = "customer"
+ts = "order_date"
+amount = "amount"
+quantity = "quantity"
+"""
+
+
+def _typed_orders(root: Path, extra: str) -> None:
+    """Six orders with typed (Parquet) date, amount and quantity columns: empty, NaN and
+    infinite values among them."""
+    root.mkdir()
+    con = duckdb.connect()
+    con.execute(f"""COPY (SELECT * FROM (VALUES
+        ('O1', 'C1', TIMESTAMP '2024-01-01 10:00:00', 10.0::DOUBLE, 1::BIGINT),
+        ('O2', 'C1', NULL, 5.0, 1),
+        ('O3', 'C1', TIMESTAMP '2024-01-02 10:00:00', NULL, 1),
+        ('O4', 'C1', TIMESTAMP '2024-01-03 10:00:00', 'nan'::DOUBLE, 1),
+        ('O5', 'C1', TIMESTAMP '2024-01-04 10:00:00', 'inf'::DOUBLE, 1),
+        ('O6', 'C1', TIMESTAMP '2024-01-05 10:00:00', 7.5, NULL))
+        t(order_id, customer, order_date, amount, quantity)) TO '{root / "orders.parquet"}'
+        (FORMAT PARQUET)""")
+    con.close()
+    (root / "segflow.toml").write_text(_TYPED_TOML.format(extra=extra), encoding="utf-8")
+
+
+def _typed_result(root: Path) -> tuple[list, list]:
+    store = Store(":memory:")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ingest(store, Settings.load(root), root, now=_END)
+    stored = store.raw.execute("""SELECT transaction_id, ts, amount, quantity FROM transactions
+        ORDER BY transaction_id""").fetchall()
+    quarantined = store.raw.execute("""SELECT row_number, rule, column_name, reason
+        FROM quarantine ORDER BY row_number""").fetchall()
+    store.close()
+    return stored, quarantined
+
+
+@pytest.mark.parametrize("once", [True, False])
+def test_typed_columns_judged_without_their_text(tmp_path, monkeypatch, once) -> None:
+    """The judging pass reads typed dates and numbers without casting them to text: empty
+    ones are missing, NaN and infinity are no numbers (the reason shows the value's text), as
+    in the two-copy path; with max_field_chars below the length of a date's text the date
+    is too long (then it is tested as text)."""
+    if not once:
+        monkeypatch.setattr(_ingest, "write_once", lambda source, again: False)
+    _typed_orders(tmp_path / "p", "")
+    stored, quarantined = _typed_result(tmp_path / "p")
+    assert stored == [("O1", dt.datetime(2024, 1, 1, 10), 10.0, 1.0),
+                      ("O6", dt.datetime(2024, 1, 5, 10), 7.5, None)]
+    assert quarantined == [
+        (2, "missing_date", "order_date", "ts is empty (source column order_date)"),
+        (3, "missing_amount", "amount", "amount is empty (source column amount)"),
+        (4, "non_numeric_amount", "amount", "'nan' is not a number"),
+        (5, "non_numeric_amount", "amount", "'inf' is not a number"),
+    ]
+    _typed_orders(tmp_path / "short", "max_field_chars = 12")
+    stored, quarantined = _typed_result(tmp_path / "short")
+    # '2024-01-01 10:00:00' has 19 characters; O2 has no date (its amount '5' fits)
+    assert stored == []
+    assert [(r[0], r[1], r[2]) for r in quarantined] == [
+        (1, "field_too_long", "order_date"), (2, "missing_date", "order_date"),
+        (3, "field_too_long", "order_date"), (4, "field_too_long", "order_date"),
+        (5, "field_too_long", "order_date"), (6, "field_too_long", "order_date")]
+    assert quarantined[0][3] == "a value of 19 characters is longer than max_field_chars = 12"

@@ -89,7 +89,7 @@ def judge(
         facts.append(f"{_hash([key], ctypes, staged=True)} AS _kh")
     # pass 1: one read of the file, fixed-width facts per row (at 10M customers the events
     # file has ~250M rows: every byte per row counts)
-    con.execute(f"""CREATE TEMP TABLE {narrow} AS {judging(source, staged, specs, rules)}
+    con.execute(f"""CREATE TEMP TABLE {narrow} AS {judging(source, staged, specs, rules, texts=False)}
         SELECT {', '.join(facts)} FROM d""")
     ok = "_ri IS NULL"
     parts = [f"SELECT _row FROM {narrow} WHERE _ri IS NOT NULL OR _fl"]
@@ -124,7 +124,7 @@ def judge(
     skip = f"{name}_skip"
     con.execute(f"""CREATE TEMP TABLE {skip} AS SELECT _row FROM {narrow} WHERE _ri IS NOT NULL
         UNION ALL SELECT _row FROM {x} WHERE _status <> 'replace'""")
-    values = judging(source, staged, specs, rules,
+    values = judging(source, staged, specs, rules, texts=False,
                      where=f"_row NOT IN (SELECT _row FROM {skip})")
     rows = f"({values} SELECT * FROM c)"
     flagged = f"""(SELECT v.* FROM {full} v WHERE v._row IN (SELECT _row FROM {narrow} WHERE _fl)

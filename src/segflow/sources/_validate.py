@@ -25,6 +25,9 @@ _NUMERIC_TYPES = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "INTEGER", "BIGINT", "SM
                   "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT")
 _FLOAT_TYPES = ("DOUBLE", "FLOAT", "REAL")
 _OFFSET_RE = r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+#: The longest text of a typed number or date value ('-170141183460469231731687303715884105728'
+#: is 40 characters; a timestamp with time zone and nanoseconds about 40).
+_TYPED_TEXT_MAX = 48
 
 
 @dataclass
@@ -36,6 +39,9 @@ class Spec:
     label: str  # the source column(s) named in messages
     dates: list[str] | None = None  # per-format parses (date columns given as text)
     date_orders: list[str] | None = None
+    #: SQL: the typed source value of a number or date column (Parquet, databases), NULL
+    #: exactly when ``text`` is, whose text is at most :data:`_TYPED_TEXT_MAX` characters
+    raw: str | None = None
 
 
 def _is_numeric(dtype: str) -> bool:
@@ -166,10 +172,10 @@ def _date_spec(col: str, dtype: str, source: SourceSettings) -> Spec:
     up = dtype.upper()
     if up.startswith("TIMESTAMP WITH TIME ZONE") or up == "TIMESTAMPTZ":
         value = f"timezone('UTC', {q(col)})"
-        return Spec(f"CAST({q(col)} AS VARCHAR)", value, col)
+        return Spec(f"CAST({q(col)} AS VARCHAR)", value, col, raw=q(col))
     if up.startswith(("TIMESTAMP", "DATE")):
         value = _to_utc(f"CAST({q(col)} AS TIMESTAMP)", source.timezone)
-        return Spec(f"CAST({q(col)} AS VARCHAR)", value, col)
+        return Spec(f"CAST({q(col)} AS VARCHAR)", value, col, raw=q(col))
     text = _text(col, dtype)
     return Spec(text, "", col, dates=_date_parses(text, source))
 
@@ -221,7 +227,8 @@ class _Mapper:
             return _date_spec(col, dtype, self.source)
         text = _text(col, dtype)
         if ctype == "DOUBLE":
-            return Spec(text, _number(col, dtype, self.source), col)
+            return Spec(text, _number(col, dtype, self.source), col,
+                        raw=q(col) if _is_numeric(dtype) else None)
         if ctype == "BOOLEAN":
             return Spec(text, _boolean(text), col)
         idv = id_value(col, dtype) if canonical in ID_COLUMNS else None
@@ -366,18 +373,33 @@ def judged(source: SourceSettings, staged: Staged, specs: dict[str, Spec], *,
             f"    SELECT d.*{drop}, {', '.join(c_cols)} FROM d")
 
 
+def typed_raw(source: SourceSettings, canonical: str, spec: Spec) -> bool:
+    """Whether the rules and flags of ``source`` can read the typed source value of the
+    number or date column ``canonical`` where they read its text ``r_<col>``: they only test
+    it for NULL (and for length, which a typed value never exceeds); a value-mapped column
+    compares the text. Casting every typed value to text costs a fifth of the judging pass
+    of a Parquet transactions file."""
+    return (spec.raw is not None and canonical not in source.value_maps
+            and int(source.max_field_chars) >= _TYPED_TEXT_MAX)
+
+
 def judging(source: SourceSettings, staged: Staged, specs: dict[str, Spec], rules: _Rules, *,
-            where: str = "") -> str:
+            where: str = "", texts: bool = True) -> str:
     """SQL ``WITH`` clause: the staged rows (those meeting ``where``, a condition on ``_row``
     applied before any value is parsed) as ``c`` (``_row``, ``r_<col>`` raw texts,
     ``p_<col>_<i>`` date parses, ``v_<col>`` values, helper flags) and ``d`` (``c`` plus
-    ``_ri``: the index in ``rules`` of the first rule the row fails, NULL when none)."""
+    ``_ri``: the index in ``rules`` of the first rule the row fails, NULL when none).
+
+    Without ``texts`` (the rows' reasons are not needed: only ``_ri``, the flags and the
+    values), ``r_<col>`` of a typed number or date column (:func:`typed_raw`) is its typed
+    source value, not its text."""
     need_raw = source.rollup
     extra = [f"{raw_json(staged)} AS _raw"] if need_raw else []
     extra.append(f"{_exclude_condition(source)} AS _excluded")
     a_cols = ["_raw"] if need_raw else []
     for c, spec in specs.items():
-        a_cols.append(f"{spec.text} AS r_{c}")
+        raw = not texts and typed_raw(source, c, spec)
+        a_cols.append(f"{spec.raw if raw else spec.text} AS r_{c}")
         if spec.dates is not None:
             for i, parse in enumerate(spec.dates):
                 a_cols.append(f"{parse} AS p_{c}_{i}")
@@ -490,12 +512,14 @@ def _extra_values(source: SourceSettings, specs: dict[str, Spec]) -> list[str]:
 def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
     r = _Rules()
     text_cols = [c for c in specs if ctypes[c] == "VARCHAR"]
-    if specs:
-        limit = int(source.max_field_chars)
-        cond = " OR ".join(f"length(r_{c}) > {limit}" for c in specs)
+    limit = int(source.max_field_chars)
+    # a typed number or date is never longer than the limit: not tested (nor cast to text)
+    long = [c for c in specs if not typed_raw(source, c, specs[c])]
+    if long:
+        cond = " OR ".join(f"length(r_{c}) > {limit}" for c in long)
         which = "CASE " + " ".join(
-            f"WHEN length(r_{c}) > {limit} THEN {lit(specs[c].label)}" for c in specs) + " END"
-        longest = ", ".join(f"coalesce(length(r_{c}), 0)" for c in specs)
+            f"WHEN length(r_{c}) > {limit} THEN {lit(specs[c].label)}" for c in long) + " END"
+        longest = ", ".join(f"coalesce(length(r_{c}), 0)" for c in long)
         longest = f"greatest({longest}, 0)"
         r.add("field_too_long", cond, which,
               f"'a value of ' || {longest} || ' characters is longer than max_field_chars = {limit}'",
