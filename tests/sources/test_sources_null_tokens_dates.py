@@ -179,3 +179,20 @@ def test_random_mixed_year_widths_match_python_strptime(tmp_path):
     assert (rep.rows_accepted, rep.rows_quarantined) == (200, 0)
     got = {t: ts for t, ts in _rows(store, "SELECT transaction_id, ts FROM transactions")}
     assert got == want
+
+
+def test_text_cleaning_with_a_column_named_like_its_helper(tmp_path):
+    """The cleaned rows carry one helper column per text column (whether its value is its
+    own trim); a source column of that name is read as itself. Padded tokens are missing,
+    padded and non-breaking-space ids are trimmed, a settled id is kept as it is."""
+    toml = TX_TOML.replace('customer_id = "CustomerID"', 'customer_id = "_sf_settled_0"')
+    csv_text = ("InvoiceNo,_sf_settled_0,InvoiceDate,Amount\n"
+                "1,C1,2024-01-01 10:00:00,10\n"
+                "2,  C2 ,2024-01-02 10:00:00,20\n"
+                "3, N/A ,2024-01-03 10:00:00,30\n"
+                "4,\u00a0C4,2024-01-04 10:00:00,40\n"
+                "5,NA,2024-01-05 10:00:00,50\n")
+    store, report = _load(tmp_path, csv_text, toml=toml)
+    assert report.rows_accepted == 5 and report.rows_anonymous == 2
+    assert _rows(store, "SELECT transaction_id, customer_id FROM transactions ORDER BY 1") == [
+        ("1", "C1"), ("2", "C2"), ("3", None), ("4", "C4"), ("5", None)]

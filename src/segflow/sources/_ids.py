@@ -1,4 +1,5 @@
-"""Identifiers: the canonical value of an id column, from text or from a number.
+"""Identifiers and text: the canonical value of an id column, from text or from a number; the
+staged rows with missing-value tokens set to NULL.
 
 - Text ids lose invisible characters that make equal-looking ids differ: zero-width space,
   joiner and non-joiner (U+200B-U+200D), direction marks and embeddings (U+200E, U+200F,
@@ -12,7 +13,9 @@
 
 from __future__ import annotations
 
-from segflow.sources._readers import lit, q
+from collections.abc import Iterable
+
+from segflow.sources._readers import Staged, lit, q
 
 #: Canonical columns that identify something (customers, orders, campaigns, sessions).
 ID_COLUMNS = ("customer_id", "transaction_id", "campaign_id", "session_id")
@@ -56,3 +59,52 @@ def id_reason(text: str) -> str:
     """SQL: why the id in ``text`` (the raw value) is refused."""
     return (f"'identifier ''' || left({text}, 80) || ''' is not usable (not an exact integer, "
             "or only invisible characters)'")
+
+
+def without_null_tokens(null_values: Iterable[str], staged: Staged, exprs: list[str],
+                        extra: list[str], where: str = "") -> tuple[str, list[str]]:
+    """The staged rows with every text column's missing-value tokens set to NULL, for the
+    SQL expressions ``exprs`` (over the source columns) to read.
+
+    Returns the SQL relation and ``exprs`` rewritten to read the :func:`settled` test of
+    each text column from a column of the relation, computed once per value (a column's
+    many expressions would otherwise repeat it: a third of the judging pass of a file of
+    short texts). The test is of the value before the tokens are set to NULL, which the
+    expressions only read for a value that is not NULL (a NULL gives NULL either way).
+
+    ``null_values`` are compared with the trimmed value, exactly (case-sensitive); typed
+    columns (Parquet, databases) carry real NULLs and are left alone. Each value is tested
+    once, here. ``extra`` (SQL ``expr AS name``) is computed from the original values (the
+    raw row for the quarantine, the exclude rule). ``where`` (SQL, optional) selects the
+    staged rows. Only the columns that ``exprs`` name are cleaned (a file of 500 unmapped
+    columns would otherwise cost seconds of query planning).
+    """
+    sel = f" WHERE {where}" if where else ""
+    used = " ".join(exprs)
+    texts = [c for c, t in staged.columns.items() if t.upper() == "VARCHAR" and q(c) in used]
+    flag = {}
+    for i, c in enumerate(texts):
+        name = f"_sf_settled_{i}"
+        while name in staged.columns:
+            name += "_"
+        flag[c] = q(name)
+    out = list(exprs)
+    for c in texts:
+        out = [e.replace(settled(q(c)), flag[c]) for e in out]
+    tests = "".join(f", {settled(q(c))} AS {flag[c]}" for c in texts)
+    inner = f"(SELECT *{tests} FROM {staged.table}{sel})"
+    more = "".join(", " + e for e in extra)
+    tokens = sorted({t.strip() for t in null_values} - {""})
+    if not tokens or not texts:
+        return f"(SELECT *{more} FROM {inner})", out
+    longest = max(len(t.encode()) for t in tokens)
+
+    def token(text: str) -> str:  # equalities, not IN: DuckDB turns IN into a join on every row
+        return " OR ".join(f"{text} = {lit(t)}" for t in tokens)
+
+    # a settled value (its own trim) longer than every token is no token: no trim, no lookup
+    reps = ", ".join(
+        f"CASE WHEN strlen({q(c)}) > {longest} AND {flag[c]} THEN {q(c)} "
+        f"WHEN {flag[c]} THEN CASE WHEN {token(q(c))} THEN NULL ELSE {q(c)} END "
+        f"WHEN {token(f'trim({q(c)})')} THEN NULL ELSE {q(c)} END AS {q(c)}" for c in texts)
+    return f"(SELECT * REPLACE ({reps}){more} FROM {inner})", out

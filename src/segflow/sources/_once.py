@@ -80,6 +80,8 @@ def judge(
     key = row_key(source, mapped)
     dup = duplicate_columns(source, present, mapped)
     dcols = [c for c in ctypes if c in dup] if dup is not None else None
+    if key and dcols and key in dcols:  # rows equal on dcols share their key: found by _kh
+        dcols = None
     narrow, cand, full = f"{name}_n", f"{name}_r", f"{name}_v"
     fl = " OR ".join(f"({cond})" for _, cond, _, _ in flag_list) or "false"
     facts = ["_row", "_ri", f"coalesce({fl}, false) AS _fl"]
@@ -113,13 +115,18 @@ def judge(
              mapped=mapped)
     x = f"{name}_c_x"
     keyed = f", v.v_{key}" if key else ""
+    no_key = f", NULL::{ctypes[key]} AS v_{key}" if key else ""
     cls = f"{name}_cls"
-    con.execute(f"""CREATE TEMP VIEW {cls} AS SELECT n._row,
-            coalesce(x._status, CASE WHEN n._ri IS NULL THEN 'accepted' ELSE 'quarantined' END)
+    # the candidates from their full rows; every other row passes every rule and is no
+    # exception: accepted (so a filter on another _status reads the few candidates only)
+    con.execute(f"""CREATE TEMP VIEW {cls} AS SELECT v._row,
+            coalesce(x._status, CASE WHEN v._rule IS NULL THEN 'accepted' ELSE 'quarantined' END)
                 AS _status, x._dup_of,
             coalesce(x._xrule, v._rule) AS _rule, coalesce(x._xcolumn, v._column) AS _column,
             coalesce(x._xreason, v._reason) AS _reason{keyed}
-        FROM {narrow} n LEFT JOIN {full} v ON v._row = n._row LEFT JOIN {x} x ON x._row = n._row""")
+        FROM {full} v LEFT JOIN {x} x ON x._row = v._row
+        UNION ALL SELECT _row, 'accepted', NULL::BIGINT, NULL::VARCHAR, NULL::VARCHAR,
+            NULL::VARCHAR{no_key} FROM {narrow} WHERE _row NOT IN (SELECT _row FROM {full})""")
     # rows not inserted: failed a rule, or an exception other than a late correction
     skip = f"{name}_skip"
     con.execute(f"""CREATE TEMP TABLE {skip} AS SELECT _row FROM {narrow} WHERE _ri IS NOT NULL

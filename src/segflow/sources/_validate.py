@@ -16,7 +16,7 @@ from sqlglot import exp
 
 from segflow.config import SourceSettings
 from segflow.errors import ConfigError, InputError
-from segflow.sources._ids import ID_COLUMNS, id_reason, id_value, settled, trim_text
+from segflow.sources._ids import ID_COLUMNS, id_reason, id_value, trim_text, without_null_tokens
 from segflow.sources._readers import Staged, lit, q
 from segflow.sources._rules import REQUIRED, formula_condition, missing_rule
 from segflow.store import CANONICAL_TABLES
@@ -52,7 +52,7 @@ def _text(col: str, dtype: str) -> str:
     """SQL: the value of a source column as trimmed text; NULL when empty.
 
     Missing-value tokens (``null_values``) are already NULL here: :func:`validate` reads the
-    staged table through :func:`_without_null_tokens`.
+    staged table through :func:`segflow.sources._ids.without_null_tokens`.
     """
     ref = q(col)
     if dtype.upper().startswith(_FLOAT_TYPES):  # 123.0 -> '123' so ids match text sources
@@ -61,37 +61,6 @@ def _text(col: str, dtype: str) -> str:
     if dtype.upper() == "VARCHAR":
         return trim_text(ref)
     return f"CAST({ref} AS VARCHAR)"
-
-
-def _without_null_tokens(source: SourceSettings, staged: Staged, extra: list[str],
-                         where: str = "", used: str | None = None) -> str:
-    """SQL: the staged table with every text column's missing-value tokens set to NULL.
-
-    ``null_values`` are compared with the trimmed value, exactly (case-sensitive); typed
-    columns (Parquet, databases) carry real NULLs and are left alone. Each value is tested
-    once, here, so the many expressions over a column do not repeat the test. ``extra``
-    (SQL ``expr AS name``) is computed from the original values (the raw row for the
-    quarantine, the exclude rule). ``where`` (SQL, optional) selects the staged rows. Given
-    ``used`` (the SQL that reads the result), only the columns it names are cleaned (a file
-    of 500 unmapped columns would otherwise cost seconds of query planning).
-    """
-    sel = f" WHERE {where}" if where else ""
-    tokens = sorted({t.strip() for t in source.null_values} - {""})
-    texts = [c for c, t in staged.columns.items()
-             if t.upper() == "VARCHAR" and (used is None or q(c) in used)]
-    if not tokens or not texts:
-        return f"(SELECT *{''.join(', ' + e for e in extra)} FROM {staged.table}{sel})"
-    longest = max(len(t.encode()) for t in tokens)
-
-    def token(text: str) -> str:  # equalities, not IN: DuckDB turns IN into a join on every row
-        return " OR ".join(f"{text} = {lit(t)}" for t in tokens)
-
-    # a settled value (its own trim) longer than every token is no token: no trim, no lookup
-    reps = ", ".join(
-        f"CASE WHEN strlen({q(c)}) > {longest} AND {settled(q(c))} THEN {q(c)} "
-        f"WHEN {settled(q(c))} THEN CASE WHEN {token(q(c))} THEN NULL ELSE {q(c)} END "
-        f"WHEN {token(f'trim({q(c)})')} THEN NULL ELSE {q(c)} END AS {q(c)}" for c in texts)
-    return f"(SELECT * REPLACE ({reps}){''.join(', ' + e for e in extra)} FROM {staged.table}{sel})"
 
 
 def _number_of_text(text: str, source: SourceSettings) -> str:
@@ -414,7 +383,7 @@ def judging(source: SourceSettings, staged: Staged, specs: dict[str, Spec], rule
     extras = _extra_values(source, specs)
     first = ("CASE " + " ".join(f"WHEN {it[1]} THEN {i}" for i, it in enumerate(rules.items))
              + " END") if rules.items else "NULL::INTEGER"
-    rows = _without_null_tokens(source, staged, extra, where, used=" ".join(a_cols))
+    rows, a_cols = without_null_tokens(source.null_values, staged, a_cols, extra, where)
     return f"""WITH a AS (SELECT _row, {', '.join(a_cols)} FROM {rows}),
          b AS (SELECT {b_select} FROM a),
          c AS (SELECT b.*{''.join(', ' + e for e in extras)} FROM b),
