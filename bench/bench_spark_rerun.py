@@ -12,7 +12,7 @@ runs are left out, so every measured run is the first after ingest, as in
 Spark event log setting. The figures (``bench/_measure.py``: wall, CPU-s of the process
 tree, peak memory, load; the run's own stage seconds) are printed and appended to
 ``bench/results/spark.jsonl`` with ``stage = "run"`` and the given tag; the warehouse's table
-folders after the run are listed in ``tables``.
+folders holding a run's partition after the run are listed in ``tables``.
 """
 
 from __future__ import annotations
@@ -69,8 +69,7 @@ def main() -> None:
     result.update(stage="run", commit=git_head() if src == Path(__file__).resolve().parents[1] / "src"
                   else f"src:{src}", set=args.set, engine="local", master="local[2]",
                   tag=args.tag, removed_runs=removed,
-                  tables=sorted(p.name for p in db.iterdir() if (p / "_SUCCESS").exists()
-                                or any(p.glob("run_id=*"))))
+                  tables=sorted(p.name for p in db.iterdir() if any(p.glob("run_id=*"))))
     record(RESULTS, result)
     print(json.dumps(result))
 
