@@ -172,8 +172,14 @@ def _kill_worker_mid_run(cluster, root: Path, killed: dict[str, float]) -> threa
 def _assert_conformance(project, store, want) -> None:
     """The warehouse's results against the DuckDB run of the same project: assignments and
     scores (assert_same_results), change rows, transition aggregates and the library's
-    transition matrix on the warehouse's tables."""
+    transition matrix on the warehouse's tables. The warehouse stores no per-snapshot
+    assignments: its ``segment_assignments`` (compared above) is derived from the change rows."""
     assert_same_results(_warehouse_state(store), want)
+    stored = {p.name for p in _root(store).iterdir() if any(p.glob("run_id=*"))}
+    assert {"segment_spells", "segment_snapshots", "customer_scores"} <= stored
+    assert "segment_assignments" not in stored and "segment_assignments" in store.tables()
+    run = store.committed_runs()[-1]
+    assert set(store.table("segment_assignments").to_pandas()["run_id"]) == {run}
     # the cluster scheme's model: fitted once on each engine, saved with the run, the same
     models = store.dataframe("cluster_models").toPandas()
     duck = _duck(project, "SELECT scheme, scheme_version, k, snapshot_date, model_json "

@@ -23,7 +23,7 @@ import contextlib
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,7 @@ import ibis
 import pyarrow as pa
 
 from segflow.errors import StoreError
-from segflow.store._spark_layout import RUNS, TABLES, spark_ddl
+from segflow.store._spark_layout import RETIRED, RUNS, TABLES, VIEWS, spark_ddl
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -179,7 +179,14 @@ class SparkStore:
         """The committed state of table ``name`` as a Spark DataFrame (with ``run_id``).
 
         ``pending``: a run of this process that has not committed yet, read as if it had
-        (after every committed run): how a run reads back what it wrote so far."""
+        (after every committed run): how a run reads back what it wrote so far.
+
+        A derived table (:data:`~segflow.store._spark_layout.VIEWS`) is computed from the
+        committed state of the tables it reads: ``segment_assignments`` is the DuckDB
+        store's view over ``segment_spells`` and ``segment_snapshots`` (the same SQL,
+        :data:`segflow.store._spells.ASSIGNMENTS_SELECT`), run by Spark."""
+        if name in VIEWS:
+            return self._view(name, pending)
         spec = _spec(name)
         committed = [r for r in self.committed_runs() if r != pending]
         present = self._partitions(name)
@@ -199,6 +206,20 @@ class SparkStore:
             df = _latest_per_key(self.session, df, runs, spec.keys)
         return df
 
+    def _view(self, name: str, pending: str | None) -> DataFrame:
+        """The derived table ``name`` (only ``segment_assignments`` so far) on the state
+        :meth:`dataframe` reads (``pending`` included)."""
+        from segflow.store._spells import ASSIGNMENTS_SELECT
+
+        suffix = f"_{pending}" if pending else ""
+        views = {}
+        for source in VIEWS[name]:
+            views[source] = f"segflow_view_{source}{suffix}"
+            self.dataframe(source, pending=pending).createOrReplaceTempView(views[source])
+        # the plan is resolved now: later replacements of the temporary views do not change it
+        return self.session.sql(ASSIGNMENTS_SELECT.format(spells=views["segment_spells"],
+                                                          snapshots=views["segment_snapshots"]))
+
     def table(self, name: str, *, pending: str | None = None) -> ibis.Table:
         """The committed state of table ``name`` as an Ibis table on the Spark backend
         (columns as in the DuckDB store; ``run_id`` kept where the DuckDB store has it);
@@ -216,9 +237,10 @@ class SparkStore:
         return expr.cache()
 
     def tables(self) -> list[str]:
-        """Names of the tables that have at least one committed partition."""
+        """Names of the tables that have at least one committed partition, and of the
+        derived tables whose sources all have (as the DuckDB store lists its views)."""
         committed = set(self.committed_runs())
-        return sorted(n for n in TABLES if self._partitions(n) & committed)
+        return with_views(n for n in TABLES if self._partitions(n) & committed)
 
     # -- writing ----------------------------------------------------------------------
     def write(self, name: str, data: ibis.Table | DataFrame | pa.Table, run_id: str, *,
@@ -234,6 +256,9 @@ class SparkStore:
         """
         from pyspark.sql import functions as F
 
+        if name in VIEWS:
+            raise StoreError(f"{name!r} of the Spark store is derived from {' and '.join(VIEWS[name])}: "
+                             "write those")
         spec = _spec(name)
         df = self._as_dataframe(data)
         if "run_id" in df.columns:
@@ -274,9 +299,17 @@ class SparkStore:
 
     def vacuum(self) -> list[str]:
         """Delete the partition folders of runs that never committed and are not running in
-        this process; returns the run ids removed. Run it when no other run is writing."""
+        this process; returns the run ids removed. Run it when no other run is writing.
+
+        Also deletes the folders of tables an earlier segflow stored and this one derives
+        (:data:`~segflow.store._spark_layout.RETIRED`: the per-snapshot
+        ``segment_assignments``, now a view over the change rows every run wrote too)."""
         committed = set(self.committed_runs())
         removed: set[str] = set()
+        for name in RETIRED:
+            fs, path = self._fs_path(f"{self.root}/{name}")
+            if fs.exists(path):
+                fs.delete(path, True)
         for name in [*TABLES, "runs"]:
             for run_id in self._partitions(name) - committed:
                 if name == "runs":
@@ -315,6 +348,13 @@ class SparkStore:
 
     def __repr__(self) -> str:
         return f"SparkStore({self.root!r})"
+
+
+def with_views(stored: Iterable[str]) -> list[str]:
+    """The table names ``stored`` plus the derived tables whose sources are all among them,
+    sorted."""
+    names = set(stored)
+    return sorted(names | {v for v, sources in VIEWS.items() if set(sources) <= names})
 
 
 def _latest_per_key(session: SparkSession, df: DataFrame, runs: list[str],

@@ -7,8 +7,15 @@ ones. How a table's committed partitions combine into its current state is its *
 - ``append``: every committed run's rows (canonical tables, quarantine, loads, registry);
 - ``replace``: the rows of the latest committed run that wrote the table (latest features);
 - ``replace by keys``: per key (e.g. scheme and snapshot date), the rows of the latest
-  committed run that wrote that key (assignments, scores), like the DuckDB store's
+  committed run that wrote that key (change rows, scores), like the DuckDB store's
   delete-then-insert of a run.
+
+Some tables are not stored but derived (:data:`VIEWS`), as the DuckDB store's views are:
+the per-snapshot ``segment_assignments`` is the change rows ``segment_spells`` expanded to
+the computed snapshots of ``segment_snapshots`` (the DuckDB view's own SQL,
+:data:`segflow.store._spells.ASSIGNMENTS_SELECT`). A warehouse written by an earlier
+segflow also has a stored ``segment_assignments`` folder, which is no longer read (``vacuum``
+removes it: :data:`RETIRED`).
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ RUNS = {
     "started_at": "TIMESTAMP", "finished_at": "TIMESTAMP", "status": "VARCHAR",
     "message": "VARCHAR",
 }
+#: Columns of the derived ``segment_assignments`` (``run_id``: that of its snapshot's run).
 ASSIGNMENTS = {
     "scheme": "VARCHAR", "scheme_version": "VARCHAR", "snapshot_date": "DATE",
     "customer_id": "VARCHAR", "segment": "VARCHAR", "segment_rank": "INTEGER",
@@ -116,13 +124,13 @@ TABLES: dict[str, TableSpec] = {
     "loads": TableSpec(LOADS),
     "ingest_duplicates": TableSpec(DUPLICATES),
     "ingest_flags": TableSpec(FLAGS),
-    "segment_assignments": TableSpec(ASSIGNMENTS, keys=("scheme", "snapshot_date")),
     "customer_scores": TableSpec(SCORES, keys=("snapshot_date", "model")),
     "scheme_registry": TableSpec(SCHEME_REGISTRY),
     # a scheme version's model, fitted once (by the first run that assigns it), then re-applied
     "cluster_models": TableSpec(CLUSTER_MODELS, keys=("scheme", "scheme_version")),
     "customer_features": TableSpec(None, keys=()),
-    # change rows of a run computed on Spark (every snapshot of a scheme: replaced per scheme)
+    # change rows of a run computed on Spark (every snapshot of a scheme: replaced per scheme);
+    # the per-snapshot assignments are derived from them (VIEWS)
     "segment_spells": TableSpec(SPELLS, keys=("scheme",)),
     "segment_snapshots": TableSpec(SNAPSHOTS, keys=("scheme",)),
     # the report's aggregates (segflow.summaries): small, replaced by every run
@@ -135,6 +143,12 @@ TABLES: dict[str, TableSpec] = {
     "summary_results": TableSpec(SUMMARY_RESULTS, keys=()),
     "model_params": TableSpec(MODEL_PARAMS, keys=("snapshot_date", "model")),
 }
+
+#: Derived tables: name -> the stored tables they read (all present, or the view is empty).
+VIEWS: dict[str, tuple[str, ...]] = {"segment_assignments": ("segment_spells", "segment_snapshots")}
+
+#: Table folders an older segflow stored and this one no longer reads (removed by vacuum).
+RETIRED = ("segment_assignments",)
 
 _SPARK_TYPES = {
     "VARCHAR": "string", "TIMESTAMP": "timestamp_ntz", "DOUBLE": "double", "BIGINT": "bigint",

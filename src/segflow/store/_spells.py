@@ -39,14 +39,21 @@ SNAPSHOTS_DDL = """CREATE TABLE IF NOT EXISTS segment_snapshots (
   settings_key VARCHAR, run_id VARCHAR, computed_at TIMESTAMP
 )"""
 
-#: The per-snapshot table of schema versions 1-4, as a view over the spells.
-ASSIGNMENTS_VIEW = f"""CREATE OR REPLACE VIEW segment_assignments AS
-SELECT sp.scheme, sp.scheme_version, s.snapshot_date, sp.customer_id, sp.segment,
+#: The per-snapshot rows of the spells: each spell expanded to every computed snapshot of its
+#: scheme in its range, with the snapshot's ``run_id``. ``{spells}`` and ``{snapshots}``: the
+#: names of the relations (``segment_spells``, ``segment_snapshots``). SQL that DuckDB and
+#: Spark SQL both run: the DuckDB store's view (:data:`ASSIGNMENTS_VIEW`) and the Spark
+#: store's ``segment_assignments`` (:meth:`segflow.store.SparkStore.dataframe`).
+ASSIGNMENTS_SELECT = """SELECT sp.scheme, sp.scheme_version, s.snapshot_date, sp.customer_id, sp.segment,
        sp.segment_rank, s.run_id
-FROM segment_spells AS sp
-JOIN segment_snapshots AS s
+FROM {spells} AS sp
+JOIN {snapshots} AS s
   ON s.scheme = sp.scheme AND s.snapshot_date >= sp.valid_from
- AND s.snapshot_date < coalesce(sp.valid_to, {OPEN_END})"""
+ AND s.snapshot_date < coalesce(sp.valid_to, """ + OPEN_END + ")"
+
+#: The per-snapshot table of schema versions 1-4, as a view over the spells.
+ASSIGNMENTS_VIEW = "CREATE OR REPLACE VIEW segment_assignments AS\n" + ASSIGNMENTS_SELECT.format(
+    spells="segment_spells", snapshots="segment_snapshots")
 
 
 #: Columns (and types) of the per-snapshot rows :func:`spells` reads.

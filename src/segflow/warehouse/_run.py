@@ -1,8 +1,8 @@
 """``segflow run`` on Spark: canonical tables read from the warehouse, results written there.
 
     canonical tables (committed) ─▶ snapshot dates ─▶ features of every snapshot (one pass)
-      ─▶ per scheme: assignments of all snapshots ─▶ change rows (spells: the
-      DuckDB store's expression), computed snapshots
+      ─▶ per scheme: assignments of all snapshots (computed once, cached, not stored)
+      ─▶ change rows (spells: the DuckDB store's expression), computed snapshots
       ─▶ latest full features (from the one pass's feature state at that snapshot)
       ─▶ CLV: summary in Spark, fit on the driver (distinct triples), scores in Spark
       ─▶ report aggregates ─▶ profiles, audit, model results
@@ -21,6 +21,12 @@ assignment (scaling, distances, nearest centre) is an Ibis expression run by Spa
 Then the rest of what the report and ``serve`` read, from the DuckDB run's code too
 (:mod:`segflow.warehouse._results`): segment profiles, the data audit, CLV diagnostics,
 campaign read-outs, forecasts, overview totals and the fitted BTYD models.
+
+The warehouse stores the assignments as change rows only (``segment_spells``, with the
+computed snapshots in ``segment_snapshots``), as the DuckDB store does; the per-snapshot
+``segment_assignments`` that readers (the results stage, the library) take from the store
+is the DuckDB store's view over them, run by Spark (:meth:`SparkStore.dataframe
+<segflow.store.SparkStore.dataframe>`).
 
 What differs from the DuckDB pipeline: every snapshot is computed on every run (no
 incremental planning yet; see docs/scale.md).
@@ -83,13 +89,17 @@ class _RunView:
         self._cached.clear()
 
     def tables(self) -> list[str]:
-        """The warehouse's committed tables and those this run wrote so far."""
-        return sorted({*self.store.tables(), *(n for n in TABLES
-                                                if self.run_id in self.store._partitions(n))})
+        """The warehouse's committed tables and those this run wrote so far (with the
+        derived tables whose sources are among them: :func:`~segflow.store._spark.with_views`)."""
+        from segflow.store._spark import with_views
+
+        return with_views({*self.store.tables(), *(n for n in TABLES
+                                                   if self.run_id in self.store._partitions(n))})
 
 
 #: Tables the results stage reads through a cache (see :class:`_RunView`): customer-level,
-#: written by the run before it, read by many of its queries.
+#: written by the run before it (``segment_assignments``: derived from the change rows it
+#: wrote, expanded once), read by many of its queries.
 RESULTS_CACHED = ("segment_assignments", "customer_features")
 
 
@@ -99,7 +109,7 @@ def run_on_warehouse(
     *,
     progress: ProgressFn | None = None,
 ) -> RunSummary:
-    """Compute features, every scheme's assignments (per snapshot and as change rows), CLV
+    """Compute features, every scheme's assignments (stored as change rows), CLV
     scores and the report's aggregates on Spark, from the canonical tables committed in the
     warehouse, and write them there as one run (see the module notes).
 
@@ -154,6 +164,7 @@ def run_on_warehouse(
             features, state = snapshot_features_and_state(tables, dates, window_days=window,
                                                           groups=groups, columns=columns)
         models = _ClusterModels(store) if any(s.kind == "cluster" for s in schemes) else None
+        released = False
         try:
             parts = []
             for scheme in schemes:
@@ -163,9 +174,23 @@ def run_on_warehouse(
                     "snapshot_date", "customer_id", "segment",
                     segment_rank=a.segment_rank.cast("int64"),
                     scheme=ibis.literal(scheme.name), scheme_version=ibis.literal(scheme.version)))
-            written = store.write("segment_assignments", ibis.union(*parts), run_id)
-            if models:
-                models.save_new(run_id)
+            # every scheme's assignments at every snapshot, computed once (cached and
+            # checkpointed, as the features: segflow.engine.ibis_backend) for the change
+            # rows; not stored (the warehouse's segment_assignments is a view over those)
+            rows = store.cache(ibis.union(*parts))
+            try:
+                written = int(rows.count().to_pyarrow().as_py())
+                if models:
+                    models.save_new(run_id)
+                if state is not None:  # the latest features come from the state: free memory
+                    features.release()
+                    released = True
+                spelled = time.perf_counter()
+                _write_spells(store, rows, schemes, dates, run_id,
+                              {s.name: settings_key(s, settings) for s in schemes})
+                seconds["spells"] = time.perf_counter() - spelled
+            finally:
+                rows.release()  # before the latest features: one cached table fewer
             if state is None:
                 latest = features.filter(features.snapshot_date == ibis.literal(dates[-1], "date"))
             else:  # as the DuckDB run's (segflow.pipeline): the same expression
@@ -173,15 +198,12 @@ def run_on_warehouse(
                     snapshot_date=ibis.literal(dates[-1], "date"))
             store.write("customer_features", latest, run_id)
         finally:
-            features.release()
+            if not released:
+                features.release()
             if state is not None:
                 state.release()
-        seconds["features_and_segments"] = time.perf_counter() - start
-
-        start = time.perf_counter()
-        _write_spells(store, schemes, dates, run_id, {s.name: settings_key(s, settings)
-                                                      for s in schemes})
-        seconds["spells"] = time.perf_counter() - start
+        # the stage's time without the change rows' (timed apart, as before)
+        seconds["features_and_segments"] = time.perf_counter() - start - seconds["spells"]
 
         start = time.perf_counter()
         kept: dict[str, object] = {}
@@ -247,10 +269,12 @@ class _ClusterModels:
             self.store.write("cluster_models", rows.take(fresh), run_id)
 
 
-def _write_spells(store: SparkStore, schemes: Sequence[SchemeSettings], dates: list[dt.date],
-                  run_id: str, keys: dict[str, str]) -> None:
-    """Change rows and computed snapshots of every scheme, from the assignments this run
-    wrote (read back from its partitions: Spark does not compute the features again)."""
+def _write_spells(store: SparkStore, rows: ibis.Table, schemes: Sequence[SchemeSettings],
+                  dates: list[dt.date], run_id: str, keys: dict[str, str]) -> None:
+    """Change rows and computed snapshots of every scheme, from ``rows``: the run's
+    assignments of every scheme at every snapshot of ``dates`` (``scheme, scheme_version,
+    snapshot_date, customer_id, segment, segment_rank``; cached, so that Spark does not
+    compute the features again). ``keys``: each scheme's settings key."""
     from segflow.store._spells import spells
 
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -261,8 +285,6 @@ def _write_spells(store: SparkStore, schemes: Sequence[SchemeSettings], dates: l
         "settings_key": [keys[s.name] for s in schemes for _ in dates],
         "computed_at": pa.array([now] * (len(schemes) * len(dates)), pa.timestamp("us")),
     })
-    rows = store.table("segment_assignments", pending=run_id)
-    rows = rows.filter(rows.run_id == run_id).drop("run_id")
     # the same expression as the DuckDB store's (segflow.store._spells.spells)
     store.write("segment_spells", spells(rows, ibis.memtable(snaps.select(["scheme", "snapshot_date"]))),
                 run_id)
