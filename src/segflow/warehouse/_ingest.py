@@ -9,8 +9,16 @@ warehouse as one run of the Spark store (docs/scale.md).
       ─▶ rows shuffled by their key (rows that can be duplicates or conflicts of each other
          meet in one partition) ─▶ a task per partition: ``unknown_customer`` and the
          classification (:func:`segflow.sources._load.classify`, :func:`rollup_orders`)
-      ─▶ canonical rows, quarantine, duplicates, flags and the load row written by Spark;
-         the counts aggregated by Spark (:func:`segflow.sources._load.tally`)
+      ─▶ the classified rows persisted on disk (in local mode the executor is the driver's
+         JVM: its heap is not spent holding them) ─▶ the counts aggregated by Spark
+         (:func:`segflow.sources._load.tally`); canonical rows, quarantine, duplicates,
+         flags and the load row written by Spark; the quarantine's raw rows (the source row
+         as JSON text) made only for the quarantined rows, from their source rows picked
+         again by ``_row``
+
+Memory: a validation task checks its split :data:`_CHUNK` rows at a time; a large load is
+shuffled into one partition per :data:`_PER_TASK` rows (at least the session's shuffle
+partitions), since a classification task holds its whole partition.
 
 The rules exist once, as the SQL that the DuckDB ingest runs; here Spark distributes the
 rows and each task applies that SQL to its share, so the Spark ingest has the DuckDB
