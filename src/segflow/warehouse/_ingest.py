@@ -9,8 +9,16 @@ warehouse as one run of the Spark store (docs/scale.md).
       ─▶ rows shuffled by their key (rows that can be duplicates or conflicts of each other
          meet in one partition) ─▶ a task per partition: ``unknown_customer`` and the
          classification (:func:`segflow.sources._load.classify`, :func:`rollup_orders`)
-      ─▶ canonical rows, quarantine, duplicates, flags and the load row written by Spark;
-         the counts aggregated by Spark (:func:`segflow.sources._load.tally`)
+      ─▶ the classified rows persisted on disk (in local mode the executor is the driver's
+         JVM: its heap is not spent holding them) ─▶ the counts aggregated by Spark
+         (:func:`segflow.sources._load.tally`); canonical rows, quarantine, duplicates,
+         flags and the load row written by Spark; the quarantine's raw rows (the source row
+         as JSON text) made only for the quarantined rows, from their source rows picked
+         again by ``_row``
+
+Memory: a validation task checks its split :data:`_CHUNK` rows at a time; a large load is
+shuffled into one partition per :data:`_PER_TASK` rows (at least the session's shuffle
+partitions), since a classification task holds its whole partition.
 
 The rules exist once, as the SQL that the DuckDB ingest runs; here Spark distributes the
 rows and each task applies that SQL to its share, so the Spark ingest has the DuckDB
@@ -60,6 +68,15 @@ if TYPE_CHECKING:  # pragma: no cover
 _STG, _VAL, _CLS, _ORD = "_sf_stg", "_sf_val", "_sf_cls", "_sf_ord"
 _ROW_INDEX = "_sf_row_index"
 _ACCEPTED = ("accepted", "replace")
+#: Rows a validation task checks at a time (a Python worker holds about one chunk as Arrow
+#: and in DuckDB; a split of a large file has millions of rows).
+_CHUNK = 250_000
+#: Rows a classification task gets (about): the shuffle by key has at least the session's
+#: shuffle partitions, more for large loads (a task holds its whole partition).
+_PER_TASK = 500_000
+#: Quarantined rows up to which their source rows are picked by a broadcast join.
+_BROADCAST = 2_000_000
+_RAW = pa.schema([pa.field("_row", pa.int64()), pa.field("_raw_row", pa.string())])
 
 
 @dataclass
@@ -149,10 +166,16 @@ class _Job:
             staged = Staged(_STG, self.types, self.label)
             validate(con, self.source, staged, self.specs, now=self.now, known_customers=None,
                      out=_VAL)
-            return (f"SELECT v.*, {raw_json(staged, 's')} AS _raw_row FROM {_VAL} v "
-                    f"JOIN {_STG} s ON s._row = v._row")
+            return f"SELECT * FROM {_VAL}"
 
         return _in_duckdb(rows, body)
+
+    def raw_rows(self, rows: pa.Table) -> pa.Table:
+        """``_row`` and the source row as JSON text (the quarantine's ``raw_row``, as the
+        DuckDB ingest writes it) of the numbered source rows ``rows``."""
+        staged = Staged("_sf_in", self.types, self.label)
+        return _in_duckdb(rows, lambda con: f"SELECT _row, {raw_json(staged)} AS _raw_row "
+                                            "FROM _sf_in")
 
     def classified(self, rows: pa.Table) -> pa.Table:
         def body(con: Any) -> str:
@@ -184,22 +207,37 @@ class _Job:
 
     # -- the Spark tasks ------------------------------------------------------------------
     def validate_task(self, batches: Any) -> Any:
+        """The rules on a task's rows, :data:`_CHUNK` rows at a time (they judge each row
+        alone), so that a worker holds one chunk whatever the size of the split."""
         from pyspark import TaskContext
 
-        rows = _table(batches)
+        before = None if self.numbered or self.row_index else \
+            self.offsets.get(TaskContext.get().partitionId(), 0)
+        for rows in _chunks(batches):
+            yield from _out(self.validated(self.number(rows, before)), self.val_schema)
+            if before is not None:
+                before += rows.num_rows
+
+    def number(self, rows: pa.Table, before: int | None) -> pa.Table:
+        """``rows`` with their ``_row`` (the row number in the load): from the file's row
+        index, or ``before`` (the rows of the load read before them) plus their position."""
         if self.numbered:
-            yield from _out(self.validated(rows), self.val_schema)
-            return
+            return rows
         if self.row_index:
             import pyarrow.compute as pc
 
             number = pc.add(rows.column(_ROW_INDEX), 1).cast(pa.int64())
             rows = rows.drop_columns([_ROW_INDEX])
         else:
-            first = self.offsets.get(TaskContext.get().partitionId(), 0)
-            number = pa.array(range(first + 1, first + 1 + rows.num_rows), pa.int64())
-        rows = rows.append_column("_row", number)
-        yield from _out(self.validated(rows), self.val_schema)
+            assert before is not None
+            import numpy as np
+
+            number = pa.array(np.arange(before + 1, before + 1 + rows.num_rows, dtype=np.int64))
+        return rows.append_column("_row", number)
+
+    def raw_task(self, batches: Any) -> Any:
+        for rows in _chunks(batches):
+            yield from _out(self.raw_rows(rows), _RAW)
 
     def classify_task(self, batches: Any) -> Any:
         yield from _out(self.classified(_table(batches, self.val_schema_known)), self.cls_schema)
@@ -224,6 +262,22 @@ def _in_duckdb(rows: pa.Table, body: Any) -> pa.Table:
         return con.execute(body(con)).to_arrow_table()
     finally:
         con.close()
+
+
+def _chunks(batches: Any, size: int | None = None) -> Any:
+    """Arrow tables of about ``size`` rows (default :data:`_CHUNK`) from a task's batches;
+    none for a task without rows."""
+    size = size or _CHUNK
+    have: list[pa.RecordBatch] = []
+    n = 0
+    for batch in batches:
+        have.append(batch)
+        n += batch.num_rows
+        if n >= size:
+            yield pa.Table.from_batches(have)
+            have, n = [], 0
+    if have:
+        yield pa.Table.from_batches(have)
 
 
 def _table(batches: Any, schema: pa.Schema | None = None) -> pa.Table:
@@ -331,6 +385,7 @@ def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *
 def _load_rows(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input,
                text: TextRead | None, counts: LoadCounts, *, now: dt.datetime,
                digest: str | None, started: dt.datetime) -> LoadCounts:
+    from pyspark import StorageLevel
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
@@ -360,6 +415,8 @@ def _load_rows(store: SparkStore, run_id: str, source: SourceSettings, inp: _Inp
         total = 0
         for r in sorted(raw.groupBy(F.spark_partition_id().alias("p")).count().collect()):
             job.offsets[r.p], total = total, total + r["count"]
+    else:
+        total = raw.count()  # a Parquet file's count: its footers
     val = raw.mapInArrow(job.validate_task, from_arrow_schema(job.val_schema, prefer_timestamp_ntz=True))
     customers = store.dataframe("customers", pending=run_id)
     job.known = bool(unknown_customer_rule(source, job.specs, "_") and customers.limit(1).count())
@@ -370,12 +427,16 @@ def _load_rows(store: SparkStore, run_id: str, source: SourceSettings, inp: _Inp
                .withColumn("_known", F.col("_kid").isNotNull()).drop("_kid"))
     else:
         val = val.withColumn("_known", F.lit(False))
-    val = _by_key(val, source, job)
+    parts = -(-total // _PER_TASK)  # more than the session's shuffle partitions: a large load
+    val = _by_key(val, source, job,
+                  parts if parts > int(store.session.conf.get("spark.sql.shuffle.partitions")) else None)
     cls = val.mapInArrow(job.classify_task, from_arrow_schema(job.cls_schema, prefer_timestamp_ntz=True))
-    cls = cls.cache()
+    # on disk, not in memory: in local mode the executor is the driver's JVM, whose heap
+    # the load's later writes need (docs/scale.md)
+    cls = cls.persist(StorageLevel.DISK_ONLY)
     try:
         _write(store, run_id, source, job, cls, counts, now=now, rollup=rollup,
-               rejects=text.rejects if text is not None else None)
+               numbered=_numbered(raw, job, text), rejects=text.rejects if text is not None else None)
     finally:
         cls.unpersist()
     if counts.rows_read == 0:
@@ -391,10 +452,30 @@ def _load_rows(store: SparkStore, run_id: str, source: SourceSettings, inp: _Inp
     return counts
 
 
-def _by_key(val: DataFrame, source: SourceSettings, job: _Job) -> DataFrame:
-    """The rows shuffled so that every group the classification compares (equal duplicate
-    columns, equal key, lines of one order) lies in one partition; one partition when no
-    column is shared by all those groups."""
+def _numbered(raw: DataFrame, job: _Job, text: TextRead | None) -> DataFrame:
+    """The load's source rows with their ``_row``, numbered as the validation numbers them
+    (:meth:`_Job.number`), for the quarantine's raw rows."""
+    from pyspark.sql import functions as F
+
+    if text is not None:
+        return text.rows
+    if job.row_index:
+        return raw.withColumn("_row", (F.col(_ROW_INDEX) + 1).cast("long")).drop(_ROW_INDEX)
+    # Spark's monotonically increasing id: the partition << 33, plus the row's position in it
+    part = F.spark_partition_id().cast("long")
+    before = F.create_map(*[F.lit(x) for kv in sorted(job.offsets.items()) for x in kv]) \
+        if job.offsets else None
+    row = F.monotonically_increasing_id() - part * (1 << 33) + 1
+    if before is not None:
+        row = row + F.coalesce(before[F.spark_partition_id()], F.lit(0))
+    return raw.withColumn("_row", row.cast("long"))
+
+
+def _by_key(val: DataFrame, source: SourceSettings, job: _Job, parts: int | None) -> DataFrame:
+    """The rows shuffled (into ``parts`` partitions, or the session's shuffle partitions) so
+    that every group the classification compares (equal duplicate columns, equal key, lines
+    of one order) lies in one partition; one partition when no column is shared by all
+    those groups."""
     mapped = set(job.specs)
     key = row_key(source, mapped)
     rollup = source.rollup and source.table == "transactions"
@@ -411,13 +492,15 @@ def _by_key(val: DataFrame, source: SourceSettings, job: _Job) -> DataFrame:
     shared = set.intersection(*groups)
     if not shared:
         return val.repartition(1)
-    return val.repartition(*[f"v_{c}" for c in sorted(shared)])
+    cols = [f"v_{c}" for c in sorted(shared)]
+    return val.repartition(parts, *cols) if parts else val.repartition(*cols)
 
 
 def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cls: DataFrame,
-           counts: LoadCounts, *, now: dt.datetime, rollup: bool,
+           counts: LoadCounts, *, now: dt.datetime, rollup: bool, numbered: DataFrame,
            rejects: DataFrame | None = None) -> None:
-    """The load's canonical rows, quarantine (with the ``rejects`` of a CSV reader:
+    """The load's canonical rows, quarantine (the raw rows picked from ``numbered``, the
+    source rows with their ``_row``; with the ``rejects`` of a CSV reader:
     ``malformed_row``), duplicates and flags, and its counts."""
     from pyspark.sql import functions as F
 
@@ -434,7 +517,18 @@ def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cl
             label.alias("source_file"), F.col("_row").alias("source_row"), load.alias("load_id"))
     # the counts come from one aggregation of the classified rows (below): written uncounted
     store.write(source.table, rows, run_id, count=False)
-    quarantined = cls.where("_status = 'quarantined'").select(
+    flag_list = flags(source, job.specs)
+    by, rules, flagged = _counts(cls, flag_list)
+    quarantined = cls.where("_status = 'quarantined'")
+    if by.get("quarantined"):  # the raw rows of the quarantined rows only, from the source
+        few = by["quarantined"] <= _BROADCAST
+        keys = quarantined.select("_row")
+        picked = numbered.join(F.broadcast(keys) if few else keys, "_row", "left_semi")
+        raws = picked.mapInArrow(job.raw_task, _spark_schema(_RAW))
+        quarantined = quarantined.join(F.broadcast(raws) if few else raws, "_row", "left")
+    else:
+        quarantined = quarantined.withColumn("_raw_row", F.lit(None).cast("string"))
+    quarantined = quarantined.select(
         src.alias("source"), label.alias("source_file"), F.col("_row").alias("row_number"),
         F.col("_raw_row").alias("raw_row"), F.col("_rule").alias("rule"),
         F.col("_reason").alias("reason"), F.col("_column").alias("column_name"),
@@ -454,7 +548,6 @@ def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cl
         kind[F.col("_status")].alias("kind"),
         F.when(F.col("_status") == "duplicate", F.col("_dup_of")).alias("duplicate_of_row"),
         load.alias("load_id")), run_id, count=False)
-    flag_list = flags(source, job.specs)
     if flag_list:
         parts = [cls.where(F.col(f"_f{i}")).select(
             src.alias("source"), label.alias("source_file"), F.col("_row").alias("row_number"),
@@ -465,7 +558,6 @@ def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cl
         for part in parts[1:]:
             found = found.unionByName(part)
         store.write("ingest_flags", found, run_id, count=False)
-    by, rules, flagged = _counts(cls, flag_list)
     if flagged:
         note_flags(counts, flagged)
     tally(counts, by, rules, {False: n_rejects} if n_rejects else {})

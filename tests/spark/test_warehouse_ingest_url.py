@@ -1,0 +1,115 @@
+"""``segflow ingest`` on Spark (``local[2]``) of a folder of Parquet part files at a URL: the
+rows are numbered by Spark's read order (the rows before each partition, counted first), and
+the quarantine's raw rows, made after the classification from the source rows picked again
+by their number, must be the very rows that broke each rule, across many small splits.
+
+Every row carries a ``tag`` naming it; each rule below is broken by exactly one row, so a
+raw row picked by a wrong number shows as a wrong tag.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from tests._engines import require_spark
+from typer.testing import CliRunner
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+PARTS = [  # tag, order_id, customer, order_date, amount
+    [("t01", "O1", "C1", "2024-04-01 10:00:00", "10"),
+     ("t02", "O2", "C1", "2024-04-02 10:00:00", "abc"),
+     ("t03", "O3", "C2", "2024-04-03 10:00:00", "30"),
+     ("t04", "O3", "C2", "2024-04-03 10:00:00", "31"),  # O3 again, other values: conflict
+     ("t05", "O5", "C999", "2024-04-05 10:00:00", "50")],
+    [("t06", "O6", "C2", "yesterday", "60"),
+     ("t07", "O7", "C1", "2024-04-07 10:00:00", "70"),
+     ("t08", "O8", "C2", "2024-04-08 10:00:00", "80"),
+     ("t09", "O9", "C1", "2099-01-01 00:00:00", "90"),
+     ("t10", "O10", "C2", "2024-04-10 10:00:00", "100")],
+]
+COLUMNS = ["tag", "order_id", "customer", "order_date", "amount"]
+#: Worked out from the rows: the rule each quarantined row breaks.
+WANT_QUARANTINE = {"t02": "non_numeric_amount", "t04": "conflicting_id",
+                   "t05": "unknown_customer", "t06": "unparseable_date", "t09": "future_date"}
+WANT_ACCEPTED = {"O1", "O3", "O7", "O8", "O10"}
+TOML = """
+[project]
+name = "url"
+
+[[sources]]
+name = "crm"
+table = "customers"
+path = "data/customers.parquet"
+[sources.columns]
+customer_id = "id"
+
+[[sources]]
+name = "orders"
+table = "transactions"
+path = "{url}"
+date_formats = ["%Y-%m-%d %H:%M:%S"]
+max_date = "2025-01-01"
+[sources.columns]
+transaction_id = "order_id"
+customer_id = "customer"
+ts = "order_date"
+amount = "amount"
+
+[engine]
+kind = "spark"
+master = "local[2]"
+warehouse = "wh"
+database = "url"
+[engine.conf]
+# splits of about 600 bytes: each part file is read by several tasks (some without rows)
+"spark.sql.files.maxPartitionBytes" = "600"
+"spark.sql.files.openCostInBytes" = "600"
+"""
+
+
+def test_a_folder_url_numbers_rows_and_quarantines_their_raw_rows(tmp_path):
+    require_spark()
+    from segflow.cli import app
+    from segflow.config import Settings
+    from segflow.project import Project
+    from segflow.store._spark import SparkStore
+
+    data = tmp_path / "data"
+    (data / "orders").mkdir(parents=True)
+    pq.write_table(pa.table({"id": ["C1", "C2"]}), data / "customers.parquet")
+    for i, rows in enumerate(PARTS):  # two rows a row group: several splits a file
+        pq.write_table(pa.table(dict(zip(COLUMNS, map(list, zip(*rows, strict=True)), strict=True))),
+                       data / "orders" / f"part-{i}.parquet", row_group_size=2)
+    url = (data / "orders").resolve().as_uri()
+    Project.init(tmp_path, toml_text=TOML.format(url=url)).close()
+    result = CliRunner().invoke(app, ["ingest", "-p", str(tmp_path), "--json"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    loads = {r["source"]: r for r in json.loads(result.output)["data"]}
+    assert [loads["orders"][k] for k in ("rows_read", "rows_accepted", "rows_quarantined",
+                                         "rows_duplicate")] == [10, 5, 5, 0]
+
+    store = SparkStore.open(Settings.load(tmp_path).engine, tmp_path)
+    quarantine = store.table("quarantine").to_pandas()
+    quarantine = quarantine[quarantine.source == "orders"]
+    raws = [json.loads(r) for r in quarantine.raw_row]
+    # each quarantined row's raw row is the source row that broke its rule, whole
+    by_tag = {r[0]: dict(zip(COLUMNS, r, strict=True)) for part in PARTS for r in part}
+    assert {raw["tag"]: rule for raw, rule in zip(raws, quarantine.rule, strict=True)} \
+        == WANT_QUARANTINE
+    assert all(raw == by_tag[raw["tag"]] for raw in raws)
+    # one numbering for the accepted and the quarantined rows: 1..10, each number once;
+    # the rows of one file keep their order (O3's second version comes after the first)
+    accepted = store.table("transactions").to_pandas()
+    assert set(accepted.transaction_id) == WANT_ACCEPTED
+    numbers = [*accepted.source_row, *quarantine.row_number]
+    assert sorted(numbers) == list(range(1, 11))
+    row_of = dict(zip(accepted.transaction_id, accepted.source_row, strict=True))
+    row_of |= {raw["tag"]: n for raw, n in zip(raws, quarantine.row_number, strict=True)}
+    assert row_of["O1"] < row_of["t02"] < row_of["O3"] < row_of["t04"] < row_of["t05"]
+    assert row_of["t06"] < row_of["O7"] < row_of["O8"] < row_of["t09"] < row_of["O10"]
+    store.session.stop()
