@@ -2,8 +2,8 @@
 
 The readable definition is ``customer_features(tables, s)`` at one snapshot (itself tested
 against an independent pandas computation in test_features_reference.py); the one-pass table
-must hold exactly its rows at every snapshot: same customers, counts and dates exactly, money
-to the cent, other floats to 1e-9. Data: a hand-built fixture whose rows sit on the edges a
+must hold exactly its rows at every snapshot: same customers, counts, dates and money exactly
+(both sum money as exact decimals), other floats to 1e-9. Data: a hand-built fixture whose rows sit on the edges a
 period computation can get wrong, the random fixture of the reference test, and the demo
 generator's data (slow).
 """
@@ -53,15 +53,13 @@ def assert_same_table(tables, dates, *, window_days=None, groups=None) -> pd.Dat
 
 def assert_same_columns(got: pd.DataFrame, want: pd.DataFrame, names) -> None:  # noqa: ANN001
     """Columns ``names`` of two tables with the same rows in the same order are equal: money
-    to 1e-4, other floats to 1e-9, everything else exactly (nulls equal)."""
+    exactly, other floats to 1e-9, everything else exactly (nulls equal)."""
     for name in names:
         g, w = got[name], want[name]
         if name in MONEY:
-            # The one pass sums money in millionths of the currency unit, the reference in
-            # doubles: they agree far below a cent (rounding both to cents can still split a
-            # value that lies on a half cent, e.g. an average order value of 51.025).
-            np.testing.assert_allclose(g.astype(float), w.astype(float), rtol=0, atol=1e-4,
-                                       equal_nan=True, err_msg=name)
+            # Both sum money exactly (decimals of six places) and take one float of the same
+            # sums: equal, not close (tests/features/test_huge_money.py)
+            np.testing.assert_array_equal(g.astype(float), w.astype(float), err_msg=name)
         elif g.dtype.kind == "f" or w.dtype.kind == "f":
             np.testing.assert_allclose(g.astype(float), w.astype(float), rtol=1e-9, atol=1e-12,
                                        equal_nan=True, err_msg=name)
