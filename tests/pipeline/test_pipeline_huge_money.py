@@ -56,21 +56,22 @@ def _huge(cust: str, ts: str, amount: float, tid: str, *, ret: bool = False) -> 
 
 
 #: Three customers of the fixture get huge (or cent) amounts; their other lines are removed.
+#: One line per transaction id (ingest keys transactions by their id); returns negative.
 HUGE_LINES = [
     _huge("C000", "2024-01-10 10:00", 9.3e12, "H1"),
     _huge("C000", "2024-03-10 10:00", 5e13, "H2"),
-    _huge("C000", "2024-03-10 10:00", 9.3e12, "H2"),
-    _huge("C000", "2024-05-10 10:00", 1e12, "H1-ret", ret=True),
-    _huge("C000", "2024-06-10 10:00", -2.5e12, "H2-ret"),
+    _huge("C000", "2024-03-10 10:00", 9.3e12, "H3"),
+    _huge("C000", "2024-05-10 10:00", -1e12, "H1-ret", ret=True),
+    _huge("C000", "2024-06-10 10:00", -2.5e12, "H2-ret", ret=True),
     _huge("C001", "2024-01-05 09:00", 4e12, "K1"),
-    _huge("C001", "2024-01-05 09:00", 4e12, "K1"),
-    _huge("C001", "2024-01-05 09:00", 4000000000000.5, "K1"),
-    _huge("C001", "2024-04-05 09:00", 4.5e12, "K2"),
-    _huge("C001", "2024-06-15 09:00", 3e12, "K3"),
+    _huge("C001", "2024-01-05 09:00", 4e12, "K2"),
+    _huge("C001", "2024-01-05 09:00", 4000000000000.5, "K3"),
+    _huge("C001", "2024-04-05 09:00", 4.5e12, "K4"),
+    _huge("C001", "2024-06-15 09:00", 3e12, "K5"),
     _huge("C002", "2024-02-15 12:00", 0.1, "C1"),
-    _huge("C002", "2024-02-15 12:00", 0.2, "C1"),
-    _huge("C002", "2024-04-15 12:00", 0.3, "C2"),
-    _huge("C002", "2024-06-15 12:00", 0.1, "C1-ret", ret=True),
+    _huge("C002", "2024-02-15 12:00", 0.2, "C2"),
+    _huge("C002", "2024-04-15 12:00", 0.3, "C3"),
+    _huge("C002", "2024-06-15 12:00", -0.1, "C1-ret", ret=True),
 ]
 
 
@@ -92,10 +93,12 @@ def _stored(project) -> pd.DataFrame:  # noqa: ANN001
     return project.store.raw.execute("SELECT * FROM customer_features").df().set_index("customer_id")
 
 
-def _ingest(project) -> None:  # noqa: ANN001
+def _ingest(project, lines: int) -> None:  # noqa: ANN001
+    """Ingest, and check that every one of the ``lines`` transaction lines is stored."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         project.ingest()
+    assert project.store.raw.execute("SELECT count(*) FROM transactions").fetchone()[0] == lines
 
 
 def test_full_run_and_new_month_store_exact_sums_of_huge_amounts(tmp_path, monkeypatch):
@@ -104,24 +107,25 @@ def test_full_run_and_new_month_store_exact_sums_of_huge_amounts(tmp_path, monke
 
     tx = _transactions()
     _write(fixture_tables()["customers"].to_pandas(), tmp_path / "customers.csv")
-    _write(tx[tx.ts < pd.Timestamp("2024-06-01")], tmp_path / "transactions.csv")
+    early = tx[tx.ts < pd.Timestamp("2024-06-01")]
+    _write(early, tmp_path / "transactions.csv")
     project = Project.init(tmp_path / "proj",
                            toml_text=PROJECT_TOML + SOURCES.format(folder=tmp_path))
-    _ingest(project)
+    _ingest(project, len(early))
     full = project.run()  # every snapshot: the one pass (and its feature state)
     assert full.snapshots_computed[-1] == dt.date(2024, 6, 1)
     assert_money(_stored(project), dt.date(2024, 6, 1), None, HUGE_LINES)
     # the new month: June's lines loaded, one new snapshot from the stored state carried on
     _write(tx, tmp_path / "transactions.csv")
-    _ingest(project)
+    _ingest(project, len(tx))
     carried = []
     real = stored_state.next_state
     monkeypatch.setattr(stored_state, "next_state",
-                        lambda *a, **k: carried.append(a[3]) or real(*a, **k))
+                        lambda *a, **k: carried.append(a[2]) or real(*a, **k))
     late = project.run()
     assert late.snapshots_computed == [dt.date(2024, 7, 1)] and carried == [dt.date(2024, 6, 1)]
     got = _stored(project)
     assert_money(got, dt.date(2024, 7, 1), None, HUGE_LINES)
     assert got.loc["C000", "monetary"] == 9.3e12 + 5e13 + 9.3e12 - 1e12 - 2.5e12
-    assert got.loc["C002", "monetary"] == 0.5 and got.loc["C002", "avg_order_value"] == 0.3
+    assert got.loc["C002", "monetary"] == 0.5  # 0.1 + 0.2 + 0.3 - 0.1 (doubles: 0.5000000000000001)
     project.close()
