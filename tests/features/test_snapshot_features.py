@@ -280,15 +280,19 @@ def test_spark_one_pass_equals_duckdb_one_pass():
     from tests._engines import require_spark
 
     require_spark()
+    from tests.features.test_huge_money import assert_money, huge_tables
+
     from segflow.engine import connect
     from segflow.features._snapshots import snapshot_features_and_state
     from segflow.features._state import state_features
 
     store = Store(":memory:")
-    to_store(store, edge_tables())
+    # the edges plus three customers with huge amounts (lines of 9.3e12 and 5e13, sums past
+    # 9.22e12) and cents: Spark sums money as decimal(38, 6) too
+    to_store(store, huge_tables())
     engine = connect(store, "spark")
     key = ["snapshot_date", "customer_id"]
-    # 39 rows through a plan of ~250 shuffles: the tests' sessions have one partition per
+    # 54 rows through a plan of ~250 shuffles: the tests' sessions have one partition per
     # shuffle and no adaptive execution (tests/conftest.py SPARK_TEST_CONF)
     # with the feature state at the last snapshot, from which the Spark run derives that
     # snapshot's full features (segflow.warehouse._run, as the DuckDB run)
@@ -307,14 +311,18 @@ def test_spark_one_pass_equals_duckdb_one_pass():
     store.close()
     latest = latest.sort_values("customer_id", ignore_index=True)
     reference = reference.sort_values("customer_id", ignore_index=True)
-    assert list(latest.columns) == list(reference.columns) and len(latest) == 9
+    assert list(latest.columns) == list(reference.columns) and len(latest) == 12
     assert latest.customer_id.tolist() == reference.customer_id.tolist()
     assert_same_columns(latest, reference, latest.columns[1:])
-    # 39 (snapshot, customer) rows: 3, 6, 7, 7, 7 and 9 customers at the six snapshots of
-    # the edge fixture (the DuckDB tests above check each against customer_features)
+    assert_money(latest.set_index("customer_id"), S[-1], 90)
+    # 54 (snapshot, customer) rows: 4, 8, 10, 10, 10 and 12 customers at the six snapshots
+    # of the fixture (the DuckDB tests check each against customer_features)
     assert list(got.columns) == list(want.columns)
-    assert len(got) == len(want) == 39
-    assert want.groupby("snapshot_date").size().tolist() == [3, 6, 7, 7, 7, 9]
+    assert len(got) == len(want) == 54
+    assert want.groupby("snapshot_date").size().tolist() == [4, 8, 10, 10, 10, 12]
+    for s in S:
+        at = got[pd.to_datetime(got.snapshot_date) == pd.Timestamp(s)]
+        assert_money(at.set_index("customer_id"), s, 90)
     for name in got.columns:
         g, w = got[name], want[name]
         if w.dtype.kind == "f":
