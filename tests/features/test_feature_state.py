@@ -9,6 +9,8 @@ empties), for every consecutive pair of its snapshots, and on the demo data.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pandas as pd
 import pytest
 from tests.features._fixture import to_store
@@ -16,7 +18,14 @@ from tests.features.test_snapshot_features import S, assert_same_columns, edge_t
 
 from segflow.features import REQUIRED_TABLES, customer_features
 from segflow.features._snapshots import snapshot_features_and_state
-from segflow.features._state import MEASURES, feature_state, next_state, state_features
+from segflow.features._state import (
+    MEASURES,
+    MONEY,
+    STATE_VERSION,
+    feature_state,
+    next_state,
+    state_features,
+)
 from segflow.features._stored_state import latest_features, stored_state, write_state
 from segflow.store import Store
 
@@ -64,7 +73,10 @@ def test_the_one_pass_gives_the_state_of_its_last_snapshot(edge):
     got, want = state.to_pandas(), feature_state(edge, S[-1], window_days=window).to_pandas()
     assert list(got.columns) == ["customer_id", *MEASURES] and len(got) == len(want) > 5
     assert_same(got, want)
-    assert (got.dtypes[1:] == "int64").all() and got._dbad1.abs().sum() + got._yc3.sum() > 0
+    money = list(MONEY)
+    assert (got.drop(columns=money).dtypes[1:] == "int64").all()
+    assert all(isinstance(v, Decimal) for v in got[money].to_numpy().ravel())
+    assert got._dbad1.abs().sum() + got._yc3.sum() > 0
     assert features.snapshot_date.nunique().execute() == len(S)
 
 
@@ -97,5 +109,31 @@ def test_stored_state_is_used_only_at_its_snapshot_and_settings():
     latest, state = latest_features(store, tables, S[5], S[4], window_days=90)
     assert state is None and latest.count().execute() == \
         customer_features(tables, S[5], window_days=90).count().execute()
+    latest.release()
+    store.close()
+
+
+def test_a_state_stored_by_the_int64_code_is_not_used():
+    # version 3 stored money as int64 millionths: a store written by that code recomputes
+    # the new month from the definition, and its next state is written as exact decimals
+    assert STATE_VERSION == 4
+    store = Store(":memory:")
+    to_store(store, edge_tables())
+    tables = {name: store.table(name) for name in REQUIRED_TABLES}
+    write_state(store, feature_state(tables, S[3], window_days=90), S[3], 90)
+    cols = ", ".join(f'CAST("{m}" * 1000000 AS BIGINT) AS "{m}"' if m in MONEY else f'"{m}"'
+                     for m in MEASURES)
+    store.raw.execute("CREATE OR REPLACE TABLE feature_state AS SELECT snapshot_date, "
+                      f"'v3;window_days=90' AS state_key, customer_id, {cols} FROM feature_state")
+    assert stored_state(store, tables, S[3], 90) is None
+    latest, state = latest_features(store, tables, S[4], S[3], window_days=90)
+    assert state is None
+    assert_same(latest.to_pandas(), customer_features(tables, S[4], window_days=90).to_pandas())
+    write_state(store, feature_state(tables, S[4], window_days=90), S[4], 90)
+    types = dict(store.raw.execute("SELECT column_name, data_type FROM "
+                                   "information_schema.columns WHERE table_name = "
+                                   "'feature_state'").fetchall())
+    assert {types[m] for m in MONEY} == {"DECIMAL(38,6)"} and types["orders_total"] == "BIGINT"
+    assert stored_state(store, tables, S[4], 90) is not None
     latest.release()
     store.close()

@@ -2,8 +2,8 @@
 
 The readable definition is ``customer_features(tables, s)`` at one snapshot (itself tested
 against an independent pandas computation in test_features_reference.py); the one-pass table
-must hold exactly its rows at every snapshot: same customers, counts and dates exactly, money
-to the cent, other floats to 1e-9. Data: a hand-built fixture whose rows sit on the edges a
+must hold exactly its rows at every snapshot: same customers, counts, dates and money exactly
+(both sum money as exact decimals), other floats to 1e-9. Data: a hand-built fixture whose rows sit on the edges a
 period computation can get wrong, the random fixture of the reference test, and the demo
 generator's data (slow).
 """
@@ -53,15 +53,13 @@ def assert_same_table(tables, dates, *, window_days=None, groups=None) -> pd.Dat
 
 def assert_same_columns(got: pd.DataFrame, want: pd.DataFrame, names) -> None:  # noqa: ANN001
     """Columns ``names`` of two tables with the same rows in the same order are equal: money
-    to 1e-4, other floats to 1e-9, everything else exactly (nulls equal)."""
+    exactly, other floats to 1e-9, everything else exactly (nulls equal)."""
     for name in names:
         g, w = got[name], want[name]
         if name in MONEY:
-            # The one pass sums money in millionths of the currency unit, the reference in
-            # doubles: they agree far below a cent (rounding both to cents can still split a
-            # value that lies on a half cent, e.g. an average order value of 51.025).
-            np.testing.assert_allclose(g.astype(float), w.astype(float), rtol=0, atol=1e-4,
-                                       equal_nan=True, err_msg=name)
+            # Both sum money exactly (decimals of six places) and take one float of the same
+            # sums: equal, not close (tests/features/test_huge_money.py)
+            np.testing.assert_array_equal(g.astype(float), w.astype(float), err_msg=name)
         elif g.dtype.kind == "f" or w.dtype.kind == "f":
             np.testing.assert_allclose(g.astype(float), w.astype(float), rtol=1e-9, atol=1e-12,
                                        equal_nan=True, err_msg=name)
@@ -282,15 +280,19 @@ def test_spark_one_pass_equals_duckdb_one_pass():
     from tests._engines import require_spark
 
     require_spark()
+    from tests.features.test_huge_money import assert_money, huge_tables
+
     from segflow.engine import connect
     from segflow.features._snapshots import snapshot_features_and_state
     from segflow.features._state import state_features
 
     store = Store(":memory:")
-    to_store(store, edge_tables())
+    # the edges plus three customers with huge amounts (lines of 9.3e12 and 5e13, sums past
+    # 9.22e12) and cents: Spark sums money as decimal(38, 6) too
+    to_store(store, huge_tables())
     engine = connect(store, "spark")
     key = ["snapshot_date", "customer_id"]
-    # 39 rows through a plan of ~250 shuffles: the tests' sessions have one partition per
+    # 54 rows through a plan of ~250 shuffles: the tests' sessions have one partition per
     # shuffle and no adaptive execution (tests/conftest.py SPARK_TEST_CONF)
     # with the feature state at the last snapshot, from which the Spark run derives that
     # snapshot's full features (segflow.warehouse._run, as the DuckDB run)
@@ -309,14 +311,18 @@ def test_spark_one_pass_equals_duckdb_one_pass():
     store.close()
     latest = latest.sort_values("customer_id", ignore_index=True)
     reference = reference.sort_values("customer_id", ignore_index=True)
-    assert list(latest.columns) == list(reference.columns) and len(latest) == 9
+    assert list(latest.columns) == list(reference.columns) and len(latest) == 12
     assert latest.customer_id.tolist() == reference.customer_id.tolist()
     assert_same_columns(latest, reference, latest.columns[1:])
-    # 39 (snapshot, customer) rows: 3, 6, 7, 7, 7 and 9 customers at the six snapshots of
-    # the edge fixture (the DuckDB tests above check each against customer_features)
+    assert_money(latest.set_index("customer_id"), S[-1], 90)
+    # 54 (snapshot, customer) rows: 4, 8, 10, 10, 10 and 12 customers at the six snapshots
+    # of the fixture (the DuckDB tests check each against customer_features)
     assert list(got.columns) == list(want.columns)
-    assert len(got) == len(want) == 39
-    assert want.groupby("snapshot_date").size().tolist() == [3, 6, 7, 7, 7, 9]
+    assert len(got) == len(want) == 54
+    assert want.groupby("snapshot_date").size().tolist() == [4, 8, 10, 10, 10, 12]
+    for s in S:
+        at = got[pd.to_datetime(got.snapshot_date) == pd.Timestamp(s)]
+        assert_money(at.set_index("customer_id"), s, 90)
     for name in got.columns:
         g, w = got[name], want[name]
         if w.dtype.kind == "f":

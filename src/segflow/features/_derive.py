@@ -2,17 +2,18 @@
 :mod:`segflow.features._snapshots`, or the feature state of :mod:`segflow.features._state`).
 
 The row carries the running sums, minima and maxima of the period deltas (``_freq_w``,
-``_gross_w``, ... as integers, money in millionths; days since 1970), the snapshot's day
+``_gross_w``, ...: counts and days since 1970 as integers, money as exact decimals of six
+places), the snapshot's day
 ``_sday``, the sign-up day ``_cd`` with its period ``_kc`` and the row's period ``_k``; the
 functions here turn them into the feature columns of
-:func:`segflow.features.customer_features`.
+:func:`segflow.features.customer_features` with the same expressions on the exact sums as
+its :func:`segflow.features._purchases.value_features` (so the floats are equal, not close).
 """
 
 from __future__ import annotations
 
 import ibis
 
-from segflow.features._periods import from_micro
 from segflow.features._purchases import _day_to_date
 from segflow.features._window import safe_ratio
 
@@ -29,26 +30,26 @@ def one_pass_features(g: ibis.Table, wanted: set[str], cols: set[str]) -> dict[s
         first_any,
         ibis.ifelse(first_any.isnull() | (created <= first_any), created, first_any),
     )
-    gross_w, gross_12, gross_prev = (from_micro(g[c]) for c in ("_gross_w", "_gross_12",
-                                                                "_gross_prev"))
+    # money: exact decimals, each feature one float of them (as value_features)
+    gross_w, gross_12, gross_prev = g._gross_w, g._gross_12, g._gross_prev
     out: dict[str, ibis.Value] = {
         "recency_days": sday - g._last,
         "frequency": g._freq_w,
-        "monetary": from_micro(g._gross_w - g._ret_w),
+        "monetary": (gross_w - g._ret_w).cast("float64"),
         "frequency_12m": g._freq_12,
-        "monetary_12m": from_micro(g._gross_12 - g._ret_12),
+        "monetary_12m": (gross_12 - g._ret_12).cast("float64"),
         "frequency_prev_12m": g._freq_prev,
-        "monetary_prev_12m": from_micro(g._gross_prev - g._ret_prev),
+        "monetary_prev_12m": (gross_prev - g._ret_prev).cast("float64"),
         "first_purchase_date": _day_to_date(g._first),
         "last_purchase_date": _day_to_date(g._last),
         "tenure_days": sday - start,
         "signup_date": _day_to_date(created),
         "avg_order_value": safe_ratio(gross_w, g._paid_w),
         "basket_size": ibis.ifelse(
-            g._qtyn_w == 0, ibis.null("float64"), safe_ratio(from_micro(g._qty_w), g._freq_w)
+            g._qtyn_w == 0, ibis.null("float64"), safe_ratio(g._qty_w, g._freq_w)
         ),
         "promo_share": safe_ratio(g._promo_w, g._freq_w),
-        "return_rate": safe_ratio(from_micro(g._ret_w), gross_w),
+        "return_rate": safe_ratio(g._ret_w, gross_w),
         "spend_trend": safe_ratio(gross_12 - gross_prev, gross_12 + gross_prev),
     }
     if "seasonality" in wanted:

@@ -22,9 +22,9 @@ from collections.abc import Collection
 
 import ibis
 
-from segflow.features._periods import Periods, emit, live, micro
+from segflow.features._periods import Periods, emit, live
 from segflow.features._purchase_def import is_purchase_line, is_return_line, order_ts_key
-from segflow.features._window import DAYS_12M
+from segflow.features._window import DAYS_12M, money
 
 _ORDER_KEY = ["customer_id", "transaction_id", "_ts_key"]
 
@@ -66,8 +66,8 @@ def order_periods(lines: ibis.Table, periods: Periods, window_days: int | None) 
     b = lines.filter(lines._buy)
     promo = (b.promo_code.notnull() & (b.promo_code.strip() != "")).cast("int64")
     per = b.group_by([*_ORDER_KEY, "_k"]).aggregate(
-        _amt=micro(b.amount).sum(),
-        _qty=micro(b.quantity).sum(),
+        _amt=money(b.amount).sum(),
+        _qty=money(b.quantity).sum(),
         _qtyn=b.quantity.count(),
         _pos=(b.amount > 0).cast("int64").max(),
         _promo=promo.max(),
@@ -180,7 +180,7 @@ def line_deltas(lines: ibis.Table, periods: Periods, window_days: int | None) ->
     first = lines.group_by(["customer_id", "_k"]).aggregate(_first_any=lines._day.min())
     r = lines.filter(lines._ret)
     r = r.group_by(["customer_id", "_k", "_day"]).aggregate(
-        _ret=micro(r.amount.abs()).sum().fill_null(0)
+        _ret=money(r.amount.abs()).sum().fill_null(0)
     )
     r = periods.lookup(r, "_day", _window_offsets(window_days))
     keys = ["customer_id", "_k", "_b12", "_b24", *(["_bw"] if window_days is not None else [])]

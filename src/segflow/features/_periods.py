@@ -11,8 +11,9 @@ equi-join, on any Ibis backend.
 A windowed amount (one that counts at snapshot ``j`` while ``entry <= j < leave``) becomes a
 *delta*: ``+v`` at period ``entry`` and ``-v`` at period ``leave``; the amount at every
 snapshot is then the running sum of a customer's deltas over the periods. All deltas are
-64-bit integers (money in millionths of the currency unit), so leaving cancels entering
-exactly and the result does not depend on the order of summation.
+exact: counts and days 64-bit integers, money and quantities decimals of six places
+(:data:`segflow.features._window.EXACT_MONEY`, up to 10^32 currency units), so leaving
+cancels entering exactly and the result does not depend on the order of summation.
 """
 
 from __future__ import annotations
@@ -25,19 +26,13 @@ from dataclasses import dataclass
 import ibis
 import pyarrow as pa
 
-from segflow.features._window import EPOCH
-
-#: Money and quantities are summed as integers of this many units per currency unit.
-MICRO = 1_000_000
+from segflow.features._window import EPOCH, EXACT_MONEY
 
 
-def micro(value: ibis.NumericValue) -> ibis.IntegerValue:
-    """``value`` in millionths, rounded, as int64 (null stays null)."""
-    return (value.cast("float64") * MICRO).round().cast("int64")
-
-
-def from_micro(value: ibis.IntegerValue) -> ibis.FloatingValue:
-    return value.cast("float64") / MICRO
+def measure_type(value: ibis.Value) -> ibis.DataType:
+    """The type of a delta measure: :data:`EXACT_MONEY` for money (decimal values), int64 for
+    everything else (counts, days, flags)."""
+    return EXACT_MONEY if value.type().is_decimal() else ibis.dtype("int64")
 
 
 @dataclass(frozen=True)
@@ -101,7 +96,7 @@ def emit(t: ibis.Table, pos: ibis.IntegerValue, values: Mapping[str, ibis.Value]
     return t.select(
         customer_id=t.customer_id,
         _k=pos.cast("int64"),
-        **{m: (-v if negate else v).cast("int64") for m, v in values.items()},
+        **{m: (-v if negate else v).cast(measure_type(v)) for m, v in values.items()},
     )
 
 
@@ -113,7 +108,7 @@ def live(value: ibis.Value, entry: ibis.IntegerValue,
     period would cancel anyway)."""
     if leave is None:
         return value
-    return ibis.ifelse(leave > entry, value, 0)
+    return ibis.ifelse(leave > entry, value, ibis.literal(0, measure_type(value)))
 
 
 def union_deltas(parts: Sequence[ibis.Table], mins: Sequence[str] = (),
@@ -121,12 +116,14 @@ def union_deltas(parts: Sequence[ibis.Table], mins: Sequence[str] = (),
     """One row per (customer, period): the sum of every measure (min/max for ``mins`` and
     ``maxs``) over ``parts``, which may each carry a different subset of the measures.
     With ``n``, rows of periods after ``n`` (seen by no snapshot) are left out first."""
-    measures: list[str] = []
+    types: dict[str, ibis.DataType] = {}  # a measure missing from a part: a null of its type
     for p in parts:
-        measures += [c for c in p.columns if c not in ("customer_id", "_k") and c not in measures]
-    null = ibis.null("int64")
+        types |= {c: measure_type(p[c]) for c in p.columns
+                  if c not in ("customer_id", "_k") and c not in types}
+    measures = list(types)
     aligned = [
-        p.select("customer_id", "_k", **{m: p[m] if m in p.columns else null for m in measures})
+        p.select("customer_id", "_k",
+                 **{m: p[m] if m in p.columns else ibis.null(types[m]) for m in measures})
         for p in parts
     ]
     u = aligned[0] if len(aligned) == 1 else ibis.union(*aligned, distinct=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ibis
 
 from segflow.features._purchase_def import is_purchase_line, is_return_line, order_ts_key
-from segflow.features._window import DAYS_12M, Frame, safe_ratio
+from segflow.features._window import DAYS_12M, Frame, money, safe_ratio
 
 
 def prepare_lines(transactions: ibis.Table, frame: Frame) -> ibis.Table:
@@ -37,23 +37,29 @@ def prepare_lines(transactions: ibis.Table, frame: Frame) -> ibis.Table:
 def order_table(lines: ibis.Table) -> ibis.Table:
     """One row per order (purchase lines grouped by customer and order key).
 
-    An order's time is its first line's ``ts``; amount and quantity are summed over its lines;
-    it used a promo code when any line has a non-empty one. A zero-value order is an order
-    (a purchase occasion) but not a *paid* order: spend averages divide by paid orders.
+    An order's time is its first line's ``ts``; amount and quantity are summed over its lines,
+    exactly (:data:`segflow.features._window.EXACT_MONEY`: each line to a millionth, the sum
+    a decimal); it used a promo code when any line has a non-empty one. A zero-value order is
+    an order (a purchase occasion) but not a *paid* order: spend averages divide by paid
+    orders.
     """
     t = lines.filter(lines._buy)
     promo = (t.promo_code.notnull() & (t.promo_code.strip() != "")).cast("int64")
     return t.group_by(["customer_id", "transaction_id", "_ts_key"]).aggregate(
         _ts=t.ts.min(),
         _day=t._day.min(),
-        _amount=t.amount.sum(),
-        _qty=t.quantity.sum(),
+        _amount=money(t.amount).sum(),
+        _qty=money(t.quantity).sum(),
         _promo=promo.max(),
     )
 
 
 def value_features(lines: ibis.Table, orders: ibis.Table, frame: Frame) -> ibis.Table:
     """RFM, 12-month values, order value, basket, promo share, return rate, trend.
+
+    Money is summed exactly (decimals of six places, :func:`segflow.features._window.money`),
+    and each money feature or ratio is one float64 of the exact sums (``monetary`` the
+    float of gross minus returns, not the difference of two floats).
 
     Returns one row per customer with any transaction row before ``s``.
     """
@@ -76,7 +82,7 @@ def value_features(lines: ibis.Table, orders: ibis.Table, frame: Frame) -> ibis.
         _promo_orders=o._promo.sum(where=win),
     )
     t = lines
-    ret_value = t.amount.abs()
+    ret_value = money(t.amount.abs())
     per_line = t.group_by("customer_id").aggregate(
         _first_any=t._day.min(),
         _ret_w=ret_value.sum(where=t._ret & frame.in_window(t.ts)),
@@ -86,23 +92,23 @@ def value_features(lines: ibis.Table, orders: ibis.Table, frame: Frame) -> ibis.
         ),
     )
     agg = per_line.left_join(per_order, "customer_id").drop("customer_id_right")
-    gross_w = agg._gross_w.fill_null(0.0)
-    gross_12m = agg._gross_12m.fill_null(0.0)
-    gross_prev = agg._gross_prev.fill_null(0.0)
+    gross_w = agg._gross_w.fill_null(0)
+    gross_12m = agg._gross_12m.fill_null(0)
+    gross_prev = agg._gross_prev.fill_null(0)
     frequency = agg.frequency.fill_null(0)
     epoch = ibis.literal(frame.day)
     return agg.mutate(
         recency_days=(epoch - agg._last_day).cast("int64"),
-        monetary=gross_w - agg._ret_w.fill_null(0.0),
-        monetary_12m=gross_12m - agg._ret_12m.fill_null(0.0),
+        monetary=(gross_w - agg._ret_w.fill_null(0)).cast("float64"),
+        monetary_12m=(gross_12m - agg._ret_12m.fill_null(0)).cast("float64"),
         frequency_prev_12m=agg.frequency_prev_12m.fill_null(0),
-        monetary_prev_12m=gross_prev - agg._ret_prev.fill_null(0.0),
+        monetary_prev_12m=(gross_prev - agg._ret_prev.fill_null(0)).cast("float64"),
         first_purchase_date=_day_to_date(agg._first_day),
         last_purchase_date=_day_to_date(agg._last_day),
         avg_order_value=safe_ratio(gross_w, agg._paid_w.fill_null(0)),
         basket_size=safe_ratio(agg._qty_w, frequency),
         promo_share=safe_ratio(agg._promo_orders.fill_null(0), frequency),
-        return_rate=safe_ratio(agg._ret_w.fill_null(0.0), gross_w),
+        return_rate=safe_ratio(agg._ret_w.fill_null(0), gross_w),
         spend_trend=safe_ratio(gross_12m - gross_prev, gross_12m + gross_prev),
     ).drop(
         "_gross_w", "_ret_w", "_gross_12m", "_ret_12m", "_gross_prev", "_ret_prev", "_qty_w",
@@ -135,10 +141,6 @@ def interpurchase_features(orders: ibis.Table, frame: Frame) -> ibis.Table:
     return agg.select("customer_id", ipt_mean_days=mean, ipt_cv=cv)
 
 
-#: Exact money for ranking sums: six decimal places (a millionth), 38 digits in all.
-EXACT_MONEY = ibis.dtype("decimal(38, 6)")
-
-
 def top_share(
     lines: ibis.Table, frame: Frame, column: str, prefix: str, count_name: str
 ) -> ibis.Table:
@@ -157,7 +159,7 @@ def top_share(
     spend = (
         t.filter(t._buy, frame.in_window(t.ts), col.notnull())
         .group_by(["customer_id", column])
-        .aggregate(_spend=lambda x: x.amount.cast(EXACT_MONEY).sum())
+        .aggregate(_spend=lambda x: money(x.amount).sum())
     )
     rn = ibis.row_number().over(
         group_by="customer_id", order_by=[ibis.desc("_spend"), ibis.asc(column)]

@@ -6,9 +6,10 @@ module computes the same table for every snapshot of a grid at once (see
 
 1. every transaction line, web event and customer row is tagged with its period ``k`` (the
    first snapshot that sees it) by an equi-join on its calendar day;
-2. lines, orders and sessions are aggregated once per (customer, period) into integer
-   *deltas*; an amount inside a 12-month, 90-day or ``window_days`` window enters at its
-   period and leaves (a negative delta) at the first snapshot after the window;
+2. lines, orders and sessions are aggregated once per (customer, period) into exact
+   *deltas* (integers; money as decimals); an amount inside a 12-month, 90-day or
+   ``window_days`` window enters at its period and leaves (a negative delta) at the first
+   snapshot after the window;
 3. running sums (minima, maxima) over a customer's periods give every snapshot's values on a
    grid of one row per (snapshot, customer known at it).
 
@@ -91,9 +92,9 @@ def snapshot_features(
         caching it again would copy it). Column ``snapshot_date`` (date) followed by exactly
         the columns of
         ``customer_features(tables, s, window_days=window_days, groups=groups)``; its rows
-        equal the union over ``s`` of those tables (money to a millionth of the currency
-        unit: amounts are summed as exact integers of millionths, so windowed sums do not
-        drift; floats otherwise agree to rounding). Row order is unspecified.
+        equal the union over ``s`` of those tables (money is summed exactly in both, as
+        decimals of six places, so the money features are equal, not close; other floats
+        agree to rounding). Row order is unspecified.
 
     Raises
     ------
@@ -126,7 +127,7 @@ def snapshot_features_and_state(
     (:func:`segflow.features._state.feature_state`: same rows and values), from the same
     pass: each chunk's state is computed from its period-tagged lines and order periods
     while they are materialised (no second read of the history) and materialised itself
-    (one row per customer, int64 measures), then the chunk's intermediate tables are
+    (one row per customer, exact measures), then the chunk's intermediate tables are
     released. The state is returned materialised: the caller releases it once written
     (:func:`segflow.features._stored_state.write_state`)."""
     features, state = _snapshot_features(

@@ -1,10 +1,11 @@
 """The feature state: the running sums of the one pass at one snapshot, carried to the next.
 
-:func:`segflow.features.snapshot_features` turns transactions into integer deltas per
+:func:`segflow.features.snapshot_features` turns transactions into exact deltas per
 (customer, period) and sums them over the periods (:mod:`segflow.features._periods`). The
 running values at snapshot ``s_a`` (before any ratio is derived) are the *feature state*: one
-row per customer, :data:`MEASURES`, all 64-bit integers (money and quantities in millionths,
-days since 1970), so carrying it forward is exact.
+row per customer, :data:`MEASURES`, all exact (counts and days since 1970 64-bit integers,
+money and quantities decimals of six places, :data:`MONEY`), so carrying it forward is
+exact.
 
 The features at a later snapshot ``s_b`` are then the state at ``s_a`` plus the deltas of the
 period ``[s_a, s_b)``, and only these transaction rows produce such deltas (see the module
@@ -56,7 +57,8 @@ from segflow.features._purchases import (
 from segflow.features._survey import survey_features, survey_registry
 from segflow.features._window import DAYS_12M, EPOCH, Frame, left_join_all, safe_ratio
 
-#: The running measures of the state (int64 each): sums (those of the one pass, with the
+#: The running measures of the state (int64 each, but decimal(38, 6) for :data:`MONEY`):
+#: sums (those of the one pass, with the
 #: seasonality counts ``_q*``, ``_dbad*``, ``_years``; ``_ndays`` distinct order days and
 #: ``_gap2`` the sum of squared gaps between them, for ``ipt_*``), minima, maxima, and the
 #: orders per quarter of the calendar year of the state's last day (``_yc*``: where the
@@ -69,10 +71,12 @@ SUMS = (tuple(m for m in purchases.SUMS if m not in purchases.SEASON_SUMS) + _SE
 MINS = purchases.MINS
 MAXS = purchases.MAXS
 MEASURES = SUMS + ("_gap2",) + MINS + MAXS + _YEAR
+#: The money measures (amounts and quantities), :data:`segflow.features._window.EXACT_MONEY`.
+MONEY = ("_gross_w", "_qty_w", "_gross_12", "_gross_prev", "_ret_w", "_ret_12", "_ret_prev")
 
 #: Changes whenever the meaning of a stored state changes (a stored state of another
-#: version is not used).
-STATE_VERSION = 3
+#: version is not used). 4: money as decimal(38, 6), no longer int64 millionths.
+STATE_VERSION = 4
 
 
 def state_key(window_days: int | None) -> str:
@@ -90,9 +94,9 @@ def feature_state(tables: Mapping[str, ibis.Table], snapshot: dt.date, *,
     -------
     ibis.Table
         Materialised (``release()`` it when done): one row per customer id (string) with a
-        transaction line before ``snapshot``: ``customer_id`` and the int64 columns of
-        :data:`MEASURES` (sums 0 when the customer has none of those rows; minima and maxima
-        of days null).
+        transaction line before ``snapshot``: ``customer_id`` and the columns of
+        :data:`MEASURES` (int64; decimal(38, 6) for :data:`MONEY`; sums 0 when the customer
+        has none of those rows; minima and maxima of days null).
     """
     periods = Periods((_as_date(snapshot),))
     return _deltas(tables["transactions"], periods, window_days, 1, keep_years=False)[0]

@@ -52,6 +52,19 @@ class Frame:
         return self.within(ts, self.window_days)
 
 
+#: Money (amounts, quantities) is summed exactly as decimals of six places (a millionth of the
+#: currency unit) with 38 digits in all: sums up to 10^32 currency units, in any order of
+#: summation, with no drift when a window's amounts leave it (64-bit integer millionths
+#: overflowed at 9.2e12, floating-point sums drift: 0.1 + 0.2 is not 0.3).
+EXACT_MONEY = ibis.dtype("decimal(38, 6)")
+
+
+def money(value: ibis.NumericValue) -> ibis.DecimalValue:
+    """``value`` as :data:`EXACT_MONEY` (rounded to a millionth; null stays null). A value of
+    10^32 or more in magnitude is a conversion error on DuckDB (null on Spark without ANSI)."""
+    return value.cast(EXACT_MONEY)
+
+
 def safe_ratio(num: ibis.NumericValue, den: ibis.NumericValue) -> ibis.NumericValue:
     """``num / den`` as float, null when ``den`` is 0 or null (Spark raises on x / 0)."""
     den_f = den.cast("float64")

@@ -221,8 +221,9 @@ _V8_SUMMARY_RESULTS = [
 #: latest computed snapshot (:mod:`segflow.features._state`), from which a run computing one
 #: new snapshot derives its features without reading all history. One row per customer;
 #: ``snapshot_date`` and ``state_key`` say what it was computed for (every row the same).
-#: Money and quantities in millionths, days since 1970-01-01. A run replaces the whole table
-#: (its columns are those of the state version it writes, see ``state_key``).
+#: Money and quantities in millionths, days since 1970-01-01 (state version 3; since
+#: version 4 a run writes money as ``DECIMAL(38, 6)``). A run replaces the whole table (its
+#: columns are those of the state version it writes, see ``state_key``).
 _V9_STATE_MEASURES = (
     "orders_total", "_freq_w", "_paid_w", "_promo_w", "_gross_w", "_qty_w", "_qtyn_w",
     "_freq_12", "_gross_12", "_freq_prev", "_gross_prev", "_ret_w", "_ret_12", "_ret_prev",
