@@ -129,13 +129,19 @@ def test_formula_is_flagged_or_quarantined(tmp_path):
 
 
 def test_wrong_types_are_quarantined_with_the_value(tmp_path):
-    data = GOOD + "3,C,not a date,5,n\n4,D,2024-01-05,12 EUR,n\n5,E,2024-01-05,nan,n\n6,F,2024-01-05,inf,n\n"
+    data = GOOD + ("3,C,not a date,5,n\n4,D,2024-01-05,12 EUR,n\n5,E,2024-01-05,nan,n\n6,F,2024-01-05,inf,n\n"
+                   "7,G,2024-01-05,1e20,n\n8,H,2024-01-05,-2.5e21,n\n9,I,2024-01-05,99999999999999999999,n\n"
+                   "10,J,2024-01-05,5e13,n\n")
     store, _ = _run(_project(tmp_path, data))
     q = store.sql("SELECT row_number, rule, column_name, reason FROM quarantine ORDER BY 1").to_pandas()
-    assert q.rule.tolist() == ["unparseable_date", "non_numeric_amount", "non_numeric_amount",
-                               "non_numeric_amount"]
-    assert q.column_name.tolist() == ["date", "amount", "amount", "amount"]
+    assert q.rule.tolist() == ["unparseable_date"] + ["non_numeric_amount"] * 6
+    assert q.column_name.tolist() == ["date"] + ["amount"] * 6
     assert "'12 EUR'" in q.reason[1]
+    assert q.reason[4] == "'1e20' is beyond +/-1e+20" and "'-2.5e21' is beyond" in q.reason[5]
+    # 10^20 - 1 is 1e20 as a double: beyond too; 5e13 (a huge but real amount) is accepted
+    assert q.row_number.tolist()[-1] == 9
+    kept = store.sql("SELECT max(amount) FROM transactions").column(0)[0].as_py()
+    assert kept == 5e13
 
 
 def test_unknown_time_zone_and_bad_expression_are_config_errors(tmp_path):

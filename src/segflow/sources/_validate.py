@@ -44,6 +44,11 @@ class Spec:
     raw: str | None = None
 
 
+#: Amounts, quantities and prices at or beyond this magnitude are quarantined as
+#: ``non_numeric_*``: features sum money as exact decimal(38, 6) (at most 10^32 in all), and
+#: 10^20 a line leaves room for 10^12 lines; no currency's real amounts come near it.
+MAX_ABS_NUMBER = 1e20
+
 def _is_numeric(dtype: str) -> bool:
     return dtype.upper().startswith(_NUMERIC_TYPES)
 
@@ -517,9 +522,12 @@ def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
             r.add("ambiguous_date", f"amb_{c}", spec.label,
                   f"{_short(f'r_{c}')} || ' parses under two formats with different dates; set date_order'")
     for c, spec in specs.items():
-        if ctypes[c] == "DOUBLE":
-            r.add(f"non_numeric_{c}", f"r_{c} IS NOT NULL AND v_{c} IS NULL", spec.label,
-                  f"{_short(f'r_{c}')} || ' is not a number'")
+        if ctypes[c] == "DOUBLE":  # beyond MAX_ABS_NUMBER: outside what features sum exactly
+            r.add(f"non_numeric_{c}",
+                  f"r_{c} IS NOT NULL AND (v_{c} IS NULL OR abs(v_{c}) >= {MAX_ABS_NUMBER:.0e})",
+                  spec.label,
+                  f"{_short(f'r_{c}')} || CASE WHEN v_{c} IS NULL THEN ' is not a number' "
+                  f"ELSE ' is beyond +/-{MAX_ABS_NUMBER:.0e}' END")
     for c, spec in specs.items():
         if ctypes[c] == "TIMESTAMP" and c != "valid_to":  # an end of validity may lie ahead
             if source.max_date:
