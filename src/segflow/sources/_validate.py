@@ -49,6 +49,7 @@ class Spec:
 #: 10^20 a line leaves room for 10^12 lines; no currency's real amounts come near it.
 MAX_ABS_NUMBER = 1e20
 
+
 def _is_numeric(dtype: str) -> bool:
     return dtype.upper().startswith(_NUMERIC_TYPES)
 
