@@ -21,7 +21,8 @@ import numpy as np
 from scipy.special import betaln, gammaln, logsumexp
 
 from segflow.errors import SegflowError
-from segflow.models._btyd_base import BTYDModel, check_recency
+from segflow.models._btyd_base import BTYDModel
+from segflow.models._btyd_input import check_recency
 
 
 class BetaGeoBetaBinomModel(BTYDModel):

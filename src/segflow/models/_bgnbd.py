@@ -28,7 +28,8 @@ import pandas as pd
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
 from segflow.errors import SegflowError
-from segflow.models._btyd_base import BTYDModel, check_recency
+from segflow.models._btyd_base import BTYDModel
+from segflow.models._btyd_input import check_recency
 
 
 def _log_a1(r: float, alpha: float, x: np.ndarray) -> np.ndarray:
