@@ -271,11 +271,26 @@ def _dates(name, t, n, cut, as_of, old_years, end: dt.date, stats: dict[str, Any
     ]
 
 
+def duplicate_groups(t: ibis.Table, cols: list[str]) -> ibis.Table:
+    """The groups of identical rows of ``t`` (equal in every column of ``cols``; NULL equals
+    NULL, as in a GROUP BY): one row per group of two or more, its ``cols`` and ``_n``, the
+    rows in it. Exact, in two steps (one query): every row's ``cols`` hashed to one integer
+    (the backend's hash of the row as a struct: 64 bits on DuckDB, Spark's 32-bit Murmur3)
+    and grouped on that hash alone; only the rows whose hash repeats (identical rows, and
+    the rare rows whose different values collide) are grouped on all their columns. Grouping
+    a narrow hash instead of whole rows is the saving (docs/benchmarks.md, session 31); a
+    table without repeated hashes leaves the second grouping nothing to do."""
+    hashed = t.select(*cols, _h=ibis.struct({c: t[c] for c in cols}).hash())
+    repeated = hashed.group_by("_h").aggregate(_k=_.count()).filter(_._k > 1).select("_h")
+    return (hashed.semi_join(repeated, "_h").group_by(cols).aggregate(_n=_.count())
+            .filter(_._n > 1))
+
+
 def _duplicates(name: str, t: ibis.Table, n: int) -> Check:
     cols = list(CANONICAL_TABLES[name])
     key = "transaction_id" if name == "transactions" else "customer_id"
     # the grouping (every row of the table) runs once; its few repeated groups come back
-    groups = t.group_by(cols).aggregate(_n=_.count()).filter(_._n > 1).select(key, "_n").execute()
+    groups = duplicate_groups(t, cols).select(key, "_n").execute()
     extra = int((groups["_n"] - 1).sum())
     examples = [f"{key}={v}" for v in groups.sort_values(key, na_position="last")[key].head(5)]
     return Check("duplicate_rows", name, _sev(extra), extra, n, examples,
