@@ -280,10 +280,12 @@ def duplicate_groups(t: ibis.Table, cols: list[str]) -> ibis.Table:
     the rare rows whose different values collide) are grouped on all their columns. Grouping
     a narrow hash instead of whole rows is the saving (docs/benchmarks.md, session 31); a
     table without repeated hashes leaves the second grouping nothing to do."""
-    hashed = t.select(*cols, _h=ibis.struct({c: t[c] for c in cols}).hash())
-    repeated = hashed.group_by("_h").aggregate(_k=_.count()).filter(_._k > 1).select("_h")
-    return (hashed.semi_join(repeated, "_h").group_by(cols).aggregate(_n=_.count())
-            .filter(_._n > 1))
+    h = ibis.struct({c: t[c] for c in cols}).hash()
+    # two expressions, each hashing the table afresh: one shared expression would be one
+    # CTE, which DuckDB materialises (every row, every column) before either side reads it
+    repeated = t.select(_h=h).group_by("_h").aggregate(_k=_.count()).filter(_._k > 1).select("_h")
+    return (t.select(*cols, _h=h).semi_join(repeated, "_h").group_by(cols)
+            .aggregate(_n=_.count()).filter(_._n > 1))
 
 
 def _duplicates(name: str, t: ibis.Table, n: int) -> Check:
