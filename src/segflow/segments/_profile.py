@@ -246,18 +246,19 @@ def _split(per_seg: pd.DataFrame, numeric: list[str]) -> tuple[pd.DataFrame, pd.
 
 def _makeup(joined: ibis.Table, categorical: list[str], table: pd.DataFrame) -> pd.DataFrame:
     """Per segment, categorical column and level: count, share in the segment and share in
-    the base; the counts of every column in one engine query (a union of one grouping per
-    column), each column's levels beyond :data:`MAX_MAKEUP_LEVELS` folded into ``(other)``."""
+    the base; the counts of every column in one engine query (the columns unpivoted to
+    ``(segment, column, level)`` rows, one scan, then counted), each column's levels beyond
+    :data:`MAX_MAKEUP_LEVELS` folded into ``(other)``."""
     cols = ["segment", "column", "level", "count", "share", "base_share"]
     if not categorical:
         return pd.DataFrame(columns=cols)
-    queries = [
-        joined.select("segment", _column=ibis.literal(col),
-                      _level=joined[col].cast("string").fill_null("(missing)"))
-        .group_by(["segment", "_column", "_level"]).aggregate(count=ibis._.count())
-        for col in categorical
-    ]
-    everything = ibis.union(*queries, distinct=False).to_pandas()
+    names = {f"_c{i}": col for i, col in enumerate(categorical)}
+    levels = joined.select("segment", **{k: joined[col].cast("string").fill_null("(missing)")
+                                          for k, col in names.items()})
+    long = levels.pivot_longer(list(names), names_to="_column", values_to="_level")
+    everything = long.group_by(["segment", "_column", "_level"]).aggregate(
+        count=ibis._.count()).to_pandas()
+    everything["_column"] = everything["_column"].map(names)
     parts = []
     for col in categorical:
         counts = everything[everything["_column"] == col].drop(columns="_column")

@@ -68,7 +68,8 @@ class _RunView:
     ``cached``: tables (customer-level: a row or a few per customer and snapshot) read
     once, cached (Spark memory, spilling to disk) and handed out again by :meth:`table`,
     until :meth:`release`: the results stage's queries then do not list, read and resolve
-    their latest runs again (tables this run still writes must not be cached)."""
+    their latest runs again (tables this run still writes must not be cached). They are
+    cached without a checkpoint (a lost block is read again from the warehouse)."""
 
     def __init__(self, store: SparkStore, run_id: str, cached: Sequence[str] = ()) -> None:
         self.store, self.run_id = store, run_id
@@ -79,7 +80,14 @@ class _RunView:
         if name not in self._cacheable:
             return self.store.table(name, pending=self.run_id)
         if name not in self._cached:
-            self._cached[name] = self.store.cache(self.store.table(name, pending=self.run_id))
+            # not checkpointed: their plans are short (a Parquet read; the assignments' view
+            # over the change rows), so a checkpoint would only add a Spark job and its files
+            con = self.store.con
+            kept, con.checkpoint_dir = con.checkpoint_dir, None  # type: ignore[attr-defined]
+            try:
+                self._cached[name] = self.store.cache(self.store.table(name, pending=self.run_id))
+            finally:
+                con.checkpoint_dir = kept  # type: ignore[attr-defined]
         return self._cached[name]
 
     def release(self) -> None:
