@@ -126,7 +126,11 @@ def next_state(tables: Mapping[str, ibis.Table], state: ibis.Table, state_date: 
     touched = near.filter(near.transaction_id.notnull(), near.customer_id.notnull())
     touched = touched.select("customer_id", "transaction_id").distinct()
     rest = t.filter(~inside, t.ts < _ts(b), t.transaction_id.notnull())
-    rest = rest.semi_join(touched, ["customer_id", "transaction_id"])
+    # the keys of touched orders with lines outside the ranges first (two narrow columns
+    # read from every line; usually none), then those lines with all their columns
+    spanning = rest.select("customer_id", "transaction_id")
+    spanning = spanning.semi_join(touched, ["customer_id", "transaction_id"]).distinct()
+    rest = rest.semi_join(spanning, ["customer_id", "transaction_id"])
     lines = ibis.union(near, rest, distinct=False)
     d, years = _deltas(lines, Periods((a, b)), window_days, 2, keep_years=True)
     return _combine(state, d, years, _year(a), _year(b))
