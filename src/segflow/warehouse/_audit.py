@@ -5,9 +5,8 @@ that run (so the audit becomes visible with the loads it describes, or not at al
 
 A Spark run (:mod:`segflow.warehouse._results`) then finds the audit current
 (:func:`segflow.summaries.audit_is_current`: stored after the last load) and keeps it; it
-audits again only a warehouse whose audit is older than its last load (one ingested by an
-older segflow, which did not store the audit at ingest, or a load whose audit failed to be
-stored).
+audits again only a warehouse whose audit is older than its last load (one ingested by a
+segflow before session 31, or a load whose audit failed to be stored).
 """
 
 from __future__ import annotations
