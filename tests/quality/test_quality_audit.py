@@ -185,3 +185,24 @@ def test_stale_and_old_dates_are_relative_to_the_data_end(as_of):
     assert old["count"] == int((customers.created_at < pd.Timestamp("1991-12-01")).sum()) == 1
     assert _check(report, "old_dates", "transactions")["count"] == 0
     assert "data's end 2011-12-09" in old.advice
+
+
+def test_counts_of_an_empty_table_are_zero_whatever_the_engine_answers() -> None:
+    """A filtered count over no rows is 0 on DuckDB but NULL on Spark (NaN once in pandas):
+    the audit's table statistics read both as 0 (a Spark audit of an empty table raised
+    "cannot convert float NaN to integer")."""
+    import datetime as dt
+
+    import ibis
+    import numpy as np
+
+    from segflow.quality._audit import _count, _table_stats
+    from segflow.store import CANONICAL_TABLES
+
+    assert [_count(v) for v in (None, float("nan"), np.int64(7), 3.0)] == [0, 0, 7, 3]
+    con = ibis.duckdb.connect()
+    schema = ibis.schema(dict(CANONICAL_TABLES["events"]))
+    empty = con.create_table("events", schema=schema)
+    stats = _table_stats("events", empty, dt.datetime(2024, 1, 1))
+    assert stats["n"] == 0 and stats["future"] == 0
+    assert set(stats["filled"].values()) == {0}

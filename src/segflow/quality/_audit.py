@@ -209,9 +209,15 @@ def _table_stats(name: str, t: ibis.Table, cut) -> dict[str, Any]:
     metrics: dict[str, Any] = {f"c{i}": t[c].count() for i, c in enumerate(cols)}
     row = t.aggregate(_n=t.count(), _future=t.count(where=ts >= cut), _first=ts.min(),
                       _before_cut=ts.max(where=ts < cut), **metrics).execute().iloc[0]
-    return {"n": int(row["_n"]), "future": int(row["_future"] or 0), "first": row["_first"],
+    return {"n": _count(row["_n"]), "future": _count(row["_future"]), "first": row["_first"],
             "before_cut": row["_before_cut"],
-            "filled": {c: int(row[f"c{i}"] or 0) for i, c in enumerate(cols)}}
+            "filled": {c: _count(row[f"c{i}"]) for i, c in enumerate(cols)}}
+
+
+def _count(value: Any) -> int:
+    """A count from a one-row result: 0 for NULL (Spark's filtered count of an empty table
+    comes back as NULL, a NaN in pandas, where DuckDB answers 0)."""
+    return 0 if value is None or pd.isna(value) else int(value)
 
 
 def _sev(count: int, bad: str = "warning") -> str:
