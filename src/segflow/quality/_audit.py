@@ -348,7 +348,7 @@ def _consistency(tx: ibis.Table, n: int) -> Check:
     is_bad = (full_rows & off) | bad_sign.fill_null(False)
     bad = tx.filter(is_bad)
     row = tx.aggregate(k=tx.count(where=is_bad), checked=tx.count(where=full_rows)).execute().iloc[0]
-    k, checked = int(row["k"]), int(row["checked"])
+    k, checked = _count(row["k"]), _count(row["checked"])
     return Check("spend_consistency", "transactions", _sev(k), k, n,
                  _examples(bad.order_by(bad.transaction_id), ["transaction_id", "amount", "quantity", "unit_price"],
                            count=k),
@@ -386,7 +386,7 @@ def _stale(cu, tx, ev, stale_days: int, end: dt.date) -> Check:
     ids = cu.select("customer_id").distinct()
     row = stale.aggregate(k=stale.count()).cross_join(ids.aggregate(total=ids.count())) \
         .execute().iloc[0]
-    k, total = int(row["k"]), int(row["total"])
+    k, total = _count(row["k"]), _count(row["total"])
     sev = "warning" if total and k / total > 0.5 else _sev(k, "info")
     return Check("stale_customers", "customers", sev, k, total,
                  _examples(stale.order_by(stale.customer_id), ["customer_id"], count=k),
