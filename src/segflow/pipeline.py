@@ -279,7 +279,8 @@ def run_pipeline(
                                          latest, dates[-1], run_id=run_id, settings=settings,
                                          state=state)
                 finally:  # also when the write fails (a notebook's session goes on)
-                    features.release()
+                    if isinstance(features, CachedTable):  # not one new snapshot's view
+                        features.release()
                     for table in assignments.values():
                         if isinstance(table, CachedTable):  # one new snapshot's (see above)
                             table.release()
@@ -356,9 +357,11 @@ def _features_and_assignments(
     latest: dt.date | None,
     previous: dt.date | None = None,
 ) -> tuple[ibis.Table, dict[str, ibis.Table], ibis.Table | None, ibis.Table | None]:
-    """The long features table of ``computed`` (cached), every scheme's assignments of all
-    those snapshots (lazy; cached when ``computed`` is the latest alone), the latest snapshot's full features and feature state (both
-    cached), if computed; ``previous`` is the snapshot before ``latest``."""
+    """The long features table of ``computed`` (cached; when ``computed`` is the latest alone,
+    a view of the cached latest features), every scheme's assignments of all those snapshots
+    (lazy; cached when ``computed`` is the latest alone), the latest snapshot's full features
+    and feature state (both cached), if computed; ``previous`` is the snapshot before
+    ``latest``."""
     from segflow.features import snapshot_features
     from segflow.features._snapshots import snapshot_features_and_state
     from segflow.features._state import state_features
@@ -373,8 +376,9 @@ def _features_and_assignments(
         # feed the assignments (equal to the one pass, tests/features): every column, which
         # the schemes read as they read those of their groups
         full_latest, state = latest_features(store, tables, latest, previous, window_days=window)
+        # a view of the cached features with their snapshot date (not a copy of them)
         features = full_latest.select(snapshot_date=ibis.literal(latest, "date"),
-                                      **{c: full_latest[c] for c in full_latest.columns}).cache()
+                                      **{c: full_latest[c] for c in full_latest.columns})
         # materialised (one snapshot: a few columns per customer): read by the checks and
         # by the write, which would each compute them again
         assignments = {

@@ -232,8 +232,37 @@ def _assert_conformance(project, store, want) -> None:
     pd.testing.assert_frame_equal(m_spark, m_duck, check_dtype=False)
 
 
+#: Spark jobs of the run's results stage (profiles, audit, documents and their writes) on
+#: this demo, at most: 126 before session 31, about 90 after (docs/benchmarks.md, "Session
+#: 31"); job counts are fixed by the query plans (adaptive execution off), not by timing.
+RESULTS_JOBS_MAX = 105
+
+
+def _count_results_jobs(monkeypatch, session, counted: list[int]) -> None:
+    """Count the Spark jobs of :func:`segflow.warehouse._results.write_warehouse_results`
+    (appended to ``counted``) by the ids the session's status tracker hands out."""
+    import segflow.warehouse._results as results
+
+    tracker = session.sparkContext.statusTracker()
+
+    def next_job() -> int:
+        ids = tracker.getJobIdsForGroup()
+        return max(ids) + 1 if ids else 0
+
+    write = results.write_warehouse_results
+
+    def counting(*args, **kwargs):
+        first = next_job()
+        try:
+            return write(*args, **kwargs)
+        finally:
+            counted.append(next_job() - first)
+
+    monkeypatch.setattr(results, "write_warehouse_results", counting)
+
+
 def test_demo_pipeline_on_the_cluster_survives_a_killed_driver_and_a_killed_worker(
-        demo_project, cluster, cluster_session, tmp_path):
+        demo_project, cluster, cluster_session, tmp_path, monkeypatch):
     """Ingest on the cluster; a ``segflow run`` in its own process (its own driver on the cluster) SIGKILLed
     mid-run leaves the ingested state committed and readable; ``segflow run`` then loses
     worker 1 (SIGKILL, executor included) mid-run: Spark retries the lost tasks on the
@@ -278,10 +307,15 @@ def test_demo_pipeline_on_the_cluster_survives_a_killed_driver_and_a_killed_work
     duck_runs = _duck(project, "SELECT run_id, status FROM runs ORDER BY ALL")
     killed: dict[str, float] = {}
     killer = _kill_worker_mid_run(cluster, root, killed)
+    counted: list[int] = []
+    _count_results_jobs(monkeypatch, cluster_session, counted)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         print(_cli("run", "-p", str(project.directory), "--json"))  # timings, shown by -rP
     finished = time.monotonic()
+    # the results stage runs few Spark jobs (each costs scheduling, whatever the data)
+    print(f"results stage: {counted} Spark jobs")
+    assert len(counted) == 1 and 0 < counted[0] <= RESULTS_JOBS_MAX, counted
     killer.join(timeout=5)
     assert "at" in killed and killed["at"] < finished, "the worker was not killed mid-run"
     assert cluster.alive_workers() == 1

@@ -32,6 +32,7 @@ from segflow.campaigns._store import (
 from segflow.errors import InputError
 
 if TYPE_CHECKING:
+    import ibis
     import plotly.graph_objects as go
 
 MOVEMENTS = ["up", "same", "down", "lapsed", "entered"]
@@ -154,6 +155,7 @@ def migration_lift(
     level: float = 0.95,
     better: Literal["lower", "higher"] = "lower",
     lapsed: Sequence[str] | None = None,
+    cohort: ibis.Table | None = None,
 ) -> MigrationLift:
     """Transition matrices of treated vs control customers around a campaign.
 
@@ -175,6 +177,8 @@ def migration_lift(
     lapsed : sequence of str, optional
         Segments that mean "lapsed" (default :data:`LAPSED_SEGMENTS`: ``inactive``,
         ``Lost``); in a nested scheme the parent part counts (``"inactive / top 10%"``).
+    cohort : ibis.Table, optional
+        :func:`campaign_cohort` of the campaign when the caller has it (read here when None).
 
     Notes
     -----
@@ -192,7 +196,8 @@ def migration_lift(
         after = after or snapshot_after(source, scheme, end)
     if after <= before:
         raise InputError(f"the snapshot after ({after}) must come after the snapshot before ({before})")
-    cohort = campaign_cohort(source, campaign_id)
+    if cohort is None:
+        cohort = campaign_cohort(source, campaign_id)
     b = segments_at(source, scheme, before).rename(from_segment="segment", from_rank="segment_rank")
     a = segments_at(source, scheme, after).rename(to_segment="segment", to_rank="segment_rank")
     j = cohort.left_join(b, "customer_id")

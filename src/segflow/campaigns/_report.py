@@ -14,8 +14,11 @@ from segflow.campaigns._effect import EffectReport, campaign_effect
 from segflow.campaigns._migration import MigrationLift, migration_lift
 from segflow.campaigns._store import (
     TableSource,
+    campaign_cohort,
     campaign_window,
+    check_window,
     exposure_responses,
+    scheme_snapshots,
     snapshot_after,
     snapshot_before,
 )
@@ -122,6 +125,8 @@ def campaign_report(
     level: float = 0.95,
     correction: Literal["holm", "bh", "none"] = "holm",
     by: Sequence[str] = (),
+    window: tuple[dt.datetime, dt.datetime] | None = None,
+    snapshots: Sequence[dt.date] | None = None,
 ) -> CampaignReport:
     """Lift by segment and migration lift of one campaign in the store.
 
@@ -141,12 +146,23 @@ def campaign_report(
         More breakdowns: other schemes, columns of ``customers`` or ``"tenure"`` (see
         :func:`exposure_responses`). Segments of every breakdown are ranked together by
         ``report.effect.ranked()``.
+    window : (datetime, datetime), optional
+        The campaign's first and last exposure when the caller read them
+        (:func:`campaign_window`; read here when None).
+    snapshots : sequence of datetime.date, optional
+        The snapshot dates of ``scheme``, ascending, when the caller read them
+        (:func:`segflow.campaigns._store.scheme_snapshots`; read here when None).
     """
-    start, end = campaign_window(source, campaign_id)
+    start, end = window if window is not None else campaign_window(source, campaign_id)
     notes: list[str] = []
-    snapshot = snapshot_before(source, scheme, start) if scheme else None
+    if scheme and snapshots is None:
+        snapshots = scheme_snapshots(source, scheme)
+    snapshot = snapshot_before(source, scheme, start, dates=snapshots) if scheme else None
+    check_window(window_days)
+    # the cohort's checks (no exposures, customers in two arms) run once, for both read-outs
+    cohort = campaign_cohort(source, campaign_id)
     responses = exposure_responses(source, campaign_id, window_days=window_days, scheme=scheme,
-                                   snapshot=snapshot, by=by)
+                                   snapshot=snapshot, by=by, cohort=cohort)
     effect = campaign_effect(
         responses, arm_col="arm", control=control, outcomes=["purchased", "revenue"],
         by=(["segment"] if scheme else []) + list(by), level=level, correction=correction,
@@ -156,8 +172,8 @@ def campaign_report(
     if scheme:
         try:  # the snapshots around the campaign from its window, read once above
             migration = migration_lift(source, campaign_id, scheme, control=control,
-                                       before=snapshot, after=snapshot_after(source, scheme, end),
-                                       level=level)
+                                       before=snapshot, level=level, cohort=cohort,
+                                       after=snapshot_after(source, scheme, end, dates=snapshots))
         except InputError as exc:
             notes.append(f"no migration lift: {exc}")
     return CampaignReport(campaign_id, scheme, window_days, start, end, effect, migration, notes)

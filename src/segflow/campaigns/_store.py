@@ -85,12 +85,14 @@ def campaign_window(source: TableSource, campaign_id: str) -> tuple[dt.datetime,
     return row.start.iloc[0].to_pydatetime(), row.end.iloc[0].to_pydatetime()
 
 
-def snapshot_before(source: TableSource, scheme: str, when: dt.datetime) -> dt.date:
-    """The latest snapshot date of ``scheme`` not after ``when``'s date.
+def snapshot_before(source: TableSource, scheme: str, when: dt.datetime, *,
+                    dates: Sequence[dt.date] | None = None) -> dt.date:
+    """The latest snapshot date of ``scheme`` not after ``when``'s date (``dates``: the
+    scheme's snapshot dates, ascending, when the caller read them; else read here).
 
     A snapshot ``s`` uses rows with ``ts < s`` only, so a snapshot on or before the
     campaign start date describes customers before any exposure."""
-    dates = _snapshots(source, scheme)
+    dates = list(dates) if dates is not None else _snapshots(source, scheme)
     before = [d for d in dates if d <= when.date()]
     if not before:
         raise InputError(
@@ -101,9 +103,11 @@ def snapshot_before(source: TableSource, scheme: str, when: dt.datetime) -> dt.d
     return before[-1]
 
 
-def snapshot_after(source: TableSource, scheme: str, when: dt.datetime) -> dt.date:
-    """The first snapshot date of ``scheme`` strictly after ``when``."""
-    dates = _snapshots(source, scheme)
+def snapshot_after(source: TableSource, scheme: str, when: dt.datetime, *,
+                   dates: Sequence[dt.date] | None = None) -> dt.date:
+    """The first snapshot date of ``scheme`` strictly after ``when`` (``dates``: as in
+    :func:`snapshot_before`)."""
+    dates = list(dates) if dates is not None else _snapshots(source, scheme)
     after = [d for d in dates if dt.datetime.combine(d, dt.time()) > when]
     if not after:
         raise InputError(
@@ -111,6 +115,16 @@ def snapshot_after(source: TableSource, scheme: str, when: dt.datetime) -> dt.da
             column="snapshot_date",
         )
     return after[0]
+
+
+def scheme_snapshots(source: TableSource, scheme: str) -> list[dt.date]:
+    """The snapshot dates of ``scheme`` with assignments, ascending.
+
+    Raises
+    ------
+    InputError
+        No assignments of ``scheme`` (the message names the known schemes)."""
+    return _snapshots(source, scheme)
 
 
 def _snapshots(source: TableSource, scheme: str) -> list[dt.date]:
@@ -151,6 +165,7 @@ def exposure_responses(
     scheme: str | None = None,
     snapshot: dt.date | None = None,
     by: Sequence[str] = (),
+    cohort: ibis.Table | None = None,
 ) -> ibis.Table:
     """Customer-level responses to a campaign: one row per exposed customer.
 
@@ -176,10 +191,12 @@ def exposure_responses(
         per timestamp), ``revenue`` (net amount in the window, returns subtracted, in the
         store's currency)
         [, ``segment``] [, one column per ``by`` entry, named after it].
+    cohort : ibis.Table, optional
+        :func:`campaign_cohort` of the campaign when the caller has it (read here when None).
     """
-    if window_days <= 0:
-        raise InputError(f"the response window must be a positive number of days, not {window_days}")
-    cohort = campaign_cohort(source, campaign_id)
+    check_window(window_days)
+    if cohort is None:
+        cohort = campaign_cohort(source, campaign_id)
     t = source.table("transactions")
     t = t.filter(t.customer_id.notnull()).select(
         "customer_id", "ts", "amount", is_buy=is_purchase_line(t),
@@ -219,6 +236,12 @@ def exposure_responses(
         r = _add_breakdown(source, r, name, snapshot, base, known)
         base.append(name)
     return r
+
+
+def check_window(window_days: int) -> None:
+    """Raise :class:`InputError` unless ``window_days`` (a response window) is positive."""
+    if window_days <= 0:
+        raise InputError(f"the response window must be a positive number of days, not {window_days}")
 
 
 def _default_snapshot(source: TableSource, scheme: str, campaign_id: str) -> dt.date:
@@ -267,11 +290,18 @@ def _add_breakdown(
 
 
 def _warn_censored(source: TableSource, cohort: ibis.Table, window_days: int) -> None:
-    last_tx = source.table("transactions").ts.max().to_pandas()
-    if last_tx is None:
+    """Warn when response windows run past the last transaction (one engine query: the
+    last transaction joined to the cohort)."""
+    t = source.table("transactions")
+    last = t.aggregate(_last_tx=t.ts.max())
+    j = cohort.cross_join(last)
+    cut = (j.exposed_at + ibis.interval(days=window_days) > j._last_tx).cast("int64")
+    row = j.aggregate(n=cut.sum(), last_tx=j._last_tx.max()).to_pandas()
+    last_tx = row["last_tx"].iloc[0]
+    if pd.isna(last_tx):
         return
-    cut = cohort.filter(cohort.exposed_at + ibis.interval(days=window_days) > last_tx)
-    n = int(cut.count().to_pandas())
+    last_tx = pd.Timestamp(last_tx)
+    n = int(row["n"].fillna(0).iloc[0])
     if n:
         warnings.warn(
             f"the {window_days}-day response window of {n} customers runs past the last "

@@ -7,7 +7,8 @@ import ibis
 from segflow.features._window import DAYS_12M, Frame
 
 
-def breadth_features(lines: ibis.Table, frame: Frame) -> ibis.Table:
+def breadth_features(lines: ibis.Table, frame: Frame, *,
+                     categories: ibis.Table | None = None) -> ibis.Table:
     """Distinct products and categories among the customer's purchase lines before ``s``, in
     all history and in the 12 months before ``s``.
 
@@ -20,14 +21,22 @@ def breadth_features(lines: ibis.Table, frame: Frame) -> ibis.Table:
     ``customer_id``, ``products_total``, ``products_12m``, ``categories_total``,
     ``categories_12m`` (int64; customers without any such line are absent, i.e. null when
     left-joined).
+
+    ``categories``: one row per (customer, category) bought before ``s`` with ``_last``, the
+    last purchase line's ``ts``, when the caller has them (e.g.
+    :func:`segflow.features._purchases.value_spend` of ``category`` without a window, which
+    the top category reads too); else grouped here from ``lines``.
     """
     t = lines.filter(lines._buy)
     counts = []
     for column, name in (("product_id", "products"), ("category", "categories")):
         # one row per (customer, value) bought with its last line: a value counts in the 12
         # months when that line is in them (two groupings: cheaper than distinct counts)
-        bought = t.filter(t[column].notnull()).group_by(["customer_id", column]).aggregate(
-            _last=t.ts.max())
+        if column == "category" and categories is not None:
+            bought = categories.select("customer_id", column, "_last")
+        else:
+            bought = t.filter(t[column].notnull()).group_by(["customer_id", column]).aggregate(
+                _last=t.ts.max())
         c = bought.group_by("customer_id").aggregate(
             **{f"{name}_total": bought.count(),
                f"{name}_12m": bought.count(where=frame.within(bought._last, DAYS_12M))})

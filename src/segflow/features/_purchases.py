@@ -141,8 +141,24 @@ def interpurchase_features(orders: ibis.Table, frame: Frame) -> ibis.Table:
     return agg.select("customer_id", ipt_mean_days=mean, ipt_cv=cv)
 
 
+def value_spend(lines: ibis.Table, frame: Frame, column: str) -> ibis.Table:
+    """One row per (customer, value of ``column``) bought in the window: ``customer_id``,
+    ``column``, ``_spend`` (the purchase lines' amounts summed exactly, decimal(38, 6)) and
+    ``_last`` (the last line's ``ts``). Lines with a missing ``column`` are left out.
+
+    What :func:`top_share` ranks; without ``window_days`` (the window is all history) also
+    the (customer, category) rows that :func:`segflow.features._breadth.breadth_features`
+    counts, so one grouping of the lines can serve both."""
+    t = lines
+    col = t[column]
+    rows = t.filter(t._buy, frame.in_window(t.ts), col.notnull())
+    return rows.group_by(["customer_id", column]).aggregate(
+        _spend=money(rows.amount).sum(), _last=rows.ts.max())
+
+
 def top_share(
-    lines: ibis.Table, frame: Frame, column: str, prefix: str, count_name: str
+    lines: ibis.Table, frame: Frame, column: str, prefix: str, count_name: str,
+    *, spend: ibis.Table | None = None,
 ) -> ibis.Table:
     """The value of ``column`` with the highest gross spend in the window, its spend share, and
     the number of distinct values bought.
@@ -153,21 +169,26 @@ def top_share(
     same two values differently). Ties go to the
     alphabetically first value. Lines with a missing ``column`` are left out. Returns
     columns ``{prefix}``, ``{prefix}_share`` and ``count_name``.
+
+    ``spend``: the :func:`value_spend` rows of ``column``, when the caller has them (else
+    the lines are grouped here, without ``_last``).
     """
-    t = lines
-    col = t[column]
-    spend = (
-        t.filter(t._buy, frame.in_window(t.ts), col.notnull())
-        .group_by(["customer_id", column])
-        .aggregate(_spend=lambda x: money(x.amount).sum())
-    )
-    rn = ibis.row_number().over(
-        group_by="customer_id", order_by=[ibis.desc("_spend"), ibis.asc(column)]
-    )
-    total = spend._spend.sum().over(group_by="customer_id")
-    count = spend._spend.count().over(group_by="customer_id")
-    ranked = spend.mutate(_rn=rn, _total=total, _n=count)
-    top = ranked.filter(ranked._rn == 0)
+    if spend is None:
+        t = lines
+        col = t[column]
+        spend = (
+            t.filter(t._buy, frame.in_window(t.ts), col.notnull())
+            .group_by(["customer_id", column])
+            .aggregate(_spend=lambda x: money(x.amount).sum())
+        )
+    # per customer the highest spend, the total and the count; the values spending the
+    # highest, of which the first (groupings and an equi-join: cheaper than a ranking window)
+    per = spend.group_by(_pcid=spend.customer_id).aggregate(
+        _max=spend._spend.max(), _total=spend._spend.sum(), _n=spend._spend.count())
+    best = spend.join(per, [spend.customer_id == per._pcid, spend._spend == per._max])
+    top = best.group_by("customer_id").aggregate(
+        **{column: best[column].min()}, _spend=best._max.max(), _total=best._total.max(),
+        _n=best._n.max())
     return top.select(
         "customer_id",
         **{

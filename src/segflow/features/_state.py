@@ -53,6 +53,7 @@ from segflow.features._purchases import (
     order_table,
     prepare_lines,
     top_share,
+    value_spend,
 )
 from segflow.features._survey import survey_features, survey_registry
 from segflow.features._window import DAYS_12M, EPOCH, Frame, left_join_all, safe_ratio
@@ -126,7 +127,11 @@ def next_state(tables: Mapping[str, ibis.Table], state: ibis.Table, state_date: 
     touched = near.filter(near.transaction_id.notnull(), near.customer_id.notnull())
     touched = touched.select("customer_id", "transaction_id").distinct()
     rest = t.filter(~inside, t.ts < _ts(b), t.transaction_id.notnull())
-    rest = rest.semi_join(touched, ["customer_id", "transaction_id"])
+    # the keys of touched orders with lines outside the ranges first (two narrow columns
+    # read from every line; usually none), then those lines with all their columns
+    spanning = rest.select("customer_id", "transaction_id")
+    spanning = spanning.semi_join(touched, ["customer_id", "transaction_id"]).distinct()
+    rest = rest.semi_join(spanning, ["customer_id", "transaction_id"])
     lines = ibis.union(near, rest, distinct=False)
     d, years = _deltas(lines, Periods((a, b)), window_days, 2, keep_years=True)
     return _combine(state, d, years, _year(a), _year(b))
@@ -165,11 +170,13 @@ def state_features(tables: Mapping[str, ibis.Table], state: ibis.Table, snapshot
     lines = prepare_lines(tables["transactions"], frame)
     orders = order_table(lines)
     records = customer_records(tables["customers"], frame)
+    # without a window the top category and the category breadth group the same lines
+    spend = value_spend(lines, frame, "category") if window_days is None else None
     parts = [
         records.drop(*[n for n in records.columns if n.startswith("_") or n == "signup_date"]),
-        top_share(lines, frame, "category", "top_category", "category_count"),
+        top_share(lines, frame, "category", "top_category", "category_count", spend=spend),
         top_share(lines, frame, "channel", "main_channel", "channel_count"),
-        breadth_features(lines, frame),
+        breadth_features(lines, frame, categories=spend),
         campaign_features(tables["campaign_exposures"], orders, frame),
         # the 90-day web counts: cheaper from the window's events than carried (their
         # sessions' stretches need the events from 90 days before the state on)

@@ -277,13 +277,39 @@ def _dates(name, t, n, cut, as_of, old_years, end: dt.date, stats: dict[str, Any
     ]
 
 
+def duplicate_groups(t: ibis.Table, cols: list[str]) -> ibis.Table | None:
+    """The groups of identical rows of ``t`` (equal in every column of ``cols``; NULL equals
+    NULL, as in a GROUP BY): an expression with one row per group of two or more, its
+    ``cols`` and ``_n``, the rows in it; None when no two rows are identical.
+
+    Exact, in two steps. First every row's ``cols`` are hashed to one integer (the engine's
+    hash of the row as a struct: 64 bits on DuckDB, Spark's 32-bit Murmur3) and the table
+    is grouped on that hash alone; the hashes that repeat (those of identical rows, and the
+    rare different rows whose hashes collide) come to the driver (this function runs that
+    query). None repeat: no two rows are identical, and there is no second step. Else the
+    expression returned groups on all their columns only the rows with a repeated hash
+    (a semi-join with the few hashes, which Spark broadcasts). Grouping a narrow integer
+    instead of whole rows is the saving (docs/benchmarks.md, session 31); on Spark, a
+    single expression would also shuffle every whole row for the semi-join, since Spark
+    cannot know beforehand how few hashes repeat."""
+    h = ibis.struct({c: t[c] for c in cols}).hash()
+    repeated = (t.select(_h=h).group_by("_h").aggregate(_k=_.count()).filter(_._k > 1)
+                .select(_h=_._h.cast("int64")).to_pyarrow())
+    if repeated.num_rows == 0:
+        return None
+    return (t.select(*cols, _h=h.cast("int64")).semi_join(ibis.memtable(repeated), "_h")
+            .group_by(cols).aggregate(_n=_.count()).filter(_._n > 1))
+
+
 def _duplicates(name: str, t: ibis.Table, n: int) -> Check:
     cols = list(CANONICAL_TABLES[name])
     key = "transaction_id" if name == "transactions" else "customer_id"
-    # the grouping (every row of the table) runs once; its few repeated groups come back
-    groups = t.group_by(cols).aggregate(_n=_.count()).filter(_._n > 1).select(key, "_n").execute()
-    extra = int((groups["_n"] - 1).sum())
-    examples = [f"{key}={v}" for v in groups.sort_values(key, na_position="last")[key].head(5)]
+    found = duplicate_groups(t, cols)
+    extra, examples = 0, []
+    if found is not None:  # the few repeated groups come back
+        groups = found.select(key, "_n").execute()
+        extra = int((groups["_n"] - 1).sum())
+        examples = [f"{key}={v}" for v in groups.sort_values(key, na_position="last")[key].head(5)]
     return Check("duplicate_rows", name, _sev(extra), extra, n, examples,
                  "identical rows from different sources or loads: check overlapping sources")
 

@@ -245,15 +245,27 @@ def _split(per_seg: pd.DataFrame, numeric: list[str]) -> tuple[pd.DataFrame, pd.
 
 
 def _makeup(joined: ibis.Table, categorical: list[str], table: pd.DataFrame) -> pd.DataFrame:
+    """Per segment, categorical column and level: count, share in the segment and share in
+    the base; the counts of every column in one engine query (the columns unpivoted to
+    ``(segment, column, level)`` rows, one scan, then counted), each column's levels beyond
+    :data:`MAX_MAKEUP_LEVELS` folded into ``(other)``."""
     cols = ["segment", "column", "level", "count", "share", "base_share"]
+    if not categorical:
+        return pd.DataFrame(columns=cols)
+    names = {f"_c{i}": col for i, col in enumerate(categorical)}
+    levels = joined.select("segment", **{k: joined[col].cast("string").fill_null("(missing)")
+                                          for k, col in names.items()})
+    long = levels.pivot_longer(list(names), names_to="_column", values_to="_level")
+    everything = long.group_by(["segment", "_column", "_level"]).aggregate(
+        count=ibis._.count()).to_pandas()
+    everything["_column"] = everything["_column"].map(names)
     parts = []
     for col in categorical:
-        level = joined[col].cast("string").fill_null("(missing)")
-        counts = (
-            joined.mutate(_level=level).group_by(["segment", "_level"]).aggregate(count=ibis._.count()).to_pandas()
-        )
-        counts = counts.rename(columns={"_level": "level"})
-        base = counts.groupby("level")["count"].sum().sort_values(ascending=False)
+        counts = everything[everything["_column"] == col].drop(columns="_column")
+        # the engine's row order is arbitrary: a fixed one, so that ties sort alike
+        counts = counts.rename(columns={"_level": "level"}).sort_values(["segment", "level"])
+        counts = counts.reset_index(drop=True)
+        base = counts.groupby("level")["count"].sum().sort_values(ascending=False, kind="stable")
         if len(base) > MAX_MAKEUP_LEVELS:
             kept = set(base.index[: MAX_MAKEUP_LEVELS - 1])
             counts["level"] = counts["level"].where(counts["level"].isin(kept), "(other)")
@@ -264,13 +276,11 @@ def _makeup(joined: ibis.Table, categorical: list[str], table: pd.DataFrame) -> 
         counts["base_share"] = counts["level"].map(base / base.sum())
         counts["column"] = col
         parts.append(counts)
-    if not parts:
-        return pd.DataFrame(columns=cols)
     out = pd.concat(parts, ignore_index=True)[cols]
     order = {s: i for i, s in enumerate(table["segment"])}
     out["segment"] = out["segment"].astype(str)
     out["_order"] = out["segment"].map(order)
-    out = out.sort_values(["_order", "column", "share"], ascending=[True, True, False])
+    out = out.sort_values(["_order", "column", "share"], ascending=[True, True, False], kind="stable")
     return out.drop(columns="_order").reset_index(drop=True)
 
 

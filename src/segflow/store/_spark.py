@@ -252,7 +252,8 @@ class SparkStore:
         to the driver), a Spark DataFrame, or an Arrow table (small data from the driver).
         Columns are matched by name and cast to the table's types; missing ones are null.
         ``count=False``: the rows are written without being counted (one Spark job: no
-        cached copy to count; for a caller that knows the count) and -1 is returned.
+        cached copy to count; for a caller that knows the count) and -1 is returned. An
+        Arrow table is always written in one job (no count: its ``num_rows`` is returned).
         """
         from pyspark.sql import functions as F
 
@@ -273,6 +274,9 @@ class SparkStore:
                 for c in spec.columns
             ])
         df = df.withColumn("run_id", F.lit(run_id))
+        if isinstance(data, pa.Table):  # rows from the driver: their count is known
+            df.write.mode("append").partitionBy("run_id").parquet(f"{self.root}/{name}")
+            return data.num_rows
         if not count:
             df.write.mode("append").partitionBy("run_id").parquet(f"{self.root}/{name}")
             return -1

@@ -138,7 +138,7 @@ TABLES: dict[str, TableSpec] = {
     "summary_transitions": TableSpec(SUMMARY_TRANSITIONS, keys=()),
     "summary_profile_segments": TableSpec(SUMMARY_PROFILE_SEGMENTS, keys=()),
     "summary_profiles": TableSpec(SUMMARY_PROFILES, keys=()),
-    # written by a run when the committed audit is older than the last load
+    # written by the ingest (and by a run when the committed audit is older than the last load)
     "summary_audit": TableSpec(SUMMARY_AUDIT, keys=()),
     "summary_results": TableSpec(SUMMARY_RESULTS, keys=()),
     "model_params": TableSpec(MODEL_PARAMS, keys=("snapshot_date", "model")),

@@ -28,8 +28,9 @@ transaction (each run replaces the previous aggregates):
     instead of reading every transaction again (:mod:`segflow.summaries._amounts`).
 ``summary_audit``
     the data-quality audit of the store (:func:`segflow.quality.audit`), stored by
-    :func:`store_audit` at the end of ``segflow ingest`` (every load empties it) and by a run
-    when it is missing; a run keeps a current one instead of auditing the same data again.
+    :func:`store_audit` at the end of ``segflow ingest`` (every load empties it; on Spark
+    :func:`segflow.warehouse._audit.store_warehouse_audit`) and by a run when it is missing;
+    a run keeps a current one instead of auditing the same data again.
 ``summary_results``
     the model results the report shows, one JSON document each: the CLV diagnostics (the
     run's fitted BG/NBD, its matrices, a holdout refit with its tracking and decile tables),

@@ -48,16 +48,18 @@ def _base(joined: ibis.Table, numeric: list[str], by: list[str]) -> pd.DataFrame
     return q.to_pandas()
 
 
-def rule_profiles(store: Store | Any, schemes: Sequence[str]) -> tuple[dt.date | None, dict[str, tuple[pd.DataFrame, pd.DataFrame]]]:
+def rule_profiles(store: Store | Any, schemes: Sequence[str], *, snapshot: dt.date | None = None,
+                  ) -> tuple[dt.date | None, dict[str, tuple[pd.DataFrame, pd.DataFrame]]]:
     """``(snapshot, {scheme: (segments, long)})``: the frames of
     :func:`segflow.summaries._write.profile_summary` (rule-based) for every scheme of
     ``schemes`` with assignments at the latest ``customer_features`` snapshot (schemes
-    without any are left out)."""
+    without any are left out); ``snapshot``: that snapshot when the caller read it
+    (:func:`features_snapshot`; read here when None)."""
     from segflow.segments._profile import _split, _top_features
 
     if "customer_features" not in store.tables() or not schemes:
         return None, {}
-    snapshot = features_snapshot(store)
+    snapshot = snapshot if snapshot is not None else features_snapshot(store)
     if snapshot is None:
         return None, {}
     features = store.table("customer_features")

@@ -214,25 +214,45 @@ def campaign_documents(store: Store, scheme: str | None, *,
     are computed again; the list equals a full recomputation's.
     """
     from segflow.campaigns import campaign_report
-    from segflow.campaigns._store import campaigns_summary
+    from segflow.campaigns._store import campaigns_summary, scheme_snapshots
 
-    if scheme is None or int(store.table("campaign_exposures").count().execute()) == 0:
+    if scheme is None:
         return []
+    # one row per campaign and arm (none without exposures): the campaigns' windows (their
+    # first and last exposure, as campaign_window) from it, and the scheme's snapshots read
+    # once, for every read-out
     summary = campaigns_summary(store)
+    if summary.empty:
+        return []
     order = summary[summary.arm == "control"].sort_values("first_exposure").campaign_id.tolist()
     windows = summary.groupby("campaign_id").agg(start=("first_exposure", "min"), end=("last_exposure", "max"))
     kept = _reusable_campaigns(store, scheme, reuse, windows)
+    snapshots: list[dt.date] | None = None
     out = []
     for cid in order:  # one read-out per campaign (few), as campaign_reports
         if cid in kept:
             out.append(kept[cid])
             continue
         try:
-            report = campaign_report(store, cid, scheme)
+            if snapshots is None:
+                snapshots = scheme_snapshots(store, scheme)
+            report = campaign_report(store, cid, scheme, snapshots=snapshots,
+                                     window=_window(windows, cid))
         except InputError:  # skipped (campaign_reports warns why)
             continue
         out.append(_campaign_document(report))
     return out
+
+
+def _window(windows: pd.DataFrame, campaign_id: str) -> tuple[dt.datetime, dt.datetime] | None:
+    """``(first, last)`` exposure of a campaign from :func:`campaign_documents`' windows, as
+    :func:`segflow.campaigns._store.campaign_window` returns them (None: read it there)."""
+    if campaign_id not in windows.index:
+        return None
+    row = windows.loc[campaign_id]
+    if pd.isna(row["start"]) or pd.isna(row["end"]):
+        return None
+    return pd.Timestamp(row["start"]).to_pydatetime(), pd.Timestamp(row["end"]).to_pydatetime()
 
 
 def _reusable_campaigns(store: Store, scheme: str, reuse: tuple[dt.datetime, Collection[dt.date]] | None,

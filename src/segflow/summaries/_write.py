@@ -84,8 +84,10 @@ def _add_shares(out: pd.DataFrame, by: list[str], scored: Collection[dt.date]) -
                         "clv_share"]] = None
 
 
-def profile_summary(store: Store, scheme: str, *, rule_based: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Segment profiles of ``scheme`` at the snapshot of ``customer_features`` (the latest):
+def profile_summary(store: Store, scheme: str, *, rule_based: bool,
+                    snapshot: dt.date | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Segment profiles of ``scheme`` at the snapshot of ``customer_features`` (the latest;
+    ``snapshot`` when the caller read it: :func:`segflow.summaries._profiles.features_snapshot`):
     per segment its display ``name`` (the rule name for rule-based schemes; a suggested name
     for clusters) and distinguishing features, and per segment and feature the mean, median
     and standardised difference from the base (see :func:`segflow.segments.profile_segments`).
@@ -96,17 +98,21 @@ def profile_summary(store: Store, scheme: str, *, rule_based: bool) -> tuple[pd.
 
     if "customer_features" not in store.tables():
         return pd.DataFrame(), pd.DataFrame()
-    snapshot = features_snapshot(store)
+    snapshot = snapshot if snapshot is not None else features_snapshot(store)
+    if snapshot is None:
+        return pd.DataFrame(), pd.DataFrame()
     features = store.table("customer_features")
     features = features.filter(features.snapshot_date == snapshot).drop("snapshot_date")
     a = _assignments(store, scheme)
     a = a.filter(a.snapshot_date == snapshot).select(
         "customer_id", "segment", segment_rank=a.segment_rank.fill_null(10_000)
     )
-    segs = [str(s) for s in a.select("segment").distinct().execute()["segment"]]
-    if not segs:
-        return pd.DataFrame(), pd.DataFrame()
-    names = {s: s for s in segs} if rule_based else None
+    names = None
+    if rule_based:  # named by their rules (clusters: no query; no segment: empty, below)
+        segs = [str(s) for s in a.select("segment").distinct().execute()["segment"]]
+        if not segs:
+            return pd.DataFrame(), pd.DataFrame()
+        names = {s: s for s in segs}
     try:
         # the categorical make-up only feeds the suggested names of clusters
         prof = profile_segments(features, a, names=names, categorical=[] if rule_based else None)
@@ -137,15 +143,17 @@ def profile_frames(store: Store, schemes: Sequence[str], rule_based: Mapping[str
     snapshot): rule-based schemes at once (:func:`segflow.summaries._profiles.rule_profiles`),
     cluster schemes one by one (:func:`profile_summary`). Ibis expressions only: ``store`` is
     a DuckDB store or a Spark warehouse's run (``segflow.warehouse``)."""
-    from segflow.summaries._profiles import rule_profiles
+    from segflow.summaries._profiles import features_snapshot, rule_profiles
 
     segs, longs = [], []
-    _, ruled = rule_profiles(store, [s for s in schemes if rule_based[s]])
+    # the features' snapshot read once, for every scheme
+    snapshot = features_snapshot(store) if "customer_features" in store.tables() else None
+    _, ruled = rule_profiles(store, [s for s in schemes if rule_based[s]], snapshot=snapshot)
     for scheme in schemes:
         if rule_based[scheme]:
             seg, long = ruled.get(scheme, (pd.DataFrame(), pd.DataFrame()))
         else:
-            seg, long = profile_summary(store, scheme, rule_based=False)
+            seg, long = profile_summary(store, scheme, rule_based=False, snapshot=snapshot)
         segs.append(seg)
         longs.append(long)
     return segs, longs

@@ -23,7 +23,8 @@ partitions), since a classification task holds its whole partition.
 The rules exist once, as the SQL that the DuckDB ingest runs; here Spark distributes the
 rows and each task applies that SQL to its share, so the Spark ingest has the DuckDB
 ingest's rules and counts by construction. Every load of one ``segflow ingest`` is part of
-one run: all of it becomes visible at once, or nothing.
+one run: all of it becomes visible at once, or nothing; the run ends with the data audit
+of the loaded data (:mod:`segflow.warehouse._audit`), stored as the DuckDB ingest stores it.
 
 CSV files are parsed by the DuckDB ingest's own reader, a Spark task per file (module
 :mod:`segflow.warehouse._text`); its rejects are quarantined as ``malformed_row``.
@@ -45,7 +46,7 @@ import pyarrow as pa
 
 from segflow.errors import InputError, StoreError
 from segflow.sources._ingest import _ORDER, IngestReport, ProgressFn, _now
-from segflow.sources._load import _DUP_KIND, LoadCounts, classify, note_flags, rollup_orders, tally
+from segflow.sources._load import LoadCounts, classify, rollup_orders
 from segflow.sources._readers import Staged, discover, file_hash, lit, q, relative, source_format
 from segflow.sources._rules import duplicate_columns, row_key
 from segflow.sources._validate import (
@@ -57,6 +58,8 @@ from segflow.sources._validate import (
     validate,
 )
 from segflow.store import CANONICAL_TABLES
+from segflow.warehouse._audit import store_warehouse_audit
+from segflow.warehouse._ingest_write import RAW, _write
 from segflow.warehouse._text import TextRead, read_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,16 +70,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _STG, _VAL, _CLS, _ORD = "_sf_stg", "_sf_val", "_sf_cls", "_sf_ord"
 _ROW_INDEX = "_sf_row_index"
-_ACCEPTED = ("accepted", "replace")
 #: Rows a validation task checks at a time (a Python worker holds about one chunk as Arrow
 #: and in DuckDB; a split of a large file has millions of rows).
 _CHUNK = 250_000
 #: Rows a classification task gets (about): the shuffle by key has at least the session's
 #: shuffle partitions, more for large loads (a task holds its whole partition).
 _PER_TASK = 500_000
-#: Quarantined rows up to which their source rows are picked by a broadcast join.
-_BROADCAST = 2_000_000
-_RAW = pa.schema([pa.field("_row", pa.int64()), pa.field("_raw_row", pa.string())])
 
 
 @dataclass
@@ -237,7 +236,7 @@ class _Job:
 
     def raw_task(self, batches: Any) -> Any:
         for rows in _chunks(batches):
-            yield from _out(self.raw_rows(rows), _RAW)
+            yield from _out(self.raw_rows(rows), RAW)
 
     def classify_task(self, batches: Any) -> Any:
         yield from _out(self.classified(_table(batches, self.val_schema_known)), self.cls_schema)
@@ -333,6 +332,10 @@ def ingest_on_warehouse(
     on DuckDB), a URL Spark reads (``hdfs://``, ``s3a://``, ``file://``: one load), or
     ``table:<database>.<table>`` for a table of the session catalog (one load).
 
+    At the end, the data audit (:func:`segflow.quality.audit`, run by Spark) is stored in
+    ``summary_audit`` as part of the same run, unless the stored one is current (no file
+    loaded): :mod:`segflow.warehouse._audit`.
+
     Raises
     ------
     InputError
@@ -358,6 +361,8 @@ def ingest_on_warehouse(
                 loads.append(_load(store, run_id, src, inp, now=now, digest=digest))
             if progress:
                 progress(inp.label, i + 1, len(plan))
+        # the audit of the data as loaded, in the same run (as the DuckDB ingest stores it)
+        store_warehouse_audit(store, run_id)
     return IngestReport(loads)
 
 
@@ -494,110 +499,3 @@ def _by_key(val: DataFrame, source: SourceSettings, job: _Job, parts: int | None
         return val.repartition(1)
     cols = [f"v_{c}" for c in sorted(shared)]
     return val.repartition(parts, *cols) if parts else val.repartition(*cols)
-
-
-def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cls: DataFrame,
-           counts: LoadCounts, *, now: dt.datetime, rollup: bool, numbered: DataFrame,
-           rejects: DataFrame | None = None) -> None:
-    """The load's canonical rows, quarantine (the raw rows picked from ``numbered``, the
-    source rows with their ``_row``; with the ``rejects`` of a CSV reader:
-    ``malformed_row``), duplicates and flags, and its counts."""
-    from pyspark.sql import functions as F
-
-    src, label, load = F.lit(source.name), F.lit(job.label), F.lit(counts.load_id)
-    canon = list(CANONICAL_TABLES[source.table])
-    if rollup:
-        orders = cls.mapInArrow(job.rollup_task, _spark_schema(job.ord_schema))
-        rows = orders.where(F.col("_ostatus").isin(*_ACCEPTED)).select(
-            *canon, src.alias("source"), label.alias("source_file"), "source_row",
-            load.alias("load_id"))
-    else:
-        rows = cls.where(F.col("_status").isin(*_ACCEPTED)).select(
-            *[F.col(f"v_{c}").alias(c) for c in canon], src.alias("source"),
-            label.alias("source_file"), F.col("_row").alias("source_row"), load.alias("load_id"))
-    # the counts come from one aggregation of the classified rows (below): written uncounted
-    store.write(source.table, rows, run_id, count=False)
-    flag_list = flags(source, job.specs)
-    by, rules, flagged = _counts(cls, flag_list)
-    quarantined = cls.where("_status = 'quarantined'")
-    if by.get("quarantined"):  # the raw rows of the quarantined rows only, from the source
-        few = by["quarantined"] <= _BROADCAST
-        keys = quarantined.select("_row")
-        picked = numbered.join(F.broadcast(keys) if few else keys, "_row", "left_semi")
-        raws = picked.mapInArrow(job.raw_task, _spark_schema(_RAW))
-        quarantined = quarantined.join(F.broadcast(raws) if few else raws, "_row", "left")
-    else:
-        quarantined = quarantined.withColumn("_raw_row", F.lit(None).cast("string"))
-    quarantined = quarantined.select(
-        src.alias("source"), label.alias("source_file"), F.col("_row").alias("row_number"),
-        F.col("_raw_row").alias("raw_row"), F.col("_rule").alias("rule"),
-        F.col("_reason").alias("reason"), F.col("_column").alias("column_name"),
-        load.alias("load_id"), F.lit(now).alias("ingested_at"))
-    n_rejects = 0
-    if rejects is not None:
-        n_rejects = rejects.count()
-        if n_rejects:  # the rows the reader could not split: as the DuckDB ingest writes them
-            quarantined = quarantined.unionByName(rejects.select(
-                src.alias("source"), label.alias("source_file"),
-                F.col("_row").alias("row_number"), "raw_row", F.lit("malformed_row").alias("rule"),
-                "reason", "column_name", load.alias("load_id"), F.lit(now).alias("ingested_at")))
-    store.write("quarantine", quarantined, run_id, count=False)
-    kind = F.create_map(*[F.lit(x) for kv in _DUP_KIND.items() for x in kv])
-    store.write("ingest_duplicates", cls.where(F.col("_status").isin(*_DUP_KIND)).select(
-        src.alias("source"), label.alias("source_file"), F.col("_row").alias("row_number"),
-        kind[F.col("_status")].alias("kind"),
-        F.when(F.col("_status") == "duplicate", F.col("_dup_of")).alias("duplicate_of_row"),
-        load.alias("load_id")), run_id, count=False)
-    if flag_list:
-        parts = [cls.where(F.col(f"_f{i}")).select(
-            src.alias("source"), label.alias("source_file"), F.col("_row").alias("row_number"),
-            F.lit(rule).alias("rule"), F.lit(column).alias("column_name"),
-            F.col(f"_fv{i}").alias("value"), load.alias("load_id"))
-            for i, (rule, _cond, column, _value) in enumerate(flag_list)]
-        found = parts[0]
-        for part in parts[1:]:
-            found = found.unionByName(part)
-        store.write("ingest_flags", found, run_id, count=False)
-    if flagged:
-        note_flags(counts, flagged)
-    tally(counts, by, rules, {False: n_rejects} if n_rejects else {})
-
-
-def _counts(cls: DataFrame, flag_list: list[tuple[str, str, str, str]],
-            ) -> tuple[dict[str, int], dict[str, int], list[tuple[str, int, int, str]]]:
-    """The load's counts from one Spark aggregation of its classified rows: rows per
-    ``_status``, quarantined rows per rule (largest first), and per flag rule (sorted) its
-    rows, first row and that row's column (as :func:`segflow.sources._load.note_flags`
-    takes them, the DuckDB ingest's ``GROUP BY rule`` of its flags)."""
-    from pyspark.sql import functions as F
-
-    aggs = [F.count(F.lit(1)).alias("n")]
-    for i in range(len(flag_list)):
-        aggs += [F.sum(F.col(f"_f{i}").cast("long")).alias(f"n{i}"),
-                 F.min(F.when(F.col(f"_f{i}"), F.col("_row"))).alias(f"r{i}")]
-    groups = cls.groupBy("_status", "_rule").agg(*aggs).collect()
-    by: dict[str, int] = {}
-    rules: dict[str, int] = {}
-    for g in groups:
-        by[g["_status"]] = by.get(g["_status"], 0) + g["n"]
-        if g["_status"] == "quarantined":
-            rules[g["_rule"]] = rules.get(g["_rule"], 0) + g["n"]
-    per_rule: dict[str, list] = {}  # rule -> [rows, first row, its column]
-    for i, (rule, _cond, column, _value) in enumerate(flag_list):
-        n = sum(g[f"n{i}"] or 0 for g in groups)
-        if not n:
-            continue
-        first = min(g[f"r{i}"] for g in groups if g[f"r{i}"] is not None)
-        have = per_rule.setdefault(rule, [0, first, column])
-        have[0] += n
-        if first < have[1]:
-            have[1:] = [first, column]
-    rules = dict(sorted(rules.items(), key=lambda kv: -kv[1]))
-    return by, rules, [(rule, *per_rule[rule]) for rule in sorted(per_rule)]
-
-
-def _spark_schema(schema: pa.Schema | None) -> Any:
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    assert schema is not None
-    return from_arrow_schema(schema, prefer_timestamp_ntz=True)

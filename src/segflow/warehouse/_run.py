@@ -68,7 +68,8 @@ class _RunView:
     ``cached``: tables (customer-level: a row or a few per customer and snapshot) read
     once, cached (Spark memory, spilling to disk) and handed out again by :meth:`table`,
     until :meth:`release`: the results stage's queries then do not list, read and resolve
-    their latest runs again (tables this run still writes must not be cached)."""
+    their latest runs again (tables this run still writes must not be cached). They are
+    cached without a checkpoint (a lost block is read again from the warehouse)."""
 
     def __init__(self, store: SparkStore, run_id: str, cached: Sequence[str] = ()) -> None:
         self.store, self.run_id = store, run_id
@@ -79,7 +80,14 @@ class _RunView:
         if name not in self._cacheable:
             return self.store.table(name, pending=self.run_id)
         if name not in self._cached:
-            self._cached[name] = self.store.cache(self.store.table(name, pending=self.run_id))
+            # not checkpointed: their plans are short (a Parquet read; the assignments' view
+            # over the change rows), so a checkpoint would only add a Spark job and its files
+            con = self.store.con
+            kept, con.checkpoint_dir = con.checkpoint_dir, None  # type: ignore[attr-defined]
+            try:
+                self._cached[name] = self.store.cache(self.store.table(name, pending=self.run_id))
+            finally:
+                con.checkpoint_dir = kept  # type: ignore[attr-defined]
         return self._cached[name]
 
     def release(self) -> None:
@@ -213,7 +221,8 @@ def run_on_warehouse(
 
             start = time.perf_counter()
             frames: dict[str, pd.DataFrame] = {}
-            write_warehouse_aggregates(store, run_id, schemes, dates, frames=frames)
+            write_warehouse_aggregates(store, run_id, schemes, dates, frames=frames,
+                                       scored=scored > 0)
             seconds["aggregates"] = time.perf_counter() - start
 
             start = time.perf_counter()
@@ -318,20 +327,25 @@ def _score(store: SparkStore, transactions: ibis.Table, snapshot: dt.date, run_i
 
 def write_warehouse_aggregates(store: SparkStore, run_id: str,
                                schemes: Sequence[SchemeSettings], dates: list[dt.date], *,
-                               frames: dict[str, pd.DataFrame] | None = None) -> dict[str, int]:
+                               frames: dict[str, pd.DataFrame] | None = None,
+                               scored: bool | None = None) -> dict[str, int]:
     """The report's segment and transition aggregates, computed in Spark from this run's rows
     (the change rows, transactions and scores) and written to the warehouse: the DuckDB
     run's own code (:func:`segflow.summaries._write._scheme_rows`: every scheme at once, on
     integer customer keys; same definitions, :mod:`segflow.summaries`), every snapshot and
-    pair of snapshots. ``frames``, when given, receives the two tables as written (pandas)."""
+    pair of snapshots. ``frames``, when given, receives the two tables as written (pandas).
+    ``scored``: whether the run wrote CLV scores (at ``dates[-1]``), when the caller knows
+    (else a query of the run's ``customer_scores``)."""
     from segflow.summaries._write import _Plan, _scheme_rows, snapshot_pairs
 
     view = _RunView(store, run_id)
     names = [s.name for s in schemes]
-    scored = {dates[-1]} if store.dataframe("customer_scores", pending=run_id).where(
-        f"run_id = '{run_id}'").limit(1).count() else set()
+    if scored is None:
+        scored = bool(store.dataframe("customer_scores", pending=run_id).where(
+            f"run_id = '{run_id}'").limit(1).count())
+    scored_dates = {dates[-1]} if scored else set()
     plan = {name: _Plan(list(dates), snapshot_pairs(dates)) for name in names}
-    segments, transitions = _scheme_rows(view, names, plan, dates, scored,  # type: ignore[arg-type]
+    segments, transitions = _scheme_rows(view, names, plan, dates, scored_dates,  # type: ignore[arg-type]
                                          ordered_keys=True)
     written = {}
     for table, frame in (("summary_segments", segments), ("summary_transitions", transitions)):

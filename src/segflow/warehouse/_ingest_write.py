@@ -1,0 +1,135 @@
+"""Writing one load of the Spark ingest (:mod:`segflow.warehouse._ingest`): its classified
+rows become canonical rows, quarantine (with the raw rows of the quarantined rows only),
+duplicates and flags of the run, and its counts come from one Spark aggregation of them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from segflow.sources._load import _DUP_KIND, LoadCounts, note_flags, tally
+from segflow.sources._validate import flags
+from segflow.store import CANONICAL_TABLES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame
+
+    from segflow.config import SourceSettings
+    from segflow.store._spark import SparkStore
+    from segflow.warehouse._ingest import _Job
+
+_ACCEPTED = ("accepted", "replace")
+#: Quarantined rows up to which their source rows are picked by a broadcast join.
+_BROADCAST = 2_000_000
+#: The schema of :meth:`segflow.warehouse._ingest._Job.raw_task`'s rows.
+RAW = pa.schema([pa.field("_row", pa.int64()), pa.field("_raw_row", pa.string())])
+
+
+def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cls: DataFrame,
+           counts: LoadCounts, *, now: dt.datetime, rollup: bool, numbered: DataFrame,
+           rejects: DataFrame | None = None) -> None:
+    """The load's canonical rows, quarantine (the raw rows picked from ``numbered``, the
+    source rows with their ``_row``; with the ``rejects`` of a CSV reader:
+    ``malformed_row``), duplicates and flags, and its counts."""
+    from pyspark.sql import functions as F
+
+    src, label, load = F.lit(source.name), F.lit(job.label), F.lit(counts.load_id)
+    canon = list(CANONICAL_TABLES[source.table])
+    if rollup:
+        orders = cls.mapInArrow(job.rollup_task, _spark_schema(job.ord_schema))
+        rows = orders.where(F.col("_ostatus").isin(*_ACCEPTED)).select(
+            *canon, src.alias("source"), label.alias("source_file"), "source_row",
+            load.alias("load_id"))
+    else:
+        rows = cls.where(F.col("_status").isin(*_ACCEPTED)).select(
+            *[F.col(f"v_{c}").alias(c) for c in canon], src.alias("source"),
+            label.alias("source_file"), F.col("_row").alias("source_row"), load.alias("load_id"))
+    # the counts come from one aggregation of the classified rows (below): written uncounted
+    store.write(source.table, rows, run_id, count=False)
+    flag_list = flags(source, job.specs)
+    by, rules, flagged = _counts(cls, flag_list)
+    quarantined = cls.where("_status = 'quarantined'")
+    if by.get("quarantined"):  # the raw rows of the quarantined rows only, from the source
+        few = by["quarantined"] <= _BROADCAST
+        keys = quarantined.select("_row")
+        picked = numbered.join(F.broadcast(keys) if few else keys, "_row", "left_semi")
+        raws = picked.mapInArrow(job.raw_task, _spark_schema(RAW))
+        quarantined = quarantined.join(F.broadcast(raws) if few else raws, "_row", "left")
+    else:
+        quarantined = quarantined.withColumn("_raw_row", F.lit(None).cast("string"))
+    quarantined = quarantined.select(
+        src.alias("source"), label.alias("source_file"), F.col("_row").alias("row_number"),
+        F.col("_raw_row").alias("raw_row"), F.col("_rule").alias("rule"),
+        F.col("_reason").alias("reason"), F.col("_column").alias("column_name"),
+        load.alias("load_id"), F.lit(now).alias("ingested_at"))
+    n_rejects = 0
+    if rejects is not None:
+        n_rejects = rejects.count()
+        if n_rejects:  # the rows the reader could not split: as the DuckDB ingest writes them
+            quarantined = quarantined.unionByName(rejects.select(
+                src.alias("source"), label.alias("source_file"),
+                F.col("_row").alias("row_number"), "raw_row", F.lit("malformed_row").alias("rule"),
+                "reason", "column_name", load.alias("load_id"), F.lit(now).alias("ingested_at")))
+    store.write("quarantine", quarantined, run_id, count=False)
+    kind = F.create_map(*[F.lit(x) for kv in _DUP_KIND.items() for x in kv])
+    store.write("ingest_duplicates", cls.where(F.col("_status").isin(*_DUP_KIND)).select(
+        src.alias("source"), label.alias("source_file"), F.col("_row").alias("row_number"),
+        kind[F.col("_status")].alias("kind"),
+        F.when(F.col("_status") == "duplicate", F.col("_dup_of")).alias("duplicate_of_row"),
+        load.alias("load_id")), run_id, count=False)
+    if flag_list:
+        parts = [cls.where(F.col(f"_f{i}")).select(
+            src.alias("source"), label.alias("source_file"), F.col("_row").alias("row_number"),
+            F.lit(rule).alias("rule"), F.lit(column).alias("column_name"),
+            F.col(f"_fv{i}").alias("value"), load.alias("load_id"))
+            for i, (rule, _cond, column, _value) in enumerate(flag_list)]
+        found = parts[0]
+        for part in parts[1:]:
+            found = found.unionByName(part)
+        store.write("ingest_flags", found, run_id, count=False)
+    if flagged:
+        note_flags(counts, flagged)
+    tally(counts, by, rules, {False: n_rejects} if n_rejects else {})
+
+
+def _counts(cls: DataFrame, flag_list: list[tuple[str, str, str, str]],
+            ) -> tuple[dict[str, int], dict[str, int], list[tuple[str, int, int, str]]]:
+    """The load's counts from one Spark aggregation of its classified rows: rows per
+    ``_status``, quarantined rows per rule (largest first), and per flag rule (sorted) its
+    rows, first row and that row's column (as :func:`segflow.sources._load.note_flags`
+    takes them, the DuckDB ingest's ``GROUP BY rule`` of its flags)."""
+    from pyspark.sql import functions as F
+
+    aggs = [F.count(F.lit(1)).alias("n")]
+    for i in range(len(flag_list)):
+        aggs += [F.sum(F.col(f"_f{i}").cast("long")).alias(f"n{i}"),
+                 F.min(F.when(F.col(f"_f{i}"), F.col("_row"))).alias(f"r{i}")]
+    groups = cls.groupBy("_status", "_rule").agg(*aggs).collect()
+    by: dict[str, int] = {}
+    rules: dict[str, int] = {}
+    for g in groups:
+        by[g["_status"]] = by.get(g["_status"], 0) + g["n"]
+        if g["_status"] == "quarantined":
+            rules[g["_rule"]] = rules.get(g["_rule"], 0) + g["n"]
+    per_rule: dict[str, list] = {}  # rule -> [rows, first row, its column]
+    for i, (rule, _cond, column, _value) in enumerate(flag_list):
+        n = sum(g[f"n{i}"] or 0 for g in groups)
+        if not n:
+            continue
+        first = min(g[f"r{i}"] for g in groups if g[f"r{i}"] is not None)
+        have = per_rule.setdefault(rule, [0, first, column])
+        have[0] += n
+        if first < have[1]:
+            have[1:] = [first, column]
+    rules = dict(sorted(rules.items(), key=lambda kv: -kv[1]))
+    return by, rules, [(rule, *per_rule[rule]) for rule in sorted(per_rule)]
+
+
+def _spark_schema(schema: pa.Schema | None) -> Any:
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    assert schema is not None
+    return from_arrow_schema(schema, prefer_timestamp_ntz=True)

@@ -1,0 +1,74 @@
+"""``segflow ingest`` on Spark (``local[1]``) stores the data audit in the warehouse, as the
+DuckDB ingest stores it in its store (issue 10, "ingest stores its audit"): after both
+engines ingest the same demo files, the two ``summary_audit`` tables are equal value by
+value; the warehouse's audit is current, so a Spark run keeps it; an ingest of unchanged
+files leaves it as it is. The duplicate-rows counts are also checked against pandas'
+``duplicated()`` of the warehouse's canonical rows (an independent count).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pandas as pd
+import pytest
+from tests._engines import require_spark
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+#: The columns of a stored audit that hold its values (``created_at``, ``run_id``: when and
+#: by which run it was stored, which differ between the engines).
+VALUES = ["as_of", "check", "table", "severity", "count", "total", "share", "examples",
+          "advice", "data_end", "score"]
+ENGINE = '\n[engine]\nkind = "spark"\nmaster = "local[1]"\nwarehouse = "wh"\ndatabase = "audit"\n'
+
+
+def _values(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame[VALUES].copy()
+    for col in ("as_of", "data_end"):
+        out[col] = pd.to_datetime(out[col]).dt.date
+    out["examples"] = out["examples"].fillna("")
+    out["advice"] = out["advice"].fillna("")
+    return out.sort_values(["check", "table"], ignore_index=True).astype(object)
+
+
+def test_the_spark_ingest_stores_the_duckdb_ingests_audit(tmp_path):
+    require_spark()
+    from segflow.datasets import demo_project_toml, generate_demo
+    from segflow.project import Project
+    from segflow.store import CANONICAL_TABLES
+    from segflow.summaries import audit_is_current
+
+    ds = generate_demo(tmp_path / "data", customers=80, months=4, seed=11, formats=("parquet",))
+    toml = demo_project_toml(tmp_path / "data", file_format="parquet", max_date=ds.end)
+    project = Project.init(tmp_path / "proj", toml_text=toml + ENGINE)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the demo data carries injected defects on purpose
+            project.ingest(engine="duckdb")
+            project.ingest(engine="spark")
+        duck = project.store.raw.execute("SELECT * FROM summary_audit").df()
+        store = project.warehouse
+        stored = store.dataframe("summary_audit").toPandas()
+        assert len(duck) > 10 and (duck["count"] > 0).sum() >= 3
+        pd.testing.assert_frame_equal(_values(stored), _values(duck), check_dtype=False)
+        # stored by the ingest's own run, after its last load: a Spark run keeps it
+        runs = store.committed_runs()
+        assert len(runs) == 1 and set(stored["run_id"]) == {runs[0]}
+        assert audit_is_current(store)
+        # identical rows counted apart from segflow: pandas on the warehouse's canonical rows
+        dups = stored[stored["check"] == "duplicate_rows"].set_index("table")["count"]
+        for name, cols in CANONICAL_TABLES.items():
+            rows = store.table(name).to_pandas()[list(cols)]
+            if len(rows):
+                assert dups[name] == int(rows.duplicated().sum()), name
+        # an ingest of the unchanged files loads nothing and keeps the stored audit
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            again = project.ingest(engine="spark")
+        assert {r.status for r in again.loads} == {"unchanged"}
+        kept = store.dataframe("summary_audit").toPandas()
+        assert set(kept["run_id"]) == {runs[0]}
+        assert list(kept["created_at"]) == list(stored["created_at"])
+    finally:
+        project.close()
