@@ -430,11 +430,12 @@ def _assert_same_stored_results(project, warehouse, view, duck, spark) -> None:
         _same(g[1], w[1], name)
     assert len(docs["duckdb"]["campaigns"][1]["reports"]) >= 1
     # four months hold no customer before the diagnostics' 26-week holdout (both runs stored
-    # the same error): the same document with an 8-week holdout, on each engine's tables
+    # the same error): the same document with a 6-week holdout, on each engine's tables (with
+    # 8 weeks too few customers repeat: the BG/NBD fit runs to a boundary on both engines)
     from segflow.summaries._results import clv_diagnostics_document
 
     at = docs["duckdb"]["clv_diagnostics"][0]
-    clv = [clv_diagnostics_document(s.table("transactions"), at, holdout_weeks=8)
+    clv = [clv_diagnostics_document(s.table("transactions"), at, holdout_weeks=6)
            for s in (warehouse, project.store)]
     assert len(clv[1]["tracking"]["data"]) > 5 and clv[1]["one_time_customers"] > 0
     _same(clv[0], clv[1], "clv_diagnostics")

@@ -140,6 +140,7 @@ class BTYDModel(BaseEstimator):
             raise SegflowError(f"{type(self).__name__}: the summary holds no customers")
         self._check_data(data, weights)
         self._where = None  # a closure over the input frame: not kept on the fitted model
+        data, weights = _canonical_order(data, weights, self._columns)
         n_total = float(weights.sum())
         natural_data = data
         scale = self._unit_scale(data, weights)
@@ -528,3 +529,17 @@ def bootstrap_intervals(
 def _wsum(weights: np.ndarray, values: np.ndarray) -> float:
     """Weighted sum without BLAS (``np.dot`` on 1-D arrays was 100x slower on a busy host)."""
     return float((weights * values).sum())
+
+
+def _canonical_order(
+    data: dict[str, np.ndarray], weights: np.ndarray, columns: tuple[str, ...]
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The summary's rows sorted by its columns (first column first), weights alongside.
+
+    The log-likelihood is a float sum over rows, so its last bits depend on the rows' order;
+    on a nearly flat likelihood (few repeat buyers) that is enough to send the optimiser to
+    a different point, or to a boundary on one engine and not the other. Sorted, the same
+    rows in any order (DuckDB's, Spark's, a shuffled frame) give the same fit bit for bit.
+    """
+    order = np.lexsort([data[c] for c in reversed(columns) if c in data])
+    return {k: v[order] for k, v in data.items()}, weights[order]
