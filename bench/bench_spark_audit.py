@@ -10,7 +10,7 @@ in ``<work>/proj`` (work: ``SEGFLOW_SPARK_AUDIT_WORK``, default ``/tmp/segflow-s
 ``run`` opens one Spark session on that warehouse and runs :func:`segflow.quality.audit`
 of the old code (``--old``: a ``src`` folder; its ``segflow/quality/_audit.py`` is loaded
 as a module of its own, on this tree's other modules) and of the new code (this tree)
-alternately, old first: per audit the Spark jobs (ids handed out by the session's status
+alternately, old first (after one old audit not measured: the JVM's warm-up): per audit the Spark jobs (ids handed out by the session's status
 tracker), the wall seconds and the CPU seconds of the process tree (the Python driver, the
 JVM and its Python workers: ``_measure.tree_cpu``), and the 1-minute load before and after.
 Every report must equal the first old one (its ``to_pandas()`` rows, score and dates).
@@ -96,6 +96,7 @@ def run(old: Path, pairs: int, tag: str, trace: bool) -> None:
         ids = sc.statusTracker().getJobIdsForGroup()
         return max(ids) + 1 if ids else 0
 
+    audits["old"](store)  # warm-up, not measured: the JVM's first queries compile its code
     first = None
     for i in range(pairs):
         for which in ("old", "new"):

@@ -47,7 +47,8 @@ def tx_metrics(tx: ibis.Table, cut: ibis.Value) -> dict[str, ibis.Scalar]:
     first and last day and the number of days with transactions before ``cut`` (gaps)."""
     day, before = tx.ts.date(), tx.ts < cut
     return {"bad": tx.count(where=inconsistent(tx)), "checked": tx.count(where=full_rows(tx)),
-            "med": tx.amount.median(where=is_sale(tx)), "day0": day.min(where=before),
+            # the sales' amounts and NULL: a median ``where`` is not valid SQL on Spark
+            "med": ibis.ifelse(is_sale(tx), tx.amount, ibis.null()).median(), "day0": day.min(where=before),
             "day1": day.max(where=before), "days": day.nunique(where=before)}
 
 
@@ -177,15 +178,17 @@ def customer_checks(tables: dict[str, ibis.Table], sizes: dict[str, int], stale_
     lists = {"stale": stale, **{m: (g._cu == 0) & (g[f"_{m}"] > 0) for m in names}}
     counts = {"stale": g.count(where=stale), "total": g.count(where=g._cu > 0),
               **{m: g[f"_{m}"].sum(where=g._cu == 0) for m in names}}
+    # every part carries all of the grouping's columns (the lists' rows their values, the
+    # counts' row NULLs): so Spark prunes no part's grouping differently and runs it once
+    # for all (one shuffle, reused), not once per part
     none = ibis.null().cast("int64")
     parts = [g.aggregate(**{f"n_{k}": v.cast("int64") for k, v in counts.items()}).select(
-        _list=ibis.literal(""), customer_id=ibis.null().cast("string"), _rows=none,
-        **{f"n_{k}": _[f"n_{k}"] for k in counts})]
+        _list=ibis.literal(""), customer_id=ibis.null().cast("string"),
+        **{c: none for c in cols}, **{f"n_{k}": _[f"n_{k}"] for k in counts})]
     for label, cond in lists.items():
         first = g.filter(cond).order_by(g.customer_id).limit(5)
         parts.append(first.select(_list=ibis.literal(label), customer_id=first.customer_id,
-                                  _rows=first[f"_{label}"] if label != "stale" else ibis.literal(1, "int64"),
-                                  **{f"n_{k}": none for k in counts}))
+                                  **{c: first[c] for c in cols}, **{f"n_{k}": none for k in counts}))
     frame = ibis.union(*parts, distinct=False).execute()
     row = frame[frame["_list"] == ""].iloc[0]
     out = []
@@ -210,9 +213,10 @@ def _first_ids(frame: Any, label: str, count: int, n: int = 5) -> list[str]:
     if count == 0:
         return []
     ids = frame[frame["_list"] == label].sort_values("customer_id", na_position="last", kind="stable")
+    rows = ids[f"_{label}"] if label != "stale" else [1] * len(ids)  # an unknown id's rows
     out: list[str] = []
-    for cid, rows in zip(ids["customer_id"], ids["_rows"], strict=True):
-        out += [f"customer_id={cid}"] * int(rows)
+    for cid, k in zip(ids["customer_id"], rows, strict=True):
+        out += [f"customer_id={cid}"] * int(k)
     return out[:n]
 
 
@@ -230,8 +234,10 @@ def flagged(store: Store, sizes: dict[str, int]) -> list[Check]:
         return []
     flags = store.table("ingest_flags").filter(_.rule != "anonymous")
     loads = store.table("loads").select("load_id", "target_table", "rows_read")
+    # sorted here, not by the engine (on Spark a sort is two jobs more: a sample, a shuffle)
     per = (flags.join(loads, "load_id").group_by(["rule", "target_table"])
-           .aggregate(n=_.count(), first=_.source_file.min()).order_by(["rule", "target_table"]).execute())
+           .aggregate(n=_.count(), first=_.source_file.min()).execute()
+           .sort_values(["rule", "target_table"], na_position="last", ignore_index=True))
     out = []
     for r in per.itertuples():
         ex = flags.filter(flags.rule == r.rule)
@@ -245,9 +251,11 @@ def flagged(store: Store, sizes: dict[str, int]) -> list[Check]:
 
 def quarantine(store: Store) -> list[Check]:
     loads = store.table("loads")
+    # sorted here, not by the engine (on Spark a sort is two jobs more: a sample, a shuffle)
     per = (loads.filter(loads.status == "ok").group_by("source")
            .aggregate(read=loads.rows_read.sum(), q=loads.rows_quarantined.sum(),
-                      d=loads.rows_duplicate.sum()).order_by("source").execute())
+                      d=loads.rows_duplicate.sum()).execute()
+           .sort_values("source", na_position="last", ignore_index=True))
     out = []
     for r in per.itertuples():
         share = r.q / r.read if r.read else 0.0
