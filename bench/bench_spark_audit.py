@@ -10,11 +10,12 @@ in ``<work>/proj`` (work: ``SEGFLOW_SPARK_AUDIT_WORK``, default ``/tmp/segflow-s
 ``run`` opens one Spark session on that warehouse and runs :func:`segflow.quality.audit`
 of the old code (``--old``: a ``src`` folder; its ``segflow/quality/_audit.py`` is loaded
 as a module of its own, on this tree's other modules) and of the new code (this tree)
-alternately, old first (after one old audit not measured: the JVM's warm-up): per audit the Spark jobs (ids handed out by the session's status
-tracker), the wall seconds and the CPU seconds of the process tree (the Python driver, the
+alternately, old first (after one old audit not measured: the JVM's warm-up): per audit the Spark jobs (ids handed out by the session's DAG
+scheduler), the wall seconds and the CPU seconds of the process tree (the Python driver, the
 JVM and its Python workers: ``_measure.tree_cpu``), and the 1-minute load before and after.
 Every report must equal the first old one (its ``to_pandas()`` rows, score and dates).
-With ``--trace`` every Spark action is listed with its jobs and segflow call site
+``--test-conf``: the test suite's session settings (no adaptive execution, which runs every
+shuffle as a job of its own; one shuffle partition). With ``--trace`` every Spark action is listed with its jobs and segflow call site
 (``bench_spark_results._tracer``). One JSON line per audit goes to
 ``bench/results/spark_audit.jsonl``. Figures: docs/benchmarks.md, "Session 32 (helper
 sparkaudit)".
@@ -74,7 +75,11 @@ def _frame(report):
     return frame, (round(report.score, 9), report.as_of, report.data_end)
 
 
-def run(old: Path, pairs: int, tag: str, trace: bool) -> None:
+#: The test suite's session settings (tests/conftest.py's SPARK_TEST_CONF), for ``--test-conf``.
+TEST_CONF = {"spark.sql.shuffle.partitions": "1", "spark.sql.adaptive.enabled": "false"}
+
+
+def run(old: Path, pairs: int, tag: str, trace: bool, test_conf: bool = False) -> None:
     import pandas as pd
 
     from segflow.config import Settings
@@ -90,11 +95,12 @@ def run(old: Path, pairs: int, tag: str, trace: bool) -> None:
     settings = Settings.load(W / "proj")
     store = SparkStore.open(settings.engine, W / "proj")
     sc = store.session.sparkContext
+    for key, value in (TEST_CONF if test_conf else {}).items():
+        store.session.conf.set(key, value)
     audits = {"old": _old_audit(old), "new": new_audit}
 
-    def jobs() -> int:
-        ids = sc.statusTracker().getJobIdsForGroup()
-        return max(ids) + 1 if ids else 0
+    def jobs() -> int:  # the DAG scheduler's next job id (the status tracker may lag)
+        return int(sc._jsc.sc().dagScheduler().nextJobId())
 
     audits["old"](store)  # warm-up, not measured: the JVM's first queries compile its code
     first = None
@@ -103,7 +109,7 @@ def run(old: Path, pairs: int, tag: str, trace: bool) -> None:
             load0, start = os.getloadavg(), len(log or [])
             j0, t0, c0 = jobs(), time.perf_counter(), tree_cpu()
             report = audits[which](store)
-            out = {"tag": tag, "code": which, "pair": i + 1, "jobs": jobs() - j0,
+            out = {"tag": tag, "code": which, "test_conf": test_conf, "pair": i + 1, "jobs": jobs() - j0,
                    "wall_s": round(time.perf_counter() - t0, 2), "cpu_s": round(tree_cpu() - c0, 2),
                    "load_before": round(load0[0], 2), "load_after": round(os.getloadavg()[0], 2),
                    "checks": len(report.checks), "score": round(report.score, 3)}
@@ -137,11 +143,13 @@ def main() -> None:
     r.add_argument("--pairs", type=int, default=2)
     r.add_argument("--tag", default="s32")
     r.add_argument("--trace", action="store_true")
+    r.add_argument("--test-conf", action="store_true",
+                   help="the test suite's settings: no adaptive execution, 1 shuffle partition")
     args = ap.parse_args()
     if args.cmd == "setup":
         setup(args.customers, args.months, args.seed)
     else:
-        run(args.old, args.pairs, args.tag, args.trace)
+        run(args.old, args.pairs, args.tag, args.trace, args.test_conf)
 
 
 if __name__ == "__main__":
