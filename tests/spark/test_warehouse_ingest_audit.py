@@ -41,8 +41,8 @@ def _values(frame: pd.DataFrame) -> pd.DataFrame:
 def _count_audit_jobs(monkeypatch, counted: list[int]) -> None:
     """Count the Spark jobs of every :func:`segflow.quality.audit` from now on (appended to
     ``counted``): the job ids the active session's DAG scheduler handed out meanwhile (its
-    counter, exact at once; the status tracker learns of jobs late, from the listener bus,
-    and under load missed most of them)."""
+    counter, exact at once; the status tracker learns of jobs from the listener bus, which
+    may lag behind)."""
     from pyspark import SparkContext
 
     import segflow.quality
