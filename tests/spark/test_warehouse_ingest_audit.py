@@ -3,7 +3,10 @@ DuckDB ingest stores it in its store (issue 10, "ingest stores its audit"): afte
 engines ingest the same demo files, the two ``summary_audit`` tables are equal value by
 value; the warehouse's audit is current, so a Spark run keeps it; an ingest of unchanged
 files leaves it as it is. The duplicate-rows counts are also checked against pandas'
-``duplicated()`` of the warehouse's canonical rows (an independent count).
+``duplicated()`` of the warehouse's canonical rows (an independent count). The Spark ingest's
+audit runs few Spark jobs (each costs scheduling whatever the data; in the suite's settings,
+no adaptive execution: 32 on this demo before session 32, 8 after; docs/benchmarks.md,
+"Session 32 (helper sparkaudit)").
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 #: by which run it was stored, which differ between the engines).
 VALUES = ["as_of", "check", "table", "severity", "count", "total", "share", "examples",
           "advice", "data_end", "score"]
+#: The most Spark jobs the Spark ingest's audit may run on this demo in the suite's settings
+#: (tests/conftest.py: no adaptive execution): 8 in session 32 (one per query), 32 before.
+AUDIT_JOBS_MAX = 12
 ENGINE = '\n[engine]\nkind = "spark"\nmaster = "local[1]"\nwarehouse = "wh"\ndatabase = "audit"\n'
 
 
@@ -32,7 +38,31 @@ def _values(frame: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["check", "table"], ignore_index=True).astype(object)
 
 
-def test_the_spark_ingest_stores_the_duckdb_ingests_audit(tmp_path):
+def _count_audit_jobs(monkeypatch, counted: list[int]) -> None:
+    """Count the Spark jobs of every :func:`segflow.quality.audit` from now on (appended to
+    ``counted``): the job ids the active session's DAG scheduler handed out meanwhile (its
+    counter, exact at once; the status tracker learns of jobs from the listener bus, which
+    may lag behind)."""
+    from pyspark import SparkContext
+
+    import segflow.quality
+
+    audit = segflow.quality.audit
+
+    def next_job() -> int:
+        return int(SparkContext._active_spark_context._jsc.sc().dagScheduler().nextJobId())
+
+    def counting(*args, **kwargs):
+        first = next_job()
+        try:
+            return audit(*args, **kwargs)
+        finally:
+            counted.append(next_job() - first)
+
+    monkeypatch.setattr(segflow.quality, "audit", counting)
+
+
+def test_the_spark_ingest_stores_the_duckdb_ingests_audit(tmp_path, monkeypatch):
     require_spark()
     from segflow.datasets import demo_project_toml, generate_demo
     from segflow.project import Project
@@ -46,7 +76,11 @@ def test_the_spark_ingest_stores_the_duckdb_ingests_audit(tmp_path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the demo data carries injected defects on purpose
             project.ingest(engine="duckdb")
+            counted: list[int] = []
+            _count_audit_jobs(monkeypatch, counted)
             project.ingest(engine="spark")
+        print(f"the Spark ingest's audit: {counted} Spark jobs")
+        assert len(counted) == 1 and 0 < counted[0] <= AUDIT_JOBS_MAX, counted
         duck = project.store.raw.execute("SELECT * FROM summary_audit").df()
         store = project.warehouse
         stored = store.dataframe("summary_audit").toPandas()
