@@ -201,8 +201,9 @@ def project_for(root: Path, work: Path, name: str, engine: str, master: str,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", default="tx1m,tx10m")
-    ap.add_argument("--engines", default="duckdb,local,cluster",
-                    help="from duckdb, local (Spark local[2]), cluster (two local workers; 10M set only)")
+    ap.add_argument("--engines", default=None,
+                    help="from duckdb, local (Spark local[2]), cluster (two local workers); "
+                    "default: all three, the cluster on the 10M set only")
     ap.add_argument("--root", type=Path, default=Path("/tmp/segflow-bench"))
     ap.add_argument("--work", type=Path, default=Path("/tmp/segflow-spark-bench"),
                     help="projects, warehouses and the cluster's folders (--root is only read)")
@@ -219,10 +220,12 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true",
                     help="keep each project (and its warehouse) in --work after its stages")
     args = ap.parse_args()
+    asked = args.engines is not None
+    args.engines = args.engines or "duckdb,local,cluster"
     for name in args.sets.split(","):
         info = data_info(args.root, name)
         for engine in args.engines.split(","):
-            if engine == "cluster" and name != "tx10m":
+            if engine == "cluster" and name != "tx10m" and not asked:
                 continue
             cluster = Cluster(args.work / "spark-cluster") if engine == "cluster" else None
             master = cluster.url if cluster else "local[2]"
