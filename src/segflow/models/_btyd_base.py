@@ -534,12 +534,12 @@ def _wsum(weights: np.ndarray, values: np.ndarray) -> float:
 def _canonical_order(
     data: dict[str, np.ndarray], weights: np.ndarray, columns: tuple[str, ...]
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The summary's rows sorted by its columns (first column first), weights alongside.
+    """The summary's rows sorted by its columns (first column first, the weight last).
 
     The log-likelihood is a float sum over rows, so its last bits depend on the rows' order;
     on a nearly flat likelihood (few repeat buyers) that is enough to send the optimiser to
     a different point, or to a boundary on one engine and not the other. Sorted, the same
     rows in any order (DuckDB's, Spark's, a shuffled frame) give the same fit bit for bit.
     """
-    order = np.lexsort([data[c] for c in reversed(columns) if c in data])
+    order = np.lexsort([weights, *(data[c] for c in reversed(columns) if c in data)])
     return {k: v[order] for k, v in data.items()}, weights[order]
