@@ -16,6 +16,9 @@ import warnings
 import pandas as pd
 import pytest
 from tests._engines import require_spark
+from tests.spark._jobs import count_spark_jobs
+
+import segflow.quality as quality
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -38,30 +41,6 @@ def _values(frame: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["check", "table"], ignore_index=True).astype(object)
 
 
-def _count_audit_jobs(monkeypatch, counted: list[int]) -> None:
-    """Count the Spark jobs of every :func:`segflow.quality.audit` from now on (appended to
-    ``counted``): the job ids the active session's DAG scheduler handed out meanwhile (its
-    counter, exact at once; the status tracker learns of jobs from the listener bus, which
-    may lag behind)."""
-    from pyspark import SparkContext
-
-    import segflow.quality
-
-    audit = segflow.quality.audit
-
-    def next_job() -> int:
-        return int(SparkContext._active_spark_context._jsc.sc().dagScheduler().nextJobId())
-
-    def counting(*args, **kwargs):
-        first = next_job()
-        try:
-            return audit(*args, **kwargs)
-        finally:
-            counted.append(next_job() - first)
-
-    monkeypatch.setattr(segflow.quality, "audit", counting)
-
-
 def test_the_spark_ingest_stores_the_duckdb_ingests_audit(tmp_path, monkeypatch):
     require_spark()
     from segflow.datasets import demo_project_toml, generate_demo
@@ -77,7 +56,7 @@ def test_the_spark_ingest_stores_the_duckdb_ingests_audit(tmp_path, monkeypatch)
             warnings.simplefilter("ignore")  # the demo data carries injected defects on purpose
             project.ingest(engine="duckdb")
             counted: list[int] = []
-            _count_audit_jobs(monkeypatch, counted)
+            count_spark_jobs(monkeypatch, quality, "audit", counted)
             project.ingest(engine="spark")
         print(f"the Spark ingest's audit: {counted} Spark jobs")
         assert len(counted) == 1 and 0 < counted[0] <= AUDIT_JOBS_MAX, counted

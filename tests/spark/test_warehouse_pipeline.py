@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from tests.spark._jobs import count_spark_jobs
 from typer.testing import CliRunner
 
 from segflow.features._survey import question_column
@@ -238,29 +239,6 @@ def _assert_conformance(project, store, want) -> None:
 RESULTS_JOBS_MAX = 105
 
 
-def _count_results_jobs(monkeypatch, session, counted: list[int]) -> None:
-    """Count the Spark jobs of :func:`segflow.warehouse._results.write_warehouse_results`
-    (appended to ``counted``) by the ids the session's status tracker hands out."""
-    import segflow.warehouse._results as results
-
-    tracker = session.sparkContext.statusTracker()
-
-    def next_job() -> int:
-        ids = tracker.getJobIdsForGroup()
-        return max(ids) + 1 if ids else 0
-
-    write = results.write_warehouse_results
-
-    def counting(*args, **kwargs):
-        first = next_job()
-        try:
-            return write(*args, **kwargs)
-        finally:
-            counted.append(next_job() - first)
-
-    monkeypatch.setattr(results, "write_warehouse_results", counting)
-
-
 def test_demo_pipeline_on_the_cluster_survives_a_killed_driver_and_a_killed_worker(
         demo_project, cluster, cluster_session, tmp_path, monkeypatch):
     """Ingest on the cluster; a ``segflow run`` in its own process (its own driver on the cluster) SIGKILLed
@@ -308,7 +286,9 @@ def test_demo_pipeline_on_the_cluster_survives_a_killed_driver_and_a_killed_work
     killed: dict[str, float] = {}
     killer = _kill_worker_mid_run(cluster, root, killed)
     counted: list[int] = []
-    _count_results_jobs(monkeypatch, cluster_session, counted)
+    import segflow.warehouse._results as results
+
+    count_spark_jobs(monkeypatch, results, "write_warehouse_results", counted)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         print(_cli("run", "-p", str(project.directory), "--json"))  # timings, shown by -rP
