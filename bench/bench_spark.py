@@ -177,9 +177,10 @@ class Cluster:
 
 def project_for(root: Path, work: Path, name: str, engine: str, master: str,
                 memory_limit: str | None, event_log: Path | None = None,
-                conf: tuple[str, ...] = ()) -> Path:
+                conf: tuple[str, ...] = (), chunk_customers: int | None = None) -> Path:
     """A project in ``work`` reading the data set ``name`` of ``root`` (read only); ``conf``:
-    extra ``[engine.conf]`` settings ``KEY=VALUE`` for the Spark engines."""
+    extra ``[engine.conf]`` settings ``KEY=VALUE`` for the Spark engines; ``chunk_customers``:
+    the Spark engines' ``[engine] chunk_customers`` (default: segflow's)."""
     info = data_info(root, name)
     proj = work / f"spark-{engine}-{name}"
     make_project(proj, root / f"data-{name}", dt.date.fromisoformat(info["end"]), memory_limit)
@@ -193,7 +194,9 @@ def project_for(root: Path, work: Path, name: str, engine: str, master: str,
         settings.update((k.strip(), v.strip()) for k, _, v in (item.partition("=") for item in conf))
         toml = proj / "segflow.toml"
         toml.write_text(toml.read_text() + f'\n[engine]\nkind = "spark"\nmaster = "{master}"\n'
-                        f'warehouse = "{proj / "warehouse"}"\ndatabase = "segflow"\n[engine.conf]\n'
+                        f'warehouse = "{proj / "warehouse"}"\ndatabase = "segflow"\n'
+                        + (f"chunk_customers = {chunk_customers}\n" if chunk_customers else "")
+                        + "[engine.conf]\n"
                         + "".join(f'"{k}" = "{v}"\n' for k, v in settings.items()))
     return proj
 
@@ -217,6 +220,9 @@ def main() -> None:
     ap.add_argument("--conf", action="append", default=[],
                     help="Spark engines: an extra [engine.conf] setting KEY=VALUE (repeatable), "
                     "e.g. spark.sql.shuffle.partitions=64")
+    ap.add_argument("--chunk-customers", type=int, default=None,
+                    help="Spark engines: [engine] chunk_customers, customers per chunk of the "
+                    "one-pass features (default: segflow's)")
     ap.add_argument("--keep", action="store_true",
                     help="keep each project (and its warehouse) in --work after its stages")
     args = ap.parse_args()
@@ -231,9 +237,11 @@ def main() -> None:
             master = cluster.url if cluster else "local[2]"
             try:
                 proj = project_for(args.root, args.work, name, engine, master, args.memory_limit,
-                                   args.event_log, tuple(args.conf))
+                                   args.event_log, tuple(args.conf), args.chunk_customers)
                 meta = {"set": name, "engine": engine, "master": master, "tag": args.tag,
                         **({"conf": args.conf} if args.conf and engine != "duckdb" else {}),
+                        **({"chunk_customers": args.chunk_customers}
+                           if args.chunk_customers and engine != "duckdb" else {}),
                         "customers": info["customers"], "transactions": info["rows"]["transactions"]}
                 for stage in args.stages.split(","):
                     if stage == "push" and engine == "duckdb":

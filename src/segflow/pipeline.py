@@ -388,11 +388,12 @@ def _features_and_assignments(
         return features, assignments, full_latest, state
     columns = required_feature_columns(tables, schemes, groups, settings=settings)
     if latest is not None:  # the state at the latest snapshot from the same pass
-        features, state = snapshot_features_and_state(tables, computed, window_days=window,
-                                                      groups=groups, columns=columns)
+        features, state = snapshot_features_and_state(
+            tables, computed, window_days=window, groups=groups, columns=columns,
+            chunk_customers=settings.engine.chunk_customers)
     else:  # materialised already (caching it again would copy it)
         features = snapshot_features(tables, computed, window_days=window, groups=groups,
-                                     columns=columns)
+                                     columns=columns, chunk_customers=settings.engine.chunk_customers)
     assignments = {
         s.name: assign(s, features, store=store, schemes=schemes, by="snapshot_date")
         for s in schemes

@@ -268,3 +268,31 @@ def test_a_run_failing_after_its_segments_are_committed_is_computed_again(fixtur
         "SELECT DISTINCT scheme_version FROM segment_snapshots WHERE scheme = ?", [scheme]
     ).fetchall()
     assert versions == [("2",)]
+
+
+def test_the_engine_chunk_setting_splits_the_pass_and_changes_no_assignment(fixture_project,
+                                                                             monkeypatch):
+    import segflow.features._snapshots as snapshots
+    from segflow.pipeline import run_pipeline
+
+    query = "SELECT * EXCLUDE (run_id) FROM segment_assignments ORDER BY ALL"
+    calls: list[int] = []
+    chunk = snapshots._chunk
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return chunk(*args, **kwargs)
+
+    monkeypatch.setattr(snapshots, "_chunk", counted)
+    run_pipeline(fixture_project.store, fixture_project.settings, full=True)
+    whole = fixture_project.store.raw.execute(query).df()
+    assert len(calls) == 1  # the fixture's customers fit in one chunk of the default size
+    known = fixture_project.store.raw.execute(
+        "SELECT count(*) FROM (SELECT customer_id FROM transactions UNION "
+        "SELECT customer_id FROM customers) WHERE customer_id IS NOT NULL").fetchone()[0]
+    calls.clear()
+    settings = fixture_project.settings.model_copy(deep=True)
+    settings.engine.chunk_customers = 3
+    run_pipeline(fixture_project.store, settings, full=True)
+    assert len(calls) == -(-known // 3)  # ceil(customers / 3) chunks, one after the other
+    assert len(whole) > 0 and fixture_project.store.raw.execute(query).df().equals(whole)

@@ -106,6 +106,18 @@ class EngineSettings(BaseModel):
         default="segflow",
         description="Database (schema) of the Spark catalog that holds segflow's tables.",
     )
+    chunk_customers: int | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Customers per chunk of the one-pass feature computation: the chunks are computed "
+            "and materialised one after the other, which bounds the working set. Default: "
+            "200,000 on DuckDB (about 1 GB of memory per 100,000 customers of 24 monthly "
+            "snapshots); on Spark, whose cached tables and shuffles spill to disk, 1,000,000 "
+            "(every chunk is a plan of hundreds of Spark stages, so fewer chunks mean less "
+            "fixed cost; see docs/scale.md)."
+        ),
+    )
     conf: dict[str, str] = Field(
         default_factory=dict,
         description=(

@@ -223,6 +223,11 @@ OPTIONAL_FAMILIES = (
 #: 1 GB of DuckDB memory per 100,000 customers of 24 monthly snapshots).
 CHUNK_CUSTOMERS = 200_000
 
+#: The same on Spark (:func:`segflow.warehouse.run_on_warehouse`): Spark's cached tables and
+#: shuffles spill to disk, so a chunk need not fit in memory, while every chunk is a plan of
+#: hundreds of Spark stages whose fixed cost does not shrink with the chunk.
+SPARK_CHUNK_CUSTOMERS = 1_000_000
+
 
 def _chunk(
     tables: Mapping[str, ibis.Table],

@@ -127,7 +127,7 @@ def run_on_warehouse(
         No transactions in the warehouse (run ``segflow ingest`` first).
     """
     from segflow.features import snapshot_features
-    from segflow.features._snapshots import snapshot_features_and_state
+    from segflow.features._snapshots import SPARK_CHUNK_CUSTOMERS, snapshot_features_and_state
     from segflow.features._state import state_features
     from segflow.pipeline import (
         RunSummary,
@@ -166,11 +166,13 @@ def run_on_warehouse(
         columns = required_feature_columns(tables, schemes, groups, settings=settings)
         # materialised (and checkpointed: segflow.engine.ibis_backend) by snapshot_features
         state = None
+        chunk = settings.engine.chunk_customers or SPARK_CHUNK_CUSTOMERS
         if columns is None:  # every column: the latest features are the pass's last snapshot
-            features = snapshot_features(tables, dates, window_days=window)
+            features = snapshot_features(tables, dates, window_days=window, chunk_customers=chunk)
         else:
             features, state = snapshot_features_and_state(tables, dates, window_days=window,
-                                                          groups=groups, columns=columns)
+                                                          groups=groups, columns=columns,
+                                                          chunk_customers=chunk)
         models = _ClusterModels(store) if any(s.kind == "cluster" for s in schemes) else None
         released = False
         try:
