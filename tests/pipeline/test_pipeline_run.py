@@ -272,10 +272,23 @@ def test_a_run_failing_after_its_segments_are_committed_is_computed_again(fixtur
 
 def test_the_engine_chunk_setting_splits_the_pass_and_changes_no_assignment(fixture_project,
                                                                              monkeypatch):
+    # the run's features-and-assignments step (no CLV, no writes), with and without the setting
     import segflow.features._snapshots as snapshots
-    from segflow.pipeline import run_pipeline
+    from segflow.engine import connect
+    from segflow.pipeline import (
+        _features_and_assignments,
+        canonical_tables,
+        required_feature_groups,
+        resolve_schemes,
+        snapshot_dates_between,
+    )
+    from segflow.warehouse._run import transaction_span
 
-    query = "SELECT * EXCLUDE (run_id) FROM segment_assignments ORDER BY ALL"
+    settings = fixture_project.settings
+    tables = canonical_tables(connect(fixture_project.store))
+    schemes = resolve_schemes(settings)
+    dates = snapshot_dates_between(settings, *transaction_span(tables["transactions"]))
+    groups = required_feature_groups(tables, schemes, settings=settings)
     calls: list[int] = []
     chunk = snapshots._chunk
 
@@ -283,16 +296,24 @@ def test_the_engine_chunk_setting_splits_the_pass_and_changes_no_assignment(fixt
         calls.append(1)
         return chunk(*args, **kwargs)
 
+    def assignments(settings) -> pd.DataFrame:
+        calls.clear()
+        features, by_scheme, _, _ = _features_and_assignments(
+            tables, fixture_project.store, schemes, dates, groups=groups, settings=settings,
+            latest=None)
+        frame = pd.concat([a.execute().assign(scheme=name) for name, a in by_scheme.items()])
+        features.release()
+        return frame.sort_values(["scheme", "snapshot_date", "customer_id"], ignore_index=True)
+
     monkeypatch.setattr(snapshots, "_chunk", counted)
-    run_pipeline(fixture_project.store, fixture_project.settings, full=True)
-    whole = fixture_project.store.raw.execute(query).df()
-    assert len(calls) == 1  # the fixture's customers fit in one chunk of the default size
-    known = fixture_project.store.raw.execute(
-        "SELECT count(*) FROM (SELECT customer_id FROM transactions UNION "
-        "SELECT customer_id FROM customers) WHERE customer_id IS NOT NULL").fetchone()[0]
-    calls.clear()
-    settings = fixture_project.settings.model_copy(deep=True)
-    settings.engine.chunk_customers = 3
-    run_pipeline(fixture_project.store, settings, full=True)
-    assert len(calls) == -(-known // 3)  # ceil(customers / 3) chunks, one after the other
-    assert len(whole) > 0 and fixture_project.store.raw.execute(query).df().equals(whole)
+    whole = assignments(settings)
+    assert len(calls) == 1  # the fixture's 60 customers fit in one chunk of the default size
+    split = settings.model_copy(deep=True)
+    split.engine.chunk_customers = 25  # chunks of 25, 25 and 10 customers
+    chunked = assignments(split)
+    assert len(calls) == 3
+    # four schemes x six snapshots, one row per customer in each, all 60 customers seen
+    assert whole.groupby(["scheme", "snapshot_date"]).ngroups == 4 * 6
+    assert not whole.duplicated(["scheme", "snapshot_date", "customer_id"]).any()
+    assert whole["customer_id"].nunique() == 60
+    pd.testing.assert_frame_equal(chunked, whole)
