@@ -35,11 +35,16 @@ from pathlib import Path
 
 def _lines(path: Path):
     if path.suffix == ".zstd":
-        out = subprocess.run(["zstd", "-dc", str(path)], check=True, capture_output=True).stdout
-        yield from out.decode().splitlines()
+        done = subprocess.run(["zstd", "-dc", str(path)], capture_output=True)
+        text = done.stdout.decode(errors="replace")
+        if done.returncode:  # a log still being written ends in an incomplete frame
+            print(f"{path}: read up to its incomplete end ({done.stderr.decode().strip()})",
+                  file=sys.stderr)
+            text = text[: text.rfind("\n") + 1]
+        yield from text.splitlines()
     else:
         with path.open() as f:
-            yield from f
+            yield from (line for line in f if line.endswith("\n"))
 
 
 def _files(app: Path) -> list[Path]:
