@@ -72,9 +72,10 @@ def _union_seconds(spans: list[tuple[int, int]]) -> float:
 def summarise(app: Path) -> dict:
     """The figures of one application's event log (see the module notes)."""
     start = finish = None
+    last = 0  # the latest time seen: the end of a log still being written
     jobs: dict[int, dict] = {}
     executions: dict[str, dict] = {}
-    stages: dict[tuple[int, int], dict] = {}
+    stages: dict[tuple[int, int], float] = {}  # seconds of each stage attempt run
     run_ns = cpu_ns = tasks = 0
     for line in (ln for f in _files(app) for ln in _lines(f)):
         e = json.loads(line)
@@ -105,33 +106,29 @@ def summarise(app: Path) -> dict:
         elif kind == "SparkListenerStageCompleted":
             info = e["Stage Info"]
             if "Submission Time" in info and "Completion Time" in info:
-                stages[(info["Stage ID"], info["Stage Attempt ID"])] = {
-                    "s": (info["Completion Time"] - info["Submission Time"]) / 1000,
-                    "tasks": info["Number of Tasks"]}
+                stages[(info["Stage ID"], info["Stage Attempt ID"])] = \
+                    (info["Completion Time"] - info["Submission Time"]) / 1000
         elif kind == "SparkListenerTaskEnd":
             m = e.get("Task Metrics") or {}
             run_ns += m.get("Executor Run Time", 0) * 1_000_000  # ms
             cpu_ns += m.get("Executor CPU Time", 0)  # ns
             tasks += 1
-        finish = max(finish or 0, e.get("Timestamp") or e.get("Completion Time") or 0) \
-            if kind != "SparkListenerApplicationEnd" else finish
+        last = max(last, e.get("Timestamp") or e.get("Completion Time") or 0)
     spans = [(j["start"], j["end"]) for j in jobs.values() if "end" in j]
-    wall = ((finish or 0) - (start or 0)) / 1000
+    wall = ((finish or last) - (start or 0)) / 1000
     busy = _union_seconds(spans)
     longest = sorted(
         ([round((x["start"] - (start or 0)) / 1000, 1), round((x["end"] - x["start"]) / 1000, 1),
           x["jobs"], x["stages"], x.get("site") or x.get("first", "(shuffle stages only so far)")]
          for x in executions.values() if "end" in x), key=lambda r: -r[1])
     bins = collections.Counter()
-    for st in stages.values():
-        s = st["s"]
+    for s in stages.values():
         bins["<0.5 s" if s < 0.5 else "0.5-2 s" if s < 2 else "2-10 s" if s < 10 else ">=10 s"] += 1
     return {"app": app.name, "wall_s": round(wall, 1), "executions": len(executions),
             "jobs": len(jobs), "stages": len(stages),
             "tasks": tasks, "busy_s": round(busy, 1), "driver_only_s": round(wall - busy, 1),
             "task_run_s": round(run_ns / 1e9, 1), "task_cpu_s": round(cpu_ns / 1e9, 1),
             "stage_seconds": {k: bins[k] for k in ("<0.5 s", "0.5-2 s", "2-10 s", ">=10 s")},
-            "stage_s_total": round(sum(st["s"] for st in stages.values()), 1),
             "longest": longest}
 
 

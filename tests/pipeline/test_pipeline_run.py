@@ -280,14 +280,13 @@ def test_the_engine_chunk_setting_splits_the_pass_and_changes_no_assignment(fixt
         canonical_tables,
         required_feature_groups,
         resolve_schemes,
-        snapshot_dates_between,
+        resolve_snapshot_dates,
     )
-    from segflow.warehouse._run import transaction_span
 
     settings = fixture_project.settings
     tables = canonical_tables(connect(fixture_project.store))
     schemes = resolve_schemes(settings)
-    dates = snapshot_dates_between(settings, *transaction_span(tables["transactions"]))
+    dates = resolve_snapshot_dates(fixture_project.store, settings)
     groups = required_feature_groups(tables, schemes, settings=settings)
     calls: list[int] = []
     chunk = snapshots._chunk
