@@ -174,12 +174,12 @@ def demo(
                 # the run's notes repeat its warnings: hold the warnings, print each message once
                 with warnings.catch_warnings(record=True) as caught:  # keeps the CLI's filters
                     summary = project.run(engine=engine, progress=_progress_callback(bar, task))
-            for message in dict.fromkeys(str(w.message) for w in caught):
-                if not any(message in note or note in message for note in summary.notes):
-                    console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
                 task = bar.add_task("writing report", total=None)
                 path = project.report(out / "report.html", engine=engine)
                 bar.update(task, description="report written", completed=1, total=1)
+            for message in dict.fromkeys(str(w.message) for w in caught):
+                if not any(message in note or note in message for note in summary.notes):
+                    console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
             shown = _demo_view(project, engine)
             recon = reconciliation(shown.project.store)
             if as_json:
