@@ -189,3 +189,39 @@ def test_a_run_with_nothing_to_compute_adds_missing_results(demo_project, tmp_pa
         assert summary.snapshots_computed == []
         after = p.store.sql("SELECT name, snapshot_date, document FROM summary_results ORDER BY 1").to_pandas()
     pd.testing.assert_frame_equal(after, before)
+
+
+def test_a_stored_diagnostics_failure_is_what_the_report_shows(tmp_path, monkeypatch):
+    """When the run's diagnostics fail (e.g. a BG/NBD parameter at its bound), the report
+    shows that stored failure; it does not refit (the report on Spark has no transactions
+    to refit from, and showed an unrelated "no customers" error)."""
+    from segflow.datasets import demo_project_toml, generate_demo
+    from segflow.errors import SegflowError
+    from segflow.project import Project
+    from segflow.report._clv import HOLDOUT_WEEKS, clv_diagnostics
+    from segflow.summaries import _results, stored_result
+
+    data = generate_demo(tmp_path / "data", customers=150, months=6, seed=3)
+
+    def failing(message):
+        def fit(*args, **kwargs):
+            raise SegflowError(message)
+        return fit
+
+    monkeypatch.setattr(_results, "clv_diagnostics_document", failing("the run's fit failed"))
+    with Project.init(tmp_path, toml_text=demo_project_toml("data", max_date=data.end)) as p:
+        p.ingest()
+        p.run()
+        snapshot, doc = stored_result(p.store, "clv_diagnostics")
+        assert doc == {"error": "the run's fit failed", "holdout_weeks": HOLDOUT_WEEKS}
+        monkeypatch.setattr(_results, "clv_diagnostics_document", failing("a refit"))
+        with pytest.raises(SegflowError, match="the run's fit failed"):
+            clv_diagnostics(p.store, snapshot)
+        # another holdout than the run's is computed, not read
+        with pytest.raises(SegflowError, match="a refit"):
+            clv_diagnostics(p.store, snapshot, holdout_weeks=HOLDOUT_WEEKS + 1)
+        # a failure stored by older code (no holdout) is read for the default holdout
+        p.store.raw.execute("UPDATE summary_results SET document = '{\"error\": \"old\"}' "
+                            "WHERE name = 'clv_diagnostics'")
+        with pytest.raises(SegflowError, match="old"):
+            clv_diagnostics(p.store, snapshot)

@@ -9,7 +9,7 @@ instead of refitting models or scanning customer-level tables:
     run's own, from ``model_params``), the typical customer age and the frequency range of
     the matrices, the number of one-time buyers, and the holdout check (the model refitted on
     history up to ``holdout_weeks`` before the snapshot): weekly tracking (actual and
-    expected repeat purchases) and calibration by decile. Or ``{"error": ...}`` when the
+    expected repeat purchases) and calibration by decile. Or ``{"error": ..., "holdout_weeks": ...}`` when the
     model cannot be identified.
 ``campaigns`` (at the latest snapshot of the campaigns' scheme)
     :func:`segflow.campaigns.campaign_reports` of every campaign with a control arm: the
@@ -425,8 +425,8 @@ def result_documents(store: Store, *, campaign_scheme: str | None, names: tuple[
                 doc = clv_diagnostics_document(store.table("transactions"), clv_date,
                                                model=_saved_model(store, clv_date), triples=triples,
                                                days=clv_days, states=clv_states)
-            except SegflowError as exc:
-                doc = {"error": str(exc)}
+            except SegflowError as exc:  # the holdout says which diagnostics failed
+                doc = {"error": str(exc), "holdout_weeks": HOLDOUT_WEEKS}
             rows.append(("clv_diagnostics", clv_date, dumps(doc)))
     latest = _latest(store.table("segment_snapshots")) if "segment_snapshots" in store.tables() \
         else None
