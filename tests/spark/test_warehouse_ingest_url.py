@@ -113,3 +113,50 @@ def test_a_folder_url_numbers_rows_and_quarantines_their_raw_rows(tmp_path):
     assert row_of["O1"] < row_of["t02"] < row_of["O3"] < row_of["t04"] < row_of["t05"]
     assert row_of["t06"] < row_of["O7"] < row_of["O8"] < row_of["t09"] < row_of["O10"]
     store.session.stop()
+
+
+def test_a_local_folder_of_several_files_stops_before_any_load_with_the_way_round(tmp_path):
+    """A local folder of two files is two loads, and the second would be compared with the
+    first's rows (not done on Spark yet): the ingest stops at once, in one line naming the
+    source, its files and the folder URL that reads them as one load; nothing is committed."""
+    require_spark()
+    from segflow.cli import app
+    from segflow.config import Settings
+    from segflow.store._spark import SparkStore
+
+    data = tmp_path / "data"
+    (data / "orders").mkdir(parents=True)
+    pq.write_table(pa.table({"id": ["C1", "C2"]}), data / "customers.parquet")
+    for i, rows in enumerate(PARTS):
+        pq.write_table(pa.table(dict(zip(COLUMNS, map(list, zip(*rows, strict=True)), strict=True))),
+                       data / "orders" / f"part-{i}.parquet")
+    from segflow.project import Project
+
+    Project.init(tmp_path, toml_text=TOML.format(url="data/orders")).close()
+    result = CliRunner().invoke(app, ["ingest", "-p", str(tmp_path)])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    assert "source 'orders' has 2 files to load (data/orders/part-0.parquet, " \
+           "data/orders/part-1.parquet)" in " ".join(result.output.split())
+    assert 'path = "file:///absolute/folder"' in result.output
+    store = SparkStore.open(Settings.load(tmp_path).engine, tmp_path)
+    assert not store.committed_runs()
+    store.session.stop()
+
+
+def test_one_load_per_source_names_the_files_of_each_source():
+    from segflow.config import SourceSettings
+    from segflow.errors import InputError
+    from segflow.warehouse._ingest import _Input, one_load_per_source
+
+    crm = SourceSettings(name="crm", table="customers", path="c.parquet")
+    orders = SourceSettings(name="orders", table="transactions", path="o/*.csv")
+    one = [(crm, _Input("c.parquet", "file:///c.parquet", "parquet")),
+           (orders, _Input("o/1.csv", "file:///o/1.csv", "csv"))]
+    one_load_per_source(one)  # one file a source: no error
+    one_load_per_source([])
+    many = one + [(orders, _Input(f"o/{i}.csv", f"file:///o/{i}.csv", "csv")) for i in range(2, 6)]
+    with pytest.raises(InputError, match=r"source 'orders' has 5 files to load "
+                                         r"\(o/1\.csv, o/2\.csv, o/3\.csv and 2 more\)"):
+        one_load_per_source(many)

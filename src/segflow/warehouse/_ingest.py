@@ -351,14 +351,18 @@ def ingest_on_warehouse(
     if "loads" in store.tables():
         done = {(r.source, r.file_hash) for r in store.dataframe("loads").where(
             "status = 'ok' AND file_hash IS NOT NULL").select("source", "file_hash").collect()}
+    digests = [file_hash(inp.path) if inp.path is not None else None for _, inp in plan]
+    todo = [digest is None or force or (src.name, digest) not in done
+            for (src, _), digest in zip(plan, digests, strict=True)]
+    one_load_per_source([p for p, t in zip(plan, todo, strict=True) if t])
     loads: list[LoadCounts] = []
     with store.run("ingest", {"project": str(project_dir)}) as run_id:
-        for i, (src, inp) in enumerate(plan):
-            digest = file_hash(inp.path) if inp.path is not None else None
-            if digest and not force and (src.name, digest) in done:
+        for i, ((src, inp), digest, load) in enumerate(zip(plan, digests, todo, strict=True)):
+            if not load:
                 loads.append(LoadCounts("", src.name, inp.label, src.table, "unchanged"))
             else:
-                loads.append(_load(store, run_id, src, inp, now=now, digest=digest))
+                loads.append(_load(store, run_id, src, inp, now=now, digest=digest,
+                                   again=digest is not None and (src.name, digest) in done))
             if progress:
                 progress(inp.label, i + 1, len(plan))
         # the audit of the data as loaded, in the same run (as the DuckDB ingest stores it)
@@ -366,17 +370,54 @@ def ingest_on_warehouse(
     return IngestReport(loads)
 
 
+#: What a user can do about a load the Spark ingest cannot compare with earlier rows.
+_ON_DUCKDB = ("ingest with --engine duckdb and copy the store with `segflow warehouse push` "
+              "(docs/scale.md)")
+_INSTEAD = f"load it into a new warehouse, or {_ON_DUCKDB}"
+
+
+def one_load_per_source(loads: list[tuple[SourceSettings, _Input]]) -> None:
+    """Stop before any Spark work when a source has several files to load in one ingest.
+
+    The Spark ingest does not yet compare a file with the rows of its source loaded before it
+    (the DuckDB ingest's late corrections: a later file's row replacing an earlier one's), so
+    the second file of a folder or glob would stop the run half-way.
+
+    Raises
+    ------
+    InputError
+        Naming the source and its files, with the two ways round it: a URL of the folder
+        (one load of all its files) or the DuckDB ingest.
+    """
+    files: dict[str, list[str]] = {}
+    for source, inp in loads:
+        files.setdefault(source.name, []).append(inp.label)
+    for name, labels in files.items():
+        if len(labels) > 1:
+            shown = ", ".join(labels[:3]) + (f" and {len(labels) - 3} more" if len(labels) > 3 else "")
+            raise InputError(
+                f"source {name!r} has {len(labels)} files to load ({shown}): the Spark ingest "
+                "loads one file per source and ingest (comparing a file with the rows of the "
+                "files before it is not done on Spark yet); give the folder as one URL, e.g. "
+                f"path = \"file:///absolute/folder\" (its files are then one load), or {_ON_DUCKDB}")
+
+
 def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *,
-          now: dt.datetime, digest: str | None) -> LoadCounts:
-    """One load: its rows checked by Spark tasks and written as rows of ``run_id``."""
+          now: dt.datetime, digest: str | None, again: bool = False) -> LoadCounts:
+    """One load: its rows checked by Spark tasks and written as rows of ``run_id``
+    (``again``: a file loaded before, read again by ``--force``)."""
     started = _now()
     counts = LoadCounts(uuid.uuid4().hex[:12], source.name, inp.label, source.table)
     for table in (source.table, "quarantine"):
         if _has_rows(store, table, source.name, run_id):
-            raise InputError(f"source {source.name!r} has rows in the warehouse's {table} from an "
-                             "earlier load; comparing a changed file with them (late corrections) "
-                             "is not done on Spark yet: load it into a new warehouse, or with "
-                             "--engine duckdb", file=inp.label)
+            what = ("--force reads again a file whose rows are already in the warehouse"
+                    if again else
+                    "the source is a URL or table, read whole at every ingest, and has rows "
+                    "in the warehouse from an earlier ingest" if digest is None else
+                    "the source has rows in the warehouse from an earlier file")
+            raise InputError(f"source {source.name!r}: {what} ({table}); comparing a file with "
+                             f"them (late corrections) is not done on Spark yet: {_INSTEAD}",
+                             file=inp.label)
     text = read_text(store.session, source, inp.url, inp.label, inp.path is not None) \
         if inp.fmt == "csv" else None
     try:
