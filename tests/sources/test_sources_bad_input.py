@@ -67,6 +67,16 @@ def test_missing_file(tmp_path):
         _run(tmp_path)
 
 
+@pytest.mark.parametrize("url", ["hdfs://localhost:9000/lake/orders.csv", "s3a://bucket/orders/"])
+def test_a_url_path_says_the_duckdb_ingest_reads_local_files(tmp_path, url):
+    (tmp_path / "segflow.toml").write_text(TOML.replace('path = "orders.csv"', f'path = "{url}"'))
+    with pytest.raises(InputError) as info:
+        _run(tmp_path)
+    assert str(info.value) == (f"source 'orders': {url!r} is a URL; the DuckDB ingest reads local "
+                               "files, folders and globs (a URL Spark reads: [engine] kind = "
+                               '"spark", docs/scale.md)')
+
+
 def test_nothing_written_when_one_file_is_bad(tmp_path):
     toml = TOML + """
 [[sources]]

@@ -48,3 +48,42 @@ def test_a_folder_url_of_csv_files_is_read_with_the_readers_rows_and_rejects(tmp
     (folder / "c.csv").write_text("id,y\n7,g\n")
     with pytest.raises(InputError, match=r"c\.csv.*header \['id', 'y'\] differs"):
         read_text(session, source, url, url, local=False)
+
+
+def test_what_spark_cannot_read_is_one_line_naming_the_cause(tmp_path):
+    """An empty local file says so, as on DuckDB (Spark lists no file of 0 bytes); a URL of
+    a file system Spark has no client for, or whose server is down, gives the JVM's cause,
+    not the name of the JVM call."""
+    require_spark()
+    from segflow.engine import spark_session
+    from segflow.warehouse._text import read_text
+
+    source = SourceSettings(name="s", table="customers", format="csv",
+                            columns={"customer_id": "id"})
+    session = spark_session("local[1]")
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match=r"^file empty\.csv: the file is empty \(0 bytes\)"):
+        read_text(session, source, empty.resolve().as_uri(), "empty.csv", local=True)
+    with pytest.raises(InputError, match=r'Spark cannot read it: No FileSystem for scheme "nofs"$'):
+        read_text(session, source, "nofs://host/x.csv", "nofs://host/x.csv", local=False)
+    with pytest.raises(InputError, match=r"Spark cannot read it: Call From .* to \S+:9 "
+                                         r"failed on connection exception.*refused$") as err:
+        read_text(session, source, "hdfs://127.0.0.1:9/lake/x.csv", "lake", local=False)
+    assert "\n" not in str(err.value) and "o" + "210" not in str(err.value)
+
+
+def test_the_spark_error_line_is_the_cause_after_the_py4j_call():
+    from segflow.engine._spark import spark_error_line
+
+    py4j = ("An error occurred while calling o31.load.\n"
+            ": java.net.ConnectException: Call From vm/127.0.0.1 to localhost:9000 failed on "
+            "connection exception: java.net.ConnectException: Connection refused; For more "
+            "details see:  http://wiki.apache.org/hadoop/ConnectionRefused\n"
+            "\tat org.apache.hadoop.ipc.Client.call(Client.java:1)\n")
+    assert spark_error_line(RuntimeError(py4j)) == (
+        "Call From vm/127.0.0.1 to localhost:9000 failed on connection exception: "
+        "java.net.ConnectException: Connection refused")
+    assert spark_error_line(RuntimeError("[PATH_NOT_FOUND] Path does not exist: file:/x.\n"
+                                         "more")) == "[PATH_NOT_FOUND] Path does not exist: file:/x."
+    assert spark_error_line(ValueError("")) == "ValueError"

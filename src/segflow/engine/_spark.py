@@ -113,13 +113,31 @@ def spark_session(
     try:
         session = builder.getOrCreate()
     except Exception as exc:  # py4j / JVM start-up errors carry long Java traces
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SegflowError(f"could not start a Spark session on master {master!r}: {first}") from exc
+        raise SegflowError(f"could not start a Spark session on master {master!r}: "
+                           f"{spark_error_line(exc)}") from exc
     for key, value in settings.items():  # runtime settings of a reused session
         if not key.startswith(("spark.sql.warehouse", "spark.ui", "spark.master")):
             _set_runtime(session, key, value)
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def spark_error_line(exc: BaseException) -> str:
+    """The one line of a Spark/JVM error a user can act on.
+
+    A Py4J error's first line only names the JVM call ("An error occurred while calling
+    o210.load."); the cause is on the next line, after ": " and the Java exception's class
+    (``java.net.ConnectException: Call From ... refused``, ``No FileSystem for scheme
+    "hdfs"``). Spark's own errors (``[PATH_NOT_FOUND] Path does not exist: ...``) are their
+    first line. Hadoop's "For more details see: <wiki>" tail is dropped."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    line = lines[0]
+    if line.startswith("An error occurred while calling") and len(lines) > 1 \
+            and lines[1].startswith(":"):
+        line = re.sub(r"^(?:[\w$]+\.)+[\w$]*(?:Exception|Error):\s*", "", lines[1][1:].strip())
+    return line.split("; For more details see:")[0].strip() or type(exc).__name__
 
 
 def ibis_backend(session: SparkSession) -> Any:

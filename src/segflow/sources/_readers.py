@@ -15,6 +15,7 @@ import csv
 import glob
 import hashlib
 import io
+import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,6 +129,10 @@ def discover(source: SourceSettings, project_dir: Path) -> tuple[list[Path], lis
         return [], []
     if not source.path:
         raise InputError(f"source {source.name!r}: no path given")
+    if re.match(r"^[A-Za-z][\w+.-]*://", source.path):
+        raise InputError(f"source {source.name!r}: {source.path!r} is a URL; the DuckDB ingest "
+                         "reads local files, folders and globs (a URL Spark reads: [engine] kind "
+                         "= \"spark\", docs/scale.md)")
     raw = Path(source.path)
     base = raw if raw.is_absolute() else project_dir / raw
     skipped: list[tuple[Path, str]] = []

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from segflow.engine._spark import spark_error_line
 from segflow.errors import InputError, StoreError
 from segflow.sources._ingest import _ORDER, IngestReport, ProgressFn, _now
 from segflow.sources._load import LoadCounts, classify, rollup_orders
@@ -303,9 +304,7 @@ def _read(store: SparkStore, inp: _Input) -> DataFrame:
             df = df.select("*", df["_metadata.row_index"].alias(_ROW_INDEX))
         return df
     except Exception as exc:  # JVM errors: missing path, unknown scheme, not Parquet
-        text = str(exc).strip().splitlines()
-        raise InputError(f"Spark cannot read it: {text[0] if text else type(exc).__name__}",
-                         file=inp.label) from exc
+        raise InputError(f"Spark cannot read it: {spark_error_line(exc)}", file=inp.label) from exc
 
 
 def _has_rows(store: SparkStore, table: str, source: str, run_id: str) -> bool:

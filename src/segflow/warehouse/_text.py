@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from segflow.engine._spark import spark_error_line
 from segflow.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -158,16 +159,15 @@ def read_text(session: SparkSession, source: SourceSettings, url: str, label: st
         files = session.read.format("binaryFile").load(url)
         files = files.select("path") if local else files.select("path", "content")
     except Exception as exc:  # JVM errors: missing path, unknown scheme
-        text = str(exc).strip().splitlines()
-        raise InputError(f"Spark cannot read it: {text[0] if text else type(exc).__name__}",
-                         file=label) from exc
+        raise InputError(f"Spark cannot read it: {spark_error_line(exc)}", file=label) from exc
     job = TextJob(source, label, local)
     staged = files.mapInArrow(job.stage_task, from_arrow_schema(STAGED)).cache()
     try:
         meta = sorted(staged.where("_kind IN ('file', 'error')").select(
             "path", "_kind", "_row", "_fields", "raw_row", "_records").collect())
-        if not meta:
-            raise InputError("no file to read", file=label)
+        if not meta:  # Spark lists no file of 0 bytes
+            raise InputError("the file is empty (0 bytes); expected a header row" if local else
+                             "no file to read (files of 0 bytes are skipped)", file=label)
         for m in meta:
             if m._kind == "error":
                 raise InputError(m.raw_row)
