@@ -6,9 +6,11 @@ staged rows with missing-value tokens set to NULL.
   U+202A-U+202E, U+2066-U+2069), word joiner (U+2060) and byte-order marks (U+FEFF); a
   non-breaking space (U+00A0) becomes a space; then the value is trimmed. Pure-ASCII values
   (almost all) skip the regular expression.
-- Float ids (Parquet, Excel) are kept only when they are exact integers: ``123.0`` -> ``123``.
-  NaN, infinity, fractions and values beyond 2^53 (where floats stop being exact; e.g.
-  ``1.2345678901234567e+19``) give NULL, and the row is quarantined as ``invalid_id``.
+- Float ids (Parquet, Excel) are kept only when they are whole numbers below 2^53 in size:
+  ``123.0`` -> ``123``. NaN, infinity, fractions and values from 2^53 up give NULL, and the
+  row is quarantined as ``invalid_id``: from 2^53 a double no longer tells neighbouring
+  integers apart (2^53 + 1 is stored as 2^53; ``1.2345678901234567e+19`` stands for 2,048
+  different ids), so such an id may not be the one the source system wrote.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def id_value(col: str, dtype: str) -> str | None:
     ref = q(col)
     up = dtype.upper()
     if up.startswith(_FLOAT_TYPES):
-        return (f"CASE WHEN isfinite({ref}) AND {ref} = floor({ref}) AND abs({ref}) <= 9007199254740992 "
+        return (f"CASE WHEN isfinite({ref}) AND {ref} = floor({ref}) AND abs({ref}) < 9007199254740992 "
                 f"THEN CAST(CAST({ref} AS BIGINT) AS VARCHAR) END")
     if up == "VARCHAR":
         clean = f"regexp_replace(replace({ref}, chr(160), ' '), {lit(_INVISIBLE)}, '', 'g')"
@@ -57,8 +59,9 @@ def id_value(col: str, dtype: str) -> str | None:
 
 def id_reason(text: str) -> str:
     """SQL: why the id in ``text`` (the raw value) is refused."""
-    return (f"'identifier ''' || left({text}, 80) || ''' is not usable (not an exact integer, "
-            "or only invisible characters)'")
+    return (f"'identifier ''' || left({text}, 80) || ''' is not usable (a float id must be a "
+            "whole number below 2^53, where floats stop telling ids apart; or it is only "
+            "invisible characters)'")
 
 
 def without_null_tokens(null_values: Iterable[str], staged: Staged, exprs: list[str],
