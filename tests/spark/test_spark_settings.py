@@ -147,3 +147,20 @@ def test_cache_is_eager_and_checkpointed_in_the_run_folder(tmp_path):
         kept.release()
     finally:
         con.checkpoint_dir = None
+
+
+def test_a_spark_session_starts_without_log_lines_on_stderr(tmp_path):
+    """The driver's log4j configuration (segflow/engine/log4j2.properties): starting a
+    session prints none of Spark's start-up notes on stderr (stdout stays for results)."""
+    require_spark()
+    import subprocess
+    import sys
+
+    code = ("from segflow.engine import spark_session\n"
+            "s = spark_session('local[1]')\nprint(s.range(3).count())\ns.stop()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "3"
+    for note in ("log4j profile", "Setting default log level", " WARN ", "loopback address"):
+        assert note not in done.stderr, done.stderr

@@ -96,9 +96,16 @@ def ingest_command(
 
             settings, warehouse = open_warehouse(project)
             folder = project if project.is_dir() else project.parent
-            with warnings.catch_warnings():
+            with progress(disable=json_output) as bar, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                report = ingest_on_warehouse(warehouse, settings, folder, force=force)
+                task = bar.add_task("ingesting on Spark", total=None)
+
+                def spark_step(label: str, done: int, total: int) -> None:
+                    bar.update(task, description=label if done < total else
+                               "auditing the data", completed=done, total=total)
+
+                report = ingest_on_warehouse(warehouse, settings, folder, force=force,
+                                             progress=spark_step)
             _show(report, json_output)
             return
         settings, store, folder = _open(project)

@@ -100,6 +100,10 @@ def spark_session(
     from pyspark.sql import SparkSession
 
     settings = {**BASE_CONF, **_loopback_conf(master), **(conf or {})}
+    # the driver's log: errors only (log4j2.properties beside this module); read when the
+    # driver JVM starts, so a session already running keeps its own
+    settings.setdefault("spark.driver.extraJavaOptions",
+                        f"-Dlog4j.configurationFile={Path(__file__).with_name('log4j2.properties')}")
     if warehouse:
         settings["spark.sql.warehouse.dir"] = warehouse
     active = SparkSession.getActiveSession()
