@@ -19,6 +19,7 @@ from segflow.cli._common import (
     console,
     print_json,
     progress,
+    refuse_on_spark,
     stdout,
     user_errors,
 )
@@ -39,6 +40,10 @@ def register(app: typer.Typer) -> None:
     customers_app.command("unlink")(unlink_command)
     app.add_typer(sources_app, name="sources")
     app.add_typer(customers_app, name="customers")
+
+
+#: Why the identity commands refuse a Spark project.
+IDENTITY_ON_DUCKDB = "identity resolution runs on the DuckDB store only"
 
 
 def _open(project: Path):
@@ -184,6 +189,8 @@ def audit_command(
                 when = dt.date.fromisoformat(as_of)
             except ValueError as exc:
                 raise ConfigError(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)") from exc
+        refuse_on_spark(project, "segflow audit", "`segflow report` shows the data audit "
+                        "of the warehouse")
         _, store, _ = _open(project)
         with store:
             report = audit(store, as_of=when)
@@ -205,6 +212,7 @@ def resolve_command(
     from segflow.sources import resolve_identities
 
     with user_errors():
+        refuse_on_spark(project, "segflow customers resolve", IDENTITY_ON_DUCKDB)
         _, store, _ = _open(project)
         with store:
             report = resolve_identities(store, id_map=id_map)
@@ -224,6 +232,7 @@ def explain_command(
     from segflow.sources import explain
 
     with user_errors():
+        refuse_on_spark(project, "segflow customers explain", IDENTITY_ON_DUCKDB)
         _, store, _ = _open(project)
         with store:
             result = explain(store, customer_id)
@@ -242,6 +251,7 @@ def unlink_command(
     from segflow.sources import unlink
 
     with user_errors():
+        refuse_on_spark(project, "segflow customers unlink", IDENTITY_ON_DUCKDB)
         _, store, _ = _open(project)
         with store:
             removed = unlink(store, customer_id)
