@@ -17,6 +17,7 @@ from segflow.cli._common import (
     Table,
     Text,
     console,
+    on_spark,
     print_json,
     progress,
     refuse_on_spark,
@@ -58,13 +59,6 @@ def _open(project: Path):
     return settings, Store(store_path, memory_limit=settings.project.memory_limit), folder
 
 
-def _on_spark(project: Path, engine: str | None) -> bool:
-    from segflow.config import Settings
-    from segflow.engine import resolve_engine
-
-    return resolve_engine(engine, Settings.load(project).engine) == "spark"
-
-
 def _table(title: str, frame, columns: list[str]) -> Table:
     table = Table(title=title, title_justify="left")
     for c in columns:
@@ -95,7 +89,7 @@ def ingest_command(
     from segflow.summaries import store_audit
 
     with user_errors():
-        if _on_spark(project, engine):
+        if on_spark(project, engine):
             from segflow.cli._warehouse import open_warehouse
             from segflow.warehouse import ingest_on_warehouse
 
