@@ -98,7 +98,10 @@ def user_errors() -> Iterator[None]:
     except (SegflowError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         if STATE["debug"]:
             raise
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        from rich.markup import escape
+
+        # the message as written: "[engine] kind" is a TOML name, not a Rich style tag
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 
