@@ -93,7 +93,7 @@ def ingest_command(
             from segflow.cli._warehouse import open_warehouse
             from segflow.warehouse import ingest_on_warehouse
 
-            settings, warehouse = open_warehouse(project)
+            settings, warehouse = open_warehouse(project, spark_only=False)
             folder = project if project.is_dir() else project.parent
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

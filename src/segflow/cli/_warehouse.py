@@ -49,8 +49,9 @@ def open_warehouse(project_dir: Path, *, spark_only: bool = True) -> tuple[Setti
     ------
     SegflowError
         ``spark_only`` and the project is not on Spark (``[engine] kind``): it has no
-        warehouse, and none is started or created (``push``, the migration tool, passes
-        ``spark_only=False``: it fills the warehouse that ``[engine]`` names)."""
+        warehouse, and none is started or created. ``spark_only=False``: the warehouse that
+        ``[engine]`` names whatever its ``kind`` (``push``, the migration tool, fills it;
+        ``run`` and ``ingest`` with ``--engine spark`` use it)."""
     from segflow.config import Settings
     from segflow.store._spark import SparkStore
 
@@ -127,7 +128,7 @@ def run_on_spark(project_dir: Path, *, as_json: bool) -> None:
     """``segflow run`` on the warehouse (called by the ``run`` command)."""
     from segflow.warehouse import run_on_warehouse
 
-    settings, warehouse = open_warehouse(project_dir)
+    settings, warehouse = open_warehouse(project_dir, spark_only=False)
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         summary = run_on_warehouse(warehouse, settings)
