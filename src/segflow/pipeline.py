@@ -270,7 +270,7 @@ def run_pipeline(
                     previous=dates[-2] if len(dates) > 1 else None,
                 )
                 if latest is not None:
-                    notes += _scheme_notes(schemes, latest, assignments, dates[-1])
+                    notes += scheme_notes(schemes, latest, assignments, dates[-1])
                 seconds["features_and_segments"] = time.perf_counter() - start
 
                 start = time.perf_counter()
@@ -407,13 +407,15 @@ def _features_and_assignments(
     return features, assignments, full_latest, state
 
 
-def _scheme_notes(
+def scheme_notes(
     schemes: Sequence[SchemeSettings],
     latest: ibis.Table,
     assignments: dict[str, ibis.Table],
     snapshot: dt.date,
 ) -> list[str]:
-    """check_scheme's notes at the latest snapshot (empty rules, small segments)."""
+    """check_scheme's notes at the latest snapshot (empty rules, small segments): ``latest``
+    the features at ``snapshot``, ``assignments`` each scheme's (with ``snapshot_date``; other
+    snapshots are filtered out). Ibis aggregations in the engine: counts come to Python."""
     from segflow.segments import check_scheme
 
     notes: list[str] = []

@@ -23,7 +23,9 @@ from segflow.cli._common import (
     ProjectDirOption,
     Table,
     console,
+    open_project,
     print_json,
+    refuse_on_spark,
     stdout,
     user_errors,
 )
@@ -34,6 +36,10 @@ campaign_app = typer.Typer(
     help="Campaign effects by segment, migration lift, uplift and target audiences.",
     no_args_is_help=True,
 )
+
+
+#: What ``campaign audience`` reads from the store (on Spark: copied from the warehouse).
+AUDIENCE_TABLES = ("segment_spells", "segment_snapshots", "customer_scores")
 
 
 def register(app: typer.Typer) -> None:
@@ -126,6 +132,9 @@ def effect(
         else:
             from segflow.project import Project
 
+            refuse_on_spark(project, "segflow campaign effect --campaign",
+                            "`segflow report` and `segflow serve` show the latest run's "
+                            "campaign read-outs")
             with Project.open(project, read_only=True) as proj:
                 full = campaign_report(proj.store, campaign, scheme, control=control,
                                        window_days=window_days, level=level, by=by,
@@ -201,10 +210,9 @@ def _print_migration(m: Any) -> None:
 def list_campaigns(project: Path = ProjectDirOption, as_json: bool = JsonOption) -> None:
     """List the campaigns in the store: first and last exposure, customers per arm."""
     from segflow.campaigns import campaigns_summary
-    from segflow.project import Project
 
     with user_errors():
-        with Project.open(project, read_only=True) as proj:
+        with open_project(project, ("campaign_exposures",)) as proj:  # on Spark: a copy
             frame = campaigns_summary(proj.store)
         if as_json:
             print_json({"data": frame.to_dict(orient="records"), "count": len(frame)})
@@ -254,10 +262,9 @@ def audience(
         if customers is not None:
             aud = build_audience(read_customer_file(customers), **kwargs)  # type: ignore[arg-type]
         else:
-            from segflow.project import Project
-
             snap = dt.date.fromisoformat(snapshot) if snapshot else None
-            with Project.open(project, read_only=True) as proj:
+            # on Spark: a copy of the warehouse's assignments and scores
+            with open_project(project, AUDIENCE_TABLES) as proj:
                 aud = build_audience(customer_view(proj.store, snap), **kwargs)  # type: ignore[arg-type]
         path = aud.export(out)
         summary = {**aud.summary(), "file": str(path)}
@@ -338,6 +345,8 @@ def promotions(
     from segflow.project import Project
 
     with user_errors(), _warnings_to_console():
+        refuse_on_spark(project, "segflow campaign promotions",
+                        "it reads the transactions, which stay in the warehouse")
         with Project.open(project, read_only=True) as proj:
             dates = proj.snapshot_dates(scheme)
             if not dates:

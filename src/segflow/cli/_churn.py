@@ -23,6 +23,7 @@ from segflow.cli._common import (
     console,
     print_json,
     progress,
+    refuse_on_spark,
     stdout,
     user_errors,
 )
@@ -67,6 +68,8 @@ def _train(
     from segflow.pipeline import canonical_tables, resolve_snapshot_dates
     from segflow.project import Project
 
+    refuse_on_spark(project_dir, "segflow churn train",
+                    "it reads the project's DuckDB store (--engine duckdb)", engine)
     with Project.open(project_dir) as project:
         store = project.store
         snapshots = resolve_snapshot_dates(store, project.settings)
@@ -138,6 +141,8 @@ def _score(
     from segflow.pipeline import canonical_tables, resolve_snapshot_dates
     from segflow.project import Project
 
+    refuse_on_spark(project_dir, "segflow churn score",
+                    "it reads the project's DuckDB store (--engine duckdb)", engine)
     with Project.open(project_dir) as project:
         model, _meta = load_churn_model(model_path(project.directory, horizon_days))
         model.set_params(n_threads=threads)
@@ -174,6 +179,8 @@ def _next_segment(
     from segflow.pipeline import canonical_tables
     from segflow.project import Project
 
+    refuse_on_spark(project_dir, "segflow churn next-segment",
+                    "it reads the project's DuckDB store (--engine duckdb)", engine)
     with Project.open(project_dir) as project:
         store = project.store
         with store.run("churn next-segment", {"scheme": scheme, "engine": engine}) as run_id, \

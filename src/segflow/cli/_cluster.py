@@ -19,6 +19,7 @@ from segflow.cli._common import (
     ProjectDirOption,
     console,
     print_json,
+    refuse_on_spark,
     stdout,
     user_errors,
 )
@@ -260,6 +261,9 @@ def _cluster_input(
         raise InputError("--id-col applies to --input files; project features use customer_id")
     from segflow.project import Project
 
+    refuse_on_spark(project_dir, "segflow segment cluster --project",
+                    "cluster a features file with --input, or add a cluster scheme "
+                    "([[schemes]] kind = \"cluster\") and run `segflow run`")
     project = Project.open(project_dir)
     features, day = _store_features(project, _parse_date(snapshot))
     return (
@@ -413,6 +417,8 @@ def _profile_input(
         raise InputError("give --scheme NAME (project) or --input and --assignments (files)")
     from segflow.project import Project
 
+    refuse_on_spark(project_dir, "segflow segment profile --scheme",
+                    "`segflow report` and `segflow serve` show the latest run's segment profiles")
     project = Project.open(project_dir)
     dates = project.snapshot_dates(scheme)
     if not dates:

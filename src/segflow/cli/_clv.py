@@ -15,7 +15,7 @@ from typing import Any
 import typer
 
 from segflow.cli._clv_fit import fit_clv, holdout_snapshot, print_fit, snapshot_of, unit_code
-from segflow.cli._common import JsonOption, console, print_json, user_errors
+from segflow.cli._common import JsonOption, console, print_json, refuse_on_spark, user_errors
 from segflow.cli._files import read_user_csv
 from segflow.errors import InputError, SegflowError
 
@@ -256,6 +256,9 @@ def _score(
     if project is not None:
         from segflow.project import Project
 
+        refuse_on_spark(project, "segflow clv score --project",
+                        "score a transaction file with --output FILE; `segflow run` writes "
+                        "the CLV scores to the warehouse")
         project_ctx = Project.open(project)
     customer_col, date_col, amount_col = o.customer_col, o.date_col, o.amount_col
     try:

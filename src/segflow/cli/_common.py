@@ -19,10 +19,14 @@ import typer
 from segflow.errors import SegflowError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table as _RichTable
     from rich.text import Text as _RichText
+
+    from segflow.project import Project
 
 # Rich loads on the first message, not at import: ``segflow --help`` imports only Typer/Click.
 
@@ -94,7 +98,10 @@ def user_errors() -> Iterator[None]:
     except (SegflowError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         if STATE["debug"]:
             raise
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        from rich.markup import escape
+
+        # the message as written: "[engine] kind" is a TOML name, not a Rich style tag
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 
@@ -160,3 +167,55 @@ EngineOption = typer.Option(
     None, "--engine",
     help="Engine: duckdb or spark (default: [engine] kind in segflow.toml, else duckdb).",
 )
+
+
+def on_spark(project_dir: Path, engine: str | None = None) -> bool:
+    """Whether a command on the project computes on Spark: ``--engine`` when given, else
+    ``[engine] kind`` of its segflow.toml.
+
+    Raises
+    ------
+    SegflowError
+        No segflow.toml, or an unknown engine name."""
+    from segflow.config import Settings
+    from segflow.engine import resolve_engine
+
+    return resolve_engine(engine, Settings.load(project_dir).engine) == "spark"
+
+
+def refuse_on_spark(project_dir: Path, command: str, instead: str,
+                    engine: str | None = None) -> None:
+    """Fail with one line when ``command`` (e.g. ``"segflow churn train"``) would read or
+    write the project's DuckDB store although the project is on Spark (its data is in the
+    warehouse); ``instead`` says what to use.
+
+    Raises
+    ------
+    SegflowError
+        The project is on Spark (see :func:`on_spark`)."""
+    if on_spark(project_dir, engine):
+        raise SegflowError(f"`{command}` is not available on Spark yet (this project's engine "
+                           f"is spark: its data is in the warehouse); {instead}")
+
+
+@contextlib.contextmanager
+def open_project(project_dir: Path, tables: Iterable[str], *, read_only: bool = True,
+                 engine: str | None = None) -> Iterator[Project]:
+    """The project, closed at the end. On Spark (:func:`on_spark`) its store is an
+    in-memory DuckDB copy of the warehouse's committed ``tables`` and run log
+    (:func:`segflow.warehouse.tables_store`): readers run unchanged, and nothing written to
+    it is kept (commands that write must refuse Spark, :func:`refuse_on_spark`)."""
+    from segflow.project import Project
+
+    if not on_spark(project_dir, engine):
+        with Project.open(project_dir, read_only=read_only) as project:
+            yield project
+        return
+    from segflow.config import Settings
+    from segflow.store._spark import SparkStore
+    from segflow.warehouse import tables_store
+
+    settings = Settings.load(project_dir)
+    copy = tables_store(SparkStore.open(settings.engine, Path(project_dir)), tables)
+    with Project(Path(project_dir), settings, copy) as project:
+        yield project

@@ -16,6 +16,7 @@ from segflow.cli._common import (
     ProjectDirOption,
     Table,
     console,
+    on_spark,
     print_json,
     progress,
     stdout,
@@ -74,7 +75,7 @@ def run(
     from segflow.project import Project
 
     with user_errors():
-        if _on_spark(project_dir, engine):
+        if on_spark(project_dir, engine):
             from segflow.cli._warehouse import run_on_spark
 
             run_on_spark(project_dir, as_json=as_json)
@@ -116,13 +117,6 @@ def _demo_view(project: Any, engine: str | None) -> Any:
 
         project = Project(project.directory, project.settings, aggregates_store(project.warehouse))
     return ReportContext(project)
-
-
-def _on_spark(project_dir: Path, engine: str | None) -> bool:
-    from segflow.config import Settings
-    from segflow.engine import resolve_engine
-
-    return resolve_engine(engine, Settings.load(project_dir).engine) == "spark"
 
 
 def report(

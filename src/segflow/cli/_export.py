@@ -8,7 +8,14 @@ from pathlib import Path
 
 import typer
 
-from segflow.cli._common import JsonOption, ProjectDirOption, console, print_json, user_errors
+from segflow.cli._common import (
+    JsonOption,
+    ProjectDirOption,
+    console,
+    print_json,
+    refuse_on_spark,
+    user_errors,
+)
 from segflow.errors import InputError, SegflowError
 
 export_app = typer.Typer(
@@ -85,6 +92,8 @@ def segments(
 
     with user_errors():
         policy = WebhookPolicy(webhook, attempts=attempts, backoff=backoff) if webhook else None
+        refuse_on_spark(project_dir, "segflow export segments",
+                        "`segflow export --out FILE` writes the segment list")
         with Project.open(project_dir) as project:
             result = export_segments(
                 project.store, scheme, to, mode="changes" if changes else "full", name=name,
@@ -136,6 +145,8 @@ def audience(
             if not sep:
                 raise InputError(f"--segment takes SCHEME=SEGMENT, not {item!r}")
             segments.setdefault(column_name(scheme_name), []).append(seg)
+        refuse_on_spark(project_dir, "segflow export audience",
+                        "`segflow campaign audience --out FILE` writes an audience")
         with Project.open(project_dir) as project:
             view = customer_view(project.store, _date(snapshot))
             aud = build_audience(view, where=where, segments=segments, holdout=holdout,

@@ -17,8 +17,10 @@ from segflow.cli._common import (
     Table,
     Text,
     console,
+    on_spark,
     print_json,
     progress,
+    refuse_on_spark,
     stdout,
     user_errors,
 )
@@ -41,6 +43,10 @@ def register(app: typer.Typer) -> None:
     app.add_typer(customers_app, name="customers")
 
 
+#: Why the identity commands refuse a Spark project.
+IDENTITY_ON_DUCKDB = "identity resolution runs on the DuckDB store only"
+
+
 def _open(project: Path):
     from segflow.config import Settings
     from segflow.store import Store
@@ -51,13 +57,6 @@ def _open(project: Path):
     if not store_path.is_absolute():
         store_path = folder / store_path
     return settings, Store(store_path, memory_limit=settings.project.memory_limit), folder
-
-
-def _on_spark(project: Path, engine: str | None) -> bool:
-    from segflow.config import Settings
-    from segflow.engine import resolve_engine
-
-    return resolve_engine(engine, Settings.load(project).engine) == "spark"
 
 
 def _table(title: str, frame, columns: list[str]) -> Table:
@@ -90,11 +89,11 @@ def ingest_command(
     from segflow.summaries import store_audit
 
     with user_errors():
-        if _on_spark(project, engine):
+        if on_spark(project, engine):
             from segflow.cli._warehouse import open_warehouse
             from segflow.warehouse import ingest_on_warehouse
 
-            settings, warehouse = open_warehouse(project)
+            settings, warehouse = open_warehouse(project, spark_only=False)
             folder = project if project.is_dir() else project.parent
             with progress(disable=json_output) as bar, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -191,6 +190,8 @@ def audit_command(
                 when = dt.date.fromisoformat(as_of)
             except ValueError as exc:
                 raise ConfigError(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)") from exc
+        refuse_on_spark(project, "segflow audit", "`segflow report` shows the data audit "
+                        "of the warehouse")
         _, store, _ = _open(project)
         with store:
             report = audit(store, as_of=when)
@@ -212,6 +213,7 @@ def resolve_command(
     from segflow.sources import resolve_identities
 
     with user_errors():
+        refuse_on_spark(project, "segflow customers resolve", IDENTITY_ON_DUCKDB)
         _, store, _ = _open(project)
         with store:
             report = resolve_identities(store, id_map=id_map)
@@ -231,6 +233,7 @@ def explain_command(
     from segflow.sources import explain
 
     with user_errors():
+        refuse_on_spark(project, "segflow customers explain", IDENTITY_ON_DUCKDB)
         _, store, _ = _open(project)
         with store:
             result = explain(store, customer_id)
@@ -249,6 +252,7 @@ def unlink_command(
     from segflow.sources import unlink
 
     with user_errors():
+        refuse_on_spark(project, "segflow customers unlink", IDENTITY_ON_DUCKDB)
         _, store, _ = _open(project)
         with store:
             removed = unlink(store, customer_id)

@@ -16,7 +16,10 @@ from segflow.cli._common import (
     ProjectDirOption,
     Table,
     console,
+    on_spark,
+    open_project,
     print_json,
+    refuse_on_spark,
     stdout,
     user_errors,
 )
@@ -39,10 +42,14 @@ def register(app: typer.Typer) -> None:
     app.add_typer(migrate_app, name="migrate")
 
 
-def _open(project_dir: Path, *, read_only: bool = True):  # noqa: ANN202
-    from segflow.project import Project
+#: What the migration commands read on a Spark project, copied from the warehouse: the
+#: change rows (the copy's ``segment_assignments`` is the store's view over them).
+SPARK_TABLES = ("segment_spells", "segment_snapshots")
 
-    return Project.open(project_dir, read_only=read_only)
+
+def _open(project_dir: Path, *, read_only: bool = True):  # noqa: ANN202
+    """The project; on Spark its store is a DuckDB copy of the warehouse's change rows."""
+    return open_project(project_dir, SPARK_TABLES, read_only=read_only)
 
 
 def _scheme(project, scheme: str | None) -> str:  # noqa: ANN001
@@ -115,12 +122,14 @@ def migrate(
     with user_errors(), _open(project_dir) as project:
         name = _scheme(project, scheme)
         frm, to = _last_two(project, name, _date(from_date, "--from"), _date(to_date, "--to"))
+        # on Spark the revenue of movers is computed by Spark from the warehouse's tables
+        source = project.warehouse if on_spark(project_dir) else project.store
         tm = transition_matrix(
-            project.store.table("segment_assignments"),
+            source.table("segment_assignments"),
             scheme=name,
             from_date=frm,
             to_date=to,
-            transactions=project.store.table("transactions"),
+            transactions=source.table("transactions"),
             interval=interval,
             level=level,  # type: ignore[arg-type]
         )
@@ -362,6 +371,9 @@ def export(
     with user_errors():
         if (out is None) == (table_name is None):
             raise SegflowError("pass exactly one of --out FILE or --table NAME")
+        if table_name:
+            refuse_on_spark(project_dir, "segflow export --table",
+                            "write the list to a file with --out FILE")
         with _open(project_dir, read_only=table_name is None) as project:
             name = _scheme(project, scheme)
             listing = segment_list(

@@ -14,6 +14,7 @@ from segflow.cli._common import (
     Table,
     console,
     print_json,
+    refuse_on_spark,
     stdout,
     user_errors,
 )
@@ -50,6 +51,8 @@ def refresh(
     from segflow.refresh import refresh as run_refresh
 
     with user_errors():
+        refuse_on_spark(project_dir, "segflow refresh",
+                        "run `segflow ingest` and `segflow run`, which work on the warehouse")
         thresholds = DriftThresholds(share_pp=share_pp, psi_warning=psi,
                                      psi_critical=max(psi, 0.25), calibration=calibration)
         result = run_refresh(
@@ -92,6 +95,8 @@ def alerts(
             day = dt.date.fromisoformat(since) if since else None
         except ValueError:
             raise InputError(f"--since {since!r} is not a date; expected YYYY-MM-DD") from None
+        refuse_on_spark(project_dir, "segflow alerts",
+                        "drift alerts come from `segflow refresh`, which runs on DuckDB only")
         with Project.open(project_dir, read_only=True) as project:
             table = read_alerts(project.store, since=day, latest_run=latest)
     rows = table.to_pylist()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -19,6 +19,7 @@ from segflow.cli._common import (
     ProjectDirOption,
     Table,
     console,
+    on_spark,
     print_json,
     stdout,
     user_errors,
@@ -97,10 +98,72 @@ def _segment(
     save: bool,
     out: Path | None,
 ) -> tuple[SegmentSizes, int]:
+    """Sizes of ``scheme_name`` at ``snapshot`` and the assignments stored (``save``).
+
+    On Spark the features and assignments are computed by Spark from the canonical tables of
+    the project's warehouse (:func:`_segment_on_spark`), not from the DuckDB store."""
     from segflow.engine import connect
-    from segflow.features import customer_features
     from segflow.pipeline import canonical_tables, resolve_schemes, resolve_snapshot_dates
     from segflow.project import Project
+
+    if on_spark(project_dir, engine):
+        if save:
+            raise SegflowError("`segflow segment --save` is not available on Spark yet; "
+                               "`segflow run` stores every scheme's assignments in the warehouse")
+        return _segment_on_spark(scheme_name, snapshot, project_dir, out), 0
+    with Project.open(project_dir) as project:
+        schemes = resolve_schemes(project.settings)
+        chosen = _find(scheme_name, schemes, project.settings.rfm.bins)
+        day = _parse_date(snapshot) if snapshot else None
+        if day is None:
+            day = resolve_snapshot_dates(project.store, project.settings)[-1]
+        eng = connect(project.store, engine, settings=project.settings.engine)
+        try:
+            return _assign(chosen, schemes, canonical_tables(eng), day,
+                           project.settings.rfm.window_days, project.store,
+                           out, project.store if save else None)
+        finally:
+            eng.close()
+
+
+def _segment_on_spark(scheme_name: str, snapshot: str | None, project_dir: Path,
+                      out: Path | None) -> SegmentSizes:
+    """:func:`_segment` on the project's warehouse: the committed canonical tables as Ibis
+    tables on Spark; a cluster scheme takes the warehouse's fitted model (one is fitted on
+    the driver, not saved, when the warehouse has none). Nothing is written there.
+
+    Raises
+    ------
+    SegflowError
+        The warehouse has no transactions (``segflow ingest`` on Spark first)."""
+    from segflow.config import Settings
+    from segflow.pipeline import resolve_schemes, snapshot_dates_between
+    from segflow.store import CANONICAL_TABLES
+    from segflow.store._spark import SparkStore
+    from segflow.warehouse._run import _ClusterModels, transaction_span
+
+    settings = Settings.load(project_dir)
+    schemes = resolve_schemes(settings)
+    chosen = _find(scheme_name, schemes, settings.rfm.bins)
+    warehouse = SparkStore.open(settings.engine, project_dir)
+    if "transactions" not in warehouse.tables():
+        raise SegflowError(f"the warehouse {warehouse.root} has no transactions; load them "
+                           "with `segflow ingest` first")
+    tables = {name: warehouse.table(name) for name in CANONICAL_TABLES}
+    day = _parse_date(snapshot) if snapshot else snapshot_dates_between(
+        settings, *transaction_span(tables["transactions"]))[-1]
+    book = _ClusterModels(warehouse).book if chosen.kind == "cluster" else None
+    sizes, _ = _assign(chosen, schemes, tables, day, settings.rfm.window_days, book, out, None)
+    return sizes
+
+
+def _assign(chosen: SchemeSettings, schemes: list[SchemeSettings], tables: dict[str, Any],
+            day: dt.date, window: int, book: Any, out: Path | None,
+            save_to: Any) -> tuple[SegmentSizes, int]:
+    """Assign the customers known at ``day`` to ``chosen`` (Ibis ``tables``, any engine;
+    ``book``: the store where a cluster scheme's model is found or saved), write them to
+    ``out`` and to the store ``save_to`` when given; the sizes and the rows stored."""
+    from segflow.features import customer_features
     from segflow.segments import (
         assign,
         check_scheme,
@@ -109,33 +172,23 @@ def _segment(
         segment_sizes,
     )
 
-    with Project.open(project_dir) as project:
-        schemes = resolve_schemes(project.settings)
-        chosen = _find(scheme_name, schemes, project.settings.rfm.bins)
-        day = _parse_date(snapshot) if snapshot else None
-        if day is None:
-            day = resolve_snapshot_dates(project.store, project.settings)[-1]
-        eng = connect(project.store, engine, settings=project.settings.engine)
-        cached = []
-        try:
-            tables = canonical_tables(eng)
-            window = project.settings.rfm.window_days
-            schemes = freeze_cutoffs(schemes, tables, window_days=window)
-            chosen = freeze_cutoffs([chosen], tables, window_days=window)[0]
-            features = customer_features(tables, day, window_days=window).cache()
-            cached.append(features)
-            assignments = assign(chosen, features, store=project.store, schemes=schemes).cache()
-            cached.append(assignments)
-            check_scheme(chosen, features, assignments, snapshot=day)
-            sizes = segment_sizes(assignments, features, scheme=chosen.name, snapshot_date=day,
-                                  segments=segment_names(chosen))
-            written = _save(project.store, chosen, day, assignments) if save else 0
-            if out:
-                _write(assignments, out)
-        finally:
-            for table in reversed(cached):  # before the engine closes (no drop on a closed one)
-                table.release()
-            eng.close()
+    cached = []
+    try:
+        schemes = freeze_cutoffs(schemes, tables, window_days=window)
+        chosen = freeze_cutoffs([chosen], tables, window_days=window)[0]
+        features = customer_features(tables, day, window_days=window).cache()
+        cached.append(features)
+        assignments = assign(chosen, features, store=book, schemes=schemes).cache()
+        cached.append(assignments)
+        check_scheme(chosen, features, assignments, snapshot=day)
+        sizes = segment_sizes(assignments, features, scheme=chosen.name, snapshot_date=day,
+                              segments=segment_names(chosen))
+        written = _save(save_to, chosen, day, assignments) if save_to is not None else 0
+        if out:
+            _write(assignments, out)
+    finally:
+        for table in reversed(cached):  # before the engine closes (no drop on a closed one)
+            table.release()
     return sizes, written
 
 

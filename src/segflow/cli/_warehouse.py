@@ -14,9 +14,21 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from segflow.cli._common import JsonOption, ProjectDirOption, console, print_json, user_errors
+from segflow.cli._common import (
+    JsonOption,
+    ProjectDirOption,
+    Table,
+    console,
+    print_json,
+    stdout,
+    user_errors,
+)
+from segflow.errors import SegflowError
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    from rich.table import Table as RichTable
+
     from segflow.config import Settings
     from segflow.store._spark import SparkStore
 
@@ -30,12 +42,26 @@ def register(app: typer.Typer) -> None:
     app.add_typer(warehouse_app, name="warehouse")
 
 
-def open_warehouse(project_dir: Path) -> tuple[Settings, SparkStore]:
-    """The project's settings and its Spark store (session from ``[engine]``)."""
+def open_warehouse(project_dir: Path, *, spark_only: bool = True) -> tuple[Settings, SparkStore]:
+    """The project's settings and its Spark store (session from ``[engine]``).
+
+    Raises
+    ------
+    SegflowError
+        ``spark_only`` and the project is not on Spark (``[engine] kind``): it has no
+        warehouse, and none is started or created. ``spark_only=False``: the warehouse that
+        ``[engine]`` names whatever its ``kind`` (``push``, the migration tool, fills it;
+        ``run`` and ``ingest`` with ``--engine spark`` use it)."""
     from segflow.config import Settings
     from segflow.store._spark import SparkStore
 
     settings = Settings.load(project_dir)
+    if spark_only and settings.engine.kind != "spark":
+        raise SegflowError(
+            f"the project in {project_dir} is on {settings.engine.kind} ([engine] kind in "
+            "segflow.toml), so it has no Spark warehouse; set [engine] kind = \"spark\" (with "
+            "master and warehouse) to use one, and `segflow warehouse push` to copy its "
+            "DuckDB store there (docs/scale.md)")
     return settings, SparkStore.open(settings.engine, project_dir)
 
 
@@ -46,7 +72,7 @@ def push(project_dir: Path = ProjectDirOption, as_json: bool = JsonOption) -> No
     from segflow.warehouse import push_to_warehouse
 
     with user_errors():
-        settings, warehouse = open_warehouse(project_dir)
+        settings, warehouse = open_warehouse(project_dir, spark_only=False)
         with Project.open(project_dir) as project:
             counts = push_to_warehouse(project.store, warehouse)
         if as_json:
@@ -65,8 +91,28 @@ def runs(project_dir: Path = ProjectDirOption, as_json: bool = JsonOption) -> No
         if as_json:
             print_json(frame.to_dict(orient="records"))
             return
-        typer.echo(frame[["run_id", "command", "status", "started_at", "finished_at"]]
-                   .to_string(index=False))
+        stdout.print(_runs_table(frame, warehouse.root))
+
+
+#: Shown for a missing time (a run still running or killed has no ``finished_at``).
+MISSING = "—"
+
+
+def _runs_table(frame: pd.DataFrame, root: str) -> RichTable:
+    """The run log ``frame`` (one row per state a run reached) as a Rich table; times to
+    the second (UTC), a missing one as :data:`MISSING`."""
+    import pandas as pd
+
+    def when(value: object) -> str:
+        return MISSING if value is None or pd.isna(value) else f"{pd.Timestamp(value):%Y-%m-%d %H:%M:%S}"
+
+    table = Table(title=f"runs of the warehouse {root}", title_justify="left")
+    for col in ("run", "command", "status", "started (UTC)", "finished (UTC)"):
+        table.add_column(col)
+    for row in frame.itertuples(index=False):
+        table.add_row(str(row.run_id), str(row.command), str(row.status),
+                      when(row.started_at), when(row.finished_at))
+    return table
 
 
 @warehouse_app.command("vacuum")
@@ -82,7 +128,7 @@ def run_on_spark(project_dir: Path, *, as_json: bool) -> None:
     """``segflow run`` on the warehouse (called by the ``run`` command)."""
     from segflow.warehouse import run_on_warehouse
 
-    settings, warehouse = open_warehouse(project_dir)
+    settings, warehouse = open_warehouse(project_dir, spark_only=False)
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         summary = run_on_warehouse(warehouse, settings)

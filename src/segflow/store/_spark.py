@@ -77,6 +77,7 @@ class SparkStore:
         self.root = f"{self.warehouse}/{database}.db"
         self._committed: list[str] | None = None
         self._running: set[str] = set()
+        self._messages: dict[str, str] = {}
         try:
             session.sql(f"CREATE DATABASE IF NOT EXISTS `{database}` LOCATION '{self.root}'")
             self._mkdirs(self.root)
@@ -172,7 +173,17 @@ class SparkStore:
             self._running.discard(run_id)
             with contextlib.suppress(Exception):
                 self._delete(checkpoints)
-        self._log(run_id, {**base, "finished_at": _now(), "status": COMMITTED})
+        self._log(run_id, {**base, "finished_at": _now(), "status": COMMITTED,
+                           "message": self._messages.pop(run_id, None)})
+
+    def annotate_run(self, run_id: str, message: str) -> None:
+        """Record what a run of this process could not do or found (its notes, as the DuckDB
+        store's ``runs.message``): called before the run's block ends, the message goes into
+        its ``ok`` row (the warehouse's run log is append-only)."""
+        if run_id not in self._running:
+            raise StoreError(f"run {run_id} is not running in this process; its notes must be "
+                             "recorded before it ends")
+        self._messages[run_id] = message
 
     # -- reading ----------------------------------------------------------------------
     def dataframe(self, name: str, *, pending: str | None = None) -> DataFrame:

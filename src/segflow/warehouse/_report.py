@@ -108,6 +108,30 @@ def fill_from_warehouse(con: Any, warehouse: SparkStore, names: Iterable[str]) -
                            "run `segflow run` (on Spark) first")
     segments = warehouse.dataframe("summary_segments")
     run_id = segments.select("run_id").limit(1).collect()[0].run_id
+    _copy(con, warehouse, names, present)
+    if con.execute("SELECT count(*) FROM summary_results WHERE name = 'overview'").fetchone()[0]:
+        return
+    latest = segments.agg({"snapshot_date": "max"}).collect()[0][0]
+    # the totals of the transactions, computed by Spark (revenue_totals is an Ibis expression)
+    store_results(con, [("overview", latest, dumps(overview_document(warehouse)))], run_id)  # type: ignore[arg-type]
+
+
+def tables_store(warehouse: SparkStore, names: Iterable[str]) -> Store:
+    """An in-memory DuckDB :class:`~segflow.store.Store` holding the committed state of the
+    warehouse's tables ``names`` (those it has; see :func:`fill_from_warehouse`) and its run
+    log: what a CLI command that reads the store reads on a Spark project (for example
+    ``("segment_spells", "segment_snapshots")`` for ``segflow migrate``, whose
+    ``segment_assignments`` is the store's view over them). Unlike :func:`aggregates_store`
+    it needs no committed run (``campaign_exposures`` come with the ingest)."""
+    store = Store(":memory:")
+    _copy(store.raw, warehouse, names, warehouse.tables())
+    return store
+
+
+def _copy(con: Any, warehouse: SparkStore, names: Iterable[str], present: Iterable[str]) -> None:
+    """Insert the committed state of the tables ``names`` found in ``present``, then the run
+    log (the last state of every run), into the DuckDB connection ``con``."""
+    present = set(present)
     for name in names:
         if name in present:
             _insert(con, name, warehouse.dataframe(name).toArrow())
@@ -119,11 +143,6 @@ def fill_from_warehouse(con: Any, warehouse: SparkStore, names: Iterable[str]) -
                     "PARTITION BY run_id ORDER BY status = 'running', finished_at DESC NULLS LAST) = 1")
     finally:
         con.unregister("_sf_runs")
-    if con.execute("SELECT count(*) FROM summary_results WHERE name = 'overview'").fetchone()[0]:
-        return
-    latest = segments.agg({"snapshot_date": "max"}).collect()[0][0]
-    # the totals of the transactions, computed by Spark (revenue_totals is an Ibis expression)
-    store_results(con, [("overview", latest, dumps(overview_document(warehouse)))], run_id)  # type: ignore[arg-type]
 
 
 def _insert(con: Any, name: str, rows: Any) -> None:

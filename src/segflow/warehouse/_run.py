@@ -134,6 +134,7 @@ def run_on_warehouse(
         required_feature_columns,
         required_feature_groups,
         resolve_schemes,
+        scheme_notes,
         settings_key,
         snapshot_dates_between,
     )
@@ -190,6 +191,12 @@ def run_on_warehouse(
             rows = store.cache(ibis.union(*parts))
             try:
                 written = int(rows.count().to_pyarrow().as_py())
+                # the DuckDB run's checks (rules naming nobody, small segments) at the
+                # latest snapshot: aggregations in Spark, counts to the driver
+                at = ibis.literal(dates[-1], "date")
+                notes += scheme_notes(schemes, features.filter(features.snapshot_date == at),
+                                      {s.name: rows.filter(rows.scheme == s.name) for s in schemes},
+                                      dates[-1])
                 if models:
                     models.save_new(run_id)
                 if state is not None:  # the latest features come from the state: free memory
@@ -246,6 +253,8 @@ def run_on_warehouse(
                 kept["purchase_days"].release()  # type: ignore[attr-defined]
         if progress:
             progress("snapshots done", len(dates), len(dates))
+        if notes:  # the run log says what a stage could not do (runs.message), as on DuckDB
+            store.annotate_run(run_id, "\n".join(notes))
     return RunSummary(run_id=run_id, engine="spark", snapshot_dates=dates,
                       schemes=[s.name for s in schemes], assignments_written=written,
                       seconds=seconds, scores_written=scored, notes=notes,

@@ -1,0 +1,182 @@
+"""The CLI on a Spark project (``[engine] kind = "spark"``): the commands that read the store
+read the warehouse, or refuse in one line; ``warehouse runs|vacuum`` refuse a DuckDB
+project; a Spark run stores the same run notes as the DuckDB run.
+
+One small demo project (plus a rule scheme whose second rule is shadowed by its first),
+ingested and run on DuckDB: the reference. Its loads are pushed into the warehouse of a
+second project on Spark ``local[1]`` (whose DuckDB store stays empty, as after an ingest on
+Spark), which runs there once. Every command is then compared between the two projects.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pandas as pd
+import pytest
+from tests._engines import require_spark
+from typer.testing import CliRunner
+
+#: Small: Spark plans the one-pass feature query whatever the size of the data.
+CUSTOMERS, MONTHS = 100, 4
+#: The shadowed rule of /work/shared/cases/shadowed-rule-empty-segment: every Champion is
+#: Loyal first, so rule 2 names nobody (a run note on both engines).
+MY_RFM = """
+[[schemes]]
+name = "my_rfm"
+kind = "rules"
+default = "Others"
+ordered = true
+rules = [
+  { segment = "Loyal", when = "r_score >= 3 and f_score >= 3 and m_score >= 3" },
+  { segment = "Champions", when = "r_score >= 4 and f_score >= 4 and m_score >= 4" },
+]
+"""
+SPARK = '\n[engine]\nkind = "spark"\nmaster = "local[1]"\nwarehouse = "wh"\n'
+
+
+def _cli(*args: str, code: int = 0) -> str:
+    """Run ``segflow ARGS`` in process; its stdout (its stderr when ``code`` is not 0)."""
+    from segflow.cli import app
+
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == code, result.output
+    return result.stdout if code == 0 else result.stderr
+
+
+@pytest.fixture(scope="module")
+def projects(tmp_path_factory):
+    """``(duck, spark, summary)``: the DuckDB project (ingested and run), the Spark project
+    (its warehouse holding the same loads, run on Spark), the Spark run's summary."""
+    require_spark()
+    from segflow.config import Settings
+    from segflow.datasets import demo_project_toml, generate_demo
+    from segflow.project import Project
+    from segflow.store._spark import SparkStore
+    from segflow.warehouse import push_to_warehouse, run_on_warehouse
+
+    folder = tmp_path_factory.mktemp("warehouse_cli")
+    ds = generate_demo(folder / "data", customers=CUSTOMERS, months=MONTHS, seed=11,
+                       formats=("parquet",))
+    toml = demo_project_toml(folder / "data", file_format="parquet", max_date=ds.end) + MY_RFM
+    Project.init(folder / "spark", toml_text=toml + SPARK).close()
+    settings = Settings.load(folder / "spark")
+    warehouse = SparkStore.open(settings.engine, folder / "spark")
+    with warnings.catch_warnings(), Project.init(folder / "duck", toml_text=toml) as duck:
+        warnings.simplefilter("ignore")  # the demo data's injected defects; the notes
+        duck.ingest(engine="duckdb")
+        duck.run(engine="duckdb")
+        push_to_warehouse(duck.store, warehouse)
+        summary = run_on_warehouse(warehouse, settings)
+    return folder / "duck", folder / "spark", summary
+
+
+def _same(a: object, b: object, where: str = "") -> None:
+    """``a == b``, floats to 1e-9 relative (JSON documents of the two engines)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _same(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        assert a == pytest.approx(b, rel=1e-9, nan_ok=True), where
+    else:
+        assert a == b, where
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_segment_on_spark_computes_from_the_warehouse_as_duckdb(projects, tmp_path):
+    duck, spark, summary = projects
+    snapshot = str(summary.snapshot_dates[-2])  # an earlier snapshot, as in the trial
+    for scheme, args in (("rfm", ["--snapshot", snapshot]), ("my_rfm", [])):
+        out = {}
+        for name, folder in (("duck", duck), ("spark", spark)):
+            path = tmp_path / f"{scheme}-{name}.csv"
+            doc = json.loads(_cli("segment", "-p", str(folder), "--scheme", scheme, *args,
+                                  "--out", str(path), "--json"))
+            rows = pd.read_csv(path).sort_values("customer_id", ignore_index=True)
+            out[name] = doc, rows
+        (d_doc, d_rows), (s_doc, s_rows) = out["duck"], out["spark"]
+        assert len(d_rows) > 50 and d_rows["segment"].nunique() > 1  # not an empty result
+        pd.testing.assert_frame_equal(s_rows, d_rows)
+        d_doc["out"] = s_doc["out"] = None
+        _same(s_doc, d_doc, scheme)
+    # --save would write to the DuckDB store: refused, in one line
+    err = _cli("segment", "-p", str(spark), "--scheme", "rfm", "--save", code=1)
+    assert "not available on Spark yet" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_migrate_and_campaign_list_on_spark_read_the_warehouse_as_duckdb(projects):
+    duck, spark, _ = projects
+    for args in (["migrate", "--scheme", "rfm"], ["migrate", "stability", "--scheme", "my_rfm"],
+                 ["migrate", "paths", "--scheme", "rfm"], ["campaign", "list"]):
+        d = json.loads(_cli(*args, "-p", str(duck), "--json"))
+        s = json.loads(_cli(*args, "-p", str(spark), "--json"))
+        assert d and d != {"data": [], "count": 0}, args  # the reference is not empty
+        _same(s, d, " ".join(args))
+    # a command that would read the DuckDB store (empty on Spark) refuses in one line
+    err = _cli("churn", "train", "-p", str(spark), code=1)
+    assert "`segflow churn train` is not available on Spark yet" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def _notes(message: str | None) -> list[str]:
+    return (message or "").splitlines()
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_spark_run_stores_the_run_notes_of_the_duckdb_run(projects):
+    from segflow.config import Settings
+    from segflow.project import Project
+    from segflow.store._spark import SparkStore
+    from segflow.warehouse import aggregates_store
+
+    duck, spark, summary = projects
+    with Project.open(duck, read_only=True) as project:
+        expected = project.store.raw.execute(
+            "SELECT message FROM runs WHERE command = 'run' ORDER BY started_at DESC LIMIT 1"
+        ).fetchone()[0]
+    warehouse = SparkStore.open(Settings.load(spark).engine, spark)
+    stored = (warehouse.runs().where(f"run_id = '{summary.run_id}' AND status = 'ok'")
+              .collect()[0].message)
+    checks = [n for n in _notes(expected) if n.startswith("scheme ")]
+    assert any("'my_rfm'" in n and "rule 2 ('Champions') names no customer" in n for n in checks)
+    assert any("min_segment_share" in n for n in checks)
+    assert [n for n in _notes(stored) if n.startswith("scheme ")] == checks
+    assert summary.notes == _notes(stored)  # printed by `segflow run` (run_on_spark)
+    # what the report reads ("Notes from the latest run")
+    copy = aggregates_store(warehouse)
+    assert copy.raw.execute("SELECT message FROM runs WHERE run_id = ?",
+                            [summary.run_id]).fetchone()[0] == stored
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_warehouse_runs_prints_a_table(projects):
+    _, spark, summary = projects
+    out = _cli("warehouse", "runs", "-p", str(spark))
+    lines = [line for line in out.splitlines() if summary.run_id in line]
+    assert [("running" in line, "ok" in line) for line in lines] == [(True, False), (False, True)]
+    assert "—" in lines[0]  # the running row has no finish time
+    for raw in ("NaT", "None", "Empty DataFrame", "Index: []"):
+        assert raw not in out
+
+
+def test_warehouse_runs_and_vacuum_refuse_a_duckdb_project(tmp_path):
+    from segflow.project import Project
+
+    Project.init(tmp_path).close()
+    for command in ("runs", "vacuum"):
+        err = _cli("warehouse", command, "-p", str(tmp_path), code=1)
+        assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+        assert "is on duckdb ([engine] kind in segflow.toml)" in err
+        assert '[engine] kind = "spark"' in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["segflow.duckdb", "segflow.toml"]
