@@ -64,14 +64,16 @@ def run(
     engine: str | None = EngineOption,
     full: bool = typer.Option(
         False, "--full",
-        help="Recompute every snapshot (default: only new snapshots and those whose data changed).",
+        help="Recompute every snapshot (default: only new snapshots and those whose data "
+             "changed; on Spark every run computes every snapshot).",
     ),
     as_json: bool = JsonOption,
 ) -> None:
     """Compute features and segment assignments for new or changed snapshot dates and schemes.
 
     On Spark (``[engine] kind = "spark"`` or ``--engine spark``) the run reads the canonical
-    tables from the project's Spark warehouse and writes its results there (docs/scale.md)."""
+    tables from the project's Spark warehouse and writes its results there, computing every
+    snapshot (no incremental planning on Spark yet: docs/scale.md)."""
     from segflow.project import Project
 
     with user_errors():
