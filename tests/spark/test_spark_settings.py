@@ -164,3 +164,16 @@ def test_a_spark_session_starts_without_log_lines_on_stderr(tmp_path):
     assert done.stdout.strip() == "3"
     for note in ("log4j profile", "Setting default log level", " WARN ", "loopback address"):
         assert note not in done.stderr, done.stderr
+
+
+def test_the_spark_run_reports_its_stages_in_order():
+    from segflow.warehouse._run import _STAGES, _stages
+
+    calls = []
+    step = _stages(lambda label, done, total: calls.append((label, done, total)), 24)
+    for stage in _STAGES:
+        step(stage)
+    step(None)
+    assert calls == [(f"24 snapshots: {s}", i, 5) for i, s in enumerate(_STAGES)] + \
+        [("24 snapshots done", 5, 5)]
+    _stages(None, 24)("results")  # no progress: nothing to tell

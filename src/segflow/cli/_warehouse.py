@@ -20,6 +20,7 @@ from segflow.cli._common import (
     Table,
     console,
     print_json,
+    progress,
     stdout,
     user_errors,
 )
@@ -129,9 +130,14 @@ def run_on_spark(project_dir: Path, *, as_json: bool) -> None:
     from segflow.warehouse import run_on_warehouse
 
     settings, warehouse = open_warehouse(project_dir, spark_only=False)
-    with warnings.catch_warnings(record=True):
+    with progress(disable=as_json) as bar, warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
-        summary = run_on_warehouse(warehouse, settings)
+        task = bar.add_task("run on Spark", total=None)
+
+        def step(label: str, done: int, total: int) -> None:
+            bar.update(task, description=label, completed=done, total=total)
+
+        summary = run_on_warehouse(warehouse, settings, progress=step)
     if as_json:
         print_json(summary.to_dict())
         return

@@ -37,7 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import ibis
@@ -111,6 +111,21 @@ class _RunView:
 RESULTS_CACHED = ("segment_assignments", "customer_features")
 
 
+#: The stages of a Spark run, in order, as its progress reports them.
+_STAGES = ("features and segments", "change rows", "CLV scores", "aggregates", "results")
+
+
+def _stages(progress: ProgressFn | None, snapshots: int) -> Callable[[str | None], None]:
+    """``step(stage)``: tells ``progress`` that ``stage`` of :data:`_STAGES` starts (None:
+    the run is done), as ``(label, stages done, stages)``."""
+    def step(stage: str | None) -> None:
+        if progress is not None:
+            done = len(_STAGES) if stage is None else _STAGES.index(stage)
+            progress(f"{snapshots} snapshots: {stage}" if stage else f"{snapshots} snapshots done",
+                     done, len(_STAGES))
+    return step
+
+
 def run_on_warehouse(
     store: SparkStore,
     settings: Settings,
@@ -156,8 +171,8 @@ def run_on_warehouse(
               "schemes": [s.name for s in schemes], "snapshots": len(dates), "full": True}
     written = scored = 0
     with store.run("run", params) as run_id:
-        if progress:
-            progress(f"{len(dates)} snapshots to compute", 0, len(dates))
+        step = _stages(progress, len(dates))
+        step("features and segments")
         start = time.perf_counter()
         # as the DuckDB run: only the feature columns the schemes read at every snapshot
         # (the per-snapshot families no scheme reads are most of Spark's stages); the full
@@ -202,6 +217,7 @@ def run_on_warehouse(
                 if state is not None:  # the latest features come from the state: free memory
                     features.release()
                     released = True
+                step("change rows")
                 spelled = time.perf_counter()
                 _write_spells(store, rows, schemes, dates, run_id,
                               {s.name: settings_key(s, settings) for s in schemes})
@@ -222,18 +238,21 @@ def run_on_warehouse(
         # the stage's time without the change rows' (timed apart, as before)
         seconds["features_and_segments"] = time.perf_counter() - start - seconds["spells"]
 
+        step("CLV scores")
         start = time.perf_counter()
         kept: dict[str, object] = {}
         try:
             scored = _score(store, tables["transactions"], dates[-1], run_id, notes, kept)
             seconds["clv_scores"] = time.perf_counter() - start
 
+            step("aggregates")
             start = time.perf_counter()
             frames: dict[str, pd.DataFrame] = {}
             write_warehouse_aggregates(store, run_id, schemes, dates, frames=frames,
                                        scored=scored > 0)
             seconds["aggregates"] = time.perf_counter() - start
 
+            step("results")
             start = time.perf_counter()
             from segflow.warehouse._results import write_warehouse_results
 
@@ -251,8 +270,7 @@ def run_on_warehouse(
         finally:
             if "purchase_days" in kept:
                 kept["purchase_days"].release()  # type: ignore[attr-defined]
-        if progress:
-            progress("snapshots done", len(dates), len(dates))
+        step(None)
         if notes:  # the run log says what a stage could not do (runs.message), as on DuckDB
             store.annotate_run(run_id, "\n".join(notes))
     return RunSummary(run_id=run_id, engine="spark", snapshot_dates=dates,
