@@ -135,8 +135,9 @@ def test_a_local_folder_of_several_files_stops_before_any_load_with_the_way_roun
     Project.init(tmp_path, toml_text=TOML.format(url="data/orders")).close()
     result = CliRunner().invoke(app, ["ingest", "-p", str(tmp_path)])
     assert result.exit_code == 1
-    lines = [line for line in result.output.splitlines() if line.strip()]
+    lines = [line for line in result.output.splitlines() if "error" in line]  # not the bar
     assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    assert "{" not in lines[0], lines[0]
     assert "source 'orders' has 2 files to load (data/orders/part-0.parquet, " \
            "data/orders/part-1.parquet)" in " ".join(result.output.split())
     assert 'path = "file:///absolute/folder"' in result.output
@@ -160,3 +161,29 @@ def test_one_load_per_source_names_the_files_of_each_source():
     with pytest.raises(InputError, match=r"source 'orders' has 5 files to load "
                                          r"\(o/1\.csv, o/2\.csv, o/3\.csv and 2 more\)"):
         one_load_per_source(many)
+
+
+def test_local_file_names_with_spaces_hash_and_percent_are_read(tmp_path):
+    """A local file is given to Spark as ``file://`` + its path as it is: Spark takes a URL's
+    path literally, so the percent-encoded form (``a%20b.csv``) named no file."""
+    require_spark()
+    from segflow.cli import app
+    from segflow.project import Project
+
+    data = tmp_path / "da ta"
+    data.mkdir()
+    pq.write_table(pa.table({"id": ["C1", "C2"]}), data / "cus tomers #1 %20.parquet")
+    (data / "or ders %41.csv").write_text("order_id,customer,order_date,amount\n"
+                                          "O1,C1,2024-04-01 10:00:00,10\n"
+                                          "O2,C2,2024-04-02 10:00:00,abc\n")
+    toml = (TOML.format(url="da ta/or ders %41.csv")
+            .replace('path = "data/customers.parquet"', 'path = "da ta/cus tomers #1 %20.parquet"')
+            .replace('date_formats', 'format = "csv"\ndate_formats'))
+    Project.init(tmp_path, toml_text=toml).close()
+    result = CliRunner().invoke(app, ["ingest", "-p", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    loads = {r["source"]: r for r in json.loads(result.output)["data"]}
+    assert loads["crm"]["source_file"] == "da ta/cus tomers #1 %20.parquet"
+    assert [loads["crm"][k] for k in ("rows_read", "rows_accepted")] == [2, 2]
+    assert [loads["orders"][k] for k in ("rows_read", "rows_accepted", "rows_quarantined")] \
+        == [2, 1, 1]

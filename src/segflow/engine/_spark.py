@@ -54,7 +54,14 @@ def warehouse_url(warehouse: str, project_dir: str | Path | None = None) -> str:
     path = Path(warehouse)
     if not path.is_absolute():
         path = Path(project_dir or ".") / path
-    return path.resolve().as_uri()
+    return local_url(path)
+
+
+def local_url(path: str | Path) -> str:
+    """``file://`` and the absolute path as it is: Spark (Hadoop's ``Path``) takes a URL
+    string's path literally, so the percent-encoding of :meth:`Path.as_uri` would make it
+    look for a file named ``a%20b.csv`` instead of ``a b.csv``."""
+    return "file://" + Path(path).resolve().as_posix()
 
 
 def check_spark_available() -> None:

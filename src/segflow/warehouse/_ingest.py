@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from segflow.engine._spark import spark_error_line
+from segflow.engine._spark import local_url, spark_error_line
 from segflow.errors import InputError, StoreError
 from segflow.sources._ingest import _ORDER, IngestReport, ProgressFn, _now
 from segflow.sources._load import LoadCounts, classify, rollup_orders
@@ -108,7 +108,7 @@ def _inputs(source: SourceSettings, project_dir: Path) -> list[_Input]:
         if fmt not in ("parquet", "csv"):
             raise InputError(f"source {source.name!r}: only Parquet and CSV files are read by "
                              "the Spark ingest yet", file=relative(file, project_dir))
-        out.append(_Input(relative(file, project_dir), file.resolve().as_uri(), fmt, file))
+        out.append(_Input(relative(file, project_dir), local_url(file), fmt, file))
     return out
 
 
@@ -398,7 +398,8 @@ def one_load_per_source(loads: list[tuple[SourceSettings, _Input]]) -> None:
                 f"source {name!r} has {len(labels)} files to load ({shown}): the Spark ingest "
                 "loads one file per source and ingest (comparing a file with the rows of the "
                 "files before it is not done on Spark yet); give the folder as one URL, e.g. "
-                f"path = \"file:///absolute/folder\" (its files are then one load), or {_ON_DUCKDB}")
+                f"path = \"file:///absolute/folder\" (its files are then one load, read whole "
+                f"at every ingest: such a source loads once per warehouse), or {_ON_DUCKDB}")
 
 
 def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from segflow.engine._spark import local_url
 from segflow.store import CANONICAL_TABLES, Store
 from segflow.store._spark import SparkStore
 
@@ -46,7 +47,7 @@ def push_to_warehouse(store: Store, warehouse: SparkStore) -> dict[str, int]:
                     path = Path(tmp) / f"{name}.parquet"
                     store.raw.execute(f"COPY (SELECT * FROM \"{name}\" {where}) TO '{path}' "
                                       "(FORMAT parquet)")
-                    df = warehouse.session.read.parquet(path.resolve().as_uri())
+                    df = warehouse.session.read.parquet(local_url(path))
                     counts[name] = warehouse.write(name, df, run_id)
         finally:
             store.raw.execute("DROP TABLE IF EXISTS _segflow_pushed")

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -71,7 +70,7 @@ class TextJob:
         label = self.label if self.single else url
         with contextlib.ExitStack() as stack:
             if content is None:  # a local file: opened where it is
-                path = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
+                path = _local_path(url)
             else:  # any other URL: Spark read the bytes; the reader needs a file
                 folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="segflow-csv-"))
                 path = Path(folder) / PurePosixPath(urllib.parse.urlparse(url).path).name
@@ -102,6 +101,13 @@ class TextJob:
             if staged.tally is not None and staged.tally.complete:
                 records = staged.tally.records  # the reader's own count (lines and bytes checked)
             yield _batch(url, "file", _row=[last], _fields=[header], _records=[records])
+
+
+def _local_path(url: str) -> Path:
+    """The local file of a ``file:`` URL as Spark's file sources give it: the path as it is
+    (Spark decodes it: a name may hold spaces, ``#`` or ``%``), after ``file://`` or ``file:``."""
+    rest = url.removeprefix("file://") if url.startswith("file://") else url.removeprefix("file:")
+    return Path(rest)
 
 
 def _batch(url: str, kind: str, **columns: Any) -> pa.RecordBatch:
