@@ -225,3 +225,26 @@ def test_a_stored_diagnostics_failure_is_what_the_report_shows(tmp_path, monkeyp
                             "WHERE name = 'clv_diagnostics'")
         with pytest.raises(SegflowError, match="old"):
             clv_diagnostics(p.store, snapshot)
+
+
+def test_diagnostics_without_history_before_the_holdout_say_so(tmp_path):
+    """Four months of data: the 26 weeks held out before the snapshot leave no purchase to
+    calibrate on; the message says that, not the model's "the summary holds no customers"."""
+    import datetime as dt
+
+    from segflow.datasets import demo_project_toml, generate_demo
+    from segflow.errors import SegflowError
+    from segflow.project import Project
+    from segflow.summaries._results import clv_diagnostics_document
+
+    data = generate_demo(tmp_path / "data", customers=100, months=4, seed=1)
+    with Project.init(tmp_path, toml_text=demo_project_toml("data", max_date=data.end)) as p:
+        p.ingest()
+        snapshot = data.end
+        cal_end = snapshot - dt.timedelta(weeks=26)
+        assert p.store.sql(f"SELECT count(*) FROM transactions WHERE ts < DATE '{cal_end}'") \
+            .to_pandas().iloc[0, 0] == 0  # the premise: nothing before the calibration end
+        with pytest.raises(SegflowError, match=f"no customer bought before the calibration end "
+                                               f"{cal_end} \\(the snapshot {snapshot} less the "
+                                               "26-week holdout\\)"):
+            clv_diagnostics_document(p.store.table("transactions"), snapshot)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from segflow.errors import InputError
+from segflow.errors import InputError, SegflowError
 
 if TYPE_CHECKING:
     import ibis
@@ -165,6 +165,11 @@ def clv_diagnostics_document(
     cached = summary.cache() if hasattr(summary, "cache") else summary
     try:
         cal = compress(cached)
+        if not (cal["T"] > 0).any():  # the model's own error would say "no customers"
+            raise SegflowError(
+                f"no customer bought before the calibration end {cal_end} (the snapshot "
+                f"{snapshot} less the {holdout_weeks}-week holdout): the holdout diagnostics "
+                "need purchases before it")
         cal_model = BetaGeoModel().fit(cal[cal["T"] > 0])
         validation = validate_holdout(cached, cal_model, time_unit="W", transactions=transactions,
                                       days=days, repeat_days=repeat_days)
@@ -413,7 +418,6 @@ def result_documents(store: Store, *, campaign_scheme: str | None, names: tuple[
     snapshot; ``clv_days``: the stage's cached purchase days (read by the diagnostics at any
     snapshot: they hold every day); ``clv_states``: the stage's BTYD states (read by the
     diagnostics at their snapshot); ``campaigns_reuse``: see :func:`campaign_documents`."""
-    from segflow.errors import SegflowError
 
     rows: list[tuple[str, dt.date | None, str]] = []
     if "clv_diagnostics" in names:
