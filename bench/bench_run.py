@@ -158,8 +158,14 @@ def job(args: argparse.Namespace) -> None:
         meta = {"mode": "job", "set": name, "tag": args.tag, **_size(args.root, name)}
         info = data_info(args.root, name)
         proj = args.root / f"job-{name}"
-        make_project(proj, args.root / f"data-{name}", dt.date.fromisoformat(info["end"]), args.memory_limit)
-        for s in ("ingest", "run", "report"):
+        stages = args.stages.split(",")
+        if "ingest" in stages:
+            make_project(proj, args.root / f"data-{name}", dt.date.fromisoformat(info["end"]),
+                         args.memory_limit)
+        elif not (proj / "segflow.toml").exists():
+            sys.exit(f"job --stages {args.stages}: no ingested project at {proj} (run the ingest "
+                     "stage with --keep first)")
+        for s in stages:
             if stage(s, proj, **meta)["exit_code"] != 0:
                 break
         if not args.keep:
@@ -237,6 +243,9 @@ def main() -> None:
                     help="compare: which of run, report, baseline-all, baseline-rfm to measure")
     ap.add_argument("--no-report", action="store_true", help="compare: skip the report stage")
     ap.add_argument("--keep", action="store_true", help="job/newmonth: keep the project folder")
+    ap.add_argument("--stages", default="ingest,run,report",
+                    help="job: the stages to measure, in order; without ingest they run on the kept "
+                         "project <root>/job-<set> (an earlier job --keep)")
     ap.add_argument("--keep-ingested", action="store_true",
                     help="newmonth: also keep a copy of the project after \"ingest month 24\" "
                          "(<root>/newmonth-<set>-ingested: the store the timed run starts from)")
