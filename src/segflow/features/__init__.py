@@ -17,8 +17,10 @@ from segflow.features._purchase_def import (
 from segflow.features._registry import FEATURE_GROUPS, FEATURES, Feature
 from segflow.features._snapshots import snapshot_features
 from segflow.features._survey import question_column, survey_registry
+from segflow.features._window import EXACT_MONEY, money_sum
 
 __all__ = [
+    "EXACT_MONEY",
     "FEATURES",
     "FEATURE_GROUPS",
     "REQUIRED_TABLES",
@@ -28,6 +30,7 @@ __all__ = [
     "is_purchase_line",
     "is_return_line",
     "is_spend_line",
+    "money_sum",
     "purchase_lines",
     "question_column",
     "snapshot_features",

@@ -65,6 +65,15 @@ def money(value: ibis.NumericValue) -> ibis.DecimalValue:
     return value.cast(EXACT_MONEY)
 
 
+def money_sum(value: ibis.NumericValue, where: ibis.BooleanValue | None = None) -> ibis.FloatingScalar:
+    """The sum of ``value`` summed exactly as :data:`EXACT_MONEY` (each value rounded to a
+    millionth first), returned as float64: the double nearest the exact decimal sum, so the
+    same on any engine, thread count or order of rows (a float64 sum is not: on two engines
+    the same revenue summed to 85,425.49999999997 and 85,425.50000000001, printed 85,425 and
+    85,426). Null when no value is summed, as ``sum``."""
+    return money(value).sum(where=where).cast("float64")
+
+
 def safe_ratio(num: ibis.NumericValue, den: ibis.NumericValue) -> ibis.NumericValue:
     """``num / den`` as float, null when ``den`` is 0 or null (Spark raises on x / 0)."""
     den_f = den.cast("float64")

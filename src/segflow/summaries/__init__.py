@@ -38,7 +38,9 @@ transaction (each run replaces the previous aggregates):
     :mod:`segflow.summaries._results`).
 
 Money is in the project's currency (``[project] currency``), returns netted, anonymous lines
-(no customer id) left out: they belong to no segment.
+(no customer id) left out: they belong to no segment. Every sum of money (and of CLV scores,
+expected purchases, P(alive)) is exact to a millionth (:func:`segflow.features.money_sum`),
+so the stored figures do not depend on the engine, its threads or the order of rows.
 """
 
 from segflow.summaries._read import (

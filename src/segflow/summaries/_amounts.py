@@ -28,6 +28,7 @@ from typing import Any
 
 import ibis
 
+from segflow.features import money_sum
 from segflow.summaries._revenue import REVENUE_WINDOW_DAYS, boundaries, period_amounts
 
 TABLE, PERIODS = "summary_amounts", "summary_amount_periods"
@@ -123,8 +124,8 @@ def revenue_at(amounts: ibis.Table, day: dt.date) -> ibis.Table:
     a = amounts.filter(amounts.period_end <= ibis.literal(day, "date"))
     year = ibis.literal(day - dt.timedelta(days=REVENUE_WINDOW_DAYS), "date")
     out = a.group_by("customer_id").agg(
-        revenue_all_time=a.amount.sum(),
-        revenue_12m=a.amount.sum(where=a.period_end > year).fill_null(0.0),
+        revenue_all_time=money_sum(a.amount),
+        revenue_12m=money_sum(a.amount, where=a.period_end > year).fill_null(0.0),
     )
     return out.select("customer_id", snapshot_date=ibis.literal(day, "date"),
                       revenue_all_time=out.revenue_all_time, revenue_12m=out.revenue_12m)
@@ -139,4 +140,4 @@ def bucket_amounts(amounts: ibis.Table, keyed: ibis.Table, days: Sequence[dt.dat
     a = amounts.filter(amounts.period_end <= ibis.literal(d[-1], "date"))
     a = a.join(keyed, a.customer_id == keyed.customer_id)
     be = ibis.cases(*[(a.period_end <= ibis.literal(x, "date"), ibis.literal(x, "date")) for x in d])
-    return a.group_by(k=a.k, be=be).agg(amount=a.amount.sum())
+    return a.group_by(k=a.k, be=be).agg(amount=money_sum(a.amount))

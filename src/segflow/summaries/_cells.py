@@ -30,7 +30,14 @@ import pandas as pd
 import pyarrow as pa
 from ibis import _
 
+from segflow.features import money_sum
+
 NEW, GONE = "(new)", "(gone)"
+
+#: Decimal places of the money sums (:func:`segflow.features.money_sum`, a millionth of the
+#: currency unit): a difference or total of them taken in pandas is rounded to as many, so
+#: it is the same double as the engine's exact sum (the full and the incremental path agree).
+MICRO = 6
 
 
 def _dates(days: Sequence[dt.date]) -> list[ibis.Value]:
@@ -110,7 +117,7 @@ def bucket_amounts(transactions: ibis.Table, keyed: ibis.Table, days: Sequence[d
     t = t.join(keyed, t.customer_id == keyed.customer_id)
     be = ibis.cases(*[(t.ts < ibis.timestamp(dt.datetime.combine(x, dt.time())), ibis.literal(x, "date"))
                       for x in d])
-    return t.group_by(k=t.k, be=be).agg(amount=t.amount.cast("float64").sum())
+    return t.group_by(k=t.k, be=be).agg(amount=money_sum(t.amount))
 
 
 def states(a: ibis.Table, revenue: ibis.Table, scores: ibis.Table, keyed: ibis.Table,
@@ -169,13 +176,12 @@ def segment_rows(st: ibis.Table, code_table: pd.DataFrame, schemes: Sequence[str
         parts.append(part.group_by(si=ibis.literal(i, "int64"), snapshot_date=part.snapshot_date,
                                    g=part[f"g{i}"]).agg(
             customers=_.count(),
-            revenue_12m=_.r_12.sum(),
-            revenue_all_time=_.r_all.sum(),
+            revenue_12m=money_sum(part.r_12),
+            revenue_all_time=money_sum(part.r_all),
             scored_customers=_.p_alive.count(),
-            mean_p_alive=_.p_alive.mean(),
-            p_alive_sum=_.p_alive.sum(),
-            expected_purchases=_.expected_purchases.sum(),
-            clv=_.clv.sum(),
+            p_alive_sum=money_sum(part.p_alive),
+            expected_purchases=money_sum(part.expected_purchases),
+            clv=money_sum(part.clv),
         ))
     if not parts:
         return pd.DataFrame()
@@ -185,12 +191,13 @@ def segment_rows(st: ibis.Table, code_table: pd.DataFrame, schemes: Sequence[str
     by = ["scheme", "snapshot_date", "segment"]
     sums = ["revenue_12m", "revenue_all_time", "expected_purchases", "clv"]
     if out.duplicated(by).any():  # a segment with customers of several ranks: one row
-        out = out.groupby(by, as_index=False).agg(
+        out = out.sort_values([*by, "segment_rank"]).groupby(by, as_index=False).agg(
             segment_rank=("segment_rank", "min"), customers=("customers", "sum"),
             scored_customers=("scored_customers", "sum"), p_alive_sum=("p_alive_sum", "sum"),
             **{c: (c, "sum") for c in sums})
-        scored = out["scored_customers"]
-        out["mean_p_alive"] = (out["p_alive_sum"] / scored).where(scored > 0)
+        out[[*sums, "p_alive_sum"]] = out[[*sums, "p_alive_sum"]].round(MICRO)
+    scored = out["scored_customers"]
+    out["mean_p_alive"] = (out["p_alive_sum"] / scored).where(scored > 0)
     out[sums] = out[sums].fillna(0.0)
     return out.drop(columns=["si", "p_alive_sum"], errors="ignore").sort_values(by, ignore_index=True)
 
@@ -234,8 +241,8 @@ def transition_rows(st: ibis.Table, code_table: pd.DataFrame, schemes: Sequence[
             part = j.filter(*keep)
             parts.append(part.group_by(si=ibis.literal(i, "int64"), pair=part.pair,
                                        f=part[f"f{i}"], t=part[f"t{i}"]).agg(
-                customers=_.count(), revenue=_.moved.sum(), revenue_12m=_.t_12.sum(),
-                clv=_.t_clv.sum(), scored_customers=_.t_clv.count()))
+                customers=_.count(), revenue=money_sum(part.moved), revenue_12m=money_sum(part.t_12),
+                clv=money_sum(part.t_clv), scored_customers=_.t_clv.count()))
         out = ibis.union(*parts).execute()
     finally:
         j.release()
@@ -253,11 +260,11 @@ def _one_row_per_cell(out: pd.DataFrame) -> pd.DataFrame:
     by = ["scheme", "from_date", "to_date", "from_segment", "to_segment"]
     sums = ["revenue", "revenue_12m", "clv"]
     if out.duplicated(by).any():  # a segment with customers of several ranks: one cell
-        out = out.groupby(by, as_index=False).agg(
+        out = out.sort_values([*by, "from_rank", "to_rank"]).groupby(by, as_index=False).agg(
             from_rank=("from_rank", "min"), to_rank=("to_rank", "min"),
             customers=("customers", "sum"), scored_customers=("scored_customers", "sum"),
             **{c: (c, "sum") for c in sums})
-    out[sums] = out[sums].fillna(0.0)
+    out[sums] = out[sums].fillna(0.0).round(MICRO)
     out["scored_customers"] = out["scored_customers"].fillna(0).astype("int64")
     cols = ["scheme", "from_date", "to_date", "from_segment", "to_segment", "from_rank", "to_rank",
             "customers", *sums, "scored_customers"]
@@ -300,38 +307,39 @@ def ending_transitions(spells: ibis.Table, latest: ibis.Table, amounts: ibis.Tab
                  t_all=s.r_all, t_12=s.r_12, t_clv=s.clv).cache()
     try:
         cells = s.group_by("si", "f", "t", "valid_from", "valid_to").agg(
-            customers=_.count(), t_all=_.t_all.sum(), t_12=_.t_12.sum(), t_clv=_.t_clv.sum(),
-            scored=_.t_clv.count())
+            customers=_.count(), t_all=money_sum(s.t_all), t_12=money_sum(s.t_12),
+            t_clv=money_sum(s.t_clv), scored=_.t_clv.count())
         a = amounts.view()
         m = s.join(a, (s.k == a.k) & (a.be < s.valid_to))
         before = m.group_by(si=m.si, f=m.f, t=m.t, lo=ibis.greatest(m.valid_from, m.be),
-                            valid_to=m.valid_to).agg(r_before=m.amount.sum())
+                            valid_to=m.valid_to).agg(r_before=money_sum(m.amount))
         cx = cells.join(p, (cells.si == p.p_si) & (cells.valid_from <= p.p_from)
                         & (p.p_from < cells.valid_to))
         cx = cx.group_by("si", "p_from", "f", "t").agg(
-            customers=cx.customers.sum(), t_all=cx.t_all.sum(), t_12=cx.t_12.sum(),
-            t_clv=cx.t_clv.sum(), scored=cx.scored.sum()).execute()
+            customers=cx.customers.sum(), t_all=money_sum(cx.t_all), t_12=money_sum(cx.t_12),
+            t_clv=money_sum(cx.t_clv), scored=cx.scored.sum()).execute()
         pv = p.view()
         bx = before.join(pv, (before.si == pv.p_si) & (before.lo <= pv.p_from)
                          & (pv.p_from < before.valid_to))
-        bx = bx.group_by("si", "p_from", "f", "t").agg(r_before=bx.r_before.sum()).execute()
+        bx = bx.group_by("si", "p_from", "f", "t").agg(r_before=money_sum(bx.r_before)).execute()
     finally:
         s.release()
     # the to segments' totals and the revenue of their customers before each F (the amounts
     # grouped by every scheme's to segment at once: a small table)
     la = lt.join(amounts, lt.k == amounts.k)
-    la = la.group_by(*[f"g{i}" for i in range(n)], "be").agg(amount=la.amount.sum()).cache()
+    la = la.group_by(*[f"g{i}" for i in range(n)], "be").agg(amount=money_sum(la.amount)).cache()
     totals, before_to = [], []
     for i in range(n):
         g = lt[f"g{i}"]
-        totals.append(lt.filter(g.notnull()).group_by(si=ibis.literal(i, "int64"), t=g).agg(
-            customers=_.count(), t_all=_.r_all.sum(), t_12=_.r_12.sum(), t_clv=_.clv.sum(),
-            scored=_.clv.count()))
+        held = lt.filter(g.notnull())
+        totals.append(held.group_by(si=ibis.literal(i, "int64"), t=held[f"g{i}"]).agg(
+            customers=_.count(), t_all=money_sum(held.r_all), t_12=money_sum(held.r_12),
+            t_clv=money_sum(held.clv), scored=_.clv.count()))
         part = la.filter(la[f"g{i}"].notnull())
         part = part.group_by(si=ibis.literal(i, "int64"), t=part[f"g{i}"], be=part.be).agg(
-            amount=part.amount.sum())
+            amount=money_sum(part.amount))
         j = part.join(pv, (part.si == pv.p_si) & (part.be <= pv.p_from))
-        before_to.append(j.group_by("si", "p_from", "t").agg(r_before=j.amount.sum()))
+        before_to.append(j.group_by("si", "p_from", "t").agg(r_before=money_sum(j.amount)))
     try:
         totals_df = ibis.union(*totals).execute()
         before_df = ibis.union(*before_to).execute()
@@ -357,11 +365,11 @@ def _ending_cells(cx: pd.DataFrame, bx: pd.DataFrame, totals: pd.DataFrame, befo
     new = grid.merge(covered, on=["si", "p_from", "t"], how="left", suffixes=("", "_c"))
     new[sums] = new[sums].fillna(0.0)
     for c in sums:
-        new[c] = new[c] - new[f"{c}_c"].fillna(0.0)
+        new[c] = (new[c] - new[f"{c}_c"].fillna(0.0)).round(MICRO)
     new = new[new["customers"] > 0].assign(f=pd.NA)[key + sums]
     out = pd.concat([spelled[key + sums], new], ignore_index=True)
     out["customers"] = out["customers"].astype("int64")
-    out["revenue"] = out["t_all"] - out["r_before"]
+    out["revenue"] = (out["t_all"] - out["r_before"]).round(MICRO)
     out = out.rename(columns={"t_12": "revenue_12m", "t_clv": "clv", "scored": "scored_customers"})
     out = _named(out, code_table, "f", "from_segment", "from_rank", NEW)
     out = _named(out, code_table, "t", "to_segment", "to_rank", GONE)

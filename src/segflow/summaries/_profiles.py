@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from segflow.features import money_sum
+from segflow.segments._profile import settled
 from segflow.store import Store
 
 
@@ -45,7 +47,10 @@ def _base(joined: ibis.Table, numeric: list[str], by: list[str]) -> pd.DataFrame
         x = joined[f].cast("float64")
         metrics[f"m{i}"], metrics[f"s{i}"], metrics[f"q{i}"] = x.mean(), x.std(how="pop"), x.median()
     q = joined.group_by(by).aggregate(**metrics) if by else joined.aggregate(**metrics)
-    return q.to_pandas()
+    out = q.to_pandas()
+    cols = [c for c in out.columns if c[0] in "ms" and c[1:].isdigit()]
+    out[cols] = settled(out[cols].astype(float))
+    return out
 
 
 def rule_profiles(store: Store | Any, schemes: Sequence[str], *, snapshot: dt.date | None = None,
@@ -76,7 +81,7 @@ def rule_profiles(store: Store | Any, schemes: Sequence[str], *, snapshot: dt.da
         joined = features.inner_join(a, "customer_id")
         metrics: dict[str, Any] = {"size": joined.count(), "segment_rank": joined.segment_rank.min()}
         if value_col is not None:
-            metrics["value"] = joined[value_col].cast("float64").sum()
+            metrics["value"] = money_sum(joined[value_col])
         for i, f in enumerate(numeric):
             x = joined[f].cast("float64")
             metrics[f"m{i}"], metrics[f"q{i}"] = x.mean(), x.median()

@@ -24,6 +24,8 @@ import ibis
 import pyarrow as pa
 from ibis import _
 
+from segflow.features import EXACT_MONEY, money_sum
+
 REVENUE_WINDOW_DAYS = 365
 
 
@@ -39,14 +41,14 @@ def boundaries(dates: Sequence[dt.date]) -> list[dt.date]:
 
 def period_amounts(transactions: ibis.Table, bounds: Sequence[dt.date]) -> ibis.Table:
     """``customer_id, period_end, amount``: per customer and boundary ``b`` of ``bounds``
-    (sorted) the net amount (float64) of the customer's lines with ``ts`` before ``b`` and at
+    (sorted) the net amount (float64, summed exactly: :func:`segflow.features.money_sum`) of the customer's lines with ``ts`` before ``b`` and at
     or after the boundary before it (lines before the first boundary count at the first, lines
     at or after the last at none); one row per customer and period with lines, anonymous
     lines left out."""
     t = transactions.filter(transactions.customer_id.notnull(),
                             transactions.ts < ibis.timestamp(_midnight(bounds[-1])))
     end = ibis.cases(*[(t.ts < ibis.timestamp(_midnight(d)), ibis.literal(d, "date")) for d in bounds])
-    return t.group_by(customer_id=t.customer_id, period_end=end).agg(amount=t.amount.cast("float64").sum())
+    return t.group_by(customer_id=t.customer_id, period_end=end).agg(amount=money_sum(t.amount))
 
 
 def revenue_at_snapshots(transactions: ibis.Table, dates: Sequence[dt.date], *,
@@ -63,7 +65,8 @@ def revenue_at_snapshots(transactions: ibis.Table, dates: Sequence[dt.date], *,
     per_bucket = period_amounts(transactions, bounds) if amounts is None else amounts
     w = ibis.window(group_by="customer_id", order_by="period_end")
     running = per_bucket.mutate(
-        cum=_.amount.sum().over(ibis.window(group_by="customer_id", order_by="period_end", rows=(None, 0))),
+        cum=_.amount.cast(EXACT_MONEY).sum().over(
+            ibis.window(group_by="customer_id", order_by="period_end", rows=(None, 0))).cast("float64"),
         next_end=_.period_end.lead().over(w).fill_null(ibis.date(9999, 12, 31)),
     )
     # revenue before boundary b is the running sum of the last period ending at or before b
