@@ -17,7 +17,7 @@ from segflow.features._purchase_def import (
 from segflow.features._registry import FEATURE_GROUPS, FEATURES, Feature
 from segflow.features._snapshots import snapshot_features
 from segflow.features._survey import question_column, survey_registry
-from segflow.features._window import EXACT_MONEY, money_sum
+from segflow.features._window import EXACT_MONEY, money_sum, score_sum
 
 __all__ = [
     "EXACT_MONEY",
@@ -33,6 +33,7 @@ __all__ = [
     "money_sum",
     "purchase_lines",
     "question_column",
+    "score_sum",
     "snapshot_features",
     "survey_registry",
 ]

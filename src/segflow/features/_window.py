@@ -74,6 +74,18 @@ def money_sum(value: ibis.NumericValue, where: ibis.BooleanValue | None = None) 
     return money(value).sum(where=where).cast("float64")
 
 
+#: Model outputs (CLV, expected purchases, P(alive)) are summed as decimals of twelve places:
+#: as order-independent as money, with a rounding of each value (5e-13) far below a model's
+#: precision; |sums| up to 10^26.
+EXACT_SCORE = ibis.dtype("decimal(38, 12)")
+
+
+def score_sum(value: ibis.NumericValue) -> ibis.FloatingScalar:
+    """As :func:`money_sum` for a model's per-customer output (each value rounded to 1e-12,
+    summed as :data:`EXACT_SCORE`), as float64; null when no value is summed."""
+    return value.cast(EXACT_SCORE).sum().cast("float64")
+
+
 def safe_ratio(num: ibis.NumericValue, den: ibis.NumericValue) -> ibis.NumericValue:
     """``num / den`` as float, null when ``den`` is 0 or null (Spark raises on x / 0)."""
     den_f = den.cast("float64")

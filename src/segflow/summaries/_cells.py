@@ -30,14 +30,24 @@ import pandas as pd
 import pyarrow as pa
 from ibis import _
 
-from segflow.features import money_sum
+from segflow.features import money_sum, score_sum
 
 NEW, GONE = "(new)", "(gone)"
 
 #: Decimal places of the money sums (:func:`segflow.features.money_sum`, a millionth of the
 #: currency unit): a difference or total of them taken in pandas is rounded to as many, so
 #: it is the same double as the engine's exact sum (the full and the incremental path agree).
+#: The model outputs' sums (:func:`segflow.features.score_sum`, twelve places) are not
+#: rounded again: a rounding to a millionth would cost a small segment's P(alive) precision.
 MICRO = 6
+#: The money columns of the segment and transition rows.
+MONEY = ["revenue", "revenue_12m", "revenue_all_time"]
+
+
+def _round_money(frame: pd.DataFrame) -> None:
+    """The money columns of ``frame`` rounded to :data:`MICRO` places (in place)."""
+    cols = [c for c in MONEY if c in frame.columns]
+    frame[cols] = frame[cols].round(MICRO)
 
 
 def _dates(days: Sequence[dt.date]) -> list[ibis.Value]:
@@ -179,9 +189,9 @@ def segment_rows(st: ibis.Table, code_table: pd.DataFrame, schemes: Sequence[str
             revenue_12m=money_sum(part.r_12),
             revenue_all_time=money_sum(part.r_all),
             scored_customers=_.p_alive.count(),
-            p_alive_sum=money_sum(part.p_alive),
-            expected_purchases=money_sum(part.expected_purchases),
-            clv=money_sum(part.clv),
+            p_alive_sum=score_sum(part.p_alive),
+            expected_purchases=score_sum(part.expected_purchases),
+            clv=score_sum(part.clv),
         ))
     if not parts:
         return pd.DataFrame()
@@ -195,7 +205,7 @@ def segment_rows(st: ibis.Table, code_table: pd.DataFrame, schemes: Sequence[str
             segment_rank=("segment_rank", "min"), customers=("customers", "sum"),
             scored_customers=("scored_customers", "sum"), p_alive_sum=("p_alive_sum", "sum"),
             **{c: (c, "sum") for c in sums})
-        out[[*sums, "p_alive_sum"]] = out[[*sums, "p_alive_sum"]].round(MICRO)
+        _round_money(out)
     scored = out["scored_customers"]
     out["mean_p_alive"] = (out["p_alive_sum"] / scored).where(scored > 0)
     out[sums] = out[sums].fillna(0.0)
@@ -242,7 +252,7 @@ def transition_rows(st: ibis.Table, code_table: pd.DataFrame, schemes: Sequence[
             parts.append(part.group_by(si=ibis.literal(i, "int64"), pair=part.pair,
                                        f=part[f"f{i}"], t=part[f"t{i}"]).agg(
                 customers=_.count(), revenue=money_sum(part.moved), revenue_12m=money_sum(part.t_12),
-                clv=money_sum(part.t_clv), scored_customers=_.t_clv.count()))
+                clv=score_sum(part.t_clv), scored_customers=_.t_clv.count()))
         out = ibis.union(*parts).execute()
     finally:
         j.release()
@@ -264,7 +274,8 @@ def _one_row_per_cell(out: pd.DataFrame) -> pd.DataFrame:
             from_rank=("from_rank", "min"), to_rank=("to_rank", "min"),
             customers=("customers", "sum"), scored_customers=("scored_customers", "sum"),
             **{c: (c, "sum") for c in sums})
-    out[sums] = out[sums].fillna(0.0).round(MICRO)
+    out[sums] = out[sums].fillna(0.0)
+    _round_money(out)
     out["scored_customers"] = out["scored_customers"].fillna(0).astype("int64")
     cols = ["scheme", "from_date", "to_date", "from_segment", "to_segment", "from_rank", "to_rank",
             "customers", *sums, "scored_customers"]
@@ -308,7 +319,7 @@ def ending_transitions(spells: ibis.Table, latest: ibis.Table, amounts: ibis.Tab
     try:
         cells = s.group_by("si", "f", "t", "valid_from", "valid_to").agg(
             customers=_.count(), t_all=money_sum(s.t_all), t_12=money_sum(s.t_12),
-            t_clv=money_sum(s.t_clv), scored=_.t_clv.count())
+            t_clv=score_sum(s.t_clv), scored=_.t_clv.count())
         a = amounts.view()
         m = s.join(a, (s.k == a.k) & (a.be < s.valid_to))
         before = m.group_by(si=m.si, f=m.f, t=m.t, lo=ibis.greatest(m.valid_from, m.be),
@@ -317,7 +328,7 @@ def ending_transitions(spells: ibis.Table, latest: ibis.Table, amounts: ibis.Tab
                         & (p.p_from < cells.valid_to))
         cx = cx.group_by("si", "p_from", "f", "t").agg(
             customers=cx.customers.sum(), t_all=money_sum(cx.t_all), t_12=money_sum(cx.t_12),
-            t_clv=money_sum(cx.t_clv), scored=cx.scored.sum()).execute()
+            t_clv=score_sum(cx.t_clv), scored=cx.scored.sum()).execute()
         pv = p.view()
         bx = before.join(pv, (before.si == pv.p_si) & (before.lo <= pv.p_from)
                          & (pv.p_from < before.valid_to))
@@ -334,7 +345,7 @@ def ending_transitions(spells: ibis.Table, latest: ibis.Table, amounts: ibis.Tab
         held = lt.filter(g.notnull())
         totals.append(held.group_by(si=ibis.literal(i, "int64"), t=held[f"g{i}"]).agg(
             customers=_.count(), t_all=money_sum(held.r_all), t_12=money_sum(held.r_12),
-            t_clv=money_sum(held.clv), scored=_.clv.count()))
+            t_clv=score_sum(held.clv), scored=_.clv.count()))
         part = la.filter(la[f"g{i}"].notnull())
         part = part.group_by(si=ibis.literal(i, "int64"), t=part[f"g{i}"], be=part.be).agg(
             amount=money_sum(part.amount))
@@ -365,7 +376,8 @@ def _ending_cells(cx: pd.DataFrame, bx: pd.DataFrame, totals: pd.DataFrame, befo
     new = grid.merge(covered, on=["si", "p_from", "t"], how="left", suffixes=("", "_c"))
     new[sums] = new[sums].fillna(0.0)
     for c in sums:
-        new[c] = (new[c] - new[f"{c}_c"].fillna(0.0)).round(MICRO)
+        new[c] = new[c] - new[f"{c}_c"].fillna(0.0)
+    new[["t_all", "t_12", "r_before"]] = new[["t_all", "t_12", "r_before"]].round(MICRO)
     new = new[new["customers"] > 0].assign(f=pd.NA)[key + sums]
     out = pd.concat([spelled[key + sums], new], ignore_index=True)
     out["customers"] = out["customers"].astype("int64")
