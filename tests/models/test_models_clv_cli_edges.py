@@ -69,6 +69,9 @@ def test_date_options_are_checked(cdnow_dir: Path) -> None:
     both = _run("clv", "fit", "-t", cdnow_dir / "CDNOW_sample.txt", "--calibration-end",
                 "1997-09-30", "--snapshot", "1997-10-01")
     assert both.exit_code == 1 and "not both" in both.output
+    neither = _run("clv", "fit", "-t", cdnow_dir / "CDNOW_sample.txt")
+    assert neither.exit_code == 1 and "one of them is needed" in neither.output
+    assert "not both" not in neither.output
     early = _run("clv", "fit", "-t", cdnow_dir / "CDNOW_sample.txt", "--calibration-end",
                  "1997-09-30", "--holdout-end", "1997-09-01")
     assert early.exit_code == 1 and "--holdout-end" in early.output

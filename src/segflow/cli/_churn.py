@@ -16,6 +16,7 @@ from typing import Any
 import typer
 
 from segflow.cli._common import (
+    VIA_DUCKDB_STORE,
     EngineOption,
     JsonOption,
     ProjectDirOption,
@@ -69,7 +70,7 @@ def _train(
     from segflow.project import Project
 
     refuse_on_spark(project_dir, "segflow churn train",
-                    "it reads the project's DuckDB store (--engine duckdb)", engine)
+                    VIA_DUCKDB_STORE, engine)
     with Project.open(project_dir) as project:
         store = project.store
         snapshots = resolve_snapshot_dates(store, project.settings)
@@ -142,7 +143,7 @@ def _score(
     from segflow.project import Project
 
     refuse_on_spark(project_dir, "segflow churn score",
-                    "it reads the project's DuckDB store (--engine duckdb)", engine)
+                    VIA_DUCKDB_STORE, engine)
     with Project.open(project_dir) as project:
         model, _meta = load_churn_model(model_path(project.directory, horizon_days))
         model.set_params(n_threads=threads)
@@ -180,7 +181,7 @@ def _next_segment(
     from segflow.project import Project
 
     refuse_on_spark(project_dir, "segflow churn next-segment",
-                    "it reads the project's DuckDB store (--engine duckdb)", engine)
+                    VIA_DUCKDB_STORE, engine)
     with Project.open(project_dir) as project:
         store = project.store
         with store.run("churn next-segment", {"scheme": scheme, "engine": engine}) as run_id, \

@@ -58,9 +58,10 @@ def snapshot_of(calibration_end: str | None, snapshot: str | None) -> dt.date:
     Exactly one of the two is given.
     """
     if (calibration_end is None) == (snapshot is None):
+        which = "not both" if calibration_end is not None else "one of them is needed"
         raise InputError(
             "give either --calibration-end DATE (the last calibration day, included) or "
-            "--snapshot DATE (the day after it: rows before it are used), not both"
+            f"--snapshot DATE (the day after it: rows before it are used), {which}"
         )
     if calibration_end is not None:
         return _date(calibration_end, "--calibration-end") + dt.timedelta(days=1)

@@ -183,6 +183,12 @@ def on_spark(project_dir: Path, engine: str | None = None) -> bool:
     return resolve_engine(engine, Settings.load(project_dir).engine) == "spark"
 
 
+#: The way round for a command that reads the DuckDB store (empty on a Spark project).
+VIA_DUCKDB_STORE = ("it reads the project's DuckDB store, which a Spark ingest leaves empty: load "
+                    "the same sources there too with `segflow ingest --engine duckdb`, then add "
+                    "--engine duckdb to this command")
+
+
 def refuse_on_spark(project_dir: Path, command: str, instead: str,
                     engine: str | None = None) -> None:
     """Fail with one line when ``command`` (e.g. ``"segflow churn train"``) would read or

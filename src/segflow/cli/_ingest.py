@@ -44,7 +44,8 @@ def register(app: typer.Typer) -> None:
 
 
 #: Why the identity commands refuse a Spark project.
-IDENTITY_ON_DUCKDB = "identity resolution runs on the DuckDB store only"
+IDENTITY_ON_DUCKDB = ("identity resolution runs in a DuckDB project only ([engine] kind = \"duckdb\"): "
+                      "it reads and rewrites the canonical tables of the DuckDB store")
 
 
 def _open(project: Path):
