@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
+import warnings
 
 import duckdb
 from typer.testing import CliRunner
@@ -53,7 +55,7 @@ def test_tokens_lifecycle_and_audit_drain(tmp_path):
     con.close()
 
 
-def test_serve_get_needs_a_token(tmp_path):
+def test_serve_get_needs_a_token(tmp_path, monkeypatch):
     from segflow.project import Project
 
     directory = tmp_path / "proj"
@@ -63,5 +65,12 @@ def test_serve_get_needs_a_token(tmp_path):
     assert refused.exit_code == 1 and "Bearer" in refused.stdout
     token = json.loads(runner.invoke(app, ["tokens", "create", "--role", "viewer", "-p", str(directory),
                                            "--json"]).stdout)["token"]
-    ok = runner.invoke(app, ["serve", "-p", str(directory), "--get", "/api/v1/schemes", "--token", token])
+    for module in ("starlette.testclient", "fastapi.testclient"):  # imported as on a first call
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ok = runner.invoke(app, ["serve", "-p", str(directory), "--get", "/api/v1/schemes", "--token", token])
     assert ok.exit_code == 0 and json.loads(ok.stdout)["count"] == 0
+    # Starlette's notice about its httpx-based client is not the user's business
+    assert not [w for w in caught if "httpx" in str(w.message)], [str(w.message) for w in caught]
+    assert "httpx" not in ok.stderr

@@ -86,12 +86,14 @@ def serve(
             app = create_app(settings)
             import warnings
 
-            with warnings.catch_warnings():  # Starlette's notice about its httpx-based test client
+            headers = {"authorization": f"Bearer {token}"} if token else {}
+            with warnings.catch_warnings():  # Starlette's notices about its httpx-based client
+                warnings.filterwarnings("ignore", message=".*httpx.*")
                 warnings.simplefilter("ignore", DeprecationWarning)
                 from fastapi.testclient import TestClient
-            headers = {"authorization": f"Bearer {token}"} if token else {}
-            with TestClient(app, base_url="https://testserver") as client:
-                response = client.get(get, headers=headers)
+
+                with TestClient(app, base_url="https://testserver") as client:
+                    response = client.get(get, headers=headers)
             typer.echo(response.text)
             raise typer.Exit(0 if response.status_code < 400 else 1)
         if not _is_loopback(host):
