@@ -70,6 +70,14 @@ class Project:
         )
         return cls(directory, settings, store)
 
+    @classmethod
+    def on_warehouse(cls, directory: str | Path = ".") -> Project:
+        """The project of ``directory`` for a command that reads only its Spark warehouse
+        (:attr:`warehouse`): its settings, and an empty in-memory store in place of the
+        DuckDB file, which is neither opened nor created."""
+        directory = Path(directory)
+        return cls(directory, Settings.load(directory), Store(":memory:"))
+
     def close(self) -> None:
         self.store.close()
 
@@ -248,6 +256,7 @@ class Project:
         if resolve_engine(engine, self.settings.engine) == "spark":
             from segflow.warehouse import aggregates_store
 
-            with Project(self.directory, self.settings, aggregates_store(self.warehouse)) as view:
-                return write_report(view, path)
+            wh = self.warehouse
+            with Project(self.directory, self.settings, aggregates_store(wh)) as view:
+                return write_report(view, path, source=f"warehouse {wh.root}")
         return write_report(self, path)

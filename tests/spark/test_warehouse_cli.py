@@ -180,3 +180,26 @@ def test_warehouse_runs_and_vacuum_refuse_a_duckdb_project(tmp_path):
         assert "is on duckdb ([engine] kind in segflow.toml)" in err
         assert '[engine] kind = "spark"' in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["segflow.duckdb", "segflow.toml"]
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_report_on_spark_names_the_warehouse_and_leaves_no_duckdb_file(projects, tmp_path):
+    """The report's figures come from the warehouse: its header says so, and the project's
+    DuckDB file is neither needed nor created (it used to appear, empty, and the header
+    named it)."""
+    _, spark, summary = projects
+    store = spark / "segflow.duckdb"
+    held = tmp_path / "held.duckdb"
+    store.rename(held)
+    try:
+        out = tmp_path / "report.html"
+        _cli("report", "-p", str(spark), "--out", str(out))
+        assert not store.exists()
+        html = out.read_text(encoding="utf-8")
+        assert "· warehouse file://" in html and "/wh/segflow.db</p>" in html
+        assert "store segflow.duckdb" not in html
+        assert summary.run_id and "Notes from the latest run" in html
+    finally:
+        store.unlink(missing_ok=True)
+        held.rename(store)

@@ -133,7 +133,10 @@ def report(
     from segflow.project import Project
 
     with user_errors():
-        with Project.open(project_dir) as project:
+        # on Spark the figures come from the warehouse: the DuckDB store is not opened
+        # (opening it would create an empty segflow.duckdb)
+        spark = on_spark(project_dir, engine)
+        with Project.open(project_dir) if not spark else Project.on_warehouse(project_dir) as project:
             with progress() as bar:
                 bar.add_task("writing report", total=None)
                 path = project.report(out, engine=engine)

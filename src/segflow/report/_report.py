@@ -254,8 +254,10 @@ def build_sections(project: Project) -> list[Section]:
     return [build(ctx) for build in SECTIONS]
 
 
-def render_report(project: Project, sections: list[Section] | None = None) -> str:
-    """The report as one HTML string."""
+def render_report(project: Project, sections: list[Section] | None = None, *,
+                  source: str | None = None) -> str:
+    """The report as one HTML string; ``source`` names where its figures come from in the
+    header (default: ``store <the DuckDB store's file>``)."""
     import plotly.offline
 
     from segflow import __version__
@@ -265,7 +267,7 @@ def render_report(project: Project, sections: list[Section] | None = None) -> st
         title=f"segflow report: {project.settings.project.name}",
         version=__version__,
         generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        store=project.settings.project.store,
+        source=source or f"store {project.settings.project.store}",
         sections=sections if sections is not None else build_sections(project),
         plotly_js=plotly.offline.get_plotlyjs(),
     )
