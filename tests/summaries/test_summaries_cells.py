@@ -53,6 +53,15 @@ def computed():
     table = coded.execute()
     seg = _cells.segment_rows(st, table, SCHEMES, {s: days for s in SCHEMES})
     tr = _cells.transition_rows(st, table, SCHEMES, {"a": PAIRS, "b": PAIRS[:2]})
+    # the same pairs one at a time (a batch of joined states holds at most 1 row per side:
+    # one pair each), as at 10M customers: the same rows
+    saved = _cells.PAIR_BATCH_ROWS
+    _cells.PAIR_BATCH_ROWS = 1
+    try:
+        one_by_one = _cells.transition_rows(st, table, SCHEMES, {"a": PAIRS, "b": PAIRS[:2]})
+    finally:
+        _cells.PAIR_BATCH_ROWS = saved
+    pd.testing.assert_frame_equal(one_by_one, tr)
     return a, rv, sc, seg, tr
 
 
