@@ -177,6 +177,37 @@ def segment_rows(st: ibis.Table, code_table: pd.DataFrame, schemes: Sequence[str
     ``summary_segments`` before shares (``scheme, snapshot_date, segment, segment_rank,
     customers, revenue_12m, revenue_all_time, scored_customers, mean_p_alive,
     expected_purchases, clv``) from the :func:`states` table ``st``."""
+    return finish_segments(segment_cells(st, schemes, dates), code_table, schemes)
+
+
+#: The key and the summed columns of :func:`segment_cells` and :func:`transition_cells`.
+SEGMENT_KEY = ["si", "snapshot_date", "g"]
+TRANSITION_KEY = ["si", "pair", "f", "t"]
+
+
+def add_cells(frames: Sequence[pd.DataFrame], key: list[str]) -> pd.DataFrame:
+    """The cells of several chunks of customers added up (every column but ``key`` is a
+    count or a sum over customers); money sums rounded to :data:`MICRO` places again, score
+    sums to the twelve of :func:`segflow.features.score_sum`, so that they equal the sums of
+    one chunk (up to a double's precision for score sums beyond about 1,000)."""
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True)
+    out = out.sort_values(key, kind="stable").groupby(key, as_index=False, dropna=False, sort=False).sum(
+        min_count=1)
+    _round_money(out)
+    scores = [c for c in ("p_alive_sum", "expected_purchases", "clv") if c in out.columns]
+    out[scores] = out[scores].round(12)  # the places of score_sum: the one-chunk double
+    return out
+
+
+def segment_cells(st: ibis.Table, schemes: Sequence[str],
+                  dates: Mapping[str, Sequence[dt.date]]) -> pd.DataFrame:
+    """The grouped segment cells of the :func:`states` table ``st`` (codes, not names):
+    :data:`SEGMENT_KEY` and ``customers, revenue_12m, revenue_all_time, scored_customers,
+    p_alive_sum, expected_purchases, clv``; sums over the customers of ``st``, so that
+    chunks of customers add up (:func:`add_cells`)."""
     parts = []
     for i, scheme in enumerate(schemes):
         if not dates.get(scheme):
@@ -193,9 +224,13 @@ def segment_rows(st: ibis.Table, code_table: pd.DataFrame, schemes: Sequence[str
             expected_purchases=score_sum(part.expected_purchases),
             clv=score_sum(part.clv),
         ))
-    if not parts:
+    return ibis.union(*parts).execute() if parts else pd.DataFrame()
+
+
+def finish_segments(out: pd.DataFrame, code_table: pd.DataFrame, schemes: Sequence[str]) -> pd.DataFrame:
+    """:func:`segment_rows` from its cells (:func:`segment_cells`, added up)."""
+    if out.empty:
         return pd.DataFrame()
-    out = ibis.union(*parts).execute()
     out = _named(out, code_table, "g", "segment", "segment_rank", "")
     out["scheme"] = [schemes[i] for i in out["si"]]
     by = ["scheme", "snapshot_date", "segment"]
@@ -219,6 +254,15 @@ def transition_rows(st: ibis.Table, code_table: pd.DataFrame, schemes: Sequence[
     scored_customers`` (those with a CLV score at ``to``)
     (definitions: :mod:`segflow.summaries`) from the :func:`states` table
     ``st`` (which must cover every date of the pairs)."""
+    return finish_transitions(transition_cells(st, schemes, pairs), code_table, schemes, pairs)
+
+
+def transition_cells(st: ibis.Table, schemes: Sequence[str],
+                     pairs: Mapping[str, Sequence[tuple[dt.date, dt.date]]]) -> pd.DataFrame:
+    """The grouped transition cells of the :func:`states` table ``st`` (codes, not names;
+    ``pair`` indexes the sorted pairs of every scheme): :data:`TRANSITION_KEY` and
+    ``customers, revenue, revenue_12m, clv, scored_customers``; sums over the customers of
+    ``st``, so that chunks of customers add up (:func:`add_cells`)."""
     every = sorted({p for s in schemes for p in pairs.get(s, ())})
     if not every:
         return pd.DataFrame()
@@ -230,9 +274,15 @@ def transition_rows(st: ibis.Table, code_table: pd.DataFrame, schemes: Sequence[
     size = max(1, int(PAIR_BATCH_ROWS // max(per_date, 1.0)))
     frames = [_pair_cells(st, schemes, pairs, every, list(range(lo, min(lo + size, len(every)))))
               for lo in range(0, len(every), size)]
-    out = pd.concat([f for f in frames if not f.empty] or frames[:1], ignore_index=True)
+    return pd.concat([f for f in frames if not f.empty] or frames[:1], ignore_index=True)
+
+
+def finish_transitions(out: pd.DataFrame, code_table: pd.DataFrame, schemes: Sequence[str],
+                       pairs: Mapping[str, Sequence[tuple[dt.date, dt.date]]]) -> pd.DataFrame:
+    """:func:`transition_rows` from its cells (:func:`transition_cells`, added up)."""
     if out.empty:
         return pd.DataFrame()
+    every = sorted({p for s in schemes for p in pairs.get(s, ())})
     out = _named(out, code_table, "f", "from_segment", "from_rank", NEW)
     out = _named(out, code_table, "t", "to_segment", "to_rank", GONE)
     out["scheme"] = [schemes[i] for i in out["si"]]
