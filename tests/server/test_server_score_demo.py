@@ -183,8 +183,10 @@ def test_score_is_fast_and_strict(demo_served, demo_client):
 
 
 def _equal_json(a, b, where: str) -> None:
-    """Equal answers: every value the same, floats to 1e-12 relative (the stored aggregates
-    and a recomputation add the same doubles in another order)."""
+    """Equal answers: every value the same, floats to 1e-11 relative (the stored aggregates
+    and a recomputation add the same doubles in another order, and the stored profile means
+    are kept to 12 significant digits: a segment's value, its stored mean times its size,
+    is within 5e-12 of the sum)."""
     if isinstance(a, dict):
         assert isinstance(b, dict) and a.keys() == b.keys(), where
         for k in a:
@@ -194,7 +196,7 @@ def _equal_json(a, b, where: str) -> None:
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
             _equal_json(x, y, f"{where}[{i}]")
     elif isinstance(a, float) or isinstance(b, float):
-        assert b is not None and math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12), (where, a, b)
+        assert b is not None and math.isclose(a, b, rel_tol=1e-11, abs_tol=1e-12), (where, a, b)
     else:
         assert a == b, (where, a, b)
 
