@@ -47,3 +47,28 @@ def test_aggregates_by_chunks_of_customers_equal_all_at_once(demo_project, tmp_p
     exact = [c for c in tr.columns if c != "clv"]
     pd.testing.assert_frame_equal(tr4[exact], tr[exact], check_exact=True)
     pd.testing.assert_series_equal(tr4["clv"], tr["clv"], check_exact=False, rtol=1e-14)
+
+
+@pytest.mark.parametrize("budget", [1, 60_000])
+def test_profiles_with_medians_in_batches_equal_all_at_once(demo_project, monkeypatch, budget):
+    """The segment profiles' exact medians taken a few features and schemes at a time (as at
+    10M customers, where one query of every median was killed for memory) equal one query:
+    ``budget`` 1 gives one feature per query and one scheme per batch, 60,000 batches of
+    schemes with several features per query."""
+    from segflow.pipeline import resolve_schemes
+    from segflow.project import Project
+    from segflow.summaries import _profiles
+    from segflow.summaries._write import profile_frames
+
+    with Project.open(demo_project, read_only=True) as project:
+        store = project.store
+        schemes = [s for s in resolve_schemes(project.settings) if s.kind != "cluster"]
+        names = [s.name for s in schemes]
+        rule_based = dict.fromkeys(names, True)
+        segs, longs = profile_frames(store, names, rule_based)
+        monkeypatch.setattr(_profiles, "MEDIAN_VALUES", budget)
+        segs_b, longs_b = profile_frames(store, names, rule_based)
+    assert len(names) >= 4 and sum(len(x) for x in longs) > 200
+    assert longs[0]["median"].notna().sum() > 10
+    for a, b in zip(segs + longs, segs_b + longs_b, strict=True):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)

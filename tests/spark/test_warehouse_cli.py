@@ -164,10 +164,39 @@ def test_warehouse_runs_prints_a_table(projects):
     _, spark, summary = projects
     out = _cli("warehouse", "runs", "-p", str(spark))
     lines = [line for line in out.splitlines() if summary.run_id in line]
-    assert [("running" in line, "ok" in line) for line in lines] == [(True, False), (False, True)]
+    assert len(lines) == 1 and " ok " in lines[0] and "running" not in lines[0]
+    assert "—" not in lines[0]  # a committed run has its finish time
+    log = _cli("warehouse", "runs", "--log", "-p", str(spark))
+    lines = [line for line in log.splitlines() if summary.run_id in line]
+    assert [("running" in line, " ok " in line) for line in lines] == [(True, False), (False, True)]
     assert "—" in lines[0]  # the running row has no finish time
     for raw in ("NaT", "None", "Empty DataFrame", "Index: []"):
-        assert raw not in out
+        assert raw not in out and raw not in log
+
+
+def test_one_row_per_run_keeps_each_runs_last_state():
+    import pandas as pd
+
+    from segflow.cli._warehouse import NOT_COMMITTED, one_row_per_run
+
+    t = pd.Timestamp
+    log = pd.DataFrame({
+        "run_id": ["b", "a", "b", "c", "a"],
+        "command": ["run", "ingest", "run", "run", "ingest"],
+        "status": ["running", "running", "failed", "running", "ok"],
+        "started_at": [t("2026-01-02"), t("2026-01-01"), t("2026-01-02"), t("2026-01-03"),
+                       t("2026-01-01")],
+        "finished_at": [pd.NaT, pd.NaT, t("2026-01-02 01:00"), pd.NaT, t("2026-01-01 02:00")],
+        "message": [None, None, "boom", None, None],
+    })
+    out = one_row_per_run(log)
+    assert list(out.columns) == list(log.columns)
+    assert out.run_id.tolist() == ["a", "b", "c"]
+    assert out.status.tolist() == ["ok", "failed", NOT_COMMITTED]
+    assert out.finished_at.tolist()[:2] == [t("2026-01-01 02:00"), t("2026-01-02 01:00")]
+    assert pd.isna(out.finished_at.iloc[2])
+    assert out.message.tolist()[1] == "boom"
+    assert one_row_per_run(log.iloc[:0]).empty
 
 
 def test_warehouse_runs_and_vacuum_refuse_a_duckdb_project(tmp_path):

@@ -84,30 +84,56 @@ def push(project_dir: Path = ProjectDirOption, as_json: bool = JsonOption) -> No
 
 
 @warehouse_app.command("runs")
-def runs(project_dir: Path = ProjectDirOption, as_json: bool = JsonOption) -> None:
-    """The run log of the warehouse: one row per state a run reached (stdout)."""
+def runs(project_dir: Path = ProjectDirOption, as_json: bool = JsonOption,
+         log: bool = typer.Option(False, "--log", help="Every state each run reached (the raw run "
+                                  "log: a running row, then an ok or failed row).")) -> None:
+    """The runs of the warehouse, one row per run with its last state, oldest first (stdout)."""
     with user_errors():
         _settings, warehouse = open_warehouse(project_dir)
         frame = warehouse.runs().orderBy("started_at", "finished_at").toPandas()
+        if not log:
+            frame = one_row_per_run(frame)
         if as_json:
             print_json(frame.to_dict(orient="records"))
             return
-        stdout.print(_runs_table(frame, warehouse.root))
+        stdout.print(_runs_table(frame, warehouse.root, log=log))
 
 
 #: Shown for a missing time (a run still running or killed has no ``finished_at``).
 MISSING = "—"
+#: The status of a run whose log has only its ``running`` row: it is still running, or it
+#: was stopped before it could log ``ok`` or ``failed`` (its writes are not visible).
+NOT_COMMITTED = "not committed (running, or stopped)"
 
 
-def _runs_table(frame: pd.DataFrame, root: str) -> RichTable:
-    """The run log ``frame`` (one row per state a run reached) as a Rich table; times to
-    the second (UTC), a missing one as :data:`MISSING`."""
+def one_row_per_run(log: pd.DataFrame) -> pd.DataFrame:
+    """The run log ``log`` (:meth:`segflow.store.SparkWarehouse.runs` as pandas: one row per
+    state a run reached) as one row per run: its last state (``ok`` or ``failed``, else
+    :data:`NOT_COMMITTED`) with its finish time and message, and the start time of its
+    ``running`` row; ordered by start time, then run id. Same columns as ``log``."""
+    if log.empty:
+        return log
+    final = log.status.isin(["ok", "failed"])
+    ended = log[final].drop_duplicates("run_id", keep="last").set_index("run_id")
+    out = log.drop_duplicates("run_id", keep="first").set_index("run_id")
+    started = log.groupby("run_id").started_at.min()
+    out.update(ended.drop(columns=["started_at"]))
+    out["started_at"] = started
+    out.loc[~out.index.isin(ended.index), "status"] = NOT_COMMITTED
+    out = out.reset_index().sort_values(["started_at", "run_id"], kind="stable")
+    return out[list(log.columns)].reset_index(drop=True)
+
+
+def _runs_table(frame: pd.DataFrame, root: str, *, log: bool = False) -> RichTable:
+    """The runs ``frame`` (:func:`one_row_per_run`, or with ``log`` one row per state a run
+    reached) as a Rich table; times to the second (UTC), a missing one as :data:`MISSING`."""
     import pandas as pd
 
     def when(value: object) -> str:
         return MISSING if value is None or pd.isna(value) else f"{pd.Timestamp(value):%Y-%m-%d %H:%M:%S}"
 
-    table = Table(title=f"runs of the warehouse {root}", title_justify="left")
+    title = f"run log of the warehouse {root}" if log else f"runs of the warehouse {root}"
+    table = Table(title=title, title_justify="left")
     for col in ("run", "command", "status", "started (UTC)", "finished (UTC)"):
         table.add_column(col)
     for row in frame.itertuples(index=False):

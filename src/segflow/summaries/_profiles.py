@@ -40,17 +40,60 @@ def _numeric(features: ibis.Table) -> list[str]:
     return _columns(features, "customer_id", None, [])[0]
 
 
+#: The most values the exact medians of one query may hold (rows x features): DuckDB keeps
+#: every value of a median's group in memory and does not spill them, so at 10M customers x 6
+#: schemes x 40 features (19 GB) one query was killed by the kernel. Beyond this the medians
+#: are taken a few features (and schemes) at a time; the results are the same.
+MEDIAN_VALUES = 100_000_000
+
+
+def _medians(t: ibis.Table, numeric: list[str], by: list[str], rows: int) -> pd.DataFrame:
+    """Exact medians of the features ``numeric`` (columns ``q{i}``, float64) of ``t`` by
+    ``by`` (one row when empty), in queries of at most :data:`MEDIAN_VALUES` values
+    (``rows``: the rows of ``t``)."""
+    step = max(1, MEDIAN_VALUES // max(rows, 1))
+    out: pd.DataFrame | None = None
+    for start in range(0, len(numeric), step):
+        metrics = {f"q{i}": t[numeric[i]].cast("float64").median()
+                   for i in range(start, min(start + step, len(numeric)))}
+        part = (t.group_by(by).aggregate(**metrics) if by else t.aggregate(**metrics)).to_pandas()
+        if out is None:
+            out = part
+        else:
+            out = out.merge(part, on=by) if by else pd.concat([out, part], axis=1)
+    return out if out is not None else pd.DataFrame(columns=by)
+
+
 def _base(joined: ibis.Table, numeric: list[str], by: list[str]) -> pd.DataFrame:
     """Mean, population std and median per feature (columns m{i}, s{i}, q{i}) by ``by``."""
     metrics: dict[str, Any] = {"n": joined.count()}
     for i, f in enumerate(numeric):
         x = joined[f].cast("float64")
-        metrics[f"m{i}"], metrics[f"s{i}"], metrics[f"q{i}"] = x.mean(), x.std(how="pop"), x.median()
+        metrics[f"m{i}"], metrics[f"s{i}"] = x.mean(), x.std(how="pop")
     q = joined.group_by(by).aggregate(**metrics) if by else joined.aggregate(**metrics)
     out = q.to_pandas()
     cols = [c for c in out.columns if c[0] in "ms" and c[1:].isdigit()]
     out[cols] = settled(out[cols].astype(float))
-    return out
+    medians = _medians(joined, numeric, by, int(out["n"].sum()))
+    if by:
+        return out.merge(medians, on=by, how="left")
+    return pd.concat([out, medians.drop(columns=by)], axis=1)
+
+
+def _scheme_batches(sizes: pd.Series, features: int) -> list[list[str]]:
+    """The schemes (``sizes``: assigned customers per scheme) in batches whose medians fit in
+    :data:`MEDIAN_VALUES` values together; a scheme too large alone is a batch of its own
+    (:func:`_medians` then splits its features)."""
+    batches: list[list[str]] = []
+    rows = 0
+    for scheme, size in sizes.items():
+        if batches and (rows + int(size)) * max(features, 1) <= MEDIAN_VALUES:
+            batches[-1].append(scheme)
+            rows += int(size)
+        else:
+            batches.append([scheme])
+            rows = int(size)
+    return batches
 
 
 def rule_profiles(store: Store | Any, schemes: Sequence[str], *, snapshot: dt.date | None = None,
@@ -83,11 +126,16 @@ def rule_profiles(store: Store | Any, schemes: Sequence[str], *, snapshot: dt.da
         if value_col is not None:
             metrics["value"] = money_sum(joined[value_col])
         for i, f in enumerate(numeric):
-            x = joined[f].cast("float64")
-            metrics[f"m{i}"], metrics[f"q{i}"] = x.mean(), x.median()
+            metrics[f"m{i}"] = joined[f].cast("float64").mean()
         per_seg = joined.group_by("scheme", "segment").aggregate(**metrics).to_pandas()
-        # the base: over the customers assigned in any scheme, unless a scheme covers fewer
         sizes = per_seg.groupby("scheme")["size"].sum()
+        medians = [_medians(joined.filter(joined.scheme.isin(batch)), numeric,
+                            ["scheme", "segment"], int(sizes[batch].sum()))
+                   for batch in _scheme_batches(sizes, len(numeric))]
+        if medians:
+            per_seg = per_seg.merge(pd.concat(medians, ignore_index=True),
+                                    on=["scheme", "segment"], how="left")
+        # the base: over the customers assigned in any scheme, unless a scheme covers fewer
         anyone = a.select("customer_id").distinct()
         union = features.semi_join(anyone, "customer_id")
         shared = _base(union, numeric, [])
