@@ -64,16 +64,27 @@ def _medians(t: ibis.Table, numeric: list[str], by: list[str], rows: int) -> pd.
     return out if out is not None else pd.DataFrame(columns=by)
 
 
-def _base(joined: ibis.Table, numeric: list[str], by: list[str]) -> pd.DataFrame:
-    """Mean, population std and median per feature (columns m{i}, s{i}, q{i}) by ``by``."""
+def _fits(rows: int, numeric: list[str]) -> bool:
+    """Whether the medians of ``numeric`` over ``rows`` rows fit in one query."""
+    return rows * max(len(numeric), 1) <= MEDIAN_VALUES
+
+
+def _base(joined: ibis.Table, numeric: list[str], by: list[str], rows: int) -> pd.DataFrame:
+    """Mean, population std and median per feature (columns m{i}, s{i}, q{i}) by ``by``;
+    ``rows``: at least the rows of ``joined`` (the medians in the same query when they fit)."""
+    one = _fits(rows, numeric)
     metrics: dict[str, Any] = {"n": joined.count()}
     for i, f in enumerate(numeric):
         x = joined[f].cast("float64")
         metrics[f"m{i}"], metrics[f"s{i}"] = x.mean(), x.std(how="pop")
+        if one:
+            metrics[f"q{i}"] = x.median()
     q = joined.group_by(by).aggregate(**metrics) if by else joined.aggregate(**metrics)
     out = q.to_pandas()
     cols = [c for c in out.columns if c[0] in "ms" and c[1:].isdigit()]
     out[cols] = settled(out[cols].astype(float))
+    if one:
+        return out
     medians = _medians(joined, numeric, by, int(out["n"].sum()))
     if by:
         return out.merge(medians, on=by, how="left")
@@ -122,28 +133,33 @@ def rule_profiles(store: Store | Any, schemes: Sequence[str], *, snapshot: dt.da
     a = a.cache()
     try:
         joined = features.inner_join(a, "customer_id")
+        rows = int(a.count().execute())  # at least the joined rows (a is materialised)
+        one = _fits(rows, numeric)  # every median in the query of the means
         metrics: dict[str, Any] = {"size": joined.count(), "segment_rank": joined.segment_rank.min()}
         if value_col is not None:
             metrics["value"] = money_sum(joined[value_col])
         for i, f in enumerate(numeric):
-            metrics[f"m{i}"] = joined[f].cast("float64").mean()
+            x = joined[f].cast("float64")
+            metrics[f"m{i}"] = x.mean()
+            if one:
+                metrics[f"q{i}"] = x.median()
         per_seg = joined.group_by("scheme", "segment").aggregate(**metrics).to_pandas()
         sizes = per_seg.groupby("scheme")["size"].sum()
-        medians = [_medians(joined.filter(joined.scheme.isin(batch)), numeric,
-                            ["scheme", "segment"], int(sizes[batch].sum()))
-                   for batch in _scheme_batches(sizes, len(numeric))]
-        if medians:
+        if not one and len(per_seg):
+            medians = [_medians(joined.filter(joined.scheme.isin(batch)), numeric,
+                                ["scheme", "segment"], int(sizes[batch].sum()))
+                       for batch in _scheme_batches(sizes, len(numeric))]
             per_seg = per_seg.merge(pd.concat(medians, ignore_index=True),
                                     on=["scheme", "segment"], how="left")
         # the base: over the customers assigned in any scheme, unless a scheme covers fewer
         anyone = a.select("customer_id").distinct()
         union = features.semi_join(anyone, "customer_id")
-        shared = _base(union, numeric, [])
+        shared = _base(union, numeric, [], rows)
         own = [s for s in sizes.index if int(sizes[s]) != int(shared["n"].iloc[0])]
         bases = {s: shared.iloc[0] for s in sizes.index if s not in own}
         if own:
             j = joined.filter(joined.scheme.isin(own))
-            for _, row in _base(j, numeric, ["scheme"]).iterrows():
+            for _, row in _base(j, numeric, ["scheme"], rows).iterrows():
                 bases[row["scheme"]] = row
     finally:
         a.release()
