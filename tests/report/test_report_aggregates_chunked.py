@@ -57,7 +57,7 @@ def test_profiles_with_medians_in_batches_equal_all_at_once(demo_project, monkey
     schemes with several features per query."""
     from segflow.pipeline import resolve_schemes
     from segflow.project import Project
-    from segflow.summaries import _profiles
+    from segflow.segments import _profile
     from segflow.summaries._write import profile_frames
 
     with Project.open(demo_project, read_only=True) as project:
@@ -66,7 +66,7 @@ def test_profiles_with_medians_in_batches_equal_all_at_once(demo_project, monkey
         names = [s.name for s in schemes]
         rule_based = dict.fromkeys(names, True)
         segs, longs = profile_frames(store, names, rule_based)
-        monkeypatch.setattr(_profiles, "MEDIAN_VALUES", budget)
+        monkeypatch.setattr(_profile, "MEDIAN_VALUES", budget)
         segs_b, longs_b = profile_frames(store, names, rule_based)
     assert len(names) >= 4 and sum(len(x) for x in longs) > 200
     assert longs[0]["median"].notna().sum() > 10

@@ -66,6 +66,28 @@ def test_profile_numbers_match_pandas(data, profile):
     assert list(profile.table["segment"]) == list(g.size().sort_values(ascending=False).index)
 
 
+@pytest.mark.parametrize("budget", [1, 1_800])
+def test_medians_in_batches_equal_one_query(data, profile, monkeypatch, budget):
+    """Beyond ``MEDIAN_VALUES`` values (as for a cluster scheme at 10M customers, where one
+    query of every median outgrows memory) the medians are taken a few features a query:
+    ``budget`` 1 gives one feature a query, 1,800 two of the three (900 feature rows): the
+    profile is the same to the last bit, and its medians still pandas'."""
+    from segflow.segments import _profile
+
+    feats, assign = data
+    con = ibis.duckdb.connect()
+    monkeypatch.setattr(_profile, "MEDIAN_VALUES", budget)
+    batched = profile_segments(con.create_table("f", feats), con.create_table("a", assign))
+    pd.testing.assert_frame_equal(batched.to_pandas(), profile.to_pandas(), check_exact=True)
+    pd.testing.assert_frame_equal(batched.base, profile.base, check_exact=True)
+    df = feats.merge(assign, on="customer_id")
+    for f in ["frequency", "monetary", "recency"]:
+        assert batched.medians[f].to_dict() == pytest.approx(
+            df.groupby("segment")[f].median().to_dict(), rel=1e-12)
+        # the base is kept to 12 significant digits, its median too (_profile.settled)
+        assert batched.base.loc["median", f] == pytest.approx(df[f].median(), rel=6e-12)
+
+
 def test_makeup_matches_pandas(data, profile):
     feats, assign = data
     df = feats.merge(assign, on="customer_id")

@@ -13,7 +13,8 @@ assignments):
     millionth of the currency unit (:func:`segflow.features.money_sum`); ``value / total
     value`` (missing when the total is not positive).
 ``mean__f``, ``median__f``
-    mean and median (DuckDB: exact, interpolated) of feature ``f`` over customers with a value;
+    mean and median (DuckDB: exact, interpolated) of feature ``f`` over customers with a value
+    (the medians a few features a query beyond :data:`MEDIAN_VALUES` values: same results);
     means (and the base's standard deviations) kept to 12 significant digits
     (:func:`settled`), so that the order of a float sum does not show.
 ``std_diff``
@@ -44,6 +45,37 @@ if TYPE_CHECKING:
 MAX_MAKEUP_LEVELS = 12
 TOP_FEATURES = 3
 _SKIP = {"snapshot_date", "run_id", "load_id", "source", "source_file", "source_row", "segment_rank"}
+
+
+#: The most values the exact medians of one query may hold (rows x features): DuckDB keeps
+#: every value of a median's group in memory and does not spill them, so at 10M customers x 6
+#: schemes x 40 features (19 GB) one query was killed by the kernel. Beyond this the medians
+#: are taken a few features at a time; the results are the same.
+MEDIAN_VALUES = 100_000_000
+
+
+def fits_medians(rows: int, numeric: list[str]) -> bool:
+    """Whether the exact medians of the features ``numeric`` over ``rows`` rows fit in one
+    query (:data:`MEDIAN_VALUES`)."""
+    return rows * max(len(numeric), 1) <= MEDIAN_VALUES
+
+
+def medians_in_batches(t: ibis.Table, numeric: list[str], by: list[str], rows: int) -> pd.DataFrame:
+    """Exact medians of the features ``numeric`` of ``t`` by ``by`` (one row when ``by`` is
+    empty): columns ``by`` and ``q{i}`` (float64, ``i`` the feature's position in
+    ``numeric``), in queries of at most :data:`MEDIAN_VALUES` values (``rows``: at least
+    the rows of ``t``), merged on ``by``."""
+    step = max(1, MEDIAN_VALUES // max(rows, 1))
+    out: pd.DataFrame | None = None
+    for start in range(0, len(numeric), step):
+        metrics = {f"q{i}": t[numeric[i]].cast("float64").median()
+                   for i in range(start, min(start + step, len(numeric)))}
+        part = (t.group_by(by).aggregate(**metrics) if by else t.aggregate(**metrics)).to_pandas()
+        if out is None:
+            out = part
+        else:
+            out = out.merge(part, on=by) if by else pd.concat([out, part], axis=1)
+    return out if out is not None else pd.DataFrame(columns=by)
 
 
 class SegmentProfile(TableResult):
@@ -149,10 +181,12 @@ def profile_segments(
     if "segment" not in assignments.columns or id_col not in assignments.columns:
         raise InputError(f"assignments need the columns {id_col!r} and 'segment'")
     joined = features.inner_join(assignments.select(id_col, *keep), id_col)
-    per_seg = _segment_aggregates(joined, numeric, value_col, "segment_rank" in keep)
+    # at least the joined rows (one per customer): every median in one query when they fit
+    rows = int(features.count().execute())
+    per_seg = _segment_aggregates(joined, numeric, value_col, "segment_rank" in keep, rows)
     if per_seg.empty:
         raise InputError("no customer of the assignments is in the feature table")
-    base = _base_aggregates(joined, numeric)
+    base = _base_aggregates(joined, numeric, rows)
     table, means, medians = _split(per_seg, numeric)
     std = base.loc["std"].replace(0.0, np.nan)
     std_diff = (means - base.loc["mean"]) / std
@@ -214,10 +248,11 @@ def settled(values: pd.Series | pd.DataFrame | np.ndarray | float) -> Any:
 
 
 def _segment_aggregates(
-    joined: ibis.Table, numeric: list[str], value_col: str | None, has_rank: bool
+    joined: ibis.Table, numeric: list[str], value_col: str | None, has_rank: bool, rows: int
 ) -> pd.DataFrame:
     from segflow.features import money_sum
 
+    one = fits_medians(rows, numeric)
     metrics: dict[str, Any] = {"size": joined.count()}
     if has_rank:
         metrics["segment_rank"] = joined["segment_rank"].min()
@@ -225,8 +260,12 @@ def _segment_aggregates(
         metrics["value"] = money_sum(joined[value_col])
     for i, f in enumerate(numeric):
         metrics[f"m{i}"] = _num(joined[f]).mean()
-        metrics[f"q{i}"] = _num(joined[f]).median()
+        if one:
+            metrics[f"q{i}"] = _num(joined[f]).median()
     frame = joined.group_by("segment").aggregate(**metrics).to_pandas()
+    if not one and len(frame):
+        medians = medians_in_batches(joined, numeric, ["segment"], rows)
+        frame = frame.merge(medians, on="segment", how="left")
     if has_rank:
         frame = frame.sort_values(["segment_rank", "segment"])
     else:
@@ -234,15 +273,19 @@ def _segment_aggregates(
     return frame.reset_index(drop=True)
 
 
-def _base_aggregates(joined: ibis.Table, numeric: list[str]) -> pd.DataFrame:
+def _base_aggregates(joined: ibis.Table, numeric: list[str], rows: int) -> pd.DataFrame:
     if not numeric:
         return pd.DataFrame(index=["mean", "std", "median"])
+    one = fits_medians(rows, numeric)
     metrics: dict[str, Any] = {}
     for i, f in enumerate(numeric):
         metrics[f"m{i}"] = _num(joined[f]).mean()
         metrics[f"s{i}"] = _num(joined[f]).std(how="pop")
-        metrics[f"q{i}"] = _num(joined[f]).median()
+        if one:
+            metrics[f"q{i}"] = _num(joined[f]).median()
     row = joined.aggregate(**metrics).to_pandas().iloc[0]
+    if not one:
+        row = pd.concat([row, medians_in_batches(joined, numeric, [], rows).iloc[0]])
     return settled(pd.DataFrame(
         {f: [row[f"m{i}"], row[f"s{i}"], row[f"q{i}"]] for i, f in enumerate(numeric)},
         index=["mean", "std", "median"],

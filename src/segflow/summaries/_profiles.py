@@ -23,7 +23,8 @@ import pandas as pd
 import pyarrow as pa
 
 from segflow.features import money_sum
-from segflow.segments._profile import settled
+from segflow.segments import _profile
+from segflow.segments._profile import fits_medians, medians_in_batches, settled
 from segflow.store import Store
 
 
@@ -40,39 +41,10 @@ def _numeric(features: ibis.Table) -> list[str]:
     return _columns(features, "customer_id", None, [])[0]
 
 
-#: The most values the exact medians of one query may hold (rows x features): DuckDB keeps
-#: every value of a median's group in memory and does not spill them, so at 10M customers x 6
-#: schemes x 40 features (19 GB) one query was killed by the kernel. Beyond this the medians
-#: are taken a few features (and schemes) at a time; the results are the same.
-MEDIAN_VALUES = 100_000_000
-
-
-def _medians(t: ibis.Table, numeric: list[str], by: list[str], rows: int) -> pd.DataFrame:
-    """Exact medians of the features ``numeric`` (columns ``q{i}``, float64) of ``t`` by
-    ``by`` (one row when empty), in queries of at most :data:`MEDIAN_VALUES` values
-    (``rows``: the rows of ``t``)."""
-    step = max(1, MEDIAN_VALUES // max(rows, 1))
-    out: pd.DataFrame | None = None
-    for start in range(0, len(numeric), step):
-        metrics = {f"q{i}": t[numeric[i]].cast("float64").median()
-                   for i in range(start, min(start + step, len(numeric)))}
-        part = (t.group_by(by).aggregate(**metrics) if by else t.aggregate(**metrics)).to_pandas()
-        if out is None:
-            out = part
-        else:
-            out = out.merge(part, on=by) if by else pd.concat([out, part], axis=1)
-    return out if out is not None else pd.DataFrame(columns=by)
-
-
-def _fits(rows: int, numeric: list[str]) -> bool:
-    """Whether the medians of ``numeric`` over ``rows`` rows fit in one query."""
-    return rows * max(len(numeric), 1) <= MEDIAN_VALUES
-
-
 def _base(joined: ibis.Table, numeric: list[str], by: list[str], rows: int) -> pd.DataFrame:
     """Mean, population std and median per feature (columns m{i}, s{i}, q{i}) by ``by``;
     ``rows``: at least the rows of ``joined`` (the medians in the same query when they fit)."""
-    one = _fits(rows, numeric)
+    one = fits_medians(rows, numeric)
     metrics: dict[str, Any] = {"n": joined.count()}
     for i, f in enumerate(numeric):
         x = joined[f].cast("float64")
@@ -85,7 +57,7 @@ def _base(joined: ibis.Table, numeric: list[str], by: list[str], rows: int) -> p
     out[cols] = settled(out[cols].astype(float))
     if one:
         return out
-    medians = _medians(joined, numeric, by, int(out["n"].sum()))
+    medians = medians_in_batches(joined, numeric, by, int(out["n"].sum()))
     if by:
         return out.merge(medians, on=by, how="left")
     return pd.concat([out, medians.drop(columns=by)], axis=1)
@@ -93,12 +65,12 @@ def _base(joined: ibis.Table, numeric: list[str], by: list[str], rows: int) -> p
 
 def _scheme_batches(sizes: pd.Series, features: int) -> list[list[str]]:
     """The schemes (``sizes``: assigned customers per scheme) in batches whose medians fit in
-    :data:`MEDIAN_VALUES` values together; a scheme too large alone is a batch of its own
-    (:func:`_medians` then splits its features)."""
+    :data:`segflow.segments._profile.MEDIAN_VALUES` values together; a scheme too large alone
+    is a batch of its own (:func:`medians_in_batches` then splits its features)."""
     batches: list[list[str]] = []
     rows = 0
     for scheme, size in sizes.items():
-        if batches and (rows + int(size)) * max(features, 1) <= MEDIAN_VALUES:
+        if batches and (rows + int(size)) * max(features, 1) <= _profile.MEDIAN_VALUES:
             batches[-1].append(scheme)
             rows += int(size)
         else:
@@ -134,7 +106,7 @@ def rule_profiles(store: Store | Any, schemes: Sequence[str], *, snapshot: dt.da
     try:
         joined = features.inner_join(a, "customer_id")
         rows = int(a.count().execute())  # at least the joined rows (a is materialised)
-        one = _fits(rows, numeric)  # every median in the query of the means
+        one = fits_medians(rows, numeric)  # every median in the query of the means
         metrics: dict[str, Any] = {"size": joined.count(), "segment_rank": joined.segment_rank.min()}
         if value_col is not None:
             metrics["value"] = money_sum(joined[value_col])
@@ -146,8 +118,8 @@ def rule_profiles(store: Store | Any, schemes: Sequence[str], *, snapshot: dt.da
         per_seg = joined.group_by("scheme", "segment").aggregate(**metrics).to_pandas()
         sizes = per_seg.groupby("scheme")["size"].sum()
         if not one and len(per_seg):
-            medians = [_medians(joined.filter(joined.scheme.isin(batch)), numeric,
-                                ["scheme", "segment"], int(sizes[batch].sum()))
+            medians = [medians_in_batches(joined.filter(joined.scheme.isin(batch)), numeric,
+                                           ["scheme", "segment"], int(sizes[batch].sum()))
                        for batch in _scheme_batches(sizes, len(numeric))]
             per_seg = per_seg.merge(pd.concat(medians, ignore_index=True),
                                     on=["scheme", "segment"], how="left")
