@@ -45,7 +45,7 @@ def latest_features(
 
     The caller guarantees that no input row before ``previous`` changed since the stored
     state was written (true when the run computes only ``latest``, see
-    :func:`segflow.pipeline.snapshots_to_compute`)."""
+    :func:`segflow._plan.snapshots_to_compute`)."""
     prior = None if previous is None else stored_state(store, tables, previous, window_days)
     if prior is None:
         return customer_features(tables, latest, window_days=window_days).cache(), None

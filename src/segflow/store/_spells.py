@@ -176,7 +176,7 @@ def write_spells(
         no rows still counts (nobody is in the scheme then).
     settings_key : str, optional
         Fingerprint of the scheme's definition and settings, recorded per snapshot (see
-        :func:`segflow.pipeline.snapshots_to_compute`).
+        :func:`segflow._plan.snapshots_to_compute`).
 
     Returns
     -------

@@ -141,6 +141,7 @@ def run_on_warehouse(
     SegflowError
         No transactions in the warehouse (run ``segflow ingest`` first).
     """
+    from segflow._plan import settings_key
     from segflow.features import snapshot_features
     from segflow.features._snapshots import SPARK_CHUNK_CUSTOMERS, snapshot_features_and_state
     from segflow.features._state import state_features
@@ -150,7 +151,6 @@ def run_on_warehouse(
         required_feature_groups,
         resolve_schemes,
         scheme_notes,
-        settings_key,
         snapshot_dates_between,
     )
     from segflow.segments import assign, freeze_cutoffs
