@@ -37,11 +37,22 @@ import ibis.expr.types as ir
 CURRENCY_DECIMALS = 2
 #: Other floating-point features are rounded to this many decimals before comparison.
 FLOAT_DECIMALS = 9
+#: The decimals of the exact value a feature is rounded from (:func:`comparable`): DECIMAL(38,
+#: 12) holds up to 10^26, beyond any amount ingest accepts (under 10^20 a line).
+COMPARE_SCALE = 12
 
 
 def comparable(table: ibis.Table, column: str) -> ir.NumericValue:
     """``table[column]`` as it is compared when scoring: currency rounded to cents, other
-    floats to 9 decimals, integers unchanged."""
+    floats to 9 decimals, integers unchanged; a float64.
+
+    The rounding is ``floor(x * 10^d + 0.5) / 10^d`` on the double: IEEE arithmetic that
+    every engine (and the server's row evaluator) computes to the same bits. An engine's own
+    ``round`` is not portable: DuckDB's rounds ``x * 100`` half away from zero (10.005 is
+    10.00499999... as a double: 10.00), Spark's the double's shortest decimal text (10.01),
+    so an average order value of 10.005 fell on either side of a cut point by engine. A value
+    too large for its last kept decimal to exist in a double (``|x| * 10^d >= 2^52``) is
+    left as it is."""
     from segflow.features import FEATURES
 
     col = table[column]
@@ -50,7 +61,11 @@ def comparable(table: ibis.Table, column: str) -> ir.NumericValue:
     feature = FEATURES.get(column)
     digits = CURRENCY_DECIMALS if feature is not None and feature.unit == "currency" else (
         FLOAT_DECIMALS)
-    return col.cast("float64").round(digits)
+    x = col.cast("float64")
+    scale = 10.0 ** digits
+    limit = 2.0 ** 52 / scale
+    rounded = (x * scale + 0.5).floor().cast("float64") / scale
+    return ibis.ifelse((x > -limit) & (x < limit), rounded, x)
 
 
 #: Partition of a score: one column, several (snapshot and parent segment), or none.
