@@ -10,8 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 CanonicalTable = Literal[
     "customers", "transactions", "events", "campaign_exposures", "survey_responses"
 ]
-#: Missing-value tokens of common exports (spreadsheets, R, pandas, SQL dumps).
-DEFAULT_NULL_VALUES = ("NA", "N/A", "null", "NULL", "None", "-")
+#: Missing-value tokens of common exports (R and pandas ``NA``, spreadsheets' ``N/A`` and
+#: Excel's ``#N/A`` error value, SQL dumps' ``NULL`` and MySQL's / PostgreSQL COPY's ``\N``,
+#: Python's ``None``, a dash).
+DEFAULT_NULL_VALUES = ("NA", "N/A", "#N/A", "null", "NULL", "\\N", "None", "-")
 
 SourceFormat = Literal["csv", "parquet", "jsonl", "xlsx", "duckdb", "postgres"]
 
