@@ -60,3 +60,35 @@ def test_overview_shows_the_total_and_labels_the_anonymous_part(project_with_ano
     assert total < 1e6  # shown in full, not in millions
     assert f'Net revenue, all time</span><b>{total:,.0f} USD</b>' in text
     assert "returns netted; 3,461 USD of it from 3 lines without a customer id" in text
+
+
+def test_revenue_totals_are_exact_whatever_the_threads(tmp_path):
+    """The headline totals are the exact decimal sums (as the stored aggregates'): a float
+    sum of 0.1 + 0.2 + ... depends on the order the threads add in, and 100,000 lines of
+    cents summed as doubles miss the decimal total in the last digits."""
+    from decimal import Decimal
+
+    from segflow.store import Store
+
+    store = Store(tmp_path / "s.duckdb")
+    n = 100_000
+    amounts = [round(0.01 * (i % 997) + 0.1, 2) for i in range(n)]
+    ids = pa.array([None if i % 7 == 0 else f"C{i % 1000}" for i in range(n)], pa.string())
+    rows = pa.table({"transaction_id": [f"T{i}" for i in range(n)], "customer_id": ids,
+                     "ts": pa.array([dt.datetime(2024, 1, 1) + dt.timedelta(minutes=i)
+                                     for i in range(n)], pa.timestamp("us")),
+                     "amount": amounts})
+    store.raw.register("rows", rows)
+    store.raw.execute("INSERT INTO transactions BY NAME SELECT * FROM rows")
+    exact = sum(Decimal(repr(a)) for a in amounts)
+    anon = sum(Decimal(repr(a)) for i, a in enumerate(amounts) if i % 7 == 0)
+    assert float(sum(amounts)) != float(exact)  # a float sum misses it
+    got = []
+    for threads in (1, 2, 4):
+        store.raw.execute(f"SET threads = {threads}")
+        got.append(revenue_totals(store))
+    for tot in got:
+        assert tot["net_revenue"] == float(exact)
+        assert tot["anonymous_revenue"] == float(anon)
+        assert tot["identified_revenue"] == float(exact - anon)
+    store.close()

@@ -9,6 +9,7 @@ import ibis
 import pandas as pd
 from ibis import _
 
+from segflow.features import money_sum, score_sum
 from segflow.store import Store
 from segflow.summaries._write import cell_direction as _direction
 
@@ -24,7 +25,7 @@ def _revenue_12m(store: Store, snapshot: dt.date) -> ibis.Table:
     return (
         t.filter(t.customer_id.notnull() & (t.ts >= lo) & (t.ts < hi))
         .group_by("customer_id")
-        .agg(revenue=_.amount.sum())
+        .agg(revenue=money_sum(_.amount))
     )
 
 
@@ -68,8 +69,8 @@ def movement_cells(
             from_rank=_.from_rank.min(),
             to_rank=_.to_rank.min(),
             customers=_.count(),
-            revenue_12m=_.revenue.sum().fill_null(0.0),
-            clv=_.clv.sum().fill_null(0.0),
+            revenue_12m=money_sum(_.revenue).fill_null(0.0),
+            clv=score_sum(_.clv).fill_null(0.0),
         )
         .execute()
     )

@@ -8,6 +8,7 @@ import ibis
 import pandas as pd
 from ibis import _
 
+from segflow.features import money_sum, score_sum
 from segflow.store import Store
 
 REVENUE_WINDOW_DAYS = 365
@@ -22,13 +23,16 @@ def revenue_totals(store: Store) -> dict[str, object]:
     ``identified_revenue`` (lines with a customer id, the revenue segments share) and
     ``anonymous_revenue``. Counts: ``transactions`` (all), ``anonymous_transactions``,
     ``customers`` (distinct ids with a transaction); ``first``/``last``: the dates of the
-    earliest and latest transaction (UTC). Amounts are summed in SQL (DOUBLE).
+    earliest and latest transaction (UTC). Amounts are summed exactly
+    (:func:`segflow.features.money_sum`), so the totals are the same on any engine and
+    thread count.
     """
     t = store.table("transactions")
     anon = t.customer_id.isnull()
     row = t.aggregate(
-        net_revenue=t.amount.sum(),
-        anonymous_revenue=t.amount.sum(where=anon),
+        net_revenue=money_sum(t.amount),
+        anonymous_revenue=money_sum(t.amount, where=anon),
+        identified_revenue=money_sum(t.amount, where=~anon),
         transactions=t.count(),
         anonymous_transactions=t.count(where=anon),
         customers=t.customer_id.nunique(),
@@ -37,7 +41,7 @@ def revenue_totals(store: Store) -> dict[str, object]:
     ).to_pyarrow().to_pylist()[0]
     row["net_revenue"] = float(row["net_revenue"] or 0.0)
     row["anonymous_revenue"] = float(row["anonymous_revenue"] or 0.0)
-    row["identified_revenue"] = row["net_revenue"] - row["anonymous_revenue"]
+    row["identified_revenue"] = float(row["identified_revenue"] or 0.0)
     return row
 
 
@@ -54,14 +58,14 @@ def segment_sizes(store: Store, scheme: str, snapshot: dt.date) -> pd.DataFrame:
     revenue = (
         t.filter(t.customer_id.notnull() & (t.ts >= lo) & (t.ts < hi))
         .group_by("customer_id")
-        .agg(revenue=_.amount.sum())
+        .agg(revenue=money_sum(_.amount))
     )
     joined = a.left_join(revenue, a.customer_id == revenue.customer_id)
     sizes = (
         joined.group_by("segment")
         .agg(
             customers=_.count(),
-            revenue_12m=_.revenue.sum().fill_null(0.0),
+            revenue_12m=money_sum(_.revenue).fill_null(0.0),
             segment_rank=_.segment_rank.min(),
         )
         .execute()
@@ -121,9 +125,9 @@ def value_by_segment(store: Store, scheme: str, snapshot: dt.date, model: str = 
         .agg(
             segment_rank=_.segment_rank.min(),
             customers=_.count(),
-            mean_p_alive=_.p_alive.mean(),
-            expected_purchases=_.expected_purchases.sum().fill_null(0.0),
-            clv=_.clv.sum().fill_null(0.0),
+            mean_p_alive=score_sum(_.p_alive) / _.p_alive.count(),
+            expected_purchases=score_sum(_.expected_purchases).fill_null(0.0),
+            clv=score_sum(_.clv).fill_null(0.0),
         )
         .execute()
     )

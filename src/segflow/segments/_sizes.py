@@ -81,11 +81,13 @@ def segment_sizes(
         Segments the scheme can name; those nobody is in are listed with 0 customers (e.g.
         a rule that earlier rules pre-empt).
     """
+    from segflow.features import money_sum
+
     joined = assignments.join(features.select("customer_id", "monetary_12m"), "customer_id")
     agg = joined.group_by("segment").aggregate(
         segment_rank=joined.segment_rank.min(),
         customers=joined.count(),
-        revenue_12m=joined.monetary_12m.sum(),
+        revenue_12m=money_sum(joined.monetary_12m),
     )
     frame = agg.to_pandas()
     missing = [(name, rank) for name, rank in segments if name not in set(frame["segment"])]
