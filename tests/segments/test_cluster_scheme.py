@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ibis
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -69,10 +70,49 @@ def test_names_override_and_missing_features(memory_store):
         fit_cluster_table(s1, ["nope"])
 
 
+def _md5_sample(frame: pd.DataFrame, size: int, seed: int) -> pd.DataFrame:
+    """Independent: the customers first by MD5 of "seed:id" (then id), in id order."""
+    import hashlib
+
+    key = [hashlib.md5(f"{seed}:{c}".encode()).hexdigest() for c in frame["customer_id"]]
+    first = frame.assign(_k=key).sort_values(["_k", "customer_id"]).head(size)
+    return first.sort_values("customer_id").drop(columns=["_k", "customer_id"]).reset_index(drop=True)
+
+
 def test_engine_sampling_caps_rows(memory_store):
+    """The sample is the documented MD5 order, whatever the engine's threads (DuckDB's own
+    seeded sample is repeatable on one thread only)."""
     s1, _ = _snapshot(memory_store, "feat_b", [3000, 2000, 1000], seed=4)
-    sample = sample_features(s1, ["frequency", "monetary"], sample_size=500)
-    assert len(sample) == 500 and list(sample.columns) == ["frequency", "monetary"]
+    frame = s1.to_pandas()
+    for threads, seed in ((1, 0), (4, 0), (4, 7)):
+        memory_store.raw.execute(f"SET threads = {threads}")
+        sample = sample_features(s1, ["frequency", "monetary"], sample_size=500, seed=seed)
+        assert len(sample) == 500 and list(sample.columns) == ["frequency", "monetary"]
+        pd.testing.assert_frame_equal(sample, _md5_sample(frame, 500, seed), check_exact=True)
+    # a seed draws other customers; every customer when the sample holds them all
+    assert not _md5_sample(frame, 500, 0).equals(_md5_sample(frame, 500, 7))
+    everyone = sample_features(s1, ["frequency"], sample_size=10_000)
+    assert len(everyone) == 6000
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_spark_draws_the_same_sample(memory_store):
+    """On Spark (Ibis has no seeded sample there: the fit of a cluster scheme of more
+    customers than its sample failed) the sample is DuckDB's, row for row."""
+    from tests._engines import require_spark
+
+    require_spark()
+    from segflow.engine import spark_session
+
+    s1, _ = _snapshot(memory_store, "feat_s", [300, 200, 100], seed=5)
+    frame = s1.to_pandas()
+    con = ibis.pyspark.connect(spark_session("local[1]"))
+    on_spark = con.create_table("feat_s", frame, overwrite=True)
+    got = sample_features(on_spark, ["frequency", "monetary"], sample_size=250)
+    pd.testing.assert_frame_equal(got, sample_features(s1, ["frequency", "monetary"],
+                                                       sample_size=250), check_exact=True)
+    pd.testing.assert_frame_equal(got, _md5_sample(frame, 250, 0), check_exact=True)
 
 
 def test_decimal_and_boolean_features_are_numeric(memory_store):

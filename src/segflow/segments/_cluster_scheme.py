@@ -121,10 +121,12 @@ def sample_features(
 ) -> pd.DataFrame:
     """At most ``sample_size`` rows of ``table[columns]`` pulled from the engine.
 
-    Uses the engine's row sampling (Bernoulli, seeded) with a 10 % margin, then keeps the
-    ``sample_size`` smallest ids of the sample, so only the sample leaves the engine. Rows
-    come in id order (a fit depends on the order of its rows: the same customers give the
-    same model on every engine and every run).
+    The sample is the ``sample_size`` customers first in the order of the MD5 digest of
+    ``"{seed}:{id}"`` (ties by id): a seeded pseudo-random sample that every engine draws
+    alike (an engine's own row sampling does not: DuckDB's seeded sample depends on its
+    threads and Ibis has none on Spark), and only the sample leaves the engine. Rows come in
+    id order (a fit depends on the order of its rows: the same customers give the same
+    model on every engine and every run).
     """
     n = int(table.count().execute())
     if n == 0:
@@ -140,8 +142,8 @@ def sample_features(
         ],
     )
     if n > sample_size:
-        fraction = min(1.0, 1.1 * sample_size / n)
-        subset = subset.sample(fraction, seed=seed).order_by(id_col).limit(sample_size)
+        key = (ibis.literal(f"{seed}:") + subset[id_col].cast("string")).hexdigest("md5")
+        subset = subset.order_by([key, id_col]).limit(sample_size).order_by(id_col)
     else:
         subset = subset.order_by(id_col)
     return subset.to_pandas().drop(columns=[id_col])
