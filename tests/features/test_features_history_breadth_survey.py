@@ -157,3 +157,42 @@ def test_crm_export_shows_the_geographic_move(store):
     later = segment_list(mem.table("segment_assignments"), "geo").to_pandas()
     assert later.set_index("customer_id").loc["mover", "periods_in_segment"] == 2
     assert pd.isna(later.set_index("customer_id").loc["stay", "previous_segment"])
+
+
+def test_a_record_made_after_the_snapshot_gives_no_attributes_before_it():
+    """A guest who bought in January and registered on 1 March (a record without
+    valid_from): no region at the 1 February snapshot, in the readable definition and in the
+    one pass (which read the record at every snapshot before); Scotland from April."""
+    from segflow.features import snapshot_features
+
+    st = Store(":memory:")
+    customers = pd.DataFrame([
+        dict(customer_id="guest", created_at=_ts("2024-03-01"), region="Scotland", city="Leith",
+             valid_from=pd.NaT, valid_to=pd.NaT),
+        dict(customer_id="old", created_at=_ts("2023-01-01"), region="Wales", city="Cardiff",
+             valid_from=pd.NaT, valid_to=pd.NaT),
+        dict(customer_id="undated", created_at=pd.NaT, region="Kent", city="Dover",
+             valid_from=pd.NaT, valid_to=pd.NaT),
+        # back-filled history: valid_from before the record was made holds from valid_from
+        dict(customer_id="backfilled", created_at=_ts("2024-06-01"), region="Devon",
+             city="Exeter", valid_from=_ts("2023-01-01"), valid_to=pd.NaT),
+    ])
+    st.append("customers", pa.Table.from_pandas(customers, preserve_index=False))
+    tx = pd.DataFrame([("o1", "guest", "2024-01-10", 20.0), ("o2", "undated", "2024-01-11", 5.0),
+                       ("o3", "backfilled", "2024-01-12", 7.0)],
+                      columns=["transaction_id", "customer_id", "ts", "amount"])
+    tx["ts"] = pd.to_datetime(tx["ts"])
+    tx["is_return"] = False
+    st.append("transactions", pa.Table.from_pandas(tx, preserve_index=False))
+    days = [dt.date(2024, 2, 1), dt.date(2024, 3, 1), dt.date(2024, 3, 2), dt.date(2024, 7, 1)]
+    expected = {"guest": [None, None, "Scotland", "Scotland"], "old": ["Wales"] * 4,
+                "undated": ["Kent"] * 4, "backfilled": ["Devon"] * 4}
+    readable = {d: _features(st, d) for d in days}
+    for cid, regions in expected.items():
+        assert [_value(readable[d], cid, "region") for d in days] == regions, cid
+    assert _value(readable[days[0]], "guest", "signup_date") is None
+    tables = {n: st.table(n) for n in REQUIRED_TABLES}
+    one_pass = snapshot_features(tables, days).to_pandas()
+    for cid, regions in expected.items():
+        rows = one_pass[one_pass["customer_id"] == cid].sort_values("snapshot_date")
+        assert [None if pd.isna(v) else v for v in rows["region"]] == regions, cid

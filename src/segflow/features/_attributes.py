@@ -19,8 +19,9 @@ ATTRIBUTE_COLUMNS: tuple[str, ...] = (
 def customer_records(customers: ibis.Table, frame: Frame) -> ibis.Table:
     """One customer row per ``customer_id``: the attributes valid at ``s`` and ``signup_date``.
 
-    A customer row is *valid at s* when ``valid_from`` is missing or before ``s`` and
-    ``valid_to`` is missing or on or after ``s`` (the half-open interval
+    A customer row is *valid at s* when its start (``valid_from``; when missing, the row's
+    ``created_at``: a record made when a guest registered does not describe them before) is
+    missing or before ``s`` and ``valid_to`` is missing or on or after ``s`` (the half-open interval
     ``[valid_from, valid_to)`` holds the instant just before ``s``), so a change dated exactly
     ``s`` belongs to the next snapshot, like a transaction at ``s``. Among the rows valid at
     ``s`` the one with the latest ``valid_from`` wins (rows without one count as the oldest);
@@ -36,8 +37,11 @@ def customer_records(customers: ibis.Table, frame: Frame) -> ibis.Table:
         _vt=c.valid_to if "valid_to" in c.columns else none,
     )
     signup = c.group_by("customer_id").aggregate(_created=c.created_at.min())
+    # a row without valid_from holds from its created_at (a guest's record made when they
+    # registered says nothing about them before): the snapshot may not read it earlier
+    start = ibis.coalesce(c._vf, c.created_at)
     valid = c.filter(
-        c._vf.isnull() | frame.before(c._vf), c._vt.isnull() | ~frame.before(c._vt)
+        start.isnull() | frame.before(start), c._vt.isnull() | ~frame.before(c._vt)
     )
     order = [valid._vf.isnull(), ibis.desc(valid._vf), valid.created_at.isnull(), valid.created_at]
     order += [valid[name] for name in ("source_file", "source_row") if name in valid.columns]

@@ -370,7 +370,9 @@ def _attributes(customers: ibis.Table, periods: Periods) -> ibis.Table:
         _vt=c.valid_to if "valid_to" in c.columns else none,
     )
     c = c.mutate(
-        _vfd=c._vf.date().epoch_days().cast("int64").fill_null(periods.days[0] - 1),
+        # valid from valid_from, else from created_at (the rule of customer_records)
+        _vfd=ibis.coalesce(c._vf, c.created_at).date().epoch_days().cast("int64").fill_null(
+            periods.days[0] - 1),
         _vtd=c._vt.date().epoch_days().cast("int64").fill_null(periods.days[-1]),
     )
     c = periods.lookup(c, "_vfd", {"_ka": 0})

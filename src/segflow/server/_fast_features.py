@@ -163,9 +163,11 @@ class FeatureComputer:
         row.update(self._web(events))
         row.update(self._campaigns(exposures, orders))
         row["signup_date"] = None if created_day is None else created.date()
+        # a record made on or after s does not describe the customer at s (customer_records)
+        current = not isinstance(created, dt.datetime) or created < self.s_ts
         for name in ATTRIBUTE_COLUMNS:
             value = attributes.get(name)
-            row[name] = None if value is None else str(value)
+            row[name] = None if value is None or not current else str(value)
         row.update(self._answers(answers))
         first_any = min((_day(ln.ts) for ln in lines), default=None)
         if created_day is None:
