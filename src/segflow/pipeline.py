@@ -253,6 +253,9 @@ def run_pipeline(
             todo = snapshots_to_compute(store, schemes, dates, settings=settings, full=full,
                                         current_run=run_id)
             computed = sorted({d for days in todo.values() for d in days})
+            from segflow.segments import reference_notes
+
+            notes += reference_notes(schemes, computed)
             seconds["plan"] = time.perf_counter() - start
             if progress:
                 progress(f"{len(computed)} of {len(dates)} snapshots to compute", 0,

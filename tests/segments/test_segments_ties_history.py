@@ -305,6 +305,11 @@ def test_run_with_a_frozen_scheme_and_rfm_bins(tmp_path, ties_store):
     ).df()
     project.close()
     assert summary.schemes == ["rfm", "rfm_frozen"]
+    # snapshots before 2024-04-01 are scored with its cut points: the run says so
+    ahead = [n for n in summary.notes if "look-ahead" in n]
+    assert len(ahead) == 1 and "'rfm_frozen'" in ahead[0] and "2024-04-01" in ahead[0]
+    earlier = sum(1 for d in summary.snapshot_dates if d < dt.date(2024, 4, 1))
+    assert earlier > 0 and f"the {earlier} earlier snapshot(s)" in ahead[0]
     wide = got.pivot_table(index=["snapshot_date", "customer_id"], columns="scheme",
                            values="segment", aggfunc="first")
     at_ref = wide.loc[pd.Timestamp("2024-04-01")]
@@ -316,3 +321,18 @@ def test_run_with_a_frozen_scheme_and_rfm_bins(tmp_path, ties_store):
     later = _segments(scheme, _features(ties_store, dt.date(2024, 7, 1))).sort_index()
     stored = wide.loc[pd.Timestamp("2024-07-01")]["rfm_frozen"].sort_index()
     assert stored.equals(later.rename("rfm_frozen").rename_axis("customer_id"))
+
+
+def test_reference_notes_name_the_snapshots_scored_by_later_cut_points():
+    from segflow.segments import reference_notes
+
+    days = [dt.date(2024, m, 1) for m in range(1, 7)]
+    ref = [SchemeSettings(name="late", kind="rfm", cutoffs="reference",
+                          reference_snapshot=dt.date(2024, 4, 1)),
+           SchemeSettings(name="first", kind="rfm", cutoffs="reference",
+                          reference_snapshot=dt.date(2024, 1, 1)),
+           SchemeSettings(name="plain", kind="rfm")]
+    with pytest.warns(SchemeCheckWarning, match="'late'.*3 earlier snapshot"):
+        notes = reference_notes(ref, days)
+    assert len(notes) == 1 and "2024-01-01" in notes[0]
+    assert reference_notes(ref, days[3:], warn=False) == []  # none before the reference

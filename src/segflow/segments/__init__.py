@@ -44,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     "grid_score": "_rfm",
     "lifecycle_buckets": "_buckets",
     "rfm_cut_points": "_rfm",
+    "reference_notes": "_frozen",
     "rfm_scores_for": "_assign",
     "rule_coverage": "_checks",
     "score_basis": "_frozen",

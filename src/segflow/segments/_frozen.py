@@ -94,6 +94,37 @@ def freeze_cutoffs(
     return out
 
 
+def reference_notes(schemes: Sequence[SchemeSettings], dates: Sequence[object], *,
+                    warn: bool = True) -> list[str]:
+    """A note for every scheme with ``cutoffs = "reference"`` whose reference snapshot is
+    later than the first of ``dates`` (the run's snapshot dates): its cut points, taken
+    from the customers at the reference snapshot, score the earlier snapshots too, so their
+    segments read data from after them (a look-ahead the user may want, for a fixed
+    yardstick, but should know of). Each is also warned (:class:`SchemeCheckWarning`)
+    when ``warn``."""
+    import warnings
+
+    from segflow.segments._checks import SchemeCheckWarning
+
+    if not dates:
+        return []
+    first = min(dates)
+    notes = []
+    for scheme in schemes:
+        day = scheme.reference_snapshot
+        if scheme.cutoffs != "reference" or day is None or day <= first:
+            continue
+        earlier = sum(1 for d in dates if d < day)
+        notes.append(f"scheme {scheme.name!r}: cut-offs frozen at {day} also score the "
+                     f"{earlier} earlier snapshot(s) from {first}: their segments use the "
+                     "distribution of later data (a look-ahead); set reference_snapshot on or "
+                     f"before {first} for cut-offs known at every snapshot")
+    if warn:
+        for note in notes:
+            warnings.warn(note, SchemeCheckWarning, stacklevel=2)
+    return notes
+
+
 def score_basis(scheme: SchemeSettings) -> str:
     """One sentence for migration views: are the scheme's segments relative to the base at
     each snapshot, or fixed thresholds (so a move is the customer's own change)?"""

@@ -153,7 +153,7 @@ def run_on_warehouse(
         scheme_notes,
         snapshot_dates_between,
     )
-    from segflow.segments import assign, freeze_cutoffs
+    from segflow.segments import assign, freeze_cutoffs, reference_notes
 
     seconds: dict[str, float] = {}
     notes: list[str] = []
@@ -166,6 +166,7 @@ def run_on_warehouse(
     dates = snapshot_dates_between(settings, *transaction_span(tables["transactions"]))
     window = settings.rfm.window_days
     schemes = freeze_cutoffs(schemes, tables, window_days=window)
+    notes += reference_notes(schemes, dates)
     seconds["plan"] = time.perf_counter() - start
     params = {"engine": "spark", "master": store.session.sparkContext.master,
               "schemes": [s.name for s in schemes], "snapshots": len(dates), "full": True}
