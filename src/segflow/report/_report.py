@@ -42,7 +42,8 @@ def figure_html(fig: go.Figure) -> str:
 
 
 def table_html(frame: pd.DataFrame, *, percent: tuple[str, ...] = (), money: tuple[str, ...] = (), digits: int = 2) -> str:
-    """A DataFrame as an HTML table (values escaped): shares as percentages, money with two
+    """A DataFrame as an HTML table (values and column headers escaped: headers can be
+    segment names from the settings or the data): shares as percentages, money with two
     decimals and thousands separators, numbers right-aligned and text left-aligned."""
     shown = frame.reset_index(drop=True)
     formats: dict[str, object] = {}
@@ -61,6 +62,7 @@ def table_html(frame: pd.DataFrame, *, percent: tuple[str, ...] = (), money: tup
             formats[col] = "{:,}"
     styler = (
         shown.style.format(formats, na_rep="", escape="html")
+        .format_index(escape="html", axis=1)
         .hide(axis="index")
         .set_table_attributes('class="data"')
         .set_properties(subset=numeric, **{"text-align": "right"})

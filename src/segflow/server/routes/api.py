@@ -155,7 +155,7 @@ def customers(request: Request, project: ProjectDep, gen: GenerationDep, who: An
                           limit=None if format == "csv" else len(frame), offset=offset, total=total)
 
 
-@router.get("/customers/{customer_id}", response_model=RecordsPublic)
+@router.get("/customers/{customer_id:path}", response_model=RecordsPublic)
 async def customer(request: Request, who: Analyst, customer_id: str, pii: Pii = "default") -> Any:
     """A customer's segment at every snapshot of every scheme (``data``), with attributes,
     timeline, scores and latest features in ``meta`` (analysts; audited).

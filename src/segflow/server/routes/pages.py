@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pandas as pd
 from fastapi import APIRouter, Request
@@ -32,6 +32,23 @@ def _picker(name: str, label: str, dates: list[dt.date], chosen: dt.date) -> str
         f'<option value="{d}"{" selected" if d == chosen else ""}>{d}</option>' for d in dates
     )
     return f'<label>{escape(label)}<br><select name="{name}" id="{name}">{options}</select></label>'
+
+
+def _customer_link(customer_id: object) -> str:
+    """A link to a customer's page: the id percent-encoded in the path, escaped as text."""
+    c = str(customer_id)
+    return f'<a href="/customers/{escape(quote(c, safe=""))}">{escape(c)}</a>'
+
+
+def _linked_table(frame: pd.DataFrame) -> str:
+    """``frame`` as an HTML table with every header and cell escaped (segment names, regions
+    and ids come from the settings and the data) and ``customer_id`` as links."""
+    shown = frame.map(lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v))
+                      else str(escape(v)))
+    if "customer_id" in frame.columns:
+        shown["customer_id"] = [_customer_link(c) for c in frame["customer_id"]]
+    shown.columns = [str(escape(c)) for c in frame.columns]
+    return shown.to_html(index=False, escape=False, classes="data", border=0)
 
 
 def _form(fields: list[str], action: str) -> str:
@@ -102,7 +119,9 @@ def migration_page(request: Request, project: ProjectDep, gen: GenerationDep, wh
         figure(request, matrix.figure()),
     ]
     if analyst:
-        url = json.dumps(f"/migration/{scheme}/customers?" + urlencode(base))
+        # in a script element: "</" would end it (a scheme name from the settings)
+        url = json.dumps(f"/migration/{quote(scheme, safe='')}/customers?"
+                         + urlencode(base)).replace("</", "<\\/")
         blocks.append(
             f'<script nonce="{request.state.csp_nonce}">'
             "document.querySelectorAll('.plotly-graph-div').forEach(function (div) {"
@@ -135,9 +154,7 @@ def migration_customers_page(request: Request, project: ProjectDep, gen: Generat
     frame = _views.cell_customers(project, gen, scheme, from_date, to_date, from_segment, to_segment)
     audit(request, who, "read_customers", {"rows": len(frame)})
     q = urlencode({"from_date": from_date, "to_date": to_date, "from_segment": from_segment, "to_segment": to_segment})
-    shown = frame.head(1000).copy()
-    shown["customer_id"] = [f'<a href="/customers/{escape(c)}">{escape(c)}</a>' for c in shown["customer_id"]]
-    table = shown.to_html(index=False, escape=False, classes="data", border=0)
+    table = _linked_table(frame.head(1000))
     return render(request, f"{scheme}: {from_segment} → {to_segment} ({len(frame):,} customers)",
                   [table], json_url=f"/api/v1/migration/{scheme}/customers?{q}",
                   csv_url=f"/api/v1/migration/{scheme}/customers?{q}&format=csv", schemes=_names(project, gen))
@@ -153,16 +170,13 @@ def customers_page(request: Request, project: ProjectDep, gen: GenerationDep, wh
     if q:
         frame, total = _views.search_customers(project, q, None, None, None, 100, 0)
         audit(request, who, "read_customers", {"rows": len(frame), "q": q, "pii": "mask"})
-        shown = protect(frame, "mask")
-        shown["customer_id"] = [f'<a href="/customers/{escape(c)}">{escape(c)}</a>' for c in shown["customer_id"]]
-        shown = shown.map(lambda v: v if isinstance(v, str) and v.startswith('<a href="/customers/') else escape(v))
-        blocks.append(f"<p>{total:,} match(es)</p>" + shown.to_html(index=False, escape=False, classes="data", border=0))
+        blocks.append(f"<p>{total:,} match(es)</p>" + _linked_table(protect(frame, "mask")))
     query = urlencode({"q": q or ""})
     return render(request, "Customers", blocks, json_url=f"/api/v1/customers?{query}",
                   csv_url=f"/api/v1/customers?{query}&format=csv", schemes=_names(project, gen))
 
 
-@router.get("/customers/{customer_id}", response_class=HTMLResponse)
+@router.get("/customers/{customer_id:path}", response_class=HTMLResponse)
 def customer_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst,
                   customer_id: str) -> HTMLResponse:
     """A customer: attributes (personal data masked), segment timeline, scores, features."""
@@ -192,7 +206,7 @@ def customer_page(request: Request, project: ProjectDep, gen: GenerationDep, who
         features.columns = ["feature", "value"]
         features["value"] = features["value"].astype(str)
         blocks += ["<h2>Features at the latest snapshot</h2>", table_html(features)]
-    return render(request, f"Customer {customer_id}", blocks, json_url=f"/api/v1/customers/{customer_id}",
+    return render(request, f"Customer {customer_id}", blocks, json_url=f"/api/v1/customers/{quote(customer_id, safe='')}",
                   schemes=_names(project, gen))
 
 
