@@ -1,9 +1,10 @@
 """The one CSV writer of segflow: every CSV file segflow writes goes through :func:`write_csv`.
 
 Spreadsheet programs run a cell as a formula when its text starts with ``=``, ``+``, ``-``,
-``@``, a tab or a carriage return (OWASP, "CSV injection"). :func:`neutralise_formulas`
-prefixes such text cells with a single quote, so the spreadsheet shows the text instead of
-running it. Numeric columns are never changed; a text column holding ``-12.5`` is (OWASP's
+``@``, a tab or a carriage return (OWASP, "CSV injection"), also after leading white space
+(`` =1+1``) and in the full-width and small forms some of them fold to (``＝``, ``﹢``).
+:func:`neutralise_formulas` prefixes such text cells (and :func:`write_csv` such column
+names) with a single quote, so the spreadsheet shows the text instead of running it. Numeric columns are never changed; a text column holding ``-12.5`` is (OWASP's
 advice: a leading sign in text is enough for some spreadsheets to start a formula such as
 ``-2+3+cmd|...``, so no attempt is made to tell harmless text numbers apart).
 """
@@ -18,13 +19,32 @@ import pyarrow.compute as pc
 
 #: First characters that make a spreadsheet treat a cell as a formula.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+#: The same signs after leading white space, once folded by NFKC (``＝`` and ``﹦`` are ``=``).
+_SIGNS = ("=", "+", "-", "@")
 
 
-def _risky(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
-    starts = pc.starts_with(col, FORMULA_PREFIXES[0])
-    for prefix in FORMULA_PREFIXES[1:]:
+def _starts(col: pa.ChunkedArray | pa.Array, prefixes: tuple[str, ...]) -> pa.ChunkedArray | pa.Array:
+    starts = pc.starts_with(col, prefixes[0])
+    for prefix in prefixes[1:]:
         starts = pc.or_(starts, pc.starts_with(col, prefix))
-    return pc.fill_null(starts, False)
+    return starts
+
+
+def formula_cells(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Whether each text cell of ``col`` (a string array) would be run as a formula: it
+    starts with one of :data:`FORMULA_PREFIXES`, or with one of ``= + - @`` after leading
+    white space and NFKC folding (full-width and small forms); False for nulls."""
+    # only the first character after the white space matters: fold two, not the whole text
+    head = pc.utf8_slice_codeunits(pc.utf8_ltrim_whitespace(col), 0, 2)
+    folded = pc.utf8_normalize(head, form="NFKC")
+    return pc.fill_null(pc.or_(_starts(col, FORMULA_PREFIXES), _starts(folded, _SIGNS)), False)
+
+
+def safe_name(name: str) -> str:
+    """A column name as :func:`write_csv` writes it in the header row (``'`` before a
+    formula)."""
+    risky = formula_cells(pa.array([name], pa.string()))[0].as_py()
+    return "'" + name if risky else name
 
 
 def neutralise_formulas(table: pa.Table) -> pa.Table:
@@ -54,7 +74,7 @@ def neutralise_formulas(table: pa.Table) -> pa.Table:
         if pa.types.is_large_string(col.type) or pa.types.is_string_view(col.type):
             col = col.cast(pa.string())
         if pa.types.is_string(col.type):
-            col = pc.if_else(_risky(col), pc.binary_join_element_wise("'", col, ""), col)
+            col = pc.if_else(formula_cells(col), pc.binary_join_element_wise("'", col, ""), col)
         columns.append(col)
     return pa.table(columns, names=table.column_names)
 
@@ -82,7 +102,8 @@ def to_arrow(data: Any) -> pa.Table:
 
 
 def write_csv(data: Any, path: str | Path | IO[bytes], *, delimiter: str = ",") -> int:
-    """Write ``data`` as a CSV file (header row, UTF-8) with formulas neutralised.
+    """Write ``data`` as a CSV file (header row, UTF-8) with formulas neutralised (in the
+    cells and the header row).
 
     Parameters
     ----------
@@ -102,6 +123,7 @@ def write_csv(data: Any, path: str | Path | IO[bytes], *, delimiter: str = ",") 
     import pyarrow.csv as pacsv
 
     table = neutralise_formulas(to_arrow(data))
+    table = table.rename_columns([safe_name(str(n)) for n in table.column_names])
     options = pacsv.WriteOptions(delimiter=delimiter)
     if hasattr(path, "write"):
         pacsv.write_csv(table, path, write_options=options)

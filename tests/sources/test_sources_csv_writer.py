@@ -14,15 +14,19 @@ from segflow._csv import neutralise_formulas, write_csv
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "segflow"
 PAYLOADS = ["=cmd|' /C calc'!A0", "+1+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0",
-            "@SUM(1+1)*cmd|' /C calc'!A0", "\t=1+1", "\r=1+1"]
+            "@SUM(1+1)*cmd|' /C calc'!A0", "\t=1+1", "\r=1+1",
+            # after white space, and full-width / small forms that fold to the signs
+            " =1+1", "\u3000=1+1", "\n =HYPERLINK(\"http://evil.test\")", "\uff1dHYPERLINK(1)",
+            "\uff0b1+1", "\uff0d2+3", "\uff20SUM(1)", "\ufe661+1"]
 
 
 def test_neutralise_prefixes_formulas_in_text_not_in_numbers() -> None:
-    values = [*PAYLOADS, "-12.5", "1e5", "plain", None, "'=already"]
+    values = [*PAYLOADS, "-12.5", "1e5", "plain", None, "'=already", " plain", "a=b", "\uff21"]
     out = neutralise_formulas(pa.table({"v": values, "n": [-1.5] * len(values)}))
     got = out.column("v").to_pylist()
     assert got[: len(PAYLOADS)] == ["'" + p for p in PAYLOADS]
-    assert got[len(PAYLOADS):] == ["'-12.5", "1e5", "plain", None, "'=already"]
+    assert got[len(PAYLOADS):] == ["'-12.5", "1e5", "plain", None, "'=already", " plain", "a=b",
+                                   "\uff21"]
     assert out.column("n").to_pylist() == [-1.5] * len(values)  # numeric columns unchanged
 
 
@@ -35,6 +39,14 @@ def test_write_csv_round_trip(tmp_path: Path) -> None:
         rows = list(csv.DictReader(fh))
     assert n == len(rows) == len(PAYLOADS)
     assert all(r["id"].startswith("'") for r in rows)
+
+
+def test_write_csv_neutralises_the_header_row(tmp_path: Path) -> None:
+    """A column named by the user (``--id-col``, a source's own columns) is a header cell."""
+    write_csv(pa.table({"=cmd|' /C calc'!A0": ["a"], "\uff1dx": ["b"], "ok": ["c"]}),
+              tmp_path / "h.csv")
+    header = (tmp_path / "h.csv").read_text(encoding="utf-8").splitlines()[0]
+    assert header == '"\'=cmd|\' /C calc\'!A0","\'\uff1dx","ok"'
 
 
 def _csv_calls(tree: ast.AST) -> list[int]:

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 import ibis
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from ibis import _
 
-from segflow._csv import FORMULA_PREFIXES, write_csv
+from segflow._csv import formula_cells, write_csv
 from segflow._result import TableResult
 from segflow.campaigns._playbook import Playbook, load_playbook
 from segflow.campaigns._store import TableSource
@@ -282,16 +283,18 @@ def _holdout_groups(n: int, holdout: float, seed: int) -> np.ndarray:
 
 
 def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """Prefix text cells that start with ``= + - @``, tab or carriage return with a single
-    quote, so spreadsheet programs show them as text instead of running them (CSV
-    injection, OWASP). Numbers are left alone (the rule of
-    :func:`segflow._csv.neutralise_formulas`, which CSV files also pass)."""
+    """Prefix text cells a spreadsheet would run as a formula (``= + - @``, tab or carriage
+    return first, also after white space or in full-width form:
+    :func:`segflow._csv.formula_cells`) with a single quote, so spreadsheet programs show
+    them as text instead of running them (CSV injection, OWASP). Numbers are left alone (the
+    rule of :func:`segflow._csv.neutralise_formulas`, which CSV files also pass)."""
     out = frame.copy()
     for col in out.columns:
         s = out[col]
         if s.dtype == object or pd.api.types.is_string_dtype(s):
             text = s.astype("string")
-            risky = text.str.startswith(FORMULA_PREFIXES).fillna(False).to_numpy(bool)
+            risky = formula_cells(pa.array(text.to_numpy(dtype=object, na_value=None),
+                                           pa.string())).to_numpy(zero_copy_only=False)
             if risky.any():
                 s = s.astype(object)
                 s[risky] = "'" + text[risky].astype(str)
