@@ -264,4 +264,16 @@ def test_export_to_store_table():
     )
     with pytest.raises(SegflowError, match="needs store"):
         write_segment_list(listing, "x", format="table")
+    # a second export replaces its own table; the store's own tables are refused, whatever
+    # the case, and a name that is not an identifier never reaches SQL
+    assert write_segment_list(listing, "crm_segment_list", format="table", store=store) == 6
+    rows = store.raw.execute("SELECT count(*) FROM customers").fetchone()[0]
+    for name in ("customers", "Segment_Spells", "runs"):
+        with pytest.raises(SegflowError, match="store's own tables"):
+            write_segment_list(listing, name, format="table", store=store)
+    assert store.raw.execute("SELECT count(*) FROM customers").fetchone()[0] == rows
+    with pytest.raises(SegflowError, match="letters, digits and underscores"):
+        write_segment_list(listing, 'x" AS SELECT 1; DROP TABLE transactions; --',
+                           format="table", store=store)
+    assert "transactions" in store.tables()
     store.close()

@@ -16,7 +16,7 @@ import pyarrow as pa
 from ibis import _
 
 from segflow._csv import write_csv
-from segflow.errors import SegflowError
+from segflow.errors import InputError, SegflowError
 from segflow.migration._pairs import _as_date, _dates_table, scheme_rows, snapshot_list
 
 if TYPE_CHECKING:
@@ -95,6 +95,11 @@ def segment_list(
     )
 
 
+#: The comment on a store table written by :func:`write_segment_list`: only such a table is
+#: replaced by a later export of the same name (never a table of the store's own).
+SEGMENT_LIST_TABLE = "segflow segment list"
+
+
 def write_segment_list(
     table: ibis.Table | pa.Table,
     target: str | Path,
@@ -113,7 +118,10 @@ def write_segment_list(
     format : {"csv", "parquet", "table"}, optional
         Default: from the file suffix (``.csv``, ``.parquet``).
     store : Store, optional
-        Needed for ``format="table"`` (the table is created or replaced).
+        Needed for ``format="table"``: the table is created, or replaced when an earlier
+        export wrote it. A name that is not letters, digits and underscores, or that names
+        one of the store's own tables (``customers``, ``segment_spells``...), raises
+        :class:`InputError`.
 
     Returns
     -------
@@ -137,8 +145,17 @@ def write_segment_list(
     elif fmt == "table":
         if store is None:
             raise SegflowError("writing to a database table needs store=")
+        from segflow.exports._targets import _check_ident
+
+        name = _check_ident(str(target))
         with store.transaction() as con:
-            store.replace(str(target), data, con=con)
+            found = con.execute("SELECT comment FROM duckdb_tables() WHERE schema_name = 'main' "
+                                "AND lower(table_name) = lower(?)", [name]).fetchone()
+            if found is not None and found[0] != SEGMENT_LIST_TABLE:
+                raise InputError(f"table {name!r} is one of the store's own tables (or was not "
+                                 "written by segflow export): choose another name")
+            store.replace(name, data, con=con)
+            con.execute(f"COMMENT ON TABLE \"{name}\" IS '{SEGMENT_LIST_TABLE}'")
     else:
         raise SegflowError(f"unknown export format {fmt!r}; expected csv, parquet or table")
     return data.num_rows
