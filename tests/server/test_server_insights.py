@@ -76,7 +76,7 @@ def test_audience_from_a_segment_and_from_a_rule(analyst, viewer, anon, served_p
     assert body["total"] == len(members) == body["meta"]["customers"] and body["count"] == min(5, len(members))
     # the hold-out flag: SHA-256 of seed:id below the share, computed independently
     full = analyst.get("/api/v1/audiences", params={**params, "format": "parquet"})
-    assert full.status_code == 200 and full.headers["content-disposition"].endswith('.parquet"')
+    assert full.status_code == 200 and ".parquet\"; filename*=UTF-8''" in full.headers["content-disposition"]
     table = pq.read_table(io.BytesIO(full.content)).to_pandas()
     assert set(table["customer_id"]) == members
     for cid, flag in zip(table["customer_id"], table["holdout"], strict=True):
@@ -130,3 +130,21 @@ def test_unknown_paths_are_404_without_a_token(anon):
     for path in ("/no/such/page", "/api/v1/no-such-thing", "/wp-login.php"):
         r = anon.get(path)
         assert r.status_code == 404, path
+
+
+def test_download_names_from_the_data_make_a_valid_header():
+    """A campaign or scheme id of any script (a header value must be Latin-1: 春季促销 made
+    the CSV download an HTTP 500) or with quotes gives an ASCII name and the exact one."""
+    from urllib.parse import unquote
+
+    from fastapi.responses import Response
+
+    from segflow.server._security import attachment
+
+    for name in ("campaign-春季促销.csv", 'a"b;c.csv', "plain-2024.csv"):
+        header = attachment(name)
+        Response(b"x", headers={"content-disposition": header})  # encodes as Latin-1
+        plain, exact = header.split("; filename*=UTF-8''")
+        assert plain.startswith('attachment; filename="') and plain.count('"') == 2
+        assert plain.isascii() and unquote(exact) == name
+    assert attachment("plain-2024.csv").startswith('attachment; filename="plain-2024.csv"')

@@ -130,3 +130,15 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     sink = io.BytesIO()
     write_csv(frame, sink)
     return sink.getvalue()
+
+
+def attachment(filename: str) -> str:
+    """A Content-Disposition header for a download named ``filename`` (names carry scheme
+    and campaign ids from the data): an ASCII ``filename`` (other characters, quotes and
+    separators as ``_``) and the exact name as ``filename*`` (RFC 6266, UTF-8). A header
+    value must be Latin-1: a campaign id such as 春季促销 made the download an HTTP 500."""
+    import re
+    from urllib.parse import quote
+
+    plain = re.sub(r'[^A-Za-z0-9._-]', "_", filename)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(filename, safe='')}"

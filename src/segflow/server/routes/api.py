@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from segflow.report._queries import quarantine_reasons, reconciliation
 from segflow.server import _audit, _views
 from segflow.server._auth import Admin, Analyst, Viewer, audit
-from segflow.server._security import csv_bytes, protect, protect_rows
+from segflow.server._security import attachment, csv_bytes, protect, protect_rows
 from segflow.server.deps import GenerationDep, ProjectDep, leased_project
 from segflow.server.schemas import HealthPublic, LivePublic, RecordsPublic, WhoAmIPublic
 
@@ -41,7 +41,7 @@ def table_response(frame: pd.DataFrame, *, fmt: str, filename: str, meta: dict[s
     if fmt == "csv":
         return Response(
             csv_bytes(frame), media_type="text/csv; charset=utf-8",
-            headers={"content-disposition": f'attachment; filename="{filename}.csv"'},
+            headers={"content-disposition": attachment(f"{filename}.csv")},
         )
     total = len(frame) if total is None else total
     shown = _views.page(frame, limit, offset) if limit is not None else frame

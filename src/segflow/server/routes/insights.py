@@ -21,7 +21,7 @@ from markupsafe import escape
 from segflow.report._report import table_html
 from segflow.server import _insights, _views
 from segflow.server._auth import Analyst, Viewer, audit
-from segflow.server._security import csv_bytes
+from segflow.server._security import attachment, csv_bytes
 from segflow.server.deps import GenerationDep, ProjectDep
 from segflow.server.routes._render import figure, render
 from segflow.server.routes.api import Format, Limit, Offset, table_response
@@ -191,14 +191,14 @@ def value_blocks(project: Any, gen: Any, scheme: str, from_date: dt.date, to_dat
 def _audience_download(frame: pd.DataFrame, fmt: str, name: str) -> Response:
     if fmt == "csv":
         return Response(csv_bytes(frame), media_type="text/csv; charset=utf-8",
-                        headers={"content-disposition": f'attachment; filename="{name}.csv"'})
+                        headers={"content-disposition": attachment(f"{name}.csv")})
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer)
     return Response(buffer.getvalue(), media_type="application/vnd.apache.parquet",
-                    headers={"content-disposition": f'attachment; filename="{name}.parquet"'})
+                    headers={"content-disposition": attachment(f"{name}.parquet")})
 
 
 @api.get("/audiences", response_model=RecordsPublic)
