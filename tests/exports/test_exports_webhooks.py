@@ -131,3 +131,24 @@ def test_unreachable_receiver(project, tmp_path):
     rec = project.store.sql("SELECT attempts, http_status, error FROM webhook_deliveries").to_pylist()
     assert result.webhooks_failed == len(rec) > 0
     assert all(r["attempts"] == 2 and r["http_status"] is None and "ConnectError" in r["error"] for r in rec)
+
+
+def test_a_non_ascii_customer_id_is_delivered_with_an_ascii_key(receiver):
+    """A header value must be ASCII: the id Müller-7 raised inside httpx and stopped the
+    export halfway through its webhooks, before any delivery was recorded."""
+    import httpx
+
+    from segflow.exports._webhook import deliver, idempotency_key
+
+    key = idempotency_key("exp1", "Müller-7")
+    assert key == "exp1:M%C3%BCller-7"
+    with httpx.Client(timeout=5) as client:
+        result = deliver(client, WebhookPolicy(receiver.url, attempts=2, backoff=0.01),
+                         {"customer_id": "Müller-7"}, key)
+    assert result["status"] == "delivered" and result["attempts"] == 1
+    assert [(k, b["customer_id"]) for _, k, b in receiver.requests] == [(key, "Müller-7")]
+    # a request that cannot be built (a raw non-ASCII key) is a recorded failure, not a crash
+    with httpx.Client(timeout=5) as client:
+        failed = deliver(client, WebhookPolicy(receiver.url, attempts=3, backoff=0.01),
+                         {"customer_id": "x"}, "exp1:Müller-7")
+    assert failed["status"] == "failed" and failed["attempts"] == 1 and "Error" in failed["error"]

@@ -7,7 +7,7 @@ is POSTed as JSON to the webhook URL::
      "change": "changed", "previous_segment": "Loyal", "segment": "At risk",
      "snapshot_date": "2024-06-01", "change_date": "2024-06-01", "export_id": "..."}
 
-with an ``Idempotency-Key`` header (export id + customer id) so a receiver can drop the
+with an ``Idempotency-Key`` header (export id + percent-encoded customer id) so a receiver can drop the
 duplicate of a retried delivery. A delivery is retried on connection errors, timeouts,
 HTTP 429 and 5xx, waiting ``backoff * 2**(attempt-1)`` seconds (capped at
 ``max_backoff``) between attempts; other 4xx answers are final. Every delivery is recorded
@@ -88,6 +88,14 @@ def _payload(row: dict[str, Any], export_id: str) -> dict[str, Any]:
     }
 
 
+def idempotency_key(export_id: str, customer_id: object) -> str:
+    """``export_id:customer_id`` with the id percent-encoded (UTF-8): a header value must be
+    ASCII, and an id such as ``Müller-7`` stopped the export halfway through its webhooks."""
+    from urllib.parse import quote
+
+    return f"{export_id}:{quote(str(customer_id), safe='')}"
+
+
 def deliver(
     client: httpx.Client, policy: WebhookPolicy, payload: dict[str, Any], key: str
 ) -> dict[str, Any]:
@@ -104,6 +112,9 @@ def deliver(
         except httpx.HTTPError as exc:
             last.update(http_status=None, error=f"{type(exc).__name__}: {exc}")
             raise _Retryable(None, last["error"]) from exc
+        except (ValueError, TypeError) as exc:  # a request that cannot be built: final
+            last.update(http_status=None, error=f"{type(exc).__name__}: {exc}")
+            return
         last.update(http_status=response.status_code, error=None)
         if response.status_code in RETRY_STATUSES:
             last["error"] = f"HTTP {response.status_code}"
@@ -140,7 +151,7 @@ def send_changes(
     with httpx.Client(timeout=policy.timeout, follow_redirects=False) as client:
         for row in rows:
             payload = _payload(row, export_id)
-            result = deliver(client, policy, payload, f"{export_id}:{row.get('customer_id')}")
+            result = deliver(client, policy, payload, idempotency_key(export_id, row.get("customer_id")))
             records.append(
                 {
                     "export_id": export_id,
