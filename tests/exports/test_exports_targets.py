@@ -116,3 +116,8 @@ def test_the_log_never_keeps_a_password():
 
     assert _redact("postgresql://crm:s3cret@db.internal:5432/crm") == "postgresql://crm:***@db.internal:5432/crm"
     assert _redact("postgresql://crm@127.0.0.1/crm") == "postgresql://crm@127.0.0.1/crm"
+    # libpq reads a password in the query too; a webhook's token likewise
+    assert _redact("postgresql://crm@db/crm?password=s3cret&sslmode=require") == \
+        "postgresql://crm@db/crm?password=***&sslmode=require"
+    assert _redact("https://u:p@hooks.example.com/x?token=abc&a=1") == \
+        "https://u:***@hooks.example.com/x?token=***&a=1"

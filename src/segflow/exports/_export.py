@@ -22,7 +22,7 @@ from segflow.errors import InputError
 from segflow.exports._crm import crm_segment_list, latest_snapshot, segment_changes
 from segflow.exports._pii import check_policy, personal_columns
 from segflow.exports._targets import target_format, write_file, write_postgres
-from segflow.exports._webhook import WebhookPolicy, send_changes
+from segflow.exports._webhook import WebhookPolicy, redact_url, send_changes
 from segflow.migration._pairs import _as_date
 
 if TYPE_CHECKING:
@@ -98,15 +98,7 @@ def _write(data: pa.Table, target: str, fmt: str, *, table: str | None, key: tup
     return str(Path(target))
 
 
-def _redact(url: str) -> str:
-    """A connection URL without its password (for the export log)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+_redact = redact_url
 
 
 def export_segments(

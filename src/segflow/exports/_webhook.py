@@ -88,6 +88,30 @@ def _payload(row: dict[str, Any], export_id: str) -> dict[str, Any]:
     }
 
 
+#: Query parameters of a URL that carry a secret (libpq's ``password``, a webhook's token).
+SECRET_PARAMS = frozenset({"password", "sslpassword", "token", "access_token", "api_key",
+                           "apikey", "key", "secret", "signature", "sig"})
+
+
+def redact_url(url: str) -> str:
+    """A URL without its secrets (for the export log and the webhook deliveries): the
+    password of its user info and the values of :data:`SECRET_PARAMS` in its query (libpq
+    also reads ``?password=``) as ``***``."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@")
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if any(k.lower() in SECRET_PARAMS for k, _ in pairs):
+        query = urlencode([(k, "***" if k.lower() in SECRET_PARAMS else v) for k, v in pairs],
+                          safe="*")
+    else:
+        query = parts.query
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
 def idempotency_key(export_id: str, customer_id: object) -> str:
     """``export_id:customer_id`` with the id percent-encoded (UTF-8): a header value must be
     ASCII, and an id such as ``Müller-7`` stopped the export halfway through its webhooks."""
@@ -155,7 +179,7 @@ def send_changes(
             records.append(
                 {
                     "export_id": export_id,
-                    "url": policy.url,
+                    "url": redact_url(policy.url),
                     "scheme": row.get("scheme"),
                     "customer_id": row.get("customer_id"),
                     "change": row.get("change"),
