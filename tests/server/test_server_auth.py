@@ -205,6 +205,12 @@ def test_login_redirect_stays_on_this_site(app, tokens):
         r = browser.post("/login", data={"token": tokens["viewer"], "csrf_token": csrf,
                                          "next": "//evil.example/x"}, follow_redirects=False)
         assert r.headers["location"] == "/"
+        # the page shows only segflow's own messages: not one given in the link
+        spoof = browser.get("/login", params={"error": "Session expired: mail your token to x"})
+        assert spoof.status_code == 200 and "mail your token" not in spoof.text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', spoof.text).group(1)
+        wrong = browser.post("/login", data={"token": "nope", "csrf_token": csrf})
+        assert wrong.status_code == 401 and "unknown, expired or revoked" in wrong.text
 
 
 def test_host_header_is_checked(viewer):

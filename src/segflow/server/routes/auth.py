@@ -35,7 +35,14 @@ def _cookie(response: Response, name: str, value: str, max_age: int) -> None:
 
 
 @router.get("/login", response_class=HTMLResponse, include_in_schema=False)
+def login_page(request: Request, next: str | None = None) -> HTMLResponse:
+    """The login form (no message: a message from the query string would let a link put any
+    text on this page)."""
+    return login_form(request, next=next)
+
+
 def login_form(request: Request, next: str | None = None, error: str | None = None) -> HTMLResponse:
+    """The login form, with ``error`` (segflow's own message) when a login failed."""
     csrf = secrets.token_urlsafe(32)
     html = env.get_template("login.html.j2").render(
         project=request.app.state.replica.settings.project.name, csrf=csrf, next=_safe_next(next),
