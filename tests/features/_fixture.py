@@ -222,6 +222,10 @@ def reference_features(
     s = pd.Timestamp(snapshot)
     cust = frames["customers"].copy()
     cust = cust.sort_values("created_at", na_position="last", kind="stable")
+    # the attributes: of the earliest record made before s (or undated); a record made at or
+    # after s does not describe the customer at s
+    records = cust[cust["created_at"].isna() | (cust["created_at"] < s)]
+    records = records.drop_duplicates("customer_id", keep="first").set_index("customer_id")
     cust = cust.drop_duplicates("customer_id", keep="first").set_index("customer_id")
     tx = frames["transactions"]
     tx = tx[tx["ts"] < s].copy()
@@ -288,8 +292,9 @@ def reference_features(
         r.update(_web(ev[ev["customer_id"] == cid], s))
         r.update(_campaigns(ex[ex["customer_id"] == cid], buys, s))
         if cid in cust.index:
-            row = cust.loc[cid]
             r["signup_date"] = created.normalize() if created is not None else None
+        if cid in records.index:
+            row = records.loc[cid]
             for col in ("age_band", "gender", "income_band", "region", "city", "signup_channel"):
                 r[col] = row[col]
         mine_sv = sv[sv["customer_id"] == cid].assign(a=lambda d: d["answer"].str.strip())
