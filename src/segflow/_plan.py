@@ -11,15 +11,23 @@ from collections.abc import Sequence
 from segflow.config import SchemeSettings, Settings
 from segflow.store import CANONICAL_TABLES, Store
 
+#: The version of the definitions in segflow's code that assignments depend on beyond the
+#: settings; raised when one changes, so that stored snapshots are computed again. 2 (session
+#: 37): features rounded portably before comparison (half cents), and a customer record
+#: without valid_from valid from its created_at.
+DEFINITIONS_VERSION = 2
+
 
 def settings_key(scheme: SchemeSettings, settings: Settings) -> str:
     """Fingerprint of what a scheme's assignments depend on besides the data: its resolved
-    definition (frozen cut points included) and the project's feature settings. A stored
-    snapshot computed under another key is computed again."""
+    definition (frozen cut points included), the project's feature settings and
+    :data:`DEFINITIONS_VERSION`. A stored snapshot computed under another key is computed
+    again."""
     import hashlib
     import json
 
-    payload = {"scheme": scheme.model_dump(mode="json"), "rfm": settings.rfm.model_dump(mode="json")}
+    payload = {"scheme": scheme.model_dump(mode="json"), "rfm": settings.rfm.model_dump(mode="json"),
+               "definitions": DEFINITIONS_VERSION}
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -316,3 +316,23 @@ def test_the_engine_chunk_setting_splits_the_pass_and_changes_no_assignment(fixt
     assert not whole.duplicated(["scheme", "snapshot_date", "customer_id"]).any()
     assert whole["customer_id"].nunique() == 60
     pd.testing.assert_frame_equal(chunked, whole)
+
+
+def test_new_definitions_in_the_code_compute_stored_snapshots_again(fixture_project, monkeypatch):
+    """A segflow whose definitions changed (DEFINITIONS_VERSION) computes every stored
+    snapshot again: old assignments were made under the old rounding or attribute rule."""
+    from segflow import _plan
+    from segflow.pipeline import resolve_schemes, resolve_snapshot_dates
+
+    project = fixture_project
+    first = project.run()
+    schemes = resolve_schemes(project.settings)
+    dates = resolve_snapshot_dates(project.store, project.settings)
+
+    def todo() -> dict:
+        return _plan.snapshots_to_compute(project.store, schemes, dates, settings=project.settings)
+
+    assert all(days == [] for days in todo().values())
+    monkeypatch.setattr(_plan, "DEFINITIONS_VERSION", _plan.DEFINITIONS_VERSION + 1)
+    assert all(days == sorted(dates) for days in todo().values())
+    assert project.run().snapshots_computed == first.snapshot_dates
