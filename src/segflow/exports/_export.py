@@ -228,11 +228,18 @@ def export_audience(
     people = personal_columns(store.table("customers"), pii).to_pyarrow()
     if people.num_columns > 1:
         con = ibis.duckdb.connect()
-        m = con.create_table("members", data, temp=True)
+        # a column with no value at all (a scheme's rank nobody has) is of Arrow's null type,
+        # which DuckDB cannot store: joined without it, then put back in its place
+        empty = [f.name for f in data.schema if pa.types.is_null(f.type)]
+        m = con.create_table("members", data.drop_columns(empty), temp=True)
         p = con.create_table("people", people.rename_columns(
             ["p_customer_id", *people.column_names[1:]]), temp=True)
-        data = (m.left_join(p, m.customer_id == p.p_customer_id).drop("p_customer_id")
-                .order_by("customer_id").to_pyarrow())
+        joined = (m.left_join(p, m.customer_id == p.p_customer_id).drop("p_customer_id")
+                  .order_by("customer_id").to_pyarrow())
+        for name in empty:
+            joined = joined.append_column(name, pa.nulls(joined.num_rows))
+        order = [*data.column_names, *people.column_names[1:]]
+        data = joined.select(order)
     written_to = _write(data, str(target), fmt, table=table, key=("audience", "customer_id"),
                         scope={"audience": audience.name}, removed=None, replace=True)
     result = ExportResult(
