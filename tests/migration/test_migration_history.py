@@ -277,3 +277,16 @@ def test_export_to_store_table():
                            format="table", store=store)
     assert "transactions" in store.tables()
     store.close()
+
+
+def test_export_table_name_checks_come_first(tmp_path):
+    """`--table ''` was a traceback (an empty name fell through to the file writer)."""
+    from typer.testing import CliRunner
+
+    from segflow.cli import app
+
+    for name in ("", "1abc", "x" * 64):
+        res = CliRunner().invoke(app, ["export", "--scheme", "rfm", "--table", name,
+                                       "-p", str(tmp_path)])
+        assert res.exit_code == 1 and "1 to 63 letters, digits and underscores" in res.output
+        assert "Traceback" not in res.output

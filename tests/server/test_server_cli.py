@@ -37,6 +37,11 @@ def test_tokens_lifecycle_and_audit_drain(tmp_path):
     assert bad.exit_code == 1 and "unknown role 'root'" in bad.output
     past = runner.invoke(app, ["tokens", "create", "--role", "viewer", "--expires", "2001-01-01", "-p", str(directory)])
     assert past.exit_code == 1 and "lies in the past" in past.output
+    for far in ("99999999d", "3000000d", "36501d"):  # a date beyond 9999 was a traceback
+        late = runner.invoke(app, ["tokens", "create", "--role", "viewer", "--expires", far,
+                                   "-p", str(directory)])
+        assert late.exit_code == 1 and "at most 36,500 days" in late.output, late.output
+        assert "Traceback" not in late.output
     revoked = runner.invoke(app, ["tokens", "revoke", token_id, "-p", str(directory)])
     assert revoked.exit_code == 0
     states = {r["token_id"]: r["state"] for r in json.loads(

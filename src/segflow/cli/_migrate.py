@@ -371,6 +371,10 @@ def export(
     with user_errors():
         if (out is None) == (table_name is None):
             raise SegflowError("pass exactly one of --out FILE or --table NAME")
+        if table_name is not None:
+            from segflow.exports._targets import _check_ident
+
+            _check_ident(table_name)  # before the store is opened for writing (also '')
         if table_name:
             refuse_on_spark(project_dir, "segflow export --table",
                             "write the list to a file with --out FILE")

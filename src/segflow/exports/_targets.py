@@ -91,7 +91,8 @@ def _psycopg() -> Any:
 def _check_ident(name: str) -> str:
     if not _IDENT.match(name):
         raise InputError(
-            f"table name {name!r}: use letters, digits and underscores, starting with a letter"
+            f"table name {name!r}: use 1 to 63 letters, digits and underscores, not starting "
+            "with a digit"
         )
     return name
 

@@ -30,6 +30,10 @@ ROLES = ("viewer", "analyst", "admin")
 _TOKEN = re.compile(r"^sf_([0-9a-f]{8})_([A-Za-z0-9_-]{20,100})$")
 
 
+#: The longest lifetime ``--expires`` accepts (a hundred years; much later dates overflow).
+MAX_EXPIRES_DAYS = 36_500
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
@@ -92,10 +96,12 @@ def parse_expires(text: str | None, now: dt.datetime | None = None) -> dt.dateti
     match = re.fullmatch(r"\s*(\d+)\s*([dhm])\s*", text)
     if match:
         n, unit = int(match.group(1)), match.group(2)
-        delta = {"d": dt.timedelta(days=n), "h": dt.timedelta(hours=n), "m": dt.timedelta(minutes=n)}[unit]
         if n <= 0:
             raise SegflowError(f"--expires {text!r}: the duration must be positive")
-        return now + delta
+        minutes = n * {"d": 1440, "h": 60, "m": 1}[unit]
+        if minutes > MAX_EXPIRES_DAYS * 1440:
+            raise SegflowError(f"--expires {text!r}: at most {MAX_EXPIRES_DAYS:,} days")
+        return now + dt.timedelta(minutes=minutes)
     try:
         when = dt.datetime.fromisoformat(text.strip())
     except ValueError:
