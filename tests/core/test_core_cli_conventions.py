@@ -282,3 +282,23 @@ def test_messages_to_a_pipe_are_not_hard_wrapped(tmp_path):
     assert created[0].endswith(")") and "(schema version " in created[0], lines
     assert str(target / "segflow.toml") in created[0]
     assert any(line.startswith("next: edit [[sources]]") and line.endswith("`segflow run`") for line in lines), lines
+
+
+def test_a_run_stopped_by_a_bad_rule_prints_one_line(tmp_path):
+    """The error, and no "Exception ignored ... Connection already closed" tracebacks after
+    it (Ibis's cached tables of the stopped run were finalised after the store was closed)."""
+    from tests.pipeline._fixture import PROJECT_TOML, fixture_tables
+
+    from segflow.project import Project
+
+    toml = PROJECT_TOML.replace('when = "monetary >= 300"', 'when = "monetary >= 300 and >"')
+    assert toml != PROJECT_TOML
+    directory = tmp_path / "proj"
+    with Project.init(directory, toml_text=toml) as project:
+        for name, table in fixture_tables().items():
+            project.store.append(name, table)
+    res = _segflow("run", "-p", str(directory))
+    assert res.returncode == 1
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "rule" in errors[0], res.stderr
+    assert "Traceback" not in res.stderr and "Exception ignored" not in res.stderr, res.stderr

@@ -276,7 +276,15 @@ class Store:
             )
 
     def close(self) -> None:
-        """Close the connection (the file stays)."""
+        """Close the connection (the file stays), releasing first the temporary tables of
+        Ibis ``cache()`` calls still alive (a run stopped by an error holds some: their
+        finalizers, run after the close when the error's frames are freed, printed
+        "Connection already closed" tracebacks after the one-line error)."""
+        entries = getattr(self.con, "_cache_name_to_entry", None)  # Ibis's cache registry
+        if entries:
+            for name in list(entries):
+                with contextlib.suppress(Exception):
+                    self.con._finalize_cached_table(name)
         with contextlib.suppress(Exception):
             self.con.disconnect()
 
