@@ -188,3 +188,27 @@ def test_excel_that_is_not_a_workbook(tmp_path):
     project = _project(tmp_path, GOOD, toml, name="orders.xlsx")
     with pytest.raises(InputError, match="Excel"):
         _run(project)
+
+
+def test_formula_rule_agrees_with_the_csv_writer():
+    """Ingest's formula flag (SQL) and the CSV writer's neutralisation (Arrow) judge alike:
+    full-width and small signs, and signs after leading white space, are formulas; signed
+    numbers and plain text are not (the writer also prefixes signed numbers, by design)."""
+    import duckdb
+    import pyarrow as pa
+
+    from segflow._csv import formula_cells
+    from segflow.sources._rules import formula_condition
+
+    formulas = ["=1+1", "@SUM(1)", "\t=1", "\r=1", "-2+3+cmd", " =1", "\u3000=1", "\u00a0@x",
+                "\uff1dcmd", "\uff1dcmd@example.com", "\ufe661", "\uff0d2+3", " -2+cmd"]
+    plain = ["plain", " plain", "12345", "\u00c9mile", "\u65e5\u672c", "\uff21bc", "a=b", ""]
+    numbers = ["-12.5", "+44 20 7946 0000", "\uff0b12", "  -5"]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (i INTEGER, v VARCHAR)")
+    values = [*formulas, *plain, *numbers, None]
+    con.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(values)))
+    got = [r[0] for r in con.execute(f"SELECT {formula_condition('v')} FROM t ORDER BY i").fetchall()]
+    assert got == [True] * len(formulas) + [False] * (len(plain) + len(numbers) + 1)
+    writer = formula_cells(pa.array(values, pa.string())).to_pylist()
+    assert writer[:len(formulas) + len(plain)] == got[:len(formulas) + len(plain)]

@@ -103,18 +103,33 @@ def missing_rule(column: str) -> str:
 _SIGNED_NUMBER = r"^[+-][0-9 .,()/%eE-]*[0-9][0-9 .,()/%eE-]*$"
 
 
+#: A sign after leading white space (spaces, no-break and ideographic) or in full-width or
+#: small form (``＝``, ``﹢``...): spreadsheets read these as formulas too (the CSV writer's
+#: rule, :func:`segflow._csv.formula_cells`).
+_SPACED_SIGN = "^[ \\x{a0}\\x{3000}]*[=@+\\-\\x{ff1d}\\x{ff20}\\x{ff0b}\\x{ff0d}\\x{fe66}\\x{fe6b}\\x{fe62}\\x{fe63}]"
+#: ... unless it is a signed number (as :data:`_SIGNED_NUMBER`).
+_SPACED_NUMBER = ("^[ \\x{a0}\\x{3000}]*[+\\-\\x{ff0b}\\x{ff0d}\\x{fe62}\\x{fe63}]"
+                  "[0-9 .,()/%eE-]*[0-9][0-9 .,()/%eE-]*$")
+
+
 def formula_condition(text: str) -> str:
     """SQL: the text value ``text`` starts like a spreadsheet formula (OWASP CSV injection):
     ``=``, ``@``, a tab or a carriage return, or ``+``/``-`` unless the rest is only digits
-    and number separators (a signed number or a phone number). False for NULL.
+    and number separators (a signed number or a phone number); the same signs after leading
+    white space or in full-width or small form (``＝``). False for NULL.
 
-    Every such first character sorts before ``A``, so a value ``>= 'A'`` (a byte comparison;
-    most values: ids, names, codes) is decided without looking further; a CASE (not AND/OR,
-    which DuckDB evaluates on every row) keeps the regular expression to the few values
-    starting with ``+`` or ``-``.
+    Every such first character sorts before ``A`` or from U+00A0 on, so a value between
+    ``'A'`` and U+00A0 (a byte comparison; most values: ids, names, codes) is decided without
+    looking further; a CASE (not AND/OR, which DuckDB evaluates on every row) keeps the
+    regular expressions to the few values starting with ``+``, ``-``, a space or a character
+    from U+3000 on.
     """
     first = f"left({text}, 1)"
     number = f"regexp_matches({text}, '{_SIGNED_NUMBER}')"
-    return (f"CASE WHEN {text} >= 'A' THEN false "
+    spaced = f"regexp_matches({text}, '{_SPACED_SIGN}')"
+    spaced_number = f"regexp_matches({text}, '{_SPACED_NUMBER}')"
+    return (f"CASE WHEN {text} >= 'A' AND {text} < chr(160) THEN false "
             f"WHEN {first} IN ('=', '@', chr(9), chr(13)) THEN true "
-            f"WHEN {first} IN ('+', '-') AND length({text}) > 1 THEN NOT {number} ELSE false END")
+            f"WHEN {first} IN ('+', '-') AND length({text}) > 1 THEN NOT {number} "
+            f"WHEN ({first} IN (' ', chr(160)) OR {text} >= chr(12288)) AND {spaced} "
+            f"THEN NOT {spaced_number} ELSE false END")
