@@ -95,6 +95,8 @@ def test_bad_rule_is_a_clear_error(campaign_store):
     view = customer_view(campaign_store.store, SNAP)
     with pytest.raises(InputError, match="cannot use the rule"):
         build_audience(view, where="no_such_column > 1")
+    with pytest.raises(InputError, match="one condition, without ';'"):  # not the parser's words
+        build_audience(view, where="1=1; drop table customers")
     empty = build_audience(view, where="clv__clv_12m < 0", action_from="value")
     assert empty.summary()["size"] == 0 and "action" in empty.members.columns
     with pytest.raises(InputError, match="column 'nope'"):

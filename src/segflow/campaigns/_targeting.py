@@ -262,6 +262,10 @@ def build_audience(
 
 
 def _apply_where(t: ibis.Table, where: str) -> ibis.Table:
+    if ";" in where:  # the parser's own message about a second statement means nothing here
+        raise InputError(f"cannot use the rule {where!r}: a rule is one condition, without ';' "
+                         f"(e.g. \"monetary_12m > 100 AND region = 'North'\"); columns are: "
+                         f"{', '.join(t.columns)}")
     try:
         out = t.alias("customers").sql(f"SELECT * FROM customers WHERE {where}")
         out.schema()  # parse and bind now, so a bad rule fails here with a clear message
