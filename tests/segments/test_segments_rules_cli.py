@@ -138,3 +138,10 @@ def test_shadowed_rule_is_warned_and_listed_with_zero_customers(project_dir):
     assert rows["spenders"]["customers"] == int((f.monetary_12m >= 100).sum())
     assert (f"rule 2 ('big spenders') names no customer: earlier rules take all {big} "
             f"customers it matches: 'spenders' ({big})") in " ".join(out.stderr.split())
+
+
+def test_a_snapshot_before_the_data_says_nobody_is_known(project_dir):
+    out = _run("-p", str(project_dir), "--scheme", "rfm", "--snapshot", "1999-01-01", "--json")
+    assert out.exit_code == 0, out.output
+    assert sum(r["customers"] for r in json.loads(out.stdout)["data"]) == 0
+    assert "nobody is known at 1999-01-01" in " ".join(out.stderr.split())

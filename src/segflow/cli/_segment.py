@@ -183,6 +183,11 @@ def _assign(chosen: SchemeSettings, schemes: list[SchemeSettings], tables: dict[
         check_scheme(chosen, features, assignments, snapshot=day)
         sizes = segment_sizes(assignments, features, scheme=chosen.name, snapshot_date=day,
                               segments=segment_names(chosen))
+        if int(sizes.frame["customers"].sum()) == 0:
+            import warnings
+
+            warnings.warn(f"nobody is known at {day}: no customer signed up or bought before "
+                          "it (is the snapshot before the data?)", UserWarning, stacklevel=2)
         written = _save(save_to, chosen, day, assignments) if save_to is not None else 0
         if out:
             _write(assignments, out)
