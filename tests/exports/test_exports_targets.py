@@ -139,3 +139,12 @@ def test_the_log_never_keeps_a_password():
         "postgresql://crm@db/crm?password=***&sslmode=require"
     assert _redact("https://u:p@hooks.example.com/x?token=abc&a=1") == \
         "https://u:***@hooks.example.com/x?token=***&a=1"
+
+
+def test_a_table_with_a_file_target_is_refused(project, tmp_path):
+    """`--to x.csv --table customers` wrote the file and ignored the table without a word."""
+    from segflow.errors import InputError
+
+    with pytest.raises(InputError, match="names a Postgres table"):
+        export_segments(project.store, "rfm", tmp_path / "x.csv", table="customers")
+    assert not (tmp_path / "x.csv").exists()

@@ -94,6 +94,9 @@ def _write(data: pa.Table, target: str, fmt: str, *, table: str | None, key: tup
             raise InputError("a Postgres export needs --table NAME")
         write_postgres(data, target, table, key=key, scope=scope, removed=removed, replace=replace)
         return f"{_redact(target)} table {table}"
+    if table:  # not silently ignored: the user meant a table
+        raise InputError(f"--table {table!r} names a Postgres table: give a postgresql:// URL "
+                         f"in --to (not the file {target!r}), or leave --table out")
     write_file(data, target, fmt)
     return str(Path(target))
 
