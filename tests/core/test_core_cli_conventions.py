@@ -302,3 +302,24 @@ def test_a_run_stopped_by_a_bad_rule_prints_one_line(tmp_path):
     errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "rule" in errors[0], res.stderr
     assert "Traceback" not in res.stderr and "Exception ignored" not in res.stderr, res.stderr
+
+
+def test_run_says_how_many_snapshots_it_computed(tmp_path):
+    from tests.pipeline._fixture import PROJECT_TOML, fixture_tables
+    from typer.testing import CliRunner
+
+    from segflow.cli import app
+    from segflow.project import Project
+
+    directory = tmp_path / "proj"
+    with Project.init(directory, toml_text=PROJECT_TOML) as project:
+        for name, table in fixture_tables().items():
+            project.store.append(name, table)
+    first = CliRunner().invoke(app, ["run", "-p", str(directory)])
+    assert first.exit_code == 0, first.output
+    said = " ".join(first.output.split())  # the line is on stderr, wrapped to the terminal
+    n = int(re.search(r": (\d+) snapshots computed x", said).group(1))
+    assert n > 0
+    again = CliRunner().invoke(app, ["run", "-p", str(directory)])
+    said = " ".join(again.output.split())
+    assert f": 0 of {n} snapshots computed (the others were up to date)" in said

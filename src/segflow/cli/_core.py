@@ -95,9 +95,11 @@ def run(
             if as_json:
                 print_json(summary.to_dict())
                 return
+            done, total = len(summary.snapshots_computed), len(summary.snapshot_dates)
+            computed = (f"{done} snapshots computed" if done == total else
+                        f"{done} of {total} snapshots computed (the others were up to date)")
             console.print(
-                f"run {summary.run_id} on {summary.engine}: {len(summary.snapshots_computed)} of "
-                f"{len(summary.snapshot_dates)} snapshots computed (the others were up to date) "
+                f"run {summary.run_id} on {summary.engine}: {computed} "
                 f"x {len(summary.schemes)} schemes, {summary.assignments_written:,} assignments "
                 f"in {sum(summary.seconds.values()):.1f} s"
             )
