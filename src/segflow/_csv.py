@@ -4,7 +4,8 @@ Spreadsheet programs run a cell as a formula when its text starts with ``=``, ``
 ``@``, a tab or a carriage return (OWASP, "CSV injection"), also after leading white space
 (`` =1+1``) and in the full-width and small forms some of them fold to (``＝``, ``﹢``).
 :func:`neutralise_formulas` prefixes such text cells (and :func:`write_csv` such column
-names) with a single quote, so the spreadsheet shows the text instead of running it. Numeric columns are never changed; a text column holding ``-12.5`` is (OWASP's
+names) with a single quote, so the spreadsheet shows the text instead of running it.
+Numeric columns are never changed; a text column holding ``-12.5`` is (OWASP's
 advice: a leading sign in text is enough for some spreadsheets to start a formula such as
 ``-2+3+cmd|...``, so no attempt is made to tell harmless text numbers apart).
 """

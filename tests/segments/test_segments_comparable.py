@@ -1,6 +1,6 @@
 """The rounding before scoring (:func:`segflow.segments._scores.comparable`) gives the same
 bits on DuckDB, on Spark and in the server's row evaluator: half cents included (an average
-order value of 10.005 was 10.00 on DuckDB's ``round`` and 10.01 on Spark's)."""
+order value of 1.005 was 1.00 on DuckDB's ``round`` and 1.01 on Spark's)."""
 
 from __future__ import annotations
 

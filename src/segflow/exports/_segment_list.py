@@ -152,8 +152,9 @@ def write_segment_list(
             found = con.execute("SELECT comment FROM duckdb_tables() WHERE schema_name = 'main' "
                                 "AND lower(table_name) = lower(?)", [name]).fetchone()
             if found is not None and found[0] != SEGMENT_LIST_TABLE:
-                raise InputError(f"table {name!r} is one of the store's own tables (or was not "
-                                 "written by segflow export): choose another name")
+                raise InputError(f"table {name!r} is one of the store's own tables, or was not "
+                                 "written by this version's segflow export: choose another "
+                                 f"name (a list an older segflow wrote: DROP TABLE {name} first)")
             store.replace(name, data, con=con)
             con.execute(f"COMMENT ON TABLE \"{name}\" IS '{SEGMENT_LIST_TABLE}'")
     else:

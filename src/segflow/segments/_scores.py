@@ -37,9 +37,6 @@ import ibis.expr.types as ir
 CURRENCY_DECIMALS = 2
 #: Other floating-point features are rounded to this many decimals before comparison.
 FLOAT_DECIMALS = 9
-#: The decimals of the exact value a feature is rounded from (:func:`comparable`): DECIMAL(38,
-#: 12) holds up to 10^26, beyond any amount ingest accepts (under 10^20 a line).
-COMPARE_SCALE = 12
 
 
 def comparable(table: ibis.Table, column: str) -> ir.NumericValue:
@@ -48,9 +45,9 @@ def comparable(table: ibis.Table, column: str) -> ir.NumericValue:
 
     The rounding is ``floor(x * 10^d + 0.5) / 10^d`` on the double: IEEE arithmetic that
     every engine (and the server's row evaluator) computes to the same bits. An engine's own
-    ``round`` is not portable: DuckDB's rounds ``x * 100`` half away from zero (10.005 is
-    10.00499999... as a double: 10.00), Spark's the double's shortest decimal text (10.01),
-    so an average order value of 10.005 fell on either side of a cut point by engine. A value
+    ``round`` is not portable: DuckDB's rounds ``x * 100`` half away from zero (1.005 is
+    1.00499999... as a double: 1.00), Spark's the double's shortest decimal text (1.01),
+    so an average order value of 1.005 fell on either side of a cut point by engine. A value
     too large for its last kept decimal to exist in a double (``|x| * 10^d >= 2^52``) is
     left as it is."""
     from segflow.features import FEATURES
