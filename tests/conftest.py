@@ -23,7 +23,14 @@ CLUSTER_FIXTURES = ("cluster", "_cluster_spark", "cluster_session")
 #: segflow's queries have hundreds of shuffles whatever the data size; one partition each
 #: and no adaptive execution (which runs every shuffle as a job of its own) halve the time.
 #: The cluster's sessions set the same (tests/_spark_cluster.py, two partitions there).
-SPARK_TEST_CONF = {"spark.sql.shuffle.partitions": "1", "spark.sql.adaptive.enabled": "false"}
+#: Code generation off (whole-stage and per expression, Spark's interpreted evaluation): on a
+#: hundred customers Spark spends more time compiling the generated Java of each of the
+#: hundreds of stages than running it; 15-20 % less time for the Spark tests (session 38,
+#: docs/benchmarks.md "The test suite's time"). Sessions outside the tests keep Spark's code
+#: generation; the results compared with DuckDB's are the same on either path.
+SPARK_TEST_CONF = {"spark.sql.shuffle.partitions": "1", "spark.sql.adaptive.enabled": "false",
+                   "spark.sql.codegen.wholeStage": "false",
+                   "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 
 
 def xdist_group_of(item: pytest.Item) -> str | None:

@@ -214,11 +214,23 @@ def test_one_price_is_degenerate_and_spends_that_price() -> None:
                           "count": [40, 20, 10, 3]})
     with pytest.raises(DegenerateSpendError, match="same mean spend 19.99") as info:
         GammaGammaModel().fit(pairs)
-    assert info.value.price == pytest.approx(19.99, rel=1e-12) and info.value.buyers == 73
+    # the price as written (the short decimal the means round to), not their noisy average
+    assert info.value.price == 19.99 and info.value.buyers == 73
     model, notes = fit_spend_model(pairs)
-    assert isinstance(model, ConstantSpendModel) and model.value == pytest.approx(19.99)
+    assert isinstance(model, ConstantSpendModel) and model.value == 19.99
     assert notes and "single price" in notes[0]
     assert model.expected_spend([0, 4], [np.nan, 19.99]) == pytest.approx([19.99, 19.99])
+    # only noisy means (every one off in its last bit): still the price as written
+    above = np.nextafter(19.99, 20.0)
+    for means in ([noisy] * 4, [above] * 4, [noisy, above, noisy, above]):
+        with pytest.raises(DegenerateSpendError) as only_noisy:
+            GammaGammaModel().fit(pairs.assign(monetary_value=means))
+        assert only_noisy.value.price == 19.99
+    # a price without a short decimal (20 / 7) is kept to the digits it has
+    seventh = pairs.assign(monetary_value=[20 / 7, 40 / 14, 60 / 21, 20 / 7])
+    with pytest.raises(DegenerateSpendError) as info:
+        GammaGammaModel().fit(seventh)
+    assert info.value.price == pytest.approx(20 / 7, rel=1e-12)
 
 
 def test_negative_mean_spend_is_left_out_of_the_fit_and_scored(cdnow_summary: pd.DataFrame) -> None:

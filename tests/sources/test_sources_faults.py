@@ -153,7 +153,7 @@ def _assignments(root: Path) -> list[dict]:
 def test_ingest_killed_at_many_points(reference, tmp_path: Path) -> None:
     pristine, expected, t_ingest, _, _ = reference
     killed = 0
-    for i, frac in enumerate((0.2, 0.35, 0.5, 0.65, 0.8, 0.95)):
+    for i, frac in enumerate((0.25, 0.5, 0.75, 0.95)):
         # The reference time was taken under whatever load the machine had then: an ingest
         # that completes before its kill point measures a shorter time, and the point is
         # tried again on a fresh copy at that fraction of it (a few times at most).
@@ -169,7 +169,7 @@ def test_ingest_killed_at_many_points(reference, tmp_path: Path) -> None:
                 killed += 1
                 break
             t_ingest = min(t_ingest, took)
-    assert killed >= 4  # the kill points hit a running ingest
+    assert killed >= 3  # the kill points hit a running ingest
 
 
 def test_run_killed_at_many_points(reference, tmp_path: Path) -> None:

@@ -89,6 +89,10 @@ def test_null_tokens_apply_to_every_column(tmp_path):
     assert _rows(store, "SELECT amount FROM transactions") == [(-7.0,)]
     raw = _rows(store, "SELECT raw_row FROM quarantine WHERE row_number = 1")[0][0]
     assert '"Amount":"N/A"' in raw.replace(" ", "")
+    # the reason says the value may have been a token (the raw row shows 'N/A', not nothing)
+    reason = _rows(store, "SELECT reason FROM quarantine WHERE row_number = 1")[0][0]
+    assert reason == ("amount is empty or a missing-value token of null_values, such as NA "
+                      "(source column Amount)")
 
 
 def test_null_values_setting_replaces_the_default(tmp_path):

@@ -158,8 +158,8 @@ def test_typed_columns_judged_without_their_text(tmp_path, monkeypatch, once) ->
     assert stored == [("O1", dt.datetime(2024, 1, 1, 10), 10.0, 1.0),
                       ("O6", dt.datetime(2024, 1, 5, 10), 7.5, None)]
     assert quarantined == [
-        (2, "missing_date", "order_date", "ts is empty (source column order_date)"),
-        (3, "missing_amount", "amount", "amount is empty (source column amount)"),
+        (2, "missing_date", "order_date", "ts is empty or a missing-value token of null_values, such as NA (source column order_date)"),
+        (3, "missing_amount", "amount", "amount is empty or a missing-value token of null_values, such as NA (source column amount)"),
         (4, "non_numeric_amount", "amount", "'nan' is not a number"),
         (5, "non_numeric_amount", "amount", "'inf' is not a number"),
     ]

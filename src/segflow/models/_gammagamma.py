@@ -31,6 +31,9 @@ from segflow.models._btyd_base import BTYDModel
 CORRELATION_WARNING = 0.3
 #: Mean spends within this relative spread of each other count as one price (degenerate).
 DEGENERATE_SPREAD = 1e-9
+#: A single price is rounded to the fewest decimals within this relative distance of the
+#: mean spends (their summation error is far smaller; a price is not moved by more).
+PRICE_ROUNDING = 1e-13
 
 
 class DegenerateSpendError(SegflowError):
@@ -47,6 +50,21 @@ class DegenerateSpendError(SegflowError):
             f"{price:.10g} (a single price): the spend distribution is degenerate and the "
             "Gamma-Gamma model is not identified; the expected spend is that price"
         )
+
+
+def _one_price(m: np.ndarray, weights: np.ndarray, low: float, high: float) -> float:
+    """The price of mean spends ``m`` that are one price up to rounding: the weighted mean
+    rounded to the fewest decimals that stay within the means' range widened by
+    :data:`PRICE_ROUNDING` (relative). The means carry summation error in their last bits
+    (19.98999999999999, 19.990000000000002); the price a shop wrote is the short decimal
+    among them (19.99)."""
+    mean = float(np.average(m, weights=weights))
+    slack = PRICE_ROUNDING * high
+    for decimals in range(16):
+        price = round(mean, decimals)
+        if low - slack <= price <= high + slack:
+            return price
+    return mean
 
 
 class GammaGammaModel(BTYDModel):
@@ -161,7 +179,7 @@ class GammaGammaModel(BTYDModel):
         if high - low <= DEGENERATE_SPREAD * high:
             # every repeat buyer has the same mean spend up to rounding (one price): the
             # variance across customers is 0 and the MLE runs to q, gamma -> infinity
-            raise DegenerateSpendError(float(np.average(m, weights=weights)), int(weights.sum()))
+            raise DegenerateSpendError(_one_price(m, weights, low, high), int(weights.sum()))
 
     _has_gradient = True
 
@@ -271,9 +289,9 @@ class ConstantSpendModel:
         return np.full(np.shape(np.asarray(x, dtype=float)), self.value)
 
     def spend_expression(self, x: Any, monetary_value: Any) -> Any:
-        import ibis
+        from segflow._literals import float_literal
 
-        return ibis.literal(self.value, type="float64")
+        return float_literal(self.value)
 
     def population_mean_spend(self) -> float:
         return self.value

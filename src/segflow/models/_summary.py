@@ -34,6 +34,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from segflow._literals import float_literal
 from segflow.errors import InputError
 from segflow.features._purchase_def import is_purchase_line
 
@@ -224,7 +225,7 @@ def btyd_summary(
         holdout_spend=joined.holdout_spend.fill_null(0.0),
         x_last_period=joined.x_last_period.fill_null(0).cast("int64"),
         last_period_spend=joined.last_period_spend.fill_null(0.0),
-        duration_holdout=ibis.literal((obs_end - cal_end).days / unit, type="float64"),
+        duration_holdout=float_literal((obs_end - cal_end).days / unit),
     )
 
 

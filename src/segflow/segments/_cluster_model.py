@@ -33,6 +33,7 @@ from typing import Any
 import ibis
 import numpy as np
 
+from segflow._literals import float_literal
 from segflow.segments._cluster_prep import FeaturePrep
 
 FORMAT_VERSION = 1
@@ -220,8 +221,9 @@ class ClusterModel:
 
 
 def _f(value: float) -> Any:
-    """A float64 literal (a bare Python float may become a DECIMAL literal in SQL)."""
-    return ibis.literal(float(value), type="float64")
+    """A float64 literal: the same double on every engine (a bare Python float, even typed
+    float64, becomes a DECIMAL literal in SQL; :func:`segflow._literals.float_literal`)."""
+    return float_literal(value)
 
 
 def _sum(items: list[Any]) -> Any:

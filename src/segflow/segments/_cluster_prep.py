@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from segflow._literals import float_literal
 from segflow.errors import InputError
 
 MISSING_LEVEL = "(missing)"
@@ -170,8 +171,9 @@ class FeaturePrep:
 
 
 def _f(value: float) -> Any:
-    """A float64 literal (a bare Python float may become a DECIMAL literal in SQL)."""
-    return ibis.literal(float(value), type="float64")
+    """A float64 literal: the same double on every engine (a bare Python float, even typed
+    float64, becomes a DECIMAL literal in SQL; :func:`segflow._literals.float_literal`)."""
+    return float_literal(value)
 
 
 def fit_prep(

@@ -504,10 +504,11 @@ def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
               lit(f"excluded by the exclude rule on {', '.join(source.exclude)}"))
     for c in REQUIRED[source.table]:
         r.add(missing_rule(c), f"r_{c} IS NULL", specs[c].label,
-              lit(f"{c} is empty (source column {specs[c].label})"))
+              lit(f"{c} is empty or a missing-value token of null_values, such as NA "
+                  f"(source column {specs[c].label})"))
     if source.table == "transactions" and "customer_id" in specs and source.anonymous == "quarantine":
         r.add("missing_customer_id", "r_customer_id IS NULL", specs["customer_id"].label,
-              "'customer id is empty and anonymous = ''quarantine'''")
+              "'customer id is empty or a missing-value token and anonymous = ''quarantine'''")
     if source.table == "transactions" and "transaction_id" in specs:
         r.add("missing_transaction_id", "r_transaction_id IS NULL", specs["transaction_id"].label,
               "'transaction id is empty'")
