@@ -1,7 +1,8 @@
-"""``segflow ingest`` on Spark (``local[1]``) stores the data audit in the warehouse, as the
-DuckDB ingest stores it in its store (issue 10, "ingest stores its audit"): after both
-engines ingest the same demo files, the two ``summary_audit`` tables are equal value by
-value; the warehouse's audit is current, so a Spark run keeps it; an ingest of unchanged
+"""``segflow ingest`` on Spark (``local[1]``) loads the demo files as the DuckDB ingest does
+(the same counts per load and rule, the same canonical and quarantine rows) and stores the
+data audit in the warehouse, as the DuckDB ingest stores it in its store (issue 10, "ingest
+stores its audit"): after both engines ingest the same demo files, the two
+``summary_audit`` tables are equal value by value; the warehouse's audit is current, so a Spark run keeps it; an ingest of unchanged
 files leaves it as it is. The duplicate-rows counts are also checked against pandas'
 ``duplicated()`` of the warehouse's canonical rows (an independent count). The Spark ingest's
 audit runs few Spark jobs (each costs scheduling whatever the data; in the suite's settings,
@@ -41,6 +42,33 @@ def _values(frame: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["check", "table"], ignore_index=True).astype(object)
 
 
+def _duck(project, query: str) -> pd.DataFrame:
+    return project.store.raw.execute(query).df()
+
+
+def _assert_same_ingest(project, store, ingested: dict) -> None:
+    """The Spark ingest (its report as a dict) against the DuckDB ingest of the same demo
+    files: the same counts per load and rule, the same canonical and quarantine rows."""
+    cols = ["source", "source_file", "rows_read", "rows_accepted", "rows_quarantined",
+            "rows_duplicate"]
+    got = pd.DataFrame(ingested["data"])[cols].sort_values("source_file", ignore_index=True)
+    want = _duck(project, f"SELECT {', '.join(cols)} FROM loads ORDER BY source_file")
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    assert want["rows_quarantined"].sum() > 0 and want["rows_duplicate"].sum() > 0
+    rules = _duck(project, "SELECT source, rule, count(*) AS n FROM quarantine GROUP BY ALL")
+    assert {(r["source"], r["rule"]): r["rows"] for r in ingested["rules"]} == \
+        {(r.source, r.rule): r.n for r in rules.itertuples()}
+    for table, key in (("customers", "customer_id"), ("transactions", "transaction_id"),
+                       ("events", "source_row"), ("quarantine", "row_number")):
+        w = _duck(project, f'SELECT * EXCLUDE (load_id) FROM "{table}"')
+        g = store.table(table).to_pandas()[w.columns.tolist()]
+        w, g = (f.sort_values(["source", key], ignore_index=True).astype(object) for f in (w, g))
+        w, g = (f.where(f.notna(), None) for f in (w, g))
+        if "ingested_at" in w:
+            w, g = w.drop(columns="ingested_at"), g.drop(columns="ingested_at")
+        pd.testing.assert_frame_equal(g, w, check_dtype=False, obj=table)
+
+
 def test_the_spark_ingest_stores_the_duckdb_ingests_audit(tmp_path, monkeypatch):
     require_spark()
     from segflow.datasets import demo_project_toml, generate_demo
@@ -57,11 +85,13 @@ def test_the_spark_ingest_stores_the_duckdb_ingests_audit(tmp_path, monkeypatch)
             project.ingest(engine="duckdb")
             counted: list[int] = []
             count_spark_jobs(monkeypatch, quality, "audit", counted)
-            project.ingest(engine="spark")
+            ingested = project.ingest(engine="spark")
         print(f"the Spark ingest's audit: {counted} Spark jobs")
         assert len(counted) == 1 and 0 < counted[0] <= AUDIT_JOBS_MAX, counted
-        duck = project.store.raw.execute("SELECT * FROM summary_audit").df()
         store = project.warehouse
+        # the rows themselves: loads, rule counts, canonical and quarantine rows as DuckDB's
+        _assert_same_ingest(project, store, ingested.to_dict())
+        duck = project.store.raw.execute("SELECT * FROM summary_audit").df()
         stored = store.dataframe("summary_audit").toPandas()
         assert len(duck) > 10 and (duck["count"] > 0).sum() >= 3
         pd.testing.assert_frame_equal(_values(stored), _values(duck), check_dtype=False)
