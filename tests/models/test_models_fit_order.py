@@ -96,9 +96,16 @@ def test_a_pandas_summary_in_any_row_order_gives_the_same_fit_or_the_same_error(
     frame[["t_x", "T"]] = frame[["t_x", "T"]] / 7.0  # weeks
     outcomes = {_outcome(frame.sample(frac=1.0, random_state=seed)) for seed in range(12)}
     assert len(outcomes) == 1, outcomes
-    # the sorted frame's outcome: the boundary (no dropout identifiable from 26 rows)
+    # the sorted frame's outcome: the boundary (no dropout identifiable from 26 rows), or a
+    # point on the flat ridge (a ~ 1e-6, b ~ 1e5): which one depends on the CPU's
+    # floating-point kernels (the boundary without AVX-512; the ridge with OpenBLAS's
+    # SkylakeX kernels and numpy's AVX-512 loops), never on the row order
     (only,) = outcomes
-    assert len(only) == 1 and "parameter a ran to a boundary" in only[0]
+    if len(only) == 1:
+        assert "parameter a ran to a boundary" in only[0]
+    else:
+        r, alpha, a, b = only
+        assert a < 1e-4 and b > 1e4 and np.isfinite([r, alpha]).all(), only
     # and a fitted pandas summary (one row per customer, the first test's): bit for bit
     summary = _summary(3000)[["x", "t_x", "T"]]
     fits = {_outcome(summary.sample(frac=1.0, random_state=seed), 0.01) for seed in range(4)}

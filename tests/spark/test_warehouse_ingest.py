@@ -192,6 +192,7 @@ def test_ingest_on_the_cluster_equals_the_duckdb_ingest(tmp_path, cluster, clust
     assert {r["status"] for r in again["data"]} == {"unchanged"}
     # `warehouse push` (now a migration tool) copies the same rows from the DuckDB store
     pushed = push_to_warehouse(project.store, SparkStore(cluster_session, warehouse, "pushed"))
-    for table in ("customers", "transactions", "quarantine", "loads"):
-        assert pushed[table] == store.dataframe(table).count(), table
+    for table in ("customers", "transactions", "quarantine", "ingest_duplicates", "ingest_flags",
+                  "loads"):
+        assert pushed[table] == store.dataframe(table).count() > 0, table
     project.close()

@@ -145,8 +145,6 @@ def clv_diagnostics_document(
 
     full = triples if triples is not None else compress(
         btyd_summary(transactions, calibration_end=snapshot, time_unit="W", warn=False, days=days))
-    if model is None:
-        model = BetaGeoModel().fit(full[full["T"] > 0])
     weights = full["count"]
     typical_t = float(np.round(np.average(full["T"], weights=weights)))
     max_x = int(min(np.quantile(np.repeat(full["x"].to_numpy(), weights.to_numpy().astype(int)), 0.99), 30)) + 1
@@ -177,6 +175,8 @@ def clv_diagnostics_document(
     finally:
         if cached is not summary:
             cached.release()
+    if model is None:  # after the holdout's own checks: their reason is the more specific
+        model = BetaGeoModel().fit(full[full["T"] > 0])
     # the frequency/recency matrices for a customer of typical age (evaluated here, so that
     # the report needs no model code)
     xx, rr = np.meshgrid(np.arange(0, max_x + 1), np.arange(0, int(typical_t) + 1), indexing="ij")

@@ -16,8 +16,9 @@ from segflow.engine._spark import local_url
 from segflow.store import CANONICAL_TABLES, Store
 from segflow.store._spark import SparkStore
 
-#: Tables a push copies: the canonical ones and the ingest's own records.
-PUSHED = (*CANONICAL_TABLES, "quarantine", "loads")
+#: Tables a push copies: the canonical ones and the ingest's own records (the audit reads
+#: ``ingest_flags``: without it a pushed warehouse's audit lacked the flagged rows).
+PUSHED = (*CANONICAL_TABLES, "quarantine", "ingest_duplicates", "ingest_flags", "loads")
 
 
 def push_to_warehouse(store: Store, warehouse: SparkStore) -> dict[str, int]:
@@ -31,6 +32,7 @@ def push_to_warehouse(store: Store, warehouse: SparkStore) -> dict[str, int]:
     if "loads" in warehouse.tables():
         pushed = {r.load_id for r in warehouse.dataframe("loads").select("load_id").collect()}
     first = not warehouse.tables()
+    present = set(store.tables())  # a store from before ingest_flags lacks it
     counts: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="segflow-push-") as tmp:
         store.raw.execute("CREATE OR REPLACE TEMP TABLE _segflow_pushed (load_id VARCHAR)")
@@ -39,7 +41,7 @@ def push_to_warehouse(store: Store, warehouse: SparkStore) -> dict[str, int]:
                 store.raw.executemany("INSERT INTO _segflow_pushed VALUES (?)",
                                       [[p] for p in pushed])
             with warehouse.run("push", {"from": str(store.path)}) as run_id:
-                for name in PUSHED:
+                for name in (n for n in PUSHED if n in present):
                     where = ("WHERE load_id NOT IN (SELECT load_id FROM _segflow_pushed)"
                              if not first else "")
                     if not first:
