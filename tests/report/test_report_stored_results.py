@@ -227,7 +227,7 @@ def test_a_stored_diagnostics_failure_is_what_the_report_shows(tmp_path, monkeyp
             clv_diagnostics(p.store, snapshot)
 
 
-def test_diagnostics_without_history_before_the_holdout_say_so(tmp_path):
+def test_diagnostics_without_history_before_the_holdout_say_so(tmp_path, monkeypatch):
     """Four months of data: the 26 weeks held out before the snapshot leave no purchase to
     calibrate on; the message says that, not the model's "the summary holds no customers"."""
     import datetime as dt
@@ -247,4 +247,14 @@ def test_diagnostics_without_history_before_the_holdout_say_so(tmp_path):
         with pytest.raises(SegflowError, match=f"no customer bought before the calibration end "
                                                f"{cal_end} \\(the snapshot {snapshot} less the "
                                                "26-week holdout\\)"):
+            clv_diagnostics_document(p.store.table("transactions"), snapshot)
+        # the holdout's reason comes before any fit's: so even where the full-history fit
+        # itself fails (as it may on a nearly flat likelihood, depending on the CPU)
+        from segflow.models import BetaGeoModel
+
+        def failing_fit(self, *args, **kwargs):
+            raise SegflowError("the full-history fit failed")
+
+        monkeypatch.setattr(BetaGeoModel, "fit", failing_fit)
+        with pytest.raises(SegflowError, match="no customer bought before the calibration end"):
             clv_diagnostics_document(p.store.table("transactions"), snapshot)
