@@ -102,7 +102,7 @@ def newmonth(store_dir: Path) -> None:
                 "breadth": lambda: breadth_features(lines, frame, categories=spend),
                 "order table (all history)": lambda: orders,
                 "campaign features": lambda: campaign_features(
-                    tables["campaign_exposures"], orders, frame),
+                    tables["campaign_exposures"], lines, frame),
                 "web (90 days)": lambda: web_features(tables["events"], frame),
                 "attributes": lambda: customer_records(tables["customers"], frame),
             }

@@ -62,9 +62,10 @@ def web_features(events: ibis.Table, frame: Frame) -> ibis.Table:
     return last.left_join(web, "customer_id").drop("customer_id_right")
 
 
-def campaign_features(exposures: ibis.Table, orders: ibis.Table, frame: Frame) -> ibis.Table:
+def campaign_features(exposures: ibis.Table, lines: ibis.Table, frame: Frame) -> ibis.Table:
     """Campaigns received, opened, clicked and responded to in the 365 days before ``s``
-    (treatment arm). ``orders`` is the order table (for responses)."""
+    (treatment arm). ``lines`` are the transaction lines before ``s``
+    (:func:`segflow.features._purchases.prepare_lines`; for responses)."""
     c = exposures
     c = c.filter(
         c.customer_id.notnull(),
@@ -87,26 +88,44 @@ def campaign_features(exposures: ibis.Table, orders: ibis.Table, frame: Frame) -
         campaign_open_rate_12m=safe_ratio(agg._opened, agg.campaigns_received_12m),
         campaign_click_rate_12m=safe_ratio(agg._clicked, agg.campaigns_received_12m),
     )
-    return rates.left_join(_responses(c, orders, frame), "customer_id").drop("customer_id_right")
+    return rates.left_join(_responses(c, lines, frame), "customer_id").drop("customer_id_right")
 
 
-def _responses(treated: ibis.Table, orders: ibis.Table, frame: Frame) -> ibis.Table:
-    """Share of campaigns first received at least ``RESPONSE_DAYS`` before ``s`` that were
-    followed by an order within ``RESPONSE_DAYS`` days of the first exposure."""
+_ORDER_KEY = ("customer_id", "transaction_id", "_ts_key")
+
+
+def _responses(treated: ibis.Table, lines: ibis.Table, frame: Frame) -> ibis.Table:
+    """Share of campaigns first received (``t0``) at least ``RESPONSE_DAYS`` before ``s``
+    that were followed by an order within ``RESPONSE_DAYS`` days: an order whose time (its
+    first purchase line's, :func:`segflow.features._purchases.order_table`) is in
+    ``[t0, t0 + RESPONSE_DAYS)``.
+
+    Such an order has a purchase line in that range, and no line before ``t0``; so the
+    candidates are the purchase lines in the range of an eligible campaign of their customer
+    (a join on the customer), and only the orders of those lines are grouped for their first
+    line (the same result as the order table of all history, which groups every order)."""
     first = treated.group_by(["customer_id", "campaign_id"]).aggregate(_t0=treated.ts.min())
     eligible = first.filter(first._t0 < frame.ts(RESPONSE_DAYS))
-    recent = orders.filter(frame.within(orders._ts, DAYS_12M))  # responses are recent orders
-    orders = recent.select(_cid=recent.customer_id, _ots=recent._ts)
+    buys = lines.filter(lines._buy)
+    b = buys.filter(frame.within(buys.ts, DAYS_12M))  # every t0 is within the 12 months
+    b = b.select(*[b[k].name(f"_b{k}") for k in _ORDER_KEY], _bts=b.ts)
     window = ibis.interval(days=RESPONSE_DAYS)
     hits = eligible.join(
-        orders,
-        [
-            eligible.customer_id == orders._cid,
-            orders._ots >= eligible._t0,
-            orders._ots < eligible._t0 + window,
-        ],
+        b,
+        [eligible.customer_id == b._bcustomer_id, b._bts >= eligible._t0,
+         b._bts < eligible._t0 + window],
+    ).select("customer_id", "campaign_id", "_t0", *[f"_b{k}" for k in _ORDER_KEY])
+    keys = hits.select(*[f"_b{k}" for k in _ORDER_KEY]).distinct()
+    # IS NOT DISTINCT FROM: a key part is null (no transaction id, or the ts key of one)
+    same = [buys[k].identical_to(keys[f"_b{k}"]) for k in _ORDER_KEY]
+    mine = buys.semi_join(keys, same)
+    starts = mine.group_by(list(_ORDER_KEY)).aggregate(_ots=mine.ts.min())
+    starts = starts.rename({f"_s{k}": k for k in _ORDER_KEY})
+    matched = hits.join(
+        starts, [*[hits[f"_b{k}"].identical_to(starts[f"_s{k}"]) for k in _ORDER_KEY],
+                 starts._ots >= hits._t0],
     )
-    responded = hits.group_by("customer_id").aggregate(_resp=hits.campaign_id.nunique())
+    responded = matched.group_by("customer_id").aggregate(_resp=matched.campaign_id.nunique())
     counted = eligible.group_by("customer_id").aggregate(_elig=eligible.count())
     out = counted.left_join(responded, "customer_id").drop("customer_id_right")
     return out.select(

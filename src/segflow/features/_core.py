@@ -127,7 +127,7 @@ def customer_features(
     if "web" in wanted:
         parts.append(web_features(tables["events"], frame))
     if "campaign" in wanted:
-        parts.append(campaign_features(tables["campaign_exposures"], orders, frame))
+        parts.append(campaign_features(tables["campaign_exposures"], lines, frame))
     survey = survey_registry(tables["survey_responses"]) if "survey" in wanted else {}
     answers = survey_features(tables["survey_responses"], frame, survey)
     if answers is not None:

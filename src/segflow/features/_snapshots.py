@@ -418,7 +418,7 @@ def _per_snapshot_parts(
         if "pattern" in wanted and {"main_channel", "main_channel_share", "channel_count"} & cols:
             parts["chan"] = top_share(lines, frame, "channel", "main_channel", "channel_count")
         if "campaign" in wanted:
-            parts["campaign"] = campaign_features(tables["campaign_exposures"], orders, frame)
+            parts["campaign"] = campaign_features(tables["campaign_exposures"], lines, frame)
         answers = survey_features(tables["survey_responses"], frame, survey)
         if answers is not None:
             parts["survey"] = answers

@@ -168,7 +168,6 @@ def state_features(tables: Mapping[str, ibis.Table], state: ibis.Table, snapshot
 
     frame = Frame(snapshot=s, window_days=window_days)
     lines = prepare_lines(tables["transactions"], frame)
-    orders = order_table(lines)
     records = customer_records(tables["customers"], frame)
     # without a window the top category and the category breadth group the same lines
     spend = value_spend(lines, frame, "category") if window_days is None else None
@@ -177,13 +176,13 @@ def state_features(tables: Mapping[str, ibis.Table], state: ibis.Table, snapshot
         top_share(lines, frame, "category", "top_category", "category_count", spend=spend),
         top_share(lines, frame, "channel", "main_channel", "channel_count"),
         breadth_features(lines, frame, categories=spend),
-        campaign_features(tables["campaign_exposures"], orders, frame),
+        campaign_features(tables["campaign_exposures"], lines, frame),
         # the 90-day web counts: cheaper from the window's events than carried (their
         # sessions' stretches need the events from 90 days before the state on)
         web_features(tables["events"], frame),
     ]
     if window_days is not None:  # the gaps of orders leaving a window: not in the state
-        parts.append(interpurchase_features(orders, frame))
+        parts.append(interpurchase_features(order_table(lines), frame))
     answers = survey_features(tables["survey_responses"], frame,
                               survey_registry(tables["survey_responses"]))
     if answers is not None:

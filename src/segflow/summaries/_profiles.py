@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from segflow.features import money_sum
 from segflow.segments import _profile
-from segflow.segments._profile import fits_medians, medians_in_batches, settled
+from segflow.segments._profile import fits_medians, median_of, medians_in_batches, settled
 from segflow.store import Store
 
 
@@ -50,7 +50,7 @@ def _base(joined: ibis.Table, numeric: list[str], by: list[str], rows: int) -> p
         x = joined[f].cast("float64")
         metrics[f"m{i}"], metrics[f"s{i}"] = x.mean(), x.std(how="pop")
         if one:
-            metrics[f"q{i}"] = x.median()
+            metrics[f"q{i}"] = median_of(joined[f])
     q = joined.group_by(by).aggregate(**metrics) if by else joined.aggregate(**metrics)
     out = q.to_pandas()
     cols = [c for c in out.columns if c[0] in "ms" and c[1:].isdigit()]
@@ -114,7 +114,7 @@ def rule_profiles(store: Store | Any, schemes: Sequence[str], *, snapshot: dt.da
             x = joined[f].cast("float64")
             metrics[f"m{i}"] = x.mean()
             if one:
-                metrics[f"q{i}"] = x.median()
+                metrics[f"q{i}"] = median_of(joined[f])
         per_seg = joined.group_by("scheme", "segment").aggregate(**metrics).to_pandas()
         sizes = per_seg.groupby("scheme")["size"].sum()
         if not one and len(per_seg):
