@@ -88,6 +88,31 @@ def test_medians_in_batches_equal_one_query(data, profile, monkeypatch, budget):
         assert batched.base.loc["median", f] == pytest.approx(df[f].median(), rel=6e-12)
 
 
+def test_median_budget_follows_the_memory_limit(data, profile, monkeypatch):
+    """The values one median query may hold: the DuckDB memory limit over
+    MEDIAN_BYTES_PER_VALUE, capped at MEDIAN_VALUES; a limit that small batches the medians
+    (one feature a query here) and the profile is the same to the last bit."""
+    from segflow.segments import _profile
+    from segflow.store._memory import memory_limit_bytes
+
+    feats, assign = data
+    con = ibis.duckdb.connect()
+    f, a = con.create_table("f", feats), con.create_table("a", assign)
+    con.raw_sql("SET memory_limit = '64GB'")
+    assert _profile.median_budget(f) == _profile.MEDIAN_VALUES == 250_000_000
+    con.raw_sql("SET memory_limit = '1GB'")
+    limit = memory_limit_bytes(con.con)
+    assert 0.99e9 < limit <= 1e9
+    assert _profile.median_budget(f) == limit // _profile.MEDIAN_BYTES_PER_VALUE
+    # 900 rows x 3 features: a budget under 1,800 values is one feature a query (the
+    # budget per value raised: DuckDB does not run on a few kilobytes)
+    monkeypatch.setattr(_profile, "MEDIAN_BYTES_PER_VALUE", limit // 899)
+    assert 899 <= _profile.median_budget(f) < 900
+    batched = profile_segments(f, a)
+    pd.testing.assert_frame_equal(batched.to_pandas(), profile.to_pandas(), check_exact=True)
+    pd.testing.assert_frame_equal(batched.base, profile.base, check_exact=True)
+
+
 def test_makeup_matches_pandas(data, profile):
     feats, assign = data
     df = feats.merge(assign, on="customer_id")

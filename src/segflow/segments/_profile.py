@@ -49,23 +49,47 @@ _SKIP = {"snapshot_date", "run_id", "load_id", "source", "source_file", "source_
 
 #: The most values the exact medians of one query may hold (rows x features): DuckDB keeps
 #: every value of a median's group in memory and does not spill them, so at 10M customers x 6
-#: schemes x 40 features (19 GB) one query was killed by the kernel. Beyond this the medians
-#: are taken a few features at a time; the results are the same.
-MEDIAN_VALUES = 100_000_000
+#: schemes x 40 features (19 GB) one query was killed by the kernel. Beyond the budget
+#: (:func:`median_budget`: this, or less where the engine's memory limit is smaller) the
+#: medians are taken a few features at a time; the results are the same.
+MEDIAN_VALUES = 250_000_000
+
+#: Bytes of the engine's memory limit budgeted per value the medians hold: measured about
+#: 16 at 1M customers (6 schemes x 37 features in one query, 214M values: peak RSS 3.5 GiB
+#: against 2.0 GiB in batches of 100M values, docs/benchmarks.md); three times that, since
+#: the query's join and the rest of the process use the same memory.
+MEDIAN_BYTES_PER_VALUE = 48
 
 
-def fits_medians(rows: int, numeric: list[str]) -> bool:
+def median_budget(t: ibis.Table) -> int:
+    """The most values the exact medians of one query over ``t`` may hold: the DuckDB
+    connection's ``memory_limit`` / :data:`MEDIAN_BYTES_PER_VALUE`, at most
+    :data:`MEDIAN_VALUES` (the limit of any other engine)."""
+    from segflow.store._memory import memory_limit_bytes
+
+    backend = t._find_backend()
+    if getattr(backend, "name", None) != "duckdb":
+        return MEDIAN_VALUES
+    try:
+        limit = memory_limit_bytes(backend.con)
+    except Exception:  # noqa: BLE001 - a limit DuckDB shows in an unknown form: the default
+        return MEDIAN_VALUES
+    return max(1, min(MEDIAN_VALUES, limit // MEDIAN_BYTES_PER_VALUE))
+
+
+def fits_medians(rows: int, numeric: list[str], budget: int) -> bool:
     """Whether the exact medians of the features ``numeric`` over ``rows`` rows fit in one
-    query (:data:`MEDIAN_VALUES`)."""
-    return rows * max(len(numeric), 1) <= MEDIAN_VALUES
+    query of at most ``budget`` values (:func:`median_budget`)."""
+    return rows * max(len(numeric), 1) <= budget
 
 
-def medians_in_batches(t: ibis.Table, numeric: list[str], by: list[str], rows: int) -> pd.DataFrame:
+def medians_in_batches(t: ibis.Table, numeric: list[str], by: list[str], rows: int,
+                       budget: int) -> pd.DataFrame:
     """Exact medians of the features ``numeric`` of ``t`` by ``by`` (one row when ``by`` is
     empty): columns ``by`` and ``q{i}`` (float64, ``i`` the feature's position in
-    ``numeric``), in queries of at most :data:`MEDIAN_VALUES` values (``rows``: at least
-    the rows of ``t``), merged on ``by``."""
-    step = max(1, MEDIAN_VALUES // max(rows, 1))
+    ``numeric``), in queries of at most ``budget`` values (:func:`median_budget`; ``rows``:
+    at least the rows of ``t``), merged on ``by``."""
+    step = max(1, budget // max(rows, 1))
     out: pd.DataFrame | None = None
     for start in range(0, len(numeric), step):
         metrics = {f"q{i}": median_of(t[numeric[i]])
@@ -263,7 +287,8 @@ def _segment_aggregates(
 ) -> pd.DataFrame:
     from segflow.features import money_sum
 
-    one = fits_medians(rows, numeric)
+    budget = median_budget(joined)
+    one = fits_medians(rows, numeric, budget)
     metrics: dict[str, Any] = {"size": joined.count()}
     if has_rank:
         metrics["segment_rank"] = joined["segment_rank"].min()
@@ -275,7 +300,7 @@ def _segment_aggregates(
             metrics[f"q{i}"] = median_of(joined[f])
     frame = joined.group_by("segment").aggregate(**metrics).to_pandas()
     if not one and len(frame):
-        medians = medians_in_batches(joined, numeric, ["segment"], rows)
+        medians = medians_in_batches(joined, numeric, ["segment"], rows, budget)
         frame = frame.merge(medians, on="segment", how="left")
     if has_rank:
         frame = frame.sort_values(["segment_rank", "segment"])
@@ -287,7 +312,8 @@ def _segment_aggregates(
 def _base_aggregates(joined: ibis.Table, numeric: list[str], rows: int) -> pd.DataFrame:
     if not numeric:
         return pd.DataFrame(index=["mean", "std", "median"])
-    one = fits_medians(rows, numeric)
+    budget = median_budget(joined)
+    one = fits_medians(rows, numeric, budget)
     metrics: dict[str, Any] = {}
     for i, f in enumerate(numeric):
         metrics[f"m{i}"] = _num(joined[f]).mean()
@@ -296,7 +322,7 @@ def _base_aggregates(joined: ibis.Table, numeric: list[str], rows: int) -> pd.Da
             metrics[f"q{i}"] = median_of(joined[f])
     row = joined.aggregate(**metrics).to_pandas().iloc[0]
     if not one:
-        row = pd.concat([row, medians_in_batches(joined, numeric, [], rows).iloc[0]])
+        row = pd.concat([row, medians_in_batches(joined, numeric, [], rows, budget).iloc[0]])
     return settled(pd.DataFrame(
         {f: [row[f"m{i}"], row[f"s{i}"], row[f"q{i}"]] for i, f in enumerate(numeric)},
         index=["mean", "std", "median"],

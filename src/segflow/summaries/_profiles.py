@@ -23,8 +23,13 @@ import pandas as pd
 import pyarrow as pa
 
 from segflow.features import money_sum
-from segflow.segments import _profile
-from segflow.segments._profile import fits_medians, median_of, medians_in_batches, settled
+from segflow.segments._profile import (
+    fits_medians,
+    median_budget,
+    median_of,
+    medians_in_batches,
+    settled,
+)
 from segflow.store import Store
 
 
@@ -44,7 +49,8 @@ def _numeric(features: ibis.Table) -> list[str]:
 def _base(joined: ibis.Table, numeric: list[str], by: list[str], rows: int) -> pd.DataFrame:
     """Mean, population std and median per feature (columns m{i}, s{i}, q{i}) by ``by``;
     ``rows``: at least the rows of ``joined`` (the medians in the same query when they fit)."""
-    one = fits_medians(rows, numeric)
+    budget = median_budget(joined)
+    one = fits_medians(rows, numeric, budget)
     metrics: dict[str, Any] = {"n": joined.count()}
     for i, f in enumerate(numeric):
         x = joined[f].cast("float64")
@@ -57,20 +63,20 @@ def _base(joined: ibis.Table, numeric: list[str], by: list[str], rows: int) -> p
     out[cols] = settled(out[cols].astype(float))
     if one:
         return out
-    medians = medians_in_batches(joined, numeric, by, int(out["n"].sum()))
+    medians = medians_in_batches(joined, numeric, by, int(out["n"].sum()), budget)
     if by:
         return out.merge(medians, on=by, how="left")
     return pd.concat([out, medians.drop(columns=by)], axis=1)
 
 
-def _scheme_batches(sizes: pd.Series, features: int) -> list[list[str]]:
+def _scheme_batches(sizes: pd.Series, features: int, budget: int) -> list[list[str]]:
     """The schemes (``sizes``: assigned customers per scheme) in batches whose medians fit in
-    :data:`segflow.segments._profile.MEDIAN_VALUES` values together; a scheme too large alone
-    is a batch of its own (:func:`medians_in_batches` then splits its features)."""
+    ``budget`` values together (:func:`segflow.segments._profile.median_budget`); a scheme too
+    large alone is a batch of its own (:func:`medians_in_batches` then splits its features)."""
     batches: list[list[str]] = []
     rows = 0
     for scheme, size in sizes.items():
-        if batches and (rows + int(size)) * max(features, 1) <= _profile.MEDIAN_VALUES:
+        if batches and (rows + int(size)) * max(features, 1) <= budget:
             batches[-1].append(scheme)
             rows += int(size)
         else:
@@ -106,7 +112,8 @@ def rule_profiles(store: Store | Any, schemes: Sequence[str], *, snapshot: dt.da
     try:
         joined = features.inner_join(a, "customer_id")
         rows = int(a.count().execute())  # at least the joined rows (a is materialised)
-        one = fits_medians(rows, numeric)  # every median in the query of the means
+        budget = median_budget(joined)
+        one = fits_medians(rows, numeric, budget)  # every median in the query of the means
         metrics: dict[str, Any] = {"size": joined.count(), "segment_rank": joined.segment_rank.min()}
         if value_col is not None:
             metrics["value"] = money_sum(joined[value_col])
@@ -119,8 +126,8 @@ def rule_profiles(store: Store | Any, schemes: Sequence[str], *, snapshot: dt.da
         sizes = per_seg.groupby("scheme")["size"].sum()
         if not one and len(per_seg):
             medians = [medians_in_batches(joined.filter(joined.scheme.isin(batch)), numeric,
-                                           ["scheme", "segment"], int(sizes[batch].sum()))
-                       for batch in _scheme_batches(sizes, len(numeric))]
+                                           ["scheme", "segment"], int(sizes[batch].sum()), budget)
+                       for batch in _scheme_batches(sizes, len(numeric), budget)]
             per_seg = per_seg.merge(pd.concat(medians, ignore_index=True),
                                     on=["scheme", "segment"], how="left")
         # the base: over the customers assigned in any scheme, unless a scheme covers fewer
