@@ -108,7 +108,9 @@ def test_spark_draws_the_same_sample(memory_store):
     s1, _ = _snapshot(memory_store, "feat_s", [300, 200, 100], seed=5)
     frame = s1.to_pandas()
     con = ibis.pyspark.connect(spark_session("local[1]"))
-    on_spark = con.create_table("feat_s", frame, overwrite=True)
+    # a temporary view: a managed table would leave its folder in ./spark-warehouse, and a
+    # second run in the same checkout would fail on it (LOCATION_ALREADY_EXISTS)
+    on_spark = con.create_view("feat_s", ibis.memtable(frame), overwrite=True)
     got = sample_features(on_spark, ["frequency", "monetary"], sample_size=250)
     pd.testing.assert_frame_equal(got, sample_features(s1, ["frequency", "monetary"],
                                                        sample_size=250), check_exact=True)

@@ -42,7 +42,9 @@ def _frame() -> pd.DataFrame:
 
 
 def _engine_result(con) -> pd.DataFrame:
-    t = con.create_table("f", _frame(), overwrite=True)
+    # a view (temporary on Spark): no managed table left in ./spark-warehouse to collide
+    # with the next run's
+    t = con.create_view("f", ibis.memtable(_frame()), overwrite=True)
     expr = t.select("i", c=comparable(t, "avg_order_value"), f=comparable(t, "tenure_years"))
     return expr.to_pandas().sort_values("i", ignore_index=True)
 

@@ -31,6 +31,7 @@ import pyarrow as pa
 from ibis import _
 
 from segflow.features import money_sum, score_sum
+from segflow.features._window import money
 
 NEW, GONE = "(new)", "(gone)"
 
@@ -393,10 +394,17 @@ def ending_transitions(spells: ibis.Table, latest: ibis.Table, amounts: ibis.Tab
         cells = s.group_by("si", "f", "t", "valid_from", "valid_to").agg(
             customers=_.count(), t_all=money_sum(s.t_all), t_12=money_sum(s.t_12),
             t_clv=score_sum(s.t_clv), scored=_.t_clv.count())
-        a = amounts.view()
-        m = s.join(a, (s.k == a.k) & (a.be < s.valid_to))
+        # a spell takes the customer's buckets ending inside it one by one, and those before
+        # it as one sum (the running sum of the last bucket ending at or before its start):
+        # rows = spells + buckets x schemes, not spells x buckets; money exact (decimals)
+        a = amounts.mutate(amount=money(amounts.amount))
+        a = a.mutate(
+            cum=a.amount.sum().over(ibis.cumulative_window(group_by="k", order_by="be")),
+            nxt=a.be.lead().over(group_by="k", order_by="be").fill_null(ibis.date(9999, 12, 31)))
+        m = s.join(a, (s.k == a.k) & (a.be < s.valid_to) & (a.nxt > s.valid_from))
+        value = ibis.ifelse(m.be <= m.valid_from, m.cum, m.amount)
         before = m.group_by(si=m.si, f=m.f, t=m.t, lo=ibis.greatest(m.valid_from, m.be),
-                            valid_to=m.valid_to).agg(r_before=money_sum(m.amount))
+                            valid_to=m.valid_to).agg(r_before=money_sum(value))
         cx = cells.join(p, (cells.si == p.p_si) & (cells.valid_from <= p.p_from)
                         & (p.p_from < cells.valid_to))
         cx = cx.group_by("si", "p_from", "f", "t").agg(
