@@ -10,6 +10,10 @@ scratch folder and runs ``Project.run()`` there in its own process, with the run
 on CPU time (``time.process_time``: every thread of the process, DuckDB's included), and
 prints / appends to ``bench/results/newmonth_replay.jsonl`` one JSON line: label, commit,
 stage CPU seconds, the process's CPU seconds and wall seconds, 1-minute load before and after.
+Each line also has ``yardstick_s``: the wall seconds of a fixed DuckDB query on two threads
+(hashing 100M integers) just before the replay. This machine's speed drifts by up to 1.6x
+within an hour at the same load (docs/benchmarks.md, session 40), CPU seconds with it, so
+replays of different hours compare only through it, and alternated replays are the measure.
 ``--profile DIR`` also writes a cProfile of each run (``DIR/<label>-<k>.prof``) timed on the
 process's CPU clock, so a function's cumulative time includes the engine's threads working
 for it (its queries).
@@ -59,10 +63,25 @@ print(json.dumps({"wall_s": round(time.perf_counter() - t0, 2),
 """
 
 
+def yardstick() -> float:
+    """Wall seconds of a fixed CPU-bound DuckDB query on two threads (the machine's speed
+    now; about 1 s when it is fast)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    con.execute("SET enable_progress_bar = false")
+    start = time.perf_counter()
+    con.execute("SELECT sum(hash(range) % 1000) FROM range(100000000)").fetchall()
+    con.close()
+    return round(time.perf_counter() - start, 3)
+
+
 def replay(store: Path, label: str, src: Path, scratch: Path, prof: str, nice: int) -> dict:
     if scratch.exists():
         shutil.rmtree(scratch)
     shutil.copytree(store, scratch)
+    stick = yardstick()
     load = os.getloadavg()[0]
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     env = {**os.environ, "PYTHONPATH": str(src.resolve())}
@@ -74,7 +93,7 @@ def replay(store: Path, label: str, src: Path, scratch: Path, prof: str, nice: i
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE,
                             capture_output=True, text=True).stdout.strip()
     out = {"label": label, "src": str(src), "head": commit, "load_before": round(load, 1),
-           "load_after": round(os.getloadavg()[0], 1),
+           "load_after": round(os.getloadavg()[0], 1), "yardstick_s": stick,
            "started": started, **out}
     shutil.rmtree(scratch)
     return out

@@ -65,6 +65,9 @@ def median_budget(t: ibis.Table) -> int:
     """The most values the exact medians of one query over ``t`` may hold: the DuckDB
     connection's ``memory_limit`` / :data:`MEDIAN_BYTES_PER_VALUE`, at most
     :data:`MEDIAN_VALUES` (the limit of any other engine)."""
+    import duckdb
+
+    from segflow.errors import StoreError
     from segflow.store._memory import memory_limit_bytes
 
     backend = t._find_backend()
@@ -72,7 +75,7 @@ def median_budget(t: ibis.Table) -> int:
         return MEDIAN_VALUES
     try:
         limit = memory_limit_bytes(backend.con)
-    except Exception:  # noqa: BLE001 - a limit DuckDB shows in an unknown form: the default
+    except (StoreError, duckdb.Error):  # a limit shown in an unknown form: the default
         return MEDIAN_VALUES
     return max(1, min(MEDIAN_VALUES, limit // MEDIAN_BYTES_PER_VALUE))
 
