@@ -58,3 +58,23 @@ def test_bad_setting_names_the_field(tmp_path):
     (tmp_path / "segflow.toml").write_text('[project]\nmemory_limit = "huge"\n')
     with pytest.raises(ConfigError, match=r"project\.memory_limit.*expected 'auto'"):
         Settings.load(tmp_path)
+
+
+def test_running_out_of_memory_is_one_clear_line(capsys):
+    """DuckDB's out-of-memory error (a real one, under a 20 MB limit) reaches the user as
+    one line naming the setting, exit status 1, no traceback."""
+    import duckdb
+    import typer
+
+    from segflow.cli._common import user_errors
+
+    con = duckdb.connect()
+    con.execute("SET memory_limit = '20MB'")
+    con.execute("SET threads = 1")
+    with pytest.raises(typer.Exit) as stopped, user_errors():
+        con.execute("SELECT list(range::VARCHAR || 'x') FROM range(20000000)").fetchall()
+    assert stopped.value.exit_code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("error: the engine ran out of memory (Out of Memory Error")
+    assert "memory_limit under [project] in segflow.toml" in err and "Traceback" not in err

@@ -366,7 +366,7 @@ def _campaigns(ex: pd.DataFrame, buys: pd.DataFrame, s: pd.Timestamp) -> dict[st
     treated = ex[ex["arm"] != "control"]
     eligible = responded = 0
     for _, first in treated.groupby("campaign_id")["ts"].min().items():
-        if first < s - 14 * DAY:
+        if first <= s - 14 * DAY:
             eligible += 1
             responded += int(((buys["ts"] >= first) & (buys["ts"] < first + 14 * DAY)).any())
     kind = treated["exposure_type"].str.lower()

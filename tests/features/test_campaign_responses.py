@@ -61,7 +61,7 @@ def _by_hand(lines: pd.DataFrame, exposures: pd.DataFrame) -> dict[str, float]:
     out = {}
     for cid, mine in ex.groupby("customer_id"):
         firsts = mine.groupby("campaign_id").ts.min()
-        eligible = firsts[firsts < S_TS - RESPONSE_DAYS * DAY]
+        eligible = firsts[firsts <= S_TS - RESPONSE_DAYS * DAY]
         if not len(eligible):
             continue
         known = cid in order_ts.index.get_level_values(0)
@@ -89,3 +89,32 @@ def test_responses_follow_the_first_line_of_each_order(seed):
     buys = lines[~lines.is_return & (lines.amount >= 0)]
     spans = buys.groupby("transaction_id").ts.agg(["min", "max"])
     assert (spans["max"] > spans["min"]).sum() > 20
+
+
+def test_the_window_edges_and_a_missing_campaign_id():
+    """A campaign first received exactly 14 days before S is eligible (its whole window is
+    before S), one received a second later is not; an order at t0 + 14 days is no response;
+    an exposure without a campaign id counts nowhere (ingest quarantines such rows)."""
+    t0 = S_TS - RESPONSE_DAYS * DAY
+    line = {"quantity": 1.0, "is_return": False, "category": "a", "channel": "web",
+            "promo_code": "", "product_id": "p1", "amount": 10.0}
+    lines = pd.DataFrame([
+        {**line, "transaction_id": "o1", "customer_id": "a", "ts": t0 + DAY},
+        {**line, "transaction_id": "o2", "customer_id": "b", "ts": t0 + 2 * DAY},
+        {**line, "transaction_id": "o3", "customer_id": "c", "ts": t0 - 20 * DAY + 14 * DAY},
+    ])
+    exposures = pd.DataFrame([
+        {"customer_id": "a", "campaign_id": "k1", "ts": t0},  # eligible, answered
+        {"customer_id": "a", "campaign_id": None, "ts": t0},  # no campaign: left out
+        {"customer_id": "b", "campaign_id": "k1", "ts": t0 + pd.Timedelta(seconds=1)},
+        {"customer_id": "c", "campaign_id": "k2", "ts": t0 - 20 * DAY},  # order at t0 + 14 d
+    ]).assign(exposure_type="send", arm="treatment")
+    con = ibis.duckdb.connect()
+    t = con.create_table("transactions", lines)
+    e = con.create_table("campaign_exposures", exposures)
+    frame = Frame(snapshot=S, window_days=None)
+    got = campaign_features(e, prepare_lines(t, frame), frame).to_pandas().set_index("customer_id")
+    assert got.loc["a", "campaign_response_rate_12m"] == 1.0
+    assert got.loc["a", "campaigns_received_12m"] == 1
+    assert pd.isna(got.loc["b", "campaign_response_rate_12m"])  # not eligible yet
+    assert got.loc["c", "campaign_response_rate_12m"] == 0.0

@@ -103,6 +103,26 @@ def user_errors() -> Iterator[None]:
         # the message as written: "[engine] kind" is a TOML name, not a Rich style tag
         console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+    except Exception as exc:
+        if STATE["debug"] or not _out_of_memory(exc):
+            raise
+        from rich.markup import escape
+
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        console.print(f"[bold red]error:[/] {escape(OUT_OF_MEMORY.format(first))}",
+                      highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+#: The one line a command prints when DuckDB runs out of memory.
+OUT_OF_MEMORY = ("the engine ran out of memory ({}): raise memory_limit under [project] in "
+                 "segflow.toml (docs/operations.md), or free memory on the machine")
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is DuckDB's out-of-memory error (DuckDB imported only if it was)."""
+    duckdb = sys.modules.get("duckdb")
+    return duckdb is not None and isinstance(exc, duckdb.OutOfMemoryException)
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001

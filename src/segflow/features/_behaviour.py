@@ -69,6 +69,7 @@ def campaign_features(exposures: ibis.Table, lines: ibis.Table, frame: Frame) ->
     c = exposures
     c = c.filter(
         c.customer_id.notnull(),
+        c.campaign_id.notnull(),  # no campaign to count (ingest quarantines such rows)
         c.ts.notnull(),
         frame.before(c.ts),
         frame.within(c.ts, DAYS_12M),
@@ -96,7 +97,8 @@ _ORDER_KEY = ("customer_id", "transaction_id", "_ts_key")
 
 def _responses(treated: ibis.Table, lines: ibis.Table, frame: Frame) -> ibis.Table:
     """Share of campaigns first received (``t0``) at least ``RESPONSE_DAYS`` before ``s``
-    that were followed by an order within ``RESPONSE_DAYS`` days: an order whose time (its
+    (``t0 <= s - RESPONSE_DAYS``: the whole response window is before ``s``) that were
+    followed by an order within ``RESPONSE_DAYS`` days: an order whose time (its
     first purchase line's, :func:`segflow.features._purchases.order_table`) is in
     ``[t0, t0 + RESPONSE_DAYS)``.
 
@@ -105,7 +107,7 @@ def _responses(treated: ibis.Table, lines: ibis.Table, frame: Frame) -> ibis.Tab
     (a join on the customer), and only the orders of those lines are grouped for their first
     line (the same result as the order table of all history, which groups every order)."""
     first = treated.group_by(["customer_id", "campaign_id"]).aggregate(_t0=treated.ts.min())
-    eligible = first.filter(first._t0 < frame.ts(RESPONSE_DAYS))
+    eligible = first.filter(first._t0 <= frame.ts(RESPONSE_DAYS))
     buys = lines.filter(lines._buy)
     b = buys.filter(frame.within(buys.ts, DAYS_12M))  # every t0 is within the 12 months
     b = b.select(*[b[k].name(f"_b{k}") for k in _ORDER_KEY], _bts=b.ts)

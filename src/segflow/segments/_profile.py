@@ -326,10 +326,14 @@ def _base_aggregates(joined: ibis.Table, numeric: list[str], rows: int) -> pd.Da
     row = joined.aggregate(**metrics).to_pandas().iloc[0]
     if not one:
         row = pd.concat([row, medians_in_batches(joined, numeric, [], rows, budget).iloc[0]])
-    return settled(pd.DataFrame(
+    base = pd.DataFrame(
         {f: [row[f"m{i}"], row[f"s{i}"], row[f"q{i}"]] for i, f in enumerate(numeric)},
         index=["mean", "std", "median"],
-    ).astype(float))
+    ).astype(float)
+    # the float sums behind the mean and std are settled; a median is an order statistic
+    # (exact, as the segments' medians and the stored profiles' base_median)
+    base.loc[["mean", "std"]] = settled(base.loc[["mean", "std"]])
+    return base
 
 
 def _split(per_seg: pd.DataFrame, numeric: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

@@ -331,6 +331,7 @@ class FeatureComputer:
 
     def _campaigns(self, exposures: Sequence[Exposure], orders: list[dict[str, Any]]) -> dict[str, Any]:
         treated = [e for e in exposures if self.m12_start <= e.ts < self.s_ts
+                   and e.campaign_id is not None
                    and (e.arm is None or e.arm.lower() not in CONTROL_ARMS)]
         received = {e.campaign_id for e in treated if e.campaign_id is not None}
         kinds = [(e, None if e.exposure_type is None else e.exposure_type.lower()) for e in treated]
@@ -345,7 +346,7 @@ class FeatureComputer:
             if e.campaign_id not in first or e.ts < first[e.campaign_id]:
                 first[e.campaign_id] = e.ts
         cutoff = self.s_ts - dt.timedelta(days=RESPONSE_DAYS)
-        eligible = {c: t0 for c, t0 in first.items() if t0 < cutoff}
+        eligible = {c: t0 for c, t0 in first.items() if t0 <= cutoff}
         if eligible:
             times = [o["ts"] for o in orders if o["ts"] >= self.m12_start]
             window = dt.timedelta(days=RESPONSE_DAYS)
