@@ -65,7 +65,7 @@ print(json.dumps({"wall_s": round(time.perf_counter() - t0, 2),
 
 def yardstick() -> float:
     """Wall seconds of a fixed CPU-bound DuckDB query on two threads (the machine's speed
-    now; about 1 s when it is fast)."""
+    now: 1.27-1.34 s on the quiet 2-core machine of session 40, 1.9 s beside a test suite)."""
     import duckdb
 
     con = duckdb.connect()
