@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ibis
 
+from segflow.features._purchase_def import ORDER_KEY
 from segflow.features._window import DAYS_12M, DAYS_WEB, Frame, safe_ratio
 
 #: Days after a campaign's first exposure in which an order counts as a response.
@@ -92,9 +93,6 @@ def campaign_features(exposures: ibis.Table, lines: ibis.Table, frame: Frame) ->
     return rates.left_join(_responses(c, lines, frame), "customer_id").drop("customer_id_right")
 
 
-_ORDER_KEY = ("customer_id", "transaction_id", "_ts_key")
-
-
 def _responses(treated: ibis.Table, lines: ibis.Table, frame: Frame) -> ibis.Table:
     """Share of campaigns first received (``t0``) at least ``RESPONSE_DAYS`` before ``s``
     (``t0 <= s - RESPONSE_DAYS``: the whole response window is before ``s``) that were
@@ -110,21 +108,21 @@ def _responses(treated: ibis.Table, lines: ibis.Table, frame: Frame) -> ibis.Tab
     eligible = first.filter(first._t0 <= frame.ts(RESPONSE_DAYS))
     buys = lines.filter(lines._buy)
     b = buys.filter(frame.within(buys.ts, DAYS_12M))  # every t0 is within the 12 months
-    b = b.select(*[b[k].name(f"_b{k}") for k in _ORDER_KEY], _bts=b.ts)
+    b = b.select(*[b[k].name(f"_b{k}") for k in ORDER_KEY], _bts=b.ts)
     window = ibis.interval(days=RESPONSE_DAYS)
     hits = eligible.join(
         b,
         [eligible.customer_id == b._bcustomer_id, b._bts >= eligible._t0,
          b._bts < eligible._t0 + window],
-    ).select("customer_id", "campaign_id", "_t0", *[f"_b{k}" for k in _ORDER_KEY])
-    keys = hits.select(*[f"_b{k}" for k in _ORDER_KEY]).distinct()
+    ).select("customer_id", "campaign_id", "_t0", *[f"_b{k}" for k in ORDER_KEY])
+    keys = hits.select(*[f"_b{k}" for k in ORDER_KEY]).distinct()
     # IS NOT DISTINCT FROM: a key part is null (no transaction id, or the ts key of one)
-    same = [buys[k].identical_to(keys[f"_b{k}"]) for k in _ORDER_KEY]
+    same = [buys[k].identical_to(keys[f"_b{k}"]) for k in ORDER_KEY]
     mine = buys.semi_join(keys, same)
-    starts = mine.group_by(list(_ORDER_KEY)).aggregate(_ots=mine.ts.min())
-    starts = starts.rename({f"_s{k}": k for k in _ORDER_KEY})
+    starts = mine.group_by(list(ORDER_KEY)).aggregate(_ots=mine.ts.min())
+    starts = starts.rename({f"_s{k}": k for k in ORDER_KEY})
     matched = hits.join(
-        starts, [*[hits[f"_b{k}"].identical_to(starts[f"_s{k}"]) for k in _ORDER_KEY],
+        starts, [*[hits[f"_b{k}"].identical_to(starts[f"_s{k}"]) for k in ORDER_KEY],
                  starts._ots >= hits._t0],
     )
     responded = matched.group_by("customer_id").aggregate(_resp=matched.campaign_id.nunique())

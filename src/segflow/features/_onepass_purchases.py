@@ -23,10 +23,15 @@ from collections.abc import Collection
 import ibis
 
 from segflow.features._periods import Periods, emit, live
-from segflow.features._purchase_def import is_purchase_line, is_return_line, order_ts_key
+from segflow.features._purchase_def import (
+    ORDER_KEY,
+    is_purchase_line,
+    is_return_line,
+    order_ts_key,
+)
 from segflow.features._window import DAYS_12M, money
 
-_ORDER_KEY = ["customer_id", "transaction_id", "_ts_key"]
+_ORDER_KEY = list(ORDER_KEY)
 
 
 def period_lines(transactions: ibis.Table, periods: Periods) -> ibis.Table:

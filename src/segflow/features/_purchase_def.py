@@ -80,6 +80,11 @@ def purchase_lines(
     )
 
 
+#: The order key of prepared lines: an order is the lines of one customer with one
+#: ``transaction_id``, or, without one, of one timestamp (:func:`order_ts_key`).
+ORDER_KEY = ("customer_id", "transaction_id", "_ts_key")
+
+
 def order_ts_key(t: ir.Table) -> ir.TimestampValue:
     """Second part of the order key ``(customer_id, transaction_id, ts key)``: the timestamp
     for lines without a ``transaction_id`` (one order per customer and timestamp), else null."""

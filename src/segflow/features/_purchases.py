@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import ibis
 
-from segflow.features._purchase_def import is_purchase_line, is_return_line, order_ts_key
+from segflow.features._purchase_def import (
+    ORDER_KEY,
+    is_purchase_line,
+    is_return_line,
+    order_ts_key,
+)
 from segflow.features._window import DAYS_12M, Frame, money, safe_ratio
 
 
@@ -45,7 +50,7 @@ def order_table(lines: ibis.Table) -> ibis.Table:
     """
     t = lines.filter(lines._buy)
     promo = (t.promo_code.notnull() & (t.promo_code.strip() != "")).cast("int64")
-    return t.group_by(["customer_id", "transaction_id", "_ts_key"]).aggregate(
+    return t.group_by(list(ORDER_KEY)).aggregate(
         _ts=t.ts.min(),
         _day=t._day.min(),
         _amount=money(t.amount).sum(),

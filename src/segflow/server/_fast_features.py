@@ -333,15 +333,15 @@ class FeatureComputer:
         treated = [e for e in exposures if self.m12_start <= e.ts < self.s_ts
                    and e.campaign_id is not None
                    and (e.arm is None or e.arm.lower() not in CONTROL_ARMS)]
-        received = {e.campaign_id for e in treated if e.campaign_id is not None}
+        received = {e.campaign_id for e in treated}
         kinds = [(e, None if e.exposure_type is None else e.exposure_type.lower()) for e in treated]
-        clicked = {e.campaign_id for e, k in kinds if e.campaign_id is not None and k in CLICK_TYPES}
-        opened = {e.campaign_id for e, k in kinds if e.campaign_id is not None and k in OPEN_TYPES} | clicked
+        clicked = {e.campaign_id for e, k in kinds if k in CLICK_TYPES}
+        opened = {e.campaign_id for e, k in kinds if k in OPEN_TYPES} | clicked
         out: dict[str, Any] = {"campaigns_received_12m": len(received),
                                "campaign_open_rate_12m": _ratio(len(opened), len(received)),
                                "campaign_click_rate_12m": _ratio(len(clicked), len(received)),
                                "campaign_response_rate_12m": None}
-        first: dict[str | None, dt.datetime] = {}
+        first: dict[str, dt.datetime] = {}
         for e in treated:
             if e.campaign_id not in first or e.ts < first[e.campaign_id]:
                 first[e.campaign_id] = e.ts
@@ -350,7 +350,7 @@ class FeatureComputer:
         if eligible:
             times = [o["ts"] for o in orders if o["ts"] >= self.m12_start]
             window = dt.timedelta(days=RESPONSE_DAYS)
-            hits = {c for c, t0 in eligible.items() if c is not None and any(t0 <= t < t0 + window for t in times)}
+            hits = {c for c, t0 in eligible.items() if any(t0 <= t < t0 + window for t in times)}
             out["campaign_response_rate_12m"] = _ratio(len(hits), len(eligible))
         return out
 
