@@ -14,6 +14,8 @@ Each line also has ``yardstick_s``: the wall seconds of a fixed DuckDB query on 
 (hashing 100M integers) just before the replay. This machine's speed drifts by up to 1.6x
 within an hour at the same load (docs/benchmarks.md, session 40), CPU seconds with it, so
 replays of different hours compare only through it, and alternated replays are the measure.
+``--label-store label=path`` gives one label's replays another starting store (e.g. a copy
+of the same store with a state that only the new code stores, added by the new code).
 ``--profile DIR`` also writes a cProfile of each run (``DIR/<label>-<k>.prof``) timed on the
 process's CPU clock, so a function's cumulative time includes the engine's threads working
 for it (its queries).
@@ -104,20 +106,25 @@ def main() -> None:
     ap.add_argument("--store", type=Path, required=True)
     ap.add_argument("--code", action="append", required=True, help="label=path of a src folder")
     ap.add_argument("--order", required=True, help="labels in the order to run, e.g. old,new,old,new")
+    ap.add_argument("--label-store", action="append", default=[],
+                    help="label=path: the store this label's replays start from instead of "
+                         "--store (e.g. one holding a state only the new code writes)")
     ap.add_argument("--scratch", type=Path, default=None)
     ap.add_argument("--profile", type=Path, default=None)
     ap.add_argument("--nice", type=int, default=10)
     ap.add_argument("--tag", default="")
     args = ap.parse_args()
     code = dict(c.split("=", 1) for c in args.code)
+    stores = {label: Path(p) for label, p in (c.split("=", 1) for c in args.label_store)}
     scratch = args.scratch or args.store.with_name(args.store.name + "-replay")
     for k, label in enumerate(args.order.split(",")):
         prof = ""
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
             prof = str(args.profile / f"{label}-{k}.prof")
-        result = {"tag": args.tag, **replay(args.store, label, Path(code[label]), scratch, prof,
-                                            args.nice)}
+        store = stores.get(label, args.store)
+        result = {"tag": args.tag, "store": str(store),
+                  **replay(store, label, Path(code[label]), scratch, prof, args.nice)}
         print(json.dumps(result), flush=True)
         with RESULTS.open("a") as f:
             f.write(json.dumps(result) + "\n")
