@@ -11,7 +11,9 @@ import os
 import warnings
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from tests.pipeline._spells_fixture import COLS, _random_history, _write
 
@@ -67,6 +69,49 @@ def test_spells_merged_in_steps_expand_to_the_per_snapshot_rows(seed):
         "SELECT count(*) FROM segment_spells a JOIN segment_spells b ON a.customer_id = "
         "b.customer_id AND a.valid_to = b.valid_from AND a.segment = b.segment").fetchone()[0]
     assert adjacent == 0
+
+
+@pytest.mark.parametrize("seed", [6, 7])
+def test_the_spells_sql_equals_the_ibis_spells(seed):
+    """The DuckDB SQL the merge runs (lists of snapshot numbers, no window) gives exactly
+    the rows of the Ibis expression (gaps and islands by a window), run ids included: two
+    schemes with their own snapshots (one with a snapshot where nobody has a row), version
+    and rank changes within a segment, null ranks, null and varied run ids."""
+    from segflow.store._spells import spells, spells_sql
+
+    rng = np.random.default_rng(seed)
+    parts = []
+    for scheme, n_snaps in (("a", 9), ("b", 6)):
+        f = _random_history(seed + 10 * n_snaps, n_customers=60, n_snaps=n_snaps)
+        f["scheme"] = scheme
+        f["scheme_version"] = np.where(f["snapshot_date"] >= dt.date(2024, 5, 1), "2", "1")
+        f["segment_rank"] = f["segment_rank"].astype("Int32")
+        f.loc[rng.random(len(f)) < 0.1, "segment_rank"] = pd.NA
+        f["run_id"] = rng.choice(["r1", "r2", "r3", None], len(f))
+        parts.append(f)
+    rows = pd.concat(parts, ignore_index=True)
+    snaps = rows[["scheme", "snapshot_date"]].drop_duplicates()
+    snaps = pd.concat([snaps, pd.DataFrame({"scheme": ["b"], "snapshot_date": [dt.date(2024, 12, 1)]})])
+    store = Store(":memory:")
+    con = store.raw
+    con.register("_r", pa.Table.from_pandas(rows, preserve_index=False))
+    con.register("_s", pa.Table.from_pandas(snaps, preserve_index=False))
+    con.execute("CREATE TABLE r AS SELECT scheme, scheme_version, CAST(snapshot_date AS DATE) AS "
+                "snapshot_date, customer_id, segment, CAST(segment_rank AS INTEGER) AS "
+                "segment_rank, run_id FROM _r")
+    con.execute("CREATE TABLE s AS SELECT scheme, CAST(snapshot_date AS DATE) AS snapshot_date FROM _s")
+    got = con.execute(f"SELECT * FROM ({spells_sql('r', 's')}) ORDER BY ALL").fetchall()
+    expr = spells(store.con.table("r"), store.con.table("s"))
+    want = con.execute(f"SELECT * FROM ({store.con.compile(expr)}) ORDER BY ALL").fetchall()
+    assert got == want
+    assert len(want) > 150 and any(r[4] is None for r in want) and any(r[7] is None for r in want)
+    ends = {r[6] for r in want if r[0] == "b"}  # nobody at b's last snapshot: all closed
+    assert dt.date(2024, 12, 1) in ends and None not in ends
+    # the run ids from a relation holding them (and more), rows read once
+    con.execute("CREATE TABLE some_runs AS SELECT 'r9' AS run_id UNION ALL SELECT DISTINCT run_id FROM r")
+    again = con.execute(f"SELECT * FROM ({spells_sql('r', 's', 'some_runs')}) ORDER BY ALL").fetchall()
+    assert again == want
+    store.close()
 
 
 def test_one_new_snapshot_at_a_time_gives_the_general_merge_s_spells(monkeypatch):
