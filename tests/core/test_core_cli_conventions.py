@@ -133,6 +133,22 @@ def test_errors_are_one_line_on_stderr_with_a_suggestion(tmp_path):
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
+def test_os_errors_are_one_line_naming_the_file(demo_like_project, tmp_path):
+    # a path through a file (NotADirectoryError), an output into a folder that cannot be
+    # made: the machine's refusal in one line naming the file, exit 1, no traceback
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    for args in (("init", str(blocker / "p")),
+                 ("report", "-p", str(demo_like_project), "-o", str(blocker / "r.html")),
+                 ("segment", "-p", str(demo_like_project), "--scheme", "rfm",
+                  "--out", str(blocker / "s.csv"))):
+        out = _segflow(*args)
+        assert out.returncode == 1 and out.stdout == "", (args, out.stdout)
+        errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
+        assert "Traceback" not in out.stderr and len(errors) == 1, (args, out.stderr)
+        assert str(blocker) in errors[0], errors[0]
+
+
 def test_mistyped_scheme_on_the_command_line_gets_a_suggestion(demo_like_project, tmp_path):
     for cmd in (["migrate", "stability"], ["segment", "profile"], ["segment"], ["migrate"],
                 ["export", "segments", "--to", str(tmp_path / "list.csv")]):

@@ -79,3 +79,23 @@ def test_serve_get_needs_a_token(tmp_path, monkeypatch):
     # Starlette's notice about its httpx-based client is not the user's business
     assert not [w for w in caught if "httpx" in str(w.message)], [str(w.message) for w in caught]
     assert "httpx" not in ok.stderr
+
+
+def test_serve_refuses_a_store_of_a_newer_segflow(tmp_path):
+    # every other command refuses a store whose schema version this segflow does not know;
+    # the server's read-only copies must too (it would misread tables it does not know)
+    from segflow.project import Project
+    from segflow.store import SCHEMA_VERSION
+
+    directory = tmp_path / "proj"
+    Project.init(directory).close()
+    runner = CliRunner()
+    token = json.loads(runner.invoke(app, ["tokens", "create", "--role", "admin", "-p", str(directory),
+                                           "--json"]).stdout)["token"]
+    con = duckdb.connect(str(directory / "segflow.duckdb"))
+    con.execute("INSERT INTO schema_info VALUES (?, now())", [SCHEMA_VERSION + 1])
+    con.close()
+    out = runner.invoke(app, ["serve", "-p", str(directory), "--get", "/api/v1/schemes", "--token", token])
+    assert out.exit_code == 1, out.stdout
+    assert f"schema version {SCHEMA_VERSION + 1}" in out.stderr and "upgrade segflow" in out.stderr
+    assert "Traceback" not in out.stderr and '"count"' not in out.stdout

@@ -95,13 +95,16 @@ def user_errors() -> Iterator[None]:
         yield
     except typer.Exit:
         raise
-    except (SegflowError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+    except (SegflowError, OSError) as exc:
+        # OSError: the machine refused a file (missing, a read-only file system, a path
+        # through a file, no space left, ...): one line naming the file, not a traceback
         if STATE["debug"]:
             raise
         from rich.markup import escape
 
         # the message as written: "[engine] kind" is a TOML name, not a Rich style tag
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(_message(exc))}", highlight=False,
+                      soft_wrap=True)
         raise typer.Exit(1) from None
     except Exception as exc:
         if STATE["debug"] or not _out_of_memory(exc):
@@ -112,6 +115,16 @@ def user_errors() -> Iterator[None]:
         console.print(f"[bold red]error:[/] {escape(OUT_OF_MEMORY.format(first))}",
                       highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+
+
+def _message(exc: BaseException) -> str:
+    """The error's one line: an OS error as "what: file" (its errno left out)."""
+    if isinstance(exc, OSError) and not isinstance(exc, SegflowError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename is not None else ""
+        if exc.filename2 is not None:
+            where += f" -> {exc.filename2}"
+        return f"{exc.strerror}{where}"
+    return str(exc)
 
 
 #: The one line a command prints when DuckDB runs out of memory.

@@ -199,6 +199,25 @@ def _pooled_project(directory: Path, settings: Settings, path: Path, cursor: duc
     return Project(directory, settings, store)
 
 
+def _check_schema_version(db: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Refuse a copy of a store written by a newer segflow, as opening the store does
+    (:class:`segflow.store.Store`): the server would misread tables it does not know.
+
+    Raises
+    ------
+    StoreError
+        The store's schema version is above :data:`segflow.store.SCHEMA_VERSION`.
+    """
+    from segflow.store import SCHEMA_VERSION
+
+    version = int(db.execute("SELECT max(version) FROM schema_info").fetchone()[0] or 0)
+    if version > SCHEMA_VERSION:
+        db.close()
+        raise StoreError(
+            f"store {path} has schema version {version}, but this segflow knows versions "
+            f"up to {SCHEMA_VERSION}; upgrade segflow to serve it")
+
+
 class Generation:
     """One copy of the store with its connection pool, tokens and result cache."""
 
@@ -210,6 +229,7 @@ class Generation:
         self.fingerprint = fingerprint
         self.db = duckdb.connect(str(path), read_only=True)
         self.db.execute("SET enable_progress_bar = false")
+        _check_schema_version(self.db, path)
         if threads:  # requests are the unit of parallelism: one thread per query costs less CPU
             self.db.execute(f"SET threads = {int(threads)}")
         self.tokens: dict[str, TokenRecord] = load_tokens(self.db)
@@ -410,6 +430,9 @@ class Replica:
                     generation.warmed.set()
                 elif self.warm is None:
                     generation.warmed.set()
+            except StoreError:
+                _give_back(target, users_fd, self.work_dir)
+                raise
             except duckdb.Error as exc:
                 _give_back(target, users_fd, self.work_dir)
                 raise StoreError(f"cannot open the copy of {self.store_path}: {exc}") from exc
