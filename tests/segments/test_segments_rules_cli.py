@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import textwrap
 
@@ -145,3 +146,17 @@ def test_a_snapshot_before_the_data_says_nobody_is_known(project_dir):
     assert out.exit_code == 0, out.output
     assert sum(r["customers"] for r in json.loads(out.stdout)["data"]) == 0
     assert "nobody is known at 1999-01-01" in " ".join(out.stderr.split())
+
+
+def test_a_snapshot_long_after_the_data_is_warned(project_dir):
+    with Project.open(project_dir) as project:
+        last = project.store.raw.execute("SELECT max(ts) FROM transactions").fetchone()[0]
+    late = last.date() + dt.timedelta(days=400)
+    out = _run("-p", str(project_dir), "--scheme", "rfm", "--snapshot", late.isoformat(), "--json")
+    assert out.exit_code == 0, out.output
+    gap = (late - last.date()).days
+    assert (f"the snapshot {late} is {gap} days after the last transaction ({last.date()})"
+            in " ".join(out.stderr.split())), out.stderr
+    near = last.date() + dt.timedelta(days=30)  # a month after: no warning
+    out = _run("-p", str(project_dir), "--scheme", "rfm", "--snapshot", near.isoformat(), "--json")
+    assert out.exit_code == 0 and "after the last transaction" not in out.stderr

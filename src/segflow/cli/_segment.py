@@ -188,6 +188,8 @@ def _assign(chosen: SchemeSettings, schemes: list[SchemeSettings], tables: dict[
 
             warnings.warn(f"nobody is known at {day}: no customer signed up or bought before "
                           "it (is the snapshot before the data?)", UserWarning, stacklevel=2)
+        else:
+            _warn_after_the_data(tables["transactions"], day)
         written = _save(save_to, chosen, day, assignments) if save_to is not None else 0
         if out:
             _write(assignments, out)
@@ -195,6 +197,29 @@ def _assign(chosen: SchemeSettings, schemes: list[SchemeSettings], tables: dict[
         for table in reversed(cached):  # before the engine closes (no drop on a closed one)
             table.release()
     return sizes, written
+
+
+#: Days from the last transaction to a snapshot from which :func:`_warn_after_the_data`
+#: warns (a year: every 12-month value is then 0).
+AFTER_THE_DATA_DAYS = 365
+
+
+def _warn_after_the_data(transactions: Any, day: dt.date) -> None:
+    """Warn when the last transaction before ``day`` is :data:`AFTER_THE_DATA_DAYS` or more
+    days before it: the segments then describe a base with no purchase in its 12 months."""
+    import ibis
+
+    t = transactions
+    last = t.filter(t.ts < ibis.literal(dt.datetime.combine(day, dt.time()))).ts.max().execute()
+    if last is None or last != last:  # no transaction (or NaT)
+        return
+    gap = (day - last.date()).days
+    if gap >= AFTER_THE_DATA_DAYS:
+        import warnings
+
+        warnings.warn(f"the snapshot {day} is {gap} days after the last transaction "
+                      f"({last.date()}): every 12-month value is 0 and recency counts the gap "
+                      "(is the snapshot after the data?)", UserWarning, stacklevel=2)
 
 
 def _find(name: str, schemes: list[SchemeSettings], rfm_bins: int = 5) -> SchemeSettings:
