@@ -201,3 +201,19 @@ def test_text_cleaning_with_a_column_named_like_its_helper(tmp_path):
     assert report.rows_accepted == 5 and report.rows_anonymous == 2
     assert _rows(store, "SELECT transaction_id, customer_id FROM transactions ORDER BY 1") == [
         ("1", "C1"), ("2", "C2"), ("3", None), ("4", "C4"), ("5", None)]
+
+
+def test_a_two_digit_year_under_iso_dates_gets_a_hint(tmp_path):
+    # the default formats are ISO: '24-01-05' reads as year 24, quarantined as implausible;
+    # the reason says what to do (a format with %y), not only "before 1900"
+    text = ("InvoiceNo,CustomerID,InvoiceDate,Amount\n"
+            "1,C1,24-01-05,5\n"
+            "2,C1,1850-01-05,5\n"
+            "3,C1,2024-01-05,5\n")
+    store, rep = _load(tmp_path, text)
+    assert rep.rows_read == 3 and rep.rows_accepted == 1 and rep.rows_quarantined == 2
+    got = dict(_rows(store, "SELECT CAST(row_number AS VARCHAR), reason FROM quarantine "
+                            "WHERE rule = 'implausible_date' ORDER BY row_number"))
+    assert got["1"] == ("0024-01-05 is before 1900-01-01: a two-digit year? add a format with "
+                        "%y to date_formats (docs/data.md)")
+    assert got["2"] == "1850-01-05 is before 1900-01-01"

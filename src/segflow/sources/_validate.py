@@ -539,8 +539,11 @@ def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
                 cond, why = f"v_{c} > TIMESTAMP {lit(now.isoformat(sep=' '))}", " UTC is after the load time"
             r.add("future_date", cond, spec.label,
                   f"strftime(v_{c}, '%Y-%m-%d %H:%M:%S') || {lit(why)}")
+            # a year below 100 is a two-digit year read as written ('24-01-05': year 24)
             r.add("implausible_date", f"v_{c} < TIMESTAMP '1900-01-01'", spec.label,
-                  f"strftime(v_{c}, '%Y-%m-%d') || ' is before 1900-01-01'")
+                  f"strftime(v_{c}, '%Y-%m-%d') || ' is before 1900-01-01' || CASE WHEN "
+                  f"year(v_{c}) < 100 THEN ': a two-digit year? add a format with %y to "
+                  f"date_formats (docs/data.md)' ELSE '' END")
     if "amount" in specs and source.zero_amount == "quarantine":
         r.add("zero_amount", "v_amount = 0", specs["amount"].label, "'amount is 0'")
     if source.table == "transactions":
