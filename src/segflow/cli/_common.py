@@ -185,7 +185,8 @@ def progress(disable: bool = False) -> Progress:
         _CountColumn(),
         TimeElapsedColumn(),
         console=console._console,
-        disable=disable,
+        # not a terminal (a log, a pipe): Rich would still print each bar's last state
+        disable=disable or not console._console.is_terminal,
         transient=False,
     )
 
