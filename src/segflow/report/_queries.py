@@ -95,11 +95,13 @@ def reconciliation(store: Store) -> pd.DataFrame:
 
 
 def quarantine_reasons(store: Store) -> pd.DataFrame:
-    """Quarantined rows per source and rule, with one example reason."""
+    """Quarantined rows per source and rule, with one example reason (the first row's of
+    the rule in its source file, so the same store always shows the same example)."""
     q = store.table("quarantine")
     return (
         q.group_by(["source", "rule"])
-        .agg(rows=_.count(), example=_.reason.arbitrary())
+        .agg(rows=_.count(), example=_.reason.argmin(ibis.struct(
+            {"f": _.source_file, "r": _.row_number, "x": _.reason})))
         .order_by([ibis.desc("rows"), "source", "rule"])
         .execute()
     )

@@ -21,6 +21,7 @@ from segflow.report._queries import quarantine_reasons, reconciliation
 from segflow.server import _audit, _views
 from segflow.server._auth import Admin, Analyst, Viewer, audit
 from segflow.server._security import attachment, csv_bytes, protect, protect_rows
+from segflow.server._tokens import role_at_least
 from segflow.server.deps import GenerationDep, ProjectDep, leased_project
 from segflow.server.schemas import HealthPublic, LivePublic, RecordsPublic, WhoAmIPublic
 
@@ -192,8 +193,13 @@ def customer_answer(parts: dict[str, _views.Rows], customer_id: str, how: str) -
 
 @router.get("/quality", response_model=RecordsPublic)
 def quality(project: ProjectDep, who: Viewer, limit: Limit = 1000, offset: Offset = 0) -> Any:
-    """Reconciliation per loaded file; quarantine reasons in ``meta``."""
-    reasons = _views.records(quarantine_reasons(project.store))
+    """Reconciliation per loaded file; quarantine reasons in ``meta``: rows per source and
+    rule, and for analysts and admins an example reason (it quotes the row's values, e.g. a
+    customer id: customer-level data a viewer does not see)."""
+    frame = quarantine_reasons(project.store)
+    if not role_at_least(who.role, "analyst"):
+        frame = frame.drop(columns=["example"])
+    reasons = _views.records(frame)
     return table_response(reconciliation(project.store), fmt="json", filename="quality",
                           meta={"quarantine": reasons}, limit=limit, offset=offset)
 

@@ -1,0 +1,44 @@
+"""``/api/v1/quality``: the quarantine's example reasons quote row values (customer ids):
+analysts and admins see them, viewers only the counts; the example is the same every time."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi.testclient import TestClient
+
+
+def test_viewers_get_quarantine_counts_without_examples(tmp_path):
+    from segflow.project import Project
+    from segflow.server import ServerSettings, create_app
+    from segflow.server._tokens import create_token
+
+    directory = tmp_path / "proj"
+    project = Project.init(directory)
+    rows = [("shop", "tx.csv", n, f"raw {n}", "unknown_customer",
+             f"customer id 'C{n:03d}' is not in the customers table", "customer_id", "L1",
+             dt.datetime(2024, 1, 1)) for n in (7, 3, 5)]
+    rows.append(("shop", "tx.csv", 9, "raw 9", "missing_ts", "ts is missing", "ts", "L1",
+                 dt.datetime(2024, 1, 1)))
+    with project.store.transaction() as con:
+        con.executemany("INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        tokens = {role: create_token(con, role, name=role)[0] for role in ("viewer", "analyst")}
+    project.store.raw.execute("CHECKPOINT")
+    project.close()
+    app = create_app(ServerSettings(project_dir=directory, allowed_hosts=["testserver"],
+                                    poll_seconds=0))
+    got = {}
+    for role, token in tokens.items():
+        with TestClient(app, base_url="https://testserver",
+                        headers={"authorization": f"Bearer {token}"}) as c:
+            r = c.get("/api/v1/quality")
+            assert r.status_code == 200, r.text
+            got[role] = {q["rule"]: q for q in r.json()["meta"]["quarantine"]}
+    assert got["viewer"]["unknown_customer"] == {"source": "shop", "rule": "unknown_customer",
+                                                 "rows": 3}
+    assert "C00" not in str(got["viewer"])
+    # the analyst's example: the first quarantined row of the rule (row 3), every time
+    assert got["analyst"]["unknown_customer"]["example"] == \
+        "customer id 'C003' is not in the customers table"
+    assert got["analyst"]["missing_ts"] == {"source": "shop", "rule": "missing_ts", "rows": 1,
+                                            "example": "ts is missing"}
