@@ -17,6 +17,13 @@ from sqlglot import exp
 from segflow.config import SourceSettings
 from segflow.errors import ConfigError, InputError
 from segflow.sources._ids import ID_COLUMNS, id_reason, id_value, trim_text, without_null_tokens
+from segflow.sources._numbers import (
+    inexact_text,
+    not_a_number,
+    number_of_text,
+    typed_inexact,
+    typed_number,
+)
 from segflow.sources._readers import Staged, lit, q
 from segflow.sources._rules import REQUIRED, formula_condition, missing_rule
 from segflow.store import CANONICAL_TABLES
@@ -42,6 +49,9 @@ class Spec:
     #: SQL: the typed source value of a number or date column (Parquet, databases), NULL
     #: exactly when ``text`` is, whose text is at most :data:`_TYPED_TEXT_MAX` characters
     raw: str | None = None
+    #: SQL (number columns): the reason when a number's double is not exactly it
+    #: (:mod:`segflow.sources._numbers`), else NULL; None when no value can be inexact
+    inexact: str | None = None
 
 
 #: Amounts, quantities and prices at or beyond this magnitude are quarantined as
@@ -69,23 +79,18 @@ def _text(col: str, dtype: str) -> str:
     return f"CAST({ref} AS VARCHAR)"
 
 
-def _number_of_text(text: str, source: SourceSettings) -> str:
-    decimal = str(source.options.get("decimal", "."))
-    thousands = source.options.get("thousands")
-    norm = text
-    if thousands:
-        norm = f"replace({norm}, {lit(str(thousands))}, '')"
-    if decimal != ".":
-        guard = "" if thousands else f"CASE WHEN contains({text}, '.') THEN NULL ELSE "
-        norm = f"{guard}replace({norm}, {lit(decimal)}, '.'){' END' if guard else ''}"
-    cast = f"TRY_CAST({norm} AS DOUBLE)"
-    return f"CASE WHEN isfinite({cast}) THEN {cast} END"
-
-
 def _number(col: str, dtype: str, source: SourceSettings) -> str:
+    """SQL: the finite double of a source column (text in the source's number format)."""
     if _is_numeric(dtype):
-        return f"CASE WHEN isfinite(CAST({q(col)} AS DOUBLE)) THEN CAST({q(col)} AS DOUBLE) END"
-    return _number_of_text(_text(col, dtype), source)
+        return typed_number(q(col))
+    return number_of_text(_text(col, dtype), source)
+
+
+def _inexact(col: str, dtype: str, source: SourceSettings) -> str | None:
+    """SQL: the reason when a number's double is not exactly it (see :class:`Spec`)."""
+    if _is_numeric(dtype):
+        return typed_inexact(q(col), dtype)
+    return inexact_text(_text(col, dtype), source)
 
 
 def _boolean(text: str) -> str:
@@ -190,7 +195,9 @@ class _Mapper:
             const = lit(mapping[1:-1])
             value = const
             if ctype == "DOUBLE":
-                value = _number_of_text(const, self.source)
+                number = lit(mapping[1:-1].strip())
+                return Spec(const, number_of_text(number, self.source), "(constant)",
+                            inexact=inexact_text(number, self.source))
             elif ctype == "TIMESTAMP":
                 return Spec(const, "", "(constant)", dates=_date_parses(const, self.source))
             elif ctype == "BOOLEAN":
@@ -203,7 +210,8 @@ class _Mapper:
         text = _text(col, dtype)
         if ctype == "DOUBLE":
             return Spec(text, _number(col, dtype, self.source), col,
-                        raw=q(col) if _is_numeric(dtype) else None)
+                        raw=q(col) if _is_numeric(dtype) else None,
+                        inexact=_inexact(col, dtype, self.source))
         if ctype == "BOOLEAN":
             return Spec(text, _boolean(text), col)
         idv = id_value(col, dtype) if canonical in ID_COLUMNS else None
@@ -246,7 +254,11 @@ class _Mapper:
         label = "+".join(dict.fromkeys(used)) or "(expression)"
         if ctype == "DOUBLE":
             value = f"CASE WHEN isfinite(CAST(({value}) AS DOUBLE)) THEN CAST(({value}) AS DOUBLE) END"
-        elif ctype == "TIMESTAMP":
+            parts = [x for c in dict.fromkeys(used)
+                     if (x := _inexact(c, self.staged.columns[c], self.source))]
+            inexact = f"coalesce({', '.join(parts)})" if parts else None
+            return Spec(text, value, label, inexact=inexact)
+        if ctype == "TIMESTAMP":
             return Spec(text, "", label, dates=_date_parses(f"CAST(({value}) AS VARCHAR)", self.source))
         else:
             value = self._value_map(canonical, f"NULLIF(trim(CAST(({value}) AS VARCHAR)), '')")
@@ -341,6 +353,7 @@ def judged(source: SourceSettings, staged: Staged, specs: dict[str, Spec], *,
     rules = _rule_list(source, specs, CANONICAL_TABLES[source.table], now, known_customers)
     c_cols = [f"{_case(rules, p)} AS {n}" for p, n in ((0, "_rule"), (2, "_column"), (3, "_reason"))]
     parses = [f"p_{c}_{i}" for c, spec in specs.items() for i in range(len(spec.dates or []))]
+    parses += [f"x_{c}" for c, spec in specs.items() if spec.inexact]
     # raw texts are needed after this point only for value-mapped columns (invalid_value flags)
     texts = [f"r_{c}" for c in specs if c not in source.value_maps]
     drop = f" EXCLUDE ({', '.join([*parses, *texts, '_ri'])})"
@@ -380,6 +393,8 @@ def judging(source: SourceSettings, staged: Staged, specs: dict[str, Spec], rule
                 a_cols.append(f"{parse} AS p_{c}_{i}")
         else:
             a_cols.append(f"{spec.value} AS {'f' if c == 'is_return' else 'v'}_{c}")
+        if spec.inexact:
+            a_cols.append(f"{spec.inexact} AS x_{c}")
     a_cols.append("_excluded")
     b_cols = []
     for c, spec in specs.items():
@@ -528,8 +543,11 @@ def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
             r.add(f"non_numeric_{c}",
                   f"r_{c} IS NOT NULL AND (v_{c} IS NULL OR abs(v_{c}) >= {MAX_ABS_NUMBER:.0e})",
                   spec.label,
-                  f"{_short(f'r_{c}')} || CASE WHEN v_{c} IS NULL THEN ' is not a number' "
+                  f"{_short(f'r_{c}')} || CASE WHEN v_{c} IS NULL THEN {lit(not_a_number(source))} "
                   f"ELSE ' is beyond +/-{MAX_ABS_NUMBER:.0e}' END")
+    for c, spec in specs.items():  # a double would change the value: not silently
+        if spec.inexact:
+            r.add(f"imprecise_{c}", f"x_{c} IS NOT NULL", spec.label, f"x_{c}")
     for c, spec in specs.items():
         if ctypes[c] == "TIMESTAMP" and c != "valid_to":  # an end of validity may lie ahead
             if source.max_date:
