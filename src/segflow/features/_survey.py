@@ -19,6 +19,20 @@ from segflow.features._window import Frame
 SURVEY_PREFIX = "survey_"
 
 
+
+#: A numeric answer (trimmed): ASCII digits with an optional sign, point and exponent, or
+#: inf / infinity / nan (any case). The engine's own cast also reads ``1_5`` as 15 and
+#: ``+-5`` as -5; `/score` (:mod:`segflow.server._fast_features`) reads answers by this same
+#: pattern, so both agree.
+NUMBER_PATTERN = (r"[+-]?(?:[0-9]+\.?[0-9]*(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?"
+                  r"|[iI][nN][fF]|[iI][nN][fF][iI][nN][iI][tT][yY]|[nN][aA][nN])")
+
+
+def answer_number(text: ibis.StringValue) -> ibis.FloatingValue:
+    """A trimmed answer as a float64 when it is a number (:data:`NUMBER_PATTERN`), else null."""
+    return ibis.ifelse(text.re_search(f"^(?:{NUMBER_PATTERN})$"), text.try_cast("float64"),
+                       ibis.null("float64"))
+
 def question_column(question: str) -> str | None:
     """The column name of a survey question: lower-case, runs of other characters than
     ``a-z0-9`` as one ``_``; prefixed with ``survey_`` when it starts with a digit or equals a
@@ -61,7 +75,7 @@ def survey_registry(responses: ibis.Table) -> dict[str, tuple[Feature, tuple[str
         ("Price sensitivity", "price_sensitivity") are one question.
     """
     r = _usable(responses)
-    value = _trim(r.answer.cast("string")).try_cast("float64")
+    value = answer_number(_trim(r.answer.cast("string")))
     stats = (
         r.group_by(r.question)
         .aggregate(_n=r.count(), _num=value.notnull().cast("int64").sum())
@@ -114,5 +128,5 @@ def survey_features(
     values = {}
     for name, (feature, _) in registry.items():
         answer = latest._a.max(where=latest._q == name)
-        values[name] = answer.try_cast("float64") if feature.kind == "numeric" else answer
+        values[name] = answer_number(answer) if feature.kind == "numeric" else answer
     return latest.group_by("customer_id").aggregate(**values)

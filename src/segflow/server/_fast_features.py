@@ -33,10 +33,11 @@ from segflow.features._behaviour import (
     RESPONSE_DAYS,
 )
 from segflow.features._registry import FEATURES
+from segflow.features._survey import NUMBER_PATTERN
 from segflow.features._window import DAYS_12M, DAYS_WEB, EPOCH
 
 _SPACE = re.compile(r"^\s+|\s+$", re.ASCII)
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|inf|infinity|nan)", re.IGNORECASE)
+_NUMBER = re.compile(NUMBER_PATTERN)  # the engine's rule (features._survey), ASCII digits
 
 
 @dataclass(frozen=True)
