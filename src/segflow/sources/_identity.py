@@ -23,6 +23,7 @@ import pandas as pd
 
 from segflow._result import TableResult
 from segflow.errors import InputError
+from segflow.sources._ids import id_value
 from segflow.sources._readers import lit
 from segflow.store import Store
 
@@ -160,8 +161,10 @@ def resolve_identities(
         if id_map is not None:
             frame = _read_id_map(id_map)
             con.register("_sf_idmap", frame)
+            ids = (f"SELECT {id_value('customer_id', 'VARCHAR')} AS customer_id, "
+                   f"{id_value('other_id', 'VARCHAR')} AS other_id FROM _sf_idmap")
             con.execute(f"""INSERT INTO identity_edges SELECT customer_id, other_id, 'id_map',
-                'explicit id map', {lit(run_id)} FROM _sf_idmap
+                'explicit id map', {lit(run_id)} FROM ({ids})
                 WHERE customer_id <> other_id
                   AND customer_id NOT IN (SELECT customer_id FROM identity_blocks)
                   AND other_id NOT IN (SELECT customer_id FROM identity_blocks)""")
@@ -186,8 +189,9 @@ def _read_id_map(id_map: str | Path | pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise InputError(f"id map needs columns customer_id and other_id; missing {sorted(missing)}",
                          file=None if isinstance(id_map, pd.DataFrame) else str(id_map), row=0)
-    frame = frame[["customer_id", "other_id"]].astype(str).apply(lambda s: s.str.strip())
-    return frame[(frame.customer_id != "") & (frame.other_id != "")]
+    # ids are made canonical in SQL, as at ingest (trimmed, invisible characters removed);
+    # an empty one gives no link
+    return frame[["customer_id", "other_id"]].astype(str)
 
 
 def _components(con, run_id: str) -> None:

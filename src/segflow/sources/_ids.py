@@ -1,16 +1,23 @@
 """Identifiers and text: the canonical value of an id column, from text or from a number; the
 staged rows with missing-value tokens set to NULL.
 
-- Text ids lose invisible characters that make equal-looking ids differ: zero-width space,
-  joiner and non-joiner (U+200B-U+200D), direction marks and embeddings (U+200E, U+200F,
-  U+202A-U+202E, U+2066-U+2069), word joiner (U+2060) and byte-order marks (U+FEFF); a
-  non-breaking space (U+00A0) becomes a space; then the value is trimmed. Pure-ASCII values
-  (almost all) skip the regular expression.
-- Float ids (Parquet, Excel) are kept only when they are whole numbers below 2^53 in size:
-  ``123.0`` -> ``123``. NaN, infinity, fractions and values from 2^53 up give NULL, and the
-  row is quarantined as ``invalid_id``: from 2^53 a double no longer tells neighbouring
-  integers apart (2^53 + 1 is stored as 2^53; ``1.2345678901234567e+19`` stands for 2,048
-  different ids), so such an id may not be the one the source system wrote.
+- Every text value is trimmed (:func:`trimmed`) of the characters up to the space at both
+  ends: the ASCII control characters U+0000-U+001F (NUL, tab, line feed, vertical tab, form
+  feed, carriage return, ...) and the space, plus the Unicode space separators DuckDB's
+  ``trim`` knows (U+00A0, U+1680, U+2000-U+200A, U+202F, U+205F, U+3000). Characters inside
+  a value are kept: ``A``, tab, ``B`` stays so (DEL, U+007F, is not trimmed either).
+- Text ids first lose invisible characters that make equal-looking ids differ: zero-width
+  space, joiner and non-joiner (U+200B-U+200D), direction marks and embeddings (U+200E,
+  U+200F, U+202A-U+202E, U+2066-U+2069), word joiner (U+2060) and byte-order marks (U+FEFF);
+  a non-breaking space (U+00A0) becomes a space; then the value is trimmed. Pure-ASCII values
+  (almost all) skip that regular expression.
+- Float ids (Parquet, Excel number cells) are kept only when they are whole numbers below
+  2^53 in size: ``123.0`` -> ``123``. NaN, infinity, fractions and values from 2^53 up give
+  NULL, and the row is quarantined as ``invalid_id``: from 2^53 a double no longer tells
+  neighbouring integers apart (2^53 + 1 is stored as 2^53; ``1.2345678901234567e+19``
+  stands for 2,048 different ids), so such an id may not be the one the source system wrote.
+  An Excel column may hold number cells and text cells: each cell follows its own rule
+  (``Staged.numbers``), so a text ``00123`` stays ``00123``.
 """
 
 from __future__ import annotations
@@ -25,35 +32,78 @@ _INVISIBLE = "[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
 _FLOAT_TYPES = ("DOUBLE", "FLOAT", "REAL")
 
 
-def settled(ref: str) -> str:
-    """SQL: true when the text ``ref`` is certainly its own ``trim()`` and not empty: pure
-    ASCII (bytes = characters), first byte after the space, last byte not a space.
+#: The characters :func:`trimmed` removes at both ends (RE2 class): ASCII controls and the
+#: space (U+0000-U+0020), and the Unicode space separators of DuckDB's ``trim``.
+_TRIM_CLASS = r"[\x00-\x20\x{a0}\x{1680}\x{2000}-\x{200a}\x{202f}\x{205f}\x{3000}]"
+#: the same characters, for ``str.strip``
+TRIM_CHARS = "".join(map(chr, [*range(0x21), 0xA0, 0x1680, *range(0x2000, 0x200B), 0x202F,
+                               0x205F, 0x3000]))
 
-    DuckDB's ``trim`` removes Unicode space separators (U+0020, U+00A0, U+3000, ...), of
-    which only U+0020 is ASCII; so a settled value needs no ``trim``. Almost every value of a
-    clean source is settled, and this test costs a fraction of a ``trim`` (which copies the
-    string): the expressions below take the ``trim`` path only for the others (false for
-    NULL).
+
+def settled(ref: str) -> str:
+    """SQL: true when the text ``ref`` is certainly its own :func:`trimmed` and not empty:
+    pure ASCII (bytes = characters), first and last byte after the space (so neither a space
+    nor a control character).
+
+    Almost every value of a clean source is settled, and this test costs a fraction of a
+    trim (which copies the string): the expressions below take the trim path only for the
+    others (false for NULL).
     """
-    return f"(strlen({ref}) = length({ref}) AND {ref} >= '!' AND NOT ends_with({ref}, ' '))"
+    return f"(strlen({ref}) = length({ref}) AND {ref} >= '!' AND {ref}[-1] >= '!')"
+
+
+def _ends_clean(ref: str) -> str:
+    """SQL: true when DuckDB's ``trim`` (the spaces of :data:`_TRIM_CLASS`) leaves a value
+    that neither starts nor ends with a character before ``!`` (a control character); then
+    ``trim`` is the whole trim. Repeated rather than nested: DuckDB evaluates a nested CASE
+    at twice the cost, and ``trim`` is cheap (``trim(ref, chars)`` with the 33 ASCII
+    characters costs ten times more)."""
+    return f"trim({ref}) >= '!' AND trim({ref})[-1] >= '!'"
+
+
+def _trim_re(ref: str) -> str:
+    return f"regexp_replace({ref}, {lit(f'^{_TRIM_CLASS}+|{_TRIM_CLASS}+$')}, '', 'g')"
+
+
+def trimmed(ref: str) -> str:
+    """SQL: the text ``ref`` without the characters of :data:`_TRIM_CLASS` at either end: by
+    ``trim`` when that suffices (:func:`_ends_clean`), else by a regular expression."""
+    return f"CASE WHEN {_ends_clean(ref)} THEN trim({ref}) ELSE {_trim_re(ref)} END"
 
 
 def trim_text(ref: str) -> str:
-    """SQL: ``NULLIF(trim(ref), '')``, skipping the ``trim`` for :func:`settled` values."""
-    return f"CASE WHEN {settled(ref)} THEN {ref} ELSE NULLIF(trim({ref}), '') END"
+    """SQL: ``NULLIF(trimmed(ref), '')``, skipping the trim for :func:`settled` values."""
+    return (f"CASE WHEN {settled(ref)} THEN {ref} WHEN {_ends_clean(ref)} THEN trim({ref}) "
+            f"ELSE NULLIF({_trim_re(ref)}, '') END")
 
 
-def id_value(col: str, dtype: str) -> str | None:
-    """SQL: the canonical id text of source column ``col`` (None: the default text applies)."""
+def _float_id(ref: str) -> str:
+    """SQL: the id text of the double ``ref``: a whole number below 2^53, else NULL."""
+    return (f"CASE WHEN isfinite({ref}) AND {ref} = floor({ref}) AND abs({ref}) < 9007199254740992 "
+            f"THEN CAST(CAST({ref} AS BIGINT) AS VARCHAR) END")
+
+
+def id_value(col: str, dtype: str, number: str | None = None) -> str | None:
+    """SQL: the canonical id text of source column ``col`` (None: the default text applies).
+
+    ``number`` (Excel): a staged DOUBLE column holding the value of each number cell of
+    ``col`` (NULL for a text cell); a number cell follows the float rule, a text cell the
+    text rule.
+    """
     ref = q(col)
     up = dtype.upper()
     if up.startswith(_FLOAT_TYPES):
-        return (f"CASE WHEN isfinite({ref}) AND {ref} = floor({ref}) AND abs({ref}) < 9007199254740992 "
-                f"THEN CAST(CAST({ref} AS BIGINT) AS VARCHAR) END")
+        return _float_id(ref)
     if up == "VARCHAR":
         clean = f"regexp_replace(replace({ref}, chr(160), ' '), {lit(_INVISIBLE)}, '', 'g')"
-        return (f"CASE WHEN {settled(ref)} THEN {ref} WHEN strlen({ref}) = length({ref}) "
-                f"THEN NULLIF(trim({ref}), '') ELSE NULLIF(trim({clean}), '') END")
+        is_ascii = f"strlen({ref}) = length({ref})"
+        text = (f"CASE WHEN {settled(ref)} THEN {ref} "
+                f"WHEN {is_ascii} AND {_ends_clean(ref)} THEN trim({ref}) "
+                f"WHEN {is_ascii} THEN NULLIF({_trim_re(ref)}, '') "
+                f"ELSE NULLIF({trimmed(clean)}, '') END")
+        if number:
+            return f"CASE WHEN {q(number)} IS NOT NULL THEN {_float_id(q(number))} ELSE {text} END"
+        return text
     return None
 
 
@@ -98,7 +148,7 @@ def without_null_tokens(null_values: Iterable[str], staged: Staged, exprs: list[
     tests = "".join(f", {settled(q(c))} AS {flag[c]}" for c in texts)
     inner = f"(SELECT *{tests} FROM {staged.table}{sel})"
     more = "".join(", " + e for e in extra)
-    tokens = sorted({t.strip() for t in null_values} - {""})
+    tokens = sorted({t.strip(TRIM_CHARS) for t in null_values} - {""})
     if not tokens or not texts:
         return f"(SELECT *{more} FROM {inner})", out
     longest = max(len(t.encode()) for t in tokens)
@@ -106,9 +156,11 @@ def without_null_tokens(null_values: Iterable[str], staged: Staged, exprs: list[
     def token(text: str) -> str:  # equalities, not IN: DuckDB turns IN into a join on every row
         return " OR ".join(f"{text} = {lit(t)}" for t in tokens)
 
-    # a settled value (its own trim) longer than every token is no token: no trim, no lookup
+    # a settled value (its own trim) longer than every token is no token: no trim, no lookup;
+    # trim() is the whole trim unless a control character ends the value (tokens have none)
     reps = ", ".join(
         f"CASE WHEN strlen({q(c)}) > {longest} AND {flag[c]} THEN {q(c)} "
         f"WHEN {flag[c]} THEN CASE WHEN {token(q(c))} THEN NULL ELSE {q(c)} END "
-        f"WHEN {token(f'trim({q(c)})')} THEN NULL ELSE {q(c)} END AS {q(c)}" for c in texts)
+        f"WHEN {token(f'trim({q(c)})')} THEN NULL WHEN {_ends_clean(q(c))} THEN {q(c)} "
+        f"WHEN {token(_trim_re(q(c)))} THEN NULL ELSE {q(c)} END AS {q(c)}" for c in texts)
     return f"(SELECT * REPLACE ({reps}){more} FROM {inner})", out

@@ -63,6 +63,9 @@ class Staged:
     temp_views: list[str] = field(default_factory=list)
     tally: CsvTally | None = None  # the CSV reader's own count of the file (CSV only)
     nested: list[str] = field(default_factory=list)  # list/struct columns, staged as JSON text
+    #: source column -> staged DOUBLE column (not a source column) with the value of each
+    #: number cell, NULL for text cells (Excel: ids follow the float rule per cell)
+    numbers: dict[str, str] = field(default_factory=dict)
 
     def drop(self, con: duckdb.DuckDBPyConnection) -> None:
         for name in self.temp_views:
@@ -464,25 +467,31 @@ def _json_key(key: str) -> str:
 
 
 def _stage_xlsx(con, path: Path, source: SourceSettings, label: str, limit: int | None) -> Staged:
+    """An Excel sheet: every cell as text, plus the value of each number cell in a hidden
+    column (``Staged.numbers``; see :mod:`segflow.sources._excel`)."""
     import pandas as pd
-    import pyarrow as pa
+
+    from segflow.sources._excel import sheet_table
 
     sheet = source.options.get("sheet", 0)
     try:
         frame = pd.read_excel(
-            path, sheet_name=sheet, dtype=str, keep_default_na=False, nrows=limit, engine="openpyxl"
+            path, sheet_name=sheet, dtype=object, keep_default_na=False, nrows=limit, engine="openpyxl"
         )
     except Exception as exc:  # openpyxl raises many types (zipfile, KeyError, ValueError)
         raise InputError(f"cannot read as an Excel .xlsx workbook: {exc}", file=label) from exc
-    frame.columns = [str(c).strip() for c in frame.columns]
-    frame = frame.replace("", None)
+    table, numbers = sheet_table(frame)
+    del frame
     view = _tmp("xl")
-    con.register(view, pa.Table.from_pandas(frame, preserve_index=False))
+    con.register(view, table)
     try:
         raw = _scan(con, f"SELECT * FROM {view}", label, "Excel")
     finally:
         con.unregister(view)
-    return _number_rows(con, raw, label)
+    staged = _number_rows(con, raw, label)
+    staged.columns = {c: t for c, t in staged.columns.items() if c not in numbers.values()}
+    staged.numbers = numbers
+    return staged
 
 
 def _db_select(source: SourceSettings, label: str) -> tuple[str | None, str | None, str | None]:

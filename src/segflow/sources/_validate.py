@@ -16,7 +16,14 @@ from sqlglot import exp
 
 from segflow.config import SourceSettings
 from segflow.errors import ConfigError, InputError
-from segflow.sources._ids import ID_COLUMNS, id_reason, id_value, trim_text, without_null_tokens
+from segflow.sources._ids import (
+    ID_COLUMNS,
+    id_reason,
+    id_value,
+    trim_text,
+    trimmed,
+    without_null_tokens,
+)
 from segflow.sources._numbers import (
     inexact_text,
     not_a_number,
@@ -214,8 +221,9 @@ class _Mapper:
                         inexact=_inexact(col, dtype, self.source))
         if ctype == "BOOLEAN":
             return Spec(text, _boolean(text), col)
-        idv = id_value(col, dtype) if canonical in ID_COLUMNS else None
-        value = f"CASE WHEN {text} IS NULL THEN NULL ELSE {idv} END" if idv else text
+        idv = id_value(col, dtype, self.staged.numbers.get(col)) if canonical in ID_COLUMNS else None
+        # an id is NULL where its text is (empty, a token): no test of the text needed
+        value = idv or text
         return Spec(text, self._value_map(canonical, value), col)
 
     def _value_map(self, canonical: str, text: str) -> str:
@@ -261,7 +269,7 @@ class _Mapper:
         if ctype == "TIMESTAMP":
             return Spec(text, "", label, dates=_date_parses(f"CAST(({value}) AS VARCHAR)", self.source))
         else:
-            value = self._value_map(canonical, f"NULLIF(trim(CAST(({value}) AS VARCHAR)), '')")
+            value = self._value_map(canonical, f"NULLIF({trimmed(f'CAST(({value}) AS VARCHAR)')}, '')")
         return Spec(text, value, label)
 
 
@@ -474,7 +482,7 @@ def _exclude_condition(source: SourceSettings) -> str:
     for col, values in source.exclude.items():
         plain = [v for v in values if "%" not in v]
         pats = [v for v in values if "%" in v]
-        text = f"trim(CAST({q(col)} AS VARCHAR))"
+        text = trimmed(f"CAST({q(col)} AS VARCHAR)")
         if plain:
             parts.append(f"{text} IN ({', '.join(lit(v) for v in plain)})")
         parts += [f"{text} LIKE {lit(p)}" for p in pats]
