@@ -38,6 +38,24 @@ def register(app: typer.Typer) -> None:
 
 
 # -- input ------------------------------------------------------------------------------------
+def _excel_id(value: object, row: int, path: Path, column: str) -> str | None:
+    """An Excel id cell as text: a text cell as written; a number cell (a double in Excel)
+    only as a whole number below 2^53, whose digits it holds exactly (as ingest's float ids,
+    docs/data.md). Raises InputError naming the row otherwise."""
+    import math
+    import numbers
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if float(value).is_integer() and abs(value) < 2**53:
+            return str(int(value))
+        raise InputError(f"the id {value!r} is a number cell that is not a whole number below "
+                         "2^53, which Excel cannot hold exactly: format the id column as text",
+                         file=str(path), row=row, column=column)
+    return str(value)
+
+
 def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: str) -> ibis.Table:
     """A customer-level file (CSV/TSV, Parquet or Excel) as an engine table; ids are strings."""
     if not path.exists():
@@ -51,7 +69,11 @@ def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: 
         elif suffix in (".xlsx", ".xls"):
             import pandas as pd
 
-            table = con.create_table(name, pd.read_excel(path, dtype={id_col: str}))
+            frame = pd.read_excel(path, dtype={id_col: object})
+            if id_col in frame.columns:
+                frame[id_col] = [_excel_id(v, row, path, id_col)
+                                 for row, v in enumerate(frame[id_col], start=1)]
+            table = con.create_table(name, frame)
         else:
             raise InputError("expected a .csv, .tsv, .parquet or .xlsx file", file=str(path))
     except SegflowError:
