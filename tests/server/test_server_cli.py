@@ -98,4 +98,6 @@ def test_serve_refuses_a_store_of_a_newer_segflow(tmp_path):
     out = runner.invoke(app, ["serve", "-p", str(directory), "--get", "/api/v1/schemes", "--token", token])
     assert out.exit_code == 1, out.stdout
     assert f"schema version {SCHEMA_VERSION + 1}" in out.stderr and "upgrade segflow" in out.stderr
+    # the message names the project's store, not the server's temporary copy of it
+    assert f"store {directory / 'segflow.duckdb'} has" in out.stderr, out.stderr
     assert "Traceback" not in out.stderr and '"count"' not in out.stdout

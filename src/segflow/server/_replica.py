@@ -202,6 +202,7 @@ def _pooled_project(directory: Path, settings: Settings, path: Path, cursor: duc
 def _check_schema_version(db: duckdb.DuckDBPyConnection, path: Path) -> None:
     """Refuse a copy of a store written by a newer segflow, as opening the store does
     (:class:`segflow.store.Store`): the server would misread tables it does not know.
+    ``path`` names the project's store in the message (not the served copy of it).
 
     Raises
     ------
@@ -229,7 +230,7 @@ class Generation:
         self.fingerprint = fingerprint
         self.db = duckdb.connect(str(path), read_only=True)
         self.db.execute("SET enable_progress_bar = false")
-        _check_schema_version(self.db, path)
+        _check_schema_version(self.db, directory / settings.project.store)
         if threads:  # requests are the unit of parallelism: one thread per query costs less CPU
             self.db.execute(f"SET threads = {int(threads)}")
         self.tokens: dict[str, TokenRecord] = load_tokens(self.db)
