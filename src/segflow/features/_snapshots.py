@@ -253,10 +253,6 @@ def _chunk(
     # materialised once rather than computed by every part that reads them
     per = purchases.order_periods(lines, periods, window_days).cache()
     held.append(per)
-    if state is not None:
-        d, _ = period_deltas(lines, per, periods, window_days, 1)
-        d = d.join(keys, d.customer_id == keys._ck)
-        state.append(d.select(customer_id=d._cid, **{m: d[m] for m in MEASURES}))
     n = periods.n
     # one (customer, period) table per family of deltas, each narrow; their running values
     # are computed on their own rows and joined onto the grid
@@ -267,6 +263,15 @@ def _chunk(
     ]
     if "seasonality" in wanted:
         families.append(purchases.season_deltas(per))
+    if state is not None:
+        # the order, line and season deltas feed the grid and the state: materialised once
+        # (the state's query computed them again: an eighth of the full run's features)
+        families = [f.cache() for f in families]
+        held.extend(families)
+        d, _ = period_deltas(lines, per, periods, window_days, 1, grouped=families[:2],
+                             season=families[2] if "seasonality" in wanted else None)
+        d = d.join(keys, d.customer_id == keys._ck)
+        state.append(d.select(customer_id=d._cid, **{m: d[m] for m in MEASURES}))
     cols = set(schema)
     web_measures = {m for c, ms in web.NEEDS.items() if c in cols for m in ms}
     if "web" in wanted and web_measures:

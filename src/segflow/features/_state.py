@@ -36,7 +36,7 @@ read again than to carry: a session's stretch needs the events from 90 days befo
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import ibis
 
@@ -240,23 +240,35 @@ def _deltas(transactions: ibis.Table, periods: Periods, window_days: int | None,
 
 
 def period_deltas(lines: ibis.Table, per: ibis.Table, periods: Periods,
-                  window_days: int | None, since: int) -> tuple[ibis.Table, ibis.Table]:
+                  window_days: int | None, since: int,
+                  grouped: Sequence[ibis.Table] = (),
+                  season: ibis.Table | None = None) -> tuple[ibis.Table, ibis.Table]:
     """The state's deltas of the periods ``since`` ... ``n`` of ``periods`` summed per
     customer (minima, maxima combined), from the period-tagged lines and order periods of
     :mod:`segflow.features._onepass_purchases` (any customer key type); ``since`` = 1 gives
     the feature state at the last snapshot (sums 0, ``_dmin`` included), ``since`` = 2 of a
     two-snapshot grid the delta :func:`next_state` adds. Also the orders first seen in those
     periods per customer, calendar year ``_y`` and quarter (``_c1`` ... ``_c4``). Both lazy:
-    the caller materialises them while ``lines`` and ``per`` exist."""
+    the caller materialises them while ``lines`` and ``per`` exist.
+
+    ``grouped``: the order and line deltas already summed per (customer, period), as the one
+    pass's chunk holds them (:func:`segflow.features._periods.union_deltas` of
+    :func:`~segflow.features._onepass_purchases.order_deltas` and of
+    :func:`~segflow.features._onepass_purchases.line_deltas`, periods up to ``n``): summed
+    again over the periods instead of computed a second time (the same sums, minima and
+    maxima: a sum of per-period sums is the sum); ``season``: likewise the chunk's
+    :func:`~segflow.features._onepass_purchases.season_deltas` (``since`` = 1 only)."""
     n = periods.n
     o = per.filter(per._cnt == 1, per._k >= since)
     o = o.mutate(_y=o._ot.year().cast("int64"), _qq=o._ot.quarter())
     quarters = {f"_c{q}": o.count(where=o._qq == q) for q in range(1, 5)}
     years = o.group_by(["customer_id", "_y"]).aggregate(**quarters)
     last = _year(periods.dates[-1])
+    if not grouped:
+        grouped = [*purchases.order_deltas(per, window_days),
+                   *purchases.line_deltas(lines, periods, window_days)]
     parts = [
-        *purchases.order_deltas(per, window_days),
-        *purchases.line_deltas(lines, periods, window_days),
+        *grouped,
         years.group_by("customer_id").aggregate(
             _k=ibis.literal(since, "int64"),
             **{f"_q{q}": years[f"_c{q}"].sum() for q in range(1, 5)},
@@ -265,7 +277,7 @@ def period_deltas(lines: ibis.Table, per: ibis.Table, periods: Periods,
         _order_days(o, since),
     ]
     if since == 1:  # all history: the seasonality flags of the one pass
-        season = purchases.season_deltas(per)
+        season = purchases.season_deltas(per) if season is None else season
         parts.append(season.select("customer_id", "_k", *_BAD))
     # every period from `since` on counts as one (window ends after the last: never)
     parts = [p.filter(p._k >= since, p._k <= n).mutate(_k=ibis.literal(since, "int64"))
