@@ -18,7 +18,9 @@ of :data:`CHUNK_CUSTOMERS`: each chunk's period-tagged lines and its result are 
 (Ibis ``cache``) before the next chunk starts, so the working set of DuckDB (or Spark) is
 that of one chunk, and no sub-plan is computed twice within a chunk. With the feature state
 (:func:`snapshot_features_and_state`), each chunk also sums its deltas up to the last snapshot
-from the same materialised tables (:func:`segflow.features._state.period_deltas`).
+from the same materialised tables (:func:`segflow.features._state.period_deltas`): its order,
+line and season deltas per (customer, period) are then materialised too, read by the grid's
+running sums and summed over all periods for the state, not computed twice.
 
 One pass: groups ``rfm``, ``seasonality``, ``web``, ``breadth``, ``attribute`` and the order-value part of
 ``pattern`` (``avg_order_value``, ``basket_size``, ``promo_share``, ``return_rate``,
