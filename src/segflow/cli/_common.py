@@ -123,6 +123,9 @@ def _message(exc: BaseException) -> str:
         where = f": {exc.filename}" if exc.filename is not None else ""
         if exc.filename2 is not None:
             where += f" -> {exc.filename2}"
+        if isinstance(exc, FileExistsError) and exc.filename is not None and Path(exc.filename).is_file():
+            # a folder to create (an output's parent) is an existing file: "File exists" misleads
+            return f"a file is in the way of a folder to create{where}"
         return f"{exc.strerror}{where}"
     return str(exc)
 
