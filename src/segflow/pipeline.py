@@ -471,13 +471,14 @@ def _write_run(
             a = assignments[scheme.name]
             a = a.filter(a.snapshot_date.isin([ibis.literal(d, "date") for d in days]))
             source, cleanup = _relation(store, eng, a, con)
+            rows = sum(sizes.get(d, 0) for d in days)
             try:
                 write_spells(con, scheme=scheme.name, scheme_version=scheme.version, source=source,
                              snapshots=days, run_id=run_id,
-                             settings_key=settings_key(scheme, settings))
+                             settings_key=settings_key(scheme, settings), expected_rows=rows)
             finally:
                 cleanup()
-            written += sum(sizes.get(d, 0) for d in days)
+            written += rows
         if latest_features is not None and in_engine:
             con.execute(f'CREATE OR REPLACE TABLE customer_features AS SELECT *, '
                         f"DATE '{latest.isoformat()}' AS snapshot_date "

@@ -30,12 +30,13 @@ def _random_history(seed: int, n_customers: int = 40, n_snaps: int = 9) -> pd.Da
     return pd.DataFrame(rows, columns=COLS)
 
 
-def _write(store: Store, frame: pd.DataFrame, days: list[dt.date], run: str) -> None:
+def _write(store: Store, frame: pd.DataFrame, days: list[dt.date], run: str,
+           expected_rows: int | None = None) -> None:
     part = frame[frame["snapshot_date"].isin(days)][COLS[2:]]
     with store.transaction() as con:
         con.register("_rows", pa.Table.from_pandas(part, preserve_index=False))
         write_spells(con, scheme="s", scheme_version="1", source="_rows", snapshots=days,
-                     run_id=run)
+                     run_id=run, expected_rows=expected_rows)
         con.unregister("_rows")
 
 

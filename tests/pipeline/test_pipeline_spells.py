@@ -71,6 +71,28 @@ def test_spells_merged_in_steps_expand_to_the_per_snapshot_rows(seed):
     assert adjacent == 0
 
 
+@pytest.mark.parametrize("seed", [4, 5])
+def test_a_merge_too_large_for_the_lists_takes_the_window_with_the_same_spells(seed):
+    # the lists' state cannot spill: a 10M-customer scheme (120M rows) ran out of an 8.3 GiB
+    # limit; above LIST_BYTES_PER_ROW per row of the limit the merge takes the window query
+    from segflow.store._spells import LIST_BYTES_PER_ROW, lists_fit, memory_limit_bytes
+
+    frame = _random_history(seed, n_customers=60)
+    days = sorted(frame["snapshot_date"].unique())
+    stores = {}
+    for name, rows in (("lists", len(frame)), ("window", 10**12)):
+        store = Store(":memory:")
+        store.raw.execute("SET memory_limit = '1GB'")
+        assert abs(memory_limit_bytes(store.raw) - 10**9) < 10**6  # shown as "953.6 MiB"
+        assert lists_fit(store.raw, rows) is (name == "lists")
+        _write(store, frame, days[:5], "a", expected_rows=rows)  # every snapshot new
+        _write(store, frame, days[3:], "b", expected_rows=rows)  # a stretch merged with stored
+        assert _view(store).equals(_expected(frame))
+        stores[name] = store.raw.execute("SELECT * FROM segment_spells ORDER BY ALL").fetchall()
+    assert stores["lists"] == stores["window"] and len(stores["lists"]) > 60
+    assert lists_fit(store.raw, None) and 10**9 // LIST_BYTES_PER_ROW > 10**6
+
+
 @pytest.mark.parametrize("seed", [6, 7])
 def test_the_spells_sql_equals_the_ibis_spells(seed):
     """The DuckDB SQL the merge runs (lists of snapshot numbers, no window) gives exactly

@@ -19,6 +19,7 @@ computed the assignments): no rows travel through Python.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 
 import duckdb
@@ -216,6 +217,7 @@ def write_spells(
     snapshots: Sequence[dt.date],
     run_id: str,
     settings_key: str | None = None,
+    expected_rows: int | None = None,
 ) -> int:
     """Merge the assignments of ``snapshots`` into the stored spells of ``scheme``.
 
@@ -232,6 +234,11 @@ def write_spells(
     settings_key : str, optional
         Fingerprint of the scheme's definition and settings, recorded per snapshot (see
         :func:`segflow._plan.snapshots_to_compute`).
+    expected_rows : int, optional
+        About how many rows ``source`` holds (customers x snapshots): above what the
+        connection's ``memory_limit`` allows the lists of :func:`spells_sql` (whose state
+        DuckDB cannot spill to disk: :data:`LIST_BYTES_PER_ROW`), the spells are computed by
+        the window of :func:`spells_select` (the same rows, more CPU, spills). None: lists.
 
     Returns
     -------
@@ -291,7 +298,10 @@ def write_spells(
         SELECT run_id FROM segment_spells WHERE scheme = $scheme
         UNION SELECT CAST($run AS VARCHAR)""",
                 {"scheme": scheme, "run": run_id})
-    query = spells_sql("_spell_rows", "_spell_snaps", "_spell_runs")
+    if lists_fit(con, expected_rows):
+        query = spells_sql("_spell_rows", "_spell_snaps", "_spell_runs")
+    else:
+        query = spells_select("_spell_rows", "_spell_snaps")
     cte = f"_spell_rows AS (SELECT * FROM {rows})"
     query = (f"WITH {cte}, " + query[len("WITH "):] if query.startswith("WITH ")
              else f"WITH {cte} " + query)
@@ -323,6 +333,32 @@ def write_spells(
     for temp in ("_spell_todo", "_spell_snaps", "_spell_rows", "_spell_new", "_spell_runs"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
     return written
+
+
+#: DuckDB memory the lists of :func:`spells_sql` may need per assignment row (their grouped
+#: lists live outside DuckDB's spillable buffers): about twice what ran out of memory in the
+#: 10M-customer run (120M rows of a scheme under an 8.3 GiB limit, session 42), while the 1M
+#: run's 24M rows per scheme take the lists.
+LIST_BYTES_PER_ROW = 150
+
+_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def memory_limit_bytes(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The connection's ``memory_limit`` in bytes (None when unlimited or unreadable)."""
+    value = str(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([KMGT]?I?B)\s*", value.upper())
+    if match is None:
+        return None
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def lists_fit(con: duckdb.DuckDBPyConnection, rows: int | None) -> bool:
+    """Whether :func:`spells_sql` may group ``rows`` assignment rows within the memory limit
+    (:data:`LIST_BYTES_PER_ROW`; unknown rows or limit: yes)."""
+    limit = None if rows is None else memory_limit_bytes(con)
+    return limit is None or rows * LIST_BYTES_PER_ROW <= limit
 
 
 def _record_snapshots(con: duckdb.DuckDBPyConnection, scheme: str, scheme_version: str,
