@@ -75,7 +75,8 @@ def test_spells_merged_in_steps_expand_to_the_per_snapshot_rows(seed):
 def test_a_merge_too_large_for_the_lists_takes_the_window_with_the_same_spells(seed):
     # the lists' state cannot spill: a 10M-customer scheme (120M rows) ran out of an 8.3 GiB
     # limit; above LIST_BYTES_PER_ROW per row of the limit the merge takes the window query
-    from segflow.store._spells import LIST_BYTES_PER_ROW, lists_fit, memory_limit_bytes
+    from segflow.store._memory import memory_limit_bytes
+    from segflow.store._spells import LIST_BYTES_PER_ROW, lists_fit
 
     frame = _random_history(seed, n_customers=60)
     days = sorted(frame["snapshot_date"].unique())

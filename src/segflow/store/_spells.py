@@ -19,11 +19,13 @@ computed the assignments): no rows travel through Python.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Sequence
 
 import duckdb
 import ibis
+
+from segflow.errors import StoreError
+from segflow.store._memory import memory_limit_bytes
 
 #: Far-future stand-in for an open spell's end in range joins (keeps the join an inequality
 #: join the engine can run as such, instead of an OR).
@@ -341,24 +343,16 @@ def write_spells(
 #: run's 24M rows per scheme take the lists.
 LIST_BYTES_PER_ROW = 150
 
-_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
-
-
-def memory_limit_bytes(con: duckdb.DuckDBPyConnection) -> int | None:
-    """The connection's ``memory_limit`` in bytes (None when unlimited or unreadable)."""
-    value = str(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
-    match = re.fullmatch(r"\s*([0-9.]+)\s*([KMGT]?I?B)\s*", value.upper())
-    if match is None:
-        return None
-    return int(float(match.group(1)) * _UNITS[match.group(2)])
-
-
 def lists_fit(con: duckdb.DuckDBPyConnection, rows: int | None) -> bool:
     """Whether :func:`spells_sql` may group ``rows`` assignment rows within the memory limit
     (:data:`LIST_BYTES_PER_ROW`; unknown rows or limit: yes)."""
-    limit = None if rows is None else memory_limit_bytes(con)
-    return limit is None or rows * LIST_BYTES_PER_ROW <= limit
+    if rows is None:
+        return True
+    try:
+        limit = memory_limit_bytes(con)
+    except StoreError:  # a limit DuckDB shows in a form not known here: the lists
+        return True
+    return rows * LIST_BYTES_PER_ROW <= limit
 
 
 def _record_snapshots(con: duckdb.DuckDBPyConnection, scheme: str, scheme_version: str,
