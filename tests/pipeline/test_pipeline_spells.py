@@ -91,7 +91,11 @@ def test_a_merge_too_large_for_the_lists_takes_the_window_with_the_same_spells(s
         assert _view(store).equals(_expected(frame))
         stores[name] = store.raw.execute("SELECT * FROM segment_spells ORDER BY ALL").fetchall()
     assert stores["lists"] == stores["window"] and len(stores["lists"]) > 60
-    assert lists_fit(store.raw, None) and 10**9 // LIST_BYTES_PER_ROW > 10**6
+    # unknown size: the lists; under a 9GB limit the 1M run's 24M rows per scheme take the
+    # lists, the 10M run's 120M the window
+    store.raw.execute("SET memory_limit = '9GB'")
+    assert lists_fit(store.raw, None) and lists_fit(store.raw, 24_000_000)
+    assert not lists_fit(store.raw, 120_000_000) and 120_000_000 * LIST_BYTES_PER_ROW > 9 * 10**9
 
 
 @pytest.mark.parametrize("seed", [6, 7])

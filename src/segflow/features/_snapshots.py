@@ -267,7 +267,7 @@ def _chunk(
         families.append(purchases.season_deltas(per))
     if state is not None:
         # the order, line and season deltas feed the grid and the state: materialised once
-        # (the state's query computed them again: an eighth of the full run's features)
+        # (the state's query computed them again: a sixth of the one pass's CPU at 1M)
         families = [f.cache() for f in families]
         held.extend(families)
         d, _ = period_deltas(lines, per, periods, window_days, 1, grouped=families[:2],

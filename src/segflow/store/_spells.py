@@ -296,11 +296,11 @@ def write_spells(
     )"""
     # the rows feed the spells query directly (a CTE read once, not a table written first)
     # every run_id the rows may carry: the stored spells' and this run's
-    con.execute("""CREATE OR REPLACE TEMP TABLE _spell_runs AS
-        SELECT run_id FROM segment_spells WHERE scheme = $scheme
-        UNION SELECT CAST($run AS VARCHAR)""",
-                {"scheme": scheme, "run": run_id})
     if lists_fit(con, expected_rows):
+        con.execute("""CREATE OR REPLACE TEMP TABLE _spell_runs AS
+            SELECT run_id FROM segment_spells WHERE scheme = $scheme
+            UNION SELECT CAST($run AS VARCHAR)""",
+                    {"scheme": scheme, "run": run_id})
         query = spells_sql("_spell_rows", "_spell_snaps", "_spell_runs")
     else:
         query = spells_select("_spell_rows", "_spell_snaps")
@@ -342,6 +342,7 @@ def write_spells(
 #: 10M-customer run (120M rows of a scheme under an 8.3 GiB limit, session 42), while the 1M
 #: run's 24M rows per scheme take the lists.
 LIST_BYTES_PER_ROW = 150
+
 
 def lists_fit(con: duckdb.DuckDBPyConnection, rows: int | None) -> bool:
     """Whether :func:`spells_sql` may group ``rows`` assignment rows within the memory limit
