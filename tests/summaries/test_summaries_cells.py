@@ -34,9 +34,21 @@ SCORES = [("c1", 0.9, 1.5, 20.0), ("c2", 0.5, 0.5, 4.0), ("c4", 0.7, 1.0, 8.0), 
 PAIRS = [(D1, D2), (D2, D3), (D1, D3)]
 
 
-@pytest.fixture(scope="module")
-def computed():
-    from segflow.summaries import _cells
+@pytest.fixture(scope="module", params=[None, 2], ids=["one-word", "a-word-per-scheme"])
+def computed(request):
+    """The cells with every scheme's code in one packed word, and with words of two bits
+    (each scheme in its own word): the same rows (each test compares them with pandas)."""
+    from segflow.summaries import _cells, _packing
+
+    saved_bits = _packing.WORD_BITS
+    _packing.WORD_BITS = request.param or saved_bits
+    try:
+        yield _computed(_cells)
+    finally:
+        _packing.WORD_BITS = saved_bits
+
+
+def _computed(_cells):
 
     con = ibis.duckdb.connect()
     a = pd.DataFrame(ROWS, columns=["scheme", "snapshot_date", "customer_id", "segment", "segment_rank"])
@@ -49,8 +61,8 @@ def computed():
     coded = _cells.codes(assignments, SCHEMES).cache()
     days = [D1, D2, D3]
     rows = _cells.coded_rows(assignments, keyed, coded, days)
-    st = _cells.states(rows, revenue, scores, keyed, len(SCHEMES), days).cache()
     table = coded.execute()
+    st = _cells.states(rows, revenue, scores, keyed, _cells.Packing.of(table, SCHEMES), days).cache()
     seg = _cells.segment_rows(st, table, SCHEMES, {s: days for s in SCHEMES})
     tr = _cells.transition_rows(st, table, SCHEMES, {"a": PAIRS, "b": PAIRS[:2]})
     # the same pairs one at a time (a batch of joined states holds at most 1 row per side:
@@ -147,7 +159,7 @@ def test_transitions_ending_at_the_latest_from_spells_equal_those_from_states(co
     am = con.create_table("am", amounts).join(keyed, "customer_id").select("k", "be", "amount")
     latest = _cells.states(_cells.coded_spells(sp, snaps, keyed, coded, [D3]),
                            con.create_table("rv", rv), con.create_table("sc", sc), keyed,
-                           len(SCHEMES), [D3]).cache()
+                           _cells.Packing.of(table, SCHEMES), [D3]).cache()
     pairs = {"a": [(D1, D3), (D2, D3)], "b": [(D2, D3)]}
     got = _cells.ending_transitions(_cells.spell_codes(sp, keyed, coded), latest, am, table,
                                     SCHEMES, pairs)

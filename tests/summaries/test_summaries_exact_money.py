@@ -62,8 +62,9 @@ def test_segment_revenue_and_clv_are_exact_sums_in_any_row_order(order):
     keyed = _cells.keys(assignments).cache()
     coded = _cells.codes(assignments, ["s"]).cache()
     rows = _cells.coded_rows(assignments, keyed, coded, [D1])
-    st = _cells.states(rows, revenue, scores, keyed, 1, [D1]).cache()
-    seg = _cells.segment_rows(st, coded.execute(), ["s"], {"s": [D1]})
+    table = coded.execute()
+    st = _cells.states(rows, revenue, scores, keyed, _cells.Packing.of(table, ["s"]), [D1]).cache()
+    seg = _cells.segment_rows(st, table, ["s"], {"s": [D1]})
     assert len(seg) == 1
     row = seg.iloc[0]
     want = _exact(AMOUNTS[:3])

@@ -31,7 +31,8 @@ import pyarrow as pa
 from ibis import _
 
 from segflow.features import money_sum, score_sum
-from segflow.features._window import money
+from segflow.features._window import EXACT_SCORE, money
+from segflow.summaries._packing import Packing
 
 NEW, GONE = "(new)", "(gone)"
 
@@ -132,25 +133,27 @@ def bucket_amounts(transactions: ibis.Table, keyed: ibis.Table, days: Sequence[d
 
 
 def states(a: ibis.Table, revenue: ibis.Table, scores: ibis.Table, keyed: ibis.Table,
-           n_schemes: int, days: Sequence[dt.date]) -> ibis.Table:
+           packing: Packing, days: Sequence[dt.date]) -> ibis.Table:
     """One row per (customer key, snapshot of ``days``) with an assignment, revenue or
-    scores there: ``k, snapshot_date``, ``g0 .. g{n-1}`` (segment code per scheme, null when
-    not assigned), ``r_all, r_12`` (revenue before the snapshot: all time, 365 days),
-    ``p_alive, expected_purchases, clv`` (null when none).
+    scores there: ``k, snapshot_date``, the words ``p0 ..`` of ``packing`` (every scheme's
+    segment code; :meth:`Packing.code` reads one, :meth:`Packing.decoded` all), ``r_all,
+    r_12`` (revenue before the snapshot: all time, 365 days), ``p_alive, expected_purchases,
+    clv`` (null when none).
 
     ``a``: :func:`coded_rows` or :func:`coded_spells`; ``revenue``:
     :func:`segflow.summaries.revenue_at_snapshots`; ``scores``: ``s_date, s_cid, p_alive,
-    expected_purchases, clv``; ``keyed``: :func:`keys` (cached by the caller)."""
+    expected_purchases, clv``; ``keyed``: :func:`keys` (cached by the caller); ``packing``:
+    :meth:`Packing.of` the executed :func:`codes`."""
     lit = _dates(days)
-    wide = a.group_by("k", "snapshot_date").agg(
-        **{f"g{i}": a.g.max(where=a.si == i) for i in range(n_schemes)}).view()
+    words = packing.words
+    wide = packing.pivot(a, ["k", "snapshot_date"]).view()
     rv = revenue.filter(revenue.snapshot_date.isin(lit))
     kr = keyed.view()
     rv = rv.join(kr, rv.customer_id == kr.customer_id).select(
         r_k="k", r_date="snapshot_date", r_all="revenue_all_time", r_12="revenue_12m")
     j = wide.outer_join(rv, (wide.k == rv.r_k) & (wide.snapshot_date == rv.r_date))
     j = j.select(k=ibis.coalesce(j.k, j.r_k), snapshot_date=ibis.coalesce(j.snapshot_date, j.r_date),
-                 **{f"g{i}": j[f"g{i}"] for i in range(n_schemes)}, r_all=j.r_all, r_12=j.r_12).view()
+                 **{w: j[w] for w in words}, r_all=j.r_all, r_12=j.r_12).view()
     sc = scores.filter(scores.s_date.isin(lit))
     ks = keyed.view()
     sc = sc.join(ks, sc.s_cid == ks.customer_id).select(
@@ -158,7 +161,7 @@ def states(a: ibis.Table, revenue: ibis.Table, scores: ibis.Table, keyed: ibis.T
     o = j.outer_join(sc, (j.k == sc.s_k) & (j.snapshot_date == sc.s_date))
     return o.select(
         k=ibis.coalesce(o.k, o.s_k), snapshot_date=ibis.coalesce(o.snapshot_date, o.s_date),
-        **{f"g{i}": o[f"g{i}"] for i in range(n_schemes)}, r_all=o.r_all, r_12=o.r_12,
+        **{w: o[w] for w in words}, r_all=o.r_all, r_12=o.r_12,
         p_alive=o.p_alive, expected_purchases=o.expected_purchases, clv=o.clv,
     )
 
@@ -178,7 +181,8 @@ def segment_rows(st: ibis.Table, code_table: pd.DataFrame, schemes: Sequence[str
     ``summary_segments`` before shares (``scheme, snapshot_date, segment, segment_rank,
     customers, revenue_12m, revenue_all_time, scored_customers, mean_p_alive,
     expected_purchases, clv``) from the :func:`states` table ``st``."""
-    return finish_segments(segment_cells(st, schemes, dates), code_table, schemes)
+    cells = segment_cells(st, Packing.of(code_table, schemes), schemes, dates)
+    return finish_segments(cells, code_table, schemes)
 
 
 #: The key and the summed columns of :func:`segment_cells` and :func:`transition_cells`.
@@ -203,29 +207,46 @@ def add_cells(frames: Sequence[pd.DataFrame], key: list[str]) -> pd.DataFrame:
     return out
 
 
-def segment_cells(st: ibis.Table, schemes: Sequence[str],
+def _total(column: ibis.Value, kind: str) -> ibis.Value:
+    """The second-level sum of a combination table's column: a count or exact decimal sum
+    (:func:`segflow.features.money_sum`, :func:`segflow.features.score_sum`) summed again,
+    as int64 or float64."""
+    return column.sum().cast("int64" if kind == "count" else "float64")
+
+
+def segment_cells(st: ibis.Table, packing: Packing, schemes: Sequence[str],
                   dates: Mapping[str, Sequence[dt.date]]) -> pd.DataFrame:
     """The grouped segment cells of the :func:`states` table ``st`` (codes, not names):
     :data:`SEGMENT_KEY` and ``customers, revenue_12m, revenue_all_time, scored_customers,
     p_alive_sum, expected_purchases, clv``; sums over the customers of ``st``, so that
-    chunks of customers add up (:func:`add_cells`)."""
-    parts = []
-    for i, scheme in enumerate(schemes):
-        if not dates.get(scheme):
-            continue
-        g = st[f"g{i}"]
-        part = st.filter(g.notnull(), st.snapshot_date.isin(_dates(dates[scheme])))
-        parts.append(part.group_by(si=ibis.literal(i, "int64"), snapshot_date=part.snapshot_date,
-                                   g=part[f"g{i}"]).agg(
-            customers=_.count(),
-            revenue_12m=money_sum(part.r_12),
-            revenue_all_time=money_sum(part.r_all),
-            scored_customers=_.p_alive.count(),
-            p_alive_sum=score_sum(part.p_alive),
-            expected_purchases=score_sum(part.expected_purchases),
-            clv=score_sum(part.clv),
-        ))
-    return ibis.union(*parts).execute() if parts else pd.DataFrame()
+    chunks of customers add up (:func:`add_cells`).
+
+    The states are grouped once by (snapshot, words) into the combinations of segments
+    (exact decimal sums), which each scheme groups again by its own code."""
+    wanted = [i for i, s in enumerate(schemes) if dates.get(s)]
+    if not wanted:
+        return pd.DataFrame()
+    every = {d for i in wanted for d in dates[schemes[i]]}
+    part = st.filter(st.snapshot_date.isin(_dates(every)))
+    combos = part.group_by("snapshot_date", *packing.words).agg(
+        customers=_.count(), revenue_12m=money(part.r_12).sum(), revenue_all_time=money(part.r_all).sum(),
+        scored_customers=part.p_alive.count(), p_alive_sum=part.p_alive.cast(EXACT_SCORE).sum(),
+        expected_purchases=part.expected_purchases.cast(EXACT_SCORE).sum(),
+        clv=part.clv.cast(EXACT_SCORE).sum()).cache()
+    try:
+        parts = []
+        for i in wanted:
+            c = combos.mutate(g=packing.code(combos, i))
+            c = c.filter(c.g.notnull(), c.snapshot_date.isin(_dates(dates[schemes[i]])))
+            parts.append(c.group_by(si=ibis.literal(i, "int64"), snapshot_date=c.snapshot_date, g=c.g).agg(
+                customers=_total(c.customers, "count"), revenue_12m=_total(c.revenue_12m, "sum"),
+                revenue_all_time=_total(c.revenue_all_time, "sum"),
+                scored_customers=_total(c.scored_customers, "count"),
+                p_alive_sum=_total(c.p_alive_sum, "sum"),
+                expected_purchases=_total(c.expected_purchases, "sum"), clv=_total(c.clv, "sum")))
+        return ibis.union(*parts).execute()
+    finally:
+        combos.release()
 
 
 def finish_segments(out: pd.DataFrame, code_table: pd.DataFrame, schemes: Sequence[str]) -> pd.DataFrame:
@@ -255,10 +276,11 @@ def transition_rows(st: ibis.Table, code_table: pd.DataFrame, schemes: Sequence[
     scored_customers`` (those with a CLV score at ``to``)
     (definitions: :mod:`segflow.summaries`) from the :func:`states` table
     ``st`` (which must cover every date of the pairs)."""
-    return finish_transitions(transition_cells(st, schemes, pairs), code_table, schemes, pairs)
+    cells = transition_cells(st, Packing.of(code_table, schemes), schemes, pairs)
+    return finish_transitions(cells, code_table, schemes, pairs)
 
 
-def transition_cells(st: ibis.Table, schemes: Sequence[str],
+def transition_cells(st: ibis.Table, packing: Packing, schemes: Sequence[str],
                      pairs: Mapping[str, Sequence[tuple[dt.date, dt.date]]]) -> pd.DataFrame:
     """The grouped transition cells of the :func:`states` table ``st`` (codes, not names;
     ``pair`` indexes the sorted pairs of every scheme): :data:`TRANSITION_KEY` and
@@ -273,7 +295,7 @@ def transition_cells(st: ibis.Table, schemes: Sequence[str],
     dates = {d for pair in every for d in pair}
     per_date = int(st.filter(st.snapshot_date.isin(_dates(dates))).count().execute()) / len(dates)
     size = max(1, int(PAIR_BATCH_ROWS // max(per_date, 1.0)))
-    frames = [_pair_cells(st, schemes, pairs, every, list(range(lo, min(lo + size, len(every)))))
+    frames = [_pair_cells(st, packing, schemes, pairs, every, list(range(lo, min(lo + size, len(every)))))
               for lo in range(0, len(every), size)]
     return pd.concat([f for f in frames if not f.empty] or frames[:1], ignore_index=True)
 
@@ -297,45 +319,50 @@ def finish_transitions(out: pd.DataFrame, code_table: pd.DataFrame, schemes: Seq
 PAIR_BATCH_ROWS = 20_000_000
 
 
-def _pair_cells(st: ibis.Table, schemes: Sequence[str],
+def _pair_cells(st: ibis.Table, packing: Packing, schemes: Sequence[str],
                 pairs: Mapping[str, Sequence[tuple[dt.date, dt.date]]],
                 every: list[tuple[dt.date, dt.date]], batch: list[int]) -> pd.DataFrame:
     """The grouped cells (``si, pair, f, t, customers, revenue, revenue_12m, clv,
-    scored_customers``; codes, not names) of the pairs ``every[i]`` for ``i`` in ``batch``."""
-    n = len(schemes)
+    scored_customers``; codes, not names) of the pairs ``every[i]`` for ``i`` in ``batch``:
+    the states at each pair's from and to snapshots full-outer-joined on the customer,
+    grouped once by (pair, from words, to words), then by each scheme's own codes."""
     p = ibis.memtable(pa.table({
         "pair": pa.array(batch, pa.int64()),
         "p_from": pa.array([every[i][0] for i in batch], pa.date32()),
         "p_to": pa.array([every[i][1] for i in batch], pa.date32()),
     }))
+    words = packing.words
     left = st.join(p, st.snapshot_date == p.p_from).select(
-        l_pair="pair", l_k="k", f_all="r_all", **{f"f{i}": f"g{i}" for i in range(n)})
+        l_pair="pair", l_k="k", f_all="r_all", **{f"f{w[1:]}": w for w in words})
     pr, sv = p.view(), st.view()
     right = sv.join(pr, sv.snapshot_date == pr.p_to).select(
-        r_pair="pair", r_k="k", t_all="r_all", t_12="r_12", t_clv="clv",
-        **{f"t{i}": f"g{i}" for i in range(n)})
+        r_pair="pair", r_k="k", t_all="r_all", t_12="r_12", t_clv="clv", **{f"t{w[1:]}": w for w in words})
     j = left.outer_join(right, (left.l_pair == right.r_pair) & (left.l_k == right.r_k))
+    sides = [f"{side}{w[1:]}" for side in "ft" for w in words]
     j = j.select(pair=ibis.coalesce(j.l_pair, j.r_pair),
                  moved=j.t_all.fill_null(0.0) - j.f_all.fill_null(0.0), t_12=j.t_12, t_clv=j.t_clv,
-                 **{c: j[c] for i in range(n) for c in (f"f{i}", f"t{i}")}).cache()
+                 **{c: j[c] for c in sides})
+    combos = j.group_by("pair", *sides).agg(
+        customers=_.count(), revenue=money(j.moved).sum(), revenue_12m=money(j.t_12).sum(),
+        clv=j.t_clv.cast(EXACT_SCORE).sum(), scored_customers=j.t_clv.count()).cache()
     try:
         parts = []
         for i, scheme in enumerate(schemes):
             wanted = {every.index(x) for x in pairs.get(scheme, ())} & set(batch)
             if not wanted:
                 continue
-            f, t = j[f"f{i}"], j[f"t{i}"]
-            keep = [f.notnull() | t.notnull()]
+            c = combos.mutate(f=packing.code(combos, i, "f"), t=packing.code(combos, i, "t"))
+            keep = [c.f.notnull() | c.t.notnull()]
             if len(wanted) < len(batch):
-                keep.append(j.pair.isin(sorted(wanted)))
-            part = j.filter(*keep)
-            parts.append(part.group_by(si=ibis.literal(i, "int64"), pair=part.pair,
-                                       f=part[f"f{i}"], t=part[f"t{i}"]).agg(
-                customers=_.count(), revenue=money_sum(part.moved), revenue_12m=money_sum(part.t_12),
-                clv=score_sum(part.t_clv), scored_customers=_.t_clv.count()))
+                keep.append(c.pair.isin(sorted(wanted)))
+            c = c.filter(*keep)
+            parts.append(c.group_by(si=ibis.literal(i, "int64"), pair=c.pair, f=c.f, t=c.t).agg(
+                customers=_total(c.customers, "count"), revenue=_total(c.revenue, "sum"),
+                revenue_12m=_total(c.revenue_12m, "sum"), clv=_total(c.clv, "sum"),
+                scored_customers=_total(c.scored_customers, "count")))
         return ibis.union(*parts).execute() if parts else pd.DataFrame()
     finally:
-        j.release()
+        combos.release()
 
 
 def _one_row_per_cell(out: pd.DataFrame) -> pd.DataFrame:
@@ -363,8 +390,8 @@ def ending_transitions(spells: ibis.Table, latest: ibis.Table, amounts: ibis.Tab
     change rows instead of every snapshot's states: the same rows (up to the order of double
     sums) with work proportional to spells, not customers x snapshots.
 
-    Each customer's "to" side is one row of ``latest`` (:func:`states` at ``L``: ``k, g0 ..
-    g{n-1}, r_all, r_12, clv``); the "from" side at a snapshot ``F < L`` is the spell covering
+    Each customer's "to" side is one row of ``latest`` (:func:`states` at ``L``: ``k``, the
+    words of every scheme's code, ``r_all, r_12, clv``); the "from" side at a snapshot ``F < L`` is the spell covering
     ``F``. So spells joined with ``latest`` and grouped by (scheme, from code, to code,
     valid_from, valid_to) give the cells of every pair at once once expanded to the ``F`` in
     each group's range (a small table). The revenue between ``F`` and ``L`` is the to-side
@@ -384,7 +411,7 @@ def ending_transitions(spells: ibis.Table, latest: ibis.Table, amounts: ibis.Tab
     p = ibis.memtable(pa.table({"p_si": pa.array([r[0] for r in rows], pa.int64()),
                                 "p_from": pa.array([r[1] for r in rows], pa.date32())}))
     last = max(t for x in schemes for _f, t in pairs.get(x, ()))
-    lt = latest.view()
+    lt = Packing.of(code_table, schemes).decoded(latest).view()
     early = spells.filter(spells.valid_from < ibis.literal(last, "date"))  # a from side: F < L
     s = early.left_join(lt, early.k == lt.k)
     s = s.select(si=s.si, k=s.k, f=s.g, valid_from=s.valid_from, valid_to=s.valid_to,

@@ -11,6 +11,7 @@ import ibis
 import pandas as pd
 
 from segflow.store import Store
+from segflow.summaries._packing import Packing
 from segflow.summaries._revenue import revenue_at_snapshots
 
 #: The CLV model whose scores the aggregates read (written by ``segflow run``).
@@ -368,16 +369,17 @@ def _scheme_rows(store: Store, schemes: Sequence[str], plan: dict[str, _Plan],
         else:
             dates = {s: plan[s].dates for s in schemes}
             pairs = {s: plan[s].pairs for s in schemes}
+            packing = Packing.of(code_table, schemes)
             n_keys = int(keyed.count().execute())
             seg_cells, tr_cells = [], []
             # by chunks of customers (the keys are 0 .. n_keys - 1): every snapshot's states of
             # all customers at once outgrew a 24 GB machine at 10M customers (session 35)
             for lo in range(0, max(n_keys, 1), AGGREGATE_CHUNK_CUSTOMERS):
                 part = keyed.filter(keyed.k.between(lo, lo + AGGREGATE_CHUNK_CUSTOMERS - 1)).view()
-                states = _chunk_states(store, schemes, needed, part, coded, spelled, amounts).cache()
+                states = _chunk_states(store, schemes, needed, part, coded, packing, spelled, amounts).cache()
                 try:
-                    seg_cells.append(_cells.segment_cells(states, schemes, dates))
-                    tr_cells.append(_cells.transition_cells(states, schemes, pairs))
+                    seg_cells.append(_cells.segment_cells(states, packing, schemes, dates))
+                    tr_cells.append(_cells.transition_cells(states, packing, schemes, pairs))
                 finally:
                     states.release()
             seg = _cells.finish_segments(_cells.add_cells(seg_cells, _cells.SEGMENT_KEY), code_table,
@@ -403,7 +405,8 @@ AGGREGATE_CHUNK_CUSTOMERS = 1_000_000
 
 
 def _chunk_states(store: Store, schemes: Sequence[str], needed: Sequence[dt.date], keyed: ibis.Table,
-                  coded: ibis.Table, spelled: bool, amounts: ibis.Table | None) -> ibis.Table:
+                  coded: ibis.Table, packing: Packing, spelled: bool,
+                  amounts: ibis.Table | None) -> ibis.Table:
     """The :func:`segflow.summaries._cells.states` of the customers of ``keyed`` (a chunk of
     the keys) at every snapshot of ``needed``: their assignments, revenue and scores only."""
     from segflow.summaries import _cells
@@ -419,7 +422,7 @@ def _chunk_states(store: Store, schemes: Sequence[str], needed: Sequence[dt.date
     if amounts is not None:
         amounts = amounts.semi_join(ids, amounts.customer_id == ids.c_id)
     revenue = revenue_at_snapshots(transactions, needed, amounts=amounts)
-    return _cells.states(rows, revenue, _scores(store), keyed, len(schemes), needed)
+    return _cells.states(rows, revenue, _scores(store), keyed, packing, needed)
 
 
 def _latest_rows(store: Store, schemes: Sequence[str], plan: dict[str, _Plan], needed: Sequence[dt.date],
@@ -442,7 +445,8 @@ def _latest_rows(store: Store, schemes: Sequence[str], plan: dict[str, _Plan], n
     else:
         revenue = revenue_at_snapshots(transactions, [latest])
         buckets = _cells.bucket_amounts(transactions, keyed, needed)
-    states = _cells.states(rows, revenue, _scores(store), keyed, len(schemes), [latest]).cache()
+    states = _cells.states(rows, revenue, _scores(store), keyed, Packing.of(code_table, schemes),
+                           [latest]).cache()
     amounts = buckets.cache()  # read by several queries
     try:
         seg = _cells.segment_rows(states, code_table, schemes, {s: plan[s].dates for s in schemes})
