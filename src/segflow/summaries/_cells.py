@@ -19,9 +19,10 @@ schemes, instead of one set of joins per scheme on string customer ids:
    (pair, from words, to words), then per scheme by (pair, from code, to code).
 
 Sums are exact decimals at both levels of grouping (a sum of exact sums), so the cells are
-those of one grouping per scheme to the bit. Only the small grouped tables come back to Python, where codes become segment names and
-ranks (a segment whose customers carry several ranks is one row with the smallest, as in a
-group-by on the segment name). Definitions and units: :mod:`segflow.summaries`.
+those of one grouping per scheme to the bit. Only the small grouped tables come back to
+Python, where codes become segment names and ranks (a segment whose customers carry several
+ranks is one row with the smallest, as in a group-by on the segment name). Definitions and
+units: :mod:`segflow.summaries`.
 """
 
 from __future__ import annotations
