@@ -50,3 +50,12 @@ def test_codes_come_back_from_the_words(word_bits):
 def test_a_scheme_too_large_for_a_word_is_refused():
     with pytest.raises(ValueError, match="scheme 's5' has 1,000 segment codes"):
         Packing.of(_code_table(), [f"s{i}" for i in range(len(CODES))], word_bits=9)
+
+
+def test_no_scheme_no_word():
+    packing = Packing.of(_code_table().iloc[:0], [])
+    assert packing.n_words == 0 and packing.words == []
+    con = ibis.duckdb.connect()
+    t = con.create_table("rows", pd.DataFrame({"k": [1, 1, 2], "d": [0, 0, 1], "si": [0, 0, 0],
+                                               "g": [1, 1, 1]}))
+    assert len(packing.pivot(t, ["k", "d"]).to_pandas()) == 2

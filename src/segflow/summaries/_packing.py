@@ -65,7 +65,7 @@ class Packing:
                 word, used = word + 1, 0
             fields.append(Field(word, used, bits, first))
             used += bits
-        return cls(tuple(fields), word + 1)
+        return cls(tuple(fields), word + 1 if fields else 0)
 
     @property
     def words(self) -> list[str]:
@@ -73,8 +73,12 @@ class Packing:
         return [f"p{w}" for w in range(self.n_words)]
 
     def pivot(self, rows: ir.Table, by: Sequence[str]) -> ir.Table:
-        """``rows`` (``si, g`` and the columns ``by``; at most one row per ``by`` and scheme)
-        grouped by ``by`` into the words (int64; null when no row of the word's schemes)."""
+        """``rows`` (``si, g`` and the columns ``by``; at most one row per ``by`` and scheme,
+        as the store's assignments and spells hold: a second row would be added into the
+        neighbouring field) grouped by ``by`` into the words (int64; null when no row of the
+        word's schemes). A sum, not ``bit_or``: Spark has no ``bit_or`` through Ibis."""
+        if not self.fields:
+            return rows.select(*by).distinct()
         piece = ibis.cases(*[(rows.si == i, (rows.g - (f.first - 1)) * (1 << f.shift))
                              for i, f in enumerate(self.fields)])
         aggs = {}

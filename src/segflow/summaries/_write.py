@@ -408,7 +408,8 @@ def _chunk_states(store: Store, schemes: Sequence[str], needed: Sequence[dt.date
                   coded: ibis.Table, packing: Packing, spelled: bool,
                   amounts: ibis.Table | None) -> ibis.Table:
     """The :func:`segflow.summaries._cells.states` of the customers of ``keyed`` (a chunk of
-    the keys) at every snapshot of ``needed``: their assignments, revenue and scores only."""
+    the keys) at every snapshot of ``needed``: their assignments (codes packed by
+    ``packing``), revenue and scores only."""
     from segflow.summaries import _cells
 
     if spelled:
