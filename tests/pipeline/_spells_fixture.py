@@ -17,7 +17,7 @@ COLS = ["scheme", "scheme_version", "snapshot_date", "customer_id", "segment", "
 def _random_history(seed: int, n_customers: int = 40, n_snaps: int = 9) -> pd.DataFrame:
     """Per-snapshot assignments with entries, exits, returns and segment changes."""
     rng = np.random.default_rng(seed)
-    days = [dt.date(2024, m, 1) for m in range(1, n_snaps + 1)]
+    days = [dt.date(2024 + m // 12, m % 12 + 1, 1) for m in range(n_snaps)]
     rows = []
     for c in range(n_customers):
         segment = rng.integers(0, 3)

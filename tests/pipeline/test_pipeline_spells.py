@@ -19,6 +19,7 @@ from tests.pipeline._spells_fixture import COLS, _random_history, _write
 
 from segflow.store import Store
 from segflow.store._schema import MIGRATIONS, SCHEMA_VERSION
+from segflow.store._spells import MASK_SNAPSHOTS as MASK_SNAPSHOTS_IN_TESTS
 
 
 def _view(store: Store) -> pd.DataFrame:
@@ -139,6 +140,69 @@ def test_the_spells_sql_equals_the_ibis_spells(seed):
     again = con.execute(f"SELECT * FROM ({spells_sql('r', 's', 'some_runs')}) ORDER BY ALL").fetchall()
     assert again == want
     store.close()
+
+
+@pytest.mark.parametrize("seed", [8, 9])
+def test_the_mask_spells_equal_the_ibis_spells(seed):
+    """The bit masks of a run of every snapshot (one run id) give exactly the rows of the
+    Ibis expression: schemes of 9, 61 and 62 snapshots (the highest bit a mask takes), one
+    with a snapshot where nobody has a row, version and rank changes, null ranks."""
+    from segflow.store._spells import MASK_SNAPSHOTS, mask_spells_sql, spells
+
+    rng = np.random.default_rng(seed)
+    parts = []
+    for scheme, n_snaps in (("a", 9), ("b", MASK_SNAPSHOTS - 1), ("c", MASK_SNAPSHOTS)):
+        f = _random_history(seed + n_snaps, n_customers=50, n_snaps=n_snaps)
+        f["scheme"] = scheme
+        f["scheme_version"] = np.where(f["snapshot_date"] >= dt.date(2024, 5, 1), "2", "1")
+        f["segment_rank"] = f["segment_rank"].astype("Int32")
+        f.loc[rng.random(len(f)) < 0.1, "segment_rank"] = pd.NA
+        f["run_id"] = "r7"
+        parts.append(f)
+    rows = pd.concat(parts, ignore_index=True)
+    # customers in the same segment at every one of c's snapshots: a spell over all 62 bits
+    c_days = sorted(rows.loc[rows["scheme"] == "c", "snapshot_date"].unique())
+    full = pd.DataFrame({"scheme": "c", "scheme_version": "9", "snapshot_date": c_days,
+                         "customer_id": "all", "segment": "g1", "segment_rank": 1, "run_id": "r7"})
+    last = full.iloc[-1:].assign(customer_id="last")  # and one at the last snapshot only
+    rows = pd.concat([rows, full, last], ignore_index=True)
+    rows["segment_rank"] = rows["segment_rank"].astype("Int32")
+    snaps = rows[["scheme", "snapshot_date"]].drop_duplicates()
+    snaps = pd.concat([snaps, pd.DataFrame({"scheme": ["a"], "snapshot_date": [dt.date(2024, 12, 1)]})])
+    store = Store(":memory:")
+    con = store.raw
+    con.register("_r", pa.Table.from_pandas(rows, preserve_index=False))
+    con.register("_s", pa.Table.from_pandas(snaps, preserve_index=False))
+    con.execute("CREATE TABLE r AS SELECT scheme, scheme_version, CAST(snapshot_date AS DATE) AS "
+                "snapshot_date, customer_id, segment, CAST(segment_rank AS INTEGER) AS "
+                "segment_rank, run_id FROM _r")
+    con.execute("CREATE TABLE s AS SELECT scheme, CAST(snapshot_date AS DATE) AS snapshot_date FROM _s")
+    got = con.execute(f"SELECT * FROM ({mask_spells_sql('r', 's', '$run')}) ORDER BY ALL",
+                      {"run": "r7"}).fetchall()
+    expr = spells(store.con.table("r"), store.con.table("s"))
+    want = con.execute(f"SELECT * FROM ({store.con.compile(expr)}) ORDER BY ALL").fetchall()
+    assert got == want
+    assert len(want) > 1000 and any(r[4] is None for r in want)
+    assert ("c", "9", "all", "g1", 1, c_days[0], None, "r7") in want
+    assert ("c", "9", "last", "g1", 1, c_days[-1], None, "r7") in want
+    ends = {r[6] for r in want if r[0] == "a"}  # nobody at a's last snapshot: all closed
+    assert dt.date(2024, 12, 1) in ends and None not in ends
+    store.close()
+
+
+@pytest.mark.parametrize("n_snaps", [MASK_SNAPSHOTS_IN_TESTS, MASK_SNAPSHOTS_IN_TESTS + 1])
+def test_a_run_of_every_snapshot_writes_the_spells_of_its_rows(n_snaps):
+    """Every snapshot written at once (the masks up to 62 snapshots, the lists above) and
+    snapshot by snapshot give the same spells, which expand to the rows."""
+    frame = _random_history(11, n_customers=30, n_snaps=n_snaps)
+    days = sorted(frame["snapshot_date"].unique())
+    once, stepwise = Store(":memory:"), Store(":memory:")
+    _write(once, frame, days, "r")
+    for d in days:
+        _write(stepwise, frame, [d], "r")
+    assert _view(once).equals(_expected(frame))
+    query = "SELECT * FROM segment_spells ORDER BY ALL"
+    assert once.raw.execute(query).fetchall() == stepwise.raw.execute(query).fetchall()
 
 
 def test_one_new_snapshot_at_a_time_gives_the_general_merge_s_spells(monkeypatch):

@@ -173,6 +173,59 @@ LEFT JOIN _sp_snaps AS t ON t.scheme = sp.scheme AND t.idx = sp.p.hi // {_PACK} 
 JOIN _sp_runs AS u ON u.rc = sp.p.hi % {_PACK}"""
 
 
+#: Most snapshots of a scheme :func:`mask_spells_sql` takes: bit ``i`` of a BIGINT stands
+#: for snapshot ``i`` (0-based), and the mask shifted one bit up must stay below the sign.
+MASK_SNAPSHOTS = 62
+
+
+def mask_spells_sql(rows: str, snapshots: str, run: str) -> str:
+    """DuckDB SQL of :func:`spells` (the same rows) when every row of ``rows`` carries the
+    run ``run`` (an SQL expression, e.g. the parameter ``$run``: the spells' ``run_id``) and
+    no scheme has more than :data:`MASK_SNAPSHOTS` snapshots in ``snapshots``: the case of a
+    run that computes every snapshot of a scheme (:func:`write_spells`).
+
+    Each (scheme, customer, segment, rank, version) ORs ``2^i`` of its snapshots' numbers
+    ``i`` into one BIGINT ``m``; its spells are the runs of set bits. A spell starts at each
+    set bit of ``m & ~(m << 1)`` (set, its lower neighbour clear) and ends at the lowest set
+    bit at or above it of ``m & ~(m >> 1)`` (set, its upper neighbour clear); a bit's number
+    is ``bit_count(b - 1)`` of the bit ``b`` alone, and ``x & -x`` is the lowest set bit of
+    ``x``. Against the lists of :func:`spells_sql`: a fixed-size aggregate, which DuckDB can
+    spill to disk (the lists cannot, see :func:`lists_fit`), and 45 % less CPU for the 1M
+    run's RFM rows (7.8 -> 4.3 CPU-s, 14.7M rows, docs/benchmarks.md, session 44). Group
+    keys compare as :func:`spells`'s window partitions do (nulls equal)."""
+    return f"""WITH _sp_snaps AS (
+  SELECT scheme, snapshot_date,
+         row_number() OVER (PARTITION BY scheme ORDER BY snapshot_date) - 1 AS idx
+  FROM (SELECT DISTINCT scheme, snapshot_date FROM {snapshots})),
+_sp_masks AS (
+  SELECT r.scheme, r.customer_id, r.segment, r.segment_rank, r.scheme_version,
+         bit_or(1::BIGINT << s.idx) AS m
+  FROM {rows} AS r
+  JOIN _sp_snaps AS s ON s.scheme = r.scheme AND s.snapshot_date = r.snapshot_date
+  GROUP BY ALL),
+_sp_edges AS (
+  SELECT scheme, customer_id, segment, segment_rank, scheme_version,
+         m & ~(m << 1) AS st, m & ~(m >> 1) AS en
+  FROM _sp_masks),
+_sp_starts AS (
+  SELECT scheme, customer_id, segment, segment_rank, scheme_version, en,
+         unnest(CASE WHEN bit_count(st) = 1 THEN [st] ELSE list_transform(
+           list_filter(range({MASK_SNAPSHOTS}), i -> ((st >> i) & 1) = 1), i -> 1::BIGINT << i)
+         END) AS b
+  FROM _sp_edges),
+_sp_spells AS (
+  SELECT scheme, customer_id, segment, segment_rank, scheme_version,
+         bit_count(b - 1) AS lo, en & ~(b - 1) AS later
+  FROM _sp_starts)
+SELECT sp.scheme, sp.scheme_version, sp.customer_id, sp.segment,
+       CAST(sp.segment_rank AS INTEGER) AS segment_rank, f.snapshot_date AS valid_from,
+       t.snapshot_date AS valid_to, CAST({run} AS VARCHAR) AS run_id
+FROM _sp_spells AS sp
+JOIN _sp_snaps AS f ON f.scheme = sp.scheme AND f.idx = sp.lo
+LEFT JOIN _sp_snaps AS t
+  ON t.scheme = sp.scheme AND t.idx = bit_count((sp.later & -sp.later) - 1) + 1"""
+
+
 #: Version 5 of the store schema: spells, computed snapshots, and the view in place of the
 #: table ``segment_assignments`` (whose rows are moved into spells).
 MIGRATION_V5: list[str] = [
@@ -237,10 +290,13 @@ def write_spells(
         Fingerprint of the scheme's definition and settings, recorded per snapshot (see
         :func:`segflow._plan.snapshots_to_compute`).
     expected_rows : int, optional
-        About how many rows ``source`` holds (customers x snapshots): above what the
-        connection's ``memory_limit`` allows the lists of :func:`spells_sql` (whose state
-        DuckDB cannot spill to disk: :data:`LIST_BYTES_PER_ROW`), the spells are computed by
-        the window of :func:`spells_select` (the same rows, more CPU, spills). None: lists.
+        About how many rows ``source`` holds (customers x snapshots): when stored rows are
+        merged (or a scheme has over :data:`MASK_SNAPSHOTS` snapshots) and ``source`` holds
+        more than the connection's ``memory_limit`` allows the lists of :func:`spells_sql`
+        (whose state DuckDB cannot spill to disk: :data:`LIST_BYTES_PER_ROW`), the spells
+        are computed by the window of :func:`spells_select` (the same rows, more CPU,
+        spills). None: lists. A run of every snapshot of the scheme takes the bit masks of
+        :func:`mask_spells_sql` whatever the size.
 
     Returns
     -------
@@ -294,9 +350,15 @@ def write_spells(
                CAST(n.segment AS VARCHAR), CAST(n.segment_rank AS INTEGER), $run
         FROM {source} AS n
     )"""
+    kept = con.execute("SELECT count(*) FROM _spell_snaps WHERE NOT is_new").fetchone()[0]
+    # every snapshot of the scheme is recomputed: no stored row is read and no spell covers
+    # the floor, so every row is this run's
+    everything = prev is None and not kept
     # the rows feed the spells query directly (a CTE read once, not a table written first)
-    # every run_id the rows may carry: the stored spells' and this run's
-    if lists_fit(con, expected_rows):
+    if everything and len(todo) <= MASK_SNAPSHOTS:
+        query = mask_spells_sql("_spell_rows", "_spell_snaps", "$run")
+    elif lists_fit(con, expected_rows):
+        # every run_id the rows may carry: the stored spells' and this run's
         con.execute("""CREATE OR REPLACE TEMP TABLE _spell_runs AS
             SELECT run_id FROM segment_spells WHERE scheme = $scheme
             UNION SELECT CAST($run AS VARCHAR)""",
@@ -311,10 +373,7 @@ def write_spells(
     params = {"scheme": scheme, "floor": floor}
     delete = f"""DELETE FROM segment_spells WHERE scheme = $scheme
         AND coalesce(valid_to, {OPEN_END}) > $floor"""
-    kept = con.execute("SELECT count(*) FROM _spell_snaps WHERE NOT is_new").fetchone()[0]
-    if prev is None and not kept:
-        # every snapshot of the scheme is recomputed: no stored row is read and no spell
-        # covers the floor, so the new spells go straight into the table
+    if everything:  # the new spells go straight into the table
         con.execute(delete, params)
         written = int(con.execute("INSERT INTO segment_spells " + query, args).fetchone()[0])
     else:
