@@ -146,7 +146,7 @@ def test_the_spells_sql_equals_the_ibis_spells(seed):
 def test_the_mask_spells_equal_the_ibis_spells(seed):
     """The bit masks of a run of every snapshot (one run id) give exactly the rows of the
     Ibis expression: schemes of 9, 61 and 62 snapshots (the highest bit a mask takes), one
-    with a snapshot where nobody has a row, version and rank changes, null ranks."""
+    with a snapshot where nobody has a row, version changes (a null version), null ranks."""
     from segflow.store._spells import MASK_SNAPSHOTS, mask_spells_sql, spells
 
     rng = np.random.default_rng(seed)
@@ -154,7 +154,7 @@ def test_the_mask_spells_equal_the_ibis_spells(seed):
     for scheme, n_snaps in (("a", 9), ("b", MASK_SNAPSHOTS - 1), ("c", MASK_SNAPSHOTS)):
         f = _random_history(seed + n_snaps, n_customers=50, n_snaps=n_snaps)
         f["scheme"] = scheme
-        f["scheme_version"] = np.where(f["snapshot_date"] >= dt.date(2024, 5, 1), "2", "1")
+        f["scheme_version"] = np.where(f["snapshot_date"] >= dt.date(2024, 5, 1), "2", None)
         f["segment_rank"] = f["segment_rank"].astype("Int32")
         f.loc[rng.random(len(f)) < 0.1, "segment_rank"] = pd.NA
         f["run_id"] = "r7"
@@ -182,7 +182,7 @@ def test_the_mask_spells_equal_the_ibis_spells(seed):
     expr = spells(store.con.table("r"), store.con.table("s"))
     want = con.execute(f"SELECT * FROM ({store.con.compile(expr)}) ORDER BY ALL").fetchall()
     assert got == want
-    assert len(want) > 1000 and any(r[4] is None for r in want)
+    assert len(want) > 1000 and any(r[4] is None for r in want) and any(r[1] is None for r in want)
     assert ("c", "9", "all", "g1", 1, c_days[0], None, "r7") in want
     assert ("c", "9", "last", "g1", 1, c_days[-1], None, "r7") in want
     ends = {r[6] for r in want if r[0] == "a"}  # nobody at a's last snapshot: all closed
@@ -203,6 +203,23 @@ def test_a_run_of_every_snapshot_writes_the_spells_of_its_rows(n_snaps):
     assert _view(once).equals(_expected(frame))
     query = "SELECT * FROM segment_spells ORDER BY ALL"
     assert once.raw.execute(query).fetchall() == stepwise.raw.execute(query).fetchall()
+
+
+def test_a_repeated_appended_row_is_one_assignment():
+    """``Store.append`` of assignments with a row given twice stores it once: the spells
+    expand to the distinct rows (a repeat would otherwise open an overlapping spell)."""
+    frame = _random_history(12, n_customers=8, n_snaps=4)
+    first = frame["snapshot_date"] == frame["snapshot_date"].min()
+    store = Store(":memory:")
+    for part in (frame[first], frame[~first]):  # all new, then merged with a stored snapshot
+        twice = pd.concat([part, part.iloc[[0, 3, 3]]], ignore_index=True)
+        store.append("segment_assignments", pa.Table.from_pandas(twice, preserve_index=False))
+    assert _view(store).equals(_expected(frame))
+    overlapping = store.raw.execute(
+        "SELECT count(*) FROM segment_spells a JOIN segment_spells b ON a.customer_id = "
+        "b.customer_id AND a.valid_from < b.valid_from "
+        "AND b.valid_from < coalesce(a.valid_to, DATE '9999-12-31')").fetchone()[0]
+    assert overlapping == 0
 
 
 def test_one_new_snapshot_at_a_time_gives_the_general_merge_s_spells(monkeypatch):

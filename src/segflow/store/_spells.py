@@ -192,7 +192,11 @@ def mask_spells_sql(rows: str, snapshots: str, run: str) -> str:
     ``x``. Against the lists of :func:`spells_sql`: a fixed-size aggregate, which DuckDB can
     spill to disk (the lists cannot, see :func:`lists_fit`), and 45 % less CPU for the 1M
     run's RFM rows (7.8 -> 4.3 CPU-s, 14.7M rows, docs/benchmarks.md, session 44). Group
-    keys compare as :func:`spells`'s window partitions do (nulls equal)."""
+    keys compare as :func:`spells`'s window partitions do (nulls equal). Like the other two
+    ways, it assumes no row is repeated (a run writes one row per customer, scheme and
+    snapshot; :func:`append_assignments` drops repeats): a repeat only sets its bit again,
+    where the window and the lists would give overlapping spells. More than 62 snapshots
+    fail in DuckDB ("Overflow in left shift"), never silently."""
     return f"""WITH _sp_snaps AS (
   SELECT scheme, snapshot_date,
          row_number() OVER (PARTITION BY scheme ORDER BY snapshot_date) - 1 AS idx
@@ -489,7 +493,8 @@ def append_assignments(con: duckdb.DuckDBPyConnection, view: str) -> int:
             continue
         seen.add((scheme, ver))
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _append_rows AS SELECT snapshot_date, customer_id, "
+            # distinct: a repeated row is the same assignment (the spells assume no repeats)
+            f"CREATE OR REPLACE TEMP TABLE _append_rows AS SELECT DISTINCT snapshot_date, customer_id, "
             f"segment, segment_rank FROM {view} WHERE scheme = ? AND {version} IS NOT DISTINCT "
             "FROM ?", [scheme, ver],
         )
