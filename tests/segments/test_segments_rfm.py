@@ -18,6 +18,7 @@ from segflow.segments import (
     assign,
     rfm_cut_points,
     rfm_scores,
+    tier_names,
 )
 
 
@@ -230,3 +231,59 @@ def test_frozen_cut_points_reproduce_the_reference_and_hold_later():
     assert (fixed.segment.loc[base.customer_id].to_numpy() == base.segment.to_numpy()).all()
     with pytest.raises(SegflowError, match="needs 4 values"):
         rfm_scores(table, cut_points={**cuts, "frequency": [1.0]})
+
+
+def _grouped_features(seed: int) -> pd.DataFrame:
+    """Several snapshots of random features: heavy ties, one snapshot with a single buyer,
+    one where nobody bought, negative spend (returns), a value tied at the top."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for snap, n in enumerate((250, 180, 1, 40, 0, 120)):
+        recency = rng.integers(0, 30, n).astype(float)
+        recency[rng.random(n) < 0.15] = np.nan
+        if snap == 3:
+            recency[:] = np.nan  # nobody bought
+        freq = np.where(np.isnan(recency), 0, rng.geometric(0.45, n))
+        monetary = np.where(np.isnan(recency), 0.0, np.round(rng.normal(80, 60, n), 1))
+        monetary[: n // 10] = monetary.max(initial=0.0)  # a tie at the top
+        parts.append(pd.DataFrame({"snap": snap, "customer_id": [f"s{snap}c{i:03d}" for i in range(n)],
+                                   "recency_days": recency, "frequency": freq,
+                                   "monetary": monetary, "monetary_12m": monetary / 2}))
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.mark.parametrize(("seed", "bins"), [(1, 5), (2, 3), (3, 10)])
+def test_quantile_scores_within_groups_match_pandas(seed, bins):
+    """Scores per snapshot (``group_by``): each snapshot's scores are those of pandas on
+    that snapshot alone (the rule through each group's cut points)."""
+    df = _grouped_features(seed)
+    got = rfm_scores(ibis.memtable(df), bins=bins, group_by="snap").to_pandas()
+    got = got.set_index("customer_id")
+    for _snap, part in df.groupby("snap"):
+        want = _quantile_reference(part.reset_index(drop=True), bins).set_index("customer_id")
+        mine = got.loc[want.index]
+        for col in ("r_score", "f_score", "m_score", "fm_score"):
+            np.testing.assert_array_equal(mine[col].astype(float), want[col].astype(float), col)
+    assert len(got) == len(df) and got.loc[df.customer_id[df.snap == 3], "r_score"].isna().all()
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_value_tiers_within_groups_match_pandas(seed):
+    from segflow.segments._buckets import value_tier_expr
+
+    df = _grouped_features(seed)
+    tiers = (1, 5, 10, 25, 50)
+    names = tier_names(tiers)
+    got = value_tier_expr(ibis.memtable(df), tiers=tiers, group_by="snap").to_pandas()
+    got = got.set_index("customer_id").segment
+    for _snap, part in df.groupby("snap"):
+        v = part.set_index("customer_id").monetary_12m.round(2)
+        spend = v[v > 0]
+        at_or_above = spend.rank(method="max", ascending=False)  # spenders with v or more
+        for cid, value in v.items():
+            if not value > 0:
+                assert got[cid] == "no spend"
+                continue
+            i, n = at_or_above[cid], len(spend)
+            assert got[cid] == next((names[k] for k, q in enumerate(tiers) if 100 * i <= q * n),
+                                    names[-2]), cid

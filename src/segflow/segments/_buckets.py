@@ -19,6 +19,7 @@ from segflow.segments._scores import (
     comparable,
     group_keys,
     tier_thresholds,
+    with_group_cuts,
     worse_counts,
 )
 
@@ -192,20 +193,27 @@ def value_tier_expr(
         ) + 1
         n = col.count().over(group_by=part)
         out = features.mutate(_pos=pos, _n=n)
-    else:
-        keyed = features.mutate(_v=ibis.ifelse(spender, col, ibis.null("float64")))
-        counts = worse_counts(keyed, "_v", higher_is_better=True, group_by=group_by)
-        keys = group_keys(group_by)
-        lookup = counts.select(*keys, "_v", _pos=counts._total - counts._worse, _n=counts._total)
-        out = keyed.left_join(lookup, [*keys, "_v"])
-        out = out.drop(*[c for c in out.columns if c.endswith("_right")], "_v")
-    pos_f = out._pos.cast("float64") * 100.0
-    n_f = out._n.cast("float64")
-    spender = comparable(out, value).notnull() & (comparable(out, value) > 0)
-    branches = [(pos_f <= float(q) * n_f, ibis.literal(names[i])) for i, q in enumerate(tiers)]
-    segment = ibis.cases((~spender, ibis.literal(NO_SPEND)), *branches,
+        pos_f = out._pos.cast("float64") * 100.0
+        n_f = out._n.cast("float64")
+        spender = comparable(out, value).notnull() & (comparable(out, value) > 0)
+        branches = [(pos_f <= float(q) * n_f, ibis.literal(names[i])) for i, q in enumerate(tiers)]
+        segment = ibis.cases((~spender, ibis.literal(NO_SPEND)), *branches,
+                             else_=ibis.literal(names[-2]))
+        return out.mutate(segment=segment).drop("_pos", "_n")
+    # quantile: tier q holds the values v with 100 * pos(v) <= q * n, pos(v) the spenders
+    # with v or more: as pos falls with v, those are the values from the group's lowest
+    # qualifying one up (the threshold of tier_thresholds, the same float test): a join
+    # with one row per group instead of one per distinct value
+    keyed = features.mutate(_v=ibis.ifelse(spender, col, ibis.null("float64")))
+    counts = worse_counts(keyed, "_v", higher_is_better=True, group_by=group_by)
+    pos_f = (counts._total - counts._worse).cast("float64") * 100.0
+    n_f = counts._total.cast("float64")
+    cuts = {f"_tier{i}": counts._v.min(where=pos_f <= float(q) * n_f) for i, q in enumerate(tiers)}
+    out = with_group_cuts(keyed, counts, group_keys(group_by), cuts)
+    branches = [(out._v >= out[f"_tier{i}"], ibis.literal(names[i])) for i in range(len(tiers))]
+    segment = ibis.cases((out._v.isnull(), ibis.literal(NO_SPEND)), *branches,
                          else_=ibis.literal(names[-2]))
-    return out.mutate(segment=segment).drop("_pos", "_n")
+    return out.mutate(segment=segment).drop("_v", *cuts)
 
 
 def value_tier_thresholds(

@@ -108,11 +108,30 @@ def quantile_score(
     parent segment) customers are scored within each group.
     """
     counts = worse_counts(table, value, higher_is_better=higher_is_better, group_by=group_by)
-    keys = group_keys(group_by)
-    score = (1 + (counts._worse * bins) // counts._total).cast("int64")
-    lookup = counts.select(*keys, value, **{name: score})
-    joined = table.left_join(lookup, [*keys, value])
-    return joined.drop(*[c for c in joined.columns if c.endswith("_right")])
+    # the same scores from each group's bins - 1 cut points (module notes), joined back on
+    # the group alone: a join with one row per group instead of one per distinct value
+    reach = (counts._worse + counts._n) * bins
+    first = counts[value].min if higher_is_better else counts[value].max
+    cuts = {f"_cut{k}": first(where=reach >= k * counts._total) for k in range(1, bins)}
+    out = with_group_cuts(table, counts, group_keys(group_by), cuts)
+    v = out[value]
+    score: ir.IntegerValue = ibis.literal(1, "int64")
+    for k in range(1, bins):
+        better = v > out[f"_cut{k}"] if higher_is_better else v < out[f"_cut{k}"]
+        score = score + better.cast("int64")
+    score = ibis.ifelse(v.isnull(), ibis.null("int64"), score)
+    return out.mutate(**{name: score}).drop(*cuts)
+
+
+def with_group_cuts(table: ibis.Table, counts: ibis.Table, keys: Sequence[str],
+                    cuts: dict[str, ir.Value]) -> ibis.Table:
+    """``table`` with the columns ``cuts`` (aggregates over ``counts``, per group of
+    ``keys``) of each row's group; null where the group has no row in ``counts``."""
+    if not keys:
+        return table.cross_join(counts.aggregate(**cuts))
+    per = counts.group_by(list(keys)).aggregate(**cuts)
+    out = table.left_join(per, list(keys))
+    return out.drop(*[c for c in out.columns if c.endswith("_right")])
 
 
 def cut_score(
