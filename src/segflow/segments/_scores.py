@@ -14,10 +14,14 @@ customers takes the lowest score its run covers, and the scores it spans stay em
 start at 3, and score 2 is empty). Without ties the rule gives the same scores as ``ntile``.
 
 It is computed from counts: one row per distinct value with its number of customers, and a
-running sum over the distinct values; no sort of the customers themselves. The same
-scores come from cut points: ``c_k`` is the smallest value ``v`` with
+running sum over the distinct values; no sort of the customers themselves. The scores are
+then given through cut points: ``c_k`` is the smallest value ``v`` with
 ``bins * (customers with a value <= v) >= k * n`` (the lower ``k / bins`` quantile of the
-values, ``k = 1 .. bins - 1``), and ``score = 1 + #{k : v is strictly better than c_k}``.
+values, ``k = 1 .. bins - 1``), and ``score = 1 + #{k : v is strictly better than c_k}``
+(``v`` is strictly better than ``c_k`` exactly when ``bins * w >= k * n``, so the count is
+``floor(bins * w / n)``). Each group's ``bins - 1`` cut points are one row joined back on
+the group (:func:`quantile_score`), not a row per distinct value: at 24 snapshots of 650k
+buyers with distinct spends that is a join with 24 rows instead of 15M.
 :func:`cut_points` returns them, so a scheme can keep the cut points of a reference snapshot
 (or fixed values) and score later snapshots against them.
 
