@@ -14,7 +14,7 @@ nice -n 15 "$PY" bench/bench_data.py
 "$PY" bench/bench_run.py newmonth --sets 1m --tag "$TAG"
 if [ "$1" != "quick" ]; then
     "$PY" bench/bench_run.py job --sets 100k,200k --tag "$TAG"
-    "$PY" bench/bench_run.py job --sets 10m --tag "$TAG" --memory-limit 9GB
+    "$PY" bench/bench_run.py job --sets 10m --tag "$TAG" --memory-limit 8GB
     "$PY" bench/bench_spark.py --sets tx1m,tx10m --tag "$TAG"
 fi
 "$PY" bench/bench_run.py render
