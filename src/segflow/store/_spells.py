@@ -190,8 +190,8 @@ def mask_spells_sql(rows: str, snapshots: str, run: str) -> str:
     bit at or above it of ``m & ~(m >> 1)`` (set, its upper neighbour clear); a bit's number
     is ``bit_count(b - 1)`` of the bit ``b`` alone, and ``x & -x`` is the lowest set bit of
     ``x``. Against the lists of :func:`spells_sql`: a fixed-size aggregate, which DuckDB can
-    spill to disk (the lists cannot, see :func:`lists_fit`), and 45 % less CPU for the 1M
-    run's RFM rows (7.8 -> 4.3 CPU-s, 14.7M rows, docs/benchmarks.md, session 44). Group
+    spill to disk (the lists cannot, see :func:`lists_fit`), and a third less CPU for the
+    1M run's RFM rows (10.7 -> 7.3 CPU-s, 14.7M rows, docs/benchmarks.md, session 44). Group
     keys compare as :func:`spells`'s window partitions do (nulls equal). Like the other two
     ways, it assumes no row is repeated (a run writes one row per customer, scheme and
     snapshot; :func:`append_assignments` drops repeats): a repeat only sets its bit again,
