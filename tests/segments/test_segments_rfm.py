@@ -287,3 +287,29 @@ def test_value_tiers_within_groups_match_pandas(seed):
             i, n = at_or_above[cid], len(spend)
             assert got[cid] == next((names[k] for k, q in enumerate(tiers) if 100 * i <= q * n),
                                     names[-2]), cid
+
+
+def test_helper_columns_never_shadow_the_callers():
+    """Columns of the caller named like the scores' helper columns (``_cut0``, ``_tier0``,
+    ``_value0``, ``_key0``, a ``..._right``) change nothing and are kept as they are."""
+    from segflow.segments._buckets import value_tier_expr
+    from segflow.segments._scores import quantile_score
+
+    df = _grouped_features(6)
+    clash = df.assign(_cut0=0.0, _cut1=-1.0, _tier0=1e9, _value0=-5.0, _key0="k",
+                      snap_right="r")
+    for group_by in ("snap", None):
+        plain = quantile_score(ibis.memtable(df), "frequency", "s", bins=4,
+                               higher_is_better=True, group_by=group_by).to_pandas()
+        shadowed = quantile_score(ibis.memtable(clash), "frequency", "s", bins=4,
+                                  higher_is_better=True, group_by=group_by).to_pandas()
+        key = ["customer_id"]
+        merged = plain.merge(shadowed, on=key, suffixes=("", "_x"))
+        assert len(merged) == len(df) and merged["s"].equals(merged["s_x"])
+        assert (shadowed[["_cut0", "_cut1", "_key0", "snap_right"]]
+                == [0.0, -1.0, "k", "r"]).all().all()
+        tiers = value_tier_expr(ibis.memtable(df), group_by=group_by).to_pandas()
+        tiers_x = value_tier_expr(ibis.memtable(clash), group_by=group_by).to_pandas()
+        both = tiers.merge(tiers_x, on=key, suffixes=("", "_x"))
+        assert both["segment"].equals(both["segment_x"])
+        assert (tiers_x["_tier0"] == 1e9).all() and (tiers_x["_value0"] == -5.0).all()

@@ -19,6 +19,7 @@ from segflow.segments._scores import (
     comparable,
     group_keys,
     tier_thresholds,
+    unused_names,
     with_group_cuts,
     worse_counts,
 )
@@ -204,16 +205,18 @@ def value_tier_expr(
     # with v or more: as pos falls with v, those are the values from the group's lowest
     # qualifying one up (the threshold of tier_thresholds, the same float test): a join
     # with one row per group instead of one per distinct value
-    keyed = features.mutate(_v=ibis.ifelse(spender, col, ibis.null("float64")))
-    counts = worse_counts(keyed, "_v", higher_is_better=True, group_by=group_by)
+    (v,) = unused_names(features.columns, "_value", 1)
+    keyed = features.mutate(**{v: ibis.ifelse(spender, col, ibis.null("float64"))})
+    counts = worse_counts(keyed, v, higher_is_better=True, group_by=group_by)
     pos_f = (counts._total - counts._worse).cast("float64") * 100.0
     n_f = counts._total.cast("float64")
-    cuts = {f"_tier{i}": counts._v.min(where=pos_f <= float(q) * n_f) for i, q in enumerate(tiers)}
+    lows = unused_names(keyed.columns, "_tier", len(tiers))
+    cuts = {c: counts[v].min(where=pos_f <= float(q) * n_f) for c, q in zip(lows, tiers, strict=True)}
     out = with_group_cuts(keyed, counts, group_keys(group_by), cuts)
-    branches = [(out._v >= out[f"_tier{i}"], ibis.literal(names[i])) for i in range(len(tiers))]
-    segment = ibis.cases((out._v.isnull(), ibis.literal(NO_SPEND)), *branches,
+    branches = [(out[v] >= out[c], ibis.literal(names[i])) for i, c in enumerate(lows)]
+    segment = ibis.cases((out[v].isnull(), ibis.literal(NO_SPEND)), *branches,
                          else_=ibis.literal(names[-2]))
-    return out.mutate(segment=segment).drop("_v", *cuts)
+    return out.mutate(segment=segment).drop(v, *lows)
 
 
 def value_tier_thresholds(

@@ -116,26 +116,43 @@ def quantile_score(
     # the group alone: a join with one row per group instead of one per distinct value
     reach = (counts._worse + counts._n) * bins
     first = counts[value].min if higher_is_better else counts[value].max
-    cuts = {f"_cut{k}": first(where=reach >= k * counts._total) for k in range(1, bins)}
+    names = unused_names(table.columns, "_cut", bins - 1)
+    cuts = {c: first(where=reach >= (k + 1) * counts._total) for k, c in enumerate(names)}
     out = with_group_cuts(table, counts, group_keys(group_by), cuts)
     v = out[value]
     score: ir.IntegerValue = ibis.literal(1, "int64")
-    for k in range(1, bins):
-        better = v > out[f"_cut{k}"] if higher_is_better else v < out[f"_cut{k}"]
+    for c in names:
+        better = v > out[c] if higher_is_better else v < out[c]
         score = score + better.cast("int64")
     score = ibis.ifelse(v.isnull(), ibis.null("int64"), score)
-    return out.mutate(**{name: score}).drop(*cuts)
+    return out.mutate(**{name: score}).drop(*names)
+
+
+def unused_names(columns: Sequence[str], stem: str, n: int) -> list[str]:
+    """``n`` column names ``stem0`` ... (as many ``_`` added to ``stem`` as it takes) that
+    are not among ``columns``: helper columns never shadow a caller's."""
+    taken = set(columns)
+    while True:
+        names = [f"{stem}{i}" for i in range(n)]
+        if taken.isdisjoint(names):
+            return names
+        stem += "_"
 
 
 def with_group_cuts(table: ibis.Table, counts: ibis.Table, keys: Sequence[str],
                     cuts: dict[str, ir.Value]) -> ibis.Table:
     """``table`` with the columns ``cuts`` (aggregates over ``counts``, per group of
-    ``keys``) of each row's group; null where the group has no row in ``counts``."""
+    ``keys``; names not among ``table``'s columns) of each row's group; null where the
+    group has no row in ``counts`` (as for a null key)."""
+    if not cuts:
+        return table
     if not keys:
         return table.cross_join(counts.aggregate(**cuts))
+    aliases = unused_names([*table.columns, *cuts], "_key", len(keys))
     per = counts.group_by(list(keys)).aggregate(**cuts)
-    out = table.left_join(per, list(keys))
-    return out.drop(*[c for c in out.columns if c.endswith("_right")])
+    per = per.rename(dict(zip(aliases, keys, strict=True)))
+    out = table.left_join(per, [table[k] == per[a] for k, a in zip(keys, aliases, strict=True)])
+    return out.drop(*aliases)
 
 
 def cut_score(
