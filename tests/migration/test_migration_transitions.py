@@ -182,6 +182,14 @@ def test_pooled_equals_sum_of_pairs_and_weights(random_store):
     assert ranged.pairs == 2
 
 
+def _other_segment(rows: pd.DataFrame, a: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` in another segment of their scheme: a second assignment of the same customer
+    at the same snapshot (a repeated identical row is one assignment and is stored once)."""
+    names = sorted(a.loc[a["scheme"] == rows["scheme"].iloc[0], "segment"].unique())
+    other = next(n for n in names if n != rows["segment"].iloc[0])
+    return rows.assign(segment=other)
+
+
 def test_bad_inputs_are_clear_errors(random_store):
     store, a, _ = random_store
     table = store.table("segment_assignments")
@@ -191,7 +199,7 @@ def test_bad_inputs_are_clear_errors(random_store):
         transition_matrix(table, scheme="tier", from_date=DATES[2], to_date=DATES[1])
     with pytest.raises(SegflowError, match="not a date"):
         transition_matrix(table, scheme="tier", from_date="last month", to_date=DATES[1])
-    dup = pd.concat([a, a.iloc[:1]])
+    dup = pd.concat([a, _other_segment(a.iloc[:1], a)])  # one customer in two segments
     store2 = make_store(dup)
     with pytest.raises(InputError, match="more than one segment"):
         transition_matrix(
@@ -300,7 +308,7 @@ def test_views_carry_the_numbers(random_store):
 
 def test_validate_false_skips_the_duplicate_check(random_store):
     _, a, _ = random_store
-    dup = pd.concat([a, a[a["snapshot_date"] == DATES[0]].iloc[:1]])
+    dup = pd.concat([a, _other_segment(a[a["snapshot_date"] == DATES[0]].iloc[:1], a)])
     store = make_store(dup)
     table = store.table("segment_assignments")
     with pytest.raises(InputError, match="more than one segment"):
