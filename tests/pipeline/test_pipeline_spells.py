@@ -99,6 +99,20 @@ def test_a_merge_too_large_for_the_lists_takes_the_window_with_the_same_spells(s
     assert not lists_fit(store.raw, 120_000_000) and 120_000_000 * LIST_BYTES_PER_ROW > 9 * 10**9
 
 
+def _rows_store(rows: pd.DataFrame, snaps: pd.DataFrame) -> Store:
+    """A store holding ``rows`` (per-snapshot assignments) as table ``r`` and ``snaps``
+    (scheme, snapshot_date) as table ``s``."""
+    store = Store(":memory:")
+    con = store.raw
+    con.register("_r", pa.Table.from_pandas(rows, preserve_index=False))
+    con.register("_s", pa.Table.from_pandas(snaps, preserve_index=False))
+    con.execute("CREATE TABLE r AS SELECT scheme, scheme_version, CAST(snapshot_date AS DATE) AS "
+                "snapshot_date, customer_id, segment, CAST(segment_rank AS INTEGER) AS "
+                "segment_rank, run_id FROM _r")
+    con.execute("CREATE TABLE s AS SELECT scheme, CAST(snapshot_date AS DATE) AS snapshot_date FROM _s")
+    return store
+
+
 @pytest.mark.parametrize("seed", [6, 7])
 def test_the_spells_sql_equals_the_ibis_spells(seed):
     """The DuckDB SQL the merge runs (lists of snapshot numbers, no window) gives exactly
@@ -120,14 +134,8 @@ def test_the_spells_sql_equals_the_ibis_spells(seed):
     rows = pd.concat(parts, ignore_index=True)
     snaps = rows[["scheme", "snapshot_date"]].drop_duplicates()
     snaps = pd.concat([snaps, pd.DataFrame({"scheme": ["b"], "snapshot_date": [dt.date(2024, 12, 1)]})])
-    store = Store(":memory:")
+    store = _rows_store(rows, snaps)
     con = store.raw
-    con.register("_r", pa.Table.from_pandas(rows, preserve_index=False))
-    con.register("_s", pa.Table.from_pandas(snaps, preserve_index=False))
-    con.execute("CREATE TABLE r AS SELECT scheme, scheme_version, CAST(snapshot_date AS DATE) AS "
-                "snapshot_date, customer_id, segment, CAST(segment_rank AS INTEGER) AS "
-                "segment_rank, run_id FROM _r")
-    con.execute("CREATE TABLE s AS SELECT scheme, CAST(snapshot_date AS DATE) AS snapshot_date FROM _s")
     got = con.execute(f"SELECT * FROM ({spells_sql('r', 's')}) ORDER BY ALL").fetchall()
     expr = spells(store.con.table("r"), store.con.table("s"))
     want = con.execute(f"SELECT * FROM ({store.con.compile(expr)}) ORDER BY ALL").fetchall()
@@ -169,14 +177,8 @@ def test_the_mask_spells_equal_the_ibis_spells(seed):
     rows["segment_rank"] = rows["segment_rank"].astype("Int32")
     snaps = rows[["scheme", "snapshot_date"]].drop_duplicates()
     snaps = pd.concat([snaps, pd.DataFrame({"scheme": ["a"], "snapshot_date": [dt.date(2024, 12, 1)]})])
-    store = Store(":memory:")
+    store = _rows_store(rows, snaps)
     con = store.raw
-    con.register("_r", pa.Table.from_pandas(rows, preserve_index=False))
-    con.register("_s", pa.Table.from_pandas(snaps, preserve_index=False))
-    con.execute("CREATE TABLE r AS SELECT scheme, scheme_version, CAST(snapshot_date AS DATE) AS "
-                "snapshot_date, customer_id, segment, CAST(segment_rank AS INTEGER) AS "
-                "segment_rank, run_id FROM _r")
-    con.execute("CREATE TABLE s AS SELECT scheme, CAST(snapshot_date AS DATE) AS snapshot_date FROM _s")
     got = con.execute(f"SELECT * FROM ({mask_spells_sql('r', 's', '$run')}) ORDER BY ALL",
                       {"run": "r7"}).fetchall()
     expr = spells(store.con.table("r"), store.con.table("s"))
