@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import ibis
 import pandas as pd
 import pytest
 from tests.features._fixture import (
@@ -132,3 +133,46 @@ def test_unknown_feature_group_is_an_error(tables):
 
     with pytest.raises(InputError, match="unknown feature groups"):
         customer_features(tables, S, groups={"rfm", "astrology"})
+
+
+def _numbered(frames: dict[str, pd.DataFrame]) -> tuple[dict, dict]:
+    """The fixture with whole-number customer ids (``c07`` -> 7, ``u1`` -> 1001) and
+    transaction ids (each distinct id a number from 10**12 up): as integer columns, and as
+    the same numbers in text."""
+    def customer(value):  # noqa: ANN001, ANN202
+        return value if not isinstance(value, str) else int(value[1:]) + 1000 * (value[0] == "u")
+
+    ints, texts = {}, {}
+    for name, frame in frames.items():
+        frame = frame.drop(columns=[c for c in ("email", "phone") if c in frame])  # all null
+        frame = frame.assign(customer_id=frame["customer_id"].map(customer).astype("Int64"))
+        if "transaction_id" in frame:
+            codes, _ = pd.factorize(frame["transaction_id"])  # -1 for a missing id
+            numbers = pd.Series(codes + 10**12, index=frame.index, dtype="Int64")
+            frame = frame.assign(transaction_id=numbers.mask(codes < 0))
+        ints[name] = frame
+        texts[name] = frame.assign(**{c: frame[c].astype("string").astype(object)
+                                      for c in ("customer_id", "transaction_id") if c in frame})
+    return ints, texts
+
+
+def test_integer_ids_give_the_features_of_their_text(frames):
+    """Tables from pandas with integer ids (in some tables or all) join as the store's text
+    ids do: the features of integer ids equal the reference features of the same ids as text
+    (before, mixing them raised an Ibis type error); decimal ids are a clear error."""
+    from segflow.errors import InputError
+    from segflow.features import snapshot_features
+
+    ints, texts = _numbered(frames)
+    want = reference_features(texts, S)
+    for mixed in (set(ints), {"campaign_exposures"}, {"transactions", "events"}):
+        tables = {k: ibis.memtable(ints[k] if k in mixed else texts[k]) for k in ints}
+        got = customer_features(tables, S).to_pandas()
+        assert got["customer_id"].map(type).eq(str).all()
+        assert_same_features(got.set_index("customer_id").sort_index(), want)
+        both = snapshot_features(tables, [dt.date(2023, 1, 15), S]).to_pandas()
+        at_s = both[pd.to_datetime(both.snapshot_date) == pd.Timestamp(S)].drop(columns="snapshot_date")
+        assert_same_features(at_s.set_index("customer_id").sort_index(), want)
+    floats = dict(tables, events=ibis.memtable(ints["events"].astype({"customer_id": float})))
+    with pytest.raises(InputError, match=r"events\.customer_id holds decimal numbers"):
+        customer_features(floats, S)

@@ -104,6 +104,7 @@ def customer_features(
     missing = [name for name in REQUIRED_TABLES if name not in tables]
     if missing:
         raise InputError(f"customer_features needs the tables {', '.join(missing)}")
+    tables = text_columns(tables)
     if window_days is not None and window_days <= 0:
         raise InputError(f"window_days must be a positive number of days, got {window_days}")
     frame = Frame(snapshot=_as_date(snapshot_date), window_days=window_days)
@@ -140,6 +141,34 @@ def customer_features(
         fills["same_season_flag"] = out.same_season_flag.fill_null(False)
     out = out.mutate(**fills, tenure_days=_tenure(out, frame))
     return out.select(*columns)
+
+
+def text_columns(tables: Mapping[str, ibis.Table]) -> dict[str, ibis.Table]:
+    """``tables`` with their text columns as text: every column that is ``VARCHAR`` in
+    :data:`segflow.store.CANONICAL_TABLES` (ids, codes, categories) and has another type is
+    cast to string, as the store holds them, so that tables from other sources join on their
+    ids (integer customer ids in one table and text in another; the features then carry
+    text ids). Unchanged when every such column is already text (the store's tables).
+
+    Raises
+    ------
+    InputError
+        When such a column holds floating-point numbers (a float cannot hold a long id
+        exactly, and ``1.0`` is not ``1``): give ids as text or integers.
+    """
+    from segflow.store import CANONICAL_TABLES
+
+    out = dict(tables)
+    for name, t in tables.items():
+        text = [c for c, kind in CANONICAL_TABLES.get(name, {}).items()
+                if kind == "VARCHAR" and c in t.columns and not t[c].type().is_string()]
+        for c in text:
+            if t[c].type().is_floating() or t[c].type().is_decimal():
+                raise InputError(f"{name}.{c} holds decimal numbers ({t[c].type()}): give ids "
+                                 "and codes as text or whole numbers")
+        if text:
+            out[name] = t.mutate(**{c: t[c].cast("string") for c in text})
+    return out
 
 
 def _check_groups(groups: Collection[str] | None) -> set[str]:
@@ -182,5 +211,5 @@ def feature_registry(tables: Mapping[str, ibis.Table]) -> dict[str, Feature]:
     """Every feature :func:`customer_features` computes on ``tables``: :data:`FEATURES` and
     one survey feature per question of ``tables["survey_responses"]`` (runs one small query).
     """
-    survey = survey_registry(tables["survey_responses"])
+    survey = survey_registry(text_columns(tables)["survey_responses"])
     return {**FEATURES, **{name: feature for name, (feature, _) in survey.items()}}

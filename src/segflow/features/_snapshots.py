@@ -48,6 +48,7 @@ from segflow.features._core import (
     _as_date,
     _check_groups,
     customer_features,
+    text_columns,
 )
 from segflow.features._derive import one_pass_features
 from segflow.features._periods import Periods, running_onto, union_deltas
@@ -152,6 +153,7 @@ def _snapshot_features(
     missing = [name for name in REQUIRED_TABLES if name not in tables]
     if missing:
         raise InputError(f"snapshot_features needs the tables {', '.join(missing)}")
+    tables = text_columns(tables)
     unique = sorted({_as_date(d) for d in dates})
     if not unique:
         raise InputError("snapshot_features needs at least one snapshot date")
