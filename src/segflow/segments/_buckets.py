@@ -18,6 +18,7 @@ from segflow.segments._scores import (
     GroupBy,
     comparable,
     group_keys,
+    tier_aggregates,
     tier_thresholds,
     unused_names,
     with_group_cuts,
@@ -208,10 +209,8 @@ def value_tier_expr(
     (v,) = unused_names(features.columns, "_value", 1)
     keyed = features.mutate(**{v: ibis.ifelse(spender, col, ibis.null("float64"))})
     counts = worse_counts(keyed, v, higher_is_better=True, group_by=group_by)
-    pos_f = (counts._total - counts._worse).cast("float64") * 100.0
-    n_f = counts._total.cast("float64")
     lows = unused_names(keyed.columns, "_tier", len(tiers))
-    cuts = {c: counts[v].min(where=pos_f <= float(q) * n_f) for c, q in zip(lows, tiers, strict=True)}
+    cuts = tier_aggregates(counts, v, lows, tiers)
     out = with_group_cuts(keyed, counts, group_keys(group_by), cuts)
     branches = [(out[v] >= out[c], ibis.literal(names[i])) for i, c in enumerate(lows)]
     segment = ibis.cases((out[v].isnull(), ibis.literal(NO_SPEND)), *branches,

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 
 import ibis
 import ibis.expr.types as ir
+import pandas as pd
 
 #: Features compared after rounding to this many decimals (currency: cents).
 CURRENCY_DECIMALS = 2
@@ -114,10 +115,8 @@ def quantile_score(
     counts = worse_counts(table, value, higher_is_better=higher_is_better, group_by=group_by)
     # the same scores from each group's bins - 1 cut points (module notes), joined back on
     # the group alone: a join with one row per group instead of one per distinct value
-    reach = (counts._worse + counts._n) * bins
-    first = counts[value].min if higher_is_better else counts[value].max
     names = unused_names(table.columns, "_cut", bins - 1)
-    cuts = {c: first(where=reach >= (k + 1) * counts._total) for k, c in enumerate(names)}
+    cuts = cut_aggregates(counts, value, names, bins=bins, higher_is_better=higher_is_better)
     out = with_group_cuts(table, counts, group_keys(group_by), cuts)
     v = out[value]
     score: ir.IntegerValue = ibis.literal(1, "int64")
@@ -126,6 +125,27 @@ def quantile_score(
         score = score + better.cast("int64")
     score = ibis.ifelse(v.isnull(), ibis.null("int64"), score)
     return out.mutate(**{name: score}).drop(*names)
+
+
+def cut_aggregates(counts: ibis.Table, value: str, names: Sequence[str], *, bins: int,
+                   higher_is_better: bool) -> dict[str, ir.Value]:
+    """The ``bins - 1`` cut points as aggregates over :func:`worse_counts` (named ``names``):
+    ``c_k`` is the first value, from worst to best, at which at least ``k / bins`` of the
+    group's customers have that value or a worse one (``bins * (worse + n) >= k * total``)."""
+    reach = (counts._worse + counts._n) * bins
+    first = counts[value].min if higher_is_better else counts[value].max
+    return {c: first(where=reach >= (k + 1) * counts._total) for k, c in enumerate(names)}
+
+
+def tier_aggregates(counts: ibis.Table, value: str, names: Sequence[str],
+                    tiers: Sequence[float]) -> dict[str, ir.Value]:
+    """Per tier ``q`` (percent; named ``names``), as aggregates over :func:`worse_counts`
+    (higher is better): the lowest value whose customers are in the top ``q`` %, the smallest
+    ``v`` with ``100 * (customers with a value >= v) <= q * n``; null when none qualifies."""
+    pos_f = (counts._total - counts._worse).cast("float64") * 100.0
+    n_f = counts._total.cast("float64")
+    return {c: counts[value].min(where=pos_f <= float(q) * n_f)
+            for c, q in zip(names, tiers, strict=True)}
 
 
 def unused_names(columns: Sequence[str], stem: str, n: int) -> list[str]:
@@ -169,11 +189,9 @@ def cut_score(
 def cut_points(
     table: ibis.Table, value: str, *, bins: int, higher_is_better: bool
 ) -> list[float]:
-    """The ``bins - 1`` cut points of the quantile rule over all rows of ``table``.
-
-    ``c_k`` is the first value, from worst to best, at which at least ``k / bins`` of the
-    customers have that value or a worse one. Scoring with :func:`cut_score` against these
-    cut points gives, on ``table`` itself, exactly the scores of :func:`quantile_score`.
+    """The ``bins - 1`` cut points of the quantile rule over all rows of ``table``
+    (:func:`cut_aggregates`). Scoring with :func:`cut_score` against these cut points gives,
+    on ``table`` itself, exactly the scores of :func:`quantile_score`.
 
     Returns
     -------
@@ -181,33 +199,18 @@ def cut_points(
         In the feature's unit; empty when ``table`` has no non-null value.
     """
     counts = worse_counts(table, value, higher_is_better=higher_is_better, group_by=None)
-    frame = counts.select(value, "_n", "_worse", "_total").to_pandas()
-    if frame.empty:
+    names = unused_names(counts.columns, "_cut", bins - 1)
+    row = counts.aggregate(_rows=counts.count(), **cut_aggregates(
+        counts, value, names, bins=bins, higher_is_better=higher_is_better)).to_pandas()
+    if not int(row["_rows"].iloc[0]):
         return []
-    frame = frame.sort_values(value, ascending=higher_is_better)
-    at_or_worse = (frame["_worse"] + frame["_n"]).to_numpy()
-    total = int(frame["_total"].iloc[0])
-    values = frame[value].to_numpy(dtype=float)
-    out = []
-    for k in range(1, bins):
-        first = int((at_or_worse * bins >= k * total).argmax())
-        out.append(float(values[first]))
-    return out
+    return [float(row[c].iloc[0]) for c in names]
 
 
 def tier_thresholds(table: ibis.Table, value: str, tiers: Sequence[float]) -> list[float | None]:
-    """Per tier ``q`` (percent), the lowest value whose customers are in the top ``q`` %:
-    the smallest ``v`` with ``100 * (customers with a value >= v) <= q * n``; ``None`` when
-    no value qualifies (the tier is empty)."""
+    """Per tier ``q`` (percent) over all rows of ``table``, the threshold of
+    :func:`tier_aggregates`; ``None`` when no value qualifies (the tier is empty)."""
     counts = worse_counts(table, value, higher_is_better=True, group_by=None)
-    frame = counts.select(value, "_n", "_worse", "_total").to_pandas()
-    if frame.empty:
-        return [None for _ in tiers]
-    at_or_better = (frame["_total"] - frame["_worse"]).to_numpy()
-    total = int(frame["_total"].iloc[0])
-    values = frame[value].to_numpy(dtype=float)
-    out: list[float | None] = []
-    for q in tiers:
-        ok = 100 * at_or_better <= q * total
-        out.append(float(values[ok].min()) if ok.any() else None)
-    return out
+    names = unused_names(counts.columns, "_tier", len(tiers))
+    row = counts.aggregate(**tier_aggregates(counts, value, names, tiers)).to_pandas()
+    return [None if pd.isna(row[c].iloc[0]) else float(row[c].iloc[0]) for c in names]
