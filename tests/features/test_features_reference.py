@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import ibis
+import numpy as np
 import pandas as pd
 import pytest
 from tests.features._fixture import (
@@ -173,6 +174,21 @@ def test_integer_ids_give_the_features_of_their_text(frames):
         both = snapshot_features(tables, [dt.date(2023, 1, 15), S]).to_pandas()
         at_s = both[pd.to_datetime(both.snapshot_date) == pd.Timestamp(S)].drop(columns="snapshot_date")
         assert_same_features(at_s.set_index("customer_id").sort_index(), want)
+    # whole-number decimals (ids past int64) are exact: read as their digits
+    dec = {k: ibis.memtable(v).mutate(customer_id=ibis._.customer_id.cast("decimal(20, 0)"))
+           for k, v in ints.items()}
+    got = customer_features(dec, S).to_pandas()
+    assert_same_features(got.set_index("customer_id").sort_index(), want)
+    # an empty optional column read by pandas is float NaN, an id column too: accepted
+    empty = {k: v.copy() for k, v in texts.items()}
+    empty["customers"]["email"] = np.nan
+    empty["transactions"]["product_id"] = np.nan
+    got = customer_features({k: ibis.memtable(v) for k, v in empty.items()}, S).to_pandas()
+    assert got.products_total.isna().all() and len(got) == len(want)
     floats = dict(tables, events=ibis.memtable(ints["events"].astype({"customer_id": float})))
-    with pytest.raises(InputError, match=r"events\.customer_id holds decimal numbers"):
+    with pytest.raises(InputError, match=r"events\.customer_id holds fractional or floating"):
         customer_features(floats, S)
+    flags = dict(tables, events=ibis.memtable(ints["events"].assign(
+        customer_id=ints["events"].customer_id.notna())))
+    with pytest.raises(InputError, match=r"events\.customer_id holds true/false values"):
+        customer_features(flags, S)

@@ -150,11 +150,17 @@ def text_columns(tables: Mapping[str, ibis.Table]) -> dict[str, ibis.Table]:
     ids (integer customer ids in one table and text in another; the features then carry
     text ids). Unchanged when every such column is already text (the store's tables).
 
+    An id column (``*_id``) of floating-point or fractional decimal numbers is accepted only
+    when it holds no value at all (an empty optional column read by pandas is float NaN; one
+    engine query, only for such a column); whole-number decimals (``decimal(20, 0)``) are
+    exact and read as their digits.
+
     Raises
     ------
     InputError
-        When such a column holds floating-point numbers (a float cannot hold a long id
-        exactly, and ``1.0`` is not ``1``): give ids as text or integers.
+        When an id column holds floating-point or fractional numbers (a double cannot hold
+        a long id exactly, and ``1042.0`` is not ``1042``) or true/false values: give ids
+        as text or integers.
     """
     from segflow.store import CANONICAL_TABLES
 
@@ -162,13 +168,24 @@ def text_columns(tables: Mapping[str, ibis.Table]) -> dict[str, ibis.Table]:
     for name, t in tables.items():
         text = [c for c, kind in CANONICAL_TABLES.get(name, {}).items()
                 if kind == "VARCHAR" and c in t.columns and not t[c].type().is_string()]
-        for c in text:
-            if t[c].type().is_floating() or t[c].type().is_decimal():
-                raise InputError(f"{name}.{c} holds decimal numbers ({t[c].type()}): give ids "
-                                 "and codes as text or whole numbers")
+        for c in (c for c in text if c.endswith("_id")):
+            _check_id_type(name, t, c)
         if text:
             out[name] = t.mutate(**{c: t[c].cast("string") for c in text})
     return out
+
+
+def _check_id_type(name: str, t: ibis.Table, column: str) -> None:
+    """Raise InputError when id column ``column`` of table ``name`` cannot be read as text
+    ids (see :func:`text_columns`)."""
+    kind = t[column].type()
+    if kind.is_boolean():
+        raise InputError(f"{name}.{column} holds true/false values ({kind}): give ids as text "
+                         "or whole numbers")
+    inexact = kind.is_floating() or (kind.is_decimal() and (kind.scale or 0) > 0)
+    if inexact and int(t[column].count().execute()) > 0:
+        raise InputError(f"{name}.{column} holds fractional or floating-point numbers ({kind}): "
+                         "give ids as text or whole numbers")
 
 
 def _check_groups(groups: Collection[str] | None) -> set[str]:
