@@ -202,6 +202,21 @@ def test_the_full_run_stores_the_latest_features_of_the_definition(fixture_proje
     run_pipeline(store, settings, full=True, all_features=True)
     # (ipt_cv: here from the state's squared gaps, there by the per-snapshot function)
     assert_same(store.raw.execute(query).df(), needed)
+    # schemes that also read web and breadth columns: the one pass computes these at every
+    # snapshot and the latest features take them from it (state_features(known=), leaving
+    # out the category counts and, were every web column read, the web part): the same
+    from segflow.config import SchemeSettings
+    from segflow.pipeline import required_feature_columns, required_feature_groups, resolve_schemes
+
+    named = SchemeSettings(name="clusters", kind="cluster", k=3,
+                           features=["visits_90d", "categories_total", "frequency"])
+    wider = settings.model_copy(update={"schemes": [*resolve_schemes(settings), named]})
+    tables = canonical_tables(connect(store))
+    groups = required_feature_groups(tables, wider.schemes, settings=wider)
+    assert {"visits_90d", "categories_total", "categories_12m"} <= set(
+        required_feature_columns(tables, wider.schemes, groups, settings=wider))
+    run_pipeline(store, wider, full=True)
+    assert_same(store.raw.execute(query).df(), needed)
 
 
 def test_a_run_failing_after_its_state_is_written_stores_nothing(fixture_project, monkeypatch):
