@@ -407,10 +407,7 @@ def _features_and_assignments(
             full_latest = features.filter(features.snapshot_date == ibis.literal(latest, "date"))
             full_latest = full_latest.drop("snapshot_date").cache()
         else:  # the groups the schemes do not read: from the pass's state, not all history
-            # (the columns the pass computed at the latest snapshot taken as they are)
-            known = features.filter(features.snapshot_date == ibis.literal(latest, "date"))
-            full_latest = state_features(tables, state, latest, window_days=window,
-                                         known=known.drop("snapshot_date")).cache()
+            full_latest = state_features(tables, state, latest, window_days=window).cache()
     return features, assignments, full_latest, state
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import ibis
 import pandas as pd
 import pytest
 from tests.features._fixture import to_store
@@ -79,30 +78,6 @@ def test_the_one_pass_gives_the_state_of_its_last_snapshot(edge):
     assert all(isinstance(v, Decimal) for v in got[money].to_numpy().ravel())
     assert got._dbad1.abs().sum() + got._yc3.sum() > 0
     assert features.snapshot_date.nunique().execute() == len(S)
-
-
-def test_known_columns_are_taken_and_their_parts_not_computed(edge):
-    # a full run whose schemes read some groups: the one pass computes those columns at every
-    # snapshot, and the latest snapshot's full features take them from it (known) while
-    # the rest come from the state and the per-snapshot parts
-    window = 90
-    columns = ["recency_days", "frequency", "monetary", "visits_90d", "browse_to_buy_90d",
-               "product_views_90d", "cart_adds_90d", "days_since_last_visit",
-               "cart_abandonment_rate_90d", "top_category", "top_category_share",
-               "category_count", "products_total", "products_12m"]
-    features, state = snapshot_features_and_state(edge, S, window_days=window,
-                                                  groups={"rfm", "web", "pattern", "breadth"},
-                                                  columns=columns)
-    known = features.filter(features.snapshot_date == S[-1]).drop("snapshot_date")
-    assert set(known.columns) == {"customer_id", *columns}
-    got = state_features(edge, state, S[-1], window_days=window, known=known)
-    assert_same(got.to_pandas(), customer_features(edge, S[-1], window_days=window).to_pandas())
-    # every web column known: the events are not read again; the product counts known: the
-    # lines are not grouped by product (the category counts are); without known both are
-    sql = str(ibis.to_sql(got))
-    unknown = str(ibis.to_sql(state_features(edge, state, S[-1], window_days=window)))
-    assert '"events"' not in sql and '"events"' in unknown
-    assert '"product_id" IS NOT NULL' not in sql and '"product_id" IS NOT NULL' in unknown
 
 
 def test_state_without_a_window_and_over_two_periods(edge):

@@ -6,13 +6,9 @@ import ibis
 
 from segflow.features._window import DAYS_12M, Frame
 
-#: The families of :func:`breadth_features`: the grouped column and the counts' prefix.
-FAMILIES = {"products": "product_id", "categories": "category"}
-
 
 def breadth_features(lines: ibis.Table, frame: Frame, *,
-                     categories: ibis.Table | None = None,
-                     families: tuple[str, ...] = ("products", "categories")) -> ibis.Table:
+                     categories: ibis.Table | None = None) -> ibis.Table:
     """Distinct products and categories among the customer's purchase lines before ``s``, in
     all history and in the 12 months before ``s``.
 
@@ -30,17 +26,10 @@ def breadth_features(lines: ibis.Table, frame: Frame, *,
     last purchase line's ``ts``, when the caller has them (e.g.
     :func:`segflow.features._purchases.value_spend` of ``category`` without a window, which
     the top category reads too); else grouped here from ``lines``.
-
-    ``families``: the counts to compute, of :data:`FAMILIES` (e.g. only ``categories`` when
-    the caller has the product counts already): the others' columns are absent, and with
-    one family its customers are those with a line of that column.
     """
-    if not families or not set(families) <= set(FAMILIES):
-        raise ValueError(f"families must be some of {', '.join(FAMILIES)}, not {families}")
     t = lines.filter(lines._buy)
     counts = []
-    for name in families:
-        column = FAMILIES[name]
+    for column, name in (("product_id", "products"), ("category", "categories")):
         # one row per (customer, value) bought with its last line: a value counts in the 12
         # months when that line is in them (two groupings: cheaper than distinct counts)
         if column == "category" and categories is not None:
@@ -52,14 +41,13 @@ def breadth_features(lines: ibis.Table, frame: Frame, *,
             **{f"{name}_total": bought.count(),
                f"{name}_12m": bought.count(where=frame.within(bought._last, DAYS_12M))})
         counts.append(c)
-    names = [f"{name}_{span}" for name in families for span in ("total", "12m")]
-    if len(counts) == 1:
-        (j,) = counts
-        return j.select("customer_id", **{n: j[n].cast("int64") for n in names})
     products, categories = counts
     categories = categories.rename(_ccid="customer_id")
     j = products.outer_join(categories, products.customer_id == categories._ccid)
     # a customer without any line with a product id (a category) is absent from its side:
     # null counts, as for customers without purchase lines
-    return j.select(customer_id=j.customer_id.fill_null(j._ccid),
-                    **{n: j[n].cast("int64") for n in names})
+    return j.select(
+        customer_id=j.customer_id.fill_null(j._ccid),
+        **{n: j[n].cast("int64") for n in ("products_total", "products_12m",
+                                            "categories_total", "categories_12m")},
+    )

@@ -44,7 +44,7 @@ from segflow.errors import InputError
 from segflow.features import _onepass_purchases as purchases
 from segflow.features._attributes import customer_records
 from segflow.features._behaviour import campaign_features, web_features
-from segflow.features._breadth import FAMILIES, breadth_features
+from segflow.features._breadth import breadth_features
 from segflow.features._core import _ZERO_WHEN_ABSENT, REQUIRED_TABLES, _as_date, customer_features
 from segflow.features._derive import one_pass_features
 from segflow.features._periods import Periods, union_deltas
@@ -138,15 +138,10 @@ def next_state(tables: Mapping[str, ibis.Table], state: ibis.Table, state_date: 
 
 
 def state_features(tables: Mapping[str, ibis.Table], state: ibis.Table, snapshot: dt.date, *,
-                   window_days: int | None = None, known: ibis.Table | None = None) -> ibis.Table:
+                   window_days: int | None = None) -> ibis.Table:
     """``customer_features(tables, snapshot, window_days=window_days)`` (every group, same
     columns, types and rows) with the one-pass columns derived from ``state``, the feature
-    state at ``snapshot`` (:func:`feature_state` or :func:`next_state`).
-
-    ``known``: features at ``snapshot`` computed already (``customer_id`` and some of the
-    columns, one row per customer, e.g. the one pass's own at its last snapshot); their
-    columns are taken from it, and a per-snapshot part whose columns it all holds is not
-    computed at all."""
+    state at ``snapshot`` (:func:`feature_state` or :func:`next_state`)."""
     missing = [name for name in REQUIRED_TABLES if name not in tables]
     if missing:
         raise InputError(f"state_features needs the tables {', '.join(missing)}")
@@ -176,13 +171,11 @@ def state_features(tables: Mapping[str, ibis.Table], state: ibis.Table, snapshot
     records = customer_records(tables["customers"], frame)
     # without a window the top category and the category breadth group the same lines
     spend = value_spend(lines, frame, "category") if window_days is None else None
-    held = set(known.columns) if known is not None else set()
-    breadth = tuple(f for f in FAMILIES if not {f"{f}_total", f"{f}_12m"} <= held)
     parts = [
         records.drop(*[n for n in records.columns if n.startswith("_") or n == "signup_date"]),
         top_share(lines, frame, "category", "top_category", "category_count", spend=spend),
         top_share(lines, frame, "channel", "main_channel", "channel_count"),
-        *([breadth_features(lines, frame, categories=spend, families=breadth)] if breadth else []),
+        breadth_features(lines, frame, categories=spend),
         campaign_features(tables["campaign_exposures"], lines, frame),
         # the 90-day web counts: cheaper from the window's events than carried (their
         # sessions' stretches need the events from 90 days before the state on)
@@ -195,14 +188,8 @@ def state_features(tables: Mapping[str, ibis.Table], state: ibis.Table, snapshot
     if answers is not None:
         parts.append(answers)
     have = set(one_pass.columns)
-    if known is not None:  # cheaper read than computed again; first, so the parts skip them
-        parts.insert(0, known)
-    taken = set(have)
-    for i, p in enumerate(parts):  # each column from the first part that has it
-        cols = [n for n in p.columns if n in schema and n not in taken]
-        taken.update(cols)
-        parts[i] = p.select("customer_id", *cols) if cols else None
-    parts = [p for p in parts if p is not None]  # a part left with no column is not computed
+    parts = [p.select("customer_id", *[n for n in p.columns if n in schema and n not in have])
+             for p in parts]
     parts = [p.mutate(customer_id=p.customer_id.cast("string")) for p in parts]
     out = left_join_all(one_pass, parts)
     fills = {n: out[n].fill_null(0) for n in _ZERO_WHEN_ABSENT if n in schema}
