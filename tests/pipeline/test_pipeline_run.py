@@ -202,9 +202,8 @@ def test_the_full_run_stores_the_latest_features_of_the_definition(fixture_proje
     run_pipeline(store, settings, full=True, all_features=True)
     # (ipt_cv: here from the state's squared gaps, there by the per-snapshot function)
     assert_same(store.raw.execute(query).df(), needed)
-    # schemes that also read web and breadth columns: the one pass computes these at every
-    # snapshot and the latest features take them from it (state_features(known=), leaving
-    # out the category counts and, were every web column read, the web part): the same
+    # schemes that also read web and breadth columns (the one pass computes these at every
+    # snapshot, the latest features again from the state and the per-snapshot parts): the same
     from segflow.config import SchemeSettings
     from segflow.pipeline import required_feature_columns, required_feature_groups, resolve_schemes
 
