@@ -150,17 +150,17 @@ def text_columns(tables: Mapping[str, ibis.Table]) -> dict[str, ibis.Table]:
     ids (integer customer ids in one table and text in another; the features then carry
     text ids). Unchanged when every such column is already text (the store's tables).
 
-    An id column (``*_id``) of floating-point or fractional decimal numbers is accepted only
-    when it holds no value at all (an empty optional column read by pandas is float NaN; one
-    engine query, only for such a column); whole-number decimals (``decimal(20, 0)``) are
-    exact and read as their digits.
+    An id column (``*_id``) of floating-point, fractional decimal or true/false type is
+    accepted only when it holds no value at all (an empty optional column read by pandas is
+    float NaN; one engine query, only for such a column); whole-number decimals
+    (``decimal(20, 0)``) are exact and read as their digits.
 
     Raises
     ------
     InputError
-        When an id column holds floating-point or fractional numbers (a double cannot hold
-        a long id exactly, and ``1042.0`` is not ``1042``) or true/false values: give ids
-        as text or integers.
+        When an id column of floating-point, fractional decimal or true/false type holds a
+        value (a double cannot hold a long id exactly, and ``1042.0`` is not ``1042``): give
+        ids as text or whole numbers.
     """
     from segflow.store import CANONICAL_TABLES
 
@@ -176,16 +176,18 @@ def text_columns(tables: Mapping[str, ibis.Table]) -> dict[str, ibis.Table]:
 
 
 def _check_id_type(name: str, t: ibis.Table, column: str) -> None:
-    """Raise InputError when id column ``column`` of table ``name`` cannot be read as text
-    ids (see :func:`text_columns`)."""
+    """Raise InputError when id column ``column`` of table ``name`` holds values that cannot
+    be read as text ids (see :func:`text_columns`); an empty column (nulls, NaN) passes."""
     kind = t[column].type()
-    if kind.is_boolean():
-        raise InputError(f"{name}.{column} holds true/false values ({kind}): give ids as text "
-                         "or whole numbers")
     inexact = kind.is_floating() or (kind.is_decimal() and (kind.scale or 0) > 0)
-    if inexact and int(t[column].count().execute()) > 0:
-        raise InputError(f"{name}.{column} holds fractional or floating-point numbers ({kind}): "
-                         "give ids as text or whole numbers")
+    if not (inexact or kind.is_boolean()):
+        return
+    values = t[column].notnull()
+    if kind.is_floating():
+        values &= ~t[column].isnan()
+    if int(t.filter(values).count().execute()) > 0:
+        raise InputError(f"{name}.{column} is a {kind} column with values: give ids as text "
+                         "or whole numbers (integers, decimal(p, 0))")
 
 
 def _check_groups(groups: Collection[str] | None) -> set[str]:
