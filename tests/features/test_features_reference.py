@@ -160,7 +160,8 @@ def _numbered(frames: dict[str, pd.DataFrame]) -> tuple[dict, dict]:
 def test_integer_ids_give_the_features_of_their_text(frames):
     """Tables from pandas with integer ids (in some tables or all) join as the store's text
     ids do: the features of integer ids equal the reference features of the same ids as text
-    (before, mixing them raised an Ibis type error); decimal ids are a clear error."""
+    (before, mixing them raised an Ibis type error); whole-number decimal ids read as their
+    digits; empty float or true/false id columns pass, ones with values are a clear error."""
     from segflow.errors import InputError
     from segflow.features import snapshot_features
 

@@ -230,5 +230,6 @@ def feature_registry(tables: Mapping[str, ibis.Table]) -> dict[str, Feature]:
     """Every feature :func:`customer_features` computes on ``tables``: :data:`FEATURES` and
     one survey feature per question of ``tables["survey_responses"]`` (runs one small query).
     """
-    survey = survey_registry(text_columns(tables)["survey_responses"])
+    survey = survey_registry(text_columns({"survey_responses": tables["survey_responses"]})
+                             ["survey_responses"])
     return {**FEATURES, **{name: feature for name, (feature, _) in survey.items()}}
