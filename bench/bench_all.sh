@@ -17,4 +17,5 @@ if [ "$1" != "quick" ]; then
     "$PY" bench/bench_run.py job --sets 10m --tag "$TAG" --memory-limit 8GB
     "$PY" bench/bench_spark.py --sets tx1m,tx10m --tag "$TAG"
 fi
-"$PY" bench/bench_run.py render
+# the scaling curve from this run's figures (the other tables: those tagged before / after)
+"$PY" bench/bench_run.py render --scaling-tags "$TAG"

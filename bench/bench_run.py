@@ -16,8 +16,9 @@ one JSON line to ``bench/results/run.jsonl`` with the commit it ran on and a ``-
     python bench/bench_run.py newmonth --sets 1m --tag after
         the store holds 23 months; run; ingest month 24; run again (the timed refresh);
         ``--keep-ingested`` keeps a copy of the store before that run (to replay it)
-    python bench/bench_run.py render
+    python bench/bench_run.py render [--scaling-tags s47-scaling] [--render-only scaling]
         tables into bench/results/run.md and the docs section, plot docs/img/bench-scaling.png
+        (the scaling curve from the latest figures of ``--scaling-tags``, else of before/after)
 
 ``--memory-limit`` sets ``[project] memory_limit`` of the projects it creates (default: the
 project default, "auto"). Generation is excluded from every timing.
@@ -249,12 +250,19 @@ def main() -> None:
     ap.add_argument("--keep-ingested", action="store_true",
                     help="newmonth: also keep a copy of the project after \"ingest month 24\" "
                          "(<root>/newmonth-<set>-ingested: the store the timed run starts from)")
+    ap.add_argument("--scaling-tags", default=None,
+                    help="render: the scaling table and plot from the latest figures of these tags "
+                         "(comma-separated; default: the tags before and after)")
+    ap.add_argument("--render-only", default=None,
+                    help="render: splice only these sections into docs/benchmarks.md (comma-separated "
+                         "of data, profile, compare, job10m, newmonth, scaling, spark)")
     args = ap.parse_args()
     os.environ.setdefault("PYTHONPATH", str(HERE.parent / "src"))
     if args.mode == "render":
         from _render import render
 
-        render(RESULTS)
+        render(RESULTS, scaling_tags=tuple(args.scaling_tags.split(",")) if args.scaling_tags else None,
+               only=tuple(args.render_only.split(",")) if args.render_only else None)
     else:
         {"compare": compare, "job": job, "newmonth": newmonth}[args.mode](args)
 

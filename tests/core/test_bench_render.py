@@ -1,0 +1,43 @@
+"""The scaling table of the benchmarks (bench/_render.py): which figures it shows."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "_render.py"
+
+
+def _render():
+    spec = importlib.util.spec_from_file_location("bench_render", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(tag, name, customers, stage, seconds, *, exit_code=0, mib=1024, started="2026-12-04 22:00:00"):
+    return {"mode": "job", "tag": tag, "set": name, "customers": customers, "stage": stage,
+            "seconds": seconds, "peak_rss_mib": mib, "tree_peak_mib": mib // 2, "exit_code": exit_code,
+            "commit": "abc1234", "started_utc": started, "cpu_s": seconds * 2,
+            "load_before": [1.0, 1.0, 1.0], "load_after": [2.0, 2.0, 2.0]}
+
+
+def test_the_scaling_table_takes_the_latest_successful_figure_of_the_tags():
+    r = _render()
+    rows = [
+        _row("s1", "100k", 100_000, "run", 10.0),
+        _row("s1", "100k", 100_000, "run", 12.0),  # later: this one counts
+        _row("s1", "1m", 1_000_000, "run", 99.0),
+        _row("s1", "1m", 1_000_000, "run", 150.0, exit_code=1),  # failed: left out
+        _row("other", "1m", 1_000_000, "run", 1.0),  # another tag: left out
+        _row("s2", "10m", 10_000_000, "run", 1500.0, mib=10_240),
+        {**_row("s1", "1m", 1_000_000, "run", 5.0), "step": "run 23 months"},  # a new-month step
+    ]
+    points = r.scaling_points(rows, ("s1", "s2"))
+    assert points == {"run": [(100_000, 12.0, 1024), (1_000_000, 99.0, 1024), (10_000_000, 1500.0, 10_240)]}
+    table = r.scaling_table(rows, ("s1", "s2"))
+    line = next(x for x in table.splitlines() if x.startswith("| s1, s2 | run |"))
+    assert line == "| s1, s2 | run | 12.0 s / 1.0 GiB |  |  | 99.0 s / 1.0 GiB | 1,500.0 s / 10.0 GiB |"
+    assert "- 10m run: abc1234, 2026-12-04 22:00:00 UTC, 3,000 CPU-s, 1-min load 1.0 / 2.0" in table
+    # without tags: the rows of `before` and `after` only
+    assert "| before |" not in r.scaling_table(rows) and r.scaling_points(rows, "before") == {}
