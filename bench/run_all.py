@@ -3,8 +3,11 @@
     python bench/run_all.py              # run all bench_*.py, then merge
     python bench/run_all.py --merge-only # only merge bench/results/*.md into docs/benchmarks.md
 
-Each bench_*.py writes its own markdown section to bench/results/<area>.md. The benchmarks
-are not timed tests: they are run by hand (`make bench`) on a quiet machine.
+Each bench_*.py writes its own markdown section to bench/results/<area>.md (beginning with its
+``## `` heading). The merge replaces, in docs/benchmarks.md, the section under each such
+heading by the area's file and appends an area the document lacks; every other section (those
+written by hand, such as the server's or the test suite's) stays as it is. The benchmarks are
+not timed tests: they are run by hand (`make bench`) on a quiet machine.
 """
 
 from __future__ import annotations
@@ -31,15 +34,34 @@ so absolute times are pessimistic; ratios between tools run back to back are the
 """
 
 
-def merge() -> None:
+def merge(doc: Path = DOC, results: Path = HERE / "results") -> None:
+    """Splice every ``results/<area>.md`` (but the table dump ``run-tables.md``) into ``doc``
+    by its ``## `` heading: the section under that heading (up to the next ``## ``) is
+    replaced, an area whose heading the document lacks is appended in :data:`ORDER`; the
+    document's header and every section without an area file are kept. A new document
+    starts from :data:`HEADER`."""
     import os
 
-    sections = {p.stem: p.read_text().strip() for p in sorted((HERE / "results").glob("*.md"))}
-    ordered = [k for k in ORDER if k in sections] + sorted(k for k in sections if k not in ORDER)
-    text = HEADER.format(cores=os.cpu_count(), machine=platform.machine(), python=platform.python_version())
-    text += "\n" + "\n\n".join(sections[k] for k in ordered) + "\n"
-    DOC.write_text(text)
-    print(f"wrote {DOC} ({len(ordered)} sections: {', '.join(ordered)})")
+    text = doc.read_text() if doc.exists() else HEADER.format(
+        cores=os.cpu_count(), machine=platform.machine(), python=platform.python_version())
+    files = {f.stem: f.read_text().strip() for f in sorted(results.glob("*.md")) if f.stem != "run-tables"}
+    ordered = [k for k in ORDER if k in files] + sorted(k for k in files if k not in ORDER)
+    done = []
+    for area in ordered:
+        body = files[area]
+        heading = body.splitlines()[0] if body else ""
+        if not heading.startswith("## "):
+            print(f"bench/results/{area}.md does not begin with a '## ' heading: left out")
+            continue
+        start = text.find("\n" + heading + "\n")
+        if start < 0:
+            text = text.rstrip("\n") + "\n\n" + body + "\n"
+        else:
+            end = text.find("\n## ", start + 1)
+            text = text[:start + 1] + body + "\n" + (text[end:] if end >= 0 else "")
+        done.append(area)
+    doc.write_text(text)
+    print(f"wrote {doc} ({len(done)} sections: {', '.join(done)})")
 
 
 def main() -> None:

@@ -41,3 +41,30 @@ def test_the_scaling_table_takes_the_latest_successful_figure_of_the_tags():
     assert "- 10m run: abc1234, 2026-12-04 22:00:00 UTC, 3,000 CPU-s, 1-min load 1.0 / 2.0" in table
     # without tags: the rows of `before` and `after` only
     assert "| before |" not in r.scaling_table(rows) and r.scaling_points(rows, "before") == {}
+
+
+def _run_all():
+    spec = importlib.util.spec_from_file_location("bench_run_all", BENCH.parent / "run_all.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_merge_replaces_only_the_sections_of_the_area_files(tmp_path):
+    doc = tmp_path / "benchmarks.md"
+    results = tmp_path / "results"
+    results.mkdir()
+    doc.write_text("# Benchmarks\n\nheader\n\n## Server (by hand)\n\nkept\n\n"
+                   "## Ingest (`x`)\n\nold ingest\n\n## Spark\n\nold spark\nlast line\n")
+    (results / "ingest.md").write_text("## Ingest (`x`)\n\nnew ingest\n")
+    (results / "spark.md").write_text("## Spark\n\nnew spark\n")
+    (results / "btyd.md").write_text("## BTYD\n\nnew area\n")
+    (results / "run-tables.md").write_text("### data\n\ntables\n")  # a dump, not a section
+    (results / "export.md").write_text("# Export\n\nno section heading\n")
+    _run_all().merge(doc, results)
+    assert doc.read_text() == (
+        "# Benchmarks\n\nheader\n\n## Server (by hand)\n\nkept\n\n"
+        "## Ingest (`x`)\n\nnew ingest\n\n## Spark\n\nnew spark\n\n## BTYD\n\nnew area\n")
+    before = doc.read_text()
+    _run_all().merge(doc, results)  # the same files again: nothing changes
+    assert doc.read_text() == before
