@@ -1,4 +1,5 @@
-"""The scaling table of the benchmarks (bench/_render.py): which figures it shows."""
+"""The benchmark documents' tooling: which figures the scaling table shows (bench/_render.py), and
+how bench/run_all.py merges the areas' sections into docs/benchmarks.md."""
 
 from __future__ import annotations
 
