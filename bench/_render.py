@@ -244,6 +244,10 @@ def splice(text: str, name: str, body: str) -> str:
     return pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
 
 
+#: The sections :func:`render` writes (``<!-- bench:NAME -->`` markers of docs/benchmarks.md).
+SECTIONS = ("data", "profile", "compare", "job10m", "newmonth", "scaling", "spark")
+
+
 def render(results: Path, *, scaling_tags: tuple[str, ...] | None = None,
            only: tuple[str, ...] | None = None) -> None:
     """Write the tables and the plot. ``scaling_tags``: the scaling table and plot from the
@@ -251,6 +255,11 @@ def render(results: Path, *, scaling_tags: tuple[str, ...] | None = None,
     ``only``: splice only these sections into docs/benchmarks.md."""
     every = _load(results) + [dict(r, mode="spark") for r in _load(results.parent / "spark.jsonl")]
     rows = [r for r in every if r.get("tag") in ("before", "after")]
+    unknown = sorted(set(only or ()) - set(SECTIONS))
+    if unknown:
+        raise SystemExit(f"render: no section {', '.join(unknown)} (sections: {', '.join(SECTIONS)})")
+    if scaling_tags and not scaling_records(every, scaling_tags):
+        raise SystemExit(f"render: no successful figure tagged {', '.join(scaling_tags)} in {results}")
     profiles = sorted((results.parent / "profile").glob("profile-*.md"))
     tables = {
         "data": data_table(results.parent / "data.jsonl"),
@@ -273,5 +282,6 @@ def render(results: Path, *, scaling_tags: tuple[str, ...] | None = None,
         start = text.index(heading)
         end = text.find("\n## ", start + 1)
         (results.parent / f"{area}.md").write_text(text[start:end if end > 0 else None].strip() + "\n")
-    plot(every, scaling_tags)
+    if only is None or "scaling" in only:
+        plot(every, scaling_tags)
     print(f"wrote {DOC} and {results.parent / 'run-tables.md'}")

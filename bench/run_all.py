@@ -53,8 +53,15 @@ def merge(doc: Path = DOC, results: Path = HERE / "results") -> None:
         if not heading.startswith("## "):
             print(f"bench/results/{area}.md does not begin with a '## ' heading: left out")
             continue
-        start = text.find("\n" + heading + "\n")
-        if start < 0:
+        if any(line.startswith("## ") for line in body.splitlines()[1:]):
+            print(f"bench/results/{area}.md holds more than one '## ' section: left out")
+            continue
+        found = ("\n" + text).count("\n" + heading + "\n")
+        if found > 1:
+            print(f"docs/benchmarks.md has the heading {heading!r} {found} times: {area} left out")
+            continue
+        start = ("\n" + text).find("\n" + heading + "\n") - 1  # -1: a heading on the first line
+        if start < -1:
             text = text.rstrip("\n") + "\n\n" + body + "\n"
         else:
             end = text.find("\n## ", start + 1)

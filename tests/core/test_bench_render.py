@@ -69,3 +69,17 @@ def test_the_merge_replaces_only_the_sections_of_the_area_files(tmp_path):
     before = doc.read_text()
     _run_all().merge(doc, results)  # the same files again: nothing changes
     assert doc.read_text() == before
+
+
+def test_the_merge_matches_whole_headings_and_keeps_subsections(tmp_path):
+    doc = tmp_path / "benchmarks.md"
+    results = tmp_path / "results"
+    results.mkdir()
+    doc.write_text("## Spark and DuckDB\n\nby hand\n\n### sub\n\nkept too\n\n"
+                   "## Spark\n\nold\n\n### old sub\n\nold too\n\n## After\n\nkept\n")
+    (results / "spark.md").write_text("## Spark\n\nnew\n\n### new sub\n\nnew too\n")
+    (results / "first.md").write_text("## Spark and DuckDB\n\nreplaced\n")  # the first line's heading
+    (results / "two.md").write_text("## Two\n\none\n\n## Three\n\nanother\n")  # two sections: left out
+    _run_all().merge(doc, results)
+    assert doc.read_text() == ("## Spark and DuckDB\n\nreplaced\n\n## Spark\n\nnew\n\n### new sub\n\nnew too\n\n"
+                               "## After\n\nkept\n")
