@@ -51,35 +51,39 @@ def _run_all():
     return module
 
 
-def test_the_merge_replaces_only_the_sections_of_the_area_files(tmp_path):
+def _merged(tmp_path: Path, doc_text: str, files: dict[str, str], *, times: int = 1) -> str:
+    """docs text after ``times`` merges of the area files ``files`` (name -> text) into
+    ``doc_text``."""
     doc = tmp_path / "benchmarks.md"
     results = tmp_path / "results"
-    results.mkdir()
-    doc.write_text("# Benchmarks\n\nheader\n\n## Server (by hand)\n\nkept\n\n"
-                   "## Ingest (`x`)\n\nold ingest\n\n## Spark\n\nold spark\nlast line\n")
-    (results / "ingest.md").write_text("## Ingest (`x`)\n\nnew ingest\n")
-    (results / "spark.md").write_text("## Spark\n\nnew spark\n")
-    (results / "btyd.md").write_text("## BTYD\n\nnew area\n")
-    (results / "run-tables.md").write_text("### data\n\ntables\n")  # a dump, not a section
-    (results / "export.md").write_text("# Export\n\nno section heading\n")
-    _run_all().merge(doc, results)
-    assert doc.read_text() == (
-        "# Benchmarks\n\nheader\n\n## Server (by hand)\n\nkept\n\n"
-        "## Ingest (`x`)\n\nnew ingest\n\n## Spark\n\nnew spark\n\n## BTYD\n\nnew area\n")
-    before = doc.read_text()
-    _run_all().merge(doc, results)  # the same files again: nothing changes
-    assert doc.read_text() == before
+    results.mkdir(exist_ok=True)
+    doc.write_text(doc_text)
+    for name, text in files.items():
+        (results / f"{name}.md").write_text(text)
+    for _ in range(times):
+        _run_all().merge(doc, results)
+    return doc.read_text()
+
+
+def test_the_merge_replaces_only_the_sections_of_the_area_files(tmp_path):
+    files = {"ingest": "## Ingest (`x`)\n\nnew ingest\n", "spark": "## Spark\n\nnew spark\n",
+             "btyd": "## BTYD\n\nnew area\n",
+             "run-tables": "### data\n\ntables\n",  # a dump, not a section
+             "export": "# Export\n\nno section heading\n"}
+    doc = ("# Benchmarks\n\nheader\n\n## Server (by hand)\n\nkept\n\n"
+           "## Ingest (`x`)\n\nold ingest\n\n## Spark\n\nold spark\nlast line\n")
+    want = ("# Benchmarks\n\nheader\n\n## Server (by hand)\n\nkept\n\n"
+            "## Ingest (`x`)\n\nnew ingest\n\n## Spark\n\nnew spark\n\n## BTYD\n\nnew area\n")
+    assert _merged(tmp_path, doc, files) == want
+    assert _merged(tmp_path, doc, files, times=2) == want  # merging again changes nothing
 
 
 def test_the_merge_matches_whole_headings_and_keeps_subsections(tmp_path):
-    doc = tmp_path / "benchmarks.md"
-    results = tmp_path / "results"
-    results.mkdir()
-    doc.write_text("## Spark and DuckDB\n\nby hand\n\n### sub\n\nkept too\n\n"
-                   "## Spark\n\nold\n\n### old sub\n\nold too\n\n## After\n\nkept\n")
-    (results / "spark.md").write_text("## Spark\n\nnew\n\n### new sub\n\nnew too\n")
-    (results / "first.md").write_text("## Spark and DuckDB\n\nreplaced\n")  # the first line's heading
-    (results / "two.md").write_text("## Two\n\none\n\n## Three\n\nanother\n")  # two sections: left out
-    _run_all().merge(doc, results)
-    assert doc.read_text() == ("## Spark and DuckDB\n\nreplaced\n\n## Spark\n\nnew\n\n### new sub\n\nnew too\n\n"
-                               "## After\n\nkept\n")
+    doc = ("## Spark and DuckDB\n\nby hand\n\n### sub\n\nkept too\n\n"
+           "## Spark\n\nold\n\n### old sub\n\nold too\n\n## After\n\nkept\n")
+    files = {"spark": "## Spark\n\nnew\n\n### new sub\n\nnew too\n",
+             "first": "## Spark and DuckDB\n\nreplaced\n",  # the heading on the first line
+             "two": "## Two\n\none\n\n## Three\n\nanother\n"}  # two sections: left out
+    assert _merged(tmp_path, doc, files) == (
+        "## Spark and DuckDB\n\nreplaced\n\n## Spark\n\nnew\n\n### new sub\n\nnew too\n\n"
+        "## After\n\nkept\n")
