@@ -194,3 +194,22 @@ def test_integer_ids_give_the_features_of_their_text(frames):
         customer_id=ints["events"].customer_id.notna())))
     with pytest.raises(InputError, match=r"events\.customer_id is a boolean column with values"):
         customer_features(flags, S)
+
+
+def test_float_codes_read_as_the_ingest_stores_them(frames):
+    """A code column of floats (how pandas, polars or Spark hand over a numeric code with gaps)
+    gives the text the ingest stores for it (tests/sources/test_sources_float_ids.py): a whole
+    number its digits (``5.0`` -> ``'5'``, not ``'5.0'``), NaN and null missing (not the code
+    ``'nan'``), any other value its text."""
+    import pyarrow as pa
+
+    customers = frames["customers"].drop(columns=["email", "phone"]).head(6)
+    codes = [5.0, float("nan"), 2.5, None, -3.0, 1e20]
+    arrow = pa.Table.from_pandas(customers, preserve_index=False).set_column(
+        list(customers.columns).index("region"), "region", pa.array(codes, pa.float64()))
+    assert pa.compute.is_nan(arrow["region"]).to_pylist()[1]  # a true NaN, not a null
+    tables = {k: ibis.memtable(v) for k, v in frames.items() if k != "customers"}
+    tables["customers"] = ibis.memtable(arrow)
+    got = customer_features(tables, S, groups=["attribute"]).to_pandas().set_index("customer_id")
+    regions = got.loc[list(customers.customer_id), "region"]
+    assert [None if pd.isna(v) else v for v in regions] == ["5", None, "2.5", None, "-3", "1e+20"]

@@ -145,3 +145,36 @@ def test_excel_number_cells_follow_the_float_id_rule_and_text_cells_stay_exact(t
     assert len(want_ok) + len(want_bad) == len(XLSX_CELLS)
     amounts = store.sql("SELECT DISTINCT amount FROM transactions").to_pandas().amount.tolist()
     assert amounts == [10.5]
+
+
+CODES_TOML = """
+[[sources]]
+name = "crm"
+table = "customers"
+path = "customers.parquet"
+[sources.columns]
+customer_id = "id"
+region = "region"
+age_band = "band"
+"""
+
+
+def test_float_codes_are_their_digits_and_nan_is_missing(tmp_path):
+    """A code column of floats (Parquet from pandas, polars or Spark): a whole number is stored
+    as its digits, a fraction as its text, and NaN, the missing value of a float column, as
+    NULL: not the code ``'nan'``, which a rule or a segment would take for a region."""
+    (tmp_path / "segflow.toml").write_text(CODES_TOML)
+    regions = [5.0, float("nan"), 2.5, None, -3.0, 1e20]
+    pq.write_table(pa.table({"id": [f"C{i}" for i in range(1, 7)],
+                             "region": pa.array(regions, pa.float64()),
+                             "band": pa.array([1, 2, None, 4, 5, 6], pa.float32())}),
+                   tmp_path / "customers.parquet")
+    store = Store(":memory:")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ingest(store, Settings.load(tmp_path), tmp_path, now=NOW)
+    rows = store.sql("SELECT customer_id, region, age_band FROM customers ORDER BY source_row")
+    assert [tuple(r.values()) for r in rows.to_pylist()] == [
+        ("C1", "5", "1"), ("C2", None, "2"), ("C3", "2.5", None), ("C4", None, "4"),
+        ("C5", "-3", "5"), ("C6", "1e+20", "6")]
+    assert store.sql("SELECT count(*) AS n FROM quarantine").column("n")[0].as_py() == 0

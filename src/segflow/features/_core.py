@@ -150,7 +150,8 @@ def text_columns(tables: Mapping[str, ibis.Table]) -> dict[str, ibis.Table]:
     ids (integer customer ids in one table and text in another; the features then carry
     text ids). Unchanged when every such column is already text (the store's tables).
 
-    An id column (``*_id``) of floating-point, fractional decimal or true/false type is
+    A float column is read as the ingest reads it: NaN is missing, a whole number its digits
+    (``5.0`` -> ``'5'``). An id column (``*_id``) of floating-point, fractional decimal or true/false type is
     accepted only when it holds no value at all (an empty optional column read by pandas is
     float NaN; one engine query, only for such a column); whole-number decimals
     (``decimal(20, 0)``) are exact and read as their digits.
@@ -171,8 +172,19 @@ def text_columns(tables: Mapping[str, ibis.Table]) -> dict[str, ibis.Table]:
         for c in (c for c in text if c.endswith("_id")):
             _check_id_type(name, t, c)
         if text:
-            out[name] = t.mutate(**{c: t[c].cast("string") for c in text})
+            out[name] = t.mutate(**{c: _as_text(t[c]) for c in text})
     return out
+
+
+def _as_text(col: ibis.Value) -> ibis.StringValue:
+    """``col`` as the text the ingest stores for it (:mod:`segflow.sources._validate`): a
+    float NaN is missing, a whole float below 10^15 its digits (``5.0`` -> ``'5'``, as a
+    code read from a float column by pandas), any other value its text."""
+    if not col.type().is_floating():
+        return col.cast("string")
+    whole = (col.abs() < 1e15) & (col % 1 == 0)  # not floor(): Ibis casts it to int64
+    text = ibis.ifelse(whole, col.cast("int64").cast("string"), col.cast("string"))
+    return ibis.ifelse(col.isnan(), ibis.null("string"), text)
 
 
 def _check_id_type(name: str, t: ibis.Table, column: str) -> None:

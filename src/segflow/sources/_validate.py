@@ -86,6 +86,15 @@ def _text(col: str, dtype: str) -> str:
     return f"CAST({ref} AS VARCHAR)"
 
 
+def _code_text(col: str, dtype: str, text: str) -> str:
+    """SQL: the canonical text of a code (region, category, channel, ...) whose source
+    column holds floats: NaN is a missing value (how pandas, polars and Spark write one into
+    a float column), not the code ``'nan'``; else ``text`` (:func:`_text`: ``5.0`` -> ``'5'``)."""
+    if dtype.upper().startswith(_FLOAT_TYPES):
+        return f"CASE WHEN NOT isnan({q(col)}) THEN {text} END"
+    return text
+
+
 def _number(col: str, dtype: str, source: SourceSettings) -> str:
     """SQL: the finite double of a source column (text in the source's number format)."""
     if _is_numeric(dtype):
@@ -223,7 +232,7 @@ class _Mapper:
             return Spec(text, _boolean(text), col)
         idv = id_value(col, dtype, self.staged.numbers.get(col)) if canonical in ID_COLUMNS else None
         # an id is NULL where its text is (empty, a token): no test of the text needed
-        value = idv or text
+        value = idv or _code_text(col, dtype, text)
         return Spec(text, self._value_map(canonical, value), col)
 
     def _value_map(self, canonical: str, text: str) -> str:
