@@ -133,3 +133,44 @@ def test_force_rechecks_quarantine_when_customers_arrive(tmp_path):
     assert (again.rows_read, again.rows_accepted, again.rows_duplicate, again.rows_released) == (4, 1, 3, 1)
     assert store.sql("SELECT count(*) FROM quarantine WHERE source = 'orders'").column(0)[0].as_py() == 0
     assert store.sql("SELECT count(*) FROM transactions").column(0)[0].as_py() == 4
+
+
+LINES_TOML = """
+[[sources]]
+name = "till"
+table = "transactions"
+path = "lines.csv"
+[sources.columns]
+customer_id = "cust"
+ts = "ts"
+amount = "amount"
+"""
+# basket lines without an order id: rows 2 and 3 are two of the same item (not duplicates)
+LINES = "cust,ts,amount\na,2024-01-05,10\nb,2024-01-09,4\nb,2024-01-09,4\nc,2024-01-30,5\n"
+
+
+def test_a_grown_file_without_order_ids_adds_only_its_new_lines(tmp_path):
+    """Transaction lines without an id are known by their place in the file: read again after
+    it grew, its old lines are already loaded (not loaded twice: the revenue doubled before),
+    a changed line replaces the stored one, and two identical lines stay two lines."""
+    (tmp_path / "segflow.toml").write_text(LINES_TOML)
+    (tmp_path / "lines.csv").write_text(LINES)
+    store = Store(":memory:")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ingest(store, Settings.load(tmp_path), tmp_path, now=NOW)
+        (tmp_path / "lines.csv").write_text(LINES + "a,2024-02-02,7\nb,2024-02-03,9\n")
+        grown = ingest(store, Settings.load(tmp_path), tmp_path, now=NOW).to_pandas().iloc[0]
+        assert (grown.rows_read, grown.rows_accepted, grown.rows_duplicate, grown.rows_replaced) \
+            == (6, 2, 4, 0)
+        total = "SELECT count(*) AS n, sum(amount) AS s FROM transactions"
+        assert tuple(store.sql(total).to_pylist()[0].values()) == (6, 10 + 4 + 4 + 5 + 7 + 9)
+        # row 4 corrected (5 -> 6) and a line appended: one replaced, one new
+        fixed = LINES.replace("c,2024-01-30,5", "c,2024-01-30,6")
+        (tmp_path / "lines.csv").write_text(fixed + "a,2024-02-02,7\nb,2024-02-03,9\nc,2024-02-04,1\n")
+        again = ingest(store, Settings.load(tmp_path), tmp_path, now=NOW).to_pandas().iloc[0]
+    assert (again.rows_read, again.rows_accepted, again.rows_duplicate, again.rows_replaced) \
+        == (7, 2, 5, 1)
+    rows = store.sql("SELECT source_row, customer_id, amount FROM transactions ORDER BY 1")
+    assert [tuple(r.values()) for r in rows.to_pylist()] == [
+        (1, "a", 10), (2, "b", 4), (3, "b", 4), (4, "c", 6), (5, "a", 7), (6, "b", 9), (7, "c", 1)]

@@ -138,7 +138,8 @@ def classify(
                 HAVING min(v_customer_id) IS DISTINCT FROM max(v_customer_id)
                     OR count(v_customer_id) BETWEEN 1 AND count(*) - 1)""")
     if against_store:
-        _against_store(con, source, val, present, x, free, rollup, mapped)
+        _against_store(con, source, val, present, x, free, rollup, mapped,
+                       staged.label if staged is not None else None)
         _seen(con, source, val, x, staged)
     con.execute(f"""CREATE TEMP VIEW {out} AS SELECT v.* REPLACE (
             coalesce(x._xrule, v._rule) AS _rule, coalesce(x._xcolumn, v._column) AS _column,
@@ -153,16 +154,28 @@ def _has_rows(con, table: str, source: SourceSettings) -> bool:
                             "LIMIT 1)", [source.name]).fetchone()[0])
 
 
-def _against_store(con, source, val, present, x, free, rollup, mapped) -> None:
+def _against_store(con, source, val, present, x, free, rollup, mapped, label) -> None:
     """Rows identical to a stored row of the source are 'loaded'; same key, new values:
     'replace' (a late correction). Without a key, rows equal to a stored row on the
-    duplicate columns are 'loaded' (none for transaction lines without an id or a
-    duplicate_key: a re-sent file is caught by its hash)."""
+    duplicate columns are 'loaded'. Transaction lines without an id or a duplicate_key
+    (identical lines are lines of one basket) are known by their place in the file: a row
+    stored from the same file (``label``) and row number is 'loaded' when its values are
+    the same (a file that grew: its old rows), else 'replace' (the file was corrected)."""
     table, key = source.table, row_key(source, mapped)
     dup = duplicate_columns(source, present, mapped)
-    if rollup or not _has_rows(con, table, source) or (key is None and dup is None):
+    if rollup or not _has_rows(con, table, source):
         return
     src = lit(source.name)
+    if key is None and dup is None:
+        if label is not None:
+            cols = [c for c in CANONICAL_TABLES[table] if c in present]
+            con.execute(f"""INSERT INTO {x} SELECT v._row,
+                CASE WHEN {_eq(cols, 'v', 't', store=True)} THEN 'loaded' ELSE 'replace' END,
+                NULL, NULL, NULL, NULL
+                FROM {val} v JOIN (SELECT * FROM main.{table} WHERE source = {src}
+                                   AND source_file = {lit(label)}) t
+                  ON t.source_row = v._row WHERE {free}""")
+        return
     cols = [c for c in CANONICAL_TABLES[table] if c in (present if key else dup)]
     stored = ", ".join(q(c) for c in cols)
     if key:
@@ -266,6 +279,11 @@ def write(
         keys_from = (f"SELECT transaction_id FROM {orders} WHERE _ostatus = 'replace'" if orders
                      else f"SELECT v_{key} FROM {cls} WHERE _status = 'replace'")
         con.execute(f"DELETE FROM main.{table} WHERE source = {src} AND {q(key)} IN ({keys_from})")
+    elif insert_from is None and not orders and duplicate_columns(source, present, mapped) is None:
+        # lines known by their place in a file read again (_against_store; classify's
+        # exceptions table holds the few 'replace' rows)
+        con.execute(f"""DELETE FROM main.{table} WHERE source = {src} AND source_file = {label}
+            AND source_row IN (SELECT _row FROM {cls}_x WHERE _status = 'replace')""")
     target = ", ".join(q(c) for c in canon) + ", source, source_file, source_row, load_id"
     if orders:
         sel = ", ".join(q(c) for c in canon)
