@@ -101,3 +101,23 @@ def test_bad_rule_is_a_clear_error(campaign_store):
     assert empty.summary()["size"] == 0 and "action" in empty.members.columns
     with pytest.raises(InputError, match="column 'nope'"):
         build_audience(view, value="nope")
+
+
+def test_an_unknown_segment_name_is_an_error_not_an_empty_audience(campaign_store):
+    """A typo in a segment name (or its case) gave an empty audience and exit code 0; now it
+    is an error listing the scheme's segments. A segment the scheme has assigned at another
+    snapshot but that is empty at this one is a valid, empty audience."""
+    from segflow.campaigns import known_segments
+
+    fx = campaign_store
+    view = customer_view(fx.store, SNAP)
+    names = known_segments(fx.store)
+    assert names["value"] == set(fx.assignments.segment.dropna())  # every snapshot's names
+    with pytest.raises(InputError, match=r"no segment 'Nope'; its segments are: high, low, mid"):
+        build_audience(view, segments={"value": ["low", "Nope"]}, segment_names=names)
+    with pytest.raises(InputError, match=r"no segment 'LOW' \(did you mean 'low'\?\)"):
+        build_audience(view, segments={"value": ["LOW"]})  # default: the names held now
+    now = fx.assignments[fx.assignments.snapshot_date == SNAP]
+    empty = build_audience(view.filter(view.value != "low"), segments={"value": ["low"]},
+                           segment_names=names)
+    assert empty.summary()["size"] == 0 and (now.segment == "low").any()

@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "campaigns_summary": "_store",
     "column_name": "_targeting",
     "customer_view": "_targeting",
+    "known_segments": "_targeting",
     "export_table": "_targeting",
     "exposure_responses": "_store",
     "fit_uplift": "_uplift",

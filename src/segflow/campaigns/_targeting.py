@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -197,6 +197,7 @@ def build_audience(
     playbook: Playbook | str | Path | None = None,
     action_from: str | None = None,
     name: str = "audience",
+    segment_names: Mapping[str, Collection[str]] | None = None,
 ) -> Audience:
     """Select an audience, draw a random hold-out, and attach suggested actions.
 
@@ -224,6 +225,10 @@ def build_audience(
     action_from : str, optional
         The segment column whose names are looked up in the playbook.
     name : str, default="audience"
+    segment_names : mapping, optional
+        ``{column: names}``: the segments each column of ``segments`` may name (e.g.
+        :func:`known_segments`: every segment the scheme has assigned, also those empty at
+        this snapshot); default: the names some customer of ``customers`` holds.
 
     Returns
     -------
@@ -242,6 +247,7 @@ def build_audience(
         raise InputError("the customer table needs a customer_id column", column="customer_id")
     parts = []
     for col, names in (segments or {}).items():
+        _check_segment_names(t, col, names, (segment_names or {}).get(col))
         t = t.filter(t[col].isin([str(n) for n in names]))
         parts.append(f"{col} in {list(names)}")
     if rule is not None:
@@ -261,10 +267,37 @@ def build_audience(
                     holdout=holdout, seed=seed, value=value, action_from=action_from)
 
 
+def known_segments(source: TableSource) -> dict[str, set[str]]:
+    """Every segment name each scheme has assigned at any snapshot (``segment_spells``), by
+    the scheme's column in :func:`customer_view` (:func:`column_name`): the names an audience
+    may ask for (:func:`build_audience`'s ``segment_names``)."""
+    rows = source.table("segment_spells").select("scheme", "segment").distinct().to_pyarrow()
+    out: dict[str, set[str]] = {}
+    for scheme, segment in zip(rows["scheme"].to_pylist(), rows["segment"].to_pylist(), strict=True):
+        if segment is not None:
+            out.setdefault(column_name(scheme), set()).add(segment)
+    return out
+
+
+def _check_segment_names(t: ibis.Table, col: str, names: Sequence[str],
+                         allowed: Collection[str] | None) -> None:
+    """Raise InputError for a name of ``names`` that is not a segment of column ``col`` (a
+    typo would otherwise give an empty audience without a word)."""
+    if allowed is None:
+        allowed = {str(v) for v in t.select(col).distinct().to_pyarrow()[col].to_pylist()
+                   if v is not None}
+    for name in names:
+        if str(name) not in allowed:
+            near = [a for a in sorted(allowed) if a.lower() == str(name).lower()]
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise InputError(f"no segment {str(name)!r}{hint}; its segments are: "
+                             f"{', '.join(sorted(allowed)) or '(none)'}", column=col)
+
+
 def _apply_where(t: ibis.Table, where: str) -> ibis.Table:
     if ";" in where:  # the parser's own message about a second statement means nothing here
         raise InputError(f"cannot use the rule {where!r}: a rule is one condition, without ';' "
-                         f"(e.g. \"monetary_12m > 100 AND region = 'North'\"); columns are: "
+                         f"(e.g. \"rfm = 'Champions' AND rfm__rank <= 2\"); columns are: "
                          f"{', '.join(t.columns)}")
     try:
         out = t.alias("customers").sql(f"SELECT * FROM customers WHERE {where}")

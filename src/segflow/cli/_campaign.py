@@ -246,7 +246,7 @@ def audience(
     Columns available to --where and --value: the segment of each scheme (named after the
     scheme, e.g. rfm), its rank (rfm__rank), and each stored score as MODEL__SCORE.
     """
-    from segflow.campaigns import build_audience, column_name, customer_view
+    from segflow.campaigns import build_audience, column_name, customer_view, known_segments
 
     with user_errors(), _warnings_to_console():
         segments: dict[str, list[str]] = {}
@@ -265,7 +265,9 @@ def audience(
             snap = dt.date.fromisoformat(snapshot) if snapshot else None
             # on Spark: a copy of the warehouse's assignments and scores
             with open_project(project, AUDIENCE_TABLES) as proj:
-                aud = build_audience(customer_view(proj.store, snap), **kwargs)  # type: ignore[arg-type]
+                names = known_segments(proj.store) if segments else None
+                aud = build_audience(customer_view(proj.store, snap), segment_names=names,
+                                     **kwargs)  # type: ignore[arg-type]
         path = aud.export(out)
         summary = {**aud.summary(), "file": str(path)}
         if as_json:

@@ -123,7 +123,7 @@ def audience(
     to: str = ToOption,
     table: str = TableOption,
     segment: list[str] = typer.Option([], "--segment", help="Keep customers in SCHEME=SEGMENT; repeat."),
-    where: str = typer.Option(None, "--where", help="SQL condition over the customer columns."),
+    where: str = typer.Option(None, "--where", help="SQL condition over the audience's columns: each scheme's segment (named after the scheme, e.g. rfm), its rank (rfm__rank) and each stored score (MODEL__SCORE)."),
     snapshot: str = typer.Option(None, "--snapshot", help="Snapshot date YYYY-MM-DD (default: the latest)."),
     holdout: float = typer.Option(0.1, "--holdout", min=0.0, max=0.99, help="Share held out at random."),
     seed: int = typer.Option(0, "--seed", help="Seed of the hold-out draw."),
@@ -134,7 +134,7 @@ def audience(
 ) -> None:
     """Export an audience (segments and/or a rule) with its hold-out flag; see also
     `segflow campaign audience`."""
-    from segflow.campaigns import build_audience, column_name, customer_view
+    from segflow.campaigns import build_audience, column_name, customer_view, known_segments
     from segflow.exports import export_audience
     from segflow.project import Project
 
@@ -150,7 +150,8 @@ def audience(
         with Project.open(project_dir) as project:
             view = customer_view(project.store, _date(snapshot))
             aud = build_audience(view, where=where, segments=segments, holdout=holdout,
-                                 seed=seed, name=name)
+                                 seed=seed, name=name,
+                                 segment_names=known_segments(project.store) if segments else None)
             result = export_audience(project.store, aud, to, pii=pii, table=table)
         if as_json:
             print_json(result.to_dict())
