@@ -121,3 +121,36 @@ def test_clv_fit_bgbb_on_calendar_periods(cdnow_dir: Path) -> None:
     assert set(report["params"]) == {"alpha", "beta", "gamma", "delta"}
     assert report["customers"]["in_summary"] == 2357
     assert "spend_model" not in report
+
+
+def test_clv_file_dates_that_read_either_way_are_refused(tmp_path: Path, cdnow_frame: pd.DataFrame) -> None:
+    """Dates written 05/01/1997 with no day above 12 were read day-first by DuckDB's sniffer
+    without a word (month-first files gave other estimates); now they are refused until
+    --date-format says the order, and a month-first file whose days tell gives the estimates
+    of the same rows written ISO."""
+    dates = pd.to_datetime(cdnow_frame["date"].astype(str), format="%Y%m%d")
+
+    def fit(frame: pd.DataFrame, name: str, *extra: str) -> dict:
+        csv = tmp_path / name
+        frame.to_csv(csv, index=False)
+        result = _run("clv", "fit", "-t", str(csv), "--amount-col", "dollars",
+                      "--calibration-end", "1997-09-30", "--json", *extra)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["params"]
+
+    def written(fmt: str, rows: pd.Series) -> pd.DataFrame:
+        return pd.DataFrame({"customer_id": cdnow_frame.customer_id[rows],
+                             "ts": dates[rows].dt.strftime(fmt), "dollars": cdnow_frame.dollars[rows]})
+
+    low = dates.dt.day <= 12
+    ambiguous = tmp_path / "mdy.csv"
+    written("%m/%d/%Y", low).to_csv(ambiguous, index=False)
+    result = _run("clv", "fit", "-t", str(ambiguous), "--amount-col", "dollars",
+                  "--calibration-end", "1997-09-30")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "can be read day-first or month-first" in result.output and "column 'ts'" in result.output
+    iso = fit(written("%Y-%m-%d", low), "iso.csv")
+    assert fit(written("%m/%d/%Y", low), "mdy2.csv", "--date-format", "%m/%d/%Y") == iso
+    assert fit(written("%d/%m/%Y", low), "dmy.csv", "--date-format", "%d/%m/%Y") == iso
+    everyone = dates.notna()  # days up to 31: the order is told by the values
+    assert fit(written("%m/%d/%Y", everyone), "all.csv") == fit(written("%Y-%m-%d", everyone), "alliso.csv")

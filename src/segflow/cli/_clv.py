@@ -107,8 +107,35 @@ def read_transactions(
         )
     if date_format is not None:
         table = table.mutate(**{date_col: table[date_col].cast("string").as_timestamp(date_format)})
+    elif kind == "csv":
+        _refuse_ambiguous_dates(con, path, date_col)
     _check_dates(table, date_col, path)
     return table, date_col
+
+
+#: A date written day and month first in either order (``05/01/2023``, ``5.1.23``, with or
+#: without a time): groups 1 and 2 are the two numbers.
+_DAY_MONTH = r"^\s*([0-9]{1,2})[./-]([0-9]{1,2})[./-][0-9]{2,4}([ T].*)?$"
+
+
+def _refuse_ambiguous_dates(con: Any, path: Path, date_col: str) -> None:
+    """Raise InputError when the file's dates are written ``NN/NN/YYYY`` and no value has a
+    number above 12 in either place: DuckDB's sniffer would read them with one order
+    silently (month-first dates read day-first move every date), so the user says which
+    (``--date-format``). The ingest quarantines such dates as ``ambiguous_date``."""
+    raw = con.read_csv(str(path), all_varchar=True)
+    x = raw[date_col]
+    first = x.re_extract(_DAY_MONTH, 1).cast("int64")
+    second = x.re_extract(_DAY_MONTH, 2).cast("int64")
+    written = x.re_search(_DAY_MONTH)
+    got = raw.filter(written).aggregate(
+        n=written.count(), day_first=(first > 12).sum(), month_first=(second > 12).sum(),
+        example=x.min(where=first != second)).to_pyarrow().to_pylist()[0]
+    if got["n"] and not got["day_first"] and not got["month_first"]:
+        raise InputError(
+            f"dates such as {got['example']!r} can be read day-first or month-first (no day "
+            "above 12 tells which): give --date-format %d/%m/%Y or --date-format %m/%d/%Y",
+            file=str(path), column=date_col)
 
 
 def _check_dates(table: Any, date_col: str, path: Path) -> None:
