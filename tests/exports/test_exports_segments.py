@@ -44,6 +44,12 @@ def _sha(value: str) -> str:
     return hashlib.sha256(value.strip().lower().encode()).hexdigest()
 
 
+#: The phones of tests/exports/_store.py as ad platforms match them (E.164 when written with
+#: the country code; digits otherwise), by hand.
+PHONE_KEYS = {"C1": "+442079460001", "C2": "02079460002", "C4": "0001", "C5": "+15550100",
+              "C7": "555"}
+
+
 def _read_csv(path):
     with open(path, newline="") as f:
         return {r["customer_id"]: r for r in csv.DictReader(f)}
@@ -63,7 +69,7 @@ def test_full_csv_holds_the_crm_fields(project, tmp_path):
         assert int(r["periods_in_segment"]) == periods
         email, phone = CUSTOMERS[cid]
         assert r["email_sha256"] == (_sha(email) if email else "")
-        assert r["phone_sha256"] == (_sha(phone) if phone else "")
+        assert r["phone_sha256"] == (_sha(PHONE_KEYS[cid]) if phone else "")
         p_alive, clv = SCORES.get(cid, (None, None))
         assert (float(r["bgnbd_gg__p_alive"]) if r["bgnbd_gg__p_alive"] else None) == p_alive
         assert (float(r["bgnbd_gg__clv"]) if r["bgnbd_gg__clv"] else None) == clv
@@ -167,3 +173,26 @@ def test_cli_json_and_errors(project, tmp_path):
     bad = runner.invoke(app, ["export", "segments", "-p", directory, "-s", "rfm", "--to", str(out),
                               "--webhook", "http://127.0.0.1:9/"])
     assert bad.exit_code == 1 and "use them with --changes" in bad.output
+
+
+def test_phones_hash_in_e164_form_in_exports_and_the_server():
+    """Ad platforms match phone numbers in E.164 form (``+`` and digits); the hash of the
+    raw text (spaces, brackets, ``00``) matched none of them. The engine's and the server's
+    hashes are the same."""
+    import ibis
+    import pyarrow as pa
+
+    from segflow.exports import personal_columns, phone_key
+    from segflow.server._security import hash_value
+
+    written = {"a": "+44 (0)20 7946-0000", "b": "0044 20 7946 0000", "c": " 020 7946 0000 ",
+               "d": "+1 (555) 010-0199", "e": None}
+    want = {"a": "+442079460000", "b": "+442079460000", "c": "02079460000",
+            "d": "+15550100199", "e": None}
+    assert {k: phone_key(v) if v else None for k, v in written.items()} == want
+    t = ibis.memtable(pa.table({"customer_id": list(written), "phone": list(written.values())}))
+    got = personal_columns(t, "hash").to_pyarrow().to_pylist()
+    hashes = {r["customer_id"]: r["phone_sha256"] for r in got}
+    assert hashes == {k: _sha(v) if v else None for k, v in want.items()}
+    assert {k: hash_value(v, "phone") for k, v in written.items()} == hashes
+    assert hash_value(" Ann@Example.com ", "email") == _sha("ann@example.com")

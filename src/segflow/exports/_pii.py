@@ -5,8 +5,13 @@ The canonical ``customers`` table holds two personal columns, ``email`` and ``ph
 same way). Policies, applied in the engine:
 
 ``hash`` (default)
-    SHA-256 of the trimmed, lower-cased value, as 64 hex digits: the form ad platforms and
-    CRMs match customer lists on (e.g. customer-match uploads), without the value itself.
+    SHA-256 of the normalised value, as 64 hex digits: the form ad platforms and CRMs match
+    customer lists on (e.g. customer-match uploads), without the value itself. An e-mail is
+    trimmed and lower-cased; a phone number is reduced to its digits, in E.164 form
+    (``+`` and the country code) when written internationally (``+44 7700 900123`` and
+    ``0044 7700-900123`` are both ``+447700900123``): a number without its country code
+    cannot be completed (which country?) and stays its digits. Other columns: trimmed,
+    lower-cased.
 ``mask``
     Enough left to recognise a record by eye: ``j***@example.com``, ``*******1234``.
 ``omit``
@@ -51,6 +56,38 @@ def _mask(column: str, value: ibis.Value) -> ibis.Value:
     return ibis.ifelse(text.length() > 0, text.substr(0, 1).concat("***"), text)
 
 
+def phone_key(value: str) -> str:
+    """The form a phone number is hashed in: its digits, with ``+`` in front when written
+    internationally (``+`` or ``00`` first), and then without a trunk ``(0)``: E.164
+    (``+44 (0)20 7946-0000`` and ``0044 20 7946 0000`` are both ``+442079460000``). A
+    number without its country code stays its digits (``020 7946 0000`` ->
+    ``02079460000``). The engine's :func:`_phone_key` is the same rule."""
+    text = value.strip()
+    international = text.startswith(("+", "00"))
+    if international:
+        text = text.replace("(0)", "")
+    digits = "".join(c for c in text if c.isascii() and c.isdigit())
+    if not international:
+        return digits
+    return "+" + (digits[2:] if text.lstrip().startswith("00") else digits)
+
+
+def _phone_key(value: ibis.Value) -> ibis.StringValue:
+    """:func:`phone_key` in the engine."""
+    text = value.cast("string").strip()
+    plus, zeros = text.startswith("+"), text.startswith("00")
+    digits = text.replace("(0)", "").re_replace(r"[^0-9]", "")
+    plain = text.re_replace(r"[^0-9]", "")
+    return ibis.ifelse(plus, "+" + digits, ibis.ifelse(zeros, "+" + digits.substr(2), plain))
+
+
+def hash_key(column: str, value: ibis.Value) -> ibis.StringValue:
+    """The text of ``column`` that the ``hash`` policy hashes (see the module's notes)."""
+    if column == "phone":
+        return _phone_key(value)
+    return value.cast("string").strip().lower()
+
+
 def personal_columns(customers: ibis.Table, policy: str) -> ibis.Table:
     """``customer_id`` plus the personal columns of ``customers`` under ``policy``.
 
@@ -63,7 +100,7 @@ def personal_columns(customers: ibis.Table, policy: str) -> ibis.Table:
     for c in present if policy != "omit" else []:
         v = customers[c]
         if policy == "hash":
-            cols[f"{c}_sha256"] = v.cast("string").strip().lower().hexdigest("sha256")
+            cols[f"{c}_sha256"] = hash_key(c, v).hexdigest("sha256")
         elif policy == "mask":
             cols[c] = ibis.ifelse(v.isnull(), ibis.null("string"), _mask(c, v))
         else:

@@ -85,11 +85,16 @@ def mask_value(column: str, value: Any) -> Any:
     return text[:1] + "***"
 
 
-def hash_value(value: Any) -> Any:
-    """SHA-256 hex of the trimmed, lower-cased value (how ad platforms match e-mails)."""
+def hash_value(value: Any, column: str = "") -> Any:
+    """SHA-256 hex of the value as ad platforms match it: a phone number (``column``
+    ``phone``) in E.164 form (:func:`segflow.exports.phone_key`), anything else trimmed and
+    lower-cased; the same hashes as the exports' ``hash`` policy."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return value
-    return hashlib.sha256(str(value).strip().lower().encode("utf-8")).hexdigest()
+    from segflow.exports._pii import phone_key
+
+    key = phone_key(str(value)) if column == "phone" else str(value).strip().lower()
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def protect(frame: pd.DataFrame, how: str) -> pd.DataFrame:
@@ -100,7 +105,7 @@ def protect(frame: pd.DataFrame, how: str) -> pd.DataFrame:
     for col in out.columns:
         if col.lower() in PII_COLUMNS:
             if how == "hash":
-                out[col] = out[col].map(hash_value)
+                out[col] = out[col].map(lambda v, c=col.lower(): hash_value(v, c))
             else:
                 out[col] = out[col].map(lambda v, c=col.lower(): mask_value(c, v))
     return out
@@ -117,7 +122,8 @@ def protect_rows(columns: list[str], rows: list[tuple[Any, ...]], how: str) -> t
     for r in rows:
         values = list(r)
         for j in pii:
-            values[j] = hash_value(values[j]) if how == "hash" else mask_value(columns[j].lower(), values[j])
+            values[j] = (hash_value(values[j], columns[j].lower()) if how == "hash"
+                         else mask_value(columns[j].lower(), values[j]))
         out.append(tuple(values))
     return columns, out
 
