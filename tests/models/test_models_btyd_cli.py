@@ -154,3 +154,25 @@ def test_clv_file_dates_that_read_either_way_are_refused(tmp_path: Path, cdnow_f
     assert fit(written("%d/%m/%Y", low), "dmy.csv", "--date-format", "%d/%m/%Y") == iso
     everyone = dates.notna()  # days up to 31: the order is told by the values
     assert fit(written("%m/%d/%Y", everyone), "all.csv") == fit(written("%Y-%m-%d", everyone), "alliso.csv")
+
+
+def test_clv_file_errors_name_the_line(tmp_path: Path) -> None:
+    """A bad line made DuckDB's sniffer read the file as one column ("no date column 'ts';
+    columns are ['customer_id,ts,amount']"), and a bad date had no row number; now both
+    name their line or row."""
+    rows = "".join(f"c{i},2020-01-{i % 28 + 1:02d},{i}.5\n" for i in range(1, 40))
+    extra = tmp_path / "extra.csv"  # line 41: a decimal comma splits the amount in two
+    extra.write_text("customer_id,ts,amount\n" + rows + "c9,2020-02-01,1.234,5\n")
+    result = _run("clv", "fit", "-t", str(extra), "--calibration-end", "2020-06-01")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "line 41 has 4 fields where the header has 3" in result.output
+    quote = tmp_path / "quote.csv"  # data row 4 opens a quote that a later line closes
+    quote.write_text("customer_id,ts,amount\n" + rows[:60].rsplit("\n", 1)[0] + "\n"
+                     + 'c7,"2020-03-01,5\n' + rows + 'c8,2020-03-02,"7"\n')
+    result = _run("clv", "fit", "-t", str(quote), "--calibration-end", "2020-06-01")
+    assert result.exit_code == 1 and "row 4, column 'ts'" in result.output
+    assert """got '"2020-03-01'""" in result.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("customer_id,ts,amount\na,2020-01-01,5\nb,2020-01-02,5\nb,not a date,3\n")
+    result = _run("clv", "fit", "-t", str(bad), "--calibration-end", "2020-06-01")
+    assert result.exit_code == 1 and "row 3, column 'ts'" in result.output

@@ -66,6 +66,7 @@ def read_transactions(
     id_cols: tuple[str, ...] = ("customer_id",),
 ) -> Any:
     """Read a transaction file into an in-memory DuckDB table (Ibis); ``id_cols`` stay text."""
+    import duckdb
     import ibis
 
     path = Path(path)
@@ -97,6 +98,9 @@ def read_transactions(
         raise InputError(f"cannot read the file: {exc}", file=str(path)) from None
     except ibis.common.exceptions.IbisError as exc:  # pragma: no cover - engine message
         raise InputError(f"cannot read the file: {exc}", file=str(path)) from None
+    except duckdb.Error as exc:  # the reader's own message, first line
+        raise InputError(f"cannot read the file: {str(exc).splitlines()[0]}",
+                         file=str(path)) from None
     if date_col not in table.columns:
         from segflow._suggest import did_you_mean
 
@@ -141,20 +145,22 @@ def _refuse_ambiguous_dates(con: Any, path: Path, date_col: str) -> None:
 def _check_dates(table: Any, date_col: str, path: Path) -> None:
     """Fail with the first row whose date does not parse, instead of an engine traceback."""
     import duckdb
+    import ibis
 
     col = table[date_col]
     if col.type().is_string():
         col = col.try_cast("timestamp")
     try:
-        bad = table.mutate(_row=table[date_col]).filter(col.isnull() & table[date_col].notnull())
-        sample = bad.limit(1).execute()
+        # the row number in file order (DuckDB reads a file in order: the data row, 1 first)
+        numbered = table.mutate(_row=ibis.row_number() + 1, _ok=col.isnull() & table[date_col].notnull())
+        sample = numbered.filter(numbered._ok).order_by("_row").limit(1).execute()
     except duckdb.Error as exc:
         raise InputError(f"dates do not parse: {exc}".splitlines()[0], file=str(path), column=date_col) from None
     if len(sample):
         raise InputError(
             f"expected a date or timestamp, got {sample.iloc[0][date_col]!r} "
             "(use --date-format, e.g. %Y%m%d)",
-            file=str(path), column=date_col,
+            file=str(path), column=date_col, row=int(sample.iloc[0]["_row"]),
         )
 
 

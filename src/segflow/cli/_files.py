@@ -44,11 +44,59 @@ def read_user_csv(
     """
     path = str(path)
     header = con.read_csv(path, all_varchar=True).columns
+    kwargs: dict[str, Any] = {"all_varchar": True} if all_varchar else {}
+    delim, names = _header_of(path)
+    if delim is not None and list(header) != names:
+        # the sniffer misread the file (one column, or another line taken for the header):
+        # it does so when some lines do not split like the others; name the first
+        _refuse_bad_line(path, delim)
+        kwargs["delim"] = delim
+        header = con.read_csv(path, all_varchar=True, delim=delim).columns
     wanted = set(id_columns)
     text = {c: "VARCHAR" for c in header if c in wanted or is_id_column(c)}
-    kwargs: dict[str, Any] = {"all_varchar": True} if all_varchar else {}
     if text and not all_varchar:
         kwargs["types"] = text
     if table_name is not None:
         kwargs["table_name"] = table_name
     return con.read_csv(path, **kwargs)
+
+
+def _refuse_bad_line(path: str, delim: str) -> None:
+    """Raise InputError naming the first record of ``path`` whose number of fields is not
+    the header's (an unquoted delimiter inside a value such as ``1.234,5``, or a quote left
+    open), read with Python's csv module; nothing when every record splits like the header."""
+    import csv
+
+    from segflow.errors import InputError
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.reader(f, delimiter=delim, strict=True)
+        width, line = None, 1
+        try:
+            for record in reader:
+                if width is None:
+                    width = len(record)
+                elif record and len(record) != width:
+                    raise InputError(
+                        f"line {line} has {len(record)} fields where the header has {width} "
+                        f"(a {'tab' if delim == chr(9) else repr(delim)} inside a value that "
+                        "is not quoted, or a quote left open?); fix the line or quote the value",
+                        file=path)
+                line = reader.line_num + 1
+        except csv.Error as exc:
+            raise InputError(f"the record from line {line} does not parse ({exc}): a quote "
+                             "left open?", file=path) from None
+
+
+def _header_of(path: str) -> tuple[str | None, list[str]]:
+    """The delimiter of the file's first line (the most frequent of ``,``, ``;``, tab and
+    ``|``; None when it has none) and the column names it gives."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        first = f.readline().rstrip("\r\n")
+    counts = {d: first.count(d) for d in (",", ";", "\t", "|")}
+    delim = max(counts, key=lambda d: counts[d])
+    if not counts[delim]:
+        return None, [first]
+    return delim, next(csv.reader([first], delimiter=delim))
