@@ -121,3 +121,12 @@ def test_an_unknown_segment_name_is_an_error_not_an_empty_audience(campaign_stor
     empty = build_audience(view.filter(view.value != "low"), segments={"value": ["low"]},
                            segment_names=names)
     assert empty.summary()["size"] == 0 and (now.segment == "low").any()
+
+
+def test_segment_names_are_checked_against_every_customer_not_the_filtered_ones():
+    """Two schemes' names each exist, in different customers: an empty audience, not an
+    error naming the second scheme's segments among the customers the first one kept."""
+    frame = pd.DataFrame({"customer_id": ["a", "b"], "rfm": ["Champions", "Lost"],
+                          "value": ["Low", "High"]})
+    aud = build_audience(frame, segments={"rfm": ["Champions"], "value": ["High"]})
+    assert aud.summary()["size"] == 0

@@ -186,9 +186,10 @@ def test_phones_hash_in_e164_form_in_exports_and_the_server():
     from segflow.server._security import hash_value
 
     written = {"a": "+44 (0)20 7946-0000", "b": "0044 20 7946 0000", "c": " 020 7946 0000 ",
-               "d": "+1 (555) 010-0199", "e": None}
+               "d": "+1 (555) 010-0199", "e": None, "f": "\u00a0+44 20 7946 0000 ext. 12",
+               "g": "n/a", "h": "00"}
     want = {"a": "+442079460000", "b": "+442079460000", "c": "02079460000",
-            "d": "+15550100199", "e": None}
+            "d": "+15550100199", "e": None, "f": "+442079460000", "g": None, "h": None}
     assert {k: phone_key(v) if v else None for k, v in written.items()} == want
     t = ibis.memtable(pa.table({"customer_id": list(written), "phone": list(written.values())}))
     got = personal_columns(t, "hash").to_pyarrow().to_pylist()

@@ -176,3 +176,29 @@ def test_clv_file_errors_name_the_line(tmp_path: Path) -> None:
     bad.write_text("customer_id,ts,amount\na,2020-01-01,5\nb,2020-01-02,5\nb,not a date,3\n")
     result = _run("clv", "fit", "-t", str(bad), "--calibration-end", "2020-06-01")
     assert result.exit_code == 1 and "row 3, column 'ts'" in result.output
+
+
+def test_clv_ambiguous_dates_hint_the_format_as_written(tmp_path: Path) -> None:
+    """The refusal's hint follows the file: two-digit years give %y (a %Y read 24 as the year
+    24), a time gives %H:%M; dates whose day equals their month read one way only; Excel's
+    ``sep=,`` first line is read as before."""
+    from segflow.cli._clv import read_transactions
+
+    cases = {"yy.csv": ("05/01/24", "'%d/%m/%y' or --date-format '%m/%d/%y'"),
+             "time.csv": ("05/01/2024 10:00", "'%d/%m/%Y %H:%M' or --date-format '%m/%d/%Y %H:%M'")}
+    for name, (date, hint) in cases.items():
+        (tmp_path / name).write_text(f"customer_id,ts,amount\na,{date},5\nb,{date},3\n")
+        with pytest.raises(Exception, match="can be read day-first or month-first") as err:
+            read_transactions(tmp_path / name)
+        assert hint in str(err.value)
+        fmt = hint.split("'")[1]
+        table, col = read_transactions(tmp_path / name, date_format=fmt)
+        assert str(table[col].execute().iloc[0])[:16] == ("2024-01-05 10:00" if ":" in date else "2024-01-05 00:00")
+    same = tmp_path / "same.csv"
+    same.write_text("customer_id,ts,amount\na,01/01/2024,5\nb,02/02/2024,3\n")
+    table, col = read_transactions(same)
+    assert [str(d)[:10] for d in table[col].execute()] == ["2024-01-01", "2024-02-02"]
+    sep = tmp_path / "sep.csv"
+    sep.write_text("sep=,\ncustomer_id,ts,amount\na,2024-01-05,5\n")
+    table, col = read_transactions(sep)
+    assert list(table.columns) == ["customer_id", "ts", "amount"]

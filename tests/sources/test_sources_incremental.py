@@ -149,28 +149,56 @@ amount = "amount"
 LINES = "cust,ts,amount\na,2024-01-05,10\nb,2024-01-09,4\nb,2024-01-09,4\nc,2024-01-30,5\n"
 
 
+def _load(store, project):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = ingest(store, Settings.load(project), project, now=NOW)
+    row = report.to_pandas().iloc[0]
+    return (row.rows_read, row.rows_accepted, row.rows_duplicate, row.rows_replaced), report.warnings
+
+
+def _lines(store):
+    rows = store.sql("SELECT source_row, customer_id, amount FROM transactions ORDER BY 1, 2")
+    return [tuple(r.values()) for r in rows.to_pylist()]
+
+
 def test_a_grown_file_without_order_ids_adds_only_its_new_lines(tmp_path):
-    """Transaction lines without an id are known by their place in the file: read again after
-    it grew, its old lines are already loaded (not loaded twice: the revenue doubled before),
-    a changed line replaces the stored one, and two identical lines stay two lines."""
+    """Transaction lines without an id, read again after the file grew at its end: its old
+    lines are already loaded (they were all loaded again before: the revenue doubled), two
+    identical lines stay two lines, and the counts reconcile."""
     (tmp_path / "segflow.toml").write_text(LINES_TOML)
     (tmp_path / "lines.csv").write_text(LINES)
     store = Store(":memory:")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ingest(store, Settings.load(tmp_path), tmp_path, now=NOW)
-        (tmp_path / "lines.csv").write_text(LINES + "a,2024-02-02,7\nb,2024-02-03,9\n")
-        grown = ingest(store, Settings.load(tmp_path), tmp_path, now=NOW).to_pandas().iloc[0]
-        assert (grown.rows_read, grown.rows_accepted, grown.rows_duplicate, grown.rows_replaced) \
-            == (6, 2, 4, 0)
-        total = "SELECT count(*) AS n, sum(amount) AS s FROM transactions"
-        assert tuple(store.sql(total).to_pylist()[0].values()) == (6, 10 + 4 + 4 + 5 + 7 + 9)
-        # row 4 corrected (5 -> 6) and a line appended: one replaced, one new
-        fixed = LINES.replace("c,2024-01-30,5", "c,2024-01-30,6")
-        (tmp_path / "lines.csv").write_text(fixed + "a,2024-02-02,7\nb,2024-02-03,9\nc,2024-02-04,1\n")
-        again = ingest(store, Settings.load(tmp_path), tmp_path, now=NOW).to_pandas().iloc[0]
-    assert (again.rows_read, again.rows_accepted, again.rows_duplicate, again.rows_replaced) \
-        == (7, 2, 5, 1)
-    rows = store.sql("SELECT source_row, customer_id, amount FROM transactions ORDER BY 1")
-    assert [tuple(r.values()) for r in rows.to_pylist()] == [
-        (1, "a", 10), (2, "b", 4), (3, "b", 4), (4, "c", 6), (5, "a", 7), (6, "b", 9), (7, "c", 1)]
+    _load(store, tmp_path)
+    (tmp_path / "lines.csv").write_text(LINES + "a,2024-02-02,7\nb,2024-02-03,9\n")
+    counts, warned = _load(store, tmp_path)
+    assert counts == (6, 2, 4, 0) and not warned
+    (tmp_path / "lines.csv").write_text(LINES + "a,2024-02-02,7\nb,2024-02-03,9\nc,2024-02-04,1\n")
+    assert _load(store, tmp_path)[0] == (7, 1, 6, 0)  # grown twice
+    assert _lines(store) == [(1, "a", 10), (2, "b", 4), (3, "b", 4), (4, "c", 5), (5, "a", 7),
+                             (6, "b", 9), (7, "c", 1)]
+
+
+def test_a_file_without_order_ids_changed_otherwise_loads_every_line_with_a_warning(tmp_path):
+    """A line inserted, removed or changed (or the name reused for a new export): without ids
+    a corrected line cannot be told from a new one, so every line is loaded as new, as the
+    first load of a file, and the load says so; an earlier store where a grown file was
+    loaded twice (the fault before) does not stop the next load."""
+    (tmp_path / "segflow.toml").write_text(LINES_TOML)
+    (tmp_path / "lines.csv").write_text(LINES)
+    store = Store(":memory:")
+    _load(store, tmp_path)
+    (tmp_path / "lines.csv").write_text("cust,ts,amount\nz,2024-01-02,1\n" + LINES.split("\n", 1)[1])
+    counts, warned = _load(store, tmp_path)
+    assert counts == (5, 5, 0, 0)
+    assert "changed other than by rows added at its end" in warned[0]
+    assert len(_lines(store)) == 9
+    # the store of the fault: every line of the file stored twice at its row number
+    other = Store(":memory:")
+    _load(other, tmp_path)
+    other.raw.execute("INSERT INTO transactions SELECT * FROM transactions")
+    (tmp_path / "lines.csv").write_text("cust,ts,amount\nz,2024-01-02,1\n"
+                                        + LINES.split("\n", 1)[1] + "q,2024-03-01,2\n")
+    counts, warned = _load(other, tmp_path)
+    assert counts == (6, 1, 5, 0) and not warned
+    assert len(_lines(other)) == 11

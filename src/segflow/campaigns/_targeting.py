@@ -247,7 +247,7 @@ def build_audience(
         raise InputError("the customer table needs a customer_id column", column="customer_id")
     parts = []
     for col, names in (segments or {}).items():
-        _check_segment_names(t, col, names, (segment_names or {}).get(col))
+        _check_segment_names(customers, col, names, (segment_names or {}).get(col))
         t = t.filter(t[col].isin([str(n) for n in names]))
         parts.append(f"{col} in {list(names)}")
     if rule is not None:

@@ -118,8 +118,9 @@ def read_transactions(
 
 
 #: A date written day and month first in either order (``05/01/2023``, ``5.1.23``, with or
-#: without a time): groups 1 and 2 are the two numbers.
-_DAY_MONTH = r"^\s*([0-9]{1,2})[./-]([0-9]{1,2})[./-][0-9]{2,4}([ T].*)?$"
+#: without a time): groups 1 and 2 are the two numbers, 3 the separator, 4 the year, 5 the
+#: time.
+_DAY_MONTH = r"^\s*([0-9]{1,2})([./-])([0-9]{1,2})[./-]([0-9]{2,4})([ T].*)?$"
 
 
 def _refuse_ambiguous_dates(con: Any, path: Path, date_col: str) -> None:
@@ -130,16 +131,35 @@ def _refuse_ambiguous_dates(con: Any, path: Path, date_col: str) -> None:
     raw = con.read_csv(str(path), all_varchar=True)
     x = raw[date_col]
     first = x.re_extract(_DAY_MONTH, 1).cast("int64")
-    second = x.re_extract(_DAY_MONTH, 2).cast("int64")
+    second = x.re_extract(_DAY_MONTH, 3).cast("int64")
     written = x.re_search(_DAY_MONTH)
     got = raw.filter(written).aggregate(
-        n=written.count(), day_first=(first > 12).sum(), month_first=(second > 12).sum(),
+        day_first=(first > 12).sum(), month_first=(second > 12).sum(),
         example=x.min(where=first != second)).to_pyarrow().to_pylist()[0]
-    if got["n"] and not got["day_first"] and not got["month_first"]:
+    # ambiguous: some date reads two ways (day != month) and none tells the order
+    if got["example"] is not None and not got["day_first"] and not got["month_first"]:
+        example = got["example"].strip()
+        formats = " or ".join(f"--date-format '{_format_of(example, order)}'"
+                              for order in ("dm", "md"))
         raise InputError(
-            f"dates such as {got['example']!r} can be read day-first or month-first (no day "
-            "above 12 tells which): give --date-format %d/%m/%Y or --date-format %m/%d/%Y",
-            file=str(path), column=date_col)
+            f"dates such as {example!r} can be read day-first or month-first (no day above 12 "
+            f"tells which): give {formats}", file=str(path), column=date_col)
+
+
+def _format_of(example: str, order: str) -> str:
+    """The strptime format of a date written like ``example`` (matching :data:`_DAY_MONTH`),
+    day first (``order`` ``dm``) or month first (``md``): its separator, a two- or four-digit
+    year, and its time (hours and minutes, seconds when written)."""
+    import re
+
+    m = re.match(_DAY_MONTH, example)
+    assert m is not None
+    sep, year, time = m.group(2), m.group(4), m.group(5)
+    a, b = ("%d", "%m") if order == "dm" else ("%m", "%d")
+    fmt = f"{a}{sep}{b}{sep}{'%Y' if len(year) == 4 else '%y'}"
+    if time:
+        fmt += time[0] + ("%H:%M:%S" if time.count(":") >= 2 else "%H:%M")
+    return fmt
 
 
 def _check_dates(table: Any, date_col: str, path: Path) -> None:

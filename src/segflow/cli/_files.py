@@ -95,6 +95,8 @@ def _header_of(path: str) -> tuple[str | None, list[str]]:
 
     with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
         first = f.readline().rstrip("\r\n")
+    if first.lower().startswith("sep="):  # Excel's delimiter line: DuckDB reads it itself
+        return None, []
     counts = {d: first.count(d) for d in (",", ";", "\t", "|")}
     delim = max(counts, key=lambda d: counts[d])
     if not counts[delim]:

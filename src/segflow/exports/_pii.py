@@ -56,29 +56,46 @@ def _mask(column: str, value: ibis.Value) -> ibis.Value:
     return ibis.ifelse(text.length() > 0, text.substr(0, 1).concat("***"), text)
 
 
-def phone_key(value: str) -> str:
+#: White space around a phone number (also the no-break spaces office software writes).
+_SPACES = " \t\n\r\f\v\u00a0\u2007\u202f\u3000"
+#: An extension at the end of a phone number (``ext. 123``, ``x123``, ``#123``): not dialled
+#: as part of the number, so not hashed with it.
+_EXTENSION = r"(?i)[ \t]*(extension|ext\.?|x|#)[ \t]*[0-9]+$"
+
+
+def phone_key(value: str) -> str | None:
     """The form a phone number is hashed in: its digits, with ``+`` in front when written
-    internationally (``+`` or ``00`` first), and then without a trunk ``(0)``: E.164
-    (``+44 (0)20 7946-0000`` and ``0044 20 7946 0000`` are both ``+442079460000``). A
-    number without its country code stays its digits (``020 7946 0000`` ->
-    ``02079460000``). The engine's :func:`_phone_key` is the same rule."""
-    text = value.strip()
+    internationally (``+`` or ``00`` first), and then without a trunk ``(0)`` and an
+    extension: E.164 (``+44 (0)20 7946-0000 ext. 12`` and ``0044 20 7946 0000`` are both
+    ``+442079460000``). A number without its country code stays its digits (``020 7946
+    0000`` -> ``02079460000``); one without digits (``n/a``) is None, not hashed. The
+    engine's :func:`_phone_key` is the same rule."""
+    import re
+
+    text = re.sub(_EXTENSION, "", value.strip(_SPACES)).strip(_SPACES)
     international = text.startswith(("+", "00"))
     if international:
         text = text.replace("(0)", "")
     digits = "".join(c for c in text if c.isascii() and c.isdigit())
-    if not international:
-        return digits
-    return "+" + (digits[2:] if text.lstrip().startswith("00") else digits)
+    if international and text.startswith("00"):
+        digits = digits[2:]
+    if not digits:
+        return None
+    return "+" + digits if international else digits
 
 
 def _phone_key(value: ibis.Value) -> ibis.StringValue:
     """:func:`phone_key` in the engine."""
-    text = value.cast("string").strip()
+    space = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in _SPACES) + "]"
+    text = value.cast("string").re_replace(f"^{space}+|{space}+$", "")
+    text = text.re_replace(_EXTENSION, "").re_replace(f"{space}+$", "")
     plus, zeros = text.startswith("+"), text.startswith("00")
     digits = text.replace("(0)", "").re_replace(r"[^0-9]", "")
+    digits = ibis.ifelse(zeros, digits.substr(2), digits)
     plain = text.re_replace(r"[^0-9]", "")
-    return ibis.ifelse(plus, "+" + digits, ibis.ifelse(zeros, "+" + digits.substr(2), plain))
+    key = ibis.ifelse(plus | zeros, "+" + digits, plain)
+    return ibis.ifelse((plus | zeros) & (digits == "") | ~(plus | zeros) & (plain == ""),
+                       ibis.null("string"), key)
 
 
 def hash_key(column: str, value: ibis.Value) -> ibis.StringValue:

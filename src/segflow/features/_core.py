@@ -182,8 +182,9 @@ def _as_text(col: ibis.Value) -> ibis.StringValue:
     code read from a float column by pandas), any other value its text."""
     if not col.type().is_floating():
         return col.cast("string")
-    whole = (col.abs() < 1e15) & (col % 1 == 0)  # not floor(): Ibis casts it to int64
-    text = ibis.ifelse(whole, col.cast("int64").cast("string"), col.cast("string"))
+    wide = col.cast("float64")  # a float32's exact value, as the ingest reads it
+    whole = (wide.abs() < 1e15) & (wide % 1 == 0)  # not floor(): Ibis casts it to int64
+    text = ibis.ifelse(whole, wide.cast("int64").cast("string"), col.cast("string"))
     return ibis.ifelse(col.isnan(), ibis.null("string"), text)
 
 

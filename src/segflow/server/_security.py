@@ -94,7 +94,7 @@ def hash_value(value: Any, column: str = "") -> Any:
     from segflow.exports._pii import phone_key
 
     key = phone_key(str(value)) if column == "phone" else str(value).strip().lower()
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return None if key is None else hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def protect(frame: pd.DataFrame, how: str) -> pd.DataFrame:

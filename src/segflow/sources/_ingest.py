@@ -265,8 +265,10 @@ def load_one(
                             "AND status = 'ok'", [source.name, label]).fetchone()[0] > 0
         if not write_once(source, again):
             present = validate(con, source, staged, specs, now=now, known_customers=known, out=val)
-            classify(con, source, val, present, cls, against_store=True, staged=staged,
-                     mapped=set(specs))
+            warning = classify(con, source, val, present, cls, against_store=True,
+                               staged=staged, mapped=set(specs))
+            if warning:
+                counts.warnings.append(warning)
             if source.rollup and source.table == "transactions":
                 orders = f"_sf_ord_{suffix}"
                 rollup_orders(con, source, cls, orders, against_store=True)

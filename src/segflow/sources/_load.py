@@ -91,12 +91,13 @@ def classify(
     against_store: bool,
     staged: Staged | None = None,
     mapped: Collection[str],
-) -> None:
+) -> str | None:
     """Create the view ``out``: the rows of ``val`` with ``_status`` and ``_dup_of``.
 
     Only the exceptions are materialised, in the narrow table ``out + '_x'`` (duplicates,
     conflicts, rows already in the store); every other row is accepted when it passed the
     rules and quarantined otherwise. Large first loads therefore copy no data here.
+    Returns a warning for the load's report, or None (see :func:`_grown_lines`).
     """
     table, key = source.table, row_key(source, mapped)
     rollup = source.rollup and table == "transactions"
@@ -137,9 +138,9 @@ def classify(
                 SELECT v_transaction_id FROM {val} v WHERE {free} GROUP BY 1
                 HAVING min(v_customer_id) IS DISTINCT FROM max(v_customer_id)
                     OR count(v_customer_id) BETWEEN 1 AND count(*) - 1)""")
+    warning = None
     if against_store:
-        _against_store(con, source, val, present, x, free, rollup, mapped,
-                       staged.label if staged is not None else None)
+        warning = _against_store(con, source, val, present, x, free, rollup, mapped, staged)
         _seen(con, source, val, x, staged)
     con.execute(f"""CREATE TEMP VIEW {out} AS SELECT v.* REPLACE (
             coalesce(x._xrule, v._rule) AS _rule, coalesce(x._xcolumn, v._column) AS _column,
@@ -147,6 +148,7 @@ def classify(
         coalesce(x._status, CASE WHEN v._rule IS NULL THEN 'accepted' ELSE 'quarantined' END)
             AS _status, x._dup_of
         FROM {val} v LEFT JOIN {x} x ON x._row = v._row""")
+    return warning
 
 
 def _has_rows(con, table: str, source: SourceSettings) -> bool:
@@ -154,28 +156,18 @@ def _has_rows(con, table: str, source: SourceSettings) -> bool:
                             "LIMIT 1)", [source.name]).fetchone()[0])
 
 
-def _against_store(con, source, val, present, x, free, rollup, mapped, label) -> None:
+def _against_store(con, source, val, present, x, free, rollup, mapped, staged) -> str | None:
     """Rows identical to a stored row of the source are 'loaded'; same key, new values:
     'replace' (a late correction). Without a key, rows equal to a stored row on the
     duplicate columns are 'loaded'. Transaction lines without an id or a duplicate_key
-    (identical lines are lines of one basket) are known by their place in the file: a row
-    stored from the same file (``label``) and row number is 'loaded' when its values are
-    the same (a file that grew: its old rows), else 'replace' (the file was corrected)."""
+    (identical lines are lines of one basket): see :func:`_grown_lines`."""
     table, key = source.table, row_key(source, mapped)
     dup = duplicate_columns(source, present, mapped)
     if rollup or not _has_rows(con, table, source):
-        return
-    src = lit(source.name)
+        return None
     if key is None and dup is None:
-        if label is not None:
-            cols = [c for c in CANONICAL_TABLES[table] if c in present]
-            con.execute(f"""INSERT INTO {x} SELECT v._row,
-                CASE WHEN {_eq(cols, 'v', 't', store=True)} THEN 'loaded' ELSE 'replace' END,
-                NULL, NULL, NULL, NULL
-                FROM {val} v JOIN (SELECT * FROM main.{table} WHERE source = {src}
-                                   AND source_file = {lit(label)}) t
-                  ON t.source_row = v._row WHERE {free}""")
-        return
+        return _grown_lines(con, source, val, present, x, free, staged)
+    src = lit(source.name)
     cols = [c for c in CANONICAL_TABLES[table] if c in (present if key else dup)]
     stored = ", ".join(q(c) for c in cols)
     if key:
@@ -188,6 +180,44 @@ def _against_store(con, source, val, present, x, free, rollup, mapped, label) ->
         con.execute(f"""INSERT INTO {x} SELECT v._row, 'loaded', NULL, NULL, NULL, NULL
             FROM {val} v JOIN (SELECT DISTINCT {stored} FROM main.{table} WHERE source = {src}) t
               ON {_eq(cols, 'v', 't', store=True)} WHERE {free}""")
+    return None
+
+
+def _grown_lines(con, source, val, present, x, free, staged) -> str | None:
+    """Transaction lines without ids of a file read before under the same name: lines have
+    no identity, so only growth at the end is recognised. When the file's first ``n`` rows
+    (``n``: the rows read by its last load) are still the stored lines, each at its row
+    number with the same values (every stored line of those rows found so), those rows are
+    'loaded' and only the rows after them are new: a file that grew adds only its new lines.
+    Otherwise (a line changed, removed or inserted, or the name reused for other content)
+    every line is new, as in a first load, and the returned warning says so: without ids a
+    corrected line cannot be told from a new one."""
+    if staged is None:
+        return None
+    src, label = lit(source.name), lit(staged.label)
+    last = con.execute(f"""SELECT rows_read FROM main.loads WHERE source = {src}
+        AND source_file = {label} AND status = 'ok' ORDER BY started_at DESC, rows_read DESC LIMIT 1""").fetchone()
+    if not last:
+        return None
+    n = int(last[0])
+    rows = f"SELECT max(_row) AS r FROM {val}"
+    if staged.rejects:
+        rows += f" UNION ALL SELECT max(_row) FROM {staged.rejects}"
+    now = con.execute(f"SELECT coalesce(max(r), 0) FROM ({rows})").fetchone()[0]
+    cols = [c for c in CANONICAL_TABLES[source.table] if c in present]
+    same = _eq(cols, "v", "t", store=True)
+    stored = (f"(SELECT * FROM main.{source.table} WHERE source = {src} AND source_file = {label}"
+              f" AND source_row <= {n})")
+    changed = con.execute(f"""SELECT count(*) FROM {stored} t WHERE NOT EXISTS (
+        SELECT 1 FROM {val} v WHERE v._row = t.source_row AND v._rule IS NULL AND {same})""").fetchone()[0]
+    if now < n or changed:
+        return (f"file {staged.label}: read before ({n:,} rows) and changed other than by rows "
+                "added at its end; its transaction lines have no id, so every line was loaded "
+                "as a new line (map a transaction_id, or a duplicate_key, to load corrections)")
+    con.execute(f"""INSERT INTO {x} SELECT v._row, 'loaded', NULL, NULL, NULL, NULL FROM {val} v
+        WHERE v._row <= {n} AND {free}
+          AND EXISTS (SELECT 1 FROM {stored} t WHERE t.source_row = v._row AND {same})""")
+    return None
 
 
 def _seen(con, source, val, x, staged: Staged | None) -> None:
@@ -279,11 +309,6 @@ def write(
         keys_from = (f"SELECT transaction_id FROM {orders} WHERE _ostatus = 'replace'" if orders
                      else f"SELECT v_{key} FROM {cls} WHERE _status = 'replace'")
         con.execute(f"DELETE FROM main.{table} WHERE source = {src} AND {q(key)} IN ({keys_from})")
-    elif insert_from is None and not orders and duplicate_columns(source, present, mapped) is None:
-        # lines known by their place in a file read again (_against_store; classify's
-        # exceptions table holds the few 'replace' rows)
-        con.execute(f"""DELETE FROM main.{table} WHERE source = {src} AND source_file = {label}
-            AND source_row IN (SELECT _row FROM {cls}_x WHERE _status = 'replace')""")
     target = ", ".join(q(c) for c in canon) + ", source, source_file, source_row, load_id"
     if orders:
         sel = ", ".join(q(c) for c in canon)

@@ -231,9 +231,10 @@ class _Mapper:
         if ctype == "BOOLEAN":
             return Spec(text, _boolean(text), col)
         idv = id_value(col, dtype, self.staged.numbers.get(col)) if canonical in ID_COLUMNS else None
+        if idv is None:  # a code: NaN is missing for the rules (value maps) and the value
+            text = _code_text(col, dtype, text)
         # an id is NULL where its text is (empty, a token): no test of the text needed
-        value = idv or _code_text(col, dtype, text)
-        return Spec(text, self._value_map(canonical, value), col)
+        return Spec(text, self._value_map(canonical, idv or text), col)
 
     def _value_map(self, canonical: str, text: str) -> str:
         vmap = self.source.value_maps.get(canonical)
