@@ -22,6 +22,7 @@ import ibis
 import pyarrow as pa
 
 from segflow.errors import StoreError
+from segflow.store._cache_guard import CacheGuard
 from segflow.store._memory import resolve_memory_limit
 from segflow.store._schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -71,6 +72,7 @@ class Store:
         except duckdb.Error as exc:  # unreadable or not a DuckDB file
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         self.raw: duckdb.DuckDBPyConnection = self.con.con
+        self._cache_guard = CacheGuard(self.con)  # cached tables dropped only when safe
         self.raw.execute(f"SET memory_limit = '{limit}'")
         # DuckDB draws its own progress bar on stdout for long queries: stdout is for results.
         # (In Jupyter DuckDB refuses to change the setting without ipywidgets; its bar is a
@@ -280,6 +282,8 @@ class Store:
         Ibis ``cache()`` calls still alive (a run stopped by an error holds some: their
         finalizers, run after the close when the error's frames are freed, printed
         "Connection already closed" tracebacks after the one-line error)."""
+        with contextlib.suppress(Exception):
+            self._cache_guard.drain()
         entries = getattr(self.con, "_cache_name_to_entry", None)  # Ibis's cache registry
         if entries:
             for name in list(entries):
