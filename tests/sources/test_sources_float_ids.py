@@ -147,16 +147,7 @@ def test_excel_number_cells_follow_the_float_id_rule_and_text_cells_stay_exact(t
     assert amounts == [10.5]
 
 
-CODES_TOML = """
-[[sources]]
-name = "crm"
-table = "customers"
-path = "customers.parquet"
-[sources.columns]
-customer_id = "id"
-region = "region"
-age_band = "band"
-"""
+CODES_TOML = TOML + 'region = "region"\nage_band = "band"\n'
 
 
 def test_float_codes_are_their_digits_and_nan_is_missing(tmp_path):
