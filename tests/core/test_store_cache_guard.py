@@ -36,3 +36,22 @@ def test_a_drop_from_another_thread_or_a_collection_waits_for_the_owner():
     third.release()  # an explicit release in the owner drops the deferred one first
     assert not _exists(store, second.op().name) and not _exists(store, third.op().name)
     store.close()
+
+
+def test_a_store_worked_with_from_another_thread_releases_at_once():
+    """The thread that caches is the store's: a run in a worker thread (a notebook's or a
+    Streamlit script's thread) drops its tables when it releases them, nothing piles up."""
+    store = Store(":memory:")
+    names: list[str] = []
+
+    def work() -> None:
+        for i in range(3):
+            t = store.con.sql(f"SELECT {i} AS x").cache()
+            names.append(t.op().name)
+            t.release()
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+    assert names and not any(_exists(store, n) for n in names)
+    store.close()

@@ -8,7 +8,9 @@ query's result on it, closes that result: the run failed after 29 minutes at 10M
 with "Attempting to execute an unsuccessful or closed pending query result" (session 48).
 :class:`CacheGuard` defers such drops (requested during a collection, or from another thread
 than the connection's owner) and performs them in the owner thread at its next cache or
-release, or when the store closes.
+release, or when the store closes. The thread that works with the store is the one that
+made its latest cached table (a notebook, a worker thread or a Streamlit script run may
+each be it): its own releases are done at once, so nothing piles up.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ gc.callbacks.append(_phase)
 
 
 class CacheGuard:
-    """Wraps the cache calls of an Ibis DuckDB backend ``con`` (created in this thread)."""
+    """Wraps the cache calls of an Ibis DuckDB backend ``con``."""
 
     def __init__(self, con: Any) -> None:
         self.owner = threading.get_ident()
@@ -67,6 +69,7 @@ class CacheGuard:
         self._finalize(name)
 
     def create(self, name: str, expr: Any) -> Any:
+        self.owner = threading.get_ident()  # the thread working with the store now
         if self._safe():
             self.drain()
         return self._create(name, expr)
