@@ -193,12 +193,42 @@ def test_a_file_without_order_ids_changed_otherwise_loads_every_line_with_a_warn
     assert counts == (5, 5, 0, 0)
     assert "changed other than by rows added at its end" in warned[0]
     assert len(_lines(store)) == 9
+    # then it only grows: the lines of its latest load are the file as read before
+    changed = "cust,ts,amount\nz,2024-01-02,1\n" + LINES.split("\n", 1)[1]
+    (tmp_path / "lines.csv").write_text(changed + "y,2024-03-03,3\n")
+    counts, warned = _load(store, tmp_path)
+    assert counts == (6, 1, 5, 0) and not warned and len(_lines(store)) == 10
     # the store of the fault: every line of the file stored twice at its row number
     other = Store(":memory:")
     _load(other, tmp_path)
     other.raw.execute("INSERT INTO transactions SELECT * FROM transactions")
-    (tmp_path / "lines.csv").write_text("cust,ts,amount\nz,2024-01-02,1\n"
-                                        + LINES.split("\n", 1)[1] + "q,2024-03-01,2\n")
+    (tmp_path / "lines.csv").write_text(changed + "y,2024-03-03,3\nq,2024-03-01,2\n")
     counts, warned = _load(other, tmp_path)
-    assert counts == (6, 1, 5, 0) and not warned
-    assert len(_lines(other)) == 11
+    assert counts == (7, 1, 6, 0) and not warned
+    assert len(_lines(other)) == 13
+
+
+def test_a_grown_file_with_blank_lines_and_a_rule_failing_now(tmp_path):
+    """Row numbers are lines of the file (blank lines count), not records; and a line stored
+    before that fails a rule now (its customer is missing from a customers file added since)
+    is still the same line: the file only grew, so only its new line is loaded."""
+    (tmp_path / "segflow.toml").write_text(LINES_TOML)
+    spaced = "cust,ts,amount\na,2024-01-05,10\n\n\nb,2024-01-09,4\n\nc,2024-01-30,5\n"
+    (tmp_path / "lines.csv").write_text(spaced)
+    store = Store(":memory:")
+    assert _load(store, tmp_path)[0] == (3, 3, 0, 0)
+    (tmp_path / "lines.csv").write_text(spaced + "a,2024-02-02,7\n")
+    counts, warned = _load(store, tmp_path)
+    assert counts == (4, 1, 3, 0) and not warned
+    (tmp_path / "cust.csv").write_text("id\na\nb\n")  # no customer c
+    (tmp_path / "segflow.toml").write_text(
+        '[[sources]]\nname = "crm"\ntable = "customers"\npath = "cust.csv"\n'
+        '[sources.columns]\ncustomer_id = "id"\n' + LINES_TOML)
+    (tmp_path / "lines.csv").write_text(spaced + "a,2024-02-02,7\nb,2024-02-03,9\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = ingest(store, Settings.load(tmp_path), tmp_path, now=NOW)
+    till = report.to_pandas().set_index("source").loc["till"]
+    assert (till.rows_read, till.rows_accepted, till.rows_duplicate) == (5, 1, 4)
+    assert not any("changed other than" in w for w in report.warnings)
+    assert _lines(store) == [(1, "a", 10), (4, "b", 4), (6, "c", 5), (7, "a", 7), (8, "b", 9)]

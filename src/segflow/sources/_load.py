@@ -185,38 +185,49 @@ def _against_store(con, source, val, present, x, free, rollup, mapped, staged) -
 
 def _grown_lines(con, source, val, present, x, free, staged) -> str | None:
     """Transaction lines without ids of a file read before under the same name: lines have
-    no identity, so only growth at the end is recognised. When the file's first ``n`` rows
-    (``n``: the rows read by its last load) are still the stored lines, each at its row
-    number with the same values (every stored line of those rows found so), those rows are
-    'loaded' and only the rows after them are new: a file that grew adds only its new lines.
-    Otherwise (a line changed, removed or inserted, or the name reused for other content)
-    every line is new, as in a first load, and the returned warning says so: without ids a
-    corrected line cannot be told from a new one."""
+    no identity, so only growth at the end is recognised. The file as read before is, per
+    row number up to the last one seen (stored, quarantined or logged as a duplicate), the
+    line its latest load stored there; when each of those lines is found at its row now with
+    the same values, those rows are 'loaded' (also one that fails a rule now, e.g. a customer
+    missing from a customers file added since: it is stored already) and only later rows are
+    new: a file that grew adds only its new lines. Otherwise (a line changed, removed or
+    inserted, or the name reused for another export) every line is new, as in a first load,
+    and the returned warning says so: without ids a corrected line cannot be told from a new
+    one."""
     if staged is None:
         return None
     src, label = lit(source.name), lit(staged.label)
-    last = con.execute(f"""SELECT rows_read FROM main.loads WHERE source = {src}
-        AND source_file = {label} AND status = 'ok' ORDER BY started_at DESC, rows_read DESC LIMIT 1""").fetchone()
-    if not last:
+    mine = f"source = {src} AND source_file = {label}"
+    last = con.execute(f"""SELECT max(r) FROM (
+        SELECT max(source_row) AS r FROM main.{source.table} WHERE {mine}
+        UNION ALL SELECT max(row_number) FROM main.quarantine WHERE {mine}
+        UNION ALL SELECT max(row_number) FROM main.ingest_duplicates WHERE {mine})""").fetchone()[0]
+    if last is None:
         return None
-    n = int(last[0])
+    n = int(last)
     rows = f"SELECT max(_row) AS r FROM {val}"
     if staged.rejects:
         rows += f" UNION ALL SELECT max(_row) FROM {staged.rejects}"
     now = con.execute(f"SELECT coalesce(max(r), 0) FROM ({rows})").fetchone()[0]
     cols = [c for c in CANONICAL_TABLES[source.table] if c in present]
     same = _eq(cols, "v", "t", store=True)
-    stored = (f"(SELECT * FROM main.{source.table} WHERE source = {src} AND source_file = {label}"
-              f" AND source_row <= {n})")
-    changed = con.execute(f"""SELECT count(*) FROM {stored} t WHERE NOT EXISTS (
-        SELECT 1 FROM {val} v WHERE v._row = t.source_row AND v._rule IS NULL AND {same})""").fetchone()[0]
-    if now < n or changed:
-        return (f"file {staged.label}: read before ({n:,} rows) and changed other than by rows "
-                "added at its end; its transaction lines have no id, so every line was loaded "
-                "as a new line (map a transaction_id, or a duplicate_key, to load corrections)")
-    con.execute(f"""INSERT INTO {x} SELECT v._row, 'loaded', NULL, NULL, NULL, NULL FROM {val} v
-        WHERE v._row <= {n} AND {free}
-          AND EXISTS (SELECT 1 FROM {stored} t WHERE t.source_row = v._row AND {same})""")
+    before = f"{x}_before"  # per row number, the line of the latest load that stored one there
+    con.execute(f"""CREATE TEMP TABLE {before} AS SELECT t.* FROM main.{source.table} t
+        JOIN main.loads l ON l.load_id = t.load_id WHERE t.{mine.replace(' AND ', ' AND t.')}
+        QUALIFY l.started_at = max(l.started_at) OVER (PARTITION BY t.source_row)""")
+    try:
+        changed = con.execute(f"""SELECT count(*) FROM {before} t WHERE NOT EXISTS (
+            SELECT 1 FROM {val} v WHERE v._row = t.source_row AND {same})""").fetchone()[0]
+        if now < n or changed:
+            return (f"file {staged.label}: read before (up to row {n:,}) and changed other than by "
+                    "rows added at its end; its transaction lines have no id, so every line was "
+                    "loaded as a new line (map a transaction_id, or a duplicate_key, to load "
+                    "corrections)")
+        con.execute(f"""INSERT INTO {x} SELECT v._row, 'loaded', NULL, NULL, NULL, NULL
+            FROM {val} v WHERE v._row <= {n} AND v._row NOT IN (SELECT _row FROM {x})
+              AND EXISTS (SELECT 1 FROM {before} t WHERE t.source_row = v._row AND {same})""")
+    finally:
+        con.execute(f"DROP TABLE {before}")
     return None
 
 
