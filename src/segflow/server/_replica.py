@@ -46,6 +46,7 @@ from segflow.project import Project
 from segflow.server._audit import work_dir_for
 from segflow.server._tokens import TokenRecord, load_tokens
 from segflow.store import Store
+from segflow.store._cache_guard import CacheGuard
 
 _counter = itertools.count(1)
 
@@ -196,6 +197,7 @@ def _pooled_project(directory: Path, settings: Settings, path: Path, cursor: duc
     store._lock = threading.RLock()
     store.con = ibis.duckdb.from_connection(cursor)
     store.raw = cursor
+    store._cache_guard = CacheGuard(store.con)  # cached tables dropped only when safe
     return Project(directory, settings, store)
 
 
