@@ -213,7 +213,8 @@ def _grown_lines(con, source, val, present, x, free, staged) -> str | None:
     same = _eq(cols, "v", "t", store=True)
     before = f"{x}_before"  # per row number, the line of the latest load that stored one there
     con.execute(f"""CREATE TEMP TABLE {before} AS SELECT t.* FROM main.{source.table} t
-        JOIN main.loads l ON l.load_id = t.load_id WHERE t.{mine.replace(' AND ', ' AND t.')}
+        JOIN main.loads l ON l.load_id = t.load_id
+        WHERE t.source = {src} AND t.source_file = {label}
         QUALIFY l.started_at = max(l.started_at) OVER (PARTITION BY t.source_row)""")
     try:
         changed = con.execute(f"""SELECT count(*) FROM {before} t WHERE NOT EXISTS (
