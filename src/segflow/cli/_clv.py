@@ -128,7 +128,7 @@ def _refuse_ambiguous_dates(con: Any, path: Path, date_col: str) -> None:
     number above 12 in either place: DuckDB's sniffer would read them with one order
     silently (month-first dates read day-first move every date), so the user says which
     (``--date-format``). The ingest quarantines such dates as ``ambiguous_date``."""
-    raw = con.read_csv(str(path), all_varchar=True)
+    raw = read_user_csv(con, path, all_varchar=True)  # the same delimiter as the table
     x = raw[date_col]
     first = x.re_extract(_DAY_MONTH, 1).cast("int64")
     second = x.re_extract(_DAY_MONTH, 3).cast("int64")

@@ -19,6 +19,8 @@ from typing import Any
 
 import pandas as pd
 
+from segflow.exports._pii import phone_key
+
 #: Columns holding personal data (any table); matched by name.
 PII_COLUMNS = ("email", "phone", "name", "first_name", "last_name", "full_name", "address",
                "street", "postcode", "zip")
@@ -91,8 +93,6 @@ def hash_value(value: Any, column: str = "") -> Any:
     lower-cased; the same hashes as the exports' ``hash`` policy."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return value
-    from segflow.exports._pii import phone_key
-
     key = phone_key(str(value)) if column == "phone" else str(value).strip().lower()
     return None if key is None else hashlib.sha256(key.encode("utf-8")).hexdigest()
 

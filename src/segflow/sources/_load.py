@@ -166,7 +166,7 @@ def _against_store(con, source, val, present, x, free, rollup, mapped, staged) -
     if rollup or not _has_rows(con, table, source):
         return None
     if key is None and dup is None:
-        return _grown_lines(con, source, val, present, x, free, staged)
+        return _grown_lines(con, source, val, present, x, staged)
     src = lit(source.name)
     cols = [c for c in CANONICAL_TABLES[table] if c in (present if key else dup)]
     stored = ", ".join(q(c) for c in cols)
@@ -183,7 +183,7 @@ def _against_store(con, source, val, present, x, free, rollup, mapped, staged) -
     return None
 
 
-def _grown_lines(con, source, val, present, x, free, staged) -> str | None:
+def _grown_lines(con, source, val, present, x, staged) -> str | None:
     """Transaction lines without ids of a file read before under the same name: lines have
     no identity, so only growth at the end is recognised. The file as read before is, per
     row number up to the last one seen (stored, quarantined or logged as a duplicate), the
