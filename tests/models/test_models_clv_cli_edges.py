@@ -97,7 +97,8 @@ def test_first_purchase_on_the_last_calibration_day(tmp_path: Path, cdnow_frame:
     assert report["customers"]["in_summary"] == 2358
     assert report["customers"]["fitted"] == 2357
     assert report["customers"]["first_purchase_on_last_day"] == 1
-    assert any("T = 0" in note for note in report["notes"])
+    assert any(note.startswith("1 customer made a first purchase") and "T = 0" in note
+               for note in report["notes"])
 
     out = tmp_path / "scores.csv"
     result = _run("clv", "score", "-t", csv, "--calibration-end", "1997-09-30", "--horizon", "52",

@@ -177,9 +177,10 @@ def fit_clv(
     }
     if zero_T:
         report["notes"].append(
-            f"{zero_T} customers made their first purchase on the last calibration day "
-            "(T = 0): they carry no information for the fit and are left out of it; they "
-            "are scored as new customers (BG/NBD and Pareto/NBD: P(alive) = 1; expected "
+            (f"{zero_T} customers made their first purchase" if zero_T != 1 else
+             "1 customer made a first purchase") + " on the last calibration day "
+            "(T = 0): no information for the fit, so left out of it; scored as "
+            "new (BG/NBD and Pareto/NBD: P(alive) = 1; expected "
             "purchases from the prior)"
         )
     if spend is not None:

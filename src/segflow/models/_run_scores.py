@@ -99,9 +99,11 @@ def score_clv(
                 keep["btyd_triples"] = (snapshot, triples)
             model = BetaGeoModel().fit(triples)
             if getattr(model, "n_zero_T_", 0):
-                warnings.warn(f"CLV: {model.n_zero_T_} customers with their first purchase on "
-                              "the last day before the snapshot are left out of the fit and "
-                              "scored as new customers", UserWarning, stacklevel=2)
+                n = model.n_zero_T_
+                who = f"{n} customers" if n != 1 else "1 customer"
+                warnings.warn(f"CLV: {who} with a first purchase on the last day before the "
+                              "snapshot: left out of the fit, scored as new", UserWarning,
+                              stacklevel=2)
             try:
                 spend, spend_notes = fit_spend_model(compress(summary, ("x", "monetary_value")))
                 for note in spend_notes:
