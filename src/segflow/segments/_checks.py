@@ -97,7 +97,7 @@ def small_segment_messages(
     at = f" at {snapshot}" if snapshot is not None else ""
     named = ", ".join(f"{s} ({n:,}, {n / total:.1%})" for s, n in small[:_MAX_NAMED])
     more = f" and {len(small) - _MAX_NAMED} more" if len(small) > _MAX_NAMED else ""
-    return [f"scheme {scheme.name!r}{at}: {len(small)} of {len(sizes)} segments hold less than "
+    return [f"scheme {scheme.name!r}{at}: {len(small)} of {len(sizes)} segments {'holds' if len(small) == 1 else 'hold'} less than "
             f"{floor:.1%} of the {total:,} customers (min_segment_share): {named}{more}"]
 
 

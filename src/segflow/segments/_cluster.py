@@ -222,7 +222,7 @@ class _BaseSegmenter(ClusterMixin, BaseEstimator):
         if small:
             listed = "; ".join(f"segment {j} ({self.names_[j - 1]}): {s:.1%}" for j, s in small)
             warnings.warn(
-                f"{len(small)} of {self.k_} segments hold less than min_segment_share="
+                f"{len(small)} of {self.k_} segments {'holds' if len(small) == 1 else 'hold'} less than min_segment_share="
                 f"{self.min_segment_share:.1%} of the {self.n_sample_} sampled customers: {listed}",
                 SmallSegmentWarning,
                 stacklevel=4,

@@ -159,7 +159,7 @@ def warn_unstable(stability: Stability, names: list[str], *, stacklevel: int = 3
         for r in weak.itertuples()
     ]
     warnings.warn(
-        f"{len(weak)} of {len(frame)} segments are unstable (bootstrap Jaccard < "
+        f"{len(weak)} of {len(frame)} segments {'is' if len(weak) == 1 else 'are'} unstable (bootstrap Jaccard < "
         f"{STABLE_JACCARD} over {stability.n_bootstrap} runs; overall ARI "
         f"{stability.ari:.2f}): " + "; ".join(parts) + ". Consider fewer segments or other features.",
         UnstableSegmentWarning,
