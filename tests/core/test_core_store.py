@@ -88,3 +88,26 @@ def test_store_connection_draws_no_progress_bar_on_stdout(tmp_path):
     # DuckDB's own progress bar goes to stdout, which is reserved for results (--json)
     with Store(tmp_path / "s.duckdb") as store:
         assert store.raw.execute("SELECT current_setting('enable_progress_bar')").fetchone() == (False,)
+
+
+def test_append_and_replace_read_a_stream_whole(memory_store):
+    """An Arrow stream is scanned once: DuckDB's ``.arrow()`` of a result on the store's own
+    connection ends (empty) at the next statement, and a reader scanned a second time is
+    empty; append and replace read it into memory first, so every row lands."""
+    con = memory_store.raw
+    rows = "SELECT 'r' || i AS run_id FROM range(3) t(i)"
+    assert memory_store.append("runs", con.execute(rows).arrow()) == 3
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 3
+    memory_store.replace("copied_runs", con.execute(rows).arrow())
+    assert con.execute("SELECT count(*) FROM copied_runs").fetchone()[0] == 3
+    assert memory_store.append("runs", con.execute(rows)) == 3  # a pending result
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 6
+    # assignments (stored as change rows) from a stream read several times by the merge
+    day = pa.array([__import__("datetime").date(2024, 1, 1)] * 4, pa.date32())
+    table = pa.table({"scheme": ["rfm"] * 4, "snapshot_date": day,
+                      "customer_id": ["a", "b", "c", "d"], "segment": ["X", "X", "Y", "Y"],
+                      "segment_rank": pa.array([1, 1, 2, 2], pa.int32())})
+    assert memory_store.append("segment_assignments",
+                               pa.RecordBatchReader.from_batches(table.schema, table.to_batches())) == 4
+    stored = con.execute("SELECT customer_id, segment FROM segment_assignments ORDER BY 1").fetchall()
+    assert stored == [("a", "X"), ("b", "X"), ("c", "Y"), ("d", "Y")]

@@ -29,6 +29,16 @@ from segflow.store._schema import MIGRATIONS, SCHEMA_VERSION
 STORE_FILENAME = "segflow.duckdb"
 
 
+def _readable(data: Any) -> Any:
+    """``data`` as something DuckDB can scan several times: an Arrow stream or a DuckDB
+    connection with a pending result is read into an Arrow table (:meth:`Store.append`)."""
+    if isinstance(data, pa.RecordBatchReader):
+        return data.read_all()
+    if isinstance(data, duckdb.DuckDBPyConnection):
+        return data.fetch_arrow_table()
+    return data
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
@@ -188,7 +198,13 @@ class Store:
         matching columns by name. Returns the number of rows appended.
 
         ``segment_assignments`` is a view over change rows: rows appended to it replace the
-        stored assignments of their (scheme, snapshot date) and are stored as spells."""
+        stored assignments of their (scheme, snapshot date) and are stored as spells.
+
+        A stream (an Arrow ``RecordBatchReader``, e.g. DuckDB's ``.arrow()`` of a result, or
+        a connection holding a pending result) is read into memory first: it can be scanned
+        only once, and a stream of this store's own connection would end (empty) at the
+        next statement on it."""
+        data = _readable(data)
         target = con or self.raw
         view = f"_segflow_append_{uuid.uuid4().hex[:8]}"
         target.register(view, data)
@@ -217,7 +233,9 @@ class Store:
             return append_assignments(con, view)
 
     def replace(self, name: str, data: pa.Table | Any, *, con: duckdb.DuckDBPyConnection | None = None) -> None:
-        """Create or replace table ``name`` with ``data`` (derived tables only)."""
+        """Create or replace table ``name`` with ``data`` (derived tables only; a stream is
+        read into memory first, as by :meth:`append`)."""
+        data = _readable(data)
         target = con or self.raw
         view = f"_segflow_replace_{uuid.uuid4().hex[:8]}"
         target.register(view, data)
