@@ -79,3 +79,14 @@ def test_customer_history(client):
 def test_plotly_js_is_served_locally(anon):
     r = anon.get("/static/plotly.js")
     assert r.status_code == 200 and len(r.content) > 1_000_000
+
+
+def test_offsets_beyond_the_limit_are_a_422_naming_the_parameter(client, admin):
+    """offset=2**63 reached DuckDB's OFFSET (a BIGINT) and answered 500 on /api/v1/customers."""
+    for c, path in [(client, "/api/v1/customers"), (client, "/api/v1/segments/rfm"),
+                    (client, "/api/v1/campaigns"), (admin, "/api/v1/audit"), (admin, "/api/v1/tokens")]:
+        for offset in (2**63, 10**30):
+            r = c.get(path, params={"offset": offset})
+            assert r.status_code == 422, (path, offset, r.text[:200])
+            assert r.json()["detail"].startswith("offset: Input should be less than or equal to")
+    assert client.get("/api/v1/customers", params={"offset": 10**12}).json()["data"] == []
