@@ -162,7 +162,13 @@ def _parse(raw: bytes) -> ScoreIn:
 
 async def read_body(request: Request) -> bytes:
     """The request's body, refused with 413 beyond :data:`MAX_BODY` bytes (by its
-    Content-Length before reading, or while reading a body sent without one)."""
+    Content-Length before reading, or while reading a body sent without one), and with 415
+    when it is a form (the CSRF check of a browser session may have read it already: reading
+    it again raised "Stream consumed", an HTTP 500)."""
+    if request.headers.get("content-type", "").lower().startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")):
+        raise HTTPException(status_code=415, detail="the body must be JSON (Content-Type: application/json), "
+                            "not a form; send the CSRF token in the X-CSRF-Token header")
     too_big = HTTPException(status_code=413, detail=f"the body is larger than {MAX_BODY // 2**20} MiB")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY:
