@@ -147,6 +147,8 @@ def _profiles_or_404(project: Any, gen: Any, scheme: str, snapshot: dt.date | No
 
     dates = _views.snapshots(project, gen, scheme)
     snapshot = snapshot or dates[-1]
+    if snapshot not in dates:  # before the cache: one entry per date asked for otherwise
+        raise HTTPException(status_code=404, detail=f"scheme {scheme!r} has no snapshot {snapshot}")
     frame = _insights.profiles(project, gen, scheme, snapshot)
     if frame is None:
         raise HTTPException(status_code=404, detail=f"no stored features at {snapshot}: the store keeps the "
