@@ -189,3 +189,39 @@ def test_rule_error_names_the_rule(table):
 def test_empty_rule_scheme_is_an_error(table):
     with pytest.raises(SegflowError, match="has no rules"):
         assign(SchemeSettings(name="s", kind="rules"), table)
+
+
+@pytest.mark.parametrize("text", [
+    "(" * 3000 + "frequency > 1" + ")" * 3000,
+    "not " * 3000 + "frequency > 1",
+    "-" * 3000 + "frequency > 1",
+    "frequency" + " + 1" * 3000 + " > 1",
+    "frequency" + " / monetary_12m" * 100 + " > 1",
+], ids=["brackets", "not", "signs", "sum", "quotients"])
+def test_rules_nested_too_deeply_are_refused_with_a_position(table, text):
+    """Deep rules used to exhaust Python's stack in the parser or in the SQL compiler
+    (RecursionError: an HTTP 500 from /api/v1/audiences?rule=)."""
+    from segflow.segments._rules import MAX_DEPTH
+
+    with pytest.raises(RuleSyntaxError, match=f"nests more than {MAX_DEPTH} levels"):
+        compile_condition(text, table)
+
+
+def test_rules_at_the_depth_limit_and_long_alternatives_compile_and_run(table, frame):
+    from segflow.segments._rules import MAX_DEPTH
+
+    parens = "(" * (MAX_DEPTH - 1) + "frequency > 1" + ")" * (MAX_DEPTH - 1)
+    assert int(table.filter(compile_condition(parens, table)).count().execute()) == int((frame["frequency"] > 1).sum())
+    # 3,000 alternatives: combined as a balanced tree, same answer as `in`
+    many = " or ".join(f"frequency = {k % 8}" for k in range(3000))
+    assert int(table.filter(compile_condition(many, table)).count().execute()) == len(frame)
+    both = " and ".join(["frequency >= 1"] * 3000)
+    assert int(table.filter(compile_condition(both, table)).count().execute()) == int((frame["frequency"] >= 1).sum())
+
+
+@pytest.mark.parametrize("text", ["frequency in (99999999999999999999)", "frequency > 9223372036854775808",
+                                  "-9223372036854775809 < frequency"])
+def test_integers_beyond_64_bits_are_refused(table, text):
+    """An integer literal beyond BIGINT made Ibis raise TypeError (HTTP 500)."""
+    with pytest.raises(RuleSyntaxError, match="out of range"):
+        compile_condition(text, table)

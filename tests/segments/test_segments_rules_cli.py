@@ -117,6 +117,8 @@ def test_builtin_scheme_and_default_snapshot(project_dir):
         (["--scheme", "big", "--snapshot", "2024-13-01"], "is not a date"),
         ([], "give a scheme"),
         (["--scheme", "big", "--out", "x.txt"], ".csv or .parquet"),
+        # the 365-day look-back overflowed Python's dates: a traceback (OverflowError)
+        (["--scheme", "rfm", "--snapshot", "0001-01-01"], "is too early"),
     ],
 )
 def test_errors_are_one_clear_line(project_dir, args, message):

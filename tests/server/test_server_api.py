@@ -79,3 +79,32 @@ def test_customer_history(client):
 def test_plotly_js_is_served_locally(anon):
     r = anon.get("/static/plotly.js")
     assert r.status_code == 200 and len(r.content) > 1_000_000
+
+
+def test_offsets_beyond_the_limit_are_a_422_naming_the_parameter(client, admin):
+    """offset=2**63 reached DuckDB's OFFSET (a BIGINT) and answered 500 on /api/v1/customers."""
+    for c, path in [(client, "/api/v1/customers"), (client, "/api/v1/segments/rfm"),
+                    (client, "/api/v1/campaigns"), (admin, "/api/v1/audit"), (admin, "/api/v1/tokens")]:
+        for offset in (2**63, 10**30):
+            r = c.get(path, params={"offset": offset})
+            assert r.status_code == 422, (path, offset, r.text[:200])
+            assert r.json()["detail"].startswith("offset: Input should be less than or equal to")
+    assert client.get("/api/v1/customers", params={"offset": 10**12}).json()["data"] == []
+
+
+def test_unknown_schemes_and_dates_do_not_fill_the_cache(app, viewer):
+    """Each unknown scheme name (and each profile date) asked for was cached for the life of
+    the copy, with a lock per key that was never dropped: any viewer could grow the server's
+    memory, and at the cache's bound empty it of the costly aggregates."""
+    assert viewer.get("/api/v1/schemes").status_code == 200
+    gen = app.state.replica.current
+    assert gen.warmed.wait(60)
+    viewer.get("/api/v1/profiles/rfm")
+    before = set(gen._cache)
+    for k in range(50):
+        r = viewer.get(f"/api/v1/segments/nosuch-{k}")
+        assert r.status_code == 404 and "no assignments stored for scheme" in r.json()["detail"]
+        r = viewer.get("/api/v1/profiles/rfm", params={"snapshot": f"1900-01-{k % 28 + 1:02d}"})
+        assert r.status_code == 404 and "has no snapshot 1900-01-" in r.json()["detail"]
+    assert set(gen._cache) == before
+    assert not gen._key_locks

@@ -426,3 +426,20 @@ def test_worker_processes_share_one_copy_of_the_store(served_project):
             os.close(fd)
     else:
         assert not path.with_suffix(".lookup").exists(), "the lookup files go with the copy"
+
+
+def test_score_with_the_session_and_a_form_body_is_a_clean_415(app, tokens):
+    """The CSRF check reads a form body to find ``csrf_token``; the route then read the body
+    again: "RuntimeError: Stream consumed", an HTTP 500."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(app, base_url="https://testserver") as browser:
+        r, _ = _login(browser, tokens["analyst"])
+        assert r.status_code == 303
+        csrf = browser.get("/api/v1/whoami").json()["csrf_token"]
+        form = browser.post("/api/v1/score", data={"csrf_token": csrf})
+        assert form.status_code == 415 and "X-CSRF-Token" in form.json()["detail"]
+        multipart = browser.post("/api/v1/score", files={"csrf_token": (None, csrf)})
+        assert multipart.status_code == 415
+        body = {"transactions": [{"ts": "2024-05-01T10:00:00", "amount": 20.0}]}
+        assert browser.post("/api/v1/score", json=body, headers={"x-csrf-token": csrf}).status_code == 200

@@ -18,6 +18,8 @@ IMG = '<img src=x onerror="alert(1)">'
 ENDS = "</script><b>bold</b>"
 REGION = '<a href="/customers/x" style="position:fixed;inset:0">pwn</a>'
 ODD_ID = "C/1?x=<i>"
+#: A campaign id from the data with a slash, a query, a fragment and a percent sign.
+ODD_CAMPAIGN = "Q1/2024 <i>50%</i>?#x"
 
 TOML = f"""
 [project]
@@ -50,7 +52,16 @@ def hostile(tmp_path_factory):
     tx = tables["transactions"]
     tx_ids = [ODD_ID if c == "C001" else c for c in tx["customer_id"].to_pylist()]
     tx = tx.set_column(tx.schema.get_field_index("customer_id"), "customer_id", pa.array(tx_ids))
-    for name, table in {**tables, "customers": customers, "transactions": tx}.items():
+    others = [c for c in ids if c != ODD_ID]
+    exposures = pa.table({
+        "campaign_id": pa.array([ODD_CAMPAIGN] * len(others), pa.string()),
+        "customer_id": pa.array(others, pa.string()),
+        "ts": pa.array([dt.datetime(2024, 3, 1, 9)] * len(others), pa.timestamp("us")),
+        "arm": pa.array(["treatment" if k % 2 else "control" for k in range(len(others))], pa.string()),
+        "exposure_type": pa.array(["send"] * len(others), pa.string()),
+    })
+    tables = {**tables, "customers": customers, "transactions": tx, "campaign_exposures": exposures}
+    for name, table in tables.items():
         project.store.append(name, table)
     project.run()
     dates = sorted({r[0] for r in project.store.raw.execute(
@@ -111,3 +122,24 @@ def test_segment_names_regions_and_ids_are_escaped_on_every_page(hostile, analys
     _clean(page.text)
     api = analyst.get("/api/v1/customers/C%2F1%3Fx%3D%3Ci%3E")
     assert api.status_code == 200 and ODD_ID in api.text
+
+
+def test_a_campaign_id_with_url_characters_is_linked_encoded_and_its_pages_answer(analyst):
+    """A campaign id holding "/" matched no route (``{campaign_id}`` stops at a slash: 404
+    for a campaign the list shows) and the list linked it unencoded ("?" and "#" cut it)."""
+    from urllib.parse import quote
+
+    listing = analyst.get("/campaigns")
+    assert listing.status_code == 200
+    _clean(listing.text)
+    encoded = quote(ODD_CAMPAIGN, safe="")
+    assert f'href="/campaigns/{encoded}"' in listing.text
+    page = analyst.get(f"/campaigns/{encoded}", params={"scheme": "hostile"})
+    assert page.status_code == 200, page.text[:300]
+    _clean(page.text)
+    assert f"/api/v1/campaigns/{encoded}?scheme=hostile" in page.text
+    api = analyst.get(f"/api/v1/campaigns/{encoded}", params={"scheme": "hostile"})
+    assert api.status_code == 200, api.text[:300]
+    assert api.json()["meta"]["campaign_id"] == ODD_CAMPAIGN
+    csv = analyst.get(f"/api/v1/campaigns/{encoded}", params={"scheme": "hostile", "format": "csv"})
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")

@@ -10,6 +10,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 
 
 def _sql(directory, query, params=()):
@@ -148,3 +149,25 @@ def test_download_names_from_the_data_make_a_valid_header():
         assert plain.startswith('attachment; filename="') and plain.count('"') == 2
         assert plain.isascii() and unquote(exact) == name
     assert attachment("plain-2024.csv").startswith('attachment; filename="plain-2024.csv"')
+
+
+@pytest.mark.parametrize("rule, message", [
+    ("(" * 3000 + "frequency > 1" + ")" * 3000, "nests more than"),
+    ("not " * 3000 + "frequency > 1", "nests more than"),
+    ("frequency in (99999999999999999999)", "out of range"),
+    ("frequency * 9223372036854775807 > 1", "cannot be evaluated"),
+    ("9223372036854775807 + 1 < frequency", "cannot be evaluated"),
+], ids=["brackets", "not", "big-integer", "product-overflow", "sum-overflow"])
+def test_audience_rules_that_cannot_run_are_a_clean_422(analyst, rule, message):
+    """Each of these answered 500 (RecursionError, TypeError, DuckDB's overflow error)."""
+    r = analyst.get("/api/v1/audiences", params={"rule": rule})
+    assert r.status_code == 422, r.text[:300]
+    assert message in r.json()["detail"]
+
+
+def test_audience_rule_of_many_alternatives_answers(analyst):
+    """1,500 alternatives (a RecursionError in the SQL compiler before) are one audience."""
+    many = analyst.get("/api/v1/audiences", params={"rule": "frequency > 1" + " or frequency > 1" * 1500})
+    one = analyst.get("/api/v1/audiences", params={"rule": "frequency > 1"})
+    assert many.status_code == one.status_code == 200, many.text[:300]
+    assert many.json()["total"] == one.json()["total"]

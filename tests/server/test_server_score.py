@@ -42,3 +42,23 @@ def test_score_refusals(viewer, analyst, anon):
     late = {"transactions": [{"ts": "2030-01-01T00:00:00", "amount": 5.0}]}
     r = analyst.post("/api/v1/score", json=late)
     assert r.status_code == 422 and "no transactions before" in r.json()["detail"]
+
+
+def test_score_refuses_a_body_beyond_the_limit_before_reading_it_all(analyst):
+    """Any body was read whole into memory (a 60 MB customer id was parsed, then refused)."""
+    from segflow.server.routes.score import MAX_BODY
+
+    # a first request builds the scorer: the big bodies below then meet the hot path first
+    small = analyst.post("/api/v1/score", json={"transactions": [{"ts": "2024-05-01T10:00:00", "amount": 20.0}]})
+    assert small.status_code == 200
+    big = b'{"customer_id": "' + b"a" * (MAX_BODY + 10) + b'", "transactions": []}'
+    r = analyst.post("/api/v1/score", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "larger than 32 MiB" in r.json()["detail"]
+
+    def chunks():  # no Content-Length: counted while read
+        for _ in range(40):
+            yield b" " * 2**20
+        yield b'{"transactions": [{"ts": "2024-05-01T10:00:00", "amount": 20.0}]}'
+
+    r = analyst.post("/api/v1/score", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413

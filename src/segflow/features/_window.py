@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import ibis
 
+from segflow.errors import SegflowError
+
 EPOCH = dt.date(1970, 1, 1)
 DAYS_12M = 365
 DAYS_WEB = 90
@@ -35,7 +37,11 @@ class Frame:
 
     def ts(self, days_back: int = 0) -> ibis.Scalar:
         """The timestamp ``s - days_back`` days at 00:00 (a literal)."""
-        moment = dt.datetime.combine(self.snapshot - dt.timedelta(days=days_back), dt.time())
+        try:
+            moment = dt.datetime.combine(self.snapshot - dt.timedelta(days=days_back), dt.time())
+        except OverflowError:  # a snapshot such as 0001-01-01: a traceback before
+            raise SegflowError(f"snapshot {self.snapshot} is too early: the features look {days_back} "
+                               "days back from it, before the year 1") from None
         return ibis.literal(moment, type="timestamp")
 
     def before(self, ts: ibis.Column) -> ibis.BooleanValue:

@@ -22,6 +22,13 @@ features table. Logic is two-valued: a comparison involving a missing value is *
 ``not (recency_days > 365)`` holds for a customer who never purchased); test for missing
 values with ``is null``. Division by zero gives a missing value.
 
+A rule nests at most :data:`MAX_DEPTH` levels (brackets, ``not``, signs and chains of
+arithmetic), and integers lie within 64 bits: deeper rules are refused with a
+:class:`RuleSyntaxError` before they reach the engine (whose compilers recurse once per
+level: a rule of a few thousand brackets exhausted Python's stack, an HTTP 500 in
+``/api/v1/audiences``). Chains of ``and`` / ``or`` are combined as balanced trees, so a long
+list of alternatives adds only a few levels.
+
 The parser builds Ibis expressions directly; literals become typed Ibis literals, so no text
 of a rule ever reaches SQL. Every error is a :class:`segflow.SegflowError` that names the
 1-based column of the problem and shows it with a caret.
@@ -29,11 +36,14 @@ of a rule ever reaches SQL. Every error is a :class:`segflow.SegflowError` that 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import difflib
+import operator
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
@@ -52,6 +62,10 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _COMPARE = {"=", "==", "!=", "<>", "<", "<=", ">", ">="}
+#: Deepest nesting of a rule (each level is at most three operations of the compiled
+#: expression; the SQL compilers recurse per operation and fail at about 200).
+MAX_DEPTH = 40
+_INT64 = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,7 @@ class Typed:
     literal: object = None
     is_literal: bool = False
     is_feature: bool = False
+    depth: int = 0
 
 
 class RuleSyntaxError(SegflowError):
@@ -114,6 +129,7 @@ class _Parser:
         self.rule = rule
         self.tokens = tokenize(text, rule)
         self.i = 0
+        self.level = 0  # recursion of brackets, "not" and signs
         self.schema = table.schema()
 
     # -- helpers ---------------------------------------------------------------------
@@ -148,6 +164,31 @@ class _Parser:
         raise self.error(f"{context} needs {names[kind]}, found {names.get(node.kind, node.kind)}",
                          node.pos)
 
+    def node(self, expr: ir.Value, kind: str, pos: int, *parts: Typed) -> Typed:
+        """A compiled operation over ``parts``, one level deeper than the deepest of them."""
+        depth = 1 + max((p.depth for p in parts), default=0)
+        if depth > MAX_DEPTH:
+            raise self.error(f"the rule nests more than {MAX_DEPTH} levels deep; split it", pos)
+        return Typed(expr, kind, pos, depth=depth)
+
+    @contextlib.contextmanager
+    def nested(self, pos: int) -> Iterator[None]:
+        """One more level of recursion (a bracket, ``not`` or a sign), refused beyond
+        :data:`MAX_DEPTH` before the parser recurses further."""
+        self.level += 1
+        if self.level > MAX_DEPTH:
+            raise self.error(f"the rule nests more than {MAX_DEPTH} levels deep; split it", pos)
+        try:
+            yield
+        finally:
+            self.level -= 1
+
+    def number(self, tok: Token, sign: int = 1) -> Typed:
+        value = sign * _number(tok.text)
+        if isinstance(value, int) and abs(value) > _INT64:
+            raise self.error(f"the integer {tok.text} is out of range (at most {_INT64:,} in size)", tok.pos)
+        return Typed(ibis.literal(value), "num", tok.pos, value, True)
+
     def condition(self, node: Typed, context: str) -> ir.BooleanValue:
         """``node`` as a two-valued condition (missing counts as false)."""
         return self.need(node, "bool", context).expr.fill_null(False)
@@ -162,28 +203,42 @@ class _Parser:
         return self.condition(node, "a rule")
 
     def parse_or(self) -> Typed:
-        left = self.parse_and()
+        terms = [self.parse_and()]
         while self.accept("keyword", "or") is not None:
-            right = self.parse_and()
-            lhs = self.condition(left, "'or'")
-            rhs = self.condition(right, "'or'")
-            left = Typed(lhs | rhs, "bool", left.pos)
-        return left
+            terms.append(self.parse_and())
+        return self.balanced(terms, "'or'", operator.or_)
 
     def parse_and(self) -> Typed:
-        left = self.parse_not()
+        terms = [self.parse_not()]
         while self.accept("keyword", "and") is not None:
-            right = self.parse_not()
-            lhs = self.condition(left, "'and'")
-            rhs = self.condition(right, "'and'")
-            left = Typed(lhs & rhs, "bool", left.pos)
-        return left
+            terms.append(self.parse_not())
+        return self.balanced(terms, "'and'", operator.and_)
+
+    def balanced(self, terms: list[Typed], context: str, combine: Callable[[Any, Any], Any]) -> Typed:
+        """``t1 op t2 op ...`` as a balanced tree (``and`` / ``or`` are associative on
+        two-valued conditions): a list of n alternatives nests log2(n) levels, not n."""
+        if len(terms) == 1:
+            return terms[0]
+        for t in terms:
+            self.condition(t, context)  # type errors name the first offending term
+        while len(terms) > 1:
+            paired = []
+            for k in range(0, len(terms) - 1, 2):
+                a, b = terms[k], terms[k + 1]
+                paired.append(self.node(combine(self.condition(a, context), self.condition(b, context)),
+                                        "bool", a.pos, a, b))
+            if len(terms) % 2:
+                paired.append(terms[-1])
+            terms = paired
+        return terms[0]
 
     def parse_not(self) -> Typed:
         tok = self.accept("keyword", "not")
         if tok is not None:
-            inner = self.condition(self.parse_not(), "'not'")
-            return Typed(~inner, "bool", tok.pos)
+            with self.nested(tok.pos):
+                node = self.parse_not()
+            inner = self.condition(node, "'not'")
+            return self.node(~inner, "bool", tok.pos, node)
         return self.parse_comparison()
 
     def parse_comparison(self) -> Typed:
@@ -209,11 +264,11 @@ class _Parser:
             self.expect("keyword", "null", "'null' after 'is'")
             self.need_value(left, "'is null'")
             expr = left.expr.notnull() if is_not else left.expr.isnull()
-            return Typed(expr, "bool", left.pos)
+            return self.node(expr, "bool", left.pos, left)
         else:
             return left
         if negate:
-            node = Typed(~node.expr, "bool", node.pos)
+            node = self.node(~node.expr, "bool", node.pos, node)
         return node
 
     def need_value(self, node: Typed, context: str) -> None:
@@ -228,7 +283,7 @@ class _Parser:
         self.expect("op", ")", "')' or ',' in the list")
         self.need_value(left, "'in'")
         values = [self.coerce(item, left, "'in'").literal for item in items]
-        return Typed(left.expr.isin(values).fill_null(False), "bool", left.pos)
+        return self.node(left.expr.isin(values).fill_null(False), "bool", left.pos, left)
 
     def parse_between(self, left: Typed) -> Typed:
         low = self.parse_sum()
@@ -236,7 +291,7 @@ class _Parser:
         high = self.parse_sum()
         ge = self.compare(left, Token("op", ">=", low.pos), low)
         le = self.compare(left, Token("op", "<=", high.pos), high)
-        return Typed(ge.expr & le.expr, "bool", left.pos)
+        return self.node(ge.expr & le.expr, "bool", left.pos, ge, le)
 
     def parse_literal(self) -> Typed:
         tok = self.tok
@@ -247,8 +302,7 @@ class _Parser:
             tok = self.tok
         if tok.kind == "number":
             self.i += 1
-            value = sign * _number(tok.text)
-            return Typed(ibis.literal(value), "num", tok.pos, value, True)
+            return self.number(tok, sign)
         if tok.kind == "string" and sign == 1:
             self.i += 1
             value = _unquote(tok.text)
@@ -265,7 +319,7 @@ class _Parser:
             lhs = self.need(left, "num", f"'{op.text}'")
             rhs = self.need(right, "num", f"'{op.text}'")
             expr = lhs.expr + rhs.expr if op.text == "+" else lhs.expr - rhs.expr
-            left = Typed(expr, "num", left.pos)
+            left = self.node(expr, "num", left.pos, lhs, rhs)
         return left
 
     def parse_product(self) -> Typed:
@@ -281,24 +335,24 @@ class _Parser:
             else:
                 den = rhs.expr.cast("float64")
                 expr = ibis.ifelse(den == 0, ibis.null("float64"), lhs.expr.cast("float64") / den)
-            left = Typed(expr, "num", left.pos)
+            left = self.node(expr, "num", left.pos, lhs, rhs)
         return left
 
     def parse_unary(self) -> Typed:
         tok = self.accept("op", "-")
         if tok is not None:
-            inner = self.need(self.parse_unary(), "num", "'-'")
+            with self.nested(tok.pos):
+                inner = self.need(self.parse_unary(), "num", "'-'")
             if inner.is_literal:
                 return Typed(ibis.literal(-inner.literal), "num", tok.pos, -inner.literal, True)
-            return Typed(-inner.expr, "num", tok.pos)
+            return self.node(-inner.expr, "num", tok.pos, inner)
         return self.parse_primary()
 
     def parse_primary(self) -> Typed:
         tok = self.tok
         if tok.kind == "number":
             self.i += 1
-            value = _number(tok.text)
-            return Typed(ibis.literal(value), "num", tok.pos, value, True)
+            return self.number(tok)
         if tok.kind == "string":
             self.i += 1
             value = _unquote(tok.text)
@@ -316,9 +370,10 @@ class _Parser:
                                  f"({tok.text!r}(...))", tok.pos)
             return self.feature(tok)
         if self.accept("op", "(") is not None:
-            node = self.parse_or()
+            with self.nested(tok.pos):
+                node = self.parse_or()
             self.expect("op", ")", "')'")
-            return Typed(node.expr, node.kind, tok.pos, node.literal, node.is_literal, False)
+            return Typed(node.expr, node.kind, tok.pos, node.literal, node.is_literal, False, node.depth)
         raise self.error(f"expected a feature, a number, a quoted text or '(', found "
                          f"{self.describe(tok)}")
 
@@ -379,7 +434,7 @@ class _Parser:
             ">": lambda: a > b,
             ">=": lambda: a >= b,
         }[op.text]()
-        return Typed(expr.fill_null(False), "bool", left.pos)
+        return self.node(expr.fill_null(False), "bool", left.pos, left, right)
 
 
 _NAMES = {"bool": "a condition", "num": "a number", "str": "text", "date": "a date",

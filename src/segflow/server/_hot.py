@@ -188,7 +188,7 @@ class HotPaths:
             more = last.get("more_body", False)
         raw = b"".join(chunks)
         answer = None
-        if not more and last is not None and last["type"] == "http.request":
+        if not more and size <= MAX_BODY and last is not None and last["type"] == "http.request":
             try:
                 answer = self._score_body(scope, record, raw)
             except Exception:

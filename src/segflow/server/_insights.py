@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 from fastapi import HTTPException
@@ -294,7 +295,10 @@ def audience(project: Project, gen: Generation, *, scheme: str | None, segment: 
             condition = compile_condition(rule, f, rule="audience")
         except SegflowError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
-        ids = f.filter(condition).select("customer_id").to_pyarrow()["customer_id"].to_pylist()
+        try:
+            ids = f.filter(condition).select("customer_id").to_pyarrow()["customer_id"].to_pylist()
+        except duckdb.DataError as exc:  # arithmetic out of range, e.g. frequency * 9223372036854775807
+            raise HTTPException(status_code=422, detail=f"rule {rule!r} cannot be evaluated: {exc}") from None
         source = {"rule": rule, "snapshot": latest}
     else:
         dates = _views.snapshots(project, gen, scheme)  # type: ignore[arg-type]

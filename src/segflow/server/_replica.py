@@ -265,16 +265,23 @@ class Generation:
             pass
         with self._lock:
             key_lock = self._key_locks.setdefault(key, threading.Lock())
-        with key_lock:
-            try:
-                return self._cache[key]
-            except KeyError:
-                value = compute()
+        try:
+            with key_lock:
+                try:
+                    return self._cache[key]
+                except KeyError:
+                    value = compute()
+                with self._lock:
+                    if len(self._cache) > 2048:
+                        self._cache.clear()
+                    self._cache[key] = value
+                return value
+        finally:
+            # the lock of a key is only needed while it is computed: kept, the locks grew by
+            # one per distinct key asked for, for the life of the copy
             with self._lock:
-                if len(self._cache) > 2048:
-                    self._cache.clear()
-                self._cache[key] = value
-            return value
+                if self._key_locks.get(key) is key_lock and not key_lock.locked():
+                    del self._key_locks[key]
 
     def peek(self, key: Any) -> Any:
         """The cached value of ``key``, or None (never computes; no store connection needed)."""

@@ -73,6 +73,11 @@ def schemes(project: Project, gen: Generation) -> list[dict[str, Any]]:
 
 
 def snapshots(project: Project, gen: Generation, scheme: str) -> list[dt.date]:
+    if scheme not in {s["scheme"] for s in schemes(project, gen)}:
+        # not cached: a cache entry per name asked for let any caller fill the cache (and, at
+        # its bound, empty it of the costly aggregates)
+        raise HTTPException(status_code=404, detail=f"no assignments stored for scheme {scheme!r}")
+
     def compute() -> list[dt.date]:
         if not stored(project, gen):
             return project.snapshot_dates(scheme)

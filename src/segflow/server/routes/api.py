@@ -28,7 +28,9 @@ from segflow.server.schemas import HealthPublic, LivePublic, RecordsPublic, WhoA
 router = APIRouter(prefix="/api/v1", tags=["api"])
 
 Limit = Annotated[int, Query(ge=1, le=10_000, description="Rows per page.")]
-Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
+#: Largest ``offset`` (beyond 2^63 - 1 DuckDB's OFFSET overflowed: an HTTP 500).
+MAX_OFFSET = 10**12
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip.")]
 Format = Annotated[Literal["json", "csv"], Query(description="json, or csv to download the rows.")]
 Pii = Annotated[
     Literal["default", "full"],

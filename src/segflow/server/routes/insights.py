@@ -11,7 +11,7 @@ import datetime as dt
 import io
 import json
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pandas as pd
 from fastapi import APIRouter, Query, Request
@@ -51,7 +51,7 @@ def campaigns(project: ProjectDep, gen: GenerationDep, who: Viewer, q: str | Non
     return table_response(frame, fmt=format, filename="campaigns", meta={"q": q}, limit=limit, offset=offset)
 
 
-@api.get("/campaigns/{campaign_id}", response_model=RecordsPublic)
+@api.get("/campaigns/{campaign_id:path}", response_model=RecordsPublic)
 def campaign(project: ProjectDep, gen: GenerationDep, who: Viewer, campaign_id: str, scheme: str | None = None,
              limit: Limit = 1000, offset: Offset = 0, format: Format = "json") -> Any:
     """Lift of the purchase rate and revenue by segment of ``scheme`` (default lifecycle),
@@ -68,14 +68,15 @@ def campaigns_page(request: Request, project: ProjectDep, gen: GenerationDep, wh
     """Campaigns with exposures; each links to its lift by segment."""
     frame = _insights.campaigns(project, gen)
     shown = frame.copy()
-    shown["campaign_id"] = [f'<a href="/campaigns/{escape(c)}">{escape(c)}</a>' for c in frame["campaign_id"]]
+    # ids come from the data: percent-encoded in the path ("/", "?", "#" and "%" included)
+    shown["campaign_id"] = [f'<a href="/campaigns/{escape(quote(c, safe=""))}">{escape(c)}</a>' for c in frame["campaign_id"]]
     blocks = [shown.to_html(index=False, escape=False, classes="data", border=0) if len(frame)
               else "<p>No campaign exposures stored.</p>"]
     return render(request, "Campaigns", blocks, json_url="/api/v1/campaigns", csv_url="/api/v1/campaigns?format=csv",
                   schemes=_names(project, gen))
 
 
-@pages.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
+@pages.get("/campaigns/{campaign_id:path}", response_class=HTMLResponse)
 def campaign_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Viewer, campaign_id: str,
                   scheme: str | None = None) -> HTMLResponse:
     """A campaign's lift by segment (forest plots) and its table."""
@@ -90,8 +91,9 @@ def campaign_page(request: Request, project: ProjectDep, gen: GenerationDep, who
     blocks.append(table_html(report.to_pandas(), digits=3))
     blocks += [f'<p class="note">{escape(n)}</p>' for n in report.notes]
     q = urlencode({"scheme": scheme})
+    path = quote(campaign_id, safe="")
     return render(request, f"Campaign {campaign_id}: lift by {scheme}", blocks,
-                  json_url=f"/api/v1/campaigns/{campaign_id}?{q}", csv_url=f"/api/v1/campaigns/{campaign_id}?{q}&format=csv",
+                  json_url=f"/api/v1/campaigns/{path}?{q}", csv_url=f"/api/v1/campaigns/{path}?{q}&format=csv",
                   schemes=_names(project, gen))
 
 
@@ -145,6 +147,8 @@ def _profiles_or_404(project: Any, gen: Any, scheme: str, snapshot: dt.date | No
 
     dates = _views.snapshots(project, gen, scheme)
     snapshot = snapshot or dates[-1]
+    if snapshot not in dates:  # before the cache: one entry per date asked for otherwise
+        raise HTTPException(status_code=404, detail=f"scheme {scheme!r} has no snapshot {snapshot}")
     frame = _insights.profiles(project, gen, scheme, snapshot)
     if frame is None:
         raise HTTPException(status_code=404, detail=f"no stored features at {snapshot}: the store keeps the "
