@@ -108,3 +108,18 @@ def test_unknown_schemes_and_dates_do_not_fill_the_cache(app, viewer):
         assert r.status_code == 404 and "has no snapshot 1900-01-" in r.json()["detail"]
     assert set(gen._cache) == before
     assert not gen._key_locks
+
+
+def test_customers_pages_follow_each_other(client):
+    """The search pages in the engine (limit, offset); the response then showed rows
+    ``offset ..`` of that page again: every page after the first was empty, and meta.limit
+    said how many rows came back instead of the limit asked for."""
+    whole = client.get("/api/v1/customers", params={"limit": 6, "offset": 0}).json()
+    first = client.get("/api/v1/customers", params={"limit": 3, "offset": 0}).json()
+    second = client.get("/api/v1/customers", params={"limit": 3, "offset": 3}).json()
+    ids = [r["customer_id"] for r in whole["data"]]
+    assert len(ids) == 6 and len(set(ids)) == 6
+    assert [r["customer_id"] for r in first["data"]] == ids[:3]
+    assert [r["customer_id"] for r in second["data"]] == ids[3:]
+    assert second["meta"]["limit"] == 3 and second["meta"]["offset"] == 3
+    assert second["total"] == whole["total"] > 6

@@ -42,6 +42,15 @@ def test_score_refusals(viewer, analyst, anon):
     late = {"transactions": [{"ts": "2030-01-01T00:00:00", "amount": 5.0}]}
     r = analyst.post("/api/v1/score", json=late)
     assert r.status_code == 422 and "no transactions before" in r.json()["detail"]
+    # a NaN quantity and a nested attribute value were accepted; both hot path and app
+    for _ in range(2):
+        nan = {"transactions": [{"ts": "2024-05-01T10:00:00", "amount": 20.0, "quantity": "NaN"}]}
+        r = analyst.post("/api/v1/score", json=nan)
+        assert r.status_code == 422 and "quantity" in r.text, r.text
+        odd = {**body, "attributes": {"region": {"a": 1}, "city": ["x"], "age_band": "25-34"}}
+        r = analyst.post("/api/v1/score", json=odd)
+        assert r.status_code == 422 and "city, region must be text, a number or null" in r.text, r.text
+    assert analyst.post("/api/v1/score", json={**body, "attributes": {"region": "North"}}).status_code == 200
 
 
 def test_score_refuses_a_body_beyond_the_limit_before_reading_it_all(analyst):

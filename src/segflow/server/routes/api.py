@@ -39,15 +39,17 @@ Pii = Annotated[
 
 
 def table_response(frame: pd.DataFrame, *, fmt: str, filename: str, meta: dict[str, Any],
-                   limit: int | None = None, offset: int = 0, total: int | None = None) -> RecordsPublic | Response:
-    """A table as JSON records (one page) or as a CSV download (every row of the query)."""
+                   limit: int | None = None, offset: int = 0, total: int | None = None,
+                   paged: bool = False) -> RecordsPublic | Response:
+    """A table as JSON records (one page) or as a CSV download (every row of the query).
+    ``paged``: ``frame`` is the page already (the query applied ``limit`` and ``offset``)."""
     if fmt == "csv":
         return Response(
             csv_bytes(frame), media_type="text/csv; charset=utf-8",
             headers={"content-disposition": attachment(f"{filename}.csv")},
         )
     total = len(frame) if total is None else total
-    shown = _views.page(frame, limit, offset) if limit is not None else frame
+    shown = _views.page(frame, limit, offset) if limit is not None and not paged else frame
     data = _views.records(shown)
     return RecordsPublic(data=data, count=len(data), total=total, meta={**meta, "limit": limit, "offset": offset})
 
@@ -155,7 +157,8 @@ def customers(request: Request, project: ProjectDep, gen: GenerationDep, who: An
           {"rows": len(frame), "pii": how, "q": q, "scheme": scheme, "segment": segment})
     return table_response(protect(frame, how), fmt=format, filename="customers",
                           meta={"q": q, "scheme": scheme, "segment": segment, "pii": how},
-                          limit=None if format == "csv" else len(frame), offset=offset, total=total)
+                          limit=None if format == "csv" else limit, offset=offset, total=total,
+                          paged=True)
 
 
 @router.get("/customers/{customer_id:path}", response_model=RecordsPublic)

@@ -46,7 +46,7 @@ class _Strict(BaseModel):
 class TransactionIn(_Strict):
     ts: dt.datetime = Field(description="Time of the line, ISO 8601 (YYYY-MM-DDTHH:MM:SS), no time zone.")
     amount: float = Field(allow_inf_nan=False, description="Line amount; negative for a return.")
-    quantity: float | None = None
+    quantity: float | None = Field(default=None, allow_inf_nan=False)
     category: str | None = None
     channel: str | None = None
     promo_code: str | None = None
@@ -98,6 +98,9 @@ class ScoreIn(_Strict):
         unknown = sorted(set(value) - set(ATTRIBUTES))
         if unknown:
             raise ValueError(f"unknown attribute(s) {', '.join(unknown)}; known: {', '.join(ATTRIBUTES)}")
+        nested = sorted(k for k, v in value.items() if not (v is None or isinstance(v, str | int | float)))
+        if nested:  # a customer record holds text, numbers and dates (as text) only
+            raise ValueError(f"attribute(s) {', '.join(nested)} must be text, a number or null")
         out = dict(value)
         created = out.get("created_at")
         if created is not None:
