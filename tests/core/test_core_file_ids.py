@@ -180,3 +180,35 @@ def test_reader_keeps_id_text_and_types_the_rest(tmp_path):
     assert [r["CustomerID"] for r in frame] == ["00123", "12345678901234567890123"]
     assert [r["member"] for r in frame] == ["0042", "7"]
     assert [r["amount"] for r in frame] == [1.5, 2.0]
+
+
+def test_a_file_mixing_line_ends_is_read_whole(tmp_path):
+    # two exports joined: LF lines, then CRLF lines. DuckDB's strict parser failed to sniff
+    # it ("cannot read the file: ... Error when sniffing file"); every file command reads
+    # it now, each record once, with the ids as text and no CR left in the last column
+    import ibis
+
+    path = tmp_path / "customers.csv"
+    lf = "".join(f"c{i:03d},{i % 5},{i}.5\n" for i in range(30))
+    crlf = "".join(f"00{i},{i % 7},{i}\r\n" for i in range(30))
+    path.write_bytes(("customer_id,visits,spend\n" + lf + crlf).encode())
+    rows = read_user_csv(ibis.duckdb.connect(), path).to_pyarrow().to_pylist()
+    assert len(rows) == 60 and rows[0]["customer_id"] == "c000" and rows[30]["customer_id"] == "000"
+    assert sum(r["spend"] for r in rows) == sum(i + 0.5 for i in range(30)) + sum(range(30))
+    out = tmp_path / "segments.csv"
+    result = runner.invoke(app, ["segment", "cluster", "--input", str(path), "--k", "2",
+                                 "--bootstrap", "0", "--min-share", "0", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(r["customer_id"] for r in _read_csv(out)) == sorted(r["customer_id"] for r in rows)
+
+
+def test_a_file_mixing_line_ends_that_reads_wrong_is_refused(tmp_path):
+    # the lenient reader's rows are checked against Python's csv count of the records
+    from segflow.cli._files import _check_records
+    from segflow.errors import InputError
+
+    path = tmp_path / "tx.csv"
+    path.write_bytes(b"customer_id,ts\na,2023-01-01\r\nb,2023-01-02\n")
+    _check_records(str(path), ",", 2)
+    with pytest.raises(InputError, match="mixes line ends"):
+        _check_records(str(path), ",", 3)

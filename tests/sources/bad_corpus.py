@@ -240,7 +240,10 @@ def _refused() -> list[Case]:
         Case("binary_png", {"orders.csv": b"\x89PNG\r\n\x1a\n\x00\x00" + bytes(range(256)) * 8},
              refused="binary"),
         Case("duplicate_header", {"orders.csv": _join(H + ",note", [ln + ",x" for ln in _lines(3)])},
-             refused="repeats", error_row=0),
+             refused="repeat", error_row=0),
+        # the store's SQL resolves names ignoring case: Amount and amount are one column
+        Case("duplicate_header_case", {"orders.csv": _join(H + ",AMOUNT", [ln + ",9" for ln in _lines(3)])},
+             refused="'amount' / 'AMOUNT'", error_row=0),
         Case("empty_header_name", {"orders.csv": _join(H + ",", [ln + ",x" for ln in _lines(3)])},
              refused="empty column names", error_row=0),
         Case("missing_mapped_column", {"orders.csv": _join("order_id,customer,date,note",

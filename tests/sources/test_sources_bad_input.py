@@ -212,3 +212,38 @@ def test_formula_rule_agrees_with_the_csv_writer():
     assert got == [True] * len(formulas) + [False] * (len(plain) + len(numbers) + 1)
     writer = formula_cells(pa.array(values, pa.string())).to_pylist()
     assert writer[:len(formulas) + len(plain)] == got[:len(formulas) + len(plain)]
+
+
+@pytest.mark.parametrize(("fmt", "names"), [
+    (fmt, names) for fmt in ("csv", "jsonl", "parquet", "xlsx")
+    for names in (("Amount", "amount"), ("amount", "amount"))
+    if not (fmt == "jsonl" and names[0] == names[1])])  # a JSON object holds a key once
+def test_column_names_repeated_ignoring_case_are_refused(tmp_path, fmt, names):
+    # SQL resolves column names ignoring case, so 'Amount' beside 'amount' was one column:
+    # a CSV failed with a catalog traceback, a Parquet file or sheet loaded the first one
+    # (1.5) for 'amount' (DuckDB and pandas rename an exact repeat to amount_1, amount.1)
+    import openpyxl
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    header, row = ["order_id", "customer", "date", *names], ["1", "A", "2024-01-02", "1.5", "2"]
+    path = tmp_path / f"orders.{fmt}"
+    if fmt == "csv":
+        path.write_text(",".join(header) + "\n" + ",".join(row) + "\n")
+    elif fmt == "jsonl":  # one object cannot repeat a key: the second spelling on line 2
+        import json
+
+        path.write_text("".join(json.dumps({**dict(zip(header[:3], row[:3], strict=True)),
+                                            name: value}) + "\n"
+                                for name, value in zip(names, row[3:], strict=True)))
+    elif fmt == "parquet":
+        pq.write_table(pa.Table.from_arrays([pa.array([v]) for v in row], names=header), path)
+    else:
+        book = openpyxl.Workbook()
+        book.active.append(header)
+        book.active.append(row)
+        book.save(path)
+    (tmp_path / "segflow.toml").write_text(TOML.replace("orders.csv", path.name))
+    with pytest.raises(InputError, match="column names repeat") as info:
+        _run(tmp_path)
+    assert info.value.file == path.name and f"{names[0]!r} / {names[1]!r}" in str(info.value)

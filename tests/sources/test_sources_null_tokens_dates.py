@@ -217,3 +217,28 @@ def test_a_two_digit_year_under_iso_dates_gets_a_hint(tmp_path):
     assert got["1"] == ("0024-01-05 is before 1900-01-01: a two-digit year? add a format with "
                         "%y to date_formats (docs/data.md)")
     assert got["2"] == "1850-01-05 is before 1900-01-01"
+
+
+def test_iso_dates_honour_the_time_zone_unless_the_value_names_its_own(tmp_path):
+    # ISO 8601 (date_formats = []) under timezone = America/New_York (UTC-4 in May, -5 in
+    # March): a date alone and a naive timestamp are local, so both move by the zone's offset
+    # (a date's day, '-31', is no UTC offset); a value ending in Z, UTC, GMT or an offset
+    # (also +hh:mm:ss) is converted by its own zone, never shifted a second time
+    text = ("InvoiceNo,CustomerID,InvoiceDate,Amount\n"
+            "1,C1,2024-05-31,1\n"
+            "2,C1,2024-05-31 00:00:00,1\n"
+            "3,C1,2024-03-01,1\n"
+            "4,C1,2024-05-12 14:03:00 UTC,1\n"
+            "5,C1,2024-05-12T14:03:00 gmt,1\n"
+            "6,C1,2024-05-12T14:03:00Z,1\n"
+            "7,C1,2024-05-12 14:03:00+02:00:00,1\n"
+            "8,C1,2024-05-12 14:03:00-0530,1\n"
+            "9,C1,2024-5-3,1\n")
+    extra = 'date_formats = []\ntimezone = "America/New_York"'
+    store, rep = _load(tmp_path, text, extra=extra)
+    assert rep.rows_accepted == 9
+    got = dict(_rows(store, "SELECT transaction_id, strftime(ts, '%Y-%m-%d %H:%M') "
+                            "FROM transactions"))
+    assert got == {"1": "2024-05-31 04:00", "2": "2024-05-31 04:00", "3": "2024-03-01 05:00",
+                   "4": "2024-05-12 14:03", "5": "2024-05-12 14:03", "6": "2024-05-12 14:03",
+                   "7": "2024-05-12 12:03", "8": "2024-05-12 19:33", "9": "2024-05-03 04:00"}

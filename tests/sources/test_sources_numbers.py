@@ -302,3 +302,18 @@ def test_typed_decimal_and_integer_columns(tmp_path):
         ingest(store, Settings.load(tmp_path), tmp_path, now=NOW)
     kept, quar = _outcome(store)
     assert kept[1] == 1e15 + 0.125 and len(kept) == 6 and quar == {}
+
+
+def test_a_space_as_thousands_separator_also_reads_no_break_spaces(tmp_path):
+    # French settings write 1 234,56 with a no-break space (U+00A0) or, lately, a narrow
+    # one (U+202F); with thousands = " " they were quarantined under a reason that reads
+    # exactly like a valid number ("'1 234,56' is not a number with ... thousands ' '")
+    texts = ["1 234,56", "1\u00a0234,56", "1\u202f234\u202f567,8", "-12\u00a0345", "1\u00a0234 567",
+             "12\u00a034,5", "1\u2009234,56", "1 2345"]
+    store, report, counted = _load(tmp_path, texts, sep=";",
+                                   options='{ delimiter = ";", decimal = ",", thousands = " " }')
+    _reconciles(store, report, counted)
+    kept, quar = _outcome(store)
+    assert kept == {1: 1234.56, 2: 1234.56, 3: 1234567.8, 4: -12345.0, 5: 1234567.0}
+    assert {row: rule for row, (rule, _) in quar.items()} == {
+        6: "non_numeric_amount", 7: "non_numeric_amount", 8: "non_numeric_amount"}

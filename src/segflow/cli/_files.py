@@ -43,22 +43,60 @@ def read_user_csv(
     (``duckdb.Error``); callers turn them into a one-line :class:`segflow.InputError`.
     """
     path = str(path)
-    header = con.read_csv(path, all_varchar=True).columns
-    kwargs: dict[str, Any] = {"all_varchar": True} if all_varchar else {}
+    # DuckDB's strict parser fails on a file mixing line ends (CRLF and LF: exports joined
+    # together); its lenient one reads them, and the count check below proves it lost nothing
+    lenient: dict[str, Any] = {}
+    try:
+        header = con.read_csv(path, all_varchar=True).columns
+    except Exception:  # duckdb.Error (imported lazily by the callers' backend)
+        if not _mixed_line_ends(path):
+            raise
+        lenient = {"strict_mode": False}
+        header = con.read_csv(path, all_varchar=True, **lenient).columns
+    kwargs: dict[str, Any] = {"all_varchar": True, **lenient} if all_varchar else dict(lenient)
     delim, names = _header_of(path)
     if delim is not None and list(header) != names:
         # the sniffer misread the file (one column, or another line taken for the header):
         # it does so when some lines do not split like the others; name the first
         _refuse_bad_line(path, delim)
         kwargs["delim"] = delim
-        header = con.read_csv(path, all_varchar=True, delim=delim).columns
+        header = con.read_csv(path, all_varchar=True, delim=delim, **lenient).columns
     wanted = set(id_columns)
     text = {c: "VARCHAR" for c in header if c in wanted or is_id_column(c)}
     if text and not all_varchar:
         kwargs["types"] = text
     if table_name is not None:
         kwargs["table_name"] = table_name
-    return con.read_csv(path, **kwargs)
+    table = con.read_csv(path, **kwargs)
+    if lenient:
+        _check_records(path, delim or ",", table.count().execute())
+    return table
+
+
+def _mixed_line_ends(path: str) -> bool:
+    """Whether the file ends some lines with CRLF and others with a bare LF or CR."""
+    crlf = lf = cr = 0
+    last = b""
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            crlf += chunk.count(b"\r\n") + (last == b"\r" and chunk[:1] == b"\n")
+            lf, cr, last = lf + chunk.count(b"\n"), cr + chunk.count(b"\r"), chunk[-1:]
+    return crlf > 0 and (lf > crlf or cr > crlf)
+
+
+def _check_records(path: str, delim: str, rows: int) -> None:
+    """InputError unless the file holds ``rows`` data records, counted with Python's csv
+    module (the lenient DuckDB reader could otherwise join or split records silently)."""
+    import csv
+
+    from segflow.errors import InputError
+
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        records = sum(1 for record in csv.reader(f, delimiter=delim) if record) - 1
+    if records != rows:
+        raise InputError(f"the file mixes line ends (CRLF and LF) and reads as {rows} rows where "
+                         f"it holds {records} records; save it with one kind of line end",
+                         file=path)
 
 
 def _refuse_bad_line(path: str, delim: str) -> None:

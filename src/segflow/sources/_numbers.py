@@ -5,7 +5,9 @@ may look like, its double, and whether the double keeps it exactly.
   ``decimal`` option, default ``.``; ``5.`` and ``.5`` included) and an optional exponent
   (``1.5e3``). With the ``thousands`` option set, the integer digits may also be grouped:
   a first group of one to three digits, then groups of exactly three digits, each after
-  one separator (``1.234.567,89``); digits without any separator stay valid (``1234,5``).
+  one separator (``1.234.567,89``); digits without any separator stay valid (``1234,5``). A space as
+  the separator also stands for the no-break and narrow no-break spaces (``1 234,56`` as
+  French settings write it).
   Anything else is no number (NULL): ``1.5`` or ``12.34`` with thousands ``.`` (a decimal
   point in a decimal-comma file, not a thousands separator), ``1,5`` with thousands ``,``,
   ``4.25`` with decimal ``,`` and no thousands, the underscores DuckDB's cast takes
@@ -64,9 +66,19 @@ def not_a_number(source: SourceSettings) -> str:
             + (f" and thousands {thousands!r} (between groups of three digits)" if thousands else ""))
 
 
+#: Spaces that group digits: a thousands separator that is one of them stands for all
+#: (locales and spreadsheets write 1 234,56 with a no-break or narrow no-break space).
+_SPACES = " \u00a0\u202f"
+
+
+def _seps(thousands: str) -> str:
+    """The characters read as the thousands separator ``thousands``."""
+    return _SPACES if thousands in _SPACES else thousands
+
+
 def _cls(sep: str) -> str:
-    """A regular-expression character class of the one character ``sep``."""
-    return "[" + ("\\" + sep if sep in "\\]^-[" else sep) + "]"
+    """A regular-expression character class of the characters of ``sep``."""
+    return "[" + "".join("\\" + c if c in "\\]^-[" else c for c in sep) + "]"
 
 
 def pattern(source: SourceSettings) -> str:
@@ -74,7 +86,7 @@ def pattern(source: SourceSettings) -> str:
     decimal, thousands = number_format(source)
     whole = "[0-9]+"
     if thousands:
-        whole = f"[0-9]{{1,3}}(?:{_cls(thousands)}[0-9]{{3}})+|[0-9]+"
+        whole = f"[0-9]{{1,3}}(?:{_cls(_seps(thousands))}[0-9]{{3}})+|[0-9]+"
     dec = _cls(decimal)
     return f"[+-]?(?:(?:{whole})(?:{dec}[0-9]*)?|{dec}[0-9]+)(?:[eE][+-]?[0-9]+)?"
 
@@ -85,8 +97,8 @@ def normal_text(text: str, source: SourceSettings) -> str:
     text of ``source``."""
     decimal, thousands = number_format(source)
     norm = text
-    if thousands:
-        norm = f"replace({norm}, {lit(thousands)}, '')"
+    for sep in _seps(thousands) if thousands else "":
+        norm = f"replace({norm}, {lit(sep)}, '')"
     if decimal != ".":
         norm = f"replace({norm}, {lit(decimal)}, '.')"
     return f"CASE WHEN regexp_full_match({text}, {lit(pattern(source))}) THEN {norm} END"

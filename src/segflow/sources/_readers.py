@@ -237,12 +237,24 @@ def _csv_header(path: Path, source: SourceSettings, label: str) -> tuple[list[st
         raise InputError(
             f"header has empty column names at positions {blanks}", file=label, row=0
         )
-    dupes = sorted({h for h in header if header.count(h) > 1})
-    if dupes:
-        raise InputError(f"header repeats column names {dupes}", file=label, row=0)
-    if "_row" in header:
+    refuse_repeated_names(header, label)
+    if "_row" in {h.lower() for h in header}:
         raise InputError("a column named _row is reserved", file=label, row=0, column="_row")
     return header, delimiter, quote, encoding
+
+
+def refuse_repeated_names(names: list[str], label: str, row: int | None = 0) -> None:
+    """InputError when two columns of a file have one name, compared ignoring case: the
+    store's SQL resolves column names ignoring case, so ``Amount`` and ``amount`` would be
+    one column (a mapping would read whichever comes first, or the load would fail)."""
+    seen: dict[str, list[str]] = {}
+    for name in names:
+        seen.setdefault(name.lower(), []).append(name)
+    dupes = [same for same in seen.values() if len(same) > 1]
+    if dupes:
+        shown = ", ".join(" / ".join(repr(n) for n in same) for same in dupes)
+        raise InputError(f"column names repeat: {shown} (names are compared ignoring case); "
+                         "rename or drop the extra column", file=label, row=row)
 
 
 def _stage_csv_duckdb(con, path: Path, header: list[str], delimiter: str, quote: str,
@@ -382,6 +394,13 @@ def _scan(con, sql: str, label: str, what: str) -> str:
 def _stage_parquet(con, path: Path, label: str, limit: int | None) -> Staged:
     """A view over the Parquet file itself: no copy (the file is re-read where needed)."""
     lim = f" WHERE file_row_number < {int(limit)}" if limit else ""
+    try:  # DuckDB renames a repeated name (amount, amount_1): judge the file's own names
+        import pyarrow.parquet as pq
+
+        names = pq.read_schema(path).names
+    except Exception:  # not Parquet: DuckDB's error below says so
+        names = []
+    refuse_repeated_names(names, label, row=None)
     stg = _tmp("stg")
     try:
         con.execute(
@@ -453,6 +472,12 @@ def _stage_jsonl(con, path: Path, label: str, limit: int | None) -> Staged:
         con.execute(f"DROP TABLE {lines}")
         con.execute(f"DROP TABLE {rejects}")
         raise InputError("no JSON objects found; expected one object per line", file=str(label))
+    try:
+        refuse_repeated_names(keys, label, row=None)
+    except InputError:
+        con.execute(f"DROP TABLE {lines}")
+        con.execute(f"DROP TABLE {rejects}")
+        raise
     sel = ", ".join(f"json_extract_string(line, {lit('$.' + _json_key(k))}) AS {q(k)}" for k in keys)
     stg = _tmp("stg")
     con.execute(
@@ -478,8 +503,13 @@ def _stage_xlsx(con, path: Path, source: SourceSettings, label: str, limit: int 
         frame = pd.read_excel(
             path, sheet_name=sheet, dtype=object, keep_default_na=False, nrows=limit, engine="openpyxl"
         )
+        # pandas renames a repeated name (amount, amount.1): judge the sheet's own header
+        first = pd.read_excel(path, sheet_name=sheet, header=None, nrows=1, dtype=object,
+                              keep_default_na=False, engine="openpyxl")
     except Exception as exc:  # openpyxl raises many types (zipfile, KeyError, ValueError)
         raise InputError(f"cannot read as an Excel .xlsx workbook: {exc}", file=label) from exc
+    if len(first):
+        refuse_repeated_names([str(v).strip() for v in first.iloc[0] if str(v).strip()], label)
     table, numbers = sheet_table(frame)
     del frame
     view = _tmp("xl")

@@ -38,7 +38,12 @@ from segflow.store import CANONICAL_TABLES
 _NUMERIC_TYPES = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "INTEGER", "BIGINT", "SMALLINT",
                   "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT")
 _FLOAT_TYPES = ("DOUBLE", "FLOAT", "REAL")
-_OFFSET_RE = r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+#: An ISO 8601 value with its own zone: a time (hh:mm, seconds and fraction optional), then
+#: ``Z``, ``UTC``, ``GMT`` or an offset (+hh, +hhmm, +hh:mm, +hh:mm:ss), a space allowed
+#: before it. The time must precede it: the day of a date alone (``2024-05-31``) is no
+#: offset ``-31``, so such a date is a naive value in the source's time zone.
+_OFFSET_RE = (r"(?i)[0-9]:[0-9]{2}(:[0-9]{2}([.][0-9]*)?)? ?"
+              r"(Z|UTC|GMT|[+-][0-9]{2}(:?[0-9]{2}(:?[0-9]{2})?)?)$")
 #: The longest text of a typed number or date value ('-170141183460469231731687303715884105728'
 #: is 40 characters; a timestamp with time zone and nanoseconds about 40).
 _TYPED_TEXT_MAX = 48
