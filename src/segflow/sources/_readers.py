@@ -34,6 +34,7 @@ from segflow.sources._csvread import (
     read_csv_file,
     read_lines,
 )
+from segflow.sources._names import refuse_repeated_names
 
 _EXTENSIONS = {
     ".csv": "csv",
@@ -241,20 +242,6 @@ def _csv_header(path: Path, source: SourceSettings, label: str) -> tuple[list[st
     if "_row" in {h.lower() for h in header}:
         raise InputError("a column named _row is reserved", file=label, row=0, column="_row")
     return header, delimiter, quote, encoding
-
-
-def refuse_repeated_names(names: list[str], label: str, row: int | None = 0) -> None:
-    """InputError when two columns of a file have one name, compared ignoring case: the
-    store's SQL resolves column names ignoring case, so ``Amount`` and ``amount`` would be
-    one column (a mapping would read whichever comes first, or the load would fail)."""
-    seen: dict[str, list[str]] = {}
-    for name in names:
-        seen.setdefault(name.lower(), []).append(name)
-    dupes = [same for same in seen.values() if len(same) > 1]
-    if dupes:
-        shown = ", ".join(" / ".join(repr(n) for n in same) for same in dupes)
-        raise InputError(f"column names repeat: {shown} (names are compared ignoring case); "
-                         "rename or drop the extra column", file=label, row=row)
 
 
 def _stage_csv_duckdb(con, path: Path, header: list[str], delimiter: str, quote: str,
