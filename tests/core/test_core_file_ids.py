@@ -212,3 +212,44 @@ def test_a_file_mixing_line_ends_that_reads_wrong_is_refused(tmp_path):
     _check_records(str(path), ",", 2)
     with pytest.raises(InputError, match="mixes line ends"):
         _check_records(str(path), ",", 3)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_file_commands_trim_ids_as_the_ingest_does(tmp_path, fmt):
+    """`` A``, ``A `` and ``A`` with a tab or a zero-width space are one customer ``A`` in a
+    project (the ingest trims ids); a file command counted them as four customers."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    spelled = [" A", "A ", "A\t", "\u200bA", "B", "\u00a0B", "C", "C", "D"]
+    days = ["2023-01-05", "2023-03-01", "2023-06-10", "2023-09-02", "2023-02-01", "2023-05-01",
+            "2023-04-04", "2023-11-11", "2023-07-07"]
+    amounts = [10.0, 12.0, 9.0, 11.0, 20.0, 25.0, 5.0, 6.0, 40.0]
+    start = dt.date(2023, 1, 1)
+    for k, history in enumerate(HISTORIES):  # other customers, for the fit
+        for d, a in history:
+            spelled.append(f"F{k:03d}")
+            days.append((start + dt.timedelta(days=d)).isoformat())
+            amounts.append(a)
+
+    def write(path, ids):
+        if fmt == "csv":
+            _write_csv(path, ["customer_id", "ts", "amount"],
+                       [[i, d, str(a)] for i, d, a in zip(ids, days, amounts, strict=True)])
+        else:
+            pq.write_table(pa.table({"customer_id": ids, "ts": days, "amount": amounts}), path)
+
+    messy, clean = tmp_path / f"messy.{fmt}", tmp_path / f"clean.{fmt}"
+    write(messy, spelled)
+    write(clean, [s.strip(" \t\u200b\u00a0") for s in spelled])
+    out = {}
+    for name, path in (("messy", messy), ("clean", clean)):
+        scores = tmp_path / f"{name}-scores.csv"
+        _ok(runner.invoke(app, ["clv", "score", "-t", str(path), "--snapshot", "2023-12-31",
+                                "--spend-model", "none", "-o", str(scores), "--json"]))
+        out[name] = {r["customer_id"]: (r["x"], r["t_x"], r["T"]) for r in _read_csv(scores)}
+    assert sorted(out["messy"])[:4] == ["A", "B", "C", "D"] and len(out["messy"]) == 4 + len(HISTORIES)
+    assert out["messy"] == out["clean"]
+    # A: four purchase days, 2023-01-05 .. 2023-09-02 (240 days)
+    assert float(out["messy"]["A"][0]) == 3
+    assert float(out["messy"]["A"][1]) == pytest.approx(240 / 7, abs=1e-3)

@@ -29,7 +29,7 @@ from segflow.cli._common import (
     stdout,
     user_errors,
 )
-from segflow.cli._files import read_user_csv
+from segflow.cli._files import canonical_ids, is_id_column, read_user_csv
 from segflow.errors import InputError
 
 campaign_app = typer.Typer(
@@ -68,7 +68,8 @@ def read_customer_file(path: Path) -> Any:
     suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
-            return con.read_parquet(str(path))
+            table = con.read_parquet(str(path))
+            return canonical_ids(table, [c for c in table.columns if is_id_column(c)])
         if suffix in (".csv", ".txt", ".tsv"):
             return read_user_csv(con, path)  # identifier columns (customer_id, ...) as text
     except Exception as exc:  # DuckDB's reader names the line and the problem

@@ -23,7 +23,7 @@ from segflow.cli._common import (
     stdout,
     user_errors,
 )
-from segflow.cli._files import read_user_csv
+from segflow.cli._files import canonical_ids, read_user_csv
 from segflow.cli._segment import segment_app
 from segflow.errors import InputError, SegflowError
 
@@ -91,7 +91,7 @@ def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: 
             file=str(path),
             column=id_col,
         )
-    table = table.mutate(**{id_col: table[id_col].cast("string")})
+    table = canonical_ids(table.mutate(**{id_col: table[id_col].cast("string")}), [id_col])
     stats = (
         table.aggregate(
             n=table.count(), ids=table[id_col].nunique(), nulls=table[id_col].isnull().sum()

@@ -16,7 +16,7 @@ import typer
 
 from segflow.cli._clv_fit import fit_clv, holdout_snapshot, print_fit, snapshot_of, unit_code
 from segflow.cli._common import JsonOption, console, print_json, refuse_on_spark, user_errors
-from segflow.cli._files import read_user_csv
+from segflow.cli._files import canonical_ids, is_id_column, read_user_csv
 from segflow.errors import InputError, SegflowError
 
 TransactionsOption = typer.Option(
@@ -79,6 +79,7 @@ def read_transactions(
     try:
         if kind == "parquet":
             table = con.read_parquet(str(path))
+            table = canonical_ids(table, [c for c in table.columns if c in id_cols or is_id_column(c)])
         elif kind == "csv":
             table = read_user_csv(con, path, id_columns=id_cols, all_varchar=date_format is not None)
         elif kind == "cdnow":

@@ -4,8 +4,10 @@ DuckDB's CSV sniffer guesses column types from the values, so an id column of di
 becomes a number: ``00123`` turns into ``123`` (and merges with a customer ``123``), a
 20-digit id overflows into a DOUBLE and is written back rounded. Every file command
 (``clv fit/score``, ``segment cluster/profile --input``, ``campaign ... --responses``)
-reads its CSV through :func:`read_user_csv`, which reads the identifier columns as VARCHAR,
-exactly as they are in the file; the other columns keep the sniffed types.
+reads its CSV through :func:`read_user_csv`, which reads the identifier columns as VARCHAR;
+the other columns keep the sniffed types. The ids are then the text the ingest stores
+(:func:`canonical_ids`, the rule of :mod:`segflow.sources._ids`): `` A``, ``A `` and ``A``
+followed by a tab are one customer ``A`` in a file command as in a project.
 """
 
 from __future__ import annotations
@@ -67,10 +69,31 @@ def read_user_csv(
         kwargs["types"] = text
     if table_name is not None:
         kwargs["table_name"] = table_name
-    table = con.read_csv(path, **kwargs)
+    table = canonical_ids(con.read_csv(path, **kwargs),
+                          [c for c in header if c in wanted or is_id_column(c)])
     if lenient:
         _check_records(path, delim or ",", table.count().execute())
     return table
+
+
+def canonical_ids(table: Any, columns: Iterable[str]) -> Any:
+    """``table`` (Ibis) with its text id ``columns`` as the ingest stores ids
+    (:mod:`segflow.sources._ids`): invisible characters (zero-width spaces, direction marks,
+    byte-order marks) removed, a no-break space read as a space, control characters and
+    spaces trimmed at both ends, an empty id missing. Columns of other types, and names the
+    table lacks, are left as they are."""
+    from segflow.sources._ids import _INVISIBLE, _TRIM_CLASS
+
+    text = [c for c in dict.fromkeys(columns) if c in table.columns and table[c].type().is_string()]
+    if not text:
+        return table
+    edge = f"^{_TRIM_CLASS}+|{_TRIM_CLASS}+$"
+
+    def clean(v: Any) -> Any:
+        v = v.re_replace(_INVISIBLE, "").replace("\u00a0", " ").re_replace(edge, "")
+        return v.nullif("")
+
+    return table.mutate(**{c: clean(table[c]) for c in text})
 
 
 def _mixed_line_ends(path: str) -> bool:
