@@ -26,7 +26,8 @@ class InputError(SegflowError):
     message : str
         What was expected.
     file, row, column : optional
-        Where the problem is: the source file, the 1-based data row number and the column.
+        Where the problem is: the source file, the 1-based data row number (0: the header
+        row, written "header") and the column.
     """
 
     def __init__(
@@ -42,7 +43,7 @@ class InputError(SegflowError):
             part
             for part in (
                 f"file {file}" if file else "",
-                f"row {row}" if row is not None else "",
+                ("header" if row == 0 else f"row {row}") if row is not None else "",
                 f"column {column!r}" if column else "",
             )
             if part

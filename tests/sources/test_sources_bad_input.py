@@ -59,6 +59,7 @@ def test_missing_mapped_column_names_file_and_column(tmp_path):
     err = info.value
     assert err.file == "orders.csv" and err.column == "customer" and err.row == 0
     assert "client" in str(err)  # lists the columns that are there
+    assert str(err).startswith("file orders.csv, header, column 'customer': ")
 
 
 def test_missing_file(tmp_path):
