@@ -233,12 +233,15 @@ def test_iso_dates_honour_the_time_zone_unless_the_value_names_its_own(tmp_path)
             "6,C1,2024-05-12T14:03:00Z,1\n"
             "7,C1,2024-05-12 14:03:00+02:00:00,1\n"
             "8,C1,2024-05-12 14:03:00-0530,1\n"
-            "9,C1,2024-5-3,1\n")
+            "9,C1,2024-5-3,1\n"
+            "10,C1,2024-05-12 14:03:00 +0200,1\n"  # a space before the offset
+            "11,C1,2024-05-12 14:03:00 -05:30,1\n")
     extra = 'date_formats = []\ntimezone = "America/New_York"'
     store, rep = _load(tmp_path, text, extra=extra)
-    assert rep.rows_accepted == 9
+    assert rep.rows_accepted == 11
     got = dict(_rows(store, "SELECT transaction_id, strftime(ts, '%Y-%m-%d %H:%M') "
                             "FROM transactions"))
     assert got == {"1": "2024-05-31 04:00", "2": "2024-05-31 04:00", "3": "2024-03-01 05:00",
                    "4": "2024-05-12 14:03", "5": "2024-05-12 14:03", "6": "2024-05-12 14:03",
-                   "7": "2024-05-12 12:03", "8": "2024-05-12 19:33", "9": "2024-05-03 04:00"}
+                   "7": "2024-05-12 12:03", "8": "2024-05-12 19:33", "9": "2024-05-03 04:00",
+                   "10": "2024-05-12 12:03", "11": "2024-05-12 19:33"}

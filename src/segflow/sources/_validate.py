@@ -129,7 +129,7 @@ def _date_parses(text: str, source: SourceSettings) -> list[str]:
     if not source.date_formats:
         return [
             f"CASE WHEN regexp_matches({text}, {lit(_OFFSET_RE)}) "
-            f"THEN timezone('UTC', TRY_CAST({text} AS TIMESTAMPTZ)) "
+            f"THEN timezone('UTC', TRY_CAST({_joined_offset(text)} AS TIMESTAMPTZ)) "
             f"ELSE {_to_utc(f'TRY_CAST({text} AS TIMESTAMP)', source.timezone)} END"
         ]
     out = []
@@ -138,6 +138,12 @@ def _date_parses(text: str, source: SourceSettings) -> list[str]:
         out.append(f"timezone('UTC', {parsed})" if "%z" in fmt or "%Z" in fmt
                    else _to_utc(parsed, source.timezone))
     return out
+
+
+def _joined_offset(text: str) -> str:
+    """SQL: ``text`` with a space before a numeric offset removed (``14:03:00 +0200``, as
+    some exports write it: DuckDB reads ``+0200`` after a space as a zone name, and fails)."""
+    return f"regexp_replace({text}, {lit(' ([+-][0-9]{2}(:?[0-9]{2}){0,2})$')}, {lit(chr(92) + '1')})"
 
 
 def _strptime(text: str, fmt: str) -> str:
