@@ -253,3 +253,21 @@ def test_file_commands_trim_ids_as_the_ingest_does(tmp_path, fmt):
     # A: four purchase days, 2023-01-05 .. 2023-09-02 (240 days)
     assert float(out["messy"]["A"][0]) == 3
     assert float(out["messy"]["A"][1]) == pytest.approx(240 / 7, abs=1e-3)
+
+
+def test_clv_reads_unix_time_with_date_format_s(tmp_path):
+    """--date-format %s: seconds since 1970 UTC (DuckDB's strptime has no %s); the scores
+    equal those of the same file written with ISO dates."""
+    rows, _ = _transactions([])
+    iso, unix = tmp_path / "iso.csv", tmp_path / "unix.csv"
+    _write_csv(iso, ["customer_id", "ts", "amount"], rows)
+    epoch = dt.datetime(1970, 1, 1)
+    _write_csv(unix, ["customer_id", "ts", "amount"],
+               [[c, str(int((dt.datetime.fromisoformat(d) - epoch).total_seconds())), a] for c, d, a in rows])
+    out = {}
+    for name, path, extra in (("iso", iso, []), ("unix", unix, ["--date-format", "%s"])):
+        scores = tmp_path / f"{name}.scores.csv"
+        _ok(runner.invoke(app, ["clv", "score", "-t", str(path), "--snapshot", "2023-12-31",
+                                "-o", str(scores), "--json", *extra]))
+        out[name] = _read_csv(scores)
+    assert out["unix"] == out["iso"] and len(out["iso"]) == len(HISTORIES)

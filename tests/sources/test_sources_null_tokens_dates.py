@@ -245,3 +245,28 @@ def test_iso_dates_honour_the_time_zone_unless_the_value_names_its_own(tmp_path)
                    "4": "2024-05-12 14:03", "5": "2024-05-12 14:03", "6": "2024-05-12 14:03",
                    "7": "2024-05-12 12:03", "8": "2024-05-12 19:33", "9": "2024-05-03 04:00",
                    "10": "2024-05-12 12:03", "11": "2024-05-12 19:33"}
+
+
+def test_unix_time_is_read_with_the_epoch_format(tmp_path):
+    # date_formats "%s": seconds since 1970-01-01 UTC (a fraction allowed), whatever the
+    # source's time zone; without it such values are unparseable with a hint
+    expected = dt.datetime(2024, 5, 12, 14, 3, tzinfo=dt.UTC)
+    stamp = int(expected.timestamp())
+    text = ("InvoiceNo,CustomerID,InvoiceDate,Amount\n"
+            f"1,C1,{stamp},1\n"
+            f"2,C1,{stamp}.5,1\n"
+            "3,C1,2024-05-31 10:00:00,1\n"
+            "4,C1,12:00,1\n")
+    extra = 'date_formats = ["%Y-%m-%d %H:%M:%S", "%s"]\ntimezone = "America/New_York"'
+    store, rep = _load(tmp_path, text, extra=extra)
+    assert rep.rows_accepted == 3 and rep.rows_quarantined == 1
+    got = dict(_rows(store, "SELECT transaction_id, strftime(ts, '%Y-%m-%d %H:%M:%S.%f') "
+                            "FROM transactions"))
+    assert got == {"1": "2024-05-12 14:03:00.000000", "2": "2024-05-12 14:03:00.500000",
+                   "3": "2024-05-31 14:00:00.000000"}  # the local time moved to UTC
+    store, rep = _load(tmp_path, text, extra='date_formats = ["%Y-%m-%d %H:%M:%S"]')
+    assert rep.rows_accepted == 1
+    reasons = [r[0] for r in _rows(store, "SELECT reason FROM quarantine ORDER BY row_number")]
+    assert reasons[0] == (f"'{stamp}' does not match the accepted formats (%Y-%m-%d %H:%M:%S); "
+                          "Unix time? add '%s' (seconds since 1970) to date_formats")
+    assert "Unix time" not in reasons[2]

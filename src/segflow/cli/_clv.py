@@ -34,7 +34,7 @@ AmountOption = typer.Option(
     "amount", "--amount-col", help="Amount column ('none': count purchases only, no spend)."
 )
 DateFormatOption = typer.Option(
-    None, "--date-format", help="strftime format of the date column, e.g. %Y%m%d."
+    None, "--date-format", help="strftime format of the date column, e.g. %Y%m%d; %s for Unix time (seconds since 1970 UTC)."
 )
 CalibrationOption = typer.Option(
     None, "--calibration-end",
@@ -110,7 +110,12 @@ def read_transactions(
             f"columns are {list(table.columns)} (use --date-col)",
             file=str(path), column=date_col,
         )
-    if date_format is not None:
+    if date_format == "%s":  # Unix time (seconds since 1970 UTC), as the ingest's date_formats
+        seconds = table[date_col].cast("string").cast("float64")  # a bad value: an error
+        epoch = ibis.timestamp("1970-01-01 00:00:00")
+        micros = (seconds * 1_000_000).round().cast("int64")
+        table = table.mutate(**{date_col: epoch + micros.as_interval("us")})
+    elif date_format is not None:
         table = table.mutate(**{date_col: table[date_col].cast("string").as_timestamp(date_format)})
     elif kind == "csv":
         _refuse_ambiguous_dates(con, path, date_col)

@@ -134,6 +134,10 @@ def _date_parses(text: str, source: SourceSettings) -> list[str]:
         ]
     out = []
     for fmt in source.date_formats:
+        if fmt == EPOCH_FORMAT:  # Unix time: seconds since 1970-01-01 UTC
+            out.append(f"CASE WHEN regexp_full_match({text}, '-?[0-9]{{1,12}}([.][0-9]+)?') "
+                       f"THEN timezone('UTC', to_timestamp(TRY_CAST({text} AS DOUBLE))) END")
+            continue
         parsed = _strptime(text, fmt)
         out.append(f"timezone('UTC', {parsed})" if "%z" in fmt or "%Z" in fmt
                    else _to_utc(parsed, source.timezone))
@@ -158,14 +162,23 @@ def _strptime(text: str, fmt: str) -> str:
     return f"CASE WHEN year({parsed}) >= 1000 THEN {parsed} END"
 
 
+#: The ``date_formats`` entry for Unix time (seconds since 1970-01-01 UTC, a fraction
+#: allowed), as Python's and GNU's ``strftime`` write it; DuckDB's ``strptime`` lacks it.
+EPOCH_FORMAT = "%s"
+
+
 def _short_year_hint(text: str, source: SourceSettings) -> str:
-    """SQL: a hint for a value that a ``%Y`` format reads with fewer than four year digits."""
+    """SQL: a hint for a value that a ``%Y`` format reads with fewer than four year digits,
+    or that looks like Unix time (9-13 digits) when no format reads Unix time."""
+    epoch = ("''" if EPOCH_FORMAT in source.date_formats else
+             f"CASE WHEN regexp_full_match({text}, '[0-9]{{9,13}}') THEN '; Unix time? add ''%s'' "
+             "(seconds since 1970) to date_formats' ELSE '' END")
     fours = [f for f in source.date_formats if "%Y" in f]
     if not fours:
-        return "''"
+        return epoch
     short = " OR ".join(f"year(try_strptime({text}, {lit(f)})) < 1000" for f in fours)
     return (f"CASE WHEN coalesce({short}, false) THEN '; %Y reads its year as before 1000 "
-            "(%Y needs four digits): for two-digit years add a format with %y' ELSE '' END")
+            f"(%Y needs four digits): for two-digit years add a format with %y' ELSE {epoch} END")
 
 
 def _day_first(fmt: str) -> bool | None:
