@@ -276,10 +276,10 @@ def test_clock_changes_read_as_documented(tmp_path):
     # docs/data.md, timezone: the skipped spring hour takes the offset before the change, the
     # repeated autumn hour is the second (standard-time) one
     text = ("InvoiceNo,CustomerID,InvoiceDate,Amount\n"
-            "1,C1,2024-03-31 02:45:00,1\n"
-            "2,C1,2024-10-27 02:30:00,1\n"
-            "3,C1,2024-10-27 01:30:00,1\n")
+            "1,C1,2023-03-26 02:45:00,1\n"
+            "2,C1,2023-10-29 02:30:00,1\n"
+            "3,C1,2023-10-29 01:30:00,1\n")
     store, rep = _load(tmp_path, text, extra='timezone = "Europe/Berlin"')
     assert rep.rows_accepted == 3
     got = dict(_rows(store, "SELECT transaction_id, strftime(ts, '%Y-%m-%d %H:%M') FROM transactions"))
-    assert got == {"1": "2024-03-31 01:45", "2": "2024-10-27 01:30", "3": "2024-10-26 23:30"}
+    assert got == {"1": "2023-03-26 01:45", "2": "2023-10-29 01:30", "3": "2023-10-28 23:30"}
