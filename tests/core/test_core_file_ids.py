@@ -271,3 +271,17 @@ def test_clv_reads_unix_time_with_date_format_s(tmp_path):
                                 "-o", str(scores), "--json", *extra]))
         out[name] = _read_csv(scores)
     assert out["unix"] == out["iso"] and len(out["iso"]) == len(HISTORIES)
+
+
+def test_clv_notes_the_rows_it_leaves_out(tmp_path):
+    """Rows without a customer id (empty, or blank once trimmed) or without a date belong
+    to no customer's history: they were dropped without a word."""
+    rows, _ = _transactions([])
+    extra = [["  ", "2023-05-01", "10"], ["", "2023-06-01", "12"], ["\t", "2023-07-01", "9"],
+             ["500000", "", "4"]]
+    path = _write_csv(tmp_path / "tx.csv", ["customer_id", "ts", "amount"], rows + extra)
+    report = _ok(runner.invoke(app, ["clv", "fit", "-t", str(path), "--calibration-end", "2023-12-30",
+                                     "--json"]))
+    assert "3 rows have no customer id and are left out" in report["notes"]
+    assert "1 row has no date and is left out" in report["notes"]
+    assert report["customers"]["in_summary"] == len(HISTORIES)

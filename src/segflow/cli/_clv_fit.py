@@ -107,6 +107,22 @@ def _first_day(transactions: Any, snapshot: dt.date, cols: dict[str, Any]) -> dt
     return None if value is None or pd.isna(value) else pd.Timestamp(value).date()
 
 
+def _left_out(transactions: Any, customer_col: str, ts_col: str) -> list[str]:
+    """Notes counting the rows no customer's history holds: without a customer id (empty or
+    blank once trimmed: anonymous lines) or without a date."""
+    if customer_col not in transactions.columns or ts_col not in transactions.columns:
+        return []  # the summary names the missing column
+    row = transactions.aggregate(
+        no_id=transactions[customer_col].isnull().sum(),
+        no_date=transactions[ts_col].isnull().sum()).execute().iloc[0].fillna(0)
+    notes = []
+    for n, what in ((int(row["no_id"]), "no customer id"), (int(row["no_date"]), "no date")):
+        if n:
+            notes.append(f"{n:,} {'row has' if n == 1 else 'rows have'} {what} and "
+                         f"{'is' if n == 1 else 'are'} left out")
+    return notes
+
+
 def fit_clv(
     transactions: Any,
     *,
@@ -145,6 +161,7 @@ def fit_clv(
         "calibration": _window(_first_day(transactions, snapshot, cols), snapshot, time_unit),
         "warnings": [], "notes": [],
     }
+    report["notes"].extend(_left_out(transactions, customer_col, ts_col))
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("ignore")
