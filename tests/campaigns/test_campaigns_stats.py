@@ -144,3 +144,30 @@ def test_interval_coverage_simulation():
     low, high, _ = _stats.welch_test(a.mean(1), a.var(1, ddof=1), 200, b.mean(1), b.var(1, ddof=1), 150)
     cover = np.mean((low <= 10.0) & (10.0 <= high))
     assert abs(cover - 0.95) < 0.012
+
+
+def test_mde_is_undefined_without_control_variance():
+    """A control rate of 0 (or 1, or a constant mean) has sd0 = 0, and the formula's MDE of
+    0 would claim any lift is detectable; the read-out leaves it empty instead."""
+    import pandas as pd
+
+    from segflow.campaigns import campaign_effect
+
+    assert np.isnan(_stats.minimum_detectable_effect(0.0, 30, 30))
+    # by simulation (independent of the formula): from a control rate of 0, a lift of 5 points
+    # with 30 + 30 customers is found by Fisher's exact test far less than 80 % of the time
+    rng = np.random.default_rng(0)
+    hits = [stats.fisher_exact([[x, 30 - x], [0, 30]])[1] < 0.05 for x in rng.binomial(30, 0.05, 400)]
+    assert np.mean(hits) < 0.2
+    df = pd.DataFrame({
+        "arm": ["t"] * 30 + ["c"] * 30 + ["t"] * 40 + ["c"] * 40,
+        "segment": ["zero"] * 60 + ["some"] * 80,
+        "bought": [1] * 3 + [0] * 27 + [0] * 30 + [1] * 12 + [0] * 28 + [1] * 10 + [0] * 30,
+    })
+    rows = campaign_effect(df, arm_col="arm", control="c", outcomes=["bought"],
+                           by=["segment"]).to_pandas()
+    treated = rows[(rows.arm == "t") & (rows["by"] == "segment")].set_index("segment")
+    assert np.isnan(treated.loc["zero", "mde_abs"])
+    p0 = 10 / 40  # by hand: (z_.975 + z_.8) * sqrt(p0 (1 - p0)) * sqrt(1/40 + 1/40)
+    expected = (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * np.sqrt(p0 * (1 - p0) * (2 / 40))
+    assert treated.loc["some", "mde_abs"] == pytest.approx(expected, rel=1e-9)

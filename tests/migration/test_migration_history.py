@@ -136,6 +136,19 @@ def test_movers_are_the_cell(rand):
         assert ids == expected and len(ids) == count_by_hand(frame, DATES[1], DATES[2])[(f, t)]
 
 
+def test_movers_refuse_an_unknown_segment(rand):
+    # 'gold' for 'Gold' (or (gone) on the from side) selected nobody: "0 customers moved"
+    table, frame = rand
+    known = set(frame["segment"])
+    assert "gold" not in known and "Gold" in known
+    with pytest.raises(SegflowError, match="did you mean 'Gold'"):
+        movers(table, "tier", DATES[1], DATES[2], "gold", "Silver")
+    with pytest.raises(SegflowError, match="not a segment of scheme 'tier'"):
+        movers(table, "tier", DATES[1], DATES[2], GONE, "Silver")
+    with pytest.raises(SegflowError, match="to segment 'Platinum'"):
+        movers(table, "tier", DATES[1], DATES[2], "Gold", "Platinum")
+
+
 def test_stability_numbers(rand):
     table, frame = rand
     st = stability(table, scheme="tier", min_history=2)

@@ -183,3 +183,37 @@ def test_absorption_without_any_absorbing_state_is_never():
     chain = MarkovChain().fit(pd.DataFrame([[1, 1], [1, 1]], index=["A", "B"], columns=["A", "B"]))
     ab = chain.absorption()
     assert np.isinf(ab["expected_periods"]).all() and (ab["p_never"] == 1).all()
+
+
+def test_chain_fits_a_half_life_weighted_pooled_matrix():
+    # `segflow migrate forecast --half-life 3` failed on the demo ("transition counts must be
+    # finite and non-negative"): weighted counts() kept the (new) -> (gone) cell as NaN
+    import datetime as dt
+
+    import ibis
+
+    from segflow.migration import pooled_transition_matrix
+
+    rows = [("a", 0, "A"), ("a", 1, "A"), ("a", 2, "B"),
+            ("b", 0, "A"), ("b", 1, "B"), ("b", 2, "B"),
+            ("c", 1, "A"), ("c", 2, "A"),
+            ("d", 0, "B")]
+    days = [dt.date(2024, 1, 1), dt.date(2024, 2, 1), dt.date(2024, 3, 1)]
+    frame = pd.DataFrame(
+        [(c, days[k], s, None) for c, k, s in rows],
+        columns=["customer_id", "snapshot_date", "segment", "segment_rank"],
+    )
+    frame["scheme"] = "x"
+    pooled = pooled_transition_matrix(ibis.memtable(frame), scheme="x", weights=2.0)
+    assert not pooled.counts().isna().any().any()
+    chain = MarkovChain().fit(pooled)
+    w0 = 0.5 ** 0.5  # pair 0 of 2 with half-life 2
+    # by hand: A -> A (a, pair 0; c, pair 1), A -> B (b, pair 0; a, pair 1);
+    # B -> B (b, pair 1), B -> (gone) (d, pair 0); (new) -> A (c, pair 0)
+    p = chain.transition_matrix_
+    assert p.loc["A", "A"] == pytest.approx(0.5)
+    assert p.loc["B", "B"] == pytest.approx(1 / (1 + w0))
+    assert p.loc["B", "(gone)"] == pytest.approx(w0 / (1 + w0))
+    fc = chain.forecast({"A": 1, "B": 2}, 1, arrivals=4)
+    assert fc.loc[1, "A"] == pytest.approx(0.5 + 4)
+    assert fc.loc[1, "B"] == pytest.approx(0.5 + 2 / (1 + w0))

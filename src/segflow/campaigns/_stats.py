@@ -270,12 +270,16 @@ def minimum_detectable_effect(
     ``MDE = (z_{1-alpha/2} + z_{power}) * sd0 * sqrt(1/n1 + 1/n0)``, with ``sd0`` the
     control arm's standard deviation (``sqrt(p0 (1 - p0))`` for a rate): the normal
     approximation with the variance under no effect. In the outcome's units.
+
+    ``nan`` when the control arm has no variance (a rate of 0 or 1, or every value equal):
+    the formula then gives 0, "any lift is detectable", while with a control rate of 0 % in
+    30 + 30 customers a lift of 5 points is found well under half the time.
     """
     sd0, n1, n0 = (np.asarray(a, dtype=float) for a in (sd0, n1, n0))
     k = _z(level) + float(stats.norm.ppf(power))
     with np.errstate(invalid="ignore", divide="ignore"):
         mde = k * sd0 * np.sqrt(1.0 / n1 + 1.0 / n0)
-    return np.where((n1 > 0) & (n0 > 0), mde, np.nan)
+    return np.where((n1 > 0) & (n0 > 0) & (sd0 > 0), mde, np.nan)
 
 
 def balance_pvalue(counts: np.ndarray, expected_shares: np.ndarray) -> float:

@@ -18,6 +18,8 @@ import pandas as pd
 from ibis import _
 
 from segflow._result import TableResult, json_records
+from segflow._suggest import did_you_mean
+from segflow.errors import SegflowError
 from segflow.migration._pairs import (
     GONE,
     NEW,
@@ -240,6 +242,15 @@ def movers(
     a = scheme_rows(assignments, scheme)
     f, t = _as_date(from_date), _as_date(to_date)
     dates = snapshot_list(a, dates=[f, t])
+    # a mistyped segment ('champions', '(gone)' as the from side) would select nobody and
+    # read as "no customer moved": refuse it, naming the scheme's segments
+    known = sorted(str(v) for v in a.select("segment").distinct().execute()["segment"].dropna())
+    for side, name, extra in (("from", from_segment, NEW), ("to", to_segment, GONE)):
+        if name not in known and name != extra:
+            raise SegflowError(
+                f"{side} segment {name!r} is not a segment of scheme {scheme!r}; "
+                f"{did_you_mean(name, [*known, extra])}segments: {', '.join(known)} (and {extra!r})"
+            )
     p = pair_rows(a, dates)
     return p.filter((p.from_segment == from_segment) & (p.to_segment == to_segment)).select(
         "customer_id", "from_segment", "to_segment"

@@ -103,8 +103,10 @@ class TransitionMatrix(TableResult):
 
     def counts(self) -> pd.DataFrame:
         """Customers per cell: rows ``(new)`` + segments, columns segments + ``(gone)``."""
-        wide = self._wide("customers")
-        return wide.fillna(0).astype(int) if self.pairs == 1 or _is_integral(wide) else wide
+        # the (new) -> (gone) cell does not exist: 0 customers (also for weighted counts,
+        # which MarkovChain.fit refuses when they hold NaN)
+        wide = self._wide("customers").fillna(0)
+        return wide.astype(int) if self.pairs == 1 or _is_integral(wide) else wide
 
     def shares(self) -> pd.DataFrame:
         """Row shares (transition probabilities); each row sums to 1 (``NaN`` where unused)."""
