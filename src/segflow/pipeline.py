@@ -21,7 +21,7 @@ import ibis
 import pyarrow as pa
 from ibis.expr.types import CachedTable
 
-from segflow._plan import input_row_counts, settings_key, snapshots_to_compute
+from segflow._plan import input_row_counts, settings_key, snapshots_to_compute, stale_snapshots
 from segflow.config import SchemeSettings, Settings
 from segflow.engine import Engine, connect, snapshot_dates
 from segflow.errors import SegflowError
@@ -250,6 +250,8 @@ def run_pipeline(
 
             start = time.perf_counter()
             schemes = freeze_cutoffs(schemes, tables, window_days=settings.rfm.window_days)
+            # snapshots of an earlier [periods] setting: deleted as the run writes its own
+            stale = stale_snapshots(store, schemes, dates)
             todo = snapshots_to_compute(store, schemes, dates, settings=settings, full=full,
                                         current_run=run_id)
             computed = sorted({d for days in todo.values() for d in days})
@@ -281,7 +283,7 @@ def run_pipeline(
                 try:
                     written = _write_run(store, eng, schemes, assignments, todo, features,
                                          latest, dates[-1], run_id=run_id, settings=settings,
-                                         state=state)
+                                         state=state, stale=stale)
                 finally:  # also when the write fails (a notebook's session goes on)
                     if isinstance(features, CachedTable):  # not one new snapshot's view
                         features.release()
@@ -443,9 +445,10 @@ def _write_run(
     run_id: str,
     settings: Settings,
     state: ibis.Table | None = None,
+    stale: dict[str, list[dt.date]] | None = None,
 ) -> int:
     """Merge every scheme's assignments at its snapshots to compute into the stored spells
-    and replace ``customer_features`` by the latest snapshot's features and the stored
+    (deleting first its ``stale`` snapshots, no longer dates of the project) and replace ``customer_features`` by the latest snapshot's features and the stored
     feature state by ``state`` (the next run's starting point, released once written;
     :mod:`segflow.features._stored_state`), in one transaction.
 
@@ -468,6 +471,9 @@ def _write_run(
             days = todo[scheme.name]
             if not days:
                 continue
+            for day in (stale or {}).get(scheme.name, ()):
+                con.execute("DELETE FROM segment_snapshots WHERE scheme = ? AND snapshot_date = ?",
+                            [scheme.name, day])
             a = assignments[scheme.name]
             a = a.filter(a.snapshot_date.isin([ibis.literal(d, "date") for d in days]))
             source, cleanup = _relation(store, eng, a, con)
