@@ -292,8 +292,17 @@ def run_pipeline(
                             table.release()
                 seconds["write"] = time.perf_counter() - start
                 start = time.perf_counter()
-                from segflow.models._run_scores import score_clv
+                from segflow.models._run_scores import CLV_MODEL, score_clv
 
+                # the CLV scores of an earlier snapshot computed again (its input or
+                # [periods] changed) are those of the run that had it as latest, on the old
+                # data: a run from scratch has none there
+                old = {d for d in computed if d != dates[-1]} | {
+                    d for days in stale.values() for d in days}
+                with store.transaction() as con:
+                    for day in sorted(old):
+                        con.execute("DELETE FROM customer_scores WHERE snapshot_date = ? "
+                                    "AND model = ?", [day, CLV_MODEL])
                 kept: dict[str, object] = {}
                 # one new snapshot: nothing before the one it follows changed (as for features)
                 carried = dates[-2] if len(dates) > 1 and computed == [dates[-1]] else None
