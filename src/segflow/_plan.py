@@ -83,6 +83,20 @@ def changed_since(store: Store, *, current_run: str | None = None) -> dt.datetim
     return earliest
 
 
+def stale_snapshots(
+    store: Store, schemes: Sequence[SchemeSettings], dates: Sequence[dt.date]
+) -> dict[str, list[dt.date]]:
+    """Per scheme, the stored snapshots that are no longer snapshot dates of the project
+    (``[periods]`` changed: another granularity, start, end or list of dates). A run deletes
+    them and computes every snapshot of the scheme again, so the store holds what a run
+    from scratch would (:func:`snapshots_to_compute`)."""
+    from segflow.store._spells import stored_snapshots
+
+    current = set(dates)
+    return {s.name: [d for d in stored_snapshots(store.raw, s.name) if d not in current]
+            for s in schemes}
+
+
 def snapshots_to_compute(
     store: Store,
     schemes: Sequence[SchemeSettings],
@@ -100,11 +114,13 @@ def snapshots_to_compute(
     at snapshot ``s`` reads data with ``ts < s``, so new data at ``t`` changes every
     snapshot after ``t``), or when the run that wrote it did not finish (failed or killed
     after committing its segments, before its scores and aggregates). ``full=True`` computes
-    every date. So a run after loading one new month computes one new snapshot, and a run
-    with nothing new computes none.
+    every date. A scheme with stored snapshots that are no longer dates of the project
+    (:func:`stale_snapshots`) computes every date. So a run after loading one new month
+    computes one new snapshot, and a run with nothing new computes none.
     """
     from segflow.store._spells import stored_snapshots
 
+    stale = stale_snapshots(store, schemes, dates)
     since = None if full else changed_since(store, current_run=current_run)
     out: dict[str, list[dt.date]] = {}
     for scheme in schemes:
@@ -112,7 +128,7 @@ def snapshots_to_compute(
                                      finished_only=True))
         out[scheme.name] = [
             d for d in sorted(set(dates))
-            if full or d not in done
+            if full or stale[scheme.name] or d not in done
             or (since is not None and dt.datetime.combine(d, dt.time()) > since)
         ]
     return out

@@ -21,7 +21,7 @@ import ibis
 import pyarrow as pa
 from ibis.expr.types import CachedTable
 
-from segflow._plan import input_row_counts, settings_key, snapshots_to_compute
+from segflow._plan import input_row_counts, settings_key, snapshots_to_compute, stale_snapshots
 from segflow.config import SchemeSettings, Settings
 from segflow.engine import Engine, connect, snapshot_dates
 from segflow.errors import SegflowError
@@ -250,6 +250,8 @@ def run_pipeline(
 
             start = time.perf_counter()
             schemes = freeze_cutoffs(schemes, tables, window_days=settings.rfm.window_days)
+            # snapshots of an earlier [periods] setting: deleted as the run writes its own
+            stale = stale_snapshots(store, schemes, dates)
             todo = snapshots_to_compute(store, schemes, dates, settings=settings, full=full,
                                         current_run=run_id)
             computed = sorted({d for days in todo.values() for d in days})
@@ -281,7 +283,7 @@ def run_pipeline(
                 try:
                     written = _write_run(store, eng, schemes, assignments, todo, features,
                                          latest, dates[-1], run_id=run_id, settings=settings,
-                                         state=state)
+                                         state=state, stale=stale)
                 finally:  # also when the write fails (a notebook's session goes on)
                     if isinstance(features, CachedTable):  # not one new snapshot's view
                         features.release()
@@ -290,8 +292,17 @@ def run_pipeline(
                             table.release()
                 seconds["write"] = time.perf_counter() - start
                 start = time.perf_counter()
-                from segflow.models._run_scores import score_clv
+                from segflow.models._run_scores import CLV_MODEL, score_clv
 
+                # the CLV scores of an earlier snapshot computed again (its input or
+                # [periods] changed) are those of the run that had it as latest, on the old
+                # data: a run from scratch has none there
+                old = {d for d in computed if d != dates[-1]} | {
+                    d for days in stale.values() for d in days}
+                with store.transaction() as con:
+                    for day in sorted(old):
+                        con.execute("DELETE FROM customer_scores WHERE snapshot_date = ? "
+                                    "AND model = ?", [day, CLV_MODEL])
                 kept: dict[str, object] = {}
                 # one new snapshot: nothing before the one it follows changed (as for features)
                 carried = dates[-2] if len(dates) > 1 and computed == [dates[-1]] else None
@@ -443,9 +454,10 @@ def _write_run(
     run_id: str,
     settings: Settings,
     state: ibis.Table | None = None,
+    stale: dict[str, list[dt.date]] | None = None,
 ) -> int:
     """Merge every scheme's assignments at its snapshots to compute into the stored spells
-    and replace ``customer_features`` by the latest snapshot's features and the stored
+    (deleting first its ``stale`` snapshots, no longer dates of the project) and replace ``customer_features`` by the latest snapshot's features and the stored
     feature state by ``state`` (the next run's starting point, released once written;
     :mod:`segflow.features._stored_state`), in one transaction.
 
@@ -468,6 +480,9 @@ def _write_run(
             days = todo[scheme.name]
             if not days:
                 continue
+            for day in (stale or {}).get(scheme.name, ()):
+                con.execute("DELETE FROM segment_snapshots WHERE scheme = ? AND snapshot_date = ?",
+                            [scheme.name, day])
             a = assignments[scheme.name]
             a = a.filter(a.snapshot_date.isin([ibis.literal(d, "date") for d in days]))
             source, cleanup = _relation(store, eng, a, con)

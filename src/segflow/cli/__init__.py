@@ -86,6 +86,9 @@ def main() -> None:
     import os
     import sys
 
+    from segflow.cli import _interrupt
+
+    _interrupt.install()  # Ctrl-C: one line, exit status 130 (never lost, no traceback)
     try:
         app()
     except BrokenPipeError:

@@ -90,16 +90,25 @@ def _json_mode(value: bool) -> bool:
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn segflow errors (and a few OS errors) into a clear message and exit code 1."""
+    """Turn segflow errors (and a few OS errors) into a clear message and exit code 1, and
+    an interrupt (Ctrl-C, :mod:`segflow.cli._interrupt`) into one line and exit code 130."""
+    from segflow.cli._interrupt import INTERRUPTED
+
     try:
         yield
     except typer.Exit:
         raise
+    except KeyboardInterrupt:
+        if STATE["debug"]:
+            raise
+        _interrupted()
     except (SegflowError, OSError) as exc:
         # OSError: the machine refused a file (missing, a read-only file system, a path
         # through a file, no space left, ...): one line naming the file, not a traceback
         if STATE["debug"]:
             raise
+        if INTERRUPTED[0]:
+            _interrupted()
         from rich.markup import escape
 
         # the message as written: "[engine] kind" is a TOML name, not a Rich style tag
@@ -107,7 +116,11 @@ def user_errors() -> Iterator[None]:
                       soft_wrap=True)
         raise typer.Exit(1) from None
     except Exception as exc:
-        if STATE["debug"] or not _out_of_memory(exc):
+        if STATE["debug"]:
+            raise
+        if INTERRUPTED[0]:  # DuckDB's "Query interrupted" and what followed from it
+            _interrupted()
+        if not _out_of_memory(exc):
             raise
         from rich.markup import escape
 
@@ -115,6 +128,13 @@ def user_errors() -> Iterator[None]:
         console.print(f"[bold red]error:[/] {escape(OUT_OF_MEMORY.format(first))}",
                       highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+
+
+def _interrupted() -> None:
+    from segflow.cli._interrupt import MESSAGE
+
+    console.print(f"[bold red]error:[/] {MESSAGE}", highlight=False, soft_wrap=True)
+    raise typer.Exit(130) from None
 
 
 def _message(exc: BaseException) -> str:

@@ -269,7 +269,8 @@ class Store:
         try:
             yield run_id
         except BaseException as exc:
-            self._finish_run(run_id, "failed", str(exc)[:2000])
+            # KeyboardInterrupt has no text: say what it was
+            self._finish_run(run_id, "failed", (str(exc) or type(exc).__name__)[:2000])
             raise
         else:
             self._finish_run(run_id, "ok", None)
