@@ -16,6 +16,7 @@ from sqlglot import exp
 
 from segflow.config import SourceSettings
 from segflow.errors import ConfigError, InputError
+from segflow.sources._dates import date_parses, day_first, short_year_hint, to_utc
 from segflow.sources._ids import (
     ID_COLUMNS,
     id_reason,
@@ -38,12 +39,6 @@ from segflow.store import CANONICAL_TABLES
 _NUMERIC_TYPES = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "INTEGER", "BIGINT", "SMALLINT",
                   "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT")
 _FLOAT_TYPES = ("DOUBLE", "FLOAT", "REAL")
-#: An ISO 8601 value with its own zone: a time (hh:mm, seconds and fraction optional), then
-#: ``Z``, ``UTC``, ``GMT`` or an offset (+hh, +hhmm, +hh:mm, +hh:mm:ss), a space allowed
-#: before it. The time must precede it: the day of a date alone (``2024-05-31``) is no
-#: offset ``-31``, so such a date is a naive value in the source's time zone.
-_OFFSET_RE = (r"(?i)[0-9]:[0-9]{2}(:[0-9]{2}([.][0-9]*)?)? ?"
-              r"(Z|UTC|GMT|[+-][0-9]{2}(:?[0-9]{2}(:?[0-9]{2})?)?)$")
 #: The longest text of a typed number or date value ('-170141183460469231731687303715884105728'
 #: is 40 characters; a timestamp with time zone and nanoseconds about 40).
 _TYPED_TEXT_MAX = 48
@@ -119,85 +114,16 @@ def _boolean(text: str) -> str:
             f"WHEN lower({text}) IN ('0', 'false', 'f', 'no', 'n') THEN false END")
 
 
-def _to_utc(ts: str, tz: str) -> str:
-    if tz.upper() in ("UTC", "ETC/UTC", "Z", "GMT"):
-        return ts
-    return f"timezone('UTC', timezone({lit(tz)}, {ts}))"
-
-
-def _date_parses(text: str, source: SourceSettings) -> list[str]:
-    if not source.date_formats:
-        return [
-            f"CASE WHEN regexp_matches({text}, {lit(_OFFSET_RE)}) "
-            f"THEN timezone('UTC', TRY_CAST({_joined_offset(text)} AS TIMESTAMPTZ)) "
-            f"ELSE {_to_utc(f'TRY_CAST({text} AS TIMESTAMP)', source.timezone)} END"
-        ]
-    out = []
-    for fmt in source.date_formats:
-        if fmt == EPOCH_FORMAT:  # Unix time: seconds since 1970-01-01 UTC
-            out.append(f"CASE WHEN regexp_full_match({text}, '-?[0-9]{{1,12}}([.][0-9]+)?') "
-                       f"THEN timezone('UTC', to_timestamp(TRY_CAST({text} AS DOUBLE))) END")
-            continue
-        parsed = _strptime(text, fmt)
-        out.append(f"timezone('UTC', {parsed})" if "%z" in fmt or "%Z" in fmt
-                   else _to_utc(parsed, source.timezone))
-    return out
-
-
-def _joined_offset(text: str) -> str:
-    """SQL: ``text`` with a space before a numeric offset removed (``14:03:00 +0200``, as
-    some exports write it: DuckDB reads ``+0200`` after a space as a zone name, and fails)."""
-    return f"regexp_replace({text}, {lit(' ([+-][0-9]{2}(:?[0-9]{2}){0,2})$')}, {lit(chr(92) + '1')})"
-
-
-def _strptime(text: str, fmt: str) -> str:
-    """SQL: ``text`` parsed with the strftime format ``fmt``; NULL unless the year is >= 1000.
-
-    DuckDB's ``%Y`` also takes one to three digits ('11' is the year 0011); a four-digit-year
-    format must need four digits, so a reading before the year 1000 is no reading at all (and
-    never a rival of another format's reading). ``%y`` maps 00-68 to 2000-2068 and 69-99 to
-    1969-1999 (POSIX).
-    """
-    parsed = f"try_strptime({text}, {lit(fmt)})"
-    return f"CASE WHEN year({parsed}) >= 1000 THEN {parsed} END"
-
-
-#: The ``date_formats`` entry for Unix time (seconds since 1970-01-01 UTC, a fraction
-#: allowed), as Python's and GNU's ``strftime`` write it; DuckDB's ``strptime`` lacks it.
-EPOCH_FORMAT = "%s"
-
-
-def _short_year_hint(text: str, source: SourceSettings) -> str:
-    """SQL: a hint for a value that a ``%Y`` format reads with fewer than four year digits,
-    or that looks like Unix time (9-13 digits) when no format reads Unix time."""
-    epoch = ("''" if EPOCH_FORMAT in source.date_formats else
-             f"CASE WHEN regexp_full_match({text}, '[0-9]{{9,13}}') THEN '; Unix time? add ''%s'' "
-             "(seconds since 1970) to date_formats' ELSE '' END")
-    fours = [f for f in source.date_formats if "%Y" in f]
-    if not fours:
-        return epoch
-    short = " OR ".join(f"year(try_strptime({text}, {lit(f)})) < 1000" for f in fours)
-    return (f"CASE WHEN coalesce({short}, false) THEN '; %Y reads its year as before 1000 "
-            f"(%Y needs four digits): for two-digit years add a format with %y' ELSE {epoch} END")
-
-
-def _day_first(fmt: str) -> bool | None:
-    d, m = fmt.find("%d"), max(fmt.find("%m"), fmt.find("%b"), fmt.find("%B"))
-    if d < 0 or m < 0:
-        return None
-    return d < m
-
-
 def _date_spec(col: str, dtype: str, source: SourceSettings) -> Spec:
     up = dtype.upper()
     if up.startswith("TIMESTAMP WITH TIME ZONE") or up == "TIMESTAMPTZ":
         value = f"timezone('UTC', {q(col)})"
         return Spec(f"CAST({q(col)} AS VARCHAR)", value, col, raw=q(col))
     if up.startswith(("TIMESTAMP", "DATE")):
-        value = _to_utc(f"CAST({q(col)} AS TIMESTAMP)", source.timezone)
+        value = to_utc(f"CAST({q(col)} AS TIMESTAMP)", source.timezone)
         return Spec(f"CAST({q(col)} AS VARCHAR)", value, col, raw=q(col))
     text = _text(col, dtype)
-    return Spec(text, "", col, dates=_date_parses(text, source))
+    return Spec(text, "", col, dates=date_parses(text, source))
 
 
 class _Mapper:
@@ -239,7 +165,7 @@ class _Mapper:
                 return Spec(const, number_of_text(number, self.source), "(constant)",
                             inexact=inexact_text(number, self.source))
             elif ctype == "TIMESTAMP":
-                return Spec(const, "", "(constant)", dates=_date_parses(const, self.source))
+                return Spec(const, "", "(constant)", dates=date_parses(const, self.source))
             elif ctype == "BOOLEAN":
                 value = _boolean(const)
             return Spec(const, value, "(constant)")
@@ -301,7 +227,7 @@ class _Mapper:
             inexact = f"coalesce({', '.join(parts)})" if parts else None
             return Spec(text, value, label, inexact=inexact)
         if ctype == "TIMESTAMP":
-            return Spec(text, "", label, dates=_date_parses(f"CAST(({value}) AS VARCHAR)", self.source))
+            return Spec(text, "", label, dates=date_parses(f"CAST(({value}) AS VARCHAR)", self.source))
         else:
             value = self._value_map(canonical, f"NULLIF({trimmed(f'CAST(({value}) AS VARCHAR)')}, '')")
         return Spec(text, value, label)
@@ -500,7 +426,7 @@ def _date_value(c: str, n: int, source: SourceSettings) -> list[str]:
     order = list(range(n))
     if source.date_order and n > 1:
         want = source.date_order == "dayfirst"
-        pref = [_day_first(f) for f in source.date_formats]
+        pref = [day_first(f) for f in source.date_formats]
         order = sorted(order, key=lambda i: 0 if pref[i] is want else (1 if pref[i] is None else 2))
     value = f"coalesce({', '.join(parses[i] for i in order)})" if n > 1 else parses[0]
     pairs = [
@@ -577,7 +503,7 @@ def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
             formats = ", ".join(source.date_formats) or "ISO 8601"
             r.add("unparseable_date", f"r_{c} IS NOT NULL AND v_{c} IS NULL", spec.label,
                   f"{_short(f'r_{c}')} || {lit(f' does not match the accepted formats ({formats})')}"
-                  f" || {_short_year_hint(f'r_{c}', source)}")
+                  f" || {short_year_hint(f'r_{c}', source)}")
             r.add("ambiguous_date", f"amb_{c}", spec.label,
                   f"{_short(f'r_{c}')} || ' parses under two formats with different dates; set date_order'")
     for c, spec in specs.items():
