@@ -54,7 +54,10 @@ IN_QUERY = """
         def stop():
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.2)
-            self.store.raw.interrupt()
+            try:
+                self.store.raw.interrupt()
+            except Exception:  # DuckDB stopped the query itself and the store is closed
+                pass
 
         threading.Timer(0.5, stop).start()
         self.store.raw.execute(
