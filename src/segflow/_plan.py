@@ -6,7 +6,7 @@ Read by :mod:`segflow.pipeline` and the Spark run (:mod:`segflow.warehouse`)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from segflow.config import SchemeSettings, Settings
 from segflow.store import CANONICAL_TABLES, Store
@@ -105,8 +105,10 @@ def snapshots_to_compute(
     settings: Settings,
     full: bool = False,
     current_run: str | None = None,
+    stale: Mapping[str, Sequence[dt.date]] | None = None,
 ) -> dict[str, list[dt.date]]:
-    """Per scheme, the snapshot dates of ``dates`` a run computes (ascending).
+    """Per scheme, the snapshot dates of ``dates`` a run computes (ascending). ``stale``:
+    :func:`stale_snapshots` when the caller has it (read here otherwise).
 
     A snapshot is computed when it was never computed for the scheme under its current
     definition (:func:`settings_key`: a new version, changed settings, cut points), or when
@@ -120,7 +122,7 @@ def snapshots_to_compute(
     """
     from segflow.store._spells import stored_snapshots
 
-    stale = stale_snapshots(store, schemes, dates)
+    stale = stale_snapshots(store, schemes, dates) if stale is None else stale
     since = None if full else changed_since(store, current_run=current_run)
     out: dict[str, list[dt.date]] = {}
     for scheme in schemes:
@@ -128,7 +130,7 @@ def snapshots_to_compute(
                                      finished_only=True))
         out[scheme.name] = [
             d for d in sorted(set(dates))
-            if full or stale[scheme.name] or d not in done
+            if full or stale.get(scheme.name) or d not in done
             or (since is not None and dt.datetime.combine(d, dt.time()) > since)
         ]
     return out

@@ -253,7 +253,7 @@ def run_pipeline(
             # snapshots of an earlier [periods] setting: deleted as the run writes its own
             stale = stale_snapshots(store, schemes, dates)
             todo = snapshots_to_compute(store, schemes, dates, settings=settings, full=full,
-                                        current_run=run_id)
+                                        current_run=run_id, stale=stale)
             computed = sorted({d for days in todo.values() for d in days})
             from segflow.segments import reference_notes
 
@@ -299,10 +299,10 @@ def run_pipeline(
                 # data: a run from scratch has none there
                 old = {d for d in computed if d != dates[-1]} | {
                     d for days in stale.values() for d in days}
-                with store.transaction() as con:
-                    for day in sorted(old):
-                        con.execute("DELETE FROM customer_scores WHERE snapshot_date = ? "
-                                    "AND model = ?", [day, CLV_MODEL])
+                if old:  # none for one new month
+                    with store.transaction() as con:
+                        con.execute("DELETE FROM customer_scores WHERE model = ? AND snapshot_date "
+                                    "IN (SELECT unnest(?::DATE[]))", [CLV_MODEL, sorted(old)])
                 kept: dict[str, object] = {}
                 # one new snapshot: nothing before the one it follows changed (as for features)
                 carried = dates[-2] if len(dates) > 1 and computed == [dates[-1]] else None

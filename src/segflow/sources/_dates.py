@@ -14,13 +14,17 @@ from segflow.sources._readers import lit
 _OFFSET_RE = (r"(?i)[0-9]:[0-9]{2}(:[0-9]{2}([.][0-9]*)?)? ?"
               r"(Z|UTC|GMT|[+-][0-9]{2}(:?[0-9]{2}(:?[0-9]{2})?)?)$")
 
+
 def to_utc(ts: str, tz: str) -> str:
+    """SQL: the naive timestamp ``ts``, local time in the zone ``tz``, as naive UTC."""
     if tz.upper() in ("UTC", "ETC/UTC", "Z", "GMT"):
         return ts
     return f"timezone('UTC', timezone({lit(tz)}, {ts}))"
 
 
 def date_parses(text: str, source: SourceSettings) -> list[str]:
+    """SQL: one UTC reading of the text ``text`` per accepted format of ``source`` (ISO 8601
+    when ``date_formats`` is empty), each NULL where its format does not read the value."""
     if not source.date_formats:
         return [
             f"CASE WHEN regexp_matches({text}, {lit(_OFFSET_RE)}) "
@@ -64,9 +68,10 @@ EPOCH_FORMAT = "%s"
 
 def short_year_hint(text: str, source: SourceSettings) -> str:
     """SQL: a hint for a value that a ``%Y`` format reads with fewer than four year digits,
-    or that looks like Unix time (9-13 digits) when no format reads Unix time."""
+    or that looks like Unix time in seconds (9-11 digits: 1973-5138) when no format reads it
+    (milliseconds, 12-13 digits, are not read: ``%s`` takes seconds)."""
     epoch = ("''" if EPOCH_FORMAT in source.date_formats else
-             f"CASE WHEN regexp_full_match({text}, '[0-9]{{9,13}}') THEN '; Unix time? add ''%s'' "
+             f"CASE WHEN regexp_full_match({text}, '[0-9]{{9,11}}') THEN '; Unix time? add ''%s'' "
              "(seconds since 1970) to date_formats' ELSE '' END")
     fours = [f for f in source.date_formats if "%Y" in f]
     if not fours:
