@@ -15,6 +15,7 @@ from segflow.config import PROJECT_FILENAME, Settings
 from segflow.errors import ConfigError, SegflowError
 from segflow.pipeline import ProgressFn, RunSummary, resolve_schemes, run_pipeline
 from segflow.store import Store
+from segflow.store._spells import OPEN_END
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -145,11 +146,19 @@ class Project:
 
     def snapshot_dates(self, scheme: str | None = None) -> list[dt.date]:
         """Snapshot dates that have stored assignments (for ``scheme``, or any)."""
-        query = "SELECT DISTINCT snapshot_date FROM segment_assignments"
-        params: list[Any] = []
-        if scheme:
-            query += " WHERE scheme = ?"
-            params.append(scheme)
+        params: list[Any] = [scheme] if scheme else []
+        where = " WHERE scheme = ?" if scheme else ""
+        if {"segment_spells", "segment_snapshots"} <= set(self.store.tables()):
+            # the computed snapshots covered by a change row: the distinct ranges of the change
+            # rows are few, while the per-snapshot view expands every row (seconds at 1M)
+            query = (
+                "SELECT DISTINCT s.snapshot_date FROM segment_snapshots AS s JOIN "
+                f"(SELECT DISTINCT scheme, valid_from, valid_to FROM segment_spells{where}) AS sp "
+                "ON s.scheme = sp.scheme AND s.snapshot_date >= sp.valid_from "
+                f"AND s.snapshot_date < coalesce(sp.valid_to, {OPEN_END})"
+            )
+        else:
+            query = f"SELECT DISTINCT snapshot_date FROM segment_assignments{where}"
         rows = self.store.raw.execute(query + " ORDER BY 1", params).fetchall()
         return [r[0] for r in rows]
 
@@ -170,9 +179,12 @@ class Project:
         """Customers, share, revenue in the 12 months before the snapshot, and revenue share
         per segment of ``scheme`` at ``snapshot`` (default: the latest)."""
         from segflow.report._queries import segment_sizes
+        from segflow.summaries import segment_table, summaries_run
 
         self._check_scheme(scheme)
         snapshot = snapshot or self.snapshot_dates(scheme)[-1]
+        if summaries_run(self.store) is not None:  # the run's stored aggregates: the same rows
+            return segment_table(self.store, scheme, snapshot).drop(columns="revenue_all_time")
         return segment_sizes(self.store, scheme, snapshot)
 
     def transitions(self, scheme: str, from_date: dt.date | None = None, to_date: dt.date | None = None) -> Any:

@@ -193,3 +193,24 @@ def test_a_run_with_nothing_to_compute_keeps_the_aggregates(demo_project, tmp_pa
         with p.store.run("run", {}):
             pass
         assert summaries_run(p.store) is None
+
+
+def test_project_api_reads_the_stored_aggregates_and_the_change_rows(project):
+    """``Project.snapshot_dates`` (from the change rows' ranges, not the expanded view) and
+    ``Project.segment_sizes`` (from the stored aggregates when current) give what the
+    per-snapshot view and the customer-level computation give."""
+    from segflow.report._queries import segment_sizes
+
+    view = _frame(project, "SELECT scheme, snapshot_date FROM segment_assignments GROUP BY ALL")
+    for scheme in project.schemes():
+        expected = sorted(pd.to_datetime(view.snapshot_date[view.scheme == scheme]).dt.date)
+        assert project.snapshot_dates(scheme) == expected
+    assert project.snapshot_dates() == sorted(set(pd.to_datetime(view.snapshot_date).dt.date))
+    for scheme in ("rfm", "lifecycle"):
+        snapshot = project.snapshot_dates(scheme)[-2]
+        got = project.segment_sizes(scheme, snapshot)
+        direct = segment_sizes(project.store, scheme, snapshot)
+        assert list(got.columns) == list(direct.columns)
+        assert list(got.segment) == list(direct.segment)
+        assert list(got.customers) == list(direct.customers)
+        np.testing.assert_allclose(got.revenue_12m, direct.revenue_12m, atol=0.005)
