@@ -15,6 +15,7 @@ from segflow.project import Project
 _RESULTS = {
     "segment_assignments": "scheme, scheme_version, snapshot_date, customer_id, segment, segment_rank",
     "segment_snapshots": "scheme, snapshot_date",
+    "segment_spells": "scheme, scheme_version, customer_id, segment, segment_rank, valid_from, valid_to",
     "summary_segments": None,
     "summary_transitions": None,
 }
