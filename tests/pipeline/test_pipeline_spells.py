@@ -46,6 +46,11 @@ def test_spells_merged_in_steps_expand_to_the_per_snapshot_rows(seed):
     assert _view(store).equals(_expected(frame))
     stepwise = store.raw.execute(
         "SELECT * EXCLUDE (run_id) FROM segment_spells ORDER BY ALL").fetchall()
+    # a spell's run is the one that opened it (run r{i} wrote snapshot i): a run that only
+    # carried it on did not rewrite it
+    openers = store.raw.execute("SELECT valid_from, run_id FROM segment_spells").fetchall()
+    assert all(run == f"r{days.index(start)}" for start, run in openers)
+    assert {run for _, run in openers} > {"r0", f"r{len(days) - 1}"}
     # ... equals all at once, and spells are fewer than rows, none of them adjacent and equal
     once = Store(":memory:")
     _write(once, frame, days, "all")
@@ -60,11 +65,20 @@ def test_spells_merged_in_steps_expand_to_the_per_snapshot_rows(seed):
     changed.loc[hit, "segment_rank"] = 9
     _write(store, changed, middle, "fix")
     assert _view(store).equals(_expected(changed))
+    # spells opened before the stretch keep their run; those opened inside it are the fix's
+    openers = store.raw.execute("SELECT valid_from, run_id FROM segment_spells").fetchall()
+    assert all(run == ("fix" if start in middle else f"r{days.index(start)}")
+               for start, run in openers)
     # and the suffix from there on, with a customer absent at every new snapshot
     tail = days[5:]
     later = changed[~(changed["snapshot_date"].isin(tail) & (changed["customer_id"] == "c11"))]
     _write(store, later, tail, "tail")
     assert _view(store).equals(_expected(later))
+    # every spell's run is the one that computed its first snapshot
+    assert store.raw.execute(
+        "SELECT count(*) FROM segment_spells AS sp JOIN segment_snapshots AS s ON s.scheme = "
+        "sp.scheme AND s.snapshot_date = sp.valid_from WHERE s.run_id = sp.run_id").fetchone()[0] \
+        == store.raw.execute("SELECT count(*) FROM segment_spells").fetchone()[0]
     # spells are maximal: no spell ends where an equal one of the same customer starts
     adjacent = store.raw.execute(
         "SELECT count(*) FROM segment_spells a JOIN segment_spells b ON a.customer_id = "

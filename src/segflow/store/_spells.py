@@ -84,7 +84,7 @@ def spells(rows: ibis.Table, snapshots: ibis.Table) -> ibis.Table:
     ibis.Table
         The columns of ``segment_spells``: ``scheme, scheme_version, customer_id, segment,
         segment_rank`` (int32), ``valid_from``, ``valid_to`` and, when ``rows`` has it,
-        ``run_id`` (that of the spell's last row). A spell starts where the previous
+        ``run_id`` (that of the spell's first row). A spell starts where the previous
         computed snapshot of the scheme had no row for the customer or another segment, rank
         or scheme version; its ``valid_to`` is the computed snapshot after its last one
         (null after the last).
@@ -99,7 +99,7 @@ def spells(rows: ibis.Table, snapshots: ibis.Table) -> ibis.Table:
     w = ibis.window(group_by=[r.scheme, r.customer_id, r.segment, r.segment_rank,
                               r.scheme_version], order_by=r.idx)
     g = r.mutate(_spell=r.idx - ibis.row_number().over(w))
-    extra = {"run_id": g.run_id.argmax(g.snapshot_date)} if "run_id" in rows.columns else {}
+    extra = {"run_id": g.run_id.argmin(g.snapshot_date)} if "run_id" in rows.columns else {}
     sp = g.group_by(["scheme", "customer_id", "segment", "segment_rank", "scheme_version",
                      "_spell"]).aggregate(valid_from=g.snapshot_date.min(),
         _last=g.idx.max(), **extra)
@@ -132,7 +132,7 @@ def spells_sql(rows: str, snapshots: str, runs: str | None = None) -> str:
     Each (scheme, customer, segment, rank, version) collects the numbers of its snapshots
     (each packed with its row's ``run_id`` code) in one sorted list; a spell starts at the
     list's first number and wherever a number is not its predecessor plus one, and ends
-    before the next start (or at the list's end). ``run_id`` is that of the spell's last
+    before the next start (or at the list's end). ``run_id`` is that of the spell's first
     row, ``valid_to`` the snapshot after it (null after the scheme's last). Group keys
     compare as :func:`spells`'s window partitions do (nulls equal).
 
@@ -161,7 +161,7 @@ _sp_starts AS (
 _sp_spells AS (
   SELECT scheme, customer_id, segment, segment_rank, scheme_version,
          unnest(list_transform(range(1, len(st) + 1), lambda k: {{
-           'lo': l[st[k]] // {_PACK},
+           'lo': l[st[k]] // {_PACK}, 'rc': l[st[k]] % {_PACK},
            'hi': l[CASE WHEN k < len(st) THEN st[k + 1] - 1 ELSE len(l) END]}})) AS p
   FROM _sp_starts)
 SELECT sp.scheme, sp.scheme_version, sp.customer_id, sp.segment,
@@ -170,7 +170,7 @@ SELECT sp.scheme, sp.scheme_version, sp.customer_id, sp.segment,
 FROM _sp_spells AS sp
 JOIN _sp_snaps AS f ON f.scheme = sp.scheme AND f.idx = sp.p.lo
 LEFT JOIN _sp_snaps AS t ON t.scheme = sp.scheme AND t.idx = sp.p.hi // {_PACK} + 1
-JOIN _sp_runs AS u ON u.rc = sp.p.hi % {_PACK}"""
+JOIN _sp_runs AS u ON u.rc = sp.p.rc"""
 
 
 #: Most snapshots of a scheme :func:`mask_spells_sql` takes: bit ``i`` of a BIGINT stands
@@ -315,6 +315,9 @@ def write_spells(
     recomputed are expanded from the spells, the new rows are added, spells are computed
     over that stretch, and a spell that covers ``p`` keeps its original ``valid_from``
     (an open spell is extended or closed at the boundary). Earlier spells are untouched.
+    A spell's ``run_id`` is the run that computed its first snapshot (its ``valid_from``
+    in ``segment_snapshots``): the expanded rows carry their snapshot's run, and a spell
+    covering ``p`` keeps its stored run with its start.
     """
     todo = sorted(set(snapshots))
     if not todo:
@@ -345,7 +348,7 @@ def write_spells(
     )
     rows = f"""(
         SELECT sp.scheme, sp.scheme_version, s.snapshot_date, sp.customer_id, sp.segment,
-               sp.segment_rank, sp.run_id
+               sp.segment_rank, s.run_id
         FROM segment_spells AS sp JOIN _spell_snaps AS s
           ON NOT s.is_new AND sp.scheme = s.scheme AND s.snapshot_date >= sp.valid_from
          AND s.snapshot_date < coalesce(sp.valid_to, {OPEN_END})
@@ -362,11 +365,9 @@ def write_spells(
     if everything and len(todo) <= MASK_SNAPSHOTS:
         query = mask_spells_sql("_spell_rows", "_spell_snaps", "$run")
     elif lists_fit(con, expected_rows):
-        # every run_id the rows may carry: the stored spells' and this run's
-        con.execute("""CREATE OR REPLACE TEMP TABLE _spell_runs AS
-            SELECT run_id FROM segment_spells WHERE scheme = $scheme
-            UNION SELECT CAST($run AS VARCHAR)""",
-                    {"scheme": scheme, "run": run_id})
+        # every run_id the rows may carry: their snapshots' (this run's for the new ones)
+        con.execute("CREATE OR REPLACE TEMP TABLE _spell_runs AS SELECT DISTINCT run_id "
+                    "FROM _spell_snaps")
         query = spells_sql("_spell_rows", "_spell_snaps", "_spell_runs")
     else:
         query = spells_select("_spell_rows", "_spell_snaps")
@@ -382,9 +383,9 @@ def write_spells(
         written = int(con.execute("INSERT INTO segment_spells " + query, args).fetchone()[0])
     else:
         con.execute("CREATE OR REPLACE TEMP TABLE _spell_new AS " + query, args)
-        # the spell covering p started before it: keep its start
+        # the spell covering p started before it: keep its start (and its run)
         con.execute(
-            f"""UPDATE _spell_new AS n SET valid_from = sp.valid_from
+            f"""UPDATE _spell_new AS n SET valid_from = sp.valid_from, run_id = sp.run_id
             FROM segment_spells AS sp
             WHERE sp.scheme = $scheme AND n.valid_from = $floor
               AND sp.customer_id = n.customer_id
@@ -432,8 +433,8 @@ def _append_snapshot(con: duckdb.DuckDBPyConnection, *, scheme: str, scheme_vers
                      source: str, day: dt.date, run_id: str) -> int | None:
     """:func:`write_spells` of one snapshot ``day`` after every stored snapshot of ``scheme``
     (one new month), when there is a stored one: the open spells whose customer has the same
-    segment, rank and version at ``day`` stay open (their ``run_id`` becomes ``run_id``: that of
-    their last row), the other open spells close at ``day``, and the other rows open new
+    segment, rank and version at ``day`` stay open (their ``run_id`` stays: the run of their
+    first snapshot), the other open spells close at ``day``, and the other rows open new
     spells; nothing else is read or rewritten. The same spells as the general merge; ``None``
     (nothing done) when ``day`` is not after every stored snapshot or none is stored.
     Returns the spells written (closed, extended and opened)."""
@@ -460,11 +461,8 @@ def _append_snapshot(con: duckdb.DuckDBPyConnection, *, scheme: str, scheme_vers
         """UPDATE segment_spells SET valid_to = $day WHERE scheme = $scheme AND valid_to IS NULL
         AND customer_id NOT IN (SELECT customer_id FROM _spell_add WHERE goes_on)""",
         {"scheme": scheme, "day": day}).fetchone()[0]
-    extended = con.execute(
-        """UPDATE segment_spells AS sp SET run_id = $run FROM _spell_add AS n
-        WHERE sp.scheme = $scheme AND sp.valid_to IS NULL AND n.goes_on
-          AND sp.customer_id = n.customer_id""",
-        {"scheme": scheme, "run": run_id}).fetchone()[0]
+    # a spell that goes on keeps its run_id (the run that opened it): nothing to write
+    extended = con.execute("SELECT count(*) FROM _spell_add WHERE goes_on").fetchone()[0]
     opened = con.execute(
         """INSERT INTO segment_spells SELECT $scheme, $version, customer_id, segment, segment_rank,
         $day, NULL, $run FROM _spell_add WHERE NOT goes_on""",
