@@ -154,9 +154,12 @@ def _score(
             eng = connect(store, engine, settings=project.settings.engine)
             try:
                 tables = canonical_tables(eng)
+                from segflow.features._stored_state import current_features
+
                 scores = score_churn(
                     model,
-                    features_at(tables, project.settings)(snapshot),
+                    current_features(store, tables, snapshot,
+                                     window_days=project.settings.rfm.window_days),
                     tables["transactions"],
                     snapshot,
                     model_name=churn_model_name(horizon_days),

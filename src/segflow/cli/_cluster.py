@@ -113,12 +113,14 @@ def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: 
 def _store_features(project: Any, snapshot: dt.date | None) -> tuple[ibis.Table, dt.date]:
     """Customer features of the project at ``snapshot`` (default: its latest snapshot date)."""
     from segflow.engine import Engine
-    from segflow.features import customer_features
+    from segflow.features._stored_state import current_features
     from segflow.pipeline import canonical_tables, resolve_snapshot_dates
 
     snapshot = snapshot or resolve_snapshot_dates(project.store, project.settings)[-1]
     tables = canonical_tables(Engine("duckdb", project.store))
-    features = customer_features(tables, snapshot, window_days=project.settings.rfm.window_days)
+    # the run's stored features when current (the latest snapshot), else all history read
+    features = current_features(project.store, tables, snapshot,
+                                window_days=project.settings.rfm.window_days)
     return features.cache(), snapshot
 
 

@@ -313,13 +313,16 @@ def _run_message(pending: list[str], alerts: list[Alert]) -> str:
 def _rescore_churn(project: Any, tables: dict[str, Any], snapshot: dt.date, run_id: str,
                    notes: list[str]) -> int:
     """Score every saved churn model (``models/*.joblib``) at the latest snapshot."""
-    from segflow.features import customer_features
+    from segflow.features._stored_state import current_features
     from segflow.models._churn_train import load_churn_model, score_churn, write_churn_scores
 
     written = 0
+    features = None
     for path in sorted((project.directory / "models").glob("churn_*.joblib")):
         model, _meta = load_churn_model(path)
-        features = customer_features(tables, snapshot, window_days=project.settings.rfm.window_days)
+        if features is None:  # the run's stored features of the snapshot when current
+            features = current_features(project.store, tables, snapshot,
+                                        window_days=project.settings.rfm.window_days)
         scores = score_churn(model, features, tables["transactions"], snapshot, model_name=path.stem)
         written += write_churn_scores(project.store, scores, run_id)
         notes.append(f"re-scored {path.stem} at {snapshot}")
