@@ -15,7 +15,7 @@ from segflow.config import PROJECT_FILENAME, Settings
 from segflow.errors import ConfigError, SegflowError
 from segflow.pipeline import ProgressFn, RunSummary, resolve_schemes, run_pipeline
 from segflow.store import Store
-from segflow.store._spells import OPEN_END
+from segflow.store._spells import assigned_snapshots
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -146,20 +146,12 @@ class Project:
 
     def snapshot_dates(self, scheme: str | None = None) -> list[dt.date]:
         """Snapshot dates that have stored assignments (for ``scheme``, or any)."""
-        params: list[Any] = [scheme] if scheme else []
-        where = " WHERE scheme = ?" if scheme else ""
         if {"segment_spells", "segment_snapshots"} <= set(self.store.tables()):
-            # the computed snapshots covered by a change row: the distinct ranges of the change
-            # rows are few, while the per-snapshot view expands every row (seconds at 1M)
-            query = (
-                "SELECT DISTINCT s.snapshot_date FROM segment_snapshots AS s JOIN "
-                f"(SELECT DISTINCT scheme, valid_from, valid_to FROM segment_spells{where}) AS sp "
-                "ON s.scheme = sp.scheme AND s.snapshot_date >= sp.valid_from "
-                f"AND s.snapshot_date < coalesce(sp.valid_to, {OPEN_END})"
-            )
-        else:
-            query = f"SELECT DISTINCT snapshot_date FROM segment_assignments{where}"
-        rows = self.store.raw.execute(query + " ORDER BY 1", params).fetchall()
+            return assigned_snapshots(self.store.raw, scheme or None)
+        where, params = (" WHERE scheme = ?", [scheme]) if scheme else ("", [])
+        rows = self.store.raw.execute(
+            f"SELECT DISTINCT snapshot_date FROM segment_assignments{where} ORDER BY 1", params
+        ).fetchall()
         return [r[0] for r in rows]
 
     def _check_scheme(self, scheme: str) -> None:

@@ -206,6 +206,9 @@ def test_project_api_reads_the_stored_aggregates_and_the_change_rows(project):
         expected = sorted(pd.to_datetime(view.snapshot_date[view.scheme == scheme]).dt.date)
         assert project.snapshot_dates(scheme) == expected
     assert project.snapshot_dates() == sorted(set(pd.to_datetime(view.snapshot_date).dt.date))
+    from segflow.store._spells import assigned_schemes
+
+    assert assigned_schemes(project.store.raw) == sorted(set(view.scheme))
     for scheme in ("rfm", "lifecycle"):
         snapshot = project.snapshot_dates(scheme)[-2]
         got = project.segment_sizes(scheme, snapshot)

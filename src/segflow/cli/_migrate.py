@@ -53,8 +53,14 @@ def _open(project_dir: Path, *, read_only: bool = True):  # noqa: ANN202
 
 
 def _scheme(project, scheme: str | None) -> str:  # noqa: ANN001
-    rows = project.store.sql("SELECT DISTINCT scheme FROM segment_assignments ORDER BY 1")
-    schemes = [str(s) for s in rows["scheme"].to_pylist()]
+    from segflow.migration._spells import has_spells
+    from segflow.store._spells import assigned_schemes
+
+    if has_spells(project.store):  # the change rows: the per-snapshot view expands them all
+        schemes = assigned_schemes(project.store.raw)
+    else:
+        rows = project.store.sql("SELECT DISTINCT scheme FROM segment_assignments ORDER BY 1")
+        schemes = [str(s) for s in rows["scheme"].to_pylist()]
     if scheme:
         if scheme not in schemes:
             from segflow._suggest import did_you_mean

@@ -44,7 +44,12 @@ def latest_snapshot(store: Store, scheme: str) -> dt.date:
     if not dates:
         from segflow._suggest import scheme_hint
 
-        schemes = store.sql("SELECT DISTINCT scheme FROM segment_assignments")["scheme"].to_pylist()
+        if has_spells(store):
+            from segflow.store._spells import assigned_schemes
+
+            schemes = assigned_schemes(store.raw)
+        else:
+            schemes = store.sql("SELECT DISTINCT scheme FROM segment_assignments")["scheme"].to_pylist()
         raise SegflowError(f"scheme {scheme!r} has no assignments; {scheme_hint(scheme, schemes)}")
     return dates[-1]
 

@@ -37,13 +37,9 @@ def has_spells(source: object) -> bool:
 
 def spell_snapshots(store: Store, scheme: str) -> list[dt.date]:
     """The snapshot dates of ``scheme`` at which at least one customer is assigned."""
-    rows = store.raw.execute(
-        "SELECT s.snapshot_date FROM segment_snapshots s WHERE s.scheme = ? AND EXISTS ("
-        "SELECT 1 FROM segment_spells sp WHERE sp.scheme = s.scheme AND sp.valid_from <= "
-        "s.snapshot_date AND s.snapshot_date < coalesce(sp.valid_to, DATE '9999-12-31')) "
-        "ORDER BY 1", [scheme]
-    ).fetchall()
-    return [r[0] for r in rows]
+    from segflow.store._spells import assigned_snapshots
+
+    return assigned_snapshots(store.raw, scheme)
 
 
 def _indexed(spells: ibis.Table, dates: Sequence[dt.date]) -> ibis.Table:
@@ -163,8 +159,9 @@ def spell_runs(
     dates = spell_snapshots(store, scheme)
     if not dates:
         from segflow._suggest import scheme_hint
+        from segflow.store._spells import assigned_schemes
 
-        schemes = store.sql("SELECT DISTINCT scheme FROM segment_assignments")["scheme"].to_pylist()
+        schemes = assigned_schemes(store.raw)
         raise SegflowError(f"scheme {scheme!r} has no assignments; {scheme_hint(scheme, schemes)}")
     sp = store.table("segment_spells")
     sp = _indexed(sp.filter(sp.scheme == scheme), dates)

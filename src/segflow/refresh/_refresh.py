@@ -208,7 +208,8 @@ def refresh(
             else:
                 failure = None
             unchanged = _last_fingerprint(store) == fp
-            has_runs = store.raw.execute("SELECT count(*) FROM segment_assignments").fetchone()[0] > 0
+            has_runs = store.raw.execute(  # any change row: any assignment (not the view's count)
+                "SELECT count(*) FROM (SELECT 1 FROM segment_spells LIMIT 1)").fetchone()[0] > 0
             skip = not force and not pending and unchanged and has_runs
         if failure is not None:
             _log_outcome(path, limit, params, "failed", str(failure))
