@@ -39,11 +39,17 @@ def tiny():
 
 
 @pytest.fixture(scope="module")
-def rand():
+def rand_store():
     frame = random_assignments()
     store = make_store(frame)
-    yield store.table("segment_assignments"), frame
+    yield store, frame
     store.close()
+
+
+@pytest.fixture(scope="module")
+def rand(rand_store):
+    store, frame = rand_store
+    return store.table("segment_assignments"), frame
 
 
 def _hand_paths(frame: pd.DataFrame) -> pd.Series:
@@ -149,8 +155,11 @@ def test_movers_refuse_an_unknown_segment(rand):
         movers(table, "tier", DATES[1], DATES[2], "Gold", "Platinum")
 
 
-def test_stability_numbers(rand):
-    table, frame = rand
+@pytest.mark.parametrize("source", ["view", "store"])
+def test_stability_numbers(rand_store, source):
+    store, frame = rand_store
+    # the per-snapshot view, or the store (its change rows read directly)
+    table = store.table("segment_assignments") if source == "view" else store
     st = stability(table, scheme="tier", min_history=2)
     t = st.to_pandas().set_index(["to_date", "segment"])
     for d1, d2 in zip(DATES[:-1], DATES[1:], strict=True):
@@ -196,8 +205,10 @@ def test_drift_alarm_fires_on_a_jump():
     store.close()
 
 
-def test_backtest_one_step_by_hand(rand):
-    table, frame = rand
+@pytest.mark.parametrize("source", ["view", "store"])
+def test_backtest_one_step_by_hand(rand_store, source):
+    store, frame = rand_store
+    table = store.table("segment_assignments") if source == "view" else store
     bt = backtest(table, scheme="tier", train_end=DATES[2], horizon=2)
     # independent: P from pairs 0-1 counted by hand, entries from their (new) row
     states = ["Gold", "Silver", "Bronze", GONE]

@@ -345,7 +345,7 @@ def stability_cmd(
 
     with user_errors(), _open(project_dir) as project:
         name = _scheme(project, scheme)
-        result = stability(project.store.table("segment_assignments"), scheme=name)
+        result = stability(project.store, scheme=name)  # read from the change rows
         if as_json:
             print_json(result.to_dict())
             return

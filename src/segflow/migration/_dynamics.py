@@ -26,6 +26,8 @@ from segflow.migration._pairs import (
     scheme_rows,
     snapshot_list,
 )
+from segflow.migration._spells import has_spells, spell_cell_counts, spell_snapshots
+from segflow.migration._transitions import _spell_range
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -35,14 +37,22 @@ MAD_TO_SD = 1.4826
 
 
 def _pair_table(
-    assignments: ibis.Table, scheme: str, start: Any = None, end: Any = None
+    assignments: ibis.Table | Any, scheme: str, start: Any = None, end: Any = None
 ) -> tuple[list[dt.date], pd.DataFrame]:
-    a = scheme_rows(assignments, scheme)
-    dates = snapshot_list(a, start=start, end=end)
+    """The snapshots in ``[start, end]`` and the cells of every consecutive pair, from a
+    per-snapshot assignments table or a store's change rows (one spell per customer and date
+    by construction; the per-snapshot view would expand every row)."""
+    if has_spells(assignments):
+        dates = _spell_range(spell_snapshots(assignments, scheme), scheme, None, start, end)
+    else:
+        a = scheme_rows(assignments, scheme)
+        dates = snapshot_list(a, start=start, end=end)
     if len(dates) < 2:
         raise SegflowError(
             f"scheme {scheme!r} has {len(dates)} snapshot(s); this needs two or more"
         )
+    if has_spells(assignments):
+        return dates, spell_cell_counts(assignments, scheme, dates)
     check_one_row_per_customer(a, dates)
     return dates, cell_counts(a, dates)
 
@@ -113,7 +123,7 @@ class Backtest(TableResult):
 
 
 def backtest(
-    assignments: ibis.Table,
+    assignments: ibis.Table | Any,
     *,
     scheme: str,
     train_end: dt.date | str,
@@ -125,7 +135,8 @@ def backtest(
 
     Parameters
     ----------
-    assignments : ibis.Table
+    assignments : ibis.Table or Store
+        Per-snapshot assignments, or a store: its change rows are read (the same counts).
     scheme : str
     train_end : date
         A snapshot date; pairs ending on or before it train the chain, and the actual mix
@@ -255,7 +266,7 @@ class Stability(TableResult):
 
 
 def stability(
-    assignments: ibis.Table,
+    assignments: ibis.Table | Any,
     *,
     scheme: str,
     start: dt.date | str | None = None,
@@ -267,7 +278,8 @@ def stability(
 
     Parameters
     ----------
-    assignments : ibis.Table
+    assignments : ibis.Table or Store
+        Per-snapshot assignments, or a store: its change rows are read (the same counts).
     scheme : str
     start, end : date, optional
         Snapshot range.
