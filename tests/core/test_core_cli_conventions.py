@@ -124,6 +124,28 @@ def test_result_tables_go_to_stdout_in_full(demo_like_project):
     assert not any(name in out.stderr for name in names if name not in ("Lost", "New")), out.stderr
 
 
+def test_result_lines_go_to_stdout(demo_like_project):
+    """The lines that state a command's results (the stay rates of `migrate stability`, the
+    matrix's stayed/up/down summary, the data-quality score) are on stdout with its tables,
+    so `> file` keeps them; they went to stderr with the messages."""
+    from segflow.migration import stability
+    from segflow.project import Project
+
+    with Project.open(demo_like_project, read_only=True) as project:
+        rates = stability(project.store, scheme="rfm").overall
+    out = _segflow("migrate", "stability", "-p", str(demo_like_project), "--scheme", "rfm")
+    assert out.returncode == 0, out.stderr
+    for row in rates.itertuples():
+        line = f"{row.from_date} → {row.to_date}: {row.stay_rate:.1%} stayed in their segment"
+        assert line in out.stdout and line not in out.stderr, out.stdout
+    assert "drift alarm(s)" in out.stdout
+    out = _segflow("migrate", "-p", str(demo_like_project), "--scheme", "rfm")
+    assert "stayed " in out.stdout and " · up " in out.stdout and "stayed " not in out.stderr
+    out = _segflow("audit", "-p", str(demo_like_project))
+    assert out.returncode == 0, out.stderr
+    assert "data-quality score:" in out.stdout and "data-quality score:" not in out.stderr
+
+
 def test_errors_are_one_line_on_stderr_with_a_suggestion(tmp_path):
     from segflow.project import Project
 

@@ -274,13 +274,13 @@ def audience(
         if as_json:
             print_json(summary)
             return
-        console.print(f"audience {name!r}: {summary['size']} customers ({summary['target']} target, "
+        stdout.print(f"audience {name!r}: {summary['size']} customers ({summary['target']} target, "
                       f"{summary['holdout']} hold-out) written to {path}", highlight=False)
         if "expected_value_total" in summary:
-            console.print(f"expected value: {summary['expected_value_total']:,.2f} in total, "
+            stdout.print(f"expected value: {summary['expected_value_total']:,.2f} in total, "
                           f"{summary['expected_value_mean']:,.2f} per customer", highlight=False)
         for action, n in summary.get("actions", {}).items():
-            console.print(f"  {action}: {n}", highlight=False)
+            stdout.print(f"  {action}: {n}", highlight=False)
 
 
 @campaign_app.command("uplift")
@@ -318,7 +318,7 @@ def uplift(
             print_json(payload)
             return
         sc = res.scores
-        console.print(f"{method} uplift model on {sc['n_train']} customers; held-out "
+        stdout.print(f"{method} uplift model on {sc['n_train']} customers; held-out "
                       f"{sc['n_test']}: Qini coefficient {sc['qini_coefficient']:.4g} "
                       f"(0 = random), AUUC {sc['auuc']:.4g} vs {sc['auuc_random']:.4g} at random",
                       highlight=False)

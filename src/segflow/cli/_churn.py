@@ -99,12 +99,12 @@ def _train(
 
 def _print_training(summary: dict[str, Any]) -> None:
     m = summary["metrics"]
-    console.print(
+    stdout.print(
         f"[bold]{summary['model']}[/]: trained on {len(summary['train_snapshots'])} snapshot(s) "
         f"({summary['n_train']} rows), tested on {summary['test_snapshot']} "
         f"({summary['n_test']} customers, churn rate {m['base_rate']:.1%})"
     )
-    console.print(
+    stdout.print(
         f"AUC {m['auc']:.3f}   Brier {m['brier']:.4f}   log-loss {m['log_loss']:.4f}   "
         f"calibration error (ECE) {m['ece']:.4f}   lift top 10% {m['lift_at_10']:.2f}   "
         f"top 20% {m['lift_at_20']:.2f}"
@@ -119,10 +119,8 @@ def _print_training(summary: dict[str, Any]) -> None:
         )
     stdout.print(table)
     lo, hi = summary["band_thresholds"]
-    console.print(
-        f"risk bands: low < {lo:.3f} <= medium < {hi:.3f} <= high; model saved to "
-        f"{summary['model_file']}"
-    )
+    stdout.print(f"risk bands: low < {lo:.3f} <= medium < {hi:.3f} <= high")
+    console.print(f"model saved to {summary['model_file']}", highlight=False)
 
 
 def _score(
@@ -217,11 +215,11 @@ def connect_engine(store: Any, engine: str | None, settings: Any = None) -> Any:
 
 def _print_next_segment(summary: dict[str, Any], scores: Any, written: int) -> None:
     m = summary["metrics"]
-    console.print(
+    stdout.print(
         f"[bold]{summary['model']}[/]: trained on pairs from {len(summary['train_snapshots'])} "
         f"snapshot(s), tested on the pair from {summary['test_snapshot']} ({m['n']} customers)"
     )
-    console.print(
+    stdout.print(
         f"accuracy: model {m['accuracy']:.3f}, stay {m['stay_accuracy']:.3f}, "
         f"Markov {m['markov_accuracy']:.3f}   log-loss: model {m['log_loss']:.3f}, "
         f"Markov {m['markov_log_loss']:.3f}"

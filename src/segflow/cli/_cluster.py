@@ -311,7 +311,7 @@ def _parse_date(text: str | None) -> dt.date | None:
 def _print_cluster(summary: dict[str, Any]) -> None:
     from rich.table import Table
 
-    console.print(
+    stdout.print(
         f"[bold]{summary['method']}[/]: k = {summary['k']} on a sample of {summary['n_sample']:,} "
         f"of {summary['customers']:,} customers ({summary['source']})"
     )

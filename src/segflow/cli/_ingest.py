@@ -164,11 +164,11 @@ def check_command(
         if json_output:
             print_json(report.to_dict())
             return
-        console.print(f"source {report.source!r}, file {report.file}")
+        stdout.print(f"source {report.source!r}, file {report.file}", highlight=False)
         for canonical, col in report.mapping.items():
-            console.print(f"  {canonical:<16} <- {col}", highlight=False)
+            stdout.print(f"  {canonical:<16} <- {col}", highlight=False)
         c = report.counts
-        console.print(f"{c['rows_read']} rows checked: {c['rows_accepted']} accepted, "
+        stdout.print(f"{c['rows_read']} rows checked: {c['rows_accepted']} accepted, "
                       f"{c['rows_quarantined']} quarantined, {c['rows_duplicate']} duplicate")
         if len(report.rejected):
             stdout.print(_table("Rejected rows", report.rejected.head(30).fillna(""),
@@ -199,7 +199,7 @@ def audit_command(
         if json_output:
             print_json(report.to_dict())
             return
-        console.print(f"data-quality score: {report.score:.0f} / 100 (audit date {report.as_of}; "
+        stdout.print(f"data-quality score: {report.score:.0f} / 100 (audit date {report.as_of}; "
                       f"stale and old dates judged against the data's end {report.data_end})")
         stdout.print(_table("Checks", report.to_pandas(),
                              ["check", "table", "severity", "count", "advice"]))
@@ -241,7 +241,7 @@ def explain_command(
         if json_output:
             print_json(result.to_dict())
             return
-        console.print(result.text(), highlight=False)
+        stdout.print(result.text(), highlight=False)
 
 
 def unlink_command(

@@ -171,7 +171,7 @@ def _print_matrix(tm) -> None:  # noqa: ANN001
         line += f" · revenue in motion {s['revenue_in_motion']:,.0f}" + (
             f" ({share:.0%})" if share is not None else ""
         )
-    console.print(line)
+    stdout.print(line)
 
 
 @migrate_app.command("forecast")
@@ -350,13 +350,13 @@ def stability_cmd(
             print_json(result.to_dict())
             return
         for row in result.overall.itertuples():
-            console.print(
+            stdout.print(
                 f"{row.from_date} → {row.to_date}: {row.stay_rate:.1%} stayed in their segment"
             )
         alarms = result.alarms()
-        console.print(f"{len(alarms)} drift alarm(s)")
+        stdout.print(f"{len(alarms)} drift alarm(s)")
         for row in alarms.itertuples():
-            console.print(
+            stdout.print(
                 f"  {row.to_date} {row.segment}: size {row.size_to:,.0f}, inflow {row.inflow:,.0f}"
             )
 
