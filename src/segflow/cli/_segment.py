@@ -121,7 +121,7 @@ def _segment(
         try:
             return _assign(chosen, schemes, canonical_tables(eng), day,
                            project.settings.rfm.window_days, project.store,
-                           out, project.store if save else None)
+                           out, project.store if save else None, store=project.store)
         finally:
             eng.close()
 
@@ -159,11 +159,13 @@ def _segment_on_spark(scheme_name: str, snapshot: str | None, project_dir: Path,
 
 def _assign(chosen: SchemeSettings, schemes: list[SchemeSettings], tables: dict[str, Any],
             day: dt.date, window: int, book: Any, out: Path | None,
-            save_to: Any) -> tuple[SegmentSizes, int]:
+            save_to: Any, *, store: Any = None) -> tuple[SegmentSizes, int]:
     """Assign the customers known at ``day`` to ``chosen`` (Ibis ``tables``, any engine;
     ``book``: the store where a cluster scheme's model is found or saved), write them to
-    ``out`` and to the store ``save_to`` when given; the sizes and the rows stored."""
+    ``out`` and to the store ``save_to`` when given; the sizes and the rows stored. ``store``:
+    the DuckDB store whose run's features are read when current (else computed)."""
     from segflow.features import customer_features
+    from segflow.features._stored_state import current_features
     from segflow.segments import (
         assign,
         check_scheme,
@@ -176,7 +178,8 @@ def _assign(chosen: SchemeSettings, schemes: list[SchemeSettings], tables: dict[
     try:
         schemes = freeze_cutoffs(schemes, tables, window_days=window)
         chosen = freeze_cutoffs([chosen], tables, window_days=window)[0]
-        features = customer_features(tables, day, window_days=window).cache()
+        features = (customer_features(tables, day, window_days=window) if store is None else
+                    current_features(store, tables, day, window_days=window)).cache()
         cached.append(features)
         assignments = assign(chosen, features, store=book, schemes=schemes).cache()
         cached.append(assignments)
