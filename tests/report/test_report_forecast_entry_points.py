@@ -90,3 +90,31 @@ def test_options_are_the_same_and_stated_in_the_cli_and_the_api(served):
     assert "every pair" in cli["definition"] and "no new customers" in cli["definition"]
     bad = client.get("/api/v1/forecasts/rfm", params={"arrivals": "lots"})
     assert bad.status_code == 422 and "arrivals must be 'mean', 'none' or a number" in bad.text
+
+
+def test_a_forecast_stored_by_an_older_segflow_is_recomputed_then_replaced(demo_project, tmp_path):
+    """A store whose forecasts document predates the one definition (no ``meta``: the last 12
+    moves, no arrivals): the report computes the forecast from the stored per-pair counts
+    instead of showing the old numbers, and the next run (nothing to compute) stores it."""
+    from segflow.migration import segment_forecast
+    from segflow.project import Project
+    from segflow.report._context import ReportContext
+    from segflow.report._sections import report_forecast
+    from segflow.summaries import pooled_table, stored_result
+    from segflow.summaries._results import dumps, missing_results
+
+    directory = tmp_path / "demo"
+    shutil.copytree(demo_project, directory)
+    with Project.open(directory) as project:
+        doc = stored_result(project.store, "forecasts")[1]
+        old = {s: {"last": item["last"], "frame": item["frame"]} for s, item in doc.items()}
+        project.store.raw.execute("UPDATE summary_results SET document = ? WHERE name = 'forecasts'", [dumps(old)])
+        assert missing_results(project.store) == ("forecasts",)
+        ctx = ReportContext(project)
+        dates = ctx.dates("rfm")
+        want = segment_forecast(pooled_table(project.store, "rfm", dates))
+        got = report_forecast(ctx, "rfm", dates)
+        assert json_records(got.to_pandas()) == json_records(want.to_pandas()) and got.meta == want.meta
+        project.run()
+        assert missing_results(project.store) == ()
+        assert stored_result(project.store, "forecasts")[1]["rfm"]["meta"] == want.meta

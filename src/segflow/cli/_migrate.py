@@ -205,15 +205,17 @@ def forecast(
         fc = segment_forecast(pooled, periods=periods, start=start if start == "first" else _date(start, "--start"),
                               end=_date(end, "--end"), half_life=half_life, arrivals=how)
         chain = fc.chain
+        order = [*dict.fromkeys(fc.table["segment"]), *(s for s in chain.states_ if s not in set(fc.table["segment"]))]
         # inf = never absorbed (e.g. nobody ever left in the history): JSON null, listed
         periods_to_gone = chain.absorption()["expected_periods"]
+        periods_to_gone = periods_to_gone.reindex([s for s in order if s in periods_to_gone.index])
         until_gone = {s: (None if np.isinf(v) else float(v)) for s, v in periods_to_gone.items()}
         never_gone = [s for s, v in periods_to_gone.items() if np.isinf(v)]
         if as_json:
             print_json(
                 {
                     **fc.to_dict(),
-                    "transition_matrix": chain.transition_matrix_.round(6).to_dict(orient="index"),
+                    "transition_matrix": chain.transition_matrix_.loc[order, order].round(6).to_dict(orient="index"),
                     "expected_periods_until_gone": until_gone,
                     "never_gone": never_gone,
                     "never_gone_note": (

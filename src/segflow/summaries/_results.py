@@ -19,7 +19,7 @@ instead of refitting models or scanning customer-level tables:
     :func:`segflow.report._queries.revenue_totals` (totals of the transactions table).
 ``forecasts`` (at the latest snapshot)
     per scheme, :func:`segflow.migration.segment_forecast` with its defaults (the one
-    definition the CLI, the API and the dashboard use: every consecutive pair pooled, the
+    definition the CLI, the API and the dashboard use: the last year's pairs pooled, their
     mean arrivals entering, :data:`~segflow.migration._forecast.FORECAST_PERIODS` periods) on
     the stored per-pair transition counts: its table and its ``meta``.
 
@@ -458,10 +458,15 @@ def add_missing_results(store: Store, run_id: str, scheme: str | None) -> bool:
 
 
 def missing_results(store: Store) -> tuple[str, ...]:
-    """The result names not stored yet (a store whose aggregates an older segflow wrote)."""
+    """The result names not stored yet (a store whose aggregates an older segflow wrote),
+    and ``forecasts`` when its document is of a segflow before the one forecast definition
+    (no ``meta``: the report recomputes those, so the next run stores them again)."""
     if "summary_results" not in store.tables():
         return ()
     have = {r[0] for r in store.raw.execute("SELECT DISTINCT name FROM summary_results").fetchall()}
+    forecasts = stored_result(store, "forecasts") if "forecasts" in have else None
+    if forecasts is not None and any("meta" not in item for item in forecasts[1].values()):
+        have.discard("forecasts")
     return tuple(n for n in RESULTS if n not in have)
 
 
