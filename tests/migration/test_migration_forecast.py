@@ -78,7 +78,7 @@ def _by_hand(paths: dict[str, int], pairs: range, periods: int, *, weights: np.n
     p = np.zeros((4, 4))
     for i in range(4):  # (gone), and a segment never seen at a pair's start, stay put
         p[i] = n[i] / n[i].sum() if n[i].sum() > 0 and STATES[i] != "(gone)" else np.eye(4)[i]
-    e = new / new.sum()
+    e = new / new.sum() if new.sum() > 0 else new  # nobody entered: nothing to place
     a = {"mean": float(np.dot(weights, new_total) / weights.sum()), "none": 0.0}.get(arrivals, arrivals)
     last = counts[pairs[-1]]
     x0 = np.array([sum(c for (_, t), c in last.items() if t == s) for s in STATES[:3]] + [0.0])
@@ -149,6 +149,14 @@ def test_default_pools_the_last_year():
     np.testing.assert_allclose(_got(everything, ("A", "B")), _by_hand(paths, range(15), 3)[:, :2], rtol=1e-12)
     assert everything.meta["options"] == {"start": "first"} and "every pair" in everything.meta["definition"]
     assert not np.allclose(_got(fc, ("A", "B")), _got(everything, ("A", "B")))
+
+
+def test_snapshots_more_than_a_year_apart_pool_at_least_the_last_pair():
+    dates = [dt.date(2020, 1, 1), dt.date(2021, 6, 1), dt.date(2023, 1, 1)]
+    paths = {"AAB": 3, "ABB": 2, "-AA": 4, "BA-": 1}
+    fc = segment_forecast(pooled_transition_matrix(_assignments(dates, paths), scheme="toy"), periods=2)
+    assert fc.meta["pairs_pooled"] == 1 and fc.meta["first_snapshot"] == "2021-06-01"
+    np.testing.assert_allclose(_got(fc, ("A", "B")), _by_hand(paths, range(1, 2), 2)[:, :2], rtol=1e-12)
 
 
 def test_bad_options_are_one_line_errors(pooled):

@@ -4,8 +4,8 @@ and the run's stored aggregates.
 Definition (docs/migration.md, "The segment-size forecast")
 -----------------------------------------------------------
 Take the consecutive snapshots ``s_0 < ... < s_m`` of a scheme in ``[start, end]`` (default:
-the last year, ``start = end - 1 year`` with ``end`` the latest snapshot; every snapshot when
-the history is shorter) and the counts ``n^k_ij`` of pair ``k = (s_k, s_{k+1})``, with ``i`` a
+the last year, ``start = end - 1 year`` with ``end`` the latest snapshot, and at least the
+last pair; every snapshot when the history is shorter) and the counts ``n^k_ij`` of pair ``k = (s_k, s_{k+1})``, with ``i`` a
 segment or ``(new)`` and ``j`` a segment or ``(gone)``. Each pair has a weight ``w_k``: 1, or
 ``0.5 ** ((m - 1 - k) / h)`` with a half-life of ``h`` periods.
 
@@ -174,8 +174,8 @@ def segment_forecast(
         Periods (snapshot steps) ahead, >= 0.
     start : date, ISO string or "first", optional
         Pool only the pairs with both snapshots in ``[start, end]``. Default: one year before
-        ``end`` (the last year's moves: every season once; all pairs when the history is
-        shorter); ``"first"``: every pair.
+        ``end`` (the last year's moves: every season once; at least the last pair; all pairs
+        when the history is shorter); ``"first"``: every pair.
     end : date or ISO string, optional
         The last snapshot pooled; the forecast starts from its sizes. Default: the latest.
     half_life : float, optional
@@ -246,8 +246,10 @@ def _window(pooled: TransitionMatrix, start: dt.date | str | None, end: dt.date 
     cells["to_date"] = [_as_date(d) for d in cells["to_date"]]
     every = sorted(set(cells["from_date"]) | set(cells["to_date"]))
     hi = _as_date(end) if end is not None else every[-1]
-    if start is None:
+    if start is None:  # the last year, and at least the last pair (snapshots a year apart or more)
         lo = (pd.Timestamp(hi) - pd.DateOffset(years=WINDOW_YEARS)).date()
+        before = cells.loc[cells["to_date"] <= hi, "from_date"]
+        lo = min(lo, before.max()) if not before.empty else lo
     else:
         lo = every[0] if start == FIRST else _as_date(start)
     cells = cells[(cells["from_date"] >= lo) & (cells["to_date"] <= hi)]
