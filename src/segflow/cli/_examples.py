@@ -28,7 +28,10 @@ EXAMPLES: dict[str, list[str]] = {
         "segflow migrate -p myproject --scheme rfm --from 2025-01-01 --to 2025-02-01 --json",
         "segflow migrate -p myproject --scheme rfm",
     ],
-    "migrate forecast": ["segflow migrate forecast -p myproject --scheme rfm --periods 6"],
+    "migrate forecast": [
+        "segflow migrate forecast -p myproject --scheme rfm --periods 6",
+        "segflow migrate forecast -p myproject --scheme rfm --start first --half-life 6 --json",
+    ],
     "migrate who": ["segflow migrate who -p myproject --scheme rfm --from Champions --to 'At risk'"],
     "migrate stability": ["segflow migrate stability -p myproject --scheme rfm"],
     "migrate paths": ["segflow migrate paths -p myproject --scheme rfm --top 10"],

@@ -178,68 +178,50 @@ def _print_matrix(tm) -> None:  # noqa: ANN001
 def forecast(
     scheme: str = SchemeOption,
     periods: int = typer.Option(6, "--periods", "-k", help="Periods to forecast."),
-    start: str = typer.Option(None, "--start", help="First snapshot used to estimate the chain."),
+    start: str = typer.Option(
+        None, "--start",
+        help="First snapshot of the pairs pooled, or 'first' for every pair (default: a year before --end).",
+    ),
     end: str = typer.Option(
-        None, "--end", help="Last snapshot used; the forecast starts from its mix."
+        None, "--end", help="Last snapshot pooled (default: the latest); the forecast starts from its sizes."
     ),
     half_life: float = typer.Option(
-        None, "--half-life", help="Weight recent transitions more (half-life in periods)."
+        None, "--half-life", help="Weight recent pairs more (half-life in periods; default: unweighted)."
     ),
     arrivals: str = typer.Option(
-        "mean", help="New customers per period: a number, or 'mean' of the history."
+        "mean", help="New customers per period: 'mean' of the pooled pairs, 'none', or a number."
     ),
     project_dir: Path = ProjectDirOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Forecast the segment mix k periods ahead with a Markov chain fitted on pooled transitions."""
+    """Forecast the segment sizes k periods ahead with a Markov chain fitted on pooled transitions.
+
+    The same forecast as the API's /forecasts, the dashboard and the report (docs/migration.md,
+    "The segment-size forecast"); the output states its window, inflow and the options given.
+    """
     import numpy as np
 
-    from segflow.migration import NEW, MarkovChain, pooled_transition_matrix
+    from segflow.migration import pooled_transition_matrix, segment_forecast
+    from segflow.migration._forecast import parse_arrivals
 
     with user_errors(), _open(project_dir) as project:
         name = _scheme(project, scheme)
-        pooled = pooled_transition_matrix(
-            project.store,  # all-pair counts read from the change rows
-            scheme=name,
-            start=_date(start, "--start"),
-            end=_date(end, "--end"),
-            weights=half_life,
-        )
-        chain = MarkovChain().fit(pooled)
-        last = pooled.pair_cells[pooled.pair_cells["pair"] == pooled.pairs - 1]
-        mix = (
-            last[last["to_segment"].isin(pooled.segments)].groupby("to_segment")["customers"].sum()
-        )
-        if arrivals == "mean":
-            per_pair = (
-                pooled.pair_cells[pooled.pair_cells["from_segment"] == NEW]
-                .groupby("pair")["customers"]
-                .sum()
-            )
-            a = float(per_pair.sum()) / pooled.pairs
-        else:
-            try:
-                a = float(arrivals)
-            except ValueError:
-                raise SegflowError(
-                    f"--arrivals must be a number or 'mean', got {arrivals!r}"
-                ) from None
-        fc = chain.forecast(
-            mix.to_dict(), periods, arrivals=a if chain.entry_distribution_ is not None else 0.0
-        )
+        how = parse_arrivals(arrivals)
+        pooled = pooled_transition_matrix(project.store, scheme=name)  # every pair, from the change rows
+        fc = segment_forecast(pooled, periods=periods, start=start if start == "first" else _date(start, "--start"),
+                              end=_date(end, "--end"), half_life=half_life, arrivals=how)
+        chain = fc.chain
+        order = [*dict.fromkeys(fc.table["segment"]), *(s for s in chain.states_ if s not in set(fc.table["segment"]))]
         # inf = never absorbed (e.g. nobody ever left in the history): JSON null, listed
         periods_to_gone = chain.absorption()["expected_periods"]
+        periods_to_gone = periods_to_gone.reindex([s for s in order if s in periods_to_gone.index])
         until_gone = {s: (None if np.isinf(v) else float(v)) for s, v in periods_to_gone.items()}
         never_gone = [s for s, v in periods_to_gone.items() if np.isinf(v)]
         if as_json:
             print_json(
                 {
-                    "scheme": name,
-                    "from_snapshot": pooled.to_date.isoformat(),
-                    "periods": periods,
-                    "arrivals_per_period": a,
-                    "transition_matrix": chain.transition_matrix_.round(6).to_dict(orient="index"),
-                    "forecast": fc.reset_index().to_dict(orient="records"),
+                    **fc.to_dict(),
+                    "transition_matrix": chain.transition_matrix_.loc[order, order].round(6).to_dict(orient="index"),
                     "expected_periods_until_gone": until_gone,
                     "never_gone": never_gone,
                     "never_gone_note": (
@@ -250,14 +232,14 @@ def forecast(
                 }
             )
             return
-        table = Table(
-            title=f"{name}: expected customers per segment after {pooled.to_date} ({a:,.0f} arrivals/period)"
-        )
-        table.add_column("period", justify="right")
-        for col in fc.columns:
+        wide = fc.wide()
+        table = Table(title=f"{name}: expected customers per segment",
+                      caption=fc.meta["definition"])
+        table.add_column("date", justify="right")
+        for col in wide.columns:
             table.add_column(str(col), justify="right")
-        for period, row in fc.iterrows():
-            table.add_row(str(period), *[f"{v:,.0f}" for v in row])
+        for day, row in wide.iterrows():
+            table.add_row(str(day), *[f"{v:,.0f}" for v in row])
         stdout.print(table)
 
 

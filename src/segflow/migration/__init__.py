@@ -1,4 +1,5 @@
-"""Customer migration: transition matrices, flows, paths, Markov models and stability.
+"""Customer migration: transition matrices, flows, paths, Markov models, the segment-size
+forecast and stability.
 
 Migration is a query over the stored assignment history (``segment_assignments``): nothing
 is recomputed to answer "who moved where, and when?". Table work runs in the engine (Ibis);
@@ -18,6 +19,7 @@ _EXPORTS: dict[str, str] = {
     "Backtest": "_dynamics",
     "MarkovChain": "_markov",
     "Paths": "_paths",
+    "SegmentForecast": "_forecast",
     "Stability": "_dynamics",
     "TransitionMatrix": "_transitions",
     "backtest": "_dynamics",
@@ -27,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "pooled_transition_matrix": "_transitions",
     "recency_states": "_recency",
     "row_intervals": "_intervals",
+    "segment_forecast": "_forecast",
     "stability": "_dynamics",
     "transition_matrix": "_transitions",
 }

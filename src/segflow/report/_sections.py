@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import html
+from typing import Any
 
 import pandas as pd
 
@@ -240,21 +241,26 @@ def _score_basis(project, scheme: str) -> str:  # noqa: ANN001
 
 
 def _history_blocks(ctx: ReportContext, scheme: str, dates: list[dt.date]) -> list[str]:
-    """Alluvial over the last snapshots and a Markov forecast of the segment mix on dates."""
-    from segflow.summaries._results import FORECAST_SNAPSHOTS, segment_forecast, stored_forecast
-    from segflow.viz import forecast_chart
-
+    """Alluvial over the last snapshots and the segment-size forecast on dates."""
     blocks = []
     if len(dates) > 2:
         recent = ctx.pooled(scheme, dates[-ALLUVIAL_SNAPSHOTS:])
         blocks.append(figure_html(retitle(recent.alluvial(), scheme), name=f"{scheme}-alluvial"))
+    forecast = report_forecast(ctx, scheme, dates)
+    blocks.append(figure_html(forecast.figure(title=f"{scheme_title(scheme)}: expected customers per segment"),
+                              name=f"{scheme}-forecast"))
+    blocks.append(note(forecast.meta["definition"]))
+    return blocks
+
+
+def report_forecast(ctx: ReportContext, scheme: str, dates: list[dt.date]) -> Any:
+    """The report's forecast of ``scheme``: the run's stored one (the aggregates), else
+    :func:`segflow.migration.segment_forecast` with its defaults on the pooled transitions of
+    every consecutive pair of ``dates`` (stored aggregates, else computed): the one definition
+    the CLI and the API use."""
+    from segflow.migration import segment_forecast
+    from segflow.summaries._results import stored_forecast
+
     stored = ctx.stored_result("forecasts")
     forecast = stored_forecast(stored[1], scheme, dates[-1]) if stored is not None else None
-    if forecast is None:
-        pooled = ctx.pooled(scheme, dates[-FORECAST_SNAPSHOTS:])
-        forecast = segment_forecast(pooled, ctx.sizes(scheme, dates[-1]), dates)
-    blocks.append(figure_html(forecast_chart(
-        forecast,
-        title=f"{scheme_title(scheme)}: expected customers per segment if the last 12 moves repeat (no new customers)",
-    ), name=f"{scheme}-forecast"))
-    return blocks
+    return forecast if forecast is not None else segment_forecast(ctx.pooled(scheme, dates))

@@ -1,7 +1,7 @@
 """Data of the campaign, forecast, audience and profile pages (and their JSON twins).
 
 Aggregates are read from the run's stored aggregates when they are current
-(:func:`segflow.server._views.stored`: the forecast's pooled counts, the profiles at the
+(:func:`segflow.server._views.stored`: the forecast's per-pair counts, the profiles at the
 latest features snapshot, the campaign read-outs by the campaigns' scheme), else computed,
 and cached per copy of the store (:meth:`Generation.cached`); audiences are computed per
 request (they are customer-level and depend on the request's filters). The CLV moved per
@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from fastapi import HTTPException
 
+from segflow._result import jsonable
 from segflow.errors import SegflowError
 from segflow.project import Project
 from segflow.server import _views
@@ -99,69 +100,41 @@ def _not_stored(project: Project, campaign_id: str, scheme: str | None) -> None:
 
 
 # -- forecasts -------------------------------------------------------------------------------
-def forecast(project: Project, gen: Generation, scheme: str, periods: int) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Segment sizes ``periods`` snapshots ahead from a Markov chain fitted on the transition
-    counts of every consecutive pair of snapshots (pooled), starting from the latest sizes,
-    with the mean number of new customers per period entering as they did."""
-    from segflow.migration import MarkovChain
+def forecast(project: Project, gen: Generation, scheme: str, periods: int, *, start: str | None = None,
+             end: dt.date | None = None, half_life: float | None = None, arrivals: str = "mean",
+             ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """:func:`segflow.migration.segment_forecast` of ``scheme`` (the one definition the CLI,
+    the report and the stored aggregates use) on the transition counts of the scheme's
+    consecutive pairs of snapshots, with the given options (a bad one: 422): its table and
+    its ``meta``."""
+    from segflow.migration import segment_forecast
+    from segflow.migration._forecast import parse_arrivals
 
     dates = _views.snapshots(project, gen, scheme)
     if len(dates) < 2:
         raise HTTPException(status_code=409, detail=f"scheme {scheme!r} has one snapshot; a forecast needs two")
-
-    def compute() -> tuple[Any, dict[str, float], float, int]:
-        pooled = _pooled_counts(project, gen, scheme, dates)
-        table = pooled.pivot_table(index="from_segment", columns="to_segment", values="customers",
-                                   aggfunc="sum", fill_value=0)
-        states = [s for s in table.index if s != "(new)"]
-        states += [s for s in table.columns if s not in states and s != "(new)"]
-        if "(gone)" in states:
-            states = [s for s in states if s != "(gone)"] + ["(gone)"]
-        square = table.reindex(index=[*states, *(["(new)"] if "(new)" in table.index else [])],
-                               columns=states, fill_value=0)
-        if "(gone)" in square.index:
-            square.loc["(gone)"] = 0
-            square.loc["(gone)", "(gone)"] = 1
-        chain = MarkovChain().fit(square)
-        sizes, _ = _views.segment_sizes(project, gen, scheme, dates[-1])
-        mix = sizes.set_index("segment")["customers"].to_dict()
-        arrivals = float(table.loc["(new)"].sum()) / (len(dates) - 1) if "(new)" in table.index else 0.0
-        steps = [(b - a).days for a, b in zip(dates, dates[1:], strict=False)]
-        step_days = int(np.median(steps))
-        return chain, mix, arrivals, step_days
-
-    chain, mix, arrivals, step_days = gen.cached(("forecast_chain", scheme), compute)
-    wide = chain.forecast(mix, periods, arrivals=arrivals)
-    wide = wide.drop(columns=["(gone)"], errors="ignore")
-    monthly = all(d.day == 1 for d in dates) and 28 <= step_days <= 31
-    ahead = [(pd.Timestamp(dates[-1]) + pd.DateOffset(months=h)).date() if monthly
-             else dates[-1] + dt.timedelta(days=step_days * h) for h in range(periods + 1)]
-    wide.insert(0, "snapshot_estimate", ahead)
-    long = wide.reset_index().melt(id_vars=["period", "snapshot_estimate"], var_name="segment",
-                                   value_name="expected_customers")
-    meta = {"scheme": scheme, "from_snapshot": dates[-1], "periods": periods, "new_customers_per_period": arrivals,
-            "pairs_pooled": len(dates) - 1, "period_days": step_days}
-    return long, meta
+    pooled = gen.cached(("forecast_pooled", scheme), lambda: _pooled(project, gen, scheme, dates))
+    try:
+        result = segment_forecast(pooled, periods=periods, start=start, end=end, half_life=half_life,
+                                  arrivals=parse_arrivals(arrivals))
+    except SegflowError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
+    return result.to_pandas(), jsonable(result.meta)  # floats of 15 digits, as the rows and the CLI
 
 
-def _pooled_counts(project: Project, gen: Generation, scheme: str, dates: list[dt.date]) -> pd.DataFrame:
-    """Transition counts (``from_segment, to_segment, customers``, one row per cell and pair)
-    of every consecutive pair of snapshots, with ``(new)`` and ``(gone)`` (customers absent at
-    one side): the run's stored cells (it stores every consecutive pair), else computed."""
+def _pooled(project: Project, gen: Generation, scheme: str, dates: list[dt.date]) -> Any:
+    """The pooled matrix of every consecutive pair of ``dates`` with its per-pair counts
+    (``(new)`` and ``(gone)`` included): the run's stored cells (it stores every consecutive
+    pair), else counted from the change rows."""
     if _views.stored(project, gen):
         from segflow.summaries import pooled_table
 
-        cells = pooled_table(project.store, scheme, dates).pair_cells
-        if cells["pair"].nunique() == len(dates) - 1:
-            return cells[["from_segment", "to_segment", "customers"]]
-    frames = []
-    for a, b in zip(dates, dates[1:], strict=False):
-        frames.append(project.store.raw.execute(
-            "WITH x AS (SELECT customer_id, segment FROM segment_assignments WHERE scheme = ? AND snapshot_date = ?), "
-            "y AS (SELECT customer_id, segment FROM segment_assignments WHERE scheme = ? AND snapshot_date = ?) "
-            "SELECT coalesce(x.segment, '(new)') AS from_segment, coalesce(y.segment, '(gone)') AS to_segment, "
-            "count(*) AS customers FROM x FULL JOIN y USING (customer_id) GROUP BY ALL", [scheme, a, scheme, b]).df())
-    return pd.concat(frames, ignore_index=True)
+        pooled = pooled_table(project.store, scheme, dates)
+        if pooled.pair_cells["pair"].nunique() == len(dates) - 1:
+            return pooled
+    from segflow.migration import pooled_transition_matrix
+
+    return pooled_transition_matrix(project.store, scheme=scheme, dates=dates)
 
 
 # -- profiles and value moved ----------------------------------------------------------------

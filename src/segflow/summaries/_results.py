@@ -18,9 +18,10 @@ instead of refitting models or scanning customer-level tables:
 ``overview`` (at the latest snapshot)
     :func:`segflow.report._queries.revenue_totals` (totals of the transactions table).
 ``forecasts`` (at the latest snapshot)
-    per scheme, the expected customers per segment at the next :data:`FORECAST_PERIODS`
-    snapshot dates if the last 12 moves repeat (:func:`segment_forecast`, a Markov chain on
-    the stored pooled transitions).
+    per scheme, :func:`segflow.migration.segment_forecast` with its defaults (the one
+    definition the CLI, the API and the dashboard use: the last year's pairs pooled, their
+    mean arrivals entering, :data:`~segflow.migration._forecast.FORECAST_PERIODS` periods) on
+    the stored per-pair transition counts: its table and its ``meta``.
 
 Tables inside a document keep their columns, dtypes and values exactly (floats through
 ``repr``; NaN as JSON ``NaN``), so a report from the stored documents shows the same numbers
@@ -50,9 +51,6 @@ HOLDOUT_WEEKS = 26
 HORIZON_WEEKS = 52.0
 CLV_MODEL = "bgnbd_gg"
 RESULTS = ("clv_diagnostics", "campaigns", "overview", "forecasts")
-FORECAST_PERIODS = 6
-#: The forecast's chain is fitted on the moves between this many last snapshots.
-FORECAST_SNAPSHOTS = 13
 
 
 # -- exact JSON for small frames ---------------------------------------------------------
@@ -334,36 +332,12 @@ def overview_from_document(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: _revive(v) for k, v in doc.items()}
 
 
-def step_dates(dates: list[dt.date], periods: int) -> list[dt.date]:
-    """``periods + 1`` dates from the last snapshot on, stepping like the last two snapshots
-    (whole months when both fall on the same day of the month, else whole days)."""
-    last = dates[-1]
-    prev = dates[-2] if len(dates) > 1 else last - dt.timedelta(days=30)
-    months = (last.year - prev.year) * 12 + last.month - prev.month
-    if last.day == prev.day and months > 0:
-        return [(pd.Timestamp(last) + pd.DateOffset(months=months * k)).date() for k in range(periods + 1)]
-    step = (last - prev).days or 30
-    return [last + dt.timedelta(days=step * k) for k in range(periods + 1)]
-
-
-def segment_forecast(pooled: Any, sizes: pd.DataFrame, dates: list[dt.date]) -> pd.DataFrame:
-    """Expected customers per segment (columns) at the latest snapshot and the next
-    :data:`FORECAST_PERIODS` dates (index, :func:`step_dates`) if the moves of ``pooled``
-    (a pooled :class:`~segflow.migration.TransitionMatrix`) repeat, starting from the segment
-    sizes ``sizes`` (``segment, customers``) at ``dates[-1]``; no new customers."""
-    from segflow.migration import GONE, MarkovChain
-
-    chain = MarkovChain().fit(pooled)
-    mix = sizes.set_index("segment")["customers"].reindex(chain.states_).fillna(0.0)
-    forecast = chain.forecast(mix, FORECAST_PERIODS)
-    forecast.index = step_dates(dates, FORECAST_PERIODS)
-    return forecast.drop(columns=[GONE], errors="ignore")
-
-
 def forecast_document(store: Store, schemes: list[str]) -> dict[str, Any]:
-    """:func:`segment_forecast` of every scheme with two or more snapshots, from the stored
-    ``summary_segments`` and ``summary_transitions`` (read inside the run's transaction)."""
-    from segflow.summaries._read import pooled_table, segment_table
+    """:func:`segflow.migration.segment_forecast` (default options) of every scheme with two
+    or more snapshots, from the stored ``summary_transitions`` (read inside the run's
+    transaction): per scheme ``{"last", "meta", "frame"}``."""
+    from segflow.migration import segment_forecast
+    from segflow.summaries._read import pooled_table
 
     out: dict[str, Any] = {}
     for scheme in schemes:
@@ -371,18 +345,22 @@ def forecast_document(store: Store, schemes: list[str]) -> dict[str, Any]:
             "SELECT DISTINCT snapshot_date FROM summary_segments WHERE scheme = ? ORDER BY 1", [scheme]).fetchall()]
         if len(dates) < 2:
             continue
-        pooled = pooled_table(store, scheme, dates[-FORECAST_SNAPSHOTS:])
-        frame = segment_forecast(pooled, segment_table(store, scheme, dates[-1]), dates)
-        out[scheme] = {"last": dates[-1].isoformat(), "frame": frame_document(frame.rename_axis("date").reset_index())}
+        result = segment_forecast(pooled_table(store, scheme, dates))
+        out[scheme] = {"last": dates[-1].isoformat(), "meta": result.meta,
+                       "frame": frame_document(result.to_pandas())}
     return out
 
 
-def stored_forecast(doc: dict[str, Any], scheme: str, last: dt.date) -> pd.DataFrame | None:
-    """The stored forecast of ``scheme`` when it starts at ``last`` (else None)."""
+def stored_forecast(doc: dict[str, Any], scheme: str, last: dt.date) -> Any:
+    """The stored :class:`~segflow.migration.SegmentForecast` of ``scheme`` when it starts at
+    ``last`` (else None; also for a document of a segflow before the one definition, which
+    stored no ``meta``: the caller computes it then)."""
+    from segflow.migration import SegmentForecast
+
     item = doc.get(scheme)
-    if item is None or item["last"] != last.isoformat():
+    if item is None or item["last"] != last.isoformat() or "meta" not in item:
         return None
-    return document_frame(item["frame"]).set_index("date").rename_axis(None)
+    return SegmentForecast(document_frame(item["frame"]), item["meta"])
 
 
 def _saved_model(store: Store, snapshot: dt.date) -> Any:
@@ -480,10 +458,15 @@ def add_missing_results(store: Store, run_id: str, scheme: str | None) -> bool:
 
 
 def missing_results(store: Store) -> tuple[str, ...]:
-    """The result names not stored yet (a store whose aggregates an older segflow wrote)."""
+    """The result names not stored yet (a store whose aggregates an older segflow wrote),
+    and ``forecasts`` when its document is of a segflow before the one forecast definition
+    (no ``meta``: the report recomputes those, so the next run stores them again)."""
     if "summary_results" not in store.tables():
         return ()
     have = {r[0] for r in store.raw.execute("SELECT DISTINCT name FROM summary_results").fetchall()}
+    forecasts = stored_result(store, "forecasts") if "forecasts" in have else None
+    if forecasts is not None and any("meta" not in item for item in forecasts[1].values()):
+        have.discard("forecasts")
     return tuple(n for n in RESULTS if n not in have)
 
 

@@ -98,12 +98,25 @@ def campaign_page(request: Request, project: ProjectDep, gen: GenerationDep, who
 
 
 # -- forecasts -------------------------------------------------------------------------------
+Start = Annotated[str | None, Query(max_length=20, description="First snapshot of the pairs pooled (YYYY-MM-DD), "
+                                    "or 'first' for every pair (default: a year before the end).")]
+End = Annotated[dt.date | None, Query(description="Last snapshot pooled; the forecast starts from its sizes "
+                                                  "(default: the latest).")]
+HalfLife = Annotated[float | None, Query(gt=0, description="Weight recent pairs more: half-life in periods "
+                                                            "(default: unweighted).")]
+ArrivalsQ = Annotated[str, Query(max_length=40, description="New customers per period: 'mean' of the pooled "
+                                                            "pairs, 'none', or a number.")]
+
+
 @api.get("/forecasts/{scheme}", response_model=RecordsPublic)
 def forecasts(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, periods: Periods = 6,
-              segment: str | None = None, limit: Limit = 1000, offset: Offset = 0, format: Format = "json") -> Any:
-    """Expected customers per segment ``periods`` snapshots ahead (Markov chain of the
-    pooled transitions, new customers entering at the observed mean rate)."""
-    frame, meta = _insights.forecast(project, gen, scheme, periods)
+              segment: str | None = None, start: Start = None, end: End = None, half_life: HalfLife = None,
+              arrivals: ArrivalsQ = "mean", limit: Limit = 1000, offset: Offset = 0,
+              format: Format = "json") -> Any:
+    """Expected customers per segment ``periods`` snapshots ahead: the segment-size forecast
+    of docs/migration.md (the CLI's, the report's); ``meta`` states its definition."""
+    frame, meta = _insights.forecast(project, gen, scheme, periods, start=start, end=end, half_life=half_life,
+                                     arrivals=arrivals)
     if segment:
         frame = frame[frame["segment"] == segment]
     return table_response(frame, fmt=format, filename=f"forecast-{scheme}", meta={**meta, "segment": segment},
@@ -112,22 +125,27 @@ def forecasts(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
 
 @pages.get("/forecasts/{scheme}", response_class=HTMLResponse)
 def forecast_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
-                  periods: Periods = 6) -> HTMLResponse:
-    """Segment-size forecast of a scheme (lines per segment)."""
+                  periods: Periods = 6, start: Start = None, end: End = None, half_life: HalfLife = None,
+                  arrivals: ArrivalsQ = "mean") -> HTMLResponse:
+    """Segment-size forecast of a scheme (lines per segment), with its definition."""
     import plotly.express as px
 
-    frame, meta = _insights.forecast(project, gen, scheme, periods)
+    frame, meta = _insights.forecast(project, gen, scheme, periods, start=start, end=end, half_life=half_life,
+                                     arrivals=arrivals)
     fig = px.line(frame, x="snapshot_estimate", y="expected_customers", color="segment", markers=True,
                   title=f"{scheme}: expected customers per segment")
     links = " ".join(f'<a href="/forecasts/{escape(s)}">{escape(s)}</a>' for s in _names(project, gen))
     blocks = [f"<p>scheme: {links}</p>",
               f'<form class="picker" method="get"><label>periods ahead<br><input type="number" min="1" max="36" '
               f'name="periods" id="periods" value="{periods}"></label><button type="submit" id="show">show</button></form>',
-              f"<p>From {meta['from_snapshot']}: a Markov chain fitted on {meta['pairs_pooled']} snapshot pairs; "
-              f"{meta['new_customers_per_period']:,.0f} new customers per period enter as new customers did.</p>",
+              f'<p class="note">{escape(meta["definition"])}</p>',
               figure(request, fig), table_html(frame.pivot(index="snapshot_estimate", columns="segment",
-                                                          values="expected_customers").round(1).reset_index())]
-    q = urlencode({"periods": periods})
+                                                          values="expected_customers")
+                                               .reindex(columns=list(dict.fromkeys(frame["segment"])))
+                                               .round(1).reset_index())]
+    options = {"start": start, "end": end, "half_life": half_life,
+               "arrivals": None if arrivals == "mean" else arrivals}
+    q = urlencode({"periods": periods, **{k: v for k, v in options.items() if v is not None}})
     return render(request, f"Forecast: {scheme}", blocks, json_url=f"/api/v1/forecasts/{scheme}?{q}",
                   csv_url=f"/api/v1/forecasts/{scheme}?{q}&format=csv", schemes=_names(project, gen))
 
