@@ -197,3 +197,30 @@ def test_phones_hash_in_e164_form_in_exports_and_the_server():
     assert hashes == {k: _sha(v) if v else None for k, v in want.items()}
     assert {k: hash_value(v, "phone") for k, v in written.items()} == hashes
     assert hash_value(" Ann@Example.com ", "email") == _sha("ann@example.com")
+
+
+def test_emails_hash_as_python_strips_and_lower_cases_them():
+    """The engine's TRIM kept the no-break and other Unicode spaces around a value and its
+    LOWER mapped ``İ`` to ``i`` and a final ``Σ`` to ``σ``, so these e-mails hashed unlike
+    ``hashlib(value.strip().lower())`` and unlike the server's CSV downloads of the same
+    customers (docs/server.md: "the same hashes as segflow export --pii hash")."""
+    import ibis
+    import pyarrow as pa
+
+    from segflow.exports import personal_columns
+    from segflow.server._security import hash_value
+
+    written = {"nbsp": "\u00a0ann@example.com\u00a0", "em": "\u2003ann@example.com",
+               "dotted": "\u0130STANBUL@example.com", "sigma": "\u03a3\u038a\u03a3\u03a5\u03a6\u039f\u03a3@example.gr",
+               "sigma_dot": "\u039f\u0394\u039f\u03a3.X@example.gr", "ctrl": "\x1fann@example.com\x1c",
+               "plain": " Bob@Example.ORG ", "accent": "\u00c9MILE@Exemple.fr", "none": None}
+    # by hand: what Python's str.strip().lower() gives
+    keys = {"nbsp": "ann@example.com", "em": "ann@example.com",
+            "dotted": "i\u0307stanbul@example.com", "sigma": "\u03c3\u03af\u03c3\u03c5\u03c6\u03bf\u03c2@example.gr",
+            "sigma_dot": "\u03bf\u03b4\u03bf\u03c3.x@example.gr", "ctrl": "ann@example.com",
+            "plain": "bob@example.org", "accent": "\u00e9mile@exemple.fr", "none": None}
+    want = {k: hashlib.sha256(v.encode()).hexdigest() if v else None for k, v in keys.items()}
+    t = ibis.memtable(pa.table({"customer_id": list(written), "email": pa.array(list(written.values()), pa.string())}))
+    got = {r["customer_id"]: r["email_sha256"] for r in personal_columns(t, "hash").to_pyarrow().to_pylist()}
+    assert got == want
+    assert {k: hash_value(v, "email") for k, v in written.items()} == want
