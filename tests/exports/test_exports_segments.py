@@ -150,7 +150,8 @@ def test_watermark_on_a_vanished_snapshot_is_a_clear_error(project, tmp_path):
     # the snapshot is no longer computed (segment_assignments is a view over the change rows
     # and the computed snapshots)
     project.store.raw.execute("DELETE FROM segment_snapshots WHERE snapshot_date = ?", [S1])
-    with pytest.raises(SegflowError, match="no snapshot at 2024-01-01.*--full"):
+    # the way out it names is an option the command has (it named a --full, which it lacks)
+    with pytest.raises(SegflowError, match="no snapshot at 2024-01-01.*without --changes"):
         export_segments(project.store, "rfm", tmp_path / "b.csv", mode="changes")
 
 
@@ -224,3 +225,42 @@ def test_emails_hash_as_python_strips_and_lower_cases_them():
     got = {r["customer_id"]: r["email_sha256"] for r in personal_columns(t, "hash").to_pyarrow().to_pylist()}
     assert got == want
     assert {k: hash_value(v, "email") for k, v in written.items()} == want
+
+
+def test_changes_after_a_run_recomputed_the_watermark_snapshot_are_refused(project, tmp_path):
+    """A run on other settings rewrote the snapshot last exported: C1 is now 'At risk' at S2
+    and S3, while the receiver holds the 'Loyal' of the export. The changes from the new S2
+    to S3 left C1 out, so the receiver kept 'Loyal' for good; the export must refuse."""
+    import pyarrow as pa
+
+    store = project.store
+    first = export_segments(store, "rfm", tmp_path / "a.csv", mode="changes", name="crm", as_of=S2)
+    assert first.mode == "full" and _read_csv(tmp_path / "a.csv")["C1"]["segment"] == "Loyal"
+
+    def rewrite(segment_of_c1: str) -> None:  # as a run does: every row of S2 and S3 again
+        rows = [(c, d, segment_of_c1 if c == "C1" else segs[i]) for c, segs in HISTORY.items()
+                for i, d in ((1, S2), (2, S3)) if segs[i] is not None]
+        store.append("segment_assignments", pa.table({
+            "scheme": ["rfm"] * len(rows), "scheme_version": ["1"] * len(rows),
+            "snapshot_date": pa.array([r[1] for r in rows], pa.date32()),
+            "customer_id": [r[0] for r in rows], "segment": [r[2] for r in rows],
+            "segment_rank": pa.array([1] * len(rows), pa.int32()), "run_id": ["r2"] * len(rows)}))
+
+    rewrite("Loyal")  # recomputed, but to the same segments: nothing to refuse
+    same = export_segments(store, "rfm", tmp_path / "b.csv", mode="changes", name="crm", as_of=S2)
+    assert same.mode == "changes" and same.rows == 0
+    rewrite("At risk")
+    with pytest.raises(SegflowError, match=r"at 2024-02-01, which the last export of 'crm' sent, "
+                                           r"were recomputed.*without --changes"):
+        export_segments(store, "rfm", tmp_path / "c.csv", mode="changes", name="crm")
+    assert not (tmp_path / "c.csv").exists()
+    # the way out it names: one full export under the name, then changes again
+    export_segments(store, "rfm", tmp_path / "d.csv", name="crm", as_of=S2)
+    assert _read_csv(tmp_path / "d.csv")["C1"]["segment"] == "At risk"
+    after = export_segments(store, "rfm", tmp_path / "e.csv", mode="changes", name="crm")
+    assert after.mode == "changes" and "C1" not in _read_csv(tmp_path / "e.csv")
+    assert set(_read_csv(tmp_path / "e.csv")) == set(changes_by_hand(S2, S3))
+    # a log row an older segflow wrote has no digest: not checked
+    store.raw.execute("UPDATE export_log SET assignments_digest = NULL")
+    rewrite("New")
+    assert export_segments(store, "rfm", tmp_path / "f.csv", mode="changes", name="crm").rows == 0

@@ -146,7 +146,8 @@ def segment_changes(
     if since not in available:
         raise SegflowError(
             f"scheme {scheme!r} has no snapshot at {since} (the last export's watermark); the "
-            "history was recomputed on other dates: export in full once (--full)"
+            "history was recomputed on other dates: export in full once (without --changes, "
+            "under the same --name), then --changes again"
         )
     if since > day:
         raise SegflowError(f"the watermark {since} is after the snapshot {day} being exported")
