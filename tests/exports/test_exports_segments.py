@@ -264,3 +264,17 @@ def test_changes_after_a_run_recomputed_the_watermark_snapshot_are_refused(proje
     store.raw.execute("UPDATE export_log SET assignments_digest = NULL")
     rewrite("New")
     assert export_segments(store, "rfm", tmp_path / "f.csv", mode="changes", name="crm").rows == 0
+
+
+@pytest.mark.parametrize("call", ["export", "list", "changes"])
+def test_a_scheme_that_is_not_text_is_one_line(project, tmp_path, call):
+    """A number for the scheme reached DuckDB: 'Conversion Error: Could not convert string
+    'rfm' to INT32' from inside the change rows' query."""
+    from segflow.errors import InputError
+    from segflow.exports import crm_segment_list, segment_changes
+
+    calls = {"export": lambda: export_segments(project.store, 1, tmp_path / "a.csv"),
+             "list": lambda: crm_segment_list(project.store, 1),
+             "changes": lambda: segment_changes(project.store, 1, S2)}
+    with pytest.raises(InputError, match="^a scheme is named by text, not int 1$"):
+        calls[call]()

@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import pyarrow as pa
 
 from segflow.errors import InputError, SegflowError
-from segflow.exports._crm import crm_segment_list, latest_snapshot, segment_changes
+from segflow.exports._crm import (
+    check_scheme_name,
+    crm_segment_list,
+    latest_snapshot,
+    segment_changes,
+)
 from segflow.exports._pii import check_policy, personal_columns
 from segflow.exports._targets import target_format, write_file, write_postgres
 from segflow.exports._webhook import WebhookPolicy, redact_url, send_changes
@@ -179,6 +184,7 @@ def export_segments(
     if webhook is not None and mode != "changes":
         raise InputError("webhooks are sent per segment change: use them with --changes")
     check_policy(pii)
+    check_scheme_name(scheme)
     name = name or scheme
     fmt = target_format(str(target), format)
     day = _as_date(as_of) if as_of is not None else latest_snapshot(store, scheme)
