@@ -192,7 +192,8 @@ class Project:
 
             schemes = self.schemes()
             if scheme not in schemes:
-                raise SegflowError(f"no scheme {scheme!r}; {did_you_mean(scheme, schemes)}"
+                hint = did_you_mean(scheme, schemes)
+                raise SegflowError(f"no scheme {scheme!r}{'; ' + hint if hint else ' '}"
                                    f"(schemes of this project: {', '.join(schemes)})")
             raise SegflowError(
                 f"no assignments stored for scheme {scheme!r}; run `segflow run` first "
