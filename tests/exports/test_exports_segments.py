@@ -278,3 +278,31 @@ def test_a_scheme_that_is_not_text_is_one_line(project, tmp_path, call):
              "changes": lambda: segment_changes(project.store, 1, S2)}
     with pytest.raises(InputError, match="^a scheme is named by text, not int 1$"):
         calls[call]()
+
+
+def test_the_plain_list_is_ordered_by_customer_so_two_exports_are_one_file(tmp_path):
+    """``segflow export --scheme rfm --out list.csv`` (and ``segment_list``) came out in the
+    engine's order: four exports of the demo project gave four different files."""
+    import random
+
+    import pyarrow as pa
+
+    rng = random.Random(5)
+    ids = [f"K{n:05d}" for n in rng.sample(range(100_000), 4000)]
+    days = [S1, S2, S3]
+    rows = [(c, d, rng.choice(["Loyal", "At risk", "New", "Lost"])) for c in ids for d in days]
+    with Project.init(tmp_path / "big") as project:
+        project.store.append("segment_assignments", pa.table({
+            "scheme": ["rfm"] * len(rows), "scheme_version": ["1"] * len(rows),
+            "snapshot_date": pa.array([r[1] for r in rows], pa.date32()),
+            "customer_id": [r[0] for r in rows], "segment": [r[2] for r in rows],
+            "segment_rank": pa.array([1] * len(rows), pa.int32()), "run_id": ["r"] * len(rows)}))
+    outs = []
+    for k in range(2):
+        out = tmp_path / f"list{k}.csv"
+        res = runner.invoke(app, ["export", "-p", str(tmp_path / "big"), "--scheme", "rfm", "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        outs.append(out.read_bytes())
+    with open(tmp_path / "list0.csv", newline="") as f:
+        assert [r["customer_id"] for r in csv.DictReader(f)] == sorted(ids)
+    assert outs[0] == outs[1]
