@@ -80,15 +80,24 @@ def _last_export(store: Store, name: str) -> tuple[dt.date | None, str | None]:
 
 def assignments_digest(store: Store, scheme: str, snapshot: dt.date) -> str:
     """A fingerprint of who is in which segment of ``scheme`` at ``snapshot``: the number of
-    customers and the sum of the MD5 (lower 64 bits) of each ``customer_id, segment`` pair.
-    Independent of row order and of run ids; equal assignments give equal digests on every
-    DuckDB version (MD5, unlike ``hash()``, is fixed)."""
+    customers and the sum of DuckDB's ``hash`` of each ``(customer_id, segment)``, prefixed
+    with the DuckDB version (the function is not promised to stay the same across versions:
+    digests of two versions are not compared). Independent of row order and of run ids.
+    (MD5 would not depend on the version, but cost 1.2 us a row against 0.3 us: 1 s more per
+    export of a million customers.)"""
+    import duckdb
+
     count, total = store.raw.execute(
-        "SELECT count(*), coalesce(sum(md5_number_lower(customer_id || chr(31) || segment)::HUGEINT), 0) "
+        "SELECT count(*), coalesce(sum(hash(customer_id, segment)::HUGEINT), 0) "
         "FROM segment_assignments WHERE scheme = ? AND snapshot_date = ?",
         [scheme, snapshot],
     ).fetchone()
-    return f"{count}:{total}"
+    return f"duckdb {duckdb.__version__}:{count}:{total}"
+
+
+def _comparable(a: str, b: str) -> bool:
+    """Whether two digests were made by the same DuckDB version."""
+    return a.split(":", 1)[0] == b.split(":", 1)[0]
 
 
 def export_history(store: Store, name: str | None = None) -> pa.Table:
@@ -191,7 +200,8 @@ def export_segments(
     since, sent = _last_export(store, name) if mode == "changes" else (None, None)
     now_at_since = assignments_digest(store, scheme, since) if since is not None and sent else None
     # (a snapshot with no assignments left is the vanished watermark segment_changes explains)
-    if now_at_since is not None and now_at_since != sent and not now_at_since.startswith("0:"):
+    if (now_at_since is not None and _comparable(now_at_since, sent) and now_at_since != sent
+            and now_at_since.split(":")[1] != "0"):
         raise SegflowError(
             f"the segments of scheme {scheme!r} at {since}, which the last export of {name!r} "
             "sent, were recomputed since (a run on new data or other settings): the changes "

@@ -255,7 +255,8 @@ _V10_AMOUNTS = [
 #: segments at the exported snapshot, :func:`segflow.exports._export.assignments_digest`), so
 #: that a later ``--changes`` export notices when a run recomputed that snapshot since (new
 #: data, other settings) instead of comparing with segments the receiver never got. Null in
-#: rows an older segflow wrote (not checked).
+#: rows an older segflow wrote (not checked); a digest names the DuckDB version whose ``hash``
+#: made it.
 _V11_EXPORT_DIGEST = [
     "ALTER TABLE export_log ADD COLUMN IF NOT EXISTS assignments_digest VARCHAR",
 ]
