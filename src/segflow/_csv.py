@@ -1,8 +1,12 @@
 """The one CSV writer of segflow: every CSV file segflow writes goes through :func:`write_csv`.
 
 Spreadsheet programs run a cell as a formula when its text starts with ``=``, ``+``, ``-``,
-``@``, a tab or a carriage return (OWASP, "CSV injection"), also after leading white space
-(`` =1+1``) and in the full-width and small forms some of them fold to (``＝``, ``﹢``).
+``@``, a tab, a carriage return or a line feed (OWASP, "CSV injection"; OWASP ASVS 5.0
+1.2.10 adds the NUL character). The same signs count after leading invisible characters,
+white space (`` =1+1``) and format characters (a zero-width space, a byte-order mark, a word
+joiner, direction marks, a soft hyphen: programs that drop them on import would see the
+sign first; an apostrophe costs nothing on such a value), and in the full-width and small
+forms some programs fold to (``＝``, ``﹢``).
 :func:`neutralise_formulas` prefixes such text cells (and :func:`write_csv` such column
 names) with a single quote, so the spreadsheet shows the text instead of running it.
 Numeric columns are never changed; a text column holding ``-12.5`` is (OWASP's
@@ -18,10 +22,17 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-#: First characters that make a spreadsheet treat a cell as a formula.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-#: The same signs after leading white space, once folded by NFKC (``＝`` and ``﹦`` are ``=``).
+#: First characters that make a spreadsheet treat a cell as a formula (OWASP's list, and
+#: NUL from OWASP ASVS 5.0 1.2.10).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n", "\x00")
+#: The same signs after leading invisible characters, once folded by NFKC (``＝`` and ``﹦``
+#: are ``=``).
 _SIGNS = ("=", "+", "-", "@")
+#: Invisible characters skipped before a sign (RE2 class, for Arrow and DuckDB alike):
+#: Unicode white space (controls 9-13 and 28-31, U+0085, the separators Z) and the format
+#: characters Cf (zero-width space and joiners, direction marks, word joiner, byte-order
+#: mark, soft hyphen...).
+INVISIBLE_LEAD = r"[\t\n\x{0b}\f\r\x{1c}-\x{1f}\x{85}\p{Z}\p{Cf}]"
 
 
 def _starts(col: pa.ChunkedArray | pa.Array, prefixes: tuple[str, ...]) -> pa.ChunkedArray | pa.Array:
@@ -34,11 +45,26 @@ def _starts(col: pa.ChunkedArray | pa.Array, prefixes: tuple[str, ...]) -> pa.Ch
 def formula_cells(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     """Whether each text cell of ``col`` (a string array) would be run as a formula: it
     starts with one of :data:`FORMULA_PREFIXES`, or with one of ``= + - @`` after leading
-    white space and NFKC folding (full-width and small forms); False for nulls."""
-    # only the first character after the white space matters: fold two, not the whole text
-    head = pc.utf8_slice_codeunits(pc.utf8_ltrim_whitespace(col), 0, 2)
-    folded = pc.utf8_normalize(head, form="NFKC")
-    return pc.fill_null(pc.or_(_starts(col, FORMULA_PREFIXES), _starts(folded, _SIGNS)), False)
+    invisible characters (:data:`INVISIBLE_LEAD`) and NFKC folding (full-width and small
+    forms); False for nulls."""
+    import numpy as np
+
+    risky = pc.fill_null(_starts(col, FORMULA_PREFIXES), False)
+    # a cell starting with a visible ASCII character is decided by its first character; the
+    # others (white space, format characters, any non-ASCII letter) are looked at closer
+    first = pc.utf8_slice_codeunits(col, 0, 1)
+    plain = pc.and_(pc.greater_equal(first, "!"), pc.less_equal(first, "~"))
+    closer = pc.indices_nonzero(pc.invert(pc.fill_null(plain, True)))
+    if not len(closer):
+        return risky
+    sub = pc.take(col, closer)
+    visible = pc.replace_substring_regex(sub, "^" + INVISIBLE_LEAD + "+", "", max_replacements=1)
+    # only the first character after the invisible ones matters: fold two, not the whole text
+    folded = pc.utf8_normalize(pc.utf8_slice_codeunits(visible, 0, 2), form="NFKC")
+    out = np.asarray(risky.to_numpy(zero_copy_only=False), dtype=bool).copy()
+    out[np.asarray(closer)] |= np.asarray(pc.fill_null(_starts(folded, _SIGNS), False)
+                                          .to_numpy(zero_copy_only=False), dtype=bool)
+    return pa.array(out)
 
 
 def safe_name(name: str) -> str:

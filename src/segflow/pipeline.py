@@ -50,6 +50,13 @@ class RunSummary:
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
 
+    def __repr__(self) -> str:
+        span = (f"{self.snapshot_dates[0]}→{self.snapshot_dates[-1]}" if self.snapshot_dates
+                else "no snapshots")
+        return (f"RunSummary(run_id={self.run_id!r}, {self.engine}, {len(self.snapshots_computed)} of "
+                f"{len(self.snapshot_dates)} snapshots computed ({span}), {len(self.schemes)} schemes, "
+                f"{self.assignments_written:,} assignments, {sum(self.seconds.values()):.1f} s)")
+
 
 def canonical_tables(engine: Engine) -> dict[str, ibis.Table]:
     """The canonical input tables of the store as Ibis tables on ``engine``."""

@@ -100,6 +100,7 @@ class Project:
         (tz-naive UTC) that the ``future_date`` rule compares with (default: the clock).
         On Spark (``engine``, default ``[engine] kind``) Spark reads the sources and the
         loads go to the project's warehouse (:attr:`warehouse`) as one run."""
+        self._live()
         from segflow.engine import resolve_engine
         from segflow.sources import ingest
         from segflow.summaries import store_audit
@@ -122,6 +123,7 @@ class Project:
         of segflow.toml); see :func:`segflow.pipeline.run_pipeline`. On Spark the run reads
         and writes the project's warehouse (:attr:`warehouse`,
         :func:`segflow.warehouse.run_on_warehouse`: every snapshot, ``full`` or not)."""
+        self._live()
         from segflow.engine import resolve_engine
 
         engine = resolve_engine(engine, self.settings.engine)
@@ -144,8 +146,17 @@ class Project:
     def schemes(self) -> list[str]:
         return [s.name for s in resolve_schemes(self.settings)]
 
+    def _live(self) -> None:
+        """Raise a one-line error when the project was closed (its store connection is gone)."""
+        if getattr(self.store, "closed", False):
+            raise SegflowError(f"the project {str(self.directory)!r} is closed; open it again "
+                               "with segflow.Project.open(...)")
+
     def snapshot_dates(self, scheme: str | None = None) -> list[dt.date]:
         """Snapshot dates that have stored assignments (for ``scheme``, or any)."""
+        self._live()
+        if scheme is not None:
+            self._scheme_name(scheme)
         if {"segment_spells", "segment_snapshots"} <= set(self.store.tables()):
             return assigned_snapshots(self.store.raw, scheme or None)
         where, params = (" WHERE scheme = ?", [scheme]) if scheme else ("", [])
@@ -154,30 +165,57 @@ class Project:
         ).fetchall()
         return [r[0] for r in rows]
 
+    def _scheme_name(self, scheme: Any) -> str:
+        if not isinstance(scheme, str):
+            raise SegflowError(f"a scheme is named by text, not {type(scheme).__name__} {scheme!r} "
+                               f"(schemes of this project: {', '.join(self.schemes())})")
+        return scheme
+
+    def _snapshot(self, scheme: str, value: Any) -> dt.date:
+        """``value`` (a date, datetime, pandas Timestamp or ``YYYY-MM-DD``) as one of the
+        snapshot dates of ``scheme``, else a one-line error naming the nearest ones."""
+        from segflow.migration._pairs import _as_date
+
+        day = _as_date(value)
+        dates = self.snapshot_dates(scheme)
+        if day not in dates:
+            before = [d for d in dates if d < day][-1:]
+            after = [d for d in dates if d > day][:1]
+            near = " and ".join(d.isoformat() for d in before + after)
+            raise SegflowError(f"scheme {scheme!r} has no snapshot at {day}; the nearest: {near} "
+                               f"({len(dates)} snapshots, {dates[0]} to {dates[-1]})")
+        return day
+
     def _check_scheme(self, scheme: str) -> None:
+        self._scheme_name(scheme)
         if not self.snapshot_dates(scheme):
             from segflow._suggest import did_you_mean
 
             schemes = self.schemes()
-            hint = did_you_mean(scheme, schemes)
-            if hint:
-                raise SegflowError(f"no scheme {scheme!r}; {hint}(schemes of this project: {', '.join(schemes)})")
+            if scheme not in schemes:
+                hint = did_you_mean(scheme, schemes)
+                raise SegflowError(f"no scheme {scheme!r}{'; ' + hint if hint else ' '}"
+                                   f"(schemes of this project: {', '.join(schemes)})")
             raise SegflowError(
                 f"no assignments stored for scheme {scheme!r}; run `segflow run` first "
                 f"(schemes of this project: {', '.join(schemes)})"
             )
 
-    def segment_sizes(self, scheme: str, snapshot: dt.date | None = None) -> pd.DataFrame:
+    def segment_sizes(self, scheme: str, snapshot: dt.date | str | None = None) -> pd.DataFrame:
         """Customers, share, revenue in the 12 months before the snapshot, and revenue share
-        per segment of ``scheme`` at ``snapshot`` (default: the latest)."""
+        per segment of ``scheme`` at ``snapshot`` (default: the latest).
+
+        ``snapshot`` is a date, a datetime or pandas Timestamp (its calendar date as written)
+        or ``"YYYY-MM-DD"``, and must be a snapshot date of the scheme (SegflowError naming
+        the nearest ones otherwise)."""
         from segflow.report._queries import segment_sizes
         from segflow.summaries import segment_table, summaries_run
 
         self._check_scheme(scheme)
-        snapshot = snapshot or self.snapshot_dates(scheme)[-1]
+        day = self.snapshot_dates(scheme)[-1] if snapshot is None else self._snapshot(scheme, snapshot)
         if summaries_run(self.store) is not None:  # the run's stored aggregates: the same rows
-            return segment_table(self.store, scheme, snapshot).drop(columns="revenue_all_time")
-        return segment_sizes(self.store, scheme, snapshot)
+            return segment_table(self.store, scheme, day).drop(columns="revenue_all_time")
+        return segment_sizes(self.store, scheme, day)
 
     def transitions(self, scheme: str, from_date: dt.date | None = None, to_date: dt.date | None = None) -> Any:
         """The transition matrix of ``scheme`` between two snapshots (default: the last two)."""
@@ -216,6 +254,7 @@ class Project:
     def clv_diagnostics(self) -> Any:
         """The report's CLV checks (frequency/recency matrices, holdout tracking, deciles,
         caveats) at the latest CLV snapshot; ``.figures()`` gives the Plotly figures."""
+        self._live()
         from segflow.report._clv import clv_diagnostics
         from segflow.report._context import ReportContext
 
@@ -227,6 +266,7 @@ class Project:
     def churn_scores(self) -> pd.DataFrame:
         """Stored churn scores (every model and snapshot) as a long DataFrame, from the store's
         ``customer_scores`` (score names starting with ``churn``; empty when none are stored)."""
+        self._live()
         return self.store.raw.execute(
             "SELECT * FROM customer_scores WHERE score LIKE 'churn%' OR model LIKE 'churn%' "
             "ORDER BY snapshot_date, model, customer_id"
@@ -238,12 +278,14 @@ class Project:
         from segflow.campaigns import campaign_reports
 
         schemes = self.schemes()
-        scheme = scheme or ("lifecycle" if "lifecycle" in schemes else schemes[0])
+        scheme = ("lifecycle" if "lifecycle" in schemes else schemes[0]) if scheme is None else scheme
+        self._check_scheme(scheme)
         return list(campaign_reports(self.store, scheme))
 
     def summary(self) -> Any:
         """The report's executive summary: headline movements, value at stake, data health and
         the playbook's actions (``.headlines``, ``.kpis``, ``.actions``); shows as HTML."""
+        self._live()
         from segflow.report._context import ReportContext
         from segflow.report._summary import executive_summary
 
@@ -253,6 +295,7 @@ class Project:
         """Write the self-contained HTML report; returns its path. On Spark (``engine``,
         default ``[engine] kind``) it reads the aggregates of the project's warehouse
         (:func:`segflow.warehouse.aggregates_store`) instead of the DuckDB store."""
+        self._live()
         from segflow.engine import resolve_engine
         from segflow.report import write_report
 

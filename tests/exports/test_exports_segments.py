@@ -150,7 +150,8 @@ def test_watermark_on_a_vanished_snapshot_is_a_clear_error(project, tmp_path):
     # the snapshot is no longer computed (segment_assignments is a view over the change rows
     # and the computed snapshots)
     project.store.raw.execute("DELETE FROM segment_snapshots WHERE snapshot_date = ?", [S1])
-    with pytest.raises(SegflowError, match="no snapshot at 2024-01-01.*--full"):
+    # the way out it names is an option the command has (it named a --full, which it lacks)
+    with pytest.raises(SegflowError, match="no snapshot at 2024-01-01.*without --changes"):
         export_segments(project.store, "rfm", tmp_path / "b.csv", mode="changes")
 
 
@@ -197,3 +198,116 @@ def test_phones_hash_in_e164_form_in_exports_and_the_server():
     assert hashes == {k: _sha(v) if v else None for k, v in want.items()}
     assert {k: hash_value(v, "phone") for k, v in written.items()} == hashes
     assert hash_value(" Ann@Example.com ", "email") == _sha("ann@example.com")
+
+
+def test_emails_hash_as_python_strips_and_lower_cases_them():
+    """The engine's TRIM kept the no-break and other Unicode spaces around a value and its
+    LOWER mapped ``İ`` to ``i`` and a final ``Σ`` to ``σ``, so these e-mails hashed unlike
+    ``hashlib(value.strip().lower())`` and unlike the server's CSV downloads of the same
+    customers (docs/server.md: "the same hashes as segflow export --pii hash")."""
+    import ibis
+    import pyarrow as pa
+
+    from segflow.exports import personal_columns
+    from segflow.server._security import hash_value
+
+    written = {"nbsp": "\u00a0ann@example.com\u00a0", "em": "\u2003ann@example.com",
+               "dotted": "\u0130STANBUL@example.com", "sigma": "\u03a3\u038a\u03a3\u03a5\u03a6\u039f\u03a3@example.gr",
+               "sigma_dot": "\u039f\u0394\u039f\u03a3.X@example.gr", "ctrl": "\x1fann@example.com\x1c",
+               "plain": " Bob@Example.ORG ", "accent": "\u00c9MILE@Exemple.fr", "none": None}
+    # by hand: what Python's str.strip().lower() gives
+    keys = {"nbsp": "ann@example.com", "em": "ann@example.com",
+            "dotted": "i\u0307stanbul@example.com", "sigma": "\u03c3\u03af\u03c3\u03c5\u03c6\u03bf\u03c2@example.gr",
+            "sigma_dot": "\u03bf\u03b4\u03bf\u03c3.x@example.gr", "ctrl": "ann@example.com",
+            "plain": "bob@example.org", "accent": "\u00e9mile@exemple.fr", "none": None}
+    want = {k: hashlib.sha256(v.encode()).hexdigest() if v else None for k, v in keys.items()}
+    t = ibis.memtable(pa.table({"customer_id": list(written), "email": pa.array(list(written.values()), pa.string())}))
+    got = {r["customer_id"]: r["email_sha256"] for r in personal_columns(t, "hash").to_pyarrow().to_pylist()}
+    assert got == want
+    assert {k: hash_value(v, "email") for k, v in written.items()} == want
+
+
+def test_changes_after_a_run_recomputed_the_watermark_snapshot_are_refused(project, tmp_path):
+    """A run on other settings rewrote the snapshot last exported: C1 is now 'At risk' at S2
+    and S3, while the receiver holds the 'Loyal' of the export. The changes from the new S2
+    to S3 left C1 out, so the receiver kept 'Loyal' for good; the export must refuse."""
+    import pyarrow as pa
+
+    store = project.store
+    first = export_segments(store, "rfm", tmp_path / "a.csv", mode="changes", name="crm", as_of=S2)
+    assert first.mode == "full" and _read_csv(tmp_path / "a.csv")["C1"]["segment"] == "Loyal"
+
+    def rewrite(segment_of_c1: str) -> None:  # as a run does: every row of S2 and S3 again
+        rows = [(c, d, segment_of_c1 if c == "C1" else segs[i]) for c, segs in HISTORY.items()
+                for i, d in ((1, S2), (2, S3)) if segs[i] is not None]
+        store.append("segment_assignments", pa.table({
+            "scheme": ["rfm"] * len(rows), "scheme_version": ["1"] * len(rows),
+            "snapshot_date": pa.array([r[1] for r in rows], pa.date32()),
+            "customer_id": [r[0] for r in rows], "segment": [r[2] for r in rows],
+            "segment_rank": pa.array([1] * len(rows), pa.int32()), "run_id": ["r2"] * len(rows)}))
+
+    rewrite("Loyal")  # recomputed, but to the same segments: nothing to refuse
+    same = export_segments(store, "rfm", tmp_path / "b.csv", mode="changes", name="crm", as_of=S2)
+    assert same.mode == "changes" and same.rows == 0
+    rewrite("At risk")
+    with pytest.raises(SegflowError, match=r"at 2024-02-01, which the last export of 'crm' sent, "
+                                           r"were recomputed.*without --changes"):
+        export_segments(store, "rfm", tmp_path / "c.csv", mode="changes", name="crm")
+    assert not (tmp_path / "c.csv").exists()
+    # the way out it names: one full export under the name, then changes again
+    export_segments(store, "rfm", tmp_path / "d.csv", name="crm", as_of=S2)
+    assert _read_csv(tmp_path / "d.csv")["C1"]["segment"] == "At risk"
+    after = export_segments(store, "rfm", tmp_path / "e.csv", mode="changes", name="crm")
+    assert after.mode == "changes" and "C1" not in _read_csv(tmp_path / "e.csv")
+    assert set(_read_csv(tmp_path / "e.csv")) == set(changes_by_hand(S2, S3))
+    # a digest of another DuckDB version (its hash may differ) is not compared
+    store.raw.execute("UPDATE export_log SET assignments_digest = "
+                      "'duckdb 0.0.1' || substr(assignments_digest, strpos(assignments_digest, ':'))")
+    rewrite("Lost")
+    assert export_segments(store, "rfm", tmp_path / "f.csv", mode="changes", name="crm").rows == 0
+    # nor one of a log row an older segflow wrote (no digest)
+    store.raw.execute("UPDATE export_log SET assignments_digest = NULL")
+    rewrite("New")
+    assert export_segments(store, "rfm", tmp_path / "g.csv", mode="changes", name="crm").rows == 0
+
+
+@pytest.mark.parametrize("call", ["export", "list", "changes"])
+def test_a_scheme_that_is_not_text_is_one_line(project, tmp_path, call):
+    """A number for the scheme reached DuckDB: 'Conversion Error: Could not convert string
+    'rfm' to INT32' from inside the change rows' query."""
+    from segflow.errors import InputError
+    from segflow.exports import crm_segment_list, segment_changes
+
+    calls = {"export": lambda: export_segments(project.store, 1, tmp_path / "a.csv"),
+             "list": lambda: crm_segment_list(project.store, 1),
+             "changes": lambda: segment_changes(project.store, 1, S2)}
+    with pytest.raises(InputError, match="^a scheme is named by text, not int 1$"):
+        calls[call]()
+
+
+def test_the_plain_list_is_ordered_by_customer_so_two_exports_are_one_file(tmp_path):
+    """``segflow export --scheme rfm --out list.csv`` (and ``segment_list``) came out in the
+    engine's order: four exports of the demo project gave four different files."""
+    import random
+
+    import pyarrow as pa
+
+    rng = random.Random(5)
+    ids = [f"K{n:05d}" for n in rng.sample(range(100_000), 4000)]
+    days = [S1, S2, S3]
+    rows = [(c, d, rng.choice(["Loyal", "At risk", "New", "Lost"])) for c in ids for d in days]
+    with Project.init(tmp_path / "big") as project:
+        project.store.append("segment_assignments", pa.table({
+            "scheme": ["rfm"] * len(rows), "scheme_version": ["1"] * len(rows),
+            "snapshot_date": pa.array([r[1] for r in rows], pa.date32()),
+            "customer_id": [r[0] for r in rows], "segment": [r[2] for r in rows],
+            "segment_rank": pa.array([1] * len(rows), pa.int32()), "run_id": ["r"] * len(rows)}))
+    outs = []
+    for k in range(2):
+        out = tmp_path / f"list{k}.csv"
+        res = runner.invoke(app, ["export", "-p", str(tmp_path / "big"), "--scheme", "rfm", "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        outs.append(out.read_bytes())
+    with open(tmp_path / "list0.csv", newline="") as f:
+        assert [r["customer_id"] for r in csv.DictReader(f)] == sorted(ids)
+    assert outs[0] == outs[1]

@@ -148,3 +148,25 @@ def test_a_table_with_a_file_target_is_refused(project, tmp_path):
     with pytest.raises(InputError, match="names a Postgres table"):
         export_segments(project.store, "rfm", tmp_path / "x.csv", table="customers")
     assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_export_files_get_the_mode_the_umask_gives(project, tmp_path, umask):
+    """Files were created by mkstemp and renamed into place, so they were 0600 whatever the
+    umask: a CRM loader running as another user could not read them. Now they get the mode
+    of any file the user creates, as a plain open() does beside them."""
+    import os
+    import stat
+
+    old = os.umask(umask)
+    try:
+        with open(tmp_path / "plain.txt", "w"):
+            pass
+        export_segments(project.store, "rfm", tmp_path / "crm.csv")
+        export_segments(project.store, "rfm", tmp_path / "crm.parquet", name="pq")
+    finally:
+        os.umask(old)
+    want = stat.S_IMODE(os.stat(tmp_path / "plain.txt").st_mode)
+    assert want == 0o666 & ~umask
+    assert [stat.S_IMODE(os.stat(tmp_path / f).st_mode) for f in ("crm.csv", "crm.parquet")] == [want, want]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".part")) == []

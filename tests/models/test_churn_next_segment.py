@@ -90,6 +90,20 @@ def test_single_class_refused():
         NextSegmentModel(n_threads=1).fit(X, ["a"] * 50)
 
 
+def test_too_few_rows_to_calibrate_are_one_line():
+    """A small training set reached scikit-learn's splitters: 'The test_size = 3 should be
+    greater or equal to the number of classes = 6' and 'n_splits=5 cannot be greater than the
+    number of members in each class'."""
+    six = pd.DataFrame({"a": np.arange(12.0), "segment": list("ABCDEF") * 2})
+    with pytest.raises(SegflowError, match="^12 rows are too few to set 25% aside for calibration"):
+        NextSegmentModel(random_state=0).fit(six, list("ABCDEF") * 2)
+    # 30 rows, 3 segments: the calibration fold holds 8 rows, at most 4 of a segment (< 5 folds)
+    rng = np.random.default_rng(0)
+    thirty = pd.DataFrame({"a": rng.normal(size=30), "segment": list("ABC") * 10})
+    with pytest.raises(SegflowError, match=r"^the calibration fold \(8 rows\) has fewer than 5 rows"):
+        NextSegmentModel(random_state=0).fit(thirty, list("ABC") * 10)
+
+
 def test_train_next_segment_from_store(memory_store):
     """Stored assignments of four snapshots; features from a table keyed by snapshot."""
     import datetime as dt

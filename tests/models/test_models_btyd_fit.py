@@ -43,6 +43,38 @@ def test_estimator_contract(cls) -> None:
         model._params()
 
 
+def _bgbb_panel() -> pd.DataFrame:
+    # (x, t_x, count) of a made-up panel of 6 opportunities
+    rows = [(6, 6, 1203), (5, 6, 728), (4, 6, 512), (3, 6, 357), (2, 6, 234), (1, 6, 129),
+            (5, 5, 335), (4, 5, 284), (3, 5, 225), (2, 5, 173), (1, 5, 119), (4, 4, 240),
+            (3, 4, 181), (2, 4, 155), (1, 4, 78), (3, 3, 322), (2, 3, 255), (1, 3, 129),
+            (2, 2, 613), (1, 2, 277), (1, 1, 1091), (0, 0, 3464)]
+    return pd.DataFrame(rows, columns=["x", "t_x", "count"]).assign(n=6)
+
+
+def _spend() -> pd.DataFrame:
+    rng = np.random.default_rng(4)
+    x = rng.integers(1, 8, 800)
+    return pd.DataFrame({"x": x, "monetary_value": rng.gamma(6.0, 1 / rng.gamma(4.0, 1 / 60.0, 800))})
+
+
+@pytest.mark.parametrize("cls", [*COUNT_MODELS, BetaGeoBetaBinomModel, GammaGammaModel])
+def test_fit_takes_y_none_so_a_pipeline_can_end_in_the_model(cls) -> None:
+    """scikit-learn's convention: ``fit(X, y=None)`` for a model without a target. ``fit``
+    took the summary alone, so ``Pipeline([...]).fit(X)``, which calls ``fit(X, None)``,
+    raised 'takes 2 positional arguments but 3 were given'."""
+    from sklearn.pipeline import Pipeline
+
+    data = (_simulated(n=600) if cls in COUNT_MODELS else _bgbb_panel()
+            if cls is BetaGeoBetaBinomModel else _spend())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        direct = cls(n_starts=2).fit(data)
+        assert cls(n_starts=2).fit(data, None).params_ == direct.params_
+        piped = Pipeline([("model", cls(n_starts=2))]).fit(data)
+    assert piped.named_steps["model"].params_ == direct.params_
+
+
 @pytest.mark.parametrize("cls", COUNT_MODELS)
 def test_compressed_fit_equals_per_customer_fit(cls) -> None:
     triples = _simulated(800)

@@ -202,8 +202,10 @@ def test_formula_rule_agrees_with_the_csv_writer():
     from segflow.sources._rules import formula_condition
 
     formulas = ["=1+1", "@SUM(1)", "\t=1", "\r=1", "-2+3+cmd", " =1", "\u3000=1", "\u00a0@x",
-                "\uff1dcmd", "\uff1dcmd@example.com", "\ufe661", "\uff0d2+3", " -2+cmd"]
-    plain = ["plain", " plain", "12345", "\u00c9mile", "\u65e5\u672c", "\uff21bc", "a=b", ""]
+                "\uff1dcmd", "\uff1dcmd@example.com", "\ufe661", "\uff0d2+3", " -2+cmd",
+                "\nfoo", "\u200b=1", "\ufeff@x", "\u2060-2+cmd", "\u2003=1"]
+    plain = ["plain", " plain", "12345", "\u00c9mile", "\u65e5\u672c", "\uff21bc", "a=b", "",
+             "\u200bplain"]
     numbers = ["-12.5", "+44 20 7946 0000", "\uff0b12", "  -5"]
     con = duckdb.connect()
     con.execute("CREATE TABLE t (i INTEGER, v VARCHAR)")

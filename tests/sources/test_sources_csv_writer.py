@@ -30,6 +30,23 @@ def test_neutralise_prefixes_formulas_in_text_not_in_numbers() -> None:
     assert out.column("n").to_pylist() == [-1.5] * len(values)  # numeric columns unchanged
 
 
+#: OWASP's list ends with the line feed, OWASP ASVS 5.0 (1.2.10) adds NUL; a sign after an
+#: invisible format character (zero-width space, byte-order mark, word joiner, soft hyphen,
+#: direction mark) or a vertical tab is a sign to a program that drops those on import. These
+#: were written as they were (only tab, CR and white space were looked through).
+INVISIBLE = ["\nfoo", "\x00=1", "\u200b=HYPERLINK(\"http://evil.test\")", "\ufeff@SUM(1)",
+             "\u2060+1+cmd", "\u00ad-2+cmd", "\u200e\u200b =1", "\x0b=1", "\u200b\uff1dx"]
+
+
+def test_line_feed_nul_and_invisible_characters_before_a_sign(tmp_path: Path) -> None:
+    harmless = ["\u200bplain", "\u00adx", "a\u200b=b"]
+    out = neutralise_formulas(pa.table({"v": [*INVISIBLE, *harmless]})).column("v").to_pylist()
+    assert out == ["'" + v for v in INVISIBLE] + harmless
+    write_csv(pa.table({"v": INVISIBLE}), tmp_path / "i.csv")
+    with (tmp_path / "i.csv").open(newline="", encoding="utf-8") as fh:
+        assert [r["v"] for r in csv.DictReader(fh)] == ["'" + v for v in INVISIBLE]
+
+
 def test_write_csv_round_trip(tmp_path: Path) -> None:
     import pandas as pd
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import ibis
 from ibis import _
 
-from segflow.errors import SegflowError
+from segflow.errors import InputError, SegflowError
 from segflow.exports._pii import personal_columns
 from segflow.exports._segment_list import segment_list
 from segflow.migration._pairs import _as_date, scheme_rows, snapshot_list
@@ -35,8 +35,17 @@ def _score_name(model: str, score: str) -> str:
     return column_name(model, score)
 
 
+def check_scheme_name(scheme: object) -> str:
+    """``scheme`` if it is text, else a one-line InputError (a number reached DuckDB as a
+    ConversionException)."""
+    if not isinstance(scheme, str):
+        raise InputError(f"a scheme is named by text, not {type(scheme).__name__} {scheme!r}")
+    return scheme
+
+
 def latest_snapshot(store: Store, scheme: str) -> dt.date:
     """The latest snapshot date of ``scheme`` (an error naming the scheme when it has none)."""
+    check_scheme_name(scheme)
     if has_spells(store):
         dates = spell_snapshots(store, scheme)
     else:
@@ -96,6 +105,7 @@ def crm_segment_list(
         The columns of :func:`~segflow.exports.segment_list`, then the personal columns,
         then the scores; ordered by ``customer_id``.
     """
+    check_scheme_name(scheme)
     day = _as_date(as_of) if as_of is not None else latest_snapshot(store, scheme)
     # read from the change rows where the store has them (same result, no per-snapshot rows)
     out = spell_segment_list(store, scheme, day) if has_spells(store) and day in set(
@@ -142,6 +152,7 @@ def segment_changes(
         changed back between the two snapshots is not listed: the receiving system already
         holds their segment. Score changes alone do not make a row.
     """
+    check_scheme_name(scheme)
     day = _as_date(as_of) if as_of is not None else latest_snapshot(store, scheme)
     since = _as_date(since)
     if has_spells(store):
@@ -151,7 +162,8 @@ def segment_changes(
     if since not in available:
         raise SegflowError(
             f"scheme {scheme!r} has no snapshot at {since} (the last export's watermark); the "
-            "history was recomputed on other dates: export in full once (--full)"
+            "history was recomputed on other dates: export in full once (without --changes, "
+            "under the same --name), then --changes again"
         )
     if since > day:
         raise SegflowError(f"the watermark {since} is after the snapshot {day} being exported")

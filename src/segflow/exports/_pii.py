@@ -7,7 +7,8 @@ same way). Policies, applied in the engine:
 ``hash`` (default)
     SHA-256 of the normalised value, as 64 hex digits: the form ad platforms and CRMs match
     customer lists on (e.g. customer-match uploads), without the value itself. An e-mail is
-    trimmed and lower-cased; a phone number is reduced to its digits, in E.164 form
+    trimmed and lower-cased as Python's ``str.strip().lower()`` does (Unicode white space;
+    full case mapping: ``İ`` is ``i̇``, a final ``Σ`` is ``ς``); a phone number is reduced to its digits, in E.164 form
     (``+`` and the country code) when written internationally (``+44 7700 900123`` and
     ``0044 7700-900123`` are both ``+447700900123``): a number without its country code
     cannot be completed (which country?) and stays its digits. Other columns: trimmed,
@@ -98,11 +99,25 @@ def _phone_key(value: ibis.Value) -> ibis.StringValue:
                        ibis.null("string"), key)
 
 
+@ibis.udf.scalar.pyarrow
+def _python_key(value: str) -> str:
+    """Python's ``value.strip().lower()`` of each value (the few that are not printable ASCII)."""
+    import pyarrow as pa
+
+    return pa.array([None if v is None else v.strip().lower() for v in value.to_pylist()], pa.string())
+
+
 def hash_key(column: str, value: ibis.Value) -> ibis.StringValue:
-    """The text of ``column`` that the ``hash`` policy hashes (see the module's notes)."""
+    """The text of ``column`` that the ``hash`` policy hashes (see the module's notes):
+    exactly Python's ``str.strip().lower()`` (what the server's CSV downloads hash, and what
+    the ad platforms' own client libraries do). The engine's TRIM and LOWER agree with it on
+    printable ASCII only: around a value they do not strip the no-break and other Unicode
+    spaces, and LOWER maps ``İ`` to ``i`` (Python: ``i̇``) and a final ``Σ`` to ``σ``
+    (Python: ``ς``), so any other value is normalised by Python (per batch, only those)."""
     if column == "phone":
         return _phone_key(value)
-    return value.cast("string").strip().lower()
+    text = value.cast("string")
+    return ibis.ifelse(text.re_search(r"[^\x20-\x7e]"), _python_key(text), text.strip().lower())
 
 
 def personal_columns(customers: ibis.Table, policy: str) -> ibis.Table:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +59,10 @@ def write_file(data: pa.Table, path: str | Path, fmt: str) -> Path:
     """Write ``data`` to ``path`` as CSV (formulas neutralised) or Parquet, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
+    # created as open() creates files (mode 0o666 less the umask), not as mkstemp's 0o600:
+    # the file that replaces the target is what the CRM's loader, often another user, reads
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.part"
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         if fmt == "csv":
             write_csv(data, tmp)

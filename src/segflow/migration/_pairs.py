@@ -25,6 +25,10 @@ ASSIGNMENT_COLUMNS = ("scheme", "snapshot_date", "customer_id", "segment", "segm
 
 
 def _as_date(value: dt.date | str) -> dt.date:
+    """A date from a date, a datetime or pandas Timestamp (its calendar date as written: a
+    time zone is not converted) or ISO text ``YYYY-MM-DD``; else a one-line SegflowError."""
+    if value is pd.NaT or value is None:
+        raise SegflowError(f"{value!r} is not a date; expected YYYY-MM-DD")
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):

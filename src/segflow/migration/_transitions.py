@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from segflow._result import TableResult, json_records
-from segflow.errors import SegflowError
+from segflow.errors import InputError, SegflowError
 from segflow.migration._intervals import IntervalMethod, row_intervals
 from segflow.migration._pairs import (
     GONE,
@@ -142,8 +142,13 @@ class TransitionMatrix(TableResult):
         """The ``top`` biggest cells by customers (movers only unless ``include_stay``).
 
         Columns as :meth:`to_pandas`; ``share`` is the share of the from-row. Ties are broken
-        by segment names so the order is reproducible.
+        by segment names so the order is reproducible. ``top`` is a whole number >= 0
+        (InputError otherwise: a negative one dropped the smallest cells instead).
         """
+        import numbers
+
+        if isinstance(top, bool) or not isinstance(top, numbers.Integral) or top < 0:
+            raise InputError(f"top must be a whole number of cells >= 0, got {top!r}")
         c = self.cells
         if not include_stay:
             c = c[c["from_segment"] != c["to_segment"]]

@@ -117,7 +117,7 @@ class BTYDModel(BaseEstimator):
         return scale if np.isfinite(scale) and scale > 0 else 1.0
 
     # -- fitting --------------------------------------------------------------------------
-    def fit(self, summary: Any) -> BTYDModel:
+    def fit(self, summary: Any, y: None = None) -> BTYDModel:
         """Fit by maximum likelihood on the summary (per customer or compressed triples).
 
         Parameters
@@ -125,6 +125,9 @@ class BTYDModel(BaseEstimator):
         summary : pandas.DataFrame, pyarrow.Table or ibis.Table
             Columns ``x, t_x, T`` (BG/BB: ``x, t_x, n``) and optionally ``count``, the number
             of customers sharing the row. Times are in the summary's time unit.
+        y : None
+            Ignored: there is no target (scikit-learn's convention for unsupervised models,
+            so that a ``Pipeline`` ending in the model can call ``fit(X, y)``).
 
         Returns
         -------

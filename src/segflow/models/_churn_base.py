@@ -51,6 +51,10 @@ def _is_categorical(series: pd.Series) -> bool:
     return pd.api.types.is_string_dtype(series.dtype)
 
 
+#: Folds of CalibratedClassifierCV's default cross-validation over the calibration rows.
+_CALIBRATION_FOLDS = 5
+
+
 class BoostedCalibratedClassifier(BaseEstimator):
     """Common fit/transform logic; subclasses define the public API and the docs."""
 
@@ -157,12 +161,16 @@ class BoostedCalibratedClassifier(BaseEstimator):
                 stacklevel=3,
             )
         stratify = y if np.min(np.unique(y, return_counts=True)[1]) >= 2 else None
-        fit_idx, cal_idx = train_test_split(
-            index,
-            test_size=self.calibration_fraction,
-            random_state=self.random_state,
-            stratify=stratify,
-        )
+        try:
+            fit_idx, cal_idx = train_test_split(
+                index,
+                test_size=self.calibration_fraction,
+                random_state=self.random_state,
+                stratify=stratify,
+            )
+        except ValueError as exc:  # e.g. fewer calibration rows than classes
+            raise SegflowError(f"{n} rows are too few to set {self.calibration_fraction:.0%} aside "
+                               f"for calibration ({exc}); use more customers or snapshots") from None
         return np.sort(fit_idx), np.sort(cal_idx), "random"
 
     def _fit_calibrated(
@@ -185,6 +193,12 @@ class BoostedCalibratedClassifier(BaseEstimator):
                     f"the {part} fold ({len(idx)} rows) holds a single class; "
                     "the model needs both outcomes in each fold (more snapshots or customers)"
                 )
+        largest = int(np.max(np.unique(y[cal_idx], return_counts=True)[1]))
+        if largest < _CALIBRATION_FOLDS:  # scikit-learn's stratified folds need that many of a class
+            raise SegflowError(
+                f"the calibration fold ({len(cal_idx)} rows) has fewer than {_CALIBRATION_FOLDS} rows "
+                "of every outcome; use more customers or snapshots"
+            )
         with self._threads():
             booster = self._booster().fit(Xt.iloc[fit_idx], y[fit_idx])
         calibrated = CalibratedClassifierCV(FrozenEstimator(booster), method=self.calibration)

@@ -101,7 +101,7 @@ class GammaGammaModel(BTYDModel):
     _scaled_columns = ("monetary_value",)
     _param_units = (0, 0, 1)  # gamma is in currency units, p and q are unit-free
 
-    def fit(self, summary: Any) -> GammaGammaModel:
+    def fit(self, summary: Any, y: None = None) -> GammaGammaModel:
         """Fit on per-customer ``x, monetary_value`` (rows with x = 0 are skipped, counted).
 
         The fit runs on the mean spends divided by their mean and scales gamma back, so p and
@@ -121,7 +121,7 @@ class GammaGammaModel(BTYDModel):
             When q <= 1: the spend is heavy-tailed, the population mean is infinite, and only
             repeat buyers get a (finite) expected spend.
         """
-        super().fit(summary)
+        super().fit(summary, y)
         q = self.params_["q"]
         if q <= 1:
             warnings.warn(

@@ -183,6 +183,12 @@ class ClvDiagnostics:
                           barmode="group", height=400, margin={"t": 80})
         return house_style(fig)
 
+    def __repr__(self) -> str:
+        model = self.model_params.get("model", "model")
+        return (f"ClvDiagnostics(snapshot={self.snapshot}, {model} on {self.customers:,} customers, "
+                f"holdout {self.calibration_end}→{self.snapshot}, "
+                f"{self.one_time_share:.0%} one-time buyers)")
+
     def _repr_html_(self) -> str:
         """Notebook view: what was checked, the caveats in words, and the decile table
         (``figures()`` has the charts)."""

@@ -45,6 +45,10 @@ class ExecutiveSummary:
     def _repr_html_(self) -> str:
         return summary_html(self, self.currency)
 
+    def __repr__(self) -> str:
+        return (f"ExecutiveSummary(scheme={self.scheme!r}, {self.before}→{self.now}, "
+                f"{len(self.headlines)} headlines, {len(self.kpis)} KPIs, {len(self.actions)} actions)")
+
 
 def headlines(cells: pd.DataFrame, total_customers: float, total_revenue: float) -> list[str]:
     """Sentences for the largest movements (see :func:`executive_summary`), best first:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from segflow._csv import INVISIBLE_LEAD
+
 #: rule name -> what it means (shown in ``docs/data.md`` and ``segflow sources check``).
 RULES: dict[str, str] = {
     "malformed_row": "the row cannot be split into the header's columns (field count, quoting, encoding, or not a JSON object)",
@@ -106,33 +108,37 @@ def missing_rule(column: str) -> str:
 _SIGNED_NUMBER = r"^[+-][0-9 .,()/%eE-]*[0-9][0-9 .,()/%eE-]*$"
 
 
-#: A sign after leading white space (spaces, no-break and ideographic) or in full-width or
-#: small form (``＝``, ``﹢``...): spreadsheets read these as formulas too (the CSV writer's
-#: rule, :func:`segflow._csv.formula_cells`).
-_SPACED_SIGN = "^[ \\x{a0}\\x{3000}]*[=@+\\-\\x{ff1d}\\x{ff20}\\x{ff0b}\\x{ff0d}\\x{fe66}\\x{fe6b}\\x{fe62}\\x{fe63}]"
+#: A sign after leading invisible characters (white space and format characters such as a
+#: zero-width space or a byte-order mark, :data:`segflow._csv.INVISIBLE_LEAD`) or in
+#: full-width or small form (``＝``, ``﹢``...): spreadsheets read these as formulas too (the
+#: CSV writer's rule, :func:`segflow._csv.formula_cells`).
+_SPACED_SIGN = ("^" + INVISIBLE_LEAD + "*[=@+\\-\\x{ff1d}\\x{ff20}\\x{ff0b}\\x{ff0d}\\x{fe66}"
+                "\\x{fe6b}\\x{fe62}\\x{fe63}]")
 #: ... unless it is a signed number (as :data:`_SIGNED_NUMBER`).
-_SPACED_NUMBER = ("^[ \\x{a0}\\x{3000}]*[+\\-\\x{ff0b}\\x{ff0d}\\x{fe62}\\x{fe63}]"
+_SPACED_NUMBER = ("^" + INVISIBLE_LEAD + "*[+\\-\\x{ff0b}\\x{ff0d}\\x{fe62}\\x{fe63}]"
                   "[0-9 .,()/%eE-]*[0-9][0-9 .,()/%eE-]*$")
 
 
 def formula_condition(text: str) -> str:
     """SQL: the text value ``text`` starts like a spreadsheet formula (OWASP CSV injection):
-    ``=``, ``@``, a tab or a carriage return, or ``+``/``-`` unless the rest is only digits
-    and number separators (a signed number or a phone number); the same signs after leading
-    white space or in full-width or small form (``＝``). False for NULL.
+    ``=``, ``@``, a tab, a carriage return, a line feed or NUL, or ``+``/``-`` unless the
+    rest is only digits and number separators (a signed number or a phone number); the same
+    signs after leading invisible characters (white space, zero-width space, byte-order
+    mark...) or in full-width or small form (``＝``). False for NULL.
 
     Every such first character sorts before ``A`` or from U+00A0 on, so a value between
     ``'A'`` and U+00A0 (a byte comparison; most values: ids, names, codes) is decided without
     looking further; a CASE (not AND/OR, which DuckDB evaluates on every row) keeps the
-    regular expressions to the few values starting with ``+``, ``-``, a space or a character
-    from U+3000 on.
+    regular expressions to the few values starting with ``+``, ``-``, an invisible
+    character or a character from U+3000 on.
     """
     first = f"left({text}, 1)"
     number = f"regexp_matches({text}, '{_SIGNED_NUMBER}')"
     spaced = f"regexp_matches({text}, '{_SPACED_SIGN}')"
     spaced_number = f"regexp_matches({text}, '{_SPACED_NUMBER}')"
+    invisible = f"regexp_matches({first}, '^{INVISIBLE_LEAD}')"
     return (f"CASE WHEN {text} >= 'A' AND {text} < chr(160) THEN false "
-            f"WHEN {first} IN ('=', '@', chr(9), chr(13)) THEN true "
+            f"WHEN {first} IN ('=', '@', chr(9), chr(13), chr(10), chr(0)) THEN true "
             f"WHEN {first} IN ('+', '-') AND length({text}) > 1 THEN NOT {number} "
-            f"WHEN ({first} IN (' ', chr(160)) OR {text} >= chr(12288)) AND {spaced} "
-            f"THEN NOT {spaced_number} ELSE false END")
+            f"WHEN ({first} IN (' ', chr(160)) OR {text} >= chr(12288) OR {invisible}) "
+            f"AND {spaced} THEN NOT {spaced_number} ELSE false END")

@@ -251,10 +251,20 @@ _V10_AMOUNTS = [
     "CREATE TABLE IF NOT EXISTS summary_amount_periods (period_end DATE NOT NULL)",
 ]
 
+#: Version 11: the digest of the assignments an export of segments sent (customers and their
+#: segments at the exported snapshot, :func:`segflow.exports._export.assignments_digest`), so
+#: that a later ``--changes`` export notices when a run recomputed that snapshot since (new
+#: data, other settings) instead of comparing with segments the receiver never got. Null in
+#: rows an older segflow wrote (not checked); a digest names the DuckDB version whose ``hash``
+#: made it.
+_V11_EXPORT_DIGEST = [
+    "ALTER TABLE export_log ADD COLUMN IF NOT EXISTS assignments_digest VARCHAR",
+]
+
 #: Ordered schema migrations; index i holds the statements that bring version i to i+1.
 MIGRATIONS: list[list[str]] = [
     _V1, _V2, _V3_SERVER_AUTH, _V4_EXPORTS_REFRESH, _V5_SPELLS, _V6_SUMMARIES, _V7_MODEL_PARAMS,
-    _V8_SUMMARY_RESULTS, _V9_FEATURE_STATE, _V10_AMOUNTS,
+    _V8_SUMMARY_RESULTS, _V9_FEATURE_STATE, _V10_AMOUNTS, _V11_EXPORT_DIGEST,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

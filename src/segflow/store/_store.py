@@ -76,6 +76,8 @@ class Store:
     ) -> None:
         self.path = str(path)
         self._lock = threading.RLock()
+        #: True once :meth:`close` ran (the connection is gone).
+        self.closed = False
         limit = resolve_memory_limit(memory_limit)
         try:
             self.con: ibis.BaseBackend = ibis.duckdb.connect(self.path, read_only=read_only)
@@ -310,6 +312,7 @@ class Store:
                     self.con._finalize_cached_table(name)
         with contextlib.suppress(Exception):
             self.con.disconnect()
+        self.closed = True
 
     def __enter__(self) -> Store:
         return self

@@ -1,0 +1,117 @@
+"""``segflow.Project`` in a notebook: wrong names, types and dates are one line of segflow's
+own error, a date may be given as an analyst has it, and results print short.
+
+Found by the session-50 notebook trial: ``segment_sizes`` answered a date that is no snapshot
+(or a future one) with an empty frame, a ``"YYYY-MM-DD"`` date with a TypeError from inside
+the report's queries, a scheme given as a number with DuckDB's ConversionException; a closed
+project answered with DuckDB's "Connection already closed"; ``campaigns("nope")`` warned twice
+and returned []; the summary and CLV diagnostics printed 1,700 and 3,900 characters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from segflow.errors import InputError, SegflowError
+from segflow.project import Project
+
+
+@pytest.fixture()
+def project(demo_project):
+    with Project.open(demo_project, read_only=True) as p:
+        yield p
+
+
+def _customers_at(project: Project, scheme: str, day: dt.date) -> int:
+    return project.store.raw.execute(
+        "SELECT count(*) FROM segment_assignments WHERE scheme = ? AND snapshot_date = ?", [scheme, day]
+    ).fetchone()[0]
+
+
+def test_a_date_is_taken_as_an_analyst_has_it(project):
+    dates = project.snapshot_dates("rfm")
+    day = dates[-3]
+    want = project.segment_sizes("rfm", day)
+    assert int(want["customers"].sum()) == _customers_at(project, "rfm", day)
+    for other in (day.isoformat(), pd.Timestamp(day), dt.datetime.combine(day, dt.time()),
+                  # the calendar date as written: 01:00 in Paris is that day, not the day before in UTC
+                  dt.datetime.combine(day, dt.time(1), tzinfo=dt.timezone(dt.timedelta(hours=2)))):
+        pd.testing.assert_frame_equal(project.segment_sizes("rfm", other), want)
+
+
+def test_a_date_that_is_no_snapshot_is_an_error_naming_the_nearest(project):
+    dates = project.snapshot_dates("rfm")
+    between = dates[-2] + dt.timedelta(days=14)
+    assert dates[-2] < between < dates[-1]
+    with pytest.raises(SegflowError, match=(f"^scheme 'rfm' has no snapshot at {between}; the nearest: "
+                                            f"{dates[-2]} and {dates[-1]} \\({len(dates)} snapshots")):
+        project.segment_sizes("rfm", between)
+    with pytest.raises(SegflowError, match=f"no snapshot at 2030-01-01; the nearest: {dates[-1]} "):
+        project.segment_sizes("rfm", "2030-01-01")
+    with pytest.raises(SegflowError, match="^'June 2025' is not a date; expected YYYY-MM-DD$"):
+        project.segment_sizes("rfm", "June 2025")
+    with pytest.raises(SegflowError, match="^NaT is not a date"):
+        project.segment_sizes("rfm", pd.NaT)
+
+
+@pytest.mark.parametrize("call", ["segment_sizes", "transitions", "clv", "campaigns"])
+@pytest.mark.parametrize("scheme", [3, None, ["rfm"]])
+def test_a_scheme_that_is_not_text_is_named_in_one_line(project, call, scheme):
+    if call in ("clv", "campaigns") and scheme is None:
+        pytest.skip("None is the documented default there")
+    with pytest.raises(SegflowError, match=f"^a scheme is named by text, not {type(scheme).__name__} "
+                                           r".*\(schemes of this project: rfm, "):
+        getattr(project, call)(scheme)
+
+
+def test_unknown_schemes(project):
+    with pytest.raises(SegflowError, match=r"^no scheme 'RFM'; did you mean 'rfm'\? \(schemes"):
+        project.transitions("RFM")
+    with pytest.raises(SegflowError, match=r"^no scheme 'nope' \(schemes of this project"):
+        project.campaigns("nope")  # warned twice and returned [] before
+    assert [c.scheme for c in project.campaigns("rfm")] == ["rfm"] * len(project.campaigns())
+
+
+def test_a_closed_project_says_so(demo_project):
+    project = Project.open(demo_project, read_only=True)
+    project.close()
+    for call in (lambda: project.segment_sizes("rfm"), lambda: project.transitions("rfm"),
+                 project.summary, project.churn_scores, lambda: project.snapshot_dates()):
+        with pytest.raises(SegflowError, match="^the project '.*' is closed; open it again"):
+            call()
+
+
+def test_flows_top_is_a_count(project):
+    matrix = project.transitions("rfm")
+    movers = matrix.to_pandas().query("from_segment != to_segment and customers > 0")
+    assert len(matrix.flows(top=3)) == 3 and len(matrix.flows(top=0)) == 0
+    assert len(matrix.flows(top=10_000)) == len(movers)
+    for bad in (-1, "5", 2.5, True):  # -1 dropped the smallest cell; "5" a pandas TypeError
+        with pytest.raises(InputError, match="top must be a whole number of cells >= 0"):
+            matrix.flows(top=bad)
+
+
+def test_results_print_in_one_short_line(project):
+    summary, diagnostics = project.summary(), project.clv_diagnostics()
+    dates = project.snapshot_dates("rfm")
+    texts = {"summary": repr(summary), "diagnostics": repr(diagnostics)}
+    assert texts["summary"] == (f"ExecutiveSummary(scheme='rfm', {dates[-2]}→{dates[-1]}, "
+                                f"{len(summary.headlines)} headlines, {len(summary.kpis)} KPIs, "
+                                f"{len(summary.actions)} actions)")
+    assert texts["diagnostics"].startswith(f"ClvDiagnostics(snapshot={diagnostics.snapshot}, BetaGeoModel on ")
+    assert all("\n" not in t and len(t) < 160 for t in texts.values()), texts
+    assert "What changed" in summary._repr_html_()  # the notebook view is the HTML one
+
+
+def test_run_summary_prints_in_one_line():
+    from segflow.pipeline import RunSummary
+
+    days = [dt.date(2024, 1, 1), dt.date(2024, 2, 1), dt.date(2024, 3, 1)]
+    run = RunSummary(run_id="abc", engine="duckdb", snapshot_dates=days, schemes=["rfm", "lifecycle"],
+                     assignments_written=12_345, seconds={"features": 1.25, "segments": 0.5},
+                     snapshots_computed=days[-1:], notes=["a long note " * 40])
+    assert repr(run) == ("RunSummary(run_id='abc', duckdb, 1 of 3 snapshots computed "
+                         "(2024-01-01→2024-03-01), 2 schemes, 12,345 assignments, 1.8 s)")
