@@ -148,6 +148,16 @@ class Settings(BaseModel):
     sources: list[SourceSettings] = Field(default_factory=list)
     schemes: list[SchemeSettings] = Field(default_factory=list)
 
+    @field_validator("schemes")
+    @classmethod
+    def _scheme_names_unique(cls, value: list[SchemeSettings]) -> list[SchemeSettings]:
+        seen: set[str] = set()
+        for scheme in value:
+            if scheme.name in seen:  # both would store their assignments under one name
+                raise ValueError(f"two schemes are named {scheme.name!r}; scheme names must differ")
+            seen.add(scheme.name)
+        return value
+
     @classmethod
     def load(cls, path: str | Path) -> Settings:
         """Read and validate a ``segflow.toml`` (a file, or a folder holding one)."""

@@ -138,13 +138,30 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     return sink.getvalue()
 
 
+#: Longest download name (UTF-8 bytes) sent: file systems take 255.
+MAX_FILENAME_BYTES = 180
+
+
 def attachment(filename: str) -> str:
     """A Content-Disposition header for a download named ``filename`` (names carry scheme
     and campaign ids from the data): an ASCII ``filename`` (other characters, quotes and
     separators as ``_``) and the exact name as ``filename*`` (RFC 6266, UTF-8). A header
-    value must be Latin-1: a campaign id such as 春季促销 made the download an HTTP 500."""
+    value must be Latin-1: a campaign id such as 春季促销 made the download an HTTP 500.
+    Path separators become ``_`` in both, and a name longer than
+    :data:`MAX_FILENAME_BYTES` in UTF-8 is cut before its extension (file systems take 255
+    bytes: a download named after a 300-character scheme could not be saved), keeping its
+    last 24 characters."""
     import re
     from urllib.parse import quote
 
-    plain = re.sub(r'[^A-Za-z0-9._-]', "_", filename)
-    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(filename, safe='')}"
+    stem, dot, ext = filename.rpartition(".")
+    stem, ext = (stem, dot + ext) if dot else (filename, "")
+    exact = re.sub(r"[/\\\x00-\x1f\x7f]", "_", stem)
+    budget = MAX_FILENAME_BYTES - len(ext.encode())
+    if len(exact.encode()) > budget:  # keep the end (dates): "segments-LLLL…LL-2025-07-01"
+        tail = exact[-24:]
+        room = budget - len(tail.encode()) - len("…".encode())
+        exact = exact.encode()[:room].decode(errors="ignore") + "…" + tail
+    exact += ext
+    plain = re.sub(r'[^A-Za-z0-9._-]', "_", exact.replace("…", "_"))
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(exact, safe='')}"

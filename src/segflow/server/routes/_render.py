@@ -4,15 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+
+def part(text: object) -> str:
+    """``text`` as one path segment of a link: every character but letters, digits and
+    ``_.-~`` percent-encoded (UTF-8), so that a scheme named ``a/b``, ``x#y?z``, ``100%`` or
+    ``顧客`` reaches its page. The routes take the decoded text, ``/`` included (paths
+    ``{scheme:path}``). Escape the result for HTML as any attribute value."""
+    return quote(str(text), safe="")
+
+
 env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parents[1] / "templates"),
     autoescape=jinja2.select_autoescape(["html", "j2"]),
 )
+env.filters["part"] = part
 
 
 def figure(request: Request, fig: Any) -> str:

@@ -11,7 +11,7 @@ import datetime as dt
 import io
 import json
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import pandas as pd
 from fastapi import APIRouter, Query, Request
@@ -23,7 +23,7 @@ from segflow.server import _insights, _views
 from segflow.server._auth import Analyst, Viewer, audit
 from segflow.server._security import attachment, csv_bytes
 from segflow.server.deps import GenerationDep, ProjectDep
-from segflow.server.routes._render import figure, render
+from segflow.server.routes._render import figure, part, render
 from segflow.server.routes.api import Format, Limit, Offset, table_response
 from segflow.server.schemas import RecordsPublic
 
@@ -69,7 +69,7 @@ def campaigns_page(request: Request, project: ProjectDep, gen: GenerationDep, wh
     frame = _insights.campaigns(project, gen)
     shown = frame.copy()
     # ids come from the data: percent-encoded in the path ("/", "?", "#" and "%" included)
-    shown["campaign_id"] = [f'<a href="/campaigns/{escape(quote(c, safe=""))}">{escape(c)}</a>' for c in frame["campaign_id"]]
+    shown["campaign_id"] = [f'<a href="/campaigns/{escape(part(c))}">{escape(c)}</a>' for c in frame["campaign_id"]]
     blocks = [shown.to_html(index=False, escape=False, classes="data", border=0) if len(frame)
               else "<p>No campaign exposures stored.</p>"]
     return render(request, "Campaigns", blocks, json_url="/api/v1/campaigns", csv_url="/api/v1/campaigns?format=csv",
@@ -91,14 +91,14 @@ def campaign_page(request: Request, project: ProjectDep, gen: GenerationDep, who
     blocks.append(table_html(report.to_pandas(), digits=3))
     blocks += [f'<p class="note">{escape(n)}</p>' for n in report.notes]
     q = urlencode({"scheme": scheme})
-    path = quote(campaign_id, safe="")
+    path = part(campaign_id)
     return render(request, f"Campaign {campaign_id}: lift by {scheme}", blocks,
                   json_url=f"/api/v1/campaigns/{path}?{q}", csv_url=f"/api/v1/campaigns/{path}?{q}&format=csv",
                   schemes=_names(project, gen))
 
 
 # -- forecasts -------------------------------------------------------------------------------
-@api.get("/forecasts/{scheme}", response_model=RecordsPublic)
+@api.get("/forecasts/{scheme:path}", response_model=RecordsPublic)
 def forecasts(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, periods: Periods = 6,
               segment: str | None = None, limit: Limit = 1000, offset: Offset = 0, format: Format = "json") -> Any:
     """Expected customers per segment ``periods`` snapshots ahead (Markov chain of the
@@ -110,7 +110,7 @@ def forecasts(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
                           limit=limit, offset=offset)
 
 
-@pages.get("/forecasts/{scheme}", response_class=HTMLResponse)
+@pages.get("/forecasts/{scheme:path}", response_class=HTMLResponse)
 def forecast_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
                   periods: Periods = 6) -> HTMLResponse:
     """Segment-size forecast of a scheme (lines per segment)."""
@@ -119,7 +119,7 @@ def forecast_page(request: Request, project: ProjectDep, gen: GenerationDep, who
     frame, meta = _insights.forecast(project, gen, scheme, periods)
     fig = px.line(frame, x="snapshot_estimate", y="expected_customers", color="segment", markers=True,
                   title=f"{scheme}: expected customers per segment")
-    links = " ".join(f'<a href="/forecasts/{escape(s)}">{escape(s)}</a>' for s in _names(project, gen))
+    links = " ".join(f'<a href="/forecasts/{escape(part(s))}">{escape(s)}</a>' for s in _names(project, gen))
     blocks = [f"<p>scheme: {links}</p>",
               f'<form class="picker" method="get"><label>periods ahead<br><input type="number" min="1" max="36" '
               f'name="periods" id="periods" value="{periods}"></label><button type="submit" id="show">show</button></form>',
@@ -128,12 +128,12 @@ def forecast_page(request: Request, project: ProjectDep, gen: GenerationDep, who
               figure(request, fig), table_html(frame.pivot(index="snapshot_estimate", columns="segment",
                                                           values="expected_customers").round(1).reset_index())]
     q = urlencode({"periods": periods})
-    return render(request, f"Forecast: {scheme}", blocks, json_url=f"/api/v1/forecasts/{scheme}?{q}",
-                  csv_url=f"/api/v1/forecasts/{scheme}?{q}&format=csv", schemes=_names(project, gen))
+    return render(request, f"Forecast: {scheme}", blocks, json_url=f"/api/v1/forecasts/{part(scheme)}?{q}",
+                  csv_url=f"/api/v1/forecasts/{part(scheme)}?{q}&format=csv", schemes=_names(project, gen))
 
 
 # -- profiles and value moved ----------------------------------------------------------------
-@api.get("/profiles/{scheme}", response_model=RecordsPublic)
+@api.get("/profiles/{scheme:path}", response_model=RecordsPublic)
 def profiles(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, snapshot: dt.date | None = None,
              limit: Limit = 100, offset: Offset = 0, format: Format = "json") -> Any:
     """Segment profiles at a snapshot with stored features (the latest)."""
@@ -156,7 +156,7 @@ def _profiles_or_404(project: Any, gen: Any, scheme: str, snapshot: dt.date | No
     return frame, snapshot
 
 
-@api.get("/migration/{scheme}/value", response_model=RecordsPublic)
+@api.get("/migration/{scheme:path}/value", response_model=RecordsPublic)
 def value_moved(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, from_date: dt.date | None = None,
                 to_date: dt.date | None = None, limit: Limit = 1000, offset: Offset = 0, format: Format = "json") -> Any:
     """Customers and the sum of their latest 52-week CLV per transition cell."""
@@ -175,8 +175,8 @@ def profile_blocks(request: Request, project: Any, gen: Any, scheme: str, snapsh
                 "latest snapshot only.</p>"]
     q = urlencode({"snapshot": snapshot})
     return ["<h2 id=\"profiles\">Profiles</h2>", table_html(frame, digits=2),
-            f'<p class="links"><a href="/api/v1/profiles/{escape(scheme)}?{q}">profiles as JSON</a>'
-            f'<a href="/api/v1/profiles/{escape(scheme)}?{q}&format=csv">download profiles CSV</a></p>']
+            f'<p class="links"><a href="/api/v1/profiles/{escape(part(scheme))}?{q}">profiles as JSON</a>'
+            f'<a href="/api/v1/profiles/{escape(part(scheme))}?{q}&format=csv">download profiles CSV</a></p>']
 
 
 def value_blocks(project: Any, gen: Any, scheme: str, from_date: dt.date, to_date: dt.date) -> list[str]:
@@ -187,8 +187,8 @@ def value_blocks(project: Any, gen: Any, scheme: str, from_date: dt.date, to_dat
     q = urlencode({"from_date": from_date, "to_date": to_date})
     return ['<h2 id="clv-moved">CLV moved</h2><p>Sum of the customers\' latest 52-week CLV per move.</p>',
             table_html(frame.head(30), money=("clv_moved", "mean_clv")),
-            f'<p class="links"><a href="/api/v1/migration/{escape(scheme)}/value?{q}">CLV moved as JSON</a>'
-            f'<a href="/api/v1/migration/{escape(scheme)}/value?{q}&format=csv">download CLV moved CSV</a></p>']
+            f'<p class="links"><a href="/api/v1/migration/{escape(part(scheme))}/value?{q}">CLV moved as JSON</a>'
+            f'<a href="/api/v1/migration/{escape(part(scheme))}/value?{q}&format=csv">download CLV moved CSV</a></p>']
 
 
 # -- audiences -------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import pandas as pd
 from fastapi import APIRouter, Request
@@ -17,7 +17,7 @@ from segflow.server import _audit, _views
 from segflow.server._auth import Admin, Analyst, Viewer, audit
 from segflow.server._security import protect
 from segflow.server.deps import GenerationDep, ProjectDep
-from segflow.server.routes._render import figure, render
+from segflow.server.routes._render import figure, part, render
 from segflow.server.routes.insights import profile_blocks, value_blocks
 
 router = APIRouter(tags=["pages"])
@@ -37,7 +37,7 @@ def _picker(name: str, label: str, dates: list[dt.date], chosen: dt.date) -> str
 def _customer_link(customer_id: object) -> str:
     """A link to a customer's page: the id percent-encoded in the path, escaped as text."""
     c = str(customer_id)
-    return f'<a href="/customers/{escape(quote(c, safe=""))}">{escape(c)}</a>'
+    return f'<a href="/customers/{escape(part(c))}">{escape(c)}</a>'
 
 
 def _linked_table(frame: pd.DataFrame) -> str:
@@ -68,12 +68,12 @@ def index(request: Request, project: ProjectDep, gen: GenerationDep, who: Viewer
         if "change_customers" in frame:
             top = frame.reindex(frame["change_customers"].abs().sort_values(ascending=False).index).head(3)
             moves = ", ".join(f"{r.segment} {r.change_customers:+,}" for r in top.itertuples())
-            blocks.append(f'<p><a href="/segments/{escape(s["scheme"])}">{escape(s["scheme"])}</a> at '
+            blocks.append(f'<p><a href="/segments/{escape(part(s["scheme"]))}">{escape(s["scheme"])}</a> at '
                           f"{snapshot} (vs {frame['previous_snapshot'].iloc[0]}): {escape(moves)}</p>")
     return render(request, "Overview", blocks, json_url="/api/v1/schemes", schemes=[s["scheme"] for s in schemes])
 
 
-@router.get("/segments/{scheme}", response_class=HTMLResponse)
+@router.get("/segments/{scheme:path}", response_class=HTMLResponse)
 def segments_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
                   snapshot: dt.date | None = None) -> HTMLResponse:
     """Segments of a scheme at any snapshot (picker), with change since the previous one."""
@@ -82,19 +82,34 @@ def segments_page(request: Request, project: ProjectDep, gen: GenerationDep, who
     dates = _views.snapshots(project, gen, scheme)
     frame, snapshot = _views.segment_sizes(project, gen, scheme, snapshot)
     query = urlencode({"snapshot": snapshot})
+    path = part(scheme)
     blocks = [
-        _form([_picker("snapshot", "snapshot", dates, snapshot)], f"/segments/{scheme}"),
+        _form([_picker("snapshot", "snapshot", dates, snapshot)], f"/segments/{path}"),
         figure(request, segment_size_value_bars(frame.drop(columns=["previous_snapshot"], errors="ignore"),
                                                 title=f"{scheme} at {snapshot}")),
         table_html(frame, percent=("share", "revenue_share"), money=("revenue_12m",)),
         *profile_blocks(request, project, gen, scheme, snapshot),
-        f'<p><a href="/forecasts/{escape(scheme)}">forecast of {escape(scheme)}</a></p>',
+        f'<p><a href="/forecasts/{escape(path)}">forecast of {escape(scheme)}</a></p>',
     ]
-    return render(request, f"Segments: {scheme}", blocks, json_url=f"/api/v1/segments/{scheme}?{query}",
-                  csv_url=f"/api/v1/segments/{scheme}?{query}&format=csv", schemes=_names(project, gen))
+    return render(request, f"Segments: {scheme}", blocks, json_url=f"/api/v1/segments/{path}?{query}",
+                  csv_url=f"/api/v1/segments/{path}?{query}&format=csv", schemes=_names(project, gen))
 
 
-@router.get("/migration/{scheme}", response_class=HTMLResponse)
+# before /migration/{scheme:path}: that path would take 'rfm/customers' as a scheme name
+@router.get("/migration/{scheme:path}/customers", response_class=HTMLResponse)
+def migration_customers_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst, scheme: str,
+                             from_date: dt.date, to_date: dt.date, from_segment: str, to_segment: str) -> HTMLResponse:
+    """The customers of one cell (analysts; audited)."""
+    frame = _views.cell_customers(project, gen, scheme, from_date, to_date, from_segment, to_segment)
+    audit(request, who, "read_customers", {"rows": len(frame)})
+    q = urlencode({"from_date": from_date, "to_date": to_date, "from_segment": from_segment, "to_segment": to_segment})
+    table = _linked_table(frame.head(1000))
+    return render(request, f"{scheme}: {from_segment} → {to_segment} ({len(frame):,} customers)",
+                  [table], json_url=f"/api/v1/migration/{part(scheme)}/customers?{q}",
+                  csv_url=f"/api/v1/migration/{part(scheme)}/customers?{q}&format=csv", schemes=_names(project, gen))
+
+
+@router.get("/migration/{scheme:path}", response_class=HTMLResponse)
 def migration_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
                    from_date: dt.date | None = None, to_date: dt.date | None = None) -> HTMLResponse:
     """Migration between any two snapshots: Sankey, heat-map, revenue moved; analysts click a
@@ -104,31 +119,35 @@ def migration_page(request: Request, project: ProjectDep, gen: GenerationDep, wh
     cells = matrix.to_pandas()
     analyst = who.role in ("analyst", "admin")
     base = {"from_date": matrix.from_date, "to_date": matrix.to_date}
+    path = part(scheme)
     if analyst:
         cells["customers_link"] = [
-            f"/migration/{scheme}/customers?"
+            f"/migration/{path}/customers?"
             + urlencode({**base, "from_segment": r.from_segment, "to_segment": r.to_segment})
             for r in cells.itertuples()
         ]
-    scheme_links = " ".join(f'<a href="/migration/{escape(s)}">{escape(s)}</a>' for s in _names(project, gen))
+    scheme_links = " ".join(f'<a href="/migration/{escape(part(s))}">{escape(s)}</a>' for s in _names(project, gen))
     blocks = [
         f"<p>scheme: {scheme_links}</p>",
         _form([_picker("from_date", "from", dates, matrix.from_date), _picker("to_date", "to", dates, matrix.to_date)],
-              f"/migration/{scheme}"),
+              f"/migration/{path}"),
         figure(request, matrix.sankey()),
         figure(request, matrix.figure()),
     ]
     if analyst:
         # in a script element: "</" would end it (a scheme name from the settings)
-        url = json.dumps(f"/migration/{quote(scheme, safe='')}/customers?"
+        url = json.dumps(f"/migration/{path}/customers?"
                          + urlencode(base)).replace("</", "<\\/")
         blocks.append(
             f'<script nonce="{request.state.csp_nonce}">'
+            # the categories are drawn escaped (segflow.viz._core.literal_figure): decode them
+            "function segflowText(s) { return String(s).replace(/&(lt|gt|amp);/g,"
+            " function (m, e) { return {lt: '<', gt: '>', amp: '&'}[e]; }); }"
             "document.querySelectorAll('.plotly-graph-div').forEach(function (div) {"
             " div.on('plotly_click', function (ev) { var p = ev.points && ev.points[0];"
             " if (!p || p.data.type !== 'heatmap') return;"
-            f" window.location = {url} + '&from_segment=' + encodeURIComponent(p.y) +"
-            " '&to_segment=' + encodeURIComponent(p.x); }); });</script>"
+            f" window.location = {url} + '&from_segment=' + encodeURIComponent(segflowText(p.y)) +"
+            " '&to_segment=' + encodeURIComponent(segflowText(p.x)); }); });</script>"
             "<p>Click a heat-map cell to list its customers.</p>"
         )
     shown = cells.drop(columns=["customers_link"], errors="ignore")
@@ -143,21 +162,8 @@ def migration_page(request: Request, project: ProjectDep, gen: GenerationDep, wh
     blocks += value_blocks(project, gen, scheme, matrix.from_date, matrix.to_date)
     q = urlencode(base)
     return render(request, f"Migration: {scheme}, {matrix.from_date} → {matrix.to_date}", blocks,
-                  json_url=f"/api/v1/migration/{scheme}?{q}", csv_url=f"/api/v1/migration/{scheme}?{q}&format=csv",
+                  json_url=f"/api/v1/migration/{path}?{q}", csv_url=f"/api/v1/migration/{path}?{q}&format=csv",
                   schemes=_names(project, gen))
-
-
-@router.get("/migration/{scheme}/customers", response_class=HTMLResponse)
-def migration_customers_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst, scheme: str,
-                             from_date: dt.date, to_date: dt.date, from_segment: str, to_segment: str) -> HTMLResponse:
-    """The customers of one cell (analysts; audited)."""
-    frame = _views.cell_customers(project, gen, scheme, from_date, to_date, from_segment, to_segment)
-    audit(request, who, "read_customers", {"rows": len(frame)})
-    q = urlencode({"from_date": from_date, "to_date": to_date, "from_segment": from_segment, "to_segment": to_segment})
-    table = _linked_table(frame.head(1000))
-    return render(request, f"{scheme}: {from_segment} → {to_segment} ({len(frame):,} customers)",
-                  [table], json_url=f"/api/v1/migration/{scheme}/customers?{q}",
-                  csv_url=f"/api/v1/migration/{scheme}/customers?{q}&format=csv", schemes=_names(project, gen))
 
 
 @router.get("/customers", response_class=HTMLResponse)
@@ -206,7 +212,7 @@ def customer_page(request: Request, project: ProjectDep, gen: GenerationDep, who
         features.columns = ["feature", "value"]
         features["value"] = features["value"].astype(str)
         blocks += ["<h2>Features at the latest snapshot</h2>", table_html(features)]
-    return render(request, f"Customer {customer_id}", blocks, json_url=f"/api/v1/customers/{quote(customer_id, safe='')}",
+    return render(request, f"Customer {customer_id}", blocks, json_url=f"/api/v1/customers/{part(customer_id)}",
                   schemes=_names(project, gen))
 
 
