@@ -210,8 +210,34 @@ def test_a_scheme_name_the_server_cannot_link_is_refused_at_load(tmp_path):
                                            '[[schemes]]\nname = "x"\nkind = "lifecycle"\n')
     with pytest.raises(ConfigError, match="two schemes are named 'x'"):
         Settings.load(tmp_path)
+    # an audience has one column per scheme (segflow.campaigns.column_name)
+    (tmp_path / "segflow.toml").write_text('[[schemes]]\nname = "a/b"\nkind = "rfm"\n'
+                                           '[[schemes]]\nname = "A b"\nkind = "lifecycle"\n')
+    with pytest.raises(ConfigError, match="schemes 'a/b' and 'A b' would share the audience column 'a_b'"):
+        Settings.load(tmp_path)
+    (tmp_path / "segflow.toml").write_text('[[schemes]]\nname = "%%%"\nkind = "rfm"\n')
+    with pytest.raises(ConfigError, match="'%%%' has no letter or digit"):
+        Settings.load(tmp_path)
     (tmp_path / "segflow.toml").write_text(_toml())
     assert [s.name for s in Settings.load(tmp_path).schemes] == NAMES
+
+
+@pytest.mark.parametrize("command", ["export", "campaign"])
+def test_an_audience_of_a_scheme_whose_name_holds_an_equals_sign(named, tmp_path, command):
+    """``--segment SCHEME=SEGMENT`` split at the first "=": the scheme "x#y?z=1&w" was read
+    as "x#y?z" and its audiences could not be built."""
+    from typer.testing import CliRunner
+
+    from segflow.cli import app
+
+    directory, _, _, sizes = named
+    out = tmp_path / "audience.csv"
+    args = (["export", "audience", "--to", str(out)] if command == "export"
+            else ["campaign", "audience", "--out", str(out)])
+    result = CliRunner().invoke(app, [*args, "-p", str(directory), "--segment", f"x#y?z=1&w={BIG}",
+                                      "--holdout", "0"])
+    assert result.exit_code == 0, result.output
+    assert len(out.read_text().splitlines()) - 1 == sizes[("x#y?z=1&w", BIG)] > 0
 
 
 def _live(app):

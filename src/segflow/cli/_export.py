@@ -14,6 +14,7 @@ from segflow.cli._common import (
     console,
     print_json,
     refuse_on_spark,
+    scheme_segments,
     user_errors,
 )
 from segflow.errors import InputError, SegflowError
@@ -160,10 +161,7 @@ def audience(
     _warn_secrets(ctx, to)
     with user_errors():
         segments: dict[str, list[str]] = {}
-        for item in segment:
-            scheme_name, sep, seg = item.partition("=")
-            if not sep:
-                raise InputError(f"--segment takes SCHEME=SEGMENT, not {item!r}")
+        for scheme_name, seg in scheme_segments(segment, project_dir):
             segments.setdefault(column_name(scheme_name), []).append(seg)
         refuse_on_spark(project_dir, "segflow export audience",
                         "`segflow campaign audience --out FILE` writes an audience")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import unicodedata
 from typing import Literal
 
@@ -35,6 +36,13 @@ def check_scheme_name(name: str) -> str:
     return name
 
 
+def column_name(*parts: str) -> str:
+    """A safe column name from a scheme or a (model, score) pair: ``churn_90d__probability``
+    (runs of characters other than letters, digits and ``_`` as one ``_``, lower case): the
+    columns of an audience (``segflow.campaigns.customer_view``)."""
+    return "__".join(re.sub(r"\W+", "_", p).strip("_").lower() for p in parts)
+
+
 SchemeKind = Literal["rfm", "lifecycle", "rules", "value_tiers", "browse_no_buy", "cluster"]
 
 
@@ -54,8 +62,10 @@ class SchemeSettings(BaseModel):
 
     name: str = Field(description=(
         "Name of the scheme; assignments are stored under it. Any text (spaces, / # ? % &, "
-        "quotes, any script, any length) except blank, '.' or '..', control characters, two "
-        "schemes of one name, and a name ending in '/customers' or '/value' (server paths)."))
+        "quotes, any script, any length) except blank, '.' or '..', control characters, a name "
+        "ending in '/customers' or '/value' (server paths), and two schemes of one name or of "
+        "one audience column (the name lower-cased, other characters than letters and digits "
+        "as '_': 'a/b' and 'A b' are both a_b)."))
     kind: SchemeKind = Field(description="Kind of scheme.")
     version: str = Field(default="1", description="Version; bump it when the definition changes.")
     rules: list[RuleSettings] = Field(
