@@ -268,9 +268,10 @@ def test_segment_picker_and_change_since_previous(viewer, served_project, snapsh
     finally:
         con.close()
     body = viewer.get("/api/v1/segments/rfm", params={"snapshot": snapshot}).json()
-    assert {r["segment"]: r["customers"] for r in body["data"]} == counts
+    # a segment of the previous snapshot with no customer now is listed with 0 and its fall
+    assert {r["segment"]: r["customers"] for r in body["data"]} == {**{s: 0 for s in prev}, **counts}
     assert {r["segment"]: r["change_customers"] for r in body["data"]} == {
-        s: n - prev.get(s, 0) for s, n in counts.items()}
+        s: counts.get(s, 0) - prev.get(s, 0) for s in {*counts, *prev}}
     page = viewer.get("/segments/rfm", params={"snapshot": snapshot}).text
     assert f'<option value="{snapshot}" selected>' in page
 

@@ -112,6 +112,8 @@ def test_every_link_of_every_page_answers(client):
             parser = _Links()
             parser.feed(r.text)
             for href in parser.links:
+                if href.startswith("#"):  # the skip link
+                    continue
                 assert href.startswith("/"), href  # no link leaves the server
                 queue.append(href)
     assert failed == []

@@ -79,12 +79,15 @@ def retitle(fig: go.Figure, scheme: str) -> go.Figure:
 
 
 def money(value: float | None, currency: str, *, signed: bool = False) -> str:
-    """``12,345 USD`` (no decimals; ``1.2 M USD`` from a million up); empty for missing."""
+    """``12,345 USD`` (no decimals); ``1.2 M USD`` from a million, ``3.4 bn USD`` from a
+    billion (10^9), ``1.0 tn USD`` from a trillion (10^12) up (a customer worth 10^12 read
+    "1,000,000.0 M GBP"); empty for missing."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     sign = "+" if signed and value > 0 else ""
-    if abs(value) >= 1e6:
-        return f"{sign}{value / 1e6:,.1f} M {currency}"
+    for scale, unit in ((1e12, "tn"), (1e9, "bn"), (1e6, "M")):
+        if abs(value) >= scale:
+            return f"{sign}{value / scale:,.1f} {unit} {currency}"
     return f"{sign}{value:,.0f} {currency}"
 
 

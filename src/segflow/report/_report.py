@@ -212,6 +212,7 @@ def value_section(ctx: ReportContext) -> Section:
 def campaigns_section(ctx: ReportContext) -> Section:
     from segflow.campaigns import campaign_reports
     from segflow.summaries import campaign_from_document, campaign_scheme
+    from segflow.viz._campaigns import in_currency
     from segflow.viz._core import house_style
 
     project = ctx.project
@@ -238,10 +239,7 @@ def campaigns_section(ctx: ReportContext) -> Section:
         for note in report.notes:
             section.blocks.append(_note(note))
         for key, fig in report.figures().items():
-            title = str(fig.layout.xaxis.title.text or "")
-            if title.endswith("per customer)") and "revenue" in title:
-                # money outcomes in the project's currency, not "outcome units"
-                fig.update_xaxes(title_text=f"treated minus control ({ctx.currency} per customer)")
+            in_currency(fig, ctx.currency)  # money outcomes in the project's currency
             section.blocks.append(_figure(house_style(fig), name=f"campaign-{report.campaign_id}-{key}"))
     return section
 

@@ -324,7 +324,8 @@ def audience(project: Project, gen: Generation, *, scheme: str | None, segment: 
         **source, "customers": len(frame), "holdout_customers": int(frame["holdout"].sum()),
         "target_customers": int((~frame["holdout"]).sum()), "holdout_share": holdout, "seed": seed,
         "revenue_12m": float(frame["revenue_12m"].sum()) if len(frame) else 0.0,
-        "clv_total": float(frame["clv"].sum()) if len(frame) else 0.0,
+        # None when no customer has a CLV (a model that could not be fitted), not 0
+        "clv_total": float(frame["clv"].sum()) if frame["clv"].notna().any() else None,
         "clv_mean": float(frame["clv"].mean()) if frame["clv"].notna().any() else None,
     }
     return frame, summary
