@@ -13,7 +13,9 @@ Defects these tests pin (each failed before its fix):
 - with one snapshot the header's "migration" and "forecasts" links led to error pages;
 - the report and an audience read "0" predicted value when the run stored P(alive) but no
   CLV (its spend model not identified);
-- 15 header links stood between a keyboard user and each page's content.
+- 15 header links stood between a keyboard user and each page's content;
+- with no web events stored, the browsing scheme put every customer in "no recent visits"
+  without a word that the data, not the visits, was missing.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ name = "tenure"
 kind = "rules"
 default = "settled"
 rules = [{ segment = "new (under 45 days)", when = "tenure_days < 45" }]
+
+[[schemes]]
+name = "browsing"
+kind = "browse_no_buy"
 """
 
 
@@ -381,3 +387,18 @@ def test_every_page_in_a_browser(request, which, tmp_path):
         server.should_exit = True
         thread.join(timeout=10)
     assert problems == []
+
+
+def test_a_browsing_scheme_without_web_events_says_so(client, trial, demo, tmp_path):
+    from segflow.project import Project
+
+    note = "No web events are stored"
+    page = client.get("/segments/browsing").text
+    assert re.search(r'<p class="error" id="note">No web events are stored', page)
+    data = client.get("/api/v1/segments/browsing").json()["data"]
+    assert len(data) == 1 and data[0]["share"] == 1.0  # everyone in one segment: the reason to say it
+    with Project.open(trial[0], read_only=True) as project:
+        report = project.report(tmp_path / "report.html").read_text()
+    assert report.count(note) == 1
+    with _client(demo[0], demo[1]) as c:  # the demo has web events: no note
+        assert note not in c.get("/segments/browse_no_buy").text

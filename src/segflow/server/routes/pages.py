@@ -168,6 +168,12 @@ def segments_page(request: Request, project: ProjectDep, gen: GenerationDep, who
         *profile_blocks(request, project, gen, scheme, snapshot),
         f'<p><a href="/forecasts/{escape(path)}">forecast of {escape(scheme)}</a></p>',
     ]
+    from segflow.report._queries import missing_events_note
+
+    kind = next((s.kind for s in project.settings.schemes if s.name == scheme), "")
+    note = None if gen.warehouse else missing_events_note(project.store, kind)
+    if note:
+        blocks.insert(1, f'<p class="error" id="note">{escape(note)}</p>')
     return render(request, f"Segments: {scheme}", blocks, json_url=f"/api/v1/segments/{path}?{query}",
                   csv_url=f"/api/v1/segments/{path}?{query}&format=csv", schemes=_names(project, gen))
 
