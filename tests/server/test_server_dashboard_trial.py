@@ -402,3 +402,13 @@ def test_a_browsing_scheme_without_web_events_says_so(client, trial, demo, tmp_p
     assert report.count(note) == 1
     with _client(demo[0], demo[1]) as c:  # the demo has web events: no note
         assert note not in c.get("/segments/browse_no_buy").text
+
+
+def test_an_audience_of_an_unknown_segment_is_refused_an_emptied_one_is_empty(client):
+    """A typo in the segment gave an empty audience (200, 0 customers) without a word."""
+    wrong = client.get("/api/v1/audiences", params={"scheme": "tenure", "segment": "setled"})
+    assert wrong.status_code == 404
+    assert wrong.json()["detail"] == ("scheme 'tenure' has no segment 'setled'; its segments: "
+                                      "new (under 45 days), settled")
+    emptied = client.get("/api/v1/audiences", params={"scheme": "tenure", "segment": YOUNG})
+    assert emptied.status_code == 200 and emptied.json()["meta"]["customers"] == 0
