@@ -268,9 +268,10 @@ def test_segment_picker_and_change_since_previous(viewer, served_project, snapsh
     finally:
         con.close()
     body = viewer.get("/api/v1/segments/rfm", params={"snapshot": snapshot}).json()
-    assert {r["segment"]: r["customers"] for r in body["data"]} == counts
+    # a segment of the previous snapshot with no customer now is listed with 0 and its fall
+    assert {r["segment"]: r["customers"] for r in body["data"]} == {**{s: 0 for s in prev}, **counts}
     assert {r["segment"]: r["change_customers"] for r in body["data"]} == {
-        s: n - prev.get(s, 0) for s, n in counts.items()}
+        s: counts.get(s, 0) - prev.get(s, 0) for s in {*counts, *prev}}
     page = viewer.get("/segments/rfm", params={"snapshot": snapshot}).text
     assert f'<option value="{snapshot}" selected>' in page
 
@@ -443,3 +444,32 @@ def test_score_with_the_session_and_a_form_body_is_a_clean_415(app, tokens):
         assert multipart.status_code == 415
         body = {"transactions": [{"ts": "2024-05-01T10:00:00", "amount": 20.0}]}
         assert browser.post("/api/v1/score", json=body, headers={"x-csrf-token": csrf}).status_code == 200
+
+
+def test_an_unexpected_error_is_one_json_line_with_the_security_headers(app, tokens, monkeypatch):
+    """A bug in a route: the API answers one JSON line (a page for a browser), never the
+    traceback or its text, with the security headers; the error still reaches the log
+    (the test client re-raises it when asked to)."""
+    from fastapi.testclient import TestClient
+
+    from segflow.server import _views
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret detail /srv/segflow/store.duckdb")
+
+    monkeypatch.setattr(_views, "schemes", broken)
+    headers = {"authorization": f"Bearer {tokens['viewer']}"}
+    with TestClient(app, base_url="https://testserver", raise_server_exceptions=False, headers=headers) as c:
+        api = c.get("/api/v1/schemes")
+        assert api.status_code == 500 and api.headers["content-type"] == "application/json"
+        assert api.json() == {"detail": "internal server error; the server log has the details"}
+        page = c.get("/", headers={"accept": "text/html"})
+        assert page.status_code == 500 and page.headers["content-type"].startswith("text/html")
+        assert "<title>Error 500 · segflow</title>" in page.text
+        for answer in (api, page):
+            assert "secret" not in answer.text and "Traceback" not in answer.text
+            assert answer.headers["x-frame-options"] == "DENY" and "default-src 'none'" in answer.headers[
+                "content-security-policy"]
+    with TestClient(app, base_url="https://testserver", headers=headers) as c, \
+            pytest.raises(RuntimeError, match="secret detail"):
+        c.get("/api/v1/schemes")

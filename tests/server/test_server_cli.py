@@ -101,3 +101,61 @@ def test_serve_refuses_a_store_of_a_newer_segflow(tmp_path):
     # the message names the project's store, not the server's temporary copy of it
     assert f"store {directory / 'segflow.duckdb'} has" in out.stderr, out.stderr
     assert "Traceback" not in out.stderr and '"count"' not in out.stdout
+
+
+def test_serve_get_reads_the_token_from_a_file_stdin_or_env_and_warns_when_typed(tmp_path, monkeypatch):
+    """A token typed after --token is in the process list (ps) for every user to read: it
+    still works, with a warning on stderr naming the safe ways; --token-file, --token - and
+    SEGFLOW_TOKEN give the same answer without the warning."""
+    from segflow.project import Project
+
+    directory = tmp_path / "proj"
+    Project.init(directory).close()
+    runner = CliRunner()
+    token = json.loads(runner.invoke(app, ["tokens", "create", "--role", "viewer", "-p", str(directory),
+                                           "--json"]).stdout)["token"]
+    get = ["serve", "-p", str(directory), "--get", "/api/v1/whoami"]
+    token_id = token.split("_")[1]
+    typed = runner.invoke(app, [*get, "--token", token])
+    assert typed.exit_code == 0 and json.loads(typed.stdout)["token_id"] == token_id
+    assert "visible to every user of this machine in the process list (ps)" in typed.stderr
+    assert "--token-file" in typed.stderr and "SEGFLOW_TOKEN" in typed.stderr and token not in typed.stderr
+    secret = tmp_path / "token.txt"
+    secret.write_text(token + "\n")
+    secret.chmod(0o600)
+    quiet = [runner.invoke(app, [*get, "--token-file", str(secret)]),
+             runner.invoke(app, [*get, "--token", "-"], input=token + "\n"),
+             runner.invoke(app, get, env={"SEGFLOW_TOKEN": token})]
+    for out in quiet:
+        assert out.exit_code == 0, out.output
+        assert json.loads(out.stdout)["token_id"] == token_id and out.stderr == ""
+    secret.chmod(0o644)  # others may read it: said, and used all the same
+    loose = runner.invoke(app, [*get, "--token-file", str(secret)])
+    assert loose.exit_code == 0 and "can be read by other users (mode 644); chmod 600 it" in loose.stderr
+    for args, input_text, message in [
+        (["--token-file", str(tmp_path / "missing")], None, f"--token-file {tmp_path / 'missing'}: No such file"),
+        (["--token-file", str(secret), "--token", token], None, "give --token or --token-file, not both"),
+        (["--token", "-"], "", "--token -: no token on the standard input"),
+    ]:
+        out = runner.invoke(app, [*get, *args], input=input_text)
+        assert out.exit_code == 1 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_export_warns_about_a_password_or_token_typed_in_a_url(tmp_path):
+    from segflow.project import Project
+
+    directory = tmp_path / "proj"
+    Project.init(directory).close()
+    runner = CliRunner()
+    base = ["export", "segments", "-p", str(directory), "--scheme", "rfm", "--table", "t"]
+    with_password = runner.invoke(app, [*base, "--to", "postgresql://crm:s3cret@127.0.0.1:1/db"])
+    assert "a password in the --to URL on the command line is visible" in with_password.stderr
+    assert "PGPASSWORD" in with_password.stderr and "s3cret" not in with_password.stderr
+    without = runner.invoke(app, [*base, "--to", "postgresql://crm@127.0.0.1:1/db"])
+    assert "visible to every user" not in without.stderr
+    hook = "https://hooks.example.test/x?token=abc123"
+    typed = runner.invoke(app, [*base, "--to", "out.csv", "--changes", "--webhook", hook])
+    assert "a secret in the --webhook URL" in typed.stderr and "SEGFLOW_WEBHOOK" in typed.stderr
+    from_env = runner.invoke(app, [*base, "--to", "out.csv", "--changes"], env={"SEGFLOW_WEBHOOK": hook})
+    assert "visible to every user" not in from_env.stderr

@@ -11,7 +11,6 @@ combined with AND.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
@@ -27,16 +26,12 @@ from segflow._csv import formula_cells, write_csv
 from segflow._result import TableResult
 from segflow.campaigns._playbook import Playbook, load_playbook
 from segflow.campaigns._store import TableSource
+from segflow.config._schemes import column_name  # noqa: F401 - part of this module's API
 from segflow.errors import InputError
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-
-
-def column_name(*parts: str) -> str:
-    """A safe column name from a scheme or a (model, score) pair: ``churn_90d__probability``."""
-    return "__".join(re.sub(r"\W+", "_", p).strip("_").lower() for p in parts)
 
 
 def customer_view(

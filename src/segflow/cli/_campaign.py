@@ -26,6 +26,7 @@ from segflow.cli._common import (
     open_project,
     print_json,
     refuse_on_spark,
+    scheme_segments,
     stdout,
     user_errors,
 )
@@ -251,10 +252,7 @@ def audience(
 
     with user_errors(), _warnings_to_console():
         segments: dict[str, list[str]] = {}
-        for item in segment:
-            scheme_name, sep, seg = item.partition("=")
-            if not sep:
-                raise InputError(f"--segment takes SCHEME=SEGMENT, not {item!r}")
+        for scheme_name, seg in scheme_segments(segment, project if customers is None else None):
             segments.setdefault(column_name(scheme_name) if customers is None else scheme_name,
                                 []).append(seg)
         action_col = action_from or (next(iter(segments)) if segments else None)

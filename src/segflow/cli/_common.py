@@ -10,13 +10,13 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from segflow.errors import SegflowError
+from segflow.errors import InputError, SegflowError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -282,3 +282,30 @@ def open_project(project_dir: Path, tables: Iterable[str], *, read_only: bool = 
     copy = tables_store(SparkStore.open(settings.engine, Path(project_dir)), tables)
     with Project(Path(project_dir), settings, copy) as project:
         yield project
+
+
+def scheme_segments(items: Iterable[str], project_dir: Path | None) -> list[tuple[str, str]]:
+    """``--segment SCHEME=SEGMENT`` options as (scheme, segment) pairs. A scheme's name may
+    hold ``=`` (``x=1``): the longest scheme of the project's ``segflow.toml`` that ``item``
+    starts with, followed by ``=``, is the scheme; otherwise the text up to the first ``=``
+    (``project_dir`` None: a customer file's column). Raises InputError without ``=``."""
+    names: list[str] = []
+    if project_dir is not None:
+        from segflow.config import Settings
+        from segflow.errors import ConfigError
+
+        try:
+            names = sorted((s.name for s in Settings.load(project_dir).schemes), key=len, reverse=True)
+        except ConfigError:
+            names = []  # the command itself reports a broken project file
+    pairs = []
+    for item in items:
+        scheme = next((n for n in names if item.startswith(n + "=")), None)
+        if scheme is not None:
+            pairs.append((scheme, item[len(scheme) + 1:]))
+            continue
+        scheme, sep, segment = item.partition("=")
+        if not sep:
+            raise InputError(f"--segment takes SCHEME=SEGMENT, not {item!r}")
+        pairs.append((scheme, segment))
+    return pairs

@@ -14,6 +14,7 @@ from segflow.cli._common import (
     console,
     print_json,
     refuse_on_spark,
+    scheme_segments,
     user_errors,
 )
 from segflow.errors import InputError, SegflowError
@@ -23,7 +24,8 @@ export_app = typer.Typer(
 )
 
 ToOption = typer.Option(
-    ..., "--to", "-o", help="A .csv or .parquet file, or a postgresql:// URL (with --table)."
+    ..., "--to", "-o", help="A .csv or .parquet file, or a postgresql:// URL (with --table; its "
+    "password from PGPASSWORD or ~/.pgpass, not in the URL: a command line is visible in ps)."
 )
 TableOption = typer.Option(None, "--table", help="Postgres table to write (with a postgresql:// --to).")
 PiiOption = typer.Option(
@@ -57,6 +59,19 @@ def _segment_list(
            as_json=as_json)
 
 
+def _warn_secrets(ctx: typer.Context, to: str | None, webhook: str | None = None) -> None:
+    """Warn on stderr about a password in a ``--to`` URL or a token in a ``--webhook`` URL
+    typed on the command line (segflow.cli._secrets)."""
+    from segflow.cli import _secrets
+
+    if to and _secrets.typed(ctx, "to") and _secrets.url_holds_secret(to):
+        _secrets.warn("a password in the --to URL", "leave it out of the URL and set PGPASSWORD "
+                      "or a ~/.pgpass line (libpq reads both)")
+    if webhook and _secrets.typed(ctx, "webhook") and _secrets.url_holds_secret(webhook):
+        _secrets.warn("a secret in the --webhook URL", "give the URL in the environment variable "
+                      "SEGFLOW_WEBHOOK instead")
+
+
 def _date(value: str | None) -> dt.date | None:
     if value is None:
         return None
@@ -68,6 +83,7 @@ def _date(value: str | None) -> dt.date | None:
 
 @export_app.command("segments")
 def segments(
+    ctx: typer.Context,
     scheme: str = typer.Option(..., "--scheme", "-s", help="Scheme to export."),
     to: str = ToOption,
     table: str = TableOption,
@@ -78,7 +94,9 @@ def segments(
     snapshot: str = typer.Option(None, "--snapshot", help="Snapshot date YYYY-MM-DD (default: the latest)."),
     pii: str = PiiOption,
     no_scores: bool = typer.Option(False, "--no-scores", help="Leave out the stored scores."),
-    webhook: str = typer.Option(None, "--webhook", help="POST each change to this URL (with --changes)."),
+    webhook: str = typer.Option(None, "--webhook", envvar="SEGFLOW_WEBHOOK", show_envvar=False,
+                                help="POST each change to this URL (with --changes); a URL holding a "
+                                "token is better given as the env SEGFLOW_WEBHOOK (not visible in ps)."),
     attempts: int = typer.Option(5, "--webhook-attempts", min=1, help="Attempts per webhook."),
     backoff: float = typer.Option(0.5, "--webhook-backoff", min=0.0,
                                   help="Seconds before the 2nd attempt, doubled each time."),
@@ -90,6 +108,7 @@ def segments(
     from segflow.exports import WebhookPolicy, export_segments
     from segflow.project import Project
 
+    _warn_secrets(ctx, to, webhook)
     with user_errors():
         policy = WebhookPolicy(webhook, attempts=attempts, backoff=backoff) if webhook else None
         refuse_on_spark(project_dir, "segflow export segments",
@@ -120,6 +139,7 @@ def segments(
 
 @export_app.command("audience")
 def audience(
+    ctx: typer.Context,
     to: str = ToOption,
     table: str = TableOption,
     segment: list[str] = typer.Option([], "--segment", help="Keep customers in SCHEME=SEGMENT; repeat."),
@@ -138,12 +158,10 @@ def audience(
     from segflow.exports import export_audience
     from segflow.project import Project
 
+    _warn_secrets(ctx, to)
     with user_errors():
         segments: dict[str, list[str]] = {}
-        for item in segment:
-            scheme_name, sep, seg = item.partition("=")
-            if not sep:
-                raise InputError(f"--segment takes SCHEME=SEGMENT, not {item!r}")
+        for scheme_name, seg in scheme_segments(segment, project_dir):
             segments.setdefault(column_name(scheme_name), []).append(seg)
         refuse_on_spark(project_dir, "segflow export audience",
                         "`segflow campaign audience --out FILE` writes an audience")

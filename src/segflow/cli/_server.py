@@ -42,6 +42,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def serve(
+    ctx: typer.Context,
     project_dir: Path = ProjectDirOption,
     host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback by default)."),
     port: int = typer.Option(8000, help="Port to listen on."),
@@ -55,7 +56,12 @@ def serve(
         None, "--get", help="Run one GET request against this path in-process, print it and exit."
     ),
     token: str = typer.Option(
-        None, "--token", envvar="SEGFLOW_TOKEN", help="API token for --get (or env SEGFLOW_TOKEN)."
+        None, "--token", envvar="SEGFLOW_TOKEN", show_envvar=False,
+        help="API token for --get: '-' reads it from the standard input; the env SEGFLOW_TOKEN "
+        "or --token-file keep it out of the process list (a token typed here is visible in ps).",
+    ),
+    token_file: Path = typer.Option(
+        None, "--token-file", metavar="<path>", help="File whose first line is the API token for --get."
     ),
     engine: str | None = EngineOption,
 ) -> None:
@@ -63,6 +69,13 @@ def serve(
     its store (ingest and run keep working). Every route needs a token: `segflow tokens create --role viewer`.
     On Spark the copy shows the warehouse: its aggregates, logs and customer-level tables."""
     with user_errors():
+        from segflow.cli import _secrets
+
+        typed = token not in (None, "-") and _secrets.typed(ctx, "token")
+        token = _secrets.read_token(token, token_file)
+        if typed:
+            _secrets.warn("the API token (--token)", "use --token-file PATH, --token - (standard input) "
+                          "or the environment variable SEGFLOW_TOKEN")
         try:
             import uvicorn
         except ImportError as exc:

@@ -3,9 +3,45 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+#: Endings of a scheme name that the server's paths could not tell apart from a sub-page of
+#: another scheme (``/migration/{scheme}/customers``, ``/api/v1/migration/{scheme}/value``).
+RESERVED_SCHEME_ENDINGS = ("/customers", "/value")
+
+
+def check_scheme_name(name: str) -> str:
+    """``name`` if it can name a scheme, else a ValueError saying why.
+
+    Any text is a scheme name (spaces, ``/ # ? % & < >``, quotes, any script, any length:
+    the pages percent-encode it in links and escape it in text) except an empty or blank
+    one, one holding a control character (line breaks, tabs: invisible on a page and cut in
+    a header), ``.`` and ``..`` (browsers and HTTP clients remove such path segments) and one
+    ending in ``/customers`` or ``/value`` (the paths of a scheme's sub-pages)."""
+    if not name.strip():
+        raise ValueError("scheme name is empty")
+    controls = sorted({f"U+{ord(ch):04X}" for ch in name if unicodedata.category(ch) == "Cc"})
+    if controls:
+        raise ValueError(f"scheme name {name!r} holds control characters ({', '.join(controls)})")
+    if name in (".", ".."):
+        raise ValueError(f"scheme name {name!r} is a path step that browsers remove from links")
+    for ending in RESERVED_SCHEME_ENDINGS:
+        if name.endswith(ending):
+            raise ValueError(f"scheme name {name!r} ends with {ending!r}, the path of a sub-page of "
+                             f"scheme {name[: -len(ending)]!r} in the server; rename it")
+    return name
+
+
+def column_name(*parts: str) -> str:
+    """A safe column name from a scheme or a (model, score) pair: ``churn_90d__probability``
+    (runs of characters other than letters, digits and ``_`` as one ``_``, lower case): the
+    columns of an audience (``segflow.campaigns.customer_view``)."""
+    return "__".join(re.sub(r"\W+", "_", p).strip("_").lower() for p in parts)
+
 
 SchemeKind = Literal["rfm", "lifecycle", "rules", "value_tiers", "browse_no_buy", "cluster"]
 
@@ -24,7 +60,12 @@ class SchemeSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="Name of the scheme; assignments are stored under it.")
+    name: str = Field(description=(
+        "Name of the scheme; assignments are stored under it. Any text (spaces, / # ? % &, "
+        "quotes, any script, any length) except blank, '.' or '..', control characters, a name "
+        "ending in '/customers' or '/value' (server paths), and two schemes of one name or of "
+        "one audience column (the name lower-cased, other characters than letters and digits "
+        "as '_': 'a/b' and 'A b' are both a_b)."))
     kind: SchemeKind = Field(description="Kind of scheme.")
     version: str = Field(default="1", description="Version; bump it when the definition changes.")
     rules: list[RuleSettings] = Field(
@@ -116,6 +157,11 @@ class SchemeSettings(BaseModel):
             "(0 = never); rule schemes also report rules that match nobody."
         ),
     )
+
+    @field_validator("name")
+    @classmethod
+    def _name_fits_a_link(cls, value: str) -> str:
+        return check_scheme_name(value)
 
     @model_validator(mode="after")
     def _check_scores(self) -> SchemeSettings:

@@ -148,6 +148,25 @@ class Settings(BaseModel):
     sources: list[SourceSettings] = Field(default_factory=list)
     schemes: list[SchemeSettings] = Field(default_factory=list)
 
+    @field_validator("schemes")
+    @classmethod
+    def _scheme_names_unique(cls, value: list[SchemeSettings]) -> list[SchemeSettings]:
+        from segflow.config._schemes import column_name
+
+        seen: dict[str, str] = {}
+        for scheme in value:
+            if scheme.name in seen.values():  # both would store their assignments under one name
+                raise ValueError(f"two schemes are named {scheme.name!r}; scheme names must differ")
+            column = column_name(scheme.name)  # an audience has one column per scheme
+            if not column:
+                raise ValueError(f"scheme name {scheme.name!r} has no letter or digit to name its "
+                                 "audience column")
+            if column in seen:
+                raise ValueError(f"schemes {seen[column]!r} and {scheme.name!r} would share the audience "
+                                 f"column {column!r}; rename one")
+            seen[column] = scheme.name
+        return value
+
     @classmethod
     def load(cls, path: str | Path) -> Settings:
         """Read and validate a ``segflow.toml`` (a file, or a folder holding one)."""

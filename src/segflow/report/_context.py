@@ -138,8 +138,15 @@ class ReportContext:
         return row[0]
 
     def value(self, scheme: str, snapshot: dt.date) -> pd.DataFrame | None:
-        """CLV by segment when scores are stored at ``snapshot`` (else None)."""
+        """CLV by segment when CLV scores are stored at ``snapshot`` (else None: also when
+        the run stored P(alive) but no CLV, its spend model not identified, whose segment
+        sums would read as a predicted value of 0)."""
         key = ("value", scheme, snapshot)
+        if key not in self._cache and not self.project.store.raw.execute(
+            "SELECT count(*) FROM customer_scores WHERE model = ? AND snapshot_date = ? AND score = 'clv'",
+            [CLV_MODEL, snapshot],
+        ).fetchone()[0]:
+            self._cache[key] = None
         if key not in self._cache and self.stored:
             from segflow.summaries import value_table
 

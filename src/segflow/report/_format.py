@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -61,8 +62,11 @@ SCHEME_TITLES = {
 
 def scheme_title(name: str) -> str:
     """A scheme's name in words for headings and chart titles (``value_tiers`` -> ``Value
-    tiers``, ``rfm`` -> ``RFM``); the name itself stays what ``--scheme`` takes."""
-    return SCHEME_TITLES.get(name) or label(name)
+    tiers``, ``rfm`` -> ``RFM``); the name itself stays what ``--scheme`` takes. A name that
+    is not a lower-case identifier (``Clients fidèles``, ``a/b``, ``顧客``) is its own title."""
+    if name in SCHEME_TITLES:
+        return SCHEME_TITLES[name]
+    return label(name) if re.fullmatch(r"[a-z][a-z0-9_]*", name) else name
 
 
 def retitle(fig: go.Figure, scheme: str) -> go.Figure:
@@ -75,12 +79,15 @@ def retitle(fig: go.Figure, scheme: str) -> go.Figure:
 
 
 def money(value: float | None, currency: str, *, signed: bool = False) -> str:
-    """``12,345 USD`` (no decimals; ``1.2 M USD`` from a million up); empty for missing."""
+    """``12,345 USD`` (no decimals); ``1.2 M USD`` from a million, ``3.4 bn USD`` from a
+    billion (10^9), ``1.0 tn USD`` from a trillion (10^12) up (a customer worth 10^12 read
+    "1,000,000.0 M GBP"); empty for missing."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     sign = "+" if signed and value > 0 else ""
-    if abs(value) >= 1e6:
-        return f"{sign}{value / 1e6:,.1f} M {currency}"
+    for scale, unit in ((1e12, "tn"), (1e9, "bn"), (1e6, "M")):
+        if abs(value) >= scale:
+            return f"{sign}{value / scale:,.1f} {unit} {currency}"
     return f"{sign}{value:,.0f} {currency}"
 
 
@@ -180,6 +187,10 @@ def figure_html(fig: go.Figure, *, name: str = "chart") -> str:
     however many charts follow. Mode bar always shown, PNG download named after the chart."""
     import uuid
 
+    import plotly.io as pio
+
+    from segflow.viz._core import literal_figure
+
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name).strip("-") or "chart"
     config = {
         "displaylogo": False,
@@ -190,7 +201,7 @@ def figure_html(fig: go.Figure, *, name: str = "chart") -> str:
     }
     ident = f"chart-{safe}-{uuid.uuid4().hex[:8]}"
     height = int(fig.layout.height or 450)
-    payload = fig.to_json().replace("</", "<\\/")
+    payload = pio.to_json(literal_figure(fig), validate=False).replace("</", "<\\/")
     conf = json.dumps(config).replace("</", "<\\/")
     return (
         f'<div class="chart"><div id="{ident}" class="plotly-lazy" style="height:{height}px" '

@@ -78,6 +78,23 @@ def segment_sizes(store: Store, scheme: str, snapshot: dt.date) -> pd.DataFrame:
     return sizes[["segment", "segment_rank", "customers", "share", "revenue_12m", "revenue_share"]].reset_index(drop=True)
 
 
+#: Scheme kinds computed from web events (``events``): without events every customer lands
+#: in their "no visits" segment for lack of data, not of visits.
+EVENT_KINDS = frozenset({"browse_no_buy"})
+
+
+def missing_events_note(store: Store, kind: str) -> str | None:
+    """A note for a scheme of ``kind`` computed from web events when the store holds none
+    (every customer then reads "no recent visits"); None otherwise."""
+    tables = store.tables()
+    if kind not in EVENT_KINDS or "transactions" not in tables:  # a warehouse's copy: no tables
+        return None
+    if "events" in tables and store.raw.execute("SELECT count(*) FROM events").fetchone()[0]:
+        return None
+    return ("No web events are stored (no [[sources]] table = \"events\", or an empty one): this "
+            "scheme puts every customer in its no-visit segment for lack of data, not of visits.")
+
+
 def reconciliation(store: Store) -> pd.DataFrame:
     """Rows read, accepted, quarantined and de-duplicated per source and file (latest load
     of each file), with a check column that is True when the counts add up."""

@@ -37,8 +37,14 @@ _TEMPLATES = jinja2.Environment(
 
 
 def figure_html(fig: go.Figure) -> str:
-    """A Plotly figure as an HTML fragment that relies on the inlined plotly.js."""
-    return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
+    """A Plotly figure as an HTML fragment that relies on the inlined plotly.js; text from
+    the data and the settings drawn as written (:func:`segflow.viz._core.literal_figure`)."""
+    import plotly.io as pio
+
+    from segflow.viz._core import literal_figure
+
+    return pio.to_html(literal_figure(fig), full_html=False, include_plotlyjs=False, validate=False,
+                       config={"displaylogo": False})
 
 
 def table_html(frame: pd.DataFrame, *, percent: tuple[str, ...] = (), money: tuple[str, ...] = (), digits: int = 2) -> str:
@@ -98,7 +104,8 @@ def overview_section(ctx: ReportContext) -> Section:
         f'<div class="kpi"><span class="kl">{html.escape(k)}</span><b>{html.escape(v)}</b>'
         f'<span class="kd">{html.escape(d)}</span></div>' for k, v, d in kpis
     )
-    schemes = ", ".join(f"{scheme_title(s)} ({s})" for s in project.schemes()) or "none"
+    schemes = ", ".join(s if scheme_title(s) == s else f"{scheme_title(s)} ({s})"
+                        for s in project.schemes()) or "none"
     return Section(
         "overview",
         "Overview",
@@ -205,6 +212,7 @@ def value_section(ctx: ReportContext) -> Section:
 def campaigns_section(ctx: ReportContext) -> Section:
     from segflow.campaigns import campaign_reports
     from segflow.summaries import campaign_from_document, campaign_scheme
+    from segflow.viz._campaigns import in_currency
     from segflow.viz._core import house_style
 
     project = ctx.project
@@ -231,10 +239,7 @@ def campaigns_section(ctx: ReportContext) -> Section:
         for note in report.notes:
             section.blocks.append(_note(note))
         for key, fig in report.figures().items():
-            title = str(fig.layout.xaxis.title.text or "")
-            if title.endswith("per customer)") and "revenue" in title:
-                # money outcomes in the project's currency, not "outcome units"
-                fig.update_xaxes(title_text=f"treated minus control ({ctx.currency} per customer)")
+            in_currency(fig, ctx.currency)  # money outcomes in the project's currency
             section.blocks.append(_figure(house_style(fig), name=f"campaign-{report.campaign_id}-{key}"))
     return section
 

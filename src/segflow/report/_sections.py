@@ -22,6 +22,7 @@ from segflow.report._format import (
     scheme_title,
     table_html,
 )
+from segflow.report._queries import missing_events_note
 
 #: Profile heat-maps show this many features (the most distinguishing); the rest are listed
 #: in a collapsed table.
@@ -98,6 +99,10 @@ def segments_section(ctx: ReportContext) -> Section:
         dates = ctx.dates(scheme)
         since = f" (change since {dates[-2]})" if len(dates) > 1 else ""
         section.blocks.append(h3(f"{scheme_title(scheme)} at {dates[-1]}{since}", f"segments-{scheme}"))
+        kind = next((s.kind for s in ctx.project.settings.schemes if s.name == scheme), "")
+        note = missing_events_note(ctx.project.store, kind)
+        if note:
+            section.blocks.append(f'<p class="note warn">{html.escape(note)}</p>')
         table = segment_change_table(ctx, scheme)
         labels = {
             "change_customers": "Δ customers", "change_share": "Δ share",

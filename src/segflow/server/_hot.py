@@ -11,7 +11,8 @@ requests of those two routes itself, with the same functions the routes use
 the record is written with the others of the next 50 ms: :mod:`segflow.server._audit`),
 after the same Host check (an exact allowed name) and with the same security headers
 (:func:`segflow.server._security.security_headers`); an unexpected error answers 500 as
-Starlette's outermost middleware does, and is raised on to the server's log.
+the app does (:data:`segflow.server._security.INTERNAL_ERROR`, one JSON line) and is raised
+on to the server's log.
 
 Anything else is handed to the full app unchanged, so every refusal and error is the
 app's own: a Host header that is not exactly an allowed name (the app answers 400, or
@@ -36,7 +37,7 @@ from pydantic import ValidationError
 
 from segflow.errors import SegflowError
 from segflow.server import _audit, _views
-from segflow.server._security import security_headers
+from segflow.server._security import INTERNAL_ERROR, security_headers
 from segflow.server._tokens import role_at_least
 from segflow.server.routes.api import customer_answer
 from segflow.server.routes.score import ScoreIn, _ready_scorer, score_answer
@@ -53,7 +54,6 @@ AUDIT_FLUSH_SECONDS = 0.05
 Scope = dict[str, Any]
 
 
-_ERROR = b"Internal Server Error"
 
 
 async def _answer(send: Any, status: int, body: bytes, content_type: bytes) -> None:
@@ -143,7 +143,7 @@ class HotPaths:
         try:
             body = self._customer_body(scope)
         except Exception:
-            await _answer(send, 500, _ERROR, b"text/plain; charset=utf-8")
+            await _answer(send, 500, INTERNAL_ERROR, b"application/json")
             raise
         if body is None:
             await self.app(scope, receive, send)
@@ -172,7 +172,7 @@ class HotPaths:
         try:
             record = self._analyst(scope)
         except Exception:
-            await _answer(send, 500, _ERROR, b"text/plain; charset=utf-8")
+            await _answer(send, 500, INTERNAL_ERROR, b"application/json")
             raise
         if record is None:
             await self.app(scope, receive, send)
@@ -192,7 +192,7 @@ class HotPaths:
             try:
                 answer = self._score_body(scope, record, raw)
             except Exception:
-                await _answer(send, 500, _ERROR, b"text/plain; charset=utf-8")
+                await _answer(send, 500, INTERNAL_ERROR, b"application/json")
                 raise
         if answer is None:  # the app answers (422, 409, a scorer to build...), from the same body
             await self.app(scope, _replay(raw, more, last, receive), send)

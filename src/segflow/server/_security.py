@@ -50,8 +50,37 @@ def security_headers(nonce: str, static: bool = False) -> list[tuple[bytes, byte
     return headers
 
 
+#: The body of every 500 of the API: one line, no traceback (that goes to the server's log).
+INTERNAL_ERROR = b'{"detail":"internal server error; the server log has the details"}'
+_INTERNAL_PAGE = (b'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Error 500 \xc2\xb7 '
+                  b'segflow</title></head><body><h1 id="title">Error 500</h1><p class="error" id="error">'
+                  b"Internal server error; the server log has the details.</p></body></html>")
+
+
+def wants_html(scope: dict[str, Any]) -> bool:
+    """Whether a request is a browser's page request (else an API call): not under
+    ``/api/`` and accepting ``text/html`` (the app's error handlers choose the same way)."""
+    if scope["path"].startswith("/api/"):
+        return False
+    accept = dict(scope.get("headers") or []).get(b"accept", b"")
+    return b"text/html" in accept
+
+
+async def internal_error(scope: dict[str, Any], send: Any, nonce: str) -> None:
+    """Answer 500: :data:`INTERNAL_ERROR` as JSON to an API call, a short page to a browser,
+    with the security headers (Starlette's own answer was ``Internal Server Error`` as plain
+    text, without them)."""
+    html = wants_html(scope)
+    body, kind = (_INTERNAL_PAGE, b"text/html; charset=utf-8") if html else (INTERNAL_ERROR, b"application/json")
+    headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode()),
+               *security_headers(nonce)]
+    await send({"type": "http.response.start", "status": 500, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 class SecurityHeaders:
-    """ASGI middleware adding the security headers and a per-request CSP nonce."""
+    """ASGI middleware adding the security headers and a per-request CSP nonce; an error the
+    app did not handle answers :func:`internal_error` (then propagates, for the log)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -64,12 +93,21 @@ class SecurityHeaders:
         scope.setdefault("state", {})["csp_nonce"] = nonce
         static = scope["path"].startswith(_STATIC)
 
+        started = False
+
         async def send_with_headers(message: dict[str, Any]) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message["headers"] = [*message.get("headers", []), *security_headers(nonce, static)]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            if not started:
+                await internal_error(scope, send, nonce)
+            raise  # uvicorn logs the traceback; Starlette sees the answer started and sends nothing
 
 
 def mask_value(column: str, value: Any) -> Any:
@@ -138,13 +176,30 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     return sink.getvalue()
 
 
+#: Longest download name (UTF-8 bytes) sent: file systems take 255.
+MAX_FILENAME_BYTES = 180
+
+
 def attachment(filename: str) -> str:
     """A Content-Disposition header for a download named ``filename`` (names carry scheme
     and campaign ids from the data): an ASCII ``filename`` (other characters, quotes and
     separators as ``_``) and the exact name as ``filename*`` (RFC 6266, UTF-8). A header
-    value must be Latin-1: a campaign id such as 春季促销 made the download an HTTP 500."""
+    value must be Latin-1: a campaign id such as 春季促销 made the download an HTTP 500.
+    Path separators become ``_`` in both, and a name longer than
+    :data:`MAX_FILENAME_BYTES` in UTF-8 is cut before its extension (file systems take 255
+    bytes: a download named after a 300-character scheme could not be saved), keeping its
+    last 24 characters."""
     import re
     from urllib.parse import quote
 
-    plain = re.sub(r'[^A-Za-z0-9._-]', "_", filename)
-    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(filename, safe='')}"
+    stem, dot, ext = filename.rpartition(".")
+    stem, ext = (stem, dot + ext) if dot else (filename, "")
+    exact = re.sub(r"[/\\\x00-\x1f\x7f]", "_", stem)
+    budget = MAX_FILENAME_BYTES - len(ext.encode())
+    if len(exact.encode()) > budget:  # keep the end (dates): "segments-LLLL…LL-2025-07-01"
+        tail = exact[-24:]
+        room = budget - len(tail.encode()) - len("…".encode())
+        exact = exact.encode()[:room].decode(errors="ignore") + "…" + tail
+    exact += ext
+    plain = re.sub(r'[^A-Za-z0-9._-]', "_", exact.replace("…", "_"))
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(exact, safe='')}"

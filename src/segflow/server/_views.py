@@ -99,7 +99,10 @@ def _pick(dates: list[dt.date], scheme: str, snapshot: dt.date | None) -> dt.dat
 
 
 def segment_sizes(project: Project, gen: Generation, scheme: str, snapshot: dt.date | None) -> tuple[pd.DataFrame, dt.date]:
-    """Sizes at ``snapshot`` with ``change`` (customers) since the previous snapshot."""
+    """Sizes at ``snapshot`` with ``change_customers`` since the previous snapshot. A segment
+    of the previous snapshot that has no customer now is listed with 0 customers, share
+    and revenue and its (negative) change, after the others: before, a segment that emptied
+    vanished from the table with the size of its fall."""
     dates = snapshots(project, gen, scheme)
     snapshot = _pick(dates, scheme, snapshot)
 
@@ -114,7 +117,15 @@ def segment_sizes(project: Project, gen: Generation, scheme: str, snapshot: dt.d
         frame = sizes(snapshot)
         i = dates.index(snapshot)
         if i > 0:
-            before = sizes(dates[i - 1]).set_index("segment")["customers"]
+            previous = sizes(dates[i - 1])
+            gone = previous[~previous["segment"].isin(frame["segment"])]
+            if len(gone):
+                empty = gone[["segment", *(["segment_rank"] if "segment_rank" in gone else [])]].copy()
+                for col in frame.columns.difference(empty.columns):
+                    empty[col] = 0 if pd.api.types.is_numeric_dtype(frame[col]) else None
+                frame = pd.concat([frame, empty[frame.columns].astype(frame.dtypes.to_dict())],
+                                  ignore_index=True)
+            before = previous.set_index("segment")["customers"]
             frame["change_customers"] = (
                 frame["customers"] - frame["segment"].map(before).fillna(0)
             ).astype("int64")

@@ -107,8 +107,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.gates = weakref.WeakKeyDictionary()  # admission gate per event loop (deps.get_project)
     app.include_router(score.router)  # first: routes are matched in order, /score is the hot path
     app.include_router(auth.router)
-    app.include_router(api.router)
+    # insights before api: its /migration/{scheme:path}/value must be tried before the
+    # matrix's /migration/{scheme:path}, which would take 'rfm/value' as a scheme's name
     app.include_router(insights.api)
+    app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(insights.pages)
 

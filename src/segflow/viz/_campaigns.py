@@ -26,6 +26,15 @@ def outcome_label(outcome: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def in_currency(fig: go.Figure, currency: str) -> go.Figure:
+    """A lift figure of a money outcome (:func:`lift_forest` of ``revenue``) with its axis in
+    the project's currency (``treated minus control (GBP per customer)``), in place."""
+    title = str(fig.layout.xaxis.title.text or "")
+    if title.endswith("per customer)") and "revenue" in title:
+        fig.update_xaxes(title_text=f"treated minus control ({currency} per customer)")
+    return fig
+
+
 def lift_forest(report: Any, outcome: str) -> go.Figure:
     """Forest plot: absolute lift vs control with its interval, per segment and treated arm.
 

@@ -90,7 +90,7 @@ def list_schemes(project: ProjectDep, gen: GenerationDep, who: Viewer, limit: Li
     return table_response(frame, fmt="json", filename="schemes", meta={}, limit=limit, offset=offset)
 
 
-@router.get("/snapshots/{scheme}", response_model=RecordsPublic)
+@router.get("/snapshots/{scheme:path}", response_model=RecordsPublic)
 def list_snapshots(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
                    limit: Limit = 100, offset: Offset = 0) -> Any:
     """Snapshot dates of a scheme, oldest first."""
@@ -98,7 +98,7 @@ def list_snapshots(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme:
     return table_response(frame, fmt="json", filename="snapshots", meta={"scheme": scheme}, limit=limit, offset=offset)
 
 
-@router.get("/segments/{scheme}", response_model=RecordsPublic)
+@router.get("/segments/{scheme:path}", response_model=RecordsPublic)
 def segments(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, snapshot: dt.date | None = None,
              limit: Limit = 100, offset: Offset = 0, format: Format = "json") -> Any:
     """Customers, share and 12-month revenue per segment at a snapshot (default: latest),
@@ -108,7 +108,23 @@ def segments(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, 
                           meta={"scheme": scheme, "snapshot": snapshot}, limit=limit, offset=offset)
 
 
-@router.get("/migration/{scheme}", response_model=RecordsPublic)
+# before /migration/{scheme:path}: that path would take 'rfm/customers' as a scheme name
+@router.get("/migration/{scheme:path}/customers", response_model=RecordsPublic)
+def migration_customers(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst, scheme: str,
+                        from_date: dt.date, to_date: dt.date, from_segment: str, to_segment: str,
+                        limit: Limit = 100, offset: Offset = 0, format: Format = "json") -> Any:
+    """The customers of one cell of the transition matrix (analysts; audited)."""
+    frame = _views.cell_customers(project, gen, scheme, from_date, to_date, from_segment, to_segment)
+    audit(request, who, "export" if format == "csv" else "read_customers", {"rows": len(frame)})
+    return table_response(
+        frame, fmt=format, filename=f"migration-{scheme}-{from_date}-{to_date}-customers",
+        meta={"scheme": scheme, "from_date": from_date, "to_date": to_date,
+              "from_segment": from_segment, "to_segment": to_segment},
+        limit=limit, offset=offset,
+    )
+
+
+@router.get("/migration/{scheme:path}", response_model=RecordsPublic)
 def migration(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
               from_date: dt.date | None = None, to_date: dt.date | None = None,
               from_segment: str | None = None, to_segment: str | None = None,
@@ -123,21 +139,6 @@ def migration(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
     return table_response(
         frame, fmt=format, filename=f"migration-{scheme}-{matrix.from_date}-{matrix.to_date}",
         meta={"scheme": scheme, "from_date": matrix.from_date, "to_date": matrix.to_date},
-        limit=limit, offset=offset,
-    )
-
-
-@router.get("/migration/{scheme}/customers", response_model=RecordsPublic)
-def migration_customers(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst, scheme: str,
-                        from_date: dt.date, to_date: dt.date, from_segment: str, to_segment: str,
-                        limit: Limit = 100, offset: Offset = 0, format: Format = "json") -> Any:
-    """The customers of one cell of the transition matrix (analysts; audited)."""
-    frame = _views.cell_customers(project, gen, scheme, from_date, to_date, from_segment, to_segment)
-    audit(request, who, "export" if format == "csv" else "read_customers", {"rows": len(frame)})
-    return table_response(
-        frame, fmt=format, filename=f"migration-{scheme}-{from_date}-{to_date}-customers",
-        meta={"scheme": scheme, "from_date": from_date, "to_date": to_date,
-              "from_segment": from_segment, "to_segment": to_segment},
         limit=limit, offset=offset,
     )
 

@@ -11,19 +11,18 @@ import datetime as dt
 import io
 import json
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import pandas as pd
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import escape
 
-from segflow.report._report import table_html
 from segflow.server import _insights, _views
 from segflow.server._auth import Analyst, Viewer, audit
 from segflow.server._security import attachment, csv_bytes
 from segflow.server.deps import GenerationDep, ProjectDep
-from segflow.server.routes._render import figure, render
+from segflow.server.routes._render import currency, figure, one_snapshot, part, render, table
 from segflow.server.routes.api import Format, Limit, Offset, table_response
 from segflow.server.schemas import RecordsPublic
 
@@ -69,7 +68,7 @@ def campaigns_page(request: Request, project: ProjectDep, gen: GenerationDep, wh
     frame = _insights.campaigns(project, gen)
     shown = frame.copy()
     # ids come from the data: percent-encoded in the path ("/", "?", "#" and "%" included)
-    shown["campaign_id"] = [f'<a href="/campaigns/{escape(quote(c, safe=""))}">{escape(c)}</a>' for c in frame["campaign_id"]]
+    shown["campaign_id"] = [f'<a href="/campaigns/{escape(part(c))}">{escape(c)}</a>' for c in frame["campaign_id"]]
     blocks = [shown.to_html(index=False, escape=False, classes="data", border=0) if len(frame)
               else "<p>No campaign exposures stored.</p>"]
     return render(request, "Campaigns", blocks, json_url="/api/v1/campaigns", csv_url="/api/v1/campaigns?format=csv",
@@ -87,11 +86,14 @@ def campaign_page(request: Request, project: ProjectDep, gen: GenerationDep, who
               '</select></label><button type="submit" id="show">show</button></form>',
               f"<p>{report.start:%Y-%m-%d} to {report.end:%Y-%m-%d}; outcome window {report.window_days} days "
               "after each exposure; lift = treatment minus control.</p>"]
-    blocks += [figure(request, fig) for name, fig in report.figures().items() if name.startswith("lift_")]
-    blocks.append(table_html(report.to_pandas(), digits=3))
+    from segflow.viz._campaigns import in_currency
+
+    blocks += [figure(request, in_currency(fig, currency(request)))
+               for name, fig in report.figures().items() if name.startswith("lift_")]
+    blocks.append(table(request, report.to_pandas(), digits=3))
     blocks += [f'<p class="note">{escape(n)}</p>' for n in report.notes]
     q = urlencode({"scheme": scheme})
-    path = quote(campaign_id, safe="")
+    path = part(campaign_id)
     return render(request, f"Campaign {campaign_id}: lift by {scheme}", blocks,
                   json_url=f"/api/v1/campaigns/{path}?{q}", csv_url=f"/api/v1/campaigns/{path}?{q}&format=csv",
                   schemes=_names(project, gen))
@@ -108,7 +110,7 @@ ArrivalsQ = Annotated[str, Query(max_length=40, description="New customers per p
                                                             "pairs, 'none', or a number.")]
 
 
-@api.get("/forecasts/{scheme}", response_model=RecordsPublic)
+@api.get("/forecasts/{scheme:path}", response_model=RecordsPublic)
 def forecasts(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, periods: Periods = 6,
               segment: str | None = None, start: Start = None, end: End = None, half_life: HalfLife = None,
               arrivals: ArrivalsQ = "mean", limit: Limit = 1000, offset: Offset = 0,
@@ -123,35 +125,76 @@ def forecasts(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
                           limit=limit, offset=offset)
 
 
-@pages.get("/forecasts/{scheme}", response_class=HTMLResponse)
+@pages.get("/forecasts/{scheme:path}", response_class=HTMLResponse)
 def forecast_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
                   periods: Periods = 6, start: Start = None, end: End = None, half_life: HalfLife = None,
                   arrivals: ArrivalsQ = "mean") -> HTMLResponse:
     """Segment-size forecast of a scheme (lines per segment), with its definition."""
-    import plotly.express as px
-
+    dates = _views.snapshots(project, gen, scheme)
+    if len(dates) < 2:
+        return one_snapshot(request, f"Forecast: {scheme}", "a forecast", dates[0], _names(project, gen))
     frame, meta = _insights.forecast(project, gen, scheme, periods, start=start, end=end, half_life=half_life,
                                      arrivals=arrivals)
-    fig = px.line(frame, x="snapshot_estimate", y="expected_customers", color="segment", markers=True,
-                  title=f"{scheme}: expected customers per segment")
-    links = " ".join(f'<a href="/forecasts/{escape(s)}">{escape(s)}</a>' for s in _names(project, gen))
+    order = list(_views.segment_sizes(project, gen, scheme, None)[0]["segment"])
+    fig = forecast_figure(frame, order, f"{scheme}: expected customers per segment")
+    links = " ".join(f'<a href="/forecasts/{escape(part(s))}">{escape(s)}</a>' for s in _names(project, gen))
     blocks = [f"<p>scheme: {links}</p>",
               f'<form class="picker" method="get"><label>periods ahead<br><input type="number" min="1" max="36" '
               f'name="periods" id="periods" value="{periods}"></label><button type="submit" id="show">show</button></form>',
               f'<p class="note">{escape(meta["definition"])}</p>',
-              figure(request, fig), table_html(frame.pivot(index="snapshot_estimate", columns="segment",
-                                                          values="expected_customers")
-                                               .reindex(columns=list(dict.fromkeys(frame["segment"])))
-                                               .round(1).reset_index())]
+              figure(request, fig), _forecast_table(request, frame, order)]
     options = {"start": start, "end": end, "half_life": half_life,
                "arrivals": None if arrivals == "mean" else arrivals}
     q = urlencode({"periods": periods, **{k: v for k, v in options.items() if v is not None}})
-    return render(request, f"Forecast: {scheme}", blocks, json_url=f"/api/v1/forecasts/{scheme}?{q}",
-                  csv_url=f"/api/v1/forecasts/{scheme}?{q}&format=csv", schemes=_names(project, gen))
+    return render(request, f"Forecast: {scheme}", blocks, json_url=f"/api/v1/forecasts/{part(scheme)}?{q}",
+                  csv_url=f"/api/v1/forecasts/{part(scheme)}?{q}&format=csv", schemes=_names(project, gen))
+
+
+def forecast_figure(frame: pd.DataFrame, order: list[str], title: str) -> Any:
+    """Expected customers per segment and snapshot: one line per segment in the scheme's
+    order (best first) and its own colour of :data:`segflow.viz._core.PALETTE` (Plotly's
+    default ten colours repeated from the eleventh segment on), axes titled in words."""
+    import plotly.graph_objects as go
+
+    from segflow.viz._core import PALETTE, house_style
+
+    segments = [s for s in order if s in set(frame["segment"])]
+    segments += [s for s in dict.fromkeys(frame["segment"]) if s not in segments]
+    fig = go.Figure()
+    for i, segment in enumerate(segments):
+        rows = frame[frame["segment"] == segment]
+        fig.add_scatter(x=rows["snapshot_estimate"], y=rows["expected_customers"], mode="lines+markers",
+                        name=str(segment), line={"color": PALETTE[i % len(PALETTE)]},
+                        hovertemplate="%{x|%Y-%m-%d}: %{y:,.0f} customers<extra>%{fullData.name}</extra>")
+    fig.update_layout(title=title, xaxis_title="snapshot (estimated)", yaxis_title="customers (expected)",
+                      yaxis={"rangemode": "tozero", "tickformat": ",d"}, height=480)
+    return house_style(fig)
+
+
+def _forecast_table(request: Request, frame: pd.DataFrame, order: list[str]) -> str:
+    wide = frame.pivot(index="snapshot_estimate", columns="segment", values="expected_customers")
+    columns = [s for s in order if s in wide.columns] + [s for s in wide.columns if s not in order]
+    wide = wide[columns].round(1).reset_index()
+    # the segments' own names as headers (not turned into words as column names are)
+    return table(request, wide, digits=1, labels={"snapshot_estimate": "Snapshot (estimated)",
+                                                  **{str(s): str(s) for s in columns}})
+
+
+def _profile_labels(columns: Any, money_unit: str) -> dict[str, str]:
+    """Headers of the profile table: ``mean__monetary`` -> ``Mean: Revenue, all time (GBP)``."""
+    from segflow.features._registry import feature_label
+
+    out = {"suggested_name": "Suggested name", "distinguishing": "Distinguishing features",
+           "size": "Customers", "value": "Value (mean spend x customers)"}
+    for col in map(str, columns):
+        stat, sep, feature = col.partition("__")
+        if sep and stat in ("mean", "median"):
+            out[col] = f"{stat.capitalize()}: {feature_label(feature, money_unit)}"
+    return out
 
 
 # -- profiles and value moved ----------------------------------------------------------------
-@api.get("/profiles/{scheme}", response_model=RecordsPublic)
+@api.get("/profiles/{scheme:path}", response_model=RecordsPublic)
 def profiles(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, snapshot: dt.date | None = None,
              limit: Limit = 100, offset: Offset = 0, format: Format = "json") -> Any:
     """Segment profiles at a snapshot with stored features (the latest)."""
@@ -174,7 +217,7 @@ def _profiles_or_404(project: Any, gen: Any, scheme: str, snapshot: dt.date | No
     return frame, snapshot
 
 
-@api.get("/migration/{scheme}/value", response_model=RecordsPublic)
+@api.get("/migration/{scheme:path}/value", response_model=RecordsPublic)
 def value_moved(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, from_date: dt.date | None = None,
                 to_date: dt.date | None = None, limit: Limit = 1000, offset: Offset = 0, format: Format = "json") -> Any:
     """Customers and the sum of their latest 52-week CLV per transition cell."""
@@ -192,21 +235,24 @@ def profile_blocks(request: Request, project: Any, gen: Any, scheme: str, snapsh
         return ["<h2>Profiles</h2><p>Profiles need the features of the snapshot; the store keeps those of the "
                 "latest snapshot only.</p>"]
     q = urlencode({"snapshot": snapshot})
-    return ["<h2 id=\"profiles\">Profiles</h2>", table_html(frame, digits=2),
-            f'<p class="links"><a href="/api/v1/profiles/{escape(scheme)}?{q}">profiles as JSON</a>'
-            f'<a href="/api/v1/profiles/{escape(scheme)}?{q}&format=csv">download profiles CSV</a></p>']
+    return ["<h2 id=\"profiles\">Profiles</h2>",
+            table(request, frame, percent=("share", "revenue_share"), money=("value",),
+                  labels=_profile_labels(frame.columns, currency(request))),
+            f'<p class="links"><a href="/api/v1/profiles/{escape(part(scheme))}?{q}">profiles as JSON</a>'
+            f'<a href="/api/v1/profiles/{escape(part(scheme))}?{q}&format=csv">download profiles CSV</a></p>']
 
 
-def value_blocks(project: Any, gen: Any, scheme: str, from_date: dt.date, to_date: dt.date) -> list[str]:
+def value_blocks(request: Request, project: Any, gen: Any, scheme: str, from_date: dt.date,
+                 to_date: dt.date) -> list[str]:
     """The CLV-moved section of the migration page."""
     frame = _insights.value_moved(project, gen, scheme, from_date, to_date)
     if frame["clv_moved"].isna().all():
         return ["<h2>CLV moved</h2><p>No CLV scores stored (`segflow run` writes them).</p>"]
     q = urlencode({"from_date": from_date, "to_date": to_date})
     return ['<h2 id="clv-moved">CLV moved</h2><p>Sum of the customers\' latest 52-week CLV per move.</p>',
-            table_html(frame.head(30), money=("clv_moved", "mean_clv")),
-            f'<p class="links"><a href="/api/v1/migration/{escape(scheme)}/value?{q}">CLV moved as JSON</a>'
-            f'<a href="/api/v1/migration/{escape(scheme)}/value?{q}&format=csv">download CLV moved CSV</a></p>']
+            table(request, frame.head(30), money=("clv_moved", "mean_clv")),
+            f'<p class="links"><a href="/api/v1/migration/{escape(part(scheme))}/value?{q}">CLV moved as JSON</a>'
+            f'<a href="/api/v1/migration/{escape(part(scheme))}/value?{q}&format=csv">download CLV moved CSV</a></p>']
 
 
 # -- audiences -------------------------------------------------------------------------------
@@ -278,9 +324,9 @@ def audiences_page(request: Request, project: ProjectDep, gen: GenerationDep, wh
         stats = pd.DataFrame([{k: summary[k] for k in ("customers", "target_customers", "holdout_customers",
                                                        "revenue_12m", "clv_total", "clv_mean")}])
         blocks += [f'<h2 id="audience-size">{summary["customers"]:,} customers</h2>',
-                   table_html(stats, money=("revenue_12m", "clv_total", "clv_mean")),
+                   table(request, stats, money=("revenue_12m", "clv_total", "clv_mean")),
                    f'<p class="links"><a id="audience-csv" href="/api/v1/audiences?{escape(query)}&format=csv">download CSV</a>'
                    f'<a id="audience-parquet" href="/api/v1/audiences?{escape(query)}&format=parquet">download Parquet</a></p>',
-                   "<h2>First customers</h2>", table_html(frame.head(50), money=("revenue_12m", "clv"))]
+                   "<h2>First customers</h2>", table(request, frame.head(50), money=("revenue_12m", "clv"))]
     return render(request, "Audiences", blocks, json_url=f"/api/v1/audiences?{query}" if query else None,
                   csv_url=f"/api/v1/audiences?{query}&format=csv" if query else None, schemes=names)

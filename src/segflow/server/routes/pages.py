@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from urllib.parse import quote, urlencode
+import numbers
+from typing import Any
+from urllib.parse import urlencode
 
 import pandas as pd
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import escape
 
-from segflow.report._report import table_html
 from segflow.server import _audit, _views
 from segflow.server._auth import Admin, Analyst, Viewer, audit
 from segflow.server._security import protect
 from segflow.server.deps import GenerationDep, ProjectDep
-from segflow.server.routes._render import figure, render
+from segflow.server.routes._render import currency, figure, one_snapshot, part, render, table
 from segflow.server.routes.insights import profile_blocks, value_blocks
 
 router = APIRouter(tags=["pages"])
@@ -37,7 +38,80 @@ def _picker(name: str, label: str, dates: list[dt.date], chosen: dt.date) -> str
 def _customer_link(customer_id: object) -> str:
     """A link to a customer's page: the id percent-encoded in the path, escaped as text."""
     c = str(customer_id)
-    return f'<a href="/customers/{escape(quote(c, safe=""))}">{escape(c)}</a>'
+    return f'<a href="/customers/{escape(part(c))}">{escape(c)}</a>'
+
+
+#: Stored scores in money (the project's currency) and as probabilities (percent); others
+#: are counts (expected purchases) shown with three decimals.
+_MONEY_SCORES = frozenset({"clv", "expected_spend"})
+
+
+def _scores_shown(scores: pd.DataFrame, currency: str) -> pd.DataFrame:
+    """The customer's stored scores with each value in its unit: CLV and spend in the
+    currency, probabilities (``p_alive``, ``p_no_purchase``, ``churn_probability``, the
+    next-segment ``p_...``) as percentages, others with three decimals."""
+    from segflow.report._format import money, pct
+
+    def shown(score: str, value: object) -> str:
+        if value is None or pd.isna(value):
+            return ""
+        if score in _MONEY_SCORES:
+            return money(float(value), currency)
+        if score.startswith("p_") or "probability" in score:
+            return pct(float(value))
+        return f"{float(value):,.3f}" if isinstance(value, numbers.Real) else str(value)
+
+    out = scores.copy()
+    out["value"] = [shown(str(s), v) for s, v in zip(out["score"], out["value"], strict=True)]
+    return out
+
+
+def _feature_value(value: object) -> str:
+    """A feature's value as text: thousands separators, at most two decimals, dates as
+    dates, missing as empty."""
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, numbers.Integral):
+        return f"{int(value):,}"
+    if isinstance(value, numbers.Real):
+        return f"{float(value):,.0f}" if float(value).is_integer() else f"{float(value):,.2f}"
+    return str(value.date()) if isinstance(value, pd.Timestamp) and value == value.normalize() else str(value)
+
+
+def timeline_figure(spells: pd.DataFrame, dates: dict[str, list[dt.date]],
+                    order: dict[str, list[str]]) -> Any:
+    """A customer's segment history: per scheme (a row), one bar per spell from its first
+    snapshot to the next snapshot of the scheme after its last (the period the segment
+    held; a spell at the latest snapshot lasts one median step), coloured by the segment's
+    place in the scheme (``order``, best first), the name inside the bar when it fits at
+    the charts' smallest font (else on hover only).
+
+    Before, a spell of one snapshot was one day wide with its name squeezed to an
+    unreadable size, and one segment got a different colour in each bar."""
+    import plotly.graph_objects as go
+
+    from segflow.viz._core import MIN_FONT_PX, PALETTE, house_style
+
+    fig = go.Figure()
+    for r in spells.itertuples():
+        days = dates.get(r.scheme) or [r.to_snapshot]
+        later = [d for d in days if d > r.to_snapshot]
+        steps = sorted((b - a).days for a, b in zip(days, days[1:], strict=False)) or [1]
+        end = later[0] if later else r.to_snapshot + dt.timedelta(days=steps[len(steps) // 2])
+        ranks = order.get(r.scheme, [])
+        colour = PALETTE[ranks.index(r.segment) % len(PALETTE)] if r.segment in ranks else "#999999"
+        start = pd.Timestamp(r.from_snapshot)
+        fig.add_bar(y=[r.scheme], x=[(pd.Timestamp(end) - start).days * 86_400_000], base=[start.isoformat()],
+                    orientation="h", name=str(r.segment), text=[str(r.segment)], textposition="inside",
+                    insidetextanchor="middle", marker_color=colour, showlegend=False,
+                    hovertemplate=f"{r.scheme}: {r.segment}<br>{r.from_snapshot} – {r.to_snapshot}<extra></extra>")
+    fig.update_layout(barmode="overlay", xaxis={"type": "date", "title": "snapshot"},
+                      yaxis={"type": "category", "autorange": "reversed"},
+                      uniformtext={"minsize": MIN_FONT_PX, "mode": "hide"},
+                      height=140 + 50 * spells["scheme"].nunique(), margin={"t": 20})
+    return house_style(fig)
 
 
 def _linked_table(frame: pd.DataFrame) -> str:
@@ -47,7 +121,9 @@ def _linked_table(frame: pd.DataFrame) -> str:
                       else str(escape(v)))
     if "customer_id" in frame.columns:
         shown["customer_id"] = [_customer_link(c) for c in frame["customer_id"]]
-    shown.columns = [str(escape(c)) for c in frame.columns]
+    from segflow.report._format import label
+
+    shown.columns = [str(escape(label(str(c)))) for c in frame.columns]  # headers in words
     return shown.to_html(index=False, escape=False, classes="data", border=0)
 
 
@@ -62,18 +138,18 @@ def index(request: Request, project: ProjectDep, gen: GenerationDep, who: Viewer
     schemes = _views.schemes(project, gen)
     if not schemes:
         return render(request, "Overview", ["<p>No runs yet: `segflow ingest` then `segflow run`.</p>"])
-    blocks = [table_html(pd.DataFrame(schemes))]
+    blocks = [table(request, pd.DataFrame(schemes))]
     for s in schemes:
         frame, snapshot = _views.segment_sizes(project, gen, s["scheme"], None)
         if "change_customers" in frame:
             top = frame.reindex(frame["change_customers"].abs().sort_values(ascending=False).index).head(3)
             moves = ", ".join(f"{r.segment} {r.change_customers:+,}" for r in top.itertuples())
-            blocks.append(f'<p><a href="/segments/{escape(s["scheme"])}">{escape(s["scheme"])}</a> at '
+            blocks.append(f'<p><a href="/segments/{escape(part(s["scheme"]))}">{escape(s["scheme"])}</a> at '
                           f"{snapshot} (vs {frame['previous_snapshot'].iloc[0]}): {escape(moves)}</p>")
     return render(request, "Overview", blocks, json_url="/api/v1/schemes", schemes=[s["scheme"] for s in schemes])
 
 
-@router.get("/segments/{scheme}", response_class=HTMLResponse)
+@router.get("/segments/{scheme:path}", response_class=HTMLResponse)
 def segments_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
                   snapshot: dt.date | None = None) -> HTMLResponse:
     """Segments of a scheme at any snapshot (picker), with change since the previous one."""
@@ -82,72 +158,28 @@ def segments_page(request: Request, project: ProjectDep, gen: GenerationDep, who
     dates = _views.snapshots(project, gen, scheme)
     frame, snapshot = _views.segment_sizes(project, gen, scheme, snapshot)
     query = urlencode({"snapshot": snapshot})
+    path = part(scheme)
     blocks = [
-        _form([_picker("snapshot", "snapshot", dates, snapshot)], f"/segments/{scheme}"),
+        _form([_picker("snapshot", "snapshot", dates, snapshot)], f"/segments/{path}"),
         figure(request, segment_size_value_bars(frame.drop(columns=["previous_snapshot"], errors="ignore"),
                                                 title=f"{scheme} at {snapshot}")),
-        table_html(frame, percent=("share", "revenue_share"), money=("revenue_12m",)),
+        table(request, frame, percent=("share", "revenue_share"), money=("revenue_12m",),
+              signed=("change_customers",)),
         *profile_blocks(request, project, gen, scheme, snapshot),
-        f'<p><a href="/forecasts/{escape(scheme)}">forecast of {escape(scheme)}</a></p>',
+        f'<p><a href="/forecasts/{escape(path)}">forecast of {escape(scheme)}</a></p>',
     ]
-    return render(request, f"Segments: {scheme}", blocks, json_url=f"/api/v1/segments/{scheme}?{query}",
-                  csv_url=f"/api/v1/segments/{scheme}?{query}&format=csv", schemes=_names(project, gen))
+    from segflow.report._queries import missing_events_note
+
+    kind = next((s.kind for s in project.settings.schemes if s.name == scheme), "")
+    note = None if gen.warehouse else missing_events_note(project.store, kind)
+    if note:
+        blocks.insert(1, f'<p class="error" id="note">{escape(note)}</p>')
+    return render(request, f"Segments: {scheme}", blocks, json_url=f"/api/v1/segments/{path}?{query}",
+                  csv_url=f"/api/v1/segments/{path}?{query}&format=csv", schemes=_names(project, gen))
 
 
-@router.get("/migration/{scheme}", response_class=HTMLResponse)
-def migration_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
-                   from_date: dt.date | None = None, to_date: dt.date | None = None) -> HTMLResponse:
-    """Migration between any two snapshots: Sankey, heat-map, revenue moved; analysts click a
-    heat-map cell (or a table row) for its customers."""
-    dates = _views.snapshots(project, gen, scheme)
-    matrix = _views.transitions(project, gen, scheme, from_date, to_date)
-    cells = matrix.to_pandas()
-    analyst = who.role in ("analyst", "admin")
-    base = {"from_date": matrix.from_date, "to_date": matrix.to_date}
-    if analyst:
-        cells["customers_link"] = [
-            f"/migration/{scheme}/customers?"
-            + urlencode({**base, "from_segment": r.from_segment, "to_segment": r.to_segment})
-            for r in cells.itertuples()
-        ]
-    scheme_links = " ".join(f'<a href="/migration/{escape(s)}">{escape(s)}</a>' for s in _names(project, gen))
-    blocks = [
-        f"<p>scheme: {scheme_links}</p>",
-        _form([_picker("from_date", "from", dates, matrix.from_date), _picker("to_date", "to", dates, matrix.to_date)],
-              f"/migration/{scheme}"),
-        figure(request, matrix.sankey()),
-        figure(request, matrix.figure()),
-    ]
-    if analyst:
-        # in a script element: "</" would end it (a scheme name from the settings)
-        url = json.dumps(f"/migration/{quote(scheme, safe='')}/customers?"
-                         + urlencode(base)).replace("</", "<\\/")
-        blocks.append(
-            f'<script nonce="{request.state.csp_nonce}">'
-            "document.querySelectorAll('.plotly-graph-div').forEach(function (div) {"
-            " div.on('plotly_click', function (ev) { var p = ev.points && ev.points[0];"
-            " if (!p || p.data.type !== 'heatmap') return;"
-            f" window.location = {url} + '&from_segment=' + encodeURIComponent(p.y) +"
-            " '&to_segment=' + encodeURIComponent(p.x); }); });</script>"
-            "<p>Click a heat-map cell to list its customers.</p>"
-        )
-    shown = cells.drop(columns=["customers_link"], errors="ignore")
-    table = table_html(shown, money=("revenue",))
-    if analyst:
-        items = "".join(
-            f'<li><a href="{escape(u)}">{escape(r.from_segment)} → {escape(r.to_segment)}</a> ({int(r.customers):,})</li>'
-            for u, r in zip(cells["customers_link"], cells.itertuples(), strict=True) if r.customers
-        )
-        blocks.append(f"<details><summary>customers of each cell</summary><ul>{items}</ul></details>")
-    blocks.append(table)
-    blocks += value_blocks(project, gen, scheme, matrix.from_date, matrix.to_date)
-    q = urlencode(base)
-    return render(request, f"Migration: {scheme}, {matrix.from_date} → {matrix.to_date}", blocks,
-                  json_url=f"/api/v1/migration/{scheme}?{q}", csv_url=f"/api/v1/migration/{scheme}?{q}&format=csv",
-                  schemes=_names(project, gen))
-
-
-@router.get("/migration/{scheme}/customers", response_class=HTMLResponse)
+# before /migration/{scheme:path}: that path would take 'rfm/customers' as a scheme name
+@router.get("/migration/{scheme:path}/customers", response_class=HTMLResponse)
 def migration_customers_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst, scheme: str,
                              from_date: dt.date, to_date: dt.date, from_segment: str, to_segment: str) -> HTMLResponse:
     """The customers of one cell (analysts; audited)."""
@@ -156,8 +188,67 @@ def migration_customers_page(request: Request, project: ProjectDep, gen: Generat
     q = urlencode({"from_date": from_date, "to_date": to_date, "from_segment": from_segment, "to_segment": to_segment})
     table = _linked_table(frame.head(1000))
     return render(request, f"{scheme}: {from_segment} → {to_segment} ({len(frame):,} customers)",
-                  [table], json_url=f"/api/v1/migration/{scheme}/customers?{q}",
-                  csv_url=f"/api/v1/migration/{scheme}/customers?{q}&format=csv", schemes=_names(project, gen))
+                  [table], json_url=f"/api/v1/migration/{part(scheme)}/customers?{q}",
+                  csv_url=f"/api/v1/migration/{part(scheme)}/customers?{q}&format=csv", schemes=_names(project, gen))
+
+
+@router.get("/migration/{scheme:path}", response_class=HTMLResponse)
+def migration_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
+                   from_date: dt.date | None = None, to_date: dt.date | None = None) -> HTMLResponse:
+    """Migration between any two snapshots: Sankey, heat-map, revenue moved; analysts click a
+    heat-map cell (or a table row) for its customers."""
+    dates = _views.snapshots(project, gen, scheme)
+    if len(dates) < 2 and from_date is None and to_date is None:
+        return one_snapshot(request, f"Migration: {scheme}", "a migration", dates[0], _names(project, gen))
+    matrix = _views.transitions(project, gen, scheme, from_date, to_date)
+    cells = matrix.to_pandas()
+    analyst = who.role in ("analyst", "admin")
+    base = {"from_date": matrix.from_date, "to_date": matrix.to_date}
+    path = part(scheme)
+    if analyst:
+        cells["customers_link"] = [
+            f"/migration/{path}/customers?"
+            + urlencode({**base, "from_segment": r.from_segment, "to_segment": r.to_segment})
+            for r in cells.itertuples()
+        ]
+    scheme_links = " ".join(f'<a href="/migration/{escape(part(s))}">{escape(s)}</a>' for s in _names(project, gen))
+    blocks = [
+        f"<p>scheme: {scheme_links}</p>",
+        _form([_picker("from_date", "from", dates, matrix.from_date), _picker("to_date", "to", dates, matrix.to_date)],
+              f"/migration/{path}"),
+        figure(request, matrix.sankey()),
+        figure(request, matrix.figure()),
+    ]
+    if analyst:
+        # in a script element: "</" would end it (a scheme name from the settings)
+        url = json.dumps(f"/migration/{path}/customers?"
+                         + urlencode(base)).replace("</", "<\\/")
+        blocks.append(
+            f'<script nonce="{request.state.csp_nonce}">'
+            # the categories are drawn escaped (segflow.viz._core.literal_figure): decode them
+            "function segflowText(s) { return String(s).replace(/&(lt|gt|amp);/g,"
+            " function (m, e) { return {lt: '<', gt: '>', amp: '&'}[e]; }); }"
+            "document.querySelectorAll('.plotly-graph-div').forEach(function (div) {"
+            " div.on('plotly_click', function (ev) { var p = ev.points && ev.points[0];"
+            " if (!p || p.data.type !== 'heatmap') return;"
+            f" window.location = {url} + '&from_segment=' + encodeURIComponent(segflowText(p.y)) +"
+            " '&to_segment=' + encodeURIComponent(segflowText(p.x)); }); });</script>"
+            "<p>Click a heat-map cell to list its customers.</p>"
+        )
+    shown = cells.drop(columns=["customers_link"], errors="ignore")
+    cells_table = table(request, shown, percent=("share", "share_lower", "share_upper"), money=("revenue",))
+    if analyst:
+        items = "".join(
+            f'<li><a href="{escape(u)}">{escape(r.from_segment)} → {escape(r.to_segment)}</a> ({int(r.customers):,})</li>'
+            for u, r in zip(cells["customers_link"], cells.itertuples(), strict=True) if r.customers
+        )
+        blocks.append(f"<details><summary>customers of each cell</summary><ul>{items}</ul></details>")
+    blocks.append(cells_table)
+    blocks += value_blocks(request, project, gen, scheme, matrix.from_date, matrix.to_date)
+    q = urlencode(base)
+    return render(request, f"Migration: {scheme}, {matrix.from_date} → {matrix.to_date}", blocks,
+                  json_url=f"/api/v1/migration/{path}?{q}", csv_url=f"/api/v1/migration/{path}?{q}&format=csv",
+                  schemes=_names(project, gen))
 
 
 @router.get("/customers", response_class=HTMLResponse)
@@ -180,33 +271,30 @@ def customers_page(request: Request, project: ProjectDep, gen: GenerationDep, wh
 def customer_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst,
                   customer_id: str) -> HTMLResponse:
     """A customer: attributes (personal data masked), segment timeline, scores, features."""
-    import plotly.graph_objects as go
-
     detail = _views.customer_detail(project, customer_id, gen)
     audit(request, who, "read_customer", {"customer_id": customer_id, "pii": "mask"})
     blocks = []
     if not detail["attributes"].empty:
-        blocks += ["<h2>Attributes</h2>", table_html(protect(detail["attributes"], "mask"))]
+        blocks += ["<h2>Attributes</h2>", table(request, protect(detail["attributes"], "mask"))]
     if not detail["history"].empty:
         spells = _views.timeline(detail["history"])
-        fig = go.Figure()
-        for r in spells.itertuples():
-            end = pd.Timestamp(r.to_snapshot) + pd.Timedelta(days=1)
-            fig.add_bar(y=[r.scheme], x=[(end - pd.Timestamp(r.from_snapshot)).days * 86_400_000],
-                        base=[pd.Timestamp(r.from_snapshot).isoformat()], orientation="h", name=r.segment,
-                        text=[r.segment], textposition="inside", showlegend=False,
-                        hovertemplate=f"{r.scheme}: {r.segment}<br>{r.from_snapshot} – {r.to_snapshot}<extra></extra>")
-        fig.update_layout(barmode="overlay", xaxis={"type": "date"}, height=120 + 50 * spells["scheme"].nunique(),
-                          title="segment history", margin={"l": 90, "r": 20, "t": 40, "b": 30})
-        blocks += ["<h2>Segment history</h2>", figure(request, fig), table_html(spells)]
+        schemes = list(dict.fromkeys(spells["scheme"]))
+        dates = {s: _views.snapshots(project, gen, s) for s in schemes}
+        order = {s: list(_views.segment_sizes(project, gen, s, None)[0]["segment"]) for s in schemes}
+        blocks += ["<h2>Segment history</h2>", figure(request, timeline_figure(spells, dates, order)),
+                   table(request, spells)]
     if not detail["scores"].empty:
-        blocks += ["<h2>Scores</h2>", table_html(detail["scores"], digits=3)]
+        blocks += ["<h2>Scores</h2>", table(request, _scores_shown(detail["scores"], currency(request)),
+                                            right=("value",))]
     if not detail["features"].empty:
+        from segflow.features._registry import feature_label
+
         features = detail["features"].T.reset_index()
         features.columns = ["feature", "value"]
-        features["value"] = features["value"].astype(str)
-        blocks += ["<h2>Features at the latest snapshot</h2>", table_html(features)]
-    return render(request, f"Customer {customer_id}", blocks, json_url=f"/api/v1/customers/{quote(customer_id, safe='')}",
+        features["feature"] = [feature_label(str(f), currency(request)) for f in features["feature"]]
+        features["value"] = [_feature_value(v) for v in features["value"]]
+        blocks += ["<h2>Features at the latest snapshot</h2>", table(request, features, right=("value",))]
+    return render(request, f"Customer {customer_id}", blocks, json_url=f"/api/v1/customers/{part(customer_id)}",
                   schemes=_names(project, gen))
 
 
@@ -215,4 +303,4 @@ def audit_page(request: Request, project: ProjectDep, gen: GenerationDep, who: A
     """The latest 500 audit events (admins)."""
     events = _audit.read_events(request.app.state.replica.work_dir, project.store.raw, limit=500)
     frame = pd.DataFrame(events, columns=["at", "token_id", "role", "action", "resource", "detail", "client"])
-    return render(request, "Audit log", [table_html(frame)], json_url="/api/v1/audit", schemes=_names(project, gen))
+    return render(request, "Audit log", [table(request, frame)], json_url="/api/v1/audit", schemes=_names(project, gen))
