@@ -362,11 +362,13 @@ def segment_forecast(pooled: Any, sizes: pd.DataFrame, dates: list[dt.date]) -> 
 
 def forecast_document(store: Store, schemes: list[str]) -> dict[str, Any]:
     """:func:`segment_forecast` of every scheme with two or more snapshots, from the stored
-    ``summary_segments`` and ``summary_transitions`` (read inside the run's transaction)."""
+    ``summary_segments`` and ``summary_transitions`` (read inside the run's transaction),
+    keyed by scheme in name order (whatever the order of ``schemes``: the DuckDB run passes
+    them sorted, the Spark run in the settings' order; one text either way)."""
     from segflow.summaries._read import pooled_table, segment_table
 
     out: dict[str, Any] = {}
-    for scheme in schemes:
+    for scheme in sorted(schemes):
         dates = [r[0] for r in store.raw.execute(
             "SELECT DISTINCT snapshot_date FROM summary_segments WHERE scheme = ? ORDER BY 1", [scheme]).fetchall()]
         if len(dates) < 2:
