@@ -46,7 +46,9 @@ def segment_list(
         before the current run began; null when the customer has never been elsewhere and
         was never absent), ``last_change_date`` (the snapshot date the current run began:
         when the customer entered the current segment, or came back after an absence),
-        ``periods_in_segment`` (snapshots in the current run, ``as_of`` included).
+        ``periods_in_segment`` (snapshots in the current run, ``as_of`` included); ordered by
+        ``customer_id``, so that a file written from it has one row order on every engine
+        and run (a join's order is the engine's: two exports of one list differed in it).
 
     Notes
     -----
@@ -92,7 +94,7 @@ def segment_list(
         previous_segment=j.previous_segment,
         last_change_date=j.last_change_date,
         periods_in_segment=(j.idx - j.s_idx + 1).cast("int64"),
-    )
+    ).order_by("customer_id")
 
 
 #: The comment on a store table written by :func:`write_segment_list`: only such a table is
