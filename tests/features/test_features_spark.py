@@ -29,3 +29,24 @@ def test_spark_features_equal_duckdb_features():
     assert len(want) > 30
     assert_same_features(got, want)
     store.close()
+
+
+def test_money_is_the_same_decimal_on_spark_and_duckdb():
+    """features.exact_decimal on Spark local[1]: the decimals worked out by hand (the double's
+    shortest text to the millionth, from 2^53 its whole number), as on DuckDB
+    (tests/summaries/test_summaries_exact_money.py); Spark's own cast made 2^60
+    1152921504606846980."""
+    require_spark()
+    import ibis
+    import pandas as pd
+    from tests.summaries.test_summaries_exact_money import EXACT_TEXT
+
+    from segflow.engine import spark_session
+    from segflow.features import exact_decimal
+    from segflow.features._window import EXACT_MONEY
+
+    frame = pd.DataFrame({"i": range(len(EXACT_TEXT)), "x": [v for v, _ in EXACT_TEXT]})
+    con = ibis.pyspark.connect(spark_session("local[1]"))
+    t = ibis.memtable(frame)
+    got = con.execute(t.select("i", m=exact_decimal(t.x, EXACT_MONEY).cast("string")).order_by("i"))
+    assert got["m"].tolist() == [want for _, want in EXACT_TEXT]

@@ -314,3 +314,15 @@ def test_export_table_name_checks_come_first(tmp_path):
                                        "-p", str(tmp_path)])
         assert res.exit_code == 1 and "1 to 63 letters, digits and underscores" in res.output
         assert "Traceback" not in res.output
+
+
+def test_segment_list_rows_come_in_customer_order(tmp_path, rand):
+    """The list (and the file written from it) is ordered by customer id: the DuckDB export
+    and the Spark project's export of the same assignments wrote the same rows in another
+    order, so two exports of one list were different files."""
+    table, _ = rand
+    listing = segment_list(table, "tier")
+    ids = listing.execute()["customer_id"].tolist()
+    assert len(ids) > 200 and ids == sorted(ids)
+    write_segment_list(listing, tmp_path / "list.csv")
+    assert pacsv.read_csv(tmp_path / "list.csv")["customer_id"].to_pylist() == sorted(ids)

@@ -206,3 +206,22 @@ def test_counts_of_an_empty_table_are_zero_whatever_the_engine_answers() -> None
     stats = _table_stats("events", empty, dt.datetime(2024, 1, 1))
     assert stats["n"] == 0 and stats["future"] == 0
     assert set(stats["filled"].values()) == {0}
+
+
+def test_outlier_examples_break_ties_by_transaction_id():
+    """Eight outliers of the same amount among 40 ordinary sales, stored in descending id
+    order: the examples are the largest amounts (the 9,000) and, among equal amounts, the
+    smallest ids, T00-T04 here, on every engine (the engines' order of ties differs: the
+    Spark audit showed other rows of a tie than DuckDB's)."""
+    n = 48
+    amount = [9000.0] * 8 + [20.0 + (i % 7) for i in range(n - 8)]
+    tx = pd.DataFrame({
+        "transaction_id": [f"T{i:02d}" for i in range(n)], "customer_id": "C1",
+        "ts": pd.Timestamp("2024-01-01") + pd.to_timedelta(range(n), "h"), "amount": amount,
+        "is_return": False,
+    }).iloc[::-1]
+    store = Store(":memory:")
+    store.append("transactions", pa.Table.from_pandas(tx, preserve_index=False))
+    got = _check(audit(store, as_of=AS_OF), "amount_outliers", "transactions")
+    assert got["count"] == 8
+    assert got.examples == "; ".join(f"transaction_id=T{i:02d}, amount=9000.0" for i in range(5))

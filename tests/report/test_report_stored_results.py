@@ -258,3 +258,14 @@ def test_diagnostics_without_history_before_the_holdout_say_so(tmp_path, monkeyp
         monkeypatch.setattr(BetaGeoModel, "fit", failing_fit)
         with pytest.raises(SegflowError, match="no customer bought before the calibration end"):
             clv_diagnostics_document(p.store.table("transactions"), snapshot)
+
+
+def test_forecast_document_is_keyed_in_scheme_name_order(project):
+    """The DuckDB run passes its schemes sorted, the Spark run in the settings' order: the
+    stored document (one JSON text) must not depend on it."""
+    from segflow.summaries._results import dumps, forecast_document
+
+    schemes = ["value_tiers", "rfm", "lifecycle"]
+    doc = forecast_document(project.store, schemes)
+    assert list(doc) == ["lifecycle", "rfm", "value_tiers"]
+    assert dumps(forecast_document(project.store, schemes[::-1])) == dumps(doc)

@@ -82,3 +82,96 @@ def test_profile_means_are_settled_to_twelve_significant_digits():
     s = settled(pd.Series([0.0, float("nan"), -1.23456789012345e-7, 1e300]))
     assert s.iloc[0] == 0.0 and pd.isna(s.iloc[1])
     assert s.iloc[2] == -1.23456789012e-7 and s.iloc[3] == 1e300
+
+
+#: Doubles and the decimal every engine must make of them: below 2^53 the value's shortest
+#: text (what Python's repr and DuckDB write) rounded to a millionth, half away from zero;
+#: from 2^53 the whole number. DuckDB's own cast multiplies in double arithmetic and gave,
+#: before features.exact_decimal, 8675193777.200001, 3358590236659.999744,
+#: 10000000000000000905.969664, 1234567890123.449856, 98765432109.876544 and 8.077863;
+#: Spark's (Java's Double.toString) 1152921504606846980 for 2^60, 1152921504606846976.
+EXACT_TEXT = [
+    (8675193777.2, "8675193777.200000"),
+    (3358590236660.0, "3358590236660.000000"),
+    (1e19, "10000000000000000000.000000"),
+    (1234567890123.45, "1234567890123.450000"),
+    (98765432109.87654, "98765432109.876540"),
+    (8.0778635, "8.077864"),
+    (-1.0000005, "-1.000001"),
+    (0.1 + 0.2, "0.300000"),
+    (19.99, "19.990000"),
+    (-1e12, "-1000000000000.000000"),
+    (85965848407352992.0, "85965848407352992.000000"),
+    (-(2.0**60), "-1152921504606846976.000000"),
+]
+
+
+def test_money_is_the_decimal_of_the_doubles_shortest_text():
+    from segflow.features._window import EXACT_SCORE, exact_decimal, money
+
+    con = ibis.duckdb.connect()
+    t = con.create_table("m", pd.DataFrame({"x": [v for v, _ in EXACT_TEXT] + [None]}))
+    got = con.execute(t.select(m=money(t.x), s=exact_decimal(t.x, EXACT_SCORE)))
+    assert [str(d) for d in got["m"][:-1]] == [want for _, want in EXACT_TEXT]
+    assert got["m"].iloc[-1] is None or pd.isna(got["m"].iloc[-1])
+    # twelve places: 1234567.1234567 is 1234567.123456700000, not its double's expansion
+    assert str(got["s"][3]) == "1234567890123.450000000000"
+    assert str(got["s"][5]) == "8.077863500000"
+
+
+def test_revenue_of_huge_amounts_is_the_exact_sum():
+    """Lines of 1,234,567,890,123.45 (15 digits, kept by the ingest): a customer's revenue is
+    the double nearest the exact sum of the lines as written; DuckDB's own cast made each
+    line 1234567890123.449856 and the sum another double."""
+    from segflow.summaries import revenue_at_snapshots
+
+    amounts = ["1234567890123.45", "1234567890123.45", "1234567890123.45", "0.1", "8675193777.2"]
+    rows = [("c1", dt.datetime(2023, 12, 1 + i), float(a)) for i, a in enumerate(amounts)]
+    con = ibis.duckdb.connect()
+    t = con.create_table("t", pd.DataFrame(rows, columns=["customer_id", "ts", "amount"]))
+    got = revenue_at_snapshots(t, [D1]).execute().iloc[0]
+    # 3 x 1,234,567,890,123.45 + 0.1 + 8,675,193,777.2 = 3,712,378,864,147.65
+    assert got["revenue_all_time"] == _exact(amounts) == 3712378864147.65
+
+
+def test_profile_means_are_exact_where_values_cancel():
+    """A segment holding a +1e12 order and a -1e12 refund: the mean of 0.1, 0.2 and the two
+    is 0.075 whatever the order of rows (a float64 sum in row order gives 0.0625: the 0.1
+    is lost against 1e12), and the base mean too."""
+    from segflow.segments._profile import exact_mean, profile_segments
+
+    values = [1e12, 0.1, 0.2, -1e12]
+    con = ibis.duckdb.connect()
+    f = con.create_table("f", pd.DataFrame({"customer_id": list("abcd"), "monetary": values}))
+    a = con.create_table("a", pd.DataFrame({"customer_id": list("abcd"), "segment": "s"}))
+    assert con.execute(f.aggregate(m=exact_mean(f.monetary)))["m"][0] == 0.075
+    prof = profile_segments(f, a, numeric=["monetary"], categorical=[])
+    assert prof.means.loc["s", "monetary"] == 0.075
+    assert prof.base.loc["mean", "monetary"] == 0.075
+
+
+def test_stored_rule_profiles_means_are_exact_where_values_cancel():
+    """The run's profiles of rule-based schemes (summaries._profiles.rule_profiles, all
+    schemes in one query): the same exact mean, 0.075, in the segment and in the base."""
+    from segflow.summaries._profiles import rule_profiles
+
+    con = ibis.duckdb.connect()
+    ids = list("abcd")
+    tables = {
+        "customer_features": con.create_table("cf", pd.DataFrame({
+            "snapshot_date": D1, "customer_id": ids, "monetary": [1e12, 0.1, 0.2, -1e12]})),
+        "segment_assignments": con.create_table("sa", pd.DataFrame({
+            "scheme": "s", "snapshot_date": D1, "customer_id": ids, "segment": "x",
+            "segment_rank": pd.array([1] * 4, "Int64")})),
+    }
+
+    class Tables:
+        def tables(self):
+            return list(tables)
+
+        def table(self, name):
+            return tables[name]
+
+    _, out = rule_profiles(Tables(), ["s"])
+    long = out["s"][1].set_index("feature")
+    assert long.loc["monetary", "mean"] == long.loc["monetary", "base_mean"] == 0.075

@@ -46,8 +46,9 @@ def segment_list(
         before the current run began; null when the customer has never been elsewhere and
         was never absent), ``last_change_date`` (the snapshot date the current run began:
         when the customer entered the current segment, or came back after an absence),
-        ``periods_in_segment`` (snapshots in the current run, ``as_of`` included); ordered
-        by ``customer_id``, so the same history writes the same file.
+        ``periods_in_segment`` (snapshots in the current run, ``as_of`` included); ordered by
+        ``customer_id``, so that a file written from it has one row order on every engine
+        and run (a join's order is the engine's: two exports of one list differed in it).
 
     Notes
     -----

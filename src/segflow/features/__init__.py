@@ -17,7 +17,7 @@ from segflow.features._purchase_def import (
 from segflow.features._registry import FEATURE_GROUPS, FEATURES, Feature
 from segflow.features._snapshots import snapshot_features
 from segflow.features._survey import question_column, survey_registry
-from segflow.features._window import EXACT_MONEY, money_sum, score_sum
+from segflow.features._window import EXACT_MONEY, exact_decimal, money_sum, score_sum
 
 __all__ = [
     "EXACT_MONEY",
@@ -26,6 +26,7 @@ __all__ = [
     "REQUIRED_TABLES",
     "Feature",
     "customer_features",
+    "exact_decimal",
     "feature_registry",
     "is_purchase_line",
     "is_return_line",

@@ -131,19 +131,35 @@ def _day_to_date(day: ibis.IntegerValue) -> ibis.DateValue:
 
 
 def interpurchase_features(orders: ibis.Table, frame: Frame) -> ibis.Table:
-    """Mean gap between distinct purchase days and its coefficient of variation (window)."""
+    """Mean gap between distinct purchase days and its coefficient of variation (window),
+    from integer sums (:func:`interpurchase_values`)."""
     o = orders
     days = o.filter(frame.in_window(o._ts)).select("customer_id", "_day").distinct()
     gap = days._day - days._day.lag().over(group_by="customer_id", order_by="_day")
-    days = days.mutate(_gap=gap.cast("float64"))
+    days = days.mutate(_g2=gap * gap)
     agg = days.group_by("customer_id").aggregate(
-        _n=days._day.count(),
-        _span=(days._day.max() - days._day.min()).cast("float64"),
-        _gap_sd=days._gap.std(how="sample"),
-    )
-    mean = ibis.ifelse(agg._n >= 2, agg._span / (agg._n - 1).cast("float64"), ibis.null("float64"))
-    cv = ibis.ifelse(agg._n >= 3, safe_ratio(agg._gap_sd, mean), ibis.null("float64"))
-    return agg.select("customer_id", ipt_mean_days=mean, ipt_cv=cv)
+        _ndays=days._day.count(), _first=days._day.min(), _last=days._day.max(),
+        _gap2=days._g2.sum())
+    return agg.select("customer_id", **interpurchase_values(agg._ndays, agg._first, agg._last,
+                                                            agg._gap2))
+
+
+def interpurchase_values(n: ibis.IntegerValue, first: ibis.IntegerValue, last: ibis.IntegerValue,
+                         gap2: ibis.IntegerValue) -> dict[str, ibis.Value]:
+    """``ipt_mean_days`` and ``ipt_cv`` of a customer's ``n`` distinct purchase days (day
+    numbers ``first`` to ``last``; ``gap2``: the sum of the squared gaps between them): the
+    mean gap ``span / (n - 1)`` and the gaps' sample standard deviation over it, the variance
+    ``((n - 1) gap2 - span^2) / ((n - 1)(n - 2))`` taken from those integers. A float
+    standard deviation is summed in an order that depends on the engine (Spark's and
+    DuckDB's differed in the last bit); these integers and the few divisions after them are
+    the same double on every engine, at every snapshot and in the feature state."""
+    span = last - first
+    m = (n - 1).cast("float64")
+    mean = ibis.ifelse(n >= 2, span.cast("float64") / m, ibis.null("float64"))
+    var = (gap2 * (n - 1) - span * span).cast("float64") / (m * (m - 1))
+    sd = ibis.ifelse(var > 0, var.sqrt(), 0.0)
+    return {"ipt_mean_days": mean,
+            "ipt_cv": ibis.ifelse(n >= 3, safe_ratio(sd, mean), ibis.null("float64"))}
 
 
 def value_spend(lines: ibis.Table, frame: Frame, column: str) -> ibis.Table:

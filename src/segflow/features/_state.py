@@ -50,13 +50,14 @@ from segflow.features._derive import one_pass_features
 from segflow.features._periods import Periods, union_deltas
 from segflow.features._purchases import (
     interpurchase_features,
+    interpurchase_values,
     order_table,
     prepare_lines,
     top_share,
     value_spend,
 )
 from segflow.features._survey import survey_features, survey_registry
-from segflow.features._window import DAYS_12M, EPOCH, Frame, left_join_all, safe_ratio
+from segflow.features._window import DAYS_12M, EPOCH, Frame, left_join_all
 
 #: The running measures of the state (int64 each, but decimal(38, 6) for :data:`MONEY`):
 #: sums (those of the one pass, with the
@@ -200,15 +201,9 @@ def state_features(tables: Mapping[str, ibis.Table], state: ibis.Table, snapshot
 
 def _interpurchase(g: ibis.Table) -> dict[str, ibis.Value]:
     """``ipt_mean_days`` and ``ipt_cv`` over all history from the distinct order days
-    (``_ndays``), their span and the sum of squared gaps (as
-    :func:`segflow.features._purchases.interpurchase_features`, sample deviation)."""
-    n, span = g._ndays, (g._last - g._first).cast("float64")
-    m = (n - 1).cast("float64")
-    mean = ibis.ifelse(n >= 2, span / m, ibis.null("float64"))
-    var = (g._gap2 * (n - 1) - (g._last - g._first) ** 2).cast("float64") / (m * (m - 1))
-    sd = ibis.ifelse(var > 0, var.sqrt(), 0.0)
-    return {"ipt_mean_days": mean,
-            "ipt_cv": ibis.ifelse(n >= 3, safe_ratio(sd, mean), ibis.null("float64"))}
+    (``_ndays``), their span and the sum of squared gaps
+    (:func:`segflow.features._purchases.interpurchase_values`)."""
+    return interpurchase_values(g._ndays, g._first, g._last, g._gap2)
 
 
 def _year(day: dt.date) -> int:

@@ -44,6 +44,8 @@ import ibis
 import ibis.expr.types as ir
 from ibis.expr.types import CachedTable
 
+from segflow.features._window import money
+
 #: What the stored rows hold; a run only carries a state stored under the same key.
 STATE_KEY = "btyd-v1"
 #: Days between the three dates of the state (the diagnostics' 26 holdout weeks).
@@ -72,7 +74,7 @@ def day_state(days: ir.Table, by: tuple[str, ...] = ("customer_id",)) -> ir.Tabl
         first_buy=days.day.min(where=buy),
         last_buy=days.day.max(where=buy),
         n_days=buy.cast("int64").sum(),
-        spend=ibis.ifelse(buy & ~odd, amount, ibis.null("float64")).cast(DECIMAL).sum()
+        spend=money(ibis.ifelse(buy & ~odd, amount, ibis.null("float64"))).sum()
         .fill_null(ibis.literal(0, DECIMAL)).cast(DECIMAL),
         odd_spend=amount.sum(where=buy & odd).fill_null(0.0),
         odd_days=(buy & odd).cast("int64").sum(),

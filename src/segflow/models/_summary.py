@@ -37,6 +37,7 @@ import pandas as pd
 from segflow._literals import float_literal
 from segflow.errors import InputError
 from segflow.features._purchase_def import is_purchase_line
+from segflow.features._window import money
 
 #: Length of one time unit in days. A "month" is the mean Gregorian month.
 TIME_UNITS: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
@@ -118,7 +119,7 @@ def exact_sum(value: ir.NumericColumn, where: ir.BooleanValue | None = None) -> 
     value = value.cast("float64")
     odd = value.isnan() | value.isinf() | (value.abs() >= 1e30)
     fits = ~odd if where is None else (~odd & where)
-    exact = ibis.ifelse(fits, value, ibis.null("float64")).cast("decimal(38, 6)").sum()
+    exact = money(ibis.ifelse(fits, value, ibis.null("float64"))).sum()
     odd_rows = odd.cast("int64").sum(where=where)
     return ibis.ifelse(odd_rows > 0, value.sum(where=where), exact.cast("float64"))
 

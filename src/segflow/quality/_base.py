@@ -62,7 +62,9 @@ def counted_examples(expr: ibis.Table, order: list[ibis.Value], cols: list[str],
     ``expr``) and its first ``n`` rows in the order ``order`` (as :func:`_examples` shows
     them), from one query: a union of the one-row count and the ``n`` rows, which come back
     in any order and are sorted again (stably: the engine's order of ties is kept) by the
-    ``order`` keys, which must be columns of ``cols`` or ``expr``, non-null. One round trip
+    ``order`` keys, which must be columns of ``cols`` or ``expr`` (a null sorts last, as Ibis
+    orders it on every engine); give keys that leave no ties (``row_order`` of
+    :mod:`segflow.quality._checks`), or engines show different rows. One round trip
     instead of two, and on Spark one job less (the count's exchange and the rows' sort
     run as stages of one job)."""
     keys = [_key(k)[0] for k in order]

@@ -22,6 +22,13 @@ from segflow.store import Store
 _WITH_CUSTOMER = ("transactions", "events", "campaign_exposures", "survey_responses")
 
 
+def row_order(t: ibis.Table) -> list[ibis.Value]:
+    """The lineage columns (source, file, row number) of ``t``: the last keys of an examples'
+    order, so that rows tied on the shown keys (amounts of 2,500.75 on many lines) come in
+    one order on every engine, not in the engine's order of ties."""
+    return [t[c] for c in ("source", "source_file", "source_row") if c in t.columns]
+
+
 def is_sale(tx: ibis.Table) -> ibis.BooleanValue:
     """The transactions whose amounts the outlier check judges: positive, not returns."""
     return ~tx.is_return.fill_null(False) & (tx.amount > 0)
@@ -78,7 +85,8 @@ def _outliers(tx: ibis.Table, n: int, median: Any) -> Check:
     else:
         return Check("amount_outliers", "transactions", "ok", 0, n, [], "all amounts are equal")
     out = sales.filter(z.abs() > 3.5)
-    k, examples = counted_examples(out, [out.amount.desc()], ["transaction_id", "amount"])
+    k, examples = counted_examples(out, [out.amount.desc(), out.transaction_id, *row_order(out)],
+                                   ["transaction_id", "amount"])
     return Check("amount_outliers", "transactions", _sev(k, "info"), k, n, examples,
                  f"robust z-score |M| > 3.5 (median {med:.2f}, MAD {mad:.2f}): check for "
                  "wholesale orders, test orders or unit errors (cents vs units)")
@@ -112,7 +120,7 @@ def _same_day(tx: ibis.Table, n: int) -> Check:
          .group_by(customer_id=tx.customer_id, day=tx.ts.date(), amount=tx.amount)
          .aggregate(k=_.count()).filter(_.k > 1))
     # the repeats beyond the first, and the largest groups, from one query
-    extra, examples = counted_examples(g, [g.k.desc(), g.customer_id],
+    extra, examples = counted_examples(g, [g.k.desc(), g.customer_id, g.day, g.amount],
                                        ["customer_id", "day", "amount"], count=(g.k - 1).sum())
     return Check("same_day_repeats", "transactions", _sev(extra, "info"), extra, n, examples,
                  "the same customer paid the same amount twice on one day: double-submitted "
@@ -124,7 +132,8 @@ def _consistency(tx: ibis.Table, n: int, stats: dict[str, Any]) -> Check:
     bad = tx.filter(inconsistent(tx))
     k, checked = _count(stats["bad"]), _count(stats["checked"])
     return Check("spend_consistency", "transactions", _sev(k), k, n,
-                 _examples(bad.order_by(bad.transaction_id), ["transaction_id", "amount", "quantity", "unit_price"],
+                 _examples(bad.order_by([bad.transaction_id, *row_order(bad)]),
+                           ["transaction_id", "amount", "quantity", "unit_price"],
                            count=k),
                  f"amount differs from quantity x unit_price (checked {checked} rows with both) or "
                  "its sign disagrees with is_return: discounts, shipping, or a mapping error?")
@@ -134,7 +143,8 @@ def _anonymous(tx: ibis.Table, n: int, k: int) -> Check:
     """``k``: the transactions without a customer (of the table statistics)."""
     anon = tx.filter(tx.customer_id.isnull())
     return Check("anonymous_transactions", "transactions", _sev(k, "info"), k, n,
-                 _examples(anon.order_by(anon.transaction_id), ["transaction_id"], count=k),
+                 _examples(anon.order_by([anon.transaction_id, *row_order(anon)]), ["transaction_id"],
+                           count=k),
                  "kept for revenue totals; they belong to no customer and no segment")
 
 

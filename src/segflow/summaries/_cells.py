@@ -36,7 +36,7 @@ import pyarrow as pa
 from ibis import _
 
 from segflow.features import money_sum, score_sum
-from segflow.features._window import EXACT_SCORE, money
+from segflow.features._window import EXACT_SCORE, exact_decimal, money
 from segflow.summaries._packing import Packing
 
 NEW, GONE = "(new)", "(gone)"
@@ -235,9 +235,9 @@ def segment_cells(st: ibis.Table, packing: Packing, schemes: Sequence[str],
     part = st.filter(st.snapshot_date.isin(_dates(every)))
     combos = part.group_by("snapshot_date", *packing.words).agg(
         customers=_.count(), revenue_12m=money(part.r_12).sum(), revenue_all_time=money(part.r_all).sum(),
-        scored_customers=part.p_alive.count(), p_alive_sum=part.p_alive.cast(EXACT_SCORE).sum(),
-        expected_purchases=part.expected_purchases.cast(EXACT_SCORE).sum(),
-        clv=part.clv.cast(EXACT_SCORE).sum()).cache()
+        scored_customers=part.p_alive.count(), p_alive_sum=exact_decimal(part.p_alive, EXACT_SCORE).sum(),
+        expected_purchases=exact_decimal(part.expected_purchases, EXACT_SCORE).sum(),
+        clv=exact_decimal(part.clv, EXACT_SCORE).sum()).cache()
     try:
         parts = []
         for i in wanted:
@@ -349,7 +349,7 @@ def _pair_cells(st: ibis.Table, packing: Packing, schemes: Sequence[str],
                  **{c: j[c] for c in sides})
     combos = j.group_by("pair", *sides).agg(
         customers=_.count(), revenue=money(j.moved).sum(), revenue_12m=money(j.t_12).sum(),
-        clv=j.t_clv.cast(EXACT_SCORE).sum(), scored_customers=j.t_clv.count()).cache()
+        clv=exact_decimal(j.t_clv, EXACT_SCORE).sum(), scored_customers=j.t_clv.count()).cache()
     try:
         parts = []
         for i, scheme in enumerate(schemes):

@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from segflow.features import money_sum
 from segflow.segments._profile import (
+    exact_mean,
     fits_medians,
     median_budget,
     median_of,
@@ -54,7 +55,7 @@ def _base(joined: ibis.Table, numeric: list[str], by: list[str], rows: int) -> p
     metrics: dict[str, Any] = {"n": joined.count()}
     for i, f in enumerate(numeric):
         x = joined[f].cast("float64")
-        metrics[f"m{i}"], metrics[f"s{i}"] = x.mean(), x.std(how="pop")
+        metrics[f"m{i}"], metrics[f"s{i}"] = exact_mean(x), x.std(how="pop")
         if one:
             metrics[f"q{i}"] = median_of(joined[f])
     q = joined.group_by(by).aggregate(**metrics) if by else joined.aggregate(**metrics)
@@ -118,8 +119,7 @@ def rule_profiles(store: Store | Any, schemes: Sequence[str], *, snapshot: dt.da
         if value_col is not None:
             metrics["value"] = money_sum(joined[value_col])
         for i, f in enumerate(numeric):
-            x = joined[f].cast("float64")
-            metrics[f"m{i}"] = x.mean()
+            metrics[f"m{i}"] = exact_mean(joined[f])
             if one:
                 metrics[f"q{i}"] = median_of(joined[f])
         per_seg = joined.group_by("scheme", "segment").aggregate(**metrics).to_pandas()

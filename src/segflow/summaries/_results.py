@@ -335,12 +335,14 @@ def overview_from_document(doc: dict[str, Any]) -> dict[str, Any]:
 def forecast_document(store: Store, schemes: list[str]) -> dict[str, Any]:
     """:func:`segflow.migration.segment_forecast` (default options) of every scheme with two
     or more snapshots, from the stored ``summary_transitions`` (read inside the run's
-    transaction): per scheme ``{"last", "meta", "frame"}``."""
+    transaction): per scheme ``{"last", "meta", "frame"}``, keyed by scheme in name order
+    (whatever the order of ``schemes``: the DuckDB run passes them sorted, the Spark run in
+    the settings' order; one text either way)."""
     from segflow.migration import segment_forecast
     from segflow.summaries._read import pooled_table
 
     out: dict[str, Any] = {}
-    for scheme in schemes:
+    for scheme in sorted(schemes):
         dates = [r[0] for r in store.raw.execute(
             "SELECT DISTINCT snapshot_date FROM summary_segments WHERE scheme = ? ORDER BY 1", [scheme]).fetchall()]
         if len(dates) < 2:

@@ -24,7 +24,8 @@ import ibis
 import pyarrow as pa
 from ibis import _
 
-from segflow.features import EXACT_MONEY, money_sum
+from segflow.features import money_sum
+from segflow.features._window import money
 
 REVENUE_WINDOW_DAYS = 365
 
@@ -65,7 +66,7 @@ def revenue_at_snapshots(transactions: ibis.Table, dates: Sequence[dt.date], *,
     per_bucket = period_amounts(transactions, bounds) if amounts is None else amounts
     w = ibis.window(group_by="customer_id", order_by="period_end")
     running = per_bucket.mutate(
-        cum=_.amount.cast(EXACT_MONEY).sum().over(
+        cum=money(per_bucket.amount).sum().over(
             ibis.window(group_by="customer_id", order_by="period_end", rows=(None, 0))).cast("float64"),
         next_end=_.period_end.lead().over(w).fill_null(ibis.date(9999, 12, 31)),
     )

@@ -61,6 +61,7 @@ from segflow.sources._validate import (
 from segflow.store import CANONICAL_TABLES
 from segflow.warehouse._audit import store_warehouse_audit
 from segflow.warehouse._ingest_write import RAW, _write
+from segflow.warehouse._nanos import NANOS_AS_LONG, micros, nanosecond_columns
 from segflow.warehouse._text import TextRead, read_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -87,6 +88,7 @@ class _Input:
     url: str  # what Spark reads
     fmt: str  # parquet | table
     path: Path | None = None  # a local file: its hash tells an unchanged file
+    nanos: dict[str, bool] = field(default_factory=dict)  # see segflow.warehouse._nanos
 
 
 def _inputs(source: SourceSettings, project_dir: Path) -> list[_Input]:
@@ -295,16 +297,27 @@ def _out(table: pa.Table, schema: pa.Schema | None) -> Any:
 
 def _read(store: SparkStore, inp: _Input) -> DataFrame:
     """The rows of ``inp``; a single local file's carry their row index in the file
-    (``_ROW_INDEX``: Spark's ``_metadata.row_index``), whatever the splits Spark reads."""
+    (``_ROW_INDEX``: Spark's ``_metadata.row_index``), whatever the splits Spark reads. Its
+    nanosecond timestamp columns (``inp.nanos``, read by Spark as their integer while
+    :data:`NANOS_AS_LONG` is set) become timestamps of microseconds, truncated as DuckDB
+    casts its ``TIMESTAMP_NS``: naive ones ``TIMESTAMP_NTZ``, UTC ones ``TIMESTAMP``."""
     try:
         if inp.fmt == "table":
             return store.session.table(inp.url)
         df = store.session.read.parquet(inp.url)
         if inp.path is not None:
             df = df.select("*", df["_metadata.row_index"].alias(_ROW_INDEX))
+        if inp.nanos:
+            df = df.select(*[micros(c, inp.nanos[c]) if c in inp.nanos else df[c]
+                             for c in df.columns])
         return df
     except Exception as exc:  # JVM errors: missing path, unknown scheme, not Parquet
-        raise InputError(f"Spark cannot read it: {spark_error_line(exc)}", file=inp.label) from exc
+        hint = ""
+        if "TIMESTAMP(NANOS" in str(exc):
+            hint = ("; nanosecond timestamps (pandas' default) are read from local files only: "
+                    "write microseconds (pyarrow: coerce_timestamps='us') or " + _ON_DUCKDB)
+        raise InputError(f"Spark cannot read it: {spark_error_line(exc)}{hint}",
+                         file=inp.label) from exc
 
 
 def _has_rows(store: SparkStore, table: str, source: str, run_id: str) -> bool:
@@ -420,12 +433,20 @@ def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *
                              file=inp.label)
     text = read_text(store.session, source, inp.url, inp.label, inp.path is not None) \
         if inp.fmt == "csv" else None
+    if inp.fmt == "parquet" and inp.path is not None:
+        inp.nanos = nanosecond_columns(inp.path)
+    conf = store.session.conf
+    before = conf.get(NANOS_AS_LONG, None)
+    if inp.nanos:
+        conf.set(NANOS_AS_LONG, "true")
     try:
         return _load_rows(store, run_id, source, inp, text, counts, now=now, digest=digest,
                           started=started)
     finally:
         if text is not None:
             text.release()
+        if inp.nanos:
+            conf.set(NANOS_AS_LONG, before) if before is not None else conf.unset(NANOS_AS_LONG)
 
 
 def _load_rows(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input,
