@@ -181,3 +181,6 @@ def test_docs_examples_run(cdnow_dir):
     tm = namespace["tm"]
     assert tm.summary()["up"] == 1 and tm.summary()["new"] == 1
     assert int(namespace["pooled"].counts().loc["1", "2"]) == 2774
+    fc, every = namespace["fc"], namespace["every"]  # the segment-size forecast's example
+    assert (fc.meta["pairs_pooled"], fc.meta["first_snapshot"], every.meta["pairs_pooled"]) == (4, "1997-07-02", 5)
+    assert every.meta["options"] == {"start": "first", "arrivals": "none"}
