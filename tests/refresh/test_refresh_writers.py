@@ -120,6 +120,11 @@ def test_ingest_during_a_real_refresh_is_refused_and_the_refresh_completes(tmp_p
             lines = err.strip().splitlines()
             assert len(lines) == 1 and lines[0].startswith(
                 f"error: a refresh of {store_file} is running (pid {os.getpid()}, started "), err
+        # the report only reads: it shows the store as it is until the refresh replaces it
+        report = segflow_process("report", "-p", str(project), "-o", str(tmp_path / "r.html"))
+        out, err = report.communicate(timeout=600)
+        assert report.returncode == 0, err
+        assert (tmp_path / "r.html").stat().st_size > 0
     finally:
         resume.set()
         thread.join(timeout=600)

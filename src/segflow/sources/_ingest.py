@@ -297,18 +297,23 @@ def load_one(
         read = staged.tally.digest if staged and staged.tally and staged.tally.digest else digest
         again = con.execute("SELECT count(*) FROM main.loads WHERE source = ? AND source_file = ? "
                             "AND status = 'ok'", [source.name, label]).fetchone()[0] > 0
-        replace = again and source.redelivery == "replace"
+        # a file delivered again (a database table is read whole at every ingest, often by
+        # a query of recent rows: its earlier rows are not judged by the new read)
+        redelivered = again and path is not None
+        replace = redelivered and source.redelivery == "replace"
         txn = _Transaction(con)
         try:
             if replace:
                 txn.begin()
                 forget_file(con, source, counts)
             if staged is None or not has_rows(con, staged):
-                _write_empty(con, source, staged, counts, txn, again=again and not replace,
-                             now=now, file_hash=read, started=started, mapped=set(specs))
+                _write_empty(con, source, staged, counts, txn,
+                             stale=redelivered and not replace, now=now, file_hash=read,
+                             started=started, mapped=set(specs))
             else:
                 _load_rows(con, source, staged, specs, counts, txn, again=again,
-                           replace=replace, now=now, file_hash=read, started=started)
+                           stale=redelivered and not replace, replace=replace, now=now,
+                           file_hash=read, started=started)
             _recheck(staged, counts, path, digest, read, seen)
         except BaseException:
             if txn.open:
@@ -334,13 +339,13 @@ class _Transaction:
 
 
 def _write_empty(con, source: SourceSettings, staged, counts: LoadCounts, txn: _Transaction, *,
-                 again: bool, now: dt.datetime, file_hash: str | None, started: dt.datetime,
+                 stale: bool, now: dt.datetime, file_hash: str | None, started: dt.datetime,
                  mapped: set[str]) -> None:
     """A file without data rows: 0 rows, its load recorded with a warning; the rows of an
-    earlier delivery of it (``again``, redelivery = "keep") are all stale."""
+    earlier delivery of it (``stale``: delivered again, redelivery = "keep") are all stale."""
     note_empty(counts, blank=staged is None)
     present = list(CANONICAL_TABLES[source.table])
-    if again:
+    if stale:
         counts.rows_stale = stale_rows(con, source, counts.source_file, None, present, mapped,
                                        relined=False)
         note_stale(counts, source, mapped, present, empty=True)
@@ -349,9 +354,11 @@ def _write_empty(con, source: SourceSettings, staged, counts: LoadCounts, txn: _
 
 
 def _load_rows(con, source: SourceSettings, staged, specs, counts: LoadCounts,
-               txn: _Transaction, *, again: bool, replace: bool, now: dt.datetime,
-               file_hash: str | None, started: dt.datetime) -> None:
-    """Validate, classify and write the rows of a staged file (the writes in ``txn``)."""
+               txn: _Transaction, *, again: bool, stale: bool, replace: bool,
+               now: dt.datetime, file_hash: str | None, started: dt.datetime) -> None:
+    """Validate, classify and write the rows of a staged file (the writes in ``txn``):
+    ``again``, read before under its name; ``stale``, count the rows of its earlier
+    delivery it does not restate; ``replace``, they were removed (:mod:`._redeliver`)."""
     suffix = uuid.uuid4().hex[:8]
     val, cls, orders = f"_sf_val_{suffix}", f"_sf_cls_{suffix}", None
     has_customers = con.execute("SELECT count(*) FROM main.customers").fetchone()[0] > 0
@@ -368,7 +375,7 @@ def _load_rows(con, source: SourceSettings, staged, specs, counts: LoadCounts,
             rollup_orders(con, source, cls, orders, against_store=True)
         if replace:
             note_overlap(con, source, cls, counts)
-        elif again:
+        elif stale:
             counts.rows_stale = stale_rows(con, source, counts.source_file, val, present,
                                            mapped, relined=bool(warning))
             note_stale(counts, source, mapped, present, empty=False)

@@ -21,8 +21,10 @@ deliveries stored (the rows whose ``source_file`` is the file's):
   of the source is warned about (:func:`note_overlap`): there the latest load wins, where a
   new store would take the last file's version.
 
-The Spark ingest does not compare a file with rows loaded earlier yet: a re-delivered file
-stops it with a one-line error (:mod:`segflow.warehouse._ingest`).
+Files only: a database source (Postgres) is read whole at every ingest, often by a query of
+recent rows, and its earlier rows are not judged by a new read. The Spark ingest does not
+compare a file with rows loaded earlier yet: a re-delivered file stops it with a one-line
+error (:mod:`segflow.warehouse._ingest`).
 """
 
 from __future__ import annotations
