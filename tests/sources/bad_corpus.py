@@ -234,9 +234,14 @@ def _compressed() -> list[Case]:
 
 def _refused() -> list[Case]:
     return [
-        Case("empty_file", {"orders.csv": b""}, refused="empty"),
-        Case("header_only", {"orders.csv": (H + "\n").encode()}, refused="no data rows",
-             error_row=1),
+        # no data rows: an empty month, loaded as 0 rows with a warning (not refused)
+        Case("empty_file", {"orders.csv": b""}, records=0, accepted=0),
+        Case("header_only", {"orders.csv": (H + "\n").encode()}, records=0, accepted=0),
+        Case("header_only_no_newline", {"orders.csv": H.encode()}, records=0, accepted=0),
+        Case("header_only_wrong_header", {"orders.csv": b"order_id,client,date,amount,note\n"},
+             refused="customer", error_row=0, error_column="customer"),
+        Case("empty_parquet_0_bytes", {"orders.parquet": b""}, path="orders.parquet",
+             refused="empty (0 bytes)"),
         Case("binary_png", {"orders.csv": b"\x89PNG\r\n\x1a\n\x00\x00" + bytes(range(256)) * 8},
              refused="binary"),
         Case("duplicate_header", {"orders.csv": _join(H + ",note", [ln + ",x" for ln in _lines(3)])},
@@ -380,7 +385,7 @@ def _parquet() -> list[Case]:
         Case("parquet_corrupt", {p: b"PAR1" + b"\x00" * 50 + b"PAR1"}, path=p, refused="Parquet"),
         Case("parquet_empty", {p: _parquet_bytes(pa.table({k: pa.array([], pa.string())
                                                            for k in base}))},
-             path=p, refused="no data rows"),
+             path=p, records=0, accepted=0),
         Case("parquet_is_csv", {p: _join(H, _lines(3))}, path=p, refused="Parquet"),
     ]
 

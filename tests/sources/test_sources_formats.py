@@ -154,6 +154,41 @@ def test_postgres_table(tmp_path, reference, postgres):
     pd.testing.assert_frame_equal(got, reference, check_dtype=False)
 
 
+@pytest.mark.postgres
+def test_postgres_reads_are_not_judged_as_deliveries_of_a_file(tmp_path, postgres):
+    """A database source is read whole at every ingest, often by a query of recent rows:
+    rows of an earlier read that a new read lacks are neither counted as stale nor removed
+    (redelivery applies to files)."""
+    import psycopg
+
+    url = postgres.replace("postgres://", "postgresql://")
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute("DROP TABLE IF EXISTS recent")
+        con.execute("CREATE TABLE recent (order_id text, customer text, ts timestamp, "
+                    "amount double precision)")
+        con.execute("INSERT INTO recent VALUES ('O1', 'C1', '2024-01-02', 10), "
+                    "('O2', 'C2', '2024-01-03', 20)")
+    toml = ('[[sources]]\nname = "orders"\ntable = "transactions"\nformat = "postgres"\n'
+            'redelivery = "replace"\n'
+            f'options = {{ connection = "{postgres}", query = "SELECT * FROM recent", '
+            'order_by = "order_id" }\n[sources.columns]\ntransaction_id = "order_id"\n'
+            'customer_id = "customer"\nts = "ts"\namount = "amount"\n')
+    (tmp_path / "segflow.toml").write_text(toml)
+    store = Store(":memory:")
+    for rows in ("('O3', 'C1', '2024-02-02', 30)", None):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            report = ingest(store, Settings.load(tmp_path), tmp_path, now=NOW)
+        assert not any("delivered again" in str(w.message) for w in caught)
+        assert report.to_pandas().rows_stale.tolist() == [0]
+        with psycopg.connect(url, autocommit=True) as con:  # the next read: recent rows only
+            con.execute("DELETE FROM recent")
+            if rows:
+                con.execute(f"INSERT INTO recent VALUES {rows}")
+    ids = store.sql("SELECT transaction_id FROM transactions ORDER BY 1")["transaction_id"]
+    assert ids.to_pylist() == ["O1", "O2", "O3"]
+
+
 def test_utf16_csv(tmp_path, reference):
     frame = ROWS.assign(ts=ROWS.ts.dt.strftime("%Y-%m-%d %H:%M:%S"))
     frame.to_csv(tmp_path / "orders.csv", index=False, encoding="utf-16")

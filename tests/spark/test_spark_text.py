@@ -51,9 +51,9 @@ def test_a_folder_url_of_csv_files_is_read_with_the_readers_rows_and_rejects(tmp
 
 
 def test_what_spark_cannot_read_is_one_line_naming_the_cause(tmp_path):
-    """An empty local file says so, as on DuckDB (Spark lists no file of 0 bytes); a URL of
-    a file system Spark has no client for, or whose server is down, gives the JVM's cause,
-    not the name of the JVM call."""
+    """A local file of 0 bytes (which Spark does not list) is no error but a read without
+    rows, naming the file, as on DuckDB; a URL of a file system Spark has no client for, or
+    whose server is down, gives the JVM's cause, not the name of the JVM call."""
     require_spark()
     from segflow.engine import spark_session
     from segflow.warehouse._text import read_text
@@ -63,8 +63,10 @@ def test_what_spark_cannot_read_is_one_line_naming_the_cause(tmp_path):
     session = spark_session("local[1]")
     empty = tmp_path / "empty.csv"
     empty.write_bytes(b"")
-    with pytest.raises(InputError, match=r"^file empty\.csv: the file is empty \(0 bytes\)"):
-        read_text(session, source, empty.resolve().as_uri(), "empty.csv", local=True)
+    read = read_text(session, source, empty.resolve().as_uri(), "empty.csv", local=True)
+    assert (read.rows, read.records, read.empty) == (None, 0, [("empty.csv", True)])
+    with pytest.raises(InputError, match=r"^file .*nothing: Spark cannot read it: "):
+        read_text(session, source, (tmp_path / "nothing").as_uri(), "nothing", local=False)
     with pytest.raises(InputError, match=r'Spark cannot read it: No FileSystem for scheme "nofs"$'):
         read_text(session, source, "nofs://host/x.csv", "nofs://host/x.csv", local=False)
     with pytest.raises(InputError, match=r"Spark cannot read it: Call From .* to \S+:9 "

@@ -138,11 +138,24 @@ def report(
         # on Spark the figures come from the warehouse: the DuckDB store is not opened
         # (opening it would create an empty segflow.duckdb)
         spark = on_spark(project_dir, engine)
-        with Project.open(project_dir) if not spark else Project.on_warehouse(project_dir) as project:
+        with _report_project(project_dir) if not spark else Project.on_warehouse(project_dir) as project:
             with progress() as bar:
                 bar.add_task("writing report", total=None)
                 path = project.report(out, engine=engine)
             console.print(f"report written to [bold]{path.resolve()}[/]")
+
+
+def _report_project(project_dir: Path):  # noqa: ANN202
+    """The project for ``segflow report``, which only reads: opened for writing (an older
+    store's schema is upgraded), or read-only while a refresh works on its copy of the store
+    (the report then shows the store as it is until the refresh replaces it)."""
+    from segflow.project import Project
+    from segflow.store._refresh_guard import RefreshInProgress
+
+    try:
+        return Project.open(project_dir)
+    except RefreshInProgress:
+        return Project.open(project_dir, read_only=True)
 
 
 def demo(

@@ -131,7 +131,7 @@ def _show(report, json_output: bool) -> None:
     frame = report.to_pandas()
     stdout.print(_table("Reconciliation (rows)", frame, [
         "source", "source_file", "status", "rows_read", "rows_accepted", "rows_quarantined",
-        "rows_duplicate", "rows_replaced", "rows_anonymous"]))
+        "rows_duplicate", "rows_replaced", "rows_anonymous", "rows_stale"]))
     rules = report.rules()
     if len(rules):
         stdout.print(_table("Quarantined rows by rule", rules, ["source", "rule", "rows"]))

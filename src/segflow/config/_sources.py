@@ -146,6 +146,16 @@ class SourceSettings(BaseModel):
             "identical lines are kept (lines of one order, one per customer and timestamp)."
         ),
     )
+    redelivery: Literal["keep", "replace"] = Field(
+        default="keep",
+        description=(
+            "A file loaded before, delivered again under its name with other content: 'keep' "
+            "adds its new rows and corrects changed ones, and the rows of the earlier delivery "
+            "it no longer holds stay in the store (counted in rows_stale, with a warning); "
+            "'replace' removes every row the earlier delivery stored (and its quarantine) and "
+            "loads the new content in their place."
+        ),
+    )
     max_field_chars: int = Field(
         default=100_000, description="Longer values in a mapped column are quarantined."
     )

@@ -2,7 +2,8 @@
 
 The lock is ``fcntl.flock`` on ``<store>.refresh.lock``: the kernel releases it when the
 holder exits, however it ends (a killed refresh never leaves a stale lock). The file holds
-the holder's pid and start time, for the message a second refresh shows.
+the holder's pid and start time, for the message a second refresh shows, and for the one
+of a command that would write the store meanwhile (:mod:`segflow.store._refresh_guard`).
 """
 
 from __future__ import annotations
@@ -16,15 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from segflow.errors import SegflowError
+from segflow.store._refresh_guard import lock_path
 
 
 class RefreshLocked(SegflowError):
     """Another refresh of the same store holds the lock."""
-
-
-def lock_path(store_path: Path) -> Path:
-    """The lock file of a store."""
-    return store_path.with_name(store_path.name + ".refresh.lock")
 
 
 @contextlib.contextmanager

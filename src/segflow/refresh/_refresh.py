@@ -96,8 +96,10 @@ def fingerprint(directory: Path, settings: Settings) -> str:
 
 
 def pending_inputs(store: Store, settings: Settings, directory: Path) -> list[str]:
-    """Source files not yet loaded (by content hash), plus every database source (which
+    """Source files not yet loaded (by content hash, as the ingest judges them:
+    :func:`segflow.sources._ingest.loaded_before`), plus every database source (which
     cannot be checked without reading it)."""
+    from segflow.sources._ingest import load_label, loaded_before
     from segflow.sources._readers import discover_files, file_hash, relative, source_format
 
     out = []
@@ -106,11 +108,7 @@ def pending_inputs(store: Store, settings: Settings, directory: Path) -> list[st
             out.append(f"postgres:{src.name}")
             continue
         for path in discover_files(src, Path(directory)):
-            n = store.raw.execute(
-                "SELECT count(*) FROM loads WHERE source = ? AND file_hash = ? AND status = 'ok'",
-                [src.name, file_hash(path)],
-            ).fetchone()[0]
-            if not n:
+            if not loaded_before(store, src, load_label(src, path, directory), file_hash(path)):
                 out.append(relative(path, Path(directory)))
     return out
 

@@ -11,7 +11,13 @@ import duckdb
 from segflow._result import TableResult, json_records
 from segflow.config import SourceSettings
 from segflow.sources._load import classify
-from segflow.sources._readers import discover_files, refuse_nested, relative, stage
+from segflow.sources._readers import (
+    blank_file,
+    discover_files,
+    refuse_nested,
+    relative,
+    stage,
+)
 from segflow.sources._validate import check_timezone, resolve, validate
 from segflow.store import CANONICAL_TABLES
 
@@ -81,7 +87,7 @@ def check_source(
     source: SourceSettings, project_dir: str | Path, n: int = 1000, *,
     now: dt.datetime | None = None,
 ) -> CheckReport:
-    """Dry-run ``source`` on the first ``n`` rows of its first file.
+    """Dry-run ``source`` on the first ``n`` rows of its first file (that has a byte).
 
     Parameters
     ----------
@@ -100,7 +106,10 @@ def check_source(
     """
     project_dir = Path(project_dir)
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    path = None if source.format == "postgres" else discover_files(source, project_dir)[0]
+    path = None
+    if source.format != "postgres":  # the first file with bytes (0 bytes: nothing to check)
+        files = discover_files(source, project_dir)
+        path = next((f for f in files if not blank_file(source, f)), files[0])
     label = relative(path, project_dir) if path else f"postgres:{source.options.get('table')}"
     con = duckdb.connect()
     try:

@@ -8,6 +8,8 @@ loaded first, so that ``unknown_customer`` can be checked against them.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import time
 import uuid
 import warnings
 from collections.abc import Callable
@@ -17,16 +19,26 @@ from typing import TYPE_CHECKING, Any
 from segflow._result import TableResult
 from segflow.config import Settings, SourceSettings
 from segflow.errors import InputError, StoreError
-from segflow.sources._load import LoadCounts, classify, rollup_orders, write
+from segflow.sources._load import (
+    LoadCounts,
+    classify,
+    note_empty,
+    record_load,
+    rollup_orders,
+    write,
+)
 from segflow.sources._once import judge
 from segflow.sources._readers import (
+    blank_file,
     discover,
     file_hash,
+    has_rows,
     refuse_nested,
     relative,
     source_format,
     stage,
 )
+from segflow.sources._redeliver import forget_file, note_overlap, note_stale, stale_rows
 from segflow.sources._validate import check_timezone, flags, resolve, validate
 from segflow.store import CANONICAL_TABLES, Store
 
@@ -38,7 +50,7 @@ _ORDER = ["customers", "transactions", "events", "campaign_exposures", "survey_r
 _COLUMNS = [
     "source", "source_file", "table", "status", "rows_read", "rows_accepted",
     "rows_quarantined", "rows_duplicate", "rows_replaced", "rows_anonymous", "rows_flagged",
-    "rows_released", "load_id",
+    "rows_released", "rows_stale", "load_id",
 ]
 
 ProgressFn = Callable[[str, int, int], None]
@@ -56,7 +68,11 @@ class IngestReport(TableResult):
     ``rows_anonymous`` (transactions kept without a customer id) and ``rows_flagged`` (values
     noted in the table ``ingest_flags``) too; ``rows_released`` counts rows an earlier load
     had quarantined that pass now (their old quarantine record is removed). A file whose bytes were
-    loaded before has status ``unchanged`` and zero counts.
+    loaded before has status ``unchanged`` and zero counts; a file without data rows (a header
+    only, or an empty text file) has status ``empty``, zero counts and a warning.
+    ``rows_stale`` (outside the reconciliation) counts the rows an earlier delivery of the
+    same file stored that this delivery does not restate and that stay in the store
+    (:mod:`segflow.sources._redeliver`).
 
     Attributes
     ----------
@@ -94,7 +110,7 @@ class IngestReport(TableResult):
 
     def totals(self) -> dict[str, int]:
         frame = self.to_pandas()
-        return {c: int(frame[c].sum()) for c in _COLUMNS[4:12]}
+        return {c: int(frame[c].sum()) for c in _COLUMNS[4:13]}
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
@@ -159,8 +175,16 @@ def ingest(
     Raises
     ------
     InputError
-        Before anything is written, when a file is missing, empty, header-only, binary, or
-        lacks a mapped column. Row-level problems never raise: they are quarantined.
+        Before anything is written, when a file is missing, binary, not a file of its format
+        (a Parquet file of 0 bytes) or lacks a mapped column (a header-only file too). Row-level
+        problems never raise: they are quarantined.
+
+    Warns
+    -----
+    UserWarning
+        Per file without data rows (loaded as 0 rows), per file delivered again that leaves
+        rows of its earlier delivery in the store (``rows_stale``) or replaces them
+        (``redelivery = "replace"``), and with the totals of quarantined and duplicate rows.
 
     Notes
     -----
@@ -202,7 +226,9 @@ def _skipped(sources: list[SourceSettings], project_dir: Path) -> list[LoadCount
     return out
 
 
-def _label(source: SourceSettings, path: Path | None, project_dir: Path) -> str:
+def load_label(source: SourceSettings, path: Path | None, project_dir: Path) -> str:
+    """The ``source_file`` of a load: the file relative to the project (``:table`` added
+    for a DuckDB file), or ``postgres:<table>``."""
     if path is None:
         return f"postgres:{source.options.get('table') or 'query'}"
     label = relative(path, project_dir)
@@ -217,11 +243,26 @@ def _preflight(store: Store, source: SourceSettings, path: Path | None, project_
     con = duckdb.connect()
     try:
         check_timezone(con, source)
-        staged = stage(con, source, path, _label(source, path, project_dir), limit=50)
+        if blank_file(source, path):
+            return
+        staged = stage(con, source, path, load_label(source, path, project_dir), limit=50)
         specs = resolve(source, staged)
         refuse_nested(con, staged, [s.label for s in specs.values()])
     finally:
         con.close()
+
+
+#: A file whose bytes were loaded before: under any name when that load read rows (a file
+#: sent again), else under the same name (two empty months have the same bytes). The Spark
+#: ingest and ``segflow refresh`` apply the same rule (:func:`loaded_before`).
+UNCHANGED_SQL = ("SELECT count(*) FROM loads WHERE source = ? AND file_hash = ? AND status = 'ok' "
+                 "AND (rows_read > 0 OR source_file = ?)")
+
+
+def loaded_before(store: Store, source: SourceSettings, label: str, digest: str) -> bool:
+    """Whether the file ``label`` of ``source`` with the SHA-256 ``digest`` is unchanged
+    (see :data:`UNCHANGED_SQL`)."""
+    return bool(store.raw.execute(UNCHANGED_SQL, [source.name, digest, label]).fetchone()[0])
 
 
 def load_one(
@@ -234,62 +275,118 @@ def load_one(
     force: bool = False,
 ) -> LoadCounts:
     """Load one file of one source in one transaction; see :func:`ingest`."""
-    label = _label(source, path, project_dir)
+    label = load_label(source, path, project_dir)
     load_id = uuid.uuid4().hex[:12]
     counts = LoadCounts(load_id, source.name, label, source.table)
+    seen = path.stat() if path is not None else None  # before the bytes are hashed
     digest = file_hash(path) if path is not None else None
-    if digest and not force:
-        done = store.sql(
-            "SELECT count(*) AS n FROM loads WHERE source = ? AND file_hash = ? AND status = 'ok'",
-            [source.name, digest],
-        ).column("n")[0].as_py()
-        if done:
-            counts.status = "unchanged"
-            return counts
+    if digest and not force and loaded_before(store, source, label, digest):
+        counts.status = "unchanged"
+        return counts
     started = _now()
-    suffix = uuid.uuid4().hex[:8]
-    val, cls, orders = f"_sf_val_{suffix}", f"_sf_cls_{suffix}", None
     # Staging, validation and classification run on a private cursor (its temporary tables
     # are its own and vanish when it closes); only the writes form the store transaction, so
-    # a crash or an error leaves the store as it was before this load.
+    # a crash or an error leaves the store as it was before this load. With redelivery =
+    # "replace", a file loaded before drops its earlier rows first, in the same transaction.
     con = store.raw.cursor()
     try:
-        staged = stage(con, source, path, label)
-        specs = resolve(source, staged)
-        refuse_nested(con, staged, [s.label for s in specs.values()])
-        read = staged.tally.digest if staged.tally and staged.tally.digest else digest
-        has_customers = con.execute("SELECT count(*) FROM main.customers").fetchone()[0] > 0
-        known = "main.customers" if has_customers and source.table != "customers" else None
-        flag_list, once = flags(source, specs), {}
+        staged = None if blank_file(source, path) else stage(con, source, path, label)
+        specs = resolve(source, staged) if staged is not None else {}
+        if staged is not None:
+            refuse_nested(con, staged, [s.label for s in specs.values()])
+        read = staged.tally.digest if staged and staged.tally and staged.tally.digest else digest
         again = con.execute("SELECT count(*) FROM main.loads WHERE source = ? AND source_file = ? "
                             "AND status = 'ok'", [source.name, label]).fetchone()[0] > 0
-        if not write_once(source, again):
-            present = validate(con, source, staged, specs, now=now, known_customers=known, out=val)
-            warning = classify(con, source, val, present, cls, against_store=True,
-                               staged=staged, mapped=set(specs))
-            if warning:
-                counts.warnings.append(warning)
-            if source.rollup and source.table == "transactions":
-                orders = f"_sf_ord_{suffix}"
-                rollup_orders(con, source, cls, orders, against_store=True)
-        else:  # one narrow pass, then each accepted row written once
-            present = list(CANONICAL_TABLES[source.table])
-            got = judge(con, source, staged, specs, now=now, known_customers=known, name=cls,
-                        mapped=set(specs), flag_list=flag_list)
-            cls, once = got.cls, {"insert_from": got.rows, "flagged": got.flagged}
-        con.execute("BEGIN TRANSACTION")
+        # a file delivered again (a database table is read whole at every ingest, often by
+        # a query of recent rows: its earlier rows are not judged by the new read)
+        redelivered = again and path is not None
+        replace = redelivered and source.redelivery == "replace"
+        txn = _Transaction(con)
         try:
-            write(con, source, staged, cls, present, counts, now=now, file_hash=read,
-                  started=started, orders=orders, flag_list=flag_list, mapped=set(specs),
-                  **once)
-            _recheck(staged, counts, path, digest, read)
+            if replace:
+                txn.begin()
+                forget_file(con, source, counts)
+            if staged is None or not has_rows(con, staged):
+                _write_empty(con, source, staged, counts, txn,
+                             stale=redelivered and not replace, now=now, file_hash=read,
+                             started=started, mapped=set(specs))
+            else:
+                _load_rows(con, source, staged, specs, counts, txn, again=again,
+                           stale=redelivered and not replace, replace=replace, now=now,
+                           file_hash=read, started=started)
+            _recheck(staged, counts, path, digest, read, seen)
         except BaseException:
-            con.execute("ROLLBACK")
+            if txn.open:
+                con.execute("ROLLBACK")
             raise
         con.execute("COMMIT")
     finally:
         con.close()
     return counts
+
+
+class _Transaction:
+    """The load's store transaction: opened once, when the writes begin (or before the
+    classification, when an earlier delivery's rows are removed first)."""
+
+    def __init__(self, con) -> None:
+        self.con, self.open = con, False
+
+    def begin(self) -> None:
+        if not self.open:
+            self.con.execute("BEGIN TRANSACTION")
+            self.open = True
+
+
+def _write_empty(con, source: SourceSettings, staged, counts: LoadCounts, txn: _Transaction, *,
+                 stale: bool, now: dt.datetime, file_hash: str | None, started: dt.datetime,
+                 mapped: set[str]) -> None:
+    """A file without data rows: 0 rows, its load recorded with a warning; the rows of an
+    earlier delivery of it (``stale``: delivered again, redelivery = "keep") are all stale."""
+    note_empty(counts, blank=staged is None)
+    present = list(CANONICAL_TABLES[source.table])
+    if stale:
+        counts.rows_stale = stale_rows(con, source, counts.source_file, None, present, mapped,
+                                       relined=False)
+        note_stale(counts, source, mapped, present, empty=True)
+    txn.begin()
+    record_load(con, source, counts, file_hash=file_hash, started=started, now=now)
+
+
+def _load_rows(con, source: SourceSettings, staged, specs, counts: LoadCounts,
+               txn: _Transaction, *, again: bool, stale: bool, replace: bool,
+               now: dt.datetime, file_hash: str | None, started: dt.datetime) -> None:
+    """Validate, classify and write the rows of a staged file (the writes in ``txn``):
+    ``again``, read before under its name; ``stale``, count the rows of its earlier
+    delivery it does not restate; ``replace``, they were removed (:mod:`._redeliver`)."""
+    suffix = uuid.uuid4().hex[:8]
+    val, cls, orders = f"_sf_val_{suffix}", f"_sf_cls_{suffix}", None
+    has_customers = con.execute("SELECT count(*) FROM main.customers").fetchone()[0] > 0
+    known = "main.customers" if has_customers and source.table != "customers" else None
+    flag_list, once, mapped = flags(source, specs), {}, set(specs)
+    if not write_once(source, again):
+        present = validate(con, source, staged, specs, now=now, known_customers=known, out=val)
+        warning = classify(con, source, val, present, cls, against_store=True,
+                           staged=staged, mapped=mapped)
+        if warning:
+            counts.warnings.append(warning)
+        if source.rollup and source.table == "transactions":
+            orders = f"_sf_ord_{suffix}"
+            rollup_orders(con, source, cls, orders, against_store=True)
+        if replace:
+            note_overlap(con, source, cls, counts)
+        elif stale:
+            counts.rows_stale = stale_rows(con, source, counts.source_file, val, present,
+                                           mapped, relined=bool(warning))
+            note_stale(counts, source, mapped, present, empty=False)
+    else:  # one narrow pass, then each accepted row written once
+        present = list(CANONICAL_TABLES[source.table])
+        got = judge(con, source, staged, specs, now=now, known_customers=known, name=cls,
+                    mapped=mapped, flag_list=flag_list)
+        cls, once = got.cls, {"insert_from": got.rows, "flagged": got.flagged}
+    txn.begin()
+    write(con, source, staged, cls, present, counts, now=now, file_hash=file_hash,
+          started=started, orders=orders, flag_list=flag_list, mapped=mapped, **once)
 
 
 def write_once(source: SourceSettings, again: bool) -> bool:
@@ -302,23 +399,55 @@ def write_once(source: SourceSettings, again: bool) -> bool:
 
 
 def _recheck(staged, counts: LoadCounts, path: Path | None, before: str | None,
-             read: str | None) -> None:
+             read: str | None, seen: os.stat_result | None = None) -> None:
     """Before the commit: the counts match the reader's own count of the file, and the file
     still has the bytes that were read (else nothing of it is written)."""
-    tally = staged.tally
+    tally = staged.tally if staged is not None else None
     if tally is not None and tally.complete and counts.rows_read != tally.records:
         raise StoreError(f"file {staged.label}: the reader counted {tally.records} records but "
                          f"{counts.rows_read} rows were classified; nothing was loaded from it")
     if path is None or before is None:
         return
+    if counts.status == "empty" and seen is not None:
+        _settle(path, seen, counts.source_file)
     now = file_hash(path)
     if now != before or now != read:
         raise InputError("the file changed while it was being loaded (its bytes differ from "
                          "those read); nothing was loaded from it; run ingest again",
-                         file=staged.label)
+                         file=counts.source_file)
+
+
+#: Seconds a file without data rows must have stayed as it was before its load commits.
+SETTLE_SECONDS = 1.0
+
+
+def _settle(path: Path, seen: os.stat_result, label: str) -> None:
+    """Wait until ``path``, as ``seen`` when its load began, is :data:`SETTLE_SECONDS`
+    old, and check it is still that file. A file written in place is 0 bytes (or a header)
+    for an instant after it is truncated, and a load without rows takes less than that
+    instant: the hash compared afterwards could miss the rewrite, and the truncated file
+    would be recorded as an empty delivery.
+
+    Raises
+    ------
+    InputError
+        The file was modified (or replaced) since the load began.
+    """
+    age = time.time() - seen.st_mtime
+    if age < SETTLE_SECONDS:
+        time.sleep(SETTLE_SECONDS - max(age, 0.0))
+    now = path.stat()
+    if (now.st_ino, now.st_size, now.st_mtime_ns) != (seen.st_ino, seen.st_size,
+                                                       seen.st_mtime_ns):
+        raise InputError("the file changed while it was being loaded (it was written to "
+                         "since the load began); nothing was loaded from it; run ingest again",
+                         file=label)
 
 
 def _warn(loads: list[LoadCounts]) -> None:
+    for ld in loads:
+        for message in ld.file_warnings:
+            warnings.warn(message, UserWarning, stacklevel=3)
     quarantined = sum(ld.rows_quarantined for ld in loads)
     duplicates = sum(ld.rows_duplicate for ld in loads)
     if quarantined or duplicates:

@@ -50,7 +50,12 @@ _DUP_KIND = {"duplicate": "in_load", "loaded": "already_loaded", "seen": "alread
 
 @dataclass
 class LoadCounts:
-    """Reconciliation of one load (one file of one source)."""
+    """Reconciliation of one load (one file of one source).
+
+    ``rows_stale`` (not part of the reconciliation: they are not rows of this file) counts
+    the rows an earlier delivery of the same file stored that this delivery does not restate
+    and that stay in the store (see :mod:`segflow.sources._redeliver`).
+    """
 
     load_id: str
     source: str
@@ -65,9 +70,18 @@ class LoadCounts:
     rows_anonymous: int = 0
     rows_flagged: int = 0
     rows_released: int = 0
+    rows_stale: int = 0
     rules: dict[str, int] = field(default_factory=dict)
     flags: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: the warnings about the file as a whole (empty; rows of an earlier delivery left or
+    #: replaced), which the ingest also raises as Python warnings (stderr in every command)
+    file_warnings: list[str] = field(default_factory=list)
+
+    def warn_file(self, message: str) -> None:
+        """Add a warning about the file as a whole (see ``file_warnings``)."""
+        self.warnings.append(message)
+        self.file_warnings.append(message)
 
     @property
     def reconciles(self) -> bool:
@@ -376,13 +390,40 @@ def write(
     _count(con, source, staged, cls, present, counts)
     if not counts.reconciles:  # a bug guard: the transaction rolls back
         raise StoreError(f"reconciliation failed for {staged.label}: {counts}")
+    record_load(con, source, counts, file_hash=file_hash, started=started, now=now)
+
+
+def record_load(con: duckdb.DuckDBPyConnection, source: SourceSettings, counts: LoadCounts, *,
+                file_hash: str | None, started: dt.datetime, now: dt.datetime) -> None:
+    """The load's row in ``loads`` (inside the caller's transaction); the stored audit
+    (:func:`segflow.summaries.store_audit`) no longer describes the data. The ingest's
+    logs exist after any load, one without rows too."""
+    con.execute(DUPLICATES_DDL)
+    con.execute(FLAGS_DDL)
     con.execute(
-        "INSERT INTO main.loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ok')",
-        [counts.load_id, source.name, staged.label, file_hash, table, counts.rows_read,
-         counts.rows_accepted, counts.rows_quarantined, counts.rows_duplicate, started, now],
+        "INSERT INTO main.loads (load_id, source, source_file, file_hash, target_table, "
+        "rows_read, rows_accepted, rows_quarantined, rows_duplicate, started_at, finished_at, "
+        "status, rows_stale) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ok', ?)",
+        [counts.load_id, source.name, counts.source_file, file_hash, source.table,
+         counts.rows_read, counts.rows_accepted, counts.rows_quarantined, counts.rows_duplicate,
+         started, now, counts.rows_stale],
     )
-    # the stored audit (segflow.summaries.store_audit) no longer describes the data
     con.execute("DELETE FROM main.summary_audit")
+
+
+def empty_message(name: str, *, blank: bool) -> str:
+    """The warning about the file ``name`` without data rows (``blank``: 0 bytes, no header
+    to check; else its header matched the mapping)."""
+    what = "is empty (0 bytes: no header to check)" if blank else "has a header but no data rows"
+    return f"file {name} {what}; loaded as 0 rows"
+
+
+def note_empty(counts: LoadCounts, *, blank: bool) -> None:
+    """Mark ``counts`` as the load of a file without data rows: status ``empty``, 0 rows
+    read, a warning naming the file (:func:`empty_message`). The DuckDB and the Spark
+    ingest share this."""
+    counts.status = "empty"
+    counts.warn_file(empty_message(counts.source_file, blank=blank))
 
 
 def _release(con, source: SourceSettings, staged: Staged, cls: str, counts: LoadCounts) -> None:

@@ -602,10 +602,25 @@ def stage(
         "duckdb": lambda: _stage_duckdb(con, path, source, label, limit),
         "postgres": lambda: _stage_postgres(con, source, label, limit),
     }
-    staged = readers[fmt]()
-    n = con.execute(f"SELECT count(*) FROM {staged.table}").fetchone()[0]
-    n_rej = con.execute(f"SELECT count(*) FROM {staged.rejects}").fetchone()[0] if staged.rejects else 0
-    if n + n_rej == 0:
-        staged.drop(con)
-        raise InputError("the file has a header but no data rows", file=label, row=1)
-    return staged
+    return readers[fmt]()
+
+
+def blank_file(source: SourceSettings, path: Path | None) -> bool:
+    """Whether ``path`` is a text file (CSV, JSON lines; not compressed) of 0 bytes: an
+    export with no rows and no header, loaded as 0 rows with a warning. (A Parquet, Excel or
+    DuckDB file of 0 bytes, or a compressed file, is not a file of its format: an error.)"""
+    if path is None or source_format(source, path) not in ("csv", "jsonl") or _suffix(path)[1]:
+        return False
+    try:
+        return path.stat().st_size == 0
+    except OSError:  # missing: stage() says so
+        return False
+
+
+def has_rows(con: duckdb.DuckDBPyConnection, staged: Staged) -> bool:
+    """Whether the staged file holds any data row or any rejected line (else it is a
+    header, or a Parquet schema, or a sheet's first row, without data)."""
+    if con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {staged.table} LIMIT 1)").fetchone()[0]:
+        return True
+    return bool(staged.rejects and con.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM {staged.rejects} LIMIT 1)").fetchone()[0])

@@ -261,10 +261,15 @@ _V11_EXPORT_DIGEST = [
     "ALTER TABLE export_log ADD COLUMN IF NOT EXISTS assignments_digest VARCHAR",
 ]
 
+#: Version 12: per load, the rows an earlier delivery of the same file stored that this
+#: delivery no longer holds and that stay in the store (``loads.rows_stale``; null in rows
+#: of older loads, which did not count them; see :mod:`segflow.sources._redeliver`).
+_V12_STALE = ["ALTER TABLE loads ADD COLUMN IF NOT EXISTS rows_stale BIGINT"]
+
 #: Ordered schema migrations; index i holds the statements that bring version i to i+1.
 MIGRATIONS: list[list[str]] = [
     _V1, _V2, _V3_SERVER_AUTH, _V4_EXPORTS_REFRESH, _V5_SPELLS, _V6_SUMMARIES, _V7_MODEL_PARAMS,
-    _V8_SUMMARY_RESULTS, _V9_FEATURE_STATE, _V10_AMOUNTS, _V11_EXPORT_DIGEST,
+    _V8_SUMMARY_RESULTS, _V9_FEATURE_STATE, _V10_AMOUNTS, _V11_EXPORT_DIGEST, _V12_STALE,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

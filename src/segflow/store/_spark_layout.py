@@ -47,7 +47,7 @@ LOADS = {
     "load_id": "VARCHAR", "source": "VARCHAR", "source_file": "VARCHAR", "file_hash": "VARCHAR",
     "target_table": "VARCHAR", "rows_read": "BIGINT", "rows_accepted": "BIGINT",
     "rows_quarantined": "BIGINT", "rows_duplicate": "BIGINT", "started_at": "TIMESTAMP",
-    "finished_at": "TIMESTAMP", "status": "VARCHAR",
+    "finished_at": "TIMESTAMP", "status": "VARCHAR", "rows_stale": "BIGINT",
 }
 DUPLICATES = {
     "source": "VARCHAR", "source_file": "VARCHAR", "row_number": "BIGINT", "kind": "VARCHAR",

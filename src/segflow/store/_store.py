@@ -24,6 +24,7 @@ import pyarrow as pa
 from segflow.errors import StoreError
 from segflow.store._cache_guard import CacheGuard
 from segflow.store._memory import resolve_memory_limit
+from segflow.store._refresh_guard import refuse_during_refresh
 from segflow.store._schema import MIGRATIONS, SCHEMA_VERSION
 
 STORE_FILENAME = "segflow.duckdb"
@@ -62,7 +63,10 @@ class Store:
     -----
     Opening a store written by an older segflow applies the missing schema migrations in one
     transaction (the file is left unchanged if any step fails). A store written by a newer
-    segflow is refused with a message naming both versions.
+    segflow is refused with a message naming both versions. Opening a store file for
+    writing while a ``segflow refresh`` of it runs in another process raises
+    :class:`~segflow.store._refresh_guard.RefreshInProgress` (a :class:`StoreError`): the
+    refresh's final swap would discard what this connection writes.
 
     Examples
     --------
@@ -79,11 +83,21 @@ class Store:
         #: True once :meth:`close` ran (the connection is gone).
         self.closed = False
         limit = resolve_memory_limit(memory_limit)
+        file = self.path != ":memory:"
         try:
             self.con: ibis.BaseBackend = ibis.duckdb.connect(self.path, read_only=read_only)
-        except duckdb.Error as exc:  # unreadable or not a DuckDB file
+        except duckdb.Error as exc:  # unreadable, not a DuckDB file, or held by a process
+            if file and not read_only:
+                refuse_during_refresh(self.path)  # (it holds the file while it reads it)
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         self.raw: duckdb.DuckDBPyConnection = self.con.con
+        if file and not read_only:
+            # after DuckDB's file lock is held: a refresh starting later cannot open the file
+            try:
+                refuse_during_refresh(self.path)
+            except StoreError:
+                self.con.disconnect()
+                raise
         self._cache_guard = CacheGuard(self.con)  # cached tables dropped only when safe
         self.raw.execute(f"SET memory_limit = '{limit}'")
         # DuckDB draws its own progress bar on stdout for long queries: stdout is for results.

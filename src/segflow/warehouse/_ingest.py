@@ -47,7 +47,7 @@ import pyarrow as pa
 from segflow.engine._spark import local_url, spark_error_line
 from segflow.errors import InputError, StoreError
 from segflow.sources._ingest import _ORDER, IngestReport, ProgressFn, _now
-from segflow.sources._load import LoadCounts, classify, rollup_orders
+from segflow.sources._load import LoadCounts, classify, empty_message, note_empty, rollup_orders
 from segflow.sources._readers import Staged, discover, file_hash, lit, q, relative, source_format
 from segflow.sources._rules import duplicate_columns, row_key
 from segflow.sources._validate import (
@@ -359,13 +359,21 @@ def ingest_on_warehouse(
     now = now or _now()
     sources = sorted(settings.sources, key=lambda s: _ORDER.index(s.table))
     plan = [(src, inp) for src in sources for inp in _inputs(src, project_dir)]
-    done: set[tuple[str, str]] = set()
+    done: set[tuple[str, str, str | None]] = set()  # (source, hash, file or None: any file)
     if "loads" in store.tables():
-        done = {(r.source, r.file_hash) for r in store.dataframe("loads").where(
-            "status = 'ok' AND file_hash IS NOT NULL").select("source", "file_hash").collect()}
+        done = {(r.source, r.file_hash, None if r.rows_read else r.source_file)
+                for r in store.dataframe("loads").where(
+                    "status = 'ok' AND file_hash IS NOT NULL").select(
+                    "source", "file_hash", "source_file", "rows_read").collect()}
+
+    def loaded(src: SourceSettings, inp: _Input, digest: str | None) -> bool:
+        """The DuckDB ingest's rule (:data:`segflow.sources._ingest.UNCHANGED_SQL`)."""
+        return digest is not None and bool(
+            {(src.name, digest, None), (src.name, digest, inp.label)} & done)
+
     digests = [file_hash(inp.path) if inp.path is not None else None for _, inp in plan]
-    todo = [digest is None or force or (src.name, digest) not in done
-            for (src, _), digest in zip(plan, digests, strict=True)]
+    todo = [digest is None or force or not loaded(src, inp, digest)
+            for (src, inp), digest in zip(plan, digests, strict=True)]
     one_load_per_source([p for p, t in zip(plan, todo, strict=True) if t])
     loads: list[LoadCounts] = []
     with store.run("ingest", {"project": str(project_dir)}) as run_id:
@@ -374,7 +382,7 @@ def ingest_on_warehouse(
                 loads.append(LoadCounts("", src.name, inp.label, src.table, "unchanged"))
             else:
                 loads.append(_load(store, run_id, src, inp, now=now, digest=digest,
-                                   again=digest is not None and (src.name, digest) in done))
+                                   again=loaded(src, inp, digest)))
             if progress:
                 progress(inp.label, i + 1, len(plan))
         # the audit of the data as loaded, in the same run (as the DuckDB ingest stores it)
@@ -431,6 +439,8 @@ def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *
             raise InputError(f"source {source.name!r}: {what} ({table}); comparing a file with "
                              f"them (late corrections) is not done on Spark yet: {_INSTEAD}",
                              file=inp.label)
+    if inp.fmt == "parquet" and inp.path is not None and inp.path.stat().st_size == 0:
+        raise InputError("the file is empty (0 bytes)", file=inp.label)  # as on DuckDB
     text = read_text(store.session, source, inp.url, inp.label, inp.path is not None) \
         if inp.fmt == "csv" else None
     if inp.fmt == "parquet" and inp.path is not None:
@@ -440,6 +450,13 @@ def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *
     if inp.nanos:
         conf.set(NANOS_AS_LONG, "true")
     try:
+        if text is not None:
+            for name, blank in text.empty:  # the files of the load without data rows
+                counts.warn_file(empty_message(name, blank=blank))
+        if text is not None and text.rows is None:  # no file with a byte: no header
+            counts.status = "empty"
+            _record(store, run_id, source, inp, counts, digest=digest, started=started, now=now)
+            return counts
         return _load_rows(store, run_id, source, inp, text, counts, now=now, digest=digest,
                           started=started)
     finally:
@@ -484,6 +501,12 @@ def _load_rows(store: SparkStore, run_id: str, source: SourceSettings, inp: _Inp
             job.offsets[r.p], total = total, total + r["count"]
     else:
         total = raw.count()  # a Parquet file's count: its footers
+    if total == 0:  # a header (schema) without rows: it matched the mapping above
+        if text is None:
+            note_empty(counts, blank=False)
+        counts.status = "empty"
+        _record(store, run_id, source, inp, counts, digest=digest, started=started, now=now)
+        return counts
     val = raw.mapInArrow(job.validate_task, from_arrow_schema(job.val_schema, prefer_timestamp_ntz=True))
     customers = store.dataframe("customers", pending=run_id)
     job.known = bool(unknown_customer_rule(source, job.specs, "_") and customers.limit(1).count())
@@ -506,17 +529,24 @@ def _load_rows(store: SparkStore, run_id: str, source: SourceSettings, inp: _Inp
                numbered=_numbered(raw, job, text), rejects=text.rejects if text is not None else None)
     finally:
         cls.unpersist()
-    if counts.rows_read == 0:
-        raise InputError("the file has a header but no data rows", file=inp.label, row=1)
     if not counts.reconciles or total not in (None, counts.rows_read):  # a bug guard
         raise StoreError(f"reconciliation failed for {inp.label}: {counts} ({total} rows read)")
+    _record(store, run_id, source, inp, counts, digest=digest, started=started, now=now)
+    return counts
+
+
+def _record(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input,
+            counts: LoadCounts, *, digest: str | None, started: dt.datetime,
+            now: dt.datetime) -> None:
+    """The load's row in ``loads`` (as :func:`segflow.sources._load.record_load` writes it;
+    ``rows_stale`` is 0: a file of a source with rows loaded before stops this ingest)."""
     store.write("loads", pa.table({
         "load_id": [counts.load_id], "source": [source.name], "source_file": [inp.label],
         "file_hash": pa.array([digest], pa.string()), "target_table": [source.table],
         "rows_read": [counts.rows_read], "rows_accepted": [counts.rows_accepted],
         "rows_quarantined": [counts.rows_quarantined], "rows_duplicate": [counts.rows_duplicate],
-        "started_at": [started], "finished_at": [now], "status": ["ok"]}), run_id, count=False)
-    return counts
+        "started_at": [started], "finished_at": [now], "status": ["ok"],
+        "rows_stale": [counts.rows_stale]}), run_id, count=False)
 
 
 def _numbered(raw: DataFrame, job: _Job, text: TextRead | None) -> DataFrame:

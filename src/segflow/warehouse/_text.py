@@ -134,15 +134,38 @@ def _flat(a: Any) -> pa.Array:
 class TextRead:
     """A CSV load read by Spark: ``rows`` (``_row`` and the header's columns, text),
     ``rejects`` (``_row, raw_row, reason, column_name``), ``records`` (the reader's count
-    of every file together) and the cached staging to release after the load."""
+    of every file together), the files without data rows (``empty``: name, and True for a
+    file of 0 bytes, False for a header only) and the cached staging to release after the
+    load. ``rows`` is None when no file has a byte (nothing to read a header from)."""
 
-    rows: DataFrame
-    rejects: DataFrame
+    rows: DataFrame | None
+    rejects: DataFrame | None
     records: int
-    staged: DataFrame
+    staged: DataFrame | None
+    empty: list[tuple[str, bool]]
 
     def release(self) -> None:
-        self.staged.unpersist()
+        if self.staged is not None:
+            self.staged.unpersist()
+
+
+def _zero_byte_files(session: SparkSession, url: str) -> list[str]:
+    """The files of 0 bytes at ``url`` (a file, a folder or a glob), which Spark's
+    ``binaryFile`` source does not list; hidden ones (``.`` and ``_``) left out as Spark
+    leaves them out."""
+    jvm = session.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(url)
+    try:
+        fs = path.getFileSystem(session.sparkContext._jsc.hadoopConfiguration())
+        found = fs.globStatus(path) or []
+        files = []
+        for status in found:
+            files += list(fs.listStatus(status.getPath())) if status.isDirectory() else [status]
+    except Exception:  # noqa: BLE001 - the JVM's errors: Spark's read below names the cause
+        return []
+    return sorted(str(f.getPath().toString()) for f in files
+                  if f.isFile() and f.getLen() == 0
+                  and not f.getPath().getName().startswith((".", "_")))
 
 
 def read_text(session: SparkSession, source: SourceSettings, url: str, label: str,
@@ -155,8 +178,9 @@ def read_text(session: SparkSession, source: SourceSettings, url: str, label: st
     Raises
     ------
     InputError
-        Spark cannot list the files, or a file cannot be staged (the reader's one-line
-        message: empty file, bad header, unknown encoding...), or the headers differ.
+        Spark cannot list the files, or there is none, or a file cannot be staged (the
+        reader's one-line message: bad header, unknown encoding...), or the headers differ.
+        Files without data rows (0 bytes, a header only) are no error: see ``TextRead.empty``.
     """
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
@@ -167,13 +191,16 @@ def read_text(session: SparkSession, source: SourceSettings, url: str, label: st
     except Exception as exc:  # JVM errors: missing path, unknown scheme
         raise InputError(f"Spark cannot read it: {spark_error_line(exc)}", file=label) from exc
     job = TextJob(source, label, local)
+    blank = [label if local else f for f in _zero_byte_files(session, url)]
     staged = files.mapInArrow(job.stage_task, from_arrow_schema(STAGED)).cache()
     try:
         meta = sorted(staged.where("_kind IN ('file', 'error')").select(
             "path", "_kind", "_row", "_fields", "raw_row", "_records").collect())
         if not meta:  # Spark lists no file of 0 bytes
-            raise InputError("the file is empty (0 bytes); expected a header row" if local else
-                             "no file to read (files of 0 bytes are skipped)", file=label)
+            if not blank:
+                raise InputError("no file to read", file=label)
+            staged.unpersist()
+            return TextRead(None, None, 0, None, [(f, True) for f in blank])
         for m in meta:
             if m._kind == "error":
                 raise InputError(m.raw_row)
@@ -195,4 +222,6 @@ def read_text(session: SparkSession, source: SourceSettings, url: str, label: st
     rows = staged.where("_kind = 'row'").select(
         row, *[F.col("_fields")[i].alias(h) for i, h in enumerate(header)])
     rejects = staged.where("_kind = 'reject'").select(row, "raw_row", "reason", "column_name")
-    return TextRead(rows, rejects, sum(m._records for m in meta), staged)
+    headers_only = [(label if local else m.path, False) for m in meta if not m._records]
+    empty = sorted([*headers_only, *((f, True) for f in blank)])
+    return TextRead(rows, rejects, sum(m._records for m in meta), staged, empty)

@@ -1,0 +1,157 @@
+"""Files without data rows on Spark (``local[1]``) as on DuckDB: a header-only CSV, a CSV of
+0 bytes and a Parquet file without rows load as 0 rows, status ``empty``, with the same
+warning and the same row in ``loads``; a header of another layout is the same one-line
+error; in a folder read as one load (a URL), each file without rows is named."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from tests._engines import require_spark
+from typer.testing import CliRunner
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+TOML = """
+[project]
+name = "empty"
+
+[[sources]]
+name = "crm"
+table = "customers"
+path = "data/customers.csv"
+[sources.columns]
+customer_id = "id"
+
+[[sources]]
+name = "orders"
+table = "transactions"
+path = "{path}"
+format = "{fmt}"
+[sources.columns]
+transaction_id = "order_id"
+customer_id = "customer"
+ts = "order_date"
+amount = "amount"
+
+[engine]
+kind = "spark"
+master = "local[1]"
+warehouse = "wh"
+database = "empty"
+"""
+HEADER = "order_id,customer,order_date,amount\n"
+COLUMNS = ["load_id", "source_file", "rows_read", "rows_accepted", "rows_quarantined",
+           "rows_duplicate", "rows_stale", "status"]
+
+
+def _project(root, path: str, fmt: str):
+    from segflow.project import Project
+
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    (root / "data" / "customers.csv").write_text("id\nC1\nC2\n")
+    Project.init(root, toml_text=TOML.format(path=path, fmt=fmt)).close()
+    return root
+
+
+def _spark_ingest(root) -> tuple[int, dict]:
+    from segflow.cli import app
+
+    result = CliRunner().invoke(app, ["ingest", "-p", str(root), "--json"])
+    return result.exit_code, (json.loads(result.stdout) if result.exit_code == 0 else result)
+
+
+def _loads_of(rows) -> list[tuple]:
+    return sorted(tuple(r[c] for c in COLUMNS[1:]) for r in rows)
+
+
+@pytest.mark.parametrize("case", ["header_only_csv", "zero_byte_csv", "parquet_without_rows"])
+def test_a_file_without_rows_loads_as_on_duckdb(tmp_path, case):
+    require_spark()
+    from segflow.config import Settings
+    from segflow.project import Project
+    from segflow.store._spark import SparkStore
+
+    root = tmp_path / case
+    fmt = "parquet" if case.startswith("parquet") else "csv"
+    _project(root, f"data/orders.{fmt}", fmt)
+    target = root / "data" / f"orders.{fmt}"
+    if case == "header_only_csv":
+        target.write_text(HEADER)
+    elif case == "zero_byte_csv":
+        target.write_bytes(b"")
+    else:
+        pq.write_table(pa.table({c: pa.array([], pa.string()) for c in HEADER.split(",")}
+                                | {"amount": pa.array([], pa.string())}), target)
+    with Project.open(root) as project, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        duck = project.ingest(engine="duckdb")
+        duck_loads = project.store.sql(f"SELECT {', '.join(COLUMNS)} FROM loads").to_pylist()
+    blank = case == "zero_byte_csv"
+    want = (f"file data/orders.{fmt} "
+            + ("is empty (0 bytes: no header to check)" if blank else
+               "has a header but no data rows") + "; loaded as 0 rows")
+    assert want in [str(w.message) for w in caught]
+    code, spark = _spark_ingest(root)
+    assert code == 0, spark
+    for report in (duck.to_dict(), spark):
+        rows = {r["source"]: r for r in report["data"]}
+        assert (rows["orders"]["status"], rows["orders"]["rows_read"]) == ("empty", 0)
+        assert rows["crm"]["rows_accepted"] == 2
+    def rows_of(data: list[dict]) -> list[dict]:
+        return sorted(({k: v for k, v in r.items() if k != "load_id"} for r in data),
+                      key=lambda r: r["source"])
+
+    assert rows_of(spark["data"]) == rows_of(duck.to_dict()["data"])
+    assert spark["warnings"] == duck.warnings == [want]
+    store = SparkStore.open(Settings.load(root).engine, root)
+    try:
+        got = store.dataframe("loads").toPandas()[COLUMNS].to_dict(orient="records")
+    finally:
+        store.session.stop()
+    assert _loads_of(got) == _loads_of(duck_loads) == sorted(
+        [("data/customers.csv", 2, 2, 0, 0, 0, "ok"), (f"data/orders.{fmt}", 0, 0, 0, 0, 0, "ok")])
+
+
+def test_a_header_only_file_of_another_layout_is_the_same_error(tmp_path):
+    require_spark()
+    from segflow.project import Project
+
+    root = _project(tmp_path, "data/orders.csv", "csv")
+    (root / "data" / "orders.csv").write_text("order_id,client,order_date,amount\n")
+    with Project.open(root) as project, pytest.raises(Exception) as duck:
+        project.ingest(engine="duckdb")
+    code, result = _spark_ingest(root)
+    assert code == 1
+    errors = [ln for ln in result.output.splitlines() if ln.startswith("error:")]
+    assert errors == [f"error: {duck.value}"]
+    assert str(duck.value).startswith("file data/orders.csv, header, column 'customer': ")
+
+
+@pytest.mark.parametrize("first", ["with_rows", "header_only"])
+def test_a_folder_url_names_each_file_without_rows(tmp_path, first):
+    """One load of a folder: each file without rows gets its warning (0 bytes, which
+    Spark's file listing leaves out, too); with no row in any file the load is ``empty``."""
+    require_spark()
+    folder = tmp_path / "data" / "orders"
+    folder.mkdir(parents=True)
+    rows = "O1,C1,2024-01-05 10:00:00,10\nO2,C2,2024-01-06 10:00:00,20\n"
+    (folder / "2024-01.csv").write_text(HEADER + (rows if first == "with_rows" else ""))
+    (folder / "2024-02.csv").write_text(HEADER)
+    (folder / "2024-03.csv").write_bytes(b"")
+    root = _project(tmp_path, folder.resolve().as_uri(), "csv")
+    code, report = _spark_ingest(root)
+    assert code == 0, report
+    orders = {r["source"]: r for r in report["data"]}["orders"]
+    n = 2 if first == "with_rows" else 0
+    assert (orders["status"], orders["rows_read"], orders["rows_accepted"]) == (
+        "loaded" if n else "empty", n, n)
+    local = f"file:{folder.resolve()}"  # as Spark names local files
+    header_only = ["2024-02.csv"] if n else ["2024-01.csv", "2024-02.csv"]
+    assert report["warnings"] == sorted(
+        [f"file {local}/{f} has a header but no data rows; loaded as 0 rows" for f in header_only]
+        + [f"file {local}/2024-03.csv is empty (0 bytes: no header to check); loaded as 0 rows"])
