@@ -89,7 +89,7 @@ def exact_decimal(value: ibis.NumericValue, dtype: ibis.expr.datatypes.Decimal) 
     double of 2^53 or more is its whole number exactly; other types are cast.
 
     Spark casts a double through Java's ``Double.toString``: the shortest text below 2^53
-    (checked on 230,000 values of 1e-6 to 9e15), but from 2^53 often longer, and not always
+    (checked on 220,000 values from 1e-6 to 1e16), but from 2^53 often longer, and not always
     the number (``8.5965848407352992E16``). DuckDB's own cast multiplies by 10^places in
     double arithmetic: right for small values, but from about 1e8 the product has no digit to
     spare (``8675193777.2`` became ``8675193777.200001``, ``3358590236660``

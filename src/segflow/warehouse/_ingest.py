@@ -314,8 +314,9 @@ def _read(store: SparkStore, inp: _Input) -> DataFrame:
     except Exception as exc:  # JVM errors: missing path, unknown scheme, not Parquet
         hint = ""
         if "TIMESTAMP(NANOS" in str(exc):
-            hint = ("; nanosecond timestamps (pandas' default) are read from local files only: "
-                    "write microseconds (pyarrow: coerce_timestamps='us') or " + _ON_DUCKDB)
+            hint = ("; the Spark ingest reads nanosecond timestamps (pandas' default) only in "
+                    "top-level columns of local files: write microseconds (pyarrow: "
+                    "coerce_timestamps='us') or " + _ON_DUCKDB)
         raise InputError(f"Spark cannot read it: {spark_error_line(exc)}{hint}",
                          file=inp.label) from exc
 
@@ -462,8 +463,10 @@ def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *
     finally:
         if text is not None:
             text.release()
-        if inp.nanos:
-            conf.set(NANOS_AS_LONG, before) if before is not None else conf.unset(NANOS_AS_LONG)
+        if inp.nanos and before is not None:
+            conf.set(NANOS_AS_LONG, before)
+        elif inp.nanos:
+            conf.unset(NANOS_AS_LONG)
 
 
 def _load_rows(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input,
