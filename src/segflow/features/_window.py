@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 import ibis
+from ibis.common.deferred import deferrable
 
 from segflow.errors import SegflowError
 
@@ -82,6 +83,7 @@ _TIE_MARGIN = 0.02
 _WHOLE = 2.0**53
 
 
+@deferrable
 def exact_decimal(value: ibis.NumericValue, dtype: ibis.expr.datatypes.Decimal) -> ibis.DecimalValue:
     """``value`` as the decimal type ``dtype``, the same on every engine: a double below 2^53
     in magnitude is its shortest decimal text (what Python's ``repr`` and DuckDB write: the
@@ -100,6 +102,8 @@ def exact_decimal(value: ibis.NumericValue, dtype: ibis.expr.datatypes.Decimal) 
     built from two 64-bit integers (``x = 2048 h + l``, both exact); other values go through
     their text (DuckDB reads text into an 18-digit decimal about 5x slower than its own cast,
     into a 38-digit one about 100x: that only from 10^(17 - places)). Null stays null.
+
+    ``value`` may be deferred (``_.clv``): the result is then deferred too.
     """
     if not value.type().is_floating():
         return value.cast(dtype)
