@@ -38,7 +38,7 @@ from typer.testing import CliRunner
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
-DATABASE = "messy"
+DATABASE = "messy_export"  # not test_warehouse_ingest.py's "messy": one cluster warehouse
 LATEST = pd.Timestamp("2024-12-01")
 SCHEMES = ["rfm", "rfm_ntile", "lifecycle", "value_tiers", "named", "orders_so_far", "clusters"]
 #: Columns that say when or by which run a row was written, not what it holds.

@@ -142,23 +142,19 @@ class ReportContext:
         the run stored P(alive) but no CLV, its spend model not identified, whose segment
         sums would read as a predicted value of 0)."""
         key = ("value", scheme, snapshot)
-        if key not in self._cache and not self.project.store.raw.execute(
-            "SELECT count(*) FROM customer_scores WHERE model = ? AND snapshot_date = ? AND score = 'clv'",
-            [CLV_MODEL, snapshot],
-        ).fetchone()[0]:
-            self._cache[key] = None
-        if key not in self._cache and self.stored:
-            from segflow.summaries import value_table
-
-            self._cache[key] = value_table(self.project.store, scheme, snapshot)
         if key not in self._cache:
-            has = self.project.store.raw.execute(
-                "SELECT count(*) FROM customer_scores WHERE model = ? AND snapshot_date = ?",
-                [CLV_MODEL, snapshot],
-            ).fetchone()[0]
-            self._cache[key] = (
-                value_by_segment(self.project.store, scheme, snapshot, CLV_MODEL) if has else None
-            )
+            scores, clv = self.project.store.raw.execute(
+                "SELECT count(*), count(*) FILTER (WHERE score = 'clv') FROM customer_scores "
+                "WHERE model = ? AND snapshot_date = ?", [CLV_MODEL, snapshot]).fetchone()
+            if scores and not clv:
+                self._cache[key] = None
+            elif self.stored:  # (a Spark warehouse's aggregates come without customer scores)
+                from segflow.summaries import value_table
+
+                self._cache[key] = value_table(self.project.store, scheme, snapshot)
+            else:
+                self._cache[key] = (value_by_segment(self.project.store, scheme, snapshot, CLV_MODEL)
+                                    if scores else None)
         return self._cache[key]
 
     def movements(self, scheme: str) -> pd.DataFrame | None:
