@@ -217,22 +217,39 @@ class Project:
             return segment_table(self.store, scheme, day).drop(columns="revenue_all_time")
         return segment_sizes(self.store, scheme, day)
 
-    def transitions(self, scheme: str, from_date: dt.date | None = None, to_date: dt.date | None = None) -> Any:
-        """The transition matrix of ``scheme`` between two snapshots (default: the last two)."""
+    def transitions(self, scheme: str, from_date: dt.date | str | None = None,
+                    to_date: dt.date | str | None = None, *, interval: str = "dirichlet",
+                    level: float = 0.95) -> Any:
+        """The transition matrix of ``scheme`` between two snapshots (default: the last two),
+        with each cell's net revenue between them (:func:`segflow.migration.transition_matrix`;
+        ``interval`` and ``level`` as there). Dates as for :meth:`segment_sizes`.
+
+        Read from the run's stored cells when they are current and hold the pair (consecutive
+        snapshots, or any snapshot and the latest: the same matrix, see
+        :func:`segflow.summaries.transition_table`), else computed from the change rows and
+        the transactions (at 1M customers about 6 s against a few milliseconds)."""
         from segflow.migration import transition_matrix
+        from segflow.summaries import summaries_run, transition_table
 
         self._check_scheme(scheme)
         dates = self.snapshot_dates(scheme)
         if len(dates) < 2 and (from_date is None or to_date is None):
             raise SegflowError(f"scheme {scheme!r} has fewer than two snapshots; nothing to compare")
-        from_date = from_date or dates[-2]
-        to_date = to_date or dates[-1]
+        frm = dates[-2] if from_date is None else self._snapshot(scheme, from_date)
+        to = dates[-1] if to_date is None else self._snapshot(scheme, to_date)
+        if frm < to and summaries_run(self.store) is not None:
+            try:
+                return transition_table(self.store, scheme, frm, to, interval=interval, level=level)
+            except SegflowError:  # a pair the run did not store: computed below
+                pass
         return transition_matrix(
             self.store.table("segment_assignments"),
             scheme=scheme,
-            from_date=from_date,
-            to_date=to_date,
+            from_date=frm,
+            to_date=to,
             transactions=self.store.table("transactions"),
+            interval=interval,  # type: ignore[arg-type]
+            level=level,
         )
 
     # -- notebook views of the other stages -----------------------------------------------

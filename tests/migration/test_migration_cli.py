@@ -123,7 +123,7 @@ def test_forecast_who_paths_stability_export(project_dir, tmp_path):
 def test_user_errors_are_one_line(project_dir):
     path, _ = project_dir
     bad = _run("migrate", "-p", str(path), "--from", "2030-01-01", "--to", "2030-02-01")
-    assert bad.exit_code == 1 and "no assignments at snapshot date" in bad.output
+    assert bad.exit_code == 1 and "has no snapshot at 2030-01-01; the nearest: 2024-05-01" in bad.output
     assert "Traceback" not in bad.output
     bad = _run("migrate", "-p", str(path), "--scheme", "nope")
     assert bad.exit_code == 1 and "no assignments for scheme 'nope'" in bad.output

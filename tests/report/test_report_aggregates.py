@@ -217,3 +217,48 @@ def test_project_api_reads_the_stored_aggregates_and_the_change_rows(project):
         assert list(got.segment) == list(direct.segment)
         assert list(got.customers) == list(direct.customers)
         np.testing.assert_allclose(got.revenue_12m, direct.revenue_12m, atol=0.005)
+
+
+def test_transitions_and_migrate_read_the_stored_cells_of_a_stored_pair(project, demo_project, monkeypatch):
+    """``Project.transitions`` and ``segflow migrate`` take a stored pair's matrix from the
+    run's cells (the computation is not called) and give what the computation gives, with
+    the asked interval and level; another pair is computed."""
+    import json
+
+    from typer.testing import CliRunner
+
+    import segflow.migration as migration
+    from segflow.cli import app
+
+    a, tx = project.store.table("segment_assignments"), project.store.table("transactions")
+    dates = project.snapshot_dates("lifecycle")
+    direct = {(f, t): migration.transition_matrix(a, scheme="lifecycle", from_date=f, to_date=t,
+                                                  transactions=tx, interval="goodman", level=0.9)
+              for f, t in [(dates[-2], dates[-1]), (dates[4], dates[-1]), (dates[2], dates[5])]}
+    computed = []
+    real = migration.transition_matrix
+
+    def spy(*args, **kwargs):
+        computed.append((kwargs["from_date"], kwargs["to_date"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(migration, "transition_matrix", spy)
+    for (f, t), want in direct.items():
+        got = project.transitions("lifecycle", f.isoformat(), t, interval="goodman", level=0.9)
+        assert got.segments == want.segments and (got.interval, got.level) == ("goodman", 0.9)
+        pd.testing.assert_frame_equal(got.counts(), want.counts())
+        cols = ["share", "share_lower", "share_upper"]
+        np.testing.assert_allclose(got.to_pandas()[cols], want.to_pandas()[cols], atol=1e-12)
+        np.testing.assert_allclose(got.revenue().fillna(0).to_numpy(),
+                                   want.revenue().fillna(0).to_numpy(), atol=0.005)
+    assert computed == [(dates[2], dates[5])]  # not a stored pair: neither consecutive nor to the latest
+    out = CliRunner().invoke(app, ["migrate", "--scheme", "lifecycle", "--json", "--interval", "goodman",
+                                   "--level", "0.9", "-p", str(demo_project)])
+    assert out.exit_code == 0, out.output
+    assert computed == [(dates[2], dates[5])]
+    got = pd.DataFrame(json.loads(out.stdout)["data"])
+    want = direct[(dates[-2], dates[-1])].to_pandas()
+    assert list(got.customers) == list(want.customers)
+    np.testing.assert_allclose(got.share_upper, want.share_upper, atol=1e-12)
+    with pytest.raises(Exception, match="no snapshot at 2024-01-15; the nearest"):
+        project.transitions("lifecycle", "2024-01-15")

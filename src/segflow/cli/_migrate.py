@@ -128,17 +128,19 @@ def migrate(
     with user_errors(), _open(project_dir) as project:
         name = _scheme(project, scheme)
         frm, to = _last_two(project, name, _date(from_date, "--from"), _date(to_date, "--to"))
-        # on Spark the revenue of movers is computed by Spark from the warehouse's tables
-        source = project.warehouse if on_spark(project_dir) else project.store
-        tm = transition_matrix(
-            source.table("segment_assignments"),
-            scheme=name,
-            from_date=frm,
-            to_date=to,
-            transactions=source.table("transactions"),
-            interval=interval,
-            level=level,  # type: ignore[arg-type]
-        )
+        if on_spark(project_dir):  # the revenue of movers computed by Spark from the warehouse
+            source = project.warehouse
+            tm = transition_matrix(
+                source.table("segment_assignments"),
+                scheme=name,
+                from_date=frm,
+                to_date=to,
+                transactions=source.table("transactions"),
+                interval=interval,
+                level=level,  # type: ignore[arg-type]
+            )
+        else:  # the run's stored cells when current (Project.transitions)
+            tm = project.transitions(name, frm, to, interval=interval, level=level)
         if as_json:
             print_json(tm.to_dict())
             return

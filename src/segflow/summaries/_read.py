@@ -129,10 +129,12 @@ def value_moved_table(store: Store, scheme: str, from_date: dt.date, to_date: dt
     return out.reset_index(drop=True)
 
 
-def transition_table(store: Store, scheme: str, from_date: dt.date, to_date: dt.date) -> TransitionMatrix:
-    """As :meth:`segflow.project.Project.transitions` (counts and each cell's net revenue
-    between the two snapshots), from the stored cells. ``from_date``/``to_date`` must be a
-    stored pair: consecutive snapshots, or any snapshot and the latest."""
+def transition_table(store: Store, scheme: str, from_date: dt.date, to_date: dt.date, *,
+                     interval: str = "dirichlet", level: float = 0.95) -> TransitionMatrix:
+    """As :func:`segflow.migration.transition_matrix` with transactions (counts and each
+    cell's net revenue between the two snapshots), from the stored cells; ``interval`` and
+    ``level`` as there. ``from_date``/``to_date`` must be a stored pair: consecutive
+    snapshots, or any snapshot and the latest (SegflowError otherwise)."""
     from segflow.errors import SegflowError
     from segflow.migration import TransitionMatrix
 
@@ -142,7 +144,7 @@ def transition_table(store: Store, scheme: str, from_date: dt.date, to_date: dt.
     cells = cells.drop(columns=["revenue_12m", "clv"])
     cells["customers"] = cells["customers"].astype(int)
     return TransitionMatrix(cells, scheme=scheme, from_date=from_date, to_date=to_date, order=None,
-                            interval="dirichlet", level=0.95)
+                            interval=interval, level=level)  # type: ignore[arg-type]
 
 
 def pooled_table(store: Store, scheme: str, dates: Sequence[dt.date]) -> TransitionMatrix:
