@@ -138,13 +138,22 @@ def test_profile_means_are_exact_where_values_cancel():
     """A segment holding a +1e12 order and a -1e12 refund: the mean of 0.1, 0.2 and the two
     is 0.075 whatever the order of rows (a float64 sum in row order gives 0.0625: the 0.1
     is lost against 1e12), and the base mean too."""
-    from segflow.segments._profile import exact_mean, profile_segments
+    from segflow.segments._profile import exact_mean, profile_segments, settled
 
     values = [1e12, 0.1, 0.2, -1e12]
     con = ibis.duckdb.connect()
     f = con.create_table("f", pd.DataFrame({"customer_id": list("abcd"), "monetary": values}))
     a = con.create_table("a", pd.DataFrame({"customer_id": list("abcd"), "segment": "s"}))
-    assert con.execute(f.aggregate(m=exact_mean(f.monetary)))["m"][0] == 0.075
+    means = set()
+    for order in (values, values[::-1], [0.1, 1e12, -1e12, 0.2]):
+        g = con.create_table("g", pd.DataFrame({"monetary": order}), overwrite=True)
+        means.add(float(con.execute(g.aggregate(m=exact_mean(g.monetary)))["m"][0]))
+        assert con.execute(g.aggregate(m=g.monetary.mean()))["m"][0] != 0.075 or order != values
+    # one double in every order, within 2 units of the 16th digit of the binary values' mean
+    # (0.1 and 0.2 are not decimal in binary), and 0.075 to the 12 digits profiles keep
+    assert len(means) == 1 and abs(means.pop() - 0.075) < 1e-16
+    m = con.execute(f.aggregate(m=exact_mean(f.monetary)))["m"][0]
+    assert settled(m) == 0.075
     prof = profile_segments(f, a, numeric=["monetary"], categorical=[])
     assert prof.means.loc["s", "monetary"] == 0.075
     assert prof.base.loc["mean", "monetary"] == 0.075

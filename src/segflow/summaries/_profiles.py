@@ -55,7 +55,7 @@ def _base(joined: ibis.Table, numeric: list[str], by: list[str], rows: int) -> p
     metrics: dict[str, Any] = {"n": joined.count()}
     for i, f in enumerate(numeric):
         x = joined[f].cast("float64")
-        metrics[f"m{i}"], metrics[f"s{i}"] = exact_mean(x), x.std(how="pop")
+        metrics[f"m{i}"], metrics[f"s{i}"] = exact_mean(joined[f]), x.std(how="pop")
         if one:
             metrics[f"q{i}"] = median_of(joined[f])
     q = joined.group_by(by).aggregate(**metrics) if by else joined.aggregate(**metrics)
