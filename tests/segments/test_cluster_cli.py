@@ -134,3 +134,31 @@ def test_cluster_schemes_in_the_pipeline(tmp_path):
     pd.DataFrame({"customer_id": ["a", "b", "c"], "x": [1.0, 2.0, 9.0]}).to_csv(small, index=False)
     result = runner.invoke(app, ["segment", "cluster", "--input", str(small), "--save-scheme", "x"])
     assert result.exit_code == 1 and "cannot be used with --input" in result.output
+
+
+def test_profile_reads_back_the_formula_ids_cluster_wrote(tmp_path):
+    """`segment cluster --out x.csv` writes an id such as '=x' or '-1+1' as "'=x" (CSV
+    injection); `segment profile --assignments x.csv` then matched no customer for them and
+    left them out of the profile silently (197 of 200 customers profiled)."""
+    X, _ = make_blobs(200, n_features=2, centers=2, cluster_std=0.5, random_state=1)
+    frame = pd.DataFrame(X + 10, columns=["frequency", "monetary"])
+    ids = [f"k{i:03d}" for i in range(len(frame))]
+    ids[:3] = ['=HYPERLINK("http://e","x")', "-1+1", "@x"]
+    frame.insert(0, "cust", ids)
+    features, out = tmp_path / "features.csv", tmp_path / "assignments.csv"
+    frame.to_csv(features, index=False)
+    _json(runner.invoke(app, ["segment", "cluster", "--input", str(features), "--id-col", "cust",
+                              "--k", "2", "--bootstrap", "2", "--out", str(out), "--json"]))
+    written = pd.read_csv(out, dtype=str)
+    assert sorted(written.cust)[:3] == ["'-1+1", "'=HYPERLINK(\"http://e\",\"x\")", "'@x"]
+    args = ["segment", "profile", "--input", str(features), "--id-col", "cust", "--json"]
+    profile = _json(runner.invoke(app, [*args, "--assignments", str(out)]))
+    sizes = {row["segment"]: row["size"] for row in profile["data"]}
+    assert sizes == written.segment.value_counts().to_dict()
+    assert sum(sizes.values()) == 200
+    # customers missing from the assignments file are named in a warning, not dropped silently
+    written.iloc[:150].to_csv(tmp_path / "part.csv", index=False)
+    result = runner.invoke(app, [*args, "--assignments", str(tmp_path / "part.csv")])
+    assert result.exit_code == 0
+    assert ("warning: 50 customers of the features file have no segment in the assignments "
+            "file and are left out of the profile") in result.output

@@ -436,7 +436,7 @@ def _profile_input(
         if "segment" not in assigned.columns:
             raise InputError("no 'segment' column", file=str(assignments), column="segment")
         assigned = assigned.mutate(segment=assigned["segment"].cast("string"))
-        return features, assigned, value_col or "monetary", {}
+        return features, _unneutralised(features, assigned, id_col), value_col or "monetary", {}
     if scheme is None:
         raise InputError("give --scheme NAME (project) or --input and --assignments (files)")
     from segflow.project import Project
@@ -455,6 +455,30 @@ def _profile_input(
     )
     names = next((s.names for s in project.settings.schemes if s.name == scheme), {})
     return features, assigned, value_col or "monetary_12m", names
+
+
+def _unneutralised(features: ibis.Table, assigned: ibis.Table, id_col: str) -> ibis.Table:
+    """``assigned`` with the ids segflow's CSV writer neutralised read back: it writes an id a
+    spreadsheet would run as a formula (``=x``, ``-1+1``, ``@x``) as ``'=x``, so the
+    assignments of ``segment cluster --out`` matched no customer of the features file and
+    those customers were left out of the profile silently. An id ``'`` + X is X when X is a
+    customer of the features file and ``'`` + X is not. Customers of the features file still
+    without a segment are counted in a warning."""
+    import warnings
+
+    known = features.select(_known=features[id_col].cast("string")).distinct()
+    exact = assigned.left_join(known.select(_exact=known._known),
+                               assigned[id_col].cast("string") == known._known.name("_exact"))
+    ids = exact[id_col].cast("string")
+    joined = exact.left_join(known, exact._exact.isnull() & ids.startswith("'")
+                             & (ids.substr(1) == known._known))
+    out = joined.mutate(**{id_col: joined._known.coalesce(joined[id_col].cast("string"))})
+    out = out.drop("_known", "_exact")
+    unassigned = features.filter(~features[id_col].cast("string").isin(out[id_col])).count()
+    if n := int(unassigned.execute()):
+        warnings.warn(f"{n:,} customers of the features file have no segment in the "
+                      "assignments file and are left out of the profile", UserWarning, stacklevel=2)
+    return out
 
 
 def _is_rule_scheme(scheme: str, project_dir: Path) -> bool:
