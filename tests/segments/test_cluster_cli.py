@@ -162,3 +162,21 @@ def test_profile_reads_back_the_formula_ids_cluster_wrote(tmp_path):
     assert result.exit_code == 0
     assert ("warning: 50 customers of the features file have no segment in the assignments "
             "file and are left out of the profile") in result.output
+
+
+@pytest.mark.parametrize("role", ["cluster", "profile features", "profile assignments"])
+def test_a_header_only_file_is_one_error_line(tmp_path, role):
+    """A customer file with a header and no rows stopped with a TypeError traceback (the
+    sum of the null ids over no rows is NULL)."""
+    header = tmp_path / "header.csv"
+    header.write_text("customer_id,x,segment\n")
+    other = tmp_path / "other.csv"
+    other.write_text("customer_id,x,segment\na,1,s1\nb,2,s2\n")
+    if role == "cluster":
+        args = ["segment", "cluster", "--input", str(header), "--k", "2"]
+    else:
+        features, assigned = (header, other) if role == "profile features" else (other, header)
+        args = ["segment", "profile", "--input", str(features), "--assignments", str(assigned)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: file {header}: the file has a header but no data rows"

@@ -99,6 +99,8 @@ def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: 
         .to_pandas()
         .iloc[0]
     )
+    if not int(stats["n"]):  # a header alone: the sums below are NULL
+        raise InputError("the file has a header but no data rows", file=str(path))
     if int(stats["nulls"]):
         raise InputError(f"{int(stats['nulls'])} rows have no id", file=str(path), column=id_col)
     if int(stats["ids"]) != int(stats["n"]):
