@@ -412,6 +412,9 @@ def _score_notes(scores: Any, spend: Any) -> list[str]:
 
 def _write_file(scores: Any, output: Path) -> dict[str, Any]:
     frame = scores.to_pyarrow()
+    # one row per customer, in id order: DuckDB's parallel plan returns them in any order,
+    # so two runs on the same data wrote files that differed
+    frame = frame.sort_by([(frame.column_names[0], "ascending")])
     if output.suffix.lower() in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
