@@ -275,3 +275,13 @@ def test_a_text_amount_is_one_error_line_naming_the_row(tmp_path: Path, command:
         f"error: file {csv}, row 2, column 'amount': expected a number, got 'NA' (remove or "
         "correct the row, or give --amount-col none to count purchases only)"]
     assert not (tmp_path / "scores.csv").exists()
+
+
+def test_score_refuses_an_output_it_cannot_write(tmp_path: Path) -> None:
+    """`clv score -o scores.xlsx` wrote CSV text into the .xlsx file (and said so)."""
+    csv = _one_price_csv(tmp_path)
+    target = tmp_path / "scores.xlsx"
+    result = _run("clv", "score", "-t", csv, "--snapshot", "2024-01-01", "-o", target)
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: --output {target}: use a .csv or .parquet file name"
+    assert not target.exists()

@@ -334,6 +334,9 @@ def _score(
         raise SegflowError("clv score supports the continuous-time models (bgnbd, mbgnbd, pnbd)")
     if project is None and output is None:
         raise InputError("give --output FILE or --project DIR to say where the scores go")
+    if output is not None and output.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        # checked before the fit: any other name got a CSV file (scores.xlsx, scores.json)
+        raise InputError(f"--output {output}: use a .csv or .parquet file name")
     project_ctx = None
     if project is not None:
         from segflow.project import Project
