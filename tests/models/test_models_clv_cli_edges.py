@@ -285,3 +285,18 @@ def test_score_refuses_an_output_it_cannot_write(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.output.strip() == f"error: --output {target}: use a .csv or .parquet file name"
     assert not target.exists()
+
+
+def test_rows_without_an_amount_are_noted_not_counted_as_returns(tmp_path: Path) -> None:
+    """An empty amount cell was counted in the warning as a 'return-only customer-day'."""
+    csv = tmp_path / "gaps.csv"
+    csv.write_text("customer_id,ts,amount\na,2024-01-01,10\na,2024-02-01,\na,2024-02-03,-4\n"
+                   "b,2024-01-05,5\nb,2024-03-01,7\nc,2024-02-01,3\nd,2024-02-01,\n")
+    result = _run("clv", "fit", "-t", csv, "--snapshot", "2024-06-01", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert "2 rows have no amount and are no purchases (not a return either)" in report["notes"]
+    # the one return day (a, 2024-02-03); d bought nothing with an amount and is left out
+    assert ("btyd_summary: 1 return-only customer-days are not purchases; 1 of 4 customers "
+            "have no purchase and are excluded") in report["warnings"]
+    assert report["customers"]["in_summary"] == 3
