@@ -180,3 +180,28 @@ def test_a_header_only_file_is_one_error_line(tmp_path, role):
     result = runner.invoke(app, args)
     assert result.exit_code == 1
     assert result.output.strip() == f"error: file {header}: the file has a header but no data rows"
+
+
+def test_text_in_a_column_of_numbers_is_warned_about(tmp_path):
+    """One 'NA' among the numbers of a CSV column made DuckDB read it as text, and the column
+    was clustered as categories (k-prototypes instead of k-means) without a word."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"customer_id": [f"c{i}" for i in range(60)],
+                          "x": rng.normal(10, 2, 60).round(2).astype(str),
+                          "y": rng.normal(5, 1, 60).round(2)})
+    frame.loc[7, "x"] = "NA"
+    path = tmp_path / "f.csv"
+    frame.to_csv(path, index=False)
+    result = runner.invoke(app, ["segment", "cluster", "--input", str(path), "--k", "2",
+                                 "--bootstrap", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    assert (f"warning: file {path}, column 'x': 59 numbers and 1 text values (first 'NA', row 8): "
+            "the column is read as text and used as categories; empty those cells for a numeric "
+            "column") in result.output.replace("\n", " ")
+    # an empty cell instead keeps the column numeric, without a warning
+    frame.loc[7, "x"] = ""
+    frame.to_csv(path, index=False)
+    result = runner.invoke(app, ["segment", "cluster", "--input", str(path), "--k", "2",
+                                 "--bootstrap", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "warning:" not in result.output and json.loads(result.stdout)["method"] == "kmeans"

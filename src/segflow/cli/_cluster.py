@@ -56,6 +56,32 @@ def _excel_id(value: object, row: int, path: Path, column: str) -> str | None:
     return str(value)
 
 
+def _warn_text_in_numbers(table: ibis.Table, id_col: str, path: Path) -> None:
+    """Warn about a CSV column of numbers holding some text (``NA``, ``n/a``, ``-``): DuckDB
+    then reads the whole column as text and it is clustered and profiled as categories (one
+    ``NA`` turned k-means into k-prototypes) without a word."""
+    import warnings
+
+    import ibis
+
+    text = [c for c in table.columns if c != id_col and table[c].type().is_string()]
+    if not text:
+        return
+    numbered = table.mutate(_row=ibis.row_number() + 1)
+    for c in text:
+        bad = numbered[c].notnull() & numbered[c].strip().try_cast("float64").isnull()
+        got = numbered.aggregate(
+            numbers=(numbered[c].notnull() & ~bad).sum(), texts=bad.sum(),
+            row=numbered._row.min(where=bad)).execute().iloc[0]
+        numbers, texts = int(got["numbers"] or 0), int(got["texts"] or 0)
+        if texts and numbers > texts:  # mostly numbers: the text is a missing-value mark
+            value = numbered.filter(numbered._row == int(got["row"]))[c].execute().iloc[0]
+            warnings.warn(
+                f"file {path}, column {c!r}: {numbers:,} numbers and {texts:,} text values "
+                f"(first {value!r}, row {int(got['row'])}): the column is read as text and used "
+                "as categories; empty those cells for a numeric column", UserWarning, stacklevel=2)
+
+
 def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: str) -> ibis.Table:
     """A customer-level file (CSV/TSV, Parquet or Excel) as an engine table; ids are strings."""
     if not path.exists():
@@ -64,6 +90,7 @@ def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: 
     try:
         if _READERS.get(suffix) == "csv":
             table = read_user_csv(con, path, id_columns=(id_col,), table_name=name)
+            _warn_text_in_numbers(table, id_col, path)
         elif _READERS.get(suffix) == "parquet":
             table = con.read_parquet(str(path), table_name=name)
         elif suffix in (".xlsx", ".xls"):
