@@ -285,3 +285,18 @@ def test_clv_notes_the_rows_it_leaves_out(tmp_path):
     assert "3 rows have no customer id and are left out" in report["notes"]
     assert "1 row has no date and is left out" in report["notes"]
     assert report["customers"]["in_summary"] == len(HISTORIES)
+
+
+@pytest.mark.parametrize("command", [
+    ["clv", "fit", "--snapshot", "2024-01-01", "-t"],
+    ["segment", "cluster", "--id-col", "customer_id", "--k", "2", "--input"],
+    ["campaign", "effect", "--outcome", "amount", "--responses"],
+])
+def test_an_empty_file_is_named_empty(tmp_path, command):
+    """A 0-byte CSV read as one column 'column0': the error blamed a missing column
+    ("no date column 'ts'; columns are ['column0']")."""
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    result = runner.invoke(app, [*command, str(empty)])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: file {empty}: the file is empty (0 bytes: no header, no rows)"

@@ -258,3 +258,45 @@ def test_a_non_finite_amount_names_the_customer(tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     assert "spend_model" not in report
     assert any(f"customer {repeat}: the mean repeat spend is nan" in w for w in report["warnings"])
+
+
+@pytest.mark.parametrize("command", [("fit",), ("score", "-o", "scores.csv")])
+def test_a_text_amount_is_one_error_line_naming_the_row(tmp_path: Path, command: tuple[str, ...]) -> None:
+    """An export writing ``NA`` for a missing amount made DuckDB type the column as text;
+    the cast to a number then stopped with an engine traceback."""
+    csv = tmp_path / "na.csv"
+    csv.write_text("customer_id,ts,amount\na,2024-01-01,10\na,2024-02-01,NA\nb,2024-01-05,5\n"
+                   "b,2024-03-01,7\nc,2024-02-01,3\n")
+    args = [a if a != "scores.csv" else tmp_path / a for a in command]
+    result = _run("clv", *args, "-t", csv, "--snapshot", "2024-06-01")
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.output.strip().splitlines() == [
+        f"error: file {csv}, row 2, column 'amount': expected a number, got 'NA' (remove or "
+        "correct the row, or give --amount-col none to count purchases only)"]
+    assert not (tmp_path / "scores.csv").exists()
+
+
+def test_score_refuses_an_output_it_cannot_write(tmp_path: Path) -> None:
+    """`clv score -o scores.xlsx` wrote CSV text into the .xlsx file (and said so)."""
+    csv = _one_price_csv(tmp_path)
+    target = tmp_path / "scores.xlsx"
+    result = _run("clv", "score", "-t", csv, "--snapshot", "2024-01-01", "-o", target)
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: --output {target}: use a .csv or .parquet file name"
+    assert not target.exists()
+
+
+def test_rows_without_an_amount_are_noted_not_counted_as_returns(tmp_path: Path) -> None:
+    """An empty amount cell was counted in the warning as a 'return-only customer-day'."""
+    csv = tmp_path / "gaps.csv"
+    csv.write_text("customer_id,ts,amount\na,2024-01-01,10\na,2024-02-01,\na,2024-02-03,-4\n"
+                   "b,2024-01-05,5\nb,2024-03-01,7\nc,2024-02-01,3\nd,2024-02-01,\n")
+    result = _run("clv", "fit", "-t", csv, "--snapshot", "2024-06-01", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert "2 rows have no amount and are no purchases (not a return either)" in report["notes"]
+    # the one return day (a, 2024-02-03); d bought nothing with an amount and is left out
+    assert ("btyd_summary: 1 return-only customer-days are not purchases; 1 of 4 customers "
+            "have no purchase and are excluded") in report["warnings"]
+    assert report["customers"]["in_summary"] == 3

@@ -134,3 +134,74 @@ def test_cluster_schemes_in_the_pipeline(tmp_path):
     pd.DataFrame({"customer_id": ["a", "b", "c"], "x": [1.0, 2.0, 9.0]}).to_csv(small, index=False)
     result = runner.invoke(app, ["segment", "cluster", "--input", str(small), "--save-scheme", "x"])
     assert result.exit_code == 1 and "cannot be used with --input" in result.output
+
+
+def test_profile_reads_back_the_formula_ids_cluster_wrote(tmp_path):
+    """`segment cluster --out x.csv` writes an id such as '=x' or '-1+1' as "'=x" (CSV
+    injection); `segment profile --assignments x.csv` then matched no customer for them and
+    left them out of the profile silently (197 of 200 customers profiled)."""
+    X, _ = make_blobs(200, n_features=2, centers=2, cluster_std=0.5, random_state=1)
+    frame = pd.DataFrame(X + 10, columns=["frequency", "monetary"])
+    ids = [f"k{i:03d}" for i in range(len(frame))]
+    ids[:3] = ['=HYPERLINK("http://e","x")', "-1+1", "@x"]
+    frame.insert(0, "cust", ids)
+    features, out = tmp_path / "features.csv", tmp_path / "assignments.csv"
+    frame.to_csv(features, index=False)
+    _json(runner.invoke(app, ["segment", "cluster", "--input", str(features), "--id-col", "cust",
+                              "--k", "2", "--bootstrap", "2", "--out", str(out), "--json"]))
+    written = pd.read_csv(out, dtype=str)
+    assert sorted(written.cust)[:3] == ["'-1+1", "'=HYPERLINK(\"http://e\",\"x\")", "'@x"]
+    args = ["segment", "profile", "--input", str(features), "--id-col", "cust", "--json"]
+    profile = _json(runner.invoke(app, [*args, "--assignments", str(out)]))
+    sizes = {row["segment"]: row["size"] for row in profile["data"]}
+    assert sizes == written.segment.value_counts().to_dict()
+    assert sum(sizes.values()) == 200
+    # customers missing from the assignments file are named in a warning, not dropped silently
+    written.iloc[:150].to_csv(tmp_path / "part.csv", index=False)
+    result = runner.invoke(app, [*args, "--assignments", str(tmp_path / "part.csv")])
+    assert result.exit_code == 0
+    assert ("warning: 50 customers of the features file have no segment in the assignments "
+            "file and are left out of the profile") in result.output
+
+
+@pytest.mark.parametrize("role", ["cluster", "profile features", "profile assignments"])
+def test_a_header_only_file_is_one_error_line(tmp_path, role):
+    """A customer file with a header and no rows stopped with a TypeError traceback (the
+    sum of the null ids over no rows is NULL)."""
+    header = tmp_path / "header.csv"
+    header.write_text("customer_id,x,segment\n")
+    other = tmp_path / "other.csv"
+    other.write_text("customer_id,x,segment\na,1,s1\nb,2,s2\n")
+    if role == "cluster":
+        args = ["segment", "cluster", "--input", str(header), "--k", "2"]
+    else:
+        features, assigned = (header, other) if role == "profile features" else (other, header)
+        args = ["segment", "profile", "--input", str(features), "--assignments", str(assigned)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: file {header}: the file has a header but no data rows"
+
+
+def test_text_in_a_column_of_numbers_is_warned_about(tmp_path):
+    """One 'NA' among the numbers of a CSV column made DuckDB read it as text, and the column
+    was clustered as categories (k-prototypes instead of k-means) without a word."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"customer_id": [f"c{i}" for i in range(60)],
+                          "x": rng.normal(10, 2, 60).round(2).astype(str),
+                          "y": rng.normal(5, 1, 60).round(2)})
+    frame.loc[7, "x"] = "NA"
+    path = tmp_path / "f.csv"
+    frame.to_csv(path, index=False)
+    result = runner.invoke(app, ["segment", "cluster", "--input", str(path), "--k", "2",
+                                 "--bootstrap", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    assert (f"warning: file {path}, column 'x': 59 numbers and 1 text values (first 'NA', row 8): "
+            "the column is read as text and used as categories; empty those cells for a numeric "
+            "column") in result.output.replace("\n", " ")
+    # an empty cell instead keeps the column numeric, without a warning
+    frame.loc[7, "x"] = ""
+    frame.to_csv(path, index=False)
+    result = runner.invoke(app, ["segment", "cluster", "--input", str(path), "--k", "2",
+                                 "--bootstrap", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "warning:" not in result.output and json.loads(result.stdout)["method"] == "kmeans"

@@ -44,3 +44,27 @@ def test_errors_are_one_line(project):
     assert result.exit_code == 1 and "not a date" in result.output
     for cmd in (["ingest"], ["audit"], ["sources", "check"], ["customers", "explain"]):
         assert runner.invoke(app, [*cmd, "--help"]).exit_code == 0
+
+
+def test_quarantined_rules_are_listed_per_file(tmp_path):
+    """Two files of one source, each with a missing amount: the rules table listed
+    'orders | missing_amount | 1' twice, without saying which file each row was."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "segflow.toml").write_text(
+        '[project]\nname = "t"\nstore = "segflow.duckdb"\n\n'
+        '[[sources]]\nname = "orders"\ntable = "transactions"\npath = "data/tx*.csv"\n'
+        'max_date = 2026-01-01\ndate_formats = ["%Y-%m-%d"]\n'
+        '[sources.columns]\ntransaction_id = "order_id"\ncustomer_id = "customer_id"\n'
+        'ts = "order_date"\namount = "amount"\n')
+    for name, order in (("tx1.csv", "A"), ("tx2.csv", "B")):
+        (tmp_path / "data" / name).write_text(
+            f"order_id,customer_id,order_date,amount\n{order}1,c1,2024-01-02,10\n"
+            f"{order}2,c2,2024-01-03,NA\n")
+    result = runner.invoke(app, ["ingest", "--project", str(tmp_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    listed = [line.split("│")[1:-1] for line in result.stdout.splitlines()
+              if "missing_amount" in line]
+    assert [[cell.strip() for cell in row] for row in listed] == [
+        ["orders", "data/tx1.csv", "missing_amount", "1"],
+        ["orders", "data/tx2.csv", "missing_amount", "1"],
+    ]

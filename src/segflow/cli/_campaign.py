@@ -73,6 +73,8 @@ def read_customer_file(path: Path) -> Any:
             return canonical_ids(table, [c for c in table.columns if is_id_column(c)])
         if suffix in (".csv", ".txt", ".tsv"):
             return read_user_csv(con, path)  # identifier columns (customer_id, ...) as text
+    except InputError:
+        raise
     except Exception as exc:  # DuckDB's reader names the line and the problem
         raise InputError(f"cannot read as a table: {str(exc).splitlines()[0]}", file=str(path)) from exc
     raise InputError("expected a .csv or .parquet file", file=str(path))

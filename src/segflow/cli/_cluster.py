@@ -56,6 +56,32 @@ def _excel_id(value: object, row: int, path: Path, column: str) -> str | None:
     return str(value)
 
 
+def _warn_text_in_numbers(table: ibis.Table, id_col: str, path: Path) -> None:
+    """Warn about a CSV column of numbers holding some text (``NA``, ``n/a``, ``-``): DuckDB
+    then reads the whole column as text and it is clustered and profiled as categories (one
+    ``NA`` turned k-means into k-prototypes) without a word."""
+    import warnings
+
+    import ibis
+
+    text = [c for c in table.columns if c != id_col and table[c].type().is_string()]
+    if not text:
+        return
+    numbered = table.mutate(_row=ibis.row_number() + 1)
+    for c in text:
+        bad = numbered[c].notnull() & numbered[c].strip().try_cast("float64").isnull()
+        got = numbered.aggregate(
+            numbers=(numbered[c].notnull() & ~bad).sum(), texts=bad.sum(),
+            row=numbered._row.min(where=bad)).execute().iloc[0]
+        numbers, texts = int(got["numbers"] or 0), int(got["texts"] or 0)
+        if texts and numbers > texts:  # mostly numbers: the text is a missing-value mark
+            value = numbered.filter(numbered._row == int(got["row"]))[c].execute().iloc[0]
+            warnings.warn(
+                f"file {path}, column {c!r}: {numbers:,} numbers and {texts:,} text values "
+                f"(first {value!r}, row {int(got['row'])}): the column is read as text and used "
+                "as categories; empty those cells for a numeric column", UserWarning, stacklevel=2)
+
+
 def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: str) -> ibis.Table:
     """A customer-level file (CSV/TSV, Parquet or Excel) as an engine table; ids are strings."""
     if not path.exists():
@@ -64,6 +90,7 @@ def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: 
     try:
         if _READERS.get(suffix) == "csv":
             table = read_user_csv(con, path, id_columns=(id_col,), table_name=name)
+            _warn_text_in_numbers(table, id_col, path)
         elif _READERS.get(suffix) == "parquet":
             table = con.read_parquet(str(path), table_name=name)
         elif suffix in (".xlsx", ".xls"):
@@ -99,6 +126,8 @@ def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: 
         .to_pandas()
         .iloc[0]
     )
+    if not int(stats["n"]):  # a header alone: the sums below are NULL
+        raise InputError("the file has a header but no data rows", file=str(path))
     if int(stats["nulls"]):
         raise InputError(f"{int(stats['nulls'])} rows have no id", file=str(path), column=id_col)
     if int(stats["ids"]) != int(stats["n"]):
@@ -436,7 +465,7 @@ def _profile_input(
         if "segment" not in assigned.columns:
             raise InputError("no 'segment' column", file=str(assignments), column="segment")
         assigned = assigned.mutate(segment=assigned["segment"].cast("string"))
-        return features, assigned, value_col or "monetary", {}
+        return features, _unneutralised(features, assigned, id_col), value_col or "monetary", {}
     if scheme is None:
         raise InputError("give --scheme NAME (project) or --input and --assignments (files)")
     from segflow.project import Project
@@ -455,6 +484,30 @@ def _profile_input(
     )
     names = next((s.names for s in project.settings.schemes if s.name == scheme), {})
     return features, assigned, value_col or "monetary_12m", names
+
+
+def _unneutralised(features: ibis.Table, assigned: ibis.Table, id_col: str) -> ibis.Table:
+    """``assigned`` with the ids segflow's CSV writer neutralised read back: it writes an id a
+    spreadsheet would run as a formula (``=x``, ``-1+1``, ``@x``) as ``'=x``, so the
+    assignments of ``segment cluster --out`` matched no customer of the features file and
+    those customers were left out of the profile silently. An id ``'`` + X is X when X is a
+    customer of the features file and ``'`` + X is not. Customers of the features file still
+    without a segment are counted in a warning."""
+    import warnings
+
+    known = features.select(_known=features[id_col].cast("string")).distinct()
+    exact = assigned.left_join(known.select(_exact=known._known),
+                               assigned[id_col].cast("string") == known._known.name("_exact"))
+    ids = exact[id_col].cast("string")
+    joined = exact.left_join(known, exact._exact.isnull() & ids.startswith("'")
+                             & (ids.substr(1) == known._known))
+    out = joined.mutate(**{id_col: joined._known.coalesce(joined[id_col].cast("string"))})
+    out = out.drop("_known", "_exact")
+    unassigned = features.filter(~features[id_col].cast("string").isin(out[id_col])).count()
+    if n := int(unassigned.execute()):
+        warnings.warn(f"{n:,} customers of the features file have no segment in the "
+                      "assignments file and are left out of the profile", UserWarning, stacklevel=2)
+    return out
 
 
 def _is_rule_scheme(scheme: str, project_dir: Path) -> bool:

@@ -63,9 +63,10 @@ PenalizerOption = typer.Option(0.0, "--penalizer", min=0.0, help="L2 penalty on 
 
 def read_transactions(
     path: Path, *, fmt: str = "auto", date_col: str = "ts", date_format: str | None = None,
-    id_cols: tuple[str, ...] = ("customer_id",),
+    id_cols: tuple[str, ...] = ("customer_id",), amount_col: str | None = None,
 ) -> Any:
-    """Read a transaction file into an in-memory DuckDB table (Ibis); ``id_cols`` stay text."""
+    """Read a transaction file into an in-memory DuckDB table (Ibis); ``id_cols`` stay text.
+    A text ``amount_col`` must hold numbers (or be empty): else an error naming the row."""
     import duckdb
     import ibis
 
@@ -120,7 +121,29 @@ def read_transactions(
     elif kind == "csv":
         _refuse_ambiguous_dates(con, path, date_col)
     _check_dates(table, date_col, path)
+    if amount_col is not None and amount_col in table.columns:
+        _check_amounts(table, amount_col, path)
     return table, date_col
+
+
+def _check_amounts(table: Any, amount_col: str, path: Path) -> None:
+    """Fail with the first row whose amount is text that is no number (``NA``, ``12 EUR``):
+    DuckDB's sniffer then types the column as text, and the cast to a number later stops
+    with an engine traceback."""
+    import ibis
+
+    col = table[amount_col]
+    if not col.type().is_string():
+        return
+    bad = col.strip().try_cast("float64").isnull() & (col.strip().length() > 0)
+    numbered = table.mutate(_row=ibis.row_number() + 1, _bad=bad)
+    sample = numbered.filter(numbered._bad).order_by("_row").limit(1).execute()
+    if len(sample):
+        raise InputError(
+            f"expected a number, got {sample.iloc[0][amount_col]!r} (remove or correct the "
+            "row, or give --amount-col none to count purchases only)",
+            file=str(path), column=amount_col, row=int(sample.iloc[0]["_row"]),
+        )
 
 
 #: A date written day and month first in either order (``05/01/2023``, ``5.1.23``, with or
@@ -221,11 +244,11 @@ def register(app: typer.Typer) -> None:
         with user_errors():
             cut = snapshot_of(calibration_end, snapshot)
             obs_end = holdout_snapshot(holdout_end, cut)
+            amount = None if amount_col.lower() == "none" else amount_col
             table, date_col = read_transactions(
                 transactions, fmt=fmt, date_col=date_col, date_format=date_format,
-                id_cols=(customer_col,),
+                id_cols=(customer_col,), amount_col=amount,
             )
-            amount = None if amount_col.lower() == "none" else amount_col
             report, *_ = fit_clv(
                 table, snapshot=cut, observation_end=obs_end, time_unit=time_unit,
                 model_name=model, spend_model=spend_model, order_value=order_value,
@@ -311,6 +334,9 @@ def _score(
         raise SegflowError("clv score supports the continuous-time models (bgnbd, mbgnbd, pnbd)")
     if project is None and output is None:
         raise InputError("give --output FILE or --project DIR to say where the scores go")
+    if output is not None and output.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        # checked before the fit: any other name got a CSV file (scores.xlsx, scores.json)
+        raise InputError(f"--output {output}: use a .csv or .parquet file name")
     project_ctx = None
     if project is not None:
         from segflow.project import Project
@@ -324,7 +350,9 @@ def _score(
         if transactions is not None:
             table, date_col = read_transactions(transactions, fmt=o.fmt, date_col=date_col,
                                                 date_format=o.date_format,
-                                                id_cols=(customer_col,))
+                                                id_cols=(customer_col,),
+                                                amount_col=None if amount_col.lower() == "none"
+                                                else amount_col)
         elif project_ctx is not None:
             table = project_ctx.store.table("transactions")
             customer_col, date_col, amount_col = "customer_id", "ts", "amount"
@@ -387,6 +415,9 @@ def _score_notes(scores: Any, spend: Any) -> list[str]:
 
 def _write_file(scores: Any, output: Path) -> dict[str, Any]:
     frame = scores.to_pyarrow()
+    # one row per customer, in id order: DuckDB's parallel plan returns them in any order,
+    # so two runs on the same data wrote files that differed
+    frame = frame.sort_by([(frame.column_names[0], "ascending")])
     if output.suffix.lower() in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 

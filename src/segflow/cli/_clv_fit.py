@@ -107,19 +107,31 @@ def _first_day(transactions: Any, snapshot: dt.date, cols: dict[str, Any]) -> dt
     return None if value is None or pd.isna(value) else pd.Timestamp(value).date()
 
 
-def _left_out(transactions: Any, customer_col: str, ts_col: str) -> list[str]:
+def _left_out(transactions: Any, customer_col: str, ts_col: str,
+              amount_col: str | None = None) -> list[str]:
     """Notes counting the rows no customer's history holds: without a customer id (empty or
-    blank once trimmed: anonymous lines) or without a date."""
+    blank once trimmed: anonymous lines) or without a date; and the rows of a customer and
+    date without an amount (an empty cell), which are no purchase (the summary's warning
+    counts their days as return-only days)."""
+    import ibis
+
     if customer_col not in transactions.columns or ts_col not in transactions.columns:
         return []  # the summary names the missing column
+    dated = transactions[customer_col].notnull() & transactions[ts_col].notnull()
+    no_amount = (dated & transactions[amount_col].isnull()).sum() if (
+        amount_col is not None and amount_col in transactions.columns) else ibis.literal(0)
     row = transactions.aggregate(
         no_id=transactions[customer_col].isnull().sum(),
-        no_date=transactions[ts_col].isnull().sum()).execute().iloc[0].fillna(0)
+        no_date=transactions[ts_col].isnull().sum(),
+        no_amount=no_amount).execute().iloc[0].fillna(0)
     notes = []
     for n, what in ((int(row["no_id"]), "no customer id"), (int(row["no_date"]), "no date")):
         if n:
             notes.append(f"{n:,} {'row has' if n == 1 else 'rows have'} {what} and "
                          f"{'is' if n == 1 else 'are'} left out")
+    if n := int(row["no_amount"]):
+        notes.append(f"{n:,} {'row has' if n == 1 else 'rows have'} no {amount_col} and "
+                     f"{'is no purchase' if n == 1 else 'are no purchases'} (not a return either)")
     return notes
 
 
@@ -161,7 +173,7 @@ def fit_clv(
         "calibration": _window(_first_day(transactions, snapshot, cols), snapshot, time_unit),
         "warnings": [], "notes": [],
     }
-    report["notes"].extend(_left_out(transactions, customer_col, ts_col))
+    report["notes"].extend(_left_out(transactions, customer_col, ts_col, amount_col))
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("ignore")

@@ -45,6 +45,10 @@ def read_user_csv(
     (``duckdb.Error``); callers turn them into a one-line :class:`segflow.InputError`.
     """
     path = str(path)
+    if Path(path).stat().st_size == 0:  # DuckDB reads it as one column 'column0'
+        from segflow.errors import InputError
+
+        raise InputError("the file is empty (0 bytes: no header, no rows)", file=path)
     # DuckDB's strict parser fails on a file mixing line ends (CRLF and LF: exports joined
     # together); its lenient one reads them, and the count check below proves it lost nothing
     lenient: dict[str, Any] = {}

@@ -134,7 +134,10 @@ def _show(report, json_output: bool) -> None:
         "rows_duplicate", "rows_replaced", "rows_anonymous", "rows_stale"]))
     rules = report.rules()
     if len(rules):
-        stdout.print(_table("Quarantined rows by rule", rules, ["source", "rule", "rows"]))
+        # per file, as the reconciliation: without the file, one rule of two files read as
+        # the same rule listed twice
+        stdout.print(_table("Quarantined rows by rule", rules,
+                            ["source", "source_file", "rule", "rows"]))
     for w in report.warnings:
         console.print(f"[yellow]note:[/] {w}", highlight=False)
 

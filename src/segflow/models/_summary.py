@@ -234,7 +234,9 @@ def _warn_exclusions(days: ir.Table, cal_end: dt.date) -> None:
     """Count return-only days and customers acquired after the calibration end; warn."""
     per = days.group_by("customer_id").aggregate(
         first_buy=days.day.min(where=days.purchase),
-        nonpositive=(~days.purchase).cast("int64").sum(),
+        # days with a return line; a day of lines without an amount is no return (noted by
+        # the file commands as rows without an amount)
+        nonpositive=(~days.purchase & days.net_amount.notnull()).cast("int64").sum(),
         net_negative=(days.purchase & (days.net_amount < 0)).cast("int64").sum(),
     )
     stats = per.aggregate(
