@@ -253,6 +253,19 @@ class Project:
         )
 
     # -- notebook views of the other stages -----------------------------------------------
+    def _no_clv(self) -> SegflowError:
+        """The error for a project without CLV scores: a run not done yet, or the latest run
+        could not score (its note says why: the model not identified, too few repeat buyers)."""
+        row = self.store.raw.execute(
+            "SELECT message FROM runs WHERE command = 'run' AND status = 'ok' "
+            "ORDER BY started_at DESC LIMIT 1").fetchone()
+        if row is None:
+            return SegflowError("no CLV scores stored; `segflow run` writes them at the latest snapshot")
+        notes = [n for n in (row[0] or "").splitlines() if "clv" in n.lower() or "bg/nbd" in n.lower()]
+        why = f" ({notes[0].strip()})" if notes else ""
+        return SegflowError(f"no CLV scores stored: the latest `segflow run` stored none{why}; "
+                            "the report's notes on the run say why")
+
     def clv(self, scheme: str | None = None) -> pd.DataFrame:
         """Predicted value by segment of ``scheme`` (default: the first scheme) at the latest
         snapshot with stored CLV scores: customers, mean P(active), expected purchases and
@@ -263,7 +276,7 @@ class Project:
         scheme = scheme or (ctx.headline_scheme or "")
         self._check_scheme(scheme)
         if ctx.clv_date is None:
-            raise SegflowError("no CLV scores stored; `segflow run` writes them at the latest snapshot")
+            raise self._no_clv()
         from segflow.report._queries import value_by_segment
 
         return value_by_segment(self.store, scheme, ctx.clv_date, CLV_MODEL)
@@ -277,7 +290,7 @@ class Project:
 
         snapshot = ReportContext(self).clv_date
         if snapshot is None:
-            raise SegflowError("no CLV scores stored; `segflow run` writes them at the latest snapshot")
+            raise self._no_clv()
         return clv_diagnostics(self.store, snapshot)
 
     def churn_scores(self) -> pd.DataFrame:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import duckdb
 import pandas as pd
 import pytest
 from tests.models.test_churn_synth import synth_transactions, to_arrow
@@ -123,6 +124,17 @@ def test_score_errors_are_one_line(project, trained):
     assert result.exit_code == 1 and "YYYY-MM-DD" in result.output
     result = runner.invoke(app, ["churn", "train", "--project", str(directory), "--horizon-days", "900"])
     assert result.exit_code == 1 and "label window" in result.output
+    # a file name it cannot write is refused before any score is computed or stored
+    con = duckdb.connect(str(directory / "segflow.duckdb"), read_only=True)
+    before = con.execute("SELECT count(*) FROM customer_scores WHERE snapshot_date = '2024-02-01'").fetchone()
+    con.close()
+    result = runner.invoke(app, ["churn", "score", "--project", str(directory), "--snapshot", "2024-02-01",
+                                 "--out", str(directory / "scores.xlsx")])
+    assert result.exit_code == 1 and "expected a .csv or .parquet file name" in result.output
+    con = duckdb.connect(str(directory / "segflow.duckdb"), read_only=True)
+    after = con.execute("SELECT count(*) FROM customer_scores WHERE snapshot_date = '2024-02-01'").fetchone()
+    con.close()
+    assert after == before == (0,) and not (directory / "scores.xlsx").exists()
 
 
 def test_next_segment_command(project):

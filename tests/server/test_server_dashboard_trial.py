@@ -412,3 +412,25 @@ def test_an_audience_of_an_unknown_segment_is_refused_an_emptied_one_is_empty(cl
                                       "new (under 45 days), settled")
     emptied = client.get("/api/v1/audiences", params={"scheme": "tenure", "segment": YOUNG})
     assert emptied.status_code == 200 and emptied.json()["meta"]["customers"] == 0
+
+
+def test_no_scores_after_a_run_says_the_run_stored_none(demo, tmp_path):
+    """After a run that stored no CLV scores, Project.clv and clv_diagnostics say so (and
+    that the run's notes say why) instead of asking for the run that was done."""
+    import duckdb
+
+    from segflow.errors import SegflowError
+    from segflow.project import Project
+
+    directory = tmp_path / "copy"
+    shutil.copytree(demo[0], directory, ignore=shutil.ignore_patterns("*.serve", "data"))
+    con = duckdb.connect(str(directory / "segflow.duckdb"))
+    con.execute("DELETE FROM customer_scores")  # as a run whose CLV stage stored nothing
+    con.execute("DELETE FROM summary_results WHERE name = 'clv_diagnostics'")
+    con.execute("UPDATE runs SET message = 'CLV: the BG/NBD fit did not converge' WHERE command = 'run'")
+    con.close()
+    with Project.open(directory, read_only=True) as project:
+        for call in (project.clv, project.clv_diagnostics):
+            with pytest.raises(SegflowError, match=r"the latest `segflow run` stored none \(CLV: the "
+                               r"BG/NBD fit did not converge\); the report's notes"):
+                call()

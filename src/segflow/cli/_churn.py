@@ -303,6 +303,9 @@ def register(app: typer.Typer) -> None:
         risk band, written to the store's customer_scores table."""
         with user_errors():
             day = _parse_date(snapshot, "--snapshot") if snapshot else None
+            if out is not None and out.suffix.lower() not in (".csv", ".parquet"):
+                # before the scores are computed and stored, not after
+                raise SegflowError(f"--out {out}: expected a .csv or .parquet file name")
             scores, written = _score(project, horizon_days, day, engine, threads)
             if out is not None:
                 _write_out(scores, out)
