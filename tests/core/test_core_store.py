@@ -111,3 +111,25 @@ def test_append_and_replace_read_a_stream_whole(memory_store):
                                pa.RecordBatchReader.from_batches(table.schema, table.to_batches())) == 4
     stored = con.execute("SELECT customer_id, segment FROM segment_assignments ORDER BY 1").fetchall()
     assert stored == [("a", "X"), ("b", "X"), ("c", "Y"), ("d", "Y")]
+
+
+def test_a_store_another_process_holds_names_the_way_out(tmp_path):
+    """A store held by another process (a notebook's Project.open) is one line saying so and
+    how to leave the commands free (read_only=True), not DuckDB's lock text alone."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "held.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from segflow.store import Store; s = Store(sys.argv[1]); "
+         "print('open', flush=True); sys.stdin.read()", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(StoreError) as err:
+            Store(str(path))
+        message = str(err.value)
+        assert "\n" not in message and "Could not set lock" in message
+        assert "another process has it open" in message and "read_only=True" in message
+    finally:
+        holder.communicate("")

@@ -89,7 +89,12 @@ class Store:
         except duckdb.Error as exc:  # unreadable, not a DuckDB file, or held by a process
             if file and not read_only:
                 refuse_during_refresh(self.path)  # (it holds the file while it reads it)
-            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+            hint = ""
+            if "lock" in str(exc).lower():  # DuckDB: one writing process per file
+                hint = ("; another process has it open (a notebook's Project.open(...) holds it "
+                        "until .close(): open it there with read_only=True to leave the "
+                        "commands free)")
+            raise StoreError(f"cannot open store {self.path}: {str(exc).splitlines()[0]}{hint}") from exc
         self.raw: duckdb.DuckDBPyConnection = self.con.con
         if file and not read_only:
             # after DuckDB's file lock is held: a refresh starting later cannot open the file
