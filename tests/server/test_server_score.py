@@ -50,7 +50,14 @@ def test_score_refusals(viewer, analyst, anon):
         odd = {**body, "attributes": {"region": {"a": 1}, "city": ["x"], "age_band": "25-34"}}
         r = analyst.post("/api/v1/score", json=odd)
         assert r.status_code == 422 and "city, region must be text, a number or null" in r.text, r.text
+        # an amount or quantity the ingest would quarantine (magnitude 1e20 or more)
+        for line in ({"amount": 1e300}, {"amount": -1e20}, {"amount": 5.0, "quantity": 1e20}):
+            huge = {"transactions": [{"ts": "2024-05-01T10:00:00", **line}]}
+            r = analyst.post("/api/v1/score", json=huge)
+            assert r.status_code == 422 and next(iter(line.keys() - {"amount"}), "amount") in r.text, r.text
     assert analyst.post("/api/v1/score", json={**body, "attributes": {"region": "North"}}).status_code == 200
+    big = {"transactions": [{"ts": "2024-05-01T10:00:00", "amount": 9.9e19}]}
+    assert analyst.post("/api/v1/score", json=big).status_code == 200
 
 
 def test_score_refuses_a_body_beyond_the_limit_before_reading_it_all(analyst):

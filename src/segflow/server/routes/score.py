@@ -23,6 +23,7 @@ from segflow.errors import SegflowError
 from segflow.features._attributes import ATTRIBUTE_COLUMNS
 from segflow.server._auth import CsrfChecked, audit
 from segflow.server._tokens import role_at_least
+from segflow.sources._validate import MAX_ABS_NUMBER
 
 router = APIRouter(prefix="/api/v1", tags=["score"])
 
@@ -39,14 +40,18 @@ def _naive(value: dt.datetime) -> dt.datetime:
     return value
 
 
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class TransactionIn(_Strict):
     ts: dt.datetime = Field(description="Time of the line, ISO 8601 (YYYY-MM-DDTHH:MM:SS), no time zone.")
-    amount: float = Field(allow_inf_nan=False, description="Line amount; negative for a return.")
-    quantity: float | None = Field(default=None, allow_inf_nan=False)
+    # the ingest's bound (sources._validate.MAX_ABS_NUMBER): a larger amount is quarantined there
+    amount: float = Field(allow_inf_nan=False, gt=-MAX_ABS_NUMBER, lt=MAX_ABS_NUMBER,
+                          description="Line amount; negative for a return; magnitude below 1e20.")
+    quantity: float | None = Field(default=None, allow_inf_nan=False, gt=-MAX_ABS_NUMBER,
+                                   lt=MAX_ABS_NUMBER)
     category: str | None = None
     channel: str | None = None
     promo_code: str | None = None
