@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pyarrow as pa
 import pytest
@@ -74,6 +75,9 @@ def test_migrate_defaults_to_last_two_and_human_output(project_dir):
     result = _run("migrate", "-p", str(path))  # the only scheme is picked
     assert result.exit_code == 0, result.output
     assert "2024-04-01 → 2024-05-01" in result.output and "stayed" in result.output
+    # money in the project's currency (USD unless the project names another)
+    assert "revenue between (USD)" in result.output and "revenue in motion" in result.output
+    assert re.search(r"revenue in motion [\d,]+ USD", result.output), result.output
 
 
 def test_forecast_who_paths_stability_export(project_dir, tmp_path):

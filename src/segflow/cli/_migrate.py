@@ -144,17 +144,17 @@ def migrate(
         if as_json:
             print_json(tm.to_dict())
             return
-        _print_matrix(tm)
+        _print_matrix(tm, project.settings.project.currency)
 
 
-def _print_matrix(tm) -> None:  # noqa: ANN001
+def _print_matrix(tm, currency: str) -> None:  # noqa: ANN001
     cells = tm.to_pandas()
     cells = cells[cells["customers"] > 0]
     table = Table(title=f"{tm.scheme}: transitions {tm.from_date} → {tm.to_date} (non-empty cells)")
     for col in ("from", "to", "customers", "row share", f"{tm.level:.0%} interval"):
         table.add_column(col, justify="left" if col in ("from", "to") else "right")
-    if "revenue" in cells:
-        table.add_column("revenue", justify="right")
+    if "revenue" in cells:  # net revenue of the cell's customers from --from to before --to
+        table.add_column(f"revenue between ({currency})", justify="right")
     for row in cells.itertuples():
         extra = [f"{row.revenue:,.0f}"] if "revenue" in cells else []
         table.add_row(
@@ -170,7 +170,7 @@ def _print_matrix(tm) -> None:  # noqa: ANN001
     line = f"stayed {s['stay']:,} · up {s['up']:,} · down {s['down']:,} · new {s['new']:,} · gone {s['gone']:,}"
     if "revenue_in_motion" in s:
         share = s["revenue_in_motion_share"]
-        line += f" · revenue in motion {s['revenue_in_motion']:,.0f}" + (
+        line += f" · revenue in motion {s['revenue_in_motion']:,.0f} {currency}" + (
             f" ({share:.0%})" if share is not None else ""
         )
     stdout.print(line)
