@@ -108,6 +108,7 @@ def test_builtin_scheme_and_default_snapshot(project_dir):
     result = _run("--scheme", "rfm", "--project", str(project_dir))
     assert result.exit_code == 0, result.output
     assert "Champions" in result.output
+    assert "revenue, 12 months (USD)" in result.output  # the project's currency (the default)
 
 
 @pytest.mark.parametrize(

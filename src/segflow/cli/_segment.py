@@ -83,7 +83,9 @@ def segment(
             payload["out"] = str(out) if out else None
             print_json(payload)
             return
-        _print(sizes)
+        from segflow.config import Settings
+
+        _print(sizes, Settings.load(project_dir).project.currency)
         if save:
             console.print(f"stored {written:,} assignments")
         if out:
@@ -284,10 +286,11 @@ def _write(assignments, path: Path) -> None:  # noqa: ANN001
         raise SegflowError(f"--out {path}: use a .csv or .parquet file name")
 
 
-def _print(sizes: SegmentSizes) -> None:
+def _print(sizes: SegmentSizes, currency: str) -> None:
     frame = sizes.to_pandas()
     table = Table(title=f"{sizes.scheme} at {sizes.snapshot_date}")
-    for col in ("segment", "rank", "customers", "share", "revenue 12m", "revenue share"):
+    for col in ("segment", "rank", "customers", "share", f"revenue, 12 months ({currency})",
+                "revenue share"):
         table.add_column(col, justify="left" if col == "segment" else "right")
     for row in frame.itertuples(index=False):
         table.add_row(
