@@ -300,3 +300,23 @@ def test_rows_without_an_amount_are_noted_not_counted_as_returns(tmp_path: Path)
     assert ("btyd_summary: 1 return-only customer-days are not purchases; 1 of 4 customers "
             "have no purchase and are excluded") in report["warnings"]
     assert report["customers"]["in_summary"] == 3
+
+
+def test_a_calibration_past_the_data_is_warned(tmp_path: Path, cdnow_frame: pd.DataFrame) -> None:
+    """CDNOW ends 1998-06-30: a fit to 1998-12-31 reads half a year without data as half a
+    year without purchases; warned with the gap (days after the last purchase day), in fit
+    and score alike. A calibration ending a month after the data is not."""
+    csv = _cdnow_csv(tmp_path, cdnow_frame)
+    last = cdnow_frame.ts.max().date()
+    assert last == dt.date(1998, 6, 30)
+    want = ("the calibration ends 1998-12-31, 184 days after the last purchase day (1998-06-30): "
+            "the model reads those days as days without purchases")
+    result = _run("clv", "fit", "-t", csv, "--calibration-end", "1998-12-31", "--json")
+    assert result.exit_code == 0, result.output
+    assert any(w.startswith(want) for w in json.loads(result.stdout)["warnings"]), result.stdout
+    result = _run("clv", "fit", "-t", csv, "--calibration-end", "1998-12-31")
+    assert want in " ".join(result.stderr.split()), result.stderr
+    result = _run("clv", "score", "-o", tmp_path / "scores.csv", "-t", csv, "--snapshot", "1999-01-01")
+    assert result.exit_code == 0 and want in " ".join(result.stderr.split()), result.stderr
+    result = _run("clv", "fit", "-t", csv, "--calibration-end", "1998-07-31", "--json")
+    assert result.exit_code == 0 and "after the last purchase day" not in result.output

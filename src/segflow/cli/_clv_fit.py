@@ -107,6 +107,32 @@ def _first_day(transactions: Any, snapshot: dt.date, cols: dict[str, Any]) -> dt
     return None if value is None or pd.isna(value) else pd.Timestamp(value).date()
 
 
+#: Days from the last purchase day to the calibration's end from which the fit is warned
+#: about: beyond a month (a snapshot on the period boundary after the data is at most that).
+AFTER_THE_DATA_DAYS = 31
+
+
+def _after_the_data(transactions: Any, snapshot: dt.date, cols: dict[str, Any]) -> list[str]:
+    """A warning when the calibration ends more than :data:`AFTER_THE_DATA_DAYS` after the
+    last purchase day before ``snapshot``: the BTYD models read those days as days without
+    a purchase (no data is not no purchase), so P(alive) and expected purchases come out too
+    low."""
+    import pandas as pd
+
+    from segflow.models import purchase_days
+
+    value = purchase_days(transactions, end=snapshot, **cols).day.max().execute()
+    if value is None or pd.isna(value):
+        return []
+    last = pd.Timestamp(value).date()
+    gap = (snapshot - last).days - 1  # days of the calibration after the last purchase day
+    if gap <= AFTER_THE_DATA_DAYS:
+        return []
+    return [f"the calibration ends {snapshot - dt.timedelta(days=1)}, {gap} days after the last "
+            f"purchase day ({last}): the model reads those days as days without purchases, so "
+            "P(alive) and expected purchases come out too low (is the snapshot after the data?)"]
+
+
 def _left_out(transactions: Any, customer_col: str, ts_col: str,
               amount_col: str | None = None) -> list[str]:
     """Notes counting the rows no customer's history holds: without a customer id (empty or
@@ -193,7 +219,7 @@ def fit_clv(
         if model_name != "bgbb" and (amount_col is not None or order_value is not None):
             spend, notes = _fit_spend(summary, spend_model, order_value, penalizer)
             report["notes"].extend(notes)
-    report["warnings"] = [str(w.message) for w in caught]
+    report["warnings"] = [str(w.message) for w in caught] + _after_the_data(transactions, snapshot, cols)
     report.update(model.to_dict())
     report["model"] = model_name
     zero_T = int(getattr(model, "n_zero_T_", 0))
