@@ -173,6 +173,11 @@ def test_bad_input_is_a_clear_error():
         campaign_effect(df, arm_col="arm", control="ctl", outcomes=["buy"])
     with pytest.raises(InputError, match="must be numeric"):
         campaign_effect(df, arm_col="arm", control="control", outcomes=["seg"])
+    # a column of numbers with one text cell names the row and the value
+    odd = df.assign(buy=df["buy"].astype(str))
+    odd.loc[odd.index[7], "buy"] = "NA"
+    with pytest.raises(InputError, match=r"row 8, column 'buy': outcome must be numeric .* not text \('NA'"):
+        campaign_effect(odd, arm_col="arm", control="control", outcomes=["buy"])
 
 
 def test_figure_draws_every_segment():

@@ -240,10 +240,20 @@ def _check_columns(
     for col in outcomes:
         dtype = schema[col]
         if not (dtype.is_numeric() or dtype.is_boolean()):
+            where: dict[str, object] = {}
+            if dtype.is_string():  # a file's column of numbers with a text cell ('NA', '12 EUR')
+                numbered = table.mutate(_row=ibis.row_number() + 1)
+                bad = numbered.filter(numbered[col].notnull()
+                                      & numbered[col].strip().try_cast("float64").isnull())
+                first = bad.order_by("_row").select("_row", value=bad[col]).limit(1).execute()
+                if len(first):
+                    where = {"row": int(first["_row"].iloc[0])}
+                    dtype = f"text ({first['value'].iloc[0]!r}; empty the cells without a value)"
             raise InputError(
                 f"outcome must be numeric (0/1 for a response, amounts for revenue), not {dtype}",
                 file=source,
                 column=col,
+                **where,
             )
 
 
