@@ -320,3 +320,13 @@ def test_a_calibration_past_the_data_is_warned(tmp_path: Path, cdnow_frame: pd.D
     assert result.exit_code == 0 and want in " ".join(result.stderr.split()), result.stderr
     result = _run("clv", "fit", "-t", csv, "--calibration-end", "1998-07-31", "--json")
     assert result.exit_code == 0 and "after the last purchase day" not in result.output
+
+
+def test_a_file_not_in_utf8_says_so(tmp_path: Path) -> None:
+    """A Latin-1 export ('é' as one byte) was "CSV Error on Line: 2" alone."""
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("customer_id,ts,amount\nRené,2024-01-02,10\nc2,2024-01-03,5\n".encode("latin-1"))
+    result = _run("clv", "fit", "-t", path, "--snapshot", "2024-02-01")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    line = " ".join(result.output.split())
+    assert "CSV Error on Line: 2: the file is not UTF-8" in line and "iconv -f latin1 -t utf-8" in line

@@ -76,7 +76,9 @@ def read_customer_file(path: Path) -> Any:
     except InputError:
         raise
     except Exception as exc:  # DuckDB's reader names the line and the problem
-        raise InputError(f"cannot read as a table: {str(exc).splitlines()[0]}", file=str(path)) from exc
+        from segflow.cli._files import reader_error
+
+        raise InputError(f"cannot read as a table: {reader_error(exc)}", file=str(path)) from exc
     raise InputError("expected a .csv or .parquet file", file=str(path))
 
 

@@ -106,9 +106,9 @@ def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: 
     except SegflowError:
         raise
     except Exception as exc:  # reader errors name the line; keep them, as one message
-        raise InputError(
-            f"cannot read the file: {str(exc).splitlines()[0]}", file=str(path)
-        ) from exc
+        from segflow.cli._files import reader_error
+
+        raise InputError(f"cannot read the file: {reader_error(exc)}", file=str(path)) from exc
     if id_col not in table.columns:
         from segflow._suggest import did_you_mean
 

@@ -101,8 +101,9 @@ def read_transactions(
     except ibis.common.exceptions.IbisError as exc:  # pragma: no cover - engine message
         raise InputError(f"cannot read the file: {exc}", file=str(path)) from None
     except duckdb.Error as exc:  # the reader's own message, first line
-        raise InputError(f"cannot read the file: {str(exc).splitlines()[0]}",
-                         file=str(path)) from None
+        from segflow.cli._files import reader_error
+
+        raise InputError(f"cannot read the file: {reader_error(exc)}", file=str(path)) from None
     if date_col not in table.columns:
         from segflow._suggest import did_you_mean
 

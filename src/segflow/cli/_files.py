@@ -28,6 +28,17 @@ def is_id_column(name: str) -> bool:
     return low == "id" or bool(re.search(r"[_ .\-]id$", low)) or bool(_ID_CAMEL.match(name.strip()))
 
 
+def reader_error(exc: BaseException) -> str:
+    """A file reader's error as one line: its first line, and for a file that is not UTF-8
+    (DuckDB says so further down) what to do about it."""
+    text = str(exc)
+    first = text.splitlines()[0] if text else type(exc).__name__
+    if "not utf-8 encoded" in text.lower() or "invalid unicode" in text.lower():
+        return (f"{first}: the file is not UTF-8 (a spreadsheet's 'CSV UTF-8' export, or "
+                "iconv -f latin1 -t utf-8, converts it)")
+    return first
+
+
 def read_user_csv(
     con: Any,
     path: Path | str,
