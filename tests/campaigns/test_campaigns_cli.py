@@ -70,8 +70,10 @@ def test_effect_and_audience_on_project(campaign_project, tmp_path):
     promo = pd.DataFrame(json.loads(res.stdout)["data"])
     assert set(promo.segment) == {"high", "mid", "low"} and promo.promo_share.between(0, 1).all()
     res = runner.invoke(app, ["campaign", "promotions", "--project", str(campaign_project),
-                              "--scheme", "value"])
+                              "--scheme", "value", "--snapshot", "2024-02-01"])
     assert res.exit_code == 0 and "Promotion share by value segment" in res.output
+    most = int(promo.transactions.max())
+    assert f"{most:,}" in res.output and f"{int(promo.buyers.max()):,}" in res.output
     res = runner.invoke(app, ["campaign", "list", "--project", str(campaign_project), "--json"])
     listed = pd.DataFrame(json.loads(res.stdout)["data"])
     assert set(listed.campaign_id) == {"c0", "c1"}

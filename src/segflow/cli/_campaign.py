@@ -366,7 +366,7 @@ def promotions(
         for col in ("segment", "buyers", "transactions", "with promo", "interval", "revenue share", "buyers using"):
             table.add_column(col, justify="left" if col == "segment" else "right")
         for r in res.table.itertuples():
-            table.add_row(str(r.segment), str(r.buyers), str(r.transactions),
+            table.add_row(str(r.segment), f"{int(r.buyers):,}", f"{int(r.transactions):,}",
                           _pct(r.promo_share), f"[{_pct(r.promo_share_low)}, {_pct(r.promo_share_high)}]",
                           _pct(r.promo_revenue_share), _pct(r.promo_buyer_share))
         stdout.print(table)
