@@ -330,3 +330,14 @@ def test_a_file_not_in_utf8_says_so(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "Traceback" not in result.output
     line = " ".join(result.output.split())
     assert "CSV Error on Line: 2: the file is not UTF-8" in line and "iconv -f latin1 -t utf-8" in line
+
+
+def test_a_zero_horizon_scores_zero_not_minus_zero(tmp_path: Path, cdnow_frame: pd.DataFrame) -> None:
+    csv = _cdnow_csv(tmp_path, cdnow_frame)
+    out = tmp_path / "scores.csv"
+    result = _run("clv", "score", "-t", csv, "--calibration-end", "1997-09-30", "--horizon", "0", "-o", out)
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert ",-0," not in text and ",-0\n" not in text
+    scores = pd.read_csv(out)
+    assert (scores.expected_purchases == 0).all() and (scores.clv == 0).all()

@@ -81,7 +81,8 @@ def predict_triples(
     out = triples[["x", "t_x", "T"]].copy()
     with np.errstate(all="ignore"):
         out["p_alive"] = model.p_alive(x, t_x, T)
-        out["expected_purchases"] = model.expected_purchases(horizon, x, t_x, T)
+        # + 0.0: a horizon of 0 gave -0.0 (written "-0"), a sign without a meaning
+        out["expected_purchases"] = model.expected_purchases(horizon, x, t_x, T) + 0.0
         out["p_no_purchase"] = model.p_no_purchase(horizon, x, t_x, T)
         out["discounted_purchases"] = discounted_purchases(
             model, x, t_x, T, horizon=horizon, time_unit=time_unit,
