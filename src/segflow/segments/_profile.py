@@ -252,29 +252,32 @@ def _num(col: ibis.Value) -> ibis.Value:
     return col.cast("float64")
 
 
-#: From this magnitude a floating feature's mean is a float64 mean: below it ``floor(x)`` is a
-#: whole number an int64 holds exactly on every engine.
-_EXACT_MEAN_MAX = 2.0**53
-#: A value's fraction is counted in units of 2^-52: exact for every double of magnitude 1 or
-#: more (its fraction has at most 52 bits), within 2.3e-16 below.
-_FRACTION_UNITS = 2.0**52
+#: From this magnitude a floating feature's mean is a float64 mean (no decimal holds it).
+_EXACT_MEAN_MAX = 1e24
+#: Below this magnitude a double is within 4.6e-13 (half its last place) of its decimal, so
+#: its fraction rounded to 12 places is the decimal's (the amount as written, up to 12
+#: places); from it the value's decimal text is summed (:func:`exact_decimal`).
+_SMALL = 2.0**12
 
 
 def exact_mean(col: ibis.Value) -> ibis.Value:
-    """The mean of ``col`` over its non-null values, as float64, from sums of integers, which
-    any engine takes exactly in any order of rows: the same double on DuckDB and Spark, at any
-    thread count. A float64 sum is not, and where values cancel (a customer's +1e12 order,
-    another's -1e12 refund) its error reaches the 7th digit of a mean of 336: 336.406961184 on
-    DuckDB, 336.406960307 on Spark, beyond :func:`settled`'s 12 digits.
+    """The mean of ``col`` over its non-null values, as float64, from sums that any engine
+    takes exactly in any order of rows: the same double on DuckDB and Spark, at any thread
+    count. A float64 sum is not, and where values cancel (a customer's +1e12 order,
+    another's -1e12 refund) its error reaches the 7th digit of a mean of 336: 336.406961184
+    on DuckDB, 336.406960307 on Spark, beyond :func:`settled`'s 12 digits.
 
-    Integer and boolean columns sum their values (as decimal(38, 0)). A floating value ``x`` is split, exactly in
-    IEEE arithmetic, into its whole part ``h = floor(x)`` and its fraction ``x - h`` counted
-    in units of 2^-52 (``floor((x - h) * 2^52)``: exact for ``|x| >= 1``, at most 2.3e-16
-    short below); both are summed as decimals of 18 digits (38 for the sums) and the mean is
-    ``(sum h + sum units / 2^52) / n``. About 4x cheaper than summing each value's decimal
-    text (:func:`segflow.features.exact_decimal` at 12 places, used before: 1M customers x 6
-    schemes, 39.7 -> 19.6 CPU-s for the profiles with their medians), and as exact. A column
-    holding NaN, infinity or a value of 2^53 or more keeps the float mean."""
+    Integer and boolean columns sum their values (as decimal(38, 0)). A floating value is
+    taken as its decimal rounded to 12 places (as :func:`segflow.features.score_sum`): below
+    :data:`_SMALL` in magnitude as its whole part ``floor(x)`` and its fraction in units of
+    1e-12 (``round((x - floor(x)) * 1e12)``, exact IEEE operations but the last, whose error
+    is far below half a unit), both summed as integers; from it (few values: large amounts)
+    through its decimal text (:func:`exact_decimal`). The mean is then ``(sum of whole parts +
+    sum of units / 1e12 + sum of large values) / n``. Summing every value's text, as before,
+    cost 39.7 CPU-s for the profiles at 1M customers x 6 schemes; this 21-23. A column
+    holding NaN, infinity or a value of 1e24 or more keeps the float mean."""
+    from segflow.features._window import EXACT_SCORE, exact_decimal
+
     if col.type().is_boolean():
         col = col.cast("int64")
     n = col.count()
@@ -283,12 +286,15 @@ def exact_mean(col: ibis.Value) -> ibis.Value:
         return ibis.ifelse(n == 0, ibis.null("float64"), total / n.cast("float64"))
     x = _num(col)
     odd = x.isnan() | x.isinf() | (x.abs() >= _EXACT_MEAN_MAX)
-    y = ibis.ifelse(odd, ibis.null("float64"), x)
+    small = ~odd & (x.abs() < _SMALL)
+    y = ibis.ifelse(small, x, ibis.null("float64"))
     whole = y.floor()
-    units = ((y - whole) * _FRACTION_UNITS).floor()
+    units = ((y - whole) * 1e12 + 0.5).floor()  # the fraction is >= 0: half up is half away
     dec = ibis.dtype("decimal(18, 0)")
-    total = (whole.cast("int64").cast(dec).sum().cast("float64")
-             + units.cast("int64").cast(dec).sum().cast("float64") / _FRACTION_UNITS)
+    large = exact_decimal(ibis.ifelse(~odd & ~small, x, ibis.null("float64")), EXACT_SCORE)
+    total = (whole.cast("int64").cast(dec).sum().cast("float64").fill_null(0.0)
+             + units.cast("int64").cast(dec).sum().cast("float64").fill_null(0.0) / 1e12
+             + large.sum().cast("float64").fill_null(0.0))
     exact = ibis.ifelse(n == 0, ibis.null("float64"), total / n.cast("float64"))
     return ibis.ifelse(odd.any(), x.mean(), exact)
 
