@@ -134,9 +134,13 @@ def test_every_readme_and_help_example_runs_as_written(demo_project, tmp_path, m
     for block in blocks:
         namespace: dict = {}
         exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - the README's own code
-        if "project" in namespace:
-            assert namespace["project"].summary().headlines
-            namespace["project"].close()
+        if "project" in namespace:  # the example closes it (frees the store for the CLI)
+            import segflow
+
+            with pytest.raises(segflow.SegflowError, match="is closed"):
+                namespace["project"].summary()
+            with segflow.Project.open("myproject", read_only=True) as project:
+                assert project.summary().headlines
 
 
 @pytest.mark.slow

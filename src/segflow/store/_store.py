@@ -92,8 +92,8 @@ class Store:
             hint = ""
             if "lock" in str(exc).lower():  # DuckDB: one writing process per file
                 hint = ("; another process has it open (a notebook's Project.open(...) holds it "
-                        "until .close(): open it there with read_only=True to leave the "
-                        "commands free)")
+                        "until .close(); opened there with read_only=True, it leaves segflow's "
+                        "reading commands free)")
             raise StoreError(f"cannot open store {self.path}: {str(exc).splitlines()[0]}{hint}") from exc
         self.raw: duckdb.DuckDBPyConnection = self.con.con
         if file and not read_only:
