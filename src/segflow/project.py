@@ -227,7 +227,8 @@ class Project:
         Read from the run's stored cells when they are current and hold the pair (consecutive
         snapshots, or any snapshot and the latest: the same matrix, see
         :func:`segflow.summaries.transition_table`), else computed from the change rows and
-        the transactions (at 1M customers about 6 s against a few milliseconds)."""
+        the transactions (`segflow migrate` at 1M customers: 3.1 s computed, 2.0 s stored,
+        most of it start-up)."""
         from segflow.migration import transition_matrix
         from segflow.summaries import summaries_run, transition_table
 

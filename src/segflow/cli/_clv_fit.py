@@ -96,15 +96,18 @@ def _window(first: dt.date | None, end: dt.date, time_unit: str) -> dict[str, An
     }
 
 
-def _first_day(transactions: Any, snapshot: dt.date, cols: dict[str, Any]) -> dt.date | None:
-    """The first day with a transaction before the snapshot (the calibration's first day)."""
+def _purchase_span(transactions: Any, snapshot: dt.date,
+                   cols: dict[str, Any]) -> tuple[dt.date | None, dt.date | None]:
+    """The first and the last day with a purchase before the snapshot (one query): the
+    calibration's first day, and what :func:`_after_the_data` compares its end with."""
     import pandas as pd
 
     from segflow.models import purchase_days
 
     days = purchase_days(transactions, end=snapshot, **cols)
-    value = days.day.min().execute()
-    return None if value is None or pd.isna(value) else pd.Timestamp(value).date()
+    row = days.aggregate(first=days.day.min(), last=days.day.max()).execute().iloc[0]
+    return tuple(None if v is None or pd.isna(v) else pd.Timestamp(v).date()  # type: ignore[return-value]
+                 for v in (row["first"], row["last"]))
 
 
 #: Days from the last purchase day to the calibration's end from which the fit is warned
@@ -112,19 +115,13 @@ def _first_day(transactions: Any, snapshot: dt.date, cols: dict[str, Any]) -> dt
 AFTER_THE_DATA_DAYS = 31
 
 
-def _after_the_data(transactions: Any, snapshot: dt.date, cols: dict[str, Any]) -> list[str]:
-    """A warning when the calibration ends more than :data:`AFTER_THE_DATA_DAYS` after the
-    last purchase day before ``snapshot``: the BTYD models read those days as days without
-    a purchase (no data is not no purchase), so P(alive) and expected purchases come out too
-    low."""
-    import pandas as pd
-
-    from segflow.models import purchase_days
-
-    value = purchase_days(transactions, end=snapshot, **cols).day.max().execute()
-    if value is None or pd.isna(value):
+def _after_the_data(last: dt.date | None, snapshot: dt.date) -> list[str]:
+    """A warning when the calibration (up to the day before ``snapshot``) ends more than
+    :data:`AFTER_THE_DATA_DAYS` after ``last``, the last purchase day: the BTYD models read
+    those days as days without a purchase (no data is not no purchase), so P(alive) and
+    expected purchases come out too low."""
+    if last is None:
         return []
-    last = pd.Timestamp(value).date()
     gap = (snapshot - last).days - 1  # days of the calibration after the last purchase day
     if gap <= AFTER_THE_DATA_DAYS:
         return []
@@ -193,10 +190,11 @@ def fit_clv(
             f"unknown spend model {spend_model!r}; expected {', '.join(SPEND_MODELS)}"
         )
     cols = dict(customer_col=customer_col, ts_col=ts_col, amount_col=amount_col)
+    first, last = _purchase_span(transactions, snapshot, cols)
     report: dict[str, Any] = {
         "model": model_name, "time_unit": time_unit,
         "calibration_end": snapshot - dt.timedelta(days=1),
-        "calibration": _window(_first_day(transactions, snapshot, cols), snapshot, time_unit),
+        "calibration": _window(first, snapshot, time_unit),
         "warnings": [], "notes": [],
     }
     report["notes"].extend(_left_out(transactions, customer_col, ts_col, amount_col))
@@ -219,7 +217,7 @@ def fit_clv(
         if model_name != "bgbb" and (amount_col is not None or order_value is not None):
             spend, notes = _fit_spend(summary, spend_model, order_value, penalizer)
             report["notes"].extend(notes)
-    report["warnings"] = [str(w.message) for w in caught] + _after_the_data(transactions, snapshot, cols)
+    report["warnings"] = [str(w.message) for w in caught] + _after_the_data(last, snapshot)
     report.update(model.to_dict())
     report["model"] = model_name
     zero_T = int(getattr(model, "n_zero_T_", 0))
