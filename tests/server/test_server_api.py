@@ -123,3 +123,45 @@ def test_customers_pages_follow_each_other(client):
     assert [r["customer_id"] for r in second["data"]] == ids[3:]
     assert second["meta"]["limit"] == 3 and second["meta"]["offset"] == 3
     assert second["total"] == whole["total"] > 6
+
+
+def test_customers_without_a_record_are_found(served_project, tokens, tmp_path):
+    """A project may have no customers source (only transactions: the run knows its
+    customers from them) or records of some customers only; the search read ``customers``
+    alone and found nobody the run had segments for. The fixture's store with every record
+    but C001's and C002's removed after the run, as such a project's store is."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from segflow.server import ServerSettings, create_app
+
+    directory = tmp_path / "proj"
+    directory.mkdir()
+    for name in ("segflow.toml", "segflow.duckdb"):
+        shutil.copy(served_project / name, directory / name)
+    con = duckdb.connect(str(directory / "segflow.duckdb"))
+    con.execute("DELETE FROM customers WHERE customer_id NOT IN ('C001', 'C002')")
+    known = [r[0] for r in con.execute("SELECT customer_id FROM customer_features ORDER BY 1").fetchall()]
+    latest = con.execute("SELECT max(snapshot_date) FROM segment_assignments WHERE scheme = 'rfm'").fetchone()[0]
+    rfm = dict(con.execute("SELECT customer_id, segment FROM segment_assignments WHERE scheme = 'rfm' "
+                           "AND snapshot_date = ?", [latest]).fetchall())
+    con.close()
+    app = create_app(ServerSettings(project_dir=directory, allowed_hosts=["testserver"], poll_seconds=0, warm=False))
+    headers = {"authorization": f"Bearer {tokens['analyst']}"}
+    with TestClient(app, base_url="https://testserver", headers=headers) as c:
+        c00 = [i for i in known if i.startswith("C00")]
+        body = c.get("/api/v1/customers", params={"q": "C00", "limit": 3, "offset": 1}).json()
+        assert [r["customer_id"] for r in body["data"]] == c00[1:4] and body["total"] == len(c00)
+        first, second, third = body["data"]
+        assert first["email"] == "j***@example.com" and first["phone"] == "***23"  # C001: masked as before
+        assert second["email"] == "=***@example.org" and third["customer_id"] == "C003"
+        assert third["email"] is None and third["phone"] is None and third["region"] is None
+        everyone = c.get("/api/v1/customers", params={"scheme": "rfm", "limit": 10_000}).json()
+        assert {r["customer_id"]: r["segment"] for r in everyone["data"]} == rfm and everyone["total"] == len(rfm)
+        one = c.get("/api/v1/customers/C003").json()
+        assert one["meta"]["attributes"] == {} and one["meta"]["features"]["customer_id"] == "C003"
+        assert {(r["scheme"], r["snapshot_date"]) for r in one["data"]} >= {("rfm", str(latest))}
+        page = c.get("/customers", params={"q": "C003"})
+        assert "1 match(es)" in page.text and 'href="/customers/C003"' in page.text
+        assert c.get("/api/v1/customers/C999").status_code == 404

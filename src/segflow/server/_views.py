@@ -190,15 +190,62 @@ def _columns(project: Project, table: str) -> list[str]:
     return [r[0] for r in rows]
 
 
+#: Columns of the ``customers`` table a search answers with (those the store has).
+SEARCH_COLUMNS = ("email", "phone", "name", "region", "created_at")
+
+
+def _tables(project: Project) -> set[str]:
+    return {r[0] for r in project.store.raw.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+
+
+def recordless(project: Project, gen: Generation | None = None) -> bool:
+    """Whether the run knows customers the ``customers`` table has no record of: ids in
+    ``customer_features`` (every customer known at the latest snapshot, by a record or by a
+    transaction: :func:`segflow.features.customer_features`) missing from ``customers``, as
+    in a project with only a transactions source, or guests who never signed up. Cached per
+    copy (one anti-join), so a search of a store whose records cover everyone reads
+    ``customers`` alone."""
+
+    def compute() -> bool:
+        tables = _tables(project)
+        if "customer_features" not in tables:
+            return False
+        if "customers" not in tables:
+            return True
+        return bool(project.store.raw.execute(
+            "SELECT EXISTS (SELECT 1 FROM customer_features f WHERE NOT EXISTS "
+            "(SELECT 1 FROM customers r WHERE r.customer_id = f.customer_id))").fetchone()[0])
+
+    return compute() if gen is None else gen.cached(("recordless",), compute)
+
+
+def _people(project: Project, gen: Generation | None) -> tuple[str, list[str]]:
+    """The relation a search reads (SQL) and its columns of :data:`SEARCH_COLUMNS`: the
+    ``customers`` table, plus (:func:`recordless`) one row per customer the run knows without
+    a record, its columns null."""
+    cols = [c for c in SEARCH_COLUMNS if c in _columns(project, "customers")]
+    if not recordless(project, gen):
+        return "customers", cols
+    if "customers" not in _tables(project):
+        return "(SELECT customer_id FROM customer_features)", []
+    keep = "".join(f", {c}" for c in cols)
+    nulls = "".join(f", NULL AS {c}" for c in cols)
+    return (f"(SELECT customer_id{keep} FROM customers UNION ALL SELECT f.customer_id{nulls} "
+            "FROM customer_features f WHERE NOT EXISTS "
+            "(SELECT 1 FROM customers r WHERE r.customer_id = f.customer_id))"), cols
+
+
 def search_customers(project: Project, q: str | None, scheme: str | None, segment: str | None,
                      snapshot: dt.date | None, limit: int, offset: int,
                      gen: Generation | None = None) -> tuple[pd.DataFrame, int]:
     """Customers by id prefix, exact e-mail (case-insensitive) or name part, and/or by
-    segment at a snapshot; returns a page and the total count. ``gen``: the copy, whose
-    cached snapshot dates are used (:func:`snapshots`)."""
+    segment at a snapshot; returns a page and the total count. Every customer the run knows
+    is found, also one without a record in ``customers`` (by id and segment; its personal
+    columns empty: :func:`_people`). ``gen``: the copy, whose cached snapshot dates are used
+    (:func:`snapshots`)."""
     where, params = [], []
-    cols = _columns(project, "customers")
-    select = ["c.customer_id"] + [f"c.{c}" for c in ("email", "phone", "name", "region", "created_at") if c in cols]
+    people, cols = _people(project, gen)
+    select = ["c.customer_id"] + [f"c.{c}" for c in cols]
     if q:
         ors = ["c.customer_id LIKE ? ESCAPE '\\'"]
         params.append(q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
@@ -222,7 +269,7 @@ def search_customers(project: Project, q: str | None, scheme: str | None, segmen
             where.append("s.segment = ?")
             params.append(segment)
     sql_where = ("WHERE " + " AND ".join(where)) if where else ""
-    base = f"FROM customers c {join} {sql_where}"
+    base = f"FROM {people} c {join} {sql_where}"
     total = int(project.store.raw.execute(f"SELECT count(*) {base}", params).fetchone()[0])
     frame = project.store.raw.execute(
         f"SELECT {', '.join(select)} {base} ORDER BY c.customer_id LIMIT ? OFFSET ?", [*params, limit, offset]
@@ -300,10 +347,10 @@ def customer_rows_indexed(gen: Generation | None, customer_id: str) -> dict[str,
     history = _expand_spells(index.rows("spells", k)[1], index.snapshots) if k is not None else []
     attributes = index.rows("attributes", k) if "attributes" in index else ([], [])
     attributes = (attributes[0], attributes[1][:1])
-    if not history and not attributes[1]:
+    features = index.rows("features", k) if "features" in index else ([], [])
+    if not history and not attributes[1] and not features[1]:
         raise HTTPException(status_code=404, detail=f"no customer {customer_id!r}")
     scores = index.rows("scores", k) if "scores" in index else (["snapshot_date", "model", "score", "value"], [])
-    features = index.rows("features", k) if "features" in index else ([], [])
     return {"history": (HISTORY_COLUMNS, history), "attributes": attributes, "scores": scores, "features": features}
 
 
@@ -329,13 +376,14 @@ def customer_rows(project: Project, customer_id: str, gen: Generation | None = N
 
     history = _history_rows(project, gen, customer_id)
     attributes = rows("attributes", limit=1)
-    if not history and not attributes[1]:
+    features = rows("features")
+    if not history and not attributes[1] and not features[1]:
         raise HTTPException(status_code=404, detail=f"no customer {customer_id!r}")
     scores = rows("scores")
     if not scores[0]:
         scores = (["snapshot_date", "model", "score", "value"], [])
     return {"history": (HISTORY_COLUMNS, history), "attributes": attributes, "scores": scores,
-            "features": rows("features")}
+            "features": features}
 
 
 def customer_detail(project: Project, customer_id: str, gen: Generation | None = None) -> dict[str, Any]:

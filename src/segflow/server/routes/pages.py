@@ -259,7 +259,7 @@ def customers_page(request: Request, project: ProjectDep, gen: GenerationDep, wh
             f'<input name="q" id="q" value="{escape(q or "")}"></label><button type="submit" id="search">search</button></form>')
     blocks = [form]
     if q:
-        frame, total = _views.search_customers(project, q, None, None, None, 100, 0)
+        frame, total = _views.search_customers(project, q, None, None, None, 100, 0, gen)
         audit(request, who, "read_customers", {"rows": len(frame), "q": q, "pii": "mask"})
         blocks.append(f"<p>{total:,} match(es)</p>" + _linked_table(protect(frame, "mask")))
     query = urlencode({"q": q or ""})
