@@ -92,8 +92,8 @@ def test_personal_data_policies(project, tmp_path, pii):
         assert t.loc["C3", "email"] == CUSTOMERS["C3"][0]  # Parquet keeps values as they are
     else:
         assert t.loc["C2", "email"] == "b***@example.org"
-        assert t.loc["C1", "phone"] == "*" * (len("+44 20 7946 0001") - 4) + "0001"
-        assert t.loc["C7", "phone"] == "****"  # too short to show any digit
+        assert t.loc["C1", "phone"] == "***01"  # +44 20 7946 0001
+        assert t.loc["C7", "phone"] == "***"  # 555: too short to show any digit
         assert "bob" not in " ".join(t["email"].dropna())
 
 
@@ -198,6 +198,32 @@ def test_phones_hash_in_e164_form_in_exports_and_the_server():
     assert hashes == {k: _sha(v) if v else None for k, v in want.items()}
     assert {k: hash_value(v, "phone") for k, v in written.items()} == hashes
     assert hash_value(" Ann@Example.com ", "email") == _sha("ann@example.com")
+
+
+def test_phones_mask_alike_in_exports_and_the_server():
+    """The exports kept a phone's last four characters behind one star per character
+    (``************0001``; ``****`` when short), the server ``***`` and its last two digits
+    (``***23``, also of ``555``): one customer's number masked two ways. Now both call
+    :func:`segflow.exports.mask_phone`."""
+    import ibis
+    import pandas as pd
+    import pyarrow as pa
+
+    from segflow.exports import personal_columns
+    from segflow.server._security import protect, protect_rows
+
+    written = {"uk": "+44 20 7946 0123", "zeros": "0044 (0)20 7946-0123 ext. 9", "dashes": "020-7946-0123",
+               "us": "+1 (555) 010-0199", "six": "12 34 56", "short": "555", "words": "n/a",
+               "empty": "", "blank": "\u00a0 ", "none": None}
+    want = {"uk": "***23", "zeros": "***23", "dashes": "***23", "us": "***99", "six": "***56",
+            "short": "***", "words": "***", "empty": "", "blank": "", "none": None}
+    t = ibis.memtable(pa.table({"customer_id": list(written), "phone": pa.array(list(written.values()), pa.string())}))
+    exported = {r["customer_id"]: r["phone"] for r in personal_columns(t, "mask").to_pyarrow().to_pylist()}
+    frame = pd.DataFrame({"customer_id": list(written), "phone": list(written.values())})
+    served = {k: None if pd.isna(v) else v  # a missing value comes back as NaN (JSON: null)
+              for k, v in zip(frame["customer_id"], protect(frame, "mask")["phone"], strict=True)}
+    rows = dict(protect_rows(["customer_id", "phone"], list(written.items()), "mask")[1])
+    assert exported == served == rows == want
 
 
 def test_emails_hash_as_python_strips_and_lower_cases_them():

@@ -10,7 +10,7 @@ from segflow.exports._export import (
     export_segments,
     watermark,
 )
-from segflow.exports._pii import PII_COLUMNS, PII_POLICIES, personal_columns, phone_key
+from segflow.exports._pii import PII_COLUMNS, PII_POLICIES, mask_phone, personal_columns, phone_key
 from segflow.exports._segment_list import segment_list, write_segment_list
 from segflow.exports._webhook import WebhookPolicy
 
@@ -23,6 +23,7 @@ __all__ = [
     "export_audience",
     "export_history",
     "export_segments",
+    "mask_phone",
     "neutralise_formulas",
     "personal_columns",
     "phone_key",

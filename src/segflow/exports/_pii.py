@@ -14,7 +14,8 @@ same way). Policies, applied in the engine:
     cannot be completed (which country?) and stays its digits. Other columns: trimmed,
     lower-cased.
 ``mask``
-    Enough left to recognise a record by eye: ``j***@example.com``, ``*******1234``.
+    Enough left to recognise a record by eye: ``j***@example.com``; a phone number as
+    :func:`mask_phone` writes it (``***23``), the rule of the server's masked answers too.
 ``omit``
     The columns are left out.
 ``include``
@@ -52,8 +53,7 @@ def _mask(column: str, value: ibis.Value) -> ibis.Value:
         domain = text.substr(at)  # from the '@' on
         return ibis.ifelse(at > 0, local.concat("***").concat(domain), ibis.literal("***"))
     if column == "phone":
-        n = text.length()
-        return ibis.ifelse(n > 4, ibis.literal("*").repeat(n - 4).concat(text.right(4)), ibis.literal("****"))
+        return _masked_phone(text)
     return ibis.ifelse(text.length() > 0, text.substr(0, 1).concat("***"), text)
 
 
@@ -83,6 +83,36 @@ def phone_key(value: str) -> str | None:
     if not digits:
         return None
     return "+" + digits if international else digits
+
+
+#: Digits a masked phone number shows (its last ones), and the fewest digits a number needs
+#: to show them: of a shorter one (``555``, ``112``) they would be most of it.
+MASK_PHONE_DIGITS = 2
+MASK_PHONE_MIN_DIGITS = 6
+
+
+def mask_phone(value: str) -> str:
+    """A phone number masked: ``***`` and the last two digits of the number as it is hashed
+    (:func:`phone_key`: its digits, without a trunk ``(0)`` or an extension), so ``+44 20 7946
+    0123``, ``020-7946-0123`` and ``0044 (0)20 7946 0123 ext. 9`` all read ``***23``. A number
+    of fewer than six digits and a value without digits (``n/a``) read ``***``; an empty (or
+    blank) value stays empty. Always 3 or 5 characters: neither the length nor the format of
+    the number shows.
+
+    The one rule for masked phones: the exports' ``mask`` policy (:func:`personal_columns`)
+    and the server's masked answers (:func:`segflow.server._security.mask_value`) call it."""
+    if not value.strip(_SPACES):
+        return ""
+    digits = (phone_key(value) or "").lstrip("+")
+    return "***" + (digits[-MASK_PHONE_DIGITS:] if len(digits) >= MASK_PHONE_MIN_DIGITS else "")
+
+
+@ibis.udf.scalar.pyarrow
+def _masked_phone(value: str) -> str:
+    """:func:`mask_phone` of each value, in the engine (nulls stay null)."""
+    import pyarrow as pa
+
+    return pa.array([None if v is None else mask_phone(v) for v in value.to_pylist()], pa.string())
 
 
 def _phone_key(value: ibis.Value) -> ibis.StringValue:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from segflow.exports._pii import phone_key
+from segflow.exports._pii import mask_phone, phone_key
 
 #: Columns holding personal data (any table); matched by name.
 PII_COLUMNS = ("email", "phone", "name", "first_name", "last_name", "full_name", "address",
@@ -111,8 +111,9 @@ class SecurityHeaders:
 
 
 def mask_value(column: str, value: Any) -> Any:
-    """``jane.doe@example.com`` -> ``j***@example.com``; phones keep their last 2 digits;
-    other personal text keeps its first letter."""
+    """``jane.doe@example.com`` -> ``j***@example.com``; a phone number as the exports mask
+    it (:func:`segflow.exports.mask_phone`: ``***23``); other personal text keeps its first
+    letter."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return value
     text = str(value)
@@ -120,8 +121,7 @@ def mask_value(column: str, value: Any) -> Any:
         local, _, domain = text.partition("@")
         return f"{local[:1]}***@{domain}"
     if column == "phone":
-        digits = [c for c in text if c.isdigit()]
-        return "***" + "".join(digits[-2:])
+        return mask_phone(text)
     return text[:1] + "***"
 
 
