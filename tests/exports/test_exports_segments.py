@@ -92,6 +92,8 @@ def test_personal_data_policies(project, tmp_path, pii):
         assert t.loc["C3", "email"] == CUSTOMERS["C3"][0]  # Parquet keeps values as they are
     else:
         assert t.loc["C2", "email"] == "b***@example.org"
+        assert t.loc["C1", "email"] == "A***@Example.com"  # " Ann@Example.com ", trimmed
+        assert t.loc["C3", "email"] == "***" and t["email"].isna()["C5"]  # no address; none
         assert t.loc["C1", "phone"] == "***01"  # +44 20 7946 0001
         assert t.loc["C7", "phone"] == "***"  # 555: too short to show any digit
         assert "bob" not in " ".join(t["email"].dropna())
@@ -200,11 +202,12 @@ def test_phones_hash_in_e164_form_in_exports_and_the_server():
     assert hash_value(" Ann@Example.com ", "email") == _sha("ann@example.com")
 
 
-def test_phones_mask_alike_in_exports_and_the_server():
-    """The exports kept a phone's last four characters behind one star per character
-    (``************0001``; ``****`` when short), the server ``***`` and its last two digits
-    (``***23``, also of ``555``): one customer's number masked two ways. Now both call
-    :func:`segflow.exports.mask_phone`."""
+def test_personal_data_masks_alike_in_exports_and_the_server():
+    """One customer's data was masked two ways: phones (the exports kept the last four
+    characters behind a star each, the server ``***`` and two digits, also of ``555``),
+    e-mails without ``@`` (exports ``***``, server first letter and ``***``) and empty names
+    (exports empty, server ``***``). Now the exports' ``mask`` policy and the server's masked
+    frames and rows all call :func:`segflow.exports.mask_value`: one rule per kind of value."""
     import ibis
     import pandas as pd
     import pyarrow as pa
@@ -212,18 +215,37 @@ def test_phones_mask_alike_in_exports_and_the_server():
     from segflow.exports import personal_columns
     from segflow.server._security import protect, protect_rows
 
-    written = {"uk": "+44 20 7946 0123", "zeros": "0044 (0)20 7946-0123 ext. 9", "dashes": "020-7946-0123",
-               "us": "+1 (555) 010-0199", "six": "12 34 56", "short": "555", "words": "n/a",
-               "empty": "", "blank": "\u00a0 ", "none": None}
-    want = {"uk": "***23", "zeros": "***23", "dashes": "***23", "us": "***99", "six": "***56",
-            "short": "***", "words": "***", "empty": "", "blank": "", "none": None}
-    t = ibis.memtable(pa.table({"customer_id": list(written), "phone": pa.array(list(written.values()), pa.string())}))
-    exported = {r["customer_id"]: r["phone"] for r in personal_columns(t, "mask").to_pyarrow().to_pylist()}
-    frame = pd.DataFrame({"customer_id": list(written), "phone": list(written.values())})
-    served = {k: None if pd.isna(v) else v  # a missing value comes back as NaN (JSON: null)
-              for k, v in zip(frame["customer_id"], protect(frame, "mask")["phone"], strict=True)}
-    rows = dict(protect_rows(["customer_id", "phone"], list(written.items()), "mask")[1])
-    assert exported == served == rows == want
+    written = {
+        "phone": {"uk": "+44 20 7946 0123", "zeros": "0044 (0)20 7946-0123 ext. 9", "dashes": "020-7946-0123",
+                  "us": "+1 (555) 010-0199", "six": "12 34 56", "short": "555", "words": "n/a",
+                  "empty": "", "blank": "\u00a0 ", "none": None},
+        "email": {"plain": "jane.doe@example.com", "spaced": " Ann@Example.com ", "no_at": "jane.doe",
+                  "no_local": "@example.com", "no_domain": "ann@", "two_at": "a@b@example.com",
+                  "unicode": "\u00e9lodie@exemple.fr", "greek": "\u03a3\u03bf\u03c6\u03af\u03b1@example.gr",
+                  "empty": "", "blank": "\u00a0", "none": None},
+        "name": {"plain": "Jane Doe", "letter": "J", "spaced": "  \u00c9lodie ", "empty": "", "blank": " ",
+                 "none": None},
+    }
+    want = {
+        "phone": {"uk": "***23", "zeros": "***23", "dashes": "***23", "us": "***99", "six": "***56",
+                  "short": "***", "words": "***", "empty": "", "blank": "", "none": None},
+        "email": {"plain": "j***@example.com", "spaced": "A***@Example.com", "no_at": "***", "no_local": "***",
+                  "no_domain": "***", "two_at": "a***@example.com", "unicode": "\u00e9***@exemple.fr",
+                  "greek": "\u03a3***@example.gr", "empty": "", "blank": "", "none": None},
+        "name": {"plain": "J***", "letter": "J***", "spaced": "\u00c9***", "empty": "", "blank": "", "none": None},
+    }
+    # one table (one query): a row per column and case, the other columns null
+    ids = [f"{column}:{case}" for column, values in written.items() for case in values]
+    table = {c: [written[c].get(i.partition(":")[2]) if i.startswith(c + ":") else None for i in ids] for c in written}
+    t = ibis.memtable(pa.table({"customer_id": ids, **{c: pa.array(v, pa.string()) for c, v in table.items()}}))
+    masked = personal_columns(t, "mask").to_pyarrow().to_pylist()
+    for column, values in written.items():
+        exported = {r["customer_id"].partition(":")[2]: r[column] for r in masked if r["customer_id"].startswith(column + ":")}
+        frame = pd.DataFrame({"customer_id": list(values), column: list(values.values())})
+        served = {k: None if pd.isna(v) else v  # a missing value comes back as NaN (JSON: null)
+                  for k, v in zip(frame["customer_id"], protect(frame, "mask")[column], strict=True)}
+        rows = dict(protect_rows(["customer_id", column], list(values.items()), "mask")[1])
+        assert exported == served == rows == want[column], column
 
 
 def test_emails_hash_as_python_strips_and_lower_cases_them():

@@ -10,7 +10,16 @@ from segflow.exports._export import (
     export_segments,
     watermark,
 )
-from segflow.exports._pii import PII_COLUMNS, PII_POLICIES, mask_phone, personal_columns, phone_key
+from segflow.exports._pii import (
+    PII_COLUMNS,
+    PII_POLICIES,
+    mask_email,
+    mask_name,
+    mask_phone,
+    mask_value,
+    personal_columns,
+    phone_key,
+)
 from segflow.exports._segment_list import segment_list, write_segment_list
 from segflow.exports._webhook import WebhookPolicy
 
@@ -23,7 +32,10 @@ __all__ = [
     "export_audience",
     "export_history",
     "export_segments",
+    "mask_email",
+    "mask_name",
     "mask_phone",
+    "mask_value",
     "neutralise_formulas",
     "personal_columns",
     "phone_key",

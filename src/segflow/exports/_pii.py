@@ -14,8 +14,10 @@ same way). Policies, applied in the engine:
     cannot be completed (which country?) and stays its digits. Other columns: trimmed,
     lower-cased.
 ``mask``
-    Enough left to recognise a record by eye: ``j***@example.com``; a phone number as
-    :func:`mask_phone` writes it (``***23``), the rule of the server's masked answers too.
+    Enough left to recognise a record by eye, by one function per kind of value, the rules
+    of the server's masked answers too (:func:`mask_value`): an e-mail as :func:`mask_email`
+    writes it (``j***@example.com``), a phone number as :func:`mask_phone` (``***23``), a
+    name and any other personal text as :func:`mask_name` (``J***``); empty stays empty.
 ``omit``
     The columns are left out.
 ``include``
@@ -25,7 +27,8 @@ same way). Policies, applied in the engine:
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Any, Literal
 
 import ibis
 
@@ -43,18 +46,6 @@ def check_policy(policy: str) -> PiiPolicy:
     if policy not in PII_POLICIES:
         raise InputError(f"unknown personal-data policy {policy!r}; expected one of {', '.join(PII_POLICIES)}")
     return policy  # type: ignore[return-value]
-
-
-def _mask(column: str, value: ibis.Value) -> ibis.Value:
-    text = value.cast("string")
-    if column == "email":
-        at = text.find("@")
-        local = text.substr(0, 1)
-        domain = text.substr(at)  # from the '@' on
-        return ibis.ifelse(at > 0, local.concat("***").concat(domain), ibis.literal("***"))
-    if column == "phone":
-        return _masked_phone(text)
-    return ibis.ifelse(text.length() > 0, text.substr(0, 1).concat("***"), text)
 
 
 #: White space around a phone number (also the no-break spaces office software writes).
@@ -100,19 +91,61 @@ def mask_phone(value: str) -> str:
     the number shows.
 
     The one rule for masked phones: the exports' ``mask`` policy (:func:`personal_columns`)
-    and the server's masked answers (:func:`segflow.server._security.mask_value`) call it."""
+    and the server's masked answers (:func:`mask_value`) call it."""
     if not value.strip(_SPACES):
         return ""
     digits = (phone_key(value) or "").lstrip("+")
     return "***" + (digits[-MASK_PHONE_DIGITS:] if len(digits) >= MASK_PHONE_MIN_DIGITS else "")
 
 
+def mask_email(value: str) -> str:
+    """An e-mail masked: its first character, ``***`` and its domain, of the value trimmed as
+    it is hashed (``str.strip()``): ``Jane.Doe@Example.com`` -> ``J***@Example.com``. It is
+    cut at its last ``@`` (a domain has none; a quoted local part may). A value that is no
+    address (no ``@``, or nothing before or after it: ``n/a``, ``jane``, ``@example.com``)
+    reads ``***``; an empty (or blank) value stays empty.
+
+    The one rule for masked e-mails: the exports' ``mask`` policy (:func:`personal_columns`)
+    and the server's masked answers (:func:`mask_value`)."""
+    text = value.strip()
+    if not text:
+        return ""
+    local, at, domain = text.rpartition("@")
+    return f"{local[:1]}***@{domain}" if at and local and domain else "***"
+
+
+def mask_name(value: str) -> str:
+    """A name (``name``, ``first_name``, ``last_name``, ``full_name``) or other personal text
+    (``address``, ``street``, ``postcode``, ``zip``) masked: its first character and ``***``,
+    of the value trimmed (``str.strip()``): ``Jane Doe`` -> ``J***``, ``J`` -> ``J***``; an
+    empty (or blank) value stays empty. The one rule, as :func:`mask_email`'s."""
+    text = value.strip()
+    return text[:1] + "***" if text else ""
+
+
+def mask_value(column: str, value: Any) -> Any:
+    """``value`` of the personal column ``column`` masked: :func:`mask_email`,
+    :func:`mask_phone` or :func:`mask_name` (any other column), of its text; a missing value
+    (None, NaN) stays as it is. What the exports' ``mask`` policy writes (in the engine,
+    :func:`_masked`) and what the server's masked answers show
+    (:func:`segflow.server._security.protect`)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return value
+    text = str(value)
+    if column == "email":
+        return mask_email(text)
+    if column == "phone":
+        return mask_phone(text)
+    return mask_name(text)
+
+
 @ibis.udf.scalar.pyarrow
-def _masked_phone(value: str) -> str:
-    """:func:`mask_phone` of each value, in the engine (nulls stay null)."""
+def _masked(value: str, column: str) -> str:
+    """:func:`mask_value` of each value of ``column`` (a literal), in the engine (nulls stay null)."""
     import pyarrow as pa
 
-    return pa.array([None if v is None else mask_phone(v) for v in value.to_pylist()], pa.string())
+    kind = column[0].as_py() if len(column) else ""
+    return pa.array([None if v is None else mask_value(kind, v) for v in value.to_pylist()], pa.string())
 
 
 def _phone_key(value: ibis.Value) -> ibis.StringValue:
@@ -164,7 +197,7 @@ def personal_columns(customers: ibis.Table, policy: str) -> ibis.Table:
         if policy == "hash":
             cols[f"{c}_sha256"] = hash_key(c, v).hexdigest("sha256")
         elif policy == "mask":
-            cols[c] = ibis.ifelse(v.isnull(), ibis.null("string"), _mask(c, v))
+            cols[c] = _masked(v.cast("string"), ibis.literal(c))
         else:
             cols[c] = v.cast("string")
     # one row per customer; should a store hold two records of one customer, the larger

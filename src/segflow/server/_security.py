@@ -5,9 +5,11 @@ carrying the page's nonce), no framing, no MIME sniffing, no referrer to other s
 on everything but the static library files. No CORS headers are ever sent, so browsers keep
 other sites from reading the API.
 
-Personal data: the columns in :data:`PII_COLUMNS` are masked in JSON and hashed (SHA-256 of
-the trimmed, lower-cased value) in CSV downloads unless an analyst asks with
-``pii=full``; viewers never reach customer-level routes at all.
+Personal data: the columns in :data:`PII_COLUMNS` are masked in JSON and pages as the
+exports' ``mask`` policy masks them (one function per kind of value:
+:func:`segflow.exports.mask_value`) and hashed (SHA-256 of the trimmed, lower-cased value)
+in CSV downloads unless an analyst asks with ``pii=full``; viewers never reach
+customer-level routes at all.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from segflow.exports._pii import mask_phone, phone_key
+from segflow.exports._pii import mask_value, phone_key
 
 #: Columns holding personal data (any table); matched by name.
 PII_COLUMNS = ("email", "phone", "name", "first_name", "last_name", "full_name", "address",
@@ -110,21 +112,6 @@ class SecurityHeaders:
             raise  # uvicorn logs the traceback; Starlette sees the answer started and sends nothing
 
 
-def mask_value(column: str, value: Any) -> Any:
-    """``jane.doe@example.com`` -> ``j***@example.com``; a phone number as the exports mask
-    it (:func:`segflow.exports.mask_phone`: ``***23``); other personal text keeps its first
-    letter."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return value
-    text = str(value)
-    if column == "email" and "@" in text:
-        local, _, domain = text.partition("@")
-        return f"{local[:1]}***@{domain}"
-    if column == "phone":
-        return mask_phone(text)
-    return text[:1] + "***"
-
-
 def hash_value(value: Any, column: str = "") -> Any:
     """SHA-256 hex of the value as ad platforms match it: a phone number (``column``
     ``phone``) in E.164 form (:func:`segflow.exports.phone_key`), anything else trimmed and
@@ -136,7 +123,8 @@ def hash_value(value: Any, column: str = "") -> Any:
 
 
 def protect(frame: pd.DataFrame, how: str) -> pd.DataFrame:
-    """Apply ``how`` (``mask``, ``hash`` or ``full``) to the personal-data columns."""
+    """Apply ``how`` (``mask``: :func:`segflow.exports.mask_value`, ``hash``: :func:`hash_value`,
+    or ``full``) to the personal-data columns."""
     if how == "full":
         return frame
     out = frame.copy()
