@@ -248,6 +248,119 @@ def test_personal_data_masks_alike_in_exports_and_the_server():
         assert exported == served == rows == want[column], column
 
 
+def _masked_on_every_path(written: dict[str, dict[str, str | None]]) -> list[dict[str, dict[str, str | None]]]:
+    """The values of ``written`` (column -> case -> value) masked by the exports' ``mask``
+    policy (one query), the server's frames, its rows and :func:`segflow.exports.mask_value`."""
+    import ibis
+    import pandas as pd
+    import pyarrow as pa
+
+    from segflow.exports import mask_value, personal_columns
+    from segflow.server._security import protect, protect_rows
+
+    ids = [f"{column}:{case}" for column, values in written.items() for case in values]
+    table = {c: [written[c].get(i.partition(":")[2]) if i.startswith(c + ":") else None for i in ids] for c in written}
+    t = ibis.memtable(pa.table({"customer_id": ids, **{c: pa.array(v, pa.string()) for c, v in table.items()}}))
+    masked = personal_columns(t, "mask").to_pyarrow().to_pylist()
+    paths: list[dict[str, dict[str, str | None]]] = [{}, {}, {}, {}]
+    for column, values in written.items():
+        paths[0][column] = {r["customer_id"].partition(":")[2]: r[column] for r in masked
+                            if r["customer_id"].startswith(column + ":")}
+        frame = pd.DataFrame({"customer_id": list(values), column: list(values.values())})
+        paths[1][column] = {k: None if pd.isna(v) else v
+                            for k, v in zip(frame["customer_id"], protect(frame, "mask")[column], strict=True)}
+        paths[2][column] = dict(protect_rows(["customer_id", column], list(values.items()), "mask")[1])
+        paths[3][column] = {k: mask_value(column, v) for k, v in values.items()}
+    return paths
+
+
+def test_masking_edge_cases_alike_on_every_path():
+    """The masking rules are one vectorised implementation (Arrow compute on a whole column,
+    :func:`segflow.exports.mask_array`; it replaced a Python function called per value):
+    its outputs on the corners of each rule, the same from the exports, the server's frames
+    and rows and the one-value function. Unicode white space is what ``str.strip()`` trims
+    (a line separator, ``\\x1c``; not a zero-width space), and a phone's own trimming is
+    its listed spaces only; a first character is a code point (an emoji, a letter without
+    its combining accent); an e-mail is cut at its last ``@``; a phone's extension is cut in
+    any case and spelling Python's ``(?i)`` matched (``EXTENSİON``), a trunk ``(0)`` is
+    dropped only from an international number, ``00`` counts as ``+``, non-ASCII digits are
+    not digits."""
+    written = {
+        "email": {"quoted": '"a@b"@example.com', "emoji": "\U0001f600x@example.com",
+                  "combining": "e\u0301lodie@exemple.fr", "at_first": "@@example.com", "at_last": "a@b@",
+                  "separators": "\u2028ann@example.com\x1c", "inner_newline": "an\nn@exam\nple.com",
+                  "zero_width": "\u200bann@example.com", "rewrite": "$1@b\\1", "only_at": "@", "tab": "\t"},
+        "phone": {"x": "+44 (0)20 7946 0123 x 45", "hash": "020 7946 0123 #7", "dotted_i": "+44 20 7946 0123 EXTENSİON 12",
+                  "long_s": "+44 20 7946 0123 extenſion 12", "trunk_intl": "+4 (0)1234", "trunk_national": "4 (0)1234",
+                  "zeros6": "00 12 34 56", "zeros5": "00 12 34 5", "zero_zero": "0 0 12 34 5", "plus_plus": "++44 20 7946 0123",
+                  "only_ext": "x123", "spaces": "\u3000+44 20 7946 0123\u202f", "line_sep": "\u2028+44 20 7946 0123",
+                  "unit_sep": "\x1c", "arabic": "\u0661\u0662\u0663\u0664\u0665\u0666", "newline": "\n020 7946 0123\n"},
+        "name": {"emoji": "\U0001f600 smile", "line_sep": "\u2028Ann", "unit_sep": "\x1c", "combining": "e\u0301",
+                 "zero_width": "\u200b", "newline": "\nAnn\nLee"},
+    }
+    want = {
+        "email": {"quoted": '"***@example.com', "emoji": "\U0001f600***@example.com", "combining": "e***@exemple.fr",
+                  "at_first": "@***@example.com", "at_last": "***", "separators": "a***@example.com",
+                  "inner_newline": "a***@exam\nple.com", "zero_width": "\u200b***@example.com",
+                  "rewrite": "$***@b\\1", "only_at": "***", "tab": ""},
+        "phone": {"x": "***23", "hash": "***23", "dotted_i": "***23", "long_s": "***23", "trunk_intl": "***",
+                  "trunk_national": "***34", "zeros6": "***56", "zeros5": "***", "zero_zero": "***45",
+                  "plus_plus": "***23", "only_ext": "***", "spaces": "***23", "line_sep": "***23", "unit_sep": "***",
+                  "arabic": "***", "newline": "***23"},
+        "name": {"emoji": "\U0001f600***", "line_sep": "A***", "unit_sep": "", "combining": "e***",
+                 "zero_width": "\u200b***", "newline": "A***"},
+    }
+    for got in _masked_on_every_path(written):
+        assert got == want
+
+
+def test_server_masks_values_that_are_not_text_as_their_text():
+    """The server masks what a frame or row holds: a number as its text, a missing value
+    (None, NaN) as it is, each column at once."""
+    import math
+
+    from segflow.exports import mask_value
+    from segflow.server._security import protect_rows
+
+    rows = [(447946012345, 12345, None), (None, 0, float("nan"))]
+    _, masked = protect_rows(["phone", "zip", "email"], rows, "mask")
+    assert masked[0] == ("***45", "1***", None)
+    assert masked[1][:2] == (None, "0***") and math.isnan(masked[1][2])
+    assert mask_value("phone", 447946012345) == "***45" and math.isnan(mask_value("email", float("nan")))
+
+
+def test_arrow_trims_the_white_space_python_strips():
+    """E-mails and names are trimmed as ``str.strip()`` trims them, in Arrow
+    (``utf8_trim_whitespace``): the same characters, every code point checked."""
+    import sys
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    points = [c for c in range(sys.maxunicode + 1) if not 0xD800 <= c < 0xE000]
+    trimmed = pc.utf8_trim_whitespace(pa.array([chr(c) + "a" + chr(c) for c in points])).to_pylist()
+    assert [c for c, t in zip(points, trimmed, strict=True) if t == "a"] == [c for c in points if chr(c).isspace()]
+
+
+def test_phone_extensions_hash_alike_in_any_case():
+    """The engine's regular expressions (RE2) fold case unlike Python's ``(?i)``: an
+    extension written ``EXTENSİON`` was cut by the server's hash and not by the export's, so
+    one number hashed two ways. The letters are spelt out in both cases now."""
+    import ibis
+    import pyarrow as pa
+
+    from segflow.exports import personal_columns, phone_key
+    from segflow.server._security import hash_value
+
+    written = {"dotted": "+44 20 7946 0000 EXTENSİON 12", "long_s": "+44 20 7946 0000 extenſion 12",
+               "ext": "+44 20 7946 0000 Ext. 12", "x": "020 7946 0000 X12"}
+    assert {k: phone_key(v) for k, v in written.items()} == {
+        "dotted": "+442079460000", "long_s": "+442079460000", "ext": "+442079460000", "x": "02079460000"}
+    t = ibis.memtable(pa.table({"customer_id": list(written), "phone": list(written.values())}))
+    hashes = {r["customer_id"]: r["phone_sha256"] for r in personal_columns(t, "hash").to_pyarrow().to_pylist()}
+    assert hashes == {k: hash_value(v, "phone") for k, v in written.items()}
+
+
 def test_emails_hash_as_python_strips_and_lower_cases_them():
     """The engine's TRIM kept the no-break and other Unicode spaces around a value and its
     LOWER mapped ``İ`` to ``i`` and a final ``Σ`` to ``σ``, so these e-mails hashed unlike

@@ -13,6 +13,7 @@ from segflow.exports._export import (
 from segflow.exports._pii import (
     PII_COLUMNS,
     PII_POLICIES,
+    mask_array,
     mask_email,
     mask_name,
     mask_phone,
@@ -32,6 +33,7 @@ __all__ = [
     "export_audience",
     "export_history",
     "export_segments",
+    "mask_array",
     "mask_email",
     "mask_name",
     "mask_phone",

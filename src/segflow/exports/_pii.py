@@ -14,10 +14,12 @@ same way). Policies, applied in the engine:
     cannot be completed (which country?) and stays its digits. Other columns: trimmed,
     lower-cased.
 ``mask``
-    Enough left to recognise a record by eye, by one function per kind of value, the rules
-    of the server's masked answers too (:func:`mask_value`): an e-mail as :func:`mask_email`
-    writes it (``j***@example.com``), a phone number as :func:`mask_phone` (``***23``), a
-    name and any other personal text as :func:`mask_name` (``J***``); empty stays empty.
+    Enough left to recognise a record by eye, by one rule per kind of value, the rules of
+    the server's masked answers too: an e-mail as :func:`mask_email` writes it
+    (``j***@example.com``), a phone number as :func:`mask_phone` (``***23``), a name and any
+    other personal text as :func:`mask_name` (``J***``); empty stays empty. The rules are
+    implemented once, as whole-column Arrow operations (:func:`mask_array`: each batch in the
+    engine, the server's rows a column at a time, one value for those functions).
 ``omit``
     The columns are left out.
 ``include``
@@ -28,11 +30,15 @@ same way). Policies, applied in the engine:
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import ibis
 
 from segflow.errors import InputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 PiiPolicy = Literal["hash", "mask", "omit", "include"]
 PII_POLICIES: tuple[str, ...] = ("hash", "mask", "omit", "include")
@@ -50,9 +56,11 @@ def check_policy(policy: str) -> PiiPolicy:
 
 #: White space around a phone number (also the no-break spaces office software writes).
 _SPACES = " \t\n\r\f\v\u00a0\u2007\u202f\u3000"
-#: An extension at the end of a phone number (``ext. 123``, ``x123``, ``#123``): not dialled
-#: as part of the number, so not hashed with it.
-_EXTENSION = r"(?i)[ \t]*(extension|ext\.?|x|#)[ \t]*[0-9]+$"
+#: An extension at the end of a phone number (``ext. 123``, ``x123``, ``#123``, any case): not
+#: dialled as part of the number, so not hashed with it. Its letters in either case are spelt
+#: out as Python's ``(?i)`` matched them (``ſ`` is an ``s``, ``ı`` and ``İ`` an ``i``): RE2, the
+#: engine's and Arrow's regular expressions, folds case otherwise.
+_EXTENSION = r"[ \t]*([eE][xX][tT][eE][nN][sSſ][iIıİ][oO][nN]|[eE][xX][tT]\.?|[xX]|#)[ \t]*[0-9]+$"
 
 
 def phone_key(value: str) -> str | None:
@@ -82,6 +90,85 @@ MASK_PHONE_DIGITS = 2
 MASK_PHONE_MIN_DIGITS = 6
 
 
+def mask_array(kind: str, values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """``values`` (text) of the personal column ``kind`` masked, as whole-column operations in
+    Arrow (no Python loop over the values): :func:`mask_email`'s rule for ``email``,
+    :func:`mask_phone`'s for ``phone``, :func:`mask_name`'s for any other column; nulls stay
+    null. The one implementation of the masking rules: the exports' ``mask`` policy calls it on
+    each batch in the engine (:func:`_masked`), the server on its rows (:func:`mask_values`),
+    and the one-value functions on a one-element array."""
+    import pyarrow as pa
+
+    if not pa.types.is_string(values.type):
+        values = values.cast(pa.string())
+    if kind == "email":
+        return _mask_emails(values)
+    if kind == "phone":
+        return _mask_phones(values)
+    return _mask_names(values)
+
+
+def _mask_emails(values: pa.Array) -> pa.Array:
+    """:func:`mask_email` of each value. Trimmed as ``str.strip()`` trims (Arrow's Unicode white
+    space is Python's, as a test checks), then split at its last ``@`` (``str.rpartition``)."""
+    import pyarrow.compute as pc
+
+    text = pc.utf8_trim_whitespace(values)
+    at = pc.match_substring(text, "@")
+    # every value split in two (one without @ as "@": it is no address anyway)
+    parts = pc.split_pattern(pc.if_else(at, text, "@"), "@", max_splits=1, reverse=True)
+    local, domain = pc.list_element(parts, 0), pc.list_element(parts, 1)
+    address = pc.and_(at, pc.and_(pc.not_equal(local, ""), pc.not_equal(domain, "")))
+    masked = pc.binary_join_element_wise(pc.utf8_slice_codeunits(local, 0, 1), "***@", domain, "")
+    return pc.if_else(pc.equal(text, ""), "", pc.if_else(address, masked, "***"))
+
+
+def _mask_phones(values: pa.Array) -> pa.Array:
+    """:func:`mask_phone` of each value: the digits of :func:`phone_key`, step by step."""
+    import pyarrow.compute as pc
+
+    text = pc.utf8_trim(values, characters=_SPACES)
+    number = pc.utf8_trim(pc.replace_substring_regex(text, _EXTENSION, ""), characters=_SPACES)
+    zeros = pc.starts_with(number, "00")
+    international = pc.or_(pc.starts_with(number, "+"), zeros)
+    number = pc.if_else(international, pc.replace_substring(number, "(0)", ""), number)
+    digits = pc.replace_substring_regex(number, "[^0-9]+", "")
+    digits = pc.if_else(zeros, pc.utf8_slice_codeunits(digits, 2), digits)  # without the 00
+    shown = pc.binary_join_element_wise("***", pc.utf8_slice_codeunits(digits, -MASK_PHONE_DIGITS), "")
+    masked = pc.if_else(pc.greater_equal(pc.utf8_length(digits), MASK_PHONE_MIN_DIGITS), shown, "***")
+    return pc.if_else(pc.equal(text, ""), "", masked)
+
+
+def _mask_names(values: pa.Array) -> pa.Array:
+    """:func:`mask_name` of each value."""
+    import pyarrow.compute as pc
+
+    text = pc.utf8_trim_whitespace(values)
+    masked = pc.binary_join_element_wise(pc.utf8_slice_codeunits(text, 0, 1), "***", "")
+    return pc.if_else(pc.equal(text, ""), "", masked)
+
+
+def mask_values(column: str, values: Sequence[Any]) -> list[Any]:
+    """Python values of the personal column ``column`` masked (:func:`mask_array` on their
+    text, in one call): a missing value (None, NaN) stays as it is, any other is masked as its
+    ``str()``. The server's masked frames and rows."""
+    import pyarrow as pa
+
+    missing = [v is None or (isinstance(v, float) and math.isnan(v)) for v in values]
+    text = pa.array([None if m else str(v) for v, m in zip(values, missing, strict=True)], pa.string())
+    masked = mask_array(column, text).to_pylist()
+    return [v if m else x for v, m, x in zip(values, missing, masked, strict=True)]
+
+
+def mask_value(column: str, value: Any) -> Any:
+    """``value`` of the personal column ``column`` masked (:func:`mask_values` of one value):
+    :func:`mask_email`, :func:`mask_phone` or :func:`mask_name` (any other column), of its
+    text; a missing value (None, NaN) stays as it is. What the exports' ``mask`` policy writes
+    (in the engine, :func:`_masked`) and what the server's masked answers show
+    (:func:`segflow.server._security.protect`)."""
+    return mask_values(column, [value])[0]
+
+
 def mask_phone(value: str) -> str:
     """A phone number masked: ``***`` and the last two digits of the number as it is hashed
     (:func:`phone_key`: its digits, without a trunk ``(0)`` or an extension), so ``+44 20 7946
@@ -90,12 +177,9 @@ def mask_phone(value: str) -> str:
     blank) value stays empty. Always 3 or 5 characters: neither the length nor the format of
     the number shows.
 
-    The one rule for masked phones: the exports' ``mask`` policy (:func:`personal_columns`)
-    and the server's masked answers (:func:`mask_value`) call it."""
-    if not value.strip(_SPACES):
-        return ""
-    digits = (phone_key(value) or "").lstrip("+")
-    return "***" + (digits[-MASK_PHONE_DIGITS:] if len(digits) >= MASK_PHONE_MIN_DIGITS else "")
+    The one rule for masked phones (:func:`mask_array`): the exports' ``mask`` policy
+    (:func:`personal_columns`) and the server's masked answers (:func:`mask_value`)."""
+    return mask_value("phone", value)
 
 
 def mask_email(value: str) -> str:
@@ -105,47 +189,28 @@ def mask_email(value: str) -> str:
     address (no ``@``, or nothing before or after it: ``n/a``, ``jane``, ``@example.com``)
     reads ``***``; an empty (or blank) value stays empty.
 
-    The one rule for masked e-mails: the exports' ``mask`` policy (:func:`personal_columns`)
-    and the server's masked answers (:func:`mask_value`)."""
-    text = value.strip()
-    if not text:
-        return ""
-    local, at, domain = text.rpartition("@")
-    return f"{local[:1]}***@{domain}" if at and local and domain else "***"
+    The one rule for masked e-mails (:func:`mask_array`): the exports' ``mask`` policy
+    (:func:`personal_columns`) and the server's masked answers (:func:`mask_value`)."""
+    return mask_value("email", value)
 
 
 def mask_name(value: str) -> str:
     """A name (``name``, ``first_name``, ``last_name``, ``full_name``) or other personal text
     (``address``, ``street``, ``postcode``, ``zip``) masked: its first character and ``***``,
     of the value trimmed (``str.strip()``): ``Jane Doe`` -> ``J***``, ``J`` -> ``J***``; an
-    empty (or blank) value stays empty. The one rule, as :func:`mask_email`'s."""
-    text = value.strip()
-    return text[:1] + "***" if text else ""
-
-
-def mask_value(column: str, value: Any) -> Any:
-    """``value`` of the personal column ``column`` masked: :func:`mask_email`,
-    :func:`mask_phone` or :func:`mask_name` (any other column), of its text; a missing value
-    (None, NaN) stays as it is. What the exports' ``mask`` policy writes (in the engine,
-    :func:`_masked`) and what the server's masked answers show
-    (:func:`segflow.server._security.protect`)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return value
-    text = str(value)
-    if column == "email":
-        return mask_email(text)
-    if column == "phone":
-        return mask_phone(text)
-    return mask_name(text)
+    empty (or blank) value stays empty. The one rule (:func:`mask_array`), as
+    :func:`mask_email`'s."""
+    return mask_value("name", value)
 
 
 @ibis.udf.scalar.pyarrow
 def _masked(value: str, column: str) -> str:
-    """:func:`mask_value` of each value of ``column`` (a literal), in the engine (nulls stay null)."""
+    """:func:`mask_array` of each batch of ``column`` (a literal), in the engine (nulls stay null)."""
     import pyarrow as pa
 
     kind = column[0].as_py() if len(column) else ""
-    return pa.array([None if v is None else mask_value(kind, v) for v in value.to_pylist()], pa.string())
+    out = mask_array(kind, value)
+    return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
 
 
 def _phone_key(value: ibis.Value) -> ibis.StringValue:

@@ -7,7 +7,7 @@ other sites from reading the API.
 
 Personal data: the columns in :data:`PII_COLUMNS` are masked in JSON and pages as the
 exports' ``mask`` policy masks them (one function per kind of value:
-:func:`segflow.exports.mask_value`) and hashed (SHA-256 of the trimmed, lower-cased value)
+:func:`segflow.exports.mask_array`) and hashed (SHA-256 of the trimmed, lower-cased value)
 in CSV downloads unless an analyst asks with ``pii=full``; viewers never reach
 customer-level routes at all.
 """
@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from segflow.exports._pii import mask_value, phone_key
+from segflow.exports._pii import mask_values, phone_key
 
 #: Columns holding personal data (any table); matched by name.
 PII_COLUMNS = ("email", "phone", "name", "first_name", "last_name", "full_name", "address",
@@ -123,8 +123,8 @@ def hash_value(value: Any, column: str = "") -> Any:
 
 
 def protect(frame: pd.DataFrame, how: str) -> pd.DataFrame:
-    """Apply ``how`` (``mask``: :func:`segflow.exports.mask_value`, ``hash``: :func:`hash_value`,
-    or ``full``) to the personal-data columns."""
+    """Apply ``how`` (``mask``: :func:`segflow.exports.mask_array`, a column at a time,
+    ``hash``: :func:`hash_value`, or ``full``) to the personal-data columns."""
     if how == "full":
         return frame
     out = frame.copy()
@@ -132,8 +132,8 @@ def protect(frame: pd.DataFrame, how: str) -> pd.DataFrame:
         if col.lower() in PII_COLUMNS:
             if how == "hash":
                 out[col] = out[col].map(lambda v, c=col.lower(): hash_value(v, c))
-            else:
-                out[col] = out[col].map(lambda v, c=col.lower(): mask_value(c, v))
+            else:  # the column's values masked at once
+                out[col] = pd.Series(mask_values(col.lower(), out[col].tolist()), index=out.index, dtype=object)
     return out
 
 
@@ -144,14 +144,20 @@ def protect_rows(columns: list[str], rows: list[tuple[Any, ...]], how: str) -> t
     pii = [j for j, c in enumerate(columns) if c.lower() in PII_COLUMNS]
     if not pii:
         return columns, rows
-    out = []
-    for r in rows:
-        values = list(r)
-        for j in pii:
-            values[j] = (hash_value(values[j], columns[j].lower()) if how == "hash"
-                         else mask_value(columns[j].lower(), values[j]))
-        out.append(tuple(values))
-    return columns, out
+    if how == "hash":
+        out = []
+        for r in rows:
+            values = list(r)
+            for j in pii:
+                values[j] = hash_value(values[j], columns[j].lower())
+            out.append(tuple(values))
+        return columns, out
+    # masked a column at a time (segflow.exports.mask_values: one array per column)
+    table = [list(r) for r in rows]
+    for j in pii:
+        for r, v in zip(table, mask_values(columns[j].lower(), [r[j] for r in table]), strict=True):
+            r[j] = v
+    return columns, [tuple(r) for r in table]
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
