@@ -68,3 +68,31 @@ def test_quarantined_rules_are_listed_per_file(tmp_path):
         ["orders", "data/tx1.csv", "missing_amount", "1"],
         ["orders", "data/tx2.csv", "missing_amount", "1"],
     ]
+
+
+def test_check_and_ingest_name_the_same_reason_for_a_malformed_line(tmp_path):
+    """`sources check` (the careful CSV reader) and `ingest` (DuckDB's reader for a simple
+    file) quarantined the same lines as "5 fields instead of the header's 4" and "TOO MANY
+    COLUMNS: Expected Number of Columns: 4 Found: 5"."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "segflow.toml").write_text(
+        '[project]\nname = "t"\nstore = "segflow.duckdb"\n\n'
+        '[[sources]]\nname = "orders"\ntable = "transactions"\npath = "data/tx.csv"\n'
+        'max_date = 2026-01-01\ndate_formats = ["%Y-%m-%d"]\n'
+        '[sources.columns]\ntransaction_id = "order_id"\ncustomer_id = "customer_id"\n'
+        'ts = "order_date"\namount = "amount"\n')
+    (tmp_path / "data" / "tx.csv").write_text(
+        "order_id,customer_id,order_date,amount\nA1,c1,2024-01-02,10\nA2,c2,2024-01-03,5,x\n"
+        'A3\nA4,"c4"x,2024-01-04,7\nA5,c5,2024-01-05,8\n')
+    p = ["--project", str(tmp_path)]
+    check = _json(runner.invoke(app, ["sources", "check", "orders", *p, "--json"]))
+    checked = {(r["row_number"], r["reason"], r["column_name"]) for r in check["rejected"]}
+    assert checked == {(2, "5 fields instead of the header's 4", None),
+                       (3, "1 field instead of the header's 4", None),
+                       (4, "cannot split the line: ',' expected after '\"'", None)}
+    assert _json(runner.invoke(app, ["ingest", *p, "--json"]))["totals"]["rows_quarantined"] == 3
+    from segflow.store import Store
+
+    with Store(tmp_path / "segflow.duckdb", read_only=True) as store:
+        stored = store.raw.execute("SELECT row_number, reason, column_name FROM quarantine").fetchall()
+    assert set(stored) == checked
