@@ -293,8 +293,12 @@ def read_csv_file(
 
 
 def _drop_trailing_empty(fields: list[str], ncols: int) -> None:
-    if len(fields) == ncols + 1 and fields[-1] == "":
-        fields.pop()  # a trailing delimiter (an empty last field): as DuckDB reads it
+    """Drop the fields past the header's ``ncols`` when every one is empty (``a,b,c,d,,``, as
+    a spreadsheet export pads a row; quoted ``""`` is empty too), as DuckDB's reader does. A
+    line with a non-empty field past them keeps all its fields: it is malformed (its reason
+    counts them all), as is a line short of fields."""
+    if len(fields) > ncols and not any(fields[ncols:]):
+        del fields[ncols:]
 
 
 def malformed_reason(ncols: int, fields: int = 0, error: str | None = None, *,
