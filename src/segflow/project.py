@@ -174,9 +174,9 @@ class Project:
     def _snapshot(self, scheme: str, value: Any) -> dt.date:
         """``value`` (a date, datetime, pandas Timestamp or ``YYYY-MM-DD``) as one of the
         snapshot dates of ``scheme``, else a one-line error naming the nearest ones."""
-        from segflow.migration._pairs import _as_date
+        from segflow._dates import as_date
 
-        day = _as_date(value)
+        day = as_date(value)
         dates = self.snapshot_dates(scheme)
         if day not in dates:
             before = [d for d in dates if d < day][-1:]

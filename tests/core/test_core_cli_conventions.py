@@ -155,6 +155,33 @@ def test_errors_are_one_line_on_stderr_with_a_suggestion(tmp_path):
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(("args", "words"), [
+    (["nosuch"], ["segflow: no such command 'nosuch'", "see 'segflow --help'"]),
+    (["segment", "--bogus"], ["segflow segment: no such option: --bogus", "see 'segflow segment --help'"]),
+    (["migrate", "stability", "--bogus"],
+     ["segflow migrate stability: no such option: --bogus", "see 'segflow migrate stability --help'"]),
+    (["init"], ["segflow init: missing argument 'directory'", "see 'segflow init --help'"]),
+    (["churn", "train", "--horizon-days", "x"],
+     ["segflow churn train: invalid value for '--horizon-days'", "see 'segflow churn train --help'"]),
+    (["campaign", "effect", "--window-days", "0"],
+     ["segflow campaign effect: invalid value for '--window-days'", "greater than or equal to 1"]),
+    (["run", "--project"], ["segflow run: option '--project' requires an argument", "see 'segflow run --help'"]),
+])
+def test_usage_errors_are_one_line_naming_the_command(args, words):
+    """Click's usage errors (unknown command or option, missing argument, bad value): one
+    line on stderr naming the command, the problem and the help to read, exit status 2."""
+    from typer.testing import CliRunner
+
+    from segflow.cli import app
+
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert all(word in lines[0] for word in words), lines[0]
+
+
 def test_os_errors_are_one_line_naming_the_file(demo_like_project, tmp_path):
     # a path through a file (NotADirectoryError), an output into a folder that cannot be
     # made: the machine's refusal in one line naming the file, exit 1, no traceback

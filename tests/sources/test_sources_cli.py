@@ -68,3 +68,74 @@ def test_quarantined_rules_are_listed_per_file(tmp_path):
         ["orders", "data/tx1.csv", "missing_amount", "1"],
         ["orders", "data/tx2.csv", "missing_amount", "1"],
     ]
+
+
+def test_check_and_ingest_name_the_same_reason_for_a_malformed_line(tmp_path):
+    """`sources check` (the careful CSV reader) and `ingest` (DuckDB's reader for a simple
+    file) quarantined the same lines as "5 fields instead of the header's 4" and "TOO MANY
+    COLUMNS: Expected Number of Columns: 4 Found: 5"."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "segflow.toml").write_text(
+        '[project]\nname = "t"\nstore = "segflow.duckdb"\n\n'
+        '[[sources]]\nname = "orders"\ntable = "transactions"\npath = "data/tx.csv"\n'
+        'max_date = 2026-01-01\ndate_formats = ["%Y-%m-%d"]\n'
+        '[sources.columns]\ntransaction_id = "order_id"\ncustomer_id = "customer_id"\n'
+        'ts = "order_date"\namount = "amount"\n')
+    (tmp_path / "data" / "tx.csv").write_text(
+        "order_id,customer_id,order_date,amount\nA1,c1,2024-01-02,10\nA2,c2,2024-01-03,5,x\n"
+        'A3\nA4,"c4"x,2024-01-04,7\nA5,c5,2024-01-05,8\n')
+    p = ["--project", str(tmp_path)]
+    check = _json(runner.invoke(app, ["sources", "check", "orders", *p, "--json"]))
+    checked = {(r["row_number"], r["reason"], r["column_name"]) for r in check["rejected"]}
+    assert checked == {(2, "5 fields instead of the header's 4", None),
+                       (3, "1 field instead of the header's 4", None),
+                       (4, "cannot split the line: ',' expected after '\"'", None)}
+    assert _json(runner.invoke(app, ["ingest", *p, "--json"]))["totals"]["rows_quarantined"] == 3
+    from segflow.store import Store
+
+    with Store(tmp_path / "segflow.duckdb", read_only=True) as store:
+        stored = store.raw.execute("SELECT row_number, reason, column_name FROM quarantine").fetchall()
+    assert set(stored) == checked
+
+
+def test_check_and_ingest_agree_on_extra_and_missing_fields(tmp_path):
+    """One rule for a row's field count, in `sources check` (the careful reader) and `ingest`
+    (DuckDB's reader for this simple file): empty fields past the header's last column (as
+    Excel writes them) are ignored, a non-empty one or a missing field quarantines the row.
+    Check quarantined `A2,...,5,,` ("6 fields instead of the header's 4"); ingest stored it."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "segflow.toml").write_text(
+        '[project]\nname = "t"\nstore = "segflow.duckdb"\n\n'
+        '[[sources]]\nname = "orders"\ntable = "transactions"\npath = "data/tx.csv"\n'
+        'max_date = 2026-01-01\ndate_formats = ["%Y-%m-%d"]\n'
+        '[sources.columns]\ntransaction_id = "order_id"\ncustomer_id = "customer_id"\n'
+        'ts = "order_date"\namount = "amount"\n')
+    (tmp_path / "data" / "tx.csv").write_text(
+        "order_id,customer_id,order_date,amount\n"
+        "A1,c1,2024-01-02,10\n"
+        "A2,c2,2024-01-03,5,,\n"          # two empty trailing fields: accepted, dropped
+        "A3,c3,2024-01-03,6,x\n"          # a non-empty extra field: quarantined
+        "A4,c4,2024-01-04\n"              # one field short: quarantined
+        'A5,c5,2024-01-05,8,"",,,\n'      # quoted empty and more empties: accepted
+        "A6,c6,2024-01-06,9,, \n"         # a space is not empty: quarantined
+        "A7,c7,2024-01-07,4,,x\n")        # an empty then a non-empty extra: quarantined
+    p = ["--project", str(tmp_path)]
+    check = _json(runner.invoke(app, ["sources", "check", "orders", *p, "--json"]))
+    checked_ok = {(r["row_number"], r["transaction_id"], r["amount"]) for r in check["accepted"]}
+    checked_bad = {(r["row_number"], r["reason"]) for r in check["rejected"]}
+    assert checked_ok == {(1, "A1", 10.0), (2, "A2", 5.0), (5, "A5", 8.0)}
+    assert checked_bad == {(3, "5 fields instead of the header's 4"),
+                           (4, "3 fields instead of the header's 4"),
+                           (6, "6 fields instead of the header's 4"),
+                           (7, "6 fields instead of the header's 4")}
+    assert check["counts"]["rows_read"] == 7
+    ingest = _json(runner.invoke(app, ["ingest", *p, "--json"]))["totals"]
+    assert (ingest["rows_read"], ingest["rows_accepted"], ingest["rows_quarantined"]) == (7, 3, 4)
+    from segflow.store import Store
+
+    with Store(tmp_path / "segflow.duckdb", read_only=True) as store:
+        stored = store.raw.execute(
+            "SELECT source_row, transaction_id, amount FROM transactions").fetchall()
+        quarantined = store.raw.execute("SELECT row_number, reason FROM quarantine").fetchall()
+    assert {(r, t, float(a)) for r, t, a in stored} == checked_ok
+    assert set(quarantined) == checked_bad

@@ -12,12 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import warnings
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import ibis
 import pandas as pd
 from ibis import _
 
+from segflow._dates import as_date
 from segflow.errors import InputError
 from segflow.features._purchase_def import is_purchase_line, order_ts_key
 
@@ -138,15 +139,7 @@ def _snapshots(source: TableSource, scheme: str) -> list[dt.date]:
         schemes = a.select("scheme").distinct().to_pandas()["scheme"].astype(str)
         raise InputError(f"no segment assignments for scheme {scheme!r}; {scheme_hint(scheme, schemes)}",
                          column="scheme")
-    return sorted(_as_date(d) for d in dates)
-
-
-def _as_date(value: Any) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return value.to_pydatetime().date()  # pandas Timestamp
+    return sorted(as_date(d) for d in dates)
 
 
 def segments_at(source: TableSource, scheme: str, snapshot: dt.date) -> ibis.Table:

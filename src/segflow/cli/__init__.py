@@ -19,6 +19,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_common.OneLineUsageErrors,  # a usage error of any command: one line, exit status 2
 )
 
 

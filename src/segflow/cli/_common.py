@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from typer.core import TyperGroup
 
 from segflow.errors import InputError, SegflowError
 
@@ -128,6 +130,62 @@ def user_errors() -> Iterator[None]:
         console.print(f"[bold red]error:[/] {escape(OUT_OF_MEMORY.format(first))}",
                       highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+
+
+#: Click's usage error (of the Click that Typer uses: Typer 0.2x carries its own copy).
+_UsageError = typer.BadParameter.__base__
+
+
+class OneLineUsageErrors(TyperGroup):
+    """The root group: a usage error of any command (an unknown option or command, a missing
+    argument, a bad value) is one line on stderr, exit status 2 (Click prints the usage, a
+    hint and the error on four)."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _one_line_usage():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _one_line_usage():  # the subcommands parse their arguments in here
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _one_line_usage() -> Iterator[None]:
+    try:
+        yield
+    except _UsageError as exc:
+        if type(exc).show is _UsageError.show:  # not "no arguments: the help" (its own show)
+            exc.ctx = exc.ctx or _innermost_context(exc.__traceback__)
+            exc.show = lambda file=None, exc=exc: print(_usage_line(exc), file=file or sys.stderr)
+        raise
+
+
+def _innermost_context(tb: Any) -> Any:
+    """The context of the command whose arguments failed: Click's parser raises some errors
+    ("option '--project' requires an argument") without one."""
+    ctx = None
+    while tb is not None:
+        ctx = tb.tb_frame.f_locals.get("ctx", ctx)
+        tb = tb.tb_next
+    return ctx if hasattr(ctx, "command_path") else None
+
+
+def _usage_line(exc: Any) -> str:
+    """A Click usage error as one line: ``segflow segment: no such option: --bogus (possible
+    options: --out); see 'segflow segment --help'``."""
+    message = " ".join(part.strip() for part in exc.format_message().splitlines() if part.strip())
+    if message[:1].isupper() and message[1:2].islower():  # "No such ...", not "CSV ..."
+        message = message[0].lower() + message[1:]
+    message = re.sub(r"\.\s+Did you mean (.+)$", r" (did you mean \1)", message.rstrip("."))
+    message = message.replace("(Possible ", "(possible ")
+    ctx = exc.ctx
+    if ctx is None:
+        return f"segflow: {message}"
+    hint = ""
+    if ctx.command.get_help_option(ctx) is not None:
+        hint = f"; see '{ctx.command_path} {ctx.help_option_names[0]}'"
+    return f"{ctx.command_path}: {message}{hint}"
 
 
 def _interrupted() -> None:

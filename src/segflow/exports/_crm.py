@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING
 import ibis
 from ibis import _
 
+from segflow._dates import as_date
 from segflow.errors import InputError, SegflowError
 from segflow.exports._pii import personal_columns
 from segflow.exports._segment_list import segment_list
-from segflow.migration._pairs import _as_date, scheme_rows, snapshot_list
+from segflow.migration._pairs import scheme_rows, snapshot_list
 from segflow.migration._spells import has_spells, spell_segment_list, spell_snapshots
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ def crm_segment_list(
         then the scores; ordered by ``customer_id``.
     """
     check_scheme_name(scheme)
-    day = _as_date(as_of) if as_of is not None else latest_snapshot(store, scheme)
+    day = as_date(as_of) if as_of is not None else latest_snapshot(store, scheme)
     # read from the change rows where the store has them (same result, no per-snapshot rows)
     out = spell_segment_list(store, scheme, day) if has_spells(store) and day in set(
         spell_snapshots(store, scheme)) else None
@@ -153,8 +154,8 @@ def segment_changes(
         holds their segment. Score changes alone do not make a row.
     """
     check_scheme_name(scheme)
-    day = _as_date(as_of) if as_of is not None else latest_snapshot(store, scheme)
-    since = _as_date(since)
+    day = as_date(as_of) if as_of is not None else latest_snapshot(store, scheme)
+    since = as_date(since)
     if has_spells(store):
         available = spell_snapshots(store, scheme)
     else:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 
+from segflow._dates import as_date
 from segflow.errors import InputError, SegflowError
 from segflow.exports._crm import (
     check_scheme_name,
@@ -28,7 +29,6 @@ from segflow.exports._crm import (
 from segflow.exports._pii import check_policy, personal_columns
 from segflow.exports._targets import target_format, write_file, write_postgres
 from segflow.exports._webhook import WebhookPolicy, redact_url, send_changes
-from segflow.migration._pairs import _as_date
 
 if TYPE_CHECKING:
     from segflow.campaigns import Audience
@@ -196,7 +196,7 @@ def export_segments(
     check_scheme_name(scheme)
     name = name or scheme
     fmt = target_format(str(target), format)
-    day = _as_date(as_of) if as_of is not None else latest_snapshot(store, scheme)
+    day = as_date(as_of) if as_of is not None else latest_snapshot(store, scheme)
     since, sent = _last_export(store, name) if mode == "changes" else (None, None)
     now_at_since = assignments_digest(store, scheme, since) if since is not None and sent else None
     # (a snapshot with no assignments left is the vanished watermark segment_changes explains)

@@ -16,8 +16,9 @@ import pyarrow as pa
 from ibis import _
 
 from segflow._csv import write_csv
+from segflow._dates import as_date
 from segflow.errors import InputError, SegflowError
-from segflow.migration._pairs import _as_date, _dates_table, scheme_rows, snapshot_list
+from segflow.migration._pairs import _dates_table, scheme_rows, snapshot_list
 
 if TYPE_CHECKING:
     from segflow.store import Store
@@ -63,7 +64,7 @@ def segment_list(
 
         schemes = assignments.select("scheme").distinct().to_pandas()["scheme"].astype(str)
         raise SegflowError(f"scheme {scheme!r} has no assignments; {scheme_hint(scheme, schemes)}")
-    day = _as_date(as_of) if as_of is not None else available[-1]
+    day = as_date(as_of) if as_of is not None else available[-1]
     if day not in available:
         raise SegflowError(f"scheme {scheme!r} has no snapshot at {day}; latest is {available[-1]}")
     dates = [d for d in available if d <= day]

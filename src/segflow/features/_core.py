@@ -7,6 +7,7 @@ from collections.abc import Collection, Mapping
 
 import ibis
 
+from segflow._dates import as_date
 from segflow.errors import InputError
 from segflow.features._attributes import customer_base, customer_records
 from segflow.features._behaviour import campaign_features, web_features
@@ -107,7 +108,7 @@ def customer_features(
     tables = text_columns(tables)
     if window_days is not None and window_days <= 0:
         raise InputError(f"window_days must be a positive number of days, got {window_days}")
-    frame = Frame(snapshot=_as_date(snapshot_date), window_days=window_days)
+    frame = Frame(snapshot=as_date(snapshot_date), window_days=window_days)
 
     wanted = _check_groups(groups)
     records = customer_records(tables["customers"], frame)
@@ -226,17 +227,6 @@ def _tenure(t: ibis.Table, frame: Frame) -> ibis.IntegerValue:
         ibis.ifelse(first.isnull() | (created <= first), created, first),
     )
     return (ibis.literal(frame.day) - start).cast("int64")
-
-
-def _as_date(value: dt.date) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError as exc:
-        raise InputError(f"snapshot date {value!r} is not a date (expected YYYY-MM-DD)") from exc
 
 
 def feature_registry(tables: Mapping[str, ibis.Table]) -> dict[str, Feature]:

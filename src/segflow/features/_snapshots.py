@@ -37,6 +37,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 import ibis
 
+from segflow._dates import as_date
 from segflow.errors import InputError
 from segflow.features import _onepass_purchases as purchases
 from segflow.features import _onepass_web as web
@@ -45,7 +46,6 @@ from segflow.features._behaviour import campaign_features
 from segflow.features._core import (
     _ZERO_WHEN_ABSENT,
     REQUIRED_TABLES,
-    _as_date,
     _check_groups,
     customer_features,
     text_columns,
@@ -154,7 +154,7 @@ def _snapshot_features(
     if missing:
         raise InputError(f"snapshot_features needs the tables {', '.join(missing)}")
     tables = text_columns(tables)
-    unique = sorted({_as_date(d) for d in dates})
+    unique = sorted({as_date(d) for d in dates})
     if not unique:
         raise InputError("snapshot_features needs at least one snapshot date")
     if window_days is not None and window_days <= 0:

@@ -40,12 +40,13 @@ from collections.abc import Mapping, Sequence
 
 import ibis
 
+from segflow._dates import as_date
 from segflow.errors import InputError
 from segflow.features import _onepass_purchases as purchases
 from segflow.features._attributes import customer_records
 from segflow.features._behaviour import campaign_features, web_features
 from segflow.features._breadth import breadth_features
-from segflow.features._core import _ZERO_WHEN_ABSENT, REQUIRED_TABLES, _as_date, customer_features
+from segflow.features._core import _ZERO_WHEN_ABSENT, REQUIRED_TABLES, customer_features
 from segflow.features._derive import one_pass_features
 from segflow.features._periods import Periods, union_deltas
 from segflow.features._purchases import (
@@ -100,7 +101,7 @@ def feature_state(tables: Mapping[str, ibis.Table], snapshot: dt.date, *,
         :data:`MEASURES` (int64; decimal(38, 6) for :data:`MONEY`; sums 0 when the customer
         has none of those rows; minima and maxima of days null).
     """
-    periods = Periods((_as_date(snapshot),))
+    periods = Periods((as_date(snapshot),))
     return _deltas(tables["transactions"], periods, window_days, 1, keep_years=False)[0]
 
 
@@ -117,7 +118,7 @@ def next_state(tables: Mapping[str, ibis.Table], state: ibis.Table, state_date: 
     InputError
         When ``snapshot`` is not after ``state_date``.
     """
-    a, b = _as_date(state_date), _as_date(snapshot)
+    a, b = as_date(state_date), as_date(snapshot)
     if b <= a:
         raise InputError(f"the state at {a} cannot be carried back to {b}")
     t = tables["transactions"]
@@ -146,7 +147,7 @@ def state_features(tables: Mapping[str, ibis.Table], state: ibis.Table, snapshot
     missing = [name for name in REQUIRED_TABLES if name not in tables]
     if missing:
         raise InputError(f"state_features needs the tables {', '.join(missing)}")
-    s = _as_date(snapshot)
+    s = as_date(snapshot)
     schema = customer_features(tables, s, window_days=window_days).schema()
     sday = (s - EPOCH).days
     c = tables["customers"]

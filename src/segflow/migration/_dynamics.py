@@ -14,13 +14,13 @@ import ibis
 import numpy as np
 import pandas as pd
 
+from segflow._dates import as_date
 from segflow._result import TableResult, json_records
 from segflow.errors import SegflowError
 from segflow.migration._markov import MarkovChain
 from segflow.migration._pairs import (
     GONE,
     NEW,
-    _as_date,
     cell_counts,
     check_one_row_per_customer,
     scheme_rows,
@@ -154,7 +154,7 @@ def backtest(
     period) and placed by the fitted entry distribution: the backtest judges the migration
     model, not an acquisition forecast.
     """
-    t_end = _as_date(train_end)
+    t_end = as_date(train_end)
     dates, cells = _pair_table(assignments, scheme, start=start)
     if t_end not in dates or dates.index(t_end) == 0:
         raise SegflowError(

@@ -44,9 +44,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from segflow._dates import as_date
 from segflow._result import TableResult, json_records
 from segflow.errors import SegflowError
-from segflow.migration._pairs import GONE, NEW, _as_date, _show_dates
+from segflow.migration._pairs import GONE, NEW, _show_dates
 from segflow.migration._transitions import TransitionMatrix, _pair_weights
 
 if TYPE_CHECKING:
@@ -229,8 +230,8 @@ def segment_forecast(
         "segment": segments * (periods + 1),
         "expected_customers": x[segments].to_numpy(dtype=float).ravel(),
     })
-    given = {"start": start if start is None or start == FIRST else _as_date(start).isoformat(),
-             "end": None if end is None else _as_date(end).isoformat(),
+    given = {"start": start if start is None or start == FIRST else as_date(start).isoformat(),
+             "end": None if end is None else as_date(end).isoformat(),
              "half_life": None if half_life is None else float(half_life),
              "arrivals": None if choice == ARRIVALS_DEFAULT else choice}
     meta = _meta(pooled.scheme, dates, periods, {k: v for k, v in given.items() if v is not None}, rate, held)
@@ -242,16 +243,16 @@ def _window(pooled: TransitionMatrix, start: dt.date | str | None, end: dt.date 
     """The pair cells with both snapshots in ``[start, end]`` (pairs renumbered from 0) and
     the snapshots of those pairs."""
     cells = pooled.pair_cells[["from_date", "to_date", "from_segment", "to_segment", "customers"]].copy()
-    cells["from_date"] = [_as_date(d) for d in cells["from_date"]]
-    cells["to_date"] = [_as_date(d) for d in cells["to_date"]]
+    cells["from_date"] = [as_date(d) for d in cells["from_date"]]
+    cells["to_date"] = [as_date(d) for d in cells["to_date"]]
     every = sorted(set(cells["from_date"]) | set(cells["to_date"]))
-    hi = _as_date(end) if end is not None else every[-1]
+    hi = as_date(end) if end is not None else every[-1]
     if start is None:  # the last year, and at least the last pair (snapshots a year apart or more)
         lo = (pd.Timestamp(hi) - pd.DateOffset(years=WINDOW_YEARS)).date()
         before = cells.loc[cells["to_date"] <= hi, "from_date"]
         lo = min(lo, before.max()) if not before.empty else lo
     else:
-        lo = every[0] if start == FIRST else _as_date(start)
+        lo = every[0] if start == FIRST else as_date(start)
     cells = cells[(cells["from_date"] >= lo) & (cells["to_date"] <= hi)]
     if cells.empty:
         raise SegflowError(f"no pair of snapshots of {pooled.scheme!r} lies within {lo} .. {hi}; "

@@ -16,27 +16,13 @@ import pandas as pd
 import pyarrow as pa
 from ibis import _
 
+from segflow._dates import as_date
 from segflow.errors import InputError, SegflowError
 
 NEW = "(new)"
 GONE = "(gone)"
 
 ASSIGNMENT_COLUMNS = ("scheme", "snapshot_date", "customer_id", "segment", "segment_rank")
-
-
-def _as_date(value: dt.date | str) -> dt.date:
-    """A date from a date, a datetime or pandas Timestamp (its calendar date as written: a
-    time zone is not converted) or ISO text ``YYYY-MM-DD``; else a one-line SegflowError."""
-    if value is pd.NaT or value is None:
-        raise SegflowError(f"{value!r} is not a date; expected YYYY-MM-DD")
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError as exc:
-        raise SegflowError(f"{value!r} is not a date; expected YYYY-MM-DD") from exc
 
 
 def _require(table: ibis.Table, columns: Sequence[str], what: str) -> None:
@@ -63,11 +49,11 @@ def snapshot_list(
 ) -> list[dt.date]:
     """Snapshot dates of the scheme rows ``a`` (ascending), optionally bounded or given."""
     available = sorted(
-        _as_date(d)
+        as_date(d)
         for d in a.select("snapshot_date").distinct().to_pyarrow()["snapshot_date"].to_pylist()
     )
     if dates is not None:
-        wanted = sorted({_as_date(d) for d in dates})
+        wanted = sorted({as_date(d) for d in dates})
         absent = [d for d in wanted if d not in set(available)]
         if absent:
             raise SegflowError(
@@ -75,8 +61,8 @@ def snapshot_list(
                 f"available: {_show_dates(available)}"
             )
         return wanted
-    lo = _as_date(start) if start is not None else None
-    hi = _as_date(end) if end is not None else None
+    lo = as_date(start) if start is not None else None
+    hi = as_date(end) if end is not None else None
     return [d for d in available if (lo is None or d >= lo) and (hi is None or d <= hi)]
 
 

@@ -17,13 +17,13 @@ import ibis
 import pandas as pd
 from ibis import _
 
+from segflow._dates import as_date
 from segflow._result import TableResult, json_records
 from segflow._suggest import did_you_mean
 from segflow.errors import SegflowError
 from segflow.migration._pairs import (
     GONE,
     NEW,
-    _as_date,
     _dates_table,
     pair_rows,
     scheme_rows,
@@ -240,7 +240,7 @@ def movers(
         ``customer_id, from_segment, to_segment`` for every customer in the cell.
     """
     a = scheme_rows(assignments, scheme)
-    f, t = _as_date(from_date), _as_date(to_date)
+    f, t = as_date(from_date), as_date(to_date)
     dates = snapshot_list(a, dates=[f, t])
     # a mistyped segment ('champions', '(gone)' as the from side) would select nobody and
     # read as "no customer moved": refuse it, naming the scheme's segments

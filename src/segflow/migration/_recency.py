@@ -14,9 +14,10 @@ import ibis
 import pyarrow as pa
 from ibis import _
 
+from segflow._dates import as_date
 from segflow.errors import SegflowError
 from segflow.features._purchase_def import is_purchase_line
-from segflow.migration._pairs import _as_date, _require
+from segflow.migration._pairs import _require
 
 
 def recency_states(
@@ -60,7 +61,7 @@ def recency_states(
     if period_days < 1 or cap < 2:
         raise SegflowError(f"need period_days >= 1 and cap >= 2, got {period_days}, {cap}")
     _require(transactions, ("customer_id", "ts"), "the transactions table")
-    s = _as_date(start)
+    s = as_date(start)
     end = dt.datetime.combine(s + dt.timedelta(days=period_days * n_periods), dt.time())
     t = transactions.filter(
         transactions.customer_id.notnull()

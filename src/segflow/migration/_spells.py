@@ -22,8 +22,9 @@ import ibis
 import pandas as pd
 from ibis import _
 
+from segflow._dates import as_date
 from segflow.errors import SegflowError
-from segflow.migration._pairs import GONE, NEW, _as_date, _show_dates
+from segflow.migration._pairs import GONE, NEW, _show_dates
 
 if TYPE_CHECKING:
     from segflow.store import Store
@@ -60,7 +61,7 @@ def spell_cell_counts(store: Store, scheme: str, dates: Sequence[dt.date]) -> pd
     (columns ``pair, from_date, to_date, from_segment, to_segment, customers, from_rank,
     to_rank``; non-empty cells only), computed from ``segment_spells``.
     """
-    dates = sorted({_as_date(d) for d in dates})
+    dates = sorted({as_date(d) for d in dates})
     if len(dates) < 2:
         raise SegflowError("a transition needs two snapshot dates; got " + _show_dates(dates))
     n = len(dates)

@@ -17,13 +17,13 @@ import ibis
 import numpy as np
 import pandas as pd
 
+from segflow._dates import as_date
 from segflow._result import TableResult, json_records
 from segflow.errors import InputError, SegflowError
 from segflow.migration._intervals import IntervalMethod, row_intervals
 from segflow.migration._pairs import (
     GONE,
     NEW,
-    _as_date,
     _show_dates,
     cell_counts,
     check_one_row_per_customer,
@@ -412,7 +412,7 @@ def transition_matrix(
     ...                        from_date="2024-01-01", to_date="2024-02-01")  # doctest: +SKIP
     >>> tm.counts()  # doctest: +SKIP
     """
-    f, t = _as_date(from_date), _as_date(to_date)
+    f, t = as_date(from_date), as_date(to_date)
     if not f < t:
         raise SegflowError(f"from_date ({f}) must be before to_date ({t})")
     if has_spells(assignments) and transactions is None and value is None:
@@ -522,11 +522,11 @@ def _spell_range(
 ) -> list[dt.date]:
     """As :func:`snapshot_list`, on the snapshot dates of a store's change rows."""
     if dates is not None:
-        wanted = sorted({_as_date(d) for d in dates})
+        wanted = sorted({as_date(d) for d in dates})
         _check_dates(available, wanted, scheme)
         return wanted
-    lo = _as_date(start) if start is not None else None
-    hi = _as_date(end) if end is not None else None
+    lo = as_date(start) if start is not None else None
+    hi = as_date(end) if end is not None else None
     return [d for d in available if (lo is None or d >= lo) and (hi is None or d <= hi)]
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 from sklearn.base import clone
 
+from segflow._dates import as_date
 from segflow._result import TableResult
 from segflow.errors import SegflowError
 from segflow.models._churn_data import (
@@ -88,10 +89,6 @@ class NextSegmentTraining:
         }
 
 
-def _as_date(value: Any) -> dt.date:
-    return pd.Timestamp(value).date()
-
-
 def train_next_segment(
     features_at: FeaturesAt,
     assignments: ibis.Table,
@@ -130,7 +127,7 @@ def train_next_segment(
     if max_snapshots is not None:
         chosen = chosen[-max_snapshots:]
     frame = next_segment_training_set(features_at, assignments, scheme, chosen)
-    day = frame["snapshot_date"].map(_as_date)
+    day = frame["snapshot_date"].map(as_date)
     test = max(day)
     train_rows = (day < test).to_numpy()
     if not train_rows.any():

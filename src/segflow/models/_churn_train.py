@@ -26,6 +26,7 @@ import pyarrow as pa
 import sklearn
 from sklearn.base import clone
 
+from segflow._dates import as_date
 from segflow._result import TableResult
 from segflow.errors import SegflowError
 from segflow.models._churn import RISK_BANDS, ChurnEvaluation, ChurnModel, band_codes
@@ -154,7 +155,7 @@ def train_churn(
     frame = churn_training_set(features_at, transactions, complete, horizon_days)
     seconds["training_set"] = time.perf_counter() - start
     cols = feature_columns(frame)
-    day = frame["snapshot_date"].map(_as_date)
+    day = frame["snapshot_date"].map(as_date)
     train_rows = day.isin(train_snaps).to_numpy()
     test_rows = (day == test).to_numpy()
     if not train_rows.any() or not test_rows.any():
@@ -213,10 +214,6 @@ def _check_coverage(
             UserWarning,
             stacklevel=3,
         )
-
-
-def _as_date(value: Any) -> dt.date:
-    return pd.Timestamp(value).date()
 
 
 # -- scoring --------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from segflow._dates import as_date
 from segflow._literals import float_literal
 from segflow.errors import InputError
 from segflow.features._purchase_def import is_purchase_line
@@ -50,17 +51,6 @@ def unit_days(time_unit: str) -> float:
     if key not in TIME_UNITS:
         raise InputError(f"unknown time unit {time_unit!r}; expected day, week or month (D, W, M)")
     return TIME_UNITS[key]
-
-
-def _as_date(value: Any, name: str) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise InputError(f"{name}: expected a date YYYY-MM-DD, got {value!r}") from None
 
 
 def purchase_days(
@@ -165,8 +155,8 @@ def btyd_summary(
         ``customer_id, x, t_x, T, monetary_value, first_purchase`` (+ holdout columns).
         ``x`` is int64; times are float64 in ``time_unit``.
     """
-    cal_end = _as_date(calibration_end, "calibration_end")
-    obs_end = None if observation_end is None else _as_date(observation_end, "observation_end")
+    cal_end = as_date(calibration_end, "calibration_end")
+    obs_end = None if observation_end is None else as_date(observation_end, "observation_end")
     if obs_end is not None and obs_end <= cal_end:
         raise InputError(
             f"observation_end {obs_end} must be after calibration_end {cal_end}"
@@ -335,7 +325,7 @@ def discrete_summary(
     with a purchase and ``t_x`` is the last of them (0 if none). Choose a calibration end on
     a period boundary so that the last period is complete.
     """
-    cal_end = _as_date(calibration_end, "calibration_end")
+    cal_end = as_date(calibration_end, "calibration_end")
     unit = unit_days(time_unit)
     days = purchase_days(
         transactions, end=cal_end, customer_col=customer_col, ts_col=ts_col, amount_col=amount_col

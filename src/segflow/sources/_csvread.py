@@ -292,6 +292,68 @@ def read_csv_file(
     return tally
 
 
+def _drop_trailing_empty(fields: list[str], ncols: int) -> None:
+    """Drop the fields past the header's ``ncols`` when every one is empty (``a,b,c,d,,``, as
+    a spreadsheet export pads a row; quoted ``""`` is empty too), as DuckDB's reader does. A
+    line with a non-empty field past them keeps all its fields: it is malformed (its reason
+    counts them all), as is a line short of fields."""
+    if len(fields) > ncols and not any(fields[ncols:]):
+        del fields[ncols:]
+
+
+def malformed_reason(ncols: int, fields: int = 0, error: str | None = None, *,
+                     opened_on: int | None = None, encoding: str | None = None) -> str:
+    """Why a CSV line is quarantined as ``malformed_row``, in the words of both CSV readers
+    (this one and DuckDB's, :func:`reword_rejects`): ``segflow sources check`` and ``segflow
+    ingest`` name the same reason for the same line. ``fields``: the fields split (of the
+    header's ``ncols``); ``error``: the CSV parser's; ``opened_on``: the line of a quoted
+    field that ran past its line end; ``encoding``: the line's bytes are not valid in it."""
+    count = f"{fields} field{'' if fields == 1 else 's'}"
+    if opened_on is not None:
+        return (f"a quoted field opened on line {opened_on} does not close properly "
+                f"({error or f'{count} instead of {ncols}'}); this line is quarantined alone "
+                "and reading resumes on the next line")
+    if encoding is not None:
+        return (f"bytes that are not valid {encoding.removesuffix('-sig')} text (set "
+                "options.encoding, e.g. 'windows-1252' or 'latin-1')")
+    if error:
+        return f"cannot split the line: {error}"
+    return f"{count} instead of the header's {ncols}"
+
+
+def reword_rejects(con: duckdb.DuckDBPyConnection, rejects: str, ncols: int, delimiter: str,
+                   quote: str) -> None:
+    """Give each line that DuckDB's CSV reader rejected (``rejects``: ``_row, raw_row,
+    reason``, DuckDB's "ERROR TYPE: message") the reason this reader gives the same UTF-8
+    line (:func:`malformed_reason`); DuckDB's own message where it alone rejects the line.
+    No column is named (DuckDB names one, the last for a line short of fields; this reader
+    cannot tell which field broke a line)."""
+    rows = con.execute(f"SELECT _row, raw_row, reason FROM {rejects}").fetchall()
+    if not rows:
+        return
+    dialect = _dialect(delimiter, quote, quote)
+    reasons = []
+    for _, raw, duckdb_reason in rows:
+        if duckdb_reason.startswith("INVALID ENCODING"):
+            reasons.append(malformed_reason(ncols, encoding="utf-8"))
+            continue
+        try:
+            fields, error = next(csv.reader([raw], **dialect), []), None
+        except csv.Error as exc:
+            fields, error = [], str(exc)
+        _drop_trailing_empty(fields, ncols)
+        if not error and len(fields) == ncols:  # DuckDB is stricter here: its first message
+            error = duckdb_reason.split("; ")[0].split(": ", 1)[-1].rstrip(".")
+        reasons.append(malformed_reason(ncols, len(fields), error))
+    view = f"_sf_reasons_{uuid.uuid4().hex[:8]}"
+    con.register(view, pa.table({"_row": [r[0] for r in rows], "reason": reasons}))
+    try:
+        con.execute(f"UPDATE {rejects} SET reason = v.reason, column_name = NULL FROM {view} v "
+                    f"WHERE {rejects}._row = v._row")
+    finally:
+        con.unregister(view)
+
+
 def _parse(lines: _Lines, dialect: dict[str, Any], ncols: int, header: list[str], sink: _Sink,
            tally: CsvTally, limit: int | None, encoding: str) -> None:
     reader = csv.reader(lines, **dialect)
@@ -321,8 +383,8 @@ def _parse(lines: _Lines, dialect: dict[str, Any], ncols: int, header: list[str]
         if limit is not None and tally.records >= limit:
             tally.complete = False
             break
-        if fields is not None and len(fields) == ncols + 1 and fields[-1] == "":
-            fields.pop()  # a trailing delimiter (an empty last field): as DuckDB reads it
+        if fields is not None:
+            _drop_trailing_empty(fields, ncols)
         if fields is not None and len(fields) == ncols and not _has_bad_bytes(taken):
             tally.records += 1
             tally.record_lines += len(taken)
@@ -331,16 +393,11 @@ def _parse(lines: _Lines, dialect: dict[str, Any], ncols: int, header: list[str]
         if len(taken) > 1:  # a quote opened and ran past the line end: quarantine line 1 only
             lines.push_back(taken[1:])
             taken = taken[:1]
-            reason = (f"a quoted field opened on line {first} does not close properly "
-                      f"({error or f'{len(fields or [])} fields instead of {ncols}'}); this "
-                      "line is quarantined alone and reading resumes on the next line")
+            reason = malformed_reason(ncols, len(fields or []), error, opened_on=first)
         elif _has_bad_bytes(taken):
-            reason = (f"bytes that are not valid {encoding.removesuffix('-sig')} text (set options.encoding, e.g. "
-                      "'windows-1252' or 'latin-1')")
-        elif error:
-            reason = f"cannot split the line: {error}"
+            reason = malformed_reason(ncols, encoding=encoding)
         else:
-            reason = f"{len(fields or [])} fields instead of the header's {ncols}"
+            reason = malformed_reason(ncols, len(fields or []), error)
         tally.records += 1
         tally.record_lines += 1
         sink.reject(first - 1, _text(taken).encode("utf-8", "backslashreplace").decode("utf-8"),

@@ -33,6 +33,7 @@ from segflow.sources._csvread import (
     prescan,
     read_csv_file,
     read_lines,
+    reword_rejects,
 )
 from segflow.sources._names import refuse_repeated_names
 
@@ -331,9 +332,7 @@ def _stage_csv(con, path: Path, source: SourceSettings, label: str, limit: int |
             ).fetchone()
             # DuckDB cuts a reject's text at 10,000 characters: such files take the careful path
             if n + n_rej + blank == scan.lines - 1 and longest < 9_999:
-                con.execute(f"UPDATE {staged.rejects} SET reason = reason || ' (set options."
-                            "encoding, e.g. ''windows-1252'' or ''latin-1'')' "
-                            "WHERE reason LIKE 'INVALID ENCODING%'")
+                reword_rejects(con, staged.rejects, len(header), delimiter, quote)
                 staged.tally = CsvTally(scan.size, scan.size, scan.lines, 1, blank,
                                         scan.lines - 1 - blank, n + n_rej, scan.digest)
                 return staged
