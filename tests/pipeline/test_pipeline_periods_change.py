@@ -6,7 +6,6 @@ import datetime as dt
 import tomllib
 
 import pandas as pd
-import pytest
 from tests.pipeline._fixture import PROJECT_TOML, fixture_tables
 
 from segflow.config import Settings
@@ -39,33 +38,38 @@ def _fresh(path, toml: str) -> Project:
     return project
 
 
-@pytest.mark.parametrize("periods", [
+#: Settings changed one after the other on one store (each from the previous, not only from
+#: months: quarter -> week -> months from April -> two dates), then back to months.
+_CHANGES = [
     '[periods]\ngranularity = "quarter"',
     '[periods]\ngranularity = "week"',
     '[periods]\ngranularity = "month"\nstart = 2024-04-01',
     '[periods]\ngranularity = "dates"\ndates = [2024-03-15, 2024-06-15]',
-])
-def test_a_changed_periods_setting_replaces_the_stored_snapshots(fixture_project, tmp_path,
-                                                                 periods):
+]
+
+
+def test_a_changed_periods_setting_replaces_the_stored_snapshots(fixture_project, tmp_path):
     """Month -> quarter used to compute nothing ("the others were up to date") and keep
-    every monthly snapshot: `migrate` and the report compared 2024-06-01 with 2024-07-01."""
+    every monthly snapshot: `migrate` and the report compared 2024-06-01 with 2024-07-01.
+    After each change the store holds what a run from scratch with that setting stores."""
     project = fixture_project
     project.run()
-    toml = PROJECT_TOML.replace('[periods]\ngranularity = "month"', periods)
-    project.settings = Settings.model_validate(tomllib.loads(toml))
-    summary = project.run()
-    fresh = _fresh(tmp_path / "fresh", toml)
-    try:
-        expected = fresh.run()
-        assert summary.snapshot_dates == expected.snapshot_dates
-        assert project.snapshot_dates("rfm") == expected.snapshot_dates
-        got, want = _results(project), _results(fresh)
-        for table in _RESULTS:
-            pd.testing.assert_frame_equal(got[table], want[table], check_dtype=False,
-                                          obj=table)
-    finally:
-        fresh.close()
-    # back to months: the monthly snapshots again, and nothing of the other setting
+    for k, periods in enumerate(_CHANGES):
+        toml = PROJECT_TOML.replace('[periods]\ngranularity = "month"', periods)
+        project.settings = Settings.model_validate(tomllib.loads(toml))
+        summary = project.run()
+        fresh = _fresh(tmp_path / f"fresh{k}", toml)
+        try:
+            expected = fresh.run()
+            assert summary.snapshot_dates == expected.snapshot_dates, periods
+            assert project.snapshot_dates("rfm") == expected.snapshot_dates, periods
+            got, want = _results(project), _results(fresh)
+            for table in _RESULTS:
+                pd.testing.assert_frame_equal(got[table], want[table], check_dtype=False,
+                                              obj=f"{table} after {periods!r}")
+        finally:
+            fresh.close()
+    # back to months: the monthly snapshots again, and nothing of the other settings
     project.settings = Settings.model_validate(tomllib.loads(PROJECT_TOML))
     project.run()
     assert project.snapshot_dates("rfm") == [dt.date(2024, m, 1) for m in range(2, 8)]
