@@ -182,6 +182,68 @@ def test_usage_errors_are_one_line_naming_the_command(args, words):
     assert all(word in lines[0] for word in words), lines[0]
 
 
+@pytest.mark.parametrize(("command", "args", "option", "value"), [
+    ("segment", ["--scheme", "rfm"], "--snapshot", "2024-13-01"),
+    ("churn score", [], "--snapshot", "12/2024"),
+    ("churn train", [], "--data-end", "2024-02-30"),
+    ("clv fit", ["-t", "x.csv"], "--calibration-end", "April"),
+    ("clv score", ["-t", "x.csv"], "--snapshot", "2024-13-01"),
+    ("migrate", [], "--from", "2024-13-01"),
+    ("migrate who", ["--from", "a", "--to", "b"], "--to-date", "latest"),
+    ("export segments", ["-s", "rfm", "--to", "x.csv"], "--snapshot", "2024-13-01"),
+    ("export", [], "--as-of", "2024-13-01"),
+    ("audit", [], "--as-of", "yesterday"),
+    ("alerts", [], "--since", "2024-13"),
+    ("campaign promotions", ["--scheme", "rfm"], "--snapshot", "2024-13-01"),
+    ("segment profile", [], "--snapshot", "2024-13-01"),
+    ("generate", ["out"], "--start", "2024-13-01"),
+])
+def test_a_bad_date_option_is_the_same_line_everywhere(command, args, option, value):
+    """Every date option is read by one type (cli._common.DATE over segflow._dates.as_date):
+    the same usage error, before anything is opened (no project here), exit status 2. The
+    commands said "expected a date as YYYY-MM-DD", "must be a date YYYY-MM-DD, got ...",
+    "is not a date (YYYY-MM-DD)" (exit 1), or raised a traceback (campaign)."""
+    from typer.testing import CliRunner
+
+    from segflow.cli import app
+
+    result = CliRunner().invoke(app, [*command.split(), *args, option, value])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr == (f"segflow {command}: invalid value for '{option}': '{value}' is not "
+                             f"a date; expected YYYY-MM-DD; see 'segflow {command} --help'\n")
+
+
+def test_a_date_option_keeps_its_other_words(tmp_path):
+    """`migrate forecast --start` takes a date or 'first': a bad value names both; 'first'
+    and a date pass the type (and fail later, on the missing project, exit status 1)."""
+    from typer.testing import CliRunner
+
+    from segflow.cli import app
+
+    base = ["migrate", "forecast", "--project", str(tmp_path)]
+    bad = CliRunner().invoke(app, [*base, "--start", "last"])
+    assert bad.exit_code == 2
+    assert bad.stderr == ("segflow migrate forecast: invalid value for '--start': 'last' is not a "
+                          "date; expected YYYY-MM-DD or 'first'; see 'segflow migrate forecast "
+                          "--help'\n")
+    for good in ("first", "2024-01-01"):
+        result = CliRunner().invoke(app, [*base, "--start", good])
+        assert result.exit_code == 1 and "invalid value" not in result.stderr, result.stderr
+
+
+def test_the_date_type_returns_dates_and_its_words():
+    import typer
+
+    from segflow.cli._common import DATE, DateType
+
+    assert DATE("2024-02-29") == dt.date(2024, 2, 29)
+    assert DATE(None) is None
+    assert DateType("first")("first") == "first"
+    with pytest.raises(typer.BadParameter, match="^'2023-02-29' is not a date; expected YYYY-MM-DD$"):
+        DATE("2023-02-29")
+
+
 def test_os_errors_are_one_line_naming_the_file(demo_like_project, tmp_path):
     # a path through a file (NotADirectoryError), an output into a folder that cannot be
     # made: the machine's refusal in one line naming the file, exit 1, no traceback

@@ -121,7 +121,9 @@ def test_score_errors_are_one_line(project, trained):
     assert result.exit_code == 1
     assert "churn train" in result.output and "Traceback" not in result.output
     result = runner.invoke(app, ["churn", "score", "--project", str(directory), "--snapshot", "12/2024"])
-    assert result.exit_code == 1 and "YYYY-MM-DD" in result.output
+    assert result.exit_code == 2  # a usage error (cli._common.DATE), as every date option's
+    assert result.stderr == ("segflow churn score: invalid value for '--snapshot': '12/2024' is "
+                             "not a date; expected YYYY-MM-DD; see 'segflow churn score --help'\n")
     result = runner.invoke(app, ["churn", "train", "--project", str(directory), "--horizon-days", "900"])
     assert result.exit_code == 1 and "label window" in result.output
     # a file name it cannot write is refused before any score is computed or stored

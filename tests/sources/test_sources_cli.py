@@ -41,7 +41,9 @@ def test_errors_are_one_line(project):
     result = runner.invoke(app, ["sources", "check", "nope", *p])
     assert result.exit_code == 1 and "no source named 'nope'" in result.output
     result = runner.invoke(app, ["audit", "--as-of", "yesterday", *p])
-    assert result.exit_code == 1 and "not a date" in result.output
+    assert result.exit_code == 2  # a usage error (cli._common.DATE), as every date option's
+    assert result.stderr == ("segflow audit: invalid value for '--as-of': 'yesterday' is not a "
+                             "date; expected YYYY-MM-DD; see 'segflow audit --help'\n")
     for cmd in (["ingest"], ["audit"], ["sources", "check"], ["customers", "explain"]):
         assert runner.invoke(app, [*cmd, "--help"]).exit_code == 0
 

@@ -19,6 +19,7 @@ from typing import Any
 import typer
 
 from segflow.cli._common import (
+    DATE,
     JsonOption,
     ProjectDirOption,
     Table,
@@ -236,7 +237,7 @@ def audience(
     out: Path = typer.Option(..., "--out", "-o", help="Output file: .csv or .parquet."),
     project: Path = ProjectDirOption,
     customers: Path = typer.Option(None, "--customers", help="Use this customer-level CSV/Parquet (e.g. uplift scores) instead of the store."),
-    snapshot: str = typer.Option(None, "--snapshot", help="Snapshot date YYYY-MM-DD (default: the latest)."),
+    snapshot: dt.date | None = typer.Option(None, "--snapshot", parser=DATE, help="Snapshot date YYYY-MM-DD (default: the latest)."),
     segment: list[str] = typer.Option([], "--segment", help="Keep customers in SCHEME=SEGMENT; repeat (OR within a scheme, AND across)."),
     where: str = typer.Option(None, "--where", help="SQL condition over the customer columns, e.g. \"clv__clv_12m > 200\"."),
     value: str = typer.Option(None, "--value", help="Column with each customer's expected value (e.g. a CLV score)."),
@@ -265,11 +266,10 @@ def audience(
         if customers is not None:
             aud = build_audience(read_customer_file(customers), **kwargs)  # type: ignore[arg-type]
         else:
-            snap = dt.date.fromisoformat(snapshot) if snapshot else None
             # on Spark: a copy of the warehouse's assignments and scores
             with open_project(project, AUDIENCE_TABLES) as proj:
                 names = known_segments(proj.store) if segments else None
-                aud = build_audience(customer_view(proj.store, snap), segment_names=names,
+                aud = build_audience(customer_view(proj.store, snapshot), segment_names=names,
                                      **kwargs)  # type: ignore[arg-type]
         path = aud.export(out)
         summary = {**aud.summary(), "file": str(path)}
@@ -340,7 +340,7 @@ def uplift(
 def promotions(
     scheme: str = typer.Option(..., "--scheme", help="Segment scheme."),
     project: Path = ProjectDirOption,
-    snapshot: str = typer.Option(None, "--snapshot", help="Snapshot date YYYY-MM-DD (default: the latest of the scheme)."),
+    snapshot: dt.date | None = typer.Option(None, "--snapshot", parser=DATE, help="Snapshot date YYYY-MM-DD (default: the latest of the scheme)."),
     window_days: int = typer.Option(365, "--window-days", min=1, help="Transactions in the N days before the snapshot."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -356,7 +356,7 @@ def promotions(
             dates = proj.snapshot_dates(scheme)
             if not dates:
                 raise InputError(f"no assignments stored for scheme {scheme!r}; run `segflow run` first")
-            snap = dt.date.fromisoformat(snapshot) if snapshot else dates[-1]
+            snap = snapshot or dates[-1]
             res = promotion_sensitivity(proj.store, scheme, snap, window_days=window_days)
         if as_json:
             print_json(res.to_dict())

@@ -16,6 +16,7 @@ from typing import Any
 import typer
 
 from segflow.cli._common import (
+    DATE,
     VIA_DUCKDB_STORE,
     EngineOption,
     JsonOption,
@@ -261,8 +262,8 @@ def register(app: typer.Typer) -> None:
         horizon_days: int = HorizonOption,
         engine: str | None = EngineOption,
         threads: int | None = ThreadsOption,
-        data_end: str = typer.Option(
-            None, "--data-end",
+        data_end: dt.date | None = typer.Option(
+            None, "--data-end", parser=DATE,
             help="Exclusive end of complete data YYYY-MM-DD; default: day after the last transaction.",
         ),
         json_out: bool = JsonOption,
@@ -274,11 +275,10 @@ def register(app: typer.Typer) -> None:
         them and saves the model to PROJECT/models/churn_<N>d.joblib.
         """
         with user_errors():
-            end = _parse_date(data_end, "--data-end") if data_end else None
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 summary = _train(project, horizon_days, engine, quiet=json_out,
-                                 threads=threads, data_end=end)
+                                 threads=threads, data_end=data_end)
             summary["warnings"] = [str(w.message) for w in caught if _is_ours(w)]
             for message in summary["warnings"]:
                 console.print(f"[bold yellow]warning:[/] {message}", highlight=False)
@@ -290,8 +290,9 @@ def register(app: typer.Typer) -> None:
     @churn.command("score")
     def score(
         project: Path = ProjectDirOption,
-        snapshot: str = typer.Option(
-            None, "--snapshot", help="Snapshot date YYYY-MM-DD; default: the latest period boundary."
+        snapshot: dt.date | None = typer.Option(
+            None, "--snapshot", parser=DATE,
+            help="Snapshot date YYYY-MM-DD; default: the latest period boundary.",
         ),
         horizon_days: int = HorizonOption,
         out: Path = typer.Option(None, "--out", help="Also write the scores to a .csv or .parquet file."),
@@ -302,11 +303,10 @@ def register(app: typer.Typer) -> None:
         """Score every customer with a purchase before the snapshot: churn probability and
         risk band, written to the store's customer_scores table."""
         with user_errors():
-            day = _parse_date(snapshot, "--snapshot") if snapshot else None
             if out is not None and out.suffix.lower() not in (".csv", ".parquet"):
                 # before the scores are computed and stored, not after
                 raise SegflowError(f"--out {out}: expected a .csv or .parquet file name")
-            scores, written = _score(project, horizon_days, day, engine, threads)
+            scores, written = _score(project, horizon_days, snapshot, engine, threads)
             if out is not None:
                 _write_out(scores, out)
             if json_out:
@@ -349,13 +349,6 @@ def register(app: typer.Typer) -> None:
                 _print_next_segment(summary, scores, written)
 
     app.add_typer(churn, name="churn")
-
-
-def _parse_date(text: str, option: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise SegflowError(f"{option} {text!r}: expected a date as YYYY-MM-DD") from None
 
 
 def _is_ours(caught: warnings.WarningMessage) -> bool:

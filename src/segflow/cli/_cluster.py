@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from segflow.cli._common import (
+    DATE,
     JsonOption,
     ProjectDirOption,
     console,
@@ -232,9 +233,10 @@ def cluster_command(
         "--save-model",
         help="Save the fitted model as JSON (re-apply with the library's ClusterModel.from_json).",
     ),
-    snapshot: str | None = typer.Option(
+    snapshot: dt.date | None = typer.Option(
         None,
         "--snapshot",
+        parser=DATE,
         help="Snapshot date YYYY-MM-DD for project features (default: the latest).",
     ),
     save_scheme: str | None = typer.Option(
@@ -301,7 +303,7 @@ def cluster_command(
 
 
 def _cluster_input(
-    input: Path | None, id_col: str, snapshot: str | None, project_dir: Path
+    input: Path | None, id_col: str, snapshot: dt.date | None, project_dir: Path
 ) -> tuple[ibis.BaseBackend, ibis.Table, str, Any, dt.date | None]:
     """Engine, customer table, a description, the project store (or None) and the snapshot."""
     if input is not None:
@@ -318,7 +320,7 @@ def _cluster_input(
                     "cluster a features file with --input, or add a cluster scheme "
                     "([[schemes]] kind = \"cluster\") and run `segflow run`")
     project = Project.open(project_dir)
-    features, day = _store_features(project, _parse_date(snapshot))
+    features, day = _store_features(project, snapshot)
     return (
         project.store.con,
         features,
@@ -326,15 +328,6 @@ def _cluster_input(
         project.store,
         day,
     )
-
-
-def _parse_date(text: str | None) -> dt.date | None:
-    if text is None:
-        return None
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise InputError(f"--snapshot must be a date YYYY-MM-DD, got {text!r}") from None
 
 
 def _print_cluster(summary: dict[str, Any]) -> None:
@@ -403,8 +396,8 @@ def profile_command(
     scheme: str | None = typer.Option(
         None, "--scheme", "-s", help="Profile a scheme stored in the project (instead of files)."
     ),
-    snapshot: str | None = typer.Option(
-        None, "--snapshot", help="Snapshot date YYYY-MM-DD (default: the scheme's latest)."
+    snapshot: dt.date | None = typer.Option(
+        None, "--snapshot", parser=DATE, help="Snapshot date YYYY-MM-DD (default: the scheme's latest)."
     ),
     value_col: str | None = typer.Option(
         None,
@@ -450,7 +443,7 @@ def _profile_input(
     assignments: Path | None,
     id_col: str,
     scheme: str | None,
-    snapshot: str | None,
+    snapshot: dt.date | None,
     value_col: str | None,
     project_dir: Path,
 ) -> tuple[ibis.Table, ibis.Table, str | None, dict[str, str]]:
@@ -476,7 +469,7 @@ def _profile_input(
     dates = project.snapshot_dates(scheme)
     if not dates:
         project._check_scheme(scheme)  # names a close scheme ("did you mean ...")
-    day = _parse_date(snapshot) or dates[-1]
+    day = snapshot or dates[-1]
     features, _ = _store_features(project, day)
     stored = project.store.table("segment_assignments")
     assigned = stored.filter((stored.scheme == scheme) & (stored.snapshot_date == day)).select(

@@ -15,7 +15,7 @@ from typing import Any
 import typer
 
 from segflow.cli._clv_fit import fit_clv, holdout_snapshot, print_fit, snapshot_of, unit_code
-from segflow.cli._common import JsonOption, console, print_json, refuse_on_spark, user_errors
+from segflow.cli._common import DATE, JsonOption, console, print_json, refuse_on_spark, user_errors
 from segflow.cli._files import canonical_ids, is_id_column, read_user_csv
 from segflow.errors import InputError, SegflowError
 
@@ -37,12 +37,12 @@ DateFormatOption = typer.Option(
     None, "--date-format", help="strftime format of the date column, e.g. %Y%m%d; %s for Unix time (seconds since 1970 UTC)."
 )
 CalibrationOption = typer.Option(
-    None, "--calibration-end",
+    None, "--calibration-end", parser=DATE,
     help="Last day of the calibration period, YYYY-MM-DD (included; as lifetimes' "
     "calibration_period_end). Or give --snapshot.",
 )
 SnapshotOption = typer.Option(
-    None, "--snapshot",
+    None, "--snapshot", parser=DATE,
     help="Snapshot date YYYY-MM-DD: the day after the calibration period (rows before it "
     "are used). Or give --calibration-end.",
 )
@@ -229,10 +229,10 @@ def register(app: typer.Typer) -> None:
         date_col: str = DateOption,
         amount_col: str = AmountOption,
         date_format: str | None = DateFormatOption,
-        calibration_end: str | None = CalibrationOption,
-        snapshot: str | None = SnapshotOption,
-        holdout_end: str | None = typer.Option(
-            None, "--holdout-end",
+        calibration_end: dt.date | None = CalibrationOption,
+        snapshot: dt.date | None = SnapshotOption,
+        holdout_end: dt.date | None = typer.Option(
+            None, "--holdout-end", parser=DATE,
             help="Last day of the holdout period, YYYY-MM-DD (included); adds holdout metrics."),
         time_unit: str = UnitOption,
         model: str = ModelOption,
@@ -273,12 +273,12 @@ def register(app: typer.Typer) -> None:
         date_col: str = DateOption,
         amount_col: str = AmountOption,
         date_format: str | None = DateFormatOption,
-        snapshot: str | None = typer.Option(
-            None, "--snapshot",
+        snapshot: dt.date | None = typer.Option(
+            None, "--snapshot", parser=DATE,
             help="Snapshot date YYYY-MM-DD: fit on rows before it; scores belong to it. "
             "Or give --calibration-end."),
-        calibration_end: str | None = typer.Option(
-            None, "--calibration-end",
+        calibration_end: dt.date | None = typer.Option(
+            None, "--calibration-end", parser=DATE,
             help="Last day of the calibration period, YYYY-MM-DD (included): the same as "
             "--snapshot of the next day."),
         horizon: float = typer.Option(52.0, "--horizon", min=0.0,

@@ -42,14 +42,7 @@ def unit_code(time_unit: str) -> str:
     return UNITS[time_unit]
 
 
-def _date(value: str, option: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"{option}: expected a date YYYY-MM-DD, got {value!r}") from None
-
-
-def snapshot_of(calibration_end: str | None, snapshot: str | None) -> dt.date:
+def snapshot_of(calibration_end: dt.date | None, snapshot: dt.date | None) -> dt.date:
     """The snapshot date (first day *after* the calibration) from the user's options.
 
     ``--calibration-end`` names the last calibration day (inclusive, as lifetimes'
@@ -63,16 +56,13 @@ def snapshot_of(calibration_end: str | None, snapshot: str | None) -> dt.date:
             "give either --calibration-end DATE (the last calibration day, included) or "
             f"--snapshot DATE (the day after it: rows before it are used), {which}"
         )
-    if calibration_end is not None:
-        return _date(calibration_end, "--calibration-end") + dt.timedelta(days=1)
-    return _date(str(snapshot), "--snapshot")
+    return calibration_end + dt.timedelta(days=1) if snapshot is None else snapshot
 
 
-def holdout_snapshot(holdout_end: str | None, snapshot: dt.date) -> dt.date | None:
+def holdout_snapshot(last: dt.date | None, snapshot: dt.date) -> dt.date | None:
     """The exclusive end of the holdout from ``--holdout-end`` (its last day, inclusive)."""
-    if holdout_end is None:
+    if last is None:
         return None
-    last = _date(holdout_end, "--holdout-end")
     if last < snapshot:
         raise InputError(
             f"--holdout-end {last} must be on or after the first holdout day {snapshot} "

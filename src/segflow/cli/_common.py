@@ -8,6 +8,7 @@ Commands stay thin: parse options, call the library, print. Errors that users ca
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import re
 import sys
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from typer.core import TyperGroup
 
+from segflow._dates import as_date
 from segflow.errors import InputError, SegflowError
 
 if TYPE_CHECKING:
@@ -186,6 +188,39 @@ def _usage_line(exc: Any) -> str:
     if ctx.command.get_help_option(ctx) is not None:
         hint = f"; see '{ctx.command_path} {ctx.help_option_names[0]}'"
     return f"{ctx.command_path}: {message}{hint}"
+
+
+class DateType:
+    """The type of every date option: ISO ``YYYY-MM-DD`` read by :func:`segflow._dates.as_date`
+    (as the library reads a date), a bad value a usage error in one wording, through
+    :class:`OneLineUsageErrors`: ``segflow segment: invalid value for '--snapshot':
+    '2024-13-01' is not a date; expected YYYY-MM-DD; see 'segflow segment --help'``.
+
+    Pass it as ``typer.Option(None, "--snapshot", parser=DATE)`` (Typer 0.2x converts values
+    with a parser callable; its Click copy has no ``ParamType`` to plug in). ``words``: the
+    values besides a date that an option accepts as they are (``DateType("first")``).
+    """
+
+    name = "date"
+
+    def __init__(self, *words: str) -> None:
+        self.words = words
+
+    def __call__(self, value: Any) -> dt.date | str | None:
+        if value is None or value in self.words:
+            return value
+        try:
+            return as_date(value)
+        except InputError as exc:
+            also = "".join(f" or {word!r}" for word in self.words)
+            raise typer.BadParameter(f"{exc}{also}") from None
+
+    def __repr__(self) -> str:
+        return f"DateType({', '.join(map(repr, self.words))})"
+
+
+#: A date option's parser: ``typer.Option(None, "--snapshot", parser=DATE)``.
+DATE = DateType()
 
 
 def _interrupted() -> None:

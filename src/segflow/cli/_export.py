@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from segflow.cli._common import (
+    DATE,
     JsonOption,
     ProjectDirOption,
     console,
@@ -17,7 +18,7 @@ from segflow.cli._common import (
     scheme_segments,
     user_errors,
 )
-from segflow.errors import InputError, SegflowError
+from segflow.errors import SegflowError
 
 export_app = typer.Typer(
     help="Export segment lists and audiences to CSV, Parquet or Postgres (full or changes).",
@@ -45,7 +46,9 @@ def _segment_list(
     out: Path = typer.Option(None, "--out", help="(Without a sub-command) CSV or Parquet file."),
     table_name: str = typer.Option(None, "--table", help="(Without a sub-command) a table of the store."),
     scheme: str = typer.Option(None, "--scheme", "-s", help="(Without a sub-command) scheme name."),
-    as_of: str = typer.Option(None, "--as-of", help="(Without a sub-command) snapshot date."),
+    as_of: dt.date | None = typer.Option(
+        None, "--as-of", parser=DATE, help="(Without a sub-command) snapshot date YYYY-MM-DD."
+    ),
     project_dir: Path = ProjectDirOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -72,15 +75,6 @@ def _warn_secrets(ctx: typer.Context, to: str | None, webhook: str | None = None
                       "SEGFLOW_WEBHOOK instead")
 
 
-def _date(value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"--snapshot {value!r} is not a date; expected YYYY-MM-DD") from None
-
-
 @export_app.command("segments")
 def segments(
     ctx: typer.Context,
@@ -91,7 +85,8 @@ def segments(
         False, "--changes", help="Only customers whose segment changed since the last export "
         "of --name (the first one is full)."),
     name: str = typer.Option(None, "--name", help="Export name keying the watermark (default: the scheme)."),
-    snapshot: str = typer.Option(None, "--snapshot", help="Snapshot date YYYY-MM-DD (default: the latest)."),
+    snapshot: dt.date | None = typer.Option(None, "--snapshot", parser=DATE,
+                                            help="Snapshot date YYYY-MM-DD (default: the latest)."),
     pii: str = PiiOption,
     no_scores: bool = typer.Option(False, "--no-scores", help="Leave out the stored scores."),
     webhook: str = typer.Option(None, "--webhook", envvar="SEGFLOW_WEBHOOK", show_envvar=False,
@@ -116,7 +111,7 @@ def segments(
         with Project.open(project_dir) as project:
             result = export_segments(
                 project.store, scheme, to, mode="changes" if changes else "full", name=name,
-                as_of=_date(snapshot), pii=pii, scores=not no_scores, table=table, webhook=policy,
+                as_of=snapshot, pii=pii, scores=not no_scores, table=table, webhook=policy,
             )
         if as_json:
             print_json(result.to_dict())
@@ -144,7 +139,8 @@ def audience(
     table: str = TableOption,
     segment: list[str] = typer.Option([], "--segment", help="Keep customers in SCHEME=SEGMENT; repeat."),
     where: str = typer.Option(None, "--where", help="SQL condition over the audience's columns: each scheme's segment (named after the scheme, e.g. rfm), its rank (rfm__rank) and each stored score (MODEL__SCORE)."),
-    snapshot: str = typer.Option(None, "--snapshot", help="Snapshot date YYYY-MM-DD (default: the latest)."),
+    snapshot: dt.date | None = typer.Option(None, "--snapshot", parser=DATE,
+                                            help="Snapshot date YYYY-MM-DD (default: the latest)."),
     holdout: float = typer.Option(0.1, "--holdout", min=0.0, max=0.99, help="Share held out at random."),
     seed: int = typer.Option(0, "--seed", help="Seed of the hold-out draw."),
     name: str = typer.Option("audience", "--name", help="Audience name."),
@@ -166,7 +162,7 @@ def audience(
         refuse_on_spark(project_dir, "segflow export audience",
                         "`segflow campaign audience --out FILE` writes an audience")
         with Project.open(project_dir) as project:
-            view = customer_view(project.store, _date(snapshot))
+            view = customer_view(project.store, snapshot)
             aud = build_audience(view, where=where, segments=segments, holdout=holdout,
                                  seed=seed, name=name,
                                  segment_names=known_segments(project.store) if segments else None)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import typer
 
-from segflow.cli._common import JsonOption, console, print_json, progress, user_errors
+from segflow.cli._common import DATE, JsonOption, console, print_json, progress, user_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -19,7 +20,9 @@ def generate(
     customers: int = typer.Option(10_000, "--customers", "-n", help="Number of customers."),
     months: int = typer.Option(24, "--months", "-m", help="Months of data (3..240)."),
     seed: int = typer.Option(0, "--seed", "-s", help="Random seed; same seed, same files."),
-    start: str = typer.Option("2024-01-01", "--start", help="First day of the data (a 1st)."),
+    start: dt.date = typer.Option(
+        "2024-01-01", "--start", parser=DATE, help="First day of the data YYYY-MM-DD (a 1st)."
+    ),
     formats: str = typer.Option(
         "csv,parquet", "--formats", help="Comma-separated file formats: csv, parquet."
     ),
@@ -40,7 +43,7 @@ def generate(
                 bar.update(task, completed=done, total=total)
 
             ds = generate_demo(
-                out_dir, customers=customers, months=months, seed=seed, start=start,
+                out_dir, customers=customers, months=months, seed=seed, start=str(start),
                 formats=[f.strip() for f in formats.split(",") if f.strip()], progress=step,
             )
         if json_output:

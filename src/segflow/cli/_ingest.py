@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from segflow.cli._common import (
+    DATE,
     EngineOption,
     JsonOption,
     ProjectDirOption,
@@ -179,26 +180,21 @@ def check_command(
 
 
 def audit_command(
-    as_of: str = typer.Option(None, "--as-of", help="Audit date (YYYY-MM-DD); default: today."),
+    as_of: dt.date | None = typer.Option(
+        None, "--as-of", parser=DATE, help="Audit date (YYYY-MM-DD); default: today."
+    ),
     project: Path = ProjectDirOption,
     json_output: bool = JsonOption,
 ) -> None:
     """Score the customer base: completeness, duplicates, outliers, dates, gaps, integrity."""
-    from segflow.errors import ConfigError
     from segflow.quality import audit
 
     with user_errors():
-        when = None
-        if as_of:
-            try:
-                when = dt.date.fromisoformat(as_of)
-            except ValueError as exc:
-                raise ConfigError(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)") from exc
         refuse_on_spark(project, "segflow audit", "`segflow report` shows the data audit "
                         "of the warehouse")
         _, store, _ = _open(project)
         with store:
-            report = audit(store, as_of=when)
+            report = audit(store, as_of=as_of)
         if json_output:
             print_json(report.to_dict())
             return

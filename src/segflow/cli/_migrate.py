@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from segflow.cli._common import (
+    DATE,
+    DateType,
     JsonOption,
     ProjectDirOption,
     Table,
@@ -77,15 +80,6 @@ def _scheme(project, scheme: str | None) -> str:  # noqa: ANN001
     )
 
 
-def _date(value: str | None, what: str) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise SegflowError(f"{what} {value!r} is not a date; expected YYYY-MM-DD") from None
-
-
 def _last_two(
     project, scheme: str, frm: dt.date | None, to: dt.date | None
 ) -> tuple[dt.date, dt.date]:  # noqa: ANN001
@@ -108,10 +102,12 @@ def _last_two(
 def migrate(
     ctx: typer.Context,
     scheme: str = SchemeOption,
-    from_date: str = typer.Option(
-        None, "--from", help="First snapshot date (default: the one before --to)."
+    from_date: dt.date | None = typer.Option(
+        None, "--from", parser=DATE, help="First snapshot date (default: the one before --to)."
     ),
-    to_date: str = typer.Option(None, "--to", help="Second snapshot date (default: the latest)."),
+    to_date: dt.date | None = typer.Option(
+        None, "--to", parser=DATE, help="Second snapshot date (default: the latest)."
+    ),
     interval: str = typer.Option(
         "dirichlet",
         help="Share intervals: dirichlet (pointwise Jeffreys) or goodman (simultaneous).",
@@ -127,7 +123,7 @@ def migrate(
 
     with user_errors(), _open(project_dir) as project:
         name = _scheme(project, scheme)
-        frm, to = _last_two(project, name, _date(from_date, "--from"), _date(to_date, "--to"))
+        frm, to = _last_two(project, name, from_date, to_date)
         if on_spark(project_dir):  # the revenue of movers computed by Spark from the warehouse
             source = project.warehouse
             tm = transition_matrix(
@@ -180,12 +176,12 @@ def _print_matrix(tm, currency: str) -> None:  # noqa: ANN001
 def forecast(
     scheme: str = SchemeOption,
     periods: int = typer.Option(6, "--periods", "-k", help="Periods to forecast."),
-    start: str = typer.Option(
-        None, "--start",
+    start: Any = typer.Option(  # a date or "first" (Typer takes no union)
+        None, "--start", parser=DateType("first"), metavar="<date|first>",
         help="First snapshot of the pairs pooled, or 'first' for every pair (default: a year before --end).",
     ),
-    end: str = typer.Option(
-        None, "--end", help="Last snapshot pooled (default: the latest); the forecast starts from its sizes."
+    end: dt.date | None = typer.Option(
+        None, "--end", parser=DATE, help="Last snapshot pooled (default: the latest); the forecast starts from its sizes."
     ),
     half_life: float = typer.Option(
         None, "--half-life", help="Weight recent pairs more (half-life in periods; default: unweighted)."
@@ -210,8 +206,7 @@ def forecast(
         name = _scheme(project, scheme)
         how = parse_arrivals(arrivals)
         pooled = pooled_transition_matrix(project.store, scheme=name)  # every pair, from the change rows
-        fc = segment_forecast(pooled, periods=periods, start=start if start == "first" else _date(start, "--start"),
-                              end=_date(end, "--end"), half_life=half_life, arrivals=how)
+        fc = segment_forecast(pooled, periods=periods, start=start, end=end, half_life=half_life, arrivals=how)
         chain = fc.chain
         order = [*dict.fromkeys(fc.table["segment"]), *(s for s in chain.states_ if s not in set(fc.table["segment"]))]
         # inf = never absorbed (e.g. nobody ever left in the history): JSON null, listed
@@ -254,10 +249,12 @@ def who(
         ..., "--to", help="Segment at the second snapshot, or '(gone)'."
     ),
     scheme: str = SchemeOption,
-    from_date: str = typer.Option(
-        None, "--from-date", help="First snapshot (default: the one before --to-date)."
+    from_date: dt.date | None = typer.Option(
+        None, "--from-date", parser=DATE, help="First snapshot (default: the one before --to-date)."
     ),
-    to_date: str = typer.Option(None, "--to-date", help="Second snapshot (default: the latest)."),
+    to_date: dt.date | None = typer.Option(
+        None, "--to-date", parser=DATE, help="Second snapshot (default: the latest)."
+    ),
     limit: int = typer.Option(50, help="Customers shown (JSON and text); 0 = all."),
     project_dir: Path = ProjectDirOption,
     as_json: bool = JsonOption,
@@ -267,9 +264,7 @@ def who(
 
     with user_errors(), _open(project_dir) as project:
         name = _scheme(project, scheme)
-        frm, to = _last_two(
-            project, name, _date(from_date, "--from-date"), _date(to_date, "--to-date")
-        )
+        frm, to = _last_two(project, name, from_date, to_date)
         table = movers(
             project.store.table("segment_assignments"), name, frm, to, from_segment, to_segment
         )
@@ -351,7 +346,9 @@ def export(
         None, "--table", help="Write to this table of the store instead of a file."
     ),
     scheme: str = SchemeOption,
-    as_of: str = typer.Option(None, "--as-of", help="Snapshot date (default: the latest)."),
+    as_of: dt.date | None = typer.Option(
+        None, "--as-of", parser=DATE, help="Snapshot date (default: the latest)."
+    ),
     project_dir: Path = ProjectDirOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -371,7 +368,7 @@ def export(
         with _open(project_dir, read_only=table_name is None) as project:
             name = _scheme(project, scheme)
             listing = segment_list(
-                project.store.table("segment_assignments"), name, _date(as_of, "--as-of")
+                project.store.table("segment_assignments"), name, as_of
             )
             if table_name:
                 rows = write_segment_list(listing, table_name, format="table", store=project.store)

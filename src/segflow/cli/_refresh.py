@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from segflow.cli._common import (
+    DATE,
     JsonOption,
     ProjectDirOption,
     Table,
@@ -81,24 +82,21 @@ def refresh(
 
 def alerts(
     project_dir: Path = ProjectDirOption,
-    since: str = typer.Option(None, "--since", help="Only alerts from this date (YYYY-MM-DD)."),
+    since: dt.date | None = typer.Option(
+        None, "--since", parser=DATE, help="Only alerts from this date (YYYY-MM-DD)."
+    ),
     latest: bool = typer.Option(False, "--latest", help="Only the alerts of the latest refresh."),
     as_json: bool = JsonOption,
 ) -> None:
     """List the drift alerts recorded by `segflow refresh` (newest first)."""
-    from segflow.errors import InputError
     from segflow.project import Project
     from segflow.refresh import read_alerts
 
     with user_errors():
-        try:
-            day = dt.date.fromisoformat(since) if since else None
-        except ValueError:
-            raise InputError(f"--since {since!r} is not a date; expected YYYY-MM-DD") from None
         refuse_on_spark(project_dir, "segflow alerts",
                         "drift alerts come from `segflow refresh`, which runs on DuckDB only")
         with Project.open(project_dir, read_only=True) as project:
-            table = read_alerts(project.store, since=day, latest_run=latest)
+            table = read_alerts(project.store, since=since, latest_run=latest)
     rows = table.to_pylist()
     if as_json:
         print_json({"data": rows, "count": len(rows)})

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from segflow.cli._common import (
+    DATE,
     EngineOption,
     JsonOption,
     ProjectDirOption,
@@ -50,8 +51,9 @@ def segment(
     scheme: str | None = typer.Option(
         None, "--scheme", "-s", help="Scheme to assign: a scheme of segflow.toml or a built-in one."
     ),
-    snapshot: str | None = typer.Option(
-        None, "--snapshot", help="Snapshot date YYYY-MM-DD (default: the project's last one)."
+    snapshot: dt.date | None = typer.Option(
+        None, "--snapshot", parser=DATE,
+        help="Snapshot date YYYY-MM-DD (default: the project's last one).",
     ),
     project_dir: Path = ProjectDirOption,
     engine: str | None = EngineOption,
@@ -94,7 +96,7 @@ def segment(
 
 def _segment(
     scheme_name: str,
-    snapshot: str | None,
+    snapshot: dt.date | None,
     project_dir: Path,
     engine: str | None,
     save: bool,
@@ -116,9 +118,7 @@ def _segment(
     with Project.open(project_dir) as project:
         schemes = resolve_schemes(project.settings)
         chosen = _find(scheme_name, schemes, project.settings.rfm.bins)
-        day = _parse_date(snapshot) if snapshot else None
-        if day is None:
-            day = resolve_snapshot_dates(project.store, project.settings)[-1]
+        day = snapshot or resolve_snapshot_dates(project.store, project.settings)[-1]
         eng = connect(project.store, engine, settings=project.settings.engine)
         try:
             return _assign(chosen, schemes, canonical_tables(eng), day,
@@ -128,7 +128,7 @@ def _segment(
             eng.close()
 
 
-def _segment_on_spark(scheme_name: str, snapshot: str | None, project_dir: Path,
+def _segment_on_spark(scheme_name: str, snapshot: dt.date | None, project_dir: Path,
                       out: Path | None) -> SegmentSizes:
     """:func:`_segment` on the project's warehouse: the committed canonical tables as Ibis
     tables on Spark; a cluster scheme takes the warehouse's fitted model (one is fitted on
@@ -152,7 +152,7 @@ def _segment_on_spark(scheme_name: str, snapshot: str | None, project_dir: Path,
         raise SegflowError(f"the warehouse {warehouse.root} has no transactions; load them "
                            "with `segflow ingest` first")
     tables = {name: warehouse.table(name) for name in CANONICAL_TABLES}
-    day = _parse_date(snapshot) if snapshot else snapshot_dates_between(
+    day = snapshot or snapshot_dates_between(
         settings, *transaction_span(tables["transactions"]))[-1]
     book = _ClusterModels(warehouse).book if chosen.kind == "cluster" else None
     sizes, _ = _assign(chosen, schemes, tables, day, settings.rfm.window_days, book, out, None)
@@ -238,13 +238,6 @@ def _find(name: str, schemes: list[SchemeSettings], rfm_bins: int = 5) -> Scheme
 
     known = list(dict.fromkeys(s.name for s in [*schemes, *builtin_schemes()]))
     raise SegflowError(f"unknown scheme {name!r}; {did_you_mean(name, known)}known schemes: {', '.join(known)}")
-
-
-def _parse_date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise SegflowError(f"--snapshot {text!r} is not a date (expected YYYY-MM-DD)") from None
 
 
 def _save(store, scheme, day: dt.date, assignments) -> int:  # noqa: ANN001
