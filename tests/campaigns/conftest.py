@@ -103,7 +103,7 @@ def _one_thread():
 def campaign_project(tmp_path_factory: pytest.TempPathFactory):
     """A project folder (segflow.toml + store file) holding the same synthetic campaign."""
     folder = tmp_path_factory.mktemp("campaign_project")
-    (folder / "segflow.toml").write_text('[project]\nname = "campaign test"\n')
+    (folder / "segflow.toml").write_text('[project]\nname = "campaign test"\ncurrency = "GBP"\n')
     fx = build_store(str(folder / "segflow.duckdb"), n=3000)
     fx.store.close()
     return folder

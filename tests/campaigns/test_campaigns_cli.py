@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import numpy as np
@@ -61,9 +62,11 @@ def test_effect_and_audience_on_project(campaign_project, tmp_path):
     out = json.loads(res.stdout)
     assert out["campaign_id"] == "c1" and out["migration"]["after"] == "2024-02-01"
     assert "exposed in more than one arm" in res.stderr
+    assert out["currency"] == "GBP" and out["window_days"] == 30
     res = runner.invoke(app, ["campaign", "effect", "--project", str(campaign_project),
                               "--campaign", "c1", "--scheme", "value", "--by", "region"])
     assert res.exit_code == 0 and "Migration value" in res.output and "by region" in res.output
+    _check_revenue_table(campaign_project, res.stdout)
     res = runner.invoke(app, ["campaign", "promotions", "--project", str(campaign_project),
                               "--scheme", "value", "--snapshot", "2024-02-01", "--json"])
     assert res.exit_code == 0, res.output
@@ -94,6 +97,39 @@ def test_effect_and_audience_on_project(campaign_project, tmp_path):
     res = runner.invoke(app, ["campaign", "audience", "--project", str(campaign_project),
                               "--segment", "value=low", "--out", str(target)])
     assert res.exit_code == 0 and "no customer scores at snapshot 2024-03-01" in res.output
+
+
+def _check_revenue_table(folder, printed: str) -> None:
+    """The overall revenue table names the project's currency and the 30-day window, and
+    shows each arm's mean net revenue and the lift to 2 decimals, as computed here with
+    pandas from the store's exposures and transactions."""
+    import duckdb
+
+    with duckdb.connect(str(folder / "segflow.duckdb"), read_only=True) as con:
+        exp = con.sql("SELECT customer_id, ts, arm FROM campaign_exposures "
+                      "WHERE campaign_id = 'c1'").df()
+        tx = con.sql("SELECT customer_id, ts, amount FROM transactions").df()
+    arms = exp.groupby("customer_id").arm.nunique()
+    first = exp[exp.customer_id.isin(arms[arms == 1].index)].groupby("customer_id").agg(
+        exposed=("ts", "min"), arm=("arm", "first"))
+    t = tx.join(first, on="customer_id", how="inner")
+    inside = t[(t.ts >= t.exposed) & (t.ts < t.exposed + pd.Timedelta(days=30))]
+    first["revenue"] = inside.groupby("customer_id").amount.sum()
+    means = first.fillna({"revenue": 0.0}).groupby("arm").revenue.mean()
+    lines = printed.splitlines()
+    start = next(i for i, line in enumerate(lines)
+                 if line.startswith("revenue (GBP, mean per customer, 30 days after exposure), all"))
+    block = "\n".join(lines[start:start + 9])
+    assert "mean (GBP)" in block and "lift (GBP) [interval]" in block and "MDE (GBP)" in block
+    cells = {r.split("│")[2].strip(): [c.strip() for c in r.split("│")[3:-1]]
+             for r in block.splitlines() if r.startswith("│")}
+    assert cells["control"][:2] == [f"{(first.arm == 'control').sum():,}",
+                                    f"{means['control']:,.2f}"]
+    assert cells["treatment"][1] == f"{means['treatment']:,.2f}"
+    lift = cells["treatment"][2]  # "+2.04 [+0.42, +3.67]": every number to 2 decimals
+    assert lift.startswith(f"{means['treatment'] - means['control']:+,.2f} [")
+    assert re.fullmatch(r"[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\]", lift)
+    assert re.fullmatch(r"\d+\.\d\d", cells["treatment"][5])  # MDE (GBP)
 
 
 def test_playbook_command():

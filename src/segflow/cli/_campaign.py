@@ -135,7 +135,7 @@ def effect(
                                   by=by, level=level, correction=correction,  # type: ignore[arg-type]
                                   expected_split=_parse_split(split), source=str(responses))
             payload: dict[str, Any] = rep.to_dict()
-            report, migration = rep, None
+            report, migration, units = rep, None, None
         else:
             from segflow.project import Project
 
@@ -146,14 +146,17 @@ def effect(
                 full = campaign_report(proj.store, campaign, scheme, control=control,
                                        window_days=window_days, level=level, by=by,
                                        correction=correction)  # type: ignore[arg-type]
-            payload = full.to_dict()
+                currency = proj.settings.project.currency
+            # revenue (net, in the project's currency) and purchased, both in the window
+            payload = {**full.to_dict(), "currency": currency}
             report, migration = full.effect, full.migration
+            units = _StoreUnits(currency, window_days)
             for note in full.notes:
                 console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
         if as_json:
             print_json(payload)
             return
-        _print_effect(report)
+        _print_effect(report, units)
         if migration is not None:
             _print_migration(migration)
 
@@ -164,25 +167,57 @@ def _isna(value: object) -> bool:
     return bool(pd.isna(value))
 
 
+#: Decimals of money amounts per customer (mean revenue, its lift and MDE), as the
+#: project's other per-customer amounts (segflow.segments._scores.CURRENCY_DECIMALS).
+MONEY_DECIMALS = 2
+
+
+class _StoreUnits:
+    """What the store-mode outcomes are: ``purchased`` (0/1) and ``revenue`` (net, in the
+    project's currency), both in the ``window_days`` days after each customer's exposure."""
+
+    def __init__(self, currency: str, window_days: int) -> None:
+        self.currency = currency
+        self.window = f"{window_days} days after exposure"
+
+    def money(self, outcome: str) -> str | None:
+        return self.currency if outcome == "revenue" else None
+
+
 def _fmt(value: float, kind: str, signed: bool = False) -> str:
+    """A rate in % (a difference of rates in percentage points), anything else (a mean,
+    its difference) to :data:`MONEY_DECIMALS` decimals with thousands separators."""
     if _isna(value):
         return "–"
     if kind == "rate":
-        return f"{value * 100:+.2f} pp" if signed else f"{value * 100:.2f}%"
-    return f"{value:+,.3g}" if signed else f"{value:,.4g}"
+        shown = round(value * 100, 2) + 0.0  # no "-0.00"
+        return f"{shown:+.2f} pp" if signed else f"{shown:.2f}%"
+    shown = round(value, MONEY_DECIMALS) + 0.0
+    return f"{shown:+,.{MONEY_DECIMALS}f}" if signed else f"{shown:,.{MONEY_DECIMALS}f}"
 
 
-def _print_effect(rep: Any) -> None:
+def _print_effect(rep: Any, units: _StoreUnits | None = None) -> None:
+    """One table per (outcome, breakdown). In store mode the titles name the window and the
+    revenue columns the project's currency (as ``segflow segment`` and ``migrate`` do)."""
     t = rep.table
     for (outcome_name, by_name), sub in t.groupby(["outcome", "by"], sort=False):
         kind = sub.kind.iloc[0]
-        what = "response rate" if kind == "rate" else "mean"
+        cur = units.money(outcome_name) if units is not None else None
+        what = "response rate" if kind == "rate" else "mean per customer"
+        if cur:
+            what = f"{cur}, {what}"
+        if units is not None:
+            what += f", {units.window}"
         where = "all customers" if by_name == "(all)" else f"by {by_name}"
         table = Table(title=f"{outcome_name} ({what}), {where}: lift vs {rep.control!r}, "
                       f"{rep.level:.0%} interval, p adjusted ({rep.correction})",
                       title_justify="left")
-        for col in ("segment", "arm", "n", "value", "lift [interval]", "rel.", "p adj", "MDE"):
-            table.add_column(col, justify="right" if col in ("n", "p adj") else "left")
+        unit = f" ({cur})" if cur else ""
+        value_col = "rate" if kind == "rate" else f"mean{unit}"
+        cols = ("segment", "arm", "n", value_col, f"lift{unit} \\[interval]", "rel.", "p adj",
+                f"MDE{unit}")
+        for col in cols:
+            table.add_column(col, justify="left" if col in ("segment", "arm") else "right")
         notes = []
         for r in sub.itertuples():  # printing the small result table, not data rows
             lift = "" if r.is_control else (
@@ -190,9 +225,10 @@ def _print_effect(rep: Any) -> None:
                 f"{_fmt(r.lift_abs_high, kind, True)}]")
             rel = "" if r.is_control or _isna(r.lift_rel) else f"{r.lift_rel:+.1%}"
             padj = "" if _isna(r.p_adjusted) else f"{r.p_adjusted:.3g}" + ("*" if r.significant else "")
-            mde = "" if r.is_control else _fmt(r.mde_abs, kind, False)
+            # the MDE is a difference (percentage points for a rate), like the lift
+            mde = "" if r.is_control else _fmt(r.mde_abs, kind, False).replace("%", " pp")
             seg = "" if by_name == "(all)" else r.segment
-            table.add_row(seg, r.arm, str(r.n), _fmt(r.value, kind), lift, rel, padj, mde)
+            table.add_row(seg, r.arm, f"{int(r.n):,}", _fmt(r.value, kind), lift, rel, padj, mde)
             if r.note:
                 notes.append(f"{seg or 'all'} / {r.arm}: {r.note}")
         stdout.print(table)

@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 import uuid
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,24 @@ def _readable(data: Any) -> Any:
     if isinstance(data, duckdb.DuckDBPyConnection):
         return data.fetch_arrow_table()
     return data
+
+
+#: The connections of the stores open in this process (:func:`interrupt_queries`).
+_OPEN: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
+
+
+def interrupt_queries() -> None:
+    """Stop the queries running on every open store's connection (called on Ctrl-C by
+    :mod:`segflow.cli._interrupt`).
+
+    DuckDB's own check of the signal ends the query's Python call ("Query interrupted") but
+    not its worker threads: the next statement on the connection (the run log's "failed",
+    a ROLLBACK, the close) then waited until the query would have finished, for hours on a
+    large one. ``interrupt()`` stops them; on an idle connection it does nothing (the next
+    statement runs as usual)."""
+    for raw in list(_OPEN):
+        with contextlib.suppress(Exception):
+            raw.interrupt()
 
 
 def _now() -> dt.datetime:
@@ -96,6 +115,7 @@ class Store:
                         "reading commands free)")
             raise StoreError(f"cannot open store {self.path}: {str(exc).splitlines()[0]}{hint}") from exc
         self.raw: duckdb.DuckDBPyConnection = self.con.con
+        _OPEN.add(self.raw)
         if file and not read_only:
             # after DuckDB's file lock is held: a refresh starting later cannot open the file
             try:
@@ -331,6 +351,7 @@ class Store:
                     self.con._finalize_cached_table(name)
         with contextlib.suppress(Exception):
             self.con.disconnect()
+        _OPEN.discard(self.raw)
         self.closed = True
 
     def __enter__(self) -> Store:
