@@ -99,8 +99,8 @@ def pending_inputs(store: Store, settings: Settings, directory: Path) -> list[st
     """Source files not yet loaded (by content hash, as the ingest judges them:
     :func:`segflow.sources._ingest.loaded_before`), plus every database source (which
     cannot be checked without reading it)."""
+    from segflow.sources._discover import discover_files, file_hash, relative, source_format
     from segflow.sources._ingest import load_label, loaded_before
-    from segflow.sources._readers import discover_files, file_hash, relative, source_format
 
     out = []
     for src in settings.sources:

@@ -10,14 +10,9 @@ import duckdb
 
 from segflow._result import TableResult, json_records
 from segflow.config import SourceSettings
+from segflow.sources._discover import discover_files, relative
 from segflow.sources._load import classify
-from segflow.sources._readers import (
-    blank_file,
-    discover_files,
-    refuse_nested,
-    relative,
-    stage,
-)
+from segflow.sources._readers import blank_file, refuse_nested, stage
 from segflow.sources._validate import check_timezone, resolve, validate
 from segflow.store import CANONICAL_TABLES
 

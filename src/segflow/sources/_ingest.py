@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from segflow._result import TableResult
 from segflow.config import Settings, SourceSettings
 from segflow.errors import InputError, StoreError
+from segflow.sources._discover import discover, file_hash, relative, source_format
 from segflow.sources._load import (
     LoadCounts,
     classify,
@@ -28,16 +29,7 @@ from segflow.sources._load import (
     write,
 )
 from segflow.sources._once import judge
-from segflow.sources._readers import (
-    blank_file,
-    discover,
-    file_hash,
-    has_rows,
-    refuse_nested,
-    relative,
-    source_format,
-    stage,
-)
+from segflow.sources._readers import blank_file, has_rows, refuse_nested, stage
 from segflow.sources._redeliver import forget_file, note_overlap, note_stale, stale_rows
 from segflow.sources._validate import check_timezone, flags, resolve, validate
 from segflow.store import CANONICAL_TABLES, Store

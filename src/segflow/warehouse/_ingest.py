@@ -46,9 +46,10 @@ import pyarrow as pa
 
 from segflow.engine._spark import local_url, spark_error_line
 from segflow.errors import InputError, StoreError
+from segflow.sources._discover import discover, file_hash, relative, source_format
 from segflow.sources._ingest import _ORDER, IngestReport, ProgressFn, _now
 from segflow.sources._load import LoadCounts, classify, empty_message, note_empty, rollup_orders
-from segflow.sources._readers import Staged, discover, file_hash, lit, q, relative, source_format
+from segflow.sources._readers import Staged, lit, q
 from segflow.sources._rules import duplicate_columns, row_key
 from segflow.sources._validate import (
     Spec,
