@@ -249,8 +249,13 @@ def _refused() -> list[Case]:
         # the store's SQL resolves names ignoring case: Amount and amount are one column
         Case("duplicate_header_case", {"orders.csv": _join(H + ",AMOUNT", [ln + ",9" for ln in _lines(3)])},
              refused="'amount' / 'AMOUNT'", error_row=0),
-        Case("empty_header_name", {"orders.csv": _join(H + ",", [ln + ",x" for ln in _lines(3)])},
+        Case("empty_header_name", {"orders.csv": _join("order_id,customer,,date,amount,note",
+             [ln.replace(",", ",x,", 1) for ln in _lines(3)])},
              refused="empty column names", error_row=0),
+        # trailing empty names are Excel's padding: ignored, as empty fields past them are
+        Case("empty_header_names_trailing", {"orders.csv": _join(H + ",,", [
+             ln + ("," if i % 2 else ",,x") for i, ln in enumerate(_lines(4))])},
+             records=4, accepted=2, quarantined_rows=[1, 3]),
         Case("missing_mapped_column", {"orders.csv": _join("order_id,customer,date,note",
              ["T1,C1,2024-01-01,x"])}, refused="amount", error_row=0, error_column="amount"),
         Case("file_missing", {}, refused="no file matches"),

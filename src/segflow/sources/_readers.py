@@ -126,6 +126,8 @@ def _csv_header(path: Path, source: SourceSettings, label: str) -> tuple[list[st
     header = [h.strip() for h in header]
     if not header or all(h == "" for h in header):
         raise InputError("the first row is empty; expected a header row", file=label, row=0)
+    while header[-1] == "":  # Excel's padding past the last named column (docs/data.md)
+        header.pop()
     blanks = [i + 1 for i, h in enumerate(header) if h == ""]
     if blanks:
         raise InputError(
