@@ -232,7 +232,9 @@ def build_audience(
     if not 0.0 <= holdout < 1.0:
         raise InputError(f"the hold-out share must be in [0, 1), not {holdout}")
     if isinstance(customers, pd.DataFrame):  # bind to an in-memory DuckDB (SQL rules need one)
-        customers = ibis.duckdb.connect().create_table("customers", customers, temp=True)
+        from segflow.store import interruptible
+
+        customers = interruptible(ibis.duckdb.connect()).create_table("customers", customers, temp=True)
     t = customers
     cols = set(t.columns)
     for c in [value, action_from, *(segments or {})]:

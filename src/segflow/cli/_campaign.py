@@ -66,7 +66,9 @@ def read_customer_file(path: Path) -> Any:
 
     if not path.exists():
         raise InputError("file not found", file=str(path))
-    con = ibis.duckdb.connect()
+    from segflow.store import interruptible
+
+    con = interruptible(ibis.duckdb.connect())  # Ctrl-C stops its queries (cli._interrupt)
     suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):

@@ -309,7 +309,9 @@ def _cluster_input(
     if input is not None:
         import ibis
 
-        con = ibis.duckdb.connect()
+        from segflow.store import interruptible
+
+        con = interruptible(ibis.duckdb.connect())  # Ctrl-C stops its queries
         table = read_customer_file(con, input, id_col=id_col, name="customers_input")
         return con, table, str(input), None, None
     if id_col != "customer_id":
@@ -452,7 +454,9 @@ def _profile_input(
             raise InputError("profile files need both --input (features) and --assignments")
         import ibis
 
-        con = ibis.duckdb.connect()
+        from segflow.store import interruptible
+
+        con = interruptible(ibis.duckdb.connect())  # Ctrl-C stops its queries
         features = read_customer_file(con, input, id_col=id_col, name="features_input")
         assigned = read_customer_file(con, assignments, id_col=id_col, name="assignments_input")
         if "segment" not in assigned.columns:

@@ -73,7 +73,9 @@ def read_transactions(
     path = Path(path)
     if not path.exists():
         raise InputError("file not found", file=str(path))
-    con = ibis.duckdb.connect()
+    from segflow.store import interruptible
+
+    con = interruptible(ibis.duckdb.connect())  # Ctrl-C stops its queries (cli._interrupt)
     kind = fmt if fmt != "auto" else {".parquet": "parquet", ".pq": "parquet", ".txt": "cdnow"}.get(
         path.suffix.lower(), "csv"
     )

@@ -8,7 +8,8 @@ Two ways Python and DuckDB lost an interrupt (a `segflow run` on the demo data, 
   Its check ends the Python call but leaves the query's worker threads running: the next
   statement on that connection (the run log's "failed", a ROLLBACK, the close) waited for
   them, i.e. until the query would have finished. The handler stops the queries of the
-  open stores (:func:`segflow.store._store.interrupt_queries`).
+  open stores and of the in-memory DuckDBs commands read files into
+  (:func:`segflow.store._store.interrupt_queries`, :func:`segflow.store.interruptible`).
 * The signal handler runs at the next bytecode of the main thread, and that may be inside a
   garbage-collector callback or a finalizer (the store's ``_cache_guard`` has one; Ibis's
   cached tables have finalizers). Python prints "Exception ignored in ..." and drops the
@@ -37,7 +38,8 @@ MESSAGE = ("interrupted: what was committed before it is kept and the step in pr
 
 def _on_sigint(signum: int, frame: Any) -> None:
     INTERRUPTED[0] = True
-    store = sys.modules.get("segflow.store._store")  # loaded when a store was opened
+    store = sys.modules.get("segflow.store._store")  # loaded when a store or an
+    # interruptible() connection was opened
     if store is not None:  # stop DuckDB's worker threads too (not done by its own check)
         store.interrupt_queries()
     raise KeyboardInterrupt

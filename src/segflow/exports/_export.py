@@ -275,7 +275,9 @@ def export_audience(
     data = pa.Table.from_pandas(members, preserve_index=False)
     people = personal_columns(store.table("customers"), pii).to_pyarrow()
     if people.num_columns > 1:
-        con = ibis.duckdb.connect()
+        from segflow.store import interruptible
+
+        con = interruptible(ibis.duckdb.connect())  # Ctrl-C stops its queries
         # a column with no value at all (a scheme's rank nobody has) is of Arrow's null type,
         # which DuckDB cannot store: joined without it, then put back in its place
         empty = [f.name for f in data.schema if pa.types.is_null(f.type)]

@@ -14,7 +14,7 @@ from segflow.sources._discover import discover_files, relative
 from segflow.sources._load import classify
 from segflow.sources._readers import blank_file, refuse_nested, stage
 from segflow.sources._validate import check_timezone, resolve, validate
-from segflow.store import CANONICAL_TABLES
+from segflow.store import CANONICAL_TABLES, interruptible
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -106,7 +106,7 @@ def check_source(
         files = discover_files(source, project_dir)
         path = next((f for f in files if not blank_file(source, f)), files[0])
     label = relative(path, project_dir) if path else f"postgres:{source.options.get('table')}"
-    con = duckdb.connect()
+    con = interruptible(duckdb.connect())  # Ctrl-C stops its queries (cli._interrupt)
     try:
         check_timezone(con, source)
         staged = stage(con, source, path, label, limit=n)

@@ -32,7 +32,7 @@ from segflow.sources._once import judge
 from segflow.sources._readers import blank_file, has_rows, refuse_nested, stage
 from segflow.sources._redeliver import forget_file, note_overlap, note_stale, stale_rows
 from segflow.sources._validate import check_timezone, flags, resolve, validate
-from segflow.store import CANONICAL_TABLES, Store
+from segflow.store import CANONICAL_TABLES, Store, interruptible
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -232,7 +232,7 @@ def load_label(source: SourceSettings, path: Path | None, project_dir: Path) -> 
 def _preflight(store: Store, source: SourceSettings, path: Path | None, project_dir: Path) -> None:
     import duckdb
 
-    con = duckdb.connect()
+    con = interruptible(duckdb.connect())  # Ctrl-C stops its queries (cli._interrupt)
     try:
         check_timezone(con, source)
         if blank_file(source, path):

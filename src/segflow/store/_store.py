@@ -16,7 +16,7 @@ import uuid
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import ibis
@@ -41,13 +41,28 @@ def _readable(data: Any) -> Any:
     return data
 
 
-#: The connections of the stores open in this process (:func:`interrupt_queries`).
+#: The connections of the stores open in this process, and of the in-memory DuckDBs that
+#: commands read files into (:func:`interruptible`, :func:`interrupt_queries`).
 _OPEN: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
 
 
+_C = TypeVar("_C", duckdb.DuckDBPyConnection, ibis.BaseBackend)
+
+
+def interruptible(con: _C) -> _C:
+    """``con`` (a DuckDB connection or an Ibis DuckDB backend), registered so that Ctrl-C
+    stops its queries as it stops a store's (:func:`interrupt_queries`): every in-memory
+    DuckDB a command opens (``segflow clv FILE``, ``segflow campaign effect --responses
+    FILE``, ``segflow sources check``, ...) is made by ``interruptible(duckdb.connect())``
+    or ``interruptible(ibis.duckdb.connect())``. Held weakly: it leaves the registry with
+    its last reference."""
+    _OPEN.add(con if isinstance(con, duckdb.DuckDBPyConnection) else con.con)
+    return con
+
+
 def interrupt_queries() -> None:
-    """Stop the queries running on every open store's connection (called on Ctrl-C by
-    :mod:`segflow.cli._interrupt`).
+    """Stop the queries running on every open store's connection and every connection made
+    :func:`interruptible` (called on Ctrl-C by :mod:`segflow.cli._interrupt`).
 
     DuckDB's own check of the signal ends the query's Python call ("Query interrupted") but
     not its worker threads: the next statement on the connection (the run log's "failed",
