@@ -125,6 +125,17 @@ def test_customers_pages_follow_each_other(client):
     assert second["total"] == whole["total"] > 6
 
 
+def test_customer_search_trims_the_id_prefix(client):
+    """The e-mail and name parts of q were trimmed, the id prefix not: a pasted " C001 "
+    found nobody (ids are stored trimmed); a blank q is no filter."""
+    ids = [r["customer_id"] for r in client.get("/api/v1/customers", params={"q": "C001"}).json()["data"]]
+    assert "C001" in ids
+    for q in (" C001", "C001 ", "\tC001\n"):
+        assert [r["customer_id"] for r in client.get("/api/v1/customers", params={"q": q}).json()["data"]] == ids
+    everyone = client.get("/api/v1/customers", params={"limit": 1}).json()["total"]
+    assert client.get("/api/v1/customers", params={"q": "  ", "limit": 1}).json()["total"] == everyone
+
+
 def test_customers_without_a_record_are_found(served_project, tokens, tmp_path):
     """A project may have no customers source (only transactions: the run knows its
     customers from them) or records of some customers only; the search read ``customers``
