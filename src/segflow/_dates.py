@@ -7,14 +7,19 @@ module may use it without an import cycle.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from segflow.errors import InputError
 
+#: The one text form of a date: ISO ``YYYY-MM-DD`` (ASCII digits).
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
 
 def as_date(value: Any, name: str | None = None) -> dt.date:
     """``value`` as a calendar date: a date as it is; a datetime or pandas Timestamp as the
-    date it shows (a time zone is not converted); text as ISO ``YYYY-MM-DD``.
+    date it shows (a time zone is not converted); text as ISO ``YYYY-MM-DD`` only
+    (not the basic ``20240331`` nor a week date ``2024-W13-7``, which Python 3.11 reads too).
 
     Raises
     ------
@@ -29,8 +34,8 @@ def as_date(value: Any, name: str | None = None) -> dt.date:
             return day
     elif isinstance(value, dt.date):
         return value
-    elif value is not None:
-        try:
+    elif value is not None and _ISO_DAY.fullmatch(str(value)):
+        try:  # the pattern first: Python 3.11 also reads 20240331 and 2024-W13-7 (a week day)
             return dt.date.fromisoformat(str(value))
         except ValueError:
             pass

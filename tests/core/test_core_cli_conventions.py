@@ -166,6 +166,8 @@ def test_errors_are_one_line_on_stderr_with_a_suggestion(tmp_path):
     (["campaign", "effect", "--window-days", "0"],
      ["segflow campaign effect: invalid value for '--window-days'", "greater than or equal to 1"]),
     (["run", "--project"], ["segflow run: option '--project' requires an argument", "see 'segflow run --help'"]),
+    # was accepted: it listened on 99999 % 65536 = 34463 and printed http://127.0.0.1:99999/
+    (["serve", "--port", "99999"], ["segflow serve: invalid value for '--port'", "less than or equal to 65535"]),
 ])
 def test_usage_errors_are_one_line_naming_the_command(args, words):
     """Click's usage errors (unknown command or option, missing argument, bad value): one

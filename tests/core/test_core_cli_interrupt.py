@@ -102,3 +102,21 @@ def test_ctrl_c_is_one_line_and_exit_status_130(tmp_path, body, landed):
     assert proc.stderr.strip().splitlines() == [f"error: {MESSAGE}"], proc.stderr
     assert proc.stdout == ""
     assert len(runs) == 1 and runs[0][0] == "failed" and runs[0][1] in landed, runs
+
+
+def test_ctrl_c_before_a_command_reaches_its_error_handling_is_the_same_line(monkeypatch):
+    """An interrupt outside a command's user_errors() (`segflow run` imports segflow.project
+    before it, its first second on the demo; or while the options are read) was Typer's
+    silent exit status 130: the root group says the same line."""
+    from typer.testing import CliRunner
+
+    from segflow.cli import _common, app
+
+    def interrupted(self, value):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_common.DateType, "__call__", interrupted)  # reading --snapshot
+    result = CliRunner().invoke(app, ["segment", "--scheme", "rfm", "--snapshot", "2024-01-01"])
+    assert result.exit_code == 130, result.output
+    assert result.stdout == ""
+    assert result.stderr == f"error: {MESSAGE}\n"

@@ -28,3 +28,12 @@ def test_anything_else_is_a_one_line_input_error():
             as_date(value)
     with pytest.raises(InputError, match="^calibration_end: expected a date YYYY-MM-DD, got 'April'$"):
         as_date("April", "calibration_end")
+
+
+@pytest.mark.parametrize("value", ["20240331", "2024-W13-7", "2024W137", "２０２４-03-31", " 2024-03-31"])
+def test_only_the_extended_iso_form_is_text_of_a_date(value):
+    """Python 3.11's date.fromisoformat also reads the basic form and ISO week dates
+    (2024-W13-7 is 2024-03-31): the CLI said "expected YYYY-MM-DD" of 2025-1-1 but took
+    20250101 and read 2025-W01-1 as 2024-12-30 silently."""
+    with pytest.raises(InputError, match="is not a date; expected YYYY-MM-DD$"):
+        as_date(value)

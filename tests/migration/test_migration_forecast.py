@@ -166,5 +166,7 @@ def test_bad_options_are_one_line_errors(pooled):
         segment_forecast(pooled, start="2024-04-01")
     with pytest.raises(SegflowError, match="half-life must be positive"):
         segment_forecast(pooled, half_life=0)
+    with pytest.raises(SegflowError, match="half-life must be positive, got nan"):
+        segment_forecast(pooled, half_life=float("nan"))  # was "fitted without a (new) row"
     with pytest.raises(SegflowError, match="is not a date"):
         segment_forecast(pooled, start="last spring")

@@ -43,6 +43,7 @@ def test_moves_into_inactive_or_lost_are_lapsed():
     assert into.loc[("treatment", "inactive / no spend"), "customers"] == 3
     assert into.loc[("control", "Lost"), "customers"] == 9
     assert into.loc[("treatment", "Lost"), "share"] == 5 / 37
+    assert into["n"].dtype == "int64" and into.loc[("treatment", "Lost"), "n"] == 37  # a count (was 37.0)
     shares = lift.shares.set_index(["arm", "movement"])
     assert shares.loc[("treatment", "lapsed"), "customers"] == 8
     assert shares.loc[("control", "lapsed"), "customers"] == 10

@@ -125,6 +125,17 @@ def test_customers_pages_follow_each_other(client):
     assert second["total"] == whole["total"] > 6
 
 
+def test_customer_search_trims_the_id_prefix(client):
+    """The e-mail and name parts of q were trimmed, the id prefix not: a pasted " C001 "
+    found nobody (ids are stored trimmed); a blank q is no filter."""
+    ids = [r["customer_id"] for r in client.get("/api/v1/customers", params={"q": "C001"}).json()["data"]]
+    assert "C001" in ids
+    for q in (" C001", "C001 ", "\tC001\n"):
+        assert [r["customer_id"] for r in client.get("/api/v1/customers", params={"q": q}).json()["data"]] == ids
+    everyone = client.get("/api/v1/customers", params={"limit": 1}).json()["total"]
+    assert client.get("/api/v1/customers", params={"q": "  ", "limit": 1}).json()["total"] == everyone
+
+
 def test_customers_without_a_record_are_found(served_project, tokens, tmp_path):
     """A project may have no customers source (only transactions: the run knows its
     customers from them) or records of some customers only; the search read ``customers``
@@ -165,3 +176,20 @@ def test_customers_without_a_record_are_found(served_project, tokens, tmp_path):
         page = c.get("/customers", params={"q": "C003"})
         assert "1 match(es)" in page.text and 'href="/customers/C003"' in page.text
         assert c.get("/api/v1/customers/C999").status_code == 404
+
+
+def test_a_date_parameter_is_read_as_the_cli_reads_a_date(client):
+    """Every date parameter is YYYY-MM-DD (segflow.server._day.Day over segflow._dates.as_date):
+    pydantic's date took 1751328000 and 20250701 as Unix times (the first is 2025-07-01) and
+    said "Input should be a valid date or datetime, month value is outside expected range"."""
+    latest = client.get("/api/v1/segments/rfm").json()["data"][0]["previous_snapshot"]
+    assert client.get("/api/v1/segments/rfm", params={"snapshot": latest}).status_code == 200
+    for path, name in (("/api/v1/segments/rfm", "snapshot"), ("/api/v1/migration/rfm", "from_date"),
+                       ("/api/v1/profiles/rfm", "snapshot"), ("/api/v1/forecasts/rfm", "end"),
+                       ("/api/v1/customers", "snapshot")):
+        for value in ("2025-13-01", "1751328000", "20250701", "2025-W27-2", "latest", ""):
+            r = client.get(path, params={name: value})
+            assert r.status_code == 422, (path, value, r.text)
+            assert r.json()["detail"] == f"{name}: {value!r} is not a date; expected YYYY-MM-DD", r.text
+    page = client.get("/segments/rfm", params={"snapshot": "2025-13-01"})
+    assert page.status_code == 422 and "is not a date; expected YYYY-MM-DD" in page.text

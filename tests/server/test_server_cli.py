@@ -159,3 +159,23 @@ def test_export_warns_about_a_password_or_token_typed_in_a_url(tmp_path):
     assert "a secret in the --webhook URL" in typed.stderr and "SEGFLOW_WEBHOOK" in typed.stderr
     from_env = runner.invoke(app, [*base, "--to", "out.csv", "--changes"], env={"SEGFLOW_WEBHOOK": hook})
     assert "visible to every user" not in from_env.stderr
+
+
+def test_tokens_expires_takes_a_date_only_as_yyyy_mm_dd():
+    """--expires 2027-W01-1 made a token expiring on 2027-01-04 and 20270131 one on
+    2027-01-31 (Python 3.11's fromisoformat): refused like 2027-13-01; a date and a date
+    with a time still work."""
+    import datetime as dt
+
+    import pytest
+
+    from segflow.errors import SegflowError
+    from segflow.server._tokens import parse_expires
+
+    now = dt.datetime(2026, 1, 1)
+    for text in ("2027-W01-1", "20270131", "20270131T1200", "2027-13-01"):
+        with pytest.raises(SegflowError, match="give a duration like 30d"):
+            parse_expires(text, now)
+    assert parse_expires("2027-01-31", now) == dt.datetime(2027, 1, 31)
+    assert parse_expires(" 2027-01-31T12:30 ", now) == dt.datetime(2027, 1, 31, 12, 30)
+    assert parse_expires("2027-01-31 12:30+01:00", now) == dt.datetime(2027, 1, 31, 11, 30)

@@ -75,8 +75,9 @@ class MigrationLift(TableResult):
         self.lapsed_segments = list(lapsed_segments or [])
         lapsed = counts[counts.movement == "lapsed"]
         into = lapsed.groupby(["arm", "to_segment"], as_index=False)["customers"].sum()
-        # float: on an empty frame (nobody lapsed) map() would keep the arms' string dtype
-        into["n"] = into.arm.map(counts.groupby("arm")["customers"].sum()).astype("float64")
+        # a count, as `customers` (--json printed 182.0); astype also on an empty frame (nobody
+        # lapsed), where map() would keep the arms' string dtype
+        into["n"] = into.arm.map(counts.groupby("arm")["customers"].sum()).astype("int64")
         into["share"] = into.customers / into.n
         self.lapsed_into = into
         self.shares = shares

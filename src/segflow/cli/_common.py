@@ -148,8 +148,15 @@ class OneLineUsageErrors(TyperGroup):
             return super().make_context(*args, **kwargs)
 
     def invoke(self, ctx: Any) -> Any:
-        with _one_line_usage():  # the subcommands parse their arguments in here
-            return super().invoke(ctx)
+        try:
+            with _one_line_usage():  # the subcommands parse their arguments in here
+                return super().invoke(ctx)
+        except KeyboardInterrupt:
+            # Ctrl-C outside a command's user_errors() (its imports, e.g. `run`'s of
+            # segflow.project in its first second): the same line, not Typer's silent 130
+            if STATE["debug"]:
+                raise
+            _interrupted()
 
 
 @contextlib.contextmanager

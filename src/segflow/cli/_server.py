@@ -45,7 +45,7 @@ def serve(
     ctx: typer.Context,
     project_dir: Path = ProjectDirOption,
     host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback by default)."),
-    port: int = typer.Option(8000, help="Port to listen on."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
     allowed_host: list[str] = typer.Option(
         None, "--allowed-host",
         help="Host header value to answer besides 127.0.0.1/localhost (repeatable; others get 400).",

@@ -534,7 +534,7 @@ def _pair_weights(weights: Sequence[float] | float | None, m: int) -> np.ndarray
     if weights is None:
         return None
     if isinstance(weights, int | float):
-        if weights <= 0:
+        if not weights > 0:  # NaN too: it weighted every pair NaN
             raise SegflowError(f"half-life must be positive, got {weights}")
         return 0.5 ** ((m - 1 - np.arange(m)) / float(weights))
     w = np.asarray(list(weights), dtype=float)

@@ -103,6 +103,9 @@ def parse_expires(text: str | None, now: dt.datetime | None = None) -> dt.dateti
             raise SegflowError(f"--expires {text!r}: at most {MAX_EXPIRES_DAYS:,} days")
         return now + dt.timedelta(minutes=minutes)
     try:
+        # the date as YYYY-MM-DD first: Python 3.11 also reads 20270131 and 2027-W01-1 (a week day)
+        if not re.match(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ]|$)", text.strip()):
+            raise ValueError(text)
         when = dt.datetime.fromisoformat(text.strip())
     except ValueError:
         raise SegflowError(

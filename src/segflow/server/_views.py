@@ -246,15 +246,16 @@ def search_customers(project: Project, q: str | None, scheme: str | None, segmen
     where, params = [], []
     people, cols = _people(project, gen)
     select = ["c.customer_id"] + [f"c.{c}" for c in cols]
+    q = q.strip() if q else q  # ids are stored trimmed: " C001 " (pasted) is C001's prefix too
     if q:
         ors = ["c.customer_id LIKE ? ESCAPE '\\'"]
         params.append(q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
         if "email" in cols:
             ors.append("lower(c.email) = lower(?)")
-            params.append(q.strip())
+            params.append(q)
         if "name" in cols:
             ors.append("c.name ILIKE ?")
-            params.append(f"%{q.strip()}%")
+            params.append(f"%{q}%")
         where.append("(" + " OR ".join(ors) + ")")
     join = ""
     if scheme:

@@ -8,7 +8,6 @@ downloads the same rows (formula cells neutralised).
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -20,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from segflow.report._queries import quarantine_reasons, reconciliation
 from segflow.server import _audit, _views
 from segflow.server._auth import Admin, Analyst, Viewer, audit
+from segflow.server._day import Day
 from segflow.server._security import attachment, csv_bytes, protect, protect_rows
 from segflow.server._tokens import role_at_least
 from segflow.server.deps import GenerationDep, ProjectDep, leased_project
@@ -99,7 +99,7 @@ def list_snapshots(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme:
 
 
 @router.get("/segments/{scheme:path}", response_model=RecordsPublic)
-def segments(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, snapshot: dt.date | None = None,
+def segments(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, snapshot: Day | None = None,
              limit: Limit = 100, offset: Offset = 0, format: Format = "json") -> Any:
     """Customers, share and 12-month revenue per segment at a snapshot (default: latest),
     with the change in customers since the previous snapshot."""
@@ -111,7 +111,7 @@ def segments(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, 
 # before /migration/{scheme:path}: that path would take 'rfm/customers' as a scheme name
 @router.get("/migration/{scheme:path}/customers", response_model=RecordsPublic)
 def migration_customers(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst, scheme: str,
-                        from_date: dt.date, to_date: dt.date, from_segment: str, to_segment: str,
+                        from_date: Day, to_date: Day, from_segment: str, to_segment: str,
                         limit: Limit = 100, offset: Offset = 0, format: Format = "json") -> Any:
     """The customers of one cell of the transition matrix (analysts; audited)."""
     frame = _views.cell_customers(project, gen, scheme, from_date, to_date, from_segment, to_segment)
@@ -126,7 +126,7 @@ def migration_customers(request: Request, project: ProjectDep, gen: GenerationDe
 
 @router.get("/migration/{scheme:path}", response_model=RecordsPublic)
 def migration(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
-              from_date: dt.date | None = None, to_date: dt.date | None = None,
+              from_date: Day | None = None, to_date: Day | None = None,
               from_segment: str | None = None, to_segment: str | None = None,
               limit: Limit = 1000, offset: Offset = 0, format: Format = "json") -> Any:
     """The transition matrix between two snapshots (default: the last two), long form."""
@@ -145,7 +145,7 @@ def migration(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
 
 @router.get("/customers", response_model=RecordsPublic)
 def customers(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst, q: str | None = None,
-              scheme: str | None = None, segment: str | None = None, snapshot: dt.date | None = None,
+              scheme: str | None = None, segment: str | None = None, snapshot: Day | None = None,
               limit: Limit = 100, offset: Offset = 0, format: Format = "json", pii: Pii = "default") -> Any:
     """Customer search by id prefix, e-mail or name, and/or by segment (analysts; audited).
     ``format=csv`` downloads every match."""

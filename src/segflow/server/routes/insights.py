@@ -20,6 +20,7 @@ from markupsafe import escape
 
 from segflow.server import _insights, _views
 from segflow.server._auth import Analyst, Viewer, audit
+from segflow.server._day import Day
 from segflow.server._security import attachment, csv_bytes
 from segflow.server.deps import GenerationDep, ProjectDep
 from segflow.server.routes._render import currency, figure, one_snapshot, part, render, table
@@ -102,7 +103,7 @@ def campaign_page(request: Request, project: ProjectDep, gen: GenerationDep, who
 # -- forecasts -------------------------------------------------------------------------------
 Start = Annotated[str | None, Query(max_length=20, description="First snapshot of the pairs pooled (YYYY-MM-DD), "
                                     "or 'first' for every pair (default: a year before the end).")]
-End = Annotated[dt.date | None, Query(description="Last snapshot pooled; the forecast starts from its sizes "
+End = Annotated[Day | None, Query(description="Last snapshot pooled; the forecast starts from its sizes "
                                                   "(default: the latest).")]
 HalfLife = Annotated[float | None, Query(gt=0, description="Weight recent pairs more: half-life in periods "
                                                             "(default: unweighted).")]
@@ -195,7 +196,7 @@ def _profile_labels(columns: Any, money_unit: str) -> dict[str, str]:
 
 # -- profiles and value moved ----------------------------------------------------------------
 @api.get("/profiles/{scheme:path}", response_model=RecordsPublic)
-def profiles(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, snapshot: dt.date | None = None,
+def profiles(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, snapshot: Day | None = None,
              limit: Limit = 100, offset: Offset = 0, format: Format = "json") -> Any:
     """Segment profiles at a snapshot with stored features (the latest)."""
     frame, snapshot = _profiles_or_404(project, gen, scheme, snapshot)
@@ -218,8 +219,8 @@ def _profiles_or_404(project: Any, gen: Any, scheme: str, snapshot: dt.date | No
 
 
 @api.get("/migration/{scheme:path}/value", response_model=RecordsPublic)
-def value_moved(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, from_date: dt.date | None = None,
-                to_date: dt.date | None = None, limit: Limit = 1000, offset: Offset = 0, format: Format = "json") -> Any:
+def value_moved(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, from_date: Day | None = None,
+                to_date: Day | None = None, limit: Limit = 1000, offset: Offset = 0, format: Format = "json") -> Any:
     """Customers and the sum of their latest 52-week CLV per transition cell."""
     matrix = _views.transitions(project, gen, scheme, from_date, to_date)
     frame = _insights.value_moved(project, gen, scheme, matrix.from_date, matrix.to_date)
@@ -271,7 +272,7 @@ def _audience_download(frame: pd.DataFrame, fmt: str, name: str) -> Response:
 
 @api.get("/audiences", response_model=RecordsPublic)
 def audiences(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst, scheme: str | None = None,
-              segment: str | None = None, snapshot: dt.date | None = None, rule: str | None = None,
+              segment: str | None = None, snapshot: Day | None = None, rule: str | None = None,
               holdout: Holdout = 0.1, seed: Seed = "segflow", limit: Limit = 100, offset: Offset = 0,
               format: AudienceFormat = "json") -> Any:
     """An audience from a segment (``scheme`` + ``segment`` [+ ``snapshot``]) or a ``rule``

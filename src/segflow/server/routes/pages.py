@@ -16,6 +16,7 @@ from markupsafe import escape
 
 from segflow.server import _audit, _views
 from segflow.server._auth import Admin, Analyst, Viewer, audit
+from segflow.server._day import Day
 from segflow.server._security import protect
 from segflow.server.deps import GenerationDep, ProjectDep
 from segflow.server.routes._render import currency, figure, one_snapshot, part, render, table
@@ -151,7 +152,7 @@ def index(request: Request, project: ProjectDep, gen: GenerationDep, who: Viewer
 
 @router.get("/segments/{scheme:path}", response_class=HTMLResponse)
 def segments_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
-                  snapshot: dt.date | None = None) -> HTMLResponse:
+                  snapshot: Day | None = None) -> HTMLResponse:
     """Segments of a scheme at any snapshot (picker), with change since the previous one."""
     from segflow.viz import segment_size_value_bars
 
@@ -181,7 +182,7 @@ def segments_page(request: Request, project: ProjectDep, gen: GenerationDep, who
 # before /migration/{scheme:path}: that path would take 'rfm/customers' as a scheme name
 @router.get("/migration/{scheme:path}/customers", response_class=HTMLResponse)
 def migration_customers_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst, scheme: str,
-                             from_date: dt.date, to_date: dt.date, from_segment: str, to_segment: str) -> HTMLResponse:
+                             from_date: Day, to_date: Day, from_segment: str, to_segment: str) -> HTMLResponse:
     """The customers of one cell (analysts; audited)."""
     frame = _views.cell_customers(project, gen, scheme, from_date, to_date, from_segment, to_segment)
     audit(request, who, "read_customers", {"rows": len(frame)})
@@ -194,7 +195,7 @@ def migration_customers_page(request: Request, project: ProjectDep, gen: Generat
 
 @router.get("/migration/{scheme:path}", response_class=HTMLResponse)
 def migration_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
-                   from_date: dt.date | None = None, to_date: dt.date | None = None) -> HTMLResponse:
+                   from_date: Day | None = None, to_date: Day | None = None) -> HTMLResponse:
     """Migration between any two snapshots: Sankey, heat-map, revenue moved; analysts click a
     heat-map cell (or a table row) for its customers."""
     dates = _views.snapshots(project, gen, scheme)

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from segflow.errors import SegflowError
 from segflow.features._attributes import ATTRIBUTE_COLUMNS
 from segflow.server._auth import CsrfChecked, audit
+from segflow.server._day import Day
 from segflow.server._tokens import role_at_least
 from segflow.sources._validate import MAX_ABS_NUMBER
 
@@ -95,7 +96,7 @@ class ScoreIn(_Strict):
     survey_responses: list[SurveyAnswerIn] = Field(default_factory=list, max_length=1_000)
     attributes: dict[str, Any] = Field(
         default_factory=dict, description=f"Customer record: {', '.join(ATTRIBUTES)} (created_at: ISO 8601).")
-    as_of: dt.date | None = Field(default=None, description="A stored snapshot date (default: the latest).")
+    as_of: Day | None = Field(default=None, description="A stored snapshot date (default: the latest).")
 
     @field_validator("attributes")
     @classmethod
