@@ -72,10 +72,8 @@ def test_quarantined_rules_are_listed_per_file(tmp_path):
     ]
 
 
-def test_check_and_ingest_name_the_same_reason_for_a_malformed_line(tmp_path):
-    """`sources check` (the careful CSV reader) and `ingest` (DuckDB's reader for a simple
-    file) quarantined the same lines as "5 fields instead of the header's 4" and "TOO MANY
-    COLUMNS: Expected Number of Columns: 4 Found: 5"."""
+def _orders_project(tmp_path) -> None:
+    """A project with one CSV source ``orders`` at data/tx.csv (the caller writes the file)."""
     (tmp_path / "data").mkdir()
     (tmp_path / "segflow.toml").write_text(
         '[project]\nname = "t"\nstore = "segflow.duckdb"\n\n'
@@ -83,6 +81,13 @@ def test_check_and_ingest_name_the_same_reason_for_a_malformed_line(tmp_path):
         'max_date = 2026-01-01\ndate_formats = ["%Y-%m-%d"]\n'
         '[sources.columns]\ntransaction_id = "order_id"\ncustomer_id = "customer_id"\n'
         'ts = "order_date"\namount = "amount"\n')
+
+
+def test_check_and_ingest_name_the_same_reason_for_a_malformed_line(tmp_path):
+    """`sources check` (the careful CSV reader) and `ingest` (DuckDB's reader for a simple
+    file) quarantined the same lines as "5 fields instead of the header's 4" and "TOO MANY
+    COLUMNS: Expected Number of Columns: 4 Found: 5"."""
+    _orders_project(tmp_path)
     (tmp_path / "data" / "tx.csv").write_text(
         "order_id,customer_id,order_date,amount\nA1,c1,2024-01-02,10\nA2,c2,2024-01-03,5,x\n"
         'A3\nA4,"c4"x,2024-01-04,7\nA5,c5,2024-01-05,8\n')
@@ -105,13 +110,7 @@ def test_check_and_ingest_agree_on_extra_and_missing_fields(tmp_path):
     (DuckDB's reader for this simple file): empty fields past the header's last column (as
     Excel writes them) are ignored, a non-empty one or a missing field quarantines the row.
     Check quarantined `A2,...,5,,` ("6 fields instead of the header's 4"); ingest stored it."""
-    (tmp_path / "data").mkdir()
-    (tmp_path / "segflow.toml").write_text(
-        '[project]\nname = "t"\nstore = "segflow.duckdb"\n\n'
-        '[[sources]]\nname = "orders"\ntable = "transactions"\npath = "data/tx.csv"\n'
-        'max_date = 2026-01-01\ndate_formats = ["%Y-%m-%d"]\n'
-        '[sources.columns]\ntransaction_id = "order_id"\ncustomer_id = "customer_id"\n'
-        'ts = "order_date"\namount = "amount"\n')
+    _orders_project(tmp_path)
     (tmp_path / "data" / "tx.csv").write_text(
         "order_id,customer_id,order_date,amount\n"
         "A1,c1,2024-01-02,10\n"
