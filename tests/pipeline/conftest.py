@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from tests.pipeline._fixture import PROJECT_TOML, fixture_tables
 
@@ -14,4 +16,27 @@ def fixture_project(tmp_path) -> Project:
     for name, table in fixture_tables().items():
         project.store.append(name, table)
     yield project
+    project.close()
+
+
+@pytest.fixture(scope="module")
+def ran_fixture(tmp_path_factory):
+    """The fixture project after its first run, closed: (its folder, the run's summary).
+    Tests copy the folder (:func:`ran_project`) rather than run the same project again."""
+    root = tmp_path_factory.mktemp("ran") / "proj"
+    project = Project.init(root, toml_text=PROJECT_TOML)
+    for name, table in fixture_tables().items():
+        project.store.append(name, table)
+    summary = project.run()
+    project.close()
+    return root, summary
+
+
+@pytest.fixture()
+def ran_project(ran_fixture, tmp_path):
+    """A copy of the fixture project after its first run: (the project, that run's summary)."""
+    root, summary = ran_fixture
+    shutil.copytree(root, tmp_path / "proj")
+    project = Project.open(tmp_path / "proj")
+    yield project, summary
     project.close()

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pytest
 
 
-def test_run_writes_assignments_for_every_snapshot_and_scheme(fixture_project):
-    summary = fixture_project.run()
+def test_run_writes_assignments_for_every_snapshot_and_scheme(ran_project):
+    fixture_project, summary = ran_project
     assert summary.snapshot_dates == [dt.date(2024, m, 1) for m in range(2, 8)]
     assert summary.schemes == ["rfm", "lifecycle", "tiers", "rules"]
     counts = fixture_project.store.raw.execute(
@@ -32,8 +32,8 @@ def test_run_writes_assignments_for_every_snapshot_and_scheme(fixture_project):
     assert summary.assignments_written == int(counts.iloc[:, 2].sum())
 
 
-def test_rerun_replaces_rather_than_appends(fixture_project):
-    first = fixture_project.run()
+def test_rerun_replaces_rather_than_appends(ran_project):
+    fixture_project, first = ran_project
     second = fixture_project.run()  # nothing new: computes nothing, still completes
     third = fixture_project.run(full=True)  # recomputes every snapshot, replacing them
     n = fixture_project.store.raw.execute("SELECT count(*) FROM segment_assignments").fetchone()[0]
@@ -44,8 +44,8 @@ def test_rerun_replaces_rather_than_appends(fixture_project):
     assert runs == [("ok",), ("ok",), ("ok",)]
 
 
-def test_rule_scheme_matches_an_independent_computation(fixture_project):
-    fixture_project.run()
+def test_rule_scheme_matches_an_independent_computation(ran_project):
+    fixture_project, _ = ran_project
     snapshot = dt.date(2024, 5, 1)
     got = fixture_project.store.raw.execute(
         "SELECT customer_id, segment FROM segment_assignments WHERE scheme = 'rules' AND snapshot_date = ?",
@@ -61,8 +61,8 @@ def test_rule_scheme_matches_an_independent_computation(fixture_project):
             assert segment == "big spender", cid
 
 
-def test_report_is_self_contained_and_has_the_sankey(fixture_project, tmp_path):
-    fixture_project.run()
+def test_report_is_self_contained_and_has_the_sankey(ran_project, tmp_path):
+    fixture_project, _ = ran_project
     path = fixture_project.report(tmp_path / "report.html")
     text = path.read_text()
     assert "sankey" in text
@@ -80,9 +80,9 @@ def test_report_is_self_contained_and_has_the_sankey(fixture_project, tmp_path):
 
 
 
-def test_unidentifiable_clv_is_a_note_not_a_failure(fixture_project):
+def test_unidentifiable_clv_is_a_note_not_a_failure(ran_project):
     # random purchases with no dropout: BG/NBD runs to a boundary; the run still lands
-    summary = fixture_project.run()
+    _, summary = ran_project
     assert summary.scores_written == 0
     assert any("no CLV scores" in note for note in summary.notes)
     assert summary.assignments_written > 0
@@ -145,7 +145,6 @@ def test_feature_groups_the_schemes_need_give_the_same_assignments(fixture_proje
         required_feature_columns,
         required_feature_groups,
         resolve_schemes,
-        run_pipeline,
     )
 
     schemes = resolve_schemes(fixture_project.settings)
@@ -168,29 +167,24 @@ def test_feature_groups_the_schemes_need_give_the_same_assignments(fixture_proje
     assert "visits_90d" in columns and "product_views_90d" not in columns  # an optional family kept
     odd = clusters.model_copy(update={"features": ["q_satisfaction"]})
     assert required_feature_groups(tables, [*schemes, odd], settings=fixture_project.settings) is None
-    query = "SELECT * EXCLUDE (run_id) FROM segment_assignments ORDER BY ALL"
-    run_pipeline(fixture_project.store, fixture_project.settings, all_features=True)
-    every = fixture_project.store.raw.execute(query).df()
-    run_pipeline(fixture_project.store, fixture_project.settings)
-    needed = fixture_project.store.raw.execute(query).df()
-    assert len(every) > 0 and every.equals(needed)
+    # (that a run reading every group gives the same assignments: the next test)
 
 
-def test_the_full_run_stores_the_latest_features_of_the_definition(fixture_project):
+def test_the_full_run_stores_the_latest_features_of_the_definition(ran_project):
     # a run of every snapshot reading some groups only takes the latest snapshot's full
     # features (table customer_features, read by the profiles) from its one pass's feature
     # state (segflow.features._state.state_features), not from all history again: they equal
     # the readable definition, and the same run reading every group (its pass's last
-    # snapshot)
+    # snapshot), which also gives the same assignments
     from tests.features.test_feature_state import assert_same
 
     from segflow.engine import connect
     from segflow.features import customer_features
     from segflow.pipeline import canonical_tables, run_pipeline
 
-    store, settings = fixture_project.store, fixture_project.settings
+    project, summary = ran_project  # a first run: every snapshot computed
+    store, settings = project.store, project.settings
     query = "SELECT * EXCLUDE (snapshot_date) FROM customer_features ORDER BY customer_id"
-    summary = run_pipeline(store, settings, full=True)
     assert summary.snapshots_computed == summary.snapshot_dates
     needed = store.raw.execute(query).df()
     latest = summary.snapshot_dates[-1]
@@ -199,9 +193,13 @@ def test_the_full_run_stores_the_latest_features_of_the_definition(fixture_proje
     want = customer_features(canonical_tables(connect(store)), latest).to_pandas()
     assert len(needed) == len(want) > 50 and needed.frequency.sum() > 100
     assert_same(needed, want)
+    assignments = "SELECT * EXCLUDE (run_id) FROM segment_assignments ORDER BY ALL"
+    before = store.raw.execute(assignments).df()
     run_pipeline(store, settings, full=True, all_features=True)
     # (ipt_cv: here from the state's squared gaps, there by the per-snapshot function)
     assert_same(store.raw.execute(query).df(), needed)
+    every = store.raw.execute(assignments).df()
+    assert len(every) == len(before) > 0 and every.equals(before)
     # schemes that also read web and breadth columns (the one pass computes these at every
     # snapshot, the latest features again from the state and the per-snapshot parts): the same
     from segflow.config import SchemeSettings
@@ -246,15 +244,15 @@ def test_a_run_failing_after_its_state_is_written_stores_nothing(fixture_project
     assert raw.execute(counts).fetchone()[0] == seen[0] and raw.execute(made).fetchone() == (1,)
 
 
-def test_a_run_failing_after_its_segments_are_committed_is_computed_again(fixture_project,
+def test_a_run_failing_after_its_segments_are_committed_is_computed_again(ran_project,
                                                                           monkeypatch):
     # segments are committed before the scores and aggregates: a run failing in between
     # leaves its snapshots to the next run, and the old aggregates are not served meanwhile
     import segflow.models._run_scores as run_scores
     from segflow.summaries import summaries_run
 
+    fixture_project, first = ran_project
     store = fixture_project.store
-    first = fixture_project.run()
     assert summaries_run(store) == first.run_id
     fixture_project.settings.schemes[0].version = "2"  # its snapshots are computed again
 
@@ -332,14 +330,13 @@ def test_the_engine_chunk_setting_splits_the_pass_and_changes_no_assignment(fixt
     pd.testing.assert_frame_equal(chunked, whole)
 
 
-def test_new_definitions_in_the_code_compute_stored_snapshots_again(fixture_project, monkeypatch):
+def test_new_definitions_in_the_code_compute_stored_snapshots_again(ran_project, monkeypatch):
     """A segflow whose definitions changed (DEFINITIONS_VERSION) computes every stored
     snapshot again: old assignments were made under the old rounding or attribute rule."""
     from segflow import _plan
     from segflow.pipeline import resolve_schemes, resolve_snapshot_dates
 
-    project = fixture_project
-    first = project.run()
+    project, first = ran_project
     schemes = resolve_schemes(project.settings)
     dates = resolve_snapshot_dates(project.store, project.settings)
 
