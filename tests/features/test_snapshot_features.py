@@ -31,12 +31,34 @@ D = pd.Timedelta(days=1)
 MONEY = {n for n, f in FEATURES.items() if f.unit == "currency"}
 
 
+#: The definition's full rows at one snapshot, by (tables, snapshot, window): the tests of
+#: single groups compare with the columns of these rather than compute the definition again
+_DEFINITION: dict[tuple, tuple[dict, pd.DataFrame]] = {}
+
+
+def _definition(tables, s, window_days, groups) -> pd.DataFrame:  # noqa: ANN001
+    """``customer_features(tables, s, window_days=window_days, groups=groups)``'s rows. Every
+    group's rows are kept for the module; ``groups`` whose full rows are kept are the columns
+    that call names (its expression, not executed), else they are computed."""
+    key = (id(tables), s, window_days)  # the cache holds ``tables``: its id is not reused
+    if groups is None and key not in _DEFINITION:
+        full = customer_features(tables, s, window_days=window_days).to_pandas()
+        _DEFINITION[key] = (tables, full)
+    if key not in _DEFINITION:
+        return customer_features(tables, s, window_days=window_days, groups=groups).to_pandas()
+    full = _DEFINITION[key][1]
+    if groups is None:
+        return full.copy()
+    names = customer_features(tables, s, window_days=window_days, groups=groups).columns
+    return full[list(names)].copy()
+
+
 def assert_same_table(tables, dates, *, window_days=None, groups=None) -> pd.DataFrame:
     """The one-pass table against the per-snapshot definition; returns the one-pass rows."""
     got = snapshot_features(tables, dates, window_days=window_days, groups=groups).to_pandas()
     parts = []
     for s in sorted(set(dates)):
-        part = customer_features(tables, s, window_days=window_days, groups=groups).to_pandas()
+        part = _definition(tables, s, window_days, groups)
         parts.append(part.assign(snapshot_date=pd.Timestamp(s)))
     want = pd.concat(parts, ignore_index=True)
     want = want[["snapshot_date", *[c for c in want.columns if c != "snapshot_date"]]]
