@@ -34,10 +34,18 @@ def test_run_writes_assignments_for_every_snapshot_and_scheme(ran_project):
 
 def test_rerun_replaces_rather_than_appends(ran_project):
     fixture_project, first = ran_project
+    raw = fixture_project.store.raw
+    stored = ("SELECT * EXCLUDE (run_id) FROM segment_spells ORDER BY ALL",
+              "SELECT * EXCLUDE (run_id, computed_at) FROM segment_snapshots ORDER BY ALL",
+              "SELECT * EXCLUDE (run_id) FROM segment_assignments ORDER BY ALL",
+              "SELECT * EXCLUDE (snapshot_date) FROM customer_features ORDER BY customer_id")
+    before = [raw.execute(q).fetchall() for q in stored]
     second = fixture_project.run()  # nothing new: computes nothing, still completes
     third = fixture_project.run(full=True)  # recomputes every snapshot, replacing them
-    n = fixture_project.store.raw.execute("SELECT count(*) FROM segment_assignments").fetchone()[0]
+    n = raw.execute("SELECT count(*) FROM segment_assignments").fetchone()[0]
     assert n == first.assignments_written == third.assignments_written
+    # ... with identical results: the same spells, snapshots, assignments and features
+    assert [raw.execute(q).fetchall() for q in stored] == before and len(before[0]) > 0
     assert second.assignments_written == 0 and second.snapshots_computed == []
     assert third.snapshots_computed == first.snapshots_computed == first.snapshot_dates
     runs = fixture_project.store.raw.execute("SELECT status FROM runs WHERE command = 'run'").fetchall()
