@@ -19,10 +19,11 @@ def fixture_project(tmp_path) -> Project:
     project.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ran_fixture(tmp_path_factory):
     """The fixture project after its first run, closed: (its folder, the run's summary).
-    Tests copy the folder (:func:`ran_project`) rather than run the same project again."""
+    Tests copy the folder (:func:`ran_project`) rather than run the same project again
+    (once per xdist worker that runs such a test)."""
     root = tmp_path_factory.mktemp("ran") / "proj"
     project = Project.init(root, toml_text=PROJECT_TOML)
     for name, table in fixture_tables().items():

@@ -48,12 +48,12 @@ _CHANGES = [
 ]
 
 
-def test_a_changed_periods_setting_replaces_the_stored_snapshots(fixture_project, tmp_path):
+def test_a_changed_periods_setting_replaces_the_stored_snapshots(ran_project, tmp_path):
     """Month -> quarter used to compute nothing ("the others were up to date") and keep
     every monthly snapshot: `migrate` and the report compared 2024-06-01 with 2024-07-01.
     After each change the store holds what a run from scratch with that setting stores."""
-    project = fixture_project
-    project.run()
+    project, _ = ran_project  # after a monthly run
+    monthly = _results(project)
     for k, periods in enumerate(_CHANGES):
         toml = PROJECT_TOML.replace('[periods]\ngranularity = "month"', periods)
         project.settings = Settings.model_validate(tomllib.loads(toml))
@@ -73,3 +73,6 @@ def test_a_changed_periods_setting_replaces_the_stored_snapshots(fixture_project
     project.settings = Settings.model_validate(tomllib.loads(PROJECT_TOML))
     project.run()
     assert project.snapshot_dates("rfm") == [dt.date(2024, m, 1) for m in range(2, 8)]
+    got = _results(project)
+    for table in _RESULTS:
+        pd.testing.assert_frame_equal(got[table], monthly[table], check_dtype=False, obj=table)
