@@ -62,21 +62,34 @@ def test_an_empty_month_is_warned_about_and_the_refresh_goes_on(tmp_path):
     assert "0 rows" not in _refresh_cli(project)
 
 
-@pytest.mark.parametrize("redelivery", ["keep", "replace"])
-def test_a_month_delivered_again_with_30_orders_deleted(tmp_path, redelivery):
-    toml = TOML.replace('format = "csv"', f'format = "csv"\nredelivery = "{redelivery}"')
-    project = make_project(tmp_path / "shop", months=5)
-    (project / "segflow.toml").write_text(toml)
+@pytest.fixture(scope="module")
+def delivered(tmp_path_factory):
+    """Five months refreshed (the project to copy), 30 orders of March deleted from a copy
+    of its files, and those files refreshed into a new project: (the first, the deleted
+    order ids, the new project's assignments)."""
+    root = tmp_path_factory.mktemp("redelivery")
+    project = make_project(root / "shop", months=5)
     assert refresh(project).status == "refreshed"
-    march = project / "data" / "orders" / "orders-2024-03.csv"
-    gone = _drop_orders(march, 30)
-    err = _refresh_cli(project)
-    # the same files, refreshed into a new project
-    rebuilt = tmp_path / "rebuilt"
+    rebuilt = root / "rebuilt"
     shutil.copytree(project / "data", rebuilt / "data")
-    (rebuilt / "segflow.toml").write_text(toml)
+    (rebuilt / "segflow.toml").write_text(TOML)
+    gone = _drop_orders(rebuilt / "data" / "orders" / "orders-2024-03.csv", 30)
     assert refresh(rebuilt).status == "refreshed"
-    mine, theirs = _assignments(project), _assignments(rebuilt)
+    return project, gone, _assignments(rebuilt)
+
+
+@pytest.mark.parametrize("redelivery", ["keep", "replace"])
+def test_a_month_delivered_again_with_30_orders_deleted(delivered, tmp_path, redelivery):
+    first, gone, theirs = delivered
+    project = tmp_path / "shop"
+    shutil.copytree(first, project)
+    toml = TOML.replace('format = "csv"', f'format = "csv"\nredelivery = "{redelivery}"')
+    (project / "segflow.toml").write_text(toml)
+    march = project / "data" / "orders" / "orders-2024-03.csv"
+    assert _drop_orders(march, 30) == gone
+    err = _refresh_cli(project)
+    # the same files refreshed into a new project: ``theirs``
+    mine = _assignments(project)
     with Store(project / "segflow.duckdb", read_only=True) as store:
         stored = set(store.sql("SELECT transaction_id FROM transactions")
                      ["transaction_id"].to_pylist())
