@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pyarrow as pa
 import pytest
 from tests.pipeline._fixture import PROJECT_TOML, fixture_tables
@@ -24,12 +26,13 @@ def _with_pii(customers: pa.Table) -> pa.Table:
     return customers
 
 
-@pytest.fixture(scope="module")
-def served_project(tmp_path_factory):
+@pytest.fixture(scope="session")
+def _served_template(tmp_path_factory):
+    """The served project as built (once per xdist worker): each module serves a copy."""
     from segflow.project import Project
     from segflow.server._tokens import create_token
 
-    directory = tmp_path_factory.mktemp("served") / "proj"
+    directory = tmp_path_factory.mktemp("served_template") / "proj"
     project = Project.init(directory, toml_text=PROJECT_TOML)
     for name, table in fixture_tables().items():
         if name == "customers":
@@ -43,6 +46,15 @@ def served_project(tmp_path_factory):
     project.store.raw.execute("CHECKPOINT")
     project.close()
     (directory / "tokens.txt").write_text("\n".join(f"{k} {v}" for k, v in tokens.items()))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def served_project(_served_template, tmp_path_factory):
+    """The fixture project with personal data on three customers, run, with a token per
+    role in tokens.txt: this module's own copy."""
+    directory = tmp_path_factory.mktemp("served") / "proj"
+    shutil.copytree(_served_template, directory)
     return directory
 
 
