@@ -39,9 +39,9 @@ def _fresh(path, toml: str) -> Project:
 
 
 #: Settings changed one after the other on one store (each from the previous, not only from
-#: months: quarter -> week -> months from April -> two dates), then back to months.
+#: months: weeks -> months from April -> two dates), then back to months. (Quarters are
+#: dates of the same kind: tests/core/test_core_settings.py; each change here is two runs.)
 _CHANGES = [
-    '[periods]\ngranularity = "quarter"',
     '[periods]\ngranularity = "week"',
     '[periods]\ngranularity = "month"\nstart = 2024-04-01',
     '[periods]\ngranularity = "dates"\ndates = [2024-03-15, 2024-06-15]',
