@@ -8,6 +8,7 @@ import datetime as dt
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -27,17 +28,11 @@ def _segflow(*args: str, stdin: str | None = None) -> subprocess.CompletedProces
 
 
 @pytest.fixture(scope="module")
-def demo_like_project(tmp_path_factory):
-    """A project with a completed run on the pipeline fixture (rfm and lifecycle schemes)."""
-    from tests.pipeline._fixture import PROJECT_TOML, fixture_tables
-
-    from segflow.project import Project
-
+def demo_like_project(ran_fixture, tmp_path_factory):
+    """A project with a completed run on the pipeline fixture (rfm and lifecycle schemes):
+    this module's copy of ``ran_fixture`` (tests/conftest.py)."""
     directory = tmp_path_factory.mktemp("cli") / "proj"
-    with Project.init(directory, toml_text=PROJECT_TOML) as project:
-        for name, table in fixture_tables().items():
-            project.store.append(name, table)
-        project.run()
+    shutil.copytree(ran_fixture[0], directory)
     return directory
 
 

@@ -19,23 +19,10 @@ def fixture_project(tmp_path) -> Project:
     project.close()
 
 
-@pytest.fixture(scope="session")
-def ran_fixture(tmp_path_factory):
-    """The fixture project after its first run, closed: (its folder, the run's summary).
-    Tests copy the folder (:func:`ran_project`) rather than run the same project again
-    (once per xdist worker that runs such a test)."""
-    root = tmp_path_factory.mktemp("ran") / "proj"
-    project = Project.init(root, toml_text=PROJECT_TOML)
-    for name, table in fixture_tables().items():
-        project.store.append(name, table)
-    summary = project.run()
-    project.close()
-    return root, summary
-
-
 @pytest.fixture()
 def ran_project(ran_fixture, tmp_path):
-    """A copy of the fixture project after its first run: (the project, that run's summary)."""
+    """A copy of the fixture project after its first run (``ran_fixture``, tests/conftest.py):
+    (the project, that run's summary)."""
     root, summary = ran_fixture
     shutil.copytree(root, tmp_path / "proj")
     project = Project.open(tmp_path / "proj")
