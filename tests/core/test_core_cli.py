@@ -57,3 +57,31 @@ def test_run_on_empty_store_says_what_to_do(tmp_path):
     result = runner.invoke(app, ["run", "--project", str(tmp_path / "p")])
     assert result.exit_code == 1
     assert "segflow ingest" in result.output
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["export", "segments", "-s", "rfm", "--to", "x.csv", "--pii", "clear"],
+     "'--pii': 'clear' is not one of hash, mask, omit, include"),
+    (["tokens", "create", "--role", "root"], "'--role': 'root' is not one of viewer, analyst, admin"),
+    (["run", "--engine", "spork"], "'--engine': 'spork' is not one of duckdb, spark"),
+    (["clv", "fit", "-t", "x.csv", "--model", "bgnb"], "'--model': 'bgnb' is not one of bgnbd, mbgnbd, pnbd, bgbb"),
+    (["clv", "score", "-t", "x.csv", "--time-unit", "fortnight"], "'fortnight' is not one of day, week, month"),
+    (["clv", "fit", "-t", "x.csv", "--spend-model", "gg"], "'gg' is not one of gamma-gamma, constant, none"),
+    (["segment", "cluster", "--input", "x.csv", "--k", "2.5"], "'2.5' is not 'auto' or a whole number of at least 1"),
+    (["segment", "cluster", "--input", "x.csv", "--k", "0"], "'--k': '0' is less than 1"),
+    (["segment", "cluster", "--input", "x.csv", "--method", "dbscan"], "'dbscan' is not one of kmeans, gmm, kprototypes"),
+    (["campaign", "effect", "--campaign", "C", "--correction", "bonferroni"], "'bonferroni' is not one of holm, bh, none"),
+    (["campaign", "uplift", "--responses", "x.csv", "--arm-col", "a", "--control", "c", "--outcome", "o",
+      "--method", "forest"], "'forest' is not one of two_model, class_transformation"),
+    (["migrate", "forecast", "--scheme", "rfm", "--periods", "-1"], "'-1' is less than 1"),
+])
+def test_a_value_outside_an_options_choices_is_a_one_line_usage_error(tmp_path, args, said):
+    """README: a mistyped command, option or value is exit status 2, one line; these exited
+    1 after reading the project or file (or, for --k 0 and --periods -1, not at all)."""
+    result = runner.invoke(app, [*args, "-p", str(tmp_path)] if args[0] in (
+        "export", "tokens", "run", "migrate") else args)
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    command = " ".join(a for a in args[:2] if not a.startswith("-"))
+    assert lines[0].startswith(f"segflow {command}: invalid value for ") and said in lines[0]
+    assert lines[0].endswith(f"see 'segflow {command} --help'")

@@ -172,7 +172,11 @@ def test_cli_json_and_errors(project, tmp_path):
     bad = runner.invoke(app, ["export", "segments", "-p", directory, "-s", "nope", "--to", str(out)])
     assert bad.exit_code == 1 and "scheme 'nope' has no assignments" in bad.output
     bad = runner.invoke(app, ["export", "segments", "-p", directory, "-s", "rfm", "--to", str(out), "--pii", "clear"])
-    assert bad.exit_code == 1 and "unknown personal-data policy 'clear'" in bad.output
+    assert bad.exit_code == 2 and "'--pii': 'clear' is not one of hash, mask, omit, include" in bad.output
+    from segflow.cli._export import PII_CHOICES
+    from segflow.exports import PII_POLICIES
+
+    assert PII_CHOICES == PII_POLICIES  # the command line's list is the library's
     bad = runner.invoke(app, ["export", "segments", "-p", directory, "-s", "rfm", "--to", str(out),
                               "--webhook", "http://127.0.0.1:9/"])
     assert bad.exit_code == 1 and "use them with --changes" in bad.output

@@ -75,7 +75,7 @@ def test_clv_errors_are_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "no repeat buyers" in result.output
     result = _run("clv", "fit", "-t", str(once), "--calibration-end", "2020-06-01", "--model", "xyz")
-    assert result.exit_code == 1 and "unknown model" in result.output
+    assert result.exit_code == 2 and "'--model': 'xyz' is not one of bgnbd, mbgnbd" in result.output
 
 
 def test_clv_score_into_project_store(tmp_path: Path, cdnow_frame: pd.DataFrame) -> None:

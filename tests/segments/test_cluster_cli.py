@@ -73,7 +73,10 @@ def test_cluster_file_errors_are_one_line(customer_file, tmp_path):
     assert result.exit_code == 1 and "1 ids repeat" in result.output
     result = runner.invoke(app, ["segment", "cluster", "--input", str(path), "--id-col", "cust",
                                  "--k", "many"])
-    assert result.exit_code == 1 and "--k must be 'auto'" in result.output
+    # a usage error, as a mistyped option (README: exit status 2), in one line
+    assert result.exit_code == 2 and result.output.strip() == (
+        "segflow segment cluster: invalid value for '--k': 'many' is not 'auto' or a whole "
+        "number of at least 1; see 'segflow segment cluster --help'")
 
 
 CLUSTER_TOML = PROJECT_TOML + """

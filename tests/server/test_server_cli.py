@@ -34,7 +34,11 @@ def test_tokens_lifecycle_and_audit_drain(tmp_path):
     assert listed.exit_code == 0 and token.split("_", 2)[2] not in listed.stdout and stored not in listed.stdout
     assert [r["name"] for r in json.loads(listed.stdout)] == ["crm"]
     bad = runner.invoke(app, ["tokens", "create", "--role", "root", "-p", str(directory)])
-    assert bad.exit_code == 1 and "unknown role 'root'" in bad.output
+    assert bad.exit_code == 2 and "'--role': 'root' is not one of viewer, analyst, admin" in bad.output
+    from segflow.cli._server import ROLE_CHOICES
+    from segflow.server._tokens import ROLES
+
+    assert ROLE_CHOICES == ROLES  # the command line's list is the server's
     past = runner.invoke(app, ["tokens", "create", "--role", "viewer", "--expires", "2001-01-01", "-p", str(directory)])
     assert past.exit_code == 1 and "lies in the past" in past.output
     for far in ("99999999d", "3000000d", "36501d"):  # a date beyond 9999 was a traceback

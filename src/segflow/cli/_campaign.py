@@ -20,6 +20,7 @@ import typer
 
 from segflow.cli._common import (
     DATE,
+    Choice,
     JsonOption,
     ProjectDirOption,
     Table,
@@ -112,7 +113,7 @@ def effect(
     scheme: str = typer.Option(None, "--scheme", help="Segment scheme for the breakdown and the migration lift (store mode)."),
     window_days: int = typer.Option(30, "--window-days", min=1, help="Store mode: outcomes = purchases/revenue in the N days after exposure."),
     level: float = typer.Option(0.95, "--level", min=0.5, max=0.999, help="Confidence level of the intervals."),
-    correction: str = typer.Option("holm", "--correction", help="Multiple-comparison correction across segments: holm, bh or none."),
+    correction: str = typer.Option("holm", "--correction", parser=Choice("holm", "bh", "none"), help="Multiple-comparison correction across segments: holm, bh or none."),
     split: list[str] = typer.Option([], "--split", help="Designed arm share ARM=SHARE (repeat), to check the split."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -331,7 +332,7 @@ def uplift(
     outcome: str = typer.Option(..., "--outcome", help="Outcome column (0/1 response or an amount)."),
     feature: list[str] = typer.Option(..., "--feature", help="Pre-treatment attribute used by the model; repeat."),
     treated: str = typer.Option(None, "--treated", help="Treated arm (default: all non-control arms pooled)."),
-    method: str = typer.Option("two_model", "--method", help="two_model or class_transformation (0/1 outcomes)."),
+    method: str = typer.Option("two_model", "--method", parser=Choice("two_model", "class_transformation"), help="two_model or class_transformation (0/1 outcomes)."),
     test_size: float = typer.Option(0.3, "--test-size", min=0.05, max=0.9, help="Share of customers held out for the Qini curve."),
     seed: int = typer.Option(0, "--seed", help="Seed of the train/test split and the model."),
     score: Path = typer.Option(None, "--score", help="Customer file to score (default: --responses)."),

@@ -16,6 +16,7 @@ import typer
 
 from segflow.cli._common import (
     DATE,
+    Choice,
     JsonOption,
     ProjectDirOption,
     console,
@@ -201,6 +202,7 @@ def cluster_command(
     k: str = typer.Option(
         "auto",
         "--k",
+        parser=Choice("auto", integers=1),
         help="Number of segments, or 'auto' (chosen by silhouette, Davies-Bouldin, Calinski-Harabasz).",
     ),
     k_min: int = typer.Option(2, "--k-min", help="Smallest k tried by --k auto."),
@@ -208,6 +210,7 @@ def cluster_command(
     method: str | None = typer.Option(
         None,
         "--method",
+        parser=Choice("kmeans", "gmm", "kprototypes"),
         help="kmeans, gmm or kprototypes (default: kprototypes if a feature is text, else kmeans).",
     ),
     sample_size: int = typer.Option(

@@ -14,8 +14,25 @@ from typing import Any
 
 import typer
 
-from segflow.cli._clv_fit import fit_clv, holdout_snapshot, print_fit, snapshot_of, unit_code
-from segflow.cli._common import DATE, JsonOption, console, print_json, refuse_on_spark, user_errors
+from segflow.cli._clv_fit import (
+    MODELS,
+    SPEND_MODELS,
+    UNITS,
+    fit_clv,
+    holdout_snapshot,
+    print_fit,
+    snapshot_of,
+    unit_code,
+)
+from segflow.cli._common import (
+    DATE,
+    Choice,
+    JsonOption,
+    console,
+    print_json,
+    refuse_on_spark,
+    user_errors,
+)
 from segflow.cli._files import canonical_ids, is_id_column, read_user_csv
 from segflow.errors import InputError, SegflowError
 
@@ -46,10 +63,10 @@ SnapshotOption = typer.Option(
     help="Snapshot date YYYY-MM-DD: the day after the calibration period (rows before it "
     "are used). Or give --calibration-end.",
 )
-UnitOption = typer.Option("week", "--time-unit", help="Time unit: day, week or month.")
-ModelOption = typer.Option("bgnbd", "--model", help="Count model: bgnbd, mbgnbd, pnbd or bgbb.")
+UnitOption = typer.Option("week", "--time-unit", parser=Choice(*UNITS), help="Time unit: day, week or month.")
+ModelOption = typer.Option("bgnbd", "--model", parser=Choice(*MODELS), help="Count model: bgnbd, mbgnbd, pnbd or bgbb.")
 SpendOption = typer.Option(
-    "gamma-gamma", "--spend-model",
+    "gamma-gamma", "--spend-model", parser=Choice(*SPEND_MODELS),
     help="Spend model: gamma-gamma, constant (--order-value, else the mean repeat order), "
     "or none (no CLV unless --order-value is given).",
 )

@@ -230,6 +230,39 @@ class DateType:
 DATE = DateType()
 
 
+class Choice:
+    """The type of an option taking one of a few words: another value is a usage error
+    (exit status 2, one line through :class:`OneLineUsageErrors`, as a mistyped option):
+    ``segflow export segments: invalid value for '--pii': 'clear' is not one of hash, mask,
+    omit, include; see 'segflow export segments --help'``.
+
+    Pass it as ``typer.Option("hash", "--pii", parser=Choice("hash", "mask", ...))``.
+    ``integers``: a whole number of at least ``integers`` is accepted too (as an int), e.g.
+    ``Choice("auto", integers=1)`` for ``--k``, ``Choice(integers=1)`` for a count.
+    """
+
+    name = "choice"
+
+    def __init__(self, *words: str, integers: int | None = None) -> None:
+        self.words = words
+        self.integers = integers
+
+    def __call__(self, value: Any) -> str | int | None:
+        if value is None or value in self.words:
+            return value
+        if self.integers is not None and re.fullmatch(r"[+-]?\d+", str(value).strip()):
+            if int(value) >= self.integers:
+                return int(value)
+            raise typer.BadParameter(f"{value!r} is less than {self.integers}")
+        if self.integers is None:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(self.words)}")
+        words = "".join(f"{w!r} or " for w in self.words)
+        raise typer.BadParameter(f"{value!r} is not {words}a whole number of at least {self.integers}")
+
+    def __repr__(self) -> str:
+        return f"Choice({', '.join(map(repr, self.words))})"
+
+
 def _interrupted() -> None:
     from segflow.cli._interrupt import MESSAGE
 
@@ -321,7 +354,7 @@ JsonOption = typer.Option(
     False, "--json", help="Print a machine-readable JSON summary on stdout.", callback=_json_mode
 )
 EngineOption = typer.Option(
-    None, "--engine",
+    None, "--engine", parser=Choice("duckdb", "spark"),
     help="Engine: duckdb or spark (default: [engine] kind in segflow.toml, else duckdb).",
 )
 

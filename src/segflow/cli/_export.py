@@ -10,6 +10,7 @@ import typer
 
 from segflow.cli._common import (
     DATE,
+    Choice,
     JsonOption,
     ProjectDirOption,
     console,
@@ -29,8 +30,11 @@ ToOption = typer.Option(
     "password from PGPASSWORD or ~/.pgpass, not in the URL: a command line is visible in ps)."
 )
 TableOption = typer.Option(None, "--table", help="Postgres table to write (with a postgresql:// --to).")
+#: ``--pii``'s values: segflow.exports PII_POLICIES (not imported here: it imports Ibis,
+#: and ``--help`` stays fast; tests/exports/test_exports_segments.py checks they are equal).
+PII_CHOICES = ("hash", "mask", "omit", "include")
 PiiOption = typer.Option(
-    "hash", "--pii",
+    "hash", "--pii", parser=Choice(*PII_CHOICES),
     help="Personal columns (email, phone): hash (SHA-256), mask, omit, or include in clear.",
 )
 

@@ -14,6 +14,7 @@ import typer
 
 from segflow.cli._common import (
     DATE,
+    Choice,
     DateType,
     JsonOption,
     ProjectDirOption,
@@ -175,7 +176,7 @@ def _print_matrix(tm, currency: str) -> None:  # noqa: ANN001
 @migrate_app.command("forecast")
 def forecast(
     scheme: str = SchemeOption,
-    periods: int = typer.Option(6, "--periods", "-k", help="Periods to forecast."),
+    periods: int = typer.Option(6, "--periods", "-k", parser=Choice(integers=1), help="Periods to forecast."),
     start: Any = typer.Option(  # a date or "first" (Typer takes no union)
         None, "--start", parser=DateType("first"), metavar="<date|first>",
         help="First snapshot of the pairs pooled, or 'first' for every pair (default: a year before --end).",

@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from segflow.cli._common import (
+    Choice,
     EngineOption,
     JsonOption,
     ProjectDirOption,
@@ -147,7 +148,10 @@ def _http_protocol() -> Any:
     return CoalescingHttpTools
 
 
-RoleOption = typer.Option(..., "--role", help="viewer (aggregates), analyst (+ customer data, exports) or admin (+ tokens, audit).")
+#: ``--role``'s values: segflow.server._tokens ROLES (not imported here: the server package
+#: imports its web framework; tests/server/test_server_cli.py checks they are equal).
+ROLE_CHOICES = ("viewer", "analyst", "admin")
+RoleOption = typer.Option(..., "--role", parser=Choice(*ROLE_CHOICES), help="viewer (aggregates), analyst (+ customer data, exports) or admin (+ tokens, audit).")
 
 
 def _open(project_dir: Path):  # noqa: ANN202
