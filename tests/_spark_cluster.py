@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from tests._engines import SPARK_TEST_JVM, driver_java_options
 
 #: Cores and memory of each worker (room for two applications' executors at once: the test
 #: process and a driver process it starts), of each executor and of each daemon's own JVM.
@@ -126,6 +127,10 @@ class SparkCluster:
             "spark.sql.adaptive.enabled": "false",
             # a killed worker's tasks are retried on the other one
             "spark.task.maxFailures": "4",
+            # C1 JIT only, serial GC (tests/_engines.py SPARK_TEST_JVM): also for drivers in
+            # processes of their own, which read these from a project's [engine.conf]
+            "spark.executor.extraJavaOptions": SPARK_TEST_JVM,
+            "spark.driver.extraJavaOptions": driver_java_options(),
         }
 
 
@@ -136,6 +141,7 @@ def _daemon(log: Path, main_class: str, *args: str) -> subprocess.Popen:
         "SPARK_HOME": str(spark_home),
         "SPARK_LOCAL_IP": "127.0.0.1",
         "SPARK_DAEMON_MEMORY": DAEMON_MEMORY,
+        "SPARK_DAEMON_JAVA_OPTS": SPARK_TEST_JVM,
         # executors started by a worker run Python with this interpreter and this source tree
         "PYSPARK_PYTHON": sys.executable,
         "PYTHONPATH": os.pathsep.join(p for p in sys.path if p and Path(p).is_dir()),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests._engines import driver_java_options
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -52,11 +53,13 @@ def xdist_group_of(item: pytest.Item) -> str | None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Every Spark session the tests start gets :data:`SPARK_TEST_CONF` (settings passed by
-    a test or a project's ``[engine] conf`` still win)."""
+    """Every Spark session the tests start gets :data:`SPARK_TEST_CONF` and the JVM options
+    ``tests._engines.SPARK_TEST_JVM`` (settings passed by a test or a project's ``[engine] conf`` still
+    win)."""
     from segflow.engine._spark import BASE_CONF
 
     BASE_CONF.update(SPARK_TEST_CONF)
+    BASE_CONF["spark.driver.extraJavaOptions"] = driver_java_options()
 
 
 def _spark_order(item: pytest.Item) -> int:

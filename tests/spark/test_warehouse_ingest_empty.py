@@ -1,7 +1,12 @@
 """Files without data rows on Spark (``local[1]``) as on DuckDB: a header-only CSV, a CSV of
 0 bytes and a Parquet file without rows load as 0 rows, status ``empty``, with the same
 warning and the same row in ``loads``; a header of another layout is the same one-line
-error; in a folder read as one load (a URL), each file without rows is named."""
+error; in a folder read as one load (a URL), each file without rows is named.
+
+The projects of the module share one warehouse folder (a database each): the Spark session,
+and its Python workers (which import segflow's ingest code), then serve every test, where
+a warehouse of each project's own made each test start a new session and new workers
+(about 2.5 CPU-s each: tests/spark/test_warehouse_ingest_empty.py 58 CPU-s with them)."""
 
 from __future__ import annotations
 
@@ -41,20 +46,27 @@ amount = "amount"
 [engine]
 kind = "spark"
 master = "local[1]"
-warehouse = "wh"
-database = "empty"
+warehouse = "{warehouse}"
+database = "{database}"
 """
 HEADER = "order_id,customer,order_date,amount\n"
 COLUMNS = ["load_id", "source_file", "rows_read", "rows_accepted", "rows_quarantined",
            "rows_duplicate", "rows_stale", "status"]
 
 
-def _project(root, path: str, fmt: str):
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory) -> str:
+    """The warehouse folder of the module's projects."""
+    return str(tmp_path_factory.mktemp("empty-warehouse"))
+
+
+def _project(root, path: str, fmt: str, warehouse: str, database: str):
     from segflow.project import Project
 
     (root / "data").mkdir(parents=True, exist_ok=True)
     (root / "data" / "customers.csv").write_text("id\nC1\nC2\n")
-    Project.init(root, toml_text=TOML.format(path=path, fmt=fmt)).close()
+    Project.init(root, toml_text=TOML.format(path=path, fmt=fmt, warehouse=warehouse,
+                                             database=database)).close()
     return root
 
 
@@ -70,7 +82,7 @@ def _loads_of(rows) -> list[tuple]:
 
 
 @pytest.mark.parametrize("case", ["header_only_csv", "zero_byte_csv", "parquet_without_rows"])
-def test_a_file_without_rows_loads_as_on_duckdb(tmp_path, case):
+def test_a_file_without_rows_loads_as_on_duckdb(tmp_path, warehouse, case):
     require_spark()
     from segflow.config import Settings
     from segflow.project import Project
@@ -78,7 +90,7 @@ def test_a_file_without_rows_loads_as_on_duckdb(tmp_path, case):
 
     root = tmp_path / case
     fmt = "parquet" if case.startswith("parquet") else "csv"
-    _project(root, f"data/orders.{fmt}", fmt)
+    _project(root, f"data/orders.{fmt}", fmt, warehouse, f"empty_{case}")
     target = root / "data" / f"orders.{fmt}"
     if case == "header_only_csv":
         target.write_text(HEADER)
@@ -109,19 +121,16 @@ def test_a_file_without_rows_loads_as_on_duckdb(tmp_path, case):
     assert rows_of(spark["data"]) == rows_of(duck.to_dict()["data"])
     assert spark["warnings"] == duck.warnings == [want]
     store = SparkStore.open(Settings.load(root).engine, root)
-    try:
-        got = store.dataframe("loads").toPandas()[COLUMNS].to_dict(orient="records")
-    finally:
-        store.session.stop()
+    got = store.dataframe("loads").toPandas()[COLUMNS].to_dict(orient="records")
     assert _loads_of(got) == _loads_of(duck_loads) == sorted(
         [("data/customers.csv", 2, 2, 0, 0, 0, "ok"), (f"data/orders.{fmt}", 0, 0, 0, 0, 0, "ok")])
 
 
-def test_a_header_only_file_of_another_layout_is_the_same_error(tmp_path):
+def test_a_header_only_file_of_another_layout_is_the_same_error(tmp_path, warehouse):
     require_spark()
     from segflow.project import Project
 
-    root = _project(tmp_path, "data/orders.csv", "csv")
+    root = _project(tmp_path, "data/orders.csv", "csv", warehouse, "empty_layout")
     (root / "data" / "orders.csv").write_text("order_id,client,order_date,amount\n")
     with Project.open(root) as project, pytest.raises(Exception) as duck:
         project.ingest(engine="duckdb")
@@ -133,7 +142,7 @@ def test_a_header_only_file_of_another_layout_is_the_same_error(tmp_path):
 
 
 @pytest.mark.parametrize("first", ["with_rows", "header_only"])
-def test_a_folder_url_names_each_file_without_rows(tmp_path, first):
+def test_a_folder_url_names_each_file_without_rows(tmp_path, warehouse, first):
     """One load of a folder: each file without rows gets its warning (0 bytes, which
     Spark's file listing leaves out, too); with no row in any file the load is ``empty``."""
     require_spark()
@@ -143,7 +152,7 @@ def test_a_folder_url_names_each_file_without_rows(tmp_path, first):
     (folder / "2024-01.csv").write_text(HEADER + (rows if first == "with_rows" else ""))
     (folder / "2024-02.csv").write_text(HEADER)
     (folder / "2024-03.csv").write_bytes(b"")
-    root = _project(tmp_path, folder.resolve().as_uri(), "csv")
+    root = _project(tmp_path, folder.resolve().as_uri(), "csv", warehouse, f"empty_{first}")
     code, report = _spark_ingest(root)
     assert code == 0, report
     orders = {r["source"]: r for r in report["data"]}["orders"]

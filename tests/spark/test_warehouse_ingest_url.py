@@ -5,6 +5,11 @@ by their number, must be the very rows that broke each rule, across many small s
 
 Every row carries a ``tag`` naming it; each rule below is broken by exactly one row, so a
 raw row picked by a wrong number shows as a wrong tag.
+
+The module's projects share one warehouse folder (a database each), so that its ``local[2]``
+session and Python workers serve all three Spark ingests (a warehouse of each project's own
+started a new session, and new workers importing segflow's ingest code, for each); the
+session is stopped after the module, as each test stopped it before.
 """
 
 from __future__ import annotations
@@ -62,8 +67,8 @@ amount = "amount"
 [engine]
 kind = "spark"
 master = "local[2]"
-warehouse = "wh"
-database = "url"
+warehouse = "{warehouse}"
+database = "{database}"
 [engine.conf]
 # splits of about 600 bytes: each part file is read by several tasks (some without rows)
 "spark.sql.files.maxPartitionBytes" = "600"
@@ -71,7 +76,19 @@ database = "url"
 """
 
 
-def test_a_folder_url_numbers_rows_and_quarantines_their_raw_rows(tmp_path):
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory):
+    """The warehouse folder of the module's projects; the session stopped afterwards (its
+    tiny splits are not for later tests)."""
+    yield str(tmp_path_factory.mktemp("url-warehouse"))
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        active.stop()
+
+
+def test_a_folder_url_numbers_rows_and_quarantines_their_raw_rows(tmp_path, warehouse):
     require_spark()
     from segflow.cli import app
     from segflow.config import Settings
@@ -85,7 +102,8 @@ def test_a_folder_url_numbers_rows_and_quarantines_their_raw_rows(tmp_path):
         pq.write_table(pa.table(dict(zip(COLUMNS, map(list, zip(*rows, strict=True)), strict=True))),
                        data / "orders" / f"part-{i}.parquet", row_group_size=2)
     url = (data / "orders").resolve().as_uri()
-    Project.init(tmp_path, toml_text=TOML.format(url=url)).close()
+    Project.init(tmp_path, toml_text=TOML.format(url=url, warehouse=warehouse,
+                                                database="url_splits")).close()
     result = CliRunner().invoke(app, ["ingest", "-p", str(tmp_path), "--json"],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -112,10 +130,10 @@ def test_a_folder_url_numbers_rows_and_quarantines_their_raw_rows(tmp_path):
     row_of |= {raw["tag"]: n for raw, n in zip(raws, quarantine.row_number, strict=True)}
     assert row_of["O1"] < row_of["t02"] < row_of["O3"] < row_of["t04"] < row_of["t05"]
     assert row_of["t06"] < row_of["O7"] < row_of["O8"] < row_of["t09"] < row_of["O10"]
-    store.session.stop()
 
 
-def test_a_local_folder_of_several_files_stops_before_any_load_with_the_way_round(tmp_path):
+def test_a_local_folder_of_several_files_stops_before_any_load_with_the_way_round(tmp_path,
+                                                                                  warehouse):
     """A local folder of two files is two loads, and the second would be compared with the
     first's rows (not done on Spark yet): the ingest stops at once, in one line naming the
     source, its files and the folder URL that reads them as one load; nothing is committed."""
@@ -132,7 +150,8 @@ def test_a_local_folder_of_several_files_stops_before_any_load_with_the_way_roun
                        data / "orders" / f"part-{i}.parquet")
     from segflow.project import Project
 
-    Project.init(tmp_path, toml_text=TOML.format(url="data/orders")).close()
+    Project.init(tmp_path, toml_text=TOML.format(url="data/orders", warehouse=warehouse,
+                                                database="url_folder")).close()
     result = CliRunner().invoke(app, ["ingest", "-p", str(tmp_path)])
     assert result.exit_code == 1
     lines = [line for line in result.output.splitlines() if "error" in line]  # not the bar
@@ -143,7 +162,6 @@ def test_a_local_folder_of_several_files_stops_before_any_load_with_the_way_roun
     assert 'path = "file:///absolute/folder"' in result.output
     store = SparkStore.open(Settings.load(tmp_path).engine, tmp_path)
     assert not store.committed_runs()
-    store.session.stop()
 
 
 def test_one_load_per_source_names_the_files_of_each_source():
@@ -163,7 +181,7 @@ def test_one_load_per_source_names_the_files_of_each_source():
         one_load_per_source(many)
 
 
-def test_local_file_names_with_spaces_hash_and_percent_are_read(tmp_path):
+def test_local_file_names_with_spaces_hash_and_percent_are_read(tmp_path, warehouse):
     """A local file is given to Spark as ``file://`` + its path as it is: Spark takes a URL's
     path literally, so the percent-encoded form (``a%20b.csv``) named no file."""
     require_spark()
@@ -176,7 +194,7 @@ def test_local_file_names_with_spaces_hash_and_percent_are_read(tmp_path):
     (data / "or ders %41.csv").write_text("order_id,customer,order_date,amount\n"
                                           "O1,C1,2024-04-01 10:00:00,10\n"
                                           "O2,C2,2024-04-02 10:00:00,abc\n")
-    toml = (TOML.format(url="da ta/or ders %41.csv")
+    toml = (TOML.format(url="da ta/or ders %41.csv", warehouse=warehouse, database="url_names")
             .replace('path = "data/customers.parquet"', 'path = "da ta/cus tomers #1 %20.parquet"')
             .replace('date_formats', 'format = "csv"\ndate_formats'))
     Project.init(tmp_path, toml_text=toml).close()
