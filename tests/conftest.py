@@ -106,14 +106,10 @@ def ran_fixture(tmp_path_factory):
     """The pipeline fixture project (tests/pipeline/_fixture.py) after its first run, closed:
     (its folder, the run's summary). Tests copy the folder rather than run the same project
     again (tests/pipeline's ``ran_project``); built once per xdist worker that needs it."""
-    from tests.pipeline._fixture import PROJECT_TOML, fixture_tables
-
-    from segflow.project import Project
+    from tests.pipeline._fixture import new_fixture_project
 
     root = tmp_path_factory.mktemp("ran") / "proj"
-    project = Project.init(root, toml_text=PROJECT_TOML)
-    for name, table in fixture_tables().items():
-        project.store.append(name, table)
+    project = new_fixture_project(root)
     summary = project.run()
     project.close()
     return root, summary

@@ -37,9 +37,10 @@ _DEFINITION: dict[tuple, tuple[dict, pd.DataFrame]] = {}
 
 
 def _definition(tables, s, window_days, groups) -> pd.DataFrame:  # noqa: ANN001
-    """``customer_features(tables, s, window_days=window_days, groups=groups)``'s rows. Every
-    group's rows are kept for the module; ``groups`` whose full rows are kept are the columns
-    that call names (its expression, not executed), else they are computed."""
+    """``customer_features(tables, s, window_days=window_days, groups=groups)``'s rows. The
+    full rows (``groups=None``) are computed once and kept for the module; for some groups,
+    once those are kept, the columns that call's expression names (not executed) are taken
+    from them."""
     key = (id(tables), s, window_days)  # the cache holds ``tables``: its id is not reused
     if groups is None and key not in _DEFINITION:
         full = customer_features(tables, s, window_days=window_days).to_pandas()

@@ -69,3 +69,14 @@ def fixture_tables(n_customers: int = 60, seed: int = 7) -> dict[str, pa.Table]:
         }
     )
     return {"transactions": transactions, "customers": customers}
+
+
+def new_fixture_project(directory):  # noqa: ANN001, ANN201
+    """A project at ``directory`` with :data:`PROJECT_TOML` and :func:`fixture_tables` in
+    its store, not run (open: the caller closes it)."""
+    from segflow.project import Project
+
+    project = Project.init(directory, toml_text=PROJECT_TOML)
+    for name, table in fixture_tables().items():
+        project.store.append(name, table)
+    return project

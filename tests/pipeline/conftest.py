@@ -5,16 +5,14 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from tests.pipeline._fixture import PROJECT_TOML, fixture_tables
+from tests.pipeline._fixture import new_fixture_project
 
 from segflow.project import Project
 
 
 @pytest.fixture()
 def fixture_project(tmp_path) -> Project:
-    project = Project.init(tmp_path / "proj", toml_text=PROJECT_TOML)
-    for name, table in fixture_tables().items():
-        project.store.append(name, table)
+    project = new_fixture_project(tmp_path / "proj")
     yield project
     project.close()
 

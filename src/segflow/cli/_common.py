@@ -260,7 +260,8 @@ class Choice:
         raise typer.BadParameter(f"{value!r} is not {words}a whole number of at least {self.integers}")
 
     def __repr__(self) -> str:
-        return f"Choice({', '.join(map(repr, self.words))})"
+        also = [] if self.integers is None else [f"integers={self.integers}"]
+        return f"Choice({', '.join([*map(repr, self.words), *also])})"
 
 
 def _interrupted() -> None:
