@@ -26,7 +26,7 @@ def run(self, **kwargs):
 
 Project.run = run
 sys.argv = ["segflow", "run", "-p", sys.argv[1]]
-from segflow.cli import main
+from segflow.__main__ import main
 main()
 """
 
@@ -120,3 +120,42 @@ def test_ctrl_c_before_a_command_reaches_its_error_handling_is_the_same_line(mon
     assert result.exit_code == 130, result.output
     assert result.stdout == ""
     assert result.stderr == f"error: {MESSAGE}\n"
+
+
+#: The console script's process with SIGINT arriving while `segflow.cli` is imported (its
+#: import of Typer), before any handler of segflow's is installed.
+WHILE_STARTING = """
+import importlib.abc, os, signal, sys
+
+class InterruptAtTyper(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "typer":
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(10000):  # Python's own handler raises at one of these bytecodes
+                pass
+            print("the start was not interrupted", file=sys.stderr)
+        return None
+
+sys.meta_path.insert(0, InterruptAtTyper())
+sys.argv = ["segflow", "--help"]
+from segflow.__main__ import main
+main()
+"""
+
+
+def test_ctrl_c_while_the_command_starts_is_the_same_line():
+    """An interrupt in the command's first ~0.1 s (importing the CLI) printed Python's
+    KeyboardInterrupt traceback: the console script enters at segflow.__main__."""
+    from importlib.metadata import entry_points
+
+    from segflow.__main__ import EARLY_MESSAGE
+
+    assert EARLY_MESSAGE == f"error: {MESSAGE}"
+    (script,) = entry_points(group="console_scripts", name="segflow")
+    assert script.value == "segflow.__main__:main"
+    proc = subprocess.run([sys.executable, "-c", WHILE_STARTING], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.splitlines() == [EARLY_MESSAGE], proc.stderr
+    assert proc.stdout == ""
