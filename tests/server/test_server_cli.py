@@ -183,3 +183,20 @@ def test_tokens_expires_takes_a_date_only_as_yyyy_mm_dd():
     assert parse_expires("2027-01-31", now) == dt.datetime(2027, 1, 31)
     assert parse_expires(" 2027-01-31T12:30 ", now) == dt.datetime(2027, 1, 31, 12, 30)
     assert parse_expires("2027-01-31 12:30+01:00", now) == dt.datetime(2027, 1, 31, 11, 30)
+
+
+def test_serve_warns_when_any_host_header_is_allowed(tmp_path):
+    """--allowed-host '*' turns Starlette's Host check (against DNS rebinding) off without a
+    word: a warning says so; a pattern of one domain does not warn."""
+    from segflow.project import Project
+
+    directory = tmp_path / "proj"
+    Project.init(directory).close()
+    runner = CliRunner()
+    live = ["serve", "-p", str(directory), "--get", "/api/v1/live"]
+    star = runner.invoke(app, [*live, "--allowed-host", "*"])
+    assert star.exit_code == 0, star.output
+    assert star.stderr.startswith("warning: --allowed-host '*' answers any Host header"), star.stderr
+    assert "DNS rebinding" in star.stderr and "'*.example.com'" in star.stderr
+    domain = runner.invoke(app, [*live, "--allowed-host", "*.example.com"])
+    assert domain.exit_code == 0 and domain.stderr == "", domain.stderr

@@ -94,6 +94,13 @@ def serve(
             hosts.append("testserver")
         if not _is_loopback(host) and host not in ("0.0.0.0", "::"):
             hosts.append(host)
+        if "*" in hosts:
+            console.print(
+                "[bold yellow]warning:[/] --allowed-host '*' answers any Host header: the check "
+                "that keeps other web sites from reaching this server through DNS rebinding is off; "
+                "pass the names it is reached by (a pattern such as '*.example.com' is fine)",
+                soft_wrap=True, highlight=False,
+            )
         settings = ServerSettings(project_dir=project_dir, allowed_hosts=hosts, pool_size=pool_size,
                                   engine=engine)
         if get:
