@@ -61,7 +61,11 @@ class Project:
     @classmethod
     def open(cls, directory: str | Path = ".", *, read_only: bool = False) -> Project:
         """Open the project in ``directory``: load its settings and its store (upgrading an
-        older store's schema)."""
+        older store's schema).
+
+        ``read_only=True`` writes nothing and shares the store with other readers and with a
+        running ``segflow refresh`` (a writer is refused then); a store of an older schema
+        raises :class:`~segflow.store.StoreNeedsUpgrade` (see :meth:`open_reading`)."""
         directory = Path(directory)
         settings = Settings.load(directory)
         store = Store(
@@ -69,6 +73,20 @@ class Project:
             read_only=read_only,
             memory_limit=settings.project.memory_limit,
         )
+        return cls(directory, settings, store)
+
+    @classmethod
+    def open_reading(cls, directory: str | Path = ".") -> Project:
+        """The project of ``directory`` with its store opened read-only, for code that only
+        reads it (segflow's reading commands): as ``open(directory, read_only=True)``, except
+        that a store of an older schema is first upgraded by one opening for writing
+        (:func:`segflow.store.open_reading`)."""
+        from segflow.store import open_reading
+
+        directory = Path(directory)
+        settings = Settings.load(directory)
+        store = open_reading(directory / settings.project.store,
+                             memory_limit=settings.project.memory_limit)
         return cls(directory, settings, store)
 
     @classmethod

@@ -145,7 +145,7 @@ def effect(
             refuse_on_spark(project, "segflow campaign effect --campaign",
                             "`segflow report` and `segflow serve` show the latest run's "
                             "campaign read-outs")
-            with Project.open(project, read_only=True) as proj:
+            with Project.open_reading(project) as proj:
                 full = campaign_report(proj.store, campaign, scheme, control=control,
                                        window_days=window_days, level=level, by=by,
                                        correction=correction)  # type: ignore[arg-type]
@@ -391,7 +391,7 @@ def promotions(
     with user_errors(), _warnings_to_console():
         refuse_on_spark(project, "segflow campaign promotions",
                         "it reads the transactions, which stay in the warehouse")
-        with Project.open(project, read_only=True) as proj:
+        with Project.open_reading(project) as proj:
             dates = proj.snapshot_dates(scheme)
             if not dates:
                 raise InputError(f"no assignments stored for scheme {scheme!r}; run `segflow run` first")

@@ -258,7 +258,8 @@ def cluster_command(
 
     ours = (SmallSegmentWarning, UnstableSegmentWarning)
     with user_errors():
-        con, table, where, store, day = _cluster_input(input, id_col, snapshot, project_dir)
+        con, table, where, store, day = _cluster_input(input, id_col, snapshot, project_dir,
+                                                       writing=save_scheme is not None)
         if save_scheme is not None and store is None:
             raise InputError(
                 "--save-scheme saves into a project store; it cannot be used with --input"
@@ -306,9 +307,12 @@ def cluster_command(
 
 
 def _cluster_input(
-    input: Path | None, id_col: str, snapshot: dt.date | None, project_dir: Path
+    input: Path | None, id_col: str, snapshot: dt.date | None, project_dir: Path, *,
+    writing: bool = False,
 ) -> tuple[ibis.BaseBackend, ibis.Table, str, Any, dt.date | None]:
-    """Engine, customer table, a description, the project store (or None) and the snapshot."""
+    """Engine, customer table, a description, the project store (or None) and the snapshot.
+    The store is opened for writing only when ``writing`` (``--save-scheme``); else read-only
+    (it works while a ``segflow refresh`` runs)."""
     if input is not None:
         import ibis
 
@@ -324,7 +328,7 @@ def _cluster_input(
     refuse_on_spark(project_dir, "segflow segment cluster --project",
                     "cluster a features file with --input, or add a cluster scheme "
                     "([[schemes]] kind = \"cluster\") and run `segflow run`")
-    project = Project.open(project_dir)
+    project = Project.open(project_dir) if writing else Project.open_reading(project_dir)
     features, day = _store_features(project, snapshot)
     return (
         project.store.con,
@@ -472,7 +476,7 @@ def _profile_input(
 
     refuse_on_spark(project_dir, "segflow segment profile --scheme",
                     "`segflow report` and `segflow serve` show the latest run's segment profiles")
-    project = Project.open(project_dir)
+    project = Project.open_reading(project_dir)  # only reads: works during a refresh
     dates = project.snapshot_dates(scheme)
     if not dates:
         project._check_scheme(scheme)  # names a close scheme ("did you mean ...")

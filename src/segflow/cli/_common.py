@@ -398,14 +398,17 @@ def refuse_on_spark(project_dir: Path, command: str, instead: str,
 @contextlib.contextmanager
 def open_project(project_dir: Path, tables: Iterable[str], *, read_only: bool = True,
                  engine: str | None = None) -> Iterator[Project]:
-    """The project, closed at the end. On Spark (:func:`on_spark`) its store is an
+    """The project, closed at the end; ``read_only`` (a command that only reads) opens its
+    store with :meth:`Project.open_reading <segflow.project.Project.open_reading>`, which
+    works while a ``segflow refresh`` runs. On Spark (:func:`on_spark`) its store is an
     in-memory DuckDB copy of the warehouse's committed ``tables`` and run log
     (:func:`segflow.warehouse.tables_store`): readers run unchanged, and nothing written to
     it is kept (commands that write must refuse Spark, :func:`refuse_on_spark`)."""
     from segflow.project import Project
 
     if not on_spark(project_dir, engine):
-        with Project.open(project_dir, read_only=read_only) as project:
+        with Project.open_reading(project_dir) if read_only else Project.open(project_dir) \
+                as project:
             yield project
         return
     from segflow.config import Settings

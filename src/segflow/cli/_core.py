@@ -146,16 +146,13 @@ def report(
 
 
 def _report_project(project_dir: Path):  # noqa: ANN202
-    """The project for ``segflow report``, which only reads: opened for writing (an older
-    store's schema is upgraded), or read-only while a refresh works on its copy of the store
-    (the report then shows the store as it is until the refresh replaces it)."""
+    """The project for ``segflow report``, which only reads: opened read-only
+    (:meth:`~segflow.project.Project.open_reading`: an older store's schema is upgraded
+    first), so it works while a refresh works on its copy of the store (the report then
+    shows the store as it is until the refresh replaces it) and leaves other readers free."""
     from segflow.project import Project
-    from segflow.store._refresh_guard import RefreshInProgress
 
-    try:
-        return Project.open(project_dir)
-    except RefreshInProgress:
-        return Project.open(project_dir, read_only=True)
+    return Project.open_reading(project_dir)
 
 
 def demo(

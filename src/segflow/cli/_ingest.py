@@ -49,16 +49,21 @@ IDENTITY_ON_DUCKDB = ("identity resolution runs in a DuckDB project only ([engin
                       "it reads and rewrites the canonical tables of the DuckDB store")
 
 
-def _open(project: Path):
+def _open(project: Path, *, read_only: bool = False):  # noqa: ANN202
+    """Settings, store and folder of ``project``; ``read_only`` for a command that only reads
+    (:func:`segflow.store.open_reading`: it works while a ``segflow refresh`` runs)."""
     from segflow.config import Settings
-    from segflow.store import Store
+    from segflow.store import Store, open_reading
 
     settings = Settings.load(project)
     folder = project if project.is_dir() else project.parent
     store_path = Path(settings.project.store)
     if not store_path.is_absolute():
         store_path = folder / store_path
-    return settings, Store(store_path, memory_limit=settings.project.memory_limit), folder
+    limit = settings.project.memory_limit
+    store = open_reading(store_path, memory_limit=limit) if read_only else Store(
+        store_path, memory_limit=limit)
+    return settings, store, folder
 
 
 def _table(title: str, frame, columns: list[str]) -> Table:
@@ -192,7 +197,7 @@ def audit_command(
     with user_errors():
         refuse_on_spark(project, "segflow audit", "`segflow report` shows the data audit "
                         "of the warehouse")
-        _, store, _ = _open(project)
+        _, store, _ = _open(project, read_only=True)
         with store:
             report = audit(store, as_of=as_of)
         if json_output:
@@ -234,7 +239,7 @@ def explain_command(
 
     with user_errors():
         refuse_on_spark(project, "segflow customers explain", IDENTITY_ON_DUCKDB)
-        _, store, _ = _open(project)
+        _, store, _ = _open(project, read_only=True)
         with store:
             result = explain(store, customer_id)
         if json_output:

@@ -95,7 +95,7 @@ def alerts(
     with user_errors():
         refuse_on_spark(project_dir, "segflow alerts",
                         "drift alerts come from `segflow refresh`, which runs on DuckDB only")
-        with Project.open(project_dir, read_only=True) as project:
+        with Project.open_reading(project_dir) as project:
             table = read_alerts(project.store, since=since, latest_run=latest)
     rows = table.to_pylist()
     if as_json:

@@ -67,7 +67,9 @@ def segment(
 ) -> None:
     """Assign customers to the segments of one scheme at a snapshot date and show sizes.
 
-    Uses only data before the snapshot date. Without --save nothing is written to the store.
+    Uses only data before the snapshot date. Without --save nothing is written to the store
+    (its store is opened read-only: it works while `segflow refresh` runs; a cluster scheme
+    without a stored model is then fitted for this command and not saved).
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -115,7 +117,8 @@ def _segment(
             raise SegflowError("`segflow segment --save` is not available on Spark yet; "
                                "`segflow run` stores every scheme's assignments in the warehouse")
         return _segment_on_spark(scheme_name, snapshot, project_dir, out), 0
-    with Project.open(project_dir) as project:
+    # without --save only read: read-only, so it works during a refresh (docs/operations.md)
+    with Project.open(project_dir) if save else Project.open_reading(project_dir) as project:
         schemes = resolve_schemes(project.settings)
         chosen = _find(scheme_name, schemes, project.settings.rfm.bins)
         day = snapshot or resolve_snapshot_dates(project.store, project.settings)[-1]

@@ -74,7 +74,7 @@ def push(project_dir: Path = ProjectDirOption, as_json: bool = JsonOption) -> No
 
     with user_errors():
         settings, warehouse = open_warehouse(project_dir, spark_only=False)
-        with Project.open(project_dir) as project:
+        with Project.open_reading(project_dir) as project:  # reads the store (a TEMP table)
             counts = push_to_warehouse(project.store, warehouse)
         if as_json:
             print_json({"warehouse": warehouse.root, "rows": counts})

@@ -45,7 +45,7 @@ from segflow.refresh._drift import (
     write_alerts,
 )
 from segflow.refresh._lock import refresh_lock
-from segflow.store import Store
+from segflow.store import Store, open_reading
 
 #: Suffix of the working copy of the store during a refresh.
 WORK_SUFFIX = ".refresh-work"
@@ -198,7 +198,7 @@ def refresh(
             Store(path, memory_limit=limit).close()
         # Read-only until the swap: a dashboard (`segflow serve`) may hold the store open
         # read-only, and DuckDB lets readers share a file but not with a writer.
-        with Store(path, read_only=True, memory_limit=limit) as store:
+        with open_reading(path, memory_limit=limit) as store:  # (an older schema: upgraded)
             try:
                 pending = pending_inputs(store, settings, directory)
             except SegflowError as exc:

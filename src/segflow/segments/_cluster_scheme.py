@@ -241,7 +241,8 @@ def assign_cluster_scheme(
         One row per customer (``customer_id`` plus feature columns) at one snapshot.
     store : Store, optional
         Where the fitted model is saved (``cluster_models``) and found again. Without a store
-        the scheme is fitted afresh on every call.
+        the scheme is fitted afresh on every call; a store opened read-only gives its saved
+        model, and a model fitted because it has none is not saved there.
     snapshot_date : date, optional
         Recorded with a newly fitted model.
     by : str, optional
@@ -265,7 +266,7 @@ def assign_cluster_scheme(
                 snapshot_date = first
         segmenter = fit_cluster_table(sample, scheme.features or None, k=scheme.k)
         model = segmenter.model_
-        if store is not None:
+        if store is not None and not getattr(store, "read_only", False):
             save_cluster_model(store, scheme.name, scheme.version, model, snapshot_date=snapshot_date)
     missing = [c for c in model.prep.feature_names if c not in features.columns]
     if missing:

@@ -78,6 +78,11 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+class StoreNeedsUpgrade(StoreError):
+    """A store of an older schema version opened read-only: only a connection that may
+    write can apply the missing migrations (:func:`open_reading` does so first)."""
+
+
 class Store:
     """A segflow store: a DuckDB database with the canonical tables, a schema version
     and a run log.
@@ -87,7 +92,11 @@ class Store:
     path : str or Path
         The ``.duckdb`` file; ``":memory:"`` for a throw-away store (tests, notebooks).
     read_only : bool, default=False
-        Open without writing (no schema upgrade is possible then).
+        Open without writing: no schema upgrade is possible then, so a store of an older
+        schema version raises :class:`StoreNeedsUpgrade` (one line: open it once for
+        writing, e.g. with any segflow command that writes, or :func:`open_reading`), and a
+        missing file raises :class:`StoreError`. Read-only connections of several processes
+        share the file, also while a ``segflow refresh`` of it runs.
     memory_limit : str, default="auto"
         DuckDB's memory limit for this connection: ``"auto"`` (half the physical RAM), a
         share such as ``"40%"`` or a size such as ``"8GB"`` (see
@@ -113,11 +122,17 @@ class Store:
         self, path: str | Path = ":memory:", *, read_only: bool = False, memory_limit: str = "auto"
     ) -> None:
         self.path = str(path)
+        #: True when opened read-only: nothing may be written (e.g. a cluster scheme's newly
+        #: fitted model is then not saved, :func:`~segflow.segments.assign`).
+        self.read_only = read_only
         self._lock = threading.RLock()
         #: True once :meth:`close` ran (the connection is gone).
         self.closed = False
         limit = resolve_memory_limit(memory_limit)
         file = self.path != ":memory:"
+        if file and read_only and not Path(self.path).exists():  # DuckDB: "does not exist"
+            raise StoreError(f"no store at {self.path}: `segflow ingest` creates it and loads "
+                             "the project's sources")
         try:
             self.con: ibis.BaseBackend = ibis.duckdb.connect(self.path, read_only=read_only)
         except duckdb.Error as exc:  # unreadable, not a DuckDB file, or held by a process
@@ -148,8 +163,13 @@ class Store:
         if not read_only:
             self._upgrade()
             self._recover_runs()
-        else:
-            self._check_version()
+        elif (version := self._check_version()) < SCHEMA_VERSION:
+            self.con.disconnect()
+            raise StoreNeedsUpgrade(
+                f"store {self.path} has schema version {version}, older than this segflow's "
+                f"{SCHEMA_VERSION}, and was opened read-only, which cannot upgrade it: run a "
+                "command that writes the store once (e.g. `segflow run`), or open it without "
+                "read_only")
 
     # -- schema -------------------------------------------------------------------------
     @property
@@ -377,6 +397,25 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({self.path!r}, schema_version={SCHEMA_VERSION})"
+
+
+def open_reading(path: str | Path, *, memory_limit: str = "auto") -> Store:
+    """The store at ``path`` opened read-only, for a command that only reads it: it shares
+    the file with other readers and with a running ``segflow refresh``. A store of an older
+    schema version is first upgraded by one opening for writing (which, like any writer, is
+    refused with :class:`~segflow.store._refresh_guard.RefreshInProgress` while a refresh of
+    it runs in another process: the refresh upgrades its copy itself).
+
+    Raises
+    ------
+    StoreError
+        No store at ``path``, not a DuckDB file, a newer schema, or (upgrade only) a refresh
+        or another writing process holds it."""
+    try:
+        return Store(path, read_only=True, memory_limit=memory_limit)
+    except StoreNeedsUpgrade:
+        Store(path, memory_limit=memory_limit).close()
+    return Store(path, read_only=True, memory_limit=memory_limit)
 
 
 def _owner() -> str:
