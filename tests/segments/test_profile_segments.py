@@ -170,3 +170,17 @@ def test_result_contract_and_figures(profile):
     assert len(snake.data) == 3
     bars = profile.figure("size")
     assert list(bars.data[0].x) == pytest.approx(list(profile.table["share"]))  # horizontal bars
+
+
+def test_unordered_scheme_null_ranks_are_listed_by_size(data, profile):
+    """An unordered scheme (rules without ``ordered``, browse_no_buy) assigns a null
+    ``segment_rank``: its profile lists the segments by size, as one without the column (it
+    was a TypeError traceback from ``segflow segment profile``)."""
+    feats, assign = data
+    con = ibis.duckdb.connect()
+    ranks = con.create_table("r", assign.assign(segment_rank=pd.array([None] * len(assign), "Int64")))
+    unranked = profile_segments(con.create_table("f", feats), ranks)
+    expected = assign.merge(feats, on="customer_id")["segment"].value_counts()
+    assert unranked.table["segment"].to_list() == list(expected.index)  # A, B, C by size
+    assert unranked.table["segment_rank"].to_list() == [1, 2, 3]
+    pd.testing.assert_frame_equal(unranked.table, profile.table)

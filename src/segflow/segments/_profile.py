@@ -349,6 +349,8 @@ def _segment_aggregates(
         if one:
             metrics[f"q{i}"] = median_of(joined[f])
     frame = joined.group_by("segment").aggregate(**metrics).to_pandas()
+    if has_rank and frame["segment_rank"].isna().any():  # an unordered scheme's null ranks
+        frame, has_rank = frame.drop(columns="segment_rank"), False
     if not one and len(frame):
         medians = medians_in_batches(joined, numeric, ["segment"], rows, budget)
         frame = frame.merge(medians, on="segment", how="left")
