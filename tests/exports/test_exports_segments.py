@@ -206,6 +206,28 @@ def test_phones_hash_in_e164_form_in_exports_and_the_server():
     assert hash_value(" Ann@Example.com ", "email") == _sha("ann@example.com")
 
 
+def test_hashed_columns_are_named_alike_in_exports_and_the_server():
+    """One naming rule (``segflow.exports._pii.hashed_column``): the server's hashed frames
+    and rows put the hashes under ``email_sha256`` as the exports do (before, under
+    ``email``: a column named for the value holding its hash)."""
+    import ibis
+    import pandas as pd
+    import pyarrow as pa
+
+    from segflow.exports import personal_columns
+    from segflow.server._security import protect, protect_rows
+
+    written = {"customer_id": ["a", "b"], "email": [" Ann@Example.com ", None], "phone": ["020 7946 0000", "n/a"],
+               "name": ["Ann Lee", "Bo"]}
+    exported = personal_columns(ibis.memtable(pa.table(written)), "hash").to_pandas().sort_values("customer_id")
+    frame = protect(pd.DataFrame(written), "hash")
+    columns, rows = protect_rows(list(written), list(zip(*written.values(), strict=True)), "hash")
+    assert list(frame.columns) == columns == ["customer_id", "email_sha256", "phone_sha256", "name_sha256"]
+    assert set(exported.columns) == set(columns)
+    want = exported[columns].astype(object).where(exported[columns].notna(), None).to_numpy().tolist()
+    assert frame.astype(object).where(frame.notna(), None).to_numpy().tolist() == [list(r) for r in rows] == want
+
+
 def test_personal_data_masks_alike_in_exports_and_the_server():
     """One customer's data was masked two ways: phones (the exports kept the last four
     characters behind a star each, the server ``***`` and two digits, also of ``555``),

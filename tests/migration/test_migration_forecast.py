@@ -162,6 +162,11 @@ def test_snapshots_more_than_a_year_apart_pool_at_least_the_last_pair():
 def test_bad_options_are_one_line_errors(pooled):
     with pytest.raises(SegflowError, match="arrivals must be 'mean', 'none' or a number"):
         segment_forecast(pooled, arrivals="lots")
+    # 1e308 overflowed the forecast to inf and NaN; 10^12 per period is the bound (parse_arrivals)
+    for value in (1e308, "1e308", 1e12 + 1):
+        with pytest.raises(SegflowError, match=r"arrivals must be at most 1,000,000,000,000 new customers"):
+            segment_forecast(pooled, arrivals=value)
+    assert np.isfinite(_got(segment_forecast(pooled, periods=36, arrivals=1e12))).all()
     with pytest.raises(SegflowError, match="no pair of snapshots of 'toy' lies within"):
         segment_forecast(pooled, start="2024-04-01")
     with pytest.raises(SegflowError, match="half-life must be positive"):

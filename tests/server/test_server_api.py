@@ -193,3 +193,74 @@ def test_a_date_parameter_is_read_as_the_cli_reads_a_date(client):
             assert r.json()["detail"] == f"{name}: {value!r} is not a date; expected YYYY-MM-DD", r.text
     page = client.get("/segments/rfm", params={"snapshot": "2025-13-01"})
     assert page.status_code == 422 and "is not a date; expected YYYY-MM-DD" in page.text
+
+
+def test_customer_search_by_segment_is_checked_as_an_audience(client, served_project):
+    """``segment`` and ``snapshot`` without ``scheme`` were dropped: ``?segment=Lost`` (and its
+    CSV download) answered every customer, ``?snapshot=1999-01-01`` too, the snapshot left
+    out of ``meta``; a mistyped segment of a scheme was 200 with no rows where the audiences
+    answer 404 listing the segments. Now one check (``_views.segment_snapshot``) for both."""
+    previous, latest = (str(d) for d in _sql_one(
+        served_project, "SELECT max(snapshot_date) FILTER (WHERE snapshot_date < (SELECT max(snapshot_date) "
+        "FROM segment_assignments WHERE scheme = 'rfm')), max(snapshot_date) FROM segment_assignments "
+        "WHERE scheme = 'rfm'", []))
+    segment, n = _sql_one(served_project, "SELECT segment, count(*) FROM segment_assignments WHERE scheme = 'rfm' "
+                          "AND snapshot_date = ? GROUP BY 1 ORDER BY 2, 1 LIMIT 1", [previous])
+    for params, detail in (({"segment": segment}, "segment needs scheme"),
+                           ({"snapshot": previous, "format": "csv"}, "snapshot needs scheme"),
+                           ({"segment": segment, "snapshot": previous, "format": "csv"},
+                            "segment and snapshot need scheme")):
+        r = client.get("/api/v1/customers", params={"limit": 1, **params})
+        assert r.status_code == 422 and r.json()["detail"].startswith(detail + ": "), r.text[:200]
+    typo = {"scheme": "rfm", "segment": "NoSuchSegment"}
+    r = client.get("/api/v1/customers", params=typo)
+    assert r.status_code == 404 and r.json() == client.get("/api/v1/audiences", params=typo).json()
+    assert segment in r.json()["detail"]
+    for params in ({"scheme": "rfm", "snapshot": "1999-01-01"}, {"scheme": "nosuch", "segment": segment}):
+        r = client.get("/api/v1/customers", params={**params, "format": "csv"})
+        assert r.status_code == 404 and r.headers["content-type"] == "application/json", r.text[:200]
+    body = client.get("/api/v1/customers", params={"scheme": "rfm", "segment": segment, "snapshot": previous}).json()
+    assert body["total"] == n and body["meta"]["snapshot"] == previous
+    assert {row["segment"] for row in body["data"]} == {segment}
+    assert client.get("/api/v1/customers", params={"scheme": "rfm", "limit": 1}).json()["meta"]["snapshot"] == latest
+
+
+def _sql_one(directory, query, params):
+    con = duckdb.connect(str(directory / "segflow.duckdb"), read_only=True)
+    try:
+        return con.execute(query, params).fetchone()
+    finally:
+        con.close()
+
+
+def test_migration_dates_are_checked_alike_for_the_matrix_its_cells_and_pages(client):
+    """The cell's customers took reversed or equal dates the matrix refused (200 with the
+    cell read backwards): one check (``_views.snapshot_pair``) for every migration route."""
+    dates = [r["snapshot_date"] for r in client.get("/api/v1/snapshots/rfm").json()["data"]]
+    cell = {"from_segment": "Champions", "to_segment": "Champions"}
+    for a, b in ((dates[3], dates[1]), (dates[2], dates[2])):
+        want = {"detail": f"from_date ({a}) must be before to_date ({b})"}
+        dates_ab = {"from_date": a, "to_date": b}
+        for path in ("/api/v1/migration/rfm", "/api/v1/migration/rfm/customers", "/api/v1/migration/rfm/value"):
+            r = client.get(path, params={**dates_ab, **cell})
+            assert (r.status_code, r.json()) == (400, want), (path, r.text[:200])
+        for path in ("/migration/rfm", "/migration/rfm/customers"):
+            page = client.get(path, params={**dates_ab, **cell}, headers={"accept": "text/html"})
+            assert page.status_code == 400 and want["detail"] in page.text, path
+
+
+def test_migration_to_date_alone_compares_with_the_snapshot_before(client):
+    """``to_date`` alone was refused unless the second-to-last snapshot came before it
+    (``from_date`` defaulted to it): now the snapshot before ``to_date``; the first snapshot
+    alone is a clear 400."""
+    dates = [r["snapshot_date"] for r in client.get("/api/v1/snapshots/rfm").json()["data"]]
+    body = client.get("/api/v1/migration/rfm", params={"to_date": dates[1]}).json()
+    assert (body["meta"]["from_date"], body["meta"]["to_date"]) == (dates[0], dates[1])
+    page = client.get("/migration/rfm", params={"to_date": dates[2]}, headers={"accept": "text/html"})
+    assert page.status_code == 200 and f"Migration: rfm, {dates[1]} → {dates[2]}" in page.text
+    first = {"detail": f"to_date ({dates[0]}) is the first snapshot of scheme 'rfm': no earlier snapshot "
+                       "to compare with; give a later to_date"}
+    r = client.get("/api/v1/migration/rfm", params={"to_date": dates[0]})
+    assert (r.status_code, r.json()) == (400, first)
+    page = client.get("/migration/rfm", params={"to_date": dates[0]}, headers={"accept": "text/html"})
+    assert page.status_code == 400 and "is the first snapshot of scheme" in page.text

@@ -95,17 +95,25 @@ def test_analyst_gets_personal_data_masked_unless_asked(analyst):
 
 
 def test_csv_export_hashes_personal_data_and_neutralises_formulas(analyst):
+    """The hashes are named as ``segflow export --pii hash`` names them (``email_sha256``;
+    before, the download put them under ``email`` and ``phone``); ``pii=full`` keeps
+    ``email``."""
     import csv
     import io
 
+    from segflow.exports import phone_key
+
     r = analyst.get("/api/v1/customers?format=csv")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
-    rows = {row["customer_id"]: row for row in csv.DictReader(io.StringIO(r.text))}
-    assert rows["C001"]["email"] == hashlib.sha256(EMAIL.lower().encode()).hexdigest()
+    reader = csv.DictReader(io.StringIO(r.text))
+    assert {"email_sha256", "phone_sha256"} <= set(reader.fieldnames) and not {"email", "phone"} & set(reader.fieldnames)
+    rows = {row["customer_id"]: row for row in reader}
+    assert rows["C001"]["email_sha256"] == hashlib.sha256(EMAIL.lower().encode()).hexdigest()
+    assert rows["C001"]["phone_sha256"] == hashlib.sha256(phone_key(PHONE).encode()).hexdigest()
     assert EMAIL not in r.text
     full = analyst.get("/api/v1/customers?format=csv&pii=full")
     rows = {row["customer_id"]: row for row in csv.DictReader(io.StringIO(full.text))}
-    assert rows["C001"]["email"] == EMAIL
+    assert rows["C001"]["email"] == EMAIL and "email_sha256" not in rows["C001"]
     assert rows["C002"]["email"] == "'" + FORMULA  # formula cell neutralised
 
 

@@ -172,3 +172,45 @@ def test_audience_rule_of_many_alternatives_answers(analyst):
     one = analyst.get("/api/v1/audiences", params={"rule": "frequency > 1"})
     assert many.status_code == one.status_code == 200, many.text[:300]
     assert many.json()["total"] == one.json()["total"]
+
+
+def test_huge_arrivals_are_refused_by_the_api_the_page_and_the_cli(viewer, served_project):
+    """``arrivals=1e308`` answered 200 with 4e306 customers (36 periods: inf and NaN, empty
+    CSV cells, numpy's overflow warning in the log): one bound, 10^12 new customers per
+    period (``segflow.migration._forecast.parse_arrivals``), for every entry point."""
+    from typer.testing import CliRunner
+
+    from segflow.cli import app
+
+    detail = "arrivals must be at most 1,000,000,000,000 new customers per period (beyond any customer base), got"
+    for params in ({"arrivals": "1e308", "periods": 6}, {"arrivals": "1e308", "periods": 36, "format": "csv"},
+                   {"arrivals": "1000000000001"}):
+        r = viewer.get("/api/v1/forecasts/rfm", params=params)
+        assert r.status_code == 422 and r.json()["detail"] == f"{detail} {params['arrivals']!r}", r.text[:200]
+    page = viewer.get("/forecasts/rfm", params={"arrivals": "1e308"}, headers={"accept": "text/html"})
+    assert page.status_code == 422 and "arrivals must be at most" in page.text
+    ok = viewer.get("/api/v1/forecasts/rfm", params={"arrivals": "1e12", "periods": 36, "format": "csv"})
+    assert ok.status_code == 200 and ",," not in ok.text and "inf" not in ok.text.lower()
+    result = CliRunner().invoke(app, ["migrate", "forecast", "-p", str(served_project), "--scheme", "rfm",
+                                      "--arrivals", "1e308"])
+    assert result.exit_code != 0 and f"{detail} '1e308'" in " ".join(result.output.split())
+
+
+def test_audience_page_keeps_the_form_and_the_caret_of_a_rule_error(analyst):
+    """A rule error (three lines: message, rule, caret under the bad name) was an error page
+    without the form, the lines run together in a paragraph so the caret pointed nowhere."""
+    import html
+    import re
+
+    rule = "monetary_12m >= 500 and recency_dayz < 90"
+    detail = analyst.get("/api/v1/audiences", params={"rule": rule}).json()["detail"]
+    assert detail.count("\n") >= 2 and "^" in detail.splitlines()[-1]
+    page = analyst.get("/audiences", params={"rule": rule}, headers={"accept": "text/html"})
+    shown = re.findall(r'<pre class="error" id="error">([^<]*)</pre>', page.text)
+    assert page.status_code == 422 and [html.unescape(t) for t in shown] == [detail]
+    assert f'id="rule" size="36" placeholder="monetary_12m >= 500 and recency_days <= 90" ' \
+           f'value="{html.escape(rule)}"' in page.text
+    assert '<button type="submit" id="build">' in page.text
+    # a rule with markup in it is escaped in the field and in the message
+    page = analyst.get("/audiences", params={"rule": "<b>x</b> > 1"}, headers={"accept": "text/html"})
+    assert page.status_code == 422 and "<b>x</b>" not in page.text and "&lt;b&gt;x&lt;/b&gt;" in page.text

@@ -188,7 +188,7 @@ def forecast(
         None, "--half-life", help="Weight recent pairs more (half-life in periods; default: unweighted)."
     ),
     arrivals: str = typer.Option(
-        "mean", help="New customers per period: 'mean' of the pooled pairs, 'none', or a number."
+        "mean", help="New customers per period: 'mean' of the pooled pairs, 'none', or a number (0 to 10^12)."
     ),
     project_dir: Path = ProjectDirOption,
     as_json: bool = JsonOption,

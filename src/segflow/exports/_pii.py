@@ -248,6 +248,13 @@ def hash_key(column: str, value: ibis.Value) -> ibis.StringValue:
     return ibis.ifelse(text.re_search(r"[^\x20-\x7e]"), _python_key(text), text.strip().lower())
 
 
+def hashed_column(column: str) -> str:
+    """The name of ``column``'s hashes (``email`` -> ``email_sha256``): the one naming rule of
+    the exports' ``hash`` policy and the server's hashed CSV downloads, so that a column's
+    name says whether it holds the value or its SHA-256."""
+    return f"{column}_sha256"
+
+
 def personal_columns(customers: ibis.Table, policy: str) -> ibis.Table:
     """``customer_id`` plus the personal columns of ``customers`` under ``policy``.
 
@@ -260,7 +267,7 @@ def personal_columns(customers: ibis.Table, policy: str) -> ibis.Table:
     for c in present if policy != "omit" else []:
         v = customers[c]
         if policy == "hash":
-            cols[f"{c}_sha256"] = hash_key(c, v).hexdigest("sha256")
+            cols[hashed_column(c)] = hash_key(c, v).hexdigest("sha256")
         elif policy == "mask":
             cols[c] = _masked(v.cast("string"), ibis.literal(c))
         else:

@@ -66,16 +66,24 @@ FIRST = "first"
 #: Columns of :meth:`SegmentForecast.to_pandas`.
 COLUMNS = ("period", "snapshot_estimate", "segment", "expected_customers")
 
+#: Largest number ``arrivals`` takes (new customers per period): 10^12, beyond any customer
+#: base (10^12 customers is more than a hundred per person alive), so that the expected sizes
+#: of every period stay below 2^53 (exact to the customer in float64; 36 periods of 10^12
+#: make 3.6e13). Before, ``arrivals=1e308`` overflowed the forecast to infinities and NaN.
+MAX_ARRIVALS = 10**12
+
 Arrivals = float | Literal["mean", "none"]
 
 
 def parse_arrivals(value: Any) -> Arrivals:
-    """The ``arrivals`` option from user text: ``"mean"``, ``"none"`` or a number >= 0.
+    """The ``arrivals`` option from user text: ``"mean"``, ``"none"`` or a number from 0 to
+    :data:`MAX_ARRIVALS`: the one rule of the library (:func:`segment_forecast`), the CLI
+    (``segflow migrate forecast --arrivals``), the API and the dashboard.
 
     Raises
     ------
     SegflowError
-        For anything else (one line, naming the value).
+        For anything else (one line, naming the value and the bound).
     """
     if isinstance(value, str) and value.strip().lower() in ("mean", "none"):
         return value.strip().lower()  # type: ignore[return-value]
@@ -85,6 +93,9 @@ def parse_arrivals(value: Any) -> Arrivals:
         number = math.nan
     if not math.isfinite(number) or number < 0:
         raise SegflowError(f"arrivals must be 'mean', 'none' or a number >= 0, got {value!r}")
+    if number > MAX_ARRIVALS:
+        raise SegflowError(f"arrivals must be at most {MAX_ARRIVALS:,} new customers per period "
+                           f"(beyond any customer base), got {value!r}")
     return number
 
 

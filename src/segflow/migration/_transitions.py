@@ -362,6 +362,21 @@ def _full_grid(
     return out[first + [m for m in ("revenue", "value") if m in out]]
 
 
+def date_pair(from_date: dt.date | str, to_date: dt.date | str) -> tuple[dt.date, dt.date]:
+    """``(from_date, to_date)`` as dates, the first strictly before the second: the one rule
+    of a pair of snapshots (the library's matrix, the server's matrix, cell and pages).
+
+    Raises
+    ------
+    SegflowError
+        ``from_date (2025-01-01) must be before to_date (2024-06-01)`` (equal dates too).
+    """
+    f, t = as_date(from_date), as_date(to_date)
+    if not f < t:
+        raise SegflowError(f"from_date ({f}) must be before to_date ({t})")
+    return f, t
+
+
 def transition_matrix(
     assignments: ibis.Table,
     *,
@@ -412,9 +427,7 @@ def transition_matrix(
     ...                        from_date="2024-01-01", to_date="2024-02-01")  # doctest: +SKIP
     >>> tm.counts()  # doctest: +SKIP
     """
-    f, t = as_date(from_date), as_date(to_date)
-    if not f < t:
-        raise SegflowError(f"from_date ({f}) must be before to_date ({t})")
+    f, t = date_pair(from_date, to_date)
     if has_spells(assignments) and transactions is None and value is None:
         _check_dates(spell_snapshots(assignments, scheme), [f, t], scheme)
         cells = spell_cell_counts(assignments, scheme, [f, t])

@@ -249,21 +249,6 @@ def holdout_flags(ids: list[str], share: float, seed: str) -> np.ndarray:
                     dtype=bool)
 
 
-def known_segments(project: Project, gen: Generation, scheme: str) -> frozenset[str]:
-    """Every segment ``scheme`` has had at any snapshot (a segment empty now is still one),
-    from the run's stored aggregates or the change rows; cached per copy."""
-    def compute() -> frozenset[str]:
-        if _views.stored(project, gen):
-            sql = "SELECT DISTINCT segment FROM summary_segments WHERE scheme = ?"
-        elif "segment_spells" in project.store.tables():
-            sql = "SELECT DISTINCT segment FROM segment_spells WHERE scheme = ?"
-        else:
-            sql = "SELECT DISTINCT segment FROM segment_assignments WHERE scheme = ?"
-        return frozenset(r[0] for r in project.store.raw.execute(sql, [scheme]).fetchall() if r[0] is not None)
-
-    return gen.cached(("known_segments", scheme), compute)
-
-
 def audience(project: Project, gen: Generation, *, scheme: str | None, segment: str | None,
              snapshot: dt.date | None, rule: str | None, holdout: float, seed: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The customers of a segment (``scheme`` + ``segment`` at ``snapshot``, default latest) or
@@ -288,16 +273,8 @@ def audience(project: Project, gen: Generation, *, scheme: str | None, segment: 
         except duckdb.DataError as exc:  # arithmetic out of range, e.g. frequency * 9223372036854775807
             raise HTTPException(status_code=422, detail=f"rule {rule!r} cannot be evaluated: {exc}") from None
         source = {"rule": rule, "snapshot": latest}
-    else:
-        dates = _views.snapshots(project, gen, scheme)  # type: ignore[arg-type]
-        snapshot = snapshot or dates[-1]
-        if snapshot not in dates:
-            raise HTTPException(status_code=404, detail=f"scheme {scheme!r} has no snapshot {snapshot}")
-        known = known_segments(project, gen, scheme)  # type: ignore[arg-type]
-        if segment not in known:  # a typo gave an empty audience without a word
-            shown = ", ".join(sorted(known)[:30]) + (", ..." if len(known) > 30 else "")
-            raise HTTPException(status_code=404, detail=f"scheme {scheme!r} has no segment {segment!r}; "
-                                f"its segments: {shown}")
+    else:  # an unknown scheme, snapshot or segment (a typo) is a 404, as in the customer search
+        snapshot = _views.segment_snapshot(project, gen, scheme, segment, snapshot)
         ids = [r[0] for r in project.store.raw.execute(
             "SELECT customer_id FROM segment_assignments WHERE scheme = ? AND snapshot_date = ? AND segment = ?",
             [scheme, snapshot, segment]).fetchall()]

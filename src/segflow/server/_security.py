@@ -8,8 +8,9 @@ other sites from reading the API.
 Personal data: the columns in :data:`PII_COLUMNS` are masked in JSON and pages as the
 exports' ``mask`` policy masks them (one function per kind of value:
 :func:`segflow.exports.mask_array`) and hashed (SHA-256 of the trimmed, lower-cased value)
-in CSV downloads unless an analyst asks with ``pii=full``; viewers never reach
-customer-level routes at all.
+in CSV downloads, under the exports' names (``email_sha256``:
+:func:`segflow.exports._pii.hashed_column`), unless an analyst asks with ``pii=full``;
+viewers never reach customer-level routes at all.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from segflow.exports._pii import mask_values, phone_key
+from segflow.exports._pii import hashed_column, mask_values, phone_key
 
 #: Columns holding personal data (any table); matched by name.
 PII_COLUMNS = ("email", "phone", "name", "first_name", "last_name", "full_name", "address",
@@ -124,7 +125,9 @@ def hash_value(value: Any, column: str = "") -> Any:
 
 def protect(frame: pd.DataFrame, how: str) -> pd.DataFrame:
     """Apply ``how`` (``mask``: :func:`segflow.exports.mask_array`, a column at a time,
-    ``hash``: :func:`hash_value`, or ``full``) to the personal-data columns."""
+    ``hash``: :func:`hash_value`, the column renamed ``<column>_sha256`` as the exports name
+    it, :func:`segflow.exports._pii.hashed_column`; or ``full``) to the personal-data
+    columns."""
     if how == "full":
         return frame
     out = frame.copy()
@@ -134,11 +137,13 @@ def protect(frame: pd.DataFrame, how: str) -> pd.DataFrame:
                 out[col] = out[col].map(lambda v, c=col.lower(): hash_value(v, c))
             else:  # the column's values masked at once
                 out[col] = pd.Series(mask_values(col.lower(), out[col].tolist()), index=out.index, dtype=object)
+    if how == "hash":
+        out = out.rename(columns={c: hashed_column(c) for c in out.columns if c.lower() in PII_COLUMNS})
     return out
 
 
 def protect_rows(columns: list[str], rows: list[tuple[Any, ...]], how: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """:func:`protect` on plain rows (columns, tuples)."""
+    """:func:`protect` on plain rows (columns, tuples; hashed columns renamed as there)."""
     if how == "full":
         return columns, rows
     pii = [j for j, c in enumerate(columns) if c.lower() in PII_COLUMNS]
@@ -151,7 +156,7 @@ def protect_rows(columns: list[str], rows: list[tuple[Any, ...]], how: str) -> t
             for j in pii:
                 values[j] = hash_value(values[j], columns[j].lower())
             out.append(tuple(values))
-        return columns, out
+        return [hashed_column(c) if j in pii else c for j, c in enumerate(columns)], out
     # masked a column at a time (segflow.exports.mask_values: one array per column)
     table = [list(r) for r in rows]
     for j in pii:

@@ -98,6 +98,71 @@ def _pick(dates: list[dt.date], scheme: str, snapshot: dt.date | None) -> dt.dat
     return snapshot
 
 
+def known_segments(project: Project, gen: Generation, scheme: str) -> frozenset[str]:
+    """Every segment ``scheme`` has had at any snapshot (a segment empty now is still one),
+    from the run's stored aggregates or the change rows; cached per copy."""
+    def compute() -> frozenset[str]:
+        if stored(project, gen):
+            sql = "SELECT DISTINCT segment FROM summary_segments WHERE scheme = ?"
+        elif "segment_spells" in project.store.tables():
+            sql = "SELECT DISTINCT segment FROM segment_spells WHERE scheme = ?"
+        else:
+            sql = "SELECT DISTINCT segment FROM segment_assignments WHERE scheme = ?"
+        return frozenset(r[0] for r in project.store.raw.execute(sql, [scheme]).fetchall() if r[0] is not None)
+
+    return gen.cached(("known_segments", scheme), compute)
+
+
+def segment_snapshot(project: Project, gen: Generation, scheme: str | None, segment: str | None,
+                     snapshot: dt.date | None) -> dt.date | None:
+    """The snapshot at which ``segment`` of ``scheme`` is selected (default: the latest), the
+    one check of a selection by segment (the audiences, the customer search): ``segment``
+    or ``snapshot`` without ``scheme`` is a 422 (before, the search dropped them and
+    answered every customer); a scheme without assignments, a snapshot it lacks or a segment
+    it never had is a 404, the last listing its segments (a typo is no empty selection).
+    None when nothing is selected by segment (no ``scheme``)."""
+    if not scheme:
+        given = [name for name, value in (("segment", segment), ("snapshot", snapshot)) if value]
+        if given:
+            raise HTTPException(status_code=422, detail=f"{' and '.join(given)} need"
+                                f"{'s' if len(given) == 1 else ''} scheme: segments and snapshots are a scheme's")
+        return None
+    snapshot = _pick(snapshots(project, gen, scheme), scheme, snapshot)
+    if segment:
+        known = known_segments(project, gen, scheme)
+        if segment not in known:
+            shown = ", ".join(sorted(known)[:30]) + (", ..." if len(known) > 30 else "")
+            raise HTTPException(status_code=404, detail=f"scheme {scheme!r} has no segment {segment!r}; "
+                                f"its segments: {shown}")
+    return snapshot
+
+
+def snapshot_pair(dates: list[dt.date], scheme: str, from_date: dt.date | None,
+                  to_date: dt.date | None) -> tuple[dt.date, dt.date]:
+    """The two snapshots a migration compares, the one check of the matrix, its cells and
+    their pages: ``to_date`` (default: the latest) and ``from_date`` (default: the snapshot
+    before ``to_date``; before, the second-to-last, so ``to_date`` alone was refused) must be
+    snapshots of the scheme (404) and in order (400,
+    :func:`segflow.migration._transitions.date_pair`); a scheme of one snapshot is a 404, a
+    ``to_date`` that is the first snapshot without ``from_date`` a 400."""
+    from segflow.migration._transitions import date_pair
+
+    if len(dates) < 2:
+        raise HTTPException(status_code=404, detail=f"scheme {scheme!r} has fewer than two snapshots")
+    to_date = _pick(dates, scheme, to_date)
+    if from_date is None:
+        i = dates.index(to_date)
+        if i == 0:
+            raise HTTPException(status_code=400, detail=f"to_date ({to_date}) is the first snapshot of scheme "
+                                f"{scheme!r}: no earlier snapshot to compare with; give a later to_date")
+        from_date = dates[i - 1]
+    from_date = _pick(dates, scheme, from_date)
+    try:
+        return date_pair(from_date, to_date)
+    except SegflowError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
+
+
 def segment_sizes(project: Project, gen: Generation, scheme: str, snapshot: dt.date | None) -> tuple[pd.DataFrame, dt.date]:
     """Sizes at ``snapshot`` with ``change_customers`` since the previous snapshot. A segment
     of the previous snapshot that has no customer now is listed with 0 customers, share
@@ -136,11 +201,9 @@ def segment_sizes(project: Project, gen: Generation, scheme: str, snapshot: dt.d
 
 
 def transitions(project: Project, gen: Generation, scheme: str, from_date: dt.date | None, to_date: dt.date | None) -> Any:
-    dates = snapshots(project, gen, scheme)
-    if len(dates) < 2 and (from_date is None or to_date is None):
-        raise HTTPException(status_code=404, detail=f"scheme {scheme!r} has fewer than two snapshots")
-    from_date = _pick(dates, scheme, from_date or dates[-2])
-    to_date = _pick(dates, scheme, to_date or dates[-1])
+    """The transition matrix of ``scheme`` between two snapshots (:func:`snapshot_pair`:
+    default ``to_date`` the latest, ``from_date`` the snapshot before it), cached per copy."""
+    from_date, to_date = snapshot_pair(snapshots(project, gen, scheme), scheme, from_date, to_date)
 
     def compute() -> Any:
         if stored(project, gen):  # the run's cells: consecutive snapshots, any snapshot with the latest
@@ -164,10 +227,10 @@ def transitions(project: Project, gen: Generation, scheme: str, from_date: dt.da
 def cell_customers(project: Project, gen: Generation, scheme: str, from_date: dt.date, to_date: dt.date,
                    from_segment: str, to_segment: str) -> pd.DataFrame:
     """Customers who moved ``from_segment`` -> ``to_segment`` between the two snapshots;
-    ``(new)`` / ``(gone)`` stand for customers absent at one side (as in the matrix)."""
-    dates = snapshots(project, gen, scheme)
-    _pick(dates, scheme, from_date)
-    _pick(dates, scheme, to_date)
+    ``(new)`` / ``(gone)`` stand for customers absent at one side (as in the matrix). The
+    dates are checked as the matrix's (:func:`snapshot_pair`: before, a reversed pair
+    answered the cell of the pair read backwards)."""
+    from_date, to_date = snapshot_pair(snapshots(project, gen, scheme), scheme, from_date, to_date)
     return project.store.raw.execute(
         """
         WITH a AS (SELECT customer_id, segment FROM segment_assignments WHERE scheme = ? AND snapshot_date = ?),
@@ -237,12 +300,14 @@ def _people(project: Project, gen: Generation | None) -> tuple[str, list[str]]:
 
 def search_customers(project: Project, q: str | None, scheme: str | None, segment: str | None,
                      snapshot: dt.date | None, limit: int, offset: int,
-                     gen: Generation | None = None) -> tuple[pd.DataFrame, int]:
+                     gen: Generation) -> tuple[pd.DataFrame, int]:
     """Customers by id prefix, exact e-mail (case-insensitive) or name part, and/or by
     segment at a snapshot; returns a page and the total count. Every customer the run knows
     is found, also one without a record in ``customers`` (by id and segment; its personal
-    columns empty: :func:`_people`). ``gen``: the copy, whose cached snapshot dates are used
-    (:func:`snapshots`)."""
+    columns empty: :func:`_people`). ``gen``: the copy, whose cached snapshot dates and
+    segments are used. ``segment`` and ``snapshot`` are checked by :func:`segment_snapshot`
+    (they need ``scheme``; an unknown scheme, segment or snapshot is a 404)."""
+    snapshot = segment_snapshot(project, gen, scheme, segment, snapshot)
     where, params = [], []
     people, cols = _people(project, gen)
     select = ["c.customer_id"] + [f"c.{c}" for c in cols]
@@ -259,10 +324,6 @@ def search_customers(project: Project, q: str | None, scheme: str | None, segmen
         where.append("(" + " OR ".join(ors) + ")")
     join = ""
     if scheme:
-        dates = snapshots(project, gen, scheme) if gen is not None else project.snapshot_dates(scheme)
-        if not dates:
-            raise HTTPException(status_code=404, detail=f"no assignments stored for scheme {scheme!r}")
-        snapshot = _pick(dates, scheme, snapshot)
         join = "JOIN segment_assignments s ON s.customer_id = c.customer_id AND s.scheme = ? AND s.snapshot_date = ?"
         params = [scheme, snapshot, *params]
         select.append("s.segment")

@@ -40,15 +40,9 @@ def _is_api(request: Request) -> bool:
 
 
 def _error_page(request: Request, status: int, detail: str) -> Response:
-    from segflow.server.routes._render import render
+    from segflow.server.routes._render import error_block, render
 
-    return render(request, f"Error {status}", [f'<p class="error" id="error">{_escape(detail)}</p>'], status_code=status)
-
-
-def _escape(text: str) -> str:
-    from markupsafe import escape
-
-    return str(escape(text))
+    return render(request, f"Error {status}", [error_block(detail)], status_code=status)
 
 
 class SegflowApp(FastAPI):

@@ -74,6 +74,17 @@ def one_snapshot(request: Request, title: str, what: str, date: object, schemes:
     return render(request, title, [text], schemes=schemes)
 
 
+def error_block(detail: str) -> str:
+    """An error message on a page, escaped: one line as a paragraph; several lines (a rule
+    error quoting the rule with a caret under the bad name) preformatted, so that the caret
+    still points at it (in a paragraph the lines ran together)."""
+    from markupsafe import escape
+
+    if "\n" in detail:
+        return f'<pre class="error" id="error">{escape(detail)}</pre>'
+    return f'<p class="error" id="error">{escape(detail)}</p>'
+
+
 def currency(request: Request) -> str:
     """The project's currency (``[project] currency``)."""
     return request.app.state.replica.settings.project.currency

@@ -34,7 +34,8 @@ Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip.")]
 Format = Annotated[Literal["json", "csv"], Query(description="json, or csv to download the rows.")]
 Pii = Annotated[
     Literal["default", "full"],
-    Query(description="Personal data: masked in JSON and hashed in CSV by default; 'full' shows it (audited)."),
+    Query(description="Personal data: masked in JSON and hashed in CSV (as email_sha256, ...) by default; "
+                      "'full' shows it (audited)."),
 ]
 
 
@@ -147,17 +148,21 @@ def migration(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
 def customers(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst, q: str | None = None,
               scheme: str | None = None, segment: str | None = None, snapshot: Day | None = None,
               limit: Limit = 100, offset: Offset = 0, format: Format = "json", pii: Pii = "default") -> Any:
-    """Customer search by id prefix, e-mail or name, and/or by segment (analysts; audited).
-    ``format=csv`` downloads every match."""
+    """Customer search by id prefix, e-mail or name, and/or by segment of ``scheme`` at
+    ``snapshot`` (default: the latest; ``segment`` and ``snapshot`` need ``scheme``, an
+    unknown one is a 404 as for the audiences) (analysts; audited). ``format=csv`` downloads
+    every match, personal data hashed under ``<column>_sha256`` unless ``pii=full``."""
+    snapshot = _views.segment_snapshot(project, gen, scheme, segment, snapshot)
     if format == "csv":
         frame, total = _views.search_customers(project, q, scheme, segment, snapshot, 10_000_000, 0, gen)
     else:
         frame, total = _views.search_customers(project, q, scheme, segment, snapshot, limit, offset, gen)
     how = "full" if pii == "full" else ("hash" if format == "csv" else "mask")
     audit(request, who, "export" if format == "csv" else "read_customers",
-          {"rows": len(frame), "pii": how, "q": q, "scheme": scheme, "segment": segment})
+          {"rows": len(frame), "pii": how, "q": q, "scheme": scheme, "segment": segment,
+           "snapshot": None if snapshot is None else str(snapshot)})
     return table_response(protect(frame, how), fmt=format, filename="customers",
-                          meta={"q": q, "scheme": scheme, "segment": segment, "pii": how},
+                          meta={"q": q, "scheme": scheme, "segment": segment, "snapshot": snapshot, "pii": how},
                           limit=None if format == "csv" else limit, offset=offset, total=total,
                           paged=True)
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 import pandas as pd
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import escape
 
@@ -23,7 +23,15 @@ from segflow.server._auth import Analyst, Viewer, audit
 from segflow.server._day import Day
 from segflow.server._security import attachment, csv_bytes
 from segflow.server.deps import GenerationDep, ProjectDep
-from segflow.server.routes._render import currency, figure, one_snapshot, part, render, table
+from segflow.server.routes._render import (
+    currency,
+    error_block,
+    figure,
+    one_snapshot,
+    part,
+    render,
+    table,
+)
 from segflow.server.routes.api import Format, Limit, Offset, table_response
 from segflow.server.schemas import RecordsPublic
 
@@ -108,7 +116,7 @@ End = Annotated[Day | None, Query(description="Last snapshot pooled; the forecas
 HalfLife = Annotated[float | None, Query(gt=0, description="Weight recent pairs more: half-life in periods "
                                                             "(default: unweighted).")]
 ArrivalsQ = Annotated[str, Query(max_length=40, description="New customers per period: 'mean' of the pooled "
-                                                            "pairs, 'none', or a number.")]
+                                                            "pairs, 'none', or a number from 0 to 10^12.")]
 
 
 @api.get("/forecasts/{scheme:path}", response_model=RecordsPublic)
@@ -295,7 +303,9 @@ def audiences(request: Request, project: ProjectDep, gen: GenerationDep, who: An
 def audiences_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst, scheme: str | None = None,
                    segment: str | None = None, rule: str | None = None, holdout: Holdout = 0.1,
                    seed: Seed = "segflow") -> HTMLResponse:
-    """Build an audience from a segment or a rule; see its size and value; download it."""
+    """Build an audience from a segment or a rule; see its size and value; download it. A
+    request the audience refuses (a rule error) shows the form again, with what was typed,
+    above the message (preformatted: a rule error's caret points at the bad name)."""
     names = _names(project, gen)
     chosen = scheme or (names[0] if names else "")
     segs = []
@@ -318,8 +328,13 @@ def audiences_page(request: Request, project: ProjectDep, gen: GenerationDep, wh
     query = None
     if segment or rule:
         params = {"rule": rule} if rule else {"scheme": chosen, "segment": segment}
-        frame, summary = _insights.audience(project, gen, scheme=params.get("scheme"), segment=params.get("segment"),
-                                            snapshot=None, rule=params.get("rule"), holdout=holdout, seed=seed)
+        try:
+            frame, summary = _insights.audience(project, gen, scheme=params.get("scheme"),
+                                                segment=params.get("segment"), snapshot=None,
+                                                rule=params.get("rule"), holdout=holdout, seed=seed)
+        except HTTPException as exc:
+            return render(request, "Audiences", [form, error_block(str(exc.detail))], schemes=names,
+                          status_code=exc.status_code)
         audit(request, who, "read_customers", {"audience": {k: str(v) for k, v in summary.items()}, "rows": len(frame)})
         query = urlencode({**params, "holdout": holdout, "seed": seed})
         stats = pd.DataFrame([{k: summary[k] for k in ("customers", "target_customers", "holdout_customers",
