@@ -100,6 +100,9 @@ def test_audience_from_a_segment_and_from_a_rule(analyst, viewer, anon, served_p
     assert bad.status_code == 422 and "did you mean 'monetary_12m'" in bad.json()["detail"]
     both = analyst.get("/api/v1/audiences", params={"rule": "frequency > 1", "scheme": "rfm", "segment": "Lost"})
     assert both.status_code == 422
+    for extra in ({"scheme": "rfm"}, {"snapshot": "2024-01-01"}):  # were dropped without a word
+        alone = analyst.get("/api/v1/audiences", params={"rule": "frequency > 1", **extra})
+        assert alone.status_code == 422 and "latest snapshot's features" in alone.json()["detail"]
     # customer-level: viewers and anonymous callers are refused; the page builds and links downloads
     assert viewer.get("/api/v1/audiences", params=params).status_code == 403
     assert anon.get("/api/v1/audiences", params=params).status_code == 401

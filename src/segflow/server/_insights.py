@@ -258,6 +258,9 @@ def audience(project: Project, gen: Generation, *, scheme: str | None, segment: 
 
     if bool(rule) == bool(scheme and segment):
         raise HTTPException(status_code=422, detail="give either scheme and segment, or rule (not both)")
+    if rule and (scheme or snapshot):  # else dropped without a word
+        raise HTTPException(status_code=422, detail="a rule selects over the latest snapshot's features: "
+                            "give it without scheme or snapshot")
     if not 0 <= holdout < 1:
         raise HTTPException(status_code=422, detail=f"holdout must be a share in [0, 1), got {holdout}")
     features = project.store.table("customer_features")
