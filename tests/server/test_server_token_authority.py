@@ -128,3 +128,41 @@ def test_requests_without_valid_credentials_take_no_store_lease(app, anon, token
     assert leases == []
     assert anon.get("/api/v1/segments/rfm", headers=_bearer(tokens["viewer"])).status_code == 200
     assert leases == [1]
+
+
+def test_a_session_is_bound_to_its_tokens_secret(served_project, tmp_path):
+    """A browser session ends when the store's token of its id is another token (another
+    secret: a store whose token reuses the id), not only when the id is gone; and a sessions
+    file of an older segflow (without the token's hash) is emptied once, not misread."""
+    import sqlite3
+
+    import duckdb
+
+    from segflow.server._auth import Sessions
+    from segflow.server._tokens import create_token, hash_secret
+
+    server = _server(served_project)
+    store = str(served_project / "segflow.duckdb")
+    con = duckdb.connect(store)
+    token, record = create_token(con, "analyst", name="session")
+    con.execute("CHECKPOINT")
+    con.close()
+    with _client(server) as c:
+        server.state.replica.refresh()
+        _login(c, token)
+        assert c.get("/api/v1/whoami").json()["token_id"] == record.token_id
+        con = duckdb.connect(store)
+        con.execute("UPDATE api_tokens SET secret_sha256 = ? WHERE token_id = ?", [hash_secret("x" * 43), record.token_id])
+        con.execute("CHECKPOINT")
+        con.close()
+        assert server.state.replica.refresh()
+        assert c.get("/api/v1/whoami").status_code == 401
+
+    old = sqlite3.connect(tmp_path / "sessions.sqlite")
+    old.execute("CREATE TABLE sessions (id_sha256 TEXT PRIMARY KEY, token_id TEXT, csrf TEXT, expires_at TEXT)")
+    old.execute("INSERT INTO sessions VALUES ('k', ?, 'c', '2999-01-01T00:00:00')", [record.token_id])
+    old.commit()
+    old.close()
+    sessions = Sessions(path=tmp_path, ttl=0)
+    made = sessions.create(record)
+    assert Sessions(path=tmp_path, ttl=0).get(made.session_id).token_sha256 == record.secret_sha256
