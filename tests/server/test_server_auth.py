@@ -362,20 +362,25 @@ def test_token_book_reuses_a_check_for_its_lifetime_only(tmp_path):
     """The cache in isolation: a check is reused (even after the token file marks the token
     revoked) until ``ttl`` has passed, then the revocation applies; a new copy of the store
     (another ``copy`` number) checks again at once; a wrong secret is never a cache hit; a
-    token only in the token file (created after the copy) is known at once."""
+    token only in the token file (created after the copy) is known at once; a token file the
+    copy was made after (its publish_id kept with the copy) is ignored: the copy counts."""
     import dataclasses
+    import types
 
     from segflow.server._token_cache import TOKENS_FILE, TokenBook
     from segflow.server._tokens import TokenRecord, hash_secret
 
-    def publish(*records):
+    def publish(*records, publish_id="p1"):
         rows = {}
         for r in records:
             row = dataclasses.asdict(r)
             for name in ("created_at", "expires_at", "revoked_at"):
                 row[name] = row[name].isoformat() if row[name] else None
             rows[r.token_id] = row
-        (tmp_path / TOKENS_FILE).write_text(json.dumps(rows))
+        (tmp_path / TOKENS_FILE).write_text(json.dumps({"publish_id": publish_id, "tokens": rows}))
+
+    def copy(number, before=None):
+        return types.SimpleNamespace(number=number, tokens=tokens, token_file_before=before)
 
     secret = "s" * 43
     record = TokenRecord("0123abcd", None, "viewer", hash_secret(secret), dt.datetime(2026, 1, 1), None, None)
@@ -383,24 +388,30 @@ def test_token_book_reuses_a_check_for_its_lifetime_only(tmp_path):
     tokens = {record.token_id: record}
     token = f"sf_{record.token_id}_{secret}"
     book = TokenBook(tmp_path, ttl=0.6)
-    assert book.verify(token, tokens, 1) == record
+    assert book.verify(token, copy(1)) == record
     publish(revoked)
-    assert book.verify(token, tokens, 1) == record  # cached: at most ttl old
-    assert book.verify(token, tokens, 2) is None  # a new copy: checked again, revoked
-    assert not book.active(record)
-    assert book.verify(f"sf_{record.token_id}_{'t' * 43}", tokens, 1) is None
-    publish(record)
-    assert book.verify(token, tokens, 1) == record
-    publish(revoked)
+    assert book.verify(token, copy(1)) == record  # cached: at most ttl old
+    assert book.verify(token, copy(2)) is None  # a new copy: checked again, revoked
+    assert book.lookup(record.token_id, copy(2)) == revoked
+    assert book.verify(f"sf_{record.token_id}_{'t' * 43}", copy(1)) is None
+    publish(record, publish_id="p2")
+    assert book.verify(token, copy(1)) == record
+    publish(revoked, publish_id="p3")
     time.sleep(0.7)
-    assert book.verify(token, tokens, 1) is None  # after ttl the revocation applies
+    assert book.verify(token, copy(1)) is None  # after ttl the revocation applies
     fresh = TokenRecord("89abcdef", "new", "analyst", hash_secret("n" * 43), dt.datetime(2026, 12, 1), None, None)
-    assert book.verify(f"sf_89abcdef_{'n' * 43}", tokens, 1) is None
-    publish(revoked, fresh)
-    assert book.verify(f"sf_89abcdef_{'n' * 43}", tokens, 1) == fresh  # not in the copy, known at once
-    assert book.lookup("89abcdef", tokens) == fresh and book.lookup("0123abcd", {}) == revoked
+    assert book.verify(f"sf_89abcdef_{'n' * 43}", copy(1)) is None
+    publish(revoked, fresh, publish_id="p4")
+    assert book.verify(f"sf_89abcdef_{'n' * 43}", copy(1)) == fresh  # not in the copy, known at once
+    assert book.lookup("89abcdef", copy(1)) == fresh and book.lookup("0123abcd", copy(1)) == revoked
+    # a copy made after that file: the copy's records alone count (the store is the authority)
+    assert book.verify(f"sf_89abcdef_{'n' * 43}", copy(3, before="p4")) is None
+    assert book.verify(token, copy(3, before="p4")) == record
+    assert book.lookup("89abcdef", copy(3, before="p4")) is None
     (tmp_path / TOKENS_FILE).write_text("{not json")
-    assert book.verify(token, tokens, 3) == record  # an unreadable file: the copy's records apply
+    assert book.verify(token, copy(4)) == record  # an unreadable file: the copy's records apply
+    (tmp_path / TOKENS_FILE).write_text(json.dumps({"89abcdef": {}}))  # an older segflow's file
+    assert book.verify(f"sf_89abcdef_{'n' * 43}", copy(5)) is None
 
 
 def test_worker_processes_share_one_copy_of_the_store(served_project):

@@ -6,6 +6,9 @@ form. Sessions live in the server's memory and in a SQLite file of its work fold
 by worker processes; see :class:`Sessions`), last at most
 ``session_hours`` and never outlive their token; a revoked token is refused, and its
 sessions ended, within ``token_cache_seconds`` (see :mod:`segflow.server._token_cache`).
+A session is bound to its token's record (id and the SHA-256 of the secret): it ends as soon
+as the served copy of the store no longer holds that token (a rebuilt store, a backup copied
+back), as a bearer token does.
 
 CSRF: a state-changing request (POST) authenticated by the cookie must carry the session's
 CSRF token (form field ``csrf_token`` or header ``X-CSRF-Token``) and, when the browser sends
@@ -46,10 +49,15 @@ class LoginRequired(Exception):
 
 @dataclasses.dataclass
 class Session:
+    """A browser login: its token (id and the SHA-256 of its secret), CSRF token and expiry."""
+
     session_id: str
     token_id: str
     csrf: str
     expires_at: dt.datetime
+    #: the token's ``secret_sha256`` at login: a store whose token of that id differs (another
+    #: store, a reused id) does not keep the session
+    token_sha256: str = ""
 
 
 class Sessions:
@@ -71,8 +79,11 @@ class Sessions:
         if path is not None:
             self._db = Path(path) / "sessions.sqlite"
             with contextlib.closing(self._connect()) as con, con:
+                columns = {row[1] for row in con.execute("PRAGMA table_info(sessions)").fetchall()}
+                if columns and "token_sha256" not in columns:  # an older segflow's: log in again
+                    con.execute("DROP TABLE IF EXISTS sessions")
                 con.execute("CREATE TABLE IF NOT EXISTS sessions (id_sha256 TEXT PRIMARY KEY, token_id TEXT, "
-                            "csrf TEXT, expires_at TEXT)")
+                            "csrf TEXT, expires_at TEXT, token_sha256 TEXT)")
             with contextlib.suppress(OSError):
                 os.chmod(self._db, 0o600)
 
@@ -89,12 +100,14 @@ class Sessions:
         expires = now + dt.timedelta(hours=self.hours)
         if token.expires_at is not None:
             expires = min(expires, token.expires_at)
-        session = Session(secrets.token_urlsafe(32), token.token_id, secrets.token_urlsafe(32), expires)
+        session = Session(secrets.token_urlsafe(32), token.token_id, secrets.token_urlsafe(32), expires,
+                          token.secret_sha256)
         if self._db is not None:
             with contextlib.closing(self._connect()) as con:
                 con.execute("DELETE FROM sessions WHERE expires_at <= ?", [now.isoformat()])
-                con.execute("INSERT INTO sessions VALUES (?, ?, ?, ?)",
-                            [self._key(session.session_id), session.token_id, session.csrf, expires.isoformat()])
+                con.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?)",
+                            [self._key(session.session_id), session.token_id, session.csrf, expires.isoformat(),
+                             session.token_sha256])
         with self._lock:
             self._sessions = {k: v for k, v in self._sessions.items() if v[0].expires_at > now}
             self._sessions[session.session_id] = (session, time.monotonic())
@@ -107,9 +120,10 @@ class Sessions:
         session = hit[0] if hit is not None else None
         if self._db is not None and (hit is None or clock - hit[1] >= self.ttl):
             with contextlib.closing(self._connect()) as con:
-                row = con.execute("SELECT token_id, csrf, expires_at FROM sessions WHERE id_sha256 = ?",
+                row = con.execute("SELECT token_id, csrf, expires_at, token_sha256 FROM sessions WHERE id_sha256 = ?",
                                   [self._key(session_id)]).fetchone()
-            session = None if row is None else Session(session_id, row[0], row[1], dt.datetime.fromisoformat(row[2]))
+            session = None if row is None else Session(session_id, row[0], row[1], dt.datetime.fromisoformat(row[2]),
+                                                       row[3] or "")
             with self._lock:
                 if session is None:
                     self._sessions.pop(session_id, None)
@@ -137,10 +151,6 @@ class Principal:
     session: Session | None = None
 
 
-def _tokens(request: Request) -> dict[str, TokenRecord]:
-    return request.app.state.replica.current.tokens
-
-
 async def principal(request: Request) -> Principal:
     """The authenticated caller, or :class:`LoginRequired`. Runs on the event loop (no I/O
     but a ``stat`` of the token file when a cached check is older than its lifetime)."""
@@ -150,8 +160,7 @@ async def principal(request: Request) -> Principal:
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value:
             raise LoginRequired("the Authorization header must read 'Bearer <token>'")
-        generation = request.app.state.replica.current
-        record = book.verify(value, generation.tokens, generation.number)
+        record = book.verify(value, request.app.state.replica.current)
         if record is None:
             raise LoginRequired("the token is unknown, expired or revoked")
         found = Principal(record.token_id, record.role, record.name)
@@ -160,10 +169,11 @@ async def principal(request: Request) -> Principal:
         session = request.app.state.sessions.get(session_id) if session_id else None
         if session is None:
             raise LoginRequired("log in, or send 'Authorization: Bearer <token>'")
-        record = book.lookup(session.token_id, _tokens(request))
-        if record is None or not book.active(record):
+        record = book.lookup(session.token_id, request.app.state.replica.current)
+        if (record is None or record.state() != "active"
+                or not hmac.compare_digest(record.secret_sha256, session.token_sha256)):
             request.app.state.sessions.drop(session.session_id)
-            raise LoginRequired("the token of this session was revoked or has expired")
+            raise LoginRequired("the token of this session was revoked, has expired or is no longer in the store")
         found = Principal(record.token_id, record.role, record.name, session)
     request.state.principal = found
     return found

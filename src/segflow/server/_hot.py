@@ -113,8 +113,7 @@ class HotPaths:
         if kind.lower() != "bearer" or not token:
             return None
         state = scope["app"].state
-        generation = state.replica.current
-        record = state.token_book.verify(token, generation.tokens, generation.number)
+        record = state.token_book.verify(token, state.replica.current)
         return record if record is not None and role_at_least(record.role, "analyst") else None
 
     def _audit(self, scope: Scope, record: Any, action: str, detail: dict[str, Any]) -> None:

@@ -44,6 +44,7 @@ from segflow.config import Settings
 from segflow.errors import StoreError
 from segflow.project import Project
 from segflow.server._audit import work_dir_for
+from segflow.server._token_cache import published_id
 from segflow.server._tokens import TokenRecord, load_tokens
 from segflow.store import Store
 from segflow.store._cache_guard import CacheGuard
@@ -170,6 +171,9 @@ def _shared_copy(store_path: Path, work_dir: Path, memory_limit: str | None = No
         target = _copy_name(work_dir, fingerprint)
         if not (target.exists() and target.with_suffix(".ready").exists()):
             tmp = work_dir / f"replica-tmp-{os.getpid()}-{next(_counter)}.duckdb"
+            # the token file as it is before the copy: the copy holds what it shows (see
+            # segflow.server._token_cache); kept in the copy's .ready marker for every worker
+            token_file_before = published_id(work_dir)
             try:
                 fingerprint = (*_copy_consistent(store_path, tmp), *extra)
                 if fill is not None:
@@ -184,8 +188,25 @@ def _shared_copy(store_path: Path, work_dir: Path, memory_limit: str | None = No
             if lookup_folder(tmp).exists():
                 os.replace(lookup_folder(tmp), lookup_folder(target))
             os.replace(tmp, target)
-            target.with_suffix(".ready").touch(mode=0o600)
+            _write_marker(target.with_suffix(".ready"), token_file_before)
         return target, fingerprint, _take(target)
+
+
+def _write_marker(path: Path, token_file_before: str | None) -> None:
+    """The ``.ready`` marker of a finished copy, holding the token file's ``publish_id`` read
+    before the copy was made (empty: there was no token file)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(token_file_before or "")
+
+
+def read_marker(path: Path) -> str | None:
+    """The token file's ``publish_id`` kept with the copy at ``path`` (None: none, or the
+    marker cannot be read)."""
+    try:
+        return path.with_suffix(".ready").read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
 
 
 def _pooled_project(directory: Path, settings: Settings, path: Path, cursor: duckdb.DuckDBPyConnection) -> Project:
@@ -236,6 +257,9 @@ class Generation:
         if threads:  # requests are the unit of parallelism: one thread per query costs less CPU
             self.db.execute(f"SET threads = {int(threads)}")
         self.tokens: dict[str, TokenRecord] = load_tokens(self.db)
+        #: the token file's publish_id when this copy was made: that file is not newer than the
+        #: copy and is ignored (segflow.server._token_cache.TokenBook.tokens)
+        self.token_file_before: str | None = read_marker(path)
         from segflow.server._lookup import open_index
 
         self.lookup = open_index(lookup_folder(path))  # None: lookups read DuckDB

@@ -5,9 +5,20 @@ changes and after the copy is made and indexed (minutes on a large store). So th
 new token nor a revocation waits for that, ``segflow tokens create`` and ``revoke`` also
 write every token record (id, name, role, the SHA-256 of the secret, dates; never a secret)
 to ``tokens.json`` in the server's work folder beside the store (:func:`publish_tokens`,
-atomically, owner-only, after the store's commit); every server process reads that file
-again when its size or modification time changes, and its records take precedence over the
-copy's (they are newer).
+atomically, owner-only, after the store's commit and checkpoint), with a random
+``publish_id``; every server process reads that file again when its size or modification
+time changes.
+
+**The store is the authority; the file is only a newer view of it.** The file is trusted
+for a copy of the store only when it was written *after* that copy was made: whoever makes
+a copy first reads the file's ``publish_id`` (:func:`published_id`) and keeps it with the
+copy (``Generation.token_file_before``). The file's records then replace the copy's (they
+hold every token of the store, a newer state). A file already present when the copy was made
+describes a state the copy already holds, or a store that was since rebuilt or restored from
+a backup: it is ignored, and only the copy's tokens count. So a token the store no longer
+holds (after ``rm segflow.duckdb`` and a new ingest, or a backup copied back) is refused as
+soon as the server serves a copy of the replaced store, exactly as ``segflow tokens list``
+and ``revoke`` (which read the store) see it.
 
 :class:`TokenBook` verifies a bearer token (:func:`segflow.server._tokens.verify`: SHA-256 and a
 constant-time comparison) and remembers a successful check for ``ttl`` seconds, keyed by the
@@ -23,17 +34,18 @@ checked on every request, cached or not.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
 import json
 import os
+import secrets
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from segflow.server._tokens import TokenRecord, load_tokens, verify
 
@@ -42,34 +54,58 @@ _MAX_ENTRIES = 10_000
 _DATES = ("created_at", "expires_at", "revoked_at")
 
 
-def publish_tokens(work_dir: Path, con: Any) -> None:
+class TokenCopy(Protocol):
+    """What the token checks need of a copy of the store (a ``Generation``)."""
+
+    #: Which copy (a new number for each copy a process opens).
+    number: int
+    #: The copy's token records by id.
+    tokens: dict[str, TokenRecord]
+    #: The ``publish_id`` of the token file when the copy was made (None: there was none).
+    token_file_before: str | None
+
+
+def publish_tokens(work_dir: Path, con: Any) -> str:
     """Write every token record of the store (``con``) to the work folder's ``tokens.json``
-    (mode 0600; a temporary file renamed into place: readers see all or nothing). Records
-    hold the SHA-256 of each secret, as the store does, never a secret."""
+    (mode 0600; a temporary file renamed into place: readers see all or nothing) under a new
+    random ``publish_id``, which it returns. Records hold the SHA-256 of each secret, as the
+    store does, never a secret. Call it after the store's commit and checkpoint: a copy made
+    after the file was written must hold every change the file shows."""
     records = {}
     for t in load_tokens(con).values():
         row = dataclasses.asdict(t)
         for name in _DATES:
             row[name] = row[name].isoformat() if row[name] is not None else None
         records[t.token_id] = row
+    publish_id = secrets.token_hex(16)
     target = Path(work_dir) / TOKENS_FILE
     tmp = target.with_name(f".{TOKENS_FILE}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(records, fh, sort_keys=True)
+        json.dump({"publish_id": publish_id, "tokens": records}, fh, sort_keys=True)
     os.replace(tmp, target)
+    return publish_id
 
 
-def _read_records(path: Path) -> dict[str, TokenRecord]:
-    """The records of a ``tokens.json`` (empty if it cannot be read: the copy's apply)."""
-    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
-        rows = json.loads(path.read_text(encoding="utf-8"))
+def _read_file(path: Path) -> tuple[str | None, dict[str, TokenRecord]]:
+    """The ``publish_id`` and records of a ``tokens.json``; ``(None, {})`` if it cannot be
+    read or has no ``publish_id`` (a file of an older segflow): the copy's records apply."""
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError, AttributeError):
+        document = json.loads(path.read_text(encoding="utf-8"))
+        publish_id = document["publish_id"]
         out = {}
-        for token_id, row in rows.items():
+        for token_id, row in document["tokens"].items():
             dates = {n: dt.datetime.fromisoformat(row[n]) if row[n] else None for n in _DATES}
             out[token_id] = TokenRecord(token_id, row["name"], row["role"], row["secret_sha256"], **dates)
-        return out
-    return {}
+        if isinstance(publish_id, str) and publish_id:
+            return publish_id, out
+    return None, {}
+
+
+def published_id(work_dir: Path) -> str | None:
+    """The ``publish_id`` of the work folder's token file now (None: no readable file). Read
+    before a copy of the store is made and kept with it (see the module notes)."""
+    return _read_file(Path(work_dir) / TOKENS_FILE)[0]
 
 
 class TokenBook:
@@ -87,52 +123,52 @@ class TokenBook:
         self.path = Path(work_dir) / TOKENS_FILE
         self.ttl = ttl
         self._cache: dict[bytes, tuple[TokenRecord, float, int]] = {}
-        self._published: dict[str, TokenRecord] = {}
-        self._seen: tuple[int, int] | None = None
+        self._published: tuple[str | None, dict[str, TokenRecord]] = (None, {})
+        self._seen: tuple[int, int, int] | None = None
         self._lock = threading.Lock()
 
-    def published(self) -> dict[str, TokenRecord]:
-        """Token records of ``tokens.json`` by id (read again when the file changed)."""
+    def _file(self) -> tuple[str | None, dict[str, TokenRecord]]:
+        """``publish_id`` and records of ``tokens.json`` (read again when the file changed)."""
         try:
             st = os.stat(self.path)
-            fingerprint = (st.st_mtime_ns, st.st_size)
+            fingerprint = (st.st_ino, st.st_mtime_ns, st.st_size)
         except FileNotFoundError:
             fingerprint = None
         if fingerprint != self._seen:
-            records = _read_records(self.path) if fingerprint is not None else {}
+            published = _read_file(self.path) if fingerprint is not None else (None, {})
             with self._lock:
-                self._published, self._seen = records, fingerprint
+                self._published, self._seen = published, fingerprint
         return self._published
 
-    def lookup(self, token_id: str, tokens: dict[str, TokenRecord]) -> TokenRecord | None:
-        """The newest record of ``token_id``: the token file's, else the copy's (``tokens``)."""
-        return self.published().get(token_id) or tokens.get(token_id)
+    def tokens(self, copy: TokenCopy) -> Mapping[str, TokenRecord]:
+        """The token records that count for ``copy``: the token file's when it was written
+        after the copy was made (a newer state of the same store), else the copy's."""
+        publish_id, records = self._file()
+        if publish_id is not None and publish_id != copy.token_file_before:
+            return records
+        return copy.tokens
 
-    def active(self, record: TokenRecord | None, now: dt.datetime | None = None) -> bool:
-        """Whether a stored token may be used now (not expired, not revoked anywhere)."""
-        if record is None:
-            return False
-        newest = self.published().get(record.token_id, record)
-        return newest.state(now) == "active"
+    def lookup(self, token_id: str, copy: TokenCopy) -> TokenRecord | None:
+        """The record of ``token_id`` that counts for ``copy`` (see :meth:`tokens`), or None."""
+        return self.tokens(copy).get(token_id)
 
-    def verify(self, token: str, tokens: dict[str, TokenRecord], copy: int = 0) -> TokenRecord | None:
-        """The active record of ``token`` (checked against the token file and ``tokens``, the
-        copy's, at most ``ttl`` seconds ago and on the same copy: ``copy``, the number of the
-        store copy ``tokens`` come from), or None."""
+    def verify(self, token: str, copy: TokenCopy) -> TokenRecord | None:
+        """The active record of ``token`` (checked against :meth:`tokens` of ``copy`` at most
+        ``ttl`` seconds ago and on the same copy), or None."""
         key = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
         clock = time.monotonic()
         hit = self._cache.get(key)
-        if hit is not None and clock - hit[1] < self.ttl and hit[2] == copy:
+        if hit is not None and clock - hit[1] < self.ttl and hit[2] == copy.number:
             record = hit[0]
             return record if record.expires_at is None or record.expires_at > _utcnow() else None
-        record = verify(token, collections.ChainMap(self.published(), tokens))
+        record = verify(token, self.tokens(copy))
         with self._lock:
             if record is None:
                 self._cache.pop(key, None)
             else:
                 if len(self._cache) >= _MAX_ENTRIES:
                     self._cache.clear()
-                self._cache[key] = (record, clock, copy)
+                self._cache[key] = (record, clock, copy.number)
         return record
 
 

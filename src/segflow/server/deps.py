@@ -1,4 +1,12 @@
-"""FastAPI dependencies: the server settings and a project on a pooled read-only connection."""
+"""FastAPI dependencies: the server settings and a project on a pooled read-only connection.
+
+A store connection is leased only for an authenticated caller: :func:`get_project` depends on
+:func:`segflow.server._auth.principal` (FastAPI resolves it first and once per request; the
+routes' role checks reuse it), so a request without valid credentials is refused with 401
+(or sent to the login form) at once, without waiting at the admission gate or taking one of
+its ``pool_size`` places, whatever the order of the route's parameters. The one public route
+that reads the copy, ``/api/v1/live``, uses :data:`CurrentGenerationDep`: no connection.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from segflow.errors import StoreError
 from segflow.project import Project
+from segflow.server._auth import PrincipalDep
 from segflow.server._replica import Generation, Replica
 
 #: Host names a server bound to loopback answers to (anything else: 400, against DNS rebinding).
@@ -115,16 +124,24 @@ async def leased_project(request: Request) -> AsyncIterator[Project]:
         gate.release()
 
 
-async def get_project(request: Request) -> AsyncIterator[Project]:
-    """The dependency form of :func:`leased_project`."""
+async def get_project(request: Request, who: PrincipalDep) -> AsyncIterator[Project]:
+    """The dependency form of :func:`leased_project`, for an authenticated caller only
+    (``who``: :func:`segflow.server._auth.principal` raises before a lease is asked for)."""
     async with leased_project(request) as project:
         yield project
 
 
 def get_generation(request: Request, project: Annotated[Project, Depends(get_project)]) -> Generation:
+    """The copy the leased project of this request reads."""
     return request.state.generation
+
+
+def current_generation(request: Request) -> Generation:
+    """The copy served now, without a store connection or a caller (public routes)."""
+    return request.app.state.replica.current
 
 
 SettingsDep = Annotated[ServerSettings, Depends(get_settings)]
 ProjectDep = Annotated[Project, Depends(get_project)]
 GenerationDep = Annotated[Generation, Depends(get_generation)]
+CurrentGenerationDep = Annotated[Generation, Depends(current_generation)]

@@ -22,7 +22,7 @@ from segflow.server._auth import Admin, Analyst, Viewer, audit
 from segflow.server._day import Day
 from segflow.server._security import attachment, csv_bytes, protect, protect_rows
 from segflow.server._tokens import role_at_least
-from segflow.server.deps import GenerationDep, ProjectDep, leased_project
+from segflow.server.deps import CurrentGenerationDep, GenerationDep, ProjectDep, leased_project
 from segflow.server.schemas import HealthPublic, LivePublic, RecordsPublic, WhoAmIPublic
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
@@ -71,7 +71,7 @@ def health(project: ProjectDep, gen: GenerationDep, who: Viewer) -> HealthPublic
 
 
 @router.get("/live", response_model=LivePublic)
-def live(gen: GenerationDep) -> LivePublic:
+def live(gen: CurrentGenerationDep) -> LivePublic:
     """Liveness for a load balancer or an orchestrator: no login, and nothing about the
     project, its data or its versions (``/health`` gives those to a viewer)."""
     return LivePublic(status="ok", warm=gen.warmed.is_set())
@@ -219,7 +219,7 @@ def quality(project: ProjectDep, who: Viewer, limit: Limit = 1000, offset: Offse
 def tokens(request: Request, who: Admin, limit: Limit = 100, offset: Offset = 0) -> Any:
     """API tokens (never their secrets or hashes); admins only. Create and revoke them with
     ``segflow tokens``."""
-    newest = {**request.app.state.replica.current.tokens, **request.app.state.token_book.published()}
+    newest = request.app.state.token_book.tokens(request.app.state.replica.current)  # those the server accepts
     rows = [t.public() for t in sorted(newest.values(), key=lambda t: (t.created_at, t.token_id))]
     return table_response(pd.DataFrame(rows), fmt="json", filename="tokens", meta={}, limit=limit, offset=offset)
 

@@ -60,8 +60,7 @@ def login(request: Request, token: Annotated[str, Form()], csrf_token: Annotated
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not same_origin(request) or not expected or not hmac.compare_digest(expected, csrf_token):
         raise HTTPException(status_code=403, detail="the login form expired or came from another site; reload it")
-    generation = request.app.state.replica.current
-    record = request.app.state.token_book.verify(token, generation.tokens, generation.number)
+    record = request.app.state.token_book.verify(token, request.app.state.replica.current)
     if record is None:
         return login_form(request, next=next, error="That token is unknown, expired or revoked.")
     session = request.app.state.sessions.create(record)
