@@ -85,3 +85,20 @@ def test_a_value_outside_an_options_choices_is_a_one_line_usage_error(tmp_path, 
     command = " ".join(a for a in args[:2] if not a.startswith("-"))
     assert lines[0].startswith(f"segflow {command}: invalid value for ") and said in lines[0]
     assert lines[0].endswith(f"see 'segflow {command} --help'")
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["migrate", "--scheme", "rfm", "--level", "1.5"], "'--level'"),  # was a ValueError traceback
+    (["migrate", "who", "--scheme", "rfm", "--from", "A", "--to", "B", "--limit", "-5"], "'--limit'"),
+    (["migrate", "paths", "--scheme", "rfm", "--top", "-2"], "'--top'"),  # printed all but 2 paths
+    (["serve", "--pool-size", "0", "--get", "/api/v1/live"], "'--pool-size'"),  # a pydantic traceback
+    (["tokens", "audit", "--limit", "-1"], "'--limit'"),  # printed nothing
+    (["sources", "check", "orders", "--rows", "-3"], "'--rows'"),  # "0 rows checked"
+])
+def test_a_number_outside_an_options_range_is_a_one_line_usage_error(tmp_path, args, said):
+    """Counts and levels out of range are refused before the command runs (exit status 2)."""
+    result = runner.invoke(app, [*args, "-p", str(tmp_path)])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    command = " ".join(a for a in args[:2] if not a.startswith("-") and a != "orders")
+    assert lines[0].startswith(f"segflow {command}: invalid value for {said}"), lines[0]

@@ -150,7 +150,7 @@ def _show(report, json_output: bool) -> None:
 
 def check_command(
     name: str = typer.Argument(..., help="Name of the source in segflow.toml."),
-    rows: int = typer.Option(1000, "--rows", "-n", help="Number of rows to check."),
+    rows: int = typer.Option(1000, "--rows", "-n", min=1, help="Number of rows to check."),
     project: Path = ProjectDirOption,
     json_output: bool = JsonOption,
 ) -> None:

@@ -113,7 +113,7 @@ def migrate(
         "dirichlet",
         help="Share intervals: dirichlet (pointwise Jeffreys) or goodman (simultaneous).",
     ),
-    level: float = typer.Option(0.95, help="Interval level."),
+    level: float = typer.Option(0.95, min=0.5, max=0.999, help="Interval level (0.5 to 0.999)."),
     project_dir: Path = ProjectDirOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -256,7 +256,7 @@ def who(
     to_date: dt.date | None = typer.Option(
         None, "--to-date", parser=DATE, help="Second snapshot (default: the latest)."
     ),
-    limit: int = typer.Option(50, help="Customers shown (JSON and text); 0 = all."),
+    limit: int = typer.Option(50, min=0, help="Customers shown (JSON and text); 0 = all."),
     project_dir: Path = ProjectDirOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -293,7 +293,7 @@ def who(
 @migrate_app.command("paths")
 def paths(
     scheme: str = SchemeOption,
-    top: int = typer.Option(20, help="Number of paths shown."),
+    top: int = typer.Option(20, min=1, help="Number of paths shown."),
     project_dir: Path = ProjectDirOption,
     as_json: bool = JsonOption,
 ) -> None:

@@ -51,7 +51,7 @@ def serve(
         None, "--allowed-host",
         help="Host header value to answer besides 127.0.0.1/localhost (repeatable; others get 400).",
     ),
-    pool_size: int = typer.Option(8, help="Read-only store connections (requests read in parallel)."),
+    pool_size: int = typer.Option(8, min=1, max=64, help="Read-only store connections (requests read in parallel)."),
     workers: int = typer.Option(1, min=1, max=64, help="Server processes (uvicorn workers) sharing one copy of the store."),
     get: str = typer.Option(
         None, "--get", help="Run one GET request against this path in-process, print it and exit."
@@ -247,7 +247,7 @@ def revoke(
 
 
 def audit(
-    limit: int = typer.Option(100, help="Newest events to show."),
+    limit: int = typer.Option(100, min=1, help="Newest events to show."),
     action: str = typer.Option(None, help="Only this action (read_customer, read_customers, export, score)."),
     project_dir: Path = ProjectDirOption,
     as_json: bool = JsonOption,
