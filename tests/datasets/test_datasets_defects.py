@@ -58,6 +58,9 @@ def _detect(demo_dir, demo, table: str, fmt: str) -> pd.DataFrame:
     ts = _ts(frame, col, fmt)
     end = pd.Timestamp(demo.end)
     found += [(i, col, "future_date") for i in frame.index[ts >= end]]
+    # a mistyped century: future whenever the files are loaded (1-365 days after the end
+    # alone were in the past a year later, and ingest without max_date accepted them)
+    assert (ts[ts >= end] > end + pd.Timedelta(days=36_525)).all()
     if fmt == "csv":
         found += [(i, col, "unparseable_date") for i in frame.index[ts.isna()]]
     if table == "transactions":

@@ -16,6 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 DAY = 86_400
+#: 100 years of 365.25 days: the offset of a future_date defect (a mistyped century).
+CENTURY = 36_525 * DAY
 
 #: Defect kinds per table: (defect, column, rate per row, CSV only).
 DEFECTS: dict[str, tuple[tuple[str, str, float, bool], ...]] = {
@@ -167,7 +169,9 @@ def _corrupt(
         old = table[column].combine_chunks().take(pa.array(at)).to_numpy()
         return _set(table, column, at, pa.array(np.where(rng.random(k) < 0.5, 0.0, -old)))
     if defect == "future_date":
-        secs = ctx.end + rng.integers(1, 366, size=k) * DAY + rng.integers(0, 1440, size=k) * 60
+        # a mistyped century: in the future whatever day the files are loaded (1 to 365 days
+        # after the data end alone were in the past a year after the data were made)
+        secs = ctx.end + CENTURY + rng.integers(1, 366, size=k) * DAY + rng.integers(0, 1440, size=k) * 60
         return _set(table, column, at, pa.array(secs, pa.int64()).cast(pa.timestamp("s")))
     if defect == "unknown_customer":
         numbers = ctx.total_customers + 1 + rng.integers(0, 10**ctx.width, size=k)
