@@ -227,6 +227,30 @@ def test_small_segments_warn_for_every_kind(ties_store):
     assert check_scheme(quiet, features, assign(quiet, features), warn=False) == []
 
 
+def test_one_segment_for_every_buyer_says_why():
+    """20 identical buyers (two $50 orders two weeks before the snapshot) tie on recency,
+    frequency and spend: by the tie rule all score 1 and are "Lost". The scheme tells nobody
+    apart; a note says so and names the tie rule (before: nothing was said)."""
+    rows = [(f"{o}{i}", f"c{i:02d}", day, 50.0) for i in range(20)
+            for o, day in (("a", "2024-01-15"), ("b", "2024-02-15"))]
+    store = _store(rows)
+    try:
+        features = _features(store, dt.date(2024, 3, 1))
+        rfm = SchemeSettings(name="rfm", kind="rfm")
+        assignments = assign(rfm, features)
+        assert set(assignments.to_pandas().segment) == {"Lost"}
+        messages = check_scheme(rfm, features, assignments, snapshot=dt.date(2024, 3, 1), warn=False)
+        assert messages[-1] == ("scheme 'rfm' at 2024-03-01: all 20 customers with a purchase are in one "
+                                "segment, 'Lost'; their recency, frequency and spend tie, and a value held by "
+                                "more than 1/bins of the customers takes the lowest score (docs/segments.md, "
+                                "'Heavy ties')")
+        tiers = SchemeSettings(name="tiers", kind="value_tiers", min_segment_share=0.0)
+        one = check_scheme(tiers, features, assign(tiers, features), warn=False)
+        assert len(one) == 1 and one[0].startswith("scheme 'tiers': all 20 customers are in one segment, ")
+    finally:
+        store.close()
+
+
 # -- frozen cut-offs at a reference snapshot ----------------------------------------------
 def test_reference_cutoffs_freeze_the_scores(ties_store):
     tables = {n: ties_store.table(n) for n in REQUIRED_TABLES}

@@ -7,7 +7,7 @@ and warn with :class:`SchemeCheckWarning`; the messages also go into the run's n
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import ibis
 
@@ -101,6 +101,26 @@ def small_segment_messages(
             f"{floor:.1%} of the {total:,} customers (min_segment_share): {named}{more}"]
 
 
+def one_segment_messages(scheme: SchemeSettings, sizes: Mapping[str, int], *,
+                         snapshot: object = None) -> list[str]:
+    """A message when every customer of a scheme (at least two; RFM: every buyer) is in one
+    segment: the scheme tells nobody apart. For RFM it names the cause, ties: equal values
+    get equal scores, and a value held by more than ``1 / bins`` of the customers takes the
+    lowest score (docs/segments.md, "Heavy ties"), so identical buyers are all "Lost"."""
+    from segflow.segments._rfm import NO_PURCHASE
+
+    counted = {s: n for s, n in sizes.items() if n > 0 and not (scheme.kind == "rfm" and s == NO_PURCHASE)}
+    total = sum(counted.values())
+    if len(counted) != 1 or total < 2:
+        return []
+    (segment,) = counted
+    at = f" at {snapshot}" if snapshot is not None else ""
+    who = "customers with a purchase" if scheme.kind == "rfm" else "customers"
+    why = ("; their recency, frequency and spend tie, and a value held by more than 1/bins of the "
+           "customers takes the lowest score (docs/segments.md, 'Heavy ties')" if scheme.kind == "rfm" else "")
+    return [f"scheme {scheme.name!r}{at}: all {total:,} {who} are in one segment, {segment!r}{why}"]
+
+
 def check_scheme(
     scheme: SchemeSettings,
     features: ibis.Table,
@@ -134,6 +154,7 @@ def check_scheme(
     for name in expected_segments(scheme):
         sizes.setdefault(name, 0)
     messages += small_segment_messages(scheme, sorted(sizes.items()), snapshot=snapshot)
+    messages += one_segment_messages(scheme, sizes, snapshot=snapshot)
     if warn:
         for message in messages:
             warnings.warn(message, SchemeCheckWarning, stacklevel=2)
