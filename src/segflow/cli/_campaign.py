@@ -125,14 +125,15 @@ def effect(
     """
     from segflow.campaigns import campaign_effect, campaign_report
 
+    if responses is not None and not outcome:  # a usage error (exit status 2), as Click's own
+        raise typer.BadParameter("file mode (--responses) needs at least one outcome column",
+                                 param_hint="'--outcome'")
     with user_errors(), _warnings_to_console():
         if correction not in ("holm", "bh", "none"):
             raise InputError(f"--correction must be holm, bh or none, not {correction!r}")
         if responses is None and campaign is None:
             raise InputError("give --responses FILE (a customer-level file) or --campaign ID (the store)")
         if responses is not None:
-            if not outcome:
-                raise InputError("name at least one --outcome column", file=str(responses))
             table = read_customer_file(responses)
             rep = campaign_effect(table, arm_col=arm_col, control=control, outcomes=outcome,
                                   by=by, level=level, correction=correction,  # type: ignore[arg-type]

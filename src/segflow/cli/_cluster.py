@@ -167,8 +167,15 @@ def _parse_k(k: str) -> int | str:
     return value
 
 
-def _split(text: str | None) -> list[str] | None:
-    return [c.strip() for c in text.split(",") if c.strip()] if text else None
+def _feature_list(text: str | None) -> list[str] | None:
+    """The columns of ``--features`` (None: the default features); a column named twice is
+    a usage error (exit status 2), not a clustering on a repeated feature."""
+    columns = [c.strip() for c in text.split(",") if c.strip()] if text else None
+    repeated = [c for c in dict.fromkeys(columns or []) if (columns or []).count(c) > 1]
+    if repeated:
+        raise typer.BadParameter(f"{', '.join(map(repr, repeated))} named more than once",
+                                 param_hint="'--features'")
+    return columns
 
 
 def _write(con: ibis.BaseBackend, table: ibis.Table, out: Path) -> None:
@@ -205,8 +212,8 @@ def cluster_command(
         parser=Choice("auto", integers=1),
         help="Number of segments, or 'auto' (chosen by silhouette, Davies-Bouldin, Calinski-Harabasz).",
     ),
-    k_min: int = typer.Option(2, "--k-min", help="Smallest k tried by --k auto."),
-    k_max: int = typer.Option(10, "--k-max", help="Largest k tried by --k auto."),
+    k_min: int = typer.Option(2, "--k-min", min=1, help="Smallest k tried by --k auto."),
+    k_max: int = typer.Option(10, "--k-max", min=1, help="Largest k tried by --k auto."),
     method: str | None = typer.Option(
         None,
         "--method",
@@ -216,13 +223,15 @@ def cluster_command(
     sample_size: int = typer.Option(
         50_000,
         "--sample-size",
+        min=2,
         help="Fit on a random sample of at most this many customers; all are assigned.",
     ),
     min_share: float = typer.Option(
-        0.02, "--min-share", help="Minimum segment share (over-segmentation guard)."
+        0.02, "--min-share", min=0.0, max=0.99,
+        help="Minimum segment share (over-segmentation guard)."
     ),
     bootstrap: int = typer.Option(
-        20, "--bootstrap", help="Bootstrap runs for stability (0 = skip)."
+        20, "--bootstrap", min=0, help="Bootstrap runs for stability (0 = skip)."
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed (sample, fits, bootstrap)."),
     out: Path | None = typer.Option(
@@ -257,6 +266,9 @@ def cluster_command(
     from segflow.segments._stability import SmallSegmentWarning, UnstableSegmentWarning
 
     ours = (SmallSegmentWarning, UnstableSegmentWarning)
+    if k_min > k_max:  # usage errors (exit status 2), as the options' own ranges
+        raise typer.BadParameter(f"{k_min} is above --k-max {k_max}", param_hint="'--k-min'")
+    columns = _feature_list(features)
     with user_errors():
         con, table, where, store, day = _cluster_input(input, id_col, snapshot, project_dir,
                                                        writing=save_scheme is not None)
@@ -276,7 +288,7 @@ def cluster_command(
             warnings.simplefilter("always", SmallSegmentWarning)
             warnings.simplefilter("always", UnstableSegmentWarning)
             segmenter = fit_cluster_table(
-                table, _split(features), method=method, id_col=id_col, **params
+                table, columns, method=method, id_col=id_col, **params
             )
         assigned = segmenter.assign(table, id_col=id_col)
         sizes = (
