@@ -3,8 +3,6 @@ missing-value tokens, features that do not vary and repeated column names."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from typer.testing import CliRunner
 
@@ -36,3 +34,25 @@ def test_bad_options_are_usage_errors(small_file, args, message):
     assert result.exit_code == 2, result.output
     assert result.output.strip() == (f"segflow segment cluster: {message}; "
                                      "see 'segflow segment cluster --help'")
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_a_repeated_column_name_is_refused(tmp_path, kind):
+    """A header 'customer_id,x,x' was read as x and x_1 and clustered on both; ingest
+    refuses it. Every customer file (cluster, profile, campaign) refuses it the same way."""
+    path = tmp_path / f"dup.{kind}"
+    if kind == "csv":
+        path.write_text("customer_id,x,X\nC1,1,2\nC2,3,4\nC3,5,1\n")
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table([["C1", "C2", "C3"], [1, 3, 5], [2, 4, 1]],
+                                names=["customer_id", "x", "X"]), path)
+    message = (f"error: file {path}, header: column names repeat: 'x' / 'X' (names are "
+               "compared ignoring case); rename or drop the extra column")
+    for args in (["segment", "cluster", "-i", str(path)],
+                 ["campaign", "effect", "--responses", str(path), "--outcome", "x"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, result.output
+        assert result.output.strip() == message

@@ -32,7 +32,13 @@ from segflow.cli._common import (
     stdout,
     user_errors,
 )
-from segflow.cli._files import canonical_ids, is_id_column, read_user_csv
+from segflow.cli._files import (
+    canonical_ids,
+    is_id_column,
+    null_tokens,
+    read_user_csv,
+    read_user_parquet,
+)
 from segflow.errors import InputError
 
 campaign_app = typer.Typer(
@@ -73,10 +79,11 @@ def read_customer_file(path: Path) -> Any:
     suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
-            table = con.read_parquet(str(path))
+            table = read_user_parquet(con, path)
             return canonical_ids(table, [c for c in table.columns if is_id_column(c)])
         if suffix in (".csv", ".txt", ".tsv"):
-            return read_user_csv(con, path)  # identifier columns (customer_id, ...) as text
+            # identifier columns (customer_id, ...) as text; NA, null, ... as missing values
+            return read_user_csv(con, path, null_values=null_tokens())
     except InputError:
         raise
     except Exception as exc:  # DuckDB's reader names the line and the problem
@@ -350,7 +357,7 @@ def uplift(
         frame = read_customer_file(responses).to_pandas()
         res = fit_uplift(frame, arm_col=arm_col, control=control, outcome=outcome,
                          features=feature, treated=treated, method=method,  # type: ignore[arg-type]
-                         test_size=test_size, random_state=seed)
+                         test_size=test_size, random_state=seed, source=str(responses))
         payload = {"scores": res.scores, "deciles": res.deciles.to_dict(orient="records")}
         if scores_out is not None:
             target = frame if score is None else read_customer_file(score).to_pandas()

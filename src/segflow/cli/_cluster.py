@@ -25,7 +25,7 @@ from segflow.cli._common import (
     stdout,
     user_errors,
 )
-from segflow.cli._files import canonical_ids, read_user_csv
+from segflow.cli._files import canonical_ids, null_tokens, read_user_csv, read_user_parquet
 from segflow.cli._segment import segment_app
 from segflow.errors import InputError, SegflowError
 
@@ -91,14 +91,19 @@ def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: 
     suffix = path.suffix.lower()
     try:
         if _READERS.get(suffix) == "csv":
-            table = read_user_csv(con, path, id_columns=(id_col,), table_name=name)
+            table = read_user_csv(con, path, id_columns=(id_col,), table_name=name,
+                                  null_values=null_tokens())
             _warn_text_in_numbers(table, id_col, path)
         elif _READERS.get(suffix) == "parquet":
-            table = con.read_parquet(str(path), table_name=name)
+            table = read_user_parquet(con, path, table_name=name)
         elif suffix in (".xlsx", ".xls"):
             import pandas as pd
 
-            frame = pd.read_excel(path, dtype={id_col: object})
+            from segflow.sources._names import refuse_repeated_names
+
+            head = pd.read_excel(path, header=None, nrows=1)  # the names as written
+            refuse_repeated_names([str(v) for v in head.iloc[0]] if len(head) else [], str(path))
+            frame = pd.read_excel(path, dtype={id_col: object}, na_values=list(null_tokens()))
             if id_col in frame.columns:
                 frame[id_col] = [_excel_id(v, row, path, id_col)
                                  for row, v in enumerate(frame[id_col], start=1)]
