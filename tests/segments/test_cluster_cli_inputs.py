@@ -3,6 +3,8 @@ missing-value tokens, features that do not vary and repeated column names."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
@@ -56,3 +58,28 @@ def test_a_repeated_column_name_is_refused(tmp_path, kind):
         result = runner.invoke(app, args)
         assert result.exit_code == 1, result.output
         assert result.output.strip() == message
+
+
+def test_features_that_do_not_vary_are_no_segments(tmp_path):
+    """50 identical customers gave k = 2 with an empty segment ('typical customers (2) 0');
+    now they are an error, and auto k never tries more segments than distinct customers."""
+    path = tmp_path / "same.csv"
+    path.write_text("customer_id,recency,frequency,monetary\n"
+                    + "".join(f"C{i},10,2,50\n" for i in range(50)))
+    result = runner.invoke(app, ["segment", "cluster", "-i", str(path)])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "error: the features do not vary: all 50 customers have the same values, so there is "
+        "nothing to cluster; choose features that differ between customers")
+    path.write_text("customer_id,recency,frequency,monetary\n"
+                    + "".join(f"C{i},{i % 2},2,50\n" for i in range(50)))
+    result = runner.invoke(app, ["segment", "cluster", "-i", str(path), "--bootstrap", "0",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert [q["k"] for q in summary["quality"]] == [2] and summary["k"] == 2
+    assert [s["customers"] for s in summary["sizes"]] == [25, 25]
+    result = runner.invoke(app, ["segment", "cluster", "-i", str(path), "--k", "3"])
+    assert result.exit_code == 1
+    assert result.output.strip() == ("error: k=3 segments cannot be fitted: the 50 customers "
+                                     "have only 2 distinct combinations of the features")

@@ -267,13 +267,13 @@ def cluster_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Cluster customers into segments: automatic k, quality table, bootstrap stability."""
+    if k_min > k_max:  # usage errors (exit status 2), as the options' own ranges
+        raise typer.BadParameter(f"{k_min} is above --k-max {k_max}", param_hint="'--k-min'")
+    columns = _feature_list(features)
     from segflow.segments._cluster_scheme import fit_cluster_table, save_cluster_model
     from segflow.segments._stability import SmallSegmentWarning, UnstableSegmentWarning
 
     ours = (SmallSegmentWarning, UnstableSegmentWarning)
-    if k_min > k_max:  # usage errors (exit status 2), as the options' own ranges
-        raise typer.BadParameter(f"{k_min} is above --k-max {k_max}", param_hint="'--k-min'")
-    columns = _feature_list(features)
     with user_errors():
         con, table, where, store, day = _cluster_input(input, id_col, snapshot, project_dir,
                                                        writing=save_scheme is not None)
