@@ -83,3 +83,16 @@ def test_features_that_do_not_vary_are_no_segments(tmp_path):
     assert result.exit_code == 1
     assert result.output.strip() == ("error: k=3 segments cannot be fitted: the 50 customers "
                                      "have only 2 distinct combinations of the features")
+
+
+def test_choose_k_never_chooses_an_empty_segment():
+    """With min_share 0 (or every k below it) a k whose smallest segment is empty won."""
+    import pandas as pd
+
+    from segflow.segments._cluster import choose_k
+
+    quality = pd.DataFrame(
+        {"k": [2, 3, 4], "silhouette": [0.5, 0.7, 0.6], "davies_bouldin": [0.9, 0.5, 0.6],
+         "calinski_harabasz": [100.0, 300.0, 200.0], "min_share": [0.01, 0.0, 0.01]})
+    assert choose_k(quality, 0.0) == 4
+    assert choose_k(quality, 0.05) == 4  # every k below min_share: still not the empty one

@@ -140,9 +140,8 @@ class _BaseSegmenter(ClusterMixin, BaseEstimator):
     def _candidates(self, n: int, distinct: int) -> list[int]:
         """The k to fit on ``n`` customers of ``distinct`` distinct feature rows (at most)."""
         if distinct < 2 and self.k != 1:
-            raise InputError(f"the features do not vary: all {n:,} customers have the same "
-                             "values, so there is nothing to cluster; choose features that "
-                             "differ between customers")
+            raise InputError(f"the features do not vary: all {n:,} customers have the same values, "
+                             "so there is nothing to cluster; choose features that differ between customers")
         if self.k != "auto":
             if self.k > n:
                 raise InputError(f"k={self.k} segments cannot be fitted on {n} customers")
@@ -515,17 +514,18 @@ def choose_k(quality: pd.DataFrame, min_segment_share: float) -> int:
     """The documented rule for ``k="auto"``.
 
     1. Keep the k whose smallest segment holds at least ``min_segment_share`` of the sample
-       (if none does, keep all and let the warning speak).
+       (if none does, keep all and let the warning speak); never a k with an empty segment.
     2. Each index votes for its best k: the largest silhouette, the smallest Davies-Bouldin,
        the largest Calinski-Harabasz.
     3. A k with two or more votes wins; otherwise the silhouette's choice wins (it is the only
        one of the three bounded and comparable across k). Ties go to the smaller k.
     """
-    ok = quality[quality["min_share"] >= min_segment_share].dropna(subset=["silhouette"])
+    full = quality[quality["min_share"] > 0]  # a k leaving a segment empty is never chosen
+    ok = full[full["min_share"] >= min_segment_share].dropna(subset=["silhouette"])
     if ok.empty:
-        ok = quality.dropna(subset=["silhouette"])
+        ok = full.dropna(subset=["silhouette"])
     if ok.empty:
-        return int(quality["k"].min())
+        return int((full if len(full) else quality)["k"].min())
     ok = ok.sort_values("k")
     votes = [
         int(ok.loc[ok["silhouette"].idxmax(), "k"]),
