@@ -99,4 +99,4 @@ def test_uplift_reads_arms_and_missing_outcomes_by_the_same_rule(tmp_path):
         assert result.exit_code == 1
         assert result.output.strip() == (
             f"error: file {path}, row 6, column 'converted': the outcome is missing; 1 customer "
-            "of the experiment without a numeric outcome: fill or drop those rows")
+            "of the experiment has no numeric outcome: fill or drop those rows")

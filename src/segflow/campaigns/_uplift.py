@@ -378,9 +378,8 @@ def _refuse_missing_outcome(values: pd.Series, column: str, source: str | None) 
         raw = values.iloc[int(bad.argmax())]
         what = "missing" if pd.isna(raw) else f"not a number ({raw!r})"
         n = int(bad.sum())
-        who = "1 customer" if n == 1 else f"{n:,} customers"
-        raise InputError(f"the outcome is {what}; {who} of the experiment without a numeric "
-                         "outcome: fill or drop those rows",
+        who = "1 customer of the experiment has" if n == 1 else f"{n:,} customers of the experiment have"
+        raise InputError(f"the outcome is {what}; {who} no numeric outcome: fill or drop those rows",
                          file=source, row=first + 1, column=column)
 
 
