@@ -192,19 +192,20 @@ def test_text_in_a_column_of_numbers_is_warned_about(tmp_path):
     frame = pd.DataFrame({"customer_id": [f"c{i}" for i in range(60)],
                           "x": rng.normal(10, 2, 60).round(2).astype(str),
                           "y": rng.normal(5, 1, 60).round(2)})
-    frame.loc[7, "x"] = "NA"
+    frame.loc[7, "x"] = "n/a"  # not a missing-value token of ingest's null_values
     path = tmp_path / "f.csv"
     frame.to_csv(path, index=False)
     result = runner.invoke(app, ["segment", "cluster", "--input", str(path), "--k", "2",
                                  "--bootstrap", "0", "--json"])
     assert result.exit_code == 0, result.output
-    assert (f"warning: file {path}, column 'x': 59 numbers and 1 text values (first 'NA', row 8): "
+    assert (f"warning: file {path}, column 'x': 59 numbers and 1 text values (first 'n/a', row 8): "
             "the column is read as text and used as categories; empty those cells for a numeric "
             "column") in result.output.replace("\n", " ")
-    # an empty cell instead keeps the column numeric, without a warning
-    frame.loc[7, "x"] = ""
-    frame.to_csv(path, index=False)
-    result = runner.invoke(app, ["segment", "cluster", "--input", str(path), "--k", "2",
-                                 "--bootstrap", "0", "--json"])
-    assert result.exit_code == 0, result.output
-    assert "warning:" not in result.output and json.loads(result.stdout)["method"] == "kmeans"
+    # an empty cell, or a missing-value token (NA, padded or not), keeps the column numeric
+    for cell in ("", "NA", " null "):
+        frame.loc[7, "x"] = cell
+        frame.to_csv(path, index=False)
+        result = runner.invoke(app, ["segment", "cluster", "--input", str(path), "--k", "2",
+                                     "--bootstrap", "0", "--json"])
+        assert result.exit_code == 0, result.output
+        assert "warning:" not in result.output and json.loads(result.stdout)["method"] == "kmeans"

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from segflow._result import TableResult
+from segflow.campaigns._arms import clean_arm_table, clean_control
 from segflow.errors import InputError
 
 if TYPE_CHECKING:
@@ -133,9 +134,11 @@ def campaign_effect(
     responses : pandas.DataFrame or ibis.Table
         One row per customer: the arm, the outcomes and any attributes.
     arm_col : str
-        Column holding the arm (compared as text).
+        Column holding the arm, compared as text after trimming (``"treatment "`` is
+        ``treatment``). Rows without an arm (missing or empty) are left out, counted in a
+        warning; two arm values that differ only in case are an InputError.
     control : str
-        The arm value of the control group.
+        The arm value of the control group (trimmed, compared exactly).
     outcomes : sequence of str
         Numeric or boolean outcome columns. A column whose non-missing values are all 0 or 1
         is read as a response *rate*; any other as a *mean* (e.g. revenue in currency units).
@@ -187,6 +190,8 @@ def campaign_effect(
     _check_columns(table, arm_col, outcomes, by, source)
     if not outcomes:
         raise InputError("name at least one outcome column", file=source)
+    table = clean_arm_table(table, arm_col, source=source)  # trimmed; none: left out
+    control = clean_control(control)
     agg, binary = _aggregate(table, arm_col, outcomes, by)
     arms = sorted(agg["arm"].unique().tolist(), key=lambda a: (a != control, a))
     if control not in arms:

@@ -33,6 +33,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.utils.validation import check_is_fitted
 
 from segflow._result import TableResult
+from segflow.campaigns._arms import clean_arm_frame, clean_control
 from segflow.errors import InputError
 
 if TYPE_CHECKING:
@@ -307,6 +308,7 @@ def fit_uplift(
     test_size: float = 0.3,
     random_state: int = 0,
     estimator: Any = None,
+    source: str | None = None,
 ) -> UpliftResult:
     """Fit an uplift model on part of a customer-level table; evaluate it on the rest.
 
@@ -325,20 +327,34 @@ def fit_uplift(
     test_size : float, default=0.3
         Share of customers held out, stratified by arm.
     random_state : int, default=0
+    source : str, optional
+        A name for ``responses`` used in error messages (e.g. the file name).
 
     Returns
     -------
     UpliftResult
+
+    Notes
+    -----
+    Arms are read as :func:`campaign_effect` reads them (:mod:`segflow.campaigns._arms`):
+    trimmed, rows without an arm left out (counted in a warning), two arm values differing
+    only in case an error. A missing or non-numeric outcome of a kept row is an InputError
+    naming the row (its position in ``responses``, from 1) and the column.
     """
     from sklearn.model_selection import train_test_split
 
     missing = [c for c in [arm_col, outcome, *features] if c not in responses.columns]
     if missing:
         raise InputError(f"column not found; columns are: {', '.join(map(str, responses.columns))}",
-                         column=missing[0])
-    arm = responses[arm_col].astype(str)
+                         column=missing[0], file=source)
+    responses = responses.reset_index(drop=True)  # position = row of the file, from 1
+    data = clean_arm_frame(responses, arm_col, source=source)
+    control = clean_control(control)
+    treated = None if treated is None else clean_control(treated)
+    arm = data[arm_col]
     keep = (arm == control) | ((arm == treated) if treated is not None else True)
-    data = responses[keep.to_numpy()]
+    data = data[keep.to_numpy()]
+    _refuse_missing_outcome(data[outcome], outcome, source)
     t = (data[arm_col].astype(str) != control).to_numpy()
     train, test = train_test_split(np.arange(len(data)), test_size=test_size,
                                    random_state=random_state, stratify=t)
@@ -351,6 +367,20 @@ def fit_uplift(
     curve = qini_curve(y[test], t[test], pred)
     scores = {**qini_scores(curve), "n_train": int(len(train)), "n_test": int(len(test))}
     return UpliftResult(model, curve, scores, _deciles(y[test], t[test], pred))
+
+
+def _refuse_missing_outcome(values: pd.Series, column: str, source: str | None) -> None:
+    """InputError naming the first row (from 1) whose outcome is missing or not a number."""
+    y = pd.to_numeric(values, errors="coerce")
+    bad = y.isna().to_numpy()
+    if bad.any():
+        first = int(values.index[bad][0])
+        raw = values.iloc[int(bad.argmax())]
+        what = "missing" if pd.isna(raw) else f"not a number ({raw!r})"
+        n = int(bad.sum())
+        who = "1 customer of the experiment has" if n == 1 else f"{n:,} customers of the experiment have"
+        raise InputError(f"the outcome is {what}; {who} no numeric outcome: fill or drop those rows",
+                         file=source, row=first + 1, column=column)
 
 
 def _deciles(y: np.ndarray, t: np.ndarray, pred: np.ndarray) -> pd.DataFrame:

@@ -32,7 +32,13 @@ from segflow.cli._common import (
     stdout,
     user_errors,
 )
-from segflow.cli._files import canonical_ids, is_id_column, read_user_csv
+from segflow.cli._files import (
+    canonical_ids,
+    is_id_column,
+    null_tokens,
+    read_user_csv,
+    read_user_parquet,
+)
 from segflow.errors import InputError
 
 campaign_app = typer.Typer(
@@ -73,10 +79,11 @@ def read_customer_file(path: Path) -> Any:
     suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
-            table = con.read_parquet(str(path))
+            table = read_user_parquet(con, path)
             return canonical_ids(table, [c for c in table.columns if is_id_column(c)])
         if suffix in (".csv", ".txt", ".tsv"):
-            return read_user_csv(con, path)  # identifier columns (customer_id, ...) as text
+            # identifier columns (customer_id, ...) as text; NA, null, ... as missing values
+            return read_user_csv(con, path, null_values=null_tokens())
     except InputError:
         raise
     except Exception as exc:  # DuckDB's reader names the line and the problem
@@ -125,14 +132,15 @@ def effect(
     """
     from segflow.campaigns import campaign_effect, campaign_report
 
+    if responses is not None and not outcome:  # a usage error (exit status 2), as Click's own
+        raise typer.BadParameter("file mode (--responses) needs at least one outcome column",
+                                 param_hint="'--outcome'")
     with user_errors(), _warnings_to_console():
         if correction not in ("holm", "bh", "none"):
             raise InputError(f"--correction must be holm, bh or none, not {correction!r}")
         if responses is None and campaign is None:
             raise InputError("give --responses FILE (a customer-level file) or --campaign ID (the store)")
         if responses is not None:
-            if not outcome:
-                raise InputError("name at least one --outcome column", file=str(responses))
             table = read_customer_file(responses)
             rep = campaign_effect(table, arm_col=arm_col, control=control, outcomes=outcome,
                                   by=by, level=level, correction=correction,  # type: ignore[arg-type]
@@ -349,7 +357,7 @@ def uplift(
         frame = read_customer_file(responses).to_pandas()
         res = fit_uplift(frame, arm_col=arm_col, control=control, outcome=outcome,
                          features=feature, treated=treated, method=method,  # type: ignore[arg-type]
-                         test_size=test_size, random_state=seed)
+                         test_size=test_size, random_state=seed, source=str(responses))
         payload = {"scores": res.scores, "deciles": res.deciles.to_dict(orient="records")}
         if scores_out is not None:
             target = frame if score is None else read_customer_file(score).to_pandas()

@@ -25,7 +25,7 @@ from segflow.cli._common import (
     stdout,
     user_errors,
 )
-from segflow.cli._files import canonical_ids, read_user_csv
+from segflow.cli._files import canonical_ids, null_tokens, read_user_csv, read_user_parquet
 from segflow.cli._segment import segment_app
 from segflow.errors import InputError, SegflowError
 
@@ -91,14 +91,19 @@ def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: 
     suffix = path.suffix.lower()
     try:
         if _READERS.get(suffix) == "csv":
-            table = read_user_csv(con, path, id_columns=(id_col,), table_name=name)
+            table = read_user_csv(con, path, id_columns=(id_col,), table_name=name,
+                                  null_values=null_tokens())
             _warn_text_in_numbers(table, id_col, path)
         elif _READERS.get(suffix) == "parquet":
-            table = con.read_parquet(str(path), table_name=name)
+            table = read_user_parquet(con, path, table_name=name)
         elif suffix in (".xlsx", ".xls"):
             import pandas as pd
 
-            frame = pd.read_excel(path, dtype={id_col: object})
+            from segflow.sources._names import refuse_repeated_names
+
+            head = pd.read_excel(path, header=None, nrows=1)  # the names as written
+            refuse_repeated_names([str(v) for v in head.iloc[0]] if len(head) else [], str(path))
+            frame = pd.read_excel(path, dtype={id_col: object}, na_values=list(null_tokens()))
             if id_col in frame.columns:
                 frame[id_col] = [_excel_id(v, row, path, id_col)
                                  for row, v in enumerate(frame[id_col], start=1)]
@@ -167,8 +172,15 @@ def _parse_k(k: str) -> int | str:
     return value
 
 
-def _split(text: str | None) -> list[str] | None:
-    return [c.strip() for c in text.split(",") if c.strip()] if text else None
+def _feature_list(text: str | None) -> list[str] | None:
+    """The columns of ``--features`` (None: the default features); a column named twice is
+    a usage error (exit status 2), not a clustering on a repeated feature."""
+    columns = [c.strip() for c in text.split(",") if c.strip()] if text else None
+    repeated = [c for c in dict.fromkeys(columns or []) if (columns or []).count(c) > 1]
+    if repeated:
+        raise typer.BadParameter(f"{', '.join(map(repr, repeated))} named more than once",
+                                 param_hint="'--features'")
+    return columns
 
 
 def _write(con: ibis.BaseBackend, table: ibis.Table, out: Path) -> None:
@@ -205,8 +217,8 @@ def cluster_command(
         parser=Choice("auto", integers=1),
         help="Number of segments, or 'auto' (chosen by silhouette, Davies-Bouldin, Calinski-Harabasz).",
     ),
-    k_min: int = typer.Option(2, "--k-min", help="Smallest k tried by --k auto."),
-    k_max: int = typer.Option(10, "--k-max", help="Largest k tried by --k auto."),
+    k_min: int = typer.Option(2, "--k-min", min=1, help="Smallest k tried by --k auto."),
+    k_max: int = typer.Option(10, "--k-max", min=1, help="Largest k tried by --k auto."),
     method: str | None = typer.Option(
         None,
         "--method",
@@ -216,13 +228,15 @@ def cluster_command(
     sample_size: int = typer.Option(
         50_000,
         "--sample-size",
+        min=2,
         help="Fit on a random sample of at most this many customers; all are assigned.",
     ),
     min_share: float = typer.Option(
-        0.02, "--min-share", help="Minimum segment share (over-segmentation guard)."
+        0.02, "--min-share", min=0.0, max=0.99,
+        help="Minimum segment share (over-segmentation guard)."
     ),
     bootstrap: int = typer.Option(
-        20, "--bootstrap", help="Bootstrap runs for stability (0 = skip)."
+        20, "--bootstrap", min=0, help="Bootstrap runs for stability (0 = skip)."
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed (sample, fits, bootstrap)."),
     out: Path | None = typer.Option(
@@ -253,6 +267,9 @@ def cluster_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Cluster customers into segments: automatic k, quality table, bootstrap stability."""
+    if k_min > k_max:  # usage errors (exit status 2), as the options' own ranges
+        raise typer.BadParameter(f"{k_min} is above --k-max {k_max}", param_hint="'--k-min'")
+    columns = _feature_list(features)
     from segflow.segments._cluster_scheme import fit_cluster_table, save_cluster_model
     from segflow.segments._stability import SmallSegmentWarning, UnstableSegmentWarning
 
@@ -276,7 +293,7 @@ def cluster_command(
             warnings.simplefilter("always", SmallSegmentWarning)
             warnings.simplefilter("always", UnstableSegmentWarning)
             segmenter = fit_cluster_table(
-                table, _split(features), method=method, id_col=id_col, **params
+                table, columns, method=method, id_col=id_col, **params
             )
         assigned = segmenter.assign(table, id_col=id_col)
         sizes = (

@@ -8,6 +8,14 @@ reads its CSV through :func:`read_user_csv`, which reads the identifier columns 
 the other columns keep the sniffed types. The ids are then the text the ingest stores
 (:func:`canonical_ids`, the rule of :mod:`segflow.sources._ids`): `` A``, ``A `` and ``A``
 followed by a tab are one customer ``A`` in a file command as in a project.
+
+As ingest, the customer-file commands (``segment cluster/profile --input``, ``campaign
+... --responses/--customers``) read the missing-value tokens of ingest's default
+``null_values`` (``NA``, ``N/A``, ``#N/A``, ``null``, ``NULL``, ``\\N``, ``None``, ``-``;
+compared after trimming, case-sensitive) as missing values, in every column
+(``null_values=null_tokens()``): a column of numbers with an ``NA`` stays numeric. A header
+naming a column twice (compared ignoring case) is refused in every file command, as ingest
+refuses it, instead of reading the second as ``x_1``.
 """
 
 from __future__ import annotations
@@ -46,15 +54,21 @@ def read_user_csv(
     id_columns: Iterable[str] = (),
     table_name: str | None = None,
     all_varchar: bool = False,
+    null_values: Iterable[str] = (),
 ) -> Any:
     """A delimited text file as an Ibis table on the DuckDB backend ``con``.
 
     ``id_columns`` (those present in the file) and every column whose name marks an
     identifier (:func:`is_id_column`) are read as text exactly as written (leading zeros,
     long digit strings, letters); the other columns are typed by DuckDB's sniffer, or all
-    read as text with ``all_varchar``. The delimiter is sniffed. Errors are the reader's
+    read as text with ``all_varchar``. The delimiter is sniffed. The missing-value tokens
+    ``null_values`` (e.g. :func:`null_tokens`; compared after trimming) are NULL in every
+    column, as an empty cell; a repeated column name is an
+    :class:`segflow.InputError` naming the file. Other errors are the reader's
     (``duckdb.Error``); callers turn them into a one-line :class:`segflow.InputError`.
     """
+    from segflow.sources._names import refuse_repeated_names
+
     path = str(path)
     if Path(path).stat().st_size == 0:  # DuckDB reads it as one column 'column0'
         from segflow.errors import InputError
@@ -71,7 +85,11 @@ def read_user_csv(
         lenient = {"strict_mode": False}
         header = con.read_csv(path, all_varchar=True, **lenient).columns
     kwargs: dict[str, Any] = {"all_varchar": True, **lenient} if all_varchar else dict(lenient)
+    tokens = tuple(null_values)
+    if tokens:  # the exact tokens here, so that a column of numbers is typed as numbers
+        kwargs["nullstr"] = ["", *tokens]
     delim, names = _header_of(path)
+    refuse_repeated_names(names, path)
     if delim is not None and list(header) != names:
         # the sniffer misread the file (one column, or another line taken for the header):
         # it does so when some lines do not split like the others; name the first
@@ -84,11 +102,64 @@ def read_user_csv(
         kwargs["types"] = text
     if table_name is not None:
         kwargs["table_name"] = table_name
-    table = canonical_ids(con.read_csv(path, **kwargs),
-                          [c for c in header if c in wanted or is_id_column(c)])
+    ids = [c for c in header if c in wanted or is_id_column(c)]
+    table = con.read_csv(path, **kwargs)
+    if tokens:
+        table = without_tokens(table, tokens, ids, retype=not all_varchar)
+    table = canonical_ids(table, ids)
     if lenient:
         _check_records(path, delim or ",", table.count().execute())
     return table
+
+
+def null_tokens() -> tuple[str, ...]:
+    """The missing-value tokens of ingest's default ``null_values`` (docs/data.md)."""
+    from segflow.config._sources import DEFAULT_NULL_VALUES
+
+    return tuple(DEFAULT_NULL_VALUES)
+
+
+def without_tokens(table: Any, tokens: Iterable[str], skip: Iterable[str] = (), *,
+                   retype: bool = False) -> Any:
+    """``table`` (Ibis) with the text cells that are one of ``tokens`` once trimmed
+    (`` NA``, ``null ``) set to NULL, in every text column but ``skip`` (the id columns,
+    which :func:`canonical_ids` trims). The reader's ``nullstr`` already caught the exact
+    tokens; this catches the padded ones, as ingest compares after trimming. With
+    ``retype``, a column that held such a token and otherwise only numbers is read as
+    numbers (float64), as it would have been had the token been written exactly (one query
+    over the text columns; none when there are none)."""
+    import ibis
+
+    skipped = set(skip)
+    text = [c for c in table.columns if c not in skipped and table[c].type().is_string()]
+    if not text:
+        return table
+    tokens = [t for t in tokens if t]
+    hit = {c: table[c].strip().isin(tokens) for c in text}
+    out = table.mutate(**{c: ibis.ifelse(hit[c], ibis.null("string"), table[c]) for c in text})
+    if not retype:
+        return out
+    probe = {}
+    for i, c in enumerate(text):
+        probe[f"t{i}"] = hit[c].cast("int64").sum()
+        text_cell = table[c].notnull() & ~hit[c] & table[c].strip().try_cast("float64").isnull()
+        probe[f"x{i}"] = text_cell.cast("int64").sum()
+    got = table.aggregate(**probe).execute().iloc[0]
+    numeric = [c for i, c in enumerate(text) if int(got[f"t{i}"] or 0) and not int(got[f"x{i}"] or 0)]
+    return out.mutate(**{c: out[c].strip().try_cast("float64") for c in numeric}) if numeric else out
+
+
+def read_user_parquet(con: Any, path: Path | str, *, table_name: str | None = None) -> Any:
+    """A Parquet file as an Ibis table on ``con``; a column name the file repeats (compared
+    ignoring case) is an :class:`segflow.InputError` naming the file (DuckDB would read the
+    second as ``x_1``). Its columns are typed: text cells are kept as written."""
+    import pyarrow.parquet as pq
+
+    from segflow.sources._names import refuse_repeated_names
+
+    refuse_repeated_names(list(pq.read_schema(str(path)).names), str(path))
+    kwargs = {"table_name": table_name} if table_name is not None else {}
+    return con.read_parquet(str(path), **kwargs)
 
 
 def canonical_ids(table: Any, columns: Iterable[str]) -> Any:

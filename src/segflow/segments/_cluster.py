@@ -88,13 +88,16 @@ class _BaseSegmenter(ClusterMixin, BaseEstimator):
         self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
         self.n_features_in_ = frame.shape[1]
         self.n_sample_ = len(frame)
-        candidates = self._candidates(len(frame))
+        candidates = self._candidates(len(frame), _distinct_rows(design, max(self.k_range[1], 2)))
         seed = int(rng.integers(2**31 - 1))
         with _threads(len(frame)):
             fits = {k: self._fit_core(design, k, seed) for k in candidates}
             labels_by_k = {k: core.predict(design) for k, core in fits.items()}
             self.quality_ = quality_table(design, labels_by_k, random_state=seed)
             self.k_ = choose_k(self.quality_, self.min_segment_share) if self.k == "auto" else self.k
+            if float(self.quality_.loc[self.quality_["k"] == self.k_, "min_share"].iloc[0]) <= 0:
+                raise InputError(f"k={self.k_} leaves a segment without customers: the features "
+                                 "take too few distinct values for that many segments")
             self.quality_["chosen"] = self.quality_["k"] == self.k_
             self.core_ = fits[self.k_]
             self._finish(frame, design, labels_by_k[self.k_], rng)
@@ -134,13 +137,20 @@ class _BaseSegmenter(ClusterMixin, BaseEstimator):
         if self.sample_size < 2:
             raise InputError(f"sample_size must be at least 2, got {self.sample_size!r}")
 
-    def _candidates(self, n: int) -> list[int]:
+    def _candidates(self, n: int, distinct: int) -> list[int]:
+        """The k to fit on ``n`` customers of ``distinct`` distinct feature rows (at most)."""
+        if distinct < 2 and self.k != 1:
+            raise InputError(f"the features do not vary: all {n:,} customers have the same values, "
+                             "so there is nothing to cluster; choose features that differ between customers")
         if self.k != "auto":
             if self.k > n:
                 raise InputError(f"k={self.k} segments cannot be fitted on {n} customers")
+            if self.k > distinct:
+                raise InputError(f"k={self.k} segments cannot be fitted: the {n:,} customers "
+                                 f"have only {distinct} distinct combinations of the features")
             return [int(self.k)]
         k_lo, k_hi = (int(v) for v in self.k_range)
-        ks = [k for k in range(max(k_lo, 2), k_hi + 1) if k < n]
+        ks = [k for k in range(max(k_lo, 2), k_hi + 1) if k < n and k <= distinct]
         if not ks:
             raise InputError(f"k_range {self.k_range} leaves no k to try on {n} customers")
         return ks
@@ -504,17 +514,18 @@ def choose_k(quality: pd.DataFrame, min_segment_share: float) -> int:
     """The documented rule for ``k="auto"``.
 
     1. Keep the k whose smallest segment holds at least ``min_segment_share`` of the sample
-       (if none does, keep all and let the warning speak).
+       (if none does, keep all and let the warning speak); never a k with an empty segment.
     2. Each index votes for its best k: the largest silhouette, the smallest Davies-Bouldin,
        the largest Calinski-Harabasz.
     3. A k with two or more votes wins; otherwise the silhouette's choice wins (it is the only
        one of the three bounded and comparable across k). Ties go to the smaller k.
     """
-    ok = quality[quality["min_share"] >= min_segment_share].dropna(subset=["silhouette"])
+    full = quality[quality["min_share"] > 0]  # a k leaving a segment empty is never chosen
+    ok = full[full["min_share"] >= min_segment_share].dropna(subset=["silhouette"])
     if ok.empty:
-        ok = quality.dropna(subset=["silhouette"])
+        ok = full.dropna(subset=["silhouette"])
     if ok.empty:
-        return int(quality["k"].min())
+        return int((full if len(full) else quality)["k"].min())
     ok = ok.sort_values("k")
     votes = [
         int(ok.loc[ok["silhouette"].idxmax(), "k"]),
@@ -533,6 +544,16 @@ def choose_k(quality: pd.DataFrame, min_segment_share: float) -> int:
 #: teams spin-wait, and we measured a 1,000-row auto-k fit at 43 s with all threads and 3.9 s
 #: with one (2 cores, load 5).
 SINGLE_THREAD_ROWS = 100_000
+
+
+def _distinct_rows(design: np.ndarray, cap: int) -> int:
+    """How many distinct rows ``design`` has, counted up to ``cap`` + 1 (enough to bound k)."""
+    seen: set[bytes] = set()
+    for row in np.ascontiguousarray(design, dtype=np.float64):
+        seen.add(row.tobytes())
+        if len(seen) > cap:
+            break
+    return len(seen)
 
 
 def _threads(n_rows: int) -> contextlib.AbstractContextManager[Any]:

@@ -1,0 +1,92 @@
+"""How a customer file's arm column is read: one rule for ``campaign_effect`` and
+``fit_uplift`` (and so for ``segflow campaign effect`` and ``campaign uplift``).
+
+* An arm value is compared as text, trimmed as ingest trims text (spaces, tabs, no-break
+  spaces and control characters at both ends): ``"treatment "`` is the arm ``treatment``.
+* A row whose arm is missing (NULL, NaN, or empty once trimmed) belongs to no arm: it is
+  left out of the read-out and the model, counted in a warning; it is never an arm of its
+  own (nor part of the multiple-comparison family).
+* Arms are compared exactly, case included; two arm values that differ only in case
+  (``Control`` and ``control``) are an error naming both, never two arms.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from segflow.errors import InputError
+
+if TYPE_CHECKING:
+    import ibis
+    import pandas as pd
+
+
+def _clean(value: str) -> str | None:
+    from segflow.sources._ids import TRIM_CHARS
+
+    return value.strip(TRIM_CHARS) or None
+
+
+def clean_control(control: str) -> str:
+    """The control arm as given, trimmed like the arm values."""
+    return _clean(str(control)) or str(control)
+
+
+def arm_values(counts: dict[str, int], *, column: str, source: str | None) -> dict[str, str | None]:
+    """The arm of each raw (text) arm value of ``counts`` ({value: customers}): trimmed, an
+    empty one None. Raises InputError when two arms differ only in case."""
+    mapping = {raw: _clean(raw) for raw in counts}
+    by_fold: dict[str, list[str]] = {}
+    for arm in sorted({a for a in mapping.values() if a is not None}):
+        by_fold.setdefault(arm.casefold(), []).append(arm)
+    clash = next((same for same in by_fold.values() if len(same) > 1), None)
+    if clash:
+        shown = " and ".join(repr(a) for a in clash)
+        raise InputError(f"the arm values {shown} differ only in case; arms are compared "
+                         "exactly: write each arm one way", file=source, column=column)
+    return mapping
+
+
+def _warn_dropped(n: int, column: str, source: str | None) -> None:
+    if n:
+        where = f"file {source}, column {column!r}" if source else f"column {column!r}"
+        who = "1 customer has" if n == 1 else f"{n:,} customers have"
+        warnings.warn(f"{where}: {who} no arm (an empty or missing value) and "
+                      f"{'is' if n == 1 else 'are'} left out", UserWarning, stacklevel=3)
+
+
+def clean_arm_table(table: ibis.Table, arm_col: str, *, source: str | None) -> ibis.Table:
+    """``table`` with ``arm_col`` as text arms by the rule of this module, without the rows
+    that have none (one small query: the distinct arm values)."""
+    import ibis
+
+    raw = table[arm_col].cast("string")
+    counts = table.select(_arm=raw).group_by("_arm").agg(_n=ibis._.count()).to_pandas()
+    nulls = int(counts.loc[counts["_arm"].isna(), "_n"].sum())
+    known = counts.dropna(subset=["_arm"])
+    mapping = arm_values(dict(zip(known["_arm"], known["_n"], strict=True)), column=arm_col,
+                         source=source)
+    dropped = nulls + int(sum(n for v, n in zip(known["_arm"], known["_n"], strict=True)
+                              if mapping[v] is None))
+    _warn_dropped(dropped, arm_col, source)
+    cleaned = {k: v for k, v in mapping.items() if v is not None}
+    if all(k == v for k, v in cleaned.items()) and not dropped:
+        return table.mutate(**{arm_col: raw})
+    arm = raw.substitute(cleaned, else_=ibis.null("string"))
+    out = table.mutate(**{arm_col: arm})
+    return out.filter(out[arm_col].notnull())
+
+
+def clean_arm_frame(frame: pd.DataFrame, arm_col: str, *, source: str | None) -> pd.DataFrame:
+    """``frame`` (pandas) with ``arm_col`` as text arms by the rule of this module, without
+    the rows that have none; the index is kept (it names the rows in errors)."""
+    values = frame[arm_col]
+    present = values.notna().to_numpy()
+    text = values[present].astype(str)
+    mapping = arm_values(text.value_counts().to_dict(), column=arm_col, source=source)
+    arms: Any = values.astype(object).where(values.notna(), None)
+    arms[present] = text.map(mapping).to_numpy()
+    keep = arms.notna().to_numpy()
+    _warn_dropped(int((~keep).sum()), arm_col, source)
+    return frame[keep].assign(**{arm_col: arms[keep].astype(str)})
