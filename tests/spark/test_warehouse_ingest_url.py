@@ -6,8 +6,11 @@ by their number, must be the very rows that broke each rule, across many small s
 Every row carries a ``tag`` naming it; each rule below is broken by exactly one row, so a
 raw row picked by a wrong number shows as a wrong tag.
 
+A local folder source (each file a load) is ingested, then files are added to it: only they
+load, compared with the rows already in the warehouse, as the DuckDB ingest loads them.
+
 The module's projects share one warehouse folder (a database each), so that its ``local[2]``
-session and Python workers serve all three Spark ingests (a warehouse of each project's own
+session and Python workers serve all its Spark ingests (a warehouse of each project's own
 started a new session, and new workers importing segflow's ingest code, for each); the
 session is stopped after the module, as each test stopped it before.
 """
