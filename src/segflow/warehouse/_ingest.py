@@ -29,9 +29,12 @@ of the loaded data (:mod:`segflow.warehouse._audit`), stored as the DuckDB inges
 CSV files are parsed by the DuckDB ingest's own reader, a Spark task per file (module
 :mod:`segflow.warehouse._text`); its rejects are quarantined as ``malformed_row``.
 
-Not yet on Spark: JSON lines, Excel and database sources, and comparing a changed
-file with rows of the same source loaded earlier (late corrections, re-checked quarantine):
-such a load stops with a one-line error and the run leaves no trace.
+A load is compared with the rows of its source already in the warehouse (a new file of a
+folder: rows already loaded are duplicates) by Spark joins (:mod:`segflow.warehouse._stored`).
+
+Not yet on Spark: JSON lines, Excel and database sources; a file read before under its name
+(a re-delivery, ``--force``) and late corrections of stored rows: such a load stops with a
+one-line error and the run leaves no trace.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ from segflow.store import CANONICAL_TABLES
 from segflow.warehouse._audit import store_warehouse_audit
 from segflow.warehouse._ingest_write import RAW, _write
 from segflow.warehouse._nanos import NANOS_AS_LONG, micros, nanosecond_columns
+from segflow.warehouse._stored import ON_DUCKDB, mark_stored, refuse_rereads
 from segflow.warehouse._text import TextRead, read_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -153,6 +157,8 @@ class _Job:
     row_index: bool = False  # rows carry their row index in the file (``_ROW_INDEX``)
     numbered: bool = False  # rows carry their ``_row`` already (CSV: the reader's numbers)
     known: bool = False  # unknown_customer applies (rows carry ``_known``)
+    stored: bool = False  # the source has rows in the warehouse (rows carry ``_store``)
+    quarantined: bool = False  # the source has rows in the warehouse's quarantine
     val_schema: pa.Schema | None = None
     cls_schema: pa.Schema | None = None
     ord_schema: pa.Schema | None = None
@@ -182,7 +188,8 @@ class _Job:
 
     def classified(self, rows: pa.Table) -> pa.Table:
         def body(con: Any) -> str:
-            con.execute(f"CREATE TEMP TABLE {_VAL} AS SELECT * EXCLUDE (_known) FROM _sf_in")
+            con.execute(f"CREATE TEMP TABLE {_VAL} AS SELECT * EXCLUDE (_known, _store) "
+                        "FROM _sf_in")
             rule = unknown_customer_rule(self.source, self.specs, "_sf_known") if self.known else None
             if rule:  # the last rule of validate(): it applies to rows that passed the others
                 con.execute("CREATE TEMP TABLE _sf_known AS SELECT DISTINCT v_customer_id AS "
@@ -192,11 +199,18 @@ class _Job:
                             f"_reason = {reason} WHERE _rule IS NULL AND ({cond})")
             classify(con, self.source, _VAL, self.present, _CLS, against_store=False,
                      mapped=set(self.specs))
+            # a row equal to a stored row of the source (``_store``, a Spark join:
+            # segflow.warehouse._stored) is 'loaded', as classify's against_store makes it
+            con.execute(f"""CREATE TEMP VIEW _sf_cls_s AS SELECT c.* REPLACE (
+                CASE WHEN c._status = 'accepted' AND s._store IS NOT NULL THEN s._store
+                     ELSE c._status END AS _status) FROM {_CLS} c
+                LEFT JOIN (SELECT _row, _store FROM _sf_in WHERE _store IS NOT NULL) s
+                ON s._row = c._row""")
             marks = []
             for i, (_rule, cond, _col, value) in enumerate(flags(self.source, self.specs)):
                 hit = f"(_status IN ('accepted', 'replace') AND coalesce(({cond}), false))"
                 marks += [f"{hit} AS _f{i}", f"CASE WHEN {hit} THEN CAST({value} AS VARCHAR) END AS _fv{i}"]
-            return f"SELECT *{''.join(', ' + m for m in marks)} FROM {_CLS}"
+            return f"SELECT *{''.join(', ' + m for m in marks)} FROM _sf_cls_s"
 
         return _in_duckdb(rows, body)
 
@@ -251,7 +265,8 @@ class _Job:
     @property
     def val_schema_known(self) -> pa.Schema:
         assert self.val_schema is not None
-        return self.val_schema.append(pa.field("_known", pa.bool_()))
+        return self.val_schema.append(pa.field("_known", pa.bool_())).append(
+            pa.field("_store", pa.string()))
 
 
 def _in_duckdb(rows: pa.Table, body: Any) -> pa.Table:
@@ -317,16 +332,9 @@ def _read(store: SparkStore, inp: _Input) -> DataFrame:
         if "TIMESTAMP(NANOS" in str(exc):
             hint = ("; the Spark ingest reads nanosecond timestamps (pandas' default) only in "
                     "top-level columns of local files: write microseconds (pyarrow: "
-                    "coerce_timestamps='us') or " + _ON_DUCKDB)
+                    "coerce_timestamps='us') or " + ON_DUCKDB)
         raise InputError(f"Spark cannot read it: {spark_error_line(exc)}{hint}",
                          file=inp.label) from exc
-
-
-def _has_rows(store: SparkStore, table: str, source: str, run_id: str) -> bool:
-    if not store._partitions(table) & {*store.committed_runs(), run_id}:
-        return False  # no Spark job when the table is empty
-    df = store.dataframe(table, pending=run_id)
-    return bool(df.where(df.source == source).limit(1).count())
 
 
 def ingest_on_warehouse(
@@ -344,7 +352,10 @@ def ingest_on_warehouse(
 
     Sources: a ``path`` that is a local Parquet file, folder or glob (one load per file, as
     on DuckDB), a URL Spark reads (``hdfs://``, ``s3a://``, ``file://``: one load), or
-    ``table:<database>.<table>`` for a table of the session catalog (one load).
+    ``table:<database>.<table>`` for a table of the session catalog (one load). A load is
+    compared with the rows its source has in the warehouse (earlier ingests, and earlier
+    loads of this one: :mod:`segflow.warehouse._stored`): a file added to a folder loads its
+    rows, and those already stored count as duplicates.
 
     At the end, the data audit (:func:`segflow.quality.audit`, run by Spark) is stored in
     ``summary_audit`` as part of the same run, unless the stored one is current (no file
@@ -354,19 +365,26 @@ def ingest_on_warehouse(
     ------
     InputError
         A source Spark cannot read, a format the Spark ingest does not read yet, a mapped
-        column missing, or a changed file of a source with rows loaded before (comparing
-        with the stored rows is not on Spark yet). Nothing of the run is then visible.
+        column missing, a file read before under its name with rows (a re-delivery,
+        ``--force``, a URL read again: checked before any Spark work), or a row correcting
+        a stored row (a late correction). Nothing of the run is then visible.
     """
     project_dir = Path(project_dir)
     now = now or _now()
     sources = sorted(settings.sources, key=lambda s: _ORDER.index(s.table))
     plan = [(src, inp) for src in sources for inp in _inputs(src, project_dir)]
     done: set[tuple[str, str, str | None]] = set()  # (source, hash, file or None: any file)
+    read: set[tuple[str, str]] = set()  # (source, file) loaded before with rows
+    prior: dict[str, set[str]] = {}  # source -> the tables holding rows of it (see _note)
     if "loads" in store.tables():
-        done = {(r.source, r.file_hash, None if r.rows_read else r.source_file)
-                for r in store.dataframe("loads").where(
-                    "status = 'ok' AND file_hash IS NOT NULL").select(
-                    "source", "file_hash", "source_file", "rows_read").collect()}
+        for r in store.dataframe("loads").where("status = 'ok'").select(
+                "source", "file_hash", "source_file", "rows_read", "target_table",
+                "rows_accepted", "rows_quarantined").collect():
+            if r.file_hash is not None:
+                done.add((r.source, r.file_hash, None if r.rows_read else r.source_file))
+            if r.rows_read:
+                read.add((r.source, r.source_file))
+            _note(prior, r.source, r.target_table, r.rows_accepted, r.rows_quarantined)
 
     def loaded(src: SourceSettings, inp: _Input, digest: str | None) -> bool:
         """The DuckDB ingest's rule (:data:`segflow.sources._ingest.UNCHANGED_SQL`)."""
@@ -376,7 +394,9 @@ def ingest_on_warehouse(
     digests = [file_hash(inp.path) if inp.path is not None else None for _, inp in plan]
     todo = [digest is None or force or not loaded(src, inp, digest)
             for (src, inp), digest in zip(plan, digests, strict=True)]
-    one_load_per_source([p for p, t in zip(plan, todo, strict=True) if t])
+    refuse_rereads([(src, inp.label, loaded(src, inp, digest), digest is None)
+                    for (src, inp), digest, load in zip(plan, digests, todo, strict=True)
+                    if load and (src.name, inp.label) in read])
     loads: list[LoadCounts] = []
     with store.run("ingest", {"project": str(project_dir)}) as run_id:
         for i, ((src, inp), digest, load) in enumerate(zip(plan, digests, todo, strict=True)):
@@ -384,7 +404,9 @@ def ingest_on_warehouse(
                 loads.append(LoadCounts("", src.name, inp.label, src.table, "unchanged"))
             else:
                 loads.append(_load(store, run_id, src, inp, now=now, digest=digest,
-                                   again=loaded(src, inp, digest)))
+                                   prior=prior.get(src.name, set())))
+                _note(prior, src.name, src.table, loads[-1].rows_accepted,
+                      loads[-1].rows_quarantined)
             if progress:
                 progress(inp.label, i + 1, len(plan))
         # the audit of the data as loaded, in the same run (as the DuckDB ingest stores it)
@@ -392,55 +414,25 @@ def ingest_on_warehouse(
     return IngestReport(loads)
 
 
-#: What a user can do about a load the Spark ingest cannot compare with earlier rows.
-_ON_DUCKDB = ("ingest with --engine duckdb and copy the store with `segflow warehouse push` "
-              "(docs/scale.md)")
-_INSTEAD = f"load it into a new warehouse, or {_ON_DUCKDB}"
-
-
-def one_load_per_source(loads: list[tuple[SourceSettings, _Input]]) -> None:
-    """Stop before any Spark work when a source has several files to load in one ingest.
-
-    The Spark ingest does not yet compare a file with the rows of its source loaded before it
-    (the DuckDB ingest's late corrections: a later file's row replacing an earlier one's), so
-    the second file of a folder or glob would stop the run half-way.
-
-    Raises
-    ------
-    InputError
-        Naming the source and its files, with the two ways round it: a URL of the folder
-        (one load of all its files) or the DuckDB ingest.
-    """
-    files: dict[str, list[str]] = {}
-    for source, inp in loads:
-        files.setdefault(source.name, []).append(inp.label)
-    for name, labels in files.items():
-        if len(labels) > 1:
-            shown = ", ".join(labels[:3]) + (f" and {len(labels) - 3} more" if len(labels) > 3 else "")
-            raise InputError(
-                f"source {name!r} has {len(labels)} files to load ({shown}): the Spark ingest "
-                "loads one file per source and ingest (comparing a file with the rows of the "
-                "files before it is not done on Spark yet); give the folder as one URL, e.g. "
-                f"path = \"file:///absolute/folder\" (its files are then one load, read whole "
-                f"at every ingest: such a source loads once per warehouse), or {_ON_DUCKDB}")
+def _note(prior: dict[str, set[str]], source: str, table: str, accepted: int | None,
+          quarantined: int | None) -> None:
+    """Note in ``prior`` the tables a load (ok) of ``source`` wrote rows to: the load log
+    tells which loads need comparing with stored rows without a Spark job (the Spark store
+    is append-only: a row once written stays)."""
+    have = prior.setdefault(source, set())
+    if accepted:
+        have.add(table)
+    if quarantined:
+        have.add("quarantine")
 
 
 def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *,
-          now: dt.datetime, digest: str | None, again: bool = False) -> LoadCounts:
-    """One load: its rows checked by Spark tasks and written as rows of ``run_id``
-    (``again``: a file loaded before, read again by ``--force``)."""
+          now: dt.datetime, digest: str | None, prior: set[str]) -> LoadCounts:
+    """One load: its rows checked by Spark tasks, compared with the rows of its source in
+    the warehouse (``prior``: the tables holding some, :func:`_note`), and written as rows
+    of ``run_id``."""
     started = _now()
     counts = LoadCounts(uuid.uuid4().hex[:12], source.name, inp.label, source.table)
-    for table in (source.table, "quarantine"):
-        if _has_rows(store, table, source.name, run_id):
-            what = ("--force reads again a file whose rows are already in the warehouse"
-                    if again else
-                    "the source is a URL or table, read whole at every ingest, and has rows "
-                    "in the warehouse from an earlier ingest" if digest is None else
-                    "the source has rows in the warehouse from an earlier file")
-            raise InputError(f"source {source.name!r}: {what} ({table}); comparing a file with "
-                             f"them (late corrections) is not done on Spark yet: {_INSTEAD}",
-                             file=inp.label)
     if inp.fmt == "parquet" and inp.path is not None and inp.path.stat().st_size == 0:
         raise InputError("the file is empty (0 bytes)", file=inp.label)  # as on DuckDB
     text = read_text(store.session, source, inp.url, inp.label, inp.path is not None) \
@@ -460,7 +452,7 @@ def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *
             _record(store, run_id, source, inp, counts, digest=digest, started=started, now=now)
             return counts
         return _load_rows(store, run_id, source, inp, text, counts, now=now, digest=digest,
-                          started=started)
+                          started=started, prior=prior)
     finally:
         if text is not None:
             text.release()
@@ -472,7 +464,7 @@ def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *
 
 def _load_rows(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input,
                text: TextRead | None, counts: LoadCounts, *, now: dt.datetime,
-               digest: str | None, started: dt.datetime) -> LoadCounts:
+               digest: str | None, started: dt.datetime, prior: set[str]) -> LoadCounts:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
@@ -521,18 +513,22 @@ def _load_rows(store: SparkStore, run_id: str, source: SourceSettings, inp: _Inp
                .withColumn("_known", F.col("_kid").isNotNull()).drop("_kid"))
     else:
         val = val.withColumn("_known", F.lit(False))
+    job.stored, job.quarantined = source.table in prior, "quarantine" in prior
+    val = mark_stored(store, run_id, source, val, job.present, set(job.specs), job.stored)
     parts = -(-total // _PER_TASK)  # more than the session's shuffle partitions: a large load
     val = _by_key(val, source, job,
                   parts if parts > int(store.session.conf.get("spark.sql.shuffle.partitions")) else None)
     cls = val.mapInArrow(job.classify_task, from_arrow_schema(job.cls_schema, prefer_timestamp_ntz=True))
     # on disk, not in memory: in local mode the executor is the driver's JVM, whose heap
     # the load's later writes need (docs/scale.md)
-    cls = cls.persist(StorageLevel.DISK_ONLY)
+    cls = kept = cls.persist(StorageLevel.DISK_ONLY)
     try:
+        if job.stored:  # the rows as compared now, whatever the load writes next (below)
+            cls = cls.checkpoint(eager=True)
         _write(store, run_id, source, job, cls, counts, now=now, rollup=rollup,
                numbered=_numbered(raw, job, text), rejects=text.rejects if text is not None else None)
     finally:
-        cls.unpersist()
+        kept.unpersist()
     if not counts.reconciles or total not in (None, counts.rows_read):  # a bug guard
         raise StoreError(f"reconciliation failed for {inp.label}: {counts} ({total} rows read)")
     _record(store, run_id, source, inp, counts, digest=digest, started=started, now=now)
@@ -543,7 +539,7 @@ def _record(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input,
             counts: LoadCounts, *, digest: str | None, started: dt.datetime,
             now: dt.datetime) -> None:
     """The load's row in ``loads`` (as :func:`segflow.sources._load.record_load` writes it;
-    ``rows_stale`` is 0: a file of a source with rows loaded before stops this ingest)."""
+    ``rows_stale`` is 0: a file read before under its name, with rows, stops the ingest)."""
     store.write("loads", pa.table({
         "load_id": [counts.load_id], "source": [source.name], "source_file": [inp.label],
         "file_hash": pa.array([digest], pa.string()), "target_table": [source.table],

@@ -1,6 +1,8 @@
 """Writing one load of the Spark ingest (:mod:`segflow.warehouse._ingest`): its classified
 rows become canonical rows, quarantine (with the raw rows of the quarantined rows only),
 duplicates and flags of the run, and its counts come from one Spark aggregation of them.
+A quarantined row whose raw row the source has quarantined already is a duplicate
+(``seen``: :func:`segflow.warehouse._stored.seen_quarantined`), as on DuckDB.
 """
 
 from __future__ import annotations
@@ -13,6 +15,12 @@ import pyarrow as pa
 from segflow.sources._load import _DUP_KIND, LoadCounts, note_flags, tally
 from segflow.sources._validate import flags
 from segflow.store import CANONICAL_TABLES
+from segflow.warehouse._stored import (
+    mark_orders,
+    order_lines,
+    refuse_corrections,
+    seen_quarantined,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
@@ -33,13 +41,24 @@ def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cl
            rejects: DataFrame | None = None) -> None:
     """The load's canonical rows, quarantine (the raw rows picked from ``numbered``, the
     source rows with their ``_row``; with the ``rejects`` of a CSV reader:
-    ``malformed_row``), duplicates and flags, and its counts."""
+    ``malformed_row``), duplicates and flags, and its counts.
+
+    Raises
+    ------
+    InputError
+        A row of the load would replace a stored row of its source (a late correction:
+        :func:`segflow.warehouse._stored.refuse_corrections`).
+    """
     from pyspark.sql import functions as F
 
     src, label, load = F.lit(source.name), F.lit(job.label), F.lit(counts.load_id)
     canon = list(CANONICAL_TABLES[source.table])
     if rollup:
         orders = cls.mapInArrow(job.rollup_task, _spark_schema(job.ord_schema))
+        if job.stored:  # orders compared with the stored ones (rollup_orders' against_store)
+            # as they are now: the orders written below must not become stored ones to them
+            orders = mark_orders(store, run_id, source, orders).checkpoint(eager=True)
+            cls = order_lines(cls, orders)
         rows = orders.where(F.col("_ostatus").isin(*_ACCEPTED)).select(
             *canon, src.alias("source"), label.alias("source_file"), "source_row",
             load.alias("load_id"))
@@ -47,10 +66,12 @@ def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cl
         rows = cls.where(F.col("_status").isin(*_ACCEPTED)).select(
             *[F.col(f"v_{c}").alias(c) for c in canon], src.alias("source"),
             label.alias("source_file"), F.col("_row").alias("source_row"), load.alias("load_id"))
-    # the counts come from one aggregation of the classified rows (below): written uncounted
-    store.write(source.table, rows, run_id, count=False)
     flag_list = flags(source, job.specs)
     by, rules, flagged = _counts(cls, flag_list)
+    if by.get("replace"):
+        refuse_corrections(cls, source, job.label, set(job.specs))
+    # the counts come from the one aggregation of the classified rows (above): uncounted
+    store.write(source.table, rows, run_id, count=False)
     quarantined = cls.where("_status = 'quarantined'")
     if by.get("quarantined"):  # the raw rows of the quarantined rows only, from the source
         few = by["quarantined"] <= _BROADCAST
@@ -58,6 +79,15 @@ def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cl
         picked = numbered.join(F.broadcast(keys) if few else keys, "_row", "left_semi")
         raws = picked.mapInArrow(job.raw_task, _spark_schema(RAW))
         quarantined = quarantined.join(F.broadcast(raws) if few else raws, "_row", "left")
+        seen = seen_quarantined(store, run_id, source, quarantined) if job.quarantined else []
+        if seen:  # quarantined before from the source: duplicates (status 'seen')
+            hit = store.session.createDataFrame([(row, True) for row, _ in seen],
+                                                "_row long, _seen boolean")
+            cls = cls.join(F.broadcast(hit), "_row", "left").withColumn(
+                "_status", F.when(F.col("_seen"), F.lit("seen")).otherwise(F.col("_status"))
+            ).drop("_seen")
+            quarantined = quarantined.join(F.broadcast(hit), "_row", "left_anti")
+            _unquarantine(by, rules, [rule for _, rule in seen])
     else:
         quarantined = quarantined.withColumn("_raw_row", F.lit(None).cast("string"))
     quarantined = quarantined.select(
@@ -65,21 +95,32 @@ def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cl
         F.col("_raw_row").alias("raw_row"), F.col("_rule").alias("rule"),
         F.col("_reason").alias("reason"), F.col("_column").alias("column_name"),
         load.alias("load_id"), F.lit(now).alias("ingested_at"))
-    n_rejects = 0
+    n_rejects, rejects_seen = 0, []
     if rejects is not None:
         n_rejects = rejects.count()
-        if n_rejects:  # the rows the reader could not split: as the DuckDB ingest writes them
+        if n_rejects and job.quarantined:  # malformed rows quarantined before: duplicates
+            rejects_seen = [row for row, _ in seen_quarantined(store, run_id, source, rejects.select(
+                "_row", F.col("raw_row").alias("_raw_row"),
+                F.lit("malformed_row").alias("_rule")))]
+            if rejects_seen:
+                rejects = rejects.where(~F.col("_row").isin(rejects_seen))
+        if n_rejects > len(rejects_seen):  # the rows the reader could not split, as on DuckDB
             quarantined = quarantined.unionByName(rejects.select(
                 src.alias("source"), label.alias("source_file"),
                 F.col("_row").alias("row_number"), "raw_row", F.lit("malformed_row").alias("rule"),
                 "reason", "column_name", load.alias("load_id"), F.lit(now).alias("ingested_at")))
     store.write("quarantine", quarantined, run_id, count=False)
     kind = F.create_map(*[F.lit(x) for kv in _DUP_KIND.items() for x in kv])
-    store.write("ingest_duplicates", cls.where(F.col("_status").isin(*_DUP_KIND)).select(
+    dups = cls.where(F.col("_status").isin(*_DUP_KIND)).select(
         src.alias("source"), label.alias("source_file"), F.col("_row").alias("row_number"),
         kind[F.col("_status")].alias("kind"),
         F.when(F.col("_status") == "duplicate", F.col("_dup_of")).alias("duplicate_of_row"),
-        load.alias("load_id")), run_id, count=False)
+        load.alias("load_id"))
+    if rejects_seen:
+        dups = dups.unionByName(store.session.createDataFrame(
+            [(source.name, job.label, row, _DUP_KIND["seen"], None, counts.load_id)
+             for row in rejects_seen], dups.schema))
+    store.write("ingest_duplicates", dups, run_id, count=False)
     if flag_list:
         parts = [cls.where(F.col(f"_f{i}")).select(
             src.alias("source"), label.alias("source_file"), F.col("_row").alias("row_number"),
@@ -92,7 +133,20 @@ def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cl
         store.write("ingest_flags", found, run_id, count=False)
     if flagged:
         note_flags(counts, flagged)
-    tally(counts, by, rules, {False: n_rejects} if n_rejects else {})
+    n_seen = len(rejects_seen)
+    tally(counts, by, rules, {k: n for k, n in ((False, n_rejects - n_seen), (True, n_seen)) if n})
+
+
+def _unquarantine(by: dict[str, int], rules: dict[str, int], seen: list[str]) -> None:
+    """Move the quarantined rows found ``seen`` (their rules) to status ``seen`` in the
+    counts of :func:`_counts` (rules: largest first again)."""
+    by["quarantined"] -= len(seen)
+    by["seen"] = by.get("seen", 0) + len(seen)
+    for rule in seen:
+        rules[rule] -= 1
+    kept = sorted(((r, n) for r, n in rules.items() if n), key=lambda kv: -kv[1])
+    rules.clear()
+    rules.update(kept)
 
 
 def _counts(cls: DataFrame, flag_list: list[tuple[str, str, str, str]],
