@@ -14,6 +14,7 @@ from typing import Any
 
 import typer
 
+from segflow.cli._clv_dates import date_order, iso_dates
 from segflow.cli._clv_fit import (
     MODELS,
     SPEND_MODELS,
@@ -93,6 +94,7 @@ def read_transactions(
     from segflow.store import interruptible
 
     con = interruptible(ibis.duckdb.connect())  # Ctrl-C stops its queries (cli._interrupt)
+    order: str | None = None
     kind = fmt if fmt != "auto" else {".parquet": "parquet", ".pq": "parquet", ".txt": "cdnow"}.get(
         path.suffix.lower(), "csv"
     )
@@ -101,7 +103,10 @@ def read_transactions(
             table = con.read_parquet(str(path))
             table = canonical_ids(table, [c for c in table.columns if c in id_cols or is_id_column(c)])
         elif kind == "csv":
-            table = read_user_csv(con, path, id_columns=id_cols, all_varchar=date_format is not None)
+            if date_format is None:  # numeric dates: their field order (cli._clv_dates)
+                order = date_order(read_user_csv(con, path, all_varchar=True), date_col, path)
+            table = read_user_csv(con, path, id_columns=id_cols,
+                                  all_varchar=date_format is not None or order is not None)
         elif kind == "cdnow":
             import pandas as pd
 
@@ -138,9 +143,11 @@ def read_transactions(
         table = table.mutate(**{date_col: epoch + micros.as_interval("us")})
     elif date_format is not None:
         table = table.mutate(**{date_col: table[date_col].cast("string").as_timestamp(date_format)})
-    elif kind == "csv":
-        _refuse_ambiguous_dates(con, path, date_col)
+    elif order is not None:
+        table = table.mutate(**{date_col: iso_dates(table[date_col], order)})
     _check_dates(table, date_col, path)
+    if table[date_col].type().is_string():  # every value parses (checked)
+        table = table.mutate(**{date_col: table[date_col].cast("timestamp")})
     if amount_col is not None and amount_col in table.columns:
         _check_amounts(table, amount_col, path)
     return table, date_col
@@ -164,51 +171,6 @@ def _check_amounts(table: Any, amount_col: str, path: Path) -> None:
             "row, or give --amount-col none to count purchases only)",
             file=str(path), column=amount_col, row=int(sample.iloc[0]["_row"]),
         )
-
-
-#: A date written day and month first in either order (``05/01/2023``, ``5.1.23``, with or
-#: without a time): groups 1 and 2 are the two numbers, 3 the separator, 4 the year, 5 the
-#: time.
-_DAY_MONTH = r"^\s*([0-9]{1,2})([./-])([0-9]{1,2})[./-]([0-9]{2,4})([ T].*)?$"
-
-
-def _refuse_ambiguous_dates(con: Any, path: Path, date_col: str) -> None:
-    """Raise InputError when the file's dates are written ``NN/NN/YYYY`` and no value has a
-    number above 12 in either place: DuckDB's sniffer would read them with one order
-    silently (month-first dates read day-first move every date), so the user says which
-    (``--date-format``). The ingest quarantines such dates as ``ambiguous_date``."""
-    raw = read_user_csv(con, path, all_varchar=True)  # the same delimiter as the table
-    x = raw[date_col]
-    first = x.re_extract(_DAY_MONTH, 1).cast("int64")
-    second = x.re_extract(_DAY_MONTH, 3).cast("int64")
-    written = x.re_search(_DAY_MONTH)
-    got = raw.filter(written).aggregate(
-        day_first=(first > 12).sum(), month_first=(second > 12).sum(),
-        example=x.min(where=first != second)).to_pyarrow().to_pylist()[0]
-    # ambiguous: some date reads two ways (day != month) and none tells the order
-    if got["example"] is not None and not got["day_first"] and not got["month_first"]:
-        example = got["example"].strip()
-        formats = " or ".join(f"--date-format '{_format_of(example, order)}'"
-                              for order in ("dm", "md"))
-        raise InputError(
-            f"dates such as {example!r} can be read day-first or month-first (no day above 12 "
-            f"tells which): give {formats}", file=str(path), column=date_col)
-
-
-def _format_of(example: str, order: str) -> str:
-    """The strptime format of a date written like ``example`` (matching :data:`_DAY_MONTH`),
-    day first (``order`` ``dm``) or month first (``md``): its separator, a two- or four-digit
-    year, and its time (hours and minutes, seconds when written)."""
-    import re
-
-    m = re.match(_DAY_MONTH, example)
-    assert m is not None
-    sep, year, time = m.group(2), m.group(4), m.group(5)
-    a, b = ("%d", "%m") if order == "dm" else ("%m", "%d")
-    fmt = f"{a}{sep}{b}{sep}{'%Y' if len(year) == 4 else '%y'}"
-    if time:
-        fmt += time[0] + ("%H:%M:%S" if time.count(":") >= 2 else "%H:%M")
-    return fmt
 
 
 def _check_dates(table: Any, date_col: str, path: Path) -> None:

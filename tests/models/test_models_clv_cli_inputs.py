@@ -1,0 +1,89 @@
+"""``segflow clv fit|score`` on plain files as a new user writes them: dates in any field
+order, missing-value tokens, repeated column names, the horizon of the CLV."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from segflow.cli import app
+from segflow.cli._clv import read_transactions
+
+runner = CliRunner()
+
+
+def _run(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def _days(path: Path) -> list[str]:
+    table, col = read_transactions(path)
+    return [str(d)[:10] for d in table[col].execute()]
+
+
+def _purchases(n_customers: int = 60, seed: int = 3) -> pd.DataFrame:
+    """A year of purchases (2023) of ``n_customers``: every day of the month 1-31 occurs."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in range(n_customers):
+        days = sorted(rng.choice(365, size=int(rng.integers(1, 6)), replace=False))
+        rows += [(f"c{c:03d}", dt.date(2023, 1, 1) + dt.timedelta(days=int(d)),
+                  round(float(rng.gamma(2, 15)), 2)) for d in days]
+    rows.append(("c999", dt.date(2023, 1, 31), 10.0))
+    return pd.DataFrame(rows, columns=["customer_id", "day", "amount"])
+
+
+@pytest.mark.parametrize("fmt", ["%d/%m/%y", "%d.%m.%y", "%d-%m-%y", "%m/%d/%y", "%d/%m/%Y"])
+def test_numeric_dates_settled_by_the_data_are_read_in_their_order(
+        tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """17/01/23 was read 2017-01-23 by DuckDB's sniffer (year-first for two-digit years):
+    the calibration started 2001-01-23 and alpha came out 546. Now the order that reads
+    every value as a date no later than today is used (y/m/d puts 31/01/23 in 2031)."""
+    monkeypatch.setattr("segflow.cli._clv_dates._today", lambda: dt.date(2026, 12, 5))
+    frame = _purchases()
+    path = tmp_path / "tx.csv"
+    frame.assign(ts=[d.strftime(fmt) for d in frame.day]).drop(columns="day").to_csv(path, index=False)
+    assert _days(path) == [str(d) for d in frame.day]
+
+
+def test_two_digit_year_dates_fit_as_their_iso_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("segflow.cli._clv_dates._today", lambda: dt.date(2026, 12, 5))
+    frame = _purchases()
+    fits = {}
+    for name, fmt in (("iso.csv", "%Y-%m-%d"), ("dmy.csv", "%d/%m/%y")):
+        frame.assign(ts=[d.strftime(fmt) for d in frame.day]).drop(columns="day").to_csv(
+            tmp_path / name, index=False)
+        result = _run("clv", "fit", "-t", tmp_path / name, "--calibration-end", "2023-12-31", "--json",
+                      "--penalizer", "0.01")
+        assert result.exit_code == 0, result.output
+        fits[name] = json.loads(result.stdout)
+    assert fits["dmy.csv"]["calibration"]["first_day"] == str(_purchases().day.min())
+    assert fits["dmy.csv"]["params"] == fits["iso.csv"]["params"]
+
+
+def test_date_orders_by_the_rule(tmp_path: Path) -> None:
+    """Year-first when the first field cannot be a day; one reading when every order gives
+    the same day; refused when the orders disagree or none reads every value."""
+    import ibis
+
+    from segflow.cli._clv_dates import date_order
+    from segflow.errors import InputError
+
+    def order(*dates: str) -> str | None:
+        raw = ibis.memtable({"ts": list(dates)})
+        return date_order(raw, "ts", tmp_path / "d.csv", today=dt.date(2026, 12, 5))
+
+    assert order("98/01/17", "99/12/31") == "ymd"
+    assert order("01/17/23", "12/01/23") == "mdy"
+    assert order("2023-01-17", "2023-02-01") is None  # four-digit year first: the reader's
+    assert order("01/01/2024", "02/02/2024") in ("dmy", "mdy")  # the same day either way
+    with pytest.raises(InputError, match="can be read day-first, month-first or year-first"):
+        order("05/01/23", "06/02/23")
+    with pytest.raises(InputError, match=r"'17/01/23' and '01/17/23' are not written in one order"):
+        order("17/01/23", "01/17/23")
