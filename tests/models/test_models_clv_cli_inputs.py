@@ -87,3 +87,58 @@ def test_date_orders_by_the_rule(tmp_path: Path) -> None:
         order("05/01/23", "06/02/23")
     with pytest.raises(InputError, match=r"'17/01/23' and '01/17/23' are not written in one order"):
         order("17/01/23", "01/17/23")
+
+
+def _cdnow_part(tmp_path: Path, frame: pd.DataFrame, customers: int = 500) -> Path:
+    """The purchases of the first ``customers`` CDNOW customers as a CSV (customer_id, ts,
+    amount)."""
+    ids = sorted(frame.customer_id.unique())[:customers]
+    rows = frame[frame.customer_id.isin(ids)][["customer_id", "ts", "dollars"]]
+    rows = rows.rename(columns={"dollars": "amount"}).assign(ts=lambda f: f.ts.dt.strftime("%Y-%m-%d"))
+    path = tmp_path / "tx.csv"
+    rows.to_csv(path, index=False)
+    return path
+
+
+def test_the_default_horizon_is_one_year_in_every_unit(tmp_path: Path, cdnow_frame: pd.DataFrame) -> None:
+    """The default horizon was 52 units: 52 days, 52 weeks or 52 months, so one customer's
+    CLV was 49 (day), 313 (week) or 1015 (month) with the same P(alive). Now it is one year
+    (365 days, 52 weeks, 12 months), and the output says so."""
+    csv = _cdnow_part(tmp_path, cdnow_frame, customers=300)
+    clv, settings = {}, {}
+    for unit in ("day", "week", "month"):
+        out = tmp_path / f"{unit}.csv"
+        json_or_margin = ["--margin", "0.3"] if unit == "week" else ["--json"]
+        result = _run("clv", "score", "-t", csv, "--calibration-end", "1997-09-30", "--time-unit",
+                      unit, "-o", out, *json_or_margin)
+        assert result.exit_code == 0, result.output
+        if unit == "week":
+            assert ("horizon 52 weeks (364 days); clv: annual discount rate 0.1 (10%), margin 0.3"
+                    in result.stdout)
+        else:
+            settings[unit] = json.loads(result.stdout)["scoring"]
+        clv[unit] = pd.read_csv(out).set_index("customer_id").clv / (0.3 if unit == "week" else 1)
+    assert {u: (s["horizon"], s["horizon_days"]) for u, s in settings.items()} == {
+        "day": (365, 365), "month": (12, 365.25)}
+    assert settings["day"]["annual_discount_rate"] == 0.1 and settings["day"]["margin"] == 1
+    total = {u: float(c.sum()) for u, c in clv.items()}
+    # one year's discounted spend: the units differ by the days of their year (< 0.5%) and
+    # the day-exact summary of their own unit (before: 52 days, 52 weeks, 52 months)
+    assert total["day"] == pytest.approx(total["week"], rel=0.01)
+    assert total["month"] == pytest.approx(total["week"], rel=0.01)
+
+
+@pytest.mark.parametrize(("horizon", "unit", "message"), [
+    ("1e308", "week", "1e+308 weeks is more than 100 years (5,218 weeks)"),
+    ("1201", "month", "1201 months is more than 100 years (1,200 months)")])
+def test_an_unreasonable_horizon_is_a_usage_error(tmp_path: Path, horizon: str, unit: str,
+                                                 message: str) -> None:
+    """--horizon 1e308 stopped with "ValueError: Maximum allowed size exceeded" in NumPy;
+    10,000 weeks took 11 s for 400 customers (one model evaluation per monthly step)."""
+    csv = tmp_path / "tx.csv"
+    csv.write_text("customer_id,ts,amount\na,2024-01-01,5\n")
+    result = _run("clv", "score", "-t", csv, "--snapshot", "2024-06-01", "--time-unit", unit,
+                  "--horizon", horizon, "-o", tmp_path / "s.csv")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"segflow clv score: invalid value for '--horizon': {message}; see 'segflow clv score --help'"]

@@ -19,8 +19,11 @@ from segflow.cli._clv_fit import (
     MODELS,
     SPEND_MODELS,
     UNITS,
+    clv_line,
+    clv_settings,
     fit_clv,
     holdout_snapshot,
+    horizon_of,
     print_fit,
     snapshot_of,
     unit_code,
@@ -32,6 +35,7 @@ from segflow.cli._common import (
     console,
     print_json,
     refuse_on_spark,
+    stdout,
     user_errors,
 )
 from segflow.cli._files import canonical_ids, is_id_column, read_user_csv
@@ -262,9 +266,13 @@ def register(app: typer.Typer) -> None:
             None, "--calibration-end", parser=DATE,
             help="Last day of the calibration period, YYYY-MM-DD (included): the same as "
             "--snapshot of the next day."),
-        horizon: float = typer.Option(52.0, "--horizon", min=0.0,
-                                      help="Prediction horizon in time units."),
-        margin: float = typer.Option(1.0, "--margin", min=0.0, help="Profit margin on spend."),
+        horizon: float | None = typer.Option(
+            None, "--horizon", min=0.0,
+            help="Prediction horizon in --time-unit units (default one year: 365 days, 52 "
+            "weeks or 12 months); at most 100 years."),
+        margin: float = typer.Option(
+            1.0, "--margin", min=0.0,
+            help="Profit margin: the share of spend the CLV counts (1: revenue)."),
         discount_rate: float = typer.Option(0.1, "--discount-rate", min=0.0,
                                             help="Annual discount rate of the CLV."),
         time_unit: str = UnitOption,
@@ -279,7 +287,7 @@ def register(app: typer.Typer) -> None:
             options = ScoreOptions(
                 fmt=fmt, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
                 date_format=date_format, snapshot=snapshot_of(calibration_end, snapshot),
-                horizon=horizon, margin=margin, discount_rate=discount_rate,
+                horizon=horizon_of(horizon, time_unit), margin=margin, discount_rate=discount_rate,
                 time_unit=time_unit, model_name=model, spend_model=spend_model,
                 order_value=order_value, penalizer=penalizer,
             )
@@ -351,6 +359,7 @@ def _score(
                                  spend_model=spend, margin=o.margin,
                                  annual_discount_rate=o.discount_rate)
         report["notes"].extend(_score_notes(scores, spend))
+        report["scoring"] = clv_settings(o.horizon, o.time_unit, o.margin, o.discount_rate)
         written: dict[str, Any] = {}
         if output is not None:
             written.update(_write_file(scores, output))
@@ -368,6 +377,7 @@ def _score(
         print_json(report)
     else:
         print_fit(report)
+        stdout.print(clv_line(report["scoring"]), highlight=False)
         where = []
         if "file" in written:
             where.append(f"{written.get('rows', 0):,} customers to {written['file']}")
