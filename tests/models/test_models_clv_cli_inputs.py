@@ -142,3 +142,30 @@ def test_an_unreasonable_horizon_is_a_usage_error(tmp_path: Path, horizon: str, 
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         f"segflow clv score: invalid value for '--horizon': {message}; see 'segflow clv score --help'"]
+
+
+def test_missing_value_tokens_are_missing_values(tmp_path: Path, cdnow_frame: pd.DataFrame) -> None:
+    """Customer ids ``NA``/``null`` became one customer "NA" pooling every anonymous line,
+    and an amount ``NA`` stopped the command; now the ingest's null_values are missing
+    values in every column: the anonymous lines are left out and counted, an amount ``NA``
+    is no purchase and a date ``NA`` no row, as their empty cells were."""
+    clean = _cdnow_part(tmp_path, cdnow_frame, customers=300)
+    frame = pd.read_csv(clean, dtype=str)
+    someone = frame.customer_id.iloc[0]
+    extra = pd.DataFrame([("NA", "1997-02-01", "20"), ("null", "1997-03-01", "20"),
+                          (" N/A ", "1997-04-01", "20"), ("", "1997-05-01", "20"),
+                          ("NA", "1997-06-01", "20"), (someone, "1997-06-02", "NA"),
+                          (someone, "NA", "5")], columns=frame.columns)
+    dirty = tmp_path / "dirty.csv"
+    pd.concat([frame, extra]).to_csv(dirty, index=False)
+    reports = {}
+    for path in (clean, dirty):
+        result = _run("clv", "fit", "-t", path, "--calibration-end", "1997-09-30", "--json")
+        assert result.exit_code == 0, result.output
+        reports[path.name] = json.loads(result.stdout)
+    got = reports["dirty.csv"]
+    assert got["notes"][:3] == ["5 rows have no customer id and are left out",
+                                "1 row has no date and is left out",
+                                "1 row has no amount and is no purchase (not a return either)"]
+    assert got["customers"] == reports["tx.csv"]["customers"]
+    assert got["params"] == reports["tx.csv"]["params"]

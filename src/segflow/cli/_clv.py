@@ -132,6 +132,7 @@ def read_transactions(
         from segflow.cli._files import reader_error
 
         raise InputError(f"cannot read the file: {reader_error(exc)}", file=str(path)) from None
+    table = without_null_tokens(table, [*id_cols, date_col, amount_col or date_col])
     if date_col not in table.columns:
         from segflow._suggest import did_you_mean
 
@@ -155,6 +156,23 @@ def read_transactions(
     if amount_col is not None and amount_col in table.columns:
         _check_amounts(table, amount_col, path)
     return table, date_col
+
+
+def without_null_tokens(table: Any, columns: list[str]) -> Any:
+    """``table`` with the ingest's missing-value tokens (its default ``null_values``: ``NA``,
+    ``N/A``, ``#N/A``, ``null``, ``NULL``, ``\\N``, ``None``, ``-``; compared with the trimmed
+    value, case-sensitive) set to NULL in the text ``columns`` it has: an id ``NA`` is an
+    anonymous line as in a project, not a customer "NA"; an amount or date ``NA`` is a
+    missing one, as an empty cell. Typed columns carry real NULLs and are left alone."""
+    import ibis
+
+    from segflow.config._sources import DEFAULT_NULL_VALUES
+    from segflow.sources._ids import TRIM_CHARS
+
+    tokens = sorted({t.strip(TRIM_CHARS) for t in DEFAULT_NULL_VALUES} - {""})
+    text = [c for c in dict.fromkeys(columns) if c in table.columns and table[c].type().is_string()]
+    return table.mutate(**{c: table[c].strip().isin(tokens).ifelse(ibis.null("string"), table[c])
+                           for c in text}) if text else table
 
 
 def _check_amounts(table: Any, amount_col: str, path: Path) -> None:
