@@ -169,3 +169,23 @@ def test_missing_value_tokens_are_missing_values(tmp_path: Path, cdnow_frame: pd
                                 "1 row has no amount and is no purchase (not a return either)"]
     assert got["customers"] == reports["tx.csv"]["customers"]
     assert got["params"] == reports["tx.csv"]["params"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_repeated_column_names_are_refused(tmp_path: Path, suffix: str) -> None:
+    """A header ``customer_id,ts,amount,amount`` was read with the first ``amount`` without
+    a word (DuckDB renames the second ``amount_1``); the ingest refuses it, and so does clv."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / f"dup{suffix}"
+    if suffix == ".csv":
+        path.write_text("customer_id,ts,amount,Amount\na,2024-01-01,5,6\n")
+    else:
+        pq.write_table(pa.table([["a"], ["2024-01-01"], [5.0], [6.0]],
+                                names=["customer_id", "ts", "amount", "Amount"]), path)
+    result = _run("clv", "fit", "-t", path, "--snapshot", "2024-06-01")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"error: file {path}, header: column names repeat: 'amount' / 'Amount' (names are "
+        "compared ignoring case); rename or drop the extra column"]

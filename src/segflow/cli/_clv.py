@@ -102,6 +102,7 @@ def read_transactions(
     kind = fmt if fmt != "auto" else {".parquet": "parquet", ".pq": "parquet", ".txt": "cdnow"}.get(
         path.suffix.lower(), "csv"
     )
+    _refuse_repeated_names(path, kind)
     try:
         if kind == "parquet":
             table = con.read_parquet(str(path))
@@ -156,6 +157,35 @@ def read_transactions(
     if amount_col is not None and amount_col in table.columns:
         _check_amounts(table, amount_col, path)
     return table, date_col
+
+
+def _refuse_repeated_names(path: Path, kind: str) -> None:
+    """InputError naming the file when two of its columns have one name, compared ignoring
+    case, as the ingest refuses them: DuckDB renames the second ``amount`` to ``amount_1``
+    and the command read the first without a word. A CSV's names are those of its first
+    line (after Excel's ``sep=`` line); a Parquet file's those of its schema."""
+    import csv
+
+    from segflow.sources._names import refuse_repeated_names
+
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            names = pq.read_schema(path).names
+        except Exception:  # noqa: BLE001 - not Parquet: the reader says so
+            return
+    elif kind == "csv":
+        from segflow.cli._files import _header_of
+
+        delim, names = _header_of(str(path))
+        if delim is None and not names:  # Excel's "sep=;" line, then the header
+            with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+                declared = f.readline().rstrip("\r\n")[4:5] or ","
+                names = next(csv.reader([f.readline().rstrip("\r\n")], delimiter=declared), [])
+    else:
+        return
+    refuse_repeated_names(list(names), str(path))
 
 
 def without_null_tokens(table: Any, columns: list[str]) -> Any:
