@@ -189,3 +189,30 @@ def test_repeated_column_names_are_refused(tmp_path: Path, suffix: str) -> None:
     assert result.output.strip().splitlines() == [
         f"error: file {path}, header: column names repeat: 'amount' / 'Amount' (names are "
         "compared ignoring case); rename or drop the extra column"]
+
+
+def test_a_file_not_in_the_cdnow_format_says_so(tmp_path: Path) -> None:
+    """``--format cdnow`` on a CSV said "the summary holds no customers"."""
+    csv = tmp_path / "tx.csv"
+    csv.write_text("customer_id,ts,amount\na,2024-01-01,5\n")
+    result = _run("clv", "fit", "-t", csv, "--format", "cdnow", "--snapshot", "2024-06-01")
+    assert result.exit_code == 1
+    assert " ".join(result.output.split()) == (
+        f"error: file {csv}, row 1: not in the CDNOW format: the row has 1 field; expected "
+        "'customer_id sample_id yyyymmdd quantity amount' separated by spaces, no header (for a "
+        "CSV give --format csv)")
+
+
+def test_decimal_comma_amounts(tmp_path: Path) -> None:
+    """``12,72`` was "expected a number" with no way out; ``--decimal ,`` reads it as the
+    ingest's decimal option does (a value with a ``.`` is then no number)."""
+    csv = tmp_path / "tx.csv"
+    csv.write_text("customer_id;ts;amount\na;2024-01-01;12,72\na;2024-02-01;5\nb;2024-01-05;-3,5\n")
+    result = _run("clv", "fit", "-t", csv, "--snapshot", "2024-06-01")
+    assert result.exit_code == 1
+    assert "got '12,72' (a decimal comma: give --decimal ',', or remove" in " ".join(result.output.split())
+    table, _ = read_transactions(csv, amount_col="amount", decimal=",")
+    assert table.amount.execute().tolist() == [12.72, 5.0, -3.5]
+    csv.write_text("customer_id;ts;amount\na;2024-01-01;12,72\na;2024-02-01;4.25\n")
+    result = _run("clv", "fit", "-t", csv, "--snapshot", "2024-06-01", "--decimal", ",")
+    assert result.exit_code == 1 and "row 2, column 'amount': expected a number, got '4.25'" in result.output

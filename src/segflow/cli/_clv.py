@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 
@@ -80,15 +81,22 @@ OrderValueOption = typer.Option(
     help="Average order value (currency) used as every customer's expected spend, with "
     "--spend-model constant or none.",
 )
+DecimalOption = typer.Option(
+    ".", "--decimal", parser=Choice(".", ","),
+    help="Decimal separator of a CSV's amounts: '.' or ',' (12,72; a value with a '.' is "
+    "then no number), as the ingest's decimal option.",
+)
 PenalizerOption = typer.Option(0.0, "--penalizer", min=0.0, help="L2 penalty on the parameters.")
 
 
 def read_transactions(
     path: Path, *, fmt: str = "auto", date_col: str = "ts", date_format: str | None = None,
     id_cols: tuple[str, ...] = ("customer_id",), amount_col: str | None = None,
+    decimal: str = ".",
 ) -> Any:
     """Read a transaction file into an in-memory DuckDB table (Ibis); ``id_cols`` stay text.
-    A text ``amount_col`` must hold numbers (or be empty): else an error naming the row."""
+    A text ``amount_col`` must hold numbers (or be empty) written with the decimal separator
+    ``decimal`` (``.`` or ``,``): else an error naming the row."""
     import duckdb
     import ibis
 
@@ -119,6 +127,7 @@ def read_transactions(
                 path, sep=r"\s+", header=None, dtype=str,
                 names=["customer_id", "sample_id", "date", "quantity", "amount"],
             )
+            _check_cdnow(frame, path, dated=date_format in (None, "%Y%m%d"))
             frame["amount"] = pd.to_numeric(frame["amount"], errors="raise")
             table = con.create_table("transactions", frame)
             date_col, date_format = ("date", date_format or "%Y%m%d") if date_col == "ts" else (
@@ -155,8 +164,33 @@ def read_transactions(
     if table[date_col].type().is_string():  # every value parses (checked)
         table = table.mutate(**{date_col: table[date_col].cast("timestamp")})
     if amount_col is not None and amount_col in table.columns:
-        _check_amounts(table, amount_col, path)
+        table = _check_amounts(table, amount_col, path, decimal)
     return table, date_col
+
+
+#: The CDNOW layout, as the errors of :func:`_check_cdnow` state it.
+CDNOW_LAYOUT = "'customer_id sample_id yyyymmdd quantity amount' separated by spaces, no header"
+
+
+def _check_cdnow(frame: Any, path: Path, *, dated: bool = True) -> None:
+    """InputError naming the first row of a file read as CDNOW (``--format cdnow``, or a
+    ``.txt`` file) that is not in that layout: five fields, the third a date ``yyyymmdd``
+    (when ``dated``: no other ``--date-format`` given).
+    An ordinary CSV read so was one field a line and "the summary holds no customers"."""
+    if frame.empty:
+        raise InputError(f"the file holds no rows; expected the CDNOW layout {CDNOW_LAYOUT}",
+                         file=str(path))
+    short = frame.isnull().any(axis=1)
+    undated = ~frame["date"].fillna("").str.fullmatch(r"[0-9]{8}") & dated
+    bad = (short | undated).to_numpy().nonzero()[0]
+    if len(bad):
+        i = int(bad[0])
+        fields = int(frame.iloc[i].notnull().sum())
+        what = (f"has {fields} field{'s' if fields != 1 else ''}" if short.iloc[i] else
+                f"has the date {frame['date'].iloc[i]!r}")
+        raise InputError(
+            f"not in the CDNOW format: the row {what}; expected {CDNOW_LAYOUT} (for a CSV "
+            "give --format csv)", file=str(path), row=i + 1)
 
 
 def _refuse_repeated_names(path: Path, kind: str) -> None:
@@ -205,24 +239,40 @@ def without_null_tokens(table: Any, columns: list[str]) -> Any:
                            for c in text}) if text else table
 
 
-def _check_amounts(table: Any, amount_col: str, path: Path) -> None:
-    """Fail with the first row whose amount is text that is no number (``NA``, ``12 EUR``):
-    DuckDB's sniffer then types the column as text, and the cast to a number later stops
+def _check_amounts(table: Any, amount_col: str, path: Path, decimal: str = ".") -> Any:
+    """``table`` with a text amount column read as numbers written with the decimal
+    separator ``decimal`` (the ingest's ``decimal`` option: with ``,`` a value holding a
+    ``.`` is no number, as ``4.25`` in a decimal-comma file); fail with the first row whose
+    amount is text that is no number (``12 EUR``; ``12,72`` without ``--decimal ,``):
+    DuckDB's sniffer then types the column as text, and the cast to a number later stopped
     with an engine traceback."""
     import ibis
 
     col = table[amount_col]
+    if decimal not in (".", ","):
+        raise InputError(f"--decimal {decimal!r}: the decimal separator is '.' or ','")
     if not col.type().is_string():
-        return
-    bad = col.strip().try_cast("float64").isnull() & (col.strip().length() > 0)
+        if decimal == "," and col.type().is_floating():
+            raise InputError("the amounts are written with a decimal point ('.'), not the "
+                             "--decimal ',' given", file=str(path), column=amount_col)
+        return table
+    text = col.strip()
+    if decimal == ",":
+        text = text.contains(".").ifelse(ibis.literal("x"), text.replace(",", "."))
+    number = text.try_cast("float64")
+    bad = number.isnull() & (col.strip().length() > 0)
     numbered = table.mutate(_row=ibis.row_number() + 1, _bad=bad)
     sample = numbered.filter(numbered._bad).order_by("_row").limit(1).execute()
     if len(sample):
+        value = str(sample.iloc[0][amount_col])
+        comma = decimal == "." and re.fullmatch(r"\s*[-+]?[0-9]*,[0-9]+\s*", value)
+        hint = "a decimal comma: give --decimal ',', or " if comma else ""
         raise InputError(
-            f"expected a number, got {sample.iloc[0][amount_col]!r} (remove or correct the "
-            "row, or give --amount-col none to count purchases only)",
+            f"expected a number, got {value!r} ({hint}remove or correct the row, or give "
+            "--amount-col none to count purchases only)",
             file=str(path), column=amount_col, row=int(sample.iloc[0]["_row"]),
         )
+    return table.mutate(**{amount_col: number}) if decimal == "," else table
 
 
 def _check_dates(table: Any, date_col: str, path: Path) -> None:
@@ -262,6 +312,7 @@ def register(app: typer.Typer) -> None:
         date_col: str = DateOption,
         amount_col: str = AmountOption,
         date_format: str | None = DateFormatOption,
+        decimal: str = DecimalOption,
         calibration_end: dt.date | None = CalibrationOption,
         snapshot: dt.date | None = SnapshotOption,
         holdout_end: dt.date | None = typer.Option(
@@ -281,7 +332,7 @@ def register(app: typer.Typer) -> None:
             amount = None if amount_col.lower() == "none" else amount_col
             table, date_col = read_transactions(
                 transactions, fmt=fmt, date_col=date_col, date_format=date_format,
-                id_cols=(customer_col,), amount_col=amount,
+                id_cols=(customer_col,), amount_col=amount, decimal=decimal,
             )
             report, *_ = fit_clv(
                 table, snapshot=cut, observation_end=obs_end, time_unit=time_unit,
@@ -306,6 +357,7 @@ def register(app: typer.Typer) -> None:
         date_col: str = DateOption,
         amount_col: str = AmountOption,
         date_format: str | None = DateFormatOption,
+        decimal: str = DecimalOption,
         snapshot: dt.date | None = typer.Option(
             None, "--snapshot", parser=DATE,
             help="Snapshot date YYYY-MM-DD: fit on rows before it; scores belong to it. "
@@ -334,7 +386,8 @@ def register(app: typer.Typer) -> None:
         with user_errors():
             options = ScoreOptions(
                 fmt=fmt, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
-                date_format=date_format, snapshot=snapshot_of(calibration_end, snapshot),
+                date_format=date_format, decimal=decimal,
+                snapshot=snapshot_of(calibration_end, snapshot),
                 horizon=horizon_of(horizon, time_unit), margin=margin, discount_rate=discount_rate,
                 time_unit=time_unit, model_name=model, spend_model=spend_model,
                 order_value=order_value, penalizer=penalizer,
@@ -351,6 +404,7 @@ class ScoreOptions:
     date_col: str
     amount_col: str
     date_format: str | None
+    decimal: str
     snapshot: dt.date
     horizon: float
     margin: float
@@ -390,7 +444,7 @@ def _score(
                                                 date_format=o.date_format,
                                                 id_cols=(customer_col,),
                                                 amount_col=None if amount_col.lower() == "none"
-                                                else amount_col)
+                                                else amount_col, decimal=o.decimal)
         elif project_ctx is not None:
             table = project_ctx.store.table("transactions")
             customer_col, date_col, amount_col = "customer_id", "ts", "amount"
