@@ -215,3 +215,16 @@ def test_decimal_comma_amounts(tmp_path: Path) -> None:
     csv.write_text("customer_id;ts;amount\na;2024-01-01;12,72\na;2024-02-01;4.25\n")
     result = _run("clv", "fit", "-t", csv, "--snapshot", "2024-06-01", "--decimal", ",")
     assert result.exit_code == 1 and "row 2, column 'amount': expected a number, got '4.25'" in result.output
+
+
+def test_a_four_digit_year_format_refuses_two_digit_years(tmp_path: Path) -> None:
+    """``--date-format %d/%m/%Y`` read 17/01/23 as the year 23 (DuckDB's %Y takes one to
+    three digits): the calibration began 0023-01-01. The ingest's rule: %Y needs four."""
+    path = tmp_path / "tx.csv"
+    path.write_text("customer_id,ts,amount\na,05/01/2023,5\nb,17/01/23,3\n")
+    with pytest.raises(Exception, match=r"row 2, column 'ts': --date-format '%d/%m/%Y' reads "
+                       r"'17/01/23' with a year before 1000 \(%Y needs four digits"):
+        read_transactions(path, date_format="%d/%m/%Y")
+    path.write_text("customer_id,ts,amount\na,05/01/23,5\nb,17/01/23,3\n")
+    table, col = read_transactions(path, date_format="%d/%m/%y")
+    assert [str(d)[:10] for d in table[col].execute()] == ["2023-01-05", "2023-01-17"]

@@ -157,6 +157,8 @@ def read_transactions(
         micros = (seconds * 1_000_000).round().cast("int64")
         table = table.mutate(**{date_col: epoch + micros.as_interval("us")})
     elif date_format is not None:
+        if "%Y" in date_format:
+            _refuse_short_years(table, date_col, date_format, path)
         table = table.mutate(**{date_col: table[date_col].cast("string").as_timestamp(date_format)})
     elif order is not None:
         table = table.mutate(**{date_col: iso_dates(table[date_col], order)})
@@ -273,6 +275,27 @@ def _check_amounts(table: Any, amount_col: str, path: Path, decimal: str = ".") 
             file=str(path), column=amount_col, row=int(sample.iloc[0]["_row"]),
         )
     return table.mutate(**{amount_col: number}) if decimal == "," else table
+
+
+def _refuse_short_years(table: Any, date_col: str, date_format: str, path: Path) -> None:
+    """InputError naming the first row whose date ``date_format`` (with ``%Y``) reads with a
+    year before 1000: DuckDB's ``%Y`` takes one to three digits, so ``17/01/23`` with
+    ``%d/%m/%Y`` was the year 23 without a word. The ingest's rule: ``%Y`` needs four
+    digits (:func:`segflow.sources._dates._strptime`)."""
+    import duckdb
+    import ibis
+
+    short = table[date_col].cast("string").as_timestamp(date_format).year() < 1000
+    numbered = table.mutate(_row=ibis.row_number() + 1, _short=short)
+    try:
+        sample = numbered.filter(numbered._short).order_by("_row").limit(1).execute()
+    except duckdb.Error:  # a value the format does not read: the parse below says so
+        return
+    if len(sample):
+        raise InputError(
+            f"--date-format {date_format!r} reads {sample.iloc[0][date_col]!r} with a year "
+            "before 1000 (%Y needs four digits: for two-digit years give %y)",
+            file=str(path), column=date_col, row=int(sample.iloc[0]["_row"]))
 
 
 def _check_dates(table: Any, date_col: str, path: Path) -> None:
