@@ -228,3 +228,11 @@ def test_a_four_digit_year_format_refuses_two_digit_years(tmp_path: Path) -> Non
     path.write_text("customer_id,ts,amount\na,05/01/23,5\nb,17/01/23,3\n")
     table, col = read_transactions(path, date_format="%d/%m/%y")
     assert [str(d)[:10] for d in table[col].execute()] == ["2023-01-05", "2023-01-17"]
+
+
+def test_a_bad_time_shows_the_date_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "tx.csv"
+    path.write_text("customer_id,ts,amount\na,17/01/23,5\nb,18/01/23 25:00,3\nc,31/01/23,3\n")
+    with pytest.raises(Exception, match="row 2, column 'ts': expected a date or timestamp, got "
+                       "'18/01/23 25:00'"):
+        read_transactions(path)

@@ -160,9 +160,12 @@ def read_transactions(
         if "%Y" in date_format:
             _refuse_short_years(table, date_col, date_format, path)
         table = table.mutate(**{date_col: table[date_col].cast("string").as_timestamp(date_format)})
-    elif order is not None:
+    elif order is not None:  # the text as written kept for the error of _check_dates
+        table = table.mutate(_sf_written=table[date_col])
         table = table.mutate(**{date_col: iso_dates(table[date_col], order)})
-    _check_dates(table, date_col, path)
+    _check_dates(table, date_col, path, "_sf_written" if "_sf_written" in table.columns else None)
+    if "_sf_written" in table.columns:
+        table = table.drop("_sf_written")
     if table[date_col].type().is_string():  # every value parses (checked)
         table = table.mutate(**{date_col: table[date_col].cast("timestamp")})
     if amount_col is not None and amount_col in table.columns:
@@ -298,12 +301,14 @@ def _refuse_short_years(table: Any, date_col: str, date_format: str, path: Path)
             file=str(path), column=date_col, row=int(sample.iloc[0]["_row"]))
 
 
-def _check_dates(table: Any, date_col: str, path: Path) -> None:
-    """Fail with the first row whose date does not parse, instead of an engine traceback."""
+def _check_dates(table: Any, date_col: str, path: Path, written: str | None = None) -> None:
+    """Fail with the first row whose date does not parse, instead of an engine traceback;
+    the error shows the value of the column ``written`` (default: the date column)."""
     import duckdb
     import ibis
 
     col = table[date_col]
+    table = table.mutate(_written=table[written or date_col])
     if col.type().is_string():
         col = col.try_cast("timestamp")
     try:
@@ -314,7 +319,7 @@ def _check_dates(table: Any, date_col: str, path: Path) -> None:
         raise InputError(f"dates do not parse: {exc}".splitlines()[0], file=str(path), column=date_col) from None
     if len(sample):
         raise InputError(
-            f"expected a date or timestamp, got {sample.iloc[0][date_col]!r} "
+            f"expected a date or timestamp, got {sample.iloc[0]['_written']!r} "
             "(use --date-format, e.g. %Y%m%d)",
             file=str(path), column=date_col, row=int(sample.iloc[0]["_row"]),
         )
