@@ -236,3 +236,6 @@ def test_a_bad_time_shows_the_date_as_written(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="row 2, column 'ts': expected a date or timestamp, got "
                        "'18/01/23 25:00'"):
         read_transactions(path)
+    path.write_text("customer_id,ts,amount\na, 17/01/23 ,5\nb,1/2/23,3\nc,31/1/23 10:05:07,3\n")
+    assert [str(d) for d in read_transactions(path)[0].ts.execute()] == [
+        "2023-01-17 00:00:00", "2023-02-01 00:00:00", "2023-01-31 10:05:07"]

@@ -99,17 +99,19 @@ def date_order(raw: Any, date_col: str, path: Path, today: dt.date | None = None
 
 
 def iso_dates(x: Any, order: str) -> Any:
-    """Ibis: the text ``x`` with each numeric date (:data:`NUMERIC_DATE`) rewritten as ISO
-    ``YYYY-MM-DD`` read in ``order`` (its time kept); other values as they are."""
+    """Ibis: the text ``x`` with each numeric date (:data:`NUMERIC_DATE`, spaces around it
+    dropped) rewritten as ISO ``YYYY-MM-DD`` read in ``order`` (its time kept); other values
+    as they are."""
     import ibis
 
+    written, x = x, x.strip()
     fields = [x.re_extract(NUMERIC_DATE, g) for g in (1, 3, 5)]
     yi, mi, di = ORDERS[order]
     y = fields[yi].cast("int64")
     year = ibis.ifelse(fields[yi].length() == 2, ibis.ifelse(y < 69, y + 2000, y + 1900), y)
     text = (year.cast("string").lpad(4, "0") + "-" + fields[mi].lpad(2, "0") + "-"
             + fields[di].lpad(2, "0") + x.re_extract(NUMERIC_DATE, 6))
-    return ibis.ifelse(x.re_search(NUMERIC_DATE), text, x)
+    return ibis.ifelse(x.re_search(NUMERIC_DATE), text, written)
 
 
 def _today() -> dt.date:
