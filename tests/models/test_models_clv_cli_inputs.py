@@ -230,7 +230,8 @@ def test_a_four_digit_year_format_refuses_two_digit_years(tmp_path: Path) -> Non
     assert [str(d)[:10] for d in table[col].execute()] == ["2023-01-05", "2023-01-17"]
 
 
-def test_a_bad_time_shows_the_date_as_written(tmp_path: Path) -> None:
+def test_a_bad_time_shows_the_date_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("segflow.cli._clv_dates._today", lambda: dt.date(2026, 12, 5))
     path = tmp_path / "tx.csv"
     path.write_text("customer_id,ts,amount\na,17/01/23,5\nb,18/01/23 25:00,3\nc,31/01/23,3\n")
     with pytest.raises(Exception, match="row 2, column 'ts': expected a date or timestamp, got "
