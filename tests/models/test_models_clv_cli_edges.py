@@ -262,17 +262,18 @@ def test_a_non_finite_amount_names_the_customer(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("command", [("fit",), ("score", "-o", "scores.csv")])
 def test_a_text_amount_is_one_error_line_naming_the_row(tmp_path: Path, command: tuple[str, ...]) -> None:
-    """An export writing ``NA`` for a missing amount made DuckDB type the column as text;
-    the cast to a number then stopped with an engine traceback."""
+    """An amount with a currency made DuckDB type the column as text; the cast to a number
+    then stopped with an engine traceback. (``NA`` is a missing amount: see
+    test_models_clv_cli_inputs.)"""
     csv = tmp_path / "na.csv"
-    csv.write_text("customer_id,ts,amount\na,2024-01-01,10\na,2024-02-01,NA\nb,2024-01-05,5\n"
+    csv.write_text("customer_id,ts,amount\na,2024-01-01,10\na,2024-02-01,12 EUR\nb,2024-01-05,5\n"
                    "b,2024-03-01,7\nc,2024-02-01,3\n")
     args = [a if a != "scores.csv" else tmp_path / a for a in command]
     result = _run("clv", *args, "-t", csv, "--snapshot", "2024-06-01")
     assert result.exit_code == 1
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert result.output.strip().splitlines() == [
-        f"error: file {csv}, row 2, column 'amount': expected a number, got 'NA' (remove or "
+        f"error: file {csv}, row 2, column 'amount': expected a number, got '12 EUR' (remove or "
         "correct the row, or give --amount-col none to count purchases only)"]
     assert not (tmp_path / "scores.csv").exists()
 

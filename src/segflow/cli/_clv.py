@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from segflow.cli._clv_dates import date_order, iso_dates
 from segflow.cli._clv_fit import (
     MODELS,
     SPEND_MODELS,
     UNITS,
+    clv_line,
+    clv_settings,
     fit_clv,
     holdout_snapshot,
+    horizon_of,
     print_fit,
     snapshot_of,
     unit_code,
@@ -31,6 +36,7 @@ from segflow.cli._common import (
     console,
     print_json,
     refuse_on_spark,
+    stdout,
     user_errors,
 )
 from segflow.cli._files import canonical_ids, is_id_column, read_user_csv
@@ -75,15 +81,22 @@ OrderValueOption = typer.Option(
     help="Average order value (currency) used as every customer's expected spend, with "
     "--spend-model constant or none.",
 )
+DecimalOption = typer.Option(
+    ".", "--decimal", parser=Choice(".", ","),
+    help="Decimal separator of a CSV's amounts: '.' or ',' (12,72; a value with a '.' is "
+    "then no number), as the ingest's decimal option.",
+)
 PenalizerOption = typer.Option(0.0, "--penalizer", min=0.0, help="L2 penalty on the parameters.")
 
 
 def read_transactions(
     path: Path, *, fmt: str = "auto", date_col: str = "ts", date_format: str | None = None,
     id_cols: tuple[str, ...] = ("customer_id",), amount_col: str | None = None,
+    decimal: str = ".",
 ) -> Any:
     """Read a transaction file into an in-memory DuckDB table (Ibis); ``id_cols`` stay text.
-    A text ``amount_col`` must hold numbers (or be empty): else an error naming the row."""
+    A text ``amount_col`` must hold numbers (or be empty) written with the decimal separator
+    ``decimal`` (``.`` or ``,``): else an error naming the row."""
     import duckdb
     import ibis
 
@@ -93,15 +106,20 @@ def read_transactions(
     from segflow.store import interruptible
 
     con = interruptible(ibis.duckdb.connect())  # Ctrl-C stops its queries (cli._interrupt)
+    order: str | None = None
     kind = fmt if fmt != "auto" else {".parquet": "parquet", ".pq": "parquet", ".txt": "cdnow"}.get(
         path.suffix.lower(), "csv"
     )
+    _refuse_repeated_names(path, kind)
     try:
         if kind == "parquet":
             table = con.read_parquet(str(path))
             table = canonical_ids(table, [c for c in table.columns if c in id_cols or is_id_column(c)])
         elif kind == "csv":
-            table = read_user_csv(con, path, id_columns=id_cols, all_varchar=date_format is not None)
+            if date_format is None:  # numeric dates: their field order (cli._clv_dates)
+                order = date_order(read_user_csv(con, path, all_varchar=True), date_col, path)
+            table = read_user_csv(con, path, id_columns=id_cols,
+                                  all_varchar=date_format is not None or order is not None)
         elif kind == "cdnow":
             import pandas as pd
 
@@ -109,6 +127,7 @@ def read_transactions(
                 path, sep=r"\s+", header=None, dtype=str,
                 names=["customer_id", "sample_id", "date", "quantity", "amount"],
             )
+            _check_cdnow(frame, path, dated=date_format in (None, "%Y%m%d"))
             frame["amount"] = pd.to_numeric(frame["amount"], errors="raise")
             table = con.create_table("transactions", frame)
             date_col, date_format = ("date", date_format or "%Y%m%d") if date_col == "ts" else (
@@ -123,6 +142,7 @@ def read_transactions(
         from segflow.cli._files import reader_error
 
         raise InputError(f"cannot read the file: {reader_error(exc)}", file=str(path)) from None
+    table = without_null_tokens(table, [*id_cols, date_col, amount_col or date_col])
     if date_col not in table.columns:
         from segflow._suggest import did_you_mean
 
@@ -137,86 +157,158 @@ def read_transactions(
         micros = (seconds * 1_000_000).round().cast("int64")
         table = table.mutate(**{date_col: epoch + micros.as_interval("us")})
     elif date_format is not None:
+        if "%Y" in date_format:
+            _refuse_short_years(table, date_col, date_format, path)
         table = table.mutate(**{date_col: table[date_col].cast("string").as_timestamp(date_format)})
-    elif kind == "csv":
-        _refuse_ambiguous_dates(con, path, date_col)
-    _check_dates(table, date_col, path)
+    elif order is not None:  # the text as written kept for the error of _check_dates
+        table = table.mutate(_sf_written=table[date_col])
+        table = table.mutate(**{date_col: iso_dates(table[date_col], order)})
+    _check_dates(table, date_col, path, "_sf_written" if "_sf_written" in table.columns else None)
+    if "_sf_written" in table.columns:
+        table = table.drop("_sf_written")
+    if table[date_col].type().is_string():  # every value parses (checked)
+        table = table.mutate(**{date_col: table[date_col].cast("timestamp")})
     if amount_col is not None and amount_col in table.columns:
-        _check_amounts(table, amount_col, path)
+        table = _check_amounts(table, amount_col, path, decimal)
     return table, date_col
 
 
-def _check_amounts(table: Any, amount_col: str, path: Path) -> None:
-    """Fail with the first row whose amount is text that is no number (``NA``, ``12 EUR``):
-    DuckDB's sniffer then types the column as text, and the cast to a number later stops
+#: The CDNOW layout, as the errors of :func:`_check_cdnow` state it.
+CDNOW_LAYOUT = "'customer_id sample_id yyyymmdd quantity amount' separated by spaces, no header"
+
+
+def _check_cdnow(frame: Any, path: Path, *, dated: bool = True) -> None:
+    """InputError naming the first row of a file read as CDNOW (``--format cdnow``, or a
+    ``.txt`` file) that is not in that layout: five fields, the third a date ``yyyymmdd``
+    (when ``dated``: no other ``--date-format`` given).
+    An ordinary CSV read so was one field a line and "the summary holds no customers"."""
+    if frame.empty:
+        raise InputError(f"the file holds no rows; expected the CDNOW layout {CDNOW_LAYOUT}",
+                         file=str(path))
+    short = frame.isnull().any(axis=1)
+    undated = ~frame["date"].fillna("").str.fullmatch(r"[0-9]{8}") & dated
+    bad = (short | undated).to_numpy().nonzero()[0]
+    if len(bad):
+        i = int(bad[0])
+        fields = int(frame.iloc[i].notnull().sum())
+        what = (f"has {fields} field{'s' if fields != 1 else ''}" if short.iloc[i] else
+                f"has the date {frame['date'].iloc[i]!r}")
+        raise InputError(
+            f"not in the CDNOW format: the row {what}; expected {CDNOW_LAYOUT} (for a CSV "
+            "give --format csv)", file=str(path), row=i + 1)
+
+
+def _refuse_repeated_names(path: Path, kind: str) -> None:
+    """InputError naming the file when two of its columns have one name, compared ignoring
+    case, as the ingest refuses them: DuckDB renames the second ``amount`` to ``amount_1``
+    and the command read the first without a word. A CSV's names are those of its first
+    line (after Excel's ``sep=`` line); a Parquet file's those of its schema."""
+    import csv
+
+    from segflow.sources._names import refuse_repeated_names
+
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            names = pq.read_schema(path).names
+        except Exception:  # noqa: BLE001 - not Parquet: the reader says so
+            return
+    elif kind == "csv":
+        from segflow.cli._files import _header_of
+
+        delim, names = _header_of(str(path))
+        if delim is None and not names:  # Excel's "sep=;" line, then the header
+            with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+                declared = f.readline().rstrip("\r\n")[4:5] or ","
+                names = next(csv.reader([f.readline().rstrip("\r\n")], delimiter=declared), [])
+    else:
+        return
+    refuse_repeated_names(list(names), str(path))
+
+
+def without_null_tokens(table: Any, columns: list[str]) -> Any:
+    """``table`` with the ingest's missing-value tokens (its default ``null_values``: ``NA``,
+    ``N/A``, ``#N/A``, ``null``, ``NULL``, ``\\N``, ``None``, ``-``; compared with the trimmed
+    value, case-sensitive) set to NULL in the text ``columns`` it has: an id ``NA`` is an
+    anonymous line as in a project, not a customer "NA"; an amount or date ``NA`` is a
+    missing one, as an empty cell. Typed columns carry real NULLs and are left alone."""
+    import ibis
+
+    from segflow.config._sources import DEFAULT_NULL_VALUES
+    from segflow.sources._ids import TRIM_CHARS
+
+    tokens = sorted({t.strip(TRIM_CHARS) for t in DEFAULT_NULL_VALUES} - {""})
+    text = [c for c in dict.fromkeys(columns) if c in table.columns and table[c].type().is_string()]
+    return table.mutate(**{c: table[c].strip().isin(tokens).ifelse(ibis.null("string"), table[c])
+                           for c in text}) if text else table
+
+
+def _check_amounts(table: Any, amount_col: str, path: Path, decimal: str = ".") -> Any:
+    """``table`` with a text amount column read as numbers written with the decimal
+    separator ``decimal`` (the ingest's ``decimal`` option: with ``,`` a value holding a
+    ``.`` is no number, as ``4.25`` in a decimal-comma file); fail with the first row whose
+    amount is text that is no number (``12 EUR``; ``12,72`` without ``--decimal ,``):
+    DuckDB's sniffer then types the column as text, and the cast to a number later stopped
     with an engine traceback."""
     import ibis
 
     col = table[amount_col]
+    if decimal not in (".", ","):
+        raise InputError(f"--decimal {decimal!r}: the decimal separator is '.' or ','")
     if not col.type().is_string():
-        return
-    bad = col.strip().try_cast("float64").isnull() & (col.strip().length() > 0)
+        if decimal == "," and col.type().is_floating():
+            raise InputError("the amounts are written with a decimal point ('.'), not the "
+                             "--decimal ',' given", file=str(path), column=amount_col)
+        return table
+    text = col.strip()
+    if decimal == ",":
+        text = text.contains(".").ifelse(ibis.literal("x"), text.replace(",", "."))
+    number = text.try_cast("float64")
+    bad = number.isnull() & (col.strip().length() > 0)
     numbered = table.mutate(_row=ibis.row_number() + 1, _bad=bad)
     sample = numbered.filter(numbered._bad).order_by("_row").limit(1).execute()
     if len(sample):
+        value = str(sample.iloc[0][amount_col])
+        comma = decimal == "." and re.fullmatch(r"\s*[-+]?[0-9]*,[0-9]+\s*", value)
+        hint = "a decimal comma: give --decimal ',', or " if comma else ""
         raise InputError(
-            f"expected a number, got {sample.iloc[0][amount_col]!r} (remove or correct the "
-            "row, or give --amount-col none to count purchases only)",
+            f"expected a number, got {value!r} ({hint}remove or correct the row, or give "
+            "--amount-col none to count purchases only)",
             file=str(path), column=amount_col, row=int(sample.iloc[0]["_row"]),
         )
+    return table.mutate(**{amount_col: number}) if decimal == "," else table
 
 
-#: A date written day and month first in either order (``05/01/2023``, ``5.1.23``, with or
-#: without a time): groups 1 and 2 are the two numbers, 3 the separator, 4 the year, 5 the
-#: time.
-_DAY_MONTH = r"^\s*([0-9]{1,2})([./-])([0-9]{1,2})[./-]([0-9]{2,4})([ T].*)?$"
+def _refuse_short_years(table: Any, date_col: str, date_format: str, path: Path) -> None:
+    """InputError naming the first row whose date ``date_format`` (with ``%Y``) reads with a
+    year before 1000: DuckDB's ``%Y`` takes one to three digits, so ``17/01/23`` with
+    ``%d/%m/%Y`` was the year 23 without a word. The ingest's rule: ``%Y`` needs four
+    digits (:func:`segflow.sources._dates._strptime`)."""
+    import duckdb
+    import ibis
 
-
-def _refuse_ambiguous_dates(con: Any, path: Path, date_col: str) -> None:
-    """Raise InputError when the file's dates are written ``NN/NN/YYYY`` and no value has a
-    number above 12 in either place: DuckDB's sniffer would read them with one order
-    silently (month-first dates read day-first move every date), so the user says which
-    (``--date-format``). The ingest quarantines such dates as ``ambiguous_date``."""
-    raw = read_user_csv(con, path, all_varchar=True)  # the same delimiter as the table
-    x = raw[date_col]
-    first = x.re_extract(_DAY_MONTH, 1).cast("int64")
-    second = x.re_extract(_DAY_MONTH, 3).cast("int64")
-    written = x.re_search(_DAY_MONTH)
-    got = raw.filter(written).aggregate(
-        day_first=(first > 12).sum(), month_first=(second > 12).sum(),
-        example=x.min(where=first != second)).to_pyarrow().to_pylist()[0]
-    # ambiguous: some date reads two ways (day != month) and none tells the order
-    if got["example"] is not None and not got["day_first"] and not got["month_first"]:
-        example = got["example"].strip()
-        formats = " or ".join(f"--date-format '{_format_of(example, order)}'"
-                              for order in ("dm", "md"))
+    short = table[date_col].cast("string").as_timestamp(date_format).year() < 1000
+    numbered = table.mutate(_row=ibis.row_number() + 1, _short=short)
+    try:
+        sample = numbered.filter(numbered._short).order_by("_row").limit(1).execute()
+    except duckdb.Error:  # a value the format does not read: the parse below says so
+        return
+    if len(sample):
         raise InputError(
-            f"dates such as {example!r} can be read day-first or month-first (no day above 12 "
-            f"tells which): give {formats}", file=str(path), column=date_col)
+            f"--date-format {date_format!r} reads {sample.iloc[0][date_col]!r} with a year "
+            "before 1000 (%Y needs four digits: for two-digit years give %y)",
+            file=str(path), column=date_col, row=int(sample.iloc[0]["_row"]))
 
 
-def _format_of(example: str, order: str) -> str:
-    """The strptime format of a date written like ``example`` (matching :data:`_DAY_MONTH`),
-    day first (``order`` ``dm``) or month first (``md``): its separator, a two- or four-digit
-    year, and its time (hours and minutes, seconds when written)."""
-    import re
-
-    m = re.match(_DAY_MONTH, example)
-    assert m is not None
-    sep, year, time = m.group(2), m.group(4), m.group(5)
-    a, b = ("%d", "%m") if order == "dm" else ("%m", "%d")
-    fmt = f"{a}{sep}{b}{sep}{'%Y' if len(year) == 4 else '%y'}"
-    if time:
-        fmt += time[0] + ("%H:%M:%S" if time.count(":") >= 2 else "%H:%M")
-    return fmt
-
-
-def _check_dates(table: Any, date_col: str, path: Path) -> None:
-    """Fail with the first row whose date does not parse, instead of an engine traceback."""
+def _check_dates(table: Any, date_col: str, path: Path, written: str | None = None) -> None:
+    """Fail with the first row whose date does not parse, instead of an engine traceback;
+    the error shows the value of the column ``written`` (default: the date column)."""
     import duckdb
     import ibis
 
     col = table[date_col]
+    table = table.mutate(_written=table[written or date_col])
     if col.type().is_string():
         col = col.try_cast("timestamp")
     try:
@@ -227,7 +319,7 @@ def _check_dates(table: Any, date_col: str, path: Path) -> None:
         raise InputError(f"dates do not parse: {exc}".splitlines()[0], file=str(path), column=date_col) from None
     if len(sample):
         raise InputError(
-            f"expected a date or timestamp, got {sample.iloc[0][date_col]!r} "
+            f"expected a date or timestamp, got {sample.iloc[0]['_written']!r} "
             "(use --date-format, e.g. %Y%m%d)",
             file=str(path), column=date_col, row=int(sample.iloc[0]["_row"]),
         )
@@ -248,6 +340,7 @@ def register(app: typer.Typer) -> None:
         date_col: str = DateOption,
         amount_col: str = AmountOption,
         date_format: str | None = DateFormatOption,
+        decimal: str = DecimalOption,
         calibration_end: dt.date | None = CalibrationOption,
         snapshot: dt.date | None = SnapshotOption,
         holdout_end: dt.date | None = typer.Option(
@@ -267,7 +360,7 @@ def register(app: typer.Typer) -> None:
             amount = None if amount_col.lower() == "none" else amount_col
             table, date_col = read_transactions(
                 transactions, fmt=fmt, date_col=date_col, date_format=date_format,
-                id_cols=(customer_col,), amount_col=amount,
+                id_cols=(customer_col,), amount_col=amount, decimal=decimal,
             )
             report, *_ = fit_clv(
                 table, snapshot=cut, observation_end=obs_end, time_unit=time_unit,
@@ -292,6 +385,7 @@ def register(app: typer.Typer) -> None:
         date_col: str = DateOption,
         amount_col: str = AmountOption,
         date_format: str | None = DateFormatOption,
+        decimal: str = DecimalOption,
         snapshot: dt.date | None = typer.Option(
             None, "--snapshot", parser=DATE,
             help="Snapshot date YYYY-MM-DD: fit on rows before it; scores belong to it. "
@@ -300,9 +394,13 @@ def register(app: typer.Typer) -> None:
             None, "--calibration-end", parser=DATE,
             help="Last day of the calibration period, YYYY-MM-DD (included): the same as "
             "--snapshot of the next day."),
-        horizon: float = typer.Option(52.0, "--horizon", min=0.0,
-                                      help="Prediction horizon in time units."),
-        margin: float = typer.Option(1.0, "--margin", min=0.0, help="Profit margin on spend."),
+        horizon: float | None = typer.Option(
+            None, "--horizon", min=0.0,
+            help="Prediction horizon in --time-unit units (default one year: 365 days, 52 "
+            "weeks or 12 months); at most 100 years."),
+        margin: float = typer.Option(
+            1.0, "--margin", min=0.0,
+            help="Profit margin: the share of spend the CLV counts (1: revenue)."),
         discount_rate: float = typer.Option(0.1, "--discount-rate", min=0.0,
                                             help="Annual discount rate of the CLV."),
         time_unit: str = UnitOption,
@@ -316,8 +414,9 @@ def register(app: typer.Typer) -> None:
         with user_errors():
             options = ScoreOptions(
                 fmt=fmt, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
-                date_format=date_format, snapshot=snapshot_of(calibration_end, snapshot),
-                horizon=horizon, margin=margin, discount_rate=discount_rate,
+                date_format=date_format, decimal=decimal,
+                snapshot=snapshot_of(calibration_end, snapshot),
+                horizon=horizon_of(horizon, time_unit), margin=margin, discount_rate=discount_rate,
                 time_unit=time_unit, model_name=model, spend_model=spend_model,
                 order_value=order_value, penalizer=penalizer,
             )
@@ -333,6 +432,7 @@ class ScoreOptions:
     date_col: str
     amount_col: str
     date_format: str | None
+    decimal: str
     snapshot: dt.date
     horizon: float
     margin: float
@@ -372,7 +472,7 @@ def _score(
                                                 date_format=o.date_format,
                                                 id_cols=(customer_col,),
                                                 amount_col=None if amount_col.lower() == "none"
-                                                else amount_col)
+                                                else amount_col, decimal=o.decimal)
         elif project_ctx is not None:
             table = project_ctx.store.table("transactions")
             customer_col, date_col, amount_col = "customer_id", "ts", "amount"
@@ -389,6 +489,7 @@ def _score(
                                  spend_model=spend, margin=o.margin,
                                  annual_discount_rate=o.discount_rate)
         report["notes"].extend(_score_notes(scores, spend))
+        report["scoring"] = clv_settings(o.horizon, o.time_unit, o.margin, o.discount_rate)
         written: dict[str, Any] = {}
         if output is not None:
             written.update(_write_file(scores, output))
@@ -406,6 +507,7 @@ def _score(
         print_json(report)
     else:
         print_fit(report)
+        stdout.print(clv_line(report["scoring"]), highlight=False)
         where = []
         if "file" in written:
             where.append(f"{written.get('rows', 0):,} customers to {written['file']}")

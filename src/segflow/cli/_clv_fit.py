@@ -19,6 +19,12 @@ from segflow.errors import InputError, SegflowError
 MODELS = ("bgnbd", "mbgnbd", "pnbd", "bgbb")
 SPEND_MODELS = ("gamma-gamma", "constant", "none")
 UNITS = {"day": "D", "week": "W", "month": "M"}
+#: The default CLV horizon of ``clv score``: one year in each unit's usual count (365 days;
+#: 52 weeks = 364 days, as the pipeline's stored "52-week" CLV; 12 months = 365.25 days,
+#: segflow's month being 365.25 / 12 days), so the CLV does not change with --time-unit.
+DEFAULT_HORIZON = {"day": 365.0, "week": 52.0, "month": 12.0}
+#: The longest horizon ``clv score`` takes, in years of 365.25 days.
+MAX_HORIZON_YEARS = 100
 
 
 def _model(name: str, penalizer: float) -> Any:
@@ -40,6 +46,49 @@ def unit_code(time_unit: str) -> str:
     if time_unit not in UNITS:
         raise InputError(f"unknown time unit {time_unit!r}; expected day, week or month")
     return UNITS[time_unit]
+
+
+def horizon_of(horizon: float | None, time_unit: str) -> float:
+    """The CLV horizon in ``time_unit`` units: ``--horizon`` as given, else one year
+    (:data:`DEFAULT_HORIZON`). A usage error (one line, exit 2) for a horizon that is not a
+    number from 0 to :data:`MAX_HORIZON_YEARS` years: 1e308 weeks stopped in NumPy, and each
+    monthly step of a long horizon costs a model evaluation per customer."""
+    import typer
+
+    from segflow.models._summary import unit_days
+
+    if horizon is None:
+        return DEFAULT_HORIZON[time_unit]
+    most = MAX_HORIZON_YEARS * 365.25 / unit_days(unit_code(time_unit))
+    if not 0 <= horizon <= most:
+        raise typer.BadParameter(
+            f"{horizon:g} {time_unit}s is more than {MAX_HORIZON_YEARS} years ({most:,.0f} "
+            f"{time_unit}s)" if horizon > most else f"{horizon:g} is not a number of {time_unit}s",
+            param_hint="'--horizon'")
+    return horizon
+
+
+def clv_settings(horizon: float, time_unit: str, margin: float,
+                 discount_rate: float) -> dict[str, Any]:
+    """The settings of the scores, for the report (``scoring``): the horizon of expected
+    purchases, P(no purchase) and CLV in ``time_unit`` units and in days, and the CLV's
+    annual discount rate and margin (a share of spend)."""
+    from segflow.models._summary import unit_days
+
+    return {"horizon": horizon, "horizon_unit": time_unit,
+            "horizon_days": horizon * unit_days(unit_code(time_unit)),
+            "annual_discount_rate": discount_rate, "margin": margin}
+
+
+def clv_line(settings: dict[str, Any]) -> str:
+    """The scoring settings as one line of text: ``horizon 52 weeks (364 days); clv:
+    annual discount rate 0.1 (10%), margin 1 (revenue)``."""
+    h, unit = settings["horizon"], settings["horizon_unit"]
+    margin, rate = settings["margin"], settings["annual_discount_rate"]
+    days = "" if unit == "day" else f" ({settings['horizon_days']:,.6g} days)"
+    return (f"horizon {h:g} {unit}{'' if h == 1 else 's'}{days}; "
+            f"clv: annual discount rate {rate:g} ({rate * 100:g}%), margin {margin:g}"
+            f"{' (revenue)' if margin == 1 else ''}")
 
 
 def snapshot_of(calibration_end: dt.date | None, snapshot: dt.date | None) -> dt.date:
