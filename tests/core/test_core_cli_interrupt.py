@@ -159,3 +159,21 @@ def test_ctrl_c_while_the_command_starts_is_the_same_line():
     assert proc.returncode == 130, proc.stderr
     assert proc.stderr.splitlines() == [EARLY_MESSAGE], proc.stderr
     assert proc.stdout == ""
+
+
+def test_ctrl_c_while_the_root_options_are_read_is_the_same_line(monkeypatch):
+    """An interrupt while Click reads the root command's options (Typer imports pydantic
+    there, ~0.15-0.3 s into a command) was Typer's silent exit status 130."""
+    from typer.core import TyperGroup
+    from typer.testing import CliRunner
+
+    from segflow.cli import app
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TyperGroup, "make_context", interrupted)
+    result = CliRunner().invoke(app, ["segment", "--scheme", "rfm"])
+    assert result.exit_code == 130, result.output
+    assert result.stdout == ""
+    assert result.stderr == f"error: {MESSAGE}\n"

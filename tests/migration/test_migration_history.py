@@ -153,6 +153,10 @@ def test_movers_refuse_an_unknown_segment(rand):
         movers(table, "tier", DATES[1], DATES[2], GONE, "Silver")
     with pytest.raises(SegflowError, match="to segment 'Platinum'"):
         movers(table, "tier", DATES[1], DATES[2], "Gold", "Platinum")
+    # reversed or equal dates are no cell of any matrix (they listed customers read backwards)
+    for f, t in ((DATES[2], DATES[1]), (DATES[1], DATES[1])):
+        with pytest.raises(SegflowError, match=r"from_date \(.*\) must be before to_date"):
+            movers(table, "tier", f, t, "Gold", "Silver")
 
 
 @pytest.mark.parametrize("source", ["view", "store"])

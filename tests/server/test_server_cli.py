@@ -200,3 +200,7 @@ def test_serve_warns_when_any_host_header_is_allowed(tmp_path):
     assert "DNS rebinding" in star.stderr and "'*.example.com'" in star.stderr
     domain = runner.invoke(app, [*live, "--allowed-host", "*.example.com"])
     assert domain.exit_code == 0 and domain.stderr == "", domain.stderr
+    for bad in ("*.*", "**", " * ", "a*b", ""):  # Starlette asserted: a traceback (and an abort)
+        refused = runner.invoke(app, [*live, "--allowed-host", bad])
+        assert refused.exit_code == 2, (bad, refused.output)
+        assert refused.stderr.startswith(f"segflow serve: invalid value for '--allowed-host': {bad!r} "), refused.stderr

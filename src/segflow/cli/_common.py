@@ -144,8 +144,13 @@ class OneLineUsageErrors(TyperGroup):
     hint and the error on four)."""
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
-        with _one_line_usage():
-            return super().make_context(*args, **kwargs)
+        try:
+            with _one_line_usage():
+                return super().make_context(*args, **kwargs)
+        except KeyboardInterrupt:  # while the root options are read (Typer imports pydantic)
+            if STATE["debug"]:
+                raise
+            _interrupted()
 
     def invoke(self, ctx: Any) -> Any:
         try:

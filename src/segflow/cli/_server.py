@@ -42,13 +42,25 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _host_patterns(values: list[str] | None) -> list[str] | None:
+    """``--allowed-host`` values as Starlette's Host check takes them: a name, ``*`` (any), or
+    ``*.`` and a domain; anything else (``*.*``, `` * ``, ``a*b``) is a usage error (Starlette
+    asserted on it: a traceback, and an abort with ``--workers``)."""
+    for value in values or ():
+        wildcard = value.startswith("*") and value != "*" and not value.startswith("*.")
+        if not value or "*" in value[1:] or wildcard or value != value.strip():
+            raise typer.BadParameter(f"{value!r} is not a host name, '*' or a domain pattern such as "
+                                     "'*.example.com'")
+    return values
+
+
 def serve(
     ctx: typer.Context,
     project_dir: Path = ProjectDirOption,
     host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback by default)."),
     port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
     allowed_host: list[str] = typer.Option(
-        None, "--allowed-host",
+        None, "--allowed-host", callback=_host_patterns,
         help="Host header value to answer besides 127.0.0.1/localhost (repeatable; others get 400).",
     ),
     pool_size: int = typer.Option(8, min=1, max=64, help="Read-only store connections (requests read in parallel)."),

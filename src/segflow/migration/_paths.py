@@ -17,7 +17,6 @@ import ibis
 import pandas as pd
 from ibis import _
 
-from segflow._dates import as_date
 from segflow._result import TableResult, json_records
 from segflow._suggest import did_you_mean
 from segflow.errors import SegflowError
@@ -238,9 +237,17 @@ def movers(
     -------
     ibis.Table
         ``customer_id, from_segment, to_segment`` for every customer in the cell.
+
+    Raises
+    ------
+    SegflowError
+        ``from_date`` not before ``to_date`` (as :func:`transition_matrix`), a date that is
+        not a snapshot, or a segment the scheme never had.
     """
+    from segflow.migration._transitions import date_pair
+
     a = scheme_rows(assignments, scheme)
-    f, t = as_date(from_date), as_date(to_date)
+    f, t = date_pair(from_date, to_date)  # reversed or equal dates: no cell of any matrix
     dates = snapshot_list(a, dates=[f, t])
     # a mistyped segment ('champions', '(gone)' as the from side) would select nobody and
     # read as "no customer moved": refuse it, naming the scheme's segments
