@@ -149,10 +149,10 @@ def test_a_file_caught_empty_while_it_is_written_is_not_recorded_as_empty(tmp_pa
 
     project = _project(tmp_path, {"2024-01.csv": b""})
     target = project / "exports" / "2024-01.csv"
+    started = time.perf_counter()  # the wait is counted from the file's time, set next
     os.utime(target)  # just truncated, as a writer does
     writer = threading.Timer(0.3, lambda: target.write_text(JAN))
     store = Store(":memory:")
-    started = time.perf_counter()
     writer.start()
     with pytest.raises(InputError, match=r"^file exports/2024-01\.csv: the file changed while "
                                          r"it was being loaded"):
