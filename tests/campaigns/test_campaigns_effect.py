@@ -5,6 +5,7 @@ segments reported."""
 from __future__ import annotations
 
 import json
+import re
 
 import ibis
 import numpy as np
@@ -137,6 +138,17 @@ def test_unbalanced_segment_flagged():
     t3 = campaign_effect(df, arm_col="arm", control="c", outcomes=["y"],
                          expected_split={"c": 0.6, "t": 0.4}).table
     assert bool(t3.unbalanced.iloc[0])
+    # a split naming an arm the data lack (it got share 0), leaving one out, or whose
+    # shares do not sum to 1 (c=0.5, t=0.9 tested only c's 0.5: "balanced") is refused
+    for bad, said in (({"c": 0.5, "T": 0.5}, "not arms of the data: 'T'; without a share: 't'"),
+                      ({"c": 1.0}, "without a share: 't'"),
+                      ({"c": 0.5, "t": 0.9}, "sum to 1, got c=0.5, t=0.9"),
+                      ({"c": 0.0, "t": 1.0}, "between 0 and 1")):
+        with pytest.raises(InputError, match=re.escape(said)):
+            campaign_effect(df, arm_col="arm", control="c", outcomes=["y"], expected_split=bad)
+    padded = campaign_effect(df, arm_col="arm", control="c", outcomes=["y"],
+                             expected_split={" c": 0.5, "t ": 0.5}).table  # names trimmed as arms
+    assert padded.balance_p.iloc[0] == pytest.approx(t2.balance_p.iloc[0])
 
 
 def test_empty_and_tiny_segments_reported():

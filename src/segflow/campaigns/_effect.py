@@ -202,6 +202,7 @@ def campaign_effect(
         )
     if len(arms) < 2:
         raise InputError(f"only the control arm {control!r} is present", file=source, column=arm_col)
+    expected_split = _check_split(expected_split, arms, source, arm_col)
     agg = _complete(agg, arms, by, expected_segments)
     result = _statistics(agg, outcomes, binary, control, level, power, min_n)
     result = _correct(result, correction, level)
@@ -455,6 +456,28 @@ def _correct(t: pd.DataFrame, correction: str, level: float) -> pd.DataFrame:
                                                          correction)  # type: ignore[arg-type]
     t["significant"] = t["p_adjusted"] < (1.0 - level)
     return t
+
+
+def _check_split(split: Mapping[str, float] | None, arms: list[str], source: str | None,
+                 arm_col: str) -> dict[str, float] | None:
+    """The designed shares checked against the arms of the data: every arm named once (its
+    name trimmed as the arm values are), each share in (0, 1), summing to 1 (within 1e-6).
+    An arm named wrongly got share 0 and a test against the wrong design."""
+    if split is None:
+        return None
+    shares = {clean_control(a): float(v) for a, v in split.items()}
+    unknown, missing = sorted(set(shares) - set(arms)), sorted(set(arms) - set(shares))
+    if unknown or missing:
+        said = "; ".join(part for part in (
+            f"not arms of the data: {', '.join(map(repr, unknown))}" if unknown else "",
+            f"without a share: {', '.join(map(repr, missing))}" if missing else "") if part)
+        raise InputError(f"the designed split must give every arm a share ({said}); arms found: "
+                         f"{', '.join(map(repr, arms))}", file=source, column=arm_col)
+    if not all(0 < v < 1 for v in shares.values()) or abs(sum(shares.values()) - 1) > 1e-6:
+        given = ", ".join(f"{a}={v:g}" for a, v in shares.items())
+        raise InputError(f"the designed split's shares must each be between 0 and 1 and sum to 1, "
+                         f"got {given}", file=source, column=arm_col)
+    return shares
 
 
 def _balance(

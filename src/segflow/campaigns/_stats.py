@@ -294,8 +294,8 @@ def balance_pvalue(counts: np.ndarray, expected_shares: np.ndarray) -> float:
     total = counts.sum()
     if total <= 0:
         return float("nan")
-    if counts.size == 2:
-        return float(stats.binomtest(int(counts[0]), int(total), float(shares[0])).pvalue)
+    if counts.size == 2:  # the first arm's count against its share of the two
+        return float(stats.binomtest(int(counts[0]), int(total), float(shares[0] / shares.sum())).pvalue)
     expected = shares / shares.sum() * total
     return float(stats.chisquare(counts, expected).pvalue)
 
