@@ -133,6 +133,9 @@ def test_cluster_schemes_in_the_pipeline(tmp_path):
     payload = _json(runner.invoke(app, [
         "segment", "profile", "--scheme", "behaviour", "--project", str(folder), "--json"]))
     assert payload["count"] >= 2 and payload["value_col"] == "monetary_12m"
+    off = runner.invoke(app, ["segment", "profile", "--scheme", "behaviour", "--project", str(folder),
+                              "--snapshot", "1999-12-31"])  # no snapshot: said so, not "no customer"
+    assert off.exit_code == 1 and "1999-12-31 is not a snapshot of scheme 'behaviour'" in off.stderr
     small = tmp_path / "small.csv"
     pd.DataFrame({"customer_id": ["a", "b", "c"], "x": [1.0, 2.0, 9.0]}).to_csv(small, index=False)
     result = runner.invoke(app, ["segment", "cluster", "--input", str(small), "--save-scheme", "x"])

@@ -498,6 +498,9 @@ def _profile_input(
     if not dates:
         project._check_scheme(scheme)  # names a close scheme ("did you mean ...")
     day = snapshot or dates[-1]
+    if day not in dates:  # (else: "no customer of the assignments is in the feature table")
+        raise InputError(f"{day} is not a snapshot of scheme {scheme!r}; its snapshots run from "
+                         f"{dates[0]} to {dates[-1]} ({len(dates)} in all)")
     features, _ = _store_features(project, day)
     stored = project.store.table("segment_assignments")
     assigned = stored.filter((stored.scheme == scheme) & (stored.snapshot_date == day)).select(
