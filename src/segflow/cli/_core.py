@@ -157,8 +157,8 @@ def _report_project(project_dir: Path):  # noqa: ANN202
 
 def demo(
     out: Path = typer.Option(Path("out"), "--out", "-o", help="Folder for the demo project, data and report."),
-    customers: int = typer.Option(5_000, help="Number of demo customers."),
-    months: int = typer.Option(24, help="Months of history."),
+    customers: int = typer.Option(5_000, min=1, help="Number of demo customers."),
+    months: int = typer.Option(24, min=3, max=240, help="Months of history (3..240)."),
     seed: int = typer.Option(0, help="Random seed of the generator."),
     engine: str | None = EngineOption,
     as_json: bool = JsonOption,

@@ -17,8 +17,8 @@ def register(app: typer.Typer) -> None:
 
 def generate(
     out_dir: Path = typer.Argument(..., help="Folder to write the demo files into."),
-    customers: int = typer.Option(10_000, "--customers", "-n", help="Number of customers."),
-    months: int = typer.Option(24, "--months", "-m", help="Months of data (3..240)."),
+    customers: int = typer.Option(10_000, "--customers", "-n", min=1, help="Number of customers."),
+    months: int = typer.Option(24, "--months", "-m", min=3, max=240, help="Months of data (3..240)."),
     seed: int = typer.Option(0, "--seed", "-s", help="Random seed; same seed, same files."),
     start: dt.date = typer.Option(
         "2024-01-01", "--start", parser=DATE, help="First day of the data YYYY-MM-DD (a 1st)."
