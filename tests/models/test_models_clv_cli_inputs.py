@@ -170,7 +170,7 @@ def test_missing_value_tokens_are_missing_values(tmp_path: Path, cdnow_frame: pd
     assert got["params"] == reports["tx.csv"]["params"]
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".sep.csv"])
 def test_repeated_column_names_are_refused(tmp_path: Path, suffix: str) -> None:
     """A header ``customer_id,ts,amount,amount`` was read with the first ``amount`` without
     a word (DuckDB renames the second ``amount_1``); the ingest refuses it, and so does clv."""
@@ -180,6 +180,8 @@ def test_repeated_column_names_are_refused(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"dup{suffix}"
     if suffix == ".csv":
         path.write_text("customer_id,ts,amount,Amount\na,2024-01-01,5,6\n")
+    elif suffix == ".sep.csv":  # Excel's delimiter line before the header
+        path.write_text("sep=;\ncustomer_id;ts;amount;Amount\na;2024-01-01;5;6\n")
     else:
         pq.write_table(pa.table([["a"], ["2024-01-01"], [5.0], [6.0]],
                                 names=["customer_id", "ts", "amount", "Amount"]), path)

@@ -39,7 +39,14 @@ from segflow.cli._common import (
     stdout,
     user_errors,
 )
-from segflow.cli._files import canonical_ids, is_id_column, read_user_csv
+from segflow.cli._files import (
+    canonical_ids,
+    is_id_column,
+    null_tokens,
+    read_user_csv,
+    read_user_parquet,
+    without_tokens,
+)
 from segflow.errors import InputError, SegflowError
 
 TransactionsOption = typer.Option(
@@ -110,10 +117,9 @@ def read_transactions(
     kind = fmt if fmt != "auto" else {".parquet": "parquet", ".pq": "parquet", ".txt": "cdnow"}.get(
         path.suffix.lower(), "csv"
     )
-    _refuse_repeated_names(path, kind)
     try:
         if kind == "parquet":
-            table = con.read_parquet(str(path))
+            table = read_user_parquet(con, path)  # (a repeated column name: refused)
             table = canonical_ids(table, [c for c in table.columns if c in id_cols or is_id_column(c)])
         elif kind == "csv":
             if date_format is None:  # numeric dates: their field order (cli._clv_dates)
@@ -142,7 +148,10 @@ def read_transactions(
         from segflow.cli._files import reader_error
 
         raise InputError(f"cannot read the file: {reader_error(exc)}", file=str(path)) from None
-    table = without_null_tokens(table, [*id_cols, date_col, amount_col or date_col])
+    # the ingest's missing-value tokens: an id NA is an anonymous line, not a customer "NA";
+    # an amount or date NA is missing, as an empty cell (typed columns hold real NULLs)
+    read = {*id_cols, date_col, amount_col or date_col}
+    table = without_tokens(table, null_tokens(), [c for c in table.columns if c not in read])
     if date_col not in table.columns:
         from segflow._suggest import did_you_mean
 
@@ -196,52 +205,6 @@ def _check_cdnow(frame: Any, path: Path, *, dated: bool = True) -> None:
         raise InputError(
             f"not in the CDNOW format: the row {what}; expected {CDNOW_LAYOUT} (for a CSV "
             "give --format csv)", file=str(path), row=i + 1)
-
-
-def _refuse_repeated_names(path: Path, kind: str) -> None:
-    """InputError naming the file when two of its columns have one name, compared ignoring
-    case, as the ingest refuses them: DuckDB renames the second ``amount`` to ``amount_1``
-    and the command read the first without a word. A CSV's names are those of its first
-    line (after Excel's ``sep=`` line); a Parquet file's those of its schema."""
-    import csv
-
-    from segflow.sources._names import refuse_repeated_names
-
-    if kind == "parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            names = pq.read_schema(path).names
-        except Exception:  # noqa: BLE001 - not Parquet: the reader says so
-            return
-    elif kind == "csv":
-        from segflow.cli._files import _header_of
-
-        delim, names = _header_of(str(path))
-        if delim is None and not names:  # Excel's "sep=;" line, then the header
-            with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
-                declared = f.readline().rstrip("\r\n")[4:5] or ","
-                names = next(csv.reader([f.readline().rstrip("\r\n")], delimiter=declared), [])
-    else:
-        return
-    refuse_repeated_names(list(names), str(path))
-
-
-def without_null_tokens(table: Any, columns: list[str]) -> Any:
-    """``table`` with the ingest's missing-value tokens (its default ``null_values``: ``NA``,
-    ``N/A``, ``#N/A``, ``null``, ``NULL``, ``\\N``, ``None``, ``-``; compared with the trimmed
-    value, case-sensitive) set to NULL in the text ``columns`` it has: an id ``NA`` is an
-    anonymous line as in a project, not a customer "NA"; an amount or date ``NA`` is a
-    missing one, as an empty cell. Typed columns carry real NULLs and are left alone."""
-    import ibis
-
-    from segflow.config._sources import DEFAULT_NULL_VALUES
-    from segflow.sources._ids import TRIM_CHARS
-
-    tokens = sorted({t.strip(TRIM_CHARS) for t in DEFAULT_NULL_VALUES} - {""})
-    text = [c for c in dict.fromkeys(columns) if c in table.columns and table[c].type().is_string()]
-    return table.mutate(**{c: table[c].strip().isin(tokens).ifelse(ibis.null("string"), table[c])
-                           for c in text}) if text else table
 
 
 def _check_amounts(table: Any, amount_col: str, path: Path, decimal: str = ".") -> Any:

@@ -89,7 +89,7 @@ def read_user_csv(
     if tokens:  # the exact tokens here, so that a column of numbers is typed as numbers
         kwargs["nullstr"] = ["", *tokens]
     delim, names = _header_of(path)
-    refuse_repeated_names(names, path)
+    refuse_repeated_names(names if delim is not None or names else _declared_header(path), path)
     if delim is not None and list(header) != names:
         # the sniffer misread the file (one column, or another line taken for the header):
         # it does so when some lines do not split like the others; name the first
@@ -233,6 +233,16 @@ def _refuse_bad_line(path: str, delim: str) -> None:
         except csv.Error as exc:
             raise InputError(f"the record from line {line} does not parse ({exc}): a quote "
                              "left open?", file=path) from None
+
+
+def _declared_header(path: str) -> list[str]:
+    """The column names of a file that starts with Excel's ``sep=;`` line: those of its
+    second line, split by the declared delimiter."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        declared = f.readline().rstrip("\r\n")[4:5] or ","
+        return next(csv.reader([f.readline().rstrip("\r\n")], delimiter=declared), [])
 
 
 def _header_of(path: str) -> tuple[str | None, list[str]]:
