@@ -28,9 +28,10 @@ def _clean(value: str) -> str | None:
     return value.strip(TRIM_CHARS) or None
 
 
-def clean_control(control: str) -> str:
-    """The control arm as given, trimmed like the arm values."""
-    return _clean(str(control)) or str(control)
+def clean_arm(name: str) -> str:
+    """An arm named by the caller (the control, the treated arm, a designed split's arm),
+    trimmed like the arm values."""
+    return _clean(str(name)) or str(name)
 
 
 def arm_values(counts: dict[str, int], *, column: str, source: str | None) -> dict[str, str | None]:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from segflow._result import TableResult
-from segflow.campaigns._arms import clean_arm_table, clean_control
+from segflow.campaigns._arms import clean_arm, clean_arm_table
 from segflow.errors import InputError
 
 if TYPE_CHECKING:
@@ -191,7 +191,7 @@ def campaign_effect(
     if not outcomes:
         raise InputError("name at least one outcome column", file=source)
     table = clean_arm_table(table, arm_col, source=source)  # trimmed; none: left out
-    control = clean_control(control)
+    control = clean_arm(control)
     agg, binary = _aggregate(table, arm_col, outcomes, by)
     arms = sorted(agg["arm"].unique().tolist(), key=lambda a: (a != control, a))
     if control not in arms:
@@ -465,7 +465,7 @@ def _check_split(split: Mapping[str, float] | None, arms: list[str], source: str
     An arm named wrongly got share 0 and a test against the wrong design."""
     if split is None:
         return None
-    shares = {clean_control(a): float(v) for a, v in split.items()}
+    shares = {clean_arm(a): float(v) for a, v in split.items()}
     unknown, missing = sorted(set(shares) - set(arms)), sorted(set(arms) - set(shares))
     if unknown or missing:
         said = "; ".join(part for part in (

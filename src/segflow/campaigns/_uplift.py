@@ -33,7 +33,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.utils.validation import check_is_fitted
 
 from segflow._result import TableResult
-from segflow.campaigns._arms import clean_arm_frame, clean_control
+from segflow.campaigns._arms import clean_arm, clean_arm_frame
 from segflow.errors import InputError
 
 if TYPE_CHECKING:
@@ -349,8 +349,8 @@ def fit_uplift(
                          column=missing[0], file=source)
     responses = responses.reset_index(drop=True)  # position = row of the file, from 1
     data = clean_arm_frame(responses, arm_col, source=source)
-    control = clean_control(control)
-    treated = None if treated is None else clean_control(treated)
+    control = clean_arm(control)
+    treated = None if treated is None else clean_arm(treated)
     arm = data[arm_col]
     keep = (arm == control) | ((arm == treated) if treated is not None else True)
     data = data[keep.to_numpy()]
