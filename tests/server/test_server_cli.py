@@ -54,10 +54,19 @@ def test_tokens_lifecycle_and_audit_drain(tmp_path):
     assert runner.invoke(app, ["tokens", "revoke", "nope", "-p", str(directory)]).exit_code == 1
     # events spooled by a server move into the store's audit_log, once
     work = _audit.work_dir_for(directory / "segflow.duckdb")
+    empty = runner.invoke(app, ["tokens", "audit", "-p", str(directory)])
+    assert empty.exit_code == 0 and empty.stdout == ""
+    assert "no events in the audit log yet" in empty.stderr
+    assert runner.invoke(app, ["tokens", "audit", "--action", "exports", "-p", str(directory)]).exit_code == 2
+    from segflow.cli._server import AUDIT_ACTIONS
+
+    assert AUDIT_ACTIONS == _audit.ACTIONS  # the command line's list is the server's
     event = _audit.record(work, token_id=token_id, role="analyst", action="export", resource="/api/v1/customers?format=csv")
     shown = runner.invoke(app, ["tokens", "audit", "-p", str(directory), "--json"])
     assert [e["event_id"] for e in json.loads(shown.stdout)] == [event["event_id"]]
     assert not _audit.spool_path(work).exists()
+    scores = runner.invoke(app, ["tokens", "audit", "--action", "score", "-p", str(directory)])
+    assert scores.stdout == "" and "no 'score' events in the audit log yet" in scores.stderr
     runner.invoke(app, ["tokens", "audit", "-p", str(directory), "--json"])
     con = duckdb.connect(str(directory / "segflow.duckdb"), read_only=True)
     assert con.execute("SELECT count(*), min(action) FROM audit_log").fetchone() == (1, "export")

@@ -170,6 +170,8 @@ def _http_protocol() -> Any:
 #: ``--role``'s values: segflow.server._tokens ROLES (not imported here: the server package
 #: imports its web framework; tests/server/test_server_cli.py checks they are equal).
 ROLE_CHOICES = ("viewer", "analyst", "admin")
+#: The actions the server records (segflow.server._audit; not imported here: --help stays fast).
+AUDIT_ACTIONS = ("read_customer", "read_customers", "export", "score")
 RoleOption = typer.Option(..., "--role", parser=Choice(*ROLE_CHOICES), help="viewer (aggregates), analyst (+ customer data, exports) or admin (+ tokens, audit).")
 
 
@@ -260,7 +262,8 @@ def revoke(
 
 def audit(
     limit: int = typer.Option(100, min=1, help="Newest events to show."),
-    action: str = typer.Option(None, help="Only this action (read_customer, read_customers, export, score)."),
+    action: str = typer.Option(None, "--action", parser=Choice(*AUDIT_ACTIONS),
+                               help="Only this action: read_customer, read_customers, export (a CSV download) or score."),
     project_dir: Path = ProjectDirOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -276,5 +279,9 @@ def audit(
         if as_json:
             typer.echo(json.dumps(events, default=str))
             return
+        if not events:
+            what = f"no {action!r} events" if action else "no events"
+            console.print(f"{what} in the audit log yet: it records the server's reads of "
+                          "customer-level data, its CSV downloads and its scoring calls", highlight=False)
         for e in events:
             typer.echo(f"{e['at']}\t{e['token_id']}\t{e['role']}\t{e['action']}\t{e['resource']}\t{e['detail']}")

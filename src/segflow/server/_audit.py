@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Any
 
 _SPOOL = "audit.jsonl"
+#: What an event records: one customer read, a list of customers read, a CSV download, a
+#: scoring call (``segflow tokens audit --action`` offers the same words).
+ACTIONS: tuple[str, ...] = ("read_customer", "read_customers", "export", "score")
 _lock = threading.Lock()
 #: Deferred events of this process (work folder -> JSON lines), written by :func:`flush`.
 _pending: dict[Path, list[str]] = {}
@@ -55,6 +58,8 @@ def record(work_dir: Path, *, token_id: str | None, role: str | None, action: st
     keep it in this process until the next :func:`flush` (the hot routes: one write for all
     the events of the last 50 ms instead of six system calls per request; the event's time is
     the request's either way)."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}; expected one of {ACTIONS}")
     event = {
         "event_id": uuid.uuid4().hex,
         "at": dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds"),
