@@ -100,3 +100,34 @@ def test_uplift_reads_arms_and_missing_outcomes_by_the_same_rule(tmp_path):
         assert result.output.strip() == (
             f"error: file {path}, row 6, column 'converted': the outcome is missing; 1 customer "
             "of the experiment has no numeric outcome: fill or drop those rows")
+
+
+def test_clean_arms_cost_one_query_and_messy_ones_give_the_same_read_out(monkeypatch):
+    """The arm rule runs on the read-out's own aggregation: arms that need no cleaning (the
+    store's read-outs) cost one engine query, not a second pass over the responses; arms
+    that need trimming or are missing cost a second query and read out as the clean ones."""
+    import ibis
+
+    from segflow.campaigns import campaign_effect
+
+    rng = random.Random(11)
+    arms = [rng.choice(["treatment", "control"]) for _ in range(300)]
+    bought = [int(rng.random() < (0.35 if a == "treatment" else 0.2)) for a in arms]
+    clean = pd.DataFrame({"arm": arms, "bought": bought})
+    messy = pd.concat([clean.assign(arm=[f" {a}\u00a0" for a in arms]),
+                       pd.DataFrame({"arm": [None, "", "  "], "bought": [1, 1, 1]})],
+                      ignore_index=True)
+    calls = []
+    original = ibis.expr.types.Table.to_pandas
+    monkeypatch.setattr(ibis.expr.types.Table, "to_pandas",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    first = campaign_effect(ibis.memtable(clean), arm_col="arm", control="control", outcomes=["bought"]).table
+    assert len(calls) == 1
+    with pytest.warns(UserWarning, match="3 customers have no arm"):
+        second = campaign_effect(ibis.memtable(messy), arm_col="arm", control="control", outcomes=["bought"]).table
+    assert len(calls) == 3
+    pd.testing.assert_frame_equal(first, second)
+    treated = first[first.arm == "treatment"].iloc[0]
+    n_t = sum(a == "treatment" for a in arms)
+    assert treated["n"] == n_t
+    assert treated["value"] == pytest.approx(sum(b for a, b in zip(arms, bought) if a == "treatment") / n_t)

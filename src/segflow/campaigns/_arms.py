@@ -57,25 +57,31 @@ def _warn_dropped(n: int, column: str, source: str | None) -> None:
                       f"{'is' if n == 1 else 'are'} left out", UserWarning, stacklevel=3)
 
 
-def clean_arm_table(table: ibis.Table, arm_col: str, *, source: str | None) -> ibis.Table:
-    """``table`` with ``arm_col`` as text arms by the rule of this module, without the rows
-    that have none (one small query: the distinct arm values)."""
+def arm_changes(counts: dict[str | None, int], *, column: str,
+                source: str | None) -> dict[str, str] | None:
+    """The rule of this module applied to ``counts`` ({raw text arm value or None: customers}):
+    None when every value is already an arm (nothing to trim, none missing), else {raw value:
+    arm} of the values that keep an arm (the others are left out, counted in a warning).
+    Raises InputError when two arms differ only in case."""
+    nulls = counts.get(None, 0)
+    known = {k: n for k, n in counts.items() if k is not None}
+    mapping = arm_values(known, column=column, source=source)
+    dropped = nulls + sum(n for v, n in known.items() if mapping[v] is None)
+    _warn_dropped(dropped, column, source)
+    if all(k == v for k, v in mapping.items()) and not dropped:
+        return None
+    return {k: v for k, v in mapping.items() if v is not None}
+
+
+def with_arms(table: ibis.Table, arm_col: str, mapping: dict[str, str] | None) -> ibis.Table:
+    """``table`` with ``arm_col`` as text, mapped by :func:`arm_changes`'s ``mapping`` (None:
+    unchanged) and without the rows left out."""
     import ibis
 
     raw = table[arm_col].cast("string")
-    counts = table.select(_arm=raw).group_by("_arm").agg(_n=ibis._.count()).to_pandas()
-    nulls = int(counts.loc[counts["_arm"].isna(), "_n"].sum())
-    known = counts.dropna(subset=["_arm"])
-    mapping = arm_values(dict(zip(known["_arm"], known["_n"], strict=True)), column=arm_col,
-                         source=source)
-    dropped = nulls + int(sum(n for v, n in zip(known["_arm"], known["_n"], strict=True)
-                              if mapping[v] is None))
-    _warn_dropped(dropped, arm_col, source)
-    cleaned = {k: v for k, v in mapping.items() if v is not None}
-    if all(k == v for k, v in cleaned.items()) and not dropped:
+    if mapping is None:
         return table.mutate(**{arm_col: raw})
-    arm = raw.substitute(cleaned, else_=ibis.null("string"))
-    out = table.mutate(**{arm_col: arm})
+    out = table.mutate(**{arm_col: raw.substitute(mapping, else_=ibis.null("string"))})
     return out.filter(out[arm_col].notnull())
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from segflow._result import TableResult
-from segflow.campaigns._arms import clean_arm, clean_arm_table
+from segflow.campaigns._arms import arm_changes, clean_arm, with_arms
 from segflow.errors import InputError
 
 if TYPE_CHECKING:
@@ -190,9 +190,18 @@ def campaign_effect(
     _check_columns(table, arm_col, outcomes, by, source)
     if not outcomes:
         raise InputError("name at least one outcome column", file=source)
-    table = clean_arm_table(table, arm_col, source=source)  # trimmed; none: left out
     control = clean_arm(control)
+    # one query when the arm values are clean (the store's read-outs); a second on the
+    # cleaned arms when some need trimming or are missing (customer files)
     agg, binary = _aggregate(table, arm_col, outcomes, by)
+    overall = agg[agg.by == ALL]
+    counts: dict[str | None, int] = {}
+    for arm, n in zip(overall["arm"], overall["n"], strict=True):
+        key = None if arm is None or arm != arm else str(arm)  # NULL: None or NaN
+        counts[key] = counts.get(key, 0) + int(n)
+    mapping = arm_changes(counts, column=arm_col, source=source)
+    if mapping is not None:
+        agg, binary = _aggregate(with_arms(table, arm_col, mapping), arm_col, outcomes, by)
     arms = sorted(agg["arm"].unique().tolist(), key=lambda a: (a != control, a))
     if control not in arms:
         raise InputError(
@@ -269,7 +278,7 @@ def _aggregate(
     """Counts, means and sample variances per (by, segment, arm) — one engine query —
     and which outcomes are 0/1."""
     ys = {f"y{i}": table[o].cast("float64") for i, o in enumerate(outcomes)}
-    base = table.select(arm=table[arm_col].cast("string").fill_null(MISSING), **ys,
+    base = table.select(arm=table[arm_col].cast("string"), **ys,
                         **{f"b{i}": table[c].cast("string").fill_null(MISSING)
                            for i, c in enumerate(by)})
     metrics: dict[str, Any] = {"n": base.count()}
