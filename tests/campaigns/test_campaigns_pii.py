@@ -180,3 +180,22 @@ def test_the_server_protects_the_same_columns_alike(tmp_path, how):
     served = protect(pd.DataFrame(ROWS).replace("", None), how).fillna("")
     cols = [c for c in written.columns if c not in ("group", "note")]
     assert written[cols].to_dict("records") == served[cols].to_dict("records")
+
+
+def test_build_audience_hashes_by_default_in_the_library():
+    """The library's default is the command's: no personal column in clear unless asked."""
+    from segflow.campaigns import build_audience
+    from segflow.errors import InputError
+
+    frame = pd.DataFrame({"customer_id": ["c1", "c2"], "ZIP": [" 10115", "75001 "],
+                          "clv": [10.0, 20.0]})
+    aud = build_audience(frame, holdout=0, where="clv > 15")
+    assert aud.members.to_dict("records") == [
+        {"customer_id": "c2", "group": "target", "ZIP_sha256": sha("75001"), "clv": 20.0}]
+    assert aud.summary()["pii"] == "hash"
+    clear = build_audience(frame, holdout=0, pii="include").members
+    assert clear.ZIP.tolist() == [" 10115", "75001 "]
+    with pytest.raises(InputError, match="personal data"):
+        build_audience(frame, value="ZIP")
+    with pytest.raises(InputError, match="unknown personal-data policy"):
+        build_audience(frame, pii="clear")
