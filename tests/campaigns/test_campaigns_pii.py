@@ -199,3 +199,11 @@ def test_build_audience_hashes_by_default_in_the_library():
         build_audience(frame, value="ZIP")
     with pytest.raises(InputError, match="unknown personal-data policy"):
         build_audience(frame, pii="clear")
+
+
+def test_an_unknown_policy_is_a_usage_error(tmp_path):
+    res = runner.invoke(app, ["campaign", "audience", "--customers", str(_customers(tmp_path)),
+                              "--out", str(tmp_path / "a.csv"), "--pii", "clear"])
+    assert res.exit_code == 2
+    assert "'--pii': 'clear' is not one of hash, mask, omit, include" in res.output
+    assert not (tmp_path / "a.csv").exists()

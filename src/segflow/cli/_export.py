@@ -171,7 +171,7 @@ def audience(
         with Project.open(project_dir) as project:
             view = customer_view(project.store, snapshot)
             aud = build_audience(view, where=where, segments=segments, holdout=holdout,
-                                 seed=seed, name=name,
+                                 seed=seed, name=name, pii=pii,
                                  segment_names=known_segments(project.store) if segments else None)
             result = export_audience(project.store, aud, to, pii=pii, table=table)
         if as_json:
