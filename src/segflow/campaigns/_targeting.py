@@ -1,5 +1,6 @@
 """Targeting: audiences from rules over segments and scores, with a random hold-out control
-sample, suggested actions from the playbook, and safe CSV/Parquet export.
+sample, suggested actions from the playbook, and safe CSV/Parquet export: personal columns
+under the exports' policy (hashed unless asked otherwise), formulas neutralised.
 
 Rules are filters on a customer-level table: the store's :func:`customer_view` (one column
 per scheme, one per stored score) or any table you bring (e.g. customers scored with an
@@ -23,11 +24,13 @@ import pyarrow as pa
 from ibis import _
 
 from segflow._csv import formula_cells, write_csv
+from segflow._csv import neutralise_formulas as neutralise_arrow
 from segflow._result import TableResult
 from segflow.campaigns._playbook import Playbook, load_playbook
 from segflow.campaigns._store import TableSource
 from segflow.config._schemes import column_name  # noqa: F401 - part of this module's API
 from segflow.errors import InputError
+from segflow.exports._pii import check_policy, is_personal, protect_columns
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -108,15 +111,20 @@ class Audience(TableResult):
     ----------
     members : pandas.DataFrame
         ``customer_id``, ``group`` (``"target"`` or ``"holdout"``), the rule's input
-        columns, ``expected_value`` (the ``value`` column, if given), and the playbook's
-        ``action``, ``goal``, ``suggestion`` (if ``action_from`` was given).
+        columns (personal ones under ``pii``), ``expected_value`` (the ``value`` column, if
+        given), and the playbook's ``action``, ``goal``, ``suggestion`` (if ``action_from``
+        was given).
     name, rule : str
     holdout, seed
         The hold-out share and the random seed that drew it.
+    pii : str
+        The personal-data policy the members' personal columns are under (see
+        :func:`build_audience`).
     """
 
     def __init__(self, members: pd.DataFrame, *, name: str, rule: str, holdout: float,
-                 seed: int, value: str | None, action_from: str | None) -> None:
+                 seed: int, value: str | None, action_from: str | None,
+                 pii: str = "hash") -> None:
         self.members = members
         self.name = name
         self.rule = rule
@@ -124,6 +132,7 @@ class Audience(TableResult):
         self.seed = seed
         self.value = value
         self.action_from = action_from
+        self.pii = pii
 
     def to_pandas(self) -> pd.DataFrame:
         return self.members.copy()
@@ -135,6 +144,7 @@ class Audience(TableResult):
             "name": self.name, "rule": self.rule, "size": len(m),
             "target": int((m.group == "target").sum()), "holdout": int((m.group == "holdout").sum()),
             "holdout_share": self.holdout, "seed": self.seed, "value": self.value,
+            "pii": self.pii,
         }
         if self.value is not None and len(m):
             ev = m["expected_value"].astype(float)
@@ -158,8 +168,10 @@ class Audience(TableResult):
         return {"summary": self.summary(), **super().to_dict()}
 
     def export(self, path: str | Path, *, fmt: str | None = None) -> Path:
-        """Write the members to CSV or Parquet (by extension or ``fmt``); text that a
-        spreadsheet would read as a formula is neutralised (see :func:`neutralise_formulas`)."""
+        """Write the members to CSV or Parquet (by extension or ``fmt``): their personal
+        columns as :func:`build_audience` put them under its ``pii`` policy (hashed by
+        default); text that a spreadsheet would read as a formula is neutralised (see
+        :func:`neutralise_formulas`)."""
         return export_table(self.members, path, fmt=fmt)
 
     def figure(self) -> go.Figure:
@@ -193,6 +205,7 @@ def build_audience(
     action_from: str | None = None,
     name: str = "audience",
     segment_names: Mapping[str, Collection[str]] | None = None,
+    pii: str = "hash",
 ) -> Audience:
     """Select an audience, draw a random hold-out, and attach suggested actions.
 
@@ -224,6 +237,13 @@ def build_audience(
         ``{column: names}``: the segments each column of ``segments`` may name (e.g.
         :func:`known_segments`: every segment the scheme has assigned, also those empty at
         this snapshot); default: the names some customer of ``customers`` holds.
+    pii : {"hash", "mask", "omit", "include"}, default="hash"
+        Policy for the personal columns of ``customers`` (named as
+        :data:`segflow.exports.PII_COLUMNS`, in any case: ``email``, ``phone``, ``name``,
+        ``postcode``...) in the members, as the exports apply it
+        (:func:`segflow.exports.protect_columns`): ``email`` hashed becomes ``email_sha256``.
+        The rules (``where``, ``rule``, ``segments``) see the values in clear; the members,
+        and so the exported file, hold them in clear only with ``include``.
 
     Returns
     -------
@@ -231,6 +251,7 @@ def build_audience(
     """
     if not 0.0 <= holdout < 1.0:
         raise InputError(f"the hold-out share must be in [0, 1), not {holdout}")
+    pii = check_policy(pii)
     if isinstance(customers, pd.DataFrame):  # bind to an in-memory DuckDB (SQL rules need one)
         from segflow.store import interruptible
 
@@ -242,6 +263,11 @@ def build_audience(
             raise InputError(f"column not found; columns are: {', '.join(t.columns)}", column=c)
     if "customer_id" not in cols:
         raise InputError("the customer table needs a customer_id column", column="customer_id")
+    if pii != "include":  # read from the members, where a personal column is no longer clear
+        for c in [value, action_from]:
+            if c is not None and is_personal(c):
+                raise InputError(f"{c!r} holds personal data (written under the {pii!r} policy); "
+                                 "it cannot be the value or action column", column=c)
     parts = []
     for col, names in (segments or {}).items():
         _check_segment_names(customers, col, names, (segment_names or {}).get(col))
@@ -253,7 +279,9 @@ def build_audience(
     if where:
         t = _apply_where(t, where)
         parts.append(where)
-    members = t.order_by("customer_id").to_pandas()
+    # personal columns under the policy in the engine, before pandas (an integer phone
+    # number with a missing value would be a float there)
+    members = protect_columns(t, pii).order_by("customer_id").to_pandas()
     members.insert(1, "group", _holdout_groups(len(members), holdout, seed))
     if value is not None:
         members["expected_value"] = members[value].astype(float)
@@ -261,7 +289,7 @@ def build_audience(
         pb = playbook if isinstance(playbook, Playbook) else load_playbook(playbook)
         members = pd.concat([members, pb.suggest(members[action_from])], axis=1)
     return Audience(members, name=name, rule=" AND ".join(parts) or "(everyone)",
-                    holdout=holdout, seed=seed, value=value, action_from=action_from)
+                    holdout=holdout, seed=seed, value=value, action_from=action_from, pii=pii)
 
 
 def known_segments(source: TableSource) -> dict[str, set[str]]:
@@ -336,12 +364,19 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def export_table(frame: pd.DataFrame, path: str | Path, *, fmt: str | None = None) -> Path:
-    """Write ``frame`` to CSV or Parquet after :func:`neutralise_formulas`."""
+def export_table(frame: pd.DataFrame | pa.Table, path: str | Path, *,
+                 fmt: str | None = None) -> Path:
+    """Write ``frame`` (pandas or Arrow) to CSV or Parquet after :func:`neutralise_formulas`.
+    It is written as it is: personal columns are put under a policy before
+    (:func:`segflow.exports.protect_columns`, as :func:`build_audience` does)."""
     path = Path(path)
     fmt = (fmt or path.suffix.lstrip(".")).lower()
     if fmt == "csv":
         write_csv(frame, path)  # the shared writer neutralises formulas
+    elif fmt in ("parquet", "pq") and isinstance(frame, pa.Table):
+        import pyarrow.parquet as pq
+
+        pq.write_table(neutralise_arrow(frame), path)
     elif fmt in ("parquet", "pq"):
         neutralise_formulas(frame).to_parquet(path, index=False)
     else:

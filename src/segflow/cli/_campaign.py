@@ -32,6 +32,7 @@ from segflow.cli._common import (
     stdout,
     user_errors,
 )
+from segflow.cli._export import PiiOption
 from segflow.cli._files import (
     canonical_ids,
     is_id_column,
@@ -293,12 +294,16 @@ def audience(
     action_from: str = typer.Option(None, "--action-from", help="Segment column for playbook actions (default: the first --segment scheme)."),
     playbook: Path = typer.Option(None, "--playbook", help="Playbook TOML (default: the bundled one)."),
     name: str = typer.Option("audience", "--name", help="Audience name."),
+    pii: str = PiiOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Build a target audience from segments, scores and rules; export it with a hold-out.
 
     Columns available to --where and --value: the segment of each scheme (named after the
-    scheme, e.g. rfm), its rank (rfm__rank), and each stored score as MODEL__SCORE.
+    scheme, e.g. rfm), its rank (rfm__rank), and each stored score as MODEL__SCORE; with
+    --customers, the file's columns. Personal columns (email, phone, name, address,
+    postcode...) are written hashed by default (email as email_sha256), as `segflow export`
+    writes them; --pii mask, omit or include (in clear) to choose. --where sees them in clear.
     """
     from segflow.campaigns import build_audience, column_name, customer_view, known_segments
 
@@ -309,7 +314,7 @@ def audience(
                                 []).append(seg)
         action_col = action_from or (next(iter(segments)) if segments else None)
         kwargs = dict(where=where, segments=segments, value=value, holdout=holdout, seed=seed,
-                      playbook=playbook, action_from=action_col, name=name)
+                      playbook=playbook, action_from=action_col, name=name, pii=pii)
         if customers is not None:
             aud = build_audience(read_customer_file(customers), **kwargs)  # type: ignore[arg-type]
         else:
@@ -345,24 +350,32 @@ def uplift(
     seed: int = typer.Option(0, "--seed", help="Seed of the train/test split and the model."),
     score: Path = typer.Option(None, "--score", help="Customer file to score (default: --responses)."),
     scores_out: Path = typer.Option(None, "--scores-out", help="Write the scored customers (column uplift) to this CSV/Parquet."),
+    pii: str = PiiOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Fit an uplift model (expected lift per customer); report its Qini curve and AUUC on
-    held-out customers, and optionally score customers for targeting (--where "uplift > 0")."""
+    held-out customers, and optionally score customers for targeting (--where "uplift > 0").
+
+    --scores-out writes the scored file's columns and uplift; its personal columns (email,
+    phone, name, address, postcode...) hashed by default, as `segflow export` writes them
+    (--pii mask, omit or include in clear).
+    """
     from segflow.campaigns import export_table, fit_uplift
 
     with user_errors(), _warnings_to_console():
         if method not in ("two_model", "class_transformation"):
             raise InputError(f"--method must be two_model or class_transformation, not {method!r}")
-        frame = read_customer_file(responses).to_pandas()
+        table = read_customer_file(responses)
+        frame = table.to_pandas()
         res = fit_uplift(frame, arm_col=arm_col, control=control, outcome=outcome,
                          features=feature, treated=treated, method=method,  # type: ignore[arg-type]
                          test_size=test_size, random_state=seed, source=str(responses))
         payload = {"scores": res.scores, "deciles": res.deciles.to_dict(orient="records")}
         if scores_out is not None:
-            target = frame if score is None else read_customer_file(score).to_pandas()
-            target = target.assign(uplift=res.model.predict(target[list(feature)]))
-            payload["scores_file"] = str(export_table(target, scores_out))
+            payload["scores_file"] = str(export_table(
+                _scored(res.model, table if score is None else read_customer_file(score),
+                        list(feature), pii), scores_out))
+            payload["pii"] = pii
         if as_json:
             print_json(payload)
             return
@@ -381,6 +394,22 @@ def uplift(
         stdout.print(table)
         if "scores_file" in payload:
             console.print(f"scores written to {payload['scores_file']}", highlight=False)
+
+
+def _scored(model: Any, table: Any, features: list[str], pii: str) -> Any:
+    """The customers of ``table`` (Ibis) with their ``uplift`` from ``model``, as an Arrow
+    table: its personal columns under ``pii`` (segflow.exports.protect_columns), in the
+    engine, the model fed the values in clear. Both are read in the table's order (DuckDB keeps
+    a file's row order in a query without ORDER BY)."""
+    import pyarrow as pa
+
+    from segflow.exports import protect_columns
+
+    if "uplift" in table.columns:  # a file scored before: its scores replaced, as they were
+        table = table.drop("uplift")
+    predicted = model.predict(table.to_pandas()[features])
+    out = protect_columns(table, pii).to_pyarrow()
+    return out.append_column("uplift", pa.array(predicted, pa.float64()))
 
 
 @campaign_app.command("promotions")

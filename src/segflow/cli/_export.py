@@ -32,10 +32,13 @@ ToOption = typer.Option(
 TableOption = typer.Option(None, "--table", help="Postgres table to write (with a postgresql:// --to).")
 #: ``--pii``'s values: segflow.exports PII_POLICIES (not imported here: it imports Ibis,
 #: and ``--help`` stays fast; tests/exports/test_exports_segments.py checks they are equal).
+#: The option of every command writing customers' personal columns (``export segments``,
+#: ``export audience``, ``campaign audience``, ``campaign uplift --scores-out``).
 PII_CHOICES = ("hash", "mask", "omit", "include")
 PiiOption = typer.Option(
     "hash", "--pii", parser=Choice(*PII_CHOICES),
-    help="Personal columns (email, phone): hash (SHA-256), mask, omit, or include in clear.",
+    help="Personal columns (email, phone, name, address, postcode...): hash (SHA-256), mask, "
+    "omit, or include in clear.",
 )
 
 
@@ -168,7 +171,7 @@ def audience(
         with Project.open(project_dir) as project:
             view = customer_view(project.store, snapshot)
             aud = build_audience(view, where=where, segments=segments, holdout=holdout,
-                                 seed=seed, name=name,
+                                 seed=seed, name=name, pii=pii,
                                  segment_names=known_segments(project.store) if segments else None)
             result = export_audience(project.store, aud, to, pii=pii, table=table)
         if as_json:

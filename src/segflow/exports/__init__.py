@@ -13,6 +13,7 @@ from segflow.exports._export import (
 from segflow.exports._pii import (
     PII_COLUMNS,
     PII_POLICIES,
+    is_personal,
     mask_array,
     mask_email,
     mask_name,
@@ -20,6 +21,7 @@ from segflow.exports._pii import (
     mask_value,
     personal_columns,
     phone_key,
+    protect_columns,
 )
 from segflow.exports._segment_list import segment_list, write_segment_list
 from segflow.exports._webhook import WebhookPolicy
@@ -33,6 +35,7 @@ __all__ = [
     "export_audience",
     "export_history",
     "export_segments",
+    "is_personal",
     "mask_array",
     "mask_email",
     "mask_name",
@@ -41,6 +44,7 @@ __all__ = [
     "neutralise_formulas",
     "personal_columns",
     "phone_key",
+    "protect_columns",
     "segment_changes",
     "segment_list",
     "watermark",

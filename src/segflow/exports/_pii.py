@@ -1,8 +1,10 @@
 """Personal data in exports: hashed, masked, left out, or (when asked explicitly) in clear.
 
-The canonical ``customers`` table holds two personal columns, ``email`` and ``phone``
-(:data:`PII_COLUMNS`; name and address columns, where a project maps them, are treated the
-same way). Policies, applied in the engine:
+The canonical ``customers`` table holds two personal columns, ``email`` and ``phone``;
+name, address and postcode columns, where a project maps them, and any column of a
+customer file a command writes back out, are treated the same way when their name is one of
+:data:`PII_COLUMNS` (the one list, the server's too). Policies, applied in the engine
+(:func:`personal_columns` for the store's exports, :func:`protect_columns` for any table):
 
 ``hash`` (default)
     SHA-256 of the normalised value, as 64 hex digits: the form ad platforms and CRMs match
@@ -43,8 +45,20 @@ if TYPE_CHECKING:
 PiiPolicy = Literal["hash", "mask", "omit", "include"]
 PII_POLICIES: tuple[str, ...] = ("hash", "mask", "omit", "include")
 
-#: Columns of ``customers`` holding personal data (those absent from a store are skipped).
-PII_COLUMNS: tuple[str, ...] = ("email", "phone", "name", "first_name", "last_name", "address")
+#: Columns holding personal data, matched by name in any case (:func:`is_personal`): in the
+#: store's ``customers`` (those absent from a store are skipped), in a customer file a command
+#: writes back out (``segflow campaign audience --customers``, ``campaign uplift
+#: --scores-out``) and in the server's answers. The one list: an e-mail and a phone number are
+#: hashed and masked by their own rules, every other column (names, address, street, postcode,
+#: zip) by the rule for other personal text.
+PII_COLUMNS: tuple[str, ...] = ("email", "phone", "name", "first_name", "last_name", "full_name",
+                                "address", "street", "postcode", "zip")
+
+
+def is_personal(column: str) -> bool:
+    """Whether a column of that name holds personal data: its name, in any case, is one of
+    :data:`PII_COLUMNS` (``Email`` is, ``email_sha256`` is not)."""
+    return column.lower() in PII_COLUMNS
 
 
 def check_policy(policy: str) -> PiiPolicy:
@@ -255,6 +269,47 @@ def hashed_column(column: str) -> str:
     return f"{column}_sha256"
 
 
+def _under_policy(column: str, value: ibis.Value, policy: PiiPolicy) -> dict[str, ibis.Value]:
+    """The personal column ``column`` under ``policy``, as the columns it becomes: none
+    (``omit``), ``<column>_sha256`` (``hash``), or ``column`` masked or as it is. Its kind
+    (e-mail, phone, other) is its name in lower case."""
+    kind = column.lower()
+    if policy == "omit":
+        return {}
+    if policy == "hash":
+        return {hashed_column(column): hash_key(kind, value).hexdigest("sha256")}
+    if policy == "mask":
+        return {column: _masked(value.cast("string"), ibis.literal(kind))}
+    return {column: value}
+
+
+def protect_columns(table: ibis.Table, policy: str) -> ibis.Table:
+    """``table`` with its personal columns (:func:`is_personal`) under ``policy``, in the
+    engine; the other columns as they are, all in their places. What a command writes when
+    it writes back a customer file a user gave it (``segflow campaign audience
+    --customers``, ``campaign uplift --scores-out``): the store's exports' rules
+    (:func:`personal_columns`), the same names (``email`` hashed is ``email_sha256``).
+
+    A hashed column whose name the table already holds (``email`` next to ``email_sha256``)
+    is an :class:`InputError`, not one column silently written over the other.
+    """
+    policy = check_policy(policy)
+    personal = [c for c in table.columns if is_personal(c)]
+    if not personal or policy == "include":
+        return table
+    if policy == "hash":
+        taken = {c.lower() for c in table.columns}
+        for c in personal:
+            if hashed_column(c).lower() in taken:
+                raise InputError(f"the table has both {c!r} and {hashed_column(c)!r}: the hashes "
+                                 f"of {c!r} would be written over that column; rename or drop one",
+                                 column=hashed_column(c))
+    cols: dict[str, ibis.Value] = {}
+    for c in table.columns:
+        cols.update(_under_policy(c, table[c], policy) if c in personal else {c: table[c]})
+    return table.select(**cols)
+
+
 def personal_columns(customers: ibis.Table, policy: str) -> ibis.Table:
     """``customer_id`` plus the personal columns of ``customers`` under ``policy``.
 
@@ -264,14 +319,9 @@ def personal_columns(customers: ibis.Table, policy: str) -> ibis.Table:
     policy = check_policy(policy)
     present = [c for c in PII_COLUMNS if c in customers.columns]
     cols: dict[str, ibis.Value] = {"customer_id": customers.customer_id}
-    for c in present if policy != "omit" else []:
-        v = customers[c]
-        if policy == "hash":
-            cols[hashed_column(c)] = hash_key(c, v).hexdigest("sha256")
-        elif policy == "mask":
-            cols[c] = _masked(v.cast("string"), ibis.literal(c))
-        else:
-            cols[c] = v.cast("string")
+    for c in present:
+        v = customers[c] if policy == "hash" else customers[c].cast("string")
+        cols.update(_under_policy(c, v, policy))
     # one row per customer; should a store hold two records of one customer, the larger
     # value is taken, so the output does not depend on the order rows are read in
     t = customers.select(**cols)

@@ -5,7 +5,8 @@ carrying the page's nonce), no framing, no MIME sniffing, no referrer to other s
 on everything but the static library files. No CORS headers are ever sent, so browsers keep
 other sites from reading the API.
 
-Personal data: the columns in :data:`PII_COLUMNS` are masked in JSON and pages as the
+Personal data: the columns named in :data:`segflow.exports.PII_COLUMNS` (the exports' one
+list, any case: :func:`segflow.exports.is_personal`) are masked in JSON and pages as the
 exports' ``mask`` policy masks them (one function per kind of value:
 :func:`segflow.exports.mask_array`) and hashed (SHA-256 of the trimmed, lower-cased value)
 in CSV downloads, under the exports' names (``email_sha256``:
@@ -22,11 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from segflow.exports._pii import hashed_column, mask_values, phone_key
-
-#: Columns holding personal data (any table); matched by name.
-PII_COLUMNS = ("email", "phone", "name", "first_name", "last_name", "full_name", "address",
-               "street", "postcode", "zip")
+from segflow.exports._pii import hashed_column, is_personal, mask_values, phone_key
 
 _STATIC = ("/static/",)
 
@@ -132,13 +129,13 @@ def protect(frame: pd.DataFrame, how: str) -> pd.DataFrame:
         return frame
     out = frame.copy()
     for col in out.columns:
-        if col.lower() in PII_COLUMNS:
+        if is_personal(col):
             if how == "hash":
                 out[col] = out[col].map(lambda v, c=col.lower(): hash_value(v, c))
             else:  # the column's values masked at once
                 out[col] = pd.Series(mask_values(col.lower(), out[col].tolist()), index=out.index, dtype=object)
     if how == "hash":
-        out = out.rename(columns={c: hashed_column(c) for c in out.columns if c.lower() in PII_COLUMNS})
+        out = out.rename(columns={c: hashed_column(c) for c in out.columns if is_personal(c)})
     return out
 
 
@@ -146,7 +143,7 @@ def protect_rows(columns: list[str], rows: list[tuple[Any, ...]], how: str) -> t
     """:func:`protect` on plain rows (columns, tuples; hashed columns renamed as there)."""
     if how == "full":
         return columns, rows
-    pii = [j for j, c in enumerate(columns) if c.lower() in PII_COLUMNS]
+    pii = [j for j, c in enumerate(columns) if is_personal(c)]
     if not pii:
         return columns, rows
     if how == "hash":

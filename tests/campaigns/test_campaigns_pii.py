@@ -1,0 +1,209 @@
+"""Personal columns of a customer file written back out (`campaign audience --customers`,
+`campaign uplift --scores-out`): under `--pii`, hashed by default, as `segflow export` writes
+them (segflow.exports.protect_columns), one list of personal columns shared with the server."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from segflow.cli import app
+
+runner = CliRunner()
+
+#: A customer file: personal columns (``Email`` in another case, a postcode: the server's
+#: list, now the one list), a note a spreadsheet would run as a formula, a score.
+ROWS = [
+    {"customer_id": "c1", "Email": "Ann.Lee@Example.COM", "phone": "+44 7700 900123",
+     "name": "Ann Lee", "postcode": "SW1A 1AA", "note": '=HYPERLINK("http://x.test","y")',
+     "score": "3"},
+    {"customer_id": "c2", "Email": "bob@example.org", "phone": "0044 7700-900456",
+     "name": "Bob", "postcode": "EC1A 1BB", "note": "-2+3", "score": "5"},
+    {"customer_id": "c3", "Email": "", "phone": "", "name": "", "postcode": "", "note": "ok",
+     "score": "1"},
+]
+PERSONAL = ("Email", "phone", "name", "postcode")
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _customers(tmp_path, rows=ROWS):
+    path = tmp_path / "customers.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def _audience(tmp_path, *args, out="aud.csv", rows=ROWS):
+    out_path = tmp_path / out
+    res = runner.invoke(app, ["campaign", "audience", "--customers", str(_customers(tmp_path, rows)),
+                              "--holdout", "0", "--out", str(out_path), "--json", *args])
+    assert res.exit_code == 0, res.output
+    return out_path, json.loads(res.stdout)
+
+
+def _read_csv(path):
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_audience_hashes_personal_columns_by_default(tmp_path):
+    out, summary = _audience(tmp_path)
+    rows = _read_csv(out)
+    assert summary["pii"] == "hash"
+    assert list(rows[0]) == ["customer_id", "group", "Email_sha256", "phone_sha256",
+                             "name_sha256", "postcode_sha256", "note", "score"]
+    by_id = {r["customer_id"]: r for r in rows}
+    # computed here: trimmed and lower-cased; a phone in E.164 (+, country code, digits)
+    assert by_id["c1"]["Email_sha256"] == sha("ann.lee@example.com")
+    assert by_id["c2"]["Email_sha256"] == sha("bob@example.org")
+    assert by_id["c1"]["phone_sha256"] == sha("+447700900123")
+    assert by_id["c2"]["phone_sha256"] == sha("+447700900456")
+    assert by_id["c1"]["name_sha256"] == sha("ann lee")
+    assert by_id["c1"]["postcode_sha256"] == sha("sw1a 1aa")
+    assert by_id["c3"]["phone_sha256"] == ""  # missing stays missing
+    # nothing personal in clear anywhere in the file
+    text = out.read_text(encoding="utf-8")
+    for row in ROWS:
+        for c in PERSONAL:
+            assert not row[c] or row[c] not in text, (c, row[c])
+    # formulas in the other text columns are still neutralised
+    assert by_id["c1"]["note"] == "'" + ROWS[0]["note"]
+    assert by_id["c2"]["note"] == "'-2+3"
+
+
+def test_audience_masks_omits_and_includes_on_request(tmp_path):
+    out, summary = _audience(tmp_path, "--pii", "mask")
+    by_id = {r["customer_id"]: r for r in _read_csv(out)}
+    assert summary["pii"] == "mask"
+    assert {c: by_id["c1"][c] for c in PERSONAL} == {
+        "Email": "A***@Example.COM", "phone": "***23", "name": "A***", "postcode": "S***"}
+    assert {c: by_id["c2"][c] for c in PERSONAL} == {
+        "Email": "b***@example.org", "phone": "***56", "name": "B***", "postcode": "E***"}
+    assert by_id["c1"]["note"] == "'" + ROWS[0]["note"]
+
+    out, _ = _audience(tmp_path, "--pii", "omit", out="omit.csv")
+    rows = _read_csv(out)
+    assert list(rows[0]) == ["customer_id", "group", "note", "score"]
+
+    out, summary = _audience(tmp_path, "--pii", "include", out="clear.csv")
+    by_id = {r["customer_id"]: r for r in _read_csv(out)}
+    assert summary["pii"] == "include"
+    for row in ROWS:  # in clear (a value starting with + neutralised as any formula is)
+        clear = {c: "'" + row[c] if row[c].startswith("+") else row[c] for c in PERSONAL}
+        assert {c: by_id[row["customer_id"]][c] for c in PERSONAL} == clear
+    assert by_id["c1"]["phone"] == "'+44 7700 900123"
+
+
+def test_audience_rules_see_clear_values_and_parquet_holds_hashes(tmp_path):
+    """--where filters on the values in clear; an integer phone number with a missing value
+    (a float in pandas) is hashed as its digits; Parquet is neutralised too."""
+    rows = [{"customer_id": "c1", "email": "ann@example.com", "phone": "447700900123", "note": "=1+1"},
+            {"customer_id": "c2", "email": "bob@shop.test", "phone": "", "note": "ok"}]
+    out, summary = _audience(tmp_path, "--where", "email LIKE '%@example.com'",
+                             out="aud.parquet", rows=rows)
+    data = pq.read_table(out).to_pylist()
+    assert summary["size"] == 1
+    assert data == [{"customer_id": "c1", "group": "target", "email_sha256": sha("ann@example.com"),
+                     "phone_sha256": sha("447700900123"), "note": "'=1+1"}]
+
+
+def test_audience_refuses_to_write_hashes_over_a_column(tmp_path):
+    rows = [{"customer_id": "c1", "email": "ann@example.com", "email_sha256": "x"}]
+    res = runner.invoke(app, ["campaign", "audience", "--customers", str(_customers(tmp_path, rows)),
+                              "--out", str(tmp_path / "a.csv")])
+    assert res.exit_code == 1
+    assert "email_sha256" in res.output and not (tmp_path / "a.csv").exists()
+
+
+def test_audience_store_path_takes_the_policy(campaign_project, tmp_path):
+    """The store's customer view holds segments and scores, no personal columns: the same
+    file under any policy, and the policy is reported."""
+    out = tmp_path / "a.csv"
+    res = runner.invoke(app, ["campaign", "audience", "--project", str(campaign_project),
+                              "--segment", "value=low", "--pii", "mask", "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["pii"] == "mask"
+    assert list(_read_csv(out)[0])[:3] == ["customer_id", "group", "value"]
+
+
+def test_uplift_scores_out_hashes_personal_columns(tmp_path):
+    n = 200
+    frame = pd.DataFrame({
+        "customer_id": [f"c{i:03d}" for i in range(n)],
+        "email": [f"User{i}@Example.com" for i in range(n)],
+        "arm": ["T" if i % 2 else "C" for i in range(n)],
+        "x": [(i % 10) / 10 for i in range(n)],
+        "y": [int((i % 2) and (i % 10) >= 5 or i % 7 == 0) for i in range(n)],
+    })
+    src = tmp_path / "exp.csv"
+    frame.to_csv(src, index=False)
+    scored = tmp_path / "scored.csv"
+    res = runner.invoke(app, ["campaign", "uplift", "--responses", str(src), "--control", "C",
+                              "--outcome", "y", "--feature", "x", "--scores-out", str(scored),
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["pii"] == "hash"
+    rows = _read_csv(scored)
+    assert list(rows[0]) == ["customer_id", "email_sha256", "arm", "x", "y", "uplift"]
+    for r in rows:  # each row's hash is its own customer's e-mail
+        i = int(r["customer_id"][1:])
+        assert r["email_sha256"] == sha(f"user{i}@example.com")
+    assert "Example.com" not in scored.read_text(encoding="utf-8")
+    res = runner.invoke(app, ["campaign", "uplift", "--responses", str(src), "--control", "C",
+                              "--outcome", "y", "--feature", "x", "--scores-out", str(scored),
+                              "--pii", "include", "--json"])
+    assert res.exit_code == 0, res.output
+    assert [r["email"] for r in _read_csv(scored)] == frame.email.tolist()
+
+
+@pytest.mark.parametrize("how", ["hash", "mask"])
+def test_the_server_protects_the_same_columns_alike(tmp_path, how):
+    """One list of personal columns and one rule per kind: the server's CSV downloads and
+    masked answers give what the audience file holds."""
+    from segflow.exports import PII_COLUMNS
+    from segflow.server._security import protect
+
+    assert {"full_name", "street", "postcode", "zip", "email", "address"} <= set(PII_COLUMNS)
+    out, _ = _audience(tmp_path, "--pii", how)
+    written = pd.read_csv(out, dtype=str, keep_default_na=False)
+    served = protect(pd.DataFrame(ROWS).replace("", None), how).fillna("")
+    cols = [c for c in written.columns if c not in ("group", "note")]
+    assert written[cols].to_dict("records") == served[cols].to_dict("records")
+
+
+def test_build_audience_hashes_by_default_in_the_library():
+    """The library's default is the command's: no personal column in clear unless asked."""
+    from segflow.campaigns import build_audience
+    from segflow.errors import InputError
+
+    frame = pd.DataFrame({"customer_id": ["c1", "c2"], "ZIP": [" 10115", "75001 "],
+                          "clv": [10.0, 20.0]})
+    aud = build_audience(frame, holdout=0, where="clv > 15")
+    assert aud.members.to_dict("records") == [
+        {"customer_id": "c2", "group": "target", "ZIP_sha256": sha("75001"), "clv": 20.0}]
+    assert aud.summary()["pii"] == "hash"
+    clear = build_audience(frame, holdout=0, pii="include").members
+    assert clear.ZIP.tolist() == [" 10115", "75001 "]
+    with pytest.raises(InputError, match="personal data"):
+        build_audience(frame, value="ZIP")
+    with pytest.raises(InputError, match="unknown personal-data policy"):
+        build_audience(frame, pii="clear")
+
+
+def test_an_unknown_policy_is_a_usage_error(tmp_path):
+    res = runner.invoke(app, ["campaign", "audience", "--customers", str(_customers(tmp_path)),
+                              "--out", str(tmp_path / "a.csv"), "--pii", "clear"])
+    assert res.exit_code == 2
+    assert "'--pii': 'clear' is not one of hash, mask, omit, include" in res.output
+    assert not (tmp_path / "a.csv").exists()
