@@ -130,4 +130,4 @@ def test_clean_arms_cost_one_query_and_messy_ones_give_the_same_read_out(monkeyp
     treated = first[first.arm == "treatment"].iloc[0]
     n_t = sum(a == "treatment" for a in arms)
     assert treated["n"] == n_t
-    assert treated["value"] == pytest.approx(sum(b for a, b in zip(arms, bought) if a == "treatment") / n_t)
+    assert treated["value"] == pytest.approx(sum(b for a, b in zip(arms, bought, strict=True) if a == "treatment") / n_t)
