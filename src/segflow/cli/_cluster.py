@@ -102,8 +102,10 @@ def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: 
             from segflow.sources._names import refuse_repeated_names
 
             head = pd.read_excel(path, header=None, nrows=1)  # the names as written
-            refuse_repeated_names([str(v) for v in head.iloc[0]] if len(head) else [], str(path))
+            refuse_repeated_names([str(v) for v in head.iloc[0]] if len(head) else [], str(path),
+                                  trimmed=True)
             frame = pd.read_excel(path, dtype={id_col: object}, na_values=list(null_tokens()))
+            frame.columns = [str(c).strip() for c in frame.columns]  # as the CSV reader's
             if id_col in frame.columns:
                 frame[id_col] = [_excel_id(v, row, path, id_col)
                                  for row, v in enumerate(frame[id_col], start=1)]
