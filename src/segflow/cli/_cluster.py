@@ -25,127 +25,16 @@ from segflow.cli._common import (
     stdout,
     user_errors,
 )
-from segflow.cli._files import canonical_ids, null_tokens, read_user_csv, read_user_parquet
+from segflow.cli._customer_file import read_customer_file  # (also imported from here)
 from segflow.cli._segment import segment_app
-from segflow.errors import InputError, SegflowError
+from segflow.errors import InputError
 
 if TYPE_CHECKING:  # ibis and scikit-learn load only in the commands that use them (fast --help)
     import ibis
 
-_READERS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
-
 
 def register(app: typer.Typer) -> None:
     """Nothing to add to the root app: the commands live in the ``segment`` group."""
-
-
-# -- input ------------------------------------------------------------------------------------
-def _excel_id(value: object, row: int, path: Path, column: str) -> str | None:
-    """An Excel id cell as text: a text cell as written; a number cell (a double in Excel)
-    only as a whole number below 2^53, whose digits it holds exactly (as ingest's float ids,
-    docs/data.md). Raises InputError naming the row otherwise."""
-    import math
-    import numbers
-
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        if float(value).is_integer() and abs(value) < 2**53:
-            return str(int(value))
-        raise InputError(f"the id {value!r} is a number cell that is not a whole number below "
-                         "2^53, which Excel cannot hold exactly: format the id column as text",
-                         file=str(path), row=row, column=column)
-    return str(value)
-
-
-def _warn_text_in_numbers(table: ibis.Table, id_col: str, path: Path) -> None:
-    """Warn about a CSV column of numbers holding some text (``NA``, ``n/a``, ``-``): DuckDB
-    then reads the whole column as text and it is clustered and profiled as categories (one
-    ``NA`` turned k-means into k-prototypes) without a word."""
-    import warnings
-
-    import ibis
-
-    text = [c for c in table.columns if c != id_col and table[c].type().is_string()]
-    if not text:
-        return
-    numbered = table.mutate(_row=ibis.row_number() + 1)
-    for c in text:
-        bad = numbered[c].notnull() & numbered[c].strip().try_cast("float64").isnull()
-        got = numbered.aggregate(
-            numbers=(numbered[c].notnull() & ~bad).sum(), texts=bad.sum(),
-            row=numbered._row.min(where=bad)).execute().iloc[0]
-        numbers, texts = int(got["numbers"] or 0), int(got["texts"] or 0)
-        if texts and numbers > texts:  # mostly numbers: the text is a missing-value mark
-            value = numbered.filter(numbered._row == int(got["row"]))[c].execute().iloc[0]
-            warnings.warn(
-                f"file {path}, column {c!r}: {numbers:,} numbers and {texts:,} text values "
-                f"(first {value!r}, row {int(got['row'])}): the column is read as text and used "
-                "as categories; empty those cells for a numeric column", UserWarning, stacklevel=2)
-
-
-def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: str) -> ibis.Table:
-    """A customer-level file (CSV/TSV, Parquet or Excel) as an engine table; ids are strings."""
-    if not path.exists():
-        raise InputError("no such file", file=str(path))
-    suffix = path.suffix.lower()
-    try:
-        if _READERS.get(suffix) == "csv":
-            table = read_user_csv(con, path, id_columns=(id_col,), table_name=name,
-                                  null_values=null_tokens())
-            _warn_text_in_numbers(table, id_col, path)
-        elif _READERS.get(suffix) == "parquet":
-            table = read_user_parquet(con, path, table_name=name)
-        elif suffix in (".xlsx", ".xls"):
-            import pandas as pd
-
-            from segflow.sources._names import refuse_repeated_names
-
-            head = pd.read_excel(path, header=None, nrows=1)  # the names as written
-            refuse_repeated_names([str(v) for v in head.iloc[0]] if len(head) else [], str(path),
-                                  trimmed=True)
-            frame = pd.read_excel(path, dtype={id_col: object}, na_values=list(null_tokens()))
-            frame.columns = [str(c).strip() for c in frame.columns]  # as the CSV reader's
-            if id_col in frame.columns:
-                frame[id_col] = [_excel_id(v, row, path, id_col)
-                                 for row, v in enumerate(frame[id_col], start=1)]
-            table = con.create_table(name, frame)
-        else:
-            raise InputError("expected a .csv, .tsv, .parquet or .xlsx file", file=str(path))
-    except SegflowError:
-        raise
-    except Exception as exc:  # reader errors name the line; keep them, as one message
-        from segflow.cli._files import reader_error
-
-        raise InputError(f"cannot read the file: {reader_error(exc)}", file=str(path)) from exc
-    if id_col not in table.columns:
-        from segflow._suggest import did_you_mean
-
-        raise InputError(
-            f"no id column {id_col!r}; {did_you_mean(id_col, table.columns)}"
-            f"the columns are {list(table.columns)} (use --id-col)",
-            file=str(path),
-            column=id_col,
-        )
-    table = canonical_ids(table.mutate(**{id_col: table[id_col].cast("string")}), [id_col])
-    stats = (
-        table.aggregate(
-            n=table.count(), ids=table[id_col].nunique(), nulls=table[id_col].isnull().sum()
-        )
-        .to_pandas()
-        .iloc[0]
-    )
-    if not int(stats["n"]):  # a header alone: the sums below are NULL
-        raise InputError("the file has a header but no data rows", file=str(path))
-    if int(stats["nulls"]):
-        raise InputError(f"{int(stats['nulls'])} rows have no id", file=str(path), column=id_col)
-    if int(stats["ids"]) != int(stats["n"]):
-        raise InputError(
-            f"expected one row per customer, but {int(stats['n']) - int(stats['ids'])} ids repeat",
-            file=str(path),
-            column=id_col,
-        )
-    return table
 
 
 def _store_features(project: Any, snapshot: dt.date | None) -> tuple[ibis.Table, dt.date]:
