@@ -33,6 +33,16 @@ if TYPE_CHECKING:  # ibis and scikit-learn load only in the commands that use th
     import ibis
 
 
+NullValuesOption = typer.Option(
+    None,
+    "--null-values",
+    help="Comma-separated cell values read as missing in every column of an --input file "
+    "(compared trimmed, case-sensitive), as ingest's null_values (default: NA, N/A, #N/A, "
+    "null, NULL, \\N, None, -); '' for none, when one is a real value (the country code "
+    "NA). An empty cell is always missing.",
+)
+
+
 def register(app: typer.Typer) -> None:
     """Nothing to add to the root app: the commands live in the ``segment`` group."""
 
@@ -154,20 +164,28 @@ def cluster_command(
         "`segflow run` then re-applies it to every snapshot of a kind = 'cluster' scheme "
         "of that name and version.",
     ),
+    null_values: str | None = NullValuesOption,
     project_dir: Path = ProjectDirOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Cluster customers into segments: automatic k, quality table, bootstrap stability."""
+    """Cluster customers into segments: automatic k, quality table, bootstrap stability.
+
+    A missing value (an empty cell, or a missing-value token of --null-values: NA, N/A, ...)
+    keeps the customer: a missing number gets the sample median, a missing text value is one
+    more category, '(missing)'. A warning names each feature with missing values and counts
+    the customers."""
     if k_min > k_max:  # usage errors (exit status 2), as the options' own ranges
         raise typer.BadParameter(f"{k_min} is above --k-max {k_max}", param_hint="'--k-min'")
     columns = _feature_list(features)
+    tokens = _null_values(null_values)
     from segflow.segments._cluster_scheme import fit_cluster_table, save_cluster_model
     from segflow.segments._stability import SmallSegmentWarning, UnstableSegmentWarning
 
     ours = (SmallSegmentWarning, UnstableSegmentWarning)
     with user_errors():
         con, table, where, store, day = _cluster_input(input, id_col, snapshot, project_dir,
-                                                       writing=save_scheme is not None)
+                                                       writing=save_scheme is not None,
+                                                       null_values=tokens)
         if save_scheme is not None and store is None:
             raise InputError(
                 "--save-scheme saves into a project store; it cannot be used with --input"
@@ -201,11 +219,16 @@ def cluster_command(
             name, _, version = save_scheme.partition(":")
             save_cluster_model(store, name, version or "1", segmenter.model_, snapshot_date=day)
         summary = segmenter.summary()
+        what = ("a missing value" if input is None else "an empty cell" if tokens == ()
+                else "an empty cell or a missing-value token such as NA" if tokens is None
+                else "an empty cell or one of --null-values")
+        missing, notes = _missing_values(table, segmenter.prep_, what)
         summary.update(
             source=where,
             customers=int(sizes["customers"].sum()),
             sizes=sizes.to_dict(orient="records"),
-            warnings=[str(w.message) for w in caught if issubclass(w.category, ours)],
+            missing_values=missing,
+            warnings=notes + [str(w.message) for w in caught if issubclass(w.category, ours)],
             out=str(out) if out else None,
             saved_scheme=save_scheme,
         )
@@ -214,20 +237,59 @@ def cluster_command(
             print_json(summary)
 
 
+def _null_values(text: str | None) -> tuple[str, ...] | None:
+    """The tokens of ``--null-values`` (None: ingest's default; ``''``: none)."""
+    if text is None:
+        return None
+    return tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+
+
+def _missing_values(table: ibis.Table, prep: Any, what: str) -> tuple[dict[str, int], list[str]]:
+    """The customers of ``table`` without a value of each feature of ``prep`` (those with
+    any, in feature order) and a warning for each: how many (``what``: the kind of cell),
+    and what the clustering made of them (the median, or the category '(missing)';
+    '(other)' where that level is pooled with the rare ones)."""
+    from segflow.segments._cluster_prep import MISSING_LEVEL, OTHER_LEVEL
+
+    names = list(prep.feature_names)
+    if not names:
+        return {}, []
+    got = table.aggregate(
+        _n=table.count(), **{f"m{i}": table[c].isnull().sum() for i, c in enumerate(names)}
+    ).execute().iloc[0]
+    total = int(got["_n"])
+    counts = {c: int(got[f"m{i}"] or 0) for i, c in enumerate(names)}
+    numeric = {s.name for s in prep.numeric}
+    levels = {s.name: s.levels for s in prep.categorical}
+    notes = []
+    for c, n in counts.items():
+        if not n:
+            continue
+        if c in numeric:
+            fate = f"each gets the sample median of {c!r}"
+        else:
+            level = MISSING_LEVEL if MISSING_LEVEL in levels[c] else OTHER_LEVEL
+            fate = f"they are clustered as one more category, {level!r}"
+        notes.append(f"column {c!r}: {n:,} of {total:,} customers have no value ({what}); {fate}")
+    return {c: n for c, n in counts.items() if n}, notes
+
+
 def _cluster_input(
     input: Path | None, id_col: str, snapshot: dt.date | None, project_dir: Path, *,
-    writing: bool = False,
+    writing: bool = False, null_values: tuple[str, ...] | None = None,
 ) -> tuple[ibis.BaseBackend, ibis.Table, str, Any, dt.date | None]:
     """Engine, customer table, a description, the project store (or None) and the snapshot.
     The store is opened for writing only when ``writing`` (``--save-scheme``); else read-only
-    (it works while a ``segflow refresh`` runs)."""
+    (it works while a ``segflow refresh`` runs). ``null_values``: the file's missing-value
+    tokens (None: ingest's default)."""
     if input is not None:
         import ibis
 
         from segflow.store import interruptible
 
         con = interruptible(ibis.duckdb.connect())  # Ctrl-C stops its queries
-        table = read_customer_file(con, input, id_col=id_col, name="customers_input")
+        table = read_customer_file(con, input, id_col=id_col, name="customers_input",
+                                   null_values=null_values)
         return con, table, str(input), None, None
     if id_col != "customer_id":
         raise InputError("--id-col applies to --input files; project features use customer_id")
@@ -324,6 +386,7 @@ def profile_command(
     plots: Path | None = typer.Option(
         None, "--plots", help="Folder to write heat-map, snake and size HTML plots into."
     ),
+    null_values: str | None = NullValuesOption,
     project_dir: Path = ProjectDirOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -332,7 +395,8 @@ def profile_command(
 
     with user_errors():
         features, assigned, value_col, names = _profile_input(
-            input, assignments, id_col, scheme, snapshot, value_col, project_dir
+            input, assignments, id_col, scheme, snapshot, value_col, project_dir,
+            null_values=_null_values(null_values),
         )
         rule_based = scheme is not None and input is None and _is_rule_scheme(scheme, project_dir)
         if rule_based:  # rule segments are named by their rules; suggested names are for clusters
@@ -363,6 +427,8 @@ def _profile_input(
     snapshot: dt.date | None,
     value_col: str | None,
     project_dir: Path,
+    *,
+    null_values: tuple[str, ...] | None = None,
 ) -> tuple[ibis.Table, ibis.Table, str | None, dict[str, str]]:
     if input is not None or assignments is not None:
         if input is None or assignments is None:
@@ -372,8 +438,10 @@ def _profile_input(
         from segflow.store import interruptible
 
         con = interruptible(ibis.duckdb.connect())  # Ctrl-C stops its queries
-        features = read_customer_file(con, input, id_col=id_col, name="features_input")
-        assigned = read_customer_file(con, assignments, id_col=id_col, name="assignments_input")
+        features = read_customer_file(con, input, id_col=id_col, name="features_input",
+                                      null_values=null_values)
+        assigned = read_customer_file(con, assignments, id_col=id_col, name="assignments_input",
+                                      null_values=null_values)
         if "segment" not in assigned.columns:
             raise InputError("no 'segment' column", file=str(assignments), column="segment")
         assigned = assigned.mutate(segment=assigned["segment"].cast("string"))

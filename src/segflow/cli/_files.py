@@ -127,8 +127,9 @@ def null_tokens() -> tuple[str, ...]:
 def without_tokens(table: Any, tokens: Iterable[str], skip: Iterable[str] = (), *,
                    retype: bool = False) -> Any:
     """``table`` (Ibis) with the text cells that are one of ``tokens`` once trimmed
-    (`` NA``, ``null ``) set to NULL, in every text column but ``skip`` (the id columns,
-    which :func:`canonical_ids` trims). The reader's ``nullstr`` already caught the exact
+    (`` NA``, ``null ``), or blank (only spaces: ingest's "an empty or blank value is always
+    missing"), set to NULL, in every text column but ``skip`` (the id columns, which
+    :func:`canonical_ids` trims). The reader's ``nullstr`` already caught the exact
     tokens; this catches the padded ones, as ingest compares after trimming. With
     ``retype``, a column that held such a token and otherwise only numbers is read as
     numbers (float64), as it would have been had the token been written exactly (one query
@@ -140,7 +141,7 @@ def without_tokens(table: Any, tokens: Iterable[str], skip: Iterable[str] = (), 
     if not text:
         return table
     tokens = [t for t in tokens if t]
-    hit = {c: table[c].strip().isin(tokens) for c in text}
+    hit = {c: table[c].strip().isin([*tokens, ""]) for c in text}
     out = table.mutate(**{c: ibis.ifelse(hit[c], ibis.null("string"), table[c]) for c in text})
     if not retype:
         return out
