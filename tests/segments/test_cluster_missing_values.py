@@ -70,3 +70,26 @@ def test_cluster_counts_the_missing_values_of_each_feature(tmp_path):
     assert json.loads(kept.stdout)["missing_values"] == {"spend": 1, "country": 1}
     assert ("warning: column 'country': 1 of 12 customers have no value (an empty cell); they "
             "are clustered as one more category, '(missing)'") in kept.stderr.splitlines()
+
+
+def test_profile_reads_the_file_with_the_same_tokens(tmp_path):
+    """segment profile takes --null-values too: with the default, a spend 'NA' is a missing
+    number; with '' the column is text, and as the value column that is one line, not the
+    DuckDB conversion traceback it was for any text value column ('n/a')."""
+    path, assigned = tmp_path / "c.csv", tmp_path / "a.csv"
+    frame = _frame().assign(spend=[str(v) for v in range(len(COUNTRIES))])
+    frame.loc[4, "spend"] = "NA"
+    frame.to_csv(path, index=False)
+    pd.DataFrame({"customer_id": frame.customer_id,
+                  "segment": ["a", "b"] * (len(frame) // 2)}).to_csv(assigned, index=False)
+    args = ["segment", "profile", "-i", str(path), "-a", str(assigned), "--value-col", "spend"]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    # spend 0..11 without the 4: a = 0+2+6+8+10 = 26, b = 1+3+5+7+9+11 = 36
+    shares = {r["segment"]: r["revenue_share"] for r in json.loads(result.stdout)["data"]}
+    assert shares == pytest.approx({"a": 26 / 62, "b": 36 / 62})
+    text = runner.invoke(app, [*args, "--null-values", ""])
+    assert text.exit_code == 1
+    assert text.output.strip().splitlines()[-1] == (
+        "error: column 'spend': the value column holds text, not numbers (a cell such as "
+        "'n/a' or '12 EUR'); empty those cells or choose another value column")
