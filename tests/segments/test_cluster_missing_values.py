@@ -93,3 +93,12 @@ def test_profile_reads_the_file_with_the_same_tokens(tmp_path):
     assert text.output.strip().splitlines()[-1] == (
         "error: column 'spend': the value column holds text, not numbers (a cell such as "
         "'n/a' or '12 EUR'); empty those cells or choose another value column")
+
+
+def test_null_values_is_for_files(tmp_path):
+    """A project's features are typed: --null-values there would do nothing; an error says so."""
+    for args in (["segment", "cluster"], ["segment", "profile", "--scheme", "rfm"]):
+        result = runner.invoke(app, [*args, "--null-values", "NA", "-p", str(tmp_path)])
+        assert result.exit_code == 1, result.output
+        assert result.output.strip() == ("error: --null-values applies to --input files; "
+                                         "project features are typed")

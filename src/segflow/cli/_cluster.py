@@ -260,16 +260,18 @@ def _missing_values(table: ibis.Table, prep: Any, what: str) -> tuple[dict[str, 
     total = int(got["_n"])
     counts = {c: int(got[f"m{i}"] or 0) for i, c in enumerate(names)}
     numeric = {s.name for s in prep.numeric}
-    levels = {s.name: s.levels for s in prep.categorical}
+    kinds = {s.name: s for s in prep.categorical}
     notes = []
     for c, n in counts.items():
         if not n:
             continue
         if c in numeric:
             fate = f"each gets the sample median of {c!r}"
-        else:
-            level = MISSING_LEVEL if MISSING_LEVEL in levels[c] else OTHER_LEVEL
+        elif MISSING_LEVEL in kinds[c].levels or kinds[c].pooled:
+            level = MISSING_LEVEL if MISSING_LEVEL in kinds[c].levels else OTHER_LEVEL
             fate = f"they are clustered as one more category, {level!r}"
+        else:  # none in the fitting sample: a level it never saw
+            fate = "none is in the fitting sample, so they are equally far from every segment"
         notes.append(f"column {c!r}: {n:,} of {total:,} customers have no value ({what}); {fate}")
     return {c: n for c, n in counts.items() if n}, notes
 
@@ -282,6 +284,8 @@ def _cluster_input(
     The store is opened for writing only when ``writing`` (``--save-scheme``); else read-only
     (it works while a ``segflow refresh`` runs). ``null_values``: the file's missing-value
     tokens (None: ingest's default)."""
+    if input is None and null_values is not None:
+        raise InputError("--null-values applies to --input files; project features are typed")
     if input is not None:
         import ibis
 
@@ -448,6 +452,8 @@ def _profile_input(
         return features, _unneutralised(features, assigned, id_col), value_col or "monetary", {}
     if scheme is None:
         raise InputError("give --scheme NAME (project) or --input and --assignments (files)")
+    if null_values is not None:
+        raise InputError("--null-values applies to --input files; project features are typed")
     from segflow.project import Project
 
     refuse_on_spark(project_dir, "segflow segment profile --scheme",
