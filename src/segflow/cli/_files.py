@@ -12,7 +12,7 @@ followed by a tab are one customer ``A`` in a file command as in a project.
 As ingest, the customer-file commands (``segment cluster/profile --input``, ``campaign
 ... --responses/--customers``) read the missing-value tokens of ingest's default
 ``null_values`` (``NA``, ``N/A``, ``#N/A``, ``null``, ``NULL``, ``\\N``, ``None``, ``-``;
-compared after trimming, case-sensitive) as missing values, in every column
+compared after trimming, case-sensitive) and blank cells as missing values, in every column
 (``null_values=null_tokens()``): a column of numbers with an ``NA`` stays numeric. A header
 naming a column twice (compared ignoring case and surrounding white space: ``spend`` and
 ``spend ``) is refused in every file command, as ingest refuses it (after trimming its
