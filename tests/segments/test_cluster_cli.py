@@ -204,11 +204,15 @@ def test_text_in_a_column_of_numbers_is_warned_about(tmp_path):
     assert (f"warning: file {path}, column 'x': 59 numbers and 1 text values (first 'n/a', row 8): "
             "the column is read as text and used as categories; empty those cells for a numeric "
             "column") in result.output.replace("\n", " ")
-    # an empty cell, or a missing-value token (NA, padded or not), keeps the column numeric
+    # an empty cell, or a missing-value token (NA, padded or not), keeps the column numeric:
+    # no warning about text, only the count of the missing values
     for cell in ("", "NA", " null "):
         frame.loc[7, "x"] = cell
         frame.to_csv(path, index=False)
         result = runner.invoke(app, ["segment", "cluster", "--input", str(path), "--k", "2",
                                      "--bootstrap", "0", "--json"])
         assert result.exit_code == 0, result.output
-        assert "warning:" not in result.output and json.loads(result.stdout)["method"] == "kmeans"
+        assert json.loads(result.stdout)["method"] == "kmeans"
+        assert [line for line in result.stderr.splitlines() if "warning:" in line] == [
+            "warning: column 'x': 1 of 60 customers have no value (an empty cell or a "
+            "missing-value token such as NA); each gets the sample median of 'x'"]

@@ -60,6 +60,44 @@ def test_a_repeated_column_name_is_refused(tmp_path, kind):
         assert result.output.strip() == message
 
 
+@pytest.mark.parametrize("kind", ["csv", "parquet", "xlsx"])
+def test_names_differing_only_by_spaces_are_one_repeated_name(tmp_path, kind):
+    """'spend' and 'spend ' were two columns: DuckDB trims a CSV header and read the second
+    as 'spend_1', a Parquet file kept both, and both were clustered. Ingest trims its header
+    and then refuses the repeat; every file command (cluster, campaign) now does the same."""
+    import pandas as pd
+
+    path = tmp_path / f"pad.{kind}"
+    frame = pd.DataFrame({"customer_id": ["C1", "C2", "C3"], "spend": [1, 3, 5],
+                          "spend ": [2, 4, 1]})
+    {"csv": lambda: frame.to_csv(path, index=False), "parquet": lambda: frame.to_parquet(path),
+     "xlsx": lambda: frame.to_excel(path, index=False)}[kind]()
+    message = (f"error: file {path}, header: column names repeat: 'spend' / 'spend ' (names "
+               "are compared ignoring case and surrounding spaces); rename or drop the extra "
+               "column")
+    commands = [["segment", "cluster", "-i", str(path)]]
+    if kind != "xlsx":
+        commands.append(["campaign", "effect", "--responses", str(path), "--outcome", "spend"])
+    for args in commands:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, result.output
+        assert result.output.strip() == message
+
+
+def test_padded_names_are_read_trimmed(tmp_path):
+    """A Parquet column ' y ' is column 'y', as DuckDB reads a CSV header (and ingest)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "padded.parquet"
+    pq.write_table(pa.table({"customer_id": [f"C{i}" for i in range(12)],
+                             " y ": [float(i % 4) for i in range(12)]}), path)
+    result = runner.invoke(app, ["segment", "cluster", "-i", str(path), "--features", "y",
+                                 "--k", "2", "--bootstrap", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout[result.stdout.index("{"):])["features"] == ["y"]
+
+
 def test_features_that_do_not_vary_are_no_segments(tmp_path):
     """50 identical customers gave k = 2 with an empty segment ('typical customers (2) 0');
     now they are an error, and auto k never tries more segments than distinct customers."""

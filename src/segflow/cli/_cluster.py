@@ -25,125 +25,26 @@ from segflow.cli._common import (
     stdout,
     user_errors,
 )
-from segflow.cli._files import canonical_ids, null_tokens, read_user_csv, read_user_parquet
+from segflow.cli._customer_file import read_customer_file  # (also imported from here)
 from segflow.cli._segment import segment_app
-from segflow.errors import InputError, SegflowError
+from segflow.errors import InputError
 
 if TYPE_CHECKING:  # ibis and scikit-learn load only in the commands that use them (fast --help)
     import ibis
 
-_READERS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+NullValuesOption = typer.Option(
+    None,
+    "--null-values",
+    help="Comma-separated cell values read as missing in every column of an --input file "
+    "(compared trimmed, case-sensitive), as ingest's null_values (default: NA, N/A, #N/A, "
+    "null, NULL, \\N, None, -); '' for none, when one is a real value (the country code "
+    "NA). An empty cell is always missing.",
+)
 
 
 def register(app: typer.Typer) -> None:
     """Nothing to add to the root app: the commands live in the ``segment`` group."""
-
-
-# -- input ------------------------------------------------------------------------------------
-def _excel_id(value: object, row: int, path: Path, column: str) -> str | None:
-    """An Excel id cell as text: a text cell as written; a number cell (a double in Excel)
-    only as a whole number below 2^53, whose digits it holds exactly (as ingest's float ids,
-    docs/data.md). Raises InputError naming the row otherwise."""
-    import math
-    import numbers
-
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        if float(value).is_integer() and abs(value) < 2**53:
-            return str(int(value))
-        raise InputError(f"the id {value!r} is a number cell that is not a whole number below "
-                         "2^53, which Excel cannot hold exactly: format the id column as text",
-                         file=str(path), row=row, column=column)
-    return str(value)
-
-
-def _warn_text_in_numbers(table: ibis.Table, id_col: str, path: Path) -> None:
-    """Warn about a CSV column of numbers holding some text (``NA``, ``n/a``, ``-``): DuckDB
-    then reads the whole column as text and it is clustered and profiled as categories (one
-    ``NA`` turned k-means into k-prototypes) without a word."""
-    import warnings
-
-    import ibis
-
-    text = [c for c in table.columns if c != id_col and table[c].type().is_string()]
-    if not text:
-        return
-    numbered = table.mutate(_row=ibis.row_number() + 1)
-    for c in text:
-        bad = numbered[c].notnull() & numbered[c].strip().try_cast("float64").isnull()
-        got = numbered.aggregate(
-            numbers=(numbered[c].notnull() & ~bad).sum(), texts=bad.sum(),
-            row=numbered._row.min(where=bad)).execute().iloc[0]
-        numbers, texts = int(got["numbers"] or 0), int(got["texts"] or 0)
-        if texts and numbers > texts:  # mostly numbers: the text is a missing-value mark
-            value = numbered.filter(numbered._row == int(got["row"]))[c].execute().iloc[0]
-            warnings.warn(
-                f"file {path}, column {c!r}: {numbers:,} numbers and {texts:,} text values "
-                f"(first {value!r}, row {int(got['row'])}): the column is read as text and used "
-                "as categories; empty those cells for a numeric column", UserWarning, stacklevel=2)
-
-
-def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: str) -> ibis.Table:
-    """A customer-level file (CSV/TSV, Parquet or Excel) as an engine table; ids are strings."""
-    if not path.exists():
-        raise InputError("no such file", file=str(path))
-    suffix = path.suffix.lower()
-    try:
-        if _READERS.get(suffix) == "csv":
-            table = read_user_csv(con, path, id_columns=(id_col,), table_name=name,
-                                  null_values=null_tokens())
-            _warn_text_in_numbers(table, id_col, path)
-        elif _READERS.get(suffix) == "parquet":
-            table = read_user_parquet(con, path, table_name=name)
-        elif suffix in (".xlsx", ".xls"):
-            import pandas as pd
-
-            from segflow.sources._names import refuse_repeated_names
-
-            head = pd.read_excel(path, header=None, nrows=1)  # the names as written
-            refuse_repeated_names([str(v) for v in head.iloc[0]] if len(head) else [], str(path))
-            frame = pd.read_excel(path, dtype={id_col: object}, na_values=list(null_tokens()))
-            if id_col in frame.columns:
-                frame[id_col] = [_excel_id(v, row, path, id_col)
-                                 for row, v in enumerate(frame[id_col], start=1)]
-            table = con.create_table(name, frame)
-        else:
-            raise InputError("expected a .csv, .tsv, .parquet or .xlsx file", file=str(path))
-    except SegflowError:
-        raise
-    except Exception as exc:  # reader errors name the line; keep them, as one message
-        from segflow.cli._files import reader_error
-
-        raise InputError(f"cannot read the file: {reader_error(exc)}", file=str(path)) from exc
-    if id_col not in table.columns:
-        from segflow._suggest import did_you_mean
-
-        raise InputError(
-            f"no id column {id_col!r}; {did_you_mean(id_col, table.columns)}"
-            f"the columns are {list(table.columns)} (use --id-col)",
-            file=str(path),
-            column=id_col,
-        )
-    table = canonical_ids(table.mutate(**{id_col: table[id_col].cast("string")}), [id_col])
-    stats = (
-        table.aggregate(
-            n=table.count(), ids=table[id_col].nunique(), nulls=table[id_col].isnull().sum()
-        )
-        .to_pandas()
-        .iloc[0]
-    )
-    if not int(stats["n"]):  # a header alone: the sums below are NULL
-        raise InputError("the file has a header but no data rows", file=str(path))
-    if int(stats["nulls"]):
-        raise InputError(f"{int(stats['nulls'])} rows have no id", file=str(path), column=id_col)
-    if int(stats["ids"]) != int(stats["n"]):
-        raise InputError(
-            f"expected one row per customer, but {int(stats['n']) - int(stats['ids'])} ids repeat",
-            file=str(path),
-            column=id_col,
-        )
-    return table
 
 
 def _store_features(project: Any, snapshot: dt.date | None) -> tuple[ibis.Table, dt.date]:
@@ -263,20 +164,28 @@ def cluster_command(
         "`segflow run` then re-applies it to every snapshot of a kind = 'cluster' scheme "
         "of that name and version.",
     ),
+    null_values: str | None = NullValuesOption,
     project_dir: Path = ProjectDirOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Cluster customers into segments: automatic k, quality table, bootstrap stability."""
+    """Cluster customers into segments: automatic k, quality table, bootstrap stability.
+
+    A missing value (an empty cell, or a missing-value token of --null-values: NA, N/A, ...)
+    keeps the customer: a missing number gets the sample median, a missing text value is one
+    more category, '(missing)'. A warning names each feature with missing values and counts
+    the customers."""
     if k_min > k_max:  # usage errors (exit status 2), as the options' own ranges
         raise typer.BadParameter(f"{k_min} is above --k-max {k_max}", param_hint="'--k-min'")
     columns = _feature_list(features)
+    tokens = _null_values(null_values)
     from segflow.segments._cluster_scheme import fit_cluster_table, save_cluster_model
     from segflow.segments._stability import SmallSegmentWarning, UnstableSegmentWarning
 
     ours = (SmallSegmentWarning, UnstableSegmentWarning)
     with user_errors():
         con, table, where, store, day = _cluster_input(input, id_col, snapshot, project_dir,
-                                                       writing=save_scheme is not None)
+                                                       writing=save_scheme is not None,
+                                                       null_values=tokens)
         if save_scheme is not None and store is None:
             raise InputError(
                 "--save-scheme saves into a project store; it cannot be used with --input"
@@ -310,11 +219,16 @@ def cluster_command(
             name, _, version = save_scheme.partition(":")
             save_cluster_model(store, name, version or "1", segmenter.model_, snapshot_date=day)
         summary = segmenter.summary()
+        what = ("a missing value" if input is None else "an empty cell" if tokens == ()
+                else "an empty cell or a missing-value token such as NA" if tokens is None
+                else "an empty cell or one of --null-values")
+        missing, notes = _missing_values(table, segmenter.prep_, what)
         summary.update(
             source=where,
             customers=int(sizes["customers"].sum()),
             sizes=sizes.to_dict(orient="records"),
-            warnings=[str(w.message) for w in caught if issubclass(w.category, ours)],
+            missing_values=missing,
+            warnings=notes + [str(w.message) for w in caught if issubclass(w.category, ours)],
             out=str(out) if out else None,
             saved_scheme=save_scheme,
         )
@@ -323,20 +237,63 @@ def cluster_command(
             print_json(summary)
 
 
+def _null_values(text: str | None) -> tuple[str, ...] | None:
+    """The tokens of ``--null-values`` (None: ingest's default; ``''``: none)."""
+    if text is None:
+        return None
+    return tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+
+
+def _missing_values(table: ibis.Table, prep: Any, what: str) -> tuple[dict[str, int], list[str]]:
+    """The customers of ``table`` without a value of each feature of ``prep`` (those with
+    any, in feature order) and a warning for each: how many (``what``: the kind of cell),
+    and what the clustering made of them (the median, or the category '(missing)';
+    '(other)' where that level is pooled with the rare ones)."""
+    from segflow.segments._cluster_prep import MISSING_LEVEL, OTHER_LEVEL
+
+    names = list(prep.feature_names)
+    if not names:
+        return {}, []
+    got = table.aggregate(
+        _n=table.count(), **{f"m{i}": table[c].isnull().sum() for i, c in enumerate(names)}
+    ).execute().iloc[0]
+    total = int(got["_n"])
+    counts = {c: int(got[f"m{i}"] or 0) for i, c in enumerate(names)}
+    numeric = {s.name for s in prep.numeric}
+    kinds = {s.name: s for s in prep.categorical}
+    notes = []
+    for c, n in counts.items():
+        if not n:
+            continue
+        if c in numeric:
+            fate = f"each gets the sample median of {c!r}"
+        elif MISSING_LEVEL in kinds[c].levels or kinds[c].pooled:
+            level = MISSING_LEVEL if MISSING_LEVEL in kinds[c].levels else OTHER_LEVEL
+            fate = f"they are clustered as one more category, {level!r}"
+        else:  # none in the fitting sample: a level it never saw
+            fate = "none is in the fitting sample, so they are equally far from every segment"
+        notes.append(f"column {c!r}: {n:,} of {total:,} customers have no value ({what}); {fate}")
+    return {c: n for c, n in counts.items() if n}, notes
+
+
 def _cluster_input(
     input: Path | None, id_col: str, snapshot: dt.date | None, project_dir: Path, *,
-    writing: bool = False,
+    writing: bool = False, null_values: tuple[str, ...] | None = None,
 ) -> tuple[ibis.BaseBackend, ibis.Table, str, Any, dt.date | None]:
     """Engine, customer table, a description, the project store (or None) and the snapshot.
     The store is opened for writing only when ``writing`` (``--save-scheme``); else read-only
-    (it works while a ``segflow refresh`` runs)."""
+    (it works while a ``segflow refresh`` runs). ``null_values``: the file's missing-value
+    tokens (None: ingest's default)."""
+    if input is None and null_values is not None:
+        raise InputError("--null-values applies to --input files; project features are typed")
     if input is not None:
         import ibis
 
         from segflow.store import interruptible
 
         con = interruptible(ibis.duckdb.connect())  # Ctrl-C stops its queries
-        table = read_customer_file(con, input, id_col=id_col, name="customers_input")
+        table = read_customer_file(con, input, id_col=id_col, name="customers_input",
+                                   null_values=null_values)
         return con, table, str(input), None, None
     if id_col != "customer_id":
         raise InputError("--id-col applies to --input files; project features use customer_id")
@@ -433,6 +390,7 @@ def profile_command(
     plots: Path | None = typer.Option(
         None, "--plots", help="Folder to write heat-map, snake and size HTML plots into."
     ),
+    null_values: str | None = NullValuesOption,
     project_dir: Path = ProjectDirOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -441,7 +399,8 @@ def profile_command(
 
     with user_errors():
         features, assigned, value_col, names = _profile_input(
-            input, assignments, id_col, scheme, snapshot, value_col, project_dir
+            input, assignments, id_col, scheme, snapshot, value_col, project_dir,
+            null_values=_null_values(null_values),
         )
         rule_based = scheme is not None and input is None and _is_rule_scheme(scheme, project_dir)
         if rule_based:  # rule segments are named by their rules; suggested names are for clusters
@@ -472,6 +431,8 @@ def _profile_input(
     snapshot: dt.date | None,
     value_col: str | None,
     project_dir: Path,
+    *,
+    null_values: tuple[str, ...] | None = None,
 ) -> tuple[ibis.Table, ibis.Table, str | None, dict[str, str]]:
     if input is not None or assignments is not None:
         if input is None or assignments is None:
@@ -481,14 +442,18 @@ def _profile_input(
         from segflow.store import interruptible
 
         con = interruptible(ibis.duckdb.connect())  # Ctrl-C stops its queries
-        features = read_customer_file(con, input, id_col=id_col, name="features_input")
-        assigned = read_customer_file(con, assignments, id_col=id_col, name="assignments_input")
+        features = read_customer_file(con, input, id_col=id_col, name="features_input",
+                                      null_values=null_values)
+        assigned = read_customer_file(con, assignments, id_col=id_col, name="assignments_input",
+                                      null_values=null_values)
         if "segment" not in assigned.columns:
             raise InputError("no 'segment' column", file=str(assignments), column="segment")
         assigned = assigned.mutate(segment=assigned["segment"].cast("string"))
         return features, _unneutralised(features, assigned, id_col), value_col or "monetary", {}
     if scheme is None:
         raise InputError("give --scheme NAME (project) or --input and --assignments (files)")
+    if null_values is not None:
+        raise InputError("--null-values applies to --input files; project features are typed")
     from segflow.project import Project
 
     refuse_on_spark(project_dir, "segflow segment profile --scheme",

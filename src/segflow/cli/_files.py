@@ -12,10 +12,11 @@ followed by a tab are one customer ``A`` in a file command as in a project.
 As ingest, the customer-file commands (``segment cluster/profile --input``, ``campaign
 ... --responses/--customers``) read the missing-value tokens of ingest's default
 ``null_values`` (``NA``, ``N/A``, ``#N/A``, ``null``, ``NULL``, ``\\N``, ``None``, ``-``;
-compared after trimming, case-sensitive) as missing values, in every column
+compared after trimming, case-sensitive) and blank cells as missing values, in every column
 (``null_values=null_tokens()``): a column of numbers with an ``NA`` stays numeric. A header
-naming a column twice (compared ignoring case) is refused in every file command, as ingest
-refuses it, instead of reading the second as ``x_1``.
+naming a column twice (compared ignoring case and surrounding white space: ``spend`` and
+``spend ``) is refused in every file command, as ingest refuses it (after trimming its
+header), instead of reading the second as ``spend_1``. Column names are read trimmed.
 """
 
 from __future__ import annotations
@@ -63,8 +64,9 @@ def read_user_csv(
     long digit strings, letters); the other columns are typed by DuckDB's sniffer, or all
     read as text with ``all_varchar``. The delimiter is sniffed. The missing-value tokens
     ``null_values`` (e.g. :func:`null_tokens`; compared after trimming) are NULL in every
-    column, as an empty cell; a repeated column name is an
-    :class:`segflow.InputError` naming the file. Other errors are the reader's
+    column, as an empty cell; a repeated column name (compared ignoring case and surrounding
+    white space: DuckDB reads ``spend`` and ``spend `` as ``spend`` and ``spend_1``) is an
+    :class:`segflow.InputError` naming the file and both columns. Column names are trimmed. Other errors are the reader's
     (``duckdb.Error``); callers turn them into a one-line :class:`segflow.InputError`.
     """
     from segflow.sources._names import refuse_repeated_names
@@ -89,8 +91,11 @@ def read_user_csv(
     if tokens:  # the exact tokens here, so that a column of numbers is typed as numbers
         kwargs["nullstr"] = ["", *tokens]
     delim, names = _header_of(path)
-    refuse_repeated_names(names if delim is not None or names else _declared_header(path), path)
-    if delim is not None and list(header) != names:
+    # DuckDB trims the names ('spend ' is 'spend'), so a repeat after trimming would be
+    # read as 'spend_1': compared trimmed, as ingest trims its header before the same test
+    refuse_repeated_names(names if delim is not None or names else _declared_header(path), path,
+                          trimmed=True)
+    if delim is not None and list(header) != [n.strip() for n in names]:
         # the sniffer misread the file (one column, or another line taken for the header):
         # it does so when some lines do not split like the others; name the first
         _refuse_bad_line(path, delim)
@@ -122,8 +127,9 @@ def null_tokens() -> tuple[str, ...]:
 def without_tokens(table: Any, tokens: Iterable[str], skip: Iterable[str] = (), *,
                    retype: bool = False) -> Any:
     """``table`` (Ibis) with the text cells that are one of ``tokens`` once trimmed
-    (`` NA``, ``null ``) set to NULL, in every text column but ``skip`` (the id columns,
-    which :func:`canonical_ids` trims). The reader's ``nullstr`` already caught the exact
+    (`` NA``, ``null ``), or blank (only spaces: ingest's "an empty or blank value is always
+    missing"), set to NULL, in every text column but ``skip`` (the id columns, which
+    :func:`canonical_ids` trims). The reader's ``nullstr`` already caught the exact
     tokens; this catches the padded ones, as ingest compares after trimming. With
     ``retype``, a column that held such a token and otherwise only numbers is read as
     numbers (float64), as it would have been had the token been written exactly (one query
@@ -135,7 +141,7 @@ def without_tokens(table: Any, tokens: Iterable[str], skip: Iterable[str] = (), 
     if not text:
         return table
     tokens = [t for t in tokens if t]
-    hit = {c: table[c].strip().isin(tokens) for c in text}
+    hit = {c: table[c].strip().isin([*tokens, ""]) for c in text}
     out = table.mutate(**{c: ibis.ifelse(hit[c], ibis.null("string"), table[c]) for c in text})
     if not retype:
         return out
@@ -151,15 +157,19 @@ def without_tokens(table: Any, tokens: Iterable[str], skip: Iterable[str] = (), 
 
 def read_user_parquet(con: Any, path: Path | str, *, table_name: str | None = None) -> Any:
     """A Parquet file as an Ibis table on ``con``; a column name the file repeats (compared
-    ignoring case) is an :class:`segflow.InputError` naming the file (DuckDB would read the
-    second as ``x_1``). Its columns are typed: text cells are kept as written."""
+    ignoring case and surrounding white space) is an :class:`segflow.InputError` naming the
+    file (DuckDB would read the second as ``x_1``). Names are trimmed (`` spend`` is
+    ``spend``), as DuckDB trims a CSV header. Its columns are typed: text cells are kept as
+    written."""
     import pyarrow.parquet as pq
 
     from segflow.sources._names import refuse_repeated_names
 
-    refuse_repeated_names(list(pq.read_schema(str(path)).names), str(path))
+    refuse_repeated_names(list(pq.read_schema(str(path)).names), str(path), trimmed=True)
     kwargs = {"table_name": table_name} if table_name is not None else {}
-    return con.read_parquet(str(path), **kwargs)
+    table = con.read_parquet(str(path), **kwargs)
+    padded = {c.strip(): c for c in table.columns if c.strip() and c.strip() != c}
+    return table.rename(padded) if padded else table
 
 
 def canonical_ids(table: Any, columns: Iterable[str]) -> Any:

@@ -204,6 +204,11 @@ def profile_segments(
     numeric, categorical = _columns(features, id_col, numeric, categorical)
     if value_col is not None and value_col not in features.columns:
         value_col = None
+    if value_col is not None and not features[value_col].type().is_numeric():
+        # (summed as money, a text column was a DuckDB conversion traceback)
+        raise InputError("the value column holds text, not numbers (a cell such as 'n/a' or "
+                         "'12 EUR'); empty those cells or choose another value column",
+                         column=value_col)
     keep = ["segment"] + (["segment_rank"] if "segment_rank" in assignments.columns else [])
     if "segment" not in assignments.columns or id_col not in assignments.columns:
         raise InputError(f"assignments need the columns {id_col!r} and 'segment'")

@@ -1,0 +1,171 @@
+"""Reading a customer-level file (CSV/TSV, Parquet, Excel; one row per customer) for
+``segflow segment cluster`` and ``segflow segment profile``: ids as text, ingest's
+missing-value tokens as missing values, one row per customer checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from segflow.cli._files import (
+    canonical_ids,
+    null_tokens,
+    read_user_csv,
+    read_user_parquet,
+    without_tokens,
+)
+from segflow.errors import InputError, SegflowError
+
+if TYPE_CHECKING:  # ibis and pandas load only in the commands that use them (fast --help)
+    import ibis
+    import pandas as pd
+
+_READERS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def _excel_id(value: object, row: int, path: Path, column: str) -> str | None:
+    """An Excel id cell as text: a text cell as written; a number cell (a double in Excel)
+    only as a whole number below 2^53, whose digits it holds exactly (as ingest's float ids,
+    docs/data.md). Raises InputError naming the row otherwise."""
+    import math
+    import numbers
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if float(value).is_integer() and abs(value) < 2**53:
+            return str(int(value))
+        raise InputError(f"the id {value!r} is a number cell that is not a whole number below "
+                         "2^53, which Excel cannot hold exactly: format the id column as text",
+                         file=str(path), row=row, column=column)
+    return str(value)
+
+
+def _warn_text_in_numbers(table: ibis.Table, id_col: str, path: Path) -> None:
+    """Warn about a CSV column of numbers holding some text (``NA``, ``n/a``, ``-``): DuckDB
+    then reads the whole column as text and it is clustered and profiled as categories (one
+    ``NA`` turned k-means into k-prototypes) without a word."""
+    import warnings
+
+    import ibis
+
+    text = [c for c in table.columns if c != id_col and table[c].type().is_string()]
+    if not text:
+        return
+    numbered = table.mutate(_row=ibis.row_number() + 1)
+    for c in text:
+        bad = numbered[c].notnull() & numbered[c].strip().try_cast("float64").isnull()
+        got = numbered.aggregate(
+            numbers=(numbered[c].notnull() & ~bad).sum(), texts=bad.sum(),
+            row=numbered._row.min(where=bad)).execute().iloc[0]
+        numbers, texts = int(got["numbers"] or 0), int(got["texts"] or 0)
+        if texts and numbers > texts:  # mostly numbers: the text is a missing-value mark
+            value = numbered.filter(numbered._row == int(got["row"]))[c].execute().iloc[0]
+            warnings.warn(
+                f"file {path}, column {c!r}: {numbers:,} numbers and {texts:,} text values "
+                f"(first {value!r}, row {int(got['row'])}): the column is read as text and used "
+                "as categories; empty those cells for a numeric column", UserWarning, stacklevel=2)
+
+
+def _excel_without_tokens(frame: pd.DataFrame, tokens: tuple[str, ...], id_col: str) -> pd.DataFrame:
+    """``frame`` (an Excel sheet read with only ``tokens`` as pandas' missing values, exact)
+    with the padded tokens (`` NA``) and blank text cells missing too, in every text column
+    but the id; a column then holding only numbers is numeric (float), one holding numbers
+    and other text is text, as in a CSV (pyarrow refused the mix: a one-line reader error)."""
+    import pandas as pd
+
+    wanted = {t.strip() for t in tokens} | {""}
+    for c in frame.columns:
+        if c == id_col or pd.api.types.is_numeric_dtype(frame[c].dtype) \
+                or pd.api.types.is_datetime64_any_dtype(frame[c].dtype):
+            continue
+        values = frame[c].astype(object)
+        gone = values.map(lambda v: isinstance(v, str) and v.strip() in wanted).astype(bool)
+        values = values.where(~gone, None)
+        kept = values.dropna()
+        if not len(kept) or all(isinstance(v, str) for v in kept):
+            frame[c] = values
+        elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in kept):
+            frame[c] = pd.to_numeric(values).astype("float64")
+        else:
+            frame[c] = values.map(lambda v: v if v is None or isinstance(v, str) else str(v))
+    return frame
+
+
+def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: str,
+                       null_values: Iterable[str] | None = None) -> ibis.Table:
+    """A customer-level file (CSV/TSV, Parquet or Excel) as an engine table; ids are strings.
+
+    In every column but the id, a blank text cell and one of ``null_values`` (default
+    :func:`~segflow.cli._files.null_tokens`, ingest's default; compared after trimming,
+    case-sensitive; ``()`` for none, as ingest's ``null_values = []``) is missing (NULL),
+    whatever the format: a Parquet file's text columns as ingest reads them, an Excel file
+    without pandas' own longer list (``n/a``, ``nan``, ``NaN`` stay text, as in a CSV)."""
+    if not path.exists():
+        raise InputError("no such file", file=str(path))
+    tokens = null_tokens() if null_values is None else tuple(null_values)
+    suffix = path.suffix.lower()
+    try:
+        if _READERS.get(suffix) == "csv":
+            table = read_user_csv(con, path, id_columns=(id_col,), table_name=name,
+                                  null_values=tokens)
+            if not tokens:  # (read_user_csv cleans the cells only with tokens)
+                table = without_tokens(table, (), [id_col], retype=True)
+            _warn_text_in_numbers(table, id_col, path)
+        elif _READERS.get(suffix) == "parquet":
+            table = without_tokens(read_user_parquet(con, path, table_name=name), tokens, [id_col])
+        elif suffix in (".xlsx", ".xls"):
+            import pandas as pd
+
+            from segflow.sources._names import refuse_repeated_names
+
+            head = pd.read_excel(path, header=None, nrows=1)  # the names as written
+            names = [str(v) for v in head.iloc[0]] if len(head) else []
+            refuse_repeated_names(names, str(path), trimmed=True)
+            frame = pd.read_excel(path, dtype={n: object for n in names if n.strip() == id_col},
+                                  keep_default_na=False, na_values=list(tokens))
+            frame.columns = [str(c).strip() for c in frame.columns]  # as the CSV reader's
+            frame = _excel_without_tokens(frame, tokens, id_col)
+            if id_col in frame.columns:
+                frame[id_col] = [_excel_id(v, row, path, id_col)
+                                 for row, v in enumerate(frame[id_col], start=1)]
+            table = con.create_table(name, frame)
+            _warn_text_in_numbers(table, id_col, path)
+        else:
+            raise InputError("expected a .csv, .tsv, .parquet or .xlsx file", file=str(path))
+    except SegflowError:
+        raise
+    except Exception as exc:  # reader errors name the line; keep them, as one message
+        from segflow.cli._files import reader_error
+
+        raise InputError(f"cannot read the file: {reader_error(exc)}", file=str(path)) from exc
+    if id_col not in table.columns:
+        from segflow._suggest import did_you_mean
+
+        raise InputError(
+            f"no id column {id_col!r}; {did_you_mean(id_col, table.columns)}"
+            f"the columns are {list(table.columns)} (use --id-col)",
+            file=str(path),
+            column=id_col,
+        )
+    table = canonical_ids(table.mutate(**{id_col: table[id_col].cast("string")}), [id_col])
+    stats = (
+        table.aggregate(
+            n=table.count(), ids=table[id_col].nunique(), nulls=table[id_col].isnull().sum()
+        )
+        .to_pandas()
+        .iloc[0]
+    )
+    if not int(stats["n"]):  # a header alone: the sums below are NULL
+        raise InputError("the file has a header but no data rows", file=str(path))
+    if int(stats["nulls"]):
+        raise InputError(f"{int(stats['nulls'])} rows have no id", file=str(path), column=id_col)
+    if int(stats["ids"]) != int(stats["n"]):
+        raise InputError(
+            f"expected one row per customer, but {int(stats['n']) - int(stats['ids'])} ids repeat",
+            file=str(path),
+            column=id_col,
+        )
+    return table
