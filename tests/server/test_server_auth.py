@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from tests.server.conftest import EMAIL, FORMULA, PHONE
 
 #: Values for path and required query parameters, so every route can be called.
-PARAMS = {"scheme": "rfm", "customer_id": "C001", "name": "swagger-ui.css"}
+PARAMS = {"scheme": "rfm", "customer_id": "C001", "name": "swagger-ui.css", "campaign_id": "CMP1"}
 QUERY = {"from_date": "2024-06-01", "to_date": "2024-07-01", "from_segment": "Champions",
          "to_segment": "Champions"}
 PUBLIC = {"/login", "/favicon.ico", "/api/v1/live", "/static/plotly.js", "/static/swagger/{name}", "/static/docs-init.js"}
@@ -34,9 +34,8 @@ def _routes(app):
         routes = [r for r in app.routes if isinstance(r, APIRoute)]
     for route in routes:
         if route.methods:
-            path = route.path
-            for key, value in PARAMS.items():
-                path = path.replace("{" + key + "}", value)
+            # {scheme} and {scheme:path} alike (before, the latter stayed in the URL as written)
+            path = re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: PARAMS[m.group(1)], route.path)
             yield route, path + "?" + "&".join(f"{k}={v}" for k, v in QUERY.items())
 
 
