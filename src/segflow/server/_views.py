@@ -302,9 +302,9 @@ def search_customers(project: Project, q: str | None, scheme: str | None, segmen
                      snapshot: dt.date | None, limit: int, offset: int,
                      gen: Generation) -> tuple[pd.DataFrame, int]:
     """Customers by id prefix, e-mail (equal once trimmed and lower-cased as the exports hash
-    it: :mod:`segflow.server._search`) or name part, and/or by segment at a snapshot; returns a page and the total count. Every customer the run knows
-    is found, also one without a record in ``customers`` (by id and segment; its personal
-    columns empty: :func:`_people`). ``gen``: the copy, whose cached snapshot dates and
+    it: :mod:`segflow.server._search`) or name part, and/or by segment at a snapshot; returns
+    a page and the total count. Every customer the run knows is found, also one without a
+    record in ``customers`` (by id and segment; its personal columns empty: :func:`_people`). ``gen``: the copy, whose cached snapshot dates and
     segments are used. ``segment`` and ``snapshot`` are checked by :func:`segment_snapshot`
     (they need ``scheme``; an unknown scheme, segment or snapshot is a 404)."""
     snapshot = segment_snapshot(project, gen, scheme, segment, snapshot)
