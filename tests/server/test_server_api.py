@@ -264,3 +264,56 @@ def test_migration_to_date_alone_compares_with_the_snapshot_before(client):
     assert (r.status_code, r.json()) == (400, first)
     page = client.get("/migration/rfm", params={"to_date": dates[0]}, headers={"accept": "text/html"})
     assert page.status_code == 400 and "is the first snapshot of scheme" in page.text
+
+
+#: E-mails the engine's lower() and trim() normalise unlike Python's str.strip().lower()
+#: (the exports' hash), on customers C003-C007.
+ODD_EMAILS = {"C003": "\u0130pek@Example.com", "C004": "\u039f\u0394\u03a5\u03a3\u03a3\u0395\u03a5\u03a3@x.gr",
+              "C005": "\u00a0Ann@Example.com\u00a0", "C006": "\tbob@example.org ", "C007": "Zo\u00eb@Example.com"}
+
+
+def test_customer_search_by_e_mail_matches_as_the_exports_hash(served_project, tokens, tmp_path):
+    """The search compared the engine's ``lower()`` of both sides, untrimmed, while the
+    exports and the CSV downloads hash ``str.strip().lower()``: ``οδυσσευς@x.gr`` (the
+    address in lower case, final sigma) did not find ``ΟΔΥΣΣΕΥΣ@x.gr``, ``i̇pek@example.com``
+    not ``İpek@Example.com``, and an address stored with a no-break space or a tab around it
+    was found by nothing but itself with the same spaces; ``ipek@example.com``, another
+    address with another hash, found İpek. Now a search finds exactly the customers whose
+    ``email_sha256`` is the hash of the searched text."""
+    import csv
+    import hashlib
+    import io
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from segflow.server import ServerSettings, create_app
+
+    directory = tmp_path / "proj"
+    directory.mkdir()
+    for name in ("segflow.toml", "segflow.duckdb"):
+        shutil.copy(served_project / name, directory / name)
+    con = duckdb.connect(str(directory / "segflow.duckdb"))
+    con.executemany("UPDATE customers SET email = ? WHERE customer_id = ?", [[v, k] for k, v in ODD_EMAILS.items()])
+    con.close()
+    app = create_app(ServerSettings(project_dir=directory, allowed_hosts=["testserver"], poll_seconds=0, warm=False))
+    searches = {
+        "\u0130pek@Example.com": ["C003"], "i\u0307pek@example.com": ["C003"], "ipek@example.com": [],
+        "\u039f\u0394\u03a5\u03a3\u03a3\u0395\u03a5\u03a3@x.gr": ["C004"],
+        "\u03bf\u03b4\u03c5\u03c3\u03c3\u03b5\u03c5\u03c2@x.gr": ["C004"],  # final sigma
+        "\u039f\u03b4\u03c5\u03c3\u03c3\u03b5\u03c5\u03c2@X.GR": ["C004"],
+        "\u03bf\u03b4\u03c5\u03c3\u03c3\u03b5\u03c5\u03c3@x.gr": [],  # a non-final sigma: another hash
+        "ann@example.com": ["C005"], "\u2003ANN@example.COM\u00a0": ["C005"], "bob@example.org": ["C006"],
+        "ZO\u00cb@example.com": ["C007"], "JANE.DOE@example.com": ["C001"], "nobody@example.com": [],
+    }
+    headers = {"authorization": f"Bearer {tokens['analyst']}"}
+    with TestClient(app, base_url="https://testserver", headers=headers) as c:
+        download = c.get("/api/v1/customers", params={"format": "csv"})
+        hashes = {r["customer_id"]: r["email_sha256"] for r in csv.DictReader(io.StringIO(download.text))}
+        for q, want in searches.items():
+            found = [r["customer_id"] for r in c.get("/api/v1/customers", params={"q": q}).json()["data"]]
+            assert found == want, q
+            digest = hashlib.sha256(q.strip().lower().encode()).hexdigest()
+            assert sorted(k for k, v in hashes.items() if v == digest) == want, q
+        page = c.get("/customers", params={"q": "\u03bf\u03b4\u03c5\u03c3\u03c3\u03b5\u03c5\u03c2@x.gr"})
+        assert "1 match(es)" in page.text and 'href="/customers/C004"' in page.text

@@ -99,14 +99,9 @@ UNAUTHENTICATED = ["/api/v1/customers?q=C00", "/api/v1/segments/rfm", "/api/v1/m
                    "/segments/rfm", "/customers?q=C001"]
 
 
-@pytest.mark.parametrize("auth", ["none", "wrong"])
-def test_requests_without_valid_credentials_take_no_store_lease(app, anon, tokens, monkeypatch, auth):
-    """A request without (valid) credentials is refused (401, or a page's redirect to the login
-    form) before it asks for a store connection: it never waits at the admission gate, so a
-    flood of them cannot make the server answer its callers 503. ``/api/v1/live`` stays public
-    and needs no connection either; an authenticated request does lease one."""
-    replica = app.state.replica
-    leases = []
+def _count_leases(replica, monkeypatch) -> list[int]:  # noqa: ANN001
+    """A list that gets a 1 for every store lease ``replica`` gives from now on."""
+    leases: list[int] = []
     lease = replica.lease
 
     @contextlib.contextmanager
@@ -116,6 +111,16 @@ def test_requests_without_valid_credentials_take_no_store_lease(app, anon, token
             yield got
 
     monkeypatch.setattr(replica, "lease", counted)
+    return leases
+
+
+@pytest.mark.parametrize("auth", ["none", "wrong"])
+def test_requests_without_valid_credentials_take_no_store_lease(app, anon, tokens, monkeypatch, auth):
+    """A request without (valid) credentials is refused (401, or a page's redirect to the login
+    form) before it asks for a store connection: it never waits at the admission gate, so a
+    flood of them cannot make the server answer its callers 503. ``/api/v1/live`` stays public
+    and needs no connection either; an authenticated request does lease one."""
+    leases = _count_leases(app.state.replica, monkeypatch)
     headers = {} if auth == "none" else _bearer(tokens["admin"][:-2] + "xx")
     for url in UNAUTHENTICATED:
         r = anon.get(url, headers=headers, follow_redirects=False)
@@ -127,6 +132,48 @@ def test_requests_without_valid_credentials_take_no_store_lease(app, anon, token
     assert anon.get("/api/v1/live").json()["status"] == "ok"
     assert leases == []
     assert anon.get("/api/v1/segments/rfm", headers=_bearer(tokens["viewer"])).status_code == 200
+    assert leases == [1]
+
+
+#: Routes refusing each role (403), method and path: customer-level data for analysts,
+#: tokens and audit for admins.
+TOO_LOW = {
+    "viewer": [("GET", "/api/v1/audiences"), ("GET", "/api/v1/audit"), ("GET", "/api/v1/customers"),
+               ("GET", "/api/v1/customers/{customer_id:path}"), ("GET", "/api/v1/migration/{scheme:path}/customers"),
+               ("GET", "/api/v1/tokens"), ("GET", "/audiences"), ("GET", "/audit"), ("GET", "/customers"),
+               ("GET", "/customers/{customer_id:path}"), ("GET", "/migration/{scheme:path}/customers"),
+               ("POST", "/api/v1/score")],
+    "analyst": [("GET", "/api/v1/audit"), ("GET", "/api/v1/tokens"), ("GET", "/audit")],
+}
+
+
+@pytest.mark.parametrize("role", ["viewer", "analyst"])
+def test_a_role_too_low_for_the_route_takes_no_store_lease(app, anon, tokens, monkeypatch, role):
+    """A caller whose role is below the route's gets its 403 before it asks for a store
+    connection, on every route of the app (the route's parameters put the connection before
+    the role check, so the check came after the lease and such callers held places of the
+    admission gate); a caller of the route's role takes one lease."""
+    from tests.server.test_server_auth import PUBLIC, _routes
+
+    leases = _count_leases(app.state.replica, monkeypatch)
+    refused = []
+    for route, url in _routes(app):
+        if route.path in PUBLIC:
+            continue
+        for method in sorted(route.methods):
+            r = anon.request(method, url, headers=_bearer(tokens[role]), follow_redirects=False,
+                             json={} if method == "POST" else None)
+            if r.status_code == 403:
+                assert "role or above" in r.text, (method, url)
+                refused.append((method, route.path))
+                assert leases == [], (method, url)
+            leases.clear()
+    assert sorted(refused) == TOO_LOW[role]
+    allowed = {"viewer": "/api/v1/segments/rfm", "analyst": "/api/v1/customers?q=C00"}[role]
+    assert anon.get(allowed, headers=_bearer(tokens[role])).status_code == 200
+    assert leases == [1]
+    leases.clear()
+    assert anon.get("/api/v1/audit", headers=_bearer(tokens["admin"])).status_code == 200
     assert leases == [1]
 
 

@@ -182,18 +182,48 @@ async def principal(request: Request) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(principal)]
 
 
+def refuse_below(who: Principal, role: str) -> None:
+    """Refuse (403) a caller below ``role``: the one check and message of every role requirement."""
+    if not role_at_least(who.role, role):
+        raise HTTPException(
+            status_code=403,
+            detail=f"this needs the {role} role or above; token {who.token_id} has the {who.role} role",
+        )
+
+
 def require(role: str) -> Any:
-    """A dependency refusing (403) callers below ``role``."""
+    """A dependency refusing (403) callers below ``role``. The role is also read from the
+    route before a store connection is leased (:func:`route_role`), so a caller whose role is
+    too low is refused without waiting at the admission gate, whatever the order of the
+    route's parameters."""
 
     async def check(who: PrincipalDep) -> Principal:
-        if not role_at_least(who.role, role):
-            raise HTTPException(
-                status_code=403,
-                detail=f"this needs the {role} role or above; token {who.token_id} has the {who.role} role",
-            )
+        refuse_below(who, role)
         return who
 
+    check.required_role = role  # type: ignore[attr-defined]
     return Depends(check)
+
+
+def route_role(route: Any) -> str | None:
+    """The highest role the dependencies of ``route`` (a FastAPI route, or None) require
+    through :func:`require`, or None; found once per route (walking its dependency tree) and
+    kept on it."""
+    if route is None:
+        return None
+    known = getattr(route, "_segflow_required_role", False)
+    if known is not False:
+        return known
+    needed: str | None = None
+    stack = list(getattr(getattr(route, "dependant", None), "dependencies", []))
+    while stack:
+        dep = stack.pop()
+        role = getattr(dep.call, "required_role", None)
+        if role is not None and (needed is None or role_at_least(role, needed)):
+            needed = role
+        stack.extend(dep.dependencies)
+    route._segflow_required_role = needed
+    return needed
 
 
 Viewer = Annotated[Principal, require("viewer")]

@@ -81,10 +81,11 @@ _CUSTOMER_TABLES = ("segment_spells", "customers", "customer_scores", "customer_
 
 def _prepare(path: Path, memory_limit: str | None = None) -> None:
     """Index the copy for customer lookups (the copy is private: the store is untouched):
-    DuckDB indexes on ``customer_id`` and the memory-mapped lookup files of
+    DuckDB indexes on ``customer_id``, the customer search's e-mail keys
+    (:func:`segflow.server._search.build_email_keys`) and the memory-mapped lookup files of
     :mod:`segflow.server._lookup` (``<copy>.lookup/``; none when the store cannot be indexed
     that way, and lookups then use DuckDB)."""
-    from segflow.server import _lookup
+    from segflow.server import _lookup, _search
 
     con = duckdb.connect(str(path))
     try:
@@ -96,6 +97,13 @@ def _prepare(path: Path, memory_limit: str | None = None) -> None:
         for table in _CUSTOMER_TABLES:
             if table in present:
                 con.execute(f"CREATE INDEX IF NOT EXISTS _serve_{table}_customer ON {table} (customer_id)")
+        # the customer search's e-mail keys (an ibis backend on a cursor of its own: it sets
+        # session options such as the time zone)
+        keys = con.cursor()
+        try:
+            _search.build_email_keys(keys)
+        finally:
+            keys.close()
         con.execute("CHECKPOINT")
         with contextlib.suppress(_lookup.IndexNotBuilt):
             _lookup.build(con, lookup_folder(path))

@@ -8,22 +8,29 @@ other sites from reading the API.
 Personal data: the columns named in :data:`segflow.exports.PII_COLUMNS` (the exports' one
 list, any case: :func:`segflow.exports.is_personal`) are masked in JSON and pages as the
 exports' ``mask`` policy masks them (one function per kind of value:
-:func:`segflow.exports.mask_array`) and hashed (SHA-256 of the trimmed, lower-cased value)
-in CSV downloads, under the exports' names (``email_sha256``:
+:func:`segflow.exports.mask_array`) and hashed in CSV downloads as the exports' ``hash``
+policy hashes them, by its own expression (:func:`hash_columns`:
+:func:`segflow.exports._pii.hash_key`, whole columns in an in-memory DuckDB), under the
+exports' names (``email_sha256``:
 :func:`segflow.exports._pii.hashed_column`), unless an analyst asks with ``pii=full``;
 viewers never reach customer-level routes at all.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
+import math
 import secrets
-from typing import Any
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from segflow.exports._pii import hashed_column, is_personal, mask_values, phone_key
+from segflow.exports._pii import hashed_column, is_personal, mask_values
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 _STATIC = ("/static/",)
 
@@ -110,32 +117,104 @@ class SecurityHeaders:
             raise  # uvicorn logs the traceback; Starlette sees the answer started and sends nothing
 
 
+#: The in-memory engine hashing the server's personal columns (an Ibis DuckDB backend), the
+#: SQL of its query per tuple of column kinds, and their lock (one query at a time on it).
+_HASHER: dict[Any, Any] = {}
+_HASHER_LOCK = threading.Lock()
+#: The name the values to hash have in that engine.
+_HASH_INPUT = "_segflow_hash_input"
+
+
+def _text(values: Sequence[Any]) -> pa.Array:
+    """``values`` as Arrow text: a missing value (None, NaN) null, any other its ``str()``
+    (text columns converted at once; another type value by value, as :func:`str` writes it)."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(values, pa.string(), from_pandas=True)
+    except (pa.ArrowException, TypeError):
+        missing = [v is None or (isinstance(v, float) and math.isnan(v)) for v in values]
+        return pa.array([None if m else str(v) for v, m in zip(values, missing, strict=True)], pa.string())
+
+
+def _hash_sql(kinds: tuple[str, ...]) -> str:
+    """The SQL hashing columns ``c0``, ``c1``, ... of :data:`_HASH_INPUT`, each as the
+    exports hash a column named ``kinds[j]`` (:func:`segflow.exports._pii.hash_key`),
+    compiled once per tuple of kinds (call under :data:`_HASHER_LOCK`); the first run, on no
+    rows, registers the expression's Python function (values that are not printable ASCII)
+    with the engine."""
+    import ibis
+    import pyarrow as pa
+
+    from segflow.exports._pii import hash_key
+
+    if "backend" not in _HASHER:
+        _HASHER["backend"] = ibis.duckdb.connect(threads=1)
+    backend = _HASHER["backend"]
+    sql = _HASHER.get(kinds)
+    if sql is None:
+        names = [f"c{j}" for j in range(len(kinds))]
+        t = ibis.table({n: "string" for n in names}, name=_HASH_INPUT)
+        expr = t.select(**{n: hash_key(kind, t[n]).hexdigest("sha256") for n, kind in zip(names, kinds, strict=True)})
+        backend.con.register(_HASH_INPUT, pa.table({n: pa.array([], pa.string()) for n in names}))
+        try:
+            backend.to_pyarrow(expr)
+        finally:
+            backend.con.unregister(_HASH_INPUT)
+        sql = _HASHER[kinds] = str(backend.compile(expr))
+    return sql
+
+
+def hash_columns(columns: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
+    """The SHA-256 hex of each value of each ``(column, values)``, hashed as the exports'
+    ``hash`` policy hashes ``column`` (:func:`segflow.exports._pii.hash_key`: a phone number
+    in E.164 form, anything else as ``str.strip().lower()``), by that same expression, in an
+    in-memory DuckDB, a whole column at a time (only the values that are not printable ASCII
+    pass through Python); a missing value, or a phone number without digits, gives None.
+    One query for all the columns."""
+    import pyarrow as pa
+
+    if not columns or not len(columns[0][1]):
+        return [[] for _ in columns]
+    data = pa.table({f"c{j}": _text(values) for j, (_, values) in enumerate(columns)})
+    kinds = tuple(column.lower() for column, _ in columns)
+    with _HASHER_LOCK:
+        sql = _hash_sql(kinds)
+        con = _HASHER["backend"].con
+        con.register(_HASH_INPUT, data)
+        try:
+            out = con.sql(sql).to_arrow_table()
+        finally:
+            con.unregister(_HASH_INPUT)
+    return [out.column(j).to_pylist() for j in range(len(columns))]
+
+
 def hash_value(value: Any, column: str = "") -> Any:
     """SHA-256 hex of the value as ad platforms match it: a phone number (``column``
     ``phone``) in E.164 form (:func:`segflow.exports.phone_key`), anything else trimmed and
-    lower-cased; the same hashes as the exports' ``hash`` policy."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    lower-cased; the same hashes as the exports' ``hash`` policy (:func:`hash_columns` of one
+    value; a missing value stays as it is)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return value
-    key = phone_key(str(value)) if column == "phone" else str(value).strip().lower()
-    return None if key is None else hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return hash_columns([(column, [value])])[0][0]
 
 
 def protect(frame: pd.DataFrame, how: str) -> pd.DataFrame:
     """Apply ``how`` (``mask``: :func:`segflow.exports.mask_array`, a column at a time,
-    ``hash``: :func:`hash_value`, the column renamed ``<column>_sha256`` as the exports name
-    it, :func:`segflow.exports._pii.hashed_column`; or ``full``) to the personal-data
-    columns."""
+    ``hash``: :func:`hash_columns`, every personal column in one query, renamed
+    ``<column>_sha256`` as the exports name it, :func:`segflow.exports._pii.hashed_column`;
+    or ``full``) to the personal-data columns."""
     if how == "full":
         return frame
     out = frame.copy()
-    for col in out.columns:
-        if is_personal(col):
-            if how == "hash":
-                out[col] = out[col].map(lambda v, c=col.lower(): hash_value(v, c))
-            else:  # the column's values masked at once
-                out[col] = pd.Series(mask_values(col.lower(), out[col].tolist()), index=out.index, dtype=object)
+    pii = [col for col in out.columns if is_personal(col)]
     if how == "hash":
-        out = out.rename(columns={c: hashed_column(c) for c in out.columns if is_personal(c)})
+        hashed = hash_columns([(col, out[col].tolist()) for col in pii])
+        for col, values in zip(pii, hashed, strict=True):
+            out[col] = pd.Series(values, index=out.index, dtype=object)
+        return out.rename(columns={c: hashed_column(c) for c in pii})
+    for col in pii:  # the column's values masked at once
+        out[col] = pd.Series(mask_values(col.lower(), out[col].tolist()), index=out.index, dtype=object)
     return out
 
 
@@ -146,16 +225,14 @@ def protect_rows(columns: list[str], rows: list[tuple[Any, ...]], how: str) -> t
     pii = [j for j, c in enumerate(columns) if is_personal(c)]
     if not pii:
         return columns, rows
-    if how == "hash":
-        out = []
-        for r in rows:
-            values = list(r)
-            for j in pii:
-                values[j] = hash_value(values[j], columns[j].lower())
-            out.append(tuple(values))
-        return [hashed_column(c) if j in pii else c for j, c in enumerate(columns)], out
-    # masked a column at a time (segflow.exports.mask_values: one array per column)
     table = [list(r) for r in rows]
+    if how == "hash":  # every personal column in one query (hash_columns)
+        hashed = hash_columns([(columns[j], [r[j] for r in table]) for j in pii])
+        for j, values in zip(pii, hashed, strict=True):
+            for r, v in zip(table, values, strict=True):
+                r[j] = v
+        return [hashed_column(c) if j in pii else c for j, c in enumerate(columns)], [tuple(r) for r in table]
+    # masked a column at a time (segflow.exports.mask_values: one array per column)
     for j in pii:
         for r, v in zip(table, mask_values(columns[j].lower(), [r[j] for r in table]), strict=True):
             r[j] = v

@@ -23,7 +23,7 @@ from fastapi import HTTPException
 from segflow._result import json_float, json_records, jsonable
 from segflow.errors import SegflowError
 from segflow.project import Project
-from segflow.server import _lookup
+from segflow.server import _lookup, _search
 from segflow.server._replica import Generation
 
 
@@ -301,10 +301,10 @@ def _people(project: Project, gen: Generation | None) -> tuple[str, list[str]]:
 def search_customers(project: Project, q: str | None, scheme: str | None, segment: str | None,
                      snapshot: dt.date | None, limit: int, offset: int,
                      gen: Generation) -> tuple[pd.DataFrame, int]:
-    """Customers by id prefix, exact e-mail (case-insensitive) or name part, and/or by
-    segment at a snapshot; returns a page and the total count. Every customer the run knows
-    is found, also one without a record in ``customers`` (by id and segment; its personal
-    columns empty: :func:`_people`). ``gen``: the copy, whose cached snapshot dates and
+    """Customers by id prefix, e-mail (equal once trimmed and lower-cased as the exports hash
+    it: :mod:`segflow.server._search`) or name part, and/or by segment at a snapshot; returns
+    a page and the total count. Every customer the run knows is found, also one without a
+    record in ``customers`` (by id and segment; its personal columns empty: :func:`_people`). ``gen``: the copy, whose cached snapshot dates and
     segments are used. ``segment`` and ``snapshot`` are checked by :func:`segment_snapshot`
     (they need ``scheme``; an unknown scheme, segment or snapshot is a 404)."""
     snapshot = segment_snapshot(project, gen, scheme, segment, snapshot)
@@ -315,9 +315,9 @@ def search_customers(project: Project, q: str | None, scheme: str | None, segmen
     if q:
         ors = ["c.customer_id LIKE ? ESCAPE '\\'"]
         params.append(q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
-        if "email" in cols:
-            ors.append("lower(c.email) = lower(?)")
-            params.append(q)
+        if "email" in cols:  # the exports' normalisation on both sides (segflow.server._search)
+            ors.append(f"c.customer_id IN (SELECT customer_id FROM {_search.EMAIL_KEYS} WHERE email_key = ?)")
+            params.append(_search.email_key(q))
         if "name" in cols:
             ors.append("c.name ILIKE ?")
             params.append(f"%{q}%")

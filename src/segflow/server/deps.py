@@ -4,7 +4,9 @@ A store connection is leased only for an authenticated caller: :func:`get_projec
 :func:`segflow.server._auth.principal` (FastAPI resolves it first and once per request; the
 routes' role checks reuse it), so a request without valid credentials is refused with 401
 (or sent to the login form) at once, without waiting at the admission gate or taking one of
-its ``pool_size`` places, whatever the order of the route's parameters. The one public route
+its ``pool_size`` places, whatever the order of the route's parameters; a caller whose role
+is below the route's (:func:`segflow.server._auth.require`) gets its 403 there too, before
+the lease. The one public route
 that reads the copy, ``/api/v1/live``, uses :data:`CurrentGenerationDep`: no connection.
 """
 
@@ -24,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from segflow.errors import StoreError
 from segflow.project import Project
-from segflow.server._auth import PrincipalDep
+from segflow.server._auth import PrincipalDep, refuse_below, route_role
 from segflow.server._replica import Generation, Replica
 
 #: Host names a server bound to loopback answers to (anything else: 400, against DNS rebinding).
@@ -126,7 +128,12 @@ async def leased_project(request: Request) -> AsyncIterator[Project]:
 
 async def get_project(request: Request, who: PrincipalDep) -> AsyncIterator[Project]:
     """The dependency form of :func:`leased_project`, for an authenticated caller only
-    (``who``: :func:`segflow.server._auth.principal` raises before a lease is asked for)."""
+    (``who``: :func:`segflow.server._auth.principal` raises before a lease is asked for)
+    whose role the route admits (:func:`segflow.server._auth.route_role`: a caller below it
+    gets its 403 here, before the lease, not from the route's own role check after it)."""
+    needed = route_role(request.scope.get("route"))
+    if needed is not None:
+        refuse_below(who, needed)
     async with leased_project(request) as project:
         yield project
 

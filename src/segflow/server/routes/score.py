@@ -21,9 +21,8 @@ from starlette.concurrency import run_in_threadpool
 
 from segflow.errors import SegflowError
 from segflow.features._attributes import ATTRIBUTE_COLUMNS
-from segflow.server._auth import CsrfChecked, audit
+from segflow.server._auth import CsrfChecked, audit, refuse_below
 from segflow.server._day import Day
-from segflow.server._tokens import role_at_least
 from segflow.sources._validate import MAX_ABS_NUMBER
 
 router = APIRouter(prefix="/api/v1", tags=["score"])
@@ -229,8 +228,7 @@ async def score(request: Request, who: CsrfChecked) -> Response:
     The hot path runs on the event loop without a store connection: the body is parsed and
     validated once, the scorer of the copy (built once, in the background) is plain Python,
     and the answer is serialised directly (about a millisecond in all, see docs/server.md)."""
-    if not role_at_least(who.role, "analyst"):
-        raise HTTPException(status_code=403, detail=f"this needs the analyst role or above; token {who.token_id} has the {who.role} role")
+    refuse_below(who, "analyst")
     body = _parse(await read_body(request))
     replica = request.app.state.replica
     try:
