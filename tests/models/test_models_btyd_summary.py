@@ -149,3 +149,21 @@ def test_discrete_summary_calendar_months() -> None:
         {"customer_id": ["a", "b", "c"], "x": [1, 0, 1], "t_x": [2, 0, 5], "n": [5, 4, 5]}
     )
     pd.testing.assert_frame_equal(got[want.columns], want, check_dtype=False)
+
+
+def test_not_yet_acquired_warning_names_the_first_day_after_calibration() -> None:
+    # calibration_end is exclusive: a customer first buying on it is not yet acquired. The
+    # warning called that day "the calibration end", which `clv fit --calibration-end`
+    # (inclusive: the day before) printed beside its own, different calibration end.
+    table = ibis.memtable(pd.DataFrame({
+        "customer_id": ["a", "a", "b"],
+        "ts": pd.to_datetime(["2025-06-01 10:00", "2025-06-30 23:00", "2025-07-01 00:00"]),
+        "amount": [10.0, 20.0, 5.0],
+    }))
+    with pytest.warns(UserWarning) as record:
+        got = btyd_summary(table, calibration_end=dt.date(2025, 7, 1), time_unit="D").execute()
+    assert list(got.customer_id) == ["a"]  # b's first purchase is on 2025-07-01: excluded
+    assert list(got["T"]) == [29.0]  # 2025-06-01 to 2025-06-30, the last calibration day
+    messages = " ".join(str(w.message) for w in record)
+    assert ("excluded 1 of 2 customers whose first purchase is on or after 2025-07-01, "
+            "the first day after the calibration period") in messages

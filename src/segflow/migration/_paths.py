@@ -167,9 +167,11 @@ def customer_paths(
         ``time_in_segment`` has one row per segment: ``runs`` (stretches of consecutive
         snapshots in the segment), ``completed_runs`` (runs that ended before the last
         snapshot, by a move or an absence, and did not start at the first snapshot),
-        ``mean_periods_completed`` (mean length of completed runs, in snapshots: an
-        unbiased view of time in segment), and ``mean_periods_all`` (all runs, including
-        censored ones, so a lower bound).
+        ``mean_periods_completed`` (mean length of completed runs, in snapshots), and
+        ``mean_periods_all`` (all runs, including censored ones). Both are biased low when
+        runs are long next to the history (long runs are rarely complete, and censored
+        ones are cut short); ``1 / (1 - P_ii)`` of the pooled transition matrix is the
+        censoring-aware expected run length under the Markov model (docs/migration.md).
     """
     from segflow.migration._spells import has_spells, spell_runs
 

@@ -246,7 +246,8 @@ def warn_exclusions(row: dict[str, int], cal_end: dt.date) -> None:
     if int(row["born_after"]):
         warnings.warn(
             f"btyd_summary: excluded {int(row['born_after'])} of {total} customers whose first "
-            f"purchase is on or after the calibration end {cal_end} (not yet acquired)",
+            f"purchase is on or after {cal_end}, the first day after the calibration period "
+            f"(not yet acquired)",
             UserWarning,
             stacklevel=4,
         )
