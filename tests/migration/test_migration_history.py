@@ -330,3 +330,14 @@ def test_segment_list_rows_come_in_customer_order(tmp_path, rand):
     assert len(ids) > 200 and ids == sorted(ids)
     write_segment_list(listing, tmp_path / "list.csv")
     assert pacsv.read_csv(tmp_path / "list.csv")["customer_id"].to_pylist() == sorted(ids)
+
+
+def test_drift_alarm_floor_from_an_empty_history():
+    """The spread is floored at sqrt(max(median, 1)): a segment empty in its history alarms
+    only on more than 3 customers (k = 3), not on the first one who enters."""
+    from segflow.migration._dynamics import _alarms
+
+    sizes = [0, 0, 0, 0, 0, 3, 0, 4]  # pairs 0-7 of one segment; history median 0 throughout
+    t = pd.DataFrame({"pair": range(len(sizes)), "segment": "inactive", "size_to": sizes})
+    flags = _alarms(t, "size_to", 3.0, 4)
+    assert flags.tolist() == [False] * 7 + [True]

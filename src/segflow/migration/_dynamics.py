@@ -292,8 +292,9 @@ def stability(
     -----
     Drift rule: for each segment and each of ``size_to`` and ``inflow``, the value at pair
     ``i`` is compared with the values at the pairs before it. With ``m`` their median and
-    ``s = max(1.4826 * MAD, sqrt(m))`` (a normal-consistent robust SD, floored at the Poisson
-    noise of a count so that a flat history does not alarm on noise), the alarm fires when
+    ``s = max(1.4826 * MAD, sqrt(max(m, 1)))`` (a normal-consistent robust SD, floored at
+    the Poisson noise of a count, at least one customer's worth, so that a flat or empty
+    history does not alarm on noise), the alarm fires when
     ``|x_i - m| > k s``. The history is all earlier pairs (expanding window).
     """
     dates, cells = _pair_table(assignments, scheme, start=start, end=end)
