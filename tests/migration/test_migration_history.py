@@ -341,3 +341,18 @@ def test_drift_alarm_floor_from_an_empty_history():
     t = pd.DataFrame({"pair": range(len(sizes)), "segment": "inactive", "size_to": sizes})
     flags = _alarms(t, "size_to", 3.0, 4)
     assert flags.tolist() == [False] * 7 + [True]
+
+
+def test_stability_counts_are_whole_numbers_with_an_empty_segment():
+    """A segment nobody holds at some snapshot (a lifecycle stage that cannot exist yet) left
+    every count of the scheme a float (0.0 in --json); counts are integers."""
+    frame = random_assignments(n=200, presence=1.0, seed=3)
+    frame.loc[(frame["snapshot_date"] == DATES[0]) & (frame["segment"] == "Gold"), "segment"] = "Silver"
+    frame["segment_rank"] = frame["segment"].map({"Gold": 1, "Silver": 2, "Bronze": 3}).astype("int32")
+    store = make_store(frame)
+    t = stability(store.table("segment_assignments"), scheme="tier").to_pandas()
+    store.close()
+    first = t[(t["to_date"] == DATES[1]) & (t["segment"] == "Gold")].iloc[0]
+    assert first["size_from"] == 0 and first["size_to"] > 0
+    for col in ("size_from", "size_to", "stay", "inflow", "outflow"):
+        assert t[col].dtype == "int64", col

@@ -319,7 +319,7 @@ def stability(
             "inflow": by(moved, "to_segment"),
             "outflow": by(moved, "from_segment"),
         }
-    ).fillna(0.0)
+    ).fillna(0).astype("int64")  # counts of customers: whole numbers in every scheme
     with np.errstate(invalid="ignore", divide="ignore"):
         t["stay_rate"] = np.where(t["size_from"] > 0, t["stay"] / t["size_from"], np.nan)
         t["churn_rate"] = np.where(t["size_from"] > 0, t["outflow"] / t["size_from"], np.nan)
