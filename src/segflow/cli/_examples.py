@@ -74,7 +74,7 @@ EXAMPLES: dict[str, list[str]] = {
     "tokens audit": ["segflow tokens audit -p myproject --action export --limit 20"],
     "export audience": [
         "segflow export audience -p myproject --segment rfm=Champions "
-        "--where 'bgnbd_gg__p_alive > 0.5' --to champions_alive.csv",
+        "--where 'bgnbd_gg__p_alive >= 0.5' --to champions_alive.csv",
     ],
     "warehouse push": ["segflow warehouse push -p myproject"],
     "warehouse runs": ["segflow warehouse runs -p myproject --json"],
