@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from tests._engines import require_spark
 from tests.features._fixture import S, assert_same_features, make_tables, to_store
@@ -22,13 +23,38 @@ def test_spark_features_equal_duckdb_features():
     try:
         on_spark = customer_features({n: engine.table(n) for n in REQUIRED_TABLES}, S, window_days=180)
         got = on_spark.to_pandas().set_index("customer_id").sort_index()
+        spark_scores = _rfm(on_spark)
     finally:
         engine.close()
-    want = customer_features({n: store.table(n) for n in REQUIRED_TABLES}, S, window_days=180)
-    want = want.to_pandas().set_index("customer_id").sort_index()
+    want_t = customer_features({n: store.table(n) for n in REQUIRED_TABLES}, S, window_days=180)
+    want = want_t.to_pandas().set_index("customer_id").sort_index()
     assert len(want) > 30
     assert_same_features(got, want)
+    # RFM scores with the window (F and M among the buyers with an order in it): same on both
+    outside = want["recency_days"].notna() & (want["frequency"] == 0)
+    assert outside.sum() >= 3
+    duck_scores = _rfm(want_t)
+    assert spark_scores.keys() == duck_scores.keys()
+    for key, frame in duck_scores.items():
+        if key == "cuts":
+            assert spark_scores[key] == frame
+            continue
+        pd.testing.assert_frame_equal(spark_scores[key], frame, check_dtype=False, obj=key)
+        assert (frame.loc[outside[outside].index, ["f_score", "m_score"]] == 1).all().all()
     store.close()
+
+
+def _rfm(features) -> dict:  # noqa: ANN001
+    """RFM scores of ``features`` by quantile, ntile and cut points, and the cut points."""
+    from segflow.segments import rfm_cut_points, rfm_scores
+
+    cols = ["r_score", "f_score", "m_score", "fm_score"]
+    cuts = rfm_cut_points(features, bins=5)
+    out: dict = {"cuts": cuts}
+    for key, kw in (("quantile", {}), ("ntile", {"method": "ntile"}), ("cut", {"cut_points": cuts})):
+        df = rfm_scores(features, bins=5, **kw).to_pandas().set_index("customer_id").sort_index()
+        out[key] = df[cols].astype("Int64")
+    return out
 
 
 def test_money_is_the_same_decimal_on_spark_and_duckdb():

@@ -1,12 +1,14 @@
 """``assign(..., by="snapshot_date")`` on the long features table equals assigning every
 snapshot alone (issue 10): every built-in kind, frozen cut-offs, ntile scores, a rules scheme
-naming RFM scores, nested schemes and a cluster scheme, on the demo data."""
+naming RFM scores, nested schemes and a cluster scheme, on the demo data; and the RFM-scored
+schemes with ``[rfm] window_days`` (buyers whose orders are all before the window)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import warnings
 
+import ibis
 import pandas as pd
 import pytest
 
@@ -89,4 +91,37 @@ def test_assign_by_snapshot_equals_assign_per_snapshot(demo):
         assert len(together[s.name]) == n_rows, s.name
         # a real test: segments differ between snapshots and schemes have several segments
         assert together[s.name]["segment"].nunique() >= 2, s.name
+    long.release()
+
+
+def test_rfm_with_a_window_by_snapshot_equals_per_snapshot(demo):
+    """With window_days the one-pass long table scored by snapshot equals each snapshot's
+    definition, and buyers whose orders are all before the window (F = M = 1) are present."""
+    store, tables = demo
+    window = 90
+    names = {"rfm", "rfm3_ntile", "rfm_ref", "scored_rules", "rfm_in_tiers"}
+    schemes = [s for s in _schemes() if s.name in names or s.name == "value_tiers"]
+    schemes = freeze_cutoffs(schemes, tables, window_days=window)
+    long = snapshot_features(tables, DATES, window_days=window).cache()
+    for day in DATES:
+        features = customer_features(tables, day, window_days=window).cache()
+        df = features.to_pandas()
+        outside = df[df["recency_days"].notna() & (df["frequency"] == 0)]
+        assert len(outside) > 0.2 * df["recency_days"].notna().sum(), day  # > 1/bins of buyers
+        for s in schemes:
+            if s.name not in names:
+                continue
+            alone = _frame(assign(s, features, store=store, schemes=schemes)
+                           .mutate(snapshot_date=ibis.literal(day)))
+            got = _frame(assign(s, long, store=store, schemes=schemes, by="snapshot_date"))
+            got = got[got["snapshot_date"] == day].reset_index(drop=True)
+            pd.testing.assert_frame_equal(got[alone.columns], alone, check_dtype=False,
+                                          obj=f"{s.name} {day}")
+        segments = assign(schemes[0], features).to_pandas().set_index("customer_id")["segment"]
+        # every buyer outside the window has FM 1 on the grid: Lost, About to sleep, or (r 4-5)
+        # New / Promising; and a recent one-order buyer can be New again
+        assert set(segments.loc[outside["customer_id"]]) <= {"Lost", "About to sleep",
+                                                               "Promising", "New"}, day
+        assert (segments == "New").any() and (segments == "Promising").any(), day
+        features.release()
     long.release()

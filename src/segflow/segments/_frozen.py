@@ -63,7 +63,7 @@ def freeze_cutoffs(
     ------
     SegflowError
         A reference scheme of another kind, a nested one, or a reference snapshot without
-        buyers.
+        buyers (or, with ``window_days``, without a buyer with an order in the window).
     """
     from segflow.features import customer_features
 
@@ -90,6 +90,12 @@ def freeze_cutoffs(
                 cuts = rfm_cut_points(features, bins=bins)
             except SegflowError as exc:
                 raise SegflowError(f"scheme {scheme.name!r}: reference snapshot {day}: {exc}") from None
+            if any(math.isinf(c) for c in cuts["frequency"]):
+                raise SegflowError(
+                    f"scheme {scheme.name!r}: reference snapshot {day}: no customer has an order "
+                    f"in the last {window_days} days ([rfm] window_days), so its frequency and "
+                    "monetary cut points would give every customer f_score = m_score = 1; "
+                    "choose a later reference_snapshot")
         out.append(scheme.model_copy(update={"cut_points": cuts}))
     return out
 

@@ -15,6 +15,21 @@ the number of scored customers with a strictly worse value and ``n`` all scored 
 than ``1 / bins`` of the customers takes the lowest score its run covers and the scores it
 spans stay empty (most one-order buyers: all of them ``f_score = 1``).
 
+**The window population** (``[rfm] window_days``: ``frequency`` and ``monetary`` count the
+last ``window_days`` days, ``recency_days`` all history): ``f_score`` and ``m_score`` are
+scored among the buyers with at least one order in the window (``frequency > 0``) only, ``n``
+and ``w`` above count only them; a buyer whose orders are all before the window gets
+``f_score = 1`` and ``m_score = 1`` directly, whatever the method or cut points (``ntile``
+bins only the buyers in the window; frozen cut points too: a monetary of 0 would otherwise
+beat a negative cut point). ``r_score`` is scored among
+all buyers as before. Why: counted with the others, the buyers with nothing in the window
+tie at 0 and, once they are more than ``1 / bins`` of the buyers, take score 1 alone and
+push every in-window buyer to ``f_score >= 2`` (and ``m_score``), so "New" and "Promising"
+(FM 1) could never hold anyone. Without ``window_days`` every buyer has ``frequency >= 1``
+(a purchase is an order, zero-value ones included; a customer with only returns has no
+purchase, a null ``recency_days`` and null scores), so nothing changes; a null
+``frequency`` counts as no order in the window.
+
 **``method="ntile"``** keeps the older rule: ``ntile(bins)`` in an ordering by the value with
 ties broken by ``customer_id`` ascending (equal-count bins; identical customers can get
 different scores).
@@ -22,7 +37,8 @@ different scores).
 **Frozen cut points** (``cut_points=``): scores against fixed cut points per feature
 (``recency_days``, ``frequency``, ``monetary``; ``bins - 1`` each): one point is earned for
 each cut point the value is strictly better than. :func:`rfm_cut_points` returns the cut
-points of a snapshot (they reproduce that snapshot's quantile scores exactly).
+points of a snapshot (they reproduce that snapshot's quantile scores exactly: F and M cut
+over the buyers with an order in the window).
 
 ``fm_score = floor((f_score + m_score) / 2)``. Customers who never purchased get null scores
 and the segment ``"No purchase yet"``.
@@ -37,6 +53,7 @@ placed on the 5-point grid at the middle of its quantile range, ``ceil(5 * (s - 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -116,6 +133,20 @@ RFM_INPUTS: tuple[tuple[str, str, bool], ...] = (
 )
 #: Grid size of :data:`RFM_SEGMENTS`.
 GRID_BINS = 5
+#: Features scored among the buyers with an order in the window only (module notes).
+WINDOW_SCORED: frozenset[str] = frozenset({"frequency", "monetary"})
+
+
+def in_window(features: ibis.Table) -> ibis.BooleanValue:
+    """True for a customer with at least one order in the feature window (``frequency > 0``);
+    null where ``frequency`` is null (treated as no order in the window)."""
+    return features.frequency > 0
+
+
+def window_score(in_window: ibis.BooleanValue, score: ibis.IntegerValue) -> ibis.IntegerValue:
+    """``score`` for a customer with an order in the window, else 1 (f_score, m_score of a
+    buyer whose orders are all before the window, whatever the rule or cut points)."""
+    return ibis.ifelse(in_window, score, ibis.literal(1, "int64"))
 
 
 def rfm_scores(
@@ -176,20 +207,31 @@ def rfm_scores(
     buyers = features.filter(features.recency_days.notnull())
     others = features.filter(features.recency_days.isnull())
     values = {col: f"_v_{col}" for _, col, _ in RFM_INPUTS}
-    scored = buyers.mutate(**{tmp: comparable(buyers, col) for col, tmp in values.items()})
-    part = group_keys(group_by) or None
+    flag = "_v_in_window"
+    scored = buyers.mutate(**{flag: in_window(buyers)})
+    # F and M are compared among the buyers with an order in the window only (module notes):
+    # the others' values are null here (left out of every count) and their scores 1 below
+    scored = scored.mutate(**{
+        tmp: comparable(scored, col) if col not in WINDOW_SCORED
+        else ibis.ifelse(scored[flag], comparable(scored, col), ibis.null("float64"))
+        for col, tmp in values.items()
+    })
+    part = group_keys(group_by)
     for score, col, higher in RFM_INPUTS:
         v = scored[values[col]]
         if cut_points is not None:
             scored = scored.mutate(**{score: cut_score(v, cut_points[col], higher_is_better=higher)})
         elif method == "ntile":
+            keys = [*part, flag] if col in WINDOW_SCORED else part
             order = [v if higher else ibis.desc(v), scored.customer_id]
-            tile = (ibis.ntile(bins).over(group_by=part, order_by=order) + 1).cast("int64")
+            tile = (ibis.ntile(bins).over(group_by=keys or None, order_by=order) + 1).cast("int64")
             scored = scored.mutate(**{score: tile})
         else:
             scored = quantile_score(scored, values[col], score, bins=bins,
                                     higher_is_better=higher, group_by=group_by)
-    scored = scored.drop(*values.values())
+        if col in WINDOW_SCORED:
+            scored = scored.mutate(**{score: window_score(scored[flag], scored[score])})
+    scored = scored.drop(*values.values(), flag)
     scored = scored.mutate(fm_score=((scored.f_score + scored.m_score) / 2).floor().cast("int64"))
     null = ibis.null("int64")
     others = others.mutate(r_score=null, f_score=null, m_score=null, fm_score=null)
@@ -201,21 +243,34 @@ def rfm_cut_points(features: ibis.Table, *, bins: int = 5) -> dict[str, list[flo
 
     Scoring ``features`` with ``rfm_scores(features, bins=bins, cut_points=...)`` gives the
     same scores as ``method="quantile"``; later snapshots scored against them move a
-    customer only when their own values cross a cut point.
+    customer only when their own values cross a cut point. ``recency_days`` is cut over all
+    buyers, ``frequency`` and ``monetary`` over the buyers with an order in the window (the
+    others score 1 on F and M against any cut points; module notes). Without such a buyer
+    (every buyer's orders are before the window) the F and M cut points are ``inf``: no value
+    is better than them, so every score is 1, as the quantile rule gives a lone customer.
 
     Returns
     -------
     dict
         ``{"recency_days": [...], "frequency": [...], "monetary": [...]}``, ``bins - 1``
         values each (days, orders, currency rounded to cents).
+
+    Raises
+    ------
+    SegflowError
+        No customer of ``features`` has a purchase.
     """
     buyers = features.filter(features.recency_days.notnull())
+    active = buyers.filter(in_window(buyers))
     out: dict[str, list[float]] = {}
     for _, col, higher in RFM_INPUTS:
-        t = buyers.select(**{col: comparable(buyers, col)})
+        base = active if col in WINDOW_SCORED else buyers
+        t = base.select(**{col: comparable(base, col)})
         out[col] = cut_points(t, col, bins=bins, higher_is_better=higher)
-        if len(out[col]) != bins - 1:
+        if col not in WINDOW_SCORED and len(out[col]) != bins - 1:
             raise SegflowError("RFM cut points need at least one customer with a purchase")
+        if not out[col]:
+            out[col] = [math.inf] * (bins - 1)
     return out
 
 

@@ -59,11 +59,15 @@ def _unbound(features: ibis.Table) -> ibis.Table:
 
 def _rfm_scorer(scheme: SchemeSettings, cuts: dict[str, list[float]], u: ibis.Table) -> Callable[[Row], dict[str, Any]]:
     """r/f/m/fm scores of a row against cut points (the engine's ``cut_score`` expressions)."""
-    from segflow.segments._rfm import RFM_INPUTS
+    from segflow.segments._rfm import RFM_INPUTS, WINDOW_SCORED, in_window, window_score
     from segflow.segments._scores import comparable, cut_score
 
-    fns = {score: compile_row(cut_score(comparable(u, col), cuts[col], higher_is_better=higher))
-           for score, col, higher in RFM_INPUTS}
+    def expr(col: str, higher: bool) -> ibis.IntegerValue:
+        score = cut_score(comparable(u, col), cuts[col], higher_is_better=higher)
+        # F and M of a buyer without an order in the window: 1 (segflow.segments._rfm)
+        return window_score(in_window(u), score) if col in WINDOW_SCORED else score
+
+    fns = {score: compile_row(expr(col, higher)) for score, col, higher in RFM_INPUTS}
 
     def scores(row: Row) -> dict[str, Any]:
         if row.get("recency_days") is None:
