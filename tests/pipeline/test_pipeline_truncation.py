@@ -26,6 +26,9 @@ name = "truncation"
 granularity = "month"
 end = 2024-04-01
 
+[rfm]
+window_days = 60  # the window features' amounts leave the window: a path of its own
+
 [[schemes]]
 name = "rfm"
 kind = "rfm"
