@@ -57,15 +57,23 @@ rules = [
 
 
 def _inputs() -> dict[str, pa.Table]:
-    """The pipeline fixture plus web events, campaign exposures, survey answers (before and
-    after ``S``) and an attribute history whose changes straddle ``S``."""
+    """The pipeline fixture plus web events, campaign exposures, survey answers (before, at
+    and after ``S``) and an attribute history whose changes straddle ``S``."""
     tables = fixture_tables()
     ids = tables["customers"]["customer_id"].to_pylist()
     rng = np.random.default_rng(11)
     start = pd.Timestamp("2024-01-01")
 
     def times(n: int) -> pd.Series:
-        return start + pd.to_timedelta(rng.integers(0, 181 * 86400, n), unit="s")
+        """``n`` times in the fixture's half year, every tenth exactly ``S`` (00:00: the
+        next snapshot's)."""
+        out = pd.Series(start + pd.to_timedelta(rng.integers(0, 181 * 86400, n), unit="s"))
+        out[::10] = pd.Timestamp(S)
+        return out
+
+    lines = tables["transactions"].to_pandas()
+    lines.loc[::25, "ts"] = pd.Timestamp(S)
+    tables["transactions"] = pa.Table.from_pandas(lines, preserve_index=False)
 
     n = 300
     tables["events"] = pa.Table.from_pandas(pd.DataFrame({
