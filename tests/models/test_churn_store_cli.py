@@ -92,6 +92,13 @@ def test_score_writes_customer_scores(project, trained, tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
+    # the model learned from labels up to 2024-01-01 + 90 days, after the snapshot: said
+    # (on stderr and in the run log), the scores written all the same
+    assert "look-ahead" in result.stderr and "--data-end 2024-03-01" in result.stderr
+    with Store(directory / "segflow.duckdb", read_only=True) as store:
+        message = store.sql("SELECT message FROM runs WHERE command = 'churn score' "
+                            "ORDER BY started_at DESC LIMIT 1").to_pandas()["message"][0]
+    assert "trained on labels up to 2024-03-31" in message
     buyers = _buyers_before(tx, snapshot)
     assert payload["count"] == len(buyers) and payload["rows_written"] == 2 * len(buyers)
     assert sum(payload["bands"].values()) == len(buyers)

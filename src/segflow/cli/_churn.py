@@ -135,6 +135,7 @@ def _score(
     from segflow.models._churn_train import (
         churn_model_name,
         load_churn_model,
+        look_ahead_note,
         score_churn,
         write_churn_scores,
     )
@@ -144,10 +145,14 @@ def _score(
     refuse_on_spark(project_dir, "segflow churn score",
                     VIA_DUCKDB_STORE, engine)
     with Project.open(project_dir) as project:
-        model, _meta = load_churn_model(model_path(project.directory, horizon_days))
+        model, meta = load_churn_model(model_path(project.directory, horizon_days))
         model.set_params(n_threads=threads)
         store = project.store
         snapshot = snapshot or resolve_snapshot_dates(store, project.settings)[-1]
+        # a past snapshot scored by a model whose labels run past it: said, and logged
+        note = look_ahead_note(meta, snapshot)
+        if note:
+            warnings.warn(note, UserWarning, stacklevel=2)
         params = {"horizon_days": horizon_days, "snapshot": snapshot.isoformat()}
         with store.run("churn score", params) as run_id:
             eng = connect(store, engine, settings=project.settings.engine)
@@ -166,6 +171,8 @@ def _score(
             finally:
                 eng.close()
             written = write_churn_scores(store, scores, run_id)
+        if note:
+            store.annotate_run(run_id, note)
     return scores, written
 
 

@@ -217,6 +217,27 @@ def _check_coverage(
 
 
 # -- scoring --------------------------------------------------------------------------------
+def look_ahead_note(meta: dict[str, Any], snapshot: dt.date) -> str | None:
+    """A note when a saved churn model (its ``meta``, :func:`load_churn_model`) learned from
+    labels that end after ``snapshot``: its latest training snapshot plus the horizon (the
+    purchases of ``[s, s + horizon)``). Scores at ``snapshot`` then use data from after
+    it (a look-ahead); a model trained with ``end=snapshot`` (``--data-end``) has none.
+    ``None`` when the labels end on or before ``snapshot`` (always at the latest snapshot,
+    which follows the data end) or the meta does not say."""
+    days = meta.get("refit_snapshots") or meta.get("train_snapshots") or []
+    horizon = meta.get("horizon_days")
+    if not days or horizon is None:
+        return None
+    last = max(as_date(d) for d in days)
+    labels_end = last + dt.timedelta(days=int(horizon))
+    if labels_end <= snapshot:
+        return None
+    return (f"{meta.get('model', 'the churn model')}: trained on labels up to {labels_end} (the "
+            f"{horizon} days after its latest training snapshot {last}), after the snapshot "
+            f"{snapshot} it scores: these scores use data from after {snapshot} (a "
+            f"look-ahead); for scores known at {snapshot}, train with --data-end {snapshot}")
+
+
 class ChurnScores(TableResult):
     """Per-customer churn probability and risk band at one snapshot.
 

@@ -313,12 +313,20 @@ def _rescore_churn(project: Any, tables: dict[str, Any], snapshot: dt.date, run_
                    notes: list[str]) -> int:
     """Score every saved churn model (``models/*.joblib``) at the latest snapshot."""
     from segflow.features._stored_state import current_features
-    from segflow.models._churn_train import load_churn_model, score_churn, write_churn_scores
+    from segflow.models._churn_train import (
+        load_churn_model,
+        look_ahead_note,
+        score_churn,
+        write_churn_scores,
+    )
 
     written = 0
     features = None
     for path in sorted((project.directory / "models").glob("churn_*.joblib")):
-        model, _meta = load_churn_model(path)
+        model, meta = load_churn_model(path)
+        note = look_ahead_note(meta, snapshot)  # labels past the snapshot (a short [periods])
+        if note:
+            notes.append(note)
         if features is None:  # the run's stored features of the snapshot when current
             features = current_features(project.store, tables, snapshot,
                                         window_days=project.settings.rfm.window_days)
