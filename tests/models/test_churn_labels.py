@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import ibis
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -223,3 +224,33 @@ def test_stray_future_rows_warn_and_data_end_fixes_it(memory_store):
                         horizon_days=90, model=model, end=dt.date(2024, 1, 1))
     assert right.test_snapshot == dt.date(2023, 10, 1)
     assert right.train_snapshots == [dt.date(2023, 4, 1), dt.date(2023, 7, 1)]
+
+
+def test_a_feature_without_values_before_the_test_snapshot_is_left_out(memory_store):
+    """A feature that starts later (a shop's first campaign in the test snapshot) has no value
+    in any training row: `churn train` stopped ("missing for every row"); it is left out of
+    both models with a warning naming it, and the rest trains as without it."""
+    from segflow.models._churn import ChurnModel
+    from segflow.models._churn_train import train_churn
+
+    tx = synth_transactions(600, seed=6, end=dt.date(2024, 1, 1))
+    memory_store.append("transactions", to_arrow(tx))
+    tables = _tables(memory_store)
+    snaps = [dt.date(2023, m, 1) for m in (4, 7, 10)]
+    light = _light_features(tables)
+
+    def with_late(snapshot):
+        t = light(snapshot)
+        late = t.orders.cast("float64") if snapshot >= dt.date(2023, 10, 1) else ibis.null("float64")
+        return t.mutate(campaign_opens=late)
+
+    model = ChurnModel(n_threads=1, max_iter=20, random_state=0)
+    with pytest.warns(UserWarning, match=r"left out 1 feature\(s\) without a value in any "
+                      r"training snapshot \(data that starts later\): campaign_opens"):
+        late = train_churn(with_late, tables["transactions"], snaps, horizon_days=90, model=model,
+                           end=dt.date(2024, 1, 1))
+    plain = train_churn(light, tables["transactions"], snaps, horizon_days=90, model=model,
+                        end=dt.date(2024, 1, 1))
+    assert late.features == plain.features == ["orders"]
+    assert late.test_snapshot == dt.date(2023, 10, 1)
+    assert late.evaluation.auc == plain.evaluation.auc

@@ -23,9 +23,11 @@ Definitions (see ``docs/churn.md``):
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from collections.abc import Callable, Sequence
 
 import ibis
+import numpy as np
 import pandas as pd
 
 from segflow.errors import SegflowError
@@ -315,3 +317,18 @@ def feature_columns(frame: pd.DataFrame, exclude: Sequence[str] = ()) -> list[st
             continue
         keep.append(name)
     return keep
+
+
+def observed_in_training(frame: pd.DataFrame, cols: Sequence[str], train_rows: np.ndarray) -> list[str]:
+    """``cols`` without the features that have no value in any training row (``train_rows``,
+    a boolean mask of ``frame``), with a warning naming them: a feature that starts later
+    (campaign features of a shop whose first campaign falls in the test snapshot, web
+    features before web tracking began) carries nothing the model can learn, and would stop
+    the fit. They are left out of the evaluated and of the refitted model alike, so both
+    use the same features."""
+    empty = [c for c in cols if not frame.loc[train_rows, c].notna().any()]
+    if empty:
+        warnings.warn(
+            f"left out {len(empty)} feature(s) without a value in any training snapshot "
+            f"(data that starts later): {', '.join(empty)}", UserWarning, stacklevel=3)
+    return [c for c in cols if c not in empty]

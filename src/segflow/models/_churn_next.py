@@ -27,6 +27,7 @@ from segflow.models._churn_data import (
     FeaturesAt,
     feature_columns,
     next_segment_training_set,
+    observed_in_training,
     stored_snapshots,
 )
 from segflow.models._next_segment import (
@@ -135,7 +136,7 @@ def train_next_segment(
             f"scheme {scheme!r} needs at least three stored snapshots for a next-segment "
             "model (two pairs: one to train on, the latest to test on)"
         )
-    cols = feature_columns(frame)  # includes the current segment (a text column)
+    cols = observed_in_training(frame, feature_columns(frame), train_rows)  # with the segment (text)
     tr, te = frame[train_rows], frame[~train_rows]
     base = model if model is not None else NextSegmentModel(random_state=0)
     fitted = clone(base).fit(tr[cols], tr["next_segment"], groups=day[train_rows].to_numpy())

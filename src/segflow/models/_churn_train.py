@@ -37,6 +37,7 @@ from segflow.models._churn_data import (
     data_end,
     eligible_customers,
     feature_columns,
+    observed_in_training,
     time_split,
     window_rates,
 )
@@ -160,6 +161,7 @@ def train_churn(
     test_rows = (day == test).to_numpy()
     if not train_rows.any() or not test_rows.any():
         raise SegflowError("no eligible customers in the training or test snapshot")
+    cols = observed_in_training(frame, cols, train_rows)
     base = model if model is not None else ChurnModel(random_state=0)
 
     start = time.perf_counter()
