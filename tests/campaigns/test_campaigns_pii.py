@@ -207,3 +207,22 @@ def test_an_unknown_policy_is_a_usage_error(tmp_path):
     assert res.exit_code == 2
     assert "'--pii': 'clear' is not one of hash, mask, omit, include" in res.output
     assert not (tmp_path / "a.csv").exists()
+
+
+def test_blank_personal_values_have_no_hash(tmp_path):
+    """A blank e-mail, name or postcode (a Parquet file keeps '' and '  ' where a CSV reader
+    reads a missing value) is missing, not the SHA-256 of an empty text: that hash would give
+    every customer without the value one shared identity on an ad platform."""
+    frame = pd.DataFrame({"customer_id": ["c1", "c2", "c3"], "email": ["A@x.test", "", "  "],
+                          "name": ["Ann", " ", ""], "postcode": ["", "EC1A 1BB", "\u00a0"]})
+    path = tmp_path / "blank.parquet"
+    frame.to_parquet(path, index=False)
+    out = tmp_path / "aud.parquet"
+    res = runner.invoke(app, ["campaign", "audience", "--customers", str(path), "--holdout", "0",
+                              "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    got = pq.read_table(out).to_pandas().set_index("customer_id")
+    assert got.loc["c1", "email_sha256"] == sha("a@x.test")
+    assert got.loc["c2", "postcode_sha256"] == sha("ec1a 1bb")
+    assert got[["email_sha256", "name_sha256", "postcode_sha256"]].isna().sum().tolist() == [2, 2, 2]
+    assert sha("") not in set(got.astype(str).to_numpy().ravel())

@@ -255,11 +255,14 @@ def hash_key(column: str, value: ibis.Value) -> ibis.StringValue:
     the ad platforms' own client libraries do). The engine's TRIM and LOWER agree with it on
     printable ASCII only: around a value they do not strip the no-break and other Unicode
     spaces, and LOWER maps ``İ`` to ``i`` (Python: ``i̇``) and a final ``Σ`` to ``σ``
-    (Python: ``ς``), so any other value is normalised by Python (per batch, only those)."""
+    (Python: ``ς``), so any other value is normalised by Python (per batch, only those).
+    A value that is empty once trimmed is missing (NULL, no hash): the hash of an empty text
+    would give every customer without the value one shared identity."""
     if column == "phone":
         return _phone_key(value)
     text = value.cast("string")
-    return ibis.ifelse(text.re_search(r"[^\x20-\x7e]"), _python_key(text), text.strip().lower())
+    key = ibis.ifelse(text.re_search(r"[^\x20-\x7e]"), _python_key(text), text.strip().lower())
+    return key.nullif("")
 
 
 def hashed_column(column: str) -> str:
