@@ -102,3 +102,25 @@ def test_null_values_is_for_files(tmp_path):
         assert result.exit_code == 1, result.output
         assert result.output.strip() == ("error: --null-values applies to --input files; "
                                          "project features are typed")
+
+
+def test_a_parquet_text_column_of_numbers_with_tokens_is_numbers(tmp_path):
+    """A Parquet file whose number columns were written as text (a CSV re-saved by pandas:
+    '12.5', '-', ' NA ') was clustered on one category per value; with the tokens missing
+    and only numbers left, the column is numbers (gaps: the median), as from the CSV."""
+    import ibis
+    import pandas as pd
+
+    from segflow.cli._customer_file import read_customer_file
+
+    spend = ["12.5", "-", " NA ", "40", "7.25", "", "19"]
+    frame = pd.DataFrame({"customer_id": [f"c{i}" for i in range(7)], "spend": spend,
+                          "note": ["a", "NA", "b", "c", "-", "d", "e"]})
+    path = tmp_path / "text_numbers.parquet"
+    frame.to_parquet(path, index=False)
+    table = read_customer_file(ibis.duckdb.connect(), path, id_col="customer_id", name="f")
+    assert table.schema()["spend"].is_floating() and table.schema()["note"].is_string()
+    got = table.order_by("customer_id").execute()
+    assert got["spend"].isna().tolist() == [False, True, True, False, False, True, False]
+    assert got["spend"].dropna().tolist() == [12.5, 40.0, 7.25, 19.0]
+    assert got["note"].isna().sum() == 2

@@ -44,8 +44,8 @@ def _excel_id(value: object, row: int, path: Path, column: str) -> str | None:
 
 
 def _warn_text_in_numbers(table: ibis.Table, id_col: str, path: Path) -> None:
-    """Warn about a CSV column of numbers holding some text (``NA``, ``n/a``, ``-``): DuckDB
-    then reads the whole column as text and it is clustered and profiled as categories (one
+    """Warn about a CSV or Parquet column of numbers holding some text (``n/a``, ``?``, not a
+    missing-value token): DuckDB then reads the whole column as text and it is clustered and profiled as categories (one
     ``NA`` turned k-means into k-prototypes) without a word."""
     import warnings
 
@@ -115,7 +115,10 @@ def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: 
                 table = without_tokens(table, (), [id_col], retype=True)
             _warn_text_in_numbers(table, id_col, path)
         elif _READERS.get(suffix) == "parquet":
-            table = without_tokens(read_user_parquet(con, path, table_name=name), tokens, [id_col])
+            # a text column of numbers whose gaps are tokens is numbers, as in a CSV file
+            table = without_tokens(read_user_parquet(con, path, table_name=name), tokens, [id_col],
+                                   retype=True)
+            _warn_text_in_numbers(table, id_col, path)
         elif suffix in (".xlsx", ".xls"):
             import pandas as pd
 
