@@ -144,6 +144,13 @@ def test_score_errors_are_one_line(project, trained):
     after = con.execute("SELECT count(*) FROM customer_scores WHERE snapshot_date = '2024-02-01'").fetchone()
     con.close()
     assert after == before == (0,) and not (directory / "scores.xlsx").exists()
+    # a snapshot after the data (2030) was scored and stored: recency counted years without data
+    late = runner.invoke(app, ["churn", "score", "--project", str(directory), "--snapshot", "2030-01-01"])
+    assert late.exit_code == 1 and "Traceback" not in late.output
+    assert "--snapshot 2030-01-01 is after the data (its last transaction is on" in late.output
+    con = duckdb.connect(str(directory / "segflow.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM customer_scores WHERE snapshot_date = '2030-01-01'").fetchone() == (0,)
+    con.close()
 
 
 def test_next_segment_command(project):

@@ -29,7 +29,7 @@ from segflow.cli._common import (
     stdout,
     user_errors,
 )
-from segflow.errors import SegflowError
+from segflow.errors import InputError, SegflowError
 
 HorizonOption = typer.Option(
     90, "--horizon-days", min=1, help="Churn = no purchase in the N days after the snapshot."
@@ -148,7 +148,17 @@ def _score(
         model, meta = load_churn_model(model_path(project.directory, horizon_days))
         model.set_params(n_threads=threads)
         store = project.store
-        snapshot = snapshot or resolve_snapshot_dates(store, project.settings)[-1]
+        latest = resolve_snapshot_dates(store, project.settings)[-1]
+        if snapshot is not None:
+            last = store.raw.execute("SELECT max(ts) FROM transactions").fetchone()[0]
+            end = max(latest, last.date() + dt.timedelta(days=1)) if last is not None else latest
+            if snapshot > end:
+                raise InputError(
+                    f"--snapshot {snapshot} is after the data (its last transaction is on "
+                    f"{last:%Y-%m-%d}, its last snapshot {latest}): the features would count "
+                    f"the days after the data as days without a purchase; score at {end} or "
+                    "earlier, or ingest newer data first")
+        snapshot = snapshot or latest
         # a past snapshot scored by a model whose labels run past it: said, and logged
         note = look_ahead_note(meta, snapshot)
         if note:
