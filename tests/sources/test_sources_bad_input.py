@@ -251,3 +251,16 @@ def test_column_names_repeated_ignoring_case_are_refused(tmp_path, fmt, names):
     with pytest.raises(InputError, match="column names repeat") as info:
         _run(tmp_path)
     assert info.value.file == path.name and f"{names[0]!r} / {names[1]!r}" in str(info.value)
+
+
+def test_a_csv_header_repeated_but_for_spaces_names_both_as_written(tmp_path):
+    """Ingest trims a CSV header before comparing names, and its message showed the trimmed
+    names ('region' / 'region'), not what differs; it names them as written, as the file
+    commands do."""
+    path = tmp_path / "orders.csv"
+    path.write_text("order_id,customer,date,amount,amount \n1,A,2024-01-02,1.5,2\n")
+    (tmp_path / "segflow.toml").write_text(TOML)
+    with pytest.raises(InputError, match="column names repeat") as info:
+        _run(tmp_path)
+    assert ("'amount' / 'amount ' (names are compared ignoring case and surrounding spaces)"
+            in str(info.value))

@@ -123,7 +123,7 @@ def _csv_header(path: Path, source: SourceSettings, label: str) -> tuple[list[st
         header = next(reader, [])
     except csv.Error as exc:
         raise InputError(f"cannot read the header row: {exc}", file=label, row=0) from exc
-    header = [h.strip() for h in header]
+    written, header = header, [h.strip() for h in header]
     if not header or all(h == "" for h in header):
         raise InputError("the first row is empty; expected a header row", file=label, row=0)
     while header[-1] == "":  # Excel's padding past the last named column (docs/data.md)
@@ -133,7 +133,8 @@ def _csv_header(path: Path, source: SourceSettings, label: str) -> tuple[list[st
         raise InputError(
             f"header has empty column names at positions {blanks}", file=label, row=0
         )
-    refuse_repeated_names(header, label)
+    # the names as written: 'region' / 'region ' says what differs
+    refuse_repeated_names(written[:len(header)], label, trimmed=True)
     if "_row" in {h.lower() for h in header}:
         raise InputError("a column named _row is reserved", file=label, row=0, column="_row")
     return header, delimiter, quote, encoding
