@@ -281,7 +281,10 @@ def build_audience(
         parts.append(where)
     # personal columns under the policy in the engine, before pandas (an integer phone
     # number with a missing value would be a float there)
-    members = protect_columns(t, pii).order_by("customer_id").to_pandas()
+    # Arrow-backed columns keep each value as it came: a whole number with a missing value is
+    # not a float (447946000001, not 4.47946000001e+11), a date not a timestamp
+    members = (protect_columns(t, pii).order_by("customer_id").to_pyarrow()
+               .to_pandas(types_mapper=pd.ArrowDtype))
     members.insert(1, "group", _holdout_groups(len(members), holdout, seed))
     if value is not None:
         members["expected_value"] = members[value].astype(float)
