@@ -22,6 +22,8 @@ def test_spark_features_equal_duckdb_features():
     engine = connect(store, "spark")
     try:
         on_spark = customer_features({n: engine.table(n) for n in REQUIRED_TABLES}, S, window_days=180)
+        # computed once on Spark, the RFM scores' queries below read it (not the features again)
+        on_spark = on_spark.cache()
         got = on_spark.to_pandas().set_index("customer_id").sort_index()
         spark_scores = _rfm(on_spark)
     finally:
