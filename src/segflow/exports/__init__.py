@@ -11,8 +11,10 @@ from segflow.exports._export import (
     watermark,
 )
 from segflow.exports._pii import (
+    PII_ALIASES,
     PII_COLUMNS,
     PII_POLICIES,
+    PII_QUALIFIERS,
     is_personal,
     mask_array,
     mask_email,
@@ -21,14 +23,17 @@ from segflow.exports._pii import (
     mask_value,
     personal_columns,
     phone_key,
+    pii_kind,
     protect_columns,
 )
 from segflow.exports._segment_list import segment_list, write_segment_list
 from segflow.exports._webhook import WebhookPolicy
 
 __all__ = [
+    "PII_ALIASES",
     "PII_COLUMNS",
     "PII_POLICIES",
+    "PII_QUALIFIERS",
     "ExportResult",
     "WebhookPolicy",
     "crm_segment_list",
@@ -44,6 +49,7 @@ __all__ = [
     "neutralise_formulas",
     "personal_columns",
     "phone_key",
+    "pii_kind",
     "protect_columns",
     "segment_changes",
     "segment_list",

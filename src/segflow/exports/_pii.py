@@ -2,9 +2,11 @@
 
 The canonical ``customers`` table holds two personal columns, ``email`` and ``phone``;
 name, address and postcode columns, where a project maps them, and any column of a
-customer file a command writes back out, are treated the same way when their name is one of
-:data:`PII_COLUMNS` (the one list, the server's too). Policies, applied in the engine
-(:func:`personal_columns` for the store's exports, :func:`protect_columns` for any table):
+customer file a command writes back out, are treated the same way when their name is
+personal by the name rule below (:func:`pii_kind`, :func:`is_personal`: the one rule, the
+server's, the campaign commands' and ``segflow customers explain``'s too). Policies, applied
+in the engine (:func:`personal_columns` for the store's exports, :func:`protect_columns` for
+any table):
 
 ``hash`` (default)
     SHA-256 of the normalised value, as 64 hex digits: the form ad platforms and CRMs match
@@ -27,6 +29,34 @@ customer file a command writes back out, are treated the same way when their nam
 ``include``
     The values in clear. Only on explicit request (``--pii include``); the export log
     records the policy of every export.
+
+Which columns are personal: the name rule
+-----------------------------------------
+A column's name is personal when, normalised, it is *exactly* one of the aliases of
+:data:`PII_ALIASES` (the whole name, never a part of it), which also give its kind: the
+``email`` rule, the ``phone`` rule, or ``text`` (names, addresses, postcodes: any other
+personal text). Normalising (:func:`name_tokens`):
+
+1. camelCase and letters next to digits are split (``EmailAddress`` -> ``Email Address``,
+   ``addressLine1`` -> ``address Line 1``);
+2. lower-cased; every run of characters that are not letters or digits (``-``, ``_``,
+   ``.``, spaces) is one separator between tokens;
+3. the tokens ``e`` ``mail`` are one token ``email`` (``E-Mail``, ``e_mail``, ``eMail``);
+4. leading qualifier tokens (:data:`PII_QUALIFIERS`: ``customer``, ``contact``,
+   ``primary``, ``home``, ``work``, ``billing``, ``shipping``...) are dropped, as is one
+   trailing number token (``email2``, ``phone_2``, ``address_line_1``), as long as a token
+   is left.
+
+What is left, joined by ``_``, is looked up. So ``Email``, ``E-Mail``, ``email_address``,
+``customer_email``, ``mobile_phone``, ``Telephone``, ``tel``, ``cell_phone``, ``surname``,
+``given_name``, ``address_line1``, ``street_address``, ``post_code``, ``zip_code`` are
+personal; a column *derived* from a personal one is not, because its name holds a token no
+alias has: ``email_sha256`` (the hashes this module writes: never hashed twice),
+``phone_hash``, ``email_domain`` (the part after ``@`` is shared by many people; a breakdown
+or segment by it is legitimate), ``has_email``, ``email_opt_in``, ``zip_region``, and also
+``company_name``, ``product_name`` (``company`` and ``product`` are no qualifiers). The list
+is explicit on purpose: a name outside it (another language's ``Telefon``, ``Vorname``; a
+date of birth) is not personal; rename the column, or add it here.
 """
 
 from __future__ import annotations
@@ -43,22 +73,84 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 PiiPolicy = Literal["hash", "mask", "omit", "include"]
+PiiKind = Literal["email", "phone", "text"]
 PII_POLICIES: tuple[str, ...] = ("hash", "mask", "omit", "include")
 
-#: Columns holding personal data, matched by name in any case (:func:`is_personal`): in the
-#: store's ``customers`` (those absent from a store are skipped), in a customer file a command
-#: writes back out (``segflow campaign audience --customers``, ``campaign uplift
-#: --scores-out``) and in the server's answers. The one list: an e-mail and a phone number are
-#: hashed and masked by their own rules, every other column (names, address, street, postcode,
-#: zip) by the rule for other personal text.
+#: The aliases of the name rule (see the module's notes): a normalised column name (tokens
+#: joined by ``_``) -> its kind, ``email`` (hashed and masked by the e-mail rules), ``phone``
+#: (the phone rules) or ``text`` (names, addresses, postcodes: the rules for other personal
+#: text).
+PII_ALIASES: dict[str, PiiKind] = {
+    **dict.fromkeys(("email", "email_address", "email_addr", "emailaddress"), "email"),
+    **dict.fromkeys(("phone", "phone_number", "phone_no", "phone_nr", "phone_num", "phonenumber",
+                     "telephone", "telephone_number", "telephone_no", "tel", "tel_no", "tel_nr",
+                     "tel_number", "telno", "mobile", "mobile_phone", "mobile_number", "mobile_no",
+                     "mobile_phone_number", "mobilephone", "mobile_tel", "cell_phone", "cellphone",
+                     "cell_number", "cell_no", "cell_phone_number", "msisdn", "fax", "fax_number",
+                     "fax_no"), "phone"),
+    **dict.fromkeys(("name", "first_name", "firstname", "last_name", "lastname", "full_name",
+                     "fullname", "surname", "given_name", "givenname", "family_name", "familyname",
+                     "middle_name", "forename", "forenames", "maiden_name", "username",
+                     "address", "address_line", "addr", "addr_line", "street", "street_address",
+                     "street_name", "street_line", "postcode", "post_code", "postal_code",
+                     "postalcode", "zip", "zip_code", "zipcode"), "text"),
+}
+#: Tokens that may stand before an alias and still name the same kind of value
+#: (``customer_email``, ``home_phone``, ``billing_address``, ``contact_name``).
+PII_QUALIFIERS: frozenset[str] = frozenset((
+    "customer", "cust", "contact", "primary", "secondary", "alt", "alternate", "alternative",
+    "other", "personal", "private", "home", "work", "billing", "shipping", "delivery", "mailing",
+    "main", "user",
+))
+#: The canonical personal columns (every one an alias of :data:`PII_ALIASES`; kept for the
+#: API and the docs): a name the rule finds personal need not be listed here.
 PII_COLUMNS: tuple[str, ...] = ("email", "phone", "name", "first_name", "last_name", "full_name",
                                 "address", "street", "postcode", "zip")
 
 
+def name_tokens(column: str) -> tuple[str, ...]:
+    """The tokens of ``column``'s name as the name rule compares them (steps 1-3 of the
+    module's notes): ``"E-Mail"`` -> ``("email",)``, ``"addressLine1"`` -> ``("address",
+    "line", "1")``."""
+    import re
+
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", column)
+    text = re.sub(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])", " ", text)
+    tokens = [t for t in re.split(r"[\W_]+", text.lower()) if t]
+    out: list[str] = []
+    for t in tokens:
+        if t == "mail" and out and out[-1] == "e":
+            out[-1] = "email"
+        else:
+            out.append(t)
+    return tuple(out)
+
+
+def pii_kind(column: str) -> PiiKind | None:
+    """The kind of personal data a column of that name holds, by the name rule (see the
+    module's notes): ``"email"``, ``"phone"``, ``"text"`` (names, addresses, postcodes), or
+    None (not personal). ``E-Mail`` and ``customer_email`` are ``email``, ``mobile_phone`` is
+    ``phone``, ``address_line1`` is ``text``; ``email_sha256``, ``email_domain`` and
+    ``phone_hash`` are None."""
+    tokens = list(name_tokens(column))
+    if len(tokens) > 1 and tokens[-1].isdigit():
+        tokens.pop()
+    while len(tokens) > 1 and tokens[0] in PII_QUALIFIERS:
+        tokens.pop(0)
+    return PII_ALIASES.get("_".join(tokens))
+
+
 def is_personal(column: str) -> bool:
-    """Whether a column of that name holds personal data: its name, in any case, is one of
-    :data:`PII_COLUMNS` (``Email`` is, ``email_sha256`` is not)."""
-    return column.lower() in PII_COLUMNS
+    """Whether a column of that name holds personal data: :func:`pii_kind` is not None
+    (``Email``, ``E-Mail``, ``phone_number`` are; ``email_sha256``, ``email_domain`` are not)."""
+    return pii_kind(column) is not None
+
+
+def _kind(column: str) -> PiiKind:
+    """The kind of the personal column ``column`` (also given as a kind, ``email``,
+    ``phone`` or ``text``): the rules that hash and mask it; ``text`` for a name the rule
+    does not know."""
+    return pii_kind(column) or "text"
 
 
 def check_policy(policy: str) -> PiiPolicy:
@@ -105,16 +197,18 @@ MASK_PHONE_MIN_DIGITS = 6
 
 
 def mask_array(kind: str, values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """``values`` (text) of the personal column ``kind`` masked, as whole-column operations in
-    Arrow (no Python loop over the values): :func:`mask_email`'s rule for ``email``,
-    :func:`mask_phone`'s for ``phone``, :func:`mask_name`'s for any other column; nulls stay
-    null. The one implementation of the masking rules: the exports' ``mask`` policy calls it on
+    """``values`` (text) of a personal column masked, as whole-column operations in Arrow (no
+    Python loop over the values); ``kind`` is the column's name or its kind (:func:`pii_kind`):
+    :func:`mask_email`'s rule for an ``email`` column (``E-Mail``, ``email_address``...),
+    :func:`mask_phone`'s for a ``phone`` one (``mobile``, ``tel``...), :func:`mask_name`'s for
+    any other; nulls stay null. The one implementation of the masking rules: the exports' ``mask`` policy calls it on
     each batch in the engine (:func:`_masked`), the server on its rows (:func:`mask_values`),
     and the one-value functions on a one-element array."""
     import pyarrow as pa
 
     if not pa.types.is_string(values.type):
         values = values.cast(pa.string())
+    kind = _kind(kind)
     if kind == "email":
         return _mask_emails(values)
     if kind == "phone":
@@ -257,8 +351,10 @@ def hash_key(column: str, value: ibis.Value) -> ibis.StringValue:
     spaces, and LOWER maps ``İ`` to ``i`` (Python: ``i̇``) and a final ``Σ`` to ``σ``
     (Python: ``ς``), so any other value is normalised by Python (per batch, only those).
     A value that is empty once trimmed is missing (NULL, no hash): the hash of an empty text
-    would give every customer without the value one shared identity."""
-    if column == "phone":
+    would give every customer without the value one shared identity. ``column``: the
+    column's name or its kind (:func:`pii_kind`); a ``phone`` column is hashed by
+    :func:`phone_key`'s rule instead."""
+    if _kind(column) == "phone":
         return _phone_key(value)
     text = value.cast("string")
     key = ibis.ifelse(text.re_search(r"[^\x20-\x7e]"), _python_key(text), text.strip().lower())
@@ -274,9 +370,9 @@ def hashed_column(column: str) -> str:
 
 def _under_policy(column: str, value: ibis.Value, policy: PiiPolicy) -> dict[str, ibis.Value]:
     """The personal column ``column`` under ``policy``, as the columns it becomes: none
-    (``omit``), ``<column>_sha256`` (``hash``), or ``column`` masked or as it is. Its kind
-    (e-mail, phone, other) is its name in lower case."""
-    kind = column.lower()
+    (``omit``), ``<column>_sha256`` (``hash``), or ``column`` masked or as it is, by the
+    rules of its kind (:func:`pii_kind`: ``E-Mail`` by the e-mail rules)."""
+    kind = _kind(column)
     if policy == "omit":
         return {}
     if policy == "hash":
@@ -314,13 +410,14 @@ def protect_columns(table: ibis.Table, policy: str) -> ibis.Table:
 
 
 def personal_columns(customers: ibis.Table, policy: str) -> ibis.Table:
-    """``customer_id`` plus the personal columns of ``customers`` under ``policy``.
+    """``customer_id`` plus the personal columns of ``customers`` (:func:`is_personal`, in
+    the table's order) under ``policy``.
 
     Column names say what they hold: ``email`` (clear or masked) or ``email_sha256``.
     With ``omit`` only ``customer_id`` is returned.
     """
     policy = check_policy(policy)
-    present = [c for c in PII_COLUMNS if c in customers.columns]
+    present = [c for c in customers.columns if is_personal(c)]
     cols: dict[str, ibis.Value] = {"customer_id": customers.customer_id}
     for c in present:
         v = customers[c] if policy == "hash" else customers[c].cast("string")

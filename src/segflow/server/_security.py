@@ -5,8 +5,9 @@ carrying the page's nonce), no framing, no MIME sniffing, no referrer to other s
 on everything but the static library files. No CORS headers are ever sent, so browsers keep
 other sites from reading the API.
 
-Personal data: the columns named in :data:`segflow.exports.PII_COLUMNS` (the exports' one
-list, any case: :func:`segflow.exports.is_personal`) are masked in JSON and pages as the
+Personal data: the columns the exports' name rule finds personal
+(:func:`segflow.exports.is_personal`, of each its kind: :func:`segflow.exports.pii_kind`)
+are masked in JSON and pages as the
 exports' ``mask`` policy masks them (one function per kind of value:
 :func:`segflow.exports.mask_array`) and hashed in CSV downloads as the exports' ``hash``
 policy hashes them, by its own expression (:func:`hash_columns`:
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from segflow.exports._pii import hashed_column, is_personal, mask_values
+from segflow.exports._pii import hashed_column, is_personal, mask_values, pii_kind
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -177,7 +178,7 @@ def hash_columns(columns: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]
     if not columns or not len(columns[0][1]):
         return [[] for _ in columns]
     data = pa.table({f"c{j}": _text(values) for j, (_, values) in enumerate(columns)})
-    kinds = tuple(column.lower() for column, _ in columns)
+    kinds = tuple(pii_kind(column) or "text" for column, _ in columns)
     with _HASHER_LOCK:
         sql = _hash_sql(kinds)
         con = _HASHER["backend"].con
@@ -214,7 +215,7 @@ def protect(frame: pd.DataFrame, how: str) -> pd.DataFrame:
             out[col] = pd.Series(values, index=out.index, dtype=object)
         return out.rename(columns={c: hashed_column(c) for c in pii})
     for col in pii:  # the column's values masked at once
-        out[col] = pd.Series(mask_values(col.lower(), out[col].tolist()), index=out.index, dtype=object)
+        out[col] = pd.Series(mask_values(col, out[col].tolist()), index=out.index, dtype=object)
     return out
 
 
@@ -234,7 +235,7 @@ def protect_rows(columns: list[str], rows: list[tuple[Any, ...]], how: str) -> t
         return [hashed_column(c) if j in pii else c for j, c in enumerate(columns)], [tuple(r) for r in table]
     # masked a column at a time (segflow.exports.mask_values: one array per column)
     for j in pii:
-        for r, v in zip(table, mask_values(columns[j].lower(), [r[j] for r in table]), strict=True):
+        for r, v in zip(table, mask_values(columns[j], [r[j] for r in table]), strict=True):
             r[j] = v
     return columns, [tuple(r) for r in table]
 
