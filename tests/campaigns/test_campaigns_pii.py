@@ -239,3 +239,35 @@ def test_audience_writes_values_as_they_came(tmp_path):
     got = _read_csv(out)
     assert [(r["phone"], r["loyalty_no"], r["joined"]) for r in got] == [
         ("447946000001", "90000000001", "2024-01-01"), ("", "", "")]
+
+
+def _one_line_error(res, column):
+    assert res.exit_code == 1, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"cannot break the effect down by {column!r}" in lines[0], res.output
+    assert "personal data" in lines[0] and "Traceback" not in res.output
+
+
+def test_effect_refuses_a_breakdown_by_a_personal_column(tmp_path):
+    """--by on a personal column (one group per person, labels in clear) is a one-line error
+    naming it, in file mode; a derived column (email_domain) is a breakdown as any other."""
+    rows = [{"arm": "A" if i % 2 else "B", "E-Mail": f"p{i}@{'x' if i % 3 else 'y'}.test",
+             "email_domain": "x.test" if i % 3 else "y.test", "buy": i % 5 == 0} for i in range(60)]
+    path = tmp_path / "resp.csv"
+    pd.DataFrame(rows).astype({"buy": int}).to_csv(path, index=False)
+    args = ["campaign", "effect", "--responses", str(path), "--control", "A", "--outcome", "buy"]
+    res = runner.invoke(app, [*args, "--by", "E-Mail"])
+    _one_line_error(res, "E-Mail")
+    assert "@" not in res.output.replace("E-Mail", "")
+    res = runner.invoke(app, [*args, "--by", "email_domain", "--json"])
+    assert res.exit_code == 0, res.output
+    data = pd.DataFrame(json.loads(res.stdout)["data"])
+    assert set(data[data.by == "email_domain"].segment) == {"x.test", "y.test"}
+
+
+def test_effect_refuses_a_personal_breakdown_in_store_mode(campaign_project):
+    """Store mode refuses before reading anything (the store has no such column: the
+    refusal, not 'not a scheme or a customers column', is the answer)."""
+    res = runner.invoke(app, ["campaign", "effect", "--project", str(campaign_project),
+                              "--campaign", "c1", "--by", "phone_number"])
+    _one_line_error(res, "phone_number")

@@ -18,6 +18,7 @@ import pandas as pd
 from segflow._result import TableResult
 from segflow.campaigns._arms import arm_changes, clean_arm, with_arms
 from segflow.errors import InputError
+from segflow.exports._pii import is_personal
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -145,7 +146,9 @@ def campaign_effect(
         Missing values are left out of that outcome (counted in ``n_missing``).
     by : sequence of str, default=()
         Columns to break the effect down by (segment of a scheme, channel, region...).
-        Missing values form the segment ``"(missing)"``.
+        Missing values form the segment ``"(missing)"``. A personal column (``email``,
+        ``phone``, ``name``, ``postcode``...: :func:`segflow.exports.is_personal`) is an
+        :class:`InputError` (:func:`refuse_personal_breakdown`).
     level : float, default=0.95
         Confidence level of every interval.
     correction : {"holm", "bh", "none"}, default="holm"
@@ -252,6 +255,7 @@ def _check_columns(
             raise InputError(
                 f"column not found; columns are: {', '.join(schema.names)}", file=source, column=col
             )
+    refuse_personal_breakdown(by, source)
     for col in outcomes:
         dtype = schema[col]
         if not (dtype.is_numeric() or dtype.is_boolean()):
@@ -270,6 +274,19 @@ def _check_columns(
                 column=col,
                 **where,
             )
+
+
+def refuse_personal_breakdown(by: Sequence[str], source: str | None = None) -> None:
+    """Raise :class:`InputError` naming the first column of ``by`` that holds personal data
+    (:func:`segflow.exports.is_personal`: ``email``, ``E-Mail``, ``phone``, ``name``,
+    ``postcode``...). A breakdown by it is one group per person: its labels would print the
+    values in clear and each group's lift would be one customer's outcome. Hashing the labels
+    would hide the values but not the individual outcomes, so it is refused, not hashed."""
+    for col in by:
+        if is_personal(col):
+            raise InputError(f"cannot break the effect down by {col!r}: it holds personal data (one "
+                             "group per person); break it down by a segment or a coarser column "
+                             "such as a region", file=source, column=col)
 
 
 def _aggregate(

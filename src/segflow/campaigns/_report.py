@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from segflow.campaigns._effect import EffectReport, campaign_effect
+from segflow.campaigns._effect import EffectReport, campaign_effect, refuse_personal_breakdown
 from segflow.campaigns._migration import MigrationLift, migration_lift
 from segflow.campaigns._store import (
     TableSource,
@@ -152,7 +152,11 @@ def campaign_report(
     snapshots : sequence of datetime.date, optional
         The snapshot dates of ``scheme``, ascending, when the caller read them
         (:func:`segflow.campaigns._store.scheme_snapshots`; read here when None).
+
+    A ``by`` entry naming a personal column (``email``, ``phone``...) is an
+    :class:`InputError` before any query (:func:`refuse_personal_breakdown`).
     """
+    refuse_personal_breakdown(by, f"campaign {campaign_id}")
     start, end = window if window is not None else campaign_window(source, campaign_id)
     notes: list[str] = []
     if scheme and snapshots is None:
