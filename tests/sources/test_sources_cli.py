@@ -32,6 +32,19 @@ def test_ingest_check_audit_customers(project):
     assert res["linked"] == 1
     exp = _json(runner.invoke(app, ["customers", "explain", "C006", *p, "--json"]))
     assert exp["master_id"] == "C001"
+    # personal values masked by default (the exports' mask rules), in clear on request
+    records = {r["customer_id"]: r for r in exp["records"]}
+    assert (records["C001"]["email"], records["C001"]["phone"]) == ("A***@Example.com", "***01")
+    assert records["C006"]["email"] == "a***@example.com"
+    assert [e["evidence"] for e in exp["edges"]] == ["a***@example.com"]
+    text = runner.invoke(app, ["customers", "explain", "C006", *p])
+    assert text.exit_code == 0 and "same email (a***@example.com)" in text.stdout
+    for shown in (json.dumps(exp), text.stdout):
+        assert "ann@example.com" not in shown.lower() and "7946" not in shown
+    clear = _json(runner.invoke(app, ["customers", "explain", "C006", *p, "--pii", "include", "--json"]))
+    records = {r["customer_id"]: r for r in clear["records"]}
+    assert (records["C001"]["email"], records["C001"]["phone"]) == ("Ann@Example.com", "+44 20 7946 0001")
+    assert [e["evidence"] for e in clear["edges"]] == ["ann@example.com"]
     un = _json(runner.invoke(app, ["customers", "unlink", "C006", *p, "--json"]))
     assert un["links_removed"] == 1
 

@@ -40,7 +40,7 @@ def test_links_by_email_phone_and_id_map(store):
 
 def test_explain_and_unlink_are_reversible(store):
     resolve_identities(store)
-    e = explain(store, "W3")
+    e = explain(store, "W3", pii="include")
     assert e.master_id == "A1" and e.members == ["A1", "W3"]
     assert e.edges.rule.tolist() == ["email"] and "ann@example.com" in e.text()
     assert unlink(store, "W3") == 1
@@ -66,3 +66,21 @@ def test_explain_and_map_before_any_resolve(store):
     ident = identity_map(store).execute()
     assert (ident.customer_id == ident.master_id).all() and len(ident) == 8
     assert "identity_links" not in store.tables()  # nothing written
+
+
+def test_explain_masks_personal_values_by_default(store):
+    """The records' e-mail and phone and the evidence of each link, masked by the exports'
+    rules (first character, ***, the domain; *** and the last two digits) unless asked."""
+    resolve_identities(store)
+    e = explain(store, "W4")
+    assert e.master_id == "B7"
+    assert e.edges[["rule", "evidence"]].values.tolist() == [["phone", "***02"]]  # of 079460002
+    records = e.records.set_index("customer_id")
+    assert records.loc["W4", ["email", "phone"]].tolist() == ["b***@x.org", "***02"]
+    assert records.loc["B7", "phone"] == "***02" and pd.isna(records.loc["B7", "email"])
+    assert "7946" not in e.text() and "bob@" not in e.text()
+    clear = explain(store, "W4", pii="include")
+    assert clear.edges.evidence.tolist() == ["079460002"]
+    assert clear.records.set_index("customer_id").loc["W4", "phone"] == "(020) 7946-0002"
+    with pytest.raises(InputError, match="unknown personal-data policy 'hash'"):
+        explain(store, "W4", pii="hash")

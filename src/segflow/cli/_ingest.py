@@ -12,6 +12,7 @@ import typer
 
 from segflow.cli._common import (
     DATE,
+    Choice,
     EngineOption,
     JsonOption,
     ProjectDirOption,
@@ -232,16 +233,24 @@ def resolve_command(
 def explain_command(
     customer_id: str = typer.Argument(..., help="A customer id."),
     project: Path = ProjectDirOption,
+    pii: str = typer.Option("mask", "--pii", parser=Choice("mask", "include"),
+                            help="Personal values shown (e-mails, phone numbers: in the records and "
+                                 "as the evidence of links): mask (a***@example.com, ***02), or include "
+                                 "them in clear."),
     json_output: bool = JsonOption,
 ) -> None:
-    """Explain a customer's identity: which ids are merged with it, and why."""
+    """Explain a customer's identity: which ids are merged with it, and why.
+
+    E-mails and phone numbers are masked as `segflow export --pii mask` writes them;
+    --pii include shows them in clear.
+    """
     from segflow.sources import explain
 
     with user_errors():
         refuse_on_spark(project, "segflow customers explain", IDENTITY_ON_DUCKDB)
         _, store, _ = _open(project, read_only=True)
         with store:
-            result = explain(store, customer_id)
+            result = explain(store, customer_id, pii=pii)
         if json_output:
             print_json(result.to_dict())
             return

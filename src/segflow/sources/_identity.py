@@ -80,6 +80,11 @@ class IdentityReport(TableResult):
         return f"IdentityReport(linked={self.linked}, groups={self.groups}, edges={self.by_rule})"
 
 
+#: Policies of :func:`explain` for the personal values it shows (the records' e-mail and
+#: phone, the evidence of each link): masked (the default) or, asked explicitly, in clear.
+EXPLAIN_PII: tuple[str, ...] = ("mask", "include")
+
+
 class IdentityExplanation:
     """Why a customer id is (or is not) merged with others."""
 
@@ -109,6 +114,29 @@ class IdentityExplanation:
 
     def __repr__(self) -> str:
         return f"IdentityExplanation({self.customer_id!r} -> {self.master_id!r}, {len(self.members)} ids)"
+
+    def masked(self) -> IdentityExplanation:
+        """This explanation with its personal values masked by the exports' mask rules
+        (:func:`segflow.exports.mask_values`): every personal column of the records
+        (:func:`segflow.exports.is_personal`: ``email``, ``phone``...) by its kind's rule, and
+        the evidence of an ``email`` or ``phone`` link by that rule (``a***@example.com``,
+        ``***02``; a phone's evidence is its last 9 digits); an id map's evidence is no
+        personal value."""
+        from segflow.exports._pii import is_personal, mask_values
+
+        records = self.records.copy()
+        for col in records.columns:
+            if is_personal(col):
+                records[col] = pd.Series(mask_values(col, records[col].tolist()), index=records.index,
+                                         dtype=object)
+        edges = self.edges.copy()
+        if len(edges):
+            edges["evidence"] = edges["evidence"].astype(object)
+            for rule in ("email", "phone"):
+                at = edges["rule"] == rule
+                if at.any():
+                    edges.loc[at, "evidence"] = mask_values(rule, edges.loc[at, "evidence"].tolist())
+        return IdentityExplanation(self.customer_id, self.master_id, self.members, edges, self.blocked, records)
 
 
 def _edges_sql(max_group: int) -> str:
@@ -231,11 +259,23 @@ def _resolved(store: Store) -> bool:
     return {"identity_links", "identity_edges", "identity_blocks"} <= set(store.tables())
 
 
-def explain(store: Store, customer_id: str) -> IdentityExplanation:
+def explain(store: Store, customer_id: str, *, pii: str = "mask") -> IdentityExplanation:
     """Explain the identity of ``customer_id``: its master id, group, evidence and records.
 
-    Works on a read-only store; before any resolve every id stands alone.
+    Works on a read-only store; before any resolve every id stands alone. ``pii``
+    (:data:`EXPLAIN_PII`): the personal values shown (the records' e-mail and phone, the
+    evidence of each link) are masked by default (:meth:`IdentityExplanation.masked`), in
+    clear with ``"include"``; any other value is an :class:`InputError`.
     """
+    if pii not in EXPLAIN_PII:
+        raise InputError(f"unknown personal-data policy {pii!r} for explain; expected one of "
+                         f"{', '.join(EXPLAIN_PII)}")
+    explained = _explain(store, customer_id)
+    return explained if pii == "include" else explained.masked()
+
+
+def _explain(store: Store, customer_id: str) -> IdentityExplanation:
+    """:func:`explain`, the values in clear."""
     if not _resolved(store):
         known = store.sql("SELECT count(*) FROM customers WHERE customer_id = ?",
                           [customer_id]).column(0)[0].as_py()
