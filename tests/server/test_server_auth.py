@@ -524,3 +524,32 @@ def test_csv_download_hashes_whole_columns_by_the_exports_expression(analyst, se
         assert (row["email_sha256"] or None, row["phone_sha256"] or None) == (want["email_sha256"], want["phone_sha256"])
     assert rows["C001"]["email_sha256"] == sha256(EMAIL.encode()).hexdigest()
     assert len(calls) <= 2  # the token's check at most, not one per value
+
+
+def test_audit_log_stores_no_searched_address(app, admin, analyst, tokens):
+    """A search by e-mail (API and page) is audited with the SHA-256 of the address's key
+    (str.strip().lower(): the exports' email_sha256), in the detail and the resource; the
+    stored lines hold no address, in any case or URL encoding. An id search keeps its q."""
+    from urllib.parse import quote
+
+    from segflow.server import _audit
+
+    work_dir = app.state.replica.work_dir
+    searched = f"  {EMAIL.upper()} "
+    assert analyst.get("/api/v1/customers", params={"q": searched}).json()["total"] == 1
+    assert analyst.get("/customers", params={"q": searched}).status_code == 200
+    assert analyst.get("/api/v1/customers", params={"q": "C00", "format": "csv"}).status_code == 200
+    _audit.flush()
+    stored = "".join(p.read_text(encoding="utf-8") for p in sorted(work_dir.glob("audit.jsonl*")))
+    for form in (EMAIL, quote(EMAIL), quote(EMAIL, safe=""), "jane.doe", "JANE.DOE", "jane%2Edoe"):
+        assert form.lower() not in stored.lower(), form
+    key = hashlib.sha256(EMAIL.lower().encode()).hexdigest()
+    analyst_id = tokens["analyst"].split("_")[1]
+    events = admin.get("/api/v1/audit", params={"token_id": analyst_id, "limit": 1000}).json()["data"]
+    searches = [e for e in events if e["action"] == "read_customers" and key in e["resource"]]
+    assert {e["resource"].partition("?")[0] for e in searches} == {"/api/v1/customers", "/customers"}
+    assert all(json.loads(e["detail"])["q_sha256"] == key and "q" not in json.loads(e["detail"])
+               for e in searches)
+    assert all(e["resource"].endswith(f"?q_sha256={key}") for e in searches)
+    by_id = [e for e in events if e["action"] == "export" and e["resource"] == "/api/v1/customers?q=C00&format=csv"]
+    assert by_id and json.loads(by_id[0]["detail"])["q"] == "C00"

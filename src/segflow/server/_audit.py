@@ -8,6 +8,9 @@ write lock (any ``segflow tokens ...`` command) moves the spool into the
 (skipping ids already present, so a move cut half-way is redone without duplicates) and
 deletes it. :func:`read_events` shows the table and the spool together.
 
+A searched e-mail address is never stored: :func:`record` writes the SHA-256 of its key
+instead (``q_sha256``, :func:`scrub`), the ``email_sha256`` of the exports for that address.
+
 The two hot routes (``/score`` and customer lookups, :mod:`segflow.server._hot`) record
 their events ``deferred``: kept in the worker process and written together at most 50 ms
 later (:func:`flush`; also when the app stops, at interpreter exit, and before this process
@@ -60,6 +63,7 @@ def record(work_dir: Path, *, token_id: str | None, role: str | None, action: st
     the request's either way)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}; expected one of {ACTIONS}")
+    resource, detail = scrub(resource, detail)
     event = {
         "event_id": uuid.uuid4().hex,
         "at": dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds"),
@@ -77,6 +81,26 @@ def record(work_dir: Path, *, token_id: str | None, role: str | None, action: st
         return event
     _append(spool_path(work_dir), line)
     return event
+
+
+def scrub(resource: str, detail: dict[str, Any] | None) -> tuple[str, dict[str, Any] | None]:
+    """``resource`` (a path and its query string) and ``detail`` as the log records them: a
+    searched e-mail (a ``q`` holding ``@``, in either) replaced by the SHA-256 of its key,
+    ``q_sha256`` (:func:`segflow.server._search.audit_search`), so no address is stored.
+    Anything else as given (the query string as it came, when it holds no such ``q``)."""
+    from urllib.parse import parse_qsl, urlencode
+
+    from segflow.server._search import audit_search
+
+    if detail and isinstance(detail.get("q"), str) and "@" in detail["q"]:
+        name, value = audit_search(detail["q"])
+        detail = {(name if k == "q" else k): (value if k == "q" else v) for k, v in detail.items()}
+    path, sep, query = resource.partition("?")
+    if sep and ("@" in query or "%40" in query.upper()):  # (the hot routes' queries: no search)
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(k == "q" and "@" in v for k, v in pairs):
+            resource = path + "?" + urlencode([audit_search(v) if k == "q" else (k, v) for k, v in pairs])
+    return resource, detail
 
 
 def flush() -> int:

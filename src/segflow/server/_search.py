@@ -15,6 +15,10 @@ as a whole column in the engine (:func:`build_email_keys`, when the copy is prep
 values that are not printable ASCII go through Python), into a table sorted by the key, so
 a search is one equality on that column (DuckDB skips the row groups whose key range
 cannot hold it) and never a Python loop over the customers.
+
+The audit log never holds a searched address: a search text with ``@`` is recorded as the
+SHA-256 of its key, ``q_sha256`` (:func:`audit_search`), in the event's detail and in its
+resource (the request's query string), by :func:`segflow.server._audit.record`.
 """
 
 from __future__ import annotations
@@ -30,6 +34,24 @@ def email_key(text: str) -> str:
     """The searched text as the stored e-mails are keyed: ``str.strip().lower()``, the
     normalisation of :func:`segflow.exports._pii.hash_key` (for an e-mail)."""
     return text.strip().lower()
+
+
+def searched_key(text: str) -> str:
+    """The SHA-256 hex of a searched e-mail as its key (:func:`email_key`): what the audit log
+    records instead of the address (:func:`audit_search`), equal to the ``email_sha256`` the
+    exports and the CSV downloads write for that address (:func:`segflow.exports._pii.hash_key`
+    is ``str.strip().lower()``), so an auditor finds who searched for an address by its hash,
+    and the log holds no address."""
+    import hashlib
+
+    return hashlib.sha256(email_key(text).encode("utf-8")).hexdigest()
+
+
+def audit_search(q: str) -> tuple[str, str]:
+    """The ``(name, value)`` the audit log records for a search text ``q``: an e-mail
+    (any text holding ``@``, as the search by e-mail reads it) as ``("q_sha256",``
+    :func:`searched_key` ``)``; anything else (an id prefix, a name part) as ``("q", q)``."""
+    return ("q_sha256", searched_key(q)) if "@" in q else ("q", q)
 
 
 def build_email_keys(con: Any) -> bool:
