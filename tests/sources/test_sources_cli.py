@@ -26,6 +26,12 @@ def test_ingest_check_audit_customers(project):
     check = _json(runner.invoke(app, ["sources", "check", "shop", "-n", "5", *p, "--json"]))
     assert check["counts"]["rows_read"] == 5 and check["rules"] == {"excluded_line": 1}
     assert check["mapping"]["amount"] == "Quantity+UnitPrice"
+    # a customers source's accepted rows: personal columns masked unless --pii include
+    crm = _json(runner.invoke(app, ["sources", "check", "crm", "-n", "2", *p, "--json"]))
+    assert [(r["email"], r["phone"]) for r in crm["accepted"]] == [("A***@Example.com", "***01"),
+                                                                  ("b***@example.com", "***02")]
+    crm = _json(runner.invoke(app, ["sources", "check", "crm", "-n", "2", *p, "--json", "--pii", "include"]))
+    assert [r["email"] for r in crm["accepted"]] == ["Ann@Example.com", "bob@example.com"]
     audit = _json(runner.invoke(app, ["audit", "--as-of", "2024-06-01", *p, "--json"]))
     assert 0 <= audit["score"] <= 100 and audit["count"] > 5
     res = _json(runner.invoke(app, ["customers", "resolve", *p, "--json"]))

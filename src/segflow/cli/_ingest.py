@@ -153,11 +153,16 @@ def check_command(
     name: str = typer.Argument(..., help="Name of the source in segflow.toml."),
     rows: int = typer.Option(1000, "--rows", "-n", min=1, help="Number of rows to check."),
     project: Path = ProjectDirOption,
+    pii: str = typer.Option("mask", "--pii", parser=Choice("mask", "include"),
+                            help="Personal columns of the accepted rows in --json (email, phone, "
+                                 "name...): mask (a***@example.com, ***23, J***), or include them "
+                                 "in clear."),
     json_output: bool = JsonOption,
 ) -> None:
     """Dry-run a source's mapping on its first rows: what would be accepted and rejected.
 
     Nothing is written. unknown_customer and the comparison with the store are not checked.
+    The accepted rows (--json) show personal columns masked unless --pii include.
     """
     from segflow.config import Settings
     from segflow.errors import ConfigError
@@ -171,6 +176,8 @@ def check_command(
             names = ", ".join(s.name for s in settings.sources) or "(none)"
             raise ConfigError(f"no source named {name!r}; sources are: {names}")
         report = check_source(match[0], folder, n=rows)
+        if pii != "include":
+            report = report.masked()
         if json_output:
             print_json(report.to_dict())
             return

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from segflow.exports._pii import hashed_column, is_personal, mask_values, pii_kind
+from segflow.exports._pii import hashed_column, is_personal, mask_frame, mask_values, pii_kind
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -207,16 +207,14 @@ def protect(frame: pd.DataFrame, how: str) -> pd.DataFrame:
     or ``full``) to the personal-data columns."""
     if how == "full":
         return frame
+    if how != "hash":
+        return mask_frame(frame)  # each column's values masked at once (segflow.exports.mask_frame)
     out = frame.copy()
     pii = [col for col in out.columns if is_personal(col)]
-    if how == "hash":
-        hashed = hash_columns([(col, out[col].tolist()) for col in pii])
-        for col, values in zip(pii, hashed, strict=True):
-            out[col] = pd.Series(values, index=out.index, dtype=object)
-        return out.rename(columns={c: hashed_column(c) for c in pii})
-    for col in pii:  # the column's values masked at once
-        out[col] = pd.Series(mask_values(col, out[col].tolist()), index=out.index, dtype=object)
-    return out
+    hashed = hash_columns([(col, out[col].tolist()) for col in pii])
+    for col, values in zip(pii, hashed, strict=True):
+        out[col] = pd.Series(values, index=out.index, dtype=object)
+    return out.rename(columns={c: hashed_column(c) for c in pii})
 
 
 def protect_rows(columns: list[str], rows: list[tuple[Any, ...]], how: str) -> tuple[list[str], list[tuple[Any, ...]]]:

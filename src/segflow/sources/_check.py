@@ -55,6 +55,16 @@ class CheckReport(TableResult):
     def to_pandas(self) -> pd.DataFrame:
         return self.accepted
 
+    def masked(self) -> CheckReport:
+        """This report with the accepted rows' personal columns (``email``, ``phone``...:
+        :func:`segflow.exports.is_personal`) masked by the exports' mask rules
+        (:func:`segflow.exports.mask_frame`): what ``segflow sources check --json`` prints
+        unless ``--pii include``."""
+        from segflow.exports._pii import mask_frame
+
+        return CheckReport(self.source, self.file, self.mapping, self.counts, self.rules,
+                           mask_frame(self.accepted), self.rejected)
+
     def to_dict(self) -> dict[str, Any]:
 
         return {

@@ -122,13 +122,9 @@ class IdentityExplanation:
         the evidence of an ``email`` or ``phone`` link by that rule (``a***@example.com``,
         ``***02``; a phone's evidence is its last 9 digits); an id map's evidence is no
         personal value."""
-        from segflow.exports._pii import is_personal, mask_values
+        from segflow.exports._pii import mask_frame, mask_values
 
-        records = self.records.copy()
-        for col in records.columns:
-            if is_personal(col):
-                records[col] = pd.Series(mask_values(col, records[col].tolist()), index=records.index,
-                                         dtype=object)
+        records = mask_frame(self.records)
         edges = self.edges.copy()
         if len(edges):
             edges["evidence"] = edges["evidence"].astype(object)
