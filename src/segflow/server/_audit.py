@@ -31,6 +31,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from segflow.server._search import audit_search
+
 _SPOOL = "audit.jsonl"
 #: What an event records: one customer read, a list of customers read, a CSV download, a
 #: scoring call (``segflow tokens audit --action`` offers the same words).
@@ -88,15 +90,13 @@ def scrub(resource: str, detail: dict[str, Any] | None) -> tuple[str, dict[str, 
     searched e-mail (a ``q`` holding ``@``, in either) replaced by the SHA-256 of its key,
     ``q_sha256`` (:func:`segflow.server._search.audit_search`), so no address is stored.
     Anything else as given (the query string as it came, when it holds no such ``q``)."""
-    from urllib.parse import parse_qsl, urlencode
-
-    from segflow.server._search import audit_search
-
     if detail and isinstance(detail.get("q"), str) and "@" in detail["q"]:
         name, value = audit_search(detail["q"])
         detail = {(name if k == "q" else k): (value if k == "q" else v) for k, v in detail.items()}
     path, sep, query = resource.partition("?")
     if sep and ("@" in query or "%40" in query.upper()):  # (the hot routes' queries: no search)
+        from urllib.parse import parse_qsl, urlencode
+
         pairs = parse_qsl(query, keep_blank_values=True)
         if any(k == "q" and "@" in v for k, v in pairs):
             resource = path + "?" + urlencode([audit_search(v) if k == "q" else (k, v) for k, v in pairs])
