@@ -553,3 +553,24 @@ def test_audit_log_stores_no_searched_address(app, admin, analyst, tokens):
     assert all(e["resource"].endswith(f"?q_sha256={key}") for e in searches)
     by_id = [e for e in events if e["action"] == "export" and e["resource"] == "/api/v1/customers?q=C00&format=csv"]
     assert by_id and json.loads(by_id[0]["detail"])["q"] == "C00"
+
+
+def test_audit_drain_scrubs_addresses_an_older_server_spooled(tmp_path):
+    """A spool line written before the scrub (the address in the detail and the resource) is
+    moved into audit_log with q_sha256 instead; an id search's q stays."""
+    from segflow.server import _audit
+
+    old = {"event_id": "e1", "at": "2026-01-02T03:04:05.000000", "token_id": "t", "role": "analyst",
+           "action": "read_customers", "resource": "/api/v1/customers?q=Jane.Doe%40Example.com&limit=5",
+           "detail": json.dumps({"q": "Jane.Doe@Example.com", "rows": 1}), "client": "x"}
+    kept = {**old, "event_id": "e2", "resource": "/api/v1/customers?q=C00", "detail": json.dumps({"q": "C00"})}
+    _audit.spool_path(tmp_path).write_text(json.dumps(old) + "\n" + json.dumps(kept) + "\n")
+    con = duckdb.connect()
+    con.execute("CREATE TABLE audit_log (event_id VARCHAR PRIMARY KEY, event_at TIMESTAMP NOT NULL, "
+                "token_id VARCHAR, role VARCHAR, action VARCHAR NOT NULL, resource VARCHAR, detail VARCHAR, "
+                "client VARCHAR)")
+    assert _audit.drain(tmp_path, con) == 2
+    rows = dict(con.execute("SELECT event_id, resource || ' ' || detail FROM audit_log").fetchall())
+    key = hashlib.sha256(b"jane.doe@example.com").hexdigest()
+    assert rows["e1"] == f'/api/v1/customers?q_sha256={key}&limit=5 {{"q_sha256": "{key}", "rows": 1}}'
+    assert rows["e2"] == '/api/v1/customers?q=C00 {"q": "C00"}'

@@ -103,6 +103,17 @@ def scrub(resource: str, detail: dict[str, Any] | None) -> tuple[str, dict[str, 
     return resource, detail
 
 
+def _scrub_stored(event: dict[str, Any]) -> None:
+    """:func:`scrub` a spooled event in place (its detail a JSON text), so that a line an
+    older server wrote with a searched address is moved into ``audit_log`` without it."""
+    if "@" not in event["resource"] and "@" not in event["detail"]:
+        return
+    with contextlib.suppress(json.JSONDecodeError):
+        resource, detail = scrub(event["resource"], json.loads(event["detail"]))
+        event["resource"] = resource
+        event["detail"] = json.dumps(detail or {}, sort_keys=True, default=str)
+
+
 def flush() -> int:
     """Write this process's deferred events to their spools (one locked write per folder);
     returns how many. Called by the hot routes' timer, when the app stops, at exit and before
@@ -166,6 +177,7 @@ def drain(work_dir: Path, con: Any) -> int:
             con.execute("BEGIN TRANSACTION")
             try:
                 for e in events:
+                    _scrub_stored(e)  # a line a server before the scrub wrote
                     con.execute(
                         "INSERT INTO audit_log SELECT ?, ?, ?, ?, ?, ?, ?, ? "
                         "WHERE NOT EXISTS (SELECT 1 FROM audit_log WHERE event_id = ?)",
