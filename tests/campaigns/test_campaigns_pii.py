@@ -165,6 +165,13 @@ def test_uplift_scores_out_hashes_personal_columns(tmp_path):
                               "--pii", "include", "--json"])
     assert res.exit_code == 0, res.output
     assert [r["email"] for r in _read_csv(scored)] == frame.email.tolist()
+    # a personal column as a feature: one category per person, refused before any fit
+    res = runner.invoke(app, ["campaign", "uplift", "--responses", str(src), "--control", "C",
+                              "--outcome", "y", "--feature", "x", "--feature", "email"])
+    assert res.exit_code == 1, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot use 'email' as a feature" in lines[0], res.output
+    assert "personal data" in lines[0] and "Example.com" not in res.output
 
 
 @pytest.mark.parametrize("how", ["hash", "mask"])
