@@ -110,7 +110,7 @@ NOT_RUN: dict[str, str] = {
     "segflow churn": "15-20 s each on the demo project; tests/models runs the commands",
     "segflow campaign uplift": "the file of a past experiment is the reader's own",
     "segflow tokens revoke": "the token id is the one `segflow tokens create` printed",
-    "segflow warehouse": "a project on Spark ([engine] kind = \"spark\"); tests/spark runs them",
+    "segflow warehouse": "each starts a Spark session (seconds; Java); tests/spark/test_warehouse_cli.py runs them",
 }
 
 
