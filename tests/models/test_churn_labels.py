@@ -18,6 +18,7 @@ from segflow.models._churn_data import (
     churn_training_set,
     complete_snapshots,
     data_end,
+    last_day,
     next_segment_labels,
     next_segment_training_set,
     time_split,
@@ -107,8 +108,15 @@ def test_complete_snapshots_and_time_split():
 
 
 def test_data_end_is_day_after_last_transaction(memory_store):
+    with pytest.raises(SegflowError, match="no transactions"):
+        data_end(memory_store.table("transactions"))
+    assert last_day(memory_store.table("transactions")) is None
     memory_store.append("transactions", _tx(BOUNDARY))
     assert data_end(memory_store.table("transactions")) == dt.date(2024, 5, 2)
+    # the last line's day, a return included (what `segflow churn score --snapshot` checks)
+    memory_store.append("transactions", _tx([("E", "2024-05-03 23:59:59", -5.0, True)]))
+    assert last_day(memory_store.table("transactions")) == dt.date(2024, 5, 3)
+    assert data_end(memory_store.table("transactions")) == dt.date(2024, 5, 4)
 
 
 def _features(tables):

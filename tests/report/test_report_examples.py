@@ -108,6 +108,26 @@ def test_the_examples_are_found():
             yield from leaves(sub, [*prefix, name])
 
     assert not [path for path in leaves(get_command(app), []) if path not in EXAMPLES]  # every command has one
+
+    def groups(cmd, prefix):  # noqa: ANN001, ANN202
+        subs = getattr(cmd, "commands", {})
+        if subs:
+            yield " ".join(prefix), len(subs)
+        for name, sub in subs.items():
+            yield from groups(sub, [*prefix, name])
+
+    # every group too ("" is `segflow` itself): 2-4 lines (1 for a group of one command), each
+    # a line its --help shows and, but for the group's own invocation, that a command of the
+    # group shows as its own (the run test runs a line once, however many helps show it)
+    found = dict(groups(get_command(app), []))
+    assert {"", "campaign", "warehouse", "customers", "migrate"} <= found.keys()
+    for group, commands in found.items():
+        lines = EXAMPLES.get(group, [])
+        assert min(2, commands) <= len(lines) <= 4, group
+        assert all(" ".join(line.split()) in helps for line in lines), group
+        subs = [line for path, more in EXAMPLES.items() if path.startswith(f"{group} ".lstrip())
+                and path != group for line in more]
+        assert all(line in subs for line in lines if not line.startswith(f"segflow {group} -")), group
     # a continued line is one example, its options on it
     assert any(line.startswith("segflow clv fit -t demo-data/") and "--holdout-end" in line for line in readme)
 

@@ -264,3 +264,36 @@ def test_a_csv_header_repeated_but_for_spaces_names_both_as_written(tmp_path):
         _run(tmp_path)
     assert ("'amount' / 'amount ' (names are compared ignoring case and surrounding spaces)"
             in str(info.value))
+
+
+CRM_TOML = """
+[[sources]]
+name = "crm"
+table = "customers"
+path = "crm.csv"
+[sources.columns]
+customer_id = "id"
+first_name = "first"
+Postcode = "zip"
+segment_hint = "note"
+"""
+
+
+def test_a_mapped_name_or_address_is_refused_with_what_to_do(tmp_path):
+    """The canonical customers hold no names or addresses (docs/data.md): mapping one is a
+    config error that names the personal columns and says to join them by customer_id; a
+    column that is neither gets the plain refusal. Nothing is stored."""
+    project = _project(tmp_path, "id,first,zip,note\nC1,Ann,AB1 2CD,x\n", CRM_TOML, name="crm.csv")
+    store = Store(":memory:")
+    with pytest.raises(ConfigError) as info:
+        _run(project, store)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "['Postcode', 'first_name', 'segment_hint'] are not columns of the canonical table 'customers'" in message
+    assert "keeps no names or postal addresses (Postcode, first_name), only email and phone" in message
+    assert "remove them from [sources.columns]" in message and "customer_id" in message
+    assert _rows(store, "customers") == 0
+    plain = CRM_TOML.replace('first_name = "first"\nPostcode = "zip"\n', "")
+    with pytest.raises(ConfigError) as info:
+        _run(_project(tmp_path, "id,first,zip,note\nC1,Ann,AB1 2CD,x\n", plain, name="crm.csv"))
+    assert str(info.value).endswith("signup_channel, valid_from, valid_to)")

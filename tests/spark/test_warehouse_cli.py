@@ -1,6 +1,7 @@
 """The CLI on a Spark project (``[engine] kind = "spark"``): the commands that read the store
-read the warehouse, or refuse in one line; ``warehouse runs|vacuum`` refuse a DuckDB
-project; a Spark run stores the same run notes as the DuckDB run.
+read the warehouse, or refuse in one line; ``warehouse push|runs|vacuum`` work on the
+warehouse [engine] names whatever the project's kind (``runs`` and ``vacuum`` say how to make
+one when there is none yet); a Spark run stores the same run notes as the DuckDB run.
 
 One small demo project (plus a rule scheme whose second rule is shadowed by its first),
 ingested and run on DuckDB: the reference. Its loads are pushed into the warehouse of a
@@ -199,16 +200,62 @@ def test_one_row_per_run_keeps_each_runs_last_state():
     assert one_row_per_run(log.iloc[:0]).empty
 
 
-def test_warehouse_runs_and_vacuum_refuse_a_duckdb_project(tmp_path):
+def test_warehouse_runs_and_vacuum_without_a_warehouse_say_how_to_make_one(tmp_path):
+    """The warehouse of a project is the one [engine] names, whatever its kind: before
+    anything was pushed or ingested there, `runs` and `vacuum` say so in one line (naming
+    `warehouse push`; on Spark also `ingest`), start no Spark session and create nothing."""
     from segflow.project import Project
 
-    Project.init(tmp_path).close()
-    for command in ("runs", "vacuum"):
-        err = _cli("warehouse", command, "-p", str(tmp_path), code=1)
-        assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
-        assert "is on duckdb ([engine] kind in segflow.toml)" in err
-        assert '[engine] kind = "spark"' in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["segflow.duckdb", "segflow.toml"]
+    for kind in ("duckdb", "spark"):
+        project = tmp_path / kind
+        toml = f'[engine]\nkind = "{kind}"\nwarehouse = "wh"\ndatabase = "shop"\n'
+        Project.init(project, toml_text=toml).close()
+        root = f"file://{(project / 'wh').resolve()}/shop.db"
+        for command in ("runs", "vacuum"):
+            err = _cli("warehouse", command, "-p", str(project), code=1)
+            assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+            assert f"has no warehouse yet at {root} ([engine] warehouse and database" in " ".join(err.split())
+            assert f"`segflow warehouse push -p {project}` copies its DuckDB store there" in " ".join(err.split())
+            assert (f"`segflow ingest -p {project}` loads its sources there" in " ".join(err.split())) == (kind == "spark")
+        assert sorted(p.name for p in project.iterdir()) == ["segflow.duckdb", "segflow.toml"]
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_warehouse_push_runs_and_vacuum_agree_on_a_duckdb_project(projects):
+    """A DuckDB project's warehouse ([engine] of the fixture's session, a database of its
+    own): `runs` refuses before the push; `push` copies every row of the DuckDB store as one
+    run; `runs` then lists that run and `vacuum` finds nothing to remove."""
+    import shutil
+
+    import duckdb
+
+    duck, spark, _ = projects
+    project = duck.parent / "duck_pushed"
+    shutil.copytree(duck, project, ignore=shutil.ignore_patterns("*.wal", "report.html"))
+    wh = (spark / "wh").resolve()
+    with (project / "segflow.toml").open("a") as toml:
+        toml.write(f'\n[engine]\nmaster = "local[1]"\nwarehouse = "{wh}"\ndatabase = "pushed"\n')
+    assert "has no warehouse yet" in _cli("warehouse", "runs", "-p", str(project), code=1)
+    assert not (wh / "pushed.db").exists()
+    pushed = json.loads(_cli("warehouse", "push", "-p", str(project), "--json"))
+    assert pushed["warehouse"] == f"file://{wh}/pushed.db"
+    con = duckdb.connect(str(project / "segflow.duckdb"), read_only=True)
+    try:
+        expected = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in pushed["rows"]}
+    finally:
+        con.close()
+    assert pushed["rows"] == expected and expected["transactions"] > 0
+    runs = json.loads(_cli("warehouse", "runs", "-p", str(project), "--json"))
+    assert [(r["command"], r["status"]) for r in runs] == [("push", "ok")]
+    out = CliRunner().invoke(_app(), ["warehouse", "vacuum", "-p", str(project)])
+    assert out.exit_code == 0 and "removed the partitions of 0 uncommitted run(s)" in out.stderr
+
+
+def _app():  # noqa: ANN202
+    from segflow.cli import app
+
+    return app
 
 
 @pytest.mark.spark

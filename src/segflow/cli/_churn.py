@@ -132,6 +132,7 @@ def _score(
     threads: int | None = None,
 ) -> tuple[Any, int]:
     from segflow.engine import connect
+    from segflow.models._churn_data import last_day
     from segflow.models._churn_train import (
         churn_model_name,
         load_churn_model,
@@ -150,8 +151,10 @@ def _score(
         store = project.store
         latest = resolve_snapshot_dates(store, project.settings)[-1]
         if snapshot is not None:
-            last = store.raw.execute("SELECT max(ts) FROM transactions").fetchone()[0]
-            end = max(latest, last.date() + dt.timedelta(days=1)) if last is not None else latest
+            # the store's own connection (no engine is connected before the run record)
+            last = last_day(store.table("transactions"))
+            # the day after it is the data's end, as the training's (models._churn_data.data_end)
+            end = latest if last is None else max(latest, last + dt.timedelta(days=1))
             if snapshot > end:
                 raise InputError(
                     f"--snapshot {snapshot} is after the data (its last transaction is on "

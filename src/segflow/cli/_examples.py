@@ -12,7 +12,7 @@ import re
 
 import typer
 
-#: command path (space-separated) -> example command lines
+#: command path (space-separated) -> example command lines (a group's: see GROUP_EXAMPLES)
 EXAMPLES: dict[str, list[str]] = {
     "init": ["segflow init myproject"],
     "ingest": ["segflow ingest -p myproject", "segflow ingest -p myproject --json"],
@@ -79,7 +79,29 @@ EXAMPLES: dict[str, list[str]] = {
     "warehouse push": ["segflow warehouse push -p myproject"],
     "warehouse runs": ["segflow warehouse runs -p myproject --json"],
     "warehouse vacuum": ["segflow warehouse vacuum -p myproject"],
+    # a group that runs without a sub-command: its own examples (the group's typical
+    # sub-commands follow, from GROUP_EXAMPLES)
+    "export": ["segflow export -p myproject --scheme rfm --out rfm.csv"],
 }
+
+#: command group ("" is ``segflow`` itself) -> the commands whose first example its
+#: ``--help`` shows after its own: 2-3 typical commands of the group, each line exactly as
+#: its command has it (the test runs a line once, however many helps show it).
+GROUP_EXAMPLES: dict[str, list[str]] = {
+    "": ["init", "ingest", "run", "report"],
+    "sources": ["sources check"],
+    "customers": ["customers resolve", "customers explain"],
+    "segment": ["segment profile"],
+    "migrate": ["migrate forecast"],
+    "clv": ["clv fit", "clv score"],
+    "churn": ["churn train", "churn score"],
+    "campaign": ["campaign list", "campaign effect", "campaign audience"],
+    "tokens": ["tokens create", "tokens list"],
+    "export": ["export segments", "export audience"],
+    "warehouse": ["warehouse push", "warehouse runs"],
+}
+for _group, _commands in GROUP_EXAMPLES.items():
+    EXAMPLES[_group] = [*EXAMPLES.get(_group, []), *(EXAMPLES[c][0] for c in _commands)]
 
 #: Examples the test suite parses but does not run as written, and why (each is run in
 #: other forms by the tests of its command).
@@ -88,7 +110,7 @@ NOT_RUN: dict[str, str] = {
     "segflow churn": "15-20 s each on the demo project; tests/models runs the commands",
     "segflow campaign uplift": "the file of a past experiment is the reader's own",
     "segflow tokens revoke": "the token id is the one `segflow tokens create` printed",
-    "segflow warehouse": "a project on Spark ([engine] kind = \"spark\"); tests/spark runs them",
+    "segflow warehouse": "each starts a Spark session (seconds; Java); tests/spark/test_warehouse_cli.py runs them",
 }
 
 
@@ -112,7 +134,10 @@ def _epilog(lines: list[str]) -> str:
 
 
 def add_examples(app: typer.Typer, prefix: str = "") -> None:
-    """Set the epilog of every command (and group) of ``app`` that has examples."""
+    """Set the epilog of every command (and group) of ``app`` that has examples; ``app``
+    itself (``prefix`` empty: ``segflow --help``) too."""
+    if not prefix and "" in EXAMPLES:
+        app.info.epilog = _epilog(EXAMPLES[""])
     for command in app.registered_commands:
         path = f"{prefix}{command.name}"
         if path in EXAMPLES:

@@ -101,7 +101,7 @@ def ingest_command(
             from segflow.cli._warehouse import open_warehouse
             from segflow.warehouse import ingest_on_warehouse
 
-            settings, warehouse = open_warehouse(project, spark_only=False)
+            settings, warehouse = open_warehouse(project)
             folder = project if project.is_dir() else project.parent
             with progress(disable=json_output) as bar, warnings.catch_warnings():
                 warnings.simplefilter("ignore")

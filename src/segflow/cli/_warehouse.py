@@ -3,7 +3,10 @@
 With ``[engine] kind = "spark"`` (or ``--engine spark``) ``segflow run`` computes on Spark
 from the canonical tables in the warehouse and writes its results there; the project's
 DuckDB store is not opened. ``segflow warehouse push`` copies what ``segflow ingest`` loaded
-into the warehouse (interim, until ingest runs on Spark: docs/scale.md).
+into the DuckDB store to the warehouse (the way from DuckDB to Spark, and for the sources the
+Spark ingest cannot read: docs/scale.md). The warehouse of every project, whatever its
+``kind``, is the one ``[engine]`` names: ``push`` creates it, ``runs`` and ``vacuum`` read it
+and never create one (:func:`open_warehouse`).
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from segflow.store._spark import SparkStore
 
 warehouse_app = typer.Typer(
-    help="The Spark warehouse of the project ([engine] in segflow.toml; docs/scale.md).",
+    help="The project's Spark warehouse, where [engine] warehouse and database point, whatever "
+         "[engine] kind: push the DuckDB store there, list its runs, clean up (docs/scale.md).",
     no_args_is_help=True,
 )
 
@@ -43,37 +47,58 @@ def register(app: typer.Typer) -> None:
     app.add_typer(warehouse_app, name="warehouse")
 
 
-def open_warehouse(project_dir: Path, *, spark_only: bool = True) -> tuple[Settings, SparkStore]:
+def open_warehouse(project_dir: Path, *, existing: bool = False) -> tuple[Settings, SparkStore]:
     """The project's settings and its Spark store (session from ``[engine]``).
+
+    The warehouse of a project is the one its ``[engine]`` names (``warehouse``,
+    ``database``), whatever its ``kind``: ``kind`` chooses where commands compute, not
+    whether there is a warehouse. ``segflow warehouse push`` fills it from the DuckDB store
+    on any project; ``run`` and ``ingest`` on Spark use it; ``runs`` and ``vacuum`` read it.
+
+    ``existing``: a warehouse that does not exist yet is not created: a local one is looked
+    for before any Spark session starts.
 
     Raises
     ------
     SegflowError
-        ``spark_only`` and the project is not on Spark (``[engine] kind``): it has no
-        warehouse, and none is started or created. ``spark_only=False``: the warehouse that
-        ``[engine]`` names whatever its ``kind`` (``push``, the migration tool, fills it;
-        ``run`` and ``ingest`` with ``--engine spark`` use it)."""
+        ``existing`` and there is no warehouse yet: one line saying how to make it
+        (``segflow warehouse push`` from the DuckDB store; on a Spark project also
+        ``segflow ingest``)."""
     from segflow.config import Settings
-    from segflow.store._spark import SparkStore
+    from segflow.store._spark import NoWarehouse, SparkStore, local_folder, warehouse_root
 
     settings = Settings.load(project_dir)
-    if spark_only and settings.engine.kind != "spark":
-        raise SegflowError(
-            f"the project in {project_dir} is on {settings.engine.kind} ([engine] kind in "
-            "segflow.toml), so it has no Spark warehouse; set [engine] kind = \"spark\" (with "
-            "master and warehouse) to use one, and `segflow warehouse push` to copy its "
-            "DuckDB store there (docs/scale.md)")
+    if existing:
+        root = warehouse_root(settings.engine, project_dir)
+        folder = local_folder(root)
+        if folder is not None and not folder.is_dir():
+            raise no_warehouse(project_dir, settings, root)
+        try:
+            return settings, SparkStore.open(settings.engine, project_dir, create=False)
+        except NoWarehouse:
+            raise no_warehouse(project_dir, settings, root) from None
     return settings, SparkStore.open(settings.engine, project_dir)
+
+
+def no_warehouse(project_dir: Path, settings: Settings, root: str) -> SegflowError:
+    """The one-line error of a command that reads a warehouse that does not exist yet."""
+    fill = f"`segflow warehouse push -p {project_dir}` copies its DuckDB store there"
+    if settings.engine.kind == "spark":
+        fill = f"`segflow ingest -p {project_dir}` loads its sources there (or {fill})"
+    return SegflowError(
+        f"the project in {project_dir} has no warehouse yet at {root} ([engine] warehouse and "
+        f"database in segflow.toml; its engine is {settings.engine.kind}): {fill}")
 
 
 @warehouse_app.command("push")
 def push(project_dir: Path = ProjectDirOption, as_json: bool = JsonOption) -> None:
-    """Copy the loads of the DuckDB store that the warehouse lacks into it (one run)."""
+    """Copy the loads of the DuckDB store that the warehouse lacks into it (one run), on any
+    project: the warehouse is the one [engine] names, created if need be."""
     from segflow.project import Project
     from segflow.warehouse import push_to_warehouse
 
     with user_errors():
-        settings, warehouse = open_warehouse(project_dir, spark_only=False)
+        settings, warehouse = open_warehouse(project_dir)
         with Project.open_reading(project_dir) as project:  # reads the store (a TEMP table)
             counts = push_to_warehouse(project.store, warehouse)
         if as_json:
@@ -87,9 +112,10 @@ def push(project_dir: Path = ProjectDirOption, as_json: bool = JsonOption) -> No
 def runs(project_dir: Path = ProjectDirOption, as_json: bool = JsonOption,
          log: bool = typer.Option(False, "--log", help="Every state each run reached (the raw run "
                                   "log: a running row, then an ok or failed row).")) -> None:
-    """The runs of the warehouse, one row per run with its last state, oldest first (stdout)."""
+    """The runs of the warehouse, one row per run with its last state, oldest first (stdout);
+    a push is a run. Without a warehouse yet, one line says how to make one."""
     with user_errors():
-        _settings, warehouse = open_warehouse(project_dir)
+        _settings, warehouse = open_warehouse(project_dir, existing=True)
         frame = warehouse.runs().orderBy("started_at", "finished_at").toPandas()
         if not log:
             frame = one_row_per_run(frame)
@@ -144,9 +170,10 @@ def _runs_table(frame: pd.DataFrame, root: str, *, log: bool = False) -> RichTab
 
 @warehouse_app.command("vacuum")
 def vacuum(project_dir: Path = ProjectDirOption) -> None:
-    """Delete the partitions of runs that never committed (run it when nothing else runs)."""
+    """Delete the partitions of runs that never committed (run it when nothing else runs);
+    without a warehouse yet, one line says how to make one."""
     with user_errors():
-        _settings, warehouse = open_warehouse(project_dir)
+        _settings, warehouse = open_warehouse(project_dir, existing=True)
         removed = warehouse.vacuum()
         console.print(f"removed the partitions of {len(removed)} uncommitted run(s)")
 
@@ -155,7 +182,7 @@ def run_on_spark(project_dir: Path, *, as_json: bool) -> None:
     """``segflow run`` on the warehouse (called by the ``run`` command)."""
     from segflow.warehouse import run_on_warehouse
 
-    settings, warehouse = open_warehouse(project_dir, spark_only=False)
+    settings, warehouse = open_warehouse(project_dir)
     with progress(disable=as_json) as bar, warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         task = bar.add_task("run on Spark", total=None)

@@ -1,12 +1,12 @@
 """Personal data in exports: hashed, masked, left out, or (when asked explicitly) in clear.
 
-The canonical ``customers`` table holds two personal columns, ``email`` and ``phone``;
-name, address and postcode columns, where a project maps them, and any column of a
-customer file a command writes back out, are treated the same way when their name is
-personal by the name rule below (:func:`pii_kind`, :func:`is_personal`: the one rule, the
-server's, the campaign commands' and ``segflow customers explain``'s too). Policies, applied
-in the engine (:func:`personal_columns` for the store's exports, :func:`protect_columns` for
-any table):
+The canonical ``customers`` table holds two personal columns, ``email`` and ``phone`` (it
+has no place for names or addresses: the ingest refuses to map one, saying so); any column
+of a customer file a command writes back out (names, addresses, postcodes) is treated the
+same way when its name is personal by the name rule below (:func:`pii_kind`,
+:func:`is_personal`: the one rule, the server's, the campaign commands' and ``segflow
+customers explain``'s too). Policies, applied in the engine (:func:`personal_columns` for the
+store's exports, :func:`protect_columns` for any table):
 
 ``hash`` (default)
     SHA-256 of the normalised value, as 64 hex digits: the form ad platforms and CRMs match

@@ -92,12 +92,27 @@ def churn_labels(
     )
 
 
-def data_end(transactions: ibis.Table) -> dt.date:
-    """The exclusive end of the data: the day after the last transaction day."""
+def last_day(transactions: ibis.Table) -> dt.date | None:
+    """The day of the last transaction (any line, returns included; one engine query on the
+    table's own backend), or None when ``transactions`` has no rows."""
     last = transactions.ts.max().execute()
     if last is None or pd.isna(last):
+        return None
+    return pd.Timestamp(last).date()
+
+
+def data_end(transactions: ibis.Table) -> dt.date:
+    """The exclusive end of the data: the day after the last transaction day
+    (:func:`last_day`).
+
+    Raises
+    ------
+    SegflowError
+        ``transactions`` has no rows (nothing to label)."""
+    last = last_day(transactions)
+    if last is None:
         raise SegflowError("the store has no transactions; nothing to label")
-    return pd.Timestamp(last).date() + dt.timedelta(days=1)
+    return last + dt.timedelta(days=1)
 
 
 def window_rates(

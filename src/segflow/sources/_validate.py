@@ -233,6 +233,20 @@ class _Mapper:
         return Spec(text, value, label)
 
 
+def _personal_hint(unknown: set[str]) -> str:
+    """What to do instead, when ``unknown`` mapped columns hold personal data other than an
+    e-mail or phone (names, addresses, postcodes: :data:`segflow.exports.PII_COLUMNS`):
+    the store keeps none (empty text otherwise)."""
+    from segflow.exports import is_personal
+
+    personal = sorted(c for c in unknown if is_personal(c))
+    if not personal:
+        return ""
+    return (f"; the store keeps no names or postal addresses ({', '.join(personal)}), only "
+            "email and phone: remove them from [sources.columns] and join them to segflow's "
+            "lists where they live (the exports and audiences carry customer_id)")
+
+
 def resolve(source: SourceSettings, staged: Staged) -> dict[str, Spec]:
     """The spec of every canonical column the source provides (others stay NULL)."""
     mapper = _Mapper(source, staged)
@@ -241,6 +255,7 @@ def resolve(source: SourceSettings, staged: Staged) -> dict[str, Spec]:
         raise ConfigError(
             f"source {source.name!r}: {sorted(unknown)} are not columns of the canonical table "
             f"{source.table!r} (its columns: {', '.join(CANONICAL_TABLES[source.table])})"
+            + _personal_hint(unknown)
         )
     bad_key = set(source.duplicate_key) - set(CANONICAL_TABLES[source.table])
     if bad_key:

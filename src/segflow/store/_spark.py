@@ -44,6 +44,26 @@ COMMITTED = "ok"
 CHECKPOINTS = "_checkpoints"
 
 
+class NoWarehouse(StoreError):
+    """The Spark warehouse that was asked for (not to be created) does not exist."""
+
+
+def warehouse_root(engine: EngineSettings, project_dir: str | Path | None = None) -> str:
+    """URL of the folder of segflow's database in the warehouse ``[engine]`` names,
+    ``<warehouse>/<database>.db`` (:attr:`SparkStore.root`); no session is started."""
+    from segflow.engine import warehouse_url
+
+    return f"{warehouse_url(engine.warehouse, project_dir).rstrip('/')}/{engine.database}.db"
+
+
+def local_folder(url: str) -> Path | None:
+    """The local folder of a ``file:`` URL (``file:/x``, ``file:///x``), else None (a URL
+    only Spark can look into: ``hdfs://``, ``s3a://``...)."""
+    if not url.startswith("file:"):
+        return None
+    return Path("/" + url.removeprefix("file:").lstrip("/"))
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
@@ -61,13 +81,20 @@ class SparkStore:
     database : str, default="segflow"
         Database of the session catalog; its folder is ``<warehouse>/<database>.db``.
 
+    create : bool, default=True
+        Create the database's folder when it does not exist; ``False``: a warehouse without
+        it raises :class:`NoWarehouse` (nothing is created).
+
     Raises
     ------
     StoreError
         The warehouse cannot be created or listed (the message names the URL).
+    NoWarehouse
+        ``create`` is false and ``<warehouse>/<database>.db`` does not exist.
     """
 
-    def __init__(self, session: SparkSession, warehouse: str, database: str = "segflow") -> None:
+    def __init__(self, session: SparkSession, warehouse: str, database: str = "segflow", *,
+                 create: bool = True) -> None:
         self.session = session
         from segflow.engine._spark import ibis_backend
 
@@ -78,6 +105,8 @@ class SparkStore:
         self._committed: list[str] | None = None
         self._running: set[str] = set()
         self._messages: dict[str, str] = {}
+        if not create and not self._exists(self.root):
+            raise NoWarehouse(f"no Spark warehouse at {self.root} yet")
         try:
             session.sql(f"CREATE DATABASE IF NOT EXISTS `{database}` LOCATION '{self.root}'")
             self._mkdirs(self.root)
@@ -85,12 +114,22 @@ class SparkStore:
             raise StoreError(f"cannot use the Spark warehouse {self.root}: {_first_line(exc)}") from exc
 
     @classmethod
-    def open(cls, engine: EngineSettings, project_dir: str | Path | None = None) -> SparkStore:
-        """The store that the ``[engine]`` settings name (session built from them too)."""
+    def open(cls, engine: EngineSettings, project_dir: str | Path | None = None, *,
+             create: bool = True) -> SparkStore:
+        """The store that the ``[engine]`` settings name (session built from them too);
+        ``create`` as in the class (``False``: :class:`NoWarehouse` for a missing one)."""
         from segflow.engine import session_from_settings, warehouse_url
 
         session = session_from_settings(engine, project_dir)
-        return cls(session, warehouse_url(engine.warehouse, project_dir), engine.database)
+        return cls(session, warehouse_url(engine.warehouse, project_dir), engine.database,
+                   create=create)
+
+    def _exists(self, url: str) -> bool:
+        try:
+            fs, path = self._fs_path(url)
+            return bool(fs.exists(path))
+        except Exception as exc:  # JVM errors: permission, unknown file system scheme
+            raise StoreError(f"cannot use the Spark warehouse {url}: {_first_line(exc)}") from exc
 
     # -- file system (Hadoop FS through the JVM: works for every URL scheme Spark reads) --
     def _fs_path(self, url: str) -> tuple[Any, Any]:
