@@ -100,22 +100,20 @@ def survey_registry(responses: ibis.Table) -> dict[str, tuple[Feature, tuple[str
     first day's numbers does not make a 0-10 score a list of categories.
     """
     r = _usable(responses)
-    day = r.ts.date()
-    r = r.mutate(_d=day, _x=answer_number(_trim(r.answer.cast("string"))).notnull())
-    r = r.mutate(_d0=r._d.min().over(group_by="question"))
-    first = r._d == r._d0
-    stats = (
-        r.group_by(r.question)
-        .aggregate(_day=r._d0.min(), _n=r.count(), _num=r._x.cast("int64").sum(),
-                   _n0=r.count(where=first), _num0=r._x.cast("int64").sum(where=first))
-        .execute()
-    )
+    r = r.mutate(_d=r.ts.date(), _x=answer_number(_trim(r.answer.cast("string"))).notnull())
+    # one row per (question, answer day): small (questions x days), read into pandas
+    per_day = (r.group_by(["question", "_d"])
+               .aggregate(_n=r.count(), _num=r._x.cast("int64").sum())
+               .execute())
     pooled: dict[str, list[tuple[str, object, int, int, int, int]]] = {}
-    for question, first_day, n, num, n0, num0 in stats.itertuples(index=False):
+    for question, days in per_day.groupby("question", sort=False):
         column = question_column(str(question))
-        if column is not None:
-            pooled.setdefault(column, []).append(
-                (str(question), first_day, int(n), int(num), int(n0), int(num0 or 0)))
+        if column is None:
+            continue
+        first = days[days["_d"] == days["_d"].min()]
+        pooled.setdefault(column, []).append(
+            (str(question), days["_d"].min(), int(days["_n"].sum()), int(days["_num"].sum()),
+             int(first["_n"].sum()), int(first["_num"].sum())))
     out: dict[str, tuple[Feature, tuple[str, ...]]] = {}
     for column in sorted(pooled):
         rows = pooled[column]
