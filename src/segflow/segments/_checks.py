@@ -123,8 +123,9 @@ def one_segment_messages(scheme: SchemeSettings, sizes: Mapping[str, int], *,
 
 def rfm_tie_messages(scheme: SchemeSettings, features: ibis.Table, sizes: Mapping[str, int], *,
                      snapshot: object = None) -> list[str]:
-    """A message when an RFM score cannot use all its ``bins`` scores among the buyers (one
-    engine query: the score distribution of R, F and M at this snapshot).
+    """A message when an RFM score cannot use all its ``bins`` scores among the buyers and it
+    matters. Usually one cheap aggregation (min and max of R, F, M among the buyers); the
+    score distribution (a second query) only when a note may be due.
 
     A score dimension is *degenerate* when at least ``bins`` buyers are scored on it (R: every
     buyer; F and M: the buyers with an order in the window, module notes of
