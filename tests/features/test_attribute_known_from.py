@@ -57,15 +57,16 @@ def _regions(tables: dict, s: dt.date) -> dict:
 
 def test_a_version_is_known_from_the_later_of_valid_from_and_created_at():
     tables = _tables()
+    regions = {s: _regions(tables, s) for s in SNAPSHOTS}
     # independent: the rule written out per snapshot
-    assert _regions(tables, SNAPSHOTS[0]) == {"g": None, "m": "London", "s": "Wales"}
-    assert _regions(tables, SNAPSHOTS[1]) == {"g": "North", "m": None, "s": "Wales"}
-    assert _regions(tables, SNAPSHOTS[2]) == {"g": "North", "m": "Paris", "s": "Wales"}
+    assert regions[SNAPSHOTS[0]] == {"g": None, "m": "London", "s": "Wales"}
+    assert regions[SNAPSHOTS[1]] == {"g": "North", "m": None, "s": "Wales"}
+    assert regions[SNAPSHOTS[2]] == {"g": "North", "m": "Paris", "s": "Wales"}
     long = snapshot_features(tables, SNAPSHOTS, groups=["rfm", "attribute"]).to_pandas()
     for s in SNAPSHOTS:  # the one-pass table reads the same rule
         one = long[long["snapshot_date"] == pd.Timestamp(s)]
         assert {r.customer_id: (r.region if isinstance(r.region, str) else None)
-                for r in one.itertuples()} == _regions(tables, s)
+                for r in one.itertuples()} == regions[s]
 
 
 @pytest.mark.parametrize("s", SNAPSHOTS)
