@@ -173,7 +173,8 @@ def test_a_record_made_after_the_snapshot_gives_no_attributes_before_it():
              valid_from=pd.NaT, valid_to=pd.NaT),
         dict(customer_id="undated", created_at=pd.NaT, region="Kent", city="Dover",
              valid_from=pd.NaT, valid_to=pd.NaT),
-        # back-filled history: valid_from before the record was made holds from valid_from
+        # back-filled history: valid_from before the record was made holds from created_at
+        # (the later of both: nothing could read the record before it was made)
         dict(customer_id="backfilled", created_at=_ts("2024-06-01"), region="Devon",
              city="Exeter", valid_from=_ts("2023-01-01"), valid_to=pd.NaT),
     ])
@@ -186,7 +187,7 @@ def test_a_record_made_after_the_snapshot_gives_no_attributes_before_it():
     st.append("transactions", pa.Table.from_pandas(tx, preserve_index=False))
     days = [dt.date(2024, 2, 1), dt.date(2024, 3, 1), dt.date(2024, 3, 2), dt.date(2024, 7, 1)]
     expected = {"guest": [None, None, "Scotland", "Scotland"], "old": ["Wales"] * 4,
-                "undated": ["Kent"] * 4, "backfilled": ["Devon"] * 4}
+                "undated": ["Kent"] * 4, "backfilled": [None, None, None, "Devon"]}
     readable = {d: _features(st, d) for d in days}
     for cid, regions in expected.items():
         assert [_value(readable[d], cid, "region") for d in days] == regions, cid

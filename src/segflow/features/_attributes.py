@@ -16,12 +16,25 @@ ATTRIBUTE_COLUMNS: tuple[str, ...] = (
 )
 
 
+def known_from(valid_from: ibis.TimestampValue, created_at: ibis.TimestampValue) -> ibis.TimestampValue:
+    """When a customer row starts to describe the customer at a snapshot: the later of its
+    ``valid_from`` and its ``created_at`` (the one given when the other is missing; null
+    when both are). A version dated before its record was created (``valid_from <
+    created_at``: a back-dated change, a history loaded at registration) is known from
+    ``created_at``: a snapshot before the record existed could not have read it, and the
+    same data cut at that snapshot has no such row (ingest notes each such row in
+    ``ingest_flags``, rule ``valid_from_before_created``)."""
+    later = created_at.notnull() & (valid_from.isnull() | (created_at > valid_from))
+    return ibis.ifelse(later, created_at, valid_from)
+
+
 def customer_records(customers: ibis.Table, frame: Frame) -> ibis.Table:
     """One customer row per ``customer_id``: the attributes valid at ``s`` and ``signup_date``.
 
-    A customer row is *valid at s* when its start (``valid_from``; when missing, the row's
-    ``created_at``: a record made when a guest registered does not describe them before) is
-    missing or before ``s`` and ``valid_to`` is missing or on or after ``s`` (the half-open interval
+    A customer row is *valid at s* when its start (:func:`known_from`: the later of
+    ``valid_from`` and the row's ``created_at``, either when the other is missing: a record
+    made when a guest registered does not describe them before, and a version back-dated
+    before its record was made is not known before it either) is missing or before ``s`` and ``valid_to`` is missing or on or after ``s`` (the half-open interval
     ``[valid_from, valid_to)`` holds the instant just before ``s``), so a change dated exactly
     ``s`` belongs to the next snapshot, like a transaction at ``s``. Among the rows valid at
     ``s`` the one with the latest ``valid_from`` wins (rows without one count as the oldest);
@@ -37,9 +50,9 @@ def customer_records(customers: ibis.Table, frame: Frame) -> ibis.Table:
         _vt=c.valid_to if "valid_to" in c.columns else none,
     )
     signup = c.group_by("customer_id").aggregate(_created=c.created_at.min())
-    # a row without valid_from holds from its created_at (a guest's record made when they
-    # registered says nothing about them before): the snapshot may not read it earlier
-    start = ibis.coalesce(c._vf, c.created_at)
+    # a row holds from its valid_from, and not before its created_at (a guest's record made
+    # when they registered says nothing about them before): the snapshot may not read it earlier
+    start = known_from(c._vf, c.created_at)
     valid = c.filter(
         start.isnull() | frame.before(start), c._vt.isnull() | ~frame.before(c._vt)
     )

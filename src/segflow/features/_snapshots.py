@@ -41,7 +41,7 @@ from segflow._dates import as_date
 from segflow.errors import InputError
 from segflow.features import _onepass_purchases as purchases
 from segflow.features import _onepass_web as web
-from segflow.features._attributes import ATTRIBUTE_COLUMNS
+from segflow.features._attributes import ATTRIBUTE_COLUMNS, known_from
 from segflow.features._behaviour import campaign_features
 from segflow.features._core import (
     _ZERO_WHEN_ABSENT,
@@ -381,8 +381,8 @@ def _attributes(customers: ibis.Table, periods: Periods) -> ibis.Table:
         _vt=c.valid_to if "valid_to" in c.columns else none,
     )
     c = c.mutate(
-        # valid from valid_from, else from created_at (the rule of customer_records)
-        _vfd=ibis.coalesce(c._vf, c.created_at).date().epoch_days().cast("int64").fill_null(
+        # valid from the later of valid_from and created_at (the rule of customer_records)
+        _vfd=known_from(c._vf, c.created_at).date().epoch_days().cast("int64").fill_null(
             periods.days[0] - 1),
         _vtd=c._vt.date().epoch_days().cast("int64").fill_null(periods.days[-1]),
     )

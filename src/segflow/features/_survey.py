@@ -1,13 +1,19 @@
 """Survey answers as features: every question of the survey table becomes one column.
 
-The set of columns and their kinds is read from the whole ``survey_responses`` table (one
-small query), so every snapshot of a run has the same columns; the *values* use only answers
-before the snapshot.
+The set of columns is read from the whole ``survey_responses`` table (one small query), so
+every snapshot of a run has the same columns (a question first answered after ``s`` is a
+column of missing values at ``s``). The *values* use only answers before the snapshot, and so
+does the *kind* of a question (number or answer): it is decided by the answers of the
+question's first answer day alone (:func:`survey_registry`), which every snapshot that holds
+any answer to it sees in full. So answers that arrive later (a refresh adds a month of text
+answers to a numeric question) never change a snapshot's values, columns' kinds or segments:
+they are read as missing there, with a counted warning.
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 
 import ibis
 
@@ -69,28 +75,62 @@ def survey_registry(responses: ibis.Table) -> dict[str, tuple[Feature, tuple[str
     -------
     dict
         Column name -> (:class:`Feature`, the raw question texts it pools), sorted by column
-        name. A question is *numeric* (``kind="numeric"``, unit ``"number"``) when every
-        non-empty answer to it, in the whole table, is a number; otherwise categorical
+        name. A question is *numeric* (``kind="numeric"``, unit ``"number"``) when more than
+        half of the non-empty answers given on its *first answer day* (the UTC calendar day
+        of its earliest answer) are numbers (:data:`NUMBER_PATTERN`); otherwise categorical
         (unit ``"answer"``). Questions that differ only in case, spaces or punctuation
-        ("Price sensitivity", "price_sensitivity") are one question.
+        ("Price sensitivity", "price_sensitivity") are one question, and their first day is
+        the earliest of them.
+
+    Warns
+    -----
+    UserWarning
+        When a numeric question has later answers that are not numbers: how many, and that
+        they are read as missing (the value at a snapshot whose latest answer is one of them
+        is missing).
+
+    Notes
+    -----
+    Why the first day: a snapshot ``s`` reads answers before ``s`` (midnight), so any
+    snapshot that sees an answer to the question sees every answer of its first day, and the
+    kind is the same whether the table ends at ``s`` or goes on; snapshots before that day
+    have no answer to it (a column of missing values). Read from the whole table instead, one
+    text answer arriving next month turned a numeric question into a categorical one at
+    every earlier snapshot too. "More than half" rather than "all": a stray "n/a" among the
+    first day's numbers does not make a 0-10 score a list of categories.
     """
     r = _usable(responses)
-    value = answer_number(_trim(r.answer.cast("string")))
-    stats = (
-        r.group_by(r.question)
-        .aggregate(_n=r.count(), _num=value.notnull().cast("int64").sum())
-        .execute()
-    )
-    pooled: dict[str, list[tuple[str, int, int]]] = {}
-    for question, n, num in stats.itertuples(index=False):
+    r = r.mutate(_d=r.ts.date(), _x=answer_number(_trim(r.answer.cast("string"))).notnull())
+    # one row per (question, answer day): small (questions x days), read into pandas
+    per_day = (r.group_by(["question", "_d"])
+               .aggregate(_n=r.count(), _num=r._x.cast("int64").sum())
+               .execute())
+    pooled: dict[str, list[tuple[str, object, int, int, int, int]]] = {}
+    for question, days in per_day.groupby("question", sort=False):
         column = question_column(str(question))
-        if column is not None:
-            pooled.setdefault(column, []).append((str(question), int(n), int(num)))
+        if column is None:
+            continue
+        first = days[days["_d"] == days["_d"].min()]
+        pooled.setdefault(column, []).append(
+            (str(question), days["_d"].min(), int(days["_n"].sum()), int(days["_num"].sum()),
+             int(first["_n"].sum()), int(first["_num"].sum())))
     out: dict[str, tuple[Feature, tuple[str, ...]]] = {}
     for column in sorted(pooled):
         rows = pooled[column]
-        numeric = all(num == n for _, n, num in rows)
-        shown = min(q for q, _, _ in rows)
+        day0 = min(d for _, d, *_ in rows)
+        # the pooled first day: only questions whose own first day it is have answers on it
+        n0 = sum(k for _, d, _, _, k, _ in rows if d == day0)
+        num0 = sum(k for _, d, _, _, _, k in rows if d == day0)
+        numeric = 2 * num0 > n0
+        shown = min(q for q, *_ in rows)
+        if numeric:
+            other = sum(n - num for _, _, n, num, _, _ in rows)
+            if other:
+                warnings.warn(
+                    f"survey question {shown!r} is read as a number (the answers of its first "
+                    f"day, {_day_text(day0)}: {num0:,} of {n0:,} numbers); {other:,} of its "
+                    f"{sum(n for _, _, n, _, _, _ in rows):,} answers are not numbers and are "
+                    "read as missing", UserWarning, stacklevel=2)
         definition = (
             f"Latest answer before s to the survey question '{shown}'"
             + (" (a number)." if numeric else ".")
@@ -102,8 +142,13 @@ def survey_registry(responses: ibis.Table) -> dict[str, tuple[Feature, tuple[str
             "survey",
             "numeric" if numeric else "categorical",
         )
-        out[column] = (feature, tuple(sorted(q for q, _, _ in rows)))
+        out[column] = (feature, tuple(sorted(q for q, *_ in rows)))
     return out
+
+
+def _day_text(day: object) -> str:
+    """A first answer day as ``YYYY-MM-DD`` (a date, a timestamp or a NumPy datetime)."""
+    return str(day)[:10]
 
 
 def survey_features(

@@ -235,6 +235,9 @@ _FLAG_ADVICE = {
                        "neutralise it (prefix ') before writing CSV or Excel",
     "invalid_value": "values outside the value map were emptied; the originals are in "
                      "ingest_flags: extend [sources.value_maps] if they are valid",
+    "valid_from_before_created": "attribute versions dated before their record was created "
+                                 "describe the customer from created_at, not valid_from; if "
+                                 "created_at is a load date, map the sign-up date instead",
 }
 
 

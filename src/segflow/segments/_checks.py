@@ -121,6 +121,122 @@ def one_segment_messages(scheme: SchemeSettings, sizes: Mapping[str, int], *,
     return [f"scheme {scheme.name!r}{at}: all {total:,} {who} are in one segment, {segment!r}{why}"]
 
 
+def rfm_tie_messages(scheme: SchemeSettings, features: ibis.Table, sizes: Mapping[str, int], *,
+                     snapshot: object = None) -> list[str]:
+    """A message when an RFM score cannot use all its ``bins`` scores among the buyers and it
+    matters. Usually one cheap aggregation (min and max of R, F, M among the buyers); the
+    score distribution (a second query) only when a note may be due.
+
+    A score dimension is *degenerate* when at least ``bins`` buyers are scored on it (R: every
+    buyer; F and M: the buyers with an order in the window, module notes of
+    :mod:`segflow.segments._rfm`) and they use fewer than ``bins`` distinct scores: the
+    feature has one value among them (every buyer has one order: F cannot be split at all),
+    or a value held by more than ``1 / bins`` of them takes the lowest score its run covers
+    and the scores it spans stay empty (docs/segments.md, "Heavy ties"); with fixed cut
+    points, values that no cut point separates. The message is given when a dimension has
+    one value, or when a dimension is degenerate and more than half of the named segments
+    (:data:`segflow.segments._rfm.RFM_SEGMENTS`) are empty; an empty score alone is the
+    usual result of one-order buyers and says nothing. It gives, per degenerate dimension,
+    the scores used and the largest tie (value, buyers, share), how many of the named
+    segments are empty, and what the user can change. Empty for other kinds, nested RFM
+    schemes (scored per parent segment) and snapshots with fewer buyers than ``bins``.
+    """
+    from segflow.segments._assign import rfm_scores_for, scheme_bins
+    from segflow.segments._rfm import RFM_INPUTS, RFM_SEGMENTS, WINDOW_SCORED, in_window
+    from segflow.segments._scores import comparable
+
+    if scheme.kind != "rfm" or scheme.within:
+        return []
+    bins = scheme_bins(scheme)
+    named = [seg.name for seg in RFM_SEGMENTS]
+    empty_segments = [name for name in named if not sizes.get(name, 0)]
+    if 2 * len(empty_segments) <= len(named) and not _one_value(features):
+        return []  # the usual case, from one cheap aggregation: no scoring query
+    scored = rfm_scores_for(scheme, features)
+    buyers = scored.filter(scored.r_score.notnull())
+    win = in_window(buyers).fill_null(False)
+    parts = []
+    for score, col, _ in RFM_INPUTS:
+        b = buyers.filter(win) if col in WINDOW_SCORED else buyers
+        parts.append(b.select(_dim=ibis.literal(score), _s=b[score],
+                              _v=comparable(b, col).cast("float64")))
+    u = parts[0].union(parts[1]).union(parts[2])
+    dist = (u.group_by(["_dim", "_s"])
+            .aggregate(n=u.count(), lo=u._v.min(), hi=u._v.max(), values=u._v.nunique())
+            .to_pandas())
+    at = f" at {snapshot}" if snapshot is not None else ""
+    facts = []
+    everyone = int(dist.loc[dist["_dim"] == "r_score", "n"].sum())
+    single = False
+    for score, col, _ in RFM_INPUTS:
+        d = dist[dist["_dim"] == score].sort_values("_s")
+        n = int(d["n"].sum())
+        used = [int(x) for x in d["_s"]]
+        if n < bins or len(used) >= bins:
+            continue
+        who = "buyers" if n == everyone else "buyers with an order in the window"
+        if len(d) == 1 and int(d["values"].iloc[0]) == 1:
+            single = True
+            facts.append(f"{col} has one value among the {n:,} {who} ({_num(d['lo'].iloc[0])}): "
+                         f"{score[0].upper()} cannot be split into {bins} scores, all score {used[0]}")
+            continue
+        empty = [k for k in range(1, bins + 1) if k not in used]
+        top = d.loc[d["n"].idxmax()]
+        text = (f"{score} uses {len(used)} of {bins} scores among the {n:,} {who} "
+                f"(empty: {', '.join(map(str, empty))})")
+        if int(top["values"]) == 1:
+            text += (f"; {int(top['n']):,} ({int(top['n']) / n:.0%}) share {col} = "
+                     f"{_num(top['lo'])} and all score {int(top['_s'])}")
+        facts.append(text)
+    # an empty score alone is common (55 % one-order buyers leave f_score 2 empty) and
+    # harmless while the segments still fill: said when a dimension has one value, or when
+    # more than half of the named segments are empty
+    if not facts or not (single or 2 * len(empty_segments) > len(named)):
+        return []
+    listed = ", ".join(empty_segments[:_MAX_NAMED]) + (
+        f" and {len(empty_segments) - _MAX_NAMED} more" if len(empty_segments) > _MAX_NAMED else "")
+    frozen = scheme.cutoffs != "per_snapshot"
+    cause = ("the scheme's fixed cut points do not separate these buyers" if frozen else
+             "ties, as a value held by more than 1/bins of the buyers takes the lowest score "
+             "its run covers ('Heavy ties' in docs/segments.md)")
+    refreeze = ("re-freeze the cut points at a more recent reference snapshot" if
+                scheme.cutoffs == "reference" else "change cut_points")
+    advice = (f"{refreeze}, or use cutoffs = 'per_snapshot'" if frozen else
+              f"use fewer bins (bins = {max(2, bins - 2)}), a longer [rfm] window_days if one is "
+              "set, score_method = 'ntile' (equal-count bins; tied buyers split by customer id), "
+              "or a rules scheme on other features")
+    return [f"scheme {scheme.name!r}{at}: RFM scores cannot be split into {bins} as asked: "
+            + "; ".join(facts)
+            + f"; {len(empty_segments)} of {len(named)} named segments are empty"
+            + (f" ({listed})" if empty_segments else "")
+            + f". Cause: {cause}. To tell buyers apart: {advice}"]
+
+
+def _one_value(features: ibis.Table) -> bool:
+    """Whether recency, frequency or monetary has a single value among the buyers (F and M:
+    those with an order in the window) while at least two are scored on it."""
+    from segflow.segments._rfm import RFM_INPUTS, WINDOW_SCORED, in_window
+    from segflow.segments._scores import comparable
+
+    b = features.filter(features.recency_days.notnull())
+    win = in_window(b).fill_null(False)
+    metrics = {}
+    for i, (_, col, _) in enumerate(RFM_INPUTS):
+        where = win if col in WINDOW_SCORED else None
+        v = comparable(b, col)
+        metrics[f"n{i}"] = b.count(where=where)
+        metrics[f"lo{i}"], metrics[f"hi{i}"] = v.min(where=where), v.max(where=where)
+    row = b.aggregate(**metrics).to_pandas().iloc[0]
+    return any(int(row[f"n{i}"]) >= 2 and row[f"lo{i}"] == row[f"hi{i}"]
+               for i in range(len(RFM_INPUTS)))
+
+
+def _num(value: object) -> str:
+    """A feature value in a message: a whole number without decimals, else up to 2 places."""
+    x = float(value)  # type: ignore[arg-type]
+    return f"{x:,.0f}" if x == int(x) else f"{x:,.2f}"
+
+
 def check_scheme(
     scheme: SchemeSettings,
     features: ibis.Table,
@@ -154,6 +270,7 @@ def check_scheme(
     for name in expected_segments(scheme):
         sizes.setdefault(name, 0)
     messages += small_segment_messages(scheme, sorted(sizes.items()), snapshot=snapshot)
+    messages += rfm_tie_messages(scheme, features, sizes, snapshot=snapshot)
     messages += one_segment_messages(scheme, sizes, snapshot=snapshot)
     if warn:
         for message in messages:

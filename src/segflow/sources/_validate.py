@@ -419,6 +419,10 @@ def flags(source: SourceSettings, specs: dict[str, Spec]) -> list[tuple[str, str
     if source.table == "transactions":
         label = specs["customer_id"].label if "customer_id" in specs else "(not mapped)"
         out.append(("anonymous", "v_customer_id IS NULL", label, "NULL"))
+    if source.table == "customers" and "valid_from" in specs and "created_at" in specs:
+        # accepted: the version is read from created_at (features._attributes.known_from)
+        out.append(("valid_from_before_created", "v_valid_from < v_created_at",
+                    specs["valid_from"].label, "v_valid_from"))
     if source.formulas == "flag":
         for c in specs:
             if ctypes[c] == "VARCHAR":
