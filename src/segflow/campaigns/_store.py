@@ -284,19 +284,23 @@ def _add_breakdown(
 
 def _record_before_exposure(customers: ibis.Table, cohort: ibis.Table, name: str) -> ibis.Table:
     """``customer_id`` and column ``name`` of each customer's record valid just before their
-    first exposure (pre-treatment, as the segments): ``valid_from`` missing or before
-    ``exposed_at`` and ``valid_to`` missing or not before it (the snapshot rule of
+    first exposure (pre-treatment, as the segments): its start (:func:`known_from`, the later
+    of ``valid_from`` and the row's ``created_at``) missing or before ``exposed_at`` and
+    ``valid_to`` missing or not before it (the snapshot rule of
     :func:`segflow.features._attributes.customer_records`, at the exposure); among those the
-    latest ``valid_from``, then the earliest ``created_at``. Without attribute history every
-    record is valid: the earliest. A version that starts after the exposure (a customer who
-    moved after the campaign) is never read."""
+    latest ``valid_from``, then the earliest ``created_at``. A version that starts after the
+    exposure (a customer who moved after the campaign), or a record made after it (a guest
+    who registered later, a version back-dated before its record was made), is never read."""
+    from segflow.features._attributes import known_from
+
     c = customers.filter(customers.customer_id.notnull())
     none = ibis.null("timestamp")
     c = c.select("customer_id", "created_at", name,
                  _vf=c.valid_from if "valid_from" in c.columns else none,
                  _vt=c.valid_to if "valid_to" in c.columns else none)
     j = c.join(cohort, "customer_id")
-    j = j.filter(j._vf.isnull() | (j._vf < j.exposed_at), j._vt.isnull() | (j._vt >= j.exposed_at))
+    start = known_from(j._vf, j.created_at)
+    j = j.filter(start.isnull() | (start < j.exposed_at), j._vt.isnull() | (j._vt >= j.exposed_at))
     order = [j._vf.isnull(), ibis.desc(j._vf), j.created_at.isnull(), j.created_at, j[name]]
     j = j.mutate(_rn=ibis.row_number().over(group_by="customer_id", order_by=order))
     return j.filter(j._rn == 0).select("customer_id", name)
