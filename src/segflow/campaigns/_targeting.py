@@ -1,6 +1,7 @@
 """Targeting: audiences from rules over segments and scores, with a random hold-out control
 sample, suggested actions from the playbook, and safe CSV/Parquet export: personal columns
-under the exports' policy (hashed unless asked otherwise), formulas neutralised.
+under the exports' policy (hashed unless asked otherwise), formulas neutralised in CSV
+(Parquet keeps every value as it is).
 
 Rules are filters on a customer-level table: the store's :func:`customer_view` (one column
 per scheme, one per stored score) or any table you bring (e.g. customers scored with an
@@ -23,8 +24,8 @@ import pandas as pd
 import pyarrow as pa
 from ibis import _
 
-from segflow._csv import formula_cells, write_csv
 from segflow._csv import neutralise_formulas as neutralise_arrow
+from segflow._csv import to_arrow, write_csv
 from segflow._result import TableResult
 from segflow.campaigns._playbook import Playbook, load_playbook
 from segflow.campaigns._store import TableSource
@@ -170,8 +171,8 @@ class Audience(TableResult):
     def export(self, path: str | Path, *, fmt: str | None = None) -> Path:
         """Write the members to CSV or Parquet (by extension or ``fmt``): their personal
         columns as :func:`build_audience` put them under its ``pii`` policy (hashed by
-        default); text that a spreadsheet would read as a formula is neutralised (see
-        :func:`neutralise_formulas`)."""
+        default); in CSV, text that a spreadsheet would read as a formula is neutralised,
+        in Parquet every value is kept as it is (see :func:`export_table`)."""
         return export_table(self.members, path, fmt=fmt)
 
     def figure(self) -> go.Figure:
@@ -348,30 +349,34 @@ def _holdout_groups(n: int, holdout: float, seed: int) -> np.ndarray:
 
 
 def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """Prefix text cells a spreadsheet would run as a formula (``= + - @``, tab or carriage
-    return first, also after white space or in full-width form:
-    :func:`segflow._csv.formula_cells`) with a single quote, so spreadsheet programs show
-    them as text instead of running them (CSV injection, OWASP). Numbers are left alone (the
-    rule of :func:`segflow._csv.neutralise_formulas`, which CSV files also pass)."""
-    out = frame.copy()
-    for col in out.columns:
-        s = out[col]
-        if s.dtype == object or pd.api.types.is_string_dtype(s):
-            text = s.astype("string")
-            risky = formula_cells(pa.array(text.to_numpy(dtype=object, na_value=None),
-                                           pa.string())).to_numpy(zero_copy_only=False)
-            if risky.any():
-                s = s.astype(object)
-                s[risky] = "'" + text[risky].astype(str)
-                out[col] = s
-    return out
+    """Deprecated: use :func:`segflow.exports.neutralise_formulas` (Arrow tables), or write
+    through :func:`segflow.exports.write_csv`, which applies it.
+
+    The frame with text cells a spreadsheet would run as a formula prefixed with ``'``
+    (:func:`segflow._csv.formula_cells`); numeric columns unchanged. Kept for one release as a
+    thin wrapper over the one implementation (it was a second, pandas one)."""
+    warnings.warn("segflow.campaigns.neutralise_formulas is deprecated (after 0.1.0): use "
+                  "segflow.exports.neutralise_formulas on an Arrow table, or segflow.exports."
+                  "write_csv, which neutralises CSV files", DeprecationWarning, stacklevel=2)
+    return neutralise_arrow(to_arrow(frame)).to_pandas()
 
 
 def export_table(frame: pd.DataFrame | pa.Table, path: str | Path, *,
                  fmt: str | None = None) -> Path:
-    """Write ``frame`` (pandas or Arrow) to CSV or Parquet after :func:`neutralise_formulas`.
-    It is written as it is: personal columns are put under a policy before
-    (:func:`segflow.exports.protect_columns`, as :func:`build_audience` does)."""
+    """Write ``frame`` (pandas or Arrow) to CSV or Parquet (by ``fmt`` or the extension).
+
+    CSV goes through :func:`segflow.exports.write_csv`: text cells (and column names) a
+    spreadsheet would run as a formula get a leading ``'``; numeric columns are written as
+    numbers (``-2`` stays ``-2``). Parquet holds every value as it is (``=evil`` stays
+    ``=evil``): it is not opened by spreadsheets, and its readers must get the data back.
+    Personal columns are put under a policy before (:func:`segflow.exports.protect_columns`,
+    as :func:`build_audience` does).
+
+    Raises
+    ------
+    InputError
+        For a format other than CSV or Parquet (naming the file).
+    """
     path = Path(path)
     fmt = (fmt or path.suffix.lstrip(".")).lower()
     if fmt == "csv":
@@ -379,9 +384,9 @@ def export_table(frame: pd.DataFrame | pa.Table, path: str | Path, *,
     elif fmt in ("parquet", "pq") and isinstance(frame, pa.Table):
         import pyarrow.parquet as pq
 
-        pq.write_table(neutralise_arrow(frame), path)
+        pq.write_table(frame, path)  # values as they are: no formula guard outside CSV
     elif fmt in ("parquet", "pq"):
-        neutralise_formulas(frame).to_parquet(path, index=False)
+        frame.to_parquet(path, index=False)
     else:
         raise InputError(f"cannot export to {path.name}: use a .csv or .parquet file name",
                          file=str(path))
