@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from numbers import Integral
+
 
 class SegflowError(Exception):
     """An error with a message meant for the user.
@@ -18,6 +21,42 @@ class StoreError(SegflowError):
     """The DuckDB store cannot be opened, upgraded or written."""
 
 
+def where(
+    file: str | None = None,
+    row: int | Sequence[int] | None = None,
+    column: str | None = None,
+    *,
+    rows_in_all: int | None = None,
+) -> str:
+    """Where a problem is, as :class:`InputError` writes it before its message:
+    ``file orders.csv, row 3, column 'amount'`` (the parts given, in that order).
+
+    ``row`` is a data row number as the file counts it (1: the first data row, line 2 of a
+    CSV with its header on line 1; 0: the header, written ``header``), or several such
+    numbers (the first offending ones: ``rows 3, 7 and 9``; ``rows 3, 7, 9, ... (57 in
+    all)`` when ``rows_in_all`` says there are more). Also for notes and warnings that point
+    into a file."""
+    if isinstance(row, Integral):
+        row = int(row)
+    if row is None or isinstance(row, int):
+        rows_text = "" if row is None else "header" if row == 0 else f"row {row}"
+    else:
+        shown = [str(r) for r in row]
+        more = rows_in_all is not None and rows_in_all > len(shown)
+        if len(shown) == 1 and not more:
+            rows_text = f"row {shown[0]}"
+        elif more:
+            rows_text = f"rows {', '.join(shown)}, ... ({rows_in_all:,} in all)"
+        else:
+            rows_text = f"rows {', '.join(shown[:-1])} and {shown[-1]}" if shown else ""
+    return ", ".join(
+        part
+        for part in (f"file {file}" if file else "", rows_text,
+                     f"column {column!r}" if column else "")
+        if part
+    )
+
+
 class InputError(SegflowError):
     """A source file or table cannot be read as mapped.
 
@@ -27,7 +66,10 @@ class InputError(SegflowError):
         What was expected.
     file, row, column : optional
         Where the problem is: the source file, the 1-based data row number (0: the header
-        row, written "header") and the column.
+        row, written "header"; row 1 is line 2 of a CSV file) or the first offending row
+        numbers, and the column (see :func:`where`).
+    rows_in_all : int, optional
+        With several ``row`` numbers: how many rows are affected in all.
     """
 
     def __init__(
@@ -35,17 +77,14 @@ class InputError(SegflowError):
         message: str,
         *,
         file: str | None = None,
-        row: int | None = None,
+        row: int | Sequence[int] | None = None,
         column: str | None = None,
+        rows_in_all: int | None = None,
     ) -> None:
-        self.file, self.row, self.column = file, row, column
-        where = ", ".join(
-            part
-            for part in (
-                f"file {file}" if file else "",
-                ("header" if row == 0 else f"row {row}") if row is not None else "",
-                f"column {column!r}" if column else "",
-            )
-            if part
-        )
-        super().__init__(f"{where}: {message}" if where else message)
+        self.file, self.column = file, column
+        #: the first offending row (an int, or None); all given ones in ``rows``
+        self.rows = (() if row is None else (int(row),) if isinstance(row, Integral)
+                     else tuple(int(r) for r in row))
+        self.row = self.rows[0] if self.rows else None
+        place = where(file, row, column, rows_in_all=rows_in_all)
+        super().__init__(f"{place}: {message}" if place else message)

@@ -25,7 +25,10 @@ from segflow.cli._common import (
     stdout,
     user_errors,
 )
-from segflow.cli._customer_file import read_customer_file  # (also imported from here)
+from segflow.cli._customer_file import (  # (read_customer_file also imported from here)
+    check_value_column,
+    read_customer_file,
+)
 from segflow.cli._segment import segment_app
 from segflow.errors import InputError
 
@@ -449,6 +452,7 @@ def _profile_input(
         if "segment" not in assigned.columns:
             raise InputError("no 'segment' column", file=str(assignments), column="segment")
         assigned = assigned.mutate(segment=assigned["segment"].cast("string"))
+        features = check_value_column(features, value_col, input)
         return features, _unneutralised(features, assigned, id_col), value_col or "monetary", {}
     if scheme is None:
         raise InputError("give --scheme NAME (project) or --input and --assignments (files)")
