@@ -329,6 +329,7 @@ def register(app: typer.Typer) -> None:
                 table, snapshot=cut, observation_end=obs_end, time_unit=time_unit,
                 model_name=model, spend_model=spend_model, order_value=order_value,
                 penalizer=penalizer, customer_col=customer_col, ts_col=date_col, amount_col=amount,
+                source=str(transactions),
             )
             if as_json:
                 print_json(report)
@@ -446,7 +447,7 @@ def _score(
             table, snapshot=o.snapshot, observation_end=None, time_unit=o.time_unit,
             model_name=o.model_name, spend_model=o.spend_model, order_value=o.order_value,
             penalizer=o.penalizer, customer_col=customer_col, ts_col=date_col,
-            amount_col=amount,
+            amount_col=amount, source=None if transactions is None else str(transactions),
         )
         scores = score_customers(summary, model, horizon=o.horizon, time_unit=unit_code(o.time_unit),
                                  spend_model=spend, margin=o.margin,
