@@ -27,6 +27,7 @@ from ibis import _
 from segflow._csv import neutralise_formulas as neutralise_arrow
 from segflow._csv import to_arrow, write_csv
 from segflow._result import TableResult
+from segflow._rows import as_numbers
 from segflow.campaigns._playbook import Playbook, load_playbook
 from segflow.campaigns._store import TableSource
 from segflow.config._schemes import column_name  # noqa: F401 - part of this module's API
@@ -207,6 +208,7 @@ def build_audience(
     name: str = "audience",
     segment_names: Mapping[str, Collection[str]] | None = None,
     pii: str = "hash",
+    source: str | None = None,
 ) -> Audience:
     """Select an audience, draw a random hold-out, and attach suggested actions.
 
@@ -245,6 +247,8 @@ def build_audience(
         (:func:`segflow.exports.protect_columns`): ``email`` hashed becomes ``email_sha256``.
         The rules (``where``, ``rule``, ``segments``) see the values in clear; the members,
         and so the exported file, hold them in clear only with ``include``.
+    source : str, optional
+        The file ``customers`` was read from: errors about its columns name it.
 
     Returns
     -------
@@ -259,19 +263,24 @@ def build_audience(
         customers = interruptible(ibis.duckdb.connect()).create_table("customers", customers, temp=True)
     t = customers
     cols = set(t.columns)
+    header = 0 if source is not None else None  # a column a file lacks: its header row
     for c in [value, action_from, *(segments or {})]:
         if c is not None and c not in cols:
-            raise InputError(f"column not found; columns are: {', '.join(t.columns)}", column=c)
+            raise InputError(f"column not found; columns are: {', '.join(t.columns)}",
+                             file=source, row=header, column=c)
     if "customer_id" not in cols:
-        raise InputError("the customer table needs a customer_id column", column="customer_id")
+        raise InputError("the customer table needs a customer_id column", file=source,
+                         row=header, column="customer_id")
+    if value is not None:  # summed as numbers: text that is no number is named, row by row
+        as_numbers(customers, value, source=source, what=f"the value column {value!r}")
     if pii != "include":  # read from the members, where a personal column is no longer clear
         for c in [value, action_from]:
             if c is not None and is_personal(c):
                 raise InputError(f"{c!r} holds personal data (written under the {pii!r} policy); "
-                                 "it cannot be the value or action column", column=c)
+                                 "it cannot be the value or action column", file=source, column=c)
     parts = []
     for col, names in (segments or {}).items():
-        _check_segment_names(customers, col, names, (segment_names or {}).get(col))
+        _check_segment_names(customers, col, names, (segment_names or {}).get(col), source)
         t = t.filter(t[col].isin([str(n) for n in names]))
         parts.append(f"{col} in {list(names)}")
     if rule is not None:
@@ -284,7 +293,7 @@ def build_audience(
     # number with a missing value would be a float there)
     # Arrow-backed columns keep each value as it came: a whole number with a missing value is
     # not a float (447946000001, not 4.47946000001e+11), a date not a timestamp
-    members = (protect_columns(t, pii).order_by("customer_id").to_pyarrow()
+    members = (protect_columns(t, pii, source=source).order_by("customer_id").to_pyarrow()
                .to_pandas(types_mapper=pd.ArrowDtype))
     members.insert(1, "group", _holdout_groups(len(members), holdout, seed))
     if value is not None:
@@ -309,7 +318,7 @@ def known_segments(source: TableSource) -> dict[str, set[str]]:
 
 
 def _check_segment_names(t: ibis.Table, col: str, names: Sequence[str],
-                         allowed: Collection[str] | None) -> None:
+                         allowed: Collection[str] | None, source: str | None = None) -> None:
     """Raise InputError for a name of ``names`` that is not a segment of column ``col`` (a
     typo would otherwise give an empty audience without a word)."""
     if allowed is None:
@@ -320,7 +329,7 @@ def _check_segment_names(t: ibis.Table, col: str, names: Sequence[str],
             near = [a for a in sorted(allowed) if a.lower() == str(name).lower()]
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise InputError(f"no segment {str(name)!r}{hint}; its segments are: "
-                             f"{', '.join(sorted(allowed)) or '(none)'}", column=col)
+                             f"{', '.join(sorted(allowed)) or '(none)'}", file=source, column=col)
 
 
 def _apply_where(t: ibis.Table, where: str) -> ibis.Table:

@@ -197,7 +197,7 @@ def _left_out(transactions: Any, customer_col: str, ts_col: str,
             continue
         text = f"{n:,} {'row has' if n == 1 else 'rows have'} {what} and {fate[n != 1]}"
         if source is not None:  # one more scan, only when such rows exist
-            from segflow.cli._files import offending_rows
+            from segflow._rows import offending_rows
             from segflow.errors import where
 
             first = offending_rows(transactions, rows).rows

@@ -190,19 +190,6 @@ def check_value_column(features: ibis.Table, value_col: str | None, path: Path) 
         raise InputError(f"no value column {name!r}; {did_you_mean(name, features.columns)}"
                          f"the columns are {list(features.columns)} (use --value-col)",
                          file=str(path), row=0, column=name)
-    kind = features[name].type()
-    if kind.is_numeric():
-        return features
-    if not kind.is_string():
-        raise InputError(f"the value column holds {kind} values, not numbers; choose another "
-                         "--value-col", file=str(path), column=name)
-    from segflow.cli._files import offending_rows
+    from segflow._rows import as_numbers
 
-    number = features[name].strip().try_cast("float64")
-    bad = offending_rows(features, features[name].notnull() & number.isnull(), value=name)
-    if not bad.rows:  # numbers written as text, or empty cells
-        return features.mutate(**{name: number})
-    raise InputError(
-        f"the value column holds text, not numbers ({bad.values[0]!r} on row {bad.rows[0]}); "
-        "empty those cells or choose another --value-col", file=str(path), row=bad.rows, column=name,
-        rows_in_all=bad.total)
+    return as_numbers(features, name, source=str(path), hint="choose another --value-col")

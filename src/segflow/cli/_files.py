@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 #: camelCase identifiers: ``CustomerID``, ``customerId`` (but not ``paid`` or ``valid``).
 _ID_CAMEL = re.compile(r"^.*[a-z](?:ID|Id)$")
@@ -153,39 +153,6 @@ def without_tokens(table: Any, tokens: Iterable[str], skip: Iterable[str] = (), 
     got = table.aggregate(**probe).execute().iloc[0]
     numeric = [c for i, c in enumerate(text) if int(got[f"t{i}"] or 0) and not int(got[f"x{i}"] or 0)]
     return out.mutate(**{c: out[c].strip().try_cast("float64") for c in numeric}) if numeric else out
-
-
-#: How many offending row numbers a message names (then ``...`` and the count).
-SHOWN_ROWS = 3
-
-
-class Offending(NamedTuple):
-    """The first offending data rows of a file (1: the first data row), how many rows
-    offend in all, and the values of the column asked for on those first rows."""
-
-    rows: list[int]
-    total: int
-    values: list[Any]
-
-
-def offending_rows(table: Any, condition: Any, *, value: str | None = None,
-                   show: int = SHOWN_ROWS) -> Offending:
-    """The first ``show`` data rows of ``table`` (Ibis, a file as read) where ``condition``
-    (a boolean column of ``table``) holds, how many there are, and the cells of the column
-    ``value`` on those rows: for a message naming them (:func:`segflow.errors.where`). Rows
-    are numbered in the file's order, as the other file errors number them: 1 is the first
-    data row (line 2 of a CSV with a header). A NULL condition does not count. One scan for
-    the rows, one more for the count when there are more than ``show``; run it for an error
-    or a note, once a problem is known."""
-    import ibis
-
-    numbered = table.mutate(_sf_row=ibis.row_number() + 1, _sf_bad=condition.fill_null(False))
-    bad = numbered.filter(numbered._sf_bad)
-    cols = ["_sf_row", *([value] if value is not None else [])]
-    first = bad.order_by("_sf_row").limit(show).select(*cols).to_pyarrow()
-    rows = [int(r) for r in first["_sf_row"].to_pylist()]
-    total = len(rows) if len(rows) < show else int(bad.count().execute())
-    return Offending(rows, total, first[value].to_pylist() if value is not None else [])
 
 
 def read_user_parquet(con: Any, path: Path | str, *, table_name: str | None = None) -> Any:
