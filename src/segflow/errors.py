@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from numbers import Integral
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class SegflowError(Exception):
@@ -81,10 +86,31 @@ class InputError(SegflowError):
         column: str | None = None,
         rows_in_all: int | None = None,
     ) -> None:
-        self.file, self.column = file, column
+        self.message, self.file, self.column, self.rows_in_all = message, file, column, rows_in_all
         #: the first offending row (an int, or None); all given ones in ``rows``
         self.rows = (() if row is None else (int(row),) if isinstance(row, Integral)
                      else tuple(int(r) for r in row))
         self.row = self.rows[0] if self.rows else None
         place = where(file, row, column, rows_in_all=rows_in_all)
         super().__init__(f"{place}: {message}" if place else message)
+
+    def in_file(self, file: str) -> InputError:
+        """The same error naming ``file`` (itself when it names a file already)."""
+        if self.file is not None:
+            return self
+        return InputError(self.message, file=file, row=self.rows or None, column=self.column,
+                          rows_in_all=self.rows_in_all)
+
+
+@contextmanager
+def about_file(file: str | Path | None) -> Iterator[None]:
+    """Run a library call on the data of ``file`` (a file command's input): an
+    :class:`InputError` it raises without naming a file names ``file`` (the library knows
+    tables, not files). Wrap only the calls that read that one file's data, so that an
+    error is not put on a file it is not about."""
+    try:
+        yield
+    except InputError as exc:
+        if file is None or exc.file is not None:
+            raise
+        raise exc.in_file(str(file)) from exc

@@ -40,7 +40,7 @@ from segflow.cli._files import (
     read_user_csv,
     read_user_parquet,
 )
-from segflow.errors import InputError
+from segflow.errors import InputError, about_file
 
 campaign_app = typer.Typer(
     help="Campaign effects by segment, migration lift, uplift and target audiences.",
@@ -368,9 +368,11 @@ def uplift(
             raise InputError(f"--method must be two_model or class_transformation, not {method!r}")
         table = read_customer_file(responses)
         frame = table.to_pandas()
-        res = fit_uplift(frame, arm_col=arm_col, control=control, outcome=outcome,
-                         features=feature, treated=treated, method=method,  # type: ignore[arg-type]
-                         test_size=test_size, random_state=seed, source=str(responses))
+        with about_file(responses):  # the models' own checks know no file
+            res = fit_uplift(frame, arm_col=arm_col, control=control, outcome=outcome,
+                             features=feature, treated=treated,
+                             method=method,  # type: ignore[arg-type]
+                             test_size=test_size, random_state=seed, source=str(responses))
         payload = {"scores": res.scores, "deciles": res.deciles.to_dict(orient="records")}
         if scores_out is not None:
             scored_file = responses if score is None else score
