@@ -23,14 +23,14 @@ class Offending(NamedTuple):
 
 
 def offending_rows(table: Any, condition: Any, *, value: str | None = None,
-                   show: int = SHOWN_ROWS) -> Offending:
+                   show: int = SHOWN_ROWS, total: int | None = None) -> Offending:
     """The first ``show`` data rows of ``table`` (Ibis, a file as read) where ``condition``
     (a boolean column of ``table``) holds, how many there are, and the cells of the column
     ``value`` on those rows: for a message naming them (:func:`segflow.errors.where`). Rows
     are numbered in the file's order, as the other file errors number them: 1 is the first
     data row (line 2 of a CSV with a header). A NULL condition does not count. One scan for
     the rows, one more for the count when there are more than ``show``; run it for an error
-    or a note, once a problem is known."""
+    or a note, once a problem is known; a ``total`` already counted saves the count."""
     import ibis
 
     numbered = table.mutate(_sf_row=ibis.row_number() + 1, _sf_bad=condition.fill_null(False))
@@ -38,7 +38,8 @@ def offending_rows(table: Any, condition: Any, *, value: str | None = None,
     cols = ["_sf_row", *([value] if value is not None else [])]
     first = bad.order_by("_sf_row").limit(show).select(*cols).to_pyarrow()
     rows = [int(r) for r in first["_sf_row"].to_pylist()]
-    total = len(rows) if len(rows) < show else int(bad.count().execute())
+    if total is None:
+        total = len(rows) if len(rows) < show else int(bad.count().execute())
     return Offending(rows, total, first[value].to_pylist() if value is not None else [])
 
 
@@ -69,3 +70,25 @@ def as_numbers(table: Any, column: str, *, source: str | None = None,
     raise InputError(f"{what} holds text, not numbers ({first}); empty those cells or {hint}",
                      file=source, row=bad.rows if source is not None else None, column=column,
                      rows_in_all=bad.total)
+
+
+def first_rows(table: Any, conditions: dict[str, Any], *, show: int = SHOWN_ROWS) -> dict[str, list[int]]:
+    """The first ``show`` data rows of ``table`` where each of ``conditions`` holds, by
+    name (numbered as :func:`offending_rows` numbers them), in one query: the numbered
+    table is shared by the parts of a UNION ALL (DuckDB reads the file once: 2 s for three
+    conditions over 1M CSV rows where one query per condition took 5-6 s, about 1 s a scan
+    under load)."""
+    import ibis
+
+    if not conditions:
+        return {}
+    names = list(conditions)
+    numbered = table.mutate(_sf_row=ibis.row_number() + 1,
+                            **{f"_sf_k{i}": conditions[n].fill_null(False) for i, n in enumerate(names)})
+    parts = [numbered.filter(numbered[f"_sf_k{i}"]).order_by("_sf_row").limit(show)
+             .select("_sf_row", _sf_kind=ibis.literal(i)) for i in range(len(names))]
+    got = (parts[0] if len(parts) == 1 else ibis.union(*parts)).to_pyarrow()
+    out: dict[str, list[int]] = {n: [] for n in names}
+    for row, kind in sorted(zip(got["_sf_row"].to_pylist(), got["_sf_kind"].to_pylist(), strict=True)):
+        out[names[kind]].append(int(row))
+    return out

@@ -191,17 +191,20 @@ def _left_out(transactions: Any, customer_col: str, ts_col: str,
                        "are no purchases (not a return either)")))
     counts = transactions.aggregate(
         **{f"k{i}": kind[0].sum() for i, kind in enumerate(kinds)}).execute().iloc[0].fillna(0)
+    found = {i: int(counts[f"k{i}"]) for i in range(len(kinds)) if int(counts[f"k{i}"])}
+    first: dict[str, list[int]] = {}
+    if source is not None and found:  # one more query, only when such rows exist
+        from segflow._rows import first_rows
+
+        first = first_rows(transactions, {str(i): kinds[i][0] for i in found})
     notes = []
-    for i, (rows, column, what, fate) in enumerate(kinds):
-        if not (n := int(counts[f"k{i}"])):
-            continue
+    for i, n in found.items():
+        _, column, what, fate = kinds[i]
         text = f"{n:,} {'row has' if n == 1 else 'rows have'} {what} and {fate[n != 1]}"
-        if source is not None:  # one more scan, only when such rows exist
-            from segflow._rows import offending_rows
+        if source is not None:
             from segflow.errors import where
 
-            first = offending_rows(transactions, rows).rows
-            text = f"{where(source, first, column, rows_in_all=n)}: {text}"
+            text = f"{where(source, first[str(i)], column, rows_in_all=n)}: {text}"
         notes.append(text)
     return notes
 
