@@ -287,7 +287,7 @@ def build_audience(
         t = t.filter(rule(t))
         parts.append("rule(...)")
     if where:
-        t = _apply_where(t, where)
+        t = _apply_where(t, where, source)
         parts.append(where)
     # personal columns under the policy in the engine, before pandas (an integer phone
     # number with a missing value would be a float there)
@@ -332,11 +332,12 @@ def _check_segment_names(t: ibis.Table, col: str, names: Sequence[str],
                              f"{', '.join(sorted(allowed)) or '(none)'}", file=source, column=col)
 
 
-def _apply_where(t: ibis.Table, where: str) -> ibis.Table:
+def _apply_where(t: ibis.Table, where: str, source: str | None = None) -> ibis.Table:
+    """``t`` filtered by the SQL condition ``where``; an error names ``source`` (the file)."""
     if ";" in where:  # the parser's own message about a second statement means nothing here
         raise InputError(f"cannot use the rule {where!r}: a rule is one condition, without ';' "
                          f"(e.g. \"rfm = 'Champions' AND rfm__rank <= 2\"); columns are: "
-                         f"{', '.join(t.columns)}")
+                         f"{', '.join(t.columns)}", file=source)
     try:
         out = t.alias("customers").sql(f"SELECT * FROM customers WHERE {where}")
         out.schema()  # parse and bind now, so a bad rule fails here with a clear message
@@ -344,7 +345,7 @@ def _apply_where(t: ibis.Table, where: str) -> ibis.Table:
     except Exception as exc:  # ibis/sqlglot/backend errors carry the parser's message
         raise InputError(
             f"cannot use the rule {where!r}: {str(exc).splitlines()[0]}; columns are: "
-            f"{', '.join(t.columns)}"
+            f"{', '.join(t.columns)}", file=source
         ) from exc
 
 
