@@ -43,14 +43,14 @@ def where(
     into a file."""
     if isinstance(row, Integral):
         row = int(row)
+    elif row is not None and len(row) == 1 and not (rows_in_all or 0) > 1:
+        row = int(row[0])  # one row: as a single number (0: the header)
     if row is None or isinstance(row, int):
         rows_text = "" if row is None else "header" if row == 0 else f"row {row}"
     else:
         shown = [str(r) for r in row]
         more = rows_in_all is not None and rows_in_all > len(shown)
-        if len(shown) == 1 and not more:
-            rows_text = f"row {shown[0]}"
-        elif more:
+        if more:
             rows_text = f"rows {', '.join(shown)}, ... ({rows_in_all:,} in all)"
         else:
             rows_text = f"rows {', '.join(shown[:-1])} and {shown[-1]}" if shown else ""

@@ -136,3 +136,5 @@ def test_a_library_error_names_the_file_a_command_runs_it_on():
     assert (info.value.file, info.value.rows, info.value.column) == ("tx.csv", (4, 9), "amount")
     with pytest.raises(InputError, match="^file other.csv, header: bad$"), about_file("tx.csv"):
         raise InputError("bad", file="other.csv", row=0)
+    with pytest.raises(InputError, match="^file tx.csv, header, column 'a': bad$"), about_file("tx.csv"):
+        raise InputError("bad", row=0, column="a")
