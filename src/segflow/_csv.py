@@ -12,6 +12,10 @@ names) with a single quote, so the spreadsheet shows the text instead of running
 Numeric columns are never changed; a text column holding ``-12.5`` is (OWASP's
 advice: a leading sign in text is enough for some spreadsheets to start a formula such as
 ``-2+3+cmd|...``, so no attempt is made to tell harmless text numbers apart).
+
+The guard belongs to spreadsheet-like text files only: :func:`write_csv` (CSV, TSV) is its
+one caller. Parquet files, JSON answers and database tables hold every value as it is (a
+reader of them gets ``=evil`` back, not ``'=evil``); segflow writes no XLSX.
 """
 
 from __future__ import annotations

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from numbers import Integral
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
 
 class SegflowError(Exception):
     """An error with a message meant for the user.
@@ -18,6 +26,42 @@ class StoreError(SegflowError):
     """The DuckDB store cannot be opened, upgraded or written."""
 
 
+def where(
+    file: str | None = None,
+    row: int | Sequence[int] | None = None,
+    column: str | None = None,
+    *,
+    rows_in_all: int | None = None,
+) -> str:
+    """Where a problem is, as :class:`InputError` writes it before its message:
+    ``file orders.csv, row 3, column 'amount'`` (the parts given, in that order).
+
+    ``row`` is a data row number as the file counts it (1: the first data row, line 2 of a
+    CSV with its header on line 1; 0: the header, written ``header``), or several such
+    numbers (the first offending ones: ``rows 3, 7 and 9``; ``rows 3, 7, 9, ... (57 in
+    all)`` when ``rows_in_all`` says there are more). Also for notes and warnings that point
+    into a file."""
+    if isinstance(row, Integral):
+        row = int(row)
+    elif row is not None and len(row) == 1 and not (rows_in_all or 0) > 1:
+        row = int(row[0])  # one row: as a single number (0: the header)
+    if row is None or isinstance(row, int):
+        rows_text = "" if row is None else "header" if row == 0 else f"row {row}"
+    else:
+        shown = [str(r) for r in row]
+        more = rows_in_all is not None and rows_in_all > len(shown)
+        if more:
+            rows_text = f"rows {', '.join(shown)}, ... ({rows_in_all:,} in all)"
+        else:
+            rows_text = f"rows {', '.join(shown[:-1])} and {shown[-1]}" if shown else ""
+    return ", ".join(
+        part
+        for part in (f"file {file}" if file else "", rows_text,
+                     f"column {column!r}" if column else "")
+        if part
+    )
+
+
 class InputError(SegflowError):
     """A source file or table cannot be read as mapped.
 
@@ -27,7 +71,10 @@ class InputError(SegflowError):
         What was expected.
     file, row, column : optional
         Where the problem is: the source file, the 1-based data row number (0: the header
-        row, written "header") and the column.
+        row, written "header"; row 1 is line 2 of a CSV file) or the first offending row
+        numbers, and the column (see :func:`where`).
+    rows_in_all : int, optional
+        With several ``row`` numbers: how many rows are affected in all.
     """
 
     def __init__(
@@ -35,17 +82,35 @@ class InputError(SegflowError):
         message: str,
         *,
         file: str | None = None,
-        row: int | None = None,
+        row: int | Sequence[int] | None = None,
         column: str | None = None,
+        rows_in_all: int | None = None,
     ) -> None:
-        self.file, self.row, self.column = file, row, column
-        where = ", ".join(
-            part
-            for part in (
-                f"file {file}" if file else "",
-                ("header" if row == 0 else f"row {row}") if row is not None else "",
-                f"column {column!r}" if column else "",
-            )
-            if part
-        )
-        super().__init__(f"{where}: {message}" if where else message)
+        self.message, self.file, self.column, self.rows_in_all = message, file, column, rows_in_all
+        #: the first offending row (an int, or None); all given ones in ``rows``
+        self.rows = (() if row is None else (int(row),) if isinstance(row, Integral)
+                     else tuple(int(r) for r in row))
+        self.row = self.rows[0] if self.rows else None
+        place = where(file, row, column, rows_in_all=rows_in_all)
+        super().__init__(f"{place}: {message}" if place else message)
+
+    def in_file(self, file: str) -> InputError:
+        """The same error naming ``file`` (itself when it names a file already)."""
+        if self.file is not None:
+            return self
+        return InputError(self.message, file=file, row=self.rows or None, column=self.column,
+                          rows_in_all=self.rows_in_all)
+
+
+@contextmanager
+def about_file(file: str | Path | None) -> Iterator[None]:
+    """Run a library call on the data of ``file`` (a file command's input): an
+    :class:`InputError` it raises without naming a file names ``file`` (the library knows
+    tables, not files). Wrap only the calls that read that one file's data, so that an
+    error is not put on a file it is not about."""
+    try:
+        yield
+    except InputError as exc:
+        if file is None or exc.file is not None:
+            raise
+        raise exc.in_file(str(file)) from exc

@@ -107,7 +107,8 @@ def test_audience_masks_omits_and_includes_on_request(tmp_path):
 
 def test_audience_rules_see_clear_values_and_parquet_holds_hashes(tmp_path):
     """--where filters on the values in clear; an integer phone number with a missing value
-    (a float in pandas) is hashed as its digits; Parquet is neutralised too."""
+    (a float in pandas) is hashed as its digits; Parquet keeps the note as it is (the formula
+    guard is for CSV only)."""
     rows = [{"customer_id": "c1", "email": "ann@example.com", "phone": "447700900123", "note": "=1+1"},
             {"customer_id": "c2", "email": "bob@shop.test", "phone": "", "note": "ok"}]
     out, summary = _audience(tmp_path, "--where", "email LIKE '%@example.com'",
@@ -115,15 +116,39 @@ def test_audience_rules_see_clear_values_and_parquet_holds_hashes(tmp_path):
     data = pq.read_table(out).to_pylist()
     assert summary["size"] == 1
     assert data == [{"customer_id": "c1", "group": "target", "email_sha256": sha("ann@example.com"),
-                     "phone_sha256": sha("447700900123"), "note": "'=1+1"}]
+                     "phone_sha256": sha("447700900123"), "note": "=1+1"}]
 
 
 def test_audience_refuses_to_write_hashes_over_a_column(tmp_path):
-    rows = [{"customer_id": "c1", "email": "ann@example.com", "email_sha256": "x"}]
-    res = runner.invoke(app, ["campaign", "audience", "--customers", str(_customers(tmp_path, rows)),
+    """One line naming the file, its header and the column (in the case the file has it)."""
+    rows = [{"customer_id": "c1", "email": "ann@example.com", "Email_SHA256": "x"}]
+    path = _customers(tmp_path, rows)
+    res = runner.invoke(app, ["campaign", "audience", "--customers", str(path),
                               "--out", str(tmp_path / "a.csv")])
     assert res.exit_code == 1
-    assert "email_sha256" in res.output and not (tmp_path / "a.csv").exists()
+    assert res.output.strip() == (
+        f"error: file {path}, header, column 'Email_SHA256': the file has both 'email' and "
+        "'Email_SHA256': the hashes of 'email' would be written over that column; rename or "
+        "drop one")
+    assert not (tmp_path / "a.csv").exists()
+
+
+def test_audience_value_column_of_text_names_the_file_rows_and_column():
+    """`campaign audience --value clv` over a text column was a pandas traceback ("could not
+    convert string to float"); now one line naming the file, the first data rows whose cell
+    is no number (1: line 2) and the column. Text of numbers is summed as numbers."""
+    from segflow.campaigns import build_audience
+    from segflow.errors import InputError
+
+    frame = pd.DataFrame({"customer_id": [f"c{i}" for i in range(1, 7)],
+                          "clv": ["10", "n/a", " 5", "?", None, "12 EUR"]})
+    with pytest.raises(InputError) as info:
+        build_audience(frame, value="clv", holdout=0.0, source="c.csv")
+    assert str(info.value) == (
+        "file c.csv, rows 2, 4 and 6, column 'clv': the value column 'clv' holds text, not "
+        "numbers ('n/a' on row 2); empty those cells or choose another value column")
+    ok = build_audience(frame.iloc[[0, 2, 4]], value="clv", holdout=0.0)
+    assert ok.summary()["expected_value_total"] == 15.0
 
 
 def test_audience_store_path_takes_the_policy(campaign_project, tmp_path):

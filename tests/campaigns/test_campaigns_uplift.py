@@ -102,3 +102,39 @@ def test_estimator_contract():
         ClassTransformationUplift().fit(X, df.x2, t)
     with pytest.raises(InputError, match="both treated and control"):
         TwoModelUplift().fit(X, y, np.ones(len(y)))
+
+
+def test_file_errors_name_the_file_rows_and_column():
+    """The models' own checks said "class transformation needs a 0/1 outcome" and "uplift
+    needs both treated and control customers", with no file, row or column; fit_uplift now
+    names them (rows from 1: the first data row, line 2 of the file)."""
+    frame = pd.DataFrame({"arm": ["mail", "none"] * 4, "x": np.arange(8.0),
+                          "y": [0, 1, 2, 0, 1, 3, 0, 5]})  # not 0/1 on rows 3, 6 and 8
+    with pytest.raises(InputError) as info:
+        fit_uplift(frame, arm_col="arm", control="none", outcome="y", features=["x"],
+                   method="class_transformation", source="r.csv")
+    assert str(info.value) == (
+        "file r.csv, rows 3, 6 and 8, column 'y': the class transformation needs a 0/1 outcome, "
+        "got 2; use the two-model method (--method two_model) for amounts or counts")
+    with pytest.raises(InputError, match=r"^file r.csv, column 'arm': no customer has the "
+                                         r"control arm 'ctl'; arms found: 'mail', 'none'$"):
+        fit_uplift(frame, arm_col="arm", control="ctl", outcome="y", features=["x"], source="r.csv")
+    with pytest.raises(InputError, match=r"^file r.csv, column 'arm': no customer has the "
+                                         r"treated arm 'sms'; arms found: 'mail', 'none'$"):
+        fit_uplift(frame, arm_col="arm", control="none", outcome="y", features=["x"],
+                   treated="sms", source="r.csv")
+
+
+def test_a_library_error_names_the_file_a_command_runs_it_on():
+    """errors.about_file: an InputError raised without a file (the library knows tables)
+    names the command's file, keeping its rows and column; one naming a file is kept."""
+    from segflow.errors import about_file
+
+    with pytest.raises(InputError) as info, about_file("tx.csv"):
+        raise InputError("bad", row=[4, 9], column="amount", rows_in_all=12)
+    assert str(info.value) == "file tx.csv, rows 4, 9, ... (12 in all), column 'amount': bad"
+    assert (info.value.file, info.value.rows, info.value.column) == ("tx.csv", (4, 9), "amount")
+    with pytest.raises(InputError, match="^file other.csv, header: bad$"), about_file("tx.csv"):
+        raise InputError("bad", file="other.csv", row=0)
+    with pytest.raises(InputError, match="^file tx.csv, header, column 'a': bad$"), about_file("tx.csv"):
+        raise InputError("bad", row=0, column="a")

@@ -282,8 +282,10 @@ def test_clv_notes_the_rows_it_leaves_out(tmp_path):
     path = _write_csv(tmp_path / "tx.csv", ["customer_id", "ts", "amount"], rows + extra)
     report = _ok(runner.invoke(app, ["clv", "fit", "-t", str(path), "--calibration-end", "2023-12-30",
                                      "--json"]))
-    assert "3 rows have no customer id and are left out" in report["notes"]
-    assert "1 row has no date and is left out" in report["notes"]
+    n = len(rows)  # the extra rows are data rows n+1 to n+4
+    assert (f"file {path}, rows {n + 1}, {n + 2} and {n + 3}, column 'customer_id': 3 rows have "
+            "no customer id and are left out") in report["notes"]
+    assert f"file {path}, row {n + 4}, column 'ts': 1 row has no date and is left out" in report["notes"]
     assert report["customers"]["in_summary"] == len(HISTORIES)
 
 

@@ -296,7 +296,9 @@ def test_rows_without_an_amount_are_noted_not_counted_as_returns(tmp_path: Path)
     result = _run("clv", "fit", "-t", csv, "--snapshot", "2024-06-01", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert "2 rows have no amount and are no purchases (not a return either)" in report["notes"]
+    # named by file, data rows (1: line 2; the empty amounts are on lines 3 and 8) and column
+    assert (f"file {csv}, rows 2 and 7, column 'amount': 2 rows have no amount and are no "
+            "purchases (not a return either)") in report["notes"]
     # the one return day (a, 2024-02-03); d bought nothing with an amount and is left out
     assert ("btyd_summary: 1 return-only customer-days are not purchases; 1 of 4 customers "
             "have no purchase and are excluded") in report["warnings"]

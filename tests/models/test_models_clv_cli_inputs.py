@@ -163,9 +163,13 @@ def test_missing_value_tokens_are_missing_values(tmp_path: Path, cdnow_frame: pd
         assert result.exit_code == 0, result.output
         reports[path.name] = json.loads(result.stdout)
     got = reports["dirty.csv"]
-    assert got["notes"][:3] == ["5 rows have no customer id and are left out",
-                                "1 row has no date and is left out",
-                                "1 row has no amount and is no purchase (not a return either)"]
+    n = len(frame)  # the extra rows are data rows n+1 to n+7
+    assert got["notes"][:3] == [
+        f"file {dirty}, rows {n + 1}, {n + 2}, {n + 3}, ... (5 in all), column 'customer_id': "
+        "5 rows have no customer id and are left out",
+        f"file {dirty}, row {n + 7}, column 'ts': 1 row has no date and is left out",
+        f"file {dirty}, row {n + 6}, column 'amount': 1 row has no amount and is no purchase "
+        "(not a return either)"]
     assert got["customers"] == reports["tx.csv"]["customers"]
     assert got["params"] == reports["tx.csv"]["params"]
 

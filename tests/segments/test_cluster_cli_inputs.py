@@ -106,9 +106,9 @@ def test_features_that_do_not_vary_are_no_segments(tmp_path):
                     + "".join(f"C{i},10,2,50\n" for i in range(50)))
     result = runner.invoke(app, ["segment", "cluster", "-i", str(path)])
     assert result.exit_code == 1
-    assert result.output.strip() == (
-        "error: the features do not vary: all 50 customers have the same values, so there is "
-        "nothing to cluster; choose features that differ between customers")
+    assert result.output.strip() == (  # the library's error names the file it was run on
+        f"error: file {path}: the features do not vary: all 50 customers have the same values, "
+        "so there is nothing to cluster; choose features that differ between customers")
     path.write_text("customer_id,recency,frequency,monetary\n"
                     + "".join(f"C{i},{i % 2},2,50\n" for i in range(50)))
     result = runner.invoke(app, ["segment", "cluster", "-i", str(path), "--bootstrap", "0",
@@ -119,8 +119,9 @@ def test_features_that_do_not_vary_are_no_segments(tmp_path):
     assert [s["customers"] for s in summary["sizes"]] == [25, 25]
     result = runner.invoke(app, ["segment", "cluster", "-i", str(path), "--k", "3"])
     assert result.exit_code == 1
-    assert result.output.strip() == ("error: k=3 segments cannot be fitted: the 50 customers "
-                                     "have only 2 distinct combinations of the features")
+    assert result.output.strip() == (f"error: file {path}: k=3 segments cannot be fitted: the "
+                                     "50 customers have only 2 distinct combinations of the "
+                                     "features")
 
 
 def test_choose_k_never_chooses_an_empty_segment():

@@ -90,9 +90,33 @@ def test_profile_reads_the_file_with_the_same_tokens(tmp_path):
     assert shares == pytest.approx({"a": 26 / 62, "b": 36 / 62})
     text = runner.invoke(app, [*args, "--null-values", ""])
     assert text.exit_code == 1
-    assert text.output.strip().splitlines()[-1] == (
-        "error: column 'spend': the value column holds text, not numbers (a cell such as "
-        "'n/a' or '12 EUR'); empty those cells or choose another value column")
+    assert text.output.strip().splitlines()[-1] == (  # 'NA' is data row 5 (line 6)
+        f"error: file {path}, row 5, column 'spend': the value column holds text, not numbers "
+        "('NA' on row 5); empty those cells or choose another --value-col")
+
+
+def test_profile_value_column_errors_name_the_file_rows_and_column(tmp_path):
+    """The value column's errors name the file, the first offending rows (1: the first data
+    row, line 2) and the column; a text column of numbers only is read as numbers."""
+    from segflow.cli._customer_file import check_value_column
+    from segflow.errors import InputError
+
+    spend = ["1", "n/a", "3", "12 EUR", None, "x", "7", "?"]  # rows 2, 4, 6 and 8: not numbers
+    table = ibis.memtable({"customer_id": [f"C{i}" for i in range(len(spend))], "spend": spend})
+    with pytest.raises(InputError) as info:
+        check_value_column(table, "spend", tmp_path / "f.csv")
+    assert str(info.value) == (
+        f"file {tmp_path / 'f.csv'}, rows 2, 4, 6, ... (4 in all), column 'spend': the value "
+        "column holds text, not numbers ('n/a' on row 2); empty those cells or choose another "
+        "--value-col")
+    assert info.value.rows == (2, 4, 6) and info.value.row == 2
+    with pytest.raises(InputError, match=r"f.csv, header, column 'spnd': no value column 'spnd'; "
+                                         r"did you mean 'spend'\?"):
+        check_value_column(table, "spnd", tmp_path / "f.csv")
+    assert check_value_column(table, None, tmp_path / "f.csv") is table  # no `monetary`: none
+    numbers = ibis.memtable({"customer_id": ["a", "b", "c"], "spend": ["1.5", None, " 2"]})
+    got = check_value_column(numbers, "spend", tmp_path / "f.parquet").to_pyarrow()
+    assert got["spend"].to_pylist() == [1.5, None, 2.0]
 
 
 def test_null_values_is_for_files(tmp_path):

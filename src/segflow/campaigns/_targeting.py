@@ -1,6 +1,7 @@
 """Targeting: audiences from rules over segments and scores, with a random hold-out control
 sample, suggested actions from the playbook, and safe CSV/Parquet export: personal columns
-under the exports' policy (hashed unless asked otherwise), formulas neutralised.
+under the exports' policy (hashed unless asked otherwise), formulas neutralised in CSV
+(Parquet keeps every value as it is).
 
 Rules are filters on a customer-level table: the store's :func:`customer_view` (one column
 per scheme, one per stored score) or any table you bring (e.g. customers scored with an
@@ -23,9 +24,10 @@ import pandas as pd
 import pyarrow as pa
 from ibis import _
 
-from segflow._csv import formula_cells, write_csv
 from segflow._csv import neutralise_formulas as neutralise_arrow
+from segflow._csv import to_arrow, write_csv
 from segflow._result import TableResult
+from segflow._rows import as_numbers
 from segflow.campaigns._playbook import Playbook, load_playbook
 from segflow.campaigns._store import TableSource
 from segflow.config._schemes import column_name  # noqa: F401 - part of this module's API
@@ -170,8 +172,8 @@ class Audience(TableResult):
     def export(self, path: str | Path, *, fmt: str | None = None) -> Path:
         """Write the members to CSV or Parquet (by extension or ``fmt``): their personal
         columns as :func:`build_audience` put them under its ``pii`` policy (hashed by
-        default); text that a spreadsheet would read as a formula is neutralised (see
-        :func:`neutralise_formulas`)."""
+        default); in CSV, text that a spreadsheet would read as a formula is neutralised,
+        in Parquet every value is kept as it is (see :func:`export_table`)."""
         return export_table(self.members, path, fmt=fmt)
 
     def figure(self) -> go.Figure:
@@ -206,6 +208,7 @@ def build_audience(
     name: str = "audience",
     segment_names: Mapping[str, Collection[str]] | None = None,
     pii: str = "hash",
+    source: str | None = None,
 ) -> Audience:
     """Select an audience, draw a random hold-out, and attach suggested actions.
 
@@ -244,6 +247,8 @@ def build_audience(
         (:func:`segflow.exports.protect_columns`): ``email`` hashed becomes ``email_sha256``.
         The rules (``where``, ``rule``, ``segments``) see the values in clear; the members,
         and so the exported file, hold them in clear only with ``include``.
+    source : str, optional
+        The file ``customers`` was read from: errors about its columns name it.
 
     Returns
     -------
@@ -258,32 +263,37 @@ def build_audience(
         customers = interruptible(ibis.duckdb.connect()).create_table("customers", customers, temp=True)
     t = customers
     cols = set(t.columns)
+    header = 0 if source is not None else None  # a column a file lacks: its header row
     for c in [value, action_from, *(segments or {})]:
         if c is not None and c not in cols:
-            raise InputError(f"column not found; columns are: {', '.join(t.columns)}", column=c)
+            raise InputError(f"column not found; columns are: {', '.join(t.columns)}",
+                             file=source, row=header, column=c)
     if "customer_id" not in cols:
-        raise InputError("the customer table needs a customer_id column", column="customer_id")
+        raise InputError("the customer table needs a customer_id column", file=source,
+                         row=header, column="customer_id")
+    if value is not None:  # summed as numbers: text that is no number is named, row by row
+        as_numbers(customers, value, source=source, what=f"the value column {value!r}")
     if pii != "include":  # read from the members, where a personal column is no longer clear
         for c in [value, action_from]:
             if c is not None and is_personal(c):
                 raise InputError(f"{c!r} holds personal data (written under the {pii!r} policy); "
-                                 "it cannot be the value or action column", column=c)
+                                 "it cannot be the value or action column", file=source, column=c)
     parts = []
     for col, names in (segments or {}).items():
-        _check_segment_names(customers, col, names, (segment_names or {}).get(col))
+        _check_segment_names(customers, col, names, (segment_names or {}).get(col), source)
         t = t.filter(t[col].isin([str(n) for n in names]))
         parts.append(f"{col} in {list(names)}")
     if rule is not None:
         t = t.filter(rule(t))
         parts.append("rule(...)")
     if where:
-        t = _apply_where(t, where)
+        t = _apply_where(t, where, source)
         parts.append(where)
     # personal columns under the policy in the engine, before pandas (an integer phone
     # number with a missing value would be a float there)
     # Arrow-backed columns keep each value as it came: a whole number with a missing value is
     # not a float (447946000001, not 4.47946000001e+11), a date not a timestamp
-    members = (protect_columns(t, pii).order_by("customer_id").to_pyarrow()
+    members = (protect_columns(t, pii, source=source).order_by("customer_id").to_pyarrow()
                .to_pandas(types_mapper=pd.ArrowDtype))
     members.insert(1, "group", _holdout_groups(len(members), holdout, seed))
     if value is not None:
@@ -308,7 +318,7 @@ def known_segments(source: TableSource) -> dict[str, set[str]]:
 
 
 def _check_segment_names(t: ibis.Table, col: str, names: Sequence[str],
-                         allowed: Collection[str] | None) -> None:
+                         allowed: Collection[str] | None, source: str | None = None) -> None:
     """Raise InputError for a name of ``names`` that is not a segment of column ``col`` (a
     typo would otherwise give an empty audience without a word)."""
     if allowed is None:
@@ -319,14 +329,15 @@ def _check_segment_names(t: ibis.Table, col: str, names: Sequence[str],
             near = [a for a in sorted(allowed) if a.lower() == str(name).lower()]
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise InputError(f"no segment {str(name)!r}{hint}; its segments are: "
-                             f"{', '.join(sorted(allowed)) or '(none)'}", column=col)
+                             f"{', '.join(sorted(allowed)) or '(none)'}", file=source, column=col)
 
 
-def _apply_where(t: ibis.Table, where: str) -> ibis.Table:
+def _apply_where(t: ibis.Table, where: str, source: str | None = None) -> ibis.Table:
+    """``t`` filtered by the SQL condition ``where``; an error names ``source`` (the file)."""
     if ";" in where:  # the parser's own message about a second statement means nothing here
         raise InputError(f"cannot use the rule {where!r}: a rule is one condition, without ';' "
                          f"(e.g. \"rfm = 'Champions' AND rfm__rank <= 2\"); columns are: "
-                         f"{', '.join(t.columns)}")
+                         f"{', '.join(t.columns)}", file=source)
     try:
         out = t.alias("customers").sql(f"SELECT * FROM customers WHERE {where}")
         out.schema()  # parse and bind now, so a bad rule fails here with a clear message
@@ -334,7 +345,7 @@ def _apply_where(t: ibis.Table, where: str) -> ibis.Table:
     except Exception as exc:  # ibis/sqlglot/backend errors carry the parser's message
         raise InputError(
             f"cannot use the rule {where!r}: {str(exc).splitlines()[0]}; columns are: "
-            f"{', '.join(t.columns)}"
+            f"{', '.join(t.columns)}", file=source
         ) from exc
 
 
@@ -348,30 +359,34 @@ def _holdout_groups(n: int, holdout: float, seed: int) -> np.ndarray:
 
 
 def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """Prefix text cells a spreadsheet would run as a formula (``= + - @``, tab or carriage
-    return first, also after white space or in full-width form:
-    :func:`segflow._csv.formula_cells`) with a single quote, so spreadsheet programs show
-    them as text instead of running them (CSV injection, OWASP). Numbers are left alone (the
-    rule of :func:`segflow._csv.neutralise_formulas`, which CSV files also pass)."""
-    out = frame.copy()
-    for col in out.columns:
-        s = out[col]
-        if s.dtype == object or pd.api.types.is_string_dtype(s):
-            text = s.astype("string")
-            risky = formula_cells(pa.array(text.to_numpy(dtype=object, na_value=None),
-                                           pa.string())).to_numpy(zero_copy_only=False)
-            if risky.any():
-                s = s.astype(object)
-                s[risky] = "'" + text[risky].astype(str)
-                out[col] = s
-    return out
+    """Deprecated: use :func:`segflow.exports.neutralise_formulas` (Arrow tables), or write
+    through :func:`segflow.exports.write_csv`, which applies it.
+
+    The frame with text cells a spreadsheet would run as a formula prefixed with ``'``
+    (:func:`segflow._csv.formula_cells`); numeric columns unchanged. Kept for one release as a
+    thin wrapper over the one implementation (it was a second, pandas one)."""
+    warnings.warn("segflow.campaigns.neutralise_formulas is deprecated (after 0.1.0): use "
+                  "segflow.exports.neutralise_formulas on an Arrow table, or segflow.exports."
+                  "write_csv, which neutralises CSV files", DeprecationWarning, stacklevel=2)
+    return neutralise_arrow(to_arrow(frame)).to_pandas()
 
 
 def export_table(frame: pd.DataFrame | pa.Table, path: str | Path, *,
                  fmt: str | None = None) -> Path:
-    """Write ``frame`` (pandas or Arrow) to CSV or Parquet after :func:`neutralise_formulas`.
-    It is written as it is: personal columns are put under a policy before
-    (:func:`segflow.exports.protect_columns`, as :func:`build_audience` does)."""
+    """Write ``frame`` (pandas or Arrow) to CSV or Parquet (by ``fmt`` or the extension).
+
+    CSV goes through :func:`segflow.exports.write_csv`: text cells (and column names) a
+    spreadsheet would run as a formula get a leading ``'``; numeric columns are written as
+    numbers (``-2`` stays ``-2``). Parquet holds every value as it is (``=evil`` stays
+    ``=evil``): it is not opened by spreadsheets, and its readers must get the data back.
+    Personal columns are put under a policy before (:func:`segflow.exports.protect_columns`,
+    as :func:`build_audience` does).
+
+    Raises
+    ------
+    InputError
+        For a format other than CSV or Parquet (naming the file).
+    """
     path = Path(path)
     fmt = (fmt or path.suffix.lstrip(".")).lower()
     if fmt == "csv":
@@ -379,9 +394,9 @@ def export_table(frame: pd.DataFrame | pa.Table, path: str | Path, *,
     elif fmt in ("parquet", "pq") and isinstance(frame, pa.Table):
         import pyarrow.parquet as pq
 
-        pq.write_table(neutralise_arrow(frame), path)
+        pq.write_table(frame, path)  # values as they are: no formula guard outside CSV
     elif fmt in ("parquet", "pq"):
-        neutralise_formulas(frame).to_parquet(path, index=False)
+        frame.to_parquet(path, index=False)
     else:
         raise InputError(f"cannot export to {path.name}: use a .csv or .parquet file name",
                          file=str(path))

@@ -361,7 +361,10 @@ def fit_uplift(
     arm = data[arm_col]
     keep = (arm == control) | ((arm == treated) if treated is not None else True)
     data = data[keep.to_numpy()]
+    _refuse_one_arm(data[arm_col], arm, control, treated, arm_col, source)
     _refuse_missing_outcome(data[outcome], outcome, source)
+    if method == "class_transformation":
+        _refuse_non_binary(data[outcome], outcome, source)
     t = (data[arm_col].astype(str) != control).to_numpy()
     train, test = train_test_split(np.arange(len(data)), test_size=test_size,
                                    random_state=random_state, stratify=t)
@@ -388,6 +391,35 @@ def _refuse_missing_outcome(values: pd.Series, column: str, source: str | None) 
         who = "1 customer of the experiment has" if n == 1 else f"{n:,} customers of the experiment have"
         raise InputError(f"the outcome is {what}; {who} no numeric outcome: fill or drop those rows",
                          file=source, row=first + 1, column=column)
+
+
+def _refuse_one_arm(kept: pd.Series, arms: pd.Series, control: str, treated: str | None,
+                    column: str, source: str | None) -> None:
+    """InputError naming the file and the arm column when the kept rows lack the control
+    arm or every treated arm (the model's own check said only "uplift needs both treated and
+    control customers")."""
+    found = ", ".join(repr(a) for a in sorted(arms.dropna().astype(str).unique())) or "none"
+    kept = kept.astype(str)
+    if not (kept == control).any():
+        raise InputError(f"no customer has the control arm {control!r}; arms found: {found}",
+                         file=source, column=column)
+    if (kept == control).all():
+        which = f"the treated arm {treated!r}" if treated is not None else "an arm other than the control"
+        raise InputError(f"no customer has {which}; arms found: {found}", file=source, column=column)
+
+
+def _refuse_non_binary(values: pd.Series, column: str, source: str | None) -> None:
+    """InputError naming the first rows (from 1) whose outcome is not 0 or 1, for the class
+    transformation (a 0/1 outcome only)."""
+    y = pd.to_numeric(values, errors="coerce")
+    bad = ~y.isin([0, 1]).to_numpy()
+    if bad.any():
+        rows = [int(i) + 1 for i in values.index[bad][:3]]
+        first = values[bad].iloc[0]
+        first = first.item() if hasattr(first, "item") else first  # 2, not np.int64(2)
+        raise InputError(f"the class transformation needs a 0/1 outcome, got {first!r}; "
+                         "use the two-model method (--method two_model) for amounts or counts",
+                         file=source, row=rows, column=column, rows_in_all=int(bad.sum()))
 
 
 def _deciles(y: np.ndarray, t: np.ndarray, pred: np.ndarray) -> pd.DataFrame:

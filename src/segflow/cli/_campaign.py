@@ -40,7 +40,7 @@ from segflow.cli._files import (
     read_user_csv,
     read_user_parquet,
 )
-from segflow.errors import InputError
+from segflow.errors import InputError, about_file
 
 campaign_app = typer.Typer(
     help="Campaign effects by segment, migration lift, uplift and target audiences.",
@@ -316,7 +316,8 @@ def audience(
         kwargs = dict(where=where, segments=segments, value=value, holdout=holdout, seed=seed,
                       playbook=playbook, action_from=action_col, name=name, pii=pii)
         if customers is not None:
-            aud = build_audience(read_customer_file(customers), **kwargs)  # type: ignore[arg-type]
+            aud = build_audience(read_customer_file(customers), source=str(customers),
+                                 **kwargs)  # type: ignore[arg-type]
         else:
             # on Spark: a copy of the warehouse's assignments and scores
             with open_project(project, AUDIENCE_TABLES) as proj:
@@ -367,14 +368,17 @@ def uplift(
             raise InputError(f"--method must be two_model or class_transformation, not {method!r}")
         table = read_customer_file(responses)
         frame = table.to_pandas()
-        res = fit_uplift(frame, arm_col=arm_col, control=control, outcome=outcome,
-                         features=feature, treated=treated, method=method,  # type: ignore[arg-type]
-                         test_size=test_size, random_state=seed, source=str(responses))
+        with about_file(responses):  # the models' own checks know no file
+            res = fit_uplift(frame, arm_col=arm_col, control=control, outcome=outcome,
+                             features=feature, treated=treated,
+                             method=method,  # type: ignore[arg-type]
+                             test_size=test_size, random_state=seed, source=str(responses))
         payload = {"scores": res.scores, "deciles": res.deciles.to_dict(orient="records")}
         if scores_out is not None:
+            scored_file = responses if score is None else score
             payload["scores_file"] = str(export_table(
                 _scored(res.model, table if score is None else read_customer_file(score),
-                        list(feature), pii), scores_out))
+                        list(feature), pii, source=str(scored_file)), scores_out))
             payload["pii"] = pii
         if as_json:
             print_json(payload)
@@ -396,7 +400,8 @@ def uplift(
             console.print(f"scores written to {payload['scores_file']}", highlight=False)
 
 
-def _scored(model: Any, table: Any, features: list[str], pii: str) -> Any:
+def _scored(model: Any, table: Any, features: list[str], pii: str, *,
+            source: str | None = None) -> Any:
     """The customers of ``table`` (Ibis) with their ``uplift`` from ``model``, as an Arrow
     table: its personal columns under ``pii`` (segflow.exports.protect_columns), in the
     engine, the model fed the values in clear. Both are read in the table's order (DuckDB keeps
@@ -408,7 +413,7 @@ def _scored(model: Any, table: Any, features: list[str], pii: str) -> Any:
     if "uplift" in table.columns:  # a file scored before: its scores replaced, as they were
         table = table.drop("uplift")
     predicted = model.predict(table.to_pandas()[features])
-    out = protect_columns(table, pii).to_pyarrow()
+    out = protect_columns(table, pii, source=source).to_pyarrow()
     return out.append_column("uplift", pa.array(predicted, pa.float64()))
 
 

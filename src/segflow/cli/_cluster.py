@@ -25,9 +25,12 @@ from segflow.cli._common import (
     stdout,
     user_errors,
 )
-from segflow.cli._customer_file import read_customer_file  # (also imported from here)
+from segflow.cli._customer_file import (  # (read_customer_file also imported from here)
+    check_value_column,
+    read_customer_file,
+)
 from segflow.cli._segment import segment_app
-from segflow.errors import InputError
+from segflow.errors import InputError, about_file
 
 if TYPE_CHECKING:  # ibis and scikit-learn load only in the commands that use them (fast --help)
     import ibis
@@ -201,9 +204,10 @@ def cluster_command(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SmallSegmentWarning)
             warnings.simplefilter("always", UnstableSegmentWarning)
-            segmenter = fit_cluster_table(
-                table, columns, method=method, id_col=id_col, **params
-            )
+            with about_file(input):  # the library's errors name the columns, not the file
+                segmenter = fit_cluster_table(
+                    table, columns, method=method, id_col=id_col, **params
+                )
         assigned = segmenter.assign(table, id_col=id_col)
         sizes = (
             assigned.group_by(["segment_rank", "segment"])
@@ -406,9 +410,10 @@ def profile_command(
         if rule_based:  # rule segments are named by their rules; suggested names are for clusters
             segs = [str(s) for s in assigned.select("segment").distinct().to_pyarrow()["segment"].to_pylist()]
             names = {**{s: s for s in segs}, **names}
-        profile = profile_segments(
-            features, assigned, value_col=value_col, id_col=id_col, names=names
-        )
+        with about_file(input):  # (the features file; None for a project's scheme)
+            profile = profile_segments(
+                features, assigned, value_col=value_col, id_col=id_col, names=names
+            )
         if rule_based:
             profile.table["suggested_name"] = None
         _print_profile(profile, rule_based=rule_based)
@@ -449,6 +454,7 @@ def _profile_input(
         if "segment" not in assigned.columns:
             raise InputError("no 'segment' column", file=str(assignments), column="segment")
         assigned = assigned.mutate(segment=assigned["segment"].cast("string"))
+        features = check_value_column(features, value_col, input)
         return features, _unneutralised(features, assigned, id_col), value_col or "monetary", {}
     if scheme is None:
         raise InputError("give --scheme NAME (project) or --input and --assignments (files)")

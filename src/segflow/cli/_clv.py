@@ -47,7 +47,7 @@ from segflow.cli._files import (
     read_user_parquet,
     without_tokens,
 )
-from segflow.errors import InputError, SegflowError
+from segflow.errors import InputError, SegflowError, about_file
 
 TransactionsOption = typer.Option(
     None, "--transactions", "-t", help="Transaction file: .csv, .parquet, or CDNOW .txt.",
@@ -325,11 +325,13 @@ def register(app: typer.Typer) -> None:
                 transactions, fmt=fmt, date_col=date_col, date_format=date_format,
                 id_cols=(customer_col,), amount_col=amount, decimal=decimal,
             )
-            report, *_ = fit_clv(
-                table, snapshot=cut, observation_end=obs_end, time_unit=time_unit,
-                model_name=model, spend_model=spend_model, order_value=order_value,
-                penalizer=penalizer, customer_col=customer_col, ts_col=date_col, amount_col=amount,
-            )
+            with about_file(transactions):  # the library's errors name columns, not files
+                report, *_ = fit_clv(
+                    table, snapshot=cut, observation_end=obs_end, time_unit=time_unit,
+                    model_name=model, spend_model=spend_model, order_value=order_value,
+                    penalizer=penalizer, customer_col=customer_col, ts_col=date_col,
+                    amount_col=amount, source=str(transactions),
+                )
             if as_json:
                 print_json(report)
             else:
@@ -442,12 +444,13 @@ def _score(
         else:
             raise InputError("give --transactions FILE or --project DIR")
         amount = None if amount_col.lower() == "none" else amount_col
-        report, summary, model, spend = fit_clv(
-            table, snapshot=o.snapshot, observation_end=None, time_unit=o.time_unit,
-            model_name=o.model_name, spend_model=o.spend_model, order_value=o.order_value,
-            penalizer=o.penalizer, customer_col=customer_col, ts_col=date_col,
-            amount_col=amount,
-        )
+        with about_file(transactions):  # (None: the project's store)
+            report, summary, model, spend = fit_clv(
+                table, snapshot=o.snapshot, observation_end=None, time_unit=o.time_unit,
+                model_name=o.model_name, spend_model=o.spend_model, order_value=o.order_value,
+                penalizer=o.penalizer, customer_col=customer_col, ts_col=date_col,
+                amount_col=amount, source=None if transactions is None else str(transactions),
+            )
         scores = score_customers(summary, model, horizon=o.horizon, time_unit=unit_code(o.time_unit),
                                  spend_model=spend, margin=o.margin,
                                  annual_discount_rate=o.discount_rate)

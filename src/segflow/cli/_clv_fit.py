@@ -170,30 +170,42 @@ def _after_the_data(last: dt.date | None, snapshot: dt.date) -> list[str]:
 
 
 def _left_out(transactions: Any, customer_col: str, ts_col: str,
-              amount_col: str | None = None) -> list[str]:
+              amount_col: str | None = None, source: str | None = None) -> list[str]:
     """Notes counting the rows no customer's history holds: without a customer id (empty or
     blank once trimmed: anonymous lines) or without a date; and the rows of a customer and
     date without an amount (an empty cell), which are no purchase (the summary's warning
-    counts their days as return-only days)."""
-    import ibis
-
+    counts their days as return-only days). For a file (``source``, its name) each note
+    names the file, the first such rows (1: the first data row) and the column:
+    ``file tx.csv, rows 4, 9 and 12, column 'amount': 3 rows have no amount ...``; a
+    store's table has no row numbers to name."""
     if customer_col not in transactions.columns or ts_col not in transactions.columns:
         return []  # the summary names the missing column
     dated = transactions[customer_col].notnull() & transactions[ts_col].notnull()
-    no_amount = (dated & transactions[amount_col].isnull()).sum() if (
-        amount_col is not None and amount_col in transactions.columns) else ibis.literal(0)
-    row = transactions.aggregate(
-        no_id=transactions[customer_col].isnull().sum(),
-        no_date=transactions[ts_col].isnull().sum(),
-        no_amount=no_amount).execute().iloc[0].fillna(0)
+    left_out = ("is left out", "are left out")
+    # (rows, their column, what they lack, what becomes of one row / of several)
+    kinds = [(transactions[customer_col].isnull(), customer_col, "no customer id", left_out),
+             (transactions[ts_col].isnull(), ts_col, "no date", left_out)]
+    if amount_col is not None and amount_col in transactions.columns:
+        kinds.append((dated & transactions[amount_col].isnull(), amount_col, f"no {amount_col}",
+                      ("is no purchase (not a return either)",
+                       "are no purchases (not a return either)")))
+    counts = transactions.aggregate(
+        **{f"k{i}": kind[0].sum() for i, kind in enumerate(kinds)}).execute().iloc[0].fillna(0)
+    found = {i: int(counts[f"k{i}"]) for i in range(len(kinds)) if int(counts[f"k{i}"])}
+    first: dict[str, list[int]] = {}
+    if source is not None and found:  # one more query, only when such rows exist
+        from segflow._rows import first_rows
+
+        first = first_rows(transactions, {str(i): kinds[i][0] for i in found})
     notes = []
-    for n, what in ((int(row["no_id"]), "no customer id"), (int(row["no_date"]), "no date")):
-        if n:
-            notes.append(f"{n:,} {'row has' if n == 1 else 'rows have'} {what} and "
-                         f"{'is' if n == 1 else 'are'} left out")
-    if n := int(row["no_amount"]):
-        notes.append(f"{n:,} {'row has' if n == 1 else 'rows have'} no {amount_col} and "
-                     f"{'is no purchase' if n == 1 else 'are no purchases'} (not a return either)")
+    for i, n in found.items():
+        _, column, what, fate = kinds[i]
+        text = f"{n:,} {'row has' if n == 1 else 'rows have'} {what} and {fate[n != 1]}"
+        if source is not None:
+            from segflow.errors import where
+
+            text = f"{where(source, first[str(i)], column, rows_in_all=n)}: {text}"
+        notes.append(text)
     return notes
 
 
@@ -210,11 +222,13 @@ def fit_clv(
     customer_col: str = "customer_id",
     ts_col: str = "ts",
     amount_col: str | None = "amount",
+    source: str | None = None,
 ) -> tuple[dict[str, Any], Any, Any, Any]:
     """Summary, fit and (optionally) holdout validation; returns a JSON-ready report.
 
     ``snapshot`` is the first day after the calibration period and ``observation_end`` the
     first day after the holdout (exclusive ends; the options convert inclusive dates).
+    ``source`` names the transaction file (its notes then name the file and the rows).
     """
     from segflow.models import (
         btyd_summary,
@@ -236,7 +250,7 @@ def fit_clv(
         "calibration": _window(first, snapshot, time_unit),
         "warnings": [], "notes": [],
     }
-    report["notes"].extend(_left_out(transactions, customer_col, ts_col, amount_col))
+    report["notes"].extend(_left_out(transactions, customer_col, ts_col, amount_col, source))
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("ignore")

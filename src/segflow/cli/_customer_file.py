@@ -172,3 +172,24 @@ def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: 
             column=id_col,
         )
     return table
+
+
+def check_value_column(features: ibis.Table, value_col: str | None, path: Path) -> ibis.Table:
+    """``features`` with its value column (``value_col``, default ``monetary``) as numbers:
+    InputError naming the file, the column and its first rows when it cannot be summed as
+    money: ``--value-col`` naming no column of the file (without it, a file lacking
+    ``monetary`` just has no value shares), or a column of text (``n/a``, ``12 EUR``: the
+    rows are those whose cell is no number) or of another type. A text column of numbers
+    only (a Parquet file's) is read as numbers."""
+    name = value_col or "monetary"
+    if name not in features.columns:
+        if value_col is None:
+            return features
+        from segflow._suggest import did_you_mean
+
+        raise InputError(f"no value column {name!r}; {did_you_mean(name, features.columns)}"
+                         f"the columns are {list(features.columns)} (use --value-col)",
+                         file=str(path), row=0, column=name)
+    from segflow._rows import as_numbers
+
+    return as_numbers(features, name, source=str(path), hint="choose another --value-col")

@@ -400,27 +400,30 @@ def _under_policy(column: str, value: ibis.Value, policy: PiiPolicy) -> dict[str
     return {column: value}
 
 
-def protect_columns(table: ibis.Table, policy: str) -> ibis.Table:
+def protect_columns(table: ibis.Table, policy: str, *, source: str | None = None) -> ibis.Table:
     """``table`` with its personal columns (:func:`is_personal`) under ``policy``, in the
     engine; the other columns as they are, all in their places. What a command writes when
     it writes back a customer file a user gave it (``segflow campaign audience
     --customers``, ``campaign uplift --scores-out``): the store's exports' rules
     (:func:`personal_columns`), the same names (``email`` hashed is ``email_sha256``).
 
-    A hashed column whose name the table already holds (``email`` next to ``email_sha256``)
-    is an :class:`InputError`, not one column silently written over the other.
+    A hashed column whose name the table already holds (``email`` next to ``email_sha256``,
+    in any case) is an :class:`InputError` naming ``source`` (the file the table was read
+    from, if any), the header and that column, not one column silently written over the
+    other.
     """
     policy = check_policy(policy)
     personal = [c for c in table.columns if is_personal(c)]
     if not personal or policy == "include":
         return table
     if policy == "hash":
-        taken = {c.lower() for c in table.columns}
+        taken = {c.lower(): c for c in table.columns}
         for c in personal:
-            if hashed_column(c).lower() in taken:
-                raise InputError(f"the table has both {c!r} and {hashed_column(c)!r}: the hashes "
-                                 f"of {c!r} would be written over that column; rename or drop one",
-                                 column=hashed_column(c))
+            if (held := taken.get(hashed_column(c).lower())) is not None:
+                what = "file" if source is not None else "table"
+                raise InputError(f"the {what} has both {c!r} and {held!r}: the hashes of {c!r} "
+                                 "would be written over that column; rename or drop one",
+                                 file=source, row=0 if source is not None else None, column=held)
     cols: dict[str, ibis.Value] = {}
     for c in table.columns:
         cols.update(_under_policy(c, table[c], policy) if c in personal else {c: table[c]})

@@ -217,7 +217,7 @@ def profile_segments(
     rows = int(features.count().execute())
     per_seg = _segment_aggregates(joined, numeric, value_col, "segment_rank" in keep, rows)
     if per_seg.empty:
-        raise InputError("no customer of the assignments is in the feature table")
+        raise InputError("no customer of the assignments is in the feature table", column=id_col)
     base = _base_aggregates(joined, numeric, rows)
     table, means, medians = _split(per_seg, numeric)
     std = base.loc["std"].replace(0.0, np.nan)
