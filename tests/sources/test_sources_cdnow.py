@@ -1,13 +1,16 @@
 """The CDNOW 1/10 sample (whitespace-aligned, no header) through a project: ``segflow
 ingest`` stores what :func:`segflow.datasets.load_cdnow` reads, reconciled with the file's
 lines, and BG/NBD fitted on the store lands on the published estimates (Fader, Hardie & Lee
-2005; the golden test's calibration, tests/models/test_models_btyd_golden.py)."""
+2005; the golden test's calibration, tests/models/test_models_btyd_golden.py). The project
+file is the one docs/demo-data.md shows ("CDNOW through a project")."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -17,28 +20,21 @@ from segflow.models import BetaGeoModel, btyd_summary, compress
 from segflow.sources import check_source, ingest
 from segflow.store import Store
 
-#: the source of docs/demo-data.md, "CDNOW through a project"
-TOML = """\
-[[sources]]
-name = "cdnow"
-table = "transactions"
-path = "CDNOW_sample.txt"
-format = "csv"
-date_formats = ["%Y%m%d"]
-max_date = "1998-07-01"
-options = { header = false, delimiter = "whitespace", names = ["master_id", "sample_id", "date", "cds", "dollars"] }
-[sources.columns]
-customer_id = "master_id"
-ts = "date"
-amount = "dollars"
-quantity = "cds"
-"""
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def doc_toml() -> str:
+    """The segflow.toml of docs/demo-data.md, "CDNOW through a project", as written."""
+    text = (DOCS / "demo-data.md").read_text(encoding="utf-8")
+    return re.search(r"### CDNOW through a project.*?```toml\n(.*?)```", text, re.S).group(1)
+
+
 BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}  # FHL (2005)
 
 
 def test_cdnow_ingested_equals_the_loader_and_fits_the_published_bgnbd(tmp_path, cdnow_dir):
     shutil.copy(cdnow_dir / "CDNOW_sample.txt", tmp_path)
-    (tmp_path / "segflow.toml").write_text(TOML)
+    (tmp_path / "segflow.toml").write_text(doc_toml())
     settings = Settings.load(tmp_path)
     store = Store(":memory:")
     with warnings.catch_warnings():
