@@ -120,11 +120,12 @@ def _both_readers(tmp_path: Path, text: str, options: str, monkeypatch,
     return [first, second]
 
 
-@pytest.mark.parametrize("case", ["csv", "aligned", "aligned-header"])
+@pytest.mark.parametrize("case", ["csv", "tsv", "aligned", "aligned-header"])
 def test_sources_check_and_both_readers_agree_and_reconcile(tmp_path, monkeypatch, case):
-    if case == "csv":
-        text, options, header = CSV, HEADERLESS, False
-        split, kind = (lambda line: line.split(",")), "csv"
+    if case in ("csv", "tsv"):  # the TSV's delimiter is sniffed from its data lines
+        sep = "," if case == "csv" else "\t"
+        text, options, header = CSV.replace(",", sep), HEADERLESS, False
+        split, kind = (lambda line: line.split(sep)), "csv"
     else:
         header = case == "aligned-header"
         text = ("order_id customer  ts amount\r\n" if header else "") + ALIGNED
@@ -168,3 +169,13 @@ def test_a_space_delimiter_on_aligned_columns_suggests_whitespace(tmp_path):
     settings = _project(tmp_path, " 00004 0001 19970101  2   29.33\n", 'delimiter = " "')
     with pytest.raises(InputError, match="positions \\[1, 5, 7, 8\\]; .*delimiter = 'whitespace'"):
         check_source(settings.sources[0], tmp_path, now=NOW)
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_a_file_whose_rows_differ_in_fields_keeps_its_delimiter(sep):
+    """Python's sniffer gives up on rows of several field counts (malformed rows); the
+    delimiter is then the one the first line writes most, not a silent ','."""
+    from segflow.sources._readers import _sniff
+
+    text = "order_id,x;customer;ts;amount\nA1;c1;2024-01-02;10\nA2;c2;2024-01-03;5;x\nA4;c4\n"
+    assert _sniff(text.replace(";", sep)) == sep

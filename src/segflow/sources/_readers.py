@@ -136,11 +136,7 @@ def _delimited_header(text: str, source: SourceSettings, shape: Layout,
     quote = str(source.options.get("quote", '"'))
     delimiter = source.options.get("delimiter")
     if delimiter is None:
-        first_lines = "\n".join(text.splitlines()[:20])
-        try:
-            delimiter = csv.Sniffer().sniff(first_lines, delimiters=",;\t|").delimiter
-        except csv.Error:
-            delimiter = ","
+        delimiter = _sniff(text)
     delimiter = "\t" if delimiter in ("\\t", "tab") else str(delimiter)
     if shape.names:
         return list(shape.names), delimiter, quote
@@ -164,6 +160,19 @@ def _delimited_header(text: str, source: SourceSettings, shape: Layout,
         )
     refuse_repeated_names(written[:len(header)], label, trimmed=True)  # as written: 'a' / 'a '
     return header, delimiter, quote
+
+
+def _sniff(text: str) -> str:
+    """The delimiter of a file's first 20 lines, one of ``, ; tab |``: Python's sniffer, or,
+    when it cannot decide (rows of several field counts, as a file with malformed rows has),
+    the one written most often on the first line (``,`` when none is)."""
+    lines = text.splitlines()[:20]
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|").delimiter
+    except csv.Error:
+        counts = {d: lines[0].count(d) for d in ",;\t|"} if lines else {}
+        best = max(counts, key=lambda d: counts[d], default=",")  # ties: the first
+        return best if counts.get(best) else ","
 
 
 def _stage_csv_duckdb(con, path: Path, header: list[str], delimiter: str, quote: str,
