@@ -206,3 +206,39 @@ def split_lines(con: duckdb.DuckDBPyConnection, lines: str, rows: str, rejects: 
     finally:
         con.execute(f"DROP TABLE IF EXISTS {split}")
     return blank
+
+
+def read_aligned(path: Path, names: list[str],
+                 label: str) -> tuple[Any, tuple[int, int, str] | None]:
+    """A whitespace-aligned file without a header, read as a source with ``header = false``,
+    ``names`` and ``delimiter = "whitespace"`` is (the file commands' ``--format cdnow``).
+
+    Returns
+    -------
+    (pyarrow.Table, (row, fields, reason) or None)
+        The rows (``_row``, the line's number, and ``names``, text, in file order) and the
+        first line the reader quarantines (its row, its field count and the reason: another
+        number of fields, or bytes invalid in UTF-8), or None.
+
+    Raises
+    ------
+    InputError
+        The file is missing, empty or not text (one line naming it).
+    """
+    from segflow.sources._readers import q, stage
+
+    source = SourceSettings(name="file", table="transactions", format="csv",
+                            options={"header": False, "names": list(names),
+                                     "delimiter": WHITESPACE})
+    con = duckdb.connect()
+    try:
+        staged = stage(con, source, path, label)
+        cols = ", ".join(["_row", *(q(n) for n in names)])
+        rows = con.execute(f"SELECT {cols} FROM {staged.table} ORDER BY _row").to_arrow_table()
+        first = con.execute(f"SELECT _row, raw_row, reason FROM {staged.rejects} ORDER BY _row "
+                            "LIMIT 1").fetchone()
+    finally:
+        con.close()
+    if first is None:
+        return rows, None
+    return rows, (int(first[0]), len(re.split(_SEP, first[1].strip(" \t"))), first[2])
