@@ -179,3 +179,13 @@ def test_a_file_whose_rows_differ_in_fields_keeps_its_delimiter(sep):
 
     text = "order_id,x;customer;ts;amount\nA1;c1;2024-01-02;10\nA2;c2;2024-01-03;5;x\nA4;c4\n"
     assert _sniff(text.replace(";", sep)) == sep
+
+
+def test_a_headerless_file_of_blank_lines_loads_no_rows_and_says_so(tmp_path):
+    settings = _project(tmp_path, "\n   \n\t\n", 'delimiter = "whitespace", ' + HEADERLESS)
+    store = Store(":memory:")
+    with pytest.warns(UserWarning, match=r"file tx\.txt holds only blank lines; loaded as 0 rows"):
+        report = ingest(store, settings, tmp_path, now=NOW)
+    assert list(report.to_pandas()[["status", "rows_read"]].itertuples(index=False, name=None)) \
+        == [("empty", 0)]
+    store.close()
