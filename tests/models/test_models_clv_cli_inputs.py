@@ -208,6 +208,20 @@ def test_a_file_not_in_the_cdnow_format_says_so(tmp_path: Path) -> None:
         "CSV give --format csv)")
 
 
+
+def test_a_cdnow_line_with_a_field_too_many_is_named_by_its_line(tmp_path: Path) -> None:
+    """``--format cdnow`` reads as the ingest's ``header = false``, ``delimiter =
+    "whitespace"``: a blank line is no row, so the bad line is row 3 (pandas said
+    "Expected 5 fields in line 3, saw 6" and skipped blank lines in its numbers)."""
+    txt = tmp_path / "tx.txt"
+    txt.write_text(" 00004 0001 19970101  2   29.33\n   \n 00005 0001 19970102  1  9.99 x\n")
+    result = _run("clv", "fit", "-t", txt, "--snapshot", "1997-06-01")
+    assert result.exit_code == 1
+    assert " ".join(result.output.split()) == (
+        f"error: file {txt}, row 3: not in the CDNOW format: the row has 6 fields; expected "
+        "'customer_id sample_id yyyymmdd quantity amount' separated by spaces, no header (for a "
+        "CSV give --format csv)")
+
 def test_decimal_comma_amounts(tmp_path: Path) -> None:
     """``12,72`` was "expected a number" with no way out; ``--decimal ,`` reads it as the
     ingest's decimal option does (a value with a ``.`` is then no number)."""

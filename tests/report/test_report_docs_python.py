@@ -56,10 +56,17 @@ def test_data(folder):
     ns["store"].close()
 
 
-def test_demo_data(folder):
+def test_demo_data(folder, cdnow_dir):
+    from tests.sources.test_sources_cdnow import doc_toml
+
+    (folder / "cdnow").mkdir()  # "CDNOW through a project": the file and the page's toml
+    shutil.copy(cdnow_dir / "CDNOW_sample.txt", folder / "cdnow")
+    (folder / "cdnow" / "segflow.toml").write_text(doc_toml())
     ns = _run("demo-data.md")
     assert ns["ds"].rows["customers"] >= 10_000 and (folder / "segflow.toml").is_file()  # + duplicates
     assert len(ns["cd"]) == 6_919 and len(ns["donors"]) > 0
+    assert ns["loaded"].totals()["rows_accepted"] == 6_919
+    assert round(ns["model"].params_["r"], 3) == 0.243  # Fader, Hardie & Lee (2005)
 
 
 def test_models(folder):

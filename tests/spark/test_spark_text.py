@@ -50,6 +50,34 @@ def test_a_folder_url_of_csv_files_is_read_with_the_readers_rows_and_rejects(tmp
         read_text(session, source, url, url, local=False)
 
 
+
+def test_headerless_whitespace_files_go_through_the_same_options(tmp_path):
+    """``header = false``, ``names`` and ``delimiter = "whitespace"`` on the Spark ingest:
+    the task's reader is the DuckDB ingest's, so the rows are its (row 1 is line 1)."""
+    require_spark()
+    from segflow.engine import spark_session
+    from segflow.warehouse._text import read_text
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.txt").write_text("  1   a\n2 b extra\n")
+    (folder / "b.txt").write_text("3\t c \n")
+    source = SourceSettings(name="s", table="customers", format="csv",
+                            columns={"customer_id": "id"},
+                            options={"header": False, "names": ["id", "x"],
+                                     "delimiter": "whitespace"})
+    url = folder.resolve().as_uri()
+    read = read_text(spark_session("local[1]"), source, url, url, local=False)
+    try:
+        rows = sorted(tuple(r) for r in read.rows.collect())
+        rejects = [(r._row, r.raw_row, r.reason) for r in read.rejects.collect()]
+        records = read.records
+    finally:
+        read.release()
+    assert rows == [(1, "1", "a"), (3, "3", "c")]  # b.txt's line 1 follows a's 2 rows
+    assert rejects == [(2, "2 b extra", "3 fields instead of the 2 of options.names")]
+    assert records == 3
+
 def test_what_spark_cannot_read_is_one_line_naming_the_cause(tmp_path):
     """A local file of 0 bytes (which Spark does not list) is no error but a read without
     rows, naming the file, as on DuckDB; a URL of a file system Spark has no client for, or

@@ -126,14 +126,24 @@ def read_transactions(
                 order = date_order(read_user_csv(con, path, all_varchar=True), date_col, path)
             table = read_user_csv(con, path, id_columns=id_cols,
                                   all_varchar=date_format is not None or order is not None)
-        elif kind == "cdnow":
+        elif kind == "cdnow":  # the ingest's header = false, delimiter = "whitespace"
             import pandas as pd
 
-            frame = pd.read_csv(
-                path, sep=r"\s+", header=None, dtype=str,
-                names=["customer_id", "sample_id", "date", "quantity", "amount"],
-            )
-            _check_cdnow(frame, path, dated=date_format in (None, "%Y%m%d"))
+            from segflow.sources._textlines import read_aligned
+
+            rows, bad = read_aligned(path, ["customer_id", "sample_id", "date", "quantity",
+                                            "amount"], str(path))
+            if bad is not None:
+                row, fields, reason = bad
+                if not reason[0].isdigit():  # not a field count: bytes invalid in UTF-8
+                    raise InputError(f"cannot read the file: {reason}", file=str(path), row=row)
+                raise InputError(
+                    f"not in the CDNOW format: the row has {fields} field"
+                    f"{'s' if fields != 1 else ''}; expected {CDNOW_LAYOUT} (for a CSV give "
+                    "--format csv)", file=str(path), row=row)
+            frame = rows.to_pandas()
+            lines = frame.pop("_row")
+            _check_cdnow(frame, path, dated=date_format in (None, "%Y%m%d"), lines=lines)
             frame["amount"] = pd.to_numeric(frame["amount"], errors="raise")
             table = con.create_table("transactions", frame)
             date_col, date_format = ("date", date_format or "%Y%m%d") if date_col == "ts" else (
@@ -186,11 +196,12 @@ def read_transactions(
 CDNOW_LAYOUT = "'customer_id sample_id yyyymmdd quantity amount' separated by spaces, no header"
 
 
-def _check_cdnow(frame: Any, path: Path, *, dated: bool = True) -> None:
+def _check_cdnow(frame: Any, path: Path, *, dated: bool = True, lines: Any = None) -> None:
     """InputError naming the first row of a file read as CDNOW (``--format cdnow``, or a
     ``.txt`` file) that is not in that layout: five fields, the third a date ``yyyymmdd``
-    (when ``dated``: no other ``--date-format`` given).
-    An ordinary CSV read so was one field a line and "the summary holds no customers"."""
+    (when ``dated``: no other ``--date-format`` given). ``lines``: each row's line (default:
+    its place)."""
+    # (An ordinary CSV read so was one field a line and "the summary holds no customers".)
     if frame.empty:
         raise InputError(f"the file holds no rows; expected the CDNOW layout {CDNOW_LAYOUT}",
                          file=str(path))
@@ -204,7 +215,8 @@ def _check_cdnow(frame: Any, path: Path, *, dated: bool = True) -> None:
                 f"has the date {frame['date'].iloc[i]!r}")
         raise InputError(
             f"not in the CDNOW format: the row {what}; expected {CDNOW_LAYOUT} (for a CSV "
-            "give --format csv)", file=str(path), row=i + 1)
+            "give --format csv)", file=str(path),
+            row=int(lines.iloc[i]) if lines is not None else i + 1)
 
 
 def _check_amounts(table: Any, amount_col: str, path: Path, decimal: str = ".") -> Any:

@@ -78,8 +78,10 @@ class SourceSettings(BaseModel):
     options: dict[str, Any] = Field(
         default_factory=dict,
         description=(
-            "Reader options: delimiter, quote, escape, encoding, decimal, thousands (CSV); "
-            "sheet (xlsx); table, query, order_by (duckdb, postgres); connection (postgres URL)."
+            "Reader options: delimiter (or 'whitespace': runs of spaces and tabs), quote, "
+            "escape, encoding, decimal, thousands, header (false: no header line) and names "
+            "(the columns of a file without one) (CSV); sheet (xlsx); table, query, order_by "
+            "(duckdb, postgres); connection (postgres URL)."
         ),
     )
     value_maps: dict[str, dict[str, str]] = Field(

@@ -4,7 +4,8 @@ Why not DuckDB's reader: after an unclosed quote it stops, and the rest of the f
 neither loaded nor quarantined; blank lines shift its row numbers. This reader
 
 - numbers every record by its first physical line (``_row`` = line - 1, so row 1 is line 2
-  when the header is on line 1); blank lines are counted, not numbered as rows;
+  when the header is on line 1; ``_row`` = line in a file without a header line, the
+  ``header = false`` option); blank lines are counted, not numbered as rows;
 - quarantines a record with the wrong number of fields (``malformed_row``) with its raw text,
   uncut; when such a record spans several lines because a quote opened and never closed
   properly (a runaway quoted field), only its first line is quarantined and reading resumes
@@ -261,9 +262,12 @@ def read_csv_file(
     rows_table: str,
     rejects_table: str,
     limit: int | None = None,
+    skip: int = 1,
 ) -> CsvTally:
     """Read ``path`` into ``rows_table`` (``_row`` and the header's columns, VARCHAR) and
-    ``rejects_table`` (``_row, raw_row, reason, column_name``); both must exist.
+    ``rejects_table`` (``_row, raw_row, reason, column_name``); both must exist. ``skip``:
+    header lines (1, or 0 for a file without one: ``header`` are then ``options.names`` and
+    a row's number is its line).
 
     Returns the tally (hash, bytes, lines, records); :meth:`CsvTally.check` is called here.
     """
@@ -278,7 +282,7 @@ def read_csv_file(
         try:
             data = decompressed(path, io.BufferedReader(tap, 1 << 20))
             text = io.TextIOWrapper(data, encoding=encoding, errors="surrogateescape", newline="")
-            _parse(_Lines(text), dialect, ncols, header, sink, tally, limit, encoding)
+            _parse(_Lines(text), dialect, ncols, header, sink, tally, limit, encoding, skip)
             if tally.complete:
                 tap.drain()
         except _DECOMPRESS_ERRORS as exc:
@@ -301,13 +305,21 @@ def _drop_trailing_empty(fields: list[str], ncols: int) -> None:
         del fields[ncols:]
 
 
+def expected_fields(ncols: int, named: bool = False) -> str:
+    """How a ``malformed_row`` reason names the fields a row should have: the header's, or
+    those of ``options.names`` (a file without a header line)."""
+    return f"the {ncols} of options.names" if named else f"the header's {ncols}"
+
+
 def malformed_reason(ncols: int, fields: int = 0, error: str | None = None, *,
-                     opened_on: int | None = None, encoding: str | None = None) -> str:
+                     opened_on: int | None = None, encoding: str | None = None,
+                     named: bool = False) -> str:
     """Why a CSV line is quarantined as ``malformed_row``, in the words of both CSV readers
     (this one and DuckDB's, :func:`reword_rejects`): ``segflow sources check`` and ``segflow
     ingest`` name the same reason for the same line. ``fields``: the fields split (of the
     header's ``ncols``); ``error``: the CSV parser's; ``opened_on``: the line of a quoted
-    field that ran past its line end; ``encoding``: the line's bytes are not valid in it."""
+    field that ran past its line end; ``encoding``: the line's bytes are not valid in it;
+    ``named``: the columns are ``options.names`` (a file without a header line)."""
     count = f"{fields} field{'' if fields == 1 else 's'}"
     if opened_on is not None:
         return (f"a quoted field opened on line {opened_on} does not close properly "
@@ -318,16 +330,16 @@ def malformed_reason(ncols: int, fields: int = 0, error: str | None = None, *,
                 "options.encoding, e.g. 'windows-1252' or 'latin-1')")
     if error:
         return f"cannot split the line: {error}"
-    return f"{count} instead of the header's {ncols}"
+    return f"{count} instead of {expected_fields(ncols, named)}"
 
 
 def reword_rejects(con: duckdb.DuckDBPyConnection, rejects: str, ncols: int, delimiter: str,
-                   quote: str) -> None:
+                   quote: str, *, named: bool = False) -> None:
     """Give each line that DuckDB's CSV reader rejected (``rejects``: ``_row, raw_row,
     reason``, DuckDB's "ERROR TYPE: message") the reason this reader gives the same UTF-8
     line (:func:`malformed_reason`); DuckDB's own message where it alone rejects the line.
     No column is named (DuckDB names one, the last for a line short of fields; this reader
-    cannot tell which field broke a line)."""
+    cannot tell which field broke a line). ``named``: the columns are ``options.names``."""
     rows = con.execute(f"SELECT _row, raw_row, reason FROM {rejects}").fetchall()
     if not rows:
         return
@@ -344,7 +356,7 @@ def reword_rejects(con: duckdb.DuckDBPyConnection, rejects: str, ncols: int, del
         _drop_trailing_empty(fields, ncols)
         if not error and len(fields) == ncols:  # DuckDB is stricter here: its first message
             error = duckdb_reason.split("; ")[0].split(": ", 1)[-1].rstrip(".")
-        reasons.append(malformed_reason(ncols, len(fields), error))
+        reasons.append(malformed_reason(ncols, len(fields), error, named=named))
     view = f"_sf_reasons_{uuid.uuid4().hex[:8]}"
     con.register(view, pa.table({"_row": [r[0] for r in rows], "reason": reasons}))
     try:
@@ -355,9 +367,9 @@ def reword_rejects(con: duckdb.DuckDBPyConnection, rejects: str, ncols: int, del
 
 
 def _parse(lines: _Lines, dialect: dict[str, Any], ncols: int, header: list[str], sink: _Sink,
-           tally: CsvTally, limit: int | None, encoding: str) -> None:
+           tally: CsvTally, limit: int | None, encoding: str, skip: int = 1) -> None:
     reader = csv.reader(lines, **dialect)
-    seen_header = False
+    seen_header, named = not skip, not skip
     while True:
         lines.taken = []
         try:
@@ -388,7 +400,7 @@ def _parse(lines: _Lines, dialect: dict[str, Any], ncols: int, header: list[str]
         if fields is not None and len(fields) == ncols and not _has_bad_bytes(taken):
             tally.records += 1
             tally.record_lines += len(taken)
-            sink.add(first - 1, fields)
+            sink.add(first - skip, fields)
             continue
         if len(taken) > 1:  # a quote opened and ran past the line end: quarantine line 1 only
             lines.push_back(taken[1:])
@@ -397,10 +409,10 @@ def _parse(lines: _Lines, dialect: dict[str, Any], ncols: int, header: list[str]
         elif _has_bad_bytes(taken):
             reason = malformed_reason(ncols, encoding=encoding)
         else:
-            reason = malformed_reason(ncols, len(fields or []), error)
+            reason = malformed_reason(ncols, len(fields or []), error, named=named)
         tally.records += 1
         tally.record_lines += 1
-        sink.reject(first - 1, _text(taken).encode("utf-8", "backslashreplace").decode("utf-8"),
+        sink.reject(first - skip, _text(taken).encode("utf-8", "backslashreplace").decode("utf-8"),
                     reason)
     tally.lines = lines.count
     if lines.back:  # lines pushed back but not re-read (only when a limit stopped the read)
@@ -408,14 +420,20 @@ def _parse(lines: _Lines, dialect: dict[str, Any], ncols: int, header: list[str]
 
 
 def read_lines(con: duckdb.DuckDBPyConnection, path: Path, label: str, table: str,
-               rejects: str, *, limit: int | None = None) -> CsvTally:
-    """Read a JSON-lines file into ``table`` (``_row`` = physical line, ``line``), skipping
-    blank lines; lines with bytes that are not UTF-8 go to ``rejects`` (both must exist).
+               rejects: str, *, limit: int | None = None, encoding: str = "utf-8-sig",
+               skip: int = 0, skip_blank: bool = True) -> CsvTally:
+    """Read a text file's lines into ``table`` (``_row`` = physical line - ``skip``, the
+    header lines; ``line`` without its line end), skipping blank lines unless
+    ``skip_blank`` is False (the caller then judges them); lines with bytes that are not
+    valid ``encoding`` text go to ``rejects`` (both tables must exist). JSON lines, and the
+    lines of a ``delimiter = "whitespace"`` source (:mod:`segflow.sources._textlines`).
     Any line ending, ``.gz``/``.bz2``/``.xz``; hashes and counts what it read."""
     tally = CsvTally(file_bytes=path.stat().st_size)
     rows: list[int] = []
     texts: list[str] = []
     bad: list[tuple[int, str, str]] = []
+    why_bad = ("bytes that are not valid UTF-8 text" if skip_blank  # JSON lines
+               else malformed_reason(0, encoding=encoding))
 
     def flush() -> None:
         if rows:
@@ -428,10 +446,13 @@ def read_lines(con: duckdb.DuckDBPyConnection, path: Path, label: str, table: st
         tap = _Tap(fh)
         try:
             data = decompressed(path, io.BufferedReader(tap, 1 << 20))
-            text = io.TextIOWrapper(data, encoding="utf-8-sig", errors="surrogateescape", newline="")
+            text = io.TextIOWrapper(data, encoding=encoding, errors="surrogateescape", newline="")
             for n, line in enumerate(text, start=1):
                 tally.lines = n
-                if not line.strip():
+                if n <= skip:
+                    tally.header_lines += 1
+                    continue
+                if skip_blank and not line.strip():
                     tally.blank_lines += 1
                     continue
                 if limit is not None and tally.records >= limit:
@@ -441,9 +462,9 @@ def read_lines(con: duckdb.DuckDBPyConnection, path: Path, label: str, table: st
                 tally.record_lines += 1
                 if not line.isascii() and _BAD_BYTES.search(line):
                     raw = line.rstrip("\r\n").encode("utf-8", "backslashreplace").decode("utf-8")
-                    bad.append((n, raw, "bytes that are not valid UTF-8 text"))
+                    bad.append((n - skip, raw, why_bad))
                     continue
-                rows.append(n)
+                rows.append(n - skip)
                 texts.append(line.rstrip("\r\n"))
                 if len(rows) >= _BATCH:
                     flush()
@@ -458,6 +479,5 @@ def read_lines(con: duckdb.DuckDBPyConnection, path: Path, label: str, table: st
                 [pa.array(n, pa.int64()), pa.array(raw, pa.string()), pa.array(why, pa.string()),
                  pa.nulls(len(n), pa.string())], names=["_row", "raw_row", "reason", "column_name"]))
         tally.bytes_read, tally.digest = tap.n, tap.sha.hexdigest()
-    tally.header_lines = 0
     tally.check(label)
     return tally

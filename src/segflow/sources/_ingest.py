@@ -23,6 +23,7 @@ from segflow.sources._discover import discover, file_hash, relative, source_form
 from segflow.sources._load import (
     LoadCounts,
     classify,
+    has_header,
     note_empty,
     record_load,
     rollup_orders,
@@ -335,7 +336,7 @@ def _write_empty(con, source: SourceSettings, staged, counts: LoadCounts, txn: _
                  mapped: set[str]) -> None:
     """A file without data rows: 0 rows, its load recorded with a warning; the rows of an
     earlier delivery of it (``stale``: delivered again, redelivery = "keep") are all stale."""
-    note_empty(counts, blank=staged is None)
+    note_empty(counts, blank=staged is None, header=has_header(source))
     present = list(CANONICAL_TABLES[source.table])
     if stale:
         counts.rows_stale = stale_rows(con, source, counts.source_file, None, present, mapped,

@@ -413,19 +413,26 @@ def record_load(con: duckdb.DuckDBPyConnection, source: SourceSettings, counts: 
     con.execute("DELETE FROM main.summary_audit")
 
 
-def empty_message(name: str, *, blank: bool) -> str:
+def empty_message(name: str, *, blank: bool, header: bool = True) -> str:
     """The warning about the file ``name`` without data rows (``blank``: 0 bytes, no header
-    to check; else its header matched the mapping)."""
-    what = "is empty (0 bytes: no header to check)" if blank else "has a header but no data rows"
+    to check; else its header matched the mapping, or, for a file without a header line,
+    ``header`` False, it holds only blank lines)."""
+    what = ("is empty (0 bytes: no header to check)" if blank else
+            "has a header but no data rows" if header else "holds only blank lines")
     return f"file {name} {what}; loaded as 0 rows"
 
 
-def note_empty(counts: LoadCounts, *, blank: bool) -> None:
+def has_header(source: SourceSettings) -> bool:
+    """Whether the text files of ``source`` start with a header line (``options.header``)."""
+    return source.options.get("header", True) is not False
+
+
+def note_empty(counts: LoadCounts, *, blank: bool, header: bool = True) -> None:
     """Mark ``counts`` as the load of a file without data rows: status ``empty``, 0 rows
     read, a warning naming the file (:func:`empty_message`). The DuckDB and the Spark
     ingest share this."""
     counts.status = "empty"
-    counts.warn_file(empty_message(counts.source_file, blank=blank))
+    counts.warn_file(empty_message(counts.source_file, blank=blank, header=header))
 
 
 def _release(con, source: SourceSettings, staged: Staged, cls: str, counts: LoadCounts) -> None:

@@ -35,6 +35,7 @@ from segflow.sources._csvread import (
 )
 from segflow.sources._discover import _FILE_FORMATS, _suffix, source_format
 from segflow.sources._names import refuse_repeated_names
+from segflow.sources._textlines import WHITESPACE, Layout, layout, stage_lines, whitespace_header
 
 
 @dataclass
@@ -92,11 +93,15 @@ def _csv_encoding(source: SourceSettings, head: bytes, label: str) -> str:
     return "utf-8-sig" if name == "utf-8" else name
 
 
-def _csv_header(path: Path, source: SourceSettings, label: str) -> tuple[list[str], str, str, str]:
-    """Read the header (first record) with Python's csv module; sniff the delimiter."""
+def _csv_header(path: Path, source: SourceSettings,
+                label: str) -> tuple[list[str], str, str, str, Layout]:
+    """The columns (the header, the first record, read with Python's csv module; or
+    ``options.names``), the delimiter (sniffed unless given), quote, encoding and layout."""
+    shape = layout(source, label)
     head = head_bytes(path)
     if not head:
-        raise InputError("the file is empty (0 bytes); expected a header row", file=label)
+        raise InputError("the file is empty (0 bytes)" + ("; expected a header row" if shape.header
+                                                          else ""), file=label)
     encoding = _csv_encoding(source, head, label)
     if b"\x00" in head[:8192] and not encoding.startswith("utf-16"):
         odd = head[1:8192:2]
@@ -108,49 +113,80 @@ def _csv_header(path: Path, source: SourceSettings, label: str) -> tuple[list[st
             file=label,
         )
     text = head.decode(encoding, errors="replace")
+    if shape.whitespace:
+        header = list(shape.names) if shape.names else whitespace_header(text)
+        delimiter, quote = WHITESPACE, ""
+    else:
+        header, delimiter, quote = _delimited_header(text, source, shape, label)
+    if shape.names:
+        return header, delimiter, quote, encoding, shape
+    if not header:
+        raise InputError("the first row is empty; expected a header row (a file without one: "
+                         "set options.header = false and options.names)", file=label, row=0)
+    refuse_repeated_names(header, label, trimmed=True)
+    if "_row" in {h.lower() for h in header}:
+        raise InputError("a column named _row is reserved", file=label, row=0, column="_row")
+    return header, delimiter, quote, encoding, shape
+
+
+def _delimited_header(text: str, source: SourceSettings, shape: Layout,
+                      label: str) -> tuple[list[str], str, str]:
+    """The header of a delimited file (``[]`` when it is blank; ``options.names`` without
+    one), its delimiter (sniffed from the first 20 lines unless given) and quote."""
     quote = str(source.options.get("quote", '"'))
     delimiter = source.options.get("delimiter")
     if delimiter is None:
-        first_lines = "\n".join(text.splitlines()[:20])
-        try:
-            delimiter = csv.Sniffer().sniff(first_lines, delimiters=",;\t|").delimiter
-        except csv.Error:
-            delimiter = ","
+        delimiter = _sniff(text)
     delimiter = "\t" if delimiter in ("\\t", "tab") else str(delimiter)
+    if shape.names:
+        return list(shape.names), delimiter, quote
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
                         quotechar=quote or None, quoting=csv.QUOTE_MINIMAL if quote else csv.QUOTE_NONE)
     try:
-        header = next(reader, [])
+        written = next(reader, [])
     except csv.Error as exc:
         raise InputError(f"cannot read the header row: {exc}", file=label, row=0) from exc
-    written, header = header, [h.strip() for h in header]
+    header = [h.strip() for h in written]
     if not header or all(h == "" for h in header):
-        raise InputError("the first row is empty; expected a header row", file=label, row=0)
+        return [], delimiter, quote
     while header[-1] == "":  # Excel's padding past the last named column (docs/data.md)
         header.pop()
     blanks = [i + 1 for i, h in enumerate(header) if h == ""]
     if blanks:
+        hint = ("; fields aligned by runs of spaces? set options.delimiter = 'whitespace'"
+                if delimiter == " " else "")
         raise InputError(
-            f"header has empty column names at positions {blanks}", file=label, row=0
+            f"header has empty column names at positions {blanks}{hint}", file=label, row=0
         )
-    # the names as written: 'region' / 'region ' says what differs
-    refuse_repeated_names(written[:len(header)], label, trimmed=True)
-    if "_row" in {h.lower() for h in header}:
-        raise InputError("a column named _row is reserved", file=label, row=0, column="_row")
-    return header, delimiter, quote, encoding
+    refuse_repeated_names(written[:len(header)], label, trimmed=True)  # as written: 'a' / 'a '
+    return header, delimiter, quote
+
+
+def _sniff(text: str) -> str:
+    """The delimiter of a file's first 20 lines, one of ``, ; tab |``: Python's sniffer, or,
+    when it cannot decide (rows of several field counts, as a file with malformed rows has),
+    the one written most often on the first line (``,`` when none is)."""
+    lines = text.splitlines()[:20]
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|").delimiter
+    except csv.Error:
+        counts = {d: lines[0].count(d) for d in ",;\t|"} if lines else {}
+        best = max(counts, key=lambda d: counts[d], default=",")  # ties: the first
+        return best if counts.get(best) else ","
 
 
 def _stage_csv_duckdb(con, path: Path, header: list[str], delimiter: str, quote: str,
-                      label: str, limit: int | None) -> Staged:
+                      label: str, limit: int | None, skip: int = 1) -> Staged:
     """DuckDB's CSV reader, for simple files only (see :func:`prescan`): one record per line
-    after the header, so rejects (DuckDB's line) and rows (rowid of ``raw``, kept in file
-    order by :func:`in_file_order`, plus the rejects before) are numbered exactly."""
+    after the header (``skip`` lines: 1, or 0 without one), so rejects (DuckDB's line) and
+    rows (rowid of ``raw``, kept in file order by :func:`in_file_order`, plus the rejects
+    before) are numbered exactly."""
     escape = quote
     buffer, max_line = csv_buffer_sizes(con)
     raw, rej, stg = _tmp("raw"), _tmp("rej"), _tmp("stg")
     cols = "{" + ", ".join(f"{lit(h)}: 'VARCHAR'" for h in header) + "}"
     args = (
-        f"header=true, auto_detect=false, columns={cols}, delim={lit(delimiter)}, "
+        f"header={'true' if skip else 'false'}, auto_detect=false, columns={cols}, delim={lit(delimiter)}, "
         f"quote={lit(quote)}, escape={lit(escape)}, encoding='utf-8', "
         f"store_rejects=true, rejects_table={lit(rej)}, rejects_scan={lit(rej + '_scan')}, "
         f"max_line_size={max_line}, buffer_size={buffer}, strict_mode=true"
@@ -164,11 +200,11 @@ def _stage_csv_duckdb(con, path: Path, header: list[str], delimiter: str, quote:
     rejects = _tmp("rjt")
     con.execute(
         f"""CREATE TEMP TABLE {rejects} AS
-        SELECT CAST(line AS BIGINT) - 1 AS _row, any_value(csv_line) AS raw_row,
+        SELECT CAST(line AS BIGINT) - {skip} AS _row, any_value(csv_line) AS raw_row,
                string_agg(DISTINCT CAST(error_type AS VARCHAR) || ': ' || error_message, '; ')
                    AS reason,
                min(column_name) AS column_name
-        FROM {rej} WHERE line > 1 {f'AND line <= {int(limit) + 1}' if limit else ''}
+        FROM {rej} WHERE line > {skip} {f'AND line <= {int(limit) + skip}' if limit else ''}
         GROUP BY line"""  # one line can carry several errors
     )
     if not con.execute(f"SELECT count(*) FROM {rejects}").fetchone()[0]:
@@ -202,18 +238,27 @@ def _stage_csv(con, path: Path, source: SourceSettings, label: str, limit: int |
     A simple UTF-8 file (no blank line, CR-only line end or NUL byte; see :func:`prescan`) is
     read by DuckDB's fast reader, and its rows plus rejects must equal the file's lines after
     the header (each line one record); otherwise (or when they do not) the careful reader
-    :func:`segflow.sources._csvread.read_csv_file` reads it.
+    :func:`segflow.sources._csvread.read_csv_file` reads it. A file without a header line
+    (``options.header = false``) has ``options.names`` for columns and every line is data; a
+    ``delimiter = "whitespace"`` file is split by :mod:`segflow.sources._textlines`.
     """
-    header, delimiter, quote, encoding = _csv_header(path, source, label)
+    header, delimiter, quote, encoding, shape = _csv_header(path, source, label)
+    skip, named = shape.skip, not shape.header
     escape = str(source.options.get("escape", quote))
     plain = (encoding == "utf-8-sig" and escape == quote and not limit
              and path.suffix.lower() not in COMPRESSED)
+    if shape.whitespace:
+        rows, rejects, tally = stage_lines(con, path, header, skip, encoding, label, limit,
+                                           plain, _tmp)
+        return Staged(rows, {h: "VARCHAR" for h in header}, label, rejects, [rows, rejects],
+                      tally=tally)
     if plain:
         scan = prescan(path)
         staged = None
         if scan.simple:
             try:
-                staged = _stage_csv_duckdb(con, path, header, delimiter, quote, label, None)
+                staged = _stage_csv_duckdb(con, path, header, delimiter, quote, label, None,
+                                           skip=skip)
             except InputError:  # DuckDB gave up (e.g. a runaway quote): the careful reader
                 staged = None
         if staged is not None:
@@ -227,10 +272,10 @@ def _stage_csv(con, path: Path, source: SourceSettings, label: str, limit: int |
                 f"SELECT count(*), coalesce(max(length(raw_row)), 0) FROM {staged.rejects}"
             ).fetchone()
             # DuckDB cuts a reject's text at 10,000 characters: such files take the careful path
-            if n + n_rej + blank == scan.lines - 1 and longest < 9_999:
-                reword_rejects(con, staged.rejects, len(header), delimiter, quote)
-                staged.tally = CsvTally(scan.size, scan.size, scan.lines, 1, blank,
-                                        scan.lines - 1 - blank, n + n_rej, scan.digest)
+            if n + n_rej + blank == scan.lines - skip and longest < 9_999:
+                reword_rejects(con, staged.rejects, len(header), delimiter, quote, named=named)
+                staged.tally = CsvTally(scan.size, scan.size, scan.lines, skip, blank,
+                                        scan.lines - skip - blank, n + n_rej, scan.digest)
                 return staged
             staged.drop(con)  # the counts disagree: read it again, carefully
     stg, rejects = _tmp("stg"), _tmp("rjt")
@@ -242,7 +287,7 @@ def _stage_csv(con, path: Path, source: SourceSettings, label: str, limit: int |
     try:
         staged.tally = read_csv_file(
             con, path, label, header=header, delimiter=delimiter, quote=quote, escape=escape,
-            encoding=encoding, rows_table=stg, rejects_table=rejects, limit=limit)
+            encoding=encoding, rows_table=stg, rejects_table=rejects, limit=limit, skip=skip)
     except BaseException:
         staged.drop(con)
         raise

@@ -51,7 +51,14 @@ from segflow.engine._spark import local_url, spark_error_line
 from segflow.errors import InputError, StoreError
 from segflow.sources._discover import discover, file_hash, relative, source_format
 from segflow.sources._ingest import _ORDER, IngestReport, ProgressFn, _now
-from segflow.sources._load import LoadCounts, classify, empty_message, note_empty, rollup_orders
+from segflow.sources._load import (
+    LoadCounts,
+    classify,
+    empty_message,
+    has_header,
+    note_empty,
+    rollup_orders,
+)
 from segflow.sources._readers import Staged, lit, q
 from segflow.sources._rules import duplicate_columns, row_key
 from segflow.sources._validate import (
@@ -446,7 +453,7 @@ def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *
     try:
         if text is not None:
             for name, blank in text.empty:  # the files of the load without data rows
-                counts.warn_file(empty_message(name, blank=blank))
+                counts.warn_file(empty_message(name, blank=blank, header=has_header(source)))
         if text is not None and text.rows is None:  # no file with a byte: no header
             counts.status = "empty"
             _record(store, run_id, source, inp, counts, digest=digest, started=started, now=now)
