@@ -13,7 +13,8 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 #: Session-scoped fixtures that take seconds to build and serve several test modules: under
 #: xdist every worker builds its own copy, so the tests using one run on the same worker.
-SHARED_FIXTURES = ("demo_project", "demo", "campaign_store", "campaign_project", "cdnow_summary")
+SHARED_FIXTURES = ("demo_project", "demo", "campaign_store", "campaign_project", "cdnow_summary",
+                   "refreshed_shop")
 #: Modules whose tests are independent and cheap to set up: spread them over the workers.
 SPREAD_MODULES = ("test_sources_bad_corpus.py",)
 

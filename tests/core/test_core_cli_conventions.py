@@ -27,6 +27,17 @@ def _segflow(*args: str, stdin: str | None = None) -> subprocess.CompletedProces
                           input=stdin, timeout=120)
 
 
+def _in_process(*args: str) -> subprocess.CompletedProcess:
+    """``segflow ARGS`` in this process (Click's CliRunner, stdout and stderr apart), for the
+    tests of what a command prints rather than of the process: as :func:`_segflow` returns."""
+    from typer.testing import CliRunner
+
+    from segflow.cli import app
+
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "100"})
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
 @pytest.fixture(scope="module")
 def demo_like_project(ran_fixture, tmp_path_factory):
     """A project with a completed run on the pipeline fixture (rfm and lifecycle schemes):
@@ -263,7 +274,7 @@ def test_os_errors_are_one_line_naming_the_file(demo_like_project, tmp_path):
 def test_mistyped_scheme_on_the_command_line_gets_a_suggestion(demo_like_project, tmp_path):
     for cmd in (["migrate", "stability"], ["segment", "profile"], ["segment"], ["migrate"],
                 ["export", "segments", "--to", str(tmp_path / "list.csv")]):
-        out = _segflow(*cmd, "-p", str(demo_like_project), "--scheme", "lifecycl")
+        out = _in_process(*cmd, "-p", str(demo_like_project), "--scheme", "lifecycl")
         assert out.returncode == 1 and out.stdout == ""
         assert "did you mean 'lifecycle'?" in out.stderr, (cmd, out.stderr)
 
@@ -271,10 +282,10 @@ def test_mistyped_scheme_on_the_command_line_gets_a_suggestion(demo_like_project
 def test_mistyped_column_of_a_file_gets_a_suggestion(tmp_path):
     tx = tmp_path / "tx.csv"
     tx.write_text("customer_id,ts,amount\na,2024-01-02,10\na,2024-02-03,12\nb,2024-01-05,7\n")
-    out = _segflow("clv", "fit", "-t", str(tx), "--amount-col", "amout", "--calibration-end", "2024-03-01")
+    out = _in_process("clv", "fit", "-t", str(tx), "--amount-col", "amout", "--calibration-end", "2024-03-01")
     assert out.returncode == 1 and out.stdout == ""
     assert "column 'amout'" in out.stderr and "did you mean 'amount'?" in out.stderr, out.stderr
-    out = _segflow("segment", "cluster", "--input", str(tx), "--id-col", "customerid", "--features", "amount",
+    out = _in_process("segment", "cluster", "--input", str(tx), "--id-col", "customerid", "--features", "amount",
                    "--out", str(tmp_path / "seg.csv"))
     assert out.returncode == 1 and "did you mean 'customer_id'?" in out.stderr, out.stderr
 
@@ -386,7 +397,7 @@ def test_profile_of_a_rule_scheme_keeps_the_rule_names(demo_like_project):
     """Rule-based segments are named by their rules: no cluster-style suggested names."""
     import json
 
-    out = _segflow("segment", "profile", "-p", str(demo_like_project), "--scheme", "lifecycle", "--json")
+    out = _in_process("segment", "profile", "-p", str(demo_like_project), "--scheme", "lifecycle", "--json")
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)["data"]
     assert len(rows) >= 3

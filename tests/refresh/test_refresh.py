@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from tests.refresh._project import add_month, make_project, segflow_process, store_state
+from tests.refresh._project import add_month, segflow_process, store_state
 
 from segflow.refresh import DriftThresholds, psi, read_alerts, refresh
 from segflow.store import Store
@@ -31,10 +31,10 @@ def test_psi_worked_example():
 
 
 @pytest.fixture(scope="module")
-def refreshed(tmp_path_factory):
-    """A project after its first refresh (five months of orders)."""
-    directory = make_project(tmp_path_factory.mktemp("refresh") / "shop")
-    result = refresh(directory)
+def refreshed(refreshed_shop):
+    """A project after its first refresh (five months of orders; tests/refresh/conftest.py,
+    shared with the re-delivery tests): read only, ``project`` is a copy."""
+    directory, result = refreshed_shop
     assert result.status == "refreshed" and len(result.new_inputs) == 6
     return directory, result
 

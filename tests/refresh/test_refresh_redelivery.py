@@ -15,8 +15,10 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from tests.refresh._project import TOML, add_month, make_project, segflow_process
+from tests.refresh._project import TOML, add_month
+from typer.testing import CliRunner
 
+from segflow.cli import app
 from segflow.refresh import refresh
 from segflow.store import Store
 
@@ -30,10 +32,12 @@ def _assignments(project) -> pd.DataFrame:
 
 
 def _refresh_cli(project) -> str:
-    proc = segflow_process("refresh", "-p", str(project))
-    out, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err
-    return err
+    """``segflow refresh -p PROJECT`` (in this process: what it prints is the same as a
+    process's; the process itself, killed or refused, is tested in test_refresh.py): its
+    stderr."""
+    result = CliRunner().invoke(app, ["refresh", "-p", str(project)])
+    assert result.exit_code == 0, result.output
+    return result.stderr
 
 
 def _drop_orders(path, n: int, seed: int = 7) -> set[str]:
@@ -45,31 +49,31 @@ def _drop_orders(path, n: int, seed: int = 7) -> set[str]:
     return gone
 
 
-def test_an_empty_month_is_warned_about_and_the_refresh_goes_on(tmp_path):
-    project = make_project(tmp_path / "shop", months=3)
-    assert refresh(project).status == "refreshed"
-    empty = project / "data" / "orders" / "orders-2024-04.csv"
+def test_an_empty_month_is_warned_about_and_the_refresh_goes_on(refreshed_shop, tmp_path):
+    project = tmp_path / "shop"
+    shutil.copytree(refreshed_shop[0], project)  # January to May, refreshed
+    empty = project / "data" / "orders" / "orders-2024-06.csv"
     empty.write_text("order_id,customer,ts,amount\n")
     err = _refresh_cli(project)
-    assert ("warning: file data/orders/orders-2024-04.csv has a header but no data rows; "
+    assert ("warning: file data/orders/orders-2024-06.csv has a header but no data rows; "
             "loaded as 0 rows") in err.splitlines()
     with Store(project / "segflow.duckdb", read_only=True) as store:
         row = store.sql("SELECT rows_read, rows_accepted, rows_quarantined, status FROM loads "
-                        "WHERE source_file = 'data/orders/orders-2024-04.csv'").to_pylist()
+                        "WHERE source_file = 'data/orders/orders-2024-06.csv'").to_pylist()
     assert row == [{"rows_read": 0, "rows_accepted": 0, "rows_quarantined": 0, "status": "ok"}]
     assert "nothing new" in _refresh_cli(project)  # recorded: not new at the next refresh
-    add_month(project, 4)  # May arrives: the folder keeps loading
+    add_month(project, 6)  # July arrives: the folder keeps loading
     assert "0 rows" not in _refresh_cli(project)
 
 
 @pytest.fixture(scope="module")
-def delivered(tmp_path_factory):
-    """Five months refreshed (the project to copy), 30 orders of March deleted from a copy
-    of its files, and those files refreshed into a new project: (the first, the deleted
-    order ids, the new project's assignments)."""
+def delivered(refreshed_shop, tmp_path_factory):
+    """Five months refreshed (the project to copy: tests/refresh/conftest.py), 30 orders of
+    March deleted from a copy of its files, and those files refreshed into a new project:
+    (the first, the deleted order ids, the new project's assignments)."""
     root = tmp_path_factory.mktemp("redelivery")
-    project = make_project(root / "shop", months=5)
-    assert refresh(project).status == "refreshed"
+    project, first = refreshed_shop
+    assert first.status == "refreshed"
     rebuilt = root / "rebuilt"
     shutil.copytree(project / "data", rebuilt / "data")
     (rebuilt / "segflow.toml").write_text(TOML)

@@ -10,6 +10,7 @@ it ends) or its lock is held by another process exactly as a refresh holds it
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -84,14 +85,14 @@ def test_the_text_a_killed_refresh_leaves_does_not_block_writers(tmp_path):
 
 
 @pytest.mark.slow
-def test_ingest_during_a_real_refresh_is_refused_and_the_refresh_completes(tmp_path):
+def test_ingest_during_a_real_refresh_is_refused_and_the_refresh_completes(refreshed_shop, tmp_path):
     """Before the fix, this ingest loaded July into the store and the refresh's swap then
     replaced the store with its copy, which has no July: the ingest said 'loaded' and its
     rows were gone."""
-    project = make_project(tmp_path / "shop", months=2)
+    project = tmp_path / "shop"
+    shutil.copytree(refreshed_shop[0], project)  # January to May, refreshed
     store_file = project / "segflow.duckdb"
-    assert refresh(project).status == "refreshed"
-    add_month(project, 2)
+    add_month(project, 5)
     halfway, resume = threading.Event(), threading.Event()
 
     def stage(message: str) -> None:
@@ -112,7 +113,7 @@ def test_ingest_during_a_real_refresh_is_refused_and_the_refresh_completes(tmp_p
     thread.start()
     try:
         assert halfway.wait(timeout=600) and "error" not in outcome, outcome
-        add_month(project, 3)  # a file the manual ingest would load and the swap would drop
+        add_month(project, 6)  # a file the manual ingest would load and the swap would drop
         for command in ("ingest", "run"):
             proc = segflow_process(command, "-p", str(project))
             out, err = proc.communicate(timeout=600)
@@ -132,8 +133,7 @@ def test_ingest_during_a_real_refresh_is_refused_and_the_refresh_completes(tmp_p
     assert outcome["result"].status == "refreshed"
     with Store(store_file, read_only=True) as store:
         months = store.sql("SELECT source_file FROM loads WHERE source = 'shop' ORDER BY 1")
-    # the refresh loaded March (it saw it when it started); April waits for the next one
+    # the refresh loaded June (it saw it when it started); July waits for the next one
     assert months["source_file"].to_pylist() == [
-        "data/orders/orders-2024-01.csv", "data/orders/orders-2024-02.csv",
-        "data/orders/orders-2024-03.csv"]
-    assert refresh(project).new_inputs == ["data/orders/orders-2024-04.csv"]
+        f"data/orders/orders-2024-{m:02d}.csv" for m in range(1, 7)]
+    assert refresh(project).new_inputs == ["data/orders/orders-2024-07.csv"]

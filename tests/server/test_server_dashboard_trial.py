@@ -107,8 +107,11 @@ def client(trial):
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """A small generated demo project (scores, campaigns, web events, survey answers)."""
+def demo_shop(tmp_path_factory):
+    """A small generated demo project (scores, campaigns, web events, survey answers).
+    Not named ``demo``: that name makes an xdist group of its own (tests/conftest.py
+    SHARED_FIXTURES), and this module's tests, split in two groups, built this project and
+    ``trial`` twice."""
     from segflow.datasets import demo_project_toml, generate_demo
     from segflow.project import Project
     from segflow.server._tokens import create_token
@@ -196,8 +199,8 @@ def test_a_segment_that_emptied_is_listed_with_its_fall(client, trial):
     assert shown[heads.index("Change in customers")] == f"{-counts[last_with]:+,}"
 
 
-def test_customer_scores_and_features_in_their_units(demo):
-    directory, token, customer = demo
+def test_customer_scores_and_features_in_their_units(demo_shop):
+    directory, token, customer = demo_shop
     with _client(directory, token) as c:
         body = c.get(f"/customers/{customer}").text
         api = c.get(f"/api/v1/customers/{customer}").json()["meta"]["scores"]
@@ -258,7 +261,7 @@ def test_one_snapshot_pages_say_what_is_missing(tmp_path):
         assert api.status_code == 404 and api.json() == {"detail": "scheme 'rfm' has fewer than two snapshots"}
 
 
-def test_no_clv_reads_as_no_predicted_value_not_zero(demo, tmp_path):
+def test_no_clv_reads_as_no_predicted_value_not_zero(demo_shop, tmp_path):
     """A run that stored P(alive) but no CLV (the spend model not identified): the report's
     action cards and the audience's total say nothing rather than "0 GBP"."""
     import duckdb
@@ -268,7 +271,7 @@ def test_no_clv_reads_as_no_predicted_value_not_zero(demo, tmp_path):
     from segflow.report._summary import action_table
 
     directory = tmp_path / "copy"
-    shutil.copytree(demo[0], directory, ignore=shutil.ignore_patterns("*.serve", "data"))
+    shutil.copytree(demo_shop[0], directory, ignore=shutil.ignore_patterns("*.serve", "data"))
     con = duckdb.connect(str(directory / "segflow.duckdb"))
     con.execute("DELETE FROM customer_scores WHERE score = 'clv'")
     assert con.execute("SELECT count(*) FROM customer_scores WHERE score = 'p_alive'").fetchone()[0] > 0
@@ -277,7 +280,7 @@ def test_no_clv_reads_as_no_predicted_value_not_zero(demo, tmp_path):
         ctx = ReportContext(project)
         assert ctx.value("rfm", ctx.dates("rfm")[-1]) is None
         assert action_table(ctx, "rfm")["clv"].isna().all()
-    with _client(directory, demo[1]) as c:
+    with _client(directory, demo_shop[1]) as c:
         segment = c.get("/api/v1/segments/rfm").json()["data"][0]["segment"]
         meta = c.get("/api/v1/audiences", params={"scheme": "rfm", "segment": segment}).json()["meta"]
         assert meta["clv_total"] is None and meta["clv_mean"] is None
@@ -335,7 +338,7 @@ def test_every_page_in_a_browser(request, which, tmp_path):
         customer = "C005"
         pages = ["/", "/segments/rfm", "/segments/tenure", "/migration/tenure", "/forecasts/rfm", "/campaigns"]
     else:  # scores, campaigns, web events
-        directory, token, customer = request.getfixturevalue("demo")
+        directory, token, customer = request.getfixturevalue("demo_shop")
         pages = ["/", "/segments/rfm", "/segments/lifecycle", "/migration/rfm", "/forecasts/rfm",
                  "/forecasts/browse_no_buy", "/campaigns", "/campaigns/CMP_WINBACK", "/customers?q=C00",
                  "/audiences?scheme=rfm&segment=Champions", "/migration/value_tiers"]
@@ -389,7 +392,7 @@ def test_every_page_in_a_browser(request, which, tmp_path):
     assert problems == []
 
 
-def test_a_browsing_scheme_without_web_events_says_so(client, trial, demo, tmp_path):
+def test_a_browsing_scheme_without_web_events_says_so(client, trial, demo_shop, tmp_path):
     from segflow.project import Project
 
     note = "No web events are stored"
@@ -400,7 +403,7 @@ def test_a_browsing_scheme_without_web_events_says_so(client, trial, demo, tmp_p
     with Project.open(trial[0], read_only=True) as project:
         report = project.report(tmp_path / "report.html").read_text()
     assert report.count(note) == 1
-    with _client(demo[0], demo[1]) as c:  # the demo has web events: no note
+    with _client(demo_shop[0], demo_shop[1]) as c:  # the demo has web events: no note
         assert note not in c.get("/segments/browse_no_buy").text
 
 
@@ -414,7 +417,7 @@ def test_an_audience_of_an_unknown_segment_is_refused_an_emptied_one_is_empty(cl
     assert emptied.status_code == 200 and emptied.json()["meta"]["customers"] == 0
 
 
-def test_no_scores_after_a_run_says_the_run_stored_none(demo, tmp_path):
+def test_no_scores_after_a_run_says_the_run_stored_none(demo_shop, tmp_path):
     """After a run that stored no CLV scores, Project.clv and clv_diagnostics say so (and
     that the run's notes say why) instead of asking for the run that was done."""
     import duckdb
@@ -423,7 +426,7 @@ def test_no_scores_after_a_run_says_the_run_stored_none(demo, tmp_path):
     from segflow.project import Project
 
     directory = tmp_path / "copy"
-    shutil.copytree(demo[0], directory, ignore=shutil.ignore_patterns("*.serve", "data"))
+    shutil.copytree(demo_shop[0], directory, ignore=shutil.ignore_patterns("*.serve", "data"))
     con = duckdb.connect(str(directory / "segflow.duckdb"))
     con.execute("DELETE FROM customer_scores")  # as a run whose CLV stage stored nothing
     con.execute("DELETE FROM summary_results WHERE name = 'clv_diagnostics'")

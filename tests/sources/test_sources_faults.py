@@ -128,7 +128,7 @@ def _copy(src: Path, dst: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> tuple[Path, dict[str, str], float, float]:
+def reference(tmp_path_factory) -> tuple[Path, dict[str, str], float, float, list[dict], Path]:
     root = _project(tmp_path_factory.mktemp("ref") / "p")
     pristine = root.parent / "pristine"
     _copy(root, pristine)
@@ -141,7 +141,9 @@ def reference(tmp_path_factory) -> tuple[Path, dict[str, str], float, float]:
     t0 = time.perf_counter()
     assert _cli(root, "run").wait() == 0
     t_run = time.perf_counter() - t0
-    return pristine, _content(root), t_ingest, t_run, _assignments(root)
+    # (the project before ingest, its content after, the times, the run's assignments, the
+    # project after an uninterrupted ingest: copy it, never change it)
+    return pristine, _content(root), t_ingest, t_run, _assignments(root), warm
 
 
 def _assignments(root: Path) -> list[dict]:
@@ -151,7 +153,7 @@ def _assignments(root: Path) -> list[dict]:
 
 
 def test_ingest_killed_at_many_points(reference, tmp_path: Path) -> None:
-    pristine, expected, t_ingest, _, _ = reference
+    pristine, expected, t_ingest, _, _, _ = reference
     killed = 0
     for i, frac in enumerate((0.25, 0.5, 0.75, 0.95)):
         # The reference time was taken under whatever load the machine had then: an ingest
@@ -173,10 +175,9 @@ def test_ingest_killed_at_many_points(reference, tmp_path: Path) -> None:
 
 
 def test_run_killed_at_many_points(reference, tmp_path: Path) -> None:
-    pristine, _, _, t_run, want = reference
+    _, _, _, t_run, want, ingested = reference
     root = tmp_path / "r"
-    _copy(pristine, root)
-    assert _cli(root, "ingest").wait() == 0
+    _copy(ingested, root)  # an uninterrupted ingest of the pristine project
     killed = 0
     for frac in (0.4, 0.8):
         killed += _kill_after(root, frac * t_run, "run")
@@ -193,7 +194,7 @@ def test_source_rewritten_during_ingest(reference, tmp_path: Path) -> None:
     """A writer keeps rewriting the transactions file in place (truncate, then write in
     chunks) between an old and a new version while ingest runs and is killed; whatever
     happens, the store never holds a mixture, and a final ingest equals a clean load."""
-    pristine, _, t_ingest, _, _ = reference
+    pristine, _, t_ingest, _, _, _ = reference
     root = tmp_path / "w"
     _copy(pristine, root)
     target = next((root / "data").glob("transactions*.csv"))
