@@ -248,8 +248,9 @@ def explain_command(
 ) -> None:
     """Explain a customer's identity: which ids are merged with it, and why.
 
-    E-mails and phone numbers are masked as `segflow export --pii mask` writes them;
-    --pii include shows them in clear.
+    E-mails and phone numbers are masked as
+    `segflow export segments -s rfm --to rfm.csv --pii mask` writes them; --pii include shows
+    them in clear.
     """
     from segflow.sources import explain
 
