@@ -461,3 +461,16 @@ def test_run_says_how_many_snapshots_it_computed(tmp_path):
     again = CliRunner().invoke(app, ["run", "-p", str(directory)])
     said = " ".join(again.output.split())
     assert f": 0 of {n} snapshots computed (the others were up to date)" in said
+
+
+def test_advice_is_labelled_note_and_printed_as_written(capsys):
+    """A scheme check is advice: 'note:' in `segflow segment` as in `segflow run`; its
+    '[rfm]' is text, not Rich markup (which dropped it, leaving a double space)."""
+    from segflow.cli._common import show_warning
+    from segflow.segments import SchemeCheckWarning
+
+    text = "use a longer [rfm] window_days if one is set"
+    show_warning(text, SchemeCheckWarning, "", 0)
+    show_warning("12 rows quarantined [bold]", UserWarning, "", 0)
+    assert capsys.readouterr().err.splitlines() == [
+        f"note: {text}", "warning: 12 rows quarantined [bold]"]

@@ -301,8 +301,13 @@ def _out_of_memory(exc: BaseException) -> bool:
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
-    """Print a warning as one line on stderr (data policies warn with counts)."""
-    console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    """Print a warning as one line on stderr (data policies warn with counts), labelled by
+    the category's ``label`` (``note`` for advice such as SchemeCheckWarning, else
+    ``warning``); the message is printed as text, never as Rich markup ("[rfm]" stays)."""
+    from rich.markup import escape
+
+    label = getattr(category, "label", "warning")
+    console.print(f"[yellow]{label}:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
 
 
 def print_json(payload: Any) -> None:

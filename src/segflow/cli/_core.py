@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from segflow.cli._common import (
     EngineOption,
@@ -19,6 +20,7 @@ from segflow.cli._common import (
     on_spark,
     print_json,
     progress,
+    show_warning,
     stdout,
     user_errors,
 )
@@ -89,9 +91,9 @@ def run(
                 with warnings.catch_warnings(record=True) as caught:  # keeps the CLI's filters
                     summary = project.run(engine=engine, progress=_progress_callback(bar, task),
                                           full=full)
-            for message in dict.fromkeys(str(w.message) for w in caught):
+            for message, category in {str(w.message): w.category for w in caught}.items():
                 if not any(message in note or note in message for note in summary.notes):
-                    console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+                    show_warning(message, category, "", 0)
             if as_json:
                 print_json(summary.to_dict())
                 return
@@ -104,7 +106,7 @@ def run(
                 f"in {sum(summary.seconds.values()):.1f} s"
             )
             for note in summary.notes:  # e.g. a stage that could not run, and why
-                console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+                console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
             for scheme in summary.schemes:
                 _print_sizes(project, scheme)
 
@@ -188,9 +190,9 @@ def demo(
                 task = bar.add_task("writing report", total=None)
                 path = project.report(out / "report.html", engine=engine)
                 bar.update(task, description="report written", completed=1, total=1)
-            for message in dict.fromkeys(str(w.message) for w in caught):
+            for message, category in {str(w.message): w.category for w in caught}.items():
                 if not any(message in note or note in message for note in summary.notes):
-                    console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+                    show_warning(message, category, "", 0)
             shown = _demo_view(project, engine)
             recon = reconciliation(shown.project.store)
             if as_json:

@@ -19,7 +19,13 @@ _MAX_NAMED = 8
 
 
 class SchemeCheckWarning(UserWarning):
-    """A rule of a scheme matches nobody, or segments hold less than the minimum share."""
+    """A rule of a scheme matches nobody, or segments hold less than the minimum share.
+
+    Advice about a result, not a fault: the CLI labels it ``note:`` (:attr:`label`), as
+    ``segflow run`` labels its notes, whichever command gives it."""
+
+    #: The label the CLI prints before the message (segflow.cli._common.show_warning).
+    label = "note"
 
 
 def rule_coverage(scheme: SchemeSettings, features: ibis.Table) -> list[dict[str, object]]:
@@ -150,7 +156,13 @@ def rfm_tie_messages(scheme: SchemeSettings, features: ibis.Table, sizes: Mappin
     bins = scheme_bins(scheme)
     named = [seg.name for seg in RFM_SEGMENTS]
     empty_segments = [name for name in named if not sizes.get(name, 0)]
-    if 2 * len(empty_segments) <= len(named) and not _one_value(features):
+    many_empty = 2 * len(empty_segments) > len(named)
+    buyers_total = sum(sizes.get(name, 0) for name in named)
+    top_segment = max(named, key=lambda name: sizes.get(name, 0))
+    top_size = sizes.get(top_segment, 0)
+    # one named segment holds a majority, but not everyone (that has its own note)
+    dominated = 2 * top_size > buyers_total > top_size
+    if not many_empty and not dominated and not _one_value(features):
         return []  # the usual case, from one cheap aggregation: no scoring query
     scored = rfm_scores_for(scheme, features)
     buyers = scored.filter(scored.r_score.notnull())
@@ -167,7 +179,9 @@ def rfm_tie_messages(scheme: SchemeSettings, features: ibis.Table, sizes: Mappin
     at = f" at {snapshot}" if snapshot is not None else ""
     facts = []
     everyone = int(dist.loc[dist["_dim"] == "r_score", "n"].sum())
-    single = False
+    single: list[str] = []  # features with one value among the buyers scored on them
+    heavy_tie = False  # a value held by more than 1/bins of the buyers scored on it
+    fewer: list[int | None] = []  # per tied dimension: the most bins that leave no score empty
     for score, col, _ in RFM_INPUTS:
         d = dist[dist["_dim"] == score].sort_values("_s")
         n = int(d["n"].sum())
@@ -176,40 +190,71 @@ def rfm_tie_messages(scheme: SchemeSettings, features: ibis.Table, sizes: Mappin
             continue
         who = "buyers" if n == everyone else "buyers with an order in the window"
         if len(d) == 1 and int(d["values"].iloc[0]) == 1:
-            single = True
+            single.append(col)
             facts.append(f"{col} has one value among the {n:,} {who} ({_num(d['lo'].iloc[0])}): "
                          f"{score[0].upper()} cannot be split into {bins} scores, all score {used[0]}")
             continue
         empty = [k for k in range(1, bins + 1) if k not in used]
         top = d.loc[d["n"].idxmax()]
+        share = int(top["n"]) / n
+        fewer.append(_fewer_bins(bins, share, lowest=int(top["_s"]) == used[0]))
         text = (f"{score} uses {len(used)} of {bins} scores among the {n:,} {who} "
                 f"(empty: {', '.join(map(str, empty))})")
         if int(top["values"]) == 1:
-            text += (f"; {int(top['n']):,} ({int(top['n']) / n:.0%}) share {col} = "
+            heavy_tie = heavy_tie or share * bins > 1
+            text += (f"; {int(top['n']):,} ({share:.0%}) share {col} = "
                      f"{_num(top['lo'])} and all score {int(top['_s'])}")
         facts.append(text)
     # an empty score alone is common (55 % one-order buyers leave f_score 2 empty) and
-    # harmless while the segments still fill: said when a dimension has one value, or when
-    # more than half of the named segments are empty
-    if not facts or not (single or 2 * len(empty_segments) > len(named)):
+    # harmless while the segments still fill: said when a dimension has one value, when
+    # more than half of the named segments are empty, or when a heavy tie goes with one
+    # named segment holding most buyers
+    if not facts or not (single or many_empty or (dominated and heavy_tie)):
         return []
     listed = ", ".join(empty_segments[:_MAX_NAMED]) + (
         f" and {len(empty_segments) - _MAX_NAMED} more" if len(empty_segments) > _MAX_NAMED else "")
+    majority = (f"; {top_size:,} of the {buyers_total:,} buyers ({top_size / buyers_total:.0%}) "
+                f"are in one segment, {top_segment!r}" if dominated else "")
     frozen = scheme.cutoffs != "per_snapshot"
     cause = ("the scheme's fixed cut points do not separate these buyers" if frozen else
              "ties, as a value held by more than 1/bins of the buyers takes the lowest score "
              "its run covers ('Heavy ties' in docs/segments.md)")
     refreeze = ("re-freeze the cut points at a more recent reference snapshot" if
                 scheme.cutoffs == "reference" else "change cut_points")
-    advice = (f"{refreeze}, or use cutoffs = 'per_snapshot'" if frozen else
-              f"use fewer bins (bins = {max(2, bins - 2)}), a longer [rfm] window_days if one is "
-              "set, score_method = 'ntile' (equal-count bins; tied buyers split by customer id), "
-              "or a rules scheme on other features")
     return [f"scheme {scheme.name!r}{at}: RFM scores cannot be split into {bins} as asked: "
-            + "; ".join(facts)
+            + "; ".join(facts) + majority
             + f"; {len(empty_segments)} of {len(named)} named segments are empty"
             + (f" ({listed})" if empty_segments else "")
-            + f". Cause: {cause}. To tell buyers apart: {advice}"]
+            + f". Cause: {cause}. To tell buyers apart: "
+            + (f"{refreeze}, or use cutoffs = 'per_snapshot'" if frozen else
+               _tie_advice(single, fewer))]
+
+
+def _fewer_bins(bins: int, share: float, *, lowest: bool) -> int | None:
+    """The most bins, from 2 to ``bins - 1``, with which a tie holding ``share`` of the
+    buyers leaves no score empty: at the lowest score the next value starts at
+    ``1 + floor(b * share)``, so ``b * share < 2``; elsewhere ``b * share < 1`` is safe.
+    None when even 2 bins do not do."""
+    limit = 2 if lowest else 1
+    return next((b for b in range(bins - 1, 1, -1) if b * share < limit), None)
+
+
+def _tie_advice(single: Sequence[str], fewer: Sequence[int | None]) -> str:
+    """What can split tied buyers: fewer bins only when it fills every tied score of the
+    features with several values (no number of bins splits a feature with one value), a
+    longer window, ntile, or a rules scheme on the other features."""
+    ways = []
+    if fewer and None not in fewer:
+        ways.append(f"fewer bins (bins = {min(b for b in fewer if b is not None)})")
+    ways.append("a longer [rfm] window_days if one is set (it counts orders further back)")
+    ways.append("score_method = 'ntile' (equal-count bins; tied buyers split by customer id)")
+    other = [c for c in ("recency_days", "frequency", "monetary") if c not in single]
+    ways.append("a rules scheme on other features"
+                + (f" ({', '.join(other + ['attributes'])})" if single else ""))
+    text = ", ".join(ways[:-1]) + f", or {ways[-1]}"
+    if single:
+        text = f"no number of bins splits the one value of {', '.join(single)}; use " + text
+    return text
 
 
 def _one_value(features: ibis.Table) -> bool:
