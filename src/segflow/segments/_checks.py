@@ -140,11 +140,14 @@ def rfm_tie_messages(scheme: SchemeSettings, features: ibis.Table, sizes: Mappin
     or a value held by more than ``1 / bins`` of them takes the lowest score its run covers
     and the scores it spans stay empty (docs/segments.md, "Heavy ties"); with fixed cut
     points, values that no cut point separates. The message is given when a dimension has
-    one value, or when a dimension is degenerate and more than half of the named segments
-    (:data:`segflow.segments._rfm.RFM_SEGMENTS`) are empty; an empty score alone is the
-    usual result of one-order buyers and says nothing. It gives, per degenerate dimension,
-    the scores used and the largest tie (value, buyers, share), how many of the named
-    segments are empty, and what the user can change. Empty for other kinds, nested RFM
+    one value, when a dimension is degenerate and more than half of the named segments
+    (:data:`segflow.segments._rfm.RFM_SEGMENTS`) are empty, or when a degenerate dimension
+    has a tie held by more than ``1 / bins`` of its buyers and one named segment holds more
+    than half (not all) of the buyers; an empty score alone is the usual result of one-order
+    buyers and says nothing. It gives, per degenerate dimension, the scores used and the
+    largest tie (value, buyers, share), the majority segment (buyers, share), how many of the
+    named segments are empty, and what the user can change (fewer bins only with a number
+    that fills the tied scores, :func:`_fewer_bins`). Empty for other kinds, nested RFM
     schemes (scored per parent segment) and snapshots with fewer buyers than ``bins``.
     """
     from segflow.segments._assign import rfm_scores_for, scheme_bins
