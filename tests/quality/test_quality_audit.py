@@ -225,3 +225,48 @@ def test_outlier_examples_break_ties_by_transaction_id():
     got = _check(audit(store, as_of=AS_OF), "amount_outliers", "transactions")
     assert got["count"] == 8
     assert got.examples == "; ".join(f"transaction_id=T{i:02d}, amount=9000.0" for i in range(5))
+
+
+def test_attribute_history_is_not_missing_data():
+    """An empty valid_to is the current version and an empty valid_from a version valid
+    from created_at: neither is counted as missing. What is counted: rows, named as versions,
+    and undated versions of a customer with more than one (ambiguous)."""
+    ts = pd.Timestamp
+    customers = pd.DataFrame({
+        "customer_id": ["A", "A", "B", "B", "B", "C", "D", "D"],
+        "created_at": [ts("2023-01-01")] * 8,
+        "region": ["London", "Paris", "Leeds", None, "York", "Rome", "Oslo", "Bergen"],
+        # A, B: dated history; C: one undated version; D: two undated versions (ambiguous)
+        "valid_from": [None, ts("2024-03-10"), None, ts("2023-06-01"), ts("2024-01-01"), None,
+                       None, None],
+        "valid_to": [ts("2024-03-10"), None, ts("2023-06-01"), ts("2024-01-01"), None, None,
+                     None, None],
+    })
+    store = Store(":memory:")
+    store.append("customers", pa.Table.from_pandas(customers, preserve_index=False))
+    frame = audit(store, as_of=AS_OF).to_pandas()
+    checks = set(frame.check)
+    assert "completeness:valid_to" not in checks and "not_provided:valid_to" not in checks
+    # independent: undated rows of customers with more than one undated row
+    undated = customers[customers.valid_from.isna()].groupby("customer_id").size()
+    assert undated[undated > 1].sum() == 2  # D's two rows
+    row = _check_audit(frame, "completeness:valid_from")
+    assert (row["count"], row.severity) == (2, "warning")
+    assert row.advice.startswith("2 customer rows (attribute versions) of 1 customers have no "
+                                 "valid_from while another version")
+    region = _check_audit(frame, "completeness:region")
+    assert region["count"] == int(customers.region.isna().sum()) == 1
+    assert region.advice == ("12.5% of customer rows (attribute versions) have no region; "
+                             "segments using it will miss them")
+    # one undated version per customer (the first) is no finding
+    store = Store(":memory:")
+    store.append("customers", pa.Table.from_pandas(customers[customers.customer_id != "D"],
+                                                   preserve_index=False))
+    frame = audit(store, as_of=AS_OF).to_pandas()
+    assert not frame.check.str.contains("valid_").any()
+
+
+def _check_audit(frame, name):
+    row = frame[(frame.check == name) & (frame.table == "customers")]
+    assert len(row) == 1, name
+    return row.iloc[0]

@@ -174,6 +174,8 @@ def audit(store: Store, *, as_of: dt.date | None = None, stale_days: int = 365,
     for name, t in tables.items():
         if sizes[name]:
             checks += _completeness(name, sizes[name], stats[name])
+            if name == "customers":
+                checks += _undated_versions(t, sizes[name], stats[name])
             checks += _dates(name, t, sizes[name], cut, as_of, old_years, end, stats[name])
             checks.append(_duplicates(name, t, sizes[name], repeated=repeated[name]))
     tx = stats["transactions"]
@@ -231,12 +233,24 @@ def _all_stats(tables: dict[str, ibis.Table], cut: ibis.Value) -> dict[str, dict
     return {name: _stats_row(name, frame.loc[name]) for name in tables}
 
 
+#: Customers columns of the attribute history, whose empty cells are not missing data: an
+#: empty ``valid_to`` is the current (open-ended) version, an empty ``valid_from`` a version
+#: valid from its ``created_at`` (:func:`_undated_versions` checks what can go wrong).
+_HISTORY = ("valid_from", "valid_to")
+
+
 def _completeness(name: str, n: int, stats: dict[str, Any]) -> list[Check]:
+    """Per column of table ``name`` (``n`` rows) with empty cells: ``not_provided`` when
+    never filled, else ``completeness`` (error for a required column; a warning above 20 %
+    for the customers' attributes). A customers table with attribute history counts rows,
+    that is versions, and says so; its ``valid_from``/``valid_to`` gaps are not counted."""
     cols = list(CANONICAL_TABLES[name])
+    history = name == "customers" and any(stats["filled"].get(c) for c in _HISTORY)
+    rows = "customer rows (attribute versions)" if history else name
     out = []
     for c in cols:
         missing = n - stats["filled"][c]
-        if missing == 0:
+        if missing == 0 or (missing < n and name == "customers" and c in _HISTORY):
             continue
         required = c in REQUIRED.get(name, [])
         if missing == n:
@@ -248,9 +262,32 @@ def _completeness(name: str, n: int, stats: dict[str, Any]) -> list[Check]:
         else:
             # attributes of customers feed segments and profiles; elsewhere gaps are normal
             sev = "warning" if name == "customers" and missing / n > 0.2 else "info"
-            advice = f"{missing / n:.1%} of {name} have no {c}; segments using it will miss them"
+            advice = f"{missing / n:.1%} of {rows} have no {c}; segments using it will miss them"
         out.append(Check(f"completeness:{c}", name, sev, missing, n, [], advice))
     return out
+
+
+def _undated_versions(t: ibis.Table, n: int, stats: dict[str, Any]) -> list[Check]:
+    """``completeness:valid_from`` of a customers table with attribute history (``n``
+    rows): the rows without ``valid_from`` of customers with more than one such row. One
+    undated row per customer is its first version (valid from ``created_at``, the oldest);
+    several are ambiguous: at a snapshot they tie as the oldest and source order decides
+    (:func:`segflow.features._attributes.customer_records`). A warning; none when every
+    customer has at most one undated row, or when ``valid_from`` is never filled."""
+    filled = stats["filled"].get("valid_from", 0)
+    if not filled or filled == n:
+        return []
+    undated = t.filter(t.valid_from.isnull())
+    per = undated.group_by("customer_id").aggregate(k=undated.count()).filter(_.k > 1)
+    row = per.aggregate(rows=per.k.sum(), customers=per.count()).execute().iloc[0]
+    rows, customers = _count(row["rows"]), _count(row["customers"])
+    if not rows:
+        return []
+    advice = (f"{rows:,} customer rows (attribute versions) of {customers:,} customers have no "
+              "valid_from while another version of the same customer has none either: each is "
+              "valid from its created_at and source order decides which applies; give each "
+              "version its valid_from")
+    return [Check("completeness:valid_from", "customers", "warning", rows, n, [], advice)]
 
 
 def _dates(name, t, n, cut, as_of, old_years, end: dt.date, stats: dict[str, Any]) -> list[Check]:
