@@ -220,6 +220,55 @@ def test_warehouse_runs_and_vacuum_without_a_warehouse_say_how_to_make_one(tmp_p
         assert sorted(p.name for p in project.iterdir()) == ["segflow.duckdb", "segflow.toml"]
 
 
+def test_warehouse_runs_json_without_a_warehouse_follows_the_error_convention(tmp_path):
+    """`--json` errors are those of every command: exit 1, nothing on stdout (no half
+    document for a script to parse), the one error line on stderr."""
+    from segflow.cli import app
+    from segflow.project import Project
+
+    Project.init(tmp_path / "p", toml_text='[engine]\nwarehouse = "wh"\n').close()
+    result = CliRunner().invoke(app, ["warehouse", "runs", "-p", str(tmp_path / "p"), "--json"])
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr.startswith("error: the project in ") and "has no warehouse yet" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+class _PushedWarehouse:
+    """A warehouse that already holds the loads ``load_ids`` (what push_to_warehouse reads
+    of a SparkStore); opening a run or a session fails: nothing may be written."""
+
+    def __init__(self, load_ids: list[str]) -> None:
+        self.ids = load_ids
+
+    def tables(self) -> list[str]:
+        return ["loads", "transactions"]
+
+    def dataframe(self, name: str):  # noqa: ANN201
+        rows = [type("Row", (), {"load_id": i}) for i in self.ids]
+        return type("Frame", (), {"select": lambda self, *c: self, "collect": lambda self: rows})()
+
+    def run(self, *args: object) -> object:
+        raise AssertionError("a push with nothing new opened a run")
+
+
+def test_a_push_with_nothing_new_writes_no_run():
+    """The second push of an unchanged store copies nothing and logs no empty run; a load
+    the warehouse lacks is still pushed."""
+    from segflow.store import Store
+    from segflow.warehouse import push_to_warehouse
+
+    store = Store(":memory:")
+    store.raw.execute("INSERT INTO loads (load_id, source, target_table) VALUES "
+                      "('L1', 'orders', 'transactions'), ('L2', 'orders', 'transactions')")
+    store.raw.execute("INSERT INTO transactions (transaction_id, customer_id, ts, amount, load_id) "
+                      "VALUES ('t1', 'c1', TIMESTAMP '2024-01-02', 5, 'L1'), "
+                      "('t2', 'c1', TIMESTAMP '2024-02-02', 7, 'L2')")
+    assert push_to_warehouse(store, _PushedWarehouse(["L1", "L2"])) == {}
+    assert "_segflow_pushed" not in store.tables()  # the temporary list is dropped
+    with pytest.raises(AssertionError, match="opened a run"):  # L2 is new: a run is opened
+        push_to_warehouse(store, _PushedWarehouse(["L1"]))
+
+
 @pytest.mark.spark
 @pytest.mark.slow
 def test_warehouse_push_runs_and_vacuum_agree_on_a_duckdb_project(projects):
@@ -279,3 +328,23 @@ def test_report_on_spark_names_the_warehouse_and_leaves_no_duckdb_file(projects,
     finally:
         store.unlink(missing_ok=True)
         held.rename(store)
+
+
+def test_push_says_when_there_is_nothing_new(tmp_path, monkeypatch):
+    """The CLI of a push that copied nothing: one line saying so (no "0 customers, ..."),
+    and under --json the same document with an empty `rows` and that `message`."""
+    import segflow.warehouse
+    from segflow.cli import _warehouse
+    from segflow.project import Project
+
+    Project.init(tmp_path / "p", toml_text='[engine]\nwarehouse = "wh"\n').close()
+    root = "file:///somewhere/wh/segflow.db"
+    monkeypatch.setattr(_warehouse, "open_warehouse",
+                        lambda *a, **k: (None, type("W", (), {"root": root})()))
+    monkeypatch.setattr(segflow.warehouse, "push_to_warehouse", lambda store, wh: {})
+    message = (f"nothing new to push: {root} already holds every load of the DuckDB store "
+               "(no run logged)")
+    out = CliRunner().invoke(_app(), ["warehouse", "push", "-p", str(tmp_path / "p")])
+    assert (out.exit_code, out.stdout, out.stderr.strip()) == (0, "", message)
+    out = CliRunner().invoke(_app(), ["warehouse", "push", "-p", str(tmp_path / "p"), "--json"])
+    assert json.loads(out.stdout) == {"warehouse": root, "rows": {}, "message": message}

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
 
 from segflow.cli._common import (
     EngineOption,
@@ -105,6 +104,8 @@ def run(
                 f"x {len(summary.schemes)} schemes, {summary.assignments_written:,} assignments "
                 f"in {sum(summary.seconds.values()):.1f} s"
             )
+            from rich.markup import escape
+
             for note in summary.notes:  # e.g. a stage that could not run, and why
                 console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
             for scheme in summary.schemes:

@@ -94,6 +94,8 @@ def no_warehouse(project_dir: Path, settings: Settings, root: str) -> SegflowErr
 def push(project_dir: Path = ProjectDirOption, as_json: bool = JsonOption) -> None:
     """Copy the loads of the DuckDB store that the warehouse lacks into it (one run), on any
     project: the warehouse is the one [engine] names, created if need be."""
+    from rich.markup import escape
+
     from segflow.project import Project
     from segflow.warehouse import push_to_warehouse
 
@@ -101,10 +103,16 @@ def push(project_dir: Path = ProjectDirOption, as_json: bool = JsonOption) -> No
         settings, warehouse = open_warehouse(project_dir)
         with Project.open_reading(project_dir) as project:  # reads the store (a TEMP table)
             counts = push_to_warehouse(project.store, warehouse)
+        nothing = None if counts else (f"nothing new to push: {warehouse.root} already holds "
+                                       "every load of the DuckDB store (no run logged)")
         if as_json:
-            print_json({"warehouse": warehouse.root, "rows": counts})
+            print_json({"warehouse": warehouse.root, "rows": counts}
+                       | ({"message": nothing} if nothing else {}))
             return
-        console.print(f"pushed to [bold]{warehouse.root}[/]: " + ", ".join(
+        if nothing:
+            console.print(escape(nothing), highlight=False, soft_wrap=True)
+            return
+        console.print(f"pushed to [bold]{escape(warehouse.root)}[/]: " + ", ".join(
             f"{n:,} {t}" for t, n in counts.items()))
 
 

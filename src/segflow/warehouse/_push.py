@@ -27,6 +27,9 @@ def push_to_warehouse(store: Store, warehouse: SparkStore) -> dict[str, int]:
     The rows go through Parquet files in a temporary folder of this machine, read by Spark:
     the warehouse may be remote, the executors of the session must see this machine's
     temporary folder (true for ``local[*]`` and a cluster on this machine).
+
+    When the warehouse already holds every load of ``store`` (no row of a pushed table has a
+    ``load_id`` it lacks) nothing is written, no run is logged, and the result is ``{}``.
     """
     pushed = set()
     if "loads" in warehouse.tables():
@@ -40,6 +43,8 @@ def push_to_warehouse(store: Store, warehouse: SparkStore) -> dict[str, int]:
             if pushed:
                 store.raw.executemany("INSERT INTO _segflow_pushed VALUES (?)",
                                       [[p] for p in pushed])
+            if not first and not _new_rows(store, [n for n in PUSHED if n in present]):
+                return {}  # nothing new: no empty run in the warehouse's log
             with warehouse.run("push", {"from": str(store.path)}) as run_id:
                 for name in (n for n in PUSHED if n in present):
                     where = ("WHERE load_id NOT IN (SELECT load_id FROM _segflow_pushed)"
@@ -54,3 +59,12 @@ def push_to_warehouse(store: Store, warehouse: SparkStore) -> dict[str, int]:
         finally:
             store.raw.execute("DROP TABLE IF EXISTS _segflow_pushed")
     return counts
+
+
+def _new_rows(store: Store, names: list[str]) -> int:
+    """Rows of tables ``names`` of ``store`` whose ``load_id`` is not in the temporary table
+    ``_segflow_pushed`` (the loads the warehouse has): what a push would copy. One query."""
+    counts = " UNION ALL ".join(
+        f'SELECT count(*) AS n FROM "{name}" WHERE load_id IS NOT NULL '
+        "AND load_id NOT IN (SELECT load_id FROM _segflow_pushed)" for name in names)
+    return int(store.raw.execute(f"SELECT coalesce(sum(n), 0) FROM ({counts})").fetchone()[0])
