@@ -208,7 +208,7 @@ def test_shadowed_rule_is_reported_and_listed_with_zero(ties_store):
 
 
 def test_small_segments_warn_for_every_kind(ties_store):
-    features = _features(ties_store, dt.date(2024, 7, 1))
+    features = _features(ties_store, dt.date(2024, 7, 1)).cache()  # read by many queries
     for kind in ("rfm", "lifecycle", "value_tiers"):
         scheme = SchemeSettings(name=kind, kind=kind, min_segment_share=0.2)
         assignments = assign(scheme, features)
@@ -235,6 +235,7 @@ def test_small_segments_warn_for_every_kind(ties_store):
     (note,) = check_scheme(quiet, features, assigned, warn=False)
     assert note.startswith("scheme 'q': RFM scores cannot be split into 5 as asked: ")
     assert f"; {lost} of the {buyers} buyers ({lost / buyers:.0%}) are in one segment, 'Lost'; " in note
+    features.release()
 
 
 def test_one_segment_for_every_buyer_says_why():
