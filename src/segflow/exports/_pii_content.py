@@ -48,6 +48,17 @@ def _looks_like_phone(text: ibis.StringValue) -> ibis.BooleanValue:
             & (text.startswith("+") | text.startswith("0") | text.re_search(r"[0-9][ ()\-]+[0-9]")))
 
 
+def is_phone_like(text: str) -> bool:
+    """Whether one (trimmed) text is a phone number by the content check's rule
+    (:func:`_looks_like_phone`, in Python: the server's audit of a search text)."""
+    import re
+
+    digits = sum(c.isascii() and c.isdigit() for c in text)
+    return (re.fullmatch(r"\+?[0-9 ()\-]+", text) is not None and 7 <= digits <= 15
+            and re.match(_ISO_DATE, text) is None
+            and (text.startswith(("+", "0")) or re.search(r"[0-9][ ()\-]+[0-9]", text) is not None))
+
+
 def content_kinds(table: ibis.Table) -> dict[str, tuple[PiiKind, str]]:
     """The text columns of ``table`` that the name rule does not find personal but whose
     values are mostly e-mail addresses or phone numbers (see the module's notes): column ->
