@@ -85,8 +85,10 @@ def test_analyst_gets_personal_data_masked_unless_asked(analyst):
     assert body["meta"]["attributes"]["phone"] == "***23"
     assert EMAIL not in analyst.get("/api/v1/customers/C001").text
     assert EMAIL not in analyst.get("/customers/C001").text
-    full = analyst.get("/api/v1/customers/C001?pii=full").json()
-    assert full["meta"]["attributes"]["email"] == EMAIL and full["meta"]["attributes"]["phone"] == PHONE
+    for word in ("include", "full"):  # the CLI's word, and the older one kept as an alias
+        full = analyst.get(f"/api/v1/customers/C001?pii={word}").json()
+        assert full["meta"]["attributes"]["email"] == EMAIL and full["meta"]["attributes"]["phone"] == PHONE
+        assert full["meta"]["pii"] == "full"
     # search by e-mail finds the customer, masked
     found = analyst.get("/api/v1/customers", params={"q": EMAIL.upper()}).json()
     assert [r["customer_id"] for r in found["data"]] == ["C001"]
@@ -113,6 +115,7 @@ def test_csv_export_hashes_personal_data_and_neutralises_formulas(analyst):
     full = analyst.get("/api/v1/customers?format=csv&pii=full")
     rows = {row["customer_id"]: row for row in csv.DictReader(io.StringIO(full.text))}
     assert rows["C001"]["email"] == EMAIL and "email_sha256" not in rows["C001"]
+    assert analyst.get("/api/v1/customers?format=csv&pii=include").text == full.text
     assert rows["C002"]["email"] == "'" + FORMULA  # formula cell neutralised
 
 
