@@ -196,6 +196,11 @@ def test_uplift_scores_out_hashes_personal_columns(tmp_path):
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "cannot use 'email' as a feature" in lines[0], res.output
     assert "personal data" in lines[0] and "Example.com" not in res.output
+    res = runner.invoke(app, ["campaign", "uplift", "--responses", str(src), "--control", "C",
+                              "--outcome", "y", "--feature", "x", "--feature", "customer_id"])
+    assert res.exit_code == 1, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot use 'customer_id' as a feature: it identifies customers" in lines[0]
 
 
 @pytest.mark.parametrize("how", ["hash", "mask"])
@@ -272,17 +277,18 @@ def test_audience_writes_values_as_they_came(tmp_path):
         ("447946000001", "90000000001", "2024-01-01"), ("", "", "")]
 
 
-def _one_line_error(res, column):
+def _one_line_error(res, column, why="holds personal data"):
     assert res.exit_code == 1, res.output
     lines = [line for line in res.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and f"cannot break the effect down by {column!r}" in lines[0], res.output
-    assert "personal data" in lines[0] and "Traceback" not in res.output
+    assert len(lines) == 1 and f"cannot break the effect down by {column!r}: it {why}" in lines[0], res.output
+    assert "Traceback" not in res.output
+    return lines[0]
 
 
 def test_effect_refuses_a_breakdown_by_a_personal_column(tmp_path):
     """--by on a personal column (one group per person, labels in clear) is a one-line error
     naming it, in file mode; a derived column (email_domain) is a breakdown as any other."""
-    rows = [{"arm": "A" if i % 2 else "B", "E-Mail": f"p{i}@{'x' if i % 3 else 'y'}.test",
+    rows = [{"customer_id": f"c{i}", "arm": "A" if i % 2 else "B", "E-Mail": f"p{i}@{'x' if i % 3 else 'y'}.test",
              "email_domain": "x.test" if i % 3 else "y.test", "buy": i % 5 == 0} for i in range(60)]
     path = tmp_path / "resp.csv"
     pd.DataFrame(rows).astype({"buy": int}).to_csv(path, index=False)
@@ -290,6 +296,8 @@ def test_effect_refuses_a_breakdown_by_a_personal_column(tmp_path):
     res = runner.invoke(app, [*args, "--by", "E-Mail"])
     _one_line_error(res, "E-Mail")
     assert "@" not in res.output.replace("E-Mail", "")
+    res = runner.invoke(app, [*args, "--by", "customer_id"])  # one group per person too
+    _one_line_error(res, "customer_id", "identifies customers")
     res = runner.invoke(app, [*args, "--by", "email_domain", "--json"])
     assert res.exit_code == 0, res.output
     data = pd.DataFrame(json.loads(res.stdout)["data"])
@@ -301,4 +309,25 @@ def test_effect_refuses_a_personal_breakdown_in_store_mode(campaign_project):
     refusal, not 'not a scheme or a customers column', is the answer)."""
     res = runner.invoke(app, ["campaign", "effect", "--project", str(campaign_project),
                               "--campaign", "c1", "--by", "phone_number"])
-    _one_line_error(res, "phone_number")
+    line = _one_line_error(res, "phone_number")
+    assert "campaign c1, column 'phone_number'" in line and "file campaign" not in line  # no file
+    res = runner.invoke(app, ["campaign", "effect", "--project", str(campaign_project),
+                              "--campaign", "c1", "--by", "customer_id"])
+    _one_line_error(res, "customer_id", "identifies customers")
+
+
+def test_store_breakdown_lists_only_attribute_columns(campaign_project):
+    """An unknown --by in store mode lists the attribute columns of customers a breakdown may
+    name: not customer_id, the personal email and phone, the lineage or validity columns."""
+    from segflow.campaigns._store import breakdown_columns
+
+    res = runner.invoke(app, ["campaign", "effect", "--project", str(campaign_project),
+                              "--campaign", "c1", "--by", "nosuch"])
+    assert res.exit_code == 1, res.output
+    listed = res.output.split("an attribute column of customers (")[1].split(")")[0].split(", ")
+    assert "region" in listed
+    for hidden in ("customer_id", "email", "phone", "source", "source_file", "source_row", "load_id",
+                   "valid_from", "valid_to"):
+        assert hidden not in listed, hidden
+    assert breakdown_columns(["customer_id", "email", "region", "source_file", "load_id", "city",
+                              "valid_to", "Phone (mobile)"]) == ["region", "city"]

@@ -172,6 +172,21 @@ def pii_kind(column: str) -> PiiKind | None:
             return None
 
 
+#: Normalised names (:func:`name_tokens` joined by ``_``) of a column that identifies each
+#: customer: a breakdown or a model feature by it is one group per person.
+CUSTOMER_KEYS: frozenset[str] = frozenset((
+    "id", "customer_id", "cust_id", "customerid", "customer_no", "customer_number", "customer_key",
+    "client_id", "clientid", "user_id", "userid", "member_id", "memberid", "person_id",
+))
+
+
+def is_customer_key(column: str) -> bool:
+    """Whether a column of that name identifies each customer (``customer_id``,
+    ``CustomerID``, ``client_id``, ``user_id``, ``id``: :data:`CUSTOMER_KEYS`): not personal
+    data itself, but one value per person, so no breakdown or model feature."""
+    return "_".join(name_tokens(column)) in CUSTOMER_KEYS
+
+
 def is_personal(column: str) -> bool:
     """Whether a column of that name holds personal data: :func:`pii_kind` is not None
     (``Email``, ``E-Mail``, ``phone_number`` are; ``email_sha256``, ``email_domain`` are not)."""
