@@ -331,3 +331,26 @@ def test_store_breakdown_lists_only_attribute_columns(campaign_project):
         assert hidden not in listed, hidden
     assert breakdown_columns(["customer_id", "email", "region", "source_file", "load_id", "city",
                               "valid_to", "Phone (mobile)"]) == ["region", "city"]
+
+
+def test_audience_protects_the_testers_common_names(tmp_path):
+    """The tester's file (issue pii4): every column is written hashed under the default
+    policy, by the name rule (Phone (mobile), EmailID, Email (work), mobile phone no,
+    contact_no, emails) or, for Mail, by the content check with a warning naming it; no
+    value is left in clear."""
+    row = {"customer_id": "A", "Phone (mobile)": "+44 7700 900123", "EmailID": "a@b.com",
+           "Mail": "a@b.com", "Email (work)": "w@b.com", "mobile phone no": "07700900333",
+           "contact_no": "07700900111", "emails": "x@y.com"}
+    out = tmp_path / "n_out.csv"
+    res = runner.invoke(app, ["campaign", "audience", "--customers", str(_customers(tmp_path, [row])),
+                              "--holdout", "0", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    warned = [line for line in res.stderr.splitlines() if "treated as personal" in line]
+    assert len(warned) == 1 and "column 'Mail' is treated as personal (email)" in warned[0], res.stderr
+    (written,) = _read_csv(out)
+    expected = {"customer_id": "A", "group": "target",
+                "Phone (mobile)_sha256": sha("+447700900123"), "EmailID_sha256": sha("a@b.com"),
+                "Mail_sha256": sha("a@b.com"), "Email (work)_sha256": sha("w@b.com"),
+                "mobile phone no_sha256": sha("07700900333"), "contact_no_sha256": sha("07700900111"),
+                "emails_sha256": sha("x@y.com")}
+    assert written == expected
