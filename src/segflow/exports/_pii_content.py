@@ -9,9 +9,9 @@ values (trimmed) are
 * e-mail addresses (:data:`EMAIL_PATTERN`: something, ``@``, a domain with a dot, no white
   space), the column is personal of the ``email`` kind;
 * phone numbers (:data:`PHONE_PATTERN`: 7 to 15 digits with only ``+`` first, spaces,
-  dashes and parentheses between; starting with ``+`` or ``0``, or holding a separator: a
-  bare run of digits such as ``10002345`` is an id as often as a number; an ISO date
-  ``2024-01-15`` is none), the column is personal of the ``phone`` kind,
+  dashes and parentheses between; not a bare run of digits starting with 1-9, such as
+  ``10002345``, an id as often as a number, nor an ISO date ``2024-01-15``), the column is
+  personal of the ``phone`` kind,
 
 and is put under the policy as a column the name rule found would be, with a warning naming
 the column and why. ``customer_id`` is never checked (the key of every output; a file keyed
@@ -35,6 +35,11 @@ EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 PHONE_PATTERN = r"^\+?[0-9 ()\-]+$"
 #: An ISO date (or the start of a timestamp), never a phone number.
 _ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+#: :data:`PHONE_PATTERN` with 7 to 15 digits, in one regular expression (RE2).
+_PHONE_DIGITS = r"^\+?[ ()\-]*(?:[0-9][ ()\-]*){7,15}$"
+#: What matches :data:`_PHONE_DIGITS` but is no phone number: an ISO date, a bare run of
+#: digits not starting with 0 (an id as often as a number).
+_NO_PHONE = _ISO_DATE + r"|^[1-9][0-9]*$"
 
 
 class PersonalContentWarning(UserWarning):
@@ -42,21 +47,19 @@ class PersonalContentWarning(UserWarning):
 
 
 def _looks_like_phone(text: ibis.StringValue) -> ibis.BooleanValue:
-    """Whether each trimmed ``text`` is a phone number by :data:`PHONE_PATTERN`'s rule."""
-    digits = text.re_replace(r"[^0-9]", "").length()
-    return (text.re_search(PHONE_PATTERN) & digits.between(7, 15) & ~text.re_search(_ISO_DATE)
-            & (text.startswith("+") | text.startswith("0") | text.re_search(r"[0-9][ ()\-]+[0-9]")))
+    """Whether each trimmed ``text`` is a phone number by :data:`PHONE_PATTERN`'s rule: one
+    regular expression counting the digits (:data:`_PHONE_DIGITS`), then, for the few that
+    match, not a date nor a bare run of digits without a leading 0."""
+    return ibis.cases((text.re_search(_PHONE_DIGITS), ~text.re_search(_NO_PHONE)), else_=False)
 
 
 def is_phone_like(text: str) -> bool:
     """Whether one (trimmed) text is a phone number by the content check's rule
-    (:func:`_looks_like_phone`, in Python: the server's audit of a search text)."""
+    (:func:`_looks_like_phone`, the same regular expressions in Python: the server's audit of
+    a search text)."""
     import re
 
-    digits = sum(c.isascii() and c.isdigit() for c in text)
-    return (re.fullmatch(r"\+?[0-9 ()\-]+", text) is not None and 7 <= digits <= 15
-            and re.match(_ISO_DATE, text) is None
-            and (text.startswith(("+", "0")) or re.search(r"[0-9][ ()\-]+[0-9]", text) is not None))
+    return re.search(_PHONE_DIGITS, text) is not None and re.search(_NO_PHONE, text) is None
 
 
 def content_kinds(table: ibis.Table) -> dict[str, tuple[PiiKind, str]]:
@@ -71,11 +74,17 @@ def content_kinds(table: ibis.Table) -> dict[str, tuple[PiiKind, str]]:
         return {}
     aggs: dict[str, ibis.Value] = {}
     for i, c in enumerate(candidates):
-        text = table[c].strip()
-        filled = text.notnull() & (text != "")
-        aggs[f"n{i}"] = filled.sum()
-        aggs[f"e{i}"] = (filled & text.re_search(EMAIL_PATTERN)).sum()
-        aggs[f"p{i}"] = (filled & _looks_like_phone(text)).sum()
+        # each test in a CASE, so that the costly parts (trimming, regular expressions) run
+        # only on the few values that can match (DuckDB evaluates both sides of an AND on
+        # every value): a value sorting before "!" starts with white space, one sorting before
+        # ":" with white space, a sign, a parenthesis or a digit (a byte comparison; trimming
+        # every value, or comparing its first character, took 0.1 s a column per million)
+        raw = table[c]
+        text = raw.strip()
+        aggs[f"n{i}"] = ibis.cases((raw.isnull(), False), (raw == "", False), (raw < "!", text != ""),
+                                   else_=True).sum()  # non-empty once trimmed (NULL: not counted)
+        aggs[f"e{i}"] = ibis.cases((raw.contains("@"), text.re_search(EMAIL_PATTERN)), else_=False).sum()
+        aggs[f"p{i}"] = ibis.cases((raw < ":", _looks_like_phone(text)), else_=False).sum()
     counts = table.aggregate(**aggs).to_pyarrow().to_pylist()[0]
     found: dict[str, tuple[PiiKind, str]] = {}
     for i, c in enumerate(candidates):
