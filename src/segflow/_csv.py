@@ -9,9 +9,18 @@ sign first; an apostrophe costs nothing on such a value), and in the full-width 
 forms some programs fold to (``＝``, ``﹢``).
 :func:`neutralise_formulas` prefixes such text cells (and :func:`write_csv` such column
 names) with a single quote, so the spreadsheet shows the text instead of running it.
-Numeric columns are never changed; a text column holding ``-12.5`` is (OWASP's
-advice: a leading sign in text is enough for some spreadsheets to start a formula such as
-``-2+3+cmd|...``, so no attempt is made to tell harmless text numbers apart).
+Numeric columns are never changed. Text that is only number-like (:data:`NUMBER_LIKE`: an
+optional leading ``+`` or ``-``, then digits, spaces, dots, dashes and parentheses, with a
+digit: ``-12.5``, ``+44 7700 900123``, ``+1 (555) 010-0100``) is not changed either: an E.164
+phone number written ``'+44 7700 900123`` breaks every CRM or ad-platform upload of the file.
+Such text holds no letter, so no function (``HYPERLINK``, ``WEBSERVICE``), no cell or sheet
+reference and no DDE call (``cmd|' /C calc'!A0``): OWASP's CSV-injection attacks
+(https://owasp.org/www-community/attacks/CSV_Injection) all need one. At worst a spreadsheet
+computes it (``-2-3`` shows ``-5``), which a quote would only hide. Anything else after the
+sign is guarded as before, ``+`` or any other operator after the first character included
+(``-2+3``, ``-2+3+cmd|' /C calc'!A0``, ``+1*2``): a value with an operator besides the minus
+of a phone number's dashes is no number a CRM would take, and ``-2+3`` is exactly how
+OWASP's example payloads start.
 
 The guard belongs to spreadsheet-like text files only: :func:`write_csv` (CSV, TSV) is its
 one caller. Parquet files, JSON answers and database tables hold every value as it is (a
@@ -29,6 +38,10 @@ import pyarrow.compute as pc
 #: First characters that make a spreadsheet treat a cell as a formula (OWASP's list, and
 #: NUL from OWASP ASVS 5.0 1.2.10).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n", "\x00")
+#: Text a spreadsheet cannot run as anything but arithmetic of numbers (RE2): an optional
+#: leading ``+`` or ``-``, then digits, spaces, dots, dashes and parentheses, at least one
+#: digit. A signed number or a phone number: written as it is (see the module's notes).
+NUMBER_LIKE = r"^[+\-]?[0-9 .()\-]*[0-9][0-9 .()\-]*$"
 #: The same signs after leading invisible characters, once folded by NFKC (``＝`` and ``﹦``
 #: are ``=``).
 _SIGNS = ("=", "+", "-", "@")
@@ -50,10 +63,14 @@ def formula_cells(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array
     """Whether each text cell of ``col`` (a string array) would be run as a formula: it
     starts with one of :data:`FORMULA_PREFIXES`, or with one of ``= + - @`` after leading
     invisible characters (:data:`INVISIBLE_LEAD`) and NFKC folding (full-width and small
-    forms); False for nulls."""
+    forms), and is not only number-like (:data:`NUMBER_LIKE`: ``+44 7700 900123``, ``-12.5``
+    are False); False for nulls."""
     import numpy as np
 
     risky = pc.fill_null(_starts(col, FORMULA_PREFIXES), False)
+    if pc.any(risky).as_py():
+        number = pc.fill_null(pc.match_substring_regex(col, NUMBER_LIKE), False)
+        risky = pc.and_(risky, pc.invert(number))
     # a cell starting with a visible ASCII character is decided by its first character; the
     # others (white space, format characters, any non-ASCII letter) are looked at closer
     first = pc.utf8_slice_codeunits(col, 0, 1)
@@ -93,9 +110,10 @@ def neutralise_formulas(table: pa.Table) -> pa.Table:
 
     Examples
     --------
-    >>> t = pa.table({"a": ["=1+1", "-12.5", "-1+cmd|' /C calc'!A0", "ok"], "n": [1, 2, 3, 4]})
+    >>> t = pa.table({"a": ["=1+1", "-12.5", "-1+cmd|' /C calc'!A0", "+44 7700 900123", "ok"],
+    ...               "n": [1, 2, 3, 4, 5]})
     >>> neutralise_formulas(t).column("a").to_pylist()
-    ["'=1+1", "'-12.5", "'-1+cmd|' /C calc'!A0", 'ok']
+    ["'=1+1", '-12.5', "'-1+cmd|' /C calc'!A0", '+44 7700 900123', 'ok']
     """
     columns = []
     for name in table.column_names:

@@ -26,6 +26,14 @@ class StoreError(SegflowError):
     """The DuckDB store cannot be opened, upgraded or written."""
 
 
+class Place(str):
+    """Where data came from that is no file (``campaign CMP_WINBACK``: the store's rows of a
+    campaign): given as an error's ``file``, :func:`where` writes it as it is, without the
+    word ``file`` (``campaign CMP_WINBACK, column 'email'``)."""
+
+    __slots__ = ()
+
+
 def where(
     file: str | None = None,
     row: int | Sequence[int] | None = None,
@@ -34,7 +42,8 @@ def where(
     rows_in_all: int | None = None,
 ) -> str:
     """Where a problem is, as :class:`InputError` writes it before its message:
-    ``file orders.csv, row 3, column 'amount'`` (the parts given, in that order).
+    ``file orders.csv, row 3, column 'amount'`` (the parts given, in that order; a
+    :class:`Place` as it is: ``campaign CMP_WINBACK, column 'email'``).
 
     ``row`` is a data row number as the file counts it (1: the first data row, line 2 of a
     CSV with its header on line 1; 0: the header, written ``header``), or several such
@@ -56,7 +65,7 @@ def where(
             rows_text = f"rows {', '.join(shown[:-1])} and {shown[-1]}" if shown else ""
     return ", ".join(
         part
-        for part in (f"file {file}" if file else "", rows_text,
+        for part in ((file if isinstance(file, Place) else f"file {file}") if file else "", rows_text,
                      f"column {column!r}" if column else "")
         if part
     )

@@ -99,10 +99,9 @@ def test_audience_masks_omits_and_includes_on_request(tmp_path):
     out, summary = _audience(tmp_path, "--pii", "include", out="clear.csv")
     by_id = {r["customer_id"]: r for r in _read_csv(out)}
     assert summary["pii"] == "include"
-    for row in ROWS:  # in clear (a value starting with + neutralised as any formula is)
-        clear = {c: "'" + row[c] if row[c].startswith("+") else row[c] for c in PERSONAL}
-        assert {c: by_id[row["customer_id"]][c] for c in PERSONAL} == clear
-    assert by_id["c1"]["phone"] == "'+44 7700 900123"
+    for row in ROWS:  # in clear (a phone number is number-like text: no formula guard)
+        assert {c: by_id[row["customer_id"]][c] for c in PERSONAL} == {c: row[c] for c in PERSONAL}
+    assert by_id["c1"]["phone"] == "+44 7700 900123"
 
 
 def test_audience_rules_see_clear_values_and_parquet_holds_hashes(tmp_path):
@@ -197,6 +196,11 @@ def test_uplift_scores_out_hashes_personal_columns(tmp_path):
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "cannot use 'email' as a feature" in lines[0], res.output
     assert "personal data" in lines[0] and "Example.com" not in res.output
+    res = runner.invoke(app, ["campaign", "uplift", "--responses", str(src), "--control", "C",
+                              "--outcome", "y", "--feature", "x", "--feature", "customer_id"])
+    assert res.exit_code == 1, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot use 'customer_id' as a feature: it identifies customers" in lines[0]
 
 
 @pytest.mark.parametrize("how", ["hash", "mask"])
@@ -273,17 +277,18 @@ def test_audience_writes_values_as_they_came(tmp_path):
         ("447946000001", "90000000001", "2024-01-01"), ("", "", "")]
 
 
-def _one_line_error(res, column):
+def _one_line_error(res, column, why="holds personal data"):
     assert res.exit_code == 1, res.output
     lines = [line for line in res.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and f"cannot break the effect down by {column!r}" in lines[0], res.output
-    assert "personal data" in lines[0] and "Traceback" not in res.output
+    assert len(lines) == 1 and f"cannot break the effect down by {column!r}: it {why}" in lines[0], res.output
+    assert "Traceback" not in res.output
+    return lines[0]
 
 
 def test_effect_refuses_a_breakdown_by_a_personal_column(tmp_path):
     """--by on a personal column (one group per person, labels in clear) is a one-line error
     naming it, in file mode; a derived column (email_domain) is a breakdown as any other."""
-    rows = [{"arm": "A" if i % 2 else "B", "E-Mail": f"p{i}@{'x' if i % 3 else 'y'}.test",
+    rows = [{"customer_id": f"c{i}", "arm": "A" if i % 2 else "B", "E-Mail": f"p{i}@{'x' if i % 3 else 'y'}.test",
              "email_domain": "x.test" if i % 3 else "y.test", "buy": i % 5 == 0} for i in range(60)]
     path = tmp_path / "resp.csv"
     pd.DataFrame(rows).astype({"buy": int}).to_csv(path, index=False)
@@ -291,6 +296,8 @@ def test_effect_refuses_a_breakdown_by_a_personal_column(tmp_path):
     res = runner.invoke(app, [*args, "--by", "E-Mail"])
     _one_line_error(res, "E-Mail")
     assert "@" not in res.output.replace("E-Mail", "")
+    res = runner.invoke(app, [*args, "--by", "customer_id"])  # one group per person too
+    _one_line_error(res, "customer_id", "identifies customers")
     res = runner.invoke(app, [*args, "--by", "email_domain", "--json"])
     assert res.exit_code == 0, res.output
     data = pd.DataFrame(json.loads(res.stdout)["data"])
@@ -302,4 +309,48 @@ def test_effect_refuses_a_personal_breakdown_in_store_mode(campaign_project):
     refusal, not 'not a scheme or a customers column', is the answer)."""
     res = runner.invoke(app, ["campaign", "effect", "--project", str(campaign_project),
                               "--campaign", "c1", "--by", "phone_number"])
-    _one_line_error(res, "phone_number")
+    line = _one_line_error(res, "phone_number")
+    assert "campaign c1, column 'phone_number'" in line and "file campaign" not in line  # no file
+    res = runner.invoke(app, ["campaign", "effect", "--project", str(campaign_project),
+                              "--campaign", "c1", "--by", "customer_id"])
+    _one_line_error(res, "customer_id", "identifies customers")
+
+
+def test_store_breakdown_lists_only_attribute_columns(campaign_project):
+    """An unknown --by in store mode lists the attribute columns of customers a breakdown may
+    name: not customer_id, the personal email and phone, the lineage or validity columns."""
+    from segflow.campaigns._store import breakdown_columns
+
+    res = runner.invoke(app, ["campaign", "effect", "--project", str(campaign_project),
+                              "--campaign", "c1", "--by", "nosuch"])
+    assert res.exit_code == 1, res.output
+    listed = res.output.split("an attribute column of customers (")[1].split(")")[0].split(", ")
+    assert "region" in listed
+    for hidden in ("customer_id", "email", "phone", "source", "source_file", "source_row", "load_id",
+                   "valid_from", "valid_to"):
+        assert hidden not in listed, hidden
+    assert breakdown_columns(["customer_id", "email", "region", "source_file", "load_id", "city",
+                              "valid_to", "Phone (mobile)"]) == ["region", "city"]
+
+
+def test_audience_protects_the_testers_common_names(tmp_path):
+    """The tester's file (issue pii4): every column is written hashed under the default
+    policy, by the name rule (Phone (mobile), EmailID, Email (work), mobile phone no,
+    contact_no, emails) or, for Mail, by the content check with a warning naming it; no
+    value is left in clear."""
+    row = {"customer_id": "A", "Phone (mobile)": "+44 7700 900123", "EmailID": "a@b.com",
+           "Mail": "a@b.com", "Email (work)": "w@b.com", "mobile phone no": "07700900333",
+           "contact_no": "07700900111", "emails": "x@y.com"}
+    out = tmp_path / "n_out.csv"
+    res = runner.invoke(app, ["campaign", "audience", "--customers", str(_customers(tmp_path, [row])),
+                              "--holdout", "0", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    warned = [line for line in res.stderr.splitlines() if "treated as personal" in line]
+    assert len(warned) == 1 and "column 'Mail' is treated as personal (email)" in warned[0], res.stderr
+    (written,) = _read_csv(out)
+    expected = {"customer_id": "A", "group": "target",
+                "Phone (mobile)_sha256": sha("+447700900123"), "EmailID_sha256": sha("a@b.com"),
+                "Mail_sha256": sha("a@b.com"), "Email (work)_sha256": sha("w@b.com"),
+                "mobile phone no_sha256": sha("07700900333"), "contact_no_sha256": sha("07700900111"),
+                "emails_sha256": sha("x@y.com")}
+    assert written == expected

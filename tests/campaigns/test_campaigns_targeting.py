@@ -82,7 +82,7 @@ def test_export_neutralises_formulas(tmp_path):
                           "amount": [-1.0, 2.0, 3.0, 4.0, 5.0]})
     with pytest.warns(DeprecationWarning, match="segflow.exports.neutralise_formulas"):
         safe = neutralise_formulas(frame)  # the pandas twin: now a wrapper over the Arrow one
-    assert safe.customer_id.tolist() == ["'=HYPERLINK(\"x\")", "'+1", "ok", "'@SUM(A1)", "'-2+3"]
+    assert safe.customer_id.tolist() == ["'=HYPERLINK(\"x\")", "+1", "ok", "'@SUM(A1)", "'-2+3"]
     assert safe.amount.tolist() == frame.amount.tolist()
     assert build_audience(frame, where="amount > 2", holdout=0.0).summary()["size"] == 3
     aud = build_audience(frame, holdout=0.0)

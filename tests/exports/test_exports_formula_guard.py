@@ -1,6 +1,6 @@
 """The spreadsheet-formula guard applies to CSV/TSV text files only: every file writer of
-segflow writes the same table with ``=evil``, ``+1``, ``-2``, ``@x``, tab- and CR-led text as
-``'``-prefixed text in CSV/TSV, and as it is in Parquet (read back equal); numbers stay
+segflow writes the same table with ``=evil``, ``+1+1``, ``-2+3``, ``@x``, tab- and CR-led text
+as ``'``-prefixed text in CSV/TSV (number-like text such as ``+44 7700 900123`` as it is), and as it is in Parquet (read back equal); numbers stay
 numbers (``-2`` written as ``-2``) in both."""
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "segflow"
 
-RISKY = ["=evil", "+1", "-2", "@x", "\t=1+1", "\r=1+1"]
+RISKY = ["=evil", "+1+1", "-2+3", "@x", "\t=1+1", "\r=1+1"]
+#: number-like text (a sign, then digits, spaces, dots, dashes, parentheses): written as it is
+NUMBER_TEXT = ["+44 7700 900123", "-12.5"]
 SAFE = ["ok", "a=b", None]
 #: column names of the CLI's segment file (``segment --out`` keeps only these), plus a
 #: number column with negative values
 TABLE = pa.table({
-    "customer_id": RISKY + ["ok", "a=b", "c9"],
+    "customer_id": RISKY + ["ok", *NUMBER_TEXT],
     "segment": list(reversed(RISKY)) + SAFE,
     "segment_rank": pa.array([-2, -1, 0, 1, 2, 3, 4, 5, 6], pa.int64()),
     "amount": pa.array([-2.0, -0.5, 1.5, -1e6, 0.0, 3.25, -7.0, 8.0, None], pa.float64()),
@@ -32,9 +34,12 @@ TABLE = pa.table({
 
 
 def _guarded(value: str | None) -> str:
-    """What a CSV cell should hold, stated by hand: ``'`` before a sign, tab or CR first."""
+    """What a CSV cell should hold, stated by hand: ``'`` before a sign, tab or CR first,
+    except number-like text (:data:`NUMBER_TEXT`)."""
     if value is None:
         return ""
+    if value in NUMBER_TEXT:
+        return value
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
@@ -159,14 +164,24 @@ def test_tsv_is_guarded_too(tmp_path: Path) -> None:
     assert [r["amount"] for r in rows] == CSV_NUMBERS["amount"]
 
 
-def test_numbers_held_as_text_are_guarded_as_text(tmp_path: Path) -> None:
-    """A number stored as text (``"-2"`` in a string column) is text to the guard: OWASP's
-    advice, since ``-2+3+cmd|...`` also starts like a number; a number column is not."""
+def test_number_like_text_is_written_as_it_is_and_formulas_are_guarded(tmp_path: Path) -> None:
+    """A number or phone number stored as text (``-2``, ``+44 7700 900123``: a sign, then
+    digits, spaces, dots, dashes, parentheses) holds no letter, so no function, reference or
+    DDE call: written as it is (a quote would break CRM uploads of E.164 numbers). An
+    operator besides (``-2+3``, ``+1*2``), any letter (``-A1``, ``+1e5``), or invisible
+    characters first (`` -2``) keep the guard; a lone sign too."""
     from segflow.exports import write_csv
 
-    write_csv(pa.table({"as_text": ["-2", "+1"], "as_number": [-2, 1]}), tmp_path / "n.csv")
-    assert _read_csv(tmp_path / "n.csv") == [{"as_text": "'-2", "as_number": "-2"},
-                                             {"as_text": "'+1", "as_number": "1"}]
+    values = {  # value -> the CSV cell, by hand
+        "-2": "-2", "+1": "+1", "+44 7700 900123": "+44 7700 900123", "-12.5": "-12.5",
+        "+1 (555) 010-0100": "+1 (555) 010-0100", "-2-3": "-2-3", "+44.20.7946.0000": "+44.20.7946.0000",
+        "-2+3": "'-2+3", "+1*2": "'+1*2", "-A1": "'-A1", "+1e5": "'+1e5", " -2": "' -2",
+        "+": "'+", "-": "'-", "=1+1": "'=1+1", "+cmd|' /C calc'!A0": "'+cmd|' /C calc'!A0",
+        "-2+3+cmd|' /C calc'!A0": "'-2+3+cmd|' /C calc'!A0", "@SUM(1)": "'@SUM(1)",
+    }
+    write_csv(pa.table({"as_text": list(values), "as_number": list(range(len(values)))}),
+              tmp_path / "n.csv")
+    assert [r["as_text"] for r in _read_csv(tmp_path / "n.csv")] == list(values.values())
 
 
 def test_only_the_csv_writer_applies_the_guard() -> None:

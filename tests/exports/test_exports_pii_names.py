@@ -35,6 +35,13 @@ EXPECTED = {
     "email_opens": None, "company_name": None, "product_name": None, "customer_id": None,
     "region": None, "channel": None, "cell": None, "mail": None, "customer": None,
     "name_length": None, "n_phones": None,
+    # qualifiers after the alias, plurals, a number's suffix, IP addresses (the tester's names)
+    "Phone (mobile)": "phone", "Email (work)": "email", "phone_home": "phone", "emails": "email",
+    "phones": "phone", "phone_numbers": "phone", "EmailID": "email", "mobile phone no": "phone",
+    "contact_no": "phone", "contact_number": "phone", "E_Mail_Adresse": "email",
+    "ip_address": "text", "IP": "text", "user_ip": "text", "addresses": "text",
+    # still not personal: a CRM record key, a count, derived columns
+    "contact_id": None, "email_count": None, "Email (work)_sha256": None, "phones_sha256": None,
 }
 
 
@@ -104,3 +111,36 @@ def test_server_protect_uses_the_same_rule():
     assert hashed == [{"customer_id": "c1", "E-Mail_sha256": sha("ann@example.com"),
                        "tel_sha256": sha("+442079460012"), "given_name_sha256": sha("ann"),
                        "email_domain": "example.com"}]
+
+
+def test_content_check_protects_columns_the_name_rule_misses():
+    """``Mail`` and ``Cell`` (ambiguous names, not personal by name) holding addresses and
+    numbers are hashed by the e-mail and phone rules, with a warning naming each; a column of
+    ids, dates or a minority of addresses is left alone."""
+    from segflow.exports._pii_content import PersonalContentWarning
+
+    t = ibis.memtable(pa.table({
+        "customer_id": ["c1", "c2", "c3", "c4"],
+        "Mail": [" Ann@Example.com", "bob@shop.test", "", None],       # 2 of 2 non-empty
+        "Cell": ["+44 7700 900123", "(030) 123-4567", "07700900111", "n/a"],  # 3 of 4
+        "ref": ["10002345", "10002346", "10002347", "10002348"],       # bare ids
+        "day": ["2024-01-15", "2024-01-16", "2024-01-17", "2024-01-18"],
+        "note": ["a@b.com", "call me", "later", "no"],                 # 1 of 4
+    }))
+    with pytest.warns(PersonalContentWarning) as caught:
+        out = protect_columns(t, "hash", source="n.csv").to_pyarrow().to_pylist()
+    messages = sorted(str(w.message) for w in caught)
+    assert len(messages) == 2
+    assert messages[0].startswith("n.csv: column 'Cell' is treated as personal (phone)")
+    assert "3 of 4 non-empty values (75 %) are phone numbers" in messages[0]
+    assert "2 of 2 non-empty values (100 %) are e-mail addresses" in messages[1]
+    assert list(out[0]) == ["customer_id", "Mail_sha256", "Cell_sha256", "ref", "day", "note"]
+    assert [r["Mail_sha256"] for r in out] == [sha("ann@example.com"), sha("bob@shop.test"), None, None]
+    assert [r["Cell_sha256"] for r in out] == [sha("+447700900123"), sha("0301234567"),
+                                               sha("07700900111"), None]
+    assert [r["note"] for r in out] == ["a@b.com", "call me", "later", "no"]
+    with pytest.warns(PersonalContentWarning):
+        masked = protect_columns(t, "mask").to_pyarrow().to_pylist()
+    assert [r["Cell"] for r in masked] == ["***23", "***67", "***11", "***"]
+    # in clear on request, without the check
+    assert protect_columns(t, "include").to_pyarrow().to_pylist()[0]["Mail"] == " Ann@Example.com"

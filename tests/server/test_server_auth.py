@@ -85,8 +85,10 @@ def test_analyst_gets_personal_data_masked_unless_asked(analyst):
     assert body["meta"]["attributes"]["phone"] == "***23"
     assert EMAIL not in analyst.get("/api/v1/customers/C001").text
     assert EMAIL not in analyst.get("/customers/C001").text
-    full = analyst.get("/api/v1/customers/C001?pii=full").json()
-    assert full["meta"]["attributes"]["email"] == EMAIL and full["meta"]["attributes"]["phone"] == PHONE
+    for word in ("include", "full"):  # the CLI's word, and the older one kept as an alias
+        full = analyst.get(f"/api/v1/customers/C001?pii={word}").json()
+        assert full["meta"]["attributes"]["email"] == EMAIL and full["meta"]["attributes"]["phone"] == PHONE
+        assert full["meta"]["pii"] == "full"
     # search by e-mail finds the customer, masked
     found = analyst.get("/api/v1/customers", params={"q": EMAIL.upper()}).json()
     assert [r["customer_id"] for r in found["data"]] == ["C001"]
@@ -113,6 +115,7 @@ def test_csv_export_hashes_personal_data_and_neutralises_formulas(analyst):
     full = analyst.get("/api/v1/customers?format=csv&pii=full")
     rows = {row["customer_id"]: row for row in csv.DictReader(io.StringIO(full.text))}
     assert rows["C001"]["email"] == EMAIL and "email_sha256" not in rows["C001"]
+    assert analyst.get("/api/v1/customers?format=csv&pii=include").text == full.text
     assert rows["C002"]["email"] == "'" + FORMULA  # formula cell neutralised
 
 
@@ -539,8 +542,13 @@ def test_audit_log_stores_no_searched_address(app, admin, analyst, tokens):
     assert analyst.get("/api/v1/customers", params={"q": searched}).json()["total"] == 1
     assert analyst.get("/customers", params={"q": searched}).status_code == 200
     assert analyst.get("/api/v1/customers", params={"q": "C00", "format": "csv"}).status_code == 200
+    for other in ("Smithson", "+44 7700 886287"):  # a name and a phone number: hashed too
+        assert analyst.get("/api/v1/customers", params={"q": other}).status_code == 200
     _audit.flush()
     stored = "".join(p.read_text(encoding="utf-8") for p in sorted(work_dir.glob("audit.jsonl*")))
+    for form in ("smithson", "886287", "%2b44"):
+        assert form not in stored.lower(), form
+    assert hashlib.sha256(b"+447700886287").hexdigest() in stored
     for form in (EMAIL, quote(EMAIL), quote(EMAIL, safe=""), "jane.doe", "JANE.DOE", "jane%2Edoe"):
         assert form.lower() not in stored.lower(), form
     key = hashlib.sha256(EMAIL.lower().encode()).hexdigest()
@@ -574,3 +582,33 @@ def test_audit_drain_scrubs_addresses_an_older_server_spooled(tmp_path):
     key = hashlib.sha256(b"jane.doe@example.com").hexdigest()
     assert rows["e1"] == f'/api/v1/customers?q_sha256={key}&limit=5 {{"q_sha256": "{key}", "rows": 1}}'
     assert rows["e2"] == '/api/v1/customers?q=C00 {"q": "C00"}'
+
+
+def test_audit_scrub_hashes_every_search_text_but_an_id():
+    """Names and phone numbers searched are not stored in clear either: every search text
+    but an id-like one (``C00``, ``CUST-0042``, a short number) is recorded as q_sha256, the
+    hash the exports write for that kind of value (a name trimmed and lower-cased, a phone
+    number in E.164, an address as email_sha256), so an auditor can check who searched for
+    a person."""
+    from urllib.parse import quote
+
+    from segflow.server import _audit
+
+    def sha(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    cases = {  # q as typed -> what the log holds, by hand
+        "Smith": ("q_sha256", sha("smith")), " John Smith ": ("q_sha256", sha("john smith")),
+        "+44 7700 886287": ("q_sha256", sha("+447700886287")),
+        "0044 7700-886287": ("q_sha256", sha("+447700886287")),
+        "07700886287": ("q_sha256", sha("07700886287")),
+        "Jane@Example.com": ("q_sha256", sha("jane@example.com")),
+        "C00": ("q", "C00"), "CUST-0042": ("q", "CUST-0042"), "123456": ("q", "123456"),
+    }
+    for q, (name, value) in cases.items():
+        typed = f"/api/v1/customers?q={quote(q)}&limit=5"
+        resource, detail = _audit.scrub(typed, {"q": q, "rows": 1})
+        assert detail == {name: value, "rows": 1}, q
+        assert resource == (typed if name == "q" else f"/api/v1/customers?q_sha256={value}&limit=5"), q
+    # a hot route's query (no search) is kept as it came
+    assert _audit.scrub("/api/v1/score?customer_id=C001", None) == ("/api/v1/score?customer_id=C001", None)

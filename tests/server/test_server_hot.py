@@ -90,6 +90,7 @@ def test_hot_paths_answer_exactly_what_the_app_answers(analyst, plain, viewer, a
     hot = _count_hot(monkeypatch)
     urls = [f"/api/v1/customers/{c}" for c in customer_ids[:25]]
     urls += [f"/api/v1/customers/{customer_ids[0]}?pii=full", f"/api/v1/customers/{customer_ids[0]}?pii=default",
+             f"/api/v1/customers/{customer_ids[0]}?pii=include",
              f"/api/v1/customers/{customer_ids[0]}?pii=bogus", "/api/v1/customers/nobody",
              "/api/v1/customers/C001%20x", f"/api/v1/customers/{customer_ids[1]}?pii=full&x=1"]
     for url in urls:
@@ -98,7 +99,7 @@ def test_hot_paths_answer_exactly_what_the_app_answers(analyst, plain, viewer, a
                                                                        b.content), url
         assert a.headers.get("content-security-policy") and a.headers.get("cache-control") == "no-store"
         assert _headers(a) == _headers(b), url
-    assert hot.count("customer_answer") == 27, "the 25 customers and the two pii forms were answered by HotPaths"
+    assert hot.count("customer_answer") == 28, "the 25 customers and the three pii forms were answered by HotPaths"
     assert analyst.get(urls[0]).json()["meta"]["customer_id"] == customer_ids[0]
     # refusals come from the app, whichever path
     assert anon.get(urls[0]).status_code == 401

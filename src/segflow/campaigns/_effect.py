@@ -18,7 +18,7 @@ import pandas as pd
 from segflow._result import TableResult
 from segflow.campaigns._arms import arm_changes, clean_arm, with_arms
 from segflow.errors import InputError
-from segflow.exports._pii import is_personal
+from segflow.exports._pii import is_customer_key, is_personal
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -281,10 +281,14 @@ def refuse_personal_breakdown(by: Sequence[str], source: str | None = None) -> N
     (:func:`segflow.exports.is_personal`: ``email``, ``E-Mail``, ``phone``, ``name``,
     ``postcode``...). A breakdown by it is one group per person: its labels would print the
     values in clear and each group's lift would be one customer's outcome. Hashing the labels
-    would hide the values but not the individual outcomes, so it is refused, not hashed."""
+    would hide the values but not the individual outcomes, so it is refused, not hashed.
+    A column identifying customers (``customer_id``, ``user_id``...:
+    :func:`segflow.exports._pii.is_customer_key`) is refused alike: one group per person."""
     for col in by:
-        if is_personal(col):
-            raise InputError(f"cannot break the effect down by {col!r}: it holds personal data (one "
+        what = ("holds personal data" if is_personal(col)
+                else "identifies customers" if is_customer_key(col) else None)
+        if what:
+            raise InputError(f"cannot break the effect down by {col!r}: it {what} (one "
                              "group per person); break it down by a segment or a coarser column "
                              "such as a region", file=source, column=col)
 

@@ -176,7 +176,7 @@ def promotion_response(
     """
     from segflow.campaigns._effect import campaign_effect
     from segflow.campaigns._store import campaign_window, exposure_responses, snapshot_before
-    from segflow.errors import InputError
+    from segflow.errors import InputError, Place
 
     if campaigns is None:
         e = source.table("campaign_exposures")
@@ -189,7 +189,7 @@ def promotion_response(
                                       snapshot=snap)
             rep = campaign_effect(resp, arm_col="arm", control=control,
                                   outcomes=["purchased", "revenue"], by=["segment"], level=level,
-                                  source=f"campaign {cid}")
+                                  source=Place(f"campaign {cid}"))
         except InputError as exc:
             warnings.warn(f"campaign {cid!r} skipped: {exc}", UserWarning, stacklevel=2)
             continue

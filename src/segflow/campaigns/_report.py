@@ -22,7 +22,7 @@ from segflow.campaigns._store import (
     snapshot_after,
     snapshot_before,
 )
-from segflow.errors import InputError
+from segflow.errors import InputError, Place
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -156,7 +156,7 @@ def campaign_report(
     A ``by`` entry naming a personal column (``email``, ``phone``...) is an
     :class:`InputError` before any query (:func:`refuse_personal_breakdown`).
     """
-    refuse_personal_breakdown(by, f"campaign {campaign_id}")
+    refuse_personal_breakdown(by, Place(f"campaign {campaign_id}"))
     start, end = window if window is not None else campaign_window(source, campaign_id)
     notes: list[str] = []
     if scheme and snapshots is None:
@@ -170,7 +170,7 @@ def campaign_report(
     effect = campaign_effect(
         responses, arm_col="arm", control=control, outcomes=["purchased", "revenue"],
         by=(["segment"] if scheme else []) + list(by), level=level, correction=correction,
-        source=f"campaign {campaign_id}",
+        source=Place(f"campaign {campaign_id}"),
     )
     migration = None
     if scheme:

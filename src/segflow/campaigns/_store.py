@@ -20,6 +20,7 @@ from ibis import _
 
 from segflow._dates import as_date
 from segflow.errors import InputError
+from segflow.exports._pii import is_customer_key, is_personal
 from segflow.features._purchase_def import is_purchase_line, order_ts_key
 
 NEW = "(new)"
@@ -271,15 +272,28 @@ def _add_breakdown(
         seg = seg.select("customer_id", _by_segment=seg.segment)
         j = r.left_join(seg, "customer_id")
         return j.select(*keep, **{name: j._by_segment.fill_null(NEW)})
-    if name in customers.columns and name != "customer_id":
+    usable = breakdown_columns(customers.columns)
+    if name in usable:
         c = _record_before_exposure(customers, r.select("customer_id", "exposed_at"), name)
         j = r.left_join(c, "customer_id")
         return j.select(*keep, **{name: j[name].cast("string")})
     raise InputError(
         f"cannot break down by {name!r}: not a scheme ({', '.join(sorted(known)) or 'none'}), "
-        f"a customers column ({', '.join(customers.columns)}) or 'tenure'",
+        f"an attribute column of customers ({', '.join(usable) or 'none'}) or 'tenure'",
         column=name,
     )
+
+
+def breakdown_columns(columns: Sequence[str]) -> list[str]:
+    """The columns of the store's ``customers`` a breakdown may name (in their order): its
+    attributes, not ``customer_id`` (one group per person), not a personal column
+    (:func:`segflow.exports.is_personal`: ``email``, ``phone``), not the lineage columns
+    (``source``, ``source_file``, ``source_row``, ``load_id``: where a row came from) nor the
+    validity columns (``valid_from``, ``valid_to``)."""
+    from segflow.store import LINEAGE_COLUMNS
+
+    skip = {"valid_from", "valid_to", *LINEAGE_COLUMNS}
+    return [c for c in columns if c not in skip and not is_personal(c) and not is_customer_key(c)]
 
 
 def _record_before_exposure(customers: ibis.Table, cohort: ibis.Table, name: str) -> ibis.Table:

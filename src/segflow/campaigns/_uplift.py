@@ -35,7 +35,7 @@ from sklearn.utils.validation import check_is_fitted
 from segflow._result import TableResult
 from segflow.campaigns._arms import clean_arm, clean_arm_frame
 from segflow.errors import InputError
-from segflow.exports._pii import is_personal
+from segflow.exports._pii import is_customer_key, is_personal
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -322,7 +322,8 @@ def fit_uplift(
     features : sequence of str
         Pre-treatment attributes only (segment, tenure, RFM scores...); never anything
         measured after the exposure. A personal column (``email``, ``phone``, ``name``...:
-        :func:`segflow.exports.is_personal`) is an :class:`InputError`.
+        :func:`segflow.exports.is_personal`) or one identifying customers (``customer_id``:
+        :func:`segflow.exports._pii.is_customer_key`) is an :class:`InputError`.
     treated : str, optional
         The treated arm when there are several (default: every non-control arm pooled).
     method : {"two_model", "class_transformation"}, default="two_model"
@@ -349,9 +350,11 @@ def fit_uplift(
     if missing:
         raise InputError(f"column not found; columns are: {', '.join(map(str, responses.columns))}",
                          column=missing[0], file=source)
-    for col in features:
-        if is_personal(col):  # one category per person: the model would learn individuals
-            raise InputError(f"cannot use {col!r} as a feature: it holds personal data (one value "
+    for col in features:  # one category per person: the model would learn individuals
+        what = ("holds personal data" if is_personal(col)
+                else "identifies customers" if is_customer_key(col) else None)
+        if what:
+            raise InputError(f"cannot use {col!r} as a feature: it {what} (one value "
                              "per person); use a segment or a coarser column such as a region",
                              file=source, column=col)
     responses = responses.reset_index(drop=True)  # position = row of the file, from 1

@@ -45,9 +45,12 @@ personal text). Normalising (:func:`name_tokens`):
 4. leading qualifier tokens (:data:`PII_QUALIFIERS`: ``customer``, ``contact``,
    ``primary``, ``home``, ``work``, ``billing``, ``shipping``...) are dropped, as is one
    trailing number token (``email2``, ``phone_2``, ``address_line_1``), as long as a token
-   is left.
+   is left; so are trailing qualifiers (:data:`PII_TRAILING_QUALIFIERS`: ``Email (work)``,
+   ``Phone (mobile)``, ``phone_home``). The name is looked up after each step, and a plural
+   (``emails``, ``phone_numbers``) as its singular.
 
-What is left, joined by ``_``, is looked up. So ``Email``, ``E-Mail``, ``email_address``,
+What is left, joined by ``_``, is looked up (also ``EmailID``, ``contact_no``, ``mobile phone
+no``, ``ip_address``; not ``cell`` or ``mail`` alone, ambiguous: see docs/exports.md). So ``Email``, ``E-Mail``, ``email_address``,
 ``customer_email``, ``mobile_phone``, ``Telephone``, ``tel``, ``cell_phone``, ``surname``,
 ``given_name``, ``address_line1``, ``street_address``, ``post_code``, ``zip_code`` are
 personal; a column *derived* from a personal one is not, because its name holds a token no
@@ -56,7 +59,9 @@ alias has: ``email_sha256`` (the hashes this module writes: never hashed twice),
 or segment by it is legitimate), ``has_email``, ``email_opt_in``, ``zip_region``, and also
 ``company_name``, ``product_name`` (``company`` and ``product`` are no qualifiers). The list
 is explicit on purpose: a name outside it (another language's ``Telefon``, ``Vorname``; a
-date of birth) is not personal; rename the column, or add it here.
+date of birth) is not personal by name; rename the column, or add it here. Behind the rule,
+:func:`protect_columns` checks the values of the other text columns
+(:mod:`segflow.exports._pii_content`).
 """
 
 from __future__ import annotations
@@ -95,7 +100,15 @@ PII_ALIASES: dict[str, PiiKind] = {
                      "middle_name", "forename", "forenames", "maiden_name", "username",
                      "address", "address_line", "addr", "addr_line", "street", "street_address",
                      "street_name", "street_line", "postcode", "post_code", "postal_code",
-                     "postalcode", "zip", "zip_code", "zipcode"), "text"),
+                     "postalcode", "zip", "zip_code", "zipcode", "ip", "ip_address", "ip_addr",
+                     "ipaddress"), "text"),
+    # "email ID" (the address, in Indian English) and the German/French "E-Mail-Adresse"
+    **dict.fromkeys(("email_id", "emailid", "email_adresse", "adresse_email"), "email"),
+    # a number's suffix after a phone-like word: "contact_no", "mobile phone no", "tel_nbr"
+    **{f"{base}_{suffix}": "phone"
+       for base in ("phone", "telephone", "tel", "mobile", "mobile_phone", "cell", "cell_phone",
+                    "contact", "fax")
+       for suffix in ("no", "nr", "num", "number", "nbr")},
 }
 #: Tokens that may stand before an alias and still name the same kind of value
 #: (``customer_email``, ``home_phone``, ``billing_address``, ``contact_name``).
@@ -103,6 +116,11 @@ PII_QUALIFIERS: frozenset[str] = frozenset((
     "customer", "cust", "contact", "primary", "secondary", "alt", "alternate", "alternative",
     "other", "personal", "private", "home", "work", "billing", "shipping", "delivery", "mailing",
     "main", "user",
+))
+#: Tokens that may stand after an alias and still name the same kind of value (``Email
+#: (work)``, ``Phone (mobile)``, ``phone_home``): the qualifiers, and the kinds of a line.
+PII_TRAILING_QUALIFIERS: frozenset[str] = PII_QUALIFIERS | frozenset((
+    "mobile", "cell", "landline", "office", "business", "fixed",
 ))
 #: The canonical personal columns (every one an alias of :data:`PII_ALIASES`; kept for the
 #: API and the docs): a name the rule finds personal need not be listed here.
@@ -139,9 +157,34 @@ def pii_kind(column: str) -> PiiKind | None:
     tokens = list(name_tokens(column))
     if len(tokens) > 1 and tokens[-1].isdigit():
         tokens.pop()
-    while len(tokens) > 1 and tokens[0] in PII_QUALIFIERS:
-        tokens.pop(0)
-    return PII_ALIASES.get("_".join(tokens))
+    while True:
+        key = "_".join(tokens)
+        kind = PII_ALIASES.get(key)
+        if kind is None and key.endswith("s"):  # a plural: "emails", "phone_numbers"
+            kind = PII_ALIASES.get(key[:-1]) or (PII_ALIASES.get(key[:-2]) if key.endswith("es") else None)
+        if kind is not None:
+            return kind
+        if len(tokens) > 1 and tokens[0] in PII_QUALIFIERS:
+            tokens.pop(0)
+        elif len(tokens) > 1 and tokens[-1] in PII_TRAILING_QUALIFIERS:
+            tokens.pop()
+        else:
+            return None
+
+
+#: Normalised names (:func:`name_tokens` joined by ``_``) of a column that identifies each
+#: customer: a breakdown or a model feature by it is one group per person.
+CUSTOMER_KEYS: frozenset[str] = frozenset((
+    "id", "customer_id", "cust_id", "customerid", "customer_no", "customer_number", "customer_key",
+    "client_id", "clientid", "user_id", "userid", "member_id", "memberid", "person_id",
+))
+
+
+def is_customer_key(column: str) -> bool:
+    """Whether a column of that name identifies each customer (``customer_id``,
+    ``CustomerID``, ``client_id``, ``user_id``, ``id``: :data:`CUSTOMER_KEYS`): not personal
+    data itself, but one value per person, so no breakdown or model feature."""
+    return "_".join(name_tokens(column)) in CUSTOMER_KEYS
 
 
 def is_personal(column: str) -> bool:
@@ -386,11 +429,12 @@ def hashed_column(column: str) -> str:
     return f"{column}_sha256"
 
 
-def _under_policy(column: str, value: ibis.Value, policy: PiiPolicy) -> dict[str, ibis.Value]:
+def _under_policy(column: str, value: ibis.Value, policy: PiiPolicy,
+                  kind: PiiKind | None = None) -> dict[str, ibis.Value]:
     """The personal column ``column`` under ``policy``, as the columns it becomes: none
     (``omit``), ``<column>_sha256`` (``hash``), or ``column`` masked or as it is, by the
-    rules of its kind (:func:`pii_kind`: ``E-Mail`` by the e-mail rules)."""
-    kind = _kind(column)
+    rules of its kind (``kind``, else :func:`pii_kind`: ``E-Mail`` by the e-mail rules)."""
+    kind = kind or _kind(column)
     if policy == "omit":
         return {}
     if policy == "hash":
@@ -411,10 +455,24 @@ def protect_columns(table: ibis.Table, policy: str, *, source: str | None = None
     in any case) is an :class:`InputError` naming ``source`` (the file the table was read
     from, if any), the header and that column, not one column silently written over the
     other.
+
+    A text column the name rule does not find but whose values are mostly e-mail addresses
+    or phone numbers is treated as personal of that kind too, with a
+    :class:`~segflow.exports._pii_content.PersonalContentWarning` naming it and why (the
+    content check, :func:`~segflow.exports._pii_content.content_kinds`: one more aggregate
+    query over ``table``; not run under ``include``).
     """
+    from segflow.exports._pii_content import content_kinds, warn_content
+
     policy = check_policy(policy)
-    personal = [c for c in table.columns if is_personal(c)]
-    if not personal or policy == "include":
+    if policy == "include":
+        return table
+    kinds: dict[str, PiiKind] = {c: k for c in table.columns if (k := pii_kind(c)) is not None}
+    found = content_kinds(table)
+    warn_content(found, policy, source)
+    kinds.update({c: kind for c, (kind, _) in found.items()})
+    personal = [c for c in table.columns if c in kinds]
+    if not personal:
         return table
     if policy == "hash":
         taken = {c.lower(): c for c in table.columns}
@@ -426,7 +484,7 @@ def protect_columns(table: ibis.Table, policy: str, *, source: str | None = None
                                  file=source, row=0 if source is not None else None, column=held)
     cols: dict[str, ibis.Value] = {}
     for c in table.columns:
-        cols.update(_under_policy(c, table[c], policy) if c in personal else {c: table[c]})
+        cols.update(_under_policy(c, table[c], policy, kinds[c]) if c in kinds else {c: table[c]})
     return table.select(**cols)
 
 

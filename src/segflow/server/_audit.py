@@ -8,8 +8,10 @@ write lock (any ``segflow tokens ...`` command) moves the spool into the
 (skipping ids already present, so a move cut half-way is redone without duplicates) and
 deletes it. :func:`read_events` shows the table and the spool together.
 
-A searched e-mail address is never stored: :func:`record` writes the SHA-256 of its key
-instead (``q_sha256``, :func:`scrub`), the ``email_sha256`` of the exports for that address.
+A searched e-mail address, phone number or name is never stored: :func:`record` writes the
+SHA-256 of its key instead (``q_sha256``, :func:`scrub`), the ``email_sha256``,
+``phone_sha256`` or ``name_sha256`` of the exports for that value; only an id-like search
+text (``C001``) is kept as typed (:func:`segflow.server._search.audit_search`).
 
 The two hot routes (``/score`` and customer lookups, :mod:`segflow.server._hot`) record
 their events ``deferred``: kept in the worker process and written together at most 50 ms
@@ -87,18 +89,19 @@ def record(work_dir: Path, *, token_id: str | None, role: str | None, action: st
 
 def scrub(resource: str, detail: dict[str, Any] | None) -> tuple[str, dict[str, Any] | None]:
     """``resource`` (a path and its query string) and ``detail`` as the log records them: a
-    searched e-mail (a ``q`` holding ``@``, in either) replaced by the SHA-256 of its key,
-    ``q_sha256`` (:func:`segflow.server._search.audit_search`), so no address is stored.
-    Anything else as given (the query string as it came, when it holds no such ``q``)."""
-    if detail and isinstance(detail.get("q"), str) and "@" in detail["q"]:
+    search text (a ``q``, in either) that is not id-like replaced by the SHA-256 of its key,
+    ``q_sha256`` (:func:`segflow.server._search.audit_search`), so no address, phone number
+    or name is stored. Anything else as given (the query string as it came, when it holds
+    no such ``q``)."""
+    if detail and isinstance(detail.get("q"), str) and audit_search(detail["q"])[0] != "q":
         name, value = audit_search(detail["q"])
         detail = {(name if k == "q" else k): (value if k == "q" else v) for k, v in detail.items()}
     path, sep, query = resource.partition("?")
-    if sep and ("@" in query or "%40" in query.upper()):  # (the hot routes' queries: no search)
+    if sep and "q=" in query:  # (the hot routes' queries: no search)
         from urllib.parse import parse_qsl, urlencode
 
         pairs = parse_qsl(query, keep_blank_values=True)
-        if any(k == "q" and "@" in v for k, v in pairs):
+        if any(k == "q" and audit_search(v)[0] != "q" for k, v in pairs):
             resource = path + "?" + urlencode([audit_search(v) if k == "q" else (k, v) for k, v in pairs])
     return resource, detail
 
@@ -106,7 +109,7 @@ def scrub(resource: str, detail: dict[str, Any] | None) -> tuple[str, dict[str, 
 def _scrub_stored(event: dict[str, Any]) -> None:
     """:func:`scrub` a spooled event in place (its detail a JSON text), so that a line an
     older server wrote with a searched address is moved into ``audit_log`` without it."""
-    if "@" not in event["resource"] and "@" not in event["detail"]:
+    if "q=" not in event["resource"] and '"q"' not in event["detail"]:
         return
     with contextlib.suppress(json.JSONDecodeError):
         resource, detail = scrub(event["resource"], json.loads(event["detail"]))

@@ -20,7 +20,7 @@ accepts a wildcard name), no or a malformed ``Authorization`` header (browsers w
 included, so CSRF checks stay where they are), a token that is unknown, expired, revoked
 or below the analyst role, a body that does not validate (the body already read is passed
 on), a customer id with characters beyond ``[A-Za-z0-9._~@:+-]``, a query string other
-than nothing, ``pii=default`` or ``pii=full``, an unknown customer, a copy without lookup
+than nothing, ``pii=default``, ``pii=include`` or ``pii=full``, an unknown customer, a copy without lookup
 files, a scorer not yet built. The tests compare both paths' answers and audit lines.
 """
 
@@ -45,7 +45,7 @@ from segflow.server.routes.score import ScoreIn, _ready_scorer, score_answer
 _SCORE = "/api/v1/score"
 _CUSTOMER = "/api/v1/customers/"
 _SAFE_ID = re.compile(r"[A-Za-z0-9._~@:+\-]{1,200}")
-_PII = {b"": "mask", b"pii=default": "mask", b"pii=full": "full"}
+_PII = {b"": "mask", b"pii=default": "mask", b"pii=include": "full", b"pii=full": "full"}
 #: Larger score bodies go through the app (whose validation bounds the lists).
 MAX_BODY = 4 * 1024 * 1024
 #: Seconds an audit event of a hot route waits to be written with the others (at most).

@@ -16,9 +16,12 @@ values that are not printable ASCII go through Python), into a table sorted by t
 a search is one equality on that column (DuckDB skips the row groups whose key range
 cannot hold it) and never a Python loop over the customers.
 
-The audit log never holds a searched address: a search text with ``@`` is recorded as the
-SHA-256 of its key, ``q_sha256`` (:func:`audit_search`), in the event's detail and in its
-resource (the request's query string), by :func:`segflow.server._audit.record`.
+The audit log never holds a searched address, phone number or name: every search text but
+an id-like one (:data:`ID_LIKE`: ``C001``, ``CUST-0042``) is recorded as the SHA-256 of its
+key, ``q_sha256`` (:func:`audit_search`), in the event's detail and in its resource (the
+request's query string), by :func:`segflow.server._audit.record`. The key is the one the
+exports' ``hash`` policy hashes for that kind of value, so the hash equals the exported
+``email_sha256``, ``phone_sha256`` or ``name_sha256`` of the person searched for.
 """
 
 from __future__ import annotations
@@ -47,11 +50,40 @@ def searched_key(text: str) -> str:
     return hashlib.sha256(email_key(text).encode("utf-8")).hexdigest()
 
 
+#: A search text kept in clear in the audit log: an id or its prefix, i.e. 1 to 32 ASCII
+#: letters, digits, ``-`` and ``_`` with a digit, and with a letter too unless it has at most
+#: 6 digits (a run of 7 or more digits may be a phone number). A name (no digit), an
+#: address, a phone number is none.
+ID_LIKE = r"(?=.*[0-9])(?:(?=.*[A-Za-z])[A-Za-z0-9_-]{1,32}|[_-]*(?:[0-9][_-]*){1,6})"
+
+
+def audit_key(q: str) -> str:
+    """The SHA-256 hex the audit log records for a search text ``q`` (:func:`audit_search`):
+    of its key as the exports hash that kind of value, so an auditor finds who searched for a
+    person by the hash the exports hold: an e-mail (holding ``@``) as :func:`searched_key`
+    (``email_sha256``), a phone number (the content check's rule,
+    :func:`segflow.exports._pii_content.is_phone_like`) in E.164 as
+    :func:`segflow.exports._pii.phone_key` (``phone_sha256``: ``+44 7700 900123`` and
+    ``0044 7700-900123`` alike), any other text trimmed and lower-cased (``name_sha256``)."""
+    import hashlib
+
+    from segflow.exports._pii import phone_key
+    from segflow.exports._pii_content import is_phone_like
+
+    text = q.strip()
+    if "@" not in text and is_phone_like(text):
+        return hashlib.sha256((phone_key(text) or "").encode("utf-8")).hexdigest()
+    return searched_key(q)
+
+
 def audit_search(q: str) -> tuple[str, str]:
-    """The ``(name, value)`` the audit log records for a search text ``q``: an e-mail
-    (any text holding ``@``, as the search by e-mail reads it) as ``("q_sha256",``
-    :func:`searched_key` ``)``; anything else (an id prefix, a name part) as ``("q", q)``."""
-    return ("q_sha256", searched_key(q)) if "@" in q else ("q", q)
+    """The ``(name, value)`` the audit log records for a search text ``q``: an id-like text
+    (:data:`ID_LIKE`, once trimmed: ``C001``) or a blank one as ``("q", q)``; any other (an e-mail, a phone
+    number, a name or part of one) as ``("q_sha256",`` :func:`audit_key` ``)``."""
+    import re
+
+    text = q.strip()
+    return ("q", q) if not text or re.fullmatch(ID_LIKE, text) else ("q_sha256", audit_key(q))
 
 
 def build_email_keys(con: Any) -> bool:

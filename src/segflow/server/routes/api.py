@@ -33,10 +33,13 @@ MAX_OFFSET = 10**12
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip.")]
 Format = Annotated[Literal["json", "csv"], Query(description="json, or csv to download the rows.")]
 Pii = Annotated[
-    Literal["default", "full"],
+    Literal["default", "include", "full"],
     Query(description="Personal data: masked in JSON and hashed in CSV (as email_sha256, ...) by default; "
-                      "'full' shows it (audited)."),
+                      "'include' (the CLI's --pii include) shows it (audited); 'full' is the same, "
+                      "kept for compatibility."),
 ]
+#: The ``pii`` values that show personal data in clear (recorded as ``"full"``).
+CLEAR = ("include", "full")
 
 
 def table_response(frame: pd.DataFrame, *, fmt: str, filename: str, meta: dict[str, Any],
@@ -151,13 +154,13 @@ def customers(request: Request, project: ProjectDep, gen: GenerationDep, who: An
     """Customer search by id prefix, e-mail or name, and/or by segment of ``scheme`` at
     ``snapshot`` (default: the latest; ``segment`` and ``snapshot`` need ``scheme``, an
     unknown one is a 404 as for the audiences) (analysts; audited). ``format=csv`` downloads
-    every match, personal data hashed under ``<column>_sha256`` unless ``pii=full``."""
+    every match, personal data hashed under ``<column>_sha256`` unless ``pii=include`` (or ``full``)."""
     snapshot = _views.segment_snapshot(project, gen, scheme, segment, snapshot)
     if format == "csv":
         frame, total = _views.search_customers(project, q, scheme, segment, snapshot, 10_000_000, 0, gen)
     else:
         frame, total = _views.search_customers(project, q, scheme, segment, snapshot, limit, offset, gen)
-    how = "full" if pii == "full" else ("hash" if format == "csv" else "mask")
+    how = "full" if pii in CLEAR else ("hash" if format == "csv" else "mask")
     audit(request, who, "export" if format == "csv" else "read_customers",
           {"rows": len(frame), "pii": how, "q": q, "scheme": scheme, "segment": segment,
            "snapshot": None if snapshot is None else str(snapshot)})
@@ -179,7 +182,7 @@ async def customer(request: Request, who: Analyst, customer_id: str, pii: Pii = 
     if parts is None:
         async with leased_project(request) as project:
             parts = await run_in_threadpool(_views.customer_rows, project, customer_id, request.state.generation)
-    how = "full" if pii == "full" else "mask"
+    how = "full" if pii in CLEAR else "mask"
     audit(request, who, "read_customer", {"customer_id": customer_id, "pii": how})
     return Response(customer_answer(parts, customer_id, how), media_type="application/json")
 
