@@ -57,3 +57,14 @@ def test_cluster_refuses_numbers_too_large(tmp_path):
         f"error: file {path}, rows 1, 2, 3, ... (8 in all), column 'x': 8 values are infinite, "
         "not a number or too large to compute with (first 1e+308, row 1; expected numbers "
         "within +-1e+150); empty those cells for missing values")
+
+
+def test_profile_refuses_assignments_without_a_segment(tmp_path):
+    """An empty segment cell was profiled as a segment called 'nan'."""
+    features, assigned = tmp_path / "g.csv", tmp_path / "a.csv"
+    features.write_text("customer_id,x\nA,1\nB,2\nC,3\nD,4\nE,5\nF,6\n")
+    assigned.write_text("customer_id,segment\nA,s1\nB,\nC,s1\nD,s2\nE,NA\nF,s2\n")
+    result = runner.invoke(app, ["segment", "profile", "-i", str(features), "-a", str(assigned)])
+    assert _one_line(result) == (
+        f"error: file {assigned}, rows 2 and 5, column 'segment': 2 rows have no segment; give "
+        "each row a segment, or leave out the rows of customers without one")

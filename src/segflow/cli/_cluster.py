@@ -454,6 +454,7 @@ def _profile_input(
         if "segment" not in assigned.columns:
             raise InputError("no 'segment' column", file=str(assignments), column="segment")
         assigned = assigned.mutate(segment=assigned["segment"].cast("string"))
+        _refuse_rows_without_segment(assigned, assignments)
         features = check_value_column(features, value_col, input)
         return features, _unneutralised(features, assigned, id_col), value_col or "monetary", {}
     if scheme is None:
@@ -479,6 +480,20 @@ def _profile_input(
     )
     names = next((s.names for s in project.settings.schemes if s.name == scheme), {})
     return features, assigned, value_col or "monetary_12m", names
+
+
+def _refuse_rows_without_segment(assigned: ibis.Table, path: Path) -> None:
+    """Refuse an assignments file with rows whose segment is empty (or a missing-value
+    token): InputError naming the file, the first rows and the column. Such a customer was
+    profiled in a segment called ``nan``; the file should leave the row out instead (its
+    customer is then counted among those without a segment)."""
+    from segflow._rows import offending_rows
+
+    bad = offending_rows(assigned, assigned["segment"].isnull())
+    if bad.rows:
+        raise InputError(f"{bad.total:,} rows have no segment; give each row a segment, or leave "
+                         "out the rows of customers without one", file=str(path), row=bad.rows,
+                         column="segment", rows_in_all=bad.total)
 
 
 def _unneutralised(features: ibis.Table, assigned: ibis.Table, id_col: str) -> ibis.Table:
