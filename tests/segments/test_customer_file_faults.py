@@ -68,3 +68,31 @@ def test_profile_refuses_assignments_without_a_segment(tmp_path):
     assert _one_line(result) == (
         f"error: file {assigned}, rows 2 and 5, column 'segment': 2 rows have no segment; give "
         "each row a segment, or leave out the rows of customers without one")
+
+
+def test_cluster_json_has_every_warning_stderr_shows(tmp_path, monkeypatch):
+    """A warning of the file reader was printed on stderr while --json said "warnings": []
+    (only the fit's own two kinds were collected)."""
+    import json
+    import warnings
+
+    from segflow.cli import _cluster
+
+    real = _cluster.read_customer_file
+
+    def reader(*args, **kwargs):
+        warnings.warn("a reader's note", UserWarning, stacklevel=1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_cluster, "read_customer_file", reader)
+    path = tmp_path / "w.csv"
+    path.write_text("customer_id,x,y\n" + "".join(f"c{i},{i % 7},{(i * 3) % 5}\n" for i in range(30))
+                    + "d,,1\n")
+    result = runner.invoke(app, ["segment", "cluster", "--input", str(path), "--k", "2",
+                                 "--bootstrap", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    shown = [line.removeprefix("warning: ") for line in result.stderr.splitlines()
+             if line.startswith("warning: ")]
+    assert json.loads(result.stdout)["warnings"] == shown == [
+        "column 'x': 1 of 31 customers have no value (an empty cell or a missing-value token "
+        "such as NA); each gets the sample median of 'x'", "a reader's note"]

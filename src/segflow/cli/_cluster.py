@@ -7,8 +7,10 @@ parse, call :mod:`segflow.segments` clustering and profiling, print.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -182,10 +184,10 @@ def cluster_command(
     columns = _feature_list(features)
     tokens = _null_values(null_values)
     from segflow.segments._cluster_scheme import fit_cluster_table, save_cluster_model
-    from segflow.segments._stability import SmallSegmentWarning, UnstableSegmentWarning
 
-    ours = (SmallSegmentWarning, UnstableSegmentWarning)
-    with user_errors():
+    # every warning of the command (the reader's, the fit's, the assignment's) goes into the
+    # summary, so --json has each warning stderr shows
+    with user_errors(), _warnings_kept() as caught:
         con, table, where, store, day = _cluster_input(input, id_col, snapshot, project_dir,
                                                        writing=save_scheme is not None,
                                                        null_values=tokens)
@@ -201,13 +203,8 @@ def cluster_command(
             n_bootstrap=bootstrap,
             random_state=seed,
         )
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", SmallSegmentWarning)
-            warnings.simplefilter("always", UnstableSegmentWarning)
-            with about_file(input):  # the library's errors name the columns, not the file
-                segmenter = fit_cluster_table(
-                    table, columns, method=method, id_col=id_col, **params
-                )
+        with about_file(input):  # the library's errors name the columns, not the file
+            segmenter = fit_cluster_table(table, columns, method=method, id_col=id_col, **params)
         assigned = segmenter.assign(table, id_col=id_col)
         sizes = (
             assigned.group_by(["segment_rank", "segment"])
@@ -232,13 +229,43 @@ def cluster_command(
             customers=int(sizes["customers"].sum()),
             sizes=sizes.to_dict(orient="records"),
             missing_values=missing,
-            warnings=notes + [str(w.message) for w in caught if issubclass(w.category, ours)],
+            warnings=notes + _user_warnings(caught),
             out=str(out) if out else None,
             saved_scheme=save_scheme,
         )
         _print_cluster(summary)
         if as_json:
             print_json(summary)
+
+
+@contextlib.contextmanager
+def _warnings_kept() -> Iterator[list[warnings.WarningMessage]]:
+    """Record the warnings of a block (user warnings always); those recorded before an error
+    are shown then, not lost."""
+    kept: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            kept = caught
+            yield caught
+    except BaseException:
+        for w in kept:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        raise
+
+
+def _user_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
+    """The messages of the user warnings among ``caught`` (each once, in order), for the
+    summary that prints them and the --json document; any other warning (a library's
+    deprecation) is shown as it would have been."""
+    out: list[str] = []
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            if str(w.message) not in out:
+                out.append(str(w.message))
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return out
 
 
 def _null_values(text: str | None) -> tuple[str, ...] | None:
