@@ -96,3 +96,60 @@ def test_cluster_json_has_every_warning_stderr_shows(tmp_path, monkeypatch):
     assert json.loads(result.stdout)["warnings"] == shown == [
         "column 'x': 1 of 31 customers have no value (an empty cell or a missing-value token "
         "such as NA); each gets the sample median of 'x'", "a reader's note"]
+
+
+def test_engine_errors_on_a_file_are_one_line_naming_it():
+    """An engine's error (DuckDB's OutOfRangeException, scikit-learn's plain ValueError) in a
+    file command is one line naming the file, its cause kept for --debug; segflow's own bugs
+    (a ValueError raised outside the engines) are not disguised."""
+    import duckdb
+    import numpy as np
+    from sklearn.utils import check_array
+
+    from segflow.errors import InputError, about_file, engine_error
+
+    with pytest.raises(InputError) as got, about_file("f.csv"):
+        duckdb.sql("SELECT stddev_pop(x) FROM (VALUES (1e300), (1.0)) t(x)").fetchall()
+    assert str(got.value).startswith("file f.csv: the engine failed on this data "
+                                      "(OutOfRangeException: Out of Range Error: STDDEV_POP")
+    assert str(got.value).endswith("; rerun with --debug for the traceback")
+    assert isinstance(got.value.__cause__, duckdb.OutOfRangeException)
+    with pytest.raises(InputError, match=r"^file h.csv: the engine failed on this data "
+                                         r"\(ValueError: Input contains infinity"), about_file("h.csv"):
+        check_array(np.array([[np.inf, 1.0]]))
+    with pytest.raises(ValueError, match="ours"), about_file("f.csv"):
+        raise ValueError("ours")
+    assert not engine_error(ValueError("ours")) and not engine_error(InputError("x"))
+
+
+def test_audience_rule_errors_say_what_is_wrong(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("customer_id,x\nA,1\nB,2\n")
+    expected = {"x >": "'>' lacks a value on its right", "> 3": "'>' lacks a value on its left",
+                "x between 1": "'BETWEEN' lacks an upper bound (x BETWEEN 1 AND 9)",
+                "x IN (": "Expecting ) at character 6"}
+    for rule, problem in expected.items():
+        result = runner.invoke(app, ["campaign", "audience", "--customers", str(path), "--where",
+                                     rule, "--out", str(tmp_path / "aud.csv")])
+        assert _one_line(result) == (f"error: file {path}: cannot use the rule {rule!r}: "
+                                     f"{problem}; columns are: customer_id, x")
+
+
+@pytest.mark.parametrize(("data", "kind"), [
+    ("customer_id,x\nA,1\n".encode("utf-16"), "UTF-16 text (a spreadsheet's 'Unicode text'); "
+     "convert it (iconv -f utf-16 -t utf-8) or"),
+    ("customer_id,x\nA,1\nB,2\n".encode("utf-16-le"), "UTF-16 text (a spreadsheet's 'Unicode "
+     "text'); convert it (iconv -f utf-16 -t utf-8) or"),
+    (b"\x1f\x8b\x08\x00" + bytes(range(256)), "a gzip archive;"),
+    (bytes(range(256)) * 4, "binary data;"),
+])
+def test_a_file_that_is_not_utf8_text_is_named_so(tmp_path, data, kind):
+    """DuckDB said 'Error when sniffing file' (or an unterminated quote), without advice."""
+    path = tmp_path / "u.csv"
+    path.write_bytes(data)
+    for args in (["campaign", "audience", "--customers", str(path), "--out",
+                  str(tmp_path / "aud.csv")], ["segment", "cluster", "--input", str(path)]):
+        assert _one_line(runner.invoke(app, args)) == (
+            f"error: file {path}: not a UTF-8 CSV file: it is {kind} save it as CSV UTF-8 (a "
+            "spreadsheet's 'CSV UTF-8' export), or give a .parquet or .xlsx file under its own "
+            "extension")

@@ -321,7 +321,8 @@ def audience(
             if "customer_id" in table.columns:  # (else build_audience names the column)
                 # one row per customer: a repeated id was in the target and in the hold-out
                 check_one_row_per_id(table, "customer_id", customers)
-            aud = build_audience(table, source=str(customers), **kwargs)  # type: ignore[arg-type]
+            with about_file(customers):  # an engine's error names the file
+                aud = build_audience(table, source=str(customers), **kwargs)  # type: ignore[arg-type]
         else:
             # on Spark: a copy of the warehouse's assignments and scores
             with open_project(project, AUDIENCE_TABLES) as proj:

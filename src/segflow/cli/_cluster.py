@@ -203,15 +203,15 @@ def cluster_command(
             n_bootstrap=bootstrap,
             random_state=seed,
         )
-        with about_file(input):  # the library's errors name the columns, not the file
+        with about_file(input):  # the library's and engine's errors name the file
             segmenter = fit_cluster_table(table, columns, method=method, id_col=id_col, **params)
-        assigned = segmenter.assign(table, id_col=id_col)
-        sizes = (
-            assigned.group_by(["segment_rank", "segment"])
-            .aggregate(customers=assigned.count())
-            .order_by("segment_rank")
-            .to_pandas()
-        )
+            assigned = segmenter.assign(table, id_col=id_col)
+            sizes = (
+                assigned.group_by(["segment_rank", "segment"])
+                .aggregate(customers=assigned.count())
+                .order_by("segment_rank")
+                .to_pandas()
+            )
         if out is not None:
             _write(con, assigned.order_by(id_col), out)
         if save_model is not None:
