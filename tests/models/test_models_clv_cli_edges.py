@@ -99,6 +99,13 @@ def test_first_purchase_on_the_last_calibration_day(tmp_path: Path, cdnow_frame:
     assert report["customers"]["first_purchase_on_last_day"] == 1
     assert any(note.startswith("1 customer made a first purchase") and "T = 0" in note
                for note in report["notes"])
+    # the fit line counts the customers fitted, as the note (it said "2358 customers")
+    from segflow.cli._clv_fit import customers_line
+
+    c = report["customers"]
+    assert customers_line(c) == (
+        f"2,357 customers fitted (of 2,358: 1 with T = 0 left out), {c['repeat_buyers']:,} "
+        f"repeat buyers, {c['distinct_triples']:,} distinct triples")
 
     out = tmp_path / "scores.csv"
     result = _run("clv", "score", "-t", csv, "--calibration-end", "1997-09-30", "--horizon", "52",
