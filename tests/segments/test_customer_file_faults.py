@@ -153,3 +153,24 @@ def test_a_file_that_is_not_utf8_text_is_named_so(tmp_path, data, kind):
             f"error: file {path}: not a UTF-8 CSV file: it is {kind} save it as CSV UTF-8 (a "
             "spreadsheet's 'CSV UTF-8' export), or give a .parquet or .xlsx file under its own "
             "extension")
+
+
+@pytest.mark.parametrize("cell", ["inf", "1e400", "NaN"])
+def test_clv_refuses_amounts_it_cannot_compute_with(tmp_path, cell):
+    """An 'inf' amount made a mean repeat spend NaN: the customer's CLV was dropped with
+    only a warning. Refused, naming the rows and the first value as written."""
+    from segflow.cli._clv import read_transactions
+    from segflow.errors import InputError
+
+    path = tmp_path / "tx.csv"
+    path.write_text("customer_id,ts,amount\nA,2024-01-01,10\nA,2024-02-01,12\nB,2024-01-05,5\n"
+                    f"B,2024-03-01,{cell}\nC,2024-01-09,1e300\nC,2024-02-09,3\n")
+    with pytest.raises(InputError) as got:
+        read_transactions(path, amount_col="amount")
+    assert str(got.value) == (
+        f"file {path}, rows 4 and 5, column 'amount': 2 amounts are infinite, not a number or too "
+        f"large to compute with (first {cell!r}, row 4; expected amounts within +-1e+150); "
+        "correct or remove those rows")
+    path.write_text("customer_id,ts,amount\nA,2024-01-01,10\nB,2024-01-05,1e149\n")
+    table, _ = read_transactions(path, amount_col="amount")
+    assert sorted(table.to_pyarrow()["amount"].to_pylist()) == [10.0, 1e149]
