@@ -174,3 +174,22 @@ def test_clv_refuses_amounts_it_cannot_compute_with(tmp_path, cell):
     path.write_text("customer_id,ts,amount\nA,2024-01-01,10\nB,2024-01-05,1e149\n")
     table, _ = read_transactions(path, amount_col="amount")
     assert sorted(table.to_pyarrow()["amount"].to_pylist()) == [10.0, 1e149]
+
+
+def test_a_first_cell_inf_is_refused_too(tmp_path):
+    """DuckDB's sniffer read a column whose first cell is 'inf' as text: profiled as
+    categories, and summed as an audience's value to 'inf in total'."""
+    features, assigned = tmp_path / "f.csv", tmp_path / "a.csv"
+    features.write_text("customer_id,x,y\nA,inf,2\nB,2,1\nC,3,4\nD,4,5\n")
+    assigned.write_text("customer_id,segment\nA,s1\nB,s1\nC,s2\nD,s2\n")
+    expected = (f"error: file {features}, row 1, column 'x': 1 values are infinite, not a number "
+                "or too large to compute with (first inf, row 1; expected numbers within "
+                "+-1e+150); empty those cells for missing values")
+    result = runner.invoke(app, ["segment", "profile", "-i", str(features), "-a", str(assigned)])
+    assert _one_line(result) == expected
+    result = runner.invoke(app, ["campaign", "audience", "--customers", str(features), "--value",
+                                 "x", "--out", str(tmp_path / "aud.csv")])
+    assert _one_line(result) == expected
+    result = runner.invoke(app, ["campaign", "audience", "--customers", str(features), "--value",
+                                 "y", "--out", str(tmp_path / "aud.csv"), "--json"])
+    assert result.exit_code == 0, result.output  # another column's inf: not the value summed

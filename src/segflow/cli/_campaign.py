@@ -305,8 +305,9 @@ def audience(
     postcode...) are written hashed by default (email as email_sha256), as `segflow export`
     writes them; --pii mask, omit or include (in clear) to choose. --where sees them in clear.
     """
+    from segflow._rows import as_numbers
     from segflow.campaigns import build_audience, column_name, customer_view, known_segments
-    from segflow.cli._customer_file import check_one_row_per_id
+    from segflow.cli._customer_file import check_one_row_per_id, refuse_unusable_numbers
 
     with user_errors(), _warnings_to_console():
         segments: dict[str, list[str]] = {}
@@ -321,6 +322,11 @@ def audience(
             if "customer_id" in table.columns:  # (else build_audience names the column)
                 # one row per customer: a repeated id was in the target and in the hold-out
                 check_one_row_per_id(table, "customer_id", customers)
+            if value is not None and value in table.columns:  # summed: inf made the total inf
+                numbers = as_numbers(table, value, source=str(customers),
+                                     what=f"the value column {value!r}")  # ('inf' is text)
+                refuse_unusable_numbers(numbers, customers,
+                                        skip=[c for c in table.columns if c != value])
             with about_file(customers):  # an engine's error names the file
                 aud = build_audience(table, source=str(customers), **kwargs)  # type: ignore[arg-type]
         else:

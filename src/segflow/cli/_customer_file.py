@@ -43,18 +43,21 @@ def _excel_id(value: object, row: int, path: Path, column: str) -> str | None:
     return str(value)
 
 
-def _refuse_text_in_numbers(table: ibis.Table, id_col: str, path: Path) -> None:
+def _refuse_text_in_numbers(table: ibis.Table, id_col: str, path: Path) -> ibis.Table:
     """Refuse a column of numbers holding some text (``n/a``, ``?``, ``abc``, not a
     missing-value token; more numbers than texts): DuckDB then reads the whole column as
     text, and it was clustered and profiled as categories (one ``NA`` turned k-means into
     k-prototypes) with only a warning. InputError naming the file, the first rows of text,
-    the column and the first text; a column mostly of text is categories, as it is."""
+    the column and the first text; a column mostly of text is categories, as it is. Returns
+    ``table`` with a text column holding only numbers as numbers (float64): DuckDB's sniffer
+    reads a column whose first cell is ``inf`` or ``NaN`` as text, and it was profiled as
+    categories."""
 
     from segflow._rows import offending_rows
 
     text = [c for c in table.columns if c != id_col and table[c].type().is_string()]
     if not text:
-        return
+        return table
 
     def bad(c: str) -> ibis.Value:
         return table[c].notnull() & table[c].strip().try_cast("float64").isnull()
@@ -62,9 +65,12 @@ def _refuse_text_in_numbers(table: ibis.Table, id_col: str, path: Path) -> None:
     got = table.aggregate(**{f"_t{i}": bad(c).sum() for i, c in enumerate(text)},
                           **{f"_v{i}": table[c].count() for i, c in enumerate(text)}
                           ).to_pyarrow().to_pylist()[0]
+    def numbers_of(i: int) -> int:
+        return int(got[f"_v{i}"] or 0) - int(got[f"_t{i}"] or 0)
+
     for i, c in enumerate(text):
         texts = int(got[f"_t{i}"] or 0)
-        numbers = int(got[f"_v{i}"] or 0) - texts
+        numbers = numbers_of(i)
         if texts and numbers > texts:  # mostly numbers: the text is a mistake or a gap mark
             rows = offending_rows(table, bad(c), value=c, total=texts)
             raise InputError(
@@ -72,6 +78,8 @@ def _refuse_text_in_numbers(table: ibis.Table, id_col: str, path: Path) -> None:
                 f"{rows.rows[0]}) in a column of numbers; empty those cells for missing values "
                 "(or name the text in --null-values)",
                 file=str(path), row=rows.rows, column=c, rows_in_all=texts)
+    numeric = [c for i, c in enumerate(text) if numbers_of(i) and not int(got[f"_t{i}"] or 0)]
+    return table.mutate(**{c: table[c].strip().try_cast("float64") for c in numeric})
 
 
 def _excel_without_tokens(frame: pd.DataFrame, tokens: tuple[str, ...], id_col: str) -> pd.DataFrame:
@@ -118,12 +126,12 @@ def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: 
                                   null_values=tokens)
             if not tokens:  # (read_user_csv cleans the cells only with tokens)
                 table = without_tokens(table, (), [id_col], retype=True)
-            _refuse_text_in_numbers(table, id_col, path)
+            table = _refuse_text_in_numbers(table, id_col, path)
         elif _READERS.get(suffix) == "parquet":
             # a text column of numbers whose gaps are tokens is numbers, as in a CSV file
             table = without_tokens(read_user_parquet(con, path, table_name=name), tokens, [id_col],
                                    retype=True)
-            _refuse_text_in_numbers(table, id_col, path)
+            table = _refuse_text_in_numbers(table, id_col, path)
         elif suffix in (".xlsx", ".xls"):
             import pandas as pd
 
@@ -140,7 +148,7 @@ def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: 
                 frame[id_col] = [_excel_id(v, row, path, id_col)
                                  for row, v in enumerate(frame[id_col], start=1)]
             table = con.create_table(name, frame)
-            _refuse_text_in_numbers(table, id_col, path)
+            table = _refuse_text_in_numbers(table, id_col, path)
         else:
             raise InputError("expected a .csv, .tsv, .parquet or .xlsx file", file=str(path))
     except SegflowError:
