@@ -193,3 +193,19 @@ def test_a_first_cell_inf_is_refused_too(tmp_path):
     result = runner.invoke(app, ["campaign", "audience", "--customers", str(features), "--value",
                                  "y", "--out", str(tmp_path / "aud.csv"), "--json"])
     assert result.exit_code == 0, result.output  # another column's inf: not the value summed
+
+
+def test_profile_json_has_every_warning_stderr_shows(tmp_path):
+    import json
+
+    features, assigned = tmp_path / "g.csv", tmp_path / "a.csv"
+    features.write_text("customer_id,x\nA,1\nB,2\nC,3\nD,4\nE,5\n")
+    assigned.write_text("customer_id,segment\nA,s1\nB,s1\nC,s2\nD,s2\n")  # E: no segment
+    result = runner.invoke(app, ["segment", "profile", "-i", str(features), "-a", str(assigned),
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    shown = [line.removeprefix("warning: ") for line in result.stderr.splitlines()
+             if line.startswith("warning: ")]
+    assert json.loads(result.stdout)["warnings"] == shown == [
+        "1 customers of the features file have no segment in the assignments file and are left "
+        "out of the profile"]

@@ -428,7 +428,7 @@ def profile_command(
     """Profile segments: size, value, feature means/medians, distinguishing features, names."""
     from segflow.segments._profile import profile_segments
 
-    with user_errors():
+    with user_errors(), _warnings_kept() as caught:  # each warning in --json's too
         features, assigned, value_col, names = _profile_input(
             input, assignments, id_col, scheme, snapshot, value_col, project_dir,
             null_values=_null_values(null_values),
@@ -451,8 +451,11 @@ def profile_command(
                     plots / f"profile_{kind}.html", include_plotlyjs=True
                 )
             console.print(f"plots written to {plots}")
+        found = _user_warnings(caught)
+        for message in found:
+            console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
         if as_json:
-            print_json(profile.to_dict())
+            print_json({**profile.to_dict(), "warnings": found})
 
 
 def _profile_input(
