@@ -142,7 +142,7 @@ def test_audience_rule_errors_say_what_is_wrong(tmp_path):
      "text'); convert it (iconv -f utf-16 -t utf-8) or"),
     (b"\x1f\x8b\x08\x00" + bytes(range(256)), "a gzip archive;"),
     (bytes(range(256)) * 4, "binary data;"),
-])
+], ids=["utf16-bom", "utf16le", "gzip", "binary"])
 def test_a_file_that_is_not_utf8_text_is_named_so(tmp_path, data, kind):
     """DuckDB said 'Error when sniffing file' (or an unterminated quote), without advice."""
     path = tmp_path / "u.csv"
