@@ -111,15 +111,51 @@ class InputError(SegflowError):
                           rows_in_all=self.rows_in_all)
 
 
+#: The packages whose errors are the engine's (the data could not be computed with), not
+#: segflow's: an error raised in them is one line for the user, its traceback under --debug.
+ENGINE_PACKAGES = frozenset({"duckdb", "_duckdb", "ibis", "sklearn", "numpy", "scipy", "pandas",
+                             "pyarrow", "kmodes", "sqlglot"})
+
+
+def engine_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is an engine's error (DuckDB's, scikit-learn's, NumPy's...): its type
+    comes from one of :data:`ENGINE_PACKAGES`, or it was raised in one of them (scikit-learn
+    raises a plain ``ValueError`` for an infinite input)."""
+    if not isinstance(exc, Exception) or isinstance(exc, SegflowError):
+        return False
+    if type(exc).__module__.split(".")[0] in ENGINE_PACKAGES:
+        return True
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    module = tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
+    return str(module).split(".")[0] in ENGINE_PACKAGES
+
+
+def engine_message(exc: BaseException) -> str:
+    """An engine's error as one line: its kind and first line, and how to see the rest."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    kind = type(exc).__name__
+    return (f"the engine failed on this data ({kind}: {first}); rerun with --debug for the "
+            "traceback")
+
+
 @contextmanager
 def about_file(file: str | Path | None) -> Iterator[None]:
     """Run a library call on the data of ``file`` (a file command's input): an
     :class:`InputError` it raises without naming a file names ``file`` (the library knows
-    tables, not files). Wrap only the calls that read that one file's data, so that an
-    error is not put on a file it is not about."""
+    tables, not files), and so does an engine's error (:func:`engine_error`: DuckDB's
+    ``OutOfRangeException``, a scikit-learn ``ValueError``), as one line whose cause (for
+    ``--debug``) is the original. Wrap only the calls that read that one file's data, so
+    that an error is not put on a file it is not about."""
     try:
         yield
     except InputError as exc:
         if file is None or exc.file is not None:
             raise
         raise exc.in_file(str(file)) from exc
+    except Exception as exc:
+        if file is None or not engine_error(exc):
+            raise
+        raise InputError(engine_message(exc), file=str(file)) from exc

@@ -99,6 +99,13 @@ def test_first_purchase_on_the_last_calibration_day(tmp_path: Path, cdnow_frame:
     assert report["customers"]["first_purchase_on_last_day"] == 1
     assert any(note.startswith("1 customer made a first purchase") and "T = 0" in note
                for note in report["notes"])
+    # the fit line counts the customers fitted, as the note (it said "2358 customers")
+    from segflow.cli._clv_fit import customers_line
+
+    c = report["customers"]
+    assert customers_line(c) == (
+        f"2,357 customers fitted (of 2,358: 1 with T = 0 left out), {c['repeat_buyers']:,} "
+        f"repeat buyers, {c['distinct_triples']:,} distinct triples")
 
     out = tmp_path / "scores.csv"
     result = _run("clv", "score", "-t", csv, "--calibration-end", "1997-09-30", "--horizon", "52",
@@ -246,18 +253,25 @@ def test_no_repeat_buyers_hint_is_the_same_for_every_unit(tmp_path: Path) -> Non
     assert len(messages) == 1
 
 
-def test_a_non_finite_amount_names_the_customer(tmp_path: Path) -> None:
+def test_a_non_finite_amount_is_refused_naming_the_rows(tmp_path: Path) -> None:
+    """An infinite amount made the customer's mean repeat spend NaN (inf - inf) and the spend
+    model was dropped with only a warning naming the customer: now an error naming the
+    file, the rows, the column and the value as written."""
     csv = _one_price_csv(tmp_path)
     frame = pd.read_csv(csv)
     days = frame.groupby("customer_id").ts.nunique()
-    repeat = sorted(days[days > 1].index)[0]  # a repeat buyer: inf - inf makes its repeat mean NaN
+    repeat = sorted(days[days > 1].index)[0]
     frame.loc[frame.customer_id == repeat, "amount"] = np.inf
     frame.to_csv(csv, index=False)
+    rows = [i + 1 for i in np.flatnonzero(frame.customer_id == repeat)]
     result = _run("clv", "fit", "-t", csv, "--snapshot", "2024-01-01", "--json")
-    assert result.exit_code == 0, result.output  # the count model still runs
-    report = json.loads(result.stdout)
-    assert "spend_model" not in report
-    assert any(f"customer {repeat}: the mean repeat spend is nan" in w for w in report["warnings"])
+    assert result.exit_code == 1, result.output
+    from segflow.errors import where
+
+    assert " ".join(result.output.split()) == (
+        f"error: {where(str(csv), rows[:3], 'amount', rows_in_all=len(rows))}: {len(rows)} "
+        f"amounts are infinite, not a number or too large to compute with (first 'inf', row "
+        f"{rows[0]}; expected amounts within +-1e+150); correct or remove those rows")
 
 
 @pytest.mark.parametrize("command", [("fit",), ("score", "-o", "scores.csv")])

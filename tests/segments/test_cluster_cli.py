@@ -188,9 +188,10 @@ def test_a_header_only_file_is_one_error_line(tmp_path, role):
     assert result.output.strip() == f"error: file {header}: the file has a header but no data rows"
 
 
-def test_text_in_a_column_of_numbers_is_warned_about(tmp_path):
+def test_text_in_a_column_of_numbers_is_refused(tmp_path):
     """One 'NA' among the numbers of a CSV column made DuckDB read it as text, and the column
-    was clustered as categories (k-prototypes instead of k-means) without a word."""
+    was clustered as categories (k-prototypes instead of k-means) with only a warning (and
+    the --json document's warnings empty): now an error naming the rows of text."""
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"customer_id": [f"c{i}" for i in range(60)],
                           "x": rng.normal(10, 2, 60).round(2).astype(str),
@@ -200,10 +201,11 @@ def test_text_in_a_column_of_numbers_is_warned_about(tmp_path):
     frame.to_csv(path, index=False)
     result = runner.invoke(app, ["segment", "cluster", "--input", str(path), "--k", "2",
                                  "--bootstrap", "0", "--json"])
-    assert result.exit_code == 0, result.output
-    assert (f"warning: file {path}, column 'x': 59 numbers and 1 text values (first 'n/a', row 8): "
-            "the column is read as text and used as categories; empty those cells for a numeric "
-            "column") in result.output.replace("\n", " ")
+    assert result.exit_code == 1, result.output
+    assert result.output.replace("\n", " ").strip() == (
+        f"error: file {path}, row 8, column 'x': 59 numbers and 1 text values (first 'n/a', row "
+        "8) in a column of numbers; empty those cells for missing values (or name the text in "
+        "--null-values)")
     # an empty cell, or a missing-value token (NA, padded or not), keeps the column numeric:
     # no warning about text, only the count of the missing values
     for cell in ("", "NA", " null "):

@@ -339,14 +339,48 @@ def _apply_where(t: ibis.Table, where: str, source: str | None = None) -> ibis.T
                          f"(e.g. \"rfm = 'Champions' AND rfm__rank <= 2\"); columns are: "
                          f"{', '.join(t.columns)}", file=source)
     try:
-        out = t.alias("customers").sql(f"SELECT * FROM customers WHERE {where}")
+        out = t.alias("customers").sql(f"{_WHERE_PREFIX}{where}")
         out.schema()  # parse and bind now, so a bad rule fails here with a clear message
         return out
     except Exception as exc:  # ibis/sqlglot/backend errors carry the parser's message
         raise InputError(
-            f"cannot use the rule {where!r}: {str(exc).splitlines()[0]}; columns are: "
+            f"cannot use the rule {where!r}: {_rule_problem(str(exc))}; columns are: "
             f"{', '.join(t.columns)}", file=source
         ) from exc
+
+
+#: The query a ``--where`` rule ends (the parser's column numbers count from its start).
+_WHERE_PREFIX = "SELECT * FROM customers WHERE "
+
+#: sqlglot's expression classes as the operators a rule writes.
+_OPERATORS = {"GT": ">", "GTE": ">=", "LT": "<", "LTE": "<=", "EQ": "=", "NEQ": "<>",
+              "And": "AND", "Or": "OR", "Not": "NOT", "Like": "LIKE", "ILike": "ILIKE",
+              "In": "IN", "Between": "BETWEEN", "Add": "+", "Sub": "-", "Mul": "*", "Div": "/",
+              "Is": "IS", "Neg": "-"}
+
+#: sqlglot's names of an operator's operands, as a user reads them.
+_OPERANDS = {"this": "a value on its left", "expression": "a value on its right",
+             "low": "a lower bound (x BETWEEN 1 AND 9)", "high": "an upper bound (x BETWEEN 1 AND 9)"}
+
+
+def _rule_problem(message: str) -> str:
+    """The parser's (sqlglot's) or the engine's message about a rule, in the rule's terms:
+    ``Required keyword: 'expression' missing for <class 'sqlglot...GT'>. Line 1, Col: 33.``
+    is ``'>' lacks a value on its right``; a column number counts in the rule (``at
+    character 3``), not in the query the rule ends."""
+    import re
+
+    first = message.splitlines()[0] if message else "not a condition"
+    missing = re.search(r"Required keyword: '(\w+)' missing for <class '[\w.]*?(\w+)'>", first)
+    if missing:
+        operand, cls = missing.groups()
+        op = _OPERATORS.get(cls, cls.upper())
+        return f"{op!r} lacks {_OPERANDS.get(operand, f'its {operand}')}"
+    col = re.search(r"\.? Line \d+, Col: (\d+)\.?", first)
+    if col:
+        at = max(int(col.group(1)) - len(_WHERE_PREFIX), 1)
+        first = f"{first[:col.start()]} at character {at}{first[col.end():]}"
+    return first.rstrip(".")
 
 
 def _holdout_groups(n: int, holdout: float, seed: int) -> np.ndarray:

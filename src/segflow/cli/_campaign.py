@@ -305,7 +305,9 @@ def audience(
     postcode...) are written hashed by default (email as email_sha256), as `segflow export`
     writes them; --pii mask, omit or include (in clear) to choose. --where sees them in clear.
     """
+    from segflow._rows import as_numbers
     from segflow.campaigns import build_audience, column_name, customer_view, known_segments
+    from segflow.cli._customer_file import check_one_row_per_id, refuse_unusable_numbers
 
     with user_errors(), _warnings_to_console():
         segments: dict[str, list[str]] = {}
@@ -316,8 +318,17 @@ def audience(
         kwargs = dict(where=where, segments=segments, value=value, holdout=holdout, seed=seed,
                       playbook=playbook, action_from=action_col, name=name, pii=pii)
         if customers is not None:
-            aud = build_audience(read_customer_file(customers), source=str(customers),
-                                 **kwargs)  # type: ignore[arg-type]
+            table = read_customer_file(customers)
+            if "customer_id" in table.columns:  # (else build_audience names the column)
+                # one row per customer: a repeated id was in the target and in the hold-out
+                check_one_row_per_id(table, "customer_id", customers)
+            if value is not None and value in table.columns:  # summed: inf made the total inf
+                numbers = as_numbers(table, value, source=str(customers),
+                                     what=f"the value column {value!r}")  # ('inf' is text)
+                refuse_unusable_numbers(numbers, customers,
+                                        skip=[c for c in table.columns if c != value])
+            with about_file(customers):  # an engine's error names the file
+                aud = build_audience(table, source=str(customers), **kwargs)  # type: ignore[arg-type]
         else:
             # on Spark: a copy of the warehouse's assignments and scores
             with open_project(project, AUDIENCE_TABLES) as proj:

@@ -7,8 +7,10 @@ parse, call :mod:`segflow.segments` clustering and profiling, print.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -182,10 +184,10 @@ def cluster_command(
     columns = _feature_list(features)
     tokens = _null_values(null_values)
     from segflow.segments._cluster_scheme import fit_cluster_table, save_cluster_model
-    from segflow.segments._stability import SmallSegmentWarning, UnstableSegmentWarning
 
-    ours = (SmallSegmentWarning, UnstableSegmentWarning)
-    with user_errors():
+    # every warning of the command (the reader's, the fit's, the assignment's) goes into the
+    # summary, so --json has each warning stderr shows
+    with user_errors(), _warnings_kept() as caught:
         con, table, where, store, day = _cluster_input(input, id_col, snapshot, project_dir,
                                                        writing=save_scheme is not None,
                                                        null_values=tokens)
@@ -201,20 +203,15 @@ def cluster_command(
             n_bootstrap=bootstrap,
             random_state=seed,
         )
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", SmallSegmentWarning)
-            warnings.simplefilter("always", UnstableSegmentWarning)
-            with about_file(input):  # the library's errors name the columns, not the file
-                segmenter = fit_cluster_table(
-                    table, columns, method=method, id_col=id_col, **params
-                )
-        assigned = segmenter.assign(table, id_col=id_col)
-        sizes = (
-            assigned.group_by(["segment_rank", "segment"])
-            .aggregate(customers=assigned.count())
-            .order_by("segment_rank")
-            .to_pandas()
-        )
+        with about_file(input):  # the library's and engine's errors name the file
+            segmenter = fit_cluster_table(table, columns, method=method, id_col=id_col, **params)
+            assigned = segmenter.assign(table, id_col=id_col)
+            sizes = (
+                assigned.group_by(["segment_rank", "segment"])
+                .aggregate(customers=assigned.count())
+                .order_by("segment_rank")
+                .to_pandas()
+            )
         if out is not None:
             _write(con, assigned.order_by(id_col), out)
         if save_model is not None:
@@ -232,13 +229,43 @@ def cluster_command(
             customers=int(sizes["customers"].sum()),
             sizes=sizes.to_dict(orient="records"),
             missing_values=missing,
-            warnings=notes + [str(w.message) for w in caught if issubclass(w.category, ours)],
+            warnings=notes + _user_warnings(caught),
             out=str(out) if out else None,
             saved_scheme=save_scheme,
         )
         _print_cluster(summary)
         if as_json:
             print_json(summary)
+
+
+@contextlib.contextmanager
+def _warnings_kept() -> Iterator[list[warnings.WarningMessage]]:
+    """Record the warnings of a block (user warnings always); those recorded before an error
+    are shown then, not lost."""
+    kept: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            kept = caught
+            yield caught
+    except BaseException:
+        for w in kept:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        raise
+
+
+def _user_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
+    """The messages of the user warnings among ``caught`` (each once, in order), for the
+    summary that prints them and the --json document; any other warning (a library's
+    deprecation) is shown as it would have been."""
+    out: list[str] = []
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            if str(w.message) not in out:
+                out.append(str(w.message))
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return out
 
 
 def _null_values(text: str | None) -> tuple[str, ...] | None:
@@ -401,7 +428,7 @@ def profile_command(
     """Profile segments: size, value, feature means/medians, distinguishing features, names."""
     from segflow.segments._profile import profile_segments
 
-    with user_errors():
+    with user_errors(), _warnings_kept() as caught:  # each warning in --json's too
         features, assigned, value_col, names = _profile_input(
             input, assignments, id_col, scheme, snapshot, value_col, project_dir,
             null_values=_null_values(null_values),
@@ -424,8 +451,11 @@ def profile_command(
                     plots / f"profile_{kind}.html", include_plotlyjs=True
                 )
             console.print(f"plots written to {plots}")
+        found = _user_warnings(caught)
+        for message in found:
+            console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
         if as_json:
-            print_json(profile.to_dict())
+            print_json({**profile.to_dict(), "warnings": found})
 
 
 def _profile_input(
@@ -454,6 +484,7 @@ def _profile_input(
         if "segment" not in assigned.columns:
             raise InputError("no 'segment' column", file=str(assignments), column="segment")
         assigned = assigned.mutate(segment=assigned["segment"].cast("string"))
+        _refuse_rows_without_segment(assigned, assignments)
         features = check_value_column(features, value_col, input)
         return features, _unneutralised(features, assigned, id_col), value_col or "monetary", {}
     if scheme is None:
@@ -479,6 +510,20 @@ def _profile_input(
     )
     names = next((s.names for s in project.settings.schemes if s.name == scheme), {})
     return features, assigned, value_col or "monetary_12m", names
+
+
+def _refuse_rows_without_segment(assigned: ibis.Table, path: Path) -> None:
+    """Refuse an assignments file with rows whose segment is empty (or a missing-value
+    token): InputError naming the file, the first rows and the column. Such a customer was
+    profiled in a segment called ``nan``; the file should leave the row out instead (its
+    customer is then counted among those without a segment)."""
+    from segflow._rows import offending_rows
+
+    bad = offending_rows(assigned, assigned["segment"].isnull())
+    if bad.rows:
+        raise InputError(f"{bad.total:,} rows have no segment; give each row a segment, or leave "
+                         "out the rows of customers without one", file=str(path), row=bad.rows,
+                         column="segment", rows_in_all=bad.total)
 
 
 def _unneutralised(features: ibis.Table, assigned: ibis.Table, id_col: str) -> ibis.Table:

@@ -189,7 +189,38 @@ def read_transactions(
         table = table.mutate(**{date_col: table[date_col].cast("timestamp")})
     if amount_col is not None and amount_col in table.columns:
         table = _check_amounts(table, amount_col, path, decimal)
+        _refuse_unusable_amounts(table, amount_col, path, csv=kind == "csv")
     return table, date_col
+
+
+def _refuse_unusable_amounts(table: Any, amount_col: str, path: Path, *, csv: bool) -> None:
+    """Refuse amounts that cannot be computed with (:func:`refuse_unusable_numbers`'s rule:
+    infinite, ``NaN``, beyond +-1e150): an ``inf`` amount made a customer's mean repeat spend
+    NaN, and its CLV was dropped with only a warning. InputError naming the file, the first
+    rows, the column and the first value as written (a CSV's cell; a Parquet file's value)."""
+    from segflow._rows import offending_rows
+    from segflow.cli._customer_file import LARGEST_NUMBER
+
+    x = table[amount_col]
+    if not x.type().is_floating():
+        return
+    bad = x.isinf() | x.isnan() | (x.abs() > LARGEST_NUMBER)
+    n = int(bad.fill_null(False).sum().execute() or 0)
+    if not n:
+        return
+    rows = offending_rows(table, bad, value=amount_col, total=n)
+    shown = repr(rows.values[0])
+    if csv:  # the cell as written (DuckDB read '1e400' as inf): one more read, for the error
+        import ibis
+
+        written = read_user_csv(ibis.duckdb.connect(), path, all_varchar=True)
+        cell = offending_rows(written, ibis.row_number() + 1 == rows.rows[0], value=amount_col)
+        if cell.values:
+            shown = repr(str(cell.values[0]).strip())
+    raise InputError(
+        f"{n:,} amounts are infinite, not a number or too large to compute with (first "
+        f"{shown}, row {rows.rows[0]}; expected amounts within +-{LARGEST_NUMBER:g}); correct "
+        "or remove those rows", file=str(path), row=rows.rows, column=amount_col, rows_in_all=n)
 
 
 #: The CDNOW layout, as the errors of :func:`_check_cdnow` state it.

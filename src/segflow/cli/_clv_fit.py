@@ -368,6 +368,18 @@ def _length(window: dict[str, Any]) -> str:
     )
 
 
+def customers_line(c: dict[str, Any]) -> str:
+    """The customers of a fit (``report["customers"]``) as the fit line counts them: those
+    fitted, and the first buyers of the last calibration day (T = 0) left out of the fit,
+    as its note says (the line said "401 customers" where 400 were fitted)."""
+    text = f"{c['fitted']:,} customers fitted"
+    if c.get("first_purchase_on_last_day"):
+        text += (f" (of {c['in_summary']:,}: {c['first_purchase_on_last_day']:,} with T = 0 "
+                 "left out)")
+    return (f"{text}, {c['repeat_buyers']:,} repeat buyers, {c['distinct_triples']:,} "
+            "distinct triples")
+
+
 def print_fit(report: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -389,8 +401,7 @@ def print_fit(report: dict[str, Any]) -> None:
         stdout.print(f"holdout: {_length(report['holdout'])}", highlight=False)
     stdout.print(
         f"log-likelihood {report['log_likelihood']:.2f}; converged {report['converged']}; "
-        f"fit {report['fit_seconds']:.2f} s; {c['in_summary']} customers, "
-        f"{c['repeat_buyers']} repeat buyers, {c['distinct_triples']} distinct triples",
+        f"fit {report['fit_seconds']:.2f} s; {customers_line(c)}",
         highlight=False,
     )
     for row in report.get("holdout", {}).get("metrics", []):

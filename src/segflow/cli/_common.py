@@ -124,13 +124,18 @@ def user_errors() -> Iterator[None]:
             raise
         if INTERRUPTED[0]:  # DuckDB's "Query interrupted" and what followed from it
             _interrupted()
-        if not _out_of_memory(exc):
-            raise
         from rich.markup import escape
 
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        console.print(f"[bold red]error:[/] {escape(OUT_OF_MEMORY.format(first))}",
-                      highlight=False, soft_wrap=True)
+        from segflow.errors import engine_error, engine_message
+
+        if _out_of_memory(exc):
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            line = OUT_OF_MEMORY.format(first)
+        elif engine_error(exc):  # DuckDB's, scikit-learn's...: one line, --debug for the rest
+            line = engine_message(exc)
+        else:
+            raise
+        console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 

@@ -43,30 +43,43 @@ def _excel_id(value: object, row: int, path: Path, column: str) -> str | None:
     return str(value)
 
 
-def _warn_text_in_numbers(table: ibis.Table, id_col: str, path: Path) -> None:
-    """Warn about a CSV or Parquet column of numbers holding some text (``n/a``, ``?``, not a
-    missing-value token): DuckDB then reads the whole column as text and it is clustered and profiled as categories (one
-    ``NA`` turned k-means into k-prototypes) without a word."""
-    import warnings
+def _refuse_text_in_numbers(table: ibis.Table, id_col: str, path: Path) -> ibis.Table:
+    """Refuse a column of numbers holding some text (``n/a``, ``?``, ``abc``, not a
+    missing-value token; more numbers than texts): DuckDB then reads the whole column as
+    text, and it was clustered and profiled as categories (one ``NA`` turned k-means into
+    k-prototypes) with only a warning. InputError naming the file, the first rows of text,
+    the column and the first text; a column mostly of text is categories, as it is. Returns
+    ``table`` with a text column holding only numbers as numbers (float64): DuckDB's sniffer
+    reads a column whose first cell is ``inf`` or ``NaN`` as text, and it was profiled as
+    categories."""
 
-    import ibis
+    from segflow._rows import offending_rows
 
     text = [c for c in table.columns if c != id_col and table[c].type().is_string()]
     if not text:
-        return
-    numbered = table.mutate(_row=ibis.row_number() + 1)
-    for c in text:
-        bad = numbered[c].notnull() & numbered[c].strip().try_cast("float64").isnull()
-        got = numbered.aggregate(
-            numbers=(numbered[c].notnull() & ~bad).sum(), texts=bad.sum(),
-            row=numbered._row.min(where=bad)).execute().iloc[0]
-        numbers, texts = int(got["numbers"] or 0), int(got["texts"] or 0)
-        if texts and numbers > texts:  # mostly numbers: the text is a missing-value mark
-            value = numbered.filter(numbered._row == int(got["row"]))[c].execute().iloc[0]
-            warnings.warn(
-                f"file {path}, column {c!r}: {numbers:,} numbers and {texts:,} text values "
-                f"(first {value!r}, row {int(got['row'])}): the column is read as text and used "
-                "as categories; empty those cells for a numeric column", UserWarning, stacklevel=2)
+        return table
+
+    def bad(c: str) -> ibis.Value:
+        return table[c].notnull() & table[c].strip().try_cast("float64").isnull()
+
+    got = table.aggregate(**{f"_t{i}": bad(c).sum() for i, c in enumerate(text)},
+                          **{f"_v{i}": table[c].count() for i, c in enumerate(text)}
+                          ).to_pyarrow().to_pylist()[0]
+    def numbers_of(i: int) -> int:
+        return int(got[f"_v{i}"] or 0) - int(got[f"_t{i}"] or 0)
+
+    for i, c in enumerate(text):
+        texts = int(got[f"_t{i}"] or 0)
+        numbers = numbers_of(i)
+        if texts and numbers > texts:  # mostly numbers: the text is a mistake or a gap mark
+            rows = offending_rows(table, bad(c), value=c, total=texts)
+            raise InputError(
+                f"{numbers:,} numbers and {texts:,} text values (first {rows.values[0]!r}, row "
+                f"{rows.rows[0]}) in a column of numbers; empty those cells for missing values "
+                "(or name the text in --null-values)",
+                file=str(path), row=rows.rows, column=c, rows_in_all=texts)
+    numeric = [c for i, c in enumerate(text) if numbers_of(i) and not int(got[f"_t{i}"] or 0)]
+    return table.mutate(**{c: table[c].strip().try_cast("float64") for c in numeric})
 
 
 def _excel_without_tokens(frame: pd.DataFrame, tokens: tuple[str, ...], id_col: str) -> pd.DataFrame:
@@ -113,12 +126,12 @@ def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: 
                                   null_values=tokens)
             if not tokens:  # (read_user_csv cleans the cells only with tokens)
                 table = without_tokens(table, (), [id_col], retype=True)
-            _warn_text_in_numbers(table, id_col, path)
+            table = _refuse_text_in_numbers(table, id_col, path)
         elif _READERS.get(suffix) == "parquet":
             # a text column of numbers whose gaps are tokens is numbers, as in a CSV file
             table = without_tokens(read_user_parquet(con, path, table_name=name), tokens, [id_col],
                                    retype=True)
-            _warn_text_in_numbers(table, id_col, path)
+            table = _refuse_text_in_numbers(table, id_col, path)
         elif suffix in (".xlsx", ".xls"):
             import pandas as pd
 
@@ -135,7 +148,7 @@ def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: 
                 frame[id_col] = [_excel_id(v, row, path, id_col)
                                  for row, v in enumerate(frame[id_col], start=1)]
             table = con.create_table(name, frame)
-            _warn_text_in_numbers(table, id_col, path)
+            table = _refuse_text_in_numbers(table, id_col, path)
         else:
             raise InputError("expected a .csv, .tsv, .parquet or .xlsx file", file=str(path))
     except SegflowError:
@@ -154,24 +167,77 @@ def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: 
             column=id_col,
         )
     table = canonical_ids(table.mutate(**{id_col: table[id_col].cast("string")}), [id_col])
-    stats = (
-        table.aggregate(
-            n=table.count(), ids=table[id_col].nunique(), nulls=table[id_col].isnull().sum()
-        )
-        .to_pandas()
-        .iloc[0]
-    )
+    check_one_row_per_id(table, id_col, path)
+    refuse_unusable_numbers(table, path, skip=(id_col,))
+    return table
+
+
+def check_one_row_per_id(table: ibis.Table, id_col: str, path: Path | str) -> None:
+    """Refuse a customer-level file (``table``, as read from ``path``) that is not one row per
+    customer: InputError naming the file, the first rows and the id column, for a header
+    without rows, rows without an id (``rows 4, 9, 12, ... (57 in all)``), or ids on more
+    than one row (those rows, and the first repeated ids: ``'A' on rows 1 and 2``). A
+    repeated id put one customer in a target and in its hold-out; a row without an id is
+    nobody's. One aggregate query, and one more to name the rows of a fault found."""
+    from segflow._rows import offending_rows
+
+    ids = table[id_col]
+    stats = table.aggregate(n=table.count(), ids=ids.nunique(), nulls=ids.isnull().sum()
+                            ).to_pyarrow().to_pylist()[0]
     if not int(stats["n"]):  # a header alone: the sums below are NULL
         raise InputError("the file has a header but no data rows", file=str(path))
-    if int(stats["nulls"]):
-        raise InputError(f"{int(stats['nulls'])} rows have no id", file=str(path), column=id_col)
+    if nulls := int(stats["nulls"]):
+        bad = offending_rows(table, ids.isnull(), total=nulls)
+        raise InputError(f"{nulls:,} rows have no id; give each row its customer's id",
+                         file=str(path), row=bad.rows, column=id_col, rows_in_all=nulls)
     if int(stats["ids"]) != int(stats["n"]):
+        groups = table.group_by(id_col).aggregate(_sf_n=table.count())
+        repeated = ids.isin(groups.filter(groups._sf_n > 1)[id_col])
+        bad = offending_rows(table, repeated, value=id_col)
+        first = list(dict.fromkeys(bad.values))
+        shown = ", ".join(repr(v) for v in first)
+        extra = int(stats["n"]) - int(stats["ids"])
         raise InputError(
-            f"expected one row per customer, but {int(stats['n']) - int(stats['ids'])} ids repeat",
-            file=str(path),
-            column=id_col,
-        )
-    return table
+            f"expected one row per customer, but {extra:,} ids repeat (first {shown}, on "
+            f"{bad.total:,} rows in all)", file=str(path), row=bad.rows, column=id_col,
+            rows_in_all=bad.total)
+
+
+#: The largest magnitude a number of a customer file may have: its square (variances,
+#: distances) summed over many rows stays finite in float64 (about 1.8e308).
+LARGEST_NUMBER = 1e150
+
+
+def refuse_unusable_numbers(table: ibis.Table, path: Path | str, *, skip: Iterable[str] = ()) -> None:
+    """Refuse a float column of ``table`` (a file as read from ``path``) holding a number
+    that cannot be computed with: infinite (``inf``, ``-inf``, ``1e400``), not a number
+    (``NaN`` written as text) or beyond +-:data:`LARGEST_NUMBER` (``1e300``: its square
+    overflows, and the engine's standard deviation or scikit-learn's scaling failed with a
+    traceback). InputError naming the file, the first rows, the column and the first value
+    as read; an empty cell is a missing value and is fine. One query over the float columns,
+    one more for the rows of the first column at fault."""
+    from segflow._rows import offending_rows
+
+    skipped = set(skip)
+    floats = [c for c in table.columns
+              if c not in skipped and table[c].type().is_floating()]
+    if not floats:
+        return
+
+    def bad(c: str) -> ibis.Value:
+        x = table[c]
+        return x.isnan() | x.isinf() | (x.abs() > LARGEST_NUMBER)
+
+    counts = table.aggregate(**{f"_n{i}": bad(c).fill_null(False).sum() for i, c in enumerate(floats)}
+                             ).to_pyarrow().to_pylist()[0]
+    for i, c in enumerate(floats):
+        if n := int(counts[f"_n{i}"] or 0):
+            rows = offending_rows(table, bad(c), value=c, total=n)
+            raise InputError(
+                f"{n:,} values are infinite, not a number or too large to compute with "
+                f"(first {rows.values[0]!r}, row {rows.rows[0]}; expected numbers within "
+                f"+-{LARGEST_NUMBER:g}); empty those cells for missing values",
+                file=str(path), row=rows.rows, column=c, rows_in_all=n)
 
 
 def check_value_column(features: ibis.Table, value_col: str | None, path: Path) -> ibis.Table:

@@ -76,6 +76,7 @@ def read_user_csv(
         from segflow.errors import InputError
 
         raise InputError("the file is empty (0 bytes: no header, no rows)", file=path)
+    _refuse_not_text(path)
     # DuckDB's strict parser fails on a file mixing line ends (CRLF and LF: exports joined
     # together); its lenient one reads them, and the count check below proves it lost nothing
     lenient: dict[str, Any] = {}
@@ -115,6 +116,39 @@ def read_user_csv(
     if lenient:
         _check_records(path, delim or ",", table.count().execute())
     return table
+
+
+#: The first bytes of binary files given for a CSV, and what they are.
+_MAGIC = {b"\x1f\x8b": "a gzip archive", b"PK\x03\x04": "a zip archive (an .xlsx workbook?)",
+          b"PAR1": "a Parquet file", b"\xd0\xcf\x11\xe0": "an old Excel (.xls) workbook",
+          b"%PDF": "a PDF document", b"SQLite format 3": "an SQLite database"}
+
+
+def _refuse_not_text(path: str) -> None:
+    """Refuse a file given as CSV that is not UTF-8 text, from its first 64 KiB, with what to
+    do: UTF-16 text (a byte-order mark, or every other byte NUL: a spreadsheet's "Unicode
+    text"), a known binary format (gzip, zip, Parquet...) or other binary data (NUL or
+    control bytes). DuckDB's own message for these was ``Error when sniffing file`` or an
+    unterminated quote, without advice. Latin-1 text is left to DuckDB's reader, whose
+    error :func:`reader_error` explains."""
+    from segflow.errors import InputError
+
+    with open(path, "rb") as fh:
+        head = fh.read(65536)
+    todo = ("save it as CSV UTF-8 (a spreadsheet's 'CSV UTF-8' export), or give a .parquet or "
+            ".xlsx file under its own extension")
+    half = len(head) // 2
+    odd, even = head[1::2].count(0), head[0::2].count(0)  # NUL bytes: ASCII in UTF-16
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or half >= 2 and (
+            (odd > 0.4 * half and even < 0.1 * half) or (even > 0.4 * half and odd < 0.1 * half)):
+        raise InputError("not a UTF-8 CSV file: it is UTF-16 text (a spreadsheet's 'Unicode "
+                         f"text'); convert it (iconv -f utf-16 -t utf-8) or {todo}", file=path)
+    kind = next((what for magic, what in _MAGIC.items() if head.startswith(magic)), None)
+    control = sum(head.count(bytes([b])) for b in (*range(0, 9), *range(14, 27), *range(28, 32)))
+    if kind is None and control > max(len(head) // 100, 0):
+        kind = "binary data"
+    if kind is not None:
+        raise InputError(f"not a UTF-8 CSV file: it is {kind}; {todo}", file=path)
 
 
 def null_tokens() -> tuple[str, ...]:
