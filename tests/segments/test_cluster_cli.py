@@ -203,7 +203,7 @@ def test_text_in_a_column_of_numbers_is_refused(tmp_path):
                                  "--bootstrap", "0", "--json"])
     assert result.exit_code == 1, result.output
     assert result.output.replace("\n", " ").strip() == (
-        f"error: file {path}, row 8, column 'x': 59 numbers and 1 text values (first 'n/a', row "
+        f"error: file {path}, row 8, column 'x': 59 numbers and 1 text value (first 'n/a', row "
         "8) in a column of numbers; empty those cells for missing values (or name the text in "
         "--null-values)")
     # an empty cell, or a missing-value token (NA, padded or not), keeps the column numeric:

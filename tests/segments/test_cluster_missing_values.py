@@ -91,8 +91,9 @@ def test_profile_reads_the_file_with_the_same_tokens(tmp_path):
     text = runner.invoke(app, [*args, "--null-values", ""])
     assert text.exit_code == 1
     assert text.output.strip().splitlines()[-1] == (  # 'NA' is data row 5 (line 6)
-        f"error: file {path}, row 5, column 'spend': the value column holds text, not numbers "
-        "('NA' on row 5); empty those cells or choose another --value-col")
+        f"error: file {path}, row 5, column 'spend': 11 numbers and 1 text value (first 'NA', "
+        "row 5) in a column of numbers; empty those cells for missing values (or name the text "
+        "in --null-values)")
 
 
 def test_profile_value_column_errors_name_the_file_rows_and_column(tmp_path):

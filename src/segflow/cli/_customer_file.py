@@ -74,7 +74,8 @@ def _refuse_text_in_numbers(table: ibis.Table, id_col: str, path: Path) -> ibis.
         if texts and numbers > texts:  # mostly numbers: the text is a mistake or a gap mark
             rows = offending_rows(table, bad(c), value=c, total=texts)
             raise InputError(
-                f"{numbers:,} numbers and {texts:,} text values (first {rows.values[0]!r}, row "
+                f"{numbers:,} numbers and {texts:,} text value{'s' if texts > 1 else ''} (first "
+                f"{rows.values[0]!r}, row "
                 f"{rows.rows[0]}) in a column of numbers; empty those cells for missing values "
                 "(or name the text in --null-values)",
                 file=str(path), row=rows.rows, column=c, rows_in_all=texts)
