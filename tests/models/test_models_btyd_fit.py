@@ -44,12 +44,12 @@ def test_estimator_contract(cls) -> None:
 
 
 def _bgbb_panel() -> pd.DataFrame:
-    # (x, t_x, count) of a made-up panel of 6 opportunities
-    rows = [(6, 6, 1203), (5, 6, 728), (4, 6, 512), (3, 6, 357), (2, 6, 234), (1, 6, 129),
-            (5, 5, 335), (4, 5, 284), (3, 5, 225), (2, 5, 173), (1, 5, 119), (4, 4, 240),
-            (3, 4, 181), (2, 4, 155), (1, 4, 78), (3, 3, 322), (2, 3, 255), (1, 3, 129),
-            (2, 2, 613), (1, 2, 277), (1, 1, 1091), (0, 0, 3464)]
-    return pd.DataFrame(rows, columns=["x", "t_x", "count"]).assign(n=6)
+    """(x, t_x, count, n) of the donations panel (6 opportunities), read from ../shared/data
+    by the dataset loader (not a copy kept in the project)."""
+    from segflow.datasets import load_donations_bgbb
+
+    d = load_donations_bgbb()
+    return pd.DataFrame({"x": d.frequency, "t_x": d.recency, "count": d.weights, "n": d.periods})
 
 
 def _spend() -> pd.DataFrame:
