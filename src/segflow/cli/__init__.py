@@ -55,15 +55,16 @@ def _register_all() -> None:
         _generate,
         _ingest,
         _migrate,
+        _profile,
         _refresh,
         _segment,
         _server,
         _warehouse,
     )
 
-    # _segment must come before _cluster: _cluster adds commands to the segment group.
-    for module in (_core, _generate, _ingest, _segment, _cluster, _migrate, _clv, _churn, _campaign,
-                   _server, _export, _refresh, _warehouse):
+    # _segment must come before _cluster and _profile: they add commands to the segment group.
+    for module in (_core, _generate, _ingest, _segment, _cluster, _profile, _migrate, _clv, _churn,
+                   _campaign, _server, _export, _refresh, _warehouse):
         module.register(app)
     _plain_help(app)
     add_examples(app)

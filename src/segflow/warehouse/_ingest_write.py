@@ -27,12 +27,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from segflow.config import SourceSettings
     from segflow.store._spark import SparkStore
-    from segflow.warehouse._ingest import _Job
+    from segflow.warehouse._ingest_tasks import _Job
 
 _ACCEPTED = ("accepted", "replace")
 #: Quarantined rows up to which their source rows are picked by a broadcast join.
 _BROADCAST = 2_000_000
-#: The schema of :meth:`segflow.warehouse._ingest._Job.raw_task`'s rows.
+#: The schema of :meth:`segflow.warehouse._ingest_tasks._Job.raw_task`'s rows.
 RAW = pa.schema([pa.field("_row", pa.int64()), pa.field("_raw_row", pa.string())])
 
 
