@@ -39,7 +39,7 @@ _ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
 _PHONE_DIGITS = r"^\+?[ ()\-]*(?:[0-9][ ()\-]*){7,15}$"
 #: What matches :data:`_PHONE_DIGITS` but is no phone number: an ISO date, a bare run of
 #: digits not starting with 0 (an id as often as a number).
-_NO_PHONE = _ISO_DATE + r"|^[1-9][0-9]*$"
+_NO_PHONE = _ISO_DATE + r"|^[1-9][0-9]*$|^000[0-9]*$"
 
 
 class PersonalContentWarning(UserWarning):
