@@ -99,11 +99,18 @@ def pseudonym(value: str, key: bytes) -> str:
     return _pseudonyms([value], key)[0]
 
 
-def _pseudonyms(values: Sequence[str], key: bytes) -> list[str]:
-    """:func:`pseudonym` of each value (HMAC with its two pads hashed once)."""
+@functools.lru_cache(maxsize=16)
+def _pads(key: bytes) -> tuple[Any, Any]:
+    """The HMAC-SHA-256 inner and outer hashes of ``key``'s pads (RFC 2104), hashed once."""
     block = key.ljust(64, b"\0") if len(key) <= 64 else hashlib.sha256(key).digest().ljust(64, b"\0")
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+    return hashlib.sha256(bytes(b ^ 0x36 for b in block)), hashlib.sha256(bytes(b ^ 0x5C for b in block))
+
+
+def _pseudonyms(values: Sequence[str], key: bytes) -> list[str]:
+    """:func:`pseudonym` of each value (HMAC with its two pads hashed once per key)."""
+    if not values:
+        return []
+    inner, outer = _pads(key)
     out = []
     for v in values:
         i = inner.copy()
