@@ -113,6 +113,11 @@ def test_audiences_key_ids_as_the_segment_lists(keyed, tmp_path):
     text = out.read_text()
     assert "@example" not in text and re.search(r"pid-[0-9a-f]{32}", text)
     assert sorted(_ids(out)) == sorted([_key(keyed, "ann@example.com"), _key(keyed, "gus@example.com")])
+    camp = tmp_path / "camp.csv"  # segflow campaign audience writes the same keys
+    res = runner.invoke(app, ["campaign", "audience", "-p", str(keyed), "--segment", "rfm=Loyal", "--holdout", "0",
+                              "--out", str(camp), "--pii", "mask"])
+    assert res.exit_code == 0, res.output
+    assert sorted(_ids(camp)) == sorted(_ids(out)) and res.stderr.count("pseudonymous keys") == 1
 
 
 def test_numeric_columns_of_phone_numbers_are_personal():
