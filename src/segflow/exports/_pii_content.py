@@ -10,13 +10,17 @@ values (trimmed) are
   space), the column is personal of the ``email`` kind;
 * phone numbers (:data:`PHONE_PATTERN`: 7 to 15 digits with only ``+`` first, spaces,
   dashes and parentheses between; not a bare run of digits starting with 1-9, such as
-  ``10002345``, an id as often as a number, nor an ISO date ``2024-01-15``), the column is
+  ``10002345``, an id as often as a number, nor one starting with ``000``, a zero-padded id
+  (no country code starts with 0), nor an ISO date ``2024-01-15``), the column is
   personal of the ``phone`` kind,
 
 and is put under the policy as a column the name rule found would be, with a warning naming
-the column and why. ``customer_id`` is never checked (the key of every output; a file keyed
-by e-mail address must name the id column so), nor a column whose name ends in ``sha256``
-(the hashes the exports write) or that is not text.
+the column and why. A whole-number column is checked for phone numbers read as numbers
+(:func:`_numeric_phones`: 10 to 15 digits shaped like one; not a counter, an epoch time, nor
+a column named as a code: :data:`_CODE_TOKENS`). ``customer_id`` is never checked here (the
+key of every output: an id that is an e-mail or phone number becomes a pseudonymous key
+instead, :mod:`segflow.exports._pseudonym`), nor a column whose name ends in ``sha256`` (the
+hashes the exports write).
 """
 
 from __future__ import annotations
