@@ -156,12 +156,8 @@ def pseudonymise_array(values: pa.Array | pa.ChunkedArray, key: bytes) -> tuple[
     n = pc.sum(personal).as_py() or 0
     if not n:
         return values, 0
-    where = pc.indices_nonzero(personal)
-    keys = pa.array(_pseudonyms(pc.take(values, where).to_pylist(), key), pa.string())
-    out = values.to_pylist()
-    for j, k in zip(where.to_pylist(), keys.to_pylist(), strict=True):
-        out[j] = k
-    return pa.array(out, pa.string()), n
+    keys = pa.array(_pseudonyms(values.filter(personal).to_pylist(), key), pa.string())
+    return pc.replace_with_mask(values, personal, keys), n
 
 
 def pseudonymise_values(values: Sequence[Any], key: bytes) -> list[Any]:
