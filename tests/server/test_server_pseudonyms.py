@@ -118,6 +118,8 @@ def test_analysts_get_keys_in_place_of_ids_that_are_e_mails(keyed_app, keyed, to
         assert one["meta"]["attributes"]["customer_id"] == key and SHOP not in str(one)
         assert analyst.get(f"/api/v1/customers/{key}?pii=include").json()["meta"]["customer_id"] == "c001@shop.example"
         assert analyst.get("/api/v1/customers/pid-" + "0" * 32).status_code == 404
+        found = analyst.get("/api/v1/customers", params={"q": key}).json()["data"]  # a key finds its customer
+        assert [r["customer_id"] for r in found] == [key]
         page = analyst.get("/customers", params={"q": "c001"}).text
         assert f'href="/customers/{key}"' in page and SHOP not in page
         detail = analyst.get(f"/customers/{key}").text

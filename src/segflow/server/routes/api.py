@@ -162,15 +162,17 @@ def customers(request: Request, project: ProjectDep, gen: GenerationDep, who: An
     unknown one is a 404 as for the audiences) (analysts; audited). ``format=csv`` downloads
     every match, personal data hashed under ``<column>_sha256`` unless ``pii=include`` (or ``full``)."""
     snapshot = _views.segment_snapshot(project, gen, scheme, segment, snapshot)
+    key = server_key(request.app.state)
+    found = resolve(project, gen, key, q.strip()) if q else q  # a key (pid-...) finds its customer
     if format == "csv":
-        frame, total = _views.search_customers(project, q, scheme, segment, snapshot, 10_000_000, 0, gen)
+        frame, total = _views.search_customers(project, found, scheme, segment, snapshot, 10_000_000, 0, gen)
     else:
-        frame, total = _views.search_customers(project, q, scheme, segment, snapshot, limit, offset, gen)
+        frame, total = _views.search_customers(project, found, scheme, segment, snapshot, limit, offset, gen)
     how = "full" if pii in CLEAR else ("hash" if format == "csv" else "mask")
     audit(request, who, "export" if format == "csv" else "read_customers",
           {"rows": len(frame), "pii": how, "q": q, "scheme": scheme, "segment": segment,
            "snapshot": None if snapshot is None else str(snapshot)})
-    return table_response(protect(frame, how, server_key(request.app.state)), fmt=format, filename="customers",
+    return table_response(protect(frame, how, key), fmt=format, filename="customers",
                           meta={"q": q, "scheme": scheme, "segment": segment, "snapshot": snapshot, "pii": how},
                           limit=None if format == "csv" else limit, offset=offset, total=total,
                           paged=True)
@@ -185,7 +187,7 @@ async def customer(request: Request, who: Analyst, customer_id: str, pii: Pii = 
     connection; :mod:`segflow.server._lookup`); a copy without them is read through a pooled
     connection. An id given as its pseudonymous key (``pid-...``, as masked answers show an
     id that is an e-mail or phone number) is looked up as that id."""
-    key = server_key(request.app.state)
+    key, asked = server_key(request.app.state), customer_id
     if customer_id.startswith("pid-"):
         async with leased_project(request) as project:
             customer_id = await run_in_threadpool(resolve, project, request.state.generation, key, customer_id)
@@ -194,7 +196,7 @@ async def customer(request: Request, who: Analyst, customer_id: str, pii: Pii = 
         async with leased_project(request) as project:
             parts = await run_in_threadpool(_views.customer_rows, project, customer_id, request.state.generation)
     how = "full" if pii in CLEAR else "mask"
-    audit(request, who, "read_customer", {"customer_id": customer_id, "pii": how})
+    audit(request, who, "read_customer", {"customer_id": asked, "pii": how})  # as asked: a key stays one
     return Response(customer_answer(parts, customer_id, how, key), media_type="application/json")
 
 

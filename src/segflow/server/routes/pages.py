@@ -262,7 +262,8 @@ def customers_page(request: Request, project: ProjectDep, gen: GenerationDep, wh
             f'<input name="q" id="q" value="{escape(q or "")}"></label><button type="submit" id="search">search</button></form>')
     blocks = [form]
     if q:
-        frame, total = _views.search_customers(project, q, None, None, None, 100, 0, gen)
+        found = resolve(project, gen, server_key(request.app.state), q.strip())  # a key finds its customer
+        frame, total = _views.search_customers(project, found, None, None, None, 100, 0, gen)
         audit(request, who, "read_customers", {"rows": len(frame), "q": q, "pii": "mask"})
         blocks.append(f"<p>{total:,} match(es)</p>"
                       + _linked_table(protect(frame, "mask", server_key(request.app.state))))
@@ -276,10 +277,10 @@ def customer_page(request: Request, project: ProjectDep, gen: GenerationDep, who
                   customer_id: str) -> HTMLResponse:
     """A customer: attributes (personal data masked), segment timeline, scores, features. An
     id that is an e-mail or phone number is shown, and linked, as its pseudonymous key."""
-    key = server_key(request.app.state)
+    key, asked = server_key(request.app.state), customer_id
     customer_id = resolve(project, gen, key, customer_id)
     detail = _views.customer_detail(project, customer_id, gen)
-    audit(request, who, "read_customer", {"customer_id": customer_id, "pii": "mask"})
+    audit(request, who, "read_customer", {"customer_id": asked, "pii": "mask"})  # as asked
     for name in ("scores", "features"):
         detail[name] = pseudonymise_frame(detail[name], key)
     shown_id = str(pseudonymise_values([customer_id], key)[0])
