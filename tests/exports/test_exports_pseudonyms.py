@@ -136,6 +136,7 @@ def test_numeric_columns_of_phone_numbers_are_personal():
         "big": [5000000001, 5000000002, 5000000003, 5000000004],            # a dense range
         "order_ref": [5868390006853, 5868390016853, 5868390106853, 5868391006853],
         "ratio": [4477009001.5, 2125550123.25, 3125550123.75, 4125550123.5],  # no whole numbers
+        "mobile_no": [447700900123.0, float("nan"), None, 7700900789.0],   # personal by name
     }))
     assert {c: k for c, (k, _) in content_kinds(t).items()} == {"contact": "phone", "mob": "phone"}
     with pytest.warns(PersonalContentWarning) as caught:
@@ -146,6 +147,8 @@ def test_numeric_columns_of_phone_numbers_are_personal():
                                                      sha("7700900789")]
     assert [r["mob_sha256"] for r in hashed] == [sha("447700900123"), sha("2125550123"), None, None]
     assert [r["total"] for r in hashed] == [12.5, 3000.0, 99.0, 1e6]
+    # a phone column read as floating point was hashed as "447700900123.0"'s digits, 4477009001230
+    assert [r["mobile_no_sha256"] for r in hashed] == [sha("447700900123"), None, None, sha("7700900789")]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PersonalContentWarning)
         masked = protect_columns(t, "mask").to_pyarrow().to_pylist()
