@@ -335,6 +335,8 @@ def audience(
                 names = known_segments(proj.store) if segments else None
                 aud = build_audience(customer_view(proj.store, snapshot), segment_names=names,
                                      **kwargs)  # type: ignore[arg-type]
+                if pii != "include":  # ids that are e-mails: the exports' keys (on Spark too)
+                    _pseudonymise_members(aud, proj.directory / proj.settings.project.store)
         path = aud.export(out)
         summary = {**aud.summary(), "file": str(path)}
         if as_json:
@@ -347,6 +349,20 @@ def audience(
                           f"{summary['expected_value_mean']:,.2f} per customer", highlight=False)
         for action, n in summary.get("actions", {}).items():
             stdout.print(f"  {action}: {n}", highlight=False)
+
+
+def _pseudonymise_members(aud: Any, store_path: Path) -> None:
+    """The audience's ids that are e-mails or phone numbers as the exports' pseudonymous
+    keys (segflow.exports._pseudonym, the project's secret), said once on stderr."""
+    import pyarrow as pa
+
+    from segflow.exports._pseudonym import id_key, key_file, pseudonym_note, pseudonymise_table
+
+    members = pa.Table.from_pandas(aud.members, preserve_index=False)
+    keyed, n = pseudonymise_table(members, id_key(store_path))
+    if n:
+        aud.members["customer_id"] = keyed["customer_id"].to_pylist()
+        console.print(pseudonym_note(n, key_file(store_path)), highlight=False, soft_wrap=True, markup=False)
 
 
 @campaign_app.command("uplift")

@@ -82,6 +82,15 @@ def _warn_secrets(ctx: typer.Context, to: str | None, webhook: str | None = None
                       "SEGFLOW_WEBHOOK instead")
 
 
+def _note_pseudonyms(n: int, store_path: str) -> None:
+    """Say once, on stderr, that ``n`` customer ids were written as pseudonymous keys."""
+    from segflow.exports._pseudonym import key_file, pseudonym_note
+
+    if n:
+        console.print(pseudonym_note(n, key_file(store_path)), highlight=False, soft_wrap=True,
+                      markup=False)
+
+
 @export_app.command("segments")
 def segments(
     ctx: typer.Context,
@@ -120,6 +129,7 @@ def segments(
                 project.store, scheme, to, mode="changes" if changes else "full", name=name,
                 as_of=snapshot, pii=pii, scores=not no_scores, table=table, webhook=policy,
             )
+            _note_pseudonyms(result.ids_pseudonymised, project.store.path)
         if as_json:
             print_json(result.to_dict())
         else:
@@ -174,6 +184,7 @@ def audience(
                                  seed=seed, name=name, pii=pii,
                                  segment_names=known_segments(project.store) if segments else None)
             result = export_audience(project.store, aud, to, pii=pii, table=table)
+            _note_pseudonyms(result.ids_pseudonymised, project.store.path)
         if as_json:
             print_json(result.to_dict())
             return

@@ -259,6 +259,11 @@ def explain_command(
         _, store, _ = _open(project, read_only=True)
         with store:
             result = explain(store, customer_id, pii=pii)
+        if result.ids_pseudonymised:
+            from segflow.exports._pseudonym import key_file, pseudonym_note
+
+            console.print(pseudonym_note(result.ids_pseudonymised, key_file(store.path)),
+                          highlight=False, soft_wrap=True, markup=False)
         if json_output:
             print_json(result.to_dict())
             return

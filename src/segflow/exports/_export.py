@@ -27,6 +27,7 @@ from segflow.exports._crm import (
     segment_changes,
 )
 from segflow.exports._pii import check_policy, personal_columns
+from segflow.exports._pseudonym import id_key, pseudonymise_table
 from segflow.exports._targets import target_format, write_file, write_postgres
 from segflow.exports._webhook import WebhookPolicy, redact_url, send_changes
 
@@ -53,6 +54,9 @@ class ExportResult:
     changes: dict[str, int] = dataclasses.field(default_factory=dict)
     webhooks_delivered: int = 0
     webhooks_failed: int = 0
+    #: customer ids written as pseudonymous keys (ids that are e-mails or phone numbers,
+    #: under every policy but ``include``: :mod:`segflow.exports._pseudonym`)
+    ids_pseudonymised: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -217,6 +221,8 @@ def export_segments(
     else:
         data = segment_changes(store, scheme, since, day, pii=pii, scores=scores).to_pyarrow()
         effective = "changes"
+    data, keyed = _pseudonymised(store, data, pii)
+    if effective == "changes":
         kinds = data["change"].to_pylist()
         changes = {k: kinds.count(k) for k in ("new", "changed", "removed")}
         removed = [c for c, k in zip(data["customer_id"].to_pylist(), kinds, strict=True) if k == "removed"]
@@ -228,7 +234,7 @@ def export_segments(
     result = ExportResult(
         export_id=export_id, name=name, kind="segments", mode=effective, target=written_to,
         format=fmt, rows=data.num_rows, snapshot_date=day, scheme=scheme, since_snapshot=since,
-        pii=pii, changes=changes,
+        pii=pii, changes=changes, ids_pseudonymised=keyed,
     )
     if webhook is not None and effective == "changes" and data.num_rows:
         deliveries = send_changes(data.to_pylist(), webhook, export_id)
@@ -239,6 +245,15 @@ def export_segments(
         result.webhooks_failed = statuses.count("failed")
     _log(store, result, assignments_digest(store, scheme, day))
     return result
+
+
+def _pseudonymised(store: Store, data: pa.Table, pii: str) -> tuple[pa.Table, int]:
+    """``data`` with its customer ids that are e-mails or phone numbers as pseudonymous keys
+    under every policy but ``include`` (:mod:`segflow.exports._pseudonym`: the key made with
+    the project's secret, the same in every export), and how many were."""
+    if pii == "include":
+        return data, 0
+    return pseudonymise_table(data, id_key(store.path))
 
 
 def _mirror_rows(data: pa.Table) -> pa.Table:
@@ -290,11 +305,13 @@ def export_audience(
             joined = joined.append_column(name, pa.nulls(joined.num_rows))
         order = [*data.column_names, *people.column_names[1:]]
         data = joined.select(order)
+    data, keyed = _pseudonymised(store, data, pii)
     written_to = _write(data, str(target), fmt, table=table, key=("audience", "customer_id"),
                         scope={"audience": audience.name}, removed=None, replace=True)
     result = ExportResult(
         export_id=uuid.uuid4().hex[:12], name=audience.name, kind="audience", mode="full",
         target=written_to, format=fmt, rows=data.num_rows, snapshot_date=None, pii=pii,
+        ids_pseudonymised=keyed,
     )
     _log(store, result)
     return result

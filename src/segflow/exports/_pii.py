@@ -437,6 +437,8 @@ def _under_policy(column: str, value: ibis.Value, policy: PiiPolicy,
     kind = kind or _kind(column)
     if policy == "omit":
         return {}
+    if kind == "phone" and value.type().is_floating():  # read as a number: 447700900123.0
+        value = ibis.ifelse(value.isnan() | value.isinf(), ibis.null("float64"), value).cast("int64")
     if policy == "hash":
         return {hashed_column(column): hash_key(kind, value).hexdigest("sha256")}
     if policy == "mask":

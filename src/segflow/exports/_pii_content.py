@@ -10,13 +10,17 @@ values (trimmed) are
   space), the column is personal of the ``email`` kind;
 * phone numbers (:data:`PHONE_PATTERN`: 7 to 15 digits with only ``+`` first, spaces,
   dashes and parentheses between; not a bare run of digits starting with 1-9, such as
-  ``10002345``, an id as often as a number, nor an ISO date ``2024-01-15``), the column is
+  ``10002345``, an id as often as a number, nor one starting with ``000``, a zero-padded id
+  (no country code starts with 0), nor an ISO date ``2024-01-15``), the column is
   personal of the ``phone`` kind,
 
 and is put under the policy as a column the name rule found would be, with a warning naming
-the column and why. ``customer_id`` is never checked (the key of every output; a file keyed
-by e-mail address must name the id column so), nor a column whose name ends in ``sha256``
-(the hashes the exports write) or that is not text.
+the column and why. A whole-number column is checked for phone numbers read as numbers
+(:func:`_numeric_phones`: 10 to 15 digits shaped like one; not a counter, an epoch time, nor
+a column named as a code: :data:`_CODE_TOKENS`). ``customer_id`` is never checked here (the
+key of every output: an id that is an e-mail or phone number becomes a pseudonymous key
+instead, :mod:`segflow.exports._pseudonym`), nor a column whose name ends in ``sha256`` (the
+hashes the exports write).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import warnings
 
 import ibis
 
-from segflow.exports._pii import PiiKind, is_personal
+from segflow.exports._pii import PiiKind, is_customer_key, is_personal
 
 #: The share of a column's non-empty values that must look like addresses (or numbers).
 CONTENT_SHARE = 0.5
@@ -39,7 +43,7 @@ _ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
 _PHONE_DIGITS = r"^\+?[ ()\-]*(?:[0-9][ ()\-]*){7,15}$"
 #: What matches :data:`_PHONE_DIGITS` but is no phone number: an ISO date, a bare run of
 #: digits not starting with 0 (an id as often as a number).
-_NO_PHONE = _ISO_DATE + r"|^[1-9][0-9]*$"
+_NO_PHONE = _ISO_DATE + r"|^[1-9][0-9]*$|^000[0-9]*$"
 
 
 class PersonalContentWarning(UserWarning):
@@ -63,14 +67,19 @@ def is_phone_like(text: str) -> bool:
 
 
 def content_kinds(table: ibis.Table) -> dict[str, tuple[PiiKind, str]]:
-    """The text columns of ``table`` that the name rule does not find personal but whose
-    values are mostly e-mail addresses or phone numbers (see the module's notes): column ->
-    (kind, why: e.g. ``"3 of 4 non-empty values (75 %) are e-mail addresses"``). One
-    aggregate query over the whole table; an empty table finds none."""
-    candidates = [c for c, t in table.schema().items()
+    """The columns of ``table`` that the name rule does not find personal but whose values
+    are mostly e-mail addresses or phone numbers (see the module's notes): text columns by
+    their text, whole-number columns by :func:`_numeric_phones`; column -> (kind, why: e.g.
+    ``"3 of 4 non-empty values (75 %) are e-mail addresses"``). One aggregate query over the
+    whole table; an empty table finds none."""
+    schema = table.schema()
+    candidates = [c for c, t in schema.items()
                   if t.is_string() and c != "customer_id" and not is_personal(c)
                   and not c.lower().endswith("sha256")]
-    if not candidates:
+    numeric = [c for c, t in schema.items()
+               if (t.is_integer() or t.is_floating() or t.is_decimal()) and c != "customer_id"
+               and not is_personal(c) and not is_customer_key(c) and not _names_a_code(c)]
+    if not candidates and not numeric:
         return {}
     aggs: dict[str, ibis.Value] = {}
     for i, c in enumerate(candidates):
@@ -85,6 +94,8 @@ def content_kinds(table: ibis.Table) -> dict[str, tuple[PiiKind, str]]:
                                    else_=True).sum()  # non-empty once trimmed (NULL: not counted)
         aggs[f"e{i}"] = ibis.cases((raw.contains("@"), text.re_search(EMAIL_PATTERN)), else_=False).sum()
         aggs[f"p{i}"] = ibis.cases((raw < ":", _looks_like_phone(text)), else_=False).sum()
+    for i, c in enumerate(numeric):
+        aggs.update({f"{k}_num{i}": v for k, v in _numeric_phones(table[c]).items()})
     counts = table.aggregate(**aggs).to_pyarrow().to_pylist()[0]
     found: dict[str, tuple[PiiKind, str]] = {}
     for i, c in enumerate(candidates):
@@ -94,7 +105,50 @@ def content_kinds(table: ibis.Table) -> dict[str, tuple[PiiKind, str]]:
             if n and k >= CONTENT_SHARE * n:
                 found[c] = (kind, f"{k} of {n} non-empty values ({100 * k / n:.0f} %) are {what}")
                 break
+    for i, c in enumerate(numeric):
+        n, k = counts[f"n_num{i}"] or 0, counts[f"p_num{i}"] or 0
+        low, high = counts[f"lo_num{i}"], counts[f"hi_num{i}"]
+        dense = low is not None and high is not None and high - low < _DENSE * n
+        if n and k >= CONTENT_SHARE * n and not dense:
+            found[c] = ("phone", f"{k} of {n} values ({100 * k / n:.0f} %) are whole numbers of 10 to 15 "
+                        "digits, as phone numbers read as numbers are")
     return found
+
+
+#: Name tokens of a numeric column that holds codes, references or times, not phone numbers
+#: (``order_id``, ``order_number``, ``sku``, ``ean_code``, ``created_ts``, ``account_no``):
+#: such a column is never checked as phone numbers.
+_CODE_TOKENS = frozenset(("id", "ids", "key", "ref", "reference", "code", "sku", "ean", "upc", "gtin",
+                          "isbn", "ts", "timestamp", "time", "epoch", "date", "seq", "serial", "account",
+                          "order", "invoice", "transaction", "product", "item", "ticket", "tracking"))
+#: A whole-number column whose values span less than this many times its count is a
+#: counter (``1000000001``, ``1000000002``, ...), never phone numbers, which are scattered.
+_DENSE = 2
+
+
+def _names_a_code(column: str) -> bool:
+    """Whether a numeric column's name says it holds codes or times (:data:`_CODE_TOKENS`)."""
+    from segflow.exports._pii import name_tokens
+
+    return any(t in _CODE_TOKENS for t in name_tokens(column))
+
+
+def _numeric_phones(value: ibis.NumericValue) -> dict[str, ibis.Value]:
+    """The aggregates of the numeric content check of one column: non-null values (``n``),
+    those that look like a phone number read as a number (``p``), and the least and greatest
+    (``lo``, ``hi``: a dense range is a counter). A phone number read as a number lost its
+    ``+`` and leading zeros and is a whole number of 10 to 15 digits (E.164 has at most 15):
+    of 10 digits not starting with 0 or 1 (a national number: no area code starts so; an epoch
+    time in seconds does), of 11 (``1`` and 10 digits in North America, a Chinese mobile), or
+    of 12 to 15 not starting with 1 (country code 1 numbers have 11 digits; an epoch time in
+    milliseconds starts with 1). Amounts and counters are smaller; a fraction is no number."""
+    whole = value.cast("float64")
+    integral = (whole % 1 == 0) if not value.type().is_integer() else ibis.literal(True)
+    v = whole
+    ranges = [(2e9, 1e10), (1e10, 1e11), (2e11, 1e12), (2e12, 1e13), (2e13, 1e14), (2e14, 1e15)]
+    phone = ibis.or_(*[(v >= lo) & (v < hi) for lo, hi in ranges]) & integral
+    return {"n": value.notnull().sum(), "p": ibis.cases((value.isnull(), False), else_=phone).sum(),
+            "lo": whole.min(), "hi": whole.max()}
 
 
 def warn_content(found: dict[str, tuple[PiiKind, str]], policy: str, source: str | None) -> None:

@@ -36,7 +36,9 @@ from fastapi import HTTPException
 from pydantic import ValidationError
 
 from segflow.errors import SegflowError
+from segflow.exports._pseudonym import PSEUDONYM_PREFIX
 from segflow.server import _audit, _views
+from segflow.server._pseudonyms import server_key
 from segflow.server._security import INTERNAL_ERROR, security_headers
 from segflow.server._tokens import role_at_least
 from segflow.server.routes.api import customer_answer
@@ -153,8 +155,8 @@ class HotPaths:
         """The lookup's answer (audited), or None when the app is to answer."""
         customer_id = scope["path"][len(_CUSTOMER):]
         how = _PII.get(scope.get("query_string", b""))
-        if how is None or not _SAFE_ID.fullmatch(customer_id):
-            return None
+        if how is None or not _SAFE_ID.fullmatch(customer_id) or customer_id.startswith(PSEUDONYM_PREFIX):
+            return None  # a pseudonymous key (pid-...): the app resolves it
         record = self._analyst(scope)
         if record is None:
             return None
@@ -165,7 +167,7 @@ class HotPaths:
         if parts is None:
             return None
         self._audit(scope, record, "read_customer", {"customer_id": customer_id, "pii": how})
-        return customer_answer(parts, customer_id, how)
+        return customer_answer(parts, customer_id, how, server_key(scope["app"].state))
 
     async def _score(self, scope: Scope, receive: Any, send: Any) -> None:
         try:

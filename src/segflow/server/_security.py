@@ -14,7 +14,9 @@ policy hashes them, by its own expression (:func:`hash_columns`:
 :func:`segflow.exports._pii.hash_key`, whole columns in an in-memory DuckDB), under the
 exports' names (``email_sha256``:
 :func:`segflow.exports._pii.hashed_column`), unless an analyst asks with ``pii=full``;
-viewers never reach customer-level routes at all.
+viewers never reach customer-level routes at all. A customer id that is itself an e-mail
+address or phone number is shown as its pseudonymous key in every answer but ``pii=full``
+(:mod:`segflow.server._pseudonyms`).
 """
 
 from __future__ import annotations
@@ -200,13 +202,19 @@ def hash_value(value: Any, column: str = "") -> Any:
     return hash_columns([(column, [value])])[0][0]
 
 
-def protect(frame: pd.DataFrame, how: str) -> pd.DataFrame:
+def protect(frame: pd.DataFrame, how: str, key: bytes | None = None) -> pd.DataFrame:
     """Apply ``how`` (``mask``: :func:`segflow.exports.mask_array`, a column at a time,
     ``hash``: :func:`hash_columns`, every personal column in one query, renamed
     ``<column>_sha256`` as the exports name it, :func:`segflow.exports._pii.hashed_column`;
-    or ``full``) to the personal-data columns."""
+    or ``full``) to the personal-data columns; with ``key`` (the project's secret,
+    :func:`segflow.server._pseudonyms.server_key`), and ``how`` not ``full``, a
+    ``customer_id`` that is an e-mail or a phone number becomes its pseudonymous key."""
     if how == "full":
         return frame
+    if key is not None:
+        from segflow.server._pseudonyms import pseudonymise_frame
+
+        frame = pseudonymise_frame(frame, key)
     if how != "hash":
         return mask_frame(frame)  # each column's values masked at once (segflow.exports.mask_frame)
     out = frame.copy()
@@ -217,10 +225,15 @@ def protect(frame: pd.DataFrame, how: str) -> pd.DataFrame:
     return out.rename(columns={c: hashed_column(c) for c in pii})
 
 
-def protect_rows(columns: list[str], rows: list[tuple[Any, ...]], how: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+def protect_rows(columns: list[str], rows: list[tuple[Any, ...]], how: str,
+                 key: bytes | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
     """:func:`protect` on plain rows (columns, tuples; hashed columns renamed as there)."""
     if how == "full":
         return columns, rows
+    if key is not None:
+        from segflow.server._pseudonyms import pseudonymise_rows
+
+        rows = pseudonymise_rows(columns, rows, key)
     pii = [j for j, c in enumerate(columns) if is_personal(c)]
     if not pii:
         return columns, rows

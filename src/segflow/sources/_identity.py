@@ -115,14 +115,21 @@ class IdentityExplanation:
     def __repr__(self) -> str:
         return f"IdentityExplanation({self.customer_id!r} -> {self.master_id!r}, {len(self.members)} ids)"
 
-    def masked(self) -> IdentityExplanation:
+    #: customer ids shown as pseudonymous keys (:meth:`masked`)
+    ids_pseudonymised = 0
+
+    def masked(self, key: bytes | None = None) -> IdentityExplanation:
         """This explanation with its personal values masked by the exports' mask rules
         (:func:`segflow.exports.mask_values`): every personal column of the records
         (:func:`segflow.exports.is_personal`: ``email``, ``phone``...) by its kind's rule, and
         the evidence of an ``email`` or ``phone`` link by that rule (``a***@example.com``,
         ``***02``; a phone's evidence is its last 9 digits); an id map's evidence is no
-        personal value."""
+        personal value. With ``key`` (the project's secret,
+        :func:`segflow.exports._pseudonym.id_key`), every id that is itself an e-mail
+        address or phone number (the customer's, the master's, the members', those of the
+        links and records) is shown as its pseudonymous key, as the exports write it."""
         from segflow.exports._pii import mask_frame, mask_values
+        from segflow.exports._pseudonym import personal_ids, pseudonymise_values
 
         records = mask_frame(self.records)
         edges = self.edges.copy()
@@ -132,7 +139,20 @@ class IdentityExplanation:
                 at = edges["rule"] == rule
                 if at.any():
                     edges.loc[at, "evidence"] = mask_values(rule, edges.loc[at, "evidence"].tolist())
-        return IdentityExplanation(self.customer_id, self.master_id, self.members, edges, self.blocked, records)
+        if key is None:
+            return IdentityExplanation(self.customer_id, self.master_id, self.members, edges, self.blocked, records)
+        import pyarrow as pa
+
+        ids = [self.customer_id, self.master_id, *self.members]
+        mapping = dict(zip(ids, pseudonymise_values(ids, key), strict=True))
+        for frame, cols in ((edges, ("customer_id", "other_id")), (records, ("customer_id",))):
+            for c in cols:
+                if c in frame.columns and len(frame):
+                    frame[c] = pseudonymise_values(frame[c].tolist(), key)
+        out = IdentityExplanation(mapping[self.customer_id], mapping[self.master_id],
+                                  [mapping[m] for m in self.members], edges, self.blocked, records)
+        out.ids_pseudonymised = int(sum(personal_ids(pa.array(list(set(ids)), pa.string())).to_pylist()))
+        return out
 
 
 def _edges_sql(max_group: int) -> str:
@@ -267,7 +287,11 @@ def explain(store: Store, customer_id: str, *, pii: str = "mask") -> IdentityExp
         raise InputError(f"unknown personal-data policy {pii!r} for explain; expected one of "
                          f"{', '.join(EXPLAIN_PII)}")
     explained = _explain(store, customer_id)
-    return explained if pii == "include" else explained.masked()
+    if pii == "include":
+        return explained
+    from segflow.exports._pseudonym import id_key
+
+    return explained.masked(id_key(store.path))
 
 
 def _explain(store: Store, customer_id: str) -> IdentityExplanation:

@@ -20,6 +20,7 @@ from segflow.report._queries import quarantine_reasons, reconciliation
 from segflow.server import _audit, _views
 from segflow.server._auth import Admin, Analyst, Viewer, audit
 from segflow.server._day import Day
+from segflow.server._pseudonyms import pseudonymise_frame, pseudonymise_rows, resolve, server_key
 from segflow.server._security import attachment, csv_bytes, protect, protect_rows
 from segflow.server._tokens import role_at_least
 from segflow.server.deps import CurrentGenerationDep, GenerationDep, ProjectDep, leased_project
@@ -116,10 +117,15 @@ def segments(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, 
 @router.get("/migration/{scheme:path}/customers", response_model=RecordsPublic)
 def migration_customers(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst, scheme: str,
                         from_date: Day, to_date: Day, from_segment: str, to_segment: str,
-                        limit: Limit = 100, offset: Offset = 0, format: Format = "json") -> Any:
-    """The customers of one cell of the transition matrix (analysts; audited)."""
+                        limit: Limit = 100, offset: Offset = 0, format: Format = "json",
+                        pii: Pii = "default") -> Any:
+    """The customers of one cell of the transition matrix (analysts; audited); ids that are
+    e-mails or phone numbers as their pseudonymous keys unless ``pii=include``."""
     frame = _views.cell_customers(project, gen, scheme, from_date, to_date, from_segment, to_segment)
-    audit(request, who, "export" if format == "csv" else "read_customers", {"rows": len(frame)})
+    how = "full" if pii in CLEAR else ("hash" if format == "csv" else "mask")
+    if how != "full":
+        frame = pseudonymise_frame(frame, server_key(request.app.state))
+    audit(request, who, "export" if format == "csv" else "read_customers", {"rows": len(frame), "pii": how})
     return table_response(
         frame, fmt=format, filename=f"migration-{scheme}-{from_date}-{to_date}-customers",
         meta={"scheme": scheme, "from_date": from_date, "to_date": to_date,
@@ -156,15 +162,17 @@ def customers(request: Request, project: ProjectDep, gen: GenerationDep, who: An
     unknown one is a 404 as for the audiences) (analysts; audited). ``format=csv`` downloads
     every match, personal data hashed under ``<column>_sha256`` unless ``pii=include`` (or ``full``)."""
     snapshot = _views.segment_snapshot(project, gen, scheme, segment, snapshot)
+    key = server_key(request.app.state)
+    found = resolve(project, gen, key, q.strip()) if q else q  # a key (pid-...) finds its customer
     if format == "csv":
-        frame, total = _views.search_customers(project, q, scheme, segment, snapshot, 10_000_000, 0, gen)
+        frame, total = _views.search_customers(project, found, scheme, segment, snapshot, 10_000_000, 0, gen)
     else:
-        frame, total = _views.search_customers(project, q, scheme, segment, snapshot, limit, offset, gen)
+        frame, total = _views.search_customers(project, found, scheme, segment, snapshot, limit, offset, gen)
     how = "full" if pii in CLEAR else ("hash" if format == "csv" else "mask")
     audit(request, who, "export" if format == "csv" else "read_customers",
           {"rows": len(frame), "pii": how, "q": q, "scheme": scheme, "segment": segment,
            "snapshot": None if snapshot is None else str(snapshot)})
-    return table_response(protect(frame, how), fmt=format, filename="customers",
+    return table_response(protect(frame, how, key), fmt=format, filename="customers",
                           meta={"q": q, "scheme": scheme, "segment": segment, "snapshot": snapshot, "pii": how},
                           limit=None if format == "csv" else limit, offset=offset, total=total,
                           paged=True)
@@ -177,29 +185,41 @@ async def customer(request: Request, who: Analyst, customer_id: str, pii: Pii = 
 
     Served on the event loop from the copy's memory-mapped lookup files (no store
     connection; :mod:`segflow.server._lookup`); a copy without them is read through a pooled
-    connection."""
+    connection. An id given as its pseudonymous key (``pid-...``, as masked answers show an
+    id that is an e-mail or phone number) is looked up as that id."""
+    key, asked = server_key(request.app.state), customer_id
+    if customer_id.startswith("pid-"):
+        async with leased_project(request) as project:
+            customer_id = await run_in_threadpool(resolve, project, request.state.generation, key, customer_id)
     parts = _views.customer_rows_indexed(request.app.state.replica.current, customer_id)
     if parts is None:
         async with leased_project(request) as project:
             parts = await run_in_threadpool(_views.customer_rows, project, customer_id, request.state.generation)
     how = "full" if pii in CLEAR else "mask"
-    audit(request, who, "read_customer", {"customer_id": customer_id, "pii": how})
-    return Response(customer_answer(parts, customer_id, how), media_type="application/json")
+    audit(request, who, "read_customer", {"customer_id": asked, "pii": how})  # as asked: a key stays one
+    return Response(customer_answer(parts, customer_id, how, key), media_type="application/json")
 
 
-def customer_answer(parts: dict[str, _views.Rows], customer_id: str, how: str) -> bytes:
+def customer_answer(parts: dict[str, _views.Rows], customer_id: str, how: str, key: bytes | None = None) -> bytes:
     """The JSON answer of ``GET /api/v1/customers/{id}`` from :func:`_views.customer_rows`
-    (``how``: ``mask`` or ``full`` for the personal data)."""
+    (``how``: ``mask`` or ``full`` for the personal data; ``key``: the project's secret, so
+    that under ``mask`` an id that is an e-mail or phone number shows as its pseudonymous
+    key, in ``meta`` and in every part's rows)."""
     history = parts["history"][1]
     data = _views.history_records(history)
-    attributes = _views.fast_records(*protect_rows(*parts["attributes"], how))
-    features = _views.fast_records(*parts["features"])
+    attributes = _views.fast_records(*protect_rows(*parts["attributes"], how, key))
+    features_rows, scores_rows = parts["features"], parts["scores"]
+    if how != "full" and key is not None:
+        customer_id = pseudonymise_rows(["customer_id"], [(customer_id,)], key)[0][0]
+        features_rows = (features_rows[0], pseudonymise_rows(*features_rows, key))
+        scores_rows = (scores_rows[0], pseudonymise_rows(*scores_rows, key))
+    features = _views.fast_records(*features_rows)
     body = {"data": data, "count": len(data), "total": len(data), "meta": {
         "customer_id": customer_id,
         "pii": how,
         "attributes": attributes[0] if attributes else {},
         "timeline": _views.fast_timeline(history),
-        "scores": _views.fast_records(*parts["scores"]),
+        "scores": _views.fast_records(*scores_rows),
         "features": features[0] if features else {},
     }}
     return orjson.dumps(body, default=str)

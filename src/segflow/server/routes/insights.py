@@ -21,6 +21,7 @@ from markupsafe import escape
 from segflow.server import _insights, _views
 from segflow.server._auth import Analyst, Viewer, audit
 from segflow.server._day import Day
+from segflow.server._pseudonyms import pseudonymise_frame, server_key
 from segflow.server._security import attachment, csv_bytes
 from segflow.server.deps import GenerationDep, ProjectDep
 from segflow.server.routes._render import (
@@ -32,7 +33,7 @@ from segflow.server.routes._render import (
     render,
     table,
 )
-from segflow.server.routes.api import Format, Limit, Offset, table_response
+from segflow.server.routes.api import CLEAR, Format, Limit, Offset, Pii, table_response
 from segflow.server.schemas import RecordsPublic
 
 api = APIRouter(prefix="/api/v1", tags=["insights"])
@@ -282,15 +283,20 @@ def _audience_download(frame: pd.DataFrame, fmt: str, name: str) -> Response:
 def audiences(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst, scheme: str | None = None,
               segment: str | None = None, snapshot: Day | None = None, rule: str | None = None,
               holdout: Holdout = 0.1, seed: Seed = "segflow", limit: Limit = 100, offset: Offset = 0,
-              format: AudienceFormat = "json") -> Any:
+              format: AudienceFormat = "json", pii: Pii = "default") -> Any:
     """An audience from a segment (``scheme`` + ``segment`` [+ ``snapshot``]) or a ``rule``
     over the latest features: its customers with 12-month revenue, CLV and a deterministic
     hold-out flag; size and value in ``meta``; CSV or Parquet download (analysts; audited).
-    No personal data is included."""
+    No personal data is included: an id that is an e-mail or phone number is its pseudonymous
+    key unless ``pii=include`` (the hold-out is drawn on the id)."""
     frame, summary = _insights.audience(project, gen, scheme=scheme, segment=segment, snapshot=snapshot,
                                         rule=rule, holdout=holdout, seed=seed)
+    how = "full" if pii in CLEAR else "mask"
+    if how != "full":
+        frame = pseudonymise_frame(frame, server_key(request.app.state))
     audit(request, who, "export" if format != "json" else "read_customers",
-          {"audience": {k: str(v) for k, v in summary.items()}, "rows": len(frame), "format": format})
+          {"audience": {k: str(v) for k, v in summary.items()}, "rows": len(frame), "format": format,
+           "pii": how})
     if format != "json":
         return _audience_download(frame, format, "audience")
     shown = _views.page(frame, limit, offset)
@@ -343,6 +349,8 @@ def audiences_page(request: Request, project: ProjectDep, gen: GenerationDep, wh
                    table(request, stats, money=("revenue_12m", "clv_total", "clv_mean")),
                    f'<p class="links"><a id="audience-csv" href="/api/v1/audiences?{escape(query)}&format=csv">download CSV</a>'
                    f'<a id="audience-parquet" href="/api/v1/audiences?{escape(query)}&format=parquet">download Parquet</a></p>',
-                   "<h2>First customers</h2>", table(request, frame.head(50), money=("revenue_12m", "clv"))]
+                   "<h2>First customers</h2>",
+                   table(request, pseudonymise_frame(frame.head(50), server_key(request.app.state)),
+                         money=("revenue_12m", "clv"))]
     return render(request, "Audiences", blocks, json_url=f"/api/v1/audiences?{query}" if query else None,
                   csv_url=f"/api/v1/audiences?{query}&format=csv" if query else None, schemes=names)

@@ -14,9 +14,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import escape
 
+from segflow.exports._pseudonym import pseudonymise_values
 from segflow.server import _audit, _views
 from segflow.server._auth import Admin, Analyst, Viewer, audit
 from segflow.server._day import Day
+from segflow.server._pseudonyms import pseudonymise_frame, resolve, server_key
 from segflow.server._security import protect
 from segflow.server.deps import GenerationDep, ProjectDep
 from segflow.server.routes._render import currency, figure, one_snapshot, part, render, table
@@ -187,7 +189,7 @@ def migration_customers_page(request: Request, project: ProjectDep, gen: Generat
     frame = _views.cell_customers(project, gen, scheme, from_date, to_date, from_segment, to_segment)
     audit(request, who, "read_customers", {"rows": len(frame)})
     q = urlencode({"from_date": from_date, "to_date": to_date, "from_segment": from_segment, "to_segment": to_segment})
-    table = _linked_table(frame.head(1000))
+    table = _linked_table(pseudonymise_frame(frame.head(1000), server_key(request.app.state)))
     return render(request, f"{scheme}: {from_segment} → {to_segment} ({len(frame):,} customers)",
                   [table], json_url=f"/api/v1/migration/{part(scheme)}/customers?{q}",
                   csv_url=f"/api/v1/migration/{part(scheme)}/customers?{q}&format=csv", schemes=_names(project, gen))
@@ -260,9 +262,11 @@ def customers_page(request: Request, project: ProjectDep, gen: GenerationDep, wh
             f'<input name="q" id="q" value="{escape(q or "")}"></label><button type="submit" id="search">search</button></form>')
     blocks = [form]
     if q:
-        frame, total = _views.search_customers(project, q, None, None, None, 100, 0, gen)
+        found = resolve(project, gen, server_key(request.app.state), q.strip())  # a key finds its customer
+        frame, total = _views.search_customers(project, found, None, None, None, 100, 0, gen)
         audit(request, who, "read_customers", {"rows": len(frame), "q": q, "pii": "mask"})
-        blocks.append(f"<p>{total:,} match(es)</p>" + _linked_table(protect(frame, "mask")))
+        blocks.append(f"<p>{total:,} match(es)</p>"
+                      + _linked_table(protect(frame, "mask", server_key(request.app.state))))
     query = urlencode({"q": q or ""})
     return render(request, "Customers", blocks, json_url=f"/api/v1/customers?{query}",
                   csv_url=f"/api/v1/customers?{query}&format=csv", schemes=_names(project, gen))
@@ -271,12 +275,18 @@ def customers_page(request: Request, project: ProjectDep, gen: GenerationDep, wh
 @router.get("/customers/{customer_id:path}", response_class=HTMLResponse)
 def customer_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst,
                   customer_id: str) -> HTMLResponse:
-    """A customer: attributes (personal data masked), segment timeline, scores, features."""
+    """A customer: attributes (personal data masked), segment timeline, scores, features. An
+    id that is an e-mail or phone number is shown, and linked, as its pseudonymous key."""
+    key, asked = server_key(request.app.state), customer_id
+    customer_id = resolve(project, gen, key, customer_id)
     detail = _views.customer_detail(project, customer_id, gen)
-    audit(request, who, "read_customer", {"customer_id": customer_id, "pii": "mask"})
+    audit(request, who, "read_customer", {"customer_id": asked, "pii": "mask"})  # as asked
+    for name in ("scores", "features"):
+        detail[name] = pseudonymise_frame(detail[name], key)
+    shown_id = str(pseudonymise_values([customer_id], key)[0])
     blocks = []
     if not detail["attributes"].empty:
-        blocks += ["<h2>Attributes</h2>", table(request, protect(detail["attributes"], "mask"))]
+        blocks += ["<h2>Attributes</h2>", table(request, protect(detail["attributes"], "mask", key))]
     if not detail["history"].empty:
         spells = _views.timeline(detail["history"])
         schemes = list(dict.fromkeys(spells["scheme"]))
@@ -295,7 +305,7 @@ def customer_page(request: Request, project: ProjectDep, gen: GenerationDep, who
         features["feature"] = [feature_label(str(f), currency(request)) for f in features["feature"]]
         features["value"] = [_feature_value(v) for v in features["value"]]
         blocks += ["<h2>Features at the latest snapshot</h2>", table(request, features, right=("value",))]
-    return render(request, f"Customer {customer_id}", blocks, json_url=f"/api/v1/customers/{part(customer_id)}",
+    return render(request, f"Customer {shown_id}", blocks, json_url=f"/api/v1/customers/{part(shown_id)}",
                   schemes=_names(project, gen))
 
 

@@ -1,0 +1,81 @@
+"""Customer ids that are e-mails or phone numbers, in the server's answers.
+
+Every answer that does not show personal data in clear (an analyst's default: masked JSON and
+pages, hashed CSV downloads, the migration cells' customers, audiences) shows such an id as
+the pseudonymous key the exports write (:mod:`segflow.exports._pseudonym`: the same key for
+a customer in the server and in every export, made with the project's secret beside the
+store, not the served copy); ``pii=include`` shows the id. A page links a customer by that
+key, so ``/customers/pid-...`` (and ``/api/v1/customers/pid-...``) is resolved back to the
+id through a table of the copy's personal ids and their keys (:func:`resolve`), made once per
+copy on the first such request (about 1.5 s and 60 MB per million ids that are e-mails; a
+copy whose ids are plain numbers makes an empty one).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from segflow.exports._pseudonym import PSEUDONYM_PREFIX, id_key, personal_ids, pseudonymise_values
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from segflow.project import Project
+
+
+def server_key(state: Any) -> bytes:
+    """The project's secret for pseudonymous ids (``state``: the app's state, holding the
+    replica, whose ``store_path`` is the project's store, not the served copy)."""
+    return id_key(state.replica.store_path)
+
+
+def pseudonymise_frame(frame: pd.DataFrame, key: bytes, columns: tuple[str, ...] = ("customer_id",)) -> pd.DataFrame:
+    """A copy of ``frame`` with the personal ids of ``columns`` as their keys (the others
+    as they are); ``frame`` itself when it has none of them."""
+    import pandas as pd
+
+    present = [c for c in columns if c in frame.columns]
+    if not present or frame.empty:
+        return frame
+    out = frame.copy()
+    for c in present:
+        out[c] = pd.Series(pseudonymise_values(out[c].tolist(), key), index=out.index, dtype=object)
+    return out
+
+
+def pseudonymise_rows(columns: list[str], rows: list[tuple[Any, ...]], key: bytes) -> list[tuple[Any, ...]]:
+    """``rows`` with the personal ids of their ``customer_id`` column as their keys."""
+    if "customer_id" not in columns or not rows:
+        return rows
+    j = columns.index("customer_id")
+    keys = pseudonymise_values([r[j] for r in rows], key)
+    return [(*r[:j], k, *r[j + 1:]) for r, k in zip(rows, keys, strict=True)]
+
+
+def _key_table(project: Project, key: bytes) -> pa.Table:
+    """The copy's personal ids (of ``customers`` and ``customer_features``) and their keys."""
+    import pyarrow as pa
+
+    from segflow.exports._pseudonym import _pseudonyms
+
+    tables = {r[0] for r in project.store.raw.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    parts = [f"SELECT customer_id FROM {t}" for t in ("customers", "customer_features") if t in tables]
+    if not parts:
+        return pa.table({"key": pa.array([], pa.string()), "id": pa.array([], pa.string())})
+    ids = project.store.raw.execute(" UNION ".join(parts)).to_arrow_table().column(0).combine_chunks()
+    ids = ids.cast(pa.string()).drop_null()
+    ids = ids.filter(personal_ids(ids))
+    return pa.table({"key": pa.array(_pseudonyms(ids.to_pylist(), key), pa.string()), "id": ids})
+
+
+def resolve(project: Project, gen: Any, key: bytes, customer_id: str) -> str:
+    """The id whose pseudonymous key is ``customer_id``, or ``customer_id`` itself (not a
+    key, or no id of the copy has it). The table of keys is made once per copy (``gen``)."""
+    import pyarrow.compute as pc
+
+    if not customer_id.startswith(PSEUDONYM_PREFIX):
+        return customer_id
+    table = _key_table(project, key) if gen is None else gen.cached(("pseudonyms",), lambda: _key_table(project, key))
+    at = pc.index(table.column("key"), customer_id).as_py()
+    return customer_id if at < 0 else table.column("id")[at].as_py()

@@ -1,0 +1,155 @@
+"""Customer ids that are themselves e-mail addresses or phone numbers (shops key customers
+by e-mail): every export that keeps personal data out wrote them in clear, in the
+``customer_id`` column, beside a masked or hashed ``email``. Now they are pseudonymous keys,
+HMAC-SHA-256 under the project's secret, checked here with the standard library's ``hmac``;
+and the numeric content check (phone numbers read as numbers)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import warnings
+
+import duckdb
+import ibis
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from tests.exports._store import EXPECTED_S3, S2, build
+from typer.testing import CliRunner
+
+from segflow.cli import app
+from segflow.exports import export_segments, protect_columns
+from segflow.project import Project
+
+runner = CliRunner()
+
+#: The hand-written store's ids as a shop keying customers by e-mail (or phone) writes them;
+#: C3 keeps its plain id (a store may mix both).
+NEW_IDS = {"C1": "ann@example.com", "C2": "+44 20 7946 0002", "C4": "dee@example.net",
+           "C5": "eve@example.com", "C6": "fay@example.com", "C7": "gus@example.com"}
+
+
+@pytest.fixture()
+def keyed(tmp_path):
+    directory = build(tmp_path / "shop")
+    con = duckdb.connect(str(directory / "segflow.duckdb"))
+    tables = [r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.columns WHERE column_name = 'customer_id' AND table_name IN "
+        "(SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE')").fetchall()]
+    for table in tables:
+        for old, new in NEW_IDS.items():
+            con.execute(f"UPDATE {table} SET customer_id = ? WHERE customer_id = ?", [new, old])
+    con.close()
+    return directory
+
+
+def _key(directory, customer_id: str) -> str:
+    secret = bytes.fromhex((directory / "segflow.duckdb.idkey").read_text().strip())
+    return "pid-" + hmac.new(secret, customer_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _ids(path) -> list[str]:
+    table = pq.read_table(path) if str(path).endswith(".parquet") else pacsv.read_csv(path)
+    return table["customer_id"].to_pylist()
+
+
+def test_ids_that_are_e_mails_are_keys_under_every_policy_but_include(keyed, tmp_path):
+    """The same customer has the same key in every export (so lists join), the plain id C3
+    stays, no address or number is left in a file, and ``include`` writes the ids."""
+    clear = sorted([NEW_IDS.get(c, c) for c in EXPECTED_S3])
+    with Project.open(keyed) as project:
+        seen = {}
+        for pii in ("hash", "mask", "omit"):
+            out = tmp_path / f"{pii}.csv"
+            result = export_segments(project.store, "rfm", out, pii=pii, name=pii)
+            text = out.read_text()
+            assert "@" not in text.replace("***@", "") and "7946 0002" not in text, pii
+            assert result.ids_pseudonymised == len(EXPECTED_S3) - 1
+            seen[pii] = _ids(out)
+        want = sorted(i if i == "C3" else _key(keyed, i) for i in clear)
+        assert sorted(seen["hash"]) == want and seen["hash"] == seen["mask"] == seen["omit"]
+        masked = pacsv.read_csv(tmp_path / "mask.csv").to_pylist()
+        by_key = {r["customer_id"]: r for r in masked}
+        assert by_key[_key(keyed, "ann@example.com")]["email"] == "A***@Example.com"
+        included = export_segments(project.store, "rfm", tmp_path / "in.parquet", pii="include", name="in")
+        assert sorted(_ids(tmp_path / "in.parquet")) == clear and included.ids_pseudonymised == 0
+        # an incremental export (a few rows) keys them alike
+        export_segments(project.store, "rfm", tmp_path / "s2.csv", as_of=S2, pii="mask", name="inc")
+        export_segments(project.store, "rfm", tmp_path / "delta.parquet", mode="changes", pii="mask", name="inc")
+        delta = pq.read_table(tmp_path / "delta.parquet").to_pylist()
+        assert delta and all(r["customer_id"] in want or r["customer_id"] == _key(keyed, "dee@example.net")
+                             for r in delta)
+        assert not any("@" in r["customer_id"] for r in delta)
+
+
+def test_cli_says_so_once_and_explain_shows_the_key(keyed, tmp_path):
+    out = tmp_path / "crm.csv"
+    res = runner.invoke(app, ["export", "segments", "-p", str(keyed), "-s", "rfm", "--to", str(out), "--pii", "mask"])
+    assert res.exit_code == 0, res.output
+    assert res.stderr.count("pseudonymous keys") == 1 and "5 customer id(s)" in res.stderr
+    assert (keyed / "segflow.duckdb.idkey").stat().st_mode & 0o077 == 0  # the owner's alone
+    res = runner.invoke(app, ["export", "segments", "-p", str(keyed), "-s", "rfm", "--to", str(out),
+                              "--pii", "include", "--name", "x"])
+    assert res.exit_code == 0 and "pseudonymous" not in res.stderr
+    res = runner.invoke(app, ["customers", "explain", "-p", str(keyed), "ann@example.com", "--json"])
+    assert res.exit_code == 0, res.output
+    body = json.loads(res.stdout)
+    key = _key(keyed, "ann@example.com")
+    assert body["customer_id"] == body["master_id"] == key and body["members"] == [key]
+    assert "ann@example.com" not in res.stdout and res.stderr.count("pseudonymous keys") == 1
+    res = runner.invoke(app, ["customers", "explain", "-p", str(keyed), "ann@example.com", "--pii", "include"])
+    assert res.exit_code == 0 and "customer ann@example.com" in res.stdout
+
+
+def test_audiences_key_ids_as_the_segment_lists(keyed, tmp_path):
+    out = tmp_path / "aud.csv"
+    res = runner.invoke(app, ["export", "audience", "-p", str(keyed), "--segment", "rfm=Loyal", "--holdout", "0",
+                              "--to", str(out), "--pii", "hash"])
+    assert res.exit_code == 0, res.output
+    text = out.read_text()
+    assert "@example" not in text and re.search(r"pid-[0-9a-f]{32}", text)
+    assert sorted(_ids(out)) == sorted([_key(keyed, "ann@example.com"), _key(keyed, "gus@example.com")])
+    camp = tmp_path / "camp.csv"  # segflow campaign audience writes the same keys
+    res = runner.invoke(app, ["campaign", "audience", "-p", str(keyed), "--segment", "rfm=Loyal", "--holdout", "0",
+                              "--out", str(camp), "--pii", "mask"])
+    assert res.exit_code == 0, res.output
+    assert sorted(_ids(camp)) == sorted(_ids(out)) and res.stderr.count("pseudonymous keys") == 1
+
+
+def test_numeric_columns_of_phone_numbers_are_personal():
+    """A column of whole numbers of 10 to 15 digits, as phone numbers read as numbers are
+    (``contact`` as integers, ``mob`` as floats with a gap), is hashed and masked by the phone
+    rules; amounts, counters, epoch times, ids and codes are not."""
+    from segflow.exports._pii_content import PersonalContentWarning, content_kinds
+
+    t = ibis.memtable(pa.table({
+        "customer_id": [1, 2, 3, 4],                                        # a counter
+        "contact": [447700900123, 447700900456, None, 7700900789],          # 3 of 3
+        "mob": [447700900123.0, 2125550123.0, float("nan"), None],          # 2 of 3 (NaN not one)
+        "total": [12.5, 3000.0, 99.0, 1e6],
+        "seen_s": [1700000000, 1700000100, 1700000200, 1700000300],         # epoch seconds
+        "seen_ms": [1700000000000, 1700000100000, 1700000200000, 1700000300000],
+        "big": [5000000001, 5000000002, 5000000003, 5000000004],            # a dense range
+        "order_ref": [5868390006853, 5868390016853, 5868390106853, 5868391006853],
+        "ratio": [4477009001.5, 2125550123.25, 3125550123.75, 4125550123.5],  # no whole numbers
+        "mobile_no": [447700900123.0, float("nan"), None, 7700900789.0],   # personal by name
+    }))
+    assert {c: k for c, (k, _) in content_kinds(t).items()} == {"contact": "phone", "mob": "phone"}
+    with pytest.warns(PersonalContentWarning) as caught:
+        hashed = protect_columns(t, "hash").to_pyarrow().to_pylist()
+    assert any("whole numbers of 10 to 15 digits" in str(w.message) for w in caught)
+    sha = lambda s: hashlib.sha256(s.encode()).hexdigest()  # noqa: E731
+    assert [r["contact_sha256"] for r in hashed] == [sha("447700900123"), sha("447700900456"), None,
+                                                     sha("7700900789")]
+    assert [r["mob_sha256"] for r in hashed] == [sha("447700900123"), sha("2125550123"), None, None]
+    assert [r["total"] for r in hashed] == [12.5, 3000.0, 99.0, 1e6]
+    # a phone column read as floating point was hashed as "447700900123.0"'s digits, 4477009001230
+    assert [r["mobile_no_sha256"] for r in hashed] == [sha("447700900123"), None, None, sha("7700900789")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PersonalContentWarning)
+        masked = protect_columns(t, "mask").to_pyarrow().to_pylist()
+    assert [r["mob"] for r in masked] == ["***23", "***23", None, None]
