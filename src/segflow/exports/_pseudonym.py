@@ -32,10 +32,11 @@ process.
 from __future__ import annotations
 
 import functools
-import hashlib
+import hmac
 import os
 import re
 import secrets
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,10 +77,14 @@ def _read_key(path: Path) -> bytes:
     else:
         with os.fdopen(fd, "w", encoding="ascii") as f:
             f.write(secrets.token_hex(32) + "\n")
-    try:
-        text = path.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the pseudonym key {path}: {exc}") from exc
+    for _ in range(50):  # another process may have created it and not written it yet
+        try:
+            text = path.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read the pseudonym key {path}: {exc}") from exc
+        if text:
+            break
+        time.sleep(0.02)
     if not re.fullmatch(r"[0-9a-f]{64}", text):
         raise InputError(f"the pseudonym key {path} is not 64 hex digits; delete it to make a "
                          "new one (every pseudonymous customer key then changes)")
@@ -99,26 +104,10 @@ def pseudonym(value: str, key: bytes) -> str:
     return _pseudonyms([value], key)[0]
 
 
-@functools.lru_cache(maxsize=16)
-def _pads(key: bytes) -> tuple[Any, Any]:
-    """The HMAC-SHA-256 inner and outer hashes of ``key``'s pads (RFC 2104), hashed once."""
-    block = key.ljust(64, b"\0") if len(key) <= 64 else hashlib.sha256(key).digest().ljust(64, b"\0")
-    return hashlib.sha256(bytes(b ^ 0x36 for b in block)), hashlib.sha256(bytes(b ^ 0x5C for b in block))
-
-
 def _pseudonyms(values: Sequence[str], key: bytes) -> list[str]:
-    """:func:`pseudonym` of each value (HMAC with its two pads hashed once per key)."""
-    if not values:
-        return []
-    inner, outer = _pads(key)
-    out = []
-    for v in values:
-        i = inner.copy()
-        i.update(v.encode("utf-8", "surrogatepass"))
-        o = outer.copy()
-        o.update(i.digest())
-        out.append(PSEUDONYM_PREFIX + o.hexdigest()[:PSEUDONYM_HEX])
-    return out
+    """:func:`pseudonym` of each value (the standard library's one-shot HMAC, RFC 2104)."""
+    return [PSEUDONYM_PREFIX + hmac.digest(key, v.encode("utf-8", "surrogatepass"),
+                                           "sha256").hex()[:PSEUDONYM_HEX] for v in values]
 
 
 def personal_ids(values: pa.Array | pa.ChunkedArray) -> pa.Array:
