@@ -95,3 +95,75 @@ def first_rows(table: Any, conditions: dict[str, Any], *, show: int = SHOWN_ROWS
     for row, kind in sorted(zip(got["_sf_row"].to_pylist(), got["_sf_kind"].to_pylist(), strict=True)):
         out[names[kind]].append(int(row))
     return out
+
+
+def _no_rows(source: str | None) -> Any:
+    from segflow.errors import InputError
+
+    return InputError("the file has a header but no data rows" if source is not None
+                      else "the table has no rows", file=source)
+
+
+def _repeated_error(n: int, distinct: int, rows: list[int] | None, values: list[Any], total: int,
+                    id_col: str, source: str | None) -> Any:
+    """The error of ids on more than one row: the first repeated ids, the rows they are on."""
+    from segflow.errors import InputError
+
+    shown = ", ".join(repr(v) for v in dict.fromkeys(values))
+    return InputError(
+        f"expected one row per customer, but {n - distinct:,} "
+        f"{'id repeats' if n - distinct == 1 else 'ids repeat'} (first {shown}, on "
+        f"{total:,} rows in all)", file=source, row=rows, column=id_col,
+        rows_in_all=total if rows else None)
+
+
+def _no_id_error(nulls: int, rows: list[int] | None, id_col: str, source: str | None) -> Any:
+    from segflow.errors import InputError
+
+    return InputError(f"{nulls:,} {'row has' if nulls == 1 else 'rows have'} no id; give each row "
+                      "its customer's id",
+                      file=source, row=rows, column=id_col, rows_in_all=nulls if rows else None)
+
+
+def check_one_row_per_id(table: Any, id_col: str, source: str | None) -> None:
+    """Refuse a customer-level table (Ibis, a file as read from ``source``) that is not one
+    row per customer: :class:`~segflow.errors.InputError` naming the file, the first rows
+    and the id column, for a header without rows, rows without an id (``rows 4, 9, 12, ...
+    (57 in all)``), or ids on more than one row (those rows, and the first repeated ids:
+    ``'A' on rows 1 and 2``). A repeated id put one customer in a target and in its
+    hold-out, and counted its outcome twice in a read-out; a row without an id is nobody's.
+    Rows are named only with a ``source`` (a table's own order means nothing). One
+    aggregate query, and one more to name the rows of a fault found."""
+    ids = table[id_col]
+    stats = table.aggregate(n=table.count(), ids=ids.nunique(), nulls=ids.isnull().sum()
+                            ).to_pyarrow().to_pylist()[0]
+    n = int(stats["n"])
+    if not n:  # a header alone: the sums below are NULL
+        raise _no_rows(source)
+    if nulls := int(stats["nulls"]):
+        rows = offending_rows(table, ids.isnull(), total=nulls).rows if source is not None else None
+        raise _no_id_error(nulls, rows, id_col, source)
+    if int(stats["ids"]) != n:
+        groups = table.group_by(id_col).aggregate(_sf_n=table.count())
+        bad = offending_rows(table, ids.isin(groups.filter(groups._sf_n > 1)[id_col]), value=id_col)
+        raise _repeated_error(n, int(stats["ids"]), bad.rows if source is not None else None,
+                              bad.values, bad.total, id_col, source)
+
+
+def check_one_row_per_id_frame(frame: Any, id_col: str, source: str | None = None) -> None:
+    """:func:`check_one_row_per_id` on a pandas DataFrame, with the same messages; rows are
+    the frame's positions from 1 (a file's data rows when the frame was read from it)."""
+    import numpy as np
+
+    ids = frame[id_col]
+    if not len(frame):
+        raise _no_rows(source)
+    missing = ids.isna().to_numpy()
+    if missing.any():
+        rows = (np.flatnonzero(missing)[:SHOWN_ROWS] + 1).tolist()
+        raise _no_id_error(int(missing.sum()), rows, id_col, source)
+    repeated = ids.duplicated(keep=False).to_numpy()
+    if repeated.any():
+        first = np.flatnonzero(repeated)[:SHOWN_ROWS]
+        raise _repeated_error(len(frame), int(ids.nunique()), (first + 1).tolist(),
+                              ids.iloc[first].tolist(), int(repeated.sum()), id_col, source)

@@ -108,12 +108,43 @@ def test_identification_errors() -> None:
 
 def test_bad_input_names_row_and_column() -> None:
     bad = pd.DataFrame({"x": [1, 2], "t_x": [5.0, 50.0], "T": [10.0, 20.0]})
-    with pytest.raises(InputError, match=r"row 2 .*column 't_x'"):
+    with pytest.raises(InputError, match=r"^summary row 2, column 't_x'"):
         BetaGeoModel().fit(bad)
-    with pytest.raises(InputError, match=r"row 1 .*column 'x'.*non-negative integer"):
+    with pytest.raises(InputError) as err:
         BetaGeoModel().fit(pd.DataFrame({"x": [1.5], "t_x": [1.0], "T": [2.0]}))
+    assert str(err.value) == ("summary row 1, column 'x': expected a non-negative integer, got "
+                              "1.5 (x=1.5, t_x=1.0, T=2.0)")
     with pytest.raises(InputError, match="lacks the column"):
         BetaGeoModel().fit(pd.DataFrame({"x": [1]}))
+
+
+RECENCY_RULE = "0 <= t_x <= T, t_x = 0 when x = 0 and t_x > 0 when x > 0"
+SUMMARY = pd.DataFrame({"customer_id": [f"c{i}" for i in range(1, 7)],
+                        "x": [0, 2, 1, 3, 0, 4], "t_x": [0.0, 5.0, 3.0, 7.0, 0.0, 6.0],
+                        "T": [10.0, 10.0, 8.0, 9.0, 4.0, 9.0]})
+
+
+@pytest.mark.parametrize("cls", [BetaGeoModel, ModifiedBetaGeoModel, ParetoNBDModel])
+def test_bad_summaries_are_input_errors_naming_column_and_customers(cls) -> None:
+    """Negative counts, recency beyond T, NaN, a repeat buyer with recency 0 (the lifetimes
+    convention), no rows: each an InputError (the CLI's one line) naming the column and the
+    first customers; a repeat buyer with t_x = 0 was fitted (or ran to a boundary)."""
+    cases = {
+        "customers 'c2', 'c4', 'c5', ... (4 in all), column 'x': expected a non-negative "
+        "integer, got -1.0 (customer 'c2')": SUMMARY.assign(x=[0, -1, 1, -3, -1, -2]),
+        f"customer 'c3', column 't_x': expected {RECENCY_RULE}; got x=1, t_x=9, T=8":
+            SUMMARY.assign(t_x=[0.0, 5.0, 9.0, 7.0, 0.0, 6.0]),
+        "customers 'c1', 'c2', 'c4', ... (4 in all), column 'T': expected a finite non-negative "
+        "number, got nan (customer 'c1')": SUMMARY.assign(T=[np.nan, np.nan, 8, np.nan, 4, np.nan]),
+        f"customers 'c2' and 'c4', column 't_x': expected {RECENCY_RULE}; got x=2, t_x=0, T=10 "
+        "(customer 'c2')": SUMMARY.assign(t_x=[0.0, 0.0, 3.0, 0.0, 0.0, 6.0]),
+        f"{cls.__name__}: the summary holds no customers": SUMMARY.iloc[:0],
+    }
+    for want, data in cases.items():
+        for given in (data, data.rename(columns={"x": "frequency", "t_x": "recency"})):
+            with pytest.raises(InputError) as err:
+                cls().fit(given)
+            assert str(err.value) == want
 
 
 def test_penalizer_shrinks_parameters() -> None:
@@ -164,3 +195,48 @@ def test_coarse_to_fine_reaches_full_data_optimum(cls, monkeypatch) -> None:
     for name in fast.params_:
         assert fast.params_[name] == pytest.approx(direct.params_[name], rel=1e-4), name
         assert fast.standard_errors_[name] == pytest.approx(direct.standard_errors_[name], rel=1e-2)
+
+
+def test_bgbb_and_spend_model_summaries_name_their_rows() -> None:
+    """The BG/BB said 'SegflowError: BetaGeoBetaBinomModel: row 2: expected integers with
+    x <= t_x <= n' (no column, no customer) and named rows without its summary's ids."""
+    panel = pd.DataFrame({"customer_id": ["d1", "d2", "d3", "d4"], "x": [0, 2, 1, 3],
+                          "t_x": [0, 5, 3, 6], "n": [6, 6, 6, 6]})
+    cases = {
+        "customer 'd2', column 't_x': expected 0 <= t_x <= n, t_x = 0 when x = 0 and t_x > 0 "
+        "when x > 0; got x=2, t_x=7, n=6": panel.assign(t_x=[0, 7, 3, 6]),
+        "customers 'd2' and 'd4', column 'x': expected x <= t_x (one transaction per "
+        "opportunity at most), got x=2, t_x=1, n=6 (customer 'd2')": panel.assign(t_x=[0, 1, 3, 2]),
+        "customer 'd3', column 't_x': expected a non-negative integer, got 2.5":
+            panel.assign(t_x=[0, 5, 2.5, 6]),
+        "customer 'd2', column 'n': expected a non-negative integer, got nan":
+            panel.assign(n=[6, np.nan, 6, 6]),
+        "BetaGeoBetaBinomModel: the summary holds no customers": panel.iloc[:0],
+    }
+    for want, data in cases.items():
+        with pytest.raises(InputError) as err:
+            BetaGeoBetaBinomModel().fit(data)
+        assert str(err.value) == want
+    spend = pd.DataFrame({"customer_id": ["k1", "k2", "k3"], "x": [1, -2, 3],
+                          "monetary_value": [10.0, 20.0, 30.0]})
+    with pytest.raises(InputError) as err:
+        GammaGammaModel().fit(spend)
+    assert str(err.value) == "customer 'k2', column 'x': expected a non-negative integer, got -2.0"
+
+
+def test_an_arrow_summary_is_read_and_predictions_refuse_what_is_no_number() -> None:
+    """A pyarrow Table (documented) was refused ('expected a pandas DataFrame, Arrow or Ibis
+    table, got Table'); p_alive(['a'], ...) raised NumPy's bare ValueError."""
+    import pyarrow as pa
+
+    triples = _simulated(2000)
+    fitted = BetaGeoModel().fit(triples)
+    from_arrow = BetaGeoModel().fit(pa.Table.from_pandas(triples, preserve_index=False))
+    assert from_arrow.params_ == fitted.params_
+    with pytest.raises(InputError) as err:
+        fitted.p_alive([1, "a"], [1, 2], [5, 5])
+    assert str(err.value) == "argument 'x': expected numbers, got 'a' (position 2)"
+    with pytest.raises(InputError) as err:
+        fitted.expected_purchases(4, [1, 2, 3], [1, 2], [5, 5])
+    assert str(err.value) == ("the arguments do not broadcast to one shape: x (3,), t_x (2,), "
+                              "T (2,)")

@@ -70,7 +70,7 @@ def test_cluster_file_errors_are_one_line(customer_file, tmp_path):
     dup = tmp_path / "dup.csv"
     pd.DataFrame({"id": ["a", "a", "b"], "x": [1.0, 2.0, 3.0]}).to_csv(dup, index=False)
     result = runner.invoke(app, ["segment", "cluster", "--input", str(dup), "--id-col", "id"])
-    assert result.exit_code == 1 and "1 ids repeat" in result.output
+    assert result.exit_code == 1 and "1 id repeats (first 'a', on 2 rows in all)" in result.output
     result = runner.invoke(app, ["segment", "cluster", "--input", str(path), "--id-col", "cust",
                                  "--k", "many"])
     # a usage error, as a mistyped option (README: exit status 2), in one line

@@ -206,8 +206,33 @@ def test_bad_input_is_a_clear_error():
         KMeansSegmenter(k_range=(5, 2)).fit(X)
     with pytest.raises(InputError, match="missing"):
         KMeansSegmenter(k=2, n_bootstrap=0).fit(X).predict(X[["a"]])
-    with pytest.raises(InputError, match="column 'b': numeric feature has 1 infinite values"):
+    with pytest.raises(InputError, match="column 'b': numeric feature has 1 infinite value;"):
         KMeansSegmenter(k=2, n_bootstrap=0).fit(X.assign(b=[1.0, np.inf, 2.0]))
+
+
+def test_infinite_values_are_named_by_row_or_customer():
+    """'numeric feature has N infinite values' named no row; predict failed with
+    scikit-learn's 'Input X contains infinity' (a traceback in the CLI)."""
+    b = [1.0, np.inf, 2.0, 3.0, -np.inf, 1.0, 2.0, np.inf, np.inf]
+    X = pd.DataFrame({"a": np.arange(9.0), "b": b})
+    expected = "; expected finite numbers (or empty cells for missing)"
+    with pytest.raises(InputError) as err:  # rows: positions from 1, as where() writes them
+        KMeansSegmenter(k=2, n_bootstrap=0).fit(X)
+    assert str(err.value) == ("rows 2, 5, 8, ... (4 in all), column 'b': numeric feature has 4 "
+                              "infinite values" + expected)
+    ids = X.set_index(pd.Index([f"C{i}" for i in range(9)], name="customer_id"))
+    with pytest.raises(InputError) as err:  # an index of customer ids: the customers
+        KMeansSegmenter(k=2, n_bootstrap=0).fit(ids.iloc[:6])
+    assert str(err.value) == ("column 'b': numeric feature has 2 infinite values (customers "
+                              "'C1' and 'C4')" + expected)
+    # out of a sample of 4 of the 9 rows: all of X is checked, not only the sample
+    with pytest.raises(InputError, match=r"^rows 2, 5, 8, \.\.\. \(4 in all\), column 'b'"):
+        KMeansSegmenter(k=2, n_bootstrap=0, sample_size=4).fit(X)
+    fitted = KMeansSegmenter(k=2, n_bootstrap=0).fit(X.assign(b=np.arange(9.0) % 4))
+    with pytest.raises(InputError) as err:  # predict: the rows of its X
+        fitted.predict(X.iloc[3:])
+    assert str(err.value) == ("rows 2, 5 and 6, column 'b': numeric feature has 3 infinite "
+                              "values" + expected)
 
 
 def test_sample_size_caps_the_fit(blobs):

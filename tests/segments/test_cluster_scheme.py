@@ -137,3 +137,13 @@ def test_decimal_and_boolean_features_are_numeric(memory_store):
     out = seg.assign(table).to_pandas().sort_values("customer_id", key=lambda c: c.str[1:].astype(int))
     assert out["segment_rank"].nunique() == 2
     assert (out["segment_rank"].to_numpy()[:150] != out["segment_rank"].to_numpy()[150:]).all()
+
+
+def test_an_infinite_feature_names_its_customers():
+    """A feature table's infinite value (DuckDB's 1.0/0 is inf) named no customer."""
+    frame = pd.DataFrame({"customer_id": [f"C{i}" for i in range(8)],
+                          "x": [1.0, 2.0, float("inf"), 3.0, 1.0, 2.0, 3.0, 1.0]})
+    with pytest.raises(InputError) as err:
+        fit_cluster_table(ibis.memtable(frame), ["x"], k=2, n_bootstrap=0)
+    assert str(err.value) == ("column 'x': numeric feature has 1 infinite value (customer 'C2'); "
+                              "expected finite numbers (or empty cells for missing)")

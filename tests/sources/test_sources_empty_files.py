@@ -123,12 +123,34 @@ def test_other_formats_without_rows(tmp_path):
         _ingest(project, Store(":memory:"))
 
 
-def test_cli_ingest_notes_the_empty_file_and_exits_0(tmp_path):
-    project = _project(tmp_path, {"2024-01.csv": JAN, "2024-02.csv": HEADER})
+def test_cli_ingest_and_refresh_warn_alike_about_the_empty_file(tmp_path, monkeypatch):
+    """`segflow ingest` said 'note: file ... has a header but no data rows' where `segflow
+    refresh` said 'warning: ...' for the same file: both say 'warning:' now (a fact about the
+    data, as docs/operations.md writes it; 'note:' is advice). The refresh stops after its
+    ingest (its run of the pipeline is replaced by a failure: the line is printed as the
+    ingest warns, and the whole run takes 10 s). Its project has a folder source without
+    `format`, which `segflow ingest` reads and refresh refused ('cannot tell the format')."""
+    import segflow.pipeline
+    from segflow.errors import SegflowError
+
+    files = {"2024-01.csv": JAN, "2024-02.csv": HEADER}
+    (tmp_path / "ingest").mkdir()
+    (tmp_path / "refresh").mkdir()
+    project = _project(tmp_path / "ingest", files)
     result = CliRunner().invoke(app, ["ingest", "-p", str(project)])
     assert result.exit_code == 0, result.output
-    notes = [ln for ln in result.stderr.splitlines() if ln.startswith("note:")]
-    assert notes == ["note: " + HEADER_ONLY.format("2024-02.csv")]
+    want = "warning: " + HEADER_ONLY.format("2024-02.csv")
+    assert [ln for ln in result.stderr.splitlines() if "0 rows" in ln] == [want]
+
+    def stop(*_args, **_kwargs):
+        raise SegflowError("stopped after the ingest")
+
+    monkeypatch.setattr(segflow.pipeline, "run_pipeline", stop)
+    project = _project(tmp_path / "refresh", files)
+    result = CliRunner().invoke(app, ["refresh", "-p", str(project)])
+    assert result.stderr.splitlines()[-1] == (
+        "error: refresh failed, the store is unchanged: stopped after the ingest")
+    assert [ln for ln in result.stderr.splitlines() if "0 rows" in ln] == [want]
 
 
 def test_sources_check_dry_runs_the_first_file_with_bytes(tmp_path):

@@ -17,6 +17,7 @@ import pandas as pd
 
 from segflow._result import TableResult
 from segflow.campaigns._arms import arm_changes, clean_arm, with_arms
+from segflow.campaigns._customers import refuse_repeated_customers
 from segflow.errors import InputError
 from segflow.exports._pii import is_customer_key, is_personal
 
@@ -126,6 +127,7 @@ def campaign_effect(
     balance_alpha: float = 0.001,
     expected_split: Mapping[str, float] | None = None,
     expected_segments: Mapping[str, Sequence[str]] | None = None,
+    id_col: str | None = None,
     source: str | None = None,
 ) -> EffectReport:
     """Read out an experiment: per arm and per segment, effect of each treated arm vs control.
@@ -133,7 +135,10 @@ def campaign_effect(
     Parameters
     ----------
     responses : pandas.DataFrame or ibis.Table
-        One row per customer: the arm, the outcomes and any attributes.
+        One row per customer: the arm, the outcomes and any attributes. With an id column
+        (``id_col``), a table without rows, a row without an id or an id on several rows is
+        an :class:`InputError` naming the first rows and the ids (a repeated customer counted
+        twice).
     arm_col : str
         Column holding the arm, compared as text after trimming (``"treatment "`` is
         ``treatment``). Rows without an arm (missing or empty) are left out, counted in a
@@ -172,6 +177,10 @@ def campaign_effect(
     expected_segments : mapping, optional
         ``{by column: [segment values]}`` that should appear; absent ones are reported with
         ``n = 0`` and the note ``empty``.
+    id_col : str, optional
+        The column identifying customers, checked one row per customer. Default:
+        ``customer_id``, else the first column named as a customer key (``CustomerID``,
+        ``client_id``, ``user_id``, ``id``...); responses without one are not checked.
     source : str, optional
         A name for ``responses`` used in error messages (e.g. the file name).
 
@@ -187,7 +196,32 @@ def campaign_effect(
     degrees of freedom); the normal approximation is good for skewed revenue once an arm
     has a few hundred customers. Relative lift: delta-method interval on the log ratio.
     """
-    table = _as_table(responses)
+    refuse_repeated_customers(responses, id_col, source)
+    return read_out(_as_table(responses), arm_col=arm_col, control=control, outcomes=outcomes,
+                    by=by, level=level, correction=correction, power=power, min_n=min_n,
+                    balance_alpha=balance_alpha, expected_split=expected_split,
+                    expected_segments=expected_segments, source=source)
+
+
+def read_out(
+    table: ibis.Table,
+    *,
+    arm_col: str,
+    control: str,
+    outcomes: Sequence[str],
+    by: Sequence[str] = (),
+    level: float = 0.95,
+    correction: Literal["holm", "bh", "none"] = "holm",
+    power: float = 0.8,
+    min_n: int = 30,
+    balance_alpha: float = 0.001,
+    expected_split: Mapping[str, float] | None = None,
+    expected_segments: Mapping[str, Sequence[str]] | None = None,
+    source: str | None = None,
+) -> EffectReport:
+    """The guts of :func:`campaign_effect`, on responses known to hold one row per customer
+    (the store's :func:`~segflow.campaigns.exposure_responses`, grouped by customer): no id
+    check, which would run their query once more."""
     by = list(by)
     outcomes = list(outcomes)
     _check_columns(table, arm_col, outcomes, by, source)

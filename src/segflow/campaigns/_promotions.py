@@ -174,7 +174,7 @@ def promotion_response(
     ``purchased`` and ``revenue`` outcomes, treated arms and control). Campaigns without a
     control arm or without a snapshot before them are skipped with a warning.
     """
-    from segflow.campaigns._effect import campaign_effect
+    from segflow.campaigns._effect import read_out
     from segflow.campaigns._store import campaign_window, exposure_responses, snapshot_before
     from segflow.errors import InputError, Place
 
@@ -187,9 +187,9 @@ def promotion_response(
             snap = snapshot_before(source, scheme, campaign_window(source, cid)[0])
             resp = exposure_responses(source, cid, window_days=window_days, scheme=scheme,
                                       snapshot=snap)
-            rep = campaign_effect(resp, arm_col="arm", control=control,
-                                  outcomes=["purchased", "revenue"], by=["segment"], level=level,
-                                  source=Place(f"campaign {cid}"))
+            rep = read_out(resp, arm_col="arm", control=control,  # one row per customer
+                           outcomes=["purchased", "revenue"], by=["segment"], level=level,
+                           source=Place(f"campaign {cid}"))
         except InputError as exc:
             warnings.warn(f"campaign {cid!r} skipped: {exc}", UserWarning, stacklevel=2)
             continue

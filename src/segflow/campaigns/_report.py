@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from segflow.campaigns._effect import EffectReport, campaign_effect, refuse_personal_breakdown
+from segflow.campaigns._effect import EffectReport, read_out, refuse_personal_breakdown
 from segflow.campaigns._migration import MigrationLift, migration_lift
 from segflow.campaigns._store import (
     TableSource,
@@ -167,7 +167,7 @@ def campaign_report(
     cohort = campaign_cohort(source, campaign_id)
     responses = exposure_responses(source, campaign_id, window_days=window_days, scheme=scheme,
                                    snapshot=snapshot, by=by, cohort=cohort)
-    effect = campaign_effect(
+    effect = read_out(  # one row per customer by construction: no id check
         responses, arm_col="arm", control=control, outcomes=["purchased", "revenue"],
         by=(["segment"] if scheme else []) + list(by), level=level, correction=correction,
         source=Place(f"campaign {campaign_id}"),

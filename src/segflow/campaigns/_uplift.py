@@ -34,6 +34,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from segflow._result import TableResult
 from segflow.campaigns._arms import clean_arm, clean_arm_frame
+from segflow.campaigns._customers import refuse_repeated_customers
 from segflow.errors import InputError
 from segflow.exports._pii import is_customer_key, is_personal
 
@@ -309,6 +310,7 @@ def fit_uplift(
     test_size: float = 0.3,
     random_state: int = 0,
     estimator: Any = None,
+    id_col: str | None = None,
     source: str | None = None,
 ) -> UpliftResult:
     """Fit an uplift model on part of a customer-level table; evaluate it on the rest.
@@ -330,6 +332,10 @@ def fit_uplift(
     test_size : float, default=0.3
         Share of customers held out, stratified by arm.
     random_state : int, default=0
+    id_col : str, optional
+        The column identifying customers, checked one row per customer (a repeated customer
+        could be in the training and the held-out part): default ``customer_id``, else the
+        first column named as a customer key, as in :func:`campaign_effect`.
     source : str, optional
         A name for ``responses`` used in error messages (e.g. the file name).
 
@@ -358,6 +364,7 @@ def fit_uplift(
                              "per person); use a segment or a coarser column such as a region",
                              file=source, column=col)
     responses = responses.reset_index(drop=True)  # position = row of the file, from 1
+    refuse_repeated_customers(responses, id_col, source)
     data = clean_arm_frame(responses, arm_col, source=source)
     control = clean_arm(control)
     treated = None if treated is None else clean_arm(treated)

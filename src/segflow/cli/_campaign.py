@@ -305,9 +305,9 @@ def audience(
     postcode...) are written hashed by default (email as email_sha256), as `segflow export`
     writes them; --pii mask, omit or include (in clear) to choose. --where sees them in clear.
     """
-    from segflow._rows import as_numbers
+    from segflow._rows import as_numbers, check_one_row_per_id
     from segflow.campaigns import build_audience, column_name, customer_view, known_segments
-    from segflow.cli._customer_file import check_one_row_per_id, refuse_unusable_numbers
+    from segflow.cli._customer_file import refuse_unusable_numbers
 
     with user_errors(), _warnings_to_console():
         segments: dict[str, list[str]] = {}
@@ -321,7 +321,7 @@ def audience(
             table = read_customer_file(customers)
             if "customer_id" in table.columns:  # (else build_audience names the column)
                 # one row per customer: a repeated id was in the target and in the hold-out
-                check_one_row_per_id(table, "customer_id", customers)
+                check_one_row_per_id(table, "customer_id", str(customers))
             if value is not None and value in table.columns:  # summed: inf made the total inf
                 numbers = as_numbers(table, value, source=str(customers),
                                      what=f"the value column {value!r}")  # ('inf' is text)
@@ -389,6 +389,7 @@ def uplift(
     (--pii mask, omit or include in clear).
     """
     from segflow.campaigns import export_table, fit_uplift
+    from segflow.campaigns._customers import refuse_repeated_customers
 
     with user_errors(), _warnings_to_console():
         if method not in ("two_model", "class_transformation"):
@@ -402,10 +403,13 @@ def uplift(
                              test_size=test_size, random_state=seed, source=str(responses))
         payload = {"scores": res.scores, "deciles": res.deciles.to_dict(orient="records")}
         if scores_out is not None:
-            scored_file = responses if score is None else score
+            scored_file, scored = responses, table
+            if score is not None:  # one row per customer, as --responses (fit_uplift checks it)
+                scored_file, scored = score, read_customer_file(score)
+                refuse_repeated_customers(scored, source=str(score))
             payload["scores_file"] = str(export_table(
-                _scored(res.model, table if score is None else read_customer_file(score),
-                        list(feature), pii, source=str(scored_file)), scores_out))
+                _scored(res.model, scored, list(feature), pii, source=str(scored_file)),
+                scores_out))
             payload["pii"] = pii
         if as_json:
             print_json(payload)

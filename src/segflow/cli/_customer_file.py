@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from segflow._rows import check_one_row_per_id
 from segflow.cli._files import (
     canonical_ids,
     null_tokens,
@@ -168,40 +169,9 @@ def read_customer_file(con: ibis.BaseBackend, path: Path, *, id_col: str, name: 
             column=id_col,
         )
     table = canonical_ids(table.mutate(**{id_col: table[id_col].cast("string")}), [id_col])
-    check_one_row_per_id(table, id_col, path)
+    check_one_row_per_id(table, id_col, str(path))
     refuse_unusable_numbers(table, path, skip=(id_col,))
     return table
-
-
-def check_one_row_per_id(table: ibis.Table, id_col: str, path: Path | str) -> None:
-    """Refuse a customer-level file (``table``, as read from ``path``) that is not one row per
-    customer: InputError naming the file, the first rows and the id column, for a header
-    without rows, rows without an id (``rows 4, 9, 12, ... (57 in all)``), or ids on more
-    than one row (those rows, and the first repeated ids: ``'A' on rows 1 and 2``). A
-    repeated id put one customer in a target and in its hold-out; a row without an id is
-    nobody's. One aggregate query, and one more to name the rows of a fault found."""
-    from segflow._rows import offending_rows
-
-    ids = table[id_col]
-    stats = table.aggregate(n=table.count(), ids=ids.nunique(), nulls=ids.isnull().sum()
-                            ).to_pyarrow().to_pylist()[0]
-    if not int(stats["n"]):  # a header alone: the sums below are NULL
-        raise InputError("the file has a header but no data rows", file=str(path))
-    if nulls := int(stats["nulls"]):
-        bad = offending_rows(table, ids.isnull(), total=nulls)
-        raise InputError(f"{nulls:,} rows have no id; give each row its customer's id",
-                         file=str(path), row=bad.rows, column=id_col, rows_in_all=nulls)
-    if int(stats["ids"]) != int(stats["n"]):
-        groups = table.group_by(id_col).aggregate(_sf_n=table.count())
-        repeated = ids.isin(groups.filter(groups._sf_n > 1)[id_col])
-        bad = offending_rows(table, repeated, value=id_col)
-        first = list(dict.fromkeys(bad.values))
-        shown = ", ".join(repr(v) for v in first)
-        extra = int(stats["n"]) - int(stats["ids"])
-        raise InputError(
-            f"expected one row per customer, but {extra:,} ids repeat (first {shown}, on "
-            f"{bad.total:,} rows in all)", file=str(path), row=bad.rows, column=id_col,
-            rows_in_all=bad.total)
 
 
 #: The largest magnitude a number of a customer file may have: its square (variances,

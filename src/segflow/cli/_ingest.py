@@ -23,6 +23,7 @@ from segflow.cli._common import (
     print_json,
     progress,
     refuse_on_spark,
+    show_warning,
     stdout,
     user_errors,
 )
@@ -131,7 +132,10 @@ def ingest_command(
 
 
 def _show(report, json_output: bool) -> None:
-    """The reconciliation (stdout) and the notes (stderr) of an ingest."""
+    """The reconciliation (stdout) and the warnings (stderr) of an ingest: each as
+    ``segflow refresh`` prints the same warning, ``warning: ...`` (an empty file, text that
+    looks like a formula, rows left by an earlier delivery: things about the data, not
+    advice, which is a ``note``; :func:`~segflow.cli._common.show_warning`)."""
     if json_output:
         print_json(report.to_dict())
         return
@@ -146,7 +150,7 @@ def _show(report, json_output: bool) -> None:
         stdout.print(_table("Quarantined rows by rule", rules,
                             ["source", "source_file", "rule", "rows"]))
     for w in report.warnings:
-        console.print(f"[yellow]note:[/] {w}", highlight=False)
+        show_warning(w, UserWarning, "", 0)
 
 
 def check_command(

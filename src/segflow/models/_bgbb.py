@@ -22,7 +22,7 @@ from scipy.special import betaln, gammaln, logsumexp
 
 from segflow.errors import SegflowError
 from segflow.models._btyd_base import BTYDModel
-from segflow.models._btyd_input import check_recency
+from segflow.models._btyd_input import as_arrays, check_recency, refuse_rows
 
 
 class BetaGeoBetaBinomModel(BTYDModel):
@@ -50,15 +50,25 @@ class BetaGeoBetaBinomModel(BTYDModel):
     _param_names = ("alpha", "beta", "gamma", "delta")
     _columns = ("x", "t_x", "n")
 
-    def _check_data(self, data: dict[str, np.ndarray], weights: np.ndarray) -> None:
+    _integer_columns = ("x", "t_x", "n")
+
+    def _select(
+        self, data: dict[str, np.ndarray], weights: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Check the rows as given (naming them): 0 <= x <= t_x <= n (whole numbers, checked
+        by :func:`as_triples`), t_x = 0 exactly when x = 0."""
         x, t_x, n = data["x"], data["t_x"], data["n"]
-        check_recency(x, t_x, n, t_name="n")
-        bad = (x > t_x) | (t_x != np.round(t_x)) | (n != np.round(n))
+        where = getattr(self, "_where", None)
+        check_recency(x, t_x, n, t_name="n", where=where)
+        bad = x > t_x
         if bad.any():
-            row = int(np.flatnonzero(bad)[0]) + 1
-            raise SegflowError(
-                f"BetaGeoBetaBinomModel: row {row}: expected integers with x <= t_x <= n"
-            )
+            row = int(np.flatnonzero(bad)[0])
+            refuse_rows(bad, "x", "x <= t_x (one transaction per opportunity at most)",
+                        f"x={x[row]:g}, t_x={t_x[row]:g}, n={n[row]:g}", where=where, values=False)
+        return data, weights
+
+    def _check_data(self, data: dict[str, np.ndarray], weights: np.ndarray) -> None:
+        x = data["x"]
         if float(weights[x > 0].sum()) == 0:
             raise SegflowError(
                 "BetaGeoBetaBinomModel: no customer transacts after the first opportunity; "
@@ -80,7 +90,7 @@ class BetaGeoBetaBinomModel(BTYDModel):
         return base + logsumexp(np.stack(terms), axis=0)
 
     def _arrays(self, x: Any, t_x: Any, n: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        x, t_x, n = (np.asarray(v, dtype=float) for v in np.broadcast_arrays(x, t_x, n))
+        x, t_x, n = as_arrays(("x", "t_x", "n"), x, t_x, n)
         return x, t_x, n
 
     def p_alive(self, x: Any, t_x: Any, n: Any) -> np.ndarray:

@@ -29,7 +29,7 @@ from scipy.special import betaln, digamma, gammaln, hyp2f1
 
 from segflow.errors import SegflowError
 from segflow.models._btyd_base import BTYDModel
-from segflow.models._btyd_input import check_recency
+from segflow.models._btyd_input import as_arrays, check_recency
 
 
 def _log_a1(r: float, alpha: float, x: np.ndarray) -> np.ndarray:
@@ -172,7 +172,7 @@ class _ContinuousBTYD(BTYDModel):
         if (type(x) is type(t_x) is type(T) is np.ndarray and x.dtype == t_x.dtype == T.dtype == np.float64
                 and x.shape == t_x.shape == T.shape):
             return x, t_x, T  # already what the broadcast gives (real-time scoring: 10 us a call)
-        x, t_x, T = (np.asarray(v, dtype=float) for v in np.broadcast_arrays(x, t_x, T))
+        x, t_x, T = as_arrays(("x", "t_x", "T"), x, t_x, T)
         return x, t_x, T
 
     def p_no_purchase(self, t: float, x: Any, t_x: Any, T: Any) -> np.ndarray:

@@ -26,7 +26,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from segflow.errors import SegflowError
+from segflow.errors import InputError, SegflowError
 from segflow.models._btyd_input import as_triples
 
 #: Log-parameters beyond this magnitude mean the optimizer ran to a boundary (e^15 ~ 3e6).
@@ -48,6 +48,8 @@ class BTYDModel(BaseEstimator):
 
     _param_names: tuple[str, ...] = ()
     _columns: tuple[str, ...] = ("x", "t_x", "T")
+    #: Columns that hold whole numbers (counts; the BG/BB's opportunities too).
+    _integer_columns: tuple[str, ...] = ("x",)
     #: Columns measured in a unit the user chooses (time, money): the fit runs on them divided
     #: by a typical value, so the estimates do not depend on the unit (see :meth:`_unit_scale`).
     _scaled_columns: tuple[str, ...] = ()
@@ -134,15 +136,18 @@ class BTYDModel(BaseEstimator):
         self
         """
         started = time.perf_counter()
-        data, weights, self._where = as_triples(summary, self._columns, return_namer=True)
-        data, weights = self._select(data, weights)
+        data, weights, self._where = as_triples(summary, self._columns, return_namer=True,
+                                                integer=self._integer_columns)
+        try:  # _select checks the rows as given, naming them with self._where
+            data, weights = self._select(data, weights)
+        finally:
+            self._where = None  # a closure over the input frame: not kept on the model
         keep = weights > 0
         data = {k: v[keep] for k, v in data.items()}
         weights = weights[keep]
-        if weights.sum() == 0:
-            raise SegflowError(f"{type(self).__name__}: the summary holds no customers")
+        if weights.sum() == 0:  # (an empty summary, or one whose counts are all 0)
+            raise InputError(f"{type(self).__name__}: the summary holds no customers")
         self._check_data(data, weights)
-        self._where = None  # a closure over the input frame: not kept on the fitted model
         data, weights = _canonical_order(data, weights, self._columns)
         n_total = float(weights.sum())
         natural_data = data

@@ -4,12 +4,14 @@ Arrow or Ibis table, with a one-line error naming the offending row and column."
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from segflow._rows import SHOWN_ROWS
 from segflow.errors import InputError
+from segflow.errors import where as rows_text
 
 #: Column names of other libraries accepted for the canonical ones.
 _ALIASES = {"frequency": "x", "recency": "t_x", "periods": "n", "weights": "count"}
@@ -33,8 +35,9 @@ def as_triples(
     columns : tuple of str
         The required columns, in the model's order.
     return_namer : bool, default=False
-        Also return a function naming a row in error messages (the customer when the data
-        has a ``customer_id`` column, else the row's number and values).
+        Also return the function naming the offending rows in error messages (the customers
+        when the data has a ``customer_id`` column, else the rows' numbers and the first's
+        values: :data:`Namer`).
 
     Returns
     -------
@@ -52,50 +55,101 @@ def as_triples(
             column=missing[0],
         )
     arrays = {}
-    where = _row_namer(frame, columns)
+    namer = _row_namer(frame, columns)
     for col in columns:
         values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
         if col in nullable:
             # a missing or negative mean spend is the spend model's to handle (it leaves
             # such customers out of its fit and counts them); only infinities are errors
             values = np.nan_to_num(values, nan=0.0, posinf=np.inf, neginf=-np.inf)
-            _check_column(values, col, integer=False, where=where, negative_ok=True)
+            _check_column(values, col, integer=False, where=namer, negative_ok=True)
         else:
-            _check_column(values, col, integer=col in integer, where=where)
+            _check_column(values, col, integer=col in integer, where=namer)
         arrays[col] = values
     if "count" in frame.columns:
         weights = pd.to_numeric(frame["count"], errors="coerce").to_numpy(dtype=float)
-        _check_column(weights, "count", integer=False, where=where)
+        _check_column(weights, "count", integer=False, where=namer)
     else:
         weights = np.ones(len(frame))
     if return_namer:
-        return arrays, weights, where
+        return arrays, weights, namer
     return arrays, weights
 
 
-def _row_namer(frame: pd.DataFrame, columns: tuple[str, ...]) -> Callable[[int], str]:
-    """How an error names a row: the customer when the summary has ids, else the row's values.
+class Named(NamedTuple):
+    """Offending rows of a summary as an error names them: ``place`` (``customers 'b' and
+    'e'``, ``summary rows 2, 5, 9, ... (12 in all)``), the ``first`` of them (``customer
+    'b'``, ``row 2``), the ``values`` of its columns as given (``x=-1, t_x=0.0, T=39.0``) and
+    how many rows offend in all (``n``)."""
 
-    A compressed summary's row number means nothing to a user (it is a position in an
-    internal table), so rows without a customer id are named by their values.
-    """
-    if "customer_id" in frame.columns:
-        ids = frame["customer_id"].to_numpy()
-        return lambda row: f"customer {ids[row]!s}"
+    place: str
+    first: str
+    values: str
+    n: int
+    ids: bool
+
+
+#: How a check names the rows where a mask over the summary's rows holds.
+Namer = Callable[[np.ndarray], Named]
+
+
+def _row_namer(frame: pd.DataFrame, columns: tuple[str, ...]) -> Namer:
+    """How an error names the offending rows: the first customers when the summary has ids
+    (``customer_id``), else the summary's rows (positions from 1) with the values of the
+    first: a compressed summary's row number means nothing to a user, its values do."""
     present = [c for c in columns if c in frame.columns]
+    ids = frame["customer_id"].to_numpy() if "customer_id" in frame.columns else None
 
-    def name(row: int) -> str:
-        values = ", ".join(f"{c}={frame[c].iloc[row]!s}" for c in present)
-        return f"summary row {row + 1} ({values})"
+    def name(bad: np.ndarray) -> Named:
+        rows = np.flatnonzero(bad)
+        n, first = len(rows), rows[:SHOWN_ROWS]
+        values = ", ".join(f"{c}={frame[c].iloc[first[0]]!s}" for c in present)
+        if ids is None:
+            return Named(f"summary {rows_text(row=(first + 1).tolist(), rows_in_all=n)}",
+                         f"row {first[0] + 1}", values, n, False)
+        shown = [repr(str(ids[r])) for r in first]
+        if n > len(shown):
+            listed = f"{', '.join(shown)}, ... ({n:,} in all)"
+        else:
+            listed = shown[0] if n == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
+        return Named(f"customer{'s' if n > 1 else ''} {listed}", f"customer {shown[0]}", values,
+                     n, True)
 
     return name
+
+
+def _positions(bad: np.ndarray) -> Named:
+    """Rows of arrays without a summary behind them: positions from 1."""
+    rows = np.flatnonzero(bad)
+    first = rows[:SHOWN_ROWS]
+    return Named(rows_text(row=(first + 1).tolist(), rows_in_all=len(rows)), f"row {first[0] + 1}",
+                 "", len(rows), False)
+
+
+def refuse_rows(bad: np.ndarray, column: str, expected: str, got: str, *,
+                where: Namer | None = None, values: bool = True) -> None:
+    """Raise an :class:`InputError` when ``bad`` (a mask over the summary's rows) holds
+    anywhere: the first offending rows (customers when the summary has ids), the column,
+    what was expected and what the first offending row has (``got``), e.g. ``customers 'b'
+    and 'e', column 'x': expected a non-negative integer, got -1.0 (customer 'b')``; rows
+    without ids with the first's ``values`` as given, unless ``got`` has them."""
+    if not bad.any():
+        return
+    named = (where or _positions)(bad)
+    detail = [named.first] if named.n > 1 else []
+    if values and named.values and not named.ids:
+        detail.append(named.values)
+    tail = f" ({': '.join(detail)})" if detail else ""
+    sep = ";" if "," in expected else ","  # (a rule of several parts, then what it got)
+    raise InputError(f"{named.place}, column {column!r}: expected {expected}{sep} got {got}{tail}")
 
 
 def _to_pandas(data: Any, columns: tuple[str, ...]) -> pd.DataFrame:
     if isinstance(data, pd.DataFrame):
         return data
-    if hasattr(data, "to_pandas") and not hasattr(data, "group_by"):
-        return data.to_pandas()  # pyarrow
+    if hasattr(data, "to_pandas") and not hasattr(data, "execute"):
+        # pyarrow (a Table has group_by too: it was refused as "expected ..., got Table")
+        return data.to_pandas()
     if hasattr(data, "group_by") and hasattr(data, "execute"):  # ibis.Table
         keys = [c for c in columns if c in data.columns]
         # sorted: the fit sums over rows, so the same triples in another order (a parallel
@@ -109,7 +163,7 @@ def _check_column(
     col: str,
     *,
     integer: bool,
-    where: Callable[[int], str] | None = None,
+    where: Namer | None = None,
     negative_ok: bool = False,
 ) -> None:
     bad = ~np.isfinite(values)
@@ -118,13 +172,11 @@ def _check_column(
     if integer:
         bad |= values != np.round(values)
     if bad.any():
-        row = int(np.flatnonzero(bad)[0])
         kind = (
             "a non-negative integer" if integer
             else "a finite number" if negative_ok else "a finite non-negative number"
         )
-        name = where(row) if where is not None else f"row {row + 1}"
-        raise InputError(f"{name}: column {col!r}: expected {kind}, got {float(values[row])!r}")
+        refuse_rows(bad, col, kind, repr(float(values[int(np.flatnonzero(bad)[0])])), where=where)
 
 
 def check_recency(
@@ -132,18 +184,42 @@ def check_recency(
     t_x: np.ndarray,
     T: np.ndarray,
     t_name: str = "T",
-    where: Callable[[int], str] | None = None,
+    where: Namer | None = None,
 ) -> None:
-    """Recency must lie in [0, T], and be 0 when there are no repeat purchases.
+    """Recency must lie in [0, T], be 0 when there are no repeat purchases and above 0 when
+    there are (the lifetimes convention: the last repeat purchase comes after the first
+    purchase; a repeat on the day of the first is no repeat).
 
-    ``where`` names the offending row (see :func:`as_triples`); the message also gives its
-    values, since a compressed summary's row number means nothing to a user.
+    ``where`` names the offending rows (see :func:`as_triples`); the message also gives the
+    first one's values, since a compressed summary's row number means nothing to a user.
     """
-    bad = (t_x > T + 1e-9) | ((x == 0) & (t_x > 0)) | (T < 0)
+    bad = (t_x > T + 1e-9) | ((x == 0) & (t_x > 0)) | ((x > 0) & (t_x <= 0)) | (T < 0)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        name = where(row) if where is not None else f"row {row + 1}"
-        raise InputError(
-            f"{name}: column 't_x': expected 0 <= t_x <= {t_name} and t_x = 0 when x = 0; "
-            f"got x={x[row]:g}, t_x={t_x[row]:g}, {t_name}={T[row]:g}"
-        )
+        refuse_rows(bad, "t_x", f"0 <= t_x <= {t_name}, t_x = 0 when x = 0 and t_x > 0 when "
+                    "x > 0", f"x={x[row]:g}, t_x={t_x[row]:g}, {t_name}={T[row]:g}", where=where,
+                    values=False)
+
+
+def as_arrays(names: tuple[str, ...], *values: Any) -> tuple[np.ndarray, ...]:
+    """The arguments of a prediction (``p_alive(x, t_x, T)``...) as float arrays of one
+    shape (NumPy broadcasting): an :class:`InputError` naming the argument that holds no
+    number (``argument 'x': expected numbers, got 'a' (position 1)``), or the shapes that do
+    not broadcast, where NumPy raised a bare ``ValueError``."""
+    try:
+        arrays = np.broadcast_arrays(*values)
+    except ValueError:
+        shapes = ", ".join(f"{n} {np.shape(v)}" for n, v in zip(names, values, strict=True))
+        raise InputError(f"the arguments do not broadcast to one shape: {shapes}") from None
+    out = []
+    for name, given, array in zip(names, values, arrays, strict=True):
+        try:
+            out.append(np.asarray(array, dtype=float))
+        except (TypeError, ValueError):
+            flat = np.ravel(np.asarray(given, dtype=object))
+            numbers = pd.to_numeric(pd.Series(flat), errors="coerce")
+            bad = numbers.isna().to_numpy() & pd.notna(flat)
+            first = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+            raise InputError(f"argument {name!r}: expected numbers, got {flat[first]!r} "
+                             f"(position {first + 1})") from None
+    return tuple(out)

@@ -26,6 +26,7 @@ from scipy.special import digamma, gammaln
 
 from segflow.errors import SegflowError
 from segflow.models._btyd_base import BTYDModel
+from segflow.models._btyd_input import as_arrays
 
 #: Above this absolute correlation of frequency and mean spend, the fit warns.
 CORRELATION_WARNING = 0.3
@@ -225,8 +226,8 @@ class GammaGammaModel(BTYDModel):
         least every customer without a repeat purchase) the result is NaN.
         """
         p, q, gamma = self._params()
-        x = np.asarray(x, dtype=float)
-        m = np.nan_to_num(np.asarray(monetary_value, dtype=float), nan=0.0)
+        x, m = as_arrays(("x", "monetary_value"), x, monetary_value)
+        m = np.nan_to_num(m, nan=0.0)
         x = np.where(m > 0, x, 0.0)
         m = np.where(m > 0, m, 0.0)
         den = p * x + q - 1

@@ -99,12 +99,15 @@ def pending_inputs(store: Store, settings: Settings, directory: Path) -> list[st
     """Source files not yet loaded (by content hash, as the ingest judges them:
     :func:`segflow.sources._ingest.loaded_before`), plus every database source (which
     cannot be checked without reading it)."""
-    from segflow.sources._discover import discover_files, file_hash, relative, source_format
+    from segflow.sources._discover import discover_files, file_hash, relative
     from segflow.sources._ingest import load_label, loaded_before
 
     out = []
     for src in settings.sources:
-        if source_format(src) == "postgres":
+        # a database is stated (format = "postgres"); a folder's format is its files' own
+        # (source_format(src) without a file refused a folder source without `format`,
+        # which `segflow ingest` reads by each file's extension)
+        if src.format == "postgres":
             out.append(f"postgres:{src.name}")
             continue
         for path in discover_files(src, Path(directory)):

@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from segflow.errors import InputError
 from segflow.segments._cluster_model import ClusterModel
-from segflow.segments._cluster_prep import FeaturePrep, fit_prep, split_columns
+from segflow.segments._cluster_prep import FeaturePrep, fit_prep, refuse_infinite, split_columns
 from segflow.segments._cluster_quality import choose_k, quality_table
 from segflow.segments._naming import suggest_names
 from segflow.segments._stability import (
@@ -49,11 +49,14 @@ class _BaseSegmenter(ClusterMixin, BaseEstimator):
         """
         frame = _as_frame(X)
         self._check_params()
+        numeric, categorical = split_columns(frame, list(frame.columns))
+        # all of X, before the sample: its rows (or customer ids) named as given, and an
+        # infinite value out of the sample is no error of predict(X) later
+        refuse_infinite(frame, numeric)
         rng = np.random.default_rng(self.random_state)
         if len(frame) > self.sample_size:
             rows = np.sort(rng.choice(len(frame), self.sample_size, replace=False))
             frame = frame.iloc[rows].reset_index(drop=True)
-        numeric, categorical = split_columns(frame, list(frame.columns))
         self.prep_ = fit_prep(
             frame,
             numeric,

@@ -132,6 +132,8 @@ class FeaturePrep:
         out = np.empty((len(frame), len(self.numeric)))
         for j, spec in enumerate(self.numeric):
             x = _as_float(frame[spec.name])
+            if np.isinf(x).any():  # (scikit-learn's predict failed on it: "contains infinity")
+                raise infinite_error(frame, spec.name, np.isinf(x))
             if spec.log1p:
                 x = np.log1p(np.maximum(x, 0.0))
             z = (x - spec.center) / spec.scale
@@ -205,13 +207,9 @@ def fit_prep(
     prep = FeaturePrep()
     for name in numeric:
         x = _as_float(frame[name])
+        if np.isinf(x).any():
+            raise infinite_error(frame, name, np.isinf(x))
         finite = x[~np.isnan(x)]
-        if np.isinf(finite).any():
-            raise InputError(
-                f"numeric feature has {int(np.isinf(finite).sum())} infinite values; expected "
-                "finite numbers (or empty cells for missing)",
-                column=name,
-            )
         if finite.size == 0:
             raise InputError(f"numeric feature has no values in the sample of {len(frame)} rows", column=name)
         log1p = _wants_log(name, finite, log_transform)
@@ -259,6 +257,38 @@ def _center_scale(x: np.ndarray, scaling: str) -> tuple[float, float]:
     else:
         raise InputError(f"scaling must be 'standard' or 'robust', got {scaling!r}")
     return center, (scale if scale > 0 and np.isfinite(scale) else 1.0)
+
+
+def refuse_infinite(frame: pd.DataFrame, columns: list[str]) -> None:
+    """Refuse the first of the numeric ``columns`` of ``frame`` holding an infinite value
+    (:func:`infinite_error`); a missing value is fine."""
+    for name in columns:
+        bad = np.isinf(_as_float(frame[name]))
+        if bad.any():
+            raise infinite_error(frame, name, bad)
+
+
+def infinite_error(frame: pd.DataFrame, column: str, bad: np.ndarray) -> InputError:
+    """The error of the infinite values (``bad``) of ``column``, naming its first rows as
+    the project's other messages do: the customer ids when the frame's index holds them (a
+    named index, or labels that are not numbers: ``customers 'C7' and 'C9'``), else the
+    rows, its positions from 1 (``rows 2, 5, 9, ... (12 in all), column 'b'``)."""
+    from segflow._rows import SHOWN_ROWS
+
+    n = int(bad.sum())
+    first = np.flatnonzero(bad)[:SHOWN_ROWS]
+    what = f"numeric feature has {n:,} infinite value{'s' if n > 1 else ''}"
+    expected = "; expected finite numbers (or empty cells for missing)"
+    index = frame.index
+    if index.name is None and pd.api.types.is_integer_dtype(index.dtype):
+        return InputError(what + expected, row=(first + 1).tolist(), column=column,
+                          rows_in_all=n)
+    shown = [repr(v.item() if isinstance(v, np.generic) else v) for v in index[first]]
+    if n > len(shown):
+        ids = f"{', '.join(shown)}, ... ({n:,} in all)"
+    else:
+        ids = shown[0] if n == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
+    return InputError(f"{what} (customer{'s' if n > 1 else ''} {ids}){expected}", column=column)
 
 
 def _as_float(values: pd.Series) -> np.ndarray:

@@ -117,7 +117,8 @@ def is_categorical(dtype: dt_ibis.DataType) -> bool:
 
 
 def sample_features(
-    table: ibis.Table, columns: list[str], *, sample_size: int, seed: int = SCHEME_SEED, id_col: str = "customer_id"
+    table: ibis.Table, columns: list[str], *, sample_size: int, seed: int = SCHEME_SEED,
+    id_col: str = "customer_id", with_ids: bool = False,
 ) -> pd.DataFrame:
     """At most ``sample_size`` rows of ``table[columns]`` pulled from the engine.
 
@@ -126,7 +127,8 @@ def sample_features(
     alike (an engine's own row sampling does not: DuckDB's seeded sample depends on its
     threads and Ibis has none on Spark), and only the sample leaves the engine. Rows come in
     id order (a fit depends on the order of its rows: the same customers give the same
-    model on every engine and every run).
+    model on every engine and every run). ``with_ids``: indexed by the ids (index named
+    ``id_col``), so that an error about a row names its customer.
     """
     n = int(table.count().execute())
     if n == 0:
@@ -146,7 +148,8 @@ def sample_features(
         subset = subset.order_by([key, id_col]).limit(sample_size).order_by(id_col)
     else:
         subset = subset.order_by(id_col)
-    return subset.to_pandas().drop(columns=[id_col])
+    frame = subset.to_pandas()
+    return frame.set_index(id_col) if with_ids else frame.drop(columns=[id_col])
 
 
 def fit_cluster_table(
@@ -178,7 +181,8 @@ def fit_cluster_table(
     params.setdefault("random_state", SCHEME_SEED)
     segmenter = make_segmenter(method, **params)
     frame = sample_features(
-        table, columns, sample_size=segmenter.sample_size, seed=int(params["random_state"] or 0), id_col=id_col
+        table, columns, sample_size=segmenter.sample_size, seed=int(params["random_state"] or 0), id_col=id_col,
+        with_ids=True,
     )
     return segmenter.fit(frame)
 
