@@ -264,7 +264,7 @@ def test_no_repeat_buyers_message_does_not_advise_a_coarser_unit() -> None:
 def test_errors_name_the_customer_not_an_internal_row() -> None:
     per_customer = pd.DataFrame({"customer_id": ["c1", "c2", "c3"], "x": [1, 2, 0],
                                  "t_x": [3.0, 50.0, 0.0], "T": [10.0, 20.0, 5.0]})
-    with pytest.raises(InputError, match=r"^customer 'c2', column 't_x': .*; got x=2, t_x=50, T=20$"):
+    with pytest.raises(InputError, match=r"^customer 'c2', column 't_x': .*, got x=2, t_x=50, T=20$"):
         BetaGeoModel().fit(per_customer)
     spend = pd.DataFrame({"customer_id": ["k1", "k2"], "x": [1, 2],
                           "monetary_value": [10.0, np.inf]})
@@ -273,7 +273,7 @@ def test_errors_name_the_customer_not_an_internal_row() -> None:
         GammaGammaModel().fit(spend)
     compressed = pd.DataFrame({"x": [1, 2], "t_x": [3.0, 50.0], "T": [10.0, 20.0],
                                "count": [4, 9]})
-    with pytest.raises(InputError, match=r"^summary row 2, column 't_x': .*; got x=2, t_x=50, "
+    with pytest.raises(InputError, match=r"^summary row 2, column 't_x': .*, got x=2, t_x=50, "
                                          r"T=20$") as info:
         BetaGeoModel().fit(compressed)
     assert "row 1" not in str(info.value)

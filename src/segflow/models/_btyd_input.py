@@ -186,18 +186,17 @@ def check_recency(
     t_name: str = "T",
     where: Namer | None = None,
 ) -> None:
-    """Recency must lie in [0, T], be 0 when there are no repeat purchases and above 0 when
-    there are (the lifetimes convention: the last repeat purchase comes after the first
-    purchase; a repeat on the day of the first is no repeat).
+    """Recency must lie in [0, T] and be 0 when there are no repeat purchases. A repeat buyer
+    with t_x = 0 is accepted: the likelihoods are defined there, and a summary in coarse
+    units (months) has repeats in the unit of the first purchase.
 
     ``where`` names the offending rows (see :func:`as_triples`); the message also gives the
     first one's values, since a compressed summary's row number means nothing to a user.
     """
-    bad = (t_x > T + 1e-9) | ((x == 0) & (t_x > 0)) | ((x > 0) & (t_x <= 0)) | (T < 0)
+    bad = (t_x > T + 1e-9) | ((x == 0) & (t_x > 0)) | (t_x < 0) | (T < 0)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        refuse_rows(bad, "t_x", f"0 <= t_x <= {t_name}, t_x = 0 when x = 0 and t_x > 0 when "
-                    "x > 0", f"x={x[row]:g}, t_x={t_x[row]:g}, {t_name}={T[row]:g}", where=where,
+        refuse_rows(bad, "t_x", f"0 <= t_x <= {t_name} and t_x = 0 when x = 0", f"x={x[row]:g}, t_x={t_x[row]:g}, {t_name}={T[row]:g}", where=where,
                     values=False)
 
 
