@@ -124,10 +124,12 @@ def quality_section(ctx: ReportContext) -> Section:
     recon = ctx.reconciliation
     section.blocks.append(_h3("Reconciliation per file"))
     section.blocks.append(_table(recon) if not recon.empty else _note("No loads recorded."))
+    from segflow.exports._pii_text import mask_personal_text
     from segflow.quality._audit import check_title
     from segflow.sources._rules import rule_title
 
-    reasons = ctx.quarantine_reasons
+    reasons = ctx.quarantine_reasons  # the file goes to every team: no address or number in clear
+    reasons = reasons.assign(example=[mask_personal_text(x) for x in reasons["example"]])
     section.blocks.append(_h3("Quarantined rows by rule"))
     if reasons.empty:
         section.blocks.append(_note("No quarantined rows."))

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from segflow.exports._pii_text import mask_personal_text
 from segflow.report._queries import quarantine_reasons, reconciliation
 from segflow.server import _audit, _views
 from segflow.server._auth import Admin, Analyst, Viewer, audit
@@ -226,13 +227,19 @@ def customer_answer(parts: dict[str, _views.Rows], customer_id: str, how: str, k
 
 
 @router.get("/quality", response_model=RecordsPublic)
-def quality(project: ProjectDep, who: Viewer, limit: Limit = 1000, offset: Offset = 0) -> Any:
+def quality(request: Request, project: ProjectDep, who: Viewer, limit: Limit = 1000, offset: Offset = 0,
+            pii: Pii = "default") -> Any:
     """Reconciliation per loaded file; quarantine reasons in ``meta``: rows per source and
     rule, and for analysts and admins an example reason (it quotes the row's values, e.g. a
-    customer id: customer-level data a viewer does not see)."""
+    customer id: customer-level data a viewer does not see), with the e-mail addresses and
+    phone numbers in it masked unless ``pii=include`` (audited)."""
     frame = quarantine_reasons(project.store)
     if not role_at_least(who.role, "analyst"):
         frame = frame.drop(columns=["example"])
+    elif pii in CLEAR:
+        audit(request, who, "read_customers", {"rows": len(frame), "pii": "full", "what": "quarantine examples"})
+    else:
+        frame = frame.assign(example=[mask_personal_text(x) for x in frame["example"]])
     reasons = _views.records(frame)
     return table_response(reconciliation(project.store), fmt="json", filename="quality",
                           meta={"quarantine": reasons}, limit=limit, offset=offset)

@@ -1,0 +1,44 @@
+"""Personal data inside free text: e-mail addresses and phone numbers quoted by a message.
+
+A quarantine reason quotes the value it refused (``'jane@example.com' is not a date``,
+``customer '+44 20 7946 0123' is not in customers``), so the report and the server's
+quality answer would show the address or number in clear to everyone who sees the data
+quality, although the customers' own columns are masked for them. :func:`mask_personal_text`
+masks each such value in place, by the one rule of the masked columns
+(:func:`segflow.exports._pii.mask_email`, :func:`~segflow.exports._pii.mask_phone`), and
+leaves the rest of the message as it is: dates, amounts, row numbers and plain ids are
+not personal (a phone number is told from them by the content check's rule,
+:func:`segflow.exports._pii_content.is_phone_like`).
+"""
+
+from __future__ import annotations
+
+import re
+
+#: An e-mail address inside a text: no space, quote, bracket, comma or semicolon in it.
+_EMAIL_IN_TEXT = re.compile(r"""[^\s@'"`<>()\[\],;:]+@[^\s@'"`<>()\[\],;:]+\.[^\s@'"`<>()\[\],;:.]+""")
+#: A run that may be a phone number: an optional +, then digits, spaces, brackets and
+#: dashes, from a digit to a digit, not part of a decimal number (``0123456.78``) or a
+#: longer token (tested by ``is_phone_like``).
+_PHONE_IN_TEXT = re.compile(r"(?<![0-9.,\w\-])\+?\(?[0-9][0-9 ()\-]{5,}[0-9](?![0-9]|[.,][0-9]|\w)")
+
+
+def mask_personal_text(text: str | None) -> str | None:
+    """``text`` with every e-mail address and phone number in it masked as the exports'
+    ``mask`` policy masks such a column (``J***@example.com``, ``***23``); None stays None.
+
+    Examples: ``"'jane@example.com' is not a date"`` -> ``"'j***@example.com' is not a
+    date"``; ``"'2024-13-01' is not a date"`` and ``"'1,234.5x' is not a number"`` are
+    returned unchanged."""
+    if not text:
+        return text
+    from segflow.exports._pii import mask_email, mask_phone
+    from segflow.exports._pii_content import is_phone_like
+
+    out = _EMAIL_IN_TEXT.sub(lambda m: mask_email(m.group(0)), text)
+
+    def phone(m: re.Match[str]) -> str:
+        run = m.group(0).strip()  # a bracket around a plain number makes it no phone number
+        return mask_phone(run) if is_phone_like(run) and is_phone_like(run.strip("()")) else m.group(0)
+
+    return _PHONE_IN_TEXT.sub(phone, out)
