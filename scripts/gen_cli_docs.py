@@ -72,6 +72,12 @@ def render_settings() -> str:
         "Generated from the settings models by `python scripts/gen_cli_docs.py`; a test fails when",
         "it is out of date. A commented example is written by `segflow init`.",
         "",
+        "An invalid setting is one error line naming the file and the setting. An entry of a list",
+        "of tables is named by its `name` (a rule by its `segment`) and its position from 1:",
+        "`segflow.toml: source 'orders' (the 2nd [[sources]]): table: Input should be 'customers',",
+        "...`; `scheme 'vip' (the 2nd [[schemes]]): rule 'Silver' (the 2nd of its rules): when:",
+        "Field required`; a value of a list by its position: `tiers (2nd value)`.",
+        "",
     ]
     for title, model, prefix in [
         ("[project]", ProjectSettings, "project."),

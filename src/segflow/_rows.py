@@ -125,20 +125,23 @@ def _no_id_error(nulls: int, rows: list[int] | None, id_col: str, source: str | 
                       file=source, row=rows, column=id_col, rows_in_all=nulls if rows else None)
 
 
-def check_one_row_per_id(table: Any, id_col: str, source: str | None) -> None:
+def check_one_row_per_id(table: Any, id_col: str, source: str | None, *, empty_ok: bool = False) -> None:
     """Refuse a customer-level table (Ibis, a file as read from ``source``) that is not one
     row per customer: :class:`~segflow.errors.InputError` naming the file, the first rows
     and the id column, for a header without rows, rows without an id (``rows 4, 9, 12, ...
     (57 in all)``), or ids on more than one row (those rows, and the first repeated ids:
     ``'A' on rows 1 and 2``). A repeated id put one customer in a target and in its
     hold-out, and counted its outcome twice in a read-out; a row without an id is nobody's.
-    Rows are named only with a ``source`` (a table's own order means nothing). One
-    aggregate query, and one more to name the rows of a fault found."""
+    Rows are named only with a ``source`` (a table's own order means nothing). With
+    ``empty_ok`` a table without rows passes (no customer is on two rows). One aggregate
+    query, and one more to name the rows of a fault found."""
     ids = table[id_col]
     stats = table.aggregate(n=table.count(), ids=ids.nunique(), nulls=ids.isnull().sum()
                             ).to_pyarrow().to_pylist()[0]
     n = int(stats["n"])
     if not n:  # a header alone: the sums below are NULL
+        if empty_ok:
+            return
         raise _no_rows(source)
     if nulls := int(stats["nulls"]):
         rows = offending_rows(table, ids.isnull(), total=nulls).rows if source is not None else None
@@ -150,20 +153,24 @@ def check_one_row_per_id(table: Any, id_col: str, source: str | None) -> None:
                               bad.values, bad.total, id_col, source)
 
 
-def check_one_row_per_id_frame(frame: Any, id_col: str, source: str | None = None) -> None:
+def check_one_row_per_id_frame(frame: Any, id_col: str, source: str | None = None, *,
+                               empty_ok: bool = False, name_rows: bool = True) -> None:
     """:func:`check_one_row_per_id` on a pandas DataFrame, with the same messages; rows are
-    the frame's positions from 1 (a file's data rows when the frame was read from it)."""
+    the frame's positions from 1 (a file's data rows when the frame was read from it), or
+    not named (``name_rows=False``: a frame in an order of its own, such as sorted ids)."""
     import numpy as np
 
     ids = frame[id_col]
     if not len(frame):
+        if empty_ok:
+            return
         raise _no_rows(source)
     missing = ids.isna().to_numpy()
     if missing.any():
-        rows = (np.flatnonzero(missing)[:SHOWN_ROWS] + 1).tolist()
+        rows = (np.flatnonzero(missing)[:SHOWN_ROWS] + 1).tolist() if name_rows else None
         raise _no_id_error(int(missing.sum()), rows, id_col, source)
     repeated = ids.duplicated(keep=False).to_numpy()
     if repeated.any():
         first = np.flatnonzero(repeated)[:SHOWN_ROWS]
-        raise _repeated_error(len(frame), int(ids.nunique()), (first + 1).tolist(),
+        raise _repeated_error(len(frame), int(ids.nunique()), (first + 1).tolist() if name_rows else None,
                               ids.iloc[first].tolist(), int(repeated.sum()), id_col, source)

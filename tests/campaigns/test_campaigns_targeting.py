@@ -131,3 +131,28 @@ def test_segment_names_are_checked_against_every_customer_not_the_filtered_ones(
                           "value": ["Low", "High"]})
     aud = build_audience(frame, segments={"rfm": ["Champions"], "value": ["High"]})
     assert aud.summary()["size"] == 0
+
+
+def test_a_library_audience_is_one_row_per_customer():
+    """The CLI refused a customer file with a repeated id (the customer was in the target and
+    in its hold-out), build_audience from Python did not: now it refuses a frame as the CLI
+    does (its rows: positions from 1) and a table's selected customers (by id); no rows is
+    an empty audience."""
+    import ibis
+
+    frame = pd.DataFrame({"customer_id": ["A", "B", "A", "C"], "v": [1.0, 2.0, 3.0, 4.0]})
+    repeated = "expected one row per customer, but 1 id repeats (first 'A', on 2 rows in all)"
+    with pytest.raises(InputError) as caught:
+        build_audience(frame, holdout=0.5)
+    assert str(caught.value) == f"rows 1 and 3, column 'customer_id': {repeated}"
+    table = ibis.duckdb.connect().create_table("c", frame)
+    with pytest.raises(InputError) as caught:
+        build_audience(table, holdout=0.5)
+    assert str(caught.value) == f"column 'customer_id': {repeated}"  # a table's order is no row
+    # a table's members are checked (no second query of the whole table): A once selected
+    assert build_audience(table, where="v > 1").members.customer_id.tolist() == ["A", "B", "C"]
+    with pytest.raises(InputError) as caught:
+        build_audience(pd.DataFrame({"customer_id": ["A", None, "B"]}))
+    assert str(caught.value) == "row 2, column 'customer_id': 1 row has no id; give each row its customer's id"
+    assert len(build_audience(frame.iloc[:0]).members) == 0
+    assert build_audience(frame.drop_duplicates("customer_id")).members.customer_id.tolist() == ["A", "B", "C"]

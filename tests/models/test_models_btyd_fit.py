@@ -106,6 +106,40 @@ def test_identification_errors() -> None:
         GammaGammaModel().fit(pd.DataFrame({"x": [0, 1], "monetary_value": [np.nan, 3.0]}))
 
 
+def test_a_boundary_error_gives_each_runaway_parameter_its_own_value() -> None:
+    """The message gave the largest and smallest of all the parameters as if they were the
+    named one's ("parameter r ran to a boundary (5.74e+09 or 1.01e+03 on the unit-free
+    scale)"): now each parameter past the bound, grouped by the way it went, the farthest
+    first, with its value in the summary's units (alpha's unit factor 10 here)."""
+    from segflow.models._btyd_base import _boundary_message
+
+    got = _boundary_message("BetaGeoModel", ("r", "alpha", "a", "b"), np.array([16.0, 17.0, -18.0, 0.5]),
+                            np.array([1.0, 10.0, 1.0, 1.0]))
+    assert got == ("BetaGeoModel: the data cannot identify the model: parameter a ran to a boundary, "
+                   "shrinking towards 0 (a = 1.52e-08 when the fit stopped); parameters alpha and r, "
+                   "growing without limit (alpha = 2.42e+08, r = 8.89e+06). Check the calibration period "
+                   "and that enough customers repeat; consider a penalizer or a simpler model.")
+    # e^16 = 8.886e6, 10 e^17 = 2.415e8, e^-18 = 1.523e-8
+    # a fit: customers who buy every 4 weeks and one who has not repeated yet; no dropout is
+    # seen, so a goes to 0 and the others grow (which of a and r is farther depends on the CPU)
+    regular = pd.DataFrame({"x": [1, 2, 3, 4, 0], "t_x": [4.0, 8, 12, 16, 0], "T": [5.0, 9, 13, 17, 2],
+                            "count": [4, 4, 4, 4, 4]})
+    with pytest.raises(SegflowError) as caught:
+        BetaGeoModel().fit(regular)
+    text = str(caught.value)
+    assert text.startswith("BetaGeoModel: the data cannot identify the model: parameter")
+    assert "unit-free" not in text and " ran to a boundary, " in text
+    import re
+
+    groups = dict(re.findall(r"(growing without limit|shrinking towards 0) \(([^)]*)\)", text))
+    values = {way: dict(pair.removesuffix(" when the fit stopped").split(" = ") for pair in vals.split(", "))
+              for way, vals in groups.items()}
+    assert set(values["shrinking towards 0"]) == {"a"} and float(values["shrinking towards 0"]["a"]) < np.exp(-15)
+    grew = {k: float(v) for k, v in values["growing without limit"].items()}
+    assert set(grew) == {"r", "alpha", "b"} and min(grew["r"], grew["b"]) > np.exp(15), text
+    assert grew["alpha"] / 9.2 > np.exp(15)  # alpha in weeks; the fit's unit is the mean T, 9.2 weeks
+
+
 def test_bad_input_names_row_and_column() -> None:
     bad = pd.DataFrame({"x": [1, 2], "t_x": [5.0, 50.0], "T": [10.0, 20.0]})
     with pytest.raises(InputError, match=r"^summary row 2, column 't_x'"):

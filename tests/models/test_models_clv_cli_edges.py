@@ -358,3 +358,37 @@ def test_a_zero_horizon_scores_zero_not_minus_zero(tmp_path: Path, cdnow_frame: 
     assert ",-0," not in text and ",-0\n" not in text
     scores = pd.read_csv(out)
     assert (scores.expected_purchases == 0).all() and (scores.clv == 0).all()
+
+
+def test_a_calibration_before_the_first_purchase_says_so(tmp_path: Path) -> None:
+    """A calibration that ends before the first purchase (or on its day, every customer at
+    T = 0) said only "BetaGeoModel: the summary holds no customers"; now the file, the first
+    purchase and the calibration end (``--snapshot``: the day before it); the holdout's
+    error names the calibration end too."""
+    path = tmp_path / "tx.csv"
+    path.write_text("customer_id,ts,amount\nc2,2023-02-05,5\nc1,2023-01-01,10\nc1,2023-03-01,7\n")
+
+    def error(*args: str) -> str:
+        result = _run("clv", *args, "-t", path)
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        return " ".join(result.output.split())
+
+    later = "give a later --calibration-end (or --snapshot)"
+    assert error("fit", "--calibration-end", "2010-01-01") == (
+        f"error: file {path}: no purchase to fit on: the first purchase is on 2023-01-01, after the "
+        f"calibration end 2010-01-01 (the day before the snapshot 2010-01-02); {later}")
+    assert error("score", "--snapshot", "2023-01-01", "-o", str(tmp_path / "s.csv")) == (
+        f"error: file {path}: no purchase to fit on: the first purchase is on 2023-01-01, after the "
+        f"calibration end 2022-12-31 (the day before the snapshot 2023-01-01); {later}")
+    assert error("fit", "--calibration-end", "2023-01-01") == (
+        f"error: file {path}: no purchase to fit on: the first purchase is on 2023-01-01, the calibration "
+        "end (the day before the snapshot 2023-01-02), so every customer in the calibration has T = 0 (a "
+        f"first purchase on its last day), which tells the model nothing; {later}")
+    assert error("fit", "--calibration-end", "2023-02-28", "--holdout-end", "2023-02-01") == (
+        "error: --holdout-end 2023-02-01 must be on or after the first holdout day 2023-03-01 (the day "
+        "after the calibration end 2023-02-28)")
+    assert not (tmp_path / "s.csv").exists()
+    path.write_text("customer_id,ts,amount\nc1,2023-01-01,-10\n")  # a return alone
+    assert error("fit", "--calibration-end", "2023-06-01") == (
+        f"error: file {path}: no purchase to fit on: no row is a purchase (a line of a customer, with a "
+        "date and an amount of 0 or more)")

@@ -235,6 +235,28 @@ def test_infinite_values_are_named_by_row_or_customer():
                               "values" + expected)
 
 
+def test_engine_assignment_refuses_infinite_values_as_predict():
+    """``fit`` and ``predict`` refused an infinite feature value, ``assign`` (the engine's
+    assignment, the saved model's) put the customer in a segment: now the same error,
+    naming the customers by id (a table's order is no row number), the first by id."""
+    X = pd.DataFrame({"a": np.arange(9.0), "b": np.arange(9.0) % 4})
+    fitted = KMeansSegmenter(k=2, n_bootstrap=0).fit(X)
+    expected = "; expected finite numbers (or empty cells for missing)"
+    later = X.assign(b=[1.0, np.inf, 2.0, 3.0, -np.inf, 1.0, 2.0, np.inf, np.inf])
+    table = _engine_table(later)  # customers c00000 .. c00008
+    for assign in (fitted.assign, fitted.model_.assign):
+        with pytest.raises(InputError) as err:
+            assign(table)
+        assert str(err.value) == ("column 'b': numeric feature has 4 infinite values (customers "
+                                  "'c00001', 'c00004', 'c00007', ... (4 in all))" + expected)
+    with pytest.raises(InputError) as err:
+        fitted.assign(_engine_table(later.assign(a=[np.inf] + [0.0] * 8)))  # the first column first
+    assert str(err.value) == "column 'a': numeric feature has 1 infinite value (customer 'c00000')" + expected
+    finite = later.assign(b=later.b.where(np.isfinite(later.b)))  # missing values are fine
+    out = fitted.assign(_engine_table(finite)).to_pandas().sort_values("customer_id")
+    assert out["segment_rank"].tolist() == fitted.predict(finite).tolist()
+
+
 def test_sample_size_caps_the_fit(blobs):
     X, y = blobs
     with warnings.catch_warnings():

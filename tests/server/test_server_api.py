@@ -266,6 +266,35 @@ def test_migration_to_date_alone_compares_with_the_snapshot_before(client):
     assert page.status_code == 400 and "is the first snapshot of scheme" in page.text
 
 
+def _stayed(directory, scheme, segment, pair):
+    """Customers in ``segment`` of ``scheme`` at both snapshots of ``pair``, counted in SQL."""
+    return _sql_one(directory, """
+        SELECT count(*) FROM segment_assignments a JOIN segment_assignments b USING (customer_id)
+        WHERE a.scheme = ? AND b.scheme = ? AND a.snapshot_date = ? AND b.snapshot_date = ?
+          AND a.segment = ? AND b.segment = ?""", [scheme, scheme, *pair, segment, segment])[0]
+
+
+def test_migration_cell_customers_default_their_dates_as_the_matrix(client, served_project):
+    """A cell's customers required both dates (422 "from_date: Field required; to_date:
+    Field required") while docs/server.md and the matrix default them: ``to_date`` the
+    latest snapshot, ``from_date`` the one before ``to_date``; the API and its page."""
+    dates = [r["snapshot_date"] for r in client.get("/api/v1/snapshots/rfm").json()["data"]]
+    cell = {"from_segment": "Champions", "to_segment": "Champions"}
+    for params, pair in (({}, (dates[-2], dates[-1])), ({"to_date": dates[2]}, (dates[1], dates[2])),
+                         ({"from_date": dates[1]}, (dates[1], dates[-1]))):
+        r = client.get("/api/v1/migration/rfm/customers", params={**cell, **params})
+        assert r.status_code == 200, r.text[:200]
+        body = r.json()
+        assert (body["meta"]["from_date"], body["meta"]["to_date"]) == pair
+        assert body["total"] == _stayed(served_project, "rfm", "Champions", pair) > 0
+    want = _stayed(served_project, "rfm", "Champions", (dates[-2], dates[-1]))
+    page = client.get("/migration/rfm/customers", params=cell, headers={"accept": "text/html"})
+    assert page.status_code == 200 and f"Champions → Champions ({want:,} customers)" in page.text
+    assert f"from_date={dates[-2]}&amp;to_date={dates[-1]}" in page.text  # its JSON/CSV links name the pair
+    r = client.get("/api/v1/migration/rfm/customers", params={**cell, "to_date": dates[0]})
+    assert r.status_code == 400 and "is the first snapshot of scheme 'rfm'" in r.json()["detail"]
+
+
 #: E-mails the engine's lower() and trim() normalise unlike Python's str.strip().lower()
 #: (the exports' hash), on customers C003-C007.
 ODD_EMAILS = {"C003": "\u0130pek@Example.com", "C004": "\u039f\u0394\u03a5\u03a3\u03a3\u0395\u03a5\u03a3@x.gr",

@@ -115,7 +115,7 @@ def holdout_snapshot(last: dt.date | None, snapshot: dt.date) -> dt.date | None:
     if last < snapshot:
         raise InputError(
             f"--holdout-end {last} must be on or after the first holdout day {snapshot} "
-            "(the day after the calibration end)"
+            f"(the day after the calibration end {snapshot - dt.timedelta(days=1)})"
         )
     return last + dt.timedelta(days=1)
 
@@ -136,17 +136,42 @@ def _window(first: dt.date | None, end: dt.date, time_unit: str) -> dict[str, An
 
 
 def _purchase_span(transactions: Any, snapshot: dt.date,
-                   cols: dict[str, Any]) -> tuple[dt.date | None, dt.date | None]:
-    """The first and the last day with a purchase before the snapshot (one query): the
-    calibration's first day, and what :func:`_after_the_data` compares its end with."""
+                   cols: dict[str, Any]) -> tuple[dt.date | None, dt.date | None, dt.date | None]:
+    """The first and the last day with a purchase before the snapshot, and the first
+    purchase day of all (one query): the calibration's first day, what
+    :func:`_after_the_data` compares its end with, and what :func:`_refuse_no_history`
+    names."""
     import pandas as pd
 
     from segflow.models import purchase_days
 
-    days = purchase_days(transactions, end=snapshot, **cols)
-    row = days.aggregate(first=days.day.min(), last=days.day.max()).execute().iloc[0]
+    days = purchase_days(transactions, end=None, **cols)
+    before = days.day < snapshot
+    row = days.aggregate(first=days.day.min(where=before), last=days.day.max(where=before),
+                         ever=days.day.min(where=days.purchase)).execute().iloc[0]
     return tuple(None if v is None or pd.isna(v) else pd.Timestamp(v).date()  # type: ignore[return-value]
-                 for v in (row["first"], row["last"]))
+                 for v in (row["first"], row["last"], row["ever"]))
+
+
+def _refuse_no_history(first_purchase: dt.date | None, snapshot: dt.date, model_name: str) -> None:
+    """An InputError when the calibration (the days before ``snapshot``) holds no customer
+    the model can learn from: no purchase at all, the first purchase after the calibration
+    end, or on its last day (every customer then has T = 0 and tells a continuous-time model
+    nothing). The model said only "the summary holds no customers"."""
+    end = snapshot - dt.timedelta(days=1)
+    dates = f"the calibration end {end} (the day before the snapshot {snapshot})"
+    later = "give a later --calibration-end (or --snapshot)"
+    if first_purchase is None:
+        raise InputError("no purchase to fit on: no row is a purchase (a line of a customer, with a "
+                         "date and an amount of 0 or more)")
+    if first_purchase > end:
+        raise InputError(f"no purchase to fit on: the first purchase is on {first_purchase}, after "
+                         f"{dates}; {later}")
+    if first_purchase == end and model_name != "bgbb":
+        raise InputError(f"no purchase to fit on: the first purchase is on {first_purchase}, the calibration "
+                         f"end (the day before the snapshot {snapshot}), so every customer in the "
+                         "calibration has T = 0 (a first purchase on its last day), which tells the model "
+                         f"nothing; {later}")
 
 
 #: Days from the last purchase day to the calibration's end from which the fit is warned
@@ -243,7 +268,8 @@ def fit_clv(
             f"unknown spend model {spend_model!r}; expected {', '.join(SPEND_MODELS)}"
         )
     cols = dict(customer_col=customer_col, ts_col=ts_col, amount_col=amount_col)
-    first, last = _purchase_span(transactions, snapshot, cols)
+    first, last, first_purchase = _purchase_span(transactions, snapshot, cols)
+    _refuse_no_history(first_purchase, snapshot, model_name)
     report: dict[str, Any] = {
         "model": model_name, "time_unit": time_unit,
         "calibration_end": snapshot - dt.timedelta(days=1),

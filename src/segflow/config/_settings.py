@@ -182,7 +182,6 @@ class Settings(BaseModel):
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-            )
-            raise ConfigError(f"{path}: {problems}") from exc
+            from segflow.config._errors import describe_errors
+
+            raise ConfigError(f"{path}: {describe_errors(exc.errors(), raw)}") from exc

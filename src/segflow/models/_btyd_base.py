@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,33 @@ _COARSE_ROWS = 20_000
 _COARSE_GRID = 32
 #: Relative agreement of log-likelihoods for two starts to count as the same optimum.
 _LL_AGREE = 1e-6
+
+
+
+def _boundary_message(model: str, names: Sequence[str], log_params: np.ndarray,
+                      unit_factor: np.ndarray) -> str:
+    """The error of a fit whose optimum lies at a boundary: the parameters past
+    :data:`_LOG_BOUND` by the way they went (without limit or towards 0; the farthest first),
+    each with its value in the summary's units, as ``params_`` would hold it. Before, the
+    message gave the largest and the smallest of all the parameters, which need not be the
+    named one's value."""
+    values = np.exp(log_params) * unit_factor
+    out = sorted((i for i, lp in enumerate(log_params) if abs(lp) > _LOG_BOUND), key=lambda i: -abs(log_params[i]))
+    ways = sorted({bool(log_params[i] > 0) for i in out}, key=lambda up: up != (log_params[out[0]] > 0))
+    parts = []
+    for up in ways:
+        group = [i for i in out if (log_params[i] > 0) == up]
+        them = [names[i] for i in group]
+        listed = them[0] if len(them) == 1 else f"{', '.join(them[:-1])} and {them[-1]}"
+        parts.append((f"parameter{'s' if len(group) > 1 else ''} {listed}",
+                      "growing without limit" if up else "shrinking towards 0",
+                      ", ".join(f"{names[i]} = {values[i]:.3g}" for i in group)))
+    (who, way, vals), *rest = parts
+    text = (f"{model}: the data cannot identify the model: {who} ran to a boundary, {way} ({vals} when the "
+            "fit stopped)")
+    text += "".join(f"; {who}, {way} ({vals})" for who, way, vals in rest)
+    return (text + ". Check the calibration period and that enough customers repeat; consider a "
+            "penalizer or a simpler model.")
 
 
 class BTYDModel(BaseEstimator):
@@ -175,14 +202,8 @@ class BTYDModel(BaseEstimator):
             best = self._best(self._multistart(objective, objective_grad, [lead.x], hess_inv0))
         log_params = best.x
         if np.any(np.abs(log_params) > _LOG_BOUND):
-            name = self._param_names[int(np.argmax(np.abs(log_params)))]
-            raise SegflowError(
-                f"{type(self).__name__}: the data cannot identify the model: parameter "
-                f"{name} ran to a boundary ({np.exp(log_params).max():.3g} or "
-                f"{np.exp(log_params).min():.3g} on the unit-free scale). Check the "
-                "calibration period and that enough customers repeat; consider a penalizer "
-                "or a simpler model."
-            )
+            raise SegflowError(_boundary_message(type(self).__name__, self._param_names, log_params,
+                                                 self._unit_factor))
         fitted = np.exp(log_params)  # on the scaled data
         params = fitted * self._unit_factor
         total_ll = float(_wsum(weights, self._loglik(params, **natural_data)))

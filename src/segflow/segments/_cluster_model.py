@@ -34,7 +34,7 @@ import ibis
 import numpy as np
 
 from segflow._literals import float_literal
-from segflow.segments._cluster_prep import FeaturePrep
+from segflow.segments._cluster_prep import FeaturePrep, refuse_infinite_table
 
 FORMAT_VERSION = 1
 
@@ -112,9 +112,13 @@ class ClusterModel:
         -------
         ibis.Table
             Columns ``id_col``, ``segment`` (label, string) and ``segment_rank`` (1..k, int).
-            Nothing is executed: the expression computes the scaled features, the k scores
-            and their argmin where the data lives.
+            The expression computes the scaled features, the k scores and their argmin
+            where the data lives; one query runs first, refusing an infinite value of a
+            numeric feature (an ``InputError`` naming the column and the first customers),
+            as ``fit`` and ``predict`` do (before, the engine put such a customer in a segment
+            without a word).
         """
+        refuse_infinite_table(table, [spec.name for spec in self.prep.numeric], id_col)
         design = self.prep.design_columns(table)
         z_names = [f"_z{i}" for i in range(len(design))]
         keys = list(keys)

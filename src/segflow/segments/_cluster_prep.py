@@ -277,18 +277,48 @@ def infinite_error(frame: pd.DataFrame, column: str, bad: np.ndarray) -> InputEr
 
     n = int(bad.sum())
     first = np.flatnonzero(bad)[:SHOWN_ROWS]
-    what = f"numeric feature has {n:,} infinite value{'s' if n > 1 else ''}"
-    expected = "; expected finite numbers (or empty cells for missing)"
     index = frame.index
     if index.name is None and pd.api.types.is_integer_dtype(index.dtype):
-        return InputError(what + expected, row=(first + 1).tolist(), column=column,
+        return InputError(_infinite_what(n) + _EXPECTED_FINITE, row=(first + 1).tolist(), column=column,
                           rows_in_all=n)
-    shown = [repr(v.item() if isinstance(v, np.generic) else v) for v in index[first]]
+    return _infinite_ids_error(column, n, [v.item() if isinstance(v, np.generic) else v for v in index[first]])
+
+
+_EXPECTED_FINITE = "; expected finite numbers (or empty cells for missing)"
+
+
+def _infinite_what(n: int) -> str:
+    return f"numeric feature has {n:,} infinite value{'s' if n > 1 else ''}"
+
+
+def _infinite_ids_error(column: str, n: int, first_ids: list[Any]) -> InputError:
+    """The error of ``n`` infinite values of ``column`` naming the customers of the first
+    (``customers 'C7' and 'C9'``, ``customers 'C1', 'C2', ... (12 in all)``)."""
+    shown = [repr(v) for v in first_ids]
     if n > len(shown):
         ids = f"{', '.join(shown)}, ... ({n:,} in all)"
     else:
         ids = shown[0] if n == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
-    return InputError(f"{what} (customer{'s' if n > 1 else ''} {ids}){expected}", column=column)
+    return InputError(f"{_infinite_what(n)} (customer{'s' if n > 1 else ''} {ids}){_EXPECTED_FINITE}",
+                      column=column)
+
+
+def refuse_infinite_table(table: ibis.Table, columns: list[str], id_col: str) -> None:
+    """Refuse the first of the numeric ``columns`` of an Ibis ``table`` holding an infinite
+    value, as :func:`refuse_infinite` a frame: one aggregate query, and one more naming the
+    first customers (by id: a table's order is no row number) when one is found."""
+    from segflow._rows import SHOWN_ROWS
+
+    if not columns:
+        return
+    counts = table.aggregate(**{f"_inf{i}": table[c].cast("float64").isinf().sum()
+                                for i, c in enumerate(columns)}).to_pyarrow().to_pylist()[0]
+    for i, column in enumerate(columns):
+        n = int(counts[f"_inf{i}"] or 0)
+        if n:
+            bad = table.filter(table[column].cast("float64").isinf())
+            ids = bad.select(bad[id_col]).distinct().order_by(id_col).limit(SHOWN_ROWS)
+            raise _infinite_ids_error(column, n, ids.to_pyarrow()[id_col].to_pylist())
 
 
 def _as_float(values: pd.Series) -> np.ndarray:

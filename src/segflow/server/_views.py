@@ -224,14 +224,16 @@ def transitions(project: Project, gen: Generation, scheme: str, from_date: dt.da
     return gen.cached(("transitions", scheme, from_date, to_date), compute)
 
 
-def cell_customers(project: Project, gen: Generation, scheme: str, from_date: dt.date, to_date: dt.date,
-                   from_segment: str, to_segment: str) -> pd.DataFrame:
-    """Customers who moved ``from_segment`` -> ``to_segment`` between the two snapshots;
-    ``(new)`` / ``(gone)`` stand for customers absent at one side (as in the matrix). The
-    dates are checked as the matrix's (:func:`snapshot_pair`: before, a reversed pair
-    answered the cell of the pair read backwards)."""
+def cell_customers(project: Project, gen: Generation, scheme: str, from_date: dt.date | None,
+                   to_date: dt.date | None, from_segment: str,
+                   to_segment: str) -> tuple[pd.DataFrame, dt.date, dt.date]:
+    """Customers who moved ``from_segment`` -> ``to_segment`` between the two snapshots,
+    with the two snapshots compared; ``(new)`` / ``(gone)`` stand for customers absent at
+    one side (as in the matrix). The dates are checked and defaulted as the matrix's
+    (:func:`snapshot_pair`: before, a reversed pair answered the cell of the pair read
+    backwards, and both dates were required)."""
     from_date, to_date = snapshot_pair(snapshots(project, gen, scheme), scheme, from_date, to_date)
-    return project.store.raw.execute(
+    frame = project.store.raw.execute(
         """
         WITH a AS (SELECT customer_id, segment FROM segment_assignments WHERE scheme = ? AND snapshot_date = ?),
              b AS (SELECT customer_id, segment FROM segment_assignments WHERE scheme = ? AND snapshot_date = ?)
@@ -243,6 +245,7 @@ def cell_customers(project: Project, gen: Generation, scheme: str, from_date: dt
         """,
         [scheme, from_date, scheme, to_date, from_segment, to_segment],
     ).df()
+    return frame, from_date, to_date
 
 
 def _columns(project: Project, table: str) -> list[str]:

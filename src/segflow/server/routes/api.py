@@ -117,12 +117,13 @@ def segments(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, 
 # before /migration/{scheme:path}: that path would take 'rfm/customers' as a scheme name
 @router.get("/migration/{scheme:path}/customers", response_model=RecordsPublic)
 def migration_customers(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst, scheme: str,
-                        from_date: Day, to_date: Day, from_segment: str, to_segment: str,
-                        limit: Limit = 100, offset: Offset = 0, format: Format = "json",
+                        from_segment: str, to_segment: str, from_date: Day | None = None,
+                        to_date: Day | None = None, limit: Limit = 100, offset: Offset = 0, format: Format = "json",
                         pii: Pii = "default") -> Any:
-    """The customers of one cell of the transition matrix (analysts; audited); ids that are
-    e-mails or phone numbers as their pseudonymous keys unless ``pii=include``."""
-    frame = _views.cell_customers(project, gen, scheme, from_date, to_date, from_segment, to_segment)
+    """The customers of one cell of the transition matrix between two snapshots (default:
+    the last two, as the matrix) (analysts; audited); ids that are e-mails or phone numbers
+    as their pseudonymous keys unless ``pii=include``."""
+    frame, from_date, to_date = _views.cell_customers(project, gen, scheme, from_date, to_date, from_segment, to_segment)
     how = "full" if pii in CLEAR else ("hash" if format == "csv" else "mask")
     if how != "full":
         frame = pseudonymise_frame(frame, server_key(request.app.state))

@@ -184,9 +184,10 @@ def segments_page(request: Request, project: ProjectDep, gen: GenerationDep, who
 # before /migration/{scheme:path}: that path would take 'rfm/customers' as a scheme name
 @router.get("/migration/{scheme:path}/customers", response_class=HTMLResponse)
 def migration_customers_page(request: Request, project: ProjectDep, gen: GenerationDep, who: Analyst, scheme: str,
-                             from_date: Day, to_date: Day, from_segment: str, to_segment: str) -> HTMLResponse:
-    """The customers of one cell (analysts; audited)."""
-    frame = _views.cell_customers(project, gen, scheme, from_date, to_date, from_segment, to_segment)
+                             from_segment: str, to_segment: str, from_date: Day | None = None,
+                             to_date: Day | None = None) -> HTMLResponse:
+    """The customers of one cell (analysts; audited); the dates default as the matrix's."""
+    frame, from_date, to_date = _views.cell_customers(project, gen, scheme, from_date, to_date, from_segment, to_segment)
     audit(request, who, "read_customers", {"rows": len(frame)})
     q = urlencode({"from_date": from_date, "to_date": to_date, "from_segment": from_segment, "to_segment": to_segment})
     table = _linked_table(pseudonymise_frame(frame.head(1000), server_key(request.app.state)))
