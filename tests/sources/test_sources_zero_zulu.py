@@ -98,3 +98,23 @@ def test_percent_z_reads_zulu_and_an_iso_value_it_misses_says_so(tmp_path: Path)
                       f"(%Y-%m-%dT%H:%M:%S%z){iso}")
     assert got[5].endswith(iso)
     assert got[6] == "'01.06.2024' does not match the accepted formats (%Y-%m-%dT%H:%M:%S%z)"
+
+
+def test_anonymous_lines_are_counted_not_warned_while_formulas_are(tmp_path: Path) -> None:
+    """docs/data.md: an anonymous transaction (kept, flagged `anonymous`) is counted in
+    `rows_anonymous` and gets no warning; a flagged formula gets one naming file, row and
+    column. Both are in ingest_flags."""
+    data = (HEADER + b"A1,,2024-01-02,3\nA2,C1,2024-01-03,4\nA3,NA,2024-01-04,5\n"
+            b"A4,=cmd(),2024-01-05,6\n")
+    root = _project(tmp_path, {"orders.csv": data})
+    store = Store(":memory:")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = ingest(store, Settings.load(root), root, now=NOW)
+    row = report.to_pandas().iloc[0]
+    assert (row.rows_accepted, row.rows_anonymous, row.rows_flagged) == (4, 2, 1)
+    assert report.warnings == ["file orders.csv, row 4, column 'customer': text starts like a "
+                               "spreadsheet formula (=, @, tab, CR, or +/- before a non-number); "
+                               "kept as text (1 such values)"]
+    assert _stored(store, "SELECT rule, count(*) FROM ingest_flags GROUP BY rule ORDER BY 1") \
+        == [("anonymous", 2), ("formula_in_text", 1)]
