@@ -392,3 +392,20 @@ def test_a_calibration_before_the_first_purchase_says_so(tmp_path: Path) -> None
     assert error("fit", "--calibration-end", "2023-06-01") == (
         f"error: file {path}: no purchase to fit on: no row is a purchase (a line of a customer, with a "
         "date and an amount of 0 or more)")
+
+
+def test_a_transaction_file_padded_as_excel_pads_it_fits(tmp_path: Path, cdnow_frame: pd.DataFrame) -> None:
+    """Excel's padding (empty names at the header's end, every other row ending in empty
+    fields, `T2,C1,2024-02-02,12.00,,`) is ignored by `clv fit -t` as by ingest
+    (docs/data.md): the CDNOW sample so padded gives the published BG/NBD estimates
+    (Fader, Hardie & Lee 2005: r 0.243, alpha 4.414, a 0.793, b 2.426)."""
+    clean = _cdnow_csv(tmp_path, cdnow_frame).read_text().splitlines()
+    padded = tmp_path / "padded.csv"
+    padded.write_text("\n".join([clean[0] + ",", *(row + ("," * (i % 3)) for i, row in
+                                                   enumerate(clean[1:]))]) + "\n")
+    result = _run("clv", "fit", "-t", padded, "--calibration-end", "1997-09-30", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert {k: round(v, 3) for k, v in report["params"].items()} == {
+        "r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+    assert report["customers"]["in_summary"] == 2357

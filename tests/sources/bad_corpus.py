@@ -180,8 +180,10 @@ def _structural() -> list[Case]:
     lines[2] = 'T3,"",2024-01-02,5,""'
     out.append(Case("quoted_empty_strings", {"orders.csv": _join(H, lines)}, records=6,
                     accepted=6))
-    nul = _join(H, _lines(400)).replace(b"n300\n", b"n\x00300\n")  # past the binary sniff
+    nul = _join(H, _lines(400)).replace(b"n300\n", b"n\x00300\n")  # past the first 8 KiB
     out.append(Case("nul_byte_late", {"orders.csv": nul}, records=400, accepted=400))
+    nul = _join(H, _lines(400)).replace(b"n3\n", b"n\x003\n")  # line 4: stray, not binary
+    out.append(Case("nul_byte_early", {"orders.csv": nul}, records=400, accepted=400))
     return out
 
 

@@ -105,3 +105,30 @@ def test_an_empty_header_name_between_named_columns_is_refused(tmp_path, command
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and "header has empty column names at positions [2]" in lines[0]
     assert "data/tx.csv" in lines[0]
+
+
+def test_the_file_commands_read_padded_rows_by_the_ingest_rule(tmp_path):
+    """``clv fit -t`` / ``segment cluster --input`` read a CSV through ``read_user_csv``:
+    the same padding rule as ingest (header names and row fields past the last named column,
+    all empty, are ignored); a value past the header still refuses the file, naming its line."""
+    import ibis
+
+    from segflow.cli._files import read_user_csv
+
+    good = "".join(ln + "\n" for ln in PADDED.splitlines() if ln.split(",")[0] in
+                   {"order_id", "A1", "A2", "A5"})
+    both = [("order_id,customer,ts,amount\n", "header without padding"),
+            ("order_id,customer,ts,amount,,\n", "header with padding")]
+    for header, why in both:
+        path = tmp_path / f"tx{len(header)}.csv"
+        path.write_text(header + good.split("\n", 1)[1])
+        frame = read_user_csv(ibis.duckdb.connect(), path).execute()
+        assert list(frame.columns) == ["order_id", "customer", "ts", "amount"], why
+        assert {(t, float(a)) for t, a in zip(frame.order_id, frame.amount, strict=True)} == \
+            {(t, a) for _, t, a in ACCEPTED}, why
+    path = tmp_path / "bad.csv"
+    path.write_text(good + "A3,c3,2024-01-03,6,x,\n")  # line 5: a value under no name
+    with pytest.raises(InputError) as info:
+        read_user_csv(ibis.duckdb.connect(), path)
+    assert str(info.value).startswith(f"file {path}: line 5 has 6 fields where the header has 4")
+

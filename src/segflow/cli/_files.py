@@ -92,16 +92,19 @@ def read_user_csv(
     if tokens:  # the exact tokens here, so that a column of numbers is typed as numbers
         kwargs["nullstr"] = ["", *tokens]
     delim, names = _header_of(path)
+    named = unpadded(names)  # empty names at the header's end are Excel's padding
     # DuckDB trims the names ('spend ' is 'spend'), so a repeat after trimming would be
     # read as 'spend_1': compared trimmed, as ingest trims its header before the same test
-    refuse_repeated_names(names if delim is not None or names else _declared_header(path), path,
-                          trimmed=True)
-    if delim is not None and list(header) != [n.strip() for n in names]:
+    refuse_repeated_names(names[:len(named)] if delim is not None or names
+                          else _declared_header(path), path, trimmed=True)
+    if delim is not None and list(header) != named:
         # the sniffer misread the file (one column, or another line taken for the header):
-        # it does so when some lines do not split like the others; name the first
-        _refuse_bad_line(path, delim)
-        kwargs["delim"] = delim
-        header = con.read_csv(path, all_varchar=True, delim=delim, **lenient).columns
+        # it does so when some lines do not split like the others (or pads them: Excel's
+        # empty fields past the last column, read as ingest reads them); name the first bad one
+        _refuse_bad_line(path, delim, len(named))
+        kwargs.update(delim=delim, header=True, null_padding=True)
+        header = con.read_csv(path, all_varchar=True, delim=delim, header=True,
+                              null_padding=True, **lenient).columns[:len(named)]
     wanted = set(id_columns)
     text = {c: "VARCHAR" for c in header if c in wanted or is_id_column(c)}
     if text and not all_varchar:
@@ -110,6 +113,8 @@ def read_user_csv(
         kwargs["table_name"] = table_name
     ids = [c for c in header if c in wanted or is_id_column(c)]
     table = con.read_csv(path, **kwargs)
+    if len(table.columns) > len(header):  # the padding columns (empty: _refuse_bad_line)
+        table = table.select(*header)
     if tokens:
         table = without_tokens(table, tokens, ids, retype=not all_varchar)
     table = canonical_ids(table, ids)
@@ -118,35 +123,25 @@ def read_user_csv(
     return table
 
 
-#: The first bytes of binary files given for a CSV, and what they are.
-_MAGIC = {b"\x1f\x8b": "a gzip archive", b"PK\x03\x04": "a zip archive (an .xlsx workbook?)",
-          b"PAR1": "a Parquet file", b"\xd0\xcf\x11\xe0": "an old Excel (.xls) workbook",
-          b"%PDF": "a PDF document", b"SQLite format 3": "an SQLite database"}
-
-
 def _refuse_not_text(path: str) -> None:
     """Refuse a file given as CSV that is not UTF-8 text, from its first 64 KiB, with what to
     do: UTF-16 text (a byte-order mark, or every other byte NUL: a spreadsheet's "Unicode
-    text"), a known binary format (gzip, zip, Parquet...) or other binary data (NUL or
-    control bytes). DuckDB's own message for these was ``Error when sniffing file`` or an
-    unterminated quote, without advice. Latin-1 text is left to DuckDB's reader, whose
-    error :func:`reader_error` explains."""
+    text"), a known binary format (gzip, zip, Parquet...) or other binary data (many NUL or
+    control bytes), by the rule ingest applies (:mod:`segflow.sources._binary`): a text file
+    with a few stray NUL bytes is read, as ingest reads it. DuckDB's own message for these
+    was ``Error when sniffing file`` or an unterminated quote, without advice. Latin-1 text
+    is left to DuckDB's reader, whose error :func:`reader_error` explains."""
     from segflow.errors import InputError
+    from segflow.sources._binary import SNIFF_BYTES, binary_kind, utf16_order
 
     with open(path, "rb") as fh:
-        head = fh.read(65536)
+        head = fh.read(SNIFF_BYTES)
     todo = ("save it as CSV UTF-8 (a spreadsheet's 'CSV UTF-8' export), or give a .parquet or "
             ".xlsx file under its own extension")
-    half = len(head) // 2
-    odd, even = head[1::2].count(0), head[0::2].count(0)  # NUL bytes: ASCII in UTF-16
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or half >= 2 and (
-            (odd > 0.4 * half and even < 0.1 * half) or (even > 0.4 * half and odd < 0.1 * half)):
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or utf16_order(head):
         raise InputError("not a UTF-8 CSV file: it is UTF-16 text (a spreadsheet's 'Unicode "
                          f"text'); convert it (iconv -f utf-16 -t utf-8) or {todo}", file=path)
-    kind = next((what for magic, what in _MAGIC.items() if head.startswith(magic)), None)
-    control = sum(head.count(bytes([b])) for b in (*range(0, 9), *range(14, 27), *range(28, 32)))
-    if kind is None and control > max(len(head) // 100, 0):
-        kind = "binary data"
+    kind = binary_kind(head)
     if kind is not None:
         raise InputError(f"not a UTF-8 CSV file: it is {kind}; {todo}", file=path)
 
@@ -252,21 +247,35 @@ def _check_records(path: str, delim: str, rows: int) -> None:
                          file=path)
 
 
-def _refuse_bad_line(path: str, delim: str) -> None:
+def unpadded(names: list[str]) -> list[str]:
+    """The column names of a header, trimmed, without the empty names at its end (Excel's
+    padding past the last named column; docs/data.md, *Reading files*)."""
+    out = [n.strip() for n in names]
+    while out and out[-1] == "":
+        out.pop()
+    return out
+
+
+def _refuse_bad_line(path: str, delim: str, width: int) -> None:
     """Raise InputError naming the first record of ``path`` whose number of fields is not
-    the header's (an unquoted delimiter inside a value such as ``1.234,5``, or a quote left
-    open), read with Python's csv module; nothing when every record splits like the header."""
+    the header's ``width`` named columns (an unquoted delimiter inside a value such as
+    ``1.234,5``, or a quote left open), read with Python's csv module; nothing when every
+    record splits like the header. Empty fields past the last named column are padding and
+    ignored (``a,b,c,,``), by ingest's rule (:func:`~segflow.sources._csvread.drop_padding`);
+    a non-empty one is counted with all the others."""
     import csv
 
     from segflow.errors import InputError
+    from segflow.sources._csvread import drop_padding
 
     with open(path, newline="", encoding="utf-8", errors="replace") as f:
         reader = csv.reader(f, delimiter=delim, strict=True)
-        width, line = None, 1
+        header, line = True, 1
         try:
             for record in reader:
-                if width is None:
-                    width = len(record)
+                drop_padding(record, width)
+                if header:
+                    header = False
                 elif record and len(record) != width:
                     raise InputError(
                         f"line {line} has {len(record)} fields where the header has {width} "

@@ -296,7 +296,7 @@ def read_csv_file(
     return tally
 
 
-def _drop_trailing_empty(fields: list[str], ncols: int) -> None:
+def drop_padding(fields: list[str], ncols: int) -> None:
     """Drop the fields past the header's ``ncols`` when every one is empty (``a,b,c,d,,``, as
     a spreadsheet export pads a row; quoted ``""`` is empty too), as DuckDB's reader does. A
     line with a non-empty field past them keeps all its fields: it is malformed (its reason
@@ -353,7 +353,7 @@ def reword_rejects(con: duckdb.DuckDBPyConnection, rejects: str, ncols: int, del
             fields, error = next(csv.reader([raw], **dialect), []), None
         except csv.Error as exc:
             fields, error = [], str(exc)
-        _drop_trailing_empty(fields, ncols)
+        drop_padding(fields, ncols)
         if not error and len(fields) == ncols:  # DuckDB is stricter here: its first message
             error = duckdb_reason.split("; ")[0].split(": ", 1)[-1].rstrip(".")
         reasons.append(malformed_reason(ncols, len(fields), error, named=named))
@@ -396,7 +396,7 @@ def _parse(lines: _Lines, dialect: dict[str, Any], ncols: int, header: list[str]
             tally.complete = False
             break
         if fields is not None:
-            _drop_trailing_empty(fields, ncols)
+            drop_padding(fields, ncols)
         if fields is not None and len(fields) == ncols and not _has_bad_bytes(taken):
             tally.records += 1
             tally.record_lines += len(taken)

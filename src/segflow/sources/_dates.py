@@ -57,8 +57,28 @@ def _strptime(text: str, fmt: str) -> str:
     never a rival of another format's reading). ``%y`` maps 00-68 to 2000-2068 and 69-99 to
     1969-1999 (POSIX).
     """
+    if "%z" in fmt:  # DuckDB's %z takes +hh:mm and +hhmm, not the Z that Python's takes
+        text = f"regexp_replace({text}, {lit(_ZULU_RE)}, {lit(chr(92) + '1+00:00')})"
     parsed = f"try_strptime({text}, {lit(fmt)})"
     return f"CASE WHEN year({parsed}) >= 1000 THEN {parsed} END"
+
+
+#: A ``Z`` (UTC, ISO 8601's "Zulu") after a digit at the end of a value, read by ``%z`` as
+#: ``+00:00`` (as Python's ``strptime`` reads it).
+_ZULU_RE = r"([0-9])[Zz]$"
+
+
+def iso_hint(text: str, source: SourceSettings) -> str:
+    """SQL: a hint for a value that none of the source's ``date_formats`` reads but ISO 8601
+    does (a ``Z``, a fraction of a second, `` UTC``, a ``T`` or not: ``date_formats = []``
+    reads them all); ``''`` otherwise, or when the formats are ISO 8601 already. Years
+    before 1000 are not offered (``24-01-05`` is a two-digit year, not ISO 8601)."""
+    if not source.date_formats:
+        return "''"
+    iso = date_parses(text, source.model_copy(update={"date_formats": []}))[0]
+    return (f"CASE WHEN regexp_matches({text}, '^[0-9]{{4}}-') AND year({iso}) >= 1000 THEN "
+            "'; it is valid ISO 8601: date_formats = [] reads ISO 8601 (Z, offsets, fractions "
+            "of a second)' ELSE '' END")
 
 
 #: The ``date_formats`` entry for Unix time (seconds since 1970-01-01 UTC, a fraction

@@ -105,8 +105,13 @@ def normal_text(text: str, source: SourceSettings) -> str:
 
 
 def finite(value: str) -> str:
-    """SQL: the double ``value`` when finite, else NULL."""
-    return f"CASE WHEN isfinite({value}) THEN {value} END"
+    """SQL: the double ``value`` when finite, else NULL; a zero is +0.0 (``-0.00`` is 0).
+
+    A negative zero is no refund (``v < 0`` is false for it) and must not be stored: DuckDB's
+    storage compresses a column's equal values together, and -0.0 equals 0.0, so once the
+    table is written every zero of a block would come back with the sign of its first zero
+    (``-0.00``, ``0``, ``0.0`` read back as -0.0 three times)."""
+    return f"CASE WHEN {value} = 0 THEN 0.0::DOUBLE WHEN isfinite({value}) THEN {value} END"
 
 
 def number_of_text(text: str, source: SourceSettings) -> str:

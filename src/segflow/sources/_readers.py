@@ -23,6 +23,7 @@ import duckdb
 
 from segflow.config import SourceSettings
 from segflow.errors import InputError
+from segflow.sources._binary import binary_kind, utf16_order
 from segflow.sources._csvread import (
     COMPRESSED,
     CsvTally,
@@ -103,15 +104,8 @@ def _csv_header(path: Path, source: SourceSettings,
         raise InputError("the file is empty (0 bytes)" + ("; expected a header row" if shape.header
                                                           else ""), file=label)
     encoding = _csv_encoding(source, head, label)
-    if b"\x00" in head[:8192] and not encoding.startswith("utf-16"):
-        odd = head[1:8192:2]
-        if odd and odd.count(0) > 0.9 * len(odd):
-            raise InputError("the file looks like UTF-16 text without a byte-order mark; set "
-                             "options.encoding = 'utf-16-le'", file=label)
-        raise InputError(
-            "the file holds binary data (NUL bytes), not delimited text; is it really a CSV?",
-            file=label,
-        )
+    if not encoding.startswith("utf-16"):
+        _refuse_binary(head, label)
     text = head.decode(encoding, errors="replace")
     if shape.whitespace:
         header = list(shape.names) if shape.names else whitespace_header(text)
@@ -127,6 +121,21 @@ def _csv_header(path: Path, source: SourceSettings,
     if "_row" in {h.lower() for h in header}:
         raise InputError("a column named _row is reserved", file=label, row=0, column="_row")
     return header, delimiter, quote, encoding, shape
+
+
+def _refuse_binary(head: bytes, label: str) -> None:
+    """InputError when the file's first bytes are UTF-16 text without a byte-order mark or
+    binary data (:mod:`segflow.sources._binary`); a text file with a few stray NUL bytes
+    passes (the careful reader reads it, :func:`prescan`)."""
+    order = utf16_order(head)
+    if order is not None:
+        raise InputError("the file looks like UTF-16 text without a byte-order mark; set "
+                         f"options.encoding = '{order}'", file=label)
+    kind = binary_kind(head)
+    if kind is not None:
+        what = "NUL or other control bytes" if kind == "binary data" else kind
+        raise InputError(f"the file holds binary data ({what}), not delimited text; is it "
+                         "really a CSV?", file=label)
 
 
 def _delimited_header(text: str, source: SourceSettings, shape: Layout,

@@ -16,7 +16,7 @@ from sqlglot import exp
 
 from segflow.config import SourceSettings
 from segflow.errors import ConfigError, InputError
-from segflow.sources._dates import date_parses, day_first, short_year_hint, to_utc
+from segflow.sources._dates import date_parses, day_first, iso_hint, short_year_hint, to_utc
 from segflow.sources._ids import (
     ID_COLUMNS,
     id_reason,
@@ -522,7 +522,7 @@ def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
             formats = ", ".join(source.date_formats) or "ISO 8601"
             r.add("unparseable_date", f"r_{c} IS NOT NULL AND v_{c} IS NULL", spec.label,
                   f"{_short(f'r_{c}')} || {lit(f' does not match the accepted formats ({formats})')}"
-                  f" || {short_year_hint(f'r_{c}', source)}")
+                  f" || {short_year_hint(f'r_{c}', source)} || {iso_hint(f'r_{c}', source)}")
             r.add("ambiguous_date", f"amb_{c}", spec.label,
                   f"{_short(f'r_{c}')} || ' parses under two formats with different dates; set date_order'")
     for c, spec in specs.items():

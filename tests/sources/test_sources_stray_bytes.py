@@ -1,0 +1,130 @@
+"""A stray NUL byte early in a CSV is read like one later in the file, in ingest, `sources
+check` and the file commands (a hostile-user fault: it refused the whole ingest as binary);
+real binary data and UTF-16 without a byte-order mark are still refused, naming the file."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+from sources_project import NOW
+from typer.testing import CliRunner
+
+from segflow.cli import app
+from segflow.config import Settings
+from segflow.errors import InputError
+from segflow.sources import ingest
+from segflow.store import Store
+
+runner = CliRunner()
+TOML = """
+[[sources]]
+name = "orders"
+table = "transactions"
+path = "{path}"
+{extra}
+[sources.columns]
+transaction_id = "order_id"
+customer_id = "customer"
+ts = "date"
+amount = "amount"
+"""
+HEADER = b"order_id,customer,date,amount\n"
+
+
+def _rows(n: int) -> list[bytes]:
+    return [f"T{i},C{i % 7},2024-01-{1 + i % 28:02d},{i}.50".encode() for i in range(n)]
+
+
+def _project(root: Path, files: dict[str, bytes], path: str = "orders.csv",
+             extra: str = "") -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "segflow.toml").write_text(TOML.format(path=path, extra=extra))
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return root
+
+
+def _ingest(root: Path, store: Store) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ingest(store, Settings.load(root), root, now=NOW)
+
+
+def _stored(store: Store, sql: str) -> list[tuple]:
+    return [tuple(r.values()) for r in store.sql(sql).to_pylist()]
+
+
+def test_a_nul_byte_early_in_a_csv_is_read_as_one_late_in_it(tmp_path: Path) -> None:
+    """One NUL byte after a customer id on line 4 (inside the first 8 KiB, where the file
+    was refused as binary) or on line 301: both files load whole, the id trimmed to C2
+    (docs/data.md: `A<NUL>` is `A`); `sources check` agrees."""
+    rows = _rows(400)
+    early, late = list(rows), list(rows)
+    early[2] = early[2].replace(b"C2,", b"C2\x00,")
+    late[299] = late[299].replace(b"C5,", b"C5\x00,")
+    for name, lines, row, cid in (("early", early, 3, "C2"), ("late", late, 300, "C5")):
+        root = _project(tmp_path / name, {"orders.csv": HEADER + b"\n".join(lines) + b"\n"})
+        store = Store(":memory:")
+        _ingest(root, store)
+        assert _stored(store, "SELECT count(*), count(DISTINCT customer_id) FROM transactions") \
+            == [(400, 7)], name
+        assert _stored(store, "SELECT count(*) FROM quarantine") == [(0,)], name
+        assert _stored(store, f"SELECT customer_id, amount FROM transactions WHERE source_row = {row}") \
+            == [(cid, row - 1 + 0.5)], name
+        check = runner.invoke(app, ["sources", "check", "orders", "--project", str(root),
+                                    "--rows", "5", "--json"])
+        assert check.exit_code == 0, check.output
+        assert json.loads(check.stdout)["counts"]["rows_accepted"] == 5
+
+
+def test_a_folder_with_a_stray_nul_loads_every_file(tmp_path: Path) -> None:
+    """A folder source: the file with a NUL byte no longer stops the others."""
+    files = {"data/a.csv": HEADER + b"\n".join(_rows(3)) + b"\n",
+             "data/b.csv": HEADER + b"T9,C1\x00,2024-02-01,4.00\n"}
+    root = _project(tmp_path, files, path="data")
+    store = Store(":memory:")
+    _ingest(root, store)
+    assert _stored(store, "SELECT transaction_id, customer_id FROM transactions "
+                          "ORDER BY transaction_id") == [
+        ("T0", "C0"), ("T1", "C1"), ("T2", "C2"), ("T9", "C1")]
+
+
+UTF16_TEXT = "order_id,customer,date,amount\nT1,C1,2024-01-02,3.50\nT2,C2,2024-01-03,4.50\n"
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (UTF16_TEXT.encode("utf-16-le"), "UTF-16 text without a byte-order mark; set "
+                                     "options.encoding = 'utf-16-le'"),
+    (UTF16_TEXT.encode("utf-16-be"), "UTF-16 text without a byte-order mark; set "
+                                     "options.encoding = 'utf-16-be'"),
+    (b"PAR1" + bytes(200), "binary data (a Parquet file), not delimited text"),
+    (b"PK\x03\x04" + UTF16_TEXT.encode(), "binary data (a zip archive (an .xlsx workbook?))"),
+    (HEADER + bytes(range(256)) * 2, "binary data (NUL or other control bytes)"),
+], ids=["utf16le", "utf16be", "parquet", "zip", "controls"])
+def test_real_binary_and_utf16_without_bom_are_still_refused(tmp_path: Path, data: bytes,
+                                                             message: str) -> None:
+    root = _project(tmp_path, {"orders.csv": data})
+    with pytest.raises(InputError) as info:
+        _ingest(root, Store(":memory:"))
+    assert str(info.value).startswith(f"file orders.csv: the file {'looks like' if 'UTF' in message else 'holds'}")
+    assert message in str(info.value)
+
+
+def test_the_file_commands_read_a_stray_nul_and_refuse_binary_alike(tmp_path: Path) -> None:
+    """`segment cluster --input` and `clv fit -t` read through ``read_user_csv``: its text
+    rule is ingest's (a tiny file with one NUL is text; control bytes galore are not)."""
+    import ibis
+
+    from segflow.cli._files import read_user_csv
+
+    path = tmp_path / "c.csv"
+    path.write_bytes(b"customer_id,spend\nA\x00,1.5\nB,2\n")  # 1 NUL in 26 bytes
+    frame = read_user_csv(ibis.duckdb.connect(), path).execute()
+    assert list(zip(frame.customer_id, frame.spend, strict=True)) == [("A", 1.5), ("B", 2.0)]
+    path.write_bytes(b"customer_id,spend\n" + bytes(range(32)) * 4)
+    with pytest.raises(InputError, match="not a UTF-8 CSV file: it is binary data"):
+        read_user_csv(ibis.duckdb.connect(), path)
