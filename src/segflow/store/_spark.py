@@ -4,6 +4,10 @@ Layout: ``<warehouse>/<database>.db/<table>/run_id=<id>/part-*.parquet`` for eve
 :data:`~segflow.store._spark_layout.TABLES`, and the run log ``runs`` in the same form. No
 table format beyond Parquet is needed (Delta or Iceberg would need jars fetched at run time).
 
+Rows of the append tables are taken back (deleted, for readers) by rows of the table
+``retracted`` of a later committed run (:mod:`segflow.store._spark_layout`): a run still
+writes only its own partitions, and what it takes back disappears when it commits.
+
 Atomic runs: a run writes only partitions of its own ``run_id``. It starts by writing a
 ``running`` row to ``runs`` and ends by writing an ``ok`` row, the last thing it writes. A
 reader lists the committed runs (those with an ``ok`` row) and reads exactly their
@@ -31,7 +35,15 @@ import ibis
 import pyarrow as pa
 
 from segflow.errors import StoreError
-from segflow.store._spark_layout import RETIRED, RUNS, TABLES, VIEWS, spark_ddl
+from segflow.store._spark_layout import (
+    RETIRED,
+    RETRACTABLE,
+    RETRACTED,
+    RUNS,
+    TABLES,
+    VIEWS,
+    spark_ddl,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -254,6 +266,32 @@ class SparkStore:
         df = reader.parquet(*[f"{path}/run_id={r}" for r in runs])
         if spec.keys and len(runs) > 1:  # per key, the rows of the latest run that wrote it
             df = _latest_per_key(self.session, df, runs, spec.keys)
+        if name in RETRACTABLE:
+            df = self._unretracted(df, name, [*committed, *([pending] if pending else [])])
+        return df
+
+    def _unretracted(self, df: DataFrame, name: str, runs: list[str]) -> DataFrame:
+        """``df`` (rows of table ``name``, with ``run_id``) without the rows that the table
+        ``retracted`` of ``runs`` takes back (:mod:`segflow.store._spark_layout`); ``df``
+        itself when no run of them retracted anything (no Spark job either way)."""
+        from pyspark.sql import functions as F
+
+        present = self._partitions("retracted")
+        runs = [r for r in runs if r in present]
+        if not runs:
+            return df
+        path = f"{self.root}/retracted"
+        gone = (self.session.read.schema(spark_ddl(RETRACTED)).option("basePath", path)
+                .parquet(*[f"{path}/run_id={r}" for r in runs])
+                .where(F.col("table_name") == name))
+        whole = gone.where(F.col("row_number").isNull()).select(
+            F.col("run_of").alias("run_id"), "load_id")
+        df = df.join(whole, ["run_id", "load_id"], "left_anti")
+        col = RETRACTABLE[name]
+        if col is not None:
+            rows = gone.where(F.col("row_number").isNotNull()).select(
+                F.col("run_of").alias("run_id"), "load_id", F.col("row_number").alias(col))
+            df = df.join(rows, ["run_id", "load_id", col], "left_anti")
         return df
 
     def _view(self, name: str, pending: str | None) -> DataFrame:
