@@ -284,15 +284,18 @@ class SparkStore:
         gone = (self.session.read.schema(spark_ddl(RETRACTED)).option("basePath", path)
                 .parquet(*[f"{path}/run_id={r}" for r in runs])
                 .where(F.col("table_name") == name))
-        whole = gone.where(F.col("row_number").isNull()).select(
-            F.col("run_of").alias("run_id"), "load_id")
-        df = df.join(whole, ["run_id", "load_id"], "left_anti")
+        cols = df.columns  # a join on named columns would put those first
+        whole = gone.where(F.col("row_number").isNull()).select("run_of", "load_id")
+        df = df.join(whole, (df["run_id"] == whole["run_of"])
+                     & (df["load_id"] == whole["load_id"]), "left_anti")
         col = RETRACTABLE[name]
         if col is not None:
             rows = gone.where(F.col("row_number").isNotNull()).select(
-                F.col("run_of").alias("run_id"), "load_id", F.col("row_number").alias(col))
-            df = df.join(rows, ["run_id", "load_id", col], "left_anti")
-        return df
+                "run_of", "load_id", "row_number")
+            df = df.join(rows, (df["run_id"] == rows["run_of"])
+                         & (df["load_id"] == rows["load_id"])
+                         & (df[col] == rows["row_number"]), "left_anti")
+        return df.select(*cols)
 
     def _view(self, name: str, pending: str | None) -> DataFrame:
         """The derived table ``name`` (only ``segment_assignments`` so far) on the state
