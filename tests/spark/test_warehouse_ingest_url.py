@@ -7,7 +7,7 @@ Every row carries a ``tag`` naming it; each rule below is broken by exactly one 
 raw row picked by a wrong number shows as a wrong tag.
 
 A local folder source (each file a load) is ingested, then files are added to it: only they
-load, compared with the rows already in the warehouse, as the DuckDB ingest loads them.
+load, compared with the rows already in the warehouse, as the DuckDB ingest loads them (a file delivered again: tests/spark/test_warehouse_ingest_redeliver.py).
 
 The module's projects share one warehouse folder (a database each), so that its ``local[2]``
 session and Python workers serve all its Spark ingests (a warehouse of each project's own
@@ -133,6 +133,13 @@ def test_a_folder_url_numbers_rows_and_quarantines_their_raw_rows(tmp_path, ware
     row_of |= {raw["tag"]: n for raw, n in zip(raws, quarantine.row_number, strict=True)}
     assert row_of["O1"] < row_of["t02"] < row_of["O3"] < row_of["t04"] < row_of["t05"]
     assert row_of["t06"] < row_of["O7"] < row_of["O8"] < row_of["t09"] < row_of["O10"]
+    # the URL read again (it has rows in the warehouse): refused in one line, before any
+    # Spark work; the customers file, unchanged, does not get that far
+    result = CliRunner().invoke(app, ["ingest", "-p", str(tmp_path)])
+    assert result.exit_code == 1
+    assert f"file {url}: source 'orders': the source is a URL or table" \
+        in " ".join(result.output.split())
+    assert len(store.committed_runs(fresh=True)) == 1
 
 
 #: A local folder source, delivered in two steps (worked out by hand; DuckDB must agree).
@@ -216,8 +223,7 @@ def test_a_file_added_to_a_local_folder_loads_only_its_rows_as_on_duckdb(tmp_pat
     already in the warehouse are duplicates (equal to a stored row: already loaded; a bad
     row or a malformed CSV line quarantined before: already quarantined), with the DuckDB
     ingest's counts per file and the same rows. A row correcting a stored one (a late
-    correction) stops its load, and a file changed since its load the ingest, in one line;
-    nothing of it is committed."""
+    correction) is told from a stored one."""
     require_spark()
     import pandas as pd
 
@@ -265,14 +271,13 @@ def test_a_file_added_to_a_local_folder_loads_only_its_rows_as_on_duckdb(tmp_pat
             if table == "transactions":
                 assert set(s.transaction_id) == WANT_FOLDER_ACCEPTED
 
-    # a late correction (O3 with another amount): found by the comparison with the stored
-    # rows, it stops the load naming file, row and key (shown on the stored rows themselves,
-    # not by a third ingest: the suite's time)
+    # a late correction (O3 with another amount) is found by the comparison with the stored
+    # rows (shown on the stored rows themselves, not by a third ingest: the suite's time;
+    # a correction loaded: tests/spark/test_warehouse_ingest_redeliver.py)
     from pyspark.sql import functions as F
 
-    from segflow.errors import InputError
     from segflow.store import CANONICAL_TABLES
-    from segflow.warehouse._stored import mark_stored, refuse_corrections
+    from segflow.warehouse._stored import mark_stored
 
     source, cols = Settings.load(tmp_path).sources[0], list(CANONICAL_TABLES["transactions"])
     mapped = {"transaction_id", "customer_id", "ts", "amount"}
@@ -283,32 +288,19 @@ def test_a_file_added_to_a_local_folder_loads_only_its_rows_as_on_duckdb(tmp_pat
     marked = mark_stored(store, "none", source, again, cols, mapped, True)
     assert dict(marked.select("v_transaction_id", "_store").collect()) \
         == {"O1": "loaded", "O3": "replace"}
-    with pytest.raises(InputError, match=r"^file new\.csv, row 3, column 'transaction_id': "
-                       r"transaction_id 'O3' is in the warehouse already with other values"):
-        refuse_corrections(marked.withColumnRenamed("_store", "_status"), source, "new.csv",
-                           mapped)
-    # a file changed since its load (a re-delivery): refused before any load
-    with (folder / "2024-01.csv").open("a") as f:
-        f.write("t14,O14,C1,2024-04-14 10:00:00,140\n")
-    result = CliRunner().invoke(app, ["ingest", "-p", str(tmp_path)])
-    assert result.exit_code == 1
-    assert "file data/orders/2024-01.csv: source 'orders': the file was loaded before and " \
-           "has changed since" in " ".join(result.output.split())
-    assert len(store.committed_runs(fresh=True)) == 2
 
 
-def test_refuse_rereads_names_the_file_and_what_it_is():
+def test_refuse_rereads_names_the_url_and_what_it_is():
     from segflow.config import SourceSettings
     from segflow.errors import InputError
     from segflow.warehouse._stored import refuse_rereads
 
-    orders = SourceSettings(name="orders", table="transactions", path="o/*.csv")
+    orders = SourceSettings(name="orders", table="transactions", path="hdfs://h/o")
     refuse_rereads([])  # nothing read before: no error
-    for again, url, what in [(True, False, "--force reads again"), (False, True, "a URL"),
-                             (False, False, "loaded before and has changed since")]:
-        with pytest.raises(InputError, match=rf"^file o/1\.csv: source 'orders': .*{what}") as e:
-            refuse_rereads([(orders, "o/1.csv", again, url), (orders, "o/2.csv", again, url)])
-        assert "\n" not in str(e.value) and "warehouse push" in str(e.value)
+    with pytest.raises(InputError, match=r"^file hdfs://h/o: source 'orders': the source is a "
+                       "URL or table, read whole at every ingest, and has rows") as e:
+        refuse_rereads([(orders, "hdfs://h/o"), (orders, "hdfs://h/p")])
+    assert "\n" not in str(e.value) and "warehouse push" in str(e.value)
 
 
 def test_local_file_names_with_spaces_hash_and_percent_are_read(tmp_path, warehouse):
