@@ -133,13 +133,22 @@ def test_a_folder_url_numbers_rows_and_quarantines_their_raw_rows(tmp_path, ware
     row_of |= {raw["tag"]: n for raw, n in zip(raws, quarantine.row_number, strict=True)}
     assert row_of["O1"] < row_of["t02"] < row_of["O3"] < row_of["t04"] < row_of["t05"]
     assert row_of["t06"] < row_of["O7"] < row_of["O8"] < row_of["t09"] < row_of["O10"]
-    # the URL read again (it has rows in the warehouse): refused in one line, before any
-    # Spark work; the customers file, unchanged, does not get that far
-    result = CliRunner().invoke(app, ["ingest", "-p", str(tmp_path)])
-    assert result.exit_code == 1
-    assert f"file {url}: source 'orders': the source is a URL or table" \
-        in " ".join(result.output.split())
-    assert len(store.committed_runs(fresh=True)) == 1
+    # a part file added: the URL is read whole again (as a database table on DuckDB), and
+    # only the new row loads; the rest are duplicates (stored, or quarantined before: the
+    # raw row of each of the five bad rows, its conflicting O3 too)
+    pq.write_table(pa.table(dict(zip(COLUMNS, [["t11"], ["O11"], ["C1"],
+                                               ["2024-04-11 10:00:00"], ["110"]], strict=True))),
+                   data / "orders" / "part-2.parquet")
+    result = CliRunner().invoke(app, ["ingest", "-p", str(tmp_path), "--json"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    loads = {r["source"]: r for r in json.loads(result.output)["data"]}
+    assert loads["crm"]["status"] == "unchanged"
+    assert [loads["orders"][k] for k in ("rows_read", "rows_accepted", "rows_quarantined",
+                                         "rows_duplicate", "rows_stale")] == [11, 1, 0, 10, 0]
+    store.committed_runs(fresh=True)
+    assert set(store.table("transactions").to_pandas().transaction_id) == WANT_ACCEPTED | {"O11"}
+    assert len(store.table("quarantine").to_pandas().query("source == 'orders'")) == 5
 
 
 #: A local folder source, delivered in two steps (worked out by hand; DuckDB must agree).
@@ -290,16 +299,20 @@ def test_a_file_added_to_a_local_folder_loads_only_its_rows_as_on_duckdb(tmp_pat
         == {"O1": "loaded", "O3": "replace"}
 
 
-def test_refuse_rereads_names_the_url_and_what_it_is():
+def test_lines_without_ids_read_again_are_refused_in_one_line():
     from segflow.config import SourceSettings
     from segflow.errors import InputError
-    from segflow.warehouse._stored import refuse_rereads
+    from segflow.warehouse._stored import refuse_lines
 
-    orders = SourceSettings(name="orders", table="transactions", path="hdfs://h/o")
-    refuse_rereads([])  # nothing read before: no error
-    with pytest.raises(InputError, match=r"^file hdfs://h/o: source 'orders': the source is a "
-                       "URL or table, read whole at every ingest, and has rows") as e:
-        refuse_rereads([(orders, "hdfs://h/o"), (orders, "hdfs://h/p")])
+    lines = SourceSettings(name="lines", table="transactions", path="o/*.csv")
+    cols = ["customer_id", "ts", "amount"]
+    refuse_lines(SourceSettings(name="lines", table="transactions", path="o/*.csv",
+                                duplicate_key=["customer_id", "ts"]), cols,
+                 set(cols), "o/1.csv")  # a duplicate_key: rows compared on it
+    refuse_lines(lines, cols, {*cols, "transaction_id"}, "o/1.csv")  # a key
+    with pytest.raises(InputError, match=r"^file o/1\.csv: source 'lines': it was loaded "
+                       "before and its transaction lines have no id") as e:
+        refuse_lines(lines, cols, set(cols), "o/1.csv")
     assert "\n" not in str(e.value) and "warehouse push" in str(e.value)
 
 

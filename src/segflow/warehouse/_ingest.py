@@ -37,13 +37,15 @@ A file read before under its name (a re-delivery, ``--force``) is compared with 
 earlier rows too, as on DuckDB (:mod:`segflow.sources._redeliver`): its rows no longer
 delivered are counted as stale (or, with ``redelivery = "replace"``, its earlier rows are
 taken back first), and its earlier quarantine records whose rows pass now are released.
-Rows are taken back through the store's ``retracted`` table (:mod:`segflow.store._spark_layout`),
-within the run.
+A URL or catalog table is read whole at every ingest, as the DuckDB ingest reads a database
+table: compared with the stored rows and its quarantine released, its earlier rows not
+judged (no stale rows, no ``replace``). Rows are taken back through the store's
+``retracted`` table (:mod:`segflow.store._spark_layout`), within the run.
 
-Not yet on Spark: JSON lines, Excel and database sources; a URL or catalog table read again
-with rows in the warehouse, and a re-delivered file of transaction lines without any id
-(the DuckDB ingest's grown-file check): such a load stops with a one-line error and the
-run leaves no trace.
+Not yet on Spark: JSON lines, Excel and database sources, and transaction lines without
+any id (no ``transaction_id``, no ``duplicate_key``) read again under their name (the
+DuckDB ingest's grown-file check): such a load stops with a one-line error and the run
+leaves no trace.
 """
 
 from __future__ import annotations
@@ -75,7 +77,6 @@ from segflow.warehouse._stored import (
     forget_file,
     mark_stored,
     refuse_lines,
-    refuse_rereads,
     stale_count,
 )
 from segflow.warehouse._text import TextRead, read_text
@@ -172,7 +173,8 @@ def ingest_on_warehouse(
     rows, those already stored count as duplicates, and those with a stored key and other
     values replace the stored row. A file changed since its load (or read again with
     ``force``) is compared with its own earlier rows as on DuckDB: stale rows counted (or
-    its earlier rows replaced: ``redelivery = "replace"``), quarantine released.
+    its earlier rows replaced: ``redelivery = "replace"``), quarantine released; a URL or
+    table, read whole at every ingest, as the DuckDB ingest reads a database table.
 
     At the end, the data audit (:func:`segflow.quality.audit`, run by Spark) is stored in
     ``summary_audit`` as part of the same run, unless the stored one is current (no file
@@ -182,16 +184,14 @@ def ingest_on_warehouse(
     ------
     InputError
         A source Spark cannot read, a format the Spark ingest does not read yet, a mapped
-        column missing, a URL or table source read again with rows in the warehouse
-        (checked before any Spark work), or a re-delivered file of transaction lines
-        without any id. Nothing of the run is then visible.
+        column missing, or transaction lines without any id read again under their name.
+        Nothing of the run is then visible.
     """
     project_dir = Path(project_dir)
     now = now or _now()
     sources = sorted(settings.sources, key=lambda s: _ORDER.index(s.table))
     plan = [(src, inp) for src in sources for inp in _inputs(src, project_dir)]
     done: set[tuple[str, str, str | None]] = set()  # (source, hash, file or None: any file)
-    read: set[tuple[str, str]] = set()  # (source, file) loaded before with rows
     again: set[tuple[str, str]] = set()  # (source, file) loaded before (ok), rows or not
     prior: dict[str, set[str]] = {}  # source -> the tables holding rows of it (see _note)
     if "loads" in store.tables():
@@ -200,8 +200,6 @@ def ingest_on_warehouse(
                 "rows_accepted", "rows_quarantined").collect():
             if r.file_hash is not None:
                 done.add((r.source, r.file_hash, None if r.rows_read else r.source_file))
-            if r.rows_read:
-                read.add((r.source, r.source_file))
             again.add((r.source, r.source_file))
             _note(prior, r.source, r.target_table, r.rows_accepted, r.rows_quarantined)
 
@@ -213,8 +211,6 @@ def ingest_on_warehouse(
     digests = [file_hash(inp.path) if inp.path is not None else None for _, inp in plan]
     todo = [digest is None or force or not loaded(src, inp, digest)
             for (src, inp), digest in zip(plan, digests, strict=True)]
-    refuse_rereads([(src, inp.label) for (src, inp), digest, load in zip(plan, digests, todo, strict=True)
-                    if load and inp.path is None and (src.name, inp.label) in read])
     loads: list[LoadCounts] = []
     with store.run("ingest", {"project": str(project_dir)}) as run_id:
         for i, ((src, inp), digest, load) in enumerate(zip(plan, digests, todo, strict=True)):
@@ -223,8 +219,7 @@ def ingest_on_warehouse(
             else:
                 loads.append(_load(store, run_id, src, inp, now=now, digest=digest,
                                    prior=prior.get(src.name, set()),
-                                   # files only: a URL or table read again is refused
-                                   again=inp.path is not None and (src.name, inp.label) in again))
+                                   again=(src.name, inp.label) in again))
                 _note(prior, src.name, src.table, loads[-1].rows_accepted,
                       loads[-1].rows_quarantined)
             if progress:
@@ -258,10 +253,13 @@ def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *
     counts = LoadCounts(uuid.uuid4().hex[:12], source.name, inp.label, source.table)
     if inp.fmt == "parquet" and inp.path is not None and inp.path.stat().st_size == 0:
         raise InputError("the file is empty (0 bytes)", file=inp.label)  # as on DuckDB
-    replace = again and source.redelivery == "replace"
+    # a file delivered again (a URL or a table is read whole at every ingest, as the DuckDB
+    # ingest reads a database table: its earlier rows are not judged by a new read)
+    redelivered = again and inp.path is not None
+    replace = redelivered and source.redelivery == "replace"
     if replace:  # before anything reads the warehouse's rows for this load
         forget_file(store, run_id, source, counts)
-    stale = again and not replace
+    stale = redelivered and not replace
     text = read_text(store.session, source, inp.url, inp.label, inp.path is not None) \
         if inp.fmt == "csv" else None
     if inp.fmt == "parquet" and inp.path is not None:
@@ -281,7 +279,8 @@ def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *
             _record(store, run_id, source, inp, counts, digest=digest, started=started, now=now)
             return counts
         return _load_rows(store, run_id, source, inp, text, counts, now=now, digest=digest,
-                          started=started, prior=prior, again=again, replace=replace)
+                          started=started, prior=prior, again=again, replace=replace,
+                          stale=stale)
     finally:
         if text is not None:
             text.release()
@@ -294,7 +293,7 @@ def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *
 def _load_rows(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input,
                text: TextRead | None, counts: LoadCounts, *, now: dt.datetime,
                digest: str | None, started: dt.datetime, prior: set[str], again: bool,
-               replace: bool) -> LoadCounts:
+               replace: bool, stale: bool) -> LoadCounts:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
@@ -333,7 +332,7 @@ def _load_rows(store: SparkStore, run_id: str, source: SourceSettings, inp: _Inp
         if text is None:
             note_empty(counts, blank=False)
         counts.status = "empty"
-        if again and not replace:
+        if stale:
             _stale(store, run_id, source, counts, None, job.present, set(job.specs))
         _record(store, run_id, source, inp, counts, digest=digest, started=started, now=now)
         return counts
@@ -359,7 +358,7 @@ def _load_rows(store: SparkStore, run_id: str, source: SourceSettings, inp: _Inp
     try:
         if job.stored:  # the rows as compared now, whatever the load writes next (below)
             cls = cls.checkpoint(eager=True)
-        if again and not replace:  # before the load's writes: the stored rows as they were
+        if stale:  # before the load's writes: the stored rows as they were
             _stale(store, run_id, source, counts, cls, job.present, set(job.specs))
         _write(store, run_id, source, job, cls, counts, now=now, rollup=rollup,
                numbered=_numbered(raw, job, text), rejects=text.rejects if text is not None else None,

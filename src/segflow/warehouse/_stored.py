@@ -18,9 +18,9 @@ own earlier rows as :mod:`segflow.sources._redeliver` does on DuckDB: the rows s
 it that the new delivery does not restate are counted (:func:`stale_count`), or, with
 ``redelivery = "replace"``, its earlier rows are taken back before it is read
 (:func:`forget_file`, :func:`note_overlap`). Its quarantine records whose rows pass now are
-released by :mod:`segflow.warehouse._ingest_write`. Refused with a one-line error: a URL
-or table read again with rows in the warehouse (:func:`refuse_rereads`, before the run
-starts), and a re-delivered file of transaction lines without any id (:func:`refuse_lines`).
+released by :mod:`segflow.warehouse._ingest_write`. A URL or table read again is compared
+with the stored rows alone (as a database table on DuckDB). Refused with a one-line error:
+transaction lines without any id read again under their name (:func:`refuse_lines`).
 """
 
 from __future__ import annotations
@@ -43,25 +43,6 @@ if TYPE_CHECKING:  # pragma: no cover
 ON_DUCKDB = ("ingest with --engine duckdb and copy the store with `segflow warehouse push` "
              "(docs/scale.md)")
 INSTEAD = f"load it into a new warehouse, or {ON_DUCKDB}"
-
-
-def refuse_rereads(loads: list[tuple[SourceSettings, str]]) -> None:
-    """Stop before any Spark work when a URL or catalog-table source (read whole at every
-    ingest, without a file hash to find it unchanged) has rows in the warehouse from an
-    earlier ingest: (source, label) per such load.
-
-    Raises
-    ------
-    InputError
-        One line naming the URL or table and the source, with the ways round it.
-    """
-    if not loads:
-        return
-    source, label = loads[0]
-    raise InputError(f"source {source.name!r}: the source is a URL or table, read whole at "
-                     "every ingest, and has rows in the warehouse from an earlier ingest; "
-                     "reading it again (its rows compared with those it stored) is not done "
-                     f"on Spark yet: {INSTEAD}", file=label)
 
 
 def _stored(store: SparkStore, run_id: str, source: SourceSettings, cols: list[str]) -> DataFrame:
@@ -150,7 +131,7 @@ def stale_count(store: SparkStore, run_id: str, source: SourceSettings, label: s
 
 def refuse_lines(source: SourceSettings, present: list[str], mapped: set[str],
                  label: str) -> None:
-    """Stop a file read before under its name whose rows have no identity (transaction
+    """Stop a load read before under its name whose rows have no identity (transaction
     lines without ``transaction_id`` or ``duplicate_key``): the DuckDB ingest recognises
     such a file only when it grew at its end (``_grown_lines``), which is not done on
     Spark.
@@ -161,7 +142,7 @@ def refuse_lines(source: SourceSettings, present: list[str], mapped: set[str],
         One line naming the file and the source, with the ways round it.
     """
     if row_key(source, mapped) is None and duplicate_columns(source, present, mapped) is None:
-        raise InputError(f"source {source.name!r}: the file was loaded before and its "
+        raise InputError(f"source {source.name!r}: it was loaded before and its "
                          "transaction lines have no id (no transaction_id, no duplicate_key), "
                          "so its rows cannot be compared with those it stored; that is not "
                          f"done on Spark yet: {INSTEAD}", file=label)
