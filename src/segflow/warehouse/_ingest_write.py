@@ -2,7 +2,10 @@
 rows become canonical rows, quarantine (with the raw rows of the quarantined rows only),
 duplicates and flags of the run, and its counts come from one Spark aggregation of them.
 A quarantined row whose raw row the source has quarantined already is a duplicate
-(``seen``: :func:`segflow.warehouse._stored.seen_quarantined`), as on DuckDB.
+(``seen``: :func:`segflow.warehouse._stored.seen_quarantined`), as on DuckDB. What the
+DuckDB ingest deletes (the stored rows a late correction replaces, the quarantine records of
+a file read again whose rows pass now) is taken back through the store's ``retracted``
+table, written in the load's run before the load's own rows.
 """
 
 from __future__ import annotations
