@@ -192,7 +192,7 @@ def ingest_on_warehouse(
     sources = sorted(settings.sources, key=lambda s: _ORDER.index(s.table))
     plan = [(src, inp) for src in sources for inp in _inputs(src, project_dir)]
     done: set[tuple[str, str, str | None]] = set()  # (source, hash, file or None: any file)
-    again: set[tuple[str, str]] = set()  # (source, file) loaded before (ok), rows or not
+    again: dict[tuple[str, str], bool] = {}  # (source, file) loaded before (ok): with rows
     prior: dict[str, set[str]] = {}  # source -> the tables holding rows of it (see _note)
     if "loads" in store.tables():
         for r in store.dataframe("loads").where("status = 'ok'").select(
@@ -200,7 +200,8 @@ def ingest_on_warehouse(
                 "rows_accepted", "rows_quarantined").collect():
             if r.file_hash is not None:
                 done.add((r.source, r.file_hash, None if r.rows_read else r.source_file))
-            again.add((r.source, r.source_file))
+            again[r.source, r.source_file] = again.get((r.source, r.source_file), False) \
+                or bool(r.rows_read)
             _note(prior, r.source, r.target_table, r.rows_accepted, r.rows_quarantined)
 
     def loaded(src: SourceSettings, inp: _Input, digest: str | None) -> bool:
@@ -219,7 +220,7 @@ def ingest_on_warehouse(
             else:
                 loads.append(_load(store, run_id, src, inp, now=now, digest=digest,
                                    prior=prior.get(src.name, set()),
-                                   again=(src.name, inp.label) in again))
+                                   again=again.get((src.name, inp.label))))
                 _note(prior, src.name, src.table, loads[-1].rows_accepted,
                       loads[-1].rows_quarantined)
             if progress:
@@ -242,10 +243,12 @@ def _note(prior: dict[str, set[str]], source: str, table: str, accepted: int | N
 
 
 def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *,
-          now: dt.datetime, digest: str | None, prior: set[str], again: bool) -> LoadCounts:
+          now: dt.datetime, digest: str | None, prior: set[str],
+          again: bool | None) -> LoadCounts:
     """One load: its rows checked by Spark tasks, compared with the rows of its source in
     the warehouse (``prior``: the tables holding some, :func:`_note`), and written as rows
-    of ``run_id``. A file read ``again`` under its name (a re-delivery, ``--force``) is
+    of ``run_id``. A file read ``again`` under its name (a re-delivery, ``--force``; True:
+    an earlier load read rows from it, False: none, None: not read before) is
     compared with its own earlier rows too, as on DuckDB (:mod:`segflow.sources._redeliver`):
     with ``redelivery = "replace"`` they are taken back first, else the rows it no longer
     has are counted as stale."""
@@ -255,7 +258,7 @@ def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *
         raise InputError("the file is empty (0 bytes)", file=inp.label)  # as on DuckDB
     # a file delivered again (a URL or a table is read whole at every ingest, as the DuckDB
     # ingest reads a database table: its earlier rows are not judged by a new read)
-    redelivered = again and inp.path is not None
+    redelivered = again is not None and inp.path is not None
     replace = redelivered and source.redelivery == "replace"
     if replace:  # before anything reads the warehouse's rows for this load
         forget_file(store, run_id, source, counts)
@@ -292,7 +295,7 @@ def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *
 
 def _load_rows(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input,
                text: TextRead | None, counts: LoadCounts, *, now: dt.datetime,
-               digest: str | None, started: dt.datetime, prior: set[str], again: bool,
+               digest: str | None, started: dt.datetime, prior: set[str], again: bool | None,
                replace: bool, stale: bool) -> LoadCounts:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
@@ -307,7 +310,7 @@ def _load_rows(store: SparkStore, run_id: str, source: SourceSettings, inp: _Inp
         raise InputError("a column named _row is reserved", file=inp.label)
     staged = Staged(_STG, types, inp.label)
     job = _Job(source, inp.label, types, resolve(source, staged), now)  # mapping errors: now
-    if again and not replace:
+    if again and not replace:  # lines of it are stored: the DuckDB ingest's _grown_lines
         refuse_lines(source, job.present, set(job.specs), inp.label)
     rollup = bool(source.rollup and source.table == "transactions")
     # output schemas: the same code on no rows, on the driver
@@ -362,7 +365,7 @@ def _load_rows(store: SparkStore, run_id: str, source: SourceSettings, inp: _Inp
             _stale(store, run_id, source, counts, cls, job.present, set(job.specs))
         _write(store, run_id, source, job, cls, counts, now=now, rollup=rollup,
                numbered=_numbered(raw, job, text), rejects=text.rejects if text is not None else None,
-               again=again, replace=replace)
+               again=again is not None, replace=replace)
     finally:
         kept.unpersist()
     if not counts.reconciles or total not in (None, counts.rows_read):  # a bug guard
