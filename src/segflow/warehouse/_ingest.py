@@ -233,8 +233,9 @@ def ingest_on_warehouse(
 def _note(prior: dict[str, set[str]], source: str, table: str, accepted: int | None,
           quarantined: int | None) -> None:
     """Note in ``prior`` the tables a load (ok) of ``source`` wrote rows to: the load log
-    tells which loads need comparing with stored rows without a Spark job (the Spark store
-    is append-only: a row once written stays)."""
+    tells which loads need comparing with stored rows without a Spark job (a table no load
+    of the source wrote to has none of its rows; one it wrote to may have lost them all to
+    retractions, which only costs the comparison)."""
     have = prior.setdefault(source, set())
     if accepted:
         have.add(table)
