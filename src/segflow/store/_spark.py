@@ -18,7 +18,8 @@ removed by :meth:`SparkStore.vacuum`). One writer at a time, as with the DuckDB 
 
 The tables are also registered in the session catalog as ``<database>.<table>`` (external
 Parquet tables with the ``run_id`` partition column) for users' own queries; those see
-every partition, committed or not: filter on ``run_id`` in the ``ok`` runs of ``runs``.
+every partition, committed or not: filter on ``run_id`` in the ``ok`` runs of ``runs``, and
+leave out the rows ``retracted`` names.
 """
 
 from __future__ import annotations
@@ -420,7 +421,8 @@ class SparkStore:
 
     def register_catalog_tables(self) -> None:
         """Register every table as ``<database>.<table>`` (external Parquet, partitioned by
-        ``run_id``) in the session catalog, with the partitions present now."""
+        ``run_id``) in the session catalog, with the partitions present now (every row
+        written: filter on the committed runs, and leave out what ``retracted`` names)."""
         for name, spec in {**TABLES, "runs": None}.items():
             if not self._partitions(name):
                 continue
