@@ -26,14 +26,13 @@ Each divergence these inputs exposed (session 50) has its check here:
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import warnings
 
-import numpy as np
 import pandas as pd
 import pytest
 from tests.spark import _messy as m
+from tests.spark._compare import same_rows as _same
 from typer.testing import CliRunner
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -41,9 +40,6 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 DATABASE = "messy_export"  # not test_warehouse_ingest.py's "messy": one cluster warehouse
 LATEST = pd.Timestamp("2024-12-01")
 SCHEMES = ["rfm", "rfm_ntile", "lifecycle", "value_tiers", "named", "orders_so_far", "clusters"]
-#: Columns that say when or by which run a row was written, not what it holds.
-WHEN = {"load_id", "run_id", "ingested_at", "started_at", "finished_at", "created_at",
-        "fitted_at", "computed_at"}
 
 
 @pytest.fixture(scope="module")
@@ -74,30 +70,6 @@ def messy(tmp_path_factory, cluster, _cluster_spark):
 def _duck(project, table: str) -> pd.DataFrame:
     return project.store.raw.execute(f'SELECT * FROM "{table}"').df()
 
-
-def _same(name: str, duck: pd.DataFrame, spark: pd.DataFrame, key: list[str], *,
-          rtol: dict[str, float] | None = None) -> int:
-    """The rows of ``duck`` and ``spark`` are equal (every column but :data:`WHEN`; the
-    columns of ``rtol`` to that relative tolerance, all others exactly); returns the rows."""
-    cols = [c for c in duck.columns if c not in WHEN]
-    frames = []
-    for frame in (duck, spark[cols]):
-        out = frame[cols].copy()
-        for col in out.columns:
-            first = out[col].dropna().iloc[0] if out[col].notna().any() else None
-            if str(out[col].dtype).startswith("datetime") or isinstance(first, dt.date):
-                out[col] = pd.to_datetime(out[col]).astype("datetime64[us]")
-        out = out.sort_values(key, ignore_index=True).astype(object)
-        frames.append(out.where(out.notna(), None))
-    d, s = frames
-    assert len(d) == len(s), f"{name}: {len(d)} rows on DuckDB, {len(s)} on Spark"
-    loose = rtol or {}
-    exact = [c for c in cols if c not in loose]
-    pd.testing.assert_frame_equal(s[exact], d[exact], check_dtype=False, obj=name)
-    for col, tol in loose.items():
-        np.testing.assert_allclose(s[col].astype(float), d[col].astype(float), rtol=tol,
-                                   atol=1e-12, equal_nan=True, err_msg=f"{name}.{col}")
-    return len(d)
 
 
 def test_ingest_on_the_cluster_equals_duckdb_and_the_hand_counts(messy):

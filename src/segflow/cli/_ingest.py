@@ -80,7 +80,7 @@ def _table(title: str, frame, columns: list[str]) -> Table:
 
 def ingest_command(
     force: bool = typer.Option(
-        False, "--force", help="Re-read unchanged files too (re-checks quarantined rows; not yet on Spark: docs/scale.md)."),
+        False, "--force", help="Re-read unchanged files too (re-checks quarantined rows)."),
     project: Path = ProjectDirOption,
     json_output: bool = JsonOption,
     engine: str | None = EngineOption,

@@ -22,9 +22,8 @@ deliveries stored (the rows whose ``source_file`` is the file's):
   new store would take the last file's version.
 
 Files only: a database source (Postgres) is read whole at every ingest, often by a query of
-recent rows, and its earlier rows are not judged by a new read. The Spark ingest does not
-compare a file with rows loaded earlier yet: a re-delivered file stops it with a one-line
-error (:mod:`segflow.warehouse._ingest`).
+recent rows, and its earlier rows are not judged by a new read. The Spark ingest does the
+same on the warehouse's tables, with Spark joins (:mod:`segflow.warehouse._stored`).
 """
 
 from __future__ import annotations
@@ -95,10 +94,15 @@ def forget_file(con: duckdb.DuckDBPyConnection, source: SourceSettings, counts: 
         con.execute(ddl)
         con.execute(f"DELETE FROM main.{table} WHERE {mine}")
     con.execute(f"UPDATE main.loads SET status = 'replaced' WHERE {mine} AND status = 'ok'")
-    counts.warn_file(
-        f"file {counts.source_file}: delivered again with other content; the {removed:,} rows "
-        "its earlier delivery stored were removed, and this delivery loaded in their place "
-        "(redelivery = \"replace\")")
+    counts.warn_file(forgot_message(counts.source_file, removed))
+
+
+def forgot_message(label: str, removed: int) -> str:
+    """The warning of a file whose earlier deliveries' ``removed`` rows were removed
+    (the DuckDB and the Spark ingest share it)."""
+    return (f"file {label}: delivered again with other content; the {removed:,} rows "
+            "its earlier delivery stored were removed, and this delivery loaded in their place "
+            "(redelivery = \"replace\")")
 
 
 def note_overlap(con: duckdb.DuckDBPyConnection, source: SourceSettings, cls: str,
@@ -112,6 +116,13 @@ def note_overlap(con: duckdb.DuckDBPyConnection, source: SourceSettings, cls: st
     there = con.execute(
         "SELECT count(*) FROM main.ingest_duplicates WHERE source = ? AND source_file <> ? "
         "AND kind = 'already_loaded'", [source.name, counts.source_file]).fetchone()[0]
+    note_restated(counts, source, here, there)
+
+
+def note_restated(counts: LoadCounts, source: SourceSettings, here: int, there: int) -> None:
+    """The warning of :func:`note_overlap` (``here``: rows of the delivery matching rows of
+    other files; ``there``: rows of other files logged as ``already_loaded``), none when
+    both are 0 (the DuckDB and the Spark ingest share it)."""
     if here or there:
         counts.warn_file(
             f"file {counts.source_file}: files of source {source.name!r} restate each other's "

@@ -4,6 +4,10 @@ Layout: ``<warehouse>/<database>.db/<table>/run_id=<id>/part-*.parquet`` for eve
 :data:`~segflow.store._spark_layout.TABLES`, and the run log ``runs`` in the same form. No
 table format beyond Parquet is needed (Delta or Iceberg would need jars fetched at run time).
 
+Rows of the append tables are taken back (deleted, for readers) by rows of the table
+``retracted`` of a later committed run (:mod:`segflow.store._spark_layout`): a run still
+writes only its own partitions, and what it takes back disappears when it commits.
+
 Atomic runs: a run writes only partitions of its own ``run_id``. It starts by writing a
 ``running`` row to ``runs`` and ends by writing an ``ok`` row, the last thing it writes. A
 reader lists the committed runs (those with an ``ok`` row) and reads exactly their
@@ -14,7 +18,8 @@ removed by :meth:`SparkStore.vacuum`). One writer at a time, as with the DuckDB 
 
 The tables are also registered in the session catalog as ``<database>.<table>`` (external
 Parquet tables with the ``run_id`` partition column) for users' own queries; those see
-every partition, committed or not: filter on ``run_id`` in the ``ok`` runs of ``runs``.
+every partition, committed or not: filter on ``run_id`` in the ``ok`` runs of ``runs``, and
+leave out the rows ``retracted`` names.
 """
 
 from __future__ import annotations
@@ -31,7 +36,15 @@ import ibis
 import pyarrow as pa
 
 from segflow.errors import StoreError
-from segflow.store._spark_layout import RETIRED, RUNS, TABLES, VIEWS, spark_ddl
+from segflow.store._spark_layout import (
+    RETIRED,
+    RETRACTABLE,
+    RETRACTED,
+    RUNS,
+    TABLES,
+    VIEWS,
+    spark_ddl,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -254,7 +267,36 @@ class SparkStore:
         df = reader.parquet(*[f"{path}/run_id={r}" for r in runs])
         if spec.keys and len(runs) > 1:  # per key, the rows of the latest run that wrote it
             df = _latest_per_key(self.session, df, runs, spec.keys)
+        if name in RETRACTABLE:
+            df = self._unretracted(df, name, [*committed, *([pending] if pending else [])])
         return df
+
+    def _unretracted(self, df: DataFrame, name: str, runs: list[str]) -> DataFrame:
+        """``df`` (rows of table ``name``, with ``run_id``) without the rows that the table
+        ``retracted`` of ``runs`` takes back (:mod:`segflow.store._spark_layout`); ``df``
+        itself when no run of them retracted anything (no Spark job either way)."""
+        from pyspark.sql import functions as F
+
+        present = self._partitions("retracted")
+        runs = [r for r in runs if r in present]
+        if not runs:
+            return df
+        path = f"{self.root}/retracted"
+        gone = (self.session.read.schema(spark_ddl(RETRACTED)).option("basePath", path)
+                .parquet(*[f"{path}/run_id={r}" for r in runs])
+                .where(F.col("table_name") == name))
+        cols = df.columns  # a join on named columns would put those first
+        whole = gone.where(F.col("row_number").isNull()).select("run_of", "load_id")
+        df = df.join(whole, (df["run_id"] == whole["run_of"])
+                     & (df["load_id"] == whole["load_id"]), "left_anti")
+        col = RETRACTABLE[name]
+        if col is not None:
+            rows = gone.where(F.col("row_number").isNotNull()).select(
+                "run_of", "load_id", "row_number")
+            df = df.join(rows, (df["run_id"] == rows["run_of"])
+                         & (df["load_id"] == rows["load_id"])
+                         & (df[col] == rows["row_number"]), "left_anti")
+        return df.select(*cols)
 
     def _view(self, name: str, pending: str | None) -> DataFrame:
         """The derived table ``name`` (only ``segment_assignments`` so far) on the state
@@ -379,7 +421,8 @@ class SparkStore:
 
     def register_catalog_tables(self) -> None:
         """Register every table as ``<database>.<table>`` (external Parquet, partitioned by
-        ``run_id``) in the session catalog, with the partitions present now."""
+        ``run_id``) in the session catalog, with the partitions present now (every row
+        written: filter on the committed runs, and leave out what ``retracted`` names)."""
         for name, spec in {**TABLES, "runs": None}.items():
             if not self._partitions(name):
                 continue

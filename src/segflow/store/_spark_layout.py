@@ -10,6 +10,13 @@ ones. How a table's committed partitions combine into its current state is its *
   committed run that wrote that key (change rows, scores), like the DuckDB store's
   delete-then-insert of a run.
 
+Rows of an append table are taken back by later runs through the append table
+``retracted`` (:data:`RETRACTED`): a row of ``(run, load, row number)`` hides that row of
+that run's partition of its table (no row number: every row of the load there), as the
+DuckDB ingest's ``DELETE``. The Spark ingest writes them when a load replaces stored rows
+(a late correction, a re-delivered file), releases quarantined rows, or forgets a file's
+earlier deliveries (``redelivery = "replace"``); :data:`RETRACTABLE` names the tables.
+
 Some tables are not stored but derived (:data:`VIEWS`), as the DuckDB store's views are:
 the per-snapshot ``segment_assignments`` is the change rows ``segment_spells`` expanded to
 the computed snapshots of ``segment_snapshots`` (the DuckDB view's own SQL,
@@ -57,6 +64,10 @@ FLAGS = {
     "source": "VARCHAR", "source_file": "VARCHAR", "row_number": "BIGINT", "rule": "VARCHAR",
     "column_name": "VARCHAR", "value": "VARCHAR", "load_id": "VARCHAR",
 }
+#: Rows taken back: those of ``table_name`` written by run ``run_of`` for load ``load_id``,
+#: the one numbered ``row_number`` (in the table's :data:`RETRACTABLE` column) or all.
+RETRACTED = {"table_name": "VARCHAR", "run_of": "VARCHAR", "load_id": "VARCHAR",
+             "row_number": "BIGINT"}
 RUNS = {
     "command": "VARCHAR", "params": "VARCHAR", "segflow_version": "VARCHAR",
     "started_at": "TIMESTAMP", "finished_at": "TIMESTAMP", "status": "VARCHAR",
@@ -124,6 +135,7 @@ TABLES: dict[str, TableSpec] = {
     "loads": TableSpec(LOADS),
     "ingest_duplicates": TableSpec(DUPLICATES),
     "ingest_flags": TableSpec(FLAGS),
+    "retracted": TableSpec(RETRACTED),
     "customer_scores": TableSpec(SCORES, keys=("snapshot_date", "model")),
     "scheme_registry": TableSpec(SCHEME_REGISTRY),
     # a scheme version's model, fitted once (by the first run that assigns it), then re-applied
@@ -142,6 +154,13 @@ TABLES: dict[str, TableSpec] = {
     "summary_audit": TableSpec(SUMMARY_AUDIT, keys=()),
     "summary_results": TableSpec(SUMMARY_RESULTS, keys=()),
     "model_params": TableSpec(MODEL_PARAMS, keys=("snapshot_date", "model")),
+}
+
+#: The tables whose rows can be retracted, and the column that numbers a row of a load
+#: (``None``: a load has one row there, taken back whole).
+RETRACTABLE: dict[str, str | None] = {
+    **{name: "source_row" for name in CANONICAL_TABLES}, "quarantine": "row_number",
+    "ingest_duplicates": "row_number", "ingest_flags": "row_number", "loads": None,
 }
 
 #: Derived tables: name -> the stored tables they read (all present, or the view is empty).

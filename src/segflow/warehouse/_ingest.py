@@ -31,11 +31,21 @@ CSV files are parsed by the DuckDB ingest's own reader, a Spark task per file (m
 :mod:`segflow.warehouse._text`); its rejects are quarantined as ``malformed_row``.
 
 A load is compared with the rows of its source already in the warehouse (a new file of a
-folder: rows already loaded are duplicates) by Spark joins (:mod:`segflow.warehouse._stored`).
+folder: rows already loaded are duplicates; a row with a stored key and other values: a late
+correction, which replaces the stored row) by Spark joins (:mod:`segflow.warehouse._stored`).
+A file read before under its name (a re-delivery, ``--force``) is compared with its own
+earlier rows too, as on DuckDB (:mod:`segflow.sources._redeliver`): its rows no longer
+delivered are counted as stale (or, with ``redelivery = "replace"``, its earlier rows are
+taken back first), and its earlier quarantine records whose rows pass now are released.
+A URL or catalog table is read whole at every ingest, as the DuckDB ingest reads a database
+table: compared with the stored rows and its quarantine released, its earlier rows not
+judged (no stale rows, no ``replace``). Rows are taken back through the store's
+``retracted`` table (:mod:`segflow.store._spark_layout`), within the run.
 
-Not yet on Spark: JSON lines, Excel and database sources; a file read before under its name
-(a re-delivery, ``--force``) and late corrections of stored rows: such a load stops with a
-one-line error and the run leaves no trace.
+Not yet on Spark: JSON lines, Excel and database sources, and transaction lines without
+any id (no ``transaction_id``, no ``duplicate_key``) read again under their name (the
+DuckDB ingest's grown-file check): such a load stops with a one-line error and the run
+leaves no trace.
 """
 
 from __future__ import annotations
@@ -54,13 +64,21 @@ from segflow.sources._discover import discover, file_hash, relative, source_form
 from segflow.sources._ingest import _ORDER, IngestReport, ProgressFn, _now
 from segflow.sources._load import LoadCounts, empty_message, has_header, note_empty
 from segflow.sources._readers import Staged
+from segflow.sources._redeliver import note_stale
 from segflow.sources._rules import duplicate_columns, row_key
 from segflow.sources._validate import resolve, unknown_customer_rule
+from segflow.store import CANONICAL_TABLES
 from segflow.warehouse._audit import store_warehouse_audit
 from segflow.warehouse._ingest_tasks import _ROW_INDEX, _STG, _duckdb_types, _Job, _plain
 from segflow.warehouse._ingest_write import _write
 from segflow.warehouse._nanos import NANOS_AS_LONG, micros, nanosecond_columns
-from segflow.warehouse._stored import ON_DUCKDB, mark_stored, refuse_rereads
+from segflow.warehouse._stored import (
+    ON_DUCKDB,
+    forget_file,
+    mark_stored,
+    refuse_lines,
+    stale_count,
+)
 from segflow.warehouse._text import TextRead, read_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -152,7 +170,11 @@ def ingest_on_warehouse(
     ``table:<database>.<table>`` for a table of the session catalog (one load). A load is
     compared with the rows its source has in the warehouse (earlier ingests, and earlier
     loads of this one: :mod:`segflow.warehouse._stored`): a file added to a folder loads its
-    rows, and those already stored count as duplicates.
+    rows, those already stored count as duplicates, and those with a stored key and other
+    values replace the stored row. A file changed since its load (or read again with
+    ``force``) is compared with its own earlier rows as on DuckDB: stale rows counted (or
+    its earlier rows replaced: ``redelivery = "replace"``), quarantine released; a URL or
+    table, read whole at every ingest, as the DuckDB ingest reads a database table.
 
     At the end, the data audit (:func:`segflow.quality.audit`, run by Spark) is stored in
     ``summary_audit`` as part of the same run, unless the stored one is current (no file
@@ -162,16 +184,15 @@ def ingest_on_warehouse(
     ------
     InputError
         A source Spark cannot read, a format the Spark ingest does not read yet, a mapped
-        column missing, a file read before under its name with rows (a re-delivery,
-        ``--force``, a URL read again: checked before any Spark work), or a row correcting
-        a stored row (a late correction). Nothing of the run is then visible.
+        column missing, or transaction lines without any id read again under their name.
+        Nothing of the run is then visible.
     """
     project_dir = Path(project_dir)
     now = now or _now()
     sources = sorted(settings.sources, key=lambda s: _ORDER.index(s.table))
     plan = [(src, inp) for src in sources for inp in _inputs(src, project_dir)]
     done: set[tuple[str, str, str | None]] = set()  # (source, hash, file or None: any file)
-    read: set[tuple[str, str]] = set()  # (source, file) loaded before with rows
+    again: dict[tuple[str, str], bool] = {}  # (source, file) loaded before (ok): with rows
     prior: dict[str, set[str]] = {}  # source -> the tables holding rows of it (see _note)
     if "loads" in store.tables():
         for r in store.dataframe("loads").where("status = 'ok'").select(
@@ -179,8 +200,8 @@ def ingest_on_warehouse(
                 "rows_accepted", "rows_quarantined").collect():
             if r.file_hash is not None:
                 done.add((r.source, r.file_hash, None if r.rows_read else r.source_file))
-            if r.rows_read:
-                read.add((r.source, r.source_file))
+            again[r.source, r.source_file] = again.get((r.source, r.source_file), False) \
+                or bool(r.rows_read)
             _note(prior, r.source, r.target_table, r.rows_accepted, r.rows_quarantined)
 
     def loaded(src: SourceSettings, inp: _Input, digest: str | None) -> bool:
@@ -191,9 +212,6 @@ def ingest_on_warehouse(
     digests = [file_hash(inp.path) if inp.path is not None else None for _, inp in plan]
     todo = [digest is None or force or not loaded(src, inp, digest)
             for (src, inp), digest in zip(plan, digests, strict=True)]
-    refuse_rereads([(src, inp.label, loaded(src, inp, digest), digest is None)
-                    for (src, inp), digest, load in zip(plan, digests, todo, strict=True)
-                    if load and (src.name, inp.label) in read])
     loads: list[LoadCounts] = []
     with store.run("ingest", {"project": str(project_dir)}) as run_id:
         for i, ((src, inp), digest, load) in enumerate(zip(plan, digests, todo, strict=True)):
@@ -201,7 +219,8 @@ def ingest_on_warehouse(
                 loads.append(LoadCounts("", src.name, inp.label, src.table, "unchanged"))
             else:
                 loads.append(_load(store, run_id, src, inp, now=now, digest=digest,
-                                   prior=prior.get(src.name, set())))
+                                   prior=prior.get(src.name, set()),
+                                   again=again.get((src.name, inp.label))))
                 _note(prior, src.name, src.table, loads[-1].rows_accepted,
                       loads[-1].rows_quarantined)
             if progress:
@@ -214,8 +233,9 @@ def ingest_on_warehouse(
 def _note(prior: dict[str, set[str]], source: str, table: str, accepted: int | None,
           quarantined: int | None) -> None:
     """Note in ``prior`` the tables a load (ok) of ``source`` wrote rows to: the load log
-    tells which loads need comparing with stored rows without a Spark job (the Spark store
-    is append-only: a row once written stays)."""
+    tells which loads need comparing with stored rows without a Spark job (a table no load
+    of the source wrote to has none of its rows; one it wrote to may have lost them all to
+    retractions, which only costs the comparison)."""
     have = prior.setdefault(source, set())
     if accepted:
         have.add(table)
@@ -224,14 +244,26 @@ def _note(prior: dict[str, set[str]], source: str, table: str, accepted: int | N
 
 
 def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *,
-          now: dt.datetime, digest: str | None, prior: set[str]) -> LoadCounts:
+          now: dt.datetime, digest: str | None, prior: set[str],
+          again: bool | None) -> LoadCounts:
     """One load: its rows checked by Spark tasks, compared with the rows of its source in
     the warehouse (``prior``: the tables holding some, :func:`_note`), and written as rows
-    of ``run_id``."""
+    of ``run_id``. A file read ``again`` under its name (a re-delivery, ``--force``; True:
+    an earlier load read rows from it, False: none, None: not read before) is
+    compared with its own earlier rows too, as on DuckDB (:mod:`segflow.sources._redeliver`):
+    with ``redelivery = "replace"`` they are taken back first, else the rows it no longer
+    has are counted as stale."""
     started = _now()
     counts = LoadCounts(uuid.uuid4().hex[:12], source.name, inp.label, source.table)
     if inp.fmt == "parquet" and inp.path is not None and inp.path.stat().st_size == 0:
         raise InputError("the file is empty (0 bytes)", file=inp.label)  # as on DuckDB
+    # a file delivered again (a URL or a table is read whole at every ingest, as the DuckDB
+    # ingest reads a database table: its earlier rows are not judged by a new read)
+    redelivered = again is not None and inp.path is not None
+    replace = redelivered and source.redelivery == "replace"
+    if replace:  # before anything reads the warehouse's rows for this load
+        forget_file(store, run_id, source, counts)
+    stale = redelivered and not replace
     text = read_text(store.session, source, inp.url, inp.label, inp.path is not None) \
         if inp.fmt == "csv" else None
     if inp.fmt == "parquet" and inp.path is not None:
@@ -246,10 +278,13 @@ def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *
                 counts.warn_file(empty_message(name, blank=blank, header=has_header(source)))
         if text is not None and text.rows is None:  # no file with a byte: no header
             counts.status = "empty"
+            if stale:
+                _stale(store, run_id, source, counts, None, [], set())
             _record(store, run_id, source, inp, counts, digest=digest, started=started, now=now)
             return counts
         return _load_rows(store, run_id, source, inp, text, counts, now=now, digest=digest,
-                          started=started, prior=prior)
+                          started=started, prior=prior, again=again, replace=replace,
+                          stale=stale)
     finally:
         if text is not None:
             text.release()
@@ -261,7 +296,8 @@ def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *
 
 def _load_rows(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input,
                text: TextRead | None, counts: LoadCounts, *, now: dt.datetime,
-               digest: str | None, started: dt.datetime, prior: set[str]) -> LoadCounts:
+               digest: str | None, started: dt.datetime, prior: set[str], again: bool | None,
+               replace: bool, stale: bool) -> LoadCounts:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
@@ -275,6 +311,8 @@ def _load_rows(store: SparkStore, run_id: str, source: SourceSettings, inp: _Inp
         raise InputError("a column named _row is reserved", file=inp.label)
     staged = Staged(_STG, types, inp.label)
     job = _Job(source, inp.label, types, resolve(source, staged), now)  # mapping errors: now
+    if again and not replace:  # lines of it are stored: the DuckDB ingest's _grown_lines
+        refuse_lines(source, job.present, set(job.specs), inp.label)
     rollup = bool(source.rollup and source.table == "transactions")
     # output schemas: the same code on no rows, on the driver
     empty = to_arrow_schema(columns.schema).empty_table().append_column(
@@ -298,6 +336,8 @@ def _load_rows(store: SparkStore, run_id: str, source: SourceSettings, inp: _Inp
         if text is None:
             note_empty(counts, blank=False)
         counts.status = "empty"
+        if stale:
+            _stale(store, run_id, source, counts, None, job.present, set(job.specs))
         _record(store, run_id, source, inp, counts, digest=digest, started=started, now=now)
         return counts
     val = raw.mapInArrow(job.validate_task, from_arrow_schema(job.val_schema, prefer_timestamp_ntz=True))
@@ -322,8 +362,11 @@ def _load_rows(store: SparkStore, run_id: str, source: SourceSettings, inp: _Inp
     try:
         if job.stored:  # the rows as compared now, whatever the load writes next (below)
             cls = cls.checkpoint(eager=True)
+        if stale:  # before the load's writes: the stored rows as they were
+            _stale(store, run_id, source, counts, cls, job.present, set(job.specs))
         _write(store, run_id, source, job, cls, counts, now=now, rollup=rollup,
-               numbered=_numbered(raw, job, text), rejects=text.rejects if text is not None else None)
+               numbered=_numbered(raw, job, text), rejects=text.rejects if text is not None else None,
+               again=again is not None, replace=replace)
     finally:
         kept.unpersist()
     if not counts.reconciles or total not in (None, counts.rows_read):  # a bug guard
@@ -332,11 +375,21 @@ def _load_rows(store: SparkStore, run_id: str, source: SourceSettings, inp: _Inp
     return counts
 
 
+def _stale(store: SparkStore, run_id: str, source: SourceSettings, counts: LoadCounts,
+           cls: DataFrame | None, present: list[str], mapped: set[str]) -> None:
+    """``rows_stale`` of a file delivered again (``redelivery = "keep"``): its earlier
+    rows that the new delivery (classified rows ``cls``, None: no rows) does not restate,
+    with the DuckDB ingest's warning (:func:`segflow.sources._redeliver.note_stale`)."""
+    counts.rows_stale = stale_count(store, run_id, source, counts.source_file, cls, present,
+                                    mapped)
+    note_stale(counts, source, mapped, present or list(CANONICAL_TABLES[source.table]),
+               empty=cls is None)
+
+
 def _record(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input,
             counts: LoadCounts, *, digest: str | None, started: dt.datetime,
             now: dt.datetime) -> None:
-    """The load's row in ``loads`` (as :func:`segflow.sources._load.record_load` writes it;
-    ``rows_stale`` is 0: a file read before under its name, with rows, stops the ingest)."""
+    """The load's row in ``loads`` (as :func:`segflow.sources._load.record_load` writes it)."""
     store.write("loads", pa.table({
         "load_id": [counts.load_id], "source": [source.name], "source_file": [inp.label],
         "file_hash": pa.array([digest], pa.string()), "target_table": [source.table],

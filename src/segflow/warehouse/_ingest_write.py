@@ -2,7 +2,10 @@
 rows become canonical rows, quarantine (with the raw rows of the quarantined rows only),
 duplicates and flags of the run, and its counts come from one Spark aggregation of them.
 A quarantined row whose raw row the source has quarantined already is a duplicate
-(``seen``: :func:`segflow.warehouse._stored.seen_quarantined`), as on DuckDB.
+(``seen``: :func:`segflow.warehouse._stored.seen_quarantined`), as on DuckDB. What the
+DuckDB ingest deletes (the stored rows a late correction replaces, the quarantine records of
+a file read again whose rows pass now) is taken back through the store's ``retracted``
+table, written in the load's run before the load's own rows.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from segflow.sources._load import _DUP_KIND, LoadCounts, note_flags, tally
+from segflow.sources._rules import row_key
 from segflow.sources._validate import flags
 from segflow.store import CANONICAL_TABLES
 from segflow.warehouse._stored import (
     mark_orders,
+    note_overlap,
     order_lines,
-    refuse_corrections,
+    retract_replaced,
     seen_quarantined,
 )
 
@@ -38,16 +43,18 @@ RAW = pa.schema([pa.field("_row", pa.int64()), pa.field("_raw_row", pa.string())
 
 def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cls: DataFrame,
            counts: LoadCounts, *, now: dt.datetime, rollup: bool, numbered: DataFrame,
-           rejects: DataFrame | None = None) -> None:
+           rejects: DataFrame | None = None, again: bool = False,
+           replace: bool = False) -> None:
     """The load's canonical rows, quarantine (the raw rows picked from ``numbered``, the
     source rows with their ``_row``; with the ``rejects`` of a CSV reader:
     ``malformed_row``), duplicates and flags, and its counts.
 
-    Raises
-    ------
-    InputError
-        A row of the load would replace a stored row of its source (a late correction:
-        :func:`segflow.warehouse._stored.refuse_corrections`).
+    Stored rows of the source that rows of the load correct (status ``replace``: same key,
+    other values) are taken back first (:func:`segflow.warehouse._stored.retract_replaced`).
+    A file read ``again`` under its name releases the quarantine records of its earlier
+    loads whose rows pass now (:func:`_release`) and logs a duplicate row once
+    (:func:`_logged_once`); after its earlier deliveries were forgotten (``replace``:
+    ``redelivery = "replace"``), the rows restating other files' rows are warned about.
     """
     from pyspark.sql import functions as F
 
@@ -68,8 +75,15 @@ def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cl
             label.alias("source_file"), F.col("_row").alias("source_row"), load.alias("load_id"))
     flag_list = flags(source, job.specs)
     by, rules, flagged = _counts(cls, flag_list)
-    if by.get("replace"):
-        refuse_corrections(cls, source, job.label, set(job.specs))
+    if replace:
+        note_overlap(store, run_id, source, by, counts)
+    if by.get("replace"):  # late corrections: the rows they correct go first
+        key = "transaction_id" if rollup else row_key(source, set(job.specs))
+        assert key is not None  # a row without a key is never 'replace'
+        keys = (orders.where(F.col("_ostatus") == "replace").select(
+            F.col("transaction_id").alias("_k")) if rollup else
+            cls.where(F.col("_status") == "replace").select(F.col(f"v_{key}").alias("_k")))
+        retract_replaced(store, run_id, source, key, keys)
     # the counts come from the one aggregation of the classified rows (above): uncounted
     store.write(source.table, rows, run_id, count=False)
     quarantined = cls.where("_status = 'quarantined'")
@@ -90,6 +104,8 @@ def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cl
             _unquarantine(by, rules, [rule for _, rule in seen])
     else:
         quarantined = quarantined.withColumn("_raw_row", F.lit(None).cast("string"))
+    if again and job.quarantined:  # before this load's own records are written
+        _release(store, run_id, source, job, cls, counts, numbered)
     quarantined = quarantined.select(
         src.alias("source"), label.alias("source_file"), F.col("_row").alias("row_number"),
         F.col("_raw_row").alias("raw_row"), F.col("_rule").alias("rule"),
@@ -120,6 +136,8 @@ def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cl
         dups = dups.unionByName(store.session.createDataFrame(
             [(source.name, job.label, row, _DUP_KIND["seen"], None, counts.load_id)
              for row in rejects_seen], dups.schema))
+    if again:
+        dups = _logged_once(store, run_id, source, job.label, counts.load_id, dups)
     store.write("ingest_duplicates", dups, run_id, count=False)
     if flag_list:
         parts = [cls.where(F.col(f"_f{i}")).select(
@@ -135,6 +153,56 @@ def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cl
         note_flags(counts, flagged)
     n_seen = len(rejects_seen)
     tally(counts, by, rules, {k: n for k, n in ((False, n_rejects - n_seen), (True, n_seen)) if n})
+
+
+def _release(store: SparkStore, run_id: str, source: SourceSettings, job: _Job,
+             cls: DataFrame, counts: LoadCounts, numbered: DataFrame) -> None:
+    """Rows of the file quarantined by an earlier load that pass now (accepted or
+    replacing): their quarantine records (same row number, same raw row) are taken back
+    and counted in ``rows_released``, with the warning of the DuckDB ingest's
+    ``_release`` (:mod:`segflow.sources._load`). Two Spark jobs (the records are counted
+    as they are written)."""
+    from pyspark.sql import functions as F
+
+    q = store.dataframe("quarantine", pending=run_id)
+    mine = q.where((q.source == source.name) & (q.source_file == job.label)
+                   & (q.load_id != counts.load_id))
+    numbers = mine.select(F.col("row_number").alias("_row")).distinct()
+    passed = cls.where(F.col("_status").isin(*_ACCEPTED)).select("_row").join(
+        numbers, "_row", "left_semi")
+    raws = numbered.join(passed, "_row", "left_semi").mapInArrow(job.raw_task,
+                                                                 _spark_schema(RAW))
+    gone = mine.join(raws, (mine.row_number == raws["_row"]) & (mine.raw_row == raws["_raw_row"]),
+                     "left_semi")
+    counts.rows_released = store.write("retracted", gone.select(
+        F.lit("quarantine").alias("table_name"), F.col("run_id").alias("run_of"), "load_id",
+        "row_number"), run_id)
+    if counts.rows_released:
+        counts.warnings.append(
+            f"file {counts.source_file}: {counts.rows_released} rows quarantined by an earlier "
+            "load pass the rules now and were loaded")
+
+
+def _logged_once(store: SparkStore, run_id: str, source: SourceSettings, label: str,
+                 load_id: str, dups: DataFrame) -> DataFrame:
+    """The duplicate rows ``dups`` of a file read again, less those the DuckDB ingest does
+    not log again (:func:`segflow.sources._load.write`): a row logged already with its
+    kind, and the very row (same file and row number) stored (``already_loaded``) or
+    quarantined by another load (``already_quarantined``). Read after the load's own
+    canonical rows and quarantine records are written, as there."""
+    from pyspark.sql import functions as F
+
+    def mine(name: str) -> DataFrame:
+        df = store.dataframe(name, pending=run_id)
+        return df.where((df.source == source.name) & (df.source_file == label))
+
+    q = mine("quarantine")
+    known = mine("ingest_duplicates").select("row_number", "kind").unionByName(
+        mine(source.table).select(F.col("source_row").alias("row_number"),
+                                  F.lit("already_loaded").alias("kind"))).unionByName(
+        q.where(q.load_id != load_id).select("row_number",
+                                             F.lit("already_quarantined").alias("kind")))
+    return dups.join(known, ["row_number", "kind"], "left_anti")
 
 
 def _unquarantine(by: dict[str, int], rules: dict[str, int], seen: list[str]) -> None:
