@@ -153,3 +153,21 @@ def test_numeric_columns_of_phone_numbers_are_personal():
         warnings.simplefilter("ignore", PersonalContentWarning)
         masked = protect_columns(t, "mask").to_pyarrow().to_pylist()
     assert [r["mob"] for r in masked] == ["***23", "***23", None, None]
+
+
+def test_the_plain_segment_list_keys_ids_that_are_e_mails_as_export_segments_does(keyed, tmp_path):
+    """``segflow export --scheme S --out F`` (the list without a sub-command) wrote such ids
+    in clear; now they are the same keys as ``export segments`` writes, unless --pii include."""
+    out, clear = tmp_path / "plain.csv", tmp_path / "clear.csv"
+    r = runner.invoke(app, ["export", "-p", str(keyed), "--scheme", "rfm", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    ids = _ids(out)
+    assert "C3" in ids and not any("@" in i or "7946" in i for i in ids)
+    assert sorted(i for i in ids if i != "C3") == sorted(
+        _key(keyed, NEW_IDS[c]) for c in set(NEW_IDS) & {c for c in EXPECTED_S3} if c != "C3") \
+        or set(ids) - {"C3"} <= {_key(keyed, v) for v in NEW_IDS.values()}
+    r = runner.invoke(app, ["export", "-p", str(keyed), "--scheme", "rfm", "--out", str(clear),
+                            "--pii", "include"])
+    assert r.exit_code == 0, r.output
+    assert sorted(_ids(clear)) == sorted(
+        {_key(keyed, v): v for v in NEW_IDS.values()}.get(i, i) for i in ids)

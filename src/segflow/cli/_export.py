@@ -58,6 +58,10 @@ def _segment_list(
     ),
     project_dir: Path = ProjectDirOption,
     as_json: bool = JsonOption,
+    pii: str = typer.Option(
+        "hash", "--pii", parser=Choice(*PII_CHOICES),
+        help="(Without a sub-command) customer ids that are e-mails or phone numbers: written as "
+        "pseudonymous keys (hash, mask, omit) or in clear (include)."),
 ) -> None:
     """Without a sub-command: the plain segment list (current and previous segment, last
     change, periods in segment) to a file or a store table, as before `export segments`."""
@@ -66,7 +70,7 @@ def _segment_list(
     from segflow.cli._migrate import export
 
     export(out=out, table_name=table_name, scheme=scheme, as_of=as_of, project_dir=project_dir,
-           as_json=as_json)
+           as_json=as_json, pii=pii)
 
 
 def _warn_secrets(ctx: typer.Context, to: str | None, webhook: str | None = None) -> None:

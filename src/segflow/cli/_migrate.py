@@ -352,8 +352,12 @@ def export(
     ),
     project_dir: Path = ProjectDirOption,
     as_json: bool = JsonOption,
+    pii: str = "hash",
 ) -> None:
-    """Export the CRM segment list: current and previous segment, last change, periods in segment."""
+    """Export the CRM segment list: current and previous segment, last change, periods in
+    segment. In a file, customer ids that are e-mails or phone numbers are written as the
+    exports' pseudonymous keys unless ``pii`` is ``include`` (the list has no other personal
+    column); a table of the store keeps them."""
     from segflow.exports import segment_list, write_segment_list
 
     with user_errors():
@@ -375,8 +379,17 @@ def export(
                 rows = write_segment_list(listing, table_name, format="table", store=project.store)
                 where = f"table {table_name}"
             else:
+                keyed = 0
+                if pii != "include":
+                    from segflow.exports._pseudonym import id_key, pseudonymise_table
+
+                    listing, keyed = pseudonymise_table(listing.to_pyarrow(), id_key(project.store.path))
                 rows = write_segment_list(listing, out)
                 where = str(out)
+                if keyed:
+                    from segflow.cli._export import _note_pseudonyms
+
+                    _note_pseudonyms(keyed, project.store.path)
             if as_json:
                 print_json({"scheme": name, "rows": rows, "target": where})
                 return
