@@ -170,6 +170,31 @@ def test_movements_pooled_matrices_profiles_and_audit_match(project):
     assert list(stored_a["count"]) == list(checks["count"])
 
 
+def test_rule_profiles_from_the_means_shapes_equal_the_general_means(project, monkeypatch):
+    """The run's profiles of every rule-based scheme (``rule_profiles``) take their exact
+    means in the form the features' values need (``mean_shapes``: no NaN test, no large
+    amounts' text sums nor counts where no value needs them); on the demo's features every
+    stored number is the same as with the general form, bit for bit."""
+    import segflow.summaries._profiles as profiles
+    from segflow.pipeline import resolve_schemes
+    from segflow.segments._means import ANY_VALUES
+
+    schemes = [s.name for s in resolve_schemes(project.settings) if s.kind != "cluster"]
+    used = []
+    real = profiles.mean_shapes
+    monkeypatch.setattr(profiles, "mean_shapes", lambda *a: used.append(real(*a)) or used[-1])
+    _, lean = profiles.rule_profiles(project.store, schemes)
+    shapes = used[0].values()
+    assert not any(s.odd for s in shapes) and not all(s.large for s in shapes)
+    assert not all(s.nulls for s in shapes)  # the lean forms are in use
+    monkeypatch.setattr(profiles, "mean_shapes", lambda t, cols, rows: dict.fromkeys(cols, ANY_VALUES))
+    _, general = profiles.rule_profiles(project.store, schemes)
+    assert len(lean) == len(schemes) > 2 and list(lean) == list(general)
+    for scheme, (segments, long) in lean.items():
+        pd.testing.assert_frame_equal(segments, general[scheme][0], check_exact=True)
+        pd.testing.assert_frame_equal(long, general[scheme][1], check_exact=True)
+
+
 def test_a_run_with_nothing_to_compute_keeps_the_aggregates(demo_project, tmp_path):
     """A second ``run`` with no new data computes nothing: the aggregates stay current (the
     report keeps reading them, instead of falling back to customer-level tables), unchanged;

@@ -11,7 +11,9 @@ import datetime as dt
 from decimal import Decimal
 
 import ibis
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 D1, D2 = dt.date(2024, 1, 1), dt.date(2024, 2, 1)
@@ -186,3 +188,65 @@ def test_stored_rule_profiles_means_are_exact_where_values_cancel():
     _, out = rule_profiles(Tables(), ["s"])
     long = out["s"][1].set_index("feature")
     assert long.loc["monetary", "mean"] == long.loc["monetary", "base_mean"] == 0.075
+
+
+def _shape_cases() -> dict[str, list]:
+    """Three groups of columns that each need one part of exact_mean's general form."""
+    return {
+        "g": ["a", "a", "a", "b", "b", "c"],
+        "small": [0.1, 0.2, 0.3, 1.25, -3.5, 4095.75],  # every value below 4,096
+        "large": [0.1, 4096.1, 98765.4321, -123456.7, 0.2, 2000000000000.1],  # text sums too
+        "nulls": [0.1, None, 0.3, None, None, 0.7],
+        "odd": [0.5, float("nan"), 0.25, 1e24, 0.5, float("inf")],
+        "ints": [3, 4, 5, -7, 0, 9],
+        "huge": [2**62, 2**62, 1, 5, 6, -(2**63)],  # sums beyond 2^53: 38-digit decimals
+        "flag": [True, False, True, None, True, False],
+    }
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_exact_means_of_a_known_shape_are_the_general_forms_doubles(threads):
+    """exact_mean with the MeanShape found by mean_shapes (the profiles' queries) leaves out
+    sums the values do not need and gives the same double as the general form, per group,
+    on any thread count; the means are the decimal means of the values as written."""
+    from segflow.segments._means import ANY_VALUES, MeanShape, exact_mean, mean_shapes
+    from segflow.segments._profile import settled
+
+    cases = _shape_cases()
+    con = ibis.duckdb.connect()
+    con.raw_sql(f"SET threads = {threads}")
+    t = con.create_table("t", pa.table(cases))  # (pandas would make the NaN a null)
+    cols = [c for c in cases if c != "g"]
+    shapes = mean_shapes(t, cols, len(cases["g"]))
+    assert shapes["small"] == MeanShape(nulls=False, odd=False, large=False)
+    assert shapes["large"] == MeanShape(nulls=False, odd=False, large=True)
+    assert shapes["nulls"] == MeanShape(nulls=True, odd=False, large=False)
+    assert shapes["odd"] == MeanShape(nulls=False, odd=True, large=False)
+    assert shapes["ints"] == MeanShape(nulls=False, odd=False, large=False, small_sums=True)
+    assert shapes["huge"] == MeanShape(nulls=False, odd=False, large=False, small_sums=False)
+    assert shapes["flag"] == MeanShape(nulls=True, odd=False, large=False, small_sums=True)
+    size = t.count()
+    query = t.group_by("g").aggregate(
+        **{f"full_{c}": exact_mean(t[c], ANY_VALUES) for c in cols},
+        **{f"lean_{c}": exact_mean(t[c], shapes[c], size) for c in cols},
+    ).order_by("g")
+    got = con.execute(query)
+    for c in cols:
+        assert np.array_equal(got[f"full_{c}"], got[f"lean_{c}"], equal_nan=True), c
+    # the values, as the profiles keep them (12 significant digits): the decimal means of
+    # the values as written (independent of segflow's sums)
+    for col in ("small", "large", "nulls", "ints"):
+        for k, group in enumerate("abc"):
+            vals = [Decimal(repr(v)) for v, g in zip(cases[col], cases["g"], strict=True)
+                    if g == group and v is not None]
+            if not vals:  # no value in the group: no mean
+                assert pd.isna(got[f"lean_{col}"][k]), (col, group)
+                continue
+            want = float(sum(vals) / len(vals))
+            assert settled(got[f"lean_{col}"][k]) == settled(want), (col, group)
+    assert got["lean_huge"][0] == float((2 * 2**62 + 1) / 3)
+    # group a holds a NaN (the float mean, NaN); b and c hold 1e24 and inf: float means too
+    assert np.isnan(got["lean_odd"][0]) and got["lean_odd"][1] == 5e23 and got["lean_odd"][2] == np.inf
+    # a clean column's mean has no NaN test nor count of its own in the query
+    sql = ibis.to_sql(t.group_by("g").aggregate(m=exact_mean(t.small, shapes["small"], size)))
+    assert "isnan" not in sql.lower() and "count(\"t0\".\"small\")" not in sql.lower()

@@ -37,6 +37,7 @@ import pandas as pd
 
 from segflow._result import TableResult, json_records, jsonable
 from segflow.errors import InputError
+from segflow.segments._means import MeanShape, exact_mean, mean_shapes
 from segflow.segments._naming import NAME_THRESHOLD, suggest_names
 
 if TYPE_CHECKING:
@@ -215,10 +216,11 @@ def profile_segments(
     joined = features.inner_join(assignments.select(id_col, *keep), id_col)
     # at least the joined rows (one per customer): every median in one query when they fit
     rows = int(features.count().execute())
-    per_seg = _segment_aggregates(joined, numeric, value_col, "segment_rank" in keep, rows)
+    shapes = mean_shapes(features, numeric, rows) if numeric else {}
+    per_seg = _segment_aggregates(joined, numeric, value_col, "segment_rank" in keep, rows, shapes)
     if per_seg.empty:
         raise InputError("no customer of the assignments is in the feature table", column=id_col)
-    base = _base_aggregates(joined, numeric, rows)
+    base = _base_aggregates(joined, numeric, rows, shapes)
     table, means, medians = _split(per_seg, numeric)
     std = base.loc["std"].replace(0.0, np.nan)
     std_diff = (means - base.loc["mean"]) / std
@@ -257,53 +259,6 @@ def _num(col: ibis.Value) -> ibis.Value:
     return col.cast("float64")
 
 
-#: From this magnitude a floating feature's mean is a float64 mean (no decimal holds it).
-_EXACT_MEAN_MAX = 1e24
-#: Below this magnitude a double is within 4.6e-13 (half its last place) of its decimal, so
-#: its fraction rounded to 12 places is the decimal's (the amount as written, up to 12
-#: places); from it the value's decimal text is summed (:func:`exact_decimal`).
-_SMALL = 2.0**12
-
-
-def exact_mean(col: ibis.Value) -> ibis.Value:
-    """The mean of ``col`` over its non-null values, as float64, from sums that any engine
-    takes exactly in any order of rows: the same double on DuckDB and Spark, at any thread
-    count. A float64 sum is not, and where values cancel (a customer's +1e12 order,
-    another's -1e12 refund) its error reaches the 7th digit of a mean of 336: 336.406961184
-    on DuckDB, 336.406960307 on Spark, beyond :func:`settled`'s 12 digits.
-
-    Integer and boolean columns sum their values (as decimal(38, 0)). A floating value is
-    taken as its decimal rounded to 12 places (as :func:`segflow.features.score_sum`): below
-    :data:`_SMALL` in magnitude as its whole part ``floor(x)`` and its fraction in units of
-    1e-12 (``round((x - floor(x)) * 1e12)``, exact IEEE operations but the last, whose error
-    is far below half a unit), both summed as integers; from it (few values: large amounts)
-    through its decimal text (:func:`exact_decimal`). The mean is then ``(sum of whole parts +
-    sum of units / 1e12 + sum of large values) / n``. Summing every value's text, as before,
-    cost 39.7 CPU-s for the profiles at 1M customers x 6 schemes; this 21-23. A column
-    holding NaN, infinity or a value of 1e24 or more keeps the float mean."""
-    from segflow.features._window import EXACT_SCORE, exact_decimal
-
-    if col.type().is_boolean():
-        col = col.cast("int64")
-    n = col.count()
-    if col.type().is_integer():
-        total = col.cast("decimal(38, 0)").sum().cast("float64")
-        return ibis.ifelse(n == 0, ibis.null("float64"), total / n.cast("float64"))
-    x = _num(col)
-    odd = x.isnan() | x.isinf() | (x.abs() >= _EXACT_MEAN_MAX)
-    small = ~odd & (x.abs() < _SMALL)
-    y = ibis.ifelse(small, x, ibis.null("float64"))
-    whole = y.floor()
-    units = ((y - whole) * 1e12 + 0.5).floor()  # the fraction is >= 0: half up is half away
-    dec = ibis.dtype("decimal(18, 0)")
-    large = exact_decimal(ibis.ifelse(~odd & ~small, x, ibis.null("float64")), EXACT_SCORE)
-    total = (whole.cast("int64").cast(dec).sum().cast("float64").fill_null(0.0)
-             + units.cast("int64").cast(dec).sum().cast("float64").fill_null(0.0) / 1e12
-             + large.sum().cast("float64").fill_null(0.0))
-    exact = ibis.ifelse(n == 0, ibis.null("float64"), total / n.cast("float64"))
-    return ibis.ifelse(odd.any(), x.mean(), exact)
-
-
 def median_of(col: ibis.Value) -> ibis.Value:
     """The exact (interpolated) median of ``col`` as float64: of an integer column its own
     values (DuckDB's quantile of integers interpolates in double: the same result as of the
@@ -338,7 +293,8 @@ def settled(values: pd.Series | pd.DataFrame | np.ndarray | float) -> Any:
 
 
 def _segment_aggregates(
-    joined: ibis.Table, numeric: list[str], value_col: str | None, has_rank: bool, rows: int
+    joined: ibis.Table, numeric: list[str], value_col: str | None, has_rank: bool, rows: int,
+    shapes: dict[str, MeanShape],
 ) -> pd.DataFrame:
     from segflow.features import money_sum
 
@@ -350,7 +306,7 @@ def _segment_aggregates(
     if value_col is not None:
         metrics["value"] = money_sum(joined[value_col])
     for i, f in enumerate(numeric):
-        metrics[f"m{i}"] = exact_mean(joined[f])
+        metrics[f"m{i}"] = exact_mean(joined[f], shapes[f], metrics["size"])
         if one:
             metrics[f"q{i}"] = median_of(joined[f])
     frame = joined.group_by("segment").aggregate(**metrics).to_pandas()
@@ -366,14 +322,16 @@ def _segment_aggregates(
     return frame.reset_index(drop=True)
 
 
-def _base_aggregates(joined: ibis.Table, numeric: list[str], rows: int) -> pd.DataFrame:
+def _base_aggregates(joined: ibis.Table, numeric: list[str], rows: int,
+                     shapes: dict[str, MeanShape]) -> pd.DataFrame:
     if not numeric:
         return pd.DataFrame(index=["mean", "std", "median"])
     budget = median_budget(joined)
     one = fits_medians(rows, numeric, budget)
     metrics: dict[str, Any] = {}
+    size = joined.count()
     for i, f in enumerate(numeric):
-        metrics[f"m{i}"] = exact_mean(joined[f])
+        metrics[f"m{i}"] = exact_mean(joined[f], shapes[f], size)
         metrics[f"s{i}"] = _num(joined[f]).std(how="pop")
         if one:
             metrics[f"q{i}"] = median_of(joined[f])

@@ -420,12 +420,15 @@ def ending_transitions(spells: ibis.Table, latest: ibis.Table, amounts: ibis.Tab
     early = spells.filter(spells.valid_from < ibis.literal(last, "date"))  # a from side: F < L
     s = early.left_join(lt, early.k == lt.k)
     s = s.select(si=s.si, k=s.k, f=s.g, valid_from=s.valid_from, valid_to=s.valid_to,
-                 t=ibis.cases(*[(s.si == i, s[f"g{i}"]) for i in range(n)]),
-                 t_all=s.r_all, t_12=s.r_12, t_clv=s.clv).cache()
+                 t=ibis.cases(*[(s.si == i, s[f"g{i}"]) for i in range(n)])).cache()
     try:
-        cells = s.group_by("si", "f", "t", "valid_from", "valid_to").agg(
-            customers=_.count(), t_all=money_sum(s.t_all), t_12=money_sum(s.t_12),
-            t_clv=score_sum(s.t_clv), scored=_.t_clv.count())
+        # the to side's money as exact decimals once per customer, not once per spell
+        lx = lt.select(x_k=lt.k, t_all=money(lt.r_all), t_12=money(lt.r_12),
+                       t_clv=exact_decimal(lt.clv, EXACT_SCORE))
+        sx = s.left_join(lx, s.k == lx.x_k)
+        cells = sx.group_by("si", "f", "t", "valid_from", "valid_to").agg(
+            customers=_.count(), t_all=money_sum(sx.t_all), t_12=money_sum(sx.t_12),
+            t_clv=score_sum(sx.t_clv), scored=_.t_clv.count())
         # a spell takes the customer's buckets ending inside it one by one, and those before
         # it as one sum (the running sum of the last bucket ending at or before its start):
         # rows = spells + buckets x schemes, not spells x buckets; money exact (decimals)

@@ -23,8 +23,8 @@ import pandas as pd
 import pyarrow as pa
 
 from segflow.features import money_sum
+from segflow.segments._means import MeanShape, exact_mean, mean_shapes
 from segflow.segments._profile import (
-    exact_mean,
     fits_medians,
     median_budget,
     median_of,
@@ -47,15 +47,18 @@ def _numeric(features: ibis.Table) -> list[str]:
     return _columns(features, "customer_id", None, [])[0]
 
 
-def _base(joined: ibis.Table, numeric: list[str], by: list[str], rows: int) -> pd.DataFrame:
+def _base(joined: ibis.Table, numeric: list[str], by: list[str], rows: int,
+          shapes: dict[str, MeanShape]) -> pd.DataFrame:
     """Mean, population std and median per feature (columns m{i}, s{i}, q{i}) by ``by``;
-    ``rows``: at least the rows of ``joined`` (the medians in the same query when they fit)."""
+    ``rows``: at least the rows of ``joined`` (the medians in the same query when they fit);
+    ``shapes``: the features' :func:`mean_shapes` over at least those rows."""
     budget = median_budget(joined)
     one = fits_medians(rows, numeric, budget)
     metrics: dict[str, Any] = {"n": joined.count()}
     for i, f in enumerate(numeric):
         x = joined[f].cast("float64")
-        metrics[f"m{i}"], metrics[f"s{i}"] = exact_mean(joined[f]), x.std(how="pop")
+        metrics[f"m{i}"] = exact_mean(joined[f], shapes[f], metrics["n"])
+        metrics[f"s{i}"] = x.std(how="pop")
         if one:
             metrics[f"q{i}"] = median_of(joined[f])
     q = joined.group_by(by).aggregate(**metrics) if by else joined.aggregate(**metrics)
@@ -113,13 +116,15 @@ def rule_profiles(store: Store | Any, schemes: Sequence[str], *, snapshot: dt.da
     try:
         joined = features.inner_join(a, "customer_id")
         rows = int(a.count().execute())  # at least the joined rows (a is materialised)
+        # what each feature's values hold: the exact means without the sums none needs
+        shapes = mean_shapes(features, numeric, rows) if numeric else {}
         budget = median_budget(joined)
         one = fits_medians(rows, numeric, budget)  # every median in the query of the means
         metrics: dict[str, Any] = {"size": joined.count(), "segment_rank": joined.segment_rank.min()}
         if value_col is not None:
             metrics["value"] = money_sum(joined[value_col])
         for i, f in enumerate(numeric):
-            metrics[f"m{i}"] = exact_mean(joined[f])
+            metrics[f"m{i}"] = exact_mean(joined[f], shapes[f], metrics["size"])
             if one:
                 metrics[f"q{i}"] = median_of(joined[f])
         per_seg = joined.group_by("scheme", "segment").aggregate(**metrics).to_pandas()
@@ -133,12 +138,12 @@ def rule_profiles(store: Store | Any, schemes: Sequence[str], *, snapshot: dt.da
         # the base: over the customers assigned in any scheme, unless a scheme covers fewer
         anyone = a.select("customer_id").distinct()
         union = features.semi_join(anyone, "customer_id")
-        shared = _base(union, numeric, [], rows)
+        shared = _base(union, numeric, [], rows, shapes)
         own = [s for s in sizes.index if int(sizes[s]) != int(shared["n"].iloc[0])]
         bases = {s: shared.iloc[0] for s in sizes.index if s not in own}
         if own:
             j = joined.filter(joined.scheme.isin(own))
-            for _, row in _base(j, numeric, ["scheme"], rows).iterrows():
+            for _, row in _base(j, numeric, ["scheme"], rows, shapes).iterrows():
                 bases[row["scheme"]] = row
     finally:
         a.release()
