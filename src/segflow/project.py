@@ -235,11 +235,36 @@ class Project:
             return segment_table(self.store, scheme, day).drop(columns="revenue_all_time")
         return segment_sizes(self.store, scheme, day)
 
+    def snapshot_pair(self, scheme: str, from_date: dt.date | str | None = None,
+                      to_date: dt.date | str | None = None) -> tuple[dt.date, dt.date]:
+        """The two snapshots of ``scheme`` a migration compares, as ``segflow migrate --from
+        --to`` (and ``migrate who``) read them: ``to_date`` (default: the latest snapshot) and
+        ``from_date`` (default: the snapshot before ``to_date``, so ``to_date`` alone compares
+        it with its predecessor). Dates as for :meth:`segment_sizes`; a given date must be a
+        snapshot of the scheme, and ``from_date`` before ``to_date`` (SegflowError, one line).
+        """
+        from segflow.migration._transitions import date_pair
+
+        self._check_scheme(scheme)
+        dates = self.snapshot_dates(scheme)
+        if len(dates) < 2:
+            raise SegflowError(f"scheme {scheme!r} has fewer than two snapshots; nothing to compare")
+        frm = None if from_date is None else self._snapshot(scheme, from_date)
+        to = dates[-1] if to_date is None else self._snapshot(scheme, to_date)
+        if frm is None:
+            earlier = [d for d in dates if d < to]
+            if not earlier:
+                raise SegflowError(f"to_date ({to}) is the first snapshot of scheme {scheme!r}: "
+                                   "no earlier snapshot to compare with; give a later to_date")
+            return earlier[-1], to
+        return date_pair(frm, to)
+
     def transitions(self, scheme: str, from_date: dt.date | str | None = None,
                     to_date: dt.date | str | None = None, *, interval: str = "dirichlet",
                     level: float = 0.95) -> Any:
-        """The transition matrix of ``scheme`` between two snapshots (default: the last two),
-        with each cell's net revenue between them (:func:`segflow.migration.transition_matrix`;
+        """The transition matrix of ``scheme`` between two snapshots (:meth:`snapshot_pair`:
+        default ``to_date`` the latest, ``from_date`` the snapshot before ``to_date``), with
+        each cell's net revenue between them (:func:`segflow.migration.transition_matrix`;
         ``interval`` and ``level`` as there). Dates as for :meth:`segment_sizes`.
 
         Read from the run's stored cells when they are current and hold the pair (consecutive
@@ -250,13 +275,8 @@ class Project:
         from segflow.migration import transition_matrix
         from segflow.summaries import summaries_run, transition_table
 
-        self._check_scheme(scheme)
-        dates = self.snapshot_dates(scheme)
-        if len(dates) < 2 and (from_date is None or to_date is None):
-            raise SegflowError(f"scheme {scheme!r} has fewer than two snapshots; nothing to compare")
-        frm = dates[-2] if from_date is None else self._snapshot(scheme, from_date)
-        to = dates[-1] if to_date is None else self._snapshot(scheme, to_date)
-        if frm < to and summaries_run(self.store) is not None:
+        frm, to = self.snapshot_pair(scheme, from_date, to_date)
+        if summaries_run(self.store) is not None:
             try:
                 return transition_table(self.store, scheme, frm, to, interval=interval, level=level)
             except SegflowError:  # a pair the run did not store: computed below
