@@ -332,9 +332,40 @@ class Project:
             raise self._no_clv()
         return clv_diagnostics(self.store, snapshot)
 
+    def train_churn(self, *, horizon_days: int = 90, threads: int | None = None,
+                    data_end: dt.date | str | None = None) -> Any:
+        """Train the churn model on the project's snapshots, as ``segflow churn train`` does
+        (one code path: :func:`segflow.models._churn_project.train_project_churn`), and save
+        it under ``models/`` for :meth:`score_churn` and ``segflow churn score``. Returns the
+        :class:`~segflow.models.ChurnTraining` (``.evaluation``: AUC, lift, calibration).
+        ``threads=1`` on a shared machine; ``data_end`` as ``--data-end``."""
+        self._live()
+        from segflow._dates import as_date
+        from segflow.models._churn_project import train_project_churn
+
+        end = None if data_end is None else as_date(data_end)
+        training, _ = train_project_churn(self, horizon_days=horizon_days, threads=threads,
+                                          data_end=end)
+        return training
+
+    def score_churn(self, snapshot: dt.date | str | None = None, *, horizon_days: int = 90,
+                    threads: int | None = None) -> Any:
+        """Score the customers at ``snapshot`` (default: the latest) with the model
+        :meth:`train_churn` saved, and store the scores (what :meth:`churn_scores` reads), as
+        ``segflow churn score`` does. Returns the :class:`~segflow.models.ChurnScores`."""
+        self._live()
+        from segflow._dates import as_date
+        from segflow.models._churn_project import score_project_churn
+
+        day = None if snapshot is None else as_date(snapshot)
+        scores, _ = score_project_churn(self, horizon_days=horizon_days, snapshot=day,
+                                        threads=threads)
+        return scores
+
     def churn_scores(self) -> pd.DataFrame:
         """Stored churn scores (every model and snapshot) as a long DataFrame, from the store's
-        ``customer_scores`` (score names starting with ``churn``; empty when none are stored)."""
+        ``customer_scores`` (score names starting with ``churn``; empty when none are stored:
+        :meth:`train_churn` then :meth:`score_churn` store them)."""
         self._live()
         return self.store.raw.execute(
             "SELECT * FROM customer_scores WHERE score LIKE 'churn%' OR model LIKE 'churn%' "
