@@ -18,14 +18,18 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 CELLS = [
     ("md", "# segflow in a notebook\n\nA demo shop generated on the fly (1,500 customers, 18 months), "
            "ingested and segmented; then every stage's results as DataFrames and Plotly figures. "
-           "Result objects show as HTML tables; `.to_pandas()` is always there."),
+           "Result objects show as HTML tables; the tabular ones (transition matrices, campaign "
+           "read-outs, churn scores) also give `.to_pandas()`, and the summary and the CLV "
+           "diagnostics keep their tables as attributes (`summary.actions`, `diagnostics.deciles`)."),
     ("code", "import tempfile\nimport warnings\nfrom pathlib import Path\n\nimport segflow\nfrom segflow.datasets import demo_project_toml, generate_demo\n\n"
              "folder = Path(tempfile.mkdtemp()) / \"demo\"\n"
              "data = generate_demo(folder / \"data\", customers=1500, months=18, seed=3)\n"
              "project = segflow.Project.init(folder, toml_text=demo_project_toml(\"data\", max_date=data.end))\n"
              "with warnings.catch_warnings(record=True) as caught:  # the ingest's counts and the run's checks\n"
-             "    warnings.simplefilter(\"always\")\n    project.ingest()\n    run = project.run()\n"
-             "print(*dict.fromkeys(str(w.message) for w in caught), sep=\"\\n\")  # one line each\nproject.schemes()"),
+             "    warnings.simplefilter(\"always\", UserWarning)  # segflow's notes are UserWarnings\n"
+             "    project.ingest()\n    run = project.run()\n"
+             "notes = [w for w in caught if issubclass(w.category, UserWarning)]  # not libraries' deprecations\n"
+             "print(*dict.fromkeys(str(w.message) for w in notes), sep=\"\\n\")  # one line each\nproject.schemes()"),
     ("md", "## The first screen of the report: what changed and what to do"),
     ("code", "summary = project.summary()\nsummary"),
     ("code", "summary.actions[[\"action\", \"customers\", \"revenue_12m\", \"clv\"]]"),
@@ -38,7 +42,11 @@ CELLS = [
     ("code", "project.clv(\"rfm\")"),
     ("code", "diagnostics = project.clv_diagnostics()\ndiagnostics  # the caveats in words and the calibration by decile"),
     ("code", "diagnostics.figures()[\"tracking\"]"),
-    ("md", "## Churn scores and campaigns"),
+    ("md", "## Churn scores and campaigns\n\n`segflow run` trains no churn model: `train_churn` does, "
+           "as `segflow churn train` (and saves it for `segflow churn score`); `score_churn` stores "
+           "the scores that `churn_scores()` reads."),
+    ("code", "training = project.train_churn(threads=1)\ntraining.evaluation  # AUC, lift and calibration on a later snapshot"),
+    ("code", "scores = project.score_churn(threads=1)\nscores.band_counts()"),
     ("code", "project.churn_scores().head()"),
     ("code", "campaigns = project.campaigns()\ncampaigns[-1]  # lift vs control by segment; campaigns[-1].figures() has the charts"),
     ("md", "## The report file"),

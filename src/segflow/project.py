@@ -235,11 +235,36 @@ class Project:
             return segment_table(self.store, scheme, day).drop(columns="revenue_all_time")
         return segment_sizes(self.store, scheme, day)
 
+    def snapshot_pair(self, scheme: str, from_date: dt.date | str | None = None,
+                      to_date: dt.date | str | None = None) -> tuple[dt.date, dt.date]:
+        """The two snapshots of ``scheme`` a migration compares, as ``segflow migrate --from
+        --to`` (and ``migrate who``) read them: ``to_date`` (default: the latest snapshot) and
+        ``from_date`` (default: the snapshot before ``to_date``, so ``to_date`` alone compares
+        it with its predecessor). Dates as for :meth:`segment_sizes`; a given date must be a
+        snapshot of the scheme, and ``from_date`` before ``to_date`` (SegflowError, one line).
+        """
+        from segflow.migration._transitions import date_pair
+
+        self._check_scheme(scheme)
+        dates = self.snapshot_dates(scheme)
+        if len(dates) < 2:
+            raise SegflowError(f"scheme {scheme!r} has fewer than two snapshots; nothing to compare")
+        frm = None if from_date is None else self._snapshot(scheme, from_date)
+        to = dates[-1] if to_date is None else self._snapshot(scheme, to_date)
+        if frm is None:
+            earlier = [d for d in dates if d < to]
+            if not earlier:
+                raise SegflowError(f"to_date ({to}) is the first snapshot of scheme {scheme!r}: "
+                                   "no earlier snapshot to compare with; give a later to_date")
+            return earlier[-1], to
+        return date_pair(frm, to)
+
     def transitions(self, scheme: str, from_date: dt.date | str | None = None,
                     to_date: dt.date | str | None = None, *, interval: str = "dirichlet",
                     level: float = 0.95) -> Any:
-        """The transition matrix of ``scheme`` between two snapshots (default: the last two),
-        with each cell's net revenue between them (:func:`segflow.migration.transition_matrix`;
+        """The transition matrix of ``scheme`` between two snapshots (:meth:`snapshot_pair`:
+        default ``to_date`` the latest, ``from_date`` the snapshot before ``to_date``), with
+        each cell's net revenue between them (:func:`segflow.migration.transition_matrix`;
         ``interval`` and ``level`` as there). Dates as for :meth:`segment_sizes`.
 
         Read from the run's stored cells when they are current and hold the pair (consecutive
@@ -250,13 +275,8 @@ class Project:
         from segflow.migration import transition_matrix
         from segflow.summaries import summaries_run, transition_table
 
-        self._check_scheme(scheme)
-        dates = self.snapshot_dates(scheme)
-        if len(dates) < 2 and (from_date is None or to_date is None):
-            raise SegflowError(f"scheme {scheme!r} has fewer than two snapshots; nothing to compare")
-        frm = dates[-2] if from_date is None else self._snapshot(scheme, from_date)
-        to = dates[-1] if to_date is None else self._snapshot(scheme, to_date)
-        if frm < to and summaries_run(self.store) is not None:
+        frm, to = self.snapshot_pair(scheme, from_date, to_date)
+        if summaries_run(self.store) is not None:
             try:
                 return transition_table(self.store, scheme, frm, to, interval=interval, level=level)
             except SegflowError:  # a pair the run did not store: computed below
@@ -312,9 +332,40 @@ class Project:
             raise self._no_clv()
         return clv_diagnostics(self.store, snapshot)
 
+    def train_churn(self, *, horizon_days: int = 90, threads: int | None = None,
+                    data_end: dt.date | str | None = None) -> Any:
+        """Train the churn model on the project's snapshots, as ``segflow churn train`` does
+        (one code path: :func:`segflow.models._churn_project.train_project_churn`), and save
+        it under ``models/`` for :meth:`score_churn` and ``segflow churn score``. Returns the
+        :class:`~segflow.models.ChurnTraining` (``.evaluation``: AUC, lift, calibration).
+        ``threads=1`` on a shared machine; ``data_end`` as ``--data-end``."""
+        self._live()
+        from segflow._dates import as_date
+        from segflow.models._churn_project import train_project_churn
+
+        end = None if data_end is None else as_date(data_end)
+        training, _ = train_project_churn(self, horizon_days=horizon_days, threads=threads,
+                                          data_end=end)
+        return training
+
+    def score_churn(self, snapshot: dt.date | str | None = None, *, horizon_days: int = 90,
+                    threads: int | None = None) -> Any:
+        """Score the customers at ``snapshot`` (default: the latest) with the model
+        :meth:`train_churn` saved, and store the scores (what :meth:`churn_scores` reads), as
+        ``segflow churn score`` does. Returns the :class:`~segflow.models.ChurnScores`."""
+        self._live()
+        from segflow._dates import as_date
+        from segflow.models._churn_project import score_project_churn
+
+        day = None if snapshot is None else as_date(snapshot)
+        scores, _ = score_project_churn(self, horizon_days=horizon_days, snapshot=day,
+                                        threads=threads)
+        return scores
+
     def churn_scores(self) -> pd.DataFrame:
         """Stored churn scores (every model and snapshot) as a long DataFrame, from the store's
-        ``customer_scores`` (score names starting with ``churn``; empty when none are stored)."""
+        ``customer_scores`` (score names starting with ``churn``; empty when none are stored:
+        :meth:`train_churn` then :meth:`score_churn` store them)."""
         self._live()
         return self.store.raw.execute(
             "SELECT * FROM customer_scores WHERE score LIKE 'churn%' OR model LIKE 'churn%' "

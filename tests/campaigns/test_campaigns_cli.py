@@ -163,3 +163,62 @@ def test_uplift_command_scores_and_feeds_audience(tmp_path):
                               "uplift > 0.05", "--out", str(aud), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["size"] == int((s.uplift > 0.05).sum())
+
+
+def test_effect_store_mode_tests_the_designed_split(campaign_project):
+    """Store mode checks the arms against --split as file mode does: the whole campaign and
+    each segment (of the snapshot before the campaign) by an exact binomial test, here
+    against scipy on counts read from the store with SQL."""
+    import duckdb
+    from scipy import stats
+
+    with duckdb.connect(str(campaign_project / "segflow.duckdb"), read_only=True) as con:
+        counts = con.sql(
+            "WITH c AS (SELECT customer_id, min(arm) AS arm FROM campaign_exposures "
+            "WHERE campaign_id = 'c1' GROUP BY 1 HAVING count(DISTINCT arm) = 1) "
+            "SELECT a.segment, c.arm, count(*) AS n FROM c JOIN segment_assignments a "
+            "USING (customer_id) WHERE a.scheme = 'value' AND a.snapshot_date = DATE '2024-01-01' "
+            "GROUP BY 1, 2").df()
+    n = counts.pivot_table(index="segment", columns="arm", values="n", aggfunc="sum")
+    n.loc["(all)"] = n.sum()
+    for share in (0.7, 0.5):
+        res = runner.invoke(app, ["campaign", "effect", "--project", str(campaign_project),
+                                  "--campaign", "c1", "--scheme", "value", "--json",
+                                  "--split", f"treatment={share}",
+                                  "--split", f"control={1 - share:.1f}"])
+        assert res.exit_code == 0, res.output
+        rows = pd.DataFrame(json.loads(res.stdout)["effect"]["data"])
+        rows = rows[(rows.outcome == "purchased") & rows.is_control].set_index("segment")
+        for seg, r in n.iterrows():
+            expect = stats.binomtest(int(r.treatment), int(r.sum()), share).pvalue
+            assert rows.balance_p[seg] == pytest.approx(expect, rel=1e-9, abs=1e-300), (share, seg)
+    res = runner.invoke(app, ["campaign", "effect", "--project", str(campaign_project),
+                              "--campaign", "c1", "--split", "treatment=0.7", "--split", "ctrl=0.3"])
+    assert res.exit_code == 1 and "not arms of the data: 'ctrl'" in res.output
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--campaign", "c1", "--outcome", "buy"], "--outcome: file mode only"),
+    (["--campaign", "c1", "--arm-col", "group", "--outcome", "x"], "--arm-col, --outcome: file mode only"),
+    (["--responses", "RESP", "--outcome", "buy", "--scheme", "seg"], "--scheme: store mode only"),
+    (["--responses", "RESP", "--outcome", "buy", "--window-days", "7"], "--window-days: store mode only"),
+    (["--responses", "RESP", "--outcome", "buy", "--project", "P"], "--project: store mode only"),
+    (["--responses", "RESP", "--outcome", "buy", "--campaign", "c1"], "not both"),
+])
+def test_effect_refuses_the_other_modes_options(args, said, responses_csv, campaign_project):
+    """An option the chosen mode does not read is a one-line error, not silently ignored."""
+    args = [{"RESP": str(responses_csv), "P": str(campaign_project)}.get(a, a) for a in args]
+    if "--project" not in args:
+        args += ["--project", str(campaign_project)] if "--campaign" in args[:1] else []
+    res = runner.invoke(app, ["campaign", "effect", "--control", "A", *args])
+    assert res.exit_code == 1, res.output
+    assert said in res.output and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
+
+
+def test_uplift_refuses_score_options_without_scores_out(responses_csv):
+    for extra in (["--score", str(responses_csv)], ["--pii", "mask"]):
+        res = runner.invoke(app, ["campaign", "uplift", "--responses", str(responses_csv),
+                                  "--control", "A", "--outcome", "buy", "--feature", "seg", *extra])
+        assert res.exit_code == 1, res.output
+        assert f"{extra[0]}: only with --scores-out" in res.output

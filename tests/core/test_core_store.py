@@ -113,6 +113,26 @@ def test_append_and_replace_read_a_stream_whole(memory_store):
     assert stored == [("a", "X"), ("b", "X"), ("c", "Y"), ("d", "Y")]
 
 
+def test_duckdb_results_read_as_arrow_without_deprecated_calls(memory_store):
+    """segflow's own reads of DuckDB results (a pending result into a table, a result as a
+    stream of batches) use DuckDB's current names: no DeprecationWarning (DuckDB 1.5 warns on
+    fetch_arrow_table and fetch_record_batch, 2.0 drops them), the same rows as fetchall."""
+    import warnings
+
+    from segflow._duck import arrow_reader, arrow_table
+
+    con = memory_store.raw
+    rows = "SELECT i, 'r' || i AS s FROM range(7) t(i) ORDER BY i"
+    expect = con.execute(rows).fetchall()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = arrow_table(con.execute(rows))
+        batches = list(arrow_reader(con.execute(rows), 3))
+        assert memory_store.append("runs", con.execute("SELECT 'x' AS run_id")) == 1
+    assert list(zip(*table.to_pydict().values(), strict=True)) == expect
+    assert sum(b.num_rows for b in batches) == 7 and all(b.num_rows <= 3 for b in batches)
+
+
 def test_a_store_another_process_holds_names_the_way_out(tmp_path):
     """A store held by another process (a notebook's Project.open) is one line saying so and
     how to leave the commands free (read_only=True), not DuckDB's lock text alone."""

@@ -149,6 +149,15 @@ def test_default_pools_the_last_year():
     np.testing.assert_allclose(_got(everything, ("A", "B")), _by_hand(paths, range(15), 3)[:, :2], rtol=1e-12)
     assert everything.meta["options"] == {"start": "first"} and "every pair" in everything.meta["definition"]
     assert not np.allclose(_got(fc, ("A", "B")), _got(everything, ("A", "B")))
+    # an end between snapshots: s_m is the snapshot before it, and the year is counted back
+    # from s_m (12 pairs from 2023-03-01), not from the end (11 pairs from 2023-04-01)
+    mid = segment_forecast(pooled, periods=3, end="2024-03-15")
+    assert (mid.meta["pairs_pooled"], mid.meta["first_snapshot"], mid.meta["from_snapshot"]) == (
+        12, "2023-03-01", "2024-03-01")
+    np.testing.assert_allclose(_got(mid, ("A", "B")), _by_hand(paths, range(2, 14), 3)[:, :2], rtol=1e-12)
+    assert not np.allclose(_got(mid, ("A", "B")), _by_hand(paths, range(3, 14), 3)[:, :2])
+    on_snapshot = segment_forecast(pooled, periods=3, end="2024-03-01")
+    np.testing.assert_array_equal(_got(mid, ("A", "B")), _got(on_snapshot, ("A", "B")))
 
 
 def test_snapshots_more_than_a_year_apart_pool_at_least_the_last_pair():

@@ -122,6 +122,28 @@ def test_score_writes_customer_scores(project, trained, tmp_path):
     assert set(csv.risk_band) <= {"low", "medium", "high"}
 
 
+def test_project_scores_and_reads_back_the_cli_model(project, trained):
+    """``Project.score_churn`` scores with the model ``churn train`` saved (one code path with
+    ``churn score``) and stores what ``Project.churn_scores`` reads: every customer with a
+    purchase before the snapshot (counted here with pandas), bands by the saved thresholds."""
+    from segflow.project import Project
+
+    directory, tx = project
+    day = dt.date(2023, 10, 1)
+    with Project.open(directory) as p:
+        with pytest.warns(UserWarning, match="look-ahead"):  # labels after 2023-10-01: said
+            scores = p.score_churn(day.isoformat(), threads=1)
+        stored = p.churn_scores()
+    frame = scores.to_pandas()
+    assert set(frame.customer_id) == _buyers_before(tx, day) and scores.snapshot == day
+    at = stored[pd.to_datetime(stored.snapshot_date).dt.date == day]
+    wide = at.pivot(index="customer_id", columns="score", values="value")
+    got = frame.set_index("customer_id").churn_probability.sort_index()
+    pd.testing.assert_series_equal(wide.churn_probability.sort_index(), got, check_names=False)
+    lo, hi = trained["band_thresholds"]
+    assert (wide.churn_risk_band.astype(int) == (got >= lo).astype(int) + (got >= hi).astype(int)).all()
+
+
 def test_score_errors_are_one_line(project, trained):
     directory, _ = project
     result = runner.invoke(app, ["churn", "score", "--project", str(directory), "--horizon-days", "30"])
@@ -147,7 +169,7 @@ def test_score_errors_are_one_line(project, trained):
     # a snapshot after the data (2030) was scored and stored: recency counted years without data
     late = runner.invoke(app, ["churn", "score", "--project", str(directory), "--snapshot", "2030-01-01"])
     assert late.exit_code == 1 and "Traceback" not in late.output
-    assert "--snapshot 2030-01-01 is after the data (its last transaction is on" in late.output
+    assert "snapshot 2030-01-01 is after the data (its last transaction is on" in late.output
     con = duckdb.connect(str(directory / "segflow.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM customer_scores WHERE snapshot_date = '2030-01-01'").fetchone() == (0,)
     con.close()

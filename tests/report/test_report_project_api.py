@@ -84,6 +84,37 @@ def test_a_closed_project_says_so(demo_project):
             call()
 
 
+def test_a_past_to_date_compares_it_with_the_snapshot_before_it(project):
+    """``transitions(scheme, to_date=X)`` compares X with the snapshot before it, as
+    ``segflow migrate --to X`` does (one rule: Project.snapshot_pair); it took the
+    second-latest snapshot and refused any past X. The counts are checked against SQL."""
+    from typer.testing import CliRunner
+
+    from segflow.cli import app
+
+    dates = project.snapshot_dates("rfm")
+    to = dates[-4]
+    matrix = project.transitions("rfm", to_date=to.isoformat())
+    assert (matrix.from_date, matrix.to_date) == (dates[-5], to)
+    got = matrix.to_pandas().query("customers > 0").set_index(["from_segment", "to_segment"]).customers
+    want = project.store.raw.execute(
+        "SELECT coalesce(a.segment, '(new)') AS f, coalesce(b.segment, '(gone)') AS t, count(*) AS n "
+        "FROM (SELECT * FROM segment_assignments WHERE scheme = 'rfm' AND snapshot_date = ?) a "
+        "FULL JOIN (SELECT * FROM segment_assignments WHERE scheme = 'rfm' AND snapshot_date = ?) b "
+        "USING (customer_id) GROUP BY 1, 2", [dates[-5], to]).df().set_index(["f", "t"]).n
+    assert got.sort_index().to_dict() == want.sort_index().to_dict()
+    res = CliRunner().invoke(app, ["migrate", "-p", str(project.directory), "-s", "rfm", "--to",
+                                   to.isoformat(), "--json"])
+    assert res.exit_code == 0, res.output
+    assert (res.stdout.count(f'"from_date": "{dates[-5]}"'), res.stdout.count(f'"to_date": "{to}"')) == (1, 1)
+    # a from_date alone goes to the latest (the --to help), the first snapshot has no predecessor
+    assert project.snapshot_pair("rfm", from_date=dates[2]) == (dates[2], dates[-1])
+    with pytest.raises(SegflowError, match=f"^to_date \\({dates[0]}\\) is the first snapshot of scheme 'rfm'"):
+        project.transitions("rfm", to_date=dates[0])
+    with pytest.raises(SegflowError, match=f"^from_date \\({dates[-1]}\\) must be before to_date"):
+        project.snapshot_pair("rfm", from_date=dates[-1])
+
+
 def test_flows_top_is_a_count(project):
     matrix = project.transitions("rfm")
     movers = matrix.to_pandas().query("from_segment != to_segment and customers > 0")

@@ -4,7 +4,7 @@ migration lift, read from the store."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -127,6 +127,7 @@ def campaign_report(
     by: Sequence[str] = (),
     window: tuple[dt.datetime, dt.datetime] | None = None,
     snapshots: Sequence[dt.date] | None = None,
+    expected_split: Mapping[str, float] | None = None,
 ) -> CampaignReport:
     """Lift by segment and migration lift of one campaign in the store.
 
@@ -152,6 +153,11 @@ def campaign_report(
     snapshots : sequence of datetime.date, optional
         The snapshot dates of ``scheme``, ascending, when the caller read them
         (:func:`segflow.campaigns._store.scheme_snapshots`; read here when None).
+    expected_split : mapping, optional
+        The designed arm shares (e.g. ``{"treatment": 0.8, "control": 0.2}``): the whole
+        campaign and every segment are tested against them, as :func:`campaign_effect` does
+        for a customer file (same checks, same tests); without it each segment's split is
+        compared with the rest of the campaign's.
 
     A ``by`` entry naming a personal column (``email``, ``phone``...) is an
     :class:`InputError` before any query (:func:`refuse_personal_breakdown`).
@@ -170,7 +176,7 @@ def campaign_report(
     effect = read_out(  # one row per customer by construction: no id check
         responses, arm_col="arm", control=control, outcomes=["purchased", "revenue"],
         by=(["segment"] if scheme else []) + list(by), level=level, correction=correction,
-        source=Place(f"campaign {campaign_id}"),
+        expected_split=expected_split, source=Place(f"campaign {campaign_id}"),
     )
     migration = None
     if scheme:

@@ -109,8 +109,25 @@ def _parse_split(split: list[str]) -> dict[str, float] | None:
     return out
 
 
+#: ``campaign effect``'s options that only one mode reads (Python name -> option).
+FILE_MODE_ONLY = {"arm_col": "--arm-col", "outcome": "--outcome"}
+STORE_MODE_ONLY = {"project": "--project", "scheme": "--scheme", "window_days": "--window-days"}
+
+
+def refuse_untaken(ctx: typer.Context, options: dict[str, str], why: str) -> None:
+    """An :class:`InputError` (one line) naming the ``options`` typed on the command line
+    that this use of the command does not read (they were once ignored without a word):
+    ``--scheme: an option of store mode (--campaign); file mode reads ...``."""
+    from segflow.cli._secrets import typed
+
+    given = [opt for name, opt in options.items() if typed(ctx, name)]
+    if given:
+        raise InputError(f"{', '.join(given)}: {why}")
+
+
 @campaign_app.command("effect")
 def effect(
+    ctx: typer.Context,
     responses: Path = typer.Option(None, "--responses", help="Customer-level CSV/Parquet file: one row per customer with arm, outcomes, attributes."),
     arm_col: str = typer.Option("arm", "--arm-col", help="Column holding the arm (file mode)."),
     control: str = typer.Option("control", "--control", help="Arm value of the control group."),
@@ -122,13 +139,14 @@ def effect(
     window_days: int = typer.Option(30, "--window-days", min=1, help="Store mode: outcomes = purchases/revenue in the N days after exposure."),
     level: float = typer.Option(0.95, "--level", min=0.5, max=0.999, help="Confidence level of the intervals."),
     correction: str = typer.Option("holm", "--correction", parser=Choice("holm", "bh", "none"), help="Multiple-comparison correction across segments: holm, bh or none."),
-    split: list[str] = typer.Option([], "--split", help="Designed arm share ARM=SHARE (repeat), to check the split."),
+    split: list[str] = typer.Option([], "--split", help="Designed arm share ARM=SHARE (repeat), to check the split (both modes)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Lift vs control per arm and per segment, with intervals, p-values and MDE.
 
     File mode: --responses FILE --arm-col COL --control VALUE --outcome COL [--by COL].
     Store mode: --project DIR --campaign ID [--scheme NAME] [--by NAME] [--window-days N].
+    Both: --control, --level, --correction, --split. An option of the other mode is an error.
     `segflow campaign list` shows the campaigns in the store.
     """
     from segflow.campaigns import campaign_effect, campaign_report
@@ -141,11 +159,22 @@ def effect(
             raise InputError(f"--correction must be holm, bh or none, not {correction!r}")
         if responses is None and campaign is None:
             raise InputError("give --responses FILE (a customer-level file) or --campaign ID (the store)")
+        if responses is not None and campaign is not None:
+            raise InputError("give --responses FILE (a customer-level file) or --campaign ID "
+                             "(the store), not both")
+        if responses is not None:
+            refuse_untaken(ctx, STORE_MODE_ONLY, "store mode only (--campaign); file mode "
+                           "(--responses) reads the file's columns, not a project")
+        else:
+            refuse_untaken(ctx, FILE_MODE_ONLY, "file mode only (--responses); store mode "
+                           "(--campaign) reads the outcomes purchased and revenue and the "
+                           "exposures' arm")
+        expected_split = _parse_split(split)
         if responses is not None:
             table = read_customer_file(responses)
             rep = campaign_effect(table, arm_col=arm_col, control=control, outcomes=outcome,
                                   by=by, level=level, correction=correction,  # type: ignore[arg-type]
-                                  expected_split=_parse_split(split), source=str(responses))
+                                  expected_split=expected_split, source=str(responses))
             payload: dict[str, Any] = rep.to_dict()
             report, migration, units = rep, None, None
         else:
@@ -157,7 +186,8 @@ def effect(
             with Project.open_reading(project) as proj:
                 full = campaign_report(proj.store, campaign, scheme, control=control,
                                        window_days=window_days, level=level, by=by,
-                                       correction=correction)  # type: ignore[arg-type]
+                                       correction=correction,  # type: ignore[arg-type]
+                                       expected_split=expected_split)
                 currency = proj.settings.project.currency
             # revenue (net, in the project's currency) and purchased, both in the window
             payload = {**full.to_dict(), "currency": currency}
@@ -367,6 +397,7 @@ def _pseudonymise_members(aud: Any, store_path: Path) -> None:
 
 @campaign_app.command("uplift")
 def uplift(
+    ctx: typer.Context,
     responses: Path = typer.Option(..., "--responses", help="Customer-level CSV/Parquet file of a past experiment."),
     arm_col: str = typer.Option("arm", "--arm-col", help="Column holding the arm."),
     control: str = typer.Option("control", "--control", help="Arm value of the control group."),
@@ -376,7 +407,7 @@ def uplift(
     method: str = typer.Option("two_model", "--method", parser=Choice("two_model", "class_transformation"), help="two_model or class_transformation (0/1 outcomes)."),
     test_size: float = typer.Option(0.3, "--test-size", min=0.05, max=0.9, help="Share of customers held out for the Qini curve."),
     seed: int = typer.Option(0, "--seed", help="Seed of the train/test split and the model."),
-    score: Path = typer.Option(None, "--score", help="Customer file to score (default: --responses)."),
+    score: Path = typer.Option(None, "--score", help="Customer file to score, with --scores-out (default: --responses)."),
     scores_out: Path = typer.Option(None, "--scores-out", help="Write the scored customers (column uplift) to this CSV/Parquet."),
     pii: str = PiiOption,
     as_json: bool = JsonOption,
@@ -394,6 +425,9 @@ def uplift(
     with user_errors(), _warnings_to_console():
         if method not in ("two_model", "class_transformation"):
             raise InputError(f"--method must be two_model or class_transformation, not {method!r}")
+        if scores_out is None:
+            refuse_untaken(ctx, {"score": "--score", "pii": "--pii"},
+                           "only with --scores-out (they choose what it writes)")
         table = read_customer_file(responses)
         frame = table.to_pandas()
         with about_file(responses):  # the models' own checks know no file

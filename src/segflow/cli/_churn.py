@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from segflow.cli._common import (
     stdout,
     user_errors,
 )
-from segflow.errors import InputError, SegflowError
+from segflow.errors import SegflowError
 
 HorizonOption = typer.Option(
     90, "--horizon-days", min=1, help="Churn = no purchase in the N days after the snapshot."
@@ -37,23 +36,6 @@ HorizonOption = typer.Option(
 ThreadsOption = typer.Option(
     None, "--threads", min=1, help="Threads for the model (default: all cores; 1 on a busy machine)."
 )
-
-
-def model_path(project_dir: Path, horizon_days: int) -> Path:
-    """Where ``churn train`` saves the model of a horizon."""
-    from segflow.models._churn_train import churn_model_name
-
-    return Path(project_dir) / "models" / f"{churn_model_name(horizon_days)}.joblib"
-
-
-def features_at(tables: dict[str, Any], settings: Any) -> Callable[[dt.date], Any]:
-    """The project's feature function ``snapshot -> ibis.Table`` (the feature library)."""
-    try:
-        from segflow.features import customer_features
-    except ImportError as exc:  # pragma: no cover - the feature library ships with segflow
-        raise SegflowError(f"the feature library is not available: {exc}") from exc
-    window = settings.rfm.window_days
-    return lambda snapshot: customer_features(tables, snapshot, window_days=window)
 
 
 def _train(
@@ -64,35 +46,18 @@ def _train(
     threads: int | None = None,
     data_end: dt.date | None = None,
 ) -> dict[str, Any]:
-    from segflow.engine import connect
-    from segflow.models._churn import ChurnModel
-    from segflow.models._churn_train import save_churn_model, train_churn
-    from segflow.pipeline import canonical_tables, resolve_snapshot_dates
+    """``churn train``: :func:`segflow.models._churn_project.train_project_churn` (the code
+    path of ``Project.train_churn``) under a progress line; its summary with the model file."""
+    from segflow.models._churn_project import train_project_churn
     from segflow.project import Project
 
     refuse_on_spark(project_dir, "segflow churn train",
                     VIA_DUCKDB_STORE, engine)
-    with Project.open(project_dir) as project:
-        store = project.store
-        snapshots = resolve_snapshot_dates(store, project.settings)
-        params = {"horizon_days": horizon_days, "engine": engine}
-        with store.run("churn train", params), progress(disable=quiet) as bar:
-            task = bar.add_task("building training set and fitting", total=None)
-            eng = connect(store, engine, settings=project.settings.engine)
-            try:
-                tables = canonical_tables(eng)
-                training = train_churn(
-                    features_at(tables, project.settings),
-                    tables["transactions"],
-                    snapshots,
-                    horizon_days=horizon_days,
-                    model=ChurnModel(n_threads=threads, random_state=0),
-                    end=data_end,
-                )
-            finally:
-                eng.close()
-            bar.update(task, total=1, completed=1)
-        path = save_churn_model(training, model_path(project.directory, horizon_days))
+    with Project.open(project_dir) as project, progress(disable=quiet) as bar:
+        task = bar.add_task("building training set and fitting", total=None)
+        training, path = train_project_churn(project, horizon_days=horizon_days, engine=engine,
+                                             threads=threads, data_end=data_end)
+        bar.update(task, total=1, completed=1)
     summary = training.summary()
     summary["model_file"] = str(path)
     return summary
@@ -131,62 +96,16 @@ def _score(
     engine: str | None,
     threads: int | None = None,
 ) -> tuple[Any, int]:
-    from segflow.engine import connect
-    from segflow.models._churn_data import last_day
-    from segflow.models._churn_train import (
-        churn_model_name,
-        load_churn_model,
-        look_ahead_note,
-        score_churn,
-        write_churn_scores,
-    )
-    from segflow.pipeline import canonical_tables, resolve_snapshot_dates
+    """``churn score``: :func:`segflow.models._churn_project.score_project_churn` (the code
+    path of ``Project.score_churn``)."""
+    from segflow.models._churn_project import score_project_churn
     from segflow.project import Project
 
     refuse_on_spark(project_dir, "segflow churn score",
                     VIA_DUCKDB_STORE, engine)
     with Project.open(project_dir) as project:
-        model, meta = load_churn_model(model_path(project.directory, horizon_days))
-        model.set_params(n_threads=threads)
-        store = project.store
-        latest = resolve_snapshot_dates(store, project.settings)[-1]
-        if snapshot is not None:
-            # the store's own connection (no engine is connected before the run record)
-            last = last_day(store.table("transactions"))
-            # the day after it is the data's end, as the training's (models._churn_data.data_end)
-            end = latest if last is None else max(latest, last + dt.timedelta(days=1))
-            if snapshot > end:
-                raise InputError(
-                    f"--snapshot {snapshot} is after the data (its last transaction is on "
-                    f"{last:%Y-%m-%d}, its last snapshot {latest}): the features would count "
-                    f"the days after the data as days without a purchase; score at {end} or "
-                    "earlier, or ingest newer data first")
-        snapshot = snapshot or latest
-        # a past snapshot scored by a model whose labels run past it: said, and logged
-        note = look_ahead_note(meta, snapshot)
-        if note:
-            warnings.warn(note, UserWarning, stacklevel=2)
-        params = {"horizon_days": horizon_days, "snapshot": snapshot.isoformat()}
-        with store.run("churn score", params) as run_id:
-            eng = connect(store, engine, settings=project.settings.engine)
-            try:
-                tables = canonical_tables(eng)
-                from segflow.features._stored_state import current_features
-
-                scores = score_churn(
-                    model,
-                    current_features(store, tables, snapshot,
-                                     window_days=project.settings.rfm.window_days),
-                    tables["transactions"],
-                    snapshot,
-                    model_name=churn_model_name(horizon_days),
-                )
-            finally:
-                eng.close()
-            written = write_churn_scores(store, scores, run_id)
-        if note:
-            store.annotate_run(run_id, note)
-    return scores, written
+        return score_project_churn(project, horizon_days=horizon_days, snapshot=snapshot,
+                                   engine=engine, threads=threads)
 
 
 def _next_segment(
@@ -198,6 +117,7 @@ def _next_segment(
         train_next_segment,
         write_next_segment_scores,
     )
+    from segflow.models._churn_project import features_at
     from segflow.models._next_segment import NextSegmentModel
     from segflow.pipeline import canonical_tables
     from segflow.project import Project

@@ -84,19 +84,9 @@ def _scheme(project, scheme: str | None) -> str:  # noqa: ANN001
 def _last_two(
     project, scheme: str, frm: dt.date | None, to: dt.date | None
 ) -> tuple[dt.date, dt.date]:  # noqa: ANN001
-    dates = project.snapshot_dates(scheme)
-    if (frm is None or to is None) and len(dates) < 2:
-        raise SegflowError(f"scheme {scheme!r} has fewer than two snapshots")
-    if to is None:
-        to = dates[-1] if frm is None else next((d for d in dates if d > frm), None)
-        if to is None:
-            raise SegflowError(f"no snapshot after {frm}")
-    if frm is None:
-        earlier = [d for d in dates if d < to]
-        if not earlier:
-            raise SegflowError(f"no snapshot before {to}")
-        frm = earlier[-1]
-    return frm, to
+    """The snapshot pair of ``--from``/``--to``: :meth:`segflow.Project.snapshot_pair`, the
+    one rule of the library and the CLI (``--to`` the latest, ``--from`` the one before it)."""
+    return project.snapshot_pair(scheme, frm, to)
 
 
 @migrate_app.callback()

@@ -189,7 +189,9 @@ def segment_forecast(
         ``end`` (the last year's moves: every season once; at least the last pair; all pairs
         when the history is shorter); ``"first"``: every pair.
     end : date or ISO string, optional
-        The last snapshot pooled; the forecast starts from its sizes. Default: the latest.
+        The last snapshot pooled is the latest on or before ``end``; the forecast starts from
+        its sizes, and the default window (one year) is counted back from it, not from
+        ``end``. Default: the latest snapshot.
     half_life : float, optional
         Weight pair ``k`` of ``m`` by ``0.5 ** ((m - 1 - k) / half_life)`` (in periods), in
         the transition and entry counts and in the mean arrivals alike. Default: unweighted.
@@ -259,7 +261,9 @@ def _window(pooled: TransitionMatrix, start: dt.date | str | None, end: dt.date 
     every = sorted(set(cells["from_date"]) | set(cells["to_date"]))
     hi = as_date(end) if end is not None else every[-1]
     if start is None:  # the last year, and at least the last pair (snapshots a year apart or more)
-        lo = (pd.Timestamp(hi) - pd.DateOffset(years=WINDOW_YEARS)).date()
+        # counted back from s_m, the last snapshot pooled, not from an `end` between snapshots
+        last = max((d for d in every if d <= hi), default=hi)
+        lo = (pd.Timestamp(last) - pd.DateOffset(years=WINDOW_YEARS)).date()
         before = cells.loc[cells["to_date"] <= hi, "from_date"]
         lo = min(lo, before.max()) if not before.empty else lo
     else:

@@ -41,6 +41,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
+from segflow._duck import arrow_table
+
 #: Columns of ``customers`` that describe where a row came from, not the customer.
 LINEAGE_COLUMNS = ("source", "source_file", "source_row", "load_id")
 
@@ -154,9 +156,9 @@ def build(con: duckdb.DuckDBPyConnection, folder: Path, *, batch_rows: int = 262
         for i, (name, (table, _, _)) in enumerate(parts.items()):
             joins.append(f"LEFT JOIN (SELECT customer_id, count(*) AS n FROM {table} GROUP BY 1) c{i} USING (customer_id)")
             selects.append(f"coalesce(c{i}.n, 0)::INTEGER AS {name}_count")
-        keys = con.execute(
+        keys = arrow_table(con.execute(
             f"SELECT customer_id, {', '.join(selects)} FROM (SELECT customer_id FROM ({union}) "
-            f"WHERE customer_id IS NOT NULL) k {' '.join(joins)} ORDER BY customer_id").fetch_arrow_table()
+            f"WHERE customer_id IS NOT NULL) k {' '.join(joins)} ORDER BY customer_id"))
         ids = keys.column("customer_id").combine_chunks().cast(pa.string())
         if len(ids) > 1 and not pc.all(pc.less(ids.slice(0, len(ids) - 1).cast(pa.binary()),
                                                  ids.slice(1).cast(pa.binary()))).as_py():
@@ -173,7 +175,7 @@ def build(con: duckdb.DuckDBPyConnection, folder: Path, *, batch_rows: int = 262
         table = pa.table(columns)
         with ipc.new_file(str(folder / "keys.arrow"), table.schema) as sink:
             sink.write_table(table)  # one batch: the key search reads one array
-        snaps = con.execute("SELECT scheme, snapshot_date FROM segment_snapshots ORDER BY 1, 2").fetch_arrow_table()
+        snaps = arrow_table(con.execute("SELECT scheme, snapshot_date FROM segment_snapshots ORDER BY 1, 2"))
         with ipc.new_file(str(folder / "snapshots.arrow"), snaps.schema) as sink:
             sink.write_table(snaps)
         meta["customers"] = len(ids)

@@ -21,6 +21,7 @@ from typing import Any
 
 import duckdb
 
+from segflow._duck import arrow_reader
 from segflow.config import SourceSettings
 from segflow.errors import InputError
 from segflow.sources._binary import binary_kind, utf16_order
@@ -493,7 +494,7 @@ def _stage_duckdb(con, path: Path, source: SourceSettings, label: str, limit: in
         order = f" ORDER BY {order_by}" if order_by else ""
         lim = f" LIMIT {int(limit)}" if limit else ""
         try:
-            reader = src.execute(f"{inner}{order}{lim}").fetch_record_batch(100_000)
+            reader = arrow_reader(src.execute(f"{inner}{order}{lim}"), 100_000)
         except duckdb.Error as exc:
             raise InputError(f"cannot read the DuckDB table: {str(exc).splitlines()[0]}",
                              file=label) from exc

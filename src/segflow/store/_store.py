@@ -22,6 +22,7 @@ import duckdb
 import ibis
 import pyarrow as pa
 
+from segflow._duck import arrow_table
 from segflow.errors import StoreError
 from segflow.store._cache_guard import CacheGuard
 from segflow.store._memory import resolve_memory_limit
@@ -37,7 +38,7 @@ def _readable(data: Any) -> Any:
     if isinstance(data, pa.RecordBatchReader):
         return data.read_all()
     if isinstance(data, duckdb.DuckDBPyConnection):
-        return data.fetch_arrow_table()
+        return arrow_table(data)
     return data
 
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from segflow._duck import arrow_reader
 from segflow.engine._spark import spark_error_line
 from segflow.errors import InputError
 
@@ -86,7 +87,7 @@ class TextJob:
             fields = f"[{', '.join(f'CAST({q(h)} AS VARCHAR)' for h in header)}]"
             result = con.execute(f"SELECT _row, {fields} AS _fields FROM {staged.table}")
             last, records = 0, 0
-            for rows in result.fetch_record_batch(_BATCH):
+            for rows in arrow_reader(result, _BATCH):
                 if rows.num_rows:
                     last = max(last, int(pc.max(rows.column("_row")).as_py()))
                     records += rows.num_rows
