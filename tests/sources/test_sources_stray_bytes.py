@@ -128,3 +128,48 @@ def test_the_file_commands_read_a_stray_nul_and_refuse_binary_alike(tmp_path: Pa
     path.write_bytes(b"customer_id,spend\n" + bytes(range(32)) * 4)
     with pytest.raises(InputError, match="not a UTF-8 CSV file: it is binary data"):
         read_user_csv(ibis.duckdb.connect(), path)
+
+
+@pytest.mark.parametrize("header", [b"order_id,customer,date,amount\x00\n",
+                                    b"order_id,customer\x00,date,amount\n"],
+                         ids=["last", "inner"])
+def test_a_nul_at_the_end_of_a_header_name_is_trimmed(tmp_path: Path, header: bytes) -> None:
+    """`amount<NUL>` in the header is `amount` (docs/data.md, *Trimming*): ingest, `sources
+    check` and the file commands read it (they failed with DuckDB's "unterminated quoted
+    identifier")."""
+    import ibis
+
+    from segflow.cli._files import read_user_csv
+
+    data = header + b"\n".join(_rows(3)) + b"\n"
+    root = _project(tmp_path, {"orders.csv": data})
+    store = Store(":memory:")
+    _ingest(root, store)
+    assert _stored(store, "SELECT transaction_id, customer_id, amount FROM transactions "
+                          "ORDER BY transaction_id") == [("T0", "C0", 0.5), ("T1", "C1", 1.5),
+                                                         ("T2", "C2", 2.5)]
+    check = runner.invoke(app, ["sources", "check", "orders", "--project", str(root),
+                                "--rows", "3", "--json"])
+    assert check.exit_code == 0, check.output
+    frame = read_user_csv(ibis.duckdb.connect(), root / "orders.csv").execute()
+    assert list(frame.columns) == ["order_id", "customer", "date", "amount"]
+    assert list(frame.amount) == [0.5, 1.5, 2.5]
+
+
+def test_a_nul_inside_a_header_name_is_refused_naming_it(tmp_path: Path) -> None:
+    """`cust<NUL>omer` cannot be a column name (DuckDB's SQL cannot quote a NUL): a one-line
+    error naming the file, the header and the column, in ingest and the file commands."""
+    import ibis
+
+    from segflow.cli._files import read_user_csv
+
+    root = _project(tmp_path, {"orders.csv": b"order_id,cust\x00omer,date,amount\nT1,C1,"
+                                             b"2024-01-02,3.50\n"})
+    expected = ("file orders.csv, header, column 'cust<NUL>omer': header field 2 holds a NUL "
+                "byte inside the column name; remove it")
+    with pytest.raises(InputError) as info:
+        _ingest(root, Store(":memory:"))
+    assert str(info.value) == expected
+    with pytest.raises(InputError) as info:
+        read_user_csv(ibis.duckdb.connect(), root / "orders.csv")
+    assert str(info.value) == expected.replace("file orders.csv", f"file {root / 'orders.csv'}")

@@ -70,6 +70,7 @@ def read_user_csv(
     (``duckdb.Error``); callers turn them into a one-line :class:`segflow.InputError`.
     """
     from segflow.sources._names import refuse_repeated_names
+    from segflow.sources._readers import header_names
 
     path = str(path)
     if Path(path).stat().st_size == 0:  # DuckDB reads it as one column 'column0'
@@ -105,6 +106,9 @@ def read_user_csv(
         kwargs.update(delim=delim, header=True, null_padding=True)
         header = con.read_csv(path, all_varchar=True, delim=delim, header=True,
                               null_padding=True, **lenient).columns[:len(named)]
+    clean = header_names(list(header), path)  # 'amount<NUL>' is 'amount', as in ingest
+    if clean != list(header):
+        kwargs["names"] = header = clean
     wanted = set(id_columns)
     text = {c: "VARCHAR" for c in header if c in wanted or is_id_column(c)}
     if text and not all_varchar:

@@ -64,8 +64,25 @@ class Staged:
 
 
 def q(name: str) -> str:
-    """Quote an identifier for DuckDB SQL."""
+    """Quote an identifier for DuckDB SQL (any character but NUL, which DuckDB's parser
+    cannot take inside a quoted name: :func:`header_names` refuses such a name first)."""
+    if "\x00" in name:
+        raise ValueError(f"a column name with a NUL byte cannot be quoted: {name!r}")
     return '"' + name.replace('"', '""') + '"'
+
+
+def header_names(written: list[str], label: str) -> list[str]:
+    """The names of a header row trimmed like values (docs/data.md, *Trimming*: spaces,
+    tabs, NUL and the other characters of :data:`~segflow.sources._ids.TRIM_CHARS` at either
+    end); InputError naming the column when a NUL byte is left inside a name."""
+    from segflow.sources._ids import TRIM_CHARS  # _ids imports this module
+
+    names = [h.strip(TRIM_CHARS) for h in written]
+    for i, name in enumerate(names):
+        if "\x00" in name:
+            raise InputError(f"header field {i + 1} holds a NUL byte inside the column name; "
+                             "remove it", file=label, row=0, column=name.replace("\x00", "<NUL>"))
+    return names
 
 
 def lit(value: str) -> str:
@@ -109,7 +126,7 @@ def _csv_header(path: Path, source: SourceSettings,
         _refuse_binary(head, label)
     text = head.decode(encoding, errors="replace")
     if shape.whitespace:
-        header = list(shape.names) if shape.names else whitespace_header(text)
+        header = list(shape.names) if shape.names else header_names(whitespace_header(text), label)
         delimiter, quote = WHITESPACE, ""
     else:
         header, delimiter, quote = _delimited_header(text, source, shape, label)
@@ -156,7 +173,7 @@ def _delimited_header(text: str, source: SourceSettings, shape: Layout,
         written = next(reader, [])
     except csv.Error as exc:
         raise InputError(f"cannot read the header row: {exc}", file=label, row=0) from exc
-    header = [h.strip() for h in written]
+    header = header_names(written, label)
     if not header or all(h == "" for h in header):
         return [], delimiter, quote
     while header[-1] == "":  # Excel's padding past the last named column (docs/data.md)
