@@ -171,7 +171,7 @@ def test_clv_file_errors_name_the_line(tmp_path: Path) -> None:
                      + 'c7,"2020-03-01,5\n' + rows + 'c8,2020-03-02,"7"\n')
     result = _run("clv", "fit", "-t", str(quote), "--calibration-end", "2020-06-01")
     assert result.exit_code == 1 and "row 4, column 'ts'" in result.output
-    assert """got '"2020-03-01'""" in result.output
+    assert """date does not parse (first '"2020-03-01';""" in result.output
     bad = tmp_path / "bad.csv"
     bad.write_text("customer_id,ts,amount\na,2020-01-01,5\nb,2020-01-02,5\nb,not a date,3\n")
     result = _run("clv", "fit", "-t", str(bad), "--calibration-end", "2020-06-01")

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from segflow.cli import app
 from segflow.cli._clv import read_transactions
+from segflow.errors import InputError
 
 runner = CliRunner()
 
@@ -254,9 +255,27 @@ def test_a_bad_time_shows_the_date_as_written(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr("segflow.cli._clv_dates._today", lambda: dt.date(2026, 12, 5))
     path = tmp_path / "tx.csv"
     path.write_text("customer_id,ts,amount\na,17/01/23,5\nb,18/01/23 25:00,3\nc,31/01/23,3\n")
-    with pytest.raises(Exception, match="row 2, column 'ts': expected a date or timestamp, got "
-                       "'18/01/23 25:00'"):
+    with pytest.raises(Exception, match="row 2, column 'ts': 1 date does not parse \\(first "
+                       "'18/01/23 25:00'; use --date-format"):
         read_transactions(path)
     path.write_text("customer_id,ts,amount\na, 17/01/23 ,5\nb,1/2/23,3\nc,31/1/23 10:05:07,3\n")
     assert [str(d) for d in read_transactions(path)[0].ts.execute()] == [
         "2023-01-17 00:00:00", "2023-02-01 00:00:00", "2023-01-31 10:05:07"]
+
+
+def test_date_format_reads_z_and_names_the_rows_it_does_not_read(tmp_path: Path) -> None:
+    """``--date-format ...%z`` reads ``Z`` as UTC and converts offsets to UTC (the ingest's
+    ``date_formats`` rule); values it does not read are named by row and column, not by
+    DuckDB's text."""
+    fmt = "%Y-%m-%dT%H:%M:%S%z"
+    path = tmp_path / "tx.csv"
+    path.write_text("customer_id,ts,amount\na,2024-01-01T11:56:43Z,5\n"
+                    "b,2024-01-02T11:56:43+02:00,3\nc,2024-01-03T01:00:00z,3\n")
+    assert [str(d) for d in read_transactions(path, date_format=fmt)[0].ts.execute()] == [
+        "2024-01-01 11:56:43", "2024-01-02 09:56:43", "2024-01-03 01:00:00"]
+    path.write_text("customer_id,ts,amount\na,2024-01-01T11:56:43Z,5\nb,2024-01-02,3\n"
+                    "c,2024-01-03T01:00:00Z,3\nd,soon,1\n")
+    with pytest.raises(InputError) as info:
+        read_transactions(path, date_format=fmt)
+    assert str(info.value) == (f"file {path}, rows 2 and 4, column 'ts': 2 dates do not parse "
+                               f"(first '2024-01-02'; --date-format '{fmt}' does not read it)")

@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from segflow.cli._clv_dates import date_order, iso_dates
+from segflow.cli._clv_dates import date_order, iso_dates, strftime_dates
 from segflow.cli._clv_fit import (
     MODELS,
     SPEND_MODELS,
@@ -175,14 +175,16 @@ def read_transactions(
         epoch = ibis.timestamp("1970-01-01 00:00:00")
         micros = (seconds * 1_000_000).round().cast("int64")
         table = table.mutate(**{date_col: epoch + micros.as_interval("us")})
-    elif date_format is not None:
+    elif date_format is not None:  # the ingest's date_formats rule (a Z for %z: UTC)
+        table = table.mutate(_sf_written=table[date_col])
         if "%Y" in date_format:
             _refuse_short_years(table, date_col, date_format, path)
-        table = table.mutate(**{date_col: table[date_col].cast("string").as_timestamp(date_format)})
+        table = table.mutate(**{date_col: strftime_dates(table[date_col], date_format)})
     elif order is not None:  # the text as written kept for the error of _check_dates
         table = table.mutate(_sf_written=table[date_col])
         table = table.mutate(**{date_col: iso_dates(table[date_col], order)})
-    _check_dates(table, date_col, path, "_sf_written" if "_sf_written" in table.columns else None)
+    _check_dates(table, date_col, path, "_sf_written" if "_sf_written" in table.columns else None,
+                 None if order is not None else date_format)
     if "_sf_written" in table.columns:
         table = table.drop("_sf_written")
     if table[date_col].type().is_string():  # every value parses (checked)
@@ -291,15 +293,11 @@ def _refuse_short_years(table: Any, date_col: str, date_format: str, path: Path)
     year before 1000: DuckDB's ``%Y`` takes one to three digits, so ``17/01/23`` with
     ``%d/%m/%Y`` was the year 23 without a word. The ingest's rule: ``%Y`` needs four
     digits (:func:`segflow.sources._dates._strptime`)."""
-    import duckdb
     import ibis
 
-    short = table[date_col].cast("string").as_timestamp(date_format).year() < 1000
-    numbered = table.mutate(_row=ibis.row_number() + 1, _short=short)
-    try:
-        sample = numbered.filter(numbered._short).order_by("_row").limit(1).execute()
-    except duckdb.Error:  # a value the format does not read: the parse below says so
-        return
+    short = strftime_dates(table[date_col], date_format).year() < 1000
+    numbered = table.mutate(_row=ibis.row_number() + 1, _short=short.fill_null(False))
+    sample = numbered.filter(numbered._short).order_by("_row").limit(1).execute()
     if len(sample):
         raise InputError(
             f"--date-format {date_format!r} reads {sample.iloc[0][date_col]!r} with a year "
@@ -307,28 +305,30 @@ def _refuse_short_years(table: Any, date_col: str, date_format: str, path: Path)
             file=str(path), column=date_col, row=int(sample.iloc[0]["_row"]))
 
 
-def _check_dates(table: Any, date_col: str, path: Path, written: str | None = None) -> None:
-    """Fail with the first row whose date does not parse, instead of an engine traceback;
-    the error shows the value of the column ``written`` (default: the date column)."""
+def _check_dates(table: Any, date_col: str, path: Path, written: str | None = None,
+                 date_format: str | None = None) -> None:
+    """Fail naming the first rows whose date does not parse (and how many), instead of an
+    engine error; the error shows the first value of the column ``written`` (default: the
+    date column) as written, and the ``--date-format`` that does not read it, if given."""
     import duckdb
-    import ibis
+
+    from segflow._rows import offending_rows
 
     col = table[date_col]
     table = table.mutate(_written=table[written or date_col])
     if col.type().is_string():
         col = col.try_cast("timestamp")
     try:
-        # the row number in file order (DuckDB reads a file in order: the data row, 1 first)
-        numbered = table.mutate(_row=ibis.row_number() + 1, _ok=col.isnull() & table[date_col].notnull())
-        sample = numbered.filter(numbered._ok).order_by("_row").limit(1).execute()
+        bad = offending_rows(table, col.isnull() & table._written.notnull(), value="_written")
     except duckdb.Error as exc:
         raise InputError(f"dates do not parse: {exc}".splitlines()[0], file=str(path), column=date_col) from None
-    if len(sample):
+    if bad.rows:
+        how = (f"--date-format {date_format!r} does not read it" if date_format is not None
+               else "use --date-format, e.g. %Y%m%d")
         raise InputError(
-            f"expected a date or timestamp, got {sample.iloc[0]['_written']!r} "
-            "(use --date-format, e.g. %Y%m%d)",
-            file=str(path), column=date_col, row=int(sample.iloc[0]["_row"]),
-        )
+            f"{bad.total:,} date{'s do' if bad.total != 1 else ' does'} not parse (first "
+            f"{bad.values[0]!r}; {how})",
+            file=str(path), column=date_col, row=bad.rows, rows_in_all=bad.total)
 
 
 def register(app: typer.Typer) -> None:

@@ -134,3 +134,30 @@ def format_of(example: str, order: str) -> str:
     if time:
         fmt += time[0] + ("%H:%M:%S" if time.count(":") >= 2 else "%H:%M")
     return fmt
+
+
+#: A ``Z`` (UTC) after a digit at the end of a value: read by ``%z`` as ``+00:00``, as
+#: Python's ``strptime`` and the ingest's ``date_formats`` read it (sources._dates).
+_ZULU_RE = r"([0-9])[Zz]$"
+
+
+def strftime_dates(column: Any, fmt: str) -> Any:
+    """The text ``column`` (Ibis) read with ``--date-format`` ``fmt`` by the ingest's
+    ``date_formats`` rule (:func:`segflow.sources._dates._strptime`): NULL where it does not
+    read the value (so the caller names the rows), a trailing ``Z`` is ``+00:00`` for ``%z``,
+    and a value with an offset (``%z``) is converted to UTC (a naive timestamp)."""
+    import ibis
+
+    @ibis.udf.scalar.builtin(name="try_strptime", signature=(("string", "string"), "timestamp"))
+    def _try_strptime(text, format):  # type: ignore[no-untyped-def]  # noqa: A002, ANN001, ANN202
+        """DuckDB's ``try_strptime``."""
+
+    @ibis.udf.scalar.builtin(name="timezone", signature=(("string", "timestamp"), "timestamp"))
+    def _in_zone(zone, ts):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+        """DuckDB's ``timezone``: a TIMESTAMPTZ as the naive time in ``zone``."""
+
+    text = column.cast("string")
+    if "%z" in fmt:
+        text = text.re_replace(_ZULU_RE, r"\1+00:00")
+    parsed = _try_strptime(text, fmt)
+    return _in_zone("UTC", parsed) if "%z" in fmt or "%Z" in fmt else parsed
