@@ -222,3 +222,28 @@ def test_uplift_refuses_score_options_without_scores_out(responses_csv):
                                   "--control", "A", "--outcome", "buy", "--feature", "seg", *extra])
         assert res.exit_code == 1, res.output
         assert f"{extra[0]}: only with --scores-out" in res.output
+
+
+@pytest.mark.parametrize("splits", [["treatment=0.8", "control=0.2", "treatment=0.8"],
+                                    ["treatment=0.8", " treatment =0.2"]], ids=["last", "trimmed"])
+@pytest.mark.parametrize("mode", ["file", "store"])
+def test_effect_refuses_an_arm_split_twice(splits, mode, responses_csv, tmp_path):
+    """A repeated --split arm was taken last-wins, or made the other arm 'without a share':
+    refused naming the arm, in both modes, before any data is read."""
+    where = (["--responses", str(responses_csv), "--outcome", "buy"] if mode == "file"
+             else ["--campaign", "c1", "--project", str(tmp_path)])
+    args = [a for s in splits for a in ("--split", s)]
+    res = runner.invoke(app, ["campaign", "effect", *where, *args])
+    assert res.exit_code == 1
+    assert res.output == "error: --split gives the arm 'treatment' twice; give each arm once\n"
+
+
+def test_campaign_effect_refuses_a_split_arm_twice_after_trimming():
+    """The library's check: 'treatment' and 'treatment ' are one arm given twice."""
+    from segflow.campaigns._effect import _check_split
+    from segflow.errors import InputError
+
+    with pytest.raises(InputError) as info:
+        _check_split({"treatment": 0.5, "treatment\t": 0.5}, ["control", "treatment"], "r.csv", "arm")
+    assert str(info.value) == ("file r.csv, column 'arm': the designed split gives the arm "
+                               "'treatment' twice; give each arm once")

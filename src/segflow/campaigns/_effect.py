@@ -529,7 +529,12 @@ def _check_split(split: Mapping[str, float] | None, arms: list[str], source: str
     An arm named wrongly got share 0 and a test against the wrong design."""
     if split is None:
         return None
-    shares = {clean_arm(a): float(v) for a, v in split.items()}
+    shares: dict[str, float] = {}
+    for a, v in split.items():
+        if clean_arm(a) in shares:  # 'treatment' and 'treatment ' are one arm
+            raise InputError(f"the designed split gives the arm {clean_arm(a)!r} twice; give "
+                             "each arm once", file=source, column=arm_col)
+        shares[clean_arm(a)] = float(v)
     unknown, missing = sorted(set(shares) - set(arms)), sorted(set(arms) - set(shares))
     if unknown or missing:
         said = "; ".join(part for part in (

@@ -95,17 +95,26 @@ def read_customer_file(path: Path) -> Any:
 
 
 def _parse_split(split: list[str]) -> dict[str, float] | None:
+    """The ``--split ARM=SHARE`` options as ``{arm: share}``; an :class:`InputError` for an
+    item without ``=`` and a number, or an arm given twice (compared trimmed, as the arm
+    values are: the last one won, or the other arm was said to lack a share)."""
+    from segflow.campaigns._arms import clean_arm
+
     if not split:
         return None
-    out = {}
+    out: dict[str, float] = {}
     for item in split:
         arm, sep, share = item.partition("=")
         try:
-            out[arm] = float(share)
+            value = float(share)
         except ValueError:
             sep = ""
         if not sep:
             raise InputError(f"--split takes ARM=SHARE (e.g. treatment=0.9), not {item!r}")
+        if any(clean_arm(arm) == clean_arm(seen) for seen in out):
+            raise InputError(f"--split gives the arm {clean_arm(arm)!r} twice; give each arm "
+                             "once")
+        out[arm] = value
     return out
 
 
