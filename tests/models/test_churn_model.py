@@ -190,3 +190,34 @@ def test_unreadable_model_file_is_a_clear_error(tmp_path):
     path.write_bytes(b"not a model")
     with pytest.raises(SegflowError, match="retrain it"):
         load_churn_model(path)
+
+
+def test_unseen_level_is_missing_without_a_pandas_deprecation():
+    """A level unseen at fit time is a missing value (as the docstring says), made explicit:
+    pd.Categorical with values outside its categories warns (Pandas4Warning) and will raise."""
+    import warnings
+
+    X = pd.DataFrame({"region": ["east", "west"] * 20, "visits": np.arange(40.0)})
+    y = np.array([0, 1] * 20)
+    model = ChurnModel(n_threads=1, max_iter=5, random_state=0).fit(X, y)
+    Z = pd.DataFrame({"region": ["atlantis", None, "west"], "visits": [3.0, 3.0, 3.0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        matrix = model._transform(Z)
+        proba = model.predict_proba(Z)[:, 1]
+    assert matrix.region.isna().tolist() == [True, True, False]
+    assert matrix.region.cat.categories.tolist() == ["east", "west"]
+    assert proba[0] == proba[1]  # unseen is scored as missing
+
+
+def test_uplift_prepare_makes_unseen_levels_missing_without_a_warning():
+    """campaigns._uplift._prepare: the same explicit rule for its categorical columns."""
+    import warnings
+
+    from segflow.campaigns._uplift import _prepare
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = _prepare(pd.DataFrame({"a": ["x", "zz", None, "y"]}), {"a": ["x", "y"]})
+    assert out.a.isna().tolist() == [False, True, True, False]
+    assert out.a.cat.categories.tolist() == ["x", "y"]

@@ -47,7 +47,9 @@ def _prepare(X: pd.DataFrame, categories: dict[str, list[Any]]) -> pd.DataFrame:
     values become missing, which the gradient-boosting models handle)."""
     out = X.copy()
     for col, cats in categories.items():
-        out[col] = pd.Categorical(out[col].astype("string"), categories=cats)
+        text = out[col].astype("string")
+        # unseen values made missing explicitly: pandas 4 refuses values outside the categories
+        out[col] = pd.Categorical(text.where(text.isin(cats)), categories=cats)
     return out
 
 

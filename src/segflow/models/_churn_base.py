@@ -112,6 +112,9 @@ class BoostedCalibratedClassifier(BaseEstimator):
             if name in self.categories_:
                 levels = self.categories_[name]
                 values = col.astype("string").astype(object).where(col.notna(), None)
+                # a level unseen at fit time (or a rare one dropped there) is missing, said
+                # explicitly: pandas 4 refuses values outside a Categorical's categories
+                values = values.where(values.isin(levels), None)
                 out[name] = pd.Categorical(values, categories=levels)
             else:
                 out[name] = pd.to_numeric(col, errors="raise").astype("float64").to_numpy()
