@@ -146,3 +146,25 @@ def test_run_summary_prints_in_one_line():
                      snapshots_computed=days[-1:], notes=["a long note " * 40])
     assert repr(run) == ("RunSummary(run_id='abc', duckdb, 1 of 3 snapshots computed "
                          "(2024-01-01→2024-03-01), 2 schemes, 12,345 assignments, 1.8 s)")
+
+
+def test_migrate_says_a_wrong_pair_in_its_options_terms(project):
+    """`migrate --from` the latest snapshot said "from_date (...) must be before to_date
+    (...)": the CLI names its options and says why."""
+    from typer.testing import CliRunner
+
+    from segflow.cli import app
+
+    dates = project.snapshot_dates("rfm")
+    base = ["migrate", "-p", str(project.directory), "-s", "rfm"]
+    cases = [
+        (["--from", str(dates[-1])], f"--from {dates[-1]} is the latest snapshot of scheme 'rfm': "
+         "there is no later one to compare with (--to defaults to the latest); give an earlier --from"),
+        (["--from", str(dates[3]), "--to", str(dates[2])],
+         f"--from ({dates[3]}) must be before --to ({dates[2]})"),
+        (["--to", str(dates[0])], f"--to {dates[0]} is the first snapshot of scheme 'rfm': there "
+         "is no earlier one to compare with (--from defaults to the one before --to); give a later --to"),
+    ]
+    for args, said in cases:
+        res = CliRunner().invoke(app, [*base, *args])
+        assert (res.exit_code, res.output) == (1, f"error: {said}\n"), args

@@ -85,7 +85,22 @@ def _last_two(
     project, scheme: str, frm: dt.date | None, to: dt.date | None
 ) -> tuple[dt.date, dt.date]:  # noqa: ANN001
     """The snapshot pair of ``--from``/``--to``: :meth:`segflow.Project.snapshot_pair`, the
-    one rule of the library and the CLI (``--to`` the latest, ``--from`` the one before it)."""
+    one rule of the library and the CLI (``--to`` the latest, ``--from`` the one before it).
+    A pair in the wrong order is said in the options' terms (the library's message names its
+    arguments ``from_date``/``to_date``): ``--from`` the latest snapshot, ``--to`` the first."""
+    dates = project.snapshot_dates(scheme)
+    if len(dates) >= 2:
+        last = to if to is not None else dates[-1]
+        if frm is not None and frm in dates and last in dates and frm >= last:
+            if to is None:
+                raise SegflowError(f"--from {frm} is the latest snapshot of scheme {scheme!r}: "
+                                   "there is no later one to compare with (--to defaults to "
+                                   "the latest); give an earlier --from")
+            raise SegflowError(f"--from ({frm}) must be before --to ({to})")
+        if frm is None and to is not None and to == dates[0]:
+            raise SegflowError(f"--to {to} is the first snapshot of scheme {scheme!r}: there is "
+                               "no earlier one to compare with (--from defaults to the one "
+                               "before --to); give a later --to")
     return project.snapshot_pair(scheme, frm, to)
 
 
