@@ -95,3 +95,17 @@ def test_snapshot_dates_cover_the_data():
         dt.date(2024, 2, 1), dt.date(2024, 3, 1)]
     assert snapshot_dates("quarter", dt.date(2023, 11, 5), dt.date(2024, 4, 2)) == [
         dt.date(2024, 1, 1), dt.date(2024, 4, 1), dt.date(2024, 7, 1)]
+
+
+def test_validator_messages_lose_pydantic_value_error_prefix(tmp_path):
+    """pydantic writes "Value error, " before a validator's message: segflow.toml's errors
+    give the message alone."""
+    from segflow.config import Settings
+    from segflow.errors import ConfigError
+
+    (tmp_path / "segflow.toml").write_text('[[schemes]]\nname = "vip"\nkind = "rfm"\n'
+                                           '[[schemes]]\nname = "vip"\nkind = "lifecycle"\n')
+    with pytest.raises(ConfigError) as info:
+        Settings.load(tmp_path)
+    assert str(info.value) == (f"{tmp_path / 'segflow.toml'}: schemes: two schemes are named "
+                               "'vip'; scheme names must differ")

@@ -186,6 +186,20 @@ def test_rule_error_names_the_rule(table):
         assign(scheme, table)
 
 
+def test_rule_error_names_the_scheme_and_segflow_toml(table):
+    """Rule names repeat across schemes: an unknown feature names the scheme too, in
+    assign and the rule checks (segments._checks), as `segflow run` shows it."""
+    from segflow.segments._checks import rule_coverage
+
+    scheme = SchemeSettings(name="tiers", kind="rules", rules=[
+        {"segment": "Silver", "when": "x > 1"}])
+    want = ("segflow.toml, scheme 'tiers': rule 'Silver', column 1: unknown feature 'x'")
+    for call in (assign, rule_coverage):
+        with pytest.raises(RuleSyntaxError) as info:
+            call(scheme, table)
+        assert str(info.value).splitlines()[0].startswith(want), call
+
+
 def test_empty_rule_scheme_is_an_error(table):
     with pytest.raises(SegflowError, match="has no rules"):
         assign(SchemeSettings(name="s", kind="rules"), table)

@@ -78,11 +78,26 @@ def _entry_label(key: str, keys: list[str], index: int, entry: Mapping[str, Any]
     return f"{_ONE.get(key, key.removesuffix('s'))} {name!r} ({where})"
 
 
+#: The prefixes pydantic puts before the message of a validator's ValueError or
+#: AssertionError ("Value error, two schemes are named 'vip'").
+_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def message(err: Mapping[str, Any]) -> str:
+    """The message of one pydantic error without pydantic's ``Value error, `` prefix."""
+    msg = str(err["msg"])
+    for prefix in _PREFIXES:
+        if msg.startswith(prefix):
+            return msg[len(prefix):]
+    return msg
+
+
 def describe_errors(errors: Iterable[Mapping[str, Any]], raw: Any) -> str:
     """pydantic's ``errors()`` of validating ``raw`` as one line: each error's
     :func:`error_path` and message, separated by ``; ``."""
     lines = []
     for err in errors:
         where = error_path(err["loc"], raw)
-        lines.append(f"{where}: {err['msg']}" if where else str(err["msg"]))
+        msg = message(err)
+        lines.append(f"{where}: {msg}" if where else msg)
     return "; ".join(lines)

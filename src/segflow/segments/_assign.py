@@ -26,7 +26,7 @@ from segflow.segments._rfm import (
     rfm_scores,
     rfm_segment_expr,
 )
-from segflow.segments._rules import compile_rules
+from segflow.segments._rules import RuleSyntaxError, compile_rules
 from segflow.segments._scores import GroupBy, group_keys
 
 #: Rules naming an RFM score get the scores of :func:`rfm_scores` (the scheme's bins) first.
@@ -216,7 +216,10 @@ def _flat(
             raise SegflowError(f"scheme {scheme.name!r} (kind 'rules') has no rules")
         pairs = [(r.segment, r.when) for r in scheme.rules]
         features = rule_features(scheme, features, group_by=group_by, by=by)
-        segment = compile_rules(pairs, features, default=scheme.default)
+        try:
+            segment = compile_rules(pairs, features, default=scheme.default)
+        except RuleSyntaxError as exc:  # name the scheme: rule names repeat across schemes
+            raise exc.in_scheme(scheme.name) from None
         order = _rule_order(scheme.rules, scheme.default) if scheme.ordered else None
         return _label(features, segment, order)
     raise SegflowError(f"scheme {scheme.name!r}: unknown kind {kind!r}")

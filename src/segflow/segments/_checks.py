@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import ibis
 
 from segflow.config import SchemeSettings
-from segflow.segments._rules import compile_condition
+from segflow.segments._rules import RuleSyntaxError, compile_condition
 
 #: At most this many segments are named in one small-segment message.
 _MAX_NAMED = 8
@@ -41,7 +41,10 @@ def rule_coverage(scheme: SchemeSettings, features: ibis.Table) -> list[dict[str
     from segflow.segments._assign import rule_features
 
     table = rule_features(scheme, features)
-    conds = [compile_condition(r.when, table, rule=r.segment) for r in scheme.rules]
+    try:
+        conds = [compile_condition(r.when, table, rule=r.segment) for r in scheme.rules]
+    except RuleSyntaxError as exc:  # name the scheme, as assign does
+        raise exc.in_scheme(scheme.name) from None
     first = ibis.cases(*((c, ibis.literal(i)) for i, c in enumerate(conds)),
                        else_=ibis.literal(-1))
     metrics = {}

@@ -91,12 +91,20 @@ class Typed:
 class RuleSyntaxError(SegflowError):
     """A rule that cannot be read or refers to an unknown feature; names the column."""
 
-    def __init__(self, message: str, text: str, pos: int, rule: str | None = None) -> None:
+    def __init__(self, message: str, text: str, pos: int, rule: str | None = None,
+                 scheme: str | None = None) -> None:
         where = f"rule {rule!r}" if rule else "rule"
+        if scheme is not None:  # a scheme of segflow.toml (:meth:`in_scheme`)
+            where = f"segflow.toml, scheme {scheme!r}: {where}"
         caret = " " * pos + "^"
         super().__init__(f"{where}, column {pos + 1}: {message}\n  {text}\n  {caret}")
         self.column = pos + 1
         self.text = text
+        self.reason, self.pos, self.rule = message, pos, rule
+
+    def in_scheme(self, scheme: str) -> RuleSyntaxError:
+        """The same error naming the scheme of segflow.toml whose rule it is."""
+        return RuleSyntaxError(self.reason, self.text, self.pos, self.rule, scheme=scheme)
 
 
 def tokenize(text: str, rule: str | None = None) -> list[Token]:
