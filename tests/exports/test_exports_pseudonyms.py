@@ -224,3 +224,18 @@ def test_explain_finds_a_customer_by_its_key(keyed):
     assert clear.exit_code == 0 and "customer ann@example.com" in clear.stdout
     missing = runner.invoke(app, ["customers", "explain", "-p", str(keyed), "pid-" + "0" * 32])
     assert missing.exit_code != 0 and "is not in the customers table" in missing.output
+
+
+@pytest.mark.parametrize(("args", "option", "instead"), [
+    (["--pii", "include", "segments", "-s", "rfm"], "--pii", "--pii"),
+    (["--as-of", "2024-03-31", "segments", "-s", "rfm"], "--as-of", "--snapshot"),
+    (["--scheme", "rfm", "audience", "--segment", "rfm=Loyal"], "--scheme", "--segment SCHEME=SEGMENT"),
+])
+def test_options_of_the_plain_list_before_a_sub_command_are_refused(keyed, tmp_path, args, option, instead):
+    """`export --pii include segments ...` ran `segments` with its own --pii (hash): the group's
+    option was silently dropped. Now one usage line names it and where it goes; nothing is written."""
+    out = tmp_path / "x.csv"
+    res = runner.invoke(app, ["export", *args, "-p", str(keyed), "--to", str(out)])
+    assert res.exit_code == 2 and not out.exists()
+    line = res.stderr.strip()
+    assert "\n" not in line and f"{option} before '{args[2]}'" in line and f"give {instead} after" in line

@@ -242,12 +242,13 @@ def resolve_command(
 
 
 def explain_command(
-    customer_id: str = typer.Argument(..., help="A customer id."),
+    customer_id: str = typer.Argument(..., help="A customer id, or its pseudonymous key (pid-...)."),
     project: Path = ProjectDirOption,
     pii: str = typer.Option("mask", "--pii", parser=Choice("mask", "include"),
                             help="Personal values shown (e-mails, phone numbers: in the records and "
-                                 "as the evidence of links): mask (a***@example.com, ***02), or include "
-                                 "them in clear."),
+                                 "as the evidence of links): mask (a***@example.com, ***02; a customer id "
+                                 "that is or holds an e-mail or phone number as its pseudonymous key, "
+                                 "pid-...), or include them in clear."),
     json_output: bool = JsonOption,
 ) -> None:
     """Explain a customer's identity: which ids are merged with it, and why.
