@@ -239,3 +239,35 @@ def test_options_of_the_plain_list_before_a_sub_command_are_refused(keyed, tmp_p
     assert res.exit_code == 2 and not out.exists()
     line = res.stderr.strip()
     assert "\n" not in line and f"{option} before '{args[2]}'" in line and f"give {instead} after" in line
+
+
+def test_audit_examples_mask_ids_that_are_e_mails_in_the_report_and_by_default(keyed):
+    """The audit's examples quoted ids in clear (``customer_id=ann@example.com`` under
+    stale_customers) in report.html, which goes to every team, and in `segflow audit --json`."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from segflow.report._report import quality_section
+
+    clear = runner.invoke(app, ["audit", "-p", str(keyed), "--json", "--pii", "include"])
+    masked = runner.invoke(app, ["audit", "-p", str(keyed), "--json"])
+    assert clear.exit_code == masked.exit_code == 0, masked.output
+    stale = {c["check"]: c["examples"] for c in json.loads(clear.stdout)["data"]}["stale_customers"]
+    assert "customer_id=ann@example.com" in stale and "customer_id=+44 20 7946 0002" in stale
+    shown = {c["check"]: c["examples"] for c in json.loads(masked.stdout)["data"]}["stale_customers"]
+    expected = {"customer_id=ann@example.com": "customer_id=a***@example.com",
+                "customer_id=dee@example.net": "customer_id=d***@example.net",
+                "customer_id=eve@example.com": "customer_id=e***@example.com",
+                "customer_id=+44 20 7946 0002": "customer_id=***02", "customer_id=C3": "customer_id=C3"}
+    assert shown == [expected[e] for e in stale]
+    from segflow.quality import audit
+    from segflow.store import Store
+
+    with Store(keyed / "segflow.duckdb", read_only=True) as store:
+        checks = audit(store).to_pandas()
+    ctx = SimpleNamespace(reconciliation=pd.DataFrame(), audit=checks,
+                          quarantine_reasons=pd.DataFrame({"rule": [], "example": []}))
+    page = "".join(quality_section(ctx).blocks)
+    assert "a***@example.com" in page and "example.com" in page
+    assert not re.search(r"(ann|dee|eve|fay|gus)@", page) and "7946 0002" not in page
