@@ -7,7 +7,10 @@ masked, hashed or left out. The rule:
 * **Which ids.** Each id is judged by its own value, by the content check's patterns
   (:mod:`segflow.exports._pii_content`): an e-mail address (:data:`EMAIL_PATTERN`) or a
   phone number (:func:`~segflow.exports._pii_content.is_phone_like`: 7 to 15 digits, not a
-  bare run of digits starting with 1-9, so a plain counter ``10002345`` never is). Deciding
+  bare run of digits starting with 1-9, so a plain counter ``10002345`` never is), or an id
+  that contains one by the rule that masks them in free text
+  (:func:`segflow.exports._pii_text.has_personal_text`: ``"Ann" <ann@example.com>``,
+  ``tel:+447700900123``; ``C000123`` and ``ORD-2024-000123`` do not). Deciding
   per value, not per column, means the same customer gets the same output in every list,
   whichever rows a list holds (a ``--changes`` export of three rows, one page of the server),
   and a column mixing numbered members and guests keyed by e-mail shows no address.
@@ -25,8 +28,8 @@ masked, hashed or left out. The rule:
 The secret is 32 random bytes, written as hex on first need to a file beside the store
 (``segflow.duckdb.idkey`` for ``segflow.duckdb``), readable by its owner only. Keep it with
 the project and out of version control: deleted, a new one is made and every key changes
-(lists made before no longer join with new ones). An in-memory store has a key for the
-process.
+(lists made before no longer join with new ones); a running process reads the file again
+when it changes (:func:`_read_key`). An in-memory store has a key for the process.
 """
 
 from __future__ import annotations
