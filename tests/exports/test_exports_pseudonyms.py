@@ -171,3 +171,103 @@ def test_the_plain_segment_list_keys_ids_that_are_e_mails_as_export_segments_doe
     assert r.exit_code == 0, r.output
     assert sorted(_ids(clear)) == sorted(
         {_key(keyed, v): v for v in NEW_IDS.values()}.get(i, i) for i in ids)
+
+
+#: Ids holding an address or a phone number without being exactly one, and plain ids.
+HOLDING = ['"Ann" <ann@example.com>', "ann.smith@example.co.uk;carl@example.com", "tel:+447700900123",
+           "+1 (202) 555-0142 ext 5"]
+PLAIN = ["C000123", "10002345", "ORD-2024-000123", "A-1234567", "2024-01-05", "INV 2024/17"]
+
+
+def test_ids_holding_an_address_or_a_phone_number_are_keys():
+    """An id is personal when it contains what the quarantine reasons' masking masks (one rule:
+    mask_personal_text changes it); plain ids, order codes and counters are not."""
+    from segflow.exports._pii_text import mask_personal_text
+    from segflow.exports._pseudonym import personal_ids, pseudonymise_values
+
+    values = [*HOLDING, *PLAIN, "ann@example.com", None]
+    assert personal_ids(pa.array(values, pa.string())).to_pylist() == [True] * 4 + [False] * 6 + [True, False]
+    assert [mask_personal_text(v) != v for v in values[:-1]] == [True] * 4 + [False] * 6 + [True]
+    secret = bytes(range(32))
+    keys = pseudonymise_values(values, secret)
+    assert keys[:4] == ["pid-" + hmac.new(secret, v.encode(), hashlib.sha256).hexdigest()[:32] for v in HOLDING]
+    assert keys[4:] == values[4:-2] + [keys[-2], None] and keys[-2].startswith("pid-")
+
+
+def test_a_replaced_key_file_is_read_again(tmp_path):
+    """A server or a long session follows the key file: deleted (a new key is made) or
+    replaced, the next key is the file's."""
+    from segflow.exports._pseudonym import id_key
+
+    store = tmp_path / "segflow.duckdb"
+    first = id_key(store)
+    path = tmp_path / "segflow.duckdb.idkey"
+    assert first == bytes.fromhex(path.read_text().strip()) and id_key(store) == first
+    path.unlink()
+    second = id_key(store)
+    assert second != first and second == bytes.fromhex(path.read_text().strip())
+    other = tmp_path / "new.idkey"
+    other.write_text("ab" * 32 + "\n")
+    other.replace(path)  # another file in its place (a restored backup)
+    assert id_key(store) == bytes.fromhex("ab" * 32)
+
+
+def test_explain_finds_a_customer_by_its_key(keyed):
+    """`customers explain pid-...` resolves the key as the server's /customers/pid-... does."""
+    by_id = runner.invoke(app, ["customers", "explain", "-p", str(keyed), "ann@example.com", "--json"])
+    key = _key(keyed, "ann@example.com")  # the key file is made by the first masked output
+    by_key = runner.invoke(app, ["customers", "explain", "-p", str(keyed), key, "--json"])
+    assert by_key.exit_code == 0, by_key.output
+    assert json.loads(by_key.stdout) == json.loads(by_id.stdout)
+    assert json.loads(by_key.stdout)["customer_id"] == key
+    clear = runner.invoke(app, ["customers", "explain", "-p", str(keyed), key, "--pii", "include"])
+    assert clear.exit_code == 0 and "customer ann@example.com" in clear.stdout
+    missing = runner.invoke(app, ["customers", "explain", "-p", str(keyed), "pid-" + "0" * 32])
+    assert missing.exit_code != 0 and "is not in the customers table" in missing.output
+
+
+@pytest.mark.parametrize(("args", "option", "instead"), [
+    (["--pii", "include", "segments", "-s", "rfm"], "--pii", "--pii"),
+    (["--as-of", "2024-03-31", "segments", "-s", "rfm"], "--as-of", "--snapshot"),
+    (["--scheme", "rfm", "audience", "--segment", "rfm=Loyal"], "--scheme", "--segment SCHEME=SEGMENT"),
+])
+def test_options_of_the_plain_list_before_a_sub_command_are_refused(keyed, tmp_path, args, option, instead):
+    """`export --pii include segments ...` ran `segments` with its own --pii (hash): the group's
+    option was silently dropped. Now one usage line names it and where it goes; nothing is written."""
+    out = tmp_path / "x.csv"
+    res = runner.invoke(app, ["export", *args, "-p", str(keyed), "--to", str(out)])
+    assert res.exit_code == 2 and not out.exists()
+    line = res.stderr.strip()
+    assert "\n" not in line and f"{option} before '{args[2]}'" in line and f"give {instead} after" in line
+
+
+def test_audit_examples_mask_ids_that_are_e_mails_in_the_report_and_by_default(keyed):
+    """The audit's examples quoted ids in clear (``customer_id=ann@example.com`` under
+    stale_customers) in report.html, which goes to every team, and in `segflow audit --json`."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from segflow.report._report import quality_section
+
+    clear = runner.invoke(app, ["audit", "-p", str(keyed), "--json", "--pii", "include"])
+    masked = runner.invoke(app, ["audit", "-p", str(keyed), "--json"])
+    assert clear.exit_code == masked.exit_code == 0, masked.output
+    stale = {c["check"]: c["examples"] for c in json.loads(clear.stdout)["data"]}["stale_customers"]
+    assert "customer_id=ann@example.com" in stale and "customer_id=+44 20 7946 0002" in stale
+    shown = {c["check"]: c["examples"] for c in json.loads(masked.stdout)["data"]}["stale_customers"]
+    expected = {"customer_id=ann@example.com": "customer_id=a***@example.com",
+                "customer_id=dee@example.net": "customer_id=d***@example.net",
+                "customer_id=eve@example.com": "customer_id=e***@example.com",
+                "customer_id=+44 20 7946 0002": "customer_id=***02", "customer_id=C3": "customer_id=C3"}
+    assert shown == [expected[e] for e in stale]
+    from segflow.quality import audit
+    from segflow.store import Store
+
+    with Store(keyed / "segflow.duckdb", read_only=True) as store:
+        checks = audit(store).to_pandas()
+    ctx = SimpleNamespace(reconciliation=pd.DataFrame(), audit=checks,
+                          quarantine_reasons=pd.DataFrame({"rule": [], "example": []}))
+    page = "".join(quality_section(ctx).blocks)
+    assert "a***@example.com" in page and "example.com" in page
+    assert not re.search(r"(ann|dee|eve|fay|gus)@", page) and "7946 0002" not in page

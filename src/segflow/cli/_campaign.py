@@ -32,7 +32,7 @@ from segflow.cli._common import (
     stdout,
     user_errors,
 )
-from segflow.cli._export import PiiOption
+from segflow.cli._export import PII_CHOICES, PII_HELP, PII_ID_HELP, PiiColumnsOption
 from segflow.cli._files import (
     canonical_ids,
     is_id_column,
@@ -333,7 +333,8 @@ def audience(
     action_from: str = typer.Option(None, "--action-from", help="Segment column for playbook actions (default: the first --segment scheme)."),
     playbook: Path = typer.Option(None, "--playbook", help="Playbook TOML (default: the bundled one)."),
     name: str = typer.Option("audience", "--name", help="Audience name."),
-    pii: str = PiiOption,
+    pii: str = typer.Option("hash", "--pii", parser=Choice(*PII_CHOICES), help=PII_HELP + PII_ID_HELP.rstrip(".")
+                            + " (from the store; a --customers file's ids are written as they are)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Build a target audience from segments, scores and rules; export it with a hold-out.
@@ -418,7 +419,7 @@ def uplift(
     seed: int = typer.Option(0, "--seed", help="Seed of the train/test split and the model."),
     score: Path = typer.Option(None, "--score", help="Customer file to score, with --scores-out (default: --responses)."),
     scores_out: Path = typer.Option(None, "--scores-out", help="Write the scored customers (column uplift) to this CSV/Parquet."),
-    pii: str = PiiOption,
+    pii: str = PiiColumnsOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Fit an uplift model (expected lift per customer); report its Qini curve and AUUC on

@@ -35,11 +35,15 @@ TableOption = typer.Option(None, "--table", help="Postgres table to write (with 
 #: The option of every command writing customers' personal columns (``export segments``,
 #: ``export audience``, ``campaign audience``, ``campaign uplift --scores-out``).
 PII_CHOICES = ("hash", "mask", "omit", "include")
-PiiOption = typer.Option(
-    "hash", "--pii", parser=Choice(*PII_CHOICES),
-    help="Personal columns (email, phone, name, address, postcode...): hash (SHA-256), mask, "
-    "omit, or include in clear.",
-)
+PII_HELP = ("Personal columns (email, phone, name, address, postcode...): hash (SHA-256), mask, "
+            "omit, or include in clear.")
+#: What ``--pii`` does to the ids of the store (docs/exports.md, "Customer ids that are ...").
+PII_ID_HELP = (" A customer id that is (or holds) an e-mail address or a phone number is written "
+               "as its pseudonymous key (pid-..., the same in every output of the project) unless include.")
+PiiOption = typer.Option("hash", "--pii", parser=Choice(*PII_CHOICES), help=PII_HELP + PII_ID_HELP)
+#: ``--pii`` of a file the user brought (``campaign uplift --scores-out``): its ids as they are.
+PiiColumnsOption = typer.Option("hash", "--pii", parser=Choice(*PII_CHOICES),
+                                help=PII_HELP + " The customer ids are written as they are.")
 
 
 def register(app: typer.Typer) -> None:
@@ -66,11 +70,36 @@ def _segment_list(
     """Without a sub-command: the plain segment list (current and previous segment, last
     change, periods in segment) to a file or a store table, as before `export segments`."""
     if ctx.invoked_subcommand is not None:
+        _refuse_group_options(ctx, ctx.invoked_subcommand)
         return
     from segflow.cli._migrate import export
 
     export(out=out, table_name=table_name, scheme=scheme, as_of=as_of, project_dir=project_dir,
            as_json=as_json, pii=pii)
+
+
+#: The group's options (the plain list's) and what a sub-command takes in their place.
+_GROUP_OPTIONS = {"scheme": ("--scheme", {"segments": "--scheme", "audience": "--segment SCHEME=SEGMENT"}),
+                  "out": ("--out", {"segments": "--to", "audience": "--to"}),
+                  "table_name": ("--table", {"segments": "--table", "audience": "--table"}),
+                  "as_of": ("--as-of", {"segments": "--snapshot", "audience": "--snapshot"}),
+                  "pii": ("--pii", {"segments": "--pii", "audience": "--pii"}),
+                  "project_dir": ("--project", {"segments": "--project", "audience": "--project"}),
+                  "as_json": ("--json", {"segments": "--json", "audience": "--json"})}
+
+
+def _refuse_group_options(ctx: typer.Context, sub: str) -> None:
+    """A usage error (one line, exit 2) when an option of the plain list was given before a
+    sub-command (``export --pii include segments ...``): the sub-command would ignore it."""
+    from segflow.cli._common import _UsageError
+
+    for param, (option, instead) in _GROUP_OPTIONS.items():
+        source = ctx.get_parameter_source(param)  # Typer's own Click: its enum, compared by name
+        if source is not None and source.name != "DEFAULT":
+            raise _UsageError(
+                f"{option} before '{sub}' is an option of the plain list (`segflow export` without a "
+                f"sub-command) and '{sub}' would ignore it: give {instead.get(sub, option)} after "
+                f"'{sub}' (segflow export {sub} ... {instead.get(sub, option)} ...)", ctx=ctx)
 
 
 def _warn_secrets(ctx: typer.Context, to: str | None, webhook: str | None = None) -> None:

@@ -201,9 +201,17 @@ def audit_command(
         None, "--as-of", parser=DATE, help="Audit date (YYYY-MM-DD); default: today."
     ),
     project: Path = ProjectDirOption,
+    pii: str = typer.Option("mask", "--pii", parser=Choice("mask", "include"),
+                            help="E-mail addresses and phone numbers in the checks' examples (e.g. "
+                                 "customer_id=u***@example.com, as the report shows them): mask, or "
+                                 "include them in clear."),
     json_output: bool = JsonOption,
 ) -> None:
-    """Score the customer base: completeness, duplicates, outliers, dates, gaps, integrity."""
+    """Score the customer base: completeness, duplicates, outliers, dates, gaps, integrity.
+
+    The examples (--json) mask e-mail addresses and phone numbers as the report does;
+    --pii include shows them in clear.
+    """
     from segflow.quality import audit
 
     with user_errors():
@@ -212,6 +220,8 @@ def audit_command(
         _, store, _ = _open(project, read_only=True)
         with store:
             report = audit(store, as_of=as_of)
+        if pii != "include":
+            report = report.masked()
         if json_output:
             print_json(report.to_dict())
             return
@@ -242,12 +252,13 @@ def resolve_command(
 
 
 def explain_command(
-    customer_id: str = typer.Argument(..., help="A customer id."),
+    customer_id: str = typer.Argument(..., help="A customer id, or its pseudonymous key (pid-...)."),
     project: Path = ProjectDirOption,
     pii: str = typer.Option("mask", "--pii", parser=Choice("mask", "include"),
                             help="Personal values shown (e-mails, phone numbers: in the records and "
-                                 "as the evidence of links): mask (a***@example.com, ***02), or include "
-                                 "them in clear."),
+                                 "as the evidence of links): mask (a***@example.com, ***02; a customer id "
+                                 "that is or holds an e-mail or phone number as its pseudonymous key, "
+                                 "pid-...), or include them in clear."),
     json_output: bool = JsonOption,
 ) -> None:
     """Explain a customer's identity: which ids are merged with it, and why.

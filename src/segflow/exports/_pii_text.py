@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import re
 
-#: An e-mail address inside a text: no space, quote, bracket, comma or semicolon in it.
-_EMAIL_IN_TEXT = re.compile(r"""[^\s@'"`<>()\[\],;:]+@[^\s@'"`<>()\[\],;:]+\.[^\s@'"`<>()\[\],;:.]+""")
+#: An e-mail address inside a text: no space, quote, bracket, comma or semicolon in it, and
+#: no ``=`` before the ``@`` (the audit's examples quote ``customer_id=ann@example.com``).
+_EMAIL_IN_TEXT = re.compile(r"""[^\s@'"`<>()\[\],;:=]+@[^\s@'"`<>()\[\],;:]+\.[^\s@'"`<>()\[\],;:.]+""")
 #: A run that may be a phone number: an optional +, then digits, spaces, brackets and
 #: dashes, from a digit to a digit, not part of a decimal number (``0123456.78``) or a
 #: longer token (tested by ``is_phone_like``).
@@ -33,12 +34,30 @@ def mask_personal_text(text: str | None) -> str | None:
     if not text:
         return text
     from segflow.exports._pii import mask_email, mask_phone
-    from segflow.exports._pii_content import is_phone_like
 
     out = _EMAIL_IN_TEXT.sub(lambda m: mask_email(m.group(0)), text)
 
     def phone(m: re.Match[str]) -> str:
-        run = m.group(0).strip()  # a bracket around a plain number makes it no phone number
-        return mask_phone(run) if is_phone_like(run) and is_phone_like(run.strip("()")) else m.group(0)
+        return mask_phone(m.group(0).strip()) if _is_phone_run(m.group(0)) else m.group(0)
 
     return _PHONE_IN_TEXT.sub(phone, out)
+
+
+def _is_phone_run(run: str) -> bool:
+    """Whether a run found by :data:`_PHONE_IN_TEXT` is a phone number (a bracket around a
+    plain number makes it none)."""
+    from segflow.exports._pii_content import is_phone_like
+
+    run = run.strip()
+    return is_phone_like(run) and is_phone_like(run.strip("()"))
+
+
+def has_personal_text(text: str | None) -> bool:
+    """Whether ``text`` holds an e-mail address or a phone number by :func:`mask_personal_text`'s
+    rule (what it would mask): ``'"Ann" <ann@example.com>'`` and ``'tel:+447700900123'`` do,
+    ``'C000123'``, ``'10002345'`` and ``'ORD-2024-000123'`` do not."""
+    if not text:
+        return False
+    if _EMAIL_IN_TEXT.search(text):
+        return True
+    return any(_is_phone_run(m.group(0)) for m in _PHONE_IN_TEXT.finditer(text))

@@ -7,7 +7,10 @@ masked, hashed or left out. The rule:
 * **Which ids.** Each id is judged by its own value, by the content check's patterns
   (:mod:`segflow.exports._pii_content`): an e-mail address (:data:`EMAIL_PATTERN`) or a
   phone number (:func:`~segflow.exports._pii_content.is_phone_like`: 7 to 15 digits, not a
-  bare run of digits starting with 1-9, so a plain counter ``10002345`` never is). Deciding
+  bare run of digits starting with 1-9, so a plain counter ``10002345`` never is), or an id
+  that contains one by the rule that masks them in free text
+  (:func:`segflow.exports._pii_text.has_personal_text`: ``"Ann" <ann@example.com>``,
+  ``tel:+447700900123``; ``C000123`` and ``ORD-2024-000123`` do not). Deciding
   per value, not per column, means the same customer gets the same output in every list,
   whichever rows a list holds (a ``--changes`` export of three rows, one page of the server),
   and a column mixing numbered members and guests keyed by e-mail shows no address.
@@ -25,8 +28,8 @@ masked, hashed or left out. The rule:
 The secret is 32 random bytes, written as hex on first need to a file beside the store
 (``segflow.duckdb.idkey`` for ``segflow.duckdb``), readable by its owner only. Keep it with
 the project and out of version control: deleted, a new one is made and every key changes
-(lists made before no longer join with new ones). An in-memory store has a key for the
-process.
+(lists made before no longer join with new ones); a running process reads the file again
+when it changes (:func:`_read_key`). An in-memory store has a key for the process.
 """
 
 from __future__ import annotations
@@ -64,10 +67,27 @@ def key_file(store_path: str | Path) -> Path | None:
     return path.with_name(path.name + KEY_SUFFIX)
 
 
-@functools.lru_cache(maxsize=64)
 def _read_key(path: Path) -> bytes:
     """The secret in ``path``, made there first if there is none (exclusive create, mode 0600,
-    so two processes starting together agree on one key)."""
+    so two processes starting together agree on one key); read again only when the file is
+    another one (deleted and made again, replaced, rewritten: its inode, modification time or
+    size changed), so a server and a long session follow the CLI's key."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        _create_key(path)
+        st = None
+    except OSError as exc:
+        raise InputError(f"cannot read the pseudonym key {path}: {exc.strerror}") from exc
+    try:
+        st = st or os.stat(path)
+    except OSError as exc:
+        raise InputError(f"cannot read the pseudonym key {path}: {exc.strerror}") from exc
+    return _read_key_file(path, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _create_key(path: Path) -> None:
+    """Write a new secret to ``path`` unless there is a file (exclusive create, mode 0600)."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -77,6 +97,13 @@ def _read_key(path: Path) -> bytes:
     else:
         with os.fdopen(fd, "w", encoding="ascii") as f:
             f.write(secrets.token_hex(32) + "\n")
+
+
+@functools.lru_cache(maxsize=64)
+def _read_key_file(path: Path, inode: int, mtime_ns: int, size: int) -> bytes:
+    """The secret in ``path`` of that identity (the cache's key: ``inode``, ``mtime_ns``,
+    ``size``; a file being written by another process is read until it has its text)."""
+    del inode, mtime_ns, size
     for _ in range(50):  # another process may have created it and not written it yet
         try:
             text = path.read_text(encoding="ascii").strip()
@@ -93,7 +120,8 @@ def _read_key(path: Path) -> bytes:
 
 def id_key(store_path: str | Path) -> bytes:
     """The project's secret for pseudonymous ids, of the store at ``store_path`` (see the
-    module's notes): read from :func:`key_file`, made on first need; read once per process."""
+    module's notes): read from :func:`key_file`, made on first need; read again when the
+    file changes (one ``stat`` a call)."""
     path = key_file(store_path)
     return _MEMORY_KEY if path is None else _read_key(path.resolve())
 
@@ -111,24 +139,45 @@ def _pseudonyms(values: Sequence[str], key: bytes) -> list[str]:
 
 
 def personal_ids(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """Whether each id (text) is itself personal data: an e-mail address or a phone number
-    by the content check's patterns, of the value trimmed (null: False). Whole-column Arrow
-    operations (RE2, as the engine's), the regular expressions only on the few values that
-    hold ``@`` or start like a number."""
+    """Whether each id (text) is itself personal data (null: False): an e-mail address or a
+    phone number by the content check's patterns, of the value trimmed, or an id that
+    CONTAINS one by the rule of the masked free text
+    (:func:`segflow.exports._pii_text.has_personal_text`: ``"Ann" <ann@example.com>``,
+    ``tel:+447700900123``, ``+1 (202) 555-0142 ext 5``). Whole-column Arrow operations (RE2,
+    as the engine's); Python's regular expressions only on the few ids that are not one
+    whole but hold ``@`` or a run of digits that may be a number (not a plain counter)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     from segflow.exports._pii_content import _NO_PHONE, _PHONE_DIGITS, EMAIL_PATTERN
+    from segflow.exports._pii_text import has_personal_text
 
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if not pa.types.is_string(values.type) and not pa.types.is_large_string(values.type):
         values = values.cast(pa.string())
     text = pc.utf8_trim_whitespace(values)
-    email = pc.and_kleene(pc.match_substring(text, "@"), pc.match_substring_regex(text, EMAIL_PATTERN))
+    has_at = pc.match_substring(text, "@")
+    email = pc.and_kleene(has_at, pc.match_substring_regex(text, EMAIL_PATTERN))
     phone = pc.and_kleene(pc.match_substring_regex(text, _PHONE_DIGITS),
                           pc.invert(pc.match_substring_regex(text, _NO_PHONE)))
-    return pc.fill_null(pc.or_(email, phone), False)
+    whole = pc.fill_null(pc.or_(email, phone), False)
+    digits = pc.and_(pc.match_substring_regex(text, _DIGIT_RUN),
+                     pc.invert(pc.match_substring_regex(text, r"^[1-9][0-9]*$")))
+    maybe = pc.fill_null(pc.and_(pc.invert(whole), pc.or_(has_at, digits)), False)
+    if not pc.any(maybe).as_py():
+        return whole
+    at = pc.indices_nonzero(maybe)
+    inner = [has_personal_text(v) for v in values.take(at).to_pylist()]
+    out = whole.to_numpy(zero_copy_only=False).copy()
+    out[at.to_numpy()] = inner
+    return pa.array(out, pa.bool_())
+
+
+#: A run that may hold a phone number inside an id (RE2; the candidates of
+#: :func:`personal_ids`' Python check): :data:`segflow.exports._pii_text._PHONE_IN_TEXT`
+#: with its look-behind as a character (RE2 has no look-around); a superset of its matches.
+_DIGIT_RUN = r"(?:^|[^0-9.,\w\-])\+?\(?[0-9][0-9 ()\-]{5,}[0-9]"
 
 
 def pseudonymise_array(values: pa.Array | pa.ChunkedArray, key: bytes) -> tuple[pa.Array, int]:
@@ -173,6 +222,33 @@ def pseudonymise_table(data: pa.Table, key: bytes, columns: Sequence[str] = ("cu
                 data = data.set_column(j, data.schema.field(j).with_type(arr.type), arr)
                 n += k
     return data, n
+
+
+def key_table(con: Any, key: bytes) -> pa.Table:
+    """The personal ids of the store open on ``con`` (a DuckDB connection: of ``customers``
+    and ``customer_features``) and their keys under ``key``: columns ``key`` and ``id``."""
+    import pyarrow as pa
+
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    parts = [f"SELECT customer_id FROM {t}" for t in ("customers", "customer_features") if t in tables]
+    if not parts:
+        return pa.table({"key": pa.array([], pa.string()), "id": pa.array([], pa.string())})
+    ids = con.execute(" UNION ".join(parts)).to_arrow_table().column(0).combine_chunks()
+    ids = ids.cast(pa.string()).drop_null()
+    ids = ids.filter(personal_ids(ids))
+    return pa.table({"key": pa.array(_pseudonyms(ids.to_pylist(), key), pa.string()), "id": ids})
+
+
+def resolve_key(table: pa.Table, customer_id: str) -> str:
+    """The id whose key (in ``table``, of :func:`key_table`) is ``customer_id``, or
+    ``customer_id`` itself (not a key, or no id has it): how the server's pages and
+    ``segflow customers explain`` find the customer of a ``pid-...`` key."""
+    import pyarrow.compute as pc
+
+    if not customer_id.startswith(PSEUDONYM_PREFIX):
+        return customer_id
+    at = pc.index(table.column("key"), customer_id).as_py()
+    return customer_id if at < 0 else table.column("id")[at].as_py()
 
 
 def pseudonym_note(n: int, key_path: Path | None) -> str:

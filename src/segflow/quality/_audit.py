@@ -103,6 +103,17 @@ class AuditReport(TableResult):
         good = [1.0 - min(1.0, c.share) for c in scored]
         return 100.0 * sum(a * b for a, b in zip(w, good, strict=True)) / sum(w)
 
+    def masked(self) -> AuditReport:
+        """The report with the e-mail addresses and phone numbers of its examples masked
+        (:func:`segflow.exports._pii_text.mask_personal_text`: ``customer_id=u***@example.com``),
+        as the report's and ``segflow audit``'s default show them."""
+        from dataclasses import replace
+
+        from segflow.exports._pii_text import mask_personal_text
+
+        checks = [replace(c, examples=[mask_personal_text(e) or "" for e in c.examples]) for c in self.checks]
+        return AuditReport(checks, self.as_of, self.data_end)
+
     def to_pandas(self) -> pd.DataFrame:
         import pandas as pd
 

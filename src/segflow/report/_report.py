@@ -136,7 +136,9 @@ def quality_section(ctx: ReportContext) -> Section:
     else:  # the rule in words; its id (for support) in the tooltip
         ids = [str(r) for r in reasons["rule"]]
         section.blocks.append(_table(reasons.assign(rule=[rule_title(r) for r in ids]), tips={"rule": ids}))
-    checks = ctx.audit
+    checks = ctx.audit  # its examples quote ids (customer_id=...): masked as the reasons are
+    if "examples" in checks.columns:
+        checks = checks.assign(examples=[mask_personal_text(x) for x in checks["examples"]])
     flagged = checks[checks["severity"] != "ok"]
     section.blocks.append(_h3("Audit checks"))
     section.blocks.append(

@@ -6,7 +6,8 @@ the pseudonymous key the exports write (:mod:`segflow.exports._pseudonym`: the s
 a customer in the server and in every export, made with the project's secret beside the
 store, not the served copy); ``pii=include`` shows the id. A page links a customer by that
 key, so ``/customers/pid-...`` (and ``/api/v1/customers/pid-...``) is resolved back to the
-id through a table of the copy's personal ids and their keys (:func:`resolve`), made once per
+id through a table of the copy's personal ids and their keys (:func:`resolve`, the function
+``segflow customers explain`` resolves a key with), made once per
 copy on the first such request (about 1.5 s and 60 MB per million ids that are e-mails; a
 copy whose ids are plain numbers makes an empty one).
 """
@@ -15,11 +16,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from segflow.exports._pseudonym import PSEUDONYM_PREFIX, id_key, personal_ids, pseudonymise_values
+from segflow.exports._pseudonym import (
+    PSEUDONYM_PREFIX,
+    id_key,
+    key_table,
+    pseudonymise_values,
+    resolve_key,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
-    import pyarrow as pa
 
     from segflow.project import Project
 
@@ -53,29 +59,12 @@ def pseudonymise_rows(columns: list[str], rows: list[tuple[Any, ...]], key: byte
     return [(*r[:j], k, *r[j + 1:]) for r, k in zip(rows, keys, strict=True)]
 
 
-def _key_table(project: Project, key: bytes) -> pa.Table:
-    """The copy's personal ids (of ``customers`` and ``customer_features``) and their keys."""
-    import pyarrow as pa
-
-    from segflow.exports._pseudonym import _pseudonyms
-
-    tables = {r[0] for r in project.store.raw.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    parts = [f"SELECT customer_id FROM {t}" for t in ("customers", "customer_features") if t in tables]
-    if not parts:
-        return pa.table({"key": pa.array([], pa.string()), "id": pa.array([], pa.string())})
-    ids = project.store.raw.execute(" UNION ".join(parts)).to_arrow_table().column(0).combine_chunks()
-    ids = ids.cast(pa.string()).drop_null()
-    ids = ids.filter(personal_ids(ids))
-    return pa.table({"key": pa.array(_pseudonyms(ids.to_pylist(), key), pa.string()), "id": ids})
-
-
 def resolve(project: Project, gen: Any, key: bytes, customer_id: str) -> str:
     """The id whose pseudonymous key is ``customer_id``, or ``customer_id`` itself (not a
-    key, or no id of the copy has it). The table of keys is made once per copy (``gen``)."""
-    import pyarrow.compute as pc
-
+    key, or no id of the copy has it): :func:`segflow.exports._pseudonym.resolve_key`, its
+    table of keys made once per copy (``gen``) and secret (a new key file makes a new one)."""
     if not customer_id.startswith(PSEUDONYM_PREFIX):
         return customer_id
-    table = _key_table(project, key) if gen is None else gen.cached(("pseudonyms",), lambda: _key_table(project, key))
-    at = pc.index(table.column("key"), customer_id).as_py()
-    return customer_id if at < 0 else table.column("id")[at].as_py()
+    con = project.store.raw
+    table = key_table(con, key) if gen is None else gen.cached(("pseudonyms", key), lambda: key_table(con, key))
+    return resolve_key(table, customer_id)

@@ -286,11 +286,13 @@ def explain(store: Store, customer_id: str, *, pii: str = "mask") -> IdentityExp
     if pii not in EXPLAIN_PII:
         raise InputError(f"unknown personal-data policy {pii!r} for explain; expected one of "
                          f"{', '.join(EXPLAIN_PII)}")
+    from segflow.exports._pseudonym import PSEUDONYM_PREFIX, id_key, key_table, resolve_key
+
+    if customer_id.startswith(PSEUDONYM_PREFIX):  # a key (pid-...) finds its customer, as the server's pages
+        customer_id = resolve_key(key_table(store.raw, id_key(store.path)), customer_id)
     explained = _explain(store, customer_id)
     if pii == "include":
         return explained
-    from segflow.exports._pseudonym import id_key
-
     return explained.masked(id_key(store.path))
 
 
