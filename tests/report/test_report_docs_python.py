@@ -57,7 +57,7 @@ def test_data(folder):
 
 
 def test_demo_data(folder, cdnow_dir):
-    from tests.sources.test_sources_cdnow import doc_toml
+    from tests.sources.test_sources_published_sample import doc_toml
 
     (folder / "cdnow").mkdir()  # "CDNOW through a project": the file and the page's toml
     shutil.copy(cdnow_dir / "CDNOW_sample.txt", folder / "cdnow")
