@@ -22,6 +22,39 @@ ts = "date"
 amount = "amount"
 """
 
+#: ORDERS_TOML with the path and extra source settings to fill in (the hostile-input tests).
+ORDERS_TOML_AT = ORDERS_TOML.replace('path = "orders.csv"', 'path = "{path}"\n{extra}')
+ORDERS_HEADER = b"order_id,customer,date,amount\n"
+
+
+def orders_project(root: Path, files: dict[str, bytes], path: str = "orders.csv",
+                   extra: str = "") -> Path:
+    """A project at ``root`` with the orders source reading ``path`` and ``files`` written."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "segflow.toml").write_text(ORDERS_TOML_AT.format(path=path, extra=extra))
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return root
+
+
+def ingest_quietly(root: Path, store) -> None:
+    """``segflow.sources.ingest`` of the project at ``root`` into ``store``, warnings off."""
+    import warnings
+
+    from segflow.config import Settings
+    from segflow.sources import ingest
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ingest(store, Settings.load(root), root, now=NOW)
+
+
+def stored_rows(store, sql: str) -> list[tuple]:
+    """The rows of ``sql`` on ``store`` as tuples."""
+    return [tuple(r.values()) for r in store.sql(sql).to_pylist()]
+
+
 PROJECT_TOML = """
 [[sources]]
 name = "crm"

@@ -5,57 +5,22 @@ real binary data and UTF-16 without a byte-order mark are still refused, naming 
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import pytest
-from sources_project import NOW
+from sources_project import ORDERS_HEADER as HEADER
+from sources_project import ingest_quietly as _ingest
+from sources_project import orders_project as _project
+from sources_project import stored_rows as _stored
 from typer.testing import CliRunner
 
 from segflow.cli import app
-from segflow.config import Settings
 from segflow.errors import InputError
-from segflow.sources import ingest
 from segflow.store import Store
 
 runner = CliRunner()
-TOML = """
-[[sources]]
-name = "orders"
-table = "transactions"
-path = "{path}"
-{extra}
-[sources.columns]
-transaction_id = "order_id"
-customer_id = "customer"
-ts = "date"
-amount = "amount"
-"""
-HEADER = b"order_id,customer,date,amount\n"
-
-
 def _rows(n: int) -> list[bytes]:
     return [f"T{i},C{i % 7},2024-01-{1 + i % 28:02d},{i}.50".encode() for i in range(n)]
-
-
-def _project(root: Path, files: dict[str, bytes], path: str = "orders.csv",
-             extra: str = "") -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "segflow.toml").write_text(TOML.format(path=path, extra=extra))
-    for name, data in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(data)
-    return root
-
-
-def _ingest(root: Path, store: Store) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ingest(store, Settings.load(root), root, now=NOW)
-
-
-def _stored(store: Store, sql: str) -> list[tuple]:
-    return [tuple(r.values()) for r in store.sql(sql).to_pylist()]
 
 
 def test_a_nul_byte_early_in_a_csv_is_read_as_one_late_in_it(tmp_path: Path) -> None:

@@ -9,44 +9,14 @@ import warnings
 from pathlib import Path
 
 from sources_project import NOW
+from sources_project import ORDERS_HEADER as HEADER
+from sources_project import ingest_quietly as _ingest
+from sources_project import orders_project as _project
+from sources_project import stored_rows as _stored
 
 from segflow.config import Settings
 from segflow.sources import ingest
 from segflow.store import Store
-
-TOML = """
-[[sources]]
-name = "orders"
-table = "transactions"
-path = "{path}"
-{extra}
-[sources.columns]
-transaction_id = "order_id"
-customer_id = "customer"
-ts = "date"
-amount = "amount"
-"""
-HEADER = b"order_id,customer,date,amount\n"
-
-
-def _project(root: Path, files: dict[str, bytes], path: str = "orders.csv",
-             extra: str = "") -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "segflow.toml").write_text(TOML.format(path=path, extra=extra))
-    for name, data in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(data)
-    return root
-
-
-def _ingest(root: Path, store: Store) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ingest(store, Settings.load(root), root, now=NOW)
-
-
-def _stored(store: Store, sql: str) -> list[tuple]:
-    return [tuple(r.values()) for r in store.sql(sql).to_pylist()]
 
 
 def test_every_zero_amount_is_stored_as_positive_zero(tmp_path: Path) -> None:
