@@ -355,6 +355,17 @@ def _scan(con, sql: str, label: str, what: str) -> str:
     return raw
 
 
+def scan_arrow(con, data: Any, prefix: str, label: str, what: str) -> str:
+    """:func:`_scan` of an Arrow table or record-batch reader ``data``: registered on ``con``
+    under a temporary name (``prefix``) for the copy, then unregistered (also on error)."""
+    view = _tmp(prefix)
+    con.register(view, data)
+    try:
+        return _scan(con, f"SELECT * FROM {view}", label, what)
+    finally:
+        con.unregister(view)
+
+
 def _stage_parquet(con, path: Path, label: str, limit: int | None) -> Staged:
     """A view over the Parquet file itself: no copy (the file is re-read where needed)."""
     lim = f" WHERE file_row_number < {int(limit)}" if limit else ""
@@ -476,12 +487,7 @@ def _stage_xlsx(con, path: Path, source: SourceSettings, label: str, limit: int 
         refuse_repeated_names([str(v).strip() for v in first.iloc[0] if str(v).strip()], label)
     table, numbers = sheet_table(frame)
     del frame
-    view = _tmp("xl")
-    con.register(view, table)
-    try:
-        raw = _scan(con, f"SELECT * FROM {view}", label, "Excel")
-    finally:
-        con.unregister(view)
+    raw = scan_arrow(con, table, "xl", label, "Excel")
     staged = _number_rows(con, raw, label)
     staged.columns = {c: t for c, t in staged.columns.items() if c not in numbers.values()}
     staged.numbers = numbers

@@ -11,7 +11,7 @@ import duckdb
 
 from segflow._duck import arrow_reader
 from segflow.errors import InputError
-from segflow.sources._readers import Staged, _number_rows, _scan, _tmp, q
+from segflow.sources._readers import Staged, _number_rows, q, scan_arrow
 
 if TYPE_CHECKING:  # pragma: no cover
     from segflow.config import SourceSettings
@@ -43,12 +43,7 @@ def stage_duckdb(con, path: Path, source: SourceSettings, label: str, limit: int
         except duckdb.Error as exc:
             raise InputError(f"cannot read the DuckDB table: {str(exc).splitlines()[0]}",
                              file=label) from exc
-        view = _tmp("dv")
-        con.register(view, reader)
-        try:
-            raw = _scan(con, f"SELECT * FROM {view}", label, "a DuckDB table")
-        finally:
-            con.unregister(view)
+        raw = scan_arrow(con, reader, "dv", label, "a DuckDB table")
     finally:
         src.close()
     return _number_rows(con, raw, label)
@@ -74,11 +69,8 @@ def stage_postgres(con, source: SourceSettings, label: str, limit: int | None) -
         if pg is not None:
             pg.disconnect()
         raise InputError(f"cannot read from Postgres: {str(exc).splitlines()[0]}", file=label) from exc
-    view = _tmp("pg")
-    con.register(view, reader)
     try:
-        raw = _scan(con, f"SELECT * FROM {view}", label, "a Postgres table")
+        raw = scan_arrow(con, reader, "pg", label, "a Postgres table")
     finally:
-        con.unregister(view)
         pg.disconnect()
     return _number_rows(con, raw, label)
