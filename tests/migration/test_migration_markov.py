@@ -91,6 +91,33 @@ def test_forecast_two_state_by_hand():
     assert chain.steady_state(arrivals=10)["A"] == pytest.approx(100.0)
 
 
+def test_open_steady_state_is_inf_on_a_closed_group_the_arrivals_feed():
+    """Nobody ever leaves B (no observed exit): arrivals pile up there for ever, so its
+    long-run size is inf, not the huge number of a solve with a singular I - Q; A and C
+    keep their finite values, and D (closed, never fed) holds 0. Hand values: x_C = 4 /
+    (1 - .2) = 5, x_A = (6 + .2 x_C) / (1 - .5) = 14; checked against iterating the
+    forecast step x <- x Q + a e for 400 periods."""
+    states = ["A", "B", "C", "D", "(gone)"]
+    counts = pd.DataFrame(0.0, index=["(new)", *states[:4]], columns=states)
+    counts.loc["(new)", ["A", "C"]] = [6, 4]
+    counts.loc["A", ["A", "B", "(gone)"]] = [50, 25, 25]
+    counts.loc["B", "B"] = 10
+    counts.loc["C", ["A", "C", "(gone)"]] = [20, 20, 60]
+    counts.loc["D", "D"] = 5
+    chain = MarkovChain().fit(counts)  # B and D: every customer stayed
+    got = chain.steady_state(arrivals=10)
+    q = chain.transition_matrix_.loc[states[:4], states[:4]].to_numpy()
+    e = np.array([0.6, 0.0, 0.4, 0.0])
+    x = np.zeros(4)
+    for _ in range(400):
+        x = x @ q + 10 * e
+    assert got["A"] == pytest.approx(14.0) and got["C"] == pytest.approx(5.0)
+    np.testing.assert_allclose(got[["A", "C"]].to_numpy(), x[[0, 2]], rtol=1e-12)
+    assert got["B"] == np.inf and x[1] > 0.9 * 400 * 10 * 0.14  # B gains 14 * .25 = 3.5 a period
+    assert got["D"] == 0.0 and x[3] == 0.0
+    assert (chain.steady_state(arrivals=0) == 0).all()
+
+
 def test_steady_state_two_state_closed_form():
     a, b = 0.2, 0.05
     counts = (

@@ -156,7 +156,11 @@ class MarkovChain(BaseEstimator):
         1) of the closed chain; with ``(gone)`` absorbing and reachable that is all mass in
         ``(gone)``. Absorbing states that no other state leads to are left out (share 0).
         With ``arrivals`` (new customers per period, constant): the long-run customers per
-        transient state of the open population, ``a e_T (I - Q)^{-1}``.
+        transient state of the open population, ``a e_T (I - Q)^{-1}``. A closed group of
+        segments that the arrivals reach (nobody ever leaves it, e.g. ``(gone)`` never
+        entered in the history) grows without bound: its states are ``inf``, decided on the
+        graph of positive probabilities as in :meth:`absorption`; the other states keep
+        their finite value, and a closed group the arrivals never reach holds 0.
 
         Raises
         ------
@@ -169,9 +173,8 @@ class MarkovChain(BaseEstimator):
         if arrivals is not None:
             transient = self._transient()
             idx = [self.states_.index(s) for s in transient]
-            q = p[np.ix_(idx, idx)]
-            e = self._entry()[idx]
-            x = np.linalg.solve((np.eye(len(idx)) - q).T, arrivals * e)
+            exits = np.delete(p[idx], idx, axis=1).sum(axis=1) > 0  # to an absorbing state
+            x = _open_steady_state(p[np.ix_(idx, idx)], exits, self._entry()[idx], arrivals)
             return pd.Series(x, index=transient, name="customers")
         # an absorbing state no other state leads to (e.g. (gone) in data where nobody
         # left) is a closed class of its own that the chain never enters: leave it out
@@ -287,6 +290,36 @@ def _reaches(edge: np.ndarray, target: np.ndarray) -> np.ndarray:
         if (more == hit).all():
             return hit
         hit = more
+
+
+def _closed_classes(edge: np.ndarray, exits: np.ndarray) -> np.ndarray:
+    """States in a closed communicating class of the transient graph ``edge``: every state
+    they reach reaches them back, and none of those states ``exits`` (to an absorbing state)."""
+    n = len(edge)
+    reach = edge.copy()
+    for k in range(n):  # transitive closure (Warshall), small matrices
+        reach |= reach[:, [k]] & reach[[k], :]
+    return np.array([reach[i].any() and not exits[reach[i]].any()
+                     and all(reach[j, i] for j in np.flatnonzero(reach[i])) for i in range(n)],
+                    dtype=bool)
+
+
+def _open_steady_state(q: np.ndarray, exits: np.ndarray, entry: np.ndarray,
+                       arrivals: float) -> np.ndarray:
+    """``a e (I - Q)^{-1}`` per transient state, ``inf`` where the arrivals pile up for ever.
+
+    The expected customers in ``j`` after ``t`` periods is ``a sum_{s<t} (e Q^s)_j``; it
+    diverges exactly on the closed classes of ``Q`` (no way out, not even to ``(gone)``) that
+    an entry state reaches. Outside the closed classes ``I - Q`` is invertible (every such
+    state is eventually left), and no closed class leads back into them."""
+    closed = _closed_classes(q > 0, exits)
+    fed = _reaches((q > 0).T, entry > 0) if arrivals > 0 else np.zeros(len(q), bool)
+    x = np.where(closed & fed, np.inf, 0.0)
+    free = np.flatnonzero(~closed)
+    if free.size:
+        x[free] = np.linalg.solve((np.eye(free.size) - q[np.ix_(free, free)]).T,
+                                  arrivals * entry[free])
+    return x
 
 
 def _square_counts(X: Any) -> tuple[pd.DataFrame, pd.Series | None]:

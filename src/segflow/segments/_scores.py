@@ -2,8 +2,8 @@
 
 The rule (``score_method = "quantile"``, the default of every built-in quantile score)
 ------------------------------------------------------------------------------------
-Among the ``n`` customers scored together, a customer whose value ``v`` is strictly worse
-than that of ``w`` customers gets::
+Among the ``n`` customers scored together, a customer whose value ``v`` is strictly better
+than that of ``w`` customers (``w`` of them are strictly worse) gets::
 
     score = 1 + floor(bins * w / n)                       (1 .. bins, bins = best)
 
