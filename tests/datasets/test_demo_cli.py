@@ -31,3 +31,30 @@ def test_demo_writes_its_report_when_the_run_raises_no_warning(tmp_path):
     assert {r["source_file"]: r["rows_read"] for r in recon} == read
     for r in recon:
         assert r["rows_read"] == r["rows_accepted"] + r["rows_quarantined"] + r["rows_duplicate"]
+
+    # run again in the same folder with other options: a fresh store (it kept the first
+    # demo's rows beside the new ones, and the report showed rows no generated file held)
+    result = CliRunner().invoke(app, ["demo", "--customers", "30", "--months", "3", "--seed", "2",
+                                      "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    tx = out / "data" / "transactions.csv"
+    read = con.execute(f"SELECT count(*) FROM read_csv('{tx}', all_varchar=true, "
+                       "strict_mode=false, null_padding=true)").fetchone()[0]
+    recon = {r["source_file"]: r for r in summary["reconciliation"]}
+    assert recon["data/transactions.csv"]["rows_read"] == read
+    store = duckdb.connect(str(out / "segflow.duckdb"), read_only=True)
+    assert store.execute("SELECT count(*) FROM transactions").fetchone()[0] == \
+        recon["data/transactions.csv"]["rows_accepted"]
+    assert len(summary["run"]["snapshot_dates"]) == 3
+
+
+def test_the_demo_refuses_a_folder_holding_another_project(tmp_path):
+    out = tmp_path / "mine"
+    assert CliRunner().invoke(app, ["init", str(out)]).exit_code == 0
+    before = (out / "segflow.toml").read_text()
+    result = CliRunner().invoke(app, ["demo", "--customers", "30", "--months", "3", "--out", str(out)])
+    assert result.exit_code != 0
+    assert "is not a demo's project file" in result.output and "Traceback" not in result.output
+    assert (out / "segflow.toml").read_text() == before
+    assert not (out / "data").exists()

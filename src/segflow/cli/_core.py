@@ -159,7 +159,7 @@ def _report_project(project_dir: Path):  # noqa: ANN202
 
 
 def demo(
-    out: Path = typer.Option(Path("out"), "--out", "-o", help="Folder for the demo project, data and report."),
+    out: Path = typer.Option(Path("out"), "--out", "-o", help="Folder for the demo project, data and report (an earlier demo's store there is replaced; a folder of another project is refused)."),
     customers: int = typer.Option(5_000, min=1, help="Number of demo customers."),
     months: int = typer.Option(24, min=3, max=240, help="Months of history (3..240)."),
     seed: int = typer.Option(0, help="Random seed of the generator."),
@@ -173,6 +173,7 @@ def demo(
 
     with user_errors():
         started = time.perf_counter()
+        _fresh_demo_folder(out)
         data_dir = out / "data"
         with progress(disable=as_json) as bar:
             task = bar.add_task("generating demo data", total=None)
@@ -222,6 +223,45 @@ def demo(
             console.print(
                 f"\nreport: [bold]{path.resolve()}[/]  ({time.perf_counter() - started:.1f} s in all)"
             )
+
+
+def _fresh_demo_folder(out: Path) -> None:
+    """Make ``out`` ready for a new demo: a folder of an earlier demo loses its store and
+    Spark warehouse (else the new data would be ingested beside the old, and the report would
+    show rows no generated file holds); a folder holding any other segflow project is refused
+    (its ``segflow.toml`` and store are the user's, not the demo's to replace).
+
+    Raises
+    ------
+    ConfigError
+        When ``out`` holds a ``segflow.toml`` the demo did not write, or a store without one.
+    """
+    import shutil
+
+    from segflow.config import Settings
+    from segflow.datasets import demo_project_toml
+    from segflow.errors import ConfigError
+
+    toml = out / "segflow.toml"
+    if not toml.exists():
+        if (out / "segflow.duckdb").exists():
+            raise ConfigError(f"{out} holds a segflow store without a segflow.toml; the demo "
+                              "does not replace it: choose another --out")
+        return
+    header = demo_project_toml().splitlines()[0]
+    with toml.open(encoding="utf-8", errors="replace") as fh:
+        first = fh.readline().rstrip("\r\n")
+    if first != header:
+        raise ConfigError(f"{toml} is not a demo's project file; the demo does not replace "
+                          "a project: choose another --out")
+    settings = Settings.load(out)
+    store = out / settings.project.store
+    for path in (store, store.with_name(store.name + ".wal")):
+        path.unlink(missing_ok=True)
+    warehouse = (out / settings.engine.warehouse).resolve()  # a local folder inside out only
+    if "://" not in settings.engine.warehouse and out.resolve() in warehouse.parents \
+            and warehouse.is_dir():
+        shutil.rmtree(warehouse)
 
 
 def _print_sizes(project, scheme: str, snapshot: dt.date | None = None) -> None:  # noqa: ANN001
