@@ -12,6 +12,11 @@ unchanged customers (a Parquet file, ``redelivery = "replace"``) are read again 
 earlier rows are taken back and the file loads as new. Every count below was worked out by
 hand from the rows (and DuckDB must agree). Two ingests per engine: a Spark ingest of two
 small loads costs 30-40 s on ``local[1]`` (the suite's time).
+
+Also checked on the same rows (session 58): the DuckDB store pushed to a warehouse of its
+own after each ingest equals it (the rows DuckDB deleted taken back there), the catalog's
+views hold the committed rows (retracted ones left out), and each load, on both engines,
+finished after its rows were read and written.
 """
 
 from __future__ import annotations
