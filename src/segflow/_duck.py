@@ -2,8 +2,10 @@
 
 DuckDB 1.4 added ``to_arrow_table`` and ``to_arrow_reader``; 1.5 deprecates the older
 ``fetch_arrow_table`` and ``fetch_record_batch`` (2.0 removes them from ``execute`` results).
-segflow supports ``duckdb>=1.1``, so these helpers call the new name when it exists and fall
-back to the old one on older releases, without a deprecation warning on current ones.
+segflow requires ``duckdb>=1.4`` (pyproject.toml says why), where the new names exist; these
+helpers are the one place that names them, and still fall back to the old ones (a result
+object without the new name), without a deprecation warning on current releases. Call them
+rather than the methods (every DuckDB result of segflow goes through them).
 """
 
 from __future__ import annotations

@@ -133,6 +133,24 @@ def test_duckdb_results_read_as_arrow_without_deprecated_calls(memory_store):
     assert sum(b.num_rows for b in batches) == 7 and all(b.num_rows <= 3 for b in batches)
 
 
+def test_duckdb_results_become_arrow_only_through_the_helpers():
+    """No module of segflow but segflow._duck calls DuckDB's Arrow methods itself (the
+    direct calls session 58 found: warehouse, server, exports, sources, store): the helpers
+    are the one place that names them, as pyproject's duckdb pin changes."""
+    import re
+    from pathlib import Path
+
+    import segflow
+
+    call = re.compile(r"\.(to_arrow_table|to_arrow_reader|fetch_arrow_table|fetch_record_batch)\(")
+    root = Path(segflow.__file__).parent
+    found = [f"{path.relative_to(root)}:{n}" for path in sorted(root.rglob("*.py"))
+             if path.name != "_duck.py"
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if call.search(line)]
+    assert found == []
+
+
 def test_a_store_another_process_holds_names_the_way_out(tmp_path):
     """A store held by another process (a notebook's Project.open) is one line saying so and
     how to leave the commands free (read_only=True), not DuckDB's lock text alone."""

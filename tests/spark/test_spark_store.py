@@ -87,6 +87,18 @@ def test_runs_commit_whole_replace_their_keys_and_failed_runs_stay_invisible(spa
     assert _state(store) == before
     log = {r.status for r in store.runs().where(f"run_id = '{third}'").collect()}
     assert log == {"running", "failed"}
+    # the catalog's view is the committed state (the failed run's row left out, per key the
+    # latest run's rows); <table>_by_run every row written; an older segflow's external
+    # table of the view's name (every partition) is replaced by the view
+    from segflow.store._spark_catalog import _drop_external
+
+    sql = store.session.sql
+    _drop_external(store, "customer_scores")  # the session's catalog is the tests' own
+    sql(f"CREATE TABLE seg.customer_scores USING parquet LOCATION '{store.root}/customer_scores'")
+    assert "customer_scores" in store.register_catalog_tables()
+    view = sql("SELECT model, snapshot_date, customer_id, score FROM seg.customer_scores")
+    assert sorted((m, str(d), c, s) for m, d, c, s in view.collect()) == before
+    assert sql("SELECT count(*) AS n FROM seg.customer_scores_by_run").first().n == 4 + 2 + 1 + 1 + 1
     assert not (root / "_checkpoints" / third).exists()  # a failed run's too
     (root / "_checkpoints" / "killed-run" / "rdd-1").mkdir(parents=True)  # a killed run's
     assert store.vacuum() == [third]
@@ -196,6 +208,12 @@ def test_per_snapshot_assignments_are_the_duckdb_view_over_the_stored_change_row
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
     assert sorted(map(tuple, got.loc[got.customer_id == "d", ["scheme", "segment"]].values)) == \
         [("rfm", "Lost")] * 2
+    # the catalog's view: the same rows
+    assert "segment_assignments" in store.register_catalog_tables()
+    view = store.session.sql(f"SELECT {', '.join(want.columns)} FROM seg.segment_assignments")
+    view = view.toPandas().sort_values(want.columns.tolist(), ignore_index=True)
+    view["snapshot_date"] = pd.to_datetime(view["snapshot_date"])
+    pd.testing.assert_frame_equal(view, want, check_dtype=False)
 
     # a warehouse of an earlier segflow stored the per-snapshot rows: vacuum removes them
     old = root / "segment_assignments" / f"run_id={runs['one']}"

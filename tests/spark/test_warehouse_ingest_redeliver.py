@@ -12,12 +12,19 @@ unchanged customers (a Parquet file, ``redelivery = "replace"``) are read again 
 earlier rows are taken back and the file loads as new. Every count below was worked out by
 hand from the rows (and DuckDB must agree). Two ingests per engine: a Spark ingest of two
 small loads costs 30-40 s on ``local[1]`` (the suite's time).
+
+Also checked on the same rows (session 58): the DuckDB store pushed to a warehouse of its
+own after each ingest equals it (the rows DuckDB deleted taken back there), the catalog's
+views hold the committed rows (retracted ones left out), and each load, on both engines,
+finished after its rows were read and written.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -105,11 +112,41 @@ def _ingest(folder, *args: str) -> dict:
     return json.loads(result.output)
 
 
-def test_a_redelivered_file_loads_on_spark_as_on_duckdb(tmp_path_factory):
+def _clock() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _witness(monkeypatch, owner, name: str, seen: list[dt.datetime]) -> None:
+    """After each call of ``owner.name`` (a load's rows read, checked and written or
+    counted), the clock in ``seen``."""
+    function = getattr(owner, name)
+
+    def timed(*args, **kwargs):
+        out = function(*args, **kwargs)
+        seen.append(_clock())
+        return out
+
+    monkeypatch.setattr(owner, name, timed)
+
+
+def _timed_in_order(loads: pd.DataFrame, seen: list[dt.datetime]) -> None:
+    """Each load (one after the other) started before its rows were done (``seen``, in
+    order) and finished after."""
+    loads = loads.drop_duplicates("load_id").sort_values("started_at")
+    assert len(loads) == len(seen)
+    for start, end, done in zip(loads.started_at, loads.finished_at, seen, strict=True):
+        assert pd.Timestamp(start) <= pd.Timestamp(done) <= pd.Timestamp(end)
+
+
+def test_a_redelivered_file_loads_on_spark_as_on_duckdb(tmp_path_factory, monkeypatch):
     require_spark()
     from segflow.config import Settings
+    from segflow.engine import warehouse_url
     from segflow.project import Project
+    from segflow.sources import _load
     from segflow.store._spark import SparkStore
+    from segflow.warehouse import _ingest as spark_ingest
+    from segflow.warehouse import push_to_warehouse
 
     folder = tmp_path_factory.mktemp("redeliver")
     data = folder / "data"
@@ -117,7 +154,10 @@ def test_a_redelivered_file_loads_on_spark_as_on_duckdb(tmp_path_factory):
     warehouse = str(tmp_path_factory.mktemp("redeliver-warehouse"))
     toml = TOML.replace("{warehouse}", warehouse)
     Project.init(folder, toml_text=toml.replace("{max_date}", "2024-04-05")).close()
-    store = None
+    store = pushed = None
+    done = {"duckdb": [], "spark": []}  # when each load's rows were counted (DuckDB), written
+    _witness(monkeypatch, _load, "_count", done["duckdb"])
+    _witness(monkeypatch, spark_ingest, "_write", done["spark"])
     for i, (orders, args) in enumerate([(FIRST, ()), (SECOND, ("--force",))]):
         _deliver(data, orders)
         if i:  # the rules change: O5 is no longer in the future
@@ -130,12 +170,25 @@ def test_a_redelivered_file_loads_on_spark_as_on_duckdb(tmp_path_factory):
         assert sorted(spark["warnings"]) == sorted(duck["warnings"])
         store = store or SparkStore.open(Settings.load(folder).engine, folder)
         store.committed_runs(fresh=True)  # the ingest's run, committed by its own store
+        pushed = pushed or SparkStore(store.session, warehouse_url(str(folder / "pushed")),
+                                      "redeliver_pushed")
         with Project.open(folder) as project:
+            # the DuckDB store pushed: what DuckDB deleted is taken back there (O3's old
+            # row, the crm's first load, O5's quarantine record; the crm load row replaced)
+            got = push_to_warehouse(project.store, pushed)
+            assert got.get("retracted", 0) == (4 if i else 0)
+            pushed.committed_runs(fresh=True)
             for table, key in KEYS.items():
                 d = project.store.raw.execute(f'SELECT * FROM "{table}"').df()
-                s = store.table(table).to_pandas()
-                same_rows(f"{table} after ingest {i + 1}", d, s, key)
+                for copy, where in ((store, "Spark"), (pushed, "pushed")):
+                    s = copy.table(table).to_pandas()
+                    same_rows(f"{table} after ingest {i + 1} ({where})", d, s, key)
+            duck_loads = project.store.raw.execute("SELECT * FROM loads").df()
     assert len(store.committed_runs(fresh=True)) == 2
+    # each load finished after its rows were read and written, on both engines
+    _timed_in_order(duck_loads, done["duckdb"])
+    _timed_in_order(store.table("loads").to_pandas(), done["spark"])
+    assert sorted(pushed.table("loads").to_pandas().load_id) == sorted(duck_loads.load_id)
     # the stored orders, and what the warnings said, worked out by hand
     rows = store.table("transactions").to_pandas()
     assert set(zip(rows.transaction_id, rows.amount, rows.source_row, strict=True)) \
@@ -156,3 +209,22 @@ def test_a_redelivered_file_loads_on_spark_as_on_duckdb(tmp_path_factory):
     dups = store.table("ingest_duplicates").to_pandas()
     assert sorted(zip(dups.row_number, dups.kind, strict=True)) \
         == [(4, "already_quarantined"), (7, "in_load")]
+
+    # the catalog's views for users' SQL: the committed state, retracted rows left out
+    assert {"transactions", "quarantine", "loads", "retracted"} <= set(
+        store.register_catalog_tables())
+
+    def sql(query: str) -> list:
+        return store.session.sql(query.replace("db.", "redeliver.")).collect()
+
+    assert {(r.transaction_id, r.amount, r.source_row)
+            for r in sql("SELECT * FROM db.transactions")} == WANT_ORDERS
+    assert sql("SELECT count(*) AS n FROM db.transactions_by_run")[0].n == 7  # O3's old row
+    assert sorted((r.row_number, r.rule) for r in sql("SELECT * FROM db.quarantine")) \
+        == [(2, "non_numeric_amount"), (6, "unparseable_date")]
+    assert sorted(r.status for r in sql("SELECT * FROM db.loads WHERE source = 'crm'")) \
+        == ["ok", "replaced"]
+    assert sql("SELECT count(*) AS n FROM db.customers")[0].n == 2
+    # a table replaced by each run: the latest run's rows (the audit of the second ingest)
+    audit = sql("SELECT DISTINCT run_id FROM db.summary_audit")
+    assert [r.run_id for r in audit] == store.committed_runs()[-1:]

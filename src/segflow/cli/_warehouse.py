@@ -92,8 +92,10 @@ def no_warehouse(project_dir: Path, settings: Settings, root: str) -> SegflowErr
 
 @warehouse_app.command("push")
 def push(project_dir: Path = ProjectDirOption, as_json: bool = JsonOption) -> None:
-    """Copy the loads of the DuckDB store that the warehouse lacks into it (one run), on any
-    project: the warehouse is the one [engine] names, created if need be."""
+    """Copy the loads of the DuckDB store that the warehouse lacks into it (one run), and take
+    back there the rows DuckDB deleted from loads pushed before (late corrections, files
+    delivered again); on any project: the warehouse is the one [engine] names, created if
+    need be."""
     from rich.markup import escape
 
     from segflow.project import Project

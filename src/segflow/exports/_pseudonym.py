@@ -44,6 +44,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from segflow._duck import arrow_table
 from segflow.errors import InputError
 
 if TYPE_CHECKING:
@@ -233,7 +234,7 @@ def key_table(con: Any, key: bytes) -> pa.Table:
     parts = [f"SELECT customer_id FROM {t}" for t in ("customers", "customer_features") if t in tables]
     if not parts:
         return pa.table({"key": pa.array([], pa.string()), "id": pa.array([], pa.string())})
-    ids = con.execute(" UNION ".join(parts)).to_arrow_table().column(0).combine_chunks()
+    ids = arrow_table(con.execute(" UNION ".join(parts))).column(0).combine_chunks()
     ids = ids.cast(pa.string()).drop_null()
     ids = ids.filter(personal_ids(ids))
     return pa.table({"key": pa.array(_pseudonyms(ids.to_pylist(), key), pa.string()), "id": ids})

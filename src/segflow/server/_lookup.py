@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from segflow._duck import arrow_table
+from segflow._duck import arrow_reader, arrow_table
 
 #: Columns of ``customers`` that describe where a row came from, not the customer.
 LINEAGE_COLUMNS = ("source", "source_file", "source_row", "load_id")
@@ -140,7 +140,7 @@ def build(con: duckdb.DuckDBPyConnection, folder: Path, *, batch_rows: int = 262
         for name, (table, select, order) in parts.items():
             sql = f"SELECT {select} FROM {table} WHERE customer_id IS NOT NULL ORDER BY customer_id"
             sql += f", {order}" if order else ""
-            reader = con.execute(sql).to_arrow_reader(batch_rows)
+            reader = arrow_reader(con.execute(sql), batch_rows)
             for field in reader.schema:
                 if not _safe(field.type):
                     raise IndexNotBuilt(f"{table}.{field.name} has the Arrow type {field.type}")

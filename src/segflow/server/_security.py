@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from segflow._duck import arrow_table
 from segflow.exports._pii import hashed_column, is_personal, mask_frame, mask_values, pii_kind
 
 if TYPE_CHECKING:
@@ -186,7 +187,7 @@ def hash_columns(columns: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]
         con = _HASHER["backend"].con
         con.register(_HASH_INPUT, data)
         try:
-            out = con.sql(sql).to_arrow_table()
+            out = arrow_table(con.sql(sql))
         finally:
             con.unregister(_HASH_INPUT)
     return [out.column(j).to_pylist() for j in range(len(columns))]

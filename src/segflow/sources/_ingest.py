@@ -301,7 +301,7 @@ def load_one(
                 forget_file(con, source, counts)
             if staged is None or not has_rows(con, staged):
                 _write_empty(con, source, staged, counts, txn,
-                             stale=redelivered and not replace, now=now, file_hash=read,
+                             stale=redelivered and not replace, file_hash=read,
                              started=started, mapped=set(specs))
             else:
                 _load_rows(con, source, staged, specs, counts, txn, again=again,
@@ -332,7 +332,7 @@ class _Transaction:
 
 
 def _write_empty(con, source: SourceSettings, staged, counts: LoadCounts, txn: _Transaction, *,
-                 stale: bool, now: dt.datetime, file_hash: str | None, started: dt.datetime,
+                 stale: bool, file_hash: str | None, started: dt.datetime,
                  mapped: set[str]) -> None:
     """A file without data rows: 0 rows, its load recorded with a warning; the rows of an
     earlier delivery of it (``stale``: delivered again, redelivery = "keep") are all stale."""
@@ -343,7 +343,7 @@ def _write_empty(con, source: SourceSettings, staged, counts: LoadCounts, txn: _
                                        relined=False)
         note_stale(counts, source, mapped, present, empty=True)
     txn.begin()
-    record_load(con, source, counts, file_hash=file_hash, started=started, now=now)
+    record_load(con, source, counts, file_hash=file_hash, started=started)
 
 
 def _load_rows(con, source: SourceSettings, staged, specs, counts: LoadCounts,

@@ -392,14 +392,23 @@ def write(
     _count(con, source, staged, cls, present, counts)
     if not counts.reconciles:  # a bug guard: the transaction rolls back
         raise StoreError(f"reconciliation failed for {staged.label}: {counts}")
-    record_load(con, source, counts, file_hash=file_hash, started=started, now=now)
+    record_load(con, source, counts, file_hash=file_hash, started=started)
+
+
+def finish_time(started: dt.datetime) -> dt.datetime:
+    """A load's ``finished_at``: the clock when its row is recorded, after its rows were
+    read, checked and written (naive UTC, as ``started``); never before ``started`` (a clock
+    set back meanwhile). Not the ingest's ``now``, which is when the ingest began (the
+    rules' reference time): both engines record this."""
+    return max(started, dt.datetime.now(dt.UTC).replace(tzinfo=None))
 
 
 def record_load(con: duckdb.DuckDBPyConnection, source: SourceSettings, counts: LoadCounts, *,
-                file_hash: str | None, started: dt.datetime, now: dt.datetime) -> None:
-    """The load's row in ``loads`` (inside the caller's transaction); the stored audit
-    (:func:`segflow.summaries.store_audit`) no longer describes the data. The ingest's
-    logs exist after any load, one without rows too."""
+                file_hash: str | None, started: dt.datetime) -> None:
+    """The load's row in ``loads`` (inside the caller's transaction), finished now
+    (:func:`finish_time`); the stored audit (:func:`segflow.summaries.store_audit`) no
+    longer describes the data. The ingest's logs exist after any load, one without rows
+    too."""
     con.execute(DUPLICATES_DDL)
     con.execute(FLAGS_DDL)
     con.execute(
@@ -408,7 +417,7 @@ def record_load(con: duckdb.DuckDBPyConnection, source: SourceSettings, counts: 
         "status, rows_stale) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ok', ?)",
         [counts.load_id, source.name, counts.source_file, file_hash, source.table,
          counts.rows_read, counts.rows_accepted, counts.rows_quarantined, counts.rows_duplicate,
-         started, now, counts.rows_stale],
+         started, finish_time(started), counts.rows_stale],
     )
     con.execute("DELETE FROM main.summary_audit")
 

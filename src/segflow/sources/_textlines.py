@@ -33,6 +33,7 @@ from typing import Any
 
 import duckdb
 
+from segflow._duck import arrow_table
 from segflow.config import SourceSettings
 from segflow.errors import InputError
 from segflow.sources._csvread import CsvTally, expected_fields, prescan, read_lines
@@ -234,7 +235,7 @@ def read_aligned(path: Path, names: list[str],
     try:
         staged = stage(con, source, path, label)
         cols = ", ".join(["_row", *(q(n) for n in names)])
-        rows = con.execute(f"SELECT {cols} FROM {staged.table} ORDER BY _row").to_arrow_table()
+        rows = arrow_table(con.execute(f"SELECT {cols} FROM {staged.table} ORDER BY _row"))
         first = con.execute(f"SELECT _row, raw_row, reason FROM {staged.rejects} ORDER BY _row "
                             "LIMIT 1").fetchone()
     finally:

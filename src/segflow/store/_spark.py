@@ -16,10 +16,10 @@ lands (one Parquet file renamed into place by Spark's job commit), or never: a r
 at any point leaves the earlier state readable, and its partial folders are ignored (and
 removed by :meth:`SparkStore.vacuum`). One writer at a time, as with the DuckDB store.
 
-The tables are also registered in the session catalog as ``<database>.<table>`` (external
-Parquet tables with the ``run_id`` partition column) for users' own queries; those see
-every partition, committed or not: filter on ``run_id`` in the ``ok`` runs of ``runs``, and
-leave out the rows ``retracted`` names.
+The tables are also registered in the session catalog for users' own queries
+(:meth:`SparkStore.register_catalog_tables`): ``<database>.<table>`` is a view of the
+committed state, as :meth:`SparkStore.dataframe` reads it (retracted rows left out), and
+``<database>.<table>_by_run`` the external Parquet table of every partition.
 """
 
 from __future__ import annotations
@@ -419,20 +419,16 @@ class SparkStore:
                     fs.delete(status.getPath(), True)
         return sorted(removed)
 
-    def register_catalog_tables(self) -> None:
-        """Register every table as ``<database>.<table>`` (external Parquet, partitioned by
-        ``run_id``) in the session catalog, with the partitions present now (every row
-        written: filter on the committed runs, and leave out what ``retracted`` names)."""
-        for name, spec in {**TABLES, "runs": None}.items():
-            if not self._partitions(name):
-                continue
-            cols = spark_ddl(RUNS) if spec is None else (
-                spark_ddl(spec.columns) if spec.columns is not None else None)
-            schema = f"({cols}) " if cols else ""
-            table = f"`{self.database}`.`{name}`"
-            self.session.sql(f"CREATE TABLE IF NOT EXISTS {table} {schema}USING parquet "
-                             f"PARTITIONED BY (run_id) LOCATION '{self.root}/{name}'")
-            self.session.sql(f"MSCK REPAIR TABLE {table}")
+    def register_catalog_tables(self) -> list[str]:
+        """Register the tables in the session catalog for users' own SQL: ``<database>.<table>``
+        a view of the committed state (what :meth:`dataframe` reads: committed runs only,
+        retracted rows left out, the latest run of a replaced table), ``<table>_by_run`` the
+        external Parquet table of every partition, ``runs`` the run log
+        (:mod:`segflow.store._spark_catalog`); with the partitions present now (register
+        again after new runs). Returns the views' names."""
+        from segflow.store._spark_catalog import register
+
+        return register(self)
 
     def close(self) -> None:
         """Nothing to release: the session belongs to the process (stop it with Spark)."""

@@ -254,7 +254,7 @@ class Store:
     def sql(self, query: str, params: list[Any] | None = None) -> pa.Table:
         """Run a read-only SQL query on the store and return an Arrow table."""
         with self._lock:
-            return self.raw.execute(query, params or []).to_arrow_table()
+            return arrow_table(self.raw.execute(query, params or []))
 
     # -- writing ------------------------------------------------------------------------
     @contextlib.contextmanager

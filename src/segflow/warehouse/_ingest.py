@@ -62,7 +62,7 @@ from segflow.engine._spark import local_url, spark_error_line
 from segflow.errors import InputError, StoreError
 from segflow.sources._discover import discover, file_hash, relative, source_format
 from segflow.sources._ingest import _ORDER, IngestReport, ProgressFn, _now
-from segflow.sources._load import LoadCounts, empty_message, has_header, note_empty
+from segflow.sources._load import LoadCounts, empty_message, finish_time, has_header, note_empty
 from segflow.sources._readers import Staged
 from segflow.sources._redeliver import note_stale
 from segflow.sources._rules import duplicate_columns, row_key
@@ -280,7 +280,7 @@ def _load(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input, *
             counts.status = "empty"
             if stale:
                 _stale(store, run_id, source, counts, None, [], set())
-            _record(store, run_id, source, inp, counts, digest=digest, started=started, now=now)
+            _record(store, run_id, source, inp, counts, digest=digest, started=started)
             return counts
         return _load_rows(store, run_id, source, inp, text, counts, now=now, digest=digest,
                           started=started, prior=prior, again=again, replace=replace,
@@ -338,7 +338,7 @@ def _load_rows(store: SparkStore, run_id: str, source: SourceSettings, inp: _Inp
         counts.status = "empty"
         if stale:
             _stale(store, run_id, source, counts, None, job.present, set(job.specs))
-        _record(store, run_id, source, inp, counts, digest=digest, started=started, now=now)
+        _record(store, run_id, source, inp, counts, digest=digest, started=started)
         return counts
     val = raw.mapInArrow(job.validate_task, from_arrow_schema(job.val_schema, prefer_timestamp_ntz=True))
     customers = store.dataframe("customers", pending=run_id)
@@ -371,7 +371,7 @@ def _load_rows(store: SparkStore, run_id: str, source: SourceSettings, inp: _Inp
         kept.unpersist()
     if not counts.reconciles or total not in (None, counts.rows_read):  # a bug guard
         raise StoreError(f"reconciliation failed for {inp.label}: {counts} ({total} rows read)")
-    _record(store, run_id, source, inp, counts, digest=digest, started=started, now=now)
+    _record(store, run_id, source, inp, counts, digest=digest, started=started)
     return counts
 
 
@@ -387,15 +387,16 @@ def _stale(store: SparkStore, run_id: str, source: SourceSettings, counts: LoadC
 
 
 def _record(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input,
-            counts: LoadCounts, *, digest: str | None, started: dt.datetime,
-            now: dt.datetime) -> None:
-    """The load's row in ``loads`` (as :func:`segflow.sources._load.record_load` writes it)."""
+            counts: LoadCounts, *, digest: str | None, started: dt.datetime) -> None:
+    """The load's row in ``loads`` (as :func:`segflow.sources._load.record_load` writes it),
+    written after the load's rows: finished now (:func:`finish_time`), not at the ingest's
+    ``now`` (when the ingest began)."""
     store.write("loads", pa.table({
         "load_id": [counts.load_id], "source": [source.name], "source_file": [inp.label],
         "file_hash": pa.array([digest], pa.string()), "target_table": [source.table],
         "rows_read": [counts.rows_read], "rows_accepted": [counts.rows_accepted],
         "rows_quarantined": [counts.rows_quarantined], "rows_duplicate": [counts.rows_duplicate],
-        "started_at": [started], "finished_at": [now], "status": ["ok"],
+        "started_at": [started], "finished_at": [finish_time(started)], "status": ["ok"],
         "rows_stale": [counts.rows_stale]}), run_id, count=False)
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from segflow._duck import arrow_table
 from segflow.sources._load import classify, rollup_orders
 from segflow.sources._readers import Staged, lit, q
 from segflow.sources._validate import Spec, flags, raw_json, unknown_customer_rule, validate
@@ -188,7 +189,7 @@ def _in_duckdb(rows: pa.Table, body: Any) -> pa.Table:
     con = duckdb.connect()
     try:
         con.register("_sf_in", rows)
-        return con.execute(body(con)).to_arrow_table()
+        return arrow_table(con.execute(body(con)))
     finally:
         con.close()
 

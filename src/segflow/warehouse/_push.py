@@ -2,9 +2,11 @@
 warehouse, an interim step until ingest runs on Spark itself (issue 16, item 3).
 
 Only rows of loads the warehouse does not have yet are copied (by ``load_id``), so pushing
-after every ``segflow ingest`` adds the new loads and nothing twice. Rows a late correction
-replaced in the DuckDB store are not replaced in the warehouse (push into a new warehouse
-then). The push is one run of the Spark store: all its tables appear at once or not at all.
+after every ``segflow ingest`` adds the new loads and nothing twice. Rows the DuckDB ingest
+deleted from loads pushed before (late corrections, files delivered again, released
+quarantine records) are taken back in the warehouse by rows of its ``retracted`` table, and
+load rows it marked ``replaced`` are written again (:mod:`segflow.warehouse._push_deleted`).
+The push is one run of the Spark store: all its tables appear at once or not at all.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from segflow.engine._spark import local_url
 from segflow.store import CANONICAL_TABLES, Store
 from segflow.store._spark import SparkStore
+from segflow.warehouse._push_deleted import retract_deleted
 
 #: Tables a push copies: the canonical ones and the ingest's own records (the audit reads
 #: ``ingest_flags``: without it a pushed warehouse's audit lacked the flagged rows).
@@ -22,7 +25,9 @@ PUSHED = (*CANONICAL_TABLES, "quarantine", "ingest_duplicates", "ingest_flags", 
 
 
 def push_to_warehouse(store: Store, warehouse: SparkStore) -> dict[str, int]:
-    """Copy the rows of ``store``'s loads that ``warehouse`` lacks; returns rows per table.
+    """Copy the rows of ``store``'s loads that ``warehouse`` lacks, and take back those
+    DuckDB deleted from loads it has (``retracted``: the rows taken back, when any: see
+    :mod:`segflow.warehouse._push_deleted`); returns rows per table.
 
     The rows go through Parquet files in a temporary folder of this machine, read by Spark:
     the warehouse may be remote, the executors of the session must see this machine's
@@ -46,6 +51,11 @@ def push_to_warehouse(store: Store, warehouse: SparkStore) -> dict[str, int]:
             if not first and not _new_rows(store, [n for n in PUSHED if n in present]):
                 return {}  # nothing new: no empty run in the warehouse's log
             with warehouse.run("push", {"from": str(store.path)}) as run_id:
+                if not first:  # before the new rows: what DuckDB deleted from pushed loads
+                    names = [n for n in PUSHED if n in present]
+                    gone = retract_deleted(store, warehouse, run_id, Path(tmp), names)
+                    if gone:
+                        counts["retracted"] = gone
                 for name in (n for n in PUSHED if n in present):
                     where = ("WHERE load_id NOT IN (SELECT load_id FROM _segflow_pushed)"
                              if not first else "")

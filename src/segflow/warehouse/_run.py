@@ -44,6 +44,7 @@ import ibis
 import pandas as pd
 import pyarrow as pa
 
+from segflow._duck import arrow_table
 from segflow.errors import SegflowError
 from segflow.store import CANONICAL_TABLES
 from segflow.store._spark_layout import TABLES
@@ -300,7 +301,7 @@ class _ClusterModels:
                                  strict=True))
 
     def save_new(self, run_id: str) -> None:
-        rows = self.book.raw.execute("SELECT * FROM cluster_models").to_arrow_table()
+        rows = arrow_table(self.book.raw.execute("SELECT * FROM cluster_models"))
         fresh = [i for i, key in enumerate(zip(rows["scheme"].to_pylist(),
                                                rows["scheme_version"].to_pylist(), strict=True))
                  if key not in self.known]

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from segflow._duck import arrow_reader
+from segflow._duck import arrow_reader, arrow_table
 from segflow.engine._spark import spark_error_line
 from segflow.errors import InputError
 
@@ -93,8 +93,8 @@ class TextJob:
                     records += rows.num_rows
                     yield _batch(url, "row", _row=rows.column("_row"), _fields=rows.column("_fields"))
             if staged.rejects:
-                rej = con.execute(f"SELECT _row, raw_row, reason, column_name FROM "
-                                  f"{staged.rejects}").to_arrow_table()
+                rej = arrow_table(con.execute(f"SELECT _row, raw_row, reason, column_name FROM "
+                                              f"{staged.rejects}"))
                 if rej.num_rows:
                     last = max(last, int(pc.max(rej.column("_row")).as_py()))
                     records += rej.num_rows
