@@ -610,5 +610,11 @@ def test_audit_scrub_hashes_every_search_text_but_an_id():
         resource, detail = _audit.scrub(typed, {"q": q, "rows": 1})
         assert detail == {name: value, "rows": 1}, q
         assert resource == (typed if name == "q" else f"/api/v1/customers?q_sha256={value}&limit=5"), q
+    # the name percent-encoded (%71 is q: the server searches for it alike) is scrubbed too;
+    # before, the address stayed in the path with query
+    hidden = "/api/v1/customers?%71=Jane%40Example.com&limit=5"
+    key = sha("jane@example.com")
+    assert _audit.scrub(hidden, {"q": "Jane@Example.com"}) == (
+        f"/api/v1/customers?q_sha256={key}&limit=5", {"q_sha256": key})
     # a hot route's query (no search) is kept as it came
     assert _audit.scrub("/api/v1/score?customer_id=C001", None) == ("/api/v1/score?customer_id=C001", None)
