@@ -192,6 +192,10 @@ def test_login_sets_a_secure_session_and_csrf_guards_posts(app, tokens):
         assert who["role"] == "analyst" and who["csrf_token"]
         # POSTs with the cookie need the CSRF token and a same-origin Origin
         assert browser.post("/logout", follow_redirects=False).status_code == 403
+        # a CSRF token that is not ASCII is wrong, not an error (hmac.compare_digest raised: 500)
+        for sent in ({"data": {"csrf_token": "é"}}, {"headers": {"x-csrf-token": "é".encode("latin-1")}}):
+            r = browser.post("/logout", follow_redirects=False, **sent)
+            assert r.status_code == 403 and r.json()["detail"] == "missing or wrong CSRF token"
         assert browser.post("/logout", data={"csrf_token": who["csrf_token"]},
                             headers={"origin": "https://evil.example"}, follow_redirects=False).status_code == 403
         r = browser.post("/logout", data={"csrf_token": who["csrf_token"]}, follow_redirects=False)
@@ -204,6 +208,8 @@ def test_login_sets_a_secure_session_and_csrf_guards_posts(app, tokens):
         assert r.status_code == 401 and "unknown, expired or revoked" in r.text
         r = browser.post("/login", data={"token": tokens["analyst"], "csrf_token": "forged"})
         assert r.status_code == 403
+        r = browser.post("/login", data={"token": tokens["analyst"], "csrf_token": "forgé"})
+        assert r.status_code == 403 and "login form expired" in r.text
 
 
 def test_login_redirect_stays_on_this_site(app, tokens):
