@@ -213,3 +213,19 @@ def test_serve_warns_when_any_host_header_is_allowed(tmp_path):
         refused = runner.invoke(app, [*live, "--allowed-host", bad])
         assert refused.exit_code == 2, (bad, refused.output)
         assert refused.stderr.startswith(f"segflow serve: invalid value for '--allowed-host': {bad!r} "), refused.stderr
+
+
+def test_tokens_list_prints_a_name_as_written(tmp_path):
+    """A token's name is text, not Rich markup: ``[/]`` made `tokens list` a traceback
+    (MarkupError) and ``[red]`` restyled the row; both are printed as typed."""
+    from segflow.project import Project
+
+    directory = tmp_path / "proj"
+    Project.init(directory).close()
+    runner = CliRunner()
+    for name in ("[/]x", "[red]y"):
+        made = runner.invoke(app, ["tokens", "create", "--role", "viewer", "--name", name, "-p", str(directory)])
+        assert made.exit_code == 0, made.output
+    listed = runner.invoke(app, ["tokens", "list", "-p", str(directory)])
+    assert listed.exit_code == 0, listed.output
+    assert "[/]x" in listed.stdout and "[red]y" in listed.stdout and "Traceback" not in listed.output

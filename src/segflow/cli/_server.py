@@ -15,6 +15,7 @@ from segflow.cli._common import (
     JsonOption,
     ProjectDirOption,
     Table,
+    Text,
     console,
     user_errors,
 )
@@ -236,7 +237,9 @@ def list_tokens(project_dir: Path = ProjectDirOption, as_json: bool = JsonOption
             return
         table = Table("id", "name", "role", "created (UTC)", "expires (UTC)", "state")
         for r in rows:
-            table.add_row(r["token_id"], r["name"] or "", r["role"], f"{r['created_at']:%Y-%m-%d %H:%M}",
+            # Text(): a name is printed as written, never read as Rich markup (a name holding
+            # "[/]" made the list a traceback; "[red]..." restyled the rows after it)
+            table.add_row(r["token_id"], Text(r["name"] or ""), r["role"], f"{r['created_at']:%Y-%m-%d %H:%M}",
                           f"{r['expires_at']:%Y-%m-%d %H:%M}" if r["expires_at"] else "never", r["state"])
         from rich.console import Console
 
