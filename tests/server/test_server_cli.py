@@ -229,3 +229,33 @@ def test_tokens_list_prints_a_name_as_written(tmp_path):
     listed = runner.invoke(app, ["tokens", "list", "-p", str(directory)])
     assert listed.exit_code == 0, listed.output
     assert "[/]x" in listed.stdout and "[red]y" in listed.stdout and "Traceback" not in listed.output
+
+
+def test_serve_binds_loopback_by_default_and_warns_on_other_addresses(tmp_path, monkeypatch):
+    """`serve` listens on 127.0.0.1 unless told otherwise, and any address that is not
+    loopback (0.0.0.0, ::, a LAN address) gets a warning naming the TLS proxy and
+    --allowed-host; the Host check answers a bound LAN address but never the wildcards
+    (no server is started: uvicorn.run and create_app are stand-ins)."""
+    import uvicorn
+
+    import segflow.server
+    from segflow.project import Project
+
+    directory = tmp_path / "proj"
+    Project.init(directory).close()
+    runs, settings = [], []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: runs.append(kw))
+    monkeypatch.setattr(segflow.server, "create_app", lambda s: settings.append(s) or s)
+    runner = CliRunner()
+    for host in (None, "::1", "localhost", "0.0.0.0", "::", "192.0.2.7", "[/]x"):  # [/]: not markup
+        args = ["serve", "-p", str(directory), "--port", "8123"] + (["--host", host] if host else [])
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert runs[-1]["host"] == (host or "127.0.0.1") and runs[-1]["port"] == 8123
+        loud = f"warning: listening on {host}, reachable from other machines: put a TLS proxy in front"
+        if host in (None, "::1", "localhost"):
+            assert "warning" not in result.stderr, (host, result.stderr)
+        else:
+            assert result.stderr.startswith(loud) and "--allowed-host" in result.stderr, (host, result.stderr)
+        allowed = settings[-1].allowed_hosts
+        assert ("192.0.2.7" in allowed) == (host == "192.0.2.7") and "0.0.0.0" not in allowed and "::" not in allowed

@@ -131,8 +131,10 @@ def serve(
             typer.echo(response.text)
             raise typer.Exit(0 if response.status_code < 400 else 1)
         if not _is_loopback(host):
+            from rich.markup import escape
+
             console.print(
-                f"[bold yellow]warning:[/] listening on {host}, reachable from other machines: "
+                f"[bold yellow]warning:[/] listening on {escape(host)}, reachable from other machines: "
                 "put a TLS proxy in front (the session cookie is Secure; tokens travel in the clear "
                 "otherwise) and pass the public name with --allowed-host"
             )
