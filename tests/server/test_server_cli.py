@@ -259,3 +259,13 @@ def test_serve_binds_loopback_by_default_and_warns_on_other_addresses(tmp_path, 
             assert result.stderr.startswith(loud) and "--allowed-host" in result.stderr, (host, result.stderr)
         allowed = settings[-1].allowed_hosts
         assert ("192.0.2.7" in allowed) == (host == "192.0.2.7") and "0.0.0.0" not in allowed and "::" not in allowed
+        # X-Forwarded-For is believed from no one (uvicorn's default believed 127.0.0.1, that
+        # is every client of a loopback server: any of them chose the audit log's address)
+        assert runs[-1]["proxy_headers"] is False and runs[-1]["forwarded_allow_ips"] == []
+    proxied = runner.invoke(app, ["serve", "-p", str(directory), "--trusted-proxy", "10.0.0.5",
+                                  "--trusted-proxy", "fd00::/8"])
+    assert proxied.exit_code == 0, proxied.output
+    assert runs[-1]["proxy_headers"] is True and runs[-1]["forwarded_allow_ips"] == ["10.0.0.5", "fd00::/8"]
+    for bad in ("*", "proxy.example.com"):
+        refused = runner.invoke(app, ["serve", "-p", str(directory), "--trusted-proxy", bad])
+        assert refused.exit_code == 2 and "is not an IP address or network" in refused.stderr, refused.output

@@ -55,6 +55,19 @@ def _host_patterns(values: list[str] | None) -> list[str] | None:
     return values
 
 
+def _proxies(values: list[str] | None) -> list[str] | None:
+    """``--trusted-proxy`` values: IP addresses or networks (``10.0.0.5``, ``10.0.0.0/8``);
+    anything else (``*``, a name) is a usage error: trusting every sender of
+    ``X-Forwarded-For`` lets any client choose the address the audit log records."""
+    for value in values or ():
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise typer.BadParameter(f"{value!r} is not an IP address or network (such as 10.0.0.5 "
+                                     "or 10.0.0.0/8)") from None
+    return values
+
+
 def serve(
     ctx: typer.Context,
     project_dir: Path = ProjectDirOption,
@@ -63,6 +76,11 @@ def serve(
     allowed_host: list[str] = typer.Option(
         None, "--allowed-host", callback=_host_patterns,
         help="Host header value to answer besides 127.0.0.1/localhost (repeatable; others get 400).",
+    ),
+    trusted_proxy: list[str] = typer.Option(
+        None, "--trusted-proxy", callback=_proxies,
+        help="Address of a reverse proxy whose X-Forwarded-For/-Proto headers are believed "
+        "(repeatable; none by default: the audit log records the connecting address).",
     ),
     pool_size: int = typer.Option(8, min=1, max=64, help="Read-only store connections (requests read in parallel)."),
     workers: int = typer.Option(1, min=1, max=64, help="Server processes (uvicorn workers) sharing one copy of the store."),
@@ -145,11 +163,14 @@ def serve(
             f"  API        {url}/api/v1   docs {url}/docs",
             soft_wrap=True, highlight=False, markup=False,
         )
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: every client of a
+        # loopback server is 127.0.0.1, so any of them chose the address the audit recorded
+        proxy = {"proxy_headers": bool(trusted_proxy), "forwarded_allow_ips": trusted_proxy or []}
         if workers == 1:
             # access_log off: at log level warning its lines are dropped anyway, after being
             # formatted (a few microseconds a request on the hot routes)
             uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False,
-                        http=_http_protocol())
+                        http=_http_protocol(), **proxy)
             return
         # several processes: uvicorn starts each worker, which builds its own app from these
         # settings; the workers share one copy of the store (see segflow.server._replica)
@@ -157,7 +178,7 @@ def serve(
 
         os.environ[SETTINGS_ENV] = settings.model_dump_json()
         uvicorn.run("segflow.server.app:app_from_environment", factory=True, workers=workers, host=host,
-                    port=port, log_level="warning", access_log=False, http=_http_protocol())
+                    port=port, log_level="warning", access_log=False, http=_http_protocol(), **proxy)
 
 
 def _http_protocol() -> Any:
