@@ -269,9 +269,12 @@ async def check_csrf(request: Request, who: PrincipalDep) -> Principal:
 CsrfChecked = Annotated[Principal, Depends(check_csrf)]
 
 
-def audit(request: Request, who: Principal, action: str, detail: dict[str, Any] | None = None) -> None:
-    """Record that ``who`` read customer-level data or exported (see :mod:`._audit`)."""
-    resource = request.url.path
+def audit(request: Request, who: Principal, action: str, detail: dict[str, Any] | None = None,
+          path: str | None = None) -> None:
+    """Record that ``who`` read customer-level data or exported (see :mod:`._audit`);
+    ``path``: the path to record instead of the request's (a customer's, with the id the
+    event records)."""
+    resource = path or request.url.path
     if request.url.query:
         resource += "?" + request.url.query
     _audit.record(
