@@ -269,3 +269,23 @@ def test_serve_binds_loopback_by_default_and_warns_on_other_addresses(tmp_path, 
     for bad in ("*", "proxy.example.com"):
         refused = runner.invoke(app, ["serve", "-p", str(directory), "--trusted-proxy", bad])
         assert refused.exit_code == 2 and "is not an IP address or network" in refused.stderr, refused.output
+
+
+def test_tokens_audit_prints_control_characters_as_escapes(tmp_path):
+    """An event's path holds what a request asked for: a customer id may hold any character
+    but at its ends (an escape sequence, a tab). `tokens audit` writes them as escapes, so the
+    reader's terminal runs none and every line keeps its six columns; other text (``é``,
+    ``顧客``) as it is."""
+    from segflow.project import Project
+    from segflow.server import _audit
+
+    directory = tmp_path / "proj"
+    Project.init(directory).close()
+    work = _audit.work_dir_for(directory / "segflow.duckdb")
+    _audit.record(work, token_id="t1", role="analyst", action="read_customer",
+                  resource="/customers/A\x1b]0;pwn\x07B\tC é 顧客", detail={"customer_id": "A\x1b"})
+    shown = CliRunner().invoke(app, ["tokens", "audit", "-p", str(directory)])
+    assert shown.exit_code == 0, shown.output
+    line = shown.stdout.rstrip("\n")
+    assert "\x1b" not in line and "\x07" not in line and len(line.split("\t")) == 6
+    assert line.split("\t")[4] == "/customers/A\\x1b]0;pwn\\x07B\\tC é 顧客"

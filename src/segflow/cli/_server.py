@@ -199,6 +199,19 @@ AUDIT_ACTIONS = ("read_customer", "read_customers", "export", "score")
 RoleOption = typer.Option(..., "--role", parser=Choice(*ROLE_CHOICES), help="viewer (aggregates), analyst (+ customer data, exports) or admin (+ tokens, audit).")
 
 
+def _printable(text: str) -> str:
+    """``text`` with its control and format characters written as escapes (``\\x1b``,
+    ``\\t``): an event's path comes from a request and may hold a customer id with any
+    character but at its ends, so an escape sequence in it reached the terminal of whoever
+    read the log (and a tab added a column)."""
+    import unicodedata
+
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or unicodedata.category(c) == "Zs"
+                   else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def _open(project_dir: Path):  # noqa: ANN202
     from segflow.project import Project
     from segflow.server._audit import drain, work_dir_for
@@ -310,4 +323,5 @@ def audit(
             console.print(f"{what} in the audit log yet: it records the server's reads of "
                           "customer-level data, its CSV downloads and its scoring calls", highlight=False)
         for e in events:
-            typer.echo(f"{e['at']}\t{e['token_id']}\t{e['role']}\t{e['action']}\t{e['resource']}\t{e['detail']}")
+            fields = (e["at"], e["token_id"], e["role"], e["action"], e["resource"], e["detail"])
+            typer.echo("\t".join(_printable(str(f)) for f in fields))
