@@ -101,7 +101,8 @@ def neutralise_formulas(table: pa.Table) -> pa.Table:
     Parameters
     ----------
     table : pyarrow.Table
-        Any table; only string columns (also dictionary-encoded ones) are changed.
+        Any table; only text columns (string, large string, string view, and
+        dictionary-encoded string or large string, such as a pandas categorical) are changed.
 
     Returns
     -------
@@ -118,7 +119,10 @@ def neutralise_formulas(table: pa.Table) -> pa.Table:
     columns = []
     for name in table.column_names:
         col = table[name]
-        if pa.types.is_dictionary(col.type) and pa.types.is_string(col.type.value_type):
+        if pa.types.is_dictionary(col.type) and (pa.types.is_string(col.type.value_type)
+                                                 or pa.types.is_large_string(col.type.value_type)):
+            # any text dictionary: pandas 3 turns a categorical of text into large strings
+            # (dictionary<large_string>), which went out unguarded
             col = col.cast(pa.string())
         if pa.types.is_large_string(col.type) or pa.types.is_string_view(col.type):
             col = col.cast(pa.string())

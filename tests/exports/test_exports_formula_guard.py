@@ -184,6 +184,29 @@ def test_number_like_text_is_written_as_it_is_and_formulas_are_guarded(tmp_path:
     assert [r["as_text"] for r in _read_csv(tmp_path / "n.csv")] == list(values.values())
 
 
+def test_text_of_every_arrow_form_is_guarded(tmp_path: Path) -> None:
+    """Text reaches the writer as string, large string, string view, a dictionary of either
+    string kind, or a pandas categorical (pandas 3: a dictionary of large strings, which
+    went out unguarded: ``=1+1`` written as it is); every form is guarded alike."""
+    import pandas as pd
+
+    from segflow.exports import write_csv
+
+    values = ["=1+1", "@SUM(1)", "-2+3", "ok", "-2"]
+    expected = ["'=1+1", "'@SUM(1)", "'-2+3", "ok", "-2"]
+    text = pa.array(values, pa.string())
+    forms = {
+        "string": text, "large_string": text.cast(pa.large_string()), "string_view": text.cast(pa.string_view()),
+        "dictionary": text.dictionary_encode(), "large_dictionary": text.cast(pa.large_string()).dictionary_encode(),
+    }
+    write_csv(pa.table(forms), tmp_path / "arrow.csv")
+    rows = _read_csv(tmp_path / "arrow.csv")
+    for name in forms:
+        assert [r[name] for r in rows] == expected, name
+    write_csv(pd.DataFrame({"segment": pd.Categorical(values)}), tmp_path / "categorical.csv")
+    assert [r["segment"] for r in _read_csv(tmp_path / "categorical.csv")] == expected
+
+
 def test_only_the_csv_writer_applies_the_guard() -> None:
     """The guard's one implementation is called by the CSV writer only (and by the
     deprecated pandas wrapper that forwards to it), so no Parquet/JSON/table writer can

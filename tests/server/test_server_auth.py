@@ -192,6 +192,10 @@ def test_login_sets_a_secure_session_and_csrf_guards_posts(app, tokens):
         assert who["role"] == "analyst" and who["csrf_token"]
         # POSTs with the cookie need the CSRF token and a same-origin Origin
         assert browser.post("/logout", follow_redirects=False).status_code == 403
+        # a CSRF token that is not ASCII is wrong, not an error (hmac.compare_digest raised: 500)
+        for sent in ({"data": {"csrf_token": "é"}}, {"headers": {"x-csrf-token": "é".encode("latin-1")}}):
+            r = browser.post("/logout", follow_redirects=False, **sent)
+            assert r.status_code == 403 and r.json()["detail"] == "missing or wrong CSRF token"
         assert browser.post("/logout", data={"csrf_token": who["csrf_token"]},
                             headers={"origin": "https://evil.example"}, follow_redirects=False).status_code == 403
         r = browser.post("/logout", data={"csrf_token": who["csrf_token"]}, follow_redirects=False)
@@ -204,6 +208,8 @@ def test_login_sets_a_secure_session_and_csrf_guards_posts(app, tokens):
         assert r.status_code == 401 and "unknown, expired or revoked" in r.text
         r = browser.post("/login", data={"token": tokens["analyst"], "csrf_token": "forged"})
         assert r.status_code == 403
+        r = browser.post("/login", data={"token": tokens["analyst"], "csrf_token": "forgé"})
+        assert r.status_code == 403 and "login form expired" in r.text
 
 
 def test_login_redirect_stays_on_this_site(app, tokens):
@@ -610,5 +616,11 @@ def test_audit_scrub_hashes_every_search_text_but_an_id():
         resource, detail = _audit.scrub(typed, {"q": q, "rows": 1})
         assert detail == {name: value, "rows": 1}, q
         assert resource == (typed if name == "q" else f"/api/v1/customers?q_sha256={value}&limit=5"), q
+    # the name percent-encoded (%71 is q: the server searches for it alike) is scrubbed too;
+    # before, the address stayed in the path with query
+    hidden = "/api/v1/customers?%71=Jane%40Example.com&limit=5"
+    key = sha("jane@example.com")
+    assert _audit.scrub(hidden, {"q": "Jane@Example.com"}) == (
+        f"/api/v1/customers?q_sha256={key}&limit=5", {"q_sha256": key})
     # a hot route's query (no search) is kept as it came
     assert _audit.scrub("/api/v1/score?customer_id=C001", None) == ("/api/v1/score?customer_id=C001", None)

@@ -213,3 +213,79 @@ def test_serve_warns_when_any_host_header_is_allowed(tmp_path):
         refused = runner.invoke(app, [*live, "--allowed-host", bad])
         assert refused.exit_code == 2, (bad, refused.output)
         assert refused.stderr.startswith(f"segflow serve: invalid value for '--allowed-host': {bad!r} "), refused.stderr
+
+
+def test_tokens_list_prints_a_name_as_written(tmp_path):
+    """A token's name is text, not Rich markup: ``[/]`` made `tokens list` a traceback
+    (MarkupError) and ``[red]`` restyled the row; both are printed as typed."""
+    from segflow.project import Project
+
+    directory = tmp_path / "proj"
+    Project.init(directory).close()
+    runner = CliRunner()
+    for name in ("[/]x", "[red]y"):
+        made = runner.invoke(app, ["tokens", "create", "--role", "viewer", "--name", name, "-p", str(directory)])
+        assert made.exit_code == 0, made.output
+    listed = runner.invoke(app, ["tokens", "list", "-p", str(directory)])
+    assert listed.exit_code == 0, listed.output
+    assert "[/]x" in listed.stdout and "[red]y" in listed.stdout and "Traceback" not in listed.output
+
+
+def test_serve_binds_loopback_by_default_and_warns_on_other_addresses(tmp_path, monkeypatch):
+    """`serve` listens on 127.0.0.1 unless told otherwise, and any address that is not
+    loopback (0.0.0.0, ::, a LAN address) gets a warning naming the TLS proxy and
+    --allowed-host; the Host check answers a bound LAN address but never the wildcards
+    (no server is started: uvicorn.run and create_app are stand-ins)."""
+    import uvicorn
+
+    import segflow.server
+    from segflow.project import Project
+
+    directory = tmp_path / "proj"
+    Project.init(directory).close()
+    runs, settings = [], []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: runs.append(kw))
+    monkeypatch.setattr(segflow.server, "create_app", lambda s: settings.append(s) or s)
+    runner = CliRunner()
+    for host in (None, "::1", "localhost", "0.0.0.0", "::", "192.0.2.7", "[/]x"):  # [/]: not markup
+        args = ["serve", "-p", str(directory), "--port", "8123"] + (["--host", host] if host else [])
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert runs[-1]["host"] == (host or "127.0.0.1") and runs[-1]["port"] == 8123
+        loud = f"warning: listening on {host}, reachable from other machines: put a TLS proxy in front"
+        if host in (None, "::1", "localhost"):
+            assert "warning" not in result.stderr, (host, result.stderr)
+        else:
+            assert result.stderr.startswith(loud) and "--allowed-host" in result.stderr, (host, result.stderr)
+        allowed = settings[-1].allowed_hosts
+        assert ("192.0.2.7" in allowed) == (host == "192.0.2.7") and "0.0.0.0" not in allowed and "::" not in allowed
+        # X-Forwarded-For is believed from no one (uvicorn's default believed 127.0.0.1, that
+        # is every client of a loopback server: any of them chose the audit log's address)
+        assert runs[-1]["proxy_headers"] is False and runs[-1]["forwarded_allow_ips"] == []
+    proxied = runner.invoke(app, ["serve", "-p", str(directory), "--trusted-proxy", "10.0.0.5",
+                                  "--trusted-proxy", "fd00::/8"])
+    assert proxied.exit_code == 0, proxied.output
+    assert runs[-1]["proxy_headers"] is True and runs[-1]["forwarded_allow_ips"] == ["10.0.0.5", "fd00::/8"]
+    for bad in ("*", "proxy.example.com"):
+        refused = runner.invoke(app, ["serve", "-p", str(directory), "--trusted-proxy", bad])
+        assert refused.exit_code == 2 and "is not an IP address or network" in refused.stderr, refused.output
+
+
+def test_tokens_audit_prints_control_characters_as_escapes(tmp_path):
+    """An event's path holds what a request asked for: a customer id may hold any character
+    but at its ends (an escape sequence, a tab). `tokens audit` writes them as escapes, so the
+    reader's terminal runs none and every line keeps its six columns; other text (``é``,
+    ``顧客``) as it is."""
+    from segflow.project import Project
+    from segflow.server import _audit
+
+    directory = tmp_path / "proj"
+    Project.init(directory).close()
+    work = _audit.work_dir_for(directory / "segflow.duckdb")
+    _audit.record(work, token_id="t1", role="analyst", action="read_customer",
+                  resource="/customers/A\x1b]0;pwn\x07B\tC é 顧客", detail={"customer_id": "A\x1b"})
+    shown = CliRunner().invoke(app, ["tokens", "audit", "-p", str(directory)])
+    assert shown.exit_code == 0, shown.output
+    line = shown.stdout.rstrip("\n")
+    assert "\x1b" not in line and "\x07" not in line and len(line.split("\t")) == 6
+    assert line.split("\t")[4] == "/customers/A\\x1b]0;pwn\\x07B\\tC é 顧客"

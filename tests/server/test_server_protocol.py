@@ -4,6 +4,7 @@ event-loop step, same bytes, and a real server answering through it on 127.0.0.1
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -106,3 +107,94 @@ def test_a_server_on_the_coalescing_protocol_answers_keep_alive_and_streams():
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+async def _count_body(scope, receive, send):
+    """An app answering the size of the request's body."""
+    if scope["type"] != "http":
+        return
+    size = 0
+    while True:
+        message = await receive()
+        size += len(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    answer = str(size).encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(len(answer)).encode())]})
+    await send({"type": "http.response.body", "body": answer})
+
+
+@contextlib.contextmanager
+def _serving(app):
+    """A uvicorn server on the coalescing protocol on 127.0.0.1, in a thread: its port."""
+    from segflow.server._protocol import CoalescingHttpTools
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=CoalescingHttpTools,
+                                           log_level="critical", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            time.sleep(0.05)
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_a_request_head_beyond_its_bound_is_refused_431_and_bodies_are_not_counted():
+    """A header growing past MAX_HEAD_BYTES (uvicorn's httptools protocol read any size: 80 MB
+    held in memory, then answered) gets 431 once the head passes the bound, and the connection closes;
+    a head just under the bound and a body of 1 MiB after a small head are answered."""
+    from segflow.server._protocol import MAX_HEAD_BYTES
+
+    with _serving(_count_body) as port:
+
+        def exchange(head: bytes, body: bytes = b"") -> bytes:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(head + body)
+                return sock.makefile("rb").read()
+
+        start = b"POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        # a head that goes on past the bound (the client stops there, so that the server has
+        # read all it was sent and closes without a reset)
+        big = exchange(start + b"X-Big: " + b"a" * (MAX_HEAD_BYTES + 1000))
+        assert big.startswith(b"HTTP/1.1 431 ") and big.endswith(b"larger than 64 KiB\"}"), big[:80]
+        filler = MAX_HEAD_BYTES - len(start) - 200
+        near = exchange(start + b"X-Big: " + b"a" * filler + b"\r\nContent-Length: 0\r\n\r\n")
+        assert near.startswith(b"HTTP/1.1 200 OK") and near.endswith(b"\r\n\r\n0"), near[:80]
+        body = exchange(start + f"Content-Length: {2**20}\r\n\r\n".encode(), b"b" * 2**20)
+        assert body.startswith(b"HTTP/1.1 200 OK") and body.endswith(f"\r\n\r\n{2**20}".encode()), body[:80]
+
+
+def test_a_head_that_does_not_arrive_in_time_closes_the_connection(monkeypatch):
+    """A connection that sends nothing, or part of a head, is closed HEAD_SECONDS after it
+    opened or the head began (uvicorn kept both open for ever: any number of them, without a
+    token); a slow body after a complete head, and a second request on a kept-alive
+    connection, are answered."""
+    from segflow.server import _protocol
+
+    monkeypatch.setattr(_protocol, "HEAD_SECONDS", 0.5)
+    with _serving(_count_body) as port:
+        silent = socket.create_connection(("127.0.0.1", port), timeout=5)
+        partial = socket.create_connection(("127.0.0.1", port), timeout=5)
+        partial.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        began = time.monotonic()
+        assert silent.recv(10) == b"" and partial.recv(10) == b""  # closed by the server
+        assert time.monotonic() - began < 4
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            stream = sock.makefile("rb")
+            for _ in range(2):  # a slow body, twice on one connection, each past HEAD_SECONDS
+                sock.sendall(b"POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\n\r\nab")
+                time.sleep(0.8)
+                sock.sendall(b"cd")
+                assert stream.readline() == b"HTTP/1.1 200 OK\r\n"
+                while stream.readline() != b"\r\n":
+                    pass
+                assert stream.read(1) == b"4"
+        silent.close()
+        partial.close()

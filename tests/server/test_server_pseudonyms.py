@@ -152,3 +152,34 @@ def test_migration_cells_and_audiences_show_keys_unless_asked(keyed_app, keyed, 
             assert SHOP.encode() not in body.content, fmt
         page = analyst.get("/audiences", params={"scheme": "rfm", "segment": segment}).text
         assert SHOP not in page
+
+
+def test_the_audit_log_records_a_customer_asked_by_address_as_its_key(keyed_app, keyed, tokens):
+    """A customer asked for by an id that is an e-mail address or a phone number (the
+    hot path, the app's route, the page, with and without pii=include) is recorded in the
+    audit log as its key, in the path and the details, as a searched address is recorded as
+    q_sha256; a key and a plain id as asked. Before, the address was in the log twice."""
+    from urllib.parse import quote
+
+    with _as(keyed_app, tokens["analyst"]) as analyst:
+        assert analyst.get("/api/v1/customers/C005").status_code == 200  # (makes the key file)
+        email_key, phone_key = _key_of(keyed, "c001@shop.example"), _key_of(keyed, PHONE_ID)
+        asked = {  # the path asked -> the path recorded
+            "/api/v1/customers/c001@shop.example": f"/api/v1/customers/{email_key}",
+            "/api/v1/customers/c001%40shop.example?pii=include": f"/api/v1/customers/{email_key}?pii=include",
+            "/customers/c001@shop.example": f"/customers/{email_key}",
+            f"/api/v1/customers/{quote(PHONE_ID)}": f"/api/v1/customers/{phone_key}",
+            f"/api/v1/customers/{email_key}": f"/api/v1/customers/{email_key}",
+            "/api/v1/customers/C005": "/api/v1/customers/C005",
+        }
+        for url in asked:
+            assert analyst.get(url).status_code == 200, url
+    with _as(keyed_app, tokens["admin"]) as admin:
+        events = admin.get("/api/v1/audit", params={"action": "read_customer", "limit": 10_000}).json()["data"]
+    text = str(events)
+    assert "shop.example" not in text and "7700" not in text and "%40" not in text
+    recorded = {e["resource"]: e["detail"] for e in events}
+    for url, resource in asked.items():
+        assert resource in recorded, url
+        shown = resource.split("/")[-1].split("?")[0]
+        assert f'"customer_id": "{shown}"' in recorded[resource], url

@@ -15,6 +15,7 @@ from segflow.cli._common import (
     JsonOption,
     ProjectDirOption,
     Table,
+    Text,
     console,
     user_errors,
 )
@@ -54,6 +55,19 @@ def _host_patterns(values: list[str] | None) -> list[str] | None:
     return values
 
 
+def _proxies(values: list[str] | None) -> list[str] | None:
+    """``--trusted-proxy`` values: IP addresses or networks (``10.0.0.5``, ``10.0.0.0/8``);
+    anything else (``*``, a name) is a usage error: trusting every sender of
+    ``X-Forwarded-For`` lets any client choose the address the audit log records."""
+    for value in values or ():
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise typer.BadParameter(f"{value!r} is not an IP address or network (such as 10.0.0.5 "
+                                     "or 10.0.0.0/8)") from None
+    return values
+
+
 def serve(
     ctx: typer.Context,
     project_dir: Path = ProjectDirOption,
@@ -62,6 +76,11 @@ def serve(
     allowed_host: list[str] = typer.Option(
         None, "--allowed-host", callback=_host_patterns,
         help="Host header value to answer besides 127.0.0.1/localhost (repeatable; others get 400).",
+    ),
+    trusted_proxy: list[str] = typer.Option(
+        None, "--trusted-proxy", callback=_proxies,
+        help="Address of a reverse proxy whose X-Forwarded-For/-Proto headers are believed "
+        "(repeatable; none by default: the audit log records the connecting address).",
     ),
     pool_size: int = typer.Option(8, min=1, max=64, help="Read-only store connections (requests read in parallel)."),
     workers: int = typer.Option(1, min=1, max=64, help="Server processes (uvicorn workers) sharing one copy of the store."),
@@ -130,8 +149,10 @@ def serve(
             typer.echo(response.text)
             raise typer.Exit(0 if response.status_code < 400 else 1)
         if not _is_loopback(host):
+            from rich.markup import escape
+
             console.print(
-                f"[bold yellow]warning:[/] listening on {host}, reachable from other machines: "
+                f"[bold yellow]warning:[/] listening on {escape(host)}, reachable from other machines: "
                 "put a TLS proxy in front (the session cookie is Secure; tokens travel in the clear "
                 "otherwise) and pass the public name with --allowed-host"
             )
@@ -142,11 +163,14 @@ def serve(
             f"  API        {url}/api/v1   docs {url}/docs",
             soft_wrap=True, highlight=False, markup=False,
         )
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: every client of a
+        # loopback server is 127.0.0.1, so any of them chose the address the audit recorded
+        proxy = {"proxy_headers": bool(trusted_proxy), "forwarded_allow_ips": trusted_proxy or []}
         if workers == 1:
             # access_log off: at log level warning its lines are dropped anyway, after being
             # formatted (a few microseconds a request on the hot routes)
             uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False,
-                        http=_http_protocol())
+                        http=_http_protocol(), **proxy)
             return
         # several processes: uvicorn starts each worker, which builds its own app from these
         # settings; the workers share one copy of the store (see segflow.server._replica)
@@ -154,7 +178,7 @@ def serve(
 
         os.environ[SETTINGS_ENV] = settings.model_dump_json()
         uvicorn.run("segflow.server.app:app_from_environment", factory=True, workers=workers, host=host,
-                    port=port, log_level="warning", access_log=False, http=_http_protocol())
+                    port=port, log_level="warning", access_log=False, http=_http_protocol(), **proxy)
 
 
 def _http_protocol() -> Any:
@@ -173,6 +197,19 @@ ROLE_CHOICES = ("viewer", "analyst", "admin")
 #: The actions the server records (segflow.server._audit; not imported here: --help stays fast).
 AUDIT_ACTIONS = ("read_customer", "read_customers", "export", "score")
 RoleOption = typer.Option(..., "--role", parser=Choice(*ROLE_CHOICES), help="viewer (aggregates), analyst (+ customer data, exports) or admin (+ tokens, audit).")
+
+
+def _printable(text: str) -> str:
+    """``text`` with its control and format characters written as escapes (``\\x1b``,
+    ``\\t``): an event's path comes from a request and may hold a customer id with any
+    character but at its ends, so an escape sequence in it reached the terminal of whoever
+    read the log (and a tab added a column)."""
+    import unicodedata
+
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or unicodedata.category(c) == "Zs"
+                   else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _open(project_dir: Path):  # noqa: ANN202
@@ -236,7 +273,9 @@ def list_tokens(project_dir: Path = ProjectDirOption, as_json: bool = JsonOption
             return
         table = Table("id", "name", "role", "created (UTC)", "expires (UTC)", "state")
         for r in rows:
-            table.add_row(r["token_id"], r["name"] or "", r["role"], f"{r['created_at']:%Y-%m-%d %H:%M}",
+            # Text(): a name is printed as written, never read as Rich markup (a name holding
+            # "[/]" made the list a traceback; "[red]..." restyled the rows after it)
+            table.add_row(r["token_id"], Text(r["name"] or ""), r["role"], f"{r['created_at']:%Y-%m-%d %H:%M}",
                           f"{r['expires_at']:%Y-%m-%d %H:%M}" if r["expires_at"] else "never", r["state"])
         from rich.console import Console
 
@@ -284,4 +323,5 @@ def audit(
             console.print(f"{what} in the audit log yet: it records the server's reads of "
                           "customer-level data, its CSV downloads and its scoring calls", highlight=False)
         for e in events:
-            typer.echo(f"{e['at']}\t{e['token_id']}\t{e['role']}\t{e['action']}\t{e['resource']}\t{e['detail']}")
+            fields = (e["at"], e["token_id"], e["role"], e["action"], e["resource"], e["detail"])
+            typer.echo("\t".join(_printable(str(f)) for f in fields))

@@ -97,7 +97,7 @@ def scrub(resource: str, detail: dict[str, Any] | None) -> tuple[str, dict[str, 
         name, value = audit_search(detail["q"])
         detail = {(name if k == "q" else k): (value if k == "q" else v) for k, v in detail.items()}
     path, sep, query = resource.partition("?")
-    if sep and "q=" in query:  # (the hot routes' queries: no search)
+    if sep and _may_name_q(query):  # (the hot routes' queries: no search)
         from urllib.parse import parse_qsl, urlencode
 
         pairs = parse_qsl(query, keep_blank_values=True)
@@ -106,10 +106,17 @@ def scrub(resource: str, detail: dict[str, Any] | None) -> tuple[str, dict[str, 
     return resource, detail
 
 
+def _may_name_q(query: str) -> bool:
+    """Whether a query string may hold a ``q`` parameter: ``q=`` as written, or the name
+    percent-encoded (``%71=``, which the server decodes to ``q`` alike; before, such a query
+    was kept as it came, the searched address in clear). A cheap test before parsing."""
+    return "q=" in query or "%71" in query
+
+
 def _scrub_stored(event: dict[str, Any]) -> None:
     """:func:`scrub` a spooled event in place (its detail a JSON text), so that a line an
     older server wrote with a searched address is moved into ``audit_log`` without it."""
-    if "q=" not in event["resource"] and '"q"' not in event["detail"]:
+    if not _may_name_q(event["resource"]) and '"q"' not in event["detail"]:
         return
     with contextlib.suppress(json.JSONDecodeError):
         resource, detail = scrub(event["resource"], json.loads(event["detail"]))

@@ -231,6 +231,14 @@ Analyst = Annotated[Principal, require("analyst")]
 Admin = Annotated[Principal, require("admin")]
 
 
+def same_secret(sent: str, expected: str) -> bool:
+    """Whether ``sent`` (from the request) equals the secret ``expected``, in constant time.
+    The secrets segflow makes are ASCII; a text with any other character is simply wrong
+    (``hmac.compare_digest`` raises TypeError on non-ASCII text: a CSRF token of ``é`` made
+    the login form and the session's POSTs answer 500)."""
+    return sent.isascii() and expected.isascii() and hmac.compare_digest(sent, expected)
+
+
 def same_origin(request: Request) -> bool:
     """Whether the browser's ``Origin`` (when sent) is this server."""
     origin = request.headers.get("origin")
@@ -253,7 +261,7 @@ async def check_csrf(request: Request, who: PrincipalDep) -> Principal:
         form = await request.form()
         value = form.get("csrf_token")
         sent = value if isinstance(value, str) else None
-    if not sent or not hmac.compare_digest(sent, who.session.csrf):
+    if not sent or not same_secret(sent, who.session.csrf):
         raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
     return who
 
@@ -261,9 +269,12 @@ async def check_csrf(request: Request, who: PrincipalDep) -> Principal:
 CsrfChecked = Annotated[Principal, Depends(check_csrf)]
 
 
-def audit(request: Request, who: Principal, action: str, detail: dict[str, Any] | None = None) -> None:
-    """Record that ``who`` read customer-level data or exported (see :mod:`._audit`)."""
-    resource = request.url.path
+def audit(request: Request, who: Principal, action: str, detail: dict[str, Any] | None = None,
+          path: str | None = None) -> None:
+    """Record that ``who`` read customer-level data or exported (see :mod:`._audit`);
+    ``path``: the path to record instead of the request's (a customer's, with the id the
+    event records)."""
+    resource = path or request.url.path
     if request.url.query:
         resource += "?" + request.url.query
     _audit.record(

@@ -38,7 +38,7 @@ from pydantic import ValidationError
 from segflow.errors import SegflowError
 from segflow.exports._pseudonym import PSEUDONYM_PREFIX
 from segflow.server import _audit, _views
-from segflow.server._pseudonyms import server_key
+from segflow.server._pseudonyms import audited_id, server_key
 from segflow.server._security import INTERNAL_ERROR, security_headers
 from segflow.server._tokens import role_at_least
 from segflow.server.routes.api import customer_answer
@@ -118,9 +118,10 @@ class HotPaths:
         record = state.token_book.verify(token, state.replica.current)
         return record if record is not None and role_at_least(record.role, "analyst") else None
 
-    def _audit(self, scope: Scope, record: Any, action: str, detail: dict[str, Any]) -> None:
+    def _audit(self, scope: Scope, record: Any, action: str, detail: dict[str, Any],
+               path: str | None = None) -> None:
         """What :func:`segflow.server._auth.audit` records for the same request."""
-        resource = scope["path"]
+        resource = path or scope["path"]
         if scope.get("query_string"):
             resource += "?" + scope["query_string"].decode()
         client = scope.get("client")
@@ -166,8 +167,10 @@ class HotPaths:
             return None
         if parts is None:
             return None
-        self._audit(scope, record, "read_customer", {"customer_id": customer_id, "pii": how})
-        return customer_answer(parts, customer_id, how, server_key(scope["app"].state))
+        key = server_key(scope["app"].state)
+        shown = audited_id(customer_id, key)  # an address as its key, as the app records it
+        self._audit(scope, record, "read_customer", {"customer_id": shown, "pii": how}, path=_CUSTOMER + shown)
+        return customer_answer(parts, customer_id, how, key)
 
     async def _score(self, scope: Scope, receive: Any, send: Any) -> None:
         try:

@@ -36,6 +36,17 @@ def server_key(state: Any) -> bytes:
     return id_key(state.replica.store_path)
 
 
+def audited_id(customer_id: str, key: bytes) -> str:
+    """The id an audit event records for a customer asked for as ``customer_id``: an id
+    that is an e-mail address or a phone number as its pseudonymous key, so the log holds
+    no address, as it holds none searched (``q_sha256``); any other id, a key included, as
+    asked. Before, ``/api/v1/customers/jane@example.com`` put the address in the log twice
+    (path and details)."""
+    if "@" not in customer_id and sum(c.isdigit() for c in customer_id) < 7:
+        return customer_id  # no address and too few digits for a phone number: not personal
+    return str(pseudonymise_values([customer_id], key)[0])
+
+
 def pseudonymise_frame(frame: pd.DataFrame, key: bytes, columns: tuple[str, ...] = ("customer_id",)) -> pd.DataFrame:
     """A copy of ``frame`` with the personal ids of ``columns`` as their keys (the others
     as they are); ``frame`` itself when it has none of them."""

@@ -21,7 +21,13 @@ from segflow.report._queries import quarantine_reasons, reconciliation
 from segflow.server import _audit, _views
 from segflow.server._auth import Admin, Analyst, Viewer, audit
 from segflow.server._day import Day
-from segflow.server._pseudonyms import pseudonymise_frame, pseudonymise_rows, resolve, server_key
+from segflow.server._pseudonyms import (
+    audited_id,
+    pseudonymise_frame,
+    pseudonymise_rows,
+    resolve,
+    server_key,
+)
 from segflow.server._security import attachment, csv_bytes, protect, protect_rows
 from segflow.server._tokens import role_at_least
 from segflow.server.deps import CurrentGenerationDep, GenerationDep, ProjectDep, leased_project
@@ -198,7 +204,8 @@ async def customer(request: Request, who: Analyst, customer_id: str, pii: Pii = 
         async with leased_project(request) as project:
             parts = await run_in_threadpool(_views.customer_rows, project, customer_id, request.state.generation)
     how = "full" if pii in CLEAR else "mask"
-    audit(request, who, "read_customer", {"customer_id": asked, "pii": how})  # as asked: a key stays one
+    shown = audited_id(asked, key)  # as asked (a key stays one), an address as its key
+    audit(request, who, "read_customer", {"customer_id": shown, "pii": how}, path=f"/api/v1/customers/{shown}")
     return Response(customer_answer(parts, customer_id, how, key), media_type="application/json")
 
 

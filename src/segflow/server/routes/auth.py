@@ -6,7 +6,6 @@ The only routes that answer without a token: the login form and the library file
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from pathlib import Path
 from typing import Annotated
@@ -14,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from segflow.server._auth import SESSION_COOKIE, CsrfChecked, Viewer, same_origin
+from segflow.server._auth import SESSION_COOKIE, CsrfChecked, Viewer, same_origin, same_secret
 from segflow.server.routes._render import env
 
 router = APIRouter(tags=["auth"])
@@ -58,7 +57,7 @@ def login(request: Request, token: Annotated[str, Form()], csrf_token: Annotated
           next: Annotated[str, Form()] = "/") -> Response:
     """Check the token and set the session cookie (Secure, HttpOnly, SameSite=Strict)."""
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not same_origin(request) or not expected or not hmac.compare_digest(expected, csrf_token):
+    if not same_origin(request) or not expected or not same_secret(csrf_token, expected):
         raise HTTPException(status_code=403, detail="the login form expired or came from another site; reload it")
     record = request.app.state.token_book.verify(token, request.app.state.replica.current)
     if record is None:

@@ -18,7 +18,7 @@ from segflow.exports._pseudonym import pseudonymise_values
 from segflow.server import _audit, _views
 from segflow.server._auth import Admin, Analyst, Viewer, audit
 from segflow.server._day import Day
-from segflow.server._pseudonyms import pseudonymise_frame, resolve, server_key
+from segflow.server._pseudonyms import audited_id, pseudonymise_frame, resolve, server_key
 from segflow.server._security import protect
 from segflow.server.deps import GenerationDep, ProjectDep
 from segflow.server.routes._render import currency, figure, one_snapshot, part, render, table
@@ -281,7 +281,8 @@ def customer_page(request: Request, project: ProjectDep, gen: GenerationDep, who
     key, asked = server_key(request.app.state), customer_id
     customer_id = resolve(project, gen, key, customer_id)
     detail = _views.customer_detail(project, customer_id, gen)
-    audit(request, who, "read_customer", {"customer_id": asked, "pii": "mask"})  # as asked
+    shown = audited_id(asked, key)  # as asked (a key stays one), an address as its key
+    audit(request, who, "read_customer", {"customer_id": shown, "pii": "mask"}, path=f"/customers/{shown}")
     for name in ("scores", "features"):
         detail[name] = pseudonymise_frame(detail[name], key)
     shown_id = str(pseudonymise_values([customer_id], key)[0])
