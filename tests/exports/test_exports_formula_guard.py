@@ -91,15 +91,15 @@ def _segment_list(t: pa.Table, path: Path) -> None:
 
 
 def _segment_out(t: pa.Table, path: Path) -> None:  # segflow segment --out
-    from segflow.cli._segment import _write
+    from segflow.cli._segment import _Out, _write
 
-    _write(ibis.memtable(t), path)
+    _write(ibis.memtable(t), _Out(path, "include", path.parent))
 
 
 def _clv_score_out(t: pa.Table, path: Path) -> None:  # segflow clv score -o
     from segflow.cli._clv import _write_file
 
-    _write_file(ibis.memtable(t), path)
+    _write_file(ibis.memtable(t), path, "include", path.parent)
 
 
 def _churn_score_out(t: pa.Table, path: Path) -> None:  # segflow churn score --out

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from segflow.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
+    import pandas as pd
     import pyarrow as pa
 
 
@@ -87,3 +88,35 @@ def key_ids(table: pa.Table, pii: str, project_dir: Path, *,
     keyed, n = pseudonymise_table(table, id_key(path), columns)
     console.print(pseudonym_note(n, key_file(path)), highlight=False, soft_wrap=True, markup=False)
     return keyed
+
+
+def key_frame(frame: pd.DataFrame, pii: str, project_dir: Path, *, column: str = "customer_id",
+              store_path: Path | None = None) -> pd.DataFrame:
+    """``frame`` (pandas) with the ids of ``column`` keyed by :func:`key_ids`: a copy when
+    some were, else ``frame`` itself."""
+    import pyarrow as pa
+
+    if pii == "include" or column not in frame.columns:
+        return frame
+    ids = pa.Table.from_pandas(frame[[column]], preserve_index=False)
+    keyed = key_ids(ids, pii, project_dir, columns=[column], store_path=store_path)
+    if keyed is ids:
+        return frame
+    out = frame.copy()
+    out[column] = keyed.column(column).to_pylist()
+    return out
+
+
+def ids_pii_option(where: str) -> Any:
+    """The ``--pii`` option of a command writing the store's customer ids (``where``: its
+    output, e.g. ``"--out and --json"``): the plain segment list's values and meaning."""
+    import typer
+
+    from segflow.cli._common import Choice
+    from segflow.cli._export import PII_CHOICES
+
+    return typer.Option(
+        "hash", "--pii", parser=Choice(*PII_CHOICES),
+        help=f"Customer ids that are (or hold) e-mail addresses or phone numbers in {where}: "
+             "written as the project's pseudonymous keys (pid-..., as segflow export writes them; "
+             "hash, mask, omit) or in clear (include).")
