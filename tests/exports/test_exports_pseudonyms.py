@@ -359,3 +359,21 @@ def _check_uplift_keys(keyed, tmp_path) -> None:
     res = runner.invoke(app, [*args, "--pii", "include"])
     assert res.exit_code == 0 and "pseudonymous" not in res.stderr, res.output
     assert _ids(out) == ["'" + i if i == FORMULA_ID else i for i in ids]
+
+
+def test_unlink_finds_a_customer_by_its_key(keyed):
+    """`customers explain` shows an e-mail id as its key; `customers unlink pid-...` blocked
+    the key itself (no customer), now the customer it stands for, as explain resolves it."""
+    key = _key_made(keyed, "ann@example.com")
+    res = runner.invoke(app, ["customers", "unlink", "-p", str(keyed), key, "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == {"customer_id": key, "links_removed": 0}
+    con = duckdb.connect(str(keyed / "segflow.duckdb"), read_only=True)
+    assert [r[0] for r in con.execute("SELECT customer_id FROM identity_blocks").fetchall()] == ["ann@example.com"]
+    con.close()
+
+
+def _key_made(directory, customer_id: str) -> str:
+    """The key of ``customer_id`` once the project's secret exists (made by a masked output)."""
+    runner.invoke(app, ["customers", "explain", "-p", str(directory), customer_id, "--json"])
+    return _key(directory, customer_id)

@@ -290,7 +290,8 @@ def explain_command(
 
 
 def unlink_command(
-    customer_id: str = typer.Argument(..., help="The customer id to separate from its group."),
+    customer_id: str = typer.Argument(..., help="The customer id to separate from its group, "
+                                      "or its pseudonymous key (pid-...)."),
     project: Path = ProjectDirOption,
     json_output: bool = JsonOption,
 ) -> None:
