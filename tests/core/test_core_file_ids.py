@@ -141,6 +141,8 @@ def _round_trip(tmp: Path, ids: list[str]) -> None:
     assert sum(s["value"] for s in profile["data"]) == pytest.approx(sum(f[2] for f in feats))
 
     # campaign effect / uplift: every id is one customer; scored rows keep id and attributes
+    # (uplift and audience with --pii include: by default an id shaped like a phone number,
+    # such as a zero-padded 05906019572, is written as the project's pseudonymous key)
     resp_rows = [[cid, "T" if k % 2 else "C", (k * 5) % 3 == 0, k % 7 - 3.0]
                  for k, cid in enumerate(ids)]
     resp = _write_csv(tmp / "resp.csv", ["customer_id", "arm", "y", "x"],
@@ -151,14 +153,14 @@ def _round_trip(tmp: Path, ids: list[str]) -> None:
     scored = tmp / "uplift.csv"
     _ok(runner.invoke(app, ["campaign", "uplift", "--responses", str(resp), "--control", "C",
                             "--outcome", "y", "--feature", "x", "--test-size", "0.3",
-                            "--scores-out", str(scored), "--json"]))
+                            "--scores-out", str(scored), "--pii", "include", "--json"]))
     back = {r["customer_id"]: float(r["x"]) for r in _read_csv(scored)}
     assert back == {c: x for c, _, _, x in resp_rows}
 
     # campaign audience --customers: the audience (target and hold-out) lists every id once
     aud = tmp / "audience.csv"
     _ok(runner.invoke(app, ["campaign", "audience", "--customers", str(scored), "--holdout", "0.2",
-                            "--out", str(aud), "--json"]))
+                            "--out", str(aud), "--pii", "include", "--json"]))
     assert sorted(r["customer_id"] for r in _read_csv(aud)) == sorted(ids)
 
 

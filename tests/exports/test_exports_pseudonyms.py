@@ -269,3 +269,111 @@ def test_audit_examples_mask_ids_that_are_e_mails_in_the_report_and_by_default(k
     page = "".join(quality_section(ctx).blocks)
     assert "a***@example.com" in page and "example.com" in page
     assert not re.search(r"(ann|dee|eve|fay|gus)@", page) and "7946 0002" not in page
+
+
+#: An id a spreadsheet would run as a formula, and one that also holds an address.
+FORMULA_ID = '=HYPERLINK("http://x.test","y")'
+MAILTO_ID = '=HYPERLINK("mailto:zed@example.com")'
+
+
+def _segments_keys(keyed, tmp_path) -> list[str]:
+    """The ids `export segments` writes for the store's customers (keys of the e-mail ids)."""
+    with Project.open(keyed) as project:
+        export_segments(project.store, "rfm", tmp_path / "seg.csv", pii="hash", name="seg")
+    return _ids(tmp_path / "seg.csv")
+
+
+def _id_file(tmp_path, ids: list[str], **columns) -> str:
+    path = tmp_path / "ids.csv"
+    pacsv.write_csv(pa.table({"customer_id": ids, **columns}), path)
+    return str(path)
+
+
+def test_campaign_audience_of_a_file_keys_its_ids_as_export_segments(keyed, tmp_path):
+    """`campaign audience --customers FILE` wrote the file's ids as they were: now an id that
+    is (or holds) an e-mail or phone number is the project's key, the one `export segments`
+    writes for that customer; a formula-like id is neutralised in CSV; --pii include: clear."""
+    segment_ids = _segments_keys(keyed, tmp_path)
+    ann, phone = _key(keyed, "ann@example.com"), _key(keyed, "+44 20 7946 0002")
+    assert ann in segment_ids and phone in segment_ids
+    src = _id_file(tmp_path, ["ann@example.com", "+44 20 7946 0002", "C3", FORMULA_ID, MAILTO_ID],
+                   clv=[5.0, 4.0, 3.0, 2.0, 1.0])
+    out, clear, pq_out = tmp_path / "aud.csv", tmp_path / "clear.csv", tmp_path / "aud.parquet"
+    args = ["campaign", "audience", "-p", str(keyed), "--customers", src, "--holdout", "0"]
+    res = runner.invoke(app, [*args, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert res.stderr.count("pseudonymous keys") == 1 and "3 customer id(s)" in res.stderr
+    assert sorted(_ids(out)) == sorted([ann, phone, "C3", "'" + FORMULA_ID, _key(keyed, MAILTO_ID)])
+    assert "example.com" not in out.read_text() and "7946" not in out.read_text()
+    res = runner.invoke(app, [*args, "--out", str(pq_out), "--pii", "mask"])  # Parquet: as it is
+    assert res.exit_code == 0, res.output
+    assert sorted(_ids(pq_out)) == sorted([ann, phone, "C3", FORMULA_ID, _key(keyed, MAILTO_ID)])
+    res = runner.invoke(app, [*args, "--out", str(clear), "--pii", "include"])
+    assert res.exit_code == 0 and "pseudonymous" not in res.stderr, res.output
+    assert sorted(_ids(clear)) == sorted(["ann@example.com", "+44 20 7946 0002", "C3",
+                                          "'" + FORMULA_ID, "'" + MAILTO_ID])
+
+
+def test_a_file_of_e_mail_ids_without_a_project_is_refused_unless_include(tmp_path):
+    """No project, no secret: the ids are not written in clear by default, nor under a key of
+    no project's; one line says what to do. Plain ids need no key."""
+    src = _id_file(tmp_path, ["ann@example.com", "C3"], clv=[1.0, 2.0])
+    out = tmp_path / "aud.csv"
+    args = ["campaign", "audience", "-p", str(tmp_path), "--customers", src, "--holdout", "0", "--out", str(out)]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1 and not out.exists()
+    line = res.output.strip()
+    assert "\n" not in line and f"file {src}, column 'customer_id'" in line and "--project" in line
+    assert "ann@example.com" not in line and not list(tmp_path.glob("*.idkey"))
+    res = runner.invoke(app, [*args, "--pii", "include"])
+    assert res.exit_code == 0 and sorted(_ids(out)) == ["C3", "ann@example.com"], res.output
+    plain = _id_file(tmp_path, ["C1", "C3"], clv=[1.0, 2.0])
+    res = runner.invoke(app, [*args[:5], plain, *args[6:]])
+    assert res.exit_code == 0 and sorted(_ids(out)) == ["C1", "C3"], res.output
+
+
+def test_uplift_scores_out_keys_the_ids_of_the_scored_file(keyed, tmp_path):
+    """`campaign uplift --scores-out` wrote the scored file's ids as they were: now the
+    project's keys (those of `export segments`), a formula-like id neutralised, --pii include
+    clear (one thread: gradient boosting's OpenMP threads on a busy machine are ~100x slower)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        _check_uplift_keys(keyed, tmp_path)
+
+
+def _check_uplift_keys(keyed, tmp_path) -> None:
+    n = 120
+    ids = ["ann@example.com", FORMULA_ID] + [f"u{i}@example.com" if i % 2 else f"c{i}" for i in range(2, n)]
+    src = _id_file(tmp_path, ids, arm=["T" if i % 2 else "C" for i in range(n)],
+                   x=[(i % 10) / 10 for i in range(n)], y=[int(i % 3 == 0) for i in range(n)])
+    out = tmp_path / "scored.csv"
+    args = ["campaign", "uplift", "-p", str(keyed), "--responses", src, "--control", "C", "--outcome", "y",
+            "--feature", "x", "--method", "class_transformation", "--scores-out", str(out)]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert res.stderr.count("pseudonymous keys") == 1 and f"{n // 2} customer id(s)" in res.stderr
+    want = [_key(keyed, i) if "@" in i else "'" + i if i == FORMULA_ID else i for i in ids]
+    assert _ids(out) == want and _key(keyed, "ann@example.com") in _segments_keys(keyed, tmp_path)
+    assert "@example.com" not in out.read_text()
+    res = runner.invoke(app, [*args, "--pii", "include"])
+    assert res.exit_code == 0 and "pseudonymous" not in res.stderr, res.output
+    assert _ids(out) == ["'" + i if i == FORMULA_ID else i for i in ids]
+
+
+def test_unlink_finds_a_customer_by_its_key(keyed):
+    """`customers explain` shows an e-mail id as its key; `customers unlink pid-...` blocked
+    the key itself (no customer), now the customer it stands for, as explain resolves it."""
+    key = _key_made(keyed, "ann@example.com")
+    res = runner.invoke(app, ["customers", "unlink", "-p", str(keyed), key, "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == {"customer_id": key, "links_removed": 0}
+    con = duckdb.connect(str(keyed / "segflow.duckdb"), read_only=True)
+    assert [r[0] for r in con.execute("SELECT customer_id FROM identity_blocks").fetchall()] == ["ann@example.com"]
+    con.close()
+
+
+def _key_made(directory, customer_id: str) -> str:
+    """The key of ``customer_id`` once the project's secret exists (made by a masked output)."""
+    runner.invoke(app, ["customers", "explain", "-p", str(directory), customer_id, "--json"])
+    return _key(directory, customer_id)

@@ -159,3 +159,29 @@ def test_check_and_ingest_agree_on_extra_and_missing_fields(tmp_path):
         quarantined = store.raw.execute("SELECT row_number, reason FROM quarantine").fetchall()
     assert {(r, t, float(a)) for r, t, a in stored} == checked_ok
     assert set(quarantined) == checked_bad
+
+
+def test_check_masks_addresses_and_numbers_in_reasons_and_ids_unless_include(tmp_path):
+    """`sources check` printed the rejected rows' reasons (``'bob@example.org' does not
+    match ...``) and, in --json, accepted ids that are addresses in clear, while the report and
+    `segflow audit` mask them: now masked by the report's rule unless --pii include."""
+    _orders_project(tmp_path)
+    (tmp_path / "data" / "tx.csv").write_text(
+        "order_id,customer_id,order_date,amount\nA1,ann@example.com,2024-01-02,10\n"
+        "A2,+44 20 7946 0002,2024-01-03,5\nA3,c3,bob@example.org,7\n"
+        "A4,c4,2024-01-04,+44 7700 900123\nA5,C000123,2024-01-05,3\n")
+    p = ["orders", "--project", str(tmp_path)]
+    masked = _json(runner.invoke(app, ["sources", "check", *p, "--json"]))
+    assert [r["reason"] for r in masked["rejected"]] == [
+        "'b***@example.org' does not match the accepted formats (%Y-%m-%d)", "'***23' is not a number"]
+    assert [r["customer_id"] for r in masked["accepted"]] == ["a***@example.com", "***02", "C000123"]
+    clear = _json(runner.invoke(app, ["sources", "check", *p, "--json", "--pii", "include"]))
+    assert [r["reason"] for r in clear["rejected"]] == [
+        "'bob@example.org' does not match the accepted formats (%Y-%m-%d)", "'+44 7700 900123' is not a number"]
+    assert [r["customer_id"] for r in clear["accepted"]] == ["ann@example.com", "+44 20 7946 0002", "C000123"]
+    text = runner.invoke(app, ["sources", "check", *p], env={"COLUMNS": "200"})
+    assert text.exit_code == 0 and "'b***@example.org' does not match" in text.stdout
+    assert "bob@" not in text.stdout and "900123" not in text.stdout and "***23" in text.stdout
+    shown = runner.invoke(app, ["sources", "check", *p, "--pii", "include"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0 and "'bob@example.org' does not match" in shown.stdout
+    assert not list(tmp_path.glob("segflow.duckdb*"))  # a dry run: nothing written

@@ -32,7 +32,7 @@ from segflow.cli._common import (
     stdout,
     user_errors,
 )
-from segflow.cli._export import PII_CHOICES, PII_HELP, PII_ID_HELP, PiiColumnsOption
+from segflow.cli._export import PII_CHOICES, PII_HELP, PII_ID_HELP, PiiOption
 from segflow.cli._files import (
     canonical_ids,
     is_id_column,
@@ -334,7 +334,7 @@ def audience(
     playbook: Path = typer.Option(None, "--playbook", help="Playbook TOML (default: the bundled one)."),
     name: str = typer.Option("audience", "--name", help="Audience name."),
     pii: str = typer.Option("hash", "--pii", parser=Choice(*PII_CHOICES), help=PII_HELP + PII_ID_HELP.rstrip(".")
-                            + " (from the store; a --customers file's ids are written as they are)."),
+                            + " (a --customers file's ids too, with the secret key of the --project)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Build a target audience from segments, scores and rules; export it with a hold-out.
@@ -344,6 +344,9 @@ def audience(
     --customers, the file's columns. Personal columns (email, phone, name, address,
     postcode...) are written hashed by default (email as email_sha256), as `segflow export`
     writes them; --pii mask, omit or include (in clear) to choose. --where sees them in clear.
+    A customer id that is an e-mail address or a phone number is written as the project's
+    pseudonymous key (pid-...), also from a --customers file (the key of the --project), unless
+    --pii include.
     """
     from segflow._rows import as_numbers, check_one_row_per_id
     from segflow.campaigns import build_audience, column_name, customer_view, known_segments
@@ -369,14 +372,15 @@ def audience(
                                         skip=[c for c in table.columns if c != value])
             with about_file(customers):  # an engine's error names the file
                 aud = build_audience(table, source=str(customers), **kwargs)  # type: ignore[arg-type]
+            _key_members(aud, pii, project, source=str(customers))  # the project's keys
         else:
             # on Spark: a copy of the warehouse's assignments and scores
             with open_project(project, AUDIENCE_TABLES) as proj:
                 names = known_segments(proj.store) if segments else None
                 aud = build_audience(customer_view(proj.store, snapshot), segment_names=names,
                                      **kwargs)  # type: ignore[arg-type]
-                if pii != "include":  # ids that are e-mails: the exports' keys (on Spark too)
-                    _pseudonymise_members(aud, proj.directory / proj.settings.project.store)
+                # ids that are e-mails: the exports' keys (on Spark too)
+                _key_members(aud, pii, project, store_path=proj.directory / proj.settings.project.store)
         path = aud.export(out)
         summary = {**aud.summary(), "file": str(path)}
         if as_json:
@@ -391,18 +395,21 @@ def audience(
             stdout.print(f"  {action}: {n}", highlight=False)
 
 
-def _pseudonymise_members(aud: Any, store_path: Path) -> None:
+def _key_members(aud: Any, pii: str, project: Path, *, source: str | None = None,
+                 store_path: Path | None = None) -> None:
     """The audience's ids that are e-mails or phone numbers as the exports' pseudonymous
-    keys (segflow.exports._pseudonym, the project's secret), said once on stderr."""
+    keys (segflow.cli._pseudonyms.key_ids: the project's secret), said once on stderr;
+    as they are under ``include``."""
     import pyarrow as pa
 
-    from segflow.exports._pseudonym import id_key, key_file, pseudonym_note, pseudonymise_table
+    from segflow.cli._pseudonyms import key_ids
 
-    members = pa.Table.from_pandas(aud.members, preserve_index=False)
-    keyed, n = pseudonymise_table(members, id_key(store_path))
-    if n:
+    if pii == "include" or "customer_id" not in aud.members:
+        return
+    ids = pa.Table.from_pandas(aud.members[["customer_id"]], preserve_index=False)
+    keyed = key_ids(ids, pii, project, source=source, store_path=store_path)
+    if keyed is not ids:
         aud.members["customer_id"] = keyed["customer_id"].to_pylist()
-        console.print(pseudonym_note(n, key_file(store_path)), highlight=False, soft_wrap=True, markup=False)
 
 
 @campaign_app.command("uplift")
@@ -419,7 +426,10 @@ def uplift(
     seed: int = typer.Option(0, "--seed", help="Seed of the train/test split and the model."),
     score: Path = typer.Option(None, "--score", help="Customer file to score, with --scores-out (default: --responses)."),
     scores_out: Path = typer.Option(None, "--scores-out", help="Write the scored customers (column uplift) to this CSV/Parquet."),
-    pii: str = PiiColumnsOption,
+    pii: str = PiiOption,
+    project: Path = typer.Option(Path("."), "--project", "-p", show_default=True, help=(
+        "(With --scores-out) the project whose secret key writes customer ids that are e-mails "
+        "or phone numbers as pseudonymous keys (pid-...), as its exports do.")),
     as_json: bool = JsonOption,
 ) -> None:
     """Fit an uplift model (expected lift per customer); report its Qini curve and AUUC on
@@ -427,7 +437,8 @@ def uplift(
 
     --scores-out writes the scored file's columns and uplift; its personal columns (email,
     phone, name, address, postcode...) hashed by default, as `segflow export` writes them
-    (--pii mask, omit or include in clear).
+    (--pii mask, omit or include in clear), and a customer id that is an e-mail address or a
+    phone number as the pseudonymous key (pid-...) of the --project, unless --pii include.
     """
     from segflow.campaigns import export_table, fit_uplift
     from segflow.campaigns._customers import refuse_repeated_customers
@@ -436,7 +447,7 @@ def uplift(
         if method not in ("two_model", "class_transformation"):
             raise InputError(f"--method must be two_model or class_transformation, not {method!r}")
         if scores_out is None:
-            refuse_untaken(ctx, {"score": "--score", "pii": "--pii"},
+            refuse_untaken(ctx, {"score": "--score", "pii": "--pii", "project": "--project"},
                            "only with --scores-out (they choose what it writes)")
         table = read_customer_file(responses)
         frame = table.to_pandas()
@@ -452,7 +463,8 @@ def uplift(
                 scored_file, scored = score, read_customer_file(score)
                 refuse_repeated_customers(scored, source=str(score))
             payload["scores_file"] = str(export_table(
-                _scored(res.model, scored, list(feature), pii, source=str(scored_file)),
+                _scored(res.model, scored, list(feature), pii, source=str(scored_file),
+                        project=project),
                 scores_out))
             payload["pii"] = pii
         if as_json:
@@ -476,18 +488,28 @@ def uplift(
 
 
 def _scored(model: Any, table: Any, features: list[str], pii: str, *,
-            source: str | None = None) -> Any:
+            source: str | None = None, project: Path = Path(".")) -> Any:
     """The customers of ``table`` (Ibis) with their ``uplift`` from ``model``, as an Arrow
     table: its personal columns under ``pii`` (segflow.exports.protect_columns), in the
-    engine, the model fed the values in clear. Both are read in the table's order (DuckDB keeps
+    engine, and its ids that are e-mails or phone numbers as the pseudonymous keys of
+    ``project`` (segflow.cli._pseudonyms.key_ids; the id column as campaign_effect finds
+    it), the model fed the values in clear. Both are read in the table's order (DuckDB keeps
     a file's row order in a query without ORDER BY)."""
+    import ibis
     import pyarrow as pa
 
+    from segflow.campaigns._customers import customer_column
+    from segflow.cli._pseudonyms import key_ids
     from segflow.exports import protect_columns
 
     if "uplift" in table.columns:  # a file scored before: its scores replaced, as they were
         table = table.drop("uplift")
     predicted = model.predict(table.to_pandas()[features])
+    id_col = customer_column(table.columns)
+    if id_col is not None and pii != "include":  # keyed first: no content check masks them
+        data = table.to_pyarrow()
+        keyed = key_ids(data, pii, project, columns=[id_col], source=source)
+        table = table if keyed is data else ibis.memtable(keyed)
     out = protect_columns(table, pii, source=source).to_pyarrow()
     return out.append_column("uplift", pa.array(predicted, pa.float64()))
 

@@ -28,6 +28,7 @@ from segflow.cli._common import (
     stdout,
     user_errors,
 )
+from segflow.cli._pseudonyms import ids_pii_option
 from segflow.errors import SegflowError
 
 HorizonOption = typer.Option(
@@ -178,6 +179,18 @@ def _print_next_segment(summary: dict[str, Any], scores: Any, written: int) -> N
     )
 
 
+def _keyed(scores: Any, pii: str, project: Path) -> Any:
+    """``scores`` (ChurnScores) with the ids that are e-mails or phone numbers as the
+    project's pseudonymous keys (segflow.cli._pseudonyms), unless ``pii`` is include: what
+    --out and --json write (the store keeps its ids)."""
+    from segflow.cli._pseudonyms import key_frame
+
+    frame = key_frame(scores.frame, pii, project)
+    if frame is scores.frame:
+        return scores
+    return type(scores)(frame, scores.snapshot, scores.model, scores.thresholds)
+
+
 def _write_out(scores: Any, out: Path) -> None:
     frame = scores.to_pandas()
     frame.insert(0, "snapshot_date", scores.snapshot)
@@ -238,15 +251,21 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(None, "--out", help="Also write the scores to a .csv or .parquet file."),
         engine: str | None = EngineOption,
         threads: int | None = ThreadsOption,
+        pii: str = ids_pii_option("--out and --json"),
         json_out: bool = JsonOption,
     ) -> None:
         """Score every customer with a purchase before the snapshot: churn probability and
-        risk band, written to the store's customer_scores table."""
+        risk band, written to the store's customer_scores table.
+
+        --out and --json write a customer id that is an e-mail address or a phone number as
+        the project's pseudonymous key (pid-...), as segflow export does, unless --pii include.
+        """
         with user_errors():
             if out is not None and out.suffix.lower() not in (".csv", ".parquet"):
                 # before the scores are computed and stored, not after
                 raise SegflowError(f"--out {out}: expected a .csv or .parquet file name")
             scores, written = _score(project, horizon_days, snapshot, engine, threads)
+            scores = _keyed(scores, pii, project)
             if out is not None:
                 _write_out(scores, out)
             if json_out:

@@ -30,6 +30,7 @@ from segflow.cli._common import (
 from segflow.cli._customer_file import (  # (read_customer_file also imported from here)
     read_customer_file,
 )
+from segflow.cli._pseudonyms import ids_pii_option
 from segflow.cli._segment import segment_app
 from segflow.errors import InputError, about_file
 
@@ -88,14 +89,29 @@ def _feature_list(text: str | None) -> list[str] | None:
     return columns
 
 
-def _write(con: ibis.BaseBackend, table: ibis.Table, out: Path) -> None:
+def _write(con: ibis.BaseBackend, table: ibis.Table, out: Path, *, pii: str = "include",
+           project_dir: Path = Path(".")) -> None:
+    """The assignments ``table`` to ``out``; unless ``pii`` is include, ids that are e-mails or
+    phone numbers as the pseudonymous keys of the project at ``project_dir``
+    (segflow.cli._pseudonyms: the project's features, whose ids the exports key alike)."""
+    data: Any = table
+    if pii != "include":
+        from segflow.cli._pseudonyms import key_ids
+
+        arrow = table.to_pyarrow()
+        keyed = key_ids(arrow, pii, project_dir)
+        data = table if keyed is arrow else keyed
     suffix = out.suffix.lower()
-    if suffix == ".parquet":
+    if suffix == ".parquet" and data is not table:
+        import pyarrow.parquet as pq
+
+        pq.write_table(data, str(out))
+    elif suffix == ".parquet":
         con.to_parquet(table, str(out))
     elif suffix in (".csv", ".txt", ".tsv"):
         from segflow._csv import write_csv
 
-        write_csv(table, out, delimiter="\t" if suffix == ".tsv" else ",")
+        write_csv(data, out, delimiter="\t" if suffix == ".tsv" else ",")
     else:
         raise InputError("--out must end in .csv or .parquet", file=str(out))
 
@@ -170,6 +186,8 @@ def cluster_command(
     ),
     null_values: str | None = NullValuesOption,
     project_dir: Path = ProjectDirOption,
+    pii: str = ids_pii_option("--out, of the project's features (an --input file's ids are "
+                              "written as they are)"),
     as_json: bool = JsonOption,
 ) -> None:
     """Cluster customers into segments: automatic k, quality table, bootstrap stability.
@@ -212,7 +230,8 @@ def cluster_command(
                 .to_pandas()
             )
         if out is not None:
-            _write(con, assigned.order_by(id_col), out)
+            _write(con, assigned.order_by(id_col), out,  # a file's ids: back to its owner
+                   pii="include" if input is not None else pii, project_dir=project_dir)
         if save_model is not None:
             save_model.write_text(segmenter.model_.to_json(), encoding="utf-8")
         if save_scheme is not None:

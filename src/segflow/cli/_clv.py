@@ -47,6 +47,7 @@ from segflow.cli._files import (
     read_user_parquet,
     without_tokens,
 )
+from segflow.cli._pseudonyms import ids_pii_option
 from segflow.errors import InputError, SegflowError, about_file
 
 TransactionsOption = typer.Option(
@@ -416,9 +417,15 @@ def register(app: typer.Typer) -> None:
         spend_model: str = SpendOption,
         order_value: float | None = OrderValueOption,
         penalizer: float = PenalizerOption,
+        pii: str = ids_pii_option("--output, with --project (a file's ids are written as they "
+                                  "are without it)"),
         as_json: bool = JsonOption,
     ) -> None:
-        """Fit at a snapshot and score every customer: P(alive), expected purchases, CLV."""
+        """Fit at a snapshot and score every customer: P(alive), expected purchases, CLV.
+
+        With --project, --output writes a customer id that is an e-mail address or a phone
+        number as the project's pseudonymous key (pid-...), as segflow export does, unless
+        --pii include."""
         with user_errors():
             options = ScoreOptions(
                 fmt=fmt, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
@@ -426,7 +433,7 @@ def register(app: typer.Typer) -> None:
                 snapshot=snapshot_of(calibration_end, snapshot),
                 horizon=horizon_of(horizon, time_unit), margin=margin, discount_rate=discount_rate,
                 time_unit=time_unit, model_name=model, spend_model=spend_model,
-                order_value=order_value, penalizer=penalizer,
+                order_value=order_value, penalizer=penalizer, pii=pii,
             )
             _score(transactions, project, output, options, as_json)
 
@@ -450,6 +457,7 @@ class ScoreOptions:
     spend_model: str
     order_value: float | None
     penalizer: float
+    pii: str = "include"
 
 
 def _score(
@@ -501,7 +509,8 @@ def _score(
         report["scoring"] = clv_settings(o.horizon, o.time_unit, o.margin, o.discount_rate)
         written: dict[str, Any] = {}
         if output is not None:
-            written.update(_write_file(scores, output))
+            written.update(_write_file(scores, output, o.pii if project else "include",
+                                       project or Path(".")))
         if project_ctx is not None:
             store = project_ctx.store
             params = {"model": o.model_name, "snapshot": o.snapshot, "horizon": o.horizon}
@@ -544,11 +553,16 @@ def _score_notes(scores: Any, spend: Any) -> list[str]:
     ]
 
 
-def _write_file(scores: Any, output: Path) -> dict[str, Any]:
+def _write_file(scores: Any, output: Path, pii: str, project: Path) -> dict[str, Any]:
+    """The scores to ``output``, ids that are e-mails or phone numbers as the pseudonymous
+    keys of ``project`` unless ``pii`` is include (segflow.cli._pseudonyms)."""
+    from segflow.cli._pseudonyms import key_ids
+
     frame = scores.to_pyarrow()
     # one row per customer, in id order: DuckDB's parallel plan returns them in any order,
     # so two runs on the same data wrote files that differed
     frame = frame.sort_by([(frame.column_names[0], "ascending")])
+    frame = key_ids(frame, pii, project, columns=frame.column_names[:1])
     if output.suffix.lower() in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 

@@ -41,9 +41,6 @@ PII_HELP = ("Personal columns (email, phone, name, address, postcode...): hash (
 PII_ID_HELP = (" A customer id that is (or holds) an e-mail address or a phone number is written "
                "as its pseudonymous key (pid-..., the same in every output of the project) unless include.")
 PiiOption = typer.Option("hash", "--pii", parser=Choice(*PII_CHOICES), help=PII_HELP + PII_ID_HELP)
-#: ``--pii`` of a file the user brought (``campaign uplift --scores-out``): its ids as they are.
-PiiColumnsOption = typer.Option("hash", "--pii", parser=Choice(*PII_CHOICES),
-                                help=PII_HELP + " The customer ids are written as they are.")
 
 
 def register(app: typer.Typer) -> None:

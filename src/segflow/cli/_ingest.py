@@ -158,15 +158,19 @@ def check_command(
     rows: int = typer.Option(1000, "--rows", "-n", min=1, help="Number of rows to check."),
     project: Path = ProjectDirOption,
     pii: str = typer.Option("mask", "--pii", parser=Choice("mask", "include"),
-                            help="Personal columns of the accepted rows in --json (email, phone, "
-                                 "name...): mask (a***@example.com, ***23, J***), or include them "
-                                 "in clear."),
+                            help="Personal data shown: the accepted rows' personal columns in "
+                                 "--json (email, phone, name...) and the e-mail addresses and phone "
+                                 "numbers in their ids and in the rejected rows' reasons (as the "
+                                 "report shows them): mask (a***@example.com, ***23, J***), or "
+                                 "include them in clear."),
     json_output: bool = JsonOption,
 ) -> None:
     """Dry-run a source's mapping on its first rows: what would be accepted and rejected.
 
     Nothing is written. unknown_customer and the comparison with the store are not checked.
-    The accepted rows (--json) show personal columns masked unless --pii include.
+    The accepted rows (--json) show personal columns masked, and the e-mail addresses and
+    phone numbers quoted by the rejected rows' reasons (and --json's ids) are masked as the
+    report masks them, unless --pii include.
     """
     from segflow.config import Settings
     from segflow.errors import ConfigError
@@ -286,7 +290,8 @@ def explain_command(
 
 
 def unlink_command(
-    customer_id: str = typer.Argument(..., help="The customer id to separate from its group."),
+    customer_id: str = typer.Argument(..., help="The customer id to separate from its group, "
+                                      "or its pseudonymous key (pid-...)."),
     project: Path = ProjectDirOption,
     json_output: bool = JsonOption,
 ) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import typer
 
@@ -25,6 +25,7 @@ from segflow.cli._common import (
     stdout,
     user_errors,
 )
+from segflow.cli._pseudonyms import ids_pii_option
 from segflow.errors import SegflowError
 
 if TYPE_CHECKING:
@@ -63,13 +64,16 @@ def segment(
     out: Path | None = typer.Option(
         None, "--out", help="Write the assignments to this .csv or .parquet file."
     ),
+    pii: str = ids_pii_option("--out"),
     as_json: bool = JsonOption,
 ) -> None:
     """Assign customers to the segments of one scheme at a snapshot date and show sizes.
 
     Uses only data before the snapshot date. Without --save nothing is written to the store
     (its store is opened read-only: it works while `segflow refresh` runs; a cluster scheme
-    without a stored model is then fitted for this command and not saved).
+    without a stored model is then fitted for this command and not saved). --out writes a
+    customer id that is an e-mail address or a phone number as the project's pseudonymous key
+    (pid-...), as segflow export does, unless --pii include.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -80,7 +84,8 @@ def segment(
             )
         if out and out.suffix.lower() not in (".csv", ".parquet"):
             raise SegflowError(f"--out {out}: use a .csv or .parquet file name")
-        sizes, written = _segment(scheme, snapshot, project_dir, engine, save, out)
+        sizes, written = _segment(scheme, snapshot, project_dir, engine, save,
+                                  _Out(out, pii, project_dir) if out else None)
         if as_json:
             payload = sizes.to_dict()
             payload["saved"] = written
@@ -96,13 +101,22 @@ def segment(
             console.print(f"wrote assignments to {out}")
 
 
+class _Out(NamedTuple):
+    """Where ``--out`` writes the assignments, and how their ids are written (``pii``: keyed
+    with the secret of the project at ``project_dir`` unless ``include``)."""
+
+    path: Path
+    pii: str
+    project_dir: Path
+
+
 def _segment(
     scheme_name: str,
     snapshot: dt.date | None,
     project_dir: Path,
     engine: str | None,
     save: bool,
-    out: Path | None,
+    out: _Out | None,
 ) -> tuple[SegmentSizes, int]:
     """Sizes of ``scheme_name`` at ``snapshot`` and the assignments stored (``save``).
 
@@ -132,7 +146,7 @@ def _segment(
 
 
 def _segment_on_spark(scheme_name: str, snapshot: dt.date | None, project_dir: Path,
-                      out: Path | None) -> SegmentSizes:
+                      out: _Out | None) -> SegmentSizes:
     """:func:`_segment` on the project's warehouse: the committed canonical tables as Ibis
     tables on Spark; a cluster scheme takes the warehouse's fitted model (one is fitted on
     the driver, not saved, when the warehouse has none). Nothing is written there.
@@ -163,7 +177,7 @@ def _segment_on_spark(scheme_name: str, snapshot: dt.date | None, project_dir: P
 
 
 def _assign(chosen: SchemeSettings, schemes: list[SchemeSettings], tables: dict[str, Any],
-            day: dt.date, window: int, book: Any, out: Path | None,
+            day: dt.date, window: int, book: Any, out: _Out | None,
             save_to: Any, *, store: Any = None) -> tuple[SegmentSizes, int]:
     """Assign the customers known at ``day`` to ``chosen`` (Ibis ``tables``, any engine;
     ``book``: the store where a cluster scheme's model is found or saved), write them to
@@ -267,8 +281,14 @@ def _save(store, scheme, day: dt.date, assignments) -> int:  # noqa: ANN001
             return rows.num_rows
 
 
-def _write(assignments, path: Path) -> None:  # noqa: ANN001
+def _write(assignments, out: _Out) -> None:  # noqa: ANN001
+    """The assignments to ``out.path``: ids that are e-mails or phone numbers as the
+    project's pseudonymous keys (segflow.cli._pseudonyms) unless ``out.pii`` is include."""
+    from segflow.cli._pseudonyms import key_ids
+
     table = assignments.select("customer_id", "segment", "segment_rank").to_pyarrow()
+    table = key_ids(table, out.pii, out.project_dir)
+    path = out.path
     suffix = path.suffix.lower()
     if suffix == ".csv":
         from segflow._csv import write_csv

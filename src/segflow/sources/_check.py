@@ -56,14 +56,20 @@ class CheckReport(TableResult):
         return self.accepted
 
     def masked(self) -> CheckReport:
-        """This report with the accepted rows' personal columns (``email``, ``phone``...:
-        :func:`segflow.exports.is_personal`) masked by the exports' mask rules
-        (:func:`segflow.exports.mask_frame`): what ``segflow sources check --json`` prints
-        unless ``--pii include``."""
+        """This report with its personal data masked, as ``segflow sources check`` prints it
+        unless ``--pii include``: the accepted rows' personal columns (``email``,
+        ``phone``...: :func:`segflow.exports.is_personal`) by the exports' mask rules
+        (:func:`segflow.exports.mask_frame`), and the e-mail addresses and phone numbers in
+        their other text (a ``customer_id`` that is an address) and in the rejected rows'
+        reasons (``'ann@example.com' is not a date``) by the report's rule for quarantine
+        reasons (:func:`segflow.exports._pii_text.mask_personal_text`: ``a***@example.com``,
+        ``***23``; dates, amounts and plain ids as they are)."""
         from segflow.exports._pii import mask_frame
 
+        accepted = _mask_text_columns(mask_frame(self.accepted))
+        rejected = _mask_text_columns(self.rejected, ("reason",))
         return CheckReport(self.source, self.file, self.mapping, self.counts, self.rules,
-                           mask_frame(self.accepted), self.rejected)
+                           accepted, rejected)
 
     def to_dict(self) -> dict[str, Any]:
 
@@ -86,6 +92,21 @@ class CheckReport(TableResult):
         return (f"CheckReport({self.source!r}, {self.file!r}: read={c['rows_read']}, "
                 f"accepted={c['rows_accepted']}, quarantined={c['rows_quarantined']}, "
                 f"duplicate={c['rows_duplicate']})")
+
+
+def _mask_text_columns(frame: pd.DataFrame, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """A copy of ``frame`` with the e-mail addresses and phone numbers in its text
+    ``columns`` (default: every column of text, personal ones already masked included, which
+    it leaves as they are) masked by :func:`segflow.exports._pii_text.mask_personal_text`."""
+    from pandas.api.types import is_object_dtype, is_string_dtype
+
+    from segflow.exports._pii_text import mask_personal_text
+
+    out = frame.copy()
+    for c in columns or list(out.columns):
+        if c in out.columns and (is_object_dtype(out[c]) or is_string_dtype(out[c])):
+            out[c] = [mask_personal_text(v) if isinstance(v, str) else v for v in out[c]]
+    return out
 
 
 def check_source(

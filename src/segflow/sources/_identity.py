@@ -329,8 +329,14 @@ def unlink(store: Store, customer_id: str) -> int:
     """Separate ``customer_id`` from its group, now and in later resolves.
 
     Returns the number of evidence edges removed. The rest of the group is re-grouped from
-    its remaining evidence.
+    its remaining evidence. A pseudonymous key (``pid-...``, as ``explain`` and the masked
+    outputs show an id that is an e-mail or phone number) finds its customer, as in
+    :func:`explain`.
     """
+    from segflow.exports._pseudonym import PSEUDONYM_PREFIX, id_key, key_table, resolve_key
+
+    if customer_id.startswith(PSEUDONYM_PREFIX):
+        customer_id = resolve_key(key_table(store.raw, id_key(store.path)), customer_id)
     _ensure(store)
     with store.transaction() as con:
         con.execute("INSERT INTO identity_blocks VALUES (?, ?)", [customer_id, _now()])

@@ -1,0 +1,124 @@
+"""The other commands writing the store's customer ids to a file or stdout (`segment --out`,
+`segment cluster --out`, `clv score -p --output`, `churn score --out/--json`) wrote an id that
+is an e-mail address or a phone number in clear, while `segflow export segments` writes the
+project's pseudonymous key for it. Checked on a copy of the run pipeline fixture whose first
+customers are keyed by e-mail, phone and formula-like ids; keys recomputed here with ``hmac``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import shutil
+
+import duckdb
+import pandas as pd
+import pyarrow.csv as pacsv
+import pytest
+from typer.testing import CliRunner
+
+from segflow.cli import app
+
+runner = CliRunner()
+
+#: New ids of the fixture's first four customers: an address, a phone number, an id holding
+#: an address, and one a spreadsheet would run as a formula (not personal).
+NEW = ["ann@example.com", "+44 20 7946 0002", '=HYPERLINK("mailto:zed@example.com")',
+       '=HYPERLINK("http://x.test","y")']
+
+#: The same ids written in clear (--pii include) to CSV: the formula-like ones quoted.
+CLEAR = {NEW[0], NEW[1], "'" + NEW[2], "'" + NEW[3]}
+
+
+@pytest.fixture(scope="module")
+def shop(ran_fixture, tmp_path_factory):
+    """A copy of the run fixture project with its first four customers' ids replaced
+    (every base table holding customer_id); (its folder, old id -> new id)."""
+    root, _ = ran_fixture
+    directory = tmp_path_factory.mktemp("keyed_run") / "proj"
+    shutil.copytree(root, directory)
+    con = duckdb.connect(str(directory / "segflow.duckdb"))
+    old = [r[0] for r in con.execute("SELECT customer_id FROM customers ORDER BY 1 LIMIT 4").fetchall()]
+    tables = [r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.columns WHERE column_name = 'customer_id' AND table_name IN "
+        "(SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE')").fetchall()]
+    for table in tables:
+        for a, b in zip(old, NEW, strict=True):
+            con.execute(f"UPDATE {table} SET customer_id = ? WHERE customer_id = ?", [b, a])
+    con.close()
+    return directory
+
+
+def _key(directory, customer_id: str) -> str:
+    secret = bytes.fromhex((directory / "segflow.duckdb.idkey").read_text().strip())
+    return "pid-" + hmac.new(secret, customer_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _ids(path) -> list[str]:
+    return pacsv.read_csv(path).column(0).to_pylist()
+
+
+def _shown(directory, ids) -> set[str]:
+    """What the file should hold for the changed customers among ``ids`` (its first column,
+    as `export segments` writes them): keys, and the formula-like id with its quote."""
+    keys = {_key(directory, i): i for i in NEW[:3]}
+    return {i for i in ids if i in keys or i.startswith("'=")}
+
+
+def _run(args: list[str]):
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    return res
+
+
+def test_segment_out_keys_ids_as_export_segments(shop, tmp_path):
+    seg, out, clear = tmp_path / "seg.csv", tmp_path / "a.csv", tmp_path / "clear.csv"
+    _run(["export", "segments", "-p", str(shop), "-s", "rfm", "--to", str(seg)])
+    want = {_key(shop, i) for i in NEW[:3]} | {"'" + NEW[3]}
+    assert _shown(shop, _ids(seg)) == want  # the four customers as export segments writes them
+    res = _run(["segment", "-p", str(shop), "--scheme", "rfm", "--out", str(out)])
+    assert res.stderr.count("pseudonymous keys") == 1 and "3 customer id(s)" in res.stderr
+    assert _shown(shop, _ids(out)) == want and sorted(_ids(out)) == sorted(_ids(seg))
+    _run(["segment", "-p", str(shop), "--scheme", "rfm", "--out", str(clear), "--pii", "include"])
+    assert CLEAR <= set(_ids(clear))
+
+
+def test_cluster_out_of_the_project_keys_ids(shop, tmp_path):
+    out = tmp_path / "c.csv"
+    args = ["segment", "cluster", "-p", str(shop), "--k", "2", "--bootstrap", "0", "--out", str(out)]
+    _run(args)
+    want = {_key(shop, i) for i in NEW[:3]} | {"'" + NEW[3]}
+    assert _shown(shop, _ids(out)) == want and not any("@" in i for i in _ids(out))
+    _run([*args, "--pii", "include"])
+    assert CLEAR <= set(_ids(out))
+
+
+def test_clv_score_of_the_project_keys_ids(shop, tmp_path):
+    out = tmp_path / "clv.csv"
+    args = ["clv", "score", "-p", str(shop), "--snapshot", "2024-05-01", "--penalizer", "0.01",
+            "--output", str(out)]
+    _run(args)
+    ids = _ids(out)
+    assert _key(shop, "ann@example.com") in ids and not any("@" in i or "7946" in i for i in ids)
+    _run([*args, "--pii", "include"])
+    assert "ann@example.com" in _ids(out)
+
+
+def test_churn_scores_out_and_json_key_ids(shop, tmp_path):
+    """The scores `churn score` prints (--json) and writes (--out) after storing them: keyed
+    (the model's training is another test's: the scores are made here)."""
+    from segflow.cli._churn import _keyed, _write_out
+    from segflow.models._churn_train import ChurnScores
+
+    frame = pd.DataFrame({"customer_id": NEW + ["C9"], "churn_probability": [0.1, 0.2, 0.3, 0.4, 0.5],
+                          "risk_band": ["low"] * 5})
+    scores = ChurnScores(frame, dt.date(2024, 6, 1), "churn_90d", [0.3, 0.6])
+    keyed = _keyed(scores, "hash", shop)
+    want = [_key(shop, i) for i in NEW[:3]] + NEW[3:] + ["C9"]
+    assert keyed.frame["customer_id"].tolist() == want
+    assert [r["customer_id"] for r in json.loads(json.dumps(keyed.to_dict()))["data"]] == want
+    _write_out(keyed, tmp_path / "s.csv")
+    written = pacsv.read_csv(tmp_path / "s.csv").column("customer_id").to_pylist()
+    assert written == want[:3] + ["'" + NEW[3], "C9"]
+    assert _keyed(scores, "include", shop) is scores and scores.frame["customer_id"].tolist() == NEW + ["C9"]
