@@ -306,9 +306,10 @@ def _refresh_copy(work: Path, directory: Path, settings: Settings, params: dict[
 
 
 def _run_message(pending: list[str], alerts: list[Alert]) -> str:
-    counts = {s: sum(a.severity == s for a in alerts) for s in ("critical", "warning")}
+    counts = {s: sum(a.severity == s for a in alerts) for s in ("critical", "warning", "info")}
     head = f"{len(pending)} new input(s); {len(alerts)} drift alert(s) " \
-           f"({counts['critical']} critical, {counts['warning']} warning)"
+           f"({counts['critical']} critical, {counts['warning']} warning, " \
+           f"{counts['info']} info: sample too small to judge)"
     return "; ".join([head, *(a.message for a in alerts)])
 
 
