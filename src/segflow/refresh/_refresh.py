@@ -97,10 +97,11 @@ def fingerprint(directory: Path, settings: Settings) -> str:
 
 def pending_inputs(store: Store, settings: Settings, directory: Path) -> list[str]:
     """Source files not yet loaded (by content hash, as the ingest judges them:
-    :func:`segflow.sources._ingest.loaded_before`), plus every database source (which
-    cannot be checked without reading it)."""
+    :func:`segflow.sources._ingest.loaded_before`; a file rejected whole with the same bytes
+    is not new either), plus every database source (which cannot be checked without reading
+    it)."""
     from segflow.sources._discover import discover_files, file_hash, relative
-    from segflow.sources._ingest import load_label, loaded_before
+    from segflow.sources._ingest import load_label, loaded_before, rejected_before
 
     out = []
     for src in settings.sources:
@@ -111,7 +112,10 @@ def pending_inputs(store: Store, settings: Settings, directory: Path) -> list[st
             out.append(f"postgres:{src.name}")
             continue
         for path in discover_files(src, Path(directory)):
-            if not loaded_before(store, src, load_label(src, path, directory), file_hash(path)):
+            label, digest = load_label(src, path, directory), file_hash(path)
+            # a file refused whole (binary data) is new again only when its bytes change
+            if not (loaded_before(store, src, label, digest)
+                    or rejected_before(store, src, label, digest)):
                 out.append(relative(path, Path(directory)))
     return out
 
