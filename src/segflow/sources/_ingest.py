@@ -62,7 +62,9 @@ class IngestReport(TableResult):
     noted in the table ``ingest_flags``) too; ``rows_released`` counts rows an earlier load
     had quarantined that pass now (their old quarantine record is removed). A file whose bytes were
     loaded before has status ``unchanged`` and zero counts; a file without data rows (a header
-    only, or an empty text file) has status ``empty``, zero counts and a warning.
+    only, or an empty text file) has status ``empty``, zero counts and a warning; a binary
+    file of a folder or glob source, status ``rejected``, zero counts and a warning
+    (:func:`reject_file`); a file of a folder that is not read, ``skipped``.
     ``rows_stale`` (outside the reconciliation) counts the rows an earlier delivery of the
     same file stored that this delivery does not restate and that stay in the store
     (:mod:`segflow.sources._redeliver`).
