@@ -111,6 +111,11 @@ class InputError(SegflowError):
                           rows_in_all=self.rows_in_all)
 
 
+class BinaryFileError(InputError):
+    """A file given as delimited text holds binary data (``sources._binary``): in a folder or
+    glob source, the ingest refuses that file alone unless ``binary_files = "fail"``."""
+
+
 #: The packages whose errors are the engine's (the data could not be computed with), not
 #: segflow's: an error raised in them is one line for the user, its traceback under --debug.
 ENGINE_PACKAGES = frozenset({"duckdb", "_duckdb", "ibis", "sklearn", "numpy", "scipy", "pandas",

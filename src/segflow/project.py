@@ -243,21 +243,15 @@ class Project:
         it with its predecessor). Dates as for :meth:`segment_sizes`; a given date must be a
         snapshot of the scheme, and ``from_date`` before ``to_date`` (SegflowError, one line).
         """
-        from segflow.migration._transitions import date_pair
+        from segflow.migration._transitions import snapshot_pair
 
         self._check_scheme(scheme)
         dates = self.snapshot_dates(scheme)
-        if len(dates) < 2:
-            raise SegflowError(f"scheme {scheme!r} has fewer than two snapshots; nothing to compare")
-        frm = None if from_date is None else self._snapshot(scheme, from_date)
-        to = dates[-1] if to_date is None else self._snapshot(scheme, to_date)
-        if frm is None:
-            earlier = [d for d in dates if d < to]
-            if not earlier:
-                raise SegflowError(f"to_date ({to}) is the first snapshot of scheme {scheme!r}: "
-                                   "no earlier snapshot to compare with; give a later to_date")
-            return earlier[-1], to
-        return date_pair(frm, to)
+        frm = to = None
+        if len(dates) >= 2:  # else the rule's own error, whatever the dates given
+            frm = None if from_date is None else self._snapshot(scheme, from_date)
+            to = None if to_date is None else self._snapshot(scheme, to_date)
+        return snapshot_pair(dates, scheme, frm, to)
 
     def transitions(self, scheme: str, from_date: dt.date | str | None = None,
                     to_date: dt.date | str | None = None, *, interval: str = "dirichlet",

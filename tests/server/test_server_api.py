@@ -346,3 +346,30 @@ def test_customer_search_by_e_mail_matches_as_the_exports_hash(served_project, t
             assert sorted(k for k, v in hashes.items() if v == digest) == want, q
         page = c.get("/customers", params={"q": "\u03bf\u03b4\u03c5\u03c3\u03c3\u03b5\u03c5\u03c2@x.gr"})
         assert "1 match(es)" in page.text and 'href="/customers/C004"' in page.text
+
+
+def test_migration_pairs_follow_the_library_rule(client, served_project):
+    """The server kept its own copy of the snapshot-pair rule: now both use
+    segflow.migration._transitions.snapshot_pair (Project.snapshot_pair), so the API answers
+    the library's pair, or its message as a 400."""
+    from segflow.errors import SegflowError
+    from segflow.project import Project
+
+    with Project.open(served_project, read_only=True) as project:
+        dates = project.snapshot_dates("rfm")
+        cases = [({}, (dates[-2], dates[-1])), ({"to_date": dates[2]}, (dates[1], dates[2])),
+                 ({"from_date": dates[1]}, (dates[1], dates[-1])),
+                 ({"from_date": dates[0], "to_date": dates[3]}, (dates[0], dates[3])),
+                 ({"to_date": dates[0]}, None), ({"from_date": dates[3], "to_date": dates[1]}, None)]
+        for params, pair in cases:
+            try:
+                want = project.snapshot_pair("rfm", **params)
+            except SegflowError as exc:
+                want = str(exc)
+            assert want == pair if pair else isinstance(want, str)
+            r = client.get("/api/v1/migration/rfm", params={k: str(v) for k, v in params.items()})
+            if pair:
+                meta = r.json()["meta"]
+                assert (r.status_code, meta["from_date"], meta["to_date"]) == (200, *map(str, pair))
+            else:
+                assert (r.status_code, r.json()) == (400, {"detail": want}), params

@@ -258,7 +258,7 @@ def test_one_snapshot_pages_say_what_is_missing(tmp_path):
             note = re.search(r'<p id="empty">(.*?)</p>', r.text).group(1)
             assert dates[0]["snapshot_date"] in note and f"{what} needs two" in note
         api = c.get("/api/v1/migration/rfm")
-        assert api.status_code == 404 and api.json() == {"detail": "scheme 'rfm' has fewer than two snapshots"}
+        assert api.status_code == 404 and api.json() == {"detail": "scheme 'rfm' has fewer than two snapshots; nothing to compare"}
 
 
 def test_no_clv_reads_as_no_predicted_value_not_zero(demo_shop, tmp_path):

@@ -78,3 +78,20 @@ def test_score_refuses_a_body_beyond_the_limit_before_reading_it_all(analyst):
 
     r = analyst.post("/api/v1/score", content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 413
+
+
+def test_422_details_drop_pydantic_value_error_prefix(analyst):
+    """A validator's own message was shown as "Value error, ...": the prefix goes, as in
+    segflow.toml's errors (segflow.config._errors.message); the place stays."""
+    day = {"ts": "2024-05-01T10:00:00", "amount": 20.0}
+    odd = {"transactions": [day], "attributes": {"region": {"a": 1}, "city": ["x"]}}
+    r = analyst.post("/api/v1/score", json=odd)
+    assert (r.status_code, r.json()) == (
+        422, {"detail": "attributes: attribute(s) city, region must be text, a number or null"})
+    zoned = {"transactions": [day, {**day, "ts": "2024-05-02T10:00:00+02:00"}]}
+    r = analyst.post("/api/v1/score", json=zoned)
+    assert (r.status_code, r.json()) == (
+        422, {"detail": "transactions.1.ts: give local time without a time zone offset, as the "
+                        "store holds it"})
+    r = analyst.post("/api/v1/score", json={"transactions": [{"amount": 1.0}]})
+    assert (r.status_code, r.json()) == (422, {"detail": "transactions.0.ts: Field required"})

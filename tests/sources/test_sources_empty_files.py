@@ -131,6 +131,7 @@ def test_cli_ingest_and_refresh_warn_alike_about_the_empty_file(tmp_path, monkey
     ingest warns, and the whole run takes 10 s). Its project has a folder source without
     `format`, which `segflow ingest` reads and refresh refused ('cannot tell the format')."""
     import segflow.pipeline
+    import segflow.project  # noqa: F401  (imported by the refresh below, it would bind `stop`)
     from segflow.errors import SegflowError
 
     files = {"2024-01.csv": JAN, "2024-02.csv": HEADER}

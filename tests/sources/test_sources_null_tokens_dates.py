@@ -283,3 +283,30 @@ def test_clock_changes_read_as_documented(tmp_path):
     assert rep.rows_accepted == 3
     got = dict(_rows(store, "SELECT transaction_id, strftime(ts, '%Y-%m-%d %H:%M') FROM transactions"))
     assert got == {"1": "2023-03-26 01:45", "2": "2023-10-29 01:30", "3": "2023-10-28 23:30"}
+
+
+def test_percent_s_also_reads_a_fraction_of_a_second(tmp_path):
+    # docs/data.md, date_formats: %S takes one to six digits after a point (DuckDB's %f);
+    # seven digits, a bare point or a decimal comma are unparseable_date (the first with the
+    # ISO 8601 hint, which reads it)
+    text = ("InvoiceNo,CustomerID,InvoiceDate,Amount\n"
+            "1,C1,2024-05-31 12:00:00.123,1\n"
+            "2,C1,2024-05-31 12:00:00,1\n"
+            "3,C1,2024-05-31 12:00:00.5,1\n"
+            "4,C1,2024-05-31 12:00:00.123456,1\n"
+            "5,C1,2024-05-31 12:00:00.1234567,1\n"
+            "6,C1,2024-05-31 12:00:00.,1\n"
+            '7,C1,"2024-05-31 12:00:00,25",1\n')
+    extra = 'date_formats = ["%Y-%m-%d %H:%M:%S"]\ntimezone = "Europe/Berlin"'
+    store, rep = _load(tmp_path, text, extra=extra)
+    assert rep.rows_accepted == 4 and rep.rows_quarantined == 3
+    got = dict(_rows(store, "SELECT transaction_id, strftime(ts, '%Y-%m-%d %H:%M:%S.%f') "
+                            "FROM transactions"))
+    assert got == {"1": "2024-05-31 10:00:00.123000", "2": "2024-05-31 10:00:00.000000",
+                   "3": "2024-05-31 10:00:00.500000", "4": "2024-05-31 10:00:00.123456"}
+    reasons = dict(_rows(store, "SELECT row_number, reason FROM quarantine "
+                                "WHERE rule = 'unparseable_date'"))
+    assert sorted(reasons) == [5, 6, 7]
+    assert reasons[5] == ("'2024-05-31 12:00:00.1234567' does not match the accepted formats "
+                          "(%Y-%m-%d %H:%M:%S); it is valid ISO 8601: date_formats = [] reads "
+                          "ISO 8601 (Z, offsets, fractions of a second)")

@@ -138,3 +138,24 @@ def test_a_nul_inside_a_header_name_is_refused_naming_it(tmp_path: Path) -> None
     with pytest.raises(InputError) as info:
         read_user_csv(ibis.duckdb.connect(), root / "orders.csv")
     assert str(info.value) == expected.replace("file orders.csv", f"file {root / 'orders.csv'}")
+
+
+def test_a_nul_inside_an_id_quarantines_the_row(tmp_path: Path) -> None:
+    """docs/data.md, *Trimming*: NULs at an id's ends are trimmed (`C1<NUL>` is `C1`), but
+    one inside it (`C0<NUL>00`) would store another customer than `C000`: the row is
+    quarantined as `invalid_id`, naming file, row and column."""
+    data = (HEADER + b"T1,C000,2024-01-02,1.50\nT2,C0\x0000,2024-01-03,2.50\n"
+            b"T3,C1\x00,2024-01-04,3.50\nT\x004,C1,2024-01-05,4.50\n")
+    root = _project(tmp_path, {"orders.csv": data})
+    store = Store(":memory:")
+    _ingest(root, store)
+    assert _stored(store, "SELECT transaction_id, customer_id FROM transactions ORDER BY 1") == [
+        ("T1", "C000"), ("T3", "C1")]
+    assert _stored(store, "SELECT source_file, row_number, rule, column_name, reason "
+                          "FROM quarantine ORDER BY row_number") == [
+        ("orders.csv", 2, "invalid_id", "customer",
+         "identifier 'C0<NUL>00' holds a NUL byte inside it (character 3): stored, it would be "
+         "another id than the one without it; fix the export"),
+        ("orders.csv", 4, "invalid_id", "order_id",
+         "identifier 'T<NUL>4' holds a NUL byte inside it (character 2): stored, it would be "
+         "another id than the one without it; fix the export")]

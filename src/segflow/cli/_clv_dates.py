@@ -145,7 +145,8 @@ def strftime_dates(column: Any, fmt: str) -> Any:
     """The text ``column`` (Ibis) read with ``--date-format`` ``fmt`` by the ingest's
     ``date_formats`` rule (:func:`segflow.sources._dates._strptime`): NULL where it does not
     read the value (so the caller names the rows), a trailing ``Z`` is ``+00:00`` for ``%z``,
-    and a value with an offset (``%z``) is converted to UTC (a naive timestamp)."""
+    ``%S`` also reads a fraction of a second, and a value with an offset (``%z``) is
+    converted to UTC (a naive timestamp)."""
     import ibis
 
     @ibis.udf.scalar.builtin(name="try_strptime", signature=(("string", "string"), "timestamp"))
@@ -156,8 +157,13 @@ def strftime_dates(column: Any, fmt: str) -> Any:
     def _in_zone(zone, ts):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
         """DuckDB's ``timezone``: a TIMESTAMPTZ as the naive time in ``zone``."""
 
+    from segflow.sources._dates import with_fraction
+
     text = column.cast("string")
     if "%z" in fmt:
         text = text.re_replace(_ZULU_RE, r"\1+00:00")
     parsed = _try_strptime(text, fmt)
+    fraction = with_fraction(fmt)  # %S also takes a fraction of a second, as in the ingest
+    if fraction is not None:
+        parsed = ibis.coalesce(parsed, _try_strptime(text, fraction))
     return _in_zone("UTC", parsed) if "%z" in fmt or "%Z" in fmt else parsed

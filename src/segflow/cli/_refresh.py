@@ -74,7 +74,8 @@ def refresh(
         highlight=False,
     )
     for a in result.alerts:
-        console.print(f"  [{'red' if a.severity == 'critical' else 'yellow'}]{a.severity}[/]: "
+        colour = {"critical": "red", "warning": "yellow"}.get(a.severity, "dim")
+        console.print(f"  [{colour}]{a.severity}[/]: "
                       f"{a.message}", highlight=False)
     for note in result.notes:
         console.print(f"  note: {note}", highlight=False)

@@ -158,6 +158,15 @@ class SourceSettings(BaseModel):
             "loads the new content in their place."
         ),
     )
+    binary_files: Literal["reject", "fail"] = Field(
+        default="reject",
+        description=(
+            "A file of a folder or glob source that holds binary data where text was expected "
+            "(an image or an archive named .csv): 'reject' refuses that file alone (one warning "
+            "naming it, status 'rejected' in the load log) and loads the other files; 'fail' "
+            "stops the ingest before anything is written. A single-file source always fails."
+        ),
+    )
     max_field_chars: int = Field(
         default=100_000, description="Longer values in a mapped column are quarantined."
     )

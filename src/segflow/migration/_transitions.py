@@ -377,6 +377,34 @@ def date_pair(from_date: dt.date | str, to_date: dt.date | str) -> tuple[dt.date
     return f, t
 
 
+def snapshot_pair(dates: Sequence[dt.date], scheme: str, from_date: dt.date | None = None,
+                  to_date: dt.date | None = None) -> tuple[dt.date, dt.date]:
+    """The two snapshots of ``scheme`` (its snapshot dates ``dates``, ascending) a migration
+    compares: the one rule of the library (:meth:`segflow.project.Project.snapshot_pair`,
+    ``segflow migrate``) and the server's migration routes. ``to_date`` defaults to the
+    latest snapshot, ``from_date`` to the snapshot before ``to_date``; the pair must be in
+    order (:func:`date_pair`). Given dates must be among ``dates`` already: each caller
+    refuses another date its own way (the library naming the nearest snapshots, the server
+    with a 404).
+
+    Raises
+    ------
+    SegflowError
+        Fewer than two snapshots; ``to_date`` the first snapshot without ``from_date``;
+        ``from_date`` not before ``to_date``.
+    """
+    if len(dates) < 2:
+        raise SegflowError(f"scheme {scheme!r} has fewer than two snapshots; nothing to compare")
+    to = dates[-1] if to_date is None else to_date
+    if from_date is None:
+        earlier = [d for d in dates if d < to]
+        if not earlier:
+            raise SegflowError(f"to_date ({to}) is the first snapshot of scheme {scheme!r}: no "
+                               "earlier snapshot to compare with; give a later to_date")
+        return earlier[-1], to
+    return date_pair(from_date, to)
+
+
 def transition_matrix(
     assignments: ibis.Table,
     *,

@@ -9,9 +9,28 @@ latest snapshot minus its share at the one before, in percentage points. An aler
 **Feature shift.** The population stability index of each monitored feature between the
 previous and the latest snapshot, PSI = sum_i (a_i - e_i) ln(a_i / e_i) over ten bins cut at
 the previous snapshot's deciles (e_i, a_i: shares of the previous and latest customers in bin
-i; an empty bin counts as 0.0001). The usual reading (Siddiqi 2006, *Credit Risk Scorecards*,
-ch. 8; Yurdakul 2018): below 0.1 stable, 0.1-0.25 a moderate shift (``warning``), 0.25 and
-above a major one (``critical``).
+i). A bin empty on one side would make the log infinite: its share counts as
+:data:`PSI_EMPTY_BIN_SHARE` (0.0001) instead, and only an empty bin is changed so. The usual
+reading (Siddiqi 2006, *Credit Risk Scorecards*, ch. 8): below 0.1 stable, 0.1-0.25 a
+moderate shift (``warning``), 0.25 and above a major one (``critical``).
+
+That reading holds for large samples only. Under no shift, PSI is about (1/N + 1/M) times a
+chi-square variable with B - 1 degrees of freedom (N, M customers, B bins; Yurdakul 2018,
+*Statistical Properties of Population Stability Index*, Western Michigan University), and a
+chi-square approximation needs an expected count of about 5 per bin (Cochran 1954, "Some
+methods for strengthening the common chi-square tests", *Biometrics* 10). Hence two
+conditions before a PSI may alert, both on the ten nominal bins:
+
+* **minimum sample**: at least :data:`PSI_MIN_PER_BIN` (5) customers per bin on each side,
+  50 customers per snapshot;
+* **beyond chance**: the PSI is over the level that 95 % of PSIs stay under when nothing
+  shifted, (1/N + 1/M) x 16.92 (the chi-square's 95th percentile on 9 degrees of freedom):
+  0.68 at 50 customers a side, 0.11 at 300, 0.03 at 1,000, so only small projects are
+  concerned.
+
+A PSI over the warning threshold that fails either gives an ``info`` row saying the sample
+is too small to judge, never a warning or a critical alert. (At 45 customers a side, a PSI
+of 0.25 or more happens by chance alone about 4 times in 5.)
 
 **Model calibration on the latest period.** BG/NBD is fitted on the history before the
 previous snapshot (weekly unit, as the run's CLV scores) and predicts each customer's
@@ -43,8 +62,14 @@ if TYPE_CHECKING:
 
 #: Features whose distribution is monitored (those present in the features table).
 MONITORED_FEATURES = ("recency_days", "frequency", "monetary", "avg_order_value", "tenure_days")
-#: Value given to an empty bin's share in the PSI (avoids log(0)).
-PSI_FLOOR = 1e-4
+#: Share given to a bin that no customer of one side falls in, in the PSI (avoids log(0)):
+#: such a bin adds (a - 0.0001) ln(a / 0.0001), about 0.69 for a = 0.1.
+PSI_EMPTY_BIN_SHARE = 1e-4
+#: Customers per bin that each snapshot needs for its PSI to be judged (Cochran's rule of an
+#: expected count of 5 per cell of a chi-square statistic); 50 on the ten decile bins.
+PSI_MIN_PER_BIN = 5
+#: Share of no-shift PSIs below :func:`psi_chance_level` (a one-sided 95 % level).
+PSI_CHANCE_QUANTILE = 0.95
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,17 +101,20 @@ class Alert:
     metric: str
     value: float
     threshold: float
-    severity: str  # warning | critical
+    severity: str  # warning | critical | info (a measurement too uncertain to alert on)
     message: str
     snapshot_date: dt.date | None = None
 
 
-def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
+def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10, *,
+        empty_share: float = PSI_EMPTY_BIN_SHARE) -> float:
     """Population stability index of ``actual`` against ``expected`` (numeric arrays).
 
     Bins are cut at the deciles (``bins`` quantiles) of ``expected``; repeated cut points
     are merged, so a feature with few distinct values gets fewer bins. NaNs form a bin of
-    their own.
+    their own. A bin that holds no value of one side gets the share ``empty_share`` on that
+    side (the other shares are left as they are); a bin empty on both sides adds nothing.
+    The sample size is not checked here: see :func:`psi_sample_too_small`.
     """
     e = np.asarray(expected, dtype=float)
     a = np.asarray(actual, dtype=float)
@@ -98,9 +126,28 @@ def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
                          np.isnan(e).sum())
     a_counts = np.append(np.bincount(np.searchsorted(edges, a_ok, side="right"), minlength=len(edges) + 1),
                          np.isnan(a).sum())
-    es = np.maximum(e_counts / len(e), PSI_FLOOR)
-    as_ = np.maximum(a_counts / len(a), PSI_FLOOR)
+    es = np.where(e_counts == 0, empty_share, e_counts / len(e))
+    as_ = np.where(a_counts == 0, empty_share, a_counts / len(a))
     return float(np.sum((as_ - es) * np.log(as_ / es)))
+
+
+def psi_sample_too_small(n_expected: int, n_actual: int, bins: int = 10) -> bool:
+    """Whether either side has fewer than :data:`PSI_MIN_PER_BIN` customers per bin.
+
+    Below ``PSI_MIN_PER_BIN * bins`` customers (50 on ten bins) on either side, the
+    chi-square reading of the PSI (module docstring) does not hold.
+    """
+    return min(n_expected, n_actual) < PSI_MIN_PER_BIN * bins
+
+
+def psi_chance_level(n_expected: int, n_actual: int, bins: int = 10) -> float:
+    """The PSI that chance alone stays under 95 % of the time when nothing shifted.
+
+    Yurdakul (2018): under no shift, PSI ~ (1/N + 1/M) chi2(bins - 1) for N and M customers.
+    """
+    from scipy.stats import chi2
+
+    return (1.0 / n_expected + 1.0 / n_actual) * float(chi2.ppf(PSI_CHANCE_QUANTILE, bins - 1))
 
 
 def share_alerts(store: Store, previous: dt.date, latest: dt.date,
@@ -139,8 +186,17 @@ def share_alerts(store: Store, previous: dt.date, latest: dt.date,
 
 def feature_alerts(before: pa.Table, after: pa.Table, previous: dt.date, latest: dt.date,
                    thresholds: DriftThresholds) -> list[Alert]:
-    """PSI of each monitored feature between two feature tables."""
+    """PSI of each monitored feature between two feature tables.
+
+    A PSI at or over ``thresholds.psi_warning`` on too few customers
+    (:func:`psi_sample_too_small`) or under the chance level of the two sample sizes
+    (:func:`psi_chance_level`) gives an ``info`` row saying the sample is too small to judge
+    instead of an alert.
+    """
     alerts = []
+    n_e, n_a = before.num_rows, after.num_rows
+    small = psi_sample_too_small(n_e, n_a)
+    chance = psi_chance_level(n_e, n_a) if n_e and n_a else float("inf")
     for name in MONITORED_FEATURES:
         if name not in before.column_names or name not in after.column_names:
             continue
@@ -148,6 +204,17 @@ def feature_alerts(before: pa.Table, after: pa.Table, previous: dt.date, latest:
         a = after[name].cast(pa.float64()).to_numpy(zero_copy_only=False)
         value = psi(e, a)
         if math.isnan(value) or value < thresholds.psi_warning:
+            continue
+        if small or value < chance:
+            why = (f"at least {PSI_MIN_PER_BIN * 10} customers on each side are needed"
+                   if small else f"chance alone gives up to {chance:.3f} on so few")
+            alerts.append(Alert(
+                "feature_shift", name, "psi", value, thresholds.psi_warning, "info",
+                f"feature {name}: population stability index {value:.3f} between {previous} and "
+                f"{latest} on {n_e} and {n_a} customers: sample too small to judge ({why}); "
+                "no alert",
+                latest,
+            ))
             continue
         severity = "critical" if value >= thresholds.psi_critical else "warning"
         alerts.append(Alert(

@@ -97,10 +97,11 @@ def fingerprint(directory: Path, settings: Settings) -> str:
 
 def pending_inputs(store: Store, settings: Settings, directory: Path) -> list[str]:
     """Source files not yet loaded (by content hash, as the ingest judges them:
-    :func:`segflow.sources._ingest.loaded_before`), plus every database source (which
-    cannot be checked without reading it)."""
+    :func:`segflow.sources._ingest.loaded_before`; a file rejected whole with the same bytes
+    is not new either), plus every database source (which cannot be checked without reading
+    it)."""
     from segflow.sources._discover import discover_files, file_hash, relative
-    from segflow.sources._ingest import load_label, loaded_before
+    from segflow.sources._ingest import load_label, loaded_before, rejected_before
 
     out = []
     for src in settings.sources:
@@ -111,7 +112,10 @@ def pending_inputs(store: Store, settings: Settings, directory: Path) -> list[st
             out.append(f"postgres:{src.name}")
             continue
         for path in discover_files(src, Path(directory)):
-            if not loaded_before(store, src, load_label(src, path, directory), file_hash(path)):
+            label, digest = load_label(src, path, directory), file_hash(path)
+            # a file refused whole (binary data) is new again only when its bytes change
+            if not (loaded_before(store, src, label, digest)
+                    or rejected_before(store, src, label, digest)):
                 out.append(relative(path, Path(directory)))
     return out
 
@@ -306,9 +310,10 @@ def _refresh_copy(work: Path, directory: Path, settings: Settings, params: dict[
 
 
 def _run_message(pending: list[str], alerts: list[Alert]) -> str:
-    counts = {s: sum(a.severity == s for a in alerts) for s in ("critical", "warning")}
+    counts = {s: sum(a.severity == s for a in alerts) for s in ("critical", "warning", "info")}
     head = f"{len(pending)} new input(s); {len(alerts)} drift alert(s) " \
-           f"({counts['critical']} critical, {counts['warning']} warning)"
+           f"({counts['critical']} critical, {counts['warning']} warning, " \
+           f"{counts['info']} info: sample too small to judge)"
     return "; ".join([head, *(a.message for a in alerts)])
 
 

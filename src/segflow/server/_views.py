@@ -140,27 +140,19 @@ def segment_snapshot(project: Project, gen: Generation, scheme: str | None, segm
 def snapshot_pair(dates: list[dt.date], scheme: str, from_date: dt.date | None,
                   to_date: dt.date | None) -> tuple[dt.date, dt.date]:
     """The two snapshots a migration compares, the one check of the matrix, its cells and
-    their pages: ``to_date`` (default: the latest) and ``from_date`` (default: the snapshot
-    before ``to_date``; before, the second-to-last, so ``to_date`` alone was refused) must be
-    snapshots of the scheme (404) and in order (400,
-    :func:`segflow.migration._transitions.date_pair`); a scheme of one snapshot is a 404, a
-    ``to_date`` that is the first snapshot without ``from_date`` a 400."""
-    from segflow.migration._transitions import date_pair
+    their pages: the library's rule (:func:`segflow.migration._transitions.snapshot_pair`,
+    as :meth:`segflow.project.Project.snapshot_pair`) with HTTP statuses. A given date that
+    is no snapshot of the scheme, or a scheme of one snapshot, is a 404; a pair out of order,
+    or a ``to_date`` that is the first snapshot without ``from_date``, a 400."""
+    from segflow.migration._transitions import snapshot_pair as pair_of
 
-    if len(dates) < 2:
-        raise HTTPException(status_code=404, detail=f"scheme {scheme!r} has fewer than two snapshots")
-    to_date = _pick(dates, scheme, to_date)
-    if from_date is None:
-        i = dates.index(to_date)
-        if i == 0:
-            raise HTTPException(status_code=400, detail=f"to_date ({to_date}) is the first snapshot of scheme "
-                                f"{scheme!r}: no earlier snapshot to compare with; give a later to_date")
-        from_date = dates[i - 1]
-    from_date = _pick(dates, scheme, from_date)
+    if len(dates) >= 2:  # else the rule's own error, whatever the dates given
+        to_date = None if to_date is None else _pick(dates, scheme, to_date)
+        from_date = None if from_date is None else _pick(dates, scheme, from_date)
     try:
-        return date_pair(from_date, to_date)
+        return pair_of(dates, scheme, from_date, to_date)
     except SegflowError as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from None
+        raise HTTPException(status_code=404 if len(dates) < 2 else 400, detail=str(exc)) from None
 
 
 def segment_sizes(project: Project, gen: Generation, scheme: str, snapshot: dt.date | None) -> tuple[pd.DataFrame, dt.date]:

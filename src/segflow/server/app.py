@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from segflow.config._errors import message as error_message
 from segflow.server import _audit
 from segflow.server._auth import LoginRequired, Sessions
 from segflow.server._hot import HotPaths
@@ -123,8 +124,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(request: Request, exc: RequestValidationError) -> Response:
+        # each error's place (0-based JSON indices) and message, without pydantic's "Value
+        # error, " before a validator's own message (as segflow.toml's errors)
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {error_message(e)}"
+            for e in exc.errors()
         )
         if _is_api(request):
             return JSONResponse({"detail": problems}, status_code=422)

@@ -59,8 +59,29 @@ def _strptime(text: str, fmt: str) -> str:
     """
     if "%z" in fmt:  # DuckDB's %z takes +hh:mm and +hhmm, not the Z that Python's takes
         text = f"regexp_replace({text}, {lit(_ZULU_RE)}, {lit(chr(92) + '1+00:00')})"
-    parsed = f"try_strptime({text}, {lit(fmt)})"
+    parsed = try_strptime(text, fmt)
     return f"CASE WHEN year({parsed}) >= 1000 THEN {parsed} END"
+
+
+def with_fraction(fmt: str) -> str | None:
+    """``fmt`` with its ``%S`` followed by a fraction of a second (``%S.%f``), or None when
+    ``fmt`` has no ``%S`` or already reads a fraction after it.
+
+    DuckDB's ``%S`` reads whole seconds only and its ``%f`` (microseconds) reads one to six
+    digits after the point, so ``%S`` formats also accept ``12:00:00.5`` and
+    ``12:00:00.123456`` (not seven digits or more, nor a decimal comma).
+    """
+    if "%S" not in fmt or any(f"%S.%{c}" in fmt for c in "fgn"):
+        return None
+    return fmt.replace("%S", "%S.%f", 1)
+
+
+def try_strptime(text: str, fmt: str) -> str:
+    """SQL: DuckDB's ``try_strptime`` of ``text`` with ``fmt``, and with ``fmt``'s ``%S``
+    taking a fraction of a second (:func:`with_fraction`) where ``fmt`` does not read it."""
+    whole = f"try_strptime({text}, {lit(fmt)})"
+    fraction = with_fraction(fmt)
+    return f"coalesce({whole}, try_strptime({text}, {lit(fraction)}))" if fraction else whole
 
 
 #: A ``Z`` (UTC, ISO 8601's "Zulu") after a digit at the end of a value, read by ``%z`` as
@@ -96,7 +117,7 @@ def short_year_hint(text: str, source: SourceSettings) -> str:
     fours = [f for f in source.date_formats if "%Y" in f]
     if not fours:
         return epoch
-    short = " OR ".join(f"year(try_strptime({text}, {lit(f)})) < 1000" for f in fours)
+    short = " OR ".join(f"year({try_strptime(text, f)}) < 1000" for f in fours)
     return (f"CASE WHEN coalesce({short}, false) THEN '; %Y reads its year as before 1000 "
             f"(%Y needs four digits): for two-digit years add a format with %y' ELSE {epoch} END")
 

@@ -109,6 +109,15 @@ def discover(source: SourceSettings, project_dir: Path) -> tuple[list[Path], lis
     return files, skipped
 
 
+def several_files(source: SourceSettings, project_dir: Path) -> bool:
+    """Whether ``source``'s path names a set of files (a folder or a glob), not one file."""
+    if not source.path or source.format == "postgres":
+        return False
+    raw = Path(source.path)
+    base = raw if raw.is_absolute() else project_dir / raw
+    return base.is_dir() or any(ch in source.path for ch in "*?[")
+
+
 def discover_files(source: SourceSettings, project_dir: Path) -> list[Path]:
     """The files of a file source that are read (see :func:`discover`)."""
     return discover(source, project_dir)[0]

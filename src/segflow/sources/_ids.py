@@ -5,7 +5,8 @@ staged rows with missing-value tokens set to NULL.
   ends: the ASCII control characters U+0000-U+001F (NUL, tab, line feed, vertical tab, form
   feed, carriage return, ...) and the space, plus the Unicode space separators DuckDB's
   ``trim`` knows (U+00A0, U+1680, U+2000-U+200A, U+202F, U+205F, U+3000). Characters inside
-  a value are kept: ``A``, tab, ``B`` stays so (DEL, U+007F, is not trimmed either).
+  a value are kept: ``A``, tab, ``B`` stays so (DEL, U+007F, is not trimmed either); but a
+  NUL inside an id quarantines the row as ``invalid_id`` (:func:`nul_id_reason`).
 - Text ids first lose invisible characters that make equal-looking ids differ: zero-width
   space, joiner and non-joiner (U+200B-U+200D), direction marks and embeddings (U+200E,
   U+200F, U+202A-U+202E, U+2066-U+2069), word joiner (U+2060) and byte-order marks (U+FEFF);
@@ -112,6 +113,16 @@ def id_reason(text: str) -> str:
     return (f"'identifier ''' || left({text}, 80) || ''' is not usable (a float id must be a "
             "whole number below 2^53, where floats stop telling ids apart; or it is only "
             "invisible characters)'")
+
+
+def nul_id_reason(value: str) -> str:
+    """SQL: why the id ``value`` (trimmed, so a NUL in it is inside) is refused: NUL bytes at
+    a value's ends are trimmed (:mod:`segflow.sources._binary`), but one inside an id would
+    make it another customer or order (``C0<NUL>00`` beside ``C000``), so the row is
+    quarantined, the NUL shown as ``<NUL>``."""
+    return (f"'identifier ''' || replace(left({value}, 80), chr(0), '<NUL>') || ''' holds a "
+            f"NUL byte inside it (character ' || strpos({value}, chr(0)) || '): stored, it "
+            "would be another id than the one without it; fix the export'")
 
 
 def without_null_tokens(null_values: Iterable[str], staged: Staged, exprs: list[str],

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from segflow._result import TableResult
 from segflow.config import Settings, SourceSettings
-from segflow.errors import InputError, StoreError
-from segflow.sources._discover import discover, file_hash, relative, source_format
+from segflow.errors import BinaryFileError, InputError, StoreError
+from segflow.sources._discover import discover, file_hash, relative, several_files, source_format
 from segflow.sources._load import (
     LoadCounts,
     classify,
@@ -62,7 +62,9 @@ class IngestReport(TableResult):
     noted in the table ``ingest_flags``) too; ``rows_released`` counts rows an earlier load
     had quarantined that pass now (their old quarantine record is removed). A file whose bytes were
     loaded before has status ``unchanged`` and zero counts; a file without data rows (a header
-    only, or an empty text file) has status ``empty``, zero counts and a warning.
+    only, or an empty text file) has status ``empty``, zero counts and a warning; a binary
+    file of a folder or glob source, status ``rejected``, zero counts and a warning
+    (:func:`reject_file`); a file of a folder that is not read, ``skipped``.
     ``rows_stale`` (outside the reconciliation) counts the rows an earlier delivery of the
     same file stored that this delivery does not restate and that stay in the store
     (:mod:`segflow.sources._redeliver`).
@@ -170,7 +172,9 @@ def ingest(
     InputError
         Before anything is written, when a file is missing, binary, not a file of its format
         (a Parquet file of 0 bytes) or lacks a mapped column (a header-only file too). Row-level
-        problems never raise: they are quarantined.
+        problems never raise: they are quarantined. A binary file of a folder or glob source
+        is refused alone (status ``rejected``, a warning naming it) unless the source says
+        ``binary_files = "fail"``.
 
     Warns
     -----
@@ -189,9 +193,19 @@ def ingest(
     now = now or _now()
     sources = sorted(settings.sources, key=lambda s: _ORDER.index(s.table))
     plan = [(src, path) for src in sources for path in _paths(src, project_dir)]
+    refused: list[tuple[SourceSettings, Path, BinaryFileError]] = []
     for src, path in plan:  # pre-flight: fail before anything is written
-        _preflight(store, src, path, project_dir)
+        try:
+            _preflight(store, src, path, project_dir)
+        except BinaryFileError as exc:  # one file of a folder: refused alone (binary_files)
+            if path is None or src.binary_files == "fail" or not several_files(src, project_dir):
+                raise
+            refused.append((src, path, exc))
+    gone = {(src.name, path) for src, path, _ in refused}
+    plan = [(src, path) for src, path in plan if (src.name, path) not in gone]
     loads: list[LoadCounts] = _skipped(sources, project_dir)
+    loads += [reject_file(store, src, path, project_dir, exc, now=now)
+              for src, path, exc in refused]
     for i, (src, path) in enumerate(plan):
         loads.append(load_one(store, src, path, project_dir, now=now, force=force))
         if progress:
@@ -217,6 +231,39 @@ def _skipped(sources: list[SourceSettings], project_dir: Path) -> list[LoadCount
             counts.warnings.append(f"file {counts.source_file}: not read: {reason}")
             out.append(counts)
     return out
+
+
+#: A file's row in the load log (``loads``) for a file refused whole (binary data).
+_REJECTED_SQL = ("SELECT count(*) FROM main.loads WHERE source = ? AND source_file = ? "
+                 "AND file_hash = ? AND status = 'rejected'")
+
+
+def reject_file(store: Store, source: SourceSettings, path: Path, project_dir: Path,
+                error: InputError, *, now: dt.datetime) -> LoadCounts:
+    """The report entry (status ``rejected``, one warning naming the file) of a file of a
+    folder or glob source refused whole, and its row in the load log (``loads``, status
+    ``rejected``, no rows): once per file content, so ingesting it again adds no row and
+    ``segflow refresh`` does not count it as new (:func:`rejected_before`)."""
+    counts = LoadCounts(uuid.uuid4().hex[:12], source.name, load_label(source, path, project_dir),
+                        source.table, "rejected")
+    counts.warn_file(f"{error.in_file(counts.source_file)}; not loaded, the other files of "
+                     f"source {source.name!r} are (binary_files = \"fail\" stops the ingest "
+                     "instead)")
+    digest = file_hash(path)
+    if not rejected_before(store, source, counts.source_file, digest):
+        store.raw.execute(
+            "INSERT INTO main.loads (load_id, source, source_file, file_hash, target_table, "
+            "rows_read, rows_accepted, rows_quarantined, rows_duplicate, started_at, "
+            "finished_at, status, rows_stale) VALUES (?, ?, ?, ?, ?, 0, 0, 0, 0, ?, ?, "
+            "'rejected', 0)",
+            [counts.load_id, source.name, counts.source_file, digest, source.table, now, now])
+    return counts
+
+
+def rejected_before(store: Store, source: SourceSettings, label: str, digest: str) -> bool:
+    """Whether the file ``label`` of ``source`` with these bytes (SHA-256 ``digest``) was
+    refused whole before (a ``rejected`` row in ``loads``, :func:`reject_file`)."""
+    return bool(store.raw.execute(_REJECTED_SQL, [source.name, label, digest]).fetchone()[0])
 
 
 def load_label(source: SourceSettings, path: Path | None, project_dir: Path) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 
 from segflow.config import SourceSettings
-from segflow.errors import InputError
+from segflow.errors import BinaryFileError, InputError
 from segflow.sources._binary import binary_kind, utf16_order
 from segflow.sources._csvread import (
     COMPRESSED,
@@ -151,8 +151,8 @@ def _refuse_binary(head: bytes, label: str) -> None:
     kind = binary_kind(head)
     if kind is not None:
         what = "NUL or other control bytes" if kind == "binary data" else kind
-        raise InputError(f"the file holds binary data ({what}), not delimited text; is it "
-                         "really a CSV?", file=label)
+        raise BinaryFileError(f"the file holds binary data ({what}), not delimited text; is "
+                              "it really a CSV?", file=label)
 
 
 def _delimited_header(text: str, source: SourceSettings, shape: Layout,

@@ -27,7 +27,7 @@ RULES: dict[str, str] = {
     "missing_campaign_id": "the campaign id is empty or a missing-value token (null_values)",
     "missing_question": "the survey question is empty or a missing-value token (null_values)",
     "missing_answer": "the survey answer is empty or a missing-value token (null_values)",
-    "invalid_id": "an identifier is not usable: a float id that is not a whole number below 2^53 (NaN, infinity, a fraction, 2^53 or more: a float cannot tell such ids apart), or only invisible characters",
+    "invalid_id": "an identifier is not usable: a float id that is not a whole number below 2^53 (NaN, infinity, a fraction, 2^53 or more: a float cannot tell such ids apart), only invisible characters, or a text id with a NUL byte inside it (NULs at its ends are trimmed)",
     "invalid_value": "a column with a value map holds a value that is neither a key nor a target of the map",
     "unparseable_date": "the value matches none of the accepted date formats",
     "ambiguous_date": "the value parses under two accepted formats with different dates, and date_order is not set",

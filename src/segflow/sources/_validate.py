@@ -21,6 +21,7 @@ from segflow.sources._ids import (
     ID_COLUMNS,
     id_reason,
     id_value,
+    nul_id_reason,
     trim_text,
     trimmed,
     without_null_tokens,
@@ -517,6 +518,7 @@ def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
     for c in ID_COLUMNS:
         if c in specs:
             r.add("invalid_id", f"r_{c} IS NOT NULL AND v_{c} IS NULL", specs[c].label, id_reason(f"r_{c}"))
+            r.add("invalid_id", f"contains(v_{c}, chr(0))", specs[c].label, nul_id_reason(f"v_{c}"))
     for c, spec in specs.items():
         if spec.dates is not None:
             formats = ", ".join(source.date_formats) or "ISO 8601"

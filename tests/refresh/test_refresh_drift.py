@@ -1,0 +1,90 @@
+"""PSI drift alerts: the empty-bin share, the minimum sample and the chance level.
+
+Feature tables are built by hand (no refresh), so these tests take milliseconds; the PSI is
+checked against a computation with numpy's histogram, not the code under test.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from segflow.refresh import DriftThresholds, psi
+from segflow.refresh._drift import (
+    MONITORED_FEATURES,
+    PSI_EMPTY_BIN_SHARE,
+    feature_alerts,
+    psi_chance_level,
+)
+
+PREVIOUS, LATEST = dt.date(2024, 6, 1), dt.date(2024, 7, 1)
+
+
+def _features(rng: np.random.Generator, n: int, *, scale: float = 1.0, shift: float = 0.0) -> pa.Table:
+    """A feature table of ``n`` customers with every monitored feature (gamma-distributed)."""
+    return pa.table({name: rng.gamma(2.0, 30.0 * scale, n) + shift for name in MONITORED_FEATURES})
+
+
+def _independent_psi(expected: np.ndarray, actual: np.ndarray) -> float:
+    """PSI on ten decile bins of ``expected``, with numpy's histogram (no empty bin here)."""
+    edges = np.concatenate([[-np.inf], np.quantile(expected, np.arange(1, 10) / 10), [np.inf]])
+    e = np.histogram(expected, edges)[0] / len(expected)
+    a = np.histogram(actual, edges)[0] / len(actual)
+    assert (e > 0).all() and (a > 0).all()
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def test_an_empty_bin_counts_as_the_stated_share():
+    # two bins cut at the median 4.5; no actual value below it:
+    # PSI = (eps - 0.5) ln(eps / 0.5) + (1 - 0.5) ln(1 / 0.5), eps = 0.0001
+    expected = np.arange(10.0)
+    actual = np.array([5, 6, 7, 8, 9, 5, 6, 7, 8, 9], dtype=float)
+    eps = 1e-4
+    assert PSI_EMPTY_BIN_SHARE == eps
+    want = (eps - 0.5) * np.log(eps / 0.5) + 0.5 * np.log(2.0)
+    assert psi(expected, actual, bins=2) == pytest.approx(want)
+    assert psi(expected, actual, bins=2, empty_share=1e-3) == pytest.approx(
+        (1e-3 - 0.5) * np.log(1e-3 / 0.5) + 0.5 * np.log(2.0))
+
+
+def test_chance_level_is_yurdakuls_chi_square_quantile():
+    # 16.919: the 95th percentile of chi-square on 9 degrees of freedom (published tables)
+    assert psi_chance_level(300, 300) == pytest.approx(2 / 300 * 16.919, rel=1e-4)
+    assert psi_chance_level(45, 46) == pytest.approx((1 / 45 + 1 / 46) * 16.919, rel=1e-4)
+
+
+def test_one_order_more_on_45_customers_raises_no_alert():
+    # the reported case: a month later every tenure (and most recencies) moved by 30 days
+    rng = np.random.default_rng(7)
+    before = _features(rng, 45)
+    after = pa.table({name: before[name].to_numpy() + (30.0 if name in ("tenure_days", "recency_days") else 0.0)
+                      for name in MONITORED_FEATURES})
+    alerts = feature_alerts(before, after, PREVIOUS, LATEST, DriftThresholds())
+    tenure = [a for a in alerts if a.subject == "tenure_days"]
+    assert len(tenure) == 1 and tenure[0].value > 1.0  # a "major shift" by the usual reading
+    assert {a.severity for a in alerts} == {"info"}
+    assert "on 45 and 45 customers: sample too small to judge (at least 50 customers" in tenure[0].message
+
+
+def test_chance_sized_psi_on_100_customers_is_info():
+    rng = np.random.default_rng(3)
+    before, after = _features(rng, 100), _features(rng, 100)  # the same distribution
+    alerts = feature_alerts(before, after, PREVIOUS, LATEST, DriftThresholds())
+    values = {a.subject: a.value for a in alerts}
+    assert values and all(0.1 <= v < 2 / 100 * 16.919 for v in values.values())
+    assert {a.severity for a in alerts} == {"info"}
+    assert all("chance alone gives up to 0.338" in a.message for a in alerts)
+
+
+def test_a_shifted_large_sample_is_still_critical():
+    rng = np.random.default_rng(11)
+    before, after = _features(rng, 2000), _features(rng, 2000, scale=1.6)
+    alerts = {a.subject: a for a in feature_alerts(before, after, PREVIOUS, LATEST, DriftThresholds())}
+    assert alerts.keys() == set(MONITORED_FEATURES)
+    for name, alert in alerts.items():
+        want = _independent_psi(before[name].to_numpy(), after[name].to_numpy())
+        assert alert.value == pytest.approx(want, rel=1e-12)
+        assert want >= 0.25 and alert.severity == "critical"

@@ -1,0 +1,68 @@
+"""A binary file among the files of a folder source is refused alone (docs/data.md, *Text or
+binary*): one warning naming it, status `rejected` in the report and the load log, the other
+files loaded; `binary_files = "fail"` stops the ingest before anything is written."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+from sources_project import NOW
+from sources_project import ORDERS_HEADER as HEADER
+from sources_project import orders_project as _project
+from sources_project import stored_rows as _stored
+
+from segflow.config import Settings
+from segflow.errors import InputError
+from segflow.refresh._refresh import pending_inputs
+from segflow.sources import ingest
+from segflow.store import Store
+
+FILES = {"data/a.csv": HEADER + b"T1,C1,2024-01-02,3.50\nT2,C2,2024-01-03,4.50\n",
+         "data/b.csv": HEADER + b"T3,C1,2024-02-01,5.00\n",
+         "data/logo.csv": b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4}  # an image named .csv
+
+
+def _ingest(root: Path, store: Store):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = ingest(store, Settings.load(root), root, now=NOW)
+    return report, [str(w.message) for w in caught]
+
+
+def test_a_binary_file_in_a_folder_is_refused_alone(tmp_path: Path) -> None:
+    root = _project(tmp_path, FILES, path="data")
+    store = Store(":memory:")
+    report, said = _ingest(root, store)
+    status = dict(zip(report.to_pandas().source_file, report.to_pandas().status, strict=True))
+    assert status == {"data/a.csv": "loaded", "data/b.csv": "loaded", "data/logo.csv": "rejected"}
+    assert _stored(store, "SELECT transaction_id FROM transactions ORDER BY 1") == [
+        ("T1",), ("T2",), ("T3",)]
+    line = ("file data/logo.csv: the file holds binary data (a PNG image), not delimited text; "
+            "is it really a CSV?; not loaded, the other files of source 'orders' are "
+            '(binary_files = "fail" stops the ingest instead)')
+    assert [m for m in said if "logo" in m] == [line]
+    assert report.warnings == [line]
+    log = "SELECT source_file, status, rows_read FROM loads ORDER BY source_file"
+    assert _stored(store, log) == [("data/a.csv", "ok", 2), ("data/b.csv", "ok", 1),
+                                   ("data/logo.csv", "rejected", 0)]
+    # again: refused again with the same line, no second row in the log, not new to refresh
+    report, said = _ingest(root, store)
+    assert report.to_pandas().status.tolist() == ["rejected", "unchanged", "unchanged"]
+    assert [m for m in said if "logo" in m] == [line]
+    assert _stored(store, "SELECT count(*) FROM loads WHERE status = 'rejected'") == [(1,)]
+    assert pending_inputs(store, Settings.load(root), root) == []
+    # new bytes in the file: new to refresh
+    (root / "data/logo.csv").write_bytes(FILES["data/logo.csv"] + b"\x00\x01")
+    assert pending_inputs(store, Settings.load(root), root) == ["data/logo.csv"]
+
+
+def test_binary_files_fail_stops_the_ingest(tmp_path: Path) -> None:
+    root = _project(tmp_path, FILES, path="data", extra='binary_files = "fail"')
+    store = Store(":memory:")
+    with pytest.raises(InputError, match=r"^file data/logo.csv: the file holds binary data "
+                                         r"\(a PNG image\)"):
+        _ingest(root, store)
+    assert _stored(store, "SELECT count(*) FROM loads") == [(0,)]
+    assert _stored(store, "SELECT count(*) FROM transactions") == [(0,)]
