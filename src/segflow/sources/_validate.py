@@ -34,6 +34,7 @@ from segflow.sources._numbers import (
 )
 from segflow.sources._readers import Staged, lit, q
 from segflow.sources._rules import REQUIRED, formula_condition, missing_rule
+from segflow.sources._stray import stray_rules, totals_extra
 from segflow.store import CANONICAL_TABLES
 
 _NUMERIC_TYPES = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "INTEGER", "BIGINT", "SMALLINT",
@@ -333,7 +334,8 @@ def judged(source: SourceSettings, staged: Staged, specs: dict[str, Spec], *,
            now: dt.datetime, known_customers: str | None, where: str = "") -> str:
     """SQL query: every staged row (restricted by ``where``, a condition on ``_row``), with
     ``_row``, the ``v_<col>`` values and ``_rule``/``_column``/``_reason`` (NULL: passes)."""
-    rules = _rule_list(source, specs, CANONICAL_TABLES[source.table], now, known_customers)
+    rules = _rule_list(source, specs, CANONICAL_TABLES[source.table], now, known_customers,
+                       staged)
     c_cols = [f"{_case(rules, p)} AS {n}" for p, n in ((0, "_rule"), (2, "_column"), (3, "_reason"))]
     parses = [f"p_{c}_{i}" for c, spec in specs.items() for i in range(len(spec.dates or []))]
     parses += [f"x_{c}" for c, spec in specs.items() if spec.inexact]
@@ -367,6 +369,8 @@ def judging(source: SourceSettings, staged: Staged, specs: dict[str, Spec], rule
     need_raw = source.rollup
     extra = [f"{raw_json(staged)} AS _raw"] if need_raw else []
     extra.append(f"{_exclude_condition(source)} AS _excluded")
+    totals = totals_extra(source.totals_labels, staged, specs)
+    extra += [totals] if totals else []
     a_cols = ["_raw"] if need_raw else []
     for c, spec in specs.items():
         raw = not texts and typed_raw(source, c, spec)
@@ -378,7 +382,7 @@ def judging(source: SourceSettings, staged: Staged, specs: dict[str, Spec], rule
             a_cols.append(f"{spec.value} AS {'f' if c == 'is_return' else 'v'}_{c}")
         if spec.inexact:
             a_cols.append(f"{spec.inexact} AS x_{c}")
-    a_cols.append("_excluded")
+    a_cols += ["_excluded", "_totals_first"] if totals else ["_excluded"]
     b_cols = []
     for c, spec in specs.items():
         if spec.dates is not None:
@@ -395,9 +399,10 @@ def judging(source: SourceSettings, staged: Staged, specs: dict[str, Spec], rule
 
 
 def rule_list(source: SourceSettings, specs: dict[str, Spec], *, now: dt.datetime,
-              known_customers: str | None) -> _Rules:
+              known_customers: str | None, staged: Staged) -> _Rules:
     """The rules of ``source`` in priority order (``.items``: rule, condition, column, reason)."""
-    return _rule_list(source, specs, CANONICAL_TABLES[source.table], now, known_customers)
+    return _rule_list(source, specs, CANONICAL_TABLES[source.table], now, known_customers,
+                      staged)
 
 
 def raw_json(staged: Staged, alias: str = "") -> str:
@@ -486,7 +491,7 @@ def _extra_values(source: SourceSettings, specs: dict[str, Spec]) -> list[str]:
     return out
 
 
-def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
+def _rule_list(source, specs, ctypes, now, known_customers, staged) -> _Rules:
     r = _Rules()
     text_cols = [c for c in specs if ctypes[c] == "VARCHAR"]
     limit = int(source.max_field_chars)
@@ -501,6 +506,7 @@ def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
         r.add("field_too_long", cond, which,
               f"'a value of ' || {longest} || ' characters is longer than max_field_chars = {limit}'",
               column_sql=True)
+    r.items += stray_rules(source.totals_labels, specs, staged)  # columns given as SQL
     if source.exclude:
         r.add("excluded_line", "_excluded", ", ".join(source.exclude),
               lit(f"excluded by the exclude rule on {', '.join(source.exclude)}"))
@@ -516,7 +522,9 @@ def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
               "'transaction id is empty'")
     for c in ID_COLUMNS:
         if c in specs:
-            r.add("invalid_id", f"r_{c} IS NOT NULL AND v_{c} IS NULL", specs[c].label, id_reason(f"r_{c}"))
+            text = staged.columns.get(specs[c].label, "").upper() == "VARCHAR"
+            r.add("invalid_id", f"r_{c} IS NOT NULL AND v_{c} IS NULL", specs[c].label,
+                  id_reason(f"r_{c}", text_id=text))
     for c, spec in specs.items():
         if spec.dates is not None:
             formats = ", ".join(source.date_formats) or "ISO 8601"
