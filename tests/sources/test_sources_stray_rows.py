@@ -111,3 +111,22 @@ def test_ids_in_scientific_notation_are_quarantined_and_leading_zeros_kept(tmp_p
         (2, "invalid_id", "order_id", "identifier '1.23E+11" + lost),
         (3, "invalid_id", "order_id", "identifier '4.56e+11" + lost),
         (4, "invalid_id", "customer", "identifier '1,23E+11" + lost)]
+
+
+def test_excels_separator_hint_line_is_refused_naming_it(tmp_path: Path) -> None:
+    """`sep=;` above the header (Excel writes it into CSVs meant for a locale's separator)
+    was taken for the header (`mapped column 'order_id' ... its columns are: sep=`); the
+    error now names the line and what to do, and nothing is stored."""
+    import pytest
+
+    from segflow.errors import InputError
+
+    data = b"\xef\xbb\xbfsep=;\r\norder_id;customer;date;amount\r\nA1;c1;2024-01-02;10\r\n"
+    root = _project(tmp_path, {"orders.csv": data})
+    store = Store(":memory:")
+    with pytest.raises(InputError) as err:
+        _ingest(root, store)
+    assert str(err.value) == ("file orders.csv, header: line 1 is Excel's separator hint "
+                              "'sep=;', not a header: delete that line (and set "
+                              "options.delimiter = ';')")
+    assert _stored(store, "SELECT count(*) FROM loads") == [(0,)]
