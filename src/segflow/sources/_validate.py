@@ -538,7 +538,7 @@ def _rule_list(source, specs, ctypes, now, known_customers, staged) -> _Rules:
             r.add(f"non_numeric_{c}",
                   f"r_{c} IS NOT NULL AND (v_{c} IS NULL OR abs(v_{c}) >= {MAX_ABS_NUMBER:.0e})",
                   spec.label,
-                  f"{_short(f'r_{c}')} || CASE WHEN v_{c} IS NULL THEN {lit(not_a_number(source))} "
+                  f"{_short(f'r_{c}')} || CASE WHEN v_{c} IS NULL THEN {not_a_number(source, f'r_{c}')} "
                   f"ELSE ' is beyond +/-{MAX_ABS_NUMBER:.0e}' END")
     for c, spec in specs.items():  # a double would change the value: not silently
         if spec.inexact:
