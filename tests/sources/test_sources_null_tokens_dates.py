@@ -310,3 +310,21 @@ def test_percent_s_also_reads_a_fraction_of_a_second(tmp_path):
     assert reasons[5] == ("'2024-05-31 12:00:00.1234567' does not match the accepted formats "
                           "(%Y-%m-%d %H:%M:%S); it is valid ISO 8601: date_formats = [] reads "
                           "ISO 8601 (Z, offsets, fractions of a second)")
+
+
+def test_an_excel_serial_date_is_quarantined_with_a_hint(tmp_path):
+    # a date column exported as Excel's day numbers (45292 is 2024-01-01, days since
+    # 1899-12-30): unparseable, with a hint naming it, under ISO 8601 and under formats; a
+    # number of another size gets no such hint
+    assert dt.date(1899, 12, 30) + dt.timedelta(days=45292) == dt.date(2024, 1, 1)
+    text = ("InvoiceNo,CustomerID,InvoiceDate,Amount\n1,C1,45292,1\n2,C1,45292.5,1\n"
+            "3,C1,2024-05-31,1\n4,C1,123,1\n")
+    hint = "; an Excel serial date (days since 1899-12-30)? format the column as a date before exporting"
+    for formats in ("[]", '["%Y-%m-%d", "%d.%m.%Y"]'):
+        store, rep = _load(tmp_path, text, extra=f"date_formats = {formats}")
+        assert rep.rows_accepted == 1 and rep.rows_quarantined == 3
+        reasons = [r[0] for r in _rows(store, "SELECT reason FROM quarantine ORDER BY row_number")]
+        shown = "ISO 8601" if formats == "[]" else "%Y-%m-%d, %d.%m.%Y"
+        assert reasons[:2] == [f"'{v}' does not match the accepted formats ({shown}){hint}"
+                               for v in ("45292", "45292.5")]
+        assert "Excel" not in reasons[2]

@@ -317,3 +317,24 @@ def test_a_space_as_thousands_separator_also_reads_no_break_spaces(tmp_path):
     assert kept == {1: 1234.56, 2: 1234.56, 3: 1234567.8, 4: -12345.0, 5: 1234567.0}
     assert {row: rule for row, (rule, _) in quar.items()} == {
         6: "non_numeric_amount", 7: "non_numeric_amount", 8: "non_numeric_amount"}
+
+
+def test_no_number_reasons_say_what_the_form_shows(tmp_path):
+    """Currency signs and codes, accounting negatives, trailing minus signs and a decimal
+    comma or grouped digits in a file whose options do not say so are no numbers, as before;
+    their reasons now say why. A form that shows nothing gets no advice."""
+    texts = ["€12.50", "USD 12.50", "12.50 EUR", "$1", "(12.50)", "12.50-", "12,50",
+             "1.234,56", "1,234.50", "1,234", "12 5", "7"]
+    store, report, counted = _load(tmp_path, texts, sep=";")
+    kept, quar = _outcome(store)
+    assert kept == {12: 7.0}
+    money = ": a currency sign or code: export plain numbers (the currency is [project] currency)"
+    comma = (": a decimal comma? set options.decimal = ',' (and thousands = '.' for 1.234,56; "
+             "docs/data.md, Numbers)")
+    grouped = ": grouped digits? set options.thousands = ',' (docs/data.md, Numbers)"
+    advice = [money] * 4 + [": an accounting negative? write (12.50) as -12.50",
+                            ": a trailing minus sign? write 12.50- as -12.50", comma, comma,
+                            grouped, grouped, ""]
+    assert quar == {r: ("non_numeric_amount", f"'{t}' is not a number{a}")
+                    for r, (t, a) in enumerate(zip(texts[:-1], advice, strict=True), 1)}
+    _reconciles(store, report, counted)

@@ -159,3 +159,27 @@ def test_a_nul_inside_an_id_quarantines_the_row(tmp_path: Path) -> None:
         ("orders.csv", 4, "invalid_id", "order_id",
          "identifier 'T<NUL>4' holds a NUL byte inside it (character 2): stored, it would be "
          "another id than the one without it; fix the export")]
+
+
+def test_windows_1252_bytes_read_as_latin_1_are_quarantined_with_the_advice(tmp_path: Path) -> None:
+    """A windows-1252 export read with `encoding = "latin-1"` (docs suggest both): latin-1
+    reads the bytes 0x80-0x9F (the euro sign, curly quotes, dashes) as C1 control characters
+    and a customer `c’s` was stored as `c\\x92s`. Those lines are quarantined with the advice
+    to set windows-1252; with it, the same file stores `c’s` and `Müller`. The rows
+    quarantined plus accepted are the file's records."""
+    data = (HEADER + "A1,Müller,2024-01-02,10\nA2,c’s,2024-01-03,11\nA3,c3,2024-01-04,12 €\n"
+            .encode("cp1252"))
+    root = _project(tmp_path / "l", {"orders.csv": data}, extra='options = { encoding = "latin-1" }')
+    store = Store(":memory:")
+    _ingest(root, store)
+    assert _stored(store, "SELECT transaction_id, customer_id FROM transactions") == [("A1", "Müller")]
+    advice = ("bytes 0x80-0x9F, control characters in latin-1 and no text: most likely the euro "
+              "sign, dashes or quotes of windows-1252 (set options.encoding = 'windows-1252')")
+    assert _stored(store, "SELECT row_number, rule, reason FROM quarantine ORDER BY 1") == [
+        (2, "malformed_row", advice), (3, "malformed_row", advice)]
+    root = _project(tmp_path / "w", {"orders.csv": data}, extra='options = { encoding = "windows-1252" }')
+    store = Store(":memory:")
+    _ingest(root, store)
+    assert _stored(store, "SELECT customer_id FROM transactions ORDER BY source_row") == [
+        ("Müller",), ("c’s",)]
+    assert _stored(store, "SELECT row_number, rule FROM quarantine") == [(3, "non_numeric_amount")]

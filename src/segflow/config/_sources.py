@@ -15,6 +15,11 @@ CanonicalTable = Literal[
 #: Python's ``None``, a dash).
 DEFAULT_NULL_VALUES = ("NA", "N/A", "#N/A", "null", "NULL", "\\N", "None", "-")
 
+#: Labels of a totals line that spreadsheet and report exports end with (compared
+#: lower-cased after trimming, a trailing ``:`` ignored): English and a few common others.
+DEFAULT_TOTALS_LABELS = ("Total", "Totals", "Grand total", "Subtotal", "Sub-total", "Sum",
+                         "Summe", "Gesamt", "Gesamtsumme", "Total général", "Totaal")
+
 SourceFormat = Literal["csv", "parquet", "jsonl", "xlsx", "duckdb", "postgres"]
 
 
@@ -51,6 +56,14 @@ class SourceSettings(BaseModel):
             "Text values that mean 'missing', in every column, compared after trimming "
             "(case-sensitive); an empty value is always missing. A customer id written as one "
             "of them is an anonymous line. Set [] to keep them as text."
+        ),
+    )
+    totals_labels: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_TOTALS_LABELS),
+        description=(
+            "Labels of a totals line (Total, Grand total, ...), compared case-insensitively "
+            "after trimming, a trailing ':' ignored: a row whose id column or first column "
+            "holds one is quarantined as totals_row. Set [] when one is a real value."
         ),
     )
     date_formats: list[str] = Field(

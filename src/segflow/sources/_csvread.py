@@ -21,6 +21,7 @@ neither loaded nor quarantined; blank lines shift its row numbers. This reader
 from __future__ import annotations
 
 import bz2
+import codecs
 import csv
 import gzip
 import hashlib
@@ -46,6 +47,24 @@ from segflow.store._memory import memory_limit_bytes
 MAX_FIELD_CHARS = 64 * 1024 * 1024
 _BATCH = 100_000
 _BAD_BYTES = re.compile("[\udc80-\udcff]")
+#: Latin-1 reads every byte, 0x80-0x9F as the C1 control characters, which no text holds: in
+#: a file called latin-1 they are mostly windows-1252's euro sign, dashes and curly quotes.
+#: A line holding one is quarantined with that advice, not stored with control characters.
+_C1_BYTES = re.compile("[\udc80-\udcff\x80-\x9f]")
+
+
+def _latin1(encoding: str) -> bool:
+    """Whether ``encoding`` names Latin-1 (``latin-1``, ``iso-8859-1``, ``l1``, ...)."""
+    try:
+        return codecs.lookup(encoding).name == "iso8859-1"
+    except LookupError:
+        return False
+
+
+def bad_bytes(encoding: str) -> re.Pattern[str]:
+    """What marks a decoded line's bytes as no text in ``encoding``: the surrogates of bytes
+    it cannot decode, and for Latin-1 the C1 control characters too."""
+    return _C1_BYTES if _latin1(encoding) else _BAD_BYTES
 _OPENERS = {".gz": lambda fh: gzip.GzipFile(fileobj=fh), ".bz2": bz2.BZ2File, ".xz": lzma.LZMAFile}
 COMPRESSED = tuple(_OPENERS)
 _DECOMPRESS_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
@@ -202,8 +221,8 @@ def _text(lines: list[tuple[int, str]]) -> str:
     return "".join(t for _, t in lines).rstrip("\r\n")
 
 
-def _has_bad_bytes(lines: list[tuple[int, str]]) -> bool:
-    return any(not t.isascii() and _BAD_BYTES.search(t) for _, t in lines)
+def _has_bad_bytes(lines: list[tuple[int, str]], bad: re.Pattern[str] = _BAD_BYTES) -> bool:
+    return any(not t.isascii() and bad.search(t) for _, t in lines)
 
 
 class _Sink:
@@ -325,6 +344,10 @@ def malformed_reason(ncols: int, fields: int = 0, error: str | None = None, *,
         return (f"a quoted field opened on line {opened_on} does not close properly "
                 f"({error or f'{count} instead of {ncols}'}); this line is quarantined alone "
                 "and reading resumes on the next line")
+    if encoding is not None and _latin1(encoding):
+        return ("bytes 0x80-0x9F, control characters in latin-1 and no text: most likely "
+                "the euro sign, dashes or quotes of windows-1252 (set options.encoding = "
+                "'windows-1252')")
     if encoding is not None:
         return (f"bytes that are not valid {encoding.removesuffix('-sig')} text (set "
                 "options.encoding, e.g. 'windows-1252' or 'latin-1')")
@@ -370,6 +393,7 @@ def _parse(lines: _Lines, dialect: dict[str, Any], ncols: int, header: list[str]
            tally: CsvTally, limit: int | None, encoding: str, skip: int = 1) -> None:
     reader = csv.reader(lines, **dialect)
     seen_header, named = not skip, not skip
+    bad = bad_bytes(encoding)
     while True:
         lines.taken = []
         try:
@@ -397,7 +421,7 @@ def _parse(lines: _Lines, dialect: dict[str, Any], ncols: int, header: list[str]
             break
         if fields is not None:
             drop_padding(fields, ncols)
-        if fields is not None and len(fields) == ncols and not _has_bad_bytes(taken):
+        if fields is not None and len(fields) == ncols and not _has_bad_bytes(taken, bad):
             tally.records += 1
             tally.record_lines += len(taken)
             sink.add(first - skip, fields)
@@ -406,7 +430,7 @@ def _parse(lines: _Lines, dialect: dict[str, Any], ncols: int, header: list[str]
             lines.push_back(taken[1:])
             taken = taken[:1]
             reason = malformed_reason(ncols, len(fields or []), error, opened_on=first)
-        elif _has_bad_bytes(taken):
+        elif _has_bad_bytes(taken, bad):
             reason = malformed_reason(ncols, encoding=encoding)
         else:
             reason = malformed_reason(ncols, len(fields or []), error, named=named)
@@ -434,6 +458,7 @@ def read_lines(con: duckdb.DuckDBPyConnection, path: Path, label: str, table: st
     bad: list[tuple[int, str, str]] = []
     why_bad = ("bytes that are not valid UTF-8 text" if skip_blank  # JSON lines
                else malformed_reason(0, encoding=encoding))
+    bad_text = bad_bytes(encoding)
 
     def flush() -> None:
         if rows:
@@ -460,7 +485,7 @@ def read_lines(con: duckdb.DuckDBPyConnection, path: Path, label: str, table: st
                     break
                 tally.records += 1
                 tally.record_lines += 1
-                if not line.isascii() and _BAD_BYTES.search(line):
+                if not line.isascii() and bad_text.search(line):
                     raw = line.rstrip("\r\n").encode("utf-8", "backslashreplace").decode("utf-8")
                     bad.append((n - skip, raw, why_bad))
                     continue

@@ -109,11 +109,16 @@ EPOCH_FORMAT = "%s"
 
 def short_year_hint(text: str, source: SourceSettings) -> str:
     """SQL: a hint for a value that a ``%Y`` format reads with fewer than four year digits,
-    or that looks like Unix time in seconds (9-11 digits: 1973-5138) when no format reads it
-    (milliseconds, 12-13 digits, are not read: ``%s`` takes seconds)."""
-    epoch = ("''" if EPOCH_FORMAT in source.date_formats else
+    or that looks like Unix time in seconds (9-11 digits: 1973-5138) or an Excel serial date
+    (20000-79999, a fraction allowed) when no format reads it (milliseconds, 12-13 digits,
+    are not read: ``%s`` takes seconds)."""
+    # an Excel serial date: days since 1899-12-30, 20000-79999 is 1954-2118 (45292: 2024-01-01)
+    serial = (f"WHEN regexp_full_match({text}, '[2-7][0-9]{{4}}([.,][0-9]+)?') THEN '; an Excel "
+              "serial date (days since 1899-12-30)? format the column as a date before "
+              "exporting' ")
+    epoch = ("''" if EPOCH_FORMAT in source.date_formats else  # it reads every digit string
              f"CASE WHEN regexp_full_match({text}, '[0-9]{{9,11}}') THEN '; Unix time? add ''%s'' "
-             "(seconds since 1970) to date_formats' ELSE '' END")
+             f"(seconds since 1970) to date_formats' {serial}ELSE '' END")
     fours = [f for f in source.date_formats if "%Y" in f]
     if not fours:
         return epoch

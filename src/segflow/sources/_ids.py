@@ -19,11 +19,14 @@ staged rows with missing-value tokens set to NULL.
   stands for 2,048 different ids), so such an id may not be the one the source system wrote.
   An Excel column may hold number cells and text cells: each cell follows its own rule
   (``Staged.numbers``), so a text ``00123`` stays ``00123``.
+- A text id in scientific notation (``1.23E+11``, ``1,23E+11``) is what a spreadsheet shows
+  of a long number id, rounded: NULL, quarantined as ``invalid_id`` with its own reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from segflow.sources._readers import Staged, lit, q
 
@@ -31,6 +34,10 @@ from segflow.sources._readers import Staged, lit, q
 ID_COLUMNS = ("customer_id", "transaction_id", "campaign_id", "session_id")
 _INVISIBLE = "[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
 _FLOAT_TYPES = ("DOUBLE", "FLOAT", "REAL")
+#: An id a spreadsheet wrote in scientific notation (``1.23E+11``; ``1,23E+11`` in a
+#: decimal-comma locale): the number it shows is rounded to a few digits, so the id the
+#: source system wrote is lost and distinct ids look alike.
+_SCIENTIFIC = r"^[0-9]([.,][0-9]+)?[eE]\+[0-9]{1,3}$"
 
 
 #: The characters :func:`trimmed` removes at both ends (RE2 class): ASCII controls and the
@@ -102,17 +109,31 @@ def id_value(col: str, dtype: str, number: str | None = None) -> str | None:
                 f"WHEN {is_ascii} AND {_ends_clean(ref)} THEN trim({ref}) "
                 f"WHEN {is_ascii} THEN NULLIF({_trim_re(ref)}, '') "
                 f"ELSE NULLIF({trimmed(clean)}, '') END")
+        # a cheap test first: the regular expression only for values holding a '+'
+        sci = f"contains({ref}, '+') AND {_scientific(text)}"
+        text = f"CASE WHEN {sci} THEN NULL ELSE {text} END"
         if number:
             return f"CASE WHEN {q(number)} IS NOT NULL THEN {_float_id(q(number))} ELSE {text} END"
         return text
     return None
 
 
-def id_reason(text: str) -> str:
-    """SQL: why the id in ``text`` (the raw value) is refused."""
-    return (f"'identifier ''' || left({text}, 80) || ''' is not usable (a float id must be a "
-            "whole number below 2^53, where floats stop telling ids apart; or it is only "
-            "invisible characters)'")
+def _scientific(text: str) -> str:
+    """SQL: the id text ``text`` is a number in scientific notation (:data:`_SCIENTIFIC`)."""
+    return f"regexp_matches({text}, {lit(_SCIENTIFIC)})"
+
+
+def id_reason(text: str, *, text_id: bool = True) -> str:
+    """SQL: why the id in ``text`` (the raw value) is refused; ``text_id``: the source
+    column is text (a float column's ``1e+20`` is a float, not a spreadsheet's rounding)."""
+    floats = (f"'identifier ''' || left({text}, 80) || ''' is not usable (a float id must be "
+              "a whole number below 2^53, where floats stop telling ids apart; or it is only "
+              "invisible characters)'")
+    if not text_id:
+        return floats
+    return (f"CASE WHEN {_scientific(text)} THEN 'identifier ''' || {text} || ''' is in "
+            "scientific notation: a spreadsheet rounded it, so the id the source wrote is lost "
+            f"(format the column as text before exporting)' ELSE {floats} END")
 
 
 def nul_id_reason(value: str) -> str:
@@ -123,6 +144,19 @@ def nul_id_reason(value: str) -> str:
     return (f"'identifier ''' || replace(left({value}, 80), chr(0), '<NUL>') || ''' holds a "
             f"NUL byte inside it (character ' || strpos({value}, chr(0)) || '): stored, it "
             "would be another id than the one without it; fix the export'")
+
+
+def add_id_rules(rules: Any, specs: Mapping[str, Any], staged: Staged) -> None:
+    """Add the ``invalid_id`` rules of every id column of ``specs`` (the validation's column
+    specs, by canonical name) to ``rules`` (the validation's rule list): a raw id whose typed
+    value is null (:func:`id_reason`), and a NUL inside a trimmed id (:func:`nul_id_reason`)."""
+    for c in ID_COLUMNS:
+        if c in specs:
+            text = staged.columns.get(specs[c].label, "").upper() == "VARCHAR"
+            rules.add("invalid_id", f"r_{c} IS NOT NULL AND v_{c} IS NULL", specs[c].label,
+                      id_reason(f"r_{c}", text_id=text))
+            rules.add("invalid_id", f"contains(v_{c}, chr(0))", specs[c].label,
+                      nul_id_reason(f"v_{c}"))
 
 
 def without_null_tokens(null_values: Iterable[str], staged: Staged, exprs: list[str],

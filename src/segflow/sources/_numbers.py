@@ -57,13 +57,35 @@ def number_format(source: SourceSettings) -> tuple[str, str | None]:
     return decimal, thousands
 
 
-def not_a_number(source: SourceSettings) -> str:
-    """The end of the message on a text that is no number in the source's number format."""
+#: (RE2 pattern, advice) for the no-number texts whose cause is plain from their form.
+_NUMBER_HINTS = (
+    (r"[$\x{a3}\x{a5}\x{20ac}\x{20b9}]|^[A-Z]{3} ?[-+.,0-9]|[-+.,0-9] ?[A-Z]{3}$",
+     "a currency sign or code: export plain numbers (the currency is [project] currency)"),
+    (r"^\(.*[0-9].*\)$", "an accounting negative? write (12.50) as -12.50"),
+    (r"^[0-9][0-9.,' ]*-$", "a trailing minus sign? write 12.50- as -12.50"),
+)
+
+
+def not_a_number(source: SourceSettings, text: str) -> str:
+    """SQL: the end of the message on ``text`` (SQL), a text that is no number in the source's
+    number format, with advice when its form shows why (a currency sign or code, an
+    accounting negative, a trailing minus; a decimal comma in a file whose options do not
+    say so)."""
     decimal, thousands = number_format(source)
     if decimal == "." and not thousands:
-        return " is not a number"
-    return (f" is not a number with decimal {decimal!r}"
-            + (f" and thousands {thousands!r} (between groups of three digits)" if thousands else ""))
+        end = " is not a number"
+        hints = [*_NUMBER_HINTS,
+                 (r"^[-+]?[0-9]{1,3}(\.[0-9]{3})+,[0-9]+$|^[-+]?[0-9]*,[0-9]{1,2}$",
+                  "a decimal comma? set options.decimal = ',' (and thousands = '.' for "
+                  "1.234,56; docs/data.md, Numbers)"),
+                 (r"^[-+]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?$",
+                  "grouped digits? set options.thousands = ',' (docs/data.md, Numbers)")]
+    else:
+        end = (f" is not a number with decimal {decimal!r}"
+               + (f" and thousands {thousands!r} (between groups of three digits)" if thousands else ""))
+        hints = list(_NUMBER_HINTS)
+    whens = " ".join(f"WHEN regexp_matches({text}, {lit(p)}) THEN {lit(': ' + h)}" for p, h in hints)
+    return f"{lit(end)} || CASE {whens} ELSE '' END"
 
 
 #: Spaces that group digits: a thousands separator that is one of them stands for all

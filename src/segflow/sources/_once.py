@@ -76,7 +76,7 @@ def judge(
     table = source.table
     ctypes = CANONICAL_TABLES[table]
     present = list(ctypes)
-    rules = rule_list(source, specs, now=now, known_customers=known_customers)
+    rules = rule_list(source, specs, now=now, known_customers=known_customers, staged=staged)
     key = row_key(source, mapped)
     dup = duplicate_columns(source, present, mapped)
     dcols = [c for c in ctypes if c in dup] if dup is not None else None

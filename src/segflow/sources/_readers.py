@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,6 +125,11 @@ def _csv_header(path: Path, source: SourceSettings,
     if not encoding.startswith("utf-16"):
         _refuse_binary(head, label)
     text = head.decode(encoding, errors="replace")
+    hint = re.match(r"\ufeff?sep=(.)[ \t]*\r?\n", text)
+    if hint:  # Excel writes it above the header of a CSV meant for a locale's separator
+        raise InputError(f"line 1 is Excel's separator hint {hint.group(0).strip()!r}, not a "
+                         f"header: delete that line (and set options.delimiter = "
+                         f"{hint.group(1)!r})", file=label, row=0)
     if shape.whitespace:
         header = list(shape.names) if shape.names else header_names(whitespace_header(text), label)
         delimiter, quote = WHITESPACE, ""

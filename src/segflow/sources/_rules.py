@@ -18,6 +18,8 @@ from segflow._csv import INVISIBLE_LEAD
 RULES: dict[str, str] = {
     "malformed_row": "the row cannot be split into the header's columns (field count, quoting, encoding, or not a JSON object)",
     "field_too_long": "a mapped value is longer than max_field_chars",
+    "repeated_header": "every column mapped straight to a source column holds that column's own name: the header line again, e.g. in files concatenated with their headers",
+    "totals_row": "an id column (or the file's first column) holds a totals label of totals_labels (Total, Grand total, Subtotal, ...): a totals line, not data",
     "excluded_line": "the row matches an `exclude` rule of the source (e.g. postage, fees)",
     "missing_customer_id": "the customer id is empty or a missing-value token (null_values)",
     "missing_transaction_id": "the transaction id column is mapped but empty or a missing-value token (null_values)",
@@ -27,7 +29,7 @@ RULES: dict[str, str] = {
     "missing_campaign_id": "the campaign id is empty or a missing-value token (null_values)",
     "missing_question": "the survey question is empty or a missing-value token (null_values)",
     "missing_answer": "the survey answer is empty or a missing-value token (null_values)",
-    "invalid_id": "an identifier is not usable: a float id that is not a whole number below 2^53 (NaN, infinity, a fraction, 2^53 or more: a float cannot tell such ids apart), only invisible characters, or a text id with a NUL byte inside it (NULs at its ends are trimmed)",
+    "invalid_id": "an identifier is not usable: a float id that is not a whole number below 2^53 (NaN, infinity, a fraction, 2^53 or more: a float cannot tell such ids apart), only invisible characters, a text id with a NUL byte inside it (NULs at its ends are trimmed), or a text id in scientific notation (1.23E+11: rounded by a spreadsheet)",
     "invalid_value": "a column with a value map holds a value that is neither a key nor a target of the map",
     "unparseable_date": "the value matches none of the accepted date formats",
     "ambiguous_date": "the value parses under two accepted formats with different dates, and date_order is not set",

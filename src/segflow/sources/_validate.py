@@ -19,9 +19,8 @@ from segflow.errors import ConfigError, InputError
 from segflow.sources._dates import date_parses, day_first, iso_hint, short_year_hint, to_utc
 from segflow.sources._ids import (
     ID_COLUMNS,
-    id_reason,
+    add_id_rules,
     id_value,
-    nul_id_reason,
     trim_text,
     trimmed,
     without_null_tokens,
@@ -35,6 +34,7 @@ from segflow.sources._numbers import (
 )
 from segflow.sources._readers import Staged, lit, q
 from segflow.sources._rules import REQUIRED, formula_condition, missing_rule
+from segflow.sources._stray import stray_rules, totals_extra
 from segflow.store import CANONICAL_TABLES
 
 _NUMERIC_TYPES = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "INTEGER", "BIGINT", "SMALLINT",
@@ -334,7 +334,8 @@ def judged(source: SourceSettings, staged: Staged, specs: dict[str, Spec], *,
            now: dt.datetime, known_customers: str | None, where: str = "") -> str:
     """SQL query: every staged row (restricted by ``where``, a condition on ``_row``), with
     ``_row``, the ``v_<col>`` values and ``_rule``/``_column``/``_reason`` (NULL: passes)."""
-    rules = _rule_list(source, specs, CANONICAL_TABLES[source.table], now, known_customers)
+    rules = _rule_list(source, specs, CANONICAL_TABLES[source.table], now, known_customers,
+                       staged)
     c_cols = [f"{_case(rules, p)} AS {n}" for p, n in ((0, "_rule"), (2, "_column"), (3, "_reason"))]
     parses = [f"p_{c}_{i}" for c, spec in specs.items() for i in range(len(spec.dates or []))]
     parses += [f"x_{c}" for c, spec in specs.items() if spec.inexact]
@@ -368,6 +369,8 @@ def judging(source: SourceSettings, staged: Staged, specs: dict[str, Spec], rule
     need_raw = source.rollup
     extra = [f"{raw_json(staged)} AS _raw"] if need_raw else []
     extra.append(f"{_exclude_condition(source)} AS _excluded")
+    totals = totals_extra(source.totals_labels, staged, specs)
+    extra += [totals] if totals else []
     a_cols = ["_raw"] if need_raw else []
     for c, spec in specs.items():
         raw = not texts and typed_raw(source, c, spec)
@@ -379,7 +382,7 @@ def judging(source: SourceSettings, staged: Staged, specs: dict[str, Spec], rule
             a_cols.append(f"{spec.value} AS {'f' if c == 'is_return' else 'v'}_{c}")
         if spec.inexact:
             a_cols.append(f"{spec.inexact} AS x_{c}")
-    a_cols.append("_excluded")
+    a_cols += ["_excluded", "_totals_first"] if totals else ["_excluded"]
     b_cols = []
     for c, spec in specs.items():
         if spec.dates is not None:
@@ -396,9 +399,10 @@ def judging(source: SourceSettings, staged: Staged, specs: dict[str, Spec], rule
 
 
 def rule_list(source: SourceSettings, specs: dict[str, Spec], *, now: dt.datetime,
-              known_customers: str | None) -> _Rules:
+              known_customers: str | None, staged: Staged) -> _Rules:
     """The rules of ``source`` in priority order (``.items``: rule, condition, column, reason)."""
-    return _rule_list(source, specs, CANONICAL_TABLES[source.table], now, known_customers)
+    return _rule_list(source, specs, CANONICAL_TABLES[source.table], now, known_customers,
+                      staged)
 
 
 def raw_json(staged: Staged, alias: str = "") -> str:
@@ -487,7 +491,7 @@ def _extra_values(source: SourceSettings, specs: dict[str, Spec]) -> list[str]:
     return out
 
 
-def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
+def _rule_list(source, specs, ctypes, now, known_customers, staged) -> _Rules:
     r = _Rules()
     text_cols = [c for c in specs if ctypes[c] == "VARCHAR"]
     limit = int(source.max_field_chars)
@@ -502,6 +506,7 @@ def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
         r.add("field_too_long", cond, which,
               f"'a value of ' || {longest} || ' characters is longer than max_field_chars = {limit}'",
               column_sql=True)
+    r.items += stray_rules(source.totals_labels, specs, staged)  # columns given as SQL
     if source.exclude:
         r.add("excluded_line", "_excluded", ", ".join(source.exclude),
               lit(f"excluded by the exclude rule on {', '.join(source.exclude)}"))
@@ -515,10 +520,7 @@ def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
     if source.table == "transactions" and "transaction_id" in specs:
         r.add("missing_transaction_id", "r_transaction_id IS NULL", specs["transaction_id"].label,
               "'transaction id is empty'")
-    for c in ID_COLUMNS:
-        if c in specs:
-            r.add("invalid_id", f"r_{c} IS NOT NULL AND v_{c} IS NULL", specs[c].label, id_reason(f"r_{c}"))
-            r.add("invalid_id", f"contains(v_{c}, chr(0))", specs[c].label, nul_id_reason(f"v_{c}"))
+    add_id_rules(r, specs, staged)
     for c, spec in specs.items():
         if spec.dates is not None:
             formats = ", ".join(source.date_formats) or "ISO 8601"
@@ -532,7 +534,7 @@ def _rule_list(source, specs, ctypes, now, known_customers) -> _Rules:
             r.add(f"non_numeric_{c}",
                   f"r_{c} IS NOT NULL AND (v_{c} IS NULL OR abs(v_{c}) >= {MAX_ABS_NUMBER:.0e})",
                   spec.label,
-                  f"{_short(f'r_{c}')} || CASE WHEN v_{c} IS NULL THEN {lit(not_a_number(source))} "
+                  f"{_short(f'r_{c}')} || CASE WHEN v_{c} IS NULL THEN {not_a_number(source, f'r_{c}')} "
                   f"ELSE ' is beyond +/-{MAX_ABS_NUMBER:.0e}' END")
     for c, spec in specs.items():  # a double would change the value: not silently
         if spec.inexact:
