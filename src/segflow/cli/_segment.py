@@ -323,10 +323,13 @@ def _write(assignments, out: _Out) -> None:  # noqa: ANN001
     if suffix == ".csv":
         from segflow._csv import write_csv
 
-        write_csv(table, path)
+        write_csv(table, path, private=out.pii == "include")
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
 
+        from segflow._private import private_target
+
+        private_target(path, out.pii == "include")
         pq.write_table(table, path)
     else:  # checked before computing
         raise SegflowError(f"--out {path}: use a .csv or .parquet file name")
