@@ -63,6 +63,7 @@ def render_settings() -> str:
         RfmSettings,
         RuleSettings,
         SchemeSettings,
+        ServingSettings,
         SourceSettings,
     )
 
@@ -84,6 +85,7 @@ def render_settings() -> str:
         ("[periods]", PeriodSettings, "periods."),
         ("[rfm]", RfmSettings, "rfm."),
         ("[engine]", EngineSettings, "engine."),
+        ("[server]", ServingSettings, "server."),
         ("[[sources]]", SourceSettings, "sources."),
         ("[[schemes]]", SchemeSettings, "schemes."),
         ("rules = [{...}] of a rule scheme", RuleSettings, "rules."),

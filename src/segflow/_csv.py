@@ -154,7 +154,8 @@ def to_arrow(data: Any) -> pa.Table:
     raise TypeError(f"cannot write an object of type {type(data).__name__} as CSV")
 
 
-def write_csv(data: Any, path: str | Path | IO[bytes], *, delimiter: str = ",") -> int:
+def write_csv(data: Any, path: str | Path | IO[bytes], *, delimiter: str = ",",
+              private: bool = False) -> int:
     """Write ``data`` as a CSV file (header row, UTF-8) with formulas neutralised (in the
     cells and the header row).
 
@@ -167,6 +168,10 @@ def write_csv(data: Any, path: str | Path | IO[bytes], *, delimiter: str = ",") 
         ``io.BytesIO`` (HTTP downloads).
     delimiter : str, default ","
         Field separator (``"\\t"`` for TSV).
+    private : bool, default False
+        The rows hold personal data in clear (``--pii include``): the file is written with
+        mode ``0600`` (owner only; :func:`segflow._private.private_target`) instead of the
+        umask's.
 
     Returns
     -------
@@ -183,5 +188,9 @@ def write_csv(data: Any, path: str | Path | IO[bytes], *, delimiter: str = ",") 
         return table.num_rows
     target = Path(path)  # type: ignore[arg-type]
     target.parent.mkdir(parents=True, exist_ok=True)
+    if private:
+        from segflow._private import private_target
+
+        private_target(target)
     pacsv.write_csv(table, str(target), write_options=options)
     return table.num_rows

@@ -10,11 +10,14 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import os
 import shutil
+import stat
 
 import duckdb
 import pandas as pd
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -66,13 +69,23 @@ def _shown(directory, ids) -> set[str]:
     return {i for i in ids if i in keys or i.startswith("'=")}
 
 
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+#: What segflow._private says on stderr of a file written with --pii include.
+NOTE = "holds personal data in clear (--pii include): written with mode 0600"
+
+
 def _run(args: list[str]):
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     return res
 
 
-def test_segment_out_keys_ids_as_export_segments(shop, tmp_path):
+def test_segment_out_keys_ids_as_export_segments(shop, tmp_path, umask_022):
+    """`segment --out` writes the keys `export segments` writes; a file with the ids in clear
+    (--pii include) is its owner's only (0600), the keyed one keeps the umask's 0644."""
     seg, out, clear = tmp_path / "seg.csv", tmp_path / "a.csv", tmp_path / "clear.csv"
     _run(["export", "segments", "-p", str(shop), "-s", "rfm", "--to", str(seg)])
     want = {_key(shop, i) for i in NEW[:3]} | {"'" + NEW[3]}
@@ -80,32 +93,43 @@ def test_segment_out_keys_ids_as_export_segments(shop, tmp_path):
     res = _run(["segment", "-p", str(shop), "--scheme", "rfm", "--out", str(out)])
     assert res.stderr.count("pseudonymous keys") == 1 and "3 customer id(s)" in res.stderr
     assert _shown(shop, _ids(out)) == want and sorted(_ids(out)) == sorted(_ids(seg))
-    _run(["segment", "-p", str(shop), "--scheme", "rfm", "--out", str(clear), "--pii", "include"])
+    assert _mode(out) == 0o644 and _mode(seg) == 0o644 and NOTE not in res.stderr
+    res = _run(["segment", "-p", str(shop), "--scheme", "rfm", "--out", str(clear), "--pii", "include"])
     assert CLEAR <= set(_ids(clear))
+    assert _mode(clear) == 0o600 and res.stderr.count(NOTE) == 1
 
 
-def test_cluster_out_of_the_project_keys_ids(shop, tmp_path):
+def test_cluster_out_of_the_project_keys_ids(shop, tmp_path, umask_022):
+    """`segment cluster --out` of the project's features keys the ids; the file rewritten in
+    clear (--pii include) becomes 0600, a Parquet one too (written by Arrow, not DuckDB's
+    COPY, which replaces an existing file by one of the umask's mode)."""
     out = tmp_path / "c.csv"
     args = ["segment", "cluster", "-p", str(shop), "--k", "2", "--bootstrap", "0", "--out", str(out)]
     _run(args)
     want = {_key(shop, i) for i in NEW[:3]} | {"'" + NEW[3]}
     assert _shown(shop, _ids(out)) == want and not any("@" in i for i in _ids(out))
+    assert _mode(out) == 0o644
     _run([*args, "--pii", "include"])
-    assert CLEAR <= set(_ids(out))
+    assert CLEAR <= set(_ids(out)) and _mode(out) == 0o600
+    parquet = tmp_path / "c.parquet"
+    parquet.write_bytes(b"")  # an existing 0644 file
+    _run([*args[:-1], str(parquet), "--pii", "include"])
+    assert _mode(parquet) == 0o600 and set(NEW[:2]) <= set(pq.read_table(parquet).column(0).to_pylist())
 
 
-def test_clv_score_of_the_project_keys_ids(shop, tmp_path):
+def test_clv_score_of_the_project_keys_ids(shop, tmp_path, umask_022):
     out = tmp_path / "clv.csv"
     args = ["clv", "score", "-p", str(shop), "--snapshot", "2024-05-01", "--penalizer", "0.01",
             "--output", str(out)]
     _run(args)
     ids = _ids(out)
     assert _key(shop, "ann@example.com") in ids and not any("@" in i or "7946" in i for i in ids)
+    assert _mode(out) == 0o644
     _run([*args, "--pii", "include"])
-    assert "ann@example.com" in _ids(out)
+    assert "ann@example.com" in _ids(out) and _mode(out) == 0o600
 
 
-def test_churn_scores_out_and_json_key_ids(shop, tmp_path):
+def test_churn_scores_out_and_json_key_ids(shop, tmp_path, umask_022):
     """The scores `churn score` prints (--json) and writes (--out) after storing them: keyed
     (the model's training is another test's: the scores are made here)."""
     from segflow.cli._churn import _keyed, _write_out
@@ -120,5 +144,8 @@ def test_churn_scores_out_and_json_key_ids(shop, tmp_path):
     assert [r["customer_id"] for r in json.loads(json.dumps(keyed.to_dict()))["data"]] == want
     _write_out(keyed, tmp_path / "s.csv")
     written = pacsv.read_csv(tmp_path / "s.csv").column("customer_id").to_pylist()
-    assert written == want[:3] + ["'" + NEW[3], "C9"]
+    assert written == want[:3] + ["'" + NEW[3], "C9"] and _mode(tmp_path / "s.csv") == 0o644
+    _write_out(scores, tmp_path / "s.parquet", private=True)  # what --pii include writes
+    assert _mode(tmp_path / "s.parquet") == 0o600
+    assert pq.read_table(tmp_path / "s.parquet").column("customer_id").to_pylist() == NEW + ["C9"]
     assert _keyed(scores, "include", shop) is scores and scores.frame["customer_id"].tolist() == NEW + ["C9"]

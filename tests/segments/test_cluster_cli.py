@@ -218,3 +218,24 @@ def test_text_in_a_column_of_numbers_is_refused(tmp_path):
         assert [line for line in result.stderr.splitlines() if "warning:" in line] == [
             "warning: column 'x': 1 of 60 customers have no value (an empty cell or a "
             "missing-value token such as NA); each gets the sample median of 'x'"]
+
+
+@pytest.mark.parametrize(("args", "option", "where"), [
+    (["--pii", "include", "cluster"], "--pii", "give --pii after 'cluster'"),
+    (["--out", "OUT", "cluster"], "--out", "give --out after 'cluster'"),
+    (["--scheme", "rfm", "profile"], "--scheme", "give --scheme after 'profile'"),
+    (["--engine", "duckdb", "cluster"], "--engine", "'cluster' has no such option"),
+])
+def test_options_of_the_assignment_before_a_sub_command_are_refused(customer_file, tmp_path, args,
+                                                                    option, where):
+    """`segment --pii include cluster ...` and `segment --out F cluster ...` ran `cluster` without
+    them (ids keyed, no file written) and said nothing. Now one usage line names the option
+    and where it goes; nothing runs and nothing is written."""
+    path, _ = customer_file
+    out = tmp_path / "x.csv"
+    args = [str(out) if a == "OUT" else a for a in args]
+    res = runner.invoke(app, ["segment", *args, "-i", str(path), "--id-col", "cust", "--k", "3",
+                              "--bootstrap", "0"])
+    assert res.exit_code == 2 and not out.exists()
+    line = res.stderr.strip()
+    assert "\n" not in line and f"{option} before '{args[-1]}'" in line and where in line

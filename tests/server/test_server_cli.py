@@ -289,3 +289,31 @@ def test_tokens_audit_prints_control_characters_as_escapes(tmp_path):
     line = shown.stdout.rstrip("\n")
     assert "\x1b" not in line and "\x07" not in line and len(line.split("\t")) == 6
     assert line.split("\t")[4] == "/customers/A\\x1b]0;pwn\\x07B\\tC é 顧客"
+
+
+def test_serve_max_connections_reaches_uvicorns_config(tmp_path, monkeypatch):
+    """uvicorn set no limit on open connections; `serve` gives its Config limit_concurrency
+    (default MAX_CONNECTIONS = 256, or --max-connections), with one worker or several; 1
+    (every request refused, its own connection counted) is a usage error (no server is
+    started: uvicorn.run is a stand-in, its keywords build uvicorn's own Config)."""
+    import uvicorn
+
+    import segflow.server
+    from segflow.cli._server import MAX_CONNECTIONS
+    from segflow.project import Project
+
+    directory = tmp_path / "proj"
+    Project.init(directory).close()
+    runs = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: runs.append(uvicorn.Config(app, **kw)))
+    monkeypatch.setattr(segflow.server, "create_app", lambda s: s)
+    monkeypatch.setenv("SEGFLOW_SERVE_SETTINGS", "")  # the workers path sets it: undone after
+    runner = CliRunner()
+    for extra, limit in (([], 256), (["--max-connections", "40"], 40),
+                         (["--max-connections", "40", "--workers", "2"], 40)):
+        result = runner.invoke(app, ["serve", "-p", str(directory), *extra])
+        assert result.exit_code == 0, result.output
+        assert runs[-1].limit_concurrency == limit and MAX_CONNECTIONS == 256
+    assert runs[-1].workers == 2
+    refused = runner.invoke(app, ["serve", "-p", str(directory), "--max-connections", "1"])
+    assert refused.exit_code == 2 and "--max-connections" in refused.stderr, refused.output

@@ -126,13 +126,14 @@ async def _count_body(scope, receive, send):
 
 
 @contextlib.contextmanager
-def _serving(app):
-    """A uvicorn server on the coalescing protocol on 127.0.0.1, in a thread: its port."""
+def _serving(app, **config):
+    """A uvicorn server on the coalescing protocol on 127.0.0.1, in a thread: its port
+    (``config``: more of uvicorn's Config)."""
     from segflow.server._protocol import CoalescingHttpTools
 
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=CoalescingHttpTools,
-                                           log_level="critical", lifespan="off"))
+                                           log_level="critical", lifespan="off", **config))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -198,3 +199,50 @@ def test_a_head_that_does_not_arrive_in_time_closes_the_connection(monkeypatch):
                 assert stream.read(1) == b"4"
         silent.close()
         partial.close()
+
+
+def _head_of(answer: bytes) -> tuple[bytes, dict[str, str]]:
+    """An answer's status line and its headers (lower-case names)."""
+    head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    return head[0].encode(), dict((n.strip().lower(), v.strip()) for n, _, v in (h.partition(":") for h in head[1:]))
+
+
+def _assert_security_headers(headers: dict[str, str]) -> None:
+    from segflow.server._security import _FIXED
+
+    for name, value in _FIXED:
+        assert headers[name.decode()] == value.decode(), (name, headers)
+    assert headers["content-security-policy"].startswith("default-src 'none'")
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["cache-control"] == "no-store"
+
+
+def test_the_protocols_own_answers_431_400_and_503_carry_the_security_headers():
+    """The 431 of an oversized head, uvicorn's 400 for a request it cannot parse and its 503
+    over limit_concurrency (`serve --max-connections`) were sent without nosniff, framing
+    and CSP headers; they carry them now (and an app's answer keeps its own headers)."""
+    from segflow.server._protocol import MAX_HEAD_BYTES
+
+    def exchange(port: int, data: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(data)
+            return sock.makefile("rb").read()
+
+    with _serving(_count_body, limit_concurrency=2) as port:
+        status, headers = _head_of(exchange(port, b"GET / HTTP/1.1\r\nX-Big: " + b"a" * (MAX_HEAD_BYTES + 10)))
+        assert status.startswith(b"HTTP/1.1 431 ")
+        _assert_security_headers(headers)
+        status, headers = _head_of(exchange(port, b"GET / HTTP/1.1\r\nBad Header\r\n\r\n"))
+        assert status == b"HTTP/1.1 400 Bad Request" and headers["connection"] == "close"
+        _assert_security_headers(headers)
+        plain = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        status, headers = _head_of(exchange(port, plain))  # one connection: under the limit
+        assert status == b"HTTP/1.1 200 OK" and "x-frame-options" not in headers
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as held:  # the 2nd open
+            held.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert held.recv(12) == b"HTTP/1.1 200"  # the server has it (it counts connections)
+            answer = exchange(port, plain)
+        status, headers = _head_of(answer)
+        assert status == b"HTTP/1.1 503 Service Unavailable", answer[:80]
+        assert answer.endswith(b"(serve --max-connections); try again\"}")
+        _assert_security_headers(headers)

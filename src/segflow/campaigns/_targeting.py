@@ -174,7 +174,7 @@ class Audience(TableResult):
         columns as :func:`build_audience` put them under its ``pii`` policy (hashed by
         default); in CSV, text that a spreadsheet would read as a formula is neutralised,
         in Parquet every value is kept as it is (see :func:`export_table`)."""
-        return export_table(self.members, path, fmt=fmt)
+        return export_table(self.members, path, fmt=fmt, private=self.pii == "include")
 
     def figure(self) -> go.Figure:
         """Bars of audience size per action (or per group)."""
@@ -417,7 +417,7 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def export_table(frame: pd.DataFrame | pa.Table, path: str | Path, *,
-                 fmt: str | None = None) -> Path:
+                 fmt: str | None = None, private: bool = False) -> Path:
     """Write ``frame`` (pandas or Arrow) to CSV or Parquet (by ``fmt`` or the extension).
 
     CSV goes through :func:`segflow.exports.write_csv`: text cells (and column names) a
@@ -434,8 +434,12 @@ def export_table(frame: pd.DataFrame | pa.Table, path: str | Path, *,
     """
     path = Path(path)
     fmt = (fmt or path.suffix.lstrip(".")).lower()
+    if fmt in ("parquet", "pq") and private:  # personal data in clear: mode 0600
+        from segflow._private import private_target
+
+        private_target(path)
     if fmt == "csv":
-        write_csv(frame, path)  # the shared writer neutralises formulas
+        write_csv(frame, path, private=private)  # the shared writer neutralises formulas
     elif fmt in ("parquet", "pq") and isinstance(frame, pa.Table):
         import pyarrow.parquet as pq
 

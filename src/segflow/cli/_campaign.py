@@ -465,7 +465,7 @@ def uplift(
             payload["scores_file"] = str(export_table(
                 _scored(res.model, scored, list(feature), pii, source=str(scored_file),
                         project=project),
-                scores_out))
+                scores_out, private=pii == "include"))
             payload["pii"] = pii
         if as_json:
             print_json(payload)

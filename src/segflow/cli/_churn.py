@@ -191,15 +191,20 @@ def _keyed(scores: Any, pii: str, project: Path) -> Any:
     return type(scores)(frame, scores.snapshot, scores.model, scores.thresholds)
 
 
-def _write_out(scores: Any, out: Path) -> None:
+def _write_out(scores: Any, out: Path, private: bool = False) -> None:
+    """The scores to ``out`` (CSV or Parquet); ``private``: ids in clear (``--pii include``),
+    written with mode 0600."""
     frame = scores.to_pandas()
     frame.insert(0, "snapshot_date", scores.snapshot)
     suffix = out.suffix.lower()
     if suffix == ".csv":
         from segflow._csv import write_csv
 
-        write_csv(frame, out)
+        write_csv(frame, out, private=private)
     elif suffix == ".parquet":
+        from segflow._private import private_target
+
+        private_target(out, private)
         frame.to_parquet(out, index=False)
     else:
         raise SegflowError(f"--out {out}: expected a .csv or .parquet file name")
@@ -267,7 +272,7 @@ def register(app: typer.Typer) -> None:
             scores, written = _score(project, horizon_days, snapshot, engine, threads)
             scores = _keyed(scores, pii, project)
             if out is not None:
-                _write_out(scores, out)
+                _write_out(scores, out, private=pii == "include")
             if json_out:
                 payload = scores.to_dict()
                 payload["rows_written"] = written

@@ -102,6 +102,12 @@ def _write(con: ibis.BaseBackend, table: ibis.Table, out: Path, *, pii: str = "i
         keyed = key_ids(arrow, pii, project_dir)
         data = table if keyed is arrow else keyed
     suffix = out.suffix.lower()
+    if suffix == ".parquet" and pii == "include":
+        from segflow._private import private_target
+
+        # DuckDB's COPY would replace the file by one of the umask's mode: Arrow writes it
+        private_target(out)
+        data = table.to_pyarrow()
     if suffix == ".parquet" and data is not table:
         import pyarrow.parquet as pq
 
@@ -111,7 +117,7 @@ def _write(con: ibis.BaseBackend, table: ibis.Table, out: Path, *, pii: str = "i
     elif suffix in (".csv", ".txt", ".tsv"):
         from segflow._csv import write_csv
 
-        write_csv(data, out, delimiter="\t" if suffix == ".tsv" else ",")
+        write_csv(data, out, delimiter="\t" if suffix == ".tsv" else ",", private=pii == "include")
     else:
         raise InputError("--out must end in .csv or .parquet", file=str(out))
 

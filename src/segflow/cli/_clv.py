@@ -566,9 +566,12 @@ def _write_file(scores: Any, output: Path, pii: str, project: Path) -> dict[str,
     if output.suffix.lower() in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
+        from segflow._private import private_target
+
+        private_target(output, pii == "include")
         pq.write_table(frame, output)
     else:
         from segflow._csv import write_csv
 
-        write_csv(frame, output)
+        write_csv(frame, output, private=pii == "include")
     return {"file": str(output), "rows": frame.num_rows}

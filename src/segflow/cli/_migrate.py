@@ -389,7 +389,7 @@ def export(
                     from segflow.exports._pseudonym import id_key, pseudonymise_table
 
                     listing, keyed = pseudonymise_table(listing.to_pyarrow(), id_key(project.store.path))
-                rows = write_segment_list(listing, out)
+                rows = write_segment_list(listing, out, private=pii == "include")
                 where = str(out)
                 if keyed:
                     from segflow.cli._export import _note_pseudonyms

@@ -76,6 +76,7 @@ def segment(
     (pid-...), as segflow export does, unless --pii include.
     """
     if ctx.invoked_subcommand is not None:
+        _refuse_group_options(ctx, ctx.invoked_subcommand)
         return
     with user_errors():
         if not scheme:
@@ -99,6 +100,35 @@ def segment(
             console.print(f"stored {written:,} assignments")
         if out:
             console.print(f"wrote assignments to {out}")
+
+
+#: The group's options (assigning a scheme) and the option of each sub-command that does
+#: their work, if any.
+_GROUP_OPTIONS = {"scheme": ("--scheme", {"profile": "--scheme"}),
+                  "snapshot": ("--snapshot", {"cluster": "--snapshot", "profile": "--snapshot"}),
+                  "project_dir": ("--project", {"cluster": "--project", "profile": "--project"}),
+                  "engine": ("--engine", {}),
+                  "save": ("--save", {"cluster": "--save-scheme NAME"}),
+                  "out": ("--out", {"cluster": "--out"}),
+                  "pii": ("--pii", {"cluster": "--pii"}),
+                  "as_json": ("--json", {"cluster": "--json", "profile": "--json"})}
+
+
+def _refuse_group_options(ctx: typer.Context, sub: str) -> None:
+    """A usage error (one line, exit 2) when an option of the scheme assignment was given
+    before a sub-command (``segment --pii include cluster ...``): the sub-command would ignore
+    it, and ``--pii include`` or ``--out`` would silently not apply."""
+    from segflow.cli._common import _UsageError
+
+    for param, (option, instead) in _GROUP_OPTIONS.items():
+        source = ctx.get_parameter_source(param)  # Typer's own Click: its enum, compared by name
+        if source is None or source.name == "DEFAULT":
+            continue
+        where = (f"give {instead[sub]} after '{sub}' (segflow segment {sub} ... {instead[sub]} ...)"
+                 if sub in instead else f"'{sub}' has no such option")
+        raise _UsageError(f"{option} before '{sub}' is an option of the scheme assignment "
+                          f"(`segflow segment --scheme NAME`) and '{sub}' would ignore it: {where}",
+                          ctx=ctx)
 
 
 class _Out(NamedTuple):
@@ -293,10 +323,13 @@ def _write(assignments, out: _Out) -> None:  # noqa: ANN001
     if suffix == ".csv":
         from segflow._csv import write_csv
 
-        write_csv(table, path)
+        write_csv(table, path, private=out.pii == "include")
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
 
+        from segflow._private import private_target
+
+        private_target(path, out.pii == "include")
         pq.write_table(table, path)
     else:  # checked before computing
         raise SegflowError(f"--out {path}: use a .csv or .parquet file name")

@@ -68,6 +68,13 @@ def _proxies(values: list[str] | None) -> list[str] | None:
     return values
 
 
+#: ``serve --max-connections``'s default: open connections per server process (uvicorn's
+#: ``limit_concurrency``; uvicorn sets none). Each connection costs a few kB and a request
+#: being answered one of ``--pool-size`` store cursors, so 256 is far above what 8 cursors
+#: answer at once and far below what exhausts the process's file descriptors (1024).
+MAX_CONNECTIONS = 256
+
+
 def serve(
     ctx: typer.Context,
     project_dir: Path = ProjectDirOption,
@@ -84,6 +91,11 @@ def serve(
     ),
     pool_size: int = typer.Option(8, min=1, max=64, help="Read-only store connections (requests read in parallel)."),
     workers: int = typer.Option(1, min=1, max=64, help="Server processes (uvicorn workers) sharing one copy of the store."),
+    max_connections: int = typer.Option(
+        MAX_CONNECTIONS, "--max-connections", min=2,
+        help="Open connections per server process (its own counted) at which a request gets "
+        "503 instead of being served (uvicorn's limit_concurrency).",
+    ),
     get: str = typer.Option(
         None, "--get", help="Run one GET request against this path in-process, print it and exit."
     ),
@@ -164,13 +176,15 @@ def serve(
             soft_wrap=True, highlight=False, markup=False,
         )
         # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: every client of a
-        # loopback server is 127.0.0.1, so any of them chose the address the audit recorded
-        proxy = {"proxy_headers": bool(trusted_proxy), "forwarded_allow_ips": trusted_proxy or []}
+        # loopback server is 127.0.0.1, so any of them chose the address the audit recorded;
+        # and it answers any number of connections unless limit_concurrency bounds them
+        options = {"proxy_headers": bool(trusted_proxy), "forwarded_allow_ips": trusted_proxy or [],
+                 "limit_concurrency": max_connections}
         if workers == 1:
             # access_log off: at log level warning its lines are dropped anyway, after being
             # formatted (a few microseconds a request on the hot routes)
             uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False,
-                        http=_http_protocol(), **proxy)
+                        http=_http_protocol(), **options)
             return
         # several processes: uvicorn starts each worker, which builds its own app from these
         # settings; the workers share one copy of the store (see segflow.server._replica)
@@ -178,7 +192,7 @@ def serve(
 
         os.environ[SETTINGS_ENV] = settings.model_dump_json()
         uvicorn.run("segflow.server.app:app_from_environment", factory=True, workers=workers, host=host,
-                    port=port, log_level="warning", access_log=False, http=_http_protocol(), **proxy)
+                    port=port, log_level="warning", access_log=False, http=_http_protocol(), **options)
 
 
 def _http_protocol() -> Any:

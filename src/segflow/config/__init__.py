@@ -7,6 +7,7 @@ from segflow.config._settings import (
     PeriodSettings,
     ProjectSettings,
     RfmSettings,
+    ServingSettings,
     Settings,
 )
 from segflow.config._sources import SourceSettings
@@ -19,6 +20,7 @@ __all__ = [
     "RfmSettings",
     "RuleSettings",
     "SchemeSettings",
+    "ServingSettings",
     "Settings",
     "SourceSettings",
 ]

@@ -136,6 +136,23 @@ class EngineSettings(BaseModel):
         return value
 
 
+class ServingSettings(BaseModel):
+    """What ``segflow serve`` shows to whom (the ``[server]`` table)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_cell_customers: int = Field(
+        default=5, ge=1,
+        description=(
+            "Segments and migration cells with fewer customers than this show viewers (the role "
+            "without customer-level access) no value figures (revenue, CLV, profile means and "
+            "medians: null, with a 'withheld' reason; counts stay), as they would be a few "
+            "customers' own; analysts and admins see all. 1: withhold nothing. Not applied to "
+            "the HTML report."
+        ),
+    )
+
+
 class Settings(BaseModel):
     """All settings of a segflow project (the parsed ``segflow.toml``)."""
 
@@ -145,6 +162,7 @@ class Settings(BaseModel):
     periods: PeriodSettings = Field(default_factory=PeriodSettings)
     rfm: RfmSettings = Field(default_factory=RfmSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    server: ServingSettings = Field(default_factory=ServingSettings)
     sources: list[SourceSettings] = Field(default_factory=list)
     schemes: list[SchemeSettings] = Field(default_factory=list)
 

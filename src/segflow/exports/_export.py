@@ -126,7 +126,7 @@ def _log(store: Store, result: ExportResult, digest: str | None = None) -> None:
 
 
 def _write(data: pa.Table, target: str, fmt: str, *, table: str | None, key: tuple[str, ...],
-           scope: dict[str, str], removed: list[str] | None, replace: bool) -> str:
+           scope: dict[str, str], removed: list[str] | None, replace: bool, private: bool = False) -> str:
     if fmt == "postgres":
         if not table:
             raise InputError("a Postgres export needs --table NAME")
@@ -135,7 +135,7 @@ def _write(data: pa.Table, target: str, fmt: str, *, table: str | None, key: tup
     if table:  # not silently ignored: the user meant a table
         raise InputError(f"--table {table!r} names a Postgres table: give a postgresql:// URL "
                          f"in --to (not the file {target!r}), or leave --table out")
-    write_file(data, target, fmt)
+    write_file(data, target, fmt, private=private)
     return str(Path(target))
 
 
@@ -229,7 +229,7 @@ def export_segments(
     written_to = _write(
         data if fmt != "postgres" or effective == "full" else _mirror_rows(data),
         str(target), fmt, table=table, key=("scheme", "customer_id"), scope={"scheme": scheme},
-        removed=removed, replace=effective == "full",
+        removed=removed, replace=effective == "full", private=pii == "include",
     )
     result = ExportResult(
         export_id=export_id, name=name, kind="segments", mode=effective, target=written_to,
@@ -307,7 +307,8 @@ def export_audience(
         data = joined.select(order)
     data, keyed = _pseudonymised(store, data, pii)
     written_to = _write(data, str(target), fmt, table=table, key=("audience", "customer_id"),
-                        scope={"audience": audience.name}, removed=None, replace=True)
+                        scope={"audience": audience.name}, removed=None, replace=True,
+                        private=pii == "include")
     result = ExportResult(
         export_id=uuid.uuid4().hex[:12], name=audience.name, kind="audience", mode="full",
         target=written_to, format=fmt, rows=data.num_rows, snapshot_date=None, pii=pii,

@@ -109,6 +109,7 @@ def write_segment_list(
     *,
     format: Literal["csv", "parquet", "table"] | None = None,
     store: Store | None = None,
+    private: bool = False,
 ) -> int:
     """Write a segment list to a CSV or Parquet file, or to a table of the store.
 
@@ -125,6 +126,9 @@ def write_segment_list(
         export wrote it. A name that is not letters, digits and underscores, or that names
         one of the store's own tables (``customers``, ``segment_spells``...), raises
         :class:`InputError`.
+    private : bool, default False
+        The ids are in clear and may be e-mail addresses or phone numbers (``--pii
+        include``): a file is written with mode ``0600`` (:mod:`segflow._private`).
 
     Returns
     -------
@@ -139,11 +143,14 @@ def write_segment_list(
     data = table if isinstance(table, pa.Table) else table.to_pyarrow()
     fmt = format or _format_from_suffix(Path(target))
     if fmt == "csv":
-        write_csv(data, target)
+        write_csv(data, target, private=private)
     elif fmt == "parquet":
         import pyarrow.parquet as pq
 
+        from segflow._private import private_target
+
         Path(target).parent.mkdir(parents=True, exist_ok=True)
+        private_target(target, private)
         pq.write_table(data, str(target))
     elif fmt == "table":
         if store is None:

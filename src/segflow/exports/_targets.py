@@ -55,14 +55,20 @@ def target_format(target: str, format: str | None = None) -> str:
     )
 
 
-def write_file(data: pa.Table, path: str | Path, fmt: str) -> Path:
-    """Write ``data`` to ``path`` as CSV (formulas neutralised) or Parquet, atomically."""
+def write_file(data: pa.Table, path: str | Path, fmt: str, *, private: bool = False) -> Path:
+    """Write ``data`` to ``path`` as CSV (formulas neutralised) or Parquet, atomically;
+    ``private`` (personal data in clear: the ``include`` policy): with mode ``0600``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # created as open() creates files (mode 0o666 less the umask), not as mkstemp's 0o600:
-    # the file that replaces the target is what the CRM's loader, often another user, reads
+    # the file that replaces the target is what the CRM's loader, often another user, reads;
+    # one with personal data in clear is its owner's only (segflow._private)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.part"
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    if private:
+        from segflow._private import private_target
+
+        private_target(tmp, shown=path)
     try:
         if fmt == "csv":
             write_csv(data, tmp)

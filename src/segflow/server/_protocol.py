@@ -21,6 +21,12 @@ token could hold any number of them ("slowloris"). uvicorn's httptools protocol 
 bound (its h11 protocol stops at 16 KiB): a client without a token could send one header of
 80 MB, held in memory until it ended (the server's resident memory grew by 100 MB and the
 request was answered).
+
+The answers the protocol gives itself, before the app and its security-headers middleware
+run, carry the same security headers (:data:`segflow.server._security.PROTOCOL_HEADER_LINES`,
+with a policy allowing nothing): the ``431`` above, uvicorn's ``400`` for a request it cannot
+parse, and uvicorn's ``503`` once ``serve --max-connections`` (uvicorn's ``limit_concurrency``)
+is reached (uvicorn sent them without any).
 """
 
 from __future__ import annotations
@@ -28,7 +34,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from segflow.server._security import PROTOCOL_HEADER_LINES
 
 
 class CoalescingTransport:
@@ -104,7 +112,30 @@ class CoalescingHttpTools(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._stop_head_timer()
-        super().on_headers_complete()
+        limit = self.limit_concurrency
+        if limit is None or (len(self.connections) < limit and len(self.tasks) < limit):
+            super().on_headers_complete()
+            return
+        # over the limit: uvicorn would run its own 503 app, without the security headers;
+        # it runs this one instead (uvicorn's checks see no limit for this one request)
+        app, self.app, self.limit_concurrency = self.app, _service_unavailable, None
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app, self.limit_concurrency = app, limit
+        self.logger.warning("Exceeded concurrency limit.")
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's 400 for a request it cannot parse, with the security headers."""
+        body = msg.encode("ascii", "replace")
+        content = [STATUS_LINE[400]]
+        for name, value in self.server_state.default_headers:
+            content.extend([name, b": ", value, b"\r\n"])
+        content.extend([b"content-type: text/plain; charset=utf-8\r\n", PROTOCOL_HEADER_LINES,
+                        b"content-length: ", str(len(body)).encode(), b"\r\nconnection: close\r\n\r\n",
+                        body])
+        self.transport.write(b"".join(content))
+        self.transport.close()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -128,5 +159,19 @@ class CoalescingHttpTools(HttpToolsProtocol):
         self._refused = True
         self.transport.write(b"".join([
             b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n",
+            PROTOCOL_HEADER_LINES,
             b"content-length: ", str(len(_TOO_LARGE)).encode(), b"\r\nconnection: close\r\n\r\n", _TOO_LARGE]))
         self.transport.close()
+
+
+_UNAVAILABLE = b'{"detail":"the server is at its limit of connections (serve --max-connections); try again"}'
+
+
+async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
+    """uvicorn's 503 over the connection limit, as JSON and with the security headers."""
+    lines = [line.split(b": ", 1) for line in PROTOCOL_HEADER_LINES.split(b"\r\n") if line]
+    await send({"type": "http.response.start", "status": 503,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(_UNAVAILABLE)).encode()),
+                            (b"connection", b"close"), *((n, v) for n, v in lines)]})
+    await send({"type": "http.response.body", "body": _UNAVAILABLE, "more_body": False})

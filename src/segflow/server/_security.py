@@ -61,6 +61,14 @@ def security_headers(nonce: str, static: bool = False) -> list[tuple[bytes, byte
     return headers
 
 
+#: The headers of the answers the HTTP protocol itself gives, before any app runs (431, 400,
+#: 503: segflow.server._protocol), as raw header lines: the fixed ones, ``no-store``, and a
+#: policy allowing nothing (those answers hold no script, style or image).
+PROTOCOL_HEADER_LINES = b"".join(name + b": " + value + b"\r\n" for name, value in [
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
+    *_FIXED, (b"cache-control", b"no-store")])
+
+
 #: The body of every 500 of the API: one line, no traceback (that goes to the server's log).
 INTERNAL_ERROR = b'{"detail":"internal server error; the server log has the details"}'
 _INTERNAL_PAGE = (b'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Error 500 \xc2\xb7 '

@@ -21,6 +21,7 @@ from segflow.report._queries import quarantine_reasons, reconciliation
 from segflow.server import _audit, _views
 from segflow.server._auth import Admin, Analyst, Viewer, audit
 from segflow.server._day import Day
+from segflow.server._disclosure import min_customers, withhold_small_cells
 from segflow.server._pseudonyms import (
     audited_id,
     pseudonymise_frame,
@@ -114,8 +115,10 @@ def list_snapshots(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme:
 def segments(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, snapshot: Day | None = None,
              limit: Limit = 100, offset: Offset = 0, format: Format = "json") -> Any:
     """Customers, share and 12-month revenue per segment at a snapshot (default: latest),
-    with the change in customers since the previous snapshot."""
+    with the change in customers since the previous snapshot; a viewer gets no revenue of a
+    segment below ``[server] min_cell_customers`` (``withheld`` says so)."""
     frame, snapshot = _views.segment_sizes(project, gen, scheme, snapshot)
+    frame = withhold_small_cells(frame, who.role, min_customers(project))
     return table_response(frame, fmt=format, filename=f"segments-{scheme}-{snapshot}",
                           meta={"scheme": scheme, "snapshot": snapshot}, limit=limit, offset=offset)
 
@@ -147,9 +150,10 @@ def migration(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
               from_date: Day | None = None, to_date: Day | None = None,
               from_segment: str | None = None, to_segment: str | None = None,
               limit: Limit = 1000, offset: Offset = 0, format: Format = "json") -> Any:
-    """The transition matrix between two snapshots (default: the last two), long form."""
+    """The transition matrix between two snapshots (default: the last two), long form; a
+    viewer gets no revenue of a cell below ``[server] min_cell_customers``."""
     matrix = _views.transitions(project, gen, scheme, from_date, to_date)
-    frame = matrix.to_pandas()
+    frame = withhold_small_cells(matrix.to_pandas(), who.role, min_customers(project))
     if from_segment:
         frame = frame[frame["from_segment"] == from_segment]
     if to_segment:

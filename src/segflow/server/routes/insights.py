@@ -21,6 +21,7 @@ from markupsafe import escape
 from segflow.server import _insights, _views
 from segflow.server._auth import Analyst, Viewer, audit
 from segflow.server._day import Day
+from segflow.server._disclosure import min_customers, withhold_small_cells
 from segflow.server._pseudonyms import pseudonymise_frame, server_key
 from segflow.server._security import attachment, csv_bytes
 from segflow.server.deps import GenerationDep, ProjectDep
@@ -207,8 +208,10 @@ def _profile_labels(columns: Any, money_unit: str) -> dict[str, str]:
 @api.get("/profiles/{scheme:path}", response_model=RecordsPublic)
 def profiles(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, snapshot: Day | None = None,
              limit: Limit = 100, offset: Offset = 0, format: Format = "json") -> Any:
-    """Segment profiles at a snapshot with stored features (the latest)."""
+    """Segment profiles at a snapshot with stored features (the latest); a viewer gets no
+    value, means or medians of a segment below ``[server] min_cell_customers``."""
     frame, snapshot = _profiles_or_404(project, gen, scheme, snapshot)
+    frame = withhold_small_cells(frame, who.role, min_customers(project), count="size")
     return table_response(frame, fmt=format, filename=f"profiles-{scheme}-{snapshot}",
                           meta={"scheme": scheme, "snapshot": snapshot}, limit=limit, offset=offset)
 
@@ -230,17 +233,23 @@ def _profiles_or_404(project: Any, gen: Any, scheme: str, snapshot: dt.date | No
 @api.get("/migration/{scheme:path}/value", response_model=RecordsPublic)
 def value_moved(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, from_date: Day | None = None,
                 to_date: Day | None = None, limit: Limit = 1000, offset: Offset = 0, format: Format = "json") -> Any:
-    """Customers and the sum of their latest 52-week CLV per transition cell."""
+    """Customers and the sum of their latest 52-week CLV per transition cell; a viewer gets
+    no CLV of a cell below ``[server] min_cell_customers``."""
     matrix = _views.transitions(project, gen, scheme, from_date, to_date)
     frame = _insights.value_moved(project, gen, scheme, matrix.from_date, matrix.to_date)
+    frame = withhold_small_cells(frame, who.role, min_customers(project))
     return table_response(frame, fmt=format, filename=f"clv-moved-{scheme}-{matrix.from_date}-{matrix.to_date}",
                           meta={"scheme": scheme, "from_date": matrix.from_date, "to_date": matrix.to_date},
                           limit=limit, offset=offset)
 
 
-def profile_blocks(request: Request, project: Any, gen: Any, scheme: str, snapshot: dt.date) -> list[str]:
-    """The profiles section of the segments page (empty note when features are not stored)."""
+def profile_blocks(request: Request, project: Any, gen: Any, scheme: str, snapshot: dt.date,
+                   role: str) -> list[str]:
+    """The profiles section of the segments page (empty note when features are not stored),
+    as the caller's ``role`` may read it (small segments' figures withheld from viewers)."""
     frame = _insights.profiles(project, gen, scheme, snapshot)
+    if frame is not None:
+        frame = withhold_small_cells(frame, role, min_customers(project), count="size")
     if frame is None:
         return ["<h2>Profiles</h2><p>Profiles need the features of the snapshot; the store keeps those of the "
                 "latest snapshot only.</p>"]
@@ -253,10 +262,11 @@ def profile_blocks(request: Request, project: Any, gen: Any, scheme: str, snapsh
 
 
 def value_blocks(request: Request, project: Any, gen: Any, scheme: str, from_date: dt.date,
-                 to_date: dt.date) -> list[str]:
-    """The CLV-moved section of the migration page."""
-    frame = _insights.value_moved(project, gen, scheme, from_date, to_date)
-    if frame["clv_moved"].isna().all():
+                 to_date: dt.date, role: str) -> list[str]:
+    """The CLV-moved section of the migration page, as the caller's ``role`` may read it."""
+    stored = _insights.value_moved(project, gen, scheme, from_date, to_date)
+    frame = withhold_small_cells(stored, role, min_customers(project))
+    if stored["clv_moved"].isna().all():
         return ["<h2>CLV moved</h2><p>No CLV scores stored (`segflow run` writes them).</p>"]
     q = urlencode({"from_date": from_date, "to_date": to_date})
     return ['<h2 id="clv-moved">CLV moved</h2><p>Sum of the customers\' latest 52-week CLV per move.</p>',

@@ -18,6 +18,7 @@ from segflow.exports._pseudonym import pseudonymise_values
 from segflow.server import _audit, _views
 from segflow.server._auth import Admin, Analyst, Viewer, audit
 from segflow.server._day import Day
+from segflow.server._disclosure import min_customers, withhold_small_cells
 from segflow.server._pseudonyms import audited_id, pseudonymise_frame, resolve, server_key
 from segflow.server._security import protect
 from segflow.server.deps import GenerationDep, ProjectDep
@@ -160,6 +161,7 @@ def segments_page(request: Request, project: ProjectDep, gen: GenerationDep, who
 
     dates = _views.snapshots(project, gen, scheme)
     frame, snapshot = _views.segment_sizes(project, gen, scheme, snapshot)
+    frame = withhold_small_cells(frame, who.role, min_customers(project))
     query = urlencode({"snapshot": snapshot})
     path = part(scheme)
     blocks = [
@@ -168,7 +170,7 @@ def segments_page(request: Request, project: ProjectDep, gen: GenerationDep, who
                                                 title=f"{scheme} at {snapshot}")),
         table(request, frame, percent=("share", "revenue_share"), money=("revenue_12m",),
               signed=("change_customers",)),
-        *profile_blocks(request, project, gen, scheme, snapshot),
+        *profile_blocks(request, project, gen, scheme, snapshot, who.role),
         f'<p><a href="/forecasts/{escape(path)}">forecast of {escape(scheme)}</a></p>',
     ]
     from segflow.report._queries import missing_events_note
@@ -205,7 +207,7 @@ def migration_page(request: Request, project: ProjectDep, gen: GenerationDep, wh
     if len(dates) < 2 and from_date is None and to_date is None:
         return one_snapshot(request, f"Migration: {scheme}", "a migration", dates[0], _names(project, gen))
     matrix = _views.transitions(project, gen, scheme, from_date, to_date)
-    cells = matrix.to_pandas()
+    cells = withhold_small_cells(matrix.to_pandas(), who.role, min_customers(project))
     analyst = who.role in ("analyst", "admin")
     base = {"from_date": matrix.from_date, "to_date": matrix.to_date}
     path = part(scheme)
@@ -248,7 +250,7 @@ def migration_page(request: Request, project: ProjectDep, gen: GenerationDep, wh
         )
         blocks.append(f"<details><summary>customers of each cell</summary><ul>{items}</ul></details>")
     blocks.append(cells_table)
-    blocks += value_blocks(request, project, gen, scheme, matrix.from_date, matrix.to_date)
+    blocks += value_blocks(request, project, gen, scheme, matrix.from_date, matrix.to_date, who.role)
     q = urlencode(base)
     return render(request, f"Migration: {scheme}, {matrix.from_date} → {matrix.to_date}", blocks,
                   json_url=f"/api/v1/migration/{path}?{q}", csv_url=f"/api/v1/migration/{path}?{q}&format=csv",

@@ -1,0 +1,53 @@
+"""Files holding personal data in clear are written owner-only (mode ``0600``).
+
+A writer run with ``--pii include`` (and an export whose policy keeps the personal columns,
+``include``) writes e-mail addresses, phone numbers, names or ids that are any of them as
+they are. Created as ``open()`` creates files, such a file took the umask's mode: ``0644`` on
+most machines, readable by every user of a shared one. :func:`private_target` creates the
+target (or sets an existing one) to :data:`PRIVATE_MODE` before the writer opens it (the
+writers truncate an existing file, which keeps its mode), and says so once on stderr per
+file; files without personal data in clear keep the umask, as before. The project's id key
+file is written ``0600`` the same way (:mod:`segflow.exports._pseudonym`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+#: The mode of a file holding personal data in clear: read and written by its owner only.
+PRIVATE_MODE = 0o600
+#: The files already announced on stderr by this process.
+_TOLD: set[str] = set()
+
+
+def private_target(path: str | Path, private: bool = True, *, shown: str | Path | None = None) -> None:
+    """Make ``path`` an owner-only file before a writer fills it (nothing when not ``private``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file a writer is about to open (its folder is created when missing). A missing
+        file is created empty with :data:`PRIVATE_MODE`; an existing one is set to it.
+    private : bool, default True
+        Whether the file will hold personal data in clear; False leaves it to the umask.
+    shown : str or Path, optional
+        The name the note on stderr gives (the target of a temporary file renamed into
+        place); default ``path``.
+    """
+    if not private:
+        return
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT, PRIVATE_MODE)
+    try:
+        os.fchmod(fd, PRIVATE_MODE)  # an existing file kept its mode through O_CREAT
+    finally:
+        os.close(fd)
+    shown = Path(shown) if shown is not None else target
+    name = str(shown.resolve())
+    if name not in _TOLD:
+        _TOLD.add(name)
+        print(f"note: {shown} holds personal data in clear (--pii include): written with mode "
+              "0600, readable by its owner only", file=sys.stderr)

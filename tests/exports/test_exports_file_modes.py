@@ -1,0 +1,73 @@
+"""Files with personal data in clear (any writer run with ``--pii include``, an export whose
+policy keeps the personal columns) followed the umask: ``0644`` on a shared machine, readable
+by every user. They are written ``0600`` now (segflow._private), with one note on stderr;
+files without personal data in clear keep the umask's mode."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from typer.testing import CliRunner
+
+from segflow._csv import write_csv
+from segflow.cli import app
+
+runner = CliRunner()
+NOTE = "holds personal data in clear (--pii include): written with mode 0600"
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_write_csv_and_the_export_files_are_owner_only_when_private(tmp_path, umask_022, capsys):
+    """``private=True`` makes a new file and an existing 0644 file 0600 (the writers keep an
+    existing file's mode when they truncate it), once noted; otherwise the umask's 0644, and
+    an atomic export file too; the rows are written all the same."""
+    from segflow.campaigns._targeting import export_table
+    from segflow.exports._targets import write_file
+
+    table = pa.table({"customer_id": ["ann@example.com", "C2"], "clv": [1.5, 2.0]})
+    plain, clear, old = tmp_path / "plain.csv", tmp_path / "clear.csv", tmp_path / "old.csv"
+    write_csv(table, plain)
+    old.write_text("x\n")
+    assert _mode(plain) == 0o644 and _mode(old) == 0o644
+    for path in (clear, old, clear):  # the same file twice: one note
+        write_csv(table, path, private=True)
+        assert _mode(path) == 0o600 and pacsv.read_csv(path).equals(table)
+    assert capsys.readouterr().err.count(NOTE) == 2
+    for fmt in ("csv", "parquet"):
+        for private, mode in ((False, 0o644), (True, 0o600)):
+            path = write_file(table, tmp_path / f"exp-{private}.{fmt}", fmt, private=private)
+            assert _mode(path) == mode, (fmt, private)
+            assert not list(tmp_path.glob(".*.part"))  # the temporary file was renamed
+            path = export_table(table, tmp_path / f"tab-{private}.{fmt}", private=private)
+            assert _mode(path) == mode, (fmt, private)
+    assert pq.read_table(tmp_path / "exp-True.parquet").equals(table)
+    err = capsys.readouterr().err
+    assert f"exp-True.parquet {NOTE}" in err and ".part" not in err
+
+
+def test_cli_writers_with_pii_include_write_owner_only_files(tmp_path, umask_022):
+    """`export segments`, `export audience`, the plain `export --out`, `segment --out` and
+    `segment cluster --out` on a project: ``--pii include`` files are 0600, with the note;
+    the default (hash) files keep 0644 and say nothing."""
+    from tests.exports._store import build
+
+    project = str(build(tmp_path / "shop"))
+    runs = [
+        (["export", "segments", "-p", project, "-s", "rfm", "--to"], "seg.csv"),
+        (["export", "audience", "-p", project, "--segment", "rfm=Loyal", "--holdout", "0", "--to"], "aud.parquet"),
+        (["export", "-p", project, "--scheme", "rfm", "--out"], "list.parquet"),
+    ]
+    for args, name in runs:
+        for pii, mode in (("hash", 0o644), ("include", 0o600)):
+            out = tmp_path / f"{pii}-{name}"
+            res = runner.invoke(app, [*args, str(out), "--pii", pii])
+            assert res.exit_code == 0, (args, res.output)
+            assert _mode(out) == mode, (args, pii)
+            assert res.stderr.count(NOTE) == (pii == "include"), (args, res.stderr)
