@@ -62,6 +62,9 @@ def test_effect_and_audience_on_project(campaign_project, tmp_path):
     out = json.loads(res.stdout)
     assert out["campaign_id"] == "c1" and out["migration"]["after"] == "2024-02-01"
     assert "exposed in more than one arm" in res.stderr
+    # the fixture flips the arm of its first 2 of 3,000 customers: the JSON says so too
+    assert out["warnings"] == ["left out 2 of 3000 customers of campaign 'c1' who were "
+                               "exposed in more than one arm"]
     assert out["currency"] == "GBP" and out["window_days"] == 30
     res = runner.invoke(app, ["campaign", "effect", "--project", str(campaign_project),
                               "--campaign", "c1", "--scheme", "value", "--by", "region"])

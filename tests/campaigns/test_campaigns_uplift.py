@@ -61,6 +61,28 @@ def test_qini_curve_matches_pandas_and_handles_ties():
     assert flat["qini_coefficient"] == pytest.approx(0.0, abs=1e-12)
 
 
+def test_qini_coefficient_and_auuc_equal_areas_worked_by_hand():
+    """Six customers, one tie: the curve's points and both areas worked out by hand.
+
+    Groups by score (highest first) give (N_t, N_c, R_t, R_c) = (1,0,1,0), (2,1,2,0), (3,1,2,0),
+    (3,2,2,1), (3,3,2,1) at k = 1, 3, 4, 5, 6: Qini 1, 2, 2, 1/2, 1 (R_t while N_c = 0) and
+    uplift curve 1, 3, 8/3, 5/6, 2. Trapezoids over k/6: Qini area 30/24, random line 1/2,
+    so the coefficient is (5/4 - 1/2) / 6 = 1/8; uplift-curve area 126/72, so AUUC = 7/24.
+    """
+    s = np.array([0.9, 0.5, 0.5, 0.2, 0.1, 0.0])
+    t = np.array([True, False, True, True, False, False])
+    y = np.array([1, 0, 1, 0, 1, 0])
+    curve = qini_curve(y, t, s)
+    np.testing.assert_allclose(curve.k, [0, 1, 3, 4, 5, 6])
+    np.testing.assert_allclose(curve.qini, [0, 1, 2, 2, 0.5, 1])
+    np.testing.assert_allclose(curve.uplift_curve, [0, 1, 3, 8 / 3, 5 / 6, 2])
+    scores = qini_scores(curve)
+    assert scores["qini_coefficient"] == pytest.approx(1 / 8, rel=1e-12)
+    assert scores["auuc"] == pytest.approx(7 / 24, rel=1e-12)
+    assert scores["auuc_random"] == pytest.approx(1 / 6, rel=1e-12)
+    assert scores["overall_lift"] == pytest.approx(1 / 3, rel=1e-12)
+
+
 @pytest.mark.parametrize("method", ["two_model", "class_transformation"])
 def test_planted_uplift_beats_random_on_holdout(method):
     df = _planted(treated_share=0.7 if method == "class_transformation" else 0.5)

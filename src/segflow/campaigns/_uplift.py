@@ -205,8 +205,9 @@ def qini_curve(y: Any, treatment: Any, uplift: Any) -> pd.DataFrame:
     Customers are sorted by predicted uplift, highest first; tied scores enter together.
     After the top ``k`` customers, with ``R_t, N_t`` (``R_c, N_c``) the responses and
     counts of treated (control) customers among them:
-    ``qini(k) = R_t - R_c * N_t / N_c`` (incremental responders, 0 while ``N_c = 0``) and
-    ``uplift_curve(k) = (R_t / N_t - R_c / N_c) * k``.
+    ``qini(k) = R_t - R_c * N_t / N_c`` (incremental responders; ``R_t`` while ``N_c = 0``,
+    as no control response is there to subtract) and ``uplift_curve(k) = (R_t / N_t - R_c /
+    N_c) * k`` (a rate of an arm without customers counts as 0).
 
     Returns
     -------

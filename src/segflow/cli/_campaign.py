@@ -58,14 +58,24 @@ def register(app: typer.Typer) -> None:
 
 
 @contextlib.contextmanager
-def _warnings_to_console() -> Iterator[None]:
-    """Show library warnings (dropped customers, cut-short windows) as one line each."""
+def _warnings_to_console() -> Iterator[list[warnings.WarningMessage]]:
+    """Show library warnings (dropped customers, cut-short windows) as one line each, after
+    the block; the block gets the list they are recorded in (for a --json document)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        yield
+        yield caught
     for w in caught:
         if issubclass(w.category, UserWarning):
             console.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
+
+
+def _user_messages(caught: list[warnings.WarningMessage]) -> list[str]:
+    """The messages of the user warnings recorded so far, each once, in order."""
+    out: list[str] = []
+    for w in caught:
+        if issubclass(w.category, UserWarning) and str(w.message) not in out:
+            out.append(str(w.message))
+    return out
 
 
 def read_customer_file(path: Path) -> Any:
@@ -163,7 +173,7 @@ def effect(
     if responses is not None and not outcome:  # a usage error (exit status 2), as Click's own
         raise typer.BadParameter("file mode (--responses) needs at least one outcome column",
                                  param_hint="'--outcome'")
-    with user_errors(), _warnings_to_console():
+    with user_errors(), _warnings_to_console() as caught:
         if correction not in ("holm", "bh", "none"):
             raise InputError(f"--correction must be holm, bh or none, not {correction!r}")
         if responses is None and campaign is None:
@@ -204,8 +214,8 @@ def effect(
             units = _StoreUnits(currency, window_days)
             for note in full.notes:
                 console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
-        if as_json:
-            print_json(payload)
+        if as_json:  # the warnings too: customers left out, outcomes cut short
+            print_json({**payload, "warnings": _user_messages(caught)})
             return
         _print_effect(report, units)
         if migration is not None:
