@@ -272,3 +272,35 @@ def test_best_jaccard_by_hand():
     # cluster 0 = {0,1,2}; best match boot 1 = {0,1}: 2/3. cluster 1 = {3,4,5} vs boot 0 =
     # {2,3,4,5}: 3/4
     assert _best_jaccard(original, boot, 2).tolist() == pytest.approx([2 / 3, 3 / 4])
+
+
+def test_a_few_negative_values_do_not_switch_the_log_off_for_a_money_column():
+    # one refund (net spend -5) among 2,000 customers made `monetary` "not non-negative": it
+    # lost its log transform and a handful of big spenders defined the segments (adjusted
+    # Rand index 0.24 against the partition without the refund)
+    from scipy.stats import skew
+
+    from segflow.segments._cluster_prep import ClippedNegativesWarning
+
+    rng = np.random.default_rng(7)
+    n = 2000
+    X = pd.DataFrame({"recency": rng.exponential(100, n),
+                      "frequency": rng.poisson(3, n).astype(float) + 1,
+                      "monetary": rng.lognormal(4, 1, n)})
+    base = KMeansSegmenter(k=4, n_bootstrap=0, random_state=0).fit(X)
+    refund = X.copy()
+    refund.loc[17, "monetary"] = -5.0
+    with pytest.warns(ClippedNegativesWarning, match=r"monetary: 1 of 2,000 values are below 0"):
+        seg = KMeansSegmenter(k=4, n_bootstrap=0, random_state=0).fit(refund)
+    logged = {spec.name: spec.log1p for spec in seg.prep_.numeric}
+    # the decision on the clipped values, computed here: skewness above 1
+    assert logged["monetary"] is bool(skew(np.maximum(refund["monetary"], 0)) > 1.0) is True
+    assert logged == {spec.name: spec.log1p for spec in base.prep_.numeric}
+    others = np.arange(n) != 17
+    # one customer moved: the partition of the others nearly unchanged (0.24 without the log)
+    assert adjusted_rand_score(base.predict(X)[others], seg.predict(refund)[others]) > 0.95
+    # a genuinely signed column (5 % below 0: a change in spend) is not log-transformed
+    signed = X.copy()
+    signed.loc[:99, "monetary"] = -rng.lognormal(2, 1, 100)
+    seg = KMeansSegmenter(k=4, n_bootstrap=0, random_state=0).fit(signed)
+    assert {s.name: s.log1p for s in seg.prep_.numeric}["monetary"] is False

@@ -25,6 +25,7 @@ Categorical column ``c``
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -40,6 +41,15 @@ MISSING_LEVEL = "(missing)"
 OTHER_LEVEL = "(other)"
 MAX_LEVELS = 20
 MIN_LEVEL_SHARE = 0.01
+#: The largest share of values below 0 for which a column still counts as non-negative for
+#: the log transform (its negatives clipped to 0): a few refunds in a money column.
+MAX_NEGATIVE_SHARE = 0.01
+
+
+class ClippedNegativesWarning(UserWarning):
+    """A log-transformed column held values below 0, counted as 0."""
+
+
 #: Sample skewness above which a non-negative numeric column is log1p-transformed.
 SKEW_THRESHOLD = 1.0
 
@@ -200,7 +210,9 @@ def fit_prep(
     log_transform : "auto", bool or list of str
         ``"auto"``: log1p every non-negative column whose sample skewness exceeds 1
         (monetary value, frequency and most counts); ``True``/``False``: all/none of the
-        non-negative columns; a list: exactly those columns.
+        non-negative columns; a list: exactly those columns. A column with at most
+        :data:`MAX_NEGATIVE_SHARE` of its values below 0 counts as non-negative (those
+        values count as 0, with a :class:`ClippedNegativesWarning`).
     categorical_weight : float
         ``gamma``, the squared distance of one categorical mismatch, in squared standard units.
     """
@@ -232,18 +244,31 @@ def fit_prep(
 
 
 def _wants_log(name: str, finite: np.ndarray, log_transform: str | bool | list[str]) -> bool:
-    nonneg = bool(finite.min() >= 0)
+    """Whether column ``name`` (its finite values) is log1p-transformed under
+    ``log_transform``. A column counts as non-negative when at most
+    :data:`MAX_NEGATIVE_SHARE` of its values are below 0 (a net spend after returns): those
+    count as 0 (the transform clips them) in the skewness too, with a
+    :class:`ClippedNegativesWarning` naming the column, so one refund does not switch the log
+    off for a whole money column (one customer at -5 changed the partition of thousands)."""
+    negative = int((finite < 0).sum())
+    nonneg = negative <= MAX_NEGATIVE_SHARE * finite.size
     if isinstance(log_transform, list | tuple):
-        return name in log_transform
-    if log_transform is True:
-        return nonneg
-    if log_transform is False:
+        wanted = name in log_transform
+    elif log_transform is True:
+        wanted = nonneg
+    elif log_transform is False:
         return False
-    if log_transform != "auto":
+    elif log_transform != "auto":
         raise InputError(f"log_transform must be 'auto', True, False or a list, got {log_transform!r}")
-    if not nonneg or finite.size < 3 or np.ptp(finite) == 0:
-        return False
-    return bool(stats.skew(finite) > SKEW_THRESHOLD)
+    else:
+        clipped = np.maximum(finite, 0.0)
+        wanted = (nonneg and finite.size >= 3 and np.ptp(clipped) > 0
+                  and bool(stats.skew(clipped) > SKEW_THRESHOLD))
+    if wanted and negative:
+        warnings.warn(ClippedNegativesWarning(
+            f"{name}: {negative:,} of {finite.size:,} values are below 0 (e.g. a net spend "
+            "after returns); the log transform counts them as 0"), stacklevel=3)
+    return wanted
 
 
 def _center_scale(x: np.ndarray, scaling: str) -> tuple[float, float]:
