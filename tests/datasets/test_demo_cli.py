@@ -58,3 +58,29 @@ def test_the_demo_refuses_a_folder_holding_another_project(tmp_path):
     assert "is not a demo's project file" in result.output and "Traceback" not in result.output
     assert (out / "segflow.toml").read_text() == before
     assert not (out / "data").exists()
+
+
+def test_the_demo_refuses_other_files_and_a_store_outside_its_folder(tmp_path):
+    from segflow.datasets import demo_project_toml
+
+    # a folder of another (not segflow) project: its data/customers.csv was overwritten
+    other = tmp_path / "other"
+    (other / "data").mkdir(parents=True)
+    (other / "data" / "customers.csv").write_text("id,name\n1,mine\n")
+    result = CliRunner().invoke(app, ["demo", "--customers", "30", "--months", "3", "--out", str(other)])
+    assert result.exit_code == 1 and "holds files and no demo project file" in result.output
+    assert (other / "data" / "customers.csv").read_text() == "id,name\n1,mine\n"
+    assert sorted(p.name for p in other.rglob("*")) == ["customers.csv", "data"]
+
+    # a demo's project file edited to name a store elsewhere: that store was deleted
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    precious = tmp_path / "precious.duckdb"
+    precious.write_bytes(b"not the demo's")
+    text = demo_project_toml("data").replace('store = "segflow.duckdb"', f'store = "{precious}"', 1)
+    assert str(precious) in text
+    (demo / "segflow.toml").write_text(text)
+    result = CliRunner().invoke(app, ["demo", "--customers", "30", "--months", "3", "--out", str(demo)])
+    assert result.exit_code == 1 and "names a store outside" in result.output
+    assert precious.read_bytes() == b"not the demo's"
+    assert not (demo / "data").exists()

@@ -19,6 +19,11 @@ from segflow.exports._pii_text import mask_personal_text
     ("amount 1234567.89 or '0123456.78' is too large", None),
     ("customer id 'C003' (10002345) is unknown; rows 2, 4, 12", None),
     ("sku v2024-0101-0123", None),
+    # a NUL inside an id is shown as <NUL> (invalid_id): the value around it is still masked
+    ("identifier 'ann<NUL>@example.com' holds a NUL byte inside it (character 4)",
+     "identifier 'a***@example.com' holds a NUL byte inside it (character 4)"),
+    ("identifier '+44 7700<NUL>900123' holds", "identifier '***23' holds"),
+    ("identifier 'C0<NUL>00' holds a NUL byte", None),
     ("", None),
 ])
 def test_addresses_and_numbers_in_text_are_masked_and_nothing_else(text, want):

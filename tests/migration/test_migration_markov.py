@@ -116,6 +116,9 @@ def test_open_steady_state_is_inf_on_a_closed_group_the_arrivals_feed():
     assert got["B"] == np.inf and x[1] > 0.9 * 400 * 10 * 0.14  # B gains 14 * .25 = 3.5 a period
     assert got["D"] == 0.0 and x[3] == 0.0
     assert (chain.steady_state(arrivals=0) == 0).all()
+    for bad in (-5.0, float("nan")):  # -5 gave A = -10 beside B = 0 (not -inf)
+        with pytest.raises(SegflowError, match="arrivals must be a number >= 0"):
+            chain.steady_state(arrivals=bad)
 
 
 def test_steady_state_two_state_closed_form():

@@ -88,3 +88,25 @@ def test_a_shifted_large_sample_is_still_critical():
         want = _independent_psi(before[name].to_numpy(), after[name].to_numpy())
         assert alert.value == pytest.approx(want, rel=1e-12)
         assert want >= 0.25 and alert.severity == "critical"
+
+
+def test_the_refresh_line_counts_info_rows_apart_from_alerts(monkeypatch, tmp_path):
+    """`segflow refresh` said "6 drift alert(s)" for 2 warnings and 4 info rows that each
+    end "no alert"; the info rows are now counted apart."""
+    from typer.testing import CliRunner
+
+    import segflow.refresh
+    from segflow.cli import app
+    from segflow.project import Project
+    from segflow.refresh import Alert
+    from segflow.refresh._refresh import RefreshResult
+
+    alerts = [Alert("segment_share", "rfm:Lost", "share_pp", 7.0, 5.0, "warning", "w", LATEST),
+              *(Alert("feature_shift", f, "psi", 1.0, 0.1, "info", f"i {f}", LATEST)
+                for f in ("monetary", "frequency"))]
+    monkeypatch.setattr(segflow.refresh, "refresh", lambda *a, **k: RefreshResult(
+        "r1", "refreshed", ["x.csv"], alerts=alerts, seconds={"all": 1.0}))
+    Project.init(tmp_path).close()
+    result = CliRunner().invoke(app, ["refresh", "-p", str(tmp_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "1 drift alert(s) and 2 info row(s): sample too small to judge" in result.output

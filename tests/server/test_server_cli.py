@@ -217,18 +217,20 @@ def test_serve_warns_when_any_host_header_is_allowed(tmp_path):
 
 def test_tokens_list_prints_a_name_as_written(tmp_path):
     """A token's name is text, not Rich markup: ``[/]`` made `tokens list` a traceback
-    (MarkupError) and ``[red]`` restyled the row; both are printed as typed."""
+    (MarkupError) and ``[red]`` restyled the row; both are printed as typed. An escape
+    sequence in a name is printed as ``\\x1b``, not sent to the terminal."""
     from segflow.project import Project
 
     directory = tmp_path / "proj"
     Project.init(directory).close()
     runner = CliRunner()
-    for name in ("[/]x", "[red]y"):
+    for name in ("[/]x", "[red]y", "z\x1b[2J"):
         made = runner.invoke(app, ["tokens", "create", "--role", "viewer", "--name", name, "-p", str(directory)])
         assert made.exit_code == 0, made.output
-    listed = runner.invoke(app, ["tokens", "list", "-p", str(directory)])
+    listed = runner.invoke(app, ["tokens", "list", "-p", str(directory)], env={"COLUMNS": "200"})
     assert listed.exit_code == 0, listed.output
     assert "[/]x" in listed.stdout and "[red]y" in listed.stdout and "Traceback" not in listed.output
+    assert "z\\x1b[2J" in listed.stdout and "\x1b" not in listed.stdout
 
 
 def test_serve_binds_loopback_by_default_and_warns_on_other_addresses(tmp_path, monkeypatch):

@@ -185,3 +185,16 @@ def test_check_masks_addresses_and_numbers_in_reasons_and_ids_unless_include(tmp
     shown = runner.invoke(app, ["sources", "check", *p, "--pii", "include"], env={"COLUMNS": "200"})
     assert shown.exit_code == 0 and "'bob@example.org' does not match" in shown.stdout
     assert not list(tmp_path.glob("segflow.duckdb*"))  # a dry run: nothing written
+
+
+def test_check_masks_an_address_split_by_a_nul_in_an_invalid_id_reason(tmp_path):
+    """A NUL inside an id is refused (invalid_id) with the id shown as ``ann<NUL>@...``: the
+    mask did not see an address there and printed it in clear."""
+    _orders_project(tmp_path)
+    (tmp_path / "data" / "tx.csv").write_bytes(
+        b"order_id,customer_id,order_date,amount\nA1,ann\x00@example.com,2024-01-02,10\n")
+    p = ["orders", "--project", str(tmp_path), "--json"]
+    masked = _json(runner.invoke(app, ["sources", "check", *p]))
+    assert [r["reason"][:40] for r in masked["rejected"]] == ["identifier 'a***@example.com' holds a NU"]
+    clear = _json(runner.invoke(app, ["sources", "check", *p, "--pii", "include"]))
+    assert [r["reason"][:39] for r in clear["rejected"]] == ["identifier 'ann<NUL>@example.com' holds"]

@@ -159,7 +159,7 @@ def _report_project(project_dir: Path):  # noqa: ANN202
 
 
 def demo(
-    out: Path = typer.Option(Path("out"), "--out", "-o", help="Folder for the demo project, data and report (an earlier demo's store there is replaced; a folder of another project is refused)."),
+    out: Path = typer.Option(Path("out"), "--out", "-o", help="Folder for the demo project, data and report (an earlier demo's store there is replaced; a folder holding other files is refused)."),
     customers: int = typer.Option(5_000, min=1, help="Number of demo customers."),
     months: int = typer.Option(24, min=3, max=240, help="Months of history (3..240)."),
     seed: int = typer.Option(0, help="Random seed of the generator."),
@@ -234,7 +234,9 @@ def _fresh_demo_folder(out: Path) -> None:
     Raises
     ------
     ConfigError
-        When ``out`` holds a ``segflow.toml`` the demo did not write, or a store without one.
+        When ``out`` holds a ``segflow.toml`` the demo did not write, a store without one,
+        any other file without one (another project's ``data/customers.csv`` would be
+        overwritten), or a demo's project file whose store lies outside ``out``.
     """
     import shutil
 
@@ -247,6 +249,9 @@ def _fresh_demo_folder(out: Path) -> None:
         if (out / "segflow.duckdb").exists():
             raise ConfigError(f"{out} holds a segflow store without a segflow.toml; the demo "
                               "does not replace it: choose another --out")
+        if out.is_dir() and any(out.iterdir()):
+            raise ConfigError(f"{out} holds files and no demo project file; the demo does not "
+                              "write over them: choose an empty or new --out")
         return
     header = demo_project_toml().splitlines()[0]
     with toml.open(encoding="utf-8", errors="replace") as fh:
@@ -255,7 +260,10 @@ def _fresh_demo_folder(out: Path) -> None:
         raise ConfigError(f"{toml} is not a demo's project file; the demo does not replace "
                           "a project: choose another --out")
     settings = Settings.load(out)
-    store = out / settings.project.store
+    store = (out / settings.project.store).resolve()
+    if out.resolve() not in store.parents:  # an edited demo file naming a store of its own
+        raise ConfigError(f"{toml} names a store outside {out} ({settings.project.store}); "
+                          "the demo does not replace it: choose another --out")
     for path in (store, store.with_name(store.name + ".wal")):
         path.unlink(missing_ok=True)
     warehouse = (out / settings.engine.warehouse).resolve()  # a local folder inside out only

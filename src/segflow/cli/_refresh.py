@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -19,6 +20,9 @@ from segflow.cli._common import (
     stdout,
     user_errors,
 )
+
+if TYPE_CHECKING:
+    from segflow.refresh import Alert
 
 
 def register(app: typer.Typer) -> None:
@@ -70,7 +74,7 @@ def refresh(
         f"refresh {result.run_id}: {len(result.new_inputs)} new input(s), "
         f"{result.rows_loaded:,} rows loaded, {len(result.snapshot_dates)} snapshots, "
         f"{result.assignments_written:,} assignments, {result.scores_written:,} scores in "
-        f"{sum(result.seconds.values()):.1f} s; {len(result.alerts)} drift alert(s)",
+        f"{sum(result.seconds.values()):.1f} s; {_alert_count(result.alerts)}",
         highlight=False,
     )
     for a in result.alerts:
@@ -79,6 +83,14 @@ def refresh(
                       f"{a.message}", highlight=False)
     for note in result.notes:
         console.print(f"  note: {note}", highlight=False)
+
+
+def _alert_count(alerts: list[Alert]) -> str:
+    """``N drift alert(s)``, the info rows (a PSI on too few customers to judge, which the
+    refresh lists but does not alert on) counted apart."""
+    info = sum(a.severity == "info" for a in alerts)
+    text = f"{len(alerts) - info} drift alert(s)"
+    return f"{text} and {info} info row(s): sample too small to judge" if info else text
 
 
 def alerts(

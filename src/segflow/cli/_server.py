@@ -288,8 +288,9 @@ def list_tokens(project_dir: Path = ProjectDirOption, as_json: bool = JsonOption
         table = Table("id", "name", "role", "created (UTC)", "expires (UTC)", "state")
         for r in rows:
             # Text(): a name is printed as written, never read as Rich markup (a name holding
-            # "[/]" made the list a traceback; "[red]..." restyled the rows after it)
-            table.add_row(r["token_id"], Text(r["name"] or ""), r["role"], f"{r['created_at']:%Y-%m-%d %H:%M}",
+            # "[/]" made the list a traceback; "[red]..." restyled the rows after it), and its
+            # control characters as escapes (an escape sequence reached the terminal)
+            table.add_row(r["token_id"], Text(_printable(r["name"] or "")), r["role"], f"{r['created_at']:%Y-%m-%d %H:%M}",
                           f"{r['expires_at']:%Y-%m-%d %H:%M}" if r["expires_at"] else "never", r["state"])
         from rich.console import Console
 

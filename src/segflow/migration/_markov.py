@@ -165,11 +165,14 @@ class MarkovChain(BaseEstimator):
         Raises
         ------
         SegflowError
-            If the closed chain has several closed classes (no unique stationary law).
+            If the closed chain has several closed classes (no unique stationary law), or
+            ``arrivals`` is negative or not a number.
         """
         check_is_fitted(self)
         p = self.transition_matrix_.to_numpy()
         n = len(self.states_)
+        if arrivals is not None and not arrivals >= 0:  # NaN too
+            raise SegflowError(f"arrivals must be a number >= 0, got {arrivals}")
         if arrivals is not None:
             transient = self._transient()
             idx = [self.states_.index(s) for s in transient]
