@@ -110,3 +110,32 @@ def test_the_refresh_line_counts_info_rows_apart_from_alerts(monkeypatch, tmp_pa
     result = CliRunner().invoke(app, ["refresh", "-p", str(tmp_path)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "1 drift alert(s) and 2 info row(s): sample too small to judge" in result.output
+
+
+def test_segment_shares_of_a_tiny_scheme_are_info_and_of_a_large_one_alerts(tmp_path):
+    # a 2-customer project went from 100 % to 50 % in a segment: two critical share alerts
+    import pandas as pd
+
+    from segflow.refresh._drift import SHARE_MIN_CUSTOMERS, share_alerts
+    from segflow.store import Store
+
+    rows = []
+    for day, tiny in ((PREVIOUS, ["A", "A"]), (LATEST, ["A", "B"])):
+        rows += [("tiny", day, f"t{i}", seg) for i, seg in enumerate(tiny)]
+    for day, moved in ((PREVIOUS, 0), (LATEST, 60)):  # 60 of 300 move from A to B
+        rows += [("big", day, f"b{i}", "B" if i < moved or i >= 240 else "A") for i in range(300)]
+    frame = pd.DataFrame(rows, columns=["scheme", "snapshot_date", "customer_id", "segment"])
+    frame["segment_rank"] = frame["segment"].map({"A": 1, "B": 2})
+    with Store(tmp_path / "s.duckdb") as store:
+        store.append("segment_assignments", pa.Table.from_pandas(frame, preserve_index=False))
+        alerts = share_alerts(store, PREVIOUS, LATEST, DriftThresholds())
+    got = {a.subject: (a.severity, round(a.value, 9)) for a in alerts}
+    # by hand: big A 240/300 -> 180/300 (-20 points), B +20; tiny A 100 % -> 50 %, B 0 -> 50 %
+    shares = frame.groupby(["scheme", "snapshot_date"]).segment.value_counts(normalize=True)
+    change = (shares.xs(LATEST, level="snapshot_date") - shares.xs(PREVIOUS, level="snapshot_date")
+              .reindex(shares.xs(LATEST, level="snapshot_date").index, fill_value=0.0)) * 100
+    assert got == {f"{s}: {g}": ("info" if s == "tiny" else "critical", round(v, 9))
+                   for (s, g), v in change.items()}
+    assert got["big: A"] == ("critical", -20.0) and got["tiny: B"] == ("info", 50.0)
+    tiny = next(a for a in alerts if a.subject == "tiny: A")
+    assert f"at least {SHARE_MIN_CUSTOMERS} customers" in tiny.message and "no alert" in tiny.message

@@ -4,7 +4,10 @@ Three checks, each giving one row per thing measured (an alert when a threshold 
 
 **Segment shares.** For every scheme, each segment's share of the assigned customers at the
 latest snapshot minus its share at the one before, in percentage points. An alert at
-``share_pp`` points (default 5) or more; ``critical`` at twice that.
+``share_pp`` points (default 5) or more; ``critical`` at twice that. A scheme with fewer than
+:data:`SHARE_MIN_CUSTOMERS` (50) assigned customers at either snapshot gives ``info`` rows
+instead (one customer there moves a share by 2 points or more: a 2-customer project went
+from 100 % to 50 %, two critical alerts).
 
 **Feature shift.** The population stability index of each monitored feature between the
 previous and the latest snapshot, PSI = sum_i (a_i - e_i) ln(a_i / e_i) over ten bins cut at
@@ -68,6 +71,10 @@ PSI_EMPTY_BIN_SHARE = 1e-4
 #: Customers per bin that each snapshot needs for its PSI to be judged (Cochran's rule of an
 #: expected count of 5 per cell of a chi-square statistic); 50 on the ten decile bins.
 PSI_MIN_PER_BIN = 5
+#: Customers a scheme needs at each of the two snapshots for its segment share changes to
+#: alert (the PSI's minimum sample, :data:`PSI_MIN_PER_BIN` x 10): below it one customer
+#: moves a share by more than 2 points, and a change is an info row, never an alert.
+SHARE_MIN_CUSTOMERS = 50
 #: Share of no-shift PSIs below :func:`psi_chance_level` (a one-sided 95 % level).
 PSI_CHANCE_QUANTILE = 0.95
 
@@ -159,26 +166,49 @@ def share_alerts(store: Store, previous: dt.date, latest: dt.date,
           SELECT scheme, snapshot_date, segment, count(*) AS n
           FROM segment_assignments WHERE snapshot_date IN (?, ?) GROUP BY ALL
         ), s AS (
-          SELECT *, n / sum(n) OVER (PARTITION BY scheme, snapshot_date) AS share FROM c
+          SELECT *, n / sum(n) OVER (PARTITION BY scheme, snapshot_date) AS share,
+                 sum(n) OVER (PARTITION BY scheme, snapshot_date) AS total FROM c
+        ), t AS (
+          SELECT scheme, max(total) FILTER (WHERE snapshot_date = ?) AS n_after,
+                 max(total) FILTER (WHERE snapshot_date = ?) AS n_before
+          FROM s GROUP BY scheme
         )
         SELECT coalesce(l.scheme, p.scheme) AS scheme, coalesce(l.segment, p.segment) AS segment,
-               coalesce(p.share, 0) AS share_before, coalesce(l.share, 0) AS share_after
+               coalesce(p.share, 0) AS share_before, coalesce(l.share, 0) AS share_after,
+               coalesce(t.n_before, 0) AS n_before, coalesce(t.n_after, 0) AS n_after
         FROM (SELECT * FROM s WHERE snapshot_date = ?) l
         FULL JOIN (SELECT * FROM s WHERE snapshot_date = ?) p
           ON l.scheme = p.scheme AND l.segment = p.segment
+        LEFT JOIN t ON t.scheme = coalesce(l.scheme, p.scheme)
         ORDER BY 1, 2
         """,
-        [previous, latest, latest, previous],
+        [previous, latest, latest, previous, latest, previous],
     ).to_pylist()
     alerts = []
     for r in rows:
         change = 100.0 * (r["share_after"] - r["share_before"])
-        if abs(change) >= thresholds.share_pp - 1e-9:  # a change exactly at the threshold counts
+        if abs(change) < thresholds.share_pp - 1e-9:  # a change exactly at the threshold counts
+            continue
+        few = min(r["n_before"], r["n_after"])
+        if few < SHARE_MIN_CUSTOMERS:
             alerts.append(Alert(
                 "segment_share", f"{r['scheme']}: {r['segment']}", "share_change_pp", change,
-                thresholds.share_pp, "critical" if abs(change) >= 2 * thresholds.share_pp else "warning",
-                f"{r['scheme']} segment {r['segment']!r}: {100 * r['share_before']:.1f}% of customers "
-                f"at {previous}, {100 * r['share_after']:.1f}% at {latest} ({change:+.1f} points)",
+                thresholds.share_pp, "info",
+                f"{r['scheme']} segment {r['segment']!r}: {100 * r['share_before']:.1f}% of "
+                f"{r['n_before']} customers at {previous}, {100 * r['share_after']:.1f}% of "
+                f"{r['n_after']} at {latest} ({change:+.1f} points): sample too small to judge "
+                f"(at least {SHARE_MIN_CUSTOMERS} customers at each snapshot are needed; one "
+                f"customer is {100 / max(few, 1):.1f} points here); no alert",
+                latest,
+            ))
+        else:
+            alerts.append(Alert(
+                "segment_share", f"{r['scheme']}: {r['segment']}", "share_change_pp", change,
+                thresholds.share_pp,
+                "critical" if abs(change) >= 2 * thresholds.share_pp else "warning",
+                f"{r['scheme']} segment {r['segment']!r}: {100 * r['share_before']:.1f}% of "
+                f"customers at {previous}, {100 * r['share_after']:.1f}% at {latest} "
+                f"({change:+.1f} points)",
                 latest,
             ))
     return alerts
