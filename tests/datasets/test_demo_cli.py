@@ -33,7 +33,10 @@ def test_demo_writes_its_report_when_the_run_raises_no_warning(tmp_path):
         assert r["rows_read"] == r["rows_accepted"] + r["rows_quarantined"] + r["rows_duplicate"]
 
     # run again in the same folder with other options: a fresh store (it kept the first
-    # demo's rows beside the new ones, and the report showed rows no generated file held)
+    # demo's rows beside the new ones, and the report showed rows no generated file held),
+    # without the churn models trained on the first demo's data
+    (out / "models").mkdir()
+    (out / "models" / "churn_90d.joblib").write_bytes(b"a model of the first demo")
     result = CliRunner().invoke(app, ["demo", "--customers", "30", "--months", "3", "--seed", "2",
                                       "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
@@ -47,6 +50,7 @@ def test_demo_writes_its_report_when_the_run_raises_no_warning(tmp_path):
     assert store.execute("SELECT count(*) FROM transactions").fetchone()[0] == \
         recon["data/transactions.csv"]["rows_accepted"]
     assert len(summary["run"]["snapshot_dates"]) == 3
+    assert list((out / "models").iterdir()) == []
 
 
 def test_the_demo_refuses_a_folder_holding_another_project(tmp_path):

@@ -226,8 +226,8 @@ def demo(
 
 
 def _fresh_demo_folder(out: Path) -> None:
-    """Make ``out`` ready for a new demo: a folder of an earlier demo loses its store and
-    Spark warehouse (else the new data would be ingested beside the old, and the report would
+    """Make ``out`` ready for a new demo: a folder of an earlier demo loses its store, its
+    churn models (``models/churn_*.joblib``) and Spark warehouse (else the new data would be ingested beside the old, and the report would
     show rows no generated file holds); a folder holding any other segflow project is refused
     (its ``segflow.toml`` and store are the user's, not the demo's to replace).
 
@@ -264,7 +264,10 @@ def _fresh_demo_folder(out: Path) -> None:
     if out.resolve() not in store.parents:  # an edited demo file naming a store of its own
         raise ConfigError(f"{toml} names a store outside {out} ({settings.project.store}); "
                           "the demo does not replace it: choose another --out")
-    for path in (store, store.with_name(store.name + ".wal")):
+    # the churn models trained on the earlier demo's store too: refresh and churn score
+    # would apply them to the new data
+    stale = [store, store.with_name(store.name + ".wal"), *(out / "models").glob("churn_*.joblib")]
+    for path in stale:
         path.unlink(missing_ok=True)
     warehouse = (out / settings.engine.warehouse).resolve()  # a local folder inside out only
     if "://" not in settings.engine.warehouse and out.resolve() in warehouse.parents \
