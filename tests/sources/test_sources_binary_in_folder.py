@@ -66,3 +66,25 @@ def test_binary_files_fail_stops_the_ingest(tmp_path: Path) -> None:
         _ingest(root, store)
     assert _stored(store, "SELECT count(*) FROM loads") == [(0,)]
     assert _stored(store, "SELECT count(*) FROM transactions") == [(0,)]
+
+
+@pytest.mark.parametrize("rule", ["reject", "fail"])
+def test_sources_check_steps_over_a_binary_first_file_as_the_ingest_does(tmp_path: Path,
+                                                                        rule: str) -> None:
+    # `sources check` read only the folder's first file: a binary one stopped it, while the
+    # ingest refuses that file alone and loads the others
+    from segflow.sources import check_source
+
+    files = {"data/0logo.csv": FILES["data/logo.csv"], "data/a.csv": FILES["data/a.csv"]}
+    root = _project(tmp_path, files, path="data", extra=f'binary_files = "{rule}"')
+    source = Settings.load(root).sources[0]
+    if rule == "fail":
+        with pytest.raises(InputError, match=r"^file data/0logo.csv: the file holds binary data"):
+            check_source(source, root, now=NOW)
+        return
+    with pytest.warns(UserWarning, match=r"^data/0logo.csv: the file holds binary data \(a PNG "
+                                         r"image\).*checking the next file$"):
+        report = check_source(source, root, now=NOW)
+    assert report.file == "data/a.csv"
+    assert report.counts == {"rows_read": 2, "rows_accepted": 2, "rows_quarantined": 0,
+                             "rows_duplicate": 0}

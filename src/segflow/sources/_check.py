@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +11,8 @@ import duckdb
 
 from segflow._result import TableResult, json_records
 from segflow.config import SourceSettings
-from segflow.sources._discover import discover_files, relative
+from segflow.errors import BinaryFileError
+from segflow.sources._discover import discover_files, relative, several_files
 from segflow.sources._load import classify
 from segflow.sources._readers import blank_file, refuse_nested, stage
 from segflow.sources._validate import check_timezone, resolve, validate
@@ -132,11 +134,28 @@ def check_source(
     """
     project_dir = Path(project_dir)
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    path = None
-    if source.format != "postgres":  # the first file with bytes (0 bytes: nothing to check)
-        files = discover_files(source, project_dir)
-        path = next((f for f in files if not blank_file(source, f)), files[0])
-    label = relative(path, project_dir) if path else f"postgres:{source.options.get('table')}"
+    if source.format == "postgres":
+        return _check_file(source, None, f"postgres:{source.options.get('table')}", n, now)
+    files = discover_files(source, project_dir)
+    # the files with bytes (0 bytes: nothing to check), the first that is text: a binary file
+    # of a folder is refused alone by the ingest (binary_files = "reject"), so here too
+    candidates = [f for f in files if not blank_file(source, f)] or files[:1]
+    alone = source.binary_files != "fail" and several_files(source, project_dir)
+    for i, path in enumerate(candidates):
+        label = relative(path, project_dir)
+        try:
+            return _check_file(source, path, label, n, now)
+        except BinaryFileError as exc:
+            if not alone or i == len(candidates) - 1:
+                raise
+            warnings.warn(f"{label}: {exc.message}; the ingest refuses this file alone "
+                          "(binary_files = \"reject\"): checking the next file", stacklevel=2)
+    raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+
+def _check_file(source: SourceSettings, path: Path | None, label: str, n: int,
+                now: dt.datetime) -> CheckReport:
+    """:func:`check_source` on one file (``path``; None: the source's database table)."""
     con = interruptible(duckdb.connect())  # Ctrl-C stops its queries (cli._interrupt)
     try:
         check_timezone(con, source)
