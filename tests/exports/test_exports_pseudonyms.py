@@ -18,6 +18,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from tests.exports._ids import pid_key as _key
+from tests.exports._ids import rename_customers
 from tests.exports._store import EXPECTED_S3, S2, build
 from typer.testing import CliRunner
 
@@ -36,20 +38,8 @@ NEW_IDS = {"C1": "ann@example.com", "C2": "+44 20 7946 0002", "C4": "dee@example
 @pytest.fixture()
 def keyed(tmp_path):
     directory = build(tmp_path / "shop")
-    con = duckdb.connect(str(directory / "segflow.duckdb"))
-    tables = [r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.columns WHERE column_name = 'customer_id' AND table_name IN "
-        "(SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE')").fetchall()]
-    for table in tables:
-        for old, new in NEW_IDS.items():
-            con.execute(f"UPDATE {table} SET customer_id = ? WHERE customer_id = ?", [new, old])
-    con.close()
+    rename_customers(directory / "segflow.duckdb", NEW_IDS)
     return directory
-
-
-def _key(directory, customer_id: str) -> str:
-    secret = bytes.fromhex((directory / "segflow.duckdb.idkey").read_text().strip())
-    return "pid-" + hmac.new(secret, customer_id.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def _ids(path) -> list[str]:

@@ -7,8 +7,6 @@ customers are keyed by e-mail, phone and formula-like ids; keys recomputed here 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import json
 import os
 import shutil
@@ -19,6 +17,8 @@ import pandas as pd
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from tests.exports._ids import pid_key as _key
+from tests.exports._ids import rename_customers
 from typer.testing import CliRunner
 
 from segflow.cli import app
@@ -43,19 +43,9 @@ def shop(ran_fixture, tmp_path_factory):
     shutil.copytree(root, directory)
     con = duckdb.connect(str(directory / "segflow.duckdb"))
     old = [r[0] for r in con.execute("SELECT customer_id FROM customers ORDER BY 1 LIMIT 4").fetchall()]
-    tables = [r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.columns WHERE column_name = 'customer_id' AND table_name IN "
-        "(SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE')").fetchall()]
-    for table in tables:
-        for a, b in zip(old, NEW, strict=True):
-            con.execute(f"UPDATE {table} SET customer_id = ? WHERE customer_id = ?", [b, a])
     con.close()
+    rename_customers(directory / "segflow.duckdb", dict(zip(old, NEW, strict=True)))
     return directory
-
-
-def _key(directory, customer_id: str) -> str:
-    secret = bytes.fromhex((directory / "segflow.duckdb.idkey").read_text().strip())
-    return "pid-" + hmac.new(secret, customer_id.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def _ids(path) -> list[str]:
