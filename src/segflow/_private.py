@@ -22,7 +22,8 @@ PRIVATE_MODE = 0o600
 _TOLD: set[str] = set()
 
 
-def private_target(path: str | Path, private: bool = True, *, shown: str | Path | None = None) -> None:
+def private_target(path: str | Path, private: bool = True, *, shown: str | Path | None = None,
+                   why: str = "--pii include") -> None:
     """Make ``path`` an owner-only file before a writer fills it (nothing when not ``private``).
 
     Parameters
@@ -35,6 +36,8 @@ def private_target(path: str | Path, private: bool = True, *, shown: str | Path 
     shown : str or Path, optional
         The name the note on stderr gives (the target of a temporary file renamed into
         place); default ``path``.
+    why : str, default "--pii include"
+        Why the data is in clear, as the note says it.
     """
     if not private:
         return
@@ -49,5 +52,5 @@ def private_target(path: str | Path, private: bool = True, *, shown: str | Path 
     name = str(shown.resolve())
     if name not in _TOLD:
         _TOLD.add(name)
-        print(f"note: {shown} holds personal data in clear (--pii include): written with mode "
+        print(f"note: {shown} holds personal data in clear ({why}): written with mode "
               "0600, readable by its owner only", file=sys.stderr)

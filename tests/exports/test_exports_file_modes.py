@@ -71,3 +71,35 @@ def test_cli_writers_with_pii_include_write_owner_only_files(tmp_path, umask_022
             assert res.exit_code == 0, (args, res.output)
             assert _mode(out) == mode, (args, pii)
             assert res.stderr.count(NOTE) == (pii == "include"), (args, res.stderr)
+
+
+def test_clv_score_of_a_file_is_owner_only_only_when_its_ids_are_personal(tmp_path, umask_022):
+    # the file mode writes the transaction file's own ids as given: it said "holds personal
+    # data in clear (--pii include)" and wrote 0600 for plain ids like c00001 too
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    lines = ["customer_id,ts,amount"]
+    for i in range(300):  # BG/NBD-like: rates vary across customers, some stop buying
+        first = int(rng.integers(0, 180))
+        end = first + int(rng.integers(1, 365 - first))
+        rate = rng.gamma(0.6, 1 / 25)
+        extra = min(rng.poisson(rate * (end - first)), end - first)
+        days = [first, *sorted(rng.choice(np.arange(first + 1, end + 1), extra, replace=False))]
+        lines += [f"c{i:05d},{np.datetime64('2023-01-01') + d},{rng.gamma(2, 15):.2f}"
+                  for d in days]
+    plain = tmp_path / "plain.csv"
+    plain.write_text("\n".join(lines) + "\n")
+    mails = tmp_path / "mails.csv"
+    mails.write_text("\n".join([lines[0], *[line.replace("c", "m", 1).replace(",", "@example.com,", 1)
+                                            for line in lines[1:]]]) + "\n")
+    for source, mode, said in ((plain, 0o644, False), (mails, 0o600, True)):
+        out = tmp_path / f"{source.stem}-scores.csv"
+        res = runner.invoke(app, ["clv", "score", "-t", str(source), "--snapshot", "2024-01-01",
+                                  "-o", str(out)])
+        assert res.exit_code == 0, res.output
+        assert _mode(out) == mode, source
+        assert ("holds personal data in clear (ids of the transaction file that are e-mails or "
+                "phone numbers)" in res.stderr) is said
+        ids = pacsv.read_csv(out).column(0).to_pylist()
+        assert len(ids) == 300 and ids[0] == ("m00000@example.com" if said else "c00000")

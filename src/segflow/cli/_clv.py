@@ -510,7 +510,7 @@ def _score(
         written: dict[str, Any] = {}
         if output is not None:
             written.update(_write_file(scores, output, o.pii if project else "include",
-                                       project or Path(".")))
+                                       project or Path("."), file_ids=project is None))
         if project_ctx is not None:
             store = project_ctx.store
             params = {"model": o.model_name, "snapshot": o.snapshot, "horizon": o.horizon}
@@ -553,25 +553,32 @@ def _score_notes(scores: Any, spend: Any) -> list[str]:
     ]
 
 
-def _write_file(scores: Any, output: Path, pii: str, project: Path) -> dict[str, Any]:
+def _write_file(scores: Any, output: Path, pii: str, project: Path, *,
+                file_ids: bool = False) -> dict[str, Any]:
     """The scores to ``output``, ids that are e-mails or phone numbers as the pseudonymous
-    keys of ``project`` unless ``pii`` is include (segflow.cli._pseudonyms)."""
-    from segflow.cli._pseudonyms import key_ids
+    keys of ``project`` unless ``pii`` is include (segflow.cli._pseudonyms). Owner-only
+    (:mod:`segflow._private`) under ``--pii include``; with ``file_ids`` (the ids of the
+    user's own transaction file, written as given) only when some are e-mails or phones."""
+    from segflow._private import private_target
+    from segflow.cli._pseudonyms import count_personal_ids, key_ids
 
     frame = scores.to_pyarrow()
     # one row per customer, in id order: DuckDB's parallel plan returns them in any order,
     # so two runs on the same data wrote files that differed
     frame = frame.sort_by([(frame.column_names[0], "ascending")])
     frame = key_ids(frame, pii, project, columns=frame.column_names[:1])
+    private = pii == "include"
+    why = "--pii include"
+    if file_ids:
+        private = count_personal_ids(frame, frame.column_names[:1])[0] > 0
+        why = "ids of the transaction file that are e-mails or phone numbers"
+    private_target(output, private, why=why)  # before the writer opens the file
     if output.suffix.lower() in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
-        from segflow._private import private_target
-
-        private_target(output, pii == "include")
         pq.write_table(frame, output)
     else:
         from segflow._csv import write_csv
 
-        write_csv(frame, output, private=pii == "include")
+        write_csv(frame, output)
     return {"file": str(output), "rows": frame.num_rows}
