@@ -103,3 +103,25 @@ def test_clv_score_of_a_file_is_owner_only_only_when_its_ids_are_personal(tmp_pa
                 "phone numbers)" in res.stderr) is said
         ids = pacsv.read_csv(out).column(0).to_pylist()
         assert len(ids) == 300 and ids[0] == ("m00000@example.com" if said else "c00000")
+
+
+def test_cluster_of_a_file_is_owner_only_only_when_its_ids_are_personal(tmp_path, umask_022):
+    # `segment cluster --input FILE --out` writes the file's own ids as given: owner-only,
+    # with the note, only when some of them are e-mail addresses or phone numbers
+    import numpy as np
+
+    rng = np.random.default_rng(4)
+    rows = rng.normal(10, 2, (120, 3))
+    for prefix, mode, said in (("k", 0o644, False), ("mail", 0o600, True)):
+        ids = [f"{prefix}{i:04d}" + ("@example.com" if said else "") for i in range(120)]
+        source = tmp_path / f"{prefix}.csv"
+        source.write_text("cust,recency,frequency,monetary\n" + "".join(
+            f"{c},{a:.3f},{b:.3f},{m:.3f}\n" for c, (a, b, m) in zip(ids, rows, strict=True)))
+        out = tmp_path / f"{prefix}-assignments.csv"
+        res = runner.invoke(app, ["segment", "cluster", "--input", str(source), "--id-col", "cust",
+                                  "--k", "3", "--bootstrap", "0", "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        assert _mode(out) == mode, prefix
+        assert ("holds personal data in clear (ids of the input file that are e-mails or phone "
+                "numbers)" in res.stderr) is said
+        assert sorted(pacsv.read_csv(out).column("cust").to_pylist()) == sorted(ids)

@@ -90,23 +90,32 @@ def _feature_list(text: str | None) -> list[str] | None:
 
 
 def _write(con: ibis.BaseBackend, table: ibis.Table, out: Path, *, pii: str = "include",
-           project_dir: Path = Path(".")) -> None:
+           project_dir: Path = Path("."), file_ids: str | None = None) -> None:
     """The assignments ``table`` to ``out``; unless ``pii`` is include, ids that are e-mails or
     phone numbers as the pseudonymous keys of the project at ``project_dir``
-    (segflow.cli._pseudonyms: the project's features, whose ids the exports key alike)."""
+    (segflow.cli._pseudonyms: the project's features, whose ids the exports key alike).
+    Owner-only (:mod:`segflow._private`) under include; ``file_ids``: the id column of the
+    user's own input file, written as given, owner-only only when some ids are personal."""
+    from segflow._private import private_target
+
     data: Any = table
+    private, why = pii == "include", "--pii include"
     if pii != "include":
         from segflow.cli._pseudonyms import key_ids
 
         arrow = table.to_pyarrow()
         keyed = key_ids(arrow, pii, project_dir)
         data = table if keyed is arrow else keyed
-    suffix = out.suffix.lower()
-    if suffix == ".parquet" and pii == "include":
-        from segflow._private import private_target
+    elif file_ids is not None:
+        from segflow.cli._pseudonyms import count_personal_ids
 
+        private = count_personal_ids(table.select(file_ids).to_pyarrow(), [file_ids])[0] > 0
+        why = "ids of the input file that are e-mails or phone numbers"
+    suffix = out.suffix.lower()
+    if private:  # before the writer opens the file
+        private_target(out, why=why)
+    if suffix == ".parquet" and private:
         # DuckDB's COPY would replace the file by one of the umask's mode: Arrow writes it
-        private_target(out)
         data = table.to_pyarrow()
     if suffix == ".parquet" and data is not table:
         import pyarrow.parquet as pq
@@ -117,7 +126,7 @@ def _write(con: ibis.BaseBackend, table: ibis.Table, out: Path, *, pii: str = "i
     elif suffix in (".csv", ".txt", ".tsv"):
         from segflow._csv import write_csv
 
-        write_csv(data, out, delimiter="\t" if suffix == ".tsv" else ",", private=pii == "include")
+        write_csv(data, out, delimiter="\t" if suffix == ".tsv" else ",")
     else:
         raise InputError("--out must end in .csv or .parquet", file=str(out))
 
@@ -237,7 +246,8 @@ def cluster_command(
             )
         if out is not None:
             _write(con, assigned.order_by(id_col), out,  # a file's ids: back to its owner
-                   pii="include" if input is not None else pii, project_dir=project_dir)
+                   pii="include" if input is not None else pii, project_dir=project_dir,
+                   file_ids=id_col if input is not None else None)
         if save_model is not None:
             save_model.write_text(segmenter.model_.to_json(), encoding="utf-8")
         if save_scheme is not None:
