@@ -88,3 +88,23 @@ def test_the_demo_refuses_other_files_and_a_store_outside_its_folder(tmp_path):
     assert result.exit_code == 1 and "names a store outside" in result.output
     assert precious.read_bytes() == b"not the demo's"
     assert not (demo / "data").exists()
+
+
+def test_the_demo_refuses_a_models_folder_linked_outside_its_folder(tmp_path):
+    from segflow.datasets import demo_project_toml
+
+    # a re-run deleted models/churn_*.joblib through a link to a shared folder of models
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "churn_90d.joblib").write_bytes(b"not the demo's")
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    (demo / "segflow.toml").write_text(demo_project_toml("data"))
+    (demo / "segflow.duckdb").write_bytes(b"an earlier demo's store")
+    (demo / "models").symlink_to(shared, target_is_directory=True)
+    result = CliRunner().invoke(app, ["demo", "--customers", "30", "--months", "3", "--out", str(demo)])
+    assert result.exit_code == 1 and "models leads outside" in result.output
+    assert "Traceback" not in result.output
+    assert (shared / "churn_90d.joblib").read_bytes() == b"not the demo's"
+    assert (demo / "segflow.duckdb").read_bytes() == b"an earlier demo's store"
+    assert not (demo / "data").exists()

@@ -236,7 +236,8 @@ def _fresh_demo_folder(out: Path) -> None:
     ConfigError
         When ``out`` holds a ``segflow.toml`` the demo did not write, a store without one,
         any other file without one (another project's ``data/customers.csv`` would be
-        overwritten), or a demo's project file whose store lies outside ``out``.
+        overwritten), a demo's project file whose store lies outside ``out``, or a
+        ``models`` folder leading outside ``out`` (a link: its churn models are not the demo's).
     """
     import shutil
 
@@ -264,9 +265,13 @@ def _fresh_demo_folder(out: Path) -> None:
     if out.resolve() not in store.parents:  # an edited demo file naming a store of its own
         raise ConfigError(f"{toml} names a store outside {out} ({settings.project.store}); "
                           "the demo does not replace it: choose another --out")
+    models = out / "models"
+    if models.is_dir() and out.resolve() not in models.resolve().parents:  # a linked folder
+        raise ConfigError(f"{models} leads outside {out} ({models.resolve()}); the demo does "
+                          "not delete the churn models there: choose another --out")
     # the churn models trained on the earlier demo's store too: refresh and churn score
     # would apply them to the new data
-    stale = [store, store.with_name(store.name + ".wal"), *(out / "models").glob("churn_*.joblib")]
+    stale = [store, store.with_name(store.name + ".wal"), *models.glob("churn_*.joblib")]
     for path in stale:
         path.unlink(missing_ok=True)
     warehouse = (out / settings.engine.warehouse).resolve()  # a local folder inside out only
