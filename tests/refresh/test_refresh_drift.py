@@ -139,3 +139,24 @@ def test_segment_shares_of_a_tiny_scheme_are_info_and_of_a_large_one_alerts(tmp_
     assert got["big: A"] == ("critical", -20.0) and got["tiny: B"] == ("info", 50.0)
     tiny = next(a for a in alerts if a.subject == "tiny: A")
     assert f"at least {SHARE_MIN_CUSTOMERS} customers" in tiny.message and "no alert" in tiny.message
+
+
+def test_a_scheme_new_at_the_latest_snapshot_is_info_saying_so_not_a_small_sample(tmp_path):
+    # a new scheme of 100 customers said "sample too small ... one customer is 100.0 points"
+    import pandas as pd
+
+    from segflow.refresh._drift import share_alerts
+    from segflow.store import Store
+
+    rows = [("old", day, f"o{i}", "A") for day in (PREVIOUS, LATEST) for i in range(60)]
+    rows += [("new", LATEST, f"n{i}", "A" if i < 70 else "B") for i in range(100)]
+    frame = pd.DataFrame(rows, columns=["scheme", "snapshot_date", "customer_id", "segment"])
+    frame["segment_rank"] = frame["segment"].map({"A": 1, "B": 2})
+    with Store(tmp_path / "s.duckdb") as store:
+        store.append("segment_assignments", pa.Table.from_pandas(frame, preserve_index=False))
+        alerts = share_alerts(store, PREVIOUS, LATEST, DriftThresholds())
+    assert {a.subject: (a.severity, round(a.value, 9)) for a in alerts} == {
+        "new: A": ("info", 70.0), "new: B": ("info", 30.0)}  # 70/100 and 30/100 from nothing
+    for a in alerts:
+        assert f"no assigned customers at {PREVIOUS}, nothing to compare; no alert" in a.message
+        assert "too small" not in a.message and "100.0 points" not in a.message

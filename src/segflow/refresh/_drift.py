@@ -157,6 +157,17 @@ def psi_chance_level(n_expected: int, n_actual: int, bins: int = 10) -> float:
     return (1.0 / n_expected + 1.0 / n_actual) * float(chi2.ppf(PSI_CHANCE_QUANTILE, bins - 1))
 
 
+def _too_few(few: int, row: dict[str, Any], previous: dt.date, latest: dt.date) -> str:
+    """Why a segment share change of a scheme with ``few`` customers at one snapshot is no
+    alert: a scheme without customers at one of them (new, or no longer assigned) has no
+    share to compare, which is no small sample (one customer is not 100 points there)."""
+    if few == 0:
+        when = previous if row["n_before"] == 0 else latest
+        return f"the scheme has no assigned customers at {when}, nothing to compare"
+    return (f"sample too small to judge (at least {SHARE_MIN_CUSTOMERS} customers at each "
+            f"snapshot are needed; one customer is {100 / few:.1f} points here)")
+
+
 def share_alerts(store: Store, previous: dt.date, latest: dt.date,
                  thresholds: DriftThresholds) -> list[Alert]:
     """Segment share changes of every scheme between ``previous`` and ``latest``."""
@@ -196,9 +207,8 @@ def share_alerts(store: Store, previous: dt.date, latest: dt.date,
                 thresholds.share_pp, "info",
                 f"{r['scheme']} segment {r['segment']!r}: {100 * r['share_before']:.1f}% of "
                 f"{r['n_before']} customers at {previous}, {100 * r['share_after']:.1f}% of "
-                f"{r['n_after']} at {latest} ({change:+.1f} points): sample too small to judge "
-                f"(at least {SHARE_MIN_CUSTOMERS} customers at each snapshot are needed; one "
-                f"customer is {100 / max(few, 1):.1f} points here); no alert",
+                f"{r['n_after']} at {latest} ({change:+.1f} points): {_too_few(few, r, previous, latest)}; "
+                "no alert",
                 latest,
             ))
         else:
