@@ -160,3 +160,25 @@ def test_a_scheme_new_at_the_latest_snapshot_is_info_saying_so_not_a_small_sampl
     for a in alerts:
         assert f"no assigned customers at {PREVIOUS}, nothing to compare; no alert" in a.message
         assert "too small" not in a.message and "100.0 points" not in a.message
+
+
+def test_the_alerts_table_counts_info_rows_apart_from_alerts(monkeypatch, tmp_path):
+    """`segflow alerts` titled "6 drift alert(s)" a table of 6 info rows that each end
+    "no alert" (refresh's summary line counted them apart already)."""
+    from typer.testing import CliRunner
+
+    import segflow.refresh
+    from segflow.cli import app
+    from segflow.project import Project
+
+    created = dt.datetime(2024, 7, 1, 12, 0)
+    rows = pa.Table.from_pylist([
+        {"created_at": created, "severity": s, "kind": "segment_share", "message": f"m{i}"}
+        for i, s in enumerate(["critical", "info", "info", "warning", "info"])])
+    monkeypatch.setattr(segflow.refresh, "read_alerts", lambda *a, **k: rows)
+    Project.init(tmp_path).close()
+    result = CliRunner().invoke(app, ["alerts", "-p", str(tmp_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    title = " ".join(result.output.split())  # the title wraps at the (narrow) table's width
+    assert "2 drift alert(s) and 3 info row(s): sample too small to judge" in title
+    assert "5 drift alert(s)" not in title

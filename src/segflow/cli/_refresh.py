@@ -85,11 +85,13 @@ def refresh(
         console.print(f"  note: {note}", highlight=False)
 
 
-def _alert_count(alerts: list[Alert]) -> str:
+def _alert_count(alerts: list[Alert] | list[str]) -> str:
     """``N drift alert(s)``, the info rows (a PSI on too few customers to judge, which the
-    refresh lists but does not alert on) counted apart."""
-    info = sum(a.severity == "info" for a in alerts)
-    text = f"{len(alerts) - info} drift alert(s)"
+    refresh lists but does not alert on) counted apart; ``alerts``: the rows or their
+    severities."""
+    severities = [a if isinstance(a, str) else a.severity for a in alerts]
+    info = severities.count("info")
+    text = f"{len(severities) - info} drift alert(s)"
     return f"{text} and {info} info row(s): sample too small to judge" if info else text
 
 
@@ -114,7 +116,8 @@ def alerts(
     if as_json:
         print_json({"data": rows, "count": len(rows)})
         return
-    out = Table(title=f"{len(rows)} drift alert(s)", title_justify="left")
+    # the info rows apart, as refresh's summary line: "6 drift alert(s)" were 6 info rows
+    out = Table(title=_alert_count([r["severity"] for r in rows]), title_justify="left")
     for col in ("created (UTC)", "severity", "kind", "message"):
         out.add_column(col)
     for r in rows:
