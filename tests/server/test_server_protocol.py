@@ -62,8 +62,6 @@ def _free_port() -> int:
 
 
 def test_a_server_on_the_coalescing_protocol_answers_keep_alive_and_streams():
-    from segflow.server._protocol import CoalescingHttpTools
-
     async def app(scope, receive, send):
         if scope["type"] != "http":
             return
@@ -80,33 +78,20 @@ def test_a_server_on_the_coalescing_protocol_answers_keep_alive_and_streams():
                     "headers": [(b"content-length", str(len(answer)).encode())]})
         await send({"type": "http.response.body", "body": answer})
 
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=CoalescingHttpTools,
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(100):
-            if server.started:
-                break
-            time.sleep(0.05)
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            stream = sock.makefile("rb")
-            for i in range(3):  # keep-alive: three requests on one connection
-                payload = f"x{i}".encode()
-                sock.sendall(b"POST /e HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n" + payload)
-                assert stream.readline() == b"HTTP/1.1 200 OK\r\n"
-                headers = {}
-                while (line := stream.readline()) != b"\r\n":
-                    name, _, value = line.decode().partition(":")
-                    headers[name.strip().lower()] = value.strip()
-                assert stream.read(int(headers["content-length"])) == b"echo:" + payload
-            sock.sendall(b"GET /stream HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            rest = stream.read()
-            assert rest.startswith(b"HTTP/1.1 200 OK\r\n") and rest.endswith(b"\r\n\r\nabcdef")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with _serving(app) as port, socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        stream = sock.makefile("rb")
+        for i in range(3):  # keep-alive: three requests on one connection
+            payload = f"x{i}".encode()
+            sock.sendall(b"POST /e HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n" + payload)
+            assert stream.readline() == b"HTTP/1.1 200 OK\r\n"
+            headers = {}
+            while (line := stream.readline()) != b"\r\n":
+                name, _, value = line.decode().partition(":")
+                headers[name.strip().lower()] = value.strip()
+            assert stream.read(int(headers["content-length"])) == b"echo:" + payload
+        sock.sendall(b"GET /stream HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        rest = stream.read()
+        assert rest.startswith(b"HTTP/1.1 200 OK\r\n") and rest.endswith(b"\r\n\r\nabcdef")
 
 
 async def _count_body(scope, receive, send):
