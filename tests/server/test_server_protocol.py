@@ -111,21 +111,22 @@ async def _count_body(scope, receive, send):
 
 
 @contextlib.contextmanager
-def _serving(app, **config):
+def _serving(app, *, lifespan: str = "off", **config):
     """A uvicorn server on the coalescing protocol on 127.0.0.1, in a thread: its port
-    (``config``: more of uvicorn's Config)."""
+    (``lifespan="on"`` for segflow's app, which opens its copy of the store at start-up;
+    ``config``: more of uvicorn's Config)."""
     from segflow.server._protocol import CoalescingHttpTools
 
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=CoalescingHttpTools,
-                                           log_level="critical", lifespan="off", **config))
+                                           log_level="critical", lifespan=lifespan, **config))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        for _ in range(100):
-            if server.started:
-                break
+        deadline = time.monotonic() + 30  # an app's start-up on a busy machine
+        while not server.started and time.monotonic() < deadline:
             time.sleep(0.05)
+        assert server.started, "the server did not start within 30 s"
         yield port
     finally:
         server.should_exit = True

@@ -1,34 +1,62 @@
 """Small cells: a viewer (no customer-level access) read the exact revenue, CLV and profile
-means of segments and migration cells of one or two customers, which are those customers'
-own figures. Below ``[server] min_cell_customers`` they are null for a viewer, with the
-reason in ``withheld``; counts stay; analysts see every figure. Checked on a copy of the
+means of segments and migration cells of one or two customers, and the purchase rate of a
+campaign's control arm of two in a segment, which are those customers' own figures. Below
+``[server] min_cell_customers`` they are null for a viewer, with the reason in ``withheld``
+(and, when one segment alone is small, the next smallest with it, else the total less the
+others gives it away); counts stay; analysts see every figure. Checked on a copy of the
 served fixture whose threshold is set between its segments' sizes, so that some rows are
-small and some are not."""
+small and some are not, with a campaign added whose control arm in one segment is small."""
 
 from __future__ import annotations
 
 import shutil
 
 import duckdb
+import httpx
 import pytest
 from tests.server.conftest import _client
+from tests.server.test_server_protocol import _serving
 
-from segflow.server._disclosure import reason
+from segflow.server._disclosure import arm_reason, complement_reason, reason
+
+#: The campaign added to the fixture: every lifecycle customer of the snapshot before it,
+#: exposed at one time; in ``SMALL_SEGMENT`` only ``SMALL_CONTROL`` of them are control.
+CAMPAIGN, EXPOSED_AT, BEFORE = "spring", "2024-03-05 09:00:00", "2024-03-01"
+SMALL_SEGMENT, SMALL_CONTROL = "loyalists", 2
+
+
+def _add_campaign(con: duckdb.DuckDBPyConnection) -> None:
+    """Exposures of :data:`CAMPAIGN`: in each lifecycle segment at :data:`BEFORE`, customers
+    alternately treatment and control (by id), but only the first :data:`SMALL_CONTROL` of
+    :data:`SMALL_SEGMENT` control."""
+    rows = con.execute("SELECT customer_id, segment FROM segment_assignments WHERE scheme = 'lifecycle' "
+                       "AND snapshot_date = ? ORDER BY segment, customer_id", [BEFORE]).fetchall()
+    seen: dict[str, int] = {}
+    for customer_id, segment in rows:
+        k = seen[segment] = seen.get(segment, -1) + 1
+        control = k < SMALL_CONTROL if segment == SMALL_SEGMENT else k % 2 == 1
+        con.execute("INSERT INTO campaign_exposures (campaign_id, customer_id, ts, arm, exposure_type) "
+                    "VALUES (?, ?, ?::TIMESTAMP, ?, 'email')",
+                    [CAMPAIGN, customer_id, EXPOSED_AT, "control" if control else "treatment"])
 
 
 @pytest.fixture(scope="module")
 def small(_served_template, tmp_path_factory):
     """(project folder, threshold): the served fixture with ``min_cell_customers`` above the
-    smallest rfm segment of the last snapshot and at or below the largest."""
+    smallest rfm segment of the last snapshot and at or below the largest, and the campaign
+    of :func:`_add_campaign`."""
     directory = tmp_path_factory.mktemp("small_cells") / "proj"
     shutil.copytree(_served_template, directory)
-    con = duckdb.connect(str(directory / "segflow.duckdb"), read_only=True)
+    con = duckdb.connect(str(directory / "segflow.duckdb"))
     sizes = sorted(n for (n,) in con.execute(
         "SELECT count(*) FROM segment_assignments WHERE scheme = 'rfm' AND snapshot_date = "
         "(SELECT max(snapshot_date) FROM segment_assignments WHERE scheme = 'rfm') GROUP BY segment").fetchall())
+    _add_campaign(con)
+    con.execute("CHECKPOINT")
     con.close()
     threshold = sizes[len(sizes) // 2]  # the median size: smaller segments are withheld
     assert sizes[0] < threshold <= sizes[-1]
+    assert SMALL_CONTROL < threshold <= 5  # the campaign's small arm is small, its others (5, 6) not
     with open(directory / "segflow.toml", "a", encoding="utf-8") as fh:
         fh.write(f"\n[server]\nmin_cell_customers = {threshold}\n")
     return directory, threshold
@@ -99,3 +127,117 @@ def test_the_pages_withhold_as_their_json(clients, small):
         seen, full = viewer.get(url), analyst.get(url)
         assert seen.status_code == 200 and full.status_code == 200
         assert reason(threshold) in seen.text and reason(threshold) not in full.text
+
+
+# -- through a server on 127.0.0.1: the campaign read-out, profiles' texts, complementary rows
+
+@pytest.fixture(scope="module")
+def live(small):
+    """(GET as a viewer, GET as an analyst) against the project served on 127.0.0.1."""
+    from segflow.server import ServerSettings, create_app
+
+    directory, _ = small
+    tokens = dict(line.split(" ", 1) for line in (directory / "tokens.txt").read_text().splitlines())
+    app = create_app(ServerSettings(project_dir=directory, poll_seconds=0, warm=False))
+    with _serving(app, lifespan="on") as port:
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, headers={"authorization": f"Bearer {tokens['viewer']}"}, timeout=60) as v, \
+                httpx.Client(base_url=base, headers={"authorization": f"Bearer {tokens['analyst']}"}, timeout=60) as a:
+            yield v, a
+
+
+def _rows(live, url: str) -> tuple[list[dict], list[dict]]:
+    seen, full = (c.get(url) for c in live)
+    assert seen.status_code == 200 and full.status_code == 200, (seen.text[:300], full.text[:300])
+    return seen.json()["data"], full.json()["data"]
+
+
+def _purchase_rate(directory, arm: str) -> tuple[int, float]:
+    """The campaign's customers in ``arm`` and the share of them with a purchase line (not a
+    return, amount >= 0) in the 30 days from their exposure, counted here in SQL."""
+    con = duckdb.connect(str(directory / "segflow.duckdb"), read_only=True)
+    try:
+        return con.execute(
+            "SELECT count(*), avg(CAST((SELECT count(*) FROM transactions t WHERE t.customer_id = e.customer_id "
+            "AND t.ts >= e.ts AND t.ts < e.ts + INTERVAL 30 DAY AND NOT coalesce(t.is_return, false) "
+            "AND t.amount >= 0) > 0 AS INTEGER)) FROM campaign_exposures e WHERE campaign_id = ? AND arm = ?",
+            [CAMPAIGN, arm]).fetchone()
+    finally:
+        con.close()
+
+
+def test_campaign_lift_withholds_segments_with_a_small_arm_and_their_complement(live, small):
+    """Every row of the segment whose control arm has 2 customers (the treated rows too: their
+    lift less their rate is the control's rate) is withheld for a viewer, and so is the
+    smallest other segment (else the campaign's totals less the visible segments give the
+    small one away); the other segments and the totals are the analyst's, exactly; counts
+    stay everywhere. The totals are also checked against the purchase rate counted here."""
+    directory, threshold = small
+    seen, full = _rows(live, f"/api/v1/campaigns/{CAMPAIGN}?scheme=lifecycle")
+    assert len(seen) == len(full) == 20  # (all) and 4 segments x 2 outcomes x 2 arms
+    customers = {}
+    for r in full:
+        if r["by"] == "segment" and r["outcome"] == "purchased":
+            customers[r["segment"]] = customers.get(r["segment"], 0) + r["n"]
+    control = {r["segment"]: r["n"] for r in full if r["arm"] == "control" and r["outcome"] == "purchased"}
+    assert control[SMALL_SEGMENT] == SMALL_CONTROL and min(v for k, v in control.items() if k != SMALL_SEGMENT) >= threshold
+    complement = min((s for s in customers if s != SMALL_SEGMENT), key=lambda s: (customers[s], s))
+    values = ["value", "value_low", "value_high", "value_control", "lift_abs", "lift_abs_low", "lift_abs_high",
+              "lift_rel", "lift_rel_low", "lift_rel_high", "test", "p_value", "p_adjusted", "significant", "mde_abs"]
+    for mine, theirs in zip(seen, full, strict=True):
+        assert "withheld" not in theirs
+        for column in ("by", "segment", "outcome", "arm", "n", "n_missing", "n_control", "balance_p", "note"):
+            assert mine[column] == theirs[column], (column, mine)
+        why = {SMALL_SEGMENT: arm_reason(threshold), complement: complement_reason(threshold)}.get(mine["segment"])
+        assert mine["withheld"] == why, mine
+        for column in values:
+            assert mine[column] == (None if why else theirs[column]), (column, mine, theirs)
+    assert all(r["value"] is not None for r in full)
+    for arm in ("treatment", "control"):
+        n, rate = _purchase_rate(directory, arm)
+        total = next(r for r in seen if r["by"] == "(all)" and r["arm"] == arm and r["outcome"] == "purchased")
+        assert (total["n"], total["value"]) == (n, pytest.approx(rate, abs=1e-12))
+
+
+def test_campaign_page_marks_the_withheld_segments_in_the_forest_plots(live, small):
+    _, threshold = small
+    viewer, analyst = live
+    seen, full = viewer.get(f"/campaigns/{CAMPAIGN}"), analyst.get(f"/campaigns/{CAMPAIGN}")
+    assert seen.status_code == 200 and full.status_code == 200
+    assert f"{SMALL_SEGMENT} (withheld)" in seen.text and arm_reason(threshold) in seen.text
+    assert "(withheld)" not in full.text and arm_reason(threshold) not in full.text
+
+
+def test_a_lone_small_segment_takes_the_next_smallest_with_it(live, small):
+    """Lifecycle at the last snapshot: one segment below the threshold, so the total (any
+    row's revenue over its revenue_share) less the others would be its revenue. The next
+    smallest with revenue is withheld with it (prospects, smaller still, have none by
+    definition: hiding their 0 hides nothing); kept rows are the stored aggregates. The
+    profiles withhold the same two, suggested names and distinguishing features too."""
+    directory, threshold = small
+    con = duckdb.connect(str(directory / "segflow.duckdb"), read_only=True)
+    stored = {s: (n, rev) for s, n, rev in con.execute(
+        "SELECT segment, customers, revenue_12m FROM summary_segments WHERE scheme = 'lifecycle' AND snapshot_date = "
+        "(SELECT max(snapshot_date) FROM summary_segments WHERE scheme = 'lifecycle')").fetchall()}
+    con.close()
+    lone = [s for s, (n, _) in stored.items() if 0 < n < threshold]
+    assert len(lone) == 1, stored
+    informative = [s for s, (n, rev) in stored.items() if s not in lone and n > 0 and rev != 0]
+    complement = min(informative, key=lambda s: (stored[s][0], s))
+    assert any(stored[s][1] == 0 and stored[s][0] < stored[complement][0] for s in stored)  # a 0 row passed over
+    why = {lone[0]: reason(threshold), complement: complement_reason(threshold)}
+    seen, full = _rows(live, "/api/v1/segments/lifecycle")
+    assert {r["segment"]: (r["customers"], r["revenue_12m"]) for r in full} == pytest.approx(stored)
+    for mine in seen:
+        hidden = mine["segment"] in why
+        assert mine["withheld"] == why.get(mine["segment"]) and mine["customers"] == stored[mine["segment"]][0]
+        assert mine["revenue_12m"] == (None if hidden else pytest.approx(stored[mine["segment"]][1])), mine
+        assert (mine["revenue_share"] is None) == hidden
+    seen, full = _rows(live, "/api/v1/profiles/lifecycle")
+    texts = ["suggested_name", "name", "distinguishing"]
+    for mine, theirs in zip(seen, full, strict=True):
+        hidden = mine["segment"] in why
+        assert mine["withheld"] == why.get(mine["segment"]) and mine["size"] == theirs["size"]
+        assert all(theirs[c] for c in texts)
+        for column in [*texts, "value", "mean__monetary", "median__recency_days"]:
+            assert mine[column] == (None if hidden else theirs[column]), (column, mine)

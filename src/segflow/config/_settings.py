@@ -144,11 +144,12 @@ class ServingSettings(BaseModel):
     min_cell_customers: int = Field(
         default=5, ge=1,
         description=(
-            "Segments and migration cells with fewer customers than this show viewers (the role "
-            "without customer-level access) no value figures (revenue, CLV, profile means and "
-            "medians: null, with a 'withheld' reason; counts stay), as they would be a few "
-            "customers' own; analysts and admins see all. 1: withhold nothing. Not applied to "
-            "the HTML report."
+            "Segments, migration cells and campaign arms with fewer customers than this show "
+            "viewers (the role without customer-level access) no value figures (revenue, CLV, "
+            "profile means, medians and suggested names, campaign rates, lifts and tests: null, "
+            "with a 'withheld' reason; counts stay; a lone small segment takes the next smallest "
+            "with it), as they would be a few customers' own; analysts and admins see all. 1: "
+            "withhold nothing. Not applied to the HTML report."
         ),
     )
 

@@ -1,18 +1,29 @@
-"""Small cells: value figures of segments and migration cells of few customers, withheld
-from viewers.
+"""Small cells: value figures of segments, migration cells and campaign arms of few
+customers, withheld from viewers.
 
 A viewer (the role without customer-level access) reads aggregates only; but the 12-month
-revenue of a segment of one customer, the CLV moved by a migration cell of two, or the
-mean and median features of a profile of one are that customer's own figures. Below
-``[server] min_cell_customers`` customers (default 5; :class:`segflow.config.ServingSettings`)
-a row's value figures are null for a viewer and its ``withheld`` column says why; counts
-(customers, sizes, shares of customers and their intervals, changes in customers) and ranks
-stay exact, as they say nothing of what a customer bought. Analysts and admins, who may read
-the customers themselves, see every figure, without the ``withheld`` column.
+revenue of a segment of one customer, the CLV moved by a migration cell of two, the mean and
+median features of a profile of one (and the names and distinguishing features its means
+suggest), or the purchase rate of a campaign's control arm of two in a segment are those
+customers' own figures. Below ``[server] min_cell_customers`` customers (default 5;
+:class:`segflow.config.ServingSettings`) a row's value figures are null for a viewer and its
+``withheld`` column says why; counts (customers, sizes, shares of customers and their
+intervals, changes in customers, customers per arm) and ranks stay exact, as they say nothing
+of what a customer bought. Analysts and admins, who may read the customers themselves, see
+every figure, without the ``withheld`` column.
+
+**Complementary withholding.** A table whose rows add up to a total a viewer can read (the
+segments' 12-month revenue, whose total follows from any row's ``revenue_share`` and is the
+same in every scheme; a profile's value; a campaign's segments, whose ``(all)`` rows stay)
+would give away its one small row as the total minus the others. When exactly one row of
+such a table is withheld, the smallest other row with customers is withheld with it
+(:func:`complement_reason`), so that only the sum of the two can be derived.
 
 Applied to the JSON API and the dashboard pages that serve aggregates to viewers (segment
-sizes, the transition matrix, segment profiles, CLV moved); the HTML report (``segflow
-report``), a file its maker hands out, is left as it is (docs/report.md).
+sizes, the transition matrix, segment profiles, CLV moved, campaign lift by segment and its
+forest plots); the HTML report (``segflow report``), a file its maker hands out, is left as
+it is (docs/report.md). Forecasts (expected customers per segment) are counts of customers
+derived from the migration counts a viewer reads anyway: not withheld.
 """
 
 from __future__ import annotations
@@ -30,6 +41,20 @@ WITHHELD = "withheld"
 COUNT_COLUMNS = frozenset({"customers", "size", "share", "share_lower", "share_upper",
                            "change_customers", "previous_customers", "segment_rank",
                            "from_rank", "to_rank"})
+#: Text columns of a profile that its means suggest (``suggested_name``, ``name`` without
+#: overrides, ``distinguishing``: "monetary +1.71 sd" of a segment of one is that customer's):
+#: withheld with its figures.
+PROFILE_TEXT = ("suggested_name", "name", "distinguishing")
+#: Columns of a campaign read-out row (:data:`segflow.campaigns._effect.EFFECT_COLUMNS`) that
+#: come from what its customers did: the rate or mean, the control's, the lifts, the tests
+#: (which test ran depends on the purchase counts) and the minimum detectable effect (the
+#: control's spread). The counts (``n``, ``n_missing``, ``n_control``) and the balance check
+#: of the arm sizes stay.
+CAMPAIGN_VALUES = ("value", "value_low", "value_high", "value_control", "lift_abs", "lift_abs_low",
+                   "lift_abs_high", "lift_rel", "lift_rel_low", "lift_rel_high", "test", "p_value",
+                   "p_adjusted", "significant", "mde_abs")
+#: The ``by`` of a campaign read-out's rows of the whole campaign (its totals).
+ALL = "(all)"
 
 
 def reason(min_customers: int) -> str:
@@ -38,8 +63,37 @@ def reason(min_customers: int) -> str:
             "([server] min_cell_customers)")
 
 
+def arm_reason(min_customers: int) -> str:
+    """The ``withheld`` text of a campaign segment with a small arm."""
+    return (f"an arm of this segment has fewer than {min_customers} customers: rates, means, lifts and "
+            "tests withheld from viewers ([server] min_cell_customers)")
+
+
+def complement_reason(min_customers: int) -> str:
+    """The ``withheld`` text of the row withheld with the one small row of its table."""
+    return (f"withheld with the one segment of fewer than {min_customers} customers, which the total "
+            "less this row would give away ([server] min_cell_customers)")
+
+
+def _complement(small: np.ndarray, sizes: np.ndarray, informative: np.ndarray | None = None) -> np.ndarray:
+    """The row to withhold with the small ones: when exactly one is small, the smallest other
+    row with customers (the first of equals), among those with a figure other than 0 when
+    there is one (``informative``: a lifecycle's prospects have no revenue by definition, so
+    withholding their 0 would hide nothing); else none."""
+    out = np.zeros(len(sizes), dtype=bool)
+    if small.sum() != 1:
+        return out
+    others = np.flatnonzero(~small & (sizes > 0))
+    if informative is not None and informative[others].any():
+        others = others[informative[others]]
+    if len(others):
+        out[others[np.argmin(sizes[others])]] = True  # the first of equals
+    return out
+
+
 def withhold_small_cells(frame: pd.DataFrame, role: str, min_customers: int, *,
-                         count: str = "customers", keep: Iterable[str] = ()) -> pd.DataFrame:
+                         count: str = "customers", keep: Iterable[str] = (), text: Iterable[str] = (),
+                         complement: str | None = None) -> pd.DataFrame:
     """``frame`` as a caller of ``role`` may read it.
 
     Parameters
@@ -56,12 +110,19 @@ def withhold_small_cells(frame: pd.DataFrame, role: str, min_customers: int, *,
         The column counting each row's customers.
     keep : iterable of str
         More numeric columns never withheld.
+    text : iterable of str
+        Text columns withheld too (those present), e.g. :data:`PROFILE_TEXT`.
+    complement : str, optional
+        The column whose rows add up to a total a viewer can work out (``revenue_12m``,
+        through ``revenue_share``): when exactly one row is small, the smallest other row
+        with customers (and, if any has, a figure other than 0 in this column) is withheld
+        too (:func:`complement_reason`).
 
     Returns
     -------
     pandas.DataFrame
         For a viewer, the rows with small ones' figures null and a :data:`WITHHELD` column
-        (null or :func:`reason`); for other roles ``frame`` itself.
+        (null, :func:`reason` or :func:`complement_reason`); for other roles ``frame`` itself.
     """
     if role != "viewer" or min_customers <= 1:
         return frame
@@ -70,10 +131,67 @@ def withhold_small_cells(frame: pd.DataFrame, role: str, min_customers: int, *,
               and not pd.api.types.is_bool_dtype(frame[c])]
     sizes = pd.to_numeric(frame[count], errors="coerce").fillna(0).to_numpy()
     small = (sizes > 0) & (sizes < min_customers)
+    extra = np.zeros(len(sizes), dtype=bool)
+    if complement is not None:
+        additive = pd.to_numeric(frame[complement], errors="coerce") if complement in frame.columns else None
+        extra = _complement(small, sizes, None if additive is None else (additive.fillna(0) != 0).to_numpy())
+    hidden = small | extra
     out = frame.copy()
     for c in values:
-        out[c] = out[c].astype("float64").where(~small, np.nan)
-    out[WITHHELD] = np.where(small, reason(min_customers), None)
+        out[c] = out[c].astype("float64").where(~hidden, np.nan)
+    for c in (c for c in text if c in out.columns):
+        out[c] = out[c].astype(object).where(~hidden, None)
+    out[WITHHELD] = np.where(small, reason(min_customers),
+                             np.where(extra, complement_reason(min_customers), None))
+    return out
+
+
+def withhold_small_arms(frame: pd.DataFrame, role: str, min_customers: int) -> pd.DataFrame:
+    """A campaign read-out (:meth:`segflow.campaigns.CampaignReport.to_pandas`: one row per
+    breakdown, segment, outcome and arm) as a caller of ``role`` may read it.
+
+    A segment (a ``by`` and ``segment``, the campaign's ``(all)`` included) is small when any
+    of its rows has an arm of 1 to ``min_customers - 1`` customers with an outcome (``n``, or
+    ``n_control`` for a treated arm's lift): every row of it, all arms and outcomes, has its
+    :data:`CAMPAIGN_VALUES` null and the reason in :data:`WITHHELD` (:func:`arm_reason`); the
+    rest of a treated row would give the control's rate back through the lift, and one
+    outcome's rate through the other's count. When exactly one segment of a breakdown is
+    small, the breakdown's smallest other segment is withheld with it
+    (:func:`complement_reason`): the ``(all)`` rows stay, and the total less the other
+    segments would give it away. Counts stay. For roles other than ``viewer`` (or a minimum
+    of 1 or less), ``frame`` itself.
+    """
+    if role != "viewer" or min_customers <= 1 or frame.empty:
+        return frame
+    n = pd.to_numeric(frame["n"], errors="coerce").fillna(0).to_numpy()
+    n0 = pd.to_numeric(frame["n_control"], errors="coerce").fillna(0).to_numpy()
+    treated = ~frame["is_control"].astype(bool).to_numpy()
+    tiny = ((n > 0) & (n < min_customers)) | (treated & (n0 > 0) & (n0 < min_customers))
+    group = pd.MultiIndex.from_arrays([frame["by"].astype(str), frame["segment"].astype(str)])
+    small_groups = set(group[tiny])
+    extra_groups: set[tuple[str, str]] = set()
+    for by in dict.fromkeys(frame["by"].astype(str)):
+        if by == ALL:
+            continue
+        rows = frame["by"].astype(str).to_numpy() == by
+        # a segment's customers: the largest, over outcomes, of its arms' counts summed
+        sizes = (frame.loc[rows].assign(_n=n[rows]).groupby(["segment", "outcome"], sort=False)["_n"].sum()
+                 .groupby(level="segment", sort=False).max())
+        names = [str(s) for s in sizes.index]
+        small = np.array([(by, s) in small_groups for s in names], dtype=bool)
+        extra = _complement(small, sizes.to_numpy(dtype=float))
+        extra_groups |= {(by, s) for s, e in zip(names, extra, strict=True) if e}
+    in_small = np.array([g in small_groups for g in group], dtype=bool)
+    in_extra = np.array([g in extra_groups for g in group], dtype=bool)
+    hidden = in_small | in_extra
+    out = frame.copy()
+    for c in (c for c in CAMPAIGN_VALUES if c in out.columns):
+        if pd.api.types.is_numeric_dtype(out[c]) and not pd.api.types.is_bool_dtype(out[c]):
+            out[c] = out[c].astype("float64").where(~hidden, np.nan)
+        else:
+            out[c] = out[c].astype(object).where(~hidden, None)
+    out[WITHHELD] = np.where(in_small, arm_reason(min_customers),
+                             np.where(in_extra, complement_reason(min_customers), None))
     return out
 
 

@@ -116,9 +116,10 @@ def segments(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, 
              limit: Limit = 100, offset: Offset = 0, format: Format = "json") -> Any:
     """Customers, share and 12-month revenue per segment at a snapshot (default: latest),
     with the change in customers since the previous snapshot; a viewer gets no revenue of a
-    segment below ``[server] min_cell_customers`` (``withheld`` says so)."""
+    segment below ``[server] min_cell_customers`` (``withheld`` says so), nor of the next
+    smallest when it is the only one (the total less the others would give it away)."""
     frame, snapshot = _views.segment_sizes(project, gen, scheme, snapshot)
-    frame = withhold_small_cells(frame, who.role, min_customers(project))
+    frame = withhold_small_cells(frame, who.role, min_customers(project), complement="revenue_12m")
     return table_response(frame, fmt=format, filename=f"segments-{scheme}-{snapshot}",
                           meta={"scheme": scheme, "snapshot": snapshot}, limit=limit, offset=offset)
 

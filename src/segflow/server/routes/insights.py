@@ -21,7 +21,13 @@ from markupsafe import escape
 from segflow.server import _insights, _views
 from segflow.server._auth import Analyst, Viewer, audit
 from segflow.server._day import Day
-from segflow.server._disclosure import min_customers, withhold_small_cells
+from segflow.server._disclosure import (
+    PROFILE_TEXT,
+    WITHHELD,
+    min_customers,
+    withhold_small_arms,
+    withhold_small_cells,
+)
 from segflow.server._pseudonyms import pseudonymise_frame, server_key
 from segflow.server._security import attachment, csv_bytes
 from segflow.server.deps import GenerationDep, ProjectDep
@@ -65,9 +71,12 @@ def campaigns(project: ProjectDep, gen: GenerationDep, who: Viewer, q: str | Non
 def campaign(project: ProjectDep, gen: GenerationDep, who: Viewer, campaign_id: str, scheme: str | None = None,
              limit: Limit = 1000, offset: Offset = 0, format: Format = "json") -> Any:
     """Lift of the purchase rate and revenue by segment of ``scheme`` (default lifecycle),
-    treatment against control, with intervals and multiple-testing correction."""
+    treatment against control, with intervals and multiple-testing correction; a viewer gets
+    no rate, lift or test of a segment with an arm below ``[server] min_cell_customers``
+    (``withheld`` says so; :func:`segflow.server._disclosure.withhold_small_arms`)."""
     report, scheme = _insights.campaign_lift(project, gen, campaign_id, scheme)
-    return table_response(report.to_pandas(), fmt=format, filename=f"campaign-{campaign_id}",
+    frame = withhold_small_arms(report.to_pandas(), who.role, min_customers(project))
+    return table_response(frame, fmt=format, filename=f"campaign-{campaign_id}",
                           meta={"campaign_id": campaign_id, "scheme": scheme, "window_days": report.window_days,
                                 "start": report.start, "end": report.end, "notes": report.notes},
                           limit=limit, offset=offset)
@@ -99,15 +108,31 @@ def campaign_page(request: Request, project: ProjectDep, gen: GenerationDep, who
               "after each exposure; lift = treatment minus control.</p>"]
     from segflow.viz._campaigns import in_currency
 
+    frame = withhold_small_arms(report.to_pandas(), who.role, min_customers(project))
     blocks += [figure(request, in_currency(fig, currency(request)))
-               for name, fig in report.figures().items() if name.startswith("lift_")]
-    blocks.append(table(request, report.to_pandas(), digits=3))
+               for fig in _lift_figures(report.effect, frame)]
+    blocks.append(table(request, frame, digits=3))
     blocks += [f'<p class="note">{escape(n)}</p>' for n in report.notes]
     q = urlencode({"scheme": scheme})
     path = part(campaign_id)
     return render(request, f"Campaign {campaign_id}: lift by {scheme}", blocks,
                   json_url=f"/api/v1/campaigns/{path}?{q}", csv_url=f"/api/v1/campaigns/{path}?{q}&format=csv",
                   schemes=_names(project, gen))
+
+
+def _lift_figures(effect: Any, shown: pd.DataFrame) -> list[Any]:
+    """The forest plots of each outcome drawn from ``shown``, the read-out as the caller may
+    read it: a segment whose figures are withheld keeps its line, named "(withheld)", with
+    no marker or interval."""
+    import copy
+
+    if WITHHELD not in shown.columns:
+        return [effect.figure(o) for o in effect.outcomes]
+    drawn = copy.copy(effect)
+    marked = shown[WITHHELD].notna()
+    drawn.table = shown.assign(segment=shown["segment"].astype(str).where(~marked, shown["segment"].astype(str)
+                                                                          + " (withheld)"))
+    return [drawn.figure(o) for o in effect.outcomes]
 
 
 # -- forecasts -------------------------------------------------------------------------------
@@ -209,9 +234,11 @@ def _profile_labels(columns: Any, money_unit: str) -> dict[str, str]:
 def profiles(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, snapshot: Day | None = None,
              limit: Limit = 100, offset: Offset = 0, format: Format = "json") -> Any:
     """Segment profiles at a snapshot with stored features (the latest); a viewer gets no
-    value, means or medians of a segment below ``[server] min_cell_customers``."""
+    value, means, medians, suggested name or distinguishing features of a segment below
+    ``[server] min_cell_customers`` (nor of the next smallest when it is the only one)."""
     frame, snapshot = _profiles_or_404(project, gen, scheme, snapshot)
-    frame = withhold_small_cells(frame, who.role, min_customers(project), count="size")
+    frame = withhold_small_cells(frame, who.role, min_customers(project), count="size", text=PROFILE_TEXT,
+                                 complement="value")
     return table_response(frame, fmt=format, filename=f"profiles-{scheme}-{snapshot}",
                           meta={"scheme": scheme, "snapshot": snapshot}, limit=limit, offset=offset)
 
@@ -249,7 +276,8 @@ def profile_blocks(request: Request, project: Any, gen: Any, scheme: str, snapsh
     as the caller's ``role`` may read it (small segments' figures withheld from viewers)."""
     frame = _insights.profiles(project, gen, scheme, snapshot)
     if frame is not None:
-        frame = withhold_small_cells(frame, role, min_customers(project), count="size")
+        frame = withhold_small_cells(frame, role, min_customers(project), count="size", text=PROFILE_TEXT,
+                                     complement="value")
     if frame is None:
         return ["<h2>Profiles</h2><p>Profiles need the features of the snapshot; the store keeps those of the "
                 "latest snapshot only.</p>"]

@@ -161,7 +161,7 @@ def segments_page(request: Request, project: ProjectDep, gen: GenerationDep, who
 
     dates = _views.snapshots(project, gen, scheme)
     frame, snapshot = _views.segment_sizes(project, gen, scheme, snapshot)
-    frame = withhold_small_cells(frame, who.role, min_customers(project))
+    frame = withhold_small_cells(frame, who.role, min_customers(project), complement="revenue_12m")
     query = urlencode({"snapshot": snapshot})
     path = part(scheme)
     blocks = [
