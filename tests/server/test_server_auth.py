@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 import re
 import time
@@ -535,10 +536,23 @@ def test_csv_download_hashes_whole_columns_by_the_exports_expression(analyst, se
     assert len(calls) <= 2  # the token's check at most, not one per value
 
 
+def _keyed(secret: bytes, key_text: str) -> str:
+    """The audit log's q_hmac of a search's key text, from its documented definition
+    (docs/server.md): HMAC-SHA-256 under the project's secret of the context and the text."""
+    return hmac.new(secret, b"segflow audit search\x00" + key_text.encode(), "sha256").hexdigest()
+
+
+def _secret(store_path) -> bytes:
+    """The project's secret as its key file beside the store holds it (hex)."""
+    return bytes.fromhex(store_path.with_name(store_path.name + ".idkey").read_text().strip())
+
+
 def test_audit_log_stores_no_searched_address(app, admin, analyst, tokens):
-    """A search by e-mail (API and page) is audited with the SHA-256 of the address's key
-    (str.strip().lower(): the exports' email_sha256), in the detail and the resource; the
-    stored lines hold no address, in any case or URL encoding. An id search keeps its q."""
+    """A search by e-mail (API and page) is audited with the HMAC of the address's key
+    (str.strip().lower(), as the exports hash it) under the project's secret, q_hmac, in the
+    detail and the resource; the stored lines hold no address, in any case or URL encoding,
+    nor its plain SHA-256 (which anyone could test a list of addresses against: the
+    q_sha256 of before). An id search keeps its q."""
     from urllib.parse import quote
 
     from segflow.server import _audit
@@ -554,73 +568,90 @@ def test_audit_log_stores_no_searched_address(app, admin, analyst, tokens):
     stored = "".join(p.read_text(encoding="utf-8") for p in sorted(work_dir.glob("audit.jsonl*")))
     for form in ("smithson", "886287", "%2b44"):
         assert form not in stored.lower(), form
-    assert hashlib.sha256(b"+447700886287").hexdigest() in stored
+    secret = _secret(app.state.replica.store_path)
+    assert _keyed(secret, "+447700886287") in stored
+    for plain in ("+447700886287", "smithson", EMAIL.lower()):
+        assert hashlib.sha256(plain.encode()).hexdigest() not in stored, plain
     for form in (EMAIL, quote(EMAIL), quote(EMAIL, safe=""), "jane.doe", "JANE.DOE", "jane%2Edoe"):
         assert form.lower() not in stored.lower(), form
-    key = hashlib.sha256(EMAIL.lower().encode()).hexdigest()
+    key = _keyed(secret, EMAIL.lower())
     analyst_id = tokens["analyst"].split("_")[1]
     events = admin.get("/api/v1/audit", params={"token_id": analyst_id, "limit": 1000}).json()["data"]
     searches = [e for e in events if e["action"] == "read_customers" and key in e["resource"]]
     assert {e["resource"].partition("?")[0] for e in searches} == {"/api/v1/customers", "/customers"}
-    assert all(json.loads(e["detail"])["q_sha256"] == key and "q" not in json.loads(e["detail"])
+    assert all(json.loads(e["detail"])["q_hmac"] == key and "q" not in json.loads(e["detail"])
                for e in searches)
-    assert all(e["resource"].endswith(f"?q_sha256={key}") for e in searches)
+    assert all(e["resource"].endswith(f"?q_hmac={key}") for e in searches)
     by_id = [e for e in events if e["action"] == "export" and e["resource"] == "/api/v1/customers?q=C00&format=csv"]
     assert by_id and json.loads(by_id[0]["detail"])["q"] == "C00"
 
 
 def test_audit_drain_scrubs_addresses_an_older_server_spooled(tmp_path):
     """A spool line written before the scrub (the address in the detail and the resource) is
-    moved into audit_log with q_sha256 instead; an id search's q stays."""
+    moved into audit_log with q_hmac instead (keyed with the secret of the store the spool
+    belongs to); an id search's q stays."""
     from segflow.server import _audit
 
+    work = _audit.work_dir_for(tmp_path / "segflow.duckdb")
     old = {"event_id": "e1", "at": "2026-01-02T03:04:05.000000", "token_id": "t", "role": "analyst",
            "action": "read_customers", "resource": "/api/v1/customers?q=Jane.Doe%40Example.com&limit=5",
            "detail": json.dumps({"q": "Jane.Doe@Example.com", "rows": 1}), "client": "x"}
     kept = {**old, "event_id": "e2", "resource": "/api/v1/customers?q=C00", "detail": json.dumps({"q": "C00"})}
-    _audit.spool_path(tmp_path).write_text(json.dumps(old) + "\n" + json.dumps(kept) + "\n")
+    _audit.spool_path(work).write_text(json.dumps(old) + "\n" + json.dumps(kept) + "\n")
     con = duckdb.connect()
     con.execute("CREATE TABLE audit_log (event_id VARCHAR PRIMARY KEY, event_at TIMESTAMP NOT NULL, "
                 "token_id VARCHAR, role VARCHAR, action VARCHAR NOT NULL, resource VARCHAR, detail VARCHAR, "
                 "client VARCHAR)")
-    assert _audit.drain(tmp_path, con) == 2
+    assert _audit.drain(work, con) == 2
     rows = dict(con.execute("SELECT event_id, resource || ' ' || detail FROM audit_log").fetchall())
-    key = hashlib.sha256(b"jane.doe@example.com").hexdigest()
-    assert rows["e1"] == f'/api/v1/customers?q_sha256={key}&limit=5 {{"q_sha256": "{key}", "rows": 1}}'
+    key = _keyed(_secret(tmp_path / "segflow.duckdb"), "jane.doe@example.com")
+    assert rows["e1"] == f'/api/v1/customers?q_hmac={key}&limit=5 {{"q_hmac": "{key}", "rows": 1}}'
     assert rows["e2"] == '/api/v1/customers?q=C00 {"q": "C00"}'
 
 
 def test_audit_scrub_hashes_every_search_text_but_an_id():
     """Names and phone numbers searched are not stored in clear either: every search text
-    but an id-like one (``C00``, ``CUST-0042``, a short number) is recorded as q_sha256, the
-    hash the exports write for that kind of value (a name trimmed and lower-cased, a phone
-    number in E.164, an address as email_sha256), so an auditor can check who searched for
-    a person."""
+    but an id-like one (``C00``, ``CUST-0042``, a short number) is recorded as q_hmac, keyed
+    with the project's secret, of the key the exports hash for that kind of value (a name
+    trimmed and lower-cased, a phone number in E.164, an address as for email_sha256), so an
+    admin can find who searched for a person (``tokens audit --searched``) and nobody without
+    the secret can test guesses against the log. The secret is read only for such a search."""
     from urllib.parse import quote
 
     from segflow.server import _audit
 
-    def sha(text: str) -> str:
-        return hashlib.sha256(text.encode()).hexdigest()
+    secret = bytes(range(32))
+    asked = []
+
+    def given() -> bytes:
+        asked.append(1)
+        return secret
+
+    def mac(text: str) -> str:
+        return _keyed(secret, text)
 
     cases = {  # q as typed -> what the log holds, by hand
-        "Smith": ("q_sha256", sha("smith")), " John Smith ": ("q_sha256", sha("john smith")),
-        "+44 7700 886287": ("q_sha256", sha("+447700886287")),
-        "0044 7700-886287": ("q_sha256", sha("+447700886287")),
-        "07700886287": ("q_sha256", sha("07700886287")),
-        "Jane@Example.com": ("q_sha256", sha("jane@example.com")),
+        "Smith": ("q_hmac", mac("smith")), " John Smith ": ("q_hmac", mac("john smith")),
+        "+44 7700 886287": ("q_hmac", mac("+447700886287")),
+        "0044 7700-886287": ("q_hmac", mac("+447700886287")),
+        "07700886287": ("q_hmac", mac("07700886287")),
+        "Jane@Example.com": ("q_hmac", mac("jane@example.com")),
         "C00": ("q", "C00"), "CUST-0042": ("q", "CUST-0042"), "123456": ("q", "123456"),
     }
     for q, (name, value) in cases.items():
         typed = f"/api/v1/customers?q={quote(q)}&limit=5"
-        resource, detail = _audit.scrub(typed, {"q": q, "rows": 1})
+        resource, detail = _audit.scrub(typed, {"q": q, "rows": 1}, given)
         assert detail == {name: value, "rows": 1}, q
-        assert resource == (typed if name == "q" else f"/api/v1/customers?q_sha256={value}&limit=5"), q
+        assert resource == (typed if name == "q" else f"/api/v1/customers?q_hmac={value}&limit=5"), q
+    assert mac("smith") != _keyed(bytes(32), "smith")  # another project's secret, another value
     # the name percent-encoded (%71 is q: the server searches for it alike) is scrubbed too;
     # before, the address stayed in the path with query
     hidden = "/api/v1/customers?%71=Jane%40Example.com&limit=5"
-    key = sha("jane@example.com")
-    assert _audit.scrub(hidden, {"q": "Jane@Example.com"}) == (
-        f"/api/v1/customers?q_sha256={key}&limit=5", {"q_sha256": key})
-    # a hot route's query (no search) is kept as it came
-    assert _audit.scrub("/api/v1/score?customer_id=C001", None) == ("/api/v1/score?customer_id=C001", None)
+    key = mac("jane@example.com")
+    assert _audit.scrub(hidden, {"q": "Jane@Example.com"}, given) == (
+        f"/api/v1/customers?q_hmac={key}&limit=5", {"q_hmac": key})
+    # a hot route's query (no search) is kept as it came, without reading the secret
+    asked.clear()
+    assert _audit.scrub("/api/v1/score?customer_id=C001", None, given) == ("/api/v1/score?customer_id=C001", None)
+    assert _audit.scrub("/api/v1/customers?q=C00", {"q": "C00"}, given)[1] == {"q": "C00"}
+    assert asked == []

@@ -319,3 +319,49 @@ def test_serve_max_connections_reaches_uvicorns_config(tmp_path, monkeypatch):
     assert runs[-1].workers == 2
     refused = runner.invoke(app, ["serve", "-p", str(directory), "--max-connections", "1"])
     assert refused.exit_code == 2 and "--max-connections" in refused.stderr, refused.output
+
+
+def test_tokens_audit_finds_the_searches_for_a_text_in_new_and_older_lines(tmp_path):
+    """``tokens audit --searched TEXT`` lists the searches for that person: the lines of this
+    server (q_hmac, keyed with the project's secret), those of an older server (the plain
+    SHA-256 as q_sha256, kept and shown as written) and an id search's q as typed; nothing
+    else. Without the option every line shows, the older one as it was written."""
+    import hmac
+
+    from segflow.project import Project
+    from segflow.server import _audit
+
+    directory = tmp_path / "proj"
+    Project.init(directory).close()
+    work = _audit.work_dir_for(directory / "segflow.duckdb")
+    runner = CliRunner()
+    new = _audit.record(work, token_id="t1", role="analyst", action="read_customers",
+                        resource="/api/v1/customers?q=Jane.Doe%40Example.com", detail={"q": "Jane.Doe@Example.com"})
+    other = _audit.record(work, token_id="t1", role="analyst", action="read_customers",
+                          resource="/customers?q=Smith", detail={"q": "Smith"})
+    by_id = _audit.record(work, token_id="t1", role="analyst", action="export",
+                          resource="/api/v1/customers?q=C00&format=csv", detail={"q": "C00"})
+    sha = hashlib.sha256(b"jane.doe@example.com").hexdigest()
+    older = {"event_id": "old1", "at": "2026-01-02T03:04:05.000000", "token_id": "t0", "role": "analyst",
+             "action": "read_customers", "resource": f"/api/v1/customers?q_sha256={sha}",
+             "detail": json.dumps({"q_sha256": sha, "rows": 1}), "client": "127.0.0.1"}
+    with _audit.spool_path(work).open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(older) + "\n")
+    secret = bytes.fromhex((directory / "segflow.duckdb.idkey").read_text().strip())
+    keyed = hmac.new(secret, b"segflow audit search\x00jane.doe@example.com", "sha256").hexdigest()
+    assert json.loads(new["detail"]) == {"q_hmac": keyed} and sha not in json.dumps(new)
+
+    def found(text: str) -> list[str]:
+        shown = runner.invoke(app, ["tokens", "audit", "--searched", text, "-p", str(directory), "--json"])
+        assert shown.exit_code == 0, shown.output
+        return [e["event_id"] for e in json.loads(shown.stdout)]
+
+    assert found("  JANE.doe@example.COM ") == [new["event_id"], "old1"]
+    assert found("smith") == [other["event_id"]]
+    assert found("C00") == [by_id["event_id"]]
+    assert found("nobody@example.com") == []
+    every = runner.invoke(app, ["tokens", "audit", "-p", str(directory)])
+    assert every.exit_code == 0 and len(every.stdout.splitlines()) == 4
+    assert f'{{"q_sha256": "{sha}", "rows": 1}}' in every.stdout.splitlines()[-1]
+    none = runner.invoke(app, ["tokens", "audit", "--searched", "x@y.z", "-p", str(directory)])
+    assert "no events of a search for that text in the audit log yet" in none.stderr

@@ -158,7 +158,7 @@ def test_the_audit_log_records_a_customer_asked_by_address_as_its_key(keyed_app,
     """A customer asked for by an id that is an e-mail address or a phone number (the
     hot path, the app's route, the page, with and without pii=include) is recorded in the
     audit log as its key, in the path and the details, as a searched address is recorded as
-    q_sha256; a key and a plain id as asked. Before, the address was in the log twice."""
+    q_hmac; a key and a plain id as asked. Before, the address was in the log twice."""
     from urllib.parse import quote
 
     with _as(keyed_app, tokens["analyst"]) as analyst:

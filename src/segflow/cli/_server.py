@@ -318,6 +318,9 @@ def audit(
     limit: int = typer.Option(100, min=1, help="Newest events to show."),
     action: str = typer.Option(None, "--action", parser=Choice(*AUDIT_ACTIONS),
                                help="Only this action: read_customer, read_customers, export (a CSV download) or score."),
+    searched: str = typer.Option(None, "--searched", help="Only the customer searches for this text (an e-mail, "
+                                 "phone number or name: the log holds its keyed hash, q_hmac, or an older "
+                                 "server's q_sha256; an id as typed)."),
     project_dir: Path = ProjectDirOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -327,7 +330,8 @@ def audit(
     with user_errors():
         project = _open(project_dir)
         try:
-            events = read_events(work_dir_for(project.store.path), project.store.raw, limit=limit, action=action)
+            events = read_events(work_dir_for(project.store.path), project.store.raw, limit=limit, action=action,
+                                 searched=searched)
         finally:
             _close(project)
         if as_json:
@@ -335,6 +339,7 @@ def audit(
             return
         if not events:
             what = f"no {action!r} events" if action else "no events"
+            what += " of a search for that text" if searched is not None else ""
             console.print(f"{what} in the audit log yet: it records the server's reads of "
                           "customer-level data, its CSV downloads and its scoring calls", highlight=False)
         for e in events:

@@ -9,9 +9,13 @@ write lock (any ``segflow tokens ...`` command) moves the spool into the
 deletes it. :func:`read_events` shows the table and the spool together.
 
 A searched e-mail address, phone number or name is never stored: :func:`record` writes the
-SHA-256 of its key instead (``q_sha256``, :func:`scrub`), the ``email_sha256``,
-``phone_sha256`` or ``name_sha256`` of the exports for that value; only an id-like search
-text (``C001``) is kept as typed (:func:`segflow.server._search.audit_search`).
+HMAC-SHA-256 of its key under the project's secret instead (``q_hmac``, :func:`scrub`; the
+key the exports hash for that kind of value, the secret the pseudonymous ids are made
+with), so the log gives nobody without the secret a hash to test guessed addresses
+against; only an id-like search text (``C001``) is kept as typed
+(:func:`segflow.server._search.audit_search`). Lines of older servers hold the plain SHA-256
+(``q_sha256``): kept and shown as they are (a hash cannot be keyed afterwards), and found by
+``segflow tokens audit --searched`` alike.
 
 The two hot routes (``/score`` and customer lookups, :mod:`segflow.server._hot`) record
 their events ``deferred``: kept in the worker process and written together at most 50 ms
@@ -30,10 +34,12 @@ import json
 import os
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from segflow.server._search import audit_search
+from segflow.exports._pseudonym import id_key
+from segflow.server._search import audit_search, searched_names
 
 _SPOOL = "audit.jsonl"
 #: What an event records: one customer read, a list of customers read, a CSV download, a
@@ -54,6 +60,19 @@ def work_dir_for(store_path: str | Path) -> Path:
     return path
 
 
+def store_path_for(work_dir: Path) -> Path:
+    """The store whose :func:`work_dir_for` is ``work_dir`` (its secret keys the log's
+    searches)."""
+    work_dir = Path(work_dir)
+    return work_dir.parent / work_dir.name.removeprefix(".").removesuffix(".serve")
+
+
+def _secret_of(work_dir: Path) -> Callable[[], bytes]:
+    """The project's secret (:func:`segflow.exports._pseudonym.id_key`) of the store beside
+    ``work_dir``, read when called (only for a search to record)."""
+    return lambda: id_key(store_path_for(work_dir))
+
+
 def spool_path(work_dir: Path) -> Path:
     return work_dir / _SPOOL
 
@@ -67,7 +86,7 @@ def record(work_dir: Path, *, token_id: str | None, role: str | None, action: st
     the request's either way)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}; expected one of {ACTIONS}")
-    resource, detail = scrub(resource, detail)
+    resource, detail = scrub(resource, detail, _secret_of(work_dir))
     event = {
         "event_id": uuid.uuid4().hex,
         "at": dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds"),
@@ -87,22 +106,24 @@ def record(work_dir: Path, *, token_id: str | None, role: str | None, action: st
     return event
 
 
-def scrub(resource: str, detail: dict[str, Any] | None) -> tuple[str, dict[str, Any] | None]:
+def scrub(resource: str, detail: dict[str, Any] | None,
+          secret: Callable[[], bytes]) -> tuple[str, dict[str, Any] | None]:
     """``resource`` (a path and its query string) and ``detail`` as the log records them: a
-    search text (a ``q``, in either) that is not id-like replaced by the SHA-256 of its key,
-    ``q_sha256`` (:func:`segflow.server._search.audit_search`), so no address, phone number
-    or name is stored. Anything else as given (the query string as it came, when it holds
-    no such ``q``)."""
-    if detail and isinstance(detail.get("q"), str) and audit_search(detail["q"])[0] != "q":
-        name, value = audit_search(detail["q"])
+    search text (a ``q``, in either) that is not id-like replaced by its HMAC under the
+    project's secret (``secret``, called only then), ``q_hmac``
+    (:func:`segflow.server._search.audit_search`), so no address, phone number or name is
+    stored. Anything else as given (the query string as it came, when it holds no such
+    ``q``)."""
+    if detail and isinstance(detail.get("q"), str) and audit_search(detail["q"], secret)[0] != "q":
+        name, value = audit_search(detail["q"], secret)
         detail = {(name if k == "q" else k): (value if k == "q" else v) for k, v in detail.items()}
     path, sep, query = resource.partition("?")
     if sep and _may_name_q(query):  # (the hot routes' queries: no search)
         from urllib.parse import parse_qsl, urlencode
 
         pairs = parse_qsl(query, keep_blank_values=True)
-        if any(k == "q" and audit_search(v)[0] != "q" for k, v in pairs):
-            resource = path + "?" + urlencode([audit_search(v) if k == "q" else (k, v) for k, v in pairs])
+        if any(k == "q" and audit_search(v, secret)[0] != "q" for k, v in pairs):
+            resource = path + "?" + urlencode([audit_search(v, secret) if k == "q" else (k, v) for k, v in pairs])
     return resource, detail
 
 
@@ -113,15 +134,24 @@ def _may_name_q(query: str) -> bool:
     return "q=" in query or "%71" in query
 
 
-def _scrub_stored(event: dict[str, Any]) -> None:
+def _scrub_stored(event: dict[str, Any], secret: Callable[[], bytes]) -> None:
     """:func:`scrub` a spooled event in place (its detail a JSON text), so that a line an
     older server wrote with a searched address is moved into ``audit_log`` without it."""
     if not _may_name_q(event["resource"]) and '"q"' not in event["detail"]:
         return
     with contextlib.suppress(json.JSONDecodeError):
-        resource, detail = scrub(event["resource"], json.loads(event["detail"]))
+        resource, detail = scrub(event["resource"], json.loads(event["detail"]), secret)
         event["resource"] = resource
         event["detail"] = json.dumps(detail or {}, sort_keys=True, default=str)
+
+
+def _searched_for(event: dict[str, Any], names: dict[str, str]) -> bool:
+    """Whether the event's detail records a search by one of ``names`` (field -> value)."""
+    try:
+        detail = json.loads(event["detail"] or "{}")
+    except (TypeError, json.JSONDecodeError):
+        return False
+    return isinstance(detail, dict) and any(detail.get(k) == v for k, v in names.items())
 
 
 def flush() -> int:
@@ -187,7 +217,7 @@ def drain(work_dir: Path, con: Any) -> int:
             con.execute("BEGIN TRANSACTION")
             try:
                 for e in events:
-                    _scrub_stored(e)  # a line a server before the scrub wrote
+                    _scrub_stored(e, _secret_of(work_dir))  # a line a server before the scrub wrote
                     con.execute(
                         "INSERT INTO audit_log SELECT ?, ?, ?, ?, ?, ?, ?, ? "
                         "WHERE NOT EXISTS (SELECT 1 FROM audit_log WHERE event_id = ?)",
@@ -204,9 +234,12 @@ def drain(work_dir: Path, con: Any) -> int:
 
 
 def read_events(work_dir: Path, con: Any | None, *, limit: int = 1000, offset: int = 0,
-                action: str | None = None, token_id: str | None = None) -> list[dict[str, Any]]:
+                action: str | None = None, token_id: str | None = None,
+                searched: str | None = None) -> list[dict[str, Any]]:
     """Events of the store table (``con`` may be a read-only connection or ``None``) and of
-    the spool (this process's deferred events written first), newest first."""
+    the spool (this process's deferred events written first), newest first; ``searched``:
+    only the searches for that text (as the log records it: ``q_hmac`` under the project's
+    secret, an older server's ``q_sha256``, or an id-like ``q`` as typed)."""
     flush()
     events: list[dict[str, Any]] = []
     if con is not None:
@@ -228,5 +261,7 @@ def read_events(work_dir: Path, con: Any | None, *, limit: int = 1000, offset: i
         events = [e for e in events if e["action"] == action]
     if token_id:
         events = [e for e in events if e["token_id"] == token_id]
+    if searched is not None:
+        events = [e for e in events if _searched_for(e, searched_names(searched, _secret_of(work_dir)()))]
     events.sort(key=lambda e: (e["at"], e["event_id"]), reverse=True)
     return events[offset : offset + limit]

@@ -39,7 +39,7 @@ def server_key(state: Any) -> bytes:
 def audited_id(customer_id: str, key: bytes) -> str:
     """The id an audit event records for a customer asked for as ``customer_id``: an id
     that is an e-mail address or a phone number as its pseudonymous key, so the log holds
-    no address, as it holds none searched (``q_sha256``); any other id, a key included, as
+    no address, as it holds none searched (``q_hmac``); any other id, a key included, as
     asked. Before, ``/api/v1/customers/jane@example.com`` put the address in the log twice
     (path and details)."""
     if "@" not in customer_id and sum(c.isdigit() for c in customer_id) < 7:

@@ -17,15 +17,20 @@ a search is one equality on that column (DuckDB skips the row groups whose key r
 cannot hold it) and never a Python loop over the customers.
 
 The audit log never holds a searched address, phone number or name: every search text but
-an id-like one (:data:`ID_LIKE`: ``C001``, ``CUST-0042``) is recorded as the SHA-256 of its
-key, ``q_sha256`` (:func:`audit_search`), in the event's detail and in its resource (the
-request's query string), by :func:`segflow.server._audit.record`. The key is the one the
-exports' ``hash`` policy hashes for that kind of value, so the hash equals the exported
-``email_sha256``, ``phone_sha256`` or ``name_sha256`` of the person searched for.
+an id-like one (:data:`ID_LIKE`: ``C001``, ``CUST-0042``) is recorded as ``q_hmac``
+(:func:`audit_search`), the HMAC-SHA-256 under the project's secret (the one the
+pseudonymous ids are made with, :func:`segflow.exports._pseudonym.id_key`) of the key the
+exports' ``hash`` policy hashes for that kind of value, in the event's detail and in its
+resource (the request's query string), by :func:`segflow.server._audit.record`. Before, it
+was the plain SHA-256 of that key (``q_sha256``): anyone holding the log could test a list
+of addresses against it. An admin finds who searched for a person with ``segflow tokens
+audit --searched TEXT`` (:func:`searched_names`), which matches the lines of older servers
+(``q_sha256``) too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 #: The table of a served copy holding every customer's e-mail key (``customer_id``,
@@ -39,17 +44,6 @@ def email_key(text: str) -> str:
     return text.strip().lower()
 
 
-def searched_key(text: str) -> str:
-    """The SHA-256 hex of a searched e-mail as its key (:func:`email_key`): what the audit log
-    records instead of the address (:func:`audit_search`), equal to the ``email_sha256`` the
-    exports and the CSV downloads write for that address (:func:`segflow.exports._pii.hash_key`
-    is ``str.strip().lower()``), so an auditor finds who searched for an address by its hash,
-    and the log holds no address."""
-    import hashlib
-
-    return hashlib.sha256(email_key(text).encode("utf-8")).hexdigest()
-
-
 #: A search text kept in clear in the audit log: an id or its prefix, i.e. 1 to 32 ASCII
 #: letters, digits, ``-`` and ``_`` with a digit, and with a letter too unless it has at most
 #: 6 digits (a run of 7 or more digits may be a phone number). A name (no digit), an
@@ -57,33 +51,68 @@ def searched_key(text: str) -> str:
 ID_LIKE = r"(?=.*[0-9])(?:(?=.*[A-Za-z])[A-Za-z0-9_-]{1,32}|[_-]*(?:[0-9][_-]*){1,6})"
 
 
-def audit_key(q: str) -> str:
-    """The SHA-256 hex the audit log records for a search text ``q`` (:func:`audit_search`):
-    of its key as the exports hash that kind of value, so an auditor finds who searched for a
-    person by the hash the exports hold: an e-mail (holding ``@``) as :func:`searched_key`
-    (``email_sha256``), a phone number (the content check's rule,
-    :func:`segflow.exports._pii_content.is_phone_like`) in E.164 as
+#: What the audit log's search HMAC is of, before the key text: keeps it apart from the
+#: pseudonymous ids made with the same secret (HMAC of the id alone).
+AUDIT_CONTEXT = b"segflow audit search\x00"
+
+
+def search_key_text(q: str) -> str:
+    """The key of a search text ``q`` as the exports hash that kind of value: an e-mail
+    (holding ``@``) as :func:`email_key` (``email_sha256``), a phone number (the content
+    check's rule, :func:`segflow.exports._pii_content.is_phone_like`) in E.164 as
     :func:`segflow.exports._pii.phone_key` (``phone_sha256``: ``+44 7700 900123`` and
     ``0044 7700-900123`` alike), any other text trimmed and lower-cased (``name_sha256``)."""
-    import hashlib
-
     from segflow.exports._pii import phone_key
     from segflow.exports._pii_content import is_phone_like
 
     text = q.strip()
     if "@" not in text and is_phone_like(text):
-        return hashlib.sha256((phone_key(text) or "").encode("utf-8")).hexdigest()
-    return searched_key(q)
+        return phone_key(text) or ""
+    return email_key(q)
 
 
-def audit_search(q: str) -> tuple[str, str]:
+def audit_key(q: str, secret: bytes) -> str:
+    """The hex the audit log records for a search text ``q`` (:func:`audit_search`):
+    HMAC-SHA-256 under the project's ``secret`` of :data:`AUDIT_CONTEXT` and
+    :func:`search_key_text` (so ``Jane@Example.com`` and ``jane@example.com `` record alike),
+    which nobody without the secret can test a guessed address against."""
+    import hmac
+
+    return hmac.digest(secret, AUDIT_CONTEXT + search_key_text(q).encode("utf-8", "surrogatepass"),
+                       "sha256").hex()
+
+
+def legacy_audit_key(q: str) -> str:
+    """The plain SHA-256 of :func:`search_key_text`: what servers before ``q_hmac``
+    recorded as ``q_sha256`` (read only, to find those lines)."""
+    import hashlib
+
+    return hashlib.sha256(search_key_text(q).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def audit_search(q: str, secret: Callable[[], bytes]) -> tuple[str, str]:
     """The ``(name, value)`` the audit log records for a search text ``q``: an id-like text
-    (:data:`ID_LIKE`, once trimmed: ``C001``) or a blank one as ``("q", q)``; any other (an e-mail, a phone
-    number, a name or part of one) as ``("q_sha256",`` :func:`audit_key` ``)``."""
+    (:data:`ID_LIKE`, once trimmed: ``C001``) or a blank one as ``("q", q)``; any other (an
+    e-mail, a phone number, a name or part of one) as ``("q_hmac",`` :func:`audit_key` ``)``
+    (``secret``: called for the project's secret only then)."""
+    text = q.strip()
+    return ("q", q) if is_id_like(text) else ("q_hmac", audit_key(q, secret()))
+
+
+def is_id_like(text: str) -> bool:
+    """Whether a (trimmed) search text is kept in clear: blank, or :data:`ID_LIKE`."""
     import re
 
-    text = q.strip()
-    return ("q", q) if not text or re.fullmatch(ID_LIKE, text) else ("q_sha256", audit_key(q))
+    return not text or re.fullmatch(ID_LIKE, text) is not None
+
+
+def searched_names(q: str, secret: bytes) -> dict[str, str]:
+    """The detail fields an audit event may record for a search text ``q``: ``q`` itself
+    when it is id-like, else ``q_hmac`` (:func:`audit_key`) and ``q_sha256`` (older servers'
+    lines, :func:`legacy_audit_key`)."""
+    if is_id_like(q.strip()):
+        return {"q": q}
+    return {"q_hmac": audit_key(q, secret), "q_sha256": legacy_audit_key(q)}
 
 
 def build_email_keys(con: Any) -> bool:
