@@ -15,7 +15,6 @@ import duckdb
 import httpx
 import pytest
 from tests.server.conftest import _client
-from tests.server.test_server_protocol import _serving
 
 from segflow.server._disclosure import arm_reason, complement_reason, reason
 
@@ -134,6 +133,10 @@ def test_the_pages_withhold_as_their_json(clients, small):
 @pytest.fixture(scope="module")
 def live(small):
     """(GET as a viewer, GET as an analyst) against the project served on 127.0.0.1."""
+    # here, not at the top: that module skips itself without uvicorn or httptools, which
+    # would skip the tests above too
+    from tests.server.test_server_protocol import _serving
+
     from segflow.server import ServerSettings, create_app
 
     directory, _ = small
