@@ -32,7 +32,8 @@ from segflow.sources._load import (
 from segflow.sources._once import judge
 from segflow.sources._readers import blank_file, has_rows, refuse_nested, stage
 from segflow.sources._redeliver import forget_file, note_overlap, note_stale, stale_rows
-from segflow.sources._validate import check_timezone, flags, resolve, validate
+from segflow.sources._rules import flags
+from segflow.sources._validate import check_timezone, resolve, validate
 from segflow.store import CANONICAL_TABLES, Store, interruptible
 
 if TYPE_CHECKING:
