@@ -112,8 +112,10 @@ class InputError(SegflowError):
 
 
 class BinaryFileError(InputError):
-    """A file given as delimited text holds binary data (``sources._binary``): in a folder or
-    glob source, the ingest refuses that file alone unless ``binary_files = "fail"``."""
+    """A file that is not a file of its format: one given as delimited text or JSON lines
+    holds binary data (``sources._binary``), a Parquet file cannot be read as Parquet, a
+    JSON-lines file holds no JSON object. In a folder or glob source, the ingest refuses that
+    file alone unless ``binary_files = "fail"``."""
 
 
 #: The packages whose errors are the engine's (the data could not be computed with), not

@@ -76,7 +76,7 @@ def test_sources_check_and_ingest_preflight_connections_are_registered(tmp_path,
     if command == "check":
         _check.check_source(source, tmp_path, n=5)
     else:
-        _ingest._preflight(None, source, tmp_path / "tx.csv", tmp_path)  # type: ignore[arg-type]
+        _ingest.preflight(source, tmp_path / "tx.csv", tmp_path)
     assert seen == [True]
 
 

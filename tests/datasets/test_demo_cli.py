@@ -108,3 +108,53 @@ def test_the_demo_refuses_a_models_folder_linked_outside_its_folder(tmp_path):
     assert (shared / "churn_90d.joblib").read_bytes() == b"not the demo's"
     assert (demo / "segflow.duckdb").read_bytes() == b"an earlier demo's store"
     assert not (demo / "data").exists()
+
+
+def test_an_interrupted_demo_is_started_afresh_and_other_folders_still_refused(tmp_path,
+                                                                            monkeypatch):
+    """A demo stopped after writing data but before its project file (Ctrl-C) left a folder
+    that the next demo refused ("holds files and no demo project file"): its marker, written
+    first, tells the next demo the folder is its own."""
+    import segflow.datasets
+    import segflow.project
+
+    out = tmp_path / "demo"
+
+    def interrupted(data_dir, **_):
+        assert (out / ".segflow-demo").is_file()  # written before any data
+        (data_dir / "truth").mkdir(parents=True)
+        (data_dir / "customers.csv").write_text("customer_id\nC1\n")  # half written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(segflow.datasets, "generate_demo", interrupted)
+    result = CliRunner().invoke(app, ["demo", "--customers", "30", "--months", "3", "--out", str(out)])
+    assert result.exit_code != 0 and not (out / "segflow.toml").exists()
+    assert sorted(p.name for p in out.iterdir()) == [".segflow-demo", "data"]
+
+    class Stop(Exception):
+        pass
+
+    def fresh(data_dir, **_):  # the next demo: the earlier data gone before it writes
+        assert not data_dir.exists()
+        raise Stop
+
+    monkeypatch.setattr(segflow.datasets, "generate_demo", fresh)
+    result = CliRunner().invoke(app, ["demo", "--customers", "30", "--months", "3", "--out", str(out)])
+    assert isinstance(result.exception, Stop), result.output
+    assert not (out / "data").exists() and (out / ".segflow-demo").is_file()
+
+    # a data folder that is a link elsewhere is not deleted; no marker: still refused
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "mine.csv").write_text("id\n1\n")
+    (out / "data").symlink_to(elsewhere, target_is_directory=True)
+    result = CliRunner().invoke(app, ["demo", "--customers", "30", "--months", "3", "--out", str(out)])
+    assert result.exit_code == 1 and "data leads outside" in result.output
+    assert (elsewhere / "mine.csv").read_text() == "id\n1\n"
+    (out / ".segflow-demo").unlink()
+    (out / "data").unlink()
+    (out / "data").mkdir()
+    (out / "data" / "customers.csv").write_text("id\n1\n")
+    result = CliRunner().invoke(app, ["demo", "--customers", "30", "--months", "3", "--out", str(out)])
+    assert result.exit_code == 1 and "holds files and no demo project file" in result.output
+    assert (out / "data" / "customers.csv").read_text() == "id\n1\n"

@@ -88,3 +88,50 @@ def test_sources_check_steps_over_a_binary_first_file_as_the_ingest_does(tmp_pat
     assert report.file == "data/a.csv"
     assert report.counts == {"rows_read": 2, "rows_accepted": 2, "rows_quarantined": 0,
                              "rows_duplicate": 0}
+
+
+def _parquet(rows: list[tuple[str, str, str, str]]) -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    names = HEADER.decode().strip().split(",")
+    pq.write_table(pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)}), buf)
+    return buf.getvalue()
+
+
+def test_a_corrupt_parquet_or_jsonl_file_in_a_folder_is_refused_alone(tmp_path: Path) -> None:
+    # a Parquet file cut short (no footer), a CSV named .jsonl and an image named .jsonl
+    # stopped the whole ingest ("cannot read as Parquet", "no JSON objects found")
+    good = _parquet([("T4", "C2", "2024-03-01", "6.00")])
+    files = {"data/a.csv": FILES["data/a.csv"], "data/b.parquet": good,
+             "data/c.parquet": good[: len(good) // 2],
+             "data/d.jsonl": b'{"order_id": "T5", "customer": "C1", "date": "2024-03-02", '
+                             b'"amount": "7.00"}\n',
+             "data/e.jsonl": FILES["data/a.csv"], "data/f.jsonl": FILES["data/logo.csv"]}
+    root = _project(tmp_path, files, path="data")
+    store = Store(":memory:")
+    report, said = _ingest(root, store)
+    assert _stored(store, "SELECT source_file, status, rows_read FROM loads ORDER BY 1") == [
+        ("data/a.csv", "ok", 2), ("data/b.parquet", "ok", 1), ("data/c.parquet", "rejected", 0),
+        ("data/d.jsonl", "ok", 1), ("data/e.jsonl", "rejected", 0),
+        ("data/f.jsonl", "rejected", 0)]
+    assert _stored(store, "SELECT transaction_id FROM transactions ORDER BY 1") == [
+        ("T1",), ("T2",), ("T4",), ("T5",)]
+    tail = ("; not loaded, the other files of source 'orders' are (binary_files = \"fail\" "
+            "stops the ingest instead)")
+    refused = [m for m in said if "not loaded" in m]
+    assert refused[1:] == [
+        f"file data/e.jsonl: no JSON objects found; expected one object per line{tail}",
+        f"file data/f.jsonl: the file holds binary data (a PNG image), not JSON lines{tail}"]
+    assert refused[0].startswith("file data/c.parquet: cannot read as Parquet: ")
+    assert refused[0].endswith(tail) and "\n" not in refused[0]
+    assert report.warnings == said[:3]
+    # binary_files = "fail": the first such file stops the ingest before anything is written
+    root = _project(tmp_path / "fail", files, path="data", extra='binary_files = "fail"')
+    store = Store(":memory:")
+    with pytest.raises(InputError, match=r"^file data/c.parquet: cannot read as Parquet: "):
+        _ingest(root, store)
+    assert _stored(store, "SELECT count(*) FROM loads") == [(0,)]

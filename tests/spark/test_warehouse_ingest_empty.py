@@ -164,3 +164,77 @@ def test_a_folder_url_names_each_file_without_rows(tmp_path, warehouse, first):
     assert report["warnings"] == sorted(
         [f"file {local}/{f} has a header but no data rows; loaded as 0 rows" for f in header_only]
         + [f"file {local}/2024-03.csv is empty (0 bytes: no header to check); loaded as 0 rows"])
+
+
+def test_a_file_of_a_folder_that_is_no_file_of_its_format_is_refused_alone(tmp_path, warehouse):
+    """A binary file named .csv and a Parquet file cut short in a folder source: refused
+    alone on Spark as on DuckDB (status ``rejected``, one warning naming each, a ``loads`` row
+    once per content), the other files loaded; Excel-safe text (``="00123"``) in the CSV is
+    read as the text inside on both engines (the same rows and ``excel_text`` flags)."""
+    require_spark()
+    import io
+
+    from segflow.config import Settings
+    from segflow.project import Project
+    from segflow.store._spark import SparkStore
+
+    root = _project(tmp_path, "data/orders", "csv", warehouse, "empty_rejected")
+    toml = root / "segflow.toml"
+    toml.write_text(toml.read_text().replace('format = "csv"\n', ""))  # CSV and Parquet
+    (root / "data" / "customers.csv").write_text("id\nC1\nC2\n00123\n")
+    folder = root / "data" / "orders"
+    folder.mkdir()
+    (folder / "a.csv").write_text(HEADER + 'O1,="00123",="2024-01-05 10:00:00",="10.50"\n'
+                                           'O2,C2,2024-01-06 10:00:00,20\n')
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"order_id": ["O3"], "customer": ["C1"],
+                             "order_date": ["2024-01-07 10:00:00"], "amount": ["30"]}), buf)
+    (folder / "c.parquet").write_bytes(buf.getvalue()[:200])  # cut short: no footer
+    (folder / "logo.csv").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    with Project.open(root) as project, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        duck = project.ingest(engine="duckdb").to_dict()
+        sql = ("SELECT source, source_file, status, rows_read, rows_accepted FROM loads",
+               "SELECT transaction_id, customer_id, amount FROM transactions",
+               "SELECT source_file, row_number, rule, column_name, value FROM ingest_flags")
+        duck_rows = [sorted(project.store.raw.execute(s).fetchall()) for s in sql]
+    code, spark = _spark_ingest(root)
+    assert code == 0, spark
+
+    def rows_of(data: list[dict]) -> list[dict]:
+        return sorted(({k: v for k, v in r.items() if k != "load_id"} for r in data),
+                      key=lambda r: (r["source"], r["source_file"]))
+
+    assert rows_of(spark["data"]) == rows_of(duck["data"])
+    status = {r["source_file"]: r["status"] for r in spark["data"]}
+    assert status == {"data/customers.csv": "loaded", "data/orders/a.csv": "loaded",
+                      "data/orders/c.parquet": "rejected",
+                      "data/orders/logo.csv": "rejected"}
+    assert spark["warnings"] == duck["warnings"]
+    said = [w for w in spark["warnings"] if "not loaded" in w]
+    assert [w.split(":")[0] for w in said] == ["file data/orders/c.parquet",
+                                               "file data/orders/logo.csv"]
+    assert said[0].split(": ", 1)[1].startswith("cannot read as Parquet: ")
+    assert said[1].startswith("file data/orders/logo.csv: the file holds binary data (a PNG "
+                              "image), not delimited text; is it really a CSV?; not loaded, the "
+                              "other files of source 'orders' are (binary_files = \"fail\" "
+                              "stops the ingest instead)")
+    store = SparkStore.open(Settings.load(root).engine, root)
+    spark_rows = [sorted(tuple(r) for r in store.dataframe(t).select(*cols).collect())
+                  for t, cols in [("loads", ["source", "source_file", "status", "rows_read",
+                                             "rows_accepted"]),
+                                  ("transactions", ["transaction_id", "customer_id", "amount"]),
+                                  ("ingest_flags", ["source_file", "row_number", "rule",
+                                                    "column_name", "value"])]]
+    assert spark_rows == duck_rows
+    assert duck_rows[1] == [("O1", "00123", 10.5), ("O2", "C2", 20.0)]
+    assert [r[2:] for r in duck_rows[2]] == [("excel_text", "amount", "10.50"),
+                                             ("excel_text", "customer", "00123"),
+                                             ("excel_text", "order_date", "2024-01-05 10:00:00")]
+    # again: refused again, no second row in the load log
+    code, again = _spark_ingest(root)
+    assert code == 0, again
+    assert sorted(r["status"] for r in again["data"]) == [
+        "rejected", "rejected", "unchanged", "unchanged"]
+    log = store.dataframe("loads").groupBy("status").count().collect()
+    assert sorted(tuple(r) for r in log) == [("ok", 2), ("rejected", 2)]

@@ -159,7 +159,7 @@ def _report_project(project_dir: Path):  # noqa: ANN202
 
 
 def demo(
-    out: Path = typer.Option(Path("out"), "--out", "-o", help="Folder for the demo project, data and report (an earlier demo's store there is replaced; a folder holding other files is refused)."),
+    out: Path = typer.Option(Path("out"), "--out", "-o", help="Folder for the demo project, data and report (an earlier demo's store there is replaced, an interrupted demo's folder started afresh; a folder holding other files is refused)."),
     customers: int = typer.Option(5_000, min=1, help="Number of demo customers."),
     months: int = typer.Option(24, min=3, max=240, help="Months of history (3..240)."),
     seed: int = typer.Option(0, help="Random seed of the generator."),
@@ -225,11 +225,18 @@ def demo(
             )
 
 
+#: The file a demo writes first into its folder (before its data): a folder holding it and
+#: no project file is a demo's that was interrupted before writing its ``segflow.toml``.
+DEMO_MARKER = ".segflow-demo"
+
+
 def _fresh_demo_folder(out: Path) -> None:
     """Make ``out`` ready for a new demo: a folder of an earlier demo loses its store, its
     churn models (``models/churn_*.joblib``) and Spark warehouse (else the new data would be ingested beside the old, and the report would
     show rows no generated file holds); a folder holding any other segflow project is refused
-    (its ``segflow.toml`` and store are the user's, not the demo's to replace).
+    (its ``segflow.toml`` and store are the user's, not the demo's to replace). A folder of
+    a demo interrupted before its project file (its :data:`DEMO_MARKER`, no ``segflow.toml``)
+    loses the data and store that demo wrote. The marker is then written (again), first.
 
     Raises
     ------
@@ -237,23 +244,54 @@ def _fresh_demo_folder(out: Path) -> None:
         When ``out`` holds a ``segflow.toml`` the demo did not write, a store without one,
         any other file without one (another project's ``data/customers.csv`` would be
         overwritten), a demo's project file whose store lies outside ``out``, or a
-        ``models`` folder leading outside ``out`` (a link: its churn models are not the demo's).
+        ``models`` folder leading outside ``out`` (a link: its churn models are not the demo's),
+        or an interrupted demo's ``data`` folder leading outside ``out``.
     """
-    import shutil
-
-    from segflow.config import Settings
-    from segflow.datasets import demo_project_toml
     from segflow.errors import ConfigError
 
     toml = out / "segflow.toml"
-    if not toml.exists():
+    if not toml.exists() and (out / DEMO_MARKER).is_file():
+        _forget_unfinished_demo(out)
+    elif not toml.exists():
         if (out / "segflow.duckdb").exists():
             raise ConfigError(f"{out} holds a segflow store without a segflow.toml; the demo "
                               "does not replace it: choose another --out")
         if out.is_dir() and any(out.iterdir()):
             raise ConfigError(f"{out} holds files and no demo project file; the demo does not "
                               "write over them: choose an empty or new --out")
-        return
+    else:
+        _forget_earlier_demo(out, toml)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARKER).write_text("written by segflow demo before its data: this folder is a "
+                                   "demo's, which a new demo may replace\n", encoding="utf-8")
+
+
+def _forget_unfinished_demo(out: Path) -> None:
+    """Remove what a demo interrupted before its project file wrote in ``out``: its data
+    folder and a store (the generated files are written again)."""
+    import shutil
+
+    from segflow.errors import ConfigError
+
+    data = out / "data"
+    if data.is_symlink() or (data.exists() and out.resolve() not in data.resolve().parents):
+        raise ConfigError(f"{data} leads outside {out} ({data.resolve()}); the demo does not "
+                          "delete the files there: choose another --out")
+    if data.is_dir():
+        shutil.rmtree(data)
+    for name in ("segflow.duckdb", "segflow.duckdb.wal"):
+        (out / name).unlink(missing_ok=True)
+
+
+def _forget_earlier_demo(out: Path, toml: Path) -> None:
+    """Remove the store, churn models and local warehouse of the demo whose project file is
+    ``toml`` (see :func:`_fresh_demo_folder`)."""
+    import shutil
+
+    from segflow.config import Settings
+    from segflow.datasets import demo_project_toml
+    from segflow.errors import ConfigError
+
     header = demo_project_toml().splitlines()[0]
     with toml.open(encoding="utf-8", errors="replace") as fh:
         first = fh.readline().rstrip("\r\n")

@@ -174,10 +174,13 @@ class SourceSettings(BaseModel):
     binary_files: Literal["reject", "fail"] = Field(
         default="reject",
         description=(
-            "A file of a folder or glob source that holds binary data where text was expected "
-            "(an image or an archive named .csv): 'reject' refuses that file alone (one warning "
-            "naming it, status 'rejected' in the load log) and loads the other files; 'fail' "
-            "stops the ingest before anything is written. A single-file source always fails."
+            "A file of a folder or glob source that is not a file of its format: binary data "
+            "where text was expected (an image or an archive named .csv or .jsonl), a Parquet "
+            "file that cannot be read as Parquet (cut short), a JSON-lines file without any "
+            "JSON object: 'reject' refuses that file alone (one warning naming it, status "
+            "'rejected' in the load log), on DuckDB and on Spark, and loads the other files; "
+            "'fail' stops the ingest before anything is written. A single-file source always "
+            "fails."
         ),
     )
     max_field_chars: int = Field(

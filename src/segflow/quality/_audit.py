@@ -64,6 +64,11 @@ CHECK_TITLES: dict[str, str] = {
 }
 
 
+#: Flags of ``ingest_flags`` that are no quarantine rule (:data:`RULES`), in words.
+_FLAG_TITLES = {"excel_text": "a cell written as Excel-safe text (=\"00123\") was read as the "
+                              "text between its quotes"}
+
+
 def check_title(check: str) -> str:
     """An audit check's id in words: ``completeness:email`` -> ``Missing email``,
     ``not_provided:region`` -> ``Region never provided``, ``flagged:formula_in_text`` ->
@@ -77,7 +82,7 @@ def check_title(check: str) -> str:
     if kind == "not_provided" and column:
         return f"{words[:1].upper()}{words[1:]} never provided"
     if kind == "flagged" and column:
-        return f"Kept but flagged: {RULES.get(column, words)}"
+        return f"Kept but flagged: {RULES.get(column) or _FLAG_TITLES.get(column, words)}"
     text = CHECK_TITLES.get(check) or check.replace("_", " ")
     return text[:1].upper() + text[1:]
 

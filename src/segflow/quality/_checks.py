@@ -231,6 +231,9 @@ def _first_ids(frame: Any, label: str, count: int, n: int = 5) -> list[str]:
 
 
 _FLAG_ADVICE = {
+    "excel_text": "cells written as =\"...\" (Excel's way to keep leading zeros) were read "
+                  "as the text between the quotes (=\"00123\" as 00123); nothing to do unless "
+                  "the export meant something else",
     "formula_in_text": "text starting like a spreadsheet formula was kept; exports must "
                        "neutralise it (prefix ') before writing CSV or Excel",
     "invalid_value": "values outside the value map were emptied; the originals are in "

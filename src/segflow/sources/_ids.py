@@ -21,6 +21,15 @@ staged rows with missing-value tokens set to NULL.
   (``Staged.numbers``), so a text ``00123`` stays ``00123``.
 - A text id in scientific notation (``1.23E+11``, ``1,23E+11``) is what a spreadsheet shows
   of a long number id, rounded: NULL, quarantined as ``invalid_id`` with its own reason.
+- **Excel-safe text.** Exports meant for Excel write a text that must keep its leading zeros
+  as a formula returning it: ``="00123"`` (Excel shows ``00123``). A value of a mapped text
+  column that is, once trimmed, exactly ``="`` + text without a double quote + ``"`` is read
+  as the text between the quotes (:func:`excel_text`), before every other rule: ids, codes,
+  and numbers and dates read from text alike; trimmed like any value (``=""`` is empty, a
+  missing-value token inside the quotes is missing). Each such value is noted in
+  ``ingest_flags`` (rule ``excel_text``, the text read); the quarantine keeps the row as
+  written. Other text starting with ``=`` (``="a""b"``, ``="0"&B2``, ``=A1``) is kept as
+  written (and flagged ``formula_in_text``).
 """
 
 from __future__ import annotations
@@ -83,6 +92,20 @@ def trim_text(ref: str) -> str:
     """SQL: ``NULLIF(trimmed(ref), '')``, skipping the trim for :func:`settled` values."""
     return (f"CASE WHEN {settled(ref)} THEN {ref} WHEN {_ends_clean(ref)} THEN trim({ref}) "
             f"ELSE NULLIF({_trim_re(ref)}, '') END")
+
+
+#: Excel-safe text, once trimmed: ``="``, text without a double quote, ``"``.
+EXCEL_TEXT = r'^="([^"]*)"$'
+
+
+def excel_text(ref: str) -> str:
+    """SQL: the text between the quotes of the text ``ref`` when it is Excel-safe text
+    (:data:`EXCEL_TEXT`: ``="00123"`` -> ``00123``, trimmed; ``=""`` -> ``''``), else NULL.
+    A substring test first keeps the trims and regular expressions off values without
+    ``="`` (nearly all): a CASE, not AND, which DuckDB evaluates on every row."""
+    inner = f"regexp_extract({trimmed(ref)}, {lit(EXCEL_TEXT)}, 1)"
+    return (f"CASE WHEN contains({ref}, '=\"') THEN CASE WHEN regexp_matches({trimmed(ref)}, "
+            f"{lit(EXCEL_TEXT)}) THEN {trimmed(inner)} END END")
 
 
 def _float_id(ref: str) -> str:
@@ -161,15 +184,17 @@ def add_id_rules(rules: Any, specs: Mapping[str, Any], staged: Staged) -> None:
 
 def without_null_tokens(null_values: Iterable[str], staged: Staged, exprs: list[str],
                         extra: list[str], where: str = "") -> tuple[str, list[str]]:
-    """The staged rows with every text column's missing-value tokens set to NULL, for the
-    SQL expressions ``exprs`` (over the source columns) to read.
+    """The staged rows with every text column's Excel-safe text read as the text inside
+    (:func:`excel_text`) and missing-value tokens set to NULL, for the SQL expressions
+    ``exprs`` (over the source columns) to read.
 
     Returns the SQL relation and ``exprs`` rewritten to read the :func:`settled` test of
     each text column from a column of the relation, computed once per value (a column's
     many expressions would otherwise repeat it: the repeats cost a sixth of the judging
     pass of the demo events file). The test is of the value before the tokens are set to
     NULL, which the expressions only read for a value that is not NULL (a NULL gives NULL
-    either way).
+    either way). ``excel_text(q(c))`` in ``exprs`` likewise reads a column holding the text
+    read from the value as written (the ``excel_text`` flag).
 
     ``null_values`` are compared with the trimmed value, exactly (case-sensitive); typed
     columns (Parquet, databases) carry real NULLs and are left alone. Each value is tested
@@ -181,21 +206,31 @@ def without_null_tokens(null_values: Iterable[str], staged: Staged, exprs: list[
     sel = f" WHERE {where}" if where else ""
     used = " ".join(exprs)
     texts = [c for c, t in staged.columns.items() if t.upper() == "VARCHAR" and q(c) in used]
-    flag = {}
-    for i, c in enumerate(texts):
-        name = f"_sf_settled_{i}"
-        while name in staged.columns:
-            name += "_"
-        flag[c] = q(name)
+    taken = set(staged.columns)
+
+    def fresh(stem: str) -> str:
+        while stem in taken:
+            stem += "_"
+        taken.add(stem)
+        return q(stem)
+
+    flag = {c: fresh(f"_sf_settled_{i}") for i, c in enumerate(texts)}
+    excel = {c: fresh(f"_sf_excel_{i}") for i, c in enumerate(texts)}
     out = list(exprs)
     for c in texts:
-        out = [e.replace(settled(q(c)), flag[c]) for e in out]
-    tests = "".join(f", {settled(q(c))} AS {flag[c]}" for c in texts)
-    inner = f"(SELECT *{tests} FROM {staged.table}{sel})"
+        out = [e.replace(excel_text(q(c)), excel[c]).replace(settled(q(c)), flag[c]) for e in out]
     more = "".join(", " + e for e in extra)
+    # the extras from the values as written; then Excel-safe text read, then the tests
+    rows = f"(SELECT *{more} FROM {staged.table}{sel})"
+    if texts:
+        found = "".join(f", {excel_text(q(c))} AS {excel[c]}" for c in texts)
+        inside = ", ".join(f"coalesce({excel[c]}, {q(c)}) AS {q(c)}" for c in texts)
+        rows = f"(SELECT * REPLACE ({inside}) FROM (SELECT *{found} FROM {rows}))"
+    tests = "".join(f", {settled(q(c))} AS {flag[c]}" for c in texts)
+    inner = f"(SELECT *{tests} FROM {rows})"
     tokens = sorted({t.strip(TRIM_CHARS) for t in null_values} - {""})
     if not tokens or not texts:
-        return f"(SELECT *{more} FROM {inner})", out
+        return inner, out
     longest = max(len(t.encode()) for t in tokens)
 
     def token(text: str) -> str:  # equalities, not IN: DuckDB turns IN into a join on every row
@@ -208,4 +243,4 @@ def without_null_tokens(null_values: Iterable[str], staged: Staged, exprs: list[
         f"WHEN {flag[c]} THEN CASE WHEN {token(q(c))} THEN NULL ELSE {q(c)} END "
         f"WHEN {token(f'trim({q(c)})')} THEN NULL WHEN {_ends_clean(q(c))} THEN {q(c)} "
         f"WHEN {token(_trim_re(q(c)))} THEN NULL ELSE {q(c)} END AS {q(c)}" for c in texts)
-    return f"(SELECT * REPLACE ({reps}){more} FROM {inner})", out
+    return f"(SELECT * REPLACE ({reps}) FROM {inner})", out

@@ -32,7 +32,8 @@ from segflow.sources._load import (
 from segflow.sources._once import judge
 from segflow.sources._readers import blank_file, has_rows, refuse_nested, stage
 from segflow.sources._redeliver import forget_file, note_overlap, note_stale, stale_rows
-from segflow.sources._validate import check_timezone, flags, resolve, validate
+from segflow.sources._rules import flags
+from segflow.sources._validate import check_timezone, resolve, validate
 from segflow.store import CANONICAL_TABLES, Store, interruptible
 
 if TYPE_CHECKING:
@@ -196,7 +197,7 @@ def ingest(
     refused: list[tuple[SourceSettings, Path, BinaryFileError]] = []
     for src, path in plan:  # pre-flight: fail before anything is written
         try:
-            _preflight(store, src, path, project_dir)
+            preflight(src, path, project_dir)
         except BinaryFileError as exc:  # one file of a folder: refused alone (binary_files)
             if path is None or src.binary_files == "fail" or not several_files(src, project_dir):
                 raise
@@ -244,11 +245,7 @@ def reject_file(store: Store, source: SourceSettings, path: Path, project_dir: P
     folder or glob source refused whole, and its row in the load log (``loads``, status
     ``rejected``, no rows): once per file content, so ingesting it again adds no row and
     ``segflow refresh`` does not count it as new (:func:`rejected_before`)."""
-    counts = LoadCounts(uuid.uuid4().hex[:12], source.name, load_label(source, path, project_dir),
-                        source.table, "rejected")
-    counts.warn_file(f"{error.in_file(counts.source_file)}; not loaded, the other files of "
-                     f"source {source.name!r} are (binary_files = \"fail\" stops the ingest "
-                     "instead)")
+    counts = rejected(source, load_label(source, path, project_dir), error)
     digest = file_hash(path)
     if not rejected_before(store, source, counts.source_file, digest):
         store.raw.execute(
@@ -257,6 +254,16 @@ def reject_file(store: Store, source: SourceSettings, path: Path, project_dir: P
             "finished_at, status, rows_stale) VALUES (?, ?, ?, ?, ?, 0, 0, 0, 0, ?, ?, "
             "'rejected', 0)",
             [counts.load_id, source.name, counts.source_file, digest, source.table, now, now])
+    return counts
+
+
+def rejected(source: SourceSettings, label: str, error: InputError) -> LoadCounts:
+    """The report entry of the file ``label`` of ``source`` refused whole for ``error``:
+    status ``rejected``, zero counts, one warning naming the file (the DuckDB and the Spark
+    ingest share it)."""
+    counts = LoadCounts(uuid.uuid4().hex[:12], source.name, label, source.table, "rejected")
+    counts.warn_file(f"{error.in_file(label)}; not loaded, the other files of source "
+                     f"{source.name!r} are (binary_files = \"fail\" stops the ingest instead)")
     return counts
 
 
@@ -277,7 +284,10 @@ def load_label(source: SourceSettings, path: Path | None, project_dir: Path) -> 
     return label
 
 
-def _preflight(store: Store, source: SourceSettings, path: Path | None, project_dir: Path) -> None:
+def preflight(source: SourceSettings, path: Path | None, project_dir: Path) -> None:
+    """Stage the first rows of the file ``path`` of ``source`` in a private DuckDB and
+    resolve its mapping: the whole-file errors (:class:`BinaryFileError` for a file that is
+    not a file of its format), raised before anything is written."""
     import duckdb
 
     con = interruptible(duckdb.connect())  # Ctrl-C stops its queries (cli._interrupt)

@@ -43,6 +43,7 @@ _FLAG_TEXT = {
     "anonymous": "no customer id; kept as an anonymous transaction (customer_id empty)",
     "invalid_value": "value not in the value map; kept the row, emptied the value (original in ingest_flags)",
     "formula_in_text": "text starts like a spreadsheet formula (=, @, tab, CR, or +/- before a non-number); kept as text",
+    "excel_text": "Excel-safe text (=\"...\", written to keep leading zeros) read as the text between its quotes",
     "valid_from_before_created": "valid_from is before the record's created_at; kept, its attributes "
                                  "describe the customer from created_at (when the record was made)",
 }

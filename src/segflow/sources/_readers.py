@@ -388,9 +388,10 @@ def _stage_parquet(con, path: Path, label: str, limit: int | None) -> Staged:
             f"CREATE TEMP VIEW {stg} AS SELECT file_row_number + 1 AS _row, * EXCLUDE "
             f"(file_row_number) FROM read_parquet({lit(str(path))}, file_row_number = true){lim}")
         columns = _columns_of(con, stg)
-    except duckdb.Error as exc:
+    except duckdb.Error as exc:  # not a Parquet file (its footer unreadable): refused whole
         con.execute(f"DROP VIEW IF EXISTS {stg}")
-        raise InputError(f"cannot read as Parquet: {str(exc).splitlines()[0]}", file=label) from exc
+        raise BinaryFileError(f"cannot read as Parquet: {str(exc).splitlines()[0]}",
+                              file=label) from exc
     if "file_row_number" in columns:
         raise InputError("a column named file_row_number is reserved", file=label)
     nested = [c for c, t in columns.items() if _is_nested(t)]
@@ -421,7 +422,13 @@ def _is_nested(dtype: str) -> bool:
 
 
 def _stage_jsonl(con, path: Path, label: str, limit: int | None) -> Staged:
-    """JSON lines: each line is one object; lines that are not valid JSON are rejects."""
+    """JSON lines: each line is one object; lines that are not valid JSON are rejects. A
+    binary file (:func:`binary_kind`) or one without any JSON object (in its first
+    ``limit`` lines) is no JSON-lines file: refused whole (:class:`BinaryFileError`)."""
+    kind = binary_kind(head_bytes(path))
+    if kind is not None:
+        what = "NUL or other control bytes" if kind == "binary data" else kind
+        raise BinaryFileError(f"the file holds binary data ({what}), not JSON lines", file=label)
     lines, rejects = _tmp("lines"), _tmp("rjt")
     con.execute(f"CREATE TEMP TABLE {lines} (_row BIGINT, line VARCHAR)")
     con.execute(f"CREATE TEMP TABLE {rejects} (_row BIGINT, raw_row VARCHAR, reason VARCHAR, "
@@ -452,7 +459,8 @@ def _stage_jsonl(con, path: Path, label: str, limit: int | None) -> Staged:
     if not keys:
         con.execute(f"DROP TABLE {lines}")
         con.execute(f"DROP TABLE {rejects}")
-        raise InputError("no JSON objects found; expected one object per line", file=str(label))
+        raise BinaryFileError("no JSON objects found; expected one object per line",
+                              file=str(label))
     try:
         refuse_repeated_names(keys, label, row=None)
     except InputError:

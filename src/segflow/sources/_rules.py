@@ -10,7 +10,8 @@ the table ``ingest_duplicates``.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from typing import Any
 
 from segflow._csv import INVISIBLE_LEAD
 
@@ -144,3 +145,35 @@ def formula_condition(text: str) -> str:
             f"WHEN {first} IN ('+', '-') AND length({text}) > 1 THEN NOT {number} "
             f"WHEN ({first} IN (' ', chr(160)) OR {text} >= chr(12288) OR {invisible}) "
             f"AND {spaced} THEN NOT {spaced_number} ELSE false END")
+
+
+def flags(source: Any, specs: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Accepted rows worth recording in ``ingest_flags``: (rule, condition, column, value),
+    over the validated columns (``v_``, ``r_``, ``e_``) of ``source``'s mapped columns
+    ``specs`` (:class:`segflow.sources._validate.Spec` by canonical name)."""
+    from segflow.store import CANONICAL_TABLES
+
+    out = []
+    ctypes = CANONICAL_TABLES[source.table]
+    if source.unmapped_values == "null":
+        for c in source.value_maps:
+            if c in specs:
+                out.append(("invalid_value", f"r_{c} IS NOT NULL AND v_{c} IS NULL",
+                            specs[c].label, f"r_{c}"))
+    if source.table == "transactions":
+        label = specs["customer_id"].label if "customer_id" in specs else "(not mapped)"
+        out.append(("anonymous", "v_customer_id IS NULL", label, "NULL"))
+    if source.table == "customers" and "valid_from" in specs and "created_at" in specs:
+        # accepted: the version is read from created_at (features._attributes.known_from)
+        out.append(("valid_from_before_created", "v_valid_from < v_created_at",
+                    specs["valid_from"].label, "v_valid_from"))
+    for c, spec in specs.items():  # ="00123" read as 00123: noted, not silent
+        if spec.excel:
+            out.append(("excel_text", f"e_{c} IS NOT NULL", spec.label, f"e_{c}"))
+    if source.formulas == "flag":
+        for c in specs:
+            if ctypes[c] == "VARCHAR":
+                # a cheap first-character test keeps the regular expression off most rows
+                out.append(("formula_in_text", formula_condition(f"v_{c}"),
+                            specs[c].label, f"v_{c}"))
+    return out

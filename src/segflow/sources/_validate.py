@@ -20,6 +20,7 @@ from segflow.sources._dates import date_parses, day_first, iso_hint, short_year_
 from segflow.sources._ids import (
     ID_COLUMNS,
     add_id_rules,
+    excel_text,
     id_value,
     trim_text,
     trimmed,
@@ -60,6 +61,10 @@ class Spec:
     #: SQL (number columns): the reason when a number's double is not exactly it
     #: (:mod:`segflow.sources._numbers`), else NULL; None when no value can be inexact
     inexact: str | None = None
+    #: SQL (a text source column): the text read from Excel-safe text (``="00123"``), else
+    #: NULL (:func:`segflow.sources._ids.excel_text`, of the value as written: a column of
+    #: :func:`~segflow.sources._ids.without_null_tokens`); None for a typed column
+    excel: str | None = None
 
 
 #: Amounts, quantities and prices at or beyond this magnitude are quarantined as
@@ -76,7 +81,8 @@ def _text(col: str, dtype: str) -> str:
     """SQL: the value of a source column as trimmed text; NULL when empty.
 
     Missing-value tokens (``null_values``) are already NULL here: :func:`validate` reads the
-    staged table through :func:`segflow.sources._ids.without_null_tokens`.
+    staged table through :func:`segflow.sources._ids.without_null_tokens`, as is
+    Excel-safe text (``="00123"``: ``00123``).
     """
     ref = q(col)
     if dtype.upper().startswith(_FLOAT_TYPES):  # 123.0 -> '123' so ids match text sources
@@ -85,6 +91,12 @@ def _text(col: str, dtype: str) -> str:
     if dtype.upper() == "VARCHAR":
         return trim_text(ref)
     return f"CAST({ref} AS VARCHAR)"
+
+
+def _excel(col: str, dtype: str) -> str | None:
+    """SQL: the text read from an Excel-safe text value of a text column, else NULL (the
+    ``excel_text`` flag's value); None for a typed column."""
+    return excel_text(q(col)) if dtype.upper() == "VARCHAR" else None
 
 
 def _code_text(col: str, dtype: str, text: str) -> str:
@@ -124,7 +136,7 @@ def _date_spec(col: str, dtype: str, source: SourceSettings) -> Spec:
         value = to_utc(f"CAST({q(col)} AS TIMESTAMP)", source.timezone)
         return Spec(f"CAST({q(col)} AS VARCHAR)", value, col, raw=q(col))
     text = _text(col, dtype)
-    return Spec(text, "", col, dates=date_parses(text, source))
+    return Spec(text, "", col, dates=date_parses(text, source), excel=_excel(col, dtype))
 
 
 class _Mapper:
@@ -174,18 +186,18 @@ class _Mapper:
         dtype = self.staged.columns[col]
         if ctype == "TIMESTAMP":
             return _date_spec(col, dtype, self.source)
-        text = _text(col, dtype)
+        text, excel = _text(col, dtype), _excel(col, dtype)
         if ctype == "DOUBLE":
             return Spec(text, _number(col, dtype, self.source), col,
                         raw=q(col) if _is_numeric(dtype) else None,
-                        inexact=_inexact(col, dtype, self.source))
+                        inexact=_inexact(col, dtype, self.source), excel=excel)
         if ctype == "BOOLEAN":
-            return Spec(text, _boolean(text), col)
+            return Spec(text, _boolean(text), col, excel=excel)
         idv = id_value(col, dtype, self.staged.numbers.get(col)) if canonical in ID_COLUMNS else None
         if idv is None:  # a code: NaN is missing for the rules (value maps) and the value
             text = _code_text(col, dtype, text)
         # an id is NULL where its text is (empty, a token): no test of the text needed
-        return Spec(text, self._value_map(canonical, idv or text), col)
+        return Spec(text, self._value_map(canonical, idv or text), col, excel=excel)
 
     def _value_map(self, canonical: str, text: str) -> str:
         vmap = self.source.value_maps.get(canonical)
@@ -382,6 +394,8 @@ def judging(source: SourceSettings, staged: Staged, specs: dict[str, Spec], rule
             a_cols.append(f"{spec.value} AS {'f' if c == 'is_return' else 'v'}_{c}")
         if spec.inexact:
             a_cols.append(f"{spec.inexact} AS x_{c}")
+        if spec.excel:
+            a_cols.append(f"{spec.excel} AS e_{c}")
     a_cols += ["_excluded", "_totals_first"] if totals else ["_excluded"]
     b_cols = []
     for c, spec in specs.items():
@@ -410,31 +424,6 @@ def raw_json(staged: Staged, alias: str = "") -> str:
     pre = f"{alias}." if alias else ""
     body = ", ".join(f"{lit(c)}: {pre}{q(c)}" for c in staged.columns)
     return f"CAST(to_json({{{body}}}) AS VARCHAR)"
-
-
-def flags(source: SourceSettings, specs: dict[str, Spec]) -> list[tuple[str, str, str, str]]:
-    """Accepted rows worth recording in ``ingest_flags``: (rule, condition, column, value)."""
-    out = []
-    ctypes = CANONICAL_TABLES[source.table]
-    if source.unmapped_values == "null":
-        for c in source.value_maps:
-            if c in specs:
-                out.append(("invalid_value", f"r_{c} IS NOT NULL AND v_{c} IS NULL",
-                            specs[c].label, f"r_{c}"))
-    if source.table == "transactions":
-        label = specs["customer_id"].label if "customer_id" in specs else "(not mapped)"
-        out.append(("anonymous", "v_customer_id IS NULL", label, "NULL"))
-    if source.table == "customers" and "valid_from" in specs and "created_at" in specs:
-        # accepted: the version is read from created_at (features._attributes.known_from)
-        out.append(("valid_from_before_created", "v_valid_from < v_created_at",
-                    specs["valid_from"].label, "v_valid_from"))
-    if source.formulas == "flag":
-        for c in specs:
-            if ctypes[c] == "VARCHAR":
-                # a cheap first-character test keeps the regular expression off most rows
-                out.append(("formula_in_text", formula_condition(f"v_{c}"),
-                            specs[c].label, f"v_{c}"))
-    return out
 
 
 def _case(rules: _Rules, part: int) -> str:

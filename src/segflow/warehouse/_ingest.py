@@ -42,6 +42,12 @@ table: compared with the stored rows and its quarantine released, its earlier ro
 judged (no stale rows, no ``replace``). Rows are taken back through the store's
 ``retracted`` table (:mod:`segflow.store._spark_layout`), within the run.
 
+A file of a local folder or glob source that is not a file of its format (binary data named
+``.csv``, a Parquet file that cannot be read as Parquet) is refused alone before the run, as
+the DuckDB ingest refuses it (its own check on the driver, :func:`segflow.sources._ingest.
+preflight`): status ``rejected`` in the report and, once per file content, in ``loads``;
+``binary_files = "fail"`` stops the ingest instead.
+
 Not yet on Spark: JSON lines, Excel and database sources, and transaction lines without
 any id (no ``transaction_id``, no ``duplicate_key``) read again under their name (the
 DuckDB ingest's grown-file check): such a load stops with a one-line error and the run
@@ -59,9 +65,9 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from segflow.engine._spark import local_url, spark_error_line
-from segflow.errors import InputError, StoreError
-from segflow.sources._discover import discover, file_hash, relative, source_format
-from segflow.sources._ingest import _ORDER, IngestReport, ProgressFn, _now
+from segflow.errors import BinaryFileError, InputError, StoreError
+from segflow.sources._discover import discover, file_hash, relative, several_files, source_format
+from segflow.sources._ingest import _ORDER, IngestReport, ProgressFn, _now, preflight, rejected
 from segflow.sources._load import LoadCounts, empty_message, finish_time, has_header, note_empty
 from segflow.sources._readers import Staged
 from segflow.sources._redeliver import note_stale
@@ -191,13 +197,19 @@ def ingest_on_warehouse(
     now = now or _now()
     sources = sorted(settings.sources, key=lambda s: _ORDER.index(s.table))
     plan = [(src, inp) for src in sources for inp in _inputs(src, project_dir)]
+    refused = _refused(plan, project_dir)
+    plan = [(src, inp) for src, inp in plan if (src.name, inp.label) not in refused]
     done: set[tuple[str, str, str | None]] = set()  # (source, hash, file or None: any file)
     again: dict[tuple[str, str], bool] = {}  # (source, file) loaded before (ok): with rows
     prior: dict[str, set[str]] = {}  # source -> the tables holding rows of it (see _note)
+    gone: set[tuple[str, str, str]] = set()  # (source, file, hash) refused whole before
     if "loads" in store.tables():
-        for r in store.dataframe("loads").where("status = 'ok'").select(
+        for r in store.dataframe("loads").where("status IN ('ok', 'rejected')").select(
                 "source", "file_hash", "source_file", "rows_read", "target_table",
-                "rows_accepted", "rows_quarantined").collect():
+                "rows_accepted", "rows_quarantined", "status").collect():
+            if r.status == "rejected":
+                gone.add((r.source, r.source_file, r.file_hash))
+                continue
             if r.file_hash is not None:
                 done.add((r.source, r.file_hash, None if r.rows_read else r.source_file))
             again[r.source, r.source_file] = again.get((r.source, r.source_file), False) \
@@ -214,6 +226,12 @@ def ingest_on_warehouse(
             for (src, inp), digest in zip(plan, digests, strict=True)]
     loads: list[LoadCounts] = []
     with store.run("ingest", {"project": str(project_dir)}) as run_id:
+        for (src, inp), exc in refused.values():  # first, as on DuckDB
+            loads.append(rejected(src, inp.label, exc))
+            digest = file_hash(inp.path) if inp.path is not None else None
+            if (src.name, inp.label, digest) not in gone:  # once per file content
+                _record(store, run_id, src, inp, loads[-1], digest=digest, started=now,
+                        status="rejected")
         for i, ((src, inp), digest, load) in enumerate(zip(plan, digests, todo, strict=True)):
             if not load:
                 loads.append(LoadCounts("", src.name, inp.label, src.table, "unchanged"))
@@ -228,6 +246,33 @@ def ingest_on_warehouse(
         # the audit of the data as loaded, in the same run (as the DuckDB ingest stores it)
         store_warehouse_audit(store, run_id)
     return IngestReport(loads)
+
+
+def _refused(plan: list[tuple[SourceSettings, _Input]], project_dir: Path
+             ) -> dict[tuple[str, str], tuple[tuple[SourceSettings, _Input], BinaryFileError]]:
+    """The local files of folder and glob sources that are no files of their format, by
+    (source, file): checked on the driver as the DuckDB ingest checks them (a DuckDB staging
+    of their first rows, :func:`segflow.sources._ingest.preflight`). Other errors are left
+    to the load, which reports them as Spark reads the file.
+
+    Raises
+    ------
+    BinaryFileError
+        Such a file of a source with ``binary_files = "fail"``.
+    """
+    out = {}
+    for src, inp in plan:
+        if inp.path is None or not several_files(src, project_dir):
+            continue
+        try:
+            preflight(src, inp.path, project_dir)
+        except BinaryFileError as exc:
+            if src.binary_files == "fail":
+                raise
+            out[src.name, inp.label] = ((src, inp), exc)
+        except InputError:
+            continue
+    return out
 
 
 def _note(prior: dict[str, set[str]], source: str, table: str, accepted: int | None,
@@ -387,16 +432,17 @@ def _stale(store: SparkStore, run_id: str, source: SourceSettings, counts: LoadC
 
 
 def _record(store: SparkStore, run_id: str, source: SourceSettings, inp: _Input,
-            counts: LoadCounts, *, digest: str | None, started: dt.datetime) -> None:
+            counts: LoadCounts, *, digest: str | None, started: dt.datetime,
+            status: str = "ok") -> None:
     """The load's row in ``loads`` (as :func:`segflow.sources._load.record_load` writes it),
     written after the load's rows: finished now (:func:`finish_time`), not at the ingest's
-    ``now`` (when the ingest began)."""
+    ``now`` (when the ingest began); ``status`` ``rejected`` for a file refused whole."""
     store.write("loads", pa.table({
         "load_id": [counts.load_id], "source": [source.name], "source_file": [inp.label],
         "file_hash": pa.array([digest], pa.string()), "target_table": [source.table],
         "rows_read": [counts.rows_read], "rows_accepted": [counts.rows_accepted],
         "rows_quarantined": [counts.rows_quarantined], "rows_duplicate": [counts.rows_duplicate],
-        "started_at": [started], "finished_at": [finish_time(started)], "status": ["ok"],
+        "started_at": [started], "finished_at": [finish_time(started)], "status": [status],
         "rows_stale": [counts.rows_stale]}), run_id, count=False)
 
 

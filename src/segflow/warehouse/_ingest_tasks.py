@@ -17,7 +17,8 @@ import pyarrow as pa
 from segflow._duck import arrow_table
 from segflow.sources._load import classify, rollup_orders
 from segflow.sources._readers import Staged, lit, q
-from segflow.sources._validate import Spec, flags, raw_json, unknown_customer_rule, validate
+from segflow.sources._rules import flags
+from segflow.sources._validate import Spec, raw_json, unknown_customer_rule, validate
 from segflow.store import CANONICAL_TABLES
 from segflow.warehouse._ingest_write import RAW
 

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from segflow.sources._load import _DUP_KIND, LoadCounts, note_flags, tally
-from segflow.sources._rules import row_key
-from segflow.sources._validate import flags
+from segflow.sources._rules import flags, row_key
 from segflow.store import CANONICAL_TABLES
 from segflow.warehouse._stored import (
     mark_orders,
