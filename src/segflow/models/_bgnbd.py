@@ -122,6 +122,11 @@ class _ContinuousBTYD(BTYDModel):
         self.n_zero_T_ = int(round(weights[zero].sum()))
         if not zero.any():
             return data, weights
+        if self.n_zero_T_ and weights[~zero].sum() == 0:  # (was "the summary holds no customers")
+            raise SegflowError(
+                f"{type(self).__name__}: every customer of the summary ({self.n_zero_T_:,}) was first "
+                "seen on the last calibration day (T = 0), which tells nothing about purchase "
+                "rates or dropout; use a later calibration end")
         return {k: v[~zero] for k, v in data.items()}, weights[~zero]
 
     def _check_data(self, data: dict[str, np.ndarray], weights: np.ndarray) -> None:
