@@ -73,6 +73,8 @@ def test_unknown_schemes(project):
     with pytest.raises(SegflowError, match=r"^no scheme 'nope' \(schemes of this project"):
         project.campaigns("nope")  # warned twice and returned [] before
     assert [c.scheme for c in project.campaigns("rfm")] == ["rfm"] * len(project.campaigns())
+    with pytest.raises(SegflowError, match=r"^no scheme 'RFM'; did you mean 'rfm'\? \(schemes"):
+        project.snapshot_dates("RFM")  # returned [] (session 59), as a scheme not run yet
 
 
 def test_a_closed_project_says_so(demo_project):
