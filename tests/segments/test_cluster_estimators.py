@@ -208,6 +208,8 @@ def test_bad_input_is_a_clear_error():
         KMeansSegmenter(k=2, n_bootstrap=0).fit(X).predict(X[["a"]])
     with pytest.raises(InputError, match="column 'b': numeric feature has 1 infinite value;"):
         KMeansSegmenter(k=2, n_bootstrap=0).fit(X.assign(b=[1.0, np.inf, 2.0]))
+    with pytest.raises(InputError, match="^one customer only: there is nothing to cluster;"):
+        KMeansSegmenter(n_bootstrap=0).fit(X.iloc[:1])  # said "all 1 customers have the same values"
 
 
 def test_infinite_values_are_named_by_row_or_customer():
