@@ -6,6 +6,7 @@ values inside it. No fit: the models carry the published CDNOW estimates."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.exceptions import NotFittedError
 
@@ -131,3 +132,32 @@ def test_spend_prediction_refuses_bad_counts_and_infinite_spend() -> None:
         model.expected_spend(2, np.inf)
     assert str(err.value) == ("GammaGammaModel.expected_spend: argument 'monetary_value': expected a "
                               "finite number or NaN; got inf")
+
+
+def test_scoring_functions_check_horizon_and_discount_rate() -> None:
+    """An infinite or NaN horizon raised Python's OverflowError / ValueError from the monthly
+    steps of discounted_purchases; a negative horizon scored negative purchases."""
+    import ibis
+
+    from segflow.models import discounted_purchases, predict_triples, score_customers
+
+    model = _model(BetaGeoModel)
+    triples = pd.DataFrame({"x": [0.0, 2.0], "t_x": [0.0, 30.43], "T": [10.0, 38.86]})
+    summary = ibis.memtable(triples.assign(customer_id=["a", "b"], monetary_value=[np.nan, 20.0]))
+    x, t_x, T = (triples[c].to_numpy() for c in ("x", "t_x", "T"))
+    calls = {"discounted_purchases": lambda **kw: discounted_purchases(model, x, t_x, T, **kw),
+             "predict_triples": lambda **kw: predict_triples(model, triples, **kw),
+             "score_customers": lambda **kw: score_customers(summary, model, **kw)}
+    for name, call in calls.items():
+        for kw, message in [({"horizon": float("inf")}, "argument 'horizon': expected a finite number >= 0; got inf"),
+                            ({"horizon": float("nan")}, "argument 'horizon': expected a finite number >= 0; got nan"),
+                            ({"horizon": -1.0}, "argument 'horizon': expected a finite number >= 0; got -1.0"),
+                            ({"horizon": 52, "annual_discount_rate": -1.0},
+                             "argument 'annual_discount_rate': expected a finite number >= 0; got -1.0")]:
+            with pytest.raises(ArgumentError) as err:
+                call(**kw)
+            assert str(err.value) == f"{name}: {message}"
+    # undiscounted over one month (a single step): the expected purchases themselves
+    month = 365.25 / 7 / 12
+    np.testing.assert_allclose(discounted_purchases(model, x, t_x, T, horizon=month, annual_discount_rate=0.0),
+                               model.expected_purchases(month, x, t_x, T), rtol=1e-12)
