@@ -283,11 +283,13 @@ class BetaGeoModel(_ContinuousBTYD):
     --------
     >>> import pandas as pd
     >>> from segflow.models import BetaGeoModel
-    >>> data = pd.DataFrame({"x": [0, 1, 2, 5, 0, 3], "t_x": [0, 5.0, 20, 30, 0, 10],
-    ...                      "T": [40.0, 38, 39, 35, 30, 40], "count": [50, 20, 10, 5, 40, 8]})
+    >>> data = pd.DataFrame({"x": [0, 1, 1, 2, 3, 5, 7], "t_x": [0, 4.0, 30, 25, 12, 36, 38],
+    ...                      "T": 39.0, "count": [1400, 160, 180, 150, 90, 60, 40]})
     >>> model = BetaGeoModel().fit(data)
-    >>> sorted(model.params_)
-    ['a', 'alpha', 'b', 'r']
+    >>> {name: round(value, 2) for name, value in model.params_.items()}
+    {'r': 0.24, 'alpha': 9.47, 'a': 1.29, 'b': 5.2}
+    >>> round(float(model.p_alive(2, 8.0, 38.0)), 2)  # two repeats, the last 30 weeks ago
+    0.34
     """
 
     _param_names = ("r", "alpha", "a", "b")
