@@ -106,8 +106,9 @@ class Project:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        return f"Project({str(self.directory)!r}, store={self.settings.project.store!r})"
+    def __repr__(self) -> str:  # a closed project says so (its calls raise "is closed")
+        closed = ", closed" if getattr(self.store, "closed", False) else ""
+        return f"Project({str(self.directory)!r}, store={self.settings.project.store!r}{closed})"
 
     # -- stages --------------------------------------------------------------------------
     def ingest(self, *, progress: Any = None, force: bool = False, now: dt.datetime | None = None,

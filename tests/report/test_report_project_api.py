@@ -79,7 +79,9 @@ def test_unknown_schemes(project):
 
 def test_a_closed_project_says_so(demo_project):
     project = Project.open(demo_project, read_only=True)
+    assert repr(project) == f"Project({str(demo_project)!r}, store='segflow.duckdb')"
     project.close()
+    assert repr(project) == f"Project({str(demo_project)!r}, store='segflow.duckdb', closed)"
     for call in (lambda: project.segment_sizes("rfm"), lambda: project.transitions("rfm"),
                  project.summary, project.churn_scores, lambda: project.snapshot_dates()):
         with pytest.raises(SegflowError, match="^the project '.*' is closed; open it again"):
