@@ -111,6 +111,13 @@ class InputError(SegflowError):
                           rows_in_all=self.rows_in_all)
 
 
+class ArgumentError(InputError, ValueError):
+    """An argument of a library call (a prediction's ``x``, ``t_x``, ``T``, horizon ``t``)
+    holds values outside its domain: the message names the method, the argument, the rule,
+    the first offending value and how many of them offend. A ``ValueError`` too, as
+    scikit-learn's ``check_*`` helpers raise, so notebook code catching that works."""
+
+
 class BinaryFileError(InputError):
     """A file that is not a file of its format: one given as delimited text or JSON lines
     holds binary data (``sources._binary``), a Parquet file cannot be read as Parquet, a

@@ -106,8 +106,9 @@ class Project:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        return f"Project({str(self.directory)!r}, store={self.settings.project.store!r})"
+    def __repr__(self) -> str:  # a closed project says so (its calls raise "is closed")
+        closed = ", closed" if getattr(self.store, "closed", False) else ""
+        return f"Project({str(self.directory)!r}, store={self.settings.project.store!r}{closed})"
 
     # -- stages --------------------------------------------------------------------------
     def ingest(self, *, progress: Any = None, force: bool = False, now: dt.datetime | None = None,
@@ -171,17 +172,31 @@ class Project:
                                "with segflow.Project.open(...)")
 
     def snapshot_dates(self, scheme: str | None = None) -> list[dt.date]:
-        """Snapshot dates that have stored assignments (for ``scheme``, or any)."""
+        """Snapshot dates that have stored assignments (for ``scheme``, or any): an empty
+        list for a scheme of the project not run yet, a one-line error for a name that is
+        neither a scheme of the project nor one with stored assignments (a typo gave ``[]``)."""
         self._live()
         if scheme is not None:
             self._scheme_name(scheme)
         if {"segment_spells", "segment_snapshots"} <= set(self.store.tables()):
-            return assigned_snapshots(self.store.raw, scheme or None)
-        where, params = (" WHERE scheme = ?", [scheme]) if scheme else ("", [])
-        rows = self.store.raw.execute(
-            f"SELECT DISTINCT snapshot_date FROM segment_assignments{where} ORDER BY 1", params
-        ).fetchall()
-        return [r[0] for r in rows]
+            dates = assigned_snapshots(self.store.raw, scheme or None)
+        else:
+            where, params = (" WHERE scheme = ?", [scheme]) if scheme else ("", [])
+            dates = [r[0] for r in self.store.raw.execute(
+                f"SELECT DISTINCT snapshot_date FROM segment_assignments{where} ORDER BY 1", params
+            ).fetchall()]
+        if not dates and scheme and scheme not in self.schemes():
+            raise self._unknown_scheme(scheme)
+        return dates
+
+    def _unknown_scheme(self, scheme: str) -> SegflowError:
+        """The error for a scheme name the project does not know, with a did-you-mean."""
+        from segflow._suggest import did_you_mean
+
+        schemes = self.schemes()
+        hint = did_you_mean(scheme, schemes)
+        return SegflowError(f"no scheme {scheme!r}{'; ' + hint if hint else ' '}"
+                            f"(schemes of this project: {', '.join(schemes)})")
 
     def _scheme_name(self, scheme: Any) -> str:
         if not isinstance(scheme, str):
@@ -206,14 +221,8 @@ class Project:
 
     def _check_scheme(self, scheme: str) -> None:
         self._scheme_name(scheme)
-        if not self.snapshot_dates(scheme):
-            from segflow._suggest import did_you_mean
-
+        if not self.snapshot_dates(scheme):  # (a name the project does not know: raised there)
             schemes = self.schemes()
-            if scheme not in schemes:
-                hint = did_you_mean(scheme, schemes)
-                raise SegflowError(f"no scheme {scheme!r}{'; ' + hint if hint else ' '}"
-                                   f"(schemes of this project: {', '.join(schemes)})")
             raise SegflowError(
                 f"no assignments stored for scheme {scheme!r}; run `segflow run` first "
                 f"(schemes of this project: {', '.join(schemes)})"

@@ -55,14 +55,17 @@ def test_breakdowns_by_attribute_tenure_and_other_scheme(campaign_store, store_b
     r = r.set_index("customer_id")
     c = fx.customers.set_index("customer_id").loc[r.index]
     # the region of the record made before the exposure (a record made after it, a customer
-    # who registered later, is not read: features._attributes.known_from)
+    # who registered later, is not read: features._attributes.known_from); such a customer
+    # is "(not yet a customer)" in the region and in the tenure alike (note58: the tenure
+    # called them "new (< 90 days)", a negative tenure, and the region "(missing)")
     known = c.created_at.isna() | (c.created_at < r.exposed_at)
-    assert (r.region.fillna("-") == c.region.where(known).fillna("-")).all()
-    assert 0 < (~known).sum() < len(r) and r.region[~known].isna().all()
+    assert (r.region[known].fillna("-") == c.region[known].fillna("-")).all()
+    assert 0 < (~known).sum() < len(r) and (r.region[~known] == "(not yet a customer)").all()
     days = (r.exposed_at - c.created_at).dt.total_seconds() / 86400
-    expect = np.select([c.created_at.isna(), days < 90, days < 365],
-                       ["unknown", "new (< 90 days)", "90-365 days"], "> 1 year")
+    expect = np.select([c.created_at.isna(), days <= 0, days < 90, days < 365],
+                       ["unknown", "(not yet a customer)", "new (< 90 days)", "90-365 days"], "> 1 year")
     assert (r.tenure == expect).all() and (r.tenure == "unknown").sum() == 100
+    assert ((r.tenure == "(not yet a customer)") == ~known).all()
     assert (r.value == r.segment).all()
     # a second scheme: its own segments, not the first scheme's
     small = store_builder(n=1500)

@@ -91,6 +91,36 @@ def test_forecast_two_state_by_hand():
     assert chain.steady_state(arrivals=10)["A"] == pytest.approx(100.0)
 
 
+def test_forecast_and_value_refuse_what_is_no_count_or_reward():
+    """A NaN or negative mix forecast NaN or negative customers, a NaN reward gave NaN
+    values, k = 2.5 raised Python's TypeError (session 59): each an ArgumentError (a
+    ValueError) naming the argument, the first state and how many."""
+    from segflow.errors import ArgumentError
+
+    counts = pd.DataFrame([[8, 2, 0], [1, 6, 3], [0, 0, 10]], index=["A", "B", "(gone)"],
+                          columns=["A", "B", "(gone)"])
+    chain = MarkovChain().fit(counts)
+    for call, message in [
+        (lambda: chain.forecast({"A": np.nan}, 2), "forecast: argument 'mix': expected numbers >= 0; got nan "
+                                                   "for state 'A' (1 of 3 states)"),
+        (lambda: chain.forecast([4, -5, -1], 2), "forecast: argument 'mix': expected numbers >= 0; got -5.0 "
+                                                 "for state 'B' (2 of 3 states)"),
+        (lambda: chain.forecast({"A": 5}, 2.5), "forecast: argument 'k': expected a whole number of periods "
+                                                ">= 0; got 2.5"),
+        (lambda: chain.forecast({"A": 5}, 2, arrivals=[1, np.nan]), "forecast: argument 'arrivals': expected "
+                                                                    "numbers >= 0; got nan"),
+        (lambda: chain.value({"A": 1, "B": np.inf}, 0.1), "value: argument 'rewards': expected finite numbers; "
+                                                          "got inf for state 'B' (1 of 3 states)"),
+    ]:
+        with pytest.raises(ArgumentError) as err:
+            call()
+        assert isinstance(err.value, ValueError) and str(err.value) == f"MarkovChain.{message}"
+    # a negative reward (a cost) is a reward: v = r + P v / (1 + d), solved by hand
+    p = chain.transition_matrix_.to_numpy()[:2, :2]
+    want = np.linalg.solve(np.eye(2) - p / 1.1, [-1.0, 2.0])
+    np.testing.assert_allclose(chain.value({"A": -1, "B": 2}, 0.1)[["A", "B"]], want, rtol=1e-9)
+
+
 def test_open_steady_state_is_inf_on_a_closed_group_the_arrivals_feed():
     """Nobody ever leaves B (no observed exit): arrivals pile up there for ever, so its
     long-run size is inf, not the huge number of a solve with a singular I - Q; A and C

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from tests.models.test_churn_synth import LADDER, planted_migration, sigmoid
 
-from segflow.errors import SegflowError
+from segflow.errors import InputError, SegflowError
 from segflow.models._next_segment import (
     NextSegmentModel,
     evaluate_next_segment,
@@ -88,6 +88,11 @@ def test_single_class_refused():
     X = pd.DataFrame({"segment": ["a"] * 50, "x": np.arange(50.0)})
     with pytest.raises(SegflowError, match="same next segment"):
         NextSegmentModel(n_threads=1).fit(X, ["a"] * 50)
+    labels = ["a", "b"] * 23 + [None, "a", np.nan, "b"]  # became segments 'None' and 'nan'
+    with pytest.raises(InputError) as err:
+        NextSegmentModel(n_threads=1).fit(X, labels)
+    assert str(err.value) == ("next-segment labels y: 2 of 50 are missing (the first at position 47); "
+                              "a customer who left has the segment '(gone)'")
 
 
 def test_too_few_rows_to_calibrate_are_one_line():

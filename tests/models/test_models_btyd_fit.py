@@ -277,3 +277,16 @@ def test_an_arrow_summary_is_read_and_predictions_refuse_what_is_no_number() -> 
         fitted.expected_purchases(4, [1, 2, 3], [1, 2], [5, 5])
     assert str(err.value) == ("the arguments do not broadcast to one shape: x (3,), t_x (2,), "
                               "T (2,)")
+
+
+@pytest.mark.parametrize("cls", COUNT_MODELS)
+def test_a_summary_of_newcomers_only_says_so(cls) -> None:
+    """Every customer first seen on the last calibration day (T = 0, left out of the fit):
+    the library said "the summary holds no customers" of a summary of three (the CLI has
+    its own message before the fit)."""
+    data = pd.DataFrame({"x": [0, 0], "t_x": [0.0, 0.0], "T": [0.0, 0.0], "count": [2, 1]})
+    with pytest.raises(SegflowError) as err:
+        cls().fit(data)
+    assert str(err.value) == (
+        f"{cls.__name__}: every customer of the summary (3) was first seen on the last calibration "
+        "day (T = 0), which tells nothing about purchase rates or dropout; use a later calibration end")

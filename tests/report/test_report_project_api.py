@@ -73,11 +73,15 @@ def test_unknown_schemes(project):
     with pytest.raises(SegflowError, match=r"^no scheme 'nope' \(schemes of this project"):
         project.campaigns("nope")  # warned twice and returned [] before
     assert [c.scheme for c in project.campaigns("rfm")] == ["rfm"] * len(project.campaigns())
+    with pytest.raises(SegflowError, match=r"^no scheme 'RFM'; did you mean 'rfm'\? \(schemes"):
+        project.snapshot_dates("RFM")  # returned [] (session 59), as a scheme not run yet
 
 
 def test_a_closed_project_says_so(demo_project):
     project = Project.open(demo_project, read_only=True)
+    assert repr(project) == f"Project({str(demo_project)!r}, store='segflow.duckdb')"
     project.close()
+    assert repr(project) == f"Project({str(demo_project)!r}, store='segflow.duckdb', closed)"
     for call in (lambda: project.segment_sizes("rfm"), lambda: project.transitions("rfm"),
                  project.summary, project.churn_scores, lambda: project.snapshot_dates()):
         with pytest.raises(SegflowError, match="^the project '.*' is closed; open it again"):

@@ -208,6 +208,8 @@ def test_bad_input_is_a_clear_error():
         KMeansSegmenter(k=2, n_bootstrap=0).fit(X).predict(X[["a"]])
     with pytest.raises(InputError, match="column 'b': numeric feature has 1 infinite value;"):
         KMeansSegmenter(k=2, n_bootstrap=0).fit(X.assign(b=[1.0, np.inf, 2.0]))
+    with pytest.raises(InputError, match="^one customer only: there is nothing to cluster;"):
+        KMeansSegmenter(n_bootstrap=0).fit(X.iloc[:1])  # said "all 1 customers have the same values"
 
 
 def test_infinite_values_are_named_by_row_or_customer():
@@ -304,3 +306,20 @@ def test_a_few_negative_values_do_not_switch_the_log_off_for_a_money_column():
     signed.loc[:99, "monetary"] = -rng.lognormal(2, 1, 100)
     seg = KMeansSegmenter(k=4, n_bootstrap=0, random_state=0).fit(signed)
     assert {s.name: s.log1p for s in seg.prep_.numeric}["monetary"] is False
+
+
+@pytest.mark.parametrize("log_transform", ["auto", False])
+def test_huge_amounts_cluster_as_their_scaled_down_copy(log_transform):
+    """Amounts past ~1e154 overflowed the standard deviation (squared) and the skewness: the
+    scale fell back to 1, the log off, and k-means said "k=2 leaves a segment without
+    customers" of two clear groups, the Gaussian mixture raised scikit-learn's "array must not
+    contain infs or NaNs" (session 59). Scaling is equivariant: the same partition as 1e-200 x."""
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"recency": np.r_[rng.normal(10, 2, 60), rng.normal(200, 5, 60)],
+                      "monetary": np.r_[rng.gamma(20, 10, 60), rng.gamma(20, 1, 60)]})
+    for cls in (KMeansSegmenter, GaussianMixtureSegmenter):
+        small = cls(k=2, random_state=0, n_bootstrap=0, log_transform=log_transform).fit_predict(X)
+        huge = cls(k=2, random_state=0, n_bootstrap=0, log_transform=log_transform).fit_predict(
+            X.assign(monetary=X.monetary * 1e200))
+        np.testing.assert_array_equal(huge, small)
+        assert sorted(np.bincount(small)[1:]) == [60, 60]  # the two planted groups

@@ -197,7 +197,7 @@ def campaign_effect(
     has a few hundred customers. Relative lift: delta-method interval on the log ratio.
     """
     refuse_repeated_customers(responses, id_col, source)
-    return read_out(_as_table(responses), arm_col=arm_col, control=control, outcomes=outcomes,
+    return read_out(_as_table(responses, id_col), arm_col=arm_col, control=control, outcomes=outcomes,
                     by=by, level=level, correction=correction, power=power, min_n=min_n,
                     balance_alpha=balance_alpha, expected_split=expected_split,
                     expected_segments=expected_segments, source=source)
@@ -272,11 +272,13 @@ def read_out(
 # -- engine side -------------------------------------------------------------------------
 
 
-def _as_table(responses: pd.DataFrame | ibis.Table) -> ibis.Table:
+def _as_table(responses: pd.DataFrame | ibis.Table, id_col: str | None = None) -> ibis.Table:
+    from segflow._frames import frame_table
+
     if isinstance(responses, ibis.Table):
         return responses
-    if isinstance(responses, pd.DataFrame):
-        return ibis.memtable(responses)
+    if isinstance(responses, pd.DataFrame):  # (ids beyond 64 bits: text, as in the store)
+        return frame_table(responses, {"customer_id", id_col or "customer_id"})
     raise TypeError(f"responses must be a pandas DataFrame or an ibis Table, not {type(responses)}")
 
 

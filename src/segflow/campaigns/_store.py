@@ -24,6 +24,11 @@ from segflow.exports._pii import is_customer_key, is_personal
 from segflow.features._purchase_def import is_purchase_line, order_ts_key
 
 NEW = "(new)"
+#: The level of the ``tenure`` and customer-attribute breakdowns for a customer whose first
+#: record was made at or after their exposure (a prospect or guest who registered later):
+#: before, tenure called them "new (< 90 days)" (a negative tenure) and the attribute
+#: "(missing)". The rule is the snapshot's (features: a record made at s is not known at s).
+NOT_YET = "(not yet a customer)"
 GONE = "(gone)"
 
 
@@ -256,12 +261,13 @@ def _add_breakdown(
     known: set[str],
 ) -> ibis.Table:
     customers = source.table("customers")
+    created = customers.group_by("customer_id").agg(_created=_.created_at.min())
     if name == "tenure":
-        c = customers.group_by("customer_id").agg(created_at=_.created_at.min())
-        j = r.left_join(c, "customer_id")
-        days = (j.exposed_at.epoch_seconds() - j.created_at.epoch_seconds()).cast("float64") / 86400.0
+        j = r.left_join(created, "customer_id")
+        days = (j.exposed_at.epoch_seconds() - j._created.epoch_seconds()).cast("float64") / 86400.0
         band = ibis.cases(
-            (j.created_at.isnull(), "unknown"),
+            (j._created.isnull(), "unknown"),
+            (j._created >= j.exposed_at, NOT_YET),
             (days < 90.0, "new (< 90 days)"),
             (days < 365.0, "90-365 days"),
             else_="> 1 year",
@@ -275,8 +281,9 @@ def _add_breakdown(
     usable = breakdown_columns(customers.columns)
     if name in usable:
         c = _record_before_exposure(customers, r.select("customer_id", "exposed_at"), name)
-        j = r.left_join(c, "customer_id")
-        return j.select(*keep, **{name: j[name].cast("string")})
+        j = r.left_join(c, "customer_id").left_join(created, "customer_id")
+        value = ibis.ifelse(j._created >= j.exposed_at, NOT_YET, j[name].cast("string"))
+        return j.select(*keep, **{name: value})
     raise InputError(
         f"cannot break down by {name!r}: not a scheme ({', '.join(sorted(known)) or 'none'}), "
         f"an attribute column of customers ({', '.join(usable) or 'none'}) or 'tenure'",

@@ -261,9 +261,11 @@ def build_audience(
     pii = check_policy(pii)
     frame = customers if isinstance(customers, pd.DataFrame) else None
     if frame is not None:  # bind to an in-memory DuckDB (SQL rules need one)
+        from segflow._frames import engine_ready
         from segflow.store import interruptible
 
-        customers = interruptible(ibis.duckdb.connect()).create_table("customers", customers, temp=True)
+        frame = engine_ready(frame)  # (ids beyond 64 bits raised OverflowError: text, as in the store)
+        customers = interruptible(ibis.duckdb.connect()).create_table("customers", frame, temp=True)
     t = customers
     cols = set(t.columns)
     header = 0 if source is not None else None  # a column a file lacks: its header row

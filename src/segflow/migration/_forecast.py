@@ -213,8 +213,8 @@ def segment_forecast(
 
     if pooled.pair_cells is None:
         raise SegflowError("the forecast needs a pooled matrix with per-pair counts (pooled_transition_matrix)")
-    if periods < 0:
-        raise SegflowError(f"periods must be >= 0, got {periods}")
+    if isinstance(periods, bool) or not isinstance(periods, int | np.integer) or periods < 0:
+        raise SegflowError(f"periods must be a whole number >= 0, got {periods!r}")  # (2.5: a TypeError)
     choice = parse_arrivals(arrivals)
     cells, dates = _window(pooled, start, end)
     m = len(dates) - 1

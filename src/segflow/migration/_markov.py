@@ -22,7 +22,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from segflow.errors import SegflowError
+from segflow.errors import ArgumentError, SegflowError
 from segflow.migration._pairs import GONE, NEW
 from segflow.migration._transitions import TransitionMatrix
 
@@ -58,7 +58,7 @@ class MarkovChain(BaseEstimator):
     >>> import pandas as pd
     >>> counts = pd.DataFrame([[8, 2], [0, 10]], index=["A", "(gone)"], columns=["A", "(gone)"])
     >>> chain = MarkovChain().fit(counts)
-    >>> chain.absorption().loc["A", "expected_periods"]
+    >>> round(float(chain.absorption().loc["A", "expected_periods"]), 6)  # 1 / (1 - 0.8)
     5.0
     """
 
@@ -138,10 +138,14 @@ class MarkovChain(BaseEstimator):
             Row ``h`` is the expected mix ``h`` periods ahead (row 0 = ``mix``).
         """
         check_is_fitted(self)
-        if k < 0:
-            raise SegflowError(f"k must be >= 0, got {k}")
-        x = self._vector(mix, "mix")
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 0:
+            raise ArgumentError(f"MarkovChain.forecast: argument 'k': expected a whole number of "
+                                f"periods >= 0; got {k!r}")
+        x = self._vector(mix, "mix", "forecast", nonnegative=True)
         a = np.broadcast_to(np.asarray(arrivals, dtype=float), (k,)) if k else np.zeros(0)
+        if not np.all(a >= 0):  # NaN too
+            raise ArgumentError(f"MarkovChain.forecast: argument 'arrivals': expected numbers >= 0; "
+                                f"got {float(a[~(a >= 0)][0])!r}")
         entry = self._entry() if np.any(a) else np.zeros_like(x)
         p = self.transition_matrix_.to_numpy()
         rows = [x]
@@ -255,23 +259,34 @@ class MarkovChain(BaseEstimator):
         """Markov-chain customer value per starting state; see :func:`markov_clv`."""
         check_is_fitted(self)
         return markov_clv(
-            self.transition_matrix_, self._vector(rewards, "rewards"), discount_rate, horizon
+            self.transition_matrix_, self._vector(rewards, "rewards", "value"), discount_rate, horizon
         )
 
     # -- helpers ------------------------------------------------------------------------
-    def _vector(self, values: Vector, what: str) -> np.ndarray:
+    def _vector(self, values: Vector, what: str, method: str, *, nonnegative: bool = False) -> np.ndarray:
+        """``values`` (a mapping by state or one number per state) as an array in state
+        order; NaN or infinite values (negative ones too with ``nonnegative``: customers per
+        state) are an ``ArgumentError`` naming the first state (they gave NaN or negative
+        forecasts and values)."""
         if isinstance(values, Mapping | pd.Series):
             unknown = sorted(set(values.keys()) - set(self.states_) - {NEW})
             if unknown:
                 raise SegflowError(
                     f"{what} names unknown state(s) {unknown}; states are {self.states_}"
                 )
-            return np.array([float(values.get(s, 0.0)) for s in self.states_])
-        arr = np.asarray(values, dtype=float)
-        if arr.shape != (len(self.states_),):
-            raise SegflowError(
-                f"{what} needs {len(self.states_)} numbers (states {self.states_}), got {arr.shape}"
-            )
+            arr = np.array([float(values.get(s, 0.0)) for s in self.states_])
+        else:
+            arr = np.asarray(values, dtype=float)
+            if arr.shape != (len(self.states_),):
+                raise SegflowError(
+                    f"{what} needs {len(self.states_)} numbers (states {self.states_}), got {arr.shape}"
+                )
+        bad = ~np.isfinite(arr) | ((arr < 0) if nonnegative else False)
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            raise ArgumentError(
+                f"MarkovChain.{method}: argument {what!r}: expected "
+                f"{'numbers >= 0' if nonnegative else 'finite numbers'}; got {float(arr[first])!r} for state {self.states_[first]!r} ({int(bad.sum())} of {len(arr)} states)")
         return arr
 
     def _entry(self) -> np.ndarray:

@@ -22,7 +22,13 @@ from scipy.special import betaln, gammaln, logsumexp
 
 from segflow.errors import SegflowError
 from segflow.models._btyd_base import BTYDModel
-from segflow.models._btyd_input import as_arrays, check_recency, refuse_rows
+from segflow.models._btyd_input import (
+    as_arrays,
+    check_horizon,
+    check_recency,
+    check_triples,
+    refuse_rows,
+)
 
 
 class BetaGeoBetaBinomModel(BTYDModel):
@@ -84,18 +90,28 @@ class BetaGeoBetaBinomModel(BTYDModel):
         base = -betaln(alpha, beta) - betaln(gamma, delta)
         terms = [betaln(alpha + x, beta + n - x) + betaln(gamma, delta + n)]
         gaps = n - t_x
-        for i in range(int(gaps.max()) if len(gaps) else 0):
+        for i in range(int(np.max(gaps)) if np.size(gaps) else 0):  # (0-d: one customer)
             term = betaln(alpha + x, beta + t_x - x + i) + betaln(gamma + 1, delta + t_x + i)
             terms.append(np.where(i < gaps, term, -np.inf))
         return base + logsumexp(np.stack(terms), axis=0)
 
-    def _arrays(self, x: Any, t_x: Any, n: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _inputs(self, method: str, x: Any, t_x: Any, n: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Fitted first, then (x, t_x, n) as float arrays of one shape in the fit's domain:
+        whole numbers, 0 <= x <= t_x <= n, t_x = 0 when x = 0 (an ``ArgumentError``, a
+        ``ValueError``, naming the argument, as :meth:`BetaGeoModel.p_alive`)."""
+        self._params()
         x, t_x, n = as_arrays(("x", "t_x", "n"), x, t_x, n)
+        check_triples(f"{type(self).__name__}.{method}", x, t_x, n, t_name="n", discrete=True)
         return x, t_x, n
+
+    def _horizon(self, method: str, t: Any, name: str = "t") -> Any:
+        """A number of future opportunities, checked (a whole number >= 0)."""
+        self._params()
+        return check_horizon(f"{type(self).__name__}.{method}", t, name=name, integer=True)
 
     def p_alive(self, x: Any, t_x: Any, n: Any) -> np.ndarray:
         """P(alive at opportunity n+1 | x, t_x, n) (FHS 2010 eq. 11)."""
-        x, t_x, n = self._arrays(x, t_x, n)
+        x, t_x, n = self._inputs("p_alive", x, t_x, n)
         theta = self._params()
         alpha, beta, gamma, delta = theta
         log_num = (
@@ -106,7 +122,8 @@ class BetaGeoBetaBinomModel(BTYDModel):
 
     def expected_purchases(self, t: int, x: Any, t_x: Any, n: Any) -> np.ndarray:
         """E[X(n, n+t) | x, t_x, n]: transactions in the next t opportunities (FHS eq. 13)."""
-        x, t_x, n = self._arrays(x, t_x, n)
+        t = self._horizon("expected_purchases", t)
+        x, t_x, n = self._inputs("expected_purchases", x, t_x, n)
         theta = self._params()
         alpha, beta, gamma, delta = theta
         gamma = _off_one(gamma)
@@ -123,7 +140,7 @@ class BetaGeoBetaBinomModel(BTYDModel):
 
     def expected_purchases_new(self, n: Any) -> np.ndarray:
         """E[X(n)]: transactions of a new customer in the first n opportunities (FHS eq. 8)."""
-        n = np.asarray(n, dtype=float)
+        n = np.asarray(self._horizon("expected_purchases_new", n, name="n"), dtype=float)
         alpha, beta, gamma, delta = self._params()
         gamma = _off_one(gamma)
         return alpha / (alpha + beta) * delta / (gamma - 1) * (
@@ -132,7 +149,8 @@ class BetaGeoBetaBinomModel(BTYDModel):
 
     def p_no_purchase(self, t: int, x: Any, t_x: Any, n: Any) -> np.ndarray:
         """P(no transaction in the next t opportunities) = L(x, t_x, n+t) / L(x, t_x, n)."""
-        x, t_x, n = self._arrays(x, t_x, n)
+        t = self._horizon("p_no_purchase", t)
+        x, t_x, n = self._inputs("p_no_purchase", x, t_x, n)
         theta = self._params()
         return np.exp(self._loglik(theta, x=x, t_x=t_x, n=n + t) - self._loglik(theta, x=x, t_x=t_x, n=n))
 

@@ -29,7 +29,7 @@ from scipy.special import betaln, digamma, gammaln, hyp2f1
 
 from segflow.errors import SegflowError
 from segflow.models._btyd_base import BTYDModel
-from segflow.models._btyd_input import as_arrays, check_recency
+from segflow.models._btyd_input import as_arrays, check_horizon, check_recency, check_triples
 
 
 def _log_a1(r: float, alpha: float, x: np.ndarray) -> np.ndarray:
@@ -122,6 +122,11 @@ class _ContinuousBTYD(BTYDModel):
         self.n_zero_T_ = int(round(weights[zero].sum()))
         if not zero.any():
             return data, weights
+        if self.n_zero_T_ and weights[~zero].sum() == 0:  # (was "the summary holds no customers")
+            raise SegflowError(
+                f"{type(self).__name__}: every customer of the summary ({self.n_zero_T_:,}) was first "
+                "seen on the last calibration day (T = 0), which tells nothing about purchase "
+                "rates or dropout; use a later calibration end")
         return {k: v[~zero] for k, v in data.items()}, weights[~zero]
 
     def _check_data(self, data: dict[str, np.ndarray], weights: np.ndarray) -> None:
@@ -175,13 +180,58 @@ class _ContinuousBTYD(BTYDModel):
         x, t_x, T = as_arrays(("x", "t_x", "T"), x, t_x, T)
         return x, t_x, T
 
-    def p_no_purchase(self, t: float, x: Any, t_x: Any, T: Any) -> np.ndarray:
-        """P(no purchase in (T, T+t] | x, t_x, T).
+    def _inputs(self, method: str, x: Any, t_x: Any, T: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The public door of a prediction: fitted first (scikit-learn's ``NotFittedError``),
+        then (x, t_x, T) as float arrays of one shape in the fit's domain
+        (:func:`check_triples`: an ``ArgumentError``, a ``ValueError``, naming the argument)."""
+        self._params()
+        x, t_x, T = self._arrays(x, t_x, T)
+        check_triples(f"{type(self).__name__}.{method}", x, t_x, T)
+        return x, t_x, T
+
+    def _horizon(self, method: str, t: Any) -> Any:
+        """The horizon ``t`` of a prediction, checked (finite, >= 0)."""
+        self._params()
+        return check_horizon(f"{type(self).__name__}.{method}", t)
+
+    def p_alive(self, x: Any, t_x: Any, T: Any) -> np.ndarray:
+        """P(alive at T | x, t_x, T).
+
+        Parameters
+        ----------
+        x : array-like of whole numbers >= 0
+            Repeat purchases in (0, T].
+        t_x : array-like
+            Time of the last repeat purchase, 0 <= t_x <= T (0 when x = 0).
+        T : array-like
+            Time since the first purchase, finite and >= 0. The three broadcast together.
+
+        Raises
+        ------
+        ArgumentError
+            A ``ValueError`` naming the first argument out of its domain, the first offending
+            value and how many offend (NaN included).
+        """
+        return self._p_alive(*self._inputs("p_alive", x, t_x, T))
+
+    def expected_purchases(self, t: Any, x: Any, t_x: Any, T: Any) -> np.ndarray:
+        """E[X(T, T+t) | x, t_x, T]: expected purchases in the next ``t`` time units (finite,
+        >= 0), arguments as :meth:`p_alive`."""
+        t = self._horizon("expected_purchases", t)
+        return self._expected_purchases(t, *self._inputs("expected_purchases", x, t_x, T))
+
+    def expected_purchases_new(self, t: Any) -> np.ndarray:
+        """E[X(t)]: expected repeat purchases of a new customer in (0, t], ``t`` finite, >= 0."""
+        return self._expected_purchases_new(np.asarray(self._horizon("expected_purchases_new", t), dtype=float))
+
+    def p_no_purchase(self, t: Any, x: Any, t_x: Any, T: Any) -> np.ndarray:
+        """P(no purchase in (T, T+t] | x, t_x, T), arguments as :meth:`expected_purchases`.
 
         The event "x purchases in (0, T] with the last at t_x and none in (T, T+t]" has the
         likelihood L(x, t_x, T+t), so the probability is the ratio L(x, t_x, T+t)/L(x, t_x, T).
         """
-        x, t_x, T = self._arrays(x, t_x, T)
+        t = self._horizon("p_no_purchase", t)
+        x, t_x, T = self._inputs("p_no_purchase", x, t_x, T)
         theta = self._params()
         return np.exp(self._loglik(theta, x=x, t_x=t_x, T=T + t) - self._loglik(theta, x=x, t_x=t_x, T=T))
 
@@ -233,11 +283,13 @@ class BetaGeoModel(_ContinuousBTYD):
     --------
     >>> import pandas as pd
     >>> from segflow.models import BetaGeoModel
-    >>> data = pd.DataFrame({"x": [0, 1, 2, 5, 0, 3], "t_x": [0, 5.0, 20, 30, 0, 10],
-    ...                      "T": [40.0, 38, 39, 35, 30, 40], "count": [50, 20, 10, 5, 40, 8]})
+    >>> data = pd.DataFrame({"x": [0, 1, 1, 2, 3, 5, 7], "t_x": [0, 4.0, 30, 25, 12, 36, 38],
+    ...                      "T": 39.0, "count": [1400, 160, 180, 150, 90, 60, 40]})
     >>> model = BetaGeoModel().fit(data)
-    >>> sorted(model.params_)
-    ['a', 'alpha', 'b', 'r']
+    >>> {name: round(value, 2) for name, value in model.params_.items()}
+    {'r': 0.24, 'alpha': 9.47, 'a': 1.29, 'b': 5.2}
+    >>> round(float(model.p_alive(2, 8.0, 38.0)), 2)  # two repeats, the last 30 weeks ago
+    0.34
     """
 
     _param_names = ("r", "alpha", "a", "b")
@@ -266,9 +318,8 @@ class BetaGeoModel(_ContinuousBTYD):
             )
         return _log_a1(r, alpha, x) + np.logaddexp(log_alive, log_dead)
 
-    def p_alive(self, x: Any, t_x: Any, T: Any) -> np.ndarray:
-        """P(alive at T | x, t_x, T) (Fader, Hardie & Lee 2007 note, eq. 2)."""
-        x, t_x, T = self._arrays(x, t_x, T)
+    def _p_alive(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """P(alive at T | x, t_x, T) (Fader, Hardie & Lee 2007 note, eq. 2); valid input."""
         r, alpha, a, b = self._params()
         # 1 / (1 + d(x>0) a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x)), computed in log space
         log_odds = np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) + (r + x) * (
@@ -276,20 +327,18 @@ class BetaGeoModel(_ContinuousBTYD):
         )
         return np.where(x > 0, 1.0 / (1.0 + np.exp(log_odds)), 1.0)
 
-    def expected_purchases(self, t: float, x: Any, t_x: Any, T: Any) -> np.ndarray:
-        """E[X(T, T+t) | x, t_x, T]: expected purchases in the next t time units (FHL eq. 10)."""
-        x, t_x, T = self._arrays(x, t_x, T)
+    def _expected_purchases(self, t: Any, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """E[X(T, T+t) | x, t_x, T] (FHL eq. 10); valid input."""
         r, alpha, a, b = self._params()
         z = t / (alpha + T + t)
         head = (a + b + x - 1) / (a - 1)
         inner = 1 - np.exp((r + x) * np.log((alpha + T) / (alpha + T + t))) * hyp2f1(
             r + x, b + x, a + b + x - 1, z
         )
-        return head * inner * self.p_alive(x, t_x, T)
+        return head * inner * self._p_alive(x, t_x, T)
 
-    def expected_purchases_new(self, t: Any) -> np.ndarray:
-        """E[X(t)]: expected repeat purchases of a new customer in (0, t] (FHL eq. 7)."""
-        t = np.asarray(t, dtype=float)
+    def _expected_purchases_new(self, t: np.ndarray) -> np.ndarray:
+        """E[X(t)] of a new customer (FHL eq. 7); valid input."""
         r, alpha, a, b = self._params()
         return (a + b - 1) / (a - 1) * (
             1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, t / (alpha + t))
@@ -328,27 +377,24 @@ class ModifiedBetaGeoModel(_ContinuousBTYD):
     def _check_data(self, data: dict[str, np.ndarray], weights: np.ndarray) -> None:
         super()._check_data(data, weights)
 
-    def p_alive(self, x: Any, t_x: Any, T: Any) -> np.ndarray:
+    def _p_alive(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
         """P(alive at T | x, t_x, T) = 1 / (1 + a/(b+x) ((alpha+T)/(alpha+t_x))^(r+x))."""
-        x, t_x, T = self._arrays(x, t_x, T)
         r, alpha, a, b = self._params()
         log_odds = np.log(a) - np.log(b + x) + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
         return 1.0 / (1.0 + np.exp(log_odds))
 
-    def expected_purchases(self, t: float, x: Any, t_x: Any, T: Any) -> np.ndarray:
+    def _expected_purchases(self, t: Any, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
         """E[X(T, T+t) | x, t_x, T]; the posterior of p given alive is Beta(a, b+x+1)."""
-        x, t_x, T = self._arrays(x, t_x, T)
         r, alpha, a, b = self._params()
         z = t / (alpha + T + t)
         head = (a + b + x) / (a - 1)
         inner = 1 - np.exp((r + x) * np.log((alpha + T) / (alpha + T + t))) * hyp2f1(
             r + x, b + x + 1, a + b + x, z
         )
-        return head * inner * self.p_alive(x, t_x, T)
+        return head * inner * self._p_alive(x, t_x, T)
 
-    def expected_purchases_new(self, t: Any) -> np.ndarray:
+    def _expected_purchases_new(self, t: np.ndarray) -> np.ndarray:
         """E[X(t)] for a new customer: b/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b+1; a+b; .)]."""
-        t = np.asarray(t, dtype=float)
         r, alpha, a, b = self._params()
         return b / (a - 1) * (
             1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b + 1, a + b, t / (alpha + t))

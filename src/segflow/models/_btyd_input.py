@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from segflow._rows import SHOWN_ROWS
-from segflow.errors import InputError
+from segflow.errors import ArgumentError, InputError
 from segflow.errors import where as rows_text
 
 #: Column names of other libraries accepted for the canonical ones.
@@ -209,7 +209,7 @@ def as_arrays(names: tuple[str, ...], *values: Any) -> tuple[np.ndarray, ...]:
         arrays = np.broadcast_arrays(*values)
     except ValueError:
         shapes = ", ".join(f"{n} {np.shape(v)}" for n, v in zip(names, values, strict=True))
-        raise InputError(f"the arguments do not broadcast to one shape: {shapes}") from None
+        raise ArgumentError(f"the arguments do not broadcast to one shape: {shapes}") from None
     out = []
     for name, given, array in zip(names, values, arrays, strict=True):
         try:
@@ -219,6 +219,105 @@ def as_arrays(names: tuple[str, ...], *values: Any) -> tuple[np.ndarray, ...]:
             numbers = pd.to_numeric(pd.Series(flat), errors="coerce")
             bad = numbers.isna().to_numpy() & pd.notna(flat)
             first = int(np.flatnonzero(bad)[0]) if bad.any() else 0
-            raise InputError(f"argument {name!r}: expected numbers, got {flat[first]!r} "
-                             f"(position {first + 1})") from None
+            raise ArgumentError(f"argument {name!r}: expected numbers, got {flat[first]!r} "
+                                f"(position {first + 1})") from None
     return tuple(out)
+
+
+# -- the domain of the prediction methods' arguments -----------------------------------------
+# The rule is the fit's (as_triples, check_recency): x a whole number >= 0, times finite and
+# >= 0, 0 <= t_x <= T, t_x = 0 when x = 0 (a repeat buyer with t_x = 0 is accepted, as in the
+# fit); a horizon t finite and >= 0. NaN is refused everywhere: a prediction is no place to
+# decide what a missing value means. Outside the domain the closed forms return numbers
+# that look like answers (P(alive) above 1, negative expected purchases), so the public
+# methods check and the private ones (``_p_alive``...) assume valid input.
+
+
+def _refuse_argument(method: str, name: str, bad: np.ndarray, expected: str,
+                     got: Callable[[int], str]) -> None:
+    """Raise an :class:`ArgumentError` when ``bad`` holds anywhere: the method, the argument,
+    the rule, the first offending value (``got(flat position)``), where it is and how many
+    values offend, e.g. ``BetaGeoModel.p_alive: argument 'x': expected a whole number >= 0;
+    got -1.0 at position 3 (2 of 10 values)``."""
+    flat = np.ravel(bad)
+    if not flat.any():
+        return
+    offending = np.flatnonzero(flat)
+    first, total = int(offending[0]), flat.size
+    if total == 1:
+        place = ""
+    elif np.ndim(bad) <= 1:
+        place = f" at position {first + 1}"
+    else:
+        place = f" at index {tuple(int(i) for i in np.unravel_index(first, np.shape(bad)))}"
+    count = f" ({len(offending):,} of {total:,} values)" if total > 1 else ""
+    raise ArgumentError(f"{method}: argument {name!r}: expected {expected}; got {got(first)}{place}{count}")
+
+
+def _check_values(method: str, name: str, values: np.ndarray, *, integer: bool) -> None:
+    """One argument on its own: finite, >= 0 and, with ``integer``, a whole number."""
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(values) | (values < 0)
+        if integer:
+            bad |= values != np.floor(values)
+    expected = "a whole number >= 0" if integer else "a finite number >= 0"
+    _refuse_argument(method, name, bad, expected, lambda i: repr(float(np.ravel(values)[i])))
+
+
+def check_horizon(method: str, t: Any, *, name: str = "t", integer: bool = False) -> Any:
+    """The horizon of a prediction (a number or an array of them) as given when it is a finite
+    number >= 0 (a whole number with ``integer``: BG/BB's opportunities), else an
+    :class:`ArgumentError` naming it."""
+    if type(t) in (int, float) and 0 <= t < np.inf and (not integer or t == int(t)):
+        return t  # (a plain number, the common case: no array built)
+    if (type(t) is np.ndarray and t.dtype == np.float64 and t.size and not integer
+            and t.min() >= 0 and t.max() < np.inf):  # (NaN fails min() >= 0)
+        return t  # several horizons at once (real-time scoring): two reductions
+    (values,) = as_arrays((name,), t)
+    _check_values(method, name, values, integer=integer)
+    return values if np.ndim(t) else float(values)
+
+
+def check_triples(method: str, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, *,
+                  t_name: str = "T", discrete: bool = False) -> None:
+    """The (x, t_x, T) of a prediction (arrays of one shape, as :func:`as_arrays` gives) in
+    the fit's domain, else an :class:`ArgumentError` naming the first rule broken. With
+    ``discrete`` (BG/BB, ``T`` named ``n``): t_x and n whole numbers and x <= t_x too."""
+    if x.size == 1 and not discrete:  # one customer (real-time scoring): 1 us, not 12
+        xv, tv, Tv = float(x.flat[0]), float(t_x.flat[0]), float(T.flat[0])
+        if 0 <= xv < np.inf and xv == int(xv) and 0 <= tv <= Tv + 1e-9 and Tv < np.inf and (xv > 0 or tv == 0):
+            return
+    with np.errstate(invalid="ignore"):
+        ok = ((x >= 0) & (t_x >= 0) & (t_x <= T + 1e-9) & (x == np.floor(x)) & np.isfinite(x)
+              & np.isfinite(T) & ((x > 0) | (t_x == 0)))
+        if discrete:
+            ok &= (t_x == np.floor(t_x)) & (T == np.floor(T)) & (x <= t_x)
+    if ok.all():
+        return
+    _check_values(method, "x", x, integer=True)
+    _check_values(method, "t_x", t_x, integer=discrete)
+    _check_values(method, t_name, T, integer=discrete)
+    x, t_x, T = (np.ravel(v) for v in (x, t_x, T))
+    shape = np.shape(ok)
+
+    def got(i: int) -> str:
+        return f"x={x[i]:g}, t_x={t_x[i]:g}, {t_name}={T[i]:g}"
+
+    _refuse_argument(method, "t_x", (t_x > T + 1e-9).reshape(shape), f"t_x <= {t_name}", got)
+    _refuse_argument(method, "t_x", ((x == 0) & (t_x > 0)).reshape(shape),
+                     "t_x = 0 when x = 0 (no repeat purchase)", got)
+    _refuse_argument(method, "x", (x > t_x).reshape(shape),
+                     "x <= t_x (one transaction per opportunity at most)", got)
+
+
+def check_spend(method: str, x: np.ndarray, m: np.ndarray) -> None:
+    """The (x, monetary_value) of the spend model's prediction: x a whole number >= 0; the
+    mean spend any number or NaN (no repeat spend: the population's mean, as in the fit),
+    never infinite."""
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(x) & (x >= 0) & (x == np.floor(x)) & ~np.isinf(m)
+    if ok.all():
+        return
+    _check_values(method, "x", x, integer=True)
+    _refuse_argument(method, "monetary_value", np.isinf(m), "a finite number or NaN",
+                     lambda i: repr(float(np.ravel(m)[i])))

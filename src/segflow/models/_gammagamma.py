@@ -26,7 +26,7 @@ from scipy.special import digamma, gammaln
 
 from segflow.errors import SegflowError
 from segflow.models._btyd_base import BTYDModel
-from segflow.models._btyd_input import as_arrays
+from segflow.models._btyd_input import as_arrays, check_spend
 
 #: Above this absolute correlation of frequency and mean spend, the fit warns.
 CORRELATION_WARNING = 0.3
@@ -227,6 +227,7 @@ class GammaGammaModel(BTYDModel):
         """
         p, q, gamma = self._params()
         x, m = as_arrays(("x", "monetary_value"), x, monetary_value)
+        check_spend(f"{type(self).__name__}.expected_spend", x, m)
         m = np.nan_to_num(m, nan=0.0)
         x = np.where(m > 0, x, 0.0)
         m = np.where(m > 0, m, 0.0)

@@ -111,6 +111,12 @@ class NextSegmentModel(ClassifierMixin, BoostedCalibratedClassifier):
         -------
         self
         """
+        missing = pd.isna(pd.Series(np.asarray(y, dtype=object))).to_numpy()
+        if missing.any():  # (became a segment "nan" or "None" through astype(str))
+            first = int(np.flatnonzero(missing)[0])
+            raise InputError(f"next-segment labels y: {int(missing.sum()):,} of {len(missing):,} are "
+                             f"missing (the first at position {first + 1}); a customer who left has "
+                             "the segment '(gone)'")
         y = np.asarray(y).astype(str)
         if len(np.unique(y)) < 2:
             raise SegflowError("every customer has the same next segment; nothing to learn")

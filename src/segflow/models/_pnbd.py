@@ -105,29 +105,26 @@ class ParetoNBDModel(_ContinuousBTYD):
         log_bracket, _ = _log_bracket(r, alpha, s, beta, x, t_x, T)
         return gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta) + log_bracket
 
-    def p_alive(self, x: Any, t_x: Any, T: Any) -> np.ndarray:
+    def _p_alive(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
         """P(alive at T | x, t_x, T) (FH 2005 note, eq. 20): the alive term over the bracket."""
-        x, t_x, T = self._arrays(x, t_x, T)
         r, alpha, s, beta = self._params()
         log_bracket, log_alive = _log_bracket(r, alpha, s, beta, x, t_x, T)
         return np.exp(log_alive - log_bracket)
 
-    def expected_purchases(self, t: float, x: Any, t_x: Any, T: Any) -> np.ndarray:
+    def _expected_purchases(self, t: Any, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
         """E[X(T, T+t) | x, t_x, T] (FH 2005 note, eq. 21), for s != 1.
 
         P(alive) (r+x)(beta+T) / ((alpha+T)(s-1)) [1 - ((beta+T)/(beta+T+t))^(s-1)].
         """
-        x, t_x, T = self._arrays(x, t_x, T)
         r, alpha, s, beta = self._params()
         if abs(s - 1) < 1e-8:  # limit s -> 1: (beta+T) ln((beta+T+t)/(beta+T))
             tail = (beta + T) * np.log((beta + T + t) / (beta + T))
         else:
             tail = (beta + T) / (s - 1) * (1 - ((beta + T) / (beta + T + t)) ** (s - 1))
-        return self.p_alive(x, t_x, T) * (r + x) / (alpha + T) * tail
+        return self._p_alive(x, t_x, T) * (r + x) / (alpha + T) * tail
 
-    def expected_purchases_new(self, t: Any) -> np.ndarray:
+    def _expected_purchases_new(self, t: np.ndarray) -> np.ndarray:
         """E[X(t)] = r beta / (alpha (s-1)) [1 - (beta/(beta+t))^(s-1)] (FH 2005 note, eq. 17)."""
-        t = np.asarray(t, dtype=float)
         r, alpha, s, beta = self._params()
         if abs(s - 1) < 1e-8:
             return r * beta / alpha * np.log((beta + t) / beta)

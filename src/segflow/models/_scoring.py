@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from segflow.errors import SegflowError
 from segflow.models._btyd_base import BTYDModel
+from segflow.models._btyd_input import check_horizon
 from segflow.models._gammagamma import ConstantSpendModel, GammaGammaModel
 from segflow.models._summary import compress, unit_days
 
@@ -38,6 +39,15 @@ MODEL_NAMES = {
     "ParetoNBDModel": "pnbd",
     "BetaGeoBetaBinomModel": "bgbb",
 }
+
+
+def _check_scoring(function: str, horizon: Any, annual_discount_rate: Any) -> None:
+    """The horizon (a finite number >= 0) and the annual discount rate (a finite number >= 0,
+    as ``clv score --discount-rate``) of a scoring function, else an ``ArgumentError`` (a
+    ``ValueError``) naming them: an infinite horizon raised Python's OverflowError from
+    the monthly steps, a negative one scored negative purchases."""
+    check_horizon(function, horizon, name="horizon")
+    check_horizon(function, annual_discount_rate, name="annual_discount_rate")
 
 
 def discounted_purchases(
@@ -52,6 +62,7 @@ def discounted_purchases(
     steps_per_year: int = 12,
 ) -> np.ndarray:
     """Discounted expected purchases in (T, T + horizon] per triple (see module notes)."""
+    _check_scoring("discounted_purchases", horizon, annual_discount_rate)
     units_per_year = 365.25 / unit_days(time_unit)
     n_steps = max(1, math.ceil(horizon / units_per_year * steps_per_year - 1e-9))
     ends = np.minimum(np.arange(1, n_steps + 1) * units_per_year / steps_per_year, horizon)
@@ -77,6 +88,7 @@ def predict_triples(
     Returns the triples with ``p_alive``, ``expected_purchases`` (next ``horizon`` time units),
     ``p_no_purchase`` (none in the next ``horizon``) and ``discounted_purchases``.
     """
+    _check_scoring("predict_triples", horizon, annual_discount_rate)
     x, t_x, T = (triples[c].to_numpy(dtype=float) for c in ("x", "t_x", "T"))
     out = triples[["x", "t_x", "T"]].copy()
     with np.errstate(all="ignore"):
@@ -132,6 +144,7 @@ def score_customers(
         ``customer_id, x, t_x, T, p_alive, expected_purchases, p_no_purchase,
         discounted_purchases`` (+ ``expected_spend, clv``).
     """
+    _check_scoring("score_customers", horizon, annual_discount_rate)  # (before the engine's work)
     triples = compress(summary)
     preds = predict_triples(
         model, triples, horizon=horizon, time_unit=time_unit,

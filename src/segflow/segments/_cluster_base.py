@@ -120,6 +120,9 @@ class _BaseSegmenter(ClusterMixin, BaseEstimator):
 
     def _candidates(self, n: int, distinct: int) -> list[int]:
         """The k to fit on ``n`` customers of ``distinct`` distinct feature rows (at most)."""
+        if distinct < 2 and self.k != 1 and n == 1:  # ("all 1 customers have the same values")
+            raise InputError("one customer only: there is nothing to cluster; segments need at least "
+                             "two customers whose features differ")
         if distinct < 2 and self.k != 1:
             raise InputError(f"the features do not vary: all {n:,} customers have the same values, "
                              "so there is nothing to cluster; choose features that differ between customers")

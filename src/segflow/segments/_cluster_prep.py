@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -263,7 +264,7 @@ def _wants_log(name: str, finite: np.ndarray, log_transform: str | bool | list[s
     else:
         clipped = np.maximum(finite, 0.0)
         wanted = (nonneg and finite.size >= 3 and np.ptp(clipped) > 0
-                  and bool(stats.skew(clipped) > SKEW_THRESHOLD))
+                  and bool(_moment(lambda v: float(stats.skew(v)), clipped, power=0) > SKEW_THRESHOLD))
     if wanted and negative:
         warnings.warn(ClippedNegativesWarning(
             f"{name}: {negative:,} of {finite.size:,} values are below 0 (e.g. a net spend "
@@ -271,14 +272,27 @@ def _wants_log(name: str, finite: np.ndarray, log_transform: str | bool | list[s
     return wanted
 
 
+def _moment(f: Callable[[np.ndarray], float], x: np.ndarray, *, power: int = 1) -> float:
+    """``f(x)`` (a mean, standard deviation: ``power`` 1; a skewness: 0), computed on
+    ``x / max|x|`` and scaled back when it overflows: amounts past ~1e154 squared to inf,
+    so the scale fell back to 1 and the skewness to NaN (no log), and the clustering then
+    said "k leaves a segment without customers" of two distinct groups."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        value = f(x)
+        if np.isfinite(value) or not x.size:
+            return value
+        top = float(np.max(np.abs(x)))
+        return f(x / top) * top**power if 0 < top < np.inf else value
+
+
 def _center_scale(x: np.ndarray, scaling: str) -> tuple[float, float]:
     if scaling == "standard":
-        center, scale = float(np.mean(x)), float(np.std(x))
+        center, scale = _moment(lambda v: float(np.mean(v)), x), _moment(lambda v: float(np.std(v)), x)
     elif scaling == "robust":
         q1, center, q3 = (float(v) for v in np.percentile(x, [25, 50, 75]))
         scale = (q3 - q1) / 1.349
         if scale <= 0:  # more than half the values tie: fall back to the standard deviation
-            scale = float(np.std(x))
+            scale = _moment(lambda v: float(np.std(v)), x)
     else:
         raise InputError(f"scaling must be 'standard' or 'robust', got {scaling!r}")
     return center, (scale if scale > 0 and np.isfinite(scale) else 1.0)
