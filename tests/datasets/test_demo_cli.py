@@ -158,3 +158,43 @@ def test_an_interrupted_demo_is_started_afresh_and_other_folders_still_refused(t
     result = CliRunner().invoke(app, ["demo", "--customers", "30", "--months", "3", "--out", str(out)])
     assert result.exit_code == 1 and "holds files and no demo project file" in result.output
     assert (out / "data" / "customers.csv").read_text() == "id\n1\n"
+
+
+def test_a_demo_marker_beside_other_files_deletes_nothing(tmp_path, monkeypatch):
+    """A marker copied or planted into a folder of someone's files (no project file): the
+    demo deleted its whole data folder and any store there. It deletes only the files the
+    generator writes, and refuses (deleting nothing) a data folder holding anything else or a
+    store."""
+    import segflow.datasets
+
+    class Stop(Exception):
+        pass
+
+    def fresh(data_dir, **_):
+        assert not data_dir.exists()
+        raise Stop
+
+    monkeypatch.setattr(segflow.datasets, "generate_demo", fresh)
+    out = tmp_path / "theirs"
+    (out / "data" / "truth").mkdir(parents=True)
+    (out / ".segflow-demo").write_text("planted\n")
+    (out / "data" / "customers.csv").write_text("a demo name\n")
+    (out / "data" / "truth" / "defects.csv").write_text("a demo name\n")
+    (out / "data" / "truth" / "notes.txt").write_text("mine\n")
+    args = ["demo", "--customers", "30", "--months", "3", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{out / 'data' / 'truth' / 'notes.txt'} was not written by the demo (1 such" in \
+        " ".join(result.output.split())
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
+        ".segflow-demo", "data", "data/customers.csv", "data/truth", "data/truth/defects.csv",
+        "data/truth/notes.txt"]
+    (out / "data" / "truth" / "notes.txt").unlink()
+    (out / "segflow.duckdb").write_bytes(b"their store")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and "holds a segflow store without a segflow.toml" in result.output
+    assert (out / "segflow.duckdb").read_bytes() == b"their store" and (out / "data" / "customers.csv").exists()
+    (out / "segflow.duckdb").unlink()
+    result = CliRunner().invoke(app, args)  # only the demo's own files: removed, a fresh start
+    assert isinstance(result.exception, Stop), result.output
+    assert sorted(p.name for p in out.iterdir()) == [".segflow-demo"]

@@ -236,7 +236,8 @@ def _fresh_demo_folder(out: Path) -> None:
     show rows no generated file holds); a folder holding any other segflow project is refused
     (its ``segflow.toml`` and store are the user's, not the demo's to replace). A folder of
     a demo interrupted before its project file (its :data:`DEMO_MARKER`, no ``segflow.toml``)
-    loses the data and store that demo wrote. The marker is then written (again), first.
+    loses the data that demo wrote (:func:`_forget_unfinished_demo`: refused when its data
+    folder holds anything else, or a store is there). The marker is then written (again), first.
 
     Raises
     ------
@@ -267,20 +268,32 @@ def _fresh_demo_folder(out: Path) -> None:
 
 
 def _forget_unfinished_demo(out: Path) -> None:
-    """Remove what a demo interrupted before its project file wrote in ``out``: its data
-    folder and a store (the generated files are written again)."""
+    """Remove what a demo interrupted before its project file wrote in ``out``: the files
+    of its data folder that the generator writes (:func:`segflow.datasets._generate.written_files`;
+    they are written again). Anything else there (a file of another name, a link, a store:
+    the demo writes its store after its project file) is not the demo's: refused, nothing
+    deleted (a marker copied or planted beside someone's files must not cost them)."""
     import shutil
 
+    from segflow.datasets._generate import written_files
     from segflow.errors import ConfigError
 
     data = out / "data"
     if data.is_symlink() or (data.exists() and out.resolve() not in data.resolve().parents):
         raise ConfigError(f"{data} leads outside {out} ({data.resolve()}); the demo does not "
                           "delete the files there: choose another --out")
-    if data.is_dir():
-        shutil.rmtree(data)
-    for name in ("segflow.duckdb", "segflow.duckdb.wal"):
-        (out / name).unlink(missing_ok=True)
+    if (out / "segflow.duckdb").exists():
+        raise ConfigError(f"{out} holds a segflow store without a segflow.toml; the demo "
+                          "does not replace it: choose another --out")
+    if not data.exists():
+        return
+    ours, found = written_files(), sorted(data.rglob("*"))
+    foreign = [p for p in found if p.is_symlink() or (p.is_file() and p.relative_to(data).as_posix() not in ours)
+               or (not p.is_file() and p != data / "truth")]
+    if foreign:
+        raise ConfigError(f"{foreign[0]} was not written by the demo ({len(foreign)} such "
+                          f"entries in {data}); the demo does not delete them: choose another --out")
+    shutil.rmtree(data)
 
 
 def _forget_earlier_demo(out: Path, toml: Path) -> None:

@@ -33,6 +33,19 @@ DAYFIRST_SHARE = 0.08
 TRANSACTION_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%d/%m/%Y %H:%M")
 
 TABLES = ("customers", "transactions", "events", "campaign_exposures", "survey_responses")
+#: The ground-truth files of ``truth/``, by name.
+TRUTH_FILES = {"latent_groups": "latent_groups.parquet", "transition_matrix": "transition_matrix.csv",
+               "groups": "groups.csv", "campaign_effects": "campaign_effects.csv",
+               "campaign_transitions": "campaign_transitions.csv", "defects": "defects.csv"}
+
+
+def written_files() -> frozenset[str]:
+    """Every path :func:`generate_demo` may write in its folder, relative (``/``-separated),
+    in any format: ``README.md``, ``<table>.csv`` and ``<table>.parquet``, ``truth/...``.
+    What a demo interrupted before its project file may have left (and only that is removed
+    by the next demo, :func:`segflow.cli._core._fresh_demo_folder`)."""
+    tables = {f"{t}.{f}" for t in TABLES for f in ("csv", "parquet")}
+    return frozenset({"README.md", *tables, *(f"truth/{n}" for n in TRUTH_FILES.values())})
 DATE_COLUMN = {
     "customers": "created_at",
     "transactions": "order_date",
@@ -276,7 +289,7 @@ class _Writers:
         self.defect_counts: dict[str, int] = {}
         self._pq: dict[str, pq.ParquetWriter] = {}
         self._csv: dict[str, tuple[Any, pcsv.CSVWriter]] = {}
-        self._defects = (out / "truth" / "defects.csv").open("w", encoding="utf-8", newline="")
+        self._defects = (out / "truth" / TRUTH_FILES["defects"]).open("w", encoding="utf-8", newline="")
         self._defects.write("file,row_number,column,defect,detail\n")
 
     def write(self, rng: np.random.Generator, name: str, inj: Injected) -> None:
@@ -339,14 +352,7 @@ class _Truth:
 
     def __init__(self, out: Path, months: int) -> None:
         self.dir = out / "truth"
-        self.paths = {
-            "latent_groups": self.dir / "latent_groups.parquet",
-            "transition_matrix": self.dir / "transition_matrix.csv",
-            "groups": self.dir / "groups.csv",
-            "campaign_effects": self.dir / "campaign_effects.csv",
-            "campaign_transitions": self.dir / "campaign_transitions.csv",
-            "defects": self.dir / "defects.csv",
-        }
+        self.paths = {name: self.dir / file for name, file in TRUTH_FILES.items()}
         self._writer: pq.ParquetWriter | None = None
         k = len(S.GROUPS)
         self.arm_counts = np.zeros((len(S.CAMPAIGNS), 2, k), dtype=np.int64)
