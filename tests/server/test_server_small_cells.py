@@ -2,8 +2,9 @@
 means of segments and migration cells of one or two customers, and the purchase rate of a
 campaign's control arm of two in a segment, which are those customers' own figures. Below
 ``[server] min_cell_customers`` they are null for a viewer, with the reason in ``withheld``
-(and, when one segment alone is small, the next smallest with it, else the total less the
-others gives it away); counts stay; analysts see every figure. Checked on a copy of the
+(and, while the withheld rows hold fewer customers together, the next smallest with them,
+else the total less the others gives them away; for a campaign, arm by arm); counts stay;
+analysts see every figure. Checked on a copy of the
 served fixture whose threshold is set between its segments' sizes, so that some rows are
 small and some are not, with a campaign added whose control arm in one segment is small."""
 
@@ -13,6 +14,7 @@ import shutil
 
 import duckdb
 import httpx
+import pandas as pd
 import pytest
 from tests.server.conftest import _client
 
@@ -244,3 +246,98 @@ def test_a_lone_small_segment_takes_the_next_smallest_with_it(live, small):
         assert all(theirs[c] for c in texts)
         for column in [*texts, "value", "mean__monetary", "median__recency_days"]:
             assert mine[column] == (None if hidden else theirs[column]), (column, mine)
+
+
+# -- what the shown rows and a total give away: the withheld rows together hold min customers
+
+def _hidden_customers(rows: list[dict], count: str = "customers") -> int:
+    return sum(r[count] for r in rows if r["withheld"])
+
+
+@pytest.mark.parametrize("pair", [("2024-05-01", "2024-06-01"), ("2024-06-01", "2024-07-01")])
+def test_a_matrix_total_less_its_shown_cells_gives_away_no_small_cell(clients, small, pair):
+    """The rules scheme has one small cell (1 customer) from May to June, and two of one
+    customer each from June to July. The matrix's revenue adds up to the change of the
+    segments' total revenue (read by the viewer from any segment's revenue over its share;
+    the data is younger than 12 months), so the total less the shown cells was those
+    customers' revenue: another cell is withheld with them."""
+    _, threshold = small
+    viewer, analyst = clients
+    first, last = pair
+
+    def total(day: str) -> float:
+        row = next(r for r in viewer.get(f"/api/v1/segments/rules?snapshot={day}").json()["data"]
+                   if r["revenue_share"])
+        return row["revenue_12m"] / row["revenue_share"]
+
+    url = f"/api/v1/migration/rules?from_date={first}&to_date={last}"
+    seen, full = viewer.get(url).json()["data"], analyst.get(url).json()["data"]
+    small_cells = [r for r in full if 0 < r["customers"] < threshold]
+    assert 0 < sum(r["customers"] for r in small_cells) < threshold  # the case: too few to hide alone
+    derived = total(last) - total(first) - sum(r["revenue"] for r in seen if not r["withheld"])
+    hidden = [theirs for mine, theirs in zip(seen, full, strict=True) if mine["withheld"]]
+    assert derived == pytest.approx(sum(r["revenue"] for r in hidden), abs=1e-6)  # what a viewer works out
+    assert sum(r["customers"] for r in hidden) >= threshold
+    assert [r["withheld"] for r in seen if r["withheld"] and r["customers"] >= threshold] == [complement_reason(threshold)]
+
+
+def test_two_small_segments_of_too_few_customers_take_another_with_them() -> None:
+    """Two segments of one customer each, both withheld: the total less the others was the
+    sum of their two revenues (each customer then knows the other's); the smallest other
+    segment with revenue is withheld with them. Two small ones of enough customers together
+    take none; a lone small one takes one, as before."""
+    from segflow.server._disclosure import withhold_small_cells
+
+    frame = pd.DataFrame({"segment": ["a", "b", "c", "d", "e"], "customers": [1, 1, 7, 6, 20],
+                          "revenue_12m": [100.0, 50.0, 500.0, 0.0, 900.0]})
+    frame["revenue_share"] = frame["revenue_12m"] / frame["revenue_12m"].sum()
+    seen = withhold_small_cells(frame, "viewer", 5, complement="revenue_12m")
+    assert _why(seen) == [reason(5), reason(5), complement_reason(5), None, None]
+    assert seen["revenue_12m"].isna().tolist() == [True, True, True, False, False]
+    total = seen["revenue_12m"].iloc[-1] / seen["revenue_share"].iloc[-1]
+    assert total - seen["revenue_12m"].sum() == pytest.approx(650.0)  # 9 customers' sum, not 2
+    enough = frame.assign(customers=[3, 2, 7, 6, 20])
+    assert _why(withhold_small_cells(enough, "viewer", 5, complement="revenue_12m")) == \
+        [reason(5), reason(5), None, None, None]
+    lone = frame.assign(customers=[1, 9, 7, 6, 20])
+    assert _why(withhold_small_cells(lone, "viewer", 5, complement="revenue_12m")) == \
+        [reason(5), None, complement_reason(5), None, None]
+
+
+def _why(frame: pd.DataFrame) -> list[str | None]:
+    return [w if isinstance(w, str) else None for w in frame["withheld"]]
+
+
+def _arm_rows(by: str, segment: str, control: int, treated: int, rates: tuple[float, float]) -> list[dict]:
+    return [{"by": by, "segment": segment, "outcome": "purchased", "arm": arm, "is_control": arm == "control",
+             "n": n, "n_control": control, "value": rate} for arm, n, rate in
+            (("treatment", treated, rates[0]), ("control", control, rates[1])) if n]
+
+
+def test_a_small_control_arm_is_not_left_alone_in_its_arm() -> None:
+    """A segment with 2 control customers, and the smallest other segment with none (all
+    treated): withholding that one with it hid nothing of the control arm, so the (all)
+    control rate less the shown segments' was the 2 customers' rate. The smallest segment
+    with control customers is withheld with it instead; the treated arms need nothing more
+    (the small segment's treated arm has enough customers)."""
+    from segflow.server._disclosure import withhold_small_arms
+
+    segments = {"small": (2, 10, (0.3, 0.5)), "treated only": (0, 6, (0.5, 0.0)),
+                "mid": (20, 20, (0.4, 0.25)), "big": (30, 30, (0.2, 0.1))}
+    rows = [r for s, (c, t, v) in segments.items() for r in _arm_rows("segment", s, c, t, v)]
+    n_c, n_t = (sum(v[i] for v in segments.values()) for i in (0, 1))
+    rates = [sum(v[i] * v[2][1 - i] for v in segments.values()) / n for i, n in ((0, n_c), (1, n_t))]
+    frame = pd.DataFrame(_arm_rows("(all)", "(all)", n_c, n_t, (rates[1], rates[0])) + rows)
+    seen = withhold_small_arms(frame, "viewer", 5)
+    why = dict(zip(seen["segment"], _why(seen), strict=True))
+    assert why == {"(all)": None, "small": arm_reason(5), "treated only": None, "mid": complement_reason(5), "big": None}
+    for arm in ("control", "treatment"):  # what a viewer works out from the (all) row
+        rows = seen[seen["arm"] == arm]
+        whole = rows[rows["by"] == "(all)"].iloc[0]
+        parts = rows[rows["by"] == "segment"]
+        hidden = parts[parts["withheld"].notna()]
+        shown = parts[parts["withheld"].isna()]
+        bought = whole["value"] * whole["n"] - (shown["value"] * shown["n"]).sum()
+        truth = frame[(frame["arm"] == arm) & frame["segment"].isin(hidden["segment"])]
+        assert bought == pytest.approx((truth["value"] * truth["n"]).sum())
+        assert hidden["n"].sum() >= 5

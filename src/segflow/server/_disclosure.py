@@ -14,10 +14,12 @@ every figure, without the ``withheld`` column.
 
 **Complementary withholding.** A table whose rows add up to a total a viewer can read (the
 segments' 12-month revenue, whose total follows from any row's ``revenue_share`` and is the
-same in every scheme; a profile's value; a campaign's segments, whose ``(all)`` rows stay)
-would give away its one small row as the total minus the others. When exactly one row of
-such a table is withheld, the smallest other row with customers is withheld with it
-(:func:`complement_reason`), so that only the sum of the two can be derived.
+same in every scheme; a transition matrix's revenue, the change of that total between its
+snapshots; a profile's value; a campaign's segments, whose ``(all)`` rows stay) gives away
+the sum of its withheld rows as the total minus the others. While the withheld rows hold
+fewer than ``min_cell_customers`` customers together (one small row, or two of one customer
+each), the smallest other row with customers is withheld with them (:func:`_complement`;
+for a campaign, arm by arm: :func:`_arm_complement`; :func:`complement_reason`).
 
 Applied to the JSON API and the dashboard pages that serve aggregates to viewers (segment
 sizes, the transition matrix, segment profiles, CLV moved, campaign lift by segment and its
@@ -70,23 +72,28 @@ def arm_reason(min_customers: int) -> str:
 
 
 def complement_reason(min_customers: int) -> str:
-    """The ``withheld`` text of the row withheld with the one small row of its table."""
-    return (f"withheld with the one segment of fewer than {min_customers} customers, which the total "
-            "less this row would give away ([server] min_cell_customers)")
+    """The ``withheld`` text of a row withheld with the small rows of its table."""
+    return (f"withheld with the rows of fewer than {min_customers} customers, whose figures the total "
+            "less the shown rows would give away ([server] min_cell_customers)")
 
 
-def _complement(small: np.ndarray, sizes: np.ndarray, informative: np.ndarray | None = None) -> np.ndarray:
-    """The row to withhold with the small ones: when exactly one is small, the smallest other
-    row with customers (the first of equals), among those with a figure other than 0 when
-    there is one (``informative``: a lifecycle's prospects have no revenue by definition, so
-    withholding their 0 would hide nothing); else none."""
+def _complement(small: np.ndarray, sizes: np.ndarray, min_customers: int,
+                informative: np.ndarray | None = None) -> np.ndarray:
+    """The rows to withhold with the small ones, so that what the total less the shown rows
+    gives away (the sum of the withheld rows) is of ``min_customers`` customers or more: while
+    the withheld rows hold fewer (but some), the smallest other row with customers (the first
+    of equals), among those with a figure other than 0 when there is one (``informative``: a
+    lifecycle's prospects have no revenue by definition, so withholding their 0 would hide
+    nothing). One small row takes one more; two of 1 customer each (whose sum, 2 customers'
+    figure, was left to derive) take one more too; small rows of ``min_customers`` together
+    take none."""
     out = np.zeros(len(sizes), dtype=bool)
-    if small.sum() != 1:
-        return out
-    others = np.flatnonzero(~small & (sizes > 0))
-    if informative is not None and informative[others].any():
-        others = others[informative[others]]
-    if len(others):
+    while 0 < sizes[small | out].sum() < min_customers:
+        others = np.flatnonzero(~small & ~out & (sizes > 0))
+        if informative is not None and informative[others].any():
+            others = others[informative[others]]
+        if not len(others):
+            break
         out[others[np.argmin(sizes[others])]] = True  # the first of equals
     return out
 
@@ -114,9 +121,11 @@ def withhold_small_cells(frame: pd.DataFrame, role: str, min_customers: int, *,
         Text columns withheld too (those present), e.g. :data:`PROFILE_TEXT`.
     complement : str, optional
         The column whose rows add up to a total a viewer can work out (``revenue_12m``,
-        through ``revenue_share``): when exactly one row is small, the smallest other row
-        with customers (and, if any has, a figure other than 0 in this column) is withheld
-        too (:func:`complement_reason`).
+        through ``revenue_share``; a transition matrix's ``revenue``, the change of that
+        total between its snapshots): while the withheld rows hold fewer than
+        ``min_customers`` customers together, the smallest other row with customers (and, if
+        any has, a figure other than 0 in this column) is withheld too
+        (:func:`_complement`, :func:`complement_reason`).
 
     Returns
     -------
@@ -134,7 +143,8 @@ def withhold_small_cells(frame: pd.DataFrame, role: str, min_customers: int, *,
     extra = np.zeros(len(sizes), dtype=bool)
     if complement is not None:
         additive = pd.to_numeric(frame[complement], errors="coerce") if complement in frame.columns else None
-        extra = _complement(small, sizes, None if additive is None else (additive.fillna(0) != 0).to_numpy())
+        extra = _complement(small, sizes, min_customers,
+                            None if additive is None else (additive.fillna(0) != 0).to_numpy())
     hidden = small | extra
     out = frame.copy()
     for c in values:
@@ -146,6 +156,26 @@ def withhold_small_cells(frame: pd.DataFrame, role: str, min_customers: int, *,
     return out
 
 
+def _arm_complement(arms: np.ndarray, sizes: np.ndarray, small: np.ndarray, min_customers: int) -> np.ndarray:
+    """The segments of a campaign breakdown to withhold with the ``small`` ones: ``arms``
+    holds the customers of each segment (rows) in each outcome and arm (columns), ``sizes``
+    each segment's customers. While an arm of the withheld segments holds 1 to
+    ``min_customers - 1`` customers together (its total less the shown segments would be
+    their figure), the smallest other segment (the first of equals) with customers in that
+    arm is withheld too (a segment without any there would hide nothing of it)."""
+    out = np.zeros(len(arms), dtype=bool)
+    while True:
+        held = arms[small | out].sum(axis=0)
+        short = (held > 0) & (held < min_customers)
+        takers = ~small & ~out & (arms[:, short] > 0).any(axis=1)
+        if not takers.any():
+            return out
+        # the smallest segment that has customers in the first short arm it can fill
+        first = next(k for k in np.flatnonzero(short) if (takers & (arms[:, k] > 0)).any())
+        others = np.flatnonzero(takers & (arms[:, first] > 0))
+        out[others[np.argmin(sizes[others])]] = True
+
+
 def withhold_small_arms(frame: pd.DataFrame, role: str, min_customers: int) -> pd.DataFrame:
     """A campaign read-out (:meth:`segflow.campaigns.CampaignReport.to_pandas`: one row per
     breakdown, segment, outcome and arm) as a caller of ``role`` may read it.
@@ -155,10 +185,11 @@ def withhold_small_arms(frame: pd.DataFrame, role: str, min_customers: int) -> p
     ``n_control`` for a treated arm's lift): every row of it, all arms and outcomes, has its
     :data:`CAMPAIGN_VALUES` null and the reason in :data:`WITHHELD` (:func:`arm_reason`); the
     rest of a treated row would give the control's rate back through the lift, and one
-    outcome's rate through the other's count. When exactly one segment of a breakdown is
-    small, the breakdown's smallest other segment is withheld with it
-    (:func:`complement_reason`): the ``(all)`` rows stay, and the total less the other
-    segments would give it away. Counts stay. For roles other than ``viewer`` (or a minimum
+    outcome's rate through the other's count. The ``(all)`` rows stay, and each arm's total
+    less the shown segments gives away the sum of the withheld segments' arm: other segments
+    of the breakdown are withheld with the small ones until every arm and outcome they hold
+    has ``min_customers`` customers or more (:func:`_arm_complement`, :func:`complement_reason`).
+    Counts stay. For roles other than ``viewer`` (or a minimum
     of 1 or less), ``frame`` itself.
     """
     if role != "viewer" or min_customers <= 1 or frame.empty:
@@ -174,12 +205,15 @@ def withhold_small_arms(frame: pd.DataFrame, role: str, min_customers: int) -> p
         if by == ALL:
             continue
         rows = frame["by"].astype(str).to_numpy() == by
+        # customers per segment (rows) and outcome and arm (columns)
+        arms = (frame.loc[rows].assign(_n=n[rows], segment=frame.loc[rows, "segment"].astype(str))
+                .pivot_table(index="segment", columns=["outcome", "arm"], values="_n", aggfunc="sum",
+                             fill_value=0, sort=False))
+        names = list(arms.index)
         # a segment's customers: the largest, over outcomes, of its arms' counts summed
-        sizes = (frame.loc[rows].assign(_n=n[rows]).groupby(["segment", "outcome"], sort=False)["_n"].sum()
-                 .groupby(level="segment", sort=False).max())
-        names = [str(s) for s in sizes.index]
+        sizes = arms.T.groupby(level="outcome", sort=False).sum().max().to_numpy(dtype=float)
         small = np.array([(by, s) in small_groups for s in names], dtype=bool)
-        extra = _complement(small, sizes.to_numpy(dtype=float))
+        extra = _arm_complement(arms.to_numpy(dtype=float), sizes, small, min_customers)
         extra_groups |= {(by, s) for s, e in zip(names, extra, strict=True) if e}
     in_small = np.array([g in small_groups for g in group], dtype=bool)
     in_extra = np.array([g in extra_groups for g in group], dtype=bool)

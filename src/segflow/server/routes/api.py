@@ -117,7 +117,8 @@ def segments(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, 
     """Customers, share and 12-month revenue per segment at a snapshot (default: latest),
     with the change in customers since the previous snapshot; a viewer gets no revenue of a
     segment below ``[server] min_cell_customers`` (``withheld`` says so), nor of the next
-    smallest when it is the only one (the total less the others would give it away)."""
+    smallest while the withheld ones hold fewer customers together (the total less the others
+    would give them away)."""
     frame, snapshot = _views.segment_sizes(project, gen, scheme, snapshot)
     frame = withhold_small_cells(frame, who.role, min_customers(project), complement="revenue_12m")
     return table_response(frame, fmt=format, filename=f"segments-{scheme}-{snapshot}",
@@ -152,9 +153,11 @@ def migration(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
               from_segment: str | None = None, to_segment: str | None = None,
               limit: Limit = 1000, offset: Offset = 0, format: Format = "json") -> Any:
     """The transition matrix between two snapshots (default: the last two), long form; a
-    viewer gets no revenue of a cell below ``[server] min_cell_customers``."""
+    viewer gets no revenue of a cell below ``[server] min_cell_customers``, nor of the next
+    smallest while the withheld cells hold fewer customers (the matrix's total revenue is the
+    change of the segments' total between the snapshots)."""
     matrix = _views.transitions(project, gen, scheme, from_date, to_date)
-    frame = withhold_small_cells(matrix.to_pandas(), who.role, min_customers(project))
+    frame = withhold_small_cells(matrix.to_pandas(), who.role, min_customers(project), complement="revenue")
     if from_segment:
         frame = frame[frame["from_segment"] == from_segment]
     if to_segment:

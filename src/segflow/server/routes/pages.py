@@ -207,7 +207,7 @@ def migration_page(request: Request, project: ProjectDep, gen: GenerationDep, wh
     if len(dates) < 2 and from_date is None and to_date is None:
         return one_snapshot(request, f"Migration: {scheme}", "a migration", dates[0], _names(project, gen))
     matrix = _views.transitions(project, gen, scheme, from_date, to_date)
-    cells = withhold_small_cells(matrix.to_pandas(), who.role, min_customers(project))
+    cells = withhold_small_cells(matrix.to_pandas(), who.role, min_customers(project), complement="revenue")
     analyst = who.role in ("analyst", "admin")
     base = {"from_date": matrix.from_date, "to_date": matrix.to_date}
     path = part(scheme)
