@@ -108,13 +108,33 @@ def test_forecast_and_value_refuse_what_is_no_count_or_reward():
         (lambda: chain.forecast({"A": 5}, 2.5), "forecast: argument 'k': expected a whole number of periods "
                                                 ">= 0; got 2.5"),
         (lambda: chain.forecast({"A": 5}, 2, arrivals=[1, np.nan]), "forecast: argument 'arrivals': expected "
-                                                                    "numbers >= 0; got nan"),
+                                                                    "one number or k = 2 numbers, finite and "
+                                                                    ">= 0; got nan"),
         (lambda: chain.value({"A": 1, "B": np.inf}, 0.1), "value: argument 'rewards': expected finite numbers; "
                                                           "got inf for state 'B' (1 of 3 states)"),
+        # session 59's review: these gave NumPy's or Python's errors, inf arrivals an
+        # infinite forecast, a NaN discount rate NaN values
+        (lambda: chain.forecast({"A": 5}, 3, arrivals=[1, 2]), "forecast: argument 'arrivals': expected one "
+                                                               "number or k = 3 numbers, finite and >= 0; got 2 "
+                                                               "numbers"),
+        (lambda: chain.forecast({"A": 5}, 2, arrivals=np.inf), "forecast: argument 'arrivals': expected one "
+                                                               "number or k = 2 numbers, finite and >= 0; got inf"),
+        (lambda: chain.forecast({"A": None}, 2), "forecast: argument 'mix': expected numbers; got None for state 'A'"),
+        (lambda: chain.forecast(["4", "x", 1], 2), "forecast: argument 'mix': expected numbers; got 'x' for state 'B'"),
     ]:
         with pytest.raises(ArgumentError) as err:
             call()
         assert isinstance(err.value, ValueError) and str(err.value) == f"MarkovChain.{message}"
+    for call, message in [
+        (lambda: chain.value({"A": 1}, np.nan), "argument 'discount_rate': expected a finite number > -1; got nan"),
+        (lambda: chain.value({"A": 1}, 0.1, horizon=2.5),
+         "argument 'horizon': expected None or a whole number of periods >= 0; got 2.5"),
+        (lambda: chain.value({"A": 1}, 0.1, horizon=-1),
+         "argument 'horizon': expected None or a whole number of periods >= 0; got -1"),
+    ]:
+        with pytest.raises(ArgumentError) as err:
+            call()
+        assert str(err.value) == f"markov_clv: {message}"
     # a negative reward (a cost) is a reward: v = r + P v / (1 + d), solved by hand
     p = chain.transition_matrix_.to_numpy()[:2, :2]
     want = np.linalg.solve(np.eye(2) - p / 1.1, [-1.0, 2.0])

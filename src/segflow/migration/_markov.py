@@ -13,6 +13,7 @@ Kemeny, J. G. and Snell, J. L. (1976). Finite Markov Chains. Springer (fundament
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -142,10 +143,7 @@ class MarkovChain(BaseEstimator):
             raise ArgumentError(f"MarkovChain.forecast: argument 'k': expected a whole number of "
                                 f"periods >= 0; got {k!r}")
         x = self._vector(mix, "mix", "forecast", nonnegative=True)
-        a = np.broadcast_to(np.asarray(arrivals, dtype=float), (k,)) if k else np.zeros(0)
-        if not np.all(a >= 0):  # NaN too
-            raise ArgumentError(f"MarkovChain.forecast: argument 'arrivals': expected numbers >= 0; "
-                                f"got {float(a[~(a >= 0)][0])!r}")
+        a = _arrivals(arrivals, k)
         entry = self._entry() if np.any(a) else np.zeros_like(x)
         p = self.transition_matrix_.to_numpy()
         rows = [x]
@@ -274,9 +272,12 @@ class MarkovChain(BaseEstimator):
                 raise SegflowError(
                     f"{what} names unknown state(s) {unknown}; states are {self.states_}"
                 )
-            arr = np.array([float(values.get(s, 0.0)) for s in self.states_])
+            arr = np.array([_number(values.get(s, 0.0), method, what, s) for s in self.states_])
         else:
-            arr = np.asarray(values, dtype=float)
+            try:
+                arr = np.asarray(values, dtype=float)
+            except (TypeError, ValueError):
+                arr = np.array([_number(v, method, what, s) for v, s in zip(values, self.states_, strict=False)])
             if arr.shape != (len(self.states_),):
                 raise SegflowError(
                     f"{what} needs {len(self.states_)} numbers (states {self.states_}), got {arr.shape}"
@@ -298,6 +299,36 @@ class MarkovChain(BaseEstimator):
 
     def _transient(self) -> list[str]:
         return [s for s in self.states_ if s not in set(self.absorbing_states_)]
+
+
+def _number(value: Any, method: str, what: str, state: Any) -> float:
+    """``value`` (of ``state`` in argument ``what``) as a float, else an :class:`ArgumentError`
+    (``None`` or a text gave Python's TypeError or ValueError)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"MarkovChain.{method}: argument {what!r}: expected numbers; got {value!r} "
+                            f"for state {state!r}") from None
+
+
+def _arrivals(arrivals: Any, k: int) -> np.ndarray:
+    """The new customers of each of ``k`` periods: one number or ``k`` of them, finite and
+    >= 0, else an :class:`ArgumentError` (a wrong length or a text gave NumPy's ValueError,
+    inf an infinite forecast)."""
+    def refuse(got: str) -> ArgumentError:
+        return ArgumentError("MarkovChain.forecast: argument 'arrivals': expected one number "
+                             f"or k = {k} numbers, finite and >= 0; got {got}")
+
+    try:
+        a = np.asarray(arrivals, dtype=float)
+    except (TypeError, ValueError):
+        raise refuse(repr(arrivals)) from None
+    if a.ndim > 1 or (a.ndim == 1 and len(a) != k):
+        raise refuse(f"{a.size} numbers")
+    bad = ~(np.isfinite(a) & (a >= 0))  # NaN too
+    if bad.any():
+        raise refuse(repr(float(np.ravel(a)[np.flatnonzero(np.ravel(bad))[0]])))
+    return np.broadcast_to(a, (k,)) if k else np.zeros(0)
 
 
 def _reaches(edge: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -403,8 +434,14 @@ def markov_clv(
     n = p.shape[0]
     if p.shape != (n, n) or not np.allclose(p.sum(axis=1), 1.0, atol=1e-9) or (p < 0).any():
         raise SegflowError("P must be a square matrix of probabilities whose rows sum to 1")
-    if discount_rate <= -1:
-        raise SegflowError(f"discount_rate must be > -1, got {discount_rate}")
+    rate = discount_rate
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) \
+            or not (np.isfinite(rate) and rate > -1):  # NaN gave NaN values
+        raise ArgumentError(f"markov_clv: argument 'discount_rate': expected a finite number > -1; got {rate!r}")
+    if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, numbers.Integral)
+                                or horizon < 0):  # 2.5 raised Python's TypeError
+        raise ArgumentError(f"markov_clv: argument 'horizon': expected None or a whole number of periods "
+                            f">= 0; got {horizon!r}")
     if isinstance(rewards, Mapping | pd.Series):
         r = np.array([float(rewards.get(s, 0.0)) for s in labels])
     else:
@@ -417,8 +454,6 @@ def markov_clv(
             raise SegflowError("an infinite horizon needs a positive discount_rate")
         v = np.linalg.solve(np.eye(n) - m, r)
     else:
-        if horizon < 0:
-            raise SegflowError(f"horizon must be >= 0, got {horizon}")
         v = r.copy()
         for _ in range(horizon):  # V_{t+1} = R + M V_t: one step per period
             v = r + m @ v
