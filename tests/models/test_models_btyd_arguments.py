@@ -153,10 +153,20 @@ def test_scoring_functions_check_horizon_and_discount_rate() -> None:
                             ({"horizon": float("nan")}, "argument 'horizon': expected a finite number >= 0; got nan"),
                             ({"horizon": -1.0}, "argument 'horizon': expected a finite number >= 0; got -1.0"),
                             ({"horizon": 52, "annual_discount_rate": -1.0},
-                             "argument 'annual_discount_rate': expected a finite number >= 0; got -1.0")]:
+                             "argument 'annual_discount_rate': expected a finite number >= 0; got -1.0"),
+                            # session 59's review: a TypeError each, and two rates were taken one
+                            # per customer
+                            ({"horizon": [52, 104]}, "argument 'horizon': expected one number; got 2 values"),
+                            ({"horizon": 52, "annual_discount_rate": np.array([0.1, 0.2])},
+                             "argument 'annual_discount_rate': expected one number; got 2 values")]:
             with pytest.raises(ArgumentError) as err:
                 call(**kw)
             assert str(err.value) == f"{name}: {message}"
+    with pytest.raises(ArgumentError, match="^discounted_purchases: argument 'steps_per_year': expected a whole "
+                                            "number >= 1; got 0$"):  # (divided by zero: a number, a warning)
+        discounted_purchases(model, x, t_x, T, horizon=52, steps_per_year=0)
+    # a horizon written as text (the prediction methods read it so): a TypeError, now the number's
+    np.testing.assert_array_equal(predict_triples(model, triples, horizon="52"), predict_triples(model, triples, horizon=52))
     # undiscounted over one month (a single step): the expected purchases themselves
     month = 365.25 / 7 / 12
     np.testing.assert_allclose(discounted_purchases(model, x, t_x, T, horizon=month, annual_discount_rate=0.0),

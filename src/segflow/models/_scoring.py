@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import numbers
 from typing import Any
 
 import ibis
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from segflow.errors import SegflowError
+from segflow.errors import ArgumentError, SegflowError
 from segflow.models._btyd_base import BTYDModel
 from segflow.models._btyd_input import check_horizon
 from segflow.models._gammagamma import ConstantSpendModel, GammaGammaModel
@@ -41,13 +42,23 @@ MODEL_NAMES = {
 }
 
 
-def _check_scoring(function: str, horizon: Any, annual_discount_rate: Any) -> None:
-    """The horizon (a finite number >= 0) and the annual discount rate (a finite number >= 0,
-    as ``clv score --discount-rate``) of a scoring function, else an ``ArgumentError`` (a
-    ``ValueError``) naming them: an infinite horizon raised Python's OverflowError from
-    the monthly steps, a negative one scored negative purchases."""
-    check_horizon(function, horizon, name="horizon")
-    check_horizon(function, annual_discount_rate, name="annual_discount_rate")
+def _check_scoring(function: str, horizon: Any, annual_discount_rate: Any,
+                   steps_per_year: Any = 12) -> tuple[float, float]:
+    """The horizon (one finite number >= 0) and the annual discount rate (one finite number
+    >= 0, as ``clv score --discount-rate``) of a scoring function as floats, else an
+    ``ArgumentError`` (a ``ValueError``) naming them: an infinite horizon raised Python's
+    OverflowError from the monthly steps, a negative one scored negative purchases, several
+    horizons a TypeError (several rates were taken one per customer), a number written as
+    text a TypeError; ``steps_per_year`` a whole number >= 1 (0 divided by zero)."""
+    for name, value in (("horizon", horizon), ("annual_discount_rate", annual_discount_rate)):
+        if np.ndim(value) != 0:
+            raise ArgumentError(f"{function}: argument {name!r}: expected one number; got "
+                                f"{np.size(value)} values")
+    if isinstance(steps_per_year, bool) or not isinstance(steps_per_year, numbers.Integral) or steps_per_year < 1:
+        raise ArgumentError(f"{function}: argument 'steps_per_year': expected a whole number >= 1; "
+                            f"got {steps_per_year!r}")
+    return (float(check_horizon(function, horizon, name="horizon")),
+            float(check_horizon(function, annual_discount_rate, name="annual_discount_rate")))
 
 
 def discounted_purchases(
@@ -62,7 +73,8 @@ def discounted_purchases(
     steps_per_year: int = 12,
 ) -> np.ndarray:
     """Discounted expected purchases in (T, T + horizon] per triple (see module notes)."""
-    _check_scoring("discounted_purchases", horizon, annual_discount_rate)
+    horizon, annual_discount_rate = _check_scoring("discounted_purchases", horizon, annual_discount_rate,
+                                                   steps_per_year)
     units_per_year = 365.25 / unit_days(time_unit)
     n_steps = max(1, math.ceil(horizon / units_per_year * steps_per_year - 1e-9))
     ends = np.minimum(np.arange(1, n_steps + 1) * units_per_year / steps_per_year, horizon)
@@ -88,7 +100,7 @@ def predict_triples(
     Returns the triples with ``p_alive``, ``expected_purchases`` (next ``horizon`` time units),
     ``p_no_purchase`` (none in the next ``horizon``) and ``discounted_purchases``.
     """
-    _check_scoring("predict_triples", horizon, annual_discount_rate)
+    horizon, annual_discount_rate = _check_scoring("predict_triples", horizon, annual_discount_rate)
     x, t_x, T = (triples[c].to_numpy(dtype=float) for c in ("x", "t_x", "T"))
     out = triples[["x", "t_x", "T"]].copy()
     with np.errstate(all="ignore"):
@@ -144,7 +156,8 @@ def score_customers(
         ``customer_id, x, t_x, T, p_alive, expected_purchases, p_no_purchase,
         discounted_purchases`` (+ ``expected_spend, clv``).
     """
-    _check_scoring("score_customers", horizon, annual_discount_rate)  # (before the engine's work)
+    # (before the engine's work)
+    horizon, annual_discount_rate = _check_scoring("score_customers", horizon, annual_discount_rate)
     triples = compress(summary)
     preds = predict_triples(
         model, triples, horizon=horizon, time_unit=time_unit,
