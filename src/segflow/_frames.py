@@ -17,7 +17,8 @@ import ibis
 import numpy as np
 import pandas as pd
 
-_INT64 = (-(2**63), 2**64 - 1)  # int64 and uint64 together: what Arrow infers
+_INT64 = (-(2**63), 2**63 - 1)
+_UINT64 = (0, 2**64 - 1)
 
 
 def frame_table(frame: pd.DataFrame, id_cols: Collection[str] = ("customer_id",)) -> ibis.Table:
@@ -25,15 +26,32 @@ def frame_table(frame: pd.DataFrame, id_cols: Collection[str] = ("customer_id",)
     return ibis.memtable(engine_ready(frame, id_cols))
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _one_arrow_int(values: list[int]) -> bool:
+    """Whether Arrow holds ``values`` in one integer type: all in int64, or all in uint64
+    (``-1`` beside ``2**63 + 1`` is neither: Python's OverflowError)."""
+    return all(_INT64[0] <= v <= _INT64[1] for v in values) or all(_UINT64[0] <= v <= _UINT64[1] for v in values)
+
+
 def engine_ready(frame: pd.DataFrame, id_cols: Collection[str] = ("customer_id",)) -> pd.DataFrame:
-    """``frame`` with its ``object`` columns of Python ints out of the 64-bit range as text
-    (the ``id_cols``) or floats (the others); the frame itself when there is none."""
+    """``frame`` with its ``object`` columns of Python ints that no 64-bit integer type holds
+    as text (the ``id_cols``) or floats (the others); an id column of ints and texts
+    (``"C1"`` beside ``123``, which Arrow refused) as text too. The frame itself when there
+    is none."""
     changed = {}
     for name in [c for c in frame.columns if pd.api.types.is_object_dtype(frame[c].dtype)]:
-        values = frame[name].dropna().to_numpy()
-        if len(values) and all(isinstance(v, Integral) and not isinstance(v, bool) for v in values) \
-                and not all(_INT64[0] <= int(v) <= _INT64[1] for v in values):
-            column = frame[name]
-            changed[name] = (column.map(lambda v: v if pd.isna(v) else str(int(v))) if name in id_cols
-                             else column.astype(float).astype(np.float64))
+        column = frame[name]
+        kind = pd.api.types.infer_dtype(column, skipna=True)  # (a C loop: text columns end here)
+        if kind not in ("integer", "mixed-integer"):
+            continue
+        values = column.dropna().tolist()
+        if kind == "integer":
+            if not _one_arrow_int([int(v) for v in values]):
+                changed[name] = (column.map(lambda v: v if pd.isna(v) else str(int(v))) if name in id_cols
+                                 else column.astype(float).astype(np.float64))
+        elif name in id_cols and all(isinstance(v, str) or _is_int(v) for v in values):
+            changed[name] = column.map(lambda v: str(int(v)) if _is_int(v) else v)
     return frame.assign(**changed) if changed else frame

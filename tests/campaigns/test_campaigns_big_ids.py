@@ -40,3 +40,17 @@ def test_build_audience_reads_big_int_ids_as_text() -> None:
     want = build_audience(_as_text(frame), segments={"rfm": ["A"]}, value="revenue", holdout=0.2).to_pandas()
     pd.testing.assert_frame_equal(got, want)
     assert got.customer_id.tolist() == [str(2**64 + i) for i in range(10)]
+
+
+def test_ids_no_one_64_bit_type_holds_and_ids_mixing_ints_and_text_are_read_as_text() -> None:
+    """Ids each within 64 bits but not within one type (``-1`` beside ``2**63 + 1``: int64
+    holds one, uint64 the other) raised Python's OverflowError from Arrow, and a column of
+    ids written ``"C1"`` beside ``123`` Arrow's type error; both are read as text, with the
+    result of the same ids given as text."""
+    kw = {"arm_col": "arm", "control": "control", "outcomes": ["purchased"], "id_col": "customer_id"}
+    for ids in ([-1 - i if i % 2 else 2**63 + i for i in range(200)],
+                [f"C{i}" if i % 3 else i for i in range(200)]):
+        frame = _frame().assign(customer_id=pd.Series(ids, dtype=object)).drop(columns="revenue")
+        want = campaign_effect(frame.assign(customer_id=[str(i) for i in ids]), **kw).to_pandas()
+        pd.testing.assert_frame_equal(campaign_effect(frame, **kw).to_pandas(), want)
+        assert want.loc[want.by == "(all)", "n"].sum() == 200
