@@ -66,3 +66,20 @@ def test_excel_safe_text_is_read_as_the_text_between_its_quotes(tmp_path: Path) 
     assert "00123" in checks.loc["flagged:excel_text", "examples"]
     assert check_title("flagged:excel_text").startswith(
         "Kept but flagged: a cell written as Excel-safe text")
+
+
+def test_the_exclude_rule_reads_excel_safe_text(tmp_path: Path) -> None:
+    """The ``exclude`` rule tests a row's values as written (its column need not be mapped):
+    ``="POST"`` was no ``POST``, so an Excel-safe export's postage line was stored as a
+    purchase. It reads the text inside as every other rule does."""
+    data = (b"order_id,customer,date,amount,code\n"
+            b'T1,C1,2024-01-02,3.5,POST\nT2,C1,2024-01-02,4.5,="POST"\nT3,C1,2024-01-02,5.5, =" POST " \n'
+            b'T4,C1,2024-01-02,6.5,="ITEM"\nT5,C1,2024-01-02,7.5,="AMAZONFEE 3"\n')
+    root = _project(tmp_path, {"orders.csv": data}, extra='exclude = { code = ["POST", "AMAZONFEE%"] }')
+    store = Store(":memory:")
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        ingest(store, Settings.load(root), root, now=NOW)
+    assert _stored(store, "SELECT transaction_id FROM transactions") == [("T4",)]
+    assert _stored(store, "SELECT row_number, rule FROM quarantine ORDER BY 1") == [
+        (1, "excluded_line"), (2, "excluded_line"), (3, "excluded_line"), (5, "excluded_line")]

@@ -108,6 +108,14 @@ def excel_text(ref: str) -> str:
             f"{lit(EXCEL_TEXT)}) THEN {trimmed(inner)} END END")
 
 
+def read_text(ref: str) -> str:
+    """SQL: the text ``ref`` as the rules read it, trimmed: the text inside Excel-safe text
+    (:func:`excel_text`), else the value. For the tests on a row's values as written (the
+    ``exclude`` rule, the totals label of a first column), which see no column's value as
+    read otherwise: ``="POST"`` is the excluded code ``POST``."""
+    return f"coalesce({excel_text(ref)}, {trimmed(ref)})"
+
+
 def _float_id(ref: str) -> str:
     """SQL: the id text of the double ``ref``: a whole number below 2^53, else NULL."""
     return (f"CASE WHEN isfinite({ref}) AND {ref} = floor({ref}) AND abs({ref}) < 9007199254740992 "

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from segflow.sources._ids import ID_COLUMNS, trimmed
+from segflow.sources._ids import ID_COLUMNS, read_text
 from segflow.sources._readers import Staged, lit, q
 
 
@@ -78,7 +78,7 @@ def totals_extra(labels: list[str], staged: Staged, specs: dict) -> str | None:
     ids = {name for c, name in _direct(specs, staged).items() if c in ID_COLUMNS}
     if dtype.upper() != "VARCHAR" or first in ids:
         return None
-    text = trimmed(q(first))
+    text = read_text(q(first))
     return f"CASE WHEN {_is_label(text, labels)} THEN {text} END AS _totals_first"
 
 

@@ -22,6 +22,7 @@ from segflow.sources._ids import (
     add_id_rules,
     excel_text,
     id_value,
+    read_text,
     trim_text,
     trimmed,
     without_null_tokens,
@@ -455,7 +456,7 @@ def _exclude_condition(source: SourceSettings) -> str:
     for col, values in source.exclude.items():
         plain = [v for v in values if "%" not in v]
         pats = [v for v in values if "%" in v]
-        text = trimmed(f"CAST({q(col)} AS VARCHAR)")
+        text = read_text(f"CAST({q(col)} AS VARCHAR)")
         if plain:
             parts.append(f"{text} IN ({', '.join(lit(v) for v in plain)})")
         parts += [f"{text} LIKE {lit(p)}" for p in pats]
