@@ -279,3 +279,27 @@ def test_date_format_reads_z_and_names_the_rows_it_does_not_read(tmp_path: Path)
         read_transactions(path, date_format=fmt)
     assert str(info.value) == (f"file {path}, rows 2 and 4, column 'ts': 2 dates do not parse "
                                f"(first '2024-01-02'; --date-format '{fmt}' does not read it)")
+
+
+def test_excel_safe_text_is_read_as_ingest_reads_it(tmp_path: Path) -> None:
+    """A file exported for Excel writes ``="00123"`` to keep leading zeros: ingest reads it
+    as ``00123``, the file commands kept it as written (an id no store holds; an amount
+    ``="12.50"`` refused as "expected a number", a date ``="2024-01-05"`` as "dates do not
+    parse"). They read it as ingest does, with one warning counting the values, and give the
+    table of the same file written plainly."""
+    rows = [("00123", "2024-01-05", "12.50"), ("00123", "2024-02-01", "7"), ("007", "2024-01-09", "3.25"),
+            ("0042", "2024-03-01", "10")]
+    plain, excel = tmp_path / "plain.csv", tmp_path / "excel.csv"
+    plain.write_text("customer_id,ts,amount\n" + "".join(f"{c},{d},{a}\n" for c, d, a in rows))
+    excel.write_text('customer_id,ts,amount\n="00123",="2024-01-05",="12.50"\n="00123",2024-02-01,7\n'
+                     ' =" 007 " ,2024-01-09,="3.25"\n0042,="2024-03-01",10\n')
+    with pytest.warns(UserWarning) as said:
+        got = read_transactions(excel, amount_col="amount")[0].execute()
+    assert [str(w.message) for w in said if "Excel" in str(w.message)] == [
+        f"file {excel}, row 1, column 'customer_id': Excel-safe text (=\"...\", written to keep leading "
+        "zeros) read as the text between its quotes (7 such values)"]
+    want = read_transactions(plain, amount_col="amount")[0].execute()
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)  # (dates read from text: in us, not s)
+    assert got.customer_id.tolist() == ["00123", "00123", "007", "0042"]
+    assert got.ts.dt.date.astype(str).tolist() == [d for _, d, _ in rows]
+    assert got.amount.tolist() == [12.5, 7.0, 3.25, 10.0]

@@ -17,6 +17,8 @@ compared after trimming, case-sensitive) and blank cells as missing values, in e
 naming a column twice (compared ignoring case and surrounding white space: ``spend`` and
 ``spend ``) is refused in every file command, as ingest refuses it (after trimming its
 header), instead of reading the second as ``spend_1``. Column names are read trimmed.
+Excel-safe text (``="00123"``) is read as the text between its quotes, as ingest reads it
+(:mod:`segflow.cli._excel_text`).
 """
 
 from __future__ import annotations
@@ -119,6 +121,10 @@ def read_user_csv(
     table = con.read_csv(path, **kwargs)
     if len(table.columns) > len(header):  # the padding columns (empty: _refuse_bad_line)
         table = table.select(*header)
+    if not all_varchar:  # (all as written: the callers that show a cell as written)
+        from segflow.cli._excel_text import read_excel_text
+
+        table = read_excel_text(table, path, ids)
     if tokens:
         table = without_tokens(table, tokens, ids, retype=not all_varchar)
     table = canonical_ids(table, ids)
