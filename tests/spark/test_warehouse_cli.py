@@ -3,38 +3,25 @@ read the warehouse, or refuse in one line; ``warehouse push|runs|vacuum`` work o
 warehouse [engine] names whatever the project's kind (``runs`` and ``vacuum`` say how to make
 one when there is none yet); a Spark run stores the same run notes as the DuckDB run.
 
-One small demo project (plus a rule scheme whose second rule is shadowed by its first),
-ingested and run on DuckDB: the reference. Its loads are pushed into the warehouse of a
-second project on Spark ``local[1]`` (whose DuckDB store stays empty, as after an ingest on
-Spark), which runs there once. Every command is then compared between the two projects.
+The session's demo on the cluster (``cluster_demo``, tests/spark/_cluster_demo.py: a small
+demo project plus a rule scheme whose second rule is shadowed by its first, ingested and run
+on DuckDB, its loads pushed to the cluster's warehouse and run there once): a copy of its
+DuckDB project is the reference, and a second project names the same warehouse (its DuckDB
+store empty, as after an ingest on Spark). Every command is then compared between the two
+projects. (Before session 59 this module ran the same demo on a ``local[1]`` session of
+its own: a minute of the suite's time.)
 """
 
 from __future__ import annotations
 
 import json
-import warnings
+import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
-from tests._engines import require_spark
+from tests.spark._cluster_demo import DATABASE
 from typer.testing import CliRunner
-
-#: Small: Spark plans the one-pass feature query whatever the size of the data.
-CUSTOMERS, MONTHS = 100, 4
-#: The shadowed rule of /work/shared/cases/shadowed-rule-empty-segment: every Champion is
-#: Loyal first, so rule 2 names nobody (a run note on both engines).
-MY_RFM = """
-[[schemes]]
-name = "my_rfm"
-kind = "rules"
-default = "Others"
-ordered = true
-rules = [
-  { segment = "Loyal", when = "r_score >= 3 and f_score >= 3 and m_score >= 3" },
-  { segment = "Champions", when = "r_score >= 4 and f_score >= 4 and m_score >= 4" },
-]
-"""
-SPARK = '\n[engine]\nkind = "spark"\nmaster = "local[1]"\nwarehouse = "wh"\n'
 
 
 def _cli(*args: str, code: int = 0) -> str:
@@ -47,30 +34,33 @@ def _cli(*args: str, code: int = 0) -> str:
 
 
 @pytest.fixture(scope="module")
-def projects(tmp_path_factory):
-    """``(duck, spark, summary)``: the DuckDB project (ingested and run), the Spark project
-    (its warehouse holding the same loads, run on Spark), the Spark run's summary."""
-    require_spark()
-    from segflow.config import Settings
-    from segflow.datasets import demo_project_toml, generate_demo
-    from segflow.project import Project
-    from segflow.store._spark import SparkStore
-    from segflow.warehouse import push_to_warehouse, run_on_warehouse
+def projects(cluster_demo, tmp_path_factory):
+    """``(duck, spark, summary)``: a copy of the cluster demo's DuckDB project (ingested and
+    run; no [engine]), a Spark project on its warehouse (whose run it read), and the Spark
+    run's summary."""
+    import datetime as dt
+    import shutil
+    import types
 
+    from segflow.project import Project
+
+    demo = cluster_demo
     folder = tmp_path_factory.mktemp("warehouse_cli")
-    ds = generate_demo(folder / "data", customers=CUSTOMERS, months=MONTHS, seed=11,
-                       formats=("parquet",))
-    toml = demo_project_toml(folder / "data", file_format="parquet", max_date=ds.end) + MY_RFM
-    Project.init(folder / "spark", toml_text=toml + SPARK).close()
-    settings = Settings.load(folder / "spark")
-    warehouse = SparkStore.open(settings.engine, folder / "spark")
-    with warnings.catch_warnings(), Project.init(folder / "duck", toml_text=toml) as duck:
-        warnings.simplefilter("ignore")  # the demo data's injected defects; the notes
-        duck.ingest(engine="duckdb")
-        duck.run(engine="duckdb")
-        push_to_warehouse(duck.store, warehouse)
-        summary = run_on_warehouse(warehouse, settings)
+    demo.project.store.raw.execute("CHECKPOINT")
+    (folder / "duck").mkdir()
+    shutil.copy(demo.project.directory / "segflow.duckdb", folder / "duck" / "segflow.duckdb")
+    (folder / "duck" / "segflow.toml").write_text(demo.toml)
+    Project.init(folder / "spark", toml_text=demo.toml + _plain(demo.engine)).close()
+    summary = types.SimpleNamespace(**{
+        **demo.summary,
+        "snapshot_dates": [dt.date.fromisoformat(d) for d in demo.summary["snapshot_dates"]]})
     return folder / "duck", folder / "spark", summary
+
+
+def _plain(engine: str) -> str:
+    """The [engine] table ``engine`` with its warehouse a folder, not a URL (as users write
+    it; the same folder as the session's)."""
+    return re.sub(r'warehouse = "file:/*(/[^"]*)"', r'warehouse = "\1"', engine)
 
 
 def _same(a: object, b: object, where: str = "") -> None:
@@ -271,7 +261,7 @@ def test_a_push_with_nothing_new_writes_no_run():
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_warehouse_push_runs_and_vacuum_agree_on_a_duckdb_project(projects):
+def test_warehouse_push_runs_and_vacuum_agree_on_a_duckdb_project(projects, cluster_demo):
     """A DuckDB project's warehouse ([engine] of the fixture's session, a database of its
     own): `runs` refuses before the push; `push` copies every row of the DuckDB store as one
     run; `runs` then lists that run and `vacuum` finds nothing to remove."""
@@ -282,13 +272,17 @@ def test_warehouse_push_runs_and_vacuum_agree_on_a_duckdb_project(projects):
     duck, spark, _ = projects
     project = duck.parent / "duck_pushed"
     shutil.copytree(duck, project, ignore=shutil.ignore_patterns("*.wal", "report.html"))
-    wh = (spark / "wh").resolve()
+    # the cluster demo's [engine] (its master, warehouse and settings), kind DuckDB, a
+    # database of its own (not test_warehouse_ingest.py's "pushed": one cluster warehouse)
+    engine = _plain(cluster_demo.engine).replace('kind = "spark"\n', "")
+    engine = engine.replace(f'database = "{DATABASE}"', 'database = "cli_pushed"')
+    wh = Path(re.search(r'warehouse = "([^"]*)"', engine).group(1))
     with (project / "segflow.toml").open("a") as toml:
-        toml.write(f'\n[engine]\nmaster = "local[1]"\nwarehouse = "{wh}"\ndatabase = "pushed"\n')
+        toml.write(engine)
     assert "has no warehouse yet" in _cli("warehouse", "runs", "-p", str(project), code=1)
-    assert not (wh / "pushed.db").exists()
+    assert not (wh / "cli_pushed.db").exists()
     pushed = json.loads(_cli("warehouse", "push", "-p", str(project), "--json"))
-    assert pushed["warehouse"] == f"file://{wh}/pushed.db"
+    assert pushed["warehouse"] == f"file://{wh}/cli_pushed.db"
     con = duckdb.connect(str(project / "segflow.duckdb"), read_only=True)
     try:
         expected = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in pushed["rows"]}
@@ -322,7 +316,7 @@ def test_report_on_spark_names_the_warehouse_and_leaves_no_duckdb_file(projects,
         _cli("report", "-p", str(spark), "--out", str(out))
         assert not store.exists()
         html = out.read_text(encoding="utf-8")
-        assert "· warehouse file://" in html and "/wh/segflow.db</p>" in html
+        assert "· warehouse file://" in html and f"/{DATABASE}.db</p>" in html
         assert "store segflow.duckdb" not in html
         assert summary.run_id and "Notes from the latest run" in html
     finally:

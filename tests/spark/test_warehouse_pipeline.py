@@ -9,81 +9,28 @@ assignments, change rows, transition matrices and reconciliation counts, and the
 scores to float tolerance; the report built from the warehouse's aggregates shows DuckDB's
 segment tables, profiles, audit, CLV diagnostics, campaign read-outs and forecasts, and the
 served warehouse copy answers the API (real-time scoring included) as DuckDB's. One full
-cluster run in all (each costs minutes on 2 cores).
+cluster run in all (each costs minutes on 2 cores): the session's ``cluster_demo``
+(tests/spark/_cluster_demo.py, which records what each fault left), whose warehouse
+test_warehouse_cli.py reads too.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
-import threading
-import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from tests.spark._jobs import count_spark_jobs
-from typer.testing import CliRunner
+from tests.spark._cluster_demo import MONTHS, cli, store_root, warehouse_store
+from tests.spark._cluster_demo import duck as _duck
 
 from segflow.features._survey import question_column
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
-DATABASE = "pipeline"
 KEY = ["scheme", "snapshot_date", "customer_id"]
-#: The demo data: small, because Spark plans the one-pass feature query (hundreds of stages)
-#: whatever the size of the data; four monthly snapshots, so three transitions per scheme.
-CUSTOMERS, MONTHS = 100, 4
-#: A cluster scheme besides the demo's six (k-means on the default features): fitted on the
-#: driver, assigned by the engine, re-applied from the saved model.
-CLUSTERS = '\n[[schemes]]\nname = "clusters"\nkind = "cluster"\nk = 3\n'
-
-
-@pytest.fixture(scope="module")
-def demo_project(tmp_path_factory, cluster, _cluster_spark):
-    """The DuckDB-ingested demo project, its DuckDB run done, its settings pointing at the
-    cluster and at the test session's warehouse folder (database ``pipeline``)."""
-    from tests._spark_cluster import EXECUTOR_MEMORY
-
-    from segflow.datasets import demo_project_toml, generate_demo
-    from segflow.project import Project
-
-    folder = tmp_path_factory.mktemp("warehouse_demo")
-    ds = generate_demo(folder / "data", customers=CUSTOMERS, months=MONTHS, seed=11, formats=("parquet",))
-    warehouse = _cluster_spark.conf.get("spark.sql.warehouse.dir")
-    conf = {**cluster.session_conf(), "spark.executor.memory": EXECUTOR_MEMORY}
-    engine = "\n".join([
-        "[engine]", 'kind = "spark"', f'master = "{cluster.master_url}"',
-        f'warehouse = "{warehouse}"', f'database = "{DATABASE}"', "",
-        "[engine.conf]", *[f'"{k}" = "{v}"' for k, v in conf.items()], ""])
-    toml = demo_project_toml(folder / "data", file_format="parquet", max_date=ds.end)
-    project = Project.init(folder / "proj", toml_text=toml + CLUSTERS + "\n" + engine)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the demo data carries injected defects on purpose
-        project.ingest(engine="duckdb")
-        project.run(engine="duckdb")
-    yield project
-    project.close()
-
-
-def _cli(*args: str) -> str:
-    from segflow.cli import app
-
-    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
-def _store(session):
-    from segflow.store._spark import SparkStore
-
-    return SparkStore(session, session.conf.get("spark.sql.warehouse.dir"), DATABASE)
 
 
 def _sorted(frame: pd.DataFrame, key: list[str]) -> pd.DataFrame:
@@ -92,10 +39,6 @@ def _sorted(frame: pd.DataFrame, key: list[str]) -> pd.DataFrame:
         if col.endswith("date") or col in ("valid_from", "valid_to"):
             out[col] = pd.to_datetime(out[col]).astype("datetime64[ns]")
     return out.sort_values(key, ignore_index=True)
-
-
-def _duck(project, query: str) -> pd.DataFrame:
-    return project.store.raw.execute(query).df()
 
 
 def _reference(project) -> dict[str, pd.DataFrame]:
@@ -132,51 +75,13 @@ def assert_same_results(got: dict[str, pd.DataFrame], want: dict[str, pd.DataFra
     np.testing.assert_allclose(gs["value"], ws["value"], rtol=1e-6, atol=1e-9, equal_nan=True)
 
 
-def _new_run_dir(root: Path, table: str, before: set[str], timeout: float,
-                 driver: subprocess.Popen | None = None, log: Path | None = None) -> str:
-    """Wait for a ``run_id=`` folder of ``table`` not in ``before``; return the run id. Fails
-    at once (with the end of its log) when ``driver`` exits first, and after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if driver is not None and driver.poll() is not None:
-            tail = log.read_text(errors="replace")[-3000:] if log else ""
-            raise AssertionError(f"the driver exited ({driver.returncode}) before a new run "
-                                 f"appeared in {root / table}:\n{tail}")
-        folder = root / table
-        now = {p.name.removeprefix("run_id=") for p in folder.glob("run_id=*")} if folder.is_dir() else set()
-        if now - before:
-            return sorted(now - before)[0]
-        time.sleep(0.5)
-    raise AssertionError(f"no new run in {root / table} after {timeout:.0f} s")
-
-
-def _root(store) -> Path:
-    return Path(store.root.removeprefix("file:"))
-
-
-def _kill_worker_mid_run(cluster, root: Path, killed: dict[str, float]) -> threading.Thread:
-    """A thread that SIGKILLs worker 1 (and its executor) eight seconds after the next run
-    writes its ``running`` row: inside the features job."""
-    before = {p.name.removeprefix("run_id=") for p in (root / "runs").glob("run_id=*")}
-
-    def kill() -> None:
-        _new_run_dir(root, "runs", before, timeout=300)
-        time.sleep(8)
-        killed["at"] = time.monotonic()
-        cluster.kill_worker(1)
-
-    thread = threading.Thread(target=kill, daemon=True)
-    thread.start()
-    return thread
-
-
 def _assert_conformance(project, store, want) -> None:
     """The warehouse's results against the DuckDB run of the same project: assignments and
     scores (assert_same_results), change rows, transition aggregates and the library's
     transition matrix on the warehouse's tables. The warehouse stores no per-snapshot
     assignments: its ``segment_assignments`` (compared above) is derived from the change rows."""
     assert_same_results(_warehouse_state(store), want)
-    stored = {p.name for p in _root(store).iterdir() if any(p.glob("run_id=*"))}
+    stored = {p.name for p in store_root(store).iterdir() if any(p.glob("run_id=*"))}
     assert {"segment_spells", "segment_snapshots", "customer_scores"} <= stored
     assert "segment_assignments" not in stored and "segment_assignments" in store.tables()
     run = store.committed_runs()[-1]
@@ -240,76 +145,41 @@ RESULTS_JOBS_MAX = 105
 
 
 def test_demo_pipeline_on_the_cluster_survives_a_killed_driver_and_a_killed_worker(
-        demo_project, cluster, cluster_session, tmp_path, monkeypatch):
+        cluster_demo, cluster_session, tmp_path):
     """The loads pushed to the cluster's warehouse; a ``segflow run`` in its own process (its
     own driver on the cluster) SIGKILLed mid-run leaves the pushed state committed and readable; ``segflow run`` then loses
     worker 1 (SIGKILL, executor included) mid-run: Spark retries the lost tasks on the
     other worker, the run commits, and its results are DuckDB's; vacuum removes the killed
-    run's files."""
-    project = demo_project
-    # the DuckDB store's loads pushed to the cluster's warehouse (the demo's ingest on Spark
-    # is compared with DuckDB's in tests/spark/test_warehouse_ingest_audit.py, an ingest on
-    # the cluster in tests/spark/test_warehouse_ingest.py)
-    from segflow.warehouse import push_to_warehouse
-
-    store = _store(cluster_session)
-    push_to_warehouse(project.store, store)
-    ingested_rows = {t: int(_duck(project, f'SELECT count(*) AS n FROM "{t}"')["n"][0])
-              for t in ("customers", "transactions", "events", "quarantine", "loads")}
-    assert ingested_rows["transactions"] > 200
-    committed = store.committed_runs()
-    assert len(committed) == 1  # the push
-    root = _root(store)
-
+    run's files. (The runs are the session's ``cluster_demo``: what each left is checked
+    here.)"""
+    demo = cluster_demo
+    project = demo.project
+    assert demo.ingested_rows["transactions"] > 200
+    assert len(demo.pushed) == 1  # the push
     # -- a driver killed mid-run -------------------------------------------------------
-    before = {p.name.removeprefix("run_id=") for p in (root / "runs").glob("run_id=*")}
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    log = tmp_path / "driver.log"
-    with open(log, "wb") as out:
-        driver = subprocess.Popen(
-            [sys.executable, "-c", "from segflow.cli import main; main()", "run", "-p",
-             str(project.directory)],
-            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        run_id = _new_run_dir(root, "runs", before, timeout=240, driver=driver, log=log)
-        time.sleep(5)  # inside the features job: planning, first stages
-        assert driver.poll() is None, "the driver finished before it could be killed:\n" + \
-            log.read_text(errors="replace")[-3000:]
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait(timeout=60)
-    fresh = _store(cluster_session)
-    assert fresh.committed_runs() == committed
-    assert {r.status for r in fresh.runs().collect() if r.run_id == run_id} == {"running"}
-    for table, n in ingested_rows.items():  # the committed state reads as ingested
-        assert fresh.dataframe(table).count() == n, table
-    assert "segment_assignments" not in fresh.tables()
+    assert demo.driver_alive, "the driver finished before it could be killed:\n" + demo.driver_log
+    run_id, after = demo.killed_run, demo.after_kill
+    assert after["committed"] == demo.pushed
+    assert after["statuses"] == {"running"}
+    assert after["rows"] == demo.ingested_rows  # the committed state reads as ingested
+    assert "segment_assignments" not in after["tables"]
 
     # -- the run on the cluster, losing a worker mid-run --------------------------------
-    duck_runs = _duck(project, "SELECT run_id, status FROM runs ORDER BY ALL")
-    killed: dict[str, float] = {}
-    killer = _kill_worker_mid_run(cluster, root, killed)
-    counted: list[int] = []
-    import segflow.warehouse._results as results
-
-    count_spark_jobs(monkeypatch, results, "write_warehouse_results", counted)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        print(_cli("run", "-p", str(project.directory), "--json"))  # timings, shown by -rP
-    finished = time.monotonic()
     # the results stage runs few Spark jobs (each costs scheduling, whatever the data)
-    print(f"results stage: {counted} Spark jobs")
+    counted = demo.results_jobs
     assert len(counted) == 1 and 0 < counted[0] <= RESULTS_JOBS_MAX, counted
-    killer.join(timeout=5)
-    assert "at" in killed and killed["at"] < finished, "the worker was not killed mid-run"
-    assert cluster.alive_workers() == 1
-    store = _store(cluster_session)
+    assert demo.worker_killed_at is not None and demo.worker_killed_at < demo.finished_at, \
+        "the worker was not killed mid-run"
+    assert demo.alive_workers == 1
+    store = warehouse_store(cluster_session)
     runs = store.committed_runs()
-    assert len(runs) == 2 and runs[0] == committed[0] and runs[1] != run_id
+    assert len(runs) == 2 and runs[0] == demo.pushed[0] and runs[1] != run_id
+    assert runs[1] == demo.summary["run_id"]
     # the run read and wrote the warehouse only: the DuckDB store has its runs as before
-    assert _duck(project, "SELECT run_id, status FROM runs ORDER BY ALL").equals(duck_runs)
+    assert _duck(project, "SELECT run_id, status FROM runs ORDER BY ALL").equals(demo.duck_runs)
     _assert_conformance(project, store, _reference(project))
     # the killed run's data folders (if it got as far as writing any) go; its log stays
+    root = store_root(store)
     assert set(store.vacuum()) <= {run_id}
     assert [p.parent.name for p in root.glob(f"*/run_id={run_id}")] == ["runs"]
     _assert_same_report(project, store, tmp_path)
@@ -344,7 +214,7 @@ def _assert_same_report(project, store, tmp_path: Path) -> None:
                                       check_dtype=False)
         _assert_same_stored_results(project, store, view, duck, spark)
     out = tmp_path / "report.html"
-    _cli("report", "-p", str(project.directory), "-o", str(out))
+    cli("report", "-p", str(project.directory), "-o", str(out))
     html = out.read_text()
     assert "segflow" in html.lower() and duck.headline_scheme in html
     # the same sections (profiles, audit, CLV diagnostics, campaigns, forecasts) as DuckDB's
