@@ -125,3 +125,56 @@ def test_cluster_of_a_file_is_owner_only_only_when_its_ids_are_personal(tmp_path
         assert ("holds personal data in clear (ids of the input file that are e-mails or phone "
                 "numbers)" in res.stderr) is said
         assert sorted(pacsv.read_csv(out).column("cust").to_pylist()) == sorted(ids)
+
+
+def _other_group() -> int | None:
+    """A group the user may give a file other than its own (root: any), None when none."""
+    if os.geteuid() == 0:
+        return 1 if os.getegid() != 1 else 2
+    return next((g for g in os.getgroups() if g != os.getegid()), None)
+
+
+def test_a_replaced_file_keeps_its_mode_and_group(tmp_path, umask_022):
+    """The exports write a temporary file renamed over the target, and `segment cluster --out
+    x.parquet` DuckDB's COPY, which makes the file anew: an existing list its owner had made
+    0600, or 0640 for a loader's group, became 0644 with the user's group (readable by every
+    user), where the writers that truncate a file (`export --out`, `segment --out`) keep it.
+    Now the replacement keeps the mode and the group; a new file follows the umask, and
+    --pii include still makes 0600."""
+    from tests.exports._store import build
+
+    from segflow.exports._targets import write_file
+
+    table = pa.table({"customer_id": ["C1", "C2"], "clv": [1.5, 2.0]})
+    group = _other_group()
+    for fmt in ("csv", "parquet"):
+        for mode in (0o600, 0o640, 0o444):
+            path = tmp_path / f"old-{mode:o}.{fmt}"
+            path.write_bytes(b"")
+            path.chmod(mode)
+            if group is not None:
+                os.chown(path, -1, group)
+            write_file(table, path, fmt)
+            assert _mode(path) == mode, (fmt, mode)
+            assert group is None or os.stat(path).st_gid == group
+        path = write_file(table, tmp_path / f"new.{fmt}", fmt)
+        assert _mode(path) == 0o644 and os.stat(path).st_gid == os.getegid()
+        path.chmod(0o664)
+        assert _mode(write_file(table, path, fmt, private=True)) == 0o600
+    assert pq.read_table(tmp_path / "old-640.parquet").equals(table)
+    project = str(build(tmp_path / "shop"))
+    source = tmp_path / "features.csv"
+    source.write_text("cust,recency,frequency\n" + "".join(
+        f"k{i:03d},{i % 7 * 3.5:.1f},{i % 5 + (i % 3) * 0.25:.2f}\n" for i in range(60)))
+    runs = [["export", "segments", "-p", project, "-s", "rfm", "--to"],
+            ["export", "audience", "-p", project, "--segment", "rfm=Loyal", "--holdout", "0", "--to"],
+            ["segment", "cluster", "--input", str(source), "--id-col", "cust", "--k", "2",
+             "--bootstrap", "0", "--out"]]
+    for args in runs:
+        for name in ("crm.csv", "crm.parquet"):
+            out = tmp_path / f"{args[1]}-{name}"
+            out.write_bytes(b"")
+            out.chmod(0o600)
+            res = runner.invoke(app, [*args, str(out)])
+            assert res.exit_code == 0, (args, res.output)
+            assert _mode(out) == 0o600 and out.stat().st_size > 0, (args, name)

@@ -121,8 +121,12 @@ def _write(con: ibis.BaseBackend, table: ibis.Table, out: Path, *, pii: str = "i
         import pyarrow.parquet as pq
 
         pq.write_table(data, str(out))
-    elif suffix == ".parquet":
+    elif suffix == ".parquet":  # DuckDB's COPY makes the file anew: it keeps the old one's mode
+        from segflow._private import existing_mode, keep_mode
+
+        saved = existing_mode(out)
         con.to_parquet(table, str(out))
+        keep_mode(out, saved)
     elif suffix in (".csv", ".txt", ".tsv"):
         from segflow._csv import write_csv
 

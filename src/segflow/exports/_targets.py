@@ -62,14 +62,17 @@ def write_file(data: pa.Table, path: str | Path, fmt: str, *, private: bool = Fa
     path.parent.mkdir(parents=True, exist_ok=True)
     # created as open() creates files (mode 0o666 less the umask), not as mkstemp's 0o600:
     # the file that replaces the target is what the CRM's loader, often another user, reads;
-    # one with personal data in clear is its owner's only (segflow._private)
+    # one with personal data in clear is its owner's only, and one that replaces a file keeps
+    # that file's mode and group, as a file written over in place does (segflow._private)
+    from segflow._private import existing_mode, keep_mode, private_target
+
+    saved = None if private else existing_mode(path)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.part"
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     if private:
-        from segflow._private import private_target
-
         private_target(tmp, shown=path)
     try:
+        keep_mode(tmp, saved, shown=path)
         if fmt == "csv":
             write_csv(data, tmp)
         elif fmt == "parquet":
