@@ -178,3 +178,23 @@ def test_a_replaced_file_keeps_its_mode_and_group(tmp_path, umask_022):
             res = runner.invoke(app, [*args, str(out)])
             assert res.exit_code == 0, (args, res.output)
             assert _mode(out) == 0o600 and out.stat().st_size > 0, (args, name)
+
+
+def test_a_folder_as_the_target_is_one_line_and_moves_no_watermark(tmp_path):
+    """`export segments --changes --to crm.csv` where crm.csv is a folder said "Is a
+    directory: .crm.csv.<hex>.part -> crm.csv" (the temporary file's name); now one line
+    naming the target, nothing left beside it and no export logged (the next --changes
+    export is still the first, full)."""
+    from tests.exports._store import HISTORY, build
+
+    project = build(tmp_path / "shop")
+    (tmp_path / "crm.csv").mkdir()
+    args = ["export", "segments", "-p", str(project), "-s", "rfm", "--changes", "--name", "n", "--to"]
+    res = runner.invoke(app, [*args, str(tmp_path / "crm.csv")])
+    assert res.exit_code == 1
+    assert res.stderr.strip() == f"error: file {tmp_path / 'crm.csv'}: is a folder: give a file name ending in .csv"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crm.csv", "shop"]
+    res = runner.invoke(app, [*args, str(tmp_path / "ok.csv"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert '"mode": "full"' in res.stdout
+    assert pacsv.read_csv(tmp_path / "ok.csv").num_rows == sum(s[2] is not None for s in HISTORY.values())

@@ -59,6 +59,8 @@ def write_file(data: pa.Table, path: str | Path, fmt: str, *, private: bool = Fa
     """Write ``data`` to ``path`` as CSV (formulas neutralised) or Parquet, atomically;
     ``private`` (personal data in clear: the ``include`` policy): with mode ``0600``."""
     path = Path(path)
+    if path.is_dir():  # (os.replace's own error named the temporary file)
+        raise InputError(f"is a folder: give a file name ending in .{fmt}", file=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     # created as open() creates files (mode 0o666 less the umask), not as mkstemp's 0o600:
     # the file that replaces the target is what the CRM's loader, often another user, reads;
