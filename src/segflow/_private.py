@@ -14,7 +14,8 @@ renamed into place; DuckDB's ``COPY ... TO`` creates the file anew) would give a
 file the umask's mode: a list its owner had made ``0600``, or ``0640`` for a loader's group,
 became readable by every user. :func:`existing_mode` and :func:`keep_mode` carry the
 existing file's permission bits and group over to its replacement, as a writer that
-truncates keeps them.
+truncates keeps them; :func:`link_target` replaces the file a symbolic link points to, not
+the link.
 """
 
 from __future__ import annotations
@@ -62,6 +63,15 @@ def private_target(path: str | Path, private: bool = True, *, shown: str | Path 
         _TOLD.add(name)
         print(f"note: {shown} holds personal data in clear ({why}): written with mode "
               "0600, readable by its owner only", file=sys.stderr)
+
+
+def link_target(path: str | Path) -> Path:
+    """The file a writer that replaces ``path`` must replace: the file a symbolic link points
+    to (a missing one included), else ``path``. Renamed over the link, a new file took its
+    place and the file it pointed to (where a loader reads) kept its old rows; a writer that
+    truncates writes through the link."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
 
 
 def existing_mode(path: str | Path) -> tuple[int, int] | None:

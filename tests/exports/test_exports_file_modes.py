@@ -198,3 +198,37 @@ def test_a_folder_as_the_target_is_one_line_and_moves_no_watermark(tmp_path):
     assert res.exit_code == 0, res.output
     assert '"mode": "full"' in res.stdout
     assert pacsv.read_csv(tmp_path / "ok.csv").num_rows == sum(s[2] is not None for s in HISTORY.values())
+
+
+def test_a_symbolic_link_as_the_target_stays_and_its_file_is_written(tmp_path):
+    """`export segments --to crm.csv`, crm.csv a link to the file a loader reads (on a share):
+    the export renamed its file over the link, which became a plain file, and the file it
+    pointed to kept its old rows; `segment cluster --out` (DuckDB's COPY) alike. Now the
+    link stays and its file holds the new rows, with its mode, as the writers in place do."""
+    from tests.exports._store import EXPECTED_S3, build
+
+    project = build(tmp_path / "shop")
+    share = tmp_path / "share"
+    share.mkdir()
+    source = tmp_path / "features.csv"
+    source.write_text("cust,recency,frequency\n" + "".join(
+        f"k{i:03d},{i % 7 * 3.5:.1f},{i % 5 + (i % 3) * 0.25:.2f}\n" for i in range(60)))
+    runs = [(["export", "segments", "-p", str(project), "-s", "rfm", "--to"], "crm.csv", len(EXPECTED_S3)),
+            (["segment", "cluster", "--input", str(source), "--id-col", "cust", "--k", "2",
+              "--bootstrap", "0", "--out"], "clusters.parquet", 60)]
+    for args, name, rows in runs:
+        real, link = share / name, tmp_path / name
+        real.write_text("old\n")
+        real.chmod(0o640)
+        link.symlink_to(real)
+        res = runner.invoke(app, [*args, str(link)])
+        assert res.exit_code == 0, res.output
+        assert link.is_symlink() and os.readlink(link) == str(real), name
+        read = pacsv.read_csv if name.endswith(".csv") else pq.read_table
+        assert read(real).num_rows == rows and _mode(real) == 0o640, name
+    # a link to a file not there yet: created where it points
+    (tmp_path / "new.csv").symlink_to(share / "new.csv")
+    res = runner.invoke(app, [*runs[0][0], str(tmp_path / "new.csv"), "--name", "n"])
+    assert res.exit_code == 0 and (tmp_path / "new.csv").is_symlink()
+    assert pacsv.read_csv(share / "new.csv").num_rows == len(EXPECTED_S3)
+    assert not [p for p in (*tmp_path.iterdir(), *share.iterdir()) if p.name.endswith(".part")]
