@@ -8,11 +8,20 @@ target (or sets an existing one) to :data:`PRIVATE_MODE` before the writer opens
 writers truncate an existing file, which keeps its mode), and says so once on stderr per
 file; files without personal data in clear keep the umask, as before. The project's id key
 file is written ``0600`` the same way (:mod:`segflow.exports._pseudonym`).
+
+A writer that replaces its target instead of truncating it (the exports write a temporary file
+renamed into place; DuckDB's ``COPY ... TO`` creates the file anew) would give an existing
+file the umask's mode: a list its owner had made ``0600``, or ``0640`` for a loader's group,
+became readable by every user. :func:`existing_mode` and :func:`keep_mode` carry the
+existing file's permission bits and group over to its replacement, as a writer that
+truncates keeps them; :func:`link_target` replaces the file a symbolic link points to, not
+the link.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -54,3 +63,39 @@ def private_target(path: str | Path, private: bool = True, *, shown: str | Path 
         _TOLD.add(name)
         print(f"note: {shown} holds personal data in clear ({why}): written with mode "
               "0600, readable by its owner only", file=sys.stderr)
+
+
+def link_target(path: str | Path) -> Path:
+    """The file a writer that replaces ``path`` must replace: the file a symbolic link points
+    to (a missing one included), else ``path``. Renamed over the link, a new file took its
+    place and the file it pointed to (where a loader reads) kept its old rows; a writer that
+    truncates writes through the link."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def existing_mode(path: str | Path) -> tuple[int, int] | None:
+    """The permission bits and group of the regular file at ``path``, None when there is none
+    (a missing file, or another kind of file): what :func:`keep_mode` gives its replacement."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (stat.S_IMODE(st.st_mode), st.st_gid) if stat.S_ISREG(st.st_mode) else None
+
+
+def keep_mode(path: str | Path, saved: tuple[int, int] | None, *, shown: str | Path | None = None) -> None:
+    """Give the file at ``path`` (the replacement of a file) the permission bits and group
+    ``saved`` by :func:`existing_mode` (nothing when None). A group the user cannot give (not
+    one of theirs) is left as it is, with one warning on stderr naming the file (``shown``,
+    default ``path``)."""
+    if saved is None:
+        return
+    mode, gid = saved
+    if os.stat(path).st_gid != gid:
+        try:
+            os.chown(path, -1, gid)
+        except PermissionError:
+            print(f"warning: {shown or path}: could not keep the group (gid {gid}) of the file it "
+                  "replaced; the new file has the user's group", file=sys.stderr)
+    os.chmod(path, mode)

@@ -306,10 +306,11 @@ def run_pipeline(
                 # data: a run from scratch has none there
                 old = {d for d in computed if d != dates[-1]} | {
                     d for days in stale.values() for d in days}
-                if old:  # none for one new month
+                if old:  # none for one new month; the models fitted with them too
                     with store.transaction() as con:
-                        con.execute("DELETE FROM customer_scores WHERE model = ? AND snapshot_date "
-                                    "IN (SELECT unnest(?::DATE[]))", [CLV_MODEL, sorted(old)])
+                        for table in ("customer_scores", "model_params"):
+                            con.execute(f"DELETE FROM {table} WHERE model = ? AND snapshot_date "
+                                        "IN (SELECT unnest(?::DATE[]))", [CLV_MODEL, sorted(old)])
                 kept: dict[str, object] = {}
                 # one new snapshot: nothing before the one it follows changed (as for features)
                 carried = dates[-2] if len(dates) > 1 and computed == [dates[-1]] else None

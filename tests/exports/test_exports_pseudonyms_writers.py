@@ -1,6 +1,6 @@
 """The other commands writing the store's customer ids to a file or stdout (`segment --out`,
-`segment cluster --out`, `clv score -p --output`, `churn score --out/--json`) wrote an id that
-is an e-mail address or a phone number in clear, while `segflow export segments` writes the
+`segment cluster --out`, `clv score -p --output`, `churn score --out/--json`, `migrate
+who`) wrote an id that is an e-mail address or a phone number in clear, while `segflow export segments` writes the
 project's pseudonymous key for it. Checked on a copy of the run pipeline fixture whose first
 customers are keyed by e-mail, phone and formula-like ids; keys recomputed here with ``hmac``."""
 
@@ -139,3 +139,37 @@ def test_churn_scores_out_and_json_key_ids(shop, tmp_path, umask_022):
     assert _mode(tmp_path / "s.parquet") == 0o600
     assert pq.read_table(tmp_path / "s.parquet").column("customer_id").to_pylist() == NEW + ["C9"]
     assert _keyed(scores, "include", shop) is scores and scores.frame["customer_id"].tolist() == NEW + ["C9"]
+
+
+def test_migrate_who_keys_ids_as_the_server(shop):
+    """`migrate who` (the list and --json) wrote the ids of a transition cell in clear, an
+    address or a phone number among them, where the server's /migration/SCHEME/customers
+    and `export segments` write keys. The cell of ann@example.com between the last two rfm
+    snapshots, listed here with SQL: keys for the personal ids, the others as stored, in the
+    order of the stored ids; --pii include writes them in clear."""
+    con = duckdb.connect(str(shop / "segflow.duckdb"), read_only=True)
+    try:
+        frm, to = [r[0] for r in con.execute(
+            "SELECT DISTINCT snapshot_date FROM segment_assignments WHERE scheme = 'rfm' "
+            "ORDER BY 1 DESC LIMIT 2").fetchall()][::-1]
+        seg = dict(con.execute(
+            "SELECT snapshot_date, segment FROM segment_assignments WHERE scheme = 'rfm' "
+            "AND customer_id = ? AND snapshot_date IN (?, ?)", [NEW[0], frm, to]).fetchall())
+        cell = [r[0] for r in con.execute(
+            "SELECT coalesce(a.customer_id, b.customer_id) AS id FROM "
+            "(SELECT * FROM segment_assignments WHERE scheme = 'rfm' AND snapshot_date = ?) a "
+            "FULL JOIN (SELECT * FROM segment_assignments WHERE scheme = 'rfm' AND snapshot_date = ?) b "
+            "USING (customer_id) WHERE coalesce(a.segment, '(new)') = ? AND coalesce(b.segment, '(gone)') = ? "
+            "ORDER BY id", [frm, to, seg.get(frm, "(new)"), seg[to]]).fetchall()]
+    finally:
+        con.close()
+    assert NEW[0] in cell
+    args = ["migrate", "who", "-p", str(shop), "--scheme", "rfm", "--from", seg.get(frm, "(new)"),
+            "--to", seg[to], "--limit", "0"]
+    res = _run(args)
+    want = [_key(shop, i) if i in NEW[:3] else i for i in cell]  # the key file exists now
+    assert res.stdout.splitlines() == want and "pseudonymous keys" in res.stderr
+    res = _run([*args, "--json"])
+    assert [r["customer_id"] for r in json.loads(res.stdout)["data"]] == want
+    res = _run([*args, "--json", "--pii", "include"])
+    assert [r["customer_id"] for r in json.loads(res.stdout)["data"]] == cell

@@ -152,3 +152,37 @@ def test_a_non_ascii_customer_id_is_delivered_with_an_ascii_key(receiver):
         failed = deliver(client, WebhookPolicy(receiver.url, attempts=3, backoff=0.01),
                          {"customer_id": "x"}, "exp1:Müller-7")
     assert failed["status"] == "failed" and failed["attempts"] == 1 and "Error" in failed["error"]
+
+
+def test_an_interrupted_export_run_again_sends_the_same_keys(project, tmp_path, receiver, monkeypatch):
+    """An export stopped after its webhooks went out but before it was logged (killed,
+    Ctrl-C, a timer's timeout) leaves the watermark where it was: run again, it sends the same
+    changes. Their Idempotency-Key held a new random export id, so a receiver could not drop
+    the ones it had; now the id of an incremental export is SHA-256 of the watermark export's
+    id, the scheme and the snapshot: the same keys again, and new ones once an export is logged."""
+    import hashlib
+
+    import segflow.exports._export as export_module
+
+    store = project.store
+    first = export_segments(store, "rfm", tmp_path / "a.csv", mode="changes", as_of=S2, name="crm")
+    policy = WebhookPolicy(receiver.url, attempts=1)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(export_module, "_log", killed)
+        with pytest.raises(KeyboardInterrupt):
+            export_segments(store, "rfm", tmp_path / "b.csv", mode="changes", name="crm", webhook=policy)
+    sent = sorted(k for _, k, _ in receiver.requests)
+    n = len(changes_by_hand(S2, S3))
+    assert len(sent) == n and store.sql("SELECT count(*) AS n FROM export_log").to_pylist() == [{"n": 1}]
+    again = export_segments(store, "rfm", tmp_path / "b.csv", mode="changes", name="crm", webhook=policy)
+    want = hashlib.sha256(f"{first.export_id}\x00rfm\x00{S3.isoformat()}".encode()).hexdigest()[:12]
+    assert again.export_id == want and again.webhooks_delivered == n
+    assert sorted(k for _, k, _ in receiver.requests[n:]) == sent
+    assert all(k.startswith(f"{want}:") for k in sent)
+    # logged now: the next export continues from it (no rows, another id)
+    nothing = export_segments(store, "rfm", tmp_path / "c.csv", mode="changes", name="crm", webhook=policy)
+    assert nothing.rows == 0 and nothing.export_id not in (want, first.export_id)

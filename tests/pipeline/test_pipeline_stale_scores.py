@@ -37,7 +37,10 @@ def _results(directory) -> dict[str, pd.DataFrame]:
     with Project.open(directory, read_only=True) as project:
         con = project.store.raw
         out = {"scores": con.execute("SELECT snapshot_date, customer_id, score, value "
-                                     "FROM customer_scores ORDER BY ALL").df()}
+                                     "FROM customer_scores ORDER BY ALL").df(),
+               # the fitted models saved with the scores: which snapshots have one
+               "model_params": con.execute("SELECT snapshot_date, model FROM model_params "
+                                           "ORDER BY ALL").df()}
         for table in ("summary_segments", "summary_transitions"):
             names = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
             cols = ", ".join(n for n in names if n not in ("run_id", "computed_at"))
@@ -56,7 +59,8 @@ def test_scores_of_a_snapshot_computed_again_are_not_kept(tmp_path):
     (amounts): the scores written at 2024-11-01 (the latest snapshot of the first run) came
     from the uncorrected data; they stayed, and the aggregates of 2024-11-01 counted them
     (scored customers, CLV of movers), where a run from scratch on the same files has no
-    scores at 2024-11-01."""
+    scores at 2024-11-01. The models fitted there (``model_params``, which the report's and
+    the server's scoring read) stayed too, after their scores were deleted."""
     generate_demo(tmp_path / "gen", customers=600, months=12, seed=3, formats=("parquet",))
     orders = pq.read_table(tmp_path / "gen" / "transactions.parquet").to_pandas()
     orders = orders[(orders.order_date >= "2024-01-01") & (orders.order_date < "2025-01-01")]

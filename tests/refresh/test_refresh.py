@@ -243,3 +243,25 @@ def test_refresh_while_a_reader_holds_the_store(project):
     with Store(store_file, read_only=True) as store:
         n = store.sql("SELECT count(*) AS n FROM transactions")["n"][0].as_py()
     assert n == before + result.rows_loaded
+
+
+def test_a_store_that_is_a_symbolic_link_stays_one(project, tmp_path):
+    """A store kept on a larger disk behind a link (`segflow.duckdb -> /data/shop.duckdb`):
+    the refresh renamed its copy over the link, so the project's folder then held the store
+    and the linked file stayed as before the refresh. Now the linked file is copied and
+    replaced beside itself, and the link stays; the next refresh reads what this one wrote."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    real, link = disk / "shop.duckdb", project / "segflow.duckdb"
+    shutil.move(link, real)
+    link.symlink_to(real)
+    before = store_state(real)
+    add_month(project, 5)
+    result = refresh(project)
+    assert result.status == "refreshed" and result.snapshot_dates[-1].isoformat() == "2024-07-01"
+    assert link.is_symlink() and link.resolve() == real
+    after = store_state(real)
+    assert after["transactions"][0] > before["transactions"][0]
+    assert sorted(p.name for p in disk.iterdir()) == ["shop.duckdb"]
+    assert not (project / "segflow.duckdb.refresh-work").exists()
+    assert refresh(project).status == "nothing new"

@@ -121,8 +121,13 @@ def _write(con: ibis.BaseBackend, table: ibis.Table, out: Path, *, pii: str = "i
         import pyarrow.parquet as pq
 
         pq.write_table(data, str(out))
-    elif suffix == ".parquet":
-        con.to_parquet(table, str(out))
+    elif suffix == ".parquet":  # DuckDB's COPY makes the file anew: the old one's mode, and
+        from segflow._private import existing_mode, keep_mode, link_target
+
+        target = link_target(out)  # the file a link points to, are kept
+        saved = existing_mode(target)
+        con.to_parquet(table, str(target))
+        keep_mode(target, saved, shown=out)
     elif suffix in (".csv", ".txt", ".tsv"):
         from segflow._csv import write_csv
 

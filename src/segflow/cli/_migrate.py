@@ -27,6 +27,7 @@ from segflow.cli._common import (
     stdout,
     user_errors,
 )
+from segflow.cli._pseudonyms import ids_pii_option
 from segflow.errors import SegflowError
 
 migrate_app = typer.Typer(
@@ -264,8 +265,10 @@ def who(
     limit: int = typer.Option(50, min=0, help="Customers shown (JSON and text); 0 = all."),
     project_dir: Path = ProjectDirOption,
     as_json: bool = JsonOption,
+    pii: str = ids_pii_option("the list and --json"),
 ) -> None:
     """List the customers behind one cell of the transition matrix (drill-down)."""
+    from segflow.cli._pseudonyms import key_frame
     from segflow.migration import movers
 
     with user_errors(), _open(project_dir) as project:
@@ -277,6 +280,9 @@ def who(
         total = int(table.count().execute())
         ordered = table.order_by("customer_id")
         rows = (ordered.limit(limit) if limit else ordered).execute()
+        # ids that are e-mails or phone numbers as `export segments` writes them (the server's
+        # /migration/SCHEME/customers alike), unless --pii include
+        rows = key_frame(rows, pii, project_dir)
         if as_json:
             print_json(
                 {

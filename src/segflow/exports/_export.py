@@ -72,14 +72,26 @@ def watermark(store: Store, name: str) -> dt.date | None:
     return _last_export(store, name)[0]
 
 
-def _last_export(store: Store, name: str) -> tuple[dt.date | None, str | None]:
-    """(snapshot, assignments digest) of the latest segment-list export of ``name``."""
+def _last_export(store: Store, name: str) -> tuple[dt.date | None, str | None, str | None]:
+    """(snapshot, assignments digest, export id) of the latest segment-list export of
+    ``name``."""
     row = store.raw.execute(
-        "SELECT snapshot_date, assignments_digest FROM export_log WHERE export_name = ? "
+        "SELECT snapshot_date, assignments_digest, export_id FROM export_log WHERE export_name = ? "
         "AND kind = 'segments' ORDER BY exported_at DESC, export_id DESC LIMIT 1",
         [name],
     ).fetchone()
-    return (row[0], row[1]) if row else (None, None)
+    return (row[0], row[1], row[2]) if row else (None, None, None)
+
+
+def changes_export_id(since_id: str, scheme: str, day: dt.date) -> str:
+    """The id of an incremental export: 12 hex digits of SHA-256 of the id of the export it
+    continues (the watermark's), the scheme and the exported snapshot. An export interrupted
+    before it was logged (killed, Ctrl-C, a timeout: the watermark did not move) and run again
+    gets the same id, so its webhooks carry the same ``Idempotency-Key`` and a receiver drops
+    the changes it already had; any export logged since (a new watermark) gives new ids."""
+    import hashlib
+
+    return hashlib.sha256(f"{since_id}\x00{scheme}\x00{day.isoformat()}".encode()).hexdigest()[:12]
 
 
 def assignments_digest(store: Store, scheme: str, snapshot: dt.date) -> str:
@@ -201,7 +213,7 @@ def export_segments(
     name = name or scheme
     fmt = target_format(str(target), format)
     day = as_date(as_of) if as_of is not None else latest_snapshot(store, scheme)
-    since, sent = _last_export(store, name) if mode == "changes" else (None, None)
+    since, sent, since_id = _last_export(store, name) if mode == "changes" else (None, None, None)
     now_at_since = assignments_digest(store, scheme, since) if since is not None and sent else None
     # (a snapshot with no assignments left is the vanished watermark segment_changes explains)
     if (now_at_since is not None and _comparable(now_at_since, sent) and now_at_since != sent
@@ -212,7 +224,7 @@ def export_segments(
             "would be counted from segments the receiver never got; export in full once "
             f"(without --changes, under the name {name!r}), then --changes again"
         )
-    export_id = uuid.uuid4().hex[:12]
+    export_id = changes_export_id(since_id, scheme, day) if since_id else uuid.uuid4().hex[:12]
     removed: list[str] | None = None
     changes: dict[str, int] = {}
     if since is None:

@@ -58,18 +58,24 @@ def target_format(target: str, format: str | None = None) -> str:
 def write_file(data: pa.Table, path: str | Path, fmt: str, *, private: bool = False) -> Path:
     """Write ``data`` to ``path`` as CSV (formulas neutralised) or Parquet, atomically;
     ``private`` (personal data in clear: the ``include`` policy): with mode ``0600``."""
-    path = Path(path)
+    from segflow._private import existing_mode, keep_mode, link_target, private_target
+
+    shown = Path(path)
+    if shown.is_dir():  # (os.replace's own error named the temporary file)
+        raise InputError(f"is a folder: give a file name ending in .{fmt}", file=str(shown))
+    path = link_target(shown)  # a symbolic link stays: the file it points to is replaced
     path.parent.mkdir(parents=True, exist_ok=True)
     # created as open() creates files (mode 0o666 less the umask), not as mkstemp's 0o600:
     # the file that replaces the target is what the CRM's loader, often another user, reads;
-    # one with personal data in clear is its owner's only (segflow._private)
+    # one with personal data in clear is its owner's only, and one that replaces a file keeps
+    # that file's mode and group, as a file written over in place does (segflow._private)
+    saved = None if private else existing_mode(path)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.part"
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     if private:
-        from segflow._private import private_target
-
-        private_target(tmp, shown=path)
+        private_target(tmp, shown=shown)
     try:
+        keep_mode(tmp, saved, shown=shown)
         if fmt == "csv":
             write_csv(data, tmp)
         elif fmt == "parquet":
@@ -82,7 +88,7 @@ def write_file(data: pa.Table, path: str | Path, fmt: str, *, private: bool = Fa
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+    return shown
 
 
 def _psycopg() -> Any:

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from segflow._private import link_target
 from segflow.config import Settings
 from segflow.errors import SegflowError
 from segflow.refresh._drift import (
@@ -197,7 +198,10 @@ def refresh(
     limit = settings.project.memory_limit
     say = stage or (lambda _msg: None)
     with refresh_lock(path, wait=wait):
-        work = path.with_name(path.name + WORK_SUFFIX)
+        # a store that is a symbolic link (to a larger disk) stays one: the file it points to
+        # is copied and replaced, beside it (the link was replaced by a file in the project)
+        real = link_target(path)
+        work = real.with_name(real.name + WORK_SUFFIX)
         _remove_work(work)  # left by a refresh that was killed
         fp = fingerprint(directory, settings)
         params: dict[str, Any] = {"fingerprint": fp, "force": force}
@@ -224,18 +228,18 @@ def refresh(
             return RefreshResult(run_id=None, status="nothing new", new_inputs=[])
         say("copying the store")
         shutil.copy2(path, work)
-        wal = path.with_name(path.name + ".wal")
+        wal = real.with_name(real.name + ".wal")  # (DuckDB keeps it beside the linked file)
         if wal.exists():  # not yet checkpointed: the copy replays it when opened
             shutil.copy2(wal, work.with_name(work.name + ".wal"))
         try:
             result = _refresh_copy(work, directory, settings, params, pending, thresholds, say)
             with open(work, "rb+") as fh:
                 os.fsync(fh.fileno())
-            os.replace(work, path)
+            os.replace(work, real)
             # a WAL of the old file would be replayed onto the new one: it is in the copy already
-            path.with_name(path.name + ".wal").unlink(missing_ok=True)
+            wal.unlink(missing_ok=True)
             with contextlib.suppress(OSError):
-                dir_fd = os.open(path.parent, os.O_RDONLY)
+                dir_fd = os.open(real.parent, os.O_RDONLY)
                 os.fsync(dir_fd)
                 os.close(dir_fd)
         except BaseException as exc:
