@@ -265,3 +265,44 @@ def test_a_store_that_is_a_symbolic_link_stays_one(project, tmp_path):
     assert sorted(p.name for p in disk.iterdir()) == ["shop.duckdb"]
     assert not (project / "segflow.duckdb.refresh-work").exists()
     assert refresh(project).status == "nothing new"
+
+
+def _alert_rows(store_file) -> list[dict]:
+    with Store(store_file, read_only=True) as store:
+        return store.sql(
+            "SELECT run_id, snapshot_date, previous_snapshot_date, kind, subject, metric, value, "
+            "severity FROM alerts ORDER BY kind, subject, created_at").to_pylist()
+
+
+def test_the_same_snapshots_measured_again_record_no_alert_twice(project):
+    """A refresh that computes no new snapshot (web events only, or --force) recorded the same
+    alerts of the same pair of snapshots again, so `segflow alerts` and cron mail showed them
+    twice. Now an alert is recorded once while unchanged; a lower threshold's new alerts, and
+    those whose severity it changes, are recorded."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from segflow.cli import app
+
+    store_file = project / "segflow.duckdb"
+    first = _alert_rows(store_file)
+    assert first and {(r["snapshot_date"].isoformat(), r["previous_snapshot_date"].isoformat())
+                      for r in first} == {("2024-06-01", "2024-05-01")}
+    out = CliRunner().invoke(app, ["refresh", "-p", str(project), "--force", "--json"])
+    assert out.exit_code == 0, out.output
+    again = json.loads(out.stdout)
+    assert again["alerts"] == [] and len(again["alerts_unchanged"]) == len(first)
+    assert _alert_rows(store_file) == first
+    with Store(store_file, read_only=True) as store:
+        message = store.sql("SELECT message FROM runs WHERE run_id = ?", [again["run_id"]])["message"][0].as_py()
+    assert message.startswith(f"0 new input(s); 0 drift alert(s) (0 critical, 0 warning, 0 info: "
+                              f"sample too small to judge); {len(first)} unchanged, recorded before")
+
+    third = refresh(project, force=True, thresholds=DriftThresholds(share_pp=1.2))
+    measured = third.alerts + third.alerts_unchanged
+    old = {(r["subject"], r["severity"]) for r in first}
+    want = {(a.subject, a.severity) for a in measured} - old
+    after = _alert_rows(store_file)
+    assert want and {(r["subject"], r["severity"]) for r in after if r["run_id"] == third.run_id} == want
+    assert len(after) == len(first) + len(want) and [r for r in after if r["run_id"] != third.run_id] == first

@@ -92,7 +92,8 @@ def test_a_shifted_large_sample_is_still_critical():
 
 def test_the_refresh_line_counts_info_rows_apart_from_alerts(monkeypatch, tmp_path):
     """`segflow refresh` said "6 drift alert(s)" for 2 warnings and 4 info rows that each
-    end "no alert"; the info rows are now counted apart."""
+    end "no alert"; the info rows are now counted apart. Alerts measured again unchanged
+    (recorded by an earlier refresh) are counted after them and not listed."""
     from typer.testing import CliRunner
 
     import segflow.refresh
@@ -105,11 +106,15 @@ def test_the_refresh_line_counts_info_rows_apart_from_alerts(monkeypatch, tmp_pa
               *(Alert("feature_shift", f, "psi", 1.0, 0.1, "info", f"i {f}", LATEST)
                 for f in ("monetary", "frequency"))]
     monkeypatch.setattr(segflow.refresh, "refresh", lambda *a, **k: RefreshResult(
-        "r1", "refreshed", ["x.csv"], alerts=alerts, seconds={"all": 1.0}))
+        "r1", "refreshed", ["x.csv"], alerts=alerts, seconds={"all": 1.0},
+        alerts_unchanged=[Alert("feature_shift", "recency_days", "psi", 0.3, 0.1, "critical",
+                                "seen before", LATEST)]))
     Project.init(tmp_path).close()
     result = CliRunner().invoke(app, ["refresh", "-p", str(tmp_path)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "1 drift alert(s) and 2 info row(s): sample too small to judge" in result.output
+    assert ("1 drift alert(s) and 2 info row(s): sample too small to judge (1 unchanged, "
+            "recorded before: segflow alerts)") in result.output
+    assert "seen before" not in result.output
 
 
 def test_segment_shares_of_a_tiny_scheme_are_info_and_of_a_large_one_alerts(tmp_path):
@@ -182,3 +187,30 @@ def test_the_alerts_table_counts_info_rows_apart_from_alerts(monkeypatch, tmp_pa
     title = " ".join(result.output.split())  # the title wraps at the (narrow) table's width
     assert "2 drift alert(s) and 3 info row(s): sample too small to judge" in title
     assert "5 drift alert(s)" not in title
+
+
+def test_an_alert_is_recorded_before_only_for_the_same_pair_severity_and_value(tmp_path):
+    """The rule that keeps a refresh from recording an alert twice: same pair of snapshots,
+    kind, subject and metric, same severity and value; a row an older segflow wrote (no
+    previous snapshot) matches by its message, which names both dates."""
+    from segflow.refresh import Alert
+    from segflow.refresh._drift import new_alerts, write_alerts
+    from segflow.store import Store
+
+    msg = "rfm segment 'Lost': 10.0% of customers at 2024-06-01, 17.0% at 2024-07-01 (+7.0 points)"
+    alert = Alert("segment_share", "rfm: Lost", "share_change_pp", 7.0, 5.0, "warning", msg,
+                  LATEST, PREVIOUS)
+    with Store(tmp_path / "s.duckdb") as store, store.transaction() as con:
+        write_alerts(con, [alert], "r1", dt.datetime(2024, 7, 2))
+        same = Alert(**{**alert.__dict__, "value": 7.0 + 1e-12})
+        other_pair = Alert(**{**alert.__dict__, "previous_date": dt.date(2024, 5, 1)})
+        more = Alert(**{**alert.__dict__, "value": 7.5})
+        critical = Alert(**{**alert.__dict__, "severity": "critical"})
+        other_segment = Alert(**{**alert.__dict__, "subject": "rfm: Champions"})
+        assert new_alerts(con, [same, other_pair, more, critical, other_segment]) == (
+            [other_pair, more, critical, other_segment], [same])
+        # a row of an older segflow: previous_snapshot_date is null
+        con.execute("UPDATE alerts SET previous_snapshot_date = NULL")
+        assert new_alerts(con, [same, other_pair]) == ([], [same, other_pair])
+        reworded = Alert(**{**alert.__dict__, "message": msg.replace("2024-06-01", "2024-05-01")})
+        assert new_alerts(con, [reworded]) == ([reworded], [])

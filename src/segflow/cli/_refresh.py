@@ -74,7 +74,8 @@ def refresh(
         f"refresh {result.run_id}: {len(result.new_inputs)} new input(s), "
         f"{result.rows_loaded:,} rows loaded, {len(result.snapshot_dates)} snapshots, "
         f"{result.assignments_written:,} assignments, {result.scores_written:,} scores in "
-        f"{sum(result.seconds.values()):.1f} s; {_alert_count(result.alerts)}",
+        f"{sum(result.seconds.values()):.1f} s; {_alert_count(result.alerts)}"
+        + _unchanged(len(result.alerts_unchanged)),
         highlight=False,
     )
     for a in result.alerts:
@@ -83,6 +84,12 @@ def refresh(
                       f"{a.message}", highlight=False)
     for note in result.notes:
         console.print(f"  note: {note}", highlight=False)
+
+
+def _unchanged(n: int) -> str:
+    """`` (N unchanged, recorded before)``: the alerts a refresh measured again unchanged and
+    did not record again (nor list); empty when none."""
+    return f" ({n} unchanged, recorded before: segflow alerts)" if n else ""
 
 
 def _alert_count(alerts: list[Alert] | list[str]) -> str:

@@ -41,7 +41,10 @@ purchases between the previous and the latest snapshot; the alert compares the p
 total with the actual one: ratio predicted / actual, an alert when it is off by ``calibration``
 (default 20 %) or more (``critical`` at twice that).
 
-Alerts are rows of the store table ``alerts``; :func:`read_alerts` reads them back.
+Alerts are rows of the store table ``alerts``; :func:`read_alerts` reads them back. An alert
+is recorded once while it holds unchanged: a refresh that measures again the same pair of
+snapshots (new web events only, ``--force``) records only the rows that are new or whose
+severity or value changed (:func:`new_alerts`).
 """
 
 from __future__ import annotations
@@ -110,7 +113,8 @@ class Alert:
     threshold: float
     severity: str  # warning | critical | info (a measurement too uncertain to alert on)
     message: str
-    snapshot_date: dt.date | None = None
+    snapshot_date: dt.date | None = None  # the latest snapshot of the pair compared
+    previous_date: dt.date | None = None  # the snapshot it is compared with
 
 
 def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10, *,
@@ -209,7 +213,7 @@ def share_alerts(store: Store, previous: dt.date, latest: dt.date,
                 f"{r['n_before']} customers at {previous}, {100 * r['share_after']:.1f}% of "
                 f"{r['n_after']} at {latest} ({change:+.1f} points): {_too_few(few, r, previous, latest)}; "
                 "no alert",
-                latest,
+                latest, previous,
             ))
         else:
             alerts.append(Alert(
@@ -219,7 +223,7 @@ def share_alerts(store: Store, previous: dt.date, latest: dt.date,
                 f"{r['scheme']} segment {r['segment']!r}: {100 * r['share_before']:.1f}% of "
                 f"customers at {previous}, {100 * r['share_after']:.1f}% at {latest} "
                 f"({change:+.1f} points)",
-                latest,
+                latest, previous,
             ))
     return alerts
 
@@ -253,7 +257,7 @@ def feature_alerts(before: pa.Table, after: pa.Table, previous: dt.date, latest:
                 f"feature {name}: population stability index {value:.3f} between {previous} and "
                 f"{latest} on {n_e} and {n_a} customers: sample too small to judge ({why}); "
                 "no alert",
-                latest,
+                latest, previous,
             ))
             continue
         severity = "critical" if value >= thresholds.psi_critical else "warning"
@@ -261,7 +265,7 @@ def feature_alerts(before: pa.Table, after: pa.Table, previous: dt.date, latest:
             "feature_shift", name, "psi", value, thresholds.psi_warning, severity,
             f"feature {name}: population stability index {value:.3f} between {previous} and "
             f"{latest} ({'major' if severity == 'critical' else 'moderate'} shift)",
-            latest,
+            latest, previous,
         ))
     return alerts
 
@@ -301,17 +305,56 @@ def calibration_alerts(transactions: ibis.Table, previous: dt.date, latest: dt.d
         thresholds.calibration, severity,
         f"BG/NBD fitted before {previous} predicted {predicted:,.0f} purchases up to {latest}; "
         f"{actual:,.0f} happened ({100 * error:+.0f}%)",
-        latest,
+        latest, previous,
     )], measured
 
 
+#: Relative difference under which a measurement equals the one recorded before (a refit of
+#: the calibration model on the same data may differ in its last bits).
+SAME_VALUE_RTOL = 1e-6
+
+_COLUMNS = ("alert_id, run_id, created_at, snapshot_date, previous_snapshot_date, kind, "
+            "subject, metric, value, threshold, severity, message")
+
+
+def recorded_before(con: Any, alert: Alert) -> bool:
+    """Whether ``alert`` is recorded already, unchanged, on connection ``con``.
+
+    The latest row of the same pair of snapshots, kind, subject and metric must have the same
+    severity and the same value (to :data:`SAME_VALUE_RTOL`). A row an older segflow wrote
+    has no previous snapshot: its message, which names both dates, must then be the same.
+    """
+    row = con.execute(
+        "SELECT severity, value FROM alerts WHERE snapshot_date = ? AND kind = ? "
+        "AND subject IS NOT DISTINCT FROM ? AND metric IS NOT DISTINCT FROM ? "
+        "AND (previous_snapshot_date = ? OR (previous_snapshot_date IS NULL AND message = ?)) "
+        "ORDER BY created_at DESC LIMIT 1",
+        [alert.snapshot_date, alert.kind, alert.subject, alert.metric, alert.previous_date,
+         alert.message],
+    ).fetchone()
+    return row is not None and row[0] == alert.severity and math.isclose(
+        row[1], float(alert.value), rel_tol=SAME_VALUE_RTOL, abs_tol=1e-12)
+
+
+def new_alerts(con: Any, alerts: list[Alert]) -> tuple[list[Alert], list[Alert]]:
+    """``alerts`` split into those not yet recorded (or changed since) and those recorded
+    before unchanged (:func:`recorded_before`), each in its order."""
+    seen = [recorded_before(con, a) for a in alerts]
+    return ([a for a, s in zip(alerts, seen, strict=True) if not s],
+            [a for a, s in zip(alerts, seen, strict=True) if s])
+
+
 def write_alerts(con: Any, alerts: list[Alert], run_id: str, now: dt.datetime) -> int:
-    """Insert alerts into the ``alerts`` table on connection ``con``; returns the count."""
+    """Insert alerts into the ``alerts`` table on connection ``con``; returns the count.
+
+    Every alert given is inserted: leave out those recorded before with
+    :func:`new_alerts` first.
+    """
     for a in alerts:
         con.execute(
-            "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [uuid.uuid4().hex[:12], run_id, now, a.snapshot_date, a.kind, a.subject, a.metric,
-             float(a.value), float(a.threshold), a.severity, a.message],
+            f"INSERT INTO alerts ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [uuid.uuid4().hex[:12], run_id, now, a.snapshot_date, a.previous_date, a.kind,
+             a.subject, a.metric, float(a.value), float(a.threshold), a.severity, a.message],
         )
     return len(alerts)
 
@@ -341,7 +384,9 @@ def read_alerts(
     -------
     pyarrow.Table
         ``alert_id, run_id, created_at, snapshot_date, kind, subject, metric, value,
-        threshold, severity, message``.
+        threshold, severity, message, previous_snapshot_date`` (null in rows an older
+        segflow wrote). A refresh records an alert once per pair of snapshots while it is
+        unchanged (:func:`new_alerts`).
     """
     where, params = ["TRUE"], []
     if run_id is not None:

@@ -42,6 +42,7 @@ from segflow.refresh._drift import (
     DriftThresholds,
     calibration_alerts,
     feature_alerts,
+    new_alerts,
     share_alerts,
     write_alerts,
 )
@@ -66,7 +67,10 @@ class RefreshResult:
     snapshot_dates: list[dt.date] = dataclasses.field(default_factory=list)
     assignments_written: int = 0
     scores_written: int = 0
+    #: the alerts recorded by this refresh: new, or changed since last recorded
     alerts: list[Alert] = dataclasses.field(default_factory=list)
+    #: measured again unchanged, recorded by an earlier refresh (not recorded again)
+    alerts_unchanged: list[Alert] = dataclasses.field(default_factory=list)
     calibration: dict[str, Any] = dataclasses.field(default_factory=dict)
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
     notes: list[str] = dataclasses.field(default_factory=list)
@@ -288,17 +292,20 @@ def _refresh_copy(work: Path, directory: Path, settings: Settings, params: dict[
                 seconds["models"] = time.perf_counter() - t
                 say("measuring drift")
                 t = time.perf_counter()
-                alerts, calibration = _drift(store, tables, settings, dates, thresholds)
+                measured, calibration = _drift(store, tables, settings, dates, thresholds)
                 seconds["drift"] = time.perf_counter() - t
             finally:
                 eng.close()
             if "note" in calibration:
                 notes.append(calibration["note"])
             with store.transaction() as con:
+                # an alert of the same pair of snapshots recorded before, unchanged, is not
+                # recorded (nor announced) again: a refresh with web events only, --force
+                alerts, unchanged = new_alerts(con, measured)
                 write_alerts(con, alerts, run_id, _now())
         store.raw.execute(
             "UPDATE runs SET message = ? WHERE run_id = ?",
-            [_run_message(pending, alerts), run_id],
+            [_run_message(pending, alerts, len(unchanged)), run_id],
         )
         store.raw.execute("CHECKPOINT")
     finally:
@@ -308,16 +315,18 @@ def _refresh_copy(work: Path, directory: Path, settings: Settings, params: dict[
     return RefreshResult(
         run_id=run_id, status="refreshed", new_inputs=pending, rows_loaded=rows,
         snapshot_dates=dates, assignments_written=summary.assignments_written,
-        scores_written=scored, alerts=alerts, calibration=calibration, seconds=seconds,
-        notes=notes,
+        scores_written=scored, alerts=alerts, alerts_unchanged=unchanged, calibration=calibration,
+        seconds=seconds, notes=notes,
     )
 
 
-def _run_message(pending: list[str], alerts: list[Alert]) -> str:
+def _run_message(pending: list[str], alerts: list[Alert], unchanged: int = 0) -> str:
     counts = {s: sum(a.severity == s for a in alerts) for s in ("critical", "warning", "info")}
     head = f"{len(pending)} new input(s); {len(alerts)} drift alert(s) " \
            f"({counts['critical']} critical, {counts['warning']} warning, " \
            f"{counts['info']} info: sample too small to judge)"
+    if unchanged:
+        head += f"; {unchanged} unchanged, recorded before"
     return "; ".join([head, *(a.message for a in alerts)])
 
 

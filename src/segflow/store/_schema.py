@@ -266,10 +266,17 @@ _V11_EXPORT_DIGEST = [
 #: of older loads, which did not count them; see :mod:`segflow.sources._redeliver`).
 _V12_STALE = ["ALTER TABLE loads ADD COLUMN IF NOT EXISTS rows_stale BIGINT"]
 
+#: Version 13: the previous snapshot of a drift alert (``alerts.previous_snapshot_date``): with
+#: ``snapshot_date`` the pair it compares, so that a refresh does not record again an alert of
+#: the same pair that is unchanged (:func:`segflow.refresh._drift.new_alerts`). Null in rows
+#: an older segflow wrote (their message, which names both dates, stands in).
+_V13_ALERT_PAIR = ["ALTER TABLE alerts ADD COLUMN IF NOT EXISTS previous_snapshot_date DATE"]
+
 #: Ordered schema migrations; index i holds the statements that bring version i to i+1.
 MIGRATIONS: list[list[str]] = [
     _V1, _V2, _V3_SERVER_AUTH, _V4_EXPORTS_REFRESH, _V5_SPELLS, _V6_SUMMARIES, _V7_MODEL_PARAMS,
     _V8_SUMMARY_RESULTS, _V9_FEATURE_STATE, _V10_AMOUNTS, _V11_EXPORT_DIGEST, _V12_STALE,
+    _V13_ALERT_PAIR,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
