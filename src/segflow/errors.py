@@ -26,6 +26,22 @@ class StoreError(SegflowError):
     """The DuckDB store cannot be opened, upgraded or written."""
 
 
+def printable(text: str) -> str:
+    """``text`` with its control and format characters written as escapes (``\\t``,
+    ``\\r``, ``\\x1b``), other characters (any script, spaces) as they are.
+
+    For names from data or from users inside messages: a tab or a carriage return in a
+    segment name printed raw split or overwrote the error line, an escape sequence reached
+    the terminal. The CLI writes every error and warning line through it.
+    """
+    import unicodedata
+
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or unicodedata.category(c) == "Zs"
+                   else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 class Place(str):
     """Where data came from that is no file (``campaign CMP_WINBACK``: the store's rows of a
     campaign): given as an error's ``file``, :func:`where` writes it as it is, without the

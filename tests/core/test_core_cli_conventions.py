@@ -271,6 +271,15 @@ def test_os_errors_are_one_line_naming_the_file(demo_like_project, tmp_path):
             assert "a file is in the way of a folder to create" in lines[0], lines[0]
 
 
+def test_an_export_under_a_device_says_it_is_no_folder(demo_like_project):
+    # `--to /dev/null/x.csv` said "File exists: /dev/null" (its folder to create)
+    for args in (("segments", "--scheme", "rfm"), ("audience",)):
+        out = _in_process("export", *args, "-p", str(demo_like_project), "--to", "/dev/null/x.csv")
+        assert out.returncode == 1 and out.stdout == "", out.stderr
+        assert out.stderr.strip().splitlines() == [
+            "error: /dev/null is not a folder: a file is in the way of a folder to create"], out.stderr
+
+
 def test_mistyped_scheme_on_the_command_line_gets_a_suggestion(demo_like_project, tmp_path):
     for cmd in (["migrate", "stability"], ["segment", "profile"], ["segment"], ["migrate"],
                 ["export", "segments", "--to", str(tmp_path / "list.csv")]):

@@ -209,3 +209,47 @@ def test_profile_json_has_every_warning_stderr_shows(tmp_path):
     assert json.loads(result.stdout)["warnings"] == shown == [
         "1 customers of the features file have no segment in the assignments file and are left "
         "out of the profile"]
+
+
+def test_a_carriage_return_inside_an_unquoted_field_names_its_row_and_column(tmp_path):
+    """A CR alone inside an unquoted field (a line break in a spreadsheet cell) of a file whose
+    lines end with LF: DuckDB's 'Error when sniffing file', no row nor column. Row 3 here is
+    the third record: the quoted CR of row 1 is part of its field."""
+    path = tmp_path / "cr.csv"
+    args = ["campaign", "audience", "--customers", str(path), "--holdout", "0",
+            "--out", str(tmp_path / "aud.csv")]
+    path.write_bytes(b'customer_id,segment,score\nA,"x\ry",1\nB,y,2\nC,y\rz,3\nD,y,4\n')
+    result = runner.invoke(app, args)
+    assert "\r" not in result.output
+    assert _one_line(result) == (
+        f"error: file {path}, row 3, column 'segment': a carriage return (CR) inside an unquoted "
+        "field, where the lines end with LF (a line break in a spreadsheet cell): put the field "
+        "in double quotes or remove the character")
+    path.write_bytes(b'customer_id,segment,score\nA,"x\ry",1\nB,y,2\nC,"y\rz",3\nD,y,4\n')
+    assert runner.invoke(app, [*args, "--json"]).exit_code == 0  # quoted, it is read
+
+
+def test_control_characters_of_names_in_an_error_are_escapes(tmp_path):
+    """A segment name holding a tab or a CR was printed raw in the error line (a CR sent the
+    cursor back over it); they are written as escapes, as `tokens list` writes a name."""
+    path = tmp_path / "c.csv"
+    path.write_bytes(b'customer_id,segment\nA,"a\tb"\nB,"c\rd"\n')
+    result = runner.invoke(app, ["campaign", "audience", "--customers", str(path),
+                                 "--segment", "segment=q\x1b[2J", "--out", str(tmp_path / "a.csv")])
+    assert result.exit_code == 1
+    assert not {"\t", "\r", "\x1b"} & set(result.output)
+    assert result.output.strip().splitlines() == [
+        f"error: file {path}, column 'segment': no segment 'q\\x1b[2J'; its segments are: "
+        "a\\tb, c\\rd"]
+
+
+def test_an_output_under_something_that_is_not_a_folder_says_so(tmp_path):
+    """`--out /dev/null/x.csv` said 'File exists: /dev/null'."""
+    path = tmp_path / "c.csv"
+    path.write_text("customer_id,score\nA,1\nB,2\n")
+    (tmp_path / "f").write_text("x")
+    for out, blocker in (("/dev/null/x.csv", "/dev/null"), (str(tmp_path / "f" / "x.csv"), str(tmp_path / "f"))):
+        result = runner.invoke(app, ["campaign", "audience", "--customers", str(path),
+                                     "--out", out])
+        assert _one_line(result) == (
+            f"error: {blocker} is not a folder: a file is in the way of a folder to create")

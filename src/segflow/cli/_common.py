@@ -20,7 +20,7 @@ import typer
 from typer.core import TyperGroup
 
 from segflow._dates import as_date
-from segflow.errors import InputError, SegflowError
+from segflow.errors import InputError, SegflowError, printable
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -116,7 +116,8 @@ def user_errors() -> Iterator[None]:
         from rich.markup import escape
 
         # the message as written: "[engine] kind" is a TOML name, not a Rich style tag
-        console.print(f"[bold red]error:[/] {escape(_message(exc))}", highlight=False,
+        # control characters (a tab or CR in a segment name) as escapes: one line, intact
+        console.print(f"[bold red]error:[/] {escape(printable(_message(exc)))}", highlight=False,
                       soft_wrap=True)
         raise typer.Exit(1) from None
     except Exception as exc:
@@ -135,7 +136,8 @@ def user_errors() -> Iterator[None]:
             line = engine_message(exc)
         else:
             raise
-        console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(printable(line))}", highlight=False,
+                      soft_wrap=True)
         raise typer.Exit(1) from None
 
 
@@ -287,11 +289,31 @@ def _message(exc: BaseException) -> str:
         where = f": {exc.filename}" if exc.filename is not None else ""
         if exc.filename2 is not None:
             where += f" -> {exc.filename2}"
-        if isinstance(exc, FileExistsError) and exc.filename is not None and Path(exc.filename).is_file():
-            # a folder to create (an output's parent) is an existing file: "File exists" misleads
-            return f"a file is in the way of a folder to create{where}"
+        blocker = _not_a_folder(exc)
+        if blocker is not None:
+            # a folder to create (an output's parent) is an existing file or a device
+            # (/dev/null/x.csv): "File exists: /dev/null" misleads
+            path = str(exc.filename)
+            return (f"{blocker} is not a folder: a file is in the way of a folder to create"
+                    + (f" ({path})" if path != blocker else ""))
         return f"{exc.strerror}{where}"
     return str(exc)
+
+
+def _not_a_folder(exc: OSError) -> str | None:
+    """The part of the error's path that should be a folder and is something else (a file,
+    ``/dev/null``): the path itself for a folder that could not be made (FileExistsError),
+    the first such parent for a path through it (NotADirectoryError); None otherwise."""
+    if not isinstance(exc, FileExistsError | NotADirectoryError) or exc.filename is None:
+        return None
+    import os
+
+    path = Path(os.fsdecode(exc.filename))
+    candidates = [path] if isinstance(exc, FileExistsError) else [*reversed(path.parents), path]
+    for p in candidates:
+        if p.exists() and not p.is_dir():
+            return str(p)
+    return None
 
 
 #: The one line a command prints when DuckDB runs out of memory.
@@ -312,7 +334,8 @@ def show_warning(message, category, filename, lineno, file=None, line=None) -> N
     from rich.markup import escape
 
     label = getattr(category, "label", "warning")
-    console.print(f"[yellow]{label}:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+    console.print(f"[yellow]{label}:[/] {escape(printable(str(message)))}", highlight=False,
+                  soft_wrap=True)
 
 
 def print_json(payload: Any) -> None:

@@ -87,6 +87,7 @@ def read_user_csv(
         header = con.read_csv(path, all_varchar=True).columns
     except Exception:  # duckdb.Error (imported lazily by the callers' backend)
         if not _mixed_line_ends(path):
+            _refuse_bare_cr(path)  # "Error when sniffing file", which names no line
             raise
         lenient = {"strict_mode": False}
         header = con.read_csv(path, all_varchar=True, **lenient).columns
@@ -240,6 +241,48 @@ def _mixed_line_ends(path: str) -> bool:
             crlf += chunk.count(b"\r\n") + (last == b"\r" and chunk[:1] == b"\n")
             lf, cr, last = lf + chunk.count(b"\n"), cr + chunk.count(b"\r"), chunk[-1:]
     return crlf > 0 and (lf > crlf or cr > crlf)
+
+
+def _refuse_bare_cr(path: str) -> None:
+    """An InputError naming the row and column of the first carriage return (CR) alone inside
+    an unquoted field of a file whose lines end with LF (a spreadsheet cell's line break);
+    nothing when there is none. DuckDB's sniffer fails on such a file with "Error when sniffing
+    file", which names no row. Rows count as :func:`segflow.errors.where` writes them (0: the
+    header); a line break inside a quoted field is part of its record."""
+    from segflow.errors import InputError
+
+    delim, names = _header_of(path)
+    delim = delim or ","
+    row = field = 0
+    quoted, at_start, prev, cr = False, True, "", False
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        while chunk := f.read(1 << 20):
+            for c in chunk:
+                if cr and c != "\n":  # the CR before was alone, outside quotes
+                    break
+                cr = False
+                if c == '"' and (quoted or at_start or prev == '"'):
+                    quoted, at_start = not quoted, False
+                elif quoted:
+                    pass
+                elif c == delim:
+                    field, at_start = field + 1, True
+                elif c == "\n":
+                    row, field, at_start = row + 1, 0, True
+                elif c == "\r":
+                    cr = True
+                else:
+                    at_start = False
+                prev = c
+            else:
+                continue
+            break
+    if not cr:
+        return
+    raise InputError("a carriage return (CR) inside an unquoted field, where the lines end with "
+                     "LF (a line break in a spreadsheet cell): put the field in double quotes or "
+                     "remove the character", file=path, row=row,
+                     column=names[field] if field < len(names) else None)
 
 
 def _check_records(path: str, delim: str, rows: int) -> None:

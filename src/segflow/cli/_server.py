@@ -217,13 +217,10 @@ def _printable(text: str) -> str:
     """``text`` with its control and format characters written as escapes (``\\x1b``,
     ``\\t``): an event's path comes from a request and may hold a customer id with any
     character but at its ends, so an escape sequence in it reached the terminal of whoever
-    read the log (and a tab added a column)."""
-    import unicodedata
+    read the log (and a tab added a column). See :func:`segflow.errors.printable`."""
+    from segflow.errors import printable
 
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() or unicodedata.category(c) == "Zs"
-                   else c.encode("unicode_escape").decode("ascii") for c in text)
+    return printable(text)
 
 
 def _open(project_dir: Path):  # noqa: ANN202
