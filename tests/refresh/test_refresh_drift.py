@@ -102,11 +102,11 @@ def test_the_refresh_line_counts_info_rows_apart_from_alerts(monkeypatch, tmp_pa
     from segflow.refresh import Alert
     from segflow.refresh._refresh import RefreshResult
 
-    alerts = [Alert("segment_share", "rfm:Lost", "share_pp", 7.0, 5.0, "warning", "w", LATEST),
+    alerts = [Alert("segment_share", "rfm:Lost", "share_pp", 7.0, 5.0, "warning", "w [bold]", LATEST),
               *(Alert("feature_shift", f, "psi", 1.0, 0.1, "info", f"i {f}", LATEST)
                 for f in ("monetary", "frequency"))]
     monkeypatch.setattr(segflow.refresh, "refresh", lambda *a, **k: RefreshResult(
-        "r1", "refreshed", ["x.csv"], alerts=alerts, seconds={"all": 1.0},
+        "r1", "refreshed", ["x.csv"], alerts=alerts, seconds={"all": 1.0}, notes=["n\tx"],
         alerts_unchanged=[Alert("feature_shift", "recency_days", "psi", 0.3, 0.1, "critical",
                                 "seen before", LATEST)]))
     Project.init(tmp_path).close()
@@ -115,6 +115,8 @@ def test_the_refresh_line_counts_info_rows_apart_from_alerts(monkeypatch, tmp_pa
     assert ("1 drift alert(s) and 2 info row(s): sample too small to judge (1 unchanged, "
             "recorded before: segflow alerts)") in result.output
     assert "seen before" not in result.output
+    # an alert's or a note's text as written: no Rich markup (a segment '[bold]'), no tab
+    assert "  warning: w [bold]\n" in result.output and "  note: n\\tx\n" in result.output
 
 
 def test_segment_shares_of_a_tiny_scheme_are_info_and_of_a_large_one_alerts(tmp_path):

@@ -27,6 +27,7 @@ from segflow.cli._common import (
     console,
     open_project,
     print_json,
+    print_labelled,
     refuse_on_spark,
     scheme_segments,
     stdout,
@@ -66,7 +67,7 @@ def _warnings_to_console() -> Iterator[list[warnings.WarningMessage]]:
         yield caught
     for w in caught:
         if issubclass(w.category, UserWarning):
-            console.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
+            print_labelled("warning", w.message)
 
 
 def _user_messages(caught: list[warnings.WarningMessage]) -> list[str]:
@@ -213,7 +214,7 @@ def effect(
             report, migration = full.effect, full.migration
             units = _StoreUnits(currency, window_days)
             for note in full.notes:
-                console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+                print_labelled("note", note)
         if as_json:  # the warnings too: customers left out, outcomes cut short
             print_json({**payload, "warnings": _user_messages(caught)})
             return

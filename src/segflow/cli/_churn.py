@@ -23,6 +23,7 @@ from segflow.cli._common import (
     Table,
     console,
     print_json,
+    print_labelled,
     progress,
     refuse_on_spark,
     stdout,
@@ -239,7 +240,7 @@ def register(app: typer.Typer) -> None:
                                  threads=threads, data_end=data_end)
             summary["warnings"] = [str(w.message) for w in caught if _is_ours(w)]
             for message in summary["warnings"]:
-                console.print(f"[bold yellow]warning:[/] {message}", highlight=False)
+                print_labelled("warning", message, style="bold yellow")
             if json_out:
                 print_json(summary)
             else:

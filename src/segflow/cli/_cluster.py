@@ -23,6 +23,7 @@ from segflow.cli._common import (
     ProjectDirOption,
     console,
     print_json,
+    print_labelled,
     refuse_on_spark,
     stdout,
     user_errors,
@@ -420,7 +421,7 @@ def _print_cluster(summary: dict[str, Any]) -> None:
         )
     stdout.print(segs)
     for message in summary["warnings"]:
-        console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+        print_labelled("warning", message)
     if summary.get("out"):
         console.print(f"assignments written to {summary['out']}")
     if summary.get("saved_scheme"):

@@ -13,7 +13,7 @@ import time
 import warnings
 from typing import Any
 
-from segflow.cli._common import console, stdout
+from segflow.cli._common import print_labelled, stdout
 from segflow.errors import InputError, SegflowError
 
 MODELS = ("bgnbd", "mbgnbd", "pnbd", "bgbb")
@@ -438,6 +438,6 @@ def print_fit(report: dict[str, Any]) -> None:
             highlight=False,
         )
     for note in report["notes"]:
-        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+        print_labelled("note", note, style="")
     for w in report["warnings"]:
-        console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+        print_labelled("warning", w)

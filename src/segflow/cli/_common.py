@@ -327,6 +327,17 @@ def _out_of_memory(exc: BaseException) -> bool:
     return duckdb is not None and isinstance(exc, duckdb.OutOfMemoryException)
 
 
+def print_labelled(label: str, text: object, *, style: str = "yellow", indent: str = "") -> None:
+    """One ``label: text`` line on stderr (a warning, a note, an alert), ``text`` as written:
+    neither Rich markup (a segment named ``[bold]`` vanished) nor control characters (a tab
+    or CR in a name, as escapes: :func:`segflow.errors.printable`)."""
+    from rich.markup import escape
+
+    head = f"[{style}]{label}[/]" if style else escape(label)
+    console.print(f"{indent}{head}: {escape(printable(str(text)))}", highlight=False,
+                  soft_wrap=True)
+
+
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
     """Print a warning as one line on stderr (data policies warn with counts), labelled by
     the category's ``label`` (``note`` for advice such as SchemeCheckWarning, else

@@ -27,6 +27,7 @@ from segflow.cli._common import (
     ProjectDirOption,
     console,
     print_json,
+    print_labelled,
     refuse_on_spark,
     stdout,
     user_errors,
@@ -101,7 +102,7 @@ def profile_command(
             console.print(f"plots written to {plots}")
         found = _user_warnings(caught)
         for message in found:
-            console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+            print_labelled("warning", message)
         if as_json:
             print_json({**profile.to_dict(), "warnings": found})
 

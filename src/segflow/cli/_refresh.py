@@ -16,6 +16,7 @@ from segflow.cli._common import (
     Table,
     console,
     print_json,
+    print_labelled,
     refuse_on_spark,
     stdout,
     user_errors,
@@ -80,10 +81,9 @@ def refresh(
     )
     for a in result.alerts:
         colour = {"critical": "red", "warning": "yellow"}.get(a.severity, "dim")
-        console.print(f"  [{colour}]{a.severity}[/]: "
-                      f"{a.message}", highlight=False)
+        print_labelled(a.severity, a.message, style=colour, indent="  ")
     for note in result.notes:
-        console.print(f"  note: {note}", highlight=False)
+        print_labelled("note", note, style="", indent="  ")
 
 
 def _unchanged(n: int) -> str:

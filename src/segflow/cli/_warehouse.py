@@ -23,6 +23,7 @@ from segflow.cli._common import (
     Table,
     console,
     print_json,
+    print_labelled,
     progress,
     stdout,
     user_errors,
@@ -211,4 +212,4 @@ def run_on_spark(project_dir: Path, *, as_json: bool) -> None:
         f"in {sum(summary.seconds.values()):.1f} s, written to {warehouse.root}"
     )
     for note in summary.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        print_labelled("note", note)
