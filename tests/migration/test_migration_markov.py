@@ -297,3 +297,40 @@ def test_chain_fits_a_half_life_weighted_pooled_matrix():
     fc = chain.forecast({"A": 1, "B": 2}, 1, arrivals=4)
     assert fc.loc[1, "A"] == pytest.approx(0.5 + 4)
     assert fc.loc[1, "B"] == pytest.approx(0.5 + 2 / (1 + w0))
+
+
+def test_forecast_places_new_in_the_mix_by_the_entry_distribution_and_refuses_unknown_keys():
+    """A mix with (new) lost those customers without a word (session 59), and so did any
+    key that is no state: (new) now enters in the first period as the (new) row defines
+    it, an unknown key is an ArgumentError naming it."""
+    from segflow.errors import ArgumentError
+
+    counts = pd.DataFrame([[8, 2, 0], [1, 6, 3], [0, 0, 0], [3, 1, 0]],
+                          index=["A", "B", "(gone)", "(new)"], columns=["A", "B", "(gone)"])
+    chain = MarkovChain().fit(counts)
+    p = np.array([[0.8, 0.2, 0.0], [0.1, 0.6, 0.3], [0.0, 0.0, 1.0]])
+    e = np.array([0.75, 0.25, 0.0])  # the (new) row's shares
+    fc = chain.forecast({"A": 100, "B": 50, "(new)": 40}, 2, arrivals=10)
+    x1 = np.array([100, 50, 0]) @ p + (10 + 40) * e
+    x2 = x1 @ p + 10 * e
+    np.testing.assert_allclose(fc.to_numpy(), [[100, 50, 0], x1, x2], rtol=1e-12)
+    # a Series mix alike; (new) of 0 changes nothing
+    np.testing.assert_allclose(chain.forecast(pd.Series({"A": 100.0, "B": 50.0, "(new)": 40.0}), 2),
+                               chain.forecast({"A": 100, "B": 50}, 2, arrivals=[40, 0]), rtol=1e-12)
+    closed = MarkovChain().fit(counts.drop(index="(new)"))
+    np.testing.assert_allclose(closed.forecast({"A": 1, "(new)": 0}, 1).loc[1], [0.8, 0.2, 0.0])
+    for call, message in [
+        (lambda: chain.forecast({"A": 1, "Z": 2, "Lost": 3}, 1),
+         "forecast: argument 'mix': unknown states 'Lost', 'Z'; the states are 'A', 'B', '(gone)'"),
+        (lambda: chain.forecast({"A": 1, "(new)": -2}, 1),
+         "forecast: argument 'mix': expected numbers >= 0; got -2.0 for state '(new)'"),
+        (lambda: closed.forecast({"A": 1, "(new)": 5}, 1),
+         "forecast: argument 'mix': '(new)' holds 5 customers, but the chain was fitted without a "
+         "(new) row, so where they enter is unknown; fit on counts with a (new) row or leave them out"),
+        (lambda: chain.value({"A": 1, "(new)": 2}, 0.1),
+         "value: argument 'rewards': unknown state '(new)'; the states are 'A', 'B', '(gone)' ((new) is "
+         "no state: customers enter through forecast's mix or arrivals)"),
+    ]:
+        with pytest.raises(ArgumentError) as err:
+            call()
+        assert str(err.value) == f"MarkovChain.{message}"

@@ -171,3 +171,51 @@ def test_scoring_functions_check_horizon_and_discount_rate() -> None:
     month = 365.25 / 7 / 12
     np.testing.assert_allclose(discounted_purchases(model, x, t_x, T, horizon=month, annual_discount_rate=0.0),
                                model.expected_purchases(month, x, t_x, T), rtol=1e-12)
+
+
+def test_pandas_series_in_series_out_by_label_scalars_as_floats() -> None:
+    """A notebook passes df["frequency"], df["recency"], df["T"] with a customer index
+    (filtered: not 0..n-1): the predictions come back as Series with that index (they were
+    bare arrays); Series with different indexes are refused, not matched by position."""
+    model = _model(BetaGeoModel)
+    r, alpha, a, b = (PUBLISHED[BetaGeoModel][k] for k in ("r", "alpha", "a", "b"))
+    df = pd.DataFrame({"frequency": [2, 0, 5, 1], "recency": [30.43, 0.0, 20.0, 3.0],
+                       "T": [38.86, 38.86, 30.0, 12.0]}, index=pd.Index(["c7", "c9", "c12", "c40"], name="cid"))
+    df = df[df["T"] > 20]  # filtered: labels c7, c9, c12
+    alive = model.p_alive(df["frequency"], df["recency"], df["T"])
+    # FHL (2007 note) eq. 2, computed here; x = 0: alive
+    x, t_x, T = df.to_numpy().T
+    ref = np.where(x > 0, 1 / (1 + a / (b + x - 1) * ((alpha + T) / (alpha + t_x)) ** (r + x)), 1.0)
+    assert isinstance(alive, pd.Series) and alive.name == "p_alive"
+    assert alive.index.equals(df.index)
+    np.testing.assert_allclose(alive.to_numpy(), ref, rtol=1e-12)
+    # FHL (2005) section 5: 1.226 purchases in the next 39 weeks for c7's history; a
+    # scalar horizon and T broadcast over the Series
+    expected = model.expected_purchases(39, df["frequency"], df["recency"], T=df["T"])
+    assert expected.name == "expected_purchases" and round(expected["c7"], 3) == 1.226
+    # numbers in: a float (it was a 0-d array); arrays in: arrays, as before
+    one = model.expected_purchases(39, 2, 30.43, 38.86)
+    assert type(one) is float and round(one, 3) == 1.226
+    assert type(model.p_alive(x, t_x, T)) is np.ndarray
+    for swap, how in [(df["recency"].iloc[::-1], "the same labels in another order"),
+                      (df["recency"].iloc[:2], "3 labels against 2"),
+                      (df["recency"].rename({"c12": "c13"}), "labels of 'x' not in 't_x': 'c12'")]:
+        with pytest.raises(ArgumentError) as err:
+            model.p_no_purchase(10, df["frequency"], swap, df["T"])
+        assert str(err.value) == (
+            f"BetaGeoModel.p_no_purchase: arguments 'x' and 't_x' are pandas Series with different "
+            f"indexes ({how}); align them first (e.g. t_x.reindex(x.index)): they are matched by "
+            "label, not by position")
+    # a nullable column with a missing value: refused by the domain check (pd.NA was a TypeError)
+    with pytest.raises(ArgumentError, match=r"argument 'x': expected a whole number >= 0; got nan at position 2"):
+        model.p_alive(pd.Series([1, pd.NA], dtype="Int64", index=["a", "b"]), 1.0, 5.0)
+    # the spend model and BG/BB alike: Fader & Hardie (2013) eq. 5, FHS (2010) eq. 11
+    spend = GammaGammaModel()
+    spend.params_ = {"p": 6.25, "q": 3.74, "gamma": 15.44}
+    got = spend.expected_spend(pd.Series([2, 0], index=[10, 20]), pd.Series([30.0, np.nan], index=[10, 20]))
+    assert got.name == "expected_spend" and list(got.index) == [10, 20]
+    np.testing.assert_allclose(got, [6.25 * (15.44 + 60) / (12.5 + 2.74), 6.25 * 15.44 / 2.74])
+    bgbb = BetaGeoBetaBinomModel()
+    bgbb.params_ = {"alpha": 1.204, "beta": 0.750, "gamma": 0.657, "delta": 2.783}
+    series = bgbb.p_alive(pd.Series([1, 0], index=["p", "q"]), pd.Series([1, 0], index=["p", "q"]), 6)
+    assert list(series.index) == ["p", "q"] and series["p"] == pytest.approx(bgbb.p_alive(1, 1, 6), rel=1e-15)

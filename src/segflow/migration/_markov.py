@@ -126,7 +126,12 @@ class MarkovChain(BaseEstimator):
         Parameters
         ----------
         mix : vector or mapping
-            Customers (or shares) per state now; missing states count 0.
+            Customers (or shares) per state now; missing states count 0. A mapping (or
+            Series) may hold ``(new)``: customers about to enter, who arrive in the first
+            period as the ``(new)`` row of the counts defines them (customers absent at one
+            snapshot and in a segment at the next), placed by :attr:`entry_distribution_`
+            (added to that period's ``arrivals``). Any other key that is not a state is an
+            ``ArgumentError`` naming it.
         k : int
             Number of periods ahead (>= 0).
         arrivals : float or sequence of float, default=0
@@ -142,8 +147,12 @@ class MarkovChain(BaseEstimator):
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 0:
             raise ArgumentError(f"MarkovChain.forecast: argument 'k': expected a whole number of "
                                 f"periods >= 0; got {k!r}")
-        x = self._vector(mix, "mix", "forecast", nonnegative=True)
+        x = self._vector(mix, "mix", "forecast", nonnegative=True, new=True)
         a = _arrivals(arrivals, k)
+        entering = self._entering(mix)
+        if entering and k:
+            a = a.copy()
+            a[0] += entering  # they enter in the first period, as the (new) row counts them
         entry = self._entry() if np.any(a) else np.zeros_like(x)
         p = self.transition_matrix_.to_numpy()
         rows = [x]
@@ -261,17 +270,24 @@ class MarkovChain(BaseEstimator):
         )
 
     # -- helpers ------------------------------------------------------------------------
-    def _vector(self, values: Vector, what: str, method: str, *, nonnegative: bool = False) -> np.ndarray:
+    def _vector(self, values: Vector, what: str, method: str, *, nonnegative: bool = False,
+                new: bool = False) -> np.ndarray:
         """``values`` (a mapping by state or one number per state) as an array in state
         order; NaN or infinite values (negative ones too with ``nonnegative``: customers per
         state) are an ``ArgumentError`` naming the first state (they gave NaN or negative
-        forecasts and values)."""
+        forecasts and values), and so is a key that is no state (``(new)`` too unless
+        ``new``: it is read by :meth:`_entering`). Such keys were dropped without a word:
+        a ``(new)`` count vanished from the forecast."""
         if isinstance(values, Mapping | pd.Series):
-            unknown = sorted(set(values.keys()) - set(self.states_) - {NEW})
+            allowed = {*self.states_, *((NEW,) if new else ())}
+            unknown = sorted((k for k in values.keys() if k not in allowed), key=repr)
             if unknown:
-                raise SegflowError(
-                    f"{what} names unknown state(s) {unknown}; states are {self.states_}"
-                )
+                listed = ", ".join(repr(k) for k in unknown)
+                hint = (" ((new) is no state: customers enter through forecast's mix or arrivals)"
+                        if NEW in unknown else "")
+                raise ArgumentError(
+                    f"MarkovChain.{method}: argument {what!r}: unknown state{'s' if len(unknown) > 1 else ''} "
+                    f"{listed}; the states are {', '.join(map(repr, self.states_))}{hint}")
             arr = np.array([_number(values.get(s, 0.0), method, what, s) for s in self.states_])
         else:
             try:
@@ -289,6 +305,22 @@ class MarkovChain(BaseEstimator):
                 f"MarkovChain.{method}: argument {what!r}: expected "
                 f"{'numbers >= 0' if nonnegative else 'finite numbers'}; got {float(arr[first])!r} for state {self.states_[first]!r} ({int(bad.sum())} of {len(arr)} states)")
         return arr
+
+    def _entering(self, mix: Vector) -> float:
+        """The ``(new)`` customers of a mapping ``mix`` (0 without), checked: a number >= 0,
+        and a chain fitted with a ``(new)`` row to place them."""
+        if not isinstance(mix, Mapping | pd.Series) or NEW not in mix.keys():
+            return 0.0
+        n = _number(mix[NEW], "forecast", "mix", NEW)
+        if not (np.isfinite(n) and n >= 0):
+            raise ArgumentError(f"MarkovChain.forecast: argument 'mix': expected numbers >= 0; got {n!r} "
+                                f"for state {NEW!r}")
+        if n and self.entry_distribution_ is None:
+            raise ArgumentError(
+                f"MarkovChain.forecast: argument 'mix': {NEW!r} holds {n:g} customers, but the chain "
+                "was fitted without a (new) row, so where they enter is unknown; fit on counts with "
+                "a (new) row or leave them out")
+        return n
 
     def _entry(self) -> np.ndarray:
         if self.entry_distribution_ is None:

@@ -23,10 +23,12 @@ from scipy.special import betaln, gammaln, logsumexp
 from segflow.errors import SegflowError
 from segflow.models._btyd_base import BTYDModel
 from segflow.models._btyd_input import (
+    Prediction,
     as_arrays,
     check_horizon,
     check_recency,
     check_triples,
+    pandas_aware,
     refuse_rows,
 )
 
@@ -109,7 +111,8 @@ class BetaGeoBetaBinomModel(BTYDModel):
         self._params()
         return check_horizon(f"{type(self).__name__}.{method}", t, name=name, integer=True)
 
-    def p_alive(self, x: Any, t_x: Any, n: Any) -> np.ndarray:
+    @pandas_aware("x", "t_x", "n")
+    def p_alive(self, x: Any, t_x: Any, n: Any) -> Prediction:
         """P(alive at opportunity n+1 | x, t_x, n) (FHS 2010 eq. 11)."""
         x, t_x, n = self._inputs("p_alive", x, t_x, n)
         theta = self._params()
@@ -120,7 +123,8 @@ class BetaGeoBetaBinomModel(BTYDModel):
         )
         return np.exp(log_num - self._loglik(theta, x=x, t_x=t_x, n=n))
 
-    def expected_purchases(self, t: int, x: Any, t_x: Any, n: Any) -> np.ndarray:
+    @pandas_aware("t", "x", "t_x", "n")
+    def expected_purchases(self, t: int, x: Any, t_x: Any, n: Any) -> Prediction:
         """E[X(n, n+t) | x, t_x, n]: transactions in the next t opportunities (FHS eq. 13)."""
         t = self._horizon("expected_purchases", t)
         x, t_x, n = self._inputs("expected_purchases", x, t_x, n)
@@ -138,7 +142,8 @@ class BetaGeoBetaBinomModel(BTYDModel):
         bracket = bracket * np.sign(gamma - 1)
         return np.exp(log_head - self._loglik(theta, x=x, t_x=t_x, n=n)) * bracket
 
-    def expected_purchases_new(self, n: Any) -> np.ndarray:
+    @pandas_aware("n")
+    def expected_purchases_new(self, n: Any) -> Prediction:
         """E[X(n)]: transactions of a new customer in the first n opportunities (FHS eq. 8)."""
         n = np.asarray(self._horizon("expected_purchases_new", n, name="n"), dtype=float)
         alpha, beta, gamma, delta = self._params()
@@ -147,7 +152,8 @@ class BetaGeoBetaBinomModel(BTYDModel):
             1 - np.exp(gammaln(gamma + delta) - gammaln(gamma + delta + n) + gammaln(1 + delta + n) - gammaln(1 + delta))
         )
 
-    def p_no_purchase(self, t: int, x: Any, t_x: Any, n: Any) -> np.ndarray:
+    @pandas_aware("t", "x", "t_x", "n")
+    def p_no_purchase(self, t: int, x: Any, t_x: Any, n: Any) -> Prediction:
         """P(no transaction in the next t opportunities) = L(x, t_x, n+t) / L(x, t_x, n)."""
         t = self._horizon("p_no_purchase", t)
         x, t_x, n = self._inputs("p_no_purchase", x, t_x, n)

@@ -29,7 +29,14 @@ from scipy.special import betaln, digamma, gammaln, hyp2f1
 
 from segflow.errors import SegflowError
 from segflow.models._btyd_base import BTYDModel
-from segflow.models._btyd_input import as_arrays, check_horizon, check_recency, check_triples
+from segflow.models._btyd_input import (
+    Prediction,
+    as_arrays,
+    check_horizon,
+    check_recency,
+    check_triples,
+    pandas_aware,
+)
 
 
 def _log_a1(r: float, alpha: float, x: np.ndarray) -> np.ndarray:
@@ -194,7 +201,8 @@ class _ContinuousBTYD(BTYDModel):
         self._params()
         return check_horizon(f"{type(self).__name__}.{method}", t)
 
-    def p_alive(self, x: Any, t_x: Any, T: Any) -> np.ndarray:
+    @pandas_aware("x", "t_x", "T")
+    def p_alive(self, x: Any, t_x: Any, T: Any) -> Prediction:
         """P(alive at T | x, t_x, T).
 
         Parameters
@@ -206,25 +214,36 @@ class _ContinuousBTYD(BTYDModel):
         T : array-like
             Time since the first purchase, finite and >= 0. The three broadcast together.
 
+        Returns
+        -------
+        float, pandas.Series or ndarray
+            A float for numbers; for pandas Series (``df["frequency"]``...), a Series with
+            their index, named after the method; else an array of the broadcast shape. The
+            same holds for every prediction method.
+
         Raises
         ------
         ArgumentError
             A ``ValueError`` naming the first argument out of its domain, the first offending
-            value and how many offend (NaN included).
+            value and how many offend (NaN included); also for Series whose indexes differ
+            (they are matched by label, never by position).
         """
         return self._p_alive(*self._inputs("p_alive", x, t_x, T))
 
-    def expected_purchases(self, t: Any, x: Any, t_x: Any, T: Any) -> np.ndarray:
+    @pandas_aware("t", "x", "t_x", "T")
+    def expected_purchases(self, t: Any, x: Any, t_x: Any, T: Any) -> Prediction:
         """E[X(T, T+t) | x, t_x, T]: expected purchases in the next ``t`` time units (finite,
         >= 0), arguments as :meth:`p_alive`."""
         t = self._horizon("expected_purchases", t)
         return self._expected_purchases(t, *self._inputs("expected_purchases", x, t_x, T))
 
-    def expected_purchases_new(self, t: Any) -> np.ndarray:
+    @pandas_aware("t")
+    def expected_purchases_new(self, t: Any) -> Prediction:
         """E[X(t)]: expected repeat purchases of a new customer in (0, t], ``t`` finite, >= 0."""
         return self._expected_purchases_new(np.asarray(self._horizon("expected_purchases_new", t), dtype=float))
 
-    def p_no_purchase(self, t: Any, x: Any, t_x: Any, T: Any) -> np.ndarray:
+    @pandas_aware("t", "x", "t_x", "T")
+    def p_no_purchase(self, t: Any, x: Any, t_x: Any, T: Any) -> Prediction:
         """P(no purchase in (T, T+t] | x, t_x, T), arguments as :meth:`expected_purchases`.
 
         The event "x purchases in (0, T] with the last at t_x and none in (T, T+t]" has the

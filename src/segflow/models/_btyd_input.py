@@ -3,8 +3,10 @@ Arrow or Ibis table, with a one-line error naming the offending row and column."
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -321,3 +323,86 @@ def check_spend(method: str, x: np.ndarray, m: np.ndarray) -> None:
     _check_values(method, "x", x, integer=True)
     _refuse_argument(method, "monetary_value", np.isinf(m), "a finite number or NaN",
                      lambda i: repr(float(np.ravel(m)[i])))
+
+
+# -- pandas in, pandas out ---------------------------------------------------------------------
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+#: What a prediction method returns: a float for numbers, a Series for Series (their
+#: index), else an array of the arguments' broadcast shape.
+Prediction = np.ndarray | pd.Series | float
+
+
+def _labels(index: pd.Index, limit: int = 3) -> str:
+    """The first labels of an index, for a message: ``'a', 'b', 'c', ... (10 in all)``."""
+    shown = ", ".join(repr(label) for label in index[:limit])
+    return f"{shown}, ... ({len(index):,} in all)" if len(index) > limit else shown or "none"
+
+
+def series_index(method: str, names: tuple[str, ...], values: tuple[Any, ...]) -> pd.Index | None:
+    """The index shared by the pandas Series among a prediction's arguments (None without
+    Series), else an :class:`ArgumentError`: Series are matched by their labels, never by
+    position, so two whose indexes differ (other customers, another order, a filter applied
+    to one of them) are refused, naming the method, the arguments and where they differ."""
+    first: tuple[str, pd.Index] | None = None
+    for name, value in zip(names, values, strict=False):
+        if not isinstance(value, pd.Series):
+            continue
+        if first is None:
+            first = (name, value.index)
+        elif not value.index.equals(first[1]):
+            a, index = first
+            if len(index) != len(value.index):
+                how = f"{len(index):,} labels against {len(value.index):,}"
+            elif index.sort_values().equals(value.index.sort_values()):
+                how = "the same labels in another order"
+            else:
+                missing = index.difference(value.index)
+                how = f"labels of {a!r} not in {name!r}: {_labels(missing)}"
+            raise ArgumentError(
+                f"{method}: arguments {a!r} and {name!r} are pandas Series with different indexes "
+                f"({how}); align them first (e.g. {name}.reindex({a}.index)): they are matched by "
+                "label, not by position")
+    return None if first is None else first[1]
+
+
+def _plain(value: Any) -> Any:
+    """A Series as its values for the closed forms: numeric ones (nullable ``Int64`` and
+    ``Float64`` too) as floats with NaN for a missing value (refused by the domain check,
+    where ``pd.NA`` gave a TypeError), any other (text) as given."""
+    if isinstance(value, pd.Series):
+        if pd.api.types.is_numeric_dtype(value.dtype) and not pd.api.types.is_bool_dtype(value.dtype):
+            return value.to_numpy(dtype=float, na_value=np.nan)
+        return value.to_numpy()
+    return value
+
+
+def pandas_aware(*names: str) -> Callable[[_Method], _Method]:
+    """Decorate a public prediction method whose arguments are ``names`` (in order): pandas
+    Series in, a Series out with their index (named after the method; the Series must share
+    one index: :func:`series_index`); numbers in, a ``float`` out; anything else (lists,
+    arrays) in, the method's NumPy array out, as before."""
+
+    def decorate(method: _Method) -> _Method:
+        signature = inspect.signature(method)
+
+        @functools.wraps(method)
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if kwargs:  # (keywords: the slow path, positions from the signature)
+                bound = signature.bind(self, *args, **kwargs)
+                args, kwargs = bound.args[1:], bound.kwargs
+            index = None
+            for value in args:
+                if isinstance(value, pd.Series):
+                    index = series_index(f"{type(self).__name__}.{method.__name__}", names, args)
+                    args = tuple(_plain(v) for v in args)
+                    break
+            out = method(self, *args, **kwargs)
+            if index is not None and np.ndim(out) == 1 and len(out) == len(index):
+                return pd.Series(out, index=index, name=method.__name__)
+            if getattr(out, "ndim", 1) == 0:
+                return float(out)
+            return out
+
+        return call  # type: ignore[return-value]
+
+    return decorate

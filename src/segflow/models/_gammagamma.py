@@ -26,7 +26,7 @@ from scipy.special import digamma, gammaln
 
 from segflow.errors import SegflowError
 from segflow.models._btyd_base import BTYDModel
-from segflow.models._btyd_input import as_arrays, check_spend
+from segflow.models._btyd_input import Prediction, as_arrays, check_spend, pandas_aware
 
 #: Above this absolute correlation of frequency and mean spend, the fit warns.
 CORRELATION_WARNING = 0.3
@@ -217,7 +217,8 @@ class GammaGammaModel(BTYDModel):
             - (p * x + q) * np.log(gamma + m * x)
         )
 
-    def expected_spend(self, x: Any, monetary_value: Any) -> np.ndarray:
+    @pandas_aware("x", "monetary_value")
+    def expected_spend(self, x: Any, monetary_value: Any) -> Prediction:
         """E(Z | x, m): expected value of a future transaction (FH 2013 eq. 5), in currency.
 
         A weighted mean of the population mean p*gamma/(q-1) and the customer's own mean m,
@@ -286,8 +287,9 @@ class ConstantSpendModel:
         self.value = float(value)
         self.source = source
 
-    def expected_spend(self, x: Any, monetary_value: Any) -> np.ndarray:
-        """``value`` for every customer."""
+    @pandas_aware("x", "monetary_value")
+    def expected_spend(self, x: Any, monetary_value: Any) -> Prediction:
+        """``value`` for every customer (as :meth:`GammaGammaModel.expected_spend` returns)."""
         return np.full(np.shape(np.asarray(x, dtype=float)), self.value)
 
     def spend_expression(self, x: Any, monetary_value: Any) -> Any:
