@@ -261,13 +261,12 @@ def _add_breakdown(
     known: set[str],
 ) -> ibis.Table:
     customers = source.table("customers")
-    created = customers.group_by("customer_id").agg(_created=_.created_at.min())
     if name == "tenure":
-        j = r.left_join(created, "customer_id")
-        days = (j.exposed_at.epoch_seconds() - j._created.epoch_seconds()).cast("float64") / 86400.0
+        j = r.left_join(first_seen(source, r.select("customer_id")), "customer_id")
+        days = (j.exposed_at.epoch_seconds() - j._first_seen.epoch_seconds()).cast("float64") / 86400.0
         band = ibis.cases(
-            (j._created.isnull(), "unknown"),
-            (j._created >= j.exposed_at, NOT_YET),
+            (j._first_seen.isnull(), "unknown"),
+            (j._first_seen >= j.exposed_at, NOT_YET),
             (days < 90.0, "new (< 90 days)"),
             (days < 365.0, "90-365 days"),
             else_="> 1 year",
@@ -281,14 +280,38 @@ def _add_breakdown(
     usable = breakdown_columns(customers.columns)
     if name in usable:
         c = _record_before_exposure(customers, r.select("customer_id", "exposed_at"), name)
-        j = r.left_join(c, "customer_id").left_join(created, "customer_id")
-        value = ibis.ifelse(j._created >= j.exposed_at, NOT_YET, j[name].cast("string"))
+        j = r.left_join(c, "customer_id").left_join(first_seen(source, r.select("customer_id")),
+                                                    "customer_id")
+        value = ibis.ifelse(j._first_seen >= j.exposed_at, NOT_YET, j[name].cast("string"))
         return j.select(*keep, **{name: value})
     raise InputError(
         f"cannot break down by {name!r}: not a scheme ({', '.join(sorted(known)) or 'none'}), "
         f"an attribute column of customers ({', '.join(usable) or 'none'}) or 'tenure'",
         column=name,
     )
+
+
+def first_seen(source: TableSource, cohort: ibis.Table) -> ibis.Table:
+    """``customer_id`` and ``_first_seen`` of each customer of ``cohort``: the earlier of
+    their earliest ``created_at`` and their first transaction row of any kind (null when
+    neither is known), the start of the feature library's ``tenure_days`` and of its
+    customer base (:func:`segflow.features._attributes.customer_base`: a customer is in the
+    base at ``s`` when signed up or with a transaction row before ``s``). A customer
+    exposed before it was no customer yet (``(not yet a customer)``); a guest who bought
+    before the exposure and registered after it was one (before session 60 the tenure
+    started at ``created_at`` only, and called such a guest no customer yet while the
+    segment breakdown counted them)."""
+    ids = cohort.select("customer_id").distinct()
+    c = source.table("customers")
+    created = (c.filter(c.customer_id.notnull(), c.created_at.notnull())
+               .group_by("customer_id").agg(_created=_.created_at.min()))
+    t = source.table("transactions")
+    bought = (t.filter(t.customer_id.notnull(), t.ts.notnull())
+              .group_by("customer_id").agg(_first_tx=_.ts.min()))
+    j = ids.left_join(created, "customer_id").left_join(bought, "customer_id")
+    start = ibis.ifelse(j._created.isnull() | (j._first_tx.notnull() & (j._first_tx < j._created)),
+                        j._first_tx, j._created)
+    return j.select(customer_id=j.customer_id, _first_seen=start)
 
 
 def breakdown_columns(columns: Sequence[str]) -> list[str]:
