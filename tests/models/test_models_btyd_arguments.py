@@ -193,6 +193,15 @@ def test_pandas_series_in_series_out_by_label_scalars_as_floats() -> None:
     # scalar horizon and T broadcast over the Series
     expected = model.expected_purchases(39, df["frequency"], df["recency"], T=df["T"])
     assert expected.name == "expected_purchases" and round(expected["c7"], 3) == 1.226
+    # discounted purchases alike (one monthly step: the expected purchases themselves)
+    from segflow.models import discounted_purchases
+
+    month = 365.25 / 7 / 12
+    disc = discounted_purchases(model, df["frequency"], df["recency"], df["T"], horizon=month,
+                                annual_discount_rate=0.0)
+    assert disc.name == "discounted_purchases" and disc.index.equals(df.index)
+    np.testing.assert_allclose(disc, model.expected_purchases(month, x, t_x, T), rtol=1e-12)
+    assert type(discounted_purchases(model, 2, 30.43, 38.86, horizon=52)) is float
     # numbers in: a float (it was a 0-d array); arrays in: arrays, as before
     one = model.expected_purchases(39, 2, 30.43, 38.86)
     assert type(one) is float and round(one, 3) == 1.226

@@ -377,13 +377,18 @@ def _plain(value: Any) -> Any:
 
 
 def pandas_aware(*names: str) -> Callable[[_Method], _Method]:
-    """Decorate a public prediction method whose arguments are ``names`` (in order): pandas
+    """Decorate a public prediction method whose arguments after the first (``self``, or a
+    function's ``model``) are ``names`` (in order): pandas
     Series in, a Series out with their index (named after the method; the Series must share
     one index: :func:`series_index`); numbers in, a ``float`` out; anything else (lists,
     arrays) in, the method's NumPy array out, as before."""
 
     def decorate(method: _Method) -> _Method:
         signature = inspect.signature(method)
+        in_class = method.__qualname__ != method.__name__
+
+        def label(first: Any) -> str:  # (a method: named by the model's class)
+            return f"{type(first).__name__}.{method.__name__}" if in_class else method.__name__
 
         @functools.wraps(method)
         def call(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -393,7 +398,7 @@ def pandas_aware(*names: str) -> Callable[[_Method], _Method]:
             index = None
             for value in args:
                 if isinstance(value, pd.Series):
-                    index = series_index(f"{type(self).__name__}.{method.__name__}", names, args)
+                    index = series_index(label(self), names, args)
                     args = tuple(_plain(v) for v in args)
                     break
             out = method(self, *args, **kwargs)

@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from segflow.errors import ArgumentError, SegflowError
 from segflow.models._btyd_base import BTYDModel
-from segflow.models._btyd_input import check_horizon
+from segflow.models._btyd_input import Prediction, check_horizon, pandas_aware
 from segflow.models._gammagamma import ConstantSpendModel, GammaGammaModel
 from segflow.models._summary import compress, unit_days
 
@@ -61,30 +61,35 @@ def _check_scoring(function: str, horizon: Any, annual_discount_rate: Any,
             float(check_horizon(function, annual_discount_rate, name="annual_discount_rate")))
 
 
+@pandas_aware("x", "t_x", "T")
 def discounted_purchases(
     model: BTYDModel,
-    x: np.ndarray,
-    t_x: np.ndarray,
-    T: np.ndarray,
+    x: Any,
+    t_x: Any,
+    T: Any,
     *,
     horizon: float,
     time_unit: str = "W",
     annual_discount_rate: float = 0.1,
     steps_per_year: int = 12,
-) -> np.ndarray:
-    """Discounted expected purchases in (T, T + horizon] per triple (see module notes)."""
+) -> Prediction:
+    """Discounted expected purchases in (T, T + horizon] per triple (see module notes).
+
+    ``x``, ``t_x``, ``T`` as the model's ``expected_purchases`` takes them: pandas Series give
+    a Series with their index (named ``discounted_purchases``), numbers a float, arrays an
+    array."""
     horizon, annual_discount_rate = _check_scoring("discounted_purchases", horizon, annual_discount_rate,
                                                    steps_per_year)
     units_per_year = 365.25 / unit_days(time_unit)
     n_steps = max(1, math.ceil(horizon / units_per_year * steps_per_year - 1e-9))
     ends = np.minimum(np.arange(1, n_steps + 1) * units_per_year / steps_per_year, horizon)
-    total = np.zeros(len(np.atleast_1d(x)))
-    previous = np.zeros_like(total)
+    total: Any = 0.0
+    previous: Any = 0.0
     for end in ends:  # loop over time steps, vectorised over triples
         cumulative = model.expected_purchases(end, x, t_x, T)
-        total += (cumulative - previous) / (1 + annual_discount_rate) ** (end / units_per_year)
+        total = total + (cumulative - previous) / (1 + annual_discount_rate) ** (end / units_per_year)
         previous = cumulative
-    return total
+    return np.asarray(total, dtype=float)
 
 
 def predict_triples(
