@@ -334,3 +334,6 @@ def test_forecast_places_new_in_the_mix_by_the_entry_distribution_and_refuses_un
         with pytest.raises(ArgumentError) as err:
             call()
         assert str(err.value) == f"MarkovChain.{message}"
+    with pytest.raises(ArgumentError) as err:  # the function alike
+        markov_clv(chain.transition_matrix_, {"A": 1, "Z": 2}, 0.1)
+    assert str(err.value) == "markov_clv: argument 'rewards': unknown state 'Z'; the states are 'A', 'B', '(gone)'"

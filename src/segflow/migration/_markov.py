@@ -475,6 +475,11 @@ def markov_clv(
         raise ArgumentError(f"markov_clv: argument 'horizon': expected None or a whole number of periods "
                             f">= 0; got {horizon!r}")
     if isinstance(rewards, Mapping | pd.Series):
+        unknown = sorted((k for k in rewards.keys() if k not in set(labels)), key=repr)
+        if unknown:  # (they were dropped without a word)
+            raise ArgumentError(
+                f"markov_clv: argument 'rewards': unknown state{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(map(repr, unknown))}; the states are {', '.join(map(repr, labels))}")
         r = np.array([float(rewards.get(s, 0.0)) for s in labels])
     else:
         r = np.asarray(rewards, dtype=float)
