@@ -215,9 +215,14 @@ def test_pandas_series_in_series_out_by_label_scalars_as_floats() -> None:
             f"BetaGeoModel.p_no_purchase: arguments 'x' and 't_x' are pandas Series with different "
             f"indexes ({how}); align them first (e.g. t_x.reindex(x.index)): they are matched by "
             "label, not by position")
-    # a nullable column with a missing value: refused by the domain check (pd.NA was a TypeError)
-    with pytest.raises(ArgumentError, match=r"argument 'x': expected a whole number >= 0; got nan at position 2"):
-        model.p_alive(pd.Series([1, pd.NA], dtype="Int64", index=["a", "b"]), 1.0, 5.0)
+    # a nullable column with a missing value: refused by the domain check (pd.NA was a
+    # TypeError), naming the customer's label beside the position
+    with pytest.raises(ArgumentError) as err:
+        model.p_alive(pd.Series([1, pd.NA, 2], dtype="Int64", index=[10, 20, 30]), 1.0, 5.0)
+    assert str(err.value) == ("BetaGeoModel.p_alive: argument 'x': expected a whole number >= 0; got nan "
+                              "at position 2 (label 20) (1 of 3 values)")
+    with pytest.raises(ArgumentError, match=r"got x=5, t_x=40, T=38.86 at position 3 \(label 'c12'\) "):
+        model.p_alive(df["frequency"], df["recency"].replace(20.0, 40.0), 38.86)
     # the spend model and BG/BB alike: Fader & Hardie (2013) eq. 5, FHS (2010) eq. 11
     spend = GammaGammaModel()
     spend.params_ = {"p": 6.25, "q": 3.74, "gamma": 15.44}

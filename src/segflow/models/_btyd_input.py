@@ -3,6 +3,7 @@ Arrow or Ibis table, with a one-line error naming the offending row and column."
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 from collections.abc import Callable
@@ -235,6 +236,11 @@ def as_arrays(names: tuple[str, ...], *values: Any) -> tuple[np.ndarray, ...]:
 # methods check and the private ones (``_p_alive``...) assume valid input.
 
 
+#: The index of the pandas Series a prediction was given (set by :func:`pandas_aware` for the
+#: call): an argument's error names the offending position's label too.
+_LABELS: contextvars.ContextVar[pd.Index | None] = contextvars.ContextVar("_LABELS", default=None)
+
+
 def _refuse_argument(method: str, name: str, bad: np.ndarray, expected: str,
                      got: Callable[[int], str]) -> None:
     """Raise an :class:`ArgumentError` when ``bad`` holds anywhere: the method, the argument,
@@ -250,6 +256,9 @@ def _refuse_argument(method: str, name: str, bad: np.ndarray, expected: str,
         place = ""
     elif np.ndim(bad) <= 1:
         place = f" at position {first + 1}"
+        labels = _LABELS.get()
+        if labels is not None and len(labels) == total:  # (a Series' customer, by its label)
+            place += f" (label {labels[first:first + 1].tolist()[0]!r})"
     else:
         place = f" at index {tuple(int(i) for i in np.unravel_index(first, np.shape(bad)))}"
     count = f" ({len(offending):,} of {total:,} values)" if total > 1 else ""
@@ -334,7 +343,7 @@ Prediction = np.ndarray | pd.Series | float
 
 def _labels(index: pd.Index, limit: int = 3) -> str:
     """The first labels of an index, for a message: ``'a', 'b', 'c', ... (10 in all)``."""
-    shown = ", ".join(repr(label) for label in index[:limit])
+    shown = ", ".join(repr(label) for label in index[:limit].tolist())
     return f"{shown}, ... ({len(index):,} in all)" if len(index) > limit else shown or "none"
 
 
@@ -401,7 +410,14 @@ def pandas_aware(*names: str) -> Callable[[_Method], _Method]:
                     index = series_index(label(self), names, args)
                     args = tuple(_plain(v) for v in args)
                     break
-            out = method(self, *args, **kwargs)
+            if index is None:
+                out = method(self, *args, **kwargs)
+            else:
+                token = _LABELS.set(index)
+                try:
+                    out = method(self, *args, **kwargs)
+                finally:
+                    _LABELS.reset(token)
             if index is not None and np.ndim(out) == 1 and len(out) == len(index):
                 return pd.Series(out, index=index, name=method.__name__)
             if getattr(out, "ndim", 1) == 0:
