@@ -360,13 +360,16 @@ def series_index(method: str, names: tuple[str, ...], values: tuple[Any, ...]) -
             first = (name, value.index)
         elif not value.index.equals(first[1]):
             a, index = first
+            only_a = index.difference(value.index, sort=False)  # (sort=False: mixed label types)
+            only_b = value.index.difference(index, sort=False)
             if len(index) != len(value.index):
                 how = f"{len(index):,} labels against {len(value.index):,}"
-            elif index.sort_values().equals(value.index.sort_values()):
+            elif len(only_a) == len(only_b) == 0:
                 how = "the same labels in another order"
+            elif len(only_a):
+                how = f"labels of {a!r} not in {name!r}: {_labels(only_a)}"
             else:
-                missing = index.difference(value.index)
-                how = f"labels of {a!r} not in {name!r}: {_labels(missing)}"
+                how = f"labels of {name!r} not in {a!r}: {_labels(only_b)}"
             raise ArgumentError(
                 f"{method}: arguments {a!r} and {name!r} are pandas Series with different indexes "
                 f"({how}); align them first (e.g. {name}.reindex({a}.index)): they are matched by "
@@ -386,11 +389,12 @@ def _plain(value: Any) -> Any:
 
 
 def pandas_aware(*names: str) -> Callable[[_Method], _Method]:
-    """Decorate a public prediction method whose arguments after the first (``self``, or a
-    function's ``model``) are ``names`` (in order): pandas
-    Series in, a Series out with their index (named after the method; the Series must share
-    one index: :func:`series_index`); numbers in, a ``float`` out; anything else (lists,
-    arrays) in, the method's NumPy array out, as before."""
+    """Decorate a public prediction whose arguments after the first (a method's ``self``, a
+    function's ``model``) are ``names``, in order: pandas Series in, a Series out with their
+    index, named after the prediction (the Series must share one index: :func:`series_index`;
+    an argument error names the offending value's label); numbers in, a ``float`` out;
+    anything else (lists, arrays) in, the prediction's NumPy array out, as before. Arrays
+    cost one loop over the arguments (real-time scoring passes arrays)."""
 
     def decorate(method: _Method) -> _Method:
         signature = inspect.signature(method)
