@@ -194,9 +194,9 @@ def _summary(result: ExportResult) -> str:
         what = "full list"
     else:
         counts = ", ".join(f"{n} {k}" for k, n in result.changes.items())
-        since = (f"since {result.since_snapshot}" if result.since_snapshot
-                 else "first export of the name, every customer new")
-        what = f"changes {since}: {counts}"
+        since = (f"changes since {result.since_snapshot}" if result.since_snapshot
+                 else "first delta of the name, every customer")
+        what = f"{since}: {counts}"
     again = " again" if result.resent else ""
     return (f"export {result.name!r}{again}: {result.rows:,} rows ({what}) of scheme "
             f"{result.scheme} at {result.snapshot_date} to {result.target}")
