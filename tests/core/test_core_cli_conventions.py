@@ -483,3 +483,23 @@ def test_advice_is_labelled_note_and_printed_as_written(capsys):
     show_warning("12 rows quarantined [bold]", UserWarning, "", 0)
     assert capsys.readouterr().err.splitlines() == [
         f"note: {text}", "warning: 12 rows quarantined [bold]"]
+
+
+def test_secret_warnings_print_paths_as_written(tmp_path, capsys):
+    """The warnings of segflow.cli._secrets were Rich markup: a token file under a folder
+    named '[x]' lost it from the path, a tab was printed raw. Now as written, control
+    characters as escapes (print_labelled)."""
+    from segflow.cli import _secrets
+
+    folder = tmp_path / "[x]\tkeys"
+    folder.mkdir()
+    secret = folder / "[bold]token"
+    secret.write_text("tok\n")
+    secret.chmod(0o644)
+    assert _secrets.read_token(None, secret) == "tok"
+    shown = str(secret).replace("\t", "\\t")
+    assert capsys.readouterr().err == (f"warning: --token-file {shown} can be read by other users "
+                                       "(mode 644); chmod 600 it\n")
+    _secrets.warn("a [red]secret[/red] in the --to URL", "use [PGPASSWORD]")
+    assert capsys.readouterr().err == (f"warning: a [red]secret[/red] in the --to URL on the command "
+                                       f"line {_secrets.SEEN_BY_ALL}; use [PGPASSWORD]\n")

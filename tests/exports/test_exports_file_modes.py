@@ -184,7 +184,7 @@ def test_a_folder_as_the_target_is_one_line_and_moves_no_watermark(tmp_path):
     """`export segments --changes --to crm.csv` where crm.csv is a folder said "Is a
     directory: .crm.csv.<hex>.part -> crm.csv" (the temporary file's name); now one line
     naming the target, nothing left beside it and no export logged (the next --changes
-    export is still the first, full)."""
+    export is still the first, of every customer)."""
     from tests.exports._store import HISTORY, build
 
     project = build(tmp_path / "shop")
@@ -196,7 +196,7 @@ def test_a_folder_as_the_target_is_one_line_and_moves_no_watermark(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["crm.csv", "shop"]
     res = runner.invoke(app, [*args, str(tmp_path / "ok.csv"), "--json"])
     assert res.exit_code == 0, res.output
-    assert '"mode": "full"' in res.stdout
+    assert '"since_snapshot": null' in res.stdout
     assert pacsv.read_csv(tmp_path / "ok.csv").num_rows == sum(s[2] is not None for s in HISTORY.values())
 
 

@@ -102,11 +102,22 @@ def test_personal_data_policies(project, tmp_path, pii):
 def test_changes_since_the_watermark(project, tmp_path):
     store = project.store
     first = export_segments(store, "rfm", tmp_path / "a.csv", mode="changes", as_of=S2, name="crm")
-    assert first.mode == "full" and first.rows == sum(s[1] is not None for s in HISTORY.values())
+    at_s2 = {c: segs[1] for c, segs in HISTORY.items() if segs[1] is not None}
+    assert first.mode == "changes" and first.since_snapshot is None and first.rows == len(at_s2)
+    assert first.changes == {"new": len(at_s2), "changed": 0, "removed": 0}
     assert watermark(store, "crm") == S2
     second = export_segments(store, "rfm", tmp_path / "b.csv", mode="changes", name="crm")
     expected = changes_by_hand(S2, S3)
     rows = _read_csv(tmp_path / "b.csv")
+    # the first delta has the columns of every later one (scores: those stored at its
+    # snapshot, none at S2), every customer at S2 'new'
+    with open(tmp_path / "a.csv", newline="") as fa, open(tmp_path / "b.csv", newline="") as fb:
+        head_a, head_b = next(csv.reader(fa)), next(csv.reader(fb))
+    assert head_a[:4] == ["customer_id", "scheme", "change", "segment_at_since"]
+    assert head_a == [c for c in head_b if "__" not in c]
+    assert {c: (r["change"], r["segment_at_since"], r["segment"])
+            for c, r in _read_csv(tmp_path / "a.csv").items()} == {
+        c: ("new", "", s) for c, s in at_s2.items()}
     assert second.mode == "changes" and second.since_snapshot == S2
     assert set(rows) == set(expected) == {"C3", "C4", "C5", "C6", "C7"}
     for cid, (change, before, after) in expected.items():
@@ -422,7 +433,7 @@ def test_changes_after_a_run_recomputed_the_watermark_snapshot_are_refused(proje
 
     store = project.store
     first = export_segments(store, "rfm", tmp_path / "a.csv", mode="changes", name="crm", as_of=S2)
-    assert first.mode == "full" and _read_csv(tmp_path / "a.csv")["C1"]["segment"] == "Loyal"
+    assert first.mode == "changes" and _read_csv(tmp_path / "a.csv")["C1"]["segment"] == "Loyal"
 
     def rewrite(segment_of_c1: str) -> None:  # as a run does: every row of S2 and S3 again
         rows = [(c, d, segment_of_c1 if c == "C1" else segs[i]) for c, segs in HISTORY.items()

@@ -9,11 +9,11 @@ import threading
 import time
 
 import pytest
-from tests.exports._store import S2, S3, build, changes_by_hand
+from tests.exports._store import HISTORY, S2, S3, build, changes_by_hand
 from typer.testing import CliRunner
 
 from segflow.cli import app
-from segflow.exports import WebhookPolicy, export_segments
+from segflow.exports import WebhookPolicy, export_segments, watermark
 from segflow.project import Project
 
 runner = CliRunner()
@@ -102,9 +102,11 @@ def test_failures_are_recorded_and_the_command_fails(project, tmp_path, receiver
     n = len(changes_by_hand(S2, S3))
     assert res.exit_code == 1
     assert f"{n} of {n} webhooks failed after 3 attempts" in res.output
+    assert "the watermark did not move: run the same command again to retry" in res.stderr
     assert len(receiver.requests) == 3 * n
     with Project.open(directory) as p:
         rec = p.store.sql("SELECT status, attempts, http_status, error FROM webhook_deliveries").to_pylist()
+        assert watermark(p.store, "crm") == S2
     assert len(rec) == n
     assert all(r == {"status": "failed", "attempts": 3, "http_status": 500, "error": "HTTP 500"} for r in rec)
 
@@ -168,11 +170,14 @@ def test_an_interrupted_export_run_again_sends_the_same_keys(project, tmp_path, 
     first = export_segments(store, "rfm", tmp_path / "a.csv", mode="changes", as_of=S2, name="crm")
     policy = WebhookPolicy(receiver.url, attempts=1)
 
-    def killed(*args, **kwargs):
+    real_send = export_module.send_changes
+
+    def killed(*args, **kwargs):  # sent, then killed before the deliveries were recorded
+        real_send(*args, **kwargs)
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(export_module, "_log", killed)
+        m.setattr(export_module, "send_changes", killed)
         with pytest.raises(KeyboardInterrupt):
             export_segments(store, "rfm", tmp_path / "b.csv", mode="changes", name="crm", webhook=policy)
     sent = sorted(k for _, k, _ in receiver.requests)
@@ -186,3 +191,79 @@ def test_an_interrupted_export_run_again_sends_the_same_keys(project, tmp_path, 
     # logged now: the next export continues from it (no rows, another id)
     nothing = export_segments(store, "rfm", tmp_path / "c.csv", mode="changes", name="crm", webhook=policy)
     assert nothing.rows == 0 and nothing.export_id not in (want, first.export_id)
+
+
+@pytest.mark.parametrize("receiver", [{"fail_first": 2}], indirect=True)
+def test_failed_webhooks_leave_the_watermark_and_the_re_run_sends_only_those(project, tmp_path, receiver):
+    """Webhooks failing moved the watermark all the same: the re-run after the receiver came
+    back wrote an empty delta and sent nothing, and the failed changes were lost. Now an
+    export whose webhooks failed is logged without becoming the watermark; its re-run has the
+    same id and sends the failed changes only, with the same Idempotency-Keys. The first
+    export of a name (no watermark: random id) too, and it sends every customer as 'new'."""
+    store, directory = project.store, str(project.directory)
+    at_s2 = {c: s[1] for c, s in HISTORY.items() if s[1] is not None}
+    policy = WebhookPolicy(receiver.url, attempts=1)
+    first = export_segments(store, "rfm", tmp_path / "a.csv", mode="changes", as_of=S2, name="crm",
+                            webhook=policy)
+    assert (first.webhooks_failed, first.webhooks_delivered) == (2, len(at_s2) - 2)
+    assert not first.watermark_moved and watermark(store, "crm") is None
+    assert sorted((b["customer_id"], b["change"], b["previous_segment"], b["segment"])
+                  for _, _, b in receiver.requests) == sorted((c, "new", None, s) for c, s in at_s2.items())
+    failed_keys = sorted(k for _, k, _ in receiver.requests[:2])
+    again = export_segments(store, "rfm", tmp_path / "a.csv", mode="changes", as_of=S2, name="crm",
+                            webhook=policy)
+    assert again.export_id == first.export_id and again.watermark_moved
+    assert (again.webhooks_delivered, again.webhooks_failed, again.webhooks_delivered_before) == (
+        2, 0, len(at_s2) - 2)
+    assert sorted(k for _, k, _ in receiver.requests[len(at_s2):]) == failed_keys
+    assert watermark(store, "crm") == S2
+    # the next changes: from S2, sent once
+    before = len(receiver.requests)
+    project.close()
+    res = runner.invoke(app, ["export", "segments", "-p", directory, "-s", "rfm", "--changes",
+                              "--name", "crm", "--to", str(tmp_path / "b.csv"), "--webhook",
+                              receiver.url, "--webhook-attempts", "1"])
+    assert res.exit_code == 0, res.output
+    assert len(receiver.requests) - before == len(changes_by_hand(S2, S3))
+    with Project.open(directory) as p:
+        log = p.store.sql("SELECT export_id, status FROM export_log ORDER BY exported_at").to_pylist()
+    assert [r["status"] for r in log] == ["webhooks_failed", "done", "done"]
+    assert log[0]["export_id"] == log[1]["export_id"] == first.export_id
+
+
+def test_resend_writes_the_last_delta_again_with_its_id(project, tmp_path, receiver):
+    """The CRM's upload of the written delta failed; the export run again wrote an empty
+    delta, since the watermark had moved, and the delta was lost. `--changes --resend`
+    writes the last export of the name again: the same rows, snapshot and export id (the
+    webhooks' Idempotency-Keys alike); the watermark stays."""
+    store, directory = project.store, str(project.directory)
+    first = export_segments(store, "rfm", tmp_path / "a.csv", mode="changes", as_of=S2, name="crm")
+    first_again = export_segments(store, "rfm", tmp_path / "a2.csv", mode="changes", name="crm",
+                                  resend=True)
+    assert (tmp_path / "a2.csv").read_bytes() == (tmp_path / "a.csv").read_bytes()
+    assert first_again.export_id == first.export_id and first_again.snapshot_date == S2
+    policy = WebhookPolicy(receiver.url, attempts=1)
+    second = export_segments(store, "rfm", tmp_path / "b.csv", mode="changes", name="crm", webhook=policy)
+    n = len(changes_by_hand(S2, S3))
+    assert second.rows == n and second.since_snapshot == S2
+    project.close()
+    base = ["export", "segments", "-p", directory, "-s", "rfm", "--name", "crm"]
+    res = runner.invoke(app, [*base, "--changes", "--resend", "--to", str(tmp_path / "b2.csv"),
+                              "--webhook", receiver.url, "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert (out["export_id"], out["resent"], out["rows"], out["webhooks_delivered"]) == (
+        second.export_id, True, n, n)
+    assert (tmp_path / "b2.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    keys = [k for _, k, _ in receiver.requests]
+    assert sorted(keys[n:]) == sorted(keys[:n])
+    # the watermark stays: the next changes export has nothing to send
+    nothing = runner.invoke(app, [*base, "--changes", "--to", str(tmp_path / "c.csv"), "--json"])
+    assert json.loads(nothing.stdout)["rows"] == 0
+    # refused in one line: without --changes, another --pii, another snapshot, an unknown name
+    for extra, message in (([], "--resend writes the last --changes export of a name again: give --changes"),
+                           (["--changes", "--pii", "mask"], "was written with --pii hash: give --pii hash"),
+                           (["--changes", "--snapshot", "2024-01-01"], "leave out --snapshot 2024-01-01"),
+                           (["--changes", "--name", "other"], "no export named 'other' to send again")):
+        bad = runner.invoke(app, [*base, "--resend", *extra, "--to", str(tmp_path / "d.csv")])
+        assert bad.exit_code == 1 and message in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

@@ -133,3 +133,33 @@ def test_user_errors_are_one_line(project_dir):
     assert bad.exit_code == 1 and "no assignments for scheme 'nope'" in bad.output
     bad = _run("export", "-p", str(path))
     assert bad.exit_code == 1 and "exactly one of --out" in bad.output
+
+
+def test_who_lists_one_id_per_line_whatever_the_ids_hold(tmp_path):
+    """`migrate who` printed one id per line raw: an id holding a line break became two
+    lines (two customers), a CR overwrote the terminal line, and a segment named '[bold]'
+    vanished from the count line (Rich markup). Now an id holding a control character, or
+    starting with a double quote, is one JSON string per line, read back exactly, with one
+    note on stderr; the segment names are printed as written."""
+    import datetime as dt
+
+    ids = ["plain id", "a\nb", "tab\there", "cr\rx", '"quoted', "ls\u2028sep", "Müller-7"]
+    d1, d2 = dt.date(2024, 1, 1), dt.date(2024, 2, 1)
+    with Project.init(tmp_path) as project:
+        n = len(ids)
+        project.store.append("segment_assignments", pa.table({
+            "scheme": ["rfm"] * 2 * n, "scheme_version": ["1"] * 2 * n,
+            "snapshot_date": pa.array([d1] * n + [d2] * n, pa.date32()),
+            "customer_id": ids * 2, "segment": ["[bold]"] * n + ["Lost"] * n,
+            "segment_rank": pa.array([1] * 2 * n, pa.int32()), "run_id": ["r"] * 2 * n}))
+    out = _run("migrate", "who", "-p", str(tmp_path), "-s", "rfm", "--from", "[bold]", "--to",
+               "Lost", "--limit", "0")
+    assert out.exit_code == 0, out.output
+    lines = out.stdout.split("\n")
+    assert lines[-1] == "" and len(lines) - 1 == len(ids)
+    read = [json.loads(x) if x.startswith('"') else x for x in lines[:-1]]
+    assert sorted(read) == sorted(ids)
+    assert {x for x in lines[:-1] if not x.startswith('"')} == {"plain id", "Müller-7"}
+    assert "\r" not in out.stdout and "\u2028" not in out.stdout
+    assert f"{len(ids)} customers moved [bold] → Lost" in out.stderr
+    assert "note: 5 customer id(s) hold a line break, tab or other control character" in out.stderr

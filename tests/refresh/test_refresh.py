@@ -294,6 +294,12 @@ def test_the_same_snapshots_measured_again_record_no_alert_twice(project):
     again = json.loads(out.stdout)
     assert again["alerts"] == [] and len(again["alerts_unchanged"]) == len(first)
     assert _alert_rows(store_file) == first
+    # `alerts --latest`: this refresh's alerts, recorded by the first (it showed them only
+    # because no refresh in between had recorded others)
+    with Store(store_file, read_only=True) as store:
+        latest = read_alerts(store, latest_run=True).to_pylist()
+    assert sorted((r["kind"], r["subject"]) for r in latest) == sorted((r["kind"], r["subject"]) for r in first)
+    assert {r["last_seen_run_id"] for r in latest} == {again["run_id"]}
     with Store(store_file, read_only=True) as store:
         message = store.sql("SELECT message FROM runs WHERE run_id = ?", [again["run_id"]])["message"][0].as_py()
     assert message.startswith(f"0 new input(s); 0 drift alert(s) (0 critical, 0 warning, 0 info: "

@@ -113,7 +113,7 @@ def test_the_refresh_line_counts_info_rows_apart_from_alerts(monkeypatch, tmp_pa
     result = CliRunner().invoke(app, ["refresh", "-p", str(tmp_path)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert ("1 drift alert(s) and 2 info row(s): sample too small to judge (1 unchanged, "
-            "recorded before: segflow alerts)") in result.output
+            "recorded before: segflow alerts --latest)") in result.output
     assert "seen before" not in result.output
     # an alert's or a note's text as written: no Rich markup (a segment '[bold]'), no tab
     assert "  warning: w [bold]\n" in result.output and "  note: n\\tx\n" in result.output
@@ -216,3 +216,78 @@ def test_an_alert_is_recorded_before_only_for_the_same_pair_severity_and_value(t
         assert new_alerts(con, [same, other_pair]) == ([], [same, other_pair])
         reworded = Alert(**{**alert.__dict__, "message": msg.replace("2024-06-01", "2024-05-01")})
         assert new_alerts(con, [reworded]) == ([reworded], [])
+
+
+def _refresh_run(con, run_id: str, at: dt.datetime, message: str = "1 new input(s)") -> None:
+    con.execute("INSERT INTO runs VALUES (?, 'refresh', '{}', 'test', ?, ?, 'ok', ?)",
+                [run_id, at, at, message])
+
+
+def test_latest_lists_every_alert_of_the_latest_refresh_also_those_recorded_before(tmp_path):
+    """`segflow alerts --latest` showed the alerts of the latest refresh that recorded any:
+    after a refresh whose alerts were all unchanged (recorded once, by an earlier refresh) it
+    showed the earlier refresh's list, with alerts the latest no longer measured, and after
+    one with a new pair and no alert at all, the alerts of an older pair. Now it lists the
+    alerts the latest refresh measured (as its summary counts them), whichever recorded them."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from segflow.cli import app
+    from segflow.project import Project
+    from segflow.refresh import Alert, read_alerts
+    from segflow.refresh._drift import new_alerts, seen_again, write_alerts
+
+    def alert(subject: str, value: float, latest: dt.date = LATEST) -> Alert:
+        return Alert("segment_share", subject, "share_change_pp", value, 5.0, "warning",
+                     f"{subject} {value}", latest, PREVIOUS)
+
+    a, b, c = alert("rfm: A", 7.0), alert("rfm: B", 6.0), alert("rfm: C", 8.0)
+    Project.init(tmp_path).close()
+    with Project.open(tmp_path) as project, project.store.transaction() as con:
+        _refresh_run(con, "r1", dt.datetime(2024, 7, 2))
+        write_alerts(con, [a, b], "r1", dt.datetime(2024, 7, 2))
+        # r2: the same pair; A unchanged, B under its threshold now, C new
+        _refresh_run(con, "r2", dt.datetime(2024, 7, 3))
+        recorded, unchanged = new_alerts(con, [a, c])
+        assert (recorded, unchanged) == ([c], [a])
+        write_alerts(con, recorded, "r2", dt.datetime(2024, 7, 3))
+        seen_again(con, unchanged, "r2")
+        # a refresh that found nothing new measured nothing: r2's alerts stay the latest
+        _refresh_run(con, "r3", dt.datetime(2024, 7, 4), "nothing new")
+    shown = CliRunner().invoke(app, ["alerts", "-p", str(tmp_path), "--latest", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert sorted(r["subject"] for r in json.loads(shown.stdout)["data"]) == ["rfm: A", "rfm: C"]
+    with Project.open(tmp_path) as project:
+        assert read_alerts(project.store).num_rows == 3  # every alert recorded, once each
+        with project.store.transaction() as con:  # r4: a new pair, under every threshold
+            _refresh_run(con, "r4", dt.datetime(2024, 8, 2))
+        assert read_alerts(project.store, latest_run=True).num_rows == 0
+
+
+def test_alerts_an_older_segflow_recorded_twice_are_kept_once(tmp_path):
+    """Before session 59 each refresh of the same pair recorded its alerts again; such a
+    store listed them twice. The store migration (schema 14) keeps the first row of each run
+    of equal rows (same pair, kind, subject, metric, severity, value to one part in a
+    million), seen last by the latest of them; a changed value stays a row of its own."""
+    from segflow.refresh import Alert, read_alerts
+    from segflow.refresh._drift import write_alerts
+    from segflow.store import SCHEMA_VERSION, Store
+
+    alert = Alert("feature_shift", "recency_days", "psi", 0.3, 0.1, "critical", "psi 0.3",
+                  LATEST, PREVIOUS)
+    path = tmp_path / "s.duckdb"
+    with Store(path) as store, store.transaction() as con:
+        for i, value in enumerate([0.3, 0.3 * (1 + 1e-9), 0.3, 0.4, 0.4]):
+            run = f"r{i + 1}"
+            _refresh_run(con, run, dt.datetime(2024, 7, 2 + i))
+            write_alerts(con, [Alert(**{**alert.__dict__, "value": value})], run,
+                         dt.datetime(2024, 7, 2 + i))
+        # the store as schema 13 left it
+        con.execute("ALTER TABLE alerts DROP COLUMN last_seen_run_id")
+        con.execute("ALTER TABLE export_log DROP COLUMN status")
+        con.execute("DELETE FROM schema_info WHERE version = ?", [SCHEMA_VERSION])
+    with Store(path) as store:
+        rows = store.sql("SELECT run_id, last_seen_run_id, value FROM alerts ORDER BY created_at").to_pylist()
+        assert [(r["run_id"], r["last_seen_run_id"]) for r in rows] == [("r1", "r3"), ("r4", "r5")]
+        assert [r["value"] for r in read_alerts(store, latest_run=True).to_pylist()] == [0.4]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -20,6 +21,9 @@ from segflow.cli._common import (
     user_errors,
 )
 from segflow.errors import SegflowError
+
+if TYPE_CHECKING:
+    from segflow.exports import ExportResult
 
 export_app = typer.Typer(
     help="Export segment lists and audiences to CSV, Parquet or Postgres (full or changes).",
@@ -131,6 +135,10 @@ def segments(
         False, "--changes", help="Only customers whose segment changed since the last export "
         "of --name (the first one is full)."),
     name: str = typer.Option(None, "--name", help="Export name keying the watermark (default: the scheme)."),
+    resend: bool = typer.Option(
+        False, "--resend", help="With --changes: write the last export of --name again (the same "
+        "rows, snapshot and export id; webhooks with the same Idempotency-Keys), e.g. after "
+        "the upload of its file failed. The watermark stays."),
     snapshot: dt.date | None = typer.Option(None, "--snapshot", parser=DATE,
                                             help="Snapshot date YYYY-MM-DD (default: the latest)."),
     pii: str = PiiOption,
@@ -158,25 +166,40 @@ def segments(
             result = export_segments(
                 project.store, scheme, to, mode="changes" if changes else "full", name=name,
                 as_of=snapshot, pii=pii, scores=not no_scores, table=table, webhook=policy,
+                resend=resend,
             )
             _note_pseudonyms(result.ids_pseudonymised, project.store.path)
         if as_json:
-            print_json(result.to_dict())
+            print_json({**result.to_dict(), "watermark_moved": result.watermark_moved})
         else:
-            what = (f"changes since {result.since_snapshot} "
-                    + ", ".join(f"{n} {k}" for k, n in result.changes.items())
-                    if result.mode == "changes" else "full list")
-            console.print(f"export {result.name!r}: {result.rows:,} rows ({what}) of scheme "
-                          f"{scheme} at {result.snapshot_date} to {result.target}", highlight=False)
+            console.print(_summary(result), highlight=False, markup=False)
             if webhook:
+                before = (f", {result.webhooks_delivered_before} delivered before"
+                          if result.webhooks_delivered_before else "")
                 console.print(f"webhooks: {result.webhooks_delivered} delivered, "
-                              f"{result.webhooks_failed} failed", highlight=False)
+                              f"{result.webhooks_failed} failed{before}", highlight=False)
         if result.webhooks_failed:
+            sent = result.webhooks_failed + result.webhooks_delivered
             raise SegflowError(
-                f"{result.webhooks_failed} of {result.webhooks_failed + result.webhooks_delivered} "
-                f"webhooks failed after {attempts} attempts; see table webhook_deliveries "
-                f"(export {result.export_id})"
+                f"{result.webhooks_failed} of {sent} webhooks failed after {attempts} attempts; "
+                f"see table webhook_deliveries (export {result.export_id}); the watermark did not "
+                "move: run the same command again to retry (the same changes and Idempotency-Keys; "
+                "the delivered ones are not sent again)"
             )
+
+
+def _summary(result: ExportResult) -> str:
+    """The one line saying what an export of segments wrote."""
+    if result.mode != "changes":
+        what = "full list"
+    else:
+        counts = ", ".join(f"{n} {k}" for k, n in result.changes.items())
+        since = (f"changes since {result.since_snapshot}" if result.since_snapshot
+                 else "first delta of the name, every customer")
+        what = f"{since}: {counts}"
+    again = " again" if result.resent else ""
+    return (f"export {result.name!r}{again}: {result.rows:,} rows ({what}) of scheme "
+            f"{result.scheme} at {result.snapshot_date} to {result.target}")
 
 
 @export_app.command("audience")

@@ -20,15 +20,17 @@ from segflow.cli._common import (
     ProjectDirOption,
     Table,
     console,
+    list_line,
     on_spark,
     open_project,
     print_json,
+    print_labelled,
     refuse_on_spark,
     stdout,
     user_errors,
 )
 from segflow.cli._pseudonyms import ids_pii_option
-from segflow.errors import SegflowError
+from segflow.errors import SegflowError, printable
 
 migrate_app = typer.Typer(
     help="Customer migration: who moved between segments, forecasts, paths.",
@@ -296,9 +298,17 @@ def who(
                 }
             )
             return
-        console.print(f"{total:,} customers moved {from_segment} → {to_segment} ({frm} → {to})")
+        console.print(f"{total:,} customers moved {printable(from_segment)} → "
+                      f"{printable(to_segment)} ({frm} → {to})", markup=False, highlight=False)
+        quoted = 0
         for cid in rows["customer_id"]:  # the list itself goes to stdout, one id per line
-            typer.echo(str(cid))
+            line, was_quoted = list_line(cid)
+            quoted += was_quoted
+            typer.echo(line)
+        if quoted:
+            print_labelled("note", f"{quoted:,} customer id(s) hold a line break, tab or other "
+                           "control character, or start with a double quote: written as JSON "
+                           'strings ("..."), one per line; --json gives every id as JSON')
 
 
 @migrate_app.command("paths")

@@ -89,7 +89,7 @@ def refresh(
 def _unchanged(n: int) -> str:
     """`` (N unchanged, recorded before)``: the alerts a refresh measured again unchanged and
     did not record again (nor list); empty when none."""
-    return f" ({n} unchanged, recorded before: segflow alerts)" if n else ""
+    return f" ({n} unchanged, recorded before: segflow alerts --latest)" if n else ""
 
 
 def _alert_count(alerts: list[Alert] | list[str]) -> str:
@@ -107,7 +107,9 @@ def alerts(
     since: dt.date | None = typer.Option(
         None, "--since", parser=DATE, help="Only alerts from this date (YYYY-MM-DD)."
     ),
-    latest: bool = typer.Option(False, "--latest", help="Only the alerts of the latest refresh."),
+    latest: bool = typer.Option(
+        False, "--latest", help="Only the alerts of the latest refresh: those it recorded and "
+        "those it found unchanged, recorded before."),
     as_json: bool = JsonOption,
 ) -> None:
     """List the drift alerts recorded by `segflow refresh` (newest first)."""

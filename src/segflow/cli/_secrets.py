@@ -32,11 +32,12 @@ def typed(ctx: typer.Context, param: str) -> bool:
 
 
 def warn(what: str, instead: str) -> None:
-    """One line on stderr: ``warning: <what> on the command line is visible ...; <instead>``."""
-    from segflow.cli._common import console
+    """One line on stderr: ``warning: <what> on the command line is visible ...; <instead>``,
+    as text (:func:`segflow.cli._common.print_labelled`: no Rich markup)."""
+    from segflow.cli._common import print_labelled
 
-    console.print(f"[bold yellow]warning:[/] {what} on the command line {SEEN_BY_ALL}; {instead}",
-                  highlight=False, soft_wrap=True)
+    print_labelled("warning", f"{what} on the command line {SEEN_BY_ALL}; {instead}",
+                   style="bold yellow")
 
 
 def read_token(token: str | None, token_file: Path | None) -> str | None:
@@ -65,10 +66,12 @@ def read_token(token: str | None, token_file: Path | None) -> str | None:
     if not lines or not lines[0].strip():
         raise InputError(f"--token-file {token_file}: the file is empty")
     if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        from segflow.cli._common import console
+        from segflow.cli._common import print_labelled
 
-        console.print(f"[bold yellow]warning:[/] --token-file {token_file} can be read by other users "
-                      f"(mode {stat.S_IMODE(mode):o}); chmod 600 it", highlight=False, soft_wrap=True)
+        # the path as written: no Rich markup (a folder named [x] vanished), control
+        # characters as escapes
+        print_labelled("warning", f"--token-file {token_file} can be read by other users "
+                       f"(mode {stat.S_IMODE(mode):o}); chmod 600 it", style="bold yellow")
     return lines[0].strip()
 
 

@@ -127,7 +127,7 @@ def crm_segment_list(
 def segment_changes(
     store: Store,
     scheme: str,
-    since: dt.date | str,
+    since: dt.date | str | None,
     as_of: dt.date | str | None = None,
     *,
     pii: str = "hash",
@@ -137,9 +137,11 @@ def segment_changes(
 
     Parameters
     ----------
-    since : date
+    since : date or None
         The earlier snapshot (an incremental export's watermark); must be a snapshot of the
-        scheme, at or before ``as_of``.
+        scheme, at or before ``as_of``. None (the first incremental export of a name, which
+        has no watermark): every customer assigned at ``as_of`` is ``"new"``, with
+        ``segment_at_since`` NULL, so that the first delta has the columns of every later one.
     as_of, pii, scores
         As for :func:`crm_segment_list`.
 
@@ -155,6 +157,12 @@ def segment_changes(
     """
     check_scheme_name(scheme)
     day = as_date(as_of) if as_of is not None else latest_snapshot(store, scheme)
+    first = ["customer_id", "scheme", "change", "segment_at_since"]
+    if since is None:
+        current = crm_segment_list(store, scheme, day, pii=pii, scores=scores)
+        everyone = current.mutate(change=ibis.literal("new"), segment_at_since=ibis.null("string"))
+        return everyone.select(*first, *[c for c in current.columns if c not in first]).order_by(
+            "customer_id")
     since = as_date(since)
     if has_spells(store):
         available = spell_snapshots(store, scheme)
@@ -183,5 +191,4 @@ def segment_changes(
     j = j.mutate(change=change, customer_id=ibis.coalesce(j.customer_id, j.b_customer_id))
     j = j.mutate(scheme=ibis.literal(scheme))
     j = j.filter(j.change.notnull()).drop("b_customer_id")
-    first = ["customer_id", "scheme", "change", "segment_at_since"]
     return j.select(*first, *[c for c in current.columns if c not in first]).order_by("customer_id")

@@ -1,11 +1,14 @@
 """``segflow export``: segment lists and audiences to files or Postgres, full or incremental.
 
 An export has a name (default: the scheme). Every export is logged in the store table
-``export_log``; the snapshot of the latest logged export of a name is its **watermark**. An
-incremental export (``mode="changes"``) writes only the customers whose segment differs
+``export_log``; the snapshot of the latest delivered export of a name is its **watermark**.
+An incremental export (``mode="changes"``) writes only the customers whose segment differs
 from the one they had at the watermark (:func:`~segflow.exports.segment_changes`) and then
 moves the watermark to the exported snapshot; exporting twice the same snapshot writes no
-rows the second time. With no watermark yet, the first incremental export is a full one.
+rows the second time. With no watermark yet, the first incremental export lists every
+customer as ``new``, in the columns of every later one. An export whose webhooks failed
+does not move the watermark (its re-run sends the same changes under the same id), and
+``resend=True`` writes the latest delivered export again (a file whose upload failed).
 """
 
 from __future__ import annotations
@@ -57,6 +60,15 @@ class ExportResult:
     #: customer ids written as pseudonymous keys (ids that are e-mails or phone numbers,
     #: under every policy but ``include``: :mod:`segflow.exports._pseudonym`)
     ids_pseudonymised: int = 0
+    #: changes of a re-run whose webhooks got through in an earlier run (not sent again)
+    webhooks_delivered_before: int = 0
+    #: the latest export of the name written again (``resend``)
+    resent: bool = False
+
+    @property
+    def watermark_moved(self) -> bool:
+        """Whether the export is the name's watermark now: not when a webhook failed."""
+        return not self.webhooks_failed
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -67,20 +79,42 @@ def _now() -> dt.datetime:
 
 
 def watermark(store: Store, name: str) -> dt.date | None:
-    """The snapshot of the latest segment-list export logged under ``name`` (None before
-    the first)."""
+    """The snapshot of the latest delivered segment-list export logged under ``name`` (None
+    before the first). An export whose webhooks failed is logged but does not move it."""
     return _last_export(store, name)[0]
 
 
+#: ``export_log.status`` of an export whose webhooks did not all get through: logged (its id
+#: is kept for the re-run) but not a watermark. Other statuses: ``done``, ``resent`` (a
+#: ``--resend``); null in rows an older segflow wrote (done).
+WEBHOOKS_FAILED = "webhooks_failed"
+_DELIVERED = f"coalesce(status, 'done') <> '{WEBHOOKS_FAILED}'"
+
+
 def _last_export(store: Store, name: str) -> tuple[dt.date | None, str | None, str | None]:
-    """(snapshot, assignments digest, export id) of the latest segment-list export of
-    ``name``."""
+    """(snapshot, assignments digest, export id) of the latest delivered segment-list export
+    of ``name``."""
     row = store.raw.execute(
         "SELECT snapshot_date, assignments_digest, export_id FROM export_log WHERE export_name = ? "
-        "AND kind = 'segments' ORDER BY exported_at DESC, export_id DESC LIMIT 1",
+        f"AND kind = 'segments' AND {_DELIVERED} ORDER BY exported_at DESC, export_id DESC LIMIT 1",
         [name],
     ).fetchone()
     return (row[0], row[1], row[2]) if row else (None, None, None)
+
+
+def _failed_id(store: Store, name: str, since: dt.date | None, day: dt.date) -> str | None:
+    """The id of an export of ``name`` from ``since`` to ``day`` whose webhooks failed and
+    that no delivered export followed: its re-run keeps it (and its Idempotency-Keys). Needed
+    for the first export of a name, whose id is random (the later ones' ids are derived)."""
+    row = store.raw.execute(
+        "SELECT export_id FROM export_log WHERE export_name = ? AND kind = 'segments' "
+        f"AND status = '{WEBHOOKS_FAILED}' AND since_snapshot IS NOT DISTINCT FROM ? "
+        "AND snapshot_date = ? AND exported_at > coalesce((SELECT max(exported_at) FROM export_log "
+        f"WHERE export_name = ? AND kind = 'segments' AND {_DELIVERED}), TIMESTAMP '0001-01-01') "
+        "ORDER BY exported_at DESC LIMIT 1",
+        [name, since, day, name],
+    ).fetchone()
+    return row[0] if row else None
 
 
 def changes_export_id(since_id: str, scheme: str, day: dt.date) -> str:
@@ -126,14 +160,14 @@ def export_history(store: Store, name: str | None = None) -> pa.Table:
     return store.sql(query + " ORDER BY exported_at DESC", params)
 
 
-def _log(store: Store, result: ExportResult, digest: str | None = None) -> None:
+def _log(store: Store, result: ExportResult, digest: str | None = None, status: str = "done") -> None:
     with store.transaction() as con:
         con.execute(
             "INSERT INTO export_log (export_id, export_name, kind, scheme, snapshot_date, "
             "since_snapshot, mode, target, format, pii, rows_written, exported_at, "
-            "assignments_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "assignments_digest, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [result.export_id, result.name, result.kind, result.scheme, result.snapshot_date, result.since_snapshot, result.mode,
-             result.target, result.format, result.pii, result.rows, _now(), digest],
+             result.target, result.format, result.pii, result.rows, _now(), digest, status],
         )
 
 
@@ -154,6 +188,86 @@ def _write(data: pa.Table, target: str, fmt: str, *, table: str | None, key: tup
 _redact = redact_url
 
 
+@dataclasses.dataclass(frozen=True)
+class _Delta:
+    """What an export of segments writes: the list at ``day`` (``full``), or its changes
+    since ``since`` (None: the first delta of a name, every customer ``new``), under
+    ``export_id``."""
+
+    since: dt.date | None
+    day: dt.date
+    export_id: str
+    full: bool
+
+
+def _recomputed(store: Store, scheme: str, snapshot: dt.date, sent: str | None) -> bool:
+    """Whether the segments of ``scheme`` at ``snapshot`` differ from those an export sent
+    (its digest ``sent``; a snapshot with no assignments left is the vanished watermark
+    :func:`segment_changes` explains, a digest of another DuckDB version is not compared)."""
+    if not sent:
+        return False
+    now = assignments_digest(store, scheme, snapshot)
+    return _comparable(now, sent) and now != sent and now.split(":")[1] != "0"
+
+
+def _next_delta(store: Store, name: str, scheme: str, day: dt.date, mode: str) -> _Delta:
+    """The export that follows the watermark of ``name`` (a full one: the list)."""
+    if mode == "full":
+        return _Delta(None, day, uuid.uuid4().hex[:12], full=True)
+    since, sent, since_id = _last_export(store, name)
+    if since is not None and _recomputed(store, scheme, since, sent):
+        raise SegflowError(
+            f"the segments of scheme {scheme!r} at {since}, which the last export of {name!r} "
+            "sent, were recomputed since (a run on new data or other settings): the changes "
+            "would be counted from segments the receiver never got; export in full once "
+            f"(without --changes, under the name {name!r}), then --changes again"
+        )
+    export_id = (changes_export_id(since_id, scheme, day) if since_id
+                 else _failed_id(store, name, None, day) or uuid.uuid4().hex[:12])
+    return _Delta(since, day, export_id, full=False)
+
+
+def _resent_delta(store: Store, name: str, scheme: str, as_of: dt.date | str | None,
+                  pii: str) -> _Delta:
+    """The latest delivered export of ``name`` again: its snapshots and its id."""
+    rows = store.raw.execute(
+        "SELECT export_id, scheme, snapshot_date, since_snapshot, mode, pii, assignments_digest "
+        f"FROM export_log WHERE export_name = ? AND kind = 'segments' AND {_DELIVERED} "
+        "ORDER BY exported_at DESC, export_id DESC LIMIT 2",
+        [name],
+    ).fetchall()
+    if not rows:
+        raise SegflowError(f"no export named {name!r} to send again: --resend repeats the last "
+                           "export of --name (leave --resend out for the first one)")
+    export_id, logged_scheme, day, since, mode, logged_pii, sent = rows[0]
+    if logged_scheme != scheme:
+        raise InputError(f"the last export named {name!r} was of scheme {logged_scheme!r}, not "
+                         f"{scheme!r}: give --scheme {logged_scheme} to send it again")
+    if as_of is not None and as_date(as_of) != day:
+        raise InputError(f"--resend writes the snapshot of the export it repeats ({day}): "
+                         f"leave out --snapshot {as_date(as_of)}")
+    if logged_pii and logged_pii != pii:
+        raise InputError(f"the last export named {name!r} was written with --pii {logged_pii}: "
+                         f"give --pii {logged_pii} to send it again")
+    before = rows[1] if len(rows) > 1 and rows[1][2] == since else None
+    if _recomputed(store, scheme, day, sent) or (
+            before is not None and _recomputed(store, scheme, since, before[6])):
+        raise SegflowError(
+            f"the segments of scheme {scheme!r} that export {export_id} of {name!r} sent were "
+            "recomputed since (a run on new data or other settings): it cannot be written "
+            f"again; export in full once (without --changes, under the name {name!r})")
+    return _Delta(since, day, export_id, full=mode == "full")
+
+
+def _delivered_before(store: Store, export_id: str, url: str) -> set[str]:
+    """Customer ids whose webhook of export ``export_id`` to ``url`` got through already (a
+    re-run after failed webhooks sends only the others)."""
+    rows = store.raw.execute(
+        "SELECT DISTINCT customer_id FROM webhook_deliveries WHERE export_id = ? AND url = ? "
+        "AND status = 'delivered'", [export_id, redact_url(url)]).fetchall()
+    return {r[0] for r in rows}
+
+
 def export_segments(
     store: Store,
     scheme: str,
@@ -167,6 +281,7 @@ def export_segments(
     format: str | None = None,
     table: str | None = None,
     webhook: WebhookPolicy | None = None,
+    resend: bool = False,
 ) -> ExportResult:
     """Export the CRM segment list of ``scheme``, in full or as the changes since the last
     export of the same ``name``.
@@ -178,6 +293,9 @@ def export_segments(
     target : str or Path
         A ``.csv`` / ``.parquet`` file, or a ``postgresql://`` URL (then ``table=``).
     mode : {"full", "changes"}, default="full"
+        ``changes``: the customers whose segment changed since the watermark, with the
+        columns ``change`` and ``segment_at_since``; the first export of a name (no
+        watermark) lists every customer as ``new``.
     name : str, optional
         The export's name, which keys its watermark (default: ``scheme``). Give each
         destination its own name.
@@ -193,7 +311,15 @@ def export_segments(
         Postgres table name.
     webhook : WebhookPolicy, optional
         POST each change (incremental exports only) to a URL; see
-        :mod:`segflow.exports._webhook`.
+        :mod:`segflow.exports._webhook`. When any delivery fails, the export is logged
+        as ``webhooks_failed`` and the watermark does not move: run it again to retry
+        (the same id and Idempotency-Keys; the deliveries that got through are not
+        repeated).
+    resend : bool, default=False
+        With ``mode="changes"``: write the latest delivered export of ``name`` again (its
+        snapshots, rows and export id, so webhooks carry the same Idempotency-Keys) instead
+        of the changes since it, e.g. after the upload of its file failed. The watermark
+        stays.
 
     Returns
     -------
@@ -202,60 +328,61 @@ def export_segments(
     Raises
     ------
     InputError
-        Unknown mode, policy or format; a webhook with a full export.
+        Unknown mode, policy or format; a webhook with a full export; ``resend`` without
+        ``changes``, with another snapshot, scheme or ``pii`` than the export it repeats.
     """
     if mode not in ("full", "changes"):
         raise InputError(f"unknown export mode {mode!r}; expected 'full' or 'changes'")
     if webhook is not None and mode != "changes":
         raise InputError("webhooks are sent per segment change: use them with --changes")
+    if resend and mode != "changes":
+        raise InputError("--resend writes the last --changes export of a name again: give --changes")
     check_policy(pii)
     check_scheme_name(scheme)
     name = name or scheme
     fmt = target_format(str(target), format)
-    day = as_date(as_of) if as_of is not None else latest_snapshot(store, scheme)
-    since, sent, since_id = _last_export(store, name) if mode == "changes" else (None, None, None)
-    now_at_since = assignments_digest(store, scheme, since) if since is not None and sent else None
-    # (a snapshot with no assignments left is the vanished watermark segment_changes explains)
-    if (now_at_since is not None and _comparable(now_at_since, sent) and now_at_since != sent
-            and now_at_since.split(":")[1] != "0"):
-        raise SegflowError(
-            f"the segments of scheme {scheme!r} at {since}, which the last export of {name!r} "
-            "sent, were recomputed since (a run on new data or other settings): the changes "
-            "would be counted from segments the receiver never got; export in full once "
-            f"(without --changes, under the name {name!r}), then --changes again"
-        )
-    export_id = changes_export_id(since_id, scheme, day) if since_id else uuid.uuid4().hex[:12]
+    if resend:
+        delta = _resent_delta(store, name, scheme, as_of, pii)
+    else:
+        day = as_date(as_of) if as_of is not None else latest_snapshot(store, scheme)
+        delta = _next_delta(store, name, scheme, day, mode)
+    day, since = delta.day, delta.since
     removed: list[str] | None = None
     changes: dict[str, int] = {}
-    if since is None:
+    if delta.full:
         data = crm_segment_list(store, scheme, day, pii=pii, scores=scores).to_pyarrow()
-        effective = "full"
     else:
         data = segment_changes(store, scheme, since, day, pii=pii, scores=scores).to_pyarrow()
-        effective = "changes"
     data, keyed = _pseudonymised(store, data, pii)
-    if effective == "changes":
+    if not delta.full:
         kinds = data["change"].to_pylist()
         changes = {k: kinds.count(k) for k in ("new", "changed", "removed")}
         removed = [c for c, k in zip(data["customer_id"].to_pylist(), kinds, strict=True) if k == "removed"]
     written_to = _write(
-        data if fmt != "postgres" or effective == "full" else _mirror_rows(data),
+        data if fmt != "postgres" or delta.full else _mirror_rows(data),
         str(target), fmt, table=table, key=("scheme", "customer_id"), scope={"scheme": scheme},
-        removed=removed, replace=effective == "full", private=pii == "include",
+        removed=removed, replace=delta.full or since is None, private=pii == "include",
     )
     result = ExportResult(
-        export_id=export_id, name=name, kind="segments", mode=effective, target=written_to,
-        format=fmt, rows=data.num_rows, snapshot_date=day, scheme=scheme, since_snapshot=since,
-        pii=pii, changes=changes, ids_pseudonymised=keyed,
+        export_id=delta.export_id, name=name, kind="segments",
+        mode="full" if delta.full else "changes", target=written_to, format=fmt,
+        rows=data.num_rows, snapshot_date=day, scheme=scheme, since_snapshot=since, pii=pii,
+        changes=changes, ids_pseudonymised=keyed, resent=resend,
     )
-    if webhook is not None and effective == "changes" and data.num_rows:
-        deliveries = send_changes(data.to_pylist(), webhook, export_id)
+    if webhook is not None and not delta.full and data.num_rows:
+        rows = data.to_pylist()
+        if not resend:  # a re-run after failed webhooks: only those that did not get through
+            done = _delivered_before(store, delta.export_id, webhook.url)
+            result.webhooks_delivered_before = sum(r["customer_id"] in done for r in rows)
+            rows = [r for r in rows if r["customer_id"] not in done]
+        deliveries = send_changes(rows, webhook, delta.export_id)
         with store.transaction() as con:
             store.append("webhook_deliveries", deliveries, con=con)
         statuses = deliveries["status"].to_pylist()
         result.webhooks_delivered = statuses.count("delivered")
         result.webhooks_failed = statuses.count("failed")
-    _log(store, result, assignments_digest(store, scheme, day))
+    status = WEBHOOKS_FAILED if result.webhooks_failed else "resent" if resend else "done"
+    _log(store, result, assignments_digest(store, scheme, day), status)
     return result
 
 

@@ -314,7 +314,21 @@ def calibration_alerts(transactions: ibis.Table, previous: dt.date, latest: dt.d
 SAME_VALUE_RTOL = 1e-6
 
 _COLUMNS = ("alert_id, run_id, created_at, snapshot_date, previous_snapshot_date, kind, "
-            "subject, metric, value, threshold, severity, message")
+            "subject, metric, value, threshold, severity, message, last_seen_run_id")
+
+
+def _latest_row(con: Any, alert: Alert) -> tuple[str, str, float] | None:
+    """(alert_id, severity, value) of the latest row recorded of ``alert``'s measurement:
+    the same pair of snapshots (a row an older segflow wrote, without a previous snapshot:
+    the same message, which names both dates), kind, subject and metric."""
+    return con.execute(
+        "SELECT alert_id, severity, value FROM alerts WHERE snapshot_date = ? AND kind = ? "
+        "AND subject IS NOT DISTINCT FROM ? AND metric IS NOT DISTINCT FROM ? "
+        "AND (previous_snapshot_date = ? OR (previous_snapshot_date IS NULL AND message = ?)) "
+        "ORDER BY created_at DESC LIMIT 1",
+        [alert.snapshot_date, alert.kind, alert.subject, alert.metric, alert.previous_date,
+         alert.message],
+    ).fetchone()
 
 
 def recorded_before(con: Any, alert: Alert) -> bool:
@@ -324,16 +338,9 @@ def recorded_before(con: Any, alert: Alert) -> bool:
     severity and the same value (to :data:`SAME_VALUE_RTOL`). A row an older segflow wrote
     has no previous snapshot: its message, which names both dates, must then be the same.
     """
-    row = con.execute(
-        "SELECT severity, value FROM alerts WHERE snapshot_date = ? AND kind = ? "
-        "AND subject IS NOT DISTINCT FROM ? AND metric IS NOT DISTINCT FROM ? "
-        "AND (previous_snapshot_date = ? OR (previous_snapshot_date IS NULL AND message = ?)) "
-        "ORDER BY created_at DESC LIMIT 1",
-        [alert.snapshot_date, alert.kind, alert.subject, alert.metric, alert.previous_date,
-         alert.message],
-    ).fetchone()
-    return row is not None and row[0] == alert.severity and math.isclose(
-        row[1], float(alert.value), rel_tol=SAME_VALUE_RTOL, abs_tol=1e-12)
+    row = _latest_row(con, alert)
+    return row is not None and row[1] == alert.severity and math.isclose(
+        row[2], float(alert.value), rel_tol=SAME_VALUE_RTOL, abs_tol=1e-12)
 
 
 def new_alerts(con: Any, alerts: list[Alert]) -> tuple[list[Alert], list[Alert]]:
@@ -348,15 +355,39 @@ def write_alerts(con: Any, alerts: list[Alert], run_id: str, now: dt.datetime) -
     """Insert alerts into the ``alerts`` table on connection ``con``; returns the count.
 
     Every alert given is inserted: leave out those recorded before with
-    :func:`new_alerts` first.
+    :func:`new_alerts` first (and mark them :func:`seen_again`).
     """
     for a in alerts:
         con.execute(
-            f"INSERT INTO alerts ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO alerts ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [uuid.uuid4().hex[:12], run_id, now, a.snapshot_date, a.previous_date, a.kind,
-             a.subject, a.metric, float(a.value), float(a.threshold), a.severity, a.message],
+             a.subject, a.metric, float(a.value), float(a.threshold), a.severity, a.message,
+             run_id],
         )
     return len(alerts)
+
+
+def seen_again(con: Any, alerts: list[Alert], run_id: str) -> None:
+    """Mark the rows of ``alerts``, recorded before and measured again unchanged by refresh
+    ``run_id``, as seen by it (``last_seen_run_id``): they are among the alerts of that
+    refresh that ``read_alerts(latest_run=True)`` lists."""
+    for a in alerts:
+        row = _latest_row(con, a)
+        if row is not None:
+            con.execute("UPDATE alerts SET last_seen_run_id = ? WHERE alert_id = ?", [run_id, row[0]])
+
+
+#: ``runs.message`` of a refresh that found nothing new (and measured nothing).
+NOTHING_NEW = "nothing new"
+
+#: The refresh whose alerts ``--latest`` lists: the latest one that measured drift (not one
+#: that found nothing new, not a failed one); in a store without one in its run log, the run
+#: that recorded or saw the latest alert.
+_LATEST_REFRESH = (
+    "coalesce((SELECT run_id FROM runs WHERE command = 'refresh' AND status = 'ok' "
+    f"AND message IS DISTINCT FROM '{NOTHING_NEW}' ORDER BY started_at DESC LIMIT 1), "
+    "(SELECT coalesce(last_seen_run_id, run_id) FROM alerts ORDER BY created_at DESC LIMIT 1))"
+)
 
 
 def read_alerts(
@@ -378,15 +409,19 @@ def read_alerts(
         Only alerts created at or after it (UTC).
     kind : {"segment_share", "feature_shift", "model_calibration"}, optional
     latest_run : bool, default=False
-        Only the alerts of the latest refresh that recorded any.
+        Only the alerts of the latest refresh that measured drift: those it recorded and
+        those it measured again unchanged, recorded by an earlier one (as its summary counts
+        them); none when it measured none (one snapshot only, or every measurement under its
+        threshold).
 
     Returns
     -------
     pyarrow.Table
         ``alert_id, run_id, created_at, snapshot_date, kind, subject, metric, value,
         threshold, severity, message, previous_snapshot_date`` (null in rows an older
-        segflow wrote). A refresh records an alert once per pair of snapshots while it is
-        unchanged (:func:`new_alerts`).
+        segflow wrote), ``last_seen_run_id`` (the latest refresh that measured it). A refresh
+        records an alert once per pair of snapshots while it is unchanged
+        (:func:`new_alerts`).
     """
     where, params = ["TRUE"], []
     if run_id is not None:
@@ -399,7 +434,7 @@ def read_alerts(
         where.append("kind = ?")
         params.append(kind)
     if latest_run:
-        where.append("run_id = (SELECT run_id FROM alerts ORDER BY created_at DESC LIMIT 1)")
+        where.append(f"coalesce(last_seen_run_id, run_id) = {_LATEST_REFRESH}")
     return store.sql(
         f"SELECT * FROM alerts WHERE {' AND '.join(where)} "
         "ORDER BY created_at DESC, kind, subject",

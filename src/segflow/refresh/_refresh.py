@@ -38,11 +38,13 @@ from segflow._private import link_target
 from segflow.config import Settings
 from segflow.errors import SegflowError
 from segflow.refresh._drift import (
+    NOTHING_NEW,
     Alert,
     DriftThresholds,
     calibration_alerts,
     feature_alerts,
     new_alerts,
+    seen_again,
     share_alerts,
     write_alerts,
 )
@@ -228,7 +230,7 @@ def refresh(
             _log_outcome(path, limit, params, "failed", str(failure))
             raise SegflowError(f"refresh failed, the store is unchanged: {failure}") from failure
         if skip:
-            _log_outcome(path, limit, params, "ok", "nothing new", quiet=True)
+            _log_outcome(path, limit, params, "ok", NOTHING_NEW, quiet=True)
             return RefreshResult(run_id=None, status="nothing new", new_inputs=[])
         say("copying the store")
         shutil.copy2(path, work)
@@ -303,6 +305,7 @@ def _refresh_copy(work: Path, directory: Path, settings: Settings, params: dict[
                 # recorded (nor announced) again: a refresh with web events only, --force
                 alerts, unchanged = new_alerts(con, measured)
                 write_alerts(con, alerts, run_id, _now())
+                seen_again(con, unchanged, run_id)  # among this refresh's: alerts --latest
         store.raw.execute(
             "UPDATE runs SET message = ? WHERE run_id = ?",
             [_run_message(pending, alerts, len(unchanged)), run_id],

@@ -272,11 +272,47 @@ _V12_STALE = ["ALTER TABLE loads ADD COLUMN IF NOT EXISTS rows_stale BIGINT"]
 #: an older segflow wrote (their message, which names both dates, stands in).
 _V13_ALERT_PAIR = ["ALTER TABLE alerts ADD COLUMN IF NOT EXISTS previous_snapshot_date DATE"]
 
+#: The partition of an alert's measurement: its pair of snapshots (an older row without a
+#: previous snapshot: its message, which names both), kind, subject and metric.
+_ALERT_KEY = ("snapshot_date, previous_snapshot_date, CASE WHEN previous_snapshot_date IS NULL "
+              "THEN message END, kind, subject, metric")
+
+#: Version 14: an export whose webhooks failed is logged (``export_log.status``:
+#: ``webhooks_failed``; ``done``, ``resent``; null in older rows: done) without becoming its
+#: name's watermark, and the latest refresh that measured a drift alert again unchanged
+#: (``alerts.last_seen_run_id``), so that ``segflow alerts --latest`` lists every alert of the
+#: latest refresh, also those recorded before. Alerts an older segflow recorded again at each
+#: refresh (the same pair, severity and value, one after the other) are kept once: the first
+#: row, seen last by the run of the last one (:func:`segflow.refresh._drift.recorded_before`'s
+#: rule, tolerance included).
+_V14_DELIVERY_SEEN = [
+    "ALTER TABLE export_log ADD COLUMN IF NOT EXISTS status VARCHAR",
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS last_seen_run_id VARCHAR",
+    f"""CREATE TEMP TABLE _alerts_kept AS
+WITH o AS (
+  SELECT alert_id, run_id, created_at, row({_ALERT_KEY}) AS k, severity, value,
+    lag(severity) OVER w AS p_severity, lag(value) OVER w AS p_value
+  FROM alerts WINDOW w AS (PARTITION BY {_ALERT_KEY} ORDER BY created_at, alert_id)
+), g AS (
+  SELECT *, sum(CASE WHEN p_severity IS NOT DISTINCT FROM severity AND abs(value - p_value)
+      <= greatest(1e-6 * greatest(abs(value), abs(p_value)), 1e-12) THEN 0 ELSE 1 END)
+    OVER (PARTITION BY k ORDER BY created_at, alert_id ROWS UNBOUNDED PRECEDING) AS run_of_equal
+  FROM o
+)
+SELECT first(alert_id ORDER BY created_at, alert_id) AS alert_id,
+  last(run_id ORDER BY created_at, alert_id) AS seen_by
+FROM g GROUP BY k, run_of_equal""",
+    "DELETE FROM alerts WHERE alert_id NOT IN (SELECT alert_id FROM _alerts_kept)",
+    "UPDATE alerts SET last_seen_run_id = _alerts_kept.seen_by FROM _alerts_kept "
+    "WHERE alerts.alert_id = _alerts_kept.alert_id",
+    "DROP TABLE _alerts_kept",
+]
+
 #: Ordered schema migrations; index i holds the statements that bring version i to i+1.
 MIGRATIONS: list[list[str]] = [
     _V1, _V2, _V3_SERVER_AUTH, _V4_EXPORTS_REFRESH, _V5_SPELLS, _V6_SUMMARIES, _V7_MODEL_PARAMS,
     _V8_SUMMARY_RESULTS, _V9_FEATURE_STATE, _V10_AMOUNTS, _V11_EXPORT_DIGEST, _V12_STALE,
-    _V13_ALERT_PAIR,
+    _V13_ALERT_PAIR, _V14_DELIVERY_SEEN,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
