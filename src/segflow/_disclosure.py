@@ -21,10 +21,16 @@ fewer than ``min_cell_customers`` customers together (one small row, or two of o
 each), the smallest other row with customers is withheld with them (:func:`_complement`;
 for a campaign, arm by arm: :func:`_arm_complement`; :func:`complement_reason`).
 
+Rows whose figure a viewer knows from their definition (:func:`no_purchase_segments`: a
+lifecycle's prospects never bought) count for nothing in that minimum and are never the
+complement. A campaign's adjusted p-values are adjusted again over the shown segments
+(:func:`_readjust`).
+
 Applied to the JSON API and the dashboard pages that serve aggregates to viewers (segment
 sizes, the transition matrix, segment profiles, CLV moved, campaign lift by segment and its
-forest plots); the HTML report (``segflow report``), a file its maker hands out, is left as
-it is (docs/report.md). Forecasts (expected customers per segment) are counts of customers
+forest plots), and to the HTML report written for viewers (``segflow report --for viewer``,
+:mod:`segflow.report._viewer`); the default report, a file its maker hands to readers who
+may see every figure, shows them all (docs/report.md). Forecasts (expected customers per segment) are counts of customers
 derived from the migration counts a viewer reads anyway: not withheld.
 """
 
@@ -108,19 +114,20 @@ def _complement(small: np.ndarray, sizes: np.ndarray, min_customers: int,
 
 def no_purchase_segments(project: Any, scheme: str) -> frozenset[str]:
     """The segments of ``scheme`` whose customers, by the scheme's definition, have made no
-    purchase before the snapshot: a lifecycle scheme's prospects (``recency_days is null``).
-    Their revenue is known to be 0 but for returns, and so is the revenue of a migration cell
-    into them (no purchase before its later snapshot). Other kinds: none (a value tier's
-    ``no spend`` has a net spend of 0 or less, not a known figure; a rule scheme's rules are
-    not read)."""
+    purchase before the snapshot: a lifecycle scheme's ``prospects`` (``recency_days is
+    null``) and an RFM scheme's ``No purchase yet`` (no recency score). Their revenue is
+    known to be 0 but for returns, and so is the revenue of a migration cell into them (no
+    purchase before its later snapshot). Other kinds: none (a value tier's ``no spend`` has
+    a net spend of 0 or less, not a known figure; a rule scheme's rules are not read)."""
     from segflow.pipeline import resolve_schemes
     from segflow.segments import builtin_schemes
     from segflow.segments._buckets import LIFECYCLE_BUCKETS
+    from segflow.segments._rfm import NO_PURCHASE
 
     kind = next((s.kind for s in [*resolve_schemes(project.settings), *builtin_schemes()] if s.name == scheme), None)
-    if kind != "lifecycle":
-        return frozenset()
-    return frozenset(b.name for b in LIFECYCLE_BUCKETS if b.condition == "recency_days is null")
+    if kind == "lifecycle":
+        return frozenset(b.name for b in LIFECYCLE_BUCKETS if b.condition == "recency_days is null")
+    return frozenset({NO_PURCHASE}) if kind == "rfm" else frozenset()
 
 
 def known_rows(frame: pd.DataFrame, segments: Iterable[str]) -> np.ndarray:
@@ -304,6 +311,22 @@ def _readjust(frame: pd.DataFrame, hidden: np.ndarray, correction: str, level: f
         out["significant"] = out["significant"].astype(object).where(
             ~shown.to_numpy(), out["p_adjusted"] < (1.0 - level))
     return out
+
+
+def shown_effect(effect: Any, shown: pd.DataFrame) -> Any:
+    """A copy of a campaign read-out's :class:`~segflow.campaigns._effect.EffectReport`
+    drawing ``shown`` (the read-out as the reader may read it, :func:`withhold_small_arms`):
+    a withheld segment keeps its line in the forest plots, named "<segment> (withheld)",
+    with no marker or interval. ``effect`` itself when nothing is withheld."""
+    import copy
+
+    if WITHHELD not in shown.columns:
+        return effect
+    drawn = copy.copy(effect)
+    marked = shown[WITHHELD].notna()
+    names = shown["segment"].astype(str)
+    drawn.table = shown.assign(segment=names.where(~marked, names + " (withheld)"))
+    return drawn
 
 
 def min_customers(project: Any) -> int:

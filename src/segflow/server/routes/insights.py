@@ -20,9 +20,9 @@ from markupsafe import escape
 
 from segflow._disclosure import (
     PROFILE_TEXT,
-    WITHHELD,
     min_customers,
     scheme_known_rows,
+    shown_effect,
     withhold_small_arms,
     withhold_small_cells,
 )
@@ -125,16 +125,8 @@ def campaign_page(request: Request, project: ProjectDep, gen: GenerationDep, who
 
 def _lift_figures(effect: Any, shown: pd.DataFrame) -> list[Any]:
     """The forest plots of each outcome drawn from ``shown``, the read-out as the caller may
-    read it: a segment whose figures are withheld keeps its line, named "(withheld)", with
-    no marker or interval."""
-    import copy
-
-    if WITHHELD not in shown.columns:
-        return [effect.figure(o) for o in effect.outcomes]
-    drawn = copy.copy(effect)
-    marked = shown[WITHHELD].notna()
-    drawn.table = shown.assign(segment=shown["segment"].astype(str).where(~marked, shown["segment"].astype(str)
-                                                                          + " (withheld)"))
+    read it (:func:`segflow._disclosure.shown_effect`)."""
+    drawn = shown_effect(effect, shown)
     return [drawn.figure(o) for o in effect.outcomes]
 
 
