@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+from collections.abc import Collection
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,7 @@ import pandas as pd
 from segflow.report._context import ReportContext
 from segflow.report._format import count, money, pct, scheme_title
 from segflow.report._movement import GONE, NEW, segment_changes
+from segflow.report._viewer import withheld_segments
 
 MAX_HEADLINES = 5
 
@@ -52,18 +54,18 @@ class ExecutiveSummary:
 
 
 def headlines(cells: pd.DataFrame, total_customers: float, total_revenue: float, *,
-              min_customers: int = 0) -> list[str]:
+              min_customers: int = 0, withheld: Collection[str] = ()) -> list[str]:
     """Sentences for the largest movements (see :func:`executive_summary`), best first:
     the two costliest moves to a worse segment (by the movers' 12-month revenue), the largest
     move to a better segment, the segment whose size changed most, then arrivals and exits.
-    A move of fewer than ``min_customers`` customers (a report for viewers) says nothing of
-    their revenue."""
+    A move of fewer than ``min_customers`` customers, or into a ``withheld`` segment (whose
+    revenue it can be all of), says nothing of the movers' revenue (a report for viewers)."""
     out: list[str] = []
     base = total_customers or 1.0
     rev = total_revenue or 0.0
 
     def spent(r: pd.Series) -> str:
-        if rev > 0 and r.revenue_12m > 0 and r.customers >= min_customers:
+        if rev > 0 and r.revenue_12m > 0 and r.customers >= min_customers and r.to_segment not in withheld:
             return f"; they spent {pct(r.revenue_12m / rev)} of the last 12 months' revenue"
         return ""
 
@@ -149,8 +151,6 @@ def _withhold_cards(ctx: ReportContext, scheme: str, now: object, segments: pd.D
     cards add up to the segments' total, so what the shown cards leave is the sum of every
     withheld segment, which the segments' own rule keeps to ``min_cell_customers`` customers
     or more."""
-    from segflow.report._viewer import withheld_segments
-
     hidden = set(withheld_segments(ctx, scheme, now))  # type: ignore[arg-type]
     blanked = {a for a, sub in segments.groupby("action", sort=False) if set(sub.segment) & hidden}
     rows = cards["action"].isin(blanked).to_numpy()
@@ -193,7 +193,9 @@ def executive_summary(ctx: ReportContext) -> ExecutiveSummary:
     total_c = float(sizes["customers"].sum())
     total_r = float(sizes["revenue_12m"].sum())
     cells = ctx.movements(scheme)
-    lines = headlines(cells, total_c, total_r, min_customers=ctx.min_customers) if cells is not None else []
+    hidden = withheld_segments(ctx, scheme, now)
+    lines = (headlines(cells, total_c, total_r, min_customers=ctx.min_customers, withheld=set(hidden))
+             if cells is not None else [])
     actions = action_table(ctx, scheme)
     kpis: list[tuple[str, str, str]] = []
     if before is not None:
@@ -249,7 +251,7 @@ def summary_html(summary: ExecutiveSummary, currency: str) -> str:
     for r in summary.actions.itertuples():
         clv = f" · {money(r.clv, currency)} predicted value" if pd.notna(r.clv) else ""
         revenue = (f" · {money(r.revenue_12m, currency)} revenue{clv}" if pd.notna(r.revenue_12m)
-                   else " · revenue and predicted value withheld (few customers)")
+                   else " · revenue and predicted value withheld (a segment of few customers)")
         cards.append(
             f'<li class="action"><span class="act act-{e(r.action.replace(" ", "-"))}">{e(r.action)}</span> '
             f"<b>{count(r.customers)} customers</b>{e(revenue)}"
