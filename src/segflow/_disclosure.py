@@ -63,6 +63,8 @@ CAMPAIGN_VALUES = ("value", "value_low", "value_high", "value_control", "lift_ab
                    "p_adjusted", "significant", "mde_abs")
 #: The ``by`` of a campaign read-out's rows of the whole campaign (its totals).
 ALL = "(all)"
+#: The window of a segment's ``revenue_12m``, in days before the snapshot.
+REVENUE_12M_DAYS = 365
 
 
 def reason(min_customers: int) -> str:
@@ -112,22 +114,30 @@ def _complement(small: np.ndarray, sizes: np.ndarray, min_customers: int,
     return out
 
 
-def no_purchase_segments(project: Any, scheme: str) -> frozenset[str]:
+def no_purchase_segments(project: Any, scheme: str, window_days: int | None = None) -> frozenset[str]:
     """The segments of ``scheme`` whose customers, by the scheme's definition, have made no
-    purchase before the snapshot: a lifecycle scheme's ``prospects`` (``recency_days is
-    null``) and an RFM scheme's ``No purchase yet`` (no recency score). Their revenue is
-    known to be 0 but for returns, and so is the revenue of a migration cell into them (no
-    purchase before its later snapshot). Other kinds: none (a value tier's ``no spend`` has
-    a net spend of 0 or less, not a known figure; a rule scheme's rules are not read)."""
+    purchase in a figure's window: a lifecycle scheme's ``prospects`` (``recency_days is
+    null``) and an RFM scheme's ``No purchase yet`` (no recency score) never bought; for a
+    figure over the last ``window_days`` days before the snapshot (the 12-month revenue:
+    365; a migration cell's revenue: the days between its snapshots), a lifecycle's
+    ``inactive`` too when the window is within its ``active_days`` (no purchase in them).
+    Their revenue in that window is known to be 0 but for returns, and so is the revenue of
+    a migration cell into them. Other kinds: none (a value tier's ``no spend`` has a net
+    spend of 0 or less, not a known figure; a rule scheme's rules are not read)."""
     from segflow.pipeline import resolve_schemes
     from segflow.segments import builtin_schemes
     from segflow.segments._buckets import LIFECYCLE_BUCKETS
     from segflow.segments._rfm import NO_PURCHASE
 
-    kind = next((s.kind for s in [*resolve_schemes(project.settings), *builtin_schemes()] if s.name == scheme), None)
-    if kind == "lifecycle":
-        return frozenset(b.name for b in LIFECYCLE_BUCKETS if b.condition == "recency_days is null")
-    return frozenset({NO_PURCHASE}) if kind == "rfm" else frozenset()
+    settings = next((s for s in [*resolve_schemes(project.settings), *builtin_schemes()] if s.name == scheme), None)
+    if settings is None or settings.kind not in ("lifecycle", "rfm"):
+        return frozenset()
+    if settings.kind == "rfm":
+        return frozenset({NO_PURCHASE})
+    out = {b.name for b in LIFECYCLE_BUCKETS if b.condition == "recency_days is null"}
+    if window_days is not None and 0 < window_days <= settings.active_days:
+        out |= {b.name for b in LIFECYCLE_BUCKETS if b.condition.startswith("recency_days > ")}
+    return frozenset(out)
 
 
 def known_rows(frame: pd.DataFrame, segments: Iterable[str]) -> np.ndarray:
@@ -138,10 +148,11 @@ def known_rows(frame: pd.DataFrame, segments: Iterable[str]) -> np.ndarray:
     return frame[column].astype(str).isin(set(segments)).to_numpy()
 
 
-def scheme_known_rows(project: Any, scheme: str, frame: pd.DataFrame) -> np.ndarray:
+def scheme_known_rows(project: Any, scheme: str, frame: pd.DataFrame, window_days: int | None = None) -> np.ndarray:
     """:func:`known_rows` of ``frame`` (segments or migration cells of ``scheme``) with the
-    segments of :func:`no_purchase_segments`."""
-    return known_rows(frame, no_purchase_segments(project, scheme))
+    segments of :func:`no_purchase_segments` (``window_days``: the figure's window, None
+    for all time)."""
+    return known_rows(frame, no_purchase_segments(project, scheme, window_days))
 
 
 def withhold_small_cells(frame: pd.DataFrame, role: str, min_customers: int, *,

@@ -432,6 +432,31 @@ def test_rows_whose_figure_is_known_from_their_definition_protect_nothing() -> N
     assert known_rows(cells, {"prospects"}).tolist() == [True, False, False]  # no purchase before `to`
 
 
+def test_which_segments_never_bought_in_a_figures_window() -> None:
+    """By the schemes' definitions: lifecycle prospects and RFM's "No purchase yet" never
+    bought; lifecycle's inactive bought nothing in the last active_days (365 by default), so
+    their 12-month revenue (365 days) or a monthly cell's revenue is known, not their
+    all-time spend (a profile's value), nor, with active_days = 180, their 12-month revenue.
+    Value tiers' "no spend" (net spend <= 0) and rule schemes: none."""
+    import tomllib
+    import types
+
+    from tests.pipeline._fixture import PROJECT_TOML
+
+    from segflow._disclosure import no_purchase_segments
+    from segflow.config import Settings
+
+    text = PROJECT_TOML + '\n[[schemes]]\nname = "short"\nkind = "lifecycle"\nactive_days = 180\n'
+    project = types.SimpleNamespace(settings=Settings.model_validate(tomllib.loads(text)))
+    assert no_purchase_segments(project, "lifecycle") == {"prospects"}
+    assert no_purchase_segments(project, "lifecycle", 365) == no_purchase_segments(project, "lifecycle", 31) == \
+        {"prospects", "inactive"}
+    assert no_purchase_segments(project, "short", 365) == {"prospects"}
+    assert no_purchase_segments(project, "short", 31) == {"prospects", "inactive"}
+    assert no_purchase_segments(project, "rfm", 365) == {"No purchase yet"}
+    assert no_purchase_segments(project, "tiers", 365) == no_purchase_segments(project, "rules", 365) == set()
+
+
 @pytest.fixture(scope="module")
 def five(_served_template, tmp_path_factory):
     """A client of a viewer and of an analyst on a copy of the served fixture with

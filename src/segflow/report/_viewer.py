@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from segflow._disclosure import WITHHELD, scheme_known_rows, withhold_small_cells
+from segflow._disclosure import REVENUE_12M_DAYS, WITHHELD, scheme_known_rows, withhold_small_cells
 
 if TYPE_CHECKING:
     from segflow.report._context import ReportContext
@@ -66,7 +66,7 @@ def withheld_segments(ctx: ReportContext, scheme: str, snapshot: dt.date) -> dic
     if key not in ctx._cache:
         sizes = ctx.sizes(scheme, snapshot)
         shown = withhold_small_cells(sizes, "viewer", ctx.min_customers, complement="revenue_12m",
-                                     known=scheme_known_rows(ctx.project, scheme, sizes))
+                                     known=scheme_known_rows(ctx.project, scheme, sizes, REVENUE_12M_DAYS))
         hidden = _reasons(shown)
         value = ctx.value(scheme, snapshot)
         if value is not None:

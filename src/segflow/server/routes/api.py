@@ -16,7 +16,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from segflow._disclosure import min_customers, scheme_known_rows, withhold_small_cells
+from segflow._disclosure import (
+    REVENUE_12M_DAYS,
+    min_customers,
+    scheme_known_rows,
+    withhold_small_cells,
+)
 from segflow.exports._pii_text import mask_personal_text
 from segflow.report._queries import quarantine_reasons, reconciliation
 from segflow.server import _audit, _views
@@ -121,7 +126,7 @@ def segments(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, 
     would give them away)."""
     frame, snapshot = _views.segment_sizes(project, gen, scheme, snapshot)
     frame = withhold_small_cells(frame, who.role, min_customers(project), complement="revenue_12m",
-                                 known=scheme_known_rows(project, scheme, frame))
+                                 known=scheme_known_rows(project, scheme, frame, REVENUE_12M_DAYS))
     return table_response(frame, fmt=format, filename=f"segments-{scheme}-{snapshot}",
                           meta={"scheme": scheme, "snapshot": snapshot}, limit=limit, offset=offset)
 
@@ -160,7 +165,8 @@ def migration(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
     matrix = _views.transitions(project, gen, scheme, from_date, to_date)
     cells = matrix.to_pandas()
     frame = withhold_small_cells(cells, who.role, min_customers(project), complement="revenue",
-                                 known=scheme_known_rows(project, scheme, cells))
+                                 known=scheme_known_rows(project, scheme, cells,
+                                                           (matrix.to_date - matrix.from_date).days))
     if from_segment:
         frame = frame[frame["from_segment"] == from_segment]
     if to_segment:

@@ -14,7 +14,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import escape
 
-from segflow._disclosure import min_customers, scheme_known_rows, withhold_small_cells
+from segflow._disclosure import (
+    REVENUE_12M_DAYS,
+    min_customers,
+    scheme_known_rows,
+    withhold_small_cells,
+)
 from segflow.exports._pseudonym import pseudonymise_values
 from segflow.server import _audit, _views
 from segflow.server._auth import Admin, Analyst, Viewer, audit
@@ -162,7 +167,7 @@ def segments_page(request: Request, project: ProjectDep, gen: GenerationDep, who
     dates = _views.snapshots(project, gen, scheme)
     frame, snapshot = _views.segment_sizes(project, gen, scheme, snapshot)
     frame = withhold_small_cells(frame, who.role, min_customers(project), complement="revenue_12m",
-                                 known=scheme_known_rows(project, scheme, frame))
+                                 known=scheme_known_rows(project, scheme, frame, REVENUE_12M_DAYS))
     query = urlencode({"snapshot": snapshot})
     path = part(scheme)
     blocks = [
@@ -210,7 +215,8 @@ def migration_page(request: Request, project: ProjectDep, gen: GenerationDep, wh
     matrix = _views.transitions(project, gen, scheme, from_date, to_date)
     stored = matrix.to_pandas()
     cells = withhold_small_cells(stored, who.role, min_customers(project), complement="revenue",
-                                 known=scheme_known_rows(project, scheme, stored))
+                                 known=scheme_known_rows(project, scheme, stored,
+                                                           (matrix.to_date - matrix.from_date).days))
     analyst = who.role in ("analyst", "admin")
     base = {"from_date": matrix.from_date, "to_date": matrix.to_date}
     path = part(scheme)
