@@ -18,6 +18,7 @@ Definitions (also written under the numbers in the report):
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import html
 from collections.abc import Collection
 
@@ -143,15 +144,15 @@ def action_table(ctx: ReportContext, scheme: str) -> pd.DataFrame:
     return out.sort_values("action", key=lambda s: s.map(order)).reset_index(drop=True)
 
 
-def _withhold_cards(ctx: ReportContext, scheme: str, now: object, segments: pd.DataFrame,
+def _withhold_cards(ctx: ReportContext, scheme: str, now: dt.date, segments: pd.DataFrame,
                     cards: pd.DataFrame) -> pd.DataFrame:
     """``cards`` (one per action) with the revenue and predicted value of every card that
     holds a segment whose figures the report withholds
-    (:func:`segflow.report._viewer.withheld_segments`) left blank: a card less its shown segments would be the withheld ones' sum. The
-    cards add up to the segments' total, so what the shown cards leave is the sum of every
-    withheld segment, which the segments' own rule keeps to ``min_cell_customers`` customers
-    or more."""
-    hidden = set(withheld_segments(ctx, scheme, now))  # type: ignore[arg-type]
+    (:func:`segflow.report._viewer.withheld_segments`) left blank: a card less its shown
+    segments would be the withheld ones' sum. The cards add up to the segments' total, so
+    what the shown cards leave is the sum of every withheld segment, which the segments' own
+    rule keeps to ``min_cell_customers`` customers or more."""
+    hidden = set(withheld_segments(ctx, scheme, now))
     blanked = {a for a, sub in segments.groupby("action", sort=False) if set(sub.segment) & hidden}
     rows = cards["action"].isin(blanked).to_numpy()
     return cards.assign(revenue_12m=cards["revenue_12m"].where(~rows, np.nan), clv=cards["clv"].where(~rows, np.nan))

@@ -18,10 +18,11 @@ Per section (the rest shows counts or whole-base figures only):
 * campaigns: the forest plots of lift by segment draw the read-out as a viewer reads it
   (:func:`segflow._disclosure.withhold_small_arms`).
 * summary: a headline's share of revenue only for a move of ``min_cell_customers`` customers
-  or more; the playbook cards' revenue and predicted value withheld as the segments table
-  does for rows (the actions add up to the same total); the revenue at stake only when the
-  win-back card shows it; the predicted value moved to a worse segment only when those
-  moves hold ``min_cell_customers`` customers or more.
+  or more into a segment not withheld; the revenue and predicted value of a playbook card
+  holding a withheld segment blank (the card less its shown segments would be theirs); the
+  revenue at stake only when the win-back card shows it; the predicted value moved to a
+  worse segment only when those moves hold ``min_cell_customers`` customers or more, and
+  never their revenue (the headlines give some of those moves' revenue).
 """
 
 from __future__ import annotations
