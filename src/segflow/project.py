@@ -394,10 +394,13 @@ class Project:
 
         return executive_summary(ReportContext(self))
 
-    def report(self, path: str | Path | None = None, *, engine: str | None = None) -> Path:
+    def report(self, path: str | Path | None = None, *, engine: str | None = None, role: str = "analyst") -> Path:
         """Write the self-contained HTML report; returns its path. On Spark (``engine``,
         default ``[engine] kind``) it reads the aggregates of the project's warehouse
-        (:func:`segflow.warehouse.aggregates_store`) instead of the DuckDB store."""
+        (:func:`segflow.warehouse.aggregates_store`) instead of the DuckDB store.
+        ``role="viewer"``: for readers of aggregates only, the value figures of segments,
+        moves and campaign arms below ``[server] min_cell_customers`` withheld as the
+        server withholds them from its viewers (docs/report.md); ``"analyst"``: every figure."""
         self._live()
         from segflow.engine import resolve_engine
         from segflow.report import write_report
@@ -408,5 +411,5 @@ class Project:
 
             wh = self.warehouse
             with Project(self.directory, self.settings, aggregates_store(wh)) as view:
-                return write_report(view, path, source=f"warehouse {wh.root}")
-        return write_report(self, path)
+                return write_report(view, path, source=f"warehouse {wh.root}", role=role)
+        return write_report(self, path, role=role)

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from tests.server.conftest import _client
 
-from segflow.server._disclosure import arm_reason, complement_reason, reason
+from segflow._disclosure import arm_reason, complement_reason, reason
 
 #: The campaign added to the fixture: every lifecycle customer of the snapshot before it,
 #: exposed at one time; in ``SMALL_SEGMENT`` only ``SMALL_CONTROL`` of them are control.
@@ -196,8 +196,15 @@ def test_campaign_lift_withholds_segments_with_a_small_arm_and_their_complement(
         why = {SMALL_SEGMENT: arm_reason(threshold), complement: complement_reason(threshold)}.get(mine["segment"])
         assert mine["withheld"] == why, mine
         for column in values:
+            if column in ("p_adjusted", "significant") and mine["by"] == "segment":
+                continue  # adjusted among the shown segments: below
             assert mine[column] == (None if why else theirs[column]), (column, mine, theirs)
     assert all(r["value"] is not None for r in full)
+    for outcome in ("purchased", "revenue"):  # Holm over the shown segments' tests, by hand
+        tests = [r for r in seen if r["by"] == "segment" and r["outcome"] == outcome and r["p_value"] is not None]
+        assert len(tests) == 2  # two shown segments with a treated arm
+        assert [r["p_adjusted"] for r in tests] == pytest.approx(_holm([r["p_value"] for r in tests]))
+        assert [r["significant"] for r in tests] == [r["p_adjusted"] < 0.05 for r in tests]
     for arm in ("treatment", "control"):
         n, rate = _purchase_rate(directory, arm)
         total = next(r for r in seen if r["by"] == "(all)" and r["arm"] == arm and r["outcome"] == "purchased")
@@ -286,7 +293,7 @@ def test_two_small_segments_of_too_few_customers_take_another_with_them() -> Non
     sum of their two revenues (each customer then knows the other's); the smallest other
     segment with revenue is withheld with them. Two small ones of enough customers together
     take none; a lone small one takes one, as before."""
-    from segflow.server._disclosure import withhold_small_cells
+    from segflow._disclosure import withhold_small_cells
 
     frame = pd.DataFrame({"segment": ["a", "b", "c", "d", "e"], "customers": [1, 1, 7, 6, 20],
                           "revenue_12m": [100.0, 50.0, 500.0, 0.0, 900.0]})
@@ -320,7 +327,7 @@ def test_a_small_control_arm_is_not_left_alone_in_its_arm() -> None:
     control rate less the shown segments' was the 2 customers' rate. The smallest segment
     with control customers is withheld with it instead; the treated arms need nothing more
     (the small segment's treated arm has enough customers)."""
-    from segflow.server._disclosure import withhold_small_arms
+    from segflow._disclosure import withhold_small_arms
 
     segments = {"small": (2, 10, (0.3, 0.5)), "treated only": (0, 6, (0.5, 0.0)),
                 "mid": (20, 20, (0.4, 0.25)), "big": (30, 30, (0.2, 0.1))}
@@ -341,3 +348,146 @@ def test_a_small_control_arm_is_not_left_alone_in_its_arm() -> None:
         truth = frame[(frame["arm"] == arm) & frame["segment"].isin(hidden["segment"])]
         assert bought == pytest.approx((truth["value"] * truth["n"]).sum())
         assert hidden["n"].sum() >= 5
+
+
+def _holm(p: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, written out (Holm 1979): the i-th smallest times
+    the number of tests not smaller, the running maximum, capped at 1."""
+    order = sorted(range(len(p)), key=lambda i: p[i])
+    out, running = [0.0] * len(p), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p) - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def _campaign(p_small: float) -> pd.DataFrame:
+    """A read-out of four segments: ``small`` (2 control customers, treated p-value
+    ``p_small``), ``mid`` (the smallest other with control customers: its complement),
+    ``big`` and ``other``; p-values adjusted by Holm over the four, as the read-out does."""
+    segments = {"small": (2, 10, p_small), "mid": (20, 20, 0.3), "big": (30, 30, 0.011), "other": (25, 35, 0.5)}
+    rows = []
+    for s, (control, treated, p) in segments.items():
+        for arm, n in (("treatment", treated), ("control", control)):
+            rows.append({"by": "segment", "segment": s, "outcome": "purchased", "arm": arm,
+                         "is_control": arm == "control", "n": n, "n_control": control, "value": 0.5,
+                         "p_value": p if arm == "treatment" else None})
+    frame = pd.DataFrame(rows)
+    treated = frame["arm"] == "treatment"
+    frame.loc[treated, "p_adjusted"] = _holm(frame.loc[treated, "p_value"].tolist())
+    frame["significant"] = frame["p_adjusted"] < 0.05
+    return frame
+
+
+def test_a_viewer_cannot_recover_a_withheld_p_value_from_the_shown_adjusted_ones() -> None:
+    """Holm over every segment made a shown segment's adjusted p the withheld one's p-value
+    times 4 (the smallest p-value, 0.01, is the withheld segment's): a viewer divided by 4.
+    A viewer's adjusted p-values are Holm's over the shown segments' tests only, the same
+    whatever the withheld p-value is."""
+    from segflow._disclosure import withhold_small_arms
+
+    analyst = _campaign(0.01)
+    big = analyst[(analyst["segment"] == "big") & (analyst["arm"] == "treatment")].iloc[0]
+    assert big["p_adjusted"] == pytest.approx(4 * 0.01)  # the leak: 4 x the withheld p-value
+    seen = [withhold_small_arms(_campaign(p), "viewer", 5) for p in (0.0001, 0.01, 0.04, 0.9)]
+    for frame in seen:
+        assert _why(frame) == [arm_reason(5)] * 2 + [complement_reason(5)] * 2 + [None] * 4
+        pd.testing.assert_frame_equal(frame, seen[0])  # nothing of the withheld p-value shows
+    shown = seen[0][(seen[0]["arm"] == "treatment") & seen[0]["withheld"].isna()]
+    assert shown["p_adjusted"].tolist() == pytest.approx(_holm(shown["p_value"].tolist()))  # [0.022, 0.5]
+    assert shown["significant"].tolist() == [True, False]
+    assert seen[0]["p_adjusted"][seen[0]["withheld"].notna()].isna().all()
+
+
+def test_rows_whose_figure_is_known_from_their_definition_protect_nothing() -> None:
+    """Lifecycle segments: prospects never bought, so their revenue is 0 (but for returns)
+    whatever the data. A small row of them with a small row of 2 buyers once made up the
+    minimum (4 + 2 customers), leaving the 2 buyers' revenue as the total less the shown
+    rows: now the smallest other row with a figure not known is withheld with them. Prospects
+    are never taken as the complement (here the smallest, with returns -20.0), and a lone
+    small row of prospects takes buyers' rows of 5 customers with it."""
+    from segflow._disclosure import known_rows, withhold_small_cells
+
+    frame = pd.DataFrame({"segment": ["loyalists", "one-time", "two-time", "prospects"],
+                          "customers": [48, 9, 2, 4], "revenue_12m": [18000.0, 200.0, 187.0, 0.0]})
+    frame["revenue_share"] = frame["revenue_12m"] / frame["revenue_12m"].sum()
+    known = known_rows(frame, {"prospects"})
+    assert known.tolist() == [False, False, False, True]
+    assert _why(withhold_small_cells(frame, "viewer", 5, complement="revenue_12m")) == \
+        [None, None, reason(5), reason(5)]  # without: 187.0 = the total less the shown rows
+    seen = withhold_small_cells(frame, "viewer", 5, complement="revenue_12m", known=known)
+    assert _why(seen) == [None, complement_reason(5), reason(5), reason(5)]
+    total = seen["revenue_12m"].iloc[0] / seen["revenue_share"].iloc[0]
+    assert total - seen["revenue_12m"].sum() == pytest.approx(387.0)  # 11 buyers' sum
+    returns = frame.assign(customers=[48, 9, 2, 6], revenue_12m=[18000.0, 200.0, 187.0, -20.0])
+    assert _why(withhold_small_cells(returns, "viewer", 5, complement="revenue_12m",
+                                     known=known_rows(returns, {"prospects"}))) == \
+        [None, complement_reason(5), reason(5), None]
+    lone = frame.assign(customers=[48, 9, 6, 4], revenue_12m=[18000.0, 200.0, 187.0, -20.0])
+    assert _why(withhold_small_cells(lone, "viewer", 5, complement="revenue_12m",
+                                     known=known_rows(lone, {"prospects"}))) == \
+        [None, None, complement_reason(5), reason(5)]  # the prospects' returns in a sum of 10
+    cells = pd.DataFrame({"from_segment": ["(new)", "prospects", "one-time"],
+                          "to_segment": ["prospects", "one-time", "one-time"]})
+    assert known_rows(cells, {"prospects"}).tolist() == [True, False, False]  # no purchase before `to`
+
+
+def test_which_segments_never_bought_in_a_figures_window() -> None:
+    """By the schemes' definitions: lifecycle prospects and RFM's "No purchase yet" never
+    bought; lifecycle's inactive bought nothing in the last active_days (365 by default), so
+    their 12-month revenue (365 days) or a monthly cell's revenue is known, not their
+    all-time spend (a profile's value), nor, with active_days = 180, their 12-month revenue.
+    Value tiers' "no spend" (net spend <= 0) and rule schemes: none."""
+    import tomllib
+    import types
+
+    from tests.pipeline._fixture import PROJECT_TOML
+
+    from segflow._disclosure import no_purchase_segments
+    from segflow.config import Settings
+
+    text = PROJECT_TOML + '\n[[schemes]]\nname = "short"\nkind = "lifecycle"\nactive_days = 180\n'
+    project = types.SimpleNamespace(settings=Settings.model_validate(tomllib.loads(text)))
+    assert no_purchase_segments(project, "lifecycle") == {"prospects"}
+    assert no_purchase_segments(project, "lifecycle", 365) == no_purchase_segments(project, "lifecycle", 31) == \
+        {"prospects", "inactive"}
+    assert no_purchase_segments(project, "short", 365) == {"prospects"}
+    assert no_purchase_segments(project, "short", 31) == {"prospects", "inactive"}
+    assert no_purchase_segments(project, "rfm", 365) == {"No purchase yet"}
+    assert no_purchase_segments(project, "tiers", 365) == no_purchase_segments(project, "rules", 365) == set()
+
+
+@pytest.fixture(scope="module")
+def five(_served_template, tmp_path_factory):
+    """A client of a viewer and of an analyst on a copy of the served fixture with
+    ``min_cell_customers = 5``: lifecycle at its last snapshot has two-time (3 customers) and
+    prospects (4) below it."""
+    from segflow.server import ServerSettings, create_app
+
+    directory = tmp_path_factory.mktemp("five") / "proj"
+    shutil.copytree(_served_template, directory)
+    with open(directory / "segflow.toml", "a", encoding="utf-8") as fh:
+        fh.write("\n[server]\nmin_cell_customers = 5\n")
+    tokens = dict(line.split(" ", 1) for line in (directory / "tokens.txt").read_text().splitlines())
+    app = create_app(ServerSettings(project_dir=directory, allowed_hosts=["testserver"], poll_seconds=0))
+    with _client(app, tokens["viewer"]) as viewer, _client(app, tokens["analyst"]) as analyst:
+        yield viewer, analyst
+
+
+def test_lifecycle_prospects_do_not_make_up_the_minimum(five):
+    """At 5, lifecycle's two-time (3 customers) and prospects (4) are withheld; 7 customers,
+    but the prospects' revenue is 0 by definition, so the total less loyalists and one-time
+    was two-time's revenue. One-time, the smallest row of buyers, is withheld with them."""
+    seen, full = _pair(five, "/api/v1/segments/lifecycle")
+    stored = {r["segment"]: r for r in full["data"]}
+    assert {s: r["customers"] for s, r in stored.items()} == {"loyalists": 48, "one-time": 5, "prospects": 4,
+                                                             "two-time": 3}
+    assert stored["prospects"]["revenue_12m"] == 0 and stored["two-time"]["revenue_12m"] > 0
+    why = {r["segment"]: r["withheld"] for r in seen["data"]}
+    assert why == {"loyalists": None, "one-time": complement_reason(5), "prospects": reason(5),
+                   "two-time": reason(5)}
+    shown = next(r for r in seen["data"] if r["withheld"] is None)
+    derived = shown["revenue_12m"] / shown["revenue_share"] - shown["revenue_12m"]
+    assert derived == pytest.approx(stored["two-time"]["revenue_12m"] + stored["one-time"]["revenue_12m"])
+    seen, full = _pair(five, "/api/v1/profiles/lifecycle")
+    assert {r["segment"]: r["withheld"] for r in seen["data"]} == why

@@ -11,6 +11,7 @@ from typing import Any
 import typer
 
 from segflow.cli._common import (
+    Choice,
     EngineOption,
     JsonOption,
     ProjectDirOption,
@@ -130,11 +131,17 @@ def report(
     project_dir: Path = ProjectDirOption,
     out: Path = typer.Option(None, "--out", "-o", help="HTML file to write (default: PROJECT/report.html)."),
     engine: str | None = EngineOption,
+    role: str = typer.Option("analyst", "--for", parser=Choice("analyst", "viewer"),
+                             help="Who the report is for: 'viewer' (readers of aggregates only) withholds the "
+                                  "value figures of segments, moves and campaign arms below [server] "
+                                  "min_cell_customers, as the dashboard does for its viewers; 'analyst' "
+                                  "shows every figure."),
 ) -> None:
     """Write the self-contained HTML report (works offline).
 
     On Spark (``[engine] kind = "spark"`` or ``--engine spark``) the report reads the
-    aggregates of the latest run in the project's warehouse (docs/scale.md)."""
+    aggregates of the latest run in the project's warehouse (docs/scale.md). With
+    ``--for viewer`` small cells' value figures are withheld (docs/report.md)."""
     from segflow.project import Project
 
     with user_errors():
@@ -144,7 +151,7 @@ def report(
         with _report_project(project_dir) if not spark else Project.on_warehouse(project_dir) as project:
             with progress() as bar:
                 bar.add_task("writing report", total=None)
-                path = project.report(out, engine=engine)
+                path = project.report(out, engine=engine, role=role)
             console.print(f"report written to [bold]{path.resolve()}[/]")
 
 

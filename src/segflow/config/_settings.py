@@ -147,9 +147,10 @@ class ServingSettings(BaseModel):
             "Segments, migration cells and campaign arms with fewer customers than this show "
             "viewers (the role without customer-level access) no value figures (revenue, CLV, "
             "profile means, medians and suggested names, campaign rates, lifts and tests: null, "
-            "with a 'withheld' reason; counts stay; a lone small segment takes the next smallest "
-            "with it), as they would be a few customers' own; analysts and admins see all. 1: "
-            "withhold nothing. Not applied to the HTML report."
+            "with a 'withheld' reason; counts stay; while the withheld rows hold fewer customers "
+            "together, the next smallest is withheld with them), as they would be a few customers' "
+            "own; analysts and admins see all. 1: withhold nothing. The HTML report applies it "
+            "when written with 'segflow report --for viewer'."
         ),
     )
 

@@ -34,7 +34,16 @@ class ReportContext:
     its latest two snapshots are the "now" and "before" of the executive summary."""
 
     project: Project
+    #: Who the report is for: ``viewer`` withholds the value figures of small segments,
+    #: cells and campaign arms as the server does for its viewers (:mod:`segflow.report._viewer`);
+    #: any other role shows every figure.
+    role: str = "analyst"
     _cache: dict[Any, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def min_customers(self) -> int:
+        """``[server] min_cell_customers`` for a report for viewers, else 0 (withhold nothing)."""
+        return int(self.project.settings.server.min_cell_customers) if self.role == "viewer" else 0
 
     @property
     def currency(self) -> str:

@@ -24,6 +24,7 @@ from segflow.report._format import money, scheme_title
 from segflow.report._format import table_html as _table
 from segflow.report._sections import Section, details, migration_section, segments_section
 from segflow.report._summary import executive_summary, summary_html
+from segflow.report._viewer import campaign_figures, rule_text, shown_value, withheld_note
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -190,8 +191,11 @@ def value_section(ctx: ReportContext) -> Section:
         stored = ctx.value(scheme, snapshot)
         if stored is None:
             continue
+        stored, hidden = shown_value(ctx, scheme, snapshot, stored)
         value = stored.drop(columns="segment_rank")
         section.blocks.append(_h3(f"{scheme_title(scheme)} at {snapshot}"))
+        if hidden:
+            section.blocks.append(withheld_note(hidden))
         section.blocks.append(_table(
             value, percent=("mean_p_alive", "clv_share"), money_cols=("clv", "mean_clv"), currency=ctx.currency,
             digits=0,  # expected purchases of a segment: whole purchases
@@ -242,7 +246,7 @@ def campaigns_section(ctx: ReportContext) -> Section:
         section.blocks.append(_h3(f"{report.campaign_id} by {scheme_title(scheme)} segment ({report.start:%Y-%m-%d} … {report.end:%Y-%m-%d})"))
         for note in report.notes:
             section.blocks.append(_note(note))
-        for key, fig in report.figures().items():
+        for key, fig in campaign_figures(ctx, report).items():
             in_currency(fig, ctx.currency)  # money outcomes in the project's currency
             section.blocks.append(_figure(house_style(fig), name=f"campaign-{report.campaign_id}-{key}"))
     return section
@@ -259,27 +263,33 @@ SECTIONS: list[Callable[[ReportContext], Section]] = [
 ]
 
 
-def build_sections(project: Project) -> list[Section]:
-    """Every section, in order (the executive summary first)."""
-    ctx = ReportContext(project)
+def build_sections(project: Project, *, role: str = "analyst") -> list[Section]:
+    """Every section, in order (the executive summary first); ``role="viewer"`` withholds
+    small cells' value figures (:mod:`segflow.report._viewer`)."""
+    ctx = ReportContext(project, role=role)
     return [build(ctx) for build in SECTIONS]
 
 
 def render_report(project: Project, sections: list[Section] | None = None, *,
-                  source: str | None = None) -> str:
+                  source: str | None = None, role: str = "analyst") -> str:
     """The report as one HTML string; ``source`` names where its figures come from in the
-    header (default: ``store <the DuckDB store's file>``)."""
+    header (default: ``store <the DuckDB store's file>``); ``role``: who it is for
+    (``viewer``: small cells' value figures withheld, the rule stated under the title;
+    ``analyst``, the default: every figure)."""
     import plotly.offline
 
     from segflow import __version__
 
+    min_customers = int(project.settings.server.min_cell_customers)
+    viewers = role == "viewer" and min_customers > 1
     template = _TEMPLATES.get_template("report.html.j2")
     return template.render(
-        title=f"segflow report: {project.settings.project.name}",
+        title=f"segflow report: {project.settings.project.name}" + (" (for viewers)" if viewers else ""),
         version=__version__,
         generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         source=source or f"store {project.settings.project.store}",
-        sections=sections if sections is not None else build_sections(project),
+        rule=rule_text(min_customers) if viewers else "",
+        sections=sections if sections is not None else build_sections(project, role=role),
         plotly_js=plotly.offline.get_plotlyjs(),
     )
 

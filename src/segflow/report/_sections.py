@@ -23,6 +23,7 @@ from segflow.report._format import (
     table_html,
 )
 from segflow.report._queries import missing_events_note
+from segflow.report._viewer import blank, shown_profile, withheld_note, withheld_segments
 
 #: Profile heat-maps show this many features (the most distinguishing); the rest are listed
 #: in a collapsed table.
@@ -104,6 +105,10 @@ def segments_section(ctx: ReportContext) -> Section:
         if note:
             section.blocks.append(f'<p class="note warn">{html.escape(note)}</p>')
         table = segment_change_table(ctx, scheme)
+        hidden = withheld_segments(ctx, scheme, dates[-1])
+        if ctx.min_customers > 1:  # with the other snapshot's revenue, a change gives its small rows away
+            table = blank(table.drop(columns=["change_revenue", "change_clv"], errors="ignore"), hidden)
+            section.blocks.append(withheld_note(hidden))
         labels = {
             "change_customers": "Δ customers", "change_share": "Δ share",
             "change_revenue": "Δ revenue", "change_clv": "Δ predicted value",
@@ -114,20 +119,22 @@ def segments_section(ctx: ReportContext) -> Section:
             money_cols=("revenue_12m", "clv", "change_revenue", "change_clv"), currency=cur,
             signed=("change_customers", "change_share", "change_revenue", "change_clv"), labels=labels,
         ))
-        sizes = ctx.sizes(scheme, dates[-1])
+        sizes = blank(ctx.sizes(scheme, dates[-1]), hidden)
         section.blocks.append(figure_html(
             segment_size_value_bars(sizes, title=f"{scheme_title(scheme)}: share of customers and of revenue"),
             name=f"{scheme}-size-value"))
-        section.blocks.extend(_profile_blocks(ctx, scheme))
+        section.blocks.extend(_profile_blocks(ctx, scheme, hidden))
     return section
 
 
-def _profile_blocks(ctx: ReportContext, scheme: str) -> list[str]:
+def _profile_blocks(ctx: ReportContext, scheme: str, hidden: dict[str, str]) -> list[str]:
+    """The profile heat-map and table of ``scheme``, without the ``hidden`` segments (a
+    report for viewers: :func:`segflow.report._viewer.withheld_segments`)."""
     from segflow.segments import profile_segments
 
     project = ctx.project
     if ctx.stored:
-        return _stored_profile_blocks(ctx, scheme)
+        return _stored_profile_blocks(ctx, scheme, hidden)
     if "customer_features" not in project.store.tables():
         return []
     snapshot = project.store.raw.execute("SELECT max(snapshot_date) FROM customer_features").fetchone()[0]
@@ -145,10 +152,10 @@ def _profile_blocks(ctx: ReportContext, scheme: str) -> list[str]:
         profile = profile_segments(features, a, names=names)
     except SegflowError as exc:
         return [note(f"No profile for {scheme}: {exc}")]
-    return _profile_figure_blocks(profile, scheme, snapshot, ctx.currency)
+    return _profile_figure_blocks(shown_profile(profile, hidden), scheme, snapshot, ctx.currency)
 
 
-def _stored_profile_blocks(ctx: ReportContext, scheme: str) -> list[str]:
+def _stored_profile_blocks(ctx: ReportContext, scheme: str, hidden: dict[str, str]) -> list[str]:
     """The profile heat-map and the collapsed table of all features, from the aggregates."""
     from segflow.summaries import profile_table
 
@@ -157,7 +164,7 @@ def _stored_profile_blocks(ctx: ReportContext, scheme: str) -> list[str]:
         return []
     snapshot = ctx.project.store.raw.execute(
         "SELECT max(snapshot_date) FROM summary_profile_segments WHERE scheme = ?", [scheme]).fetchone()[0]
-    return _profile_figure_blocks(profile, scheme, snapshot, ctx.currency)
+    return _profile_figure_blocks(shown_profile(profile, hidden), scheme, snapshot, ctx.currency)
 
 
 def _profile_figure_blocks(profile, scheme: str, snapshot: dt.date, currency: str) -> list[str]:  # noqa: ANN001

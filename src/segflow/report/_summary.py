@@ -18,13 +18,17 @@ Definitions (also written under the numbers in the report):
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import html
+from collections.abc import Collection
 
+import numpy as np
 import pandas as pd
 
 from segflow.report._context import ReportContext
 from segflow.report._format import count, money, pct, scheme_title
 from segflow.report._movement import GONE, NEW, segment_changes
+from segflow.report._viewer import withheld_segments
 
 MAX_HEADLINES = 5
 
@@ -50,16 +54,19 @@ class ExecutiveSummary:
                 f"{len(self.headlines)} headlines, {len(self.kpis)} KPIs, {len(self.actions)} actions)")
 
 
-def headlines(cells: pd.DataFrame, total_customers: float, total_revenue: float) -> list[str]:
+def headlines(cells: pd.DataFrame, total_customers: float, total_revenue: float, *,
+              min_customers: int = 0, withheld: Collection[str] = ()) -> list[str]:
     """Sentences for the largest movements (see :func:`executive_summary`), best first:
     the two costliest moves to a worse segment (by the movers' 12-month revenue), the largest
-    move to a better segment, the segment whose size changed most, then arrivals and exits."""
+    move to a better segment, the segment whose size changed most, then arrivals and exits.
+    A move of fewer than ``min_customers`` customers, or into a ``withheld`` segment (whose
+    revenue it can be all of), says nothing of the movers' revenue (a report for viewers)."""
     out: list[str] = []
     base = total_customers or 1.0
     rev = total_revenue or 0.0
 
     def spent(r: pd.Series) -> str:
-        if rev > 0 and r.revenue_12m > 0:
+        if rev > 0 and r.revenue_12m > 0 and r.customers >= min_customers and r.to_segment not in withheld:
             return f"; they spent {pct(r.revenue_12m / rev)} of the last 12 months' revenue"
         return ""
 
@@ -132,7 +139,23 @@ def action_table(ctx: ReportContext, scheme: str) -> pd.DataFrame:
             "suggestion": sub.suggestion.iloc[0],
         })
     out = pd.DataFrame(grouped)
+    if ctx.min_customers > 1:  # a report for viewers
+        out = _withhold_cards(ctx, scheme, now, frame, out)
     return out.sort_values("action", key=lambda s: s.map(order)).reset_index(drop=True)
+
+
+def _withhold_cards(ctx: ReportContext, scheme: str, now: dt.date, segments: pd.DataFrame,
+                    cards: pd.DataFrame) -> pd.DataFrame:
+    """``cards`` (one per action) with the revenue and predicted value of every card that
+    holds a segment whose figures the report withholds
+    (:func:`segflow.report._viewer.withheld_segments`) left blank: a card less its shown
+    segments would be the withheld ones' sum. The cards add up to the segments' total, so
+    what the shown cards leave is the sum of every withheld segment, which the segments' own
+    rule keeps to ``min_cell_customers`` customers or more."""
+    hidden = set(withheld_segments(ctx, scheme, now))
+    blanked = {a for a, sub in segments.groupby("action", sort=False) if set(sub.segment) & hidden}
+    rows = cards["action"].isin(blanked).to_numpy()
+    return cards.assign(revenue_12m=cards["revenue_12m"].where(~rows, np.nan), clv=cards["clv"].where(~rows, np.nan))
 
 
 def data_health(ctx: ReportContext) -> str:
@@ -171,7 +194,9 @@ def executive_summary(ctx: ReportContext) -> ExecutiveSummary:
     total_c = float(sizes["customers"].sum())
     total_r = float(sizes["revenue_12m"].sum())
     cells = ctx.movements(scheme)
-    lines = headlines(cells, total_c, total_r) if cells is not None else []
+    hidden = withheld_segments(ctx, scheme, now)
+    lines = (headlines(cells, total_c, total_r, min_customers=ctx.min_customers, withheld=set(hidden))
+             if cells is not None else [])
     actions = action_table(ctx, scheme)
     kpis: list[tuple[str, str, str]] = []
     if before is not None:
@@ -185,7 +210,7 @@ def executive_summary(ctx: ReportContext) -> ExecutiveSummary:
         kpis.append(("Customers in the base", count(total_c), f"at {now}"))
         kpis.append(("Revenue, last 12 months", money(total_r, ctx.currency), f"before {now}"))
     stake = actions[actions.action == "win back"] if not actions.empty else actions
-    if not stake.empty:
+    if not stake.empty and pd.notna(stake.iloc[0].revenue_12m):  # (withheld in a report for viewers)
         row = stake.iloc[0]
         # two bases, each named: what these customers spent (past 12 months) and what they
         # are predicted to spend (next 52 weeks); the same customers in both
@@ -199,7 +224,11 @@ def executive_summary(ctx: ReportContext) -> ExecutiveSummary:
                          "in the 52 weeks after the snapshot (BG/NBD + Gamma-Gamma)"))
     if cells is not None:
         down = cells[cells.direction == "down"]
-        if len(down):
+        # a report for viewers: the CLV of those moves (shown nowhere else), of enough customers;
+        # not their revenue (the headlines give some of those cells' revenue: the rest would follow)
+        if len(down) and ctx.min_customers > 1 and (down.customers.sum() < ctx.min_customers or not down.clv.sum()):
+            kpis.append(("Moved to a worse segment", count(down.customers.sum()), ""))
+        elif len(down):
             kpis.append(("Moved to a worse segment", count(down.customers.sum()),
                          f"{money(down.clv.sum(), ctx.currency)} predicted value, next 52 weeks" if down.clv.sum()
                          else f"{money(down.revenue_12m.sum(), ctx.currency)} revenue, last 12 months"))
@@ -222,9 +251,11 @@ def summary_html(summary: ExecutiveSummary, currency: str) -> str:
     cards = []
     for r in summary.actions.itertuples():
         clv = f" · {money(r.clv, currency)} predicted value" if pd.notna(r.clv) else ""
+        revenue = (f" · {money(r.revenue_12m, currency)} revenue{clv}" if pd.notna(r.revenue_12m)
+                   else " · revenue and predicted value withheld (a segment of few customers)")
         cards.append(
             f'<li class="action"><span class="act act-{e(r.action.replace(" ", "-"))}">{e(r.action)}</span> '
-            f"<b>{count(r.customers)} customers</b> · {e(money(r.revenue_12m, currency))} revenue{e(clv)}"
+            f"<b>{count(r.customers)} customers</b>{e(revenue)}"
             f'<span class="segs">{e(r.segments)}</span><span class="sugg">{e(r.suggestion)}</span></li>'
         )
     actions = f'<ul class="actions">{"".join(cards)}</ul>'

@@ -16,12 +16,17 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from segflow._disclosure import (
+    REVENUE_12M_DAYS,
+    min_customers,
+    scheme_known_rows,
+    withhold_small_cells,
+)
 from segflow.exports._pii_text import mask_personal_text
 from segflow.report._queries import quarantine_reasons, reconciliation
 from segflow.server import _audit, _views
 from segflow.server._auth import Admin, Analyst, Viewer, audit
 from segflow.server._day import Day
-from segflow.server._disclosure import min_customers, withhold_small_cells
 from segflow.server._pseudonyms import (
     audited_id,
     pseudonymise_frame,
@@ -120,7 +125,8 @@ def segments(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, 
     smallest while the withheld ones hold fewer customers together (the total less the others
     would give them away)."""
     frame, snapshot = _views.segment_sizes(project, gen, scheme, snapshot)
-    frame = withhold_small_cells(frame, who.role, min_customers(project), complement="revenue_12m")
+    frame = withhold_small_cells(frame, who.role, min_customers(project), complement="revenue_12m",
+                                 known=scheme_known_rows(project, scheme, frame, REVENUE_12M_DAYS))
     return table_response(frame, fmt=format, filename=f"segments-{scheme}-{snapshot}",
                           meta={"scheme": scheme, "snapshot": snapshot}, limit=limit, offset=offset)
 
@@ -157,7 +163,10 @@ def migration(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str,
     smallest while the withheld cells hold fewer customers (the matrix's total revenue is the
     change of the segments' total between the snapshots)."""
     matrix = _views.transitions(project, gen, scheme, from_date, to_date)
-    frame = withhold_small_cells(matrix.to_pandas(), who.role, min_customers(project), complement="revenue")
+    cells = matrix.to_pandas()
+    frame = withhold_small_cells(cells, who.role, min_customers(project), complement="revenue",
+                                 known=scheme_known_rows(project, scheme, cells,
+                                                           (matrix.to_date - matrix.from_date).days))
     if from_segment:
         frame = frame[frame["from_segment"] == from_segment]
     if to_segment:

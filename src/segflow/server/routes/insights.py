@@ -18,16 +18,17 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import escape
 
-from segflow.server import _insights, _views
-from segflow.server._auth import Analyst, Viewer, audit
-from segflow.server._day import Day
-from segflow.server._disclosure import (
+from segflow._disclosure import (
     PROFILE_TEXT,
-    WITHHELD,
     min_customers,
+    scheme_known_rows,
+    shown_effect,
     withhold_small_arms,
     withhold_small_cells,
 )
+from segflow.server import _insights, _views
+from segflow.server._auth import Analyst, Viewer, audit
+from segflow.server._day import Day
 from segflow.server._pseudonyms import pseudonymise_frame, server_key
 from segflow.server._security import attachment, csv_bytes
 from segflow.server.deps import GenerationDep, ProjectDep
@@ -73,9 +74,10 @@ def campaign(project: ProjectDep, gen: GenerationDep, who: Viewer, campaign_id: 
     """Lift of the purchase rate and revenue by segment of ``scheme`` (default lifecycle),
     treatment against control, with intervals and multiple-testing correction; a viewer gets
     no rate, lift or test of a segment with an arm below ``[server] min_cell_customers``
-    (``withheld`` says so; :func:`segflow.server._disclosure.withhold_small_arms`)."""
+    (``withheld`` says so; :func:`segflow._disclosure.withhold_small_arms`)."""
     report, scheme = _insights.campaign_lift(project, gen, campaign_id, scheme)
-    frame = withhold_small_arms(report.to_pandas(), who.role, min_customers(project))
+    frame = withhold_small_arms(report.to_pandas(), who.role, min_customers(project),
+                                correction=report.effect.correction, level=report.effect.level)
     return table_response(frame, fmt=format, filename=f"campaign-{campaign_id}",
                           meta={"campaign_id": campaign_id, "scheme": scheme, "window_days": report.window_days,
                                 "start": report.start, "end": report.end, "notes": report.notes},
@@ -108,7 +110,8 @@ def campaign_page(request: Request, project: ProjectDep, gen: GenerationDep, who
               "after each exposure; lift = treatment minus control.</p>"]
     from segflow.viz._campaigns import in_currency
 
-    frame = withhold_small_arms(report.to_pandas(), who.role, min_customers(project))
+    frame = withhold_small_arms(report.to_pandas(), who.role, min_customers(project),
+                                correction=report.effect.correction, level=report.effect.level)
     blocks += [figure(request, in_currency(fig, currency(request)))
                for fig in _lift_figures(report.effect, frame)]
     blocks.append(table(request, frame, digits=3))
@@ -122,16 +125,8 @@ def campaign_page(request: Request, project: ProjectDep, gen: GenerationDep, who
 
 def _lift_figures(effect: Any, shown: pd.DataFrame) -> list[Any]:
     """The forest plots of each outcome drawn from ``shown``, the read-out as the caller may
-    read it: a segment whose figures are withheld keeps its line, named "(withheld)", with
-    no marker or interval."""
-    import copy
-
-    if WITHHELD not in shown.columns:
-        return [effect.figure(o) for o in effect.outcomes]
-    drawn = copy.copy(effect)
-    marked = shown[WITHHELD].notna()
-    drawn.table = shown.assign(segment=shown["segment"].astype(str).where(~marked, shown["segment"].astype(str)
-                                                                          + " (withheld)"))
+    read it (:func:`segflow._disclosure.shown_effect`)."""
+    drawn = shown_effect(effect, shown)
     return [drawn.figure(o) for o in effect.outcomes]
 
 
@@ -238,7 +233,7 @@ def profiles(project: ProjectDep, gen: GenerationDep, who: Viewer, scheme: str, 
     ``[server] min_cell_customers`` (nor of the next smallest when it is the only one)."""
     frame, snapshot = _profiles_or_404(project, gen, scheme, snapshot)
     frame = withhold_small_cells(frame, who.role, min_customers(project), count="size", text=PROFILE_TEXT,
-                                 complement="value")
+                                 complement="value", known=scheme_known_rows(project, scheme, frame))
     return table_response(frame, fmt=format, filename=f"profiles-{scheme}-{snapshot}",
                           meta={"scheme": scheme, "snapshot": snapshot}, limit=limit, offset=offset)
 
@@ -277,7 +272,7 @@ def profile_blocks(request: Request, project: Any, gen: Any, scheme: str, snapsh
     frame = _insights.profiles(project, gen, scheme, snapshot)
     if frame is not None:
         frame = withhold_small_cells(frame, role, min_customers(project), count="size", text=PROFILE_TEXT,
-                                     complement="value")
+                                     complement="value", known=scheme_known_rows(project, scheme, frame))
     if frame is None:
         return ["<h2>Profiles</h2><p>Profiles need the features of the snapshot; the store keeps those of the "
                 "latest snapshot only.</p>"]

@@ -14,11 +14,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import escape
 
+from segflow._disclosure import (
+    REVENUE_12M_DAYS,
+    min_customers,
+    scheme_known_rows,
+    withhold_small_cells,
+)
 from segflow.exports._pseudonym import pseudonymise_values
 from segflow.server import _audit, _views
 from segflow.server._auth import Admin, Analyst, Viewer, audit
 from segflow.server._day import Day
-from segflow.server._disclosure import min_customers, withhold_small_cells
 from segflow.server._pseudonyms import audited_id, pseudonymise_frame, resolve, server_key
 from segflow.server._security import protect
 from segflow.server.deps import GenerationDep, ProjectDep
@@ -161,7 +166,8 @@ def segments_page(request: Request, project: ProjectDep, gen: GenerationDep, who
 
     dates = _views.snapshots(project, gen, scheme)
     frame, snapshot = _views.segment_sizes(project, gen, scheme, snapshot)
-    frame = withhold_small_cells(frame, who.role, min_customers(project), complement="revenue_12m")
+    frame = withhold_small_cells(frame, who.role, min_customers(project), complement="revenue_12m",
+                                 known=scheme_known_rows(project, scheme, frame, REVENUE_12M_DAYS))
     query = urlencode({"snapshot": snapshot})
     path = part(scheme)
     blocks = [
@@ -207,7 +213,10 @@ def migration_page(request: Request, project: ProjectDep, gen: GenerationDep, wh
     if len(dates) < 2 and from_date is None and to_date is None:
         return one_snapshot(request, f"Migration: {scheme}", "a migration", dates[0], _names(project, gen))
     matrix = _views.transitions(project, gen, scheme, from_date, to_date)
-    cells = withhold_small_cells(matrix.to_pandas(), who.role, min_customers(project), complement="revenue")
+    stored = matrix.to_pandas()
+    cells = withhold_small_cells(stored, who.role, min_customers(project), complement="revenue",
+                                 known=scheme_known_rows(project, scheme, stored,
+                                                           (matrix.to_date - matrix.from_date).days))
     analyst = who.role in ("analyst", "admin")
     base = {"from_date": matrix.from_date, "to_date": matrix.to_date}
     path = part(scheme)

@@ -21,10 +21,16 @@ fewer than ``min_cell_customers`` customers together (one small row, or two of o
 each), the smallest other row with customers is withheld with them (:func:`_complement`;
 for a campaign, arm by arm: :func:`_arm_complement`; :func:`complement_reason`).
 
+Rows whose figure a viewer knows from their definition (:func:`no_purchase_segments`: a
+lifecycle's prospects never bought) count for nothing in that minimum and are never the
+complement. A campaign's adjusted p-values are adjusted again over the shown segments
+(:func:`_readjust`).
+
 Applied to the JSON API and the dashboard pages that serve aggregates to viewers (segment
 sizes, the transition matrix, segment profiles, CLV moved, campaign lift by segment and its
-forest plots); the HTML report (``segflow report``), a file its maker hands out, is left as
-it is (docs/report.md). Forecasts (expected customers per segment) are counts of customers
+forest plots), and to the HTML report written for viewers (``segflow report --for viewer``,
+:mod:`segflow.report._viewer`); the default report, a file its maker hands to readers who
+may see every figure, shows them all (docs/report.md). Forecasts (expected customers per segment) are counts of customers
 derived from the migration counts a viewer reads anyway: not withheld.
 """
 
@@ -57,6 +63,8 @@ CAMPAIGN_VALUES = ("value", "value_low", "value_high", "value_control", "lift_ab
                    "p_adjusted", "significant", "mde_abs")
 #: The ``by`` of a campaign read-out's rows of the whole campaign (its totals).
 ALL = "(all)"
+#: The window of a segment's ``revenue_12m``, in days before the snapshot.
+REVENUE_12M_DAYS = 365
 
 
 def reason(min_customers: int) -> str:
@@ -78,18 +86,26 @@ def complement_reason(min_customers: int) -> str:
 
 
 def _complement(small: np.ndarray, sizes: np.ndarray, min_customers: int,
-                informative: np.ndarray | None = None) -> np.ndarray:
+                informative: np.ndarray | None = None, known: np.ndarray | None = None) -> np.ndarray:
     """The rows to withhold with the small ones, so that what the total less the shown rows
-    gives away (the sum of the withheld rows) is of ``min_customers`` customers or more: while
-    the withheld rows hold fewer (but some), the smallest other row with customers (the first
-    of equals), among those with a figure other than 0 when there is one (``informative``: a
-    lifecycle's prospects have no revenue by definition, so withholding their 0 would hide
-    nothing). One small row takes one more; two of 1 customer each (whose sum, 2 customers'
-    figure, was left to derive) take one more too; small rows of ``min_customers`` together
-    take none."""
+    gives away (the sum of the withheld rows) is of ``min_customers`` customers or more.
+
+    Rows whose figure a viewer knows from their definition (``known``: a lifecycle's
+    prospects, who never bought, have no revenue but their returns) count no customers
+    towards that minimum and are never taken: the sum less their figure is the others'.
+    While the withheld rows hold customers and those of figures not known are fewer, the
+    smallest other row with customers and a figure not known (the first of equals) is taken,
+    among those with a figure other than 0 when there is one (``informative``). One small
+    row takes one more; two of 1 customer each (whose sum, 2 customers' figure, was left to
+    derive) take one more too; small rows of ``min_customers`` together take none; a small
+    row of prospects with a small row of 2 buyers takes one more (the prospects' customers
+    would have made up the count, their figure protecting nothing); a lone small row of
+    prospects takes rows of ``min_customers`` customers (its returns are its own figure)."""
+    known = np.zeros(len(sizes), dtype=bool) if known is None else known
+    counted = np.where(known, 0, sizes)
     out = np.zeros(len(sizes), dtype=bool)
-    while 0 < sizes[small | out].sum() < min_customers:
-        others = np.flatnonzero(~small & ~out & (sizes > 0))
+    while sizes[small | out].sum() > 0 and counted[small | out].sum() < min_customers:
+        others = np.flatnonzero(~small & ~out & ~known & (sizes > 0))
         if informative is not None and informative[others].any():
             others = others[informative[others]]
         if not len(others):
@@ -98,9 +114,50 @@ def _complement(small: np.ndarray, sizes: np.ndarray, min_customers: int,
     return out
 
 
+def no_purchase_segments(project: Any, scheme: str, window_days: int | None = None) -> frozenset[str]:
+    """The segments of ``scheme`` whose customers, by the scheme's definition, have made no
+    purchase in a figure's window: a lifecycle scheme's ``prospects`` (``recency_days is
+    null``) and an RFM scheme's ``No purchase yet`` (no recency score) never bought; for a
+    figure over the last ``window_days`` days before the snapshot (the 12-month revenue:
+    365; a migration cell's revenue: the days between its snapshots), a lifecycle's
+    ``inactive`` too when the window is within its ``active_days`` (no purchase in them).
+    Their revenue in that window is known to be 0 but for returns, and so is the revenue of
+    a migration cell into them. Other kinds: none (a value tier's ``no spend`` has a net
+    spend of 0 or less, not a known figure; a rule scheme's rules are not read)."""
+    from segflow.pipeline import resolve_schemes
+    from segflow.segments import builtin_schemes
+    from segflow.segments._buckets import LIFECYCLE_BUCKETS
+    from segflow.segments._rfm import NO_PURCHASE
+
+    settings = next((s for s in [*resolve_schemes(project.settings), *builtin_schemes()] if s.name == scheme), None)
+    if settings is None or settings.kind not in ("lifecycle", "rfm"):
+        return frozenset()
+    if settings.kind == "rfm":
+        return frozenset({NO_PURCHASE})
+    out = {b.name for b in LIFECYCLE_BUCKETS if b.condition == "recency_days is null"}
+    if window_days is not None and 0 < window_days <= settings.active_days:
+        out |= {b.name for b in LIFECYCLE_BUCKETS if b.condition.startswith("recency_days > ")}
+    return frozenset(out)
+
+
+def known_rows(frame: pd.DataFrame, segments: Iterable[str]) -> np.ndarray:
+    """Which rows of ``frame`` have a figure known from their definition: a segment in
+    ``segments`` (:func:`no_purchase_segments`), or for a migration cell (a ``to_segment``
+    column) its later segment in them."""
+    column = "to_segment" if "to_segment" in frame.columns else "segment"
+    return frame[column].astype(str).isin(set(segments)).to_numpy()
+
+
+def scheme_known_rows(project: Any, scheme: str, frame: pd.DataFrame, window_days: int | None = None) -> np.ndarray:
+    """:func:`known_rows` of ``frame`` (segments or migration cells of ``scheme``) with the
+    segments of :func:`no_purchase_segments` (``window_days``: the figure's window, None
+    for all time)."""
+    return known_rows(frame, no_purchase_segments(project, scheme, window_days))
+
+
 def withhold_small_cells(frame: pd.DataFrame, role: str, min_customers: int, *,
                          count: str = "customers", keep: Iterable[str] = (), text: Iterable[str] = (),
-                         complement: str | None = None) -> pd.DataFrame:
+                         complement: str | None = None, known: np.ndarray | None = None) -> pd.DataFrame:
     """``frame`` as a caller of ``role`` may read it.
 
     Parameters
@@ -126,6 +183,10 @@ def withhold_small_cells(frame: pd.DataFrame, role: str, min_customers: int, *,
         ``min_customers`` customers together, the smallest other row with customers (and, if
         any has, a figure other than 0 in this column) is withheld too
         (:func:`_complement`, :func:`complement_reason`).
+    known : numpy.ndarray of bool, optional
+        Rows whose ``complement`` figure a viewer knows from their definition
+        (:func:`known_rows`): they count no customers towards the minimum of the withheld
+        rows and are never taken as a complement.
 
     Returns
     -------
@@ -144,7 +205,7 @@ def withhold_small_cells(frame: pd.DataFrame, role: str, min_customers: int, *,
     if complement is not None:
         additive = pd.to_numeric(frame[complement], errors="coerce") if complement in frame.columns else None
         extra = _complement(small, sizes, min_customers,
-                            None if additive is None else (additive.fillna(0) != 0).to_numpy())
+                            None if additive is None else (additive.fillna(0) != 0).to_numpy(), known)
     hidden = small | extra
     out = frame.copy()
     for c in values:
@@ -176,7 +237,8 @@ def _arm_complement(arms: np.ndarray, sizes: np.ndarray, small: np.ndarray, min_
         out[others[np.argmin(sizes[others])]] = True
 
 
-def withhold_small_arms(frame: pd.DataFrame, role: str, min_customers: int) -> pd.DataFrame:
+def withhold_small_arms(frame: pd.DataFrame, role: str, min_customers: int, *,
+                        correction: str = "holm", level: float = 0.95) -> pd.DataFrame:
     """A campaign read-out (:meth:`segflow.campaigns.CampaignReport.to_pandas`: one row per
     breakdown, segment, outcome and arm) as a caller of ``role`` may read it.
 
@@ -191,6 +253,15 @@ def withhold_small_arms(frame: pd.DataFrame, role: str, min_customers: int) -> p
     has ``min_customers`` customers or more (:func:`_arm_complement`, :func:`complement_reason`).
     Counts stay. For roles other than ``viewer`` (or a minimum
     of 1 or less), ``frame`` itself.
+
+    **Adjusted p-values.** A shown row's ``p_adjusted`` was adjusted within its family (a
+    ``by`` and outcome: :func:`segflow.campaigns._effect._correct`) over every segment, the
+    withheld ones included: Holm's adjusted p of the second smallest p-value is the larger
+    of ``m`` times the smallest and ``m - 1`` times its own, so a shown row could give the
+    withheld p-value away (and moved with it). For a viewer the shown rows of a family with
+    withheld rows are adjusted again among themselves (``correction``, the read-out's; and
+    ``significant`` at its ``level``): a viewer's adjusted p-values are those of the tests
+    a viewer reads, a function of the shown p-values alone (:func:`_readjust`).
     """
     if role != "viewer" or min_customers <= 1 or frame.empty:
         return frame
@@ -226,7 +297,47 @@ def withhold_small_arms(frame: pd.DataFrame, role: str, min_customers: int) -> p
             out[c] = out[c].astype(object).where(~hidden, None)
     out[WITHHELD] = np.where(in_small, arm_reason(min_customers),
                              np.where(in_extra, complement_reason(min_customers), None))
+    if "p_adjusted" in out.columns and hidden.any():
+        out = _readjust(out, hidden, correction, level)
     return out
+
+
+def _readjust(frame: pd.DataFrame, hidden: np.ndarray, correction: str, level: float) -> pd.DataFrame:
+    """``frame`` with ``p_adjusted`` (and ``significant``) of the rows not ``hidden``
+    adjusted again within each family (``by``, ``outcome``) that has hidden rows, over the
+    shown rows' p-values only (the withheld rows leave the family)."""
+    from segflow.campaigns._stats import adjust_pvalues  # SciPy: imported on first use
+
+    family = frame["by"].astype(str) + "\x00" + frame["outcome"].astype(str)
+    touched = set(family[hidden])
+    p = pd.to_numeric(frame["p_value"], errors="coerce").to_numpy(dtype=float)
+    adjusted = pd.to_numeric(frame["p_adjusted"], errors="coerce").to_numpy(dtype=float).copy()
+    for name in touched:
+        rows = np.flatnonzero((family == name).to_numpy() & ~hidden)
+        adjusted[rows] = adjust_pvalues(p[rows], correction)  # type: ignore[arg-type]
+    out = frame.copy()
+    out["p_adjusted"] = np.where(hidden, np.nan, adjusted)
+    if "significant" in out.columns:
+        shown = out["p_adjusted"].notna() & ~hidden
+        out["significant"] = out["significant"].astype(object).where(
+            ~shown.to_numpy(), out["p_adjusted"] < (1.0 - level))
+    return out
+
+
+def shown_effect(effect: Any, shown: pd.DataFrame) -> Any:
+    """A copy of a campaign read-out's :class:`~segflow.campaigns._effect.EffectReport`
+    drawing ``shown`` (the read-out as the reader may read it, :func:`withhold_small_arms`):
+    a withheld segment keeps its line in the forest plots, named "<segment> (withheld)",
+    with no marker or interval. ``effect`` itself when nothing is withheld."""
+    import copy
+
+    if WITHHELD not in shown.columns:
+        return effect
+    drawn = copy.copy(effect)
+    marked = shown[WITHHELD].notna()
+    names = shown["segment"].astype(str)
+    drawn.table = shown.assign(segment=names.where(~marked, names + " (withheld)"))
+    return drawn
 
 
 def min_customers(project: Any) -> int:
