@@ -267,3 +267,35 @@ def test_resend_writes_the_last_delta_again_with_its_id(project, tmp_path, recei
                            (["--changes", "--name", "other"], "no export named 'other' to send again")):
         bad = runner.invoke(app, [*base, "--resend", *extra, "--to", str(tmp_path / "d.csv")])
         assert bad.exit_code == 1 and message in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_an_interrupted_first_export_run_again_sends_the_same_keys(project, tmp_path, receiver, monkeypatch):
+    """The first --changes export of a name POSTs every customer as 'new' (the longest run of
+    a name, the likeliest to be killed). Stopped after sending but before it was logged, it
+    drew a new random export id when run again: every customer a second time under new keys.
+    Its id is derived now (name, scheme, snapshot, assignments): the same keys again; another
+    name gets others."""
+    import segflow.exports._export as export_module
+
+    store = project.store
+    policy = WebhookPolicy(receiver.url, attempts=1)
+    real_send = export_module.send_changes
+
+    def killed(*args, **kwargs):  # sent, then killed before the deliveries were recorded
+        real_send(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(export_module, "send_changes", killed)
+        with pytest.raises(KeyboardInterrupt):
+            export_segments(store, "rfm", tmp_path / "a.csv", mode="changes", as_of=S2, name="crm",
+                            webhook=policy)
+    n = sum(s[1] is not None for s in HISTORY.values())
+    sent = sorted(k for _, k, _ in receiver.requests)
+    assert len(sent) == n and watermark(store, "crm") is None
+    again = export_segments(store, "rfm", tmp_path / "a.csv", mode="changes", as_of=S2, name="crm",
+                            webhook=policy)
+    assert again.webhooks_delivered == n and sorted(k for _, k, _ in receiver.requests[n:]) == sent
+    assert all(k.startswith(f"{again.export_id}:") for k in sent)
+    other = export_segments(store, "rfm", tmp_path / "b.csv", mode="changes", as_of=S2, name="erp")
+    assert other.export_id != again.export_id

@@ -133,7 +133,7 @@ def segments(
     table: str = TableOption,
     changes: bool = typer.Option(
         False, "--changes", help="Only customers whose segment changed since the last export "
-        "of --name (the first one is full)."),
+        "of --name (the first one lists every customer as new)."),
     name: str = typer.Option(None, "--name", help="Export name keying the watermark (default: the scheme)."),
     resend: bool = typer.Option(
         False, "--resend", help="With --changes: write the last export of --name again (the same "

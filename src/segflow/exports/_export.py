@@ -104,8 +104,9 @@ def _last_export(store: Store, name: str) -> tuple[dt.date | None, str | None, s
 
 def _failed_id(store: Store, name: str, since: dt.date | None, day: dt.date) -> str | None:
     """The id of an export of ``name`` from ``since`` to ``day`` whose webhooks failed and
-    that no delivered export followed: its re-run keeps it (and its Idempotency-Keys). Needed
-    for the first export of a name, whose id is random (the later ones' ids are derived)."""
+    that no delivered export followed: its re-run keeps it (and its Idempotency-Keys). For the
+    first export of a name, whose id an older segflow drew at random (now
+    :func:`first_export_id`; the later ones' ids are derived from their watermark's)."""
     row = store.raw.execute(
         "SELECT export_id FROM export_log WHERE export_name = ? AND kind = 'segments' "
         f"AND status = '{WEBHOOKS_FAILED}' AND since_snapshot IS NOT DISTINCT FROM ? "
@@ -126,6 +127,21 @@ def changes_export_id(since_id: str, scheme: str, day: dt.date) -> str:
     import hashlib
 
     return hashlib.sha256(f"{since_id}\x00{scheme}\x00{day.isoformat()}".encode()).hexdigest()[:12]
+
+
+def first_export_id(store: Store, name: str, scheme: str, day: dt.date) -> str:
+    """The id of the first incremental export of ``name`` (no watermark: every customer
+    ``new``): 12 hex digits of SHA-256 of the name, the scheme, the snapshot and the digest of
+    its assignments (:func:`assignments_digest`). Derived, as the later ones' ids are: a first
+    export interrupted after its webhooks went out but before it was logged (the longest one
+    of a name, a POST per customer) and run again sends them under the same Idempotency-Keys
+    (a random id sent every customer again under new keys); other segments at that snapshot
+    (a store rebuilt on other data) give another id, so a receiver drops nothing it lacks."""
+    import hashlib
+
+    digest = assignments_digest(store, scheme, day)
+    text = f"first\x00{name}\x00{scheme}\x00{day.isoformat()}\x00{digest}"
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def assignments_digest(store: Store, scheme: str, snapshot: dt.date) -> str:
@@ -223,7 +239,7 @@ def _next_delta(store: Store, name: str, scheme: str, day: dt.date, mode: str) -
             f"(without --changes, under the name {name!r}), then --changes again"
         )
     export_id = (changes_export_id(since_id, scheme, day) if since_id
-                 else _failed_id(store, name, None, day) or uuid.uuid4().hex[:12])
+                 else _failed_id(store, name, None, day) or first_export_id(store, name, scheme, day))
     return _Delta(since, day, export_id, full=False)
 
 
