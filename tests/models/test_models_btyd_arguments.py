@@ -233,3 +233,31 @@ def test_pandas_series_in_series_out_by_label_scalars_as_floats() -> None:
     bgbb.params_ = {"alpha": 1.204, "beta": 0.750, "gamma": 0.657, "delta": 2.783}
     series = bgbb.p_alive(pd.Series([1, 0], index=["p", "q"]), pd.Series([1, 0], index=["p", "q"]), 6)
     assert list(series.index) == ["p", "q"] and series["p"] == pytest.approx(bgbb.p_alive(1, 1, 6), rel=1e-15)
+
+
+def test_a_one_column_frame_is_its_column_and_duplicated_labels_are_named() -> None:
+    """``df[["frequency"]]`` (double brackets) beside Series: NumPy read the (n, 1) frame as
+    a column vector and the prediction came back as an n-by-n array of every pairing of one
+    customer's x with another's t_x and T, without a word. Now a one-column frame is its
+    column (a Series out, the same values as with df["frequency"]) and a wider one is
+    refused. Indexes of the same labels repeated other numbers of times were "the same
+    labels in another order"; a nullable boolean's <NA> gave "expected numbers, got True"."""
+    model = _model(BetaGeoModel)
+    df = pd.DataFrame({"x": [2, 0, 5], "t_x": [30.43, 0.0, 20.0], "T": [38.86, 38.86, 30.0]},
+                      index=["c7", "c9", "c12"])
+    by_column = model.p_alive(df["x"], df["t_x"], df["T"])
+    framed = model.p_alive(df[["x"]], df["t_x"], df["T"])
+    assert isinstance(framed, pd.Series) and framed.index.equals(df.index)
+    np.testing.assert_array_equal(framed.to_numpy(), by_column.to_numpy())
+    assert by_column["c7"] == pytest.approx(float(model.p_alive(2, 30.43, 38.86)), rel=1e-15)
+    with pytest.raises(ArgumentError) as err:
+        model.expected_purchases(39, df[["x", "t_x"]], df["t_x"], df["T"])
+    assert str(err.value) == ("BetaGeoModel.expected_purchases: argument 'x': expected a pandas Series "
+                              "(one column, df['x']); got a DataFrame of 2 columns")
+    twice = pd.Series([1, 1, 1], index=["a", "a", "b"])
+    with pytest.raises(ArgumentError, match=r"\(the same labels, repeated a different number of times\)"):
+        model.p_alive(twice, twice.set_axis(["a", "b", "b"]), 40)
+    with pytest.raises(ArgumentError) as err:
+        model.p_alive(pd.Series([True, pd.NA], dtype="boolean", index=["a", "b"]), 0.0, 5.0)
+    assert str(err.value) == ("BetaGeoModel.p_alive: argument 'x': expected a whole number >= 0; got nan "
+                              "at position 2 (label 'b') (1 of 2 values)")

@@ -221,7 +221,11 @@ def as_arrays(names: tuple[str, ...], *values: Any) -> tuple[np.ndarray, ...]:
             flat = np.ravel(np.asarray(given, dtype=object))
             numbers = pd.to_numeric(pd.Series(flat), errors="coerce")
             bad = numbers.isna().to_numpy() & pd.notna(flat)
-            first = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+            if not bad.any():  # a missing value float() refuses (pd.NA of a nullable boolean, NaT)
+                missing = pd.to_numeric(pd.Series(np.ravel(np.asarray(array, dtype=object))), errors="coerce")
+                out.append(missing.to_numpy(dtype=float, na_value=np.nan).reshape(np.shape(array)))
+                continue
+            first = int(np.flatnonzero(bad)[0])
             raise ArgumentError(f"argument {name!r}: expected numbers, got {flat[first]!r} "
                                 f"(position {first + 1})") from None
     return tuple(out)
@@ -347,6 +351,15 @@ def _labels(index: pd.Index, limit: int = 3) -> str:
     return f"{shown}, ... ({len(index):,} in all)" if len(index) > limit else shown or "none"
 
 
+def _same_counts(a: pd.Index, b: pd.Index) -> bool:
+    """Whether two indexes of the same labels hold each as many times (the same labels in
+    another order), which the set differences of duplicated labels do not tell."""
+    if a.is_unique and b.is_unique:
+        return True
+    counts = pd.Series(a).value_counts(dropna=False)
+    return bool(counts.eq(pd.Series(b).value_counts(dropna=False).reindex(counts.index)).all())
+
+
 def series_index(method: str, names: tuple[str, ...], values: tuple[Any, ...]) -> pd.Index | None:
     """The index shared by the pandas Series among a prediction's arguments (None without
     Series), else an :class:`ArgumentError`: Series are matched by their labels, never by
@@ -364,6 +377,8 @@ def series_index(method: str, names: tuple[str, ...], values: tuple[Any, ...]) -
             only_b = value.index.difference(index, sort=False)
             if len(index) != len(value.index):
                 how = f"{len(index):,} labels against {len(value.index):,}"
+            elif len(only_a) == len(only_b) == 0 and not _same_counts(index, value.index):
+                how = "the same labels, repeated a different number of times"
             elif len(only_a) == len(only_b) == 0:
                 how = "the same labels in another order"
             elif len(only_a):
@@ -388,13 +403,31 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _columns(method: str, names: tuple[str, ...], values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The arguments with a one-column pandas DataFrame (``df[["frequency"]]``) as its column, a
+    Series; a DataFrame of other widths an :class:`ArgumentError` naming the argument. NumPy
+    read an ``(n, 1)`` frame as a column vector: against Series of ``n`` customers it broadcast
+    to an ``n`` by ``n`` array of every pairing, returned without a word."""
+    out = []
+    for name, value in zip(names, values, strict=False):
+        if isinstance(value, pd.DataFrame):
+            if value.shape[1] != 1:
+                raise ArgumentError(
+                    f"{method}: argument {name!r}: expected a pandas Series (one column, "
+                    f"df[{name!r}]); got a DataFrame of {value.shape[1]} columns")
+            value = value.iloc[:, 0]
+        out.append(value)
+    return (*out, *values[len(out):])
+
+
 def pandas_aware(*names: str) -> Callable[[_Method], _Method]:
     """Decorate a public prediction whose arguments after the first (a method's ``self``, a
     function's ``model``) are ``names``, in order: pandas Series in, a Series out with their
     index, named after the prediction (the Series must share one index: :func:`series_index`;
     an argument error names the offending value's label); numbers in, a ``float`` out;
-    anything else (lists, arrays) in, the prediction's NumPy array out, as before. Arrays
-    cost one loop over the arguments (real-time scoring passes arrays)."""
+    a one-column DataFrame is its column (:func:`_columns`); anything else (lists, arrays) in,
+    the prediction's NumPy array out, as before. Arrays cost one loop over the arguments
+    (real-time scoring passes arrays)."""
 
     def decorate(method: _Method) -> _Method:
         signature = inspect.signature(method)
@@ -410,7 +443,8 @@ def pandas_aware(*names: str) -> Callable[[_Method], _Method]:
                 args, kwargs = bound.args[1:], bound.kwargs
             index = None
             for value in args:
-                if isinstance(value, pd.Series):
+                if isinstance(value, (pd.Series, pd.DataFrame)):
+                    args = _columns(label(self), names, args)
                     index = series_index(label(self), names, args)
                     args = tuple(_plain(v) for v in args)
                     break
