@@ -337,3 +337,25 @@ def test_forecast_places_new_in_the_mix_by_the_entry_distribution_and_refuses_un
     with pytest.raises(ArgumentError) as err:  # the function alike
         markov_clv(chain.transition_matrix_, {"A": 1, "Z": 2}, 0.1)
     assert str(err.value) == "markov_clv: argument 'rewards': unknown state 'Z'; the states are 'A', 'B', '(gone)'"
+
+
+def test_a_state_named_twice_in_a_series_is_one_line():
+    """A mix or rewards Series naming a state twice (two rows of a groupby left unsummed)
+    was refused with the repr of a Series, a message of several lines; now one line naming
+    the state."""
+    from segflow.errors import ArgumentError
+
+    counts = pd.DataFrame([[8, 2], [1, 9], [3, 1]], index=["A", "B", "(new)"], columns=["A", "B"])
+    chain = MarkovChain().fit(counts)
+    mix, rewards = "MarkovChain.forecast: argument 'mix'", "argument 'rewards'"
+    for call, where, state in [
+        (lambda: chain.forecast(pd.Series([100, 50, 7], index=["A", "B", "A"]), 1), mix, "A"),
+        (lambda: chain.forecast(pd.Series([1, 40, 5], index=["A", "(new)", "(new)"]), 1), mix, "(new)"),
+        (lambda: chain.value(pd.Series([1.0, 2.0, 3.0], index=["A", "B", "A"]), 0.1),
+         f"MarkovChain.value: {rewards}", "A"),
+        (lambda: markov_clv(chain.transition_matrix_, pd.Series([1.0, 3.0], index=["B", "B"]), 0.1),
+         f"markov_clv: {rewards}", "B"),
+    ]:
+        with pytest.raises(ArgumentError) as err:
+            call()
+        assert str(err.value) == f"{where}: state named more than once: {state!r}; give one value per state"

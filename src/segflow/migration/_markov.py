@@ -279,6 +279,7 @@ class MarkovChain(BaseEstimator):
         ``new``: it is read by :meth:`_entering`). Such keys were dropped without a word:
         a ``(new)`` count vanished from the forecast."""
         if isinstance(values, Mapping | pd.Series):
+            _once(values, f"MarkovChain.{method}: argument {what!r}")
             allowed = {*self.states_, *((NEW,) if new else ())}
             unknown = sorted((k for k in values.keys() if k not in allowed), key=repr)
             if unknown:
@@ -331,6 +332,15 @@ class MarkovChain(BaseEstimator):
 
     def _transient(self) -> list[str]:
         return [s for s in self.states_ if s not in set(self.absorbing_states_)]
+
+
+def _once(values: Mapping | pd.Series, where: str) -> None:
+    """An :class:`ArgumentError` when a Series names a state more than once (``where``: the
+    method and argument): ``get`` gave a Series, refused in a message of several lines."""
+    if isinstance(values, pd.Series) and not values.index.is_unique:
+        twice = list(dict.fromkeys(values.index[values.index.duplicated()].tolist()))
+        raise ArgumentError(f"{where}: state{'s' if len(twice) > 1 else ''} named more than once: "
+                            f"{', '.join(map(repr, twice))}; give one value per state")
 
 
 def _number(value: Any, method: str, what: str, state: Any) -> float:
@@ -475,6 +485,7 @@ def markov_clv(
         raise ArgumentError(f"markov_clv: argument 'horizon': expected None or a whole number of periods "
                             f">= 0; got {horizon!r}")
     if isinstance(rewards, Mapping | pd.Series):
+        _once(rewards, "markov_clv: argument 'rewards'")
         unknown = sorted((k for k in rewards.keys() if k not in set(labels)), key=repr)
         if unknown:  # (they were dropped without a word)
             raise ArgumentError(
