@@ -76,3 +76,54 @@ def test_the_viewers_report_states_the_rule(reports):
     assert 'id="small-cells"' not in analyst and "Blank for viewers" not in analyst
     assert "(for viewers)</h1>" in viewer and "(for viewers)" not in analyst
     assert "(withheld)" in viewer and "(withheld)" not in analyst  # the campaigns' forest plots
+
+
+def _charts(page: str, kind: str) -> dict[str, list[dict]]:
+    """The traces of the campaign charts of ``kind`` in a report, by campaign, arrays decoded
+    (Plotly writes them as base64 ``bdata``)."""
+    import base64
+    import json
+
+    import numpy as np
+
+    def plain(value):
+        if isinstance(value, dict) and "bdata" in value:
+            shape = [int(n) for n in str(value.get("shape", "-1")).split(",")]
+            return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).reshape(shape)
+        return value
+
+    out = {}
+    for campaign, body in re.findall(rf'id="chart-campaign-([^"]+)-{kind}-[0-9a-f]+-data">(.*?)</script>', page, re.S):
+        out[campaign] = [{k: plain(v) for k, v in trace.items()} for trace in json.loads(body)["data"]]
+    return out
+
+
+def test_campaign_transition_shares_leave_the_withheld_segments_blank(reports):
+    """The campaign's transition shares by arm showed, for viewers too, the rows of segments
+    whose lift the forest plot withholds: a lifecycle's two-time moving to loyalists is their
+    third purchase, so the difference of the arms' shares was the withheld purchase lift
+    itself (-21.7 points on the demo). Now those rows are blank and named "(withheld)"."""
+    import numpy as np
+
+    analyst, viewer, _, _ = reports
+    lifts, heatmaps = _charts(viewer, "lift_purchased"), _charts(viewer, "transitions")
+    full_lifts, full_heatmaps = _charts(analyst, "lift_purchased"), _charts(analyst, "transitions")
+    assert lifts and set(heatmaps) == set(lifts)
+    checked = 0
+    for campaign, traces in lifts.items():
+        withheld = {y.removesuffix(" (withheld)") for y in traces[0]["y"] if y.endswith(" (withheld)")}
+        for trace in heatmaps[campaign]:
+            for label, row in zip(trace["y"], np.asarray(trace["z"], dtype=float), strict=True):
+                segment = label.removesuffix(" (withheld)")
+                assert (segment in withheld) == label.endswith(" (withheld)"), (campaign, label)
+                assert np.isnan(row).all() == (segment in withheld), (campaign, label, row)
+                checked += segment in withheld
+        # in the analyst's report, CMP_WINBACK's withheld lift of two-time customers is the
+        # difference of the arms' shares of them moving to loyalists (their third purchase)
+        if campaign == "CMP_WINBACK":
+            assert "two-time" in withheld
+            lift = dict(zip(full_lifts[campaign][0]["y"], full_lifts[campaign][0]["x"], strict=True))["two-time"]
+            difference = full_heatmaps[campaign][-1]
+            row = list(difference["y"]).index("two-time")
+            assert difference["z"][row][list(difference["x"]).index("loyalists")] == pytest.approx(lift, abs=1e-9)
+    assert checked >= 6 and "CMP_WINBACK" in lifts

@@ -16,7 +16,8 @@ Per section (the rest shows counts or whole-base figures only):
 * predicted value: the CLV table blanks the same segments (:func:`withheld_segments` takes
   the CLV table's own small rows and complement, on ``clv``, whose total ``clv_share`` gives).
 * campaigns: the forest plots of lift by segment draw the read-out as a viewer reads it
-  (:func:`segflow._disclosure.withhold_small_arms`).
+  (:func:`segflow._disclosure.withhold_small_arms`), and the transition shares by arm leave
+  the same segments' rows blank (:func:`shown_migration`).
 * summary: a headline's share of revenue only for a move of ``min_cell_customers`` customers
   or more into a segment not withheld; the revenue and predicted value of a playbook card
   holding a withheld segment blank (the card less its shown segments would be theirs); the
@@ -141,4 +142,44 @@ def campaign_figures(ctx: ReportContext, report: Any) -> dict[str, Any]:
                                 level=effect.level)
     drawn = shown_effect(effect, shown)
     figures.update({f"lift_{o}": drawn.figure(o) for o in effect.outcomes})
+    if getattr(report, "migration", None) is not None:
+        for key in ("migration", "transitions"):
+            figures.pop(key, None)
+        figures.update(shown_migration(report.migration, shown, ctx.min_customers))
+    return figures
+
+
+def shown_migration(migration: Any, shown: pd.DataFrame, min_customers: int) -> dict[str, Any]:
+    """A campaign's migration figures (:class:`~segflow.campaigns.MigrationLift`: movement
+    bars per arm, transition shares per arm by segment before the campaign) as a viewer may
+    read them: the rows of the segments the lift by segment withholds (``shown``, as
+    :func:`segflow._disclosure.withhold_small_arms` gave it), of segments with an arm of 1 to
+    ``min_customers - 1`` customers, and of the other segments withheld with them
+    (:func:`segflow._disclosure._arm_complement`) blank, named "<segment> (withheld)"; none
+    of them when an arm of the campaign is that small. The shares of a segment's arms are
+    its customers' own figures, and its lift: a lifecycle's two-time moving to loyalists is
+    their third purchase, so the difference of the arms' shares was the withheld lift itself."""
+    from segflow._disclosure import ALL, _arm_complement
+    from segflow.viz._campaigns import transition_heatmaps
+
+    arms = migration.counts.pivot_table(index="from_segment", columns="arm", values="customers",
+                                        aggfunc="sum", fill_value=0, observed=True)
+    totals = arms.sum(axis=0).to_numpy(dtype=float)
+    if ((totals > 0) & (totals < min_customers)).any():
+        return {}
+    values = arms.to_numpy(dtype=float)
+    names = arms.index.astype(str)
+    lift = shown[shown[WITHHELD].notna() & (shown["by"].astype(str) != ALL)]["segment"].astype(str)
+    small = ((values > 0) & (values < min_customers)).any(axis=1) | names.isin(set(lift))
+    hidden = set(names[small | _arm_complement(values, values.sum(axis=1), small, min_customers)])
+    figures = {"migration": migration.figure()}
+    if not hidden:
+        figures["transitions"] = migration.heatmaps()
+        return figures
+    matrices = {}
+    for name, m in migration.matrices().items():
+        rows = m.index.astype(str).isin(hidden)
+        blanked = m.astype(float).mask(np.repeat(rows[:, None], m.shape[1], axis=1))
+        matrices[name] = blanked.rename(index={s: f"{s} (withheld)" for s in m.index[rows]})
+    figures["transitions"] = transition_heatmaps(matrices)
     return figures
