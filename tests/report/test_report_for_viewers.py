@@ -127,3 +127,20 @@ def test_campaign_transition_shares_leave_the_withheld_segments_blank(reports):
             row = list(difference["y"]).index("two-time")
             assert difference["z"][row][list(difference["x"]).index("loyalists")] == pytest.approx(lift, abs=1e-9)
     assert checked >= 6 and "CMP_WINBACK" in lifts
+
+
+def test_the_viewers_data_quality_section_quotes_no_row(reports):
+    """The data-quality section quoted rows to viewers: a quarantine rule's example reason
+    (``customer id 'C288232' is not in the customers table``) and an audit check's examples
+    (``transaction_id=O000016074, amount=518.76``, ``customer_id=C000005``), customer-level data
+    the dashboard keeps from its viewers (/api/v1/quality drops the example). The counts stay."""
+    analyst, viewer, _, _ = reports
+
+    def section(page: str) -> str:
+        return page[page.index('id="quality"'):]
+
+    full, shown = section(analyst), section(viewer)
+    for quoted in ("Example reason", "customer_id=C0", "amount=", "customer id &#x27;C"):
+        assert quoted in full and quoted not in shown, quoted
+    rows = re.findall(r'<td class="num">([\d,]+)</td>', full[:full.index("Audit checks")])
+    assert rows and rows == re.findall(r'<td class="num">([\d,]+)</td>', shown[:shown.index("Audit checks")])

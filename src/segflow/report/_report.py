@@ -131,6 +131,11 @@ def quality_section(ctx: ReportContext) -> Section:
 
     reasons = ctx.quarantine_reasons  # the file goes to every team: no address or number in clear
     reasons = reasons.assign(example=[mask_personal_text(x) for x in reasons["example"]])
+    # for viewers, no example: it quotes a row's values (a customer id, an amount), which
+    # the dashboard keeps from its viewers (/api/v1/quality drops it), and so do the checks'
+    viewer = ctx.role == "viewer"
+    if viewer:
+        reasons = reasons.drop(columns=["example"])
     section.blocks.append(_h3("Quarantined rows by rule"))
     if reasons.empty:
         section.blocks.append(_note("No quarantined rows."))
@@ -139,7 +144,8 @@ def quality_section(ctx: ReportContext) -> Section:
         section.blocks.append(_table(reasons.assign(rule=[rule_title(r) for r in ids]), tips={"rule": ids}))
     checks = ctx.audit  # its examples quote ids (customer_id=...): masked as the reasons are
     if "examples" in checks.columns:
-        checks = checks.assign(examples=[mask_personal_text(x) for x in checks["examples"]])
+        checks = (checks.drop(columns=["examples"]) if viewer
+                  else checks.assign(examples=[mask_personal_text(x) for x in checks["examples"]]))
     flagged = checks[checks["severity"] != "ok"]
     section.blocks.append(_h3("Audit checks"))
     section.blocks.append(
