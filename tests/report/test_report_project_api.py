@@ -172,3 +172,18 @@ def test_migrate_says_a_wrong_pair_in_its_options_terms(project):
     for args, said in cases:
         res = CliRunner().invoke(app, [*base, *args])
         assert (res.exit_code, res.output) == (1, f"error: {said}\n"), args
+
+
+@pytest.mark.parametrize("role", ["Viewer", "viewers", "admin", ""])
+def test_a_report_for_an_unknown_role_is_refused_not_written_in_full(project, tmp_path, role):
+    """``Project.report(role="Viewer")`` (a capital, a plural) wrote the analyst's report,
+    every small segment's revenue in it, for readers who were to see none: only "viewer"
+    withheld anything. Now a role other than "analyst" and "viewer" is an ArgumentError and
+    no file is written."""
+    from segflow.errors import ArgumentError
+
+    out = tmp_path / "report.html"
+    with pytest.raises(ArgumentError) as err:
+        project.report(out, role=role)
+    assert str(err.value) == f"report: argument 'role': expected one of 'analyst', 'viewer'; got {role!r}"
+    assert not out.exists()

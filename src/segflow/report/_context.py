@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from segflow.errors import ArgumentError
 from segflow.report._movement import movement_cells
 from segflow.report._queries import (
     quarantine_reasons,
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from segflow.project import Project
 
 CLV_MODEL = "bgnbd_gg"
+#: Whom a report can be written for (``segflow report --for``).
+ROLES = ("analyst", "viewer")
 
 
 @dataclasses.dataclass
@@ -34,11 +37,16 @@ class ReportContext:
     its latest two snapshots are the "now" and "before" of the executive summary."""
 
     project: Project
-    #: Who the report is for: ``viewer`` withholds the value figures of small segments,
-    #: cells and campaign arms as the server does for its viewers (:mod:`segflow.report._viewer`);
-    #: any other role shows every figure.
+    #: Who the report is for (:data:`ROLES`): ``viewer`` withholds the value figures of small
+    #: segments, cells and campaign arms as the server does for its viewers
+    #: (:mod:`segflow.report._viewer`); ``analyst`` shows every figure.
     role: str = "analyst"
     _cache: dict[Any, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:  # ("Viewer", "reader": a report of every figure, silently)
+            raise ArgumentError(f"report: argument 'role': expected one of {', '.join(map(repr, ROLES))}; "
+                                f"got {self.role!r}")
 
     @property
     def min_customers(self) -> int:
