@@ -509,3 +509,26 @@ def test_the_plain_list_is_ordered_by_customer_so_two_exports_are_one_file(tmp_p
     with open(tmp_path / "list0.csv", newline="") as f:
         assert [r["customer_id"] for r in csv.DictReader(f)] == sorted(ids)
     assert outs[0] == outs[1]
+
+
+def test_a_repeated_resend_still_refuses_a_recomputed_since_snapshot(project, tmp_path):
+    """--resend compared the snapshot the delta starts from with the export logged just
+    before the repeated one; after one --resend that row was the repeated export itself, so
+    a run that rewrote the delta's start went unnoticed: the next --resend wrote changes
+    counted from segments the receiver never got (C1 'At risk' at S2 instead of 'Loyal')."""
+    import pyarrow as pa
+
+    store = project.store
+    export_segments(store, "rfm", tmp_path / "a.csv", mode="changes", name="crm", as_of=S2)
+    delta = export_segments(store, "rfm", tmp_path / "b.csv", mode="changes", name="crm")
+    again = export_segments(store, "rfm", tmp_path / "b2.csv", mode="changes", name="crm", resend=True)
+    assert (again.export_id, again.rows) == (delta.export_id, delta.rows)
+    rows = [(c, "At risk" if c == "C1" else segs[1]) for c, segs in HISTORY.items() if segs[1] is not None]
+    store.append("segment_assignments", pa.table({  # a run rewrote S2: C1 'At risk' there
+        "scheme": ["rfm"] * len(rows), "scheme_version": ["1"] * len(rows),
+        "snapshot_date": pa.array([S2] * len(rows), pa.date32()),
+        "customer_id": [c for c, _ in rows], "segment": [s for _, s in rows],
+        "segment_rank": pa.array([1] * len(rows), pa.int32()), "run_id": ["r2"] * len(rows)}))
+    with pytest.raises(SegflowError, match=r"that export \w+ of 'crm' sent were recomputed since"):
+        export_segments(store, "rfm", tmp_path / "b3.csv", mode="changes", name="crm", resend=True)
+    assert not (tmp_path / "b3.csv").exists()

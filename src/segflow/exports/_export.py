@@ -249,7 +249,7 @@ def _resent_delta(store: Store, name: str, scheme: str, as_of: dt.date | str | N
     rows = store.raw.execute(
         "SELECT export_id, scheme, snapshot_date, since_snapshot, mode, pii, assignments_digest "
         f"FROM export_log WHERE export_name = ? AND kind = 'segments' AND {_DELIVERED} "
-        "ORDER BY exported_at DESC, export_id DESC LIMIT 2",
+        "ORDER BY exported_at DESC, export_id DESC LIMIT 1",
         [name],
     ).fetchall()
     if not rows:
@@ -265,9 +265,14 @@ def _resent_delta(store: Store, name: str, scheme: str, as_of: dt.date | str | N
     if logged_pii and logged_pii != pii:
         raise InputError(f"the last export named {name!r} was written with --pii {logged_pii}: "
                          f"give --pii {logged_pii} to send it again")
-    before = rows[1] if len(rows) > 1 and rows[1][2] == since else None
+    # what the receiver held at ``since``: the latest delivered export of that snapshot (not
+    # the row before the last: after a --resend that is the export it repeated)
+    before = None if since is None else store.raw.execute(
+        "SELECT assignments_digest FROM export_log WHERE export_name = ? AND kind = 'segments' "
+        f"AND {_DELIVERED} AND snapshot_date = ? ORDER BY exported_at DESC, export_id DESC LIMIT 1",
+        [name, since]).fetchone()
     if _recomputed(store, scheme, day, sent) or (
-            before is not None and _recomputed(store, scheme, since, before[6])):
+            before is not None and _recomputed(store, scheme, since, before[0])):
         raise SegflowError(
             f"the segments of scheme {scheme!r} that export {export_id} of {name!r} sent were "
             "recomputed since (a run on new data or other settings): it cannot be written "
