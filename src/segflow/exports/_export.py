@@ -131,16 +131,18 @@ def changes_export_id(since_id: str, scheme: str, day: dt.date) -> str:
 
 def first_export_id(store: Store, name: str, scheme: str, day: dt.date) -> str:
     """The id of the first incremental export of ``name`` (no watermark: every customer
-    ``new``): 12 hex digits of SHA-256 of the name, the scheme, the snapshot and the digest of
-    its assignments (:func:`assignments_digest`). Derived, as the later ones' ids are: a first
-    export interrupted after its webhooks went out but before it was logged (the longest one
-    of a name, a POST per customer) and run again sends them under the same Idempotency-Keys
-    (a random id sent every customer again under new keys); other segments at that snapshot
-    (a store rebuilt on other data) give another id, so a receiver drops nothing it lacks."""
+    ``new``): 12 hex digits of SHA-256 of the name, the scheme, the snapshot, the digest of
+    its assignments (:func:`assignments_digest`) and the time the store was created. Derived,
+    as the later ones' ids are: a first export interrupted after its webhooks went out but
+    before it was logged (the longest one of a name, a POST per customer) and run again sends
+    them under the same Idempotency-Keys (a random id sent every customer again under new
+    keys); other segments at that snapshot, or another store (rebuilt from scratch, whose
+    receiver may have been reset too), give another id, so a receiver drops nothing it lacks."""
     import hashlib
 
     digest = assignments_digest(store, scheme, day)
-    text = f"first\x00{name}\x00{scheme}\x00{day.isoformat()}\x00{digest}"
+    created = store.raw.execute("SELECT min(applied_at) FROM schema_info").fetchone()[0]
+    text = f"first\x00{name}\x00{scheme}\x00{day.isoformat()}\x00{digest}\x00{created}"
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
