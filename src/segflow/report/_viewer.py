@@ -169,7 +169,8 @@ def shown_migration(migration: Any, shown: pd.DataFrame, min_customers: int) -> 
         return {}
     values = arms.to_numpy(dtype=float)
     names = arms.index.astype(str)
-    lift = shown[shown[WITHHELD].notna() & (shown["by"].astype(str) != ALL)]["segment"].astype(str)
+    lift = (shown[shown[WITHHELD].notna() & (shown["by"].astype(str) != ALL)]["segment"].astype(str)
+            if WITHHELD in shown.columns else pd.Series([], dtype=str))  # (an empty read-out: as given)
     small = ((values > 0) & (values < min_customers)).any(axis=1) | names.isin(set(lift))
     hidden = set(names[small | _arm_complement(values, values.sum(axis=1), small, min_customers)])
     figures = {"migration": migration.figure()}
