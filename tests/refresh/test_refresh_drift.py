@@ -291,3 +291,32 @@ def test_alerts_an_older_segflow_recorded_twice_are_kept_once(tmp_path):
         rows = store.sql("SELECT run_id, last_seen_run_id, value FROM alerts ORDER BY created_at").to_pylist()
         assert [(r["run_id"], r["last_seen_run_id"]) for r in rows] == [("r1", "r3"), ("r4", "r5")]
         assert [r["value"] for r in read_alerts(store, latest_run=True).to_pylist()] == [0.4]
+
+
+def test_an_older_refresh_that_measured_its_alerts_again_keeps_listing_them(tmp_path):
+    """Schema 13's refresh recorded an alert once and, measuring it again unchanged, wrote and
+    marked nothing; its `--latest` listed the alerts of the latest refresh that recorded any.
+    After the upgrade those stay listed (as seen by the latest refresh), not none until the
+    next refresh; a refresh that recorded alerts of its own keeps its own list."""
+    from segflow.refresh import Alert, read_alerts
+    from segflow.refresh._drift import write_alerts
+    from segflow.store import SCHEMA_VERSION, Store
+
+    alert = Alert("feature_shift", "recency_days", "psi", 0.3, 0.1, "critical", "psi 0.3",
+                  LATEST, PREVIOUS)
+    for recorded_by_r2, expected in [(False, [("r1", "r2")]), (True, [("r2", "r2")])]:
+        path = tmp_path / f"s{recorded_by_r2}.duckdb"
+        with Store(path) as store, store.transaction() as con:
+            _refresh_run(con, "r1", dt.datetime(2024, 7, 2))
+            write_alerts(con, [alert], "r1", dt.datetime(2024, 7, 2))
+            _refresh_run(con, "r2", dt.datetime(2024, 7, 3))
+            if recorded_by_r2:
+                write_alerts(con, [Alert(**{**alert.__dict__, "value": 0.5})], "r2",
+                             dt.datetime(2024, 7, 3))
+            _refresh_run(con, "r3", dt.datetime(2024, 7, 4), message="nothing new")
+            con.execute("ALTER TABLE alerts DROP COLUMN last_seen_run_id")
+            con.execute("ALTER TABLE export_log DROP COLUMN status")
+            con.execute("DELETE FROM schema_info WHERE version = ?", [SCHEMA_VERSION])
+        with Store(path) as store:
+            latest = read_alerts(store, latest_run=True).to_pylist()
+            assert [(r["run_id"], r["last_seen_run_id"]) for r in latest] == expected

@@ -277,6 +277,12 @@ _V13_ALERT_PAIR = ["ALTER TABLE alerts ADD COLUMN IF NOT EXISTS previous_snapsho
 _ALERT_KEY = ("snapshot_date, previous_snapshot_date, CASE WHEN previous_snapshot_date IS NULL "
               "THEN message END, kind, subject, metric")
 
+#: The latest refresh that measured drift (``segflow.refresh._drift``'s rule: ok, not one that
+#: found nothing new), as of the upgrade to version 14.
+_LATEST_MEASURING_REFRESH = (
+    "SELECT run_id, started_at FROM runs WHERE command = 'refresh' AND status = 'ok' "
+    "AND message IS DISTINCT FROM 'nothing new' ORDER BY started_at DESC LIMIT 1")
+
 #: Version 14: an export whose webhooks failed is logged (``export_log.status``:
 #: ``webhooks_failed``; ``done``, ``resent``; null in older rows: done) without becoming its
 #: name's watermark, and the latest refresh that measured a drift alert again unchanged
@@ -306,6 +312,15 @@ FROM g GROUP BY k, run_of_equal""",
     "UPDATE alerts SET last_seen_run_id = _alerts_kept.seen_by FROM _alerts_kept "
     "WHERE alerts.alert_id = _alerts_kept.alert_id",
     "DROP TABLE _alerts_kept",
+    # A refresh of an older segflow that measured its alerts again unchanged recorded nothing
+    # and marked nothing: its `--latest` listed the alerts of the latest refresh that recorded
+    # any, so those stay listed as seen by it until the next refresh.
+    f"""UPDATE alerts SET last_seen_run_id = r.run_id
+FROM ({_LATEST_MEASURING_REFRESH}) r
+WHERE NOT EXISTS (SELECT 1 FROM alerts a WHERE a.run_id = r.run_id)
+  AND alerts.created_at <= r.started_at
+  AND coalesce(alerts.last_seen_run_id, alerts.run_id) =
+    (SELECT coalesce(a.last_seen_run_id, a.run_id) FROM alerts a ORDER BY a.created_at DESC LIMIT 1)""",
 ]
 
 #: Ordered schema migrations; index i holds the statements that bring version i to i+1.
