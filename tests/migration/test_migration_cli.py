@@ -139,11 +139,13 @@ def test_who_lists_one_id_per_line_whatever_the_ids_hold(tmp_path):
     """`migrate who` printed one id per line raw: an id holding a line break became two
     lines (two customers), a CR overwrote the terminal line, and a segment named '[bold]'
     vanished from the count line (Rich markup). Now an id holding a control character, or
-    starting with a double quote, is one JSON string per line, read back exactly, with one
+    starting with a double quote, or with a space at either end (a shell's `read` trims it),
+    is one JSON string per line, read back exactly, with one
     note on stderr; the segment names are printed as written."""
     import datetime as dt
 
-    ids = ["plain id", "a\nb", "tab\there", "cr\rx", '"quoted', "ls\u2028sep", "Müller-7"]
+    ids = ["plain id", "a\nb", "tab\there", "cr\rx", '"quoted', "ls\u2028sep", "Müller-7",
+           " 42", "42 "]
     d1, d2 = dt.date(2024, 1, 1), dt.date(2024, 2, 1)
     with Project.init(tmp_path) as project:
         n = len(ids)
@@ -162,4 +164,4 @@ def test_who_lists_one_id_per_line_whatever_the_ids_hold(tmp_path):
     assert {x for x in lines[:-1] if not x.startswith('"')} == {"plain id", "Müller-7"}
     assert "\r" not in out.stdout and "\u2028" not in out.stdout
     assert f"{len(ids)} customers moved [bold] → Lost" in out.stderr
-    assert "note: 5 customer id(s) hold a line break, tab or other control character" in out.stderr
+    assert "note: 7 customer id(s) hold a line break, tab or other control character" in out.stderr

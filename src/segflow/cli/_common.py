@@ -341,12 +341,14 @@ def print_labelled(label: str, text: object, *, style: str = "yellow", indent: s
 def list_line(value: object) -> tuple[str, bool]:
     """``value`` as one line of a list printed one value per line (``migrate who``'s ids),
     and whether it had to be quoted: as it is, unless it holds a line break, a tab or another
-    control or format character (anything :func:`segflow.errors.printable` escapes) or starts
-    with a double quote; then as a JSON string (``"a\\nb"``, non-printable characters as
-    ``\\uXXXX``), which reads back to the exact value. So each line is one value, and a
-    line that starts with ``"`` is always a quoted one."""
+    control or format character (anything :func:`segflow.errors.printable` escapes), starts
+    with a double quote, is empty or starts or ends with white space (a shell's ``read``
+    skips an empty line and trims the spaces); then as a JSON string (``"a\\nb"``, ``""``,
+    ``" 42"``, non-printable characters as ``\\uXXXX``), which reads back to the exact value.
+    So each line is one value, and a line that starts with ``"`` is always a quoted one."""
     text = str(value)
-    if printable(text) == text and not text.startswith('"'):
+    if (printable(text) == text and not text.startswith('"') and text
+            and text == text.strip()):
         return text, False
     quoted = json.dumps(text, ensure_ascii=False)  # escapes ", \\ and U+0000-U+001F
     return "".join(c if printable(c) == c else json.dumps(c)[1:-1] for c in quoted), True

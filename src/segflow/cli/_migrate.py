@@ -307,7 +307,8 @@ def who(
             typer.echo(line)
         if quoted:
             print_labelled("note", f"{quoted:,} customer id(s) hold a line break, tab or other "
-                           "control character, or start with a double quote: written as JSON "
+                           "control character, start with a double quote or a space, end with a space or are "
+                           "empty: written as JSON "
                            'strings ("..."), one per line; --json gives every id as JSON')
 
 
