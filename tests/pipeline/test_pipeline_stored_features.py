@@ -20,9 +20,8 @@ def _frame(table) -> pd.DataFrame:
     return table.to_pandas().sort_values("customer_id", ignore_index=True)
 
 
-def test_the_stored_features_are_used_only_while_current(fixture_project):
-    project = fixture_project
-    summary = project.run()
+def test_the_stored_features_are_used_only_while_current(ran_project):
+    project, summary = ran_project  # a copy of the fixture project after its first run
     latest = summary.snapshot_dates[-1]
     tables = canonical_tables(Engine("duckdb", project.store))
     stored = stored_features(project.store, tables, latest, window_days=None)
