@@ -44,7 +44,7 @@ _ORDER = ["customers", "transactions", "events", "campaign_exposures", "survey_r
 _COLUMNS = [
     "source", "source_file", "table", "status", "rows_read", "rows_accepted",
     "rows_quarantined", "rows_duplicate", "rows_replaced", "rows_anonymous", "rows_flagged",
-    "rows_released", "rows_stale", "load_id",
+    "values_flagged", "rows_released", "rows_stale", "load_id",
 ]
 
 ProgressFn = Callable[[str, int, int], None]
@@ -59,8 +59,9 @@ class IngestReport(TableResult):
 
     ``rows_read = rows_accepted + rows_quarantined + rows_duplicate`` holds for every row of
     :meth:`to_pandas`. ``rows_replaced`` (late corrections) is part of ``rows_accepted``;
-    ``rows_anonymous`` (transactions kept without a customer id) and ``rows_flagged`` (values
-    noted in the table ``ingest_flags``) too; ``rows_released`` counts rows an earlier load
+    ``rows_anonymous`` (transactions kept without a customer id) and ``rows_flagged`` (rows
+    with a value noted in the table ``ingest_flags``, ``anonymous`` aside; ``values_flagged``
+    counts those values: a row with four Excel-safe cells is one row, four values) too; ``rows_released`` counts rows an earlier load
     had quarantined that pass now (their old quarantine record is removed). A file whose bytes were
     loaded before has status ``unchanged`` and zero counts; a file without data rows (a header
     only, or an empty text file) has status ``empty``, zero counts and a warning; a binary
@@ -106,7 +107,7 @@ class IngestReport(TableResult):
 
     def totals(self) -> dict[str, int]:
         frame = self.to_pandas()
-        return {c: int(frame[c].sum()) for c in _COLUMNS[4:13]}
+        return {c: int(frame[c].sum()) for c in _COLUMNS if c.startswith(("rows_", "values_"))}
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()

@@ -72,6 +72,7 @@ class LoadCounts:
     rows_replaced: int = 0
     rows_anonymous: int = 0
     rows_flagged: int = 0
+    values_flagged: int = 0
     rows_released: int = 0
     rows_stale: int = 0
     rules: dict[str, int] = field(default_factory=dict)
@@ -478,20 +479,25 @@ def _flags(con, flag_list, kept: str, cand: str, src: str, label: str, load: str
             con.execute(f"""INSERT INTO main.ingest_flags SELECT {src}, {label}, _row, {lit(rule)},
                 {lit(column)}, CAST({value} AS VARCHAR), {load} FROM {cand} WHERE {cond}""")
         con.execute(f"DROP TABLE {cand}")
+    mine = f"FROM main.ingest_flags WHERE load_id = {load}"
     note_flags(counts, con.execute(
         f"""SELECT rule, count(*), min(row_number), arg_min(column_name, row_number)
-        FROM main.ingest_flags WHERE load_id = {load} GROUP BY rule ORDER BY rule""").fetchall())
+        {mine} GROUP BY rule ORDER BY rule""").fetchall(),
+        con.execute(f"SELECT count(DISTINCT row_number) {mine} AND rule <> 'anonymous'").fetchone()[0])
 
 
-def note_flags(counts: LoadCounts, rows: list[tuple[str, int, int, str]]) -> None:
-    """Fill ``counts`` from the load's flags: (rule, rows, first row, its column) per rule,
-    sorted by rule (the DuckDB and the Spark ingest share this)."""
+def note_flags(counts: LoadCounts, rows: list[tuple[str, int, int, str]], flagged_rows: int) -> None:
+    """Fill ``counts`` from the load's flags: (rule, values, first row, its column) per rule,
+    sorted by rule, and ``flagged_rows``, the rows with a flag other than ``anonymous`` (the
+    DuckDB and the Spark ingest share this). ``rows_flagged`` counts rows (a row with four
+    flagged values is one), ``values_flagged`` the values."""
+    counts.rows_flagged = flagged_rows
     for rule, n, row, column in rows:
         counts.flags[rule] = n
         if rule == "anonymous":
             counts.rows_anonymous = n
             continue
-        counts.rows_flagged += n
+        counts.values_flagged += n
         counts.warnings.append(
             f"file {counts.source_file}, row {row}, column {column!r}: {_FLAG_TEXT[rule]} "
             f"({n} such values)"
