@@ -10,7 +10,6 @@ import warnings
 from pathlib import Path
 
 from sources_project import NOW
-from sources_project import ORDERS_HEADER as HEADER
 from sources_project import orders_project as _project
 from sources_project import stored_rows as _stored
 

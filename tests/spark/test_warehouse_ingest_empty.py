@@ -187,10 +187,11 @@ def test_a_folder_url_names_each_file_without_rows(tmp_path, warehouse):
 
 
 def test_a_file_of_a_folder_that_is_no_file_of_its_format_is_refused_alone(tmp_path, warehouse):
-    """A binary file named .csv and a Parquet file cut short in a folder source: refused
-    alone on Spark as on DuckDB (status ``rejected``, one warning naming each, a ``loads`` row
-    once per content), the other files loaded; Excel-safe text (``="00123"``) in the CSV is
-    read as the text inside on both engines (the same rows and ``excel_text`` flags)."""
+    """A binary file named .csv, a Parquet file cut short and one without a mapped column in
+    a folder source: refused alone on Spark as on DuckDB (status ``rejected``, one warning
+    naming each, a ``loads`` row once per content), the other files loaded; Excel-safe text
+    (``="00123"``, ``= "C2"``, a header name) in the CSV is read as the text inside on both
+    engines (the same rows and ``excel_text`` flags; rows_flagged counts rows)."""
     require_spark()
     import io
 
@@ -204,12 +205,18 @@ def test_a_file_of_a_folder_that_is_no_file_of_its_format_is_refused_alone(tmp_p
     (root / "data" / "customers.csv").write_text("id\nC1\nC2\n00123\n")
     folder = root / "data" / "orders"
     folder.mkdir()
-    (folder / "a.csv").write_text(HEADER + 'O1,="00123",="2024-01-05 10:00:00",="10.50"\n'
-                                           'O2,C2,2024-01-06 10:00:00,20\n')
+    # Excel-safe text in a header name and with a space after '=' too
+    (folder / "a.csv").write_text(HEADER.replace("customer", '="customer"')
+                                  + 'O1,="00123",="2024-01-05 10:00:00",="10.50"\n'
+                                  'O2,= "C2",2024-01-06 10:00:00,20\n')
     buf = io.BytesIO()
     pq.write_table(pa.table({"order_id": ["O3"], "customer": ["C1"],
                              "order_date": ["2024-01-07 10:00:00"], "amount": ["30"]}), buf)
     (folder / "c.parquet").write_bytes(buf.getvalue()[:200])  # cut short: no footer
+    buf = io.BytesIO()  # another schema: no amount column
+    pq.write_table(pa.table({"order_id": ["O4"], "customer": ["C1"],
+                             "order_date": ["2024-01-08 10:00:00"]}), buf)
+    (folder / "d.parquet").write_bytes(buf.getvalue())
     (folder / "logo.csv").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
     with Project.open(root) as project, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -228,14 +235,19 @@ def test_a_file_of_a_folder_that_is_no_file_of_its_format_is_refused_alone(tmp_p
     assert rows_of(spark["data"]) == rows_of(duck["data"])
     status = {r["source_file"]: r["status"] for r in spark["data"]}
     assert status == {"data/customers.csv": "loaded", "data/orders/a.csv": "loaded",
-                      "data/orders/c.parquet": "rejected",
+                      "data/orders/c.parquet": "rejected", "data/orders/d.parquet": "rejected",
                       "data/orders/logo.csv": "rejected"}
+    flagged = {r["source_file"]: (r["rows_flagged"], r["values_flagged"]) for r in spark["data"]}
+    assert flagged["data/orders/a.csv"] == (2, 4)  # rows, values (row 1: three values)
     assert spark["warnings"] == duck["warnings"]
     said = [w for w in spark["warnings"] if "not loaded" in w]
     assert [w.split(":")[0] for w in said] == ["file data/orders/c.parquet",
+                                               "file data/orders/d.parquet, header, column 'amount'",
                                                "file data/orders/logo.csv"]
     assert said[0].split(": ", 1)[1].startswith("cannot read as Parquet: ")
-    assert said[1].startswith("file data/orders/logo.csv: the file holds binary data (a PNG "
+    assert said[1].split(": ", 1)[1].startswith("mapped column 'amount' (for canonical "
+                                                "'amount') is not in the source")
+    assert said[2].startswith("file data/orders/logo.csv: the file holds binary data (a PNG "
                               "image), not delimited text; is it really a CSV?; not loaded, the "
                               "other files of source 'orders' are (binary_files = \"fail\" "
                               "stops the ingest instead)")
@@ -248,13 +260,14 @@ def test_a_file_of_a_folder_that_is_no_file_of_its_format_is_refused_alone(tmp_p
                                                     "column_name", "value"])]]
     assert spark_rows == duck_rows
     assert duck_rows[1] == [("O1", "00123", 10.5), ("O2", "C2", 20.0)]
-    assert [r[2:] for r in duck_rows[2]] == [("excel_text", "amount", "10.50"),
-                                             ("excel_text", "customer", "00123"),
-                                             ("excel_text", "order_date", "2024-01-05 10:00:00")]
+    assert [r[1:] for r in duck_rows[2]] == [(1, "excel_text", "amount", "10.50"),
+                                             (1, "excel_text", "customer", "00123"),
+                                             (1, "excel_text", "order_date", "2024-01-05 10:00:00"),
+                                             (2, "excel_text", "customer", "C2")]
     # again: refused again, no second row in the load log
     code, again = _spark_ingest(root)
     assert code == 0, again
     assert sorted(r["status"] for r in again["data"]) == [
-        "rejected", "rejected", "unchanged", "unchanged"]
+        "rejected", "rejected", "rejected", "unchanged", "unchanged"]
     log = store.dataframe("loads").groupBy("status").count().collect()
-    assert sorted(tuple(r) for r in log) == [("ok", 2), ("rejected", 2)]
+    assert sorted(tuple(r) for r in log) == [("ok", 2), ("rejected", 3)]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from segflow._result import TableResult
 from segflow.config import Settings, SourceSettings
-from segflow.errors import BinaryFileError, InputError, StoreError
+from segflow.errors import BinaryFileError, FileSchemaError, InputError, StoreError
 from segflow.sources._discover import discover, file_hash, relative, several_files, source_format
 from segflow.sources._load import (
     LoadCounts,
@@ -174,8 +174,9 @@ def ingest(
     InputError
         Before anything is written, when a file is missing, binary, not a file of its format
         (a Parquet file of 0 bytes) or lacks a mapped column (a header-only file too). Row-level
-        problems never raise: they are quarantined. A binary file of a folder or glob source
-        is refused alone (status ``rejected``, a warning naming it) unless the source says
+        problems never raise: they are quarantined. A binary file of a folder or glob source,
+        or a Parquet file there whose columns do not fit the mapping, is refused alone
+        (status ``rejected``, a warning naming it) unless the source says
         ``binary_files = "fail"``.
 
     Warns
@@ -288,7 +289,9 @@ def load_label(source: SourceSettings, path: Path | None, project_dir: Path) -> 
 def preflight(source: SourceSettings, path: Path | None, project_dir: Path) -> None:
     """Stage the first rows of the file ``path`` of ``source`` in a private DuckDB and
     resolve its mapping: the whole-file errors (:class:`BinaryFileError` for a file that is
-    not a file of its format), raised before anything is written."""
+    not a file of its format; :class:`FileSchemaError` for a Parquet file whose columns do
+    not fit the mapping: a mapped column missing, or holding lists), raised before anything
+    is written."""
     import duckdb
 
     con = interruptible(duckdb.connect())  # Ctrl-C stops its queries (cli._interrupt)
@@ -297,8 +300,14 @@ def preflight(source: SourceSettings, path: Path | None, project_dir: Path) -> N
         if blank_file(source, path):
             return
         staged = stage(con, source, path, load_label(source, path, project_dir), limit=50)
-        specs = resolve(source, staged)
-        refuse_nested(con, staged, [s.label for s in specs.values()])
+        try:
+            specs = resolve(source, staged)
+            refuse_nested(con, staged, [s.label for s in specs.values()])
+        except InputError as exc:  # a file's own schema: one file of a folder may differ
+            if path is None or source_format(source, path) != "parquet":
+                raise
+            raise FileSchemaError(exc.message, file=exc.file, row=exc.rows or None,
+                                  column=exc.column) from exc
     finally:
         con.close()
 
