@@ -25,6 +25,8 @@ import duckdb
 from segflow.config import SourceSettings
 from segflow.errors import StoreError
 from segflow.sources._readers import Staged, lit, q
+from segflow.sources._repeats import RULE as REPEATED
+from segflow.sources._repeats import repeated_lines
 from segflow.sources._rules import duplicate_columns, row_key
 from segflow.sources._validate import raw_json
 from segflow.store import CANONICAL_TABLES
@@ -46,6 +48,7 @@ _FLAG_TEXT = {
     "excel_text": "Excel-safe text (=\"...\", written to keep leading zeros) read as the text between its quotes",
     "valid_from_before_created": "valid_from is before the record's created_at; kept, its attributes "
                                  "describe the customer from created_at (when the record was made)",
+    REPEATED: "a line repeating a block of lines (warned about above)",
 }
 
 _DUP_KIND = {"duplicate": "in_load", "loaded": "already_loaded", "seen": "already_quarantined"}
@@ -390,6 +393,12 @@ def write(
             WHERE {mine} AND load_id <> {load} AND row_number {rows})""")
     con.execute(f"DROP TABLE {dups}")
     _release(con, source, staged, cls, counts)
+    con.execute(FLAGS_DDL)
+    if (table == "transactions" and not orders and key is None
+            and duplicate_columns(source, present, mapped) is None):
+        # lines without ids are all kept: a repeated block of them is warned about
+        counts.warnings += repeated_lines(con, source.name, staged.label, counts.load_id,
+                                          source.columns.get("ts", "ts"), mapped)
     _flags(con, flag_list, flagged or kept, f"{cls}_fl", src, label, load, counts)
     _count(con, source, staged, cls, present, counts)
     if not counts.reconciles:  # a bug guard: the transaction rolls back
@@ -498,6 +507,8 @@ def note_flags(counts: LoadCounts, rows: list[tuple[str, int, int, str]], flagge
             counts.rows_anonymous = n
             continue
         counts.values_flagged += n
+        if rule == REPEATED:  # warned about with the rows or days they repeat
+            continue
         counts.warnings.append(
             f"file {counts.source_file}, row {row}, column {column!r}: {_FLAG_TEXT[rule]} "
             f"({n} such values)"
