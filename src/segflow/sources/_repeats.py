@@ -18,7 +18,8 @@ checks over them (SQL, no loop over rows) find such repeats:
 The lines stay (the documented rule); each repeating line is noted in ``ingest_flags``
 (rule ``repeated_lines``, value: the row or file it repeats; the audit lists them as
 ``flagged:repeated_lines``, severity warning) and the load's report warns once per kind,
-naming the rows or the days and the file. The Spark ingest leaves these checks out.
+naming the rows or the days and the file. The Spark ingest makes the same checks as Spark
+jobs (:mod:`segflow.warehouse._repeats`).
 """
 
 from __future__ import annotations
@@ -99,11 +100,25 @@ def _in_file(con: duckdb.DuckDBPyConnection, label: str, mine: str, cols: list[s
         JOIN (SELECT * FROM {mine}) b ON b.source_row = t.prev WHERE {_same(cols, 'a', 'b')})""")
     n, first, last, span = con.execute(
         f"SELECT count(*), min(r0), arg_min(r1, r0), arg_min(span, r0) FROM {out}").fetchone()
-    if not n:
-        return []
-    return [f"file {label}: rows {first:,} to {last:,} repeat rows {first - span:,} to "
+    return [in_file_message(label, n, first, last, span)] if n else []
+
+
+def in_file_message(label: str, n: int, first: int, last: int, span: int) -> str:
+    """The warning about ``n`` lines of file ``label`` repeating others in it, the first run
+    rows ``first`` to ``last``, ``span`` rows after the lines they repeat."""
+    return (f"file {label}: rows {first:,} to {last:,} repeat rows {first - span:,} to "
             f"{last - span:,} line for line ({n:,} repeated lines in all, over several "
-            f"orders); {_FIX}"]
+            f"orders); {_FIX}")
+
+
+def across_message(label: str, source: str, n_days: int, lo: object, hi: object, n: int,
+                   other: str) -> str:
+    """The warning about the ``n`` lines of ``n_days`` days (``lo`` to ``hi``) of file
+    ``label`` stored already from file ``other`` (and maybe others) of ``source``."""
+    when = f"{lo}" if n_days == 1 else f"{n_days:,} days ({lo} to {hi})"
+    return (f"file {label}: all {n:,} lines of {when} are stored already from file {other} "
+            f"of source {source!r} (a file delivered again under another name, or a month "
+            f"appended twice?); {_FIX}")
 
 
 def _across(con: duckdb.DuckDBPyConnection, source: str, label: str, mine: str,
@@ -136,7 +151,4 @@ def _across(con: duckdb.DuckDBPyConnection, source: str, label: str, mine: str,
     if orders < 2:  # no day, or one order only (its equal lines may be a basket's)
         con.execute(f"DELETE FROM {out}")
         return []
-    when = f"{lo}" if n_days == 1 else f"{n_days:,} days ({lo} to {hi})"
-    return [f"file {label}: all {n:,} lines of {when} are stored already from file {other} "
-            f"of source {source!r} (a file delivered again under another name, or a month "
-            f"appended twice?); {_FIX}"]
+    return [across_message(label, source, n_days, lo, hi, n, other)]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from segflow.sources._load import _DUP_KIND, LoadCounts, note_flags, tally
-from segflow.sources._rules import flags, row_key
+from segflow.sources._rules import duplicate_columns, flags, row_key
 from segflow.store import CANONICAL_TABLES
 from segflow.warehouse._stored import (
     mark_orders,
@@ -148,10 +148,37 @@ def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cl
         for part in parts[1:]:
             found = found.unionByName(part)
         store.write("ingest_flags", found, run_id, count=False)
+    if (source.table == "transactions" and not rollup and row_key(source, set(job.specs)) is None
+            and duplicate_columns(source, job.present, set(job.specs)) is None):
+        flagged, flagged_rows = _repeated(store, run_id, source, job, counts, flagged, flagged_rows)
     if flagged:
         note_flags(counts, flagged, flagged_rows)
     n_seen = len(rejects_seen)
     tally(counts, by, rules, {k: n for k, n in ((False, n_rejects - n_seen), (True, n_seen)) if n})
+
+
+def _repeated(store: SparkStore, run_id: str, source: SourceSettings, job: _Job,
+              counts: LoadCounts, flagged: list[tuple[str, int, int, str]], flagged_rows: int,
+              ) -> tuple[list[tuple[str, int, int, str]], int]:
+    """Transaction lines without ids repeating a block (:mod:`segflow.warehouse._repeats`,
+    as on DuckDB): their warnings added to ``counts``, their flags written; returns the
+    load's flags per rule and its flagged rows with them."""
+    from pyspark.sql import functions as F
+
+    from segflow.warehouse._repeats import RULE, spark_repeated
+
+    column = source.columns.get("ts", "ts")
+    said, found = spark_repeated(store, run_id, source.name, job.label, counts.load_id, column,
+                                 set(job.specs))
+    counts.warnings += said
+    if found is None:
+        return flagged, flagged_rows
+    store.write("ingest_flags", found, run_id, count=False)
+    mine = store.dataframe("ingest_flags", pending=run_id).where(
+        (F.col("load_id") == counts.load_id) & (F.col("rule") != "anonymous"))
+    n, first = mine.where(F.col("rule") == RULE).agg(F.count(F.lit(1)), F.min("row_number")).first()
+    rows = mine.select("row_number").distinct().count()
+    return sorted([*flagged, (RULE, n, first, column)]), rows
 
 
 def _release(store: SparkStore, run_id: str, source: SourceSettings, job: _Job,
