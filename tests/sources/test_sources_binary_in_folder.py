@@ -179,6 +179,14 @@ def test_a_parquet_file_of_another_schema_in_a_folder_is_refused_alone(tmp_path:
     assert report.to_pandas().set_index("source_file").status.to_dict() == {
         "data/a.parquet": "loaded", "data/b.parquet": "rejected", "data/c.parquet": "rejected",
         "data/d.parquet": "loaded"}
+    # `sources check` steps over such a first file as over a binary one
+    from segflow.sources import check_source
+
+    first = _project(tmp_path / "check", {"data/0b.parquet": files["data/b.parquet"],
+                                          "data/a.parquet": files["data/a.parquet"]}, path="data")
+    with pytest.warns(UserWarning, match=r"^data/0b.parquet: mapped column 'amount' .*checking "
+                                         r"the next file$"):
+        assert check_source(Settings.load(first).sources[0], first, now=NOW).file == "data/a.parquet"
     root = _project(tmp_path / "fail", files, path="data", extra='binary_files = "fail"')
     store = Store(":memory:")
     with pytest.raises(InputError, match=r"^file data/b.parquet, header, column 'amount': "

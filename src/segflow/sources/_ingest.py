@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from segflow._result import TableResult
 from segflow.config import Settings, SourceSettings
-from segflow.errors import BinaryFileError, FileSchemaError, InputError, StoreError
+from segflow.errors import BinaryFileError, InputError, StoreError
+from segflow.sources._check import resolve_mapping
 from segflow.sources._discover import discover, file_hash, relative, several_files, source_format
 from segflow.sources._load import (
     LoadCounts,
@@ -300,14 +301,7 @@ def preflight(source: SourceSettings, path: Path | None, project_dir: Path) -> N
         if blank_file(source, path):
             return
         staged = stage(con, source, path, load_label(source, path, project_dir), limit=50)
-        try:
-            specs = resolve(source, staged)
-            refuse_nested(con, staged, [s.label for s in specs.values()])
-        except InputError as exc:  # a file's own schema: one file of a folder may differ
-            if path is None or source_format(source, path) != "parquet":
-                raise
-            raise FileSchemaError(exc.message, file=exc.file, row=exc.rows or None,
-                                  column=exc.column) from exc
+        resolve_mapping(con, source, path, staged)  # a Parquet file's schema: refused alone
     finally:
         con.close()
 
