@@ -8,8 +8,9 @@ that spans several orders is no basket. After a load's rows are written, two who
 checks over them (SQL, no loop over rows) find such repeats:
 
 - **in the file**: a run of consecutive stored lines, each equal to the line the same
-  distance before it (its previous occurrence), spanning at least two orders: rows 101-200
-  equal rows 1-100 line for line (a tandem or a later copy of a block);
+  distance before it (one of its previous three equal lines, so that a basket's equal lines
+  do not break the run of their copies), spanning at least two orders: rows 101-200 equal
+  rows 1-100 line for line (a block written twice, or copied further down);
 - **across files**: the days of the file (the date of ``ts``) all of whose lines (counted as
   a multiset) are stored already from other files of the source, when those days hold lines
   of at least two orders: a file delivered again under another name, a month appended to the
