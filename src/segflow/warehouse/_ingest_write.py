@@ -150,7 +150,8 @@ def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cl
         store.write("ingest_flags", found, run_id, count=False)
     if (source.table == "transactions" and not rollup and row_key(source, set(job.specs)) is None
             and duplicate_columns(source, job.present, set(job.specs)) is None):
-        flagged, flagged_rows = _repeated(store, run_id, source, job, counts, flagged, flagged_rows)
+        flagged, flagged_rows = _repeated(store, run_id, source, job, counts, rows, cls,
+                                          flag_list, flagged, flagged_rows)
     if flagged:
         note_flags(counts, flagged, flagged_rows)
     n_seen = len(rejects_seen)
@@ -158,27 +159,33 @@ def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cl
 
 
 def _repeated(store: SparkStore, run_id: str, source: SourceSettings, job: _Job,
-              counts: LoadCounts, flagged: list[tuple[str, int, int, str]], flagged_rows: int,
+              counts: LoadCounts, rows: DataFrame, cls: DataFrame,
+              flag_list: list[tuple[str, str, str, str]],
+              flagged: list[tuple[str, int, int, str]], flagged_rows: int,
               ) -> tuple[list[tuple[str, int, int, str]], int]:
     """Transaction lines without ids repeating a block (:mod:`segflow.warehouse._repeats`,
-    as on DuckDB): their warnings added to ``counts``, their flags written; returns the
-    load's flags per rule and its flagged rows with them."""
+    as on DuckDB) among the load's written ``rows``: their warnings added to ``counts``,
+    their flags written; returns the load's flags per rule and its flagged rows with them
+    (``cls``' rows with a flag of ``flag_list`` other than ``anonymous``, or repeated)."""
+    from functools import reduce
+
     from pyspark.sql import functions as F
 
     from segflow.warehouse._repeats import RULE, spark_repeated
 
     column = source.columns.get("ts", "ts")
     said, found = spark_repeated(store, run_id, source.name, job.label, counts.load_id, column,
-                                 set(job.specs))
+                                 set(job.specs), rows, job.stored)
     counts.warnings += said
     if found is None:
         return flagged, flagged_rows
     store.write("ingest_flags", found, run_id, count=False)
-    mine = store.dataframe("ingest_flags", pending=run_id).where(
-        (F.col("load_id") == counts.load_id) & (F.col("rule") != "anonymous"))
-    n, first = mine.where(F.col("rule") == RULE).agg(F.count(F.lit(1)), F.min("row_number")).first()
-    rows = mine.select("row_number").distinct().count()
-    return sorted([*flagged, (RULE, n, first, column)]), rows
+    n, first = found.agg(F.count(F.lit(1)), F.min("row_number")).first()
+    noted = [F.col(f"_f{i}") for i, (rule, *_rest) in enumerate(flag_list) if rule != "anonymous"]
+    rows_ = found.select(F.col("row_number").alias("_row"))
+    if noted:
+        rows_ = rows_.unionByName(cls.where(reduce(lambda a, b: a | b, noted)).select("_row"))
+    return sorted([*flagged, (RULE, n, first, column)]), rows_.distinct().count()
 
 
 def _release(store: SparkStore, run_id: str, source: SourceSettings, job: _Job,

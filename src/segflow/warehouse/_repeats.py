@@ -46,24 +46,26 @@ def _renamed(df: DataFrame, cols: list[str], prefix: str, *keep: str) -> DataFra
 
 
 def spark_repeated(store: SparkStore, run_id: str, source: str, label: str, load: str,
-                   column: str, mapped: Collection[str]) -> tuple[list[str], DataFrame | None]:
-    """The warnings about the lines of the load ``load`` (written in run ``run_id``) that
-    repeat a block, and their ``ingest_flags`` rows (None when there is none). A load
-    without equal lines and without other files' lines in its time span (the usual case)
-    costs two Spark jobs: one aggregation, one lookup."""
+                   column: str, mapped: Collection[str], mine: DataFrame, stored: bool,
+                   ) -> tuple[list[str], DataFrame | None]:
+    """The warnings about the lines of the load ``load`` that repeat a block, and their
+    ``ingest_flags`` rows (None when there is none). ``mine``: the rows the load writes
+    (canonical columns and ``source_row``; from its persisted classified rows, so no read of
+    the store); ``stored``: the source has rows in the warehouse (else no other file can
+    hold the load's lines: no lookup). A load without equal lines costs one aggregation of
+    its rows, and one lookup of the other files' lines in its time span."""
     from pyspark.sql import functions as F
 
     cols = [c for c in CANONICAL_TABLES["transactions"] if c in mapped and c != "transaction_id"]
-    stored = store.dataframe("transactions", pending=run_id)
-    mine = stored.where(F.col("load_id") == load)
     n, distinct, lo, hi = mine.agg(F.count(F.lit(1)), F.countDistinct(F.xxhash64(*cols)),
                                    F.min("ts"), F.max("ts")).first()
     said, parts = [], []
     if n > distinct:  # some lines are equal: they may repeat a block
         _in_file(mine, cols, label, said, parts)
-    if lo is not None:
-        others = stored.where((F.col("source") == source) & (F.col("source_file") != label)
-                              & F.col("ts").between(lo, hi))
+    if stored and lo is not None:
+        others = store.dataframe("transactions", pending=run_id).where(
+            (F.col("source") == source) & (F.col("source_file") != label)
+            & F.col("ts").between(lo, hi))
         if others.limit(1).count():
             _across(mine, others, cols, source, label, said, parts)
     if not parts:
@@ -73,7 +75,7 @@ def spark_repeated(store: SparkStore, run_id: str, source: str, label: str, load
         F.lit(source).alias("source"), F.lit(label).alias("source_file"),
         F.col("r").alias("row_number"), F.lit(RULE).alias("rule"),
         F.lit(column).alias("column_name"), "value", F.lit(load).alias("load_id"))
-    return said, flags
+    return said, flags.localCheckpoint()  # written, then counted
 
 
 def _in_file(mine: DataFrame, cols: list[str], label: str, said: list[str],
@@ -101,7 +103,8 @@ def _in_file(mine: DataFrame, cols: list[str], label: str, said: list[str],
     a, b = _renamed(mine, cols, "a_", "source_row"), _renamed(mine, cols, "b_", "source_row")
     exact = (hit.join(a, F.col("r") == F.col("a_source_row"))
              .join(b, F.col("prev") == F.col("b_source_row"))
-             .where(_same(cols, "a_", "b_")).select("r", "prev", "r0", "r1", "span"))
+             .where(_same(cols, "a_", "b_")).select("r", "prev", "r0", "r1", "span")
+             .localCheckpoint())  # computed once (a chain of shuffles), read twice
     got = exact.agg(F.count(F.lit(1)), F.min("r0"), F.min_by("r1", "r0"),
                     F.min_by("span", "r0")).first()
     if got[0]:
@@ -125,7 +128,7 @@ def _across(mine: DataFrame, others: DataFrame, cols: list[str], source: str, la
     cond = (F.col("n_day") == F.col("o_day")) & _same(cols, "n_", "o_")
     days = (new.join(old, cond, "left").groupBy(F.col("n_day").alias("day"))
             .agg(F.min(F.when(F.col("n_old") >= F.col("n"), 1).otherwise(0)).alias("ok"),
-                 F.min("f").alias("f")).where("ok = 1").select("day", "f"))
+                 F.min("f").alias("f")).where("ok = 1").select("day", "f").localCheckpoint())
     rows = mine.join(days, F.to_date("ts") == days["day"])
     n_days, d0, d1, n, orders, other = rows.agg(
         F.countDistinct("day"), F.min("day"), F.max("day"), F.count(F.lit(1)),
