@@ -141,6 +141,12 @@ class BinaryFileError(InputError):
     file alone unless ``binary_files = "fail"``."""
 
 
+class FileSchemaError(BinaryFileError):
+    """A Parquet file whose columns do not fit the source's mapping (a mapped column missing,
+    or holding lists or structures): in a folder or glob source, refused alone as a file that
+    is not a file of its format is (``binary_files``), the other files loaded."""
+
+
 #: The packages whose errors are the engine's (the data could not be computed with), not
 #: segflow's: an error raised in them is one line for the user, its traceback under --debug.
 ENGINE_PACKAGES = frozenset({"duckdb", "_duckdb", "ibis", "sklearn", "numpy", "scipy", "pandas",

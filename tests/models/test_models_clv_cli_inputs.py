@@ -285,13 +285,14 @@ def test_excel_safe_text_is_read_as_ingest_reads_it(tmp_path: Path) -> None:
     """A file exported for Excel writes ``="00123"`` to keep leading zeros: ingest reads it
     as ``00123``, the file commands kept it as written (an id no store holds; an amount
     ``="12.50"`` refused as "expected a number", a date ``="2024-01-05"`` as "dates do not
-    parse"). They read it as ingest does, with one warning counting the values, and give the
-    table of the same file written plainly."""
+    parse"). They read it as ingest does (header names and ``= "00123"`` too), with one
+    warning counting the values, and give the table of the same file written plainly."""
     rows = [("00123", "2024-01-05", "12.50"), ("00123", "2024-02-01", "7"), ("007", "2024-01-09", "3.25"),
             ("0042", "2024-03-01", "10")]
     plain, excel = tmp_path / "plain.csv", tmp_path / "excel.csv"
     plain.write_text("customer_id,ts,amount\n" + "".join(f"{c},{d},{a}\n" for c, d, a in rows))
-    excel.write_text('customer_id,ts,amount\n="00123",="2024-01-05",="12.50"\n="00123",2024-02-01,7\n'
+    # the header's names too, and a space after '=' (Excel reads = "00123" as 00123)
+    excel.write_text('="customer_id",ts,= "amount"\n="00123",="2024-01-05",="12.50"\n= "00123",2024-02-01,7\n'
                      ' =" 007 " ,2024-01-09,="3.25"\n0042,="2024-03-01",10\n')
     with pytest.warns(UserWarning) as said:
         got = read_transactions(excel, amount_col="amount")[0].execute()

@@ -4,6 +4,7 @@ files loaded; `binary_files = "fail"` stops the ingest before anything is writte
 
 from __future__ import annotations
 
+import datetime as dt
 import warnings
 from pathlib import Path
 
@@ -133,5 +134,64 @@ def test_a_corrupt_parquet_or_jsonl_file_in_a_folder_is_refused_alone(tmp_path: 
     root = _project(tmp_path / "fail", files, path="data", extra='binary_files = "fail"')
     store = Store(":memory:")
     with pytest.raises(InputError, match=r"^file data/c.parquet: cannot read as Parquet: "):
+        _ingest(root, store)
+    assert _stored(store, "SELECT count(*) FROM loads") == [(0,)]
+
+
+def test_a_parquet_file_of_another_schema_in_a_folder_is_refused_alone(tmp_path: Path) -> None:
+    # a month exported without the amount column, and one whose customer column holds
+    # structures, stopped the whole ingest ("mapped column 'amount' ... is not in the source")
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def written(table: pa.Table) -> bytes:
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        return buf.getvalue()
+
+    files = {"data/a.parquet": _parquet([("T1", "C1", "2024-01-02", "3.50")]),
+             "data/b.parquet": written(pa.table({"order_id": ["T2"], "customer": ["C1"],
+                                                 "date": ["2024-02-01"]})),
+             "data/c.parquet": written(pa.table({"order_id": ["T3"], "customer": [{"id": "C1"}],
+                                                 "date": ["2024-03-01"], "amount": [1.0]})),
+             # another type only (a number amount, a DATE column): read by the value rules
+             "data/d.parquet": written(pa.table({"order_id": ["T4"], "customer": ["C2"],
+                                                 "date": pa.array([19783], pa.date32()),
+                                                 "amount": [6.25]}))}
+    root = _project(tmp_path, files, path="data")
+    store = Store(":memory:")
+    report, said = _ingest(root, store)
+    assert _stored(store, "SELECT source_file, status, rows_read FROM loads ORDER BY 1") == [
+        ("data/a.parquet", "ok", 1), ("data/b.parquet", "rejected", 0),
+        ("data/c.parquet", "rejected", 0), ("data/d.parquet", "ok", 1)]
+    assert _stored(store, "SELECT transaction_id, ts, amount FROM transactions ORDER BY 1") == [
+        ("T1", dt.datetime(2024, 1, 2), 3.5), ("T4", dt.datetime(2024, 3, 1), 6.25)]
+    tail = ("; not loaded, the other files of source 'orders' are (binary_files = \"fail\" "
+            "stops the ingest instead)")
+    assert [m for m in said if "not loaded" in m] == [
+        "file data/b.parquet, header, column 'amount': mapped column 'amount' (for canonical "
+        f"'amount') is not in the source; its columns are: order_id, customer, date{tail}",
+        "file data/c.parquet, row 1, column 'customer': column 'customer' holds lists or "
+        f"structures, not single values; map a column of plain values (or an expression "
+        f"extracting one){tail}"]
+    assert report.to_pandas().set_index("source_file").status.to_dict() == {
+        "data/a.parquet": "loaded", "data/b.parquet": "rejected", "data/c.parquet": "rejected",
+        "data/d.parquet": "loaded"}
+    # `sources check` steps over such a first file as over a binary one
+    from segflow.sources import check_source
+
+    first = _project(tmp_path / "check", {"data/0b.parquet": files["data/b.parquet"],
+                                          "data/a.parquet": files["data/a.parquet"]}, path="data")
+    with pytest.warns(UserWarning, match=r"^data/0b.parquet: mapped column 'amount' .*checking "
+                                         r"the next file$"):
+        assert check_source(Settings.load(first).sources[0], first, now=NOW).file == "data/a.parquet"
+    root = _project(tmp_path / "fail", files, path="data", extra='binary_files = "fail"')
+    store = Store(":memory:")
+    with pytest.raises(InputError, match=r"^file data/b.parquet, header, column 'amount': "
+                                         r"mapped column 'amount' \(for canonical 'amount'\) "
+                                         r"is not in the source; its columns are: order_id, "
+                                         r"customer, date$"):
         _ingest(root, store)
     assert _stored(store, "SELECT count(*) FROM loads") == [(0,)]

@@ -10,7 +10,6 @@ import warnings
 from pathlib import Path
 
 from sources_project import NOW
-from sources_project import ORDERS_HEADER as HEADER
 from sources_project import orders_project as _project
 from sources_project import stored_rows as _stored
 
@@ -20,17 +19,22 @@ from segflow.quality._audit import check_title
 from segflow.sources import ingest
 from segflow.store import Store
 
-#: Row 1: every column Excel-safe; row 2: padded inside and outside the quotes; rows 3-4:
-#: formulas that are not a plain quoted text (kept); row 5: ="" (empty: anonymous);
-#: row 6: a rounded id inside the quotes (still invalid_id, its raw row as written); row 7:
-#: a missing-value token inside the quotes (missing: anonymous).
-ORDERS = HEADER + (b'="T1",="00123",="2024-01-02",="3.50"\n'
-                   b'T2, =" 007 " ,2024-01-03,4.50\n'
-                   b'T3,="0"&B2,2024-01-03,1\n'
-                   b'T4,"=""a""""b""",2024-01-03,1\n'
-                   b'T5,="",2024-01-03,1\n'
-                   b'T6,="1.23E+11",2024-01-03,1\n'
-                   b'T7,="NA",2024-01-03,1\n')
+#: Row 1: every column Excel-safe; row 2: padded inside and outside the quotes; rows 3 and 9:
+#: formulas that are not one quoted text (kept); row 4: a doubled quote inside the text
+#: (Excel's escape: a"b); row 5: ="" (empty: anonymous); row 6: a rounded id inside the
+#: quotes (still invalid_id, its raw row as written); row 7: a missing-value token inside
+#: the quotes (missing: anonymous); row 8: spaces after '=' (Excel reads = "0089" as 0089).
+#: The header's names are Excel-safe text too.
+ORDERS = (b'="order_id",= "customer",date,amount\n'
+          b'="T1",="00123",="2024-01-02",="3.50"\n'
+          b'T2, =" 007 " ,2024-01-03,4.50\n'
+          b'T3,="0"&B2,2024-01-03,1\n'
+          b'T4,"=""a""""b""",2024-01-03,1\n'
+          b'T5,="",2024-01-03,1\n'
+          b'T6,="1.23E+11",2024-01-03,1\n'
+          b'T7,="NA",2024-01-03,1\n'
+          b'T8,=  "0089",2024-01-03,1\n'
+          b'T9,"=""a""b""",2024-01-03,1\n')
 
 
 def test_excel_safe_text_is_read_as_the_text_between_its_quotes(tmp_path: Path) -> None:
@@ -43,26 +47,31 @@ def test_excel_safe_text_is_read_as_the_text_between_its_quotes(tmp_path: Path) 
                           "ORDER BY 1") == [
         ("T1", "00123", dt.datetime(2024, 1, 2), 3.5), ("T2", "007", dt.datetime(2024, 1, 3), 4.5),
         ("T3", '="0"&B2', dt.datetime(2024, 1, 3), 1.0),
-        ("T4", '="a""b"', dt.datetime(2024, 1, 3), 1.0), ("T5", None, dt.datetime(2024, 1, 3), 1.0),
-        ("T7", None, dt.datetime(2024, 1, 3), 1.0)]
+        ("T4", 'a"b', dt.datetime(2024, 1, 3), 1.0), ("T5", None, dt.datetime(2024, 1, 3), 1.0),
+        ("T7", None, dt.datetime(2024, 1, 3), 1.0), ("T8", "0089", dt.datetime(2024, 1, 3), 1.0),
+        ("T9", '="a"b"', dt.datetime(2024, 1, 3), 1.0)]
     assert _stored(store, "SELECT row_number, rule, column_name, value FROM ingest_flags "
                           "WHERE rule <> 'anonymous' ORDER BY 1, 3") == [
         (1, "excel_text", "amount", "3.50"), (1, "excel_text", "customer", "00123"),
         (1, "excel_text", "date", "2024-01-02"), (1, "excel_text", "order_id", "T1"),
         (2, "excel_text", "customer", "007"),
-        (3, "formula_in_text", "customer", '="0"&B2'), (4, "formula_in_text", "customer", '="a""b"'),
-        (5, "excel_text", "customer", ""), (7, "excel_text", "customer", "NA")]
+        (3, "formula_in_text", "customer", '="0"&B2'), (4, "excel_text", "customer", 'a"b'),
+        (5, "excel_text", "customer", ""), (7, "excel_text", "customer", "NA"),
+        (8, "excel_text", "customer", "0089"), (9, "formula_in_text", "customer", '="a"b"')]
+    # rows_flagged counts rows (row 1's four values are one row), values_flagged the values
     assert report.to_pandas().loc[0, ["rows_read", "rows_accepted", "rows_quarantined",
-                                      "rows_anonymous"]].tolist() == [7, 6, 1, 2]
+                                      "rows_anonymous", "rows_flagged", "values_flagged"]
+                                  ].tolist() == [9, 8, 1, 2, 8, 11]
+    assert report.totals()["rows_flagged"] == 8 and report.totals()["values_flagged"] == 11
     said = [w for w in report.warnings if "Excel-safe" in w]  # row 1: one of its 4 columns
     assert len(said) == 1 and said[0].startswith("file orders.csv, row 1, column '")
     assert said[0].endswith(": Excel-safe text (=\"...\", written to keep leading zeros) read "
-                            "as the text between its quotes (7 such values)")
+                            "as the text between its quotes (9 such values)")
     (rule, reason, raw), = _stored(store, "SELECT rule, reason, raw_row FROM quarantine")
     assert rule == "invalid_id" and reason.startswith("identifier '1.23E+11' is in scientific")
     assert '"customer":"=\\"1.23E+11\\""' in raw  # the row as written
     checks = audit(store, as_of=NOW.date()).to_pandas().set_index("check")
-    assert checks.loc["flagged:excel_text", "count"] == 7
+    assert checks.loc["flagged:excel_text", "count"] == 9
     assert "00123" in checks.loc["flagged:excel_text", "examples"]
     assert check_title("flagged:excel_text").startswith(
         "Kept but flagged: a cell written as Excel-safe text")

@@ -45,6 +45,8 @@ def test_cdnow_ingested_equals_the_loader_and_fits_the_published_bgnbd(tmp_path,
         "SELECT rows_read, rows_accepted, rows_quarantined FROM loads").fetchone()
     assert (lines, read, accepted, quarantined) == (6_919, 6_919, 6_919, 0)
     assert store.raw.execute("SELECT count(*) FROM quarantine").fetchone()[0] == quarantined
+    # lines without ids: no block of the published file repeats (no repeated_lines flag)
+    assert store.raw.execute("SELECT count(*) FROM ingest_flags").fetchone()[0] == 0
     check = check_source(settings.sources[0], tmp_path, n=10_000, now=dt.datetime(2026, 1, 1))
     assert (check.counts["rows_read"], check.counts["rows_accepted"]) == (lines, accepted)
 

@@ -52,6 +52,20 @@ warehouse = "{warehouse}"
 database = "{database}"
 """
 HEADER = "order_id,customer,order_date,amount\n"
+#: transaction lines without ids: a basket of two equal lines, then three other orders
+LINES_TOML = """
+[[sources]]
+name = "lines"
+table = "transactions"
+path = "data/lines"
+[sources.columns]
+customer_id = "customer"
+ts = "date"
+amount = "amount"
+"""
+LINES_HEADER = "customer,date,amount\n"
+LINES = ("C1,2024-01-02,3.50\nC1,2024-01-02,3.50\nC2,2024-01-02,4.00\nC2,2024-01-05,1.00\n"
+         "C1,2024-01-09,2.00\n")
 COLUMNS = ["load_id", "source_file", "rows_read", "rows_accepted", "rows_quarantined",
            "rows_duplicate", "rows_stale", "status"]
 
@@ -187,10 +201,13 @@ def test_a_folder_url_names_each_file_without_rows(tmp_path, warehouse):
 
 
 def test_a_file_of_a_folder_that_is_no_file_of_its_format_is_refused_alone(tmp_path, warehouse):
-    """A binary file named .csv and a Parquet file cut short in a folder source: refused
-    alone on Spark as on DuckDB (status ``rejected``, one warning naming each, a ``loads`` row
-    once per content), the other files loaded; Excel-safe text (``="00123"``) in the CSV is
-    read as the text inside on both engines (the same rows and ``excel_text`` flags)."""
+    """A binary file named .csv, a Parquet file cut short and one without a mapped column in
+    a folder source: refused alone on Spark as on DuckDB (status ``rejected``, one warning
+    naming each, a ``loads`` row once per content), the other files loaded; Excel-safe text
+    (``="00123"``, ``= "C2"``, a header name) in the CSV is read as the text inside on both
+    engines (the same rows and ``excel_text`` flags; rows_flagged counts rows); transaction
+    lines without ids repeating a block (in a file, from another file) are flagged
+    ``repeated_lines`` with the same warnings on both engines."""
     require_spark()
     import io
 
@@ -202,20 +219,31 @@ def test_a_file_of_a_folder_that_is_no_file_of_its_format_is_refused_alone(tmp_p
     toml = root / "segflow.toml"
     toml.write_text(toml.read_text().replace('format = "csv"\n', ""))  # CSV and Parquet
     (root / "data" / "customers.csv").write_text("id\nC1\nC2\n00123\n")
+    # lines without ids (a source of their own): a month twice in a.csv, again in b.csv
+    toml.write_text(toml.read_text() + LINES_TOML)
+    (root / "data" / "lines").mkdir()
+    (root / "data" / "lines" / "a.csv").write_text(LINES_HEADER + LINES + LINES)
+    (root / "data" / "lines" / "b.csv").write_bytes((LINES_HEADER + LINES).replace("\n", "\r\n").encode())
     folder = root / "data" / "orders"
     folder.mkdir()
-    (folder / "a.csv").write_text(HEADER + 'O1,="00123",="2024-01-05 10:00:00",="10.50"\n'
-                                           'O2,C2,2024-01-06 10:00:00,20\n')
+    # Excel-safe text in a header name and with a space after '=' too
+    (folder / "a.csv").write_text(HEADER.replace("customer", '="customer"')
+                                  + 'O1,="00123",="2024-01-05 10:00:00",="10.50"\n'
+                                  'O2,= "C2",2024-01-06 10:00:00,20\n')
     buf = io.BytesIO()
     pq.write_table(pa.table({"order_id": ["O3"], "customer": ["C1"],
                              "order_date": ["2024-01-07 10:00:00"], "amount": ["30"]}), buf)
     (folder / "c.parquet").write_bytes(buf.getvalue()[:200])  # cut short: no footer
+    buf = io.BytesIO()  # another schema: no amount column
+    pq.write_table(pa.table({"order_id": ["O4"], "customer": ["C1"],
+                             "order_date": ["2024-01-08 10:00:00"]}), buf)
+    (folder / "d.parquet").write_bytes(buf.getvalue())
     (folder / "logo.csv").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
     with Project.open(root) as project, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         duck = project.ingest(engine="duckdb").to_dict()
         sql = ("SELECT source, source_file, status, rows_read, rows_accepted FROM loads",
-               "SELECT transaction_id, customer_id, amount FROM transactions",
+               "SELECT coalesce(transaction_id, ''), customer_id, amount FROM transactions",
                "SELECT source_file, row_number, rule, column_name, value FROM ingest_flags")
         duck_rows = [sorted(project.store.raw.execute(s).fetchall()) for s in sql]
     code, spark = _spark_ingest(root)
@@ -228,33 +256,51 @@ def test_a_file_of_a_folder_that_is_no_file_of_its_format_is_refused_alone(tmp_p
     assert rows_of(spark["data"]) == rows_of(duck["data"])
     status = {r["source_file"]: r["status"] for r in spark["data"]}
     assert status == {"data/customers.csv": "loaded", "data/orders/a.csv": "loaded",
-                      "data/orders/c.parquet": "rejected",
-                      "data/orders/logo.csv": "rejected"}
+                      "data/orders/c.parquet": "rejected", "data/orders/d.parquet": "rejected",
+                      "data/orders/logo.csv": "rejected", "data/lines/a.csv": "loaded",
+                      "data/lines/b.csv": "loaded"}
+    flagged = {r["source_file"]: (r["rows_flagged"], r["values_flagged"]) for r in spark["data"]}
+    assert flagged["data/orders/a.csv"] == (2, 4)  # rows, values (row 1: three values)
+    assert flagged["data/lines/a.csv"] == (5, 5) and flagged["data/lines/b.csv"] == (5, 5)
     assert spark["warnings"] == duck["warnings"]
+    repeats = [w for w in spark["warnings"] if "line for line" in w or "stored already" in w]
+    assert [w.split(" (")[0] for w in repeats] == [
+        "file data/lines/a.csv: rows 6 to 10 repeat rows 1 to 5 line for line",
+        "file data/lines/b.csv: all 5 lines of 3 days"]
     said = [w for w in spark["warnings"] if "not loaded" in w]
     assert [w.split(":")[0] for w in said] == ["file data/orders/c.parquet",
+                                               "file data/orders/d.parquet, header, column 'amount'",
                                                "file data/orders/logo.csv"]
     assert said[0].split(": ", 1)[1].startswith("cannot read as Parquet: ")
-    assert said[1].startswith("file data/orders/logo.csv: the file holds binary data (a PNG "
+    assert said[1].split(": ", 1)[1].startswith("mapped column 'amount' (for canonical "
+                                                "'amount') is not in the source")
+    assert said[2].startswith("file data/orders/logo.csv: the file holds binary data (a PNG "
                               "image), not delimited text; is it really a CSV?; not loaded, the "
                               "other files of source 'orders' are (binary_files = \"fail\" "
                               "stops the ingest instead)")
     store = SparkStore.open(Settings.load(root).engine, root)
+    from pyspark.sql import functions as F
+
+    tid = F.coalesce("transaction_id", F.lit("")).alias("transaction_id")
     spark_rows = [sorted(tuple(r) for r in store.dataframe(t).select(*cols).collect())
                   for t, cols in [("loads", ["source", "source_file", "status", "rows_read",
                                              "rows_accepted"]),
-                                  ("transactions", ["transaction_id", "customer_id", "amount"]),
+                                  ("transactions", [tid, "customer_id", "amount"]),
                                   ("ingest_flags", ["source_file", "row_number", "rule",
                                                     "column_name", "value"])]]
     assert spark_rows == duck_rows
-    assert duck_rows[1] == [("O1", "00123", 10.5), ("O2", "C2", 20.0)]
-    assert [r[2:] for r in duck_rows[2]] == [("excel_text", "amount", "10.50"),
-                                             ("excel_text", "customer", "00123"),
-                                             ("excel_text", "order_date", "2024-01-05 10:00:00")]
+    assert [r for r in duck_rows[1] if r[0]] == [("O1", "00123", 10.5), ("O2", "C2", 20.0)]
+    assert [r[1:] for r in duck_rows[2] if r[0] == "data/orders/a.csv"] == [
+        (1, "excel_text", "amount", "10.50"), (1, "excel_text", "customer", "00123"),
+        (1, "excel_text", "order_date", "2024-01-05 10:00:00"), (2, "excel_text", "customer", "C2")]
+    assert [r[:3] + r[4:] for r in duck_rows[2] if r[0] != "data/orders/a.csv"] == [
+        *[("data/lines/a.csv", i, "repeated_lines", f"repeats row {i - 5}") for i in range(6, 11)],
+        *[("data/lines/b.csv", i, "repeated_lines", "stored from data/lines/a.csv")
+          for i in range(1, 6)]]
     # again: refused again, no second row in the load log
     code, again = _spark_ingest(root)
     assert code == 0, again
     assert sorted(r["status"] for r in again["data"]) == [
-        "rejected", "rejected", "unchanged", "unchanged"]
+        "rejected", "rejected", "rejected", "unchanged", "unchanged", "unchanged", "unchanged"]
     log = store.dataframe("loads").groupBy("status").count().collect()
-    assert sorted(tuple(r) for r in log) == [("ok", 2), ("rejected", 2)]
+    assert sorted(tuple(r) for r in log) == [("ok", 4), ("rejected", 3)]

@@ -66,7 +66,9 @@ CHECK_TITLES: dict[str, str] = {
 
 #: Flags of ``ingest_flags`` that are no quarantine rule (:data:`RULES`), in words.
 _FLAG_TITLES = {"excel_text": "a cell written as Excel-safe text (=\"00123\") was read as the "
-                              "text between its quotes"}
+                              "text between its quotes",
+                "repeated_lines": "a transaction line without id repeats a block of lines (a "
+                                  "month appended twice, a file delivered again)"}
 
 
 def check_title(check: str) -> str:

@@ -238,6 +238,10 @@ _FLAG_ADVICE = {
                        "neutralise it (prefix ') before writing CSV or Excel",
     "invalid_value": "values outside the value map were emptied; the originals are in "
                      "ingest_flags: extend [sources.value_maps] if they are valid",
+    "repeated_lines": "transaction lines without ids repeating a block of lines (a month "
+                      "appended twice, a file delivered again under another name) were kept "
+                      "and count twice: remove the copy from the source files and ingest into "
+                      "a new store, or map a transaction_id or a duplicate_key",
     "valid_from_before_created": "attribute versions dated before their record was created "
                                  "describe the customer from created_at, not valid_from; if "
                                  "created_at is a load date, map the sign-up date instead",
@@ -259,7 +263,8 @@ def flagged(store: Store, sizes: dict[str, int]) -> list[Check]:
         ex = flags.filter(flags.rule == r.rule)
         examples = _examples(ex.order_by([ex.source_file, ex.row_number]),
                              ["source_file", "row_number", "column_name", "value"])
-        out.append(Check(f"flagged:{r.rule}", r.target_table, "info", int(r.n),
+        severity = "warning" if r.rule == "repeated_lines" else "info"  # amounts counted twice
+        out.append(Check(f"flagged:{r.rule}", r.target_table, severity, int(r.n),
                          max(int(sizes.get(r.target_table, 0)), int(r.n)), examples,
                          _FLAG_ADVICE.get(r.rule, "")))
     return out

@@ -11,11 +11,11 @@ import duckdb
 
 from segflow._result import TableResult, json_records
 from segflow.config import SourceSettings
-from segflow.errors import BinaryFileError
-from segflow.sources._discover import discover_files, relative, several_files
+from segflow.errors import BinaryFileError, FileSchemaError, InputError
+from segflow.sources._discover import discover_files, relative, several_files, source_format
 from segflow.sources._load import classify
-from segflow.sources._readers import blank_file, refuse_nested, stage
-from segflow.sources._validate import check_timezone, resolve, validate
+from segflow.sources._readers import Staged, blank_file, refuse_nested, stage
+from segflow.sources._validate import Spec, check_timezone, resolve, validate
 from segflow.store import CANONICAL_TABLES, interruptible
 
 if TYPE_CHECKING:
@@ -153,6 +153,23 @@ def check_source(
     raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
 
+def resolve_mapping(con: duckdb.DuckDBPyConnection, source: SourceSettings, path: Path | None,
+                    staged: Staged) -> dict[str, Spec]:
+    """The column specs of ``source``'s mapping on the staged file ``path``; a mapped column
+    holding lists or structures refused. A Parquet file's own schema may differ from its
+    folder's other files: its errors are :class:`FileSchemaError` (refused alone, as a
+    binary file is: ``binary_files``)."""
+    try:
+        specs = resolve(source, staged)
+        refuse_nested(con, staged, [s.label for s in specs.values()])
+    except InputError as exc:
+        if path is None or source_format(source, path) != "parquet":
+            raise
+        raise FileSchemaError(exc.message, file=exc.file, row=exc.rows or None,
+                              column=exc.column) from exc
+    return specs
+
+
 def _check_file(source: SourceSettings, path: Path | None, label: str, n: int,
                 now: dt.datetime) -> CheckReport:
     """:func:`check_source` on one file (``path``; None: the source's database table)."""
@@ -160,8 +177,7 @@ def _check_file(source: SourceSettings, path: Path | None, label: str, n: int,
     try:
         check_timezone(con, source)
         staged = stage(con, source, path, label, limit=n)
-        specs = resolve(source, staged)
-        refuse_nested(con, staged, [s.label for s in specs.values()])
+        specs = resolve_mapping(con, source, path, staged)
         present = validate(con, source, staged, specs, now=now, known_customers=None, out="_v")
         classify(con, source, "_v", present, "_c", against_store=False, mapped=set(specs))
         return _report(con, source, staged, specs, label)

@@ -23,13 +23,16 @@ staged rows with missing-value tokens set to NULL.
   of a long number id, rounded: NULL, quarantined as ``invalid_id`` with its own reason.
 - **Excel-safe text.** Exports meant for Excel write a text that must keep its leading zeros
   as a formula returning it: ``="00123"`` (Excel shows ``00123``). A value of a mapped text
-  column that is, once trimmed, exactly ``="`` + text without a double quote + ``"`` is read
-  as the text between the quotes (:func:`excel_text`), before every other rule: ids, codes,
-  and numbers and dates read from text alike; trimmed like any value (``=""`` is empty, a
+  column that is, once trimmed, a formula of one string literal as Excel reads it (``=``,
+  optional spaces, ``"``, the text with each double quote doubled, ``"``: :data:`EXCEL_TEXT`)
+  is read as that literal's text (:func:`excel_text`): ``= "00123"`` is ``00123``,
+  ``="a""b"`` is ``a"b``; before every other rule: ids, codes, and numbers and dates read
+  from text alike; trimmed like any value (``=" 00123"`` is ``00123``, ``=""`` is empty, a
   missing-value token inside the quotes is missing). Each such value is noted in
   ``ingest_flags`` (rule ``excel_text``, the text read); the quarantine keeps the row as
-  written. Other text starting with ``=`` (``="a""b"``, ``="0"&B2``, ``=A1``) is kept as
-  written (and flagged ``formula_in_text``).
+  written. Other text starting with ``=`` (``="0"&B2``, ``=A1``, ``="a"b"``) is kept as
+  written (and flagged ``formula_in_text``). A CSV header name written so is read likewise
+  (:func:`excel_name`).
 """
 
 from __future__ import annotations
@@ -94,18 +97,29 @@ def trim_text(ref: str) -> str:
             f"ELSE NULLIF({_trim_re(ref)}, '') END")
 
 
-#: Excel-safe text, once trimmed: ``="``, text without a double quote, ``"``.
-EXCEL_TEXT = r'^="([^"]*)"$'
+#: Excel-safe text, once trimmed: a formula of one string literal, as Excel parses it: ``=``,
+#: optional spaces, ``"``, the text (a double quote inside written twice), ``"``.
+EXCEL_TEXT = r'^= *"((?:[^"]|"")*)"$'
 
 
 def excel_text(ref: str) -> str:
-    """SQL: the text between the quotes of the text ``ref`` when it is Excel-safe text
-    (:data:`EXCEL_TEXT`: ``="00123"`` -> ``00123``, trimmed; ``=""`` -> ``''``), else NULL.
-    A substring test first keeps the trims and regular expressions off values without
-    ``="`` (nearly all): a CASE, not AND, which DuckDB evaluates on every row."""
-    inner = f"regexp_extract({trimmed(ref)}, {lit(EXCEL_TEXT)}, 1)"
-    return (f"CASE WHEN contains({ref}, '=\"') THEN CASE WHEN regexp_matches({trimmed(ref)}, "
+    """SQL: the text of the literal of the text ``ref`` when it is Excel-safe text
+    (:data:`EXCEL_TEXT`: ``="00123"`` and ``= "00123"`` -> ``00123``, ``="a""b"`` -> ``a"b``,
+    trimmed; ``=""`` -> ``''``), else NULL. A substring test first keeps the trims and
+    regular expressions off values without a double quote (nearly all): a CASE, not AND,
+    which DuckDB evaluates on every row."""
+    inner = f"replace(regexp_extract({trimmed(ref)}, {lit(EXCEL_TEXT)}, 1), '\"\"', '\"')"
+    return (f"CASE WHEN contains({ref}, '\"') THEN CASE WHEN regexp_matches({trimmed(ref)}, "
             f"{lit(EXCEL_TEXT)}) THEN {trimmed(inner)} END END")
+
+
+def excel_name(name: str) -> str:
+    """A header name (trimmed) as Excel-safe text reads it (:data:`EXCEL_TEXT`, trimmed):
+    ``="customer"`` -> ``customer``; any other name as it is."""
+    import re
+
+    found = re.fullmatch(EXCEL_TEXT[1:-1], name)
+    return found.group(1).replace('""', '"').strip(TRIM_CHARS) if found else name
 
 
 def read_text(ref: str) -> str:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from segflow._result import TableResult
 from segflow.config import Settings, SourceSettings
 from segflow.errors import BinaryFileError, InputError, StoreError
+from segflow.sources._check import resolve_mapping
 from segflow.sources._discover import discover, file_hash, relative, several_files, source_format
 from segflow.sources._load import (
     LoadCounts,
@@ -44,7 +45,7 @@ _ORDER = ["customers", "transactions", "events", "campaign_exposures", "survey_r
 _COLUMNS = [
     "source", "source_file", "table", "status", "rows_read", "rows_accepted",
     "rows_quarantined", "rows_duplicate", "rows_replaced", "rows_anonymous", "rows_flagged",
-    "rows_released", "rows_stale", "load_id",
+    "values_flagged", "rows_released", "rows_stale", "load_id",
 ]
 
 ProgressFn = Callable[[str, int, int], None]
@@ -59,8 +60,9 @@ class IngestReport(TableResult):
 
     ``rows_read = rows_accepted + rows_quarantined + rows_duplicate`` holds for every row of
     :meth:`to_pandas`. ``rows_replaced`` (late corrections) is part of ``rows_accepted``;
-    ``rows_anonymous`` (transactions kept without a customer id) and ``rows_flagged`` (values
-    noted in the table ``ingest_flags``) too; ``rows_released`` counts rows an earlier load
+    ``rows_anonymous`` (transactions kept without a customer id) and ``rows_flagged`` (rows
+    with a value noted in the table ``ingest_flags``, ``anonymous`` aside; ``values_flagged``
+    counts those values: a row with four Excel-safe cells is one row, four values) too; ``rows_released`` counts rows an earlier load
     had quarantined that pass now (their old quarantine record is removed). A file whose bytes were
     loaded before has status ``unchanged`` and zero counts; a file without data rows (a header
     only, or an empty text file) has status ``empty``, zero counts and a warning; a binary
@@ -106,7 +108,7 @@ class IngestReport(TableResult):
 
     def totals(self) -> dict[str, int]:
         frame = self.to_pandas()
-        return {c: int(frame[c].sum()) for c in _COLUMNS[4:13]}
+        return {c: int(frame[c].sum()) for c in _COLUMNS if c.startswith(("rows_", "values_"))}
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
@@ -173,8 +175,9 @@ def ingest(
     InputError
         Before anything is written, when a file is missing, binary, not a file of its format
         (a Parquet file of 0 bytes) or lacks a mapped column (a header-only file too). Row-level
-        problems never raise: they are quarantined. A binary file of a folder or glob source
-        is refused alone (status ``rejected``, a warning naming it) unless the source says
+        problems never raise: they are quarantined. A binary file of a folder or glob source,
+        or a Parquet file there whose columns do not fit the mapping, is refused alone
+        (status ``rejected``, a warning naming it) unless the source says
         ``binary_files = "fail"``.
 
     Warns
@@ -287,7 +290,9 @@ def load_label(source: SourceSettings, path: Path | None, project_dir: Path) -> 
 def preflight(source: SourceSettings, path: Path | None, project_dir: Path) -> None:
     """Stage the first rows of the file ``path`` of ``source`` in a private DuckDB and
     resolve its mapping: the whole-file errors (:class:`BinaryFileError` for a file that is
-    not a file of its format), raised before anything is written."""
+    not a file of its format; :class:`FileSchemaError` for a Parquet file whose columns do
+    not fit the mapping: a mapped column missing, or holding lists), raised before anything
+    is written."""
     import duckdb
 
     con = interruptible(duckdb.connect())  # Ctrl-C stops its queries (cli._interrupt)
@@ -296,8 +301,7 @@ def preflight(source: SourceSettings, path: Path | None, project_dir: Path) -> N
         if blank_file(source, path):
             return
         staged = stage(con, source, path, load_label(source, path, project_dir), limit=50)
-        specs = resolve(source, staged)
-        refuse_nested(con, staged, [s.label for s in specs.values()])
+        resolve_mapping(con, source, path, staged)  # a Parquet file's schema: refused alone
     finally:
         con.close()
 

@@ -25,6 +25,8 @@ import duckdb
 from segflow.config import SourceSettings
 from segflow.errors import StoreError
 from segflow.sources._readers import Staged, lit, q
+from segflow.sources._repeats import RULE as REPEATED
+from segflow.sources._repeats import repeated_lines
 from segflow.sources._rules import duplicate_columns, row_key
 from segflow.sources._validate import raw_json
 from segflow.store import CANONICAL_TABLES
@@ -46,6 +48,7 @@ _FLAG_TEXT = {
     "excel_text": "Excel-safe text (=\"...\", written to keep leading zeros) read as the text between its quotes",
     "valid_from_before_created": "valid_from is before the record's created_at; kept, its attributes "
                                  "describe the customer from created_at (when the record was made)",
+    REPEATED: "a line repeating a block of lines (warned about above)",
 }
 
 _DUP_KIND = {"duplicate": "in_load", "loaded": "already_loaded", "seen": "already_quarantined"}
@@ -72,6 +75,7 @@ class LoadCounts:
     rows_replaced: int = 0
     rows_anonymous: int = 0
     rows_flagged: int = 0
+    values_flagged: int = 0
     rows_released: int = 0
     rows_stale: int = 0
     rules: dict[str, int] = field(default_factory=dict)
@@ -389,6 +393,12 @@ def write(
             WHERE {mine} AND load_id <> {load} AND row_number {rows})""")
     con.execute(f"DROP TABLE {dups}")
     _release(con, source, staged, cls, counts)
+    con.execute(FLAGS_DDL)
+    if (table == "transactions" and not orders and key is None
+            and duplicate_columns(source, present, mapped) is None):
+        # lines without ids are all kept: a repeated block of them is warned about
+        counts.warnings += repeated_lines(con, source.name, staged.label, counts.load_id,
+                                          source.columns.get("ts", "ts"), mapped)
     _flags(con, flag_list, flagged or kept, f"{cls}_fl", src, label, load, counts)
     _count(con, source, staged, cls, present, counts)
     if not counts.reconciles:  # a bug guard: the transaction rolls back
@@ -478,20 +488,27 @@ def _flags(con, flag_list, kept: str, cand: str, src: str, label: str, load: str
             con.execute(f"""INSERT INTO main.ingest_flags SELECT {src}, {label}, _row, {lit(rule)},
                 {lit(column)}, CAST({value} AS VARCHAR), {load} FROM {cand} WHERE {cond}""")
         con.execute(f"DROP TABLE {cand}")
+    mine = f"FROM main.ingest_flags WHERE load_id = {load}"
     note_flags(counts, con.execute(
         f"""SELECT rule, count(*), min(row_number), arg_min(column_name, row_number)
-        FROM main.ingest_flags WHERE load_id = {load} GROUP BY rule ORDER BY rule""").fetchall())
+        {mine} GROUP BY rule ORDER BY rule""").fetchall(),
+        con.execute(f"SELECT count(DISTINCT row_number) {mine} AND rule <> 'anonymous'").fetchone()[0])
 
 
-def note_flags(counts: LoadCounts, rows: list[tuple[str, int, int, str]]) -> None:
-    """Fill ``counts`` from the load's flags: (rule, rows, first row, its column) per rule,
-    sorted by rule (the DuckDB and the Spark ingest share this)."""
+def note_flags(counts: LoadCounts, rows: list[tuple[str, int, int, str]], flagged_rows: int) -> None:
+    """Fill ``counts`` from the load's flags: (rule, values, first row, its column) per rule,
+    sorted by rule, and ``flagged_rows``, the rows with a flag other than ``anonymous`` (the
+    DuckDB and the Spark ingest share this). ``rows_flagged`` counts rows (a row with four
+    flagged values is one), ``values_flagged`` the values."""
+    counts.rows_flagged = flagged_rows
     for rule, n, row, column in rows:
         counts.flags[rule] = n
         if rule == "anonymous":
             counts.rows_anonymous = n
             continue
-        counts.rows_flagged += n
+        counts.values_flagged += n
+        if rule == REPEATED:  # warned about with the rows or days they repeat
+            continue
         counts.warnings.append(
             f"file {counts.source_file}, row {row}, column {column!r}: {_FLAG_TEXT[rule]} "
             f"({n} such values)"

@@ -74,10 +74,12 @@ def q(name: str) -> str:
 def header_names(written: list[str], label: str) -> list[str]:
     """The names of a header row trimmed like values (docs/data.md, *Trimming*: spaces,
     tabs, NUL and the other characters of :data:`~segflow.sources._ids.TRIM_CHARS` at either
-    end); InputError naming the column when a NUL byte is left inside a name."""
-    from segflow.sources._ids import TRIM_CHARS  # _ids imports this module
+    end) and Excel-safe text read as the text of its quotes (``="customer"`` is
+    ``customer``: :func:`~segflow.sources._ids.excel_name`); InputError naming the column
+    when a NUL byte is left inside a name."""
+    from segflow.sources._ids import TRIM_CHARS, excel_name  # _ids imports this module
 
-    names = [h.strip(TRIM_CHARS) for h in written]
+    names = [excel_name(h.strip(TRIM_CHARS)) for h in written]
     for i, name in enumerate(names):
         if "\x00" in name:
             raise InputError(f"header field {i + 1} holds a NUL byte inside the column name; "

@@ -43,7 +43,8 @@ judged (no stale rows, no ``replace``). Rows are taken back through the store's
 ``retracted`` table (:mod:`segflow.store._spark_layout`), within the run.
 
 A file of a local folder or glob source that is not a file of its format (binary data named
-``.csv``, a Parquet file that cannot be read as Parquet) is refused alone before the run, as
+``.csv``, a Parquet file that cannot be read as Parquet or whose columns do not fit the
+mapping) is refused alone before the run, as
 the DuckDB ingest refuses it (its own check on the driver, :func:`segflow.sources._ingest.
 preflight`): status ``rejected`` in the report and, once per file content, in ``loads``;
 ``binary_files = "fail"`` stops the ingest instead.

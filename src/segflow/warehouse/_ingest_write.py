@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from segflow.sources._load import _DUP_KIND, LoadCounts, note_flags, tally
-from segflow.sources._rules import flags, row_key
+from segflow.sources._rules import duplicate_columns, flags, row_key
 from segflow.store import CANONICAL_TABLES
 from segflow.warehouse._stored import (
     mark_orders,
@@ -73,7 +73,7 @@ def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cl
             *[F.col(f"v_{c}").alias(c) for c in canon], src.alias("source"),
             label.alias("source_file"), F.col("_row").alias("source_row"), load.alias("load_id"))
     flag_list = flags(source, job.specs)
-    by, rules, flagged = _counts(cls, flag_list)
+    by, rules, flagged, flagged_rows = _counts(cls, flag_list)
     if replace:
         note_overlap(store, run_id, source, by, counts)
     if by.get("replace"):  # late corrections: the rows they correct go first
@@ -148,10 +148,44 @@ def _write(store: SparkStore, run_id: str, source: SourceSettings, job: _Job, cl
         for part in parts[1:]:
             found = found.unionByName(part)
         store.write("ingest_flags", found, run_id, count=False)
+    if (source.table == "transactions" and not rollup and row_key(source, set(job.specs)) is None
+            and duplicate_columns(source, job.present, set(job.specs)) is None):
+        flagged, flagged_rows = _repeated(store, run_id, source, job, counts, rows, cls,
+                                          flag_list, flagged, flagged_rows)
     if flagged:
-        note_flags(counts, flagged)
+        note_flags(counts, flagged, flagged_rows)
     n_seen = len(rejects_seen)
     tally(counts, by, rules, {k: n for k, n in ((False, n_rejects - n_seen), (True, n_seen)) if n})
+
+
+def _repeated(store: SparkStore, run_id: str, source: SourceSettings, job: _Job,
+              counts: LoadCounts, rows: DataFrame, cls: DataFrame,
+              flag_list: list[tuple[str, str, str, str]],
+              flagged: list[tuple[str, int, int, str]], flagged_rows: int,
+              ) -> tuple[list[tuple[str, int, int, str]], int]:
+    """Transaction lines without ids repeating a block (:mod:`segflow.warehouse._repeats`,
+    as on DuckDB) among the load's written ``rows``: their warnings added to ``counts``,
+    their flags written; returns the load's flags per rule and its flagged rows with them
+    (``cls``' rows with a flag of ``flag_list`` other than ``anonymous``, or repeated)."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    from segflow.warehouse._repeats import RULE, spark_repeated
+
+    column = source.columns.get("ts", "ts")
+    said, found = spark_repeated(store, run_id, source.name, job.label, counts.load_id, column,
+                                 set(job.specs), rows, job.stored)
+    counts.warnings += said
+    if found is None:
+        return flagged, flagged_rows
+    store.write("ingest_flags", found, run_id, count=False)
+    n, first = found.agg(F.count(F.lit(1)), F.min("row_number")).first()
+    noted = [F.col(f"_f{i}") for i, (rule, *_rest) in enumerate(flag_list) if rule != "anonymous"]
+    rows_ = found.select(F.col("row_number").alias("_row"))
+    if noted:
+        rows_ = rows_.unionByName(cls.where(reduce(lambda a, b: a | b, noted)).select("_row"))
+    return sorted([*flagged, (RULE, n, first, column)]), rows_.distinct().count()
 
 
 def _release(store: SparkStore, run_id: str, source: SourceSettings, job: _Job,
@@ -217,17 +251,25 @@ def _unquarantine(by: dict[str, int], rules: dict[str, int], seen: list[str]) ->
 
 
 def _counts(cls: DataFrame, flag_list: list[tuple[str, str, str, str]],
-            ) -> tuple[dict[str, int], dict[str, int], list[tuple[str, int, int, str]]]:
+            ) -> tuple[dict[str, int], dict[str, int], list[tuple[str, int, int, str]], int]:
     """The load's counts from one Spark aggregation of its classified rows: rows per
-    ``_status``, quarantined rows per rule (largest first), and per flag rule (sorted) its
-    rows, first row and that row's column (as :func:`segflow.sources._load.note_flags`
-    takes them, the DuckDB ingest's ``GROUP BY rule`` of its flags)."""
+    ``_status``, quarantined rows per rule (largest first), per flag rule (sorted) its
+    values, first row and that row's column, and the rows with a flag other than
+    ``anonymous`` (as :func:`segflow.sources._load.note_flags` takes them, the DuckDB
+    ingest's ``GROUP BY rule`` of its flags)."""
     from pyspark.sql import functions as F
 
     aggs = [F.count(F.lit(1)).alias("n")]
     for i in range(len(flag_list)):
         aggs += [F.sum(F.col(f"_f{i}").cast("long")).alias(f"n{i}"),
                  F.min(F.when(F.col(f"_f{i}"), F.col("_row"))).alias(f"r{i}")]
+    noted = [F.coalesce(F.col(f"_f{i}"), F.lit(False))
+             for i, (rule, *_rest) in enumerate(flag_list) if rule != "anonymous"]
+    if noted:
+        any_flag = noted[0]
+        for one in noted[1:]:
+            any_flag = any_flag | one
+        aggs.append(F.sum(any_flag.cast("long")).alias("fr"))
     groups = cls.groupBy("_status", "_rule").agg(*aggs).collect()
     by: dict[str, int] = {}
     rules: dict[str, int] = {}
@@ -246,7 +288,8 @@ def _counts(cls: DataFrame, flag_list: list[tuple[str, str, str, str]],
         if first < have[1]:
             have[1:] = [first, column]
     rules = dict(sorted(rules.items(), key=lambda kv: -kv[1]))
-    return by, rules, [(rule, *per_rule[rule]) for rule in sorted(per_rule)]
+    flagged_rows = sum(g["fr"] or 0 for g in groups) if noted else 0
+    return by, rules, [(rule, *per_rule[rule]) for rule in sorted(per_rule)], flagged_rows
 
 
 def _spark_schema(schema: pa.Schema | None) -> Any:
