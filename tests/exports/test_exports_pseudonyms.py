@@ -254,7 +254,7 @@ def test_audit_examples_mask_ids_that_are_e_mails_in_the_report_and_by_default(k
 
     with Store(keyed / "segflow.duckdb", read_only=True) as store:
         checks = audit(store).to_pandas()
-    ctx = SimpleNamespace(reconciliation=pd.DataFrame(), audit=checks,
+    ctx = SimpleNamespace(reconciliation=pd.DataFrame(), audit=checks, role="analyst",
                           quarantine_reasons=pd.DataFrame({"rule": [], "example": []}))
     page = "".join(quality_section(ctx).blocks)
     assert "a***@example.com" in page and "example.com" in page

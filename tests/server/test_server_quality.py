@@ -64,7 +64,7 @@ def test_the_report_masks_addresses_and_numbers_its_quarantine_examples_quote():
     from segflow.report._report import quality_section
 
     ctx = SimpleNamespace(
-        reconciliation=pd.DataFrame(),
+        reconciliation=pd.DataFrame(), role="analyst",
         audit=pd.DataFrame({"check": [], "severity": []}),
         quarantine_reasons=pd.DataFrame({
             "source": ["crm"], "rule": ["unparseable"], "rows": [2],
