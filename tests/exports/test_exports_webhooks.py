@@ -156,6 +156,23 @@ def test_a_non_ascii_customer_id_is_delivered_with_an_ascii_key(receiver):
     assert failed["status"] == "failed" and failed["attempts"] == 1 and "Error" in failed["error"]
 
 
+def _killed_after_sending(monkeypatch, *args, **kwargs) -> None:
+    """``export_segments(*args, **kwargs)`` stopped (KeyboardInterrupt) after its webhooks
+    went out, before their deliveries and the export were logged."""
+    import segflow.exports._export as export_module
+
+    real_send = export_module.send_changes
+
+    def killed(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        real_send(*a, **k)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(export_module, "send_changes", killed)
+        with pytest.raises(KeyboardInterrupt):
+            export_segments(*args, **kwargs)
+
+
 def test_an_interrupted_export_run_again_sends_the_same_keys(project, tmp_path, receiver, monkeypatch):
     """An export stopped after its webhooks went out but before it was logged (killed,
     Ctrl-C, a timer's timeout) leaves the watermark where it was: run again, it sends the same
@@ -164,22 +181,11 @@ def test_an_interrupted_export_run_again_sends_the_same_keys(project, tmp_path, 
     id, the scheme and the snapshot: the same keys again, and new ones once an export is logged."""
     import hashlib
 
-    import segflow.exports._export as export_module
-
     store = project.store
     first = export_segments(store, "rfm", tmp_path / "a.csv", mode="changes", as_of=S2, name="crm")
     policy = WebhookPolicy(receiver.url, attempts=1)
-
-    real_send = export_module.send_changes
-
-    def killed(*args, **kwargs):  # sent, then killed before the deliveries were recorded
-        real_send(*args, **kwargs)
-        raise KeyboardInterrupt
-
-    with monkeypatch.context() as m:
-        m.setattr(export_module, "send_changes", killed)
-        with pytest.raises(KeyboardInterrupt):
-            export_segments(store, "rfm", tmp_path / "b.csv", mode="changes", name="crm", webhook=policy)
+    _killed_after_sending(monkeypatch, store, "rfm", tmp_path / "b.csv", mode="changes", name="crm",
+                          webhook=policy)
     sent = sorted(k for _, k, _ in receiver.requests)
     n = len(changes_by_hand(S2, S3))
     assert len(sent) == n and store.sql("SELECT count(*) AS n FROM export_log").to_pylist() == [{"n": 1}]
@@ -275,21 +281,10 @@ def test_an_interrupted_first_export_run_again_sends_the_same_keys(project, tmp_
     drew a new random export id when run again: every customer a second time under new keys.
     Its id is derived now (name, scheme, snapshot, assignments): the same keys again; another
     name gets others."""
-    import segflow.exports._export as export_module
-
     store = project.store
     policy = WebhookPolicy(receiver.url, attempts=1)
-    real_send = export_module.send_changes
-
-    def killed(*args, **kwargs):  # sent, then killed before the deliveries were recorded
-        real_send(*args, **kwargs)
-        raise KeyboardInterrupt
-
-    with monkeypatch.context() as m:
-        m.setattr(export_module, "send_changes", killed)
-        with pytest.raises(KeyboardInterrupt):
-            export_segments(store, "rfm", tmp_path / "a.csv", mode="changes", as_of=S2, name="crm",
-                            webhook=policy)
+    _killed_after_sending(monkeypatch, store, "rfm", tmp_path / "a.csv", mode="changes", as_of=S2,
+                          name="crm", webhook=policy)
     n = sum(s[1] is not None for s in HISTORY.values())
     sent = sorted(k for _, k, _ in receiver.requests)
     assert len(sent) == n and watermark(store, "crm") is None
