@@ -142,9 +142,10 @@ class BinaryFileError(InputError):
 
 
 class FileSchemaError(BinaryFileError):
-    """A Parquet file whose columns do not fit the source's mapping (a mapped column missing,
-    or holding lists or structures): in a folder or glob source, refused alone as a file that
-    is not a file of its format is (``binary_files``), the other files loaded."""
+    """A file whose columns do not fit the source's mapping (a mapped column missing, or
+    holding lists or structures): in a folder or glob source, refused alone as a file that
+    is not a file of its format is (``binary_files``), the other files loaded; when no file of
+    the source fits, the ingest stops on it (``segflow.sources._ingest.no_file_fits``)."""
 
 
 #: The packages whose errors are the engine's (the data could not be computed with), not

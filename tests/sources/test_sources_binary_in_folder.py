@@ -195,3 +195,45 @@ def test_a_parquet_file_of_another_schema_in_a_folder_is_refused_alone(tmp_path:
                                          r"customer, date$"):
         _ingest(root, store)
     assert _stored(store, "SELECT count(*) FROM loads") == [(0,)]
+
+
+def test_a_csv_file_lacking_a_mapped_column_is_refused_alone_unless_no_file_fits(
+        tmp_path: Path) -> None:
+    # a month exported without the amount column, and one with the customer column renamed:
+    # each stopped the whole ingest; refused alone now, as a Parquet file of another schema is
+    files = {"data/a.csv": FILES["data/a.csv"],
+             "data/b.csv": b"order_id,customer,date\nT3,C1,2024-02-01\n",
+             "data/c.csv": b"order_id,client,date,amount\nT4,C1,2024-03-01,2.00\n"}
+    root = _project(tmp_path, files, path="data")
+    store = Store(":memory:")
+    report, said = _ingest(root, store)
+    assert report.to_pandas().set_index("source_file").status.to_dict() == {
+        "data/a.csv": "loaded", "data/b.csv": "rejected", "data/c.csv": "rejected"}
+    assert _stored(store, "SELECT transaction_id FROM transactions ORDER BY 1") == [
+        ("T1",), ("T2",)]
+    assert _stored(store, "SELECT source_file, status, rows_read FROM loads ORDER BY 1") == [
+        ("data/a.csv", "ok", files["data/a.csv"].count(b"\n") - 1), ("data/b.csv", "rejected", 0),
+        ("data/c.csv", "rejected", 0)]
+    tail = ("; not loaded, the other files of source 'orders' are (binary_files = \"fail\" "
+            "stops the ingest instead)")
+    assert [m for m in said if "not loaded" in m] == [
+        "file data/b.csv, header, column 'amount': mapped column 'amount' (for canonical "
+        f"'amount') is not in the source; its columns are: order_id, customer, date{tail}",
+        "file data/c.csv, header, column 'customer': mapped column 'customer' (for canonical "
+        f"'customer_id') is not in the source; its columns are: order_id, client, date, "
+        f"amount{tail}"]
+    # no file of the folder has the mapped columns: a mistake of the mapping, which stops the
+    # ingest before anything is written (refusing each file would load nothing, rc 0)
+    root = _project(tmp_path / "none", {k: files[k] for k in ("data/b.csv", "data/c.csv")},
+                    path="data")
+    store = Store(":memory:")
+    with pytest.raises(InputError, match=r"^file data/b.csv, header, column 'amount': mapped "
+                                         r"column 'amount' .*; no file of source 'orders' has "
+                                         r"the mapped columns: check the mapping$"):
+        _ingest(root, store)
+    assert _stored(store, "SELECT count(*) FROM loads") == [(0,)]
+    # a binary file does not count as fitting: still the mapping's error
+    binary = {"data/b.csv": files["data/b.csv"], "data/logo.csv": FILES["data/logo.csv"]}
+    root = _project(tmp_path / "binary", binary, path="data")
+    with pytest.raises(InputError, match=r"no file of source 'orders' has the mapped columns"):
+        _ingest(root, Store(":memory:"))

@@ -91,11 +91,22 @@ def test_empty_months_in_a_folder_load_as_0_rows_with_a_warning(tmp_path):
     assert store.sql("SELECT count(*) AS n FROM transactions")["n"][0].as_py() == 4
 
 
-def test_a_header_only_file_of_another_layout_is_refused_and_nothing_is_written(tmp_path):
+def test_a_header_only_file_of_another_layout_is_refused_alone_or_stops_when_alone(tmp_path):
+    # refused alone as any file of a folder lacking a mapped column (session 61: it stopped
+    # the ingest); the folder's only file: the mapping fits no file, and the ingest stops
     project = _project(tmp_path, {"2024-01.csv": JAN, "2024-02.csv": "id,client,ts,amount\n"})
     store = Store(":memory:")
+    report, messages = _ingest(project, store)
+    assert report.to_pandas().status.tolist() == ["rejected", "loaded"]
+    assert [m.split(":")[0] for m in messages if "not loaded" in m] == [
+        "file exports/2024-02.csv, header, column 'cust'"]
+    assert [r[0::6] for r in _loads(store)] == [("exports/2024-01.csv", "ok"),
+                                               ("exports/2024-02.csv", "rejected")]
+    (tmp_path / "alone").mkdir()
+    alone = _project(tmp_path / "alone", {"2024-02.csv": "id,client,ts,amount\n"})
+    store = Store(":memory:")
     with pytest.raises(InputError) as info:
-        _ingest(project, store)
+        _ingest(alone, store)
     assert (info.value.file, info.value.row, info.value.column) == (
         "exports/2024-02.csv", 0, "cust")
     assert str(info.value).startswith("file exports/2024-02.csv, header, column 'cust': ")

@@ -12,7 +12,7 @@ import duckdb
 from segflow._result import TableResult, json_records
 from segflow.config import SourceSettings
 from segflow.errors import BinaryFileError, FileSchemaError, InputError
-from segflow.sources._discover import discover_files, relative, several_files, source_format
+from segflow.sources._discover import discover_files, relative, several_files
 from segflow.sources._load import classify
 from segflow.sources._readers import Staged, blank_file, refuse_nested, stage
 from segflow.sources._validate import Spec, check_timezone, resolve, validate
@@ -156,14 +156,15 @@ def check_source(
 def resolve_mapping(con: duckdb.DuckDBPyConnection, source: SourceSettings, path: Path | None,
                     staged: Staged) -> dict[str, Spec]:
     """The column specs of ``source``'s mapping on the staged file ``path``; a mapped column
-    holding lists or structures refused. A Parquet file's own schema may differ from its
-    folder's other files: its errors are :class:`FileSchemaError` (refused alone, as a
-    binary file is: ``binary_files``)."""
+    holding lists or structures refused. A file's own columns may differ from its folder's
+    other files (a month exported without a column, or with another delimiter): its errors
+    are :class:`FileSchemaError` (refused alone, as a binary file is: ``binary_files``;
+    :func:`segflow.sources._ingest.no_file_fits` stops the ingest when no file of the source fits)."""
     try:
         specs = resolve(source, staged)
         refuse_nested(con, staged, [s.label for s in specs.values()])
     except InputError as exc:
-        if path is None or source_format(source, path) != "parquet":
+        if path is None:
             raise
         raise FileSchemaError(exc.message, file=exc.file, row=exc.rows or None,
                               column=exc.column) from exc

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from segflow._result import TableResult
 from segflow.config import Settings, SourceSettings
-from segflow.errors import BinaryFileError, InputError, StoreError
+from segflow.errors import BinaryFileError, FileSchemaError, InputError, StoreError
 from segflow.sources._check import resolve_mapping
 from segflow.sources._discover import discover, file_hash, relative, several_files, source_format
 from segflow.sources._load import (
@@ -205,6 +205,7 @@ def ingest(
             if path is None or src.binary_files == "fail" or not several_files(src, project_dir):
                 raise
             refused.append((src, path, exc))
+    no_file_fits([src.name for src, _ in plan], [(src.name, exc) for src, _, exc in refused])
     gone = {(src.name, path) for src, path, _ in refused}
     plan = [(src, path) for src, path in plan if (src.name, path) not in gone]
     loads: list[LoadCounts] = _skipped(sources, project_dir)
@@ -235,6 +236,28 @@ def _skipped(sources: list[SourceSettings], project_dir: Path) -> list[LoadCount
             counts.warnings.append(f"file {counts.source_file}: not read: {reason}")
             out.append(counts)
     return out
+
+
+def no_file_fits(files: list[str], refused: list[tuple[str, BinaryFileError]]) -> None:
+    """Stop the ingest when every file of a source was refused for its columns: ``files``
+    names each file's source (one entry per file), ``refused`` the pre-flight's refusals
+    (source, error). A mapping that fits none of a folder's files is the project's mistake (a
+    misspelt column, the wrong delimiter), not one odd file: refusing them all would load
+    nothing with only warnings. Files refused as binary data do not count as fitting.
+
+    Raises
+    ------
+    FileSchemaError
+        The source's first refusal for its columns, when no file of the source is left.
+    """
+    for name in dict.fromkeys(files):
+        mine = [exc for src, exc in refused if src == name]
+        schema = [exc for exc in mine if isinstance(exc, FileSchemaError)]
+        if schema and len(mine) == files.count(name):
+            first = schema[0]
+            raise FileSchemaError(f"{first.message}; no file of source {name!r} has the "
+                                  "mapped columns: check the mapping", file=first.file,
+                                  row=first.rows or None, column=first.column)
 
 
 #: A file's row in the load log (``loads``) for a file refused whole (binary data).

@@ -68,7 +68,15 @@ import pyarrow as pa
 from segflow.engine._spark import local_url, spark_error_line
 from segflow.errors import BinaryFileError, InputError, StoreError
 from segflow.sources._discover import discover, file_hash, relative, several_files, source_format
-from segflow.sources._ingest import _ORDER, IngestReport, ProgressFn, _now, preflight, rejected
+from segflow.sources._ingest import (
+    _ORDER,
+    IngestReport,
+    ProgressFn,
+    _now,
+    no_file_fits,
+    preflight,
+    rejected,
+)
 from segflow.sources._load import LoadCounts, empty_message, finish_time, has_header, note_empty
 from segflow.sources._readers import Staged
 from segflow.sources._redeliver import note_stale
@@ -273,6 +281,8 @@ def _refused(plan: list[tuple[SourceSettings, _Input]], project_dir: Path
             out[src.name, inp.label] = ((src, inp), exc)
         except InputError:
             continue
+    no_file_fits([src.name for src, inp in plan if inp.path is not None],
+                 [(src.name, exc) for (src, _), exc in out.values()])
     return out
 
 
