@@ -176,12 +176,13 @@ class SourceSettings(BaseModel):
         description=(
             "A file of a folder or glob source that is not a file of its format: binary data "
             "where text was expected (an image or an archive named .csv or .jsonl), a Parquet "
-            "file that cannot be read as Parquet (cut short) or whose columns do not fit the "
-            "mapping (a mapped column missing, or holding lists), a JSON-lines file without any "
-            "JSON object: 'reject' refuses that file alone (one warning naming it, status "
-            "'rejected' in the load log), on DuckDB and on Spark, and loads the other files; "
-            "'fail' stops the ingest before anything is written. A single-file source always "
-            "fails."
+            "file that cannot be read as Parquet (cut short), a JSON-lines file without any "
+            "JSON object, a file of any format whose columns do not fit the mapping (a mapped "
+            "column missing, or holding lists): 'reject' refuses that file alone (one warning "
+            "naming it, status 'rejected' in the load log), on DuckDB and on Spark, and loads "
+            "the other files; 'fail' stops the ingest before anything is written. A "
+            "single-file source always fails, and so does a source none of whose files has "
+            "the mapped columns (the mapping is wrong)."
         ),
     )
     max_field_chars: int = Field(
