@@ -285,12 +285,13 @@ def test_tokens_audit_prints_control_characters_as_escapes(tmp_path):
     Project.init(directory).close()
     work = _audit.work_dir_for(directory / "segflow.duckdb")
     _audit.record(work, token_id="t1", role="analyst", action="read_customer",
-                  resource="/customers/A\x1b]0;pwn\x07B\tC é 顧客", detail={"customer_id": "A\x1b"})
+                  resource="/customers/A\x1b]0;pwn\x07B\tC é 顧客\\t", detail={"customer_id": "A\x1b"})
     shown = CliRunner().invoke(app, ["tokens", "audit", "-p", str(directory)])
     assert shown.exit_code == 0, shown.output
     line = shown.stdout.rstrip("\n")
     assert "\x1b" not in line and "\x07" not in line and len(line.split("\t")) == 6
-    assert line.split("\t")[4] == "/customers/A\\x1b]0;pwn\\x07B\\tC é 顧客"
+    # a backslash of the id doubled: its "\\t" (two characters) is not the escaped tab
+    assert line.split("\t")[4] == "/customers/A\\x1b]0;pwn\\x07B\\tC é 顧客\\\\t"
 
 
 def test_serve_max_connections_reaches_uvicorns_config(tmp_path, monkeypatch):

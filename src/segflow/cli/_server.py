@@ -215,12 +215,14 @@ RoleOption = typer.Option(..., "--role", parser=Choice(*ROLE_CHOICES), help="vie
 
 def _printable(text: str) -> str:
     """``text`` with its control and format characters written as escapes (``\\x1b``,
-    ``\\t``): an event's path comes from a request and may hold a customer id with any
-    character but at its ends, so an escape sequence in it reached the terminal of whoever
-    read the log (and a tab added a column). See :func:`segflow.errors.printable`."""
+    ``\\t``) and each backslash doubled: an event's path comes from a request and may hold
+    a customer id with any character but at its ends, so an escape sequence in it reached
+    the terminal of whoever read the log (and a tab added a column); a backslash doubled
+    keeps a written ``\\t`` (two characters in the id) apart from an escaped tab. See
+    :func:`segflow.errors.printable`."""
     from segflow.errors import printable
 
-    return printable(text)
+    return printable(text.replace("\\", "\\\\"))
 
 
 def _open(project_dir: Path):  # noqa: ANN202
