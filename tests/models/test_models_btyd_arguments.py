@@ -255,8 +255,17 @@ def test_a_one_column_frame_is_its_column_and_duplicated_labels_are_named() -> N
     assert str(err.value) == ("BetaGeoModel.expected_purchases: argument 'x': expected a pandas Series "
                               "(one column, df['x']); got a DataFrame of 2 columns")
     twice = pd.Series([1, 1, 1], index=["a", "a", "b"])
-    with pytest.raises(ArgumentError, match=r"\(the same labels, repeated a different number of times\)"):
+    with pytest.raises(ArgumentError) as err:
         model.p_alive(twice, twice.set_axis(["a", "b", "b"]), 40)
+    # the hint is not reindex, which raises on repeated labels ("cannot reindex on an axis
+    # with duplicate labels")
+    assert str(err.value) == (
+        "BetaGeoModel.p_alive: arguments 'x' and 't_x' are pandas Series with different indexes "
+        "(the same labels, repeated a different number of times); align them first (a label "
+        "repeats, which reindex cannot align: take the arguments as columns of one DataFrame): "
+        "they are matched by label, not by position")
+    with pytest.raises(ValueError, match="duplicate labels"):
+        twice.set_axis(["a", "b", "b"]).reindex(twice.index)
     with pytest.raises(ArgumentError) as err:
         model.p_alive(pd.Series([True, pd.NA], dtype="boolean", index=["a", "b"]), 0.0, 5.0)
     assert str(err.value) == ("BetaGeoModel.p_alive: argument 'x': expected a whole number >= 0; got nan "

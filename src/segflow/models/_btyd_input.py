@@ -385,10 +385,13 @@ def series_index(method: str, names: tuple[str, ...], values: tuple[Any, ...]) -
                 how = f"labels of {a!r} not in {name!r}: {_labels(only_a)}"
             else:
                 how = f"labels of {name!r} not in {a!r}: {_labels(only_b)}"
+            # reindex cannot align labels that repeat: the columns of one frame can
+            hint = (f"e.g. {name}.reindex({a}.index)" if index.is_unique and value.index.is_unique
+                    else "a label repeats, which reindex cannot align: take the arguments as "
+                         "columns of one DataFrame")
             raise ArgumentError(
                 f"{method}: arguments {a!r} and {name!r} are pandas Series with different indexes "
-                f"({how}); align them first (e.g. {name}.reindex({a}.index)): they are matched by "
-                "label, not by position")
+                f"({how}); align them first ({hint}): they are matched by label, not by position")
     return None if first is None else first[1]
 
 
