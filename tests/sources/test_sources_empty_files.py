@@ -128,10 +128,23 @@ def test_other_formats_without_rows(tmp_path):
         HEADER_ONLY.format("2024-02.parquet"), HEADER_ONLY.format("2024-03.xlsx"),
         ZERO_BYTES.format("2024-04.jsonl")]
     assert report.to_pandas().status.tolist() == ["loaded", "empty", "empty", "empty"]
+    # a Parquet file of 0 bytes is no Parquet file: refused alone in the folder (it stopped
+    # the ingest before session 61), an error as a single-file source
     (project / "exports" / "2024-05.parquet").write_bytes(b"")
+    report, messages = _ingest(project, Store(":memory:"))
+    assert report.to_pandas().status.tolist() == ["rejected", "loaded", "empty", "empty", "empty"]
+    assert [m for m in messages if "not loaded" in m] == [
+        "file exports/2024-05.parquet: the file is empty (0 bytes); not loaded, the other files "
+        "of source 'orders' are (binary_files = \"fail\" stops the ingest instead)"]
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    _project(alone, {})
+    (alone / "segflow.toml").write_text((alone / "segflow.toml").read_text().replace(
+        '"exports"', '"exports/2024-05.parquet"'))
+    (alone / "exports" / "2024-05.parquet").write_bytes(b"")
     with pytest.raises(InputError, match=r"^file exports/2024-05\.parquet: the file is empty "
                                          r"\(0 bytes\)$"):
-        _ingest(project, Store(":memory:"))
+        _ingest(alone, Store(":memory:"))
 
 
 def test_cli_ingest_and_refresh_warn_alike_about_the_empty_file(tmp_path, monkeypatch):

@@ -526,7 +526,9 @@ def stage(
         if not path.exists():
             raise InputError("file not found", file=label)
         if path.stat().st_size == 0:
-            raise InputError("the file is empty (0 bytes)", file=label)
+            # no file of its format (a Parquet file, a workbook or a database has bytes): in
+            # a folder refused alone (binary_files), as a Parquet file cut short is
+            raise BinaryFileError("the file is empty (0 bytes)", file=label)
     from segflow.sources._readers_db import stage_duckdb, stage_postgres
 
     readers: dict[str, Any] = {
