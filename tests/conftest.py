@@ -105,6 +105,16 @@ def cdnow_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def spark_warehouse(tmp_path_factory) -> str:
+    """One warehouse folder for the ``local[1]`` sessions of the Spark tests (a database of
+    each test's own in it): :func:`segflow.engine.spark_session` stops the running
+    SparkContext and starts another whenever the warehouse differs (seconds of the driver's
+    CPU each), so the tests sharing this one reuse the session. The first to use it is
+    tests/spark/test_spark_settings.py's test of a new session for another warehouse."""
+    return str(tmp_path_factory.mktemp("spark-local-warehouse"))
+
+
+@pytest.fixture(scope="session")
 def ran_fixture(tmp_path_factory):
     """The pipeline fixture project (tests/pipeline/_fixture.py) after its first run, closed:
     (its folder, the run's summary). Tests copy the folder rather than run the same project

@@ -30,7 +30,9 @@ VALUES = ["as_of", "check", "table", "severity", "count", "total", "share", "exa
 #: The most Spark jobs the Spark ingest's audit may run on this demo in the suite's settings
 #: (tests/conftest.py: no adaptive execution): 8 in session 32 (one per query), 32 before.
 AUDIT_JOBS_MAX = 12
-ENGINE = '\n[engine]\nkind = "spark"\nmaster = "local[1]"\nwarehouse = "wh"\ndatabase = "audit"\n'
+#: The project's [engine]: the warehouse of the suite's ``local[1]`` session (tests/conftest.py
+#: ``spark_warehouse``; another would start a session of its own).
+ENGINE = '\n[engine]\nkind = "spark"\nmaster = "local[1]"\nwarehouse = "{}"\ndatabase = "audit"\n'
 
 
 def _values(frame: pd.DataFrame) -> pd.DataFrame:
@@ -69,7 +71,7 @@ def _assert_same_ingest(project, store, ingested: dict) -> None:
         pd.testing.assert_frame_equal(g, w, check_dtype=False, obj=table)
 
 
-def test_the_spark_ingest_stores_the_duckdb_ingests_audit(tmp_path, monkeypatch):
+def test_the_spark_ingest_stores_the_duckdb_ingests_audit(tmp_path, monkeypatch, spark_warehouse):
     require_spark()
     from segflow.datasets import demo_project_toml, generate_demo
     from segflow.project import Project
@@ -78,7 +80,7 @@ def test_the_spark_ingest_stores_the_duckdb_ingests_audit(tmp_path, monkeypatch)
 
     ds = generate_demo(tmp_path / "data", customers=80, months=4, seed=11, formats=("parquet",))
     toml = demo_project_toml(tmp_path / "data", file_format="parquet", max_date=ds.end)
-    project = Project.init(tmp_path / "proj", toml_text=toml + ENGINE)
+    project = Project.init(tmp_path / "proj", toml_text=toml + ENGINE.format(spark_warehouse))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the demo data carries injected defects on purpose
