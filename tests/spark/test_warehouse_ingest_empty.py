@@ -3,10 +3,12 @@
 warning and the same row in ``loads``; a header of another layout is the same one-line
 error; in a folder read as one load (a URL), each file without rows is named.
 
-The projects of the module share one warehouse folder (a database each): the Spark session,
-and its Python workers (which import segflow's ingest code), then serve every test, where
-a warehouse of each project's own made each test start a new session and new workers
-(about 2.5 CPU-s each: tests/spark/test_warehouse_ingest_empty.py 58 CPU-s with them)."""
+The projects of the module use the warehouse of the suite's ``local[1]`` session (a database
+each; tests/conftest.py ``spark_warehouse``): the session, and its Python workers (which
+import segflow's ingest code), then serve every test, where a warehouse of each project's
+own made each test start a new session and new workers (about 2.5 CPU-s each). The files
+without rows and the folder URLs are sources of one project (:func:`empty_ingest`): one
+Spark ingest for their two tests (a Spark ingest costs seconds whatever its rows)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,9 @@ load, compared with the rows already in the warehouse, as the DuckDB ingest load
 The module's projects share one warehouse folder (a database each), so that its ``local[2]``
 session and Python workers serve all its Spark ingests (a warehouse of each project's own
 started a new session, and new workers importing segflow's ingest code, for each); the
-session is stopped after the module, as each test stopped it before.
+session is stopped after the module, as each test stopped it before. The folder URL and the
+files named with odd characters are sources of one project (:func:`split_ingest`): one Spark
+ingest for their two tests.
 """
 
 from __future__ import annotations
