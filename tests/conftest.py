@@ -19,6 +19,10 @@ SHARED_FIXTURES = ("demo_project", "demo", "campaign_store", "campaign_project",
 SPREAD_MODULES = ("test_sources_bad_corpus.py",)
 
 
+#: Modules of the ``spark-local`` group whose sessions have another master (``local[2]``),
+#: stopped after them: last in the group, so that the ``local[1]`` tests before them share one
+#: session (a change of master stops the SparkContext and starts another).
+OWN_MASTER_MODULES = ("test_warehouse_ingest_url.py",)
 #: Fixtures of the standalone Spark cluster (tests/spark/conftest.py).
 CLUSTER_FIXTURES = ("cluster", "_cluster_spark", "cluster_session")
 #: Spark settings of the tests' local sessions, made for their tiny data (docs/scale.md):
@@ -70,10 +74,14 @@ def _spark_order(item: pytest.Item) -> int:
     change of master or warehouse costs seconds). Under ``--dist loadgroup`` the order within
     a group holds, but pytest-xdist (``--loadscope-reorder``, its default) hands out the
     groups by their number of tests, most first, not in collection order: ``spark-local``
-    (51 tests) goes 5th, ``spark-cluster`` (10) 56th of 352 (session 59, docs/benchmarks.md)."""
+    (51 tests) goes 5th, ``spark-cluster`` (10) 56th of 352 (session 59, docs/benchmarks.md).
+    The modules of :data:`OWN_MASTER_MODULES` go last: the others then reuse one session."""
     if any(name in getattr(item, "fixturenames", ()) for name in CLUSTER_FIXTURES):
         return 0
-    return 1 if Path(str(item.fspath)).parent.name == "spark" else 2
+    path = Path(str(item.fspath))
+    if path.name in OWN_MASTER_MODULES:
+        return 3
+    return 1 if path.parent.name == "spark" else 2
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's hook of this name, which reads the marks
@@ -102,6 +110,16 @@ def cdnow_dir() -> Path:
     if not (path / "CDNOW_sample.txt").exists():
         pytest.skip(f"CDNOW data not found at {path} (the shared/ folder sits beside the repo)")
     return path
+
+
+@pytest.fixture(scope="session")
+def spark_warehouse(tmp_path_factory) -> str:
+    """One warehouse folder for the ``local[1]`` sessions of the Spark tests (a database of
+    each test's own in it): :func:`segflow.engine.spark_session` stops the running
+    SparkContext and starts another whenever the warehouse differs (seconds of the driver's
+    CPU each), so the tests sharing this one reuse the session. The first to use it is
+    tests/spark/test_spark_settings.py's test of a new session for another warehouse."""
+    return str(tmp_path_factory.mktemp("spark-local-warehouse"))
 
 
 @pytest.fixture(scope="session")

@@ -62,7 +62,7 @@ def test_warehouse_paths_become_absolute_urls_and_urls_stay(tmp_path):
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_session_builder_sets_warehouse_utc_no_ui_and_ansi_off(tmp_path):
+def test_session_builder_sets_warehouse_utc_no_ui_and_ansi_off(tmp_path, spark_warehouse):
     require_spark()
     from segflow.engine import session_from_settings
 
@@ -81,11 +81,13 @@ def test_session_builder_sets_warehouse_utc_no_ui_and_ansi_off(tmp_path):
     session.range(3).write.mode("overwrite").saveAsTable("probe.t")
     assert (tmp_path / "wh" / "probe.db" / "t").is_dir()
     assert session.table("probe.t").count() == 3
-    # the same settings reuse the session; another warehouse gets a new one
+    # the same settings reuse the session; another warehouse gets a new one (that of the
+    # later Spark tests, tests/conftest.py: they reuse this session)
     assert session_from_settings(settings, tmp_path) is session
-    other = session_from_settings(settings.model_copy(update={"warehouse": "wh2"}), tmp_path)
+    other = session_from_settings(settings.model_copy(update={"warehouse": spark_warehouse}),
+                                  tmp_path)
     assert other is not session
-    assert other.conf.get("spark.sql.warehouse.dir").rstrip("/").endswith(str(tmp_path / "wh2"))
+    assert other.conf.get("spark.sql.warehouse.dir").rstrip("/").endswith(spark_warehouse)
 
 
 @pytest.mark.spark

@@ -30,7 +30,9 @@ VALUES = ["as_of", "check", "table", "severity", "count", "total", "share", "exa
 #: The most Spark jobs the Spark ingest's audit may run on this demo in the suite's settings
 #: (tests/conftest.py: no adaptive execution): 8 in session 32 (one per query), 32 before.
 AUDIT_JOBS_MAX = 12
-ENGINE = '\n[engine]\nkind = "spark"\nmaster = "local[1]"\nwarehouse = "wh"\ndatabase = "audit"\n'
+#: The project's [engine]: the warehouse of the suite's ``local[1]`` session (tests/conftest.py
+#: ``spark_warehouse``; another would start a session of its own).
+ENGINE = '\n[engine]\nkind = "spark"\nmaster = "local[1]"\nwarehouse = "{}"\ndatabase = "audit"\n'
 
 
 def _values(frame: pd.DataFrame) -> pd.DataFrame:
@@ -46,9 +48,10 @@ def _duck(project, query: str) -> pd.DataFrame:
     return project.store.raw.execute(query).df()
 
 
-def _assert_same_ingest(project, store, ingested: dict) -> None:
+def _assert_same_ingest(project, store, ingested: dict) -> dict[str, pd.DataFrame]:
     """The Spark ingest (its report as a dict) against the DuckDB ingest of the same demo
-    files: the same counts per load and rule, the same canonical and quarantine rows."""
+    files: the same counts per load and rule, the same canonical and quarantine rows.
+    Returns the warehouse's tables read (each read is a Spark job: read once)."""
     cols = ["source", "source_file", "rows_read", "rows_accepted", "rows_quarantined",
             "rows_duplicate"]
     got = pd.DataFrame(ingested["data"])[cols].sort_values("source_file", ignore_index=True)
@@ -58,18 +61,21 @@ def _assert_same_ingest(project, store, ingested: dict) -> None:
     rules = _duck(project, "SELECT source, rule, count(*) AS n FROM quarantine GROUP BY ALL")
     assert {(r["source"], r["rule"]): r["rows"] for r in ingested["rules"]} == \
         {(r.source, r.rule): r.n for r in rules.itertuples()}
+    read = {}
     for table, key in (("customers", "customer_id"), ("transactions", "transaction_id"),
                        ("events", "source_row"), ("quarantine", "row_number")):
         w = _duck(project, f'SELECT * EXCLUDE (load_id) FROM "{table}"')
-        g = store.table(table).to_pandas()[w.columns.tolist()]
+        read[table] = store.table(table).to_pandas()
+        g = read[table][w.columns.tolist()]
         w, g = (f.sort_values(["source", key], ignore_index=True).astype(object) for f in (w, g))
         w, g = (f.where(f.notna(), None) for f in (w, g))
         if "ingested_at" in w:
             w, g = w.drop(columns="ingested_at"), g.drop(columns="ingested_at")
         pd.testing.assert_frame_equal(g, w, check_dtype=False, obj=table)
+    return read
 
 
-def test_the_spark_ingest_stores_the_duckdb_ingests_audit(tmp_path, monkeypatch):
+def test_the_spark_ingest_stores_the_duckdb_ingests_audit(tmp_path, monkeypatch, spark_warehouse):
     require_spark()
     from segflow.datasets import demo_project_toml, generate_demo
     from segflow.project import Project
@@ -78,7 +84,7 @@ def test_the_spark_ingest_stores_the_duckdb_ingests_audit(tmp_path, monkeypatch)
 
     ds = generate_demo(tmp_path / "data", customers=80, months=4, seed=11, formats=("parquet",))
     toml = demo_project_toml(tmp_path / "data", file_format="parquet", max_date=ds.end)
-    project = Project.init(tmp_path / "proj", toml_text=toml + ENGINE)
+    project = Project.init(tmp_path / "proj", toml_text=toml + ENGINE.format(spark_warehouse))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the demo data carries injected defects on purpose
@@ -90,7 +96,7 @@ def test_the_spark_ingest_stores_the_duckdb_ingests_audit(tmp_path, monkeypatch)
         assert len(counted) == 1 and 0 < counted[0] <= AUDIT_JOBS_MAX, counted
         store = project.warehouse
         # the rows themselves: loads, rule counts, canonical and quarantine rows as DuckDB's
-        _assert_same_ingest(project, store, ingested.to_dict())
+        read = _assert_same_ingest(project, store, ingested.to_dict())
         duck = project.store.raw.execute("SELECT * FROM summary_audit").df()
         stored = store.dataframe("summary_audit").toPandas()
         assert len(duck) > 10 and (duck["count"] > 0).sum() >= 3
@@ -102,7 +108,7 @@ def test_the_spark_ingest_stores_the_duckdb_ingests_audit(tmp_path, monkeypatch)
         # identical rows counted apart from segflow: pandas on the warehouse's canonical rows
         dups = stored[stored["check"] == "duplicate_rows"].set_index("table")["count"]
         for name, cols in CANONICAL_TABLES.items():
-            rows = store.table(name).to_pandas()[list(cols)]
+            rows = (read[name] if name in read else store.table(name).to_pandas())[list(cols)]
             if len(rows):
                 assert dups[name] == int(rows.duplicated().sum()), name
         # an ingest of the unchanged files loads nothing and keeps the stored audit

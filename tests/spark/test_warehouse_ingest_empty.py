@@ -3,10 +3,12 @@
 warning and the same row in ``loads``; a header of another layout is the same one-line
 error; in a folder read as one load (a URL), each file without rows is named.
 
-The projects of the module share one warehouse folder (a database each): the Spark session,
-and its Python workers (which import segflow's ingest code), then serve every test, where
-a warehouse of each project's own made each test start a new session and new workers
-(about 2.5 CPU-s each: tests/spark/test_warehouse_ingest_empty.py 58 CPU-s with them)."""
+The projects of the module use the warehouse of the suite's ``local[1]`` session (a database
+each; tests/conftest.py ``spark_warehouse``): the session, and its Python workers (which
+import segflow's ingest code), then serve every test, where a warehouse of each project's
+own made each test start a new session and new workers (about 2.5 CPU-s each). The files
+without rows and the folder URLs are sources of one project (:func:`empty_ingest`): one
+Spark ingest for their two tests (a Spark ingest costs seconds whatever its rows)."""
 
 from __future__ import annotations
 
@@ -71,9 +73,10 @@ COLUMNS = ["load_id", "source_file", "rows_read", "rows_accepted", "rows_quarant
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory) -> str:
-    """The warehouse folder of the module's projects."""
-    return str(tmp_path_factory.mktemp("empty-warehouse"))
+def warehouse(spark_warehouse) -> str:
+    """The warehouse folder of the module's projects: that of the suite's ``local[1]``
+    session (tests/conftest.py), which they then reuse."""
+    return spark_warehouse
 
 
 def _project(root, path: str, fmt: str, warehouse: str, database: str, *,
@@ -109,13 +112,25 @@ EMPTY = {"header_only_csv": ("csv", "has a header but no data rows"),
          "parquet_without_rows": ("parquet", "has a header but no data rows")}
 
 
-def test_files_without_rows_load_as_on_duckdb(tmp_path, warehouse):
+#: Two folders read as one load each (a URL), a source each: the first file of ``with_rows``
+#: has two rows, that of ``header_only`` none; then a file with a header only, a file of 0
+#: bytes (which Spark's file listing leaves out).
+FOLDER_ROWS = "O1,C1,2024-01-05 10:00:00,10\nO2,C2,2024-01-06 10:00:00,20\n"
+
+
+@pytest.fixture(scope="module")
+def empty_ingest(tmp_path_factory, warehouse) -> dict:
+    """One project of the files without rows (:data:`EMPTY`, a source each) ingested on
+    DuckDB, then with the two folder URLs of :data:`FOLDER_ROWS` as two more sources (which
+    only the Spark ingest reads) on Spark: one Spark ingest for the two tests below (each
+    took one of its own, seconds of the driver's CPU each). Returns the DuckDB report, its
+    warnings, its ``loads`` rows, the Spark report and ``loads`` rows, and the folders."""
     require_spark()
     from segflow.config import Settings
     from segflow.project import Project
     from segflow.store._spark import SparkStore
 
-    root = tmp_path / "empty"
+    root = tmp_path_factory.mktemp("empty")
     _project(root, "", "", warehouse, "empty_files",
              orders={case: (f"data/{case}.{fmt}", fmt) for case, (fmt, _) in EMPTY.items()})
     (root / "data" / "header_only_csv.csv").write_text(HEADER)
@@ -127,11 +142,34 @@ def test_files_without_rows_load_as_on_duckdb(tmp_path, warehouse):
         warnings.simplefilter("always")
         duck = project.ingest(engine="duckdb")
         duck_loads = project.store.sql(f"SELECT {', '.join(COLUMNS)} FROM loads").to_pylist()
-    wants = sorted(f"file data/{case}.{fmt} {says}; loaded as 0 rows"
-                   for case, (fmt, says) in EMPTY.items())
-    assert set(wants) <= {str(w.message) for w in caught}
+    folders = {}
+    for first in ("with_rows", "header_only"):
+        folder = folders[first] = root / "data" / first
+        folder.mkdir(parents=True)
+        (folder / "2024-01.csv").write_text(HEADER + (FOLDER_ROWS if first == "with_rows" else ""))
+        (folder / "2024-02.csv").write_text(HEADER)
+        (folder / "2024-03.csv").write_bytes(b"")
+    toml = (root / "segflow.toml").read_text()
+    urls = "".join(ORDERS.format(name=f, path=d.resolve().as_uri(), fmt="csv")
+                   for f, d in folders.items())
+    (root / "segflow.toml").write_text(toml.replace("\n[engine]", urls + "\n[engine]", 1))
     code, spark = _spark_ingest(root)
     assert code == 0, spark
+    store = SparkStore.open(Settings.load(root).engine, root)
+    spark_loads = store.dataframe("loads").toPandas()[["source", *COLUMNS]]
+    return {"duck": duck, "duck_warnings": [str(w.message) for w in caught],
+            "duck_loads": duck_loads, "spark": spark, "spark_loads": spark_loads,
+            "folders": folders}
+
+
+def test_files_without_rows_load_as_on_duckdb(empty_ingest):
+    """The files of :data:`EMPTY` (the sources of the module's project the DuckDB ingest
+    read too: all but the two folder URLs)."""
+    duck, spark = empty_ingest["duck"], empty_ingest["spark"]
+    urls = set(empty_ingest["folders"])
+    wants = sorted(f"file data/{case}.{fmt} {says}; loaded as 0 rows"
+                   for case, (fmt, says) in EMPTY.items())
+    assert set(wants) <= set(empty_ingest["duck_warnings"])
     for report in (duck.to_dict(), spark):
         rows = {r["source"]: r for r in report["data"]}
         for case in EMPTY:
@@ -139,14 +177,15 @@ def test_files_without_rows_load_as_on_duckdb(tmp_path, warehouse):
         assert rows["crm"]["rows_accepted"] == 2
 
     def rows_of(data: list[dict]) -> list[dict]:
-        return sorted(({k: v for k, v in r.items() if k != "load_id"} for r in data),
-                      key=lambda r: r["source"])
+        return sorted(({k: v for k, v in r.items() if k != "load_id"} for r in data
+                       if r["source"] not in urls), key=lambda r: r["source"])
 
     assert rows_of(spark["data"]) == rows_of(duck.to_dict()["data"])
-    assert sorted(spark["warnings"]) == sorted(duck.warnings) == wants
-    store = SparkStore.open(Settings.load(root).engine, root)
-    got = store.dataframe("loads").toPandas()[COLUMNS].to_dict(orient="records")
-    assert _loads_of(got) == _loads_of(duck_loads) == sorted(
+    assert sorted(w for w in spark["warnings"] if not w.startswith("file file:")) \
+        == sorted(duck.warnings) == wants
+    got = empty_ingest["spark_loads"]
+    got = got[~got.source.isin(urls)][COLUMNS].to_dict(orient="records")
+    assert _loads_of(got) == _loads_of(empty_ingest["duck_loads"]) == sorted(
         [("data/customers.csv", 2, 2, 0, 0, 0, "ok")]
         + [(f"data/{case}.{fmt}", 0, 0, 0, 0, 0, "ok") for case, (fmt, _) in EMPTY.items()])
 
@@ -166,24 +205,12 @@ def test_a_header_only_file_of_another_layout_is_the_same_error(tmp_path, wareho
     assert str(duck.value).startswith("file data/orders.csv, header, column 'customer': ")
 
 
-def test_a_folder_url_names_each_file_without_rows(tmp_path, warehouse):
+def test_a_folder_url_names_each_file_without_rows(empty_ingest):
     """One load of a folder: each file without rows gets its warning (0 bytes, which
     Spark's file listing leaves out, too); with no row in any file the load is ``empty``.
-    Two folders, one source each, in one project (one Spark ingest): the first file of
-    ``with_rows`` has two rows, that of ``header_only`` none."""
-    require_spark()
-    rows = "O1,C1,2024-01-05 10:00:00,10\nO2,C2,2024-01-06 10:00:00,20\n"
-    folders = {}
-    for first in ("with_rows", "header_only"):
-        folder = folders[first] = tmp_path / "data" / first
-        folder.mkdir(parents=True)
-        (folder / "2024-01.csv").write_text(HEADER + (rows if first == "with_rows" else ""))
-        (folder / "2024-02.csv").write_text(HEADER)
-        (folder / "2024-03.csv").write_bytes(b"")
-    root = _project(tmp_path, "", "", warehouse, "empty_folders",
-                    orders={f: (d.resolve().as_uri(), "csv") for f, d in folders.items()})
-    code, report = _spark_ingest(root)
-    assert code == 0, report
+    The two folder URLs of the module's project (:func:`empty_ingest`), one source each:
+    the first file of ``with_rows`` has two rows, that of ``header_only`` none."""
+    report, folders = empty_ingest["spark"], empty_ingest["folders"]
     loads = {r["source"]: r for r in report["data"]}
     warned = []
     for first, folder in folders.items():
@@ -197,7 +224,8 @@ def test_a_folder_url_names_each_file_without_rows(tmp_path, warehouse):
              for f in header_only]
             + [f"file {local}/2024-03.csv is empty (0 bytes: no header to check); "
                "loaded as 0 rows"])
-    assert report["warnings"] == warned
+    # the folders' warnings (the other sources' name their files by their paths)
+    assert [w for w in report["warnings"] if w.startswith("file file:")] == warned
 
 
 def test_a_file_of_a_folder_that_is_no_file_of_its_format_is_refused_alone(tmp_path, warehouse):

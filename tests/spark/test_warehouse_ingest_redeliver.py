@@ -138,7 +138,8 @@ def _timed_in_order(loads: pd.DataFrame, seen: list[dt.datetime]) -> None:
         assert pd.Timestamp(start) <= pd.Timestamp(done) <= pd.Timestamp(end)
 
 
-def test_a_redelivered_file_loads_on_spark_as_on_duckdb(tmp_path_factory, monkeypatch):
+def test_a_redelivered_file_loads_on_spark_as_on_duckdb(tmp_path_factory, monkeypatch,
+                                                       spark_warehouse):
     require_spark()
     from segflow.config import Settings
     from segflow.engine import warehouse_url
@@ -151,7 +152,7 @@ def test_a_redelivered_file_loads_on_spark_as_on_duckdb(tmp_path_factory, monkey
     folder = tmp_path_factory.mktemp("redeliver")
     data = folder / "data"
     data.mkdir()
-    warehouse = str(tmp_path_factory.mktemp("redeliver-warehouse"))
+    warehouse = spark_warehouse  # the session's (tests/conftest.py): no session of its own
     toml = TOML.replace("{warehouse}", warehouse)
     Project.init(folder, toml_text=toml.replace("{max_date}", "2024-04-05")).close()
     store = pushed = None

@@ -12,7 +12,9 @@ load, compared with the rows already in the warehouse, as the DuckDB ingest load
 The module's projects share one warehouse folder (a database each), so that its ``local[2]``
 session and Python workers serve all its Spark ingests (a warehouse of each project's own
 started a new session, and new workers importing segflow's ingest code, for each); the
-session is stopped after the module, as each test stopped it before.
+session is stopped after the module, as each test stopped it before. The folder URL and the
+files named with odd characters are sources of one project (:func:`split_ingest`): one Spark
+ingest for their two tests.
 """
 
 from __future__ import annotations
@@ -91,26 +93,65 @@ def warehouse(tmp_path_factory):
         active.stop()
 
 
-def test_a_folder_url_numbers_rows_and_quarantines_their_raw_rows(tmp_path, warehouse):
+#: The customers' file and a CSV source of the same project, named with a space, a hash and
+#: percent signs (test_local_file_names_with_spaces_hash_and_percent_are_read): ids N1, N2.
+ODD_CRM = "da ta/cus tomers #1 %20.parquet"
+ODD_CSV = "da ta/or ders %41.csv"
+NAMES = f"""
+[[sources]]
+name = "names"
+table = "transactions"
+path = "{ODD_CSV}"
+format = "csv"
+date_formats = ["%Y-%m-%d %H:%M:%S"]
+max_date = "2025-01-01"
+[sources.columns]
+transaction_id = "order_id"
+customer_id = "customer"
+ts = "order_date"
+amount = "amount"
+"""
+
+
+@pytest.fixture(scope="module")
+def split_ingest(tmp_path_factory, warehouse):
+    """The project of the folder URL of :data:`PARTS` (tiny splits), its customers' file and
+    a second orders source named with odd characters (:data:`ODD_CRM`, :data:`ODD_CSV`),
+    after its first ingest: (its folder, the ingest's loads by source). One Spark ingest for
+    the two tests below (each took one of its own: seconds of the driver's CPU each)."""
     require_spark()
     from segflow.cli import app
-    from segflow.config import Settings
     from segflow.project import Project
-    from segflow.store._spark import SparkStore
 
-    data = tmp_path / "data"
+    root = tmp_path_factory.mktemp("url-splits")
+    data = root / "data"
     (data / "orders").mkdir(parents=True)
-    pq.write_table(pa.table({"id": ["C1", "C2"]}), data / "customers.parquet")
+    (root / "da ta").mkdir()
+    pq.write_table(pa.table({"id": ["C1", "C2"]}), root / ODD_CRM)
+    (root / ODD_CSV).write_text("order_id,customer,order_date,amount\n"
+                                "N1,C1,2024-04-01 10:00:00,10\n"
+                                "N2,C2,2024-04-02 10:00:00,abc\n")
     for i, rows in enumerate(PARTS):  # two rows a row group: several splits a file
         pq.write_table(pa.table(dict(zip(COLUMNS, map(list, zip(*rows, strict=True)), strict=True))),
                        data / "orders" / f"part-{i}.parquet", row_group_size=2)
     url = (data / "orders").resolve().as_uri()
-    Project.init(tmp_path, toml_text=TOML.format(url=url, warehouse=warehouse,
-                                                database="url_splits")).close()
-    result = CliRunner().invoke(app, ["ingest", "-p", str(tmp_path), "--json"],
+    toml = TOML.format(url=url, warehouse=warehouse, database="url_splits").replace(
+        'path = "data/customers.parquet"', f'path = "{ODD_CRM}"')
+    Project.init(root, toml_text=toml.replace("\n[engine]", NAMES + "\n[engine]", 1)).close()
+    result = CliRunner().invoke(app, ["ingest", "-p", str(root), "--json"],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    loads = {r["source"]: r for r in json.loads(result.output)["data"]}
+    return root, {r["source"]: r for r in json.loads(result.output)["data"]}
+
+
+def test_a_folder_url_numbers_rows_and_quarantines_their_raw_rows(split_ingest):
+    require_spark()
+    from segflow.cli import app
+    from segflow.config import Settings
+    from segflow.store._spark import SparkStore
+
+    tmp_path, loads = split_ingest
+    data = tmp_path / "data"
     assert [loads["orders"][k] for k in ("rows_read", "rows_accepted", "rows_quarantined",
                                          "rows_duplicate")] == [10, 5, 5, 0]
 
@@ -125,7 +166,7 @@ def test_a_folder_url_numbers_rows_and_quarantines_their_raw_rows(tmp_path, ware
     assert all(raw == by_tag[raw["tag"]] for raw in raws)
     # one numbering for the accepted and the quarantined rows: 1..10, each number once;
     # the rows of one file keep their order (O3's second version comes after the first)
-    accepted = store.table("transactions").to_pandas()
+    accepted = store.table("transactions").to_pandas().query("source == 'orders'")
     assert set(accepted.transaction_id) == WANT_ACCEPTED
     numbers = [*accepted.source_row, *quarantine.row_number]
     assert sorted(numbers) == list(range(1, 11))
@@ -147,11 +188,12 @@ def test_a_folder_url_numbers_rows_and_quarantines_their_raw_rows(tmp_path, ware
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     loads = {r["source"]: r for r in json.loads(result.output)["data"]}
-    assert loads["crm"]["status"] == "unchanged"
+    assert loads["crm"]["status"] == loads["names"]["status"] == "unchanged"
     assert [loads["orders"][k] for k in ("rows_read", "rows_accepted", "rows_quarantined",
                                          "rows_duplicate", "rows_stale")] == [11, 1, 0, 10, 0]
     store.committed_runs(fresh=True)
-    assert set(store.table("transactions").to_pandas().transaction_id) == WANT_ACCEPTED | {"O11"}
+    stored = store.table("transactions").to_pandas().query("source == 'orders'")
+    assert set(stored.transaction_id) == WANT_ACCEPTED | {"O11"}
     assert len(store.table("quarantine").to_pandas().query("source == 'orders'")) == 5
 
 
@@ -320,27 +362,13 @@ def test_lines_without_ids_read_again_are_refused_in_one_line():
     assert "\n" not in str(e.value) and "warehouse push" in str(e.value)
 
 
-def test_local_file_names_with_spaces_hash_and_percent_are_read(tmp_path, warehouse):
+def test_local_file_names_with_spaces_hash_and_percent_are_read(split_ingest):
     """A local file is given to Spark as ``file://`` + its path as it is: Spark takes a URL's
-    path literally, so the percent-encoded form (``a%20b.csv``) named no file."""
-    require_spark()
-    from segflow.cli import app
-    from segflow.project import Project
-
-    data = tmp_path / "da ta"
-    data.mkdir()
-    pq.write_table(pa.table({"id": ["C1", "C2"]}), data / "cus tomers #1 %20.parquet")
-    (data / "or ders %41.csv").write_text("order_id,customer,order_date,amount\n"
-                                          "O1,C1,2024-04-01 10:00:00,10\n"
-                                          "O2,C2,2024-04-02 10:00:00,abc\n")
-    toml = (TOML.format(url="da ta/or ders %41.csv", warehouse=warehouse, database="url_names")
-            .replace('path = "data/customers.parquet"', 'path = "da ta/cus tomers #1 %20.parquet"')
-            .replace('date_formats', 'format = "csv"\ndate_formats'))
-    Project.init(tmp_path, toml_text=toml).close()
-    result = CliRunner().invoke(app, ["ingest", "-p", str(tmp_path), "--json"])
-    assert result.exit_code == 0, result.output
-    loads = {r["source"]: r for r in json.loads(result.output)["data"]}
-    assert loads["crm"]["source_file"] == "da ta/cus tomers #1 %20.parquet"
+    path literally, so the percent-encoded form (``a%20b.csv``) named no file. The files
+    :data:`ODD_CRM` and :data:`ODD_CSV` of the module's project (:func:`split_ingest`)."""
+    _, loads = split_ingest
+    assert loads["crm"]["source_file"] == ODD_CRM
+    assert loads["names"]["source_file"] == ODD_CSV
     assert [loads["crm"][k] for k in ("rows_read", "rows_accepted")] == [2, 2]
-    assert [loads["orders"][k] for k in ("rows_read", "rows_accepted", "rows_quarantined")] \
+    assert [loads["names"][k] for k in ("rows_read", "rows_accepted", "rows_quarantined")] \
         == [2, 1, 1]
