@@ -229,8 +229,8 @@ def test_a_folder_url_names_each_file_without_rows(empty_ingest):
 
 
 def test_a_file_of_a_folder_that_is_no_file_of_its_format_is_refused_alone(tmp_path, warehouse):
-    """A binary file named .csv, a Parquet file cut short and one without a mapped column in
-    a folder source: refused alone on Spark as on DuckDB (status ``rejected``, one warning
+    """A binary file named .csv, a Parquet file cut short, one of 0 bytes, and a Parquet and a
+    CSV file without a mapped column in a folder source: refused alone on Spark as on DuckDB (status ``rejected``, one warning
     naming each, a ``loads`` row once per content), the other files loaded; Excel-safe text
     (``="00123"``, ``= "C2"``, a header name) in the CSV is read as the text inside on both
     engines (the same rows and ``excel_text`` flags; rows_flagged counts rows); transaction
@@ -267,6 +267,10 @@ def test_a_file_of_a_folder_that_is_no_file_of_its_format_is_refused_alone(tmp_p
                              "order_date": ["2024-01-08 10:00:00"]}), buf)
     (folder / "d.parquet").write_bytes(buf.getvalue())
     (folder / "logo.csv").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    # a CSV without the amount column and a Parquet file of 0 bytes (session 61: both stopped
+    # the ingest, on either engine)
+    (folder / "e.csv").write_text("order_id,customer,order_date\nO5,C1,2024-01-09 10:00:00\n")
+    (folder / "f.parquet").write_bytes(b"")
     with Project.open(root) as project, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         duck = project.ingest(engine="duckdb").to_dict()
@@ -285,6 +289,7 @@ def test_a_file_of_a_folder_that_is_no_file_of_its_format_is_refused_alone(tmp_p
     status = {r["source_file"]: r["status"] for r in spark["data"]}
     assert status == {"data/customers.csv": "loaded", "data/orders/a.csv": "loaded",
                       "data/orders/c.parquet": "rejected", "data/orders/d.parquet": "rejected",
+                      "data/orders/e.csv": "rejected", "data/orders/f.parquet": "rejected",
                       "data/orders/logo.csv": "rejected", "data/lines/a.csv": "loaded",
                       "data/lines/b.csv": "loaded"}
     flagged = {r["source_file"]: (r["rows_flagged"], r["values_flagged"]) for r in spark["data"]}
@@ -298,11 +303,14 @@ def test_a_file_of_a_folder_that_is_no_file_of_its_format_is_refused_alone(tmp_p
     said = [w for w in spark["warnings"] if "not loaded" in w]
     assert [w.split(":")[0] for w in said] == ["file data/orders/c.parquet",
                                                "file data/orders/d.parquet, header, column 'amount'",
+                                               "file data/orders/e.csv, header, column 'amount'",
+                                               "file data/orders/f.parquet",
                                                "file data/orders/logo.csv"]
+    assert said[3].startswith("file data/orders/f.parquet: the file is empty (0 bytes); not loaded")
     assert said[0].split(": ", 1)[1].startswith("cannot read as Parquet: ")
     assert said[1].split(": ", 1)[1].startswith("mapped column 'amount' (for canonical "
                                                 "'amount') is not in the source")
-    assert said[2].startswith("file data/orders/logo.csv: the file holds binary data (a PNG "
+    assert said[4].startswith("file data/orders/logo.csv: the file holds binary data (a PNG "
                               "image), not delimited text; is it really a CSV?; not loaded, the "
                               "other files of source 'orders' are (binary_files = \"fail\" "
                               "stops the ingest instead)")
@@ -329,6 +337,6 @@ def test_a_file_of_a_folder_that_is_no_file_of_its_format_is_refused_alone(tmp_p
     code, again = _spark_ingest(root)
     assert code == 0, again
     assert sorted(r["status"] for r in again["data"]) == [
-        "rejected", "rejected", "rejected", "unchanged", "unchanged", "unchanged", "unchanged"]
+        *["rejected"] * 5, "unchanged", "unchanged", "unchanged", "unchanged"]
     log = store.dataframe("loads").groupBy("status").count().collect()
-    assert sorted(tuple(r) for r in log) == [("ok", 4), ("rejected", 3)]
+    assert sorted(tuple(r) for r in log) == [("ok", 4), ("rejected", 5)]
