@@ -23,6 +23,9 @@ from segflow.store import Store
 FILES = {"data/a.csv": HEADER + b"T1,C1,2024-01-02,3.50\nT2,C2,2024-01-03,4.50\n",
          "data/b.csv": HEADER + b"T3,C1,2024-02-01,5.00\n",
          "data/logo.csv": b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4}  # an image named .csv
+#: The end of the warning of a file of the folder source 'orders' refused alone.
+REFUSED = ("; not loaded, the other files of source 'orders' are (binary_files = \"fail\" "
+           "stops the ingest instead)")
 
 
 def _ingest(root: Path, store: Store):
@@ -121,14 +124,12 @@ def test_a_corrupt_parquet_or_jsonl_file_in_a_folder_is_refused_alone(tmp_path: 
         ("data/f.jsonl", "rejected", 0)]
     assert _stored(store, "SELECT transaction_id FROM transactions ORDER BY 1") == [
         ("T1",), ("T2",), ("T4",), ("T5",)]
-    tail = ("; not loaded, the other files of source 'orders' are (binary_files = \"fail\" "
-            "stops the ingest instead)")
     refused = [m for m in said if "not loaded" in m]
     assert refused[1:] == [
-        f"file data/e.jsonl: no JSON objects found; expected one object per line{tail}",
-        f"file data/f.jsonl: the file holds binary data (a PNG image), not JSON lines{tail}"]
+        f"file data/e.jsonl: no JSON objects found; expected one object per line{REFUSED}",
+        f"file data/f.jsonl: the file holds binary data (a PNG image), not JSON lines{REFUSED}"]
     assert refused[0].startswith("file data/c.parquet: cannot read as Parquet: ")
-    assert refused[0].endswith(tail) and "\n" not in refused[0]
+    assert refused[0].endswith(REFUSED) and "\n" not in refused[0]
     assert report.warnings == said[:3]
     # binary_files = "fail": the first such file stops the ingest before anything is written
     root = _project(tmp_path / "fail", files, path="data", extra='binary_files = "fail"')
@@ -168,14 +169,12 @@ def test_a_parquet_file_of_another_schema_in_a_folder_is_refused_alone(tmp_path:
         ("data/c.parquet", "rejected", 0), ("data/d.parquet", "ok", 1)]
     assert _stored(store, "SELECT transaction_id, ts, amount FROM transactions ORDER BY 1") == [
         ("T1", dt.datetime(2024, 1, 2), 3.5), ("T4", dt.datetime(2024, 3, 1), 6.25)]
-    tail = ("; not loaded, the other files of source 'orders' are (binary_files = \"fail\" "
-            "stops the ingest instead)")
     assert [m for m in said if "not loaded" in m] == [
         "file data/b.parquet, header, column 'amount': mapped column 'amount' (for canonical "
-        f"'amount') is not in the source; its columns are: order_id, customer, date{tail}",
+        f"'amount') is not in the source; its columns are: order_id, customer, date{REFUSED}",
         "file data/c.parquet, row 1, column 'customer': column 'customer' holds lists or "
         f"structures, not single values; map a column of plain values (or an expression "
-        f"extracting one){tail}"]
+        f"extracting one){REFUSED}"]
     assert report.to_pandas().set_index("source_file").status.to_dict() == {
         "data/a.parquet": "loaded", "data/b.parquet": "rejected", "data/c.parquet": "rejected",
         "data/d.parquet": "loaded"}
@@ -214,14 +213,12 @@ def test_a_csv_file_lacking_a_mapped_column_is_refused_alone_unless_no_file_fits
     assert _stored(store, "SELECT source_file, status, rows_read FROM loads ORDER BY 1") == [
         ("data/a.csv", "ok", files["data/a.csv"].count(b"\n") - 1), ("data/b.csv", "rejected", 0),
         ("data/c.csv", "rejected", 0)]
-    tail = ("; not loaded, the other files of source 'orders' are (binary_files = \"fail\" "
-            "stops the ingest instead)")
     assert [m for m in said if "not loaded" in m] == [
         "file data/b.csv, header, column 'amount': mapped column 'amount' (for canonical "
-        f"'amount') is not in the source; its columns are: order_id, customer, date{tail}",
+        f"'amount') is not in the source; its columns are: order_id, customer, date{REFUSED}",
         "file data/c.csv, header, column 'customer': mapped column 'customer' (for canonical "
         f"'customer_id') is not in the source; its columns are: order_id, client, date, "
-        f"amount{tail}"]
+        f"amount{REFUSED}"]
     # no file of the folder has the mapped columns: a mistake of the mapping, which stops the
     # ingest before anything is written (refusing each file would load nothing, rc 0)
     root = _project(tmp_path / "none", {k: files[k] for k in ("data/b.csv", "data/c.csv")},
