@@ -2,12 +2,15 @@
 tests/spark/conftest.py) and read by two modules: test_warehouse_pipeline.py checks the
 faults and the results, test_warehouse_cli.py the CLI on the same warehouse.
 
-The demo is ingested and run by DuckDB (the reference); its loads are pushed to the
-cluster's warehouse (database ``pipeline``); a ``segflow run`` in its own process (its own
-driver on the cluster) is SIGKILLed mid-run; then ``segflow run`` on the cluster loses
-worker 1 mid-run. What each step left is recorded here and asserted by the tests. One full
-cluster run for both modules: the CLI module ran the same demo on a ``local[1]`` session of
-its own before session 59 (a minute of the suite's time).
+The demo is ingested and run by DuckDB (the reference) in a DuckDB project naming the
+cluster's warehouse (database ``pipeline``); ``segflow warehouse push`` pushes its loads
+there (with ``warehouse runs`` before and after, and ``vacuum``: the CLI module's checks of a
+DuckDB project's warehouse, which pushed the same store a second time before session 61);
+the project then becomes a Spark project; a ``segflow run`` in its own process (its own
+driver on the cluster, one executor) is SIGKILLed mid-run; then ``segflow run`` on the
+cluster loses worker 1 mid-run. What each step left is recorded here and asserted by the
+tests. One full cluster run for both modules: the CLI module ran the same demo on a
+``local[1]`` session of its own before session 59 (a minute of the suite's time).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class ClusterDemo:
     toml: str  #: the project file without its [engine] table
     engine: str  #: its [engine] table: the cluster and the warehouse's database
     ingested_rows: dict[str, int]  #: rows per ingested table in the DuckDB store
+    cli_push: dict[str, object]  #: what `segflow warehouse` said around the push (_push_by_cli)
     pushed: list[str]  #: committed runs after the push
     killed_run: str  #: the run id of the killed driver's run
     driver_alive: bool  #: the driver was still running when it was killed
@@ -87,8 +91,13 @@ def warehouse_store(session):
     return SparkStore(session, session.conf.get("spark.sql.warehouse.dir"), DATABASE)
 
 
+def local_path(url: str) -> Path:
+    """The folder of a local warehouse URL (``file:///...``)."""
+    return Path("/" + url.removeprefix("file:").lstrip("/"))
+
+
 def store_root(store) -> Path:
-    return Path(store.root.removeprefix("file:"))
+    return local_path(store.root)
 
 
 def duck(project, query: str) -> pd.DataFrame:
@@ -129,39 +138,83 @@ def _kill_worker_mid_run(cluster, root: Path, killed: dict[str, float]) -> threa
     return thread
 
 
-def _ingested_project(folder: Path, cluster, warehouse: str):
-    """The demo project ingested and run by DuckDB; its [engine] the cluster's warehouse."""
+def _engine(cluster, warehouse: str, *, kind: str = "spark", **conf: str) -> str:
+    """The [engine] table of the cluster's warehouse (its database :data:`DATABASE`): of
+    ``kind`` (``duckdb``: the table without ``kind``, its warehouse a folder as users write
+    it), the cluster's session settings (with ``conf`` instead where given)."""
     from tests._spark_cluster import EXECUTOR_MEMORY
 
+    settings = {**cluster.session_conf(), "spark.executor.memory": EXECUTOR_MEMORY, **conf}
+    where = str(local_path(warehouse)) if kind == "duckdb" else warehouse
+    return "\n".join([
+        "", "[engine]", *([] if kind == "duckdb" else [f'kind = "{kind}"']),
+        f'master = "{cluster.master_url}"', f'warehouse = "{where}"',
+        f'database = "{DATABASE}"', "",
+        "[engine.conf]", *[f'"{k}" = "{v}"' for k, v in settings.items()], ""])
+
+
+def _ingested_project(folder: Path, cluster, warehouse: str):
+    """The demo project ingested and run by DuckDB: a DuckDB project ([engine] without
+    ``kind``) naming the cluster's warehouse, whose push :func:`_push_by_cli` makes."""
     from segflow.datasets import demo_project_toml, generate_demo
     from segflow.project import Project
 
     ds = generate_demo(folder / "data", customers=CUSTOMERS, months=MONTHS, seed=11,
                        formats=("parquet",))
-    conf = {**cluster.session_conf(), "spark.executor.memory": EXECUTOR_MEMORY}
-    engine = "\n".join([
-        "", "[engine]", 'kind = "spark"', f'master = "{cluster.master_url}"',
-        f'warehouse = "{warehouse}"', f'database = "{DATABASE}"', "",
-        "[engine.conf]", *[f'"{k}" = "{v}"' for k, v in conf.items()], ""])
     toml = demo_project_toml(folder / "data", file_format="parquet", max_date=ds.end) \
         + CLUSTERS + MY_RFM
-    project = Project.init(folder / "proj", toml_text=toml + engine)
+    project = Project.init(folder / "proj",
+                           toml_text=toml + _engine(cluster, warehouse, kind="duckdb"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the demo data carries injected defects on purpose
         project.ingest(engine="duckdb")
         project.run(engine="duckdb")
-    return project, toml, engine
+    return project, toml
 
 
-def _killed_driver(project, session, root: Path, log: Path) -> tuple[str, bool, str]:
-    """A ``segflow run`` in its own process, SIGKILLed five seconds after its run's
-    ``running`` row appears: (its run id, whether it was still running, its log's end)."""
+def _invoke(*args: str) -> tuple[int, str, str]:
+    """``segflow ARGS`` in process: (exit code, stdout, stderr)."""
+    from segflow.cli import app
+
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _push_by_cli(project, warehouse: Path) -> dict[str, object]:
+    """``segflow warehouse runs``, ``push``, ``runs`` and ``vacuum`` on the DuckDB project
+    (closed meanwhile: the push opens its store read-only): what each said, whether the
+    database's folder existed before the push, and the rows of each pushed table in the
+    DuckDB store (asserted by test_warehouse_cli.py)."""
+    import duckdb
+
+    directory = str(project.directory)
+    project.close()
+    before = _invoke("warehouse", "runs", "-p", directory)
+    existed = (warehouse / f"{DATABASE}.db").exists()
+    code, out, err = _invoke("warehouse", "push", "-p", directory, "--json")
+    assert code == 0, err
+    pushed = json.loads(out)
+    con = duckdb.connect(str(project.directory / "segflow.duckdb"), read_only=True)
+    try:
+        expected = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
+                    for t in pushed["rows"]}
+    finally:
+        con.close()
+    return {"before": before, "existed": existed, "pushed": pushed, "expected": expected,
+            "runs": _invoke("warehouse", "runs", "-p", directory, "--json"),
+            "vacuum": _invoke("warehouse", "vacuum", "-p", directory)}
+
+
+def _killed_driver(directory: Path, root: Path, log: Path) -> tuple[str, bool, str]:
+    """A ``segflow run -p directory`` in its own process, SIGKILLed five seconds after its
+    run's ``running`` row appears: (its run id, whether it was still running, its log's
+    end)."""
     before = {p.name.removeprefix("run_id=") for p in (root / "runs").glob("run_id=*")}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     with open(log, "wb") as out:
         driver = subprocess.Popen(
             [sys.executable, "-c", "from segflow.cli import main; main()", "run", "-p",
-             str(project.directory)],
+             str(directory)],
             stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
         run_id = _new_run_dir(root, "runs", before, timeout=240, driver=driver, log=log)
@@ -174,21 +227,37 @@ def _killed_driver(project, session, root: Path, log: Path) -> tuple[str, bool, 
 
 
 def run_cluster_demo(folder: Path, cluster, session) -> ClusterDemo:
-    """The project, its push, the killed driver and the Spark run losing worker 1 (then
-    started again for the later tests), with what each left."""
-    from segflow.warehouse import push_to_warehouse
+    """The DuckDB project, its push by the CLI, the killed driver and the Spark run losing
+    worker 1 (then started again for the later tests), with what each left."""
+    from segflow.project import Project
 
-    project, toml, engine = _ingested_project(
-        folder, cluster, session.conf.get("spark.sql.warehouse.dir"))
-    # the DuckDB store's loads pushed to the cluster's warehouse (the demo's ingest on Spark
-    # is compared with DuckDB's in tests/spark/test_warehouse_ingest_audit.py, an ingest on
-    # the cluster in tests/spark/test_warehouse_ingest.py)
+    warehouse = session.conf.get("spark.sql.warehouse.dir")
+    project, toml = _ingested_project(folder, cluster, warehouse)
+    # the DuckDB store's loads pushed to the cluster's warehouse by `segflow warehouse push`
+    # on the DuckDB project (the demo's ingest on Spark is compared with DuckDB's in
+    # tests/spark/test_warehouse_ingest_audit.py, an ingest on the cluster in
+    # tests/spark/test_warehouse_ingest.py)
+    cli_push = _push_by_cli(project, local_path(warehouse))
+    # from here on a Spark project ([engine] kind = "spark")
+    engine = _engine(cluster, warehouse)
+    (project.directory / "segflow.toml").write_text(toml + engine)
+    project = Project.open(project.directory)
     store = warehouse_store(session)
-    push_to_warehouse(project.store, store)
     rows = {t: int(duck(project, f'SELECT count(*) AS n FROM "{t}"')["n"][0]) for t in TABLES}
     pushed = store.committed_runs()
     root = store_root(store)
-    run_id, alive, log = _killed_driver(project, session, root, folder / "driver.log")
+    # the killed driver runs the same project on one executor (spark.cores.max = 1: a
+    # second application's executors are JVMs started for five seconds of work) and without
+    # code generation, as every session of the tests' own process (BASE_CONF, set by
+    # tests/conftest.py), from a folder of its own holding its segflow.toml (the run on
+    # Spark reads the warehouse only)
+    from segflow.engine._spark import BASE_CONF
+
+    codegen = {k: v for k, v in BASE_CONF.items() if k.startswith("spark.sql.codegen.")}
+    alone = folder / "killed"
+    Project.init(alone, toml_text=toml + _engine(
+        cluster, warehouse, **{"spark.cores.max": "1", **codegen})).close()
+    run_id, alive, log = _killed_driver(alone, root, folder / "driver.log")
     fresh = warehouse_store(session)
     after_kill = {
         "committed": fresh.committed_runs(),
@@ -215,7 +284,8 @@ def run_cluster_demo(folder: Path, cluster, session) -> ClusterDemo:
         if proc is None:
             cluster.start_worker(i)
     return ClusterDemo(project=project, toml=toml, engine=engine, ingested_rows=rows,
-                       pushed=pushed, killed_run=run_id, driver_alive=alive, driver_log=log,
-                       after_kill=after_kill, duck_runs=duck_runs, results_jobs=counted,
+                       cli_push=cli_push, pushed=pushed, killed_run=run_id,
+                       driver_alive=alive, driver_log=log, after_kill=after_kill,
+                       duck_runs=duck_runs, results_jobs=counted,
                        worker_killed_at=killed.get("at"), finished_at=finished,
                        alive_workers=alive_workers, summary=json.loads(out))

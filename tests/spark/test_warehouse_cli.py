@@ -261,38 +261,27 @@ def test_a_push_with_nothing_new_writes_no_run():
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_warehouse_push_runs_and_vacuum_agree_on_a_duckdb_project(projects, cluster_demo):
-    """A DuckDB project's warehouse ([engine] of the fixture's session, a database of its
-    own): `runs` refuses before the push; `push` copies every row of the DuckDB store as one
-    run; `runs` then lists that run and `vacuum` finds nothing to remove."""
-    import shutil
-
-    import duckdb
-
-    duck, spark, _ = projects
-    project = duck.parent / "duck_pushed"
-    shutil.copytree(duck, project, ignore=shutil.ignore_patterns("*.wal", "report.html"))
-    # the cluster demo's [engine] (its master, warehouse and settings), kind DuckDB, a
-    # database of its own (not test_warehouse_ingest.py's "pushed": one cluster warehouse)
-    engine = _plain(cluster_demo.engine).replace('kind = "spark"\n', "")
-    engine = engine.replace(f'database = "{DATABASE}"', 'database = "cli_pushed"')
-    wh = Path(re.search(r'warehouse = "([^"]*)"', engine).group(1))
-    with (project / "segflow.toml").open("a") as toml:
-        toml.write(engine)
-    assert "has no warehouse yet" in _cli("warehouse", "runs", "-p", str(project), code=1)
-    assert not (wh / "cli_pushed.db").exists()
-    pushed = json.loads(_cli("warehouse", "push", "-p", str(project), "--json"))
-    assert pushed["warehouse"] == f"file://{wh}/cli_pushed.db"
-    con = duckdb.connect(str(project / "segflow.duckdb"), read_only=True)
-    try:
-        expected = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in pushed["rows"]}
-    finally:
-        con.close()
-    assert pushed["rows"] == expected and expected["transactions"] > 0
-    runs = json.loads(_cli("warehouse", "runs", "-p", str(project), "--json"))
+def test_warehouse_push_runs_and_vacuum_agree_on_a_duckdb_project(cluster_demo):
+    """A DuckDB project's warehouse ([engine] without ``kind``: the cluster demo's, before
+    its runs on Spark): `runs` refuses before the push; `push` copies every row of the
+    DuckDB store as one run; `runs` then lists that run and `vacuum` finds nothing to
+    remove. (The push is the cluster demo's own: tests/spark/_cluster_demo.py records what
+    each command said, test_warehouse_pipeline.py runs on what it pushed.)"""
+    said = cluster_demo.cli_push
+    wh = Path(re.search(r'warehouse = "([^"]*)"', _plain(cluster_demo.engine)).group(1))
+    code, _, err = said["before"]
+    assert code == 1 and "has no warehouse yet" in err
+    assert not said["existed"]  # ... and created none
+    pushed = said["pushed"]
+    assert pushed["warehouse"] == f"file://{wh}/{DATABASE}.db"
+    assert pushed["rows"] == said["expected"] and said["expected"]["transactions"] > 0
+    code, out, _ = said["runs"]
+    assert code == 0
+    runs = json.loads(out)
     assert [(r["command"], r["status"]) for r in runs] == [("push", "ok")]
-    out = CliRunner().invoke(_app(), ["warehouse", "vacuum", "-p", str(project)])
-    assert out.exit_code == 0 and "removed the partitions of 0 uncommitted run(s)" in out.stderr
+    assert [r["run_id"] for r in runs] == cluster_demo.pushed
+    code, _, err = said["vacuum"]
+    assert code == 0 and "removed the partitions of 0 uncommitted run(s)" in err
 
 
 def _app():  # noqa: ANN202

@@ -92,11 +92,12 @@ def test_ingest_on_the_cluster_equals_duckdb_and_the_hand_counts(messy):
     keys = {"customers": ["source", "source_row"], "transactions": ["source", "source_row"],
             "quarantine": ["source", "row_number"], "ingest_duplicates": ["source", "row_number"],
             "ingest_flags": ["source", "row_number", "rule"], "loads": ["source"]}
+    read = {table: store.table(table).to_pandas() for table in keys}  # one Spark read each
     for table, key in keys.items():
-        assert _same(table, _duck(project, table), store.table(table).to_pandas(), key) > 0
+        assert _same(table, _duck(project, table), read[table], key) > 0
     # the refunds, a Parquet file with nanosecond timestamps, in UTC (Berlin: +1 in winter,
     # +2 in summer; 02:30 on 31 March is read before the change, on 27 October after it)
-    tx = store.table("transactions").to_pandas()
+    tx = read["transactions"]
     refunds = tx[tx.source == "refunds"].sort_values("transaction_id")
     assert refunds.ts.tolist() == [pd.Timestamp(r[4]) for r in m.REFUNDS]
     assert refunds.amount.tolist() == [-float(r[3]) for r in m.REFUNDS]
@@ -164,10 +165,10 @@ def test_run_on_the_cluster_equals_duckdb_and_the_hand_values(messy):
     _same("summary_profile_segments", _duck(project, "summary_profile_segments"),
           store.table("summary_profile_segments").to_pandas(), ["scheme", "snapshot_date", "segment"])
     # the stored documents (CLV diagnostics, campaigns, overview, forecasts): the same text
-    docs = _same("summary_results", _duck(project, "summary_results"),
-                 store.table("summary_results").to_pandas(), ["name"])
+    results = store.table("summary_results").to_pandas()
+    docs = _same("summary_results", _duck(project, "summary_results"), results, ["name"])
     assert docs == 4
-    forecasts = store.table("summary_results").to_pandas().set_index("name").loc["forecasts", "document"]
+    forecasts = results.set_index("name").loc["forecasts", "document"]
     assert list(json.loads(forecasts)) == sorted(SCHEMES)
     for table, k in [("model_params", ["model"]), ("cluster_models", ["scheme"])]:
         _same(table, _duck(project, table), store.table(table).to_pandas(), k)
