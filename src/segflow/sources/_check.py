@@ -157,7 +157,7 @@ def resolve_mapping(con: duckdb.DuckDBPyConnection, source: SourceSettings, path
                     staged: Staged) -> dict[str, Spec]:
     """The column specs of ``source``'s mapping on the staged file ``path``; a mapped column
     holding lists or structures refused. A file's own columns may differ from its folder's
-    other files (a month exported without a column, or with another delimiter): its errors
+    other files (a month exported without a column, or one renamed): its errors
     are :class:`FileSchemaError` (refused alone, as a binary file is: ``binary_files``;
     :func:`segflow.sources._ingest.no_file_fits` stops the ingest when no file of the source fits)."""
     try:
