@@ -138,7 +138,8 @@ class BinaryFileError(InputError):
     """A file that is not a file of its format: one given as delimited text or JSON lines
     holds binary data (``sources._binary``), a Parquet file cannot be read as Parquet, a
     JSON-lines file holds no JSON object. In a folder or glob source, the ingest refuses that
-    file alone unless ``binary_files = "fail"``."""
+    file alone unless ``binary_files = "fail"``; when every file of the source is refused,
+    the ingest stops (``segflow.sources._ingest.no_file_fits``)."""
 
 
 class FileSchemaError(BinaryFileError):

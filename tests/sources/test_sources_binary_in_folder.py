@@ -234,3 +234,19 @@ def test_a_csv_file_lacking_a_mapped_column_is_refused_alone_unless_no_file_fits
     root = _project(tmp_path / "binary", binary, path="data")
     with pytest.raises(InputError, match=r"no file of source 'orders' has the mapped columns"):
         _ingest(root, Store(":memory:"))
+
+
+def test_a_folder_whose_files_are_all_binary_stops_the_ingest(tmp_path: Path) -> None:
+    # every file refused as binary data loaded nothing with warnings and exit code 0: the
+    # path or the format is wrong (a folder of images), so the ingest stops before writing
+    images = {"data/logo.csv": FILES["data/logo.csv"],
+              "data/photo.csv": b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4}  # a JPEG
+    root = _project(tmp_path, images, path="data")
+    store = Store(":memory:")
+    with pytest.raises(InputError, match=r"^file data/logo.csv: the file holds binary data \(a "
+                                         r"PNG image\), not delimited text.*; no file of source "
+                                         r"'orders' can be read as its format: check its path "
+                                         r"and format$"):
+        _ingest(root, store)
+    assert _stored(store, "SELECT count(*) FROM loads") == [(0,)]
+

@@ -239,25 +239,33 @@ def _skipped(sources: list[SourceSettings], project_dir: Path) -> list[LoadCount
 
 
 def no_file_fits(files: list[str], refused: list[tuple[str, BinaryFileError]]) -> None:
-    """Stop the ingest when every file of a source was refused for its columns: ``files``
-    names each file's source (one entry per file), ``refused`` the pre-flight's refusals
-    (source, error). A mapping that fits none of a folder's files is the project's mistake (a
-    misspelt column, the wrong delimiter), not one odd file: refusing them all would load
-    nothing with only warnings. Files refused as binary data do not count as fitting.
+    """Stop the ingest when every file of a source was refused: ``files`` names each file's
+    source (one entry per file), ``refused`` the pre-flight's refusals (source, error).
+    Refusing one odd file of a folder is right; refusing all of them would load nothing
+    with only warnings and exit code 0. When one of them was refused for its columns, the
+    mapping is the project's mistake (a misspelt column, the wrong delimiter); when all hold
+    binary data, the path is (a folder of images or archives, the wrong format).
 
     Raises
     ------
     FileSchemaError
         The source's first refusal for its columns, when no file of the source is left.
+    BinaryFileError
+        The source's first refusal, when every file of the source holds binary data.
     """
     for name in dict.fromkeys(files):
         mine = [exc for src, exc in refused if src == name]
+        if not mine or len(mine) < files.count(name):
+            continue
         schema = [exc for exc in mine if isinstance(exc, FileSchemaError)]
-        if schema and len(mine) == files.count(name):
-            first = schema[0]
+        first = (schema or mine)[0]
+        if schema:
             raise FileSchemaError(f"{first.message}; no file of source {name!r} has the "
                                   "mapped columns: check the mapping", file=first.file,
                                   row=first.rows or None, column=first.column)
+        raise BinaryFileError(f"{first.message}; no file of source {name!r} can be read as "
+                              "its format: check its path and format", file=first.file,
+                              row=first.rows or None, column=first.column)
 
 
 #: A file's row in the load log (``loads``) for a file refused whole (binary data).
