@@ -102,38 +102,15 @@ def required_feature_groups(
 ) -> set[str] | None:
     """The feature groups the schemes read, or ``None`` for all of them.
 
-    A group is needed when a scheme's assignment cannot be built on an unbound features
-    table that lacks that group's columns (Ibis resolves column references when the
-    expression is built, and the rule compiler rejects unknown features). A cluster scheme
-    reads the features it is fitted on
+    A group is needed when a scheme's assignment reads one of its columns: each scheme is
+    assigned once on an unbound table of every feature, and the columns its expression reads
+    (:func:`segflow._lineage.columns_read`) name the groups (no scheme's assignment depends
+    on whether a column it does not read exists). A scheme that cannot be assigned there
+    (an unknown feature) needs every group: the run then fails with its own error. A cluster
+    scheme reads the features it is fitted on
     (:func:`segflow.segments._cluster_scheme.cluster_feature_columns`): their groups.
     """
-    import ibis.common.exceptions as ibis_errors
-
-    from segflow.features import FEATURE_GROUPS, FEATURES, customer_features
-    from segflow.segments import assign
-    from segflow.segments._cluster_scheme import cluster_feature_columns
-
-    clustered = cluster_feature_columns(schemes)
-    if clustered is None:
-        return None
-    schema = customer_features(
-        tables, dt.date(2000, 1, 1), window_days=settings.rfm.window_days
-    ).schema()
-    all_groups = set(FEATURE_GROUPS)
-    needed = {"rfm"} | {FEATURES[c].group for c in clustered}  # rfm: the customer base, recency
-    others = [s for s in schemes if s.kind != "cluster"]
-    for group in sorted(all_groups - needed):
-        # a column outside the static registry is a survey answer (one per question)
-        kept = {n: t for n, t in schema.items()
-                if (FEATURES[n].group if n in FEATURES else "survey") != group}
-        unbound = ibis.table(kept, name="segflow_features")
-        try:
-            for scheme in others:
-                assign(scheme, unbound, schemes=schemes)
-        except (AttributeError, SegflowError, ibis_errors.IbisError):
-            needed.add(group)
-    return needed
+    return required_features(tables, schemes, settings=settings)[0]
 
 
 def required_feature_columns(
@@ -146,35 +123,86 @@ def required_feature_columns(
     (None: every column).
 
     As for :func:`required_feature_groups`, a family is needed when a scheme's assignment
-    cannot be built on an unbound features table without it.
+    reads one of its columns (or a cluster scheme is fitted on one).
     """
-    import ibis.common.exceptions as ibis_errors
-
-    from segflow.features import FEATURES, customer_features
-    from segflow.features._snapshots import OPTIONAL_FAMILIES
-    from segflow.segments import assign
-    from segflow.segments._cluster_scheme import cluster_feature_columns
-
     if groups is None:
         return None
-    clustered = set(cluster_feature_columns(schemes) or ())
-    schema = dict(customer_features(
+    from segflow.features import customer_features
+
+    schema = customer_features(
         tables, dt.date(2000, 1, 1), window_days=settings.rfm.window_days, groups=groups
-    ).schema().items())
+    ).schema()
+    return _needed_columns(schemes, dict(schema.items()), _schemes_read(schemes, schema))
+
+
+def required_features(
+    tables: dict[str, ibis.Table], schemes: Sequence[SchemeSettings], *, settings: Settings
+) -> tuple[set[str] | None, list[str] | None]:
+    """:func:`required_feature_groups` and then :func:`required_feature_columns` of those
+    groups, from one features schema (one survey query) and one assignment per scheme."""
+    from segflow.features import FEATURE_GROUPS, customer_features
+    from segflow.segments._cluster_scheme import cluster_feature_columns
+
+    clustered = cluster_feature_columns(schemes)
+    if clustered is None:
+        return None, None
+    schema = customer_features(
+        tables, dt.date(2000, 1, 1), window_days=settings.rfm.window_days
+    ).schema()
+    read = _schemes_read(schemes, schema)
+    groups = set(FEATURE_GROUPS)
+    if read is not None:  # rfm: the customer base, recency
+        groups &= {"rfm"} | {_group(c) for c in (*clustered, *read)}
+    # the columns of customer_features(..., groups=groups), in their order
+    kept = {n: t for n, t in schema.items() if _group(n) in groups or _group(n) == "id"}
+    return groups, _needed_columns(schemes, kept, read)
+
+
+def _group(column: str) -> str:
+    """The feature group of a features column (a column outside the static registry is a
+    survey answer, one per question)."""
+    from segflow.features import FEATURES
+
+    return FEATURES[column].group if column in FEATURES else "survey"
+
+
+def _schemes_read(
+    schemes: Sequence[SchemeSettings], schema: ibis.Schema
+) -> set[str] | None:
+    """The columns of a features table of ``schema`` that the assignments of the schemes
+    other than cluster schemes read; None when one of them cannot be built on it."""
+    import ibis.common.exceptions as ibis_errors
+
+    from segflow._lineage import columns_read
+    from segflow.segments import assign
+
+    unbound = ibis.table(schema, name="segflow_features")
+    read: set[str] = set()
+    for scheme in (s for s in schemes if s.kind != "cluster"):
+        try:
+            assigned = assign(scheme, unbound, schemes=schemes)
+        except (AttributeError, SegflowError, ibis_errors.IbisError):
+            return None
+        read |= columns_read(assigned, unbound)
+    return read
+
+
+def _needed_columns(
+    schemes: Sequence[SchemeSettings], schema: dict[str, object], read: set[str] | None
+) -> list[str]:
+    """The columns of ``schema`` without the optional families and survey questions that no
+    scheme reads (``read``; None: the schemes cannot be built on it, every column)."""
+    from segflow.features import FEATURES
+    from segflow.features._snapshots import OPTIONAL_FAMILIES
+    from segflow.segments._cluster_scheme import cluster_feature_columns
+
+    if read is None:
+        return list(schema)
+    used = read | set(cluster_feature_columns(schemes) or ())
     families = [f for f in OPTIONAL_FAMILIES if set(f) <= set(schema)]
     families += [(n,) for n in schema if n not in FEATURES and n != "customer_id"]  # survey
-    others = [s for s in schemes if s.kind != "cluster"]
-    for family in families:
-        if clustered & set(family):
-            continue
-        kept = {n: t for n, t in schema.items() if n not in family}
-        try:
-            for scheme in others:
-                assign(scheme, ibis.table(kept, name="segflow_features"), schemes=schemes)
-        except (AttributeError, SegflowError, ibis_errors.IbisError):
-            continue
-        schema = kept
-    return list(schema)
+    dropped = {n for f in families if not used & set(f) for n in f}
+    return [n for n in schema if n not in dropped]
 
 
 def compute_assignments(
@@ -275,10 +303,11 @@ def run_pipeline(
                 # `customer_features`), so the schemes read those (same assignments) and the
                 # groups they need are not worked out
                 one_latest = computed == [dates[-1]]
-                groups = None if all_features or one_latest else required_feature_groups(
-                    tables, schemes, settings=settings)
+                groups, columns = (None, None) if all_features or one_latest else (
+                    required_features(tables, schemes, settings=settings))
                 features, assignments, latest, state = _features_and_assignments(
-                    tables, store, schemes, computed, groups=groups, settings=settings,
+                    tables, store, schemes, computed, groups=groups, columns=columns,
+                    settings=settings,
                     latest=dates[-1] if dates[-1] in computed else None,
                     previous=dates[-2] if len(dates) > 1 else None,
                 )
@@ -376,6 +405,7 @@ def _features_and_assignments(
     computed: list[dt.date],
     *,
     groups: set[str] | None,
+    columns: list[str] | None = None,
     settings: Settings,
     latest: dt.date | None,
     previous: dt.date | None = None,
@@ -384,7 +414,8 @@ def _features_and_assignments(
     a view of the cached latest features), every scheme's assignments of all those snapshots
     (lazy; cached when ``computed`` is the latest alone), the latest snapshot's full features
     and feature state (both cached), if computed; ``previous`` is the snapshot before
-    ``latest``."""
+    ``latest``; ``columns`` those of ``groups`` to compute (default
+    :func:`required_feature_columns`)."""
     from segflow.features import snapshot_features
     from segflow.features._snapshots import snapshot_features_and_state
     from segflow.features._state import state_features
@@ -409,7 +440,8 @@ def _features_and_assignments(
             for s in schemes
         }
         return features, assignments, full_latest, state
-    columns = required_feature_columns(tables, schemes, groups, settings=settings)
+    if columns is None:
+        columns = required_feature_columns(tables, schemes, groups, settings=settings)
     if latest is not None:  # the state at the latest snapshot from the same pass
         features, state = snapshot_features_and_state(
             tables, computed, window_days=window, groups=groups, columns=columns,
