@@ -25,6 +25,7 @@ from segflow._plan import input_row_counts, settings_key, snapshots_to_compute, 
 from segflow.config import SchemeSettings, Settings
 from segflow.engine import Engine, connect, snapshot_dates
 from segflow.errors import SegflowError
+from segflow.features._core import KnownSchema
 from segflow.features._stored_state import write_state
 from segflow.store import CANONICAL_TABLES, Store
 
@@ -136,34 +137,29 @@ def required_feature_columns(
 
 
 def required_features(
-    tables: dict[str, ibis.Table], schemes: Sequence[SchemeSettings], *, settings: Settings
+    tables: dict[str, ibis.Table], schemes: Sequence[SchemeSettings], *, settings: Settings,
+    known: KnownSchema | None = None,
 ) -> tuple[set[str] | None, list[str] | None]:
     """:func:`required_feature_groups` and then :func:`required_feature_columns` of those
-    groups, from one features schema (one survey query) and one assignment per scheme."""
-    from segflow.features import FEATURE_GROUPS, customer_features
+    groups, from one features schema (``known``'s, else read and built: one survey query)
+    and one assignment per scheme."""
+    from segflow.features import FEATURE_GROUPS
+    from segflow.features._core import KnownSchema, feature_group
     from segflow.segments._cluster_scheme import cluster_feature_columns
 
     clustered = cluster_feature_columns(schemes)
     if clustered is None:
         return None, None
-    schema = customer_features(
-        tables, dt.date(2000, 1, 1), window_days=settings.rfm.window_days
-    ).schema()
-    read = _schemes_read(schemes, schema)
+    if known is None or known.schema is None:
+        known = KnownSchema.read(tables, window_days=settings.rfm.window_days)
+    assert known.schema is not None
+    read = _schemes_read(schemes, known.schema)
     groups = set(FEATURE_GROUPS)
     if read is not None:  # rfm: the customer base, recency
-        groups &= {"rfm"} | {_group(c) for c in (*clustered, *read)}
-    # the columns of customer_features(..., groups=groups), in their order
-    kept = {n: t for n, t in schema.items() if _group(n) in groups or _group(n) == "id"}
-    return groups, _needed_columns(schemes, kept, read)
-
-
-def _group(column: str) -> str:
-    """The feature group of a features column (a column outside the static registry is a
-    survey answer, one per question)."""
-    from segflow.features import FEATURES
-
-    return FEATURES[column].group if column in FEATURES else "survey"
+        groups &= {"rfm"} | {feature_group(c) for c in (*clustered, *read)}
+    kept = known.of_groups(groups)
+    assert kept is not None
+    return groups, _needed_columns(schemes, dict(kept.items()), read)
 
 
 def _schemes_read(
@@ -303,11 +299,14 @@ def run_pipeline(
                 # `customer_features`), so the schemes read those (same assignments) and the
                 # groups they need are not worked out
                 one_latest = computed == [dates[-1]]
+                # the survey's questions and the features' schema, read once for the run
+                known = None if one_latest else KnownSchema.read(
+                    tables, window_days=settings.rfm.window_days)
                 groups, columns = (None, None) if all_features or one_latest else (
-                    required_features(tables, schemes, settings=settings))
+                    required_features(tables, schemes, settings=settings, known=known))
                 features, assignments, latest, state = _features_and_assignments(
                     tables, store, schemes, computed, groups=groups, columns=columns,
-                    settings=settings,
+                    known=known, settings=settings,
                     latest=dates[-1] if dates[-1] in computed else None,
                     previous=dates[-2] if len(dates) > 1 else None,
                 )
@@ -406,6 +405,7 @@ def _features_and_assignments(
     *,
     groups: set[str] | None,
     columns: list[str] | None = None,
+    known: KnownSchema | None = None,
     settings: Settings,
     latest: dt.date | None,
     previous: dt.date | None = None,
@@ -415,7 +415,8 @@ def _features_and_assignments(
     (lazy; cached when ``computed`` is the latest alone), the latest snapshot's full features
     and feature state (both cached), if computed; ``previous`` is the snapshot before
     ``latest``; ``columns`` those of ``groups`` to compute (default
-    :func:`required_feature_columns`)."""
+    :func:`required_feature_columns`); ``known`` the survey registry and features schema
+    of the tables, when read already."""
     from segflow.features import snapshot_features
     from segflow.features._snapshots import snapshot_features_and_state
     from segflow.features._state import state_features
@@ -445,10 +446,11 @@ def _features_and_assignments(
     if latest is not None:  # the state at the latest snapshot from the same pass
         features, state = snapshot_features_and_state(
             tables, computed, window_days=window, groups=groups, columns=columns,
-            chunk_customers=settings.engine.chunk_customers)
+            chunk_customers=settings.engine.chunk_customers, known=known)
     else:  # materialised already (caching it again would copy it)
         features = snapshot_features(tables, computed, window_days=window, groups=groups,
-                                     columns=columns, chunk_customers=settings.engine.chunk_customers)
+                                     columns=columns, known=known,
+                                     chunk_customers=settings.engine.chunk_customers)
     assignments = {
         s.name: assign(s, features, store=store, schemes=schemes, by="snapshot_date")
         for s in schemes
@@ -458,7 +460,8 @@ def _features_and_assignments(
             full_latest = features.filter(features.snapshot_date == ibis.literal(latest, "date"))
             full_latest = full_latest.drop("snapshot_date").cache()
         else:  # the groups the schemes do not read: from the pass's state, not all history
-            full_latest = state_features(tables, state, latest, window_days=window).cache()
+            full_latest = state_features(tables, state, latest, window_days=window,
+                                         known=known).cache()
     return features, assignments, full_latest, state
 
 
