@@ -11,19 +11,21 @@ their inputs: the answer can be too wide, never too narrow.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import ibis
 import ibis.expr.operations as ops
-from ibis.common.graph import Graph, Node
+from ibis.common.graph import Node, bfs
 
 
-def columns_read(table: ibis.Table, source: ibis.Table) -> set[str]:
-    """The columns of ``source`` that ``table`` (an expression built on it) reads."""
-    root, src = table.op(), source.op()
-    needed: dict[Node, set[str]] = {root: set(root.schema.names)}
+def columns_read(tables: ibis.Table | Sequence[ibis.Table], source: ibis.Table) -> set[str]:
+    """The columns of ``source`` that ``tables`` (expressions built on it: one, or several
+    walked together, their shared parts once) read."""
+    roots = [t.op() for t in ([tables] if isinstance(tables, ibis.Table) else tables)]
+    src = source.op()
+    needed: dict[Node, set[str]] = {root: set(root.schema.names) for root in roots}
     # parents before children: a relation's reads are complete before it is visited
-    ordered, _ = Graph.from_bfs(root).toposort()  # (dependencies first, dependents)
+    ordered, _ = bfs(roots).toposort()  # (dependencies first, dependents)
     for node in reversed(list(ordered)):
         if isinstance(node, ops.Relation) and node in needed and node is not src:
             _visit(node, needed[node], needed)

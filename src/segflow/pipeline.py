@@ -173,14 +173,11 @@ def _schemes_read(
     from segflow.segments import assign
 
     unbound = ibis.table(schema, name="segflow_features")
-    read: set[str] = set()
-    for scheme in (s for s in schemes if s.kind != "cluster"):
-        try:
-            assigned = assign(scheme, unbound, schemes=schemes)
-        except (AttributeError, SegflowError, ibis_errors.IbisError):
-            return None
-        read |= columns_read(assigned, unbound)
-    return read
+    try:
+        assigned = [assign(s, unbound, schemes=schemes) for s in schemes if s.kind != "cluster"]
+    except (AttributeError, SegflowError, ibis_errors.IbisError):
+        return None
+    return columns_read(assigned, unbound)
 
 
 def _needed_columns(
@@ -323,7 +320,7 @@ def run_pipeline(
                     if isinstance(features, CachedTable):  # not one new snapshot's view
                         features.release()
                     for table in assignments.values():
-                        if isinstance(table, CachedTable):  # one new snapshot's (see above)
+                        if isinstance(table, CachedTable):  # with the latest snapshot's
                             table.release()
                 seconds["write"] = time.perf_counter() - start
                 start = time.perf_counter()
@@ -412,7 +409,7 @@ def _features_and_assignments(
 ) -> tuple[ibis.Table, dict[str, ibis.Table], ibis.Table | None, ibis.Table | None]:
     """The long features table of ``computed`` (cached; when ``computed`` is the latest alone,
     a view of the cached latest features), every scheme's assignments of all those snapshots
-    (lazy; cached when ``computed`` is the latest alone), the latest snapshot's full features
+    (lazy; cached when ``computed`` holds the latest, which the checks read too), the latest snapshot's full features
     and feature state (both cached), if computed; ``previous`` is the snapshot before
     ``latest``; ``columns`` those of ``groups`` to compute (default
     :func:`required_feature_columns`); ``known`` the survey registry and features schema
@@ -456,6 +453,10 @@ def _features_and_assignments(
         for s in schemes
     }
     if latest is not None:
+        # materialised (a few columns per customer and snapshot, beside the features'
+        # many): the checks at the latest snapshot read them, then the write, which would
+        # each compile and compute them again (released after the write)
+        assignments = {name: a.cache() for name, a in assignments.items()}
         if groups is None:
             full_latest = features.filter(features.snapshot_date == ibis.literal(latest, "date"))
             full_latest = full_latest.drop("snapshot_date").cache()

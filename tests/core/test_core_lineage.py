@@ -37,3 +37,9 @@ def test_columns_read_are_those_the_result_depends_on(build, read):
 
 def test_an_unknown_relation_reads_every_column_of_its_input():
     assert columns_read(T.distinct().select("a"), T) == set(T.columns)
+
+
+def test_several_expressions_read_the_union_of_their_columns():
+    one, two = T.mutate(x=T.a).select("x"), T.filter(T.e > 0).select("d")
+    assert columns_read([one, two], T) == {"a", "d", "e"}
+    assert columns_read([], T) == set()
