@@ -144,7 +144,7 @@ def required_features(
     groups, from one features schema (``known``'s, else read and built: one survey query)
     and one assignment per scheme."""
     from segflow.features import FEATURE_GROUPS
-    from segflow.features._core import KnownSchema, feature_group
+    from segflow.features._core import feature_group
     from segflow.segments._cluster_scheme import cluster_feature_columns
 
     clustered = cluster_feature_columns(schemes)
