@@ -25,6 +25,7 @@ from segflow._plan import input_row_counts, settings_key, snapshots_to_compute, 
 from segflow.config import SchemeSettings, Settings
 from segflow.engine import Engine, connect, snapshot_dates
 from segflow.errors import SegflowError
+from segflow.features._core import KnownSchema
 from segflow.features._stored_state import write_state
 from segflow.store import CANONICAL_TABLES, Store
 
@@ -102,38 +103,15 @@ def required_feature_groups(
 ) -> set[str] | None:
     """The feature groups the schemes read, or ``None`` for all of them.
 
-    A group is needed when a scheme's assignment cannot be built on an unbound features
-    table that lacks that group's columns (Ibis resolves column references when the
-    expression is built, and the rule compiler rejects unknown features). A cluster scheme
-    reads the features it is fitted on
+    A group is needed when a scheme's assignment reads one of its columns: each scheme is
+    assigned once on an unbound table of every feature, and the columns its expression reads
+    (:func:`segflow._lineage.columns_read`) name the groups (no scheme's assignment depends
+    on whether a column it does not read exists). A scheme that cannot be assigned there
+    (an unknown feature) needs every group: the run then fails with its own error. A cluster
+    scheme reads the features it is fitted on
     (:func:`segflow.segments._cluster_scheme.cluster_feature_columns`): their groups.
     """
-    import ibis.common.exceptions as ibis_errors
-
-    from segflow.features import FEATURE_GROUPS, FEATURES, customer_features
-    from segflow.segments import assign
-    from segflow.segments._cluster_scheme import cluster_feature_columns
-
-    clustered = cluster_feature_columns(schemes)
-    if clustered is None:
-        return None
-    schema = customer_features(
-        tables, dt.date(2000, 1, 1), window_days=settings.rfm.window_days
-    ).schema()
-    all_groups = set(FEATURE_GROUPS)
-    needed = {"rfm"} | {FEATURES[c].group for c in clustered}  # rfm: the customer base, recency
-    others = [s for s in schemes if s.kind != "cluster"]
-    for group in sorted(all_groups - needed):
-        # a column outside the static registry is a survey answer (one per question)
-        kept = {n: t for n, t in schema.items()
-                if (FEATURES[n].group if n in FEATURES else "survey") != group}
-        unbound = ibis.table(kept, name="segflow_features")
-        try:
-            for scheme in others:
-                assign(scheme, unbound, schemes=schemes)
-        except (AttributeError, SegflowError, ibis_errors.IbisError):
-            needed.add(group)
-    return needed
+    return required_features(tables, schemes, settings=settings)[0]
 
 
 def required_feature_columns(
@@ -146,35 +124,78 @@ def required_feature_columns(
     (None: every column).
 
     As for :func:`required_feature_groups`, a family is needed when a scheme's assignment
-    cannot be built on an unbound features table without it.
+    reads one of its columns (or a cluster scheme is fitted on one).
     """
-    import ibis.common.exceptions as ibis_errors
-
-    from segflow.features import FEATURES, customer_features
-    from segflow.features._snapshots import OPTIONAL_FAMILIES
-    from segflow.segments import assign
-    from segflow.segments._cluster_scheme import cluster_feature_columns
-
     if groups is None:
         return None
-    clustered = set(cluster_feature_columns(schemes) or ())
-    schema = dict(customer_features(
+    from segflow.features import customer_features
+
+    schema = customer_features(
         tables, dt.date(2000, 1, 1), window_days=settings.rfm.window_days, groups=groups
-    ).schema().items())
+    ).schema()
+    return _needed_columns(schemes, dict(schema.items()), _schemes_read(schemes, schema))
+
+
+def required_features(
+    tables: dict[str, ibis.Table], schemes: Sequence[SchemeSettings], *, settings: Settings,
+    known: KnownSchema | None = None,
+) -> tuple[set[str] | None, list[str] | None]:
+    """:func:`required_feature_groups` and then :func:`required_feature_columns` of those
+    groups, from one features schema (``known``'s, else read and built: one survey query)
+    and one assignment per scheme."""
+    from segflow.features import FEATURE_GROUPS
+    from segflow.features._core import feature_group
+    from segflow.segments._cluster_scheme import cluster_feature_columns
+
+    clustered = cluster_feature_columns(schemes)
+    if clustered is None:
+        return None, None
+    if known is None or known.schema is None:
+        known = KnownSchema.read(tables, window_days=settings.rfm.window_days)
+    assert known.schema is not None
+    read = _schemes_read(schemes, known.schema)
+    groups = set(FEATURE_GROUPS)
+    if read is not None:  # rfm: the customer base, recency
+        groups &= {"rfm"} | {feature_group(c) for c in (*clustered, *read)}
+    kept = known.of_groups(groups)
+    assert kept is not None
+    return groups, _needed_columns(schemes, dict(kept.items()), read)
+
+
+def _schemes_read(
+    schemes: Sequence[SchemeSettings], schema: ibis.Schema
+) -> set[str] | None:
+    """The columns of a features table of ``schema`` that the assignments of the schemes
+    other than cluster schemes read; None when one of them cannot be built on it."""
+    import ibis.common.exceptions as ibis_errors
+
+    from segflow._lineage import columns_read
+    from segflow.segments import assign
+
+    unbound = ibis.table(schema, name="segflow_features")
+    try:
+        assigned = [assign(s, unbound, schemes=schemes) for s in schemes if s.kind != "cluster"]
+    except (AttributeError, SegflowError, ibis_errors.IbisError):
+        return None
+    return columns_read(assigned, unbound)
+
+
+def _needed_columns(
+    schemes: Sequence[SchemeSettings], schema: dict[str, object], read: set[str] | None
+) -> list[str]:
+    """The columns of ``schema`` without the optional families and survey questions that no
+    scheme reads (``read``; None: the schemes cannot be built on it, every column)."""
+    from segflow.features import FEATURES
+    from segflow.features._snapshots import OPTIONAL_FAMILIES
+    from segflow.segments._cluster_scheme import cluster_feature_columns
+
+    if read is None:
+        return list(schema)
+    used = read | set(cluster_feature_columns(schemes) or ())
     families = [f for f in OPTIONAL_FAMILIES if set(f) <= set(schema)]
     families += [(n,) for n in schema if n not in FEATURES and n != "customer_id"]  # survey
-    others = [s for s in schemes if s.kind != "cluster"]
-    for family in families:
-        if clustered & set(family):
-            continue
-        kept = {n: t for n, t in schema.items() if n not in family}
-        try:
-            for scheme in others:
-                assign(scheme, ibis.table(kept, name="segflow_features"), schemes=schemes)
-        except (AttributeError, SegflowError, ibis_errors.IbisError):
-            continue
-        schema = kept
-    return list(schema)
+    dropped = {n for f in families if not used & set(f) for n in f}
+    return [n for n in schema if n not in dropped]
 
 
 def compute_assignments(
@@ -275,10 +296,14 @@ def run_pipeline(
                 # `customer_features`), so the schemes read those (same assignments) and the
                 # groups they need are not worked out
                 one_latest = computed == [dates[-1]]
-                groups = None if all_features or one_latest else required_feature_groups(
-                    tables, schemes, settings=settings)
+                # the survey's questions and the features' schema, read once for the run
+                known = None if one_latest else KnownSchema.read(
+                    tables, window_days=settings.rfm.window_days)
+                groups, columns = (None, None) if all_features or one_latest else (
+                    required_features(tables, schemes, settings=settings, known=known))
                 features, assignments, latest, state = _features_and_assignments(
-                    tables, store, schemes, computed, groups=groups, settings=settings,
+                    tables, store, schemes, computed, groups=groups, columns=columns,
+                    known=known, settings=settings,
                     latest=dates[-1] if dates[-1] in computed else None,
                     previous=dates[-2] if len(dates) > 1 else None,
                 )
@@ -295,7 +320,7 @@ def run_pipeline(
                     if isinstance(features, CachedTable):  # not one new snapshot's view
                         features.release()
                     for table in assignments.values():
-                        if isinstance(table, CachedTable):  # one new snapshot's (see above)
+                        if isinstance(table, CachedTable):  # with the latest snapshot's
                             table.release()
                 seconds["write"] = time.perf_counter() - start
                 start = time.perf_counter()
@@ -376,15 +401,19 @@ def _features_and_assignments(
     computed: list[dt.date],
     *,
     groups: set[str] | None,
+    columns: list[str] | None = None,
+    known: KnownSchema | None = None,
     settings: Settings,
     latest: dt.date | None,
     previous: dt.date | None = None,
 ) -> tuple[ibis.Table, dict[str, ibis.Table], ibis.Table | None, ibis.Table | None]:
     """The long features table of ``computed`` (cached; when ``computed`` is the latest alone,
     a view of the cached latest features), every scheme's assignments of all those snapshots
-    (lazy; cached when ``computed`` is the latest alone), the latest snapshot's full features
+    (lazy; cached when ``computed`` holds the latest, which the checks read too), the latest snapshot's full features
     and feature state (both cached), if computed; ``previous`` is the snapshot before
-    ``latest``."""
+    ``latest``; ``columns`` those of ``groups`` to compute (default
+    :func:`required_feature_columns`); ``known`` the survey registry and features schema
+    of the tables, when read already."""
     from segflow.features import snapshot_features
     from segflow.features._snapshots import snapshot_features_and_state
     from segflow.features._state import state_features
@@ -409,24 +438,31 @@ def _features_and_assignments(
             for s in schemes
         }
         return features, assignments, full_latest, state
-    columns = required_feature_columns(tables, schemes, groups, settings=settings)
+    if columns is None:
+        columns = required_feature_columns(tables, schemes, groups, settings=settings)
     if latest is not None:  # the state at the latest snapshot from the same pass
         features, state = snapshot_features_and_state(
             tables, computed, window_days=window, groups=groups, columns=columns,
-            chunk_customers=settings.engine.chunk_customers)
+            chunk_customers=settings.engine.chunk_customers, known=known)
     else:  # materialised already (caching it again would copy it)
         features = snapshot_features(tables, computed, window_days=window, groups=groups,
-                                     columns=columns, chunk_customers=settings.engine.chunk_customers)
+                                     columns=columns, known=known,
+                                     chunk_customers=settings.engine.chunk_customers)
     assignments = {
         s.name: assign(s, features, store=store, schemes=schemes, by="snapshot_date")
         for s in schemes
     }
     if latest is not None:
+        # materialised (a few columns per customer and snapshot, beside the features'
+        # many): the checks at the latest snapshot read them, then the write, which would
+        # each compile and compute them again (released after the write)
+        assignments = {name: a.cache() for name, a in assignments.items()}
         if groups is None:
             full_latest = features.filter(features.snapshot_date == ibis.literal(latest, "date"))
             full_latest = full_latest.drop("snapshot_date").cache()
         else:  # the groups the schemes do not read: from the pass's state, not all history
-            full_latest = state_features(tables, state, latest, window_days=window).cache()
+            full_latest = state_features(tables, state, latest, window_days=window,
+                                         known=known).cache()
     return features, assignments, full_latest, state
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Collection, Mapping
 
@@ -50,12 +51,49 @@ _ZERO_WHEN_ABSENT: tuple[str, ...] = (
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class KnownSchema:
+    """What a run already knows of its features: the survey registry
+    (:func:`segflow.features.survey_registry` of the tables, one query) and the schema of
+    :func:`customer_features` with every group (building it costs a features expression).
+    Either may be None (not known: read or built where needed). Valid for one set of tables
+    as they are now: a run passes it down, nothing keeps it longer."""
+
+    survey: Mapping[str, tuple[Feature, tuple[str, ...]]] | None = None
+    schema: ibis.Schema | None = None
+
+    @classmethod
+    def read(cls, tables: Mapping[str, ibis.Table], *,
+             window_days: int | None = None) -> KnownSchema:
+        """Both, read from ``tables`` (one survey query) and built."""
+        responses = text_columns({"survey_responses": tables["survey_responses"]})
+        survey = survey_registry(responses["survey_responses"])
+        schema = customer_features(tables, dt.date(2000, 1, 1), window_days=window_days,
+                                   survey=survey).schema()
+        return cls(survey=survey, schema=schema)
+
+    def of_groups(self, groups: Collection[str] | None) -> ibis.Schema | None:
+        """The schema of ``customer_features(..., groups=groups)``: the columns of those
+        groups (and ``customer_id``) in their order; None when the schema is not known."""
+        if self.schema is None:
+            return None
+        wanted = _check_groups(groups) | {"id"}
+        return ibis.schema({n: t for n, t in self.schema.items() if feature_group(n) in wanted})
+
+
+def feature_group(column: str) -> str:
+    """The registry group of a features column (a column outside the static registry is a
+    survey answer, one per question: group ``survey``)."""
+    return FEATURES[column].group if column in FEATURES else "survey"
+
+
 def customer_features(
     tables: Mapping[str, ibis.Table],
     snapshot_date: dt.date,
     *,
     window_days: int | None = None,
     groups: Collection[str] | None = None,
+    survey: Mapping[str, tuple[Feature, tuple[str, ...]]] | None = None,
 ) -> ibis.Table:
     """Per-customer features at a snapshot date, as one lazy Ibis table.
 
@@ -76,6 +114,9 @@ def customer_features(
         Compute only the features of these registry groups (``"rfm"``, ``"pattern"``,
         ``"breadth"``, ``"seasonality"``, ``"web"``, ``"campaign"``, ``"attribute"``, ``"survey"``), e.g.
         ``groups={"rfm"}`` for a fast RFM-only table. Default: every feature.
+    survey : mapping, optional
+        :func:`segflow.features.survey_registry` of ``tables["survey_responses"]`` when the
+        caller has it (default: read here, one small query).
 
     Returns
     -------
@@ -130,7 +171,10 @@ def customer_features(
         parts.append(web_features(tables["events"], frame))
     if "campaign" in wanted:
         parts.append(campaign_features(tables["campaign_exposures"], lines, frame))
-    survey = survey_registry(tables["survey_responses"]) if "survey" in wanted else {}
+    if "survey" not in wanted:
+        survey = {}
+    elif survey is None:
+        survey = survey_registry(tables["survey_responses"])
     answers = survey_features(tables["survey_responses"], frame, survey)
     if answers is not None:
         parts.append(answers)

@@ -46,6 +46,7 @@ from segflow.features._behaviour import campaign_features
 from segflow.features._core import (
     _ZERO_WHEN_ABSENT,
     REQUIRED_TABLES,
+    KnownSchema,
     _check_groups,
     customer_features,
     text_columns,
@@ -71,6 +72,7 @@ def snapshot_features(
     groups: Collection[str] | None = None,
     columns: Collection[str] | None = None,
     chunk_customers: int | None = None,
+    known: KnownSchema | None = None,
 ) -> ibis.Table:
     """Features at every date of ``dates``, one row per (snapshot, customer known at it).
 
@@ -87,6 +89,9 @@ def snapshot_features(
         Customers per chunk (default :data:`CHUNK_CUSTOMERS`): the customers are split by
         their surrogate key into chunks computed and materialised one after the other (with
         Ibis ``cache``, on the tables' backend), which bounds the memory of the run.
+    known : KnownSchema, optional
+        The survey registry and the features schema of ``groups``, when the caller has
+        them (:class:`segflow.features._core.KnownSchema`; default: read and built here).
 
     Returns
     -------
@@ -114,7 +119,7 @@ def snapshot_features(
     """
     return _snapshot_features(tables, dates, window_days=window_days, groups=groups,
                               columns=columns, chunk_customers=chunk_customers,
-                              with_state=False)[0]
+                              with_state=False, known=known)[0]
 
 
 def snapshot_features_and_state(
@@ -125,6 +130,7 @@ def snapshot_features_and_state(
     groups: Collection[str] | None = None,
     columns: Collection[str] | None = None,
     chunk_customers: int | None = None,
+    known: KnownSchema | None = None,
 ) -> tuple[ibis.Table, ibis.Table]:
     """:func:`snapshot_features` and the feature state at the last of ``dates``
     (:func:`segflow.features._state.feature_state`: same rows and values), from the same
@@ -132,10 +138,11 @@ def snapshot_features_and_state(
     while they are materialised (no second read of the history) and materialised itself
     (one row per customer, exact measures), then the chunk's intermediate tables are
     released. The state is returned materialised: the caller releases it once written
-    (:func:`segflow.features._stored_state.write_state`)."""
+    (:func:`segflow.features._stored_state.write_state`). ``known``: as for
+    :func:`snapshot_features`."""
     features, state = _snapshot_features(
         tables, dates, window_days=window_days, groups=groups, columns=columns,
-        chunk_customers=chunk_customers, with_state=True)
+        chunk_customers=chunk_customers, with_state=True, known=known)
     assert state is not None
     return features, state
 
@@ -149,6 +156,7 @@ def _snapshot_features(
     columns: Collection[str] | None,
     chunk_customers: int | None,
     with_state: bool,
+    known: KnownSchema | None = None,
 ) -> tuple[ibis.Table, ibis.Table | None]:
     missing = [name for name in REQUIRED_TABLES if name not in tables]
     if missing:
@@ -160,7 +168,11 @@ def _snapshot_features(
     if window_days is not None and window_days <= 0:
         raise InputError(f"window_days must be a positive number of days, got {window_days}")
     wanted = _check_groups(groups)
-    schema = customer_features(tables, unique[0], window_days=window_days, groups=groups).schema()
+    known = known or KnownSchema()
+    schema = known.of_groups(groups)
+    if schema is None:
+        schema = customer_features(tables, unique[0], window_days=window_days, groups=groups,
+                                   survey=known.survey).schema()
     if columns is not None:
         keep = set(columns) | {"customer_id"}
         schema = ibis.schema({n: t for n, t in schema.items() if n in keep})
@@ -168,7 +180,8 @@ def _snapshot_features(
         raise InputError(f"chunk_customers must be a positive number, got {chunk_customers}")
     periods = Periods(tuple(unique))
     # the survey's questions and their kinds come from the whole table, as in customer_features
-    survey = survey_registry(tables["survey_responses"]) if "survey" in wanted else {}
+    survey = ({} if "survey" not in wanted else known.survey if known.survey is not None
+              else survey_registry(tables["survey_responses"]))
     survey = {name: entry for name, entry in survey.items() if name in schema}
     keys = _customer_keys(tables, periods).cache()
     n_keys = int(keys.count().execute())

@@ -46,7 +46,12 @@ from segflow.features import _onepass_purchases as purchases
 from segflow.features._attributes import customer_records
 from segflow.features._behaviour import campaign_features, web_features
 from segflow.features._breadth import breadth_features
-from segflow.features._core import _ZERO_WHEN_ABSENT, REQUIRED_TABLES, customer_features
+from segflow.features._core import (
+    _ZERO_WHEN_ABSENT,
+    REQUIRED_TABLES,
+    KnownSchema,
+    customer_features,
+)
 from segflow.features._derive import one_pass_features
 from segflow.features._periods import Periods, union_deltas
 from segflow.features._purchases import (
@@ -140,15 +145,22 @@ def next_state(tables: Mapping[str, ibis.Table], state: ibis.Table, state_date: 
 
 
 def state_features(tables: Mapping[str, ibis.Table], state: ibis.Table, snapshot: dt.date, *,
-                   window_days: int | None = None) -> ibis.Table:
+                   window_days: int | None = None, known: KnownSchema | None = None,
+                   ) -> ibis.Table:
     """``customer_features(tables, snapshot, window_days=window_days)`` (every group, same
     columns, types and rows) with the one-pass columns derived from ``state``, the feature
-    state at ``snapshot`` (:func:`feature_state` or :func:`next_state`)."""
+    state at ``snapshot`` (:func:`feature_state` or :func:`next_state`); ``known``: the
+    survey registry and features schema when the caller has them (default: read, built)."""
     missing = [name for name in REQUIRED_TABLES if name not in tables]
     if missing:
         raise InputError(f"state_features needs the tables {', '.join(missing)}")
     s = as_date(snapshot)
-    schema = customer_features(tables, s, window_days=window_days).schema()
+    known = known or KnownSchema()
+    survey = (known.survey if known.survey is not None
+              else survey_registry(tables["survey_responses"]))
+    schema = known.schema
+    if schema is None:
+        schema = customer_features(tables, s, window_days=window_days, survey=survey).schema()
     sday = (s - EPOCH).days
     c = tables["customers"]
     c = c.filter(c.customer_id.notnull())
@@ -185,8 +197,7 @@ def state_features(tables: Mapping[str, ibis.Table], state: ibis.Table, snapshot
     ]
     if window_days is not None:  # the gaps of orders leaving a window: not in the state
         parts.append(interpurchase_features(order_table(lines), frame))
-    answers = survey_features(tables["survey_responses"], frame,
-                              survey_registry(tables["survey_responses"]))
+    answers = survey_features(tables["survey_responses"], frame, survey)
     if answers is not None:
         parts.append(answers)
     have = set(one_pass.columns)
