@@ -320,7 +320,7 @@ def run_pipeline(
                     if isinstance(features, CachedTable):  # not one new snapshot's view
                         features.release()
                     for table in assignments.values():
-                        if isinstance(table, CachedTable):  # with the latest snapshot's
+                        if isinstance(table, CachedTable):  # one new snapshot's (see above)
                             table.release()
                 seconds["write"] = time.perf_counter() - start
                 start = time.perf_counter()
@@ -409,8 +409,9 @@ def _features_and_assignments(
 ) -> tuple[ibis.Table, dict[str, ibis.Table], ibis.Table | None, ibis.Table | None]:
     """The long features table of ``computed`` (cached; when ``computed`` is the latest alone,
     a view of the cached latest features), every scheme's assignments of all those snapshots
-    (lazy; cached when ``computed`` holds the latest, which the checks read too), the latest snapshot's full features
-    and feature state (both cached), if computed; ``previous`` is the snapshot before
+    (lazy; cached when ``computed`` is the latest alone: at every snapshot they are as many
+    rows as customers x snapshots x schemes, too many to hold for the checks), the latest
+    snapshot's full features and feature state (both cached), if computed; ``previous`` is the snapshot before
     ``latest``; ``columns`` those of ``groups`` to compute (default
     :func:`required_feature_columns`); ``known`` the survey registry and features schema
     of the tables, when read already."""
@@ -453,10 +454,6 @@ def _features_and_assignments(
         for s in schemes
     }
     if latest is not None:
-        # materialised (a few columns per customer and snapshot, beside the features'
-        # many): the checks at the latest snapshot read them, then the write, which would
-        # each compile and compute them again (released after the write)
-        assignments = {name: a.cache() for name, a in assignments.items()}
         if groups is None:
             full_latest = features.filter(features.snapshot_date == ibis.literal(latest, "date"))
             full_latest = full_latest.drop("snapshot_date").cache()
