@@ -144,12 +144,12 @@ def run_on_warehouse(
     """
     from segflow._plan import settings_key
     from segflow.features import snapshot_features
+    from segflow.features._core import KnownSchema
     from segflow.features._snapshots import SPARK_CHUNK_CUSTOMERS, snapshot_features_and_state
     from segflow.features._state import state_features
     from segflow.pipeline import (
         RunSummary,
-        required_feature_columns,
-        required_feature_groups,
+        required_features,
         resolve_schemes,
         scheme_notes,
         snapshot_dates_between,
@@ -180,17 +180,20 @@ def run_on_warehouse(
         # (the per-snapshot families no scheme reads are most of Spark's stages); the full
         # features of the latest snapshot (kept for profiles) then from the pass's feature
         # state at that snapshot (the rest of history is not read again for them)
-        groups = required_feature_groups(tables, schemes, settings=settings)
-        columns = required_feature_columns(tables, schemes, groups, settings=settings)
+        # the survey's questions and the features' schema, read once for the run (each
+        # survey read is a Spark job, each features expression seconds of planning)
+        known = KnownSchema.read(tables, window_days=settings.rfm.window_days)
+        groups, columns = required_features(tables, schemes, settings=settings, known=known)
         # materialised (and checkpointed: segflow.engine.ibis_backend) by snapshot_features
         state = None
         chunk = settings.engine.chunk_customers or SPARK_CHUNK_CUSTOMERS
         if columns is None:  # every column: the latest features are the pass's last snapshot
-            features = snapshot_features(tables, dates, window_days=window, chunk_customers=chunk)
+            features = snapshot_features(tables, dates, window_days=window, chunk_customers=chunk,
+                                         known=known)
         else:
             features, state = snapshot_features_and_state(tables, dates, window_days=window,
                                                           groups=groups, columns=columns,
-                                                          chunk_customers=chunk)
+                                                          chunk_customers=chunk, known=known)
         models = _ClusterModels(store) if any(s.kind == "cluster" for s in schemes) else None
         released = False
         try:
@@ -229,7 +232,8 @@ def run_on_warehouse(
             if state is None:
                 latest = features.filter(features.snapshot_date == ibis.literal(dates[-1], "date"))
             else:  # as the DuckDB run's (segflow.pipeline): the same expression
-                latest = state_features(tables, state, dates[-1], window_days=window).mutate(
+                latest = state_features(tables, state, dates[-1], window_days=window,
+                                        known=known).mutate(
                     snapshot_date=ibis.literal(dates[-1], "date"))
             store.write("customer_features", latest, run_id)
         finally:
