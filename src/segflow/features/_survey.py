@@ -23,7 +23,10 @@ from segflow.features._window import Frame
 #: Prefix of a survey column whose question would clash with a registered feature or is not
 #: a plain name (e.g. a question "frequency" becomes ``survey_frequency``).
 SURVEY_PREFIX = "survey_"
-
+#: Columns a rule scheme derives from the features (the RFM scores of
+#: :func:`segflow.segments.rule_features`): a survey question of one of these names is
+#: prefixed as a registered feature's is, or a rule on the scores would read the answers.
+DERIVED_COLUMNS = frozenset({"r_score", "f_score", "m_score", "fm_score"})
 
 
 #: A numeric answer (trimmed): ASCII digits with an optional sign, point and exponent, or
@@ -42,11 +45,13 @@ def answer_number(text: ibis.StringValue) -> ibis.FloatingValue:
 def question_column(question: str) -> str | None:
     """The column name of a survey question: lower-case, runs of other characters than
     ``a-z0-9`` as one ``_``; prefixed with ``survey_`` when it starts with a digit or equals a
-    registered feature name. None for a question without letters or digits."""
+    registered feature name or a derived column (:data:`DERIVED_COLUMNS`). None for a
+    question without letters or digits."""
     slug = re.sub(r"[^0-9a-z]+", "_", question.strip().lower()).strip("_")
     if not slug:
         return None
-    if slug[0].isdigit() or slug in FEATURES or slug.startswith(SURVEY_PREFIX):
+    if (slug[0].isdigit() or slug in FEATURES or slug in DERIVED_COLUMNS
+            or slug.startswith(SURVEY_PREFIX)):
         return SURVEY_PREFIX + slug
     return slug
 
