@@ -35,6 +35,16 @@ def _ingest(root: Path, store: Store):
     return report, [str(w.message) for w in caught]
 
 
+def _stops(root: Path, message: str) -> Store:
+    """The ingest of ``root`` raises an InputError matching ``message`` and records no load
+    (returns the store it ran on)."""
+    store = Store(":memory:")
+    with pytest.raises(InputError, match=message):
+        _ingest(root, store)
+    assert _stored(store, "SELECT count(*) FROM loads") == [(0,)]
+    return store
+
+
 def test_a_binary_file_in_a_folder_is_refused_alone(tmp_path: Path) -> None:
     root = _project(tmp_path, FILES, path="data")
     store = Store(":memory:")
@@ -64,11 +74,7 @@ def test_a_binary_file_in_a_folder_is_refused_alone(tmp_path: Path) -> None:
 
 def test_binary_files_fail_stops_the_ingest(tmp_path: Path) -> None:
     root = _project(tmp_path, FILES, path="data", extra='binary_files = "fail"')
-    store = Store(":memory:")
-    with pytest.raises(InputError, match=r"^file data/logo.csv: the file holds binary data "
-                                         r"\(a PNG image\)"):
-        _ingest(root, store)
-    assert _stored(store, "SELECT count(*) FROM loads") == [(0,)]
+    store = _stops(root, r"^file data/logo.csv: the file holds binary data \(a PNG image\)")
     assert _stored(store, "SELECT count(*) FROM transactions") == [(0,)]
 
 
@@ -133,10 +139,7 @@ def test_a_corrupt_parquet_or_jsonl_file_in_a_folder_is_refused_alone(tmp_path: 
     assert report.warnings == said[:3]
     # binary_files = "fail": the first such file stops the ingest before anything is written
     root = _project(tmp_path / "fail", files, path="data", extra='binary_files = "fail"')
-    store = Store(":memory:")
-    with pytest.raises(InputError, match=r"^file data/c.parquet: cannot read as Parquet: "):
-        _ingest(root, store)
-    assert _stored(store, "SELECT count(*) FROM loads") == [(0,)]
+    _stops(root, r"^file data/c.parquet: cannot read as Parquet: ")
 
 
 def test_a_parquet_file_of_another_schema_in_a_folder_is_refused_alone(tmp_path: Path) -> None:
@@ -187,13 +190,10 @@ def test_a_parquet_file_of_another_schema_in_a_folder_is_refused_alone(tmp_path:
                                          r"the next file$"):
         assert check_source(Settings.load(first).sources[0], first, now=NOW).file == "data/a.parquet"
     root = _project(tmp_path / "fail", files, path="data", extra='binary_files = "fail"')
-    store = Store(":memory:")
-    with pytest.raises(InputError, match=r"^file data/b.parquet, header, column 'amount': "
-                                         r"mapped column 'amount' \(for canonical 'amount'\) "
-                                         r"is not in the source; its columns are: order_id, "
-                                         r"customer, date$"):
-        _ingest(root, store)
-    assert _stored(store, "SELECT count(*) FROM loads") == [(0,)]
+    _stops(root, r"^file data/b.parquet, header, column 'amount': "
+                 r"mapped column 'amount' \(for canonical 'amount'\) "
+                 r"is not in the source; its columns are: order_id, "
+                 r"customer, date$")
 
 
 def test_a_csv_file_lacking_a_mapped_column_is_refused_alone_unless_no_file_fits(
@@ -223,17 +223,13 @@ def test_a_csv_file_lacking_a_mapped_column_is_refused_alone_unless_no_file_fits
     # ingest before anything is written (refusing each file would load nothing, rc 0)
     root = _project(tmp_path / "none", {k: files[k] for k in ("data/b.csv", "data/c.csv")},
                     path="data")
-    store = Store(":memory:")
-    with pytest.raises(InputError, match=r"^file data/b.csv, header, column 'amount': mapped "
-                                         r"column 'amount' .*; no file of source 'orders' has "
-                                         r"the mapped columns: check the mapping$"):
-        _ingest(root, store)
-    assert _stored(store, "SELECT count(*) FROM loads") == [(0,)]
+    _stops(root, r"^file data/b.csv, header, column 'amount': mapped "
+                 r"column 'amount' .*; no file of source 'orders' has "
+                 r"the mapped columns: check the mapping$")
     # a binary file does not count as fitting: still the mapping's error
     binary = {"data/b.csv": files["data/b.csv"], "data/logo.csv": FILES["data/logo.csv"]}
     root = _project(tmp_path / "binary", binary, path="data")
-    with pytest.raises(InputError, match=r"no file of source 'orders' has the mapped columns"):
-        _ingest(root, Store(":memory:"))
+    _stops(root, r"no file of source 'orders' has the mapped columns")
 
 
 def test_a_folder_whose_files_are_all_binary_stops_the_ingest(tmp_path: Path) -> None:
@@ -242,11 +238,8 @@ def test_a_folder_whose_files_are_all_binary_stops_the_ingest(tmp_path: Path) ->
     images = {"data/logo.csv": FILES["data/logo.csv"],
               "data/photo.csv": b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4}  # a JPEG
     root = _project(tmp_path, images, path="data")
-    store = Store(":memory:")
-    with pytest.raises(InputError, match=r"^file data/logo.csv: the file holds binary data \(a "
-                                         r"PNG image\), not delimited text.*; no file of source "
-                                         r"'orders' can be read as its format: check its path "
-                                         r"and format$"):
-        _ingest(root, store)
-    assert _stored(store, "SELECT count(*) FROM loads") == [(0,)]
+    _stops(root, r"^file data/logo.csv: the file holds binary data \(a "
+                 r"PNG image\), not delimited text.*; no file of source "
+                 r"'orders' can be read as its format: check its path "
+                 r"and format$")
 
