@@ -243,3 +243,27 @@ def test_a_folder_whose_files_are_all_binary_stops_the_ingest(tmp_path: Path) ->
                  r"'orders' can be read as its format: check its path "
                  r"and format$")
 
+
+def test_a_new_file_of_a_source_that_loaded_before_is_refused_alone(tmp_path: Path) -> None:
+    # a drop folder: the loaded files moved away, the month's only new file binary (or
+    # lacking a column): refused alone, the stored rows kept (a source that loaded files is
+    # no wrong path or mapping); a source that never loaded one stops (the test above)
+    root = _project(tmp_path, {"data/a.csv": FILES["data/a.csv"]}, path="data")
+    store = Store(":memory:")
+    _ingest(root, store)
+    (root / "data/a.csv").unlink()
+    (root / "data/logo.csv").write_bytes(FILES["data/logo.csv"])
+    report, said = _ingest(root, store)
+    assert report.to_pandas().status.tolist() == ["rejected"]
+    assert [m for m in said if "logo" in m] == [
+        "file data/logo.csv: the file holds binary data (a PNG image), not delimited text; "
+        "is it really a CSV?" + REFUSED]
+    (root / "data/logo.csv").unlink()
+    (root / "data/b.csv").write_bytes(b"order_id,customer,date\nT3,C1,2024-02-01\n")
+    report, said = _ingest(root, store)
+    assert report.to_pandas().status.tolist() == ["rejected"]
+    assert _stored(store, "SELECT transaction_id FROM transactions ORDER BY 1") == [
+        ("T1",), ("T2",)]
+    assert _stored(store, "SELECT source_file, status FROM loads ORDER BY 1") == [
+        ("data/a.csv", "ok"), ("data/b.csv", "rejected"), ("data/logo.csv", "rejected")]
+

@@ -181,9 +181,9 @@ class SourceSettings(BaseModel):
             "column missing, or holding lists): 'reject' refuses that file alone (one warning "
             "naming it, status 'rejected' in the load log), on DuckDB and on Spark, and loads "
             "the other files; 'fail' stops the ingest before anything is written. A "
-            "single-file source always fails, and so does a source none of whose files can "
-            "be loaded: none has the mapped columns (the mapping is wrong) or all hold binary "
-            "data (the path or format is)."
+            "single-file source always fails, and so does a source that never loaded a file "
+            "when none of its files can be: none has the mapped columns (the mapping is "
+            "wrong) or all hold binary data (the path or format is)."
         ),
     )
     max_field_chars: int = Field(

@@ -12,7 +12,7 @@ import os
 import time
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -216,7 +216,8 @@ def ingest(
                 refused.append((src, path, exc))
     finally:
         scratch.close()
-    no_file_fits([src.name for src, _ in plan], [(src.name, exc) for src, _, exc in refused])
+    no_file_fits([src.name for src, _ in plan], [(src.name, exc) for src, _, exc in refused],
+                 loaded_sources(store) if refused else ())
     gone = {(src.name, path) for src, path, _ in refused}
     plan = [(src, path) for src, path in plan if (src.name, path) not in gone]
     loads: list[LoadCounts] = _skipped(sources, project_dir)
@@ -249,13 +250,17 @@ def _skipped(sources: list[SourceSettings], project_dir: Path) -> list[LoadCount
     return out
 
 
-def no_file_fits(files: list[str], refused: list[tuple[str, BinaryFileError]]) -> None:
-    """Stop the ingest when every file of a source was refused: ``files`` names each file's
-    source (one entry per file), ``refused`` the pre-flight's refusals (source, error).
-    Refusing one odd file of a folder is right; refusing all of them would load nothing
-    with only warnings and exit code 0. When one of them was refused for its columns, the
-    mapping is the project's mistake (a misspelt column, the wrong delimiter); when all hold
-    binary data, the path is (a folder of images or archives, the wrong format).
+def no_file_fits(files: list[str], refused: list[tuple[str, BinaryFileError]],
+                 loaded: Collection[str] = ()) -> None:
+    """Stop the ingest when every file of a source that never loaded a file was refused:
+    ``files`` names each file's source (one entry per file), ``refused`` the pre-flight's
+    refusals (source, error), ``loaded`` the sources with a load in the store (status
+    ``ok``). Refusing one odd file of a folder is right; refusing every file of a source
+    that never loaded one would load nothing with only warnings and exit code 0. When one of
+    them was refused for its columns, the mapping is the project's mistake (a misspelt
+    column, the wrong delimiter); when all hold binary data, the path is (a folder of images
+    or archives, the wrong format). A source that loaded files before (a drop folder whose
+    loaded files were moved away, whose one new file is bad) has its files refused alone.
 
     Raises
     ------
@@ -266,7 +271,7 @@ def no_file_fits(files: list[str], refused: list[tuple[str, BinaryFileError]]) -
     """
     for name in dict.fromkeys(files):
         mine = [exc for src, exc in refused if src == name]
-        if not mine or len(mine) < files.count(name):
+        if not mine or len(mine) < files.count(name) or name in loaded:
             continue
         schema = [exc for exc in mine if isinstance(exc, FileSchemaError)]
         first = (schema or mine)[0]
@@ -277,6 +282,12 @@ def no_file_fits(files: list[str], refused: list[tuple[str, BinaryFileError]]) -
         raise BinaryFileError(f"{first.message}; no file of source {name!r} can be read as "
                               "its format: check its path and format", file=first.file,
                               row=first.rows or None, column=first.column)
+
+
+def loaded_sources(store: Store) -> set[str]:
+    """The sources with a load of a file in the store's load log (status ``ok``)."""
+    rows = store.raw.execute("SELECT DISTINCT source FROM main.loads WHERE status = 'ok'")
+    return {r[0] for r in rows.fetchall()}
 
 
 #: A file's row in the load log (``loads``) for a file refused whole (binary data).

@@ -206,8 +206,6 @@ def ingest_on_warehouse(
     now = now or _now()
     sources = sorted(settings.sources, key=lambda s: _ORDER.index(s.table))
     plan = [(src, inp) for src in sources for inp in _inputs(src, project_dir)]
-    refused = _refused(plan, project_dir)
-    plan = [(src, inp) for src, inp in plan if (src.name, inp.label) not in refused]
     done: set[tuple[str, str, str | None]] = set()  # (source, hash, file or None: any file)
     again: dict[tuple[str, str], bool] = {}  # (source, file) loaded before (ok): with rows
     prior: dict[str, set[str]] = {}  # source -> the tables holding rows of it (see _note)
@@ -224,6 +222,8 @@ def ingest_on_warehouse(
             again[r.source, r.source_file] = again.get((r.source, r.source_file), False) \
                 or bool(r.rows_read)
             _note(prior, r.source, r.target_table, r.rows_accepted, r.rows_quarantined)
+    refused = _refused(plan, project_dir, {source for source, _ in again})
+    plan = [(src, inp) for src, inp in plan if (src.name, inp.label) not in refused]
 
     def loaded(src: SourceSettings, inp: _Input, digest: str | None) -> bool:
         """The DuckDB ingest's rule (:data:`segflow.sources._ingest.UNCHANGED_SQL`)."""
@@ -257,12 +257,13 @@ def ingest_on_warehouse(
     return IngestReport(loads)
 
 
-def _refused(plan: list[tuple[SourceSettings, _Input]], project_dir: Path
-             ) -> dict[tuple[str, str], tuple[tuple[SourceSettings, _Input], BinaryFileError]]:
+def _refused(plan: list[tuple[SourceSettings, _Input]], project_dir: Path,
+             loaded: set[str]) -> dict[tuple[str, str], tuple[tuple[SourceSettings, _Input], BinaryFileError]]:
     """The local files of folder and glob sources that are no files of their format, by
     (source, file): checked on the driver as the DuckDB ingest checks them (a DuckDB staging
     of their first rows, :func:`segflow.sources._ingest.preflight`). Other errors are left
-    to the load, which reports them as Spark reads the file.
+    to the load, which reports them as Spark reads the file. ``loaded``: the sources with a
+    load in the warehouse (:func:`segflow.sources._ingest.no_file_fits`).
 
     Raises
     ------
@@ -282,7 +283,7 @@ def _refused(plan: list[tuple[SourceSettings, _Input]], project_dir: Path
         except InputError:
             continue
     no_file_fits([src.name for src, inp in plan if inp.path is not None],
-                 [(src.name, exc) for (src, _), exc in out.values()])
+                 [(src.name, exc) for (src, _), exc in out.values()], loaded)
     return out
 
 
