@@ -40,6 +40,12 @@ def test_a_survey_question_named_like_an_rfm_score_does_not_replace_the_score():
 
     assert [question_column(q) for q in ("R score", "FM-Score", "r scores", "nps")] == [
         "survey_r_score", "survey_fm_score", "r_scores", "nps"]
+    # nor the columns a run adds beside the features (the stored snapshot_date held the
+    # answers to "Snapshot Date", `segment profile` profiled those to "segment")
+    assert [question_column(q) for q in ("Snapshot Date", "segment", "Segment rank",
+                                         "Customer ID", "scheme", "run id")] == [
+        "survey_snapshot_date", "survey_segment", "survey_segment_rank", "survey_customer_id",
+        "survey_scheme", "survey_run_id"]
     frames = make_tables()
     survey = frames["survey_responses"]
     answers = survey.head(20).assign(question="R score", answer="1")

@@ -23,10 +23,13 @@ from segflow.features._window import Frame
 #: Prefix of a survey column whose question would clash with a registered feature or is not
 #: a plain name (e.g. a question "frequency" becomes ``survey_frequency``).
 SURVEY_PREFIX = "survey_"
-#: Columns a rule scheme derives from the features (the RFM scores of
-#: :func:`segflow.segments.rule_features`): a survey question of one of these names is
-#: prefixed as a registered feature's is, or a rule on the scores would read the answers.
-DERIVED_COLUMNS = frozenset({"r_score", "f_score", "m_score", "fm_score"})
+#: Columns segflow adds beside the features: the RFM scores a rule scheme derives
+#: (:func:`segflow.segments.rule_features`), a run's ``snapshot_date``, an assignment's
+#: ``segment`` and ``segment_rank``, a stored row's ``scheme``, ``scheme_version`` and
+#: ``run_id``. A survey question of one of these names is prefixed as a registered feature's
+#: is, or its answers would replace or shadow them.
+DERIVED_COLUMNS = frozenset({"r_score", "f_score", "m_score", "fm_score", "snapshot_date",
+                             "segment", "segment_rank", "scheme", "scheme_version", "run_id"})
 
 
 #: A numeric answer (trimmed): ASCII digits with an optional sign, point and exponent, or
